@@ -1,0 +1,43 @@
+# sitegen: every target sets up its own virtualenv first, so a fresh checkout needs only python3.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= channels.yaml
+STAMP := $(VENV)/.installed
+
+.PHONY: mirror test lint format demo bench render serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+mirror: $(STAMP)
+	$(BIN)/sitegen mirror -c $(CONFIG)
+
+render: $(STAMP)
+	$(BIN)/sitegen render -c $(CONFIG)
+
+serve: $(STAMP)
+	$(BIN)/sitegen serve -c $(CONFIG)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/sitegen demo --dir demo
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) site demo build *.egg-info

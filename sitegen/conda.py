@@ -1,0 +1,91 @@
+"""Conda version ordering and MatchSpec matching over plain repodata records.
+
+py-rattler supplies the semantics (the implementation pixi and rattler-build use), so
+``1.0a1 < 1.0 < 1.0.post1``, ``1.2.*``, ``>=1.2,<2``, ``|`` and build-string globs behave
+exactly as conda clients expect. This module adapts it to records kept as plain dicts.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from rattler import BuildString, MatchSpec, PackageRecord, Version
+
+
+class InvalidSpecError(ValueError):
+    """A MatchSpec or version string that conda would not accept."""
+
+
+class InvalidVersionError(ValueError):
+    """A record version that does not parse as a conda version."""
+
+
+# Timestamps above this are milliseconds (year 9999 in seconds), as conda-index decides it.
+_MAX_SECONDS = 253402300799
+
+
+@lru_cache(maxsize=65536)
+def parse_matchspec(text: str) -> MatchSpec:
+    try:
+        return MatchSpec(text, strict=False)
+    except Exception as exc:  # rattler raises its own exception classes
+        raise InvalidSpecError(str(exc)) from None
+
+
+@lru_cache(maxsize=1 << 20)
+def parse_version(text: str) -> Version:
+    try:
+        return Version(text)
+    except Exception as exc:
+        raise InvalidVersionError(str(exc)) from None
+
+
+def spec_name(text: str) -> str:
+    """The package name a dependency spec refers to (``'numpy >=1.2'`` -> ``'numpy'``)."""
+    return parse_matchspec(text).name.normalized
+
+
+def timestamp_ms(record: dict[str, Any]) -> int:
+    """The record's timestamp in milliseconds (old records store seconds); 0 when absent."""
+    value = record.get("timestamp")
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return 0
+    return int(value if value > _MAX_SECONDS else value * 1000)
+
+
+class RecordMatcher:
+    """Matches MatchSpecs against raw records, building rattler records once per record."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, PackageRecord | None] = {}
+
+    def _package_record(self, record: dict[str, Any]) -> PackageRecord | None:
+        key = id(record)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        try:
+            built: PackageRecord | None = PackageRecord(
+                name=record["name"],
+                version=record["version"],
+                build=BuildString(record.get("build", "")),
+                build_number=int(record.get("build_number", 0)),
+                subdir=record.get("subdir") or "noarch",
+                license=record.get("license") if isinstance(record.get("license"), str) else None,
+            )
+        except Exception:
+            built = None  # an unparseable record matches no spec
+        self._cache[key] = built
+        return built
+
+    def matches(self, spec: str | MatchSpec, record: dict[str, Any]) -> bool:
+        match_spec = parse_matchspec(spec) if isinstance(spec, str) else spec
+        built = self._package_record(record)
+        return built is not None and match_spec.matches(built)
+
+
+def version_key(record: dict[str, Any]) -> tuple[Version, int, int]:
+    """Sort key: newest version, then highest build number, then newest timestamp."""
+    return (parse_version(record["version"]), int(record.get("build_number", 0)), timestamp_ms(record))

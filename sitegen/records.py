@@ -1,0 +1,224 @@
+"""Parse upstream repodata into typed records, rejecting hostile ones with a reason.
+
+Upstream metadata is untrusted: a record only becomes a :class:`Record` when its filename is a
+plain file name that agrees with its name, version and build, its size is sane and it carries a
+checksum. Everything else is kept out and counted under a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from sitegen.conda import InvalidVersionError, parse_version, timestamp_ms
+
+PACKAGES = "packages"
+PACKAGES_CONDA = "packages.conda"
+SUFFIX_OF_KEY = {PACKAGES: ".tar.bz2", PACKAGES_CONDA: ".conda"}
+MAX_PACKAGE_SIZE = 1 << 40  # 1 TiB: larger claims are hostile or broken
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+# Printable, no path separators, no leading dot: a name that can only ever be a file in the subdir.
+_SAFE_FILENAME = re.compile(r"^[A-Za-z0-9_+!][A-Za-z0-9._+!=,-]*$")
+
+REASON_BAD_FILENAME = "invalid filename"
+REASON_NAME_MISMATCH = "filename disagrees with name-version-build"
+REASON_SUBDIR_MISMATCH = "record subdir disagrees with its subdir"
+REASON_BAD_SIZE = "invalid size"
+REASON_NO_CHECKSUM = "missing or malformed checksum"
+REASON_BAD_VERSION = "invalid version"
+REASON_BAD_FIELDS = "malformed record"
+REASON_BAD_TEXT = "text is not valid UTF-8"
+
+
+class RepodataError(ValueError):
+    """The repodata document as a whole cannot be used."""
+
+
+@dataclass(slots=True, eq=False)
+class Record:
+    """One package file's metadata, exactly as upstream published it."""
+
+    fn: str
+    subdir: str
+    raw: dict[str, Any]
+    origin: str = ""  # the mirror that supplied it
+
+    @property
+    def name(self) -> str:
+        return self.raw["name"]
+
+    @property
+    def version(self) -> str:
+        return self.raw["version"]
+
+    @property
+    def build(self) -> str:
+        return self.raw["build"]
+
+    @property
+    def size(self) -> int:
+        return self.raw["size"]
+
+    @property
+    def sha256(self) -> str | None:
+        return self.raw.get("sha256")
+
+    @property
+    def md5(self) -> str | None:
+        return self.raw.get("md5")
+
+    @property
+    def timestamp_ms(self) -> int:
+        return timestamp_ms(self.raw)
+
+    @property
+    def key(self) -> str:
+        return PACKAGES_CONDA if self.fn.endswith(".conda") else PACKAGES
+
+    def same_file(self, other: Record) -> bool:
+        """True when both describe the same bytes (sha256 preferred, md5 otherwise)."""
+        if self.size != other.size:
+            return False
+        if self.sha256 and other.sha256:
+            return self.sha256.lower() == other.sha256.lower()
+        return bool(self.md5 and other.md5 and self.md5.lower() == other.md5.lower())
+
+
+@dataclass(slots=True)
+class Repodata:
+    """One subdir's repodata: records of both formats keyed by filename, plus the rest."""
+
+    subdir: str
+    info: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, Record] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # repodata_version and unknown keys
+    rejected: dict[str, str] = field(default_factory=dict)  # filename -> reason
+
+
+def _decode(data: bytes) -> tuple[Any, bool]:
+    """Decode JSON; returns (document, lenient) where lenient means bytes were not UTF-8."""
+    try:
+        return msgspec.json.decode(data), False
+    except msgspec.DecodeError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            raise RepodataError(f"repodata is not valid JSON: {exc}") from None
+    # Invalid UTF-8 somewhere: keep the good records, reject those holding the bad bytes.
+    try:
+        return json.loads(data.decode("utf-8", "surrogateescape")), True
+    except ValueError as exc:
+        raise RepodataError(f"repodata is not valid JSON: {exc}") from None
+
+
+def _has_bad_text(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
+    """Why this record must not be mirrored, or None when it is sound."""
+    if not isinstance(fn, str) or not _SAFE_FILENAME.match(fn) or ".." in fn:
+        return REASON_BAD_FILENAME
+    if not fn.endswith(SUFFIX_OF_KEY[key]):
+        return REASON_BAD_FILENAME
+    if not isinstance(raw, dict):
+        return REASON_BAD_FIELDS
+    name, version, build = raw.get("name"), raw.get("version"), raw.get("build")
+    if not all(isinstance(v, str) and v for v in (name, version, build)):
+        return REASON_BAD_FIELDS
+    if fn != f"{name}-{version}-{build}{SUFFIX_OF_KEY[key]}":
+        return REASON_NAME_MISMATCH
+    record_subdir = raw.get("subdir")
+    if record_subdir is not None and record_subdir != subdir:
+        return REASON_SUBDIR_MISMATCH
+    size = raw.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_PACKAGE_SIZE:
+        return REASON_BAD_SIZE
+    sha256, md5 = raw.get("sha256"), raw.get("md5")
+    if sha256 is not None and not (isinstance(sha256, str) and _HEX64.match(sha256)):
+        return REASON_NO_CHECKSUM
+    if md5 is not None and not (isinstance(md5, str) and _HEX32.match(md5)):
+        return REASON_NO_CHECKSUM
+    if sha256 is None and md5 is None:
+        return REASON_NO_CHECKSUM
+    depends = raw.get("depends", [])
+    if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+        return REASON_BAD_FIELDS
+    if not isinstance(raw.get("build_number", 0), int):
+        return REASON_BAD_FIELDS
+    try:
+        parse_version(version)
+    except InvalidVersionError:
+        return REASON_BAD_VERSION
+    return None
+
+
+def parse_repodata(data: bytes, subdir: str, origin: str = "") -> Repodata:
+    """Turn upstream repodata bytes into a :class:`Repodata`; hostile records are rejected."""
+    document, lenient = _decode(data)
+    if not isinstance(document, dict):
+        raise RepodataError("repodata is not a JSON object")
+    info = document.get("info") or {}
+    if not isinstance(info, dict):
+        raise RepodataError("repodata 'info' is not an object")
+    info = dict(info)
+    info["subdir"] = subdir
+    removed = document.get("removed") or []
+    if not isinstance(removed, list):
+        raise RepodataError("repodata 'removed' is not a list")
+    out = Repodata(subdir=subdir, info=info, removed=[r for r in removed if isinstance(r, str)])
+    for top_key, value in document.items():
+        if top_key in ("info", "removed", PACKAGES, PACKAGES_CONDA):
+            continue
+        out.extra[top_key] = value
+    for key in (PACKAGES, PACKAGES_CONDA):
+        section = document.get(key) or {}
+        if not isinstance(section, dict):
+            raise RepodataError(f"repodata {key!r} is not an object")
+        for fn, raw in section.items():
+            reason = check_record(fn, raw, key, subdir)
+            if reason is None and lenient and _has_bad_text(raw):
+                reason = REASON_BAD_TEXT
+            if reason is not None:
+                label = fn if isinstance(fn, str) and not _has_bad_text(fn) else repr(fn)
+                out.rejected[label] = reason
+                continue
+            raw.setdefault("subdir", subdir)
+            out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw, origin=origin)
+    return out
+
+
+def encode_repodata(
+    subdir: str,
+    info: dict[str, Any],
+    records: dict[str, Record] | list[Record],
+    removed: list[str],
+    extra: dict[str, Any],
+) -> bytes:
+    """Compact repodata JSON with records sorted by filename, both formats kept apart."""
+    items = records.values() if isinstance(records, dict) else records
+    packages: dict[str, Any] = {}
+    packages_conda: dict[str, Any] = {}
+    for record in sorted(items, key=lambda r: r.fn):
+        (packages_conda if record.fn.endswith(".conda") else packages)[record.fn] = record.raw
+    document: dict[str, Any] = {"info": {**info, "subdir": subdir}}
+    document[PACKAGES] = packages
+    document[PACKAGES_CONDA] = packages_conda
+    document["removed"] = sorted(set(removed))
+    document["repodata_version"] = extra.get("repodata_version", 1)
+    for key, value in extra.items():
+        if key != "repodata_version":
+            document[key] = value
+    return msgspec.json.encode(document)
