@@ -88,4 +88,8 @@ class RecordMatcher:
 
 def version_key(record: dict[str, Any]) -> tuple[Version, int, int]:
     """Sort key: newest version, then highest build number, then newest timestamp."""
-    return (parse_version(record["version"]), int(record.get("build_number", 0)), timestamp_ms(record))
+    return (
+        parse_version(record["version"]),
+        int(record.get("build_number", 0)),
+        timestamp_ms(record),
+    )

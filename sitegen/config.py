@@ -263,7 +263,9 @@ def _subdirs(node: _Node) -> tuple[str, ...]:
     for item in node.items():
         subdir = item.string()
         if not SUBDIR_RE.match(subdir):
-            raise item.error(f"invalid subdir {subdir!r} (expected e.g. linux-64, osx-arm64, noarch)")
+            raise item.error(
+                f"invalid subdir {subdir!r} (expected e.g. linux-64, osx-arm64, noarch)"
+            )
         out.append(subdir)
     return tuple(dict.fromkeys(out))
 
@@ -326,7 +328,9 @@ def _filters(node: _Node | None) -> FilterSpec:
     if "names" in keys:
         values["include_names"], values["exclude_names"] = _include_exclude(keys["names"])
     if "specs" in keys:
-        values["include_specs"], values["exclude_specs"] = _include_exclude(keys["specs"], spec=True)
+        values["include_specs"], values["exclude_specs"] = _include_exclude(
+            keys["specs"], spec=True
+        )
     if "builds" in keys:
         values["include_builds"], values["exclude_builds"] = _include_exclude(keys["builds"])
     if "licenses" in keys:
@@ -349,9 +353,9 @@ def _filters(node: _Node | None) -> FilterSpec:
             values["after_ms"] = _timestamp_ms(dates["after"])
         if "before" in dates:
             values["before_ms"] = _timestamp_ms(dates["before"])
-        if values.get("after_ms") is not None and values.get("before_ms") is not None:
-            if values["after_ms"] >= values["before_ms"]:
-                raise keys["dates"].error("'after' must be earlier than 'before'")
+        after, before = values.get("after_ms"), values.get("before_ms")
+        if after is not None and before is not None and after >= before:
+            raise keys["dates"].error("'after' must be earlier than 'before'")
     if "newest_versions" in keys:
         values["newest_versions"] = keys["newest_versions"].integer(minimum=1)
     if "max_size" in keys:
@@ -378,16 +382,18 @@ def _check_not_empty(spec: FilterSpec, node: _Node) -> None:
     if "*" in spec.exclude_names:
         raise node.error("names.exclude '*' excludes every package")
     for pattern in spec.include_names:
-        if any(fnmatch.fnmatchcase(pattern, ex) for ex in spec.exclude_names):
-            if not any(ch in pattern for ch in "*?["):
-                raise node.error(
-                    f"names.include {pattern!r} is also excluded by names.exclude,"
-                    " so nothing it names can be mirrored"
-                )
+        literal = not any(ch in pattern for ch in "*?[")
+        if literal and any(fnmatch.fnmatchcase(pattern, ex) for ex in spec.exclude_names):
+            raise node.error(
+                f"names.include {pattern!r} is also excluded by names.exclude,"
+                " so nothing it names can be mirrored"
+            )
     if "*" in spec.exclude_builds:
         raise node.error("builds.exclude '*' excludes every package")
     if "*" in spec.exclude_licenses and not spec.allow_missing_license:
-        raise node.error("licenses.exclude '*' together with allow_missing: false excludes everything")
+        raise node.error(
+            "licenses.exclude '*' together with allow_missing: false excludes everything"
+        )
 
 
 def _check_levels(levels: tuple[FilterSpec, ...], mirror: MirrorConfig, node: _Node) -> None:
@@ -407,23 +413,29 @@ def _check_levels(levels: tuple[FilterSpec, ...], mirror: MirrorConfig, node: _N
         raise node.error(f"mirror {mirror.name!r}: the date ranges of its levels do not overlap")
     formats = {lv.formats for lv in levels} - {"both", "prefer-conda"}
     if len(formats) > 1:
-        raise node.error(f"mirror {mirror.name!r}: formats 'conda' and 'tar.bz2' exclude each other")
+        raise node.error(
+            f"mirror {mirror.name!r}: formats 'conda' and 'tar.bz2' exclude each other"
+        )
     allow_names = [lv.include_names for lv in levels if lv.include_names and not lv.include_specs]
     exclude_names = {p for lv in levels for p in lv.exclude_names}
     for names in allow_names:
         literal = [n for n in names if not any(ch in n for ch in "*?[")]
-        if literal and len(literal) == len(names):
-            if all(any(fnmatch.fnmatchcase(n, ex) for ex in exclude_names) for n in literal):
-                raise node.error(
-                    f"mirror {mirror.name!r}: every name in an allowlist is excluded at another level"
-                )
+        all_literal = bool(literal) and len(literal) == len(names)
+        if all_literal and all(
+            any(fnmatch.fnmatchcase(n, ex) for ex in exclude_names) for n in literal
+        ):
+            raise node.error(
+                f"mirror {mirror.name!r}: every name in an allowlist is excluded at another level"
+            )
 
 
 def _validate_url(node: _Node) -> str:
     url = node.string()
     parts = urlsplit(ENV_REF_RE.sub("x", url))
     if parts.scheme not in ("http", "https", "file"):
-        raise node.error(f"URL must start with https://, http:// or file://, got {redact_url(url)!r}")
+        raise node.error(
+            f"URL must start with https://, http:// or file://, got {redact_url(url)!r}"
+        )
     if parts.scheme != "file" and not parts.netloc:
         raise node.error(f"URL has no host: {redact_url(url)!r}")
     if parts.scheme == "file" and not parts.path:
@@ -552,9 +564,7 @@ def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | No
     if "channels" not in keys:
         raise top.error("missing required key 'channels'")
     channels_node = keys["channels"]
-    channels = [
-        _channel(path, child) for path, child in channels_node.mapping(()).items()
-    ]
+    channels = [_channel(path, child) for path, child in channels_node.mapping(()).items()]
     if not channels:
         raise channels_node.error("no channels configured")
     _check_unique(channels, channels_node)

@@ -1,0 +1,60 @@
+"""``sitegen demo``: mirror a bundled example channel end to end, with no network at all."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import trio
+
+from sitegen.config import load_config
+from sitegen.example_channel import write_example_channel
+from sitegen.mirror import MirrorOptions, run_mirror
+
+DEMO_CONFIG = """\
+# Written by `sitegen demo`: mirrors the example upstream in ./upstream into ./site.
+output: site
+title: sitegen demo mirror
+channels:
+  # The whole example channel, as a person would mirror conda-forge.
+  cloud/example:
+    url: {upstream}
+    subdirs: [linux-64, noarch]
+  # A curated channel fed from the same upstream: an allowlist plus its dependencies,
+  # without GPL/AGPL or unlicensed packages and without Python 2 builds.
+  internal/approved:
+    filters:
+      licenses: {{exclude: ["*GPL*"], allow_missing: false}}
+      builds: {{exclude: ["py2*"]}}
+    mirrors:
+      - name: approved-example
+        url: {upstream}
+        subdirs: [linux-64, noarch]
+        filters:
+          specs: {{include: ["numpy >=1.26"]}}
+          include_dependencies: true
+"""
+
+
+def run_demo(directory: Path) -> int:
+    directory = directory.absolute()
+    upstream = directory / "upstream"
+    write_example_channel(upstream, zst=True)
+    config_path = directory / "channels.yaml"
+    config_path.write_text(DEMO_CONFIG.format(upstream=upstream.as_uri()))
+    config = load_config(config_path)
+    report = trio.run(run_mirror, config, MirrorOptions())
+    site = config.output
+    logging.getLogger("sitegen").info("demo run %s: %s", report.id, report.status)
+    print(
+        f"""
+The demo site is in {site}
+
+Serve it:   python -m http.server -d {site} 8000
+Use it:     pixi/conda/mamba with -c http://127.0.0.1:8000/cloud/example
+            or the curated channel  -c http://127.0.0.1:8000/internal/approved
+.condarc:   channel_alias: http://127.0.0.1:8000/cloud
+Config:     {config_path} (edit it and run `sitegen mirror -c {config_path}`)
+"""
+    )
+    return 1 if report.failed else 0

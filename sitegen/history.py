@@ -1,0 +1,58 @@
+"""The run ledger: one JSON file per run under ``<site>/history/runs/``.
+
+A run is recorded as ``running`` when it starts and rewritten when it ends, so a run that was
+killed stays ``running`` on disk; the next run (which holds the site lock, so it knows no other
+run is alive) marks it ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from sitegen.report import INTERRUPTED, RUNNING, RunReport
+from sitegen.storage import Site
+
+
+def new_run_id(now: float | None = None) -> str:
+    moment = time.gmtime(now if now is not None else time.time())
+    return time.strftime("%Y%m%dT%H%M%SZ", moment) + f"-{os.getpid()}"
+
+
+class History:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.directory = site.root / "history" / "runs"
+
+    def _path(self, run_id: str) -> Path:
+        return self.directory / f"{run_id}.json"
+
+    def save(self, report: RunReport) -> None:
+        data = json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
+        self.site.write_bytes(self._path(report.id), data)
+
+    def runs(self) -> list[RunReport]:
+        """Every recorded run, newest first; unreadable records are skipped."""
+        out = []
+        if not self.directory.is_dir():
+            return out
+        for path in self.directory.glob("*.json"):
+            try:
+                out.append(RunReport.from_json(json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError):
+                continue
+        out.sort(key=lambda r: (r.started, r.id), reverse=True)
+        return out
+
+    def close_interrupted(self) -> list[str]:
+        """Mark runs left 'running' by a killed process; call only while holding the lock."""
+        closed = []
+        for report in self.runs():
+            if report.status == RUNNING:
+                report.status = INTERRUPTED
+                report.errors.append("the run was interrupted before it finished")
+                self.save(report)
+                closed.append(report.id)
+        return closed

@@ -1,0 +1,49 @@
+"""One run at a time per site: an advisory lock on ``<site>/.sitegen/lock``.
+
+``flock`` locks die with their process, so a run killed with SIGKILL never leaves a stale lock
+behind; the file keeps the holder's pid only to name it in the message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+class SiteLocked(Exception):
+    """Another run holds the site."""
+
+
+class SiteLock:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SiteLocked(
+                f"another sitegen run (pid {holder}) is working on {self.path.parent.parent}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> SiteLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,498 @@
+"""One mirror run: fetch repodata, filter, close dependencies, merge, download, publish, prune.
+
+Data flows one way through the stages; each channel subdir is published only when every mirror
+feeding it was read successfully and all of its new files are verified, so a failure anywhere
+leaves the previously published state of that subdir untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import trio
+
+from sitegen import upstream as upstream_mod
+from sitegen.channeldata import build_channeldata
+from sitegen.closure import MirrorSelection, close_dependencies
+from sitegen.conda import RecordMatcher
+from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.download import DownloadJob, DownloadResult, download, file_matches
+from sitegen.filters import apply_filters, effective_newest, include_dependencies
+from sitegen.history import History, new_run_id
+from sitegen.lock import SiteLock
+from sitegen.progress import Progress, human_bytes
+from sitegen.prune import deletion_guard, package_files, prune_subdir
+from sitegen.publish import SubdirMetadata, publish_subdir, write_json
+from sitegen.records import Record, Repodata, RepodataError, parse_repodata
+from sitegen.report import (
+    COMPLETED,
+    FAILED,
+    STOPPED,
+    ChannelSubdirReport,
+    MirrorReport,
+    MirrorSubdirReport,
+    RunReport,
+)
+from sitegen.state import UpstreamCache
+from sitegen.storage import Site
+from sitegen.upstream import SubdirMissing, Upstream, UpstreamError, make_client
+
+log = logging.getLogger("sitegen")
+
+
+@dataclass
+class MirrorOptions:
+    verify: bool = False
+    force_delete: bool = False
+    dry_run: bool = False
+    progress: bool | None = None  # None: live display only on a terminal
+
+
+@dataclass
+class _Fetched:
+    status: str  # "fetched", "unchanged", "missing", "error"
+    repodata: Repodata | None = None
+    error: str = ""
+
+
+@dataclass
+class _ChannelSubdir:
+    channel: ChannelConfig
+    subdir: str
+    report: ChannelSubdirReport
+    meta: SubdirMetadata | None = None  # None when held back
+    previous: Repodata | None = None
+    jobs: list[DownloadJob] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
+
+
+async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -> RunReport:
+    """Run every configured mirror once; raises SiteLocked when another run holds the site."""
+    options = options or MirrorOptions()
+    site = Site(config.output)
+    site.ensure_dir(site.root)
+    with SiteLock(site.state_dir):
+        history = History(site)
+        for run_id in history.close_interrupted():
+            log.warning("run %s did not finish; recorded as interrupted", run_id)
+        report = RunReport(
+            id=new_run_id(),
+            started=time.time(),
+            pid=os.getpid(),
+            options={
+                "verify": options.verify,
+                "force_delete": options.force_delete,
+                "dry_run": options.dry_run,
+            },
+        )
+        if not options.dry_run:
+            history.save(report)
+        try:
+            await _Run(config, options, site, report).run()
+            report.status = FAILED if report.failed else COMPLETED
+        except BaseException as exc:
+            report.status = STOPPED
+            if not isinstance(exc, trio.Cancelled | KeyboardInterrupt):
+                report.status = FAILED
+                report.errors.append(f"unexpected error: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            report.ended = time.time()
+            if not options.dry_run:
+                history.save(report)
+        return report
+
+
+class _Run:
+    def __init__(
+        self, config: SiteConfig, options: MirrorOptions, site: Site, report: RunReport
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.site = site
+        self.report = report
+        self.cache = UpstreamCache(site)
+        self.matcher = RecordMatcher()
+        self.upstreams: dict[str, Upstream] = {}
+        self.fetched: dict[tuple[str, str], _Fetched] = {}
+        self.mirror_reports: dict[str, MirrorReport] = {}
+        for channel, mirror in config.mirrors:
+            mr = MirrorReport(
+                name=mirror.name,
+                channel=channel.path,
+                source=mirror.display_url(),
+                mode=mirror.mode,
+            )
+            self.mirror_reports[mirror.name] = mr
+            report.mirrors.append(mr)
+
+    async def run(self) -> None:
+        async with AsyncExitStack() as stack:
+            clients: dict[bool, httpx.AsyncClient] = {}
+            host_limiters: dict[str, trio.CapacityLimiter] = {}
+            for _channel, mirror in self.config.mirrors:
+                missing = [v for v in mirror.secret_env if v not in os.environ]
+                if missing:
+                    self._mirror_error(
+                        mirror, f"environment variable {', '.join(missing)} is not set"
+                    )
+                    continue
+                if mirror.verify_tls not in clients:
+                    clients[mirror.verify_tls] = await stack.enter_async_context(
+                        make_client(self.config.download, verify=mirror.verify_tls)
+                    )
+                host = urlsplit(mirror.source_url()).netloc or "file"
+                limiter = host_limiters.setdefault(
+                    host, trio.CapacityLimiter(self.config.download.per_host)
+                )
+                self.upstreams[mirror.name] = Upstream(
+                    mirror, clients[mirror.verify_tls], self.config.download, limiter
+                )
+            await self._fetch_all()
+            selections = await trio.to_thread.run_sync(self._filter_all)
+            await trio.to_thread.run_sync(self._close, selections)
+            targets = await trio.to_thread.run_sync(self._merge_all, selections)
+            await self._plan_all(targets)
+            if self.options.dry_run:
+                self._report_dry_run(targets)
+            else:
+                await self._download_all(targets)
+                await self._publish_all(targets)
+        self._log_summary()
+
+    # ------------------------------------------------------------------ fetch
+
+    async def _fetch_all(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for _channel, mirror in self.config.mirrors:
+                if mirror.name not in self.upstreams:
+                    continue
+                for subdir in mirror.subdirs:
+                    nursery.start_soon(self._fetch_one, mirror, subdir)
+
+    async def _fetch_one(self, mirror: MirrorConfig, subdir: str) -> None:
+        upstream = self.upstreams[mirror.name]
+        sub_report = self.mirror_reports[mirror.name].subdirs.setdefault(
+            subdir, MirrorSubdirReport()
+        )
+        key = (mirror.name, subdir)
+        try:
+            result = await self._fetch_repodata(upstream, mirror, subdir)
+        except SubdirMissing:
+            sub_report.upstream = "missing"
+            log.info("%s: %s is not served upstream", mirror.name, subdir)
+            self.fetched[key] = _Fetched("missing")
+            return
+        except (UpstreamError, RepodataError) as exc:
+            sub_report.upstream = "error"
+            self._mirror_error(mirror, f"{subdir}: {exc}")
+            self.fetched[key] = _Fetched("error", error=str(exc))
+            return
+        self.fetched[key] = result
+        sub_report.upstream = result.status
+        assert result.repodata is not None
+        sub_report.records = len(result.repodata.records)
+        sub_report.rejected = dict(Counter(result.repodata.rejected.values()))
+        sub_report.rejected_examples = dict(list(result.repodata.rejected.items())[:50])
+        for fn, reason in list(result.repodata.rejected.items())[:20]:
+            log.warning("%s/%s: skipped %s: %s", mirror.name, subdir, fn, reason)
+
+    async def _fetch_repodata(
+        self, upstream: Upstream, mirror: MirrorConfig, subdir: str
+    ) -> _Fetched:
+        previous = self.cache.validators(mirror.name, subdir)
+        cached_body = self.cache.body(mirror.name, subdir) if previous else None
+        if previous is not None and cached_body is None:
+            previous = None  # validators without the body they describe are useless
+        response = await upstream.fetch_repodata(subdir, previous)
+        body = response.body if response.changed else cached_body
+        assert body is not None
+        variant = response.validators.variant
+        data = await trio.to_thread.run_sync(upstream_mod.decode_body, variant, body)
+        repodata = await trio.to_thread.run_sync(parse_repodata, data, subdir, mirror.name)
+        base_url = repodata.info.pop("base_url", None)
+        if base_url:
+            # CEP-15: packages live elsewhere; fetch them there, serve them here.
+            upstream.package_bases[subdir] = urljoin(upstream.url(subdir, ""), base_url)
+            repodata.extra["repodata_version"] = 1
+        if response.changed and not self.options.dry_run:
+            await trio.to_thread.run_sync(
+                self.cache.store, mirror.name, subdir, response.validators, body
+            )
+        return _Fetched("fetched" if response.changed else "unchanged", repodata)
+
+    # ------------------------------------------------------------------ filter
+
+    def _mirror_ok(self, mirror: MirrorConfig) -> bool:
+        return mirror.name in self.upstreams and all(
+            self.fetched.get((mirror.name, s), _Fetched("error")).status != "error"
+            for s in mirror.subdirs
+        )
+
+    def _filter_all(self) -> list[MirrorSelection]:
+        selections = []
+        for channel, mirror in self.config.mirrors:
+            if not self._mirror_ok(mirror):
+                continue
+            levels = self.config.filter_levels(channel, mirror)
+            results = {}
+            for subdir in mirror.subdirs:
+                fetched = self.fetched[(mirror.name, subdir)]
+                records = fetched.repodata.records if fetched.repodata else {}
+                results[subdir] = apply_filters(records, subdir, levels, self.matcher)
+            selections.append(
+                MirrorSelection(
+                    mirror=mirror.name,
+                    include_dependencies=include_dependencies(levels),
+                    newest_versions=effective_newest(levels),
+                    results=results,
+                )
+            )
+        return selections
+
+    def _close(self, selections: list[MirrorSelection]) -> None:
+        dependencies = close_dependencies(selections, self.matcher)
+        for selection in selections:
+            mr = self.mirror_reports[selection.mirror]
+            for subdir, result in selection.results.items():
+                sub = mr.subdirs.setdefault(subdir, MirrorSubdirReport())
+                sub.kept = len(result.kept)
+                sub.excluded = dict(Counter(result.excluded.values()))
+            for subdir, fn, why in dependencies.added.get(selection.mirror, []):
+                mr.subdirs[subdir].added_as_dependency += 1
+                mr.dependencies_added.append({"subdir": subdir, "file": fn, "why": why})
+            for subdir, spec, needed_by in dependencies.unsatisfied.get(selection.mirror, []):
+                mr.unsatisfied.append({"subdir": subdir, "spec": spec, "needed_by": needed_by})
+        self.selections = {s.mirror: s for s in selections}
+
+    # ------------------------------------------------------------------ merge and plan
+
+    def _merge_all(self, selections: list[MirrorSelection]) -> list[_ChannelSubdir]:
+        targets = []
+        for channel in self.config.channels:
+            for subdir in channel.subdirs:
+                target = self._merge(channel, subdir)
+                if target is not None:
+                    targets.append(target)
+                    self.report.channels.append(target.report)
+        return targets
+
+    def _merge(self, channel: ChannelConfig, subdir: str) -> _ChannelSubdir | None:
+        report = ChannelSubdirReport(channel=channel.path, subdir=subdir)
+        target = _ChannelSubdir(channel=channel, subdir=subdir, report=report)
+        target.previous = self._load_published(channel, subdir)
+        feeding = [m for m in channel.mirrors if subdir in m.subdirs]
+        broken = [m.name for m in feeding if not self._mirror_ok(m)]
+        if broken:
+            report.status = "failed"
+            report.errors.append(
+                f"not updated: mirror {', '.join(broken)} could not be read; kept the previous state"
+            )
+            return target
+        records: dict[str, Record] = {}
+        info: dict = {}
+        removed: list[str] = []
+        extra: dict = {}
+        present_upstream = False
+        for mirror in feeding:
+            fetched = self.fetched[(mirror.name, subdir)]
+            if fetched.repodata is None:
+                continue
+            present_upstream = True
+            if not info:
+                info, extra = dict(fetched.repodata.info), dict(fetched.repodata.extra)
+            removed.extend(fetched.repodata.removed)
+            for fn, record in self.selections[mirror.name].results[subdir].kept.items():
+                first = records.get(fn)
+                if first is None:
+                    records[fn] = record
+                elif not first.same_file(record):
+                    self.mirror_reports[mirror.name].conflicts.append(
+                        f"{subdir}/{fn}: differs from the copy offered by {first.origin};"
+                        f" kept {first.origin}'s"
+                    )
+        if not present_upstream and subdir != "noarch" and target.previous is None:
+            return None  # nothing upstream, nothing published before: no directory to create
+        extra.setdefault("repodata_version", 1)
+        target.meta = SubdirMetadata(
+            subdir=subdir, records=records, info=info, removed=removed, extra=extra
+        )
+        if target.previous is not None and not self.options.force_delete:
+            why = deletion_guard(target.previous.records, records, self.config.max_delete_fraction)
+            if why:
+                target.meta = None
+                report.status = "held"
+                report.errors.append(why)
+        return target
+
+    def _load_published(self, channel: ChannelConfig, subdir: str) -> Repodata | None:
+        path = self.site.path(channel.path, subdir, "repodata.json")
+        try:
+            return parse_repodata(path.read_bytes(), subdir)
+        except (OSError, RepodataError):
+            return None
+
+    async def _plan_all(self, targets: list[_ChannelSubdir]) -> None:
+        for target in targets:
+            if target.meta is None:
+                continue
+            directory = self.site.path(target.channel.path, target.subdir)
+            if not self.options.dry_run:
+                self.site.clean_temp_files(directory)
+            present = package_files(directory)
+            for fn, record in target.meta.records.items():
+                path = directory / fn
+                if fn in present and path.stat().st_size == record.size:
+                    if not self.options.verify:
+                        continue
+                    if await trio.to_thread.run_sync(file_matches, path, record):
+                        continue
+                    log.warning("%s: %s fails its checksum; downloading again", directory, fn)
+                upstream = self.upstreams[record.origin]
+                target.jobs.append(DownloadJob(upstream, record, path))
+
+    def _report_dry_run(self, targets: list[_ChannelSubdir]) -> None:
+        for target in targets:
+            if target.meta is None:
+                continue
+            directory = self.site.path(target.channel.path, target.subdir)
+            referenced = set(target.meta.records)
+            target.report.status = "dry-run"
+            target.report.downloaded_files = len(target.jobs)
+            target.report.downloaded_bytes = sum(j.record.size for j in target.jobs)
+            target.report.deleted_files = len(package_files(directory) - referenced)
+            self._diff(target)
+
+    # ------------------------------------------------------------------ download
+
+    async def _download_all(self, targets: list[_ChannelSubdir]) -> None:
+        jobs = [job for t in targets for job in t.jobs]
+        if not jobs:
+            return
+        by_target = {id(job): t for t in targets for job in t.jobs}
+        progress = Progress(len(jobs), sum(j.record.size for j in jobs), self.options.progress)
+        log.info("downloading %d files, %s", len(jobs), human_bytes(progress.total_bytes))
+        send, receive = trio.open_memory_channel[DownloadJob](len(jobs))
+        for job in jobs:
+            send.send_nowait(job)
+        send.close()
+
+        async def worker() -> None:
+            async for job in receive:
+                result = await download(
+                    job, self.site, self.config.download.retries, progress.add_bytes
+                )
+                progress.file_done(result.ok)
+                self._record_download(by_target[id(job)], result)
+
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(min(self.config.download.concurrency, len(jobs))):
+                    nursery.start_soon(worker)
+        finally:
+            progress.close()
+
+    def _record_download(self, target: _ChannelSubdir, result: DownloadResult) -> None:
+        if result.ok:
+            target.report.downloaded_files += 1
+            target.report.downloaded_bytes += result.bytes
+            return
+        target.failed.add(result.job.record.fn)
+        message = f"{target.subdir}/{result.error}"
+        target.report.errors.append(message)
+        log.error("%s: %s", target.channel.path, message)
+
+    # ------------------------------------------------------------------ publish and prune
+
+    async def _publish_all(self, targets: list[_ChannelSubdir]) -> None:
+        limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
+
+        async def publish(target: _ChannelSubdir) -> None:
+            async with limiter:
+                await self._publish(target)
+
+        async with trio.open_nursery() as nursery:
+            for target in targets:
+                if target.meta is not None:
+                    nursery.start_soon(publish, target)
+        for channel in self.config.channels:
+            self._write_channeldata(channel, [t for t in targets if t.channel is channel])
+
+    async def _publish(self, target: _ChannelSubdir) -> None:
+        meta = target.meta
+        assert meta is not None
+        for fn in target.failed:
+            meta.records.pop(fn, None)  # never list a file that is not verified on disk
+        written = await publish_subdir(self.site, target.channel.path, meta)
+        target.report.status = "published" if written else "unchanged"
+        target.report.packages = len(meta.records)
+        directory = self.site.path(target.channel.path, target.subdir)
+        # Prune only after the new metadata is in place.
+        removed = await trio.to_thread.run_sync(
+            prune_subdir, self.site, directory, set(meta.records)
+        )
+        target.report.deleted_files = len(removed)
+        self._diff(target)
+
+    def _diff(self, target: _ChannelSubdir) -> None:
+        assert target.meta is not None
+        new = target.meta.records
+        old = target.previous.records if target.previous else {}
+        target.report.added = sorted(set(new) - set(old))
+        target.report.removed = sorted(set(old) - set(new))
+        target.report.updated = sorted(
+            fn for fn in set(new) & set(old) if new[fn].raw != old[fn].raw
+        )
+        target.report.packages = len(new)
+
+    def _write_channeldata(self, channel: ChannelConfig, targets: list[_ChannelSubdir]) -> None:
+        published: dict[str, dict[str, Record]] = {}
+        for target in targets:
+            if target.meta is not None:
+                published[target.subdir] = target.meta.records
+            elif target.previous is not None:
+                published[target.subdir] = target.previous.records
+        if published:
+            write_json(self.site, f"{channel.path}/channeldata.json", build_channeldata(published))
+
+    # ------------------------------------------------------------------ reporting
+
+    def _mirror_error(self, mirror: MirrorConfig, message: str) -> None:
+        self.mirror_reports[mirror.name].errors.append(message)
+        log.error("%s: %s", mirror.name, message)
+
+    def _log_summary(self) -> None:
+        for mr in self.report.mirrors:
+            mr.status = FAILED if mr.errors else COMPLETED
+            excluded = ", ".join(f"{n} {r}" for r, n in mr.excluded_totals().items())
+            kept = sum(s.kept for s in mr.subdirs.values())
+            log.info(
+                "%s: kept %d records%s",
+                mr.name,
+                kept,
+                f"; excluded: {excluded}" if excluded else "",
+            )
+            if mr.unsatisfied:
+                log.warning(
+                    "%s: %d dependencies could not be satisfied", mr.name, len(mr.unsatisfied)
+                )
+        for cr in self.report.channels:
+            log.info(
+                "%s/%s: %s, %d packages (+%d ~%d -%d), downloaded %d files (%s)",
+                cr.channel,
+                cr.subdir,
+                cr.status,
+                cr.packages,
+                len(cr.added),
+                len(cr.updated),
+                len(cr.removed),
+                cr.downloaded_files,
+                human_bytes(cr.downloaded_bytes),
+            )

@@ -1,0 +1,97 @@
+"""What a run did, as plain data: the ledger the history pages and exit status are built from."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+STOPPED = "stopped"
+INTERRUPTED = "interrupted"
+
+
+@dataclass
+class MirrorSubdirReport:
+    """One mirror's view of one upstream subdir."""
+
+    upstream: str = ""  # "fetched", "unchanged" (304), "missing" (404) or "error"
+    records: int = 0  # sound records upstream
+    kept: int = 0
+    added_as_dependency: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)  # reason -> count
+    rejected: dict[str, int] = field(default_factory=dict)  # hostile/broken records by reason
+    rejected_examples: dict[str, str] = field(default_factory=dict)  # filename -> reason
+
+
+@dataclass
+class MirrorReport:
+    name: str
+    channel: str
+    source: str  # display URL: never holds a token
+    mode: str = "active"
+    status: str = RUNNING
+    subdirs: dict[str, MirrorSubdirReport] = field(default_factory=dict)
+    unsatisfied: list[dict[str, str]] = field(default_factory=list)  # dependency report
+    dependencies_added: list[dict[str, str]] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def excluded_totals(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for sub in self.subdirs.values():
+            total.update(sub.excluded)
+            total.update(sub.rejected)
+        return dict(sorted(total.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+@dataclass
+class ChannelSubdirReport:
+    """What changed in one published subdir of a channel."""
+
+    channel: str
+    subdir: str
+    status: str = "unchanged"  # "published", "unchanged", "held", "failed", "dry-run"
+    packages: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    downloaded_files: int = 0
+    downloaded_bytes: int = 0
+    deleted_files: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    id: str
+    started: float
+    ended: float | None = None
+    status: str = RUNNING
+    pid: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    mirrors: list[MirrorReport] = field(default_factory=list)
+    channels: list[ChannelSubdirReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(
+            self.errors
+            or any(m.errors for m in self.mirrors)
+            or any(c.errors for c in self.channels)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunReport:
+        mirrors = []
+        for m in data.get("mirrors", []):
+            subdirs = {k: MirrorSubdirReport(**v) for k, v in m.get("subdirs", {}).items()}
+            mirrors.append(MirrorReport(**{**m, "subdirs": subdirs}))
+        channels = [ChannelSubdirReport(**c) for c in data.get("channels", [])]
+        return cls(**{**data, "mirrors": mirrors, "channels": channels})

@@ -1,0 +1,52 @@
+"""Private per-site state between runs: the upstream repodata last seen and its validators.
+
+Kept under ``<site>/.sitegen/upstream/<mirror>/<subdir>/`` so that an unchanged upstream costs
+one conditional request (304) and the body is read back from here.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sitegen.storage import Site
+from sitegen.upstream import CacheValidators
+
+
+class UpstreamCache:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.root = site.state_dir / "upstream"
+
+    def _dir(self, mirror: str, subdir: str):
+        return self.root / mirror / subdir
+
+    def validators(self, mirror: str, subdir: str) -> CacheValidators | None:
+        try:
+            data = json.loads((self._dir(mirror, subdir) / "validators.json").read_text())
+            return CacheValidators(
+                variant=data["variant"],
+                etag=data.get("etag"),
+                last_modified=data.get("last_modified"),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def body(self, mirror: str, subdir: str) -> bytes | None:
+        validators = self.validators(mirror, subdir)
+        if validators is None:
+            return None
+        try:
+            return (self._dir(mirror, subdir) / validators.variant).read_bytes()
+        except OSError:
+            return None
+
+    def store(self, mirror: str, subdir: str, validators: CacheValidators, body: bytes) -> None:
+        directory = self._dir(mirror, subdir)
+        # Body first: validators must never describe a body that is not on disk.
+        self.site.write_bytes(directory / validators.variant, body)
+        document = {
+            "variant": validators.variant,
+            "etag": validators.etag,
+            "last_modified": validators.last_modified,
+        }
+        self.site.write_bytes(directory / "validators.json", json.dumps(document).encode())

@@ -1,0 +1,102 @@
+"""The only module that writes into the site directory.
+
+Every write goes to a temporary name in the destination directory and is renamed into place
+(atomic on POSIX), so a reader never sees a half-written file under a published name. A file
+whose content did not change is left alone, keeping its mtime and therefore its ETag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+TEMP_PREFIX = ".sitegen-tmp-"
+
+
+class UnsafePathError(ValueError):
+    """A path that would land outside the site directory."""
+
+
+class Site:
+    """The output directory; all paths handed out are checked to stay inside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+
+    def path(self, *parts: str) -> Path:
+        """Join parts under the root, refusing anything that escapes it."""
+        for part in parts:
+            for segment in part.split("/"):
+                if segment in ("", ".", "..") or "\\" in segment or "\x00" in segment:
+                    raise UnsafePathError(f"unsafe path segment {segment!r} in {part!r}")
+        candidate = self.root.joinpath(*parts)
+        resolved = candidate.resolve()
+        root = self.root.resolve()
+        if resolved != root and root not in resolved.parents:
+            raise UnsafePathError(f"{candidate} resolves outside {root}")
+        return candidate
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".sitegen"
+
+    def ensure_dir(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def temp_for(self, target: Path) -> Path:
+        """A fresh temporary name beside target; never a published name."""
+        self.ensure_dir(target.parent)
+        return target.parent / f"{TEMP_PREFIX}{target.name}.{secrets.token_hex(4)}"
+
+    def commit(self, temp: Path, target: Path) -> None:
+        os.replace(temp, target)
+
+    def discard(self, temp: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+    def write_bytes(self, target: Path, data: bytes) -> bool:
+        """Atomically write data to target unless it already holds exactly that; True if written."""
+        if same_content(target, data):
+            return False
+        temp = self.temp_for(target)
+        try:
+            with open(temp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.commit(temp, target)
+        except BaseException:
+            self.discard(temp)
+            raise
+        return True
+
+    def remove(self, target: Path) -> bool:
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def clean_temp_files(self, directory: Path) -> int:
+        """Remove temporaries a killed run left behind; returns how many."""
+        removed = 0
+        if not directory.is_dir():
+            return 0
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                    self.discard(Path(entry.path))
+                    removed += 1
+        return removed
+
+
+def same_content(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except FileNotFoundError:
+        return False

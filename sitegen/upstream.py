@@ -1,0 +1,203 @@
+"""Talking to an upstream channel: conditional repodata fetches and package requests.
+
+Sources are http(s) or file:// channel URLs laid out as ``<channel>/<subdir>/<file>``. Repodata
+is fetched as ``repodata.json.zst`` first (a fifth of the bytes), falling back to
+``repodata.json``, with the ETag / Last-Modified of the previous run so an unchanged subdir costs
+one 304.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+import trio
+import zstandard
+
+from sitegen.config import DownloadSettings, MirrorConfig
+
+REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+MAX_REPODATA_BYTES = 4 << 30  # a decompressed repodata.json larger than this is hostile
+
+
+class UpstreamError(Exception):
+    """A request that failed for good (after retries); the message is safe to show."""
+
+
+class SubdirMissing(UpstreamError):
+    """The upstream does not serve this subdir (404 for every repodata variant)."""
+
+
+@dataclass
+class CacheValidators:
+    """What the previous fetch of a subdir's repodata returned, for a conditional request."""
+
+    variant: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass
+class RepodataResponse:
+    changed: bool
+    body: bytes | None  # the raw bytes as served (zst-compressed for the .zst variant)
+    validators: CacheValidators
+
+
+def decode_body(variant: str, body: bytes) -> bytes:
+    """The JSON bytes of a repodata body, decompressing the .zst variant with a size cap."""
+    if not variant.endswith(".zst"):
+        return body
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(body)
+        out = reader.read(MAX_REPODATA_BYTES + 1)
+    except zstandard.ZstdError as exc:
+        raise UpstreamError(f"{variant} is not valid zstd data: {exc}") from None
+    if len(out) > MAX_REPODATA_BYTES:
+        raise UpstreamError(f"{variant} decompresses to more than {MAX_REPODATA_BYTES} bytes")
+    return out
+
+
+def backoff_delay(attempt: int, base: float = 0.25, cap: float = 10.0) -> float:
+    """Exponential backoff with full jitter, so retrying mirrors do not stampede upstream."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def make_client(settings: DownloadSettings, verify: bool = True) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        follow_redirects=True,
+        max_redirects=10,
+        verify=verify,
+        timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 15.0)),
+        limits=httpx.Limits(
+            max_connections=settings.concurrency + 4,
+            max_keepalive_connections=settings.concurrency + 4,
+        ),
+        headers={"User-Agent": "sitegen/0.1 (conda mirror)"},
+    )
+
+
+class Upstream:
+    """One mirror's source channel."""
+
+    def __init__(
+        self,
+        mirror: MirrorConfig,
+        client: httpx.AsyncClient,
+        settings: DownloadSettings,
+        host_limiter: trio.CapacityLimiter,
+    ) -> None:
+        self.mirror = mirror
+        self.client = client
+        self.settings = settings
+        self.host_limiter = host_limiter
+        self.base = mirror.source_url()  # holds secrets: only ever used for requests
+        self.is_file = urlsplit(self.base).scheme == "file"
+        # subdir -> where its packages live when upstream repodata sets info.base_url (CEP-15)
+        self.package_bases: dict[str, str] = {}
+
+    def url(self, subdir: str, filename: str) -> str:
+        return f"{self.base}/{subdir}/{filename}"
+
+    def package_url(self, subdir: str, filename: str) -> str:
+        base = self.package_bases.get(subdir)
+        return f"{base.rstrip('/')}/{filename}" if base else self.url(subdir, filename)
+
+    def display(self, subdir: str, filename: str = "") -> str:
+        tail = f"/{filename}" if filename else ""
+        return f"{self.mirror.display_url()}/{subdir}{tail}"
+
+    def local_path(self, subdir: str, filename: str) -> Path:
+        return Path(unquote(urlsplit(self.url(subdir, filename)).path))
+
+    async def fetch_repodata(
+        self, subdir: str, previous: CacheValidators | None
+    ) -> RepodataResponse:
+        """Fetch a subdir's repodata, conditionally when validators from a previous run exist."""
+        variants = list(REPODATA_VARIANTS)
+        if previous is not None and previous.variant in variants:
+            variants.remove(previous.variant)
+            variants.insert(0, previous.variant)
+        for variant in variants:
+            validators = previous if previous and previous.variant == variant else None
+            if self.is_file:
+                response = await trio.to_thread.run_sync(
+                    self._read_local, subdir, variant, validators
+                )
+            else:
+                response = await self._fetch_http(subdir, variant, validators)
+            if response is not None:
+                return response
+        raise SubdirMissing(f"{self.display(subdir)}: no repodata.json upstream (404)")
+
+    def _read_local(
+        self, subdir: str, variant: str, validators: CacheValidators | None
+    ) -> RepodataResponse | None:
+        path = self.local_path(subdir, variant)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UpstreamError(f"{self.display(subdir, variant)}: {exc.strerror}") from None
+        tag = f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+        current = CacheValidators(variant, etag=tag, last_modified=formatdate(stat.st_mtime))
+        if validators is not None and validators.etag == tag:
+            return RepodataResponse(changed=False, body=None, validators=current)
+        return RepodataResponse(changed=True, body=path.read_bytes(), validators=current)
+
+    async def _fetch_http(
+        self, subdir: str, variant: str, validators: CacheValidators | None
+    ) -> RepodataResponse | None:
+        headers = {}
+        if validators is not None:
+            if validators.etag:
+                headers["If-None-Match"] = validators.etag
+            if validators.last_modified:
+                headers["If-Modified-Since"] = validators.last_modified
+        response = await self.request(self.url(subdir, variant), headers=headers, label=variant)
+        if response.status_code == 404:
+            return None
+        current = CacheValidators(
+            variant,
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+        )
+        if response.status_code == 304 and validators is not None:
+            current.etag = current.etag or validators.etag
+            current.last_modified = current.last_modified or validators.last_modified
+            return RepodataResponse(changed=False, body=None, validators=current)
+        if response.status_code != 200:
+            raise UpstreamError(f"{self.display(subdir, variant)}: HTTP {response.status_code}")
+        return RepodataResponse(changed=True, body=response.content, validators=current)
+
+    async def request(
+        self, url: str, headers: dict[str, str] | None = None, label: str = ""
+    ) -> httpx.Response:
+        """GET with retries on transient failures; returns the final (read) response."""
+        attempts = self.settings.retries + 1
+        last_error = ""
+        for attempt in range(attempts):
+            try:
+                async with self.host_limiter:
+                    with trio.fail_after(self.settings.timeout * 4):
+                        response = await self.client.get(url, headers=headers)
+                if response.status_code not in RETRY_STATUS:
+                    return response
+                last_error = f"HTTP {response.status_code}"
+            except httpx.TooManyRedirects:
+                raise UpstreamError(f"{self._safe(url)}: too many redirects") from None
+            except (httpx.TransportError, trio.TooSlowError) as exc:
+                last_error = type(exc).__name__
+            if attempt + 1 < attempts:
+                await trio.sleep(backoff_delay(attempt))
+        raise UpstreamError(f"{self._safe(url)}: {last_error} after {attempts} attempts")
+
+    def _safe(self, url: str) -> str:
+        """A URL for messages: the secret-bearing base swapped for its display form."""
+        return url.replace(self.base, self.mirror.display_url())
