@@ -19,6 +19,11 @@ import yaml
 
 from sitegen.conda import InvalidSpecError, parse_matchspec
 
+KNOWN_SUBDIRS = frozenset(
+    "noarch linux-32 linux-64 linux-aarch64 linux-armv6l linux-armv7l linux-ppc64le linux-ppc64"
+    " linux-riscv64 linux-s390x osx-64 osx-arm64 win-32 win-64 win-arm64 emscripten-wasm32"
+    " wasi-wasm32 zos-z".split()
+)
 SUBDIR_RE = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9_]+)$")
 CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -489,7 +494,7 @@ def _channel_path(node: _Node, path: str) -> str:
         )
     if segments[0] in RESERVED_TOP:
         raise node.error(f"channel path {path!r} collides with the site's own {segments[0]!r}")
-    if any(SUBDIR_RE.match(s) and "-" in s and s != segments[0] for s in segments[1:]):
+    if any(s in KNOWN_SUBDIRS for s in segments):
         raise node.error(f"channel path {path!r} has a subdir name as a segment")
     return "/".join(segments)
 
