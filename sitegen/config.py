@@ -20,9 +20,26 @@ import yaml
 from sitegen.conda import InvalidSpecError, parse_matchspec
 
 KNOWN_SUBDIRS = frozenset(
-    "noarch linux-32 linux-64 linux-aarch64 linux-armv6l linux-armv7l linux-ppc64le linux-ppc64"
-    " linux-riscv64 linux-s390x osx-64 osx-arm64 win-32 win-64 win-arm64 emscripten-wasm32"
-    " wasi-wasm32 zos-z".split()
+    [
+        "noarch",
+        "linux-32",
+        "linux-64",
+        "linux-aarch64",
+        "linux-armv6l",
+        "linux-armv7l",
+        "linux-ppc64le",
+        "linux-ppc64",
+        "linux-riscv64",
+        "linux-s390x",
+        "osx-64",
+        "osx-arm64",
+        "win-32",
+        "win-64",
+        "win-arm64",
+        "emscripten-wasm32",
+        "wasi-wasm32",
+        "zos-z",
+    ]
 )
 SUBDIR_RE = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9_]+)$")
 CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -33,7 +50,7 @@ LITERAL_TOKEN_RE = re.compile(r"/t/(?!\$\{)[^/]+(/|$)")
 # Top-level directories of the site that hold pages or private state, never a channel.
 RESERVED_TOP = {"history", "assets", ".sitegen", "index.html", "search"}
 FORMATS = ("both", "conda", "prefer-conda", "tar.bz2")
-MODES = ("active",)
+MODES = ("active", "passive")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
 
@@ -470,10 +487,8 @@ def _mirror(keys: dict[str, _Node], node: _Node, default_name: str) -> MirrorCon
     if "noarch" not in subdirs:
         subdirs.append("noarch")  # a channel must always serve noarch/repodata.json
     mode = keys["mode"].string() if "mode" in keys else "active"
-    if mode == "passive":
-        raise keys["mode"].error("mode 'passive' is not supported by this version; use 'active'")
     if mode not in MODES:
-        raise keys["mode"].error(f"expected 'active', got {mode!r}")
+        raise keys["mode"].error(f"expected 'active' or 'passive', got {mode!r}")
     return MirrorConfig(
         name=name,
         url=_validate_url(keys["url"]),

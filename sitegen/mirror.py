@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+import msgspec
 import trio
 
 from sitegen import upstream as upstream_mod
@@ -41,7 +42,7 @@ from sitegen.report import (
     RunReport,
 )
 from sitegen.state import UpstreamCache
-from sitegen.storage import Site
+from sitegen.storage import Site, origins_path
 from sitegen.upstream import SubdirMissing, Upstream, UpstreamError, make_client
 
 log = logging.getLogger("sitegen")
@@ -349,12 +350,19 @@ class _Run:
             present = package_files(directory)
             for fn, record in target.meta.records.items():
                 path = directory / fn
+                passive = self.upstreams[record.origin].mirror.mode == "passive"
                 if fn in present and path.stat().st_size == record.size:
                     if not self.options.verify:
                         continue
                     if await trio.to_thread.run_sync(file_matches, path, record):
                         continue
-                    log.warning("%s: %s fails its checksum; downloading again", directory, fn)
+                    log.warning("%s: %s fails its checksum", directory, fn)
+                if passive:
+                    # Fetched on first request by the pull-through fetcher, which verifies it;
+                    # a wrong file under a published name must not stay until then.
+                    if fn in present and not self.options.dry_run:
+                        self.site.remove(path)
+                    continue
                 upstream = self.upstreams[record.origin]
                 target.jobs.append(DownloadJob(upstream, record, path))
 
@@ -430,6 +438,14 @@ class _Run:
         assert meta is not None
         for fn in target.failed:
             meta.records.pop(fn, None)  # never list a file that is not verified on disk
+        if any(m.mode == "passive" for m in target.channel.mirrors):
+            # The pull-through fetcher needs to know which mirror serves each file.
+            origins = {fn: record.origin for fn, record in meta.records.items()}
+            await trio.to_thread.run_sync(
+                self.site.write_bytes,
+                origins_path(self.site, target.channel.path, target.subdir),
+                msgspec.json.encode(dict(sorted(origins.items()))),
+            )
         written = await publish_subdir(self.site, target.channel.path, meta)
         target.report.status = "published" if written else "unchanged"
         target.report.packages = len(meta.records)

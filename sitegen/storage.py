@@ -100,3 +100,8 @@ def same_content(path: Path, data: bytes) -> bool:
         return path.read_bytes() == data
     except FileNotFoundError:
         return False
+
+
+def origins_path(site: Site, channel_path: str, subdir: str) -> Path:
+    """Where a channel subdir records which mirror supplied each file (for passive fetches)."""
+    return site.state_dir / "origins" / channel_path / f"{subdir}.json"
