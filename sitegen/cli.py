@@ -31,12 +31,15 @@ def _load(args: argparse.Namespace) -> SiteConfig:
 def _cmd_mirror(args: argparse.Namespace) -> int:
     from sitegen.lock import SiteLocked
     from sitegen.mirror import MirrorOptions, run_mirror
+    from sitegen.report import STOPPED
 
     config = _load(args)
     options = MirrorOptions(
         verify=args.verify,
         force_delete=args.force_delete,
         dry_run=args.dry_run,
+        only=tuple(args.only or ()),
+        due=args.due,
         progress=False if args.no_progress else None,
     )
     try:
@@ -52,6 +55,9 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
                 f" publish {channel.packages} packages"
                 + (f" [{channel.status}: {'; '.join(channel.errors)}]" if channel.errors else "")
             )
+    if report.status == STOPPED:
+        log.error("run %s stopped; published files are consistent", report.id)
+        return EXIT_INTERRUPTED
     if report.failed:
         log.error("run %s finished with errors", report.id)
         return EXIT_FAILED
@@ -83,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mirror.add_argument(
         "--dry-run", action="store_true", help="show what would be downloaded and deleted"
+    )
+    mirror.add_argument(
+        "--only", action="append", metavar="NAME", help="run this mirror now (repeatable)"
+    )
+    mirror.add_argument(
+        "--due",
+        action="store_true",
+        help="run only the mirrors whose schedule came due since their last completed run",
     )
     mirror.add_argument("--no-progress", action="store_true", help="plain log lines only")
     mirror.set_defaults(func=_cmd_mirror)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from sitegen import schedule
 from sitegen.conda import InvalidSpecError, parse_matchspec
 
 KNOWN_SUBDIRS = frozenset(
@@ -96,6 +97,7 @@ class MirrorConfig:
     mode: str = "active"
     verify_tls: bool = True
     filters: FilterSpec = field(default_factory=FilterSpec)
+    schedule: str | None = None  # cron expression; None means the default (daily)
     line: int = 0
 
     def source_url(self, environ: dict[str, str] | None = None) -> str:
@@ -472,7 +474,7 @@ def _validate_url(node: _Node) -> str:
     return url
 
 
-_MIRROR_KEYS = ("name", "url", "subdirs", "mode", "verify_tls", "filters")
+_MIRROR_KEYS = ("name", "url", "subdirs", "mode", "verify_tls", "filters", "schedule")
 
 
 def _mirror(keys: dict[str, _Node], node: _Node, default_name: str) -> MirrorConfig:
@@ -496,8 +498,16 @@ def _mirror(keys: dict[str, _Node], node: _Node, default_name: str) -> MirrorCon
         mode=mode,
         verify_tls=keys["verify_tls"].boolean() if "verify_tls" in keys else True,
         filters=_filters(keys.get("filters")),
+        schedule=_schedule(keys["schedule"]) if "schedule" in keys else None,
         line=node.line,
     )
+
+
+def _schedule(node: _Node) -> str:
+    expression = node.string()
+    if not schedule.is_valid(expression):
+        raise node.error(f"invalid cron expression {expression!r} (e.g. '0 2 * * *' or '@daily')")
+    return expression
 
 
 def _channel_path(node: _Node, path: str) -> str:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from collections import Counter
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -23,7 +25,7 @@ from sitegen import upstream as upstream_mod
 from sitegen.channeldata import build_channeldata
 from sitegen.closure import MirrorSelection, close_dependencies
 from sitegen.conda import RecordMatcher
-from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.config import ChannelConfig, ConfigError, MirrorConfig, SiteConfig
 from sitegen.download import DownloadJob, DownloadResult, download, file_matches
 from sitegen.filters import apply_filters, effective_newest, include_dependencies
 from sitegen.history import History, new_run_id
@@ -35,12 +37,14 @@ from sitegen.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.report import (
     COMPLETED,
     FAILED,
+    RUNNING,
     STOPPED,
     ChannelSubdirReport,
     MirrorReport,
     MirrorSubdirReport,
     RunReport,
 )
+from sitegen.schedule import is_due
 from sitegen.state import UpstreamCache
 from sitegen.storage import Site, origins_path
 from sitegen.upstream import SubdirMissing, Upstream, UpstreamError, make_client
@@ -53,6 +57,8 @@ class MirrorOptions:
     verify: bool = False
     force_delete: bool = False
     dry_run: bool = False
+    only: tuple[str, ...] = ()  # run just these mirrors now
+    due: bool = False  # run just the mirrors whose schedule came due
     progress: bool | None = None  # None: live display only on a terminal
 
 
@@ -74,8 +80,36 @@ class _ChannelSubdir:
     failed: set[str] = field(default_factory=set)
 
 
+def select_mirrors(
+    config: SiteConfig, runs: list[RunReport], options: MirrorOptions, now: float
+) -> set[str]:
+    """Names of the mirrors this run syncs (``--only`` and ``--due``)."""
+    names = [m.name for _c, m in config.mirrors]
+    if options.only:
+        unknown = sorted(set(options.only) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"--only: no mirror named {', '.join(unknown)}; mirrors are: {', '.join(names)}"
+            )
+        names = [n for n in names if n in options.only]
+    if options.due:
+        last: dict[str, float] = {}
+        for run in runs:  # newest first
+            for mr in run.mirrors:
+                if mr.status == COMPLETED:
+                    last.setdefault(mr.name, run.started)
+        schedules = {m.name: m.schedule for _c, m in config.mirrors}
+        names = [n for n in names if is_due(schedules[n], last.get(n), now)]
+    return set(names)
+
+
 async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -> RunReport:
-    """Run every configured mirror once; raises SiteLocked when another run holds the site."""
+    """Run the selected mirrors once; raises SiteLocked when another run holds the site.
+
+    SIGINT and SIGTERM stop the run within seconds: in-flight downloads are cancelled and their
+    temporary files removed, nothing half-written is published, and the run is recorded as
+    stopped; the next run reuses every file that was already verified.
+    """
     options = options or MirrorOptions()
     site = Site(config.output)
     site.ensure_dir(site.root)
@@ -83,6 +117,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         history = History(site)
         for run_id in history.close_interrupted():
             log.warning("run %s did not finish; recorded as interrupted", run_id)
+        selected = select_mirrors(config, history.runs(), options, time.time())
         report = RunReport(
             id=new_run_id(),
             started=time.time(),
@@ -91,13 +126,38 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 "verify": options.verify,
                 "force_delete": options.force_delete,
                 "dry_run": options.dry_run,
+                "only": sorted(options.only),
+                "due": options.due,
             },
         )
-        if not options.dry_run:
+        if not selected:
+            log.info("no mirror is due")
+            report.status, report.ended = COMPLETED, time.time()
+            return report
+        record = not options.dry_run
+        if record:
             history.save(report)
+        stopped = False
         try:
-            await _Run(config, options, site, report).run()
-            report.status = FAILED if report.failed else COMPLETED
+            with _signals() as signals:
+                async with trio.open_nursery() as nursery:
+
+                    async def stop_on_signal() -> None:
+                        nonlocal stopped
+                        async for signum in signals:
+                            log.warning("received %s: stopping", signal.Signals(signum).name)
+                            stopped = True
+                            nursery.cancel_scope.cancel()
+                            return
+
+                    nursery.start_soon(stop_on_signal)
+                    await _Run(config, options, site, report, selected).run()
+                    nursery.cancel_scope.cancel()
+            if stopped:
+                report.status = STOPPED
+                report.errors.append("stopped by a signal before it finished")
+            else:
+                report.status = FAILED if report.failed else COMPLETED
         except BaseException as exc:
             report.status = STOPPED
             if not isinstance(exc, trio.Cancelled | KeyboardInterrupt):
@@ -106,14 +166,38 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             raise
         finally:
             report.ended = time.time()
-            if not options.dry_run:
+            for mr in report.mirrors:
+                if mr.status == RUNNING:
+                    mr.status = report.status if report.status != COMPLETED else mr.status
+            if record:
                 history.save(report)
         return report
 
 
+def _signals():
+    """SIGINT/SIGTERM as a stream of events, when the run owns the main thread."""
+    if threading.current_thread() is threading.main_thread():
+        return trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+    return nullcontext(_NoSignals())
+
+
+class _NoSignals:
+    def __aiter__(self) -> _NoSignals:
+        return self
+
+    async def __anext__(self) -> int:
+        await trio.sleep_forever()
+        raise StopAsyncIteration
+
+
 class _Run:
     def __init__(
-        self, config: SiteConfig, options: MirrorOptions, site: Site, report: RunReport
+        self,
+        config: SiteConfig,
+        options: MirrorOptions,
+        site: Site,
+        report: RunReport,
+        selected: set[str],
     ) -> None:
         self.config = config
         self.options = options
@@ -124,7 +208,11 @@ class _Run:
         self.upstreams: dict[str, Upstream] = {}
         self.fetched: dict[tuple[str, str], _Fetched] = {}
         self.mirror_reports: dict[str, MirrorReport] = {}
-        for channel, mirror in config.mirrors:
+        self.selected = selected
+        # Channels with a selected mirror are rebuilt; their other mirrors ride along from cache.
+        self.channels = [c for c in config.channels if any(m.name in selected for m in c.mirrors)]
+        self.mirrors = [(c, m) for c in self.channels for m in c.mirrors]
+        for channel, mirror in self.mirrors:
             mr = MirrorReport(
                 name=mirror.name,
                 channel=channel.path,
@@ -132,13 +220,14 @@ class _Run:
                 mode=mirror.mode,
             )
             self.mirror_reports[mirror.name] = mr
-            report.mirrors.append(mr)
+            if mirror.name in selected:
+                report.mirrors.append(mr)
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
             clients: dict[bool, httpx.AsyncClient] = {}
             host_limiters: dict[str, trio.CapacityLimiter] = {}
-            for _channel, mirror in self.config.mirrors:
+            for _channel, mirror in self.mirrors:
                 missing = [v for v in mirror.secret_env if v not in os.environ]
                 if missing:
                     self._mirror_error(
@@ -172,7 +261,7 @@ class _Run:
 
     async def _fetch_all(self) -> None:
         async with trio.open_nursery() as nursery:
-            for _channel, mirror in self.config.mirrors:
+            for _channel, mirror in self.mirrors:
                 if mirror.name not in self.upstreams:
                     continue
                 for subdir in mirror.subdirs:
@@ -212,7 +301,13 @@ class _Run:
         cached_body = self.cache.body(mirror.name, subdir) if previous else None
         if previous is not None and cached_body is None:
             previous = None  # validators without the body they describe are useless
-        response = await upstream.fetch_repodata(subdir, previous)
+        if mirror.name not in self.selected:
+            # Not run now, but its channel is rebuilt: use what its last run fetched.
+            if previous is None:
+                raise UpstreamError(f"{subdir}: never fetched; run mirror {mirror.name} first")
+            response = upstream_mod.RepodataResponse(False, None, previous)
+        else:
+            response = await upstream.fetch_repodata(subdir, previous)
         body = response.body if response.changed else cached_body
         assert body is not None
         variant = response.validators.variant
@@ -239,7 +334,7 @@ class _Run:
 
     def _filter_all(self) -> list[MirrorSelection]:
         selections = []
-        for channel, mirror in self.config.mirrors:
+        for channel, mirror in self.mirrors:
             if not self._mirror_ok(mirror):
                 continue
             levels = self.config.filter_levels(channel, mirror)
@@ -277,7 +372,7 @@ class _Run:
 
     def _merge_all(self, selections: list[MirrorSelection]) -> list[_ChannelSubdir]:
         targets = []
-        for channel in self.config.channels:
+        for channel in self.channels:
             for subdir in channel.subdirs:
                 target = self._merge(channel, subdir)
                 if target is not None:
@@ -430,7 +525,7 @@ class _Run:
             for target in targets:
                 if target.meta is not None:
                     nursery.start_soon(publish, target)
-        for channel in self.config.channels:
+        for channel in self.channels:
             self._write_channeldata(channel, [t for t in targets if t.channel is channel])
 
     async def _publish(self, target: _ChannelSubdir) -> None:

@@ -1,0 +1,28 @@
+"""Per-mirror cron schedules: which mirrors are due, given when each last completed.
+
+A single frequent cron line or systemd timer running ``sitegen mirror --due`` then honours each
+mirror's own frequency, as mirror managers with a per-mirror "frequency" do.
+"""
+
+from __future__ import annotations
+
+from croniter import croniter
+
+# Mirrors without a schedule run once a day.
+DEFAULT_SCHEDULE = "@daily"
+
+
+def is_valid(expression: str) -> bool:
+    return croniter.is_valid(expression)
+
+
+def next_due(expression: str, last_completed: float) -> float:
+    """The first time the schedule fires after the last completed run (UTC epoch seconds)."""
+    return croniter(expression, last_completed).get_next(float)
+
+
+def is_due(expression: str | None, last_completed: float | None, now: float) -> bool:
+    """A mirror that never completed is due; otherwise when its schedule fired since then."""
+    if last_completed is None:
+        return True
+    return next_due(expression or DEFAULT_SCHEDULE, last_completed) <= now
