@@ -64,6 +64,17 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from sitegen.verify import verify_site
+
+    report = trio.run(verify_site, _load(args), args.repair)
+    for problem in report.problems:
+        state = " (repaired)" if problem.repaired else ""
+        print(f"{problem.kind}: {problem.path}: {problem.detail}{state}")
+    print(f"checked {report.files} files, {report.bytes} bytes; {len(report.problems)} problems")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sitegen.demo import run_demo
 
@@ -100,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mirror.add_argument("--no-progress", action="store_true", help="plain log lines only")
     mirror.set_defaults(func=_cmd_mirror)
+
+    verify = sub.add_parser("verify", help="re-hash every published file against repodata")
+    verify.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    verify.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    verify.add_argument(
+        "--repair", action="store_true", help="download missing or corrupt files again"
+    )
+    verify.set_defaults(func=_cmd_verify)
 
     demo = sub.add_parser("demo", help="mirror a bundled example channel, fully offline")
     demo.add_argument("--dir", default="demo", help="where to build the example (default: demo)")

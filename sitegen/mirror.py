@@ -533,14 +533,13 @@ class _Run:
         assert meta is not None
         for fn in target.failed:
             meta.records.pop(fn, None)  # never list a file that is not verified on disk
-        if any(m.mode == "passive" for m in target.channel.mirrors):
-            # The pull-through fetcher needs to know which mirror serves each file.
-            origins = {fn: record.origin for fn, record in meta.records.items()}
-            await trio.to_thread.run_sync(
-                self.site.write_bytes,
-                origins_path(self.site, target.channel.path, target.subdir),
-                msgspec.json.encode(dict(sorted(origins.items()))),
-            )
+        # Which mirror serves each file: for the passive fetcher and `sitegen verify --repair`.
+        origins = {fn: record.origin for fn, record in meta.records.items()}
+        await trio.to_thread.run_sync(
+            self.site.write_bytes,
+            origins_path(self.site, target.channel.path, target.subdir),
+            msgspec.json.encode(dict(sorted(origins.items()))),
+        )
         written = await publish_subdir(self.site, target.channel.path, meta)
         target.report.status = "published" if written else "unchanged"
         target.report.packages = len(meta.records)

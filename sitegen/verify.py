@@ -1,0 +1,184 @@
+"""``sitegen verify [--repair]``: check the published site against its own metadata.
+
+For every published subdir: each record of ``repodata.json`` refers to a file with that size and
+sha256 (md5 when no sha256); ``.zst`` and ``.bz2`` decompress to exactly ``repodata.json``;
+``current_repodata.json`` lists only records of ``repodata.json``; no temporary files linger.
+With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
+always) and corrupt files of passive mirrors are removed, so the fetcher fetches them anew.
+"""
+
+from __future__ import annotations
+
+import bz2
+import json
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+import zstandard
+
+from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.download import DownloadJob, download, file_matches
+from sitegen.records import Record, RepodataError, parse_repodata
+from sitegen.storage import TEMP_PREFIX, Site, origins_path
+from sitegen.upstream import Upstream, make_client
+
+log = logging.getLogger("sitegen")
+
+
+@dataclass
+class Problem:
+    path: str  # relative to the site root
+    kind: str  # "missing", "corrupt", "metadata", "temporary"
+    detail: str = ""
+    repaired: bool = False
+
+
+@dataclass
+class VerifyReport:
+    files: int = 0
+    bytes: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(p.repaired for p in self.problems)
+
+
+def _metadata_problems(directory: Path, relative: str, records: dict[str, Record]) -> list[Problem]:
+    problems = []
+    body = (directory / "repodata.json").read_bytes()
+    decoders = {
+        "repodata.json.zst": lambda data: zstandard.ZstdDecompressor().stream_reader(data).read(),
+        "repodata.json.bz2": bz2.decompress,
+    }
+    for name, decode in decoders.items():
+        path = directory / name
+        if not path.is_file():
+            problems.append(Problem(f"{relative}/{name}", "metadata", "missing"))
+            continue
+        try:
+            same = decode(path.read_bytes()) == body
+        except (OSError, ValueError, zstandard.ZstdError):
+            same = False
+        if not same:
+            problems.append(
+                Problem(f"{relative}/{name}", "metadata", "does not hold repodata.json")
+            )
+    current = directory / "current_repodata.json"
+    if current.is_file():
+        try:
+            doc = json.loads(current.read_bytes())
+            listed = set(doc.get("packages", {})) | set(doc.get("packages.conda", {}))
+        except ValueError:
+            listed = {"<unreadable>"}
+        stray = sorted(listed - set(records))
+        if stray:
+            problems.append(
+                Problem(
+                    f"{relative}/current_repodata.json",
+                    "metadata",
+                    f"lists {len(stray)} files not in repodata.json, e.g. {stray[0]}",
+                )
+            )
+    else:
+        problems.append(Problem(f"{relative}/current_repodata.json", "metadata", "missing"))
+    for entry in directory.iterdir():
+        if entry.name.startswith(TEMP_PREFIX):
+            problems.append(Problem(f"{relative}/{entry.name}", "temporary", "left-over temporary"))
+    return problems
+
+
+def _subdirs(site: Site, channel: ChannelConfig) -> list[str]:
+    root = site.path(channel.path)
+    return [s for s in channel.subdirs if (root / s / "repodata.json").is_file()]
+
+
+async def verify_site(config: SiteConfig, repair: bool = False) -> VerifyReport:
+    site = Site(config.output)
+    report = VerifyReport()
+    to_repair: list[tuple[ChannelConfig, str, Record, Path, str]] = []
+    for channel in config.channels:
+        for subdir in _subdirs(site, channel):
+            directory = site.path(channel.path, subdir)
+            relative = f"{channel.path}/{subdir}"
+            try:
+                repodata = parse_repodata((directory / "repodata.json").read_bytes(), subdir)
+            except RepodataError as exc:
+                report.problems.append(Problem(f"{relative}/repodata.json", "metadata", str(exc)))
+                continue
+            report.problems.extend(
+                await trio.to_thread.run_sync(
+                    _metadata_problems, directory, relative, repodata.records
+                )
+            )
+            passive = {m.name for m in channel.mirrors if m.mode == "passive"}
+            origins = _origins(site, channel.path, subdir)
+            for fn, record in repodata.records.items():
+                path = directory / fn
+                origin = origins.get(fn, channel.mirrors[0].name)
+                if not path.is_file():
+                    if origin not in passive:  # passive files arrive on first request
+                        to_repair.append((channel, subdir, record, path, "missing"))
+                    continue
+                report.files += 1
+                report.bytes += record.size
+                if not await trio.to_thread.run_sync(file_matches, path, record):
+                    kind = "corrupt"
+                    if origin in passive:
+                        problem = Problem(f"{relative}/{fn}", kind, "size or checksum mismatch")
+                        report.problems.append(problem)
+                        if repair:
+                            site.remove(path)
+                            problem.repaired = True
+                    else:
+                        record.origin = origin
+                        to_repair.append((channel, subdir, record, path, kind))
+    for channel, subdir, record, _path, kind in to_repair:
+        detail = "size or checksum mismatch" if kind == "corrupt" else "file is missing"
+        report.problems.append(Problem(f"{channel.path}/{subdir}/{record.fn}", kind, detail))
+    if repair and to_repair:
+        await _repair(config, site, to_repair, report)
+    return report
+
+
+def _origins(site: Site, channel_path: str, subdir: str) -> dict[str, str]:
+    try:
+        return json.loads(origins_path(site, channel_path, subdir).read_bytes())
+    except (OSError, ValueError):
+        return {}
+
+
+async def _repair(
+    config: SiteConfig,
+    site: Site,
+    to_repair: list[tuple[ChannelConfig, str, Record, Path, str]],
+    report: VerifyReport,
+) -> None:
+    mirrors = {m.name: m for _c, m in config.mirrors}
+    problems = {p.path: p for p in report.problems}
+
+    async def fix(job: DownloadJob, problem: Problem) -> None:
+        result = await download(job, site, config.download.retries)
+        problem.repaired = result.ok
+        if not result.ok:
+            problem.detail += f"; repair failed: {result.error}"
+            log.error("repair failed: %s", result.error)
+
+    async with AsyncExitStack() as stack:
+        clients = {}
+        limiter = trio.CapacityLimiter(config.download.per_host)
+        async with trio.open_nursery() as nursery:
+            for channel, subdir, record, path, _kind in to_repair:
+                mirror = mirrors.get(record.origin or channel.mirrors[0].name)
+                if mirror is None:
+                    continue
+                if mirror.verify_tls not in clients:
+                    clients[mirror.verify_tls] = await stack.enter_async_context(
+                        make_client(config.download, verify=mirror.verify_tls)
+                    )
+                upstream = Upstream(mirror, clients[mirror.verify_tls], config.download, limiter)
+                problem = problems[f"{channel.path}/{subdir}/{record.fn}"]
+                nursery.start_soon(fix, DownloadJob(upstream, record, path), problem)
