@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 mirror: $(STAMP)
-	$(BIN)/sitegen mirror -c $(CONFIG)
+	$(BIN)/sitegen mirror -c $(CONFIG) $(ARGS)
 
 render: $(STAMP)
 	$(BIN)/sitegen render -c $(CONFIG)
