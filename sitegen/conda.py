@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from rattler import BuildString, MatchSpec, PackageRecord, Version
+from rattler import BuildString, MatchSpec, PackageRecord, Version, VersionSpec
 
 
 class InvalidSpecError(ValueError):
@@ -25,12 +25,21 @@ class InvalidVersionError(ValueError):
 _MAX_SECONDS = 253402300799
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1 << 20)
 def parse_matchspec(text: str) -> MatchSpec:
     try:
         return MatchSpec(text, strict=False)
     except Exception as exc:  # rattler raises its own exception classes
         raise InvalidSpecError(str(exc)) from None
+
+
+@lru_cache(maxsize=1 << 16)
+def parse_version_spec(text: str) -> VersionSpec | None:
+    """A version constraint such as ``>=1.2,<2``; None when rattler does not accept it."""
+    try:
+        return VersionSpec(text)
+    except Exception:  # rattler raises its own exception classes
+        return None
 
 
 @lru_cache(maxsize=1 << 20)
@@ -58,12 +67,14 @@ class RecordMatcher:
     """Matches MatchSpecs against raw records, building rattler records once per record."""
 
     def __init__(self) -> None:
-        self._cache: dict[int, PackageRecord | None] = {}
+        # Keyed by id() for speed; the record itself is kept in the value so that its id
+        # cannot be reused by another record while this matcher lives.
+        self._cache: dict[int, tuple[dict[str, Any], PackageRecord | None]] = {}
 
     def _package_record(self, record: dict[str, Any]) -> PackageRecord | None:
         key = id(record)
         try:
-            return self._cache[key]
+            return self._cache[key][1]
         except KeyError:
             pass
         try:
@@ -77,7 +88,7 @@ class RecordMatcher:
             )
         except Exception:
             built = None  # an unparseable record matches no spec
-        self._cache[key] = built
+        self._cache[key] = (record, built)
         return built
 
     def matches(self, spec: str | MatchSpec, record: dict[str, Any]) -> bool:

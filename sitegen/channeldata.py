@@ -1,0 +1,135 @@
+"""Build a channel's ``channeldata.json`` (CEP-38) from the records every subdir publishes.
+
+One entry per package name across all subdirs: its newest version (conda ordering), the
+subdirs it exists in, its newest timestamp in **seconds** (records store milliseconds, very old
+ones seconds), and descriptive fields (summary, home, license ...) from the newest record that
+has each of them. Repodata records rarely carry the about-fields (conda-index reads them from
+the package files), so most entries hold just version, subdirs and timestamp; that is fine for
+clients and for our browse pages.
+
+Like conda-index, a ``.tar.bz2`` whose ``.conda`` twin sits in the same subdir is ignored: both
+describe the same build and conda prefers the ``.conda``. Unlike conda-index this is built from
+scratch each run from the published (filtered, patched) records, so nothing we no longer
+publish can linger in it, and run_exports are left out (CEP-38 calls that part unreliable;
+clients read ``run_exports.json`` or shards instead).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rattler import Version
+
+from sitegen.conda import InvalidVersionError, parse_version, timestamp_ms
+from sitegen.records import Record
+
+CHANNELDATA_VERSION = 1
+# Descriptive fields copied from the newest record that has a (non-empty string) value.
+ABOUT_FIELDS = (
+    "description",
+    "dev_url",
+    "doc_url",
+    "home",
+    "icon_url",
+    "license",
+    "license_family",
+    "source_url",
+    "summary",
+)
+_ABOUT_SET = frozenset(ABOUT_FIELDS)
+_CONDA = ".conda"
+_TAR_BZ2 = ".tar.bz2"
+
+
+# (build_number, timestamp_ms, is .conda, subdir, fn, record): within one version conda
+# prefers the higher build number, then the newer build; the rest only makes the choice
+# independent of input order ((subdir, fn) is unique, so the record itself is never compared).
+_Candidate = tuple[int, int, bool, str, str, Record]
+
+
+def _newest_first(candidates: list[_Candidate]) -> list[Record]:
+    """One name's records, newest first by conda ordering, deterministically."""
+    by_text: defaultdict[str, list[_Candidate]] = defaultdict(list)
+    for candidate in candidates:
+        by_text[candidate[5].raw["version"]].append(candidate)
+    parsed: list[tuple[Version, list[_Candidate]]] = []
+    for text, group in by_text.items():
+        try:
+            parsed.append((parse_version(text), group))
+        except InvalidVersionError:
+            continue  # cannot be ordered; parse_repodata already rejects these
+    # Versions are compared once per distinct string; within a version only plain ints and
+    # strings remain, which sort far faster than rattler Versions.
+    parsed.sort(key=lambda item: item[0], reverse=True)
+    ordered: list[Record] = []
+    index = 0
+    while index < len(parsed):
+        version, release = parsed[index][0], list(parsed[index][1])
+        index += 1
+        # "1.0" and "1.0.0" are one version to conda: order their builds together.
+        while index < len(parsed) and parsed[index][0] == version:
+            release.extend(parsed[index][1])
+            index += 1
+        release.sort(reverse=True)
+        ordered.extend(candidate[5] for candidate in release)
+    return ordered
+
+
+def _about(ordered: list[Record]) -> dict[str, str]:
+    """Each about-field from the newest record that has it."""
+    found: dict[str, str] = {}
+    for record in ordered:
+        # Most repodata records carry none of these: one C-level set operation rules them out.
+        for field in _ABOUT_SET.intersection(record.raw.keys()):
+            value = record.raw[field]
+            # Only strings: the values are upstream's and end up in pages and clients that
+            # expect text, so a list or object here is dropped rather than passed on.
+            if field not in found and isinstance(value, str) and value.strip():
+                found[field] = value
+        if len(found) == len(ABOUT_FIELDS):
+            break
+    return found
+
+
+def build_channeldata(subdir_records: dict[str, dict[str, Record]]) -> dict[str, Any]:
+    """channeldata.json for a channel, from each subdir's published records (keyed by fn)."""
+    candidates: defaultdict[str, list[_Candidate]] = defaultdict(list)
+    subdirs_of: defaultdict[str, set[str]] = defaultdict(set)
+    newest_ms: defaultdict[str, int] = defaultdict(int)
+    for subdir, records in subdir_records.items():
+        conda_stems = {fn[: -len(_CONDA)] for fn in records if fn.endswith(_CONDA)}
+        for fn, record in records.items():
+            raw = record.raw
+            name = raw["name"]
+            ms = timestamp_ms(raw)
+            subdirs_of[name].add(subdir)
+            if ms > newest_ms[name]:
+                newest_ms[name] = ms
+            is_conda = fn.endswith(_CONDA)
+            if not is_conda and fn.endswith(_TAR_BZ2) and fn[: -len(_TAR_BZ2)] in conda_stems:
+                continue  # its .conda twin speaks for the same build
+            build_number = raw.get("build_number", 0)
+            if not isinstance(build_number, int):
+                build_number = 0
+            candidates[name].append((build_number, ms, is_conda, subdir, fn, record))
+
+    packages: dict[str, dict[str, Any]] = {}
+    for name in sorted(candidates):
+        ordered = _newest_first(candidates[name])
+        if not ordered:
+            continue
+        entry: dict[str, Any] = _about(ordered)
+        entry["subdirs"] = sorted(subdirs_of[name])
+        if newest_ms[name]:
+            # CEP-38 wants seconds; records hold ms (timestamp_ms already lifted old
+            # second-based values, so one division serves both).
+            entry["timestamp"] = newest_ms[name] // 1000
+        entry["version"] = ordered[0].version
+        packages[name] = dict(sorted(entry.items()))
+
+    return {
+        "channeldata_version": CHANNELDATA_VERSION,
+        "packages": packages,
+        "subdirs": sorted(subdir_records),
+    }
