@@ -48,7 +48,7 @@ class Site:
     def temp_for(self, target: Path) -> Path:
         """A fresh temporary name beside target; never a published name."""
         self.ensure_dir(target.parent)
-        return target.parent / f"{TEMP_PREFIX}{target.name}.{secrets.token_hex(4)}"
+        return target.parent / f"{TEMP_PREFIX}{os.getpid()}-{target.name}.{secrets.token_hex(4)}"
 
     def commit(self, temp: Path, target: Path) -> None:
         os.replace(temp, target)
@@ -81,16 +81,41 @@ class Site:
         return True
 
     def clean_temp_files(self, directory: Path) -> int:
-        """Remove temporaries a killed run left behind; returns how many."""
+        """Remove temporaries left by processes that died; returns how many.
+
+        Temporary names carry their writer's pid, so files another live process (the passive
+        fetcher) is still writing are left alone.
+        """
         removed = 0
         if not directory.is_dir():
             return 0
         with os.scandir(directory) as entries:
             for entry in entries:
-                if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
-                    self.discard(Path(entry.path))
-                    removed += 1
+                if not entry.name.startswith(TEMP_PREFIX) or not entry.is_file(
+                    follow_symlinks=False
+                ):
+                    continue
+                if _writer_alive(entry.name[len(TEMP_PREFIX) :]):
+                    continue
+                self.discard(Path(entry.path))
+                removed += 1
         return removed
+
+
+def _writer_alive(rest: str) -> bool:
+    pid_text = rest.split("-", 1)[0]
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # this process has no write in flight when it cleans up
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def same_content(path: Path, data: bytes) -> bool:

@@ -1,0 +1,270 @@
+"""Web server configuration for a site: nginx and Apache, rendered from jinja2 templates.
+
+``sitegen webconf nginx|apache -c channels.yaml`` prints a config that serves the site
+directory at a URL prefix with what conda clients need:
+
+* MIME types: ``.conda`` application/octet-stream, ``.tar.bz2`` and ``.json.bz2``
+  application/x-bzip2, ``.json`` application/json, ``.json.zst`` application/zstd, pages
+  text/html; no ``Content-Encoding`` is ever added (clients hash the bytes as stored);
+* ``Cache-Control``: short (``public, max-age=60``) for repodata, ``current_repodata``,
+  ``channeldata``, pages and every other index; long and ``immutable`` for package files, whose
+  name always denotes the same bytes; only on successful answers (a 404 or 502 is not cached);
+* no directory listings (``index.html`` pages rendered by sitegen replace them);
+* ``.sitegen/`` (private state) and any other dot-name (temporary downloads) denied;
+* symlinks followed, for the deploy ``ln -s /srv/mirror/site /var/www/html/anaconda``;
+* for channels fed by a passive mirror, package files that are not stored yet are handed to the
+  verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.fetcher`).
+
+The default output is a snippet to include (an nginx ``server`` block; an Apache ``Alias`` +
+``<Directory>`` block, wrapped in a ``<VirtualHost>`` when ``--listen`` is given).
+``--standalone`` produces a complete configuration (pid, logs and temp paths under
+``--state-dir``) that the real binaries run as is; the tests do exactly that.
+
+Every value interpolated into a template is validated against a strict pattern first, so no
+path, prefix or address can smuggle a quote, a ``;``, a brace or a newline into the config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jinja2
+
+from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
+
+SERVERS = ("nginx", "apache")
+DEFAULT_FETCHER = "127.0.0.1:8901"
+DEFAULT_APACHE_MODULES = "/usr/lib/apache2/modules"  # Debian, Ubuntu
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "webconf"
+
+SHORT_CACHE = "public, max-age=60"
+LONG_CACHE = "public, max-age=31536000, immutable"
+
+# An absolute filesystem path: segments of safe characters, never "." or "..".
+_PATH_RE = re.compile(r"^(?:/[A-Za-z0-9._@+-]+)+$")
+# A URL path prefix: "" (the site at the root) or /segment[/segment...]; no dot-segments.
+_PREFIX_RE = re.compile(r"^(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_SERVER_NAME_RE = re.compile(r"^(?:_|\*\.)?[A-Za-z0-9.-]*$")
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+class WebconfError(ValueError):
+    """An option that cannot be put into a web server configuration safely."""
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_path(value: str | Path, what: str) -> str:
+    """An absolute path safe to write unquoted or quoted into nginx and Apache configs."""
+    text = str(value)
+    if text != "/":
+        text = text.rstrip("/")
+    if not _PATH_RE.match(text) or any(s in (".", "..") for s in text.split("/")):
+        raise WebconfError(
+            f"{what} {text!r} must be an absolute path of letters, digits and . _ @ + -"
+            " (no spaces, quotes or other special characters)"
+        )
+    return text
+
+
+def normalize_prefix(value: str) -> str:
+    """'/conda/', 'conda' -> '/conda'; '' or '/' -> '' (the site at the server's root)."""
+    text = value.strip()
+    if text and not text.startswith("/"):
+        text = "/" + text
+    text = text.rstrip("/")
+    if not _PREFIX_RE.match(text):
+        raise WebconfError(
+            f"prefix {value!r} must be a URL path like /conda or /mirrors/conda: segments of"
+            " letters, digits and . _ - that do not start with a dot"
+        )
+    return text
+
+
+def check_address(value: str, what: str) -> str:
+    """'HOST:PORT' (or just 'PORT', meaning 127.0.0.1) -> a normalized 'host:port'."""
+    text = value.strip()
+    if re.fullmatch(r"\d{1,5}", text):
+        host, port_text = "127.0.0.1", text
+    else:
+        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", text)
+        if not match:
+            raise WebconfError(f"{what} {value!r} must be HOST:PORT, e.g. 127.0.0.1:8080")
+        host, port_text = match.groups()
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise WebconfError(f"{what} {value!r}: port must be between 1 and 65535")
+    bare = host[1:-1] if host.startswith("[") else host
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        if host.startswith("[") or not _HOSTNAME_RE.match(host):
+            raise WebconfError(
+                f"{what} {value!r}: {host!r} is not an IP address or host name"
+            ) from None
+        return f"{host}:{port}"
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def check_server_name(value: str) -> str:
+    if not value or not _SERVER_NAME_RE.match(value) or len(value) > 253:
+        raise WebconfError(f"server name {value!r} must be a host name (or _ for any)")
+    return value
+
+
+def check_user(value: str) -> tuple[str, str]:
+    """'user' or 'user:group' -> (user, group)."""
+    user, _, group = value.partition(":")
+    group = group or user
+    if not _USER_RE.match(user) or not _USER_RE.match(group):
+        raise WebconfError(f"user {value!r} must be a system user name, optionally :group")
+    return user, group
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class WebconfOptions:
+    """What the command line asks for; everything optional has a sensible default."""
+
+    prefix: str = ""
+    root: str | Path | None = None  # the directory the server reads; default: config.output
+    listen: str | None = None
+    server_name: str | None = None
+    fetcher: str = DEFAULT_FETCHER
+    standalone: bool = False
+    state_dir: str | Path | None = None
+    user: str | None = None  # standalone only
+    apache_modules: str | Path = DEFAULT_APACHE_MODULES  # standalone only
+
+
+@dataclass(frozen=True)
+class Webconf:
+    """Validated values for the templates (every string is safe to interpolate)."""
+
+    server: str
+    root: str
+    prefix: str
+    listen: str | None
+    server_name: str
+    fetcher: str | None  # None when no channel has a passive mirror
+    passive_channels: tuple[str, ...]
+    standalone: bool
+    state_dir: str | None
+    user: str | None
+    group: str | None
+    apache_modules: str
+    source: str  # the config file, for the header comment
+
+
+def passive_channels(config: SiteConfig) -> tuple[str, ...]:
+    """Channel paths fed by at least one passive mirror (their missing packages are fetched)."""
+    out = []
+    for channel in config.channels:
+        if any(m.mode == "passive" for m in channel.mirrors):
+            segments = channel.path.split("/")
+            if not all(CHANNEL_SEGMENT_RE.match(s) for s in segments):
+                raise WebconfError(f"channel path {channel.path!r} is not safe for a web config")
+            out.append(channel.path)
+    return tuple(out)
+
+
+def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> Webconf:
+    if server not in SERVERS:
+        raise WebconfError(f"server must be one of {', '.join(SERVERS)}, not {server!r}")
+    root = check_path(options.root if options.root is not None else config.output, "root")
+    listen = check_address(options.listen, "--listen") if options.listen else None
+    if options.standalone and listen is None:
+        listen = "127.0.0.1:8080"
+    if server == "nginx" and listen is None:
+        listen = "80"
+    if options.server_name:
+        server_name = check_server_name(options.server_name)
+    elif config.base_url and urlsplit(config.base_url).hostname:
+        server_name = check_server_name(urlsplit(config.base_url).hostname or "")
+    else:
+        server_name = "_" if server == "nginx" else "localhost"
+    passive = passive_channels(config)
+    fetcher = check_address(options.fetcher, "--fetcher") if passive else None
+    state_dir = None
+    user = group = None
+    if options.standalone:
+        if options.state_dir is None:
+            raise WebconfError("--standalone needs --state-dir (pid file, logs, temp files)")
+        state_dir = check_path(Path(options.state_dir).absolute(), "--state-dir")
+        if options.user:
+            user, group = check_user(options.user)
+    elif options.state_dir is not None or options.user:
+        raise WebconfError("--state-dir and --user only apply with --standalone")
+    source = config.source.name if config.source else "channels.yaml"
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", source):
+        source = "channels.yaml"
+    return Webconf(
+        server=server,
+        root=root,
+        prefix=normalize_prefix(options.prefix),
+        listen=listen,
+        server_name=server_name,
+        fetcher=fetcher,
+        passive_channels=passive,
+        standalone=options.standalone,
+        state_dir=state_dir,
+        user=user,
+        group=group,
+        apache_modules=check_path(options.apache_modules, "--apache-modules"),
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _regex(value: str) -> str:
+    """Escape a validated path for a PCRE inside double quotes (nginx, Apache)."""
+    return re.sub(r"([.+\-])", r"\\\1", value)
+
+
+def _quote(value: str) -> str:
+    if any(ch in value for ch in '"\\\n\r\t'):  # cannot happen after validation; be sure
+        raise WebconfError(f"refusing to quote {value!r}")
+    return f'"{value}"'
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=False,  # config text, not HTML: every value is validated instead
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["rx"] = _regex
+    env.filters["q"] = _quote
+    return env
+
+
+def render(conf: Webconf) -> str:
+    template = _environment().get_template(f"{conf.server}.conf.j2")
+    text = template.render(
+        c=conf,
+        short_cache=SHORT_CACHE,
+        long_cache=LONG_CACHE,
+        package_re=r"\.(?:conda|tar\.bz2)",
+    )
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def render_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> str:
+    """The configuration text for ``server`` ('nginx' or 'apache')."""
+    return render(build_webconf(server, config, options))

@@ -1,0 +1,425 @@
+"""Passive mirrors: metadata only, package files fetched on first request, verified, kept.
+
+A passive mirror of the example upstream (a token channel, ``/t/<token>/...``, the token in the
+environment) publishes repodata without package files. The real web server runs the generated
+config and hands missing package files to ``sitegen fetcher`` (a real subprocess); py-rattler
+installs through it, the files appear in the site, and with the upstream stopped a fresh client
+still installs from the stored copies. A hostile upstream gets 502 and nothing stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import selectors
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from support.apache import require_server, webconf_server, world_readable_dir
+from support.client import solve_and_install
+from support.upstream import UpstreamHandler, UpstreamServer, serve_bytes
+
+from sitegen.config import SiteConfig, load_config
+from sitegen.example_channel import example_packages, write_channel
+from sitegen.fetcher import listener_address, open_listeners, serve_fetcher
+from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.prune import package_files
+
+CHANNEL = "cloud/conda-forge"
+PREFIX = "/conda"
+TOKEN_ENV = "SITEGEN_TEST_TOKEN"
+
+
+@dataclass
+class TokenUpstream:
+    """The example channel at ``<server>/t/<token>/forge``."""
+
+    server: UpstreamServer
+    root: Path
+    token: str
+    repodata: dict[str, dict[str, Any]]
+
+    def go_down(self) -> None:
+        """Stop the server and take its files away: ``UpstreamServer.stop()`` closes the
+        listening socket, but a keep-alive connection already open keeps being served."""
+        self.server.stop()
+        self.root.rename(self.root.with_name("upstream-gone"))
+
+    def path(self, subdir: str, fn: str) -> str:
+        return f"/t/{self.token}/forge/{subdir}/{fn}"
+
+    def package_requests(self) -> list[str]:
+        return [
+            r.path.rsplit("/", 1)[1]
+            for r in self.server.requests
+            if r.path.endswith((".conda", ".tar.bz2"))
+        ]
+
+
+@pytest.fixture
+def token_upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TokenUpstream]:
+    token = secrets.token_hex(16)
+    monkeypatch.setenv(TOKEN_ENV, token)
+    root = tmp_path / "upstream"
+    repodata = write_channel(root / "t" / token / "forge", example_packages(seed=0), zst=True)
+    with UpstreamServer(root) as server:
+        yield TokenUpstream(server, root, token, repodata)
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    with world_readable_dir() as path:
+        yield path
+
+
+def write_config(path: Path, site: Path, upstream: TokenUpstream, mode: str) -> SiteConfig:
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            output: {site}
+            download: {{retries: 0, timeout: 30}}
+            channels:
+              {CHANNEL}:
+                url: {upstream.server.url}/t/${{{TOKEN_ENV}}}/forge
+                subdirs: [linux-64]
+                mode: {mode}
+            """
+        )
+    )
+    return load_config(path)
+
+
+def published(site: Path) -> dict[str, dict[str, Any]]:
+    """subdir/filename -> record, over the channel's published subdirs."""
+    out = {}
+    for subdir in ("linux-64", "noarch"):
+        document = json.loads((site / CHANNEL / subdir / "repodata.json").read_bytes())
+        for key in ("packages", "packages.conda"):
+            out.update({f"{subdir}/{fn}": r for fn, r in document[key].items()})
+    return out
+
+
+def stored(site: Path) -> set[str]:
+    return {
+        f"{subdir}/{fn}"
+        for subdir in ("linux-64", "noarch")
+        for fn in package_files(site / CHANNEL / subdir)
+    }
+
+
+def temp_files(site: Path) -> list[Path]:
+    return [p for p in (site / CHANNEL).rglob(".sitegen-tmp-*")]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _get(address: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    host, port = address.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- the fetcher process
+
+
+@dataclass
+class FetcherProcess:
+    address: str
+    proc: subprocess.Popen[str]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def fetcher_process(config: Path, logs: Path) -> Iterator[FetcherProcess]:
+    """``sitegen fetcher -c config --listen 127.0.0.1:0`` with the token in its environment."""
+    log_path = logs / "fetcher.log"
+    command = [sys.executable, "-m", "sitegen", "fetcher", "-c", str(config)]
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            [*command, "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=dict(os.environ),
+            start_new_session=True,
+        )
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            ready = selector.select(timeout=30)
+        line = proc.stdout.readline() if ready else ""
+        if "listening on http://" not in line:
+            raise RuntimeError(f"the fetcher did not start: {line!r}\n{log_path.read_text()}")
+        address = line.rsplit("http://", 1)[1].strip()
+        process = FetcherProcess(address, proc, log_path)
+        yield process
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == 0, process.log_text()  # SIGTERM is a clean stop
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_passive_mirror_fetches_on_demand_and_keeps_serving_when_upstream_is_down(
+    server: str, token_upstream: TokenUpstream, public_dir: Path, tmp_path: Path
+) -> None:
+    require_server(server)
+    site = public_dir / "site"
+    config_path = public_dir / "channels.yaml"
+    config = write_config(config_path, site, token_upstream, "passive")
+    report = trio.run(run_mirror, config, MirrorOptions(progress=False))
+    assert not report.failed
+    records = published(site)
+    assert records and stored(site) == set()  # metadata only
+    assert token_upstream.package_requests() == []
+
+    with fetcher_process(config_path, tmp_path) as fetcher:
+        web = webconf_server(
+            server, config, public_dir / "state", prefix=PREFIX, fetcher=fetcher.address
+        )
+        with web:
+            channel_url = f"{web.url}{PREFIX}/{CHANNEL}"
+            installed = solve_and_install(
+                [channel_url], ["numpy"], tmp_path / "env1", cache_dir=tmp_path / "cache1"
+            )
+            names = {p.name for p in installed}
+            assert {"numpy", "python"} <= names
+            fetched = {f"{p.url.rsplit('/', 2)[1]}/{p.file_name}" for p in installed}
+            # The installed files are now stored, verified, once each; nothing else.
+            assert stored(site) == fetched
+            for key in fetched:
+                assert sha256(site / CHANNEL / key) == records[key]["sha256"]
+            assert sorted(token_upstream.package_requests()) == sorted(
+                key.split("/")[1] for key in fetched
+            )
+
+            # Upstream goes away: what is stored keeps being served to new clients.
+            token_upstream.go_down()
+            again = solve_and_install(
+                [channel_url], ["numpy"], tmp_path / "env2", cache_dir=tmp_path / "cache2"
+            )
+            assert {p.file_name for p in again} == {p.file_name for p in installed}
+            # ... and what is not stored cannot be fetched: 502, nothing stored.
+            missing = sorted(set(records) - fetched)[0]
+            status, headers, body = _get(web.url, f"{PREFIX}/{CHANNEL}/{missing}")
+            assert status == 502
+            assert "immutable" not in headers.get("cache-control", "")
+            assert token_upstream.token.encode() not in body
+            assert stored(site) == fetched and temp_files(site) == []
+
+    # The token lives in the fetcher's environment only: never in its logs, never in the site.
+    log_text = fetcher.log_text()
+    assert "fetched from mirror" in log_text
+    assert token_upstream.token not in log_text
+    for path in site.rglob("*"):
+        if path.is_file():
+            assert token_upstream.token.encode() not in path.read_bytes(), path
+
+
+def test_hostile_upstream_gets_502_and_nothing_is_stored(
+    token_upstream: TokenUpstream, public_dir: Path, tmp_path: Path
+) -> None:
+    require_server("nginx")
+    site = public_dir / "site"
+    config_path = public_dir / "channels.yaml"
+    config = write_config(config_path, site, token_upstream, "passive")
+    assert not trio.run(run_mirror, config, MirrorOptions(progress=False)).failed
+    records = published(site)
+    target = next(key for key in sorted(records) if key.startswith("linux-64/numpy"))
+    subdir, fn = target.split("/")
+    size = records[target]["size"]
+    upstream_path = token_upstream.path(subdir, fn)
+    url_path = f"{PREFIX}/{CHANNEL}/{target}"
+
+    with (
+        fetcher_process(config_path, tmp_path) as fetcher,
+        webconf_server(
+            "nginx", config, public_dir / "state", prefix=PREFIX, fetcher=fetcher.address
+        ) as web,
+    ):
+        # Same size, wrong bytes; then more bytes than the record says: never stored.
+        for hostile in (b"\0" * size, b"x" * (size + 100)):
+            token_upstream.server.add_fault(upstream_path, serve_bytes(hostile), times=1)
+            status, headers, body = _get(web.url, url_path)
+            assert status == 502, body
+            assert headers.get("cache-control") == "no-store"
+            assert b"checksum mismatch" in body or b"more than the expected" in body
+            assert token_upstream.token.encode() not in body
+            assert not (site / CHANNEL / target).exists()
+            assert temp_files(site) == []
+        # A file no published repodata lists is not fetched at all.
+        status, _, _ = _get(web.url, f"{PREFIX}/{CHANNEL}/linux-64/evil-1.0-0.conda")
+        assert status == 404
+        assert token_upstream.package_requests() == [fn, fn]
+        # Upstream healthy again: the right bytes are stored under the published name.
+        status, headers, body = _get(web.url, url_path)
+        assert status == 200 and int(headers["content-length"]) == size
+        assert hashlib.sha256(body).hexdigest() == records[target]["sha256"]
+        assert sha256(site / CHANNEL / target) == records[target]["sha256"]
+    assert token_upstream.token not in fetcher.log_text()
+
+
+# --------------------------------------------------------------------------- in-process fetcher
+
+
+async def test_fetcher_answers_only_for_published_files(
+    token_upstream: TokenUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = write_config(tmp_path / "channels.yaml", site, token_upstream, "passive")
+    await run_mirror(config, MirrorOptions(progress=False))
+    fn = next(iter(token_upstream.repodata["linux-64"]["packages.conda"]))
+    listeners = await open_listeners("127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        fetcher = await nursery.start(serve_fetcher, config, listeners)
+        cases = {
+            ("POST", f"/{CHANNEL}/linux-64/{fn}"): 405,
+            ("GET", "relative/path.conda"): 400,
+            ("GET", "/%ff%fe.conda"): 400,
+            ("GET", "/../../etc/passwd"): 404,
+            ("GET", f"/{CHANNEL}/linux-64/..%2f..%2f.sitegen%2flock.conda"): 404,
+            ("GET", f"/{CHANNEL}/linux-64/../../../etc/x.conda"): 404,
+            ("GET", f"/{CHANNEL}/linux-64/repodata.json"): 404,
+            ("GET", f"/{CHANNEL}/win-64/{fn}"): 404,
+            ("GET", f"/{CHANNEL}/linux-64/not-published-1.0-0.conda"): 404,
+            ("GET", f"/other/channel/linux-64/{fn}"): 404,
+        }
+        for (method, target), status in cases.items():
+            reply = await fetcher.reply(method, target)
+            assert reply.status == status, (method, target, reply.body)
+        assert token_upstream.package_requests() == []
+        # Over HTTP, on one keep-alive connection: GET fetches, HEAD and GET serve the copy.
+        address = listener_address(listeners)
+        async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+            first = await client.get(f"/{CHANNEL}/linux-64/{fn}")
+            head = await client.head(f"/{CHANNEL}/linux-64/{fn}")
+            second = await client.get(f"/{CHANNEL}/linux-64/{fn}?x=1")
+            bad = await client.request("BREW", "/")
+        assert (first.status_code, first.headers["x-sitegen-fetcher"]) == (200, "fetched")
+        assert (second.status_code, second.headers["x-sitegen-fetcher"]) == (200, "stored")
+        assert first.content == second.content
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) == len(first.content)
+        assert bad.status_code == 405
+        assert token_upstream.package_requests() == [fn]
+        nursery.cancel_scope.cancel()
+
+
+async def test_concurrent_requests_share_one_download(
+    token_upstream: TokenUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = write_config(tmp_path / "channels.yaml", site, token_upstream, "passive")
+    await run_mirror(config, MirrorOptions(progress=False))
+    fn, record = next(iter(token_upstream.repodata["linux-64"]["packages.conda"].items()))
+    release = threading.Event()
+
+    def slow(handler: UpstreamHandler) -> bool:
+        release.wait(30)  # hold the download until every client waits on it
+        return False  # then serve the real file
+
+    token_upstream.server.add_fault(token_upstream.path("linux-64", fn), slow)
+    listeners = await open_listeners("127.0.0.1", 0)
+    results: list[httpx.Response] = []
+    async with trio.open_nursery() as nursery:
+        fetcher = await nursery.start(serve_fetcher, config, listeners)
+        target = fetcher.site.path(CHANNEL, "linux-64", fn)
+        async with httpx.AsyncClient(base_url=f"http://{listener_address(listeners)}") as client:
+
+            async def get() -> None:
+                results.append(await client.get(f"/{CHANNEL}/linux-64/{fn}"))
+
+            async with trio.open_nursery() as clients:
+                for _ in range(4):
+                    clients.start_soon(get)
+                with trio.fail_after(20):
+                    while (flight := fetcher.flights.get(target)) is None or flight.waiters < 4:
+                        await trio.sleep(0.01)
+                release.set()
+        nursery.cancel_scope.cancel()
+    assert [r.status_code for r in results] == [200] * 4
+    assert {hashlib.sha256(r.content).hexdigest() for r in results} == {record["sha256"]}
+    assert token_upstream.package_requests() == [fn]
+    assert fetcher.flights == {}
+
+
+async def test_missing_token_means_502_not_a_crash(
+    token_upstream: TokenUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    config = write_config(tmp_path / "channels.yaml", site, token_upstream, "passive")
+    await run_mirror(config, MirrorOptions(progress=False))
+    monkeypatch.delenv(TOKEN_ENV)
+    fn = next(iter(token_upstream.repodata["linux-64"]["packages.conda"]))
+    listeners = await open_listeners("127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        fetcher = await nursery.start(serve_fetcher, config, listeners)
+        reply = await fetcher.reply("GET", f"/{CHANNEL}/linux-64/{fn}")
+        nursery.cancel_scope.cancel()
+    assert reply.status == 502 and b"not configured" in reply.body
+    assert token_upstream.package_requests() == []
+
+
+async def test_switching_to_active_downloads_only_what_is_not_stored(
+    token_upstream: TokenUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    config = write_config(config_path, site, token_upstream, "passive")
+    await run_mirror(config, MirrorOptions(progress=False))
+    records = published(site)
+    wanted = sorted(records)[::5]  # a few files of both subdirs, fetched on demand
+    listeners = await open_listeners("127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_fetcher, config, listeners)
+        async with httpx.AsyncClient(base_url=f"http://{listener_address(listeners)}") as client:
+            for key in wanted:
+                response = await client.get(f"/{CHANNEL}/{key}")
+                assert response.status_code == 200, key
+        nursery.cancel_scope.cancel()
+    before = stored(site)
+    assert before == set(wanted)
+
+    token_upstream.server.reset()
+    active = write_config(config_path, site, token_upstream, "active")
+    report = await run_mirror(active, MirrorOptions(progress=False))
+    assert not report.failed
+    downloaded = token_upstream.package_requests()
+    assert sorted(downloaded) == sorted(key.split("/")[1] for key in set(records) - before)
+    assert stored(site) == set(records)
+    for key, record in records.items():
+        assert sha256(site / CHANNEL / key) == record["sha256"]

@@ -1,0 +1,335 @@
+"""``sitegen webconf``: generated nginx and Apache configs, checked and run by the real servers.
+
+The servers run exactly the generated ``--standalone`` configs on 127.0.0.1, serving a site
+mirrored from the example upstream through the symlink deploy of the seeds
+(``ln -s site www/anaconda``, the config pointing at the link), and py-rattler installs from
+them. nginx or Apache missing: the test skips with the reason (fails when ``CI=true``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from support.apache import (
+    apache_binary,
+    apache_modules_dir,
+    require_server,
+    server_user,
+    webconf_server,
+    world_readable_dir,
+)
+from support.client import solve_and_install
+from support.nginx import nginx_binary
+from support.upstream import ExampleUpstream
+
+from sitegen.cli import main
+from sitegen.config import SiteConfig, parse_config
+from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.webconf import (
+    LONG_CACHE,
+    SHORT_CACHE,
+    WebconfError,
+    WebconfOptions,
+    check_address,
+    normalize_prefix,
+    render_webconf,
+)
+
+PREFIX = "/anaconda"
+CHANNEL = "cloud/conda-forge"
+
+
+def _config(site: Path, url: str = "http://127.0.0.1:9/forge", mode: str = "active") -> SiteConfig:
+    text = f"""\
+        output: {site}
+        download: {{retries: 0}}
+        channels:
+          {CHANNEL}:
+            url: {url}
+            subdirs: [linux-64]
+            mode: {mode}
+        """
+    return parse_config(textwrap.dedent(text), base_dir=site.parent)
+
+
+def _get(url: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "prefix", ["/co nda", "/conda;", "/../etc", "/.hidden", '/a"b', "/a\nb", "/$uri", "/a{b}"]
+)
+def test_unsafe_prefix_is_rejected(prefix: str, tmp_path: Path) -> None:
+    with pytest.raises(WebconfError, match="prefix"):
+        render_webconf("nginx", _config(tmp_path / "site"), WebconfOptions(prefix=prefix))
+
+
+@pytest.mark.parametrize(
+    "root", ["relative/site", "/srv/my site", "/srv/a;b", "/srv/../etc", '/srv/"x', "/srv/$x"]
+)
+def test_unsafe_root_is_rejected(root: str, tmp_path: Path) -> None:
+    for server in ("nginx", "apache"):
+        with pytest.raises(WebconfError, match="root"):
+            render_webconf(server, _config(tmp_path / "site"), WebconfOptions(root=root))
+
+
+def test_addresses_and_prefixes_are_normalized() -> None:
+    assert normalize_prefix("") == normalize_prefix("/") == ""
+    assert normalize_prefix("conda/") == "/conda"
+    assert normalize_prefix("/mirrors/conda") == "/mirrors/conda"
+    assert check_address("8080", "--listen") == "127.0.0.1:8080"
+    assert check_address("0.0.0.0:80", "--listen") == "0.0.0.0:80"
+    assert check_address("[::1]:8080", "--listen") == "[::1]:8080"
+    assert check_address("conda.example.org:443", "--listen") == "conda.example.org:443"
+    for bad in ("127.0.0.1:0", "127.0.0.1:70000", "host:80; evil", "a b:80", "[zz]:80", ":80"):
+        with pytest.raises(WebconfError):
+            check_address(bad, "--listen")
+
+
+def test_passive_channels_get_fetcher_rules(tmp_path: Path) -> None:
+    active = _config(tmp_path / "site")
+    passive = _config(tmp_path / "site", mode="passive")
+    options = WebconfOptions(prefix="/conda", fetcher="127.0.0.1:9999")
+    nginx_active = render_webconf("nginx", active, options)
+    assert "@sitegen_fetch" not in nginx_active and "proxy_pass" not in nginx_active
+    nginx = render_webconf("nginx", passive, options)
+    assert "try_files $uri @sitegen_fetch;" in nginx
+    assert "proxy_pass http://127.0.0.1:9999;" in nginx
+    assert r'location ~ "^/conda/cloud/conda\-forge/[^/]+/[^/]+\.(?:conda|tar\.bz2)$"' in nginx
+    apache = render_webconf("apache", passive, options)
+    assert "RewriteCond %{REQUEST_FILENAME} !-f" in apache
+    assert '"http://127.0.0.1:9999/$1" [P,L]' in apache
+    assert "RewriteEngine" not in render_webconf("apache", active, options)
+    for text in (nginx, apache):
+        assert "ln -s /srv/mirror/site /var/www/html/anaconda" in text  # the documented deploy
+    assert "<VirtualHost 127.0.0.1:8080>" in render_webconf(
+        "apache", passive, WebconfOptions(listen="127.0.0.1:8080")
+    )
+
+
+def test_cli_prints_config_and_rejects_bad_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        "output: site\nchannels:\n  pkgs/main:\n    url: http://127.0.0.1:9/main\n"
+        "    subdirs: [linux-64]\n    mode: passive\n"
+    )
+    assert main(["webconf", "nginx", "-c", str(config), "--prefix", "/conda"]) == 0
+    out = capsys.readouterr().out
+    assert f"alias {tmp_path.resolve()}/site/;" in out
+    assert "proxy_pass http://127.0.0.1:8901;" in out  # the fetcher's default address
+    assert main(["webconf", "apache", "-c", str(config), "--prefix", "/co;nda"]) == 2
+    assert "prefix" in capsys.readouterr().err
+    assert main(["webconf", "nginx", "-c", str(config), "--state-dir", "/tmp"]) == 2
+
+
+# --------------------------------------------------------------------------- real servers
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    with world_readable_dir() as path:
+        yield path
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize("prefix", ["", "/conda", "/mirrors/conda"])
+def test_generated_configs_pass_the_servers_own_check(
+    server: str, prefix: str, public_dir: Path
+) -> None:
+    require_server(server)
+    (public_dir / "site").mkdir()
+    for mode in ("active", "passive"):
+        config = _config(public_dir / "site", mode=mode)
+        webconf_server(server, config, public_dir / f"state-{mode}", prefix=prefix).check()
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_snippets_pass_the_servers_own_check(server: str, public_dir: Path) -> None:
+    """The non-standalone outputs, included the way a sysadmin would include them."""
+    require_server(server)
+    (public_dir / "site").mkdir()
+    config = _config(public_dir / "site", mode="passive")
+    state = public_dir / "state"
+    state.mkdir()
+    user = server_user()
+    if server == "nginx":
+        snippet = state / "sitegen-nginx.conf"
+        opts = WebconfOptions(prefix="/conda", listen="127.0.0.1:8080")
+        snippet.write_text(render_webconf("nginx", config, opts))
+        wrapper = state / "nginx.conf"
+        wrapper.write_text(
+            (f"user {user.replace(':', ' ')};\n" if user else "")
+            + f"pid {state}/nginx.pid;\nerror_log {state}/error.log;\nevents {{}}\n"
+            f"http {{\n  client_body_temp_path {state}/cb;\n  proxy_temp_path {state}/p;\n"
+            f"  fastcgi_temp_path {state}/f;\n  uwsgi_temp_path {state}/u;\n"
+            f"  scgi_temp_path {state}/s;\n  include {snippet};\n}}\n"
+        )
+        command = [nginx_binary() or "nginx", "-t", "-p", f"{state}/", "-c", str(wrapper)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        return
+    modules = apache_modules_dir()
+    loads = "".join(
+        f"LoadModule {m}_module {modules}/mod_{m}.so\n"
+        for m in [
+            "mpm_event",
+            "authz_core",
+            "alias",
+            "dir",
+            "mime",
+            "headers",
+            "rewrite",
+            "proxy",
+            "proxy_http",
+        ]
+    )
+    for listen in (None, "127.0.0.1:8080"):  # conf-available snippet, then a <VirtualHost>
+        snippet = state / "sitegen-apache.conf"
+        snippet.write_text(
+            render_webconf("apache", config, WebconfOptions(prefix="/conda", listen=listen))
+        )
+        wrapper = state / "apache.conf"
+        wrapper.write_text(
+            f"ServerRoot {state}\nServerName localhost\nListen 127.0.0.1:8080\n"
+            f"PidFile {state}/a.pid\nErrorLog {state}/error.log\n{loads}"
+            f"TypesConfig /dev/null\nInclude {snippet}\n"
+        )
+        command = [apache_binary() or "apache2", "-t", "-f", str(wrapper)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def mirrored_site(example_upstream: ExampleUpstream, public_dir: Path) -> Path:
+    """An active mirror of the example upstream in a world-readable directory, symlinked to
+    ``www/anaconda``; returns the symlink."""
+    site = public_dir / "srv" / "site"
+    site.parent.mkdir()
+    config = _config(site, url=example_upstream.url)
+    report = trio.run(run_mirror, config, MirrorOptions(progress=False))
+    assert not report.failed
+    (public_dir / "www").mkdir()
+    link = public_dir / "www" / "anaconda"
+    link.symlink_to(site)
+    return link
+
+
+def _published(site: Path, subdir: str) -> dict[str, dict[str, Any]]:
+    document = json.loads((site / CHANNEL / subdir / "repodata.json").read_bytes())
+    return {**document["packages"], **document["packages.conda"]}
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_real_server_serves_the_site_through_the_symlink(
+    server: str, mirrored_site: Path, public_dir: Path, tmp_path: Path
+) -> None:
+    require_server(server)
+    link = mirrored_site
+    config = _config(link.resolve())
+    running = webconf_server(server, config, public_dir / "state", prefix=PREFIX, root=link)
+    # Test fixtures in the site: a directory without index.html, one with it, private files.
+    (link / "listing-test").mkdir()
+    (link / "listing-test" / "secret-name.txt").write_text("x")
+    (link / "pages-test").mkdir()
+    (link / "pages-test" / "index.html").write_text("<p>sitegen page</p>")
+    subdir_dir = link / CHANNEL / "linux-64"
+    (subdir_dir / ".sitegen-tmp-numpy.conda.1234").write_bytes(b"partial")
+    (link / ".sitegen").mkdir(exist_ok=True)
+    (link / ".sitegen" / "token-test").write_text("private")
+
+    with running:
+        url = running.url
+        base = f"{PREFIX}/{CHANNEL}/linux-64"
+        expected_types = {
+            "repodata.json": "application/json",
+            "repodata.json.zst": "application/zstd",
+            "repodata.json.bz2": "application/x-bzip2",
+            "current_repodata.json": "application/json",
+        }
+        for name, ctype in expected_types.items():
+            status, headers, body = _get(url, f"{base}/{name}")
+            assert status == 200, name
+            assert headers["content-type"] == ctype, name
+            assert headers["cache-control"] == SHORT_CACHE, name
+            assert "content-encoding" not in headers, name
+            assert body == (subdir_dir / name).read_bytes(), name
+        status, headers, _ = _get(url, f"{PREFIX}/{CHANNEL}/channeldata.json")
+        assert (status, headers["content-type"], headers["cache-control"]) == (
+            200,
+            "application/json",
+            SHORT_CACHE,
+        )
+
+        published = _published(link, "linux-64")
+        conda = next(fn for fn in published if fn.endswith(".conda"))
+        tarbz2 = next(fn for fn in published if fn.endswith(".tar.bz2"))
+        for fn, ctype in ((conda, "application/octet-stream"), (tarbz2, "application/x-bzip2")):
+            status, headers, body = _get(url, f"{base}/{fn}")
+            assert status == 200, fn
+            assert headers["content-type"] == ctype, fn
+            assert headers["cache-control"] == LONG_CACHE, fn
+            assert "content-encoding" not in headers, fn
+            assert hashlib.sha256(body).hexdigest() == published[fn]["sha256"]
+
+        # Errors are never cached as if they were packages.
+        status, headers, _ = _get(url, f"{base}/missing-1.0-0.conda")
+        assert status == 404 and "immutable" not in headers.get("cache-control", "")
+
+        # Directory listings are off; index.html pages are served.
+        status, _, body = _get(url, f"{PREFIX}/listing-test/")
+        assert status in (403, 404) and b"secret-name" not in body
+        status, headers, body = _get(url, f"{PREFIX}/pages-test/")
+        assert (status, body) == (200, b"<p>sitegen page</p>")
+        assert headers["content-type"].startswith("text/html")
+        assert headers["cache-control"] == SHORT_CACHE
+        status, headers, _ = _get(url, PREFIX)
+        assert status == 301 and headers["location"].endswith(f"{PREFIX}/")
+
+        # Private state and temporary files are forbidden, however the path is spelled.
+        for path in (
+            f"{PREFIX}/.sitegen/",
+            f"{PREFIX}/.sitegen/token-test",
+            f"{PREFIX}/%2esitegen/token-test",
+            f"{PREFIX}/.sitegen/lock",
+            f"{base}/.sitegen-tmp-numpy.conda.1234",
+        ):
+            status, _, body = _get(url, path)
+            assert status == 403, path
+            assert b"private" not in body and b"partial" not in body
+
+        installed = solve_and_install(
+            [f"{url}{PREFIX}/{CHANNEL}"],
+            ["numpy"],
+            tmp_path / "env",
+            cache_dir=tmp_path / "cache",
+        )
+    names = {p.name: p for p in installed}
+    assert {"numpy", "python"} <= set(names)
+    for package in installed:
+        assert package.url.startswith(f"{url}{PREFIX}/{CHANNEL}/")
+
+
+def test_standalone_needs_a_state_dir(tmp_path: Path) -> None:
+    with pytest.raises(WebconfError, match="state-dir"):
+        render_webconf("nginx", _config(tmp_path / "site"), WebconfOptions(standalone=True))
