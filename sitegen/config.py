@@ -275,9 +275,14 @@ def _specs(node: _Node) -> tuple[str, ...]:
     for item in node.items():
         text = item.string()
         try:
-            parse_matchspec(text)
+            spec = parse_matchspec(text)
         except InvalidSpecError as exc:
             raise item.error(f"invalid MatchSpec {text!r}: {exc}") from None
+        if spec.channel is not None or spec.subdir is not None:
+            raise item.error(
+                f"MatchSpec {text!r}: channel:: and [subdir=...] are not supported in filters;"
+                " use the mirror's url and the subdirs filter"
+            )
         out.append(text)
     return tuple(out)
 
@@ -350,7 +355,9 @@ def _filters(node: _Node | None) -> FilterSpec:
     keys = node.mapping(_FILTER_KEYS)
     values: dict[str, Any] = {}
     if "names" in keys:
-        values["include_names"], values["exclude_names"] = _include_exclude(keys["names"])
+        values["include_names"], values["exclude_names"] = _include_exclude(
+            keys["names"], lower=True
+        )
     if "specs" in keys:
         values["include_specs"], values["exclude_specs"] = _include_exclude(
             keys["specs"], spec=True

@@ -1,0 +1,259 @@
+"""Pull the dependencies of allowlisted packages back in, so a mirror installs offline.
+
+The walk starts from the kept records of mirrors with ``include_dependencies`` and follows
+``depends`` transitively. A dependency resolves like conda's strict channel priority: in the
+needing record's own mirror when that mirror has the name at all, otherwise in the first mirror
+in config order that has it. There, every kept record matching the spec satisfies it, and the
+matching closure candidates (records dropped only by an allowlist or newest_versions) are added
+to the mirror, limited to the mirror's newest N versions when it sets newest_versions.
+
+Pure over plain data: the FilterResults are updated in place and a report says what was added
+and what no mirror could satisfy.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from rattler import MatchSpec
+
+from sitegen.conda import InvalidSpecError, RecordMatcher, parse_matchspec, parse_version
+from sitegen.filters import FilterResult, spec_exact_name
+from sitegen.records import Record
+
+NOARCH = "noarch"
+
+
+@dataclass
+class MirrorSelection:
+    """One mirror's filter outcome for every subdir of the run, in config order."""
+
+    mirror: str
+    include_dependencies: bool
+    newest_versions: int | None
+    results: dict[str, FilterResult]  # subdir -> result (mutated by close_dependencies)
+
+
+@dataclass
+class DependencyReport:
+    """What the closure added and what it could not find; mirrors without entries are absent."""
+
+    # mirror -> [(subdir, fn, "needed by <fn> (<spec>)")], sorted by subdir and fn
+    added: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    # mirror of the needing record -> [(its subdir, dependency spec, its fn)], sorted
+    unsatisfied: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+
+
+# (mirror index, subdir, record): one node of the walk.
+_Node = tuple[int, str, Record]
+
+# How much of a record a dependency spec looks at, which decides how its matches are found.
+_ANY = "any"  # a bare name: every record of that name matches
+_VERSION = "version"  # name and version only: records sharing a version string match alike
+_FULL = "full"  # anything else (build, build_number, ...): test each record
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    spec: MatchSpec
+    name: str  # normalized package name
+    kind: str
+
+
+class _Match:
+    """Whether records match one spec, asking rattler as rarely as the spec allows."""
+
+    def __init__(self, parsed: _Spec, matcher: RecordMatcher) -> None:
+        self.spec = parsed.spec
+        self.kind = parsed.kind
+        self.matches = matcher.matches
+        self.by_version: dict[str, bool] = {}
+
+    def __call__(self, record: Record) -> bool:
+        if self.kind == _ANY:
+            return True
+        if self.kind == _FULL:
+            return self.matches(self.spec, record.raw)
+        version = record.raw["version"]
+        known = self.by_version.get(version)
+        if known is None:
+            known = self.by_version[version] = self.matches(self.spec, record.raw)
+        return known
+
+
+class _Closure:
+    def __init__(self, selections: list[MirrorSelection], matcher: RecordMatcher) -> None:
+        self.selections = selections
+        self.matcher = matcher
+        self.report = DependencyReport()
+        self.all_subdirs = sorted({s for sel in selections for s in sel.results})
+        # Per mirror: name -> subdir -> {fn: record}. Adding moves a record from `candidates`
+        # to `kept`; their union, and so every name lookup below, never changes.
+        self.kept = [_index(sel.results, kept=True) for sel in selections]
+        self.candidates = [_index(sel.results, kept=False) for sel in selections]
+        # (mirror, subdir) -> spec text -> satisfied.
+        self.resolved: dict[tuple[int, str], dict[str, bool]] = {}
+        self.specs: dict[str, _Spec | None] = {}
+        self.chosen: dict[tuple[int, str, str], int | None] = {}
+        self.queue: deque[_Node] = deque()
+        self.seen: set[tuple[int, str, str]] = set()
+
+    # ------------------------------------------------------------------ walk
+
+    def run(self) -> DependencyReport:
+        for index, sel in enumerate(self.selections):
+            if not sel.include_dependencies:
+                continue
+            for subdir in sorted(sel.results):
+                kept = sel.results[subdir].kept
+                for fn in sorted(kept):
+                    self._visit(index, subdir, kept[fn])
+        while self.queue:
+            index, subdir, record = self.queue.popleft()
+            # Resolving is idempotent because the kept/candidate union is fixed, so each
+            # (mirror, subdir, spec text) is resolved once; the first needing record is named.
+            memo = self.resolved.setdefault((index, subdir), {})
+            for dep in record.raw.get("depends") or ():
+                satisfied = memo.get(dep)
+                if satisfied is None:
+                    satisfied = memo[dep] = self._resolve(index, subdir, record, dep)
+                if not satisfied:
+                    unsatisfied = self.report.unsatisfied.setdefault(
+                        self.selections[index].mirror, []
+                    )
+                    unsatisfied.append((subdir, dep, record.fn))
+        for entries in (*self.report.added.values(), *self.report.unsatisfied.values()):
+            entries.sort()
+        return self.report
+
+    def _visit(self, index: int, subdir: str, record: Record) -> None:
+        key = (index, subdir, record.fn)
+        if key not in self.seen:
+            self.seen.add(key)
+            self.queue.append((index, subdir, record))
+
+    # ------------------------------------------------------------------ one dependency
+
+    def _resolve(self, index: int, subdir: str, record: Record, dep: str) -> bool:
+        """Satisfy `dep` of `record`, adding candidates; False when nothing matches it."""
+        if dep.lstrip().startswith("__"):
+            return True  # virtual packages (__glibc, __cuda, ...) come from the system
+        parsed = self._spec(dep)
+        if parsed is None:
+            return False
+        if parsed.name.startswith("__"):
+            return True
+        scope = self.all_subdirs if subdir == NOARCH else [subdir, NOARCH]
+        target = self._choose_mirror(index, subdir, scope, parsed.name)
+        return target is not None and self._satisfy(
+            target, scope, parsed, f"needed by {record.fn} ({dep})"
+        )
+
+    def _spec(self, dep: str) -> _Spec | None:
+        # parse_matchspec caches successes only; remember failures too.
+        try:
+            return self.specs[dep]
+        except KeyError:
+            pass
+        parsed: _Spec | None = None
+        try:
+            spec = parse_matchspec(dep)
+        except InvalidSpecError:
+            pass
+        else:
+            name = spec_exact_name(spec)
+            if name is not None:
+                canonical = spec.to_canonical_string()
+                if canonical == name:
+                    kind = _ANY
+                elif canonical == f'{name}[version="{spec.version}"]':
+                    kind = _VERSION
+                else:
+                    kind = _FULL
+                parsed = _Spec(spec, name, kind)
+        self.specs[dep] = parsed
+        return parsed
+
+    def _choose_mirror(self, index: int, subdir: str, scope: list[str], name: str) -> int | None:
+        key = (index, subdir, name)
+        try:
+            return self.chosen[key]
+        except KeyError:
+            pass
+        order = [index, *(i for i in range(len(self.selections)) if i != index)]
+        target = next((i for i in order if self._has_name(i, scope, name)), None)
+        self.chosen[key] = target
+        return target
+
+    def _has_name(self, index: int, scope: list[str], name: str) -> bool:
+        kept = self.kept[index].get(name, {})
+        candidates = self.candidates[index].get(name, {})
+        return any(s in kept or s in candidates for s in scope)
+
+    def _satisfy(self, index: int, scope: list[str], parsed: _Spec, why: str) -> bool:
+        name = parsed.name
+        match = _Match(parsed, self.matcher)
+        kept_in = self.kept[index].get(name, {})
+        candidates_in = self.candidates[index].get(name, {})
+        candidates = [
+            (subdir, record)
+            for subdir in scope
+            if subdir in candidates_in
+            for record in candidates_in[subdir].values()
+            if match(record)
+        ]
+        in_scope = [(s, r) for s in scope if s in kept_in for r in kept_in[s].values()]
+        selection = self.selections[index]
+        newest = selection.newest_versions
+        kept: list[tuple[str, Record]] = []
+        if selection.include_dependencies and (newest is None or not candidates):
+            # All kept records of this mirror are walked anyway: only ask whether one matches.
+            satisfied = bool(candidates) or any(match(r) for _, r in in_scope)
+        else:
+            kept = [(s, r) for s, r in in_scope if match(r)]
+            satisfied = bool(kept or candidates)
+        if newest is not None and candidates:
+            # The N newest over everything matching, kept included: a spec already served by
+            # the mirror's newest versions adds nothing, however many specs name the package.
+            versions = {parse_version(r.version) for _, r in (*kept, *candidates)}
+            top = set(sorted(versions, reverse=True)[:newest])
+            candidates = [(s, r) for s, r in candidates if parse_version(r.version) in top]
+        for subdir, record in candidates:
+            self._add(index, subdir, name, record, why)
+        for subdir, record in (*kept, *candidates):
+            self._visit(index, subdir, record)
+        return satisfied
+
+    def _add(self, index: int, subdir: str, name: str, record: Record, why: str) -> None:
+        sel = self.selections[index]
+        result = sel.results[subdir]
+        del self.candidates[index][name][subdir][record.fn]
+        self.kept[index].setdefault(name, {}).setdefault(subdir, {})[record.fn] = record
+        result.candidates.pop(record.fn, None)
+        result.excluded.pop(record.fn, None)
+        result.kept[record.fn] = record
+        self.report.added.setdefault(sel.mirror, []).append((subdir, record.fn, why))
+
+
+def _index(results: dict[str, FilterResult], kept: bool) -> dict[str, dict[str, dict[str, Record]]]:
+    """name -> subdir -> {fn: record}, in subdir and filename order."""
+    out: dict[str, dict[str, dict[str, Record]]] = {}
+    for subdir in sorted(results):
+        records = results[subdir].kept if kept else results[subdir].candidates
+        for fn in sorted(records):
+            record = records[fn]
+            out.setdefault(record.name.lower(), {}).setdefault(subdir, {})[fn] = record
+    return out
+
+
+def close_dependencies(
+    selections: list[MirrorSelection], matcher: RecordMatcher
+) -> DependencyReport:
+    """Add the dependencies of include_dependencies mirrors' records, transitively.
+
+    `selections` are in config order, which is also mirror priority. Kept records that satisfy
+    a dependency are walked as well as added ones, so a package served by a mirror without
+    include_dependencies still has its own dependencies checked and, where possible, added.
+    """
+    return _Closure(selections, matcher).run()

@@ -1,0 +1,412 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sitegen.closure import DependencyReport, MirrorSelection, close_dependencies
+from sitegen.conda import RecordMatcher
+from sitegen.config import FilterSpec
+from sitegen.filters import REASON_NOT_ALLOWED, REASON_OLDER_VERSION, apply_filters
+from sitegen.records import Record
+
+
+def rec(
+    name: str,
+    version: str = "1.0",
+    build: str = "0",
+    *,
+    depends: tuple[str, ...] = (),
+    subdir: str = "linux-64",
+    ext: str = ".conda",
+    **extra: Any,
+) -> Record:
+    raw: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "build": build,
+        "build_number": 0,
+        "subdir": subdir,
+        "size": 1000,
+        "sha256": "0" * 64,
+        "depends": list(depends),
+    }
+    raw.update(extra)
+    return Record(fn=f"{name}-{version}-{build}{ext}", subdir=subdir, raw=raw)
+
+
+def selection(
+    mirror: str,
+    records: list[Record],
+    *,
+    allow: tuple[str, ...] = (),
+    specs: tuple[str, ...] = (),
+    include_dependencies: bool = True,
+    newest: int | None = None,
+    subdirs: tuple[str, ...] = ("linux-64", "noarch"),
+) -> MirrorSelection:
+    """Filter `records` like the pipeline would: allowlist `allow`/`specs` and newest N."""
+    level = FilterSpec(include_names=allow, include_specs=specs, newest_versions=newest)
+    matcher = RecordMatcher()
+    results = {}
+    for subdir in subdirs:
+        mine = {r.fn: r for r in records if r.subdir == subdir}
+        results[subdir] = apply_filters(mine, subdir, (level,), matcher)
+    return MirrorSelection(mirror, include_dependencies, newest, results)
+
+
+def close(*selections: MirrorSelection) -> DependencyReport:
+    return close_dependencies(list(selections), RecordMatcher())
+
+
+def kept(sel: MirrorSelection, subdir: str = "linux-64") -> set[str]:
+    return set(sel.results[subdir].kept)
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def test_transitive_chain():
+    cf = selection(
+        "cf",
+        [
+            rec("app", depends=("lib >=1", "python >=3.11")),
+            rec("lib", "1.2", depends=("zlib 1.*",)),
+            rec("lib", "0.9"),
+            rec("zlib", "1.3"),
+            rec("zlib", "2.0"),
+            rec("python", "3.11.7"),
+            rec("python", "3.10.4"),
+            rec("unrelated"),
+        ],
+        allow=("app",),
+    )
+    report = close(cf)
+    assert kept(cf) == {
+        "app-1.0-0.conda",
+        "lib-1.2-0.conda",
+        "zlib-1.3-0.conda",
+        "python-3.11.7-0.conda",
+    }
+    assert report.added == {
+        "cf": [
+            ("linux-64", "lib-1.2-0.conda", "needed by app-1.0-0.conda (lib >=1)"),
+            ("linux-64", "python-3.11.7-0.conda", "needed by app-1.0-0.conda (python >=3.11)"),
+            ("linux-64", "zlib-1.3-0.conda", "needed by lib-1.2-0.conda (zlib 1.*)"),
+        ]
+    }
+    assert report.unsatisfied == {}
+    result = cf.results["linux-64"]
+    assert set(result.candidates) == {
+        "lib-0.9-0.conda",
+        "zlib-2.0-0.conda",
+        "python-3.10.4-0.conda",
+        "unrelated-1.0-0.conda",
+    }
+    assert set(result.excluded) == set(result.candidates)
+    assert set(result.excluded.values()) == {REASON_NOT_ALLOWED}
+
+
+def test_without_include_dependencies_nothing_changes():
+    cf = selection(
+        "cf", [rec("app", depends=("lib",)), rec("lib")], allow=("app",), include_dependencies=False
+    )
+    report = close(cf)
+    assert report == DependencyReport()
+    assert kept(cf) == {"app-1.0-0.conda"}
+    assert set(cf.results["linux-64"].candidates) == {"lib-1.0-0.conda"}
+
+
+def test_dependency_cycle_terminates():
+    cf = selection(
+        "cf",
+        [rec("app", depends=("a",)), rec("a", depends=("b",)), rec("b", depends=("a", "app"))],
+        allow=("app",),
+    )
+    report = close(cf)
+    assert kept(cf) == {"app-1.0-0.conda", "a-1.0-0.conda", "b-1.0-0.conda"}
+    assert [fn for _, fn, _ in report.added["cf"]] == ["a-1.0-0.conda", "b-1.0-0.conda"]
+
+
+def test_hard_excluded_records_are_never_added():
+    records = [rec("app", depends=("lib",)), rec("lib", size=10**9)]
+    level = FilterSpec(include_names=("app",), max_size=10**6)
+    results = {
+        "linux-64": apply_filters({r.fn: r for r in records}, "linux-64", (level,), RecordMatcher())
+    }
+    cf = MirrorSelection("cf", True, None, results)
+    report = close(cf)
+    assert kept(cf) == {"app-1.0-0.conda"}
+    assert report.unsatisfied == {"cf": [("linux-64", "lib", "app-1.0-0.conda")]}
+
+
+# --------------------------------------------------------------------------- subdir scope
+
+
+def test_noarch_record_needs_platform_dependency():
+    cf = selection(
+        "cf",
+        [
+            rec("tool", subdir="noarch", depends=("libx >=2",)),
+            rec("libx", "2.0", subdir="linux-64"),
+            rec("libx", "1.0", subdir="linux-64"),
+            rec("libx", "2.0", subdir="osx-64"),
+        ],
+        allow=("tool",),
+        subdirs=("linux-64", "osx-64", "noarch"),
+    )
+    report = close(cf)
+    assert kept(cf, "noarch") == {"tool-1.0-0.conda"}
+    assert kept(cf, "linux-64") == {"libx-2.0-0.conda"}
+    assert kept(cf, "osx-64") == {"libx-2.0-0.conda"}
+    why = "needed by tool-1.0-0.conda (libx >=2)"
+    assert report.added == {
+        "cf": [("linux-64", "libx-2.0-0.conda", why), ("osx-64", "libx-2.0-0.conda", why)]
+    }
+
+
+def test_platform_record_looks_in_own_subdir_and_noarch_only():
+    cf = selection(
+        "cf",
+        [
+            rec("app", depends=("pure", "osxonly")),
+            rec("pure", subdir="noarch"),
+            rec("osxonly", subdir="osx-64"),
+        ],
+        allow=("app",),
+        subdirs=("linux-64", "osx-64", "noarch"),
+    )
+    report = close(cf)
+    assert kept(cf, "noarch") == {"pure-1.0-0.conda"}
+    assert kept(cf, "osx-64") == set()
+    assert report.unsatisfied == {"cf": [("linux-64", "osxonly", "app-1.0-0.conda")]}
+
+
+# --------------------------------------------------------------------------- mirrors
+
+
+def test_cross_mirror_resolution_follows_priority():
+    first = selection(
+        "first",
+        [rec("app", depends=("b", "c >=2", "d")), rec("c", "1.0")],
+        allow=("app",),
+    )
+    second = selection(
+        "second", [rec("b", "1.0"), rec("x")], allow=("x",), include_dependencies=False
+    )
+    third = selection(
+        "third",
+        [rec("b", "2.0"), rec("c", "2.0"), rec("d", depends=("e",)), rec("e"), rec("y")],
+        allow=("y",),
+        include_dependencies=False,
+    )
+    report = close(first, second, third)
+    # b: not in "first", so the first other mirror in config order that has the name.
+    assert kept(second) == {"x-1.0-0.conda", "b-1.0-0.conda"}
+    # c: "first" has the name, so strict priority never looks further, even though only
+    # "third" has a matching version.
+    assert kept(first) == {"app-1.0-0.conda"}
+    # d comes from "third", and its own dependency e is walked although "third" does not
+    # ask for dependencies.
+    assert kept(third) == {"y-1.0-0.conda", "d-1.0-0.conda", "e-1.0-0.conda"}
+    assert report.added == {
+        "second": [("linux-64", "b-1.0-0.conda", "needed by app-1.0-0.conda (b)")],
+        "third": [
+            ("linux-64", "d-1.0-0.conda", "needed by app-1.0-0.conda (d)"),
+            ("linux-64", "e-1.0-0.conda", "needed by d-1.0-0.conda (e)"),
+        ],
+    }
+    assert report.unsatisfied == {"first": [("linux-64", "c >=2", "app-1.0-0.conda")]}
+
+
+def test_own_mirror_wins_over_earlier_mirror():
+    first = selection(
+        "first", [rec("lib", "9.0"), rec("z")], allow=("z",), include_dependencies=False
+    )
+    second = selection("second", [rec("app", depends=("lib",)), rec("lib", "1.0")], allow=("app",))
+    report = close(first, second)
+    assert kept(first) == {"z-1.0-0.conda"}
+    assert kept(second) == {"app-1.0-0.conda", "lib-1.0-0.conda"}
+    assert list(report.added) == ["second"]
+
+
+def test_kept_record_of_other_mirror_is_walked():
+    # "base" has no allowlist but keeps only the newest openssl; python needs the older one.
+    app = selection("app", [rec("app", depends=("python",))], allow=("app",))
+    base = selection(
+        "base",
+        [
+            rec("python", "3.11", depends=("openssl <3",)),
+            rec("openssl", "3.2"),
+            rec("openssl", "1.1.1"),
+        ],
+        include_dependencies=False,
+        newest=1,
+    )
+    assert base.results["linux-64"].excluded == {"openssl-1.1.1-0.conda": REASON_OLDER_VERSION}
+    report = close(app, base)
+    assert kept(base) == {"python-3.11-0.conda", "openssl-3.2-0.conda", "openssl-1.1.1-0.conda"}
+    assert report.added == {
+        "base": [
+            ("linux-64", "openssl-1.1.1-0.conda", "needed by python-3.11-0.conda (openssl <3)")
+        ]
+    }
+    assert base.results["linux-64"].excluded == {}
+
+
+# --------------------------------------------------------------------------- newest versions
+
+
+def test_newest_versions_limits_added_dependencies():
+    cf = selection(
+        "cf",
+        [
+            rec("app", depends=("b",)),
+            rec("b", "1.0"),
+            rec("b", "1.1"),
+            rec("b", "1.2", "0"),
+            rec("b", "1.2", "1"),
+            rec("b", "1.2", "1", ext=".tar.bz2"),
+        ],
+        allow=("app",),
+        newest=2,
+    )
+    report = close(cf)
+    assert kept(cf) == {
+        "app-1.0-0.conda",
+        "b-1.1-0.conda",
+        "b-1.2-0.conda",
+        "b-1.2-1.conda",
+        "b-1.2-1.tar.bz2",
+    }
+    assert [fn for _, fn, _ in report.added["cf"]] == [
+        "b-1.1-0.conda",
+        "b-1.2-0.conda",
+        "b-1.2-1.conda",
+        "b-1.2-1.tar.bz2",
+    ]
+    assert set(cf.results["linux-64"].candidates) == {"b-1.0-0.conda"}
+
+
+def test_newest_versions_with_conda_ordering_and_narrow_specs():
+    cf = selection(
+        "cf",
+        [
+            rec("app", depends=("b",)),
+            rec("tool", depends=("b >=1.0", "b <1.10")),
+            rec("b", "1.9"),
+            rec("b", "1.10"),
+            rec("b", "1.0.post1"),
+            rec("b", "1.0"),
+        ],
+        allow=("app", "tool"),
+        newest=1,
+    )
+    close(cf)
+    # "b" and "b >=1.0" both want 1.10 (1.10 > 1.9); "b <1.10" wants the newest below it.
+    assert kept(cf) == {"app-1.0-0.conda", "tool-1.0-0.conda", "b-1.10-0.conda", "b-1.9-0.conda"}
+
+
+def test_satisfied_by_kept_record_still_adds_matching_candidates():
+    cf = selection(
+        "cf",
+        [
+            rec("app", depends=("lib",)),
+            rec("lib", "1.0"),
+            rec("lib", "2.0", "0"),
+            rec("lib", "2.0", "1"),
+        ],
+        allow=("app",),
+        specs=("lib 1.0",),
+    )
+    assert kept(cf) == {"app-1.0-0.conda", "lib-1.0-0.conda"}
+    report = close(cf)
+    assert kept(cf) == {"app-1.0-0.conda", "lib-1.0-0.conda", "lib-2.0-0.conda", "lib-2.0-1.conda"}
+    why = "needed by app-1.0-0.conda (lib)"
+    assert report.added == {
+        "cf": [("linux-64", "lib-2.0-0.conda", why), ("linux-64", "lib-2.0-1.conda", why)]
+    }
+    assert report.unsatisfied == {}
+
+
+def test_newest_versions_counts_kept_records_too():
+    # With N=1 the mirror already serves lib's newest version, so nothing older is added.
+    cf = selection(
+        "cf",
+        [rec("app", depends=("lib >=1",)), rec("lib", "1.0"), rec("lib", "2.0"), rec("lib", "0.5")],
+        allow=("app", "lib"),
+        newest=1,
+    )
+    assert set(cf.results["linux-64"].candidates) == {"lib-1.0-0.conda", "lib-0.5-0.conda"}
+    report = close(cf)
+    assert kept(cf) == {"app-1.0-0.conda", "lib-2.0-0.conda"}
+    assert report == DependencyReport()
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def test_unsatisfied_report():
+    cf = selection(
+        "cf",
+        [
+            rec("app", depends=("missing >=1", "numpy >>>1", "lib 9.*", "lib")),
+            rec("other", depends=("missing >=1",)),
+            rec("lib", "1.0"),
+        ],
+        allow=("app", "other"),
+    )
+    report = close(cf)
+    assert report.unsatisfied == {
+        "cf": [
+            ("linux-64", "lib 9.*", "app-1.0-0.conda"),
+            ("linux-64", "missing >=1", "app-1.0-0.conda"),
+            ("linux-64", "missing >=1", "other-1.0-0.conda"),
+            ("linux-64", "numpy >>>1", "app-1.0-0.conda"),
+        ]
+    }
+    assert kept(cf) == {"app-1.0-0.conda", "other-1.0-0.conda", "lib-1.0-0.conda"}
+
+
+def test_virtual_packages_are_skipped():
+    cf = selection(
+        "cf",
+        [rec("app", depends=("__glibc >=2.17,<3.0.a0", "__cuda", "__osx >=10.13"))],
+        allow=("app",),
+    )
+    report = close(cf)
+    assert report == DependencyReport()
+
+
+def test_output_is_deterministic():
+    def build() -> tuple[list[MirrorSelection], DependencyReport]:
+        sels = [
+            selection(
+                "a",
+                [
+                    rec("app", depends=("z", "y", "x")),
+                    rec("tool", subdir="noarch", depends=("x", "w")),
+                    rec("x", "1", depends=("w",)),
+                    rec("x", "2", depends=("w",)),
+                    rec("w", subdir="noarch"),
+                ],
+                allow=("app", "tool"),
+            ),
+            selection(
+                "b", [rec("y"), rec("z"), rec("q")], allow=("q",), include_dependencies=False
+            ),
+        ]
+        return sels, close_dependencies(sels, RecordMatcher())
+
+    (sels1, report1), (sels2, report2) = build(), build()
+    assert report1 == report2
+    for one, two in zip(sels1, sels2, strict=True):
+        for subdir in one.results:
+            assert list(one.results[subdir].kept) == list(two.results[subdir].kept)
+    assert report1.added["b"] == [
+        ("linux-64", "y-1.0-0.conda", "needed by app-1.0-0.conda (y)"),
+        ("linux-64", "z-1.0-0.conda", "needed by app-1.0-0.conda (z)"),
+    ]
+    assert [(s, fn) for s, fn, _ in report1.added["a"]] == [
+        ("linux-64", "x-1-0.conda"),
+        ("linux-64", "x-2-0.conda"),
+        ("noarch", "w-1.0-0.conda"),
+    ]
