@@ -622,6 +622,15 @@ def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | No
 
 
 def _check_unique(channels: list[ChannelConfig], node: _Node) -> None:
+    # `cloud/x` and `/cloud/x/` name one directory: two channels there would prune each other.
+    paths: dict[str, int] = {}
+    for channel in channels:
+        if channel.path in paths:
+            raise ConfigError(
+                f"{node.filename}:{channel.line}: channels.{channel.path}: channel path"
+                f" {channel.path!r} is already used (line {paths[channel.path]})"
+            )
+        paths[channel.path] = channel.line
     names: dict[str, int] = {}
     for channel in channels:
         for mirror in channel.mirrors:

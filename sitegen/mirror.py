@@ -226,6 +226,7 @@ class _Run:
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
+            stack.callback(gc.unfreeze)
             clients: dict[bool, httpx.AsyncClient] = {}
             host_limiters: dict[str, trio.CapacityLimiter] = {}
             for _channel, mirror in self.mirrors:
@@ -247,7 +248,8 @@ class _Run:
                     mirror, clients[mirror.verify_tls], self.config.download, limiter
                 )
             await self._fetch_all()
-            # Millions of long-lived record objects: keep the cyclic GC from rescanning them.
+            # Millions of long-lived record objects: keep the cyclic GC from rescanning them
+            # (unfrozen when the run ends, for callers that run several mirrors in one process).
             gc.freeze()
             selections = await trio.to_thread.run_sync(self._filter_all)
             await trio.to_thread.run_sync(self._close, selections)

@@ -8,6 +8,7 @@ one 304.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -18,11 +19,27 @@ import httpx
 import trio
 import zstandard
 
-from sitegen.config import DownloadSettings, MirrorConfig
+from sitegen.config import DownloadSettings, MirrorConfig, redact_url
 
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_REPODATA_BYTES = 4 << 30  # a decompressed repodata.json larger than this is hostile
+
+
+class _RedactTokens(logging.Filter):
+    """httpx logs every request URL at INFO; keep anaconda.org tokens and passwords out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/t/" in message or "@" in message:
+            record.msg, record.args = redact_url(message), None
+        return True
+
+
+# Whoever configures logging (the CLI, or an application embedding sitegen), token-bearing
+# request lines never reach a handler.
+if not any(isinstance(f, _RedactTokens) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_RedactTokens())
 
 
 class UpstreamError(Exception):

@@ -1,0 +1,149 @@
+"""Assertions about a published site and helpers to build configs and expectations for it.
+
+The central check, :func:`assert_subdir_consistent`, is the site's promise to clients: every
+record of every published metadata file names a file that exists with exactly that size and
+sha256, no package file sits on disk unreferenced, ``.zst``/``.bz2`` hold exactly
+``repodata.json``, and ``current_repodata.json`` is a subset of it.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import json
+import textwrap
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from sitegen.config import SiteConfig, parse_config
+from sitegen.example_channel import PackageSpec
+
+PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
+
+
+# --------------------------------------------------------------------------- reading the site
+
+
+def read_repodata(subdir_dir: Path, name: str = "repodata.json") -> dict[str, Any]:
+    return json.loads((subdir_dir / name).read_bytes())
+
+
+def record_filenames(document: dict[str, Any]) -> set[str]:
+    """Every filename a repodata document lists, in both sections."""
+    return set(document.get("packages", {})) | set(document.get("packages.conda", {}))
+
+
+def published(site: Path, channel: str, subdir: str) -> set[str]:
+    """The filenames the published repodata.json of a channel subdir lists."""
+    return record_filenames(read_repodata(site / channel / subdir))
+
+
+def files_on_disk(directory: Path) -> set[str]:
+    if not directory.is_dir():
+        return set()
+    return {p.name for p in directory.iterdir() if p.name.endswith(PACKAGE_SUFFIXES)}
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def snapshot(root: Path, exclude: Iterable[str] = ()) -> dict[str, tuple[int, str]]:
+    """relative path -> (mtime_ns, sha256) for every file below root."""
+    skip = set(exclude)
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and rel not in skip:
+            out[rel] = (path.stat().st_mtime_ns, sha256_of(path))
+    return out
+
+
+# --------------------------------------------------------------------------- assertions
+
+
+def assert_subdir_consistent(subdir_dir: Path) -> dict[str, Any]:
+    """Check one published subdir; returns its repodata.json document."""
+    raw = (subdir_dir / "repodata.json").read_bytes()
+    document = json.loads(raw)
+    subdir = subdir_dir.name
+    assert document["info"]["subdir"] == subdir
+    for key, suffix in (("packages", ".tar.bz2"), ("packages.conda", ".conda")):
+        for fn, record in document[key].items():
+            assert fn.endswith(suffix), f"{subdir}/{fn} is listed under {key!r}"
+            path = subdir_dir / fn
+            assert path.is_file(), f"{subdir}/{fn} is listed but not on disk"
+            assert path.stat().st_size == record["size"], f"{subdir}/{fn}: wrong size"
+            assert sha256_of(path) == record["sha256"], f"{subdir}/{fn}: wrong sha256"
+    listed = record_filenames(document)
+    assert files_on_disk(subdir_dir) == listed, f"{subdir}: unreferenced files on disk"
+    assert not [p.name for p in subdir_dir.iterdir() if p.name.startswith(".sitegen-tmp-")]
+
+    assert (
+        zstandard.ZstdDecompressor().decompress(
+            (subdir_dir / "repodata.json.zst").read_bytes(), max_output_size=1 << 30
+        )
+        == raw
+    )
+    assert bz2.decompress((subdir_dir / "repodata.json.bz2").read_bytes()) == raw
+
+    current = read_repodata(subdir_dir, "current_repodata.json")
+    assert current["info"] == document["info"]
+    for key in ("packages", "packages.conda"):
+        for fn, record in current[key].items():
+            assert document[key].get(fn) == record, f"current_repodata: {subdir}/{fn} differs"
+    return document
+
+
+def assert_channel_consistent(site: Path, channel: str) -> dict[str, dict[str, Any]]:
+    """Check every published subdir of a channel; returns repodata per subdir."""
+    root = site / channel
+    assert (root / "channeldata.json").is_file(), f"{channel}/channeldata.json is missing"
+    json.loads((root / "channeldata.json").read_bytes())
+    assert (root / "noarch" / "repodata.json").is_file(), f"{channel}: no noarch/repodata.json"
+    out = {}
+    for directory in sorted(p for p in root.iterdir() if (p / "repodata.json").is_file()):
+        out[directory.name] = assert_subdir_consistent(directory)
+    return out
+
+
+# --------------------------------------------------------------------------- expectations
+
+
+def fns(
+    specs: Iterable[PackageSpec],
+    name: str | None = None,
+    version: str | None = None,
+    *,
+    build: str = "",
+    subdir: str | None = None,
+    fmt: str | None = None,
+) -> set[str]:
+    """Filenames of the example specs with this name / version / build prefix / subdir / format."""
+    out = set()
+    for spec in specs:
+        if name is not None and spec.name != name:
+            continue
+        if version is not None and spec.version != version:
+            continue
+        if not spec.build.startswith(build):
+            continue
+        if subdir is not None and spec.subdir != subdir:
+            continue
+        for form in spec.formats:
+            if fmt is None or form == fmt:
+                out.add(spec.filename(form))
+    return out
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def site_config(site: Path, body: str, *, download: str | None = None) -> SiteConfig:
+    """A SiteConfig writing to ``site``; ``body`` holds ``channels:`` (and ``filters:``)."""
+    download = download or "download: {concurrency: 8, per_host: 8, retries: 1, timeout: 10}"
+    text = f"output: {site}\n{download}\n" + textwrap.dedent(body).lstrip("\n")
+    return parse_config(text)

@@ -1,0 +1,686 @@
+"""channels.yaml: the valid forms parse into the documented settings, and every kind of mistake
+stops the CLI with exit status 2, a message naming the file line and the key path, and nothing
+created on disk."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import main
+from sitegen.config import ConfigError, FilterSpec, load_config, parse_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based number of the first line of text that contains needle."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in the config text")
+
+
+def ms(day: str) -> int:
+    return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+# --------------------------------------------------------------------------- valid configs
+
+SHORT = """
+output: site
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+"""
+
+
+def test_short_form_is_one_mirror_named_after_the_channel(tmp_path: Path) -> None:
+    config = parse_config(dedent(SHORT), base_dir=tmp_path)
+    assert config.output == tmp_path / "site"
+    (channel,) = config.channels
+    assert channel.path == "cloud/conda-forge"
+    assert channel.filters == FilterSpec()
+    (mirror,) = channel.mirrors
+    assert mirror.name == "cloud-conda-forge"
+    assert mirror.url == "https://conda.anaconda.org/conda-forge"
+    assert mirror.subdirs == ("linux-64", "noarch")  # noarch is always added
+    assert mirror.mode == "active"
+    assert mirror.verify_tls is True
+    assert mirror.filters == FilterSpec()
+    assert channel.subdirs == ("linux-64", "noarch")
+    # Defaults of the optional top-level keys.
+    assert config.max_delete_fraction == 0.5
+    assert config.download.concurrency == 16
+    assert config.filters == FilterSpec()
+
+
+LONG = """
+output: /srv/mirror
+base_url: https://conda.example.org/
+title: Our mirror
+download: {concurrency: 4, per_host: 2, retries: 1, timeout: 5}
+prune: {max_fraction: 0.25}
+filters:
+  builds: {exclude: ["py2*"]}
+  licenses: {allow_missing: false}
+channels:
+  internal/approved:
+    filters:
+      licenses: {exclude: ["*GPL*"], exclude_families: [AGPL]}
+      dates: {after: 2022-01-01, before: "2026-01-01T00:00:00+00:00"}
+    mirrors:
+      - name: approved-forge
+        url: https://conda.anaconda.org/conda-forge/label/dev
+        subdirs: [linux-64, osx-arm64, noarch]
+        mode: active
+        verify_tls: false
+        filters:
+          specs: {include: ["numpy >=2", "python 3.11.*"], exclude: ["numpy * *_pypy*"]}
+          names: {include: ["py*"], exclude: ["*-nightly"]}
+          newest_versions: 2
+          max_size: 1.5 MiB
+          formats: prefer-conda
+          include_dependencies: true
+          subdirs: [linux-64, noarch]
+      - name: private
+        url: https://conda.anaconda.org/t/${ANACONDA_TOKEN}/my-org
+        subdirs: linux-64
+"""
+
+
+def test_long_form_with_three_filter_levels() -> None:
+    config = parse_config(dedent(LONG))
+    assert config.output == Path("/srv/mirror")
+    assert config.base_url == "https://conda.example.org"
+    assert config.title == "Our mirror"
+    assert (config.download.concurrency, config.download.per_host) == (4, 2)
+    assert (config.download.retries, config.download.timeout) == (1, 5.0)
+    assert config.max_delete_fraction == 0.25
+
+    # Site level.
+    assert config.filters.exclude_builds == ("py2*",)
+    assert config.filters.allow_missing_license is False
+
+    (channel,) = config.channels
+    assert channel.path == "internal/approved"
+    # Channel level: licence globs are lower-cased, dates become ms since the epoch.
+    assert channel.filters.exclude_licenses == ("*gpl*",)
+    assert channel.filters.exclude_license_families == ("agpl",)
+    assert channel.filters.after_ms == ms("2022-01-01")
+    assert channel.filters.before_ms == ms("2026-01-01")
+
+    forge, private = channel.mirrors
+    assert forge.name == "approved-forge"
+    assert forge.subdirs == ("linux-64", "osx-arm64", "noarch")
+    assert forge.verify_tls is False
+    # Mirror level.
+    assert forge.filters.include_specs == ("numpy >=2", "python 3.11.*")
+    assert forge.filters.exclude_specs == ("numpy * *_pypy*",)
+    assert forge.filters.include_names == ("py*",)
+    assert forge.filters.exclude_names == ("*-nightly",)
+    assert forge.filters.newest_versions == 2
+    assert forge.filters.max_size == int(1.5 * 1024 * 1024)
+    assert forge.filters.formats == "prefer-conda"
+    assert forge.filters.include_dependencies is True
+    assert forge.filters.subdirs == ("linux-64", "noarch")
+    assert forge.filters.has_allowlist
+
+    assert config.filter_levels(channel, forge) == (config.filters, channel.filters, forge.filters)
+    assert channel.subdirs == ("linux-64", "osx-arm64", "noarch")
+
+    # A single string reads as a one-item list; noarch is added.
+    assert private.subdirs == ("linux-64", "noarch")
+    assert private.filters == FilterSpec()
+
+
+def test_env_token_is_accepted_and_never_displayed() -> None:
+    config = parse_config(dedent(LONG))
+    private = config.channels[0].mirrors[1]
+    assert private.url == "https://conda.anaconda.org/t/${ANACONDA_TOKEN}/my-org"
+    assert private.secret_env == ("ANACONDA_TOKEN",)
+    assert private.display_url() == "https://conda.anaconda.org/t/***/my-org"
+    source = private.source_url({"ANACONDA_TOKEN": "tk-42"})
+    assert source == "https://conda.anaconda.org/t/tk-42/my-org"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("500MB", 500_000_000), ("2GiB", 2 * 1024**3), ("1024", 1024), ("10 kB", 10_000)],
+)
+def test_max_size_units(text: str, expected: int) -> None:
+    config = parse_config(dedent(SHORT) + f"    filters: {{max_size: {text}}}\n")
+    assert config.channels[0].mirrors[0].filters.max_size == expected
+
+
+def test_file_url_and_http_url_are_accepted() -> None:
+    text = dedent("""
+        output: site
+        channels:
+          local/a:
+            url: file:///srv/channels/a
+            subdirs: [noarch]
+          local/b:
+            url: http://127.0.0.1:8080/b/
+            subdirs: [noarch]
+    """)
+    a, b = parse_config(text).channels
+    assert a.mirrors[0].source_url({}) == "file:///srv/channels/a"
+    assert a.mirrors[0].subdirs == ("noarch",)
+    assert b.mirrors[0].source_url({}) == "http://127.0.0.1:8080/b"  # trailing slash dropped
+
+
+def test_passive_mode_is_parsed() -> None:
+    config = parse_config(dedent(SHORT) + "    mode: passive\n")
+    assert config.channels[0].mirrors[0].mode == "passive"
+
+
+def test_committed_channels_yaml_is_valid() -> None:
+    config = load_config(REPO / "channels.yaml")
+    assert config.output == REPO / "site"
+    assert [c.path for c in config.channels] == ["cloud/conda-forge"]
+    mirror = config.channels[0].mirrors[0]
+    assert mirror.filters.include_dependencies is True
+    assert mirror.filters.include_specs == ("python 3.12.*", "numpy >=2", "pip")
+
+
+def test_load_config_resolves_output_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "mirror.yaml"
+    path.write_text(dedent(SHORT))
+    config = load_config(path)
+    assert config.output == tmp_path / "conf" / "site"
+    assert config.source == tmp_path / "conf" / "mirror.yaml"
+
+
+# --------------------------------------------------------------------------- errors
+
+# (id, config text, marker on the line the error must name, key path, words of the message)
+ERRORS: list[tuple[str, str, str, str, str]] = [
+    (
+        "unknown key in a mirror",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            colour: red
+        """,
+        "colour:",
+        "channels.cloud/conda-forge.colour",
+        "unknown key 'colour'",
+    ),
+    (
+        "unknown top-level key",
+        """
+        output: site
+        outptu: other
+        channels:
+          cloud/conda-forge: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "outptu",
+        "outptu",
+        "unknown key 'outptu'",
+    ),
+    (
+        "unknown filter key",
+        """
+        output: site
+        filters:
+          name: {include: [numpy]}
+        channels:
+          cloud/conda-forge: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "name:",
+        "filters.name",
+        "unknown key 'name'",
+    ),
+    (
+        "duplicate key",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            url: https://conda.anaconda.org/bioconda
+        """,
+        "bioconda",
+        "channels.cloud/conda-forge.url",
+        "duplicate key",
+    ),
+    (
+        "wrong type: number",
+        """
+        output: site
+        download:
+          concurrency: many
+        channels:
+          cloud/conda-forge: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "many",
+        "download.concurrency",
+        "expected a whole number",
+    ),
+    (
+        "wrong type: boolean",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            verify_tls: maybe
+        """,
+        "maybe",
+        "channels.cloud/conda-forge.verify_tls",
+        "expected true or false",
+    ),
+    (
+        "wrong type: list instead of mapping",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              names: [numpy]
+        """,
+        "names:",
+        "channels.cloud/conda-forge.filters.names",
+        "expected a mapping",
+    ),
+    (
+        "wrong type: mapping instead of list",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: {linux-64: true}
+        """,
+        "subdirs:",
+        "channels.cloud/conda-forge.subdirs",
+        "expected a list",
+    ),
+    (
+        "wrong type: newest_versions below 1",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              newest_versions: 0
+        """,
+        "newest_versions",
+        "channels.cloud/conda-forge.filters.newest_versions",
+        "at least 1",
+    ),
+    (
+        "bad glob",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              names:
+                include: [numpy, "sci[py"]
+        """,
+        "sci[py",
+        "channels.cloud/conda-forge.filters.names.include[1]",
+        "invalid glob 'sci[py'",
+    ),
+    (
+        "bad MatchSpec",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              specs:
+                include:
+                  - python 3.11.*
+                  - numpy >>1
+        """,
+        "numpy >>1",
+        "channels.cloud/conda-forge.filters.specs.include[1]",
+        "invalid MatchSpec 'numpy >>1'",
+    ),
+    (
+        "bad URL scheme",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: ftp://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+        """,
+        "ftp://",
+        "channels.cloud/conda-forge.url",
+        "https://, http:// or file://",
+    ),
+    (
+        "URL without scheme",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: conda-forge
+            subdirs: [linux-64]
+        """,
+        "url:",
+        "channels.cloud/conda-forge.url",
+        "https://, http:// or file://",
+    ),
+    (
+        "literal token in URL",
+        """
+        output: site
+        channels:
+          private/org:
+            mirrors:
+              - name: org
+                url: https://conda.anaconda.org/t/abc123/my-org
+                subdirs: [linux-64]
+        """,
+        "/t/abc123/",
+        "channels.private/org.mirrors[0].url",
+        "literal token",
+    ),
+    (
+        "unknown mode",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            mode: lazy
+        """,
+        "lazy",
+        "channels.cloud/conda-forge.mode",
+        "'lazy'",
+    ),
+    (
+        "duplicate mirror names",
+        """
+        output: site
+        channels:
+          a/forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+          b/forge:
+            mirrors:
+              - name: a-forge
+                url: https://conda.anaconda.org/bioconda
+                subdirs: [linux-64]
+        """,
+        "name: a-forge",
+        "channels.b/forge",
+        "mirror name 'a-forge' is already used (line 4)",
+    ),
+    (
+        "duplicate channel paths",
+        """
+        output: site
+        channels:
+          cloud/x:
+            name: first
+            url: https://conda.anaconda.org/a
+            subdirs: [linux-64]
+          /cloud/x/:
+            name: second
+            url: https://conda.anaconda.org/b
+            subdirs: [linux-64]
+        """,
+        "name: second",
+        "channels.cloud/x",
+        "channel path 'cloud/x' is already used (line 4)",
+    ),
+    (
+        "names.exclude '*'",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              names: {exclude: ["*"]}
+        """,
+        "names: {exclude",
+        "channels.cloud/conda-forge.filters",
+        "excludes every package",
+    ),
+    (
+        "date after >= before at one level",
+        """
+        output: site
+        filters:
+          dates:
+            after: 2025-01-01
+            before: 2024-01-01
+        channels:
+          cloud/conda-forge: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "after:",
+        "filters.dates",
+        "'after' must be earlier than 'before'",
+    ),
+    (
+        "date ranges of two levels do not overlap",
+        """
+        output: site
+        filters:
+          dates: {after: 2025-01-01}
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              dates: {before: 2024-06-01}
+        """,
+        "url:",
+        "channels.cloud/conda-forge",
+        "date ranges of its levels do not overlap",
+    ),
+    (
+        "subdirs of three levels have an empty intersection",
+        """
+        output: site
+        filters:
+          subdirs: [linux-64, osx-64]
+        channels:
+          cloud/conda-forge:
+            mirrors:
+              - name: forge
+                url: https://conda.anaconda.org/conda-forge
+                subdirs: [linux-64, win-64]
+            filters:
+              subdirs: [osx-64, win-64]
+        """,
+        "mirrors:",  # the channel's mapping starts here
+        "channels.cloud/conda-forge",
+        "leave no subdir to mirror",
+    ),
+    (
+        "formats conda and tar.bz2 at two levels",
+        """
+        output: site
+        filters:
+          formats: conda
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              formats: tar.bz2
+        """,
+        "url:",
+        "channels.cloud/conda-forge",
+        "formats 'conda' and 'tar.bz2' exclude each other",
+    ),
+    (
+        "allowlist fully excluded at another level",
+        """
+        output: site
+        filters:
+          names: {exclude: [numpy]}
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              names: {include: [numpy]}
+        """,
+        "url:",
+        "channels.cloud/conda-forge",
+        "every name in an allowlist is excluded",
+    ),
+    (
+        "invalid channel path",
+        """
+        output: site
+        channels:
+          cloud/../etc:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+        """,
+        "url:",
+        "channels.cloud/../etc",
+        "invalid channel path",
+    ),
+    (
+        "missing url",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            mirrors:
+              - name: forge
+                subdirs: [linux-64]
+        """,
+        "name: forge",
+        "channels.cloud/conda-forge.mirrors[0]",
+        "missing required key 'url'",
+    ),
+]
+
+
+def _expected_line(text: str, marker: str) -> int:
+    return line_of(text, marker)
+
+
+@pytest.mark.parametrize(
+    ("text", "marker", "path", "words"),
+    [pytest.param(t, m, p, w, id=case) for case, t, m, p, w in ERRORS],
+)
+def test_error_names_line_and_key_path(text: str, marker: str, path: str, words: str) -> None:
+    text = dedent(text)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = str(info.value)
+    assert message.startswith(f"channels.yaml:{_expected_line(text, marker)}: {path}: "), message
+    assert words in message
+
+
+def test_literal_token_is_not_echoed() -> None:
+    text = dedent(SHORT).replace("conda-forge\n", "t/abc123/conda-forge\n", 1)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert "literal token" in str(info.value)
+    assert "abc123" not in str(info.value)
+
+
+def test_empty_file() -> None:
+    for text in ("", "\n", "# only a comment\n"):
+        with pytest.raises(ConfigError, match=r"^channels\.yaml:1: the file is empty"):
+            parse_config(text)
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    text = dedent("""
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64
+          pkgs/main:
+            url: https://repo.anaconda.com/pkgs/main
+    """)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = str(info.value)
+    assert "not valid YAML" in message
+    # PyYAML reports where it noticed the problem: at or after the unclosed bracket.
+    line = int(message.split(":")[1])
+    assert line >= line_of(text, "[linux-64")
+
+
+# --------------------------------------------------------------------------- via the CLI
+
+
+def _write_config(tmp_path: Path, text: str) -> Path:
+    site = tmp_path / "out" / "site"
+    path = tmp_path / "channels.yaml"
+    path.write_text(text.replace("output: site", f"output: {site}"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "marker", "path", "words"),
+    [pytest.param(t, m, p, w, id=case) for case, t, m, p, w in ERRORS],
+)
+def test_cli_exits_2_and_touches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text, marker, path, words
+) -> None:
+    config_path = _write_config(tmp_path, dedent(text))
+    status = main(["mirror", "-c", str(config_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2
+    line = _expected_line(config_path.read_text(), marker)
+    assert f"channels.yaml:{line}: {path}: " in err
+    assert words in err
+    assert not (tmp_path / "out").exists()  # not even the parent of the site directory
+
+
+@pytest.mark.parametrize(
+    "text", ["", "output: site\nchannels: [\n"], ids=["empty file", "invalid YAML"]
+)
+def test_cli_exits_2_for_unreadable_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(text)
+    status = main(["mirror", "-c", str(config_path), "--out", str(tmp_path / "site")])
+    assert status == 2
+    assert "configuration error: channels.yaml:" in capsys.readouterr().err
+    assert not (tmp_path / "site").exists()
+
+
+def test_cli_exits_2_for_missing_config(tmp_path: Path, capsys) -> None:
+    status = main(["mirror", "-c", str(tmp_path / "nope.yaml")])
+    assert status == 2
+    assert "nope.yaml: cannot read" in capsys.readouterr().err
+
+
+def test_cli_exits_2_for_bad_usage(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["mirror", "--no-such-flag"])
+    assert info.value.code == 2

@@ -1,0 +1,517 @@
+"""Every filter kind, alone (at each of the three levels) and combined, in real mirror runs.
+
+Upstream is the example channel over HTTP. Expectations are written out from the package list
+of :func:`sitegen.example_channel.example_packages` (see the inventory below), never computed by
+running filter code: the published filenames and the per-reason exclusion counts of the run
+report must be exactly these.
+
+linux-64, 42 files: python 3.10.14 / 3.11.9 / 3.12.3 / 3.12.4 (both formats, 8); zlib 1.2.13,
+1.3.1 (4); libopenblas 0.3.21 (.tar.bz2 only), 0.3.27 (3); numpy 1.26.4 and 2.0.1 for py310,
+py311, py312 and 2.1.0 for py311, py312 (16); readline GPL (2); ghostscript AGPL (2);
+mystery-tool without licence (.tar.bz2, 1); futures and six py27 builds (.tar.bz2, 2);
+blas mkl and openblas (4).
+noarch, 9 files: pip 23.3.1, 24.0 (4); setuptools 69.5.1 (2), 70.0.0 (.conda only, 1); six (2).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.site import assert_channel_consistent, fns, published, site_config
+from support.upstream import UpstreamServer
+
+from sitegen.example_channel import PackageSpec, example_packages, write_channel
+from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.report import RunReport
+
+CHANNEL = "cloud/example"
+P = example_packages(seed=0)
+LINUX = fns(P, subdir="linux-64")
+NOARCH = fns(P, subdir="noarch")
+CONDA, TAR = "conda", "tar.bz2"
+
+
+def test_inventory_matches_the_docstring() -> None:
+    assert len(LINUX) == 42 and len(NOARCH) == 9
+    assert len(fns(P, subdir="linux-64", fmt=CONDA)) == 19
+    assert len(fns(P, subdir="noarch", fmt=CONDA)) == 5
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The example channel, served for the whole module (no test changes it)."""
+    root = tmp_path_factory.mktemp("upstream")
+    write_channel(root, P, zst=True)
+    with UpstreamServer(root) as server:
+        yield server.url
+
+
+def _flow(filters: str) -> str:
+    return textwrap.dedent(filters).strip()
+
+
+def config_at(site: Path, url: str, level: str, filters: str, subdirs: str = "[linux-64]"):
+    """One mirror of the example channel with `filters` (a YAML flow mapping) at `level`."""
+    filters = _flow(filters)
+    site_filters = f"filters: {filters}\n" if level == "site" else ""
+    channel_filters = f"    filters: {filters}\n" if level == "channel" else ""
+    mirror_filters = f"        filters: {filters}\n" if level == "mirror" else ""
+    body = (
+        site_filters
+        + "channels:\n"
+        + f"  {CHANNEL}:\n"
+        + channel_filters
+        + "    mirrors:\n"
+        + "      - name: example\n"
+        + f"        url: {url}\n"
+        + f"        subdirs: {subdirs}\n"
+        + mirror_filters
+    )
+    return site_config(site, body)
+
+
+async def mirror(config) -> RunReport:
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert not report.failed, (report.errors, report.mirrors, report.channels)
+    return report
+
+
+def excluded(report: RunReport, subdir: str, index: int = 0) -> dict[str, int]:
+    return report.mirrors[index].subdirs[subdir].excluded
+
+
+def check(
+    report: RunReport,
+    site: Path,
+    subdir: str,
+    kept: set[str],
+    reasons: dict[str, int],
+    *,
+    channel: str = CHANNEL,
+    index: int = 0,
+) -> None:
+    """The subdir publishes exactly `kept`, and the report counts exactly `reasons`."""
+    assert published(site, channel, subdir) == kept
+    assert excluded(report, subdir, index) == reasons
+    assert report.mirrors[index].subdirs[subdir].kept == len(kept)
+
+
+# --------------------------------------------------------------------------- one filter alone
+
+# id: (filters, linux-64 kept, linux-64 reasons, noarch kept, noarch reasons)
+Case = tuple[str, set[str], dict[str, int], set[str], dict[str, int]]
+NOT_ALLOWED = "not in allowlist"
+CASES: dict[str, Case] = {
+    "names include": (
+        '{names: {include: [numpy, "lib*"]}}',
+        fns(P, "numpy") | fns(P, "libopenblas"),
+        {NOT_ALLOWED: 42 - 16 - 3},
+        set(),
+        {NOT_ALLOWED: 9},
+    ),
+    "names include is case-insensitive": (
+        "{names: {include: [PIP]}}",
+        set(),
+        {NOT_ALLOWED: 42},
+        fns(P, "pip"),
+        {NOT_ALLOWED: 5},
+    ),
+    "names exclude": (
+        '{names: {exclude: ["*-tool", "read*"]}}',
+        LINUX - fns(P, "mystery-tool") - fns(P, "readline"),
+        {"name excluded": 3},
+        NOARCH,
+        {},
+    ),
+    "specs include": (
+        '{specs: {include: ["numpy >=2", "python 3.11.*"]}}',
+        fns(P, "numpy", "2.0.1") | fns(P, "numpy", "2.1.0") | fns(P, "python", "3.11.9"),
+        {NOT_ALLOWED: 42 - 6 - 4 - 2},
+        set(),
+        {NOT_ALLOWED: 9},
+    ),
+    "specs exclude": (
+        '{specs: {exclude: ["numpy <2", "pip 23.*"]}}',
+        LINUX - fns(P, "numpy", "1.26.4"),
+        {"spec excluded": 6},
+        NOARCH - fns(P, "pip", "23.3.1"),
+        {"spec excluded": 2},
+    ),
+    "builds exclude": (
+        '{builds: {exclude: ["py2*"]}}',
+        LINUX - fns(P, "futures") - fns(P, "six", build="py27"),
+        {"build excluded": 2},
+        NOARCH,
+        {},
+    ),
+    "builds include": (
+        '{builds: {include: ["py31*"]}}',
+        fns(P, "numpy"),
+        {"build not included": 42 - 16},
+        set(),
+        {"build not included": 9},
+    ),
+    "licenses exclude GPL and AGPL": (
+        '{licenses: {exclude: ["*GPL*"]}}',
+        LINUX - fns(P, "readline") - fns(P, "ghostscript"),
+        {"license excluded": 4},
+        NOARCH,
+        {},
+    ),
+    "licenses missing not allowed": (
+        '{licenses: {exclude: ["*gpl*"], allow_missing: false}}',
+        LINUX - fns(P, "readline") - fns(P, "ghostscript") - fns(P, "mystery-tool"),
+        {"license excluded": 4, "license missing": 1},
+        NOARCH,
+        {},
+    ),
+    "licenses exclude family": (
+        "{licenses: {exclude_families: [AGPL]}}",
+        LINUX - fns(P, "ghostscript"),
+        {"license family excluded": 2},
+        NOARCH,
+        {},
+    ),
+    "licenses include": (
+        '{licenses: {include: [MIT, "BSD*"]}}',
+        # python (Python-2.0), zlib (Zlib), readline, ghostscript are out; no licence passes.
+        LINUX - fns(P, "python") - fns(P, "zlib") - fns(P, "readline") - fns(P, "ghostscript"),
+        {"license not included": 8 + 4 + 2 + 2},
+        NOARCH,
+        {},
+    ),
+    "subdirs": (
+        "{subdirs: [noarch]}",
+        set(),
+        {"subdir not selected": 42},
+        NOARCH,
+        {},
+    ),
+    "dates": (
+        "{dates: {after: 2024-01-01, before: 2025-01-01}}",
+        fns(P, "python")
+        | fns(P, "zlib", "1.3.1")
+        | fns(P, "libopenblas", "0.3.27")
+        | fns(P, "numpy", "1.26.4")
+        | fns(P, "numpy", "2.0.1")
+        | fns(P, "ghostscript"),
+        # 2021-2023: zlib 1.2.13, libopenblas 0.3.21, readline, mystery-tool, py27s, blas.
+        {"older than date range": 2 + 1 + 2 + 1 + 2 + 4, "newer than date range": 4},
+        fns(P, "pip", "24.0") | fns(P, "setuptools"),
+        {"older than date range": 4},  # pip 23.3.1 (2023), six (2021)
+    ),
+    "newest_versions": (
+        "{newest_versions: 1}",
+        fns(P, "python", "3.12.4")
+        | fns(P, "zlib", "1.3.1")
+        | fns(P, "libopenblas", "0.3.27")
+        | fns(P, "numpy", "2.1.0")
+        | fns(P, name="readline")
+        | fns(P, "ghostscript")
+        | fns(P, "mystery-tool")
+        | fns(P, "futures")
+        | fns(P, "six", subdir="linux-64")
+        | fns(P, "blas"),  # two builds of one version: both stay
+        {"older version": 6 + 2 + 1 + 12},
+        fns(P, "pip", "24.0") | fns(P, "setuptools", "70.0.0") | fns(P, "six", subdir="noarch"),
+        {"older version": 4},
+    ),
+    "formats conda": (
+        "{formats: conda}",
+        fns(P, subdir="linux-64", fmt=CONDA),
+        {"format not mirrored": 23},
+        fns(P, subdir="noarch", fmt=CONDA),
+        {"format not mirrored": 4},
+    ),
+    "formats tar.bz2": (
+        "{formats: tar.bz2}",
+        fns(P, subdir="linux-64", fmt=TAR),
+        {"format not mirrored": 19},
+        fns(P, subdir="noarch", fmt=TAR),
+        {"format not mirrored": 5},
+    ),
+    "formats prefer-conda": (
+        "{formats: prefer-conda}",
+        # .tar.bz2 stays where there is no .conda twin: libopenblas 0.3.21, mystery-tool, py27s.
+        fns(P, subdir="linux-64", fmt=CONDA)
+        | fns(P, "libopenblas", "0.3.21")
+        | fns(P, "mystery-tool")
+        | fns(P, "futures")
+        | fns(P, "six", build="py27"),
+        {"has .conda twin": 19},
+        fns(P, subdir="noarch", fmt=CONDA),
+        {"has .conda twin": 4},
+    ),
+}
+
+
+# Every case at the mirror level; these also at the site and the channel level (the same
+# parser reads every level, so a few cases show that each level's filters take effect).
+AT_EVERY_LEVEL = (
+    "names include",
+    "licenses missing not allowed",
+    "subdirs",
+    "newest_versions",
+    "formats prefer-conda",
+)
+LEVEL_CASES = [("mirror", case) for case in CASES] + [
+    (level, case) for level in ("site", "channel") for case in AT_EVERY_LEVEL
+]
+
+
+@pytest.mark.parametrize(("level", "case"), LEVEL_CASES, ids=[f"{c}-{lv}" for lv, c in LEVEL_CASES])
+async def test_one_filter(case: str, level: str, upstream: str, tmp_path: Path) -> None:
+    filters, linux_kept, linux_reasons, noarch_kept, noarch_reasons = CASES[case]
+    site = tmp_path / "site"
+    report = await mirror(config_at(site, upstream, level, filters))
+    assert_channel_consistent(site, CHANNEL)
+    check(report, site, "linux-64", linux_kept, linux_reasons)
+    check(report, site, "noarch", noarch_kept, noarch_reasons)
+    assert sum(linux_reasons.values()) + len(linux_kept) == 42  # the expectation adds up
+    assert sum(noarch_reasons.values()) + len(noarch_kept) == 9
+
+
+async def test_no_filters_keeps_everything(upstream: str, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    report = await mirror(config_at(site, upstream, "mirror", "{}"))
+    check(report, site, "linux-64", LINUX, {})
+    check(report, site, "noarch", NOARCH, {})
+
+
+async def test_max_size(tmp_path: Path, upstream_server_factory) -> None:
+    big = PackageSpec(name="bigdata", version="1.0", build="h0_0", payload_size=300_000)
+    docs = write_channel(tmp_path / "upstream", [*P, big], zst=True)
+    sizes = {fn: r["size"] for fn, r in docs["linux-64"]["packages.conda"].items()}
+    sizes |= {fn: r["size"] for fn, r in docs["linux-64"]["packages"].items()}
+    assert all(sizes[fn] > 100_000 for fn in big.filenames)
+    assert all(size < 10_000 for fn, size in sizes.items() if fn not in big.filenames)
+    server = upstream_server_factory(tmp_path / "upstream")
+    site = tmp_path / "site"
+    report = await mirror(config_at(site, server.url, "mirror", "{max_size: 100KB}"))
+    assert_channel_consistent(site, CHANNEL)
+    check(report, site, "linux-64", LINUX, {"too large": 2})
+    check(report, site, "noarch", NOARCH, {})
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+async def test_include_dependencies_adds_what_the_allowlist_needs(
+    upstream: str, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    filters = '{specs: {include: ["numpy 2.1.*"]}, include_dependencies: true}'
+    report = await mirror(config_at(site, upstream, "mirror", filters))
+    assert_channel_consistent(site, CHANNEL)
+    # numpy 2.1.0 needs libopenblas >=0.3.27 and python 3.11 / 3.12; libopenblas needs zlib,
+    # which nothing asked for: it comes in only as a dependency of a dependency.
+    deps = (
+        fns(P, "libopenblas", "0.3.27")
+        | fns(P, "python", "3.11.9")
+        | fns(P, "python", "3.12.3")
+        | fns(P, "python", "3.12.4")
+        | fns(P, "zlib")
+    )
+    check(report, site, "linux-64", fns(P, "numpy", "2.1.0") | deps, {NOT_ALLOWED: 42 - 16})
+    check(report, site, "noarch", set(), {NOT_ALLOWED: 9})
+    mr = report.mirrors[0]
+    assert mr.subdirs["linux-64"].added_as_dependency == len(deps) == 12
+    assert {d["file"] for d in mr.dependencies_added} == deps
+    zlib_why = {d["why"] for d in mr.dependencies_added if d["file"].startswith("zlib-")}
+    assert all(why.startswith("needed by libopenblas-0.3.27") for why in zlib_why)
+    assert mr.unsatisfied == []
+
+
+async def test_noarch_package_pulls_in_a_platform_dependency(upstream: str, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    filters = "{names: {include: [pip]}, include_dependencies: true, newest_versions: 1}"
+    report = await mirror(config_at(site, upstream, "mirror", filters))
+    assert_channel_consistent(site, CHANNEL)
+    # pip needs `python >=3.8`: every python matches, newest_versions 1 adds only the newest.
+    check(report, site, "noarch", fns(P, "pip", "24.0"), {"older version": 2, NOT_ALLOWED: 5})
+    check(report, site, "linux-64", fns(P, "python", "3.12.4"), {NOT_ALLOWED: 40})
+    assert report.mirrors[0].subdirs["linux-64"].added_as_dependency == 2
+
+
+async def test_dependencies_must_pass_the_other_filters(upstream: str, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    # ghostscript needs zlib >=1.3.1; zlib is excluded by name, so it cannot be added.
+    filters = "{names: {include: [ghostscript], exclude: [zlib]}, include_dependencies: true}"
+    report = await mirror(config_at(site, upstream, "mirror", filters))
+    check(
+        report,
+        site,
+        "linux-64",
+        fns(P, "ghostscript"),
+        {"name excluded": 4, NOT_ALLOWED: 42 - 4 - 2},
+    )
+    (missing,) = {(u["spec"], u["needed_by"].split("-")[0]) for u in report.mirrors[0].unsatisfied}
+    assert missing == ("zlib >=1.3.1,<2.0a0", "ghostscript")
+
+
+def _two_channels(site: Path, url_a: str, filters_a: str, url_b: str, filters_b: str):
+    return site_config(
+        site,
+        f"""
+        channels:
+          cloud/a:
+            url: {url_a}
+            subdirs: [linux-64]
+            filters: {filters_a}
+          cloud/b:
+            url: {url_b}
+            subdirs: [linux-64]
+            filters: {filters_b}
+        """,
+    )
+
+
+async def test_include_dependencies_across_two_mirrors(
+    upstream: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    numpys = [p for p in P if p.name == "numpy"]
+    write_channel(tmp_path / "a", numpys, zst=True)
+    only_numpy = upstream_server_factory(tmp_path / "a")
+    site = tmp_path / "site"
+    config = _two_channels(
+        site,
+        only_numpy.url,
+        '{specs: {include: ["numpy 2.1.*"]}, include_dependencies: true}',
+        upstream,
+        "{names: {include: [zlib]}}",  # the second mirror's own allowlist
+    )
+    report = await mirror(config)
+    assert_channel_consistent(site, "cloud/a")
+    assert_channel_consistent(site, "cloud/b")
+    # The first mirror has no libopenblas or python: they come from the second mirror, into
+    # the second mirror's channel, beside its own allowlisted zlib.
+    check(report, site, "linux-64", fns(P, "numpy", "2.1.0"), {NOT_ALLOWED: 12}, channel="cloud/a")
+    from_b = fns(P, "libopenblas", "0.3.27") | fns(P, "python", "3.11.9")
+    from_b |= fns(P, "python", "3.12.3") | fns(P, "python", "3.12.4")
+    check(
+        report,
+        site,
+        "linux-64",
+        fns(P, "zlib") | from_b,
+        {NOT_ALLOWED: 42 - 4 - 8},
+        channel="cloud/b",
+        index=1,
+    )
+    assert report.mirrors[0].unsatisfied == []
+    assert report.mirrors[1].subdirs["linux-64"].added_as_dependency == 8
+
+
+async def test_own_mirror_first_even_when_it_cannot_satisfy(
+    upstream: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    # The first mirror has python, but only 3.12.4: numpy's py311 build finds no python 3.11
+    # there, and the second mirror is not consulted for a name the own mirror has.
+    own = [p for p in P if p.name == "numpy" and p.version == "2.1.0"]
+    own += [p for p in P if p.name == "python" and p.version == "3.12.4"]
+    write_channel(tmp_path / "a", own, zst=True)
+    first = upstream_server_factory(tmp_path / "a")
+    site = tmp_path / "site"
+    config = _two_channels(
+        site,
+        first.url,
+        '{specs: {include: ["numpy 2.1.*"]}, include_dependencies: true}',
+        upstream,
+        "{names: {include: [zlib]}}",
+    )
+    report = await mirror(config)
+    check(
+        report,
+        site,
+        "linux-64",
+        fns(P, "numpy", "2.1.0") | fns(P, "python", "3.12.4"),
+        {},
+        channel="cloud/a",
+    )
+    from_b = fns(P, "libopenblas", "0.3.27")
+    check(
+        report,
+        site,
+        "linux-64",
+        fns(P, "zlib") | from_b,
+        {NOT_ALLOWED: 42 - 4 - 2},
+        channel="cloud/b",
+        index=1,
+    )
+    unsatisfied = {(u["spec"], u["needed_by"]) for u in report.mirrors[0].unsatisfied}
+    py311 = next(p for p in own if p.build.startswith("py311"))
+    assert unsatisfied == {("python >=3.11,<3.12.0a0", fn) for fn in py311.filenames}
+
+
+# --------------------------------------------------------------------------- combined levels
+
+
+async def test_filters_of_three_levels_combined(upstream: str, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+        filters:
+          builds: {{exclude: ["py2*"]}}
+          licenses: {{allow_missing: false}}
+        channels:
+          {CHANNEL}:
+            filters:
+              licenses: {{exclude: ["*GPL*"]}}
+            mirrors:
+              - name: example
+                url: {upstream}
+                subdirs: [linux-64]
+                filters:
+                  specs: {{include: ["numpy >=2", pip]}}
+                  include_dependencies: true
+                  newest_versions: 1
+                  formats: prefer-conda
+        """,
+    )
+    report = await mirror(config)
+    assert_channel_consistent(site, CHANNEL)
+
+    # numpy 2.1.0 (newest of >=2) as .conda; its dependencies' newest matching versions as
+    # .conda: libopenblas 0.3.27, python 3.11.9 (py311 build), python 3.12.4, zlib 1.3.1.
+    linux = (
+        fns(P, "numpy", "2.1.0", fmt=CONDA)
+        | fns(P, "libopenblas", "0.3.27", fmt=CONDA)
+        | fns(P, "python", "3.11.9", fmt=CONDA)
+        | fns(P, "python", "3.12.4", fmt=CONDA)
+        | fns(P, "zlib", "1.3.1", fmt=CONDA)
+    )
+    assert len(linux) == 6
+    check(
+        report,
+        site,
+        "linux-64",
+        linux,
+        {
+            "build excluded": 2,  # site: futures, six py27
+            "license missing": 1,  # site: mystery-tool
+            "license excluded": 4,  # channel: readline, ghostscript
+            # numpy 2.0.1's .conda files (its .tar.bz2 twins count as twins below)
+            "older version": 3,
+            # .tar.bz2 twins of numpy 2.1.0 (2), 2.0.1 (3), 1.26.4 (3), python (4), zlib (2),
+            # libopenblas 0.3.27 (1), blas (2)
+            "has .conda twin": 2 + 3 + 3 + 4 + 2 + 1 + 2,
+            # the rest, as .conda: python 3.10.14 and 3.12.3 (2), zlib 1.2.13 (1), numpy 1.26.4
+            # (3), blas (2); and libopenblas 0.3.21 (.tar.bz2 only)
+            NOT_ALLOWED: 2 + 1 + 3 + 2 + 1,
+        },
+    )
+    check(
+        report,
+        site,
+        "noarch",
+        fns(P, "pip", "24.0", fmt=CONDA),
+        {
+            "older version": 1,  # pip 23.3.1 .conda
+            "has .conda twin": 4,  # pip (2), setuptools 69.5.1, six
+            NOT_ALLOWED: 3,  # setuptools .conda (2), six .conda
+        },
+    )
+    assert report.mirrors[0].unsatisfied == []
