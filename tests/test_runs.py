@@ -1,0 +1,264 @@
+"""Which mirrors a run syncs (--only, --due with cron schedules) and one run at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from support.site import published, site_config
+from support.upstream import ExampleUpstream
+
+from sitegen import schedule
+from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
+from sitegen.config import ConfigError, parse_config
+from sitegen.lock import SiteLock, SiteLocked
+from sitegen.mirror import MirrorOptions, run_mirror, select_mirrors
+from sitegen.report import COMPLETED, FAILED, MirrorReport, RunReport
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+# --------------------------------------------------------------------------- pure schedule logic
+
+
+def test_never_completed_mirror_is_due() -> None:
+    assert schedule.is_due("0 2 * * *", None, ts("2026-01-01T00:00:00"))
+
+
+@pytest.mark.parametrize(
+    ("expression", "last", "now", "due"),
+    [
+        ("0 2 * * *", "2026-01-01T02:00:05", "2026-01-02T01:59:00", False),
+        ("0 2 * * *", "2026-01-01T02:00:05", "2026-01-02T02:00:00", True),
+        ("*/15 * * * *", "2026-01-01T10:00:00", "2026-01-01T10:14:59", False),
+        ("*/15 * * * *", "2026-01-01T10:00:00", "2026-01-01T10:15:00", True),
+        ("0 0 1 * *", "2026-01-01T00:00:10", "2026-01-31T23:00:00", False),
+        ("0 0 1 * *", "2026-01-01T00:00:10", "2026-02-01T00:00:00", True),
+        (None, "2026-01-01T12:00:00", "2026-01-01T23:59:00", False),  # default: daily
+        (None, "2026-01-01T12:00:00", "2026-01-02T00:00:00", True),
+    ],
+)
+def test_schedule_fires_after_last_completed_run(expression, last, now, due) -> None:
+    assert schedule.is_due(expression, ts(last), ts(now)) is due
+
+
+def test_invalid_cron_expression_names_key_and_line() -> None:
+    text = (
+        "output: site\nchannels:\n  a/b:\n    url: http://127.0.0.1:1/c\n"
+        "    subdirs: [linux-64]\n    schedule: '61 * * * *'\n"
+    )
+    with pytest.raises(ConfigError, match=r"channels.yaml:6: channels.a/b.schedule: invalid cron"):
+        parse_config(text)
+
+
+def _two_mirror_config(site: Path, url: str, *, schedule_a: str = "", schedule_b: str = ""):
+    return site_config(
+        site,
+        f"""
+        channels:
+          one/a:
+            url: {url}
+            subdirs: [linux-64]
+            {f"schedule: '{schedule_a}'" if schedule_a else ""}
+          two/b:
+            url: {url}
+            subdirs: [linux-64]
+            {f"schedule: '{schedule_b}'" if schedule_b else ""}
+        """,
+    )
+
+
+def _run(started: float, **statuses: str) -> RunReport:
+    return RunReport(
+        id=f"r{started}",
+        started=started,
+        mirrors=[
+            MirrorReport(name=n, channel="x", source="s", status=s) for n, s in statuses.items()
+        ],
+    )
+
+
+def test_select_mirrors_by_due_uses_each_mirrors_last_completed_run(tmp_path: Path) -> None:
+    config = _two_mirror_config(
+        tmp_path / "site", "http://127.0.0.1:1/c", schedule_a="0 * * * *", schedule_b="0 0 * * *"
+    )
+    now = ts("2026-01-02T10:30:00")
+    runs = [  # newest first, as History.runs() returns them
+        _run(ts("2026-01-02T10:00:00"), **{"one-a": COMPLETED, "two-b": FAILED}),
+        _run(ts("2026-01-02T09:00:00"), **{"two-b": COMPLETED}),
+    ]
+    # one-a completed at 10:00, hourly: next at 11:00, not due. two-b last completed 09:00 today,
+    # daily at midnight: next 00:00 tomorrow, not due either.
+    assert select_mirrors(config, runs, MirrorOptions(due=True), now) == set()
+    later = ts("2026-01-02T11:00:00")
+    assert select_mirrors(config, runs, MirrorOptions(due=True), later) == {"one-a"}
+    assert select_mirrors(config, runs[1:], MirrorOptions(due=True), now) == {"one-a"}
+    assert select_mirrors(config, [], MirrorOptions(due=True), now) == {"one-a", "two-b"}
+    assert select_mirrors(config, runs, MirrorOptions(only=("two-b",)), now) == {"two-b"}
+    with pytest.raises(ConfigError, match="no mirror named nope"):
+        select_mirrors(config, runs, MirrorOptions(only=("nope",)), now)
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+async def test_due_run_skips_mirrors_that_ran_and_records_nothing(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    config = _two_mirror_config(site, example_upstream.url, schedule_a="0 0 1 1 *")
+    first = await run_mirror(config, MirrorOptions(progress=False, due=True))
+    assert {m.name for m in first.mirrors} == {"one-a", "two-b"}
+    runs_dir = site / "history" / "runs"
+    assert len(list(runs_dir.glob("*.json"))) == 1
+    example_upstream.server.reset()
+    second = await run_mirror(config, MirrorOptions(progress=False, due=True))
+    assert second.mirrors == [] and second.status == COMPLETED
+    assert example_upstream.server.requests == []
+    assert len(list(runs_dir.glob("*.json"))) == 1  # a run with nothing due leaves no record
+
+
+async def test_only_rebuilds_one_channel_and_keeps_the_other_mirrors_records(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    url = example_upstream.url
+    config = site_config(
+        site,
+        f"""
+        channels:
+          merged/chan:
+            mirrors:
+              - name: first
+                url: {url}
+                subdirs: [linux-64]
+                filters: {{names: {{include: [numpy]}}}}
+              - name: second
+                url: {url}
+                subdirs: [linux-64]
+                filters: {{names: {{include: [zlib]}}}}
+          other/chan:
+            url: {url}
+            subdirs: [linux-64]
+            filters: {{names: {{include: [python]}}}}
+        """,
+    )
+    await run_mirror(config, MirrorOptions(progress=False))
+    before = published(site, "merged/chan", "linux-64")
+    assert any(fn.startswith("zlib-") for fn in before)
+    assert any(fn.startswith("numpy-") for fn in before)
+    other_before = (site / "other/chan/linux-64/repodata.json").stat().st_mtime_ns
+    example_upstream.server.reset()
+
+    report = await run_mirror(config, MirrorOptions(progress=False, only=("first",)))
+    assert [m.name for m in report.mirrors] == ["first"]
+    assert {c.channel for c in report.channels} == {"merged/chan"}
+    # The passenger mirror contributed its cached records: nothing of zlib disappeared.
+    assert published(site, "merged/chan", "linux-64") == before
+    # Only the selected mirror talked to the upstream: one repodata request per subdir.
+    paths = sorted(r.path for r in example_upstream.server.requests)
+    assert paths == ["/linux-64/repodata.json.zst", "/noarch/repodata.json.zst"]
+    assert (site / "other/chan/linux-64/repodata.json").stat().st_mtime_ns == other_before
+
+
+def test_second_concurrent_run_exits_3(tmp_path: Path, example_upstream: ExampleUpstream) -> None:
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site}\nchannels:\n  c/x:\n    url: {example_upstream.url}\n"
+        "    subdirs: [linux-64]\n"
+    )
+    with SiteLock(site / ".sitegen"):
+        assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_LOCKED
+        with pytest.raises(SiteLocked, match=str(os.getpid())):
+            SiteLock(site / ".sitegen").acquire()
+    # The lock dies with its holder: the next run proceeds.
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_OK
+    assert main(["mirror", "-c", str(config_path), "--only", "zzz"]) == EXIT_CONFIG
+
+
+def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+    state = tmp_path / "site" / ".sitegen"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from sitegen.lock import SiteLock\n"
+            f"SiteLock(Path({str(state)!r})).acquire(); print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SiteLocked):
+            SiteLock(state).acquire()
+        holder.kill()
+        holder.wait()
+        lock = SiteLock(state)
+        lock.acquire()  # the kernel released the dead holder's flock: no stale lock
+        lock.release()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_sigterm_stops_the_run_and_records_it(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """A slow upstream keeps the run in its download phase while SIGTERM arrives."""
+
+    def slow(handler):
+        time.sleep(0.5)
+        return False  # then serve the file normally
+
+    slowed = [
+        fn
+        for spec in example_upstream.packages
+        if spec.subdir == "linux-64"
+        for fn in spec.filenames
+    ]
+    assert len(slowed) > 10
+    for fn in slowed:
+        example_upstream.server.add_fault(f"/linux-64/{fn}", slow)
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site}\ndownload: {{concurrency: 2}}\nchannels:\n  c/x:\n"
+        f"    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sitegen", "mirror", "-c", str(config_path), "--no-progress"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not example_upstream.server.count(status=200):
+        time.sleep(0.05)  # wait until downloads are under way (polling, not a timed assertion)
+    proc.terminate()
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    records = [json.loads(p.read_text()) for p in (site / "history" / "runs").glob("*.json")]
+    assert [r["status"] for r in records] == ["stopped"]
+    assert not list(site.rglob(".sitegen-tmp-*"))
+    assert not (site / "c/x/linux-64/repodata.json").exists()  # nothing half-built published
+    # The next run resumes: it completes and downloads only what the first did not finish.
+    example_upstream.server.clear_faults()
+    kept = (
+        {p.name for p in (site / "c/x/linux-64").glob("*.conda")}
+        if (site / "c/x/linux-64").is_dir()
+        else set()
+    )
+    example_upstream.server.reset()
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_OK
+    fetched = {r.path.rsplit("/", 1)[-1] for r in example_upstream.server.requests}
+    assert not (kept & fetched)
