@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -79,6 +80,7 @@ class _ChannelSubdir:
     previous: Repodata | None = None
     jobs: list[DownloadJob] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
+    staged: dict[str, Path] = field(default_factory=dict)  # fn -> replacement awaiting publish
 
 
 def select_mirrors(
@@ -137,7 +139,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             return report
         record = not options.dry_run
         if record:
-            history.save(report)
+            _save(history, report)
         stopped = False
         try:
             with _signals() as signals:
@@ -171,8 +173,18 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 if mr.status == RUNNING:
                     mr.status = report.status if report.status != COMPLETED else mr.status
             if record:
-                history.save(report)
+                _save(history, report)
         return report
+
+
+def _save(history: History, report: RunReport) -> None:
+    try:
+        history.save(report)
+    except OSError as exc:
+        # The ledger is not worth failing a run over; a record stuck at "running" is shown as
+        # interrupted by the next run.
+        report.errors.append(f"could not record the run: {exc.strerror or exc}")
+        log.error("could not record run %s: %s", report.id, exc)
 
 
 def _signals():
@@ -247,6 +259,10 @@ class _Run:
                 self.upstreams[mirror.name] = Upstream(
                     mirror, clients[mirror.verify_tls], self.config.download, limiter
                 )
+            if not self.options.dry_run:
+                # Temporaries of killed runs, wherever they were writing (subdirs, channel
+                # roots, history, state); those of live processes such as the fetcher stay.
+                await trio.to_thread.run_sync(self.site.clean_temp_tree)
             await self._fetch_all()
             # Millions of long-lived record objects: keep the cyclic GC from rescanning them
             # (unfrozen when the run ends, for callers that run several mirrors in one process).
@@ -324,9 +340,14 @@ class _Run:
             upstream.package_bases[subdir] = urljoin(upstream.url(subdir, ""), base_url)
             repodata.extra["repodata_version"] = 1
         if response.changed and not self.options.dry_run:
-            await trio.to_thread.run_sync(
-                self.cache.store, mirror.name, subdir, response.validators, body
-            )
+            try:
+                await trio.to_thread.run_sync(
+                    self.cache.store, mirror.name, subdir, response.validators, body
+                )
+            except OSError as exc:  # only costs a full fetch next time
+                log.warning(
+                    "%s/%s: could not cache upstream repodata: %s", mirror.name, subdir, exc
+                )
         return _Fetched("fetched" if response.changed else "unchanged", repodata)
 
     # ------------------------------------------------------------------ filter
@@ -445,8 +466,6 @@ class _Run:
             if target.meta is None:
                 continue
             directory = self.site.path(target.channel.path, target.subdir)
-            if not self.options.dry_run:
-                self.site.clean_temp_files(directory)
             present = package_files(directory)
             published = target.previous.records if target.previous else {}
             for fn, record in target.meta.records.items():
@@ -469,7 +488,15 @@ class _Run:
                         self.site.remove(path)
                     continue
                 upstream = self.upstreams[record.origin]
-                target.jobs.append(DownloadJob(upstream, record, path))
+                before = published.get(fn)
+                if before is not None and not before.same_file(record):
+                    # Re-uploaded upstream under the same name: the published record still
+                    # describes the old bytes, so the new ones wait under a temporary name.
+                    staged = self.site.staging_for(path)
+                    target.staged[fn] = staged
+                    target.jobs.append(DownloadJob(upstream, record, staged))
+                else:
+                    target.jobs.append(DownloadJob(upstream, record, path))
 
     def _report_dry_run(self, targets: list[_ChannelSubdir]) -> None:
         for target in targets:
@@ -529,7 +556,16 @@ class _Run:
 
         async def publish(target: _ChannelSubdir) -> None:
             async with limiter:
-                await self._publish(target)
+                try:
+                    await self._publish(target)
+                except OSError as exc:
+                    # A full disk or an I/O error: this subdir keeps its previous state.
+                    target.report.status = "failed"
+                    target.report.errors.append(
+                        f"{target.subdir}: could not publish: {exc.strerror or exc}"
+                        f"{f' ({exc.filename})' if exc.filename else ''}; kept the previous state"
+                    )
+                    log.error("%s/%s: %s", target.channel.path, target.subdir, exc)
 
         async with trio.open_nursery() as nursery:
             for target in targets:
@@ -550,10 +586,22 @@ class _Run:
             origins_path(self.site, target.channel.path, target.subdir),
             msgspec.json.encode(dict(sorted(origins.items()))),
         )
+        directory = self.site.path(target.channel.path, target.subdir)
+        staged = {fn: p for fn, p in target.staged.items() if fn not in target.failed}
+        if staged:
+            # Two steps keep every published record true: first publish without the replaced
+            # files, then move the new bytes into place, then publish their new records.
+            interim = {fn: r for fn, r in meta.records.items() if fn not in staged}
+            await publish_subdir(
+                self.site,
+                target.channel.path,
+                SubdirMetadata(meta.subdir, interim, meta.info, meta.removed, meta.extra),
+            )
+            for fn, path in staged.items():
+                self.site.commit(path, directory / fn)
         written = await publish_subdir(self.site, target.channel.path, meta)
         target.report.status = "published" if written else "unchanged"
         target.report.packages = len(meta.records)
-        directory = self.site.path(target.channel.path, target.subdir)
         # Prune only after the new metadata is in place.
         removed = await trio.to_thread.run_sync(
             prune_subdir, self.site, directory, set(meta.records)
@@ -580,7 +628,15 @@ class _Run:
             elif target.previous is not None:
                 published[target.subdir] = target.previous.records
         if published:
-            write_json(self.site, f"{channel.path}/channeldata.json", build_channeldata(published))
+            try:
+                write_json(
+                    self.site, f"{channel.path}/channeldata.json", build_channeldata(published)
+                )
+            except OSError as exc:
+                self.report.errors.append(
+                    f"{channel.path}: could not write channeldata.json: {exc.strerror or exc}"
+                )
+                log.error("%s: could not write channeldata.json: %s", channel.path, exc)
 
     # ------------------------------------------------------------------ reporting
 

@@ -73,6 +73,47 @@ class Site:
             raise
         return True
 
+    def write_many(self, items: list[tuple[Path, bytes]]) -> list[Path]:
+        """Write several files as nearly at once as POSIX allows; returns those written.
+
+        Every file whose content changes is first written in full to a temporary (synced);
+        only when all are written are they renamed into place, in the given order. So a
+        failure while writing (a full disk) leaves every target as it was, and the renames
+        follow each other within microseconds.
+        """
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for target, data in items:
+                if same_content(target, data):
+                    continue
+                temp = self.temp_for(target)
+                staged.append((temp, target))
+                with open(temp, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            for temp, target in staged:
+                self.commit(temp, target)
+        except BaseException:
+            for temp, _target in staged:
+                self.discard(temp)
+            raise
+        return [target for _temp, target in staged]
+
+    def clean_temp_tree(self) -> int:
+        """Remove dead processes' temporaries anywhere in the site; returns how many."""
+        removed = 0
+        for directory, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TEMP_PREFIX) and not temp_writer_alive(name):
+                    self.discard(Path(directory) / name)
+                    removed += 1
+        return removed
+
+    def staging_for(self, target: Path) -> Path:
+        """A temporary name where a replacement for a published file waits for its turn."""
+        return target.parent / f"{TEMP_PREFIX}{os.getpid()}-staged-{target.name}"
+
     def remove(self, target: Path) -> bool:
         try:
             target.unlink()
@@ -100,6 +141,11 @@ class Site:
                 self.discard(Path(entry.path))
                 removed += 1
         return removed
+
+
+def temp_writer_alive(name: str) -> bool:
+    """True when the temporary file ``name`` belongs to a process that is still running."""
+    return name.startswith(TEMP_PREFIX) and _writer_alive(name[len(TEMP_PREFIX) :])
 
 
 def _writer_alive(rest: str) -> bool:
