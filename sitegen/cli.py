@@ -42,11 +42,23 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
         due=args.due,
         progress=False if args.no_progress else None,
     )
+    started = False  # the run held the lock and began: pages must show it
+    rendered = True
     try:
         report = trio.run(run_mirror, config, options)
+        started = True
     except SiteLocked as exc:
         log.error("%s", exc)
         return EXIT_LOCKED
+    except ConfigError:
+        raise  # e.g. --only with an unknown name: nothing ran, nothing to show
+    except BaseException:
+        started = True
+        raise
+    finally:
+        # Pages show every run, failed and stopped ones too; a dry run changes nothing.
+        if started and not args.dry_run:
+            rendered = _render_pages(config)
     if args.dry_run:
         for channel in report.channels:
             print(
@@ -61,6 +73,40 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
     if report.failed:
         log.error("run %s finished with errors", report.id)
         return EXIT_FAILED
+    return EXIT_OK if rendered else EXIT_FAILED
+
+
+def _render_pages(config: SiteConfig) -> bool:
+    from sitegen.render import render_site
+
+    try:
+        render_site(config)
+    except Exception as exc:
+        log.debug("rendering failed", exc_info=True)
+        log.error("rendering the pages failed: %s: %s", type(exc).__name__, exc)
+        return False
+    return True
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from sitegen.render import render_site
+
+    stats = render_site(_load(args))
+    print(f"pages: {stats}")
+    return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from sitegen.serve import ServeError, serve
+
+    _load(args)  # a configuration error exits with status 2 before anything starts
+    try:
+        serve(lambda: _load(args), Path(args.config), port=args.port, watch=args.watch)
+    except ServeError as exc:
+        print(f"sitegen: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("sitegen: preview server stopped", file=sys.stderr)
     return EXIT_OK
 
 
@@ -79,6 +125,62 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from sitegen.demo import run_demo
 
     return run_demo(Path(args.dir))
+
+
+def _cmd_webconf(args: argparse.Namespace) -> int:
+    from sitegen.webconf import WebconfError, WebconfOptions, render_webconf
+
+    config = _load(args)
+    options = WebconfOptions(
+        prefix=args.prefix,
+        root=args.root,
+        listen=args.listen,
+        server_name=args.server_name,
+        fetcher=args.fetcher,
+        standalone=args.standalone,
+        state_dir=args.state_dir,
+        user=args.user,
+        apache_modules=args.apache_modules,
+    )
+    try:
+        text = render_webconf(args.server, config, options)
+    except WebconfError as exc:
+        print(f"sitegen: webconf: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _cmd_fetcher(args: argparse.Namespace) -> int:
+    import signal
+
+    from sitegen.fetcher import listener_address, open_listeners, parse_listen, serve_fetcher
+
+    config = _load(args)
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as exc:
+        print(f"sitegen: fetcher: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def run() -> int:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            try:
+                listeners = await open_listeners(host, port)
+            except OSError as exc:
+                log.error("fetcher: cannot listen on %s: %s", args.listen, exc.strerror or exc)
+                return EXIT_FAILED
+            async with trio.open_nursery() as nursery:
+                await nursery.start(serve_fetcher, config, listeners)
+                print(f"sitegen fetcher: listening on http://{listener_address(listeners)}")
+                sys.stdout.flush()
+                async for signum in signals:
+                    log.info("fetcher: %s received, stopping", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+        return EXIT_OK
+
+    return trio.run(run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +221,69 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="download missing or corrupt files again"
     )
     verify.set_defaults(func=_cmd_verify)
+
+    render = sub.add_parser("render", help="render the browse pages from the site on disk")
+    render.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    render.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    render.set_defaults(func=_cmd_render)
+
+    serve = sub.add_parser("serve", help="preview the site on 127.0.0.1")
+    serve.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    serve.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any)")
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="render again when the templates or channels.yaml change",
+    )
+    serve.set_defaults(func=_cmd_serve)
+
+    webconf = sub.add_parser(
+        "webconf", help="print an nginx or Apache config serving the site (and the fetcher)"
+    )
+    webconf.add_argument("server", choices=["nginx", "apache"])
+    webconf.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    webconf.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    webconf.add_argument(
+        "--prefix", default="", help="URL path the site is served at, e.g. /conda (default: /)"
+    )
+    webconf.add_argument(
+        "--root",
+        help="directory the web server reads (default: the site directory; for the symlink"
+        " deploy, the link, e.g. /var/www/html/anaconda)",
+    )
+    webconf.add_argument(
+        "--listen", help="HOST:PORT (nginx default: 80; Apache: a <VirtualHost> when given)"
+    )
+    webconf.add_argument("--server-name", help="host name (default: the host of base_url)")
+    webconf.add_argument(
+        "--fetcher",
+        default="127.0.0.1:8901",
+        help="HOST:PORT of `sitegen fetcher`, for channels with a passive mirror",
+    )
+    webconf.add_argument(
+        "--standalone",
+        action="store_true",
+        help="a complete config to run as is (needs --state-dir for pid, logs, temp files)",
+    )
+    webconf.add_argument("--state-dir", help="with --standalone: pid file, logs, temp files")
+    webconf.add_argument("--user", help="with --standalone: run workers as USER[:GROUP]")
+    webconf.add_argument(
+        "--apache-modules",
+        default="/usr/lib/apache2/modules",
+        help="with --standalone: Apache's module directory",
+    )
+    webconf.set_defaults(func=_cmd_webconf)
+
+    fetcher = sub.add_parser(
+        "fetcher", help="serve missing package files of passive mirrors, verified (long-running)"
+    )
+    fetcher.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    fetcher.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    fetcher.add_argument(
+        "--listen", default="127.0.0.1:8901", help="HOST:PORT (default: 127.0.0.1:8901)"
+    )
+    fetcher.set_defaults(func=_cmd_fetcher)
 
     demo = sub.add_parser("demo", help="mirror a bundled example channel, fully offline")
     demo.add_argument("--dir", default="demo", help="where to build the example (default: demo)")

@@ -10,6 +10,7 @@ import trio
 from sitegen.config import load_config
 from sitegen.example_channel import write_example_channel
 from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.render import render_site
 
 DEMO_CONFIG = """\
 # Written by `sitegen demo`: mirrors the example upstream in ./upstream into ./site.
@@ -44,13 +45,15 @@ def run_demo(directory: Path) -> int:
     config_path.write_text(DEMO_CONFIG.format(upstream=upstream.as_uri()))
     config = load_config(config_path)
     report = trio.run(run_mirror, config, MirrorOptions())
+    render_site(config)
     site = config.output
     logging.getLogger("sitegen").info("demo run %s: %s", report.id, report.status)
     print(
         f"""
 The demo site is in {site}
 
-Serve it:   python -m http.server -d {site} 8000
+Browse it:  sitegen serve -c {config_path} --port 8000   (then open http://127.0.0.1:8000/)
+Serve it:   any static web server, e.g. python -m http.server -d {site} 8000
 Use it:     pixi/conda/mamba with -c http://127.0.0.1:8000/cloud/example
             or the curated channel  -c http://127.0.0.1:8000/internal/approved
 .condarc:   channel_alias: http://127.0.0.1:8000/cloud

@@ -17,8 +17,10 @@ from sitegen.storage import Site
 
 
 def new_run_id(now: float | None = None) -> str:
-    moment = time.gmtime(now if now is not None else time.time())
-    return time.strftime("%Y%m%dT%H%M%SZ", moment) + f"-{os.getpid()}"
+    """A sortable, unique id: UTC time to the millisecond plus the process id."""
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}.{int(now * 1000) % 1000:03d}Z-{os.getpid()}"
 
 
 class History:

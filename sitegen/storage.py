@@ -57,16 +57,21 @@ class Site:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
 
-    def write_bytes(self, target: Path, data: bytes) -> bool:
-        """Atomically write data to target unless it already holds exactly that; True if written."""
+    def write_bytes(self, target: Path, data: bytes, *, durable: bool = True) -> bool:
+        """Atomically write data to target unless it already holds exactly that; True if written.
+
+        ``durable=False`` skips the fsync, for files that are rebuilt from others anyway (pages):
+        the rename is still atomic, only a power cut may lose the newest version.
+        """
         if same_content(target, data):
             return False
         temp = self.temp_for(target)
         try:
             with open(temp, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             self.commit(temp, target)
         except BaseException:
             self.discard(temp)

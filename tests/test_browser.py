@@ -1,0 +1,192 @@
+"""A real browser on the rendered site: headless Chromium (Debian's) against real nginx.
+
+The site is the example upstream mirrored into two channels and rendered. The browser opens
+the landing page, searches a channel's packages by typing, opens a package page, downloads a
+package through its link and checks the bytes against repodata's sha256, and reads the history.
+Screenshots (desktop and phone) land in ``test-artifacts/`` for people to look at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import in_ci, require_tool
+from support.site import site_config
+from support.upstream import ExampleUpstream
+
+from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.render import render_site
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+CHANNEL = "cloud/example"
+
+
+def _playwright() -> Any:
+    require_tool(os.access(CHROMIUM, os.X_OK), "chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        message = "the playwright Python package is missing (pip install -e '.[test]')"
+        if in_ci():
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return sync_playwright
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _no_horizontal_scroll(page: Any) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+async def test_browse_search_download_and_history(
+    tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
+) -> None:
+    sync_playwright = _playwright()
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+channels:
+  {CHANNEL}:
+    url: {example_upstream.url}
+    subdirs: [linux-64, noarch]
+  internal/approved:
+    url: {example_upstream.url}
+    subdirs: [linux-64, noarch]
+    filters:
+      specs: {{include: ["numpy >=2"]}}
+      include_dependencies: true
+""",
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    render_site(config)
+    nginx = nginx_server_factory(site)
+    base = nginx.url
+    repodata = json.loads((site / CHANNEL / "linux-64" / "repodata.json").read_bytes())
+    records = {**repodata["packages"], **repodata["packages.conda"]}
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on(
+                "console",
+                lambda msg: (
+                    problems.append(f"console: {msg.text}") if msg.type == "error" else None
+                ),
+            )
+            page.on(
+                "response",
+                lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+            )
+            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+
+            # Landing page: both channels, and snippets built from the address in use.
+            page.goto(base + "/")
+            assert page.title() == config.title
+            assert page.locator("article.channel").count() == 2
+            snippet = page.locator("#use pre").first.inner_text()
+            assert f"channel_alias: {base}/cloud" in snippet
+            assert not [t for t in page.locator("#use pre").all_inner_texts() if "MIRROR-HOST" in t]
+            assert page.locator("time[data-age] + span").count() >= 2  # "(… ago)"
+            assert _no_horizontal_scroll(page)
+            page.screenshot(path=str(ARTIFACTS / "landing.png"), full_page=True)
+
+            # Channel page: type into the search, open the package.
+            page.get_by_role("link", name=CHANNEL, exact=True).first.click()
+            page.wait_for_url(f"{base}/{CHANNEL}/index.html")
+            page.wait_for_selector("[data-search][data-ready]", state="attached")
+            search = page.locator("#pkg-search")
+            search.press_sequentially("nump")
+            results = page.locator(".search-results li")
+            results.first.wait_for()
+            assert results.all_inner_texts() == ["numpy 2.1.0"]
+            assert page.locator("#pkg-list").is_hidden()
+            search.fill("no-such-package-anywhere")
+            page.get_by_text("No package matches.").wait_for()
+            search.fill("")
+            assert page.locator("#pkg-list").is_visible()
+            search.press_sequentially("numpy")
+            page.locator(".search-results a", has_text="numpy").click()
+            page.wait_for_url(f"{base}/{CHANNEL}/packages/numpy.html")
+
+            # Package page: download both formats through their links and check the bytes.
+            assert page.locator("h1").inner_text() == "numpy 2.1.0"
+            page.screenshot(path=str(ARTIFACTS / "package.png"), full_page=True)
+            for fmt in (".conda", ".tar.bz2"):
+                link = page.locator(f"a[download]:text-is('{fmt}')").first
+                fn = link.get_attribute("href").rsplit("/", 1)[1]
+                with page.expect_download() as info:
+                    link.click()
+                download = info.value
+                assert download.suggested_filename == fn
+                assert _sha256(Path(download.path())) == records[fn]["sha256"], fn
+            page.locator("details summary").first.click()  # dependencies and checksums
+            first_sha = page.locator("code.hash").first.inner_text()
+            assert first_sha in {r["sha256"] for r in records.values()}
+            page.screenshot(path=str(ARTIFACTS / "package-details.png"), full_page=True)
+
+            # History page and the run's own page.
+            page.get_by_role("link", name="History", exact=True).click()
+            page.wait_for_url(f"{base}/history/index.html")
+            assert page.locator(".run h2 .badge-completed").count() == 1
+            page.screenshot(path=str(ARTIFACTS / "history.png"), full_page=True)
+            page.locator(".run h2 a").first.click()
+            page.wait_for_selector("text=What changed")
+            page.screenshot(path=str(ARTIFACTS / "run.png"), full_page=True)
+
+            # A subdir listing, metadata first.
+            page.goto(f"{base}/{CHANNEL}/linux-64/index.html")
+            first_row = page.locator("table.listing tbody tr").first.inner_text()
+            assert first_row.startswith("repodata.json")
+            assert problems == [], problems
+
+            # Phone: nothing wider than the screen.
+            phone = browser.new_context(viewport=PHONE, is_mobile=True, device_scale_factor=2)
+            small = phone.new_page()
+            for relpath, name in (
+                ("index.html", "landing"),
+                (f"{CHANNEL}/index.html", "channel"),
+                (f"{CHANNEL}/packages/numpy.html", "package"),
+                ("history/index.html", "history"),
+            ):
+                small.goto(f"{base}/{relpath}")
+                assert _no_horizontal_scroll(small), relpath
+                small.screenshot(path=str(ARTIFACTS / f"phone-{name}.png"), full_page=True)
+
+            # Without JavaScript the channel page is a plain list, and the search is hidden.
+            plain = browser.new_context(viewport=DESKTOP, java_script_enabled=False).new_page()
+            plain.goto(f"{base}/{CHANNEL}/index.html")
+            assert plain.locator("[data-search]").is_hidden()
+            names = {r["name"] for r in records.values()}
+            assert plain.locator("#pkg-list li").count() >= len(names)
+            plain.locator("#pkg-list a", has_text="zlib").click()
+            plain.wait_for_url(f"{base}/{CHANNEL}/packages/zlib.html")
+        finally:
+            browser.close()

@@ -1,0 +1,426 @@
+"""Page models: pure functions over records and run reports (no disk, no network)."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+import yaml
+
+from sitegen import pages
+from sitegen.config import parse_config
+from sitegen.records import Record
+from sitegen.report import (
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    ChannelSubdirReport,
+    MirrorReport,
+    MirrorSubdirReport,
+    RunReport,
+)
+
+SHA = "a" * 64
+
+
+def rec(name: str, version: str, build: str, subdir: str = "linux-64", fmt: str = ".conda", **raw):
+    fn = f"{name}-{version}-{build}{fmt}"
+    body = {
+        "name": name,
+        "version": version,
+        "build": build,
+        "build_number": raw.pop("build_number", 0),
+        "subdir": subdir,
+        "size": raw.pop("size", 1000),
+        "sha256": raw.pop("sha256", SHA),
+        "depends": raw.pop("depends", []),
+        "timestamp": raw.pop("timestamp", 1_700_000_000_000),
+        **raw,
+    }
+    return Record(fn=fn, subdir=subdir, raw=body)
+
+
+def by_fn(*records: Record) -> dict[str, Record]:
+    return {r.fn: r for r in records}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://numpy.org",
+        "http://example.org/a?b=1&c=2",
+        "  https://example.org/with-space-around  ",
+    ],
+)
+def test_safe_link_keeps_http_urls(url: str) -> None:
+    assert pages.safe_link(url) == url.strip()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "java\nscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "//evil.example/x",
+        "http://",
+        'https://example.org/"onmouseover="alert(1)',
+        "https://example.org/<script>",
+        "ftp://example.org/file",
+        "vbscript:msgbox",
+        None,
+        42,
+        ["https://example.org"],
+    ],
+)
+def test_safe_link_rejects_everything_else(url: object) -> None:
+    assert pages.safe_link(url) is None
+
+
+def test_relative_href_and_root_prefix() -> None:
+    page = "cloud/conda-forge/packages/numpy.html"
+    assert pages.relative_href("index.html", page) == "../../../index.html"
+    assert pages.relative_href("cloud/conda-forge/linux-64/a-1-0.conda", page) == (
+        "../linux-64/a-1-0.conda"
+    )
+    assert pages.relative_href("cloud/conda-forge/packages/six.html", page) == "six.html"
+    assert (
+        pages.relative_href("history/x.html#deps-a b", "index.html") == "history/x.html#deps-a%20b"
+    )
+    assert pages.relative_href("c/x/linux-64/a-1!2-0.conda", "c/x/index.html") == (
+        "linux-64/a-1%212-0.conda"
+    )
+    assert pages.root_prefix("index.html") == "."
+    assert pages.root_prefix(page) == "../../.."
+
+
+def test_formatting() -> None:
+    assert pages.format_time(0) == ""
+    assert pages.format_time(1_700_000_000) == "2023-11-14 22:13 UTC"
+    assert pages.iso_time(1_700_000_000) == "2023-11-14T22:13:20Z"
+    assert pages.format_date_ms(1_700_000_000_000) == "2023-11-14"
+    assert pages.format_duration(None) == ""
+    assert pages.format_duration(5.4) == "5 s"
+    assert pages.format_duration(65) == "1 min 5 s"
+    assert pages.format_duration(3 * 3600 + 120) == "3 h 2 min"
+    assert pages.clip("  a\n b  ", 10) == "a b"
+    assert pages.clip("x" * 20, 10) == "x" * 9 + "…"
+    assert pages.clip(None, 10) == ""
+
+
+def test_split_filename_and_dependency_name() -> None:
+    assert pages.split_filename("numpy-2.1.0-py312h_0.conda") == ("numpy", "2.1.0", "py312h_0")
+    assert pages.split_filename("ca-certificates-2024.2.2-hbcca054_0.tar.bz2") == (
+        "ca-certificates",
+        "2024.2.2",
+        "hbcca054_0",
+    )
+    assert pages.dependency_name("python >=3.8,<3.9.0a0") == "python"
+    assert pages.dependency_name("conda-forge::NumPy 1.*") == "numpy"
+    assert pages.dependency_name("__glibc >=2.17") == "__glibc"
+    assert pages.dependency_name(">=1") is None
+
+
+def test_group_and_summarize_channel() -> None:
+    linux = by_fn(
+        rec("numpy", "1.26.4", "py311_0", size=10),
+        rec("numpy", "1.26.4", "py311_0", fmt=".tar.bz2", size=20),
+        rec("zlib", "1.3.1", "h_0", size=5, timestamp=1_800_000_000_000),
+    )
+    noarch = by_fn(rec("pip", "24.0", "pyh_0", subdir="noarch", size=7))
+    grouped = pages.group_by_name({"linux-64": linux, "noarch": noarch})
+    assert {k: len(v) for k, v in grouped.items()} == {"numpy": 2, "zlib": 1, "pip": 1}
+    summary = pages.summarize_channel("c/x", {"linux-64": linux, "noarch": noarch})
+    assert (summary.packages, summary.files, summary.size) == (3, 4, 42)
+    row = summary.subdirs[0]
+    assert (row.subdir, row.files, row.packages, row.conda, row.tar_bz2) == ("linux-64", 3, 2, 2, 1)
+    assert row.newest_ms == 1_800_000_000_000
+    again = pages.ChannelSummary.from_json(summary.to_json())
+    assert again == summary
+
+
+def test_package_model_orders_versions_and_pairs_formats() -> None:
+    records = [
+        rec("pkg", "1.0", "h_0"),
+        rec("pkg", "1.0", "h_0", fmt=".tar.bz2", sha256="b" * 64),
+        rec("pkg", "1.0a1", "h_0"),
+        rec("pkg", "1.0.post1", "h_0", fmt=".tar.bz2"),
+        rec("pkg", "1.0", "h_0", subdir="osx-arm64"),
+        rec("pkg", "1.0", "h_1", build_number=1, depends=["zlib >=1", "python >=3.8", "pkg-data"]),
+    ]
+    model = pages.package_model("c/x", "pkg", records, known_names={"zlib", "pkg"})
+    assert model["latest"] == "1.0.post1"
+    assert [v["version"] for v in model["versions"]] == ["1.0.post1", "1.0", "1.0a1"]
+    one = model["versions"][1]["builds"]
+    # subdir first, then the highest build number
+    assert [(b["subdir"], b["build"]) for b in one] == [
+        ("linux-64", "h_1"),
+        ("linux-64", "h_0"),
+        ("osx-arm64", "h_0"),
+    ]
+    conda, bz2 = one[1]["files"]
+    assert conda["href"] == "c/x/linux-64/pkg-1.0-h_0.conda"
+    assert bz2["format"] == ".tar.bz2" and bz2["sha256"] == "b" * 64
+    assert one[2]["files"][1] is None  # no .tar.bz2 twin
+    assert model["versions"][0]["builds"][0]["files"][0] is None  # .tar.bz2 only
+    assert one[0]["dep_links"] == {"zlib >=1": "c/x/packages/zlib.html"}
+    assert model["files"] == 6 and model["subdirs"] == ["linux-64", "osx-arm64"]
+
+
+def test_about_package_prefers_channeldata_and_drops_unsafe_links() -> None:
+    records = [
+        rec("pkg", "1.0", "h_0", license="MIT", home="https://old.example", summary="old"),
+        rec("pkg", "2.0", "h_0", license="BSD", home="javascript:alert(1)", summary=" x\ny "),
+    ]
+    about = pages.about_package(records, None)
+    assert about["license"] == "BSD"
+    assert about["home"] is None  # the newest record's home is not an http(s) URL
+    assert about["summary"] == "x y"
+    entry = {"summary": "From channeldata", "home": "https://pkg.example", "dev_url": "file:///x"}
+    about = pages.about_package(records, entry)
+    assert about["summary"] == "From channeldata"
+    assert about["home"] == "https://pkg.example"
+    assert about["dev_url"] is None
+    assert pages.about_package(records, "not a dict")["license"] == "BSD"
+
+
+def test_package_key_changes_only_with_the_package() -> None:
+    a = [rec("a", "1.0", "h_0", depends=["zlib"])]
+    key = pages.package_key_data(a, {"zlib"})
+    assert pages.package_key_data(list(reversed(a)), {"zlib", "other"}) == key
+    assert pages.package_key_data(a, set()) != key  # the dependency link disappears
+    patched = [rec("a", "1.0", "h_0", depends=["zlib >=1.3"])]
+    assert pages.package_key_data(patched, {"zlib"}) != key
+
+
+def test_package_list_and_search_index() -> None:
+    grouped = pages.group_by_name(
+        {
+            "linux-64": by_fn(
+                rec("b", "1.0", "h_0"), rec("b", "1.10", "h_0"), rec("a", "2", "h_0", summary="S")
+            )
+        }
+    )
+    rows = pages.package_list(grouped, {"b": {"summary": "Bee " * 40}})
+    assert [(r["name"], r["version"]) for r in rows] == [("a", "2"), ("b", "1.10")]
+    assert rows[0]["summary"] == "S"
+    assert len(rows[1]["summary"]) <= pages.SEARCH_SUMMARY_MAX
+    index = pages.search_index("c/x", rows)
+    assert index["packages"][0] == ["a", "2", "S"]
+
+
+def test_subdir_listing_puts_metadata_first() -> None:
+    records = by_fn(rec("b", "1", "h_0"), rec("a", "1", "h_0"))
+    listing = pages.subdir_listing(
+        "c/x",
+        "linux-64",
+        records,
+        {"current_repodata.json": (10, 0.0), "repodata.json": (20, 1_700_000_000.0)},
+    )
+    assert [m["fn"] for m in listing["metadata"]] == ["repodata.json", "current_repodata.json"]
+    assert [row[0] for row in listing["packages"]] == ["a-1-h_0.conda", "b-1-h_0.conda"]
+    assert listing["packages"][0][3] == SHA
+
+
+# --------------------------------------------------------------------------- history
+
+
+def run(
+    run_id: str,
+    started: float,
+    status: str,
+    *,
+    mirror_status: str = COMPLETED,
+    added: tuple[str, ...] = (),
+    errors: tuple[str, ...] = (),
+) -> RunReport:
+    mirror = MirrorReport(
+        name="m",
+        channel="c/x",
+        source="https://up.example/ch",
+        status=mirror_status,
+        subdirs={
+            "linux-64": MirrorSubdirReport(
+                upstream="fetched",
+                records=10,
+                kept=7,
+                excluded={"license excluded": 2},
+                rejected={"invalid size": 1},
+            )
+        },
+        errors=list(errors),
+    )
+    channel = ChannelSubdirReport(
+        channel="c/x",
+        subdir="linux-64",
+        status="published",
+        packages=7,
+        added=list(added),
+        downloaded_files=len(added),
+        downloaded_bytes=100 * len(added),
+    )
+    ended = None if status in (RUNNING, INTERRUPTED) else started + 65
+    return RunReport(
+        id=run_id,
+        started=started,
+        ended=ended,
+        status=status,
+        mirrors=[mirror],
+        channels=[channel],
+    )
+
+
+def test_run_summary_counts_and_reasons() -> None:
+    report = run("r1", 1_700_000_000, FAILED, added=("a-1-h_0.conda",), errors=("boom",))
+    summary = pages.run_summary(report)
+    assert summary["duration_text"] == "1 min 5 s"
+    assert summary["totals"]["added"] == 1 and summary["totals"]["downloaded_bytes"] == 100
+    (mirror,) = summary["mirrors"]
+    assert mirror["excluded"] == {"license excluded": 2, "invalid size": 1}
+    assert (mirror["records"], mirror["kept"], mirror["excluded_total"]) == (10, 7, 3)
+    assert summary["all_errors"] == ["m: boom"]
+    assert summary["page"] == "history/r1.html"
+
+
+def test_scrub_is_applied_to_error_text() -> None:
+    report = run("r1", 1, FAILED, errors=("GET https://h/t/SECRET/x failed",))
+    summary = pages.run_summary(report, lambda s: s.replace("SECRET", "***"))
+    assert summary["mirrors"][0]["errors"] == ["GET https://h/t/***/x failed"]
+
+
+def test_mirror_state_last_status_and_last_success() -> None:
+    reports = [
+        run("r4", 400, RUNNING),
+        run("r3", 300, FAILED, mirror_status=FAILED, errors=("unreachable",)),
+        run("r2", 200, INTERRUPTED),
+        run("r1", 100, COMPLETED),
+    ]
+    state = pages.mirror_state(reports, "m")
+    assert state["last_status"] == RUNNING and state["last_run"] == "r4"
+    assert state["last_success"] == 165  # r1 ended
+    assert state["read"] is reports[1].mirrors[0]
+    state = pages.mirror_state(reports[1:], "m")
+    assert state["last_status"] == FAILED
+    assert pages.mirror_state(reports, "unknown")["last_status"] is None
+
+
+def test_history_pages_and_json() -> None:
+    reports = [run(f"r{i}", 1000 - i, COMPLETED) for i in range(5)]
+    chunks = pages.history_pages([pages.run_summary(r) for r in reports], size=2)
+    assert [c["path"] for c in chunks] == [
+        "history/index.html",
+        "history/page-2.html",
+        "history/page-3.html",
+    ]
+    assert [len(c["runs"]) for c in chunks] == [2, 2, 1]
+    assert pages.history_pages([])[0]["runs"] == []
+    document = pages.history_json(reports)
+    assert [r["id"] for r in document["runs"]] == [f"r{i}" for i in range(5)]
+    assert document["runs"][0]["record"] == "history/runs/r0.json"
+
+
+def test_feed_entries_group_files_by_version() -> None:
+    reports = [
+        run("r3", 300, RUNNING, added=("x-1-h_0.conda",)),  # not finished: not in the feed
+        run("r2", 200, COMPLETED, added=("a-1-h_0.conda", "a-1-h_0.tar.bz2", "b-2-h_0.conda")),
+        run("r1", 100, COMPLETED, added=("a-0.9-h_0.conda",)),
+    ]
+    entries = pages.feed_entries(reports, {"c/x": {"a"}})
+    assert [e["title"] for e in entries] == ["a 1 in c/x", "b 2 in c/x", "a 0.9 in c/x"]
+    assert entries[0]["files"] == ["linux-64/a-1-h_0.conda", "linux-64/a-1-h_0.tar.bz2"]
+    assert entries[0]["page"] == "c/x/packages/a.html"
+    assert entries[1]["page"] == "history/r2.html"  # b has no page (any more)
+    assert len({e["id"] for e in entries}) == 3
+    assert len(pages.feed_entries(reports, {}, limit=2)) == 2
+
+
+def test_run_detail_lists_changes_and_dependency_report() -> None:
+    report = run("r1", 100, COMPLETED, added=("a-1-h_0.conda", "gone-1-h_0.conda"))
+    report.mirrors[0].unsatisfied = [{"subdir": "linux-64", "spec": "q >=2", "needed_by": "a"}]
+    report.mirrors[0].dependencies_added = [{"subdir": "linux-64", "file": "z.conda", "why": "a"}]
+    detail = pages.run_detail(report, package_pages={"c/x": {"a"}})
+    (change,) = detail["changes"]
+    assert change["added"]["items"] == [
+        {"fn": "a-1-h_0.conda", "page": "c/x/packages/a.html"},
+        {"fn": "gone-1-h_0.conda", "page": None},
+    ]
+    (mirror,) = detail["mirror_details"]
+    assert mirror["unsatisfied_rows"]["items"][0]["spec"] == "q >=2"
+    assert mirror["dependencies_added_rows"]["items"][0]["file"] == "z.conda"
+    assert mirror["subdirs"][0]["excluded"] == {"license excluded": 2, "invalid size": 1}
+
+
+# --------------------------------------------------------------------------- landing
+
+
+def config(base_url: str | None = None):
+    text = """
+output: /tmp/site
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  cloud/bioconda:
+    url: https://conda.anaconda.org/bioconda
+    subdirs: [linux-64]
+  pkgs/main:
+    url: https://repo.anaconda.com/pkgs/main
+    subdirs: [linux-64]
+  internal/private:
+    url: https://conda.anaconda.org/t/${PRIVATE_TOKEN}/my-org
+    subdirs: [linux-64]
+"""
+    if base_url:
+        text = f"base_url: {base_url}\n" + text
+    return parse_config(text)
+
+
+def test_usage_snippets_use_the_base_url() -> None:
+    snippets = pages.usage_snippets(config(), "https://mirror.example")
+    assert "channel_alias: https://mirror.example/cloud" in snippets["condarc_alias"]
+    assert "  - conda-forge\n  - bioconda" in snippets["condarc_alias"]
+    assert "  conda-forge: https://mirror.example/cloud" in snippets["condarc_custom"]
+    assert "  private: https://mirror.example/internal" in snippets["condarc_custom"]
+    assert "default_channels:\n  - https://mirror.example/pkgs/main" in snippets["condarc_custom"]
+    assert (
+        '"https://conda.anaconda.org/conda-forge" = ["https://mirror.example/cloud/conda-forge"]'
+        in snippets["pixi"]
+    )
+    assert "my-org" not in snippets["pixi"]  # a token-bearing upstream is no public name
+    for key in ("condarc_alias", "condarc_custom"):
+        assert isinstance(yaml.safe_load(snippets[key]), dict), key
+    assert snippets["commands"][0]["conda"] == (
+        "conda install --override-channels -c https://mirror.example/cloud/conda-forge <package>"
+    )
+
+
+def test_landing_model_without_base_url_uses_a_placeholder() -> None:
+    model = pages.landing_model(config(), {}, [])
+    assert model["base_placeholder"] == pages.BASE_PLACEHOLDER
+    assert pages.BASE_PLACEHOLDER in model["snippets"]["condarc_alias"]
+    private = model["channels"][3]["mirrors"][0]
+    assert private["source"] == "https://conda.anaconda.org/t/***/my-org"
+    assert private["last_status"] is None and private["last_status_words"] == "never run"
+    model = pages.landing_model(config("https://m.example"), {}, [])
+    assert model["base_placeholder"] is None
+
+
+def test_pixi_mirrors_group_channels_of_one_upstream() -> None:
+    text = """
+output: /tmp/site
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  internal/approved:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+"""
+    snippets = pages.usage_snippets(parse_config(text), "https://m.example")
+    assert snippets["pixi"].splitlines()[2:] == [
+        '"https://conda.anaconda.org/conda-forge" = ["https://m.example/cloud/conda-forge",'
+        ' "https://m.example/internal/approved"]'
+    ]
+    tomllib.loads(snippets["pixi"])  # valid TOML: no key twice

@@ -1,0 +1,633 @@
+"""Rendered pages of a real mirrored site: structure, links, counts, escaping, incrementality.
+
+Each test mirrors the example upstream (real packages over HTTP on 127.0.0.1) with
+``run_mirror`` and renders with ``render_site``; the checks read the HTML that lands on disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import zstandard
+from support.site import site_config
+from support.upstream import ExampleUpstream
+
+from sitegen import pages
+from sitegen.cli import main
+from sitegen.config import SiteConfig
+from sitegen.example_channel import PackageSpec, write_channel
+from sitegen.history import History
+from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.render import render_site
+from sitegen.report import RUNNING, RunReport
+from sitegen.serve import make_server, watch_and_render
+from sitegen.storage import Site
+
+FULL = "cloud/example"
+APPROVED = "internal/approved"
+CHANNELS = f"""
+channels:
+  {FULL}:
+    url: {{url}}
+    subdirs: [linux-64, noarch]
+  {APPROVED}:
+    filters:
+      licenses: {{{{exclude: ["*GPL*"], allow_missing: false}}}}
+      builds: {{{{exclude: ["py2*"]}}}}
+    mirrors:
+      - name: approved-example
+        url: {{url}}
+        subdirs: [linux-64, noarch]
+        filters:
+          specs: {{{{include: ["numpy >=1.26", "pkg-that-does-not-exist"]}}}}
+          include_dependencies: true
+"""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def demo_config(site: Path, url: str, body: str = CHANNELS, extra: str = "") -> SiteConfig:
+    return site_config(site, extra + body.format(url=url))
+
+
+async def mirror(config: SiteConfig) -> RunReport:
+    return await run_mirror(config, MirrorOptions(progress=False))
+
+
+@pytest.fixture(autouse=True)
+def unique_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ids have one-second resolution per process; tests run several runs a second."""
+    counter = itertools.count(1)
+    real = pages.RUN_ID_RE  # ids must still look like run ids
+
+    def new_run_id() -> str:
+        run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{next(counter)}"
+        assert real.match(run_id)
+        return run_id
+
+    monkeypatch.setattr("sitegen.mirror.new_run_id", new_run_id)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self.data_urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in ("href", "src"):
+                self.links.append((tag, name, value))
+            elif name == "data-index":
+                self.data_urls.append(value)
+
+
+def parse_links(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def html_pages(site: Path) -> list[Path]:
+    return sorted(p for p in site.rglob("*.html") if ".sitegen" not in p.parts)
+
+
+def assert_links_resolve(site: Path) -> int:
+    """Every local href/src of every page names an existing file; returns how many links."""
+    checked = 0
+    for page in html_pages(site):
+        found = parse_links(page)
+        for tag, attribute, value in found.links:
+            parts = urlsplit(value)
+            if parts.scheme in ("http", "https"):
+                assert tag == "a", f"{page}: external {tag} {attribute}={value} (must be offline)"
+                continue
+            assert not parts.scheme, f"{page}: {attribute}={value!r}"
+            if not parts.path:
+                continue  # "#anchor"
+            target = (page.parent / unquote(parts.path)).resolve()
+            if value.endswith("/"):
+                target = target / "index.html"
+            assert target.is_file(), f"{page.relative_to(site)}: broken link {value!r}"
+            assert site.resolve() in target.parents, f"{page}: link leaves the site: {value}"
+            checked += 1
+        for value in found.data_urls:
+            assert (page.parent / unquote(value)).is_file(), f"{page}: data-index {value!r}"
+    return checked
+
+
+def mtimes(site: Path) -> dict[str, int]:
+    return {
+        p.relative_to(site).as_posix(): p.stat().st_mtime_ns
+        for p in site.rglob("*")
+        if p.is_file() and ".sitegen" not in p.parts
+    }
+
+
+def repodata(site: Path, channel: str, subdir: str) -> dict[str, Any]:
+    return json.loads((site / channel / subdir / "repodata.json").read_bytes())
+
+
+def records_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {**document["packages"], **document["packages.conda"]}
+
+
+def rewrite_upstream(root: Path, subdir: str, change: Callable[[dict[str, Any]], None]) -> None:
+    """Edit upstream's repodata.json (a repodata patch), keeping its .zst in step."""
+    path = root / subdir / "repodata.json"
+    document = json.loads(path.read_bytes())
+    change(document)
+    data = json.dumps(document, indent=2, sort_keys=True).encode()
+    path.write_bytes(data)
+    zst = path.with_name("repodata.json.zst")
+    if zst.exists():
+        zst.write_bytes(zstandard.compress(data))
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"  # nothing listens once the socket is closed
+
+
+def page_text(site: Path, relpath: str) -> str:
+    return (site / relpath).read_text(encoding="utf-8")
+
+
+@pytest.fixture
+async def mirrored(tmp_path: Path, example_upstream: ExampleUpstream) -> tuple[SiteConfig, Path]:
+    """The example upstream mirrored into two channels and rendered."""
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url)
+    report = await mirror(config)
+    assert report.status == "completed", report.errors
+    render_site(config)
+    return config, site
+
+
+# --------------------------------------------------------------------------- structure
+
+
+async def test_every_page_kind_exists_and_links_resolve(mirrored: tuple[SiteConfig, Path]):
+    _config, site = mirrored
+    for relpath in (
+        "index.html",
+        "assets/style.css",
+        "assets/site.js",
+        "history/index.html",
+        "history/history.json",
+        "history/feed.atom",
+        f"{FULL}/index.html",
+        f"{FULL}/search.json",
+        f"{FULL}/linux-64/index.html",
+        f"{FULL}/noarch/index.html",
+        f"{APPROVED}/index.html",
+        f"{APPROVED}/linux-64/index.html",
+    ):
+        assert (site / relpath).is_file(), relpath
+    (run_id,) = [r["id"] for r in json.loads(page_text(site, "history/history.json"))["runs"]]
+    assert (site / "history" / f"{run_id}.html").is_file()
+    assert assert_links_resolve(site) > 100
+    for page in html_pages(site):
+        text = page.read_text(encoding="utf-8")
+        assert text.startswith("<!doctype html>"), page
+        assert '<meta name="viewport"' in text, page
+
+
+async def test_counts_on_pages_match_repodata(mirrored: tuple[SiteConfig, Path]) -> None:
+    _config, site = mirrored
+    for channel in (FULL, APPROVED):
+        docs = {s: repodata(site, channel, s) for s in ("linux-64", "noarch")}
+        names = {r["name"] for d in docs.values() for r in records_of(d).values()}
+        files = sum(len(records_of(d)) for d in docs.values())
+        pages_on_disk = {p.stem for p in (site / channel / "packages").glob("*.html")}
+        assert pages_on_disk == names
+        index = json.loads(page_text(site, f"{channel}/search.json"))
+        assert [row[0] for row in index["packages"]] == sorted(names)
+        channel_page = page_text(site, f"{channel}/index.html")
+        assert f"<b>{len(names)}</b> packages" in channel_page
+        assert f"<b>{files}</b> files" in channel_page
+        assert channel_page.count('<li><a href="packages/') == len(names)
+        for subdir, document in docs.items():
+            listing = page_text(site, f"{channel}/{subdir}/index.html")
+            for fn, record in records_of(document).items():
+                assert f'<a href="{fn}">{fn}</a>' in listing
+                assert record["sha256"] in listing
+            rows = listing.count("<tr>") + listing.count('<tr class="meta-file">')
+            assert rows == len(records_of(document)) + 4 + 1  # + metadata files + header
+            assert listing.index("repodata.json") < listing.index("current_repodata.json")
+        landing = page_text(site, "index.html")
+        assert f'<a href="{channel}/index.html">{channel}</a>' in landing
+    assert "<b>12</b> packages" in page_text(site, "index.html")
+
+
+async def test_package_page_lists_every_build_with_links_and_checksums(
+    mirrored: tuple[SiteConfig, Path],
+) -> None:
+    _config, site = mirrored
+    page = page_text(site, f"{FULL}/packages/numpy.html")
+    numpy = {
+        fn: r
+        for fn, r in records_of(repodata(site, FULL, "linux-64")).items()
+        if r["name"] == "numpy"
+    }
+    assert len(numpy) == 16
+    for fn, record in numpy.items():
+        assert f'href="../linux-64/{fn}"' in page
+        assert record["sha256"] in page
+    assert '<span class="ver">2.1.0</span>' in page  # the latest version in the title
+    assert page.index(">2.1.0 <small") < page.index(">2.0.1 <small") < page.index(">1.26.4 <small")
+    # Formats side by side: a .conda and a .tar.bz2 cell in the same row.
+    assert page.count("download>.conda</a>") == page.count("download>.tar.bz2</a>") == 8
+    # Dependencies on packages of the channel link to their pages.
+    assert '<a href="libopenblas.html"><code>libopenblas &gt;=0.3.27,&lt;1.0a0</code></a>' in page
+    assert "BSD-3-Clause" in page
+
+
+async def test_landing_history_and_feed(mirrored: tuple[SiteConfig, Path], example_upstream):
+    _config, site = mirrored
+    landing = page_text(site, "index.html")
+    assert example_upstream.url in landing  # the token-free source
+    assert "linux-64, noarch" in landing
+    assert "not in allowlist" in landing  # why records were filtered
+    assert "badge-completed" in landing
+    assert "Use this mirror" in landing and "channel_alias:" in landing
+    assert pages.BASE_PLACEHOLDER in landing  # no base_url configured
+    history = json.loads(page_text(site, "history/history.json"))
+    (run,) = history["runs"]
+    assert run["status"] == "completed"
+    assert {(c["channel"], c["subdir"]) for c in run["channels"]} >= {(FULL, "linux-64")}
+    run_page = page_text(site, run["page"])
+    assert "Dependency report" in run_page
+    assert "pkg-that-does-not-exist" not in run_page or "could not be satisfied" in run_page
+    feed = ET.fromstring((site / "history/feed.atom").read_bytes())
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    titles = [e.findtext("a:title", namespaces=ns) for e in feed.findall("a:entry", ns)]
+    assert f"numpy 2.1.0 in {FULL}" in titles
+    link = feed.find("a:entry/a:link", ns).get("href")
+    assert (site / "history" / unquote(link)).resolve().is_file()
+
+
+async def test_base_url_makes_snippets_absolute(tmp_path: Path, example_upstream) -> None:
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url, extra="base_url: https://conda.example.org\n")
+    await mirror(config)
+    render_site(config)
+    landing = page_text(site, "index.html")
+    assert "channel_alias: https://conda.example.org/cloud" in landing
+    assert pages.BASE_PLACEHOLDER not in landing
+    feed = ET.fromstring((site / "history/feed.atom").read_bytes())
+    assert feed.get("{http://www.w3.org/XML/1998/namespace}base") == (
+        "https://conda.example.org/history/"
+    )
+
+
+# --------------------------------------------------------------------------- untrusted input
+
+
+async def test_untrusted_metadata_is_escaped_and_tokens_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream_server_factory
+) -> None:
+    token = "s3cr3t-t0ken-value"
+    monkeypatch.setenv("SITEGEN_TEST_TOKEN", token)
+    root = tmp_path / "upstream"
+    channel_root = root / "t" / token / "hostile"
+    evil = PackageSpec(
+        name="evil",
+        version="1.0",
+        build="h0_0",
+        license="<script>alert('license')</script>",
+        timestamp_ms=1_700_000_000_000,
+    )
+    plain = PackageSpec(name="plain", version="1.0", build="h0_0", license="MIT")
+    write_channel(channel_root, [evil, plain])
+
+    def hostile(document: dict[str, Any]) -> None:
+        for key in ("packages", "packages.conda"):
+            for record in document[key].values():
+                if record["name"] == "evil":
+                    record["summary"] = "<script>alert(1)</script> & <b>bold</b>"
+                    record["home"] = "javascript:alert(1)"
+                    record["dev_url"] = "JAVASCRIPT:alert(2)"
+                    record["doc_url"] = "https://docs.example.org/x?a=1&b=2"
+
+    rewrite_upstream(channel_root, "linux-64", hostile)
+    server = upstream_server_factory(root)
+    site = tmp_path / "site"
+    body = """
+channels:
+  cloud/hostile:
+    url: {url}/t/${{SITEGEN_TEST_TOKEN}}/hostile
+    subdirs: [linux-64]
+"""
+    config = demo_config(site, server.url, body=body)
+    report = await mirror(config)
+    assert report.status == "completed", report.errors
+    # A run whose error message names the token (as an upstream error might).
+    History(Site(site)).save(
+        RunReport(
+            id="20000101T000000Z-1",
+            started=946684800.0,
+            ended=946684801.0,
+            status="failed",
+            errors=[f"GET {server.url}/t/{token}/hostile/linux-64/repodata.json: 401"],
+        )
+    )
+    render_site(config)
+
+    page = page_text(site, "cloud/hostile/packages/evil.html")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+    assert "&lt;script&gt;alert(&#39;license&#39;)&lt;/script&gt;" in page
+    assert 'href="https://docs.example.org/x?a=1&amp;b=2"' in page
+    for path in [*html_pages(site), site / "history/feed.atom"]:
+        text = path.read_text(encoding="utf-8")
+        assert "<script>alert" not in text, path
+        assert "<b>bold" not in text, path
+        assert token not in text, path
+        for _tag, _attribute, value in parse_links(path).links:
+            assert not value.strip().lower().startswith(("javascript:", "data:")), (path, value)
+    for path in (site / "history/history.json", site / "cloud/hostile/search.json"):
+        assert token not in path.read_text(), path
+    index = json.loads(page_text(site, "cloud/hostile/search.json"))
+    assert index["packages"][0][2].startswith("<script>")  # data, shown via textContent
+    assert "/t/***/hostile" in page_text(site, "index.html")
+    assert assert_links_resolve(site)
+
+
+# --------------------------------------------------------------------------- incremental
+
+
+async def test_render_is_incremental(tmp_path: Path, example_upstream: ExampleUpstream) -> None:
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url)
+    await mirror(config)
+    first = render_site(config)
+    assert first.written and not first.skipped
+    before = mtimes(site)
+
+    again = render_site(config)
+    assert again.rendered == [] and again.written == [] and again.removed == []
+    assert again.skipped == len(first.rendered)
+    assert mtimes(site) == before
+
+    # A repodata patch upstream changes zlib 1.3.1's dependencies (the file stays the same).
+    def patch(document: dict[str, Any]) -> None:
+        for key in ("packages", "packages.conda"):
+            for record in document[key].values():
+                if record["name"] == "zlib" and record["version"] == "1.3.1":
+                    record["depends"] = ["libzlib-ng >=2"]
+
+    rewrite_upstream(example_upstream.root, "linux-64", patch)
+    report = await mirror(config)
+    assert report.status == "completed", report.errors
+    changed = render_site(config)
+    package_pages = sorted(p for p in changed.rendered if "/packages/" in p)
+    assert f"{FULL}/packages/zlib.html" in package_pages
+    assert all(p.endswith("/packages/zlib.html") for p in package_pages), package_pages
+    assert f"{FULL}/packages/zlib.html" in changed.written
+    assert "libzlib-ng &gt;=2" in page_text(site, f"{FULL}/packages/zlib.html")
+    after = mtimes(site)
+    for name in ("numpy", "python", "libopenblas", "ghostscript"):
+        relpath = f"{FULL}/packages/{name}.html"
+        assert after[relpath] == before[relpath], relpath
+    assert f"{FULL}/linux-64/index.html" in changed.written  # its repodata changed
+    assert f"{FULL}/noarch/index.html" not in changed.rendered
+
+    # A package leaving upstream takes its page with it.
+    def remove(document: dict[str, Any]) -> None:
+        for key in ("packages", "packages.conda"):
+            for fn in [fn for fn, r in document[key].items() if r["name"] == "mystery-tool"]:
+                del document[key][fn]
+
+    rewrite_upstream(example_upstream.root, "linux-64", remove)
+    await mirror(config)
+    removed = render_site(config)
+    assert removed.removed == [f"{FULL}/packages/mystery-tool.html"]
+    assert not (site / FULL / "packages" / "mystery-tool.html").exists()
+    assert "mystery-tool" not in page_text(site, f"{FULL}/index.html")
+    assert_links_resolve(site)
+
+
+async def test_template_change_renders_everything_again(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url)
+    await mirror(config)
+    templates = tmp_path / "templates"
+    source = Path(__file__).resolve().parent.parent / "templates"
+    for path in source.rglob("*"):
+        if path.is_file():
+            target = templates / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    first = render_site(config, templates_dir=templates)
+    base = templates / "base.html"
+    base.write_text(base.read_text().replace("Static pages generated", "Pages generated"))
+    second = render_site(config, templates_dir=templates)
+    pages_only = sorted(p for p in first.rendered if not p.startswith("assets/"))
+    assert sorted(second.rendered) == pages_only  # assets are keyed by their own bytes
+    assert all("Pages generated" in p.read_text() for p in html_pages(site))
+
+
+# --------------------------------------------------------------------------- history
+
+
+async def test_history_shows_completed_failed_running_and_interrupted_runs(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    good = demo_config(site, example_upstream.url)
+    completed = await mirror(good)
+    assert completed.status == "completed"
+
+    # A run killed outright leaves its record 'running'.
+    history = History(Site(site))
+    killed = RunReport(id="20990101T000000Z-99", started=time.time(), status=RUNNING, pid=99)
+    history.save(killed)
+    render_site(good)
+    runs = json.loads(page_text(site, "history/history.json"))["runs"]
+    assert [r["status"] for r in runs] == ["running", "completed"]
+    assert "badge-running" in page_text(site, "history/index.html")
+
+    # The next run cannot reach upstream: it fails and marks the killed run interrupted.
+    bad = demo_config(site, closed_port_url())
+    failed = await mirror(bad)
+    assert failed.status == "failed"
+    render_site(bad)
+    runs = json.loads(page_text(site, "history/history.json"))["runs"]
+    assert [r["status"] for r in runs] == ["failed", "interrupted", "completed"]
+    assert [r["id"] for r in runs] == [failed.id, killed.id, completed.id]
+    page = page_text(site, "history/index.html")
+    positions = [page.index(f'id="run-{r["id"]}"') for r in runs]
+    assert positions == sorted(positions)  # newest first
+    for status in ("failed", "interrupted", "completed"):
+        assert f"badge-{status}" in page
+    failed_page = page_text(site, f"history/{failed.id}.html")
+    assert "could not be read" in failed_page  # the subdir kept its previous state
+    assert failed_page.count('class="errors"') >= 1
+    interrupted_page = page_text(site, f"history/{killed.id}.html")
+    assert "interrupted before it finished" in interrupted_page
+    assert "not recorded" in interrupted_page  # no end time
+    completed_run = runs[2]
+    assert completed_run["totals"]["added"] == sum(c["added"] for c in completed_run["channels"])
+    assert completed_run["totals"]["added"] > 0
+    assert completed_run["mirrors"][1]["excluded"]["not in allowlist"] > 0
+    # The landing page: last status failed, last successful sync is the completed run.
+    landing = page_text(site, "index.html")
+    assert "badge-failed" in landing
+    assert pages.iso_time(completed.ended) in landing
+    assert_links_resolve(site)
+
+
+def test_cli_mirror_renders_and_render_needs_no_network(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site}\n" + textwrap.dedent(CHANNELS.format(url=example_upstream.url))
+    )
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    assert (site / "index.html").is_file() and (site / FULL / "packages/numpy.html").is_file()
+    before = mtimes(site)
+    example_upstream.server.stop()  # render reads only what is on disk
+    example_upstream.server.reset()
+    (site / "index.html").unlink()
+    assert main(["render", "-c", str(config_path)]) == 0
+    assert (site / "index.html").is_file()
+    assert example_upstream.server.requests == []
+    after = mtimes(site)
+    assert {k: v for k, v in after.items() if k != "index.html"} == {
+        k: v for k, v in before.items() if k != "index.html"
+    }
+    # A failed run renders too: its page shows the failure.
+    config_path.write_text(
+        f"output: {site}\n" + textwrap.dedent(CHANNELS.format(url=closed_port_url()))
+    )
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 1
+    runs = json.loads(page_text(site, "history/history.json"))["runs"]
+    assert runs[0]["status"] == "failed"
+    assert (site / runs[0]["page"]).is_file()
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@pytest.fixture
+def preview(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    site = tmp_path / "site"
+    (site / ".sitegen").mkdir(parents=True)
+    (site / ".sitegen" / "secret.json").write_text("{}")
+    (site / "index.html").write_text("<!doctype html><p>hello</p>")
+    (site / "history" / "runs").mkdir(parents=True)
+    (site / "history" / "runs" / "x.json").write_text("{}")
+    (site / "pkg.conda").write_bytes(b"PK")
+    server = make_server(site, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", site
+    server.shutdown()
+    server.server_close()
+
+
+def get(url: str) -> tuple[int, bytes, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read(), response.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, b"", ""
+
+
+def test_preview_server_serves_pages_but_not_private_state(preview: tuple[str, Path]) -> None:
+    url, _site = preview
+    status, body, ctype = get(url + "/")
+    assert status == 200 and b"hello" in body and ctype.startswith("text/html")
+    assert get(url + "/history/runs/x.json")[0] == 200
+    assert get(url + "/pkg.conda")[2] == "application/octet-stream"
+    assert get(url + "/.sitegen/secret.json")[0] == 404
+    assert get(url + "/%2Esitegen/secret.json")[0] == 404
+    assert get(url + "/history/runs/")[0] == 404  # no directory listings
+
+
+def test_watch_renders_again_when_the_config_changes(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    text = f"output: {site}\ntitle: First title\n" + textwrap.dedent(
+        CHANNELS.format(url=example_upstream.url)
+    )
+    config_path.write_text(text)
+    assert main(["render", "-c", str(config_path)]) == 0
+    assert "First title" in page_text(site, "index.html")
+
+    from sitegen.config import load_config
+
+    stop = threading.Event()
+    rendered = threading.Event()
+    thread = threading.Thread(
+        target=watch_and_render,
+        args=(lambda: load_config(config_path), config_path),
+        kwargs={"stop_event": stop, "on_render": rendered.set},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not rendered.is_set() and time.monotonic() < deadline:
+            config_path.write_text(text.replace("First title", "Second title"))
+            rendered.wait(0.5)  # the watcher may start a moment after the thread
+        assert rendered.is_set(), "no render after channels.yaml changed"
+        assert "Second title" in page_text(site, "index.html")
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+async def test_render_removes_temporaries_of_a_killed_render(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url)
+    await mirror(config)
+    render_site(config)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead_pid, live_pid = int(dead.stdout), os.getppid()  # an exited process; our parent
+    stale = [
+        site / FULL / "packages" / f".sitegen-tmp-{dead_pid}-numpy.html.0badf00d",
+        site / "history" / f".sitegen-tmp-{dead_pid}-index.html.0badf00d",
+        site / f".sitegen-tmp-{dead_pid}-index.html.0badf00d",
+    ]
+    live = site / FULL / "packages" / f".sitegen-tmp-{live_pid}-zlib.html.0badf00d"
+    for path in [*stale, live]:
+        path.write_bytes(b"half written")
+    render_site(config)
+    assert not [p for p in stale if p.exists()]
+    assert live.exists()  # another process may still be writing it
