@@ -118,6 +118,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         state = " (repaired)" if problem.repaired else ""
         print(f"{problem.kind}: {problem.path}: {problem.detail}{state}")
     print(f"checked {report.files} files, {report.bytes} bytes; {len(report.problems)} problems")
+    if any(p.kind == "locked" for p in report.problems):
+        return EXIT_LOCKED
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -93,8 +93,9 @@ async def download(
     for attempt in range(retries + 1):
         if attempt:
             await trio.sleep(backoff_delay(attempt - 1))
-        temp = site.temp_for(job.target)
+        temp: Path | None = None
         try:
+            temp = site.temp_for(job.target)
             if job.upstream.is_file:
                 size = await trio.to_thread.run_sync(_copy_local, job, temp)
                 on_bytes(size)
@@ -114,8 +115,14 @@ async def download(
         except _Fatal as exc:
             last_error = str(exc)
             break
+        except OSError as exc:
+            # Our side failed (a full disk, an I/O error): another attempt would only download
+            # the same bytes again to fail the same way.
+            last_error = f"cannot store it: {exc.strerror or exc}"
+            break
         finally:
-            site.discard(temp)
+            if temp is not None:
+                site.discard(temp)
     return DownloadResult(job, ok=False, error=f"{job.record.fn}: {last_error}")
 
 

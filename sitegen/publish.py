@@ -77,12 +77,14 @@ async def publish_subdir(site: Site, channel_path: str, meta: SubdirMetadata) ->
         nursery.start_soon(produce, "repodata.json.bz2", _bz2, body)
         nursery.start_soon(produce, "current_repodata.json", meta.encode_current)
     results["repodata.json"] = body
-    written = []
-    for name in METADATA_FILES[1:] + METADATA_FILES[:1]:  # repodata.json last
-        changed = await trio.to_thread.run_sync(site.write_bytes, directory / name, results[name])
-        if changed:
-            written.append(name)
-    return written
+    # All four are written to temporaries before the first rename, in one thread call (which
+    # a cancellation cannot cut short): a full disk or a stop signal cannot leave a new .zst
+    # beside an old repodata.json. repodata.json is renamed last.
+    order = METADATA_FILES[1:] + METADATA_FILES[:1]
+    written = await trio.to_thread.run_sync(
+        site.write_many, [(directory / name, results[name]) for name in order]
+    )
+    return [path.name for path in written]
 
 
 def empty_metadata(subdir: str) -> SubdirMetadata:

@@ -102,19 +102,22 @@ class Repodata:
 
 
 def _decode(data: bytes) -> tuple[Any, bool]:
-    """Decode JSON; returns (document, lenient) where lenient means bytes were not UTF-8."""
+    """Decode JSON; returns (document, lenient).
+
+    msgspec is the fast path. What it refuses in a document that is otherwise JSON (bytes that
+    are not UTF-8, which it raises as UnicodeDecodeError; lone surrogate escapes; numbers beyond
+    a double such as ``1e999``) is decoded again by the standard library, leniently: bad bytes
+    become lone surrogates, and the records holding them (or non-finite numbers) are then
+    rejected one by one instead of the whole document.
+    """
     try:
         return msgspec.json.decode(data), False
-    except msgspec.DecodeError as exc:
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            raise RepodataError(f"repodata is not valid JSON: {exc}") from None
-    # Invalid UTF-8 somewhere: keep the good records, reject those holding the bad bytes.
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        pass
     try:
         return json.loads(data.decode("utf-8", "surrogateescape")), True
+    except RecursionError:
+        raise RepodataError("repodata is not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise RepodataError(f"repodata is not valid JSON: {exc}") from None
 
@@ -125,6 +128,25 @@ def _has_bad_text(value: Any) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _has_bad_number(value: Any) -> bool:
+    """True when value holds NaN or an infinity (only the lenient decoder produces them)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return True
+    return False
+
+
+def _sound(value: Any) -> bool:
+    return not _has_bad_text(value) and not _has_bad_number(value)
+
+
+def _label(fn: Any) -> str:
+    """A rejected filename as reports and logs show it: printable, on one line, bounded."""
+    label = fn if isinstance(fn, str) and fn.isprintable() else repr(fn)
+    return label if len(label) <= 300 else label[:300] + "..."
 
 
 def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
@@ -173,14 +195,19 @@ def parse_repodata(data: bytes, subdir: str, origin: str = "") -> Repodata:
     info = document.get("info") or {}
     if not isinstance(info, dict):
         raise RepodataError("repodata 'info' is not an object")
-    info = dict(info)
+    # Outside the records, text that is not UTF-8 (or a non-finite number) could never be
+    # written out again: such entries are dropped, the rest is kept.
+    info = {k: v for k, v in info.items() if not lenient or (_sound(k) and _sound(v))}
     info["subdir"] = subdir
     removed = document.get("removed") or []
     if not isinstance(removed, list):
         raise RepodataError("repodata 'removed' is not a list")
-    out = Repodata(subdir=subdir, info=info, removed=[r for r in removed if isinstance(r, str)])
+    removed = [r for r in removed if isinstance(r, str) and (not lenient or _sound(r))]
+    out = Repodata(subdir=subdir, info=info, removed=removed)
     for top_key, value in document.items():
         if top_key in ("info", "removed", PACKAGES, PACKAGES_CONDA):
+            continue
+        if lenient and not (_sound(top_key) and _sound(value)):
             continue
         out.extra[top_key] = value
     for key in (PACKAGES, PACKAGES_CONDA):
@@ -191,9 +218,10 @@ def parse_repodata(data: bytes, subdir: str, origin: str = "") -> Repodata:
             reason = check_record(fn, raw, key, subdir)
             if reason is None and lenient and _has_bad_text(raw):
                 reason = REASON_BAD_TEXT
+            if reason is None and lenient and _has_bad_number(raw):
+                reason = REASON_BAD_FIELDS
             if reason is not None:
-                label = fn if isinstance(fn, str) and not _has_bad_text(fn) else repr(fn)
-                out.rejected[label] = reason
+                out.rejected[_label(fn)] = reason
                 continue
             raw.setdefault("subdir", subdir)
             out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw, origin=origin)

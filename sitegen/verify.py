@@ -4,7 +4,10 @@ For every published subdir: each record of ``repodata.json`` refers to a file wi
 sha256 (md5 when no sha256); ``.zst`` and ``.bz2`` decompress to exactly ``repodata.json``;
 ``current_repodata.json`` lists only records of ``repodata.json``; no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
-always) and corrupt files of passive mirrors are removed, so the fetcher fetches them anew.
+always) and corrupt files of passive mirrors are removed, so the fetcher fetches them anew;
+``.zst``, ``.bz2`` and ``current_repodata.json`` are rebuilt from ``repodata.json`` (the file
+published last, so the truth), and left-over temporaries are removed. Repairs happen only while
+holding the site lock, so a live ``sitegen mirror`` run is never disturbed.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import zstandard
 
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.download import DownloadJob, download, file_matches
-from sitegen.records import Record, RepodataError, parse_repodata
-from sitegen.storage import TEMP_PREFIX, Site, origins_path
+from sitegen.lock import SiteLock, SiteLocked
+from sitegen.publish import SubdirMetadata, _bz2, _zstd
+from sitegen.records import Record, Repodata, RepodataError, parse_repodata
+from sitegen.storage import TEMP_PREFIX, Site, origins_path, temp_writer_alive
 from sitegen.upstream import Upstream, make_client
 
 log = logging.getLogger("sitegen")
@@ -31,7 +36,7 @@ log = logging.getLogger("sitegen")
 @dataclass
 class Problem:
     path: str  # relative to the site root
-    kind: str  # "missing", "corrupt", "metadata", "temporary"
+    kind: str  # "missing", "corrupt", "metadata", "temporary", "locked"
     detail: str = ""
     repaired: bool = False
 
@@ -86,7 +91,9 @@ def _metadata_problems(directory: Path, relative: str, records: dict[str, Record
     else:
         problems.append(Problem(f"{relative}/current_repodata.json", "metadata", "missing"))
     for entry in directory.iterdir():
-        if entry.name.startswith(TEMP_PREFIX):
+        # A temporary whose writer still runs (a mirror run, the pull-through fetcher) is work
+        # in progress, not debris.
+        if entry.name.startswith(TEMP_PREFIX) and not temp_writer_alive(entry.name):
             problems.append(Problem(f"{relative}/{entry.name}", "temporary", "left-over temporary"))
     return problems
 
@@ -99,6 +106,25 @@ def _subdirs(site: Site, channel: ChannelConfig) -> list[str]:
 async def verify_site(config: SiteConfig, repair: bool = False) -> VerifyReport:
     site = Site(config.output)
     report = VerifyReport()
+    if not repair:
+        await _verify(config, site, report, repair=False)
+        return report
+    lock = SiteLock(site.state_dir)
+    try:
+        lock.acquire()
+    except SiteLocked as exc:
+        report.problems.append(
+            Problem(".sitegen/lock", "locked", f"{exc}; nothing was checked or repaired")
+        )
+        return report
+    try:
+        await _verify(config, site, report, repair=True)
+    finally:
+        lock.release()
+    return report
+
+
+async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: bool) -> None:
     to_repair: list[tuple[ChannelConfig, str, Record, Path, str]] = []
     for channel in config.channels:
         for subdir in _subdirs(site, channel):
@@ -109,11 +135,14 @@ async def verify_site(config: SiteConfig, repair: bool = False) -> VerifyReport:
             except RepodataError as exc:
                 report.problems.append(Problem(f"{relative}/repodata.json", "metadata", str(exc)))
                 continue
-            report.problems.extend(
-                await trio.to_thread.run_sync(
-                    _metadata_problems, directory, relative, repodata.records
-                )
+            problems = await trio.to_thread.run_sync(
+                _metadata_problems, directory, relative, repodata.records
             )
+            report.problems.extend(problems)
+            if repair and problems:
+                await trio.to_thread.run_sync(
+                    _repair_metadata, site, directory, relative, repodata, problems
+                )
             passive = {m.name for m in channel.mirrors if m.mode == "passive"}
             origins = _origins(site, channel.path, subdir)
             for fn, record in repodata.records.items():
@@ -141,7 +170,33 @@ async def verify_site(config: SiteConfig, repair: bool = False) -> VerifyReport:
         report.problems.append(Problem(f"{channel.path}/{subdir}/{record.fn}", kind, detail))
     if repair and to_repair:
         await _repair(config, site, to_repair, report)
-    return report
+
+
+def _repair_metadata(
+    site: Site, directory: Path, relative: str, repodata: Repodata, problems: list[Problem]
+) -> None:
+    """Rebuild damaged siblings of repodata.json from it, and remove left-over temporaries."""
+    body = (directory / "repodata.json").read_bytes()
+    meta = SubdirMetadata(
+        subdir=repodata.subdir,
+        records=repodata.records,
+        info=repodata.info,
+        removed=repodata.removed,
+        extra=repodata.extra,
+    )
+    rebuild = {
+        "repodata.json.zst": lambda: _zstd(body),
+        "repodata.json.bz2": lambda: _bz2(body),
+        "current_repodata.json": meta.encode_current,
+    }
+    for problem in problems:
+        name = problem.path[len(relative) + 1 :]
+        if problem.kind == "temporary":
+            site.discard(directory / name)
+            problem.repaired = True
+        elif problem.kind == "metadata" and name in rebuild:
+            site.write_bytes(directory / name, rebuild[name]())
+            problem.repaired = True
 
 
 def _origins(site: Site, channel_path: str, subdir: str) -> dict[str, str]:

@@ -1,0 +1,351 @@
+"""Misbehaving upstreams: fault hooks for :class:`support.upstream.UpstreamServer` and a raw
+socket server for connection-level misbehaviour.
+
+Every hook here is bounded in time: a hook that stalls or drips gives up as soon as the client
+hangs up, and after ``max_seconds`` at the latest, so a test never leaves a busy thread behind.
+
+Hooks (pass to ``server.add_fault(path, hook, times)``):
+
+* :func:`delay` -- wait, then serve the file normally (slows a run down, for kill tests);
+* :func:`corrupt` -- the file's exact length, different bytes;
+* :func:`oversize` -- the file plus extra bytes, with an honest ``Content-Length``;
+* :func:`short_length` -- the whole file under a ``Content-Length`` that claims fewer bytes;
+* :func:`reset_after` -- the full ``Content-Length``, some bytes, then a TCP reset (RST);
+* :func:`slow_drip` -- the file, a few bytes at a time, far below any sane rate;
+* :func:`hang` -- read the request and never answer;
+* :func:`redirect` -- a 302 to another path (two of them make a loop).
+
+:class:`RawServer` accepts TCP connections on 127.0.0.1 and never says a word (or resets them):
+an upstream that is "up" but never answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import struct
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import zstandard
+
+from sitegen.config import SiteConfig, parse_config
+from sitegen.example_channel import PackageSpec
+from support.upstream import FaultHook, UpstreamHandler
+
+
+def _file_bytes(handler: UpstreamHandler) -> bytes | None:
+    target = handler.resolve(handler.url_path)
+    return None if target is None else target.read_bytes()
+
+
+def _client_gone(handler: UpstreamHandler, wait: float) -> bool:
+    """Wait up to ``wait`` seconds; True when the client closed its side meanwhile."""
+    sock = handler.connection
+    try:
+        readable, _, _ = select.select([sock], [], [], wait)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def delay(seconds: float) -> FaultHook:
+    """Wait ``seconds``, then serve the file as usual."""
+
+    def hook(handler: UpstreamHandler) -> bool:
+        time.sleep(seconds)
+        return False
+
+    return hook
+
+
+def corrupt() -> FaultHook:
+    """Serve the file's exact size with every byte flipped (right size, wrong sha256)."""
+
+    def hook(handler: UpstreamHandler) -> bool | None:
+        data = _file_bytes(handler)
+        if data is None:
+            return False
+        handler.respond(200, bytes(b ^ 0xFF for b in data))
+        return None
+
+    return hook
+
+
+def oversize(extra: bytes = b"\0" * 512) -> FaultHook:
+    """Serve the file followed by ``extra``; Content-Length tells the (larger) truth."""
+
+    def hook(handler: UpstreamHandler) -> bool | None:
+        data = _file_bytes(handler)
+        if data is None:
+            return False
+        handler.respond(200, data + extra)
+        return None
+
+    return hook
+
+
+def short_length(missing: int = 100) -> FaultHook:
+    """Send the whole file but claim ``missing`` bytes fewer in Content-Length, then hang up."""
+
+    def hook(handler: UpstreamHandler) -> bool | None:
+        data = _file_bytes(handler)
+        if data is None:
+            return False
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(max(0, len(data) - missing)))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.close_connection = True
+        try:
+            handler.wfile.write(data)
+            handler.body_bytes += len(data)
+        except OSError:
+            pass
+        return None
+
+    return hook
+
+
+def reset_after(keep: int) -> FaultHook:
+    """Announce the full length, send ``keep`` bytes, then abort the connection with a RST."""
+
+    def hook(handler: UpstreamHandler) -> bool | None:
+        data = _file_bytes(handler)
+        if data is None:
+            return False
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.close_connection = True
+        sock = handler.connection
+        try:
+            handler.wfile.write(data[:keep])
+            handler.body_bytes += keep
+            time.sleep(0.05)  # let the client read the partial body before the reset
+            # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.rfile.close()  # the makefile() reference would keep the socket open
+            sock.close()
+        except OSError:
+            pass
+        return None
+
+    return hook
+
+
+def slow_drip(chunk: int = 32, interval: float = 0.1, max_seconds: float = 10.0) -> FaultHook:
+    """Serve the file ``chunk`` bytes every ``interval`` seconds (each read is quick to arrive,
+    the whole transfer is hopelessly slow); stops when the client hangs up."""
+
+    def hook(handler: UpstreamHandler) -> bool | None:
+        data = _file_bytes(handler)
+        if data is None:
+            return False
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.close_connection = True
+        deadline = time.monotonic() + max_seconds
+        try:
+            for start in range(0, len(data), chunk):
+                if time.monotonic() > deadline:
+                    break
+                handler.wfile.write(data[start : start + chunk])
+                handler.body_bytes += len(data[start : start + chunk])
+                if _client_gone(handler, interval):
+                    break
+        except OSError:
+            pass
+        return None
+
+    return hook
+
+
+def hang(max_seconds: float = 10.0) -> FaultHook:
+    """Read the request, then never answer; returns once the client hangs up."""
+
+    def hook(handler: UpstreamHandler) -> None:
+        handler.close_connection = True
+        deadline = time.monotonic() + max_seconds
+        while time.monotonic() < deadline:
+            if _client_gone(handler, 0.05):
+                return
+
+    return hook
+
+
+def redirect(location: str, status: int = 302) -> FaultHook:
+    """Answer with a redirect to ``location`` (a path or URL)."""
+
+    def hook(handler: UpstreamHandler) -> None:
+        handler.respond(status, b"", {"Location": location})
+
+    return hook
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that accepts connections and then misbehaves.
+
+    ``mode="silent"``: read whatever the client sends and never answer (until it hangs up or
+    ``max_seconds`` pass). ``mode="reset"``: read the request, then reset the connection.
+    """
+
+    def __init__(self, mode: str = "silent", max_seconds: float = 10.0) -> None:
+        if mode not in ("silent", "reset"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.mode = mode
+        self.max_seconds = max_seconds
+        self.connections = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.05)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def start(self) -> RawServer:
+        thread = threading.Thread(target=self._accept_loop, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, conn: socket.socket) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        with conn:
+            try:
+                conn.settimeout(0.05)
+                if self.mode == "reset":
+                    with contextlib.suppress(TimeoutError):
+                        conn.recv(65536)
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
+                while time.monotonic() < deadline and not self._stop.is_set():
+                    try:
+                        if conn.recv(65536) == b"":
+                            return  # the client gave up
+                    except TimeoutError:
+                        continue
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+    def __enter__(self) -> RawServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- scenarios
+
+CHANNEL = "cloud/example"
+
+
+def small_packages(seed: int = 0, extra: tuple[PackageSpec, ...] = ()) -> list[PackageSpec]:
+    """A tiny channel: four linux-64 builds (both formats, .conda only, .tar.bz2 only) and a
+    noarch package; every file is under 2 KB, so transfers are instant unless a fault says no."""
+    specs = [
+        PackageSpec("alpha", "1.0", "h0_0", license="MIT", formats=("conda", "tar.bz2")),
+        PackageSpec("beta", "2.0", "h1_0", license="BSD-3-Clause", formats=("conda",)),
+        PackageSpec("gamma", "0.1", "h2_0", license="MIT", formats=("tar.bz2",)),
+        PackageSpec("epsilon", "3.1", "h3_0", license="MIT", formats=("conda",)),
+        PackageSpec("delta", "1.0", "pyh0_0", subdir="noarch", noarch="python", formats=("conda",)),
+        *extra,
+    ]
+    return [replace(spec, seed=seed) for spec in specs]
+
+
+def filenames(specs: list[PackageSpec], subdir: str | None = None) -> set[str]:
+    return {fn for s in specs if subdir in (None, s.subdir) for fn in s.filenames}
+
+
+def config_text(
+    site: Path,
+    url: str,
+    *,
+    subdirs: str = "[linux-64]",
+    retries: int = 1,
+    timeout: float = 2.0,
+    concurrency: int = 4,
+    max_fraction: float = 0.5,
+) -> str:
+    """A channels.yaml mirroring ``url`` into ``site`` as :data:`CHANNEL`, with short
+    retries and timeouts so a faulty upstream costs seconds, not minutes."""
+    return textwrap.dedent(
+        f"""\
+        output: {site}
+        download: {{concurrency: {concurrency}, per_host: {concurrency}, retries: {retries}, timeout: {timeout}}}
+        prune: {{max_fraction: {max_fraction}}}
+        channels:
+          {CHANNEL}:
+            url: {url}
+            subdirs: {subdirs}
+        """
+    )
+
+
+def site_config(site: Path, url: str, **kwargs: Any) -> SiteConfig:
+    return parse_config(config_text(site, url, **kwargs))
+
+
+def write_config(path: Path, site: Path, url: str, **kwargs: Any) -> Path:
+    path.write_text(config_text(site, url, **kwargs))
+    return path
+
+
+def rewrite_repodata(root: Path, subdir: str, change: Callable[[dict[str, Any]], None]) -> bytes:
+    """Edit upstream's repodata.json in place, keeping its .zst twin in step; returns the JSON."""
+    path = root / subdir / "repodata.json"
+    document = json.loads(path.read_bytes())
+    change(document)
+    data = json.dumps(document, indent=1, sort_keys=True).encode()
+    set_repodata(root, subdir, data)
+    return data
+
+
+def set_repodata(root: Path, subdir: str, data: bytes, zst: bytes | None = None) -> None:
+    """Serve exactly these repodata bytes (and this .zst, by default the bytes compressed)."""
+    (root / subdir / "repodata.json").write_bytes(data)
+    compressed = zstandard.ZstdCompressor(level=3).compress(data) if zst is None else zst
+    (root / subdir / "repodata.json.zst").write_bytes(compressed)

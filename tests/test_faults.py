@@ -1,0 +1,672 @@
+"""Flaky and hostile upstreams cannot corrupt the mirror.
+
+Every scenario runs sitegen against a misbehaving server on 127.0.0.1 (fault hooks of
+:class:`support.upstream.UpstreamServer`, or :class:`support.faults.RawServer` for an upstream
+that accepts connections and never answers), then checks the site invariant
+(:func:`support.invariant.assert_site_invariant`) and the exact outcome: which files exist and
+what the run reported. Retries and timeouts are configured small, so each test takes seconds.
+"""
+
+from __future__ import annotations
+
+import bz2
+import errno
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+from support import in_ci
+from support.faults import (
+    CHANNEL,
+    RawServer,
+    corrupt,
+    filenames,
+    hang,
+    oversize,
+    redirect,
+    reset_after,
+    rewrite_repodata,
+    set_repodata,
+    short_length,
+    site_config,
+    slow_drip,
+    small_packages,
+    write_config,
+)
+from support.invariant import assert_site_invariant, make_sandbox, site_digest
+from support.upstream import FaultHook, UpstreamServer, drop_connection, respond, truncate
+
+from sitegen.cli import main
+from sitegen.config import SiteConfig
+from sitegen.example_channel import PackageSpec, write_channel
+from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
+
+LINUX = "linux-64"
+# Added upstream after the first run: one that the fault hits, one that must arrive anyway.
+VICTIM = PackageSpec("zeta", "1.0", "h9_0", license="MIT", formats=("conda",), payload_size=1500)
+BYSTANDER = PackageSpec("eta", "1.0", "h8_0", license="MIT", formats=("tar.bz2",))
+VICTIM_FN = VICTIM.filename("conda")
+BYSTANDER_FN = BYSTANDER.filename("tar.bz2")
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    random.seed(1234)  # backoff jitter: deterministic, not that any outcome depends on it
+
+
+@dataclass
+class Upstream:
+    root: Path
+    server: UpstreamServer
+    specs: list[PackageSpec]
+
+    def path(self, fn: str, subdir: str = LINUX) -> str:
+        return f"/{subdir}/{fn}"
+
+    def publish(self, specs: list[PackageSpec]) -> None:
+        """Replace the upstream channel's content (the server reads files per request)."""
+        self.specs = specs
+        write_channel(self.root, specs, zst=True)
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[Upstream]:
+    root = tmp_path / "upstream"
+    specs = small_packages()
+    write_channel(root, specs, zst=True)
+    with UpstreamServer(root) as server:
+        yield Upstream(root, server, specs)
+
+
+async def mirror(config: SiteConfig, **options: Any) -> RunReport:
+    return await run_mirror(config, MirrorOptions(progress=False, **options))
+
+
+def channel_report(report: RunReport, subdir: str) -> ChannelSubdirReport:
+    (found,) = [c for c in report.channels if c.channel == CHANNEL and c.subdir == subdir]
+    return found
+
+
+def listed(site: Path, subdir: str = LINUX) -> set[str]:
+    document = json.loads((site / CHANNEL / subdir / "repodata.json").read_bytes())
+    return set(document["packages"]) | set(document["packages.conda"])
+
+
+def on_disk(site: Path, subdir: str = LINUX) -> set[str]:
+    directory = site / CHANNEL / subdir
+    return {p.name for p in directory.iterdir() if p.name.endswith((".conda", ".tar.bz2"))}
+
+
+async def first_run(upstream: Upstream, site: Path, **config: Any) -> SiteConfig:
+    """Mirror the initial channel cleanly; returns the config for the next runs."""
+    cfg = site_config(site, upstream.server.url, **config)
+    report = await mirror(cfg)
+    assert report.status == COMPLETED and not report.failed, report
+    assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
+    assert_site_invariant(site)
+    return cfg
+
+
+# --------------------------------------------------------------------------- transient 5xx
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+async def test_package_5xx_then_success_is_published(
+    upstream: Upstream, tmp_path: Path, status: int
+) -> None:
+    site = make_sandbox(tmp_path)
+    upstream.publish([*upstream.specs, VICTIM])
+    upstream.server.add_fault(upstream.path(VICTIM_FN), respond(status), times=2)
+    report = await mirror(site_config(site, upstream.server.url, retries=2))
+    assert report.status == COMPLETED and not report.failed
+    assert upstream.server.count(upstream.path(VICTIM_FN), status=status) == 2
+    assert upstream.server.count(upstream.path(VICTIM_FN), status=200) == 1
+    assert VICTIM_FN in listed(site) and VICTIM_FN in on_disk(site)
+    assert channel_report(report, LINUX).downloaded_files == len(filenames(upstream.specs, LINUX))
+    assert_site_invariant(site)
+
+
+async def test_repodata_5xx_then_success_is_published(upstream: Upstream, tmp_path: Path) -> None:
+    site = make_sandbox(tmp_path)
+    upstream.server.add_fault("/linux-64/repodata.json.zst", respond(503), times=2)
+    report = await mirror(site_config(site, upstream.server.url, retries=2))
+    assert report.status == COMPLETED and not report.failed
+    assert upstream.server.count("/linux-64/repodata.json.zst", status=503) == 2
+    assert upstream.server.count("/linux-64/repodata.json.zst", status=200) == 1
+    assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
+    assert_site_invariant(site)
+
+
+async def test_package_5xx_beyond_retries_is_not_published(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site, retries=2)
+    upstream.publish([*upstream.specs, VICTIM, BYSTANDER])
+    upstream.server.add_fault(upstream.path(VICTIM_FN), respond(503))
+    upstream.server.reset()
+    report = await mirror(cfg)
+    assert report.status == FAILED and report.failed
+    assert upstream.server.count(upstream.path(VICTIM_FN)) == 3  # 1 + 2 retries
+    linux = channel_report(report, LINUX)
+    assert linux.errors == [f"linux-64/{VICTIM_FN}: HTTP 503"]
+    assert linux.status == "published" and linux.added == [BYSTANDER_FN]
+    assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX) - {VICTIM_FN}
+    assert_site_invariant(site)
+
+
+# --------------------------------------------------------------------------- 404
+
+
+async def test_listed_file_404_is_reported_and_others_published(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    upstream.publish([*upstream.specs, VICTIM, BYSTANDER])
+    (upstream.root / LINUX / VICTIM_FN).unlink()  # listed, but upstream has no such file
+    upstream.server.reset()
+    report = await mirror(cfg)
+    assert report.failed
+    # A just-listed file may 404 while a CDN catches up: it is retried, then reported.
+    assert upstream.server.count(upstream.path(VICTIM_FN), status=404) == 2
+    linux = channel_report(report, LINUX)
+    assert linux.errors == [f"linux-64/{VICTIM_FN}: HTTP 404"]
+    assert linux.added == [BYSTANDER_FN]
+    assert VICTIM_FN not in on_disk(site) and VICTIM_FN not in listed(site)
+    assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX) - {VICTIM_FN}
+    assert channel_report(report, "noarch").errors == []
+    assert_site_invariant(site)
+
+
+def test_listed_file_404_exits_1(upstream: Upstream, tmp_path: Path) -> None:
+    site = make_sandbox(tmp_path)
+    upstream.publish([*upstream.specs, VICTIM])
+    (upstream.root / LINUX / VICTIM_FN).unlink()
+    config = write_config(tmp_path / "channels.yaml", site, upstream.server.url)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 1
+    assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX) - {VICTIM_FN}
+    assert_site_invariant(site)
+    (run,) = (site / "history" / "runs").glob("*.json")
+    record = json.loads(run.read_bytes())
+    assert record["status"] == "failed"
+    assert record["channels"][0]["errors"] == [f"linux-64/{VICTIM_FN}: HTTP 404"]
+
+
+# --------------------------------------------------------------------------- broken transfers
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A way to botch the victim's download, and what the run must say about it."""
+
+    name: str
+    install: Callable[[UpstreamServer, str, int | None], None]
+    errors: tuple[str, ...]  # the report names one of these
+
+
+def _hook(factory: Callable[[], FaultHook]) -> Callable[[UpstreamServer, str, int | None], None]:
+    def install(server: UpstreamServer, path: str, times: int | None) -> None:
+        server.add_fault(path, factory(), times)
+
+    return install
+
+
+def _redirect_loop(server: UpstreamServer, path: str, times: int | None) -> None:
+    server.add_fault(path, redirect(path + ".moved"), times)
+    server.add_fault(path + ".moved", redirect(path), times)
+
+
+TRANSFERS = [
+    Transfer("reset", _hook(lambda: reset_after(300)), ("ReadError", "RemoteProtocolError")),
+    Transfer("truncated", _hook(lambda: truncate(300)), ("RemoteProtocolError",)),
+    Transfer("dropped", _hook(drop_connection), ("RemoteProtocolError",)),
+    Transfer(
+        "longer than listed",
+        _hook(oversize),
+        ("checksum mismatch: more than the expected",),
+    ),
+    Transfer("content-length lies", _hook(lambda: short_length(100)), ("checksum mismatch: size",)),
+    Transfer("wrong bytes", _hook(corrupt), ("checksum mismatch: sha256",)),
+    Transfer("slow drip", _hook(lambda: slow_drip(16, 0.05)), ("TooSlowError",)),
+    Transfer("never answers", _hook(hang), ("ReadTimeout", "TooSlowError")),
+    Transfer("redirect loop", _redirect_loop, ("too many redirects",)),
+]
+
+
+def _victims() -> dict[str, PackageSpec]:
+    """One new upstream package per kind of broken transfer, all hit in the same run."""
+    return {
+        t.name: PackageSpec(
+            f"victim{i}", "1.0", f"h{i}_0", license="MIT", formats=("conda",), payload_size=1500
+        )
+        for i, t in enumerate(TRANSFERS)
+    }
+
+
+async def test_broken_transfers_are_never_published(upstream: Upstream, tmp_path: Path) -> None:
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site, retries=1, timeout=0.5)
+    before = {fn: (site / CHANNEL / LINUX / fn).read_bytes() for fn in on_disk(site)}
+    victims = _victims()
+    upstream.publish([*upstream.specs, *victims.values(), BYSTANDER])
+    for transfer in TRANSFERS:
+        transfer.install(
+            upstream.server, upstream.path(victims[transfer.name].filename("conda")), None
+        )
+    upstream.server.reset()
+    report = await mirror(cfg)
+
+    assert report.status == FAILED and report.failed
+    assert [m.status for m in report.mirrors] == [COMPLETED]  # the mirror itself was read fine
+    linux = channel_report(report, LINUX)
+    assert linux.status == "published" and linux.added == [BYSTANDER_FN]
+    errors = {e.split(": ", 1)[0]: e.split(": ", 1)[1] for e in linux.errors}
+    assert len(errors) == len(linux.errors) == len(TRANSFERS)
+    for transfer in TRANSFERS:
+        fn = victims[transfer.name].filename("conda")
+        error = errors[f"linux-64/{fn}"]
+        assert any(e in error for e in transfer.errors), (transfer.name, error)
+        attempts = upstream.server.count(upstream.path(fn))
+        if transfer.name == "redirect loop":
+            # One attempt (a loop is not worth retrying): the request and 10 redirects.
+            assert attempts + upstream.server.count(upstream.path(fn) + ".moved") == 11
+        else:
+            assert attempts == 2, transfer.name  # retries: 1
+    expected = filenames(upstream.specs, LINUX) - {v.filename("conda") for v in victims.values()}
+    assert BYSTANDER_FN in expected
+    assert listed(site) == on_disk(site) == expected
+    for fn, data in before.items():
+        assert (site / CHANNEL / LINUX / fn).read_bytes() == data
+    assert_site_invariant(site)
+
+
+async def test_transient_broken_transfers_are_retried(upstream: Upstream, tmp_path: Path) -> None:
+    site = make_sandbox(tmp_path)
+    victims = _victims()
+    upstream.publish([*upstream.specs, *victims.values()])
+    for transfer in TRANSFERS:
+        transfer.install(
+            upstream.server, upstream.path(victims[transfer.name].filename("conda")), 1
+        )
+    report = await mirror(site_config(site, upstream.server.url, retries=1, timeout=0.5))
+    assert report.status == COMPLETED and not report.failed, report.channels
+    assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
+    for victim in victims.values():
+        # One botched answer, then the file itself (a redirect loop also asks once more).
+        assert upstream.server.count(upstream.path(victim.filename("conda"))) == 2
+    assert_site_invariant(site)
+
+
+# --------------------------------------------------------------------------- repodata
+
+
+def _zst(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=3).compress(data)
+
+
+def _broken_json(data: bytes) -> tuple[bytes, bytes]:
+    bad = b'{"info": {"subdir": "linux-64"}, "packages": {,}'
+    return bad, _zst(bad)
+
+
+def _truncated_json(data: bytes) -> tuple[bytes, bytes]:
+    cut = data[: len(data) // 2]
+    return cut, _zst(cut)
+
+
+def _garbage_zst(data: bytes) -> tuple[bytes, bytes]:
+    return data, random.Random(7).randbytes(512)
+
+
+def _truncated_zst(data: bytes) -> tuple[bytes, bytes]:
+    whole = _zst(data)
+    return data, whole[: len(whole) // 2]
+
+
+def _not_an_object(data: bytes) -> tuple[bytes, bytes]:
+    return b"[]", _zst(b"[]")
+
+
+def _packages_not_an_object(data: bytes) -> tuple[bytes, bytes]:
+    bad = json.dumps({"info": {}, "packages": [1, 2], "packages.conda": {}}).encode()
+    return bad, _zst(bad)
+
+
+def _nested_too_deep(data: bytes) -> tuple[bytes, bytes]:
+    document = json.loads(data)
+    document["packages.conda"]["alpha-1.0-h0_0.conda"]["depends"] = ["@@DEEP@@"]
+    bad = json.dumps(document).encode().replace(b'"@@DEEP@@"', b"[" * 100_000 + b"]" * 100_000)
+    return bad, _zst(bad)
+
+
+BAD_REPODATA = {
+    "invalid JSON": _broken_json,
+    "truncated JSON": _truncated_json,
+    "garbage zst": _garbage_zst,
+    "truncated zst": _truncated_zst,
+    "not an object": _not_an_object,
+    "packages is a list": _packages_not_an_object,
+    "nested too deep": _nested_too_deep,
+}
+
+
+def _assert_previous_state_kept(site: Path, before: dict[str, str], report: RunReport) -> None:
+    assert report.failed
+    assert [m.status for m in report.mirrors] == [FAILED]
+    assert report.mirrors[0].errors, report.mirrors[0]
+    for subdir in (LINUX, "noarch"):
+        cr = channel_report(report, subdir)
+        assert cr.status == "failed"
+        assert cr.errors and cr.errors[0].startswith("not updated: mirror cloud-example")
+    assert site_digest(site) == before, "the published state changed"
+    assert_site_invariant(site)
+
+
+@pytest.mark.parametrize("damage", list(BAD_REPODATA.values()), ids=list(BAD_REPODATA))
+async def test_bad_repodata_keeps_previous_state(
+    upstream: Upstream, tmp_path: Path, damage: Callable[[bytes], tuple[bytes, bytes]]
+) -> None:
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    before = site_digest(site)
+    upstream.publish([*upstream.specs, VICTIM, BYSTANDER])
+    good = (upstream.root / LINUX / "repodata.json").read_bytes()
+    set_repodata(upstream.root, LINUX, *damage(good))
+    upstream.server.reset()
+    report = await mirror(cfg)
+    _assert_previous_state_kept(site, before, report)
+    assert upstream.server.count(".conda") == upstream.server.count(".tar.bz2") == 0
+    # The broken body was not cached as "last seen": a fixed upstream is picked up next time.
+    set_repodata(upstream.root, LINUX, good)
+    report = await mirror(cfg)
+    assert not report.failed
+    assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
+    assert_site_invariant(site)
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [respond(500), truncate(40), drop_connection(), redirect("/linux-64/repodata.json.zst")],
+    ids=["500", "truncated", "dropped", "redirect loop"],
+)
+async def test_repodata_transfer_failure_keeps_previous_state(
+    upstream: Upstream, tmp_path: Path, hook: FaultHook
+) -> None:
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site, retries=1, timeout=1.0)
+    before = site_digest(site)
+    upstream.publish([*upstream.specs, VICTIM])
+    upstream.server.add_fault("/linux-64/repodata.json.zst", hook)
+    report = await mirror(cfg)
+    _assert_previous_state_kept(site, before, report)
+    (error,) = report.mirrors[0].errors
+    assert error.startswith(f"linux-64: {upstream.server.url}/linux-64/repodata.json.zst: ")
+
+
+@pytest.mark.parametrize("mode", ["silent", "reset"])
+async def test_upstream_that_never_answers_keeps_previous_state(
+    upstream: Upstream, tmp_path: Path, mode: str
+) -> None:
+    site = make_sandbox(tmp_path)
+    await first_run(upstream, site)
+    before = site_digest(site)
+    with RawServer(mode) as raw:
+        url = raw.url
+        cfg = site_config(site, url, retries=1, timeout=0.5)
+        report = await mirror(cfg)
+        assert raw.connections >= 2
+    _assert_previous_state_kept(site, before, report)
+    expected = ("ReadTimeout",) if mode == "silent" else ("ReadError", "RemoteProtocolError")
+    errors = sorted(report.mirrors[0].errors)
+    assert len(errors) == 2
+    for subdir, error in zip((LINUX, "noarch"), errors, strict=True):
+        assert error.startswith(f"{subdir}: {url}/{subdir}/repodata.json.zst: "), error
+        assert error.endswith(" after 2 attempts")
+        assert any(e in error for e in expected), error
+
+
+def test_bad_repodata_exits_1(upstream: Upstream, tmp_path: Path) -> None:
+    site = make_sandbox(tmp_path)
+    config = write_config(tmp_path / "channels.yaml", site, upstream.server.url)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    before = site_digest(site)
+    set_repodata(upstream.root, LINUX, b'{"packages": ')
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 1
+    assert site_digest(site) == before
+    assert_site_invariant(site)
+
+
+# --------------------------------------------------------------------------- deletion guard
+
+MANY = [
+    PackageSpec(f"pkg{i}", "1.0", f"h{i}_0", license="MIT", formats=("conda",)) for i in range(8)
+]
+
+
+@pytest.mark.parametrize("shrink", ["90% fewer", "empty", "subdir gone"])
+async def test_deletion_guard_holds_a_shrunken_subdir(
+    upstream: Upstream, tmp_path: Path, shrink: str
+) -> None:
+    site = make_sandbox(tmp_path)
+    upstream.publish(small_packages(extra=tuple(MANY)))
+    cfg = await first_run(upstream, site)
+    everything = filenames(upstream.specs, LINUX)
+    assert len(everything) == 13
+    before = site_digest(site)
+    keep = sorted(everything)[:1]
+
+    def shrink_to(document: dict[str, Any]) -> None:
+        for key in ("packages", "packages.conda"):
+            wanted = keep if shrink == "90% fewer" else []
+            document[key] = {fn: r for fn, r in document[key].items() if fn in wanted}
+
+    if shrink == "subdir gone":
+        for name in ("repodata.json", "repodata.json.zst"):
+            (upstream.root / LINUX / name).unlink()
+    else:
+        rewrite_repodata(upstream.root, LINUX, shrink_to)
+    report = await mirror(cfg)
+
+    linux = channel_report(report, LINUX)
+    assert linux.status == "held"
+    dropped = 12 if shrink == "90% fewer" else 13
+    (why,) = linux.errors
+    assert why.startswith(f"would remove {dropped} of 13 published packages")
+    assert "--force-delete" in why
+    assert report.failed and channel_report(report, "noarch").errors == []
+    assert site_digest(site) == before
+    assert listed(site) == on_disk(site) == everything
+    assert_site_invariant(site)
+    if shrink == "subdir gone":
+        assert report.mirrors[0].subdirs[LINUX].upstream == "missing"
+
+    # Forced, the subdir follows upstream, metadata first and deletions after.
+    report = await mirror(cfg, force_delete=True)
+    assert channel_report(report, LINUX).status == "published"
+    assert not report.failed
+    expected = set(keep) if shrink == "90% fewer" else set()
+    assert listed(site) == on_disk(site) == expected
+    assert channel_report(report, LINUX).deleted_files == 13 - len(expected)
+    assert_site_invariant(site)
+
+
+def test_deletion_guard_exits_1(upstream: Upstream, tmp_path: Path) -> None:
+    site = make_sandbox(tmp_path)
+    upstream.publish(small_packages(extra=tuple(MANY)))
+    config = write_config(tmp_path / "channels.yaml", site, upstream.server.url)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    before = site_digest(site)
+    rewrite_repodata(
+        upstream.root, LINUX, lambda d: d.update(packages={}, **{"packages.conda": {}})
+    )
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 1
+    assert site_digest(site) == before
+    assert main(["mirror", "-c", str(config), "--no-progress", "--force-delete"]) == 0
+    assert listed(site) == on_disk(site) == set()
+    assert_site_invariant(site)
+
+
+# --------------------------------------------------------------------------- the compressed twins
+
+
+async def test_metadata_twins_match_after_faulty_runs(upstream: Upstream, tmp_path: Path) -> None:
+    """After a run with failures, .zst/.bz2 still decompress to exactly repodata.json."""
+    site = make_sandbox(tmp_path)
+    upstream.publish([*upstream.specs, VICTIM, BYSTANDER])
+    upstream.server.add_fault(upstream.path(VICTIM_FN), corrupt())
+    report = await mirror(site_config(site, upstream.server.url))
+    assert report.failed
+    directory = site / CHANNEL / LINUX
+    body = (directory / "repodata.json").read_bytes()
+    assert bz2.decompress((directory / "repodata.json.bz2").read_bytes()) == body
+    zst = (directory / "repodata.json.zst").read_bytes()
+    assert zstandard.ZstdDecompressor().stream_reader(zst).read() == body
+    assert VICTIM_FN not in body.decode()
+    assert_site_invariant(site)
+
+
+def test_failures_are_logged(
+    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = make_sandbox(tmp_path)
+    upstream.publish([*upstream.specs, VICTIM])
+    upstream.server.add_fault(upstream.path(VICTIM_FN), corrupt())
+    config = write_config(tmp_path / "channels.yaml", site, upstream.server.url)
+    with caplog.at_level(logging.INFO, logger="sitegen"):
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(VICTIM_FN in e and "checksum mismatch: sha256" in e for e in errors), errors
+    assert_site_invariant(site)
+
+
+# --------------------------------------------------------------------------- disk full
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs: a disk that can really fill up (root only; skipped elsewhere)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        message = f"cannot mount a tmpfs (needs root): {result.stderr.strip()}"
+        if in_ci():
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_disk(disk: Path, leave: int) -> None:
+    """Fill the file system of ``disk`` with a filler file until ``leave`` bytes are free."""
+    filler = disk / "filler"
+    with open(filler, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    os.truncate(filler, max(0, filler.stat().st_size - leave))
+    assert leave <= shutil.disk_usage(disk).free < leave + 65536
+
+
+def _temps(site: Path) -> list[Path]:
+    return list(site.rglob(".sitegen-tmp-*"))
+
+
+async def test_disk_full_during_download_fails_cleanly(
+    upstream: Upstream, small_disk: Path
+) -> None:
+    site = make_sandbox(small_disk)
+    cfg = await first_run(upstream, site)
+    before = site_digest(site)
+    big = PackageSpec("big", "1.0", "h0_0", formats=("conda",), payload_size=1_200_000)
+    upstream.publish([*upstream.specs, big])
+    assert (upstream.root / LINUX / big.filename("conda")).stat().st_size > 256 * 1024
+    fill_disk(small_disk, leave=192 * 1024)
+
+    report = await mirror(cfg)
+
+    assert report.status == FAILED
+    linux = channel_report(report, LINUX)
+    (error,) = linux.errors
+    assert error.startswith(f"linux-64/{big.filename('conda')}: ")
+    assert "No space left on device" in error
+    assert upstream.server.count(upstream.path(big.filename("conda"))) == 1  # not retried
+    assert site_digest(site) == before  # the previous repodata and files, untouched
+    assert not _temps(site)
+    assert_site_invariant(site)
+
+
+def _bloat(document: dict[str, Any]) -> None:
+    """A repodata patch that makes repodata.json large but its .zst tiny."""
+    for section in ("packages", "packages.conda"):
+        for record in document[section].values():
+            record["description"] = "patched " * 40_000
+
+
+async def test_disk_full_during_publish_keeps_previous_state(
+    upstream: Upstream, small_disk: Path
+) -> None:
+    site = make_sandbox(small_disk)
+    cfg = await first_run(upstream, site)
+    before = site_digest(site)
+    rewrite_repodata(upstream.root, LINUX, _bloat)
+    assert (upstream.root / LINUX / "repodata.json.zst").stat().st_size < 16 * 1024
+    fill_disk(small_disk, leave=640 * 1024)  # room for the .zst, .bz2; not the JSON files
+
+    report = await mirror(cfg)
+
+    assert report.status == FAILED
+    linux = channel_report(report, LINUX)
+    assert linux.status == "failed"
+    (error,) = linux.errors
+    assert error.startswith("linux-64: could not publish: No space left on device")
+    assert error.endswith("kept the previous state")
+    assert channel_report(report, "noarch").errors == []
+    assert site_digest(site) == before  # no new .zst beside an old repodata.json
+    assert not _temps(site)
+    assert_site_invariant(site)
+
+
+def test_disk_full_during_publish_exits_1_with_a_clear_message(
+    upstream: Upstream, small_disk: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    site = make_sandbox(small_disk)
+    config = write_config(small_disk / "channels.yaml", site, upstream.server.url)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    before = site_digest(site)
+    rewrite_repodata(upstream.root, LINUX, _bloat)
+    fill_disk(small_disk, leave=640 * 1024)
+    capfd.readouterr()
+    code = main(["mirror", "-c", str(config), "--no-progress"])
+    assert code == 1
+    assert site_digest(site) == before
+    assert not _temps(site)
+    assert_site_invariant(site)
+    (record,) = [
+        json.loads(p.read_bytes())
+        for p in (site / "history" / "runs").glob("*.json")
+        if json.loads(p.read_bytes())["status"] != "completed"
+    ]
+    assert record["status"] == "failed"
+    assert any("No space left on device" in e for c in record["channels"] for e in c["errors"])

@@ -1,0 +1,365 @@
+"""Hostile upstream metadata: every bad record is skipped, logged and counted; good ones mirror.
+
+Upstream repodata is untrusted input. Filenames that are paths (``/``, ``\\``, ``..``, absolute),
+hold NUL or control characters, disagree with the record's name/version/build/subdir, records
+with absurd sizes, without checksums, or holding bytes that are not UTF-8 must never become a
+file anywhere, and must not stop the good records of the same subdir from being mirrored. HTML
+and JavaScript in free-text fields are not a reason to skip: they are published verbatim in
+repodata (it is upstream's data) and escaped on the pages.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from support.faults import CHANNEL, filenames, set_repodata, small_packages
+from support.invariant import METADATA, assert_site_invariant, make_sandbox
+from support.upstream import UpstreamServer
+
+from sitegen.config import SiteConfig, parse_config
+from sitegen.example_channel import PackageSpec, write_channel
+from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.records import (
+    REASON_BAD_FIELDS,
+    REASON_BAD_FILENAME,
+    REASON_BAD_SIZE,
+    REASON_BAD_TEXT,
+    REASON_BAD_VERSION,
+    REASON_NAME_MISMATCH,
+    REASON_NO_CHECKSUM,
+    REASON_SUBDIR_MISMATCH,
+)
+from sitegen.report import COMPLETED, RunReport
+
+XSS_SUMMARY = '<script>alert("summary")</script>'
+XSS_FIELDS = {
+    "summary": XSS_SUMMARY,
+    "license": "<b onmouseover=alert(1)>MIT</b>",
+    "home": "javascript:alert(document.cookie)",
+    "doc_url": '"><img src=x onerror=alert(2)>',
+    "description": "</textarea><svg onload=alert(3)>",
+}
+# Sound records whose other fields are junk: still mirrored, must not break any later stage.
+ODD_FIELDS = {
+    "depends": ["numpy >>>1 <<", "", "python"],
+    "constrains": "not a list",
+    "timestamp": "yesterday",
+    "license": ["MIT"],
+    "license_family": 7,
+    "track_features": {"a": 1},
+    "features": 12,
+    "noarch": 5,
+}
+XSS = PackageSpec("xss", "1.0", "h0_0", license="MIT", formats=("conda",))
+ODD = PackageSpec("odd", "1.0", "h0_0", license="MIT", formats=("conda", "tar.bz2"))
+GOOD = [*small_packages(), XSS, ODD]
+LINUX = "linux-64"
+
+# Placeholders replaced by raw bytes once the document is serialised.
+RAW = {
+    '"@@INF@@"': b"1e999",
+    '"@@HUGE@@"': b"1" + b"0" * 40,
+    "@@FF@@": b"\xff\xfe",
+}
+
+
+def _linux_hostile(template: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
+    """(section, filename, record, reason) of hostile linux-64 records; every record carries
+    the size and checksums of a real file, so only the checks can keep them out."""
+
+    def rec(**changes: Any) -> dict[str, Any]:
+        out = copy.deepcopy(template)
+        for key, value in changes.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = value
+        return out
+
+    conda = "packages.conda"
+    return [
+        (conda, "../alpha-1.0-h0_0.conda", rec(), REASON_BAD_FILENAME),
+        (conda, "../../../../../../../../tmp/alpha-1.0-h0_0.conda", rec(), REASON_BAD_FILENAME),
+        (conda, "sub/alpha-1.0-h0_0.conda", rec(), REASON_BAD_FILENAME),
+        (conda, "alpha\\..\\alpha-1.0-h0_0.conda", rec(), REASON_BAD_FILENAME),
+        (conda, "/etc/alpha-1.0-h0_0.conda", rec(), REASON_BAD_FILENAME),
+        (conda, "alpha-1.0-h0_0\x00.conda", rec(), REASON_BAD_FILENAME),
+        (conda, "alpha-1.0-h0_0\n2030-01-01 ERROR forged line.conda", rec(), REASON_BAD_FILENAME),
+        (conda, "alpha\x1b[2J-1.0-h0_0.conda", rec(), REASON_BAD_FILENAME),
+        (conda, ".sitegen-tmp-alpha-1.0-h0_0.conda", rec(), REASON_BAD_FILENAME),
+        (conda, "..", rec(), REASON_BAD_FILENAME),
+        (conda, "alpha-1.0-h0_0.tar.bz2", rec(), REASON_BAD_FILENAME),  # wrong section
+        (conda, "alpha-1.0-h0_0@@FF@@.conda", rec(), REASON_BAD_FILENAME),
+        (conda, "alpha-9.9-h0_0.conda", rec(), REASON_NAME_MISMATCH),
+        (conda, "alpha-1.0-h9_9.conda", rec(), REASON_NAME_MISMATCH),
+        (conda, "sigma-1.0-h0_0.conda", rec(name="sigma", subdir="win-64"), REASON_SUBDIR_MISMATCH),
+        (conda, "tau-1.0-h0_0.conda", rec(name="tau", summary="caf@@FF@@"), REASON_BAD_TEXT),
+        (conda, "ups-1.0-h0_0.conda", rec(name="ups", sha256=None, md5=None), REASON_NO_CHECKSUM),
+        (conda, "phi-1.0.-h0_0.conda", rec(name="phi", version="1.0."), REASON_BAD_VERSION),
+    ]
+
+
+def _noarch_hostile(template: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
+    sizes = [-1, 0, 1 << 62, "12", 1.5, True, None, "@@INF@@", "@@HUGE@@"]
+    out = []
+    for i, size in enumerate(sizes):
+        record = {**copy.deepcopy(template), "name": f"size{i}", "size": size}
+        out.append(("packages.conda", f"size{i}-1.0-pyh0_0.conda", record, REASON_BAD_SIZE))
+    out.append(("packages.conda", "list-1.0-pyh0_0.conda", [1, 2], REASON_BAD_FIELDS))
+    bad_depends = {**copy.deepcopy(template), "name": "deps", "depends": "python"}
+    out.append(("packages.conda", "deps-1.0-pyh0_0.conda", bad_depends, REASON_BAD_FIELDS))
+    return out
+
+
+def _serialise(document: dict[str, Any]) -> bytes:
+    data = json.dumps(document, indent=1, sort_keys=True).encode()
+    for placeholder, raw in RAW.items():
+        data = data.replace(placeholder.encode(), raw)
+    return data
+
+
+def _label(fn: str) -> str:
+    """What the run reports for a rejected filename: itself, or its repr when unprintable."""
+    real = fn.replace("@@FF@@", "\udcff\udcfe")
+    return real if real.isprintable() else repr(real)
+
+
+class Hostile:
+    def __init__(self, root: Path, server: UpstreamServer) -> None:
+        self.root = root
+        self.server = server
+        self.upstream_docs: dict[str, dict[str, Any]] = {}
+        self.rejected: dict[str, list[tuple[str, str, Any, str]]] = {}
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Iterator[Hostile]:
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    linux = documents[LINUX]
+    for section in ("packages", "packages.conda"):
+        for fn, record in linux[section].items():
+            if fn.startswith("xss-"):
+                record.update(XSS_FIELDS)
+            if fn.startswith("odd-"):
+                record.update(ODD_FIELDS)
+    template = linux["packages.conda"]["alpha-1.0-h0_0.conda"]
+    noarch_template = documents["noarch"]["packages.conda"]["delta-1.0-pyh0_0.conda"]
+    with UpstreamServer(root) as server:
+        state = Hostile(root, server)
+        state.upstream_docs = copy.deepcopy(documents)
+        state.rejected = {
+            LINUX: _linux_hostile(template),
+            "noarch": _noarch_hostile(noarch_template),
+        }
+        for subdir, entries in state.rejected.items():
+            document = copy.deepcopy(documents[subdir])
+            for section, fn, record, _reason in entries:
+                assert fn not in document[section]
+                document[section][fn] = record
+            set_repodata(root, subdir, _serialise(document))
+        yield state
+
+
+def _config(site: Path, url: str) -> SiteConfig:
+    return parse_config(
+        f"""\
+output: {site}
+download: {{concurrency: 4, per_host: 4, retries: 0, timeout: 5}}
+channels:
+  {CHANNEL}:
+    url: {url}
+    subdirs: [linux-64]
+    filters:
+      licenses: {{exclude: ["*GPL*"]}}
+"""
+    )
+
+
+async def _mirror(config: SiteConfig) -> RunReport:
+    return await run_mirror(config, MirrorOptions(progress=False))
+
+
+def _site_files(site: Path) -> set[str]:
+    out = set()
+    for dirpath, _dirs, files in os.walk(site):
+        rel = Path(dirpath).relative_to(site).as_posix()
+        if rel.split("/", 1)[0] in ("history", ".sitegen"):
+            continue
+        out |= {f"{rel}/{name}" if rel != "." else name for name in files}
+    return out
+
+
+async def test_hostile_records_are_skipped_counted_and_logged(
+    hostile: Hostile, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = make_sandbox(tmp_path)
+    with caplog.at_level(logging.INFO, logger="sitegen"):
+        report = await _mirror(_config(site, hostile.url))
+
+    assert report.status == COMPLETED and not report.failed, (report.errors, report.channels)
+    (mr,) = report.mirrors
+    for subdir, entries in hostile.rejected.items():
+        sub = mr.subdirs[subdir]
+        assert sub.rejected == dict(Counter(reason for *_x, reason in entries)), subdir
+        assert sub.records == len(filenames(GOOD, subdir))
+        for _section, fn, _record, reason in entries:
+            assert sub.rejected_examples[_label(fn)] == reason, fn
+
+    # One clear, single-line, printable log line per skipped record, naming its reason.
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == sum(len(e) for e in hostile.rejected.values())
+    for message in skipped:
+        assert message.isprintable(), f"control characters reach the log: {message!r}"
+    for subdir, entries in hostile.rejected.items():
+        for _section, fn, _record, reason in entries:
+            line = f"cloud-example/{subdir}: skipped {_label(fn)}: {reason}"
+            assert line in skipped, line
+
+    # The good records, and only they, are mirrored; nothing lands anywhere else.
+    expected = {f"{CHANNEL}/channeldata.json"}
+    for subdir in (LINUX, "noarch"):
+        expected |= {f"{CHANNEL}/{subdir}/{name}" for name in METADATA}
+        expected |= {f"{CHANNEL}/{subdir}/{fn}" for fn in filenames(GOOD, subdir)}
+    assert _site_files(site) == expected
+    assert_site_invariant(site)
+
+
+async def test_html_and_javascript_are_mirrored_verbatim_and_escaped_on_pages(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    site = make_sandbox(tmp_path)
+    config = _config(site, hostile.url)
+    report = await _mirror(config)
+    assert not report.failed
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    upstream = hostile.upstream_docs[LINUX]
+    for fn in XSS.filenames:
+        assert published["packages.conda"][fn] == upstream["packages.conda"][fn]
+        for key, value in XSS_FIELDS.items():
+            assert published["packages.conda"][fn][key] == value
+    for fn in ODD.filenames:
+        section = "packages.conda" if fn.endswith(".conda") else "packages"
+        assert published[section][fn] == upstream[section][fn]
+    assert_site_invariant(site)
+
+    try:
+        from sitegen.render import render_site
+    except ImportError:
+        return  # no pages yet
+    await trio.to_thread.run_sync(render_site, config)
+    pages = [p for p in site.rglob("*.html") if ".sitegen" not in p.parts]
+    assert pages
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert "<script>alert(" not in html, page
+        assert "onerror=alert" not in html.replace("onerror=alert(2)&gt;", ""), page
+        assert "<svg onload" not in html and "<b onmouseover" not in html, page
+        assert 'href="javascript:' not in html.lower(), page
+    assert_site_invariant(site)
+
+
+async def test_non_utf8_outside_records_does_not_break_the_subdir(
+    tmp_path: Path,
+) -> None:
+    """Bytes that are not UTF-8 in ``info``, ``removed`` or an unknown top-level key: the
+    subdir is still published with its good records, as valid UTF-8 JSON."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    document["info"]["note"] = "caf@@FF@@"
+    document["removed"] = ["gone-1.0-0.conda", "bad@@FF@@-1.0-0.conda"]
+    document["x-unknown@@FF@@"] = {"k": "v"}
+    document["x-other"] = "v@@FF@@"
+    set_repodata(root, LINUX, _serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        report = await _mirror(_config(site, server.url))
+    assert not report.failed, (report.errors, report.mirrors[0].errors)
+    raw = (site / CHANNEL / LINUX / "repodata.json").read_bytes()
+    published = json.loads(raw.decode("utf-8"))  # strict UTF-8
+    assert set(published["packages.conda"]) | set(published["packages"]) == filenames(GOOD, LINUX)
+    assert "gone-1.0-0.conda" in published["removed"]
+    assert_site_invariant(site)
+
+
+async def test_huge_numbers_do_not_break_the_subdir(tmp_path: Path) -> None:
+    """JSON numbers out of any sane range inside one record cost that record only."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    document["packages.conda"]["beta-2.0-h1_0.conda"]["timestamp"] = "@@INF@@"
+    document["packages.conda"]["alpha-1.0-h0_0.conda"]["size"] = "@@INF@@"
+    set_repodata(root, LINUX, _serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        report = await _mirror(_config(site, server.url))
+    assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
+        "alpha-1.0-h0_0.conda": REASON_BAD_SIZE,
+        "beta-2.0-h1_0.conda": REASON_BAD_FIELDS,  # an infinite timestamp
+    }
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    listed = set(published["packages.conda"]) | set(published["packages"])
+    assert listed == filenames(GOOD, LINUX) - {"alpha-1.0-h0_0.conda", "beta-2.0-h1_0.conda"}
+    assert_site_invariant(site)
+
+
+async def test_upstream_changing_bytes_under_the_same_name_and_size(tmp_path: Path) -> None:
+    """Upstream replaces a published file with other bytes of the same size (a re-upload, or a
+    hostile upstream) and lists the new sha256: the mirror must not keep the old bytes under a
+    record that now promises the new ones."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        config = _config(site, server.url)
+        assert not (await _mirror(config)).failed
+        fn = "beta-2.0-h1_0.conda"
+        path = root / LINUX / fn
+        data = bytes(b ^ 0x55 for b in path.read_bytes())  # same size, other bytes
+        path.write_bytes(data)
+        document = copy.deepcopy(documents[LINUX])
+        record = document["packages.conda"][fn]
+        record["sha256"] = hashlib.sha256(data).hexdigest()
+        record["md5"] = hashlib.md5(data).hexdigest()
+        set_repodata(root, LINUX, _serialise(document))
+        report = await _mirror(config)
+    assert not report.failed
+    assert (site / CHANNEL / LINUX / fn).read_bytes() == data
+    assert_site_invariant(site)
+
+
+async def test_hostile_base_url_reads_nothing_local(tmp_path: Path) -> None:
+    """``info.base_url`` (CEP-15) pointing at the local filesystem fetches nothing from it."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    secret_dir = tmp_path / "secret"
+    secret_dir.mkdir()
+    for fn in filenames(GOOD, LINUX):  # same names, so a file:// fetch would find them
+        (secret_dir / fn).write_bytes((root / LINUX / fn).read_bytes())
+    document = copy.deepcopy(documents[LINUX])
+    document["info"]["base_url"] = secret_dir.as_uri() + "/"
+    set_repodata(root, LINUX, _serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        report = await _mirror(_config(site, server.url))
+    linux = next(c for c in report.channels if c.subdir == LINUX)
+    assert report.failed and len(linux.errors) == len(filenames(GOOD, LINUX))
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    assert published["packages"] == published["packages.conda"] == {}
+    assert "base_url" not in published["info"]
+    assert_site_invariant(site)

@@ -1,0 +1,169 @@
+"""``sitegen verify [--repair]``: damage on disk is found, reported, and repaired.
+
+A mirrored site is damaged the ways disks and people damage it: a package with other bytes of
+the same size, a package gone, a ``.zst`` that no longer holds ``repodata.json``, a temporary
+file left behind. ``verify`` names each and exits 1; ``--repair`` fixes them (downloading again,
+verified as always, and rebuilding metadata from ``repodata.json``), and a second ``verify``
+exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zstandard
+from support.faults import CHANNEL, small_packages, write_config
+from support.invariant import assert_site_invariant, make_sandbox, site_digest
+from support.upstream import UpstreamServer, respond
+
+from sitegen.cli import main
+from sitegen.example_channel import write_channel
+from sitegen.lock import SiteLock
+
+LINUX = "linux-64"
+CORRUPT = "alpha-1.0-h0_0.conda"
+MISSING = "gamma-0.1-h2_0.tar.bz2"
+TEMP = ".sitegen-tmp-beta-2.0-h1_0.conda.deadbeef"
+
+
+@pytest.fixture
+def mirrored(tmp_path: Path) -> Iterator[tuple[Path, Path, UpstreamServer]]:
+    """(config path, site, upstream server) of a freshly and cleanly mirrored site."""
+    root = tmp_path / "upstream"
+    write_channel(root, small_packages(), zst=True)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        config = write_config(tmp_path / "channels.yaml", site, server.url, retries=1)
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+        assert_site_invariant(site)
+        yield config, site, server
+
+
+def _damage(site: Path) -> dict[str, str]:
+    """Damage the site four ways; returns what verify must say, path -> kind."""
+    directory = site / CHANNEL / LINUX
+    corrupt = directory / CORRUPT
+    corrupt.write_bytes(bytes(b ^ 0xFF for b in corrupt.read_bytes()))  # same size
+    (directory / MISSING).unlink()
+    document = json.loads((directory / "repodata.json").read_bytes())
+    document["packages.conda"].pop(CORRUPT)
+    stale = zstandard.ZstdCompressor().compress(json.dumps(document).encode())
+    (directory / "repodata.json.zst").write_bytes(stale)
+    (directory / TEMP).write_bytes(b"half a download")
+    prefix = f"{CHANNEL}/{LINUX}"
+    return {
+        f"{prefix}/{CORRUPT}": "corrupt",
+        f"{prefix}/{MISSING}": "missing",
+        f"{prefix}/repodata.json.zst": "metadata",
+        f"{prefix}/{TEMP}": "temporary",
+    }
+
+
+def _problems(out: str) -> dict[str, str]:
+    """path -> kind from verify's output lines ``kind: path: detail``."""
+    found = {}
+    for line in out.splitlines():
+        kind, sep, rest = line.partition(": ")
+        if sep and kind in ("corrupt", "missing", "metadata", "temporary"):
+            found[rest.split(": ", 1)[0]] = kind
+    return found
+
+
+def test_verify_of_a_sound_site_exits_0(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _site, _server = mirrored
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert _problems(out) == {}
+    assert "checked 6 files" in out and "0 problems" in out
+
+
+def test_verify_reports_each_kind_of_damage(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, site, _server = mirrored
+    expected = _damage(site)
+    before = site_digest(site)
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert _problems(out) == expected
+    assert "4 problems" in out
+    assert site_digest(site) == before, "verify without --repair changed the site"
+    assert (site / CHANNEL / LINUX / TEMP).exists()
+
+
+def test_repair_fixes_the_damage_and_verify_passes_again(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, site, server = mirrored
+    pristine = site_digest(site)
+    expected = _damage(site)
+    server.reset()
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config), "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert _problems(out) == expected
+    assert out.count("(repaired)") == 4, out
+    # Only the two damaged packages were fetched again.
+    gets = sorted(r.path for r in server.requests)
+    assert gets == sorted([f"/{LINUX}/{CORRUPT}", f"/{LINUX}/{MISSING}"])
+    assert site_digest(site) == pristine
+    assert_site_invariant(site)
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 0
+    assert "0 problems" in capsys.readouterr().out
+
+
+def test_failed_repair_leaves_no_unverified_file_and_exits_1(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, site, server = mirrored
+    directory = site / CHANNEL / LINUX
+    (directory / MISSING).unlink()
+    server.add_fault(f"/{LINUX}/{MISSING}", respond(200, b"not the package"))
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config), "--repair"]) == 1
+    out = capsys.readouterr().out
+    assert f"missing: {CHANNEL}/{LINUX}/{MISSING}" in out and "repair failed" in out
+    assert not (directory / MISSING).exists()
+    assert not [p for p in directory.iterdir() if p.name.startswith(".sitegen-tmp-")]
+
+
+def test_repair_does_not_touch_a_site_a_run_is_writing(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A temporary file may belong to a live run: --repair waits for no one and removes
+    nothing while another process holds the site lock."""
+    config, site, _server = mirrored
+    (site / CHANNEL / LINUX / TEMP).write_bytes(b"a live download")
+    with SiteLock(site / ".sitegen"):
+        code = main(["verify", "-c", str(config), "--repair"])
+    assert code != 0
+    assert (site / CHANNEL / LINUX / TEMP).exists()
+
+
+def test_temporary_of_a_live_writer_is_not_debris(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A temporary named by a running process (a mirror run, the pull-through fetcher) is
+    neither reported nor removed."""
+    config, site, _server = mirrored
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = site / CHANNEL / LINUX / f".sitegen-tmp-{writer.pid}-beta-2.0-h1_0.conda.0123abcd"
+        live.write_bytes(b"being written")
+        capsys.readouterr()
+        assert main(["verify", "-c", str(config), "--repair"]) == 0
+        assert _problems(capsys.readouterr().out) == {}
+        assert live.exists()
+    finally:
+        writer.kill()
+        writer.wait()
