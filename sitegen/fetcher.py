@@ -48,10 +48,9 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin
 
 import h11
-import httpx
 import msgspec
 import trio
 
@@ -62,7 +61,7 @@ from sitegen.progress import human_bytes
 from sitegen.records import Record
 from sitegen.state import UpstreamCache
 from sitegen.storage import Site, UnsafePathError, origins_path
-from sitegen.upstream import Upstream, make_client
+from sitegen.upstream import Upstream, open_upstreams
 
 log = logging.getLogger("sitegen.fetcher")
 
@@ -187,27 +186,12 @@ class Fetcher:
     async def running(self) -> AsyncIterator[Fetcher]:
         """Open the upstream clients and the nursery downloads run in."""
         async with AsyncExitStack() as stack:
-            clients: dict[bool, httpx.AsyncClient] = {}
-            host_limiters: dict[str, trio.CapacityLimiter] = {}
-            for channel in self.channels.values():
-                for mirror in channel.mirrors:
-                    missing = [v for v in mirror.secret_env if v not in os.environ]
-                    if missing:
-                        why = f"environment variable {', '.join(missing)} is not set"
-                        self.unavailable[mirror.name] = why
-                        log.error("mirror %s: %s; its files cannot be fetched", mirror.name, why)
-                        continue
-                    if mirror.verify_tls not in clients:
-                        clients[mirror.verify_tls] = await stack.enter_async_context(
-                            make_client(self.config.download, verify=mirror.verify_tls)
-                        )
-                    host = urlsplit(mirror.source_url()).netloc or "file"
-                    limiter = host_limiters.setdefault(
-                        host, trio.CapacityLimiter(self.config.download.per_host)
-                    )
-                    self.upstreams[mirror.name] = Upstream(
-                        mirror, clients[mirror.verify_tls], self.config.download, limiter
-                    )
+            mirrors = (m for channel in self.channels.values() for m in channel.mirrors)
+            self.upstreams, self.unavailable = await open_upstreams(
+                mirrors, self.config.download, stack
+            )
+            for name, why in self.unavailable.items():
+                log.error("mirror %s: %s; its files cannot be fetched", name, why)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 try:

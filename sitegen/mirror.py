@@ -17,9 +17,8 @@ from collections import Counter
 from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-import httpx
 import msgspec
 import trio
 
@@ -49,7 +48,7 @@ from sitegen.report import (
 from sitegen.schedule import is_due
 from sitegen.state import UpstreamCache
 from sitegen.storage import Site, origins_path
-from sitegen.upstream import SubdirMissing, Upstream, UpstreamError, make_client
+from sitegen.upstream import SubdirMissing, Upstream, UpstreamError, open_upstreams
 
 log = logging.getLogger("sitegen")
 
@@ -239,26 +238,12 @@ class _Run:
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
             stack.callback(gc.unfreeze)
-            clients: dict[bool, httpx.AsyncClient] = {}
-            host_limiters: dict[str, trio.CapacityLimiter] = {}
-            for _channel, mirror in self.mirrors:
-                missing = [v for v in mirror.secret_env if v not in os.environ]
-                if missing:
-                    self._mirror_error(
-                        mirror, f"environment variable {', '.join(missing)} is not set"
-                    )
-                    continue
-                if mirror.verify_tls not in clients:
-                    clients[mirror.verify_tls] = await stack.enter_async_context(
-                        make_client(self.config.download, verify=mirror.verify_tls)
-                    )
-                host = urlsplit(mirror.source_url()).netloc or "file"
-                limiter = host_limiters.setdefault(
-                    host, trio.CapacityLimiter(self.config.download.per_host)
-                )
-                self.upstreams[mirror.name] = Upstream(
-                    mirror, clients[mirror.verify_tls], self.config.download, limiter
-                )
+            self.upstreams, unusable = await open_upstreams(
+                (m for _c, m in self.mirrors), self.config.download, stack
+            )
+            for name, why in unusable.items():
+                self.mirror_reports[name].errors.append(why)
+                log.error("%s: %s", name, why)
             if not self.options.dry_run:
                 # Temporaries of killed runs, wherever they were writing (subdirs, channel
                 # roots, history, state); those of live processes such as the fetcher stay.

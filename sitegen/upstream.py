@@ -9,7 +9,10 @@ one 304.
 from __future__ import annotations
 
 import logging
+import os
 import random
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
@@ -218,3 +221,31 @@ class Upstream:
     def _safe(self, url: str) -> str:
         """A URL for messages: the secret-bearing base swapped for its display form."""
         return url.replace(self.base, self.mirror.display_url())
+
+
+async def open_upstreams(
+    mirrors: Iterable[MirrorConfig], settings: DownloadSettings, stack: AsyncExitStack
+) -> tuple[dict[str, Upstream], dict[str, str]]:
+    """Upstreams for the mirrors: one HTTP client per TLS setting and one connection limiter
+    per host, shared by all of them and closed with ``stack``.
+
+    Returns (upstreams by mirror name, why a mirror is unusable by name): a mirror whose URL
+    needs an environment variable that is not set gets no upstream.
+    """
+    clients: dict[bool, httpx.AsyncClient] = {}
+    host_limiters: dict[str, trio.CapacityLimiter] = {}
+    upstreams: dict[str, Upstream] = {}
+    unusable: dict[str, str] = {}
+    for mirror in mirrors:
+        missing = [v for v in mirror.secret_env if v not in os.environ]
+        if missing:
+            unusable[mirror.name] = f"environment variable {', '.join(missing)} is not set"
+            continue
+        if mirror.verify_tls not in clients:
+            clients[mirror.verify_tls] = await stack.enter_async_context(
+                make_client(settings, verify=mirror.verify_tls)
+            )
+        host = urlsplit(mirror.source_url()).netloc or "file"
+        limiter = host_limiters.setdefault(host, trio.CapacityLimiter(settings.per_host))
+        upstreams[mirror.name] = Upstream(mirror, clients[mirror.verify_tls], settings, limiter)
+    return upstreams, unusable

@@ -28,7 +28,7 @@ from sitegen.lock import SiteLock, SiteLocked
 from sitegen.publish import SubdirMetadata, _bz2, _zstd
 from sitegen.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.storage import TEMP_PREFIX, Site, origins_path, temp_writer_alive
-from sitegen.upstream import Upstream, make_client
+from sitegen.upstream import open_upstreams
 
 log = logging.getLogger("sitegen")
 
@@ -223,17 +223,13 @@ async def _repair(
             log.error("repair failed: %s", result.error)
 
     async with AsyncExitStack() as stack:
-        clients = {}
-        limiter = trio.CapacityLimiter(config.download.per_host)
+        upstreams, unusable = await open_upstreams(mirrors.values(), config.download, stack)
         async with trio.open_nursery() as nursery:
             for channel, subdir, record, path, _kind in to_repair:
-                mirror = mirrors.get(record.origin or channel.mirrors[0].name)
-                if mirror is None:
-                    continue
-                if mirror.verify_tls not in clients:
-                    clients[mirror.verify_tls] = await stack.enter_async_context(
-                        make_client(config.download, verify=mirror.verify_tls)
-                    )
-                upstream = Upstream(mirror, clients[mirror.verify_tls], config.download, limiter)
                 problem = problems[f"{channel.path}/{subdir}/{record.fn}"]
+                name = record.origin or channel.mirrors[0].name
+                upstream = upstreams.get(name)
+                if upstream is None:
+                    problem.detail += f"; cannot repair: {unusable.get(name, 'unknown mirror')}"
+                    continue
                 nursery.start_soon(fix, DownloadJob(upstream, record, path), problem)
