@@ -34,7 +34,7 @@ from sitegen.lock import SiteLock
 from sitegen.progress import Progress, human_bytes
 from sitegen.prune import deletion_guard, package_files, prune_subdir
 from sitegen.publish import SubdirMetadata, publish_subdir, write_json
-from sitegen.records import Record, Repodata, RepodataError, parse_repodata
+from sitegen.records import Record, Repodata, RepodataError, load_published, parse_repodata
 from sitegen.report import (
     COMPLETED,
     FAILED,
@@ -442,7 +442,7 @@ class _Run:
     def _load_published(self, channel: ChannelConfig, subdir: str) -> Repodata | None:
         path = self.site.path(channel.path, subdir, "repodata.json")
         try:
-            return parse_repodata(path.read_bytes(), subdir)
+            return load_published(path.read_bytes(), subdir)
         except (OSError, RepodataError):
             return None
 

@@ -150,41 +150,78 @@ def _label(fn: Any) -> str:
 
 
 def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
-    """Why this record must not be mirrored, or None when it is sound."""
-    if not isinstance(fn, str) or not _SAFE_FILENAME.match(fn) or ".." in fn:
+    """Why this record must not be mirrored, or None when it is sound.
+
+    Runs once per upstream record (500,000 for conda-forge linux-64), hence the plain type()
+    comparisons and C-level map() over generator expressions.
+    """
+    if type(fn) is not str or not _SAFE_FILENAME.match(fn) or ".." in fn:
         return REASON_BAD_FILENAME
-    if not fn.endswith(SUFFIX_OF_KEY[key]):
+    suffix = SUFFIX_OF_KEY[key]
+    if not fn.endswith(suffix):
         return REASON_BAD_FILENAME
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         return REASON_BAD_FIELDS
     name, version, build = raw.get("name"), raw.get("version"), raw.get("build")
-    if not all(isinstance(v, str) and v for v in (name, version, build)):
+    if type(name) is not str or type(version) is not str or type(build) is not str:
         return REASON_BAD_FIELDS
-    if fn != f"{name}-{version}-{build}{SUFFIX_OF_KEY[key]}":
+    if not (name and version and build):
+        return REASON_BAD_FIELDS
+    if fn != f"{name}-{version}-{build}{suffix}":
         return REASON_NAME_MISMATCH
     record_subdir = raw.get("subdir")
     if record_subdir is not None and record_subdir != subdir:
         return REASON_SUBDIR_MISMATCH
     size = raw.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_PACKAGE_SIZE:
+    if type(size) is not int or not 0 < size <= MAX_PACKAGE_SIZE:
         return REASON_BAD_SIZE
     sha256, md5 = raw.get("sha256"), raw.get("md5")
-    if sha256 is not None and not (isinstance(sha256, str) and _HEX64.match(sha256)):
-        return REASON_NO_CHECKSUM
-    if md5 is not None and not (isinstance(md5, str) and _HEX32.match(md5)):
-        return REASON_NO_CHECKSUM
     if sha256 is None and md5 is None:
         return REASON_NO_CHECKSUM
+    if sha256 is not None and (type(sha256) is not str or not _HEX64.match(sha256)):
+        return REASON_NO_CHECKSUM
+    if md5 is not None and (type(md5) is not str or not _HEX32.match(md5)):
+        return REASON_NO_CHECKSUM
     depends = raw.get("depends", [])
-    if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+    if type(depends) is not list or not _all_str(depends):
         return REASON_BAD_FIELDS
-    if not isinstance(raw.get("build_number", 0), int):
+    if type(raw.get("build_number", 0)) is not int:
         return REASON_BAD_FIELDS
     try:
         parse_version(version)
     except InvalidVersionError:
         return REASON_BAD_VERSION
     return None
+
+
+def _all_str(items: list[Any]) -> bool:
+    return not items or set(map(type, items)) == {str}
+
+
+def load_published(data: bytes, subdir: str) -> Repodata:
+    """Read repodata that sitegen itself published (every record was checked before).
+
+    Skips the per-record checks of :func:`parse_repodata`, which cost most of its time; a file
+    that is not what sitegen writes still raises :class:`RepodataError`.
+    """
+    try:
+        document = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise RepodataError(f"published repodata is not valid JSON: {exc}") from None
+    if type(document) is not dict:
+        raise RepodataError("published repodata is not a JSON object")
+    out = Repodata(subdir=subdir, info=document.get("info") or {})
+    out.removed = document.get("removed") or []
+    for key in (PACKAGES, PACKAGES_CONDA):
+        section = document.get(key, {})
+        if type(section) is not dict:
+            raise RepodataError(f"published repodata {key!r} is not an object")
+        for fn, raw in section.items():
+            out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
+    out.extra = {
+        k: v for k, v in document.items() if k not in ("info", "removed", PACKAGES, PACKAGES_CONDA)
+    }
+    return out
 
 
 def parse_repodata(data: bytes, subdir: str, origin: str = "") -> Repodata:

@@ -1,0 +1,75 @@
+"""Record parsing: the full checks for upstream input, the light load for sitegen's own output."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from sitegen.records import (
+    REASON_BAD_FIELDS,
+    REASON_NAME_MISMATCH,
+    RepodataError,
+    check_record,
+    encode_repodata,
+    load_published,
+    parse_repodata,
+)
+
+SHA = "a" * 64
+
+
+def record(**overrides):
+    base = {
+        "name": "foo",
+        "version": "1.0",
+        "build": "h0_0",
+        "build_number": 0,
+        "depends": ["python >=3.8"],
+        "size": 10,
+        "sha256": SHA,
+        "subdir": "linux-64",
+    }
+    return {**base, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (record(), None),
+        (record(depends=None), REASON_BAD_FIELDS),
+        (record(depends=["ok", 3]), REASON_BAD_FIELDS),
+        (record(depends=[]), None),
+        (record(build_number="1"), REASON_BAD_FIELDS),
+        (record(version="2.0"), REASON_NAME_MISMATCH),
+    ],
+)
+def test_check_record(raw, reason) -> None:
+    assert check_record("foo-1.0-h0_0.conda", raw, "packages.conda", "linux-64") == reason
+
+
+def test_load_published_reads_back_what_encode_writes() -> None:
+    upstream = {
+        "info": {"subdir": "linux-64"},
+        "packages": {"foo-1.0-h0_0.tar.bz2": record()},
+        "packages.conda": {"foo-1.0-h0_0.conda": record()},
+        "removed": ["gone-1.0-0.tar.bz2"],
+        "repodata_version": 1,
+        "x-unknown": {"kept": True},
+    }
+    parsed = parse_repodata(msgspec.json.encode(upstream), "linux-64")
+    body = encode_repodata("linux-64", parsed.info, parsed.records, parsed.removed, parsed.extra)
+    loaded = load_published(body, "linux-64")
+    assert set(loaded.records) == set(parsed.records)
+    assert all(loaded.records[fn].raw == parsed.records[fn].raw for fn in parsed.records)
+    assert loaded.removed == ["gone-1.0-0.tar.bz2"]
+    assert loaded.extra == {"repodata_version": 1, "x-unknown": {"kept": True}}
+    assert (
+        encode_repodata("linux-64", loaded.info, loaded.records, loaded.removed, loaded.extra)
+        == body
+    )
+
+
+@pytest.mark.parametrize("body", [b"{", b"[]", b'{"packages": []}', b"\xff"])
+def test_load_published_rejects_what_sitegen_never_writes(body: bytes) -> None:
+    with pytest.raises(RepodataError):
+        load_published(body, "linux-64")
