@@ -133,7 +133,7 @@ class ChannelConfig:
 @dataclass(frozen=True)
 class DownloadSettings:
     concurrency: int = 16
-    per_host: int = 8
+    per_host: int = 16
     retries: int = 4
     timeout: float = 60.0
 
@@ -588,7 +588,7 @@ def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | No
         dl = keys["download"].mapping(("concurrency", "per_host", "retries", "timeout"))
         download = DownloadSettings(
             concurrency=dl["concurrency"].integer(1) if "concurrency" in dl else 16,
-            per_host=dl["per_host"].integer(1) if "per_host" in dl else 8,
+            per_host=dl["per_host"].integer(1) if "per_host" in dl else 16,
             retries=dl["retries"].integer(0) if "retries" in dl else 4,
             timeout=dl["timeout"].number(0.1) if "timeout" in dl else 60.0,
         )

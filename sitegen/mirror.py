@@ -498,7 +498,9 @@ class _Run:
     # ------------------------------------------------------------------ download
 
     async def _download_all(self, targets: list[_ChannelSubdir]) -> None:
-        jobs = [job for t in targets for job in t.jobs]
+        # Largest first: the biggest file bounds the run's length on a bandwidth-capped link,
+        # so it must not start last.
+        jobs = sorted((job for t in targets for job in t.jobs), key=lambda j: -j.record.size)
         if not jobs:
             return
         by_target = {id(job): t for t in targets for job in t.jobs}
