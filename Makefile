@@ -36,8 +36,9 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/sitegen demo --dir demo
 
+# Benchmarks (minutes; not part of `make test`): make bench BENCH_ARGS='--quick --only sync'
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) site demo build *.egg-info
