@@ -11,6 +11,7 @@ here only let ``http(s)`` URLs through as links and bound the length of free tex
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 import time
@@ -18,7 +19,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from sitegen.conda import InvalidVersionError, parse_version
@@ -175,7 +177,14 @@ def iso_time(seconds: float | None) -> str:
 def format_date_ms(ms: int | None) -> str:
     if not ms:
         return ""
+    if type(ms) is int and ms > 0:
+        return _format_day(ms // 86_400_000)  # the same day as gmtime(ms / 1000)
     return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
+
+
+@lru_cache(maxsize=1 << 16)
+def _format_day(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
 
 
 def format_duration(seconds: float | None) -> str:
@@ -221,11 +230,12 @@ def clip(value: Any, limit: int) -> str:
 
 def split_filename(fn: str) -> tuple[str, str, str]:
     """'numpy-2.1.0-py312h_0.conda' -> ('numpy', '2.1.0', 'py312h_0')."""
-    stem = fn
-    for suffix in FORMAT_SUFFIXES:
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
+    if fn.endswith(".conda"):  # FORMAT_SUFFIXES, spelled out: called for every file of a run
+        stem = fn[:-6]
+    elif fn.endswith(".tar.bz2"):
+        stem = fn[:-8]
+    else:
+        stem = fn
     parts = stem.rsplit("-", 2)
     if len(parts) != 3:
         return stem, "", ""
@@ -253,11 +263,33 @@ def newest_version(versions: Iterable[str]) -> str:
 # --------------------------------------------------------------------------- channel data
 
 
-def group_by_name(subdirs: Mapping[str, Mapping[str, Record]]) -> dict[str, list[Record]]:
-    """One pass over every record of a channel: name -> its records (all subdirs)."""
-    out: dict[str, list[Record]] = {}
+class PublishedFile(NamedTuple):
+    """A record of the site's own repodata as every render reads it: what the channel summary
+    and the subdir listing show, and its JSON text (``raw``), parsed only for a package page
+    that must be rendered again. Has the attributes of a :class:`Record` that those use."""
+
+    fn: str
+    subdir: str
+    name: str
+    size: int
+    timestamp_ms: int
+    sha256: str | None
+    raw: Any  # msgspec.Raw: the record's JSON text
+
+
+def _values(records: Mapping[str, Any] | Iterable[Any]) -> Iterable[Any]:
+    return records.values() if isinstance(records, Mapping) else records
+
+
+def group_by_name(subdirs: Mapping[str, Mapping[str, Record] | Iterable[Any]]) -> dict[str, list]:
+    """One pass over every record of a channel: name -> its records (all subdirs, in order).
+
+    The records of a subdir are a mapping (filename -> :class:`Record`) or a sequence (of
+    :class:`PublishedFile`).
+    """
+    out: dict[str, list] = {}
     for records in subdirs.values():
-        for record in records.values():
+        for record in _values(records):
             bucket = out.get(record.name)
             if bucket is None:
                 out[record.name] = [record]
@@ -319,21 +351,27 @@ class ChannelSummary:
         return cls(**{**data, "subdirs": subdirs})
 
 
-def summarize_channel(path: str, subdirs: Mapping[str, Mapping[str, Record]]) -> ChannelSummary:
+def summarize_channel(
+    path: str, subdirs: Mapping[str, Mapping[str, Record] | Iterable[Any]]
+) -> ChannelSummary:
+    """Counts per subdir and for the channel; records as :func:`group_by_name` takes them."""
     summary = ChannelSummary(path=path)
     names: set[str] = set()
     for subdir, records in subdirs.items():
         row = SubdirSummary(subdir=subdir)
         subdir_names: set[str] = set()
-        for record in records.values():
-            row.files += 1
-            row.size += record.size
+        files = size = conda = newest_ms = 0
+        for record in _values(records):
+            files += 1
+            size += record.size
             if record.fn.endswith(".conda"):
-                row.conda += 1
-            else:
-                row.tar_bz2 += 1
-            row.newest_ms = max(row.newest_ms, record.timestamp_ms)
+                conda += 1
+            ms = record.timestamp_ms
+            if ms > newest_ms:
+                newest_ms = ms
             subdir_names.add(record.name)
+        row.files, row.size, row.conda, row.tar_bz2 = files, size, conda, files - conda
+        row.newest_ms = newest_ms
         row.packages = len(subdir_names)
         names |= subdir_names
         summary.files += row.files
@@ -344,26 +382,45 @@ def summarize_channel(path: str, subdirs: Mapping[str, Mapping[str, Record]]) ->
     return summary
 
 
+def package_facts(records: list[Record]) -> list[Any]:
+    """What the channel page, the search index and the key of the package page need of a
+    package's records, as plain JSON (the render keeps it per package between runs):
+    [newest version, subdirs, summary of the first record that has one (clipped), names its
+    dependencies refer to (sorted)]."""
+    summary = next((r.raw.get("summary") for r in records if r.raw.get("summary")), "")
+    dependencies = {
+        dep
+        for r in records
+        for spec in _strings(r.raw.get("depends"))
+        if (dep := dependency_name(spec)) is not None
+    }
+    return [
+        newest_version({r.version for r in records}),
+        sorted({r.subdir for r in records}),
+        clip(summary, SEARCH_SUMMARY_MAX),
+        sorted(dependencies),
+    ]
+
+
+def package_row(name: str, facts: list[Any], channeldata_entry: Any) -> dict[str, Any]:
+    """A row of a channel's package list from the package's :func:`package_facts`."""
+    summary = channeldata_entry.get("summary") if isinstance(channeldata_entry, dict) else None
+    return {
+        "name": name,
+        "version": facts[0],
+        "subdirs": list(facts[1]),
+        "summary": clip(summary, SEARCH_SUMMARY_MAX) if isinstance(summary, str) else facts[2],
+    }
+
+
 def package_list(
     by_name: Mapping[str, list[Record]], channeldata: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """Rows of a channel's package list, sorted by name."""
-    rows = []
-    for name in sorted(by_name):
-        records = by_name[name]
-        entry = channeldata.get(name)
-        summary = entry.get("summary") if isinstance(entry, dict) else None
-        if not isinstance(summary, str):
-            summary = next((r.raw.get("summary") for r in records if r.raw.get("summary")), "")
-        rows.append(
-            {
-                "name": name,
-                "version": newest_version({r.version for r in records}),
-                "subdirs": sorted({r.subdir for r in records}),
-                "summary": clip(summary, SEARCH_SUMMARY_MAX),
-            }
-        )
-    return rows
+    return [
+        package_row(name, package_facts(by_name[name]), channeldata.get(name))
+        for name in sorted(by_name)
+    ]
 
 
 def search_index(channel: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -447,6 +504,7 @@ def package_model(
     for row in builds.values():
         row["date"] = format_date_ms(row["timestamp_ms"])
         row["files"] = [row["files"].get(s) for s in FORMAT_SUFFIXES]
+        row["cells"] = list(zip(FORMAT_SUFFIXES, row["files"], strict=True))
         row["dep_links"] = {
             spec: package_page_path(channel, dep)
             for spec in row["depends"]
@@ -492,30 +550,47 @@ def package_key_data(records: list[Record], known_names: set[str] | frozenset[st
 def subdir_listing(
     channel: str,
     subdir: str,
-    records: Mapping[str, Record],
+    records: Mapping[str, Record] | Iterable[Any],
     metadata: Mapping[str, tuple[int, float]],
 ) -> dict[str, Any]:
     """A subdir's file listing: metadata files first (size, mtime), then the packages.
 
     ``metadata`` maps present metadata file names to (size, mtime seconds). Package rows are
-    tuples (fn, size, timestamp ms, sha256) to stay small at 500k records.
+    tuples (fn, size, date, sha256) to stay small at 500k records. ``records`` as
+    :func:`group_by_name` takes a subdir's.
     """
+    model = subdir_listing_head(channel, subdir, records, metadata)
+    model["packages"] = listing_rows(model.pop("records"))
+    return model
+
+
+def subdir_listing_head(
+    channel: str,
+    subdir: str,
+    records: Mapping[str, Record] | Iterable[Any],
+    metadata: Mapping[str, tuple[int, float]],
+) -> dict[str, Any]:
+    """:func:`subdir_listing` but for the package rows: ``records`` sorted by file name
+    instead, of which :func:`listing_rows` makes rows (sitegen.render, in chunks)."""
     meta_rows = [
         {"fn": fn, "size": metadata[fn][0], "modified": format_time(metadata[fn][1])}
         for fn in METADATA_FILES
         if fn in metadata
     ]
-    package_rows = [
-        (r.fn, r.size, format_date_ms(r.timestamp_ms), r.sha256 or "")
-        for r in sorted(records.values(), key=lambda r: r.fn)
-    ]
+    ordered = sorted(_values(records), key=attrgetter("fn"))
     return {
         "channel": channel,
         "subdir": subdir,
         "metadata": meta_rows,
-        "packages": package_rows,
-        "size": sum(r.size for r in records.values()),
+        "files": len(ordered),
+        "size": sum(r.size for r in ordered),
+        "records": ordered,
     }
+
+
+def listing_rows(records: Iterable[Any]) -> list[tuple[str, int, str, str]]:
+    """Rows of a subdir listing: (fn, size, date, sha256) of each record, in order."""
+    return [(r.fn, r.size, format_date_ms(r.timestamp_ms), r.sha256 or "") for r in records]
 
 
 # --------------------------------------------------------------------------- history
@@ -699,44 +774,65 @@ def history_pages(summaries: list[dict[str, Any]], size: int = HISTORY_PAGE_SIZE
     ]
 
 
+def feed_groups(report: RunReport, limit: int = FEED_ENTRIES) -> list[list[Any]]:
+    """The files a run added, grouped by channel, name and version: the first ``limit`` groups
+    in that order, as [channel, name, version, files]. (A first run adds every file of the
+    channel; the feed shows a few groups.)"""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for c in report.channels:
+        prefix = f"{c.subdir}/"
+        for fn in c.added:
+            name, version, _build = split_filename(fn)
+            key = (c.channel, name, version)
+            files = grouped.get(key)
+            if files is None:
+                grouped[key] = [prefix + fn]
+            else:
+                files.append(prefix + fn)
+    keys = heapq.nsmallest(limit, grouped) if limit < len(grouped) else sorted(grouped)
+    return [[*key, grouped[key]] for key in keys]
+
+
 def feed_entries(
     reports: list[RunReport],
     package_pages: Mapping[str, set[str]],
     limit: int = FEED_ENTRIES,
+    groups: Mapping[str, list[list[Any]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Newly mirrored packages, newest run first: one entry per run, channel, name and version."""
+    """Newly mirrored packages, newest run first: one entry per run, channel, name and version.
+
+    ``groups`` may hold the :func:`feed_groups` of runs by id, computed before with at least
+    this ``limit``.
+    """
     entries: list[dict[str, Any]] = []
     for report in reports:
         if report.status == RUNNING:
             continue
-        when = report.ended or report.started
-        grouped: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for c in report.channels:
-            for fn in c.added:
-                name, version, _build = split_filename(fn)
-                key = (c.channel, name, version)
-                entry = grouped.get(key)
-                if entry is None:
-                    page = (
-                        package_page_path(c.channel, name)
-                        if name in package_pages.get(c.channel, set())
-                        else run_page_path(report.id)
-                    )
-                    entry = grouped[key] = {
-                        "id": f"urn:sitegen:{report.id}:{c.channel}:{name}:{version}",
-                        "title": f"{name} {version} in {c.channel}",
-                        "channel": c.channel,
-                        "name": name,
-                        "version": version,
-                        "updated": iso_time(when),
-                        "page": page,
-                        "files": [],
-                    }
-                entry["files"].append(f"{c.subdir}/{fn}")
-        for key in sorted(grouped):
-            entries.append(grouped[key])
-            if len(entries) >= limit:
-                return entries
+        wanted = max(limit - len(entries), 1)
+        found = groups.get(report.id) if groups is not None else None
+        if found is None:
+            found = feed_groups(report, wanted)
+        updated = iso_time(report.ended or report.started)
+        for channel, name, version, files in found[:wanted]:
+            page = (
+                package_page_path(channel, name)
+                if name in package_pages.get(channel, set())
+                else run_page_path(report.id)
+            )
+            entries.append(
+                {
+                    "id": f"urn:sitegen:{report.id}:{channel}:{name}:{version}",
+                    "title": f"{name} {version} in {channel}",
+                    "channel": channel,
+                    "name": name,
+                    "version": version,
+                    "updated": updated,
+                    "page": page,
+                    "files": list(files),
+                }
+            )
+        if len(entries) >= limit:
+            return entries
     return entries
 
 

@@ -17,30 +17,50 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import gc
 import hashlib
 import logging
+import mmap
 import os
-from collections.abc import Callable, Iterator
+import pickle
+import re
+import signal
+import traceback
+import zlib
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import CodeType
+from typing import Any, NamedTuple
 
 import jinja2
+import markupsafe
 import msgspec
 
 from sitegen import pages
+from sitegen.conda import _MAX_SECONDS, timestamp_ms
 from sitegen.config import ChannelConfig, SiteConfig, redact_url
 from sitegen.history import History
 from sitegen.records import Record, RepodataError, parse_repodata
-from sitegen.report import RunReport
+from sitegen.report import RUNNING, RunReport
 from sitegen.storage import Site, UnsafePathError
 
 log = logging.getLogger("sitegen")
 
-# Bump when the page models change shape, so every page is rendered again.
-RENDER_VERSION = "1"
+# Bump when the page models change shape, so every page is rendered again (and the facts
+# kept per package in the manifest are computed again).
+RENDER_VERSION = "2"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+LISTING_CACHE_VERSION = 1
+# A subdir listing is rendered in chunks of rows that end where a file name's hash says so
+# (about 1 in CHUNK_ROWS), so that a file added or removed changes one chunk, not the rest.
+CHUNK_ROWS = 512
+CHUNK_ROWS_MAX = 8 * CHUNK_ROWS
+# Package pages are rendered by forked processes (one per CPU, at most PAGE_PROCESSES) when a
+# channel has at least PROCESSES_FROM of them to render.
+PAGE_PROCESSES = 4
+PROCESSES_FROM = 2000
 
 
 @dataclass
@@ -68,11 +88,26 @@ def render_site(config: SiteConfig, *, templates_dir: Path | None = None) -> Ren
     """Render every page of the site under ``config.output``; returns what was done."""
     site = Site(config.output)
     site.ensure_dir(site.root)
-    with _render_lock(site):
+    with _render_lock(site), _collector_paused():
         renderer = _Renderer(config, site, Path(templates_dir or TEMPLATES_DIR))
         renderer.run()
     log.info("pages: %s", renderer.stats)
     return renderer.stats
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while rendering: a render holds a million long-lived
+    objects (the records of a large channel), which each collection walks, and makes next to
+    no cyclic garbage; the collector's passes cost a third of a large render."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextlib.contextmanager
@@ -97,6 +132,346 @@ def _digest(*parts: Any) -> str:
     return hasher.hexdigest()
 
 
+# --------------------------------------------------------------------------- the site's repodata
+
+# What a package name must be made of to name a page (never a path): the characters of the
+# file names records.check_record lets through (a package's file names start with its name).
+_PAGE_NAME = re.compile(r"^[A-Za-z0-9_+!][A-Za-z0-9._+!=,-]*$")
+
+
+class _Listed(msgspec.Struct, gc=False):
+    """Of a published record, what every render reads: the name (to group by) and what the
+    channel summary and the subdir listing show."""
+
+    name: str
+    size: int
+    timestamp: Any = None
+    sha256: str | None = None
+
+
+class _ListedDoc(msgspec.Struct):
+    packages: dict[str, _Listed] = {}
+    packages_conda: dict[str, _Listed] = msgspec.field(default_factory=dict, name="packages.conda")
+
+
+class _RawDoc(msgspec.Struct):
+    packages: dict[str, msgspec.Raw] = {}
+    packages_conda: dict[str, msgspec.Raw] = msgspec.field(
+        default_factory=dict, name="packages.conda"
+    )
+
+
+_LISTED_DECODER = msgspec.json.Decoder(_ListedDoc)
+_RAW_DECODER = msgspec.json.Decoder(_RawDoc)
+_JSON_DECODER = msgspec.json.Decoder()
+
+
+def _published_files(data: bytes, subdir: str) -> list[pages.PublishedFile]:
+    """The records of repodata that sitegen wrote, without building them: two typed decodes
+    (the few fields shown of every record; the JSON text of each record), both much cheaper
+    than parsing every record into dicts. Raises msgspec.DecodeError when the file is not
+    as sitegen writes it."""
+    raw = _RAW_DECODER.decode(data)
+    listed = _LISTED_DECODER.decode(data)
+    out: list[pages.PublishedFile] = []
+    append = out.append
+    make = tuple.__new__
+    for raw_section, listed_section in (
+        (raw.packages, listed.packages),
+        (raw.packages_conda, listed.packages_conda),
+    ):
+        # Both decodes keep the order of the file: the sections line up.
+        for (fn, text), record in zip(raw_section.items(), listed_section.values(), strict=True):
+            ms = record.timestamp
+            if type(ms) is int and ms > 0:  # conda.timestamp_ms, inline for the common case
+                ms = ms if ms > _MAX_SECONDS else ms * 1000
+            else:
+                ms = timestamp_ms({"timestamp": ms})
+            append(
+                make(
+                    pages.PublishedFile,
+                    (fn, subdir, record.name, record.size, ms, record.sha256, text),
+                )
+            )
+    return out
+
+
+def _fingerprint(files: list[pages.PublishedFile]) -> str:
+    """A hash of a package's records as published (subdir, file name and JSON text of each)."""
+    data = msgspec.json.encode([(f.subdir, f.fn, f.raw) for f in files])
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _package_key(
+    global_key: str, channel: str, name: str, facts: list[Any], entry: Any, known: set[str]
+) -> str:
+    """The input key of a package page: its records (by fingerprint), the names of the channel
+    its dependencies link to, its channeldata entry."""
+    linked = [dep for dep in facts[4] if dep in known]
+    return _digest(global_key, ["package.html", channel, name, facts[0], linked, entry])
+
+
+class _Pages:
+    """Where pages go: Site.path of each, resolving each directory once (not each page)."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.root = str(site.root)
+        self._directories: dict[str, Path] = {}
+        self._files: dict[str, set[str]] = {}
+
+    def target(self, relpath: str) -> Path:
+        directory, _, name = relpath.rpartition("/")
+        parent = self._directories.get(directory)
+        if parent is None and directory:
+            parent = self._directories[directory] = self.site.path(*directory.split("/"))
+        if parent is None or name in ("", ".", "..") or "\\" in name or "\x00" in name:
+            return self.site.path(*relpath.split("/"))
+        target = parent / name
+        if os.path.islink(target):  # only a link could lead elsewhere: the full check
+            return self.site.path(*relpath.split("/"))
+        return target
+
+    def exists(self, relpath: str) -> bool:
+        """Whether the page is a file (asked once per page, before it is written or not)."""
+        # relpaths are made of validated names; Site.path (which resolves) guards the writes.
+        directory, _, name = relpath.rpartition("/")
+        files = self._files.get(directory)
+        if files is None:  # one listing of the directory rather than a stat per page
+            try:
+                with os.scandir(os.path.join(self.root, directory)) as entries:
+                    files = self._files[directory] = {e.name for e in entries if e.is_file()}
+            except OSError:
+                return os.path.isfile(os.path.join(self.root, relpath))
+        return name in files
+
+
+def _records(files: list[pages.PublishedFile]) -> list[Record]:
+    """The records of a package, parsed (only when its page or its facts are needed)."""
+    raws = _JSON_DECODER.decode(b"[" + b",".join(f.raw for f in files) + b"]")
+    return [Record(fn=f.fn, subdir=f.subdir, raw=raw) for f, raw in zip(files, raws, strict=True)]
+
+
+class _PackageTask(NamedTuple):
+    """A package page to render; ``facts`` None: new facts (and key) to compute first, and
+    nothing to render if the key is ``old_key`` after all."""
+
+    relpath: str
+    name: str
+    files: list[pages.PublishedFile]
+    entry: Any  # its channeldata.json entry
+    facts: list[Any] | None  # [fingerprint, *package facts]
+    old_key: str | None
+
+
+# What rendering a package page gave: its key when computed, True (written) / False (unchanged)
+# / None (up to date: not rendered), its facts when computed.
+_PackageResult = tuple[str | None, bool | None, list[Any] | None]
+
+
+class _PackagePages:
+    """Renders and writes package pages, in the render's process or in a forked one."""
+
+    def __init__(
+        self,
+        site: Site,
+        env: jinja2.Environment,
+        title: str,
+        global_key: str,
+        channel: str,
+        known: set[str],
+    ) -> None:
+        self.pages = _Pages(site)
+        self.site = site
+        self.template = env.get_template("package.html")
+        self.title = title
+        self.global_key = global_key
+        self.channel = channel
+        self.known = known
+
+    def run(self, task: _PackageTask, fingerprint: str) -> _PackageResult:
+        records = None
+        key = None
+        facts = task.facts
+        if facts is None:
+            records = _records(task.files)
+            facts = [fingerprint, *pages.package_facts(records)]
+            key = _package_key(
+                self.global_key, self.channel, task.name, facts, task.entry, self.known
+            )
+            if key == task.old_key and self.pages.exists(task.relpath):
+                return key, None, facts
+        model = pages.package_model(
+            self.channel, task.name, records or _records(task.files), task.entry, self.known
+        )
+        text = self.template.render(
+            page=task.relpath,
+            root=pages.root_prefix(task.relpath),
+            site_title=self.title,
+            model=model,
+        )
+        target = self.pages.target(task.relpath)
+        written = self.site.write_bytes(target, text.encode("utf-8"), durable=False)
+        return key, written, facts if task.facts is None else None
+
+
+def _forked(work: Callable[[], Any]) -> tuple[int, int]:
+    """Run ``work`` in a forked process: (pid, file descriptor its pickled outcome comes on).
+
+    The child runs nothing but ``work`` (no logging, no lock another thread of this process
+    could hold: pages rendered by a jinja2 environment of its own) and leaves by os._exit.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        status = 1
+        try:
+            os.close(read)
+            try:
+                outcome = ("ok", work())
+            except BaseException:
+                outcome = ("error", traceback.format_exc())
+            data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+            with open(write, "wb") as handle:
+                handle.write(data)
+            status = 0 if outcome[0] == "ok" else 1
+        finally:
+            os._exit(status)
+    os.close(write)
+    return pid, read
+
+
+def _join_forked(pid: int, read: int) -> Any:
+    """What the forked process ``pid`` gave; raises if it failed."""
+    try:
+        with open(read, "rb", closefd=True) as handle:
+            data = handle.read()
+    finally:
+        os.waitpid(pid, 0)
+    try:
+        kind, value = pickle.loads(data)
+    except Exception:
+        raise RuntimeError(f"a page process ({pid}) died without a result") from None
+    if kind != "ok":
+        raise RuntimeError(f"a page process failed:\n{value}")
+    return value
+
+
+def _kill_forked(pid: int, read: int) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.close(read)
+    with contextlib.suppress(OSError):
+        os.waitpid(pid, 0)
+
+
+def _chunked(files: list[pages.PublishedFile]) -> Iterator[list[pages.PublishedFile]]:
+    """A listing's files (sorted by name) in chunks whose ends depend on the names alone, so
+    that a file added or removed changes one chunk only."""
+    start = 0
+    for i in range(1, len(files)):
+        if zlib.crc32(files[i].fn.encode()) % CHUNK_ROWS == 0 or i - start >= CHUNK_ROWS_MAX:
+            yield files[start:i]
+            start = i
+    if start < len(files):
+        yield files[start:]
+
+
+class _ListingCache:
+    """The rendered chunks of a subdir listing's rows, kept between renders beside the
+    manifest: ``<subdir>.rows`` holds chunks one after the other (new ones are appended) and
+    ``<subdir>.json`` where each is (key -> [offset, length, crc32]). A chunk is used only when
+    its bytes check out."""
+
+    def __init__(self, site: Site, directory: Path, subdir: str) -> None:
+        self.site = site
+        self.rows_path = directory / f"{subdir}.rows"
+        self.index_path = directory / f"{subdir}.json"
+        self.index = self._load_index()
+        self.used: dict[str, list[int]] = {}
+        self._exit = contextlib.ExitStack()
+        self._rows: memoryview | None = None
+        self._size = 0
+        if self.index:
+            self._open()
+
+    def _load_index(self) -> dict[str, Any]:
+        try:
+            document = msgspec.json.decode(self.index_path.read_bytes())
+        except (OSError, msgspec.DecodeError):
+            return {}
+        if not isinstance(document, dict) or document.get("version") != LISTING_CACHE_VERSION:
+            return {}
+        chunks = document.get("chunks")
+        return chunks if isinstance(chunks, dict) else {}
+
+    def _open(self) -> None:
+        try:
+            with open(self.rows_path, "rb") as handle:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # absent, or empty
+            return
+        self._exit.callback(mapped.close)  # after the views on it are released (in reverse)
+        self._rows = memoryview(mapped)
+        self._exit.callback(self._rows.release)
+        self._size = len(mapped)
+
+    def get(self, key: str) -> memoryview | None:
+        entry = self.index.get(key)
+        if self._rows is None or not isinstance(entry, list) or len(entry) != 3:
+            return None
+        offset, length, crc = entry
+        if not all(type(n) is int and n >= 0 for n in entry) or offset + length > self._size:
+            return None
+        chunk = self._rows[offset : offset + length]
+        if zlib.crc32(chunk) != crc:
+            chunk.release()
+            return None
+        self.used[key] = entry
+        self._exit.callback(chunk.release)
+        return chunk
+
+    def save(self, chunks: list[tuple[str, Any]]) -> None:
+        """Keep the chunks of the page just rendered: the new ones are appended, unless most of
+        the file would then be chunks no longer used (then it is written afresh)."""
+        new = [(key, data) for key, data in chunks if key not in self.used]
+        if not new and len(self.used) == len(self.index):
+            return
+        live = sum(len(data) for _key, data in chunks)
+        added = sum(len(data) for _key, data in new)
+        index: dict[str, list[int]] = {}
+        if self._rows is not None and self._size + added <= 2 * live:
+            with open(self.rows_path, "ab") as handle:
+                offset = os.fstat(handle.fileno()).st_size
+                for key, data in new:
+                    handle.write(data)
+                    index[key] = [offset, len(data), zlib.crc32(data)]
+                    offset += len(data)
+            index.update(self.used)
+        else:
+            temp = self.site.temp_for(self.rows_path)
+            try:
+                with open(temp, "wb") as handle:
+                    offset = 0
+                    for key, data in chunks:
+                        handle.write(data)
+                        index[key] = [offset, len(data), zlib.crc32(data)]
+                        offset += len(data)
+                self.site.commit(temp, self.rows_path)
+            except BaseException:
+                self.site.discard(temp)
+                raise
+        document = {"version": LISTING_CACHE_VERSION, "chunks": index}
+        self.site.write_bytes(self.index_path, msgspec.json.encode(document), durable=False)
+
+    def close(self) -> None:
+        self._exit.close()
+
+
+# --------------------------------------------------------------------------- templates
+
+
 def _page_templates(directory: Path) -> list[Path]:
     """The files pages are made of: the templates at the top and assets/ (other tools keep
     their own templates in subdirectories, e.g. webconf/)."""
@@ -112,6 +487,62 @@ def _templates_digest(directory: Path) -> str:
     return _digest(*[(str(p.relative_to(directory)), p.read_bytes().hex()) for p in files])
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+# markupsafe's own escaping of a str, without wrapping the result in Markup (markupsafe >= 3).
+_escape_str: Callable[[str], str] = getattr(markupsafe, "_escape_inner", None) or str
+_FAST_ESCAPE = _escape_str is not str and _escape_str("<&>'\"x") == markupsafe.escape("<&>'\"x")
+
+
+def _escape_output(value: Any) -> Any:
+    """What ``{{ value }}`` writes with autoescape on: the same text as markupsafe.escape.
+
+    markupsafe.escape wraps every result in a Markup, in Python, which is most of the cost of
+    a large page; an output position only joins the text, so the plain str does.
+    """
+    if type(value) is str:
+        return _escape_str(value)
+    if hasattr(value, "__html__"):
+        return value.__html__()
+    return _escape_str(str(value))
+
+
+class _Template(jinja2.Template):
+    @classmethod
+    def from_code(
+        cls,
+        environment: jinja2.Environment,
+        code: CodeType,
+        globals: MutableMapping[str, Any],
+        uptodate: Callable[[], bool] | None = None,
+    ) -> jinja2.Template:
+        template = super().from_code(environment, code, globals, uptodate)
+        # The compiled code looks ``escape`` up in its module namespace, and calls it only to
+        # write an expression's value ({{ ... }}); anything else keeps markupsafe's.
+        namespace = template.root_render_func.__globals__
+        if _FAST_ESCAPE and namespace.get("escape") is markupsafe.escape:
+            namespace["escape"] = _escape_output
+        return template
+
+
+class _Environment(jinja2.Environment):
+    """jinja2's environment with a faster ``getattr`` for the plain dicts the page models are.
+
+    ``{{ row.name }}`` on a dict first tries the attribute, which fails with an exception (costly
+    in the loops of a page of 100,000 rows), then the item. An attribute of a plain dict exists
+    only when its type has it, so checking that first gives exactly the same result.
+    """
+
+    template_class = _Template
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 @functools.lru_cache(maxsize=4)
 def make_environment(
     templates_dir: Path = TEMPLATES_DIR, templates_digest: str = ""
@@ -121,7 +552,7 @@ def make_environment(
     Cached per templates directory and content digest, so the templates of a long-lived
     process (``sitegen serve --watch``, the tests) compile once per version.
     """
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -136,6 +567,9 @@ def make_environment(
         return pages.relative_href(target, context["page"])
 
     env.globals["href"] = href
+    # The same as a filter (``{{ path|href }}``): filters are called directly, globals through
+    # Context.call, which costs more than the link itself in the loops of the large pages.
+    env.filters["href"] = href
     env.filters["bytes"] = pages.format_bytes
     env.filters["time"] = pages.format_time
     env.filters["iso"] = pages.iso_time
@@ -175,15 +609,19 @@ class _Renderer:
         self.templates_dir = templates_dir
         templates_digest = _templates_digest(templates_dir)
         self.env = make_environment(templates_dir, templates_digest)
+        self._templates_digest = templates_digest
         self.global_key = _digest(RENDER_VERSION, templates_digest, config.title)
         self.manifest_path = site.state_dir / "render" / "manifest.json"
         old = self._load_manifest()
         self.old_pages: dict[str, str] = old.get("pages", {})
         self.old_channels: dict[str, Any] = old.get("channels", {})
+        self.old_feed: dict[str, Any] = old.get("feed", {})
+        self.feed: dict[str, Any] = {}
         self.pages: dict[str, str] = {}
         self.channels: dict[str, Any] = {}
         self.stats = RenderStats()
         self.scrub = make_scrub(config)
+        self._pages = _Pages(site)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -197,15 +635,19 @@ class _Renderer:
         return data
 
     def _save_manifest(self) -> None:
-        document = {"version": MANIFEST_VERSION, "pages": self.pages, "channels": self.channels}
+        document = {
+            "version": MANIFEST_VERSION,
+            "pages": self.pages,
+            "channels": self.channels,
+            "feed": self.feed,
+        }
         self.site.write_bytes(self.manifest_path, msgspec.json.encode(document))
 
     def _target(self, relpath: str) -> Path:
-        return self.site.path(*relpath.split("/"))
+        return self._pages.target(relpath)
 
     def _exists(self, relpath: str) -> bool:
-        # relpaths are made of validated names; Site.path (which resolves) guards the writes.
-        return (self.site.root / relpath).is_file()
+        return self._pages.exists(relpath)
 
     def emit(self, relpath: str, key: str, build: Callable[[], bytes]) -> None:
         """Write the page ``relpath`` unless its input key is the one it was last rendered from."""
@@ -258,6 +700,9 @@ class _Renderer:
         root = self.site.root
         directories = [root, root / "assets", root / "history", self.manifest_path.parent]
         directories += [root / c.path / "packages" for c in self.config.channels]
+        directories += [
+            self.manifest_path.parent / "listings" / c.path for c in self.config.channels
+        ]
         for directory in directories:
             self.site.clean_temp_files(directory)
 
@@ -343,60 +788,259 @@ class _Renderer:
             return pages.ChannelSummary.from_json(cached["summary"])
 
         before = set(self.pages)
-        summary = self._render_channel(channel, metadata)
+        summary, names = self._render_channel(channel, metadata, cached)
         self.channels[channel.path] = {
             "signature": signature,
             "summary": summary.to_json(),
             "pages": sorted(set(self.pages) - before),
+            "names_key": self.global_key,
+            "names": names,
         }
         return summary
 
-    def _read_subdir(self, channel: ChannelConfig, subdir: str) -> dict[str, Record]:
+    def _read_subdir(self, channel: ChannelConfig, subdir: str) -> list[pages.PublishedFile]:
+        """The records of the site's own repodata.json, in file order.
+
+        sitegen wrote that file after checking every record, so it is only decoded here, and
+        lightly (:func:`_published_files`); a file that does not decode that way is parsed and
+        checked as upstream repodata is."""
         path = self.site.path(channel.path, subdir, "repodata.json")
         try:
-            repodata = parse_repodata(path.read_bytes(), subdir)
-        except (OSError, RepodataError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
             log.warning("%s/%s: cannot read repodata.json for pages: %s", channel.path, subdir, exc)
+            return []
+        try:
+            return _published_files(data, subdir)
+        except msgspec.DecodeError:  # also msgspec.ValidationError: not as sitegen writes it
+            pass
+        try:
+            repodata = parse_repodata(data, subdir)
+        except RepodataError as exc:
+            log.warning("%s/%s: cannot read repodata.json for pages: %s", channel.path, subdir, exc)
+            return []
+        return [
+            pages.PublishedFile(
+                fn,
+                subdir,
+                r.name,
+                r.size,
+                r.timestamp_ms,
+                r.sha256,
+                msgspec.Raw(msgspec.json.encode(r.raw)),
+            )
+            for fn, r in repodata.records.items()
+        ]
+
+    def _names_cache(self, cached: Any) -> dict[str, list[Any]]:
+        """Package name -> [fingerprint, *package facts] of the last render of the channel."""
+        if not isinstance(cached, dict) or cached.get("names_key") != self.global_key:
             return {}
-        return repodata.records
+        names = cached.get("names")
+        return names if isinstance(names, dict) else {}
 
     def _render_channel(
-        self, channel: ChannelConfig, metadata: dict[str, dict[str, tuple[int, float]]]
-    ) -> pages.ChannelSummary:
+        self,
+        channel: ChannelConfig,
+        metadata: dict[str, dict[str, tuple[int, float]]],
+        cached: Any,
+    ) -> tuple[pages.ChannelSummary, dict[str, list[Any]]]:
+        """Every page of a channel. One pass over the records groups them by name and gives each
+        name a fingerprint (a hash of its records' JSON text). The facts the channel page and
+        the keys need of a name are kept from the last render until its fingerprint changes:
+        the records of a name are parsed only for its page, or for new facts. Returns the
+        summary and name -> [fingerprint, *facts]."""
         subdirs = {subdir: self._read_subdir(channel, subdir) for subdir in metadata}
-        channeldata = self._channeldata(channel)
         by_name = pages.group_by_name(subdirs)
+        unsafe = [name for name in by_name if not _PAGE_NAME.match(name)]
+        if unsafe:  # never in repodata sitegen wrote: its file names were checked
+            log.warning("%s: no pages for package names %s", channel.path, unsafe[:10])
+            for name in unsafe:
+                del by_name[name]
+            subdirs = {
+                subdir: [f for f in files if f.name in by_name] for subdir, files in subdirs.items()
+            }
+        channeldata = self._channeldata(channel)
         summary = pages.summarize_channel(channel.path, subdirs)
         known = {name.lower() for name in by_name}
-        for name, records in by_name.items():
+        old_names = self._names_cache(cached)
+        names: dict[str, list[Any]] = {}
+        tasks: list[_PackageTask] = []
+        fingerprints: list[str] = []
+        for name, files in by_name.items():
+            fingerprint = _fingerprint(files)
+            relpath = pages.package_page_path(channel.path, name)
             entry = channeldata.get(name)
-            self.page(
-                pages.package_page_path(channel.path, name),
-                "package.html",
-                lambda name=name, records=records, entry=entry: pages.package_model(
-                    channel.path, name, records, entry, known
-                ),
-                key_data=[channel.path, name, pages.package_key_data(records, known), entry],
-            )
-        for subdir, records in subdirs.items():
-            self.page(
-                pages.subdir_page_path(channel.path, subdir),
-                "subdir.html",
-                lambda subdir=subdir, records=records: pages.subdir_listing(
-                    channel.path, subdir, records, metadata[subdir]
-                ),
-                key_data=[channel.path, subdir, metadata[subdir]],
-            )
-        rows = pages.package_list(by_name, channeldata)
+            facts = old_names.get(name)
+            if not isinstance(facts, list) or len(facts) != 5 or facts[0] != fingerprint:
+                # New facts, then the key: computed with the page.
+                tasks.append(
+                    _PackageTask(relpath, name, files, entry, None, self.old_pages.get(relpath))
+                )
+                fingerprints.append(fingerprint)
+                continue
+            names[name] = facts
+            key = _package_key(self.global_key, channel.path, name, facts, entry, known)
+            self.pages[relpath] = key
+            if key == self.old_pages.get(relpath) and self._exists(relpath):
+                self.stats.skipped += 1
+            else:
+                tasks.append(_PackageTask(relpath, name, files, entry, facts, key))
+                fingerprints.append(fingerprint)
+        with self._package_pages(channel.path, tasks, fingerprints, known) as results:
+            # The listings meanwhile, here.
+            for subdir, files in subdirs.items():
+                relpath = pages.subdir_page_path(channel.path, subdir)
+                key = _digest(
+                    self.global_key, "subdir.html", [channel.path, subdir, metadata[subdir]]
+                )
+                self.emit(
+                    relpath,
+                    key,
+                    functools.partial(
+                        self._listing_page, relpath, channel.path, subdir, files, metadata[subdir]
+                    ),
+                )
+            for task, (key, written, facts) in zip(tasks, results(), strict=True):
+                if facts is not None:
+                    names[task.name] = facts
+                if key is not None:
+                    self.pages[task.relpath] = key
+                if written is None:
+                    self.stats.skipped += 1
+                    continue
+                self.stats.rendered.append(task.relpath)
+                if written:
+                    self.stats.written.append(task.relpath)
+        rows = [pages.package_row(n, names[n][1:], channeldata.get(n)) for n in sorted(names)]
         self.json(pages.search_index_path(channel.path), pages.search_index(channel.path, rows))
         self.page(
             pages.channel_index_path(channel.path),
             "channel.html",
             pages.channel_model(channel, summary, rows),
         )
-        return summary
+        return summary, names
+
+    @contextlib.contextmanager
+    def _package_pages(
+        self, channel: str, tasks: list[_PackageTask], fingerprints: list[str], known: set[str]
+    ) -> Iterator[Callable[[], Iterator[_PackageResult]]]:
+        """Render the package pages of ``tasks``; yields a function giving their results in
+        order. Many pages are split between forked processes (a page costs about as much CPU to
+        write as to render), which render while the body of the with statement runs."""
+        processes = min(PAGE_PROCESSES, os.cpu_count() or 1)
+        children: list[tuple[int, int]] = []
+        if len(tasks) >= PROCESSES_FROM and processes > 1 and hasattr(os, "fork"):
+
+            def work(part: int) -> list[_PackageResult]:
+                # A jinja2 environment of its own: no lock shared with the parent's threads.
+                env = make_environment.__wrapped__(self.templates_dir, self._templates_digest)
+                mine = _PackagePages(
+                    self.site, env, self.config.title, self.global_key, channel, known
+                )
+                return list(map(mine.run, tasks[part::processes], fingerprints[part::processes]))
+
+            try:
+                for part in range(processes):
+                    children.append(_forked(functools.partial(work, part)))
+            except OSError as exc:  # no more processes: all here, then
+                log.debug("rendering package pages in one process: %s", exc)
+                for child in children:
+                    _kill_forked(*child)
+                children.clear()
+        if not children:
+            here = _PackagePages(
+                self.site, self.env, self.config.title, self.global_key, channel, known
+            )
+            yield lambda: map(here.run, tasks, fingerprints)
+            return
+
+        def results() -> Iterator[_PackageResult]:
+            parts = []
+            while children:
+                try:
+                    parts.append(_join_forked(*children[0]))
+                finally:
+                    del children[0]  # reaped, its pipe closed, whatever it gave
+            for i in range(len(tasks)):
+                yield parts[i % processes][i // processes]
+
+        try:
+            yield results
+        finally:
+            for child in children:
+                _kill_forked(*child)
+
+    def _listing_page(
+        self,
+        relpath: str,
+        channel: str,
+        subdir: str,
+        files: list[pages.PublishedFile],
+        stats: dict[str, tuple[int, float]],
+    ) -> bytes:
+        """A subdir's listing. Its package rows (all but a few lines of the page) are rendered
+        by ``_listing_rows.html`` in chunks, kept in a cache beside the manifest: a chunk whose
+        rows did not change is taken from there rather than rendered again."""
+        model = pages.subdir_listing_head(channel, subdir, files, stats)
+        cache = _ListingCache(
+            self.site,
+            self.site.path(
+                *self.manifest_path.parent.relative_to(self.site.root).parts, "listings", channel
+            ),
+            subdir,
+        )
+        try:
+            return self._listing_bytes(relpath, model, cache)
+        finally:
+            cache.close()
+
+    def _listing_bytes(self, relpath: str, model: dict[str, Any], cache: _ListingCache) -> bytes:
+        rows_template = self.env.get_template("_listing_rows.html")
+        chunks: list[tuple[str, Any]] = []
+        for chunk in _chunked(model.pop("records")):
+            # The key: what the rows show of each file (fn, size, timestamp, sha256), and a bit
+            # more (the subdir and the name, which follow from them), as sliced.
+            key = _digest(self.global_key, [f[:6] for f in chunk])
+            data = cache.get(key)
+            if data is None:
+                rows = pages.listing_rows(chunk)
+                data = rows_template.render(packages=rows).encode("utf-8")
+            chunks.append((key, data))
+        self.site.ensure_dir(cache.rows_path.parent)
+        cache.save(chunks)
+        marker = "\x00sitegen-rows\x00"
+        page = self.template("subdir.html", relpath, model=model, rows=markupsafe.Markup(marker))
+        head, *tail = page.split(marker.encode())
+        if len(tail) != 1:  # the marker in the data: render the rows in place
+            rows_html = b"".join(data for _key, data in chunks).decode("utf-8")
+            return self.template(
+                "subdir.html", relpath, model=model, rows=markupsafe.Markup(rows_html)
+            )
+        return b"".join([head, *(data for _key, data in chunks), tail[0]])
 
     # ------------------------------------------------------------------ landing and history
+
+    def _feed_groups(self, reports: list[RunReport]) -> dict[str, list[list[Any]]]:
+        """The feed groups of each finished run, kept in the manifest while its record file is
+        the same (a first run's record lists every file of the channel)."""
+        out = {}
+        for report in reports:
+            if report.status == RUNNING:
+                continue
+            try:
+                st = self.site.path(pages.run_record_path(report.id)).stat()
+            except (OSError, UnsafePathError):
+                continue
+            stamp = [st.st_size, st.st_mtime_ns, pages.FEED_ENTRIES]
+            cached = self.old_feed.get(report.id)
+            if isinstance(cached, dict) and cached.get("stamp") == stamp:
+                groups = cached.get("groups")
+            else:
+                groups = pages.feed_groups(report)
+            self.feed[report.id] = {"stamp": stamp, "groups": groups}
+            out[report.id] = groups
+        return out
 
     def _landing(self, summaries: dict[str, pages.ChannelSummary], reports: list[RunReport]):
         model = pages.landing_model(self.config, summaries, reports, self.scrub)
@@ -413,7 +1057,7 @@ class _Renderer:
                 pages.run_detail(report, self.scrub, package_pages),
             )
         self.json("history/history.json", pages.history_json(reports, self.scrub))
-        entries = pages.feed_entries(reports, package_pages)
+        entries = pages.feed_entries(reports, package_pages, groups=self._feed_groups(reports))
         feed = {
             "entries": entries,
             "updated": entries[0]["updated"] if entries else "1970-01-01T00:00:00Z",

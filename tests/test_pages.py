@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tomllib
 
 import pytest
@@ -211,6 +212,53 @@ def test_package_list_and_search_index() -> None:
     assert index["packages"][0] == ["a", "2", "S"]
 
 
+def test_package_facts_make_the_rows_of_the_package_list() -> None:
+    records = [
+        rec("b", "1.0", "h_0", depends=["zlib >=1", "conda-forge::Python 3.*"]),
+        rec("b", "1.10", "h_0", subdir="noarch", summary="Bee", depends=["zlib"]),
+        rec("b", "1.2", "h_0", depends=[">=1", 42]),
+    ]
+    facts = pages.package_facts(records)
+    assert facts == ["1.10", ["linux-64", "noarch"], "Bee", ["python", "zlib"]]
+    for entry in (None, {"summary": "From channeldata"}, {"summary": 3}):
+        (row,) = pages.package_list({"b": records}, {"b": entry} if entry else {})
+        assert pages.package_row("b", facts, entry) == row
+    assert pages.package_row("b", facts, {"summary": "x " * 100})["summary"].endswith("…")
+
+
+def test_subdir_listing_of_published_files_is_the_listing_of_records() -> None:
+    records = by_fn(
+        rec("b", "1", "h_0", timestamp=1_700_000_000),  # seconds
+        rec("a", "1", "h_0", fmt=".tar.bz2", size=5),
+        rec("a", "1", "h_0", sha256=None, md5="b" * 32),
+    )
+    published = [
+        pages.PublishedFile(r.fn, r.subdir, r.name, r.size, r.timestamp_ms, r.sha256, None)
+        for r in reversed(records.values())
+    ]
+    metadata = {"repodata.json": (20, 1_700_000_000.0)}
+    listing = pages.subdir_listing("c/x", "linux-64", records, metadata)
+    assert pages.subdir_listing("c/x", "linux-64", published, metadata) == listing
+    assert [row[0] for row in listing["packages"]] == sorted(records)
+    assert listing["packages"][0][3] == ""  # no sha256
+    assert listing["files"] == 3 and listing["size"] == 2005
+    head = pages.subdir_listing_head("c/x", "linux-64", published, metadata)
+    assert pages.listing_rows(head.pop("records")) == listing.pop("packages")
+    assert head == listing
+    grouped = pages.group_by_name({"linux-64": published})
+    assert {k: len(v) for k, v in grouped.items()} == {"b": 1, "a": 2}
+    assert pages.summarize_channel("c/x", {"linux-64": published}) == pages.summarize_channel(
+        "c/x", {"linux-64": records}
+    )
+
+
+def test_format_date_ms_agrees_with_gmtime() -> None:
+    for ms in (1, 999, 86_399_999, 86_400_000, 1_700_000_000_000, 1_700_006_399_999, 2**45 + 7):
+        assert pages.format_date_ms(ms) == time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
+    assert pages.format_date_ms(1_700_000_000_000.5) == "2023-11-14"
+    assert pages.format_date_ms(0) == pages.format_date_ms(None) == ""
+
+
 def test_subdir_listing_puts_metadata_first() -> None:
     records = by_fn(rec("b", "1", "h_0"), rec("a", "1", "h_0"))
     listing = pages.subdir_listing(
@@ -334,6 +382,18 @@ def test_feed_entries_group_files_by_version() -> None:
     assert entries[1]["page"] == "history/r2.html"  # b has no page (any more)
     assert len({e["id"] for e in entries}) == 3
     assert len(pages.feed_entries(reports, {}, limit=2)) == 2
+    # Groups computed before (kept by the render between runs) give the same entries.
+    groups = {r.id: pages.feed_groups(r) for r in reports}
+    assert groups["r2"][0] == [
+        "c/x",
+        "a",
+        "1",
+        ["linux-64/a-1-h_0.conda", "linux-64/a-1-h_0.tar.bz2"],
+    ]
+    for limit in (1, 2, 3, 100):
+        assert pages.feed_entries(reports, {"c/x": {"a"}}, limit, groups=groups) == (
+            pages.feed_entries(reports, {"c/x": {"a"}}, limit)
+        )
 
 
 def test_run_detail_lists_changes_and_dependency_report() -> None:
