@@ -483,33 +483,39 @@ def package_model(
     """
     builds: dict[tuple[str, str, str], dict[str, Any]] = {}
     for record in records:
-        key = (record.version, record.subdir, record.build)
+        raw = record.raw
+        key = (raw["version"], record.subdir, raw["build"])
         row = builds.get(key)
         if row is None:
             row = builds[key] = {
-                "version": record.version,
-                "subdir": record.subdir,
-                "build": record.build,
-                "build_number": record.raw.get("build_number", 0),
+                "version": key[0],
+                "subdir": key[1],
+                "build": key[2],
+                "build_number": raw.get("build_number", 0),
                 "timestamp_ms": 0,
-                "noarch": clip(record.raw.get("noarch"), 40),
-                "depends": _strings(record.raw.get("depends")),
-                "constrains": _strings(record.raw.get("constrains")),
+                "noarch": clip(raw.get("noarch"), 40),
+                "depends": _strings(raw.get("depends")),
+                "constrains": _strings(raw.get("constrains")),
                 "files": {},
             }
         row["timestamp_ms"] = max(row["timestamp_ms"], record.timestamp_ms)
         entry = _file_entry(channel, record)
         row["files"][entry["format"]] = entry
     versions: dict[str, list[dict[str, Any]]] = {}
+    own = name.lower()
+    links: dict[str, str | None] = {}  # spec -> the page it links to (the builds share specs)
     for row in builds.values():
         row["date"] = format_date_ms(row["timestamp_ms"])
         row["files"] = [row["files"].get(s) for s in FORMAT_SUFFIXES]
         row["cells"] = list(zip(FORMAT_SUFFIXES, row["files"], strict=True))
-        row["dep_links"] = {
-            spec: package_page_path(channel, dep)
-            for spec in row["depends"]
-            if (dep := dependency_name(spec)) in known_names and dep != name.lower()
-        }
+        dep_links = row["dep_links"] = {}
+        for spec in row["depends"]:
+            if spec not in links:
+                dep = dependency_name(spec)
+                linked = dep in known_names and dep != own
+                links[spec] = package_page_path(channel, dep) if linked else None
+            if links[spec] is not None:
+                dep_links[spec] = links[spec]
         versions.setdefault(row["version"], []).append(row)
     ordered = sorted(versions, key=_version_sort_key, reverse=True)
     version_rows = []

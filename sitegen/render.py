@@ -8,6 +8,19 @@
 * a whole channel whose metadata files (``repodata.json`` & co., ``channeldata.json``) have the
   same size and mtime as at the last render is skipped without parsing its repodata.
 
+At conda-forge scale (500,000 records in a subdir) a changed channel costs one cheap pass over
+its records, plus what changed:
+
+* the site's own repodata (sitegen checked every record before publishing it) is decoded
+  lightly: the few fields every render needs, and each record's JSON text, unparsed;
+* the records are grouped by package name once; each name's key starts from a fingerprint of
+  its records' JSON text, and what the channel page needs of a name (newest version, summary,
+  the names its dependencies link to) is kept in the manifest until that fingerprint changes,
+  so the records of a name are parsed only when its page is rendered;
+* a subdir listing (a row per file) is rendered in chunks of rows, cached in
+  ``.sitegen/render/listings/``: only chunks whose rows changed are rendered again;
+* many package pages (a first render, new templates) are split between forked processes.
+
 Pages that are computed go through :meth:`Site.write_bytes`, which leaves unchanged files alone,
 and pages that are no longer produced (a package that left the channel) are removed.
 """
@@ -25,6 +38,7 @@ import os
 import pickle
 import re
 import signal
+import sys
 import traceback
 import zlib
 from collections.abc import Callable, Iterator, MutableMapping
@@ -57,8 +71,8 @@ LISTING_CACHE_VERSION = 1
 # (about 1 in CHUNK_ROWS), so that a file added or removed changes one chunk, not the rest.
 CHUNK_ROWS = 512
 CHUNK_ROWS_MAX = 8 * CHUNK_ROWS
-# Package pages are rendered by forked processes (one per CPU, at most PAGE_PROCESSES) when a
-# channel has at least PROCESSES_FROM of them to render.
+# Package pages are rendered by forked processes (one per CPU, at most PAGE_PROCESSES; on Linux)
+# when a channel has at least PROCESSES_FROM of them to render.
 PAGE_PROCESSES = 4
 PROCESSES_FROM = 2000
 
@@ -378,11 +392,40 @@ def _chunked(files: list[pages.PublishedFile]) -> Iterator[list[pages.PublishedF
         yield files[start:]
 
 
+def _write_parts(site: Site, target: Path, parts: list[Any]) -> bool:
+    """Site.write_bytes (no fsync) of the concatenation of ``parts``, without making it: the
+    file is left alone when it holds exactly that (compared part by part); True if written."""
+    if _holds(target, parts):
+        return False
+    temp = site.temp_for(target)
+    try:
+        with open(temp, "wb") as handle:
+            for part in parts:
+                handle.write(part)
+        site.commit(temp, target)
+    except BaseException:
+        site.discard(temp)
+        raise
+    return True
+
+
+def _holds(path: Path, parts: list[Any]) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size != sum(len(part) for part in parts):
+                return False
+            return all(handle.read(len(part)) == part for part in parts)
+    except FileNotFoundError:
+        return False
+
+
 class _ListingCache:
     """The rendered chunks of a subdir listing's rows, kept between renders beside the
     manifest: ``<subdir>.rows`` holds chunks one after the other (new ones are appended) and
     ``<subdir>.json`` where each is (key -> [offset, length, crc32]). A chunk is used only when
     its bytes check out."""
+
+    SUFFIXES = (".rows", ".json")
 
     def __init__(self, site: Site, directory: Path, subdir: str) -> None:
         self.site = site
@@ -612,6 +655,7 @@ class _Renderer:
         self._templates_digest = templates_digest
         self.global_key = _digest(RENDER_VERSION, templates_digest, config.title)
         self.manifest_path = site.state_dir / "render" / "manifest.json"
+        self._listings_dir = site.state_dir / "render" / "listings"  # _ListingCache files
         old = self._load_manifest()
         self.old_pages: dict[str, str] = old.get("pages", {})
         self.old_channels: dict[str, Any] = old.get("channels", {})
@@ -651,13 +695,23 @@ class _Renderer:
 
     def emit(self, relpath: str, key: str, build: Callable[[], bytes]) -> None:
         """Write the page ``relpath`` unless its input key is the one it was last rendered from."""
+        if not self._up_to_date(relpath, key):
+            data = build()
+            self._rendered(
+                relpath, self.site.write_bytes(self._target(relpath), data, durable=False)
+            )
+
+    def _up_to_date(self, relpath: str, key: str) -> bool:
+        """Whether the page ``relpath`` was last rendered from ``key`` (and is there)."""
         self.pages[relpath] = key
         if self.old_pages.get(relpath) == key and self._exists(relpath):
             self.stats.skipped += 1
-            return
-        data = build()
+            return True
+        return False
+
+    def _rendered(self, relpath: str, written: bool) -> None:
         self.stats.rendered.append(relpath)
-        if self.site.write_bytes(self._target(relpath), data, durable=False):
+        if written:
             self.stats.written.append(relpath)
 
     def page(self, relpath: str, template: str, model: Any, key_data: Any = None) -> None:
@@ -700,9 +754,7 @@ class _Renderer:
         root = self.site.root
         directories = [root, root / "assets", root / "history", self.manifest_path.parent]
         directories += [root / c.path / "packages" for c in self.config.channels]
-        directories += [
-            self.manifest_path.parent / "listings" / c.path for c in self.config.channels
-        ]
+        directories += [self._listings_dir / c.path for c in self.config.channels]
         for directory in directories:
             self.site.clean_temp_files(directory)
 
@@ -736,6 +788,25 @@ class _Renderer:
                 continue
             if self.site.remove(target):
                 self.stats.removed.append(relpath)
+        self._remove_stale_listing_caches()
+
+    def _remove_stale_listing_caches(self) -> None:
+        """The chunk caches of subdirs no longer configured (each can be as large as its page)."""
+        directory = self._listings_dir
+        kept = {
+            f"{channel.path}/{subdir}{suffix}"
+            for channel in self.config.channels
+            for subdir in channel.subdirs
+            for suffix in _ListingCache.SUFFIXES
+        }
+        for path in sorted(directory.rglob("*")) if directory.is_dir() else []:
+            relpath = path.relative_to(directory).as_posix()
+            if (
+                path.is_file()
+                and path.name.endswith(_ListingCache.SUFFIXES)
+                and relpath not in kept
+            ):
+                self.site.remove(path)
 
     # ------------------------------------------------------------------ channels
 
@@ -894,13 +965,8 @@ class _Renderer:
                 key = _digest(
                     self.global_key, "subdir.html", [channel.path, subdir, metadata[subdir]]
                 )
-                self.emit(
-                    relpath,
-                    key,
-                    functools.partial(
-                        self._listing_page, relpath, channel.path, subdir, files, metadata[subdir]
-                    ),
-                )
+                if not self._up_to_date(relpath, key):
+                    self._listing_page(relpath, channel.path, subdir, files, metadata[subdir])
             for task, (key, written, facts) in zip(tasks, results(), strict=True):
                 if facts is not None:
                     names[task.name] = facts
@@ -930,7 +996,7 @@ class _Renderer:
         write as to render), which render while the body of the with statement runs."""
         processes = min(PAGE_PROCESSES, os.cpu_count() or 1)
         children: list[tuple[int, int]] = []
-        if len(tasks) >= PROCESSES_FROM and processes > 1 and hasattr(os, "fork"):
+        if len(tasks) >= PROCESSES_FROM and processes > 1 and sys.platform == "linux":
 
             def work(part: int) -> list[_PackageResult]:
                 # A jinja2 environment of its own: no lock shared with the parent's threads.
@@ -978,24 +1044,21 @@ class _Renderer:
         subdir: str,
         files: list[pages.PublishedFile],
         stats: dict[str, tuple[int, float]],
-    ) -> bytes:
+    ) -> None:
         """A subdir's listing. Its package rows (all but a few lines of the page) are rendered
         by ``_listing_rows.html`` in chunks, kept in a cache beside the manifest: a chunk whose
-        rows did not change is taken from there rather than rendered again."""
+        rows did not change is taken from there rather than rendered again. The page (100 MB
+        and more) is written from its parts."""
         model = pages.subdir_listing_head(channel, subdir, files, stats)
-        cache = _ListingCache(
-            self.site,
-            self.site.path(
-                *self.manifest_path.parent.relative_to(self.site.root).parts, "listings", channel
-            ),
-            subdir,
-        )
-        try:
-            return self._listing_bytes(relpath, model, cache)
-        finally:
-            cache.close()
+        with contextlib.closing(
+            _ListingCache(self.site, self._listings_dir / channel, subdir)
+        ) as cache:
+            parts = self._listing_parts(relpath, model, cache)
+            self._rendered(relpath, _write_parts(self.site, self._target(relpath), parts))
 
-    def _listing_bytes(self, relpath: str, model: dict[str, Any], cache: _ListingCache) -> bytes:
+    def _listing_parts(
+        self, relpath: str, model: dict[str, Any], cache: _ListingCache
+    ) -> list[Any]:
         rows_template = self.env.get_template("_listing_rows.html")
         chunks: list[tuple[str, Any]] = []
         for chunk in _chunked(model.pop("records")):
@@ -1014,10 +1077,12 @@ class _Renderer:
         head, *tail = page.split(marker.encode())
         if len(tail) != 1:  # the marker in the data: render the rows in place
             rows_html = b"".join(data for _key, data in chunks).decode("utf-8")
-            return self.template(
-                "subdir.html", relpath, model=model, rows=markupsafe.Markup(rows_html)
-            )
-        return b"".join([head, *(data for _key, data in chunks), tail[0]])
+            return [
+                self.template(
+                    "subdir.html", relpath, model=model, rows=markupsafe.Markup(rows_html)
+                )
+            ]
+        return [head, *(data for _key, data in chunks), tail[0]]
 
     # ------------------------------------------------------------------ landing and history
 

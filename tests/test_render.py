@@ -795,6 +795,18 @@ async def test_listing_rows_come_from_a_checked_cache(
     render_site(config)
     assert (site / listing).read_bytes() == cached
     assert page_text(site, listing).count("<tr>") == files + 1  # and the header
+    (site / ".sitegen" / "render" / "manifest.json").unlink()
+    again = render_site(config)  # the same page again: left alone
+    assert listing in again.rendered and listing not in again.written
+
+    # The caches of subdirs that are no longer configured go.
+    gone = [cache.with_name("osx-arm64.rows"), cache.parent.parent / "old" / "linux-64.json"]
+    for path in gone:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"stale")
+    render_site(config)
+    assert cache.is_file() and cache.with_suffix(".json").is_file()
+    assert not any(path.exists() for path in gone)
 
 
 async def test_processes_render_the_same_pages(
