@@ -12,7 +12,6 @@ import json
 import logging
 import socket
 import textwrap
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from support.site import (
     fns,
     published,
     read_repodata,
+    rewrite_repodata,
     sha256_of,
     site_config,
     snapshot,
@@ -68,17 +68,6 @@ def package_gets(server: UpstreamServer) -> list[str]:
         for r in server.requests
         if r.method == "GET" and r.path.endswith((".conda", ".tar.bz2"))
     ]
-
-
-def rewrite_repodata(root: Path, subdir: str, change: Callable[[dict[str, Any]], None]) -> None:
-    """Edit upstream's repodata.json in place (like a repodata patch), keeping .zst in step."""
-    path = root / subdir / "repodata.json"
-    document = json.loads(path.read_bytes())
-    change(document)
-    data = json.dumps(document, indent=2, sort_keys=True).encode()
-    path.write_bytes(data)
-    if (root / subdir / "repodata.json.zst").exists():
-        (root / subdir / "repodata.json.zst").write_bytes(zstandard.compress(data))
 
 
 def spec(name: str, build_prefix: str = "", version: str | None = None) -> PackageSpec:

@@ -18,15 +18,14 @@ import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import zstandard
-from support.site import site_config
+from support.site import rewrite_repodata, site_config
 from support.upstream import ExampleUpstream
 
 from sitegen import pages
@@ -150,18 +149,6 @@ def repodata(site: Path, channel: str, subdir: str) -> dict[str, Any]:
 
 def records_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {**document["packages"], **document["packages.conda"]}
-
-
-def rewrite_upstream(root: Path, subdir: str, change: Callable[[dict[str, Any]], None]) -> None:
-    """Edit upstream's repodata.json (a repodata patch), keeping its .zst in step."""
-    path = root / subdir / "repodata.json"
-    document = json.loads(path.read_bytes())
-    change(document)
-    data = json.dumps(document, indent=2, sort_keys=True).encode()
-    path.write_bytes(data)
-    zst = path.with_name("repodata.json.zst")
-    if zst.exists():
-        zst.write_bytes(zstandard.compress(data))
 
 
 def closed_port_url() -> str:
@@ -332,7 +319,7 @@ async def test_untrusted_metadata_is_escaped_and_tokens_hidden(
                     record["dev_url"] = "JAVASCRIPT:alert(2)"
                     record["doc_url"] = "https://docs.example.org/x?a=1&b=2"
 
-    rewrite_upstream(channel_root, "linux-64", hostile)
+    rewrite_repodata(channel_root, "linux-64", hostile)
     server = upstream_server_factory(root)
     site = tmp_path / "site"
     body = """
@@ -398,7 +385,7 @@ async def test_render_is_incremental(tmp_path: Path, example_upstream: ExampleUp
                 if record["name"] == "zlib" and record["version"] == "1.3.1":
                     record["depends"] = ["libzlib-ng >=2"]
 
-    rewrite_upstream(example_upstream.root, "linux-64", patch)
+    rewrite_repodata(example_upstream.root, "linux-64", patch)
     report = await mirror(config)
     assert report.status == "completed", report.errors
     changed = render_site(config)
@@ -420,7 +407,7 @@ async def test_render_is_incremental(tmp_path: Path, example_upstream: ExampleUp
             for fn in [fn for fn, r in document[key].items() if r["name"] == "mystery-tool"]:
                 del document[key][fn]
 
-    rewrite_upstream(example_upstream.root, "linux-64", remove)
+    rewrite_repodata(example_upstream.root, "linux-64", remove)
     await mirror(config)
     removed = render_site(config)
     assert removed.removed == [f"{FULL}/packages/mystery-tool.html"]
@@ -718,7 +705,7 @@ async def test_render_parses_only_the_packages_that_changed(
                 if record["name"] == "zlib":
                     record["depends"] = ["libzlib-ng >=2"]
 
-    rewrite_upstream(example_upstream.root, "linux-64", patch)
+    rewrite_repodata(example_upstream.root, "linux-64", patch)
     await mirror(config)
     parsed.clear()
     again = render_site(config)

@@ -12,7 +12,7 @@ import bz2
 import hashlib
 import json
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +147,14 @@ def site_config(site: Path, body: str, *, download: str | None = None) -> SiteCo
     download = download or "download: {concurrency: 8, per_host: 8, retries: 1, timeout: 10}"
     text = f"output: {site}\n{download}\n" + textwrap.dedent(body).lstrip("\n")
     return parse_config(text)
+
+
+def rewrite_repodata(root: Path, subdir: str, change: Callable[[dict[str, Any]], None]) -> None:
+    """Edit upstream's repodata.json in place (like a repodata patch), keeping .zst in step."""
+    path = root / subdir / "repodata.json"
+    document = json.loads(path.read_bytes())
+    change(document)
+    data = json.dumps(document, indent=2, sort_keys=True).encode()
+    path.write_bytes(data)
+    if (root / subdir / "repodata.json.zst").exists():
+        (root / subdir / "repodata.json.zst").write_bytes(zstandard.compress(data))
