@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import gc
 import hashlib
 import logging
 import mmap
@@ -55,7 +54,7 @@ from sitegen import pages
 from sitegen.conda import _MAX_SECONDS, timestamp_ms
 from sitegen.config import ChannelConfig, SiteConfig, redact_url
 from sitegen.history import History
-from sitegen.records import Record, RepodataError, parse_repodata
+from sitegen.records import Record, RepodataError, gc_paused, parse_repodata
 from sitegen.report import RUNNING, RunReport
 from sitegen.storage import Site, UnsafePathError
 
@@ -102,26 +101,11 @@ def render_site(config: SiteConfig, *, templates_dir: Path | None = None) -> Ren
     """Render every page of the site under ``config.output``; returns what was done."""
     site = Site(config.output)
     site.ensure_dir(site.root)
-    with _render_lock(site), _collector_paused():
+    with _render_lock(site), gc_paused():
         renderer = _Renderer(config, site, Path(templates_dir or TEMPLATES_DIR))
         renderer.run()
     log.info("pages: %s", renderer.stats)
     return renderer.stats
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while rendering: a render holds a million long-lived
-    objects (the records of a large channel), which each collection walks, and makes next to
-    no cyclic garbage; the collector's passes cost a third of a large render."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @contextlib.contextmanager
