@@ -18,6 +18,7 @@ import time
 
 STAGES = (
     "_fetch_all",
+    "_parse_all",
     "_filter_all",
     "_close",
     "_merge_all",

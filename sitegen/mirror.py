@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import AsyncExitStack, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -30,6 +30,7 @@ from sitegen.config import ChannelConfig, ConfigError, MirrorConfig, SiteConfig
 from sitegen.download import DownloadJob, DownloadResult, download, file_matches
 from sitegen.filters import apply_filters, effective_newest, include_dependencies
 from sitegen.history import History, new_run_id
+from sitegen.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
 from sitegen.lock import SiteLock
 from sitegen.progress import Progress, human_bytes
 from sitegen.prune import deletion_guard, package_files, prune_subdir
@@ -66,6 +67,8 @@ class MirrorOptions:
 @dataclass
 class _Fetched:
     status: str  # "fetched", "unchanged", "missing", "error"
+    body: bytes | None = None  # as served, until parsed
+    validators: upstream_mod.CacheValidators | None = None
     repodata: Repodata | None = None
     error: str = ""
 
@@ -80,6 +83,10 @@ class _ChannelSubdir:
     jobs: list[DownloadJob] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
     staged: dict[str, Path] = field(default_factory=dict)  # fn -> replacement awaiting publish
+
+
+def _decode_and_parse(variant: str, body: bytes, subdir: str, origin: str) -> Repodata:
+    return parse_repodata(upstream_mod.decode_body(variant, body), subdir, origin)
 
 
 def select_mirrors(
@@ -224,6 +231,8 @@ class _Run:
         # Channels with a selected mirror are rebuilt; their other mirrors ride along from cache.
         self.channels = [c for c in config.channels if any(m.name in selected for m in c.mirrors)]
         self.mirrors = [(c, m) for c in self.channels for m in c.mirrors]
+        self.built_from = BuiltFromStore(site, self.channels)
+        self.inputs: str | None = None  # digest of this run's inputs, once they are all read
         for channel, mirror in self.mirrors:
             mr = MirrorReport(
                 name=mirror.name,
@@ -249,19 +258,26 @@ class _Run:
                 # roots, history, state); those of live processes such as the fetcher stay.
                 await trio.to_thread.run_sync(self.site.clean_temp_tree)
             await self._fetch_all()
-            # Millions of long-lived record objects: keep the cyclic GC from rescanning them
-            # (unfrozen when the run ends, for callers that run several mirrors in one process).
-            gc.freeze()
-            selections = await trio.to_thread.run_sync(self._filter_all)
-            await trio.to_thread.run_sync(self._close, selections)
-            targets = await trio.to_thread.run_sync(self._merge_all, selections)
-            await self._plan_all(targets)
-            if self.options.dry_run:
-                self._report_dry_run(targets)
-            else:
-                await self._download_all(targets)
-                await self._publish_all(targets)
+            if not await self._built_from_same_inputs():
+                await self._rebuild()
         self._log_summary()
+
+    async def _rebuild(self) -> None:
+        await self._parse_all()
+        # Millions of long-lived record objects: keep the cyclic GC from rescanning them
+        # (unfrozen when the run ends, for callers that run several mirrors in one process).
+        gc.freeze()
+        selections = await trio.to_thread.run_sync(self._filter_all)
+        await trio.to_thread.run_sync(self._close, selections)
+        targets = await trio.to_thread.run_sync(self._merge_all, selections)
+        await self._plan_all(targets)
+        if self.options.dry_run:
+            self._report_dry_run(targets)
+            return
+        self.built_from.forget()
+        await self._download_all(targets)
+        await self._publish_all(targets)
+        self._remember_inputs(targets)
 
     # ------------------------------------------------------------------ fetch
 
@@ -293,12 +309,6 @@ class _Run:
             return
         self.fetched[key] = result
         sub_report.upstream = result.status
-        assert result.repodata is not None
-        sub_report.records = len(result.repodata.records)
-        sub_report.rejected = dict(Counter(result.repodata.rejected.values()))
-        sub_report.rejected_examples = dict(list(result.repodata.rejected.items())[:50])
-        for fn, reason in list(result.repodata.rejected.items())[:20]:
-            log.warning("%s/%s: skipped %s: %s", mirror.name, subdir, fn, reason)
 
     async def _fetch_repodata(
         self, upstream: Upstream, mirror: MirrorConfig, subdir: str
@@ -316,24 +326,134 @@ class _Run:
             response = await upstream.fetch_repodata(subdir, previous)
         body = response.body if response.changed else cached_body
         assert body is not None
-        variant = response.validators.variant
-        data = await trio.to_thread.run_sync(upstream_mod.decode_body, variant, body)
-        repodata = await trio.to_thread.run_sync(parse_repodata, data, subdir, mirror.name)
+        if response.changed:
+            return _Fetched("fetched", body=body, validators=response.validators)
+        return _Fetched("unchanged", body=body, validators=response.validators)
+
+    async def _cache(self, mirror: MirrorConfig, subdir: str, fetched: _Fetched) -> None:
+        """Keep a newly fetched body for conditional requests, once it is known to be usable."""
+        if fetched.status != "fetched" or self.options.dry_run:
+            return
+        assert fetched.body is not None and fetched.validators is not None
+        try:
+            await trio.to_thread.run_sync(
+                self.cache.store, mirror.name, subdir, fetched.validators, fetched.body
+            )
+        except OSError as exc:  # only costs a full fetch next time
+            log.warning("%s/%s: could not cache upstream repodata: %s", mirror.name, subdir, exc)
+
+    # ------------------------------------------------------------------ unchanged inputs
+
+    def _inputs_digest(self) -> str:
+        digest = InputsDigest(self.config, self.channels)
+        for _channel, mirror in self.mirrors:
+            for subdir in mirror.subdirs:
+                fetched = self.fetched.get((mirror.name, subdir), _Fetched("error"))
+                digest.add_repodata(mirror.name, subdir, fetched.body)
+        return digest.hexdigest()
+
+    def _signature(self) -> dict[str, list[int]]:
+        passive = {m.name for _c, m in self.mirrors if m.mode == "passive"}
+        return file_signature(self.site, self.channels, passive)
+
+    async def _built_from_same_inputs(self) -> bool:
+        """True when the site already holds what these inputs produce; the run then only
+        reports what the run that built it found."""
+        if self.options.verify or self.options.force_delete or self.options.dry_run:
+            return False
+        if any(f.status == "error" for f in self.fetched.values()) or len(self.upstreams) < len(
+            self.mirrors
+        ):
+            return False
+        self.inputs = self._inputs_digest()
+        built = self.built_from.load()
+        if built is None or built.digest != self.inputs or built.files != self._signature():
+            return False
+        log.info("nothing changed upstream or in the configuration since the last run")
+        for _channel, mirror in self.mirrors:
+            for subdir in mirror.subdirs:
+                await self._cache(mirror, subdir, self.fetched[(mirror.name, subdir)])
+        for data in built.mirrors:
+            mr = self.mirror_reports.get(data["name"])
+            if mr is None:
+                continue
+            for subdir, sub in data["subdirs"].items():
+                restored = MirrorSubdirReport(**sub)
+                restored.upstream = self.fetched[(mr.name, subdir)].status
+                mr.subdirs[subdir] = restored
+            mr.unsatisfied = data["unsatisfied"]
+            mr.dependencies_added = data["dependencies_added"]
+            mr.conflicts = data["conflicts"]
+        for data in built.channels:
+            self.report.channels.append(
+                ChannelSubdirReport(
+                    channel=data["channel"], subdir=data["subdir"], packages=data["packages"]
+                )
+            )
+        self._log_summary()
+        return True
+
+    def _remember_inputs(self, targets: list[_ChannelSubdir]) -> None:
+        """Record the inputs of a clean run, so an identical next run can skip the work."""
+        clean = not self.report.failed and all(
+            t.meta is not None and not t.failed and t.report.status in ("published", "unchanged")
+            for t in targets
+        )
+        if not clean or self.inputs is None:
+            return
+        mirrors = [asdict(mr) for mr in self.mirror_reports.values()]
+        for mr in mirrors:
+            mr.pop("errors")
+            mr.pop("status")
+        built = BuiltFrom(
+            digest=self.inputs,
+            files=self._signature(),
+            mirrors=mirrors,
+            channels=[
+                {"channel": t.channel.path, "subdir": t.subdir, "packages": t.report.packages}
+                for t in targets
+            ],
+        )
+        try:
+            self.built_from.save(built)
+        except OSError as exc:  # only costs the full work next time
+            log.warning("could not record this run's inputs: %s", exc)
+
+    # ------------------------------------------------------------------ parse
+
+    async def _parse_all(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for (mirror_name, subdir), fetched in self.fetched.items():
+                if fetched.body is not None:
+                    nursery.start_soon(self._parse_one, self.upstreams[mirror_name], subdir)
+
+    async def _parse_one(self, upstream: Upstream, subdir: str) -> None:
+        mirror = upstream.mirror
+        fetched = self.fetched[(mirror.name, subdir)]
+        assert fetched.body is not None and fetched.validators is not None
+        sub_report = self.mirror_reports[mirror.name].subdirs[subdir]
+        try:
+            repodata = await trio.to_thread.run_sync(
+                _decode_and_parse, fetched.validators.variant, fetched.body, subdir, mirror.name
+            )
+        except (UpstreamError, RepodataError) as exc:
+            sub_report.upstream = fetched.status = "error"
+            fetched.error = str(exc)
+            self._mirror_error(mirror, f"{subdir}: {exc}")
+            return
+        await self._cache(mirror, subdir, fetched)
+        fetched.body = None
         base_url = repodata.info.pop("base_url", None)
         if base_url:
             # CEP-15: packages live elsewhere; fetch them there, serve them here.
             upstream.package_bases[subdir] = urljoin(upstream.url(subdir, ""), base_url)
             repodata.extra["repodata_version"] = 1
-        if response.changed and not self.options.dry_run:
-            try:
-                await trio.to_thread.run_sync(
-                    self.cache.store, mirror.name, subdir, response.validators, body
-                )
-            except OSError as exc:  # only costs a full fetch next time
-                log.warning(
-                    "%s/%s: could not cache upstream repodata: %s", mirror.name, subdir, exc
-                )
-        return _Fetched("fetched" if response.changed else "unchanged", repodata)
+        fetched.repodata = repodata
+        sub_report.records = len(repodata.records)
+        sub_report.rejected = dict(Counter(repodata.rejected.values()))
+        sub_report.rejected_examples = dict(list(repodata.rejected.items())[:50])
+        for fn, reason in list(repodata.rejected.items())[:20]:
+            log.warning("%s/%s: skipped %s: %s", mirror.name, subdir, fn, reason)
 
     # ------------------------------------------------------------------ filter
 

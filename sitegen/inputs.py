@@ -1,0 +1,125 @@
+"""Recognise a run whose inputs are exactly those the site was last built from.
+
+What a run publishes is a pure function of the configuration of the channels it rebuilds and of
+the upstream repodata of their mirrors (filters hold fixed dates, never "now"). After a clean
+run, the digest of those inputs is recorded together with a signature of every file the run
+stands behind. A later run that computes the same digest and finds those files as they were has
+nothing to do: it skips parsing, filtering, merging and publishing, which at conda-forge scale
+turns an hourly run with nothing new upstream from tens of seconds into about one.
+
+Anything else (a changed upstream body, an edited filter, a new sitegen version, a published
+file touched by hand or by ``verify --repair``, a previous run that failed or was held) gives a
+different digest or signature, and the run does the full work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sitegen import __version__
+from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.prune import package_files
+from sitegen.publish import METADATA_FILES
+from sitegen.storage import Site, origins_path
+
+# Settings that decide when a mirror runs, or where an error message points, not what it holds.
+_NOT_INPUTS = frozenset({"line", "schedule"})
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items() if k not in _NOT_INPUTS}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+class InputsDigest:
+    """Accumulates everything the output of one run depends on."""
+
+    def __init__(self, config: SiteConfig, channels: list[ChannelConfig]) -> None:
+        self._hash = hashlib.sha256()
+        settings = {
+            "sitegen": __version__,
+            "filters": asdict(config.filters),
+            "channels": [asdict(c) for c in channels],
+        }
+        self._hash.update(msgspec.json.encode(_canonical(settings)))
+
+    def add_repodata(self, mirror: str, subdir: str, body: bytes | None) -> None:
+        """One mirror subdir as this run read it: the exact bytes served, or None when upstream
+        does not serve it. Whether they came with a 200 or from the cache after a 304 does not
+        matter."""
+        self._hash.update(msgspec.json.encode([mirror, subdir, body is not None]))
+        if body is not None:
+            self._hash.update(hashlib.sha256(body).digest())
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+@dataclass
+class BuiltFrom:
+    """The inputs of the last clean run over a set of channels, and what it left on disk."""
+
+    digest: str
+    files: dict[str, list[int]]  # site-relative path -> [size, mtime_ns]
+    mirrors: list[dict[str, Any]] = field(default_factory=list)  # MirrorReport as JSON
+    channels: list[dict[str, Any]] = field(default_factory=list)  # ChannelSubdirReport as JSON
+
+
+def file_signature(
+    site: Site, channels: list[ChannelConfig], passive: set[str]
+) -> dict[str, list[int]]:
+    """Size and mtime of every file a run over these channels published.
+
+    Package files count only in subdirs that no passive mirror feeds: there the pull-through
+    fetcher adds files between runs, and it verifies each one itself.
+    """
+    paths: list[Path] = []
+    for channel in channels:
+        paths.append(site.path(channel.path, "channeldata.json"))
+        for subdir in channel.subdirs:
+            directory = site.path(channel.path, subdir)
+            paths.extend(directory / name for name in METADATA_FILES)
+            paths.append(origins_path(site, channel.path, subdir))
+            feeding = [m for m in channel.mirrors if subdir in m.subdirs]
+            if not any(m.name in passive for m in feeding):
+                paths.extend(directory / fn for fn in sorted(package_files(directory)))
+    signature: dict[str, list[int]] = {}
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue  # absent then, absent now: still equal
+        signature[path.relative_to(site.root).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return signature
+
+
+class BuiltFromStore:
+    """``<site>/.sitegen/inputs/<channels key>.json``: one record per set of channels run."""
+
+    def __init__(self, site: Site, channels: list[ChannelConfig]) -> None:
+        self.site = site
+        key = hashlib.sha256("\0".join(sorted(c.path for c in channels)).encode()).hexdigest()
+        self.path = site.state_dir / "inputs" / f"{key[:24]}.json"
+
+    def load(self) -> BuiltFrom | None:
+        try:
+            return msgspec.json.decode(self.path.read_bytes(), type=BuiltFrom)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    def save(self, built: BuiltFrom) -> None:
+        self.site.write_bytes(self.path, msgspec.json.encode(built))
+
+    def forget(self) -> None:
+        """Called before a run changes anything: a crash mid-publish must not leave a record
+        that vouches for the files of the previous run."""
+        self.site.remove(self.path)

@@ -1,0 +1,222 @@
+"""A run whose inputs are those the site was built from skips the work, and only then.
+
+Over real HTTP against the example upstream; ``parse_repodata`` is counted to tell a run that
+did the work from one that recognised its inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.site import assert_channel_consistent, rewrite_repodata, site_config, snapshot
+from support.upstream import ExampleUpstream, respond
+
+from sitegen import mirror as mirror_mod
+from sitegen.config import ChannelConfig, FilterSpec
+from sitegen.inputs import InputsDigest, file_signature
+from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.records import parse_repodata
+from sitegen.report import RunReport
+from sitegen.storage import Site
+
+CHANNEL = "cloud/example"
+
+
+def config_for(site: Path, url: str, extra: str = "", schedule: str = "") -> Any:
+    body = f"""
+channels:
+  {CHANNEL}:
+    url: {url}
+    subdirs: [linux-64, noarch]
+{extra}"""
+    if schedule:
+        body += f"    schedule: '{schedule}'\n"
+    return site_config(site, body)
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The subdirs parsed by mirror runs, in order."""
+    seen: list[str] = []
+
+    def counting(data: bytes, subdir: str, origin: str = "") -> Any:
+        seen.append(subdir)
+        return parse_repodata(data, subdir, origin)
+
+    monkeypatch.setattr(mirror_mod, "parse_repodata", counting)
+    return seen
+
+
+async def mirror(config: Any, **options: Any) -> RunReport:
+    return await run_mirror(config, MirrorOptions(progress=False, **options))
+
+
+def kept(report: RunReport) -> dict[str, int]:
+    return {s: sub.kept for s, sub in report.mirrors[0].subdirs.items()}
+
+
+async def test_unchanged_rerun_skips_the_work_and_reports_the_same(
+    example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
+) -> None:
+    site = tmp_path / "site"
+    config = config_for(site, example_upstream.url)
+    first = await mirror(config)
+    assert sorted(parses) == ["linux-64", "noarch"]
+    before = snapshot(site / CHANNEL)
+    parses.clear()
+
+    second = await mirror(config)
+
+    assert parses == []
+    assert second.status == "completed" and not second.failed
+    assert kept(second) == kept(first) and all(kept(first).values())
+    assert {s.upstream for s in second.mirrors[0].subdirs.values()} == {"unchanged"}
+    assert sorted((c.subdir, c.status, c.packages) for c in second.channels) == sorted(
+        (c.subdir, "unchanged", c.packages) for c in first.channels
+    )
+    assert snapshot(site / CHANNEL) == before
+
+
+async def test_a_changed_upstream_is_parsed_again(
+    example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
+) -> None:
+    site = tmp_path / "site"
+    config = config_for(site, example_upstream.url)
+    await mirror(config)
+    linux = example_upstream.root / "linux-64"
+    dropped = sorted(example_upstream.repodata["linux-64"]["packages.conda"])[0]
+    rewrite_repodata(example_upstream.root, "linux-64", lambda d: d["packages.conda"].pop(dropped))
+    parses.clear()
+
+    report = await mirror(config)
+
+    assert "linux-64" in parses
+    assert not (site / CHANNEL / "linux-64" / dropped).exists()
+    assert (linux / dropped).exists()
+    assert not report.failed
+    assert_channel_consistent(site, CHANNEL)
+
+
+async def test_a_touched_site_is_rebuilt(
+    example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
+) -> None:
+    site = tmp_path / "site"
+    config = config_for(site, example_upstream.url)
+    await mirror(config)
+    directory = site / CHANNEL / "linux-64"
+    victim = sorted(directory.glob("*.conda"))[0]
+    victim.unlink()
+    parses.clear()
+
+    await mirror(config)
+
+    assert sorted(parses) == ["linux-64", "noarch"]
+    assert victim.is_file()  # downloaded again
+    parses.clear()
+    (site / CHANNEL / "noarch" / "current_repodata.json").unlink()
+
+    await mirror(config)
+
+    assert sorted(parses) == ["linux-64", "noarch"]
+    assert_channel_consistent(site, CHANNEL)
+    parses.clear()
+    await mirror(config)
+    assert parses == []
+
+
+async def test_configuration_changes_count_but_schedules_do_not(
+    example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
+) -> None:
+    site = tmp_path / "site"
+    await mirror(config_for(site, example_upstream.url))
+    parses.clear()
+
+    await mirror(config_for(site, example_upstream.url, schedule="0 * * * *"))
+    assert parses == []
+
+    filtered = config_for(
+        site, example_upstream.url, extra="    filters: {names: {exclude: [ghostscript]}}\n"
+    )
+    report = await mirror(filtered)
+    assert sorted(parses) == ["linux-64", "noarch"]
+    assert report.mirrors[0].excluded_totals()
+    assert not list((site / CHANNEL).glob("*/ghostscript-*"))
+    parses.clear()
+    await mirror(filtered)
+    assert parses == []
+
+
+async def test_options_that_ask_for_work_always_do_it(
+    example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
+) -> None:
+    site = tmp_path / "site"
+    config = config_for(site, example_upstream.url)
+    await mirror(config)
+    for options in ({"verify": True}, {"dry_run": True}, {"force_delete": True}):
+        parses.clear()
+        await mirror(config, **options)
+        assert sorted(parses) == ["linux-64", "noarch"], options
+
+
+async def test_a_run_with_failures_is_not_taken_as_a_base(
+    example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
+) -> None:
+    site = tmp_path / "site"
+    config = config_for(site, example_upstream.url)
+    missing = sorted(example_upstream.repodata["linux-64"]["packages.conda"])[0]
+    example_upstream.server.add_fault(f"/linux-64/{missing}", respond(403))
+    first = await mirror(config)
+    assert first.failed
+    assert not (site / CHANNEL / "linux-64" / missing).exists()
+    example_upstream.server.clear_faults()
+    parses.clear()
+
+    second = await mirror(config)
+
+    assert sorted(parses) == ["linux-64", "noarch"]
+    assert not second.failed
+    assert (site / CHANNEL / "linux-64" / missing).is_file()
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_digest_covers_filters_and_bytes_not_lines_or_schedules(tmp_path: Path) -> None:
+    config = config_for(tmp_path / "site", "http://127.0.0.1:1")
+    channels = list(config.channels)
+
+    def digest(channels: list[ChannelConfig], body: bytes | None = b"{}") -> str:
+        inputs = InputsDigest(config, channels)
+        inputs.add_repodata("example", "linux-64", body)
+        return inputs.hexdigest()
+
+    base = digest(channels)
+    assert digest(channels) == base
+    mirror = channels[0].mirrors[0]
+    moved = replace(channels[0], line=99, mirrors=(replace(mirror, line=7, schedule="@hourly"),))
+    assert digest([moved]) == base
+    filtered = replace(channels[0], filters=FilterSpec(exclude_names=("python",)))
+    assert digest([filtered]) != base
+    assert digest(channels, body=b"{ }") != base
+    assert digest(channels, body=None) != base
+
+
+def test_signature_skips_package_files_of_passive_subdirs(tmp_path: Path) -> None:
+    config = config_for(tmp_path / "site", "http://127.0.0.1:1")
+    site = Site(tmp_path / "site")
+    directory = site.path(CHANNEL, "linux-64")
+    directory.mkdir(parents=True)
+    (directory / "repodata.json").write_text("{}")
+    (directory / "a-1-0.conda").write_bytes(b"x")
+    channels = list(config.channels)
+    name = channels[0].mirrors[0].name
+
+    active = file_signature(site, channels, passive=set())
+    passive = file_signature(site, channels, passive={name})
+
+    assert f"{CHANNEL}/linux-64/a-1-0.conda" in active
+    assert f"{CHANNEL}/linux-64/a-1-0.conda" not in passive
+    assert f"{CHANNEL}/linux-64/repodata.json" in passive
