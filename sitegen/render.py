@@ -56,6 +56,7 @@ from sitegen.config import ChannelConfig, SiteConfig, redact_url
 from sitegen.history import History
 from sitegen.records import Record, RepodataError, gc_paused, parse_repodata
 from sitegen.report import RUNNING, RunReport
+from sitegen.resources import templates_dir
 from sitegen.storage import Site, UnsafePathError
 
 log = logging.getLogger("sitegen")
@@ -63,7 +64,7 @@ log = logging.getLogger("sitegen")
 # Bump when the page models change shape, so every page is rendered again (and the facts
 # kept per package in the manifest are computed again).
 RENDER_VERSION = "2"
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = templates_dir()
 MANIFEST_VERSION = 2
 LISTING_CACHE_VERSION = 1
 # A subdir listing is rendered in chunks of rows that end where a file name's hash says so

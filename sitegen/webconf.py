@@ -35,11 +35,12 @@ from urllib.parse import urlsplit
 import jinja2
 
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
+from sitegen.resources import templates_dir
 
 SERVERS = ("nginx", "apache")
 DEFAULT_FETCHER = "127.0.0.1:8901"
 DEFAULT_APACHE_MODULES = "/usr/lib/apache2/modules"  # Debian, Ubuntu
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "webconf"
+TEMPLATE_DIR = templates_dir() / "webconf"
 
 SHORT_CACHE = "public, max-age=60"
 LONG_CACHE = "public, max-age=31536000, immutable"

@@ -1,0 +1,113 @@
+"""The wheel is what ``pip install`` puts on a server: it must carry the templates, and the
+installed sitegen must render from them, with no checkout around.
+
+The wheel is built offline from a copy of the project (so the build's ``build/`` and
+``*.egg-info`` stay out of the checkout) with the test environment's setuptools, and unpacked
+as a site-packages directory that the child processes import sitegen from.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# What a build reads: pyproject.toml names the README and maps templates/ into the package.
+PROJECT_FILES = ("pyproject.toml", "README.md", "sitegen", "templates")
+
+CHECK_IMPORTS = """\
+import sys
+from pathlib import Path
+
+import sitegen
+from sitegen import render, webconf
+from sitegen.resources import templates_dir
+
+site_packages = Path(sys.argv[1])
+assert Path(sitegen.__file__).is_relative_to(site_packages), sitegen.__file__
+packaged = site_packages / "sitegen" / "templates"
+assert templates_dir() == packaged, templates_dir()
+assert render.TEMPLATES_DIR == packaged, render.TEMPLATES_DIR
+assert webconf.TEMPLATE_DIR == packaged / "webconf", webconf.TEMPLATE_DIR
+environment = render.make_environment(render.TEMPLATES_DIR)
+assert Path(environment.get_template("landing.html").filename).is_relative_to(packaged)
+"""
+
+
+@pytest.fixture(scope="module")
+def site_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from this checkout, unpacked."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "source"
+    source.mkdir()
+    for name in PROJECT_FILES:
+        if (REPO / name).is_dir():
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(REPO / name, source / name, ignore=ignore)
+        else:
+            shutil.copy2(REPO / name, source / name)
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    build += ["--no-index", "--disable-pip-version-check", "-w", str(tmp / "dist"), str(source)]
+    result = subprocess.run(build, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, (
+        "building the wheel failed (the backend is the test environment's setuptools, from"
+        f" the test extra):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    (wheel,) = (tmp / "dist").glob("sitegen-*.whl")
+    target = tmp / "site-packages"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(target)
+    return target
+
+
+def run_installed(site_packages: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python <args>`` importing sitegen from the unpacked wheel, outside the checkout."""
+    env = {**os.environ, "PYTHONPATH": str(site_packages)}
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_wheel_carries_every_template(site_packages: Path) -> None:
+    def files(root: Path) -> set[str]:
+        return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+    source = files(REPO / "templates")
+    assert {"base.html", "assets/style.css", "webconf/nginx.conf.j2"} <= source
+    assert files(site_packages / "sitegen" / "templates") == source
+
+
+def test_installed_sitegen_uses_its_packaged_templates(site_packages: Path, tmp_path: Path) -> None:
+    result = run_installed(site_packages, tmp_path, "-c", CHECK_IMPORTS, str(site_packages))
+    assert result.returncode == 0, result.stderr
+
+
+def test_installed_sitegen_renders_the_demo_and_a_webconf(
+    site_packages: Path, tmp_path: Path
+) -> None:
+    demo = tmp_path / "demo"
+    result = run_installed(site_packages, tmp_path, "-m", "sitegen", "demo", "--dir", str(demo))
+    assert result.returncode == 0, result.stderr
+    assert "<html" in (demo / "site" / "index.html").read_text()
+    assert (demo / "site" / "cloud" / "example" / "index.html").is_file()
+    stylesheet = (REPO / "templates" / "assets" / "style.css").read_bytes()
+    assert (demo / "site" / "assets" / "style.css").read_bytes() == stylesheet
+
+    config = str(demo / "channels.yaml")
+    result = run_installed(
+        site_packages, tmp_path, "-m", "sitegen", "webconf", "nginx", "-c", config
+    )
+    assert result.returncode == 0, result.stderr
+    assert "location" in result.stdout
