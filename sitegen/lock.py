@@ -16,12 +16,19 @@ class SiteLocked(Exception):
 
 
 class SiteLock:
-    def __init__(self, state_dir: Path) -> None:
+    """``create=False`` (a dry run) never creates a site: when the state directory does not
+    exist yet there is no site to protect, and acquiring locks nothing."""
+
+    def __init__(self, state_dir: Path, *, create: bool = True) -> None:
         self.path = state_dir / "lock"
+        self.create = create
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.parent.is_dir():
+            return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -121,8 +121,9 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
     """
     options = options or MirrorOptions()
     site = Site(config.output)
-    site.ensure_dir(site.root)
-    with SiteLock(site.state_dir):
+    if not options.dry_run:  # a dry run creates nothing, not even the site
+        site.ensure_dir(site.root)
+    with SiteLock(site.state_dir, create=not options.dry_run):
         history = History(site)
         for run_id in history.close_interrupted():
             log.warning("run %s did not finish; recorded as interrupted", run_id)

@@ -169,13 +169,20 @@ async def test_only_rebuilds_one_channel_and_keeps_the_other_mirrors_records(
     assert (site / "other/chan/linux-64/repodata.json").stat().st_mtime_ns == other_before
 
 
-def test_second_concurrent_run_exits_3(tmp_path: Path, example_upstream: ExampleUpstream) -> None:
+def write_cli_config(tmp_path: Path, url: str, download: str = "") -> tuple[Path, Path]:
+    """channels.yaml in tmp_path, mirroring linux-64 of url as c/x into tmp_path/site;
+    returns (site, config path)."""
     site = tmp_path / "site"
     config_path = tmp_path / "channels.yaml"
+    settings = f"download: {download}\n" if download else ""
     config_path.write_text(
-        f"output: {site}\nchannels:\n  c/x:\n    url: {example_upstream.url}\n"
-        "    subdirs: [linux-64]\n"
+        f"output: {site}\n{settings}channels:\n  c/x:\n    url: {url}\n    subdirs: [linux-64]\n"
     )
+    return site, config_path
+
+
+def test_second_concurrent_run_exits_3(tmp_path: Path, example_upstream: ExampleUpstream) -> None:
+    site, config_path = write_cli_config(tmp_path, example_upstream.url)
     with SiteLock(site / ".sitegen"):
         assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_LOCKED
         with pytest.raises(SiteLocked, match=str(os.getpid())):
@@ -212,6 +219,24 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
         holder.wait()
 
 
+def test_a_lock_that_may_not_create_leaves_a_missing_site_alone(tmp_path: Path) -> None:
+    state = tmp_path / "site" / ".sitegen"
+    with SiteLock(state, create=False):
+        assert not (tmp_path / "site").exists()
+    # Once the site exists it excludes a concurrent run like any lock.
+    state.mkdir(parents=True)
+    with SiteLock(state, create=False), pytest.raises(SiteLocked):
+        SiteLock(state).acquire()
+
+
+def test_a_dry_run_of_a_new_site_leaves_nothing_on_disk(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site, config_path = write_cli_config(tmp_path, example_upstream.url)
+    assert main(["mirror", "-c", str(config_path), "--dry-run", "--no-progress"]) == EXIT_OK
+    assert not site.exists()
+
+
 def test_sigterm_stops_the_run_and_records_it(
     tmp_path: Path, example_upstream: ExampleUpstream
 ) -> None:
@@ -230,12 +255,7 @@ def test_sigterm_stops_the_run_and_records_it(
     assert len(slowed) > 10
     for fn in slowed:
         example_upstream.server.add_fault(f"/linux-64/{fn}", slow)
-    site = tmp_path / "site"
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(
-        f"output: {site}\ndownload: {{concurrency: 2}}\nchannels:\n  c/x:\n"
-        f"    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-    )
+    site, config_path = write_cli_config(tmp_path, example_upstream.url, "{concurrency: 2}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sitegen", "mirror", "-c", str(config_path), "--no-progress"],
         stderr=subprocess.PIPE,
