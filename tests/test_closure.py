@@ -1,36 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+from support.records import rec
 
 from sitegen.closure import DependencyReport, MirrorSelection, close_dependencies
 from sitegen.conda import RecordMatcher
 from sitegen.config import FilterSpec
 from sitegen.filters import REASON_NOT_ALLOWED, REASON_OLDER_VERSION, apply_filters
 from sitegen.records import Record
-
-
-def rec(
-    name: str,
-    version: str = "1.0",
-    build: str = "0",
-    *,
-    depends: tuple[str, ...] = (),
-    subdir: str = "linux-64",
-    ext: str = ".conda",
-    **extra: Any,
-) -> Record:
-    raw: dict[str, Any] = {
-        "name": name,
-        "version": version,
-        "build": build,
-        "build_number": 0,
-        "subdir": subdir,
-        "size": 1000,
-        "sha256": "0" * 64,
-        "depends": list(depends),
-    }
-    raw.update(extra)
-    return Record(fn=f"{name}-{version}-{build}{ext}", subdir=subdir, raw=raw)
 
 
 def selection(

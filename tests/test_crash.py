@@ -34,8 +34,9 @@ from typing import Any
 
 import pytest
 import trio
-from support.faults import CHANNEL, delay, rewrite_repodata
+from support.faults import CHANNEL, delay
 from support.invariant import assert_site_invariant, make_sandbox, site_digest, temporaries
+from support.site import rewrite_repodata
 from support.upstream import UpstreamServer
 
 from sitegen.cli import main

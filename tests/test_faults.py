@@ -34,7 +34,6 @@ from support.faults import (
     oversize,
     redirect,
     reset_after,
-    rewrite_repodata,
     set_repodata,
     short_length,
     site_config,
@@ -43,6 +42,7 @@ from support.faults import (
     write_config,
 )
 from support.invariant import assert_site_invariant, make_sandbox, site_digest
+from support.site import rewrite_repodata
 from support.upstream import FaultHook, UpstreamServer, drop_connection, respond, truncate
 
 from sitegen.cli import main

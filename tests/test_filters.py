@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from support.records import JAN_2024, rec
 
 from sitegen import filters as f
 from sitegen.conda import RecordMatcher
@@ -11,32 +10,6 @@ from sitegen.filters import FilterResult, apply_filters, effective_newest, inclu
 from sitegen.records import Record
 
 DAY_MS = 86_400_000
-JAN_2024 = 1_704_067_200_000  # 2024-01-01T00:00Z in ms
-
-
-def rec(
-    name: str,
-    version: str = "1.0",
-    build: str = "0",
-    *,
-    ext: str = ".conda",
-    subdir: str = "linux-64",
-    **extra: Any,
-) -> Record:
-    raw: dict[str, Any] = {
-        "name": name,
-        "version": version,
-        "build": build,
-        "build_number": 0,
-        "subdir": subdir,
-        "size": 1000,
-        "sha256": "0" * 64,
-        "license": "MIT",
-        "timestamp": JAN_2024,
-        "depends": [],
-    }
-    raw.update(extra)
-    return Record(fn=f"{name}-{version}-{build}{ext}", subdir=subdir, raw=raw)
 
 
 def run(

@@ -21,19 +21,16 @@ import grp
 import os
 import pwd
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from sitegen.config import SiteConfig
 from sitegen.webconf import WebconfOptions, render_webconf
 from support import require_tool
-from support.nginx import NginxServer, _wait_for_port, free_port, nginx_binary
+from support.nginx import NginxServer, nginx_binary
+from support.server_process import ServerProcess
 
 DEBIAN_APACHE = "/usr/sbin/apache2"
 MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules")
@@ -85,25 +82,12 @@ def world_readable_dir(prefix: str = "sitegen-test-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _terminate(proc: subprocess.Popen[bytes], first: signal.Signals) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(first)
-    try:
-        proc.wait(timeout=10)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # its own session: parent and children
-    proc.wait()
-
-
-class ApacheServer:
+class ApacheServer(ServerProcess):
     """Apache running ``make_config(port)`` at ``http://127.0.0.1:<port>``."""
 
-    host = "127.0.0.1"
+    name = "apache"
+    package = "apache2"
+    error = ApacheError
 
     def __init__(
         self,
@@ -113,95 +97,18 @@ class ApacheServer:
         binary: str | None = None,
         start_timeout: float = 15.0,
     ) -> None:
+        binary = binary or apache_binary()
+        super().__init__(state_dir, binary=binary, start_timeout=start_timeout)
         self.make_config = make_config
-        self.state_dir = Path(state_dir)
-        self.binary = binary or apache_binary()
-        self.start_timeout = start_timeout
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def conf_path(self) -> Path:
-        return self.state_dir / "apache.conf"
+    def config_text(self) -> str:
+        return self.make_config(self.port)
 
-    @property
-    def error_log(self) -> Path:
-        return self.state_dir / "error.log"
+    def command(self) -> list[str]:
+        return [self._require_binary(), "-f", str(self.conf_path), "-DFOREGROUND"]
 
-    @property
-    def url(self) -> str:
-        if not self.port:
-            raise RuntimeError("apache not started")
-        return f"http://{self.host}:{self.port}"
-
-    def write_config(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(self.make_config(self.port))
-
-    def check(self) -> None:
-        """Validate the config with ``apache2 -t`` (raises :class:`ApacheError`)."""
-        if not self.binary:
-            raise ApacheError("apache2 is not installed (apt-get install -y apache2)")
-        self.port = self.port or free_port(self.host)
-        self.write_config()
-        result = subprocess.run(
-            [self.binary, "-t", "-f", str(self.conf_path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise ApacheError(result.stderr + result.stdout)
-
-    def start(self) -> ApacheServer:
-        if self.proc is not None:
-            raise RuntimeError("apache already started")
-        if not self.binary:
-            raise ApacheError("apache2 is not installed (apt-get install -y apache2)")
-        last_error = ""
-        for _attempt in range(5):  # the free port may be taken between probe and bind
-            self.port = free_port(self.host)
-            self.write_config()
-            with open(self.state_dir / "apache.out", "ab") as out:
-                proc = subprocess.Popen(
-                    [self.binary, "-f", str(self.conf_path), "-DFOREGROUND"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            if _wait_for_port(self.host, self.port, proc, time.monotonic() + self.start_timeout):
-                self.proc = proc
-                return self
-            _terminate(proc, signal.SIGTERM)
-            last_error = self.log_tail()
-            if "Address already in use" not in last_error:
-                break
-        self.port = 0
-        raise ApacheError(f"apache did not start; logs in {self.state_dir}:\n{last_error}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            _terminate(proc, signal.SIGTERM)  # Apache: stop now (children included)
-
-    def log_tail(self, limit: int = 4000) -> str:
-        text = ""
-        for path in (self.state_dir / "apache.out", self.error_log):
-            if path.exists():
-                text += path.read_text(errors="replace")
-        return text[-limit:]
-
-    def __enter__(self) -> ApacheServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def check_command(self) -> list[str]:
+        return [self._require_binary(), "-t", "-f", str(self.conf_path)]
 
 
 class GeneratedNginx(NginxServer):

@@ -22,23 +22,21 @@ an upstream that is "up" but never answers.
 from __future__ import annotations
 
 import contextlib
-import json
 import select
 import socket
 import struct
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import zstandard
 
 from sitegen.config import SiteConfig, parse_config
 from sitegen.example_channel import PackageSpec
+from support import StartStop
 from support.upstream import FaultHook, UpstreamHandler
 
 
@@ -197,7 +195,7 @@ def redirect(location: str, status: int = 302) -> FaultHook:
     return hook
 
 
-class RawServer:
+class RawServer(StartStop):
     """A TCP server on 127.0.0.1 that accepts connections and then misbehaves.
 
     ``mode="silent"``: read whatever the client sends and never answer (until it hangs up or
@@ -265,17 +263,6 @@ class RawServer:
         for thread in self._threads:
             thread.join(timeout=2)
 
-    def __enter__(self) -> RawServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 # --------------------------------------------------------------------------- scenarios
 
@@ -332,16 +319,6 @@ def site_config(site: Path, url: str, **kwargs: Any) -> SiteConfig:
 def write_config(path: Path, site: Path, url: str, **kwargs: Any) -> Path:
     path.write_text(config_text(site, url, **kwargs))
     return path
-
-
-def rewrite_repodata(root: Path, subdir: str, change: Callable[[dict[str, Any]], None]) -> bytes:
-    """Edit upstream's repodata.json in place, keeping its .zst twin in step; returns the JSON."""
-    path = root / subdir / "repodata.json"
-    document = json.loads(path.read_bytes())
-    change(document)
-    data = json.dumps(document, indent=1, sort_keys=True).encode()
-    set_repodata(root, subdir, data)
-    return data
 
 
 def set_repodata(root: Path, subdir: str, data: bytes, zst: bytes | None = None) -> None:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from support import StartStop
 
 FaultHook = Callable[["UpstreamHandler"], bool | None]
 
@@ -196,7 +197,7 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class UpstreamServer:
+class UpstreamServer(StartStop):
     """Serve ``root`` at ``http://127.0.0.1:<port>`` from a thread; use as a context manager."""
 
     def __init__(
@@ -239,17 +240,6 @@ class UpstreamServer:
         httpd.server_close()
         if self._thread is not None:
             self._thread.join()
-
-    def __enter__(self) -> UpstreamServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
