@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -17,9 +18,9 @@ import trio
 
 from sitegen.records import Record
 from sitegen.storage import Site
+from sitegen.transport import ABORT, AbortHandle
 from sitegen.upstream import RETRY_STATUS, Upstream, backoff_delay
 
-CHUNK = 1 << 16
 # Below this average rate a transfer is treated as stalled (slow-drip upstreams).
 MIN_RATE = 16 * 1024
 
@@ -93,15 +94,12 @@ async def download(
     for attempt in range(retries + 1):
         if attempt:
             await trio.sleep(backoff_delay(attempt - 1))
-        temp: Path | None = None
         try:
-            temp = site.temp_for(job.target)
             if job.upstream.is_file:
-                size = await trio.to_thread.run_sync(_copy_local, job, temp)
+                size = await trio.to_thread.run_sync(_stored, job, site, partial(_copy_local, job))
                 on_bytes(size)
             else:
-                size = await _fetch(job, temp, on_bytes)
-            site.commit(temp, job.target)
+                size = await _fetch(job, site, on_bytes)
             return DownloadResult(job, ok=True, bytes=size)
         except VerifyError as exc:
             last_error = f"checksum mismatch: {exc}"
@@ -120,10 +118,20 @@ async def download(
             # the same bytes again to fail the same way.
             last_error = f"cannot store it: {exc.strerror or exc}"
             break
-        finally:
-            if temp is not None:
-                site.discard(temp)
     return DownloadResult(job, ok=False, error=f"{job.record.fn}: {last_error}")
+
+
+def _stored(job: DownloadJob, site: Site, write: Callable[[Path], int]) -> int:
+    """``write`` fills a fresh temporary (verifying as it goes); only then is it renamed to
+    the job's target. Whatever fails, the temporary is gone."""
+    temp = site.temp_for(job.target)
+    try:
+        size = write(temp)
+        site.commit(temp, job.target)
+    except BaseException:
+        site.discard(temp)
+        raise
+    return size
 
 
 class _Retryable(Exception):
@@ -134,26 +142,79 @@ class _Fatal(Exception):
     pass
 
 
-async def _fetch(job: DownloadJob, temp: Path, on_bytes: Callable[[int], None]) -> int:
+async def _fetch(job: DownloadJob, site: Site, on_bytes: Callable[[int], None]) -> int:
     upstream = job.upstream
-    url = upstream.package_url(job.record.subdir, job.record.fn)
-    hasher = Hasher(job.record)
+    assert upstream.downloads is not None
+    transfer = _Transfer(job, site, upstream.downloads, on_bytes)
     deadline = upstream.settings.timeout + job.record.size / MIN_RATE
     async with upstream.host_limiter:
         with trio.fail_after(deadline):
-            async with upstream.client.stream("GET", url) as response:
-                if response.status_code in RETRY_STATUS or response.status_code == 404:
-                    # A just-listed file can 404 while a CDN catches up: worth a retry.
-                    raise _Retryable(f"HTTP {response.status_code}")
-                if response.status_code != 200:
-                    raise _Fatal(f"HTTP {response.status_code}")
-                with open(temp, "xb") as handle:
-                    async for chunk in response.aiter_bytes(CHUNK):
-                        hasher.update(chunk)
-                        handle.write(chunk)
-                        on_bytes(len(chunk))
-    hasher.verify()
-    return hasher.size
+            return await _in_thread(transfer, upstream.transfer_threads)
+
+
+class _Transfer:
+    """One GET streamed to a temporary file while hashing, in a worker thread: the blocking
+    client there moves bytes at a fraction of the CPU an event-loop client needs per file."""
+
+    def __init__(
+        self,
+        job: DownloadJob,
+        site: Site,
+        client: httpx.Client,
+        on_bytes: Callable[[int], None],
+    ) -> None:
+        self.job = job
+        self.site = site
+        self.client = client
+        self.on_bytes = on_bytes
+        self.abort = AbortHandle()
+
+    def run(self) -> int:
+        return _stored(self.job, self.site, self._stream_to)
+
+    def _stream_to(self, temp: Path) -> int:
+        record = self.job.record
+        url = self.job.upstream.package_url(record.subdir, record.fn)
+        hasher = Hasher(record)
+        with self.client.stream("GET", url, extensions={ABORT: self.abort}) as response:
+            if response.status_code in RETRY_STATUS or response.status_code == 404:
+                # A just-listed file can 404 while a CDN catches up: worth a retry.
+                raise _Retryable(f"HTTP {response.status_code}")
+            if response.status_code != 200:
+                raise _Fatal(f"HTTP {response.status_code}")
+            with open(temp, "xb") as handle:
+                for chunk in response.iter_bytes():
+                    if self.abort.aborted:  # transports that cannot shut the socket
+                        raise _Retryable("stopped")
+                    hasher.update(chunk)
+                    handle.write(chunk)
+                    self.on_bytes(len(chunk))
+        hasher.verify()
+        return hasher.size
+
+    def run_captured(self) -> tuple[int, BaseException | None]:
+        try:
+            return self.run(), None
+        except Exception as exc:
+            return 0, exc
+
+
+async def _in_thread(transfer: _Transfer, threads: trio.CapacityLimiter) -> int:
+    """Run a transfer in a worker thread; cancelling the caller aborts it within a read."""
+
+    async def abort_when_cancelled() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            transfer.abort.abort()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(abort_when_cancelled)
+        size, error = await trio.to_thread.run_sync(transfer.run_captured, limiter=threads)
+        nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return size
 
 
 def _copy_local(job: DownloadJob, temp: Path) -> int:

@@ -23,6 +23,7 @@ import trio
 import zstandard
 
 from sitegen.config import DownloadSettings, MirrorConfig, redact_url
+from sitegen.transport import download_client
 
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -88,18 +89,31 @@ def backoff_delay(attempt: int, base: float = 0.25, cap: float = 10.0) -> float:
     return random.uniform(0, min(cap, base * (2**attempt)))
 
 
+USER_AGENT = "sitegen/0.1 (conda mirror)"
+
+
+def _timeout(settings: DownloadSettings) -> httpx.Timeout:
+    return httpx.Timeout(settings.timeout, connect=min(settings.timeout, 15.0))
+
+
 def make_client(settings: DownloadSettings, verify: bool = True) -> httpx.AsyncClient:
+    """The client for repodata requests (few, conditional, inside the trio run)."""
     return httpx.AsyncClient(
         follow_redirects=True,
         max_redirects=10,
         verify=verify,
-        timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 15.0)),
+        timeout=_timeout(settings),
         limits=httpx.Limits(
             max_connections=settings.concurrency + 4,
             max_keepalive_connections=settings.concurrency + 4,
         ),
-        headers={"User-Agent": "sitegen/0.1 (conda mirror)"},
+        headers={"User-Agent": USER_AGENT},
     )
+
+
+def make_download_client(settings: DownloadSettings, verify: bool = True) -> httpx.Client:
+    """The client for package files (many, large, streamed from worker threads)."""
+    return download_client(_timeout(settings), USER_AGENT, verify=verify)
 
 
 class Upstream:
@@ -111,9 +125,14 @@ class Upstream:
         client: httpx.AsyncClient,
         settings: DownloadSettings,
         host_limiter: trio.CapacityLimiter,
+        downloads: httpx.Client | None = None,
+        transfer_threads: trio.CapacityLimiter | None = None,
     ) -> None:
         self.mirror = mirror
         self.client = client
+        self.downloads = downloads  # blocking: use from a worker thread only
+        # Worker threads for package transfers; trio's default pool would cap them at 40.
+        self.transfer_threads = transfer_threads or trio.CapacityLimiter(settings.concurrency)
         self.settings = settings
         self.host_limiter = host_limiter
         self.base = mirror.source_url()  # holds secrets: only ever used for requests
@@ -233,7 +252,9 @@ async def open_upstreams(
     needs an environment variable that is not set gets no upstream.
     """
     clients: dict[bool, httpx.AsyncClient] = {}
+    download_clients: dict[bool, httpx.Client] = {}
     host_limiters: dict[str, trio.CapacityLimiter] = {}
+    threads = trio.CapacityLimiter(max(settings.concurrency, settings.per_host))
     upstreams: dict[str, Upstream] = {}
     unusable: dict[str, str] = {}
     for mirror in mirrors:
@@ -245,7 +266,17 @@ async def open_upstreams(
             clients[mirror.verify_tls] = await stack.enter_async_context(
                 make_client(settings, verify=mirror.verify_tls)
             )
+            downloads = make_download_client(settings, verify=mirror.verify_tls)
+            stack.callback(downloads.close)
+            download_clients[mirror.verify_tls] = downloads
         host = urlsplit(mirror.source_url()).netloc or "file"
         limiter = host_limiters.setdefault(host, trio.CapacityLimiter(settings.per_host))
-        upstreams[mirror.name] = Upstream(mirror, clients[mirror.verify_tls], settings, limiter)
+        upstreams[mirror.name] = Upstream(
+            mirror,
+            clients[mirror.verify_tls],
+            settings,
+            limiter,
+            downloads=download_clients[mirror.verify_tls],
+            transfer_threads=threads,
+        )
     return upstreams, unusable
