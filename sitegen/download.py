@@ -23,6 +23,10 @@ from sitegen.upstream import RETRY_STATUS, Upstream, backoff_delay
 
 # Below this average rate a transfer is treated as stalled (slow-drip upstreams).
 MIN_RATE = 16 * 1024
+# Files of at least two parts are fetched as byte ranges over parallel connections, so one large
+# file is not held to a single connection's bandwidth (CDNs and proxies often cap those).
+SPLIT_PART = 8 << 20
+MAX_PARTS = 8
 
 
 class VerifyError(Exception):
@@ -70,17 +74,32 @@ class Hasher:
             raise VerifyError(f"{kind} {digest} != expected {expected}")
 
 
+def hash_file(path: Path, record: Record) -> int:
+    """Re-hash a file on disk against its record; its size, or VerifyError."""
+    hasher = Hasher(record)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            hasher.update(chunk)
+    hasher.verify()
+    return hasher.size
+
+
 def file_matches(path: Path, record: Record) -> bool:
     """Re-hash a file on disk against its record (for --verify)."""
-    hasher = Hasher(record)
     try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                hasher.update(chunk)
-        hasher.verify()
+        hash_file(path, record)
     except (OSError, VerifyError):
         return False
     return True
+
+
+def split_spans(size: int) -> list[tuple[int, int]]:
+    """[start, end) byte ranges for a file's parallel parts; one span when not worth splitting."""
+    parts = min(MAX_PARTS, size // SPLIT_PART)
+    if parts < 2:
+        return [(0, size)]
+    step = -(-size // parts)
+    return [(start, min(start + step, size)) for start in range(0, size, step)]
 
 
 async def download(
@@ -142,17 +161,89 @@ class _Fatal(Exception):
     pass
 
 
+def _deadline(upstream: Upstream, size: int) -> float:
+    return upstream.settings.timeout + size / MIN_RATE
+
+
 async def _fetch(job: DownloadJob, site: Site, on_bytes: Callable[[int], None]) -> int:
     upstream = job.upstream
     assert upstream.downloads is not None
+    spans = split_spans(job.record.size)
+    if len(spans) > 1:
+        return await _fetch_split(job, site, spans, on_bytes)
     transfer = _Transfer(job, site, upstream.downloads, on_bytes)
-    deadline = upstream.settings.timeout + job.record.size / MIN_RATE
     async with upstream.host_limiter:
-        with trio.fail_after(deadline):
+        with trio.fail_after(_deadline(upstream, job.record.size)):
             return await _in_thread(transfer, upstream.transfer_threads)
 
 
-class _Transfer:
+async def _fetch_split(
+    job: DownloadJob, site: Site, spans: list[tuple[int, int]], on_bytes: Callable[[int], None]
+) -> int:
+    """Fetch a large file as byte ranges in parallel, each part holding a per-host connection
+    slot; verify the assembled file, then rename it. The first part finds out whether the
+    server honours ranges: only after its 206 do the others start, and a 200 instead brings
+    the whole file through that one request."""
+    upstream = job.upstream
+    temp = await trio.to_thread.run_sync(_create_temp, site, job.target)
+    committed = False
+    try:
+        errors: list[Exception] = []
+        first_answered = trio.Event()
+        parts = [_Part(job, temp, span, on_bytes) for span in spans]
+        parts[0].on_ranged = partial(trio.from_thread.run_sync, first_answered.set)
+
+        async with trio.open_nursery() as nursery:
+
+            async def fetch_part(part: _Part) -> None:
+                try:
+                    async with upstream.host_limiter:
+                        with trio.fail_after(_deadline(upstream, part.end - part.start)):
+                            await _in_thread(part, upstream.transfer_threads)
+                except Exception as exc:
+                    errors.append(exc)
+                    nursery.cancel_scope.cancel()  # the other parts are of no use now
+                finally:
+                    first_answered.set()
+
+            nursery.start_soon(fetch_part, parts[0])
+            await first_answered.wait()
+            if parts[0].ranged:
+                for part in parts[1:]:
+                    nursery.start_soon(fetch_part, part)
+        if errors:
+            raise errors[0]
+        size = await trio.to_thread.run_sync(hash_file, temp, job.record)
+        site.commit(temp, job.target)
+        committed = True
+        return size
+    finally:
+        if not committed:
+            site.discard(temp)
+
+
+def _create_temp(site: Site, target: Path) -> Path:
+    temp = site.temp_for(target)
+    temp.touch(exist_ok=False)
+    return temp
+
+
+class _InThread:
+    """Work for a worker thread that another thread can abort (see :func:`_in_thread`)."""
+
+    abort: AbortHandle
+
+    def run(self) -> int:
+        raise NotImplementedError
+
+    def run_captured(self) -> tuple[int, BaseException | None]:
+        try:
+            return self.run(), None
+        except Exception as exc:
+            return 0, exc
+
+
+class _Transfer(_InThread):
     """One GET streamed to a temporary file while hashing, in a worker thread: the blocking
     client there moves bytes at a fraction of the CPU an event-loop client needs per file."""
 
@@ -192,14 +283,66 @@ class _Transfer:
         hasher.verify()
         return hasher.size
 
-    def run_captured(self) -> tuple[int, BaseException | None]:
-        try:
-            return self.run(), None
-        except Exception as exc:
-            return 0, exc
+
+class _Part(_InThread):
+    """One byte range of a file, written in place into the shared temporary file."""
+
+    def __init__(
+        self,
+        job: DownloadJob,
+        temp: Path,
+        span: tuple[int, int],
+        on_bytes: Callable[[int], None],
+    ) -> None:
+        self.job = job
+        self.temp = temp
+        self.start, self.end = span
+        self.on_bytes = on_bytes
+        self.abort = AbortHandle()
+        self.ranged = False
+        self.on_ranged: Callable[[], object] | None = None  # told when a 206 arrives
+
+    def run(self) -> int:
+        record = self.job.record
+        client = self.job.upstream.downloads
+        assert client is not None
+        url = self.job.upstream.package_url(record.subdir, record.fn)
+        headers = {"Range": f"bytes={self.start}-{self.end - 1}"}
+        extensions = {ABORT: self.abort}
+        with client.stream("GET", url, headers=headers, extensions=extensions) as response:
+            start, end = self.start, self.end
+            if response.status_code == 206:
+                expected = f"bytes {start}-{end - 1}/{record.size}"
+                if response.headers.get("content-range", "").strip() != expected:
+                    raise _Retryable("unexpected Content-Range")
+                self.ranged = True
+                if self.on_ranged is not None:
+                    self.on_ranged()
+            elif response.status_code == 200 and start == 0:
+                start, end = 0, record.size  # no range support: the whole file comes here
+            elif response.status_code == 200:
+                raise _Retryable("server ignored the Range header")
+            elif response.status_code in RETRY_STATUS or response.status_code == 404:
+                raise _Retryable(f"HTTP {response.status_code}")
+            else:
+                raise _Fatal(f"HTTP {response.status_code}")
+            written = 0
+            with open(self.temp, "r+b") as handle:
+                handle.seek(start)
+                for chunk in response.iter_bytes():
+                    if self.abort.aborted:
+                        raise _Retryable("stopped")
+                    written += len(chunk)
+                    if written > end - start:
+                        raise VerifyError(f"more than the expected {record.size} bytes")
+                    handle.write(chunk)
+                    self.on_bytes(len(chunk))
+        if written != end - start:
+            raise VerifyError(f"part {start}-{end - 1}: {written} of {end - start} bytes")
+        return written
 
 
-async def _in_thread(transfer: _Transfer, threads: trio.CapacityLimiter) -> int:
+async def _in_thread(transfer: _InThread, threads: trio.CapacityLimiter) -> int:
     """Run a transfer in a worker thread; cancelling the caller aborts it within a read."""
 
     async def abort_when_cancelled() -> None:

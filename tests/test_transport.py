@@ -3,8 +3,11 @@ a cancelled download stopping its worker thread. Real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -13,6 +16,7 @@ import trio
 from support.faults import hang, redirect
 from support.upstream import UpstreamHandler, UpstreamServer, truncate
 
+from sitegen import download as download_mod
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.download import DownloadJob, download
 from sitegen.records import Record
@@ -122,32 +126,130 @@ def test_abort_from_another_thread_ends_a_blocked_read(server: UpstreamServer) -
     assert len(outcome) == 1 and isinstance(outcome[0], httpx.TransportError)
 
 
-async def test_a_cancelled_download_stops_its_thread_and_leaves_nothing(
-    server: UpstreamServer, tmp_path: Path
-) -> None:
-    server.add_fault("/stuck-1-0.conda", hang(max_seconds=60))
-    settings = DownloadSettings(concurrency=2, per_host=2, retries=0, timeout=60)
+@contextlib.asynccontextmanager
+async def upstream_at(server: UpstreamServer) -> AsyncIterator[Upstream]:
+    """An Upstream whose package files live at the server's root."""
+    settings = DownloadSettings(concurrency=8, per_host=8, retries=0, timeout=60)
     mirror = MirrorConfig(name="up", url=server.url, subdirs=("linux-64",))
     async with make_client(settings) as async_client:
         with make_download_client(settings) as blocking:
             upstream = Upstream(
-                mirror, async_client, settings, trio.CapacityLimiter(2), downloads=blocking
+                mirror, async_client, settings, trio.CapacityLimiter(8), downloads=blocking
             )
             upstream.package_bases["linux-64"] = server.url
-            record = Record(
-                fn="stuck-1-0.conda",
-                subdir="linux-64",
-                raw={"name": "stuck", "version": "1", "build": "0", "size": 10, "md5": "0" * 32},
-            )
-            site = Site(tmp_path / "site")
-            target = site.path("linux-64", "stuck-1-0.conda")
-            # Without the abort, the thread would sit in its read until the server gives up
-            # (60 s) and the guard would fail the test.
-            with trio.fail_after(20), trio.move_on_after(0.5) as scope:
-                await download(DownloadJob(upstream, record, target), site, retries=0)
+            yield upstream
+
+
+def record_for(fn: str, data: bytes) -> Record:
+    name, version, build = fn.removesuffix(".conda").rsplit("-", 2)
+    raw = {"name": name, "version": version, "build": build, "size": len(data)}
+    return Record(fn=fn, subdir="linux-64", raw={**raw, "sha256": hashlib.sha256(data).hexdigest()})
+
+
+def temporaries(directory: Path) -> list[Path]:
+    return [p for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+async def test_a_cancelled_download_stops_its_thread_and_leaves_nothing(
+    server: UpstreamServer, tmp_path: Path
+) -> None:
+    server.add_fault("/stuck-1-0.conda", hang(max_seconds=60))
+    site = Site(tmp_path / "site")
+    target = site.path("linux-64", "stuck-1-0.conda")
+    async with upstream_at(server) as upstream:
+        # Without the abort, the thread would sit in its read until the server gives up
+        # (60 s) and the guard would fail the test.
+        with trio.fail_after(20), trio.move_on_after(0.5) as scope:
+            job = DownloadJob(upstream, record_for(target.name, b"x" * 10), target)
+            await download(job, site, retries=0)
     assert scope.cancelled_caught
     assert not target.exists()
-    assert not [p for p in target.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
+    assert not temporaries(target.parent)
+
+
+# --------------------------------------------------------------------------- split downloads
+
+BIG = bytes(range(256)) * 1200  # 307,200 bytes: four parts of 64 KiB parts at most
+
+
+def serve_ranges(corrupt_at: int | None = None, content_range: str | None = None):
+    """Answer Range requests with 206 (the test server itself ignores Range)."""
+
+    def hook(handler: UpstreamHandler) -> bool | None:
+        target = handler.resolve(handler.url_path)
+        wanted = handler.headers.get("Range")
+        if target is None or not wanted:
+            return False
+        data = target.read_bytes()
+        first, last = (int(x) for x in wanted.removeprefix("bytes=").split("-"))
+        body = bytearray(data[first : last + 1])
+        if corrupt_at is not None and first <= corrupt_at <= last:
+            body[corrupt_at - first] ^= 0xFF
+        span = content_range or f"bytes {first}-{last}/{len(data)}"
+        handler.respond(206, bytes(body), {"Content-Range": span})
+        return None
+
+    return hook
+
+
+@pytest.fixture
+def big(server: UpstreamServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(download_mod, "SPLIT_PART", 64 << 10)
+    fn = "big-1.0-0.conda"
+    (server.root / fn).write_bytes(BIG)
+    return fn
+
+
+async def fetch(server: UpstreamServer, tmp_path: Path, fn: str, retries: int = 0):
+    site = Site(tmp_path / "site")
+    target = site.path("linux-64", fn)
+    async with upstream_at(server) as upstream:
+        result = await download(DownloadJob(upstream, record_for(fn, BIG), target), site, retries)
+    return result, target
+
+
+async def test_a_large_file_comes_in_parallel_ranges(
+    server: UpstreamServer, tmp_path: Path, big: str
+) -> None:
+    server.add_fault(f"/{big}", serve_ranges())
+    result, target = await fetch(server, tmp_path, big)
+    assert result.ok, result.error
+    assert target.read_bytes() == BIG
+    ranges = sorted(
+        (r.header("Range") or "" for r in server.requests),
+        key=lambda text: int(text.removeprefix("bytes=").split("-")[0]),
+    )
+    assert len(ranges) == len(download_mod.split_spans(len(BIG))) == 4
+    assert [r.status for r in server.requests] == [206] * 4
+    assert ranges[0] == "bytes=0-76799" and ranges[-1] == "bytes=230400-307199"
+    assert not temporaries(target.parent)
+
+
+async def test_without_range_support_the_first_request_brings_the_whole_file(
+    server: UpstreamServer, tmp_path: Path, big: str
+) -> None:
+    result, target = await fetch(server, tmp_path, big)
+    assert result.ok, result.error
+    assert target.read_bytes() == BIG
+    assert [r.status for r in server.requests] == [200]
+
+
+@pytest.mark.parametrize(
+    ("hook", "error"),
+    [
+        (serve_ranges(corrupt_at=200_000), "checksum mismatch: sha256"),
+        (serve_ranges(content_range="bytes 0-99/307200"), "unexpected Content-Range"),
+    ],
+)
+async def test_a_bad_part_is_never_published(
+    server: UpstreamServer, tmp_path: Path, big: str, hook, error: str
+) -> None:
+    server.add_fault(f"/{big}", hook)
+    result, target = await fetch(server, tmp_path, big, retries=1)
+    assert not result.ok
+    assert error in result.error
+    assert not target.exists()
+    assert not temporaries(target.parent)
 
 
 def test_a_proxy_in_the_environment_gets_httpx_own_transport(
