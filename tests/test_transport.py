@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from support import require_tool
 from support.faults import hang, redirect
 from support.upstream import UpstreamHandler, UpstreamServer, truncate
 
@@ -262,3 +266,45 @@ def test_a_proxy_in_the_environment_gets_httpx_own_transport(
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     with download_client(httpx.Timeout(5), "test") as proxied:
         assert not isinstance(proxied._transport, KeepAliveTransport)
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, upstream_server_factory) -> UpstreamServer:
+    """The same files over https, with a certificate no CA signed (made by openssl)."""
+    openssl = shutil.which("openssl")
+    require_tool(openssl is not None, "openssl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=x"]
+    names = ["-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        [str(openssl), *request, *names, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    root = tmp_path / "tls-upstream"
+    root.mkdir()
+    for name, data in FILES.items():
+        (root / name).write_bytes(data)
+    return upstream_server_factory(root, tls=context)
+
+
+def test_https_without_verification_when_asked(tls_server: UpstreamServer) -> None:
+    seen = peers(tls_server, [f"/{n}" for n in FILES])
+    with httpx.Client(transport=KeepAliveTransport(verify=False), timeout=10) as http:
+        for name, data in FILES.items():
+            assert http.get(f"{tls_server.url}/{name}").content == data
+    assert len(set(seen)) == 1  # kept alive over TLS too
+
+
+def test_https_certificates_are_verified_by_default(tls_server: UpstreamServer) -> None:
+    with (
+        httpx.Client(transport=KeepAliveTransport(), timeout=10) as http,
+        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        http.get(f"{tls_server.url}/{next(iter(FILES))}")
+    assert tls_server.requests == []

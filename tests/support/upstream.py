@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -198,7 +199,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class UpstreamServer(StartStop):
-    """Serve ``root`` at ``http://127.0.0.1:<port>`` from a thread; use as a context manager."""
+    """Serve ``root`` at ``http://127.0.0.1:<port>`` from a thread; use as a context manager.
+    With ``tls`` (a server-side context) it serves https instead."""
 
     def __init__(
         self,
@@ -206,8 +208,10 @@ class UpstreamServer(StartStop):
         host: str = "127.0.0.1",
         port: int = 0,
         cache_control: str | None = "no-cache",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.root = Path(root)
+        self.tls = tls
         # Sent with 200 and 304 answers. "no-cache" makes HTTP caches (rattler's) revalidate
         # every time instead of guessing a freshness lifetime from Last-Modified.
         self.cache_control = cache_control
@@ -225,6 +229,8 @@ class UpstreamServer(StartStop):
             raise RuntimeError("server already started")
         httpd = _Server((self._host, self._port), UpstreamHandler)
         httpd.upstream = self
+        if self.tls is not None:
+            httpd.socket = self.tls.wrap_socket(httpd.socket, server_side=True)
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -249,8 +255,9 @@ class UpstreamServer(StartStop):
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>`` (no trailing slash)."""
-        return f"http://{self._host}:{self.port}"
+        """``http://127.0.0.1:<port>`` (no trailing slash; https with ``tls``)."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self._host}:{self.port}"
 
     # --- request log ----------------------------------------------------------------------
     def _record(self, record: RequestRecord) -> None:
