@@ -19,7 +19,7 @@ import trio
 from sitegen.records import Record
 from sitegen.storage import Site
 from sitegen.transport import ABORT, AbortHandle
-from sitegen.upstream import RETRY_STATUS, Upstream, backoff_delay
+from sitegen.upstream import RETRY_STATUS, Upstream, backoff_delay, describe_error
 
 # Below this average rate a transfer is treated as stalled (slow-drip upstreams).
 MIN_RATE = 16 * 1024
@@ -125,7 +125,7 @@ async def download(
         except _Retryable as exc:
             last_error = str(exc)
         except (httpx.TransportError, trio.TooSlowError) as exc:
-            last_error = f"{type(exc).__name__}"
+            last_error = describe_error(exc)
         except httpx.TooManyRedirects:
             last_error = "too many redirects"
             break

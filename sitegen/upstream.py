@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import ssl
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -82,6 +83,19 @@ def decode_body(variant: str, body: bytes) -> bytes:
     if len(out) > MAX_REPODATA_BYTES:
         raise UpstreamError(f"{variant} decompresses to more than {MAX_REPODATA_BYTES} bytes")
     return out
+
+
+def describe_error(exc: BaseException) -> str:
+    """A transport failure as reports show it: its kind, plus what to do for the one failure
+    a setting fixes. Never the exception text, which may quote a URL with a token."""
+    cause: BaseException | None = exc
+    for _ in range(10):  # the TLS error sits somewhere in the chain httpx raises from
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return "TLS certificate not trusted (verify_tls: false accepts it)"
+        cause = cause.__cause__ or cause.__context__
+    return type(exc).__name__
 
 
 def backoff_delay(attempt: int, base: float = 0.25, cap: float = 10.0) -> float:
@@ -232,7 +246,7 @@ class Upstream:
             except httpx.TooManyRedirects:
                 raise UpstreamError(f"{self._safe(url)}: too many redirects") from None
             except (httpx.TransportError, trio.TooSlowError) as exc:
-                last_error = type(exc).__name__
+                last_error = describe_error(exc)
             if attempt + 1 < attempts:
                 await trio.sleep(backoff_delay(attempt))
         raise UpstreamError(f"{self._safe(url)}: {last_error} after {attempts} attempts")

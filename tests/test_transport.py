@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -18,11 +19,14 @@ import pytest
 import trio
 from support import require_tool
 from support.faults import hang, redirect
+from support.site import assert_channel_consistent, site_config
 from support.upstream import UpstreamHandler, UpstreamServer, truncate
 
 from sitegen import download as download_mod
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.download import DownloadJob, download
+from sitegen.example_channel import example_packages, write_channel
+from sitegen.mirror import MirrorOptions, run_mirror
 from sitegen.records import Record
 from sitegen.storage import TEMP_PREFIX, Site
 from sitegen.transport import ABORT, AbortHandle, KeepAliveTransport, download_client
@@ -73,16 +77,18 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(server: Upstrea
         # The response does not announce it: the client pools the connection, then finds
         # it closed before its next request.
         handler.serve_file(handler.url_path)
+        handler.wfile.flush()
+        handler.connection.shutdown(socket.SHUT_WR)
         handler.close_connection = True
 
     server.add_fault(f"/{names[0]}", serve_then_close)
     seen = peers(server, [f"/{names[1]}"])
     with client() as http:
         assert http.get(f"{server.url}/{names[0]}").content == FILES[names[0]]
-        time.sleep(0.3)  # the server hangs up after its response
+        server.wait_for_requests(1)  # logged once the hook returned, after its shutdown
         assert http.get(f"{server.url}/{names[1]}").content == FILES[names[1]]
     assert len(seen) == 1
-    assert [r.status for r in server.requests] == [200, 200]
+    assert [r.status for r in server.wait_for_requests(2)] == [200, 200]
 
 
 def test_a_body_cut_short_is_an_error_not_an_end(server: UpstreamServer) -> None:
@@ -102,7 +108,7 @@ def test_redirects_are_followed_by_httpx(server: UpstreamServer) -> None:
     with client() as http:
         response = http.get(f"{server.url}/elsewhere.bin")
     assert response.content == FILES[name]
-    assert [r.status for r in server.requests] == [301, 200]
+    assert [r.status for r in server.wait_for_requests(2)] == [301, 200]
 
 
 def test_abort_from_another_thread_ends_a_blocked_read(server: UpstreamServer) -> None:
@@ -219,12 +225,13 @@ async def test_a_large_file_comes_in_parallel_ranges(
     result, target = await fetch(server, tmp_path, big)
     assert result.ok, result.error
     assert target.read_bytes() == BIG
+    requests = server.wait_for_requests(4)
     ranges = sorted(
-        (r.header("Range") or "" for r in server.requests),
+        (r.header("Range") or "" for r in requests),
         key=lambda text: int(text.removeprefix("bytes=").split("-")[0]),
     )
     assert len(ranges) == len(download_mod.split_spans(len(BIG))) == 4
-    assert [r.status for r in server.requests] == [206] * 4
+    assert [r.status for r in requests] == [206] * 4
     assert ranges[0] == "bytes=0-76799" and ranges[-1] == "bytes=230400-307199"
     assert not temporaries(target.parent)
 
@@ -235,7 +242,7 @@ async def test_without_range_support_the_first_request_brings_the_whole_file(
     result, target = await fetch(server, tmp_path, big)
     assert result.ok, result.error
     assert target.read_bytes() == BIG
-    assert [r.status for r in server.requests] == [200]
+    assert [r.status for r in server.wait_for_requests(1)] == [200]
 
 
 @pytest.mark.parametrize(
@@ -272,8 +279,8 @@ def test_a_proxy_in_the_environment_gets_httpx_own_transport(
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path, upstream_server_factory) -> UpstreamServer:
-    """The same files over https, with a certificate no CA signed (made by openssl)."""
+def tls(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a certificate no CA signed (made by openssl)."""
     openssl = shutil.which("openssl")
     require_tool(openssl is not None, "openssl")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
@@ -286,11 +293,16 @@ def tls_server(tmp_path: Path, upstream_server_factory) -> UpstreamServer:
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, tls: ssl.SSLContext, upstream_server_factory) -> UpstreamServer:
     root = tmp_path / "tls-upstream"
     root.mkdir()
     for name, data in FILES.items():
         (root / name).write_bytes(data)
-    return upstream_server_factory(root, tls=context)
+    return upstream_server_factory(root, tls=tls)
 
 
 def test_https_without_verification_when_asked(tls_server: UpstreamServer) -> None:
@@ -308,3 +320,28 @@ def test_https_certificates_are_verified_by_default(tls_server: UpstreamServer) 
     ):
         http.get(f"{tls_server.url}/{next(iter(FILES))}")
     assert tls_server.requests == []
+
+
+@pytest.mark.parametrize("verify_tls", [False, True])
+async def test_verify_tls_decides_a_mirror_run_over_https(
+    tmp_path: Path, tls: ssl.SSLContext, upstream_server_factory, verify_tls: bool
+) -> None:
+    root = tmp_path / "channel"
+    write_channel(root, example_packages(seed=0), zst=True)
+    server = upstream_server_factory(root, tls=tls)
+    body = f"""
+channels:
+  secure:
+    url: {server.url}
+    subdirs: [linux-64]
+    verify_tls: {str(verify_tls).lower()}
+"""
+    report = await run_mirror(site_config(tmp_path / "site", body), MirrorOptions(progress=False))
+    if verify_tls:
+        assert report.failed
+        assert "TLS certificate not trusted" in " ".join(report.mirrors[0].errors)
+        assert not (tmp_path / "site" / "secure" / "linux-64" / "repodata.json").exists()
+    else:
+        assert not report.failed, report.errors
+        assert_channel_consistent(tmp_path / "site", "secure")
+        assert list((tmp_path / "site" / "secure" / "linux-64").glob("*.conda"))

@@ -19,6 +19,7 @@ import hashlib
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -269,6 +270,14 @@ class UpstreamServer(StartStop):
         """A snapshot of the requests served so far, oldest first."""
         with self._lock:
             return list(self._requests)
+
+    def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[RequestRecord]:
+        """The request log once it holds ``n`` entries: a request is logged by its handler
+        thread just after the response went out, so a client may finish first."""
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.requests
 
     def count(
         self,
