@@ -378,20 +378,19 @@ class _Run:
             mr = self.mirror_reports.get(data["name"])
             if mr is None:
                 continue
-            for subdir, sub in data["subdirs"].items():
-                restored = MirrorSubdirReport(**sub)
-                restored.upstream = self.fetched[(mr.name, subdir)].status
-                mr.subdirs[subdir] = restored
-            mr.unsatisfied = data["unsatisfied"]
-            mr.dependencies_added = data["dependencies_added"]
-            mr.conflicts = data["conflicts"]
+            restored = MirrorReport.from_json(data)
+            for subdir, sub in restored.subdirs.items():
+                sub.upstream = self.fetched[(mr.name, subdir)].status
+            mr.subdirs = restored.subdirs
+            mr.unsatisfied = restored.unsatisfied
+            mr.dependencies_added = restored.dependencies_added
+            mr.conflicts = restored.conflicts
         for data in built.channels:
             self.report.channels.append(
                 ChannelSubdirReport(
                     channel=data["channel"], subdir=data["subdir"], packages=data["packages"]
                 )
             )
-        self._log_summary()
         return True
 
     def _remember_inputs(self, targets: list[_ChannelSubdir]) -> None:

@@ -39,6 +39,11 @@ class MirrorReport:
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MirrorReport:
+        subdirs = {k: MirrorSubdirReport(**v) for k, v in data.get("subdirs", {}).items()}
+        return cls(**{**data, "subdirs": subdirs})
+
     def excluded_totals(self) -> dict[str, int]:
         total: Counter[str] = Counter()
         for sub in self.subdirs.values():
@@ -89,9 +94,6 @@ class RunReport:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunReport:
-        mirrors = []
-        for m in data.get("mirrors", []):
-            subdirs = {k: MirrorSubdirReport(**v) for k, v in m.get("subdirs", {}).items()}
-            mirrors.append(MirrorReport(**{**m, "subdirs": subdirs}))
+        mirrors = [MirrorReport.from_json(m) for m in data.get("mirrors", [])]
         channels = [ChannelSubdirReport(**c) for c in data.get("channels", [])]
         return cls(**{**data, "mirrors": mirrors, "channels": channels})

@@ -6,6 +6,7 @@ did the work from one that recognised its inputs.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,10 @@ def kept(report: RunReport) -> dict[str, int]:
 
 
 async def test_unchanged_rerun_skips_the_work_and_reports_the_same(
-    example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
+    example_upstream: ExampleUpstream,
+    tmp_path: Path,
+    parses: list[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     site = tmp_path / "site"
     config = config_for(site, example_upstream.url)
@@ -67,10 +71,13 @@ async def test_unchanged_rerun_skips_the_work_and_reports_the_same(
     assert sorted(parses) == ["linux-64", "noarch"]
     before = snapshot(site / CHANNEL)
     parses.clear()
+    caplog.clear()
 
-    second = await mirror(config)
+    with caplog.at_level(logging.INFO, logger="sitegen"):
+        second = await mirror(config)
 
     assert parses == []
+    assert sum(" kept " in r.getMessage() for r in caplog.records) == 1  # one summary
     assert second.status == "completed" and not second.failed
     assert kept(second) == kept(first) and all(kept(first).values())
     assert {s.upstream for s in second.mirrors[0].subdirs.values()} == {"unchanged"}
