@@ -161,6 +161,14 @@ class _Fatal(Exception):
     pass
 
 
+def _refusal(status: int) -> Exception:
+    """What an answer other than the file means for the download."""
+    if status in RETRY_STATUS or status == 404:
+        # A just-listed file can 404 while a CDN catches up: worth a retry.
+        return _Retryable(f"HTTP {status}")
+    return _Fatal(f"HTTP {status}")
+
+
 def _deadline(upstream: Upstream, size: int) -> float:
     return upstream.settings.timeout + size / MIN_RATE
 
@@ -190,7 +198,7 @@ async def _fetch_split(
     try:
         errors: list[Exception] = []
         first_answered = trio.Event()
-        parts = [_Part(job, temp, span, on_bytes) for span in spans]
+        parts = [_Part(job, upstream.downloads, temp, span, on_bytes) for span in spans]
         parts[0].on_ranged = partial(trio.from_thread.run_sync, first_answered.set)
 
         async with trio.open_nursery() as nursery:
@@ -268,11 +276,8 @@ class _Transfer(_InThread):
         url = self.job.upstream.package_url(record.subdir, record.fn)
         hasher = Hasher(record)
         with self.client.stream("GET", url, extensions={ABORT: self.abort}) as response:
-            if response.status_code in RETRY_STATUS or response.status_code == 404:
-                # A just-listed file can 404 while a CDN catches up: worth a retry.
-                raise _Retryable(f"HTTP {response.status_code}")
             if response.status_code != 200:
-                raise _Fatal(f"HTTP {response.status_code}")
+                raise _refusal(response.status_code)
             with open(temp, "xb") as handle:
                 for chunk in response.iter_bytes():
                     if self.abort.aborted:  # transports that cannot shut the socket
@@ -290,11 +295,13 @@ class _Part(_InThread):
     def __init__(
         self,
         job: DownloadJob,
+        client: httpx.Client,
         temp: Path,
         span: tuple[int, int],
         on_bytes: Callable[[int], None],
     ) -> None:
         self.job = job
+        self.client = client
         self.temp = temp
         self.start, self.end = span
         self.on_bytes = on_bytes
@@ -304,12 +311,10 @@ class _Part(_InThread):
 
     def run(self) -> int:
         record = self.job.record
-        client = self.job.upstream.downloads
-        assert client is not None
         url = self.job.upstream.package_url(record.subdir, record.fn)
         headers = {"Range": f"bytes={self.start}-{self.end - 1}"}
         extensions = {ABORT: self.abort}
-        with client.stream("GET", url, headers=headers, extensions=extensions) as response:
+        with self.client.stream("GET", url, headers=headers, extensions=extensions) as response:
             start, end = self.start, self.end
             if response.status_code == 206:
                 expected = f"bytes {start}-{end - 1}/{record.size}"
@@ -322,10 +327,8 @@ class _Part(_InThread):
                 start, end = 0, record.size  # no range support: the whole file comes here
             elif response.status_code == 200:
                 raise _Retryable("server ignored the Range header")
-            elif response.status_code in RETRY_STATUS or response.status_code == 404:
-                raise _Retryable(f"HTTP {response.status_code}")
             else:
-                raise _Fatal(f"HTTP {response.status_code}")
+                raise _refusal(response.status_code)
             written = 0
             with open(self.temp, "r+b") as handle:
                 handle.seek(start)
