@@ -8,7 +8,7 @@ then reported; nothing unverified ever sits under a package's name.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +17,7 @@ import httpx
 import trio
 
 from sitegen.records import Record
-from sitegen.storage import Site
+from sitegen.storage import PendingFile, Site
 from sitegen.transport import ABORT, AbortHandle
 from sitegen.upstream import RETRY_STATUS, Upstream, backoff_delay, describe_error
 
@@ -74,14 +74,19 @@ class Hasher:
             raise VerifyError(f"{kind} {digest} != expected {expected}")
 
 
-def hash_file(path: Path, record: Record) -> int:
-    """Re-hash a file on disk against its record; its size, or VerifyError."""
+def hash_chunks(chunks: Iterable[bytes], record: Record) -> int:
+    """Hash bytes against a record; their size, or VerifyError."""
     hasher = Hasher(record)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            hasher.update(chunk)
+    for chunk in chunks:
+        hasher.update(chunk)
     hasher.verify()
     return hasher.size
+
+
+def hash_file(path: Path, record: Record) -> int:
+    """Re-hash a file on disk against its record; its size, or VerifyError."""
+    with open(path, "rb") as handle:
+        return hash_chunks(iter(partial(handle.read, 1 << 20), b""), record)
 
 
 def file_matches(path: Path, record: Record) -> bool:
@@ -140,16 +145,12 @@ async def download(
     return DownloadResult(job, ok=False, error=f"{job.record.fn}: {last_error}")
 
 
-def _stored(job: DownloadJob, site: Site, write: Callable[[Path], int]) -> int:
-    """``write`` fills a fresh temporary (verifying as it goes); only then is it renamed to
-    the job's target. Whatever fails, the temporary is gone."""
-    temp = site.temp_for(job.target)
-    try:
-        size = write(temp)
-        site.commit(temp, job.target)
-    except BaseException:
-        site.discard(temp)
-        raise
+def _stored(job: DownloadJob, site: Site, write: Callable[[PendingFile], int]) -> int:
+    """``write`` fills a pending file (verifying as it goes); only then does it get the job's
+    target name. Whatever fails, nothing is left behind."""
+    with site.pending(job.target) as pending:
+        size = write(pending)
+        pending.commit()
     return size
 
 
@@ -193,12 +194,11 @@ async def _fetch_split(
     server honours ranges: only after its 206 do the others start, and a 200 instead brings
     the whole file through that one request."""
     upstream = job.upstream
-    temp = await trio.to_thread.run_sync(_create_temp, site, job.target)
-    committed = False
+    pending = await trio.to_thread.run_sync(site.pending, job.target)
     try:
         errors: list[Exception] = []
         first_answered = trio.Event()
-        parts = [_Part(job, upstream.downloads, temp, span, on_bytes) for span in spans]
+        parts = [_Part(job, upstream.downloads, pending, span, on_bytes) for span in spans]
         parts[0].on_ranged = partial(trio.from_thread.run_sync, first_answered.set)
 
         async with trio.open_nursery() as nursery:
@@ -221,19 +221,15 @@ async def _fetch_split(
                     nursery.start_soon(fetch_part, part)
         if errors:
             raise errors[0]
-        size = await trio.to_thread.run_sync(hash_file, temp, job.record)
-        site.commit(temp, job.target)
-        committed = True
-        return size
+        return await trio.to_thread.run_sync(_verified_commit, pending, job.record)
     finally:
-        if not committed:
-            site.discard(temp)
+        pending.discard()
 
 
-def _create_temp(site: Site, target: Path) -> Path:
-    temp = site.temp_for(target)
-    temp.touch(exist_ok=False)
-    return temp
+def _verified_commit(pending: PendingFile, record: Record) -> int:
+    size = hash_chunks(pending.chunks(), record)
+    pending.commit()
+    return size
 
 
 class _InThread:
@@ -271,20 +267,19 @@ class _Transfer(_InThread):
     def run(self) -> int:
         return _stored(self.job, self.site, self._stream_to)
 
-    def _stream_to(self, temp: Path) -> int:
+    def _stream_to(self, pending: PendingFile) -> int:
         record = self.job.record
         url = self.job.upstream.package_url(record.subdir, record.fn)
         hasher = Hasher(record)
         with self.client.stream("GET", url, extensions={ABORT: self.abort}) as response:
             if response.status_code != 200:
                 raise _refusal(response.status_code)
-            with open(temp, "xb") as handle:
-                for chunk in response.iter_bytes():
-                    if self.abort.aborted:  # transports that cannot shut the socket
-                        raise _Retryable("stopped")
-                    hasher.update(chunk)
-                    handle.write(chunk)
-                    self.on_bytes(len(chunk))
+            for chunk in response.iter_bytes():
+                if self.abort.aborted:  # transports that cannot shut the socket
+                    raise _Retryable("stopped")
+                hasher.update(chunk)
+                pending.write(chunk)
+                self.on_bytes(len(chunk))
         hasher.verify()
         return hasher.size
 
@@ -296,13 +291,13 @@ class _Part(_InThread):
         self,
         job: DownloadJob,
         client: httpx.Client,
-        temp: Path,
+        pending: PendingFile,
         span: tuple[int, int],
         on_bytes: Callable[[int], None],
     ) -> None:
         self.job = job
         self.client = client
-        self.temp = temp
+        self.pending = pending
         self.start, self.end = span
         self.on_bytes = on_bytes
         self.abort = AbortHandle()
@@ -330,16 +325,14 @@ class _Part(_InThread):
             else:
                 raise _refusal(response.status_code)
             written = 0
-            with open(self.temp, "r+b") as handle:
-                handle.seek(start)
-                for chunk in response.iter_bytes():
-                    if self.abort.aborted:
-                        raise _Retryable("stopped")
-                    written += len(chunk)
-                    if written > end - start:
-                        raise VerifyError(f"more than the expected {record.size} bytes")
-                    handle.write(chunk)
-                    self.on_bytes(len(chunk))
+            for chunk in response.iter_bytes():
+                if self.abort.aborted:
+                    raise _Retryable("stopped")
+                if written + len(chunk) > end - start:
+                    raise VerifyError(f"more than the expected {record.size} bytes")
+                self.pending.write_at(chunk, start + written)
+                written += len(chunk)
+                self.on_bytes(len(chunk))
         if written != end - start:
             raise VerifyError(f"part {start}-{end - 1}: {written} of {end - start} bytes")
         return written
@@ -363,14 +356,14 @@ async def _in_thread(transfer: _InThread, threads: trio.CapacityLimiter) -> int:
     return size
 
 
-def _copy_local(job: DownloadJob, temp: Path) -> int:
+def _copy_local(job: DownloadJob, pending: PendingFile) -> int:
     source = job.upstream.local_path(job.record.subdir, job.record.fn)
     if not source.is_file():
         raise _Fatal("not found in the file:// source")
     hasher = Hasher(job.record)
-    with open(source, "rb") as src, open(temp, "xb") as dst:
+    with open(source, "rb") as src:
         while chunk := src.read(1 << 20):
             hasher.update(chunk)
-            dst.write(chunk)
+            pending.write(chunk)
     hasher.verify()
     return hasher.size

@@ -2,14 +2,17 @@
 
 Every write goes to a temporary name in the destination directory and is renamed into place
 (atomic on POSIX), so a reader never sees a half-written file under a published name. A file
-whose content did not change is left alone, keeping its mtime and therefore its ETag.
+whose content did not change is left alone, keeping its mtime and therefore its ETag. Package
+files are written as :class:`PendingFile`: nameless until verified, where the filesystem allows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_PREFIX = ".sitegen-tmp-"
@@ -24,6 +27,9 @@ class Site:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
+        # Whether files can be created without a name (O_TMPFILE) and named later through
+        # /proc; found out on first use.
+        self.unnamed_files: bool | None = None
 
     def path(self, *parts: str) -> Path:
         """Join parts under the root, refusing anything that escapes it."""
@@ -49,6 +55,20 @@ class Site:
         """A fresh temporary name beside target; never a published name."""
         self.ensure_dir(target.parent)
         return target.parent / f"{TEMP_PREFIX}{os.getpid()}-{target.name}.{secrets.token_hex(4)}"
+
+    def pending(self, target: Path) -> PendingFile:
+        """A new, empty file that will become ``target`` once committed (see PendingFile)."""
+        self.ensure_dir(target.parent)
+        if self.unnamed_files is None:
+            self.unnamed_files = _can_link_unnamed(target.parent)
+        if self.unnamed_files:
+            try:
+                return PendingFile.unnamed(self, target)
+            except OSError as exc:
+                # Another filesystem mounted below the site may lack O_TMPFILE.
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+        return PendingFile.named(self, target)
 
     def commit(self, temp: Path, target: Path) -> None:
         os.replace(temp, target)
@@ -146,6 +166,120 @@ class Site:
                 self.discard(Path(entry.path))
                 removed += 1
         return removed
+
+
+class PendingFile:
+    """A file being written for ``target`` that no reader can see until :meth:`commit`.
+
+    Where the filesystem allows (Linux O_TMPFILE: ext4, xfs, btrfs, tmpfs) the file has no name
+    at all until commit links it in: a crash leaves nothing behind, and publishing costs one
+    link instead of a create and a rename. Elsewhere it is a temporary name beside the target,
+    renamed on commit. Positioned writes (:meth:`write_at`) may come from several threads.
+    """
+
+    def __init__(self, site: Site, target: Path, fd: int, temp: Path | None) -> None:
+        self.site = site
+        self.target = target
+        self.fd = fd
+        self.temp = temp  # None: nameless
+        self.done = False
+
+    @classmethod
+    def unnamed(cls, site: Site, target: Path) -> PendingFile:
+        fd = os.open(target.parent, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o666)
+        return cls(site, target, fd, None)
+
+    @classmethod
+    def named(cls, site: Site, target: Path) -> PendingFile:
+        temp = site.temp_for(target)
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o666)
+        return cls(site, target, fd, temp)
+
+    def __enter__(self) -> PendingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def write_at(self, data: bytes | memoryview, offset: int) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self.fd, view, offset)
+            view, offset = view[written:], offset + written
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The bytes written so far, from the start."""
+        offset = 0
+        while chunk := os.pread(self.fd, size, offset):
+            offset += len(chunk)
+            yield chunk
+
+    def commit(self) -> None:
+        """Give the file its target name (replacing whatever had that name)."""
+        if self.temp is None:
+            self._link_unnamed()
+        else:
+            self.site.commit(self.temp, self.target)
+        self.done = True
+        os.close(self.fd)
+
+    def _link_unnamed(self) -> None:
+        try:
+            _link_fd(self.fd, self.target)
+        except FileExistsError:
+            # A replacement: link beside, then rename over the old file atomically.
+            temp = self.site.temp_for(self.target)
+            _link_fd(self.fd, temp)
+            try:
+                self.site.commit(temp, self.target)
+            except BaseException:
+                self.site.discard(temp)
+                raise
+
+    def discard(self) -> None:
+        """Drop the file unless committed; safe to call more than once."""
+        if self.done:
+            return
+        self.done = True
+        os.close(self.fd)
+        if self.temp is not None:
+            self.site.discard(self.temp)
+
+
+def _link_fd(fd: int, path: Path) -> None:
+    """Name the nameless file open as ``fd``: linkat(AT_SYMLINK_FOLLOW) through /proc, which
+    os.link calls only when given a directory fd."""
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=directory)
+    finally:
+        os.close(directory)
+
+
+def _can_link_unnamed(directory: Path) -> bool:
+    """Whether a nameless file created in ``directory`` can be named there: the filesystem
+    supports O_TMPFILE, /proc is mounted and linking through it is allowed."""
+    if not hasattr(os, "O_TMPFILE"):
+        return False
+    probe = directory / f"{TEMP_PREFIX}{os.getpid()}-probe.{secrets.token_hex(4)}"
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    try:
+        _link_fd(fd, probe)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        probe.unlink()
+    return True
 
 
 def temp_writer_alive(name: str) -> bool:

@@ -17,6 +17,7 @@ status 130, the run recorded as ``stopped``, no temporaries left, the settled in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -44,6 +45,7 @@ from sitegen.config import SiteConfig, load_config
 from sitegen.example_channel import PackageSpec, example_packages, write_channel
 from sitegen.mirror import MirrorOptions, run_mirror
 from sitegen.report import RunReport
+from sitegen.storage import TEMP_PREFIX
 
 SEED = 20241120
 RANDOM_TRIALS = 12
@@ -182,14 +184,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 # --------------------------------------------------------------------------- triggers
 
-Trigger = Callable[[Path, set[str]], bool]  # (site, runs before) -> kill now?
+Trigger = Callable[[Path, set[str], int], bool]  # (site, runs before, pid) -> kill now?
 
 
 def after_start(seconds: float) -> Trigger:
     """Once this run's history record exists, wait ``seconds``."""
     seen: dict[str, float] = {}
 
-    def trigger(site: Path, before: set[str]) -> bool:
+    def trigger(site: Path, before: set[str], pid: int) -> bool:
         if "t" not in seen:
             if not _runs(site) - before:
                 return False
@@ -199,21 +201,36 @@ def after_start(seconds: float) -> Trigger:
     return trigger
 
 
+def _downloading(site: Path, pid: int) -> set[str]:
+    """Package files the process is writing in the site's subdirs, as /proc shows its open
+    files: nameless ones ("<dir>/#<inode> (deleted)") or named temporaries."""
+    directories = {str(site / CHANNEL / subdir) for subdir in SUBDIRS}
+    out = set()
+    with contextlib.suppress(OSError):  # the process has exited
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                directory, _, name = target.removesuffix(" (deleted)").rpartition("/")
+                unnamed = name.startswith("#") and target.endswith(" (deleted)")
+                named = name.startswith(TEMP_PREFIX) and (".conda." in name or ".bz2." in name)
+                if directory in directories and (unnamed or named):
+                    out.add(target)
+    return out
+
+
 def temp_download(n: int) -> Trigger:
-    """When the n-th distinct package temporary has been seen."""
+    """When the process has been seen writing its n-th distinct package file."""
     seen: set[str] = set()
 
-    def trigger(site: Path, before: set[str]) -> bool:
-        seen.update(
-            f for f in _files(site) if ".sitegen-tmp-" in f and f.split(".")[-2] in ("conda", "bz2")
-        )
+    def trigger(site: Path, before: set[str], pid: int) -> bool:
+        seen.update(_downloading(site, pid))
         return len(seen) >= n
 
     return trigger
 
 
 def new_packages(world: World, n: int) -> Trigger:
-    def trigger(site: Path, before: set[str]) -> bool:
+    def trigger(site: Path, before: set[str], pid: int) -> bool:
         return len(_files(site) & world.new_files) >= n
 
     return trigger
@@ -222,7 +239,7 @@ def new_packages(world: World, n: int) -> Trigger:
 def metadata_temp(subdir: str) -> Trigger:
     """When a temporary of a metadata file appears in the subdir (publish is writing)."""
 
-    def trigger(site: Path, before: set[str]) -> bool:
+    def trigger(site: Path, before: set[str], pid: int) -> bool:
         return any("-tmp-" in f and ("repodata" in f) for f in _files(site) if f"/{subdir}/" in f)
 
     return trigger
@@ -232,7 +249,7 @@ def replaced(world: World, subdir: str, name: str) -> Trigger:
     """When the subdir's metadata file ``name`` no longer is the template's file."""
     original = (world.template / CHANNEL / subdir / name).read_bytes()
 
-    def trigger(site: Path, before: set[str]) -> bool:
+    def trigger(site: Path, before: set[str], pid: int) -> bool:
         path = site / CHANNEL / subdir / name
         try:
             return path.stat().st_size != len(original) or path.read_bytes() != original
@@ -243,7 +260,7 @@ def replaced(world: World, subdir: str, name: str) -> Trigger:
 
 
 def first_deletion(world: World) -> Trigger:
-    def trigger(site: Path, before: set[str]) -> bool:
+    def trigger(site: Path, before: set[str], pid: int) -> bool:
         return bool(world.gone_files - _files(site))
 
     return trigger
@@ -296,7 +313,7 @@ def _kill_when(world: World, site: Path, trigger: Trigger, signum: int) -> tuple
     sent = False
     try:
         while proc.poll() is None and time.monotonic() < deadline:
-            if trigger(site, before):
+            if trigger(site, before, proc.pid):
                 proc.send_signal(signum)
                 sent = True
                 break
@@ -427,14 +444,14 @@ def test_kill_around_a_reuploaded_file(world: World, moment: str) -> None:
     published = site / CHANNEL / "linux-64" / fn
     original = published.read_bytes()
 
-    def replaced(site: Path, before: set[str]) -> bool:
+    def replaced(site: Path, before: set[str], pid: int) -> bool:
         try:
             return published.read_bytes() != original
         except FileNotFoundError:
             return False
 
-    def downloading(site: Path, before: set[str]) -> bool:
-        return any(fn in name and ".sitegen-tmp-" in name for name in _files(site))
+    def downloading(site: Path, before: set[str], pid: int) -> bool:
+        return bool(_downloading(site, pid))  # the re-uploaded file is v3's only download
 
     trigger = downloading if moment.startswith("while") else replaced
     sent, _status, _err = _kill_when(replace(world, config=config), site, trigger, signal.SIGKILL)

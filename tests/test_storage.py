@@ -1,0 +1,147 @@
+"""PendingFile: a package file stays invisible until committed, then appears whole."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from sitegen import storage
+from sitegen.storage import TEMP_PREFIX, Site
+
+
+def _entries(directory: Path) -> list[str]:
+    return sorted(os.listdir(directory))
+
+
+@pytest.fixture(params=["unnamed", "named"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Site:
+    site = Site(tmp_path / "site")
+    if request.param == "named":
+        site.unnamed_files = False  # as on a filesystem without O_TMPFILE
+    return site
+
+
+def test_unnamed_files_are_used_where_the_filesystem_allows(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    with site.pending(tmp_path / "sub" / "a.conda") as pending:
+        assert pending.temp is None
+    assert site.unnamed_files is True
+    assert _entries(tmp_path / "sub") == []  # the probe left nothing either
+
+
+def test_without_o_tmpfile_a_temporary_name_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "O_TMPFILE")
+    site = Site(tmp_path)
+    with site.pending(tmp_path / "a.conda") as pending:
+        assert pending.temp is not None
+        assert _entries(tmp_path) == [pending.temp.name]
+    assert site.unnamed_files is False
+    assert _entries(tmp_path) == []
+
+
+def test_nothing_is_visible_under_the_target_before_commit(site: Site) -> None:
+    target = site.root / "linux-64" / "a-1.0-0.conda"
+    with site.pending(target) as pending:
+        pending.write(b"x" * 100_000)
+        assert not target.exists()
+        if site.unnamed_files:
+            assert _entries(target.parent) == []
+        else:
+            assert all(n.startswith(TEMP_PREFIX) for n in _entries(target.parent))
+        pending.commit()
+    assert target.read_bytes() == b"x" * 100_000
+    assert _entries(target.parent) == [target.name]
+
+
+def test_commit_gets_the_same_permissions_as_any_new_file(site: Site) -> None:
+    site.ensure_dir(site.root)
+    reference = site.root / "reference"
+    reference.write_bytes(b"")
+    target = site.root / "a.conda"
+    with site.pending(target) as pending:
+        pending.commit()
+    assert target.stat().st_mode == reference.stat().st_mode
+
+
+def test_commit_replaces_an_existing_file(site: Site) -> None:
+    target = site.root / "a.conda"
+    site.ensure_dir(site.root)
+    target.write_bytes(b"old bytes")
+    with site.pending(target) as pending:
+        pending.write(b"new")
+        assert target.read_bytes() == b"old bytes"
+        pending.commit()
+    assert target.read_bytes() == b"new"
+    assert _entries(site.root) == ["a.conda"]
+
+
+def test_discard_leaves_nothing_and_may_repeat(site: Site) -> None:
+    target = site.root / "a.conda"
+    pending = site.pending(target)
+    pending.write(b"half")
+    pending.discard()
+    pending.discard()
+    assert _entries(site.root) == []
+    with pytest.raises(RuntimeError), site.pending(target) as pending:
+        pending.write(b"half")
+        raise RuntimeError("the download failed")
+    assert _entries(site.root) == []
+
+
+def test_positioned_writes_from_threads_assemble_the_file(site: Site) -> None:
+    parts = [bytes([i]) * 300_001 for i in range(8)]
+    target = site.root / "big.conda"
+    with site.pending(target) as pending:
+        threads = [
+            threading.Thread(target=pending.write_at, args=(part, i * len(part)))
+            for i, part in reversed(list(enumerate(parts)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert b"".join(pending.chunks(size=65_536)) == b"".join(parts)
+        pending.commit()
+    assert target.read_bytes() == b"".join(parts)
+
+
+def test_a_killed_writer_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The process dies mid-write: a nameless file vanishes with it, no cleanup needed."""
+    directory = tmp_path / "linux-64"
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from sitegen.storage import Site\n"
+        "d = Path(sys.argv[1])\n"
+        "p = Site(d.parent).pending(d / 'a.conda')\n"
+        "p.write(b'x' * 1_000_000)\n"
+        "os._exit(0 if p.temp is None else 3)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(directory)], check=False)
+    assert result.returncode == 0, "the filesystem here has no O_TMPFILE"
+    assert _entries(directory) == []
+
+
+def test_the_probe_refuses_a_directory_that_cannot_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/proc not mounted (or linking through it refused): named temporaries instead."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise FileNotFoundError("/proc/self/fd")
+
+    monkeypatch.setattr(storage.os, "link", refuse)
+    site = Site(tmp_path)
+    with site.pending(tmp_path / "a.conda") as pending:
+        assert pending.temp is not None
+        pending.write(b"ok")
+        pending.commit()
+    assert (tmp_path / "a.conda").read_bytes() == b"ok"
+    assert _entries(tmp_path) == ["a.conda"]
