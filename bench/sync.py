@@ -5,9 +5,8 @@ Per network ("loopback": nginx directly; "proxy": nginx behind the delaying prox
 
 1. floor: the package files fetched by ``curl --parallel --parallel-max 16`` in sitegen's job
    order (best of N), and once more largest file first;
-2. sitegen: ``sitegen mirror -c <generated channels.yaml> --no-progress`` (concurrency 16,
-   per_host 16: there is one upstream host, so the default per-host cap of 8 would halve it)
-   into a fresh site, through :mod:`bench.probe` so that each stage is timed (best of N);
+2. sitegen: ``sitegen mirror -c <generated channels.yaml> --no-progress`` (concurrency 16 and
+   per_host 16, the defaults, written out) into a fresh site, through :mod:`bench.probe` so that each stage is timed (best of N);
 3. peer: conda-mirror 0.10.0, once per platform, into a fresh directory (one run);
 4. no-op resync: the plain ``sitegen`` command again, upstream untouched: wall time from spawn
    to exit and the upstream requests nginx logged (best of max(3, N)), then once through the
@@ -16,7 +15,11 @@ Per network ("loopback": nginx directly; "proxy": nginx behind the delaying prox
    sitegen after each flip (best of N); every run must fetch exactly the changed files.
 
 Before each timed run the page cache is flushed to disk (``sync``), so that no run pays for the
-writeback of the one before."""
+writeback of the one before. Every full sync (curl's and sitegen's) writes into a directory of
+its own, deleted only when the workload ends: on ext4 without a journal, creating files soon
+after thousands were deleted makes inode allocation skip the recently deleted ones one by one
+(for a minute or more), which slowed whichever run came next by up to 3x. curl and sitegen
+runs alternate, so what remains of such effects falls on both alike."""
 
 from __future__ import annotations
 
@@ -212,32 +215,28 @@ class _Network:
         channel.serve("v1")
         files = channel.files("v1")
 
-        log(f"{network}: floor (curl --parallel-max {CONCURRENCY}) x{self.repeat}")
-        floors = []
-        for _ in range(self.repeat):
-            floors.append(run_floor(self.base, files, work / f"floor-{network}", CONCURRENCY))
-            got = dir_stats(work / f"floor-{network}")
+        log(f"{network}: floor (curl --parallel-max {CONCURRENCY}) and sitegen x{self.repeat}")
+        floors, fulls = [], []
+        for i in range(self.repeat):
+            target = work / f"floor-{network}-{i}"
+            floors.append(run_floor(self.base, files, target, CONCURRENCY))
+            got = dir_stats(target)
             if got != (n, size):
                 raise BenchError(f"curl fetched {got}, expected {(n, size)}")
-        floor = min(floors, key=lambda m: m.wall)
-        # The same files, largest first: how much the order alone moves the floor (a long
-        # transfer that starts last sets the end when each connection is capped).
-        ordered = sorted(files, key=lambda f: -f[2])
-        lpt = run_floor(self.base, ordered, work / f"floor-{network}", CONCURRENCY)
-
-        self.lpt = lpt
-        self.floor_wall = floor.wall
-        log(f"{network}: sitegen full sync x{self.repeat}")
-        site = work / f"site-{network}"
-        config = write_config(work / f"channels-{network}.yaml", site, self.base)
-        fulls = []
-        for i in range(self.repeat):
-            fresh_dir(site)
+            site = work / f"site-{network}-{i}"
+            config = write_config(work / f"channels-{network}-{i}.yaml", site, self.base)
             run = run_sitegen(config, self.nginx, f"full-{network}-{i}", work, self.profiler)
             got = dir_stats(site / "bench" / "upstream")
             if got != (n, size):
                 raise BenchError(f"sitegen mirrored {got}, expected {(n, size)}")
             fulls.append(run)
+        floor = min(floors, key=lambda m: m.wall)
+        # The same files, largest first: how much the order alone moves the floor (a long
+        # transfer that starts last sets the end when each connection is capped).
+        ordered = sorted(files, key=lambda f: -f[2])
+        lpt = run_floor(self.base, ordered, work / f"floor-{network}-lpt", CONCURRENCY)
+        self.lpt = lpt
+        self.floor_wall = floor.wall
         sg = _best(fulls)
         pkg = _package_requests(sg.requests)
         self.add(

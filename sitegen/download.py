@@ -18,7 +18,6 @@ import trio
 
 from sitegen.records import Record
 from sitegen.storage import PendingFile, Site
-from sitegen.transport import ABORT, AbortHandle
 from sitegen.upstream import RETRY_STATUS, Upstream, backoff_delay, describe_error
 
 # Below this average rate a transfer is treated as stalled (slow-drip upstreams).
@@ -175,31 +174,46 @@ def _deadline(upstream: Upstream, size: int) -> float:
 
 
 async def _fetch(job: DownloadJob, site: Site, on_bytes: Callable[[int], None]) -> int:
+    """One GET streamed into a pending file while hashing, inside the event loop: each write
+    lands in the page cache in microseconds, while the waits for the network are what the
+    concurrency is for."""
     upstream = job.upstream
-    assert upstream.downloads is not None
     spans = split_spans(job.record.size)
     if len(spans) > 1:
         return await _fetch_split(job, site, spans, on_bytes)
-    transfer = _Transfer(job, site, upstream.downloads, on_bytes)
+    record = job.record
     async with upstream.host_limiter:
-        with trio.fail_after(_deadline(upstream, job.record.size)):
-            return await _in_thread(transfer, upstream.transfer_threads)
+        with trio.fail_after(_deadline(upstream, record.size)), site.pending(job.target) as pending:
+            hasher = Hasher(record)
+            async with upstream.downloads.stream(_url(job)) as response:
+                if response.status_code != 200:
+                    raise _refusal(response.status_code)
+                async for chunk in response.aiter_raw():
+                    hasher.update(chunk)
+                    pending.write(chunk)
+                    on_bytes(len(chunk))
+            hasher.verify()
+            pending.commit()
+    return hasher.size
+
+
+def _url(job: DownloadJob) -> str:
+    return job.upstream.package_url(job.record.subdir, job.record.fn)
 
 
 async def _fetch_split(
     job: DownloadJob, site: Site, spans: list[tuple[int, int]], on_bytes: Callable[[int], None]
 ) -> int:
     """Fetch a large file as byte ranges in parallel, each part holding a per-host connection
-    slot; verify the assembled file, then rename it. The first part finds out whether the
+    slot; verify the assembled file, then name it. The first part finds out whether the
     server honours ranges: only after its 206 do the others start, and a 200 instead brings
     the whole file through that one request."""
     upstream = job.upstream
-    pending = await trio.to_thread.run_sync(site.pending, job.target)
-    try:
+    with site.pending(job.target) as pending:
         errors: list[Exception] = []
+        parts = [_Part(job, pending, span, on_bytes) for span in spans]
         first_answered = trio.Event()
-        parts = [_Part(job, upstream.downloads, pending, span, on_bytes) for span in spans]
-        parts[0].on_ranged = partial(trio.from_thread.run_sync, first_answered.set)
+        parts[0].on_ranged = first_answered.set
 
         async with trio.open_nursery() as nursery:
 
@@ -207,7 +221,7 @@ async def _fetch_split(
                 try:
                     async with upstream.host_limiter:
                         with trio.fail_after(_deadline(upstream, part.end - part.start)):
-                            await _in_thread(part, upstream.transfer_threads)
+                            await part.fetch()
                 except Exception as exc:
                     errors.append(exc)
                     nursery.cancel_scope.cancel()  # the other parts are of no use now
@@ -221,95 +235,33 @@ async def _fetch_split(
                     nursery.start_soon(fetch_part, part)
         if errors:
             raise errors[0]
-        return await trio.to_thread.run_sync(_verified_commit, pending, job.record)
-    finally:
-        pending.discard()
+        # Hashing tens of MB would hold up every other transfer: a worker thread does it.
+        size = await trio.to_thread.run_sync(hash_chunks, pending.chunks(), job.record)
+        pending.commit()
+        return size
 
 
-def _verified_commit(pending: PendingFile, record: Record) -> int:
-    size = hash_chunks(pending.chunks(), record)
-    pending.commit()
-    return size
-
-
-class _InThread:
-    """Work for a worker thread that another thread can abort (see :func:`_in_thread`)."""
-
-    abort: AbortHandle
-
-    def run(self) -> int:
-        raise NotImplementedError
-
-    def run_captured(self) -> tuple[int, BaseException | None]:
-        try:
-            return self.run(), None
-        except Exception as exc:
-            return 0, exc
-
-
-class _Transfer(_InThread):
-    """One GET streamed to a temporary file while hashing, in a worker thread: the blocking
-    client there moves bytes at a fraction of the CPU an event-loop client needs per file."""
+class _Part:
+    """One byte range of a file, written in place into the shared pending file."""
 
     def __init__(
         self,
         job: DownloadJob,
-        site: Site,
-        client: httpx.Client,
-        on_bytes: Callable[[int], None],
-    ) -> None:
-        self.job = job
-        self.site = site
-        self.client = client
-        self.on_bytes = on_bytes
-        self.abort = AbortHandle()
-
-    def run(self) -> int:
-        return _stored(self.job, self.site, self._stream_to)
-
-    def _stream_to(self, pending: PendingFile) -> int:
-        record = self.job.record
-        url = self.job.upstream.package_url(record.subdir, record.fn)
-        hasher = Hasher(record)
-        with self.client.stream("GET", url, extensions={ABORT: self.abort}) as response:
-            if response.status_code != 200:
-                raise _refusal(response.status_code)
-            for chunk in response.iter_bytes():
-                if self.abort.aborted:  # transports that cannot shut the socket
-                    raise _Retryable("stopped")
-                hasher.update(chunk)
-                pending.write(chunk)
-                self.on_bytes(len(chunk))
-        hasher.verify()
-        return hasher.size
-
-
-class _Part(_InThread):
-    """One byte range of a file, written in place into the shared temporary file."""
-
-    def __init__(
-        self,
-        job: DownloadJob,
-        client: httpx.Client,
         pending: PendingFile,
         span: tuple[int, int],
         on_bytes: Callable[[int], None],
     ) -> None:
         self.job = job
-        self.client = client
         self.pending = pending
         self.start, self.end = span
         self.on_bytes = on_bytes
-        self.abort = AbortHandle()
         self.ranged = False
         self.on_ranged: Callable[[], object] | None = None  # told when a 206 arrives
 
-    def run(self) -> int:
+    async def fetch(self) -> None:
         record = self.job.record
-        url = self.job.upstream.package_url(record.subdir, record.fn)
         headers = {"Range": f"bytes={self.start}-{self.end - 1}"}
-        extensions = {ABORT: self.abort}
-        with self.client.stream("GET", url, headers=headers, extensions=extensions) as response:
+        async with self.job.upstream.downloads.stream(_url(self.job), headers) as response:
             start, end = self.start, self.end
             if response.status_code == 206:
                 expected = f"bytes {start}-{end - 1}/{record.size}"
@@ -325,9 +277,7 @@ class _Part(_InThread):
             else:
                 raise _refusal(response.status_code)
             written = 0
-            for chunk in response.iter_bytes():
-                if self.abort.aborted:
-                    raise _Retryable("stopped")
+            async for chunk in response.aiter_raw():
                 if written + len(chunk) > end - start:
                     raise VerifyError(f"more than the expected {record.size} bytes")
                 self.pending.write_at(chunk, start + written)
@@ -335,25 +285,6 @@ class _Part(_InThread):
                 self.on_bytes(len(chunk))
         if written != end - start:
             raise VerifyError(f"part {start}-{end - 1}: {written} of {end - start} bytes")
-        return written
-
-
-async def _in_thread(transfer: _InThread, threads: trio.CapacityLimiter) -> int:
-    """Run a transfer in a worker thread; cancelling the caller aborts it within a read."""
-
-    async def abort_when_cancelled() -> None:
-        try:
-            await trio.sleep_forever()
-        finally:
-            transfer.abort.abort()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(abort_when_cancelled)
-        size, error = await trio.to_thread.run_sync(transfer.run_captured, limiter=threads)
-        nursery.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    return size
 
 
 def _copy_local(job: DownloadJob, pending: PendingFile) -> int:

@@ -24,7 +24,7 @@ import trio
 import zstandard
 
 from sitegen.config import DownloadSettings, MirrorConfig, redact_url
-from sitegen.transport import download_client
+from sitegen.transport import Downloads, open_downloads
 
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -125,9 +125,9 @@ def make_client(settings: DownloadSettings, verify: bool = True) -> httpx.AsyncC
     )
 
 
-def make_download_client(settings: DownloadSettings, verify: bool = True) -> httpx.Client:
-    """The client for package files (many, large, streamed from worker threads)."""
-    return download_client(_timeout(settings), USER_AGENT, verify=verify)
+def make_download_client(settings: DownloadSettings, verify: bool = True) -> Downloads:
+    """The client for package files (many, large, streamed)."""
+    return open_downloads(_timeout(settings), USER_AGENT, verify=verify)
 
 
 class Upstream:
@@ -139,14 +139,11 @@ class Upstream:
         client: httpx.AsyncClient,
         settings: DownloadSettings,
         host_limiter: trio.CapacityLimiter,
-        downloads: httpx.Client | None = None,
-        transfer_threads: trio.CapacityLimiter | None = None,
+        downloads: Downloads | None = None,
     ) -> None:
         self.mirror = mirror
         self.client = client
-        self.downloads = downloads  # blocking: use from a worker thread only
-        # Worker threads for package transfers; trio's default pool would cap them at 40.
-        self.transfer_threads = transfer_threads or trio.CapacityLimiter(settings.concurrency)
+        self.downloads = downloads
         self.settings = settings
         self.host_limiter = host_limiter
         self.base = mirror.source_url()  # holds secrets: only ever used for requests
@@ -266,9 +263,8 @@ async def open_upstreams(
     needs an environment variable that is not set gets no upstream.
     """
     clients: dict[bool, httpx.AsyncClient] = {}
-    download_clients: dict[bool, httpx.Client] = {}
+    download_clients: dict[bool, Downloads] = {}
     host_limiters: dict[str, trio.CapacityLimiter] = {}
-    threads = trio.CapacityLimiter(max(settings.concurrency, settings.per_host))
     upstreams: dict[str, Upstream] = {}
     unusable: dict[str, str] = {}
     for mirror in mirrors:
@@ -281,7 +277,7 @@ async def open_upstreams(
                 make_client(settings, verify=mirror.verify_tls)
             )
             downloads = make_download_client(settings, verify=mirror.verify_tls)
-            stack.callback(downloads.close)
+            stack.push_async_callback(downloads.aclose)
             download_clients[mirror.verify_tls] = downloads
         host = urlsplit(mirror.source_url()).netloc or "file"
         limiter = host_limiters.setdefault(host, trio.CapacityLimiter(settings.per_host))
@@ -291,6 +287,5 @@ async def open_upstreams(
             settings,
             limiter,
             downloads=download_clients[mirror.verify_tls],
-            transfer_threads=threads,
         )
     return upstreams, unusable

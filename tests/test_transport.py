@@ -1,15 +1,17 @@
-"""The download transport: keep-alive reuse, broken peers, aborts from another thread, and
-a cancelled download stopping its worker thread. Real HTTP on 127.0.0.1."""
+"""The download transport: keep-alive reuse, HTTP/1.1 framing (lengths, chunks, EOF), broken
+and malformed peers, timeouts, redirects, credentials, cancellation, byte ranges, proxies from
+the environment, TLS. Real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import os
 import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +22,7 @@ import trio
 from support import require_tool
 from support.faults import hang, redirect
 from support.site import assert_channel_consistent, site_config
-from support.upstream import UpstreamHandler, UpstreamServer, truncate
+from support.upstream import FaultHook, UpstreamHandler, UpstreamServer, truncate
 
 from sitegen import download as download_mod
 from sitegen.config import DownloadSettings, MirrorConfig
@@ -29,7 +31,7 @@ from sitegen.example_channel import example_packages, write_channel
 from sitegen.mirror import MirrorOptions, run_mirror
 from sitegen.records import Record
 from sitegen.storage import TEMP_PREFIX, Site
-from sitegen.transport import ABORT, AbortHandle, KeepAliveTransport, download_client
+from sitegen.transport import Downloads, EventLoopTransport, open_downloads
 from sitegen.upstream import Upstream, make_client, make_download_client
 
 FILES = {f"f{i}.bin": bytes([i]) * (1000 + 100_000 * i) for i in range(6)}
@@ -57,20 +59,49 @@ def peers(server: UpstreamServer, paths: list[str]) -> list[tuple[str, int]]:
     return seen
 
 
-def client() -> httpx.Client:
-    return httpx.Client(transport=KeepAliveTransport(), timeout=10, follow_redirects=True)
+@contextlib.asynccontextmanager
+async def downloads(verify: bool = True, timeout: float = 10) -> AsyncIterator[Downloads]:
+    client = Downloads(
+        EventLoopTransport(verify=verify), user_agent="test", timeout=httpx.Timeout(timeout)
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
-def test_requests_share_one_kept_alive_connection(server: UpstreamServer) -> None:
+async def get(client: Downloads, url: str, headers: dict[str, str] | None = None) -> bytes:
+    async with client.stream(url, headers) as response:
+        assert response.status_code == 200, response.status_code
+        return b"".join([chunk async for chunk in response.aiter_raw()])
+
+
+def raw_reply(data: bytes, close: bool = True) -> FaultHook:
+    """Answer with exactly these bytes (head and body as given)."""
+
+    def hook(handler: UpstreamHandler) -> None:
+        handler.wfile.write(data)
+        handler.wfile.flush()
+        handler.close_connection = close
+
+    return hook
+
+
+async def test_requests_share_one_kept_alive_connection(server: UpstreamServer) -> None:
     seen = peers(server, [f"/{n}" for n in FILES])
-    with client() as http:
+    async with downloads() as client:
         for name, data in FILES.items():
-            assert http.get(f"{server.url}/{name}").content == data
+            assert await get(client, f"{server.url}/{name}") == data
     assert len(seen) == len(FILES)
     assert len(set(seen)) == 1
+    requests = server.wait_for_requests(len(FILES))
+    assert {r.header("accept-encoding") for r in requests} == {"identity"}
+    assert {r.header("user-agent") for r in requests} == {"test"}
 
 
-def test_a_connection_the_server_closed_while_idle_is_not_reused(server: UpstreamServer) -> None:
+async def test_a_connection_the_server_closed_while_idle_is_not_reused(
+    server: UpstreamServer,
+) -> None:
     names = list(FILES)
 
     def serve_then_close(handler: UpstreamHandler) -> None:
@@ -83,57 +114,135 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(server: Upstrea
 
     server.add_fault(f"/{names[0]}", serve_then_close)
     seen = peers(server, [f"/{names[1]}"])
-    with client() as http:
-        assert http.get(f"{server.url}/{names[0]}").content == FILES[names[0]]
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/{names[0]}") == FILES[names[0]]
         server.wait_for_requests(1)  # logged once the hook returned, after its shutdown
-        assert http.get(f"{server.url}/{names[1]}").content == FILES[names[1]]
+        assert await get(client, f"{server.url}/{names[1]}") == FILES[names[1]]
     assert len(seen) == 1
     assert [r.status for r in server.wait_for_requests(2)] == [200, 200]
 
 
-def test_a_body_cut_short_is_an_error_not_an_end(server: UpstreamServer) -> None:
+async def test_a_body_cut_short_is_an_error_not_an_end(server: UpstreamServer) -> None:
     name = list(FILES)[3]
     server.add_fault(f"/{name}", truncate(5000))
-    with (
-        client() as http,
-        pytest.raises(httpx.RemoteProtocolError),
-        http.stream("GET", f"{server.url}/{name}") as response,
-    ):
-        b"".join(response.iter_bytes())
+    async with downloads() as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await get(client, f"{server.url}/{name}")
 
 
-def test_redirects_are_followed_by_httpx(server: UpstreamServer) -> None:
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5;ext=1\r\nhello\r\n1A\r\n" + b"x" * 26 + b"\r\n0\r\nTrailer: yes\r\n\r\n"
+)
+
+
+async def test_a_chunked_body_is_decoded_and_its_connection_reused(
+    server: UpstreamServer,
+) -> None:
+    seen = peers(server, ["/f1.bin"])
+
+    def chunked(handler: UpstreamHandler) -> None:
+        seen.append(handler.client_address)
+        raw_reply(CHUNKED, close=False)(handler)
+
+    server.add_fault("/chunked.bin", chunked)
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/chunked.bin") == b"hello" + b"x" * 26
+        assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
+    assert len(seen) == 2 and len(set(seen)) == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        CHUNKED[: len(CHUNKED) - 30],  # cut inside the chunks
+        CHUNKED.replace(b"1A\r\n", b"zz\r\n"),  # a chunk size that is no number
+        CHUNKED.replace(b"hello\r\n", b"hello!!\r\n"),  # more data than the chunk size
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 11\r\n\r\n0123456789",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"ICY 200 OK\r\n\r\n",  # not HTTP
+        b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000 + b"\r\n\r\n",  # head too long
+        b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+        b"",  # closed without a word
+    ],
+)
+async def test_a_malformed_answer_is_a_protocol_error(server: UpstreamServer, reply: bytes) -> None:
+    server.add_fault("/bad.bin", raw_reply(reply))
+    async with downloads() as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await get(client, f"{server.url}/bad.bin")
+
+
+async def test_a_body_without_length_ends_with_its_connection(server: UpstreamServer) -> None:
+    body = b"until the end" * 1000
+    server.add_fault("/eof.bin", raw_reply(b"HTTP/1.0 200 OK\r\n\r\n" + body))
+    seen = peers(server, ["/f1.bin", "/f2.bin"])
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/eof.bin") == body
+        assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
+        assert await get(client, f"{server.url}/f2.bin") == FILES["f2.bin"]
+    assert len(set(seen)) == 1  # a new connection after the EOF one, then kept alive
+
+
+async def test_informational_answers_are_skipped(server: UpstreamServer) -> None:
+    reply = b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\n"
+    server.add_fault("/hinted.bin", raw_reply(reply + b"Content-Length: 2\r\n\r\nok"))
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/hinted.bin") == b"ok"
+
+
+async def test_a_stalled_body_times_out(server: UpstreamServer) -> None:
+    def stall(handler: UpstreamHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+        handler.wfile.flush()
+        time.sleep(3)
+        handler.close_connection = True
+
+    server.add_fault("/stall.bin", stall)
+    async with downloads(timeout=0.5) as client:
+        with trio.fail_after(10), pytest.raises(httpx.ReadTimeout):
+            await get(client, f"{server.url}/stall.bin")
+
+
+async def test_redirects_are_followed(server: UpstreamServer) -> None:
     name = list(FILES)[2]
-    server.add_fault("/elsewhere.bin", redirect(f"/{name}", 301))
-    with client() as http:
-        response = http.get(f"{server.url}/elsewhere.bin")
-    assert response.content == FILES[name]
+    seen = peers(server, [f"/{name}"])
+
+    def moved(handler: UpstreamHandler) -> None:
+        seen.append(handler.client_address)
+        redirect(f"/{name}", 301)(handler)
+
+    server.add_fault("/elsewhere.bin", moved)
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/elsewhere.bin") == FILES[name]
     assert [r.status for r in server.wait_for_requests(2)] == [301, 200]
+    assert len(seen) == 2 and len(set(seen)) == 1  # the redirect's connection was reused
 
 
-def test_abort_from_another_thread_ends_a_blocked_read(server: UpstreamServer) -> None:
-    server.add_fault("/stuck.bin", hang(max_seconds=60))
-    handle = AbortHandle()
-    outcome: list[BaseException] = []
+async def test_endless_redirects_end(server: UpstreamServer) -> None:
+    server.add_fault("/loop.bin", redirect("/loop.bin", 302))
+    async with downloads() as client:
+        with pytest.raises(httpx.TooManyRedirects):
+            await get(client, f"{server.url}/loop.bin")
+    assert len(server.wait_for_requests(11)) == 11
 
-    def fetch() -> None:
-        with httpx.Client(transport=KeepAliveTransport(), timeout=60) as http:
-            try:
-                http.get(f"{server.url}/stuck.bin", extensions={ABORT: handle})
-            except BaseException as exc:
-                outcome.append(exc)
 
-    thread = threading.Thread(target=fetch)
-    thread.start()
-    for _ in range(500):  # until the request is on its way (an earlier abort works too)
-        if handle._connection is not None:
-            break
-        time.sleep(0.01)
-    time.sleep(0.1)
-    handle.abort()
-    thread.join(timeout=20)  # the read timeout is 60 s: only the abort can end it sooner
-    assert not thread.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], httpx.TransportError)
+async def test_credentials_in_the_url_go_to_their_origin_only(
+    server: UpstreamServer, tmp_path: Path, upstream_server_factory
+) -> None:
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    (other_root / "moved.bin").write_bytes(b"moved")
+    other = upstream_server_factory(other_root)
+    name = list(FILES)[1]
+    server.add_fault("/away.bin", redirect(f"{other.url}/moved.bin", 302))
+    base = server.url.replace("http://", "http://user:p%40ss@")
+    async with downloads() as client:
+        assert await get(client, f"{base}/{name}") == FILES[name]
+        assert await get(client, f"{base}/away.bin") == b"moved"
+    expected = "Basic " + base64.b64encode(b"user:p@ss").decode()
+    assert [r.header("authorization") for r in server.wait_for_requests(2)] == [expected] * 2
+    assert [r.header("authorization") for r in other.wait_for_requests(1)] == [None]
 
 
 @contextlib.asynccontextmanager
@@ -142,12 +251,15 @@ async def upstream_at(server: UpstreamServer) -> AsyncIterator[Upstream]:
     settings = DownloadSettings(concurrency=8, per_host=8, retries=0, timeout=60)
     mirror = MirrorConfig(name="up", url=server.url, subdirs=("linux-64",))
     async with make_client(settings) as async_client:
-        with make_download_client(settings) as blocking:
+        client = make_download_client(settings)
+        try:
             upstream = Upstream(
-                mirror, async_client, settings, trio.CapacityLimiter(8), downloads=blocking
+                mirror, async_client, settings, trio.CapacityLimiter(8), downloads=client
             )
             upstream.package_bases["linux-64"] = server.url
             yield upstream
+        finally:
+            await client.aclose()
 
 
 def record_for(fn: str, data: bytes) -> Record:
@@ -160,21 +272,19 @@ def temporaries(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX)]
 
 
-async def test_a_cancelled_download_stops_its_thread_and_leaves_nothing(
+async def test_a_cancelled_download_stops_at_once_and_leaves_nothing(
     server: UpstreamServer, tmp_path: Path
 ) -> None:
     server.add_fault("/stuck-1-0.conda", hang(max_seconds=60))
     site = Site(tmp_path / "site")
     target = site.path("linux-64", "stuck-1-0.conda")
     async with upstream_at(server) as upstream:
-        # Without the abort, the thread would sit in its read until the server gives up
-        # (60 s) and the guard would fail the test.
+        # The read timeout is 60 s: only the cancellation can end the read sooner.
         with trio.fail_after(20), trio.move_on_after(0.5) as scope:
             job = DownloadJob(upstream, record_for(target.name, b"x" * 10), target)
             await download(job, site, retries=0)
     assert scope.cancelled_caught
-    assert not target.exists()
-    assert not temporaries(target.parent)
+    assert os.listdir(target.parent) == []
 
 
 # --------------------------------------------------------------------------- split downloads
@@ -263,16 +373,26 @@ async def test_a_bad_part_is_never_published(
     assert not temporaries(target.parent)
 
 
-def test_a_proxy_in_the_environment_gets_httpx_own_transport(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_a_proxy_in_the_environment_gets_httpx_own_client(
+    server: UpstreamServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    with download_client(httpx.Timeout(5), "test") as direct:
-        assert isinstance(direct._transport, KeepAliveTransport)
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    with download_client(httpx.Timeout(5), "test") as proxied:
-        assert not isinstance(proxied._transport, KeepAliveTransport)
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    direct = open_downloads(httpx.Timeout(5), "test")
+    assert isinstance(direct.transport, EventLoopTransport)
+    await direct.aclose()
+    # The test server plays the proxy: a proxied request names the whole URL.
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    proxied = open_downloads(httpx.Timeout(5), "test")
+    try:
+        assert not isinstance(proxied.transport, EventLoopTransport)
+        async with proxied.stream("http://upstream.invalid/f1.bin") as response:
+            await response.aread()
+    finally:
+        await proxied.aclose()
+    (request,) = server.wait_for_requests(1)
+    assert request.header("host") == "upstream.invalid"
 
 
 # --------------------------------------------------------------------------- TLS
@@ -305,20 +425,18 @@ def tls_server(tmp_path: Path, tls: ssl.SSLContext, upstream_server_factory) -> 
     return upstream_server_factory(root, tls=tls)
 
 
-def test_https_without_verification_when_asked(tls_server: UpstreamServer) -> None:
+async def test_https_without_verification_when_asked(tls_server: UpstreamServer) -> None:
     seen = peers(tls_server, [f"/{n}" for n in FILES])
-    with httpx.Client(transport=KeepAliveTransport(verify=False), timeout=10) as http:
+    async with downloads(verify=False) as client:
         for name, data in FILES.items():
-            assert http.get(f"{tls_server.url}/{name}").content == data
+            assert await get(client, f"{tls_server.url}/{name}") == data
     assert len(set(seen)) == 1  # kept alive over TLS too
 
 
-def test_https_certificates_are_verified_by_default(tls_server: UpstreamServer) -> None:
-    with (
-        httpx.Client(transport=KeepAliveTransport(), timeout=10) as http,
-        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
-    ):
-        http.get(f"{tls_server.url}/{next(iter(FILES))}")
+async def test_https_certificates_are_verified_by_default(tls_server: UpstreamServer) -> None:
+    async with downloads() as client:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await get(client, f"{tls_server.url}/{next(iter(FILES))}")
     assert tls_server.requests == []
 
 
