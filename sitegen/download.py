@@ -1,4 +1,4 @@
-"""Download package files: stream to a temporary name while hashing, verify, then rename.
+"""Download package files: stream into a nameless file while hashing, verify, then name it.
 
 A file is published under its real name only after its size and sha256 (md5 when upstream
 lists no sha256) match the repodata record that will reference it. A mismatch is retried and
@@ -112,7 +112,7 @@ async def download(
     retries: int,
     on_bytes: Callable[[int], None] = lambda n: None,
 ) -> DownloadResult:
-    """Fetch one file with retries; never leaves a temporary or unverified file behind."""
+    """Fetch one file with retries; never leaves a partial or unverified file behind."""
     last_error = ""
     for attempt in range(retries + 1):
         if attempt:

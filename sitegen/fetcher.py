@@ -14,12 +14,12 @@ For each request the fetcher
    fetcher never becomes an open proxy to upstream;
 2. streams the file when it is already stored with the published size;
 3. otherwise downloads it from that mirror's upstream with :func:`sitegen.download.download`,
-   exactly as ``sitegen mirror`` does: the bytes stream to a temporary name beside the target
-   while being hashed, and only when size and sha256 (md5 when the record has no sha256) match
-   the published record is the file renamed (atomically) to its published name. **This is how
-   the site never serves a wrong file under a published name**: unverified bytes only ever
-   exist under a ``.sitegen-tmp-*`` name, which the web server refuses to serve and which is
-   deleted on failure. A mismatch or an upstream failure answers 502 and stores nothing;
+   exactly as ``sitegen mirror`` does: the bytes stream into a nameless file in the target's
+   directory while being hashed, and only when size and sha256 (md5 when the record has no
+   sha256) match the published record does the file get its published name (atomically).
+   **This is how the site never serves a wrong file under a published name**: unverified
+   bytes have no name at all (or, on filesystems without O_TMPFILE, a ``.sitegen-tmp-*``
+   name, which the web server refuses to serve), and are dropped on failure. A mismatch or an upstream failure answers 502 and stores nothing;
 4. runs at most one download per file: concurrent requests for the same file wait for it (the
    download runs in the service's own nursery, so a client that gives up does not abort it for
    the others), then every waiter streams the stored file with its ``Content-Length``.

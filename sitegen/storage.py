@@ -58,16 +58,21 @@ class Site:
 
     def pending(self, target: Path) -> PendingFile:
         """A new, empty file that will become ``target`` once committed (see PendingFile)."""
-        self.ensure_dir(target.parent)
         if self.unnamed_files is None:
+            self.ensure_dir(target.parent)
             self.unnamed_files = _can_link_unnamed(target.parent)
-        if self.unnamed_files:
+        if not self.unnamed_files:
+            return PendingFile.named(self, target)
+        try:
             try:
                 return PendingFile.unnamed(self, target)
-            except OSError as exc:
-                # Another filesystem mounted below the site may lack O_TMPFILE.
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                    raise
+            except FileNotFoundError:  # the first file of its directory
+                self.ensure_dir(target.parent)
+                return PendingFile.unnamed(self, target)
+        except OSError as exc:
+            # Another filesystem mounted below the site may lack O_TMPFILE.
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
         return PendingFile.named(self, target)
 
     def commit(self, temp: Path, target: Path) -> None:

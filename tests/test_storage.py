@@ -145,3 +145,12 @@ def test_the_probe_refuses_a_directory_that_cannot_link(
         pending.commit()
     assert (tmp_path / "a.conda").read_bytes() == b"ok"
     assert _entries(tmp_path) == ["a.conda"]
+
+
+def test_a_file_in_a_directory_not_made_yet(site: Site) -> None:
+    for subdir in ("linux-64", "noarch"):  # the second is new after the first was probed
+        target = site.root / "chan" / subdir / "a.conda"
+        with site.pending(target) as pending:
+            pending.write(subdir.encode())
+            pending.commit()
+        assert target.read_bytes() == subdir.encode()
