@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import select
 import socket
 import ssl
@@ -38,6 +39,7 @@ _SMALL_BODY = 64 * 1024  # redirect bodies up to this size are read so the conne
 
 _Key = tuple[str, str, int]
 _INCOMPLETE = "peer closed connection without sending complete message body"
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class _Connection:
@@ -219,10 +221,10 @@ class _Body(httpx.AsyncByteStream):
             line = await connection.receive_until(b"\r\n", self._timeout)
             if line is None:
                 raise httpx.RemoteProtocolError(_INCOMPLETE)
-            try:
-                self._left = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise httpx.RemoteProtocolError("malformed chunk size") from None
+            size = line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size):
+                raise httpx.RemoteProtocolError("malformed chunk size")
+            self._left = int(size, 16)
             self._chunk_done = True
             if self._left == 0:
                 while await connection.receive_until(b"\r\n", self._timeout):

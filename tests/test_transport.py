@@ -157,6 +157,8 @@ async def test_a_chunked_body_is_decoded_and_its_connection_reused(
     [
         CHUNKED[: len(CHUNKED) - 30],  # cut inside the chunks
         CHUNKED.replace(b"1A\r\n", b"zz\r\n"),  # a chunk size that is no number
+        CHUNKED.replace(b"1A\r\n", b"-1A\r\n"),
+        CHUNKED.replace(b"1A\r\n", b"0x1A\r\n"),
         CHUNKED.replace(b"hello\r\n", b"hello!!\r\n"),  # more data than the chunk size
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 11\r\n\r\n0123456789",
         b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
