@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 
 log = logging.getLogger("sitegen")
@@ -28,20 +27,16 @@ class Progress:
         self.started = time.monotonic()
         self.live = sys.stderr.isatty() if live is None else live
         self._last_draw = 0.0
-        self._lock = threading.Lock()
 
     def add_bytes(self, n: int) -> None:
-        """Called from the transfer threads."""
-        with self._lock:
-            self.bytes += n
-            self._maybe_draw()
+        self.bytes += n
+        self._maybe_draw()
 
     def file_done(self, ok: bool) -> None:
-        with self._lock:
-            self.files += 1
-            if not ok:
-                self.failed += 1
-            self._maybe_draw(force=self.files == self.total_files)
+        self.files += 1
+        if not ok:
+            self.failed += 1
+        self._maybe_draw(force=self.files == self.total_files)
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)

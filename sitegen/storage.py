@@ -179,7 +179,7 @@ class PendingFile:
     Where the filesystem allows (Linux O_TMPFILE: ext4, xfs, btrfs, tmpfs) the file has no name
     at all until commit links it in: a crash leaves nothing behind, and publishing costs one
     link instead of a create and a rename. Elsewhere it is a temporary name beside the target,
-    renamed on commit. Positioned writes (:meth:`write_at`) may come from several threads.
+    renamed on commit. Parts of a file may be written in any order (:meth:`write_at`).
     """
 
     def __init__(self, site: Site, target: Path, fd: int, temp: Path | None) -> None:
