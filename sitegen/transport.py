@@ -413,9 +413,11 @@ class Downloads:
             location = response.headers.get("location")
             if response.status_code not in REDIRECT_STATUS or not location:
                 return response
-            if int(response.headers.get("content-length") or _SMALL_BODY + 1) <= _SMALL_BODY:
-                await response.aread()  # so the connection is reused
-            await response.aclose()
+            try:
+                if int(response.headers.get("content-length") or _SMALL_BODY + 1) <= _SMALL_BODY:
+                    await response.aread()  # so the connection is reused
+            finally:
+                await response.aclose()
             url = request.url.join(location)
             if url.scheme not in ("http", "https"):
                 raise httpx.UnsupportedProtocol(
