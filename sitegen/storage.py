@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_PREFIX = ".sitegen-tmp-"
+# How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
+_NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
 
 
 class UnsafePathError(ValueError):
@@ -71,7 +73,7 @@ class Site:
                 return PendingFile.unnamed(self, target)
         except OSError as exc:
             # Another filesystem mounted below the site may lack O_TMPFILE.
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            if exc.errno not in _NO_TMPFILE:
                 raise
         return PendingFile.named(self, target)
 
@@ -227,11 +229,15 @@ class PendingFile:
     def commit(self) -> None:
         """Give the file its target name (replacing whatever had that name)."""
         if self.temp is None:
-            self._link_unnamed()
-        else:
-            self.site.commit(self.temp, self.target)
+            self._link_unnamed()  # through its descriptor: closed only after
+            self.done = True
+            os.close(self.fd)
+            return
+        # Closed before it is named: a network filesystem may report a failed write only here.
+        fd, self.fd = self.fd, -1
+        os.close(fd)
+        self.site.commit(self.temp, self.target)
         self.done = True
-        os.close(self.fd)
 
     def _link_unnamed(self) -> None:
         try:
@@ -251,9 +257,12 @@ class PendingFile:
         if self.done:
             return
         self.done = True
-        os.close(self.fd)
-        if self.temp is not None:
-            self.site.discard(self.temp)
+        try:
+            if self.fd >= 0:
+                os.close(self.fd)
+        finally:
+            if self.temp is not None:
+                self.site.discard(self.temp)
 
 
 def _link_fd(fd: int, path: Path) -> None:
@@ -274,11 +283,13 @@ def _can_link_unnamed(directory: Path) -> bool:
     probe = directory / f"{TEMP_PREFIX}{os.getpid()}-probe.{secrets.token_hex(4)}"
     try:
         fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return False
+    except OSError as exc:
+        if exc.errno in _NO_TMPFILE:
+            return False
+        raise  # out of file descriptors, no permission...: a real error, not an answer
     try:
         _link_fd(fd, probe)
-    except OSError:
+    except OSError:  # /proc missing, or linking through it refused
         return False
     finally:
         os.close(fd)

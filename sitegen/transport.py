@@ -23,6 +23,7 @@ import re
 import select
 import socket
 import ssl
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ MAX_REDIRECTS = 10
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
 _MAX_IDLE_PER_HOST = 64
 _SMALL_BODY = 64 * 1024  # redirect bodies up to this size are read so the connection is reused
+IDLE_SECONDS = 60.0  # a pooled connection unused this long is closed rather than tried
 
 _Key = tuple[str, str, int]
 _INCOMPLETE = "peer closed connection without sending complete message body"
@@ -133,22 +135,29 @@ class _Head:
         self.status = int(status)
         self.reason = reason
         self.headers: list[tuple[bytes, bytes]] = []
-        lengths: set[bytes] = set()
-        codings: list[bytes] = []
-        tokens: set[bytes] = set()
         for line in lines[1:]:
+            if line[:1] in (b" ", b"\t") and self.headers:
+                # obs-fold: a continuation of the previous field's value (RFC 9112 5.2)
+                name, value = self.headers[-1]
+                self.headers[-1] = (name, value + b" " + line.strip())
+                continue
             name, colon, value = line.partition(b":")
             if not colon or not name or name != name.strip():
                 raise httpx.RemoteProtocolError("malformed header line")
-            value = value.strip()
-            self.headers.append((name, value))
+            self.headers.append((name, value.strip()))
+        lengths: set[bytes] = set()
+        codings: list[bytes] = []
+        tokens: set[bytes] = set()
+        for name, value in self.headers:
             lowered = name.lower()
             if lowered == b"content-length":
-                lengths.add(value)
+                lengths |= {v.strip() for v in value.split(b",")}
             elif lowered == b"transfer-encoding":
-                codings += [c.strip().lower() for c in value.split(b",")]
+                codings += [c for c in (c.strip().lower() for c in value.split(b",")) if c]
             elif lowered == b"connection":
                 tokens |= {t.strip().lower() for t in value.split(b",")}
+        if codings.count(b"chunked") > 1 or b"chunked" in codings[:-1]:
+            raise httpx.RemoteProtocolError("invalid Transfer-Encoding")
         self.chunked = bool(codings) and codings[-1] == b"chunked"
         self.length: int | None = None
         if method == "HEAD" or self.status in (204, 304) or self.status < 200:
@@ -164,6 +173,8 @@ class _Head:
             version == b"HTTP/1.1"
             and b"close" not in tokens
             and (self.chunked or self.length is not None)
+            # Both framings at once smell of request smuggling: use the connection once.
+            and not (codings and lengths)
         )
 
 
@@ -253,14 +264,16 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, verify: bool = True) -> None:
         self._ssl = httpx.create_ssl_context(verify=verify)
-        self._idle: dict[_Key, list[_Connection]] = {}
+        self._idle: dict[_Key, list[tuple[float, _Connection]]] = {}
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported scheme {url.scheme!r}", request=request)
-        key = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        # raw_host: the IDNA (xn--) form, for DNS, the pool and the TLS server name alike.
+        host = url.raw_host.decode("ascii")
+        key = (url.scheme, host, url.port or (443 if url.scheme == "https" else 80))
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
         # A reused connection the server closes just as the request goes out fails it; the
@@ -285,7 +298,8 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
                     sock = await self._handshake(sock, host, timeout)
         except trio.TooSlowError as exc:
             raise httpx.ConnectTimeout("timed out connecting") from exc
-        except OSError as exc:  # refused, unreachable, DNS, TLS failures (ssl.SSLError)
+        except (OSError, UnicodeError) as exc:
+            # refused, unreachable, DNS (a name the resolver cannot encode included), TLS
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
         return _Connection(sock, key)
 
@@ -338,8 +352,9 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
     def _acquire(self, key: _Key) -> _Connection | None:
         """An idle connection the server has not closed meanwhile, if there is one."""
         idle = self._idle.get(key)
+        self._expire(idle)
         while idle:
-            connection = idle.pop()
+            _since, connection = idle.pop()
             if connection.idle_and_open():
                 return connection
             connection.close()
@@ -347,15 +362,24 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
 
     def _release(self, connection: _Connection) -> None:
         idle = self._idle.setdefault(connection.key, [])
+        self._expire(idle)
         if self._closed or len(idle) >= _MAX_IDLE_PER_HOST:
             connection.close()
         else:
-            idle.append(connection)
+            idle.append((time.monotonic(), connection))
+
+    @staticmethod
+    def _expire(idle: list[tuple[float, _Connection]] | None) -> None:
+        """Close connections idle for long (servers close theirs after a while; the
+        pull-through fetcher may not ask that host again for hours). Oldest come first."""
+        deadline = time.monotonic() - IDLE_SECONDS
+        while idle and idle[0][0] < deadline:
+            idle.pop(0)[1].close()
 
     async def aclose(self) -> None:
         self._closed = True
         for connections in self._idle.values():
-            for connection in connections:
+            for _since, connection in connections:
                 connection.close()
         self._idle.clear()
 
@@ -414,11 +438,15 @@ class Downloads:
             if response.status_code not in REDIRECT_STATUS or not location:
                 return response
             try:
-                if int(response.headers.get("content-length") or _SMALL_BODY + 1) <= _SMALL_BODY:
-                    await response.aread()  # so the connection is reused
+                await _drain(response)
             finally:
                 await response.aclose()
-            url = request.url.join(location)
+            try:
+                url = request.url.join(location)
+            except httpx.InvalidURL as exc:
+                raise httpx.RemoteProtocolError(
+                    "redirect to an invalid URL", request=request
+                ) from exc
             if url.scheme not in ("http", "https"):
                 raise httpx.UnsupportedProtocol(
                     f"redirect to unsupported scheme {url.scheme!r}", request=request
@@ -427,6 +455,15 @@ class Downloads:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a small body to its end, so its connection can serve the next request."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > _SMALL_BODY:
+            return  # not worth it: the connection is closed instead
 
 
 def _basic_auth(url: httpx.URL) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -154,3 +155,45 @@ def test_a_file_in_a_directory_not_made_yet(site: Site) -> None:
             pending.write(subdir.encode())
             pending.commit()
         assert target.read_bytes() == subdir.encode()
+
+
+def test_a_write_error_reported_at_close_keeps_the_name_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Network filesystems may report a failed write only when the file is closed: a named
+    temporary is closed before it is renamed, so such a file never gets the target's name."""
+    site = Site(tmp_path)
+    site.unnamed_files = False
+    target = tmp_path / "a.conda"
+    pending = site.pending(target)
+    pending.write(b"bytes the server never stored")
+    real_close = os.close
+
+    def failing_close(fd: int) -> None:
+        real_close(fd)
+        if fd == pending_fd:
+            raise OSError(errno.EIO, "Input/output error")
+
+    pending_fd = pending.fd
+    monkeypatch.setattr(storage.os, "close", failing_close)
+    with pytest.raises(OSError, match="Input/output"):
+        pending.commit()
+    pending.discard()
+    assert _entries(tmp_path) == []
+
+
+def test_running_out_of_descriptors_is_an_error_not_a_missing_feature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = os.open
+
+    def no_descriptors(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(storage.os, "open", no_descriptors)
+    site = Site(tmp_path)
+    with pytest.raises(OSError, match="Too many open files"):
+        site.pending(tmp_path / "a.conda")
+    assert site.unnamed_files is None  # asked again next time

@@ -25,6 +25,7 @@ from support.site import assert_channel_consistent, site_config
 from support.upstream import FaultHook, UpstreamHandler, UpstreamServer, truncate
 
 from sitegen import download as download_mod
+from sitegen import transport as transport_mod
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.download import DownloadJob, download
 from sitegen.example_channel import example_packages, write_channel
@@ -158,6 +159,7 @@ async def test_a_chunked_body_is_decoded_and_its_connection_reused(
         CHUNKED[: len(CHUNKED) - 30],  # cut inside the chunks
         CHUNKED.replace(b"1A\r\n", b"zz\r\n"),  # a chunk size that is no number
         CHUNKED.replace(b"1A\r\n", b"-1A\r\n"),
+        CHUNKED.replace(b"chunked", b"chunked, chunked"),
         CHUNKED.replace(b"1A\r\n", b"0x1A\r\n"),
         CHUNKED.replace(b"hello\r\n", b"hello!!\r\n"),  # more data than the chunk size
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 11\r\n\r\n0123456789",
@@ -184,6 +186,40 @@ async def test_a_body_without_length_ends_with_its_connection(server: UpstreamSe
         assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
         assert await get(client, f"{server.url}/f2.bin") == FILES["f2.bin"]
     assert len(set(seen)) == 1  # a new connection after the EOF one, then kept alive
+
+
+async def test_a_folded_header_is_unfolded(server: UpstreamServer) -> None:
+    reply = b"HTTP/1.1 200 OK\r\nX-Note: one\r\n\ttwo\r\nContent-Length: 2\r\n\r\nok"
+    server.add_fault("/folded.bin", raw_reply(reply))
+    async with downloads() as client, client.stream(f"{server.url}/folded.bin") as response:
+        assert response.headers["x-note"] == "one two"
+        assert await response.aread() == b"ok"
+
+
+async def test_both_framings_at_once_use_the_connection_once(server: UpstreamServer) -> None:
+    reply = CHUNKED.replace(b"\r\n\r\n", b"\r\nContent-Length: 3\r\n\r\n", 1)
+    seen = peers(server, ["/f1.bin"])
+
+    def both(handler: UpstreamHandler) -> None:
+        seen.append(handler.client_address)
+        raw_reply(reply, close=False)(handler)
+
+    server.add_fault("/both.bin", both)
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/both.bin") == b"hello" + b"x" * 26
+        assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
+    assert len(set(seen)) == 2
+
+
+async def test_idle_connections_expire(
+    server: UpstreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = peers(server, ["/f1.bin", "/f2.bin"])
+    monkeypatch.setattr(transport_mod, "IDLE_SECONDS", -1.0)
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
+        assert await get(client, f"{server.url}/f2.bin") == FILES["f2.bin"]
+    assert len(set(seen)) == 2
 
 
 async def test_informational_answers_are_skipped(server: UpstreamServer) -> None:
@@ -219,6 +255,59 @@ async def test_redirects_are_followed(server: UpstreamServer) -> None:
         assert await get(client, f"{server.url}/elsewhere.bin") == FILES[name]
     assert [r.status for r in server.wait_for_requests(2)] == [301, 200]
     assert len(seen) == 2 and len(set(seen)) == 1  # the redirect's connection was reused
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Length: 0\r\nContent-Length: 0",  # the same length twice: still one length
+        b"Content-Length: 0, 0",
+    ],
+)
+async def test_a_redirect_with_a_repeated_length_is_followed(
+    server: UpstreamServer, head: bytes
+) -> None:
+    reply = b"HTTP/1.1 302 Found\r\nLocation: /f1.bin\r\n" + head + b"\r\n\r\n"
+    server.add_fault("/moved.bin", raw_reply(reply, close=False))
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/moved.bin") == FILES["f1.bin"]
+
+
+async def test_a_large_redirect_body_is_not_read(server: UpstreamServer) -> None:
+    chunk = b"z" * 100_000
+    body = b"%x\r\n%s\r\n" % (len(chunk), chunk) * 5 + b"0\r\n\r\n"
+    head = b"HTTP/1.1 302 Found\r\nLocation: /f1.bin\r\nTransfer-Encoding: chunked\r\n"
+    seen = peers(server, ["/f1.bin"])
+
+    def moved(handler: UpstreamHandler) -> None:
+        seen.append(handler.client_address)
+        raw_reply(head + b"\r\n" + body, close=False)(handler)
+
+    server.add_fault("/moved.bin", moved)
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/moved.bin") == FILES["f1.bin"]
+    assert len(set(seen)) == 2  # given up after 64 KiB: a new connection for the target
+
+
+async def test_a_redirect_to_an_invalid_url_is_a_protocol_error(server: UpstreamServer) -> None:
+    server.add_fault("/bad.bin", redirect("http://[::1/x", 302))
+    async with downloads() as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await get(client, f"{server.url}/bad.bin")
+
+
+async def test_a_bad_redirect_fails_the_download_not_the_run(
+    server: UpstreamServer, tmp_path: Path
+) -> None:
+    # A name no resolver can encode: refused before any DNS query leaves the machine.
+    server.add_fault("/gone-1-0.conda", redirect("http://a..b/gone-1-0.conda", 302))
+    site = Site(tmp_path / "site")
+    target = site.path("linux-64", "gone-1-0.conda")
+    async with upstream_at(server) as upstream:
+        job = DownloadJob(upstream, record_for(target.name, b"x" * 10), target)
+        result = await download(job, site, retries=0)
+    assert not result.ok
+    assert result.error.endswith("ConnectError")
 
 
 async def test_endless_redirects_end(server: UpstreamServer) -> None:
