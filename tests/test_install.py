@@ -3,10 +3,12 @@ served by real nginx, using packages that only include_dependencies brought in."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 import trio
-from support.client import solve_and_install
+from support.client import make_gateway, solve_and_install, solve_records
 from support.site import assert_channel_consistent, fns, published, site_config
 from support.upstream import ExampleUpstream
 
@@ -65,3 +67,49 @@ async def test_rattler_installs_numpy_from_the_mirror(
     assert example_upstream.server.requests == []  # the client never reached upstream
     # The solve read the mirror's repodata through nginx (logged long before the installs end).
     assert any(f" /{CHANNEL}/linux-64/repodata.json" in line for line in nginx.access_log_lines())
+
+
+@pytest.mark.parametrize(
+    ("zstd", "bz2", "variant"),
+    [(True, True, "repodata.json.zst"), (False, True, "repodata.json.bz2"), (False, False, "")],
+)
+async def test_every_published_repodata_variant_reads_the_same(
+    example_upstream: ExampleUpstream,
+    nginx_server_factory,
+    tmp_path: Path,
+    zstd: bool,
+    bz2: bool,
+    variant: str,
+) -> None:
+    """rattler reads the .zst, the .bz2 (single-stream: rattler 0.28 stops at the end of a
+    first bz2 stream) or the plain JSON, and solves the same environment from each."""
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+        channels:
+          {CHANNEL}:
+            url: {example_upstream.url}
+            subdirs: [linux-64]
+        """,
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert not report.failed
+    nginx = nginx_server_factory(site)
+    mirror_url = f"{nginx.url}/{CHANNEL}"
+    gateway = make_gateway(tmp_path / "cache", zstd=zstd, bz2=bz2)
+    records = await trio.to_thread.run_sync(
+        lambda: asyncio.run(
+            solve_records([mirror_url], ["numpy"], cache_dir=tmp_path, gateway=gateway)
+        )
+    )
+    chosen = sorted((r.name.normalized, str(r.version)) for r in records)
+    assert chosen == [
+        ("libopenblas", "0.3.27"),
+        ("numpy", "2.1.0"),
+        ("python", "3.12.4"),
+        ("zlib", "1.3.1"),
+    ]
+    fetched = [line for line in nginx.access_log_lines() if "/linux-64/repodata.json" in line]
+    expected = variant or "repodata.json "
+    assert any(f"/linux-64/{expected}" in line for line in fetched), fetched
