@@ -137,20 +137,27 @@ CHUNKED = (
 )
 
 
+async def connections_for(server: UpstreamServer, reply: bytes) -> int:
+    """GET an answer of CHUNKED's body given as ``reply`` (the server keeps the connection
+    open), then a file: how many connections the two took."""
+    seen = peers(server, ["/f1.bin"])
+
+    def answer(handler: UpstreamHandler) -> None:
+        seen.append(handler.client_address)
+        raw_reply(reply, close=False)(handler)
+
+    server.add_fault("/raw.bin", answer)
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/raw.bin") == b"hello" + b"x" * 26
+        assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
+    assert len(seen) == 2
+    return len(set(seen))
+
+
 async def test_a_chunked_body_is_decoded_and_its_connection_reused(
     server: UpstreamServer,
 ) -> None:
-    seen = peers(server, ["/f1.bin"])
-
-    def chunked(handler: UpstreamHandler) -> None:
-        seen.append(handler.client_address)
-        raw_reply(CHUNKED, close=False)(handler)
-
-    server.add_fault("/chunked.bin", chunked)
-    async with downloads() as client:
-        assert await get(client, f"{server.url}/chunked.bin") == b"hello" + b"x" * 26
-        assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
-    assert len(seen) == 2 and len(set(seen)) == 1
+    assert await connections_for(server, CHUNKED) == 1
 
 
 @pytest.mark.parametrize(
@@ -198,17 +205,7 @@ async def test_a_folded_header_is_unfolded(server: UpstreamServer) -> None:
 
 async def test_both_framings_at_once_use_the_connection_once(server: UpstreamServer) -> None:
     reply = CHUNKED.replace(b"\r\n\r\n", b"\r\nContent-Length: 3\r\n\r\n", 1)
-    seen = peers(server, ["/f1.bin"])
-
-    def both(handler: UpstreamHandler) -> None:
-        seen.append(handler.client_address)
-        raw_reply(reply, close=False)(handler)
-
-    server.add_fault("/both.bin", both)
-    async with downloads() as client:
-        assert await get(client, f"{server.url}/both.bin") == b"hello" + b"x" * 26
-        assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
-    assert len(set(seen)) == 2
+    assert await connections_for(server, reply) == 2
 
 
 async def test_idle_connections_expire(
