@@ -3,10 +3,10 @@
 Per network ("loopback": nginx directly; "proxy": nginx behind the delaying proxy of
 :mod:`bench.proxy`), with the upstream at state v1:
 
-1. floor: the package files fetched by ``curl --parallel --parallel-max 16`` in sitegen's job
+1. floor: the package files fetched by ``curl --parallel --parallel-max 32`` in sitegen's job
    order (best of N), and once more largest file first;
-2. sitegen: ``sitegen mirror -c <generated channels.yaml> --no-progress`` (concurrency 16 and
-   per_host 16, the defaults, written out) into a fresh site, through :mod:`bench.probe` so that each stage is timed (best of N);
+2. sitegen: ``sitegen mirror -c <generated channels.yaml> --no-progress`` (concurrency 32 and
+   per_host 32, the defaults, written out) into a fresh site, through :mod:`bench.probe` so that each stage is timed (best of N);
 3. peer: conda-mirror 0.10.0, once per platform, into a fresh directory (one run);
 4. no-op resync: the plain ``sitegen`` command again, upstream untouched: wall time from spawn
    to exit and the upstream requests nginx logged (best of max(3, N)), then once through the
@@ -51,9 +51,9 @@ from bench.peer import run_floor, run_peer
 from bench.profiling import Profiler
 from bench.proxy import ProxyProcess
 
-CONCURRENCY = 16
-# Through the proxy, once more at this many connections: HTTP/1.1 at 16 bounds any client there.
-WIDE = 32
+CONCURRENCY = 32  # sitegen's default, written out
+# Through the proxy, once more at this many connections: what halving the concurrency costs.
+NARROW = 16
 W = "sync"
 
 
@@ -208,7 +208,7 @@ class _Network:
         self.repeat = repeat
         self.tag = f"{W}/{network}"
         self.judged = network == "proxy"  # the floor targets are stated for the proxied network
-        self.wide: SitegenRun | None = None
+        self.narrow: SitegenRun | None = None
 
     def add(self, *args, **kwargs) -> None:
         self.results.add(self.tag, *args, **kwargs)
@@ -299,7 +299,7 @@ class _Network:
         )
 
         if self.judged:
-            self._wide(files, n, size)
+            self._narrow(files, n, size)
         if peer:
             self._peer(sg, n)
         else:
@@ -320,22 +320,22 @@ class _Network:
             ],
         }
 
-    def _wide(self, files: list[tuple[str, str, int]], n: int, size: int) -> None:
-        """curl and sitegen once each at WIDE connections: what the concurrency buys."""
-        log(f"{self.network}: floor and sitegen at {WIDE} connections")
-        floor = run_floor(self.base, files, self.work / f"floor-{self.network}-wide", WIDE)
-        site = self.work / f"site-{self.network}-wide"
-        config = write_config(self.work / "channels-wide.yaml", site, self.base, WIDE)
-        run = run_sitegen(config, self.nginx, f"wide-{self.network}", self.work, self.profiler)
+    def _narrow(self, files: list[tuple[str, str, int]], n: int, size: int) -> None:
+        """curl and sitegen once each at NARROW connections: what the concurrency buys."""
+        log(f"{self.network}: floor and sitegen at {NARROW} connections")
+        floor = run_floor(self.base, files, self.work / f"floor-{self.network}-narrow", NARROW)
+        site = self.work / f"site-{self.network}-narrow"
+        config = write_config(self.work / "channels-narrow.yaml", site, self.base, NARROW)
+        run = run_sitegen(config, self.nginx, f"narrow-{self.network}", self.work, self.profiler)
         got = dir_stats(site / "bench" / "upstream")
         if got != (n, size):
             raise BenchError(f"sitegen mirrored {got}, expected {(n, size)}")
-        self.wide = run
+        self.narrow = run
         self.add(
-            f"at {WIDE} connections: curl / sitegen wall",
+            f"at {NARROW} connections: curl / sitegen wall",
             f"{fmt_s(floor.wall)} / {fmt_s(run.measured.wall)}",
             raw=[floor.wall, run.measured.wall],
-            note=f"download.concurrency and per_host {WIDE}; one run each; sitegen "
+            note=f"download.concurrency and per_host {NARROW}; one run each; sitegen "
             f"{_phases_text(run.probe)}",
         )
 
@@ -368,15 +368,13 @@ class _Network:
             note=f"floor / conda-mirror: {fmt_ratio(self.floor_wall / pm.wall)}, largest-first "
             f"floor / conda-mirror: {fmt_ratio(self.lpt.wall / pm.wall)}",
         )
-        if self.wide is not None:
-            wide = self.wide.measured.wall / pm.wall
+        if self.narrow is not None:
+            narrow = self.narrow.measured.wall / pm.wall
             self.add(
-                f"sitegen at {WIDE} connections / conda-mirror",
-                fmt_ratio(wide),
-                target,
-                ok=wide <= limit,
-                raw=wide,
-                note="the same run, sitegen configured for more connections",
+                f"sitegen at {NARROW} connections / conda-mirror",
+                fmt_ratio(narrow),
+                raw=narrow,
+                note="the same run, sitegen configured for fewer connections",
             )
         self.results.details[f"peer_{network}"] = {
             "wall": pm.wall,

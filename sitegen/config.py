@@ -132,8 +132,8 @@ class ChannelConfig:
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    concurrency: int = 16
-    per_host: int = 16
+    concurrency: int = 32
+    per_host: int = 32
     retries: int = 4
     timeout: float = 60.0
 
@@ -587,8 +587,8 @@ def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | No
     if "download" in keys:
         dl = keys["download"].mapping(("concurrency", "per_host", "retries", "timeout"))
         download = DownloadSettings(
-            concurrency=dl["concurrency"].integer(1) if "concurrency" in dl else 16,
-            per_host=dl["per_host"].integer(1) if "per_host" in dl else 16,
+            concurrency=dl["concurrency"].integer(1) if "concurrency" in dl else 32,
+            per_host=dl["per_host"].integer(1) if "per_host" in dl else 32,
             retries=dl["retries"].integer(0) if "retries" in dl else 4,
             timeout=dl["timeout"].number(0.1) if "timeout" in dl else 60.0,
         )

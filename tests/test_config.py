@@ -59,7 +59,7 @@ def test_short_form_is_one_mirror_named_after_the_channel(tmp_path: Path) -> Non
     assert channel.subdirs == ("linux-64", "noarch")
     # Defaults of the optional top-level keys.
     assert config.max_delete_fraction == 0.5
-    assert config.download.concurrency == 16
+    assert config.download.concurrency == 32
     assert config.filters == FilterSpec()
 
 
