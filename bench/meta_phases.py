@@ -68,11 +68,14 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
     info: dict[str, Any] = {}
 
     async def fetch() -> upstream.RepodataResponse:
-        async with upstream.make_client(config.download) as client:
+        client = upstream.make_download_client(config.download)
+        try:
             source = upstream.Upstream(
                 mirror, client, config.download, trio.CapacityLimiter(config.download.per_host)
             )
             return await source.fetch_repodata(subdir, None)
+        finally:
+            await client.aclose()
 
     response = line.stage("fetch", trio.run, fetch)
     info["fetched_bytes"] = len(response.body)

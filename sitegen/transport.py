@@ -263,7 +263,8 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
     without a body, driven by trio."""
 
     def __init__(self, verify: bool = True) -> None:
-        self._ssl = httpx.create_ssl_context(verify=verify)
+        self._verify = verify
+        self._ssl: ssl.SSLContext | None = None  # made on the first https connection
         self._idle: dict[_Key, list[tuple[float, _Connection]]] = {}
         self._closed = False
 
@@ -306,6 +307,8 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
     async def _handshake(
         self, sock: socket.socket, host: str, timeout: float | None
     ) -> ssl.SSLSocket:
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context(verify=self._verify)  # ~20 ms: the CA bundle
         tls = self._ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
         try:
             while True:

@@ -110,24 +110,13 @@ def _timeout(settings: DownloadSettings) -> httpx.Timeout:
     return httpx.Timeout(settings.timeout, connect=min(settings.timeout, 15.0))
 
 
-def make_client(settings: DownloadSettings, verify: bool = True) -> httpx.AsyncClient:
-    """The client for repodata requests (few, conditional, inside the trio run)."""
-    return httpx.AsyncClient(
-        follow_redirects=True,
-        max_redirects=10,
-        verify=verify,
-        timeout=_timeout(settings),
-        limits=httpx.Limits(
-            max_connections=settings.concurrency + 4,
-            max_keepalive_connections=settings.concurrency + 4,
-        ),
-        headers={"User-Agent": USER_AGENT},
-    )
-
-
 def make_download_client(settings: DownloadSettings, verify: bool = True) -> Downloads:
-    """The client for package files (many, large, streamed)."""
+    """The HTTP client for everything upstream: repodata and package files."""
     return open_downloads(_timeout(settings), USER_AGENT, verify=verify)
+
+
+# Repodata is text: a plain repodata.json may come compressed in transit (package files not).
+_REPODATA_ENCODINGS = {"Accept-Encoding": "gzip, deflate"}
 
 
 class Upstream:
@@ -136,13 +125,11 @@ class Upstream:
     def __init__(
         self,
         mirror: MirrorConfig,
-        client: httpx.AsyncClient,
+        downloads: Downloads,
         settings: DownloadSettings,
         host_limiter: trio.CapacityLimiter,
-        downloads: Downloads | None = None,
     ) -> None:
         self.mirror = mirror
-        self.client = client
         self.downloads = downloads
         self.settings = settings
         self.host_limiter = host_limiter
@@ -210,7 +197,7 @@ class Upstream:
                 headers["If-None-Match"] = validators.etag
             if validators.last_modified:
                 headers["If-Modified-Since"] = validators.last_modified
-        response = await self.request(self.url(subdir, variant), headers=headers, label=variant)
+        response = await self.request(self.url(subdir, variant), headers=headers)
         if response.status_code == 404:
             return None
         current = CacheValidators(
@@ -226,9 +213,7 @@ class Upstream:
             raise UpstreamError(f"{self.display(subdir, variant)}: HTTP {response.status_code}")
         return RepodataResponse(changed=True, body=response.content, validators=current)
 
-    async def request(
-        self, url: str, headers: dict[str, str] | None = None, label: str = ""
-    ) -> httpx.Response:
+    async def request(self, url: str, headers: dict[str, str]) -> httpx.Response:
         """GET with retries on transient failures; returns the final (read) response."""
         attempts = self.settings.retries + 1
         last_error = ""
@@ -236,13 +221,17 @@ class Upstream:
             try:
                 async with self.host_limiter:
                     with trio.fail_after(self.settings.timeout * 4):
-                        response = await self.client.get(url, headers=headers)
+                        async with self.downloads.stream(
+                            url, {**_REPODATA_ENCODINGS, **headers}
+                        ) as response:
+                            await response.aread()
                 if response.status_code not in RETRY_STATUS:
                     return response
                 last_error = f"HTTP {response.status_code}"
             except httpx.TooManyRedirects:
                 raise UpstreamError(f"{self._safe(url)}: too many redirects") from None
-            except (httpx.TransportError, trio.TooSlowError) as exc:
+            except (httpx.RequestError, trio.TooSlowError) as exc:
+                # RequestError: transport failures and bodies that do not decode
                 last_error = describe_error(exc)
             if attempt + 1 < attempts:
                 await trio.sleep(backoff_delay(attempt))
@@ -262,8 +251,7 @@ async def open_upstreams(
     Returns (upstreams by mirror name, why a mirror is unusable by name): a mirror whose URL
     needs an environment variable that is not set gets no upstream.
     """
-    clients: dict[bool, httpx.AsyncClient] = {}
-    download_clients: dict[bool, Downloads] = {}
+    clients: dict[bool, Downloads] = {}
     host_limiters: dict[str, trio.CapacityLimiter] = {}
     upstreams: dict[str, Upstream] = {}
     unusable: dict[str, str] = {}
@@ -273,19 +261,10 @@ async def open_upstreams(
             unusable[mirror.name] = f"environment variable {', '.join(missing)} is not set"
             continue
         if mirror.verify_tls not in clients:
-            clients[mirror.verify_tls] = await stack.enter_async_context(
-                make_client(settings, verify=mirror.verify_tls)
-            )
-            downloads = make_download_client(settings, verify=mirror.verify_tls)
-            stack.push_async_callback(downloads.aclose)
-            download_clients[mirror.verify_tls] = downloads
+            client = make_download_client(settings, verify=mirror.verify_tls)
+            stack.push_async_callback(client.aclose)
+            clients[mirror.verify_tls] = client
         host = urlsplit(mirror.source_url()).netloc or "file"
         limiter = host_limiters.setdefault(host, trio.CapacityLimiter(settings.per_host))
-        upstreams[mirror.name] = Upstream(
-            mirror,
-            clients[mirror.verify_tls],
-            settings,
-            limiter,
-            downloads=download_clients[mirror.verify_tls],
-        )
+        upstreams[mirror.name] = Upstream(mirror, clients[mirror.verify_tls], settings, limiter)
     return upstreams, unusable

@@ -663,17 +663,21 @@ async def test_token_stays_out_of_library_logs(
     tmp_path: Path, upstream_server_factory, monkeypatch, caplog
 ) -> None:
     """run_mirror used as a library (no CLI log setup): not even httpx's request lines, which
-    carry every URL at INFO, may show the token."""
+    carry every URL at INFO, may show the token. httpx's own client (and its logging) carries
+    the requests when a proxy is set in the environment: here the test server plays the proxy."""
     token = "secret456"
     root = tmp_path / "upstream"
     write_channel(root / "t" / token / "chan", [spec("zlib", version="1.3.1")], zst=True)
     server = upstream_server_factory(root)
     monkeypatch.setenv("SITEGEN_TEST_TOKEN", token)
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "httpcore"):
         monkeypatch.setattr(logging.getLogger(name), "level", logging.DEBUG)
     site = tmp_path / "site"
-    report = await mirror(config_for(site, f"{server.url}/t/${{SITEGEN_TEST_TOKEN}}/chan"))
+    report = await mirror(config_for(site, "http://upstream.invalid/t/${SITEGEN_TEST_TOKEN}/chan"))
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == fns(PACKAGES, "zlib", "1.3.1")
     assert any(r.name == "httpx" for r in caplog.records)  # the request lines were logged

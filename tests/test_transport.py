@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import os
 import shutil
@@ -22,7 +23,7 @@ import trio
 from support import require_tool
 from support.faults import hang, redirect
 from support.site import assert_channel_consistent, site_config
-from support.upstream import FaultHook, UpstreamHandler, UpstreamServer, truncate
+from support.upstream import FaultHook, UpstreamHandler, UpstreamServer, respond, truncate
 
 from sitegen import download as download_mod
 from sitegen import transport as transport_mod
@@ -33,7 +34,7 @@ from sitegen.mirror import MirrorOptions, run_mirror
 from sitegen.records import Record
 from sitegen.storage import TEMP_PREFIX, Site
 from sitegen.transport import Downloads, EventLoopTransport, open_downloads
-from sitegen.upstream import Upstream, make_client, make_download_client
+from sitegen.upstream import Upstream, make_download_client
 
 FILES = {f"f{i}.bin": bytes([i]) * (1000 + 100_000 * i) for i in range(6)}
 
@@ -338,16 +339,13 @@ async def upstream_at(server: UpstreamServer) -> AsyncIterator[Upstream]:
     """An Upstream whose package files live at the server's root."""
     settings = DownloadSettings(concurrency=8, per_host=8, retries=0, timeout=60)
     mirror = MirrorConfig(name="up", url=server.url, subdirs=("linux-64",))
-    async with make_client(settings) as async_client:
-        client = make_download_client(settings)
-        try:
-            upstream = Upstream(
-                mirror, async_client, settings, trio.CapacityLimiter(8), downloads=client
-            )
-            upstream.package_bases["linux-64"] = server.url
-            yield upstream
-        finally:
-            await client.aclose()
+    client = make_download_client(settings)
+    try:
+        upstream = Upstream(mirror, client, settings, trio.CapacityLimiter(8))
+        upstream.package_bases["linux-64"] = server.url
+        yield upstream
+    finally:
+        await client.aclose()
 
 
 def record_for(fn: str, data: bytes) -> Record:
@@ -373,6 +371,25 @@ async def test_a_cancelled_download_stops_at_once_and_leaves_nothing(
             await download(job, site, retries=0)
     assert scope.cancelled_caught
     assert os.listdir(target.parent) == []
+
+
+async def test_repodata_may_come_compressed_in_transit(server: UpstreamServer) -> None:
+    """Package files are asked for as they are (identity); a plain repodata.json may come
+    gzip-encoded, and is decoded."""
+    document = b'{"info": {"subdir": "linux-64"}, "packages": {}}' + b" " * 10_000
+
+    def gzipped(handler: UpstreamHandler) -> None:
+        if "gzip" not in handler.headers.get("Accept-Encoding", ""):
+            handler.respond(406)
+            return
+        handler.respond(200, gzip.compress(document), {"Content-Encoding": "gzip"})
+
+    server.add_fault("/linux-64/repodata.json.zst", respond(404))
+    server.add_fault("/linux-64/repodata.json", gzipped)
+    async with upstream_at(server) as upstream:
+        response = await upstream.fetch_repodata("linux-64", None)
+    assert response.body == document
+    assert [r.status for r in server.wait_for_requests(2)] == [404, 200]
 
 
 # --------------------------------------------------------------------------- split downloads
