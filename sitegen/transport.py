@@ -38,6 +38,7 @@ REDIRECT_STATUS = {301, 302, 303, 307, 308}
 _MAX_IDLE_PER_HOST = 64
 _SMALL_BODY = 64 * 1024  # redirect bodies up to this size are read so the connection is reused
 IDLE_SECONDS = 60.0  # a pooled connection unused this long is closed rather than tried
+STALE_AFTER = 1.0  # a pooled connection idle this long may have been closed as it was reused
 
 _Key = tuple[str, str, int]
 _INCOMPLETE = "peer closed connection without sending complete message body"
@@ -121,6 +122,15 @@ async def _wait(
 ) -> None:
     with trio.fail_after(math.inf if timeout is None else timeout):
         await wait(sock)
+
+
+class _Unanswered(Exception):
+    """The server closed or reset the connection before answering; ``error`` is what that
+    means when the request is not asked again."""
+
+    def __init__(self, error: httpx.TransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Head:
@@ -277,10 +287,23 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
         key = (url.scheme, host, url.port or (443 if url.scheme == "https" else 80))
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
-        # A reused connection the server closes just as the request goes out fails it; the
-        # poll in _acquire keeps that window to microseconds, and downloads retry anyway.
-        connection = self._acquire(key) or await self._connect(key, timeouts.get("connect"))
-        head = await self._exchange(connection, request, timeouts)
+        connection, idle = self._acquire(key)
+        head = None
+        if connection is not None:
+            try:
+                head = await self._exchange(connection, request, timeouts)
+            except _Unanswered as exc:
+                # A server closes idle connections after its keep-alive timeout; the poll in
+                # _acquire sees that only once the close has arrived. A connection that sat
+                # idle for a while and was closed unanswered is asked again on a fresh one.
+                if idle < STALE_AFTER:
+                    raise exc.error from exc.__cause__
+        if head is None:
+            connection = await self._connect(key, timeouts.get("connect"))
+            try:
+                head = await self._exchange(connection, request, timeouts)
+            except _Unanswered as exc:
+                raise exc.error from exc.__cause__
         return httpx.Response(
             status_code=head.status,
             headers=head.headers,
@@ -332,6 +355,8 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
         try:
             try:
                 await connection.send_all(b"\r\n".join(lines) + b"\r\n\r\n", timeouts.get("write"))
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise _Unanswered(httpx.WriteError(str(exc))) from exc
             except trio.TooSlowError as exc:
                 raise httpx.WriteTimeout("timed out sending the request") from exc
             except OSError as exc:
@@ -340,10 +365,14 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
                 while True:
                     raw = await connection.receive_until(b"\r\n\r\n", timeouts.get("read"))
                     if raw is None:
-                        raise httpx.RemoteProtocolError("server disconnected without a response")
+                        raise _Unanswered(
+                            httpx.RemoteProtocolError("server disconnected without a response")
+                        )
                     head = _Head(raw, request.method)
                     if not 100 <= head.status < 200:
                         return head  # 1xx: informational, the real answer follows
+            except ConnectionResetError as exc:
+                raise _Unanswered(httpx.ReadError(str(exc))) from exc
             except trio.TooSlowError as exc:
                 raise httpx.ReadTimeout("timed out waiting for the response") from exc
             except OSError as exc:
@@ -352,16 +381,17 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
             connection.close()
             raise
 
-    def _acquire(self, key: _Key) -> _Connection | None:
-        """An idle connection the server has not closed meanwhile, if there is one."""
+    def _acquire(self, key: _Key) -> tuple[_Connection | None, float]:
+        """An idle connection the server has not closed meanwhile, if there is one, and how
+        long it has been idle."""
         idle = self._idle.get(key)
         self._expire(idle)
         while idle:
-            _since, connection = idle.pop()
+            since, connection = idle.pop()
             if connection.idle_and_open():
-                return connection
+                return connection, time.monotonic() - since
             connection.close()
-        return None
+        return None, 0.0
 
     def _release(self, connection: _Connection) -> None:
         idle = self._idle.setdefault(connection.key, [])

@@ -23,7 +23,14 @@ import trio
 from support import require_tool
 from support.faults import hang, redirect
 from support.site import assert_channel_consistent, site_config
-from support.upstream import FaultHook, UpstreamHandler, UpstreamServer, respond, truncate
+from support.upstream import (
+    FaultHook,
+    UpstreamHandler,
+    UpstreamServer,
+    drop_connection,
+    respond,
+    truncate,
+)
 
 from sitegen import download as download_mod
 from sitegen import transport as transport_mod
@@ -122,6 +129,27 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(
         assert await get(client, f"{server.url}/{names[1]}") == FILES[names[1]]
     assert len(seen) == 1
     assert [r.status for r in server.wait_for_requests(2)] == [200, 200]
+
+
+@pytest.mark.parametrize("stale_after", [0.0, 60.0])
+async def test_a_connection_closed_unanswered_after_idling_is_asked_again(
+    server: UpstreamServer, monkeypatch: pytest.MonkeyPatch, stale_after: float
+) -> None:
+    """The keep-alive race: the server drops a reused connection as the request arrives. After
+    STALE_AFTER seconds of idling that is taken for the race and asked again on a fresh
+    connection; sooner it is the server's answer (and the download's retries decide)."""
+    monkeypatch.setattr(transport_mod, "STALE_AFTER", stale_after)
+    server.add_fault("/f2.bin", drop_connection(), times=1)
+    async with downloads() as client:
+        assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
+        server.wait_for_requests(1)
+        if stale_after:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await get(client, f"{server.url}/f2.bin")
+        else:
+            assert await get(client, f"{server.url}/f2.bin") == FILES["f2.bin"]
+    expected = [200, 0, 200] if not stale_after else [200, 0]
+    assert [r.status for r in server.wait_for_requests(len(expected))] == expected
 
 
 async def test_a_body_cut_short_is_an_error_not_an_end(server: UpstreamServer) -> None:
