@@ -1,5 +1,6 @@
-"""Package downloads inside the trio event loop: pooled keep-alive HTTP/1.1 connections on
-non-blocking standard-library sockets, behind httpx's transport interface.
+"""HTTP to upstreams inside the trio event loop: pooled keep-alive HTTP/1.1 connections on
+non-blocking standard-library sockets, behind httpx's transport interface. Every request to an
+upstream (repodata and package files) goes through it.
 
 A mirror moves thousands of mostly small files. httpx's own transport parses each response
 in pure Python in small reads (about 2 ms of CPU per file), and blocking clients in worker
@@ -8,8 +9,8 @@ one thread waits on every socket at once: a response head is split with a few C-
 operations, a body comes in reads of up to 256 KiB straight from the socket, and a waiting
 transfer costs nothing but its file descriptor in the event loop's epoll set. Requests and
 responses stay httpx objects; :class:`Downloads` adds what httpx's client would (default
-headers, timeouts, redirects, credentials from the URL) for the few things a GET of a package
-file needs.
+headers, timeouts, redirects, credentials from the URL) for the few things a GET upstream
+needs.
 
 With a proxy in the environment, requests go through httpx's own client instead, which
 honours HTTP(S)_PROXY / NO_PROXY.
@@ -431,7 +432,7 @@ class _ClientTransport(httpx.AsyncBaseTransport):
 
 
 class Downloads:
-    """GETs of package files through one transport: default headers, timeouts, redirects and
+    """GETs upstream through one transport: default headers, timeouts, redirects and
     credentials from the URL (sent to its own origin only)."""
 
     def __init__(
@@ -511,7 +512,7 @@ def proxy_configured() -> bool:
 
 
 def open_downloads(timeout: httpx.Timeout, user_agent: str, verify: bool = True) -> Downloads:
-    """The download client: the event-loop transport, or httpx's own client when the
+    """The client for upstreams: the event-loop transport, or httpx's own client when the
     environment names a proxy."""
     if proxy_configured():
         client = httpx.AsyncClient(verify=verify, timeout=timeout, follow_redirects=False)
