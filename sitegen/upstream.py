@@ -65,6 +65,15 @@ class CacheValidators:
 
 
 @dataclass
+class Answer:
+    """An upstream's final answer to a GET, its body read (and decoded from transit)."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+@dataclass
 class RepodataResponse:
     changed: bool
     body: bytes | None  # the raw bytes as served (zst-compressed for the .zst variant)
@@ -83,6 +92,19 @@ def decode_body(variant: str, body: bytes) -> bytes:
     if len(out) > MAX_REPODATA_BYTES:
         raise UpstreamError(f"{variant} decompresses to more than {MAX_REPODATA_BYTES} bytes")
     return out
+
+
+async def _read_capped(response: httpx.Response, where: str) -> bytes:
+    """A response body (decoded from its transfer compression), refusing to hold more than a
+    repodata.json may be: a hostile upstream could send an endless body."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_REPODATA_BYTES:
+            raise UpstreamError(f"{where}: more than {MAX_REPODATA_BYTES} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -198,23 +220,23 @@ class Upstream:
             if validators.last_modified:
                 headers["If-Modified-Since"] = validators.last_modified
         response = await self.request(self.url(subdir, variant), headers=headers)
-        if response.status_code == 404:
+        if response.status == 404:
             return None
         current = CacheValidators(
             variant,
             etag=response.headers.get("etag"),
             last_modified=response.headers.get("last-modified"),
         )
-        if response.status_code == 304 and validators is not None:
+        if response.status == 304 and validators is not None:
             current.etag = current.etag or validators.etag
             current.last_modified = current.last_modified or validators.last_modified
             return RepodataResponse(changed=False, body=None, validators=current)
-        if response.status_code != 200:
-            raise UpstreamError(f"{self.display(subdir, variant)}: HTTP {response.status_code}")
-        return RepodataResponse(changed=True, body=response.content, validators=current)
+        if response.status != 200:
+            raise UpstreamError(f"{self.display(subdir, variant)}: HTTP {response.status}")
+        return RepodataResponse(changed=True, body=response.body, validators=current)
 
-    async def request(self, url: str, headers: dict[str, str]) -> httpx.Response:
-        """GET with retries on transient failures; returns the final (read) response."""
+    async def request(self, url: str, headers: dict[str, str]) -> Answer:
+        """GET with retries on transient failures; the final answer, body read."""
         attempts = self.settings.retries + 1
         last_error = ""
         for attempt in range(attempts):
@@ -224,9 +246,9 @@ class Upstream:
                         async with self.downloads.stream(
                             url, {**_REPODATA_ENCODINGS, **headers}
                         ) as response:
-                            await response.aread()
+                            body = await _read_capped(response, self._safe(url))
                 if response.status_code not in RETRY_STATUS:
-                    return response
+                    return Answer(response.status_code, response.headers, body)
                 last_error = f"HTTP {response.status_code}"
             except httpx.TooManyRedirects:
                 raise UpstreamError(f"{self._safe(url)}: too many redirects") from None

@@ -34,6 +34,7 @@ from support.upstream import (
 
 from sitegen import download as download_mod
 from sitegen import transport as transport_mod
+from sitegen import upstream as upstream_mod
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.download import DownloadJob, download
 from sitegen.example_channel import example_packages, write_channel
@@ -41,7 +42,7 @@ from sitegen.mirror import MirrorOptions, run_mirror
 from sitegen.records import Record
 from sitegen.storage import TEMP_PREFIX, Site
 from sitegen.transport import Downloads, EventLoopTransport, open_downloads
-from sitegen.upstream import Upstream, make_download_client
+from sitegen.upstream import Upstream, UpstreamError, make_download_client
 
 FILES = {f"f{i}.bin": bytes([i]) * (1000 + 100_000 * i) for i in range(6)}
 
@@ -418,6 +419,23 @@ async def test_repodata_may_come_compressed_in_transit(server: UpstreamServer) -
         response = await upstream.fetch_repodata("linux-64", None)
     assert response.body == document
     assert [r.status for r in server.wait_for_requests(2)] == [404, 200]
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_an_endless_repodata_body_is_refused(
+    server: UpstreamServer, monkeypatch: pytest.MonkeyPatch, encoding: str
+) -> None:
+    """No more than a repodata.json may be is held in memory, counted after the transfer
+    compression is undone (a gzip bomb included)."""
+    monkeypatch.setattr(upstream_mod, "MAX_REPODATA_BYTES", 100_000)
+    body = b" " * 200_000
+    if encoding == "gzip":
+        body = gzip.compress(body)  # ~200 bytes on the wire
+    server.add_fault("/linux-64/repodata.json.zst", respond(404))
+    server.add_fault("/linux-64/repodata.json", respond(200, body, {"Content-Encoding": encoding}))
+    async with upstream_at(server) as upstream:
+        with pytest.raises(UpstreamError, match="more than 100000 bytes"):
+            await upstream.fetch_repodata("linux-64", None)
 
 
 # --------------------------------------------------------------------------- split downloads
