@@ -39,7 +39,7 @@ REDIRECT_STATUS = {301, 302, 303, 307, 308}
 _MAX_IDLE_PER_HOST = 64
 _SMALL_BODY = 64 * 1024  # redirect bodies up to this size are read so the connection is reused
 IDLE_SECONDS = 60.0  # a pooled connection unused this long is closed rather than tried
-STALE_AFTER = 1.0  # a pooled connection idle this long may have been closed as it was reused
+STALE_AFTER = 3.0  # a pooled connection idle this long may have been closed as it was reused
 
 _Key = tuple[str, str, int]
 _INCOMPLETE = "peer closed connection without sending complete message body"
