@@ -382,15 +382,10 @@ def _write_parts(site: Site, target: Path, parts: list[Any]) -> bool:
     file is left alone when it holds exactly that (compared part by part); True if written."""
     if _holds(target, parts):
         return False
-    temp = site.temp_for(target)
-    try:
-        with open(temp, "wb") as handle:
-            for part in parts:
-                handle.write(part)
-        site.commit(temp, target)
-    except BaseException:
-        site.discard(temp)
-        raise
+    with site.pending(target) as pending:
+        for part in parts:
+            pending.write(part)
+        pending.commit()
     return True
 
 
@@ -478,18 +473,13 @@ class _ListingCache:
                     offset += len(data)
             index.update(self.used)
         else:
-            temp = self.site.temp_for(self.rows_path)
-            try:
-                with open(temp, "wb") as handle:
-                    offset = 0
-                    for key, data in chunks:
-                        handle.write(data)
-                        index[key] = [offset, len(data), zlib.crc32(data)]
-                        offset += len(data)
-                self.site.commit(temp, self.rows_path)
-            except BaseException:
-                self.site.discard(temp)
-                raise
+            with self.site.pending(self.rows_path) as pending:
+                offset = 0
+                for key, data in chunks:
+                    pending.write(data)
+                    index[key] = [offset, len(data), zlib.crc32(data)]
+                    offset += len(data)
+                pending.commit()
         document = {"version": LISTING_CACHE_VERSION, "chunks": index}
         self.site.write_bytes(self.index_path, msgspec.json.encode(document), durable=False)
 
