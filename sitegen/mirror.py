@@ -327,9 +327,8 @@ class _Run:
             response = await upstream.fetch_repodata(subdir, previous)
         body = response.body if response.changed else cached_body
         assert body is not None
-        if response.changed:
-            return _Fetched("fetched", body=body, validators=response.validators)
-        return _Fetched("unchanged", body=body, validators=response.validators)
+        status = "fetched" if response.changed else "unchanged"
+        return _Fetched(status, body=body, validators=response.validators)
 
     async def _cache(self, mirror: MirrorConfig, subdir: str, fetched: _Fetched) -> None:
         """Keep a newly fetched body for conditional requests, once it is known to be usable."""
