@@ -381,6 +381,22 @@ def timer() -> Iterator[dict[str, float]]:
         box["s"] = time.perf_counter() - t0
 
 
+def mirror_probe_argv(out: Path, config: Path) -> list[str]:
+    """``sitegen mirror -c config --no-progress`` through :mod:`bench.probe`, which writes the
+    time of each stage to ``out``."""
+    return [
+        str(VENV_BIN / "python"),
+        "-m",
+        "bench.probe",
+        str(out),
+        "--",
+        "mirror",
+        "-c",
+        str(config),
+        "--no-progress",
+    ]
+
+
 def project_env(**extra: str) -> dict[str, str]:
     """Environment for subprocesses: the project venv first on PATH, no proxies, C locale."""
     env = dict(os.environ)

@@ -68,7 +68,7 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
     info: dict[str, Any] = {}
 
     async def fetch() -> upstream.RepodataResponse:
-        client = upstream.make_download_client(config.download)
+        client = upstream.make_client(config.download)
         try:
             source = upstream.Upstream(
                 mirror, client, config.download, trio.CapacityLimiter(config.download.per_host)

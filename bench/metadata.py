@@ -28,6 +28,7 @@ from bench.common import (
     fmt_s,
     fresh_dir,
     log,
+    mirror_probe_argv,
     project_env,
     run_measured,
 )
@@ -177,20 +178,7 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> dict
                 log(f"metadata: sitegen mirror CLI ({label}, {run_kind})")
                 tag = f"meta-{label}-{'first' if run_kind == 'first run' else 'noop'}"
                 probe = work / f"probe-{tag}.json"
-                argv = profiler.wrap(
-                    [
-                        PYTHON,
-                        "-m",
-                        "bench.probe",
-                        str(probe),
-                        "--",
-                        "mirror",
-                        "-c",
-                        str(cfg),
-                        "--no-progress",
-                    ],
-                    tag,
-                )
+                argv = profiler.wrap(mirror_probe_argv(probe, cfg), tag)
                 os.sync()
                 mark = nginx.log_mark()
                 m = run_measured(argv, env=project_env()).check(f"sitegen mirror ({tag})")

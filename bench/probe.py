@@ -65,18 +65,17 @@ def main() -> int:
     phases: dict[str, float] = {}
     for stage in STAGES:
         _wrap(mirror._Run, stage, phases)
-    # `sitegen mirror` renders the pages after the run (when sitegen.render exists).
-    render = getattr(cli, "_render_pages", None)
-    if render is not None:
+    # `sitegen mirror` renders the pages after the run.
+    render = cli._render_pages
 
-        def timed_render(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return render(*args, **kwargs)
-            finally:
-                phases["pages"] = phases.get("pages", 0.0) + time.perf_counter() - t0
+    def timed_render(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return render(*args, **kwargs)
+        finally:
+            phases["pages"] = phases.get("pages", 0.0) + time.perf_counter() - t0
 
-        cli._render_pages = timed_render
+    cli._render_pages = timed_render
     entered = time.time()
     t0 = time.perf_counter()
     status = 1

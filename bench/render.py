@@ -12,14 +12,10 @@ the pages itself at the end of every run, so the workload measures both ways in:
 4. ``render_site(config)`` alone with the render manifest of before step 3 put back, so that it
    sees exactly the change of step 3: the incremental render (own process);
 5. ``render_site(config)`` once more with nothing changed.
-
-``sitegen/render.py`` is written in parallel with this benchmark: while it does not exist the
-workload reports "skipped: renderer not available".
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -34,6 +30,7 @@ from bench.common import (
     fmt_s,
     fresh_dir,
     log,
+    mirror_probe_argv,
     project_env,
     run_measured,
 )
@@ -45,13 +42,6 @@ from bench.synthetic import CHANNEL
 W = "render"
 PYTHON = str(VENV_BIN / "python")
 MANIFEST = Path(".sitegen") / "render"  # sitegen's render state, relative to the site
-
-
-def renderer_available() -> bool:
-    try:
-        return importlib.util.find_spec("sitegen.render") is not None
-    except ImportError:
-        return False
 
 
 def _wipe_pages(site: Path) -> int:
@@ -68,20 +58,7 @@ def _wipe_pages(site: Path) -> int:
 def _mirror(config: Path, work: Path, tag: str, profiler: Profiler) -> tuple[float, dict]:
     probe = work / f"probe-{tag}.json"
     probe.unlink(missing_ok=True)
-    argv = profiler.wrap(
-        [
-            PYTHON,
-            "-m",
-            "bench.probe",
-            str(probe),
-            "--",
-            "mirror",
-            "-c",
-            str(config),
-            "--no-progress",
-        ],
-        tag,
-    )
+    argv = profiler.wrap(mirror_probe_argv(probe, config), tag)
     os.sync()
     m = run_measured(argv, env=project_env(), timeout=3600).check(f"sitegen mirror ({tag})")
     return m.wall, json.loads(probe.read_text()).get("phases", {}) if probe.exists() else {}
@@ -99,10 +76,6 @@ def _render(config: Path, work: Path, tag: str, profiler: Profiler):
 
 
 def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> None:
-    if not renderer_available():
-        print("render: skipped: renderer not available")
-        results.skip(W, "full / incremental render", "skipped: renderer not available")
-        return
     channel = meta_channel(seed, quick)
     work = BUILD / "render"
     work.mkdir(parents=True, exist_ok=True)

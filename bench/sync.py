@@ -33,7 +33,6 @@ from bench.channel import SUBDIRS, SyncChannel, build_sync_channel
 from bench.common import (
     BUILD,
     SITEGEN,
-    VENV_BIN,
     BenchError,
     Measured,
     Results,
@@ -43,6 +42,7 @@ from bench.common import (
     fmt_s,
     fresh_dir,
     log,
+    mirror_probe_argv,
     project_env,
     run_measured,
 )
@@ -98,20 +98,7 @@ def run_sitegen(
     if probe:
         out = work / f"probe-{tag}.json"
         out.unlink(missing_ok=True)
-        argv = profiler.wrap(
-            [
-                str(VENV_BIN / "python"),
-                "-m",
-                "bench.probe",
-                str(out),
-                "--",
-                "mirror",
-                "-c",
-                str(config),
-                "--no-progress",
-            ],
-            tag,
-        )
+        argv = profiler.wrap(mirror_probe_argv(out, config), tag)
     else:
         argv = [str(SITEGEN), "mirror", "-c", str(config), "--no-progress"]
     measured = run_measured(argv, env=project_env(), timeout=3600).check(f"sitegen ({tag})")
