@@ -185,7 +185,7 @@ async def _fetch(job: DownloadJob, site: Site, on_bytes: Callable[[int], None]) 
     async with upstream.host_limiter:
         with trio.fail_after(_deadline(upstream, record.size)), site.pending(job.target) as pending:
             hasher = Hasher(record)
-            async with upstream.downloads.stream(_url(job)) as response:
+            async with upstream.client.stream(_url(job)) as response:
                 if response.status_code != 200:
                     raise _refusal(response.status_code)
                 async for chunk in response.aiter_raw():
@@ -261,7 +261,7 @@ class _Part:
     async def fetch(self) -> None:
         record = self.job.record
         headers = {"Range": f"bytes={self.start}-{self.end - 1}"}
-        async with self.job.upstream.downloads.stream(_url(self.job), headers) as response:
+        async with self.job.upstream.client.stream(_url(self.job), headers) as response:
             start, end = self.start, self.end
             if response.status_code == 206:
                 expected = f"bytes {start}-{end - 1}/{record.size}"

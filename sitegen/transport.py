@@ -8,7 +8,7 @@ threads spend more in GIL hand-offs than in the transfer (tens of futex calls pe
 one thread waits on every socket at once: a response head is split with a few C-level bytes
 operations, a body comes in reads of up to 256 KiB straight from the socket, and a waiting
 transfer costs nothing but its file descriptor in the event loop's epoll set. Requests and
-responses stay httpx objects; :class:`Downloads` adds what httpx's client would (default
+responses stay httpx objects; :class:`UpstreamClient` adds what httpx's client would (default
 headers, timeouts, redirects, credentials from the URL) for the few things a GET upstream
 needs.
 
@@ -28,6 +28,8 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import TypeVar
 
 import httpx
 import trio
@@ -42,6 +44,7 @@ IDLE_SECONDS = 60.0  # a pooled connection unused this long is closed rather tha
 STALE_AFTER = 3.0  # a pooled connection idle this long may have been closed as it was reused
 
 _Key = tuple[str, str, int]
+T = TypeVar("T")
 _INCOMPLETE = "peer closed connection without sending complete message body"
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
@@ -70,13 +73,8 @@ class _Connection:
     async def send_all(self, data: bytes, timeout: float | None) -> None:
         view = memoryview(data)
         while view:
-            try:
-                view = view[self.sock.send(view) :]
-            except (BlockingIOError, ssl.SSLWantWriteError):
-                await _wait(trio.lowlevel.wait_writable, self.sock, timeout)
-            except ssl.SSLWantReadError:
-                await _wait(trio.lowlevel.wait_readable, self.sock, timeout)
-        await trio.lowlevel.checkpoint()
+            sent = await _io(self.sock, partial(self.sock.send, view), _WRITABLE, timeout)
+            view = view[sent:]
 
     async def receive(self, max_bytes: int, timeout: float | None) -> bytes:
         """Up to ``max_bytes`` (buffered ones first); b"" at the end of the stream."""
@@ -104,25 +102,36 @@ class _Connection:
         return line
 
     async def _recv(self, max_bytes: int, timeout: float | None) -> bytes:
-        while True:
-            try:
-                data = self.sock.recv(max_bytes)
-            except (BlockingIOError, ssl.SSLWantReadError):
-                await _wait(trio.lowlevel.wait_readable, self.sock, timeout)
-                continue
-            except ssl.SSLWantWriteError:
-                await _wait(trio.lowlevel.wait_writable, self.sock, timeout)
-                continue
-            # Data was ready without waiting: still give other tasks (and cancellation) a turn.
-            await trio.lowlevel.checkpoint()
-            return data
+        return await _io(self.sock, partial(self.sock.recv, max_bytes), _READABLE, timeout)
 
 
-async def _wait(
-    wait: Callable[[socket.socket], Awaitable[None]], sock: socket.socket, timeout: float | None
-) -> None:
-    with trio.fail_after(math.inf if timeout is None else timeout):
-        await wait(sock)
+_Wait = Callable[[socket.socket], Awaitable[None]]
+_READABLE: _Wait = trio.lowlevel.wait_readable
+_WRITABLE: _Wait = trio.lowlevel.wait_writable
+
+
+async def _io(sock: socket.socket, op: Callable[[], T], blocked: _Wait, timeout: float | None) -> T:
+    """``op`` on a non-blocking socket, retried as the socket becomes ready: ``blocked`` is
+    what a plain EWOULDBLOCK waits for, while TLS may ask for either direction (a handshake,
+    a renegotiation). Every call is a checkpoint, so other tasks and cancellation get a turn
+    even when the socket never makes it wait."""
+    waited = False
+    while True:
+        try:
+            result = op()
+        except BlockingIOError:
+            wait = blocked
+        except ssl.SSLWantReadError:
+            wait = _READABLE
+        except ssl.SSLWantWriteError:
+            wait = _WRITABLE
+        else:
+            if not waited:
+                await trio.lowlevel.checkpoint()
+            return result
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            await wait(sock)
+        waited = True
 
 
 class _Unanswered(Exception):
@@ -218,16 +227,12 @@ class _Body(httpx.AsyncByteStream):
         try:
             if self._head.chunked:
                 data = await self._next_chunk(connection)
+            elif self._left is None:  # until the connection ends
+                data = await connection.receive(READ_SIZE, self._timeout)
+                self._complete = not data
             else:
-                want = READ_SIZE if self._left is None else min(READ_SIZE, self._left)
-                data = await connection.receive(want, self._timeout)
-                if self._left is not None:
-                    if not data:
-                        raise httpx.RemoteProtocolError(_INCOMPLETE)
-                    self._left -= len(data)
-                    self._complete = self._left == 0
-                elif not data:
-                    self._complete = True
+                data = await self._counted(connection)
+                self._complete = self._left == 0
         except trio.TooSlowError as exc:
             raise httpx.ReadTimeout("timed out reading the response body") from exc
         except OSError as exc:
@@ -253,6 +258,11 @@ class _Body(httpx.AsyncByteStream):
                     pass  # trailer fields: not needed
                 self._complete = True
                 return b""
+        return await self._counted(connection)
+
+    async def _counted(self, connection: _Connection) -> bytes:
+        """The next bytes of the ``_left`` still due; the stream ending first is an error."""
+        assert self._left is not None
         data = await connection.receive(min(READ_SIZE, self._left), self._timeout)
         if not data:
             raise httpx.RemoteProtocolError(_INCOMPLETE)
@@ -289,22 +299,19 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
         connection, idle = self._acquire(key)
-        head = None
-        if connection is not None:
+        while True:
+            if connection is None:
+                connection, idle = await self._connect(key, timeouts.get("connect")), 0.0
             try:
                 head = await self._exchange(connection, request, timeouts)
+                break
             except _Unanswered as exc:
                 # A server closes idle connections after its keep-alive timeout; the poll in
                 # _acquire sees that only once the close has arrived. A connection that sat
                 # idle for a while and was closed unanswered is asked again on a fresh one.
                 if idle < STALE_AFTER:
                     raise exc.error from exc.__cause__
-        if head is None:
-            connection = await self._connect(key, timeouts.get("connect"))
-            try:
-                head = await self._exchange(connection, request, timeouts)
-            except _Unanswered as exc:
-                raise exc.error from exc.__cause__
+                connection = None
         return httpx.Response(
             status_code=head.status,
             headers=head.headers,
@@ -335,17 +342,11 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
             self._ssl = httpx.create_ssl_context(verify=self._verify)  # ~20 ms: the CA bundle
         tls = self._ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
         try:
-            while True:
-                try:
-                    tls.do_handshake()
-                    return tls
-                except ssl.SSLWantReadError:
-                    await _wait(trio.lowlevel.wait_readable, tls, timeout)
-                except ssl.SSLWantWriteError:
-                    await _wait(trio.lowlevel.wait_writable, tls, timeout)
+            await _io(tls, tls.do_handshake, _READABLE, timeout)
         except BaseException:
             tls.close()
             raise
+        return tls
 
     async def _exchange(
         self, connection: _Connection, request: httpx.Request, timeouts: dict[str, float | None]
@@ -431,7 +432,7 @@ class _ClientTransport(httpx.AsyncBaseTransport):
         await self._client.aclose()
 
 
-class Downloads:
+class UpstreamClient:
     """GETs upstream through one transport: default headers, timeouts, redirects and
     credentials from the URL (sent to its own origin only)."""
 
@@ -511,7 +512,7 @@ def proxy_configured() -> bool:
     return any(k in urllib.request.getproxies() for k in ("http", "https", "all"))
 
 
-def open_downloads(timeout: httpx.Timeout, user_agent: str, verify: bool = True) -> Downloads:
+def open_client(timeout: httpx.Timeout, user_agent: str, verify: bool = True) -> UpstreamClient:
     """The client for upstreams: the event-loop transport, or httpx's own client when the
     environment names a proxy."""
     if proxy_configured():
@@ -519,4 +520,4 @@ def open_downloads(timeout: httpx.Timeout, user_agent: str, verify: bool = True)
         transport: httpx.AsyncBaseTransport = _ClientTransport(client)
     else:
         transport = EventLoopTransport(verify=verify)
-    return Downloads(transport, user_agent=user_agent, timeout=timeout)
+    return UpstreamClient(transport, user_agent=user_agent, timeout=timeout)

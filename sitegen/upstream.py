@@ -24,7 +24,7 @@ import trio
 import zstandard
 
 from sitegen.config import DownloadSettings, MirrorConfig, redact_url
-from sitegen.transport import Downloads, open_downloads
+from sitegen.transport import UpstreamClient, open_client
 
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -132,9 +132,9 @@ def _timeout(settings: DownloadSettings) -> httpx.Timeout:
     return httpx.Timeout(settings.timeout, connect=min(settings.timeout, 15.0))
 
 
-def make_download_client(settings: DownloadSettings, verify: bool = True) -> Downloads:
+def make_client(settings: DownloadSettings, verify: bool = True) -> UpstreamClient:
     """The HTTP client for everything upstream: repodata and package files."""
-    return open_downloads(_timeout(settings), USER_AGENT, verify=verify)
+    return open_client(_timeout(settings), USER_AGENT, verify=verify)
 
 
 # Repodata is text: a plain repodata.json may come compressed in transit (package files not).
@@ -147,12 +147,12 @@ class Upstream:
     def __init__(
         self,
         mirror: MirrorConfig,
-        downloads: Downloads,
+        client: UpstreamClient,
         settings: DownloadSettings,
         host_limiter: trio.CapacityLimiter,
     ) -> None:
         self.mirror = mirror
-        self.downloads = downloads
+        self.client = client
         self.settings = settings
         self.host_limiter = host_limiter
         self.base = mirror.source_url()  # holds secrets: only ever used for requests
@@ -243,7 +243,7 @@ class Upstream:
             try:
                 async with self.host_limiter:
                     with trio.fail_after(self.settings.timeout * 4):
-                        async with self.downloads.stream(
+                        async with self.client.stream(
                             url, {**_REPODATA_ENCODINGS, **headers}
                         ) as response:
                             body = await _read_capped(response, self._safe(url))
@@ -273,7 +273,7 @@ async def open_upstreams(
     Returns (upstreams by mirror name, why a mirror is unusable by name): a mirror whose URL
     needs an environment variable that is not set gets no upstream.
     """
-    clients: dict[bool, Downloads] = {}
+    clients: dict[bool, UpstreamClient] = {}
     host_limiters: dict[str, trio.CapacityLimiter] = {}
     upstreams: dict[str, Upstream] = {}
     unusable: dict[str, str] = {}
@@ -283,7 +283,7 @@ async def open_upstreams(
             unusable[mirror.name] = f"environment variable {', '.join(missing)} is not set"
             continue
         if mirror.verify_tls not in clients:
-            client = make_download_client(settings, verify=mirror.verify_tls)
+            client = make_client(settings, verify=mirror.verify_tls)
             stack.push_async_callback(client.aclose)
             clients[mirror.verify_tls] = client
         host = urlsplit(mirror.source_url()).netloc or "file"

@@ -41,8 +41,8 @@ from sitegen.example_channel import example_packages, write_channel
 from sitegen.mirror import MirrorOptions, run_mirror
 from sitegen.records import Record
 from sitegen.storage import TEMP_PREFIX, Site
-from sitegen.transport import Downloads, EventLoopTransport, open_downloads
-from sitegen.upstream import Upstream, UpstreamError, make_download_client
+from sitegen.transport import EventLoopTransport, UpstreamClient, open_client
+from sitegen.upstream import Upstream, UpstreamError, make_client
 
 FILES = {f"f{i}.bin": bytes([i]) * (1000 + 100_000 * i) for i in range(6)}
 
@@ -70,8 +70,10 @@ def peers(server: UpstreamServer, paths: list[str]) -> list[tuple[str, int]]:
 
 
 @contextlib.asynccontextmanager
-async def downloads(verify: bool = True, timeout: float = 10) -> AsyncIterator[Downloads]:
-    client = Downloads(
+async def upstream_client(
+    verify: bool = True, timeout: float = 10
+) -> AsyncIterator[UpstreamClient]:
+    client = UpstreamClient(
         EventLoopTransport(verify=verify), user_agent="test", timeout=httpx.Timeout(timeout)
     )
     try:
@@ -80,7 +82,7 @@ async def downloads(verify: bool = True, timeout: float = 10) -> AsyncIterator[D
         await client.aclose()
 
 
-async def get(client: Downloads, url: str, headers: dict[str, str] | None = None) -> bytes:
+async def get(client: UpstreamClient, url: str, headers: dict[str, str] | None = None) -> bytes:
     async with client.stream(url, headers) as response:
         assert response.status_code == 200, response.status_code
         return b"".join([chunk async for chunk in response.aiter_raw()])
@@ -99,7 +101,7 @@ def raw_reply(data: bytes, close: bool = True) -> FaultHook:
 
 async def test_requests_share_one_kept_alive_connection(server: UpstreamServer) -> None:
     seen = peers(server, [f"/{n}" for n in FILES])
-    async with downloads() as client:
+    async with upstream_client() as client:
         for name, data in FILES.items():
             assert await get(client, f"{server.url}/{name}") == data
     assert len(seen) == len(FILES)
@@ -124,7 +126,7 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(
 
     server.add_fault(f"/{names[0]}", serve_then_close)
     seen = peers(server, [f"/{names[1]}"])
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{server.url}/{names[0]}") == FILES[names[0]]
         server.wait_for_requests(1)  # logged once the hook returned, after its shutdown
         assert await get(client, f"{server.url}/{names[1]}") == FILES[names[1]]
@@ -141,7 +143,7 @@ async def test_a_connection_closed_unanswered_after_idling_is_asked_again(
     connection; sooner it is the server's answer (and the download's retries decide)."""
     monkeypatch.setattr(transport_mod, "STALE_AFTER", stale_after)
     server.add_fault("/f2.bin", drop_connection(), times=1)
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
         server.wait_for_requests(1)
         if stale_after:
@@ -156,7 +158,7 @@ async def test_a_connection_closed_unanswered_after_idling_is_asked_again(
 async def test_a_body_cut_short_is_an_error_not_an_end(server: UpstreamServer) -> None:
     name = list(FILES)[3]
     server.add_fault(f"/{name}", truncate(5000))
-    async with downloads() as client:
+    async with upstream_client() as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await get(client, f"{server.url}/{name}")
 
@@ -177,7 +179,7 @@ async def connections_for(server: UpstreamServer, reply: bytes) -> int:
         raw_reply(reply, close=False)(handler)
 
     server.add_fault("/raw.bin", answer)
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{server.url}/raw.bin") == b"hello" + b"x" * 26
         assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
     assert len(seen) == 2
@@ -209,7 +211,7 @@ async def test_a_chunked_body_is_decoded_and_its_connection_reused(
 )
 async def test_a_malformed_answer_is_a_protocol_error(server: UpstreamServer, reply: bytes) -> None:
     server.add_fault("/bad.bin", raw_reply(reply))
-    async with downloads() as client:
+    async with upstream_client() as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await get(client, f"{server.url}/bad.bin")
 
@@ -218,7 +220,7 @@ async def test_a_body_without_length_ends_with_its_connection(server: UpstreamSe
     body = b"until the end" * 1000
     server.add_fault("/eof.bin", raw_reply(b"HTTP/1.0 200 OK\r\n\r\n" + body))
     seen = peers(server, ["/f1.bin", "/f2.bin"])
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{server.url}/eof.bin") == body
         assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
         assert await get(client, f"{server.url}/f2.bin") == FILES["f2.bin"]
@@ -228,7 +230,7 @@ async def test_a_body_without_length_ends_with_its_connection(server: UpstreamSe
 async def test_a_folded_header_is_unfolded(server: UpstreamServer) -> None:
     reply = b"HTTP/1.1 200 OK\r\nX-Note: one\r\n\ttwo\r\nContent-Length: 2\r\n\r\nok"
     server.add_fault("/folded.bin", raw_reply(reply))
-    async with downloads() as client, client.stream(f"{server.url}/folded.bin") as response:
+    async with upstream_client() as client, client.stream(f"{server.url}/folded.bin") as response:
         assert response.headers["x-note"] == "one two"
         assert await response.aread() == b"ok"
 
@@ -243,7 +245,7 @@ async def test_idle_connections_expire(
 ) -> None:
     seen = peers(server, ["/f1.bin", "/f2.bin"])
     monkeypatch.setattr(transport_mod, "IDLE_SECONDS", -1.0)
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{server.url}/f1.bin") == FILES["f1.bin"]
         assert await get(client, f"{server.url}/f2.bin") == FILES["f2.bin"]
     assert len(set(seen)) == 2
@@ -252,7 +254,7 @@ async def test_idle_connections_expire(
 async def test_informational_answers_are_skipped(server: UpstreamServer) -> None:
     reply = b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\n"
     server.add_fault("/hinted.bin", raw_reply(reply + b"Content-Length: 2\r\n\r\nok"))
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{server.url}/hinted.bin") == b"ok"
 
 
@@ -264,7 +266,7 @@ async def test_a_stalled_body_times_out(server: UpstreamServer) -> None:
         handler.close_connection = True
 
     server.add_fault("/stall.bin", stall)
-    async with downloads(timeout=0.5) as client:
+    async with upstream_client(timeout=0.5) as client:
         with trio.fail_after(10), pytest.raises(httpx.ReadTimeout):
             await get(client, f"{server.url}/stall.bin")
 
@@ -278,7 +280,7 @@ async def test_redirects_are_followed(server: UpstreamServer) -> None:
         redirect(f"/{name}", 301)(handler)
 
     server.add_fault("/elsewhere.bin", moved)
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{server.url}/elsewhere.bin") == FILES[name]
     assert [r.status for r in server.wait_for_requests(2)] == [301, 200]
     assert len(seen) == 2 and len(set(seen)) == 1  # the redirect's connection was reused
@@ -296,7 +298,7 @@ async def test_a_redirect_with_a_repeated_length_is_followed(
 ) -> None:
     reply = b"HTTP/1.1 302 Found\r\nLocation: /f1.bin\r\n" + head + b"\r\n\r\n"
     server.add_fault("/moved.bin", raw_reply(reply, close=False))
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{server.url}/moved.bin") == FILES["f1.bin"]
 
 
@@ -311,14 +313,14 @@ async def test_a_large_redirect_body_is_not_read(server: UpstreamServer) -> None
         raw_reply(head + b"\r\n" + body, close=False)(handler)
 
     server.add_fault("/moved.bin", moved)
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{server.url}/moved.bin") == FILES["f1.bin"]
     assert len(set(seen)) == 2  # given up after 64 KiB: a new connection for the target
 
 
 async def test_a_redirect_to_an_invalid_url_is_a_protocol_error(server: UpstreamServer) -> None:
     server.add_fault("/bad.bin", redirect("http://[::1/x", 302))
-    async with downloads() as client:
+    async with upstream_client() as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await get(client, f"{server.url}/bad.bin")
 
@@ -339,7 +341,7 @@ async def test_a_bad_redirect_fails_the_download_not_the_run(
 
 async def test_endless_redirects_end(server: UpstreamServer) -> None:
     server.add_fault("/loop.bin", redirect("/loop.bin", 302))
-    async with downloads() as client:
+    async with upstream_client() as client:
         with pytest.raises(httpx.TooManyRedirects):
             await get(client, f"{server.url}/loop.bin")
     assert len(server.wait_for_requests(11)) == 11
@@ -355,7 +357,7 @@ async def test_credentials_in_the_url_go_to_their_origin_only(
     name = list(FILES)[1]
     server.add_fault("/away.bin", redirect(f"{other.url}/moved.bin", 302))
     base = server.url.replace("http://", "http://user:p%40ss@")
-    async with downloads() as client:
+    async with upstream_client() as client:
         assert await get(client, f"{base}/{name}") == FILES[name]
         assert await get(client, f"{base}/away.bin") == b"moved"
     expected = "Basic " + base64.b64encode(b"user:p@ss").decode()
@@ -368,7 +370,7 @@ async def upstream_at(server: UpstreamServer) -> AsyncIterator[Upstream]:
     """An Upstream whose package files live at the server's root."""
     settings = DownloadSettings(concurrency=8, per_host=8, retries=0, timeout=60)
     mirror = MirrorConfig(name="up", url=server.url, subdirs=("linux-64",))
-    client = make_download_client(settings)
+    client = make_client(settings)
     try:
         upstream = Upstream(mirror, client, settings, trio.CapacityLimiter(8))
         upstream.package_bases["linux-64"] = server.url
@@ -530,12 +532,12 @@ async def test_a_proxy_in_the_environment_gets_httpx_own_client(
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("HTTP_PROXY", raising=False)
-    direct = open_downloads(httpx.Timeout(5), "test")
+    direct = open_client(httpx.Timeout(5), "test")
     assert isinstance(direct.transport, EventLoopTransport)
     await direct.aclose()
     # The test server plays the proxy: a proxied request names the whole URL.
     monkeypatch.setenv("HTTP_PROXY", server.url)
-    proxied = open_downloads(httpx.Timeout(5), "test")
+    proxied = open_client(httpx.Timeout(5), "test")
     try:
         assert not isinstance(proxied.transport, EventLoopTransport)
         async with proxied.stream("http://upstream.invalid/f1.bin") as response:
@@ -578,14 +580,14 @@ def tls_server(tmp_path: Path, tls: ssl.SSLContext, upstream_server_factory) -> 
 
 async def test_https_without_verification_when_asked(tls_server: UpstreamServer) -> None:
     seen = peers(tls_server, [f"/{n}" for n in FILES])
-    async with downloads(verify=False) as client:
+    async with upstream_client(verify=False) as client:
         for name, data in FILES.items():
             assert await get(client, f"{tls_server.url}/{name}") == data
     assert len(set(seen)) == 1  # kept alive over TLS too
 
 
 async def test_https_certificates_are_verified_by_default(tls_server: UpstreamServer) -> None:
-    async with downloads() as client:
+    async with upstream_client() as client:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await get(client, f"{tls_server.url}/{next(iter(FILES))}")
     assert tls_server.requests == []
