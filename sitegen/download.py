@@ -19,6 +19,7 @@ import trio
 from sitegen.records import Record
 from sitegen.storage import PendingFile, Site
 from sitegen.upstream import RETRY_STATUS, Upstream, backoff_delay, describe_error
+from sitegen.writer import DiskWriter
 
 # Below this average rate a transfer is treated as stalled (slow-drip upstreams).
 MIN_RATE = 16 * 1024
@@ -58,9 +59,16 @@ class Hasher:
         self.size = 0
 
     def update(self, chunk: bytes) -> None:
-        self.size += len(chunk)
+        self.count(len(chunk))
+        self._hash.update(chunk)
+
+    def count(self, size: int) -> None:
+        """Add ``size`` bytes to the total; too many is an error before any hashing."""
+        self.size += size
         if self.size > self.record.size:
             raise VerifyError(f"more than the expected {self.record.size} bytes")
+
+    def digest_update(self, chunk: bytes) -> None:
         self._hash.update(chunk)
 
     def verify(self) -> None:
@@ -109,6 +117,7 @@ def split_spans(size: int) -> list[tuple[int, int]]:
 async def download(
     job: DownloadJob,
     site: Site,
+    writer: DiskWriter,
     retries: int,
     on_bytes: Callable[[int], None] = lambda n: None,
 ) -> DownloadResult:
@@ -122,7 +131,7 @@ async def download(
                 size = await trio.to_thread.run_sync(_stored, job, site, partial(_copy_local, job))
                 on_bytes(size)
             else:
-                size = await _fetch(job, site, on_bytes)
+                size = await _fetch(job, site, writer, on_bytes)
             return DownloadResult(job, ok=True, bytes=size)
         except VerifyError as exc:
             last_error = f"checksum mismatch: {exc}"
@@ -173,27 +182,35 @@ def _deadline(upstream: Upstream, size: int) -> float:
     return upstream.settings.timeout + size / MIN_RATE
 
 
-async def _fetch(job: DownloadJob, site: Site, on_bytes: Callable[[int], None]) -> int:
-    """One GET streamed into a pending file while hashing, inside the event loop: each write
-    lands in the page cache in microseconds, while the waits for the network are what the
-    concurrency is for."""
+async def _fetch(
+    job: DownloadJob, site: Site, writer: DiskWriter, on_bytes: Callable[[int], None]
+) -> int:
+    """One GET streamed into a pending file: the event loop receives, a DiskWriter worker
+    writes, hashes, verifies and names the file."""
     upstream = job.upstream
     spans = split_spans(job.record.size)
     if len(spans) > 1:
-        return await _fetch_split(job, site, spans, on_bytes)
+        return await _fetch_split(job, site, writer, spans, on_bytes)
     record = job.record
     async with upstream.host_limiter:
         with trio.fail_after(_deadline(upstream, record.size)), site.pending(job.target) as pending:
             hasher = Hasher(record)
-            async with upstream.client.stream(_url(job)) as response:
+            async with (
+                upstream.client.stream(_url(job)) as response,
+                writer.stream(pending, 0, hasher.digest_update) as stream,
+            ):
                 if response.status_code != 200:
                     raise _refusal(response.status_code)
                 async for chunk in response.aiter_raw():
-                    hasher.update(chunk)
-                    pending.write(chunk)
+                    hasher.count(len(chunk))
+                    await stream.write(chunk)
                     on_bytes(len(chunk))
-            hasher.verify()
-            pending.commit()
+
+                def seal() -> None:
+                    hasher.verify()
+                    pending.commit()
+
+                await stream.finish(seal)
     return hasher.size
 
 
@@ -202,7 +219,11 @@ def _url(job: DownloadJob) -> str:
 
 
 async def _fetch_split(
-    job: DownloadJob, site: Site, spans: list[tuple[int, int]], on_bytes: Callable[[int], None]
+    job: DownloadJob,
+    site: Site,
+    writer: DiskWriter,
+    spans: list[tuple[int, int]],
+    on_bytes: Callable[[int], None],
 ) -> int:
     """Fetch a large file as byte ranges in parallel, each part holding a per-host connection
     slot; verify the assembled file, then name it. The first part finds out whether the
@@ -211,7 +232,7 @@ async def _fetch_split(
     upstream = job.upstream
     with site.pending(job.target) as pending:
         errors: list[Exception] = []
-        parts = [_Part(job, pending, span, on_bytes) for span in spans]
+        parts = [_Part(job, writer, pending, span, on_bytes) for span in spans]
         first_answered = trio.Event()
         parts[0].on_ranged = first_answered.set
 
@@ -247,11 +268,13 @@ class _Part:
     def __init__(
         self,
         job: DownloadJob,
+        writer: DiskWriter,
         pending: PendingFile,
         span: tuple[int, int],
         on_bytes: Callable[[int], None],
     ) -> None:
         self.job = job
+        self.writer = writer
         self.pending = pending
         self.start, self.end = span
         self.on_bytes = on_bytes
@@ -261,7 +284,10 @@ class _Part:
     async def fetch(self) -> None:
         record = self.job.record
         headers = {"Range": f"bytes={self.start}-{self.end - 1}"}
-        async with self.job.upstream.client.stream(_url(self.job), headers) as response:
+        async with (
+            self.job.upstream.client.stream(_url(self.job), headers) as response,
+            self.writer.stream(self.pending, self.start) as stream,
+        ):
             start, end = self.start, self.end
             if response.status_code == 206:
                 expected = f"bytes {start}-{end - 1}/{record.size}"
@@ -271,7 +297,7 @@ class _Part:
                 if self.on_ranged is not None:
                     self.on_ranged()
             elif response.status_code == 200 and start == 0:
-                start, end = 0, record.size  # no range support: the whole file comes here
+                end = record.size  # no range support: the whole file comes here
             elif response.status_code == 200:
                 raise _Retryable("server ignored the Range header")
             else:
@@ -280,9 +306,10 @@ class _Part:
             async for chunk in response.aiter_raw():
                 if written + len(chunk) > end - start:
                     raise VerifyError(f"more than the expected {record.size} bytes")
-                self.pending.write_at(chunk, start + written)
+                await stream.write(chunk)
                 written += len(chunk)
                 self.on_bytes(len(chunk))
+            await stream.finish()
         if written != end - start:
             raise VerifyError(f"part {start}-{end - 1}: {written} of {end - start} bytes")
 

@@ -62,6 +62,7 @@ from sitegen.records import Record
 from sitegen.state import UpstreamCache
 from sitegen.storage import Site, UnsafePathError, origins_path
 from sitegen.upstream import Upstream, open_upstreams
+from sitegen.writer import DiskWriter, open_disk_writer
 
 log = logging.getLogger("sitegen.fetcher")
 
@@ -179,6 +180,7 @@ class Fetcher:
         self._cache = _StatCache()
         self._nursery: trio.Nursery | None = None
         self._limiter = trio.CapacityLimiter(config.download.concurrency)
+        self._writer: DiskWriter | None = None  # while running
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -192,6 +194,7 @@ class Fetcher:
             )
             for name, why in self.unavailable.items():
                 log.error("mirror %s: %s; its files cannot be fetched", name, why)
+            self._writer = await stack.enter_async_context(open_disk_writer())
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 try:
@@ -328,9 +331,13 @@ class Fetcher:
             raw={"size": entry.size, "sha256": entry.sha256, "md5": entry.md5},
             origin=mirror.name,
         )
+        assert self._writer is not None  # downloads run only while the fetcher is running
         async with self._limiter:
             result = await download(
-                DownloadJob(upstream, record, target), self.site, self.config.download.retries
+                DownloadJob(upstream, record, target),
+                self.site,
+                self._writer,
+                self.config.download.retries,
             )
         if not result.ok:
             log.warning(

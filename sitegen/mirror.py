@@ -50,6 +50,7 @@ from sitegen.schedule import is_due
 from sitegen.state import UpstreamCache
 from sitegen.storage import Site, origins_path
 from sitegen.upstream import SubdirMissing, Upstream, UpstreamError, open_upstreams
+from sitegen.writer import DiskWriter, open_disk_writer
 
 log = logging.getLogger("sitegen")
 
@@ -630,18 +631,18 @@ class _Run:
             send.send_nowait(job)
         send.close()
 
-        async def worker() -> None:
+        async def worker(writer: DiskWriter) -> None:
             async for job in receive:
                 result = await download(
-                    job, self.site, self.config.download.retries, progress.add_bytes
+                    job, self.site, writer, self.config.download.retries, progress.add_bytes
                 )
                 progress.file_done(result.ok)
                 self._record_download(by_target[id(job)], result)
 
         try:
-            async with trio.open_nursery() as nursery:
+            async with open_disk_writer() as writer, trio.open_nursery() as nursery:
                 for _ in range(min(self.config.download.concurrency, len(jobs))):
-                    nursery.start_soon(worker)
+                    nursery.start_soon(worker, writer)
         finally:
             progress.close()
 

@@ -12,12 +12,14 @@ import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 TEMP_PREFIX = ".sitegen-tmp-"
 # How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
+# Buffers per pwritev call: Linux takes at most 1024 (UIO_MAXIOV).
+_IOV_MAX = 1024
 
 
 class UnsafePathError(ValueError):
@@ -213,11 +215,16 @@ class PendingFile:
         while view:
             view = view[os.write(self.fd, view) :]
 
-    def write_at(self, data: bytes | memoryview, offset: int) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self.fd, view, offset)
-            view, offset = view[written:], offset + written
+    def write_at(self, buffers: Sequence[bytes], offset: int) -> None:
+        """Write ``buffers`` one after the other from ``offset``, in as few calls as may be."""
+        pending = list(buffers)
+        while pending:
+            written = os.pwritev(self.fd, pending[:_IOV_MAX], offset)
+            offset += written
+            while pending and written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            if written:
+                pending[0] = memoryview(pending[0])[written:]
 
     def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
         """The bytes written so far, from the start."""

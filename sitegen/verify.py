@@ -29,6 +29,7 @@ from sitegen.publish import SubdirMetadata, _bz2, _zstd
 from sitegen.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.storage import TEMP_PREFIX, Site, origins_path, temp_writer_alive
 from sitegen.upstream import open_upstreams
+from sitegen.writer import open_disk_writer
 
 log = logging.getLogger("sitegen")
 
@@ -216,7 +217,7 @@ async def _repair(
     problems = {p.path: p for p in report.problems}
 
     async def fix(job: DownloadJob, problem: Problem) -> None:
-        result = await download(job, site, config.download.retries)
+        result = await download(job, site, writer, config.download.retries)
         problem.repaired = result.ok
         if not result.ok:
             problem.detail += f"; repair failed: {result.error}"
@@ -224,6 +225,7 @@ async def _repair(
 
     async with AsyncExitStack() as stack:
         upstreams, unusable = await open_upstreams(mirrors.values(), config.download, stack)
+        writer = await stack.enter_async_context(open_disk_writer())
         async with trio.open_nursery() as nursery:
             for channel, subdir, record, path, _kind in to_repair:
                 problem = problems[f"{channel.path}/{subdir}/{record.fn}"]

@@ -96,12 +96,45 @@ def test_discard_leaves_nothing_and_may_repeat(site: Site) -> None:
     assert _entries(site.root) == []
 
 
+def test_short_writes_and_many_buffers_are_carried_on(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pwritev may write less than asked, and takes at most 1024 buffers a call."""
+    real = os.pwritev
+    calls: list[int] = []
+
+    def short_pwritev(fd: int, buffers: list[bytes], offset: int) -> int:
+        assert len(buffers) <= 1024
+        calls.append(len(buffers))
+        # At most 5,000 bytes a call, cutting through buffers.
+        taken, left = [], 5000
+        for buffer in buffers:
+            view = memoryview(buffer)[:left]
+            taken.append(view)
+            left -= len(view)
+            if not left:
+                break
+        return real(fd, taken, offset)
+
+    monkeypatch.setattr(storage.os, "pwritev", short_pwritev)
+    buffers = [bytes([i % 256]) * (1 + i % 7) for i in range(3000)]
+    target = site.root / "many.conda"
+    with site.pending(target) as pending:
+        pending.write_at([b"head"], 0)
+        pending.write_at(buffers, 4)
+        pending.commit()
+    assert target.read_bytes() == b"head" + b"".join(buffers)
+    assert len(calls) > 3
+
+
 def test_positioned_writes_from_threads_assemble_the_file(site: Site) -> None:
     parts = [bytes([i]) * 300_001 for i in range(8)]
     target = site.root / "big.conda"
     with site.pending(target) as pending:
         threads = [
-            threading.Thread(target=pending.write_at, args=(part, i * len(part)))
+            threading.Thread(
+                target=pending.write_at, args=([part[:999], part[999:]], i * len(part))
+            )
             for i, part in reversed(list(enumerate(parts)))
         ]
         for thread in threads:

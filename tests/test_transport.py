@@ -43,6 +43,7 @@ from sitegen.records import Record
 from sitegen.storage import TEMP_PREFIX, Site
 from sitegen.transport import EventLoopTransport, UpstreamClient, open_client
 from sitegen.upstream import Upstream, UpstreamError, make_client
+from sitegen.writer import open_disk_writer
 
 FILES = {f"f{i}.bin": bytes([i]) * (1000 + 100_000 * i) for i in range(6)}
 
@@ -332,9 +333,9 @@ async def test_a_bad_redirect_fails_the_download_not_the_run(
     server.add_fault("/gone-1-0.conda", redirect("http://a..b/gone-1-0.conda", 302))
     site = Site(tmp_path / "site")
     target = site.path("linux-64", "gone-1-0.conda")
-    async with upstream_at(server) as upstream:
+    async with upstream_at(server) as upstream, open_disk_writer() as writer:
         job = DownloadJob(upstream, record_for(target.name, b"x" * 10), target)
-        result = await download(job, site, retries=0)
+        result = await download(job, site, writer, retries=0)
     assert not result.ok
     assert result.error.endswith("ConnectError")
 
@@ -395,11 +396,11 @@ async def test_a_cancelled_download_stops_at_once_and_leaves_nothing(
     server.add_fault("/stuck-1-0.conda", hang(max_seconds=60))
     site = Site(tmp_path / "site")
     target = site.path("linux-64", "stuck-1-0.conda")
-    async with upstream_at(server) as upstream:
+    async with upstream_at(server) as upstream, open_disk_writer() as writer:
         # The read timeout is 60 s: only the cancellation can end the read sooner.
         with trio.fail_after(20), trio.move_on_after(0.5) as scope:
             job = DownloadJob(upstream, record_for(target.name, b"x" * 10), target)
-            await download(job, site, retries=0)
+            await download(job, site, writer, retries=0)
     assert scope.cancelled_caught
     assert os.listdir(target.parent) == []
 
@@ -476,8 +477,9 @@ def big(server: UpstreamServer, monkeypatch: pytest.MonkeyPatch) -> str:
 async def fetch(server: UpstreamServer, tmp_path: Path, fn: str, retries: int = 0):
     site = Site(tmp_path / "site")
     target = site.path("linux-64", fn)
-    async with upstream_at(server) as upstream:
-        result = await download(DownloadJob(upstream, record_for(fn, BIG), target), site, retries)
+    async with upstream_at(server) as upstream, open_disk_writer() as writer:
+        job = DownloadJob(upstream, record_for(fn, BIG), target)
+        result = await download(job, site, writer, retries)
     return result, target
 
 
