@@ -242,3 +242,42 @@ async def test_chunks_reach_the_worker_in_batches(
     assert calls["small.conda"] == [200 * 4096]
     assert calls["large.conda"] == [1 << 20, 1 << 20, 1 << 20, 5]
     assert {name: (tmp_path / name).stat().st_size for name in sizes} == sizes
+
+
+async def test_then_runs_in_the_worker_after_the_last_byte(tmp_path: Path) -> None:
+    """finish(then): the file is verified and named off the event loop, once it is whole;
+    what ``then`` raises comes back from finish, and after a failed write it does not run."""
+    site = Site(tmp_path)
+    seen: list[tuple[int, bool]] = []
+    with trio.fail_after(HANG_GUARD):
+        async with open_disk_writer() as writer:
+            with site.pending(tmp_path / "a.conda") as pending:
+                async with writer.stream(pending) as stream:
+                    for _ in range(5):
+                        await stream.write(b"t" * 1000)
+
+                    def commit() -> None:
+                        in_worker = threading.current_thread() is not threading.main_thread()
+                        seen.append((os.fstat(pending.fd).st_size, in_worker))
+                        pending.commit()
+
+                    await stream.finish(commit)
+
+            with site.pending(tmp_path / "b.conda") as pending:
+                async with writer.stream(pending) as stream:
+                    await stream.write(b"u" * 10)
+
+                    def refuse() -> None:
+                        raise ValueError("checksum mismatch")
+
+                    with pytest.raises(ValueError, match="checksum mismatch"):
+                        await stream.finish(refuse)
+
+            with site.pending(tmp_path / "c.conda") as good:
+                failing = _FailingFile(site, good.target, good.fd, good.temp)
+                async with writer.stream(failing) as stream:
+                    await stream.write(b"v" * 10)
+                    with pytest.raises(OSError, match="No space left"):
+                        await stream.finish(lambda: seen.append((-1, False)))
+    assert seen == [(5000, True)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.conda"]
