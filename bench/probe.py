@@ -24,6 +24,7 @@ STAGES = (
     "_merge_all",
     "_plan_all",
     "_download_all",
+    "_downloads_on_disk",
     "_publish_all",
 )
 

@@ -278,6 +278,8 @@ class _Run:
             return
         self.built_from.forget()
         await self._download_all(targets)
+        if not await self._downloads_on_disk(targets):
+            return
         await self._publish_all(targets)
         self._remember_inputs(targets)
 
@@ -645,6 +647,22 @@ class _Run:
                     nursery.start_soon(worker, writer)
         finally:
             progress.close()
+
+    async def _downloads_on_disk(self, targets: list[_ChannelSubdir]) -> bool:
+        """Flush the new package files to disk before any repodata names them (see
+        Site.sync); False, and nothing is published, when the disk refuses them."""
+        fetched = [t for t in targets if t.report.downloaded_files]
+        if not fetched:
+            return True
+        directories = [self.site.path(t.channel.path, t.subdir) for t in fetched]
+        try:
+            await trio.to_thread.run_sync(self.site.sync, directories)
+        except OSError as exc:
+            message = f"{exc.strerror or exc}: {exc.filename}; nothing was published"
+            self.report.errors.append(message)
+            log.error("%s", message)
+            return False
+        return True
 
     def _record_download(self, target: _ChannelSubdir, result: DownloadResult) -> None:
         if result.ok:

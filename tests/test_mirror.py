@@ -7,6 +7,7 @@ through ``sitegen.cli.main`` (in process: the upstream thread keeps serving mean
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -16,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 import zstandard
 from support.site import (
@@ -36,6 +38,7 @@ from sitegen.config import SiteConfig
 from sitegen.example_channel import PackageSpec, example_packages, write_channel
 from sitegen.mirror import MirrorOptions, run_mirror
 from sitegen.report import RunReport
+from sitegen.storage import Site
 
 CHANNEL = "cloud/example"
 PACKAGES = example_packages(seed=0)
@@ -125,6 +128,55 @@ async def test_mirror_publishes_the_whole_channel(
     linux = channel_report(report, "linux-64")
     assert (linux.status, linux.downloaded_files, linux.packages) == ("published", 42, 42)
     assert sorted(linux.added) == sorted(LINUX)
+
+
+async def test_new_files_reach_the_disk_before_the_repodata_naming_them(
+    example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One flush per run with downloads, after every file is in place and before any repodata
+    is published; a run that downloads nothing flushes nothing."""
+    site = tmp_path / "site"
+    flushes: list[tuple[list[str], set[str], bool]] = []
+
+    def record_flush(self: Site, directories: list[Path]) -> None:
+        linux = site / CHANNEL / "linux-64"
+        flushes.append(
+            (
+                sorted(str(d.relative_to(site)) for d in directories),
+                {p.name for p in linux.iterdir() if p.name.endswith((".conda", ".tar.bz2"))},
+                (linux / "repodata.json").exists(),
+            )
+        )
+
+    monkeypatch.setattr(Site, "sync", record_flush)
+    config = config_for(site, example_upstream.url)
+    await mirror(config)
+    assert flushes == [([f"{CHANNEL}/linux-64", f"{CHANNEL}/noarch"], set(LINUX), False)]
+    assert published(site, CHANNEL, "linux-64") == LINUX
+
+    await mirror(config)  # nothing changed upstream
+    assert len(flushes) == 1
+
+
+async def test_a_failed_flush_publishes_nothing(
+    example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_flush(self: Site, directories: list[Path]) -> None:
+        raise OSError(errno.EIO, "Input/output error", str(directories[0]))
+
+    monkeypatch.setattr(Site, "sync", failing_flush)
+    site = tmp_path / "site"
+    report = await mirror(config_for(site, example_upstream.url))
+    assert report.failed and report.status == "failed"
+    assert any("Input/output error" in e and "nothing was published" in e for e in report.errors)
+    assert not (site / CHANNEL / "linux-64" / "repodata.json").exists()
+
+    monkeypatch.undo()  # the disk recovered: the next run publishes, downloading nothing again
+    example_upstream.server.reset()
+    report = await mirror(config_for(site, example_upstream.url))
+    assert not report.failed
+    assert published(site, CHANNEL, "linux-64") == LINUX
+    assert package_gets(example_upstream.server) == []
 
 
 async def test_plain_repodata_json_when_upstream_has_no_zst(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import subprocess
@@ -230,3 +231,32 @@ def test_running_out_of_descriptors_is_an_error_not_a_missing_feature(
     with pytest.raises(OSError, match="Too many open files"):
         site.pending(tmp_path / "a.conda")
     assert site.unnamed_files is None  # asked again next time
+
+
+def test_sync_flushes_each_filesystem_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = Site(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    site.sync([tmp_path / "a", tmp_path / "b"])  # the real syncfs(2): no error
+
+    calls: list[int] = []
+
+    def fake_syncfs(fd: int) -> int:
+        calls.append(os.fstat(fd).st_dev)
+        return 0
+
+    monkeypatch.setattr(storage, "_syncfs", lambda: fake_syncfs)
+    site.sync([tmp_path / "a", tmp_path / "b", tmp_path])
+    assert calls == [os.stat(tmp_path).st_dev]
+
+
+def test_a_failed_flush_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_syncfs(fd: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(storage, "_syncfs", lambda: failing_syncfs)
+    with pytest.raises(OSError) as info:
+        Site(tmp_path).sync([tmp_path])
+    assert info.value.errno == errno.EIO
+    assert info.value.filename == str(tmp_path)
