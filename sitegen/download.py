@@ -38,6 +38,9 @@ class DownloadJob:
     upstream: Upstream
     record: Record
     target: Path  # final published path inside the site
+    # On disk before it is named: for files served as soon as they are named, with no flush
+    # of the whole run after them (the pull-through fetcher, repairs).
+    durable: bool = False
 
 
 @dataclass
@@ -158,7 +161,7 @@ def _stored(job: DownloadJob, site: Site, write: Callable[[PendingFile], int]) -
     target name. Whatever fails, nothing is left behind."""
     with site.pending(job.target) as pending:
         size = write(pending)
-        pending.commit()
+        pending.commit(job.durable)
     return size
 
 
@@ -208,7 +211,7 @@ async def _fetch(
 
                 def seal() -> None:
                     hasher.verify()
-                    pending.commit()
+                    pending.commit(job.durable)
 
                 await stream.finish(seal)
     return hasher.size
@@ -256,10 +259,14 @@ async def _fetch_split(
                     nursery.start_soon(fetch_part, part)
         if errors:
             raise errors[0]
+
+        def seal() -> int:
+            size = hash_chunks(pending.chunks(), job.record)
+            pending.commit(job.durable)
+            return size
+
         # Hashing tens of MB would hold up every other transfer: a worker thread does it.
-        size = await trio.to_thread.run_sync(hash_chunks, pending.chunks(), job.record)
-        pending.commit()
-        return size
+        return await trio.to_thread.run_sync(seal)
 
 
 class _Part:

@@ -334,7 +334,7 @@ class Fetcher:
         assert self._writer is not None  # downloads run only while the fetcher is running
         async with self._limiter:
             result = await download(
-                DownloadJob(upstream, record, target),
+                DownloadJob(upstream, record, target, durable=True),
                 self.site,
                 self._writer,
                 self.config.download.retries,

@@ -255,8 +255,11 @@ class PendingFile:
             offset += len(chunk)
             yield chunk
 
-    def commit(self) -> None:
-        """Give the file its target name (replacing whatever had that name)."""
+    def commit(self, durable: bool = False) -> None:
+        """Give the file its target name (replacing whatever had that name); ``durable``: put
+        its bytes on disk first, for a file nothing else flushes before it is served."""
+        if durable:
+            os.fdatasync(self.fd)
         if self.temp is None:
             self._link_unnamed()  # through its descriptor: closed only after
             self.done = True

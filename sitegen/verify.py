@@ -234,4 +234,5 @@ async def _repair(
                 if upstream is None:
                     problem.detail += f"; cannot repair: {unusable.get(name, 'unknown mirror')}"
                     continue
-                nursery.start_soon(fix, DownloadJob(upstream, record, path), problem)
+                job = DownloadJob(upstream, record, path, durable=True)
+                nursery.start_soon(fix, job, problem)

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import logging
+import os
 import socket
 import textwrap
 from dataclasses import replace
@@ -149,9 +150,12 @@ async def test_new_files_reach_the_disk_before_the_repodata_naming_them(
         )
 
     monkeypatch.setattr(Site, "sync", record_flush)
+    per_file: list[int] = []
+    monkeypatch.setattr(os, "fdatasync", per_file.append)
     config = config_for(site, example_upstream.url)
     await mirror(config)
     assert flushes == [([f"{CHANNEL}/linux-64", f"{CHANNEL}/noarch"], set(LINUX), False)]
+    assert per_file == []  # no flush per file: one for the run
     assert published(site, CHANNEL, "linux-64") == LINUX
 
     await mirror(config)  # nothing changed upstream

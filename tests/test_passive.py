@@ -30,6 +30,7 @@ import pytest
 import trio
 from support.apache import require_server, webconf_server, world_readable_dir
 from support.client import solve_and_install
+from support.site import record_fdatasync
 from support.upstream import UpstreamHandler, UpstreamServer, serve_bytes
 
 from sitegen.config import SiteConfig, load_config
@@ -337,6 +338,26 @@ async def test_fetcher_answers_only_for_published_files(
         assert bad.status_code == 405
         assert token_upstream.package_requests() == [fn]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_fetched_file_is_on_disk_before_it_is_named(
+    token_upstream: TokenUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetcher serves a file the moment it is named, and no run flushes after it: each one
+    is fdatasynced first. (An active run flushes its downloads once instead, see test_mirror.)"""
+    site = tmp_path / "site"
+    config = write_config(tmp_path / "channels.yaml", site, token_upstream, "passive")
+    await run_mirror(config, MirrorOptions(progress=False))
+    fn = next(iter(token_upstream.repodata["linux-64"]["packages.conda"]))
+    target = site / CHANNEL / "linux-64" / fn
+    synced = record_fdatasync(monkeypatch, lambda fd: (os.fstat(fd).st_ino, target.exists()))
+    listeners = await open_listeners("127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        fetcher = await nursery.start(serve_fetcher, config, listeners)
+        reply = await fetcher.reply("GET", f"/{CHANNEL}/linux-64/{fn}")
+        assert reply.status == 200
+        nursery.cancel_scope.cancel()
+    assert synced == [(target.stat().st_ino, False)]
 
 
 async def test_concurrent_requests_share_one_download(

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from support.site import record_fdatasync
 
 from sitegen import storage
 from sitegen.storage import TEMP_PREFIX, Site
@@ -260,3 +261,16 @@ def test_a_failed_flush_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         Site(tmp_path).sync([tmp_path])
     assert info.value.errno == errno.EIO
     assert info.value.filename == str(tmp_path)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_durable_commit_puts_the_bytes_on_disk_before_the_name(
+    site: Site, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    target = site.root / "a.conda"
+    synced = record_fdatasync(monkeypatch, lambda fd: (os.fstat(fd).st_size, target.exists()))
+    with site.pending(target) as pending:
+        pending.write(b"d" * 1000)
+        pending.commit(durable)
+    assert synced == ([(1000, False)] if durable else [])
+    assert target.read_bytes() == b"d" * 1000

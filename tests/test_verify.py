@@ -10,6 +10,7 @@ exits 0.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 import zstandard
 from support.faults import CHANNEL, small_packages, write_config
 from support.invariant import assert_site_invariant, make_sandbox, site_digest
+from support.site import record_fdatasync
 from support.upstream import UpstreamServer, respond
 
 from sitegen.cli import main
@@ -101,17 +103,23 @@ def test_verify_reports_each_kind_of_damage(
 
 
 def test_repair_fixes_the_damage_and_verify_passes_again(
-    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+    mirrored: tuple[Path, Path, UpstreamServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config, site, server = mirrored
     pristine = site_digest(site)
     expected = _damage(site)
     server.reset()
     capsys.readouterr()
+    # Sizes of the files flushed to disk before they were named.
+    synced = record_fdatasync(monkeypatch, lambda fd: os.fstat(fd).st_size)
     assert main(["verify", "-c", str(config), "--repair"]) == 0
     out = capsys.readouterr().out
     assert _problems(out) == expected
     assert out.count("(repaired)") == 4, out
+    repaired = [(site / CHANNEL / LINUX / fn).stat().st_size for fn in (CORRUPT, MISSING)]
+    assert sorted(synced) == sorted(repaired)
     # Only the two damaged packages were fetched again.
     gets = sorted(r.path for r in server.requests)
     assert gets == sorted([f"/{LINUX}/{CORRUPT}", f"/{LINUX}/{MISSING}"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import hashlib
 import json
+import os
 import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -158,3 +159,19 @@ def rewrite_repodata(root: Path, subdir: str, change: Callable[[dict[str, Any]],
     path.write_bytes(data)
     if (root / subdir / "repodata.json.zst").exists():
         (root / subdir / "repodata.json.zst").write_bytes(zstandard.compress(data))
+
+
+# --------------------------------------------------------------------------- flushes to disk
+
+
+def record_fdatasync(monkeypatch: Any, observe: Callable[[int], Any]) -> list[Any]:
+    """Make os.fdatasync also note ``observe(fd)`` of each call (it still flushes)."""
+    calls: list[Any] = []
+    real = os.fdatasync
+
+    def recording(fd: int) -> None:
+        calls.append(observe(fd))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording)
+    return calls
