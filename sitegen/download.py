@@ -195,25 +195,30 @@ async def _fetch(
     if len(spans) > 1:
         return await _fetch_split(job, site, writer, spans, on_bytes)
     record = job.record
-    async with upstream.host_limiter:
-        with trio.fail_after(_deadline(upstream, record.size)), site.pending(job.target) as pending:
-            hasher = Hasher(record)
-            async with (
-                upstream.client.stream(_url(job)) as response,
-                writer.stream(pending, 0, hasher.digest_update) as stream,
-            ):
-                if response.status_code != 200:
-                    raise _refusal(response.status_code)
-                async for chunk in response.aiter_raw():
-                    hasher.count(len(chunk))
-                    await stream.write(chunk)
-                    on_bytes(len(chunk))
+    hasher = Hasher(record)
+    with site.pending(job.target) as pending:
+        async with writer.stream(pending, 0, hasher.digest_update) as stream:
+            # The deadline and the connection slot are for the transfer: once the last byte is
+            # in, a slow disk must not turn a verified file into a failed attempt.
+            async with upstream.host_limiter:
+                with trio.fail_after(_deadline(upstream, record.size)):
+                    async with upstream.client.stream(_url(job)) as response:
+                        if response.status_code != 200:
+                            raise _refusal(response.status_code)
+                        async for chunk in response.aiter_raw():
+                            hasher.count(len(chunk))
+                            await stream.write(chunk)
+                            on_bytes(len(chunk))
 
-                def seal() -> None:
-                    hasher.verify()
-                    pending.commit(job.durable)
+            def seal() -> None:
+                hasher.verify()
+                if not job.durable:
+                    pending.commit()
 
-                await stream.finish(seal)
+            await stream.finish(seal)
+        if job.durable:
+            # A flush may take long: not on a disk worker that other files' bytes wait for.
+            await trio.to_thread.run_sync(pending.commit, True)
     return hasher.size
 
 

@@ -9,8 +9,10 @@ bytes to a worker thread instead and goes back to the sockets: ``os.pwritev`` an
 Handing over has its price (the GIL changes hands twice per batch), so a stream gathers what
 arrives into batches of ``BATCH`` bytes; a file smaller than that reaches its worker once,
 together with the request to report back when it is on disk. Each stream keeps to one worker,
-so its batches land in order. At most ``max_buffered`` bytes wait for the disk; beyond that
-the transfers wait, so a slow disk slows the download instead of filling memory.
+so its batches land in order. At most ``max_buffered`` bytes wait in the queues (besides the
+batch each transfer is gathering); beyond that the transfers wait, so a slow disk slows the
+download instead of filling memory. A stream never outlives its worker: should a worker's
+thread end (or, cancelled early, never start), whatever waits on it is released with an error.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class FileStream:
     async def _abandon(self) -> None:
         """Skip what was not written yet; wait until the worker is done with this stream."""
         self.abandoned = True
-        self.worker.queue.put(_Item(self, [], 0, self._position, settle=True))
+        self.writer._enqueue(_Item(self, [], 0, self._position, settle=True))
         await self._settled.wait()
 
 
@@ -101,6 +103,7 @@ class _Worker:
     def __init__(self) -> None:
         self.queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()  # None: stop
         self.written = 0  # bytes taken off the queue; only this worker's thread adds to it
+        self.gone = False  # its thread ended or never started; set by the event loop
 
 
 class DiskWriter:
@@ -145,8 +148,37 @@ class DiskWriter:
                 room = self._room
             if self._buffered() > self.max_buffered:  # a worker may have drained them since
                 await room.wait()
+        self._enqueue(item)
+
+    def _enqueue(self, item: _Item) -> None:
+        if item.stream.worker.gone:
+            _drop(item)
+            return
         self._queued += item.size
         item.stream.worker.queue.put(item)
+
+    async def _run(self, worker: _Worker) -> None:
+        try:
+            await trio.to_thread.run_sync(self._work, worker)
+        finally:
+            self._retire(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        """The worker's thread ended (or, cancelled early, never started): release every stream
+        still waiting on it, so none waits forever, and any transfer waiting for room."""
+        worker.gone = True
+        while True:
+            try:
+                item = worker.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._queued -= item.size
+                _drop(item)
+        with self._room_lock:
+            room, self._room = self._room, None
+        if room is not None:
+            room.set()
 
     def _work(self, worker: _Worker) -> None:
         while (item := worker.queue.get()) is not None:
@@ -182,9 +214,18 @@ async def open_disk_writer(
     writer = DiskWriter(workers, max_buffered)
     async with trio.open_nursery() as nursery:
         for worker in writer._workers:
-            nursery.start_soon(trio.to_thread.run_sync, writer._work, worker)
+            nursery.start_soon(writer._run, worker)
         try:
             yield writer
         finally:
             for worker in writer._workers:
                 worker.queue.put(None)
+
+
+def _drop(item: _Item) -> None:
+    """An item no worker will take: its stream fails (and is told, when it waits)."""
+    stream = item.stream
+    if stream.error is None and not stream.abandoned:
+        stream.error = OSError("the disk writer has stopped")
+    if item.settle:
+        stream._settled.set()

@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -40,7 +41,7 @@ from sitegen.download import DownloadJob, download
 from sitegen.example_channel import example_packages, write_channel
 from sitegen.mirror import MirrorOptions, run_mirror
 from sitegen.records import Record
-from sitegen.storage import TEMP_PREFIX, Site
+from sitegen.storage import TEMP_PREFIX, PendingFile, Site
 from sitegen.transport import EventLoopTransport, UpstreamClient, open_client
 from sitegen.upstream import Upstream, UpstreamError, make_client
 from sitegen.writer import open_disk_writer
@@ -403,6 +404,73 @@ async def test_a_cancelled_download_stops_at_once_and_leaves_nothing(
             await download(job, site, writer, retries=0)
     assert scope.cancelled_caught
     assert os.listdir(target.parent) == []
+
+
+@pytest.mark.parametrize("durable", [False, True])
+async def test_a_slow_disk_after_the_last_byte_is_not_a_timeout(
+    server: UpstreamServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    """The deadline is for the transfer: naming a verified file may take longer without the
+    download failing, or being fetched again."""
+    fn, data = "slow-1.0-0.conda", b"s" * 5000
+    (server.root / fn).write_bytes(data)
+    monkeypatch.setattr(download_mod, "_deadline", lambda upstream, size: 0.3)
+    real_commit = PendingFile.commit
+
+    def slow_commit(self: PendingFile, durable: bool = False) -> None:
+        time.sleep(0.6)
+        real_commit(self, durable)
+
+    monkeypatch.setattr(PendingFile, "commit", slow_commit)
+    site = Site(tmp_path / "site")
+    target = site.path("linux-64", fn)
+    async with upstream_at(server) as upstream, open_disk_writer() as writer:
+        job = DownloadJob(upstream, record_for(fn, data), target, durable=durable)
+        result = await download(job, site, writer, retries=1)
+    assert result.ok, result.error
+    assert target.read_bytes() == data
+    assert [r.path for r in server.requests] == [f"/{fn}"]
+
+
+async def test_a_durable_commit_does_not_hold_up_other_files(
+    server: UpstreamServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file flushed before it is named (pull-through, repair) is flushed off the disk
+    worker: other files' bytes do not wait behind a slow flush."""
+    files = {"a-1.0-0.conda": b"a" * 3000, "b-1.0-0.conda": b"b" * 3000}
+    for fn, data in files.items():
+        (server.root / fn).write_bytes(data)
+    entered, release = threading.Event(), threading.Event()
+    order: list[str] = []
+    real_commit = PendingFile.commit
+
+    def gated_commit(self: PendingFile, durable: bool = False) -> None:
+        if durable:
+            entered.set()
+            release.wait(10)
+            order.append("durable file named")
+        real_commit(self, durable)
+
+    monkeypatch.setattr(PendingFile, "commit", gated_commit)
+    site = Site(tmp_path / "site")
+    (a, a_data), (b, b_data) = files.items()
+    async with (
+        upstream_at(server) as upstream,
+        open_disk_writer(workers=1) as writer,
+        trio.open_nursery() as nursery,
+    ):
+
+        async def durable() -> None:
+            job = DownloadJob(upstream, record_for(a, a_data), site.path("linux-64", a), True)
+            assert (await download(job, site, writer, retries=0)).ok
+
+        nursery.start_soon(durable)
+        await trio.to_thread.run_sync(entered.wait, 10)
+        job = DownloadJob(upstream, record_for(b, b_data), site.path("linux-64", b))
+        assert (await download(job, site, writer, retries=0)).ok
+        order.append("other file named")
+        release.set()
+    assert order == ["other file named", "durable file named"]
 
 
 async def test_repodata_may_come_compressed_in_transit(server: UpstreamServer) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -281,3 +283,57 @@ async def test_then_runs_in_the_worker_after_the_last_byte(tmp_path: Path) -> No
                         await stream.finish(lambda: seen.append((-1, False)))
     assert seen == [(5000, True)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.conda"]
+
+
+# Run in a child process: were a stream to wait for a worker that is gone, it would wait
+# inside a shielded scope, which no deadline in this process could end.
+_WORKER_GONE = """
+import sys, tempfile, pathlib, trio
+from sitegen import writer as writer_mod
+from sitegen.storage import Site
+from sitegen.writer import open_disk_writer
+
+async def never_started(site, root):
+    with trio.CancelScope() as scope:
+        async with open_disk_writer() as writer:
+            with site.pending(root / "a.conda") as pending:
+                scope.cancel()  # before the worker tasks first ran: no thread starts
+                async with writer.stream(pending) as stream:
+                    await stream.write(b"x" * 10)
+    print("never started: released")
+
+async def died(site, root):
+    def boom(self, worker):
+        raise RuntimeError("worker crashed")
+    writer_mod.DiskWriter._work = boom
+    try:
+        async with open_disk_writer(workers=1) as writer:
+            with site.pending(root / "b.conda") as pending:
+                async with writer.stream(pending) as stream:
+                    await trio.sleep(0.2)  # the worker has died by now
+                    await stream.write(b"y" * 10)
+                    await stream.finish()
+    except BaseException as exc:
+        print("died:", type(exc).__name__, repr(exc)[:200])
+
+root = pathlib.Path(sys.argv[1])
+site = Site(root)
+trio.run(never_started, site, root)
+trio.run(died, site, root)
+print("left:", sorted(p.name for p in root.iterdir()))
+"""
+
+
+def test_streams_are_released_when_a_worker_is_gone(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WORKER_GONE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "never started: released"
+    assert lines[1].startswith("died:") and "worker crashed" in lines[1], lines
+    assert lines[2] == "left: []"
