@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 from support.client import make_gateway, solve_and_install, solve_records
-from support.site import assert_channel_consistent, fns, published, site_config
+from support.site import assert_channel_consistent, channel_config, fns, published
 from support.upstream import ExampleUpstream
 
 from sitegen.mirror import MirrorOptions, run_mirror
@@ -21,16 +21,13 @@ async def test_rattler_installs_numpy_from_the_mirror(
     example_upstream: ExampleUpstream, nginx_server_factory, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    config = site_config(
+    config = channel_config(
         site,
-        f"""
-        channels:
-          {CHANNEL}:
-            url: {example_upstream.url}
-            subdirs: [linux-64]
-            filters:
-              specs: {{include: [numpy]}}
-              include_dependencies: true
+        example_upstream.url,
+        extra="""
+        filters:
+          specs: {include: [numpy]}
+          include_dependencies: true
         """,
     )
     report = await run_mirror(config, MirrorOptions(progress=False))
@@ -84,15 +81,7 @@ async def test_every_published_repodata_variant_reads_the_same(
     """rattler reads the .zst, the .bz2 (single-stream: rattler 0.28 stops at the end of a
     first bz2 stream) or the plain JSON, and solves the same environment from each."""
     site = tmp_path / "site"
-    config = site_config(
-        site,
-        f"""
-        channels:
-          {CHANNEL}:
-            url: {example_upstream.url}
-            subdirs: [linux-64]
-        """,
-    )
+    config = channel_config(site, example_upstream.url)
     report = await run_mirror(config, MirrorOptions(progress=False))
     assert not report.failed
     nginx = nginx_server_factory(site)

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import socket
-import textwrap
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import trio
 import zstandard
 from support.site import (
     assert_channel_consistent,
+    channel_config,
     files_on_disk,
     fns,
     published,
@@ -45,16 +45,6 @@ CHANNEL = "cloud/example"
 PACKAGES = example_packages(seed=0)
 LINUX = fns(PACKAGES, subdir="linux-64")
 NOARCH = fns(PACKAGES, subdir="noarch")
-
-
-def config_for(site: Path, url: str, *, subdirs: str = "[linux-64]", extra: str = "") -> SiteConfig:
-    body = f"""
-channels:
-  {CHANNEL}:
-    url: {url}
-    subdirs: {subdirs}
-"""
-    return site_config(site, body + textwrap.indent(textwrap.dedent(extra).lstrip("\n"), "    "))
 
 
 async def mirror(config: SiteConfig, **options: Any) -> RunReport:
@@ -92,7 +82,7 @@ async def test_mirror_publishes_the_whole_channel(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    report = await mirror(config_for(site, example_upstream.url))
+    report = await mirror(channel_config(site, example_upstream.url))
 
     assert report.status == "completed" and not report.failed
     repodata = assert_channel_consistent(site, CHANNEL)
@@ -152,7 +142,7 @@ async def test_new_files_reach_the_disk_before_the_repodata_naming_them(
     monkeypatch.setattr(Site, "sync", record_flush)
     per_file: list[int] = []
     monkeypatch.setattr(os, "fdatasync", per_file.append)
-    config = config_for(site, example_upstream.url)
+    config = channel_config(site, example_upstream.url)
     await mirror(config)
     assert flushes == [([f"{CHANNEL}/linux-64", f"{CHANNEL}/noarch"], set(LINUX), False)]
     assert per_file == []  # no flush per file: one for the run
@@ -170,14 +160,14 @@ async def test_a_failed_flush_publishes_nothing(
 
     monkeypatch.setattr(Site, "sync", failing_flush)
     site = tmp_path / "site"
-    report = await mirror(config_for(site, example_upstream.url))
+    report = await mirror(channel_config(site, example_upstream.url))
     assert report.failed and report.status == "failed"
     assert any("Input/output error" in e and "nothing was published" in e for e in report.errors)
     assert not (site / CHANNEL / "linux-64" / "repodata.json").exists()
 
     monkeypatch.undo()  # the disk recovered: the next run publishes, downloading nothing again
     example_upstream.server.reset()
-    report = await mirror(config_for(site, example_upstream.url))
+    report = await mirror(channel_config(site, example_upstream.url))
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == LINUX
     assert package_gets(example_upstream.server) == []
@@ -190,7 +180,7 @@ async def test_plain_repodata_json_when_upstream_has_no_zst(
     write_channel(root, PACKAGES, zst=False)
     server = upstream_server_factory(root)
     site = tmp_path / "site"
-    report = await mirror(config_for(site, server.url))
+    report = await mirror(channel_config(site, server.url))
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == LINUX
     assert server.count("/linux-64/repodata.json.zst", status=404) == 1
@@ -212,7 +202,7 @@ async def test_info_removed_version_and_unknown_keys_are_kept(
     server = upstream_server_factory(root)
     site = tmp_path / "site"
     # Filter some records away: the document's other keys must survive that too.
-    config = config_for(site, server.url, extra="filters: {names: {exclude: [readline]}}")
+    config = channel_config(site, server.url, extra="filters: {names: {exclude: [readline]}}")
     report = await mirror(config)
     assert not report.failed
     repodata = assert_channel_consistent(site, CHANNEL)
@@ -231,7 +221,7 @@ async def test_noarch_is_published_even_when_filtered_away(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    config = config_for(site, example_upstream.url, extra="filters: {subdirs: [linux-64]}")
+    config = channel_config(site, example_upstream.url, extra="filters: {subdirs: [linux-64]}")
     report = await mirror(config)
     assert not report.failed
     assert_channel_consistent(site, CHANNEL)
@@ -254,7 +244,7 @@ async def test_noarch_is_published_even_when_upstream_lacks_it(
         (root / "noarch" / name).unlink()
     server = upstream_server_factory(root)
     site = tmp_path / "site"
-    report = await mirror(config_for(site, server.url))
+    report = await mirror(channel_config(site, server.url))
     assert not report.failed
     assert report.mirrors[0].subdirs["noarch"].upstream == "missing"
     assert_channel_consistent(site, CHANNEL)
@@ -266,7 +256,9 @@ async def test_subdir_missing_upstream_is_not_a_failure(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    report = await mirror(config_for(site, example_upstream.url, subdirs="[linux-64, osx-arm64]"))
+    report = await mirror(
+        channel_config(site, example_upstream.url, subdirs="[linux-64, osx-arm64]")
+    )
     assert report.status == "completed" and not report.failed
     subdirs = report.mirrors[0].subdirs
     assert subdirs["osx-arm64"].upstream == "missing"
@@ -281,7 +273,7 @@ async def test_subdir_missing_upstream_is_not_a_failure(
 
 async def test_rerun_is_a_no_op(example_upstream: ExampleUpstream, tmp_path: Path) -> None:
     site = tmp_path / "site"
-    config = config_for(site, example_upstream.url)
+    config = channel_config(site, example_upstream.url)
     await mirror(config)
     before = snapshot(site / CHANNEL)
     server = example_upstream.server
@@ -310,7 +302,7 @@ async def test_upstream_changes_are_reflected(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    config = config_for(site, example_upstream.url)
+    config = channel_config(site, example_upstream.url)
     await mirror(config)
     root, server = example_upstream.root, example_upstream.server
 
@@ -401,7 +393,7 @@ async def test_deletion_guard_allows_a_small_loss(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    config = config_for(site, example_upstream.url)
+    config = channel_config(site, example_upstream.url)
     await mirror(config)
     # Losing 38 of 42 linux-64 files is far beyond 50 %, but losing numpy 1.26 (6) is not.
     write_channel(example_upstream.root, [p for p in PACKAGES if p.version != "1.26.4"], zst=True)
@@ -451,7 +443,7 @@ async def test_a_failing_mirror_keeps_its_previous_state(
     write_channel(root, PACKAGES, zst=True)
     server = upstream_server_factory(root)
     site = tmp_path / "site"
-    config = config_for(site, server.url)
+    config = channel_config(site, server.url)
     await mirror(config)
     before = snapshot(site / CHANNEL)
     server.stop()  # upstream goes away entirely
@@ -518,7 +510,7 @@ async def test_checksum_mismatch_is_not_published(
     server = example_upstream.server
     server.add_fault(f"/linux-64/{bad}", serve_bytes(b"\0" * good_size))  # every attempt
     site = tmp_path / "site"
-    report = await mirror(config_for(site, example_upstream.url))
+    report = await mirror(channel_config(site, example_upstream.url))
 
     assert report.failed and report.status == "failed"
     assert server.count(f"/linux-64/{bad}") == 2  # retried once (retries: 1), then given up
@@ -532,7 +524,7 @@ async def test_checksum_mismatch_is_not_published(
 
     # Once upstream serves the right bytes, the next run completes the subdir.
     server.clear_faults()
-    report = await mirror(config_for(site, example_upstream.url))
+    report = await mirror(channel_config(site, example_upstream.url))
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == LINUX
     assert_channel_consistent(site, CHANNEL)
@@ -542,7 +534,7 @@ async def test_verify_replaces_a_corrupted_file_of_the_same_size(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    config = config_for(site, example_upstream.url)
+    config = channel_config(site, example_upstream.url)
     await mirror(config)
     victim = site / CHANNEL / "linux-64" / spec("zlib", version="1.3.1").filename("tar.bz2")
     good = victim.read_bytes()
@@ -565,7 +557,7 @@ async def test_dry_run_changes_nothing_and_counts(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    config = config_for(site, example_upstream.url)
+    config = channel_config(site, example_upstream.url)
     await mirror(config)
     readline = spec("readline")
     new_zlib = PackageSpec(name="zlib", version="1.3.2", build="h1234567_0", license="Zlib")
@@ -677,7 +669,7 @@ async def test_unset_token_variable_fails_the_mirror_without_requests(
 ) -> None:
     monkeypatch.delenv("SITEGEN_TEST_UNSET", raising=False)
     site = tmp_path / "site"
-    config = config_for(site, f"{example_upstream.url}/t/${{SITEGEN_TEST_UNSET}}/chan")
+    config = channel_config(site, f"{example_upstream.url}/t/${{SITEGEN_TEST_UNSET}}/chan")
     report = await mirror(config)
     assert report.failed
     assert any("SITEGEN_TEST_UNSET" in e for e in report.mirrors[0].errors)
@@ -690,7 +682,7 @@ async def test_a_replaced_upstream_file_of_the_same_size_is_downloaded_again(
     """Upstream swaps a file's bytes under the same name and size (and says so in repodata):
     the mirror must not keep serving the old bytes under the new sha256."""
     site = tmp_path / "site"
-    config = config_for(site, example_upstream.url)
+    config = channel_config(site, example_upstream.url)
     await mirror(config)
     root = example_upstream.root
     fn = spec("zlib", version="1.3.1").filename("tar.bz2")
@@ -733,7 +725,9 @@ async def test_token_stays_out_of_library_logs(
     for name in ("httpx", "httpcore"):
         monkeypatch.setattr(logging.getLogger(name), "level", logging.DEBUG)
     site = tmp_path / "site"
-    report = await mirror(config_for(site, "http://upstream.invalid/t/${SITEGEN_TEST_TOKEN}/chan"))
+    report = await mirror(
+        channel_config(site, "http://upstream.invalid/t/${SITEGEN_TEST_TOKEN}/chan")
+    )
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == fns(PACKAGES, "zlib", "1.3.1")
     assert any(r.name == "httpx" for r in caplog.records)  # the request lines were logged

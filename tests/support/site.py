@@ -150,6 +150,25 @@ def site_config(site: Path, body: str, *, download: str | None = None) -> SiteCo
     return parse_config(text)
 
 
+def channel_config(
+    site: Path,
+    url: str,
+    *,
+    channel: str = "cloud/example",
+    subdirs: str = "[linux-64]",
+    extra: str = "",
+) -> SiteConfig:
+    """site_config for one channel mirrored from ``url``; ``extra`` goes under the channel
+    (``filters:``, ``mode:``...)."""
+    body = f"""
+channels:
+  {channel}:
+    url: {url}
+    subdirs: {subdirs}
+"""
+    return site_config(site, body + textwrap.indent(textwrap.dedent(extra).lstrip("\n"), "    "))
+
+
 def rewrite_repodata(root: Path, subdir: str, change: Callable[[dict[str, Any]], None]) -> None:
     """Edit upstream's repodata.json in place (like a repodata patch), keeping .zst in step."""
     path = root / subdir / "repodata.json"
