@@ -175,8 +175,7 @@ class DiskWriter:
             if item is not None:
                 self._queued -= item.size
                 _drop(item)
-        with self._room_lock:
-            room, self._room = self._room, None
+        room = self._take_room()
         if room is not None:
             room.set()
 
@@ -200,10 +199,15 @@ class DiskWriter:
                         stream.error = exc
                 self._token.run_sync_soon(stream._settled.set)
             if self._room is not None and self._buffered() <= self.max_buffered // 2:
-                with self._room_lock:
-                    room, self._room = self._room, None
+                room = self._take_room()
                 if room is not None:
                     self._token.run_sync_soon(room.set)
+
+    def _take_room(self) -> trio.Event | None:
+        """The event transfers wait on for room, now theirs to set (from either thread)."""
+        with self._room_lock:
+            room, self._room = self._room, None
+        return room
 
 
 @asynccontextmanager
