@@ -6,7 +6,8 @@ Per network ("loopback": nginx directly; "proxy": nginx behind the delaying prox
 1. floor: the package files fetched by ``curl --parallel --parallel-max 32`` in sitegen's job
    order (best of N), and once more largest file first;
 2. sitegen: ``sitegen mirror -c <generated channels.yaml> --no-progress`` (concurrency 32 and
-   per_host 32, the defaults, written out) into a fresh site, through :mod:`bench.probe` so that each stage is timed (best of N);
+   per_host 32, the defaults, written out) into a fresh site, through :mod:`bench.probe` so
+   that each stage is timed (best of N);
 3. peer: conda-mirror 0.10.0, once per platform, into a fresh directory (one run);
 4. no-op resync: the plain ``sitegen`` command again, upstream untouched: wall time from spawn
    to exit and the upstream requests nginx logged (best of max(3, N)), then once through the

@@ -19,7 +19,8 @@ For each request the fetcher
    sha256) match the published record does the file get its published name (atomically).
    **This is how the site never serves a wrong file under a published name**: unverified
    bytes have no name at all (or, on filesystems without O_TMPFILE, a ``.sitegen-tmp-*``
-   name, which the web server refuses to serve), and are dropped on failure. A mismatch or an upstream failure answers 502 and stores nothing;
+   name, which the web server refuses to serve), and are dropped on failure. A mismatch or
+   an upstream failure answers 502 and stores nothing;
 4. runs at most one download per file: concurrent requests for the same file wait for it (the
    download runs in the service's own nursery, so a client that gives up does not abort it for
    the others), then every waiter streams the stored file with its ``Content-Length``.
