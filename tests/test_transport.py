@@ -414,11 +414,17 @@ async def test_a_slow_disk_after_the_last_byte_is_not_a_timeout(
     download failing, or being fetched again."""
     fn, data = "slow-1.0-0.conda", b"s" * 5000
     (server.root / fn).write_bytes(data)
-    monkeypatch.setattr(download_mod, "_deadline", lambda upstream, size: 0.3)
+    set_at: list[float] = []
+
+    def deadline(upstream: object, size: int) -> float:
+        set_at.append(time.monotonic())
+        return 1.0  # ample for 5,000 bytes over loopback
+
+    monkeypatch.setattr(download_mod, "_deadline", deadline)
     real_commit = PendingFile.commit
 
     def slow_commit(self: PendingFile, durable: bool = False) -> None:
-        time.sleep(0.6)
+        time.sleep(max(0.0, set_at[-1] + 1.3 - time.monotonic()))  # outlast the deadline
         real_commit(self, durable)
 
     monkeypatch.setattr(PendingFile, "commit", slow_commit)
