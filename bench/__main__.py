@@ -94,7 +94,7 @@ def _main(args: argparse.Namespace) -> int:
     profiler = Profiler(args.profile)
     failed = False
     try:
-        import sitegen.mirror  # noqa: F401  (fails early and clearly on a broken tree)
+        import sitegen.sync.run  # noqa: F401  (fails early and clearly on a broken tree)
     except Exception as exc:  # the tree is shared: another change may be half done
         log(f"sitegen cannot be imported: {exc!r}")
         for workload in selected:

@@ -26,7 +26,7 @@ from typing import Any
 import zstandard
 
 from bench.common import BUILD, PYTORCH_REPODATA, log
-from sitegen.example_channel import (
+from sitegen.tools.example_channel import (
     REPODATA_KEYS,
     Format,
     PackageSpec,

@@ -2,9 +2,9 @@
 
 One process per call, so that peak RSS belongs to what it measured. Runs sitegen's own
 functions in the order a mirror run does for one subdir: fetch (conditional-GET client of
-sitegen.upstream, against the nginx of the benchmark), decode (.zst), ``parse_repodata``,
+sitegen.net.upstream, against the nginx of the benchmark), decode (.zst), ``parse_repodata``,
 ``apply_filters`` with the config's filter levels, ``encode_repodata`` of what is kept, zstd and
-bz2 compression (sitegen.publish's settings), ``current_records`` and its encoding, and then the
+bz2 compression (sitegen.sync.publish's settings), ``current_records`` and its encoding, and then the
 three publish products again concurrently in threads, as ``publish_subdir`` does. After each
 stage it records the seconds and the process's peak RSS so far.
 
@@ -53,12 +53,13 @@ def stdlib_baseline(path: str) -> dict[str, Any]:
 def sitegen_stages(config_path: str) -> dict[str, Any]:
     import trio
 
-    from sitegen import publish, upstream
-    from sitegen.conda import RecordMatcher
-    from sitegen.config import load_config
-    from sitegen.current_repodata import current_records
-    from sitegen.filters import apply_filters
-    from sitegen.records import encode_repodata, parse_repodata
+    from sitegen.conda.current_repodata import current_records
+    from sitegen.conda.records import encode_repodata, parse_repodata
+    from sitegen.conda.version import RecordMatcher
+    from sitegen.config.load import load_config
+    from sitegen.filters.apply import apply_filters
+    from sitegen.net import upstream
+    from sitegen.sync import publish
 
     config = load_config(config_path)
     channel = config.channels[0]

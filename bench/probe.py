@@ -1,6 +1,6 @@
 """``python -m bench.probe OUT.json -- <sitegen arguments>``: the sitegen CLI, phases timed.
 
-Exactly ``sitegen.cli.main(argv)``, with the stage methods of ``sitegen.mirror._Run`` wrapped
+Exactly ``sitegen.cli.main(argv)``, with the stage methods of ``sitegen.sync.run._Run`` wrapped
 in timers (a perf_counter call each, nothing else), and so is ``cli._render_pages`` (the
 pages rendered after the run). Writes to OUT.json the seconds spent in each
 stage, when ``main`` was entered (to separate interpreter start and imports from the run) and

@@ -1,4 +1,4 @@
-"""Workload 4: page rendering for ~31,000 package names (``sitegen.render.render_site``).
+"""Workload 4: page rendering for ~31,000 package names (``sitegen.web.render.render_site``).
 
 The site is an unfiltered passive mirror of the synthetic conda-forge-sized ``linux-64``
 repodata (:mod:`bench.synthetic`: ~31,000 names, 500,000 records). ``sitegen mirror`` renders

@@ -1,4 +1,4 @@
-"""``python -m bench.render_probe CONFIG OUT.json``: time ``sitegen.render.render_site(config)``."""
+"""``python -m bench.render_probe CONFIG OUT.json``: time ``sitegen.web.render.render_site(config)``."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def _html_state(root: str) -> dict[str, tuple[int, int]]:
 
 def main() -> int:
     config_path, out = sys.argv[1:3]
-    from sitegen.config import load_config
-    from sitegen.render import render_site
+    from sitegen.config.load import load_config
+    from sitegen.web.render import render_site
 
     config = load_config(config_path)
     before = _html_state(str(config.output))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from sitegen.config import ConfigError, SiteConfig, load_config
+from sitegen.config.load import ConfigError, SiteConfig, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -29,9 +29,9 @@ def _load(args: argparse.Namespace) -> SiteConfig:
 
 
 def _cmd_mirror(args: argparse.Namespace) -> int:
-    from sitegen.lock import SiteLocked
-    from sitegen.mirror import MirrorOptions, run_mirror
-    from sitegen.report import STOPPED
+    from sitegen.store.lock import SiteLocked
+    from sitegen.sync.report import STOPPED
+    from sitegen.sync.run import MirrorOptions, run_mirror
 
     config = _load(args)
     options = MirrorOptions(
@@ -77,7 +77,7 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
 
 
 def _render_pages(config: SiteConfig) -> bool:
-    from sitegen.render import render_site
+    from sitegen.web.render import render_site
 
     try:
         render_site(config)
@@ -89,7 +89,7 @@ def _render_pages(config: SiteConfig) -> bool:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from sitegen.render import render_site
+    from sitegen.web.render import render_site
 
     stats = render_site(_load(args))
     print(f"pages: {stats}")
@@ -97,7 +97,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from sitegen.serve import ServeError, serve
+    from sitegen.tools.serve import ServeError, serve
 
     _load(args)  # a configuration error exits with status 2 before anything starts
     try:
@@ -111,7 +111,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from sitegen.verify import verify_site
+    from sitegen.tools.verify import verify_site
 
     report = trio.run(verify_site, _load(args), args.repair)
     for problem in report.problems:
@@ -124,13 +124,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sitegen.demo import run_demo
+    from sitegen.tools.demo import run_demo
 
     return run_demo(Path(args.dir))
 
 
 def _cmd_webconf(args: argparse.Namespace) -> int:
-    from sitegen.webconf import WebconfError, WebconfOptions, render_webconf
+    from sitegen.tools.webconf import WebconfError, WebconfOptions, render_webconf
 
     config = _load(args)
     options = WebconfOptions(
@@ -156,7 +156,12 @@ def _cmd_webconf(args: argparse.Namespace) -> int:
 def _cmd_fetcher(args: argparse.Namespace) -> int:
     import signal
 
-    from sitegen.fetcher import listener_address, open_listeners, parse_listen, serve_fetcher
+    from sitegen.passive.fetcher import (
+        listener_address,
+        open_listeners,
+        parse_listen,
+        serve_fetcher,
+    )
 
     config = _load(args)
     try:

@@ -11,7 +11,7 @@ from support import require_tool
 from support.nginx import NginxServer, nginx_binary
 from support.upstream import ExampleUpstream, UpstreamServer
 
-from sitegen.example_channel import example_packages, write_channel
+from sitegen.tools.example_channel import example_packages, write_channel
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from support import in_ci, require_tool
 from support.site import site_config
 from support.upstream import ExampleUpstream
 
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.render import render_site
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.web.render import render_site
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from sitegen.channeldata import build_channeldata
-from sitegen.conda import parse_version
-from sitegen.records import Record, parse_repodata
+from sitegen.conda.channeldata import build_channeldata
+from sitegen.conda.records import Record, parse_repodata
+from sitegen.conda.version import parse_version
 
 PYTORCH = Path("/work/shared/data/pytorch-linux-64-repodata.json")
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from support.records import rec
 
-from sitegen.closure import DependencyReport, MirrorSelection, close_dependencies
-from sitegen.conda import RecordMatcher
-from sitegen.config import FilterSpec
-from sitegen.filters import REASON_NOT_ALLOWED, REASON_OLDER_VERSION, apply_filters
-from sitegen.records import Record
+from sitegen.conda.records import Record
+from sitegen.conda.version import RecordMatcher
+from sitegen.config.load import FilterSpec
+from sitegen.filters.apply import REASON_NOT_ALLOWED, REASON_OLDER_VERSION, apply_filters
+from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
 
 
 def selection(

@@ -41,11 +41,11 @@ from support.site import rewrite_repodata
 from support.upstream import UpstreamServer
 
 from sitegen.cli import main
-from sitegen.config import SiteConfig, load_config
-from sitegen.example_channel import PackageSpec, example_packages, write_channel
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.report import RunReport
-from sitegen.storage import TEMP_PREFIX
+from sitegen.config.load import SiteConfig, load_config
+from sitegen.store.site import TEMP_PREFIX
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
 
 SEED = 20241120
 RANDOM_TRIALS = 12

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from sitegen.conda import RecordMatcher, parse_matchspec, parse_version, spec_name
-from sitegen.current_repodata import current_records, has_features
-from sitegen.records import Record, parse_repodata
+from sitegen.conda.current_repodata import current_records, has_features
+from sitegen.conda.records import Record, parse_repodata
+from sitegen.conda.version import RecordMatcher, parse_matchspec, parse_version, spec_name
 
 PYTORCH = Path("/work/shared/data/pytorch-linux-64-repodata.json")
 

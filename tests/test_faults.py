@@ -46,10 +46,10 @@ from support.site import rewrite_repodata
 from support.upstream import FaultHook, UpstreamServer, drop_connection, respond, truncate
 
 from sitegen.cli import main
-from sitegen.config import SiteConfig
-from sitegen.example_channel import PackageSpec, write_channel
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
+from sitegen.config.load import SiteConfig
+from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, write_channel
 
 LINUX = "linux-64"
 # Added upstream after the first run: one that the fault hits, one that must arrive anyway.

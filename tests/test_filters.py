@@ -3,11 +3,16 @@ from __future__ import annotations
 import pytest
 from support.records import JAN_2024, rec
 
-from sitegen import filters as f
-from sitegen.conda import RecordMatcher
-from sitegen.config import FilterSpec
-from sitegen.filters import FilterResult, apply_filters, effective_newest, include_dependencies
-from sitegen.records import Record
+from sitegen.conda.records import Record
+from sitegen.conda.version import RecordMatcher
+from sitegen.config.load import FilterSpec
+from sitegen.filters import apply as f
+from sitegen.filters.apply import (
+    FilterResult,
+    apply_filters,
+    effective_newest,
+    include_dependencies,
+)
 
 DAY_MS = 86_400_000
 

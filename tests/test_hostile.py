@@ -26,10 +26,7 @@ from support.faults import CHANNEL, filenames, set_repodata, small_packages
 from support.invariant import METADATA, assert_site_invariant, make_sandbox
 from support.upstream import UpstreamServer
 
-from sitegen.config import SiteConfig, parse_config
-from sitegen.example_channel import PackageSpec, write_channel
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.records import (
+from sitegen.conda.records import (
     REASON_BAD_FIELDS,
     REASON_BAD_FILENAME,
     REASON_BAD_SIZE,
@@ -39,7 +36,10 @@ from sitegen.records import (
     REASON_NO_CHECKSUM,
     REASON_SUBDIR_MISMATCH,
 )
-from sitegen.report import COMPLETED, RunReport
+from sitegen.config.load import SiteConfig, parse_config
+from sitegen.sync.report import COMPLETED, RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, write_channel
 
 XSS_SUMMARY = '<script>alert("summary")</script>'
 XSS_FIELDS = {
@@ -258,7 +258,7 @@ async def test_html_and_javascript_are_mirrored_verbatim_and_escaped_on_pages(
     assert_site_invariant(site)
 
     try:
-        from sitegen.render import render_site
+        from sitegen.web.render import render_site
     except ImportError:
         return  # no pages yet
     await trio.to_thread.run_sync(render_site, config)

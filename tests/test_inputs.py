@@ -15,13 +15,13 @@ import pytest
 from support.site import assert_channel_consistent, rewrite_repodata, site_config, snapshot
 from support.upstream import ExampleUpstream, respond
 
-from sitegen import mirror as mirror_mod
-from sitegen.config import ChannelConfig, FilterSpec
-from sitegen.inputs import InputsDigest, file_signature
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.records import parse_repodata
-from sitegen.report import RunReport
-from sitegen.storage import Site
+from sitegen.conda.records import parse_repodata
+from sitegen.config.load import ChannelConfig, FilterSpec
+from sitegen.store.site import Site
+from sitegen.sync import run as mirror_mod
+from sitegen.sync.inputs import InputsDigest, file_signature
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
 
 CHANNEL = "cloud/example"
 

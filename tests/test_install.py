@@ -12,7 +12,7 @@ from support.client import make_gateway, solve_and_install, solve_records
 from support.site import assert_channel_consistent, channel_config, fns, published
 from support.upstream import ExampleUpstream
 
-from sitegen.mirror import MirrorOptions, run_mirror
+from sitegen.sync.run import MirrorOptions, run_mirror
 
 CHANNEL = "cloud/example"
 

@@ -35,11 +35,11 @@ from support.site import (
 from support.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
 
 from sitegen.cli import main
-from sitegen.config import SiteConfig
-from sitegen.example_channel import PackageSpec, example_packages, write_channel
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.report import RunReport
-from sitegen.storage import Site
+from sitegen.config.load import SiteConfig
+from sitegen.store.site import Site
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
 
 CHANNEL = "cloud/example"
 PACKAGES = example_packages(seed=0)

@@ -1,7 +1,7 @@
 """Every filter kind, alone (at each of the three levels) and combined, in real mirror runs.
 
 Upstream is the example channel over HTTP. Expectations are written out from the package list
-of :func:`sitegen.example_channel.example_packages` (see the inventory below), never computed by
+of :func:`sitegen.tools.example_channel.example_packages` (see the inventory below), never computed by
 running filter code: the published filenames and the per-reason exclusion counts of the run
 report must be exactly these.
 
@@ -23,9 +23,9 @@ import pytest
 from support.site import assert_channel_consistent, fns, published, site_config
 from support.upstream import UpstreamServer
 
-from sitegen.example_channel import PackageSpec, example_packages, write_channel
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.report import RunReport
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
 
 CHANNEL = "cloud/example"
 P = example_packages(seed=0)

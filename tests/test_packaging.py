@@ -26,8 +26,9 @@ import sys
 from pathlib import Path
 
 import sitegen
-from sitegen import render, webconf
 from sitegen.resources import templates_dir
+from sitegen.tools import webconf
+from sitegen.web import render
 
 site_packages = Path(sys.argv[1])
 assert Path(sitegen.__file__).is_relative_to(site_packages), sitegen.__file__

@@ -8,10 +8,9 @@ import tomllib
 import pytest
 import yaml
 
-from sitegen import pages
-from sitegen.config import parse_config
-from sitegen.records import Record
-from sitegen.report import (
+from sitegen.conda.records import Record
+from sitegen.config.load import parse_config
+from sitegen.sync.report import (
     COMPLETED,
     FAILED,
     INTERRUPTED,
@@ -21,6 +20,7 @@ from sitegen.report import (
     MirrorSubdirReport,
     RunReport,
 )
+from sitegen.web import pages
 
 SHA = "a" * 64
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from sitegen.records import (
+from sitegen.conda.records import (
     REASON_BAD_FIELDS,
     REASON_NAME_MISMATCH,
     RepodataError,

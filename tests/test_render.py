@@ -28,16 +28,16 @@ import pytest
 from support.site import rewrite_repodata, site_config
 from support.upstream import ExampleUpstream
 
-from sitegen import pages
 from sitegen.cli import main
-from sitegen.config import SiteConfig
-from sitegen.example_channel import PackageSpec, write_channel
-from sitegen.history import History
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.render import render_site
-from sitegen.report import RUNNING, RunReport
-from sitegen.serve import make_server, watch_and_render
-from sitegen.storage import Site
+from sitegen.config.load import SiteConfig
+from sitegen.store.site import Site
+from sitegen.sync.history import History
+from sitegen.sync.report import RUNNING, RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, write_channel
+from sitegen.tools.serve import make_server, watch_and_render
+from sitegen.web import pages
+from sitegen.web.render import render_site
 
 FULL = "cloud/example"
 APPROVED = "internal/approved"
@@ -82,7 +82,7 @@ def unique_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
         assert real.match(run_id)
         return run_id
 
-    monkeypatch.setattr("sitegen.mirror.new_run_id", new_run_id)
+    monkeypatch.setattr("sitegen.sync.run.new_run_id", new_run_id)
 
 
 class _Links(HTMLParser):
@@ -570,7 +570,7 @@ def test_watch_renders_again_when_the_config_changes(
     assert main(["render", "-c", str(config_path)]) == 0
     assert "First title" in page_text(site, "index.html")
 
-    from sitegen.config import load_config
+    from sitegen.config.load import load_config
 
     stop = threading.Event()
     rendered = threading.Event()
@@ -642,7 +642,7 @@ def test_fast_escape_and_attribute_lookup_render_what_jinja2_renders(tmp_path: P
     import jinja2
     from markupsafe import Markup
 
-    from sitegen.render import make_environment
+    from sitegen.web.render import make_environment
 
     class Html:
         def __html__(self) -> str:
@@ -681,7 +681,7 @@ def test_fast_escape_and_attribute_lookup_render_what_jinja2_renders(tmp_path: P
 async def test_render_parses_only_the_packages_that_changed(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sitegen import render
+    from sitegen.web import render
 
     parsed: list[str] = []
     real = render._records
@@ -741,7 +741,7 @@ async def test_site_repodata_not_as_sitegen_writes_it_is_checked_again(
 async def test_listing_rows_come_from_a_checked_cache(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sitegen import render
+    from sitegen.web import render
 
     monkeypatch.setattr(render, "CHUNK_ROWS", 2)  # chunks of a few rows
     rows_made: list[int] = []
@@ -799,7 +799,7 @@ async def test_listing_rows_come_from_a_checked_cache(
 async def test_processes_render_the_same_pages(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sitegen import render
+    from sitegen.web import render
 
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url)
@@ -829,7 +829,7 @@ async def test_processes_render_the_same_pages(
 
 
 def test_listing_chunks_end_where_the_names_say() -> None:
-    from sitegen import render
+    from sitegen.web import render
 
     def files(names: list[str]) -> list[pages.PublishedFile]:
         return [pages.PublishedFile(n, "linux-64", n, 1, 0, None, None) for n in sorted(names)]

@@ -14,12 +14,12 @@ import pytest
 from support.site import published, site_config
 from support.upstream import ExampleUpstream
 
-from sitegen import schedule
 from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
-from sitegen.config import ConfigError, parse_config
-from sitegen.lock import SiteLock, SiteLocked
-from sitegen.mirror import MirrorOptions, run_mirror, select_mirrors
-from sitegen.report import COMPLETED, FAILED, MirrorReport, RunReport
+from sitegen.config import schedule
+from sitegen.config.load import ConfigError, parse_config
+from sitegen.store.lock import SiteLock, SiteLocked
+from sitegen.sync.report import COMPLETED, FAILED, MirrorReport, RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror, select_mirrors
 
 
 def ts(text: str) -> float:
@@ -198,7 +198,7 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from sitegen.lock import SiteLock\n"
+            "import sys, time; from pathlib import Path; from sitegen.store.lock import SiteLock\n"
             f"SiteLock(Path({str(state)!r})).acquire(); print('locked', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,

@@ -23,7 +23,7 @@ from support.invariant import assert_site_invariant, make_sandbox
 from support.upstream import UpstreamServer, respond
 
 from sitegen.cli import main
-from sitegen.example_channel import PackageSpec, write_channel
+from sitegen.tools.example_channel import PackageSpec, write_channel
 
 TOKEN = "tk-" + random.Random(20240601).randbytes(16).hex()
 ENV = "SITEGEN_TEST_TOKEN"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from support.site import record_fdatasync
 
-from sitegen import storage
-from sitegen.storage import TEMP_PREFIX, Site
+from sitegen.store import site as storage
+from sitegen.store.site import TEMP_PREFIX, Site
 
 
 def _entries(directory: Path) -> list[str]:
@@ -154,7 +154,7 @@ def test_a_killed_writer_leaves_nothing_behind(tmp_path: Path) -> None:
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from sitegen.storage import Site\n"
+        "from sitegen.store.site import Site\n"
         "d = Path(sys.argv[1])\n"
         "p = Site(d.parent).pending(d / 'a.conda')\n"
         "p.write(b'x' * 1_000_000)\n"

@@ -18,14 +18,14 @@ from support import require_tool
 from support.client import solve_and_install, solve_only
 from support.upstream import ExampleUpstream, UpstreamServer, drop_connection, respond, truncate
 
-from sitegen.example_channel import (
+from sitegen.conda.records import parse_repodata
+from sitegen.tools.example_channel import (
     PackageSpec,
     build_package,
     example_packages,
     file_digests,
     write_channel,
 )
-from sitegen.records import parse_repodata
 
 
 def _tar_members(data: bytes, mode: str = "r:") -> dict[str, bytes]:

@@ -33,18 +33,18 @@ from support.upstream import (
     truncate,
 )
 
-from sitegen import download as download_mod
-from sitegen import transport as transport_mod
-from sitegen import upstream as upstream_mod
-from sitegen.config import DownloadSettings, MirrorConfig
-from sitegen.download import DownloadJob, download
-from sitegen.example_channel import example_packages, write_channel
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.records import Record
-from sitegen.storage import TEMP_PREFIX, PendingFile, Site
-from sitegen.transport import EventLoopTransport, UpstreamClient, open_client
-from sitegen.upstream import Upstream, UpstreamError, make_client
-from sitegen.writer import open_disk_writer
+from sitegen.conda.records import Record
+from sitegen.config.load import DownloadSettings, MirrorConfig
+from sitegen.net import download as download_mod
+from sitegen.net import transport as transport_mod
+from sitegen.net import upstream as upstream_mod
+from sitegen.net.download import DownloadJob, download
+from sitegen.net.transport import EventLoopTransport, UpstreamClient, open_client
+from sitegen.net.upstream import Upstream, UpstreamError, make_client
+from sitegen.store.site import TEMP_PREFIX, PendingFile, Site
+from sitegen.store.writer import open_disk_writer
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import example_packages, write_channel
 
 FILES = {f"f{i}.bin": bytes([i]) * (1000 + 100_000 * i) for i in range(6)}
 

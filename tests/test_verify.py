@@ -24,8 +24,8 @@ from support.site import record_fdatasync
 from support.upstream import UpstreamServer, respond
 
 from sitegen.cli import main
-from sitegen.example_channel import write_channel
-from sitegen.lock import SiteLock
+from sitegen.store.lock import SiteLock
+from sitegen.tools.example_channel import write_channel
 
 LINUX = "linux-64"
 CORRUPT = "alpha-1.0-h0_0.conda"

@@ -16,9 +16,9 @@ import pytest
 import trio
 import trio.testing
 
-from sitegen import writer as writer_mod
-from sitegen.storage import PendingFile, Site
-from sitegen.writer import open_disk_writer
+from sitegen.store import writer as writer_mod
+from sitegen.store.site import PendingFile, Site
+from sitegen.store.writer import open_disk_writer
 
 # A bound on how long any of these may hang if the writer deadlocks; never reached otherwise.
 HANG_GUARD = 30
@@ -289,9 +289,9 @@ async def test_then_runs_in_the_worker_after_the_last_byte(tmp_path: Path) -> No
 # inside a shielded scope, which no deadline in this process could end.
 _WORKER_GONE = """
 import sys, tempfile, pathlib, trio
-from sitegen import writer as writer_mod
-from sitegen.storage import Site
-from sitegen.writer import open_disk_writer
+from sitegen.store import writer as writer_mod
+from sitegen.store.site import Site
+from sitegen.store.writer import open_disk_writer
 
 async def never_started(site, root):
     with trio.CancelScope() as scope:

@@ -6,7 +6,7 @@
 port accepts connections and stops Apache on exit. ``GeneratedNginx`` does the same for nginx on
 top of :class:`support.nginx.NginxServer`. ``check()`` validates the config (``apache2 -t`` /
 ``nginx -t``) without starting anything; :func:`webconf_server` builds either from
-``sitegen.webconf`` options, :func:`require_server` skips (fails when ``CI=true``) when the
+``sitegen.tools.webconf`` options, :func:`require_server` skips (fails when ``CI=true``) when the
 binary is missing.
 
 Apache refuses to run its workers as root, so when the tests run as root the workers run as
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sitegen.config import SiteConfig
-from sitegen.webconf import WebconfOptions, render_webconf
+from sitegen.config.load import SiteConfig
+from sitegen.tools.webconf import WebconfOptions, render_webconf
 from support import require_tool
 from support.nginx import NginxServer, nginx_binary
 from support.server_process import ServerProcess
@@ -137,7 +137,7 @@ def webconf_server(
 ) -> GeneratedNginx | ApacheServer:
     """A real ``server`` (not started yet) that will run exactly the config
     ``sitegen webconf <server> --standalone --state-dir <state_dir>`` prints for ``config``
-    and ``options`` (:class:`sitegen.webconf.WebconfOptions` fields), on a free port."""
+    and ``options`` (:class:`sitegen.tools.webconf.WebconfOptions` fields), on a free port."""
 
     def make_config(port: int) -> str:
         opts = WebconfOptions(

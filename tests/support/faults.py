@@ -1,7 +1,7 @@
 """Misbehaving upstreams: fault hooks for :class:`support.upstream.UpstreamServer` and a raw
 socket server for connection-level misbehaviour.
 
-Every hook here is bounded in time: a hook that stalls or drips gives up as soon as the client
+Every hook here is bounded in time: a hook that stalls or drips gives up as the client
 hangs up, and after ``max_seconds`` at the latest, so a test never leaves a busy thread behind.
 
 Hooks (pass to ``server.add_fault(path, hook, times)``):
@@ -34,8 +34,8 @@ from typing import Any
 
 import zstandard
 
-from sitegen.config import SiteConfig, parse_config
-from sitegen.example_channel import PackageSpec
+from sitegen.config.load import SiteConfig, parse_config
+from sitegen.tools.example_channel import PackageSpec
 from support import StartStop
 from support.upstream import FaultHook, UpstreamHandler
 

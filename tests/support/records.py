@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sitegen.records import Record
+from sitegen.conda.records import Record
 
 JAN_2024 = 1_704_067_200_000  # 2024-01-01T00:00Z in ms
 

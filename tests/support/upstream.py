@@ -326,7 +326,7 @@ class UpstreamServer(StartStop):
 @dataclass
 class ExampleUpstream:
     """A channel written under ``root`` and served by ``server`` (the ``example_upstream``
-    fixture holds :func:`sitegen.example_channel.example_packages`)."""
+    fixture holds :func:`sitegen.tools.example_channel.example_packages`)."""
 
     root: Path
     server: UpstreamServer

@@ -13,7 +13,7 @@ directory at a URL prefix with what conda clients need:
 * ``.sitegen/`` (private state) and any other dot-name (temporary downloads) denied;
 * symlinks followed, for the deploy ``ln -s /srv/mirror/site /var/www/html/anaconda``;
 * for channels fed by a passive mirror, package files that are not stored yet are handed to the
-  verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.fetcher`).
+  verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.passive.fetcher`).
 
 The default output is a snippet to include (an nginx ``server`` block; an Apache ``Alias`` +
 ``<Directory>`` block, wrapped in a ``<VirtualHost>`` when ``--listen`` is given).
@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
+from sitegen.config.load import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.resources import templates_dir
 
 SERVERS = ("nginx", "apache")

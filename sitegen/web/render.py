@@ -50,14 +50,14 @@ import jinja2
 import markupsafe
 import msgspec
 
-from sitegen import pages
-from sitegen.conda import _MAX_SECONDS, timestamp_ms
-from sitegen.config import ChannelConfig, SiteConfig, redact_url
-from sitegen.history import History
-from sitegen.records import Record, RepodataError, gc_paused, parse_repodata
-from sitegen.report import RUNNING, RunReport
+from sitegen.conda.records import Record, RepodataError, gc_paused, parse_repodata
+from sitegen.conda.version import _MAX_SECONDS, timestamp_ms
+from sitegen.config.load import ChannelConfig, SiteConfig, redact_url
 from sitegen.resources import templates_dir
-from sitegen.storage import Site, UnsafePathError
+from sitegen.store.site import Site, UnsafePathError
+from sitegen.sync.history import History
+from sitegen.sync.report import RUNNING, RunReport
+from sitegen.web import pages
 
 log = logging.getLogger("sitegen")
 
@@ -766,7 +766,7 @@ class _Renderer:
         self._remove_stale_listing_caches()
 
     def _remove_stale_listing_caches(self) -> None:
-        """The chunk caches of subdirs no longer configured (each can be as large as its page)."""
+        """The chunk caches of subdirs no longer configured (each can be as its page)."""
         directory = self._listings_dir
         kept = {
             f"{channel.path}/{subdir}{suffix}"

@@ -19,9 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 import watchfiles
 
-from sitegen.config import ConfigError, SiteConfig
-from sitegen.render import TEMPLATES_DIR, render_site
-from sitegen.storage import TEMP_PREFIX
+from sitegen.config.load import ConfigError, SiteConfig
+from sitegen.store.site import TEMP_PREFIX
+from sitegen.web.render import TEMPLATES_DIR, render_site
 
 log = logging.getLogger("sitegen")
 

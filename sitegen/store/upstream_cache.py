@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from sitegen.storage import Site
-from sitegen.upstream import CacheValidators
+from sitegen.net.upstream import CacheValidators
+from sitegen.store.site import Site
 
 
 class UpstreamCache:

@@ -22,21 +22,26 @@ from urllib.parse import urljoin
 import msgspec
 import trio
 
-from sitegen import upstream as upstream_mod
-from sitegen.channeldata import build_channeldata
-from sitegen.closure import MirrorSelection, close_dependencies
-from sitegen.conda import RecordMatcher
-from sitegen.config import ChannelConfig, ConfigError, MirrorConfig, SiteConfig
-from sitegen.download import DownloadJob, DownloadResult, download, file_matches
-from sitegen.filters import apply_filters, effective_newest, include_dependencies
-from sitegen.history import History, new_run_id
-from sitegen.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
-from sitegen.lock import SiteLock
-from sitegen.progress import Progress, human_bytes
-from sitegen.prune import deletion_guard, package_files, prune_subdir
-from sitegen.publish import SubdirMetadata, publish_subdir, write_json
-from sitegen.records import Record, Repodata, RepodataError, load_published, parse_repodata
-from sitegen.report import (
+from sitegen.conda.channeldata import build_channeldata
+from sitegen.conda.records import Record, Repodata, RepodataError, load_published, parse_repodata
+from sitegen.conda.version import RecordMatcher
+from sitegen.config.load import ChannelConfig, ConfigError, MirrorConfig, SiteConfig
+from sitegen.config.schedule import is_due
+from sitegen.filters.apply import apply_filters, effective_newest, include_dependencies
+from sitegen.net import upstream as upstream_mod
+from sitegen.net.download import DownloadJob, DownloadResult, download, file_matches
+from sitegen.net.upstream import SubdirMissing, Upstream, UpstreamError, open_upstreams
+from sitegen.store.lock import SiteLock
+from sitegen.store.site import Site, origins_path
+from sitegen.store.upstream_cache import UpstreamCache
+from sitegen.store.writer import DiskWriter, open_disk_writer
+from sitegen.sync.closure import MirrorSelection, close_dependencies
+from sitegen.sync.history import History, new_run_id
+from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
+from sitegen.sync.progress import Progress, human_bytes
+from sitegen.sync.prune import deletion_guard, package_files, prune_subdir
+from sitegen.sync.publish import SubdirMetadata, publish_subdir, write_json
+from sitegen.sync.report import (
     COMPLETED,
     FAILED,
     RUNNING,
@@ -46,11 +51,6 @@ from sitegen.report import (
     MirrorSubdirReport,
     RunReport,
 )
-from sitegen.schedule import is_due
-from sitegen.state import UpstreamCache
-from sitegen.storage import Site, origins_path
-from sitegen.upstream import SubdirMissing, Upstream, UpstreamError, open_upstreams
-from sitegen.writer import DiskWriter, open_disk_writer
 
 log = logging.getLogger("sitegen")
 

@@ -1,6 +1,6 @@
 """Page models: plain data built from published repodata and the run ledger.
 
-Everything here is pure (no disk, no network, no markup): :mod:`sitegen.render` reads the site,
+Everything here is pure (no disk, no network, no markup): :mod:`sitegen.web.render` reads the site,
 hands the data to these builders and renders their output with the jinja2 templates. Paths in
 the models are relative to the site root; the templates turn them into links relative to the
 page that shows them.
@@ -23,11 +23,11 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
-from sitegen.conda import InvalidVersionError, parse_version
-from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.progress import human_bytes
-from sitegen.records import Record
-from sitegen.report import (
+from sitegen.conda.records import Record
+from sitegen.conda.version import InvalidVersionError, parse_version
+from sitegen.config.load import ChannelConfig, SiteConfig
+from sitegen.sync.progress import human_bytes
+from sitegen.sync.report import (
     COMPLETED,
     FAILED,
     INTERRUPTED,
@@ -577,7 +577,7 @@ def subdir_listing_head(
     metadata: Mapping[str, tuple[int, float]],
 ) -> dict[str, Any]:
     """:func:`subdir_listing` but for the package rows: ``records`` sorted by file name
-    instead, of which :func:`listing_rows` makes rows (sitegen.render, in chunks)."""
+    instead, of which :func:`listing_rows` makes rows (sitegen.web.render, in chunks)."""
     meta_rows = [
         {"fn": fn, "size": metadata[fn][0], "modified": format_time(metadata[fn][1])}
         for fn in METADATA_FILES

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import trio
 
-from sitegen.config import load_config
-from sitegen.example_channel import write_example_channel
-from sitegen.mirror import MirrorOptions, run_mirror
-from sitegen.render import render_site
+from sitegen.config.load import load_config
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import write_example_channel
+from sitegen.web.render import render_site
 
 DEMO_CONFIG = """\
 # Written by `sitegen demo`: mirrors the example upstream in ./upstream into ./site.

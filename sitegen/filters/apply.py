@@ -3,7 +3,7 @@
 A record must pass every level (site defaults, channel, mirror). The per-record predicates of
 all levels run first, then the allowlists, then ``newest_versions``; so a record excluded as
 "not in allowlist" or "older version" is known to pass everything else, and the dependency
-closure may pull it back in (see :mod:`sitegen.closure`).
+closure may pull it back in (see :mod:`sitegen.sync.closure`).
 
 Everything here is a pure function over plain data. Work is proportional to what the config
 asks for: with no filters set nothing is evaluated per record, and MatchSpecs are only tried on
@@ -21,9 +21,9 @@ from typing import Any
 
 from rattler import MatchSpec
 
-from sitegen.conda import RecordMatcher, parse_matchspec, parse_version, timestamp_ms
-from sitegen.config import FilterSpec
-from sitegen.records import Record
+from sitegen.conda.records import Record
+from sitegen.conda.version import RecordMatcher, parse_matchspec, parse_version, timestamp_ms
+from sitegen.config.load import FilterSpec
 
 REASON_SUBDIR = "subdir not selected"
 REASON_NAME = "name excluded"

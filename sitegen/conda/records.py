@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from sitegen.conda import InvalidVersionError, parse_version, timestamp_ms
+from sitegen.conda.version import InvalidVersionError, parse_version, timestamp_ms
 
 PACKAGES = "packages"
 PACKAGES_CONDA = "packages.conda"

@@ -1,7 +1,7 @@
 """The verifying pull-through cache behind the web server, for channels with passive mirrors.
 
 A passive mirror publishes repodata but downloads no package files. The web server (see
-:mod:`sitegen.webconf`) serves every file that is stored and hands a request for a missing
+:mod:`sitegen.tools.webconf`) serves every file that is stored and hands a request for a missing
 package file of such a channel to this small HTTP/1.1 service (``sitegen fetcher``), with the
 site prefix already stripped: ``GET /<channel path>/<subdir>/<filename>``.
 
@@ -13,7 +13,7 @@ For each request the fetcher
    names the mirror that supplied each file. A file no published repodata lists is a 404: the
    fetcher never becomes an open proxy to upstream;
 2. streams the file when it is already stored with the published size;
-3. otherwise downloads it from that mirror's upstream with :func:`sitegen.download.download`,
+3. otherwise downloads it from that mirror's upstream with :func:`sitegen.net.download.download`,
    exactly as ``sitegen mirror`` does: the bytes stream into a nameless file in the target's
    directory while being hashed, and only when size and sha256 (md5 when the record has no
    sha256) match the published record does the file get its published name (atomically).
@@ -30,7 +30,7 @@ files stay stored when the upstream is down later (a proxy feed that keeps servi
 
 Tokens stay in the fetcher's environment (``${ENV}`` references in ``channels.yaml``); upstream
 URLs never appear in responses or logs, which name only the channel, subdir, file and mirror.
-Request paths are resolved with :meth:`sitegen.storage.Site.path`, so no path can leave the site,
+Request paths are resolved with :meth:`sitegen.store.site.Site.path`, so no path can leave the site,
 and only names listed in published repodata are ever written.
 
 The HTTP side is a minimal HTTP/1.1 server on trio streams with h11 (keep-alive, GET and HEAD):
@@ -55,17 +55,17 @@ import h11
 import msgspec
 import trio
 
-from sitegen import upstream as upstream_mod
-from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
-from sitegen.download import DownloadJob, download
-from sitegen.progress import human_bytes
-from sitegen.records import Record
-from sitegen.state import UpstreamCache
-from sitegen.storage import Site, UnsafePathError, origins_path
-from sitegen.upstream import Upstream, open_upstreams
-from sitegen.writer import DiskWriter, open_disk_writer
+from sitegen.conda.records import Record
+from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.net import upstream as upstream_mod
+from sitegen.net.download import DownloadJob, download
+from sitegen.net.upstream import Upstream, open_upstreams
+from sitegen.store.site import Site, UnsafePathError, origins_path
+from sitegen.store.upstream_cache import UpstreamCache
+from sitegen.store.writer import DiskWriter, open_disk_writer
+from sitegen.sync.progress import human_bytes
 
-log = logging.getLogger("sitegen.fetcher")
+log = logging.getLogger("sitegen.passive.fetcher")
 
 DEFAULT_LISTEN = ("127.0.0.1", 8901)
 CONTENT_TYPES = {".conda": "application/octet-stream", ".tar.bz2": "application/x-bzip2"}

@@ -12,8 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from sitegen.report import INTERRUPTED, RUNNING, RunReport
-from sitegen.storage import Site
+from sitegen.store.site import Site
+from sitegen.sync.report import INTERRUPTED, RUNNING, RunReport
 
 
 def new_run_id(now: float | None = None) -> str:

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import trio
 
-from sitegen.records import Record
-from sitegen.storage import PendingFile, Site
-from sitegen.upstream import RETRY_STATUS, Upstream, backoff_delay, describe_error
-from sitegen.writer import DiskWriter
+from sitegen.conda.records import Record
+from sitegen.net.upstream import RETRY_STATUS, Upstream, backoff_delay, describe_error
+from sitegen.store.site import PendingFile, Site
+from sitegen.store.writer import DiskWriter
 
 # Below this average rate a transfer is treated as stalled (slow-drip upstreams).
 MIN_RATE = 16 * 1024
@@ -38,7 +38,7 @@ class DownloadJob:
     upstream: Upstream
     record: Record
     target: Path  # final published path inside the site
-    # On disk before it is named: for files served as soon as they are named, with no flush
+    # On disk before it is named: for files served as they are named, with no flush
     # of the whole run after them (the pull-through fetcher, repairs).
     durable: bool = False
 

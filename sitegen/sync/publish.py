@@ -16,10 +16,10 @@ import msgspec
 import trio
 import zstandard
 
-from sitegen.conda import RecordMatcher
-from sitegen.current_repodata import current_records
-from sitegen.records import Record, encode_repodata
-from sitegen.storage import Site, same_content
+from sitegen.conda.current_repodata import current_records
+from sitegen.conda.records import Record, encode_repodata
+from sitegen.conda.version import RecordMatcher
+from sitegen.store.site import Site, same_content
 
 # Level 9 keeps conda-forge-sized repodata to seconds; conda-index's 16 costs ~50x the time for
 # ~15% smaller files (see the performance notes in the README).

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from sitegen.storage import Site
+from sitegen.store.site import Site
 
 PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
 

@@ -23,10 +23,10 @@ from typing import Any
 import msgspec
 
 from sitegen import __version__
-from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.prune import package_files
-from sitegen.publish import METADATA_FILES
-from sitegen.storage import Site, origins_path
+from sitegen.config.load import ChannelConfig, SiteConfig
+from sitegen.store.site import Site, origins_path
+from sitegen.sync.prune import package_files
+from sitegen.sync.publish import METADATA_FILES
 
 # Settings that decide when a mirror runs, or where an error message points, not what it holds.
 _NOT_INPUTS = frozenset({"line", "schedule"})

@@ -25,7 +25,7 @@ from itertools import cycle
 
 import trio
 
-from sitegen.storage import PendingFile
+from sitegen.store.site import PendingFile
 
 BATCH = 1 << 20
 MAX_BUFFERED = 64 << 20

@@ -22,14 +22,14 @@ from pathlib import Path
 import trio
 import zstandard
 
-from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.download import DownloadJob, download, file_matches
-from sitegen.lock import SiteLock, SiteLocked
-from sitegen.publish import SubdirMetadata, _bz2, _zstd
-from sitegen.records import Record, Repodata, RepodataError, parse_repodata
-from sitegen.storage import TEMP_PREFIX, Site, origins_path, temp_writer_alive
-from sitegen.upstream import open_upstreams
-from sitegen.writer import open_disk_writer
+from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
+from sitegen.config.load import ChannelConfig, SiteConfig
+from sitegen.net.download import DownloadJob, download, file_matches
+from sitegen.net.upstream import open_upstreams
+from sitegen.store.lock import SiteLock, SiteLocked
+from sitegen.store.site import TEMP_PREFIX, Site, origins_path, temp_writer_alive
+from sitegen.store.writer import open_disk_writer
+from sitegen.sync.publish import SubdirMetadata, _bz2, _zstd
 
 log = logging.getLogger("sitegen")
 

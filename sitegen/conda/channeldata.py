@@ -21,8 +21,8 @@ from typing import Any
 
 from rattler import Version
 
-from sitegen.conda import InvalidVersionError, parse_version, timestamp_ms
-from sitegen.records import Record
+from sitegen.conda.records import Record
+from sitegen.conda.version import InvalidVersionError, parse_version, timestamp_ms
 
 CHANNELDATA_VERSION = 1
 # Descriptive fields copied from the newest record that has a (non-empty string) value.

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from sitegen import schedule
-from sitegen.conda import InvalidSpecError, parse_matchspec
+from sitegen.conda.version import InvalidSpecError, parse_matchspec
+from sitegen.config import schedule
 
 KNOWN_SUBDIRS = frozenset(
     [

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 from rattler import MatchSpec
 
-from sitegen.conda import InvalidSpecError, RecordMatcher, parse_matchspec, parse_version
-from sitegen.filters import FilterResult, spec_exact_name
-from sitegen.records import Record
+from sitegen.conda.records import Record
+from sitegen.conda.version import InvalidSpecError, RecordMatcher, parse_matchspec, parse_version
+from sitegen.filters.apply import FilterResult, spec_exact_name
 
 NOARCH = "noarch"
 
@@ -62,7 +62,7 @@ class _Spec:
 
 
 class _Match:
-    """Whether records match one spec, asking rattler as rarely as the spec allows."""
+    """Whether records match one spec, asking rattler as the spec allows."""
 
     def __init__(self, parsed: _Spec, matcher: RecordMatcher) -> None:
         self.spec = parsed.spec
@@ -253,7 +253,7 @@ def close_dependencies(
     """Add the dependencies of include_dependencies mirrors' records, transitively.
 
     `selections` are in config order, which is also mirror priority. Kept records that satisfy
-    a dependency are walked as well as added ones, so a package served by a mirror without
+    a dependency are walked as added ones, so a package served by a mirror without
     include_dependencies still has its own dependencies checked and, where possible, added.
     """
     return _Closure(selections, matcher).run()

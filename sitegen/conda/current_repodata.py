@@ -46,7 +46,8 @@ from typing import Any
 
 from rattler import MatchSpec, Version, VersionSpec
 
-from sitegen.conda import (
+from sitegen.conda.records import Record
+from sitegen.conda.version import (
     InvalidSpecError,
     InvalidVersionError,
     RecordMatcher,
@@ -55,7 +56,6 @@ from sitegen.conda import (
     parse_version_spec,
     spec_name,
 )
-from sitegen.records import Record
 
 
 class _Release:

@@ -1,0 +1,1 @@
+"""Conda formats: the repodata schema, versions and MatchSpecs, current_repodata, channeldata."""

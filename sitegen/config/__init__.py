@@ -1,0 +1,1 @@
+"""channels.yaml: parsing, validation with file/line/key errors, the typed site model."""

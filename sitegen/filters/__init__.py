@@ -1,0 +1,1 @@
+"""Record filters: which records of an upstream a channel publishes, and why not."""

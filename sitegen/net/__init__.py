@@ -1,0 +1,1 @@
+"""The upstream client: connection pool, retries, redirects, credentials, package downloads."""

@@ -1,0 +1,1 @@
+"""The pull-through fetcher for passive mirrors."""

@@ -1,0 +1,1 @@
+"""The mirror pipeline: fetch, select, closure, merge, plan, download, publish, prune, history."""

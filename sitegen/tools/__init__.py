@@ -1,0 +1,1 @@
+"""Operator tools beside the pipeline: verify, webconf, serve, demo."""

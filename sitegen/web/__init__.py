@@ -1,0 +1,1 @@
+"""The browse pages: page models and the incremental renderer."""
