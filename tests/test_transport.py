@@ -335,7 +335,7 @@ async def test_a_bad_redirect_fails_the_download_not_the_run(
     site = Site(tmp_path / "site")
     target = site.path("linux-64", "gone-1-0.conda")
     async with upstream_at(server) as upstream, open_disk_writer() as writer:
-        job = DownloadJob(upstream, record_for(target.name, b"x" * 10), target)
+        job = job_at(upstream, record_for(target.name, b"x" * 10), target)
         result = await download(job, site, writer, retries=0)
     assert not result.ok
     assert result.error.endswith("ConnectError")
@@ -369,16 +369,20 @@ async def test_credentials_in_the_url_go_to_their_origin_only(
 
 @contextlib.asynccontextmanager
 async def upstream_at(server: UpstreamServer) -> AsyncIterator[Upstream]:
-    """An Upstream whose package files live at the server's root."""
+    """An Upstream for the server; jobs made by :func:`job_at` fetch files from its root."""
     settings = DownloadSettings(concurrency=8, per_host=8, retries=0, timeout=60)
     mirror = MirrorConfig(name="up", url=server.url, subdirs=("linux-64",))
     client = make_client(settings)
     try:
         upstream = Upstream(mirror, client, settings, trio.CapacityLimiter(8))
-        upstream.package_bases["linux-64"] = server.url
         yield upstream
     finally:
         await client.aclose()
+
+
+def job_at(upstream: Upstream, record: Record, target: Path, durable: bool = False) -> DownloadJob:
+    """A download of a file at the upstream's root (a CEP-15 base_url naming the root)."""
+    return DownloadJob(upstream, record, target, durable=durable, base_url=upstream.base)
 
 
 def record_for(fn: str, data: bytes) -> Record:
@@ -400,7 +404,7 @@ async def test_a_cancelled_download_stops_at_once_and_leaves_nothing(
     async with upstream_at(server) as upstream, open_disk_writer() as writer:
         # The read timeout is 60 s: only the cancellation can end the read sooner.
         with trio.fail_after(20), trio.move_on_after(0.5) as scope:
-            job = DownloadJob(upstream, record_for(target.name, b"x" * 10), target)
+            job = job_at(upstream, record_for(target.name, b"x" * 10), target)
             await download(job, site, writer, retries=0)
     assert scope.cancelled_caught
     assert os.listdir(target.parent) == []
@@ -431,7 +435,7 @@ async def test_a_slow_disk_after_the_last_byte_is_not_a_timeout(
     site = Site(tmp_path / "site")
     target = site.path("linux-64", fn)
     async with upstream_at(server) as upstream, open_disk_writer() as writer:
-        job = DownloadJob(upstream, record_for(fn, data), target, durable=durable)
+        job = job_at(upstream, record_for(fn, data), target, durable=durable)
         result = await download(job, site, writer, retries=1)
     assert result.ok, result.error
     assert target.read_bytes() == data
@@ -467,12 +471,12 @@ async def test_a_durable_commit_does_not_hold_up_other_files(
     ):
 
         async def durable() -> None:
-            job = DownloadJob(upstream, record_for(a, a_data), site.path("linux-64", a), True)
+            job = job_at(upstream, record_for(a, a_data), site.path("linux-64", a), durable=True)
             assert (await download(job, site, writer, retries=0)).ok
 
         nursery.start_soon(durable)
         await trio.to_thread.run_sync(entered.wait, 10)
-        job = DownloadJob(upstream, record_for(b, b_data), site.path("linux-64", b))
+        job = job_at(upstream, record_for(b, b_data), site.path("linux-64", b))
         assert (await download(job, site, writer, retries=0)).ok
         order.append("other file named")
         release.set()
@@ -552,7 +556,7 @@ async def fetch(server: UpstreamServer, tmp_path: Path, fn: str, retries: int = 
     site = Site(tmp_path / "site")
     target = site.path("linux-64", fn)
     async with upstream_at(server) as upstream, open_disk_writer() as writer:
-        job = DownloadJob(upstream, record_for(fn, BIG), target)
+        job = job_at(upstream, record_for(fn, BIG), target)
         result = await download(job, site, writer, retries)
     return result, target
 

@@ -175,3 +175,60 @@ def test_temporary_of_a_live_writer_is_not_debris(
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_repair_fetches_from_the_cep15_package_host(tmp_path: Path) -> None:
+    """Upstream repodata whose ``info.base_url`` (CEP-15) puts the packages on another host:
+    a missing file is fetched again from that host, as the mirror run fetched it."""
+    meta_root, package_root = tmp_path / "meta", tmp_path / "packages"
+    write_channel(package_root, small_packages(), zst=False)
+    write_channel(meta_root, small_packages(), zst=False)
+    for subdir in (LINUX, "noarch"):
+        for entry in (meta_root / subdir).iterdir():
+            if entry.name != "repodata.json":
+                entry.unlink()  # the metadata host serves no package
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(package_root) as packages, UpstreamServer(meta_root) as meta:
+        for subdir in (LINUX, "noarch"):
+            path = meta_root / subdir / "repodata.json"
+            document = json.loads(path.read_bytes())
+            document["info"]["base_url"] = f"{packages.url}/{subdir}/"
+            path.write_text(json.dumps(document))
+        config = write_config(tmp_path / "channels.yaml", site, meta.url, retries=1)
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+        (site / CHANNEL / LINUX / MISSING).unlink()
+        packages.reset()
+        meta.reset()
+        assert main(["verify", "-c", str(config), "--repair"]) == 0
+        assert [r.path for r in packages.requests] == [f"/{LINUX}/{MISSING}"]
+        assert not meta.requests
+    assert_site_invariant(site)
+
+
+def test_repair_of_a_missing_file_asks_the_mirror_that_supplied_it(tmp_path: Path) -> None:
+    """In a channel fed by two mirrors, a missing file comes back from its own mirror, not
+    from the channel's first one."""
+    first_root, second_root = tmp_path / "first", tmp_path / "second"
+    write_channel(first_root, small_packages()[:1], zst=False)
+    write_channel(second_root, small_packages()[1:], zst=False)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(first_root) as first, UpstreamServer(second_root) as second:
+        config = tmp_path / "channels.yaml"
+        config.write_text(
+            f"output: {site}\n"
+            "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 5}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            "    mirrors:\n"
+            f"      - {{name: first, url: '{first.url}', subdirs: [{LINUX}]}}\n"
+            f"      - {{name: second, url: '{second.url}', subdirs: [{LINUX}]}}\n"
+        )
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+        (site / CHANNEL / LINUX / MISSING).unlink()  # supplied by the second mirror
+        first.reset()
+        second.reset()
+        assert main(["verify", "-c", str(config), "--repair"]) == 0
+        assert [r.path for r in second.requests] == [f"/{LINUX}/{MISSING}"]
+        assert not first.requests
+    assert (site / CHANNEL / LINUX / MISSING).is_file()
+    assert_site_invariant(site)

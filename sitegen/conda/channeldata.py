@@ -22,6 +22,7 @@ from typing import Any
 from rattler import Version
 
 from sitegen.conda.records import Record
+from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.conda.version import InvalidVersionError, parse_version, timestamp_ms
 
 CHANNELDATA_VERSION = 1
@@ -38,8 +39,6 @@ ABOUT_FIELDS = (
     "summary",
 )
 _ABOUT_SET = frozenset(ABOUT_FIELDS)
-_CONDA = ".conda"
-_TAR_BZ2 = ".tar.bz2"
 
 
 # (build_number, timestamp_ms, is .conda, subdir, fn, record): within one version conda
@@ -98,7 +97,7 @@ def build_channeldata(subdir_records: dict[str, dict[str, Record]]) -> dict[str,
     subdirs_of: defaultdict[str, set[str]] = defaultdict(set)
     newest_ms: defaultdict[str, int] = defaultdict(int)
     for subdir, records in subdir_records.items():
-        conda_stems = {fn[: -len(_CONDA)] for fn in records if fn.endswith(_CONDA)}
+        conda_stems = {fn[: -len(CONDA_SUFFIX)] for fn in records if fn.endswith(CONDA_SUFFIX)}
         for fn, record in records.items():
             raw = record.raw
             name = raw["name"]
@@ -106,8 +105,12 @@ def build_channeldata(subdir_records: dict[str, dict[str, Record]]) -> dict[str,
             subdirs_of[name].add(subdir)
             if ms > newest_ms[name]:
                 newest_ms[name] = ms
-            is_conda = fn.endswith(_CONDA)
-            if not is_conda and fn.endswith(_TAR_BZ2) and fn[: -len(_TAR_BZ2)] in conda_stems:
+            is_conda = fn.endswith(CONDA_SUFFIX)
+            if (
+                not is_conda
+                and fn.endswith(TAR_BZ2_SUFFIX)
+                and fn[: -len(TAR_BZ2_SUFFIX)] in conda_stems
+            ):
                 continue  # its .conda twin speaks for the same build
             build_number = raw.get("build_number", 0)
             if not isinstance(build_number, int):

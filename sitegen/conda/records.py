@@ -17,11 +17,16 @@ from typing import Any
 
 import msgspec
 
+from sitegen.conda.schema import (
+    CONDA_SUFFIX,
+    PACKAGES,
+    PACKAGES_CONDA,
+    RECORD_SECTIONS,
+    SUFFIX_OF_KEY,
+    section_of,
+)
 from sitegen.conda.version import InvalidVersionError, parse_version, timestamp_ms
 
-PACKAGES = "packages"
-PACKAGES_CONDA = "packages.conda"
-SUFFIX_OF_KEY = {PACKAGES: ".tar.bz2", PACKAGES_CONDA: ".conda"}
 MAX_PACKAGE_SIZE = 1 << 40  # 1 TiB: larger claims are hostile or broken
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -96,7 +101,7 @@ class Record:
 
     @property
     def key(self) -> str:
-        return PACKAGES_CONDA if self.fn.endswith(".conda") else PACKAGES
+        return section_of(self.fn)
 
     def same_file(self, other: Record) -> bool:
         """True when both describe the same bytes (sha256 preferred, md5 otherwise)."""
@@ -235,14 +240,14 @@ def _load_published(data: bytes, subdir: str) -> Repodata:
         raise RepodataError("published repodata is not a JSON object")
     out = Repodata(subdir=subdir, info=document.get("info") or {})
     out.removed = document.get("removed") or []
-    for key in (PACKAGES, PACKAGES_CONDA):
+    for key in RECORD_SECTIONS:
         section = document.get(key, {})
         if type(section) is not dict:
             raise RepodataError(f"published repodata {key!r} is not an object")
         for fn, raw in section.items():
             out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
     out.extra = {
-        k: v for k, v in document.items() if k not in ("info", "removed", PACKAGES, PACKAGES_CONDA)
+        k: v for k, v in document.items() if k not in ("info", "removed", *RECORD_SECTIONS)
     }
     return out
 
@@ -270,12 +275,12 @@ def _parse_repodata(data: bytes, subdir: str, origin: str) -> Repodata:
     removed = [r for r in removed if isinstance(r, str) and (not lenient or _sound(r))]
     out = Repodata(subdir=subdir, info=info, removed=removed)
     for top_key, value in document.items():
-        if top_key in ("info", "removed", PACKAGES, PACKAGES_CONDA):
+        if top_key in ("info", "removed", *RECORD_SECTIONS):
             continue
         if lenient and not (_sound(top_key) and _sound(value)):
             continue
         out.extra[top_key] = value
-    for key in (PACKAGES, PACKAGES_CONDA):
+    for key in RECORD_SECTIONS:
         section = document.get(key) or {}
         if not isinstance(section, dict):
             raise RepodataError(f"repodata {key!r} is not an object")
@@ -305,7 +310,7 @@ def encode_repodata(
     packages: dict[str, Any] = {}
     packages_conda: dict[str, Any] = {}
     for record in sorted(items, key=lambda r: r.fn):
-        (packages_conda if record.fn.endswith(".conda") else packages)[record.fn] = record.raw
+        (packages_conda if record.fn.endswith(CONDA_SUFFIX) else packages)[record.fn] = record.raw
     document: dict[str, Any] = {"info": {**info, "subdir": subdir}}
     document[PACKAGES] = packages
     document[PACKAGES_CONDA] = packages_conda

@@ -22,6 +22,7 @@ from typing import Any
 from rattler import MatchSpec
 
 from sitegen.conda.records import Record
+from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.conda.version import RecordMatcher, parse_matchspec, parse_version, timestamp_ms
 from sitegen.config.load import FilterSpec
 
@@ -45,8 +46,6 @@ REASON_OLDER_VERSION = "older version"
 # Reasons that leave a record eligible for the dependency closure.
 CANDIDATE_REASONS = frozenset({REASON_NOT_ALLOWED, REASON_OLDER_VERSION})
 
-_TAR = ".tar.bz2"
-_CONDA = ".conda"
 
 # (record, lower-cased name) -> the reason it fails, or None.
 _Check = Callable[[Record, str], str | None]
@@ -200,9 +199,9 @@ def _level_checks(level: FilterSpec, names: set[str], matcher: RecordMatcher) ->
 
     # prefer-conda needs the whole subdir's outcome, so _drop_tar_twins applies it afterwards.
     if level.formats == "conda":
-        checks.append(lambda r, n: REASON_FORMAT if r.fn.endswith(_TAR) else None)
+        checks.append(lambda r, n: REASON_FORMAT if r.fn.endswith(TAR_BZ2_SUFFIX) else None)
     elif level.formats == "tar.bz2":
-        checks.append(lambda r, n: REASON_FORMAT if r.fn.endswith(_CONDA) else None)
+        checks.append(lambda r, n: REASON_FORMAT if r.fn.endswith(CONDA_SUFFIX) else None)
     return checks
 
 
@@ -323,12 +322,12 @@ def _drop_tar_twins(result: FilterResult) -> None:
     verdict; dropping a candidate .tar.bz2 whose .conda twin is also a candidate stops the
     closure from adding both formats later.
     """
-    for fn in [fn for fn in result.kept if fn.endswith(_TAR)]:
-        if fn[: -len(_TAR)] + _CONDA in result.kept:
+    for fn in [fn for fn in result.kept if fn.endswith(TAR_BZ2_SUFFIX)]:
+        if fn[: -len(TAR_BZ2_SUFFIX)] + CONDA_SUFFIX in result.kept:
             del result.kept[fn]
             result.excluded[fn] = REASON_TWIN
-    for fn in [fn for fn in result.candidates if fn.endswith(_TAR)]:
-        twin = fn[: -len(_TAR)] + _CONDA
+    for fn in [fn for fn in result.candidates if fn.endswith(TAR_BZ2_SUFFIX)]:
+        twin = fn[: -len(TAR_BZ2_SUFFIX)] + CONDA_SUFFIX
         if twin in result.kept or twin in result.candidates:
             del result.candidates[fn]
             result.excluded[fn] = REASON_TWIN

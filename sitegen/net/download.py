@@ -41,6 +41,7 @@ class DownloadJob:
     # On disk before it is named: for files served as they are named, with no flush
     # of the whole run after them (the pull-through fetcher, repairs).
     durable: bool = False
+    base_url: str | None = None  # the upstream subdir's CEP-15 info.base_url, as written
 
 
 @dataclass
@@ -223,7 +224,7 @@ async def _fetch(
 
 
 def _url(job: DownloadJob) -> str:
-    return job.upstream.package_url(job.record.subdir, job.record.fn)
+    return job.upstream.package_url(job.record.subdir, job.record.fn, job.base_url)
 
 
 async def _fetch_split(

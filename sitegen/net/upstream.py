@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 import trio
@@ -157,15 +157,17 @@ class Upstream:
         self.host_limiter = host_limiter
         self.base = mirror.source_url()  # holds secrets: only ever used for requests
         self.is_file = urlsplit(self.base).scheme == "file"
-        # subdir -> where its packages live when upstream repodata sets info.base_url (CEP-15)
-        self.package_bases: dict[str, str] = {}
 
     def url(self, subdir: str, filename: str) -> str:
         return f"{self.base}/{subdir}/{filename}"
 
-    def package_url(self, subdir: str, filename: str) -> str:
-        base = self.package_bases.get(subdir)
-        return f"{base.rstrip('/')}/{filename}" if base else self.url(subdir, filename)
+    def package_url(self, subdir: str, filename: str, base_url: str | None = None) -> str:
+        """Where a package file is fetched: beside the repodata, or under the subdir's CEP-15
+        ``info.base_url`` (absolute, or relative to the upstream subdir) when it sets one."""
+        if not base_url:
+            return self.url(subdir, filename)
+        base = urljoin(self.url(subdir, ""), base_url)
+        return f"{base.rstrip('/')}/{filename}"
 
     def display(self, subdir: str, filename: str = "") -> str:
         tail = f"/{filename}" if filename else ""

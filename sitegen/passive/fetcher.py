@@ -49,26 +49,34 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urljoin
+from urllib.parse import unquote
 
 import h11
 import msgspec
 import trio
 
 from sitegen.conda.records import Record
+from sitegen.conda.schema import (
+    CONDA_SUFFIX,
+    FILES_DECODER,
+    TAR_BZ2_SUFFIX,
+    FileEntry,
+    FilesDoc,
+    format_of,
+)
 from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
-from sitegen.net import upstream as upstream_mod
+from sitegen.layout import origins_path
 from sitegen.net.download import DownloadJob, download
 from sitegen.net.upstream import Upstream, open_upstreams
-from sitegen.store.site import Site, UnsafePathError, origins_path
-from sitegen.store.upstream_cache import UpstreamCache
+from sitegen.store.origins import Origins, read_origins
+from sitegen.store.site import Site, UnsafePathError
 from sitegen.store.writer import DiskWriter, open_disk_writer
 from sitegen.sync.progress import human_bytes
 
 log = logging.getLogger("sitegen.passive.fetcher")
 
 DEFAULT_LISTEN = ("127.0.0.1", 8901)
-CONTENT_TYPES = {".conda": "application/octet-stream", ".tar.bz2": "application/x-bzip2"}
+CONTENT_TYPES = {CONDA_SUFFIX: "application/octet-stream", TAR_BZ2_SUFFIX: "application/x-bzip2"}
 LONG_CACHE = "public, max-age=31536000, immutable"
 CHUNK = 1 << 18
 MAX_HEAD = 16 * 1024  # request line + headers
@@ -81,37 +89,8 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------- published metadata
 
 
-class _Entry(msgspec.Struct):
-    """The part of a published record the fetcher needs (repodata at conda-forge scale is
-    decoded into these alone, not into full records)."""
-
-    size: int
-    sha256: str | None = None
-    md5: str | None = None
-
-
-class _Published(msgspec.Struct):
-    packages: dict[str, _Entry] = msgspec.field(default_factory=dict)
-    packages_conda: dict[str, _Entry] = msgspec.field(default_factory=dict, name="packages.conda")
-
-    def get(self, fn: str) -> _Entry | None:
-        return (self.packages_conda if fn.endswith(".conda") else self.packages).get(fn)
-
-
-class _UpstreamInfo(msgspec.Struct):
-    base_url: str | None = None
-
-
-class _UpstreamDoc(msgspec.Struct):
-    info: _UpstreamInfo = msgspec.field(default_factory=_UpstreamInfo)
-
-
-def _read_published(path: Path) -> _Published:
-    return msgspec.json.decode(path.read_bytes(), type=_Published)
-
-
-def _read_origins(path: Path) -> dict[str, str]:
-    return msgspec.json.decode(path.read_bytes(), type=dict[str, str])
+def _read_published(path: Path) -> FilesDoc:
+    return FILES_DECODER.decode(path.read_bytes())
 
 
 class _StatCache:
@@ -251,31 +230,36 @@ class Fetcher:
         return self._file_reply(target_path, "fetched")
 
     def _file_reply(self, path: Path, outcome: str) -> Reply:
-        suffix = ".conda" if path.name.endswith(".conda") else ".tar.bz2"
         return Reply(
             200,
             file=path,
             headers=[
-                ("Content-Type", CONTENT_TYPES[suffix]),
+                ("Content-Type", CONTENT_TYPES[format_of(path.name)]),
                 ("Cache-Control", LONG_CACHE),
                 ("X-Sitegen-Fetcher", outcome),
             ],
             outcome=outcome,
         )
 
-    async def _origin(self, channel: ChannelConfig, subdir: str, fn: str) -> MirrorConfig | None:
+    async def _origin(
+        self, channel: ChannelConfig, subdir: str, fn: str
+    ) -> tuple[MirrorConfig | None, str | None]:
+        """The mirror that supplied a file, and its subdir's CEP-15 base_url, as the mirror run
+        recorded them."""
         origins = await self._cache.get(
-            origins_path(self.site, channel.path, subdir), _read_origins
+            origins_path(self.site.root, channel.path, subdir), read_origins
         )
-        name = (origins or {}).get(fn)
+        origins = origins or Origins()
+        name = origins.mirror_of(fn)
         if name is None and len(channel.mirrors) == 1:
-            return channel.mirrors[0]
-        return next((m for m in channel.mirrors if m.name == name), None)
+            name = channel.mirrors[0].name
+        mirror = next((m for m in channel.mirrors if m.name == name), None)
+        return mirror, origins.base_url_of(name) if name else None
 
     # ------------------------------------------------------------------ fetch
 
     async def fetch(
-        self, channel: ChannelConfig, subdir: str, fn: str, entry: _Entry, target: Path
+        self, channel: ChannelConfig, subdir: str, fn: str, entry: FileEntry, target: Path
     ) -> str | None:
         """Download ``target`` once however many ask at once; None when stored, else why not."""
         flight = self.flights.get(target)
@@ -297,7 +281,7 @@ class Fetcher:
         channel: ChannelConfig,
         subdir: str,
         fn: str,
-        entry: _Entry,
+        entry: FileEntry,
         target: Path,
     ) -> None:
         where = f"{channel.path}/{subdir}/{fn}"
@@ -314,10 +298,10 @@ class Fetcher:
             self.fetched += 1
 
     async def _download_one(
-        self, channel: ChannelConfig, subdir: str, fn: str, entry: _Entry, target: Path
+        self, channel: ChannelConfig, subdir: str, fn: str, entry: FileEntry, target: Path
     ) -> str | None:
         where = f"{channel.path}/{subdir}/{fn}"
-        mirror = await self._origin(channel, subdir, fn)
+        mirror, base_url = await self._origin(channel, subdir, fn)
         if mirror is None:
             log.error("%s: no mirror is recorded for it in the origins map", where)
             return "no mirror recorded for this file"
@@ -325,7 +309,6 @@ class Fetcher:
             log.error("%s: mirror %s: %s", where, mirror.name, self.unavailable[mirror.name])
             return f"mirror {mirror.name} is not configured on this server"
         upstream = self.upstreams[mirror.name]
-        await self._package_base(upstream, subdir)
         record = Record(
             fn=fn,
             subdir=subdir,
@@ -335,7 +318,7 @@ class Fetcher:
         assert self._writer is not None  # downloads run only while the fetcher is running
         async with self._limiter:
             result = await download(
-                DownloadJob(upstream, record, target, durable=True),
+                DownloadJob(upstream, record, target, durable=True, base_url=base_url),
                 self.site,
                 self._writer,
                 self.config.download.retries,
@@ -352,28 +335,6 @@ class Fetcher:
             human_bytes(result.bytes),
         )
         return None
-
-    async def _package_base(self, upstream: Upstream, subdir: str) -> None:
-        """Honour upstream's ``info.base_url`` (CEP-15: packages live elsewhere), read from the
-        upstream repodata ``sitegen mirror`` cached, exactly as the mirror run resolves it."""
-        cache = UpstreamCache(self.site)
-        validators = cache.validators(upstream.mirror.name, subdir)
-        if validators is None:
-            return
-        path = cache.root / upstream.mirror.name / subdir / validators.variant
-
-        def parse(p: Path) -> str | None:
-            data = upstream_mod.decode_body(validators.variant, p.read_bytes())
-            return msgspec.json.decode(data, type=_UpstreamDoc).info.base_url
-
-        try:
-            base_url = await self._cache.get(path, parse)
-        except (OSError, upstream_mod.UpstreamError, msgspec.DecodeError, msgspec.ValidationError):
-            base_url = None
-        if base_url:
-            upstream.package_bases[subdir] = urljoin(upstream.url(subdir, ""), base_url)
-        else:
-            upstream.package_bases.pop(subdir, None)
 
     # ------------------------------------------------------------------ HTTP/1.1
 

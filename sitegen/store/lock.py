@@ -10,6 +10,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from sitegen.layout import LOCK_NAME
+
 
 class SiteLocked(Exception):
     """Another run holds the site."""
@@ -20,7 +22,7 @@ class SiteLock:
     exist yet there is no site to protect, and acquiring locks nothing."""
 
     def __init__(self, state_dir: Path, *, create: bool = True) -> None:
-        self.path = state_dir / "lock"
+        self.path = state_dir / LOCK_NAME
         self.create = create
         self._fd: int | None = None
 

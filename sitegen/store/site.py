@@ -17,6 +17,8 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from sitegen import layout
+
 TEMP_PREFIX = ".sitegen-tmp-"
 # How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
@@ -52,7 +54,7 @@ class Site:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".sitegen"
+        return layout.state_dir(self.root)
 
     def ensure_dir(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -375,8 +377,3 @@ def same_content(path: Path, data: bytes) -> bool:
         return path.read_bytes() == data
     except FileNotFoundError:
         return False
-
-
-def origins_path(site: Site, channel_path: str, subdir: str) -> Path:
-    """Where a channel subdir records which mirror supplied each file (for passive fetches)."""
-    return site.state_dir / "origins" / channel_path / f"{subdir}.json"

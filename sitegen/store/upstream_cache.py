@@ -7,7 +7,9 @@ one conditional request (304) and the body is read back from here.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from sitegen.layout import upstream_cache_dir
 from sitegen.net.upstream import CacheValidators
 from sitegen.store.site import Site
 
@@ -15,10 +17,9 @@ from sitegen.store.site import Site
 class UpstreamCache:
     def __init__(self, site: Site) -> None:
         self.site = site
-        self.root = site.state_dir / "upstream"
 
-    def _dir(self, mirror: str, subdir: str):
-        return self.root / mirror / subdir
+    def _dir(self, mirror: str, subdir: str) -> Path:
+        return upstream_cache_dir(self.site.root, mirror, subdir)
 
     def validators(self, mirror: str, subdir: str) -> CacheValidators | None:
         try:

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from sitegen.layout import runs_dir
 from sitegen.store.site import Site
 from sitegen.sync.report import INTERRUPTED, RUNNING, RunReport
 
@@ -26,7 +27,7 @@ def new_run_id(now: float | None = None) -> str:
 class History:
     def __init__(self, site: Site) -> None:
         self.site = site
-        self.directory = site.root / "history" / "runs"
+        self.directory = runs_dir(site.root)
 
     def _path(self, run_id: str) -> Path:
         return self.directory / f"{run_id}.json"

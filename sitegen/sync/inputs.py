@@ -24,9 +24,9 @@ import msgspec
 
 from sitegen import __version__
 from sitegen.config.load import ChannelConfig, SiteConfig
-from sitegen.store.site import Site, origins_path
+from sitegen.layout import METADATA_FILES, inputs_path, origins_path
+from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
-from sitegen.sync.publish import METADATA_FILES
 
 # Settings that decide when a mirror runs, or where an error message points, not what it holds.
 _NOT_INPUTS = frozenset({"line", "schedule"})
@@ -88,7 +88,7 @@ def file_signature(
         for subdir in channel.subdirs:
             directory = site.path(channel.path, subdir)
             paths.extend(directory / name for name in METADATA_FILES)
-            paths.append(origins_path(site, channel.path, subdir))
+            paths.append(origins_path(site.root, channel.path, subdir))
             feeding = [m for m in channel.mirrors if subdir in m.subdirs]
             if not any(m.name in passive for m in feeding):
                 paths.extend(directory / fn for fn in sorted(package_files(directory)))
@@ -108,7 +108,7 @@ class BuiltFromStore:
     def __init__(self, site: Site, channels: list[ChannelConfig]) -> None:
         self.site = site
         key = hashlib.sha256("\0".join(sorted(c.path for c in channels)).encode()).hexdigest()
-        self.path = site.state_dir / "inputs" / f"{key[:24]}.json"
+        self.path = inputs_path(site.root, key[:24])
 
     def load(self) -> BuiltFrom | None:
         try:

@@ -12,9 +12,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from sitegen.layout import is_package_file
 from sitegen.store.site import Site
-
-PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
 
 
 def package_files(directory: Path) -> set[str]:
@@ -23,9 +22,7 @@ def package_files(directory: Path) -> set[str]:
         return set()
     with os.scandir(directory) as entries:
         return {
-            e.name
-            for e in entries
-            if e.name.endswith(PACKAGE_SUFFIXES) and e.is_file(follow_symlinks=False)
+            e.name for e in entries if is_package_file(e.name) and e.is_file(follow_symlinks=False)
         }
 
 

@@ -19,17 +19,12 @@ import zstandard
 from sitegen.conda.current_repodata import current_records
 from sitegen.conda.records import Record, encode_repodata
 from sitegen.conda.version import RecordMatcher
+from sitegen.layout import METADATA_FILES
 from sitegen.store.site import Site, same_content
 
 # Level 9 keeps conda-forge-sized repodata to seconds; conda-index's 16 costs ~50x the time for
 # ~15% smaller files (see the performance notes in the README).
 ZSTD_LEVEL = 9
-METADATA_FILES = (
-    "repodata.json",
-    "repodata.json.zst",
-    "repodata.json.bz2",
-    "current_repodata.json",
-)
 
 
 @dataclass

@@ -17,9 +17,7 @@ from collections import Counter
 from contextlib import AsyncExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin
 
-import msgspec
 import trio
 
 from sitegen.conda.channeldata import build_channeldata
@@ -32,7 +30,8 @@ from sitegen.net import upstream as upstream_mod
 from sitegen.net.download import DownloadJob, DownloadResult, download, file_matches
 from sitegen.net.upstream import SubdirMissing, Upstream, UpstreamError, open_upstreams
 from sitegen.store.lock import SiteLock
-from sitegen.store.site import Site, origins_path
+from sitegen.store.origins import Origins, write_origins
+from sitegen.store.site import Site
 from sitegen.store.upstream_cache import UpstreamCache
 from sitegen.store.writer import DiskWriter, open_disk_writer
 from sitegen.sync.closure import MirrorSelection, close_dependencies
@@ -72,6 +71,7 @@ class _Fetched:
     validators: upstream_mod.CacheValidators | None = None
     repodata: Repodata | None = None
     error: str = ""
+    base_url: str | None = None  # CEP-15: where upstream's packages live, as written
 
 
 @dataclass
@@ -445,10 +445,9 @@ class _Run:
             return
         await self._cache(mirror, subdir, fetched)
         fetched.body = None
-        base_url = repodata.info.pop("base_url", None)
-        if base_url:
+        fetched.base_url = repodata.info.pop("base_url", None)
+        if fetched.base_url:
             # CEP-15: packages live elsewhere; fetch them there, serve them here.
-            upstream.package_bases[subdir] = urljoin(upstream.url(subdir, ""), base_url)
             repodata.extra["repodata_version"] = 1
         fetched.repodata = repodata
         sub_report.records = len(repodata.records)
@@ -595,15 +594,16 @@ class _Run:
                         self.site.remove(path)
                     continue
                 upstream = self.upstreams[record.origin]
+                base_url = self.fetched[(record.origin, target.subdir)].base_url
                 before = published.get(fn)
                 if before is not None and not before.same_file(record):
                     # Re-uploaded upstream under the same name: the published record still
                     # describes the old bytes, so the new ones wait under a temporary name.
                     staged = self.site.staging_for(path)
                     target.staged[fn] = staged
-                    target.jobs.append(DownloadJob(upstream, record, staged))
+                    target.jobs.append(DownloadJob(upstream, record, staged, base_url=base_url))
                 else:
-                    target.jobs.append(DownloadJob(upstream, record, path))
+                    target.jobs.append(DownloadJob(upstream, record, path, base_url=base_url))
 
     def _report_dry_run(self, targets: list[_ChannelSubdir]) -> None:
         for target in targets:
@@ -704,12 +704,18 @@ class _Run:
         assert meta is not None
         for fn in target.failed:
             meta.records.pop(fn, None)  # never list a file that is not verified on disk
-        # Which mirror serves each file: for the passive fetcher and `sitegen verify --repair`.
-        origins = {fn: record.origin for fn, record in meta.records.items()}
+        # Which mirror serves each file, and from where: for the passive fetcher and
+        # `sitegen verify --repair`.
+        bases = {
+            m.name: base
+            for m in target.channel.mirrors
+            if (base := self.fetched.get((m.name, target.subdir), _Fetched("")).base_url)
+        }
+        origins = Origins(
+            files={fn: record.origin for fn, record in meta.records.items()}, package_bases=bases
+        )
         await trio.to_thread.run_sync(
-            self.site.write_bytes,
-            origins_path(self.site, target.channel.path, target.subdir),
-            msgspec.json.encode(dict(sorted(origins.items()))),
+            write_origins, self.site, target.channel.path, target.subdir, origins
         )
         directory = self.site.path(target.channel.path, target.subdir)
         staged = {fn: p for fn, p in target.staged.items() if fn not in target.failed}

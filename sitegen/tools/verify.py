@@ -27,7 +27,8 @@ from sitegen.config.load import ChannelConfig, SiteConfig
 from sitegen.net.download import DownloadJob, download, file_matches
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.lock import SiteLock, SiteLocked
-from sitegen.store.site import TEMP_PREFIX, Site, origins_path, temp_writer_alive
+from sitegen.store.origins import Origins, load_origins
+from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.store.writer import open_disk_writer
 from sitegen.sync.publish import SubdirMetadata, _bz2, _zstd
 
@@ -40,6 +41,22 @@ class Problem:
     kind: str  # "missing", "corrupt", "metadata", "temporary", "locked"
     detail: str = ""
     repaired: bool = False
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A package file to fetch again, from the mirror that supplied it."""
+
+    channel: ChannelConfig
+    record: Record
+    path: Path
+    kind: str  # "missing" or "corrupt"
+    mirror: str
+    origins: Origins  # of the record's channel subdir: where that mirror's packages live
+
+    @property
+    def relative(self) -> str:
+        return f"{self.channel.path}/{self.record.subdir}/{self.record.fn}"
 
 
 @dataclass
@@ -126,7 +143,7 @@ async def verify_site(config: SiteConfig, repair: bool = False) -> VerifyReport:
 
 
 async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: bool) -> None:
-    to_repair: list[tuple[ChannelConfig, str, Record, Path, str]] = []
+    to_repair: list[Repair] = []
     for channel in config.channels:
         for subdir in _subdirs(site, channel):
             directory = site.path(channel.path, subdir)
@@ -145,13 +162,13 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                     _repair_metadata, site, directory, relative, repodata, problems
                 )
             passive = {m.name for m in channel.mirrors if m.mode == "passive"}
-            origins = _origins(site, channel.path, subdir)
+            origins = load_origins(site, channel.path, subdir)
             for fn, record in repodata.records.items():
                 path = directory / fn
-                origin = origins.get(fn, channel.mirrors[0].name)
+                origin = origins.mirror_of(fn) or channel.mirrors[0].name
                 if not path.is_file():
                     if origin not in passive:  # passive files arrive on first request
-                        to_repair.append((channel, subdir, record, path, "missing"))
+                        to_repair.append(Repair(channel, record, path, "missing", origin, origins))
                     continue
                 report.files += 1
                 report.bytes += record.size
@@ -164,11 +181,10 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                             site.remove(path)
                             problem.repaired = True
                     else:
-                        record.origin = origin
-                        to_repair.append((channel, subdir, record, path, kind))
-    for channel, subdir, record, _path, kind in to_repair:
-        detail = "size or checksum mismatch" if kind == "corrupt" else "file is missing"
-        report.problems.append(Problem(f"{channel.path}/{subdir}/{record.fn}", kind, detail))
+                        to_repair.append(Repair(channel, record, path, kind, origin, origins))
+    for repair_ in to_repair:
+        detail = "size or checksum mismatch" if repair_.kind == "corrupt" else "file is missing"
+        report.problems.append(Problem(repair_.relative, repair_.kind, detail))
     if repair and to_repair:
         await _repair(config, site, to_repair, report)
 
@@ -200,17 +216,10 @@ def _repair_metadata(
             problem.repaired = True
 
 
-def _origins(site: Site, channel_path: str, subdir: str) -> dict[str, str]:
-    try:
-        return json.loads(origins_path(site, channel_path, subdir).read_bytes())
-    except (OSError, ValueError):
-        return {}
-
-
 async def _repair(
     config: SiteConfig,
     site: Site,
-    to_repair: list[tuple[ChannelConfig, str, Record, Path, str]],
+    to_repair: list[Repair],
     report: VerifyReport,
 ) -> None:
     mirrors = {m.name: m for _c, m in config.mirrors}
@@ -227,12 +236,15 @@ async def _repair(
         upstreams, unusable = await open_upstreams(mirrors.values(), config.download, stack)
         writer = await stack.enter_async_context(open_disk_writer())
         async with trio.open_nursery() as nursery:
-            for channel, subdir, record, path, _kind in to_repair:
-                problem = problems[f"{channel.path}/{subdir}/{record.fn}"]
-                name = record.origin or channel.mirrors[0].name
+            for repair_ in to_repair:
+                problem = problems[repair_.relative]
+                name = repair_.mirror
                 upstream = upstreams.get(name)
                 if upstream is None:
                     problem.detail += f"; cannot repair: {unusable.get(name, 'unknown mirror')}"
                     continue
-                job = DownloadJob(upstream, record, path, durable=True)
+                base_url = repair_.origins.base_url_of(name)
+                job = DownloadJob(
+                    upstream, repair_.record, repair_.path, durable=True, base_url=base_url
+                )
                 nursery.start_soon(fix, job, problem)

@@ -24,8 +24,19 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from sitegen.conda.records import Record
+from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.conda.version import InvalidVersionError, parse_version
 from sitegen.config.load import ChannelConfig, SiteConfig
+from sitegen.layout import (
+    METADATA_FILES,
+    channel_index_path,
+    history_page_path,
+    package_file_path,
+    package_page_path,
+    run_page_path,
+    run_record_path,
+    search_index_path,
+)
 from sitegen.sync.progress import human_bytes
 from sitegen.sync.report import (
     COMPLETED,
@@ -37,14 +48,6 @@ from sitegen.sync.report import (
     RunReport,
 )
 
-# Metadata files of a subdir, listed first on its page (as conda-index's index.html does).
-METADATA_FILES = (
-    "repodata.json",
-    "repodata.json.zst",
-    "repodata.json.bz2",
-    "current_repodata.json",
-)
-FORMAT_SUFFIXES = (".conda", ".tar.bz2")
 SUMMARY_MAX = 300  # characters of an upstream summary shown on a package page
 SEARCH_SUMMARY_MAX = 80  # characters of it kept in the search index
 LIST_MAX = 2000  # file names listed per change list on a run page; the JSON has them all
@@ -76,41 +79,6 @@ Scrub = Callable[[str], str]
 
 def _same(text: str) -> str:
     return text
-
-
-# --------------------------------------------------------------------------- layout (paths)
-
-
-def channel_index_path(channel: str) -> str:
-    return f"{channel}/index.html"
-
-
-def search_index_path(channel: str) -> str:
-    return f"{channel}/search.json"
-
-
-def package_page_path(channel: str, name: str) -> str:
-    return f"{channel}/packages/{name}.html"
-
-
-def subdir_page_path(channel: str, subdir: str) -> str:
-    return f"{channel}/{subdir}/index.html"
-
-
-def package_file_path(channel: str, subdir: str, fn: str) -> str:
-    return f"{channel}/{subdir}/{fn}"
-
-
-def run_page_path(run_id: str) -> str:
-    return f"history/{run_id}.html"
-
-
-def run_record_path(run_id: str) -> str:
-    return f"history/runs/{run_id}.json"
-
-
-def history_page_path(number: int) -> str:
-    return "history/index.html" if number == 1 else f"history/page-{number}.html"
 
 
 _PLAIN_URL = re.compile(r"^[A-Za-z0-9._/-]*$")
@@ -230,7 +198,7 @@ def clip(value: Any, limit: int) -> str:
 
 def split_filename(fn: str) -> tuple[str, str, str]:
     """'numpy-2.1.0-py312h_0.conda' -> ('numpy', '2.1.0', 'py312h_0')."""
-    if fn.endswith(".conda"):  # FORMAT_SUFFIXES, spelled out: called for every file of a run
+    if fn.endswith(".conda"):  # PACKAGE_SUFFIXES, spelled out: called for every file of a run
         stem = fn[:-6]
     elif fn.endswith(".tar.bz2"):
         stem = fn[:-8]
@@ -506,8 +474,8 @@ def package_model(
     links: dict[str, str | None] = {}  # spec -> the page it links to (the builds share specs)
     for row in builds.values():
         row["date"] = format_date_ms(row["timestamp_ms"])
-        row["files"] = [row["files"].get(s) for s in FORMAT_SUFFIXES]
-        row["cells"] = list(zip(FORMAT_SUFFIXES, row["files"], strict=True))
+        row["files"] = [row["files"].get(s) for s in PACKAGE_SUFFIXES]
+        row["cells"] = list(zip(PACKAGE_SUFFIXES, row["files"], strict=True))
         dep_links = row["dep_links"] = {}
         for spec in row["depends"]:
             if spec not in links:

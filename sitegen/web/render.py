@@ -50,9 +50,12 @@ import jinja2
 import markupsafe
 import msgspec
 
+from sitegen import layout
 from sitegen.conda.records import Record, RepodataError, gc_paused, parse_repodata
+from sitegen.conda.schema import LISTED_DECODER, RAW_DECODER
 from sitegen.conda.version import _MAX_SECONDS, timestamp_ms
 from sitegen.config.load import ChannelConfig, SiteConfig, redact_url
+from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_path
 from sitegen.resources import templates_dir
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History
@@ -112,9 +115,9 @@ def render_site(config: SiteConfig, *, templates_dir: Path | None = None) -> Ren
 @contextlib.contextmanager
 def _render_lock(site: Site) -> Iterator[None]:
     """One render at a time per site (`sitegen serve --watch` beside a cron run)."""
-    directory = site.state_dir / "render"
+    directory = render_dir(site.root)
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -138,40 +141,13 @@ def _digest(*parts: Any) -> str:
 _PAGE_NAME = re.compile(r"^[A-Za-z0-9_+!][A-Za-z0-9._+!=,-]*$")
 
 
-class _Listed(msgspec.Struct, gc=False):
-    """Of a published record, what every render reads: the name (to group by) and what the
-    channel summary and the subdir listing show."""
-
-    name: str
-    size: int
-    timestamp: Any = None
-    sha256: str | None = None
-
-
-class _ListedDoc(msgspec.Struct):
-    packages: dict[str, _Listed] = {}
-    packages_conda: dict[str, _Listed] = msgspec.field(default_factory=dict, name="packages.conda")
-
-
-class _RawDoc(msgspec.Struct):
-    packages: dict[str, msgspec.Raw] = {}
-    packages_conda: dict[str, msgspec.Raw] = msgspec.field(
-        default_factory=dict, name="packages.conda"
-    )
-
-
-_LISTED_DECODER = msgspec.json.Decoder(_ListedDoc)
-_RAW_DECODER = msgspec.json.Decoder(_RawDoc)
-_JSON_DECODER = msgspec.json.Decoder()
-
-
 def _published_files(data: bytes, subdir: str) -> list[pages.PublishedFile]:
     """The records of repodata that sitegen wrote, without building them: two typed decodes
     (the few fields shown of every record; the JSON text of each record), both much cheaper
     than parsing every record into dicts. Raises msgspec.DecodeError when the file is not
     as sitegen writes it."""
-    raw = _RAW_DECODER.decode(data)
-    listed = _LISTED_DECODER.decode(data)
+    raw = RAW_DECODER.decode(data)
+    listed = LISTED_DECODER.decode(data)
     out: list[pages.PublishedFile] = []
     append = out.append
     make = tuple.__new__
@@ -247,7 +223,7 @@ class _Pages:
 
 def _records(files: list[pages.PublishedFile]) -> list[Record]:
     """The records of a package, parsed (only when its page or its facts are needed)."""
-    raws = _JSON_DECODER.decode(b"[" + b",".join(f.raw for f in files) + b"]")
+    raws = msgspec.json.decode(b"[" + b",".join(f.raw for f in files) + b"]")
     return [Record(fn=f.fn, subdir=f.subdir, raw=raw) for f, raw in zip(files, raws, strict=True)]
 
 
@@ -629,8 +605,8 @@ class _Renderer:
         self.env = make_environment(templates_dir, templates_digest)
         self._templates_digest = templates_digest
         self.global_key = _digest(RENDER_VERSION, templates_digest, config.title)
-        self.manifest_path = site.state_dir / "render" / "manifest.json"
-        self._listings_dir = site.state_dir / "render" / "listings"  # _ListingCache files
+        self.manifest_path = render_manifest_path(site.root)
+        self._listings_dir = listings_dir(site.root)  # _ListingCache files
         old = self._load_manifest()
         self.old_pages: dict[str, str] = old.get("pages", {})
         self.old_channels: dict[str, Any] = old.get("channels", {})
@@ -790,7 +766,7 @@ class _Renderer:
         out: dict[str, dict[str, tuple[int, float]]] = {}
         for subdir in channel.subdirs:
             files = {}
-            for name in pages.METADATA_FILES:
+            for name in layout.METADATA_FILES:
                 try:
                     st = self.site.path(channel.path, subdir, name).stat()
                 except (FileNotFoundError, NotADirectoryError):
@@ -915,7 +891,7 @@ class _Renderer:
         fingerprints: list[str] = []
         for name, files in by_name.items():
             fingerprint = _fingerprint(files)
-            relpath = pages.package_page_path(channel.path, name)
+            relpath = layout.package_page_path(channel.path, name)
             entry = channeldata.get(name)
             facts = old_names.get(name)
             if not isinstance(facts, list) or len(facts) != 5 or facts[0] != fingerprint:
@@ -936,7 +912,7 @@ class _Renderer:
         with self._package_pages(channel.path, tasks, fingerprints, known) as results:
             # The listings meanwhile, here.
             for subdir, files in subdirs.items():
-                relpath = pages.subdir_page_path(channel.path, subdir)
+                relpath = layout.subdir_page_path(channel.path, subdir)
                 key = _digest(
                     self.global_key, "subdir.html", [channel.path, subdir, metadata[subdir]]
                 )
@@ -954,9 +930,9 @@ class _Renderer:
                 if written:
                     self.stats.written.append(task.relpath)
         rows = [pages.package_row(n, names[n][1:], channeldata.get(n)) for n in sorted(names)]
-        self.json(pages.search_index_path(channel.path), pages.search_index(channel.path, rows))
+        self.json(layout.search_index_path(channel.path), pages.search_index(channel.path, rows))
         self.page(
-            pages.channel_index_path(channel.path),
+            layout.channel_index_path(channel.path),
             "channel.html",
             pages.channel_model(channel, summary, rows),
         )
@@ -1069,7 +1045,7 @@ class _Renderer:
             if report.status == RUNNING:
                 continue
             try:
-                st = self.site.path(pages.run_record_path(report.id)).stat()
+                st = self.site.path(layout.run_record_path(report.id)).stat()
             except (OSError, UnsafePathError):
                 continue
             stamp = [st.st_size, st.st_mtime_ns, pages.FEED_ENTRIES]
@@ -1092,7 +1068,7 @@ class _Renderer:
             self.page(chunk["path"], "history.html", chunk)
         for report in reports:
             self.page(
-                pages.run_page_path(report.id),
+                layout.run_page_path(report.id),
                 "run.html",
                 pages.run_detail(report, self.scrub, package_pages),
             )

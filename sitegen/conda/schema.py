@@ -1,0 +1,93 @@
+"""The repodata schema: its section names, file suffixes, and the light typed views that read
+only what a consumer needs.
+
+Full records (:mod:`sitegen.conda.records`) are dicts kept exactly as upstream wrote them; the
+views here decode published ``repodata.json`` at conda-forge scale into a few fields per record,
+for the renderer (what a listing shows), the pull-through fetcher and ``sitegen verify`` (what a
+file must be), without building the dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+PACKAGES = "packages"  # .tar.bz2 records
+PACKAGES_CONDA = "packages.conda"  # .conda records
+CONDA_SUFFIX = ".conda"
+TAR_BZ2_SUFFIX = ".tar.bz2"
+SUFFIX_OF_KEY = {PACKAGES: TAR_BZ2_SUFFIX, PACKAGES_CONDA: CONDA_SUFFIX}
+PACKAGE_SUFFIXES = (CONDA_SUFFIX, TAR_BZ2_SUFFIX)
+RECORD_SECTIONS = (PACKAGES, PACKAGES_CONDA)
+
+
+def section_of(fn: str) -> str:
+    """The repodata section that lists a package file."""
+    return PACKAGES_CONDA if fn.endswith(CONDA_SUFFIX) else PACKAGES
+
+
+def format_of(fn: str) -> str:
+    """A package file's format suffix."""
+    return CONDA_SUFFIX if fn.endswith(CONDA_SUFFIX) else TAR_BZ2_SUFFIX
+
+
+# ------------------------------------------------------------------ views of published repodata
+
+
+class ListedEntry(msgspec.Struct, gc=False):
+    """What every render reads of a record: the name (to group by) and what the channel summary
+    and the subdir listing show."""
+
+    name: str
+    size: int
+    timestamp: Any = None
+    sha256: str | None = None
+
+
+class ListedDoc(msgspec.Struct):
+    packages: dict[str, ListedEntry] = {}
+    packages_conda: dict[str, ListedEntry] = msgspec.field(
+        default_factory=dict, name=PACKAGES_CONDA
+    )
+
+
+class RawDoc(msgspec.Struct):
+    """Each record's JSON text, undecoded (for fingerprints and package pages)."""
+
+    packages: dict[str, msgspec.Raw] = {}
+    packages_conda: dict[str, msgspec.Raw] = msgspec.field(
+        default_factory=dict, name=PACKAGES_CONDA
+    )
+
+
+class FileEntry(msgspec.Struct):
+    """What a package file must be: its size and checksums."""
+
+    size: int
+    sha256: str | None = None
+    md5: str | None = None
+
+
+class FilesDoc(msgspec.Struct):
+    packages: dict[str, FileEntry] = msgspec.field(default_factory=dict)
+    packages_conda: dict[str, FileEntry] = msgspec.field(default_factory=dict, name=PACKAGES_CONDA)
+
+    def get(self, fn: str) -> FileEntry | None:
+        return (self.packages_conda if fn.endswith(CONDA_SUFFIX) else self.packages).get(fn)
+
+
+class UpstreamInfo(msgspec.Struct):
+    base_url: str | None = None
+
+
+class UpstreamInfoDoc(msgspec.Struct):
+    """Of upstream repodata, only ``info.base_url`` (CEP-15: where its packages live)."""
+
+    info: UpstreamInfo = msgspec.field(default_factory=UpstreamInfo)
+
+
+LISTED_DECODER = msgspec.json.Decoder(ListedDoc)
+RAW_DECODER = msgspec.json.Decoder(RawDoc)
+FILES_DECODER = msgspec.json.Decoder(FilesDoc)
+UPSTREAM_INFO_DECODER = msgspec.json.Decoder(UpstreamInfoDoc)

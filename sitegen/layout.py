@@ -1,0 +1,118 @@
+"""Every path sitegen reads or writes inside a site, in one place.
+
+The published tree (what the web server serves) and the private state under ``.sitegen/``
+(never served) are both laid out here; the other rooms ask this module for a path instead of
+joining names themselves, so the layout can be read, changed and documented in one file.
+Published paths are relative POSIX strings (they double as URLs between pages); state paths are
+built under a site root given as a :class:`~pathlib.Path`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sitegen.conda.schema import PACKAGE_SUFFIXES
+
+# ------------------------------------------------------------------ the published tree
+
+# A subdir's metadata, in publish order of importance; listed first on its page, as
+# conda-index's index.html does. repodata.json is written last: it is the truth.
+REPODATA = "repodata.json"
+METADATA_FILES = (
+    REPODATA,
+    "repodata.json.zst",
+    "repodata.json.bz2",
+    "current_repodata.json",
+)
+CHANNELDATA = "channeldata.json"
+ASSETS_DIR = "assets"
+HISTORY_DIR = "history"
+LANDING_PAGE = "index.html"
+FEED = "history/feed.atom"
+SEARCH_DIR = "search"
+STATE_DIR = ".sitegen"
+# Names at the top of the site that belong to sitegen itself, never to a channel.
+RESERVED_TOP = frozenset({HISTORY_DIR, ASSETS_DIR, STATE_DIR, LANDING_PAGE, SEARCH_DIR})
+
+
+def is_package_file(name: str) -> bool:
+    return name.endswith(PACKAGE_SUFFIXES)
+
+
+def channel_index_path(channel: str) -> str:
+    return f"{channel}/index.html"
+
+
+def channeldata_path(channel: str) -> str:
+    return f"{channel}/{CHANNELDATA}"
+
+
+def search_index_path(channel: str) -> str:
+    return f"{channel}/search.json"
+
+
+def package_page_path(channel: str, name: str) -> str:
+    return f"{channel}/packages/{name}.html"
+
+
+def subdir_page_path(channel: str, subdir: str) -> str:
+    return f"{channel}/{subdir}/index.html"
+
+
+def package_file_path(channel: str, subdir: str, fn: str) -> str:
+    return f"{channel}/{subdir}/{fn}"
+
+
+def run_page_path(run_id: str) -> str:
+    return f"{HISTORY_DIR}/{run_id}.html"
+
+
+def run_record_path(run_id: str) -> str:
+    return f"{HISTORY_DIR}/runs/{run_id}.json"
+
+
+def runs_dir(root: Path) -> Path:
+    """The run ledger: one JSON record per run, published beside the history pages."""
+    return root / HISTORY_DIR / "runs"
+
+
+def history_page_path(number: int) -> str:
+    return f"{HISTORY_DIR}/index.html" if number == 1 else f"{HISTORY_DIR}/page-{number}.html"
+
+
+# ------------------------------------------------------------------ private state (.sitegen/)
+
+
+def state_dir(root: Path) -> Path:
+    return root / STATE_DIR
+
+
+LOCK_NAME = "lock"  # one run at a time per site: the advisory lock file, in the state dir
+
+
+def upstream_cache_dir(root: Path, mirror: str, subdir: str) -> Path:
+    """Upstream repodata last seen for one mirror subdir, with its HTTP validators."""
+    return state_dir(root) / "upstream" / mirror / subdir
+
+
+def inputs_path(root: Path, key: str) -> Path:
+    """What the last clean run of one set of channels was built from."""
+    return state_dir(root) / "inputs" / f"{key}.json"
+
+
+def origins_path(root: Path, channel: str, subdir: str) -> Path:
+    """Which mirror supplied each published file of a channel subdir (and where it fetches)."""
+    return state_dir(root) / "origins" / channel / f"{subdir}.json"
+
+
+def render_dir(root: Path) -> Path:
+    """The incremental renderer's manifest and listing cache."""
+    return state_dir(root) / "render"
+
+
+def render_manifest_path(root: Path) -> Path:
+    return render_dir(root) / "manifest.json"
+
+
+def listings_dir(root: Path) -> Path:
+    return render_dir(root) / "listings"
