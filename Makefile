@@ -5,13 +5,17 @@ BIN := $(VENV)/bin
 CONFIG ?= channels.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: mirror test lint format demo bench render serve clean
+.PHONY: setup mirror test lint format demo bench render serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# What cron runs: `make -s setup && .venv/bin/sitegen mirror` passes sitegen's own exit status on
+# (make reports any failed recipe as 2).
+setup: $(STAMP)
 
 mirror: $(STAMP)
 	$(BIN)/sitegen mirror -c $(CONFIG) $(ARGS)

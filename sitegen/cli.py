@@ -11,9 +11,11 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import trio
 
+from sitegen import __version__
 from sitegen.config.load import ConfigError, SiteConfig, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -190,15 +192,41 @@ def _cmd_fetcher(args: argparse.Namespace) -> int:
     return trio.run(run)
 
 
+class _Subcommands:
+    """Adds subcommands that share the verbosity flags and describe themselves in --help."""
+
+    def __init__(self, action: Any, common: argparse.ArgumentParser) -> None:
+        self.action = action
+        self.common = common
+
+    def add(self, name: str, help: str) -> argparse.ArgumentParser:
+        description = help[0].upper() + help[1:] + "."
+        return self.action.add_parser(
+            name, help=help, description=description, parents=[self.common]
+        )
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="debug logging"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="warnings and errors only"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sitegen", description="Filtered, verified static mirrors of conda channels."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"sitegen {__version__}")
+    _add_verbosity(parser, argparse.SUPPRESS)
+    # -v/-q also after the subcommand; SUPPRESS keeps a flag given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_verbosity(common, argparse.SUPPRESS)
+    sub = _Subcommands(parser.add_subparsers(dest="command", required=True), common)
 
-    mirror = sub.add_parser("mirror", help="sync every mirror and publish the site")
+    mirror = sub.add("mirror", help="sync every mirror and publish the site")
     mirror.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
     mirror.add_argument("--out", help="site directory (overrides 'output' in the config)")
     mirror.add_argument("--verify", action="store_true", help="re-hash files already present")
@@ -221,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_argument("--no-progress", action="store_true", help="plain log lines only")
     mirror.set_defaults(func=_cmd_mirror)
 
-    verify = sub.add_parser("verify", help="re-hash every published file against repodata")
+    verify = sub.add("verify", help="re-hash every published file against repodata")
     verify.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
     verify.add_argument("--out", help="site directory (overrides 'output' in the config)")
     verify.add_argument(
@@ -229,12 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=_cmd_verify)
 
-    render = sub.add_parser("render", help="render the browse pages from the site on disk")
+    render = sub.add("render", help="render the browse pages from the site on disk")
     render.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
     render.add_argument("--out", help="site directory (overrides 'output' in the config)")
     render.set_defaults(func=_cmd_render)
 
-    serve = sub.add_parser("serve", help="preview the site on 127.0.0.1")
+    serve = sub.add("serve", help="preview the site on 127.0.0.1")
     serve.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
     serve.add_argument("--out", help="site directory (overrides 'output' in the config)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any)")
@@ -245,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_cmd_serve)
 
-    webconf = sub.add_parser(
+    webconf = sub.add(
         "webconf", help="print an nginx or Apache config serving the site (and the fetcher)"
     )
     webconf.add_argument("server", choices=["nginx", "apache"])
@@ -282,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     webconf.set_defaults(func=_cmd_webconf)
 
-    fetcher = sub.add_parser(
+    fetcher = sub.add(
         "fetcher", help="serve missing package files of passive mirrors, verified (long-running)"
     )
     fetcher.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
@@ -292,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetcher.set_defaults(func=_cmd_fetcher)
 
-    demo = sub.add_parser("demo", help="mirror a bundled example channel, fully offline")
+    demo = sub.add("demo", help="mirror a bundled example channel, fully offline")
     demo.add_argument("--dir", default="demo", help="where to build the example (default: demo)")
     demo.set_defaults(func=_cmd_demo)
     return parser
@@ -301,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     for noisy in ("httpx", "httpcore"):  # their request lines would show token URLs
         logging.getLogger(noisy).setLevel(logging.WARNING)

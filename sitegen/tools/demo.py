@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import trio
@@ -48,16 +51,29 @@ def run_demo(directory: Path) -> int:
     render_site(config)
     site = config.output
     logging.getLogger("sitegen").info("demo run %s: %s", report.id, report.status)
+    command = _own_command()
     print(
         f"""
 The demo site is in {site}
 
-Browse it:  sitegen serve -c {config_path} --port 8000   (then open http://127.0.0.1:8000/)
+Browse it:  {command} serve -c {config_path} --port 8000   (then open http://127.0.0.1:8000/)
 Serve it:   any static web server, e.g. python -m http.server -d {site} 8000
 Use it:     pixi/conda/mamba with -c http://127.0.0.1:8000/cloud/example
             or the curated channel  -c http://127.0.0.1:8000/internal/approved
 .condarc:   channel_alias: http://127.0.0.1:8000/cloud
-Config:     {config_path} (edit it and run `sitegen mirror -c {config_path}`)
+Config:     {config_path} (edit it and run `{command} mirror -c {config_path}`)
 """
     )
     return 1 if report.failed else 0
+
+
+def _own_command() -> str:
+    """How to call this sitegen again from the current directory: ``sitegen`` when that name
+    on PATH is this program, else the path it was started by (``.venv/bin/sitegen``)."""
+    started = Path(sys.argv[0])
+    on_path = shutil.which("sitegen")
+    if on_path and started.name == "sitegen" and Path(on_path).resolve() == started.resolve():
+        return "sitegen"
+    if started.name == "sitegen" and started.is_file():
+        return os.path.relpath(started)
+    return f"{sys.executable} -m sitegen"

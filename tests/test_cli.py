@@ -1,0 +1,114 @@
+"""The command line itself: version, verbosity flags on either side of the subcommand, help
+texts, and the exit statuses cron sees through the documented command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sitegen import __version__
+from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, build_parser, main
+from sitegen.store.lock import SiteLock
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sitegen {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbose", "quiet"),
+    [
+        (["-v", "render"], True, False),
+        (["render", "-v"], True, False),
+        (["render", "--quiet"], False, True),
+        (["-q", "render"], False, True),
+        (["render"], False, False),
+    ],
+)
+def test_verbosity_flags_before_or_after_the_subcommand(
+    argv: list[str], verbose: bool, quiet: bool
+) -> None:
+    args = build_parser().parse_args(argv)
+    assert getattr(args, "verbose", False) is verbose
+    assert getattr(args, "quiet", False) is quiet
+
+
+def test_quiet_after_the_subcommand_silences_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    levels: list[int] = []
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: levels.append(kw["level"]))
+    config = tmp_path / "channels.yaml"
+    config.write_text("output: site\nchannels: {}\n")
+    main(["render", "-c", str(config), "-q"])
+    assert levels == [logging.WARNING]
+
+
+def test_every_subcommand_describes_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    names = re.search(r"\{([a-z,]+)\}", listing)
+    assert names is not None, listing
+    for name in names.group(1).split(","):
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        rest = capsys.readouterr().out.partition("\n\n")[2]
+        description = rest.split("\n\n")[0].strip()
+        assert description and not description.startswith(("positional", "options")), name
+        assert description.endswith("."), description
+
+
+def _cron(command: str, cwd: Path) -> int:
+    """The README's cron line, run as cron would (a shell, no terminal)."""
+    env = {k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}
+    return subprocess.run(
+        ["sh", "-c", f"cd {REPO} && make -s setup && .venv/bin/sitegen {command}"],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+    ).returncode
+
+
+@pytest.mark.skipif(not (REPO / ".venv" / "bin" / "sitegen").exists(), reason="no .venv: run make")
+def test_cron_sees_sitegens_own_exit_status(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("output: site\nchannels:\n  x/y: {url: 'ftp://nope', subdirs: [linux-64]}\n")
+    assert _cron(f"mirror -c {bad} --no-progress", tmp_path) == EXIT_CONFIG
+    site = tmp_path / "site"
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        f"output: {site}\nchannels:\n  x/y: {{url: 'file://{tmp_path}/up', subdirs: [linux-64]}}\n"
+    )
+    with SiteLock(site / ".sitegen"):
+        assert _cron(f"mirror -c {good} --no-progress", tmp_path) == EXIT_LOCKED
+
+
+@pytest.mark.skipif(not (REPO / ".venv" / "bin" / "sitegen").exists(), reason="no .venv: run make")
+def test_demo_hints_name_the_command_that_runs_here(tmp_path: Path) -> None:
+    """Outside an activated venv, a bare ``sitegen`` is not on PATH: the hints say how to call
+    the sitegen that just ran."""
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [".venv/bin/sitegen", "-q", "demo", "--dir", str(tmp_path / "demo")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert ".venv/bin/sitegen serve -c" in out
+    assert "`.venv/bin/sitegen mirror -c" in out
