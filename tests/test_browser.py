@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import in_ci, require_tool
-from support.site import site_config
-from support.upstream import ExampleUpstream
 
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.render import render_site
+from testkit.require import in_ci, require_tool
+from testkit.site import site_config
+from testkit.upstream import ExampleUpstream
+
+pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
