@@ -39,15 +39,9 @@ def raw_record(
 
 
 def rec(
-    name: str,
-    version: str = "1.0",
-    build: str = "0",
-    *,
-    depends: Iterable[str] = (),
-    subdir: str = "linux-64",
-    ext: str = ".conda",
-    **extra: Any,
+    name: str, version: str = "1.0", build: str = "0", *, ext: str = ".conda", **fields: Any
 ) -> Record:
-    """``name-version-build<ext>`` in ``subdir``, with :func:`raw_record`'s defaults."""
-    raw = raw_record(name, version, build, depends=depends, subdir=subdir, **extra)
-    return Record(fn=f"{name}-{version}-{build}{ext}", subdir=subdir, raw=raw)
+    """``name-version-build<ext>``: :func:`raw_record` with ``fields`` (``depends``, ``subdir``
+    or any other repodata field)."""
+    raw = raw_record(name, version, build, **fields)
+    return Record(fn=f"{name}-{version}-{build}{ext}", subdir=raw["subdir"], raw=raw)
