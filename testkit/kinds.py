@@ -3,9 +3,9 @@
 Unit tests are pure and fast: no servers, no subprocesses, no network. Integration tests run
 real HTTP servers on 127.0.0.1, nginx, Apache, Chromium, conda installs and subprocesses. Every
 test carries exactly one of the two markers (``make test-fast`` runs only the unit tests, so an
-unmarked test would silently drop out of one of the runs), and a unit test that opens a network
-socket or starts a process fails: :class:`UnitGuard` watches for it through Python's audit
-hooks (PEP 578), the interpreter's own report of these events.
+unmarked test would silently drop out of one of the runs), and a unit test that binds or
+connects a socket or starts a process fails: :class:`UnitGuard` watches for it through
+Python's audit hooks (PEP 578), the interpreter's own report of these events.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from collections.abc import Iterable
 
 KINDS = ("unit", "integration")
 
-# Audit events that a unit test must not raise: network sockets and new processes.
-# (socket.socketpair, which trio and asyncio use to wake themselves up, raises none of them.)
+# Audit events that a unit test must not raise: a socket that binds or connects (a server, a
+# client) and a new process. (socket.socketpair, with which trio and asyncio wake themselves
+# up, raises none of them.)
 FORBIDDEN_IN_UNIT = frozenset(
     {
         "socket.bind",

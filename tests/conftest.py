@@ -1,7 +1,7 @@
 """Shared fixtures (the example upstream over real HTTP, real nginx) and the two kinds of tests.
 
 Every test is marked ``unit`` or ``integration`` (see :mod:`testkit.kinds`): collection stops
-when one is marked neither or both, and a unit test fails when it opens a network socket or
+when one is marked neither or both, and a unit test fails when it binds or connects a socket or
 starts a process.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -37,6 +38,20 @@ def test_guard_records_sockets_and_processes_only_while_on() -> None:
     assert guard.stop() == ["socket.connect ('127.0.0.1', 80)", "subprocess.Popen nginx"]
     assert guard.stop() == []
     assert not during_import()
+
+
+@pytest.mark.unit
+def test_guard_leaves_what_a_module_does_while_it_is_imported(tmp_path: Path) -> None:
+    # croniter, imported lazily, runs `file` on the interpreter: the import's doing
+    path = tmp_path / "probing_library.py"
+    path.write_text('guard("subprocess.Popen", ("file", ["file"], None, None))\n')
+    spec = importlib.util.spec_from_file_location("probing_library", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    module.guard = guard = UnitGuard()
+    guard.start()
+    spec.loader.exec_module(module)
+    assert guard.stop() == []
 
 
 def run_suite(root: Path, tests: str) -> subprocess.CompletedProcess[str]:
