@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= channels.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: setup mirror test lint format demo bench render serve clean
+.PHONY: setup mirror test test-fast test-integration lint format demo bench render serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,16 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Two kinds of tests (markers in pyproject.toml): unit tests are pure and take seconds;
+# integration tests run real servers, browsers and conda installs on 127.0.0.1 (minutes).
 test: lint
 	$(BIN)/python -m pytest -q
+
+test-fast: lint
+	$(BIN)/python -m pytest -q -m unit
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -q -m integration
 
 demo: $(STAMP)
 	$(BIN)/sitegen demo --dir demo

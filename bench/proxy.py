@@ -118,7 +118,7 @@ class ProxyProcess:
         import time
 
         from bench.common import BenchError, project_env
-        from bench.nginx import free_port, wait_for_port
+        from testkit.server_process import free_port, wait_for_port
 
         self.port = free_port()
         self.proc = subprocess.Popen(
@@ -139,19 +139,16 @@ class ProxyProcess:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        if not wait_for_port(self.port, time.monotonic() + 10, self.proc):
+        if not wait_for_port("127.0.0.1", self.port, self.proc, time.monotonic() + 10):
             self.__exit__()
             raise BenchError("the delaying proxy did not start")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import subprocess
+        import signal
+
+        from testkit.server_process import terminate
 
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            terminate(proc, ((signal.SIGTERM, 5.0),))

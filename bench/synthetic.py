@@ -28,6 +28,7 @@ import msgspec
 import zstandard
 
 from bench.common import BUILD, PYTORCH_REPODATA, log
+from testkit.records import raw_record
 
 GENERATOR_VERSION = 3
 CHANNEL = "forge"
@@ -189,20 +190,18 @@ def generate(seed: int, n_records: int, n_names: int) -> dict[str, Any]:
             minor = int(py[1:])
             depends.append(f"python >=3.{minor},<3.{minor + 1}.0a0")
             depends.append(f"python_abi 3.{minor}.* *_cp3{minor}")
-        record: dict[str, Any] = {
-            "build": build,
-            "build_number": build_number,
-            "depends": sorted(depends),
-            "md5": f"{rng.getrandbits(128):032x}",
-            "name": name,
-            "sha256": f"{rng.getrandbits(256):064x}",
-            "size": int(min(2e9, math.exp(rng.gauss(math.log(150_000), 1.6)))),
-            "subdir": "linux-64",
-            "timestamp": ts,
-            "version": version,
-        }
-        if lic[0] is not None:
-            record["license"] = lic[0]
+        record = raw_record(
+            name,
+            version,
+            build,
+            depends=sorted(depends),
+            build_number=build_number,
+            md5=f"{rng.getrandbits(128):032x}",
+            sha256=f"{rng.getrandbits(256):064x}",
+            size=int(min(2e9, math.exp(rng.gauss(math.log(150_000), 1.6)))),
+            timestamp=ts,
+            license=lic[0],
+        )
         if lic[1] is not None and rng.random() < 0.6:
             record["license_family"] = lic[1]
         return record

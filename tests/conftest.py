@@ -1,17 +1,67 @@
-"""Shared fixtures: the example upstream over real HTTP, real nginx, a real conda client."""
+"""Shared fixtures (the example upstream over real HTTP, real nginx) and the two kinds of tests.
+
+Every test is marked ``unit`` or ``integration`` (see :mod:`testkit.kinds`): collection stops
+when one is marked neither or both, and a unit test fails when it binds or connects a socket or
+starts a process.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import require_tool
-from support.nginx import NginxServer, nginx_binary
-from support.upstream import ExampleUpstream, UpstreamServer
 
 from sitegen.tools.example_channel import example_packages, write_channel
+from testkit.kinds import UnitGuard, kind_problem
+from testkit.nginx import NginxServer, nginx_binary
+from testkit.require import require_tool
+from testkit.upstream import ExampleUpstream, UpstreamServer
+
+UNIT_GUARD = UnitGuard()
+
+
+def pytest_configure() -> None:
+    sys.addaudithook(UNIT_GUARD)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Before ``-m`` deselects any: an unmarked test would drop out of ``make test-fast``."""
+    problems = [
+        f"  {item.nodeid}: {problem}"
+        for item in items
+        if (problem := kind_problem(mark.name for mark in item.iter_markers()))
+    ]
+    if problems:
+        raise pytest.UsageError(
+            "every test is marked unit or integration (testkit/kinds.py):\n" + "\n".join(problems)
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("unit") is not None:
+        UNIT_GUARD.start()  # fixtures count: a unit test's fixtures start no servers either
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    result = yield
+    if forbidden := UNIT_GUARD.stop():
+        pytest.fail(
+            f"a unit test opened a socket or started a process ({'; '.join(forbidden)}): "
+            "mark it integration",
+            pytrace=False,
+        )
+    return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    UNIT_GUARD.stop()  # after a failed call, which skipped the check above
 
 
 @pytest.fixture

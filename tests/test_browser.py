@@ -11,16 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import in_ci, require_tool
-from support.site import site_config
-from support.upstream import ExampleUpstream
 
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.render import render_site
+from testkit.require import in_ci, require_tool
+from testkit.site import site_config
+from testkit.upstream import ExampleUpstream
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,8 +40,9 @@ PHONE = {"width": 390, "height": 844}
 CHANNEL = "cloud/example"
 
 
-def _playwright() -> Any:
-    require_tool(os.access(CHROMIUM, os.X_OK), "chromium")
+def _playwright(chromium: str = CHROMIUM) -> Any:
+    """playwright's ``sync_playwright``; skips naming what is missing (fails when ``CI=true``)."""
+    require_tool(os.access(chromium, os.X_OK), "chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -59,6 +61,21 @@ def _no_horizontal_scroll(page: Any) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("ci", [False, True])
+def test_a_missing_browser_or_playwright_is_named(
+    ci: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true" if ci else "")
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="chromium is not installed"):
+        _playwright(str(tmp_path / "chromium"))
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import fails
+    with pytest.raises(outcome, match="the playwright Python package is missing"):
+        _playwright(sys.executable)
+
+
+@pytest.mark.integration
 async def test_browse_search_download_and_history(
     tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
 ) -> None:

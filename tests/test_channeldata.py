@@ -13,6 +13,8 @@ from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.records import Record, parse_repodata
 from sitegen.conda.version import parse_version
 
+pytestmark = pytest.mark.unit
+
 PYTORCH = Path("/work/shared/data/pytorch-linux-64-repodata.json")
 
 

@@ -18,6 +18,7 @@ from sitegen.store.lock import SiteLock
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.unit
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
@@ -25,6 +26,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"sitegen {__version__}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("argv", "verbose", "quiet"),
     [
@@ -43,6 +45,7 @@ def test_verbosity_flags_before_or_after_the_subcommand(
     assert getattr(args, "quiet", False) is quiet
 
 
+@pytest.mark.unit
 def test_quiet_after_the_subcommand_silences_info(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -54,6 +57,7 @@ def test_quiet_after_the_subcommand_silences_info(
     assert levels == [logging.WARNING]
 
 
+@pytest.mark.unit
 def test_every_subcommand_describes_itself(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -82,6 +86,7 @@ def _cron(command: str, cwd: Path) -> int:
     ).returncode
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not (REPO / ".venv" / "bin" / "sitegen").exists(), reason="no .venv: run make")
 def test_cron_sees_sitegens_own_exit_status(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
@@ -96,6 +101,7 @@ def test_cron_sees_sitegens_own_exit_status(tmp_path: Path) -> None:
         assert _cron(f"mirror -c {good} --no-progress", tmp_path) == EXIT_LOCKED
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not (REPO / ".venv" / "bin" / "sitegen").exists(), reason="no .venv: run make")
 def test_demo_hints_name_the_command_that_runs_here(tmp_path: Path) -> None:
     """Outside an activated venv, a bare ``sitegen`` is not on PATH: the hints say how to call

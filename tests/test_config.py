@@ -13,6 +13,8 @@ import pytest
 from sitegen.cli import main
 from sitegen.config.load import ConfigError, FilterSpec, load_config, parse_config
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -35,10 +35,6 @@ from typing import Any
 
 import pytest
 import trio
-from support.faults import CHANNEL, delay
-from support.invariant import assert_site_invariant, make_sandbox, site_digest, temporaries
-from support.site import rewrite_repodata
-from support.upstream import UpstreamServer
 
 from sitegen.cli import main
 from sitegen.config.load import SiteConfig, load_config
@@ -46,6 +42,12 @@ from sitegen.store.site import TEMP_PREFIX
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+from testkit.faults import CHANNEL, delay
+from testkit.invariant import assert_site_invariant, make_sandbox, site_digest, temporaries
+from testkit.site import rewrite_repodata
+from testkit.upstream import UpstreamServer
+
+pytestmark = pytest.mark.integration
 
 SEED = 20241120
 RANDOM_TRIALS = 12

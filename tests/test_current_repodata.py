@@ -12,6 +12,8 @@ from sitegen.conda.current_repodata import current_records, has_features
 from sitegen.conda.records import Record, parse_repodata
 from sitegen.conda.version import RecordMatcher, parse_matchspec, parse_version, spec_name
 
+pytestmark = pytest.mark.unit
+
 PYTORCH = Path("/work/shared/data/pytorch-linux-64-repodata.json")
 
 

@@ -1,9 +1,9 @@
 """Flaky and hostile upstreams cannot corrupt the mirror.
 
 Every scenario runs sitegen against a misbehaving server on 127.0.0.1 (fault hooks of
-:class:`support.upstream.UpstreamServer`, or :class:`support.faults.RawServer` for an upstream
+:class:`testkit.upstream.UpstreamServer`, or :class:`testkit.faults.RawServer` for an upstream
 that accepts connections and never answers), then checks the site invariant
-(:func:`support.invariant.assert_site_invariant`) and the exact outcome: which files exist and
+(:func:`testkit.invariant.assert_site_invariant`) and the exact outcome: which files exist and
 what the run reported. Retries and timeouts are configured small, so each test takes seconds.
 """
 
@@ -24,8 +24,13 @@ from typing import Any
 
 import pytest
 import zstandard
-from support import in_ci
-from support.faults import (
+
+from sitegen.cli import main
+from sitegen.config.load import SiteConfig
+from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, write_channel
+from testkit.faults import (
     CHANNEL,
     RawServer,
     corrupt,
@@ -41,15 +46,12 @@ from support.faults import (
     small_packages,
     write_config,
 )
-from support.invariant import assert_site_invariant, make_sandbox, site_digest
-from support.site import rewrite_repodata
-from support.upstream import FaultHook, UpstreamServer, drop_connection, respond, truncate
+from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.require import in_ci
+from testkit.site import rewrite_repodata
+from testkit.upstream import FaultHook, UpstreamServer, drop_connection, respond, truncate
 
-from sitegen.cli import main
-from sitegen.config.load import SiteConfig
-from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
-from sitegen.sync.run import MirrorOptions, run_mirror
-from sitegen.tools.example_channel import PackageSpec, write_channel
+pytestmark = pytest.mark.integration
 
 LINUX = "linux-64"
 # Added upstream after the first run: one that the fault hits, one that must arrive anyway.

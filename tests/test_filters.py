@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from support.records import JAN_2024, rec
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
@@ -13,6 +12,9 @@ from sitegen.filters.apply import (
     effective_newest,
     include_dependencies,
 )
+from testkit.records import JAN_2024, rec
+
+pytestmark = pytest.mark.unit
 
 DAY_MS = 86_400_000
 

@@ -22,9 +22,6 @@ from typing import Any
 
 import pytest
 import trio
-from support.faults import CHANNEL, filenames, set_repodata, small_packages
-from support.invariant import METADATA, assert_site_invariant, make_sandbox
-from support.upstream import UpstreamServer
 
 from sitegen.conda.records import (
     REASON_BAD_FIELDS,
@@ -40,6 +37,11 @@ from sitegen.config.load import SiteConfig, parse_config
 from sitegen.sync.report import COMPLETED, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
+from testkit.faults import CHANNEL, filenames, set_repodata, small_packages
+from testkit.invariant import METADATA, assert_site_invariant, make_sandbox
+from testkit.upstream import UpstreamServer
+
+pytestmark = pytest.mark.integration
 
 XSS_SUMMARY = '<script>alert("summary")</script>'
 XSS_FIELDS = {

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.site import assert_channel_consistent, rewrite_repodata, site_config, snapshot
-from support.upstream import ExampleUpstream, respond
 
 from sitegen.conda.records import parse_repodata
 from sitegen.config.load import ChannelConfig, FilterSpec
@@ -22,6 +20,8 @@ from sitegen.sync import run as mirror_mod
 from sitegen.sync.inputs import InputsDigest, file_signature
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
+from testkit.site import assert_channel_consistent, rewrite_repodata, site_config, snapshot
+from testkit.upstream import ExampleUpstream, respond
 
 CHANNEL = "cloud/example"
 
@@ -59,6 +59,7 @@ def kept(report: RunReport) -> dict[str, int]:
     return {s: sub.kept for s, sub in report.mirrors[0].subdirs.items()}
 
 
+@pytest.mark.integration
 async def test_unchanged_rerun_skips_the_work_and_reports_the_same(
     example_upstream: ExampleUpstream,
     tmp_path: Path,
@@ -87,6 +88,7 @@ async def test_unchanged_rerun_skips_the_work_and_reports_the_same(
     assert snapshot(site / CHANNEL) == before
 
 
+@pytest.mark.integration
 async def test_a_changed_upstream_is_parsed_again(
     example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
 ) -> None:
@@ -107,6 +109,7 @@ async def test_a_changed_upstream_is_parsed_again(
     assert_channel_consistent(site, CHANNEL)
 
 
+@pytest.mark.integration
 async def test_a_touched_site_is_rebuilt(
     example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
 ) -> None:
@@ -134,6 +137,7 @@ async def test_a_touched_site_is_rebuilt(
     assert parses == []
 
 
+@pytest.mark.integration
 async def test_configuration_changes_count_but_schedules_do_not(
     example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
 ) -> None:
@@ -156,6 +160,7 @@ async def test_configuration_changes_count_but_schedules_do_not(
     assert parses == []
 
 
+@pytest.mark.integration
 async def test_options_that_ask_for_work_always_do_it(
     example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
 ) -> None:
@@ -168,6 +173,7 @@ async def test_options_that_ask_for_work_always_do_it(
         assert sorted(parses) == ["linux-64", "noarch"], options
 
 
+@pytest.mark.integration
 async def test_a_run_with_failures_is_not_taken_as_a_base(
     example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
 ) -> None:
@@ -191,6 +197,7 @@ async def test_a_run_with_failures_is_not_taken_as_a_base(
 # --------------------------------------------------------------------------- pure parts
 
 
+@pytest.mark.unit
 def test_digest_covers_filters_and_bytes_not_lines_or_schedules(tmp_path: Path) -> None:
     config = config_for(tmp_path / "site", "http://127.0.0.1:1")
     channels = list(config.channels)
@@ -211,6 +218,7 @@ def test_digest_covers_filters_and_bytes_not_lines_or_schedules(tmp_path: Path) 
     assert digest(channels, body=None) != base
 
 
+@pytest.mark.unit
 def test_signature_skips_package_files_of_passive_subdirs(tmp_path: Path) -> None:
     config = config_for(tmp_path / "site", "http://127.0.0.1:1")
     site = Site(tmp_path / "site")

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 import trio
-from support.client import make_gateway, solve_and_install, solve_records
-from support.site import assert_channel_consistent, channel_config, fns, published
-from support.upstream import ExampleUpstream
 
 from sitegen.sync.run import MirrorOptions, run_mirror
+from testkit.client import make_gateway, solve_and_install, solve_records
+from testkit.site import assert_channel_consistent, channel_config, fns, published
+from testkit.upstream import ExampleUpstream
+
+pytestmark = pytest.mark.integration
 
 CHANNEL = "cloud/example"
 

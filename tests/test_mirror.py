@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 import trio
 import zstandard
-from support.site import (
+
+from sitegen.cli import main
+from sitegen.config.load import SiteConfig
+from sitegen.store.site import Site
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+from testkit.site import (
     assert_channel_consistent,
     channel_config,
     files_on_disk,
@@ -32,14 +39,9 @@ from support.site import (
     site_config,
     snapshot,
 )
-from support.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
+from testkit.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
 
-from sitegen.cli import main
-from sitegen.config.load import SiteConfig
-from sitegen.store.site import Site
-from sitegen.sync.report import RunReport
-from sitegen.sync.run import MirrorOptions, run_mirror
-from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+pytestmark = pytest.mark.integration
 
 CHANNEL = "cloud/example"
 PACKAGES = example_packages(seed=0)

@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.site import assert_channel_consistent, fns, published, site_config
-from support.upstream import UpstreamServer
 
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+from testkit.site import assert_channel_consistent, fns, published, site_config
+from testkit.upstream import UpstreamServer
+
+pytestmark = pytest.mark.integration
 
 CHANNEL = "cloud/example"
 P = example_packages(seed=0)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parent.parent
 # What a build reads: pyproject.toml names the README and maps templates/ into the package.
 PROJECT_FILES = ("pyproject.toml", "README.md", "sitegen", "templates")

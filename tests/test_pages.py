@@ -22,6 +22,8 @@ from sitegen.sync.report import (
 )
 from sitegen.web import pages
 
+pytestmark = pytest.mark.unit
+
 SHA = "a" * 64
 
 

@@ -28,16 +28,18 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from support.apache import require_server, webconf_server, world_readable_dir
-from support.client import solve_and_install
-from support.site import record_fdatasync
-from support.upstream import UpstreamHandler, UpstreamServer, serve_bytes
 
 from sitegen.config.load import SiteConfig, load_config
 from sitegen.passive.fetcher import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.prune import package_files
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
+from testkit.apache import require_server, webconf_server, world_readable_dir
+from testkit.client import solve_and_install
+from testkit.site import record_fdatasync
+from testkit.upstream import UpstreamHandler, UpstreamServer, serve_bytes
+
+pytestmark = pytest.mark.integration
 
 CHANNEL = "cloud/conda-forge"
 PREFIX = "/conda"

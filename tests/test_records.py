@@ -15,6 +15,8 @@ from sitegen.conda.records import (
     parse_repodata,
 )
 
+pytestmark = pytest.mark.unit
+
 SHA = "a" * 64
 
 

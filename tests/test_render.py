@@ -25,8 +25,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from support.site import rewrite_repodata, site_config
-from support.upstream import ExampleUpstream
 
 from sitegen.cli import main
 from sitegen.config.load import SiteConfig
@@ -38,6 +36,10 @@ from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.tools.serve import make_server, watch_and_render
 from sitegen.web import pages
 from sitegen.web.render import render_site
+from testkit.site import rewrite_repodata, site_config
+from testkit.upstream import ExampleUpstream
+
+pytestmark = pytest.mark.integration
 
 FULL = "cloud/example"
 APPROVED = "internal/approved"

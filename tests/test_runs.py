@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support.site import published, site_config
-from support.upstream import ExampleUpstream
 
 from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
 from sitegen.config import schedule
@@ -20,6 +18,8 @@ from sitegen.config.load import ConfigError, parse_config
 from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.sync.report import COMPLETED, FAILED, MirrorReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror, select_mirrors
+from testkit.site import published, site_config
+from testkit.upstream import ExampleUpstream
 
 
 def ts(text: str) -> float:
@@ -29,10 +29,12 @@ def ts(text: str) -> float:
 # --------------------------------------------------------------------------- pure schedule logic
 
 
+@pytest.mark.unit
 def test_never_completed_mirror_is_due() -> None:
     assert schedule.is_due("0 2 * * *", None, ts("2026-01-01T00:00:00"))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("expression", "last", "now", "due"),
     [
@@ -50,6 +52,7 @@ def test_schedule_fires_after_last_completed_run(expression, last, now, due) -> 
     assert schedule.is_due(expression, ts(last), ts(now)) is due
 
 
+@pytest.mark.unit
 def test_invalid_cron_expression_names_key_and_line() -> None:
     text = (
         "output: site\nchannels:\n  a/b:\n    url: http://127.0.0.1:1/c\n"
@@ -86,6 +89,7 @@ def _run(started: float, **statuses: str) -> RunReport:
     )
 
 
+@pytest.mark.unit
 def test_select_mirrors_by_due_uses_each_mirrors_last_completed_run(tmp_path: Path) -> None:
     config = _two_mirror_config(
         tmp_path / "site", "http://127.0.0.1:1/c", schedule_a="0 * * * *", schedule_b="0 0 * * *"
@@ -110,6 +114,7 @@ def test_select_mirrors_by_due_uses_each_mirrors_last_completed_run(tmp_path: Pa
 # --------------------------------------------------------------------------- real runs
 
 
+@pytest.mark.integration
 async def test_due_run_skips_mirrors_that_ran_and_records_nothing(
     tmp_path: Path, example_upstream: ExampleUpstream
 ) -> None:
@@ -126,6 +131,7 @@ async def test_due_run_skips_mirrors_that_ran_and_records_nothing(
     assert len(list(runs_dir.glob("*.json"))) == 1  # a run with nothing due leaves no record
 
 
+@pytest.mark.integration
 async def test_only_rebuilds_one_channel_and_keeps_the_other_mirrors_records(
     tmp_path: Path, example_upstream: ExampleUpstream
 ) -> None:
@@ -181,6 +187,7 @@ def write_cli_config(tmp_path: Path, url: str, download: str = "") -> tuple[Path
     return site, config_path
 
 
+@pytest.mark.integration
 def test_second_concurrent_run_exits_3(tmp_path: Path, example_upstream: ExampleUpstream) -> None:
     site, config_path = write_cli_config(tmp_path, example_upstream.url)
     with SiteLock(site / ".sitegen"):
@@ -192,6 +199,7 @@ def test_second_concurrent_run_exits_3(tmp_path: Path, example_upstream: Example
     assert main(["mirror", "-c", str(config_path), "--only", "zzz"]) == EXIT_CONFIG
 
 
+@pytest.mark.integration
 def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     state = tmp_path / "site" / ".sitegen"
     holder = subprocess.Popen(
@@ -219,6 +227,7 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
         holder.wait()
 
 
+@pytest.mark.unit
 def test_a_lock_that_may_not_create_leaves_a_missing_site_alone(tmp_path: Path) -> None:
     state = tmp_path / "site" / ".sitegen"
     with SiteLock(state, create=False):
@@ -229,6 +238,7 @@ def test_a_lock_that_may_not_create_leaves_a_missing_site_alone(tmp_path: Path) 
         SiteLock(state).acquire()
 
 
+@pytest.mark.integration
 def test_a_dry_run_of_a_new_site_leaves_nothing_on_disk(
     tmp_path: Path, example_upstream: ExampleUpstream
 ) -> None:
@@ -237,6 +247,7 @@ def test_a_dry_run_of_a_new_site_leaves_nothing_on_disk(
     assert not site.exists()
 
 
+@pytest.mark.integration
 def test_sigterm_stops_the_run_and_records_it(
     tmp_path: Path, example_upstream: ExampleUpstream
 ) -> None:

@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.faults import CHANNEL, corrupt, redirect, small_packages
-from support.invariant import assert_site_invariant, make_sandbox
-from support.upstream import UpstreamServer, respond
 
 from sitegen.cli import main
 from sitegen.tools.example_channel import PackageSpec, write_channel
+from testkit.faults import CHANNEL, corrupt, redirect, small_packages
+from testkit.invariant import assert_site_invariant, make_sandbox
+from testkit.upstream import UpstreamServer, respond
+
+pytestmark = pytest.mark.integration
 
 TOKEN = "tk-" + random.Random(20240601).randbytes(16).hex()
 ENV = "SITEGEN_TEST_TOKEN"

@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from support.site import record_fdatasync
 
 from sitegen.store import site as storage
 from sitegen.store.site import TEMP_PREFIX, Site
+from testkit.site import record_fdatasync
 
 
 def _entries(directory: Path) -> list[str]:
@@ -29,6 +29,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Site:
     return site
 
 
+@pytest.mark.unit
 def test_unnamed_files_are_used_where_the_filesystem_allows(tmp_path: Path) -> None:
     site = Site(tmp_path)
     with site.pending(tmp_path / "sub" / "a.conda") as pending:
@@ -37,6 +38,7 @@ def test_unnamed_files_are_used_where_the_filesystem_allows(tmp_path: Path) -> N
     assert _entries(tmp_path / "sub") == []  # the probe left nothing either
 
 
+@pytest.mark.unit
 def test_without_o_tmpfile_a_temporary_name_is_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -49,6 +51,7 @@ def test_without_o_tmpfile_a_temporary_name_is_used(
     assert _entries(tmp_path) == []
 
 
+@pytest.mark.unit
 def test_nothing_is_visible_under_the_target_before_commit(site: Site) -> None:
     target = site.root / "linux-64" / "a-1.0-0.conda"
     with site.pending(target) as pending:
@@ -63,6 +66,7 @@ def test_nothing_is_visible_under_the_target_before_commit(site: Site) -> None:
     assert _entries(target.parent) == [target.name]
 
 
+@pytest.mark.unit
 def test_commit_gets_the_same_permissions_as_any_new_file(site: Site) -> None:
     site.ensure_dir(site.root)
     reference = site.root / "reference"
@@ -73,6 +77,7 @@ def test_commit_gets_the_same_permissions_as_any_new_file(site: Site) -> None:
     assert target.stat().st_mode == reference.stat().st_mode
 
 
+@pytest.mark.unit
 def test_commit_replaces_an_existing_file(site: Site) -> None:
     target = site.root / "a.conda"
     site.ensure_dir(site.root)
@@ -85,6 +90,7 @@ def test_commit_replaces_an_existing_file(site: Site) -> None:
     assert _entries(site.root) == ["a.conda"]
 
 
+@pytest.mark.unit
 def test_discard_leaves_nothing_and_may_repeat(site: Site) -> None:
     target = site.root / "a.conda"
     pending = site.pending(target)
@@ -98,6 +104,7 @@ def test_discard_leaves_nothing_and_may_repeat(site: Site) -> None:
     assert _entries(site.root) == []
 
 
+@pytest.mark.unit
 def test_short_writes_and_many_buffers_are_carried_on(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,6 +136,7 @@ def test_short_writes_and_many_buffers_are_carried_on(
     assert len(calls) > 3
 
 
+@pytest.mark.unit
 def test_positioned_writes_from_threads_assemble_the_file(site: Site) -> None:
     parts = [bytes([i]) * 300_001 for i in range(8)]
     target = site.root / "big.conda"
@@ -148,6 +156,7 @@ def test_positioned_writes_from_threads_assemble_the_file(site: Site) -> None:
     assert target.read_bytes() == b"".join(parts)
 
 
+@pytest.mark.integration
 def test_a_killed_writer_leaves_nothing_behind(tmp_path: Path) -> None:
     """The process dies mid-write: a nameless file vanishes with it, no cleanup needed."""
     directory = tmp_path / "linux-64"
@@ -165,6 +174,7 @@ def test_a_killed_writer_leaves_nothing_behind(tmp_path: Path) -> None:
     assert _entries(directory) == []
 
 
+@pytest.mark.unit
 def test_the_probe_refuses_a_directory_that_cannot_link(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,6 +193,7 @@ def test_the_probe_refuses_a_directory_that_cannot_link(
     assert _entries(tmp_path) == ["a.conda"]
 
 
+@pytest.mark.unit
 def test_a_file_in_a_directory_not_made_yet(site: Site) -> None:
     for subdir in ("linux-64", "noarch"):  # the second is new after the first was probed
         target = site.root / "chan" / subdir / "a.conda"
@@ -192,6 +203,7 @@ def test_a_file_in_a_directory_not_made_yet(site: Site) -> None:
         assert target.read_bytes() == subdir.encode()
 
 
+@pytest.mark.unit
 def test_a_write_error_reported_at_close_keeps_the_name_free(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,6 +229,7 @@ def test_a_write_error_reported_at_close_keeps_the_name_free(
     assert _entries(tmp_path) == []
 
 
+@pytest.mark.unit
 def test_running_out_of_descriptors_is_an_error_not_a_missing_feature(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,6 +247,7 @@ def test_running_out_of_descriptors_is_an_error_not_a_missing_feature(
     assert site.unnamed_files is None  # asked again next time
 
 
+@pytest.mark.unit
 def test_sync_flushes_each_filesystem_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = Site(tmp_path)
     (tmp_path / "a").mkdir()
@@ -251,6 +265,7 @@ def test_sync_flushes_each_filesystem_once(tmp_path: Path, monkeypatch: pytest.M
     assert calls == [os.stat(tmp_path).st_dev]
 
 
+@pytest.mark.unit
 def test_a_failed_flush_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_syncfs(fd: int) -> int:
         ctypes.set_errno(errno.EIO)
@@ -263,6 +278,7 @@ def test_a_failed_flush_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert info.value.filename == str(tmp_path)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("durable", [True, False])
 def test_a_durable_commit_puts_the_bytes_on_disk_before_the_name(
     site: Site, monkeypatch: pytest.MonkeyPatch, durable: bool

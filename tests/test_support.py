@@ -14,9 +14,6 @@ from pathlib import Path
 import pytest
 import zstandard
 from rattler import RepoDataRecord
-from support import require_tool
-from support.client import solve_and_install, solve_only
-from support.upstream import ExampleUpstream, UpstreamServer, drop_connection, respond, truncate
 
 from sitegen.conda.records import parse_repodata
 from sitegen.tools.example_channel import (
@@ -26,6 +23,9 @@ from sitegen.tools.example_channel import (
     file_digests,
     write_channel,
 )
+from testkit.client import solve_and_install, solve_only
+from testkit.require import require_tool
+from testkit.upstream import ExampleUpstream, UpstreamServer, drop_connection, respond, truncate
 
 
 def _tar_members(data: bytes, mode: str = "r:") -> dict[str, bytes]:
@@ -56,6 +56,7 @@ def _spec(name: str, build: str) -> PackageSpec:
 
 
 # --- packages and channel -------------------------------------------------------------------
+@pytest.mark.unit
 def test_tar_bz2_package_is_valid(tmp_path: Path) -> None:
     spec = _spec("numpy", "py311")
     path = tmp_path / spec.filename("tar.bz2")
@@ -64,6 +65,7 @@ def test_tar_bz2_package_is_valid(tmp_path: Path) -> None:
     _check_info(_tar_members(path.read_bytes(), "r:bz2"), spec)
 
 
+@pytest.mark.unit
 def test_conda_package_is_valid(tmp_path: Path) -> None:
     spec = _spec("numpy", "py312")
     path = tmp_path / spec.filename("conda")
@@ -86,6 +88,7 @@ def test_conda_package_is_valid(tmp_path: Path) -> None:
     _check_info(info | pkg, spec)
 
 
+@pytest.mark.unit
 def test_rattler_reads_both_formats(tmp_path: Path) -> None:
     spec = _spec("libopenblas", "pthreads")
     for fmt in spec.formats:
@@ -97,6 +100,7 @@ def test_rattler_reads_both_formats(tmp_path: Path) -> None:
         assert record.sha256.hex() == file_digests(path)["sha256"]
 
 
+@pytest.mark.unit
 def test_channel_is_deterministic_per_seed(tmp_path: Path) -> None:
     first = write_channel(tmp_path / "a", example_packages(seed=1))
     again = write_channel(tmp_path / "b", example_packages(seed=1))
@@ -113,6 +117,7 @@ def test_channel_is_deterministic_per_seed(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.unit
 def test_repodata_matches_files(tmp_path: Path) -> None:
     repodata = write_channel(tmp_path, example_packages(), zst=True)
     assert set(repodata) == {"linux-64", "noarch"}
@@ -135,6 +140,7 @@ def test_repodata_matches_files(tmp_path: Path) -> None:
                 assert digests["size"] < 4096  # keep the example tiny
 
 
+@pytest.mark.unit
 def test_example_channel_has_the_interesting_cases() -> None:
     packages = example_packages()
     by_name: dict[str, list[PackageSpec]] = {}
@@ -161,6 +167,7 @@ def test_example_channel_has_the_interesting_cases() -> None:
     assert min(years) == 2021 and max(years) == 2025
 
 
+@pytest.mark.unit
 def test_noarch_repodata_always_written(tmp_path: Path) -> None:
     spec = PackageSpec(name="tiny", version="1", build="0", formats=("tar.bz2",))
     repodata = write_channel(tmp_path, [spec], {"removed": ["gone-1-0.tar.bz2"]})
@@ -184,6 +191,7 @@ def _get(
     return response.status, {k.lower(): v for k, v in response.getheaders()}, body
 
 
+@pytest.mark.integration
 def test_upstream_serves_validates_and_counts(example_upstream: ExampleUpstream) -> None:
     server = example_upstream.server
     assert server.url.startswith("http://127.0.0.1:")
@@ -216,6 +224,7 @@ def test_upstream_serves_validates_and_counts(example_upstream: ExampleUpstream)
     assert server.requests == [] and server.count() == 0
 
 
+@pytest.mark.integration
 def test_upstream_faults(tmp_path: Path) -> None:
     (tmp_path / "noarch").mkdir()
     (tmp_path / "noarch/repodata.json").write_bytes(b'{"packages": {}}')
@@ -240,6 +249,7 @@ def test_upstream_faults(tmp_path: Path) -> None:
 
 
 # --- a real client: py-rattler ---------------------------------------------------------------
+@pytest.mark.integration
 def test_rattler_installs_numpy_from_real_nginx(
     example_upstream: ExampleUpstream, nginx_server_factory, tmp_path: Path
 ) -> None:
@@ -269,6 +279,7 @@ def test_rattler_installs_numpy_from_real_nginx(
     assert any(" /linux-64/repodata.json" in line for line in nginx.access_log_lines())
 
 
+@pytest.mark.integration
 def test_rattler_installs_through_upstream_server(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
@@ -289,6 +300,7 @@ def test_rattler_installs_through_upstream_server(
     assert (tmp_path / "env/conda-meta" / f"{names['numpy'].dist}.json").is_file()
 
 
+@pytest.mark.integration
 def test_rattler_respects_pins_and_track_features(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
@@ -298,6 +310,7 @@ def test_rattler_respects_pins_and_track_features(
         solve_only([example_upstream.url], ["futures"], cache_dir=tmp_path / "cache")
 
 
+@pytest.mark.integration
 def test_rattler_revalidates_cached_repodata(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
@@ -311,6 +324,7 @@ def test_rattler_revalidates_cached_repodata(
     assert revalidation.header("If-None-Match", "").startswith('"')
 
 
+@pytest.mark.unit
 def test_missing_tool_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="nginx is not installed"):

@@ -21,17 +21,6 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from support import require_tool
-from support.faults import hang, redirect
-from support.site import assert_channel_consistent, site_config
-from support.upstream import (
-    FaultHook,
-    UpstreamHandler,
-    UpstreamServer,
-    drop_connection,
-    respond,
-    truncate,
-)
 
 from sitegen.conda.records import Record
 from sitegen.config.load import DownloadSettings, MirrorConfig
@@ -45,6 +34,19 @@ from sitegen.store.site import TEMP_PREFIX, PendingFile, Site
 from sitegen.store.writer import open_disk_writer
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
+from testkit.faults import hang, redirect
+from testkit.require import require_tool
+from testkit.site import assert_channel_consistent, site_config
+from testkit.upstream import (
+    FaultHook,
+    UpstreamHandler,
+    UpstreamServer,
+    drop_connection,
+    respond,
+    truncate,
+)
+
+pytestmark = pytest.mark.integration
 
 FILES = {f"f{i}.bin": bytes([i]) * (1000 + 100_000 * i) for i in range(6)}
 

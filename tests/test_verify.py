@@ -18,14 +18,16 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from support.faults import CHANNEL, small_packages, write_config
-from support.invariant import assert_site_invariant, make_sandbox, site_digest
-from support.site import record_fdatasync
-from support.upstream import UpstreamServer, respond
 
 from sitegen.cli import main
 from sitegen.store.lock import SiteLock
 from sitegen.tools.example_channel import write_channel
+from testkit.faults import CHANNEL, small_packages, write_config
+from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.site import record_fdatasync
+from testkit.upstream import UpstreamServer, respond
+
+pytestmark = pytest.mark.integration
 
 LINUX = "linux-64"
 CORRUPT = "alpha-1.0-h0_0.conda"

@@ -19,17 +19,6 @@ from typing import Any
 
 import pytest
 import trio
-from support.apache import (
-    apache_binary,
-    apache_modules_dir,
-    require_server,
-    server_user,
-    webconf_server,
-    world_readable_dir,
-)
-from support.client import solve_and_install
-from support.nginx import nginx_binary
-from support.upstream import ExampleUpstream
 
 from sitegen.cli import main
 from sitegen.config.load import SiteConfig, parse_config
@@ -43,6 +32,17 @@ from sitegen.tools.webconf import (
     normalize_prefix,
     render_webconf,
 )
+from testkit.apache import (
+    apache_binary,
+    apache_modules_dir,
+    require_server,
+    server_user,
+    webconf_server,
+    world_readable_dir,
+)
+from testkit.client import solve_and_install
+from testkit.nginx import nginx_binary
+from testkit.upstream import ExampleUpstream
 
 PREFIX = "/anaconda"
 CHANNEL = "cloud/conda-forge"
@@ -75,6 +75,7 @@ def _get(url: str, path: str) -> tuple[int, dict[str, str], bytes]:
 # --------------------------------------------------------------------------- validation
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "prefix", ["/co nda", "/conda;", "/../etc", "/.hidden", '/a"b', "/a\nb", "/$uri", "/a{b}"]
 )
@@ -83,6 +84,7 @@ def test_unsafe_prefix_is_rejected(prefix: str, tmp_path: Path) -> None:
         render_webconf("nginx", _config(tmp_path / "site"), WebconfOptions(prefix=prefix))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "root", ["relative/site", "/srv/my site", "/srv/a;b", "/srv/../etc", '/srv/"x', "/srv/$x"]
 )
@@ -92,6 +94,7 @@ def test_unsafe_root_is_rejected(root: str, tmp_path: Path) -> None:
             render_webconf(server, _config(tmp_path / "site"), WebconfOptions(root=root))
 
 
+@pytest.mark.unit
 def test_addresses_and_prefixes_are_normalized() -> None:
     assert normalize_prefix("") == normalize_prefix("/") == ""
     assert normalize_prefix("conda/") == "/conda"
@@ -105,6 +108,7 @@ def test_addresses_and_prefixes_are_normalized() -> None:
             check_address(bad, "--listen")
 
 
+@pytest.mark.unit
 def test_passive_channels_get_fetcher_rules(tmp_path: Path) -> None:
     active = _config(tmp_path / "site")
     passive = _config(tmp_path / "site", mode="passive")
@@ -126,6 +130,7 @@ def test_passive_channels_get_fetcher_rules(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.unit
 def test_cli_prints_config_and_rejects_bad_values(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -152,6 +157,7 @@ def public_dir() -> Iterator[Path]:
         yield path
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("server", ["nginx", "apache"])
 @pytest.mark.parametrize("prefix", ["", "/conda", "/mirrors/conda"])
 def test_generated_configs_pass_the_servers_own_check(
@@ -164,6 +170,7 @@ def test_generated_configs_pass_the_servers_own_check(
         webconf_server(server, config, public_dir / f"state-{mode}", prefix=prefix).check()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("server", ["nginx", "apache"])
 def test_snippets_pass_the_servers_own_check(server: str, public_dir: Path) -> None:
     """The non-standalone outputs, included the way a sysadmin would include them."""
@@ -240,6 +247,7 @@ def _published(site: Path, subdir: str) -> dict[str, dict[str, Any]]:
     return {**document["packages"], **document["packages.conda"]}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("server", ["nginx", "apache"])
 def test_real_server_serves_the_site_through_the_symlink(
     server: str, mirrored_site: Path, public_dir: Path, tmp_path: Path
@@ -330,6 +338,7 @@ def test_real_server_serves_the_site_through_the_symlink(
         assert package.url.startswith(f"{url}{PREFIX}/{CHANNEL}/")
 
 
+@pytest.mark.unit
 def test_standalone_needs_a_state_dir(tmp_path: Path) -> None:
     with pytest.raises(WebconfError, match="state-dir"):
         render_webconf("nginx", _config(tmp_path / "site"), WebconfOptions(standalone=True))

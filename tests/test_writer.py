@@ -34,6 +34,7 @@ def _chunks(count: int, size: int) -> list[bytes]:
     return [bytes([i % 251]) * size for i in range(count)]
 
 
+@pytest.mark.unit
 async def test_chunks_land_in_order_and_are_seen_by_on_write(tmp_path: Path) -> None:
     site = Site(tmp_path)
     target = tmp_path / "a.conda"
@@ -52,6 +53,7 @@ async def test_chunks_land_in_order_and_are_seen_by_on_write(tmp_path: Path) -> 
     assert digest.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
 
 
+@pytest.mark.unit
 async def test_parts_streamed_from_their_offsets_by_several_tasks(tmp_path: Path) -> None:
     site = Site(tmp_path)
     target = tmp_path / "big.conda"
@@ -73,6 +75,7 @@ async def test_parts_streamed_from_their_offsets_by_several_tasks(tmp_path: Path
     assert target.read_bytes() == b"".join(parts)
 
 
+@pytest.mark.unit
 async def test_files_spread_over_workers_each_stay_whole(tmp_path: Path) -> None:
     site = Site(tmp_path)
     contents = {f"f{i}.conda": b"".join(_chunks(20, 1000 + i)) for i in range(12)}
@@ -98,6 +101,7 @@ class _FailingFile(PendingFile):
         raise OSError(errno.ENOSPC, "No space left on device")
 
 
+@pytest.mark.unit
 async def test_a_failed_write_is_raised_by_finish_and_by_later_writes(tmp_path: Path) -> None:
     site = Site(tmp_path)
     with trio.fail_after(HANG_GUARD), site.pending(tmp_path / "a.conda") as good:
@@ -110,6 +114,7 @@ async def test_a_failed_write_is_raised_by_finish_and_by_later_writes(tmp_path: 
                 await stream.write(b"y")
 
 
+@pytest.mark.unit
 async def test_producers_wait_while_the_disk_is_behind(tmp_path: Path) -> None:
     """At most max_buffered bytes wait for the disk: the transfers stop until it catches up,
     and every one of several waiting transfers goes on again (none is forgotten)."""
@@ -171,6 +176,7 @@ class _Gate:
         self.opened.set()
 
 
+@pytest.mark.unit
 async def test_a_stream_left_without_finish_writes_nothing_more(tmp_path: Path) -> None:
     """A failed transfer leaves its stream early: what was still queued is dropped, and once
     the stream is left nothing touches the file, so discarding it is safe."""
@@ -194,6 +200,7 @@ async def test_a_stream_left_without_finish_writes_nothing_more(tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.unit
 async def test_a_cancelled_transfer_leaves_its_stream_only_when_the_worker_has(
     tmp_path: Path,
 ) -> None:
@@ -221,6 +228,7 @@ class _CountingFile(PendingFile):
         super().write_at(buffers, offset)
 
 
+@pytest.mark.unit
 async def test_chunks_reach_the_worker_in_batches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -246,6 +254,7 @@ async def test_chunks_reach_the_worker_in_batches(
     assert {name: (tmp_path / name).stat().st_size for name in sizes} == sizes
 
 
+@pytest.mark.unit
 async def test_then_runs_in_the_worker_after_the_last_byte(tmp_path: Path) -> None:
     """finish(then): the file is verified and named off the event loop, once it is whole;
     what ``then`` raises comes back from finish, and after a failed write it does not run."""
@@ -324,6 +333,7 @@ print("left:", sorted(p.name for p in root.iterdir()))
 """
 
 
+@pytest.mark.integration
 def test_streams_are_released_when_a_worker_is_gone(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", _WORKER_GONE, str(tmp_path)],

@@ -4,7 +4,7 @@
 ``state_dir/apache.conf`` (a ``--standalone`` config keeps its pid file and logs in
 ``state_dir``), runs ``apache2 -f <conf> -DFOREGROUND`` in its own session, waits until the
 port accepts connections and stops Apache on exit. ``GeneratedNginx`` does the same for nginx on
-top of :class:`support.nginx.NginxServer`. ``check()`` validates the config (``apache2 -t`` /
+top of :class:`testkit.nginx.NginxServer`. ``check()`` validates the config (``apache2 -t`` /
 ``nginx -t``) without starting anything; :func:`webconf_server` builds either from
 ``sitegen.tools.webconf`` options, :func:`require_server` skips (fails when ``CI=true``) when the
 binary is missing.
@@ -28,9 +28,9 @@ from typing import Any
 
 from sitegen.config.load import SiteConfig
 from sitegen.tools.webconf import WebconfOptions, render_webconf
-from support import require_tool
-from support.nginx import NginxServer, nginx_binary
-from support.server_process import ServerProcess
+from testkit.nginx import NginxServer, nginx_binary
+from testkit.require import require_tool
+from testkit.server_process import ServerProcess
 
 DEBIAN_APACHE = "/usr/sbin/apache2"
 MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules")

@@ -1,9 +1,8 @@
-"""Real-parts test infrastructure: an HTTP upstream, real nginx, and a real conda client."""
+"""Real tools the tests need: skip locally when one is missing, fail when ``CI=true``."""
 
 from __future__ import annotations
 
 import os
-from typing import Self
 
 import pytest
 
@@ -21,20 +20,3 @@ def require_tool(available: bool, what: str, package: str | None = None) -> None
     if in_ci():
         pytest.fail(f"CI=true: {message}", pytrace=False)
     pytest.skip(message)
-
-
-class StartStop:
-    """``with server:`` starts a test server and stops it on the way out; subclasses define
-    ``start()`` (returning the server) and ``stop()``."""
-
-    def start(self) -> Self:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

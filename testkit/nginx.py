@@ -2,7 +2,7 @@
 
 ``NginxServer(root, tmpdir)`` writes its own minimal ``nginx.conf`` into ``tmpdir`` (pid, lock,
 temp paths and both logs live there too) and runs ``nginx -p tmpdir -c nginx.conf`` in the
-foreground (``daemon off``) as a :class:`support.server_process.ServerProcess`.
+foreground (``daemon off``) as a :class:`testkit.server_process.ServerProcess`.
 No directory listings. As root, workers run as root (``user root;``) so they can read files in
 pytest's private tmp dirs.
 """
@@ -14,7 +14,7 @@ import shutil
 import signal
 from pathlib import Path
 
-from support.server_process import ServerProcess
+from testkit.server_process import ServerProcess
 
 DEBIAN_NGINX = "/usr/sbin/nginx"
 
@@ -60,6 +60,13 @@ class NginxServer(ServerProcess):
     error = NginxError
     # SIGQUIT: graceful shutdown of master and workers; SIGTERM: fast shutdown.
     stop_signals = ((signal.SIGQUIT, 10.0), (signal.SIGTERM, 5.0))
+    # What the benchmarks tune (bench/nginx.py): their own log format, a quieter error log, and
+    # room for thousands of requests on a few keep-alive connections.
+    log_format = ACCESS_LOG_FORMAT
+    error_log_level = "info"
+    worker_connections = 256
+    keepalive_timeout = 30
+    keepalive_requests = 1000  # nginx's default
 
     def __init__(
         self,
@@ -93,16 +100,16 @@ class NginxServer(ServerProcess):
         types = "\n".join(f"        {mime} {exts};" for mime, exts in MIME_TYPES.items())
         user = "user root root;\n" if os.geteuid() == 0 else ""
         return f"""\
-# written by tests/support/nginx.py
+# written by testkit/nginx.py
 {user}daemon off;
 master_process on;
 worker_processes 1;
 pid {tmp}/nginx.pid;
 lock_file {tmp}/nginx.lock;
-error_log {self.error_log} info;
+error_log {self.error_log} {self.error_log_level};
 
 events {{
-    worker_connections 256;
+    worker_connections {self.worker_connections};
 }}
 
 http {{
@@ -110,7 +117,7 @@ http {{
 {types}
     }}
     default_type application/octet-stream;
-    log_format sitegen '{ACCESS_LOG_FORMAT}';
+    log_format sitegen '{self.log_format}';
     access_log {self.access_log} sitegen;
     client_body_temp_path {tmp}/client_body;
     proxy_temp_path {tmp}/proxy;
@@ -118,7 +125,8 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     sendfile on;
-    keepalive_timeout 30;
+    keepalive_timeout {self.keepalive_timeout};
+    keepalive_requests {self.keepalive_requests};
     server_tokens off;
 {self.extra_http}
     server {{

@@ -3,8 +3,8 @@
 :class:`ServerProcess` writes the server's config into its state directory, runs the server in
 the foreground in its own session on a free port of 127.0.0.1 (again on another port when the
 one it probed is taken before the server binds it), waits until the port accepts connections
-and stops the server, children included, on exit. :class:`support.nginx.NginxServer` and
-:class:`support.apache.ApacheServer` say what to run.
+and stops the server, children included, on exit. :class:`testkit.nginx.NginxServer` and
+:class:`testkit.apache.ApacheServer` say what to run.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from support import StartStop
+from testkit import StartStop
 
 
 def free_port(host: str = "127.0.0.1") -> int:

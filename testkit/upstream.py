@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from support import StartStop
+from testkit import StartStop
 
 FaultHook = Callable[["UpstreamHandler"], bool | None]
 

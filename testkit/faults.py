@@ -1,4 +1,4 @@
-"""Misbehaving upstreams: fault hooks for :class:`support.upstream.UpstreamServer` and a raw
+"""Misbehaving upstreams: fault hooks for :class:`testkit.upstream.UpstreamServer` and a raw
 socket server for connection-level misbehaviour.
 
 Every hook here is bounded in time: a hook that stalls or drips gives up as the client
@@ -36,8 +36,8 @@ import zstandard
 
 from sitegen.config.load import SiteConfig, parse_config
 from sitegen.tools.example_channel import PackageSpec
-from support import StartStop
-from support.upstream import FaultHook, UpstreamHandler
+from testkit import StartStop
+from testkit.upstream import FaultHook, UpstreamHandler
 
 
 def _file_bytes(handler: UpstreamHandler) -> bytes | None:
