@@ -9,6 +9,7 @@ between two renames.
 from __future__ import annotations
 
 import bz2
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,10 +17,14 @@ import msgspec
 import trio
 import zstandard
 
+from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
 from sitegen.conda.records import Record, encode_repodata
 from sitegen.conda.version import RecordMatcher
-from sitegen.store.site import Site, same_content
+from sitegen.store.site import Site, origins_path, same_content
+from sitegen.sync.prune import prune_subdir
+
+log = logging.getLogger("sitegen")
 
 # Level 9 keeps conda-forge-sized repodata to seconds; conda-index's 16 costs ~50x the time for
 # ~15% smaller files (see the performance notes in the README).
@@ -97,3 +102,93 @@ def write_json(site: Site, relative: str, document: Any) -> bool:
     """Write a small JSON document (e.g. channeldata.json) if its content changed."""
     parts = relative.split("/")
     return site.write_bytes(site.path(*parts), msgspec.json.encode(document))
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """How publishing one channel subdir went."""
+
+    status: str  # "published", "unchanged" or "failed" (kept the previous state)
+    deleted: int = 0  # package files pruned after publishing
+    error: str = ""
+
+
+def without_failed(meta: SubdirMetadata, failed: set[str]) -> SubdirMetadata:
+    """The metadata to publish: never list a file that is not verified on disk."""
+    if not failed:
+        return meta
+    records = {fn: r for fn, r in meta.records.items() if fn not in failed}
+    return SubdirMetadata(meta.subdir, records, meta.info, meta.removed, meta.extra)
+
+
+async def publish_target(
+    site: Site, channel_path: str, meta: SubdirMetadata, staged: list[str]
+) -> PublishOutcome:
+    """Publish one subdir whose files are on disk (``staged``: replacements waiting under
+    their staging names), then prune the files nothing names any more."""
+    # Which mirror serves each file: for the passive fetcher and `sitegen verify --repair`.
+    origins = {fn: record.origin for fn, record in meta.records.items()}
+    await trio.to_thread.run_sync(
+        site.write_bytes,
+        origins_path(site, channel_path, meta.subdir),
+        msgspec.json.encode(dict(sorted(origins.items()))),
+    )
+    directory = site.path(channel_path, meta.subdir)
+    if staged:
+        # Two steps keep every published record true: first publish without the replaced
+        # files, then move the new bytes into place, then publish their new records.
+        replaced = set(staged)
+        interim = {fn: r for fn, r in meta.records.items() if fn not in replaced}
+        await publish_subdir(
+            site,
+            channel_path,
+            SubdirMetadata(meta.subdir, interim, meta.info, meta.removed, meta.extra),
+        )
+        for fn in staged:
+            site.commit(site.staging_for(directory / fn), directory / fn)
+    written = await publish_subdir(site, channel_path, meta)
+    # Prune only after the new metadata is in place.
+    removed = await trio.to_thread.run_sync(prune_subdir, site, directory, set(meta.records))
+    return PublishOutcome("published" if written else "unchanged", deleted=len(removed))
+
+
+async def publish_all(
+    site: Site,
+    targets: list[tuple[str, SubdirMetadata, list[str]]],
+    outcomes: dict[tuple[str, str], PublishOutcome],
+) -> None:
+    """Publish (channel path, metadata, staged) targets, two at a time, filling ``outcomes``
+    by (channel path, subdir) as each ends: a failed subdir keeps its previous state."""
+    limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
+
+    async def publish(channel_path: str, meta: SubdirMetadata, staged: list[str]) -> None:
+        async with limiter:
+            try:
+                outcome = await publish_target(site, channel_path, meta, staged)
+            except OSError as exc:
+                # A full disk or an I/O error: this subdir keeps its previous state.
+                outcome = PublishOutcome(
+                    "failed",
+                    error=f"{meta.subdir}: could not publish: {exc.strerror or exc}"
+                    f"{f' ({exc.filename})' if exc.filename else ''}; kept the previous state",
+                )
+                log.error("%s/%s: %s", channel_path, meta.subdir, exc)
+            outcomes[(channel_path, meta.subdir)] = outcome
+
+    async with trio.open_nursery() as nursery:
+        for channel_path, meta, staged in targets:
+            nursery.start_soon(publish, channel_path, meta, staged)
+
+
+def write_channeldata(
+    site: Site, channel_path: str, published: dict[str, dict[str, Record]]
+) -> str | None:
+    """Write a channel's channeldata.json from its subdirs' records; the error, if any."""
+    if not published:
+        return None
+    try:
+        write_json(site, f"{channel_path}/channeldata.json", build_channeldata(published))
+    except OSError as exc:
+        log.error("%s: could not write channeldata.json: %s", channel_path, exc)
+        return f"{channel_path}: could not write channeldata.json: {exc.strerror or exc}"
+    return None
