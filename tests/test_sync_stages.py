@@ -18,7 +18,7 @@ from sitegen.sync.plan import DiskSnapshot, files_to_check, plan_subdir
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata
 from sitegen.sync.report import RunReport
 from sitegen.sync.report_build import RunResults, build_report, clean_rebuild
-from sitegen.sync.select import ClosureResult
+from sitegen.sync.selection import ClosureResult
 
 
 def at(record: Record, origin: str = "m", **raw: Any) -> Record:

@@ -52,7 +52,7 @@ from sitegen.sync.report_build import (
     finish,
     inputs_record,
 )
-from sitegen.sync.select import ClosureResult, close, select_all
+from sitegen.sync.selection import ClosureResult, close, select_all
 
 log = logging.getLogger("sitegen")
 

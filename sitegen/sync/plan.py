@@ -12,11 +12,6 @@ from dataclasses import dataclass, field
 
 from sitegen.conda.records import Record
 
-# What the plan makes of one record.
-_KEEP = "keep"  # on disk and vouched for
-_CHECK = "check"  # on disk at the right size, but only a re-hash can vouch for it
-_FETCH = "fetch"  # absent, or present at the wrong size
-
 
 @dataclass(frozen=True)
 class DiskSnapshot:
@@ -49,21 +44,11 @@ class Plan:
         return sum(r.size for r in self.to_download) + sum(r.size for r in self.to_stage)
 
 
-def _status(
-    fn: str,
-    record: Record,
-    published: Mapping[str, Record],
-    present: Mapping[str, int],
-    verify: bool,
-) -> str:
-    if present.get(fn) != record.size:
-        return _FETCH
-    # The size alone vouches for a file only when the published record already named these
-    # bytes; a checksum that changed upstream means a re-hash.
-    before = published.get(fn)
-    if before is not None and before.same_file(record) and not verify:
-        return _KEEP
-    return _CHECK
+def _trusted(record: Record, before: Record | None, verify: bool) -> bool:
+    """Whether a file of the right size on disk is vouched for without a re-hash: only when
+    the published record already named these bytes (a checksum that changed upstream means a
+    re-hash) and the run does not verify everything."""
+    return not verify and before is not None and before.same_file(record)
 
 
 def files_to_check(
@@ -73,11 +58,13 @@ def files_to_check(
     verify: bool,
 ) -> list[str]:
     """The files on disk that only a checksum check can vouch for, in record order."""
-    return [
-        fn
-        for fn, record in records.items()
-        if _status(fn, record, published, present, verify) == _CHECK
-    ]
+    # Plain loops over up to a million records: no helper call per record.
+    unsure = []
+    size_on_disk, published_record = present.get, published.get
+    for fn, record in records.items():
+        if size_on_disk(fn) == record.size and not _trusted(record, published_record(fn), verify):
+            unsure.append(fn)
+    return unsure
 
 
 def plan_subdir(
@@ -95,18 +82,20 @@ def plan_subdir(
     to_download: list[Record] = []
     to_stage: list[Record] = []
     to_remove: list[str] = []
-    present = snapshot.present
+    present, checked = snapshot.present, snapshot.checked
     for fn, record in records.items():
-        vouched = snapshot.checked.get(fn)
-        if vouched is None:  # not checked: only the published record can vouch for it
-            vouched = _status(fn, record, published, present, verify) == _KEEP
-        if vouched:
-            continue
+        size = present.get(fn)
+        before = published.get(fn)
+        if size == record.size:
+            vouched = checked.get(fn)
+            if vouched is None:  # not checked: only the published record can vouch for it
+                vouched = _trusted(record, before, verify)
+            if vouched:
+                continue
         if record.origin in passive:
-            if fn in present:
+            if size is not None:
                 to_remove.append(fn)
             continue
-        before = published.get(fn)
         if before is not None and not before.same_file(record):
             # The published record still describes the old bytes: the new ones wait.
             to_stage.append(record)

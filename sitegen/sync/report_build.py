@@ -29,7 +29,7 @@ from sitegen.sync.report import (
     MirrorSubdirReport,
     RunReport,
 )
-from sitegen.sync.select import ClosureResult
+from sitegen.sync.selection import ClosureResult
 
 log = logging.getLogger("sitegen")
 
