@@ -186,8 +186,7 @@ def test_report_is_assembled_from_the_stage_results() -> None:
         closure=ClosureResult({"one": selection}, deps),
         merged=[merged],
         downloads={("c", "linux-64"): DownloadOutcome(1, 1000, {B.fn}, ["linux-64/b: 404"])},
-        published={("c", "linux-64"): meta},
-        publish={("c", "linux-64"): PublishOutcome("published", deleted=1)},
+        publish={("c", "linux-64"): PublishOutcome("published", meta.records, deleted=1)},
         errors=["disk trouble"],
     )
     report = RunReport(id="r", started=0.0, errors=["earlier"])
@@ -273,8 +272,7 @@ def test_a_clean_rebuild_published_every_subdir() -> None:
         fetched={("m", "linux-64"): FetchResult("fetched")},
         merged=[merged],
         downloads={key: DownloadOutcome(1, 1000)},
-        published={key: merged.meta},
-        publish={key: PublishOutcome("unchanged")},
+        publish={key: PublishOutcome("unchanged", merged.meta.records)},
     )
     report = RunReport(id="r", started=0.0)
     build_report(report, {"m"}, results)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import trio
 
-from sitegen.conda.records import Repodata
 from sitegen.conda.version import RecordMatcher
 from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.net.download import DownloadJob
@@ -23,6 +23,7 @@ from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.store.site import Site
 from sitegen.store.upstream_cache import UpstreamCache
 from sitegen.sync.download import (
+    DownloadOutcome,
     TargetKey,
     check_files,
     download_all,
@@ -31,10 +32,17 @@ from sitegen.sync.download import (
     remove_files,
     snapshot_subdir,
 )
-from sitegen.sync.fetch import ERROR, fetch_all, parse_all, store_body
+from sitegen.sync.fetch import (
+    ERROR,
+    FetchResult,
+    ParseResult,
+    SubdirKey,
+    fetch_all,
+    parse_all,
+    store_body,
+)
 from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
 from sitegen.sync.merge import (
-    MERGED,
     DeletionGuard,
     Feed,
     MergedSubdir,
@@ -42,8 +50,14 @@ from sitegen.sync.merge import (
     merge_subdir,
 )
 from sitegen.sync.options import MirrorOptions
-from sitegen.sync.plan import DiskSnapshot, files_to_check, plan_subdir
-from sitegen.sync.publish import publish_all, without_failed, write_channeldata
+from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
+from sitegen.sync.publish import (
+    PublishOutcome,
+    SubdirMetadata,
+    publish_all,
+    without_failed,
+    write_channeldata,
+)
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.sync.report_build import (
     RunResults,
@@ -105,7 +119,7 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
                 # roots, history, state); those of live processes such as the fetcher stay.
                 await trio.to_thread.run_sync(scope.site.clean_temp_tree)
             cache = UpstreamCache(scope.site)
-            bodies: dict[tuple[str, str], bytes] = {}
+            bodies: dict[SubdirKey, bytes] = {}
             await fetch_all(
                 upstreams,
                 (m for _c, m in results.mirrors),
@@ -129,7 +143,7 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
 
 
 def _inputs_digest(
-    scope: RunScope, results: RunResults, bodies: dict[tuple[str, str], bytes]
+    scope: RunScope, results: RunResults, bodies: dict[SubdirKey, bytes]
 ) -> str | None:
     """The digest of this run's inputs, when the shortcut may apply (None otherwise)."""
     options = scope.options
@@ -149,7 +163,7 @@ async def _built_from_same_inputs(
     built_from: BuiltFromStore,
     inputs: str,
     results: RunResults,
-    bodies: dict[tuple[str, str], bytes],
+    bodies: dict[SubdirKey, bytes],
     cache: UpstreamCache,
 ) -> BuiltFrom | None:
     """The record of the run that built the site from these same inputs, when the site still
@@ -167,7 +181,7 @@ async def _rebuild(
     scope: RunScope,
     upstreams: dict[str, Upstream],
     cache: UpstreamCache,
-    bodies: dict[tuple[str, str], bytes],
+    bodies: dict[SubdirKey, bytes],
     built_from: BuiltFromStore,
     results: RunResults,
 ) -> None:
@@ -181,61 +195,72 @@ async def _rebuild(
     # (unfrozen when the run ends, for callers that run several mirrors in one process).
     gc.freeze()
     matcher = RecordMatcher()
-    readable = _readable(upstreams, results)
+    readable = _readable(results.mirrors, upstreams, results.fetched, results.parsed)
     selections = await trio.to_thread.run_sync(
         select_all, scope.config, results.mirrors, readable, results.parsed, matcher
     )
     results.closure = await trio.to_thread.run_sync(close, selections, matcher)
-    results.merged = await trio.to_thread.run_sync(_merge_all, scope, readable, results)
-    await _plan_all(scope, results)
+    results.merged = await trio.to_thread.run_sync(
+        _merge_all, scope, readable, results.parsed, results.closure
+    )
+    results.plans = await _plan_all(scope, results.merged)
     if options.dry_run:
         return
     built_from.forget()
     jobs: dict[TargetKey, list[DownloadJob]] = {}
-    for merged in results.merged:
-        plan = results.plans.get(merged.key)
-        if plan is None:
-            continue
-        directory = scope.site.path(merged.channel, merged.subdir)
-        # Passive files that fail their check go now; the pull-through fetcher replaces them.
+    for key, plan in results.plans.items():
+        directory = scope.site.path(*key)
+        # Wrong files under the names a passive mirror serves go now, before anything is
+        # published; the pull-through fetcher replaces them on first request.
         remove_files(scope.site, directory, plan.to_remove)
-        jobs[merged.key] = download_jobs(scope.site, directory, plan, upstreams)
+        jobs[key] = download_jobs(scope.site, directory, plan, upstreams)
     await download_all(scope.site, scope.config.download, jobs, results.downloads, options.progress)
     downloaded = [scope.site.path(*key) for key, d in results.downloads.items() if d.files]
     error = await flush(scope.site, downloaded)
     if error is not None:
         results.errors.append(error)
         return
-    await _publish_all(scope, results)
+    results.errors.extend(
+        await _publish_all(scope, results.merged, results.plans, results.downloads, results.publish)
+    )
 
 
-def _readable(upstreams: dict[str, Upstream], results: RunResults) -> set[str]:
+def _readable(
+    mirrors: list[tuple[ChannelConfig, MirrorConfig]],
+    upstreams: dict[str, Upstream],
+    fetched: Mapping[SubdirKey, FetchResult],
+    parsed: Mapping[SubdirKey, ParseResult],
+) -> set[str]:
     """The mirrors whose every subdir was read: only they may change what is published."""
+
+    def read(key: SubdirKey) -> bool:
+        result = fetched.get(key)
+        if result is None or result.status == ERROR:
+            return False
+        outcome = parsed.get(key)
+        return outcome is None or outcome.repodata is not None
+
     return {
         m.name
-        for _c, m in results.mirrors
-        if m.name in upstreams and all(_subdir_ok(results, (m.name, s)) for s in m.subdirs)
+        for _c, m in mirrors
+        if m.name in upstreams and all(read((m.name, s)) for s in m.subdirs)
     }
 
 
-def _subdir_ok(results: RunResults, key: tuple[str, str]) -> bool:
-    fetched = results.fetched.get(key)
-    if fetched is None or fetched.status == ERROR:
-        return False
-    parsed = results.parsed.get(key)
-    return parsed is None or parsed.repodata is not None
-
-
-def _merge_all(scope: RunScope, readable: set[str], results: RunResults) -> list[MergedSubdir]:
-    closure = results.closure
-    assert closure is not None
+def _merge_all(
+    scope: RunScope,
+    readable: set[str],
+    parsed: Mapping[SubdirKey, ParseResult],
+    closure: ClosureResult,
+) -> list[MergedSubdir]:
+    """Merge every subdir of the rebuilt channels, reading what each publishes now."""
     guard = DeletionGuard(scope.config.max_delete_fraction, scope.options.force_delete)
     merged_all = []
     for channel in scope.channels:
         for subdir in channel.subdirs:
             feeding = [m for m in channel.mirrors if subdir in m.subdirs]
             broken = [m.name for m in feeding if m.name not in readable]
-            feeds = [] if broken else [_feed(results, closure, m.name, subdir) for m in feeding]
+            feeds = [] if broken else [_feed(parsed, closure, m.name, subdir) for m in feeding]
             previous = load_previous(scope.site.path(channel.path, subdir), subdir)
             merged = merge_subdir(channel.path, subdir, feeds, broken, previous, guard)
             if merged is not None:
@@ -243,19 +268,22 @@ def _merge_all(scope: RunScope, readable: set[str], results: RunResults) -> list
     return merged_all
 
 
-def _feed(results: RunResults, closure: ClosureResult, mirror: str, subdir: str) -> Feed:
-    parsed = results.parsed.get((mirror, subdir))
-    repodata: Repodata | None = parsed.repodata if parsed else None
-    return Feed(mirror, repodata, closure.kept(mirror, subdir))
+def _feed(
+    parsed: Mapping[SubdirKey, ParseResult], closure: ClosureResult, mirror: str, subdir: str
+) -> Feed:
+    result = parsed.get((mirror, subdir))
+    return Feed(mirror, result.repodata if result else None, closure.kept(mirror, subdir))
 
 
-async def _plan_all(scope: RunScope, results: RunResults) -> None:
+async def _plan_all(scope: RunScope, merged_all: list[MergedSubdir]) -> dict[TargetKey, Plan]:
+    """A plan for every merged subdir: read its directory and re-hash what needs it, then
+    decide (purely) from what was read."""
     passive = scope.passive
     verify = scope.options.verify
-    for merged in results.merged:
-        if merged.status != MERGED:
+    plans: dict[TargetKey, Plan] = {}
+    for merged in merged_all:
+        if merged.meta is None:
             continue
-        assert merged.meta is not None
         records = merged.meta.records
         published = merged.previous.records if merged.previous else {}
         directory = scope.site.path(merged.channel, merged.subdir)
@@ -263,34 +291,45 @@ async def _plan_all(scope: RunScope, results: RunResults) -> None:
         unsure = files_to_check(records, published, present, verify)
         checked = await check_files(directory, records, unsure)
         snapshot = DiskSnapshot(present, checked)
-        results.plans[merged.key] = plan_subdir(records, published, snapshot, passive, verify)
+        plans[merged.key] = plan_subdir(records, published, snapshot, passive, verify)
+    return plans
 
 
-async def _publish_all(scope: RunScope, results: RunResults) -> None:
+async def _publish_all(
+    scope: RunScope,
+    merged_all: list[MergedSubdir],
+    plans: Mapping[TargetKey, Plan],
+    downloads: Mapping[TargetKey, DownloadOutcome],
+    outcomes: dict[TargetKey, PublishOutcome],
+) -> list[str]:
+    """Publish the merged subdirs (filling ``outcomes``), then each channel's channeldata;
+    returns the errors of the channeldata files."""
     targets = []
-    for merged in results.merged:
-        if merged.status != MERGED:
+    to_publish: dict[TargetKey, SubdirMetadata] = {}
+    for merged in merged_all:
+        if merged.meta is None:
             continue
-        assert merged.meta is not None
-        downloaded = results.downloads.get(merged.key)
+        downloaded = downloads.get(merged.key)
         failed = downloaded.failed if downloaded else set()
-        meta = results.published[merged.key] = without_failed(merged.meta, failed)
-        plan = results.plans[merged.key]
-        staged = [r.fn for r in plan.to_stage if r.fn not in failed]
+        meta = to_publish[merged.key] = without_failed(merged.meta, failed)
+        staged = [r.fn for r in plans[merged.key].to_stage if r.fn not in failed]
         targets.append((merged.channel, meta, staged))
-    await publish_all(scope.site, targets, results.publish)
+    await publish_all(scope.site, targets, outcomes)
+    errors = []
     for channel in scope.channels:
         subdirs = {}
-        for merged in results.merged:
+        for merged in merged_all:
             if merged.channel != channel.path:
                 continue
-            if merged.key in results.published:
-                subdirs[merged.subdir] = results.published[merged.key].records
+            meta = to_publish.get(merged.key)
+            if meta is not None:  # even when publishing it failed, as ever
+                subdirs[merged.subdir] = meta.records
             elif merged.previous is not None:
                 subdirs[merged.subdir] = merged.previous.records
         error = write_channeldata(scope.site, channel.path, subdirs)
         if error is not None:
-            results.errors.append(error)
+            errors.append(error)
+    return errors
 
 
 def _remember(

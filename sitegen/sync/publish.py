@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,7 @@ class PublishOutcome:
     """How publishing one channel subdir went."""
 
     status: str  # "published", "unchanged" or "failed" (kept the previous state)
+    records: Mapping[str, Record] = field(default_factory=dict)  # as published, unless failed
     deleted: int = 0  # package files pruned after publishing
     error: str = ""
 
@@ -149,7 +151,8 @@ async def publish_target(
     written = await publish_subdir(site, channel_path, meta)
     # Prune only after the new metadata is in place.
     removed = await trio.to_thread.run_sync(prune_subdir, site, directory, set(meta.records))
-    return PublishOutcome("published" if written else "unchanged", deleted=len(removed))
+    status = "published" if written else "unchanged"
+    return PublishOutcome(status, meta.records, deleted=len(removed))
 
 
 async def publish_all(

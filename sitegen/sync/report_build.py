@@ -20,7 +20,7 @@ from sitegen.sync.inputs import BuiltFrom
 from sitegen.sync.merge import MERGED, MergedSubdir
 from sitegen.sync.plan import Plan
 from sitegen.sync.progress import human_bytes
-from sitegen.sync.publish import PublishOutcome, SubdirMetadata
+from sitegen.sync.publish import PublishOutcome
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
@@ -48,7 +48,6 @@ class RunResults:
     merged: list[MergedSubdir] = field(default_factory=list)
     plans: dict[TargetKey, Plan] = field(default_factory=dict)
     downloads: dict[TargetKey, DownloadOutcome] = field(default_factory=dict)
-    published: dict[TargetKey, SubdirMetadata] = field(default_factory=dict)  # as publishing
     publish: dict[TargetKey, PublishOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # of the run as a whole
 
@@ -148,7 +147,7 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
         cr.errors.append(outcome.error)
         return cr
     cr.deleted_files = outcome.deleted
-    _diff(cr, merged, results.published[key].records)
+    _diff(cr, merged, outcome.records)
     return cr
 
 
