@@ -1,9 +1,10 @@
 """One mirror run: fetch repodata, filter, close dependencies, merge, download, publish, prune.
 
 This module holds the run around the stages (the site lock, the ledger, signals); the stages
-themselves are in :mod:`sitegen.sync.pipeline`. Data flows one way through them; each channel subdir is published only when every mirror
-feeding it was read successfully and all of its new files are verified, so a failure anywhere
-leaves the previously published state of that subdir untouched.
+themselves are in :mod:`sitegen.sync.pipeline`. Data flows one way through them; each channel
+subdir is published only when every mirror feeding it was read successfully and all of its new
+files are verified, so a failure anywhere leaves the previously published state of that subdir
+untouched.
 """
 
 from __future__ import annotations
