@@ -16,7 +16,7 @@ import pytest
 from sitegen.conda.records import parse_repodata
 from sitegen.config.load import ChannelConfig, FilterSpec
 from sitegen.store.site import Site
-from sitegen.sync import run as mirror_mod
+from sitegen.sync import fetch as mirror_mod
 from sitegen.sync.inputs import InputsDigest, file_signature
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror

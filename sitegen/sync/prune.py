@@ -16,14 +16,16 @@ from sitegen.layout import is_package_file
 from sitegen.store.site import Site
 
 
-def package_files(directory: Path) -> set[str]:
-    """Names of the package files present in a subdir directory."""
+def package_files(directory: Path) -> dict[str, int]:
+    """Name -> size of the package files present in a subdir directory."""
     if not directory.is_dir():
-        return set()
+        return {}
+    present: dict[str, int] = {}
     with os.scandir(directory) as entries:
-        return {
-            e.name for e in entries if is_package_file(e.name) and e.is_file(follow_symlinks=False)
-        }
+        for e in entries:
+            if is_package_file(e.name) and e.is_file(follow_symlinks=False):
+                present[e.name] = e.stat(follow_symlinks=False).st_size
+    return present
 
 
 def deletion_guard(
@@ -47,7 +49,7 @@ def deletion_guard(
 def prune_subdir(site: Site, directory: Path, referenced: set[str]) -> list[str]:
     """Remove package files in directory that are not referenced; returns their names."""
     removed = []
-    for name in sorted(package_files(directory) - referenced):
+    for name in sorted(package_files(directory).keys() - referenced):
         if site.remove(directory / name):
             removed.append(name)
     return removed

@@ -9,6 +9,8 @@ between two renames.
 from __future__ import annotations
 
 import bz2
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +18,16 @@ import msgspec
 import trio
 import zstandard
 
+from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
 from sitegen.conda.records import Record, encode_repodata
 from sitegen.conda.version import RecordMatcher
 from sitegen.layout import METADATA_FILES
+from sitegen.store.origins import Origins, write_origins
 from sitegen.store.site import Site, same_content
+from sitegen.sync.prune import prune_subdir
+
+log = logging.getLogger("sitegen")
 
 # Level 9 keeps conda-forge-sized repodata to seconds; conda-index's 16 costs ~50x the time for
 # ~15% smaller files (see the performance notes in the README).
@@ -92,3 +99,92 @@ def write_json(site: Site, relative: str, document: Any) -> bool:
     """Write a small JSON document (e.g. channeldata.json) if its content changed."""
     parts = relative.split("/")
     return site.write_bytes(site.path(*parts), msgspec.json.encode(document))
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """How publishing one channel subdir went."""
+
+    status: str  # "published", "unchanged" or "failed" (kept the previous state)
+    records: Mapping[str, Record] = field(default_factory=dict)  # as published, unless failed
+    deleted: int = 0  # package files pruned after publishing
+    error: str = ""
+
+
+def without_failed(meta: SubdirMetadata, failed: set[str]) -> SubdirMetadata:
+    """The metadata to publish: never list a file that is not verified on disk."""
+    if not failed:
+        return meta
+    records = {fn: r for fn, r in meta.records.items() if fn not in failed}
+    return SubdirMetadata(meta.subdir, records, meta.info, meta.removed, meta.extra)
+
+
+async def publish_target(
+    site: Site, channel_path: str, meta: SubdirMetadata, staged: list[str], origins: Origins
+) -> PublishOutcome:
+    """Publish one subdir whose files are on disk (``staged``: replacements waiting under
+    their staging names), then prune the files nothing names any more. ``origins``: which
+    mirror serves each file, and from where, for the passive fetcher and `verify --repair`."""
+    await trio.to_thread.run_sync(write_origins, site, channel_path, meta.subdir, origins)
+    directory = site.path(channel_path, meta.subdir)
+    if staged:
+        # Two steps keep every published record true: first publish without the replaced
+        # files, then move the new bytes into place, then publish their new records.
+        replaced = set(staged)
+        interim = {fn: r for fn, r in meta.records.items() if fn not in replaced}
+        await publish_subdir(
+            site,
+            channel_path,
+            SubdirMetadata(meta.subdir, interim, meta.info, meta.removed, meta.extra),
+        )
+        for fn in staged:
+            site.commit(site.staging_for(directory / fn), directory / fn)
+    written = await publish_subdir(site, channel_path, meta)
+    # Prune only after the new metadata is in place.
+    removed = await trio.to_thread.run_sync(prune_subdir, site, directory, set(meta.records))
+    status = "published" if written else "unchanged"
+    return PublishOutcome(status, meta.records, deleted=len(removed))
+
+
+async def publish_all(
+    site: Site,
+    targets: list[tuple[str, SubdirMetadata, list[str], Origins]],
+    outcomes: dict[tuple[str, str], PublishOutcome],
+) -> None:
+    """Publish (channel path, metadata, staged) targets, two at a time, filling ``outcomes``
+    by (channel path, subdir) as each ends: a failed subdir keeps its previous state."""
+    limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
+
+    async def publish(
+        channel_path: str, meta: SubdirMetadata, staged: list[str], origins: Origins
+    ) -> None:
+        async with limiter:
+            try:
+                outcome = await publish_target(site, channel_path, meta, staged, origins)
+            except OSError as exc:
+                # A full disk or an I/O error: this subdir keeps its previous state.
+                outcome = PublishOutcome(
+                    "failed",
+                    error=f"{meta.subdir}: could not publish: {exc.strerror or exc}"
+                    f"{f' ({exc.filename})' if exc.filename else ''}; kept the previous state",
+                )
+                log.error("%s/%s: %s", channel_path, meta.subdir, exc)
+            outcomes[(channel_path, meta.subdir)] = outcome
+
+    async with trio.open_nursery() as nursery:
+        for channel_path, meta, staged, origins in targets:
+            nursery.start_soon(publish, channel_path, meta, staged, origins)
+
+
+def write_channeldata(
+    site: Site, channel_path: str, published: dict[str, dict[str, Record]]
+) -> str | None:
+    """Write a channel's channeldata.json from its subdirs' records; the error, if any."""
+    if not published:
+        return None
+    try:
+        write_json(site, f"{channel_path}/channeldata.json", build_channeldata(published))
+    except OSError as exc:
+        log.error("%s: could not write channeldata.json: %s", channel_path, exc)
+        return f"{channel_path}: could not write channeldata.json: {exc.strerror or exc}"
+    return None

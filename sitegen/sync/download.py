@@ -1,0 +1,135 @@
+"""The I/O around a plan: read the disk for it, then carry it out (remove, download, flush).
+
+`check_files` re-hashes what `sitegen.sync.plan` asks to be checked; `remove_files`,
+`download_all` and `flush` execute the plans. Nothing here decides what a subdir should hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from sitegen.conda.records import Record
+from sitegen.config.load import DownloadSettings
+from sitegen.net.download import DownloadJob, download, file_matches
+from sitegen.net.upstream import Upstream
+from sitegen.store.site import Site
+from sitegen.store.writer import DiskWriter, open_disk_writer
+from sitegen.sync.plan import Plan
+from sitegen.sync.progress import Progress, human_bytes
+
+log = logging.getLogger("sitegen")
+
+# (channel path, subdir)
+TargetKey = tuple[str, str]
+
+
+async def check_files(
+    directory: Path, records: Mapping[str, Record], names: Iterable[str]
+) -> dict[str, bool]:
+    """Re-hash the named files against their records: fn -> the bytes match."""
+    checked: dict[str, bool] = {}
+    for fn in names:
+        # One thread call per file: a stop waits for one file's hash at most.
+        ok = checked[fn] = await trio.to_thread.run_sync(file_matches, directory / fn, records[fn])
+        if not ok:
+            log.warning("%s: %s fails its checksum", directory, fn)
+    return checked
+
+
+def remove_files(site: Site, directory: Path, names: Iterable[str]) -> None:
+    for fn in names:
+        site.remove(directory / fn)
+
+
+@dataclass
+class DownloadOutcome:
+    """One subdir's downloads; counted as each file lands, so a stopped run reports them."""
+
+    files: int = 0
+    bytes: int = 0
+    failed: set[str] = field(default_factory=set)  # fn
+    errors: list[str] = field(default_factory=list)
+
+
+def download_jobs(
+    site: Site,
+    directory: Path,
+    plan: Plan,
+    upstreams: Mapping[str, Upstream],
+    base_urls: Mapping[str, str],
+) -> list[DownloadJob]:
+    """The plan's downloads; ``base_urls``: mirror name -> the subdir's CEP-15 base_url."""
+
+    def job(record: Record, target: Path) -> DownloadJob:
+        upstream = upstreams[record.origin]
+        return DownloadJob(upstream, record, target, base_url=base_urls.get(record.origin))
+
+    jobs = [job(r, directory / r.fn) for r in plan.to_download]
+    jobs.extend(job(r, site.staging_for(directory / r.fn)) for r in plan.to_stage)
+    return jobs
+
+
+async def download_all(
+    site: Site,
+    settings: DownloadSettings,
+    jobs: Mapping[TargetKey, list[DownloadJob]],
+    outcomes: dict[TargetKey, DownloadOutcome],
+    show_progress: bool | None,
+) -> None:
+    """Run every job, filling ``outcomes`` (one per key of ``jobs``) as files land."""
+    # Largest first: the biggest file bounds the run's length on a bandwidth-capped link, so it
+    # must not start last.
+    ordered = sorted(
+        ((key, job) for key, subdir_jobs in jobs.items() for job in subdir_jobs),
+        key=lambda kj: -kj[1].record.size,
+    )
+    for key in jobs:
+        outcomes[key] = DownloadOutcome()
+    if not ordered:
+        return
+    progress = Progress(len(ordered), sum(j.record.size for _k, j in ordered), show_progress)
+    log.info("downloading %d files, %s", len(ordered), human_bytes(progress.total_bytes))
+    send, receive = trio.open_memory_channel[tuple[TargetKey, DownloadJob]](len(ordered))
+    for item in ordered:
+        send.send_nowait(item)
+    send.close()
+
+    async def worker(writer: DiskWriter) -> None:
+        async for key, job in receive:
+            result = await download(job, site, writer, settings.retries, progress.add_bytes)
+            progress.file_done(result.ok)
+            outcome = outcomes[key]
+            if result.ok:
+                outcome.files += 1
+                outcome.bytes += result.bytes
+                continue
+            outcome.failed.add(job.record.fn)
+            message = f"{key[1]}/{result.error}"
+            outcome.errors.append(message)
+            log.error("%s: %s", key[0], message)
+
+    try:
+        async with open_disk_writer() as writer, trio.open_nursery() as nursery:
+            for _ in range(min(settings.concurrency, len(ordered))):
+                nursery.start_soon(worker, writer)
+    finally:
+        progress.close()
+
+
+async def flush(site: Site, directories: list[Path]) -> str | None:
+    """Flush the new package files to disk before any repodata names them (see Site.sync);
+    the error, and nothing may be published, when the disk refuses them."""
+    if not directories:
+        return None
+    try:
+        await trio.to_thread.run_sync(site.sync, directories)
+    except OSError as exc:
+        message = f"{exc.strerror or exc}: {exc.filename}; nothing was published"
+        log.error("%s", message)
+        return message
+    return None

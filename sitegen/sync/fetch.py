@@ -1,0 +1,185 @@
+"""The first two stages: fetch each mirror subdir's repodata, then parse it.
+
+Fetching yields a `FetchResult` per (mirror, subdir) and the bodies as served; parsing consumes
+those bodies (each is dropped as soon as it is parsed: at conda-forge scale they are hundreds of
+megabytes) and yields a `ParseResult` per subdir that was served.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+import trio
+
+from sitegen.conda.records import Repodata, RepodataError, parse_repodata
+from sitegen.config.load import MirrorConfig
+from sitegen.net import upstream as upstream_mod
+from sitegen.net.upstream import SubdirMissing, Upstream, UpstreamError
+from sitegen.store.upstream_cache import UpstreamCache
+
+log = logging.getLogger("sitegen")
+
+# (mirror name, subdir)
+SubdirKey = tuple[str, str]
+
+FETCHED = "fetched"  # a new body (200)
+UNCHANGED = "unchanged"  # the cached body is current (304), or the mirror is not run now
+MISSING = "missing"  # not served upstream (404)
+ERROR = "error"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    status: str  # FETCHED, UNCHANGED, MISSING or ERROR
+    validators: upstream_mod.CacheValidators | None = None  # with a body
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    repodata: Repodata | None  # None when the body could not be decoded or parsed
+    error: str = ""
+    base_url: str | None = None  # CEP-15: where upstream's packages live, as written
+
+
+def package_bases(parsed: Mapping[SubdirKey, ParseResult], subdir: str) -> dict[str, str]:
+    """mirror name -> the CEP-15 base_url its upstream repodata of ``subdir`` sets."""
+    return {
+        mirror: result.base_url
+        for (mirror, s), result in parsed.items()
+        if s == subdir and result.base_url
+    }
+
+
+def _decode_and_parse(variant: str, body: bytes, subdir: str, origin: str) -> Repodata:
+    return parse_repodata(upstream_mod.decode_body(variant, body), subdir, origin)
+
+
+async def fetch_all(
+    upstreams: dict[str, Upstream],
+    mirrors: Iterable[MirrorConfig],
+    selected: Collection[str],
+    cache: UpstreamCache,
+    results: dict[SubdirKey, FetchResult],
+    bodies: dict[SubdirKey, bytes],
+) -> None:
+    """Fetch every subdir of the usable mirrors into ``results`` and ``bodies`` (filled as each
+    fetch ends, so that a stopped run still reports what it fetched)."""
+    async with trio.open_nursery() as nursery:
+        for mirror in mirrors:
+            upstream = upstreams.get(mirror.name)
+            if upstream is None:
+                continue
+            for subdir in mirror.subdirs:
+                nursery.start_soon(
+                    _fetch_one, upstream, subdir, mirror.name in selected, cache, results, bodies
+                )
+
+
+async def _fetch_one(
+    upstream: Upstream,
+    subdir: str,
+    selected: bool,
+    cache: UpstreamCache,
+    results: dict[SubdirKey, FetchResult],
+    bodies: dict[SubdirKey, bytes],
+) -> None:
+    mirror = upstream.mirror
+    key = (mirror.name, subdir)
+    try:
+        result, body = await _fetch_repodata(upstream, subdir, selected, cache)
+    except SubdirMissing:
+        log.info("%s: %s is not served upstream", mirror.name, subdir)
+        results[key] = FetchResult(MISSING)
+        return
+    except (UpstreamError, RepodataError) as exc:
+        log.error("%s: %s: %s", mirror.name, subdir, exc)
+        results[key] = FetchResult(ERROR, error=str(exc))
+        return
+    bodies[key] = body
+    results[key] = result
+
+
+async def _fetch_repodata(
+    upstream: Upstream, subdir: str, selected: bool, cache: UpstreamCache
+) -> tuple[FetchResult, bytes]:
+    mirror = upstream.mirror
+    previous = cache.validators(mirror.name, subdir)
+    cached_body = cache.body(mirror.name, subdir) if previous else None
+    if previous is not None and cached_body is None:
+        previous = None  # validators without the body they describe are useless
+    if not selected:
+        # Not run now, but its channel is rebuilt: use what its last run fetched.
+        if previous is None:
+            raise UpstreamError(f"{subdir}: never fetched; run mirror {mirror.name} first")
+        response = upstream_mod.RepodataResponse(False, None, previous)
+    else:
+        response = await upstream.fetch_repodata(subdir, previous)
+    body = response.body if response.changed else cached_body
+    assert body is not None
+    status = FETCHED if response.changed else UNCHANGED
+    return FetchResult(status, validators=response.validators), body
+
+
+async def store_body(
+    cache: UpstreamCache, key: SubdirKey, fetched: FetchResult, body: bytes
+) -> None:
+    """Keep a newly fetched body for conditional requests, once it is known to be usable."""
+    if fetched.status != FETCHED:
+        return
+    assert fetched.validators is not None
+    mirror, subdir = key
+    try:
+        await trio.to_thread.run_sync(cache.store, mirror, subdir, fetched.validators, body)
+    except OSError as exc:  # only costs a full fetch next time
+        log.warning("%s/%s: could not cache upstream repodata: %s", mirror, subdir, exc)
+
+
+async def parse_all(
+    upstreams: dict[str, Upstream],
+    fetched: dict[SubdirKey, FetchResult],
+    bodies: dict[SubdirKey, bytes],
+    cache: UpstreamCache | None,
+    results: dict[SubdirKey, ParseResult],
+) -> None:
+    """Parse every fetched body into ``results``, taking it out of ``bodies``; ``cache``: where
+    usable new bodies are kept (None in a dry run)."""
+    async with trio.open_nursery() as nursery:
+        for key in list(bodies):
+            nursery.start_soon(
+                _parse_one, upstreams[key[0]], key, fetched[key], bodies, cache, results
+            )
+
+
+async def _parse_one(
+    upstream: Upstream,
+    key: SubdirKey,
+    fetched: FetchResult,
+    bodies: dict[SubdirKey, bytes],
+    cache: UpstreamCache | None,
+    results: dict[SubdirKey, ParseResult],
+) -> None:
+    mirror, subdir = upstream.mirror, key[1]
+    body = bodies.pop(key)
+    assert fetched.validators is not None
+    try:
+        repodata = await trio.to_thread.run_sync(
+            _decode_and_parse, fetched.validators.variant, body, subdir, mirror.name
+        )
+    except (UpstreamError, RepodataError) as exc:
+        log.error("%s: %s: %s", mirror.name, subdir, exc)
+        results[key] = ParseResult(None, error=str(exc))
+        return
+    if cache is not None:
+        await store_body(cache, key, fetched, body)
+    del body
+    base_url = repodata.info.pop("base_url", None)
+    if base_url:
+        # CEP-15: packages live elsewhere; fetch them there (Upstream.package_url), serve them
+        # here.
+        repodata.extra["repodata_version"] = 1
+    results[key] = ParseResult(repodata, base_url=base_url)
+    for fn, reason in list(repodata.rejected.items())[:20]:
+        log.warning("%s/%s: skipped %s: %s", mirror.name, subdir, fn, reason)

@@ -1,0 +1,121 @@
+"""Merge the kept records of a channel's mirrors into what one channel subdir publishes.
+
+Pure: the published state is read beforehand (`load_previous`) and passed in. The first mirror
+in config order that offers a file name wins; a different file under the same name from a later
+mirror is reported as a conflict of that mirror. The deletion guard holds back a merge that
+would drop too many published packages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sitegen.conda.records import Record, Repodata, RepodataError, load_published
+from sitegen.sync.prune import deletion_guard
+from sitegen.sync.publish import SubdirMetadata
+
+MERGED = "merged"
+HELD = "held"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One mirror's contribution to a channel subdir."""
+
+    mirror: str
+    repodata: Repodata | None  # None: not served upstream
+    kept: Mapping[str, Record]  # fn -> record, after filters and closure
+
+
+@dataclass(frozen=True)
+class MergedSubdir:
+    """What one channel subdir should publish, or why it keeps its previous state."""
+
+    channel: str  # channel path
+    subdir: str
+    status: str  # MERGED, HELD (deletion guard) or FAILED (a mirror could not be read)
+    previous: Repodata | None  # the metadata published now, if any
+    meta: SubdirMetadata | None = None  # None unless MERGED
+    errors: tuple[str, ...] = ()
+    conflicts: tuple[tuple[str, str], ...] = ()  # (losing mirror, message)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.channel, self.subdir)
+
+
+@dataclass(frozen=True)
+class DeletionGuard:
+    max_fraction: float
+    force: bool = False  # --force-delete
+
+
+def load_previous(directory: Path, subdir: str) -> Repodata | None:
+    """The metadata a subdir directory publishes now; None when absent or unreadable."""
+    try:
+        return load_published((directory / "repodata.json").read_bytes(), subdir)
+    except (OSError, RepodataError):
+        return None
+
+
+def merge_subdir(
+    channel: str,
+    subdir: str,
+    feeds: Sequence[Feed],
+    broken: Sequence[str],
+    previous: Repodata | None,
+    guard: DeletionGuard,
+) -> MergedSubdir | None:
+    """Merge the feeds of one channel subdir, in config order.
+
+    ``broken``: the feeding mirrors that could not be read; the subdir then keeps its previous
+    state. None when there is nothing to publish and nothing was published before (no directory
+    to create), except for noarch, which every channel has.
+    """
+    if broken:
+        why = f"not updated: mirror {', '.join(broken)} could not be read; kept the previous state"
+        return MergedSubdir(channel, subdir, FAILED, previous, errors=(why,))
+    records: dict[str, Record] = {}
+    conflicts: list[tuple[str, str]] = []
+    info: dict = {}
+    extra: dict = {}
+    removed: list[str] = []
+    present_upstream = False
+    for feed in feeds:
+        if feed.repodata is None:
+            continue
+        present_upstream = True
+        if not info:
+            info, extra = dict(feed.repodata.info), dict(feed.repodata.extra)
+        removed.extend(feed.repodata.removed)
+        _add(records, conflicts, subdir, feed)
+    if not present_upstream and subdir != "noarch" and previous is None:
+        return None
+    extra.setdefault("repodata_version", 1)
+    meta = SubdirMetadata(subdir=subdir, records=records, info=info, removed=removed, extra=extra)
+    lost = tuple(conflicts)
+    if previous is not None and not guard.force:
+        why = deletion_guard(previous.records, records, guard.max_fraction)
+        if why:
+            return MergedSubdir(channel, subdir, HELD, previous, None, (why,), lost)
+    return MergedSubdir(channel, subdir, MERGED, previous, meta, (), lost)
+
+
+def _add(
+    records: dict[str, Record], conflicts: list[tuple[str, str]], subdir: str, feed: Feed
+) -> None:
+    for fn, record in feed.kept.items():
+        first = records.get(fn)
+        if first is None:
+            records[fn] = record
+        elif not first.same_file(record):
+            conflicts.append(
+                (
+                    feed.mirror,
+                    f"{subdir}/{fn}: differs from the copy offered by {first.origin};"
+                    f" kept {first.origin}'s",
+                )
+            )

@@ -1,0 +1,362 @@
+"""The stages of one mirror run, in the order data flows through them.
+
+fetch → parse → select → closure → merge → plan → download → publish → prune. Each stage is a
+function from the results of the earlier ones to its own result; the pipeline only hands them
+on and keeps them in `RunResults`, from which the report is assembled at the end (also when a
+stop cut the run short).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import trio
+
+from sitegen.conda.version import RecordMatcher
+from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.net.download import DownloadJob
+from sitegen.net.upstream import Upstream, open_upstreams
+from sitegen.store.origins import Origins
+from sitegen.store.site import Site
+from sitegen.store.upstream_cache import UpstreamCache
+from sitegen.sync.download import (
+    DownloadOutcome,
+    TargetKey,
+    check_files,
+    download_all,
+    download_jobs,
+    flush,
+    remove_files,
+)
+from sitegen.sync.fetch import (
+    ERROR,
+    FetchResult,
+    ParseResult,
+    SubdirKey,
+    fetch_all,
+    package_bases,
+    parse_all,
+    store_body,
+)
+from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
+from sitegen.sync.merge import (
+    DeletionGuard,
+    Feed,
+    MergedSubdir,
+    load_previous,
+    merge_subdir,
+)
+from sitegen.sync.options import MirrorOptions
+from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
+from sitegen.sync.prune import package_files
+from sitegen.sync.publish import (
+    PublishOutcome,
+    SubdirMetadata,
+    publish_all,
+    without_failed,
+    write_channeldata,
+)
+from sitegen.sync.report import MirrorReport, RunReport
+from sitegen.sync.report_build import (
+    RunResults,
+    build_report,
+    clean_rebuild,
+    finish,
+    inputs_record,
+)
+from sitegen.sync.selection import ClosureResult, close, select_all
+
+log = logging.getLogger("sitegen")
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What one run covers: channels with a selected mirror are rebuilt, and their other
+    mirrors ride along from what their last run fetched."""
+
+    config: SiteConfig
+    options: MirrorOptions
+    site: Site
+    selected: frozenset[str]
+    channels: tuple[ChannelConfig, ...]
+
+    @classmethod
+    def of(
+        cls, config: SiteConfig, options: MirrorOptions, site: Site, selected: set[str]
+    ) -> RunScope:
+        channels = tuple(c for c in config.channels if any(m.name in selected for m in c.mirrors))
+        return cls(config, options, site, frozenset(selected), channels)
+
+    @property
+    def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:
+        return [(c, m) for c in self.channels for m in c.mirrors]
+
+    @property
+    def passive(self) -> set[str]:
+        return {m.name for _c, m in self.mirrors if m.mode == "passive"}
+
+    def signature(self) -> dict[str, list[int]]:
+        return file_signature(self.site, list(self.channels), self.passive)
+
+
+async def run_pipeline(scope: RunScope, report: RunReport) -> None:
+    """Run the stages and add what they did to ``report``."""
+    results = RunResults(mirrors=scope.mirrors, dry_run=scope.options.dry_run)
+    built_from = BuiltFromStore(scope.site, list(scope.channels))
+    inputs: str | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            stack.callback(gc.unfreeze)
+            upstreams, results.unusable = await open_upstreams(
+                (m for _c, m in results.mirrors), scope.config.download, stack
+            )
+            for name, why in results.unusable.items():
+                log.error("%s: %s", name, why)
+            if not scope.options.dry_run:
+                # Temporaries of killed runs, wherever they were writing (subdirs, channel
+                # roots, history, state); those of live processes such as the fetcher stay.
+                await trio.to_thread.run_sync(scope.site.clean_temp_tree)
+            cache = UpstreamCache(scope.site)
+            bodies: dict[SubdirKey, bytes] = {}
+            await fetch_all(
+                upstreams,
+                (m for _c, m in results.mirrors),
+                scope.selected,
+                cache,
+                results.fetched,
+                bodies,
+            )
+            inputs = _inputs_digest(scope, results, bodies)
+            if inputs is not None:
+                results.reused = await _built_from_same_inputs(
+                    scope, built_from, inputs, results, bodies, cache
+                )
+            if results.reused is None:
+                await _rebuild(scope, upstreams, cache, bodies, built_from, results)
+    finally:
+        mirror_reports = build_report(report, set(scope.selected), results)
+    if inputs is not None and results.reused is None and clean_rebuild(report, results):
+        _remember(scope, built_from, inputs, mirror_reports, report)
+    finish(report)
+
+
+def _inputs_digest(
+    scope: RunScope, results: RunResults, bodies: dict[SubdirKey, bytes]
+) -> str | None:
+    """The digest of this run's inputs, when the shortcut may apply (None otherwise)."""
+    options = scope.options
+    if options.verify or options.force_delete or options.dry_run or results.unusable:
+        return None
+    if any(f.status == ERROR for f in results.fetched.values()):
+        return None
+    digest = InputsDigest(scope.config, list(scope.channels))
+    for _channel, mirror in results.mirrors:
+        for subdir in mirror.subdirs:
+            digest.add_repodata(mirror.name, subdir, bodies.get((mirror.name, subdir)))
+    return digest.hexdigest()
+
+
+async def _built_from_same_inputs(
+    scope: RunScope,
+    built_from: BuiltFromStore,
+    inputs: str,
+    results: RunResults,
+    bodies: dict[SubdirKey, bytes],
+    cache: UpstreamCache,
+) -> BuiltFrom | None:
+    """The record of the run that built the site from these same inputs, when the site still
+    holds what it published; the run then only reports what that run found."""
+    built = built_from.load()
+    if built is None or built.digest != inputs or built.files != scope.signature():
+        return None
+    log.info("nothing changed upstream or in the configuration since the last run")
+    for key, body in bodies.items():
+        await store_body(cache, key, results.fetched[key], body)
+    return built
+
+
+async def _rebuild(
+    scope: RunScope,
+    upstreams: dict[str, Upstream],
+    cache: UpstreamCache,
+    bodies: dict[SubdirKey, bytes],
+    built_from: BuiltFromStore,
+    results: RunResults,
+) -> None:
+    """The full work: parse, select, close, merge, plan, then (unless a dry run) download,
+    publish and prune."""
+    options = scope.options
+    await parse_all(
+        upstreams, results.fetched, bodies, None if options.dry_run else cache, results.parsed
+    )
+    # Millions of long-lived record objects: keep the cyclic GC from rescanning them
+    # (unfrozen when the run ends, for callers that run several mirrors in one process).
+    gc.freeze()
+    matcher = RecordMatcher()
+    readable = _readable(results.mirrors, upstreams, results.fetched, results.parsed)
+    selections = await trio.to_thread.run_sync(
+        select_all, scope.config, results.mirrors, readable, results.parsed, matcher
+    )
+    results.closure = await trio.to_thread.run_sync(close, selections, matcher)
+    results.merged = await trio.to_thread.run_sync(
+        _merge_all, scope, readable, results.parsed, results.closure
+    )
+    results.plans = await _plan_all(scope, results.merged)
+    if options.dry_run:
+        return
+    built_from.forget()
+    jobs: dict[TargetKey, list[DownloadJob]] = {}
+    for key, plan in results.plans.items():
+        directory = scope.site.path(*key)
+        # Wrong files under the names a passive mirror serves go now, before anything is
+        # published; the pull-through fetcher replaces them on first request.
+        remove_files(scope.site, directory, plan.to_remove)
+        bases = package_bases(results.parsed, key[1])
+        jobs[key] = download_jobs(scope.site, directory, plan, upstreams, bases)
+    await download_all(scope.site, scope.config.download, jobs, results.downloads, options.progress)
+    downloaded = [scope.site.path(*key) for key, d in results.downloads.items() if d.files]
+    error = await flush(scope.site, downloaded)
+    if error is not None:
+        results.errors.append(error)
+        return
+    results.errors.extend(
+        await _publish_all(
+            scope,
+            results.merged,
+            results.plans,
+            results.downloads,
+            results.parsed,
+            results.publish,
+        )
+    )
+
+
+def _readable(
+    mirrors: list[tuple[ChannelConfig, MirrorConfig]],
+    upstreams: dict[str, Upstream],
+    fetched: Mapping[SubdirKey, FetchResult],
+    parsed: Mapping[SubdirKey, ParseResult],
+) -> set[str]:
+    """The mirrors whose every subdir was read: only they may change what is published."""
+
+    def read(key: SubdirKey) -> bool:
+        result = fetched.get(key)
+        if result is None or result.status == ERROR:
+            return False
+        outcome = parsed.get(key)
+        return outcome is None or outcome.repodata is not None
+
+    return {
+        m.name
+        for _c, m in mirrors
+        if m.name in upstreams and all(read((m.name, s)) for s in m.subdirs)
+    }
+
+
+def _merge_all(
+    scope: RunScope,
+    readable: set[str],
+    parsed: Mapping[SubdirKey, ParseResult],
+    closure: ClosureResult,
+) -> list[MergedSubdir]:
+    """Merge every subdir of the rebuilt channels, reading what each publishes now."""
+    guard = DeletionGuard(scope.config.max_delete_fraction, scope.options.force_delete)
+    merged_all = []
+    for channel in scope.channels:
+        for subdir in channel.subdirs:
+            feeding = [m for m in channel.mirrors if subdir in m.subdirs]
+            broken = [m.name for m in feeding if m.name not in readable]
+            feeds = [] if broken else [_feed(parsed, closure, m.name, subdir) for m in feeding]
+            previous = load_previous(scope.site.path(channel.path, subdir), subdir)
+            merged = merge_subdir(channel.path, subdir, feeds, broken, previous, guard)
+            if merged is not None:
+                merged_all.append(merged)
+    return merged_all
+
+
+def _feed(
+    parsed: Mapping[SubdirKey, ParseResult], closure: ClosureResult, mirror: str, subdir: str
+) -> Feed:
+    result = parsed.get((mirror, subdir))
+    return Feed(mirror, result.repodata if result else None, closure.kept(mirror, subdir))
+
+
+async def _plan_all(scope: RunScope, merged_all: list[MergedSubdir]) -> dict[TargetKey, Plan]:
+    """A plan for every merged subdir: read its directory and re-hash what needs it, then
+    decide (purely) from what was read."""
+    passive = scope.passive
+    verify = scope.options.verify
+    plans: dict[TargetKey, Plan] = {}
+    for merged in merged_all:
+        if merged.meta is None:
+            continue
+        records = merged.meta.records
+        published = merged.previous.records if merged.previous else {}
+        directory = scope.site.path(merged.channel, merged.subdir)
+        present = await trio.to_thread.run_sync(package_files, directory)
+        unsure = files_to_check(records, published, present, verify)
+        checked = await check_files(directory, records, unsure)
+        snapshot = DiskSnapshot(present, checked)
+        plans[merged.key] = plan_subdir(records, published, snapshot, passive, verify)
+    return plans
+
+
+async def _publish_all(
+    scope: RunScope,
+    merged_all: list[MergedSubdir],
+    plans: Mapping[TargetKey, Plan],
+    downloads: Mapping[TargetKey, DownloadOutcome],
+    parsed: Mapping[SubdirKey, ParseResult],
+    outcomes: dict[TargetKey, PublishOutcome],
+) -> list[str]:
+    """Publish the merged subdirs (filling ``outcomes``), then each channel's channeldata;
+    returns the errors of the channeldata files."""
+    targets = []
+    to_publish: dict[TargetKey, SubdirMetadata] = {}
+    for merged in merged_all:
+        if merged.meta is None:
+            continue
+        downloaded = downloads.get(merged.key)
+        failed = downloaded.failed if downloaded else set()
+        meta = to_publish[merged.key] = without_failed(merged.meta, failed)
+        staged = [r.fn for r in plans[merged.key].to_stage if r.fn not in failed]
+        origins = Origins(
+            files={fn: record.origin for fn, record in meta.records.items()},
+            package_bases=package_bases(parsed, merged.key[1]),
+        )
+        targets.append((merged.channel, meta, staged, origins))
+    await publish_all(scope.site, targets, outcomes)
+    errors = []
+    for channel in scope.channels:
+        subdirs = {}
+        for merged in merged_all:
+            if merged.channel != channel.path:
+                continue
+            meta = to_publish.get(merged.key)
+            if meta is not None:  # even when publishing it failed, as ever
+                subdirs[merged.subdir] = meta.records
+            elif merged.previous is not None:
+                subdirs[merged.subdir] = merged.previous.records
+        error = write_channeldata(scope.site, channel.path, subdirs)
+        if error is not None:
+            errors.append(error)
+    return errors
+
+
+def _remember(
+    scope: RunScope,
+    built_from: BuiltFromStore,
+    inputs: str,
+    mirror_reports: list[MirrorReport],
+    report: RunReport,
+) -> None:
+    """Record the inputs of a clean run, so an identical next run can skip the work."""
+    record = inputs_record(inputs, scope.signature(), mirror_reports, report)
+    try:
+        built_from.save(record)
+    except OSError as exc:  # only costs the full work next time
+        log.warning("could not record this run's inputs: %s", exc)

@@ -1,0 +1,239 @@
+"""Assemble the run report from the results of the stages a run got through.
+
+The stages return what they did (`RunResults`); this is the one place that turns it into the
+MirrorReport and ChannelSubdirReport entries the history pages, the exit status and the tests
+read. A run stopped part-way is reported from the stages it finished.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from sitegen.conda.records import Record
+from sitegen.config.load import ChannelConfig, MirrorConfig
+from sitegen.sync.download import DownloadOutcome, TargetKey
+from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
+from sitegen.sync.inputs import BuiltFrom
+from sitegen.sync.merge import MERGED, MergedSubdir
+from sitegen.sync.plan import Plan
+from sitegen.sync.progress import human_bytes
+from sitegen.sync.publish import PublishOutcome
+from sitegen.sync.report import (
+    COMPLETED,
+    FAILED,
+    ChannelSubdirReport,
+    MirrorReport,
+    MirrorSubdirReport,
+    RunReport,
+)
+from sitegen.sync.selection import ClosureResult
+
+log = logging.getLogger("sitegen")
+
+
+@dataclass
+class RunResults:
+    """What each stage returned, as far as the run got; filled in by the pipeline only."""
+
+    mirrors: list[tuple[ChannelConfig, MirrorConfig]]  # every mirror of the rebuilt channels
+    dry_run: bool = False
+    unusable: dict[str, str] = field(default_factory=dict)  # mirror -> why it cannot be used
+    fetched: dict[SubdirKey, FetchResult] = field(default_factory=dict)
+    parsed: dict[SubdirKey, ParseResult] = field(default_factory=dict)
+    reused: BuiltFrom | None = None  # the unchanged-inputs shortcut was taken
+    closure: ClosureResult | None = None
+    merged: list[MergedSubdir] = field(default_factory=list)
+    plans: dict[TargetKey, Plan] = field(default_factory=dict)
+    downloads: dict[TargetKey, DownloadOutcome] = field(default_factory=dict)
+    publish: dict[TargetKey, PublishOutcome] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # of the run as a whole
+
+
+def build_report(report: RunReport, selected: set[str], results: RunResults) -> list[MirrorReport]:
+    """Add the results to ``report`` (its selected mirrors, channel subdirs and run errors);
+    returns the reports of every mirror of the rebuilt channels, selected or riding along."""
+    mirror_reports = {m.name: _mirror_report(c, m, results) for c, m in results.mirrors}
+    if results.reused is not None:
+        _restore(mirror_reports, report, results)
+    else:
+        if results.closure is not None:
+            _add_closure(mirror_reports, results.closure)
+        for merged in results.merged:
+            for mirror, message in merged.conflicts:
+                mirror_reports[mirror].conflicts.append(message)
+            report.channels.append(_channel_report(merged, results))
+    report.mirrors.extend(mr for mr in mirror_reports.values() if mr.name in selected)
+    report.errors.extend(results.errors)
+    return list(mirror_reports.values())
+
+
+def _mirror_report(
+    channel: ChannelConfig, mirror: MirrorConfig, results: RunResults
+) -> MirrorReport:
+    mr = MirrorReport(
+        name=mirror.name, channel=channel.path, source=mirror.display_url(), mode=mirror.mode
+    )
+    if mirror.name in results.unusable:
+        mr.errors.append(results.unusable[mirror.name])
+    parse_errors = []
+    for subdir in mirror.subdirs:
+        key = (mirror.name, subdir)
+        fetched = results.fetched.get(key)
+        if fetched is None:
+            continue
+        sub = mr.subdirs[subdir] = MirrorSubdirReport(upstream=fetched.status)
+        if fetched.status == ERROR:
+            mr.errors.append(f"{subdir}: {fetched.error}")
+        parsed = results.parsed.get(key)
+        if parsed is None:
+            continue
+        repodata = parsed.repodata
+        if repodata is None:
+            sub.upstream = ERROR
+            parse_errors.append(f"{subdir}: {parsed.error}")
+            continue
+        sub.records = len(repodata.records)
+        sub.rejected = dict(Counter(repodata.rejected.values()))
+        sub.rejected_examples = dict(list(repodata.rejected.items())[:50])
+    mr.errors.extend(parse_errors)  # the parse stage runs after every fetch
+    return mr
+
+
+def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureResult) -> None:
+    dependencies = closure.dependencies
+    for name, selection in closure.selections.items():
+        mr = mirror_reports[name]
+        for subdir, result in selection.results.items():
+            sub = mr.subdirs.setdefault(subdir, MirrorSubdirReport())
+            sub.kept = len(result.kept)
+            sub.excluded = dict(Counter(result.excluded.values()))
+        for subdir, fn, why in dependencies.added.get(name, []):
+            mr.subdirs[subdir].added_as_dependency += 1
+            mr.dependencies_added.append({"subdir": subdir, "file": fn, "why": why})
+        for subdir, spec, needed_by in dependencies.unsatisfied.get(name, []):
+            mr.unsatisfied.append({"subdir": subdir, "spec": spec, "needed_by": needed_by})
+
+
+def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirReport:
+    cr = ChannelSubdirReport(channel=merged.channel, subdir=merged.subdir)
+    if merged.status != MERGED:
+        cr.status = merged.status
+        cr.errors.extend(merged.errors)
+        return cr
+    assert merged.meta is not None
+    key = merged.key
+    if results.dry_run:
+        plan = results.plans.get(key)
+        if plan is not None:
+            cr.status = "dry-run"
+            cr.downloaded_files = plan.jobs
+            cr.downloaded_bytes = plan.bytes
+            cr.deleted_files = plan.unreferenced
+            _diff(cr, merged, merged.meta.records)
+        return cr
+    downloaded = results.downloads.get(key)
+    if downloaded is not None:
+        cr.downloaded_files = downloaded.files
+        cr.downloaded_bytes = downloaded.bytes
+        cr.errors.extend(downloaded.errors)
+    outcome = results.publish.get(key)
+    if outcome is None:
+        return cr
+    cr.status = outcome.status
+    if outcome.error:
+        cr.errors.append(outcome.error)
+        return cr
+    cr.deleted_files = outcome.deleted
+    _diff(cr, merged, outcome.records)
+    return cr
+
+
+def _diff(cr: ChannelSubdirReport, merged: MergedSubdir, new: Mapping[str, Record]) -> None:
+    old = merged.previous.records if merged.previous else {}
+    cr.added = sorted(set(new) - set(old))
+    cr.removed = sorted(set(old) - set(new))
+    cr.updated = sorted(fn for fn in set(new) & set(old) if new[fn].raw != old[fn].raw)
+    cr.packages = len(new)
+
+
+def _restore(
+    mirror_reports: Mapping[str, MirrorReport], report: RunReport, results: RunResults
+) -> None:
+    """Report what the run that built the site found: these inputs give the same results."""
+    built = results.reused
+    assert built is not None
+    for data in built.mirrors:
+        mr = mirror_reports.get(data["name"])
+        if mr is None:
+            continue
+        restored = MirrorReport.from_json(data)
+        for subdir, sub in restored.subdirs.items():
+            sub.upstream = results.fetched[(mr.name, subdir)].status
+        mr.subdirs = restored.subdirs
+        mr.unsatisfied = restored.unsatisfied
+        mr.dependencies_added = restored.dependencies_added
+        mr.conflicts = restored.conflicts
+    for data in built.channels:
+        report.channels.append(
+            ChannelSubdirReport(
+                channel=data["channel"], subdir=data["subdir"], packages=data["packages"]
+            )
+        )
+
+
+def clean_rebuild(report: RunReport, results: RunResults) -> bool:
+    """True when every subdir was published in full and nothing failed: a run with the same
+    inputs may then skip the work."""
+    return not report.failed and all(
+        m.status == MERGED
+        and not (results.downloads.get(m.key) or DownloadOutcome()).failed
+        and m.key in results.publish
+        and results.publish[m.key].status in ("published", "unchanged")
+        for m in results.merged
+    )
+
+
+def inputs_record(
+    digest: str,
+    files: dict[str, list[int]],
+    mirror_reports: list[MirrorReport],
+    report: RunReport,
+) -> BuiltFrom:
+    """What a later run with the same inputs restores its report from."""
+    mirrors = [asdict(mr) for mr in mirror_reports]
+    for mr in mirrors:
+        mr.pop("errors")
+        mr.pop("status")
+    channels = [
+        {"channel": c.channel, "subdir": c.subdir, "packages": c.packages} for c in report.channels
+    ]
+    return BuiltFrom(digest=digest, files=files, mirrors=mirrors, channels=channels)
+
+
+def finish(report: RunReport) -> None:
+    """Settle the status of each mirror of a run that went to its end, and log the summary."""
+    for mr in report.mirrors:
+        mr.status = FAILED if mr.errors else COMPLETED
+        excluded = ", ".join(f"{n} {r}" for r, n in mr.excluded_totals().items())
+        kept = sum(s.kept for s in mr.subdirs.values())
+        log.info(
+            "%s: kept %d records%s", mr.name, kept, f"; excluded: {excluded}" if excluded else ""
+        )
+        if mr.unsatisfied:
+            log.warning("%s: %d dependencies could not be satisfied", mr.name, len(mr.unsatisfied))
+    for cr in report.channels:
+        log.info(
+            "%s/%s: %s, %d packages (+%d ~%d -%d), downloaded %d files (%s)",
+            cr.channel,
+            cr.subdir,
+            cr.status,
+            cr.packages,
+            len(cr.added),
+            len(cr.updated),
+            len(cr.removed),
+            cr.downloaded_files,
+            human_bytes(cr.downloaded_bytes),
+        )

@@ -1,0 +1,60 @@
+"""Select each readable mirror's records through its filters, then close over dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sitegen.conda.records import Record
+from sitegen.conda.version import RecordMatcher
+from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.filters.apply import apply_filters, effective_newest, include_dependencies
+from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
+from sitegen.sync.fetch import ParseResult, SubdirKey
+
+
+@dataclass(frozen=True)
+class ClosureResult:
+    """The records each readable mirror keeps, dependencies included."""
+
+    selections: dict[str, MirrorSelection]  # mirror name -> selection, in config order
+    dependencies: DependencyReport
+
+    def kept(self, mirror: str, subdir: str) -> Mapping[str, Record]:
+        return self.selections[mirror].results[subdir].kept
+
+
+def select_all(
+    config: SiteConfig,
+    mirrors: Sequence[tuple[ChannelConfig, MirrorConfig]],
+    readable: set[str],
+    parsed: Mapping[SubdirKey, ParseResult],
+    matcher: RecordMatcher,
+) -> list[MirrorSelection]:
+    """Apply the filters of every readable mirror to each of its subdirs, in config order."""
+    selections = []
+    for channel, mirror in mirrors:
+        if mirror.name not in readable:
+            continue
+        levels = config.filter_levels(channel, mirror)
+        results = {}
+        for subdir in mirror.subdirs:
+            result = parsed.get((mirror.name, subdir))
+            records = result.repodata.records if result and result.repodata else {}
+            results[subdir] = apply_filters(records, subdir, levels, matcher)
+        selections.append(
+            MirrorSelection(
+                mirror=mirror.name,
+                include_dependencies=include_dependencies(levels),
+                newest_versions=effective_newest(levels),
+                results=results,
+            )
+        )
+    return selections
+
+
+def close(selections: list[MirrorSelection], matcher: RecordMatcher) -> ClosureResult:
+    """Pull dependencies back in. The selections' FilterResults are completed in place, not
+    copied: at conda-forge scale they hold hundreds of thousands of records."""
+    dependencies = close_dependencies(selections, matcher)
+    return ClosureResult({s.mirror: s for s in selections}, dependencies)

@@ -1,0 +1,284 @@
+"""The pure stages of a mirror run, on plain data: planning, merging, report assembly."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from sitegen.conda.records import Record, Repodata
+from sitegen.config.load import ChannelConfig, FilterSpec, MirrorConfig
+from sitegen.filters.apply import FilterResult
+from sitegen.sync.closure import DependencyReport, MirrorSelection
+from sitegen.sync.download import DownloadOutcome
+from sitegen.sync.fetch import FetchResult, ParseResult
+from sitegen.sync.merge import FAILED, HELD, MERGED, DeletionGuard, Feed, merge_subdir
+from sitegen.sync.plan import DiskSnapshot, files_to_check, plan_subdir
+from sitegen.sync.publish import PublishOutcome, SubdirMetadata
+from sitegen.sync.report import RunReport
+from sitegen.sync.report_build import RunResults, build_report, clean_rebuild
+from sitegen.sync.selection import ClosureResult
+from testkit.records import rec
+
+pytestmark = pytest.mark.unit
+
+
+def at(record: Record, origin: str = "m", **raw: Any) -> Record:
+    """``record`` as offered by mirror ``origin``, with some repodata fields changed."""
+    return dataclasses.replace(record, raw={**record.raw, **raw}, origin=origin)
+
+
+def by_fn(*records: Record) -> dict[str, Record]:
+    return {r.fn: r for r in records}
+
+
+A = at(rec("a"))
+B = at(rec("b"))
+C = at(rec("c"))
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def plan(records, published=(), present=None, checked=None, passive=(), verify=False):
+    snapshot = DiskSnapshot(present or {}, checked or {})
+    return plan_subdir(by_fn(*records), by_fn(*published), snapshot, set(passive), verify)
+
+
+def test_plan_downloads_what_is_absent_or_of_the_wrong_size() -> None:
+    result = plan([A, B, C], published=[A, B], present={"a-1.0-0.conda": 1000, B.fn: 999})
+    assert [r.fn for r in result.to_download] == [B.fn, C.fn]
+    assert result.to_stage == [] and result.to_remove == []
+    assert (result.jobs, result.bytes) == (2, 2000)
+    # A file of the wrong size is fetched again, never re-hashed.
+    assert files_to_check(by_fn(A, B, C), by_fn(A, B), {A.fn: 1000, B.fn: 999}, False) == []
+
+
+def test_plan_trusts_a_published_file_by_its_size_unless_verifying() -> None:
+    present = {A.fn: 1000}
+    assert files_to_check(by_fn(A), by_fn(A), present, verify=False) == []
+    assert plan([A], published=[A], present=present).jobs == 0
+    assert files_to_check(by_fn(A), by_fn(A), present, verify=True) == [A.fn]
+    bad = plan([A], published=[A], present=present, checked={A.fn: False}, verify=True)
+    assert bad.to_download == [A]
+    good = plan([A], published=[A], present=present, checked={A.fn: True}, verify=True)
+    assert good.jobs == 0
+
+
+def test_plan_rehashes_a_file_no_published_record_vouches_for() -> None:
+    present = {A.fn: 1000}
+    assert files_to_check(by_fn(A), {}, present, verify=False) == [A.fn]
+    assert plan([A], present=present, checked={A.fn: True}).jobs == 0
+    assert plan([A], present=present, checked={A.fn: False}).to_download == [A]
+    # Unchecked, nothing vouches for it: fetched.
+    assert plan([A], present=present).to_download == [A]
+
+
+def test_plan_stages_a_reupload_under_a_published_name() -> None:
+    new_a = at(A, sha256="1" * 64)
+    assert files_to_check(by_fn(new_a), by_fn(A), {A.fn: 1000}, False) == [A.fn]
+    result = plan([new_a], published=[A], present={A.fn: 1000}, checked={A.fn: False})
+    assert result.to_stage == [new_a] and result.to_download == []
+    # Already the new bytes on disk (a run that stopped after moving them into place).
+    assert plan([new_a], published=[A], present={A.fn: 1000}, checked={A.fn: True}).jobs == 0
+
+
+def test_plan_removes_wrong_passive_files_and_downloads_none() -> None:
+    passive_a, passive_b = at(A, "lazy"), at(B, "lazy")
+    result = plan(
+        [passive_a, passive_b, C],
+        present={A.fn: 5, "old-1.0-0.tar.bz2": 10},
+        passive={"lazy"},
+    )
+    assert result.to_remove == [A.fn]  # the absent passive file is left to the fetcher
+    assert result.to_download == [C]
+    assert result.unreferenced == 1
+
+
+# --------------------------------------------------------------------------- merge
+
+GUARD = DeletionGuard(max_fraction=0.5)
+
+
+def repodata(*records: Record, removed: tuple[str, ...] = (), **info: Any) -> Repodata:
+    return Repodata(subdir="linux-64", info=info, records=by_fn(*records), removed=list(removed))
+
+
+def test_merge_first_mirror_wins_and_conflicts_are_reported() -> None:
+    first, second = at(A, "one"), at(A, "two", sha256="f" * 64)
+    same_b = at(B, "two")
+    feeds = [
+        Feed("one", repodata(first, removed=("x",), tag="one"), by_fn(first, at(B, "one"))),
+        Feed("two", repodata(second, same_b, removed=("y",), tag="two"), by_fn(second, same_b)),
+    ]
+    merged = merge_subdir("c", "linux-64", feeds, [], None, GUARD)
+    assert merged is not None and merged.status == MERGED and merged.meta is not None
+    assert merged.meta.records[A.fn] is first
+    assert merged.meta.records[B.fn].origin == "one"  # the same bytes: no conflict
+    assert merged.conflicts == (
+        ("two", f"linux-64/{A.fn}: differs from the copy offered by one; kept one's"),
+    )
+    assert merged.meta.info == {"tag": "one"}
+    assert merged.meta.removed == ["x", "y"]
+    assert merged.meta.extra == {"repodata_version": 1}
+
+
+def test_merge_keeps_the_previous_state_when_a_mirror_is_broken() -> None:
+    previous = repodata(A)
+    merged = merge_subdir("c", "linux-64", [], ["two"], previous, GUARD)
+    assert merged is not None
+    assert (merged.status, merged.meta, merged.previous) == (FAILED, None, previous)
+    assert merged.errors == ("not updated: mirror two could not be read; kept the previous state",)
+
+
+def test_merge_is_held_by_the_deletion_guard_unless_forced() -> None:
+    previous = repodata(A, B, C)
+    feeds = [Feed("m", repodata(A), by_fn(A))]
+    held = merge_subdir("c", "linux-64", feeds, [], previous, GUARD)
+    assert held is not None and (held.status, held.meta) == (HELD, None)
+    assert "would remove 2 of 3 published packages" in held.errors[0]
+    forced = merge_subdir("c", "linux-64", feeds, [], previous, DeletionGuard(0.5, force=True))
+    assert forced is not None and forced.status == MERGED
+    assert forced.meta is not None and list(forced.meta.records) == [A.fn]
+
+
+def test_merge_creates_no_directory_for_a_subdir_nobody_serves() -> None:
+    assert merge_subdir("c", "linux-64", [Feed("m", None, {})], [], None, GUARD) is None
+    noarch = merge_subdir("c", "noarch", [Feed("m", None, {})], [], None, GUARD)
+    assert noarch is not None and noarch.meta is not None and noarch.meta.records == {}
+
+
+# --------------------------------------------------------------------------- report assembly
+
+
+def mirror(name: str, subdirs: tuple[str, ...] = ("linux-64",)) -> MirrorConfig:
+    return MirrorConfig(name=name, url=f"https://example.org/{name}", subdirs=subdirs)
+
+
+def channel(*mirrors: MirrorConfig) -> ChannelConfig:
+    return ChannelConfig(path="c", filters=FilterSpec(), mirrors=mirrors)
+
+
+def test_report_is_assembled_from_the_stage_results() -> None:
+    one, two = mirror("one"), mirror("two", ("linux-64", "osx-64"))
+    chan = channel(one, two)
+    first = at(A, "one")
+    parsed_one = Repodata("linux-64", records=by_fn(first, at(B, "one")), rejected={"z": "bad"})
+    kept = FilterResult(kept=by_fn(first), excluded={B.fn: "not allowed"})
+    selection = MirrorSelection("one", True, None, {"linux-64": kept})
+    deps = DependencyReport(added={"one": [("linux-64", A.fn, "needed by x")]})
+    meta = SubdirMetadata("linux-64", by_fn(first))
+    published = repodata(at(C, "one"))
+    merged = merge_subdir(
+        "c", "linux-64", [Feed("one", parsed_one, by_fn(first))], [], published, DeletionGuard(1)
+    )
+    assert merged is not None
+    merged = dataclasses.replace(merged, conflicts=(("two", "linux-64/a: differs"),))
+    results = RunResults(
+        mirrors=[(chan, one), (chan, two)],
+        fetched={
+            ("one", "linux-64"): FetchResult("fetched"),
+            ("two", "linux-64"): FetchResult("error", error="HTTP 500"),
+            ("two", "osx-64"): FetchResult("unchanged"),
+        },
+        parsed={
+            ("one", "linux-64"): ParseResult(parsed_one),
+            ("two", "osx-64"): ParseResult(None, error="not JSON"),
+        },
+        closure=ClosureResult({"one": selection}, deps),
+        merged=[merged],
+        downloads={("c", "linux-64"): DownloadOutcome(1, 1000, {B.fn}, ["linux-64/b: 404"])},
+        publish={("c", "linux-64"): PublishOutcome("published", meta.records, deleted=1)},
+        errors=["disk trouble"],
+    )
+    report = RunReport(id="r", started=0.0, errors=["earlier"])
+    everyone = build_report(report, {"one"}, results)
+    assert [m.name for m in everyone] == ["one", "two"]
+    assert [m.name for m in report.mirrors] == ["one"]  # only the selected mirrors
+    data = report.to_json()
+    (m_one,) = data["mirrors"]
+    assert m_one["errors"] == [] and m_one["status"] == "running"
+    assert m_one["subdirs"] == {
+        "linux-64": {
+            "upstream": "fetched",
+            "records": 2,
+            "kept": 1,
+            "added_as_dependency": 1,
+            "excluded": {"not allowed": 1},
+            "rejected": {"bad": 1},
+            "rejected_examples": {"z": "bad"},
+        }
+    }
+    assert m_one["dependencies_added"] == [
+        {"subdir": "linux-64", "file": A.fn, "why": "needed by x"}
+    ]
+    m_two = everyone[1]
+    assert m_two.errors == ["linux-64: HTTP 500", "osx-64: not JSON"]
+    assert {s: sub.upstream for s, sub in m_two.subdirs.items()} == {
+        "linux-64": "error",
+        "osx-64": "error",
+    }
+    assert m_two.conflicts == ["linux-64/a: differs"]
+    assert data["channels"] == [
+        {
+            "channel": "c",
+            "subdir": "linux-64",
+            "status": "published",
+            "packages": 1,
+            "added": [A.fn],
+            "updated": [],
+            "removed": [C.fn],
+            "downloaded_files": 1,
+            "downloaded_bytes": 1000,
+            "deleted_files": 1,
+            "errors": ["linux-64/b: 404"],
+        }
+    ]
+    assert data["errors"] == ["earlier", "disk trouble"]
+    assert not clean_rebuild(report, results)
+
+
+def test_report_of_held_failed_and_dry_run_subdirs() -> None:
+    chan = channel(mirror("m", ("linux-64", "osx-64", "noarch")))
+    held = merge_subdir("c", "linux-64", [Feed("m", repodata(), {})], [], repodata(A), GUARD)
+    broken = merge_subdir("c", "osx-64", [], ["m"], None, GUARD)
+    fresh = merge_subdir("c", "noarch", [Feed("m", repodata(B), by_fn(B))], [], None, GUARD)
+    assert held and broken and fresh
+    dry = plan([B], present={"old-1.0-0.conda": 3})
+    results = RunResults(
+        mirrors=[(chan, chan.mirrors[0])],
+        dry_run=True,
+        merged=[held, broken, fresh],
+        plans={("c", "noarch"): dry},
+    )
+    report = RunReport(id="r", started=0.0)
+    build_report(report, {"m"}, results)
+    statuses = [(c.subdir, c.status, c.errors != []) for c in report.channels]
+    assert statuses == [
+        ("linux-64", "held", True),
+        ("osx-64", "failed", True),
+        ("noarch", "dry-run", False),
+    ]
+    noarch = report.channels[2]
+    assert (noarch.downloaded_files, noarch.downloaded_bytes, noarch.deleted_files) == (1, 1000, 1)
+    assert (noarch.added, noarch.packages) == ([B.fn], 1)
+
+
+def test_a_clean_rebuild_published_every_subdir() -> None:
+    chan = channel(mirror("m"))
+    merged = merge_subdir("c", "linux-64", [Feed("m", repodata(A), by_fn(A))], [], None, GUARD)
+    assert merged is not None and merged.meta is not None
+    key = ("c", "linux-64")
+    results = RunResults(
+        mirrors=[(chan, chan.mirrors[0])],
+        fetched={("m", "linux-64"): FetchResult("fetched")},
+        merged=[merged],
+        downloads={key: DownloadOutcome(1, 1000)},
+        publish={key: PublishOutcome("unchanged", merged.meta.records)},
+    )
+    report = RunReport(id="r", started=0.0)
+    build_report(report, {"m"}, results)
+    assert clean_rebuild(report, results)
+    stopped = dataclasses.replace(results, publish={})  # stopped before publishing
+    assert not clean_rebuild(RunReport(id="s", started=0.0), stopped)
