@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 from testkit.server_process import ServerProcess
@@ -152,3 +153,13 @@ http {{
         if not self.access_log.exists():
             return []
         return self.access_log.read_text(errors="replace").splitlines()
+
+    def access_log_lines_with(self, text: str, timeout: float = 5.0) -> list[str]:
+        """The access log lines holding ``text``, waiting up to ``timeout`` for the first one
+        (nginx writes a request's line after the client has its response)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.access_log_lines() if text in line]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)

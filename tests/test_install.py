@@ -65,7 +65,7 @@ async def test_rattler_installs_numpy_from_the_mirror(
         assert payload.is_file()
     assert example_upstream.server.requests == []  # the client never reached upstream
     # The solve read the mirror's repodata through nginx (logged long before the installs end).
-    assert any(f" /{CHANNEL}/linux-64/repodata.json" in line for line in nginx.access_log_lines())
+    assert nginx.access_log_lines_with(f" /{CHANNEL}/linux-64/repodata.json")
 
 
 @pytest.mark.parametrize(
@@ -101,6 +101,6 @@ async def test_every_published_repodata_variant_reads_the_same(
         ("python", "3.12.4"),
         ("zlib", "1.3.1"),
     ]
-    fetched = [line for line in nginx.access_log_lines() if "/linux-64/repodata.json" in line]
+    fetched = nginx.access_log_lines_with("/linux-64/repodata.json")
     expected = variant or "repodata.json "
     assert any(f"/linux-64/{expected}" in line for line in fetched), fetched

@@ -276,7 +276,7 @@ def test_rattler_installs_numpy_from_real_nginx(
         assert package.channel.rstrip("/") == nginx.url
         payload = tmp_path / "env" / "share" / package.name / f"{package.version}.txt"
         assert payload.is_file()
-    assert any(" /linux-64/repodata.json" in line for line in nginx.access_log_lines())
+    assert nginx.access_log_lines_with(" /linux-64/repodata.json")
 
 
 @pytest.mark.integration
