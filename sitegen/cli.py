@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from sitegen.config.load import ConfigError, SiteConfig, load_config
+from sitegen.config import ConfigError, SiteConfig, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

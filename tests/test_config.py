@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import main
-from sitegen.config.load import ConfigError, FilterSpec, load_config, parse_config
+from sitegen.config import ConfigError, FilterSpec, load_config, parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 

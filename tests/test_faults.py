@@ -46,7 +46,7 @@ from support.site import rewrite_repodata
 from support.upstream import FaultHook, UpstreamServer, drop_connection, respond, truncate
 
 from sitegen.cli import main
-from sitegen.config.load import SiteConfig
+from sitegen.config import SiteConfig
 from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel

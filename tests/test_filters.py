@@ -5,7 +5,7 @@ from support.records import JAN_2024, rec
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
-from sitegen.config.load import FilterSpec
+from sitegen.config import FilterSpec
 from sitegen.filters import apply as f
 from sitegen.filters.apply import (
     FilterResult,

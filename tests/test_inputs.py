@@ -16,7 +16,7 @@ from support.site import assert_channel_consistent, rewrite_repodata, site_confi
 from support.upstream import ExampleUpstream, respond
 
 from sitegen.conda.records import parse_repodata
-from sitegen.config.load import ChannelConfig, FilterSpec
+from sitegen.config import ChannelConfig, FilterSpec
 from sitegen.store.site import Site
 from sitegen.sync import run as mirror_mod
 from sitegen.sync.inputs import InputsDigest, file_signature

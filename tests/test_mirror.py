@@ -35,7 +35,7 @@ from support.site import (
 from support.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
 
 from sitegen.cli import main
-from sitegen.config.load import SiteConfig
+from sitegen.config import SiteConfig
 from sitegen.store.site import Site
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror

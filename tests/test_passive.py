@@ -33,7 +33,7 @@ from support.client import solve_and_install
 from support.site import record_fdatasync
 from support.upstream import UpstreamHandler, UpstreamServer, serve_bytes
 
-from sitegen.config.load import SiteConfig, load_config
+from sitegen.config import SiteConfig, load_config
 from sitegen.passive.fetcher import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.prune import package_files
 from sitegen.sync.run import MirrorOptions, run_mirror

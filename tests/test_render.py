@@ -29,7 +29,7 @@ from support.site import rewrite_repodata, site_config
 from support.upstream import ExampleUpstream
 
 from sitegen.cli import main
-from sitegen.config.load import SiteConfig
+from sitegen.config import SiteConfig
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from sitegen.sync.report import RUNNING, RunReport
@@ -570,7 +570,7 @@ def test_watch_renders_again_when_the_config_changes(
     assert main(["render", "-c", str(config_path)]) == 0
     assert "First title" in page_text(site, "index.html")
 
-    from sitegen.config.load import load_config
+    from sitegen.config import load_config
 
     stop = threading.Event()
     rendered = threading.Event()

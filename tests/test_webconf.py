@@ -32,7 +32,7 @@ from support.nginx import nginx_binary
 from support.upstream import ExampleUpstream
 
 from sitegen.cli import main
-from sitegen.config.load import SiteConfig, parse_config
+from sitegen.config import SiteConfig, parse_config
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.webconf import (
     LONG_CACHE,

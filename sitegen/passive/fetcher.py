@@ -56,7 +56,7 @@ import msgspec
 import trio
 
 from sitegen.conda.records import Record
-from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.net import upstream as upstream_mod
 from sitegen.net.download import DownloadJob, download
 from sitegen.net.upstream import Upstream, open_upstreams

@@ -25,7 +25,7 @@ import trio
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.records import Record, Repodata, RepodataError, load_published, parse_repodata
 from sitegen.conda.version import RecordMatcher
-from sitegen.config.load import ChannelConfig, ConfigError, MirrorConfig, SiteConfig
+from sitegen.config import ChannelConfig, ConfigError, MirrorConfig, SiteConfig
 from sitegen.config.schedule import is_due
 from sitegen.filters.apply import apply_filters, effective_newest, include_dependencies
 from sitegen.net import upstream as upstream_mod

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import InvalidVersionError, parse_version
-from sitegen.config.load import ChannelConfig, SiteConfig
+from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.sync.progress import human_bytes
 from sitegen.sync.report import (
     COMPLETED,

@@ -52,7 +52,7 @@ import msgspec
 
 from sitegen.conda.records import Record, RepodataError, gc_paused, parse_repodata
 from sitegen.conda.version import _MAX_SECONDS, timestamp_ms
-from sitegen.config.load import ChannelConfig, SiteConfig, redact_url
+from sitegen.config import ChannelConfig, SiteConfig, redact_url
 from sitegen.resources import templates_dir
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History
