@@ -64,8 +64,8 @@ def parse_config(
         return _site(YamlNode(root, "", state), base_dir)
     except Reported:
         pass
-    except ConfigError as exc:
-        state.errors.extend(exc.errors)
+    except ConfigError as exc:  # a section that cannot be read any further
+        state.errors.extend((exc.line, text) for text in exc.errors)
     raise state.failure()
 
 
@@ -135,13 +135,19 @@ def _base_url(node: YamlNode) -> str:
 
 
 def _download(node: YamlNode) -> DownloadSettings:
+    state = node.state
+    start = len(state.errors)
     dl = node.mapping(("concurrency", "per_host", "retries", "timeout"))
-    return DownloadSettings(
-        concurrency=dl["concurrency"].integer(1) if "concurrency" in dl else 32,
-        per_host=dl["per_host"].integer(1) if "per_host" in dl else 32,
-        retries=dl["retries"].integer(0) if "retries" in dl else 4,
-        timeout=dl["timeout"].number(0.1) if "timeout" in dl else 60.0,
+    concurrency = (
+        state.attempt(partial(dl["concurrency"].integer, 1)) if "concurrency" in dl else 32
     )
+    per_host = state.attempt(partial(dl["per_host"].integer, 1)) if "per_host" in dl else 32
+    retries = state.attempt(partial(dl["retries"].integer, 0)) if "retries" in dl else 4
+    timeout = state.attempt(partial(dl["timeout"].number, 0.1)) if "timeout" in dl else 60.0
+    state.settle(start)
+    assert concurrency is not None and per_host is not None and retries is not None
+    assert timeout is not None
+    return DownloadSettings(concurrency, per_host, retries, timeout)
 
 
 def _prune(node: YamlNode) -> float:
@@ -262,7 +268,8 @@ def _check_unique(channels: list[ChannelConfig], node: YamlNode) -> None:
             state.add(
                 ConfigError(
                     f"{state.filename}:{channel.line}: channels.{channel.path}: channel path"
-                    f" {channel.path!r} is already used (line {paths[channel.path]})"
+                    f" {channel.path!r} is already used (line {paths[channel.path]})",
+                    line=channel.line,
                 )
             )
         else:
@@ -275,7 +282,8 @@ def _check_unique(channels: list[ChannelConfig], node: YamlNode) -> None:
                     ConfigError(
                         f"{state.filename}:{mirror.line}: channels.{channel.path}: mirror name"
                         f" {mirror.name!r} is already used (line {names[mirror.name]});"
-                        " names must be unique"
+                        " names must be unique",
+                        line=mirror.line,
                     )
                 )
             else:

@@ -20,11 +20,15 @@ MAX_ERRORS = 20
 
 
 class ConfigError(Exception):
-    """Problems in channels.yaml, one per line, each naming the file, line and key path."""
+    """Problems in channels.yaml, one per line, each naming the file, line and key path.
 
-    def __init__(self, *errors: str) -> None:
+    ``line`` is where the (first) problem is, for listing several in the order of the file.
+    """
+
+    def __init__(self, *errors: str, line: int = 0) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
+        self.line = line
 
 
 class Reported(Exception):
@@ -41,11 +45,11 @@ class ParseState:
     def __init__(self, filename: str, environ: Mapping[str, str] | None = None) -> None:
         self.filename = filename
         self.environ = environ
-        self.errors: list[str] = []
+        self.errors: list[tuple[int, str]] = []
 
     def add(self, error: ConfigError) -> None:
         """Record an error; past MAX_ERRORS, stop the whole parse."""
-        self.errors.extend(error.errors)
+        self.errors.extend((error.line, text) for text in error.errors)
         if len(self.errors) > MAX_ERRORS:
             raise Reported
 
@@ -65,8 +69,8 @@ class ParseState:
             raise Reported
 
     def failure(self) -> ConfigError:
-        """The errors recorded so far (at least one), as one ConfigError."""
-        errors = self.errors[:MAX_ERRORS]
+        """The errors recorded so far (at least one), as one ConfigError in file order."""
+        errors = [text for _line, text in sorted(self.errors[:MAX_ERRORS], key=lambda e: e[0])]
         if len(self.errors) > MAX_ERRORS:
             errors.append(f"{self.filename}: stopped after {MAX_ERRORS} errors")
         return ConfigError(*errors)
@@ -90,7 +94,7 @@ class YamlNode:
 
     def error(self, message: str) -> ConfigError:
         where = self.path or "(top level)"
-        return ConfigError(f"{self.state.filename}:{self.line}: {where}: {message}")
+        return ConfigError(f"{self.state.filename}:{self.line}: {where}: {message}", line=self.line)
 
     def child(self, node: yaml.Node, key: str | int) -> YamlNode:
         if isinstance(key, int):
