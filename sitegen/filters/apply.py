@@ -14,6 +14,8 @@ records whose name the spec names.
 
 from __future__ import annotations
 
+from functools import reduce
+
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config.model import FilterSpec
@@ -95,12 +97,12 @@ def apply_filters(
     for level in levels:
         parts = [part for allow in allows if (part := allow(level, context)) is not None]
         if parts:
-            allowlists.append(_any_of(parts))
+            allowlists.append(reduce(_either, parts))
 
     if not checks and not allowlists:
         result.kept = dict(records)
     else:
-        names = context.names if context.uses_names else {}
+        names = context.names() if context.uses_names else {}
         kept, excluded, candidates = result.kept, result.excluded, result.candidates
         for fn, record in records.items():
             name = names.get(fn, "")
@@ -127,8 +129,6 @@ def apply_filters(
     return result
 
 
-def _any_of(parts: list[Allowed]) -> Allowed:
-    """One level's allowlist: a record is allowed when any of its kinds names it."""
-    if len(parts) == 1:
-        return parts[0]
-    return lambda record, name: any(part(record, name) for part in parts)
+def _either(first: Allowed, second: Allowed) -> Allowed:
+    """Allowed by either part: a level's allowlist is the union of its kinds' allowlists."""
+    return lambda record, name: first(record, name) or second(record, name)

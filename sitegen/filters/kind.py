@@ -67,17 +67,16 @@ class FilterContext:
         self._names: dict[str, str] | None = None
         self._distinct: frozenset[str] = frozenset()
 
-    @property
     def names(self) -> dict[str, str]:
-        """Lower-cased name by filename (conda names are case-insensitive)."""
+        """Lower-cased name by filename (conda names are case-insensitive). Built on first use;
+        from then on every check of the run gets the record's name as its ``name`` argument."""
         if self._names is None:
             self._names = {fn: r.name.lower() for fn, r in self.records.items()}
             self._distinct = frozenset(self._names.values())
         return self._names
 
-    @property
     def distinct_names(self) -> frozenset[str]:
-        self.names  # noqa: B018 - builds both on first use
+        self.names()
         return self._distinct
 
     @property

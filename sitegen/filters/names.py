@@ -60,7 +60,7 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     glob = glob_matcher(spec.exclude_names, lower=True)
     if glob is None:
         return None
-    excluded = frozenset(n for n in context.distinct_names if glob(n))
+    excluded = frozenset(n for n in context.distinct_names() if glob(n))
     if not excluded:
         return None
     return lambda r, n: REASON_NAME if n in excluded else None
@@ -70,7 +70,7 @@ def allow(spec: FilterSpec, context: FilterContext) -> Allowed | None:
     glob = glob_matcher(spec.include_names, lower=True)
     if glob is None:
         return None
-    allowed = frozenset(n for n in context.distinct_names if glob(n))
+    allowed = frozenset(n for n in context.distinct_names() if glob(n))
     return lambda r, n: n in allowed
 
 

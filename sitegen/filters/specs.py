@@ -46,7 +46,7 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     if not spec.exclude_specs:
         return None
     specs = SpecIndex(spec.exclude_specs)
-    if not specs.applies_to(context.distinct_names):
+    if not specs.applies_to(context.distinct_names()):
         return None
     matcher = context.matcher
     return lambda r, n: REASON_SPEC if specs.matches(r, n, matcher) else None
@@ -56,7 +56,7 @@ def allow(spec: FilterSpec, context: FilterContext) -> Allowed | None:
     if not spec.include_specs:
         return None
     specs = SpecIndex(spec.include_specs)
-    context.names  # noqa: B018 - SpecIndex.matches looks records up by their name
+    context.names()  # SpecIndex.matches looks records up by their name
     matcher = context.matcher
     return lambda r, n: specs.matches(r, n, matcher)
 
