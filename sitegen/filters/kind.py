@@ -3,7 +3,10 @@
 A kind owns one key of a ``filters:`` mapping in channels.yaml. Its parts, all optional but
 ``parse``, are plain functions:
 
-- ``parse(node)``: the validated settings of that key, as FilterSpec values by name;
+- ``parse(node)``: the validated settings of that key, as FilterSpec values by name (a kind
+  whose settings have no FilterSpec field gets them in ``extra``: read them with
+  ``spec.setting(name)``);
+- ``reasons``: the exclusion reasons its parts report, unique to the kind;
 - ``check_level(spec)`` / ``check_levels(levels, mirror)``: messages for settings that leave
   nothing to mirror, within one level or across the three levels of a mirror;
 - ``gate(spec, subdir)``: the reason a whole subdir is excluded, or None;
@@ -86,6 +89,8 @@ class FilterContext:
 
 @dataclass(frozen=True)
 class FilterKind:
+    """One kind of filter; see the module docstring for its parts."""
+
     key: str
     parse: Callable[[YamlNode], Mapping[str, object]]
     reasons: tuple[str, ...] = ()
