@@ -56,7 +56,7 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
     from sitegen.conda.current_repodata import current_records
     from sitegen.conda.records import encode_repodata, parse_repodata
     from sitegen.conda.version import RecordMatcher
-    from sitegen.config.load import load_config
+    from sitegen.config import load_config
     from sitegen.filters.apply import apply_filters
     from sitegen.net import upstream
     from sitegen.sync import publish

@@ -22,7 +22,7 @@ def _html_state(root: str) -> dict[str, tuple[int, int]]:
 
 def main() -> int:
     config_path, out = sys.argv[1:3]
-    from sitegen.config.load import load_config
+    from sitegen.config import load_config
     from sitegen.web.render import render_site
 
     config = load_config(config_path)

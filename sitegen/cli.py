@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from sitegen import __version__
-from sitegen.config.load import ConfigError, SiteConfig, load_config
+from sitegen.config import ConfigError, SiteConfig, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

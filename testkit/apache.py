@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sitegen.config.load import SiteConfig
+from sitegen.config import SiteConfig
 from sitegen.tools.webconf import WebconfOptions, render_webconf
 from testkit.nginx import NginxServer, nginx_binary
 from testkit.require import require_tool

@@ -34,7 +34,7 @@ from typing import Any
 
 import zstandard
 
-from sitegen.config.load import SiteConfig, parse_config
+from sitegen.config import SiteConfig, parse_config
 from sitegen.tools.example_channel import PackageSpec
 from testkit import StartStop
 from testkit.upstream import FaultHook, UpstreamHandler

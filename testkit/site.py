@@ -19,7 +19,7 @@ from typing import Any
 
 import zstandard
 
-from sitegen.config.load import SiteConfig, parse_config
+from sitegen.config import SiteConfig, parse_config
 from sitegen.tools.example_channel import PackageSpec
 
 PACKAGE_SUFFIXES = (".conda", ".tar.bz2")

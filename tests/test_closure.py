@@ -4,7 +4,7 @@ import pytest
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
-from sitegen.config.load import FilterSpec
+from sitegen.config import FilterSpec
 from sitegen.filters.apply import REASON_NOT_ALLOWED, REASON_OLDER_VERSION, apply_filters
 from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
 from testkit.records import rec

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import main
-from sitegen.config.load import ConfigError, FilterSpec, load_config, parse_config
+from sitegen.config import (
+    ConfigError,
+    FilterSpec,
+    SourceKind,
+    YamlNode,
+    load_config,
+    parse_config,
+    sources,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -686,3 +694,185 @@ def test_cli_exits_2_for_bad_usage(capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["mirror", "--no-such-flag"])
     assert info.value.code == 2
+
+
+# --------------------------------------------------------------------------- ${VAR} in URLs
+
+TOKEN_CONFIG = """
+output: site
+channels:
+  private/org:
+    mirrors:
+      - name: org
+        url: https://conda.anaconda.org/t/${SITEGEN_CONFIG_TOKEN}/org
+        subdirs: [linux-64]
+"""
+
+
+def test_unset_variable_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "channels.yaml"
+    path.write_text(dedent(TOKEN_CONFIG))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"OTHER": "x"})
+    line = line_of(dedent(TOKEN_CONFIG), "url:")
+    assert str(info.value) == (
+        f"channels.yaml:{line}: channels.private/org.mirrors[0].url:"
+        " environment variable SITEGEN_CONFIG_TOKEN is not set"
+    )
+    config = load_config(path, environ={"SITEGEN_CONFIG_TOKEN": "tk-1"})
+    assert config.channels[0].mirrors[0].secret_env == ("SITEGEN_CONFIG_TOKEN",)
+    # Parsing text alone leaves the variable to the run, which resolves it.
+    assert parse_config(dedent(TOKEN_CONFIG)).channels[0].mirrors[0].name == "org"
+
+
+def test_cli_exits_2_for_an_unset_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SITEGEN_CONFIG_TOKEN", raising=False)
+    config_path = _write_config(tmp_path, dedent(TOKEN_CONFIG))
+    status = main(["mirror", "-c", str(config_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2
+    line = line_of(config_path.read_text(), "url:")
+    assert f"channels.yaml:{line}: channels.private/org.mirrors[0].url: " in err
+    assert "SITEGEN_CONFIG_TOKEN is not set" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_variable_values_never_appear_in_errors(tmp_path: Path) -> None:
+    secret = "tk-very-secret-value"
+    text = dedent("""
+        output: site
+        channels:
+          a/one:
+            url: ftp://user:${SITEGEN_CONFIG_TOKEN}@example.org/t/${SITEGEN_CONFIG_TOKEN}/a
+            subdirs: [linux-64]
+          a/two:
+            url: https://${SITEGEN_CONFIG_TOKEN}.example.org/a?x=${SITEGEN_CONFIG_TOKEN}
+            subdirs: [linux-64]
+          a/three:
+            url: https://conda.anaconda.org/t/${SITEGEN_CONFIG_TOKEN}/${SITEGEN_CONFIG_UNSET}
+            subdirs: [linux-64]
+    """)
+    path = tmp_path / "channels.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"SITEGEN_CONFIG_TOKEN": secret})
+    assert [e.split(": ", 2)[1] for e in info.value.errors] == [
+        "channels.a/one.url",
+        "channels.a/two.url",
+        "channels.a/three.url",
+    ]
+    message = str(info.value)
+    assert "environment variable SITEGEN_CONFIG_UNSET is not set" in message
+    assert secret not in message
+
+
+# --------------------------------------------------------------------------- all errors at once
+
+MANY_ERRORS = """
+output: site
+outptu: typo
+download: {concurrency: many, retries: -1}
+filters:
+  names: {include: ["sci[py"]}
+channels:
+  cloud/a:
+    url: ftp://example.org/a
+    subdirs: [linux-64]
+    mode: lazy
+  cloud/b:
+    mirrors:
+      - name: b1
+        subdirs: [linux-64]
+      - name: b2
+        url: https://example.org/b
+        subdirs: [Linux 64]
+        filters: {newest_versions: 0, max_size: huge}
+  cloud/c:
+    url: https://example.org/c
+    subdirs: [linux-64]
+    filters:
+      names: {exclude: ["*"]}
+"""
+
+
+def test_every_error_is_reported_once_in_file_order() -> None:
+    text = dedent(MANY_ERRORS)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+
+    def at(marker: str, path: str, words: str) -> str:
+        return f"channels.yaml:{line_of(text, marker)}: {path}: {words}"
+
+    expected = [
+        at("outptu", "outptu", "unknown key 'outptu'"),
+        at("download", "download.concurrency", "expected a whole number, got 'many'"),
+        at("download", "download.retries", "must be at least 0"),
+        at("sci[py", "filters.names.include[0]", "invalid glob 'sci[py': unbalanced brackets"),
+        at("ftp://", "channels.cloud/a.url", "URL must start with https://, http:// or file://"),
+        at("mode: lazy", "channels.cloud/a.mode", "expected 'active' or 'passive', got 'lazy'"),
+        at("name: b1", "channels.cloud/b.mirrors[0]", "missing required key 'url'"),
+        at("Linux 64", "channels.cloud/b.mirrors[1].subdirs[0]", "invalid subdir 'Linux 64'"),
+        at("newest_versions", "channels.cloud/b.mirrors[1].filters.newest_versions", "must be"),
+        at("max_size", "channels.cloud/b.mirrors[1].filters.max_size", "expected a size"),
+        at("names: {exclude", "channels.cloud/c.filters", "names.exclude '*' excludes every"),
+    ]
+    errors = info.value.errors
+    assert len(errors) == len(expected), "\n".join(errors)
+    for error, prefix in zip(errors, expected, strict=True):
+        assert error.startswith(prefix), (error, prefix)
+    assert str(info.value) == "\n".join(errors)
+
+
+def test_at_most_20_errors_are_listed() -> None:
+    channels = "".join(
+        f"  c/m{i}:\n    url: https://example.org/{i}\n    subdirs: [linux-64]\n    mode: m{i}\n"
+        for i in range(25)
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"output: site\nchannels:\n{channels}")
+    errors = info.value.errors
+    assert len(errors) == 21
+    assert all(f"channels.c/m{i}.mode: " in errors[i] for i in range(20))
+    assert errors[20] == "channels.yaml: stopped after 20 errors"
+
+
+def test_cli_lists_every_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config_path = _write_config(tmp_path, dedent(MANY_ERRORS))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "channels.cloud/a.mode" in err and "channels.cloud/c.filters" in err
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- source kinds
+
+
+def test_a_registered_source_kind_is_chosen_by_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "SOURCES", sources.SOURCES)
+
+    def parse_path(node: YamlNode) -> str:
+        path = node.string()
+        if not path.startswith("/"):
+            raise node.error("expected an absolute path")
+        return f"file://{path}"
+
+    sources.register_source(SourceKind("folder", "path", parse_path))
+    config = parse_config(
+        dedent("""
+            output: site
+            channels:
+              local/incoming:
+                path: /srv/conda/incoming
+                subdirs: [noarch]
+              cloud/x:
+                url: https://conda.anaconda.org/x
+                subdirs: [noarch]
+        """)
+    )
+    incoming, forge = (c.mirrors[0] for c in config.channels)
+    assert (incoming.kind, incoming.url) == ("folder", "file:///srv/conda/incoming")
+    assert (forge.kind, forge.url) == ("channel", "https://conda.anaconda.org/x")
+    with pytest.raises(ConfigError, match="missing required key 'url' or 'path'"):
+        parse_config("output: site\nchannels:\n  a/b:\n    mirrors:\n      - subdirs: [noarch]\n")

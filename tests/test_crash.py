@@ -37,7 +37,7 @@ import pytest
 import trio
 
 from sitegen.cli import main
-from sitegen.config.load import SiteConfig, load_config
+from sitegen.config import SiteConfig, load_config
 from sitegen.store.site import TEMP_PREFIX
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror

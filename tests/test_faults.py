@@ -26,7 +26,7 @@ import pytest
 import zstandard
 
 from sitegen.cli import main
-from sitegen.config.load import SiteConfig
+from sitegen.config import SiteConfig
 from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel

@@ -33,7 +33,7 @@ from sitegen.conda.records import (
     REASON_NO_CHECKSUM,
     REASON_SUBDIR_MISMATCH,
 )
-from sitegen.config.load import SiteConfig, parse_config
+from sitegen.config import SiteConfig, parse_config
 from sitegen.sync.report import COMPLETED, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel

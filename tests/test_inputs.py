@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sitegen.conda.records import parse_repodata
-from sitegen.config.load import ChannelConfig, FilterSpec
+from sitegen.config import ChannelConfig, FilterSpec
 from sitegen.store.site import Site
 from sitegen.sync import fetch as mirror_mod
 from sitegen.sync.inputs import InputsDigest, file_signature

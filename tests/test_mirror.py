@@ -22,7 +22,7 @@ import trio
 import zstandard
 
 from sitegen.cli import main
-from sitegen.config.load import SiteConfig
+from sitegen.config import SiteConfig
 from sitegen.store.site import Site
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror

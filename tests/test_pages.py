@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from sitegen.conda.records import Record
-from sitegen.config.load import parse_config
+from sitegen.config import parse_config
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,

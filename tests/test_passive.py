@@ -29,7 +29,7 @@ import httpx
 import pytest
 import trio
 
-from sitegen.config.load import SiteConfig, load_config
+from sitegen.config import SiteConfig, load_config
 from sitegen.passive.fetcher import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.prune import package_files
 from sitegen.sync.run import MirrorOptions, run_mirror

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from sitegen.cli import main
-from sitegen.config.load import SiteConfig
+from sitegen.config import SiteConfig
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from sitegen.sync.report import RUNNING, RunReport
@@ -572,7 +572,7 @@ def test_watch_renders_again_when_the_config_changes(
     assert main(["render", "-c", str(config_path)]) == 0
     assert "First title" in page_text(site, "index.html")
 
-    from sitegen.config.load import load_config
+    from sitegen.config import load_config
 
     stop = threading.Event()
     rendered = threading.Event()

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
-from sitegen.config import schedule
-from sitegen.config.load import ConfigError, parse_config
+from sitegen.config import ConfigError, parse_config, schedule
 from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.sync.report import COMPLETED, FAILED, MirrorReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror, select_mirrors

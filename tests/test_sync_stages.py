@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sitegen.conda.records import Record, Repodata
-from sitegen.config.load import ChannelConfig, FilterSpec, MirrorConfig
+from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig
 from sitegen.filters.apply import FilterResult
 from sitegen.sync.closure import DependencyReport, MirrorSelection
 from sitegen.sync.download import DownloadOutcome

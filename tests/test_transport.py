@@ -23,7 +23,7 @@ import pytest
 import trio
 
 from sitegen.conda.records import Record
-from sitegen.config.load import DownloadSettings, MirrorConfig
+from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.net import download as download_mod
 from sitegen.net import transport as transport_mod
 from sitegen.net import upstream as upstream_mod

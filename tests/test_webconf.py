@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from sitegen.cli import main
-from sitegen.config.load import SiteConfig, parse_config
+from sitegen.config import SiteConfig, parse_config
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.webconf import (
     LONG_CACHE,

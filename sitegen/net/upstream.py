@@ -23,7 +23,7 @@ import httpx
 import trio
 import zstandard
 
-from sitegen.config.load import DownloadSettings, MirrorConfig, redact_url
+from sitegen.config import DownloadSettings, MirrorConfig, redact_url
 from sitegen.net.transport import UpstreamClient, open_client
 
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")

@@ -64,7 +64,7 @@ from sitegen.conda.schema import (
     FilesDoc,
     format_of,
 )
-from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.layout import origins_path
 from sitegen.net.download import DownloadJob, download
 from sitegen.net.upstream import Upstream, open_upstreams

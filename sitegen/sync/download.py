@@ -14,7 +14,7 @@ from pathlib import Path
 import trio
 
 from sitegen.conda.records import Record
-from sitegen.config.load import DownloadSettings
+from sitegen.config import DownloadSettings
 from sitegen.net.download import DownloadJob, download, file_matches
 from sitegen.net.upstream import Upstream
 from sitegen.store.site import Site

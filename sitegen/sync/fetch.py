@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import trio
 
 from sitegen.conda.records import Repodata, RepodataError, parse_repodata
-from sitegen.config.load import MirrorConfig
+from sitegen.config import MirrorConfig
 from sitegen.net import upstream as upstream_mod
 from sitegen.net.upstream import SubdirMissing, Upstream, UpstreamError
 from sitegen.store.upstream_cache import UpstreamCache

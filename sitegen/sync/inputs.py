@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from sitegen import __version__
-from sitegen.config.load import ChannelConfig, SiteConfig
+from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import METADATA_FILES, inputs_path, origins_path
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files

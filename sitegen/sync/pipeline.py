@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import trio
 
 from sitegen.conda.version import RecordMatcher
-from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.store.origins import Origins

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from sitegen.conda.records import Record
-from sitegen.config.load import ChannelConfig, MirrorConfig
+from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom

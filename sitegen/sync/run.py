@@ -18,7 +18,7 @@ from contextlib import nullcontext
 
 import trio
 
-from sitegen.config.load import ConfigError, SiteConfig
+from sitegen.config import ConfigError, SiteConfig
 from sitegen.config.schedule import is_due
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site

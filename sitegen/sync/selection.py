@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
-from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.filters.apply import apply_filters, effective_newest, include_dependencies
 from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
 from sitegen.sync.fetch import ParseResult, SubdirKey

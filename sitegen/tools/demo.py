@@ -10,7 +10,7 @@ from pathlib import Path
 
 import trio
 
-from sitegen.config.load import load_config
+from sitegen.config import load_config
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import write_example_channel
 from sitegen.web.render import render_site

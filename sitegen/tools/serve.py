@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import watchfiles
 
-from sitegen.config.load import ConfigError, SiteConfig
+from sitegen.config import ConfigError, SiteConfig
 from sitegen.store.site import TEMP_PREFIX
 from sitegen.web.render import TEMPLATES_DIR, render_site
 

@@ -23,7 +23,7 @@ import trio
 import zstandard
 
 from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
-from sitegen.config.load import ChannelConfig, SiteConfig
+from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.net.download import DownloadJob, download, file_matches
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.lock import SiteLock, SiteLocked

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from sitegen.config.load import CHANNEL_SEGMENT_RE, SiteConfig
+from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.resources import templates_dir
 
 SERVERS = ("nginx", "apache")

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 from sitegen.conda.records import Record
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.conda.version import InvalidVersionError, parse_version
-from sitegen.config.load import ChannelConfig, SiteConfig
+from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import (
     METADATA_FILES,
     channel_index_path,

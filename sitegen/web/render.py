@@ -54,7 +54,7 @@ from sitegen import layout
 from sitegen.conda.records import Record, RepodataError, gc_paused, parse_repodata
 from sitegen.conda.schema import LISTED_DECODER, RAW_DECODER
 from sitegen.conda.version import _MAX_SECONDS, timestamp_ms
-from sitegen.config.load import ChannelConfig, SiteConfig, redact_url
+from sitegen.config import ChannelConfig, SiteConfig, redact_url
 from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_path
 from sitegen.resources import templates_dir
 from sitegen.store.site import Site, UnsafePathError

@@ -1,0 +1,42 @@
+"""The ``channel`` source kind: an upstream conda channel at an http(s):// or file:// URL."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from sitegen.config.model import ENV_REF_RE, redact_url
+from sitegen.config.yaml_nodes import YamlNode
+
+# A literal anaconda.org token in a URL: /t/<token>/ where <token> is not an ${ENV} reference.
+LITERAL_TOKEN_RE = re.compile(r"/t/(?!\$\{)[^/]+(/|$)")
+
+
+def parse_url(node: YamlNode) -> str:
+    """The channel URL as written; ${ENV} references stay unresolved (they hold secrets)."""
+    url = node.string()
+    parts = urlsplit(ENV_REF_RE.sub("x", url))
+    if parts.scheme not in ("http", "https", "file"):
+        raise node.error(
+            f"URL must start with https://, http:// or file://, got {redact_url(url)!r}"
+        )
+    if parts.scheme != "file" and not parts.netloc:
+        raise node.error(f"URL has no host: {redact_url(url)!r}")
+    if parts.scheme == "file" and not parts.path:
+        raise node.error("file:// URL has no path")
+    if LITERAL_TOKEN_RE.search(url):
+        raise node.error(
+            "the URL holds a literal token (/t/<token>/); write /t/${ENV_VAR}/ and set the"
+            " token in that environment variable"
+        )
+    if parts.query or parts.fragment:
+        raise node.error("URL must not have a query string or fragment")
+    environ = node.state.environ
+    if environ is not None:
+        # Only the variable's name goes into the message: its value would be a secret.
+        missing = list(dict.fromkeys(v for v in ENV_REF_RE.findall(url) if v not in environ))
+        if missing:
+            plural = "s" if len(missing) > 1 else ""
+            verb = "are" if len(missing) > 1 else "is"
+            raise node.error(f"environment variable{plural} {', '.join(missing)} {verb} not set")
+    return url

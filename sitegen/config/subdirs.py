@@ -1,0 +1,44 @@
+"""Conda platform subdirs: the names channels.yaml accepts for a mirror and its filters."""
+
+from __future__ import annotations
+
+import re
+
+from sitegen.config.yaml_nodes import YamlNode
+
+KNOWN_SUBDIRS = frozenset(
+    [
+        "noarch",
+        "linux-32",
+        "linux-64",
+        "linux-aarch64",
+        "linux-armv6l",
+        "linux-armv7l",
+        "linux-ppc64le",
+        "linux-ppc64",
+        "linux-riscv64",
+        "linux-s390x",
+        "osx-64",
+        "osx-arm64",
+        "win-32",
+        "win-64",
+        "win-arm64",
+        "emscripten-wasm32",
+        "wasi-wasm32",
+        "zos-z",
+    ]
+)
+SUBDIR_RE = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9_]+)$")
+
+
+def parse_subdirs(node: YamlNode) -> tuple[str, ...]:
+    """A list of subdir names, duplicates dropped, in the order written."""
+    out = []
+    for item in node.items():
+        subdir = item.string()
+        if not SUBDIR_RE.match(subdir):
+            raise item.error(
+                f"invalid subdir {subdir!r} (expected e.g. linux-64, osx-arm64, noarch)"
+            )
+        out.append(subdir)
+    return tuple(dict.fromkeys(out))

@@ -1,0 +1,180 @@
+"""Walking a composed YAML document with line numbers, collecting every error on the way.
+
+Each :class:`YamlNode` knows the key path that led to it, so an error names the file, the
+line and the key path (``channels.yaml:7: channels.cloud/x.subdirs: expected a list``). The
+parser reports every error of a file at once: sections that fail are recorded in the shared
+:class:`ParseState` and skipped, and what depends on them is not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+# More than this many errors are most likely one mistake repeated; the rest are not listed.
+MAX_ERRORS = 20
+
+
+class ConfigError(Exception):
+    """Problems in channels.yaml, one per line, each naming the file, line and key path.
+
+    ``line`` is where the (first) problem is, for listing several in the order of the file.
+    """
+
+    def __init__(self, *errors: str, line: int = 0) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+        self.line = line
+
+
+class Reported(Exception):
+    """A section had errors, already recorded: whatever builds on it is skipped."""
+
+
+class ParseState:
+    """What one parse of a file shares: its name, the errors so far and the environment.
+
+    ``environ`` is what ``${VAR}`` references are checked against; None leaves them unchecked
+    (they are then resolved when a run starts).
+    """
+
+    def __init__(self, filename: str, environ: Mapping[str, str] | None = None) -> None:
+        self.filename = filename
+        self.environ = environ
+        self.errors: list[tuple[int, str]] = []
+
+    def add(self, error: ConfigError) -> None:
+        """Record an error; past MAX_ERRORS, stop the whole parse."""
+        self.errors.extend((error.line, text) for text in error.errors)
+        if len(self.errors) > MAX_ERRORS:
+            raise Reported
+
+    def attempt(self, parse: Callable[[], T]) -> T | None:
+        """The value of ``parse()``, or None after recording why it failed."""
+        try:
+            return parse()
+        except Reported:
+            return None
+        except ConfigError as exc:
+            self.add(exc)
+            return None
+
+    def settle(self, start: int) -> None:
+        """Skip the rest of a section when errors were recorded since ``start``."""
+        if len(self.errors) > start:
+            raise Reported
+
+    def failure(self) -> ConfigError:
+        """The errors recorded so far (at least one), as one ConfigError in file order."""
+        errors = [text for _line, text in sorted(self.errors[:MAX_ERRORS], key=lambda e: e[0])]
+        if len(self.errors) > MAX_ERRORS:
+            errors.append(f"{self.filename}: stopped after {MAX_ERRORS} errors")
+        return ConfigError(*errors)
+
+
+class YamlNode:
+    """A YAML node plus the key path that led to it, for precise error messages."""
+
+    def __init__(self, node: yaml.Node, path: str, state: ParseState) -> None:
+        self.node = node
+        self.path = path
+        self.state = state
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    @property
+    def is_null(self) -> bool:
+        return self.node.tag.endswith(":null")
+
+    def error(self, message: str) -> ConfigError:
+        where = self.path or "(top level)"
+        return ConfigError(f"{self.state.filename}:{self.line}: {where}: {message}", line=self.line)
+
+    def child(self, node: yaml.Node, key: str | int) -> YamlNode:
+        if isinstance(key, int):
+            path = f"{self.path}[{key}]"
+        else:
+            path = f"{self.path}.{key}" if self.path else key
+        return YamlNode(node, path, self.state)
+
+    def mapping(self, allowed: tuple[str, ...]) -> dict[str, YamlNode]:
+        """The keys of a mapping; bad keys (unknown, duplicate, not strings) are recorded and
+        left out, so the other keys are still checked."""
+        if not isinstance(self.node, yaml.MappingNode):
+            raise self.error("expected a mapping of keys to values")
+        out: dict[str, YamlNode] = {}
+        for key_node, value_node in self.node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                self.state.add(
+                    YamlNode(key_node, self.path, self.state).error("keys must be strings")
+                )
+                continue
+            child = self.child(value_node, key)
+            if key in out:
+                self.state.add(YamlNode(key_node, child.path, self.state).error("duplicate key"))
+            elif allowed and key not in allowed:
+                self.state.add(
+                    YamlNode(key_node, child.path, self.state).error(
+                        f"unknown key {key!r}; expected one of: {', '.join(allowed)}"
+                    )
+                )
+            else:
+                out[key] = child
+        return out
+
+    def raw_keys(self) -> set[str]:
+        """The string keys of a mapping node, without checking anything."""
+        if isinstance(self.node, yaml.MappingNode):
+            return {k.value for k, _ in self.node.value if isinstance(k, yaml.ScalarNode)}
+        return set()
+
+    def items(self) -> list[YamlNode]:
+        if isinstance(self.node, yaml.ScalarNode) and self.node.tag.endswith(":str"):
+            return [self]  # a single string where a list is expected reads as a one-item list
+        if not isinstance(self.node, yaml.SequenceNode):
+            raise self.error("expected a list")
+        return [self.child(n, i) for i, n in enumerate(self.node.value)]
+
+    def scalar(self) -> str:
+        if not isinstance(self.node, yaml.ScalarNode):
+            raise self.error("expected a single value")
+        return self.node.value
+
+    def string(self) -> str:
+        value = self.scalar()
+        if self.is_null or value == "":
+            raise self.error("expected a non-empty string")
+        return value
+
+    def boolean(self) -> bool:
+        value = self.scalar().lower()
+        if value in ("true", "yes", "on"):
+            return True
+        if value in ("false", "no", "off"):
+            return False
+        raise self.error(f"expected true or false, got {self.scalar()!r}")
+
+    def integer(self, minimum: int = 0) -> int:
+        try:
+            value = int(self.scalar())
+        except ValueError:
+            raise self.error(f"expected a whole number, got {self.scalar()!r}") from None
+        if value < minimum:
+            raise self.error(f"must be at least {minimum}")
+        return value
+
+    def number(self, minimum: float = 0.0, maximum: float | None = None) -> float:
+        try:
+            value = float(self.scalar())
+        except ValueError:
+            raise self.error(f"expected a number, got {self.scalar()!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise self.error(f"must be between {minimum} and {maximum}")
+        return value

@@ -1,0 +1,54 @@
+"""``builds``: include and exclude records by build string glob (case-sensitive)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from sitegen.conda.records import Record
+from sitegen.config.model import FilterSpec
+from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters.kind import Check, FilterContext, FilterKind, glob_matcher, parse_globs
+
+REASON_BUILD_EXCLUDED = "build excluded"
+REASON_BUILD_NOT_INCLUDED = "build not included"
+
+
+def parse(node: YamlNode) -> Mapping[str, object]:
+    keys = node.mapping(("include", "exclude"))
+    values: dict[str, object] = {}
+    if "include" in keys:
+        values["include_builds"] = parse_globs(keys["include"])
+    if "exclude" in keys:
+        values["exclude_builds"] = parse_globs(keys["exclude"])
+    return values
+
+
+def check_level(spec: FilterSpec) -> Iterator[str]:
+    if "*" in spec.exclude_builds:
+        yield "builds.exclude '*' excludes every package"
+
+
+def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
+    exclude = glob_matcher(spec.exclude_builds)
+    include = glob_matcher(spec.include_builds)
+    if exclude is None and include is None:
+        return None
+
+    def check_build(record: Record, name: str) -> str | None:
+        build = record.build
+        if exclude is not None and exclude(build):
+            return REASON_BUILD_EXCLUDED
+        if include is not None and not include(build):
+            return REASON_BUILD_NOT_INCLUDED
+        return None
+
+    return check_build
+
+
+KIND = FilterKind(
+    "builds",
+    parse,
+    reasons=(REASON_BUILD_EXCLUDED, REASON_BUILD_NOT_INCLUDED),
+    check_level=check_level,
+    predicate=predicate,
+)

@@ -1,0 +1,134 @@
+"""What a filter kind declares, and what its parts receive.
+
+A kind owns one key of a ``filters:`` mapping in channels.yaml. Its parts, all optional but
+``parse``, are plain functions:
+
+- ``parse(node)``: the validated settings of that key, as FilterSpec values by name (a kind
+  whose settings have no FilterSpec field gets them in ``extra``: read them with
+  ``spec.setting(name)``);
+- ``reasons``: the exclusion reasons its parts report, unique to the kind;
+- ``check_level(spec)`` / ``check_levels(levels, mirror)``: messages for settings that leave
+  nothing to mirror, within one level or across the three levels of a mirror;
+- ``gate(spec, subdir)``: the reason a whole subdir is excluded, or None;
+- ``predicate(spec, context)``: for one level, a per-record check returning the reason a record
+  is excluded (or None); None when the level does not use this kind;
+- ``allow(spec, context)``: for one level, a per-record test whether its allowlist names the
+  record; the allowlist of a level is the union of its kinds' contributions;
+- ``step(levels)``: a whole-result step run after the per-record checks, or None.
+
+``predicate``, ``allow`` and ``step`` run once per level and subdir, never per record: they
+compile the level's settings into the closure they return.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from sitegen.conda.records import Record
+from sitegen.conda.version import RecordMatcher
+from sitegen.config.model import FilterSpec, MirrorConfig
+from sitegen.config.yaml_nodes import YamlNode
+
+# (record, lower-cased name) -> the reason it fails, or None.
+Check = Callable[[Record, str], str | None]
+# (record, lower-cased name) -> whether an allowlist names it.
+Allowed = Callable[[Record, str], bool]
+
+
+@dataclass
+class FilterResult:
+    """The outcome for one subdir of one mirror; every input record is in kept or excluded."""
+
+    kept: dict[str, Record] = field(default_factory=dict)
+    excluded: dict[str, str] = field(default_factory=dict)
+    # Dropped only by an allowlist or newest_versions; a subset of excluded.
+    candidates: dict[str, Record] = field(default_factory=dict)
+
+    def reason_counts(self) -> dict[str, int]:
+        """How many records each reason excluded, most frequent first."""
+        return dict(Counter(self.excluded.values()).most_common())
+
+
+Step = Callable[[FilterResult], None]
+
+
+class FilterContext:
+    """What the parts of one filter run over one subdir share.
+
+    Lower-cased record names cost a pass over every record, so they are built only when a part
+    asks for them; parts whose closures use the ``name`` argument must ask.
+    """
+
+    def __init__(self, records: Mapping[str, Record], subdir: str, matcher: RecordMatcher) -> None:
+        self.records = records
+        self.subdir = subdir
+        self.matcher = matcher
+        self._names: dict[str, str] | None = None
+        self._distinct: frozenset[str] = frozenset()
+
+    def names(self) -> dict[str, str]:
+        """Lower-cased name by filename (conda names are case-insensitive). Built on first use;
+        from then on every check of the run gets the record's name as its ``name`` argument."""
+        if self._names is None:
+            self._names = {fn: r.name.lower() for fn, r in self.records.items()}
+            self._distinct = frozenset(self._names.values())
+        return self._names
+
+    def distinct_names(self) -> frozenset[str]:
+        self.names()
+        return self._distinct
+
+    @property
+    def uses_names(self) -> bool:
+        return self._names is not None
+
+
+@dataclass(frozen=True)
+class FilterKind:
+    """One kind of filter; see the module docstring for its parts."""
+
+    key: str
+    parse: Callable[[YamlNode], Mapping[str, object]]
+    reasons: tuple[str, ...] = ()
+    check_level: Callable[[FilterSpec], Iterator[str]] | None = None
+    check_levels: Callable[[tuple[FilterSpec, ...], MirrorConfig], Iterator[str]] | None = None
+    gate: Callable[[FilterSpec, str], str | None] | None = None
+    predicate: Callable[[FilterSpec, FilterContext], Check | None] | None = None
+    allow: Callable[[FilterSpec, FilterContext], Allowed | None] | None = None
+    step: Callable[[tuple[FilterSpec, ...]], Step | None] | None = None
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def parse_globs(node: YamlNode, *, lower: bool = False) -> tuple[str, ...]:
+    """A list of fnmatch globs, each checked to compile."""
+    out = []
+    for item in node.items():
+        pattern = item.string()
+        if pattern.count("[") != pattern.count("]"):
+            raise item.error(f"invalid glob {pattern!r}: unbalanced brackets")
+        try:
+            re.compile(fnmatch.translate(pattern))
+        except re.error as exc:
+            raise item.error(f"invalid glob {pattern!r}: {exc}") from None
+        out.append(pattern.lower() if lower else pattern)
+    return tuple(out)
+
+
+def glob_matcher(patterns: Iterable[str], *, lower: bool = False) -> Callable[[str], bool] | None:
+    """One compiled regex for a list of fnmatch globs; None when there are none."""
+    patterns = [p.lower() if lower else p for p in patterns]
+    if not patterns:
+        return None
+    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+    return lambda text: match(text) is not None
+
+
+def is_literal(pattern: str) -> bool:
+    """Whether a glob names exactly one string."""
+    return not any(ch in pattern for ch in "*?[")

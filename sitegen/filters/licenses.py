@@ -1,0 +1,89 @@
+"""``licenses``: include and exclude records by licence and licence family glob."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from sitegen.conda.records import Record
+from sitegen.config.model import FilterSpec
+from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters.kind import Check, FilterContext, FilterKind, glob_matcher, parse_globs
+
+REASON_LICENSE_MISSING = "license missing"
+REASON_LICENSE_EXCLUDED = "license excluded"
+REASON_LICENSE_NOT_INCLUDED = "license not included"
+REASON_LICENSE_FAMILY = "license family excluded"
+
+
+def parse(node: YamlNode) -> Mapping[str, object]:
+    keys = node.mapping(("include", "exclude", "exclude_families", "allow_missing"))
+    values: dict[str, object] = {}
+    if "include" in keys:
+        values["include_licenses"] = parse_globs(keys["include"], lower=True)
+    if "exclude" in keys:
+        values["exclude_licenses"] = parse_globs(keys["exclude"], lower=True)
+    if "exclude_families" in keys:
+        values["exclude_license_families"] = parse_globs(keys["exclude_families"], lower=True)
+    if "allow_missing" in keys:
+        values["allow_missing_license"] = keys["allow_missing"].boolean()
+    return values
+
+
+def check_level(spec: FilterSpec) -> Iterator[str]:
+    if "*" in spec.exclude_licenses and not spec.allow_missing_license:
+        yield "licenses.exclude '*' together with allow_missing: false excludes everything"
+
+
+def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
+    exclude = glob_matcher(spec.exclude_licenses, lower=True)
+    include = glob_matcher(spec.include_licenses, lower=True)
+    family = glob_matcher(spec.exclude_license_families, lower=True)
+    allow_missing = spec.allow_missing_license
+    if exclude is None and include is None and family is None and allow_missing:
+        return None
+    # A channel has few distinct licence strings, so decide each (license, family) pair once.
+    decided: dict[tuple[Any, Any], str | None] = {}
+
+    def decide(license_value: Any, family_value: Any) -> str | None:
+        text = license_value.strip().lower() if isinstance(license_value, str) else ""
+        if not text:
+            if not allow_missing:
+                return REASON_LICENSE_MISSING
+        else:
+            if exclude is not None and exclude(text):
+                return REASON_LICENSE_EXCLUDED
+            if include is not None and not include(text):
+                return REASON_LICENSE_NOT_INCLUDED
+        family_text = family_value.strip().lower() if isinstance(family_value, str) else ""
+        if family is not None and family_text and family(family_text):
+            return REASON_LICENSE_FAMILY
+        return None
+
+    def check_license(record: Record, name: str) -> str | None:
+        raw = record.raw
+        key = (raw.get("license"), raw.get("license_family"))
+        try:
+            return decided[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value from upstream: decide without caching
+            return decide(*key)
+        reason = decided[key] = decide(*key)
+        return reason
+
+    return check_license
+
+
+KIND = FilterKind(
+    "licenses",
+    parse,
+    reasons=(
+        REASON_LICENSE_MISSING,
+        REASON_LICENSE_EXCLUDED,
+        REASON_LICENSE_NOT_INCLUDED,
+        REASON_LICENSE_FAMILY,
+    ),
+    check_level=check_level,
+    predicate=predicate,
+)

@@ -1,0 +1,85 @@
+"""``names``: include (an allowlist) and exclude package names by glob, case-insensitively."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping
+
+from sitegen.config.model import FilterSpec, MirrorConfig
+from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters.kind import (
+    Allowed,
+    Check,
+    FilterContext,
+    FilterKind,
+    glob_matcher,
+    is_literal,
+    parse_globs,
+)
+
+REASON_NAME = "name excluded"
+
+
+def parse(node: YamlNode) -> Mapping[str, object]:
+    keys = node.mapping(("include", "exclude"))
+    values: dict[str, object] = {}
+    if "include" in keys:
+        values["include_names"] = parse_globs(keys["include"], lower=True)
+    if "exclude" in keys:
+        values["exclude_names"] = parse_globs(keys["exclude"], lower=True)
+    return values
+
+
+def check_level(spec: FilterSpec) -> Iterator[str]:
+    if "*" in spec.exclude_names:
+        yield "names.exclude '*' excludes every package"
+    for pattern in spec.include_names:
+        if is_literal(pattern) and any(
+            fnmatch.fnmatchcase(pattern, ex) for ex in spec.exclude_names
+        ):
+            yield (
+                f"names.include {pattern!r} is also excluded by names.exclude,"
+                " so nothing it names can be mirrored"
+            )
+
+
+def check_levels(levels: tuple[FilterSpec, ...], mirror: MirrorConfig) -> Iterator[str]:
+    # A level whose allowlist also has specs may still mirror what the specs name.
+    allow_names = [lv.include_names for lv in levels if lv.include_names and not lv.include_specs]
+    exclude_names = {p for lv in levels for p in lv.exclude_names}
+    for names in allow_names:
+        if all(is_literal(n) for n in names) and all(
+            any(fnmatch.fnmatchcase(n, ex) for ex in exclude_names) for n in names
+        ):
+            yield "every name in an allowlist is excluded at another level"
+            return
+
+
+def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
+    # Conda names are case-insensitive; config keeps name globs as written, so fold both sides.
+    glob = glob_matcher(spec.exclude_names, lower=True)
+    if glob is None:
+        return None
+    excluded = frozenset(n for n in context.distinct_names() if glob(n))
+    if not excluded:
+        return None
+    return lambda r, n: REASON_NAME if n in excluded else None
+
+
+def allow(spec: FilterSpec, context: FilterContext) -> Allowed | None:
+    glob = glob_matcher(spec.include_names, lower=True)
+    if glob is None:
+        return None
+    allowed = frozenset(n for n in context.distinct_names() if glob(n))
+    return lambda r, n: n in allowed
+
+
+KIND = FilterKind(
+    "names",
+    parse,
+    reasons=(REASON_NAME,),
+    check_level=check_level,
+    check_levels=check_levels,
+    predicate=predicate,
+    allow=allow,
+)

@@ -1,0 +1,97 @@
+"""``specs``: include (an allowlist) and exclude records by conda MatchSpec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from rattler import MatchSpec
+
+from sitegen.conda.records import Record
+from sitegen.conda.version import InvalidSpecError, RecordMatcher, parse_matchspec
+from sitegen.config.model import FilterSpec
+from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters.kind import Allowed, Check, FilterContext, FilterKind
+
+REASON_SPEC = "spec excluded"
+
+
+def parse_specs(node: YamlNode) -> tuple[str, ...]:
+    out = []
+    for item in node.items():
+        text = item.string()
+        try:
+            spec = parse_matchspec(text)
+        except InvalidSpecError as exc:
+            raise item.error(f"invalid MatchSpec {text!r}: {exc}") from None
+        if spec.channel is not None or spec.subdir is not None:
+            raise item.error(
+                f"MatchSpec {text!r}: channel:: and [subdir=...] are not supported in filters;"
+                " use the mirror's url and the subdirs filter"
+            )
+        out.append(text)
+    return tuple(out)
+
+
+def parse(node: YamlNode) -> Mapping[str, object]:
+    keys = node.mapping(("include", "exclude"))
+    values: dict[str, object] = {}
+    if "include" in keys:
+        values["include_specs"] = parse_specs(keys["include"])
+    if "exclude" in keys:
+        values["exclude_specs"] = parse_specs(keys["exclude"])
+    return values
+
+
+def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
+    if not spec.exclude_specs:
+        return None
+    specs = SpecIndex(spec.exclude_specs)
+    if not specs.applies_to(context.distinct_names()):
+        return None
+    matcher = context.matcher
+    return lambda r, n: REASON_SPEC if specs.matches(r, n, matcher) else None
+
+
+def allow(spec: FilterSpec, context: FilterContext) -> Allowed | None:
+    if not spec.include_specs:
+        return None
+    specs = SpecIndex(spec.include_specs)
+    context.names()  # SpecIndex.matches looks records up by their name
+    matcher = context.matcher
+    return lambda r, n: specs.matches(r, n, matcher)
+
+
+class SpecIndex:
+    """MatchSpecs grouped by the package name they name, so other names cost a dict lookup."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        self.by_name: dict[str, list[MatchSpec]] = {}
+        self.any_name: list[MatchSpec] = []  # name globs/regexes, should rattler accept them
+        for text in texts:
+            spec = parse_matchspec(text)
+            exact = spec_exact_name(spec)
+            if exact is None:
+                self.any_name.append(spec)
+            else:
+                self.by_name.setdefault(exact, []).append(spec)
+
+    def applies_to(self, names: Iterable[str]) -> bool:
+        return bool(self.any_name) or any(n in names for n in self.by_name)
+
+    def matches(self, record: Record, name: str, matcher: RecordMatcher) -> bool:
+        for spec in self.by_name.get(name, ()):
+            if matcher.matches(spec, record.raw):
+                return True
+        return any(matcher.matches(spec, record.raw) for spec in self.any_name)
+
+
+def spec_exact_name(spec: MatchSpec) -> str | None:
+    """The normalized package name of a spec, or None when its name is a pattern or absent."""
+    matcher = getattr(spec, "name", None)
+    if matcher is None:
+        return None
+    exact = matcher.as_package_name() if hasattr(matcher, "as_package_name") else matcher
+    return None if exact is None else exact.normalized
+
+
+KIND = FilterKind("specs", parse, reasons=(REASON_SPEC,), predicate=predicate, allow=allow)
