@@ -378,7 +378,7 @@ async def test_concurrent_requests_share_one_download(
     results: list[httpx.Response] = []
     async with trio.open_nursery() as nursery:
         fetcher = await nursery.start(serve_fetcher, config, listeners)
-        target = fetcher.site.path(CHANNEL, "linux-64", fn)
+        target = fetcher.resolver.site.path(CHANNEL, "linux-64", fn)
         async with httpx.AsyncClient(base_url=f"http://{listener_address(listeners)}") as client:
 
             async def get() -> None:
@@ -388,14 +388,14 @@ async def test_concurrent_requests_share_one_download(
                 for _ in range(4):
                     clients.start_soon(get)
                 with trio.fail_after(20):
-                    while (flight := fetcher.flights.get(target)) is None or flight.waiters < 4:
+                    while (flight := fetcher.resolver.flights.get(target)) is None or flight.waiters < 4:
                         await trio.sleep(0.01)
                 release.set()
         nursery.cancel_scope.cancel()
     assert [r.status_code for r in results] == [200] * 4
     assert {hashlib.sha256(r.content).hexdigest() for r in results} == {record["sha256"]}
     assert token_upstream.package_requests() == [fn]
-    assert fetcher.flights == {}
+    assert fetcher.resolver.flights == {}
 
 
 async def test_missing_token_means_502_not_a_crash(
