@@ -40,6 +40,7 @@ from sitegen.config.load import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.layout import origins_path
 from sitegen.net.download import DownloadJob, download
 from sitegen.net.upstream import Upstream, open_upstreams
+from sitegen.store.interface import SiteStorage
 from sitegen.store.origins import Origins, read_origins
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.store.writer import DiskWriter, open_disk_writer
@@ -156,7 +157,7 @@ class Resolver:
     """Resolves request paths to published package files and fetches missing ones, once."""
 
     def __init__(
-        self, site: Site, channels: Mapping[str, ChannelConfig], fetch_file: FetchFile
+        self, site: SiteStorage, channels: Mapping[str, ChannelConfig], fetch_file: FetchFile
     ) -> None:
         self.site = site
         self.channels = channels

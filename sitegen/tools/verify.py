@@ -26,6 +26,7 @@ from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodat
 from sitegen.config.load import ChannelConfig, SiteConfig
 from sitegen.net.download import DownloadJob, download, file_matches
 from sitegen.net.upstream import open_upstreams
+from sitegen.store.interface import SiteStorage
 from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.store.origins import Origins, load_origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
@@ -116,7 +117,7 @@ def _metadata_problems(directory: Path, relative: str, records: dict[str, Record
     return problems
 
 
-def _subdirs(site: Site, channel: ChannelConfig) -> list[str]:
+def _subdirs(site: SiteStorage, channel: ChannelConfig) -> list[str]:
     root = site.path(channel.path)
     return [s for s in channel.subdirs if (root / s / "repodata.json").is_file()]
 
@@ -190,7 +191,7 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
 
 
 def _repair_metadata(
-    site: Site, directory: Path, relative: str, repodata: Repodata, problems: list[Problem]
+    site: SiteStorage, directory: Path, relative: str, repodata: Repodata, problems: list[Problem]
 ) -> None:
     """Rebuild damaged siblings of repodata.json from it, and remove left-over temporaries."""
     body = (directory / "repodata.json").read_bytes()
