@@ -18,14 +18,9 @@ from support import require_tool
 from support.client import solve_and_install, solve_only
 from support.upstream import ExampleUpstream, UpstreamServer, drop_connection, respond, truncate
 
+from sitegen.conda.build import build_package, file_digests
 from sitegen.conda.records import parse_repodata
-from sitegen.tools.example_channel import (
-    PackageSpec,
-    build_package,
-    example_packages,
-    file_digests,
-    write_channel,
-)
+from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
 
 
 def _tar_members(data: bytes, mode: str = "r:") -> dict[str, bytes]:

@@ -4,7 +4,8 @@ module that writes into the site directory.
 Every write goes to a temporary name in the destination directory and is renamed into place
 (atomic on POSIX), so a reader never sees a half-written file under a published name. A file
 whose content did not change is left alone, keeping its mtime and therefore its ETag. Package
-files are written as :class:`sitegen.store.pending.PendingFile`: nameless until verified, where the filesystem allows.
+files are written as :class:`sitegen.store.pending.PendingFile`: nameless until verified, where
+the filesystem allows.
 """
 
 from __future__ import annotations
