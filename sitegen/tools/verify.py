@@ -162,32 +162,49 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 await trio.to_thread.run_sync(
                     _repair_metadata, site, directory, relative, repodata, problems
                 )
-            passive = {m.name for m in channel.mirrors if m.mode == "passive"}
-            origins = load_origins(site, channel.path, subdir)
-            for fn, record in repodata.records.items():
-                path = directory / fn
-                origin = origins.mirror_of(fn) or channel.mirrors[0].name
-                if not path.is_file():
-                    if origin not in passive:  # passive files arrive on first request
-                        to_repair.append(Repair(channel, record, path, "missing", origin, origins))
-                    continue
-                report.files += 1
-                report.bytes += record.size
-                if not await trio.to_thread.run_sync(file_matches, path, record):
-                    kind = "corrupt"
-                    if origin in passive:
-                        problem = Problem(f"{relative}/{fn}", kind, "size or checksum mismatch")
-                        report.problems.append(problem)
-                        if repair:
-                            site.remove(path)
-                            problem.repaired = True
-                    else:
-                        to_repair.append(Repair(channel, record, path, kind, origin, origins))
+            to_repair += await _check_packages(site, channel, repodata, report, repair)
     for repair_ in to_repair:
         detail = "size or checksum mismatch" if repair_.kind == "corrupt" else "file is missing"
         report.problems.append(Problem(repair_.relative, repair_.kind, detail))
     if repair and to_repair:
         await _repair(config, site, to_repair, report)
+
+
+async def _check_packages(
+    site: SiteStorage,
+    channel: ChannelConfig,
+    repodata: Repodata,
+    report: VerifyReport,
+    repair: bool,
+) -> list[Repair]:
+    """Check every package file of a subdir; returns those to fetch again. A file of a passive
+    mirror is never fetched here: a missing one arrives on first request, a corrupt one is
+    removed (with ``repair``) so that it does."""
+    subdir = repodata.subdir
+    directory = site.path(channel.path, subdir)
+    passive = {m.name for m in channel.mirrors if m.mode == "passive"}
+    origins = load_origins(site, channel.path, subdir)
+    to_repair: list[Repair] = []
+    for fn, record in repodata.records.items():
+        path = directory / fn
+        origin = origins.mirror_of(fn) or channel.mirrors[0].name
+        if not path.is_file():
+            if origin not in passive:
+                to_repair.append(Repair(channel, record, path, "missing", origin, origins))
+            continue
+        report.files += 1
+        report.bytes += record.size
+        if await trio.to_thread.run_sync(file_matches, path, record):
+            continue
+        if origin not in passive:
+            to_repair.append(Repair(channel, record, path, "corrupt", origin, origins))
+            continue
+        problem = Problem(f"{channel.path}/{subdir}/{fn}", "corrupt", "size or checksum mismatch")
+        report.problems.append(problem)
+        if repair:
+            site.remove(path)
+            problem.repaired = True
+    return to_repair
 
 
 def _repair_metadata(
@@ -223,29 +240,33 @@ async def _repair(
     to_repair: list[Repair],
     report: VerifyReport,
 ) -> None:
+    """Download every file of ``to_repair`` again from the mirror that supplied it."""
     mirrors = {m.name: m for _c, m in config.mirrors}
     problems = {p.path: p for p in report.problems}
-
-    async def fix(job: DownloadJob, problem: Problem) -> None:
-        result = await download(job, site, writer, config.download.retries)
-        problem.repaired = result.ok
-        if not result.ok:
-            problem.detail += f"; repair failed: {result.error}"
-            log.error("repair failed: %s", result.error)
-
     async with AsyncExitStack() as stack:
         upstreams, unusable = await open_upstreams(mirrors.values(), config.download, stack)
         writer = await stack.enter_async_context(open_disk_writer())
+
+        async def fix(job: DownloadJob, problem: Problem) -> None:
+            result = await download(job, site, writer, config.download.retries)
+            problem.repaired = result.ok
+            if not result.ok:
+                problem.detail += f"; repair failed: {result.error}"
+                log.error("repair failed: %s", result.error)
+
         async with trio.open_nursery() as nursery:
             for repair_ in to_repair:
                 problem = problems[repair_.relative]
-                name = repair_.mirror
-                upstream = upstreams.get(name)
+                upstream = upstreams.get(repair_.mirror)
                 if upstream is None:
-                    problem.detail += f"; cannot repair: {unusable.get(name, 'unknown mirror')}"
+                    why = unusable.get(repair_.mirror, "unknown mirror")
+                    problem.detail += f"; cannot repair: {why}"
                     continue
-                base_url = repair_.origins.base_url_of(name)
                 job = DownloadJob(
-                    upstream, repair_.record, repair_.path, durable=True, base_url=base_url
+                    upstream,
+                    repair_.record,
+                    repair_.path,
+                    durable=True,
+                    base_url=repair_.origins.base_url_of(repair_.mirror),
                 )
                 nursery.start_soon(fix, job, problem)
