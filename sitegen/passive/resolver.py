@@ -99,7 +99,7 @@ class FetchJob:
 
 
 # Stores ``job.target``, verified; returns None when stored, else why not (for the client).
-FetchFile = Callable[[FetchJob], Awaitable["str | None"]]
+FetchFile = Callable[[FetchJob], Awaitable[str | None]]
 
 
 def passive_channels(config: SiteConfig) -> dict[str, ChannelConfig]:
