@@ -26,13 +26,8 @@ from typing import Any
 import zstandard
 
 from bench.common import BUILD, PYTORCH_REPODATA, log
-from sitegen.tools.example_channel import (
-    REPODATA_KEYS,
-    Format,
-    PackageSpec,
-    build_package,
-    repodata_record,
-)
+from sitegen.conda.build import REPODATA_KEYS, Format, build_package
+from sitegen.tools.example_channel import PackageSpec, repodata_record
 
 GENERATOR_VERSION = 2  # bump when the generated channel changes shape
 SUBDIRS = ("linux-64", "noarch")

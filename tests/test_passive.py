@@ -21,7 +21,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ import trio
 
 from sitegen.config import SiteConfig, load_config
 from sitegen.passive.fetcher import listener_address, open_listeners, serve_fetcher
+from sitegen.passive.resolver import FetchJob, Reply, Resolver, passive_channels
+from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
@@ -296,7 +298,105 @@ def test_hostile_upstream_gets_502_and_nothing_is_stored(
     assert token_upstream.token not in fetcher.log_text()
 
 
-# --------------------------------------------------------------------------- in-process fetcher
+# --------------------------------------------------------------------------- the resolver alone
+
+
+@dataclass
+class FakeFetch:
+    """A FetchFile that stores the published bytes of a file without any network; ``gate``
+    holds every download until set."""
+
+    contents: dict[str, bytes]
+    gate: trio.Event | None = None
+    calls: list[str] = field(default_factory=list)
+
+    async def __call__(self, job: FetchJob) -> str | None:
+        self.calls.append(job.fn)
+        if self.gate is not None:
+            await self.gate.wait()
+        job.target.write_bytes(self.contents[job.fn])
+        return None
+
+
+def resolver_site(tmp_path: Path) -> tuple[Site, SiteConfig, dict[str, bytes]]:
+    """A passive channel whose published linux-64 repodata lists two files, none stored."""
+    contents = {"a-1.0-0.conda": b"a" * 10, "b-1.0-0.tar.bz2": b"b" * 20}
+    site = Site(tmp_path / "site")
+    directory = site.path(CHANNEL, "linux-64")
+    directory.mkdir(parents=True)
+    listed = {fn: {"size": len(data)} for fn, data in contents.items()}
+    document = {
+        "packages": {k: v for k, v in listed.items() if k.endswith(".tar.bz2")},
+        "packages.conda": {k: v for k, v in listed.items() if k.endswith(".conda")},
+    }
+    (directory / "repodata.json").write_text(json.dumps(document))
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site.root}\n"
+        "channels:\n"
+        f"  {CHANNEL}:\n"
+        "    url: http://upstream.invalid/forge\n"
+        "    subdirs: [linux-64]\n"
+        "    mode: passive\n"
+    )
+    return site, load_config(config_path), contents
+
+
+async def test_resolver_fetches_only_listed_files_and_each_once(tmp_path: Path) -> None:
+    site, config, contents = resolver_site(tmp_path)
+    (site.path(CHANNEL, "linux-64") / "b-1.0-0.tar.bz2").write_bytes(contents["b-1.0-0.tar.bz2"])
+    fake = FakeFetch(contents)
+    async with Resolver(site, passive_channels(config), fake).running() as resolver:
+        not_listed = await resolver.resolve(f"/{CHANNEL}/linux-64/c-1.0-0.conda")
+        already = await resolver.resolve(f"/{CHANNEL}/linux-64/b-1.0-0.tar.bz2")
+        first = await resolver.resolve(f"/{CHANNEL}/linux-64/a-1.0-0.conda")
+        again = await resolver.resolve(f"/{CHANNEL}/linux-64/a-1.0-0.conda")
+    assert not_listed.status == 404 and not_listed.file is None
+    assert (already.status, already.outcome) == (200, "stored")
+    assert (first.status, first.outcome) == (200, "fetched")
+    assert (again.status, again.outcome) == (200, "stored")
+    assert first.file == again.file == site.path(CHANNEL, "linux-64", "a-1.0-0.conda")
+    assert fake.calls == ["a-1.0-0.conda"]
+
+
+async def test_resolver_runs_one_download_for_concurrent_requests(tmp_path: Path) -> None:
+    """Every request for a missing file waits on one download, which a client giving up does
+    not abort for the others."""
+    site, config, contents = resolver_site(tmp_path)
+    fake = FakeFetch(contents, gate=trio.Event())
+    fn = "a-1.0-0.conda"
+    path = f"/{CHANNEL}/linux-64/{fn}"
+    target = site.path(CHANNEL, "linux-64", fn)
+    replies: list[Reply] = []
+    impatient = trio.CancelScope()
+
+    async with Resolver(site, passive_channels(config), fake).running() as resolver:
+
+        async def get() -> None:
+            replies.append(await resolver.resolve(path))
+
+        async def give_up() -> None:
+            with impatient:
+                await resolver.resolve(path)
+
+        async def waiting(count: int) -> None:
+            while (flight := resolver.flights.get(target)) is None or flight.waiters != count:
+                await trio.sleep(0.001)
+
+        async with trio.open_nursery() as clients:
+            for _ in range(3):
+                clients.start_soon(get)
+            clients.start_soon(give_up)
+            with trio.fail_after(5):
+                await waiting(4)
+                impatient.cancel()
+                await waiting(3)
+            assert fake.gate is not None
+            fake.gate.set()
+        assert resolver.flights == {}
+    assert [(r.status, r.outcome) for r in replies] == [(200, "fetched")] * 3
+    assert fake.calls == [fn]
+    assert target.read_bytes() == contents[fn]
 
 
 async def test_fetcher_answers_only_for_published_files(
@@ -380,7 +480,7 @@ async def test_concurrent_requests_share_one_download(
     results: list[httpx.Response] = []
     async with trio.open_nursery() as nursery:
         fetcher = await nursery.start(serve_fetcher, config, listeners)
-        target = fetcher.site.path(CHANNEL, "linux-64", fn)
+        target = fetcher.resolver.site.path(CHANNEL, "linux-64", fn)
         async with httpx.AsyncClient(base_url=f"http://{listener_address(listeners)}") as client:
 
             async def get() -> None:
@@ -390,14 +490,16 @@ async def test_concurrent_requests_share_one_download(
                 for _ in range(4):
                     clients.start_soon(get)
                 with trio.fail_after(20):
-                    while (flight := fetcher.flights.get(target)) is None or flight.waiters < 4:
+                    while (
+                        flight := fetcher.resolver.flights.get(target)
+                    ) is None or flight.waiters < 4:
                         await trio.sleep(0.01)
                 release.set()
         nursery.cancel_scope.cancel()
     assert [r.status_code for r in results] == [200] * 4
     assert {hashlib.sha256(r.content).hexdigest() for r in results} == {record["sha256"]}
     assert token_upstream.package_requests() == [fn]
-    assert fetcher.flights == {}
+    assert fetcher.resolver.flights == {}
 
 
 async def test_missing_token_means_502_not_a_crash(
@@ -446,3 +548,45 @@ async def test_switching_to_active_downloads_only_what_is_not_stored(
     assert stored(site) == set(records)
     for key, record in records.items():
         assert sha256(site / CHANNEL / key) == record["sha256"]
+
+
+async def test_passive_file_comes_from_the_cep15_package_host(tmp_path: Path) -> None:
+    """Upstream repodata whose ``info.base_url`` (CEP-15) puts the packages on another host: the
+    fetcher fetches a passive file from that host, as the origins map of the mirror run says."""
+    meta_root, package_root = tmp_path / "meta", tmp_path / "packages"
+    records = write_channel(package_root, example_packages(seed=0), zst=False)
+    write_channel(meta_root, example_packages(seed=0), zst=False)
+    for subdir in ("linux-64", "noarch"):
+        for entry in (meta_root / subdir).iterdir():
+            if entry.name != "repodata.json":
+                entry.unlink()  # the metadata host serves no package
+    site = tmp_path / "site"
+    fn, record = next(iter(records["linux-64"]["packages.conda"].items()))
+    with UpstreamServer(package_root) as packages, UpstreamServer(meta_root) as meta:
+        for subdir in ("linux-64", "noarch"):
+            path = meta_root / subdir / "repodata.json"
+            document = json.loads(path.read_bytes())
+            document["info"]["base_url"] = f"{packages.url}/{subdir}/"
+            path.write_text(json.dumps(document))
+        config_path = tmp_path / "channels.yaml"
+        config_path.write_text(
+            f"output: {site}\n"
+            "download: {retries: 0, timeout: 30}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            f"    url: {meta.url}\n"
+            "    subdirs: [linux-64]\n"
+            "    mode: passive\n"
+        )
+        config = load_config(config_path)
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        meta.reset()
+        listeners = await open_listeners("127.0.0.1", 0)
+        async with trio.open_nursery() as nursery:
+            fetcher = await nursery.start(serve_fetcher, config, listeners)
+            reply = await fetcher.reply("GET", f"/{CHANNEL}/linux-64/{fn}")
+            nursery.cancel_scope.cancel()
+        assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+        assert [r.path for r in packages.requests] == [f"/linux-64/{fn}"]
+        assert not meta.requests
+    assert sha256(site / CHANNEL / "linux-64" / fn) == record["sha256"]

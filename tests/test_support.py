@@ -15,14 +15,9 @@ import pytest
 import zstandard
 from rattler import RepoDataRecord
 
+from sitegen.conda.build import build_package, file_digests
 from sitegen.conda.records import parse_repodata
-from sitegen.tools.example_channel import (
-    PackageSpec,
-    build_package,
-    example_packages,
-    file_digests,
-    write_channel,
-)
+from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
 from testkit.client import solve_and_install, solve_only
 from testkit.require import require_tool
 from testkit.upstream import ExampleUpstream, UpstreamServer, drop_connection, respond, truncate

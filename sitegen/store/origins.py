@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 
 from sitegen.layout import origins_path
-from sitegen.store.site import Site
+from sitegen.store.interface import SiteStorage
 
 
 class Origins(msgspec.Struct, forbid_unknown_fields=False):
@@ -33,7 +33,7 @@ def read_origins(path: Path) -> Origins:
     return msgspec.json.decode(path.read_bytes(), type=Origins)
 
 
-def load_origins(site: Site, channel: str, subdir: str) -> Origins:
+def load_origins(site: SiteStorage, channel: str, subdir: str) -> Origins:
     """The origins map of a channel subdir, empty when there is none or it is unreadable."""
     try:
         return read_origins(origins_path(site.root, channel, subdir))
@@ -41,7 +41,7 @@ def load_origins(site: Site, channel: str, subdir: str) -> Origins:
         return Origins()
 
 
-def write_origins(site: Site, channel: str, subdir: str, origins: Origins) -> None:
+def write_origins(site: SiteStorage, channel: str, subdir: str, origins: Origins) -> None:
     files = dict(sorted(origins.files.items()))
     bases = dict(sorted(origins.package_bases.items()))
     site.write_bytes(

@@ -1,9 +1,11 @@
-"""The only module that writes into the site directory.
+"""The filesystem implementation of :class:`sitegen.store.interface.SiteStorage`: the only
+module that writes into the site directory.
 
 Every write goes to a temporary name in the destination directory and is renamed into place
 (atomic on POSIX), so a reader never sees a half-written file under a published name. A file
 whose content did not change is left alone, keeping its mtime and therefore its ETag. Package
-files are written as :class:`PendingFile`: nameless until verified, where the filesystem allows.
+files are written as :class:`sitegen.store.pending.PendingFile`: nameless until verified, where
+the filesystem allows.
 """
 
 from __future__ import annotations
@@ -14,16 +16,15 @@ import errno
 import functools
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sitegen import layout
+from sitegen.store.pending import PendingFile, directory_fd, link_fd
 
 TEMP_PREFIX = ".sitegen-tmp-"
 # How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
-# Buffers per pwritev call: Linux takes at most 1024 (UIO_MAXIOV).
-_IOV_MAX = 1024
 
 
 class UnsafePathError(ValueError):
@@ -101,14 +102,11 @@ class Site:
         """
         flushed: set[int] = set()
         for directory in directories:
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
+            with directory_fd(directory) as fd:
                 device = os.fstat(fd).st_dev
                 if device not in flushed:
                     flushed.add(device)
                     _flush_filesystem(fd, directory)
-            finally:
-                os.close(fd)
 
     def write_bytes(self, target: Path, data: bytes, *, durable: bool = True) -> bool:
         """Atomically write data to target unless it already holds exactly that; True if written.
@@ -201,104 +199,6 @@ class Site:
         return removed
 
 
-class PendingFile:
-    """A file being written for ``target`` that no reader can see until :meth:`commit`.
-
-    Where the filesystem allows (Linux O_TMPFILE: ext4, xfs, btrfs, tmpfs) the file has no name
-    at all until commit links it in: a crash leaves nothing behind, and publishing costs one
-    link instead of a create and a rename. Elsewhere it is a temporary name beside the target,
-    renamed on commit. Parts of a file may be written in any order (:meth:`write_at`).
-    """
-
-    def __init__(self, site: Site, target: Path, fd: int, temp: Path | None) -> None:
-        self.site = site
-        self.target = target
-        self.fd = fd
-        self.temp = temp  # None: nameless
-        self.done = False
-
-    @classmethod
-    def unnamed(cls, site: Site, target: Path) -> PendingFile:
-        fd = os.open(target.parent, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o666)
-        return cls(site, target, fd, None)
-
-    @classmethod
-    def named(cls, site: Site, target: Path) -> PendingFile:
-        temp = site.temp_for(target)
-        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o666)
-        return cls(site, target, fd, temp)
-
-    def __enter__(self) -> PendingFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.discard()
-
-    def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-
-    def write_at(self, buffers: Sequence[bytes], offset: int) -> None:
-        """Write ``buffers`` one after the other from ``offset``, in as few calls as may be."""
-        pending = list(buffers)
-        while pending:
-            written = os.pwritev(self.fd, pending[:_IOV_MAX], offset)
-            offset += written
-            while pending and written >= len(pending[0]):
-                written -= len(pending.pop(0))
-            if written:
-                pending[0] = memoryview(pending[0])[written:]
-
-    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
-        """The bytes written so far, from the start."""
-        offset = 0
-        while chunk := os.pread(self.fd, size, offset):
-            offset += len(chunk)
-            yield chunk
-
-    def commit(self, durable: bool = False) -> None:
-        """Give the file its target name (replacing whatever had that name); ``durable``: put
-        its bytes on disk first, for a file nothing else flushes before it is served."""
-        if durable:
-            os.fdatasync(self.fd)
-        if self.temp is None:
-            self._link_unnamed()  # through its descriptor: closed only after
-            self.done = True
-            os.close(self.fd)
-            return
-        # Closed before it is named: a network filesystem may report a failed write only here.
-        fd, self.fd = self.fd, -1
-        os.close(fd)
-        self.site.commit(self.temp, self.target)
-        self.done = True
-
-    def _link_unnamed(self) -> None:
-        try:
-            _link_fd(self.fd, self.target)
-        except FileExistsError:
-            # A replacement: link beside, then rename over the old file atomically.
-            temp = self.site.temp_for(self.target)
-            _link_fd(self.fd, temp)
-            try:
-                self.site.commit(temp, self.target)
-            except BaseException:
-                self.site.discard(temp)
-                raise
-
-    def discard(self) -> None:
-        """Drop the file unless committed; safe to call more than once."""
-        if self.done:
-            return
-        self.done = True
-        try:
-            if self.fd >= 0:
-                os.close(self.fd)
-        finally:
-            if self.temp is not None:
-                self.site.discard(self.temp)
-
-
 def _flush_filesystem(fd: int, where: Path) -> None:
     syncfs = _syncfs()
     if syncfs is None:
@@ -316,16 +216,6 @@ def _syncfs() -> Callable[[int], int] | None:
         return None
 
 
-def _link_fd(fd: int, path: Path) -> None:
-    """Name the nameless file open as ``fd``: linkat(AT_SYMLINK_FOLLOW) through /proc, which
-    os.link calls only when given a directory fd."""
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=directory)
-    finally:
-        os.close(directory)
-
-
 def _can_link_unnamed(directory: Path) -> bool:
     """Whether a nameless file created in ``directory`` can be named there: the filesystem
     supports O_TMPFILE, /proc is mounted and linking through it is allowed."""
@@ -339,7 +229,7 @@ def _can_link_unnamed(directory: Path) -> bool:
             return False
         raise  # out of file descriptors, no permission...: a real error, not an answer
     try:
-        _link_fd(fd, probe)
+        link_fd(fd, probe)
     except OSError:  # /proc missing, or linking through it refused
         return False
     finally:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from sitegen.layout import upstream_cache_dir
 from sitegen.net.upstream import CacheValidators
-from sitegen.store.site import Site
+from sitegen.store.interface import SiteStorage
 
 
 class UpstreamCache:
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: SiteStorage) -> None:
         self.site = site
 
     def _dir(self, mirror: str, subdir: str) -> Path:

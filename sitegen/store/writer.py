@@ -25,7 +25,7 @@ from itertools import cycle
 
 import trio
 
-from sitegen.store.site import PendingFile
+from sitegen.store.interface import PendingWrite
 
 BATCH = 1 << 20
 MAX_BUFFERED = 64 << 20
@@ -39,7 +39,7 @@ class FileStream:
         self,
         writer: DiskWriter,
         worker: _Worker,
-        pending: PendingFile,
+        pending: PendingWrite,
         start: int,
         on_write: Callable[[bytes], object] | None,
     ) -> None:
@@ -121,7 +121,7 @@ class DiskWriter:
     @asynccontextmanager
     async def stream(
         self,
-        pending: PendingFile,
+        pending: PendingWrite,
         start: int = 0,
         on_write: Callable[[bytes], object] | None = None,
     ) -> AsyncIterator[FileStream]:

@@ -52,11 +52,11 @@ class SubdirMetadata:
         return encode_repodata(self.subdir, self.info, current, self.removed, self.extra)
 
 
-def _zstd(data: bytes) -> bytes:
+def zstd_compress(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1).compress(data)
 
 
-def _bz2(data: bytes) -> bytes:
+def bz2_compress(data: bytes) -> bytes:
     # One stream, though compressing parts in parallel would halve the time at conda-forge
     # scale: rattler reads only the first stream of a multi-stream .bz2 and fails.
     return bz2.compress(data, 9)
@@ -77,8 +77,8 @@ async def publish_subdir(site: Site, channel_path: str, meta: SubdirMetadata) ->
         results[name] = await trio.to_thread.run_sync(func, *args)
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(produce, "repodata.json.zst", _zstd, body)
-        nursery.start_soon(produce, "repodata.json.bz2", _bz2, body)
+        nursery.start_soon(produce, "repodata.json.zst", zstd_compress, body)
+        nursery.start_soon(produce, "repodata.json.bz2", bz2_compress, body)
         nursery.start_soon(produce, "current_repodata.json", meta.encode_current)
     results["repodata.json"] = body
     # All four are written to temporaries before the first rename, in one thread call (which

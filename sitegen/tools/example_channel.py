@@ -1,40 +1,35 @@
-"""Build real conda packages and a small upstream channel, deterministically, offline.
+"""A small, realistic upstream channel, deterministically, offline.
 
-Used by ``make demo``, the tests and the benchmarks. Every package is a valid archive that a
-conda client (py-rattler, conda, mamba, pixi) can install: ``info/index.json``,
-``info/paths.json`` (paths_version 1, with the payload's sha256 and size), ``info/files`` and a
-tiny payload file ``share/<name>/<version>.txt``. Both formats are produced:
-
-* ``.tar.bz2``: one bzip2-compressed tar holding ``info/`` and the payload;
-* ``.conda``: an uncompressed (stored) zip holding ``metadata.json``
-  (``{"conda_pkg_format_version": 2}``), ``pkg-<stem>.tar.zst`` and ``info-<stem>.tar.zst``.
-
-Archives carry fixed ownership, permissions and times, so the same inputs give the same bytes.
+Used by ``make demo``, the tests and the benchmarks. A :class:`PackageSpec` describes one package
+build; :func:`write_channel` builds its files with :func:`sitegen.conda.build.build_package`
+(real, installable archives, each with a tiny payload ``share/<name>/<version>.txt``) and writes
+each subdir's ``repodata.json``; :func:`example_packages` is the example channel's contents.
 """
 
 from __future__ import annotations
 
-import bz2
 import copy
 import hashlib
-import io
 import json
 import random
-import tarfile
-import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import zstandard
 
-Format = Literal["tar.bz2", "conda"]
-FORMATS: tuple[Format, ...] = ("conda", "tar.bz2")
-SUFFIXES: dict[str, str] = {"conda": ".conda", "tar.bz2": ".tar.bz2"}
-REPODATA_KEYS: dict[str, str] = {"tar.bz2": "packages", "conda": "packages.conda"}
-ZSTD_LEVEL = 3  # the archives are tiny; higher levels only cost time
+from sitegen.conda.build import (
+    FORMATS,
+    REPODATA_KEYS,
+    SUFFIXES,
+    ZSTD_LEVEL,
+    Format,
+    build_package,
+    payload_text,
+)
+from sitegen.conda.schema import RECORD_SECTIONS
+
 _ARCH_OF_SUBDIR: dict[str, tuple[str, str]] = {
     "linux-64": ("x86_64", "linux"),
     "linux-aarch64": ("aarch64", "linux"),
@@ -81,9 +76,8 @@ class PackageSpec:
     def payload_path(self) -> str:
         return f"share/{self.name}/{self.version}.txt"
 
-    def index_json(self) -> dict[str, Any]:
-        """The package's ``info/index.json`` (repodata records add md5, sha256 and size)."""
-        index: dict[str, Any] = {
+    def _identity(self) -> dict[str, Any]:
+        return {
             "name": self.name,
             "version": self.version,
             "build": self.build,
@@ -92,178 +86,36 @@ class PackageSpec:
             "constrains": list(self.constrains),
             "subdir": self.subdir,
         }
-        if self.timestamp_ms:
-            index["timestamp"] = self.timestamp_ms
-        if self.license is not None:
-            index["license"] = self.license
-        if self.license_family is not None:
-            index["license_family"] = self.license_family
-        if self.track_features is not None:
-            index["track_features"] = self.track_features
-        if self.features is not None:
-            index["features"] = self.features
-        if self.noarch is not None:
-            index["noarch"] = self.noarch
-        elif self.subdir in _ARCH_OF_SUBDIR:
+
+    def _optional(self) -> dict[str, Any]:
+        """The fields a package has only when set, in the order both documents list them."""
+        fields = {
+            "timestamp": self.timestamp_ms or None,
+            "license": self.license,
+            "license_family": self.license_family,
+            "track_features": self.track_features,
+            "features": self.features,
+            "noarch": self.noarch,
+        }
+        return {key: value for key, value in fields.items() if value is not None}
+
+    def index_json(self) -> dict[str, Any]:
+        """The package's ``info/index.json`` (repodata records add md5, sha256 and size)."""
+        index = {**self._identity(), **self._optional()}
+        if self.noarch is None and self.subdir in _ARCH_OF_SUBDIR:
             index["arch"], index["platform"] = _ARCH_OF_SUBDIR[self.subdir]
         index.update(self.extra)
         return index
 
     def payload(self) -> dict[str, bytes]:
         """The package's files: one small deterministic text file."""
-        return {self.payload_path: _payload_text(f"{self.seed}:{self.stem}", self.payload_size)}
-
-
-def _payload_text(key: str, size: int) -> bytes:
-    header = f"{key}\n".encode()
-    out = bytearray(header[:size])
-    counter = 0
-    while len(out) < size:
-        digest = hashlib.sha256(f"{key}:{counter}".encode()).hexdigest()
-        out += (digest + "\n").encode()
-        counter += 1
-    return bytes(out[:size])
-
-
-def file_digests(path: Path) -> dict[str, Any]:
-    """``md5``, ``sha256`` and ``size`` of a file, as repodata records carry them."""
-    md5, sha256 = hashlib.md5(), hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            md5.update(chunk)
-            sha256.update(chunk)
-            size += len(chunk)
-    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest(), "size": size}
-
-
-def _tar_bytes(members: Iterable[tuple[str, bytes]], mtime: int) -> bytes:
-    """An uncompressed tar with fixed ownership, modes and times (members in the given order)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = mtime
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _info_members(index: dict[str, Any], files: dict[str, bytes]) -> list[tuple[str, bytes]]:
-    paths = [
-        {
-            "_path": path,
-            "path_type": "hardlink",
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "size_in_bytes": len(data),
-        }
-        for path, data in sorted(files.items())
-    ]
-    about: dict[str, Any] = {"summary": f"{index['name']}, an example package for sitegen"}
-    if index.get("license"):
-        about["license"] = index["license"]
-
-    def dump(doc: Any) -> bytes:
-        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-
-    return [
-        ("info/about.json", dump(about)),
-        ("info/files", "".join(f"{path}\n" for path in sorted(files)).encode()),
-        ("info/index.json", dump(index)),
-        ("info/paths.json", dump({"paths": paths, "paths_version": 1})),
-    ]
-
-
-def build_package(
-    path: Path,
-    index: dict[str, Any],
-    files: dict[str, bytes] | None = None,
-    fmt: Format | None = None,
-) -> dict[str, Any]:
-    """Write a real conda package to ``path`` and return its ``md5``, ``sha256`` and ``size``.
-
-    ``index`` becomes ``info/index.json``; ``files`` maps relative paths to contents (default:
-    one small ``share/<name>/<version>.txt``). ``fmt`` defaults to the format ``path`` names.
-    """
-    path = Path(path)
-    if fmt is None:
-        fmt = "conda" if path.name.endswith(".conda") else "tar.bz2"
-    if fmt not in SUFFIXES:
-        raise ValueError(f"unknown package format {fmt!r}")
-    if files is None:
-        stem = f"{index['name']}-{index['version']}-{index['build']}"
-        files = {f"share/{index['name']}/{index['version']}.txt": _payload_text(stem, 96)}
-    for relpath in files:
-        if relpath.startswith(("/", "info/")) or ".." in relpath.split("/"):
-            raise ValueError(f"invalid payload path {relpath!r}")
-    mtime = _seconds(index.get("timestamp", 0))
-    info = _info_members(index, files)
-    payload = sorted(files.items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "tar.bz2":
-        data = bz2.compress(_tar_bytes(info + payload, mtime), 9)
-    else:
-        stem = path.name[: -len(".conda")] if path.name.endswith(".conda") else path.name
-        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-        buffer = io.BytesIO()
-        date_time = datetime.fromtimestamp(max(mtime, 315532800), UTC).timetuple()[:6]
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-            members = [
-                ("metadata.json", json.dumps({"conda_pkg_format_version": 2}).encode()),
-                (f"pkg-{stem}.tar.zst", compressor.compress(_tar_bytes(payload, mtime))),
-                (f"info-{stem}.tar.zst", compressor.compress(_tar_bytes(info, mtime))),
-            ]
-            for name, member in members:
-                zinfo = zipfile.ZipInfo(name, date_time=date_time)
-                zinfo.compress_type = zipfile.ZIP_STORED
-                zinfo.external_attr = 0o644 << 16
-                archive.writestr(zinfo, member)
-        data = buffer.getvalue()
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return {
-        "md5": hashlib.md5(data).hexdigest(),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-    }
-
-
-def _seconds(timestamp: int | float) -> int:
-    value = int(timestamp or 0)
-    return value // 1000 if value > 253402300799 else value
+        return {self.payload_path: payload_text(f"{self.seed}:{self.stem}", self.payload_size)}
 
 
 def repodata_record(spec: PackageSpec, digests: dict[str, Any]) -> dict[str, Any]:
     """The repodata record of one file of ``spec``."""
-    record: dict[str, Any] = {
-        "name": spec.name,
-        "version": spec.version,
-        "build": spec.build,
-        "build_number": spec.build_number,
-        "depends": list(spec.depends),
-        "constrains": list(spec.constrains),
-        "subdir": spec.subdir,
-        "md5": digests["md5"],
-        "sha256": digests["sha256"],
-        "size": digests["size"],
-    }
-    if spec.timestamp_ms:
-        record["timestamp"] = spec.timestamp_ms
-    if spec.license is not None:
-        record["license"] = spec.license
-    if spec.license_family is not None:
-        record["license_family"] = spec.license_family
-    if spec.track_features is not None:
-        record["track_features"] = spec.track_features
-    if spec.features is not None:
-        record["features"] = spec.features
-    if spec.noarch is not None:
-        record["noarch"] = spec.noarch
-    return record
+    checksums = {key: digests[key] for key in ("md5", "sha256", "size")}
+    return {**spec._identity(), **checksums, **spec._optional()}
 
 
 def write_channel(
@@ -302,7 +154,7 @@ def write_channel(
                 document["info"] = {**document["info"], **value}
             else:
                 document[key] = copy.deepcopy(value)
-        for key in ("packages", "packages.conda"):
+        for key in RECORD_SECTIONS:
             document[key] = dict(sorted(document[key].items()))
         directory = root / subdir
         directory.mkdir(parents=True, exist_ok=True)
@@ -439,106 +291,40 @@ def example_packages(seed: int = 0) -> list[PackageSpec]:
                 )
             )
 
-    # Copyleft and unlicensed packages, for license filters.
-    specs.append(
-        PackageSpec(
-            name="readline",
-            version="8.2",
-            build=f"{_build_hash('readline', '8.2')}_1",
-            build_number=1,
-            license="GPL-3.0-only",
-            license_family="GPL3",
-            timestamp_ms=when(2023, 3, 1),
-            formats=both,
+    # One build each: copyleft and unlicensed packages (for license filters); py27 builds (old:
+    # .tar.bz2 only) beside a noarch six; blas, whose mkl variant track_features de-prioritises.
+    py27 = ("python 2.7.*",)
+    # name, version, build, depends, license, license family, timestamp, other fields
+    singles: list[tuple[Any, ...]] = [
+        ("readline", "8.2", f"{_build_hash('readline', '8.2')}_1", (), "GPL-3.0-only", "GPL3",
+         when(2023, 3, 1), {"build_number": 1}),
+        ("ghostscript", "10.03.1", f"{_build_hash('ghostscript', '10.03.1')}_0",
+         ("zlib >=1.3.1,<2.0a0",), "AGPL-3.0-or-later", "AGPL", when(2024, 5, 20), {}),
+        ("mystery-tool", "0.1.0", "h0000000_0", (), None, None, when(2021, 6, 1),
+         {"formats": only_bz2}),
+        ("futures", "3.3.0", "py27_0", py27, "BSD-2-Clause", "BSD", when(2021, 2, 1),
+         {"formats": only_bz2}),
+        ("six", "1.16.0", "py27_0", py27, "MIT", "MIT", when(2021, 5, 5), {"formats": only_bz2}),
+        ("six", "1.16.0", "pyh6c4a22f_0", ("python",), "MIT", "MIT", when(2021, 5, 6),
+         {"subdir": "noarch", "noarch": "python"}),
+        ("blas", "1.0", "mkl", (), "BSD-3-Clause", "BSD", when(2022, 9, 1),
+         {"track_features": "mkl"}),
+        ("blas", "1.0", "openblas", ("libopenblas >=0.3.21",), "BSD-3-Clause", "BSD",
+         when(2022, 9, 1), {}),
+    ]  # fmt: skip
+    for name, version, build, depends, license, family, timestamp, more in singles:
+        specs.append(
+            PackageSpec(
+                name=name,
+                version=version,
+                build=build,
+                depends=depends,
+                license=license,
+                license_family=family,
+                timestamp_ms=timestamp,
+                **{"formats": both, **more},
+            )
         )
-    )
-    specs.append(
-        PackageSpec(
-            name="ghostscript",
-            version="10.03.1",
-            build=f"{_build_hash('ghostscript', '10.03.1')}_0",
-            depends=("zlib >=1.3.1,<2.0a0",),
-            license="AGPL-3.0-or-later",
-            license_family="AGPL",
-            timestamp_ms=when(2024, 5, 20),
-            formats=both,
-        )
-    )
-    specs.append(
-        PackageSpec(
-            name="mystery-tool",
-            version="0.1.0",
-            build="h0000000_0",
-            timestamp_ms=when(2021, 6, 1),
-            formats=only_bz2,
-        )
-    )
-
-    # Python 2.7 builds (old: .tar.bz2 only), beside a noarch build of six.
-    specs.append(
-        PackageSpec(
-            name="futures",
-            version="3.3.0",
-            build="py27_0",
-            depends=("python 2.7.*",),
-            license="BSD-2-Clause",
-            license_family="BSD",
-            timestamp_ms=when(2021, 2, 1),
-            formats=only_bz2,
-        )
-    )
-    specs.append(
-        PackageSpec(
-            name="six",
-            version="1.16.0",
-            build="py27_0",
-            depends=("python 2.7.*",),
-            license="MIT",
-            license_family="MIT",
-            timestamp_ms=when(2021, 5, 5),
-            formats=only_bz2,
-        )
-    )
-    specs.append(
-        PackageSpec(
-            name="six",
-            version="1.16.0",
-            build="pyh6c4a22f_0",
-            subdir="noarch",
-            noarch="python",
-            depends=("python",),
-            license="MIT",
-            license_family="MIT",
-            timestamp_ms=when(2021, 5, 6),
-            formats=both,
-        )
-    )
-
-    # blas: the mkl variant is de-prioritised by track_features.
-    specs.append(
-        PackageSpec(
-            name="blas",
-            version="1.0",
-            build="mkl",
-            license="BSD-3-Clause",
-            license_family="BSD",
-            track_features="mkl",
-            timestamp_ms=when(2022, 9, 1),
-            formats=both,
-        )
-    )
-    specs.append(
-        PackageSpec(
-            name="blas",
-            version="1.0",
-            build="openblas",
-            depends=("libopenblas >=0.3.21",),
-            license="BSD-3-Clause",
-            license_family="BSD",
-            timestamp_ms=when(2022, 9, 1),
-            formats=both,
-        )
-    )
     return [replace(spec, seed=seed) for spec in specs]
 
 

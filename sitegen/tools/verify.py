@@ -26,11 +26,12 @@ from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodat
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.net.download import DownloadJob, download, file_matches
 from sitegen.net.upstream import open_upstreams
+from sitegen.store.interface import SiteStorage
 from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.store.origins import Origins, load_origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.store.writer import open_disk_writer
-from sitegen.sync.publish import SubdirMetadata, _bz2, _zstd
+from sitegen.sync.publish import SubdirMetadata, bz2_compress, zstd_compress
 
 log = logging.getLogger("sitegen")
 
@@ -116,7 +117,7 @@ def _metadata_problems(directory: Path, relative: str, records: dict[str, Record
     return problems
 
 
-def _subdirs(site: Site, channel: ChannelConfig) -> list[str]:
+def _subdirs(site: SiteStorage, channel: ChannelConfig) -> list[str]:
     root = site.path(channel.path)
     return [s for s in channel.subdirs if (root / s / "repodata.json").is_file()]
 
@@ -161,27 +162,7 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 await trio.to_thread.run_sync(
                     _repair_metadata, site, directory, relative, repodata, problems
                 )
-            passive = {m.name for m in channel.mirrors if m.mode == "passive"}
-            origins = load_origins(site, channel.path, subdir)
-            for fn, record in repodata.records.items():
-                path = directory / fn
-                origin = origins.mirror_of(fn) or channel.mirrors[0].name
-                if not path.is_file():
-                    if origin not in passive:  # passive files arrive on first request
-                        to_repair.append(Repair(channel, record, path, "missing", origin, origins))
-                    continue
-                report.files += 1
-                report.bytes += record.size
-                if not await trio.to_thread.run_sync(file_matches, path, record):
-                    kind = "corrupt"
-                    if origin in passive:
-                        problem = Problem(f"{relative}/{fn}", kind, "size or checksum mismatch")
-                        report.problems.append(problem)
-                        if repair:
-                            site.remove(path)
-                            problem.repaired = True
-                    else:
-                        to_repair.append(Repair(channel, record, path, kind, origin, origins))
+            to_repair += await _check_packages(site, channel, repodata, report, repair)
     for repair_ in to_repair:
         detail = "size or checksum mismatch" if repair_.kind == "corrupt" else "file is missing"
         report.problems.append(Problem(repair_.relative, repair_.kind, detail))
@@ -189,8 +170,45 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
         await _repair(config, site, to_repair, report)
 
 
+async def _check_packages(
+    site: SiteStorage,
+    channel: ChannelConfig,
+    repodata: Repodata,
+    report: VerifyReport,
+    repair: bool,
+) -> list[Repair]:
+    """Check every package file of a subdir; returns those to fetch again. A file of a passive
+    mirror is never fetched here: a missing one arrives on first request, a corrupt one is
+    removed (with ``repair``) so that it does."""
+    subdir = repodata.subdir
+    directory = site.path(channel.path, subdir)
+    passive = {m.name for m in channel.mirrors if m.mode == "passive"}
+    origins = load_origins(site, channel.path, subdir)
+    to_repair: list[Repair] = []
+    for fn, record in repodata.records.items():
+        path = directory / fn
+        origin = origins.mirror_of(fn) or channel.mirrors[0].name
+        if not path.is_file():
+            if origin not in passive:
+                to_repair.append(Repair(channel, record, path, "missing", origin, origins))
+            continue
+        report.files += 1
+        report.bytes += record.size
+        if await trio.to_thread.run_sync(file_matches, path, record):
+            continue
+        if origin not in passive:
+            to_repair.append(Repair(channel, record, path, "corrupt", origin, origins))
+            continue
+        problem = Problem(f"{channel.path}/{subdir}/{fn}", "corrupt", "size or checksum mismatch")
+        report.problems.append(problem)
+        if repair:
+            site.remove(path)
+            problem.repaired = True
+    return to_repair
+
+
 def _repair_metadata(
-    site: Site, directory: Path, relative: str, repodata: Repodata, problems: list[Problem]
+    site: SiteStorage, directory: Path, relative: str, repodata: Repodata, problems: list[Problem]
 ) -> None:
     """Rebuild damaged siblings of repodata.json from it, and remove left-over temporaries."""
     body = (directory / "repodata.json").read_bytes()
@@ -202,8 +220,8 @@ def _repair_metadata(
         extra=repodata.extra,
     )
     rebuild = {
-        "repodata.json.zst": lambda: _zstd(body),
-        "repodata.json.bz2": lambda: _bz2(body),
+        "repodata.json.zst": lambda: zstd_compress(body),
+        "repodata.json.bz2": lambda: bz2_compress(body),
         "current_repodata.json": meta.encode_current,
     }
     for problem in problems:
@@ -222,29 +240,33 @@ async def _repair(
     to_repair: list[Repair],
     report: VerifyReport,
 ) -> None:
+    """Download every file of ``to_repair`` again from the mirror that supplied it."""
     mirrors = {m.name: m for _c, m in config.mirrors}
     problems = {p.path: p for p in report.problems}
-
-    async def fix(job: DownloadJob, problem: Problem) -> None:
-        result = await download(job, site, writer, config.download.retries)
-        problem.repaired = result.ok
-        if not result.ok:
-            problem.detail += f"; repair failed: {result.error}"
-            log.error("repair failed: %s", result.error)
-
     async with AsyncExitStack() as stack:
         upstreams, unusable = await open_upstreams(mirrors.values(), config.download, stack)
         writer = await stack.enter_async_context(open_disk_writer())
+
+        async def fix(job: DownloadJob, problem: Problem) -> None:
+            result = await download(job, site, writer, config.download.retries)
+            problem.repaired = result.ok
+            if not result.ok:
+                problem.detail += f"; repair failed: {result.error}"
+                log.error("repair failed: %s", result.error)
+
         async with trio.open_nursery() as nursery:
             for repair_ in to_repair:
                 problem = problems[repair_.relative]
-                name = repair_.mirror
-                upstream = upstreams.get(name)
+                upstream = upstreams.get(repair_.mirror)
                 if upstream is None:
-                    problem.detail += f"; cannot repair: {unusable.get(name, 'unknown mirror')}"
+                    why = unusable.get(repair_.mirror, "unknown mirror")
+                    problem.detail += f"; cannot repair: {why}"
                     continue
-                base_url = repair_.origins.base_url_of(name)
                 job = DownloadJob(
-                    upstream, repair_.record, repair_.path, durable=True, base_url=base_url
+                    upstream,
+                    repair_.record,
+                    repair_.path,
+                    durable=True,
+                    base_url=repair_.origins.base_url_of(repair_.mirror),
                 )
                 nursery.start_soon(fix, job, problem)

@@ -1,0 +1,321 @@
+"""Which file a request names, from which mirror it comes, and one verified download per file.
+
+The resolver knows nothing of HTTP (see :mod:`sitegen.passive.fetcher` for the server): it maps
+a decoded URL path to a :class:`Reply`, fetching a missing file through a :data:`FetchFile`.
+
+1. The channel is found by path (only channels with a passive mirror), and the subdir's
+   *published* ``repodata.json`` is read (parsed once per change of the file). A file no
+   published repodata lists is a 404: the fetcher never becomes an open proxy to upstream.
+2. A file already stored with the published size is served as it is.
+3. Otherwise it is fetched, at most once however many ask: concurrent requests wait on the one
+   download, which runs in the resolver's own nursery, so a client that gives up does not abort
+   it for the others. :class:`MirrorFetch` downloads from the mirror the origins map names
+   (with that mirror's CEP-15 ``base_url``), with :func:`sitegen.net.download.download`, exactly
+   as ``sitegen mirror`` does: unverified bytes never carry the published name.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import trio
+
+from sitegen.conda.records import Record
+from sitegen.conda.schema import (
+    CONDA_SUFFIX,
+    FILES_DECODER,
+    TAR_BZ2_SUFFIX,
+    FileEntry,
+    FilesDoc,
+    format_of,
+)
+from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.layout import origins_path
+from sitegen.net.download import DownloadJob, download
+from sitegen.net.upstream import Upstream, open_upstreams
+from sitegen.store.interface import SiteStorage
+from sitegen.store.origins import Origins, read_origins
+from sitegen.store.site import Site, UnsafePathError
+from sitegen.store.writer import DiskWriter, open_disk_writer
+from sitegen.sync.progress import human_bytes
+
+log = logging.getLogger("sitegen.passive.fetcher")
+
+CONTENT_TYPES = {CONDA_SUFFIX: "application/octet-stream", TAR_BZ2_SUFFIX: "application/x-bzip2"}
+LONG_CACHE = "public, max-age=31536000, immutable"
+
+T = TypeVar("T")
+
+
+@dataclass
+class Reply:
+    """What to answer: a status with a short text body, or a stored file to stream."""
+
+    status: int
+    body: bytes = b""
+    file: Path | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    outcome: str = ""  # for the log: "stored", "fetched", reason of an error
+
+
+def error_reply(status: int, message: str) -> Reply:
+    return Reply(status, (message + "\n").encode(), headers=[("Cache-Control", "no-store")])
+
+
+def file_reply(path: Path, outcome: str) -> Reply:
+    return Reply(
+        200,
+        file=path,
+        headers=[
+            ("Content-Type", CONTENT_TYPES[format_of(path.name)]),
+            ("Cache-Control", LONG_CACHE),
+            ("X-Sitegen-Fetcher", outcome),
+        ],
+        outcome=outcome,
+    )
+
+
+@dataclass(frozen=True)
+class FetchJob:
+    """A published file to fetch into ``target``; ``entry`` says what it must be."""
+
+    channel: ChannelConfig
+    subdir: str
+    fn: str
+    entry: FileEntry
+    target: Path
+
+    @property
+    def where(self) -> str:
+        """How logs name it: never an upstream URL, which may hold a token."""
+        return f"{self.channel.path}/{self.subdir}/{self.fn}"
+
+
+# Stores ``job.target``, verified; returns None when stored, else why not (for the client).
+FetchFile = Callable[[FetchJob], Awaitable[str | None]]
+
+
+def passive_channels(config: SiteConfig) -> dict[str, ChannelConfig]:
+    """The channels the fetcher answers for, by path: those with a passive mirror."""
+    return {c.path: c for c in config.channels if any(m.mode == "passive" for m in c.mirrors)}
+
+
+class StatCache:
+    """Parsed files, re-read only when the file changes (new inode, mtime or size)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        self._locks: dict[Path, trio.Lock] = {}
+
+    async def get(self, path: Path, parse: Callable[[Path], T]) -> T | None:
+        lock = self._locks.setdefault(path, trio.Lock())
+        async with lock:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                self._entries.pop(path, None)
+                return None
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            hit = self._entries.get(path)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            value = await trio.to_thread.run_sync(parse, path)
+            self._entries[path] = (key, value)
+            return value
+
+
+def _read_published(path: Path) -> FilesDoc:
+    return FILES_DECODER.decode(path.read_bytes())
+
+
+def stored(path: Path, size: int) -> bool:
+    """Whether ``path`` is a regular file of the published size."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == size
+
+
+class Flight:
+    """One download in progress; requests for the same file wait on it."""
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.error: str | None = None
+        self.waiters = 0
+
+
+class Resolver:
+    """Resolves request paths to published package files and fetches missing ones, once."""
+
+    def __init__(
+        self, site: SiteStorage, channels: Mapping[str, ChannelConfig], fetch_file: FetchFile
+    ) -> None:
+        self.site = site
+        self.channels = channels
+        self.fetch_file = fetch_file
+        self.flights: dict[Path, Flight] = {}
+        self._cache = StatCache()
+        self._nursery: trio.Nursery | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Resolver]:
+        """The nursery downloads run in; they are cancelled when the block ends."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                yield self
+            finally:
+                self._nursery = None
+                nursery.cancel_scope.cancel()
+
+    async def resolve(self, path: str) -> Reply:
+        """The answer for the decoded URL path ``path`` (``/<channel>/<subdir>/<file>``)."""
+        segments = path[1:].split("/")
+        if len(segments) < 3 or not segments[-1].endswith(tuple(CONTENT_TYPES)):
+            return error_reply(404, "not a package file of a passive channel")
+        channel_path, subdir, fn = "/".join(segments[:-2]), segments[-2], segments[-1]
+        channel = self.channels.get(channel_path)
+        if channel is None or subdir not in channel.subdirs:
+            return error_reply(404, "not a package file of a passive channel")
+        try:
+            target = self.site.path(channel_path, subdir, fn)
+            repodata = self.site.path(channel_path, subdir, "repodata.json")
+        except UnsafePathError:
+            return error_reply(404, "not found")
+        try:
+            published = await self._cache.get(repodata, _read_published)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error(
+                "%s/%s: cannot read the published repodata.json: %s", channel_path, subdir, exc
+            )
+            return error_reply(503, "published metadata unreadable")
+        entry = published.get(fn) if published is not None else None
+        if entry is None:
+            return error_reply(404, "not listed in the published repodata")
+        if stored(target, entry.size):
+            return file_reply(target, "stored")
+        error = await self.fetch(FetchJob(channel, subdir, fn, entry, target))
+        if error is not None:
+            return error_reply(502, f"cannot fetch {fn}: {error}")
+        if not stored(target, entry.size):  # replaced or pruned meanwhile
+            return error_reply(502, f"cannot fetch {fn}: gone after download")
+        return file_reply(target, "fetched")
+
+    async def fetch(self, job: FetchJob) -> str | None:
+        """Fetch ``job.target`` once however many ask at once; None when stored, else why not."""
+        flight = self.flights.get(job.target)
+        if flight is None:
+            if self._nursery is None:
+                raise RuntimeError("Resolver.running() is not active")
+            flight = self.flights[job.target] = Flight()
+            self._nursery.start_soon(self._fly, flight, job)
+        flight.waiters += 1
+        try:
+            await flight.done.wait()
+        finally:
+            flight.waiters -= 1
+        return flight.error
+
+    async def _fly(self, flight: Flight, job: FetchJob) -> None:
+        try:
+            flight.error = await self.fetch_file(job)
+        except Exception as exc:  # never let one file take the service down
+            detail = f": {exc}" if isinstance(exc, OSError) else ""
+            flight.error = f"internal error ({type(exc).__name__}{detail})"
+            log.exception("%s: unexpected error while fetching", job.where)
+        finally:
+            del self.flights[job.target]
+            flight.done.set()
+
+
+def mirror_of(channel: ChannelConfig, origins: Origins, fn: str) -> MirrorConfig | None:
+    """The mirror that supplied ``fn`` as the mirror run recorded it (a channel with one mirror
+    needs no record)."""
+    name = origins.mirror_of(fn)
+    if name is None and len(channel.mirrors) == 1:
+        name = channel.mirrors[0].name
+    return next((m for m in channel.mirrors if m.name == name), None)
+
+
+class MirrorFetch:
+    """Fetches a file from the mirror that supplied it, verified, into the site (a FetchFile)."""
+
+    def __init__(
+        self,
+        site: Site,
+        config: SiteConfig,
+        upstreams: dict[str, Upstream],
+        unavailable: dict[str, str],  # mirror name -> why it cannot be used
+        writer: DiskWriter,
+    ) -> None:
+        self.site = site
+        self.config = config
+        self.upstreams = upstreams
+        self.unavailable = unavailable
+        self.writer = writer
+        self._limiter = trio.CapacityLimiter(config.download.concurrency)
+        self._origins = StatCache()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, site: Site, config: SiteConfig, channels: Mapping[str, ChannelConfig]
+    ) -> AsyncIterator[MirrorFetch]:
+        """Open the upstream clients of the channels' mirrors and a disk writer."""
+        async with AsyncExitStack() as stack:
+            mirrors = (m for channel in channels.values() for m in channel.mirrors)
+            upstreams, unavailable = await open_upstreams(mirrors, config.download, stack)
+            for name, why in unavailable.items():
+                log.error("mirror %s: %s; its files cannot be fetched", name, why)
+            writer = await stack.enter_async_context(open_disk_writer())
+            yield cls(site, config, upstreams, unavailable, writer)
+
+    async def __call__(self, job: FetchJob) -> str | None:
+        path = origins_path(self.site.root, job.channel.path, job.subdir)
+        origins = await self._origins.get(path, read_origins) or Origins()
+        mirror = mirror_of(job.channel, origins, job.fn)
+        if mirror is None:
+            log.error("%s: no mirror is recorded for it in the origins map", job.where)
+            return "no mirror recorded for this file"
+        if mirror.name in self.unavailable:
+            why = self.unavailable[mirror.name]
+            log.error("%s: mirror %s: %s", job.where, mirror.name, why)
+            return f"mirror {mirror.name} is not configured on this server"
+        record = Record(
+            fn=job.fn,
+            subdir=job.subdir,
+            raw={"size": job.entry.size, "sha256": job.entry.sha256, "md5": job.entry.md5},
+            origin=mirror.name,
+        )
+        base_url = origins.base_url_of(mirror.name)
+        download_job = DownloadJob(
+            self.upstreams[mirror.name], record, job.target, durable=True, base_url=base_url
+        )
+        async with self._limiter:
+            result = await download(
+                download_job, self.site, self.writer, self.config.download.retries
+            )
+        if not result.ok:
+            log.warning(
+                "%s: not stored, fetch from mirror %s failed: %s",
+                job.where,
+                mirror.name,
+                result.error,
+            )
+            return result.error.removeprefix(f"{job.fn}: ")
+        log.info(
+            "%s: fetched from mirror %s, verified, stored (%s)",
+            job.where,
+            mirror.name,
+            human_bytes(result.bytes),
+        )
+        return None
