@@ -295,6 +295,7 @@ def test_a_durable_commit_puts_the_bytes_on_disk_before_the_name(
     assert target.read_bytes() == b"d" * 1000
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("protocol", "implementation"), [(SiteStorage, Site), (PendingWrite, PendingFile)]
 )
@@ -318,6 +319,7 @@ def test_the_filesystem_backend_implements_the_storage_interface(
         ], name
 
 
+@pytest.mark.unit
 def test_a_site_and_its_pending_files_are_storage_instances(tmp_path: Path) -> None:
     site = Site(tmp_path)
     assert isinstance(site, SiteStorage)  # also its data members: root
