@@ -148,6 +148,8 @@ class SiteConfig:
     download: DownloadSettings = field(default_factory=DownloadSettings)
     max_delete_fraction: float = 0.5
     source: Path | None = None
+    # CEP-16: how long a shard the index no longer names stays served (`shards: {grace_days}`)
+    shard_grace_days: float = 7.0
 
     @property
     def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:
@@ -557,7 +559,7 @@ def _raw_keys(node: _Node) -> set[str]:
     return set()
 
 
-_TOP_KEYS = ("output", "base_url", "title", "download", "prune", "filters", "channels")
+_TOP_KEYS = ("output", "base_url", "title", "download", "prune", "shards", "filters", "channels")
 
 
 def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | None = None):
@@ -597,6 +599,11 @@ def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | No
         prune = keys["prune"].mapping(("max_fraction",))
         if "max_fraction" in prune:
             max_delete = prune["max_fraction"].number(0.0, 1.0)
+    shard_grace_days = 7.0
+    if "shards" in keys:
+        shards = keys["shards"].mapping(("grace_days",))
+        if "grace_days" in shards:
+            shard_grace_days = shards["grace_days"].number(0.0)
     site_filters = _filters(keys.get("filters"))
     if "channels" not in keys:
         raise top.error("missing required key 'channels'")
@@ -613,6 +620,7 @@ def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | No
         title=keys["title"].string() if "title" in keys else "conda mirror",
         download=download,
         max_delete_fraction=max_delete,
+        shard_grace_days=shard_grace_days,
         source=(base_dir / filename) if base_dir else None,
     )
     for channel, child in zip(channels, channels_node.mapping(()).values(), strict=True):

@@ -727,10 +727,13 @@ class _Run:
                 self.site,
                 target.channel.path,
                 SubdirMetadata(meta.subdir, interim, meta.info, meta.removed, meta.extra),
+                self.config.shard_grace_days,
             )
             for fn, path in staged.items():
                 self.site.commit(path, directory / fn)
-        written = await publish_subdir(self.site, target.channel.path, meta)
+        written = await publish_subdir(
+            self.site, target.channel.path, meta, self.config.shard_grace_days
+        )
         target.report.status = "published" if written else "unchanged"
         target.report.packages = len(meta.records)
         # Prune only after the new metadata is in place.
