@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import trio
 from support.faults import CHANNEL, filenames, set_repodata, small_packages
-from support.invariant import METADATA, assert_site_invariant, make_sandbox
+from support.invariant import METADATA, assert_site_invariant, make_sandbox, shard_files
 from support.upstream import UpstreamServer
 
 from sitegen.conda.records import (
@@ -235,6 +235,7 @@ async def test_hostile_records_are_skipped_counted_and_logged(
     for subdir in (LINUX, "noarch"):
         expected |= {f"{CHANNEL}/{subdir}/{name}" for name in METADATA}
         expected |= {f"{CHANNEL}/{subdir}/{fn}" for fn in filenames(GOOD, subdir)}
+        expected |= {f"{CHANNEL}/{subdir}/{f}" for f in shard_files(site / CHANNEL / subdir)}
     assert _site_files(site) == expected
     assert_site_invariant(site)
 

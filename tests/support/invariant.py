@@ -267,3 +267,11 @@ def site_digest(site_root: Path) -> dict[str, str]:
 def temporaries(site_root: Path) -> list[Path]:
     """Every temporary file anywhere below the site, private state included."""
     return sorted(Path(site_root).rglob(TEMP_PREFIX + "*"))
+
+
+def shard_files(directory: Path) -> set[str]:
+    """The shard index of a published subdir and the shards it names, relative to the subdir
+    (what a settled subdir holds besides its metadata and packages; see :func:`_check_shards`
+    for what their content must be)."""
+    index = _unzstd(directory / SHARD_INDEX)
+    return {SHARD_INDEX} | {f"shards/{d.hex()}.msgpack.zst" for d in index["shards"].values()}
