@@ -22,6 +22,7 @@ from support.invariant import assert_site_invariant
 from support.site import channel_config, read_repodata
 from support.upstream import ExampleUpstream
 
+from sitegen.conda.records import REASON_UNMIRRORED_SECTION
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
@@ -321,3 +322,37 @@ async def test_the_subdir_page_lists_the_shard_index_not_the_shards(
     assert SHARD_INDEX in page
     assert f"{SHARDS_DIR}/" not in page
     assert ".msgpack.zst" not in page.replace(SHARD_INDEX, "")
+
+
+async def test_a_v3_section_is_not_published_and_the_run_says_why(
+    tmp_path: Path, upstream_server_factory
+) -> None:
+    root = tmp_path / "upstream"
+    v3_record = {"name": "numpy", "version": "3.0.0", "build": "0", "size": 1, "sha256": "0" * 64}
+    extra = {
+        "info": {"repodata_revisions": {"v3": {"n_packages": 1}}},
+        "v3": {"conda": {"numpy-3.0.0-0": v3_record}},
+        "x_future_key": {"list": [1, 2]},
+    }
+    write_channel(root, example_packages(seed=0), extra, zst=True)
+    server = upstream_server_factory(root)
+    site = tmp_path / "site"
+    report = await mirror(channel_config(site, server.url))
+    for subdir in SUBDIRS:
+        document = read_repodata(site / CHANNEL / subdir)
+        assert "v3" not in document and "repodata_revisions" not in document["info"]
+        assert document["x_future_key"] == {"list": [1, 2]}
+        rejected = report.mirrors[0].subdirs[subdir].rejected
+        assert rejected == {REASON_UNMIRRORED_SECTION: 1}, rejected
+        assert_shards_match_repodata(site / CHANNEL / subdir)
+
+
+async def test_a_passive_mirror_publishes_shards_too(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    await mirror(channel_config(site, example_upstream.url, extra="mode: passive"))
+    for subdir in SUBDIRS:
+        assert_shards_match_repodata(site / CHANNEL / subdir)
+    index = decode_index((site / CHANNEL / "linux-64" / SHARD_INDEX).read_bytes())
+    assert {"numpy", "python", "zlib"} <= set(index.shards)

@@ -12,7 +12,7 @@ import pytest
 import zstandard
 from support.site import site_config
 
-from sitegen.conda.records import Record
+from sitegen.conda.records import REASON_UNMIRRORED_SECTION, Record, parse_repodata
 from sitegen.conda.shards import (
     SHARD_INDEX,
     SHARDS_DIR,
@@ -245,3 +245,34 @@ def test_grace_days_is_configurable(tmp_path: Path) -> None:
         site_config(tmp_path, "shards: {grace_days: -1}\n" + body)
     with pytest.raises(ConfigError, match="unknown key"):
         site_config(tmp_path, "shards: {keep: 1}\n" + body)
+
+
+# --------------------------------------------------------------------------- CEP-48 v3
+
+
+def test_v3_and_other_sections_listing_packages_are_dropped_with_a_reason() -> None:
+    record = raw("example", "3.0.0", build="0")
+    document = {
+        "info": {
+            "subdir": "linux-64",
+            "repodata_revisions": {"v3": {"n_packages": 1}},
+            "x_vendor": "kept",
+        },
+        "packages": {},
+        "packages.conda": {"example-1.0-h0_0.conda": raw("example", "1.0")},
+        "v3": {"conda": {"example-3.0.0-0": record}, "tar.bz2": {}},
+        "v4": {},
+        "packages.whl": {"example-3.0.0-py3-none-any.whl": record},
+        "x_future_key": {"shards": False, "list": [1, 2], "nested": {"name": "not a record"}},
+        "repodata_version": 1,
+    }
+    parsed = parse_repodata(msgspec.json.encode(document), "linux-64")
+    assert set(parsed.records) == {"example-1.0-h0_0.conda"}
+    assert parsed.extra == {"x_future_key": document["x_future_key"], "repodata_version": 1}
+    assert parsed.rejected == {
+        "[v3]": REASON_UNMIRRORED_SECTION,
+        "[v4]": REASON_UNMIRRORED_SECTION,
+        "[packages.whl]": REASON_UNMIRRORED_SECTION,
+    }
+    # No revision is published, so none is announced.
+    assert parsed.info == {"subdir": "linux-64", "x_vendor": "kept"}
