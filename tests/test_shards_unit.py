@@ -24,6 +24,8 @@ from sitegen.conda.shards import (
 )
 from sitegen.config.load import ConfigError
 from sitegen.store.site import Site
+from sitegen.sync import inputs
+from sitegen.sync.inputs import InputsDigest
 from sitegen.sync.prune import expire_shards, prune_shards
 from sitegen.sync.publish import SubdirMetadata, publish_subdir
 from sitegen.sync.publish_shards import shard_problems
@@ -276,3 +278,16 @@ def test_v3_and_other_sections_listing_packages_are_dropped_with_a_reason() -> N
     }
     # No revision is published, so none is announced.
     assert parsed.info == {"subdir": "linux-64", "x_vendor": "kept"}
+
+
+def test_a_site_built_before_shards_existed_is_rebuilt_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inputs of a run include what it publishes: a site whose last run wrote no shard
+    index is not taken as up to date by an unchanged upstream."""
+    body = "channels:\n  c: {url: 'https://example.org/c', subdirs: [noarch]}\n"
+    config = site_config(tmp_path, body)
+    now = InputsDigest(config, list(config.channels)).hexdigest()
+    before_shards = tuple(n for n in inputs.METADATA_FILES if n != SHARD_INDEX)
+    monkeypatch.setattr(inputs, "METADATA_FILES", before_shards)
+    assert InputsDigest(config, list(config.channels)).hexdigest() != now
