@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sitegen.conda.schema import PACKAGE_SUFFIXES
+from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, shard_filename
 
 # ------------------------------------------------------------------ the published tree
 
@@ -23,6 +24,7 @@ METADATA_FILES = (
     "repodata.json.zst",
     "repodata.json.bz2",
     "current_repodata.json",
+    SHARD_INDEX,  # CEP-16; published just before repodata.json, after the shards it names
 )
 CHANNELDATA = "channeldata.json"
 ASSETS_DIR = "assets"
@@ -61,6 +63,20 @@ def subdir_page_path(channel: str, subdir: str) -> str:
 
 def package_file_path(channel: str, subdir: str, fn: str) -> str:
     return f"{channel}/{subdir}/{fn}"
+
+
+def shard_index_path(channel: str, subdir: str) -> str:
+    return f"{channel}/{subdir}/{SHARD_INDEX}"
+
+
+def shards_dir_path(channel: str, subdir: str) -> str:
+    """Where a subdir's shards live (``shards_base_url`` of its index points here)."""
+    return f"{channel}/{subdir}/{SHARDS_DIR}"
+
+
+def shard_path(channel: str, subdir: str, digest: bytes) -> str:
+    """A shard, named by the sha256 of its bytes: immutable once written."""
+    return f"{shards_dir_path(channel, subdir)}/{shard_filename(digest)}"
 
 
 def run_page_path(run_id: str) -> str:
@@ -103,6 +119,12 @@ def inputs_path(root: Path, key: str) -> Path:
 def origins_path(root: Path, channel: str, subdir: str) -> Path:
     """Which mirror supplied each published file of a channel subdir (and where it fetches)."""
     return state_dir(root) / "origins" / channel / f"{subdir}.json"
+
+
+def retired_shards_path(root: Path, channel: str, subdir: str) -> Path:
+    """Since when each shard on disk that the subdir's index no longer names has been unnamed
+    (its grace period runs from then)."""
+    return state_dir(root) / "shards" / channel / f"{subdir}.json"
 
 
 def render_dir(root: Path) -> Path:

@@ -7,6 +7,8 @@
   exists with the listed size and sha256 (md5 when no sha256 is listed);
 * no temporary file (``.sitegen-tmp-*``) is reachable under a published name, nothing in the
   site is a symlink, and no path in it resolves outside it;
+* the shard index (CEP-16), where present, names only shards that exist and hash to their
+  names; once settled it exists and each shard holds exactly its name's records;
 * nothing was written outside the site: the sandbox directory around it (see
   :func:`make_sandbox`) holds exactly the sentinel files it was created with.
 
@@ -29,10 +31,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import zstandard
 
 TEMP_PREFIX = ".sitegen-tmp-"
 METADATA = ("repodata.json", "repodata.json.zst", "repodata.json.bz2", "current_repodata.json")
+SHARD_INDEX = "repodata_shards.msgpack.zst"
 PRIVATE_TOP = ("history", ".sitegen")
 PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
 SENTINELS = {
@@ -166,6 +170,51 @@ def _check_subdir(directory: Path, settled: bool) -> None:
             assert decoded[name] == body, f"{directory}/{name} does not hold repodata.json"
         stray = listed["current_repodata.json"] - listed["repodata.json"]
         assert not stray, f"{directory}/current_repodata.json lists {sorted(stray)}"
+    _check_shards(directory, json.loads(decoded["repodata.json"]) if settled else None)
+
+
+def _unzstd(path: Path) -> Any:
+    data = path.read_bytes()
+    assert zstandard.frame_content_size(data) >= 0, f"{path}: zstd frame without content size"
+    return msgspec.msgpack.decode(zstandard.ZstdDecompressor().decompress(data))
+
+
+def _check_shards(directory: Path, repodata: dict[str, Any] | None) -> None:
+    """CEP-16: the shard index names only shards that exist and hash to their names (always,
+    even mid-run); once settled it exists and its shards hold exactly what ``repodata``
+    lists, name by name, checksums as raw bytes."""
+    index_path = directory / SHARD_INDEX
+    if not index_path.is_file():
+        assert repodata is None, f"{index_path} is missing"
+        return
+    index = _unzstd(index_path)
+    assert index["info"]["shards_base_url"] == "./shards/", f"{index_path}: shards_base_url"
+    shards = {}
+    for name, digest in index["shards"].items():
+        path = directory / "shards" / f"{digest.hex()}.msgpack.zst"
+        assert path.is_file(), f"{index_path} names {name!r}, whose shard {path.name} is missing"
+        assert _sha256(path) == digest.hex(), f"{path} does not hash to its name"
+        shards[name] = path
+    if repodata is None:
+        return
+    expected: dict[str, dict[str, dict[str, Any]]] = {}
+    for key in ("packages", "packages.conda"):
+        for fn, record in repodata[key].items():
+            section = expected.setdefault(record["name"], {"packages": {}, "packages.conda": {}})
+            # A shard holds checksums as bytes: their hex case is not kept.
+            section[key][fn] = {
+                k: v.lower() if k in ("md5", "sha256") and isinstance(v, str) else v
+                for k, v in record.items()
+            }
+    assert set(shards) == set(expected), f"{index_path} names other packages than repodata.json"
+    for name, path in shards.items():
+        shard = _unzstd(path)
+        for key in ("packages", "packages.conda"):
+            unpacked = {
+                fn: {k: v.hex() if isinstance(v, bytes) else v for k, v in record.items()}
+                for fn, record in shard.get(key, {}).items()
+            }
+            assert unpacked == expected[name][key], f"{path} ({name}) differs from repodata.json"
 
 
 def assert_site_invariant(site_root: Path, *, settled: bool = True) -> list[Path]:
@@ -218,3 +267,11 @@ def site_digest(site_root: Path) -> dict[str, str]:
 def temporaries(site_root: Path) -> list[Path]:
     """Every temporary file anywhere below the site, private state included."""
     return sorted(Path(site_root).rglob(TEMP_PREFIX + "*"))
+
+
+def shard_files(directory: Path) -> set[str]:
+    """The shard index of a published subdir and the shards it names, relative to the subdir
+    (what a settled subdir holds besides its metadata and packages; see :func:`_check_shards`
+    for what their content must be)."""
+    index = _unzstd(directory / SHARD_INDEX)
+    return {SHARD_INDEX} | {f"shards/{d.hex()}.msgpack.zst" for d in index["shards"].values()}

@@ -38,7 +38,7 @@ from sitegen.sync.report import COMPLETED, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.faults import CHANNEL, filenames, set_repodata, small_packages
-from testkit.invariant import METADATA, assert_site_invariant, make_sandbox
+from testkit.invariant import METADATA, assert_site_invariant, make_sandbox, shard_files
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -237,6 +237,7 @@ async def test_hostile_records_are_skipped_counted_and_logged(
     for subdir in (LINUX, "noarch"):
         expected |= {f"{CHANNEL}/{subdir}/{name}" for name in METADATA}
         expected |= {f"{CHANNEL}/{subdir}/{fn}" for fn in filenames(GOOD, subdir)}
+        expected |= {f"{CHANNEL}/{subdir}/{f}" for f in shard_files(site / CHANNEL / subdir)}
     assert _site_files(site) == expected
     assert_site_invariant(site)
 

@@ -28,6 +28,7 @@ import pytest
 
 from sitegen.cli import main
 from sitegen.config import SiteConfig
+from sitegen.layout import METADATA_FILES
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from sitegen.sync.report import RUNNING, RunReport
@@ -224,7 +225,7 @@ async def test_counts_on_pages_match_repodata(mirrored: tuple[SiteConfig, Path])
                 assert f'<a href="{fn}">{fn}</a>' in listing
                 assert record["sha256"] in listing
             rows = listing.count("<tr>") + listing.count('<tr class="meta-file">')
-            assert rows == len(records_of(document)) + 4 + 1  # + metadata files + header
+            assert rows == len(records_of(document)) + len(METADATA_FILES) + 1  # + header
             assert listing.index("repodata.json") < listing.index("current_repodata.json")
         landing = page_text(site, "index.html")
         assert f'<a href="{channel}/index.html">{channel}</a>' in landing

@@ -41,6 +41,9 @@ REASON_NO_CHECKSUM = "missing or malformed checksum"
 REASON_BAD_VERSION = "invalid version"
 REASON_BAD_FIELDS = "malformed record"
 REASON_BAD_TEXT = "text is not valid UTF-8"
+# CEP-48 `v3` (or any other top-level section listing packages): its records would reach
+# clients without being filtered, checked or downloaded, so the section is not published.
+REASON_UNMIRRORED_SECTION = "section lists packages sitegen does not mirror (e.g. CEP-48 v3)"
 
 
 @contextlib.contextmanager
@@ -252,6 +255,32 @@ def _load_published(data: bytes, subdir: str) -> Repodata:
     return out
 
 
+_REVISION_KEY = re.compile(r"^v([0-9]+)$")
+
+
+def is_revision_key(key: str) -> bool:
+    """A CEP-48 revision section (``v3``, ``v4``...)."""
+    match = _REVISION_KEY.match(key)
+    return match is not None and int(match.group(1)) >= 3
+
+
+def _is_record(value: Any) -> bool:
+    return type(value) is dict and "name" in value and ("version" in value or "build" in value)
+
+
+def lists_packages(value: Any) -> bool:
+    """True for a top-level value that holds package records: a map of them (like
+    ``packages``) or a map of such maps (CEP-48 ``v3``: extension -> stem -> record)."""
+    if type(value) is not dict:
+        return False
+    for inner in value.values():
+        if _is_record(inner):
+            return True
+        if type(inner) is dict and any(_is_record(v) for v in inner.values()):
+            return True
+    return False
+
+
 def parse_repodata(data: bytes, subdir: str, origin: str = "") -> Repodata:
     """Turn upstream repodata bytes into a :class:`Repodata`; hostile records are rejected."""
     with gc_paused():
@@ -279,7 +308,12 @@ def _parse_repodata(data: bytes, subdir: str, origin: str) -> Repodata:
             continue
         if lenient and not (_sound(top_key) and _sound(value)):
             continue
+        if is_revision_key(top_key) or lists_packages(value):
+            out.rejected[f"[{_label(top_key)}]"] = REASON_UNMIRRORED_SECTION
+            continue
         out.extra[top_key] = value
+    # No revision section is ever published, so none may be announced (CEP-48).
+    info.pop("repodata_revisions", None)
     for key in RECORD_SECTIONS:
         section = document.get(key) or {}
         if not isinstance(section, dict):

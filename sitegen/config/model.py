@@ -128,6 +128,8 @@ class SiteConfig:
     download: DownloadSettings = field(default_factory=DownloadSettings)
     max_delete_fraction: float = 0.5
     source: Path | None = None
+    # CEP-16: how long a shard the index no longer names stays served (`shards: {grace_days}`)
+    shard_grace_days: float = 7.0
 
     @property
     def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:

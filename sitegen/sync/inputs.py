@@ -47,6 +47,9 @@ class InputsDigest:
         self._hash = hashlib.sha256()
         settings = {
             "sitegen": __version__,
+            # What a run publishes per subdir: a site built before a file joined the list
+            # (the shard index) is rebuilt once, even if nothing else changed.
+            "metadata": list(METADATA_FILES),
             "filters": asdict(config.filters),
             "channels": [asdict(c) for c in channels],
         }

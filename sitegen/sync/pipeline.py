@@ -329,7 +329,7 @@ async def _publish_all(
             package_bases=package_bases(parsed, merged.key[1]),
         )
         targets.append((merged.channel, meta, staged, origins))
-    await publish_all(scope.site, targets, outcomes)
+    await publish_all(scope.site, targets, outcomes, scope.config.shard_grace_days)
     errors = []
     for channel in scope.channels:
         subdirs = {}

@@ -12,6 +12,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import msgspec
+
+from sitegen.conda.shards import digest_of_filename
 from sitegen.layout import is_package_file
 from sitegen.store.site import Site
 
@@ -52,4 +55,58 @@ def prune_subdir(site: Site, directory: Path, referenced: set[str]) -> list[str]
     for name in sorted(package_files(directory).keys() - referenced):
         if site.remove(directory / name):
             removed.append(name)
+    return removed
+
+
+# ------------------------------------------------------------------ shards (CEP-16)
+# Kept apart from package pruning: a shard is never referenced by repodata.json, only by the
+# shard index, and one no longer named must outlive it by a grace period, because a client may
+# have fetched the previous index a moment ago and ask for its shards afterwards.
+
+DEFAULT_SHARD_GRACE_DAYS = 7.0
+
+
+def expire_shards(
+    unnamed: set[str], since: dict[str, float], now: float, grace: float
+) -> tuple[list[str], dict[str, float]]:
+    """Which unnamed shards to delete now, and since when the others have been unnamed.
+
+    ``since`` is the previous answer; a shard seen unnamed for the first time starts its grace
+    period now, one named again (or gone) is forgotten.
+    """
+    expired: list[str] = []
+    kept: dict[str, float] = {}
+    for name in sorted(unnamed):
+        start = since.get(name, now)
+        if now - start >= grace:
+            expired.append(name)
+        else:
+            kept[name] = start
+    return expired, kept
+
+
+def prune_shards(
+    site: Site, directory: Path, named: set[str], state: Path, now: float, grace: float
+) -> list[str]:
+    """Delete the shard files in ``directory`` that have gone unnamed for ``grace`` seconds.
+
+    ``named`` holds the file names the published index names: never deleted, whatever the
+    state file says. Returns the names deleted.
+    """
+    if not directory.is_dir():
+        return []
+    with os.scandir(directory) as entries:
+        on_disk = {
+            e.name
+            for e in entries
+            if digest_of_filename(e.name) is not None and e.is_file(follow_symlinks=False)
+        }
+    try:
+        since = msgspec.json.decode(state.read_bytes(), type=dict[str, float])
+    except (FileNotFoundError, msgspec.DecodeError):
+        since = {}  # lost state: every unnamed shard starts a full grace period again
+    expired, kept = expire_shards(on_disk - named, since, now, grace)
+    removed = [name for name in expired if site.remove(directory / name)]
+    if kept != since:
+        site.write_bytes(state, msgspec.json.encode(kept))
     return removed

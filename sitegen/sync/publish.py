@@ -1,6 +1,7 @@
 """Write a subdir's metadata files once its package files are in place and verified.
 
-``repodata.json.zst``, ``repodata.json.bz2`` and ``current_repodata.json`` are written before
+``repodata.json.zst``, ``repodata.json.bz2``, ``current_repodata.json`` and the shard index
+``repodata_shards.msgpack.zst`` (its shards written and flushed before it) are written before
 ``repodata.json`` itself. So when ``repodata.json`` already holds the new bytes, every sibling
 was completed by an earlier run and the expensive compression is skipped, even after a crash
 between two renames.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +23,13 @@ import zstandard
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
 from sitegen.conda.records import Record, encode_repodata
+from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
 from sitegen.conda.version import RecordMatcher
-from sitegen.layout import METADATA_FILES
+from sitegen.layout import METADATA_FILES, retired_shards_path
 from sitegen.store.origins import Origins, write_origins
 from sitegen.store.site import Site, same_content
-from sitegen.sync.prune import prune_subdir
+from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir
+from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_shards
 
 log = logging.getLogger("sitegen")
 
@@ -62,33 +66,67 @@ def bz2_compress(data: bytes) -> bytes:
     return bz2.compress(data, 9)
 
 
-async def publish_subdir(site: Site, channel_path: str, meta: SubdirMetadata) -> list[str]:
-    """Publish the metadata of one subdir; returns the names of the files that changed."""
+async def publish_subdir(
+    site: Site,
+    channel_path: str,
+    meta: SubdirMetadata,
+    shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
+) -> list[str]:
+    """Publish the metadata of one subdir; returns the names of the files that changed.
+
+    Shards the index no longer names are deleted once unnamed for ``shard_grace_days``.
+    """
     directory = site.path(channel_path, meta.subdir)
     site.ensure_dir(directory)
     body = await trio.to_thread.run_sync(meta.encode)
     if same_content(directory / "repodata.json", body) and all(
         (directory / name).is_file() for name in METADATA_FILES
     ):
+        await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
         return []
     results: dict[str, bytes] = {}
 
     async def produce(name: str, func, *args) -> None:
         results[name] = await trio.to_thread.run_sync(func, *args)
 
+    async def produce_shards() -> None:
+        shards = await trio.to_thread.run_sync(write_shards, site, directory, meta.records)
+        results[SHARD_INDEX] = await trio.to_thread.run_sync(
+            index_bytes, directory, meta.subdir, shards.shards
+        )
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(produce, "repodata.json.zst", zstd_compress, body)
         nursery.start_soon(produce, "repodata.json.bz2", bz2_compress, body)
         nursery.start_soon(produce, "current_repodata.json", meta.encode_current)
+        nursery.start_soon(produce_shards)
     results["repodata.json"] = body
-    # All four are written to temporaries before the first rename, in one thread call (which
+    # All five are written to temporaries before the first rename, in one thread call (which
     # a cancellation cannot cut short): a full disk or a stop signal cannot leave a new .zst
     # beside an old repodata.json. repodata.json is renamed last.
     order = METADATA_FILES[1:] + METADATA_FILES[:1]
     written = await trio.to_thread.run_sync(
         site.write_many, [(directory / name, results[name]) for name in order]
     )
+    await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
     return [path.name for path in written]
+
+
+async def _prune_shards(site: Site, channel_path: str, subdir: str, grace_days: float) -> None:
+    """After the index is published: retire the shards it does not name (see prune_shards)."""
+    directory = site.path(channel_path, subdir)
+    index = await trio.to_thread.run_sync(read_index, directory)
+    if index is None:
+        return  # which shards are in use is unknown: keep them all
+    await trio.to_thread.run_sync(
+        prune_shards,
+        site,
+        directory / SHARDS_DIR,
+        named_files(index),
+        retired_shards_path(site.root, channel_path, subdir),
+        time.time(),
+        grace_days * 86400,
+    )
 
 
 def empty_metadata(subdir: str) -> SubdirMetadata:
@@ -120,7 +158,12 @@ def without_failed(meta: SubdirMetadata, failed: set[str]) -> SubdirMetadata:
 
 
 async def publish_target(
-    site: Site, channel_path: str, meta: SubdirMetadata, staged: list[str], origins: Origins
+    site: Site,
+    channel_path: str,
+    meta: SubdirMetadata,
+    staged: list[str],
+    origins: Origins,
+    shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
     their staging names), then prune the files nothing names any more. ``origins``: which
@@ -136,10 +179,11 @@ async def publish_target(
             site,
             channel_path,
             SubdirMetadata(meta.subdir, interim, meta.info, meta.removed, meta.extra),
+            shard_grace_days,
         )
         for fn in staged:
             site.commit(site.staging_for(directory / fn), directory / fn)
-    written = await publish_subdir(site, channel_path, meta)
+    written = await publish_subdir(site, channel_path, meta, shard_grace_days)
     # Prune only after the new metadata is in place.
     removed = await trio.to_thread.run_sync(prune_subdir, site, directory, set(meta.records))
     status = "published" if written else "unchanged"
@@ -150,8 +194,9 @@ async def publish_all(
     site: Site,
     targets: list[tuple[str, SubdirMetadata, list[str], Origins]],
     outcomes: dict[tuple[str, str], PublishOutcome],
+    shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
 ) -> None:
-    """Publish (channel path, metadata, staged) targets, two at a time, filling ``outcomes``
+    """Publish (channel path, metadata, staged, origins) targets, two at a time, filling ``outcomes``
     by (channel path, subdir) as each ends: a failed subdir keeps its previous state."""
     limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
 
@@ -160,7 +205,9 @@ async def publish_all(
     ) -> None:
         async with limiter:
             try:
-                outcome = await publish_target(site, channel_path, meta, staged, origins)
+                outcome = await publish_target(
+                    site, channel_path, meta, staged, origins, shard_grace_days
+                )
             except OSError as exc:
                 # A full disk or an I/O error: this subdir keeps its previous state.
                 outcome = PublishOutcome(

@@ -2,10 +2,12 @@
 
 For every published subdir: each record of ``repodata.json`` refers to a file with that size and
 sha256 (md5 when no sha256); ``.zst`` and ``.bz2`` decompress to exactly ``repodata.json``;
-``current_repodata.json`` lists only records of ``repodata.json``; no temporary files linger.
+``current_repodata.json`` lists only records of ``repodata.json``; the shard index names
+exactly the shards ``repodata.json`` makes and each exists and hashes to its name; no
+temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always) and corrupt files of passive mirrors are removed, so the fetcher fetches them anew;
-``.zst``, ``.bz2`` and ``current_repodata.json`` are rebuilt from ``repodata.json`` (the file
+``.zst``, ``.bz2``, ``current_repodata.json`` and the shards are rebuilt from ``repodata.json`` (the file
 published last, so the truth), and left-over temporaries are removed. Repairs happen only while
 holding the site lock, so a live ``sitegen mirror`` run is never disturbed.
 """
@@ -32,6 +34,7 @@ from sitegen.store.origins import Origins, load_origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.store.writer import open_disk_writer
 from sitegen.sync.publish import SubdirMetadata, bz2_compress, zstd_compress
+from sitegen.sync.publish_shards import rebuild_shards, shard_problems
 
 log = logging.getLogger("sitegen")
 
@@ -162,6 +165,19 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 await trio.to_thread.run_sync(
                     _repair_metadata, site, directory, relative, repodata, problems
                 )
+            # CEP-16: every named shard exists and hashes to its name; the index matches
+            # repodata.json. Repaired by rebuilding them from repodata.json.
+            shards = await trio.to_thread.run_sync(
+                shard_problems, directory, subdir, repodata.records
+            )
+            shard_found = [Problem(f"{relative}/{path}", "metadata", why) for path, why in shards]
+            report.problems.extend(shard_found)
+            if repair and shard_found:
+                await trio.to_thread.run_sync(
+                    rebuild_shards, site, directory, subdir, repodata.records
+                )
+                for problem in shard_found:
+                    problem.repaired = True
             to_repair += await _check_packages(site, channel, repodata, report, repair)
     for repair_ in to_repair:
         detail = "size or checksum mismatch" if repair_.kind == "corrupt" else "file is missing"

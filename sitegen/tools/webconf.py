@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
+from sitegen.conda.shards import SHARD_INDEX, SHARD_SUFFIX, SHARDS_DIR
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.resources import templates_dir
 
@@ -230,6 +231,9 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
 # --------------------------------------------------------------------------- rendering
 
 
+_SHARD_NAME_RE = "[0-9a-f]{64}" + re.escape(SHARD_SUFFIX)
+
+
 def _regex(value: str) -> str:
     """Escape a validated path for a PCRE inside double quotes (nginx, Apache)."""
     return re.sub(r"([.+\-])", r"\\\1", value)
@@ -262,6 +266,10 @@ def render(conf: Webconf) -> str:
         short_cache=SHORT_CACHE,
         long_cache=LONG_CACHE,
         package_re=r"\.(?:conda|tar\.bz2)",
+        shard_index=SHARD_INDEX,
+        # CEP-16 shards: nginx matches the URI, Apache the file name.
+        shard_re=f"/{SHARDS_DIR}/{_SHARD_NAME_RE}",
+        shard_file_re=f"^{_SHARD_NAME_RE}$",
     )
     return re.sub(r"\n{3,}", "\n\n", text)
 

@@ -1,0 +1,145 @@
+"""Write a subdir's CEP-16 shards and build its shard index; check them for ``sitegen verify``.
+
+Shards are content-addressed and immutable: a shard already on disk is never written again, so
+a run in which ten names changed writes ten shards. They are flushed to disk before the index
+that names them is published (with the other metadata siblings, before ``repodata.json``), so
+no published index ever names a shard a crash could lose. The index itself is rewritten only
+when the names or hashes it lists change; otherwise it keeps its bytes (and ``created_at``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sitegen.conda.records import Record
+from sitegen.conda.shards import (
+    SHARD_INDEX,
+    SHARDS_BASE_URL,
+    SHARDS_DIR,
+    ShardError,
+    ShardIndex,
+    created_at_now,
+    decode_index,
+    encode_index,
+    iter_shards,
+    shard_filename,
+)
+from sitegen.store.site import Site
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenShards:
+    shards: dict[str, bytes]  # name -> sha256, what the index will list
+    written: int  # shard files new on disk
+
+
+def write_shards(
+    site: Site, directory: Path, records: Mapping[str, Record], *, reread: bool = False
+) -> WrittenShards:
+    """Write every shard of ``records`` not yet in ``directory/shards/``, each synced to disk.
+
+    ``reread``: compare the bytes of shards already there, not only their size (a repair).
+    """
+    shards_dir = directory / SHARDS_DIR
+    index: dict[str, bytes] = {}
+    written = 0
+    for shard in iter_shards(records):
+        index[shard.name] = shard.digest
+        target = shards_dir / shard.filename
+        try:
+            # Content-addressed: a file of this name and size already holds these bytes
+            # (`sitegen verify` re-hashes them).
+            if target.stat().st_size == len(shard.data) and not reread:
+                continue
+        except FileNotFoundError:
+            site.ensure_dir(shards_dir)
+        # Each on disk before the index naming it is published. One fsync per new shard: a
+        # handful per run; a first run at conda-forge scale pays ~34,000 (the run's single
+        # flush of downloads happens before shards exist).
+        if site.write_bytes(target, shard.data):
+            written += 1
+    return WrittenShards(shards=index, written=written)
+
+
+def read_index(directory: Path) -> ShardIndex | None:
+    """The published shard index of a subdir, or None when absent or unreadable."""
+    try:
+        return decode_index((directory / SHARD_INDEX).read_bytes())
+    except (FileNotFoundError, ShardError):
+        return None
+
+
+def index_bytes(directory: Path, subdir: str, shards: Mapping[str, bytes]) -> bytes:
+    """The shard index to publish: the current file when it lists exactly ``shards``."""
+    current = directory / SHARD_INDEX
+    try:
+        data = current.read_bytes()
+        published = decode_index(data)
+    except (FileNotFoundError, ShardError):
+        published = None
+    if (
+        published is not None
+        and published.subdir == subdir
+        and published.shards == dict(shards)
+        and published.base_url == ""
+        and published.shards_base_url == SHARDS_BASE_URL
+    ):
+        return data
+    return encode_index(subdir, shards, created_at_now())
+
+
+def named_files(index: ShardIndex | None) -> set[str]:
+    """The shard file names an index names."""
+    return {shard_filename(d) for d in index.shards.values()} if index else set()
+
+
+def shard_problems(
+    directory: Path, subdir: str, records: Mapping[str, Record]
+) -> list[tuple[str, str]]:
+    """What is wrong with a subdir's shards, each as (file relative to the subdir, detail).
+
+    The index must list exactly the shards ``records`` (from ``repodata.json``) make, and every
+    shard it names must exist and hash to its name.
+    """
+    try:
+        index = decode_index((directory / SHARD_INDEX).read_bytes())
+    except FileNotFoundError:
+        return [(SHARD_INDEX, "missing")]
+    except ShardError as exc:
+        return [(SHARD_INDEX, str(exc))]
+    problems: list[tuple[str, str]] = []
+    if index.subdir != subdir or index.shards_base_url != SHARDS_BASE_URL:
+        problems.append((SHARD_INDEX, f"describes {index.subdir!r} at {index.shards_base_url!r}"))
+    expected = {shard.name: shard.digest for shard in iter_shards(records)}
+    if index.shards != expected:
+        differ = sorted(
+            n
+            for n in expected.keys() | index.shards.keys()
+            if expected.get(n) != index.shards.get(n)
+        )
+        problems.append(
+            (
+                SHARD_INDEX,
+                f"does not match repodata.json for {len(differ)} names, e.g. {differ[0]!r}",
+            )
+        )
+    for name, digest in sorted(index.shards.items()):
+        relative = f"{SHARDS_DIR}/{shard_filename(digest)}"
+        try:
+            data = (directory / relative).read_bytes()
+        except FileNotFoundError:
+            problems.append((relative, f"missing (shard of {name!r})"))
+            continue
+        if hashlib.sha256(data).digest() != digest:
+            problems.append((relative, f"does not hash to its name (shard of {name!r})"))
+    return problems
+
+
+def rebuild_shards(site: Site, directory: Path, subdir: str, records: Mapping[str, Record]) -> None:
+    """Make a subdir's shards and index what ``records`` say again (``sitegen verify --repair``):
+    shards re-written where missing or damaged, then the index."""
+    written = write_shards(site, directory, records, reread=True)
+    site.write_bytes(directory / SHARD_INDEX, index_bytes(directory, subdir, written.shards))

@@ -1,0 +1,360 @@
+"""CEP-16 end to end: a mirrored site serves sharded repodata that a real client (py-rattler,
+through real nginx) solves and installs from, reading only shards; every shard says exactly
+what ``repodata.json`` says; a rerun after one upstream change writes only that name's shard;
+``sitegen verify`` finds and repairs damaged shards."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from rattler import Gateway, SourceConfig, Subdir, install
+
+from sitegen.conda.records import REASON_UNMIRRORED_SECTION
+from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+from sitegen.tools.verify import verify_site
+from sitegen.tools.webconf import LONG_CACHE, SHORT_CACHE
+from sitegen.web.render import render_site
+from testkit.apache import require_server, webconf_server, world_readable_dir
+from testkit.client import make_client, make_gateway, solve_records
+from testkit.invariant import assert_site_invariant
+from testkit.site import channel_config, read_repodata
+from testkit.upstream import ExampleUpstream
+
+pytestmark = pytest.mark.integration
+
+CHANNEL = "cloud/example"
+SUBDIRS = ("linux-64", "noarch")
+
+
+async def mirror(config: Any) -> Any:
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert not report.failed
+    return report
+
+
+def sharded_gateway(cache_dir: Path, *, sharded: bool) -> Gateway:
+    if not sharded:
+        return make_gateway(cache_dir)
+    return Gateway(
+        cache_dir=cache_dir,
+        default_config=SourceConfig(sharded_enabled=True),
+        client=make_client(),
+        max_concurrent_requests=8,
+    )
+
+
+def shard_names(directory: Path) -> set[str]:
+    return {p.name for p in (directory / SHARDS_DIR).iterdir()}
+
+
+def assert_shards_match_repodata(directory: Path) -> None:
+    """Every name of repodata.json has a shard in the index holding exactly its records."""
+    repodata = read_repodata(directory)
+    by_name: dict[str, dict[str, dict[str, Any]]] = {}
+    for key in ("packages", "packages.conda"):
+        for fn, record in repodata[key].items():
+            by_name.setdefault(record["name"], {"packages": {}, "packages.conda": {}})
+            by_name[record["name"]][key][fn] = record
+    index = decode_index((directory / SHARD_INDEX).read_bytes())
+    assert index.subdir == directory.name
+    assert set(index.shards) == set(by_name)
+    for name, digest in index.shards.items():
+        data = (directory / SHARDS_DIR / f"{digest.hex()}.msgpack.zst").read_bytes()
+        assert hashlib.sha256(data).digest() == digest
+        assert decode_shard(data) == by_name[name], name
+
+
+async def test_rattler_solves_and_installs_from_shards_alone(
+    example_upstream: ExampleUpstream, nginx_server_factory, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    await mirror(channel_config(site, example_upstream.url))
+    nginx = nginx_server_factory(site)
+    url = f"{nginx.url}/{CHANNEL}"
+
+    def solve(sharded: bool) -> list[Any]:
+        gateway = sharded_gateway(tmp_path / f"cache-{sharded}", sharded=sharded)
+        return asyncio.run(
+            solve_records([url], ["numpy", "pip"], cache_dir=tmp_path, gateway=gateway)
+        )
+
+    sharded = await trio.to_thread.run_sync(solve, True)
+    log = nginx.access_log_lines()
+    for subdir in SUBDIRS:
+        assert any(f"200 GET /{CHANNEL}/{subdir}/{SHARD_INDEX} " in line for line in log), log
+    shard_gets = [line for line in log if f"/{SHARDS_DIR}/" in line]
+    assert shard_gets and all(line.startswith("200 ") for line in shard_gets), log
+    assert not [line for line in log if "repodata.json" in line], log
+
+    monolithic = await trio.to_thread.run_sync(solve, False)
+    assert any("/linux-64/repodata.json" in line for line in nginx.access_log_lines())
+
+    def chosen(records: list[Any]) -> list[tuple[str, str, str, str]]:
+        return sorted((r.name.normalized, str(r.version), r.build, r.url) for r in records)
+
+    assert chosen(sharded) == chosen(monolithic)
+    assert {r.name.normalized for r in sharded} >= {"numpy", "python", "pip", "zlib"}
+
+    prefix = tmp_path / "env"
+    await trio.to_thread.run_sync(
+        lambda: asyncio.run(
+            install(
+                sharded,
+                target_prefix=prefix,
+                cache_dir=tmp_path / "pkgs",
+                platform=Subdir("linux-64"),
+                execute_link_scripts=False,
+                show_progress=False,
+                client=make_client(),
+            )
+        )
+    )
+    assert (prefix / "conda-meta").is_dir()
+    for record in sharded:
+        assert (
+            prefix / "conda-meta" / f"{record.name.normalized}-{record.version}-{record.build}.json"
+        ).is_file()
+
+
+async def test_every_shard_says_what_repodata_says_and_a_rerun_writes_one_shard(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url, subdirs="[linux-64, noarch]")
+    await mirror(config)
+    assert_site_invariant(site)
+    for subdir in SUBDIRS:
+        assert_shards_match_repodata(site / CHANNEL / subdir)
+    linux = site / CHANNEL / "linux-64"
+    before = shard_names(linux)
+    index_before = (linux / SHARD_INDEX).read_bytes()
+
+    await mirror(config)  # no change upstream
+    assert shard_names(linux) == before
+    assert (linux / SHARD_INDEX).read_bytes() == index_before
+
+    # Upstream gains one build of zlib: only zlib's shard is new.
+    packages = example_upstream.packages
+    new_zlib = PackageSpec(name="zlib", version="1.3.2", build="h1234567_0", timestamp_ms=1)
+    write_channel(example_upstream.root, [*packages, new_zlib], zst=True)
+    await mirror(config)
+    assert_site_invariant(site)
+    added = shard_names(linux) - before
+    assert len(added) == 1
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    assert f"{index.shards['zlib'].hex()}.msgpack.zst" in added
+    assert shard_names(linux) >= before  # the old zlib shard stays for the grace period
+    for subdir in SUBDIRS:
+        assert_shards_match_repodata(site / CHANNEL / subdir)
+
+
+async def test_odd_names_and_unicode_fields(
+    upstream_server_factory, nginx_server_factory, tmp_path: Path
+) -> None:
+    """Names that are reserved words elsewhere (msgpack/JSON literals, Windows devices,
+    the index's own keys) and non-ASCII field values round-trip and solve."""
+    odd = ["nul", "con", "true", "null", "packages", "shards", "version", "info", "a.b_c-d"]
+    specs = [
+        PackageSpec(
+            name=name,
+            version="1.0",
+            build="h0_0",
+            license="Lizenz: MIT — © Ünïcødé 日本",
+            timestamp_ms=1_700_000_000_000,
+            extra={"summary": "Ärger ✓"},
+        )
+        for name in odd
+    ]
+    root = tmp_path / "upstream"
+    write_channel(root, [*example_packages(seed=0), *specs], zst=True)
+    upstream = upstream_server_factory(root)
+    site = tmp_path / "site"
+    await mirror(channel_config(site, upstream.url))
+    linux = site / CHANNEL / "linux-64"
+    assert_shards_match_repodata(linux)
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    assert set(odd) <= set(index.shards)
+    shard = decode_shard(
+        (linux / SHARDS_DIR / f"{index.shards['nul'].hex()}.msgpack.zst").read_bytes()
+    )
+    (record,) = shard["packages.conda"].values()
+    assert record["license"] == "Lizenz: MIT — © Ünïcødé 日本"
+
+    nginx = nginx_server_factory(site)
+    gateway = sharded_gateway(tmp_path / "cache", sharded=True)
+    records = await trio.to_thread.run_sync(
+        lambda: asyncio.run(
+            solve_records([f"{nginx.url}/{CHANNEL}"], odd, cache_dir=tmp_path, gateway=gateway)
+        )
+    )
+    assert {r.name.normalized for r in records} == set(odd)
+    assert not [line for line in nginx.access_log_lines() if "repodata.json" in line]
+
+
+async def test_verify_finds_and_repairs_damaged_shards(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    linux = site / CHANNEL / "linux-64"
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    missing = linux / SHARDS_DIR / f"{index.shards['zlib'].hex()}.msgpack.zst"
+    corrupt = linux / SHARDS_DIR / f"{index.shards['numpy'].hex()}.msgpack.zst"
+    missing.unlink()
+    corrupt.write_bytes(bytes(b ^ 0xFF for b in corrupt.read_bytes()))
+    noarch_index = site / CHANNEL / "noarch" / SHARD_INDEX
+    noarch_index.unlink()
+
+    report = await verify_site(config)
+    found = {p.path: p.detail for p in report.problems}
+    assert not report.ok
+    assert set(found) == {
+        f"{CHANNEL}/linux-64/{SHARDS_DIR}/{missing.name}",
+        f"{CHANNEL}/linux-64/{SHARDS_DIR}/{corrupt.name}",
+        f"{CHANNEL}/noarch/{SHARD_INDEX}",
+    }, found
+    assert "missing" in found[f"{CHANNEL}/linux-64/{SHARDS_DIR}/{missing.name}"]
+
+    report = await verify_site(config, repair=True)
+    assert report.ok and report.problems
+    assert (await verify_site(config)).problems == []
+    assert_site_invariant(site)
+    for subdir in SUBDIRS:
+        assert_shards_match_repodata(site / CHANNEL / subdir)
+
+
+async def test_a_stale_index_is_reported(example_upstream: ExampleUpstream, tmp_path: Path) -> None:
+    """An index that does not match repodata.json (a record changed behind its back)."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    linux = site / CHANNEL / "linux-64"
+    document = json.loads((linux / "repodata.json").read_bytes())
+    record = next(iter(document["packages.conda"].values()))
+    record["depends"] = [*record.get("depends", []), "extra-dep"]
+    (linux / "repodata.json").write_bytes(json.dumps(document).encode())
+    report = await verify_site(config)
+    details = [p.detail for p in report.problems if p.path.endswith(SHARD_INDEX)]
+    assert details and "does not match repodata.json" in details[0], report.problems
+    assert record["name"] in details[0]
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def _get(url: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    with world_readable_dir() as path:
+        yield path
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_webconf_serves_shards_immutable_and_the_index_short_lived(
+    server: str, example_upstream: ExampleUpstream, public_dir: Path
+) -> None:
+    require_server(server)
+    site = public_dir / "site"
+    config = channel_config(site, example_upstream.url)
+    trio.run(mirror, config)
+    prefix = "/conda"
+    running = webconf_server(server, config, public_dir / "state", prefix=prefix)
+    linux = site / CHANNEL / "linux-64"
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    shard = f"{index.shards['numpy'].hex()}.msgpack.zst"
+    (site / CHANNEL / "noarch" / SHARD_INDEX).unlink()
+    with running:
+        base = f"{prefix}/{CHANNEL}/linux-64"
+        status, headers, body = _get(running.url, f"{base}/{SHARD_INDEX}")
+        assert status == 200 and body == (linux / SHARD_INDEX).read_bytes()
+        assert headers["content-type"] == "application/octet-stream"
+        assert headers["cache-control"] == SHORT_CACHE
+        assert "content-encoding" not in headers
+        status, headers, body = _get(running.url, f"{base}/{SHARDS_DIR}/{shard}")
+        assert status == 200 and hashlib.sha256(body).hexdigest() == shard.split(".")[0]
+        assert headers["content-type"] == "application/octet-stream"
+        assert headers["cache-control"] == LONG_CACHE
+        assert "content-encoding" not in headers
+        # Absent: 404 (clients fall back to repodata.json on 404 only), never cached long.
+        for path in (
+            f"{prefix}/{CHANNEL}/noarch/{SHARD_INDEX}",
+            f"{base}/{SHARDS_DIR}/{'0' * 64}.msgpack.zst",
+        ):
+            status, headers, _ = _get(running.url, path)
+            assert status == 404, path
+            assert "immutable" not in headers.get("cache-control", ""), path
+        # repodata.json keeps its type and cache.
+        status, headers, _ = _get(running.url, f"{base}/repodata.json")
+        assert (status, headers["content-type"], headers["cache-control"]) == (
+            200,
+            "application/json",
+            SHORT_CACHE,
+        )
+
+
+async def test_the_subdir_page_lists_the_shard_index_not_the_shards(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    await trio.to_thread.run_sync(render_site, config)
+    page = (site / CHANNEL / "linux-64" / "index.html").read_text(encoding="utf-8")
+    assert SHARD_INDEX in page
+    assert f"{SHARDS_DIR}/" not in page
+    assert ".msgpack.zst" not in page.replace(SHARD_INDEX, "")
+
+
+async def test_a_v3_section_is_not_published_and_the_run_says_why(
+    tmp_path: Path, upstream_server_factory
+) -> None:
+    root = tmp_path / "upstream"
+    v3_record = {"name": "numpy", "version": "3.0.0", "build": "0", "size": 1, "sha256": "0" * 64}
+    extra = {
+        "info": {"repodata_revisions": {"v3": {"n_packages": 1}}},
+        "v3": {"conda": {"numpy-3.0.0-0": v3_record}},
+        "x_future_key": {"list": [1, 2]},
+    }
+    write_channel(root, example_packages(seed=0), extra, zst=True)
+    server = upstream_server_factory(root)
+    site = tmp_path / "site"
+    report = await mirror(channel_config(site, server.url))
+    for subdir in SUBDIRS:
+        document = read_repodata(site / CHANNEL / subdir)
+        assert "v3" not in document and "repodata_revisions" not in document["info"]
+        assert document["x_future_key"] == {"list": [1, 2]}
+        rejected = report.mirrors[0].subdirs[subdir].rejected
+        assert rejected == {REASON_UNMIRRORED_SECTION: 1}, rejected
+        assert_shards_match_repodata(site / CHANNEL / subdir)
+
+
+async def test_a_passive_mirror_publishes_shards_too(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    await mirror(channel_config(site, example_upstream.url, extra="mode: passive"))
+    for subdir in SUBDIRS:
+        assert_shards_match_repodata(site / CHANNEL / subdir)
+    index = decode_index((site / CHANNEL / "linux-64" / SHARD_INDEX).read_bytes())
+    assert {"numpy", "python", "zlib"} <= set(index.shards)

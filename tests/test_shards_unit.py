@@ -1,0 +1,295 @@
+"""CEP-16 shards without a network: the format, determinism, publishing order, incremental
+writes and grace-period pruning."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import zstandard
+
+from sitegen.conda.records import REASON_UNMIRRORED_SECTION, Record, parse_repodata
+from sitegen.conda.shards import (
+    SHARD_INDEX,
+    SHARDS_DIR,
+    build_shard,
+    decode_index,
+    decode_shard,
+    encode_index,
+    iter_shards,
+)
+from sitegen.config.load import ConfigError
+from sitegen.store.site import Site
+from sitegen.sync import inputs
+from sitegen.sync.inputs import InputsDigest
+from sitegen.sync.prune import expire_shards, prune_shards
+from sitegen.sync.publish import SubdirMetadata, publish_subdir
+from sitegen.sync.publish_shards import shard_problems
+from testkit.site import site_config
+
+pytestmark = pytest.mark.unit
+
+DAY = 86400.0
+
+
+def raw(name: str, version: str, build: str = "h0_0", **fields: Any) -> dict[str, Any]:
+    seed = f"{name}-{version}-{build}".encode()
+    return {
+        "name": name,
+        "version": version,
+        "build": build,
+        "build_number": 0,
+        "depends": [],
+        "md5": hashlib.md5(seed).hexdigest(),
+        "sha256": hashlib.sha256(seed).hexdigest(),
+        "size": 100 + len(seed),
+        "subdir": "linux-64",
+        **fields,
+    }
+
+
+def records(*raws: dict[str, Any], suffix: str = ".conda") -> dict[str, Record]:
+    out = {}
+    for r in raws:
+        fn = f"{r['name']}-{r['version']}-{r['build']}{suffix}"
+        out[fn] = Record(fn=fn, subdir="linux-64", raw=r)
+    return out
+
+
+def shard_files(directory: Path) -> set[str]:
+    shards = directory / SHARDS_DIR
+    return {p.name for p in shards.iterdir()} if shards.is_dir() else set()
+
+
+# --------------------------------------------------------------------------- format
+
+
+def test_a_shard_holds_each_record_with_binary_checksums_and_a_sized_frame() -> None:
+    conda = records(raw("zlib", "1.3.1", license="Zlib — ©", timestamp=1700000000000))
+    tar = records(raw("zlib", "1.2.13"), suffix=".tar.bz2")
+    shard = build_shard("zlib", [*conda.values(), *tar.values()])
+
+    assert shard.digest == hashlib.sha256(shard.data).digest()
+    assert shard.filename == f"{shard.digest.hex()}.msgpack.zst"
+    plain = zstandard.ZstdDecompressor().decompress(shard.data)
+    # conda decompresses with the size from the frame header: it must be there.
+    assert zstandard.frame_content_size(shard.data) == len(plain)
+    document = msgspec.msgpack.decode(plain)
+    assert set(document) == {"packages", "packages.conda"}
+    (packed,) = document["packages.conda"].values()
+    assert isinstance(packed["sha256"], bytes) and len(packed["sha256"]) == 32
+    assert isinstance(packed["md5"], bytes) and len(packed["md5"]) == 16
+    decoded = decode_shard(shard.data)
+    assert decoded["packages.conda"] == {fn: r.raw for fn, r in conda.items()}
+    assert decoded["packages"] == {fn: r.raw for fn, r in tar.items()}
+
+
+def test_a_shard_has_a_packages_map_even_with_conda_records_only() -> None:
+    # rattler requires the "packages" key.
+    shard = build_shard("zlib", records(raw("zlib", "1.3.1")).values())
+    assert msgspec.msgpack.decode(zstandard.decompress(shard.data))["packages"] == {}
+
+
+def test_shards_are_deterministic() -> None:
+    first = raw("zlib", "1.3.1", license="Zlib", depends=["libc"])
+    reordered = dict(reversed(list(first.items())))
+    second = raw("zlib", "1.2.13")
+    a = list(iter_shards(records(first, second)))
+    b = list(iter_shards(records(second, reordered)))
+    assert [(s.name, s.data) for s in a] == [(s.name, s.data) for s in b]
+
+
+def test_one_shard_per_name_in_name_order() -> None:
+    shards = list(iter_shards(records(raw("b", "1"), raw("a", "1"), raw("a", "2"))))
+    assert [s.name for s in shards] == ["a", "b"]
+    assert set(decode_shard(shards[0].data)["packages.conda"]) == {
+        "a-1-h0_0.conda",
+        "a-2-h0_0.conda",
+    }
+
+
+def test_the_index_names_each_shard_by_raw_sha256_with_a_relative_base() -> None:
+    shards = {s.name: s.digest for s in iter_shards(records(raw("zlib", "1"), raw("nul", "1")))}
+    data = encode_index("linux-64", shards, "2026-12-05T00:00:00Z")
+    plain = zstandard.ZstdDecompressor().decompress(data)
+    assert zstandard.frame_content_size(data) == len(plain)
+    document = msgspec.msgpack.decode(plain)
+    assert document["version"] == 1
+    assert document["info"] == {
+        "base_url": "",
+        "shards_base_url": "./shards/",
+        "subdir": "linux-64",
+        "created_at": "2026-12-05T00:00:00Z",
+    }
+    # msgpack bin (0xc4, length 32), never an array of integers.
+    assert all(isinstance(v, bytes) and len(v) == 32 for v in document["shards"].values())
+    assert plain.count(b"\xc4\x20") >= 2
+    assert decode_index(data).shards == shards
+    assert encode_index("linux-64", shards, "2026-12-05T00:00:00Z") == data
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+class RecordingSite(Site):
+    """A site that notes, in order, which files it writes."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.events: list[str] = []
+
+    def write_bytes(self, target: Path, data: bytes, *, durable: bool = True) -> bool:
+        written = super().write_bytes(target, data, durable=durable)
+        if written:
+            self.events.append(target.name)
+        return written
+
+    def write_many(self, items: list[tuple[Path, bytes]]) -> list[Path]:
+        written = super().write_many(items)
+        self.events.extend(p.name for p in written)
+        return written
+
+
+async def publish(site: Site, recs: dict[str, Record], grace_days: float = 7.0) -> list[str]:
+    meta = SubdirMetadata("linux-64", recs, extra={"repodata_version": 1})
+    return await publish_subdir(site, "chan", meta, grace_days)
+
+
+async def test_shards_are_written_before_the_index_and_the_index_before_repodata(
+    tmp_path: Path,
+) -> None:
+    site = RecordingSite(tmp_path)
+    await publish(site, records(raw("zlib", "1"), raw("python", "3.12")))
+    shards = [e for e in site.events if e.endswith(".msgpack.zst") and e != SHARD_INDEX]
+    assert len(shards) == 2
+    position = {name: i for i, name in enumerate(site.events)}
+    assert max(position[s] for s in shards) < position[SHARD_INDEX] < position["repodata.json"]
+    directory = tmp_path / "chan" / "linux-64"
+    assert (
+        shard_problems(directory, "linux-64", records(raw("zlib", "1"), raw("python", "3.12")))
+        == []
+    )
+
+
+async def test_an_empty_subdir_gets_an_empty_index(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    await publish(site, {})
+    index = decode_index((tmp_path / "chan" / "linux-64" / SHARD_INDEX).read_bytes())
+    assert (index.subdir, index.shards) == ("linux-64", {})
+
+
+async def test_a_rerun_writes_only_the_shards_of_changed_names(tmp_path: Path) -> None:
+    site = RecordingSite(tmp_path)
+    directory = tmp_path / "chan" / "linux-64"
+    base = [raw(f"pkg{i}", "1") for i in range(20)]
+    await publish(site, records(*base))
+    assert len(shard_files(directory)) == 20
+    index_before = (directory / SHARD_INDEX).read_bytes()
+
+    site.events.clear()
+    assert await publish(site, records(*base)) == []
+    assert site.events == []  # a no-op run writes nothing, not even the index
+    assert (directory / SHARD_INDEX).read_bytes() == index_before
+
+    changed = [*base[:3], raw("pkg3", "1", license="MIT"), *base[4:], raw("pkg3", "2")]
+    await publish(site, records(*changed))
+    new_shards = [e for e in site.events if e.endswith(".msgpack.zst") and e != SHARD_INDEX]
+    assert len(new_shards) == 1
+    index = decode_index((directory / SHARD_INDEX).read_bytes())
+    assert shard_files(directory) >= {f"{d.hex()}.msgpack.zst" for d in index.shards.values()}
+    # pkg3's previous shard stays for the grace period.
+    assert len(shard_files(directory)) == 21
+
+
+async def test_shards_no_longer_named_are_pruned_after_the_grace_period(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    directory = tmp_path / "chan" / "linux-64"
+    await publish(site, records(raw("zlib", "1")))
+    (old,) = shard_files(directory)
+    await publish(site, records(raw("zlib", "2")), grace_days=7)
+    assert old in shard_files(directory)  # within the grace period
+    await publish(site, records(raw("zlib", "2")), grace_days=0)
+    assert old not in shard_files(directory)
+    assert len(shard_files(directory)) == 1
+
+
+def test_expiry_counts_from_when_a_shard_was_first_seen_unnamed() -> None:
+    expired, since = expire_shards({"a", "b"}, {"a": 0.0}, now=7 * DAY, grace=7 * DAY)
+    assert (expired, since) == (["a"], {"b": 7 * DAY})
+    # Named again: forgotten, so a later retirement starts a new grace period.
+    assert expire_shards(set(), since, now=8 * DAY, grace=7 * DAY) == ([], {})
+
+
+def test_a_named_shard_is_never_pruned(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    shards_dir = tmp_path / "shards"
+    shards_dir.mkdir()
+    named = "a" * 64 + ".msgpack.zst"
+    unnamed = "b" * 64 + ".msgpack.zst"
+    for name in (named, unnamed, "notes.txt"):
+        (shards_dir / name).write_bytes(b"x")
+    state = tmp_path / "state.json"
+    state.write_bytes(msgspec.json.encode({named: 0.0, unnamed: 0.0}))
+    removed = prune_shards(site, shards_dir, {named}, state, now=30 * DAY, grace=7 * DAY)
+    assert removed == [unnamed]
+    assert {p.name for p in shards_dir.iterdir()} == {named, "notes.txt"}
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def test_grace_days_is_configurable(tmp_path: Path) -> None:
+    body = "channels:\n  c: {url: 'https://example.org/c', subdirs: [noarch]}\n"
+    assert site_config(tmp_path, body).shard_grace_days == 7.0
+    assert site_config(tmp_path, "shards: {grace_days: 2.5}\n" + body).shard_grace_days == 2.5
+    with pytest.raises(ConfigError, match="grace_days"):
+        site_config(tmp_path, "shards: {grace_days: -1}\n" + body)
+    with pytest.raises(ConfigError, match="unknown key"):
+        site_config(tmp_path, "shards: {keep: 1}\n" + body)
+
+
+# --------------------------------------------------------------------------- CEP-48 v3
+
+
+def test_v3_and_other_sections_listing_packages_are_dropped_with_a_reason() -> None:
+    record = raw("example", "3.0.0", build="0")
+    document = {
+        "info": {
+            "subdir": "linux-64",
+            "repodata_revisions": {"v3": {"n_packages": 1}},
+            "x_vendor": "kept",
+        },
+        "packages": {},
+        "packages.conda": {"example-1.0-h0_0.conda": raw("example", "1.0")},
+        "v3": {"conda": {"example-3.0.0-0": record}, "tar.bz2": {}},
+        "v4": {},
+        "packages.whl": {"example-3.0.0-py3-none-any.whl": record},
+        "x_future_key": {"shards": False, "list": [1, 2], "nested": {"name": "not a record"}},
+        "repodata_version": 1,
+    }
+    parsed = parse_repodata(msgspec.json.encode(document), "linux-64")
+    assert set(parsed.records) == {"example-1.0-h0_0.conda"}
+    assert parsed.extra == {"x_future_key": document["x_future_key"], "repodata_version": 1}
+    assert parsed.rejected == {
+        "[v3]": REASON_UNMIRRORED_SECTION,
+        "[v4]": REASON_UNMIRRORED_SECTION,
+        "[packages.whl]": REASON_UNMIRRORED_SECTION,
+    }
+    # No revision is published, so none is announced.
+    assert parsed.info == {"subdir": "linux-64", "x_vendor": "kept"}
+
+
+def test_a_site_built_before_shards_existed_is_rebuilt_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inputs of a run include what it publishes: a site whose last run wrote no shard
+    index is not taken as up to date by an unchanged upstream."""
+    body = "channels:\n  c: {url: 'https://example.org/c', subdirs: [noarch]}\n"
+    config = site_config(tmp_path, body)
+    now = InputsDigest(config, list(config.channels)).hexdigest()
+    before_shards = tuple(n for n in inputs.METADATA_FILES if n != SHARD_INDEX)
+    monkeypatch.setattr(inputs, "METADATA_FILES", before_shards)
+    assert InputsDigest(config, list(config.channels)).hexdigest() != now
