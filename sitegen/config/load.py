@@ -139,6 +139,25 @@ class DownloadSettings:
 
 
 @dataclass(frozen=True)
+class HistoryRetention:
+    """How many run records the ledger keeps; a record goes when it is past either bound."""
+
+    # A mirror run every 10 minutes makes 144 records a day: 1000 is about a week of them, and
+    # a year is the bound for the sites that run rarely.
+    keep_runs: int = 1000
+    keep_days: int = 365
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Commands (argv, no shell) run after a run with its summary as JSON on stdin."""
+
+    on_failure: tuple[str, ...] = ()
+    on_success: tuple[str, ...] = ()
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     output: Path
     channels: tuple[ChannelConfig, ...]
@@ -148,6 +167,9 @@ class SiteConfig:
     download: DownloadSettings = field(default_factory=DownloadSettings)
     max_delete_fraction: float = 0.5
     source: Path | None = None
+    min_free_space: int = 0  # bytes a run must leave free on the site's filesystem
+    history: HistoryRetention = field(default_factory=HistoryRetention)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @property
     def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:
@@ -557,7 +579,48 @@ def _raw_keys(node: _Node) -> set[str]:
     return set()
 
 
-_TOP_KEYS = ("output", "base_url", "title", "download", "prune", "filters", "channels")
+_TOP_KEYS = (
+    "output",
+    "base_url",
+    "title",
+    "download",
+    "prune",
+    "filters",
+    "channels",
+    "min_free_space",
+    "history",
+    "notify",
+)
+
+
+def _free_space(node: _Node) -> int:
+    try:
+        return parse_size(node.scalar())
+    except ValueError as exc:
+        raise node.error(str(exc)) from None
+
+
+def _history(node: _Node) -> HistoryRetention:
+    keys = node.mapping(("keep_runs", "keep_days"))
+    default = HistoryRetention()
+    return HistoryRetention(
+        keep_runs=keys["keep_runs"].integer(1) if "keep_runs" in keys else default.keep_runs,
+        keep_days=keys["keep_days"].integer(1) if "keep_days" in keys else default.keep_days,
+    )
+
+
+def _notify(node: _Node) -> NotifySettings:
+    keys = node.mapping(("on_failure", "on_success", "timeout"))
+    commands = {}
+    for key in ("on_failure", "on_success"):
+        if key in keys:
+            if not isinstance(keys[key].node, yaml.SequenceNode):
+                raise keys[key].error("expected a command as a list of arguments, e.g. [curl, ...]")
+            commands[key] = keys[key].strings()
+            if not commands[key]:
+                raise keys[key].error("the command is empty")
+    timeout = keys["timeout"].number(0.1) if "timeout" in keys else NotifySettings().timeout
+    return NotifySettings(**commands, timeout=timeout)
 
 
 def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | None = None):
@@ -598,6 +661,9 @@ def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | No
         if "max_fraction" in prune:
             max_delete = prune["max_fraction"].number(0.0, 1.0)
     site_filters = _filters(keys.get("filters"))
+    min_free_space = _free_space(keys["min_free_space"]) if "min_free_space" in keys else 0
+    history = _history(keys["history"]) if "history" in keys else HistoryRetention()
+    notify = _notify(keys["notify"]) if "notify" in keys else NotifySettings()
     if "channels" not in keys:
         raise top.error("missing required key 'channels'")
     channels_node = keys["channels"]
@@ -614,6 +680,9 @@ def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | No
         download=download,
         max_delete_fraction=max_delete,
         source=(base_dir / filename) if base_dir else None,
+        min_free_space=min_free_space,
+        history=history,
+        notify=notify,
     )
     for channel, child in zip(channels, channels_node.mapping(()).values(), strict=True):
         for mirror in channel.mirrors:

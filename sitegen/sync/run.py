@@ -50,6 +50,7 @@ from sitegen.sync.report import (
     MirrorSubdirReport,
     RunReport,
 )
+from sitegen.sync.space import room_for_downloads
 
 log = logging.getLogger("sitegen")
 
@@ -277,6 +278,8 @@ class _Run:
             self._report_dry_run(targets)
             return
         self.built_from.forget()
+        if not room_for_downloads(targets, self.config.min_free_space, self.report):  # space.py
+            return
         await self._download_all(targets)
         if not await self._downloads_on_disk(targets):
             return
