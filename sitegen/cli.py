@@ -60,6 +60,7 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
     finally:
         # Pages show every run, failed and stopped ones too; a dry run changes nothing.
         if started and not args.dry_run:
+            _prune_history(config)
             rendered = _render_pages(config)
     if args.dry_run:
         for channel in report.channels:
@@ -71,11 +72,32 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
             )
     if report.status == STOPPED:
         log.error("run %s stopped; published files are consistent", report.id)
-        return EXIT_INTERRUPTED
-    if report.failed:
+        status = EXIT_INTERRUPTED
+    elif report.failed:
         log.error("run %s finished with errors", report.id)
-        return EXIT_FAILED
-    return EXIT_OK if rendered else EXIT_FAILED
+        status = EXIT_FAILED
+    else:
+        status = EXIT_OK if rendered else EXIT_FAILED
+    if report.mirrors and not args.dry_run:  # a run took place (not: nothing was due)
+        from sitegen.sync.notify import notify_run
+
+        notify_run(config, report, status)
+    return status
+
+
+def _prune_history(config: SiteConfig) -> None:
+    """Drop run records past the retention before the pages are rendered, so their pages go
+    in the same render. Here rather than in the ledger's save path: the run ledger is written
+    at the start and end of every run and must stay cheap and config-free, pruning reads every
+    record, and a failure here must not touch the run's own record or outcome. Without the
+    lock: only finished records are removed, and no run rewrites those."""
+    from sitegen.store.site import Site
+    from sitegen.sync.retention import prune_history
+
+    try:
+        prune_history(Site(config.output), config.history)
+    except OSError as exc:
+        log.error("history: could not remove old run records: %s", exc.strerror or exc)
 
 
 def _render_pages(config: SiteConfig) -> bool:
@@ -95,6 +117,19 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     stats = render_site(_load(args))
     print(f"pages: {stats}")
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from sitegen.tools.status import collect_status, format_status, status_json
+
+    status = collect_status(_load(args))
+    if args.json:
+        print(json.dumps(status_json(status), indent=1))
+    else:
+        sys.stdout.write(format_status(status))
     return EXIT_OK
 
 
@@ -261,6 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
     render.add_argument("--out", help="site directory (overrides 'output' in the config)")
     render.set_defaults(func=_cmd_render)
+
+    status = sub.add(
+        "status",
+        help="show each mirror's last run and next due time, a running run, disk per channel",
+    )
+    status.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    status.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    status.add_argument("--json", action="store_true", help="print JSON for programs")
+    status.set_defaults(func=_cmd_status)
 
     serve = sub.add("serve", help="preview the site on 127.0.0.1")
     serve.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")

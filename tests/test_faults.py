@@ -49,7 +49,14 @@ from testkit.faults import (
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.require import in_ci
 from testkit.site import rewrite_repodata
-from testkit.upstream import FaultHook, UpstreamServer, drop_connection, respond, truncate
+from testkit.upstream import (
+    FaultHook,
+    UpstreamHandler,
+    UpstreamServer,
+    drop_connection,
+    respond,
+    truncate,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -604,8 +611,14 @@ async def test_disk_full_during_download_fails_cleanly(
     big = PackageSpec("big", "1.0", "h0_0", formats=("conda",), payload_size=1_200_000)
     upstream.publish([*upstream.specs, big])
     assert (upstream.root / LINUX / big.filename("conda")).stat().st_size > 256 * 1024
-    fill_disk(small_disk, leave=192 * 1024)
 
+    def fill_then_serve(handler: UpstreamHandler) -> bool:
+        # The disk fills once the download is under way: before it, the free-space guard
+        # would stop the run with nothing downloaded (tests/test_free_space.py).
+        fill_disk(small_disk, leave=192 * 1024)
+        return False
+
+    upstream.server.add_fault(upstream.path(big.filename("conda")), fill_then_serve, times=1)
     report = await mirror(cfg)
 
     assert report.status == FAILED

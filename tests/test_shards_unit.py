@@ -21,7 +21,7 @@ from sitegen.conda.shards import (
     encode_index,
     iter_shards,
 )
-from sitegen.config.load import ConfigError
+from sitegen.config import ConfigError
 from sitegen.store.site import Site
 from sitegen.sync import inputs
 from sitegen.sync.inputs import InputsDigest

@@ -11,6 +11,7 @@ from sitegen.config.model import (
     SiteConfig,
     redact_url,
 )
+from sitegen.config.site_settings import HistoryRetention, NotifySettings, parse_size
 from sitegen.config.sources import SourceKind, register_source
 from sitegen.config.yaml_nodes import ConfigError, YamlNode
 
@@ -20,12 +21,15 @@ __all__ = [
     "ConfigError",
     "DownloadSettings",
     "FilterSpec",
+    "HistoryRetention",
     "MirrorConfig",
+    "NotifySettings",
     "SiteConfig",
     "SourceKind",
     "YamlNode",
     "load_config",
     "parse_config",
+    "parse_size",
     "redact_url",
     "register_source",
 ]

@@ -24,6 +24,12 @@ from sitegen.config.model import (
     MirrorConfig,
     SiteConfig,
 )
+from sitegen.config.site_settings import (
+    parse_free_space,
+    parse_history,
+    parse_notify,
+    parse_shards,
+)
 from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
 from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
 from sitegen.layout import RESERVED_TOP
@@ -36,7 +42,28 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Top-level directories of the site that hold pages or private state, never a channel.
 MODES = ("active", "passive")
 
-_TOP_KEYS = ("output", "base_url", "title", "download", "prune", "shards", "filters", "channels")
+_TOP_KEYS = (
+    "output",
+    "base_url",
+    "title",
+    "download",
+    "prune",
+    "shards",
+    "filters",
+    "channels",
+    "min_free_space",
+    "history",
+    "notify",
+)
+
+
+# Top-level keys of site-wide settings: key -> (SiteConfig field, parser).
+_SETTINGS = {
+    "shards": ("shard_grace_days", parse_shards),
+    "min_free_space": ("min_free_space", parse_free_space),
+    "history": ("history", parse_history),
+    "notify": ("notify", parse_notify),
+}
 
 
 def parse_config(
@@ -96,7 +123,11 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     base_url = state.attempt(partial(_base_url, keys["base_url"])) if "base_url" in keys else None
     download = state.attempt(partial(_download, keys["download"])) if "download" in keys else None
     max_delete = state.attempt(partial(_prune, keys["prune"])) if "prune" in keys else 0.5
-    grace = state.attempt(partial(_shards, keys["shards"])) if "shards" in keys else 7.0
+    settings = {
+        name: state.attempt(partial(parse, keys[key]))
+        for key, (name, parse) in _SETTINGS.items()
+        if key in keys
+    }
     site_filters = state.attempt(partial(parse_filters, keys.get("filters")))
     title = state.attempt(keys["title"].string) if "title" in keys else "conda mirror"
     channels = state.attempt(partial(_channels, top, keys)) or []
@@ -106,7 +137,7 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
                 check_levels((site_filters, channel.filters, mirror.filters), mirror, node)
     state.settle(0)
     assert output is not None and site_filters is not None and title is not None
-    assert max_delete is not None and grace is not None
+    assert max_delete is not None and None not in settings.values()
     return SiteConfig(
         output=output,
         channels=tuple(channel for channel, _ in channels),
@@ -115,7 +146,7 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
         title=title,
         download=download or DownloadSettings(),
         max_delete_fraction=max_delete,
-        shard_grace_days=grace,
+        **settings,
         source=(base_dir / state.filename) if base_dir else None,
     )
 
@@ -150,11 +181,6 @@ def _download(node: YamlNode) -> DownloadSettings:
     assert concurrency is not None and per_host is not None and retries is not None
     assert timeout is not None
     return DownloadSettings(concurrency, per_host, retries, timeout)
-
-
-def _shards(node: YamlNode) -> float:
-    shards = node.mapping(("grace_days",))
-    return shards["grace_days"].number(0.0) if "grace_days" in shards else 7.0
 
 
 def _prune(node: YamlNode) -> float:

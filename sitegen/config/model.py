@@ -8,6 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from sitegen.config.site_settings import (
+    DEFAULT_SHARD_GRACE_DAYS,
+    HistoryRetention,
+    NotifySettings,
+)
+
 ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -129,7 +135,10 @@ class SiteConfig:
     max_delete_fraction: float = 0.5
     source: Path | None = None
     # CEP-16: how long a shard the index no longer names stays served (`shards: {grace_days}`)
-    shard_grace_days: float = 7.0
+    shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS
+    min_free_space: int = 0  # bytes a run must leave free on the site's filesystem
+    history: HistoryRetention = field(default_factory=HistoryRetention)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @property
     def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:

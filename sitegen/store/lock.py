@@ -56,3 +56,23 @@ class SiteLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def lock_holder(state_dir: Path) -> int | None:
+    """The pid of the process holding the site lock now, or None when no run holds it.
+
+    Read from the kernel's table of locks (``/proc/locks``) without taking the lock: even a
+    moment's probe could make a run starting at that moment exit as locked.
+    """
+    try:
+        st = (state_dir / LOCK_NAME).stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    # "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF"; "1: -> FLOCK ..." lines are waiters.
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            return int(fields[4])
+    return None

@@ -36,6 +36,12 @@ class History:
         data = json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
         self.site.write_bytes(self._path(report.id), data)
 
+    def remove(self, run_id: str) -> bool:
+        """Delete one run's record (history retention); its pages go at the next render."""
+        if Path(run_id).name != run_id or run_id.startswith("."):
+            return False  # not a name this ledger gave: never reach outside it
+        return self.site.remove(self._path(run_id))
+
     def runs(self) -> list[RunReport]:
         """Every recorded run, newest first; unreadable records are skipped."""
         out = []

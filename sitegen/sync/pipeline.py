@@ -69,6 +69,7 @@ from sitegen.sync.report_build import (
     inputs_record,
 )
 from sitegen.sync.selection import ClosureResult, close, select_all
+from sitegen.sync.space import space_problems
 
 log = logging.getLogger("sitegen")
 
@@ -211,12 +212,17 @@ async def _rebuild(
     built_from.forget()
     jobs: dict[TargetKey, list[DownloadJob]] = {}
     for key, plan in results.plans.items():
-        directory = scope.site.path(*key)
+        bases = package_bases(results.parsed, key[1])
+        jobs[key] = download_jobs(scope.site, scope.site.path(*key), plan, upstreams, bases)
+    all_jobs = [job for subdir_jobs in jobs.values() for job in subdir_jobs]
+    shortage = await trio.to_thread.run_sync(space_problems, all_jobs, scope.config.min_free_space)
+    if shortage:
+        results.errors.extend(shortage)
+        return
+    for key, plan in results.plans.items():
         # Wrong files under the names a passive mirror serves go now, before anything is
         # published; the pull-through fetcher replaces them on first request.
-        remove_files(scope.site, directory, plan.to_remove)
-        bases = package_bases(results.parsed, key[1])
-        jobs[key] = download_jobs(scope.site, directory, plan, upstreams, bases)
+        remove_files(scope.site, scope.site.path(*key), plan.to_remove)
     await download_all(scope.site, scope.config.download, jobs, results.downloads, options.progress)
     downloaded = [scope.site.path(*key) for key, d in results.downloads.items() if d.files]
     error = await flush(scope.site, downloaded)

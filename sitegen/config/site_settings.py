@@ -1,0 +1,84 @@
+"""Site-wide settings beside the channels: sizes, free space, history retention, notification
+hooks and the CEP-16 shard grace period, each parsed from its own top-level key."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import yaml
+
+from sitegen.config.yaml_nodes import YamlNode
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
+DEFAULT_SHARD_GRACE_DAYS = 7.0
+
+
+def parse_size(text: str) -> int:
+    """'500MB', '1.5 GiB', '1024' -> bytes."""
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise ValueError(f"expected a size like 500MB or 2GiB, got {text!r}")
+    number, unit = match.groups()
+    unit = (unit or "").upper()
+    base = unit[:1] if unit not in ("", "B") else unit
+    factor = _SIZE_UNITS[base]
+    if "I" in unit:
+        factor = 1024 ** {"K": 1, "M": 2, "G": 3, "T": 4}[base]
+    return int(float(number) * factor)
+
+
+@dataclass(frozen=True)
+class HistoryRetention:
+    """How many run records the ledger keeps; a record goes when it is past either bound."""
+
+    # A mirror run every 10 minutes makes 144 records a day: 1000 is about a week of them, and
+    # a year is the bound for the sites that run rarely.
+    keep_runs: int = 1000
+    keep_days: int = 365
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Commands (argv, no shell) run after a run with its summary as JSON on stdin."""
+
+    on_failure: tuple[str, ...] = ()
+    on_success: tuple[str, ...] = ()
+    timeout: float = 30.0
+
+
+def parse_free_space(node: YamlNode) -> int:
+    try:
+        return parse_size(node.scalar())
+    except ValueError as exc:
+        raise node.error(str(exc)) from None
+
+
+def parse_history(node: YamlNode) -> HistoryRetention:
+    keys = node.mapping(("keep_runs", "keep_days"))
+    default = HistoryRetention()
+    return HistoryRetention(
+        keep_runs=keys["keep_runs"].integer(1) if "keep_runs" in keys else default.keep_runs,
+        keep_days=keys["keep_days"].integer(1) if "keep_days" in keys else default.keep_days,
+    )
+
+
+def parse_notify(node: YamlNode) -> NotifySettings:
+    keys = node.mapping(("on_failure", "on_success", "timeout"))
+    commands = {}
+    for key in ("on_failure", "on_success"):
+        if key in keys:
+            if not isinstance(keys[key].node, yaml.SequenceNode):
+                raise keys[key].error("expected a command as a list of arguments, e.g. [curl, ...]")
+            commands[key] = tuple(item.string() for item in keys[key].items())
+            if not commands[key]:
+                raise keys[key].error("the command is empty")
+    timeout = keys["timeout"].number(0.1) if "timeout" in keys else NotifySettings().timeout
+    return NotifySettings(**commands, timeout=timeout)
+
+
+def parse_shards(node: YamlNode) -> float:
+    """``shards: {grace_days}``: days a shard the index no longer names stays served."""
+    shards = node.mapping(("grace_days",))
+    return shards["grace_days"].number(0.0) if "grace_days" in shards else DEFAULT_SHARD_GRACE_DAYS

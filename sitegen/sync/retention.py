@@ -1,0 +1,63 @@
+"""History retention: the run ledger keeps the newest ``keep_runs`` records, none older than
+``keep_days``, so a mirror run every 10 minutes for years keeps a bounded history.
+
+Two kinds of record stay whatever their age, because other commands read them: the newest
+record of each mirror (``sitegen status`` shows it) and the newest one in which each mirror
+completed (``sitegen mirror --due`` decides from it whether the mirror is due; without it a
+monthly mirror beside a busy one would run again once its record aged out). A record still
+``running`` is never removed: its run may be alive, and the next run marks it interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sitegen.config import HistoryRetention
+from sitegen.store.site import Site
+from sitegen.sync.history import History
+from sitegen.sync.report import COMPLETED, RUNNING, RunReport
+
+log = logging.getLogger("sitegen")
+
+DAY = 86400.0
+
+
+def protected_runs(runs: list[RunReport]) -> set[str]:
+    """Ids of the newest run of each mirror and of its newest completed run."""
+    newest: dict[str, str] = {}
+    completed: dict[str, str] = {}
+    for run in sorted(runs, key=lambda r: (r.started, r.id), reverse=True):
+        for mirror in run.mirrors:
+            newest.setdefault(mirror.name, run.id)
+            if mirror.status == COMPLETED:
+                completed.setdefault(mirror.name, run.id)
+    return set(newest.values()) | set(completed.values())
+
+
+def expired_runs(runs: list[RunReport], policy: HistoryRetention, now: float) -> list[str]:
+    """Ids of the records to remove: past the newest ``keep_runs`` or older than
+    ``keep_days``, except the protected ones and those still running."""
+    keep = protected_runs(runs)
+    cutoff = now - policy.keep_days * DAY
+    ordered = sorted(runs, key=lambda r: (r.started, r.id), reverse=True)
+    return [
+        run.id
+        for index, run in enumerate(ordered)
+        if (index >= policy.keep_runs or run.started < cutoff)
+        and run.id not in keep
+        and run.status != RUNNING
+    ]
+
+
+def prune_history(site: Site, policy: HistoryRetention, now: float | None = None) -> list[str]:
+    """Remove the expired run records; returns their ids. Their pages go at the next render."""
+    history = History(site)
+    removed = [
+        run_id
+        for run_id in expired_runs(history.runs(), policy, time.time() if now is None else now)
+        if history.remove(run_id)
+    ]
+    if removed:
+        log.info("history: removed %d run records past the retention", len(removed))
+    return removed

@@ -1,0 +1,84 @@
+"""The free-space guard: a run whose downloads would not fit, or would leave less than
+``min_free_space`` free, stops before its first download and publishes nothing.
+
+Checked per filesystem, since a channel directory may be a mount or a symlink of its own. Only
+the downloads count: the metadata a run writes is small beside them, and the files it prunes
+go only after the new metadata is published, so they free nothing while downloads run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sitegen.net.download import DownloadJob
+from sitegen.sync.progress import human_bytes
+
+log = logging.getLogger("sitegen")
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    """What the downloads of one filesystem need, and what it has."""
+
+    where: Path  # a directory on it, to name it in the message
+    needed: int
+    free: int
+
+
+def space_problem(fs: Filesystem, minimum: int) -> str | None:
+    """Why the downloads cannot go ahead on this filesystem, or None when they fit."""
+    left = fs.free - fs.needed
+    if fs.needed > fs.free:
+        why = "they would not fit"
+    elif left < minimum:
+        why = f"that would leave {human_bytes(max(left, 0))}, less than min_free_space"
+        why += f" {human_bytes(minimum)}"
+    else:
+        return None
+    return (
+        f"not enough free space on {fs.where}: downloads need {human_bytes(fs.needed)}"
+        f" ({fs.needed} bytes), {human_bytes(fs.free)} ({fs.free} bytes) are free and {why};"
+        " nothing was downloaded or published"
+    )
+
+
+def existing_directory(directory: Path) -> Path:
+    """``directory`` or, when it is not made yet (a new subdir), the nearest one above it."""
+    for candidate in (directory, *directory.parents):
+        if candidate.is_dir():
+            return candidate
+    return Path(directory.anchor or ".")
+
+
+def free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem of ``directory``."""
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def filesystems(jobs: Iterable[DownloadJob]) -> list[Filesystem]:
+    """The downloads' total size per filesystem of their destinations."""
+    by_directory: dict[Path, int] = {}
+    for job in jobs:
+        parent = job.target.parent
+        by_directory[parent] = by_directory.get(parent, 0) + job.record.size
+    needed: dict[int, int] = {}
+    where: dict[int, Path] = {}
+    for parent, size in by_directory.items():  # a few per channel subdir, not one per file
+        directory = existing_directory(parent)
+        device = directory.stat().st_dev
+        needed[device] = needed.get(device, 0) + size
+        where.setdefault(device, directory)
+    return [Filesystem(where[d], needed[d], free_bytes(where[d])) for d in sorted(needed)]
+
+
+def space_problems(jobs: Iterable[DownloadJob], minimum: int) -> list[str]:
+    """Why the downloads cannot go ahead, per filesystem short of room (none when they fit)."""
+    problems = [p for fs in filesystems(jobs) if (p := space_problem(fs, minimum))]
+    for problem in problems:
+        log.error("%s", problem)
+    return problems

@@ -1,0 +1,299 @@
+"""``sitegen status``: per mirror its last run, when it is due next, whether a run holds the
+site now, and the disk each channel uses.
+
+:func:`build_status` is pure (the run ledger, the lock holder and the disk usage go in, a
+model comes out); :func:`collect_status` reads them from the site, and :func:`format_status`
+and :func:`status_json` present the model to a person or a program. Nothing here takes the
+site lock or writes anything, so it is safe to call while a run works.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sitegen.config import SiteConfig, schedule
+from sitegen.store.lock import lock_holder
+from sitegen.store.site import Site
+from sitegen.sync.history import History
+from sitegen.sync.progress import human_bytes
+from sitegen.sync.report import COMPLETED, RUNNING, RunReport
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """One mirror's part in the newest run that synced it."""
+
+    id: str
+    started: float
+    ended: float | None
+    status: str  # the mirror's own result in that run
+    run_status: str
+    records_kept: int
+    packages: int  # published in the mirror's channel after that run
+    added: int
+    updated: int
+    removed: int
+    downloaded_files: int
+    downloaded_bytes: int
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MirrorStatus:
+    name: str
+    channel: str
+    schedule: str
+    last_run: LastRun | None
+    last_completed: float | None  # start of its newest completed run
+    next_due: float  # when `mirror --due` runs it next; a mirror never completed is due now
+    due: bool
+
+
+@dataclass(frozen=True)
+class ActiveRun:
+    """The run that holds the site lock now, with what its ledger record tells of it."""
+
+    pid: int
+    id: str | None = None
+    started: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChannelDisk:
+    channel: str
+    bytes: int
+    files: int
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    site: str
+    now: float
+    active: ActiveRun | None
+    mirrors: tuple[MirrorStatus, ...]
+    channels: tuple[ChannelDisk, ...]
+
+
+# ------------------------------------------------------------------ the model
+
+
+def last_run_of(name: str, channel: str, run: RunReport) -> LastRun:
+    mirror = next(m for m in run.mirrors if m.name == name)
+    subdirs = [c for c in run.channels if c.channel == channel]
+    return LastRun(
+        id=run.id,
+        started=run.started,
+        ended=run.ended,
+        status=mirror.status,
+        run_status=run.status,
+        records_kept=sum(s.kept for s in mirror.subdirs.values()),
+        packages=sum(c.packages for c in subdirs),
+        added=sum(len(c.added) for c in subdirs),
+        updated=sum(len(c.updated) for c in subdirs),
+        removed=sum(len(c.removed) for c in subdirs),
+        downloaded_files=sum(c.downloaded_files for c in subdirs),
+        downloaded_bytes=sum(c.downloaded_bytes for c in subdirs),
+        errors=tuple(mirror.errors) + tuple(e for c in subdirs for e in c.errors),
+    )
+
+
+def build_status(
+    config: SiteConfig,
+    runs: list[RunReport],
+    holder: int | None,
+    disk: dict[str, tuple[int, int]],
+    now: float,
+) -> SiteStatus:
+    """The status of every configured mirror from the ledger (any order), the pid holding the
+    lock (None: no run) and channel -> (bytes, files) on disk."""
+    ordered = sorted(runs, key=lambda r: (r.started, r.id), reverse=True)
+    mirrors = []
+    for channel, mirror in config.mirrors:
+        mine = [r for r in ordered if any(m.name == mirror.name for m in r.mirrors)]
+        completed = next(
+            (
+                r.started
+                for r in mine
+                if any(m.name == mirror.name and m.status == COMPLETED for m in r.mirrors)
+            ),
+            None,
+        )
+        expression = mirror.schedule or schedule.DEFAULT_SCHEDULE
+        next_due = now if completed is None else schedule.next_due(expression, completed)
+        mirrors.append(
+            MirrorStatus(
+                name=mirror.name,
+                channel=channel.path,
+                schedule=expression,
+                last_run=last_run_of(mirror.name, channel.path, mine[0]) if mine else None,
+                last_completed=completed,
+                next_due=next_due,
+                due=next_due <= now,
+            )
+        )
+    active = None
+    if holder is not None:
+        # The ledger names the run by its pid; a record still "running" from a killed run
+        # has another pid (or the same one reused, hence the newest).
+        record = next((r for r in ordered if r.status == RUNNING and r.pid == holder), None)
+        active = ActiveRun(
+            pid=holder,
+            id=record.id if record else None,
+            started=record.started if record else None,
+            options=dict(record.options) if record else {},
+        )
+    channels = tuple(ChannelDisk(c.path, *disk.get(c.path, (0, 0))) for c in config.channels)
+    return SiteStatus(
+        site=str(config.output),
+        now=now,
+        active=active,
+        mirrors=tuple(mirrors),
+        channels=channels,
+    )
+
+
+# ------------------------------------------------------------------ reading the site
+
+
+def disk_usage(directory: Path, skip: set[Path]) -> tuple[int, int]:
+    """(bytes allocated, files) below ``directory``, as du counts them (hard links once),
+    leaving out the directories in ``skip`` (channels nested inside this one)."""
+    total = files = 0
+    seen: set[tuple[int, int]] = set()
+    pending = [directory]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if Path(entry.path) not in skip:
+                    pending.append(Path(entry.path))
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+            files += 1
+    return total, files
+
+
+def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
+    site = Site(config.output)
+    roots = {c.path: site.root / c.path for c in config.channels}
+    disk = {
+        path: disk_usage(root, set(roots.values()) - {root})
+        for path, root in roots.items()
+        if root.is_dir()
+    }
+    return build_status(
+        config,
+        History(site).runs(),
+        lock_holder(site.state_dir),
+        disk,
+        time.time() if now is None else now,
+    )
+
+
+# ------------------------------------------------------------------ presenting it
+
+
+def iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+def span(seconds: float) -> str:
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def status_json(status: SiteStatus) -> dict[str, Any]:
+    """The model for programs: times as ISO 8601 UTC strings."""
+
+    def last(run: LastRun | None) -> dict[str, Any] | None:
+        if run is None:
+            return None
+        return {**asdict(run), "started": iso(run.started), "ended": iso(run.ended)}
+
+    active = None
+    if status.active is not None:
+        active = {**asdict(status.active), "started": iso(status.active.started)}
+    return {
+        "site": status.site,
+        "now": iso(status.now),
+        "running": active,
+        "mirrors": [
+            {
+                "name": m.name,
+                "channel": m.channel,
+                "schedule": m.schedule,
+                "last_run": last(m.last_run),
+                "last_completed": iso(m.last_completed),
+                "next_due": iso(m.next_due),
+                "due": m.due,
+            }
+            for m in status.mirrors
+        ],
+        "channels": [asdict(c) for c in status.channels],
+    }
+
+
+def format_status(status: SiteStatus) -> str:
+    """The model for a person at a terminal or in a cron log."""
+    lines = [f"site: {status.site}"]
+    if status.active is None:
+        lines.append("running: no run holds the site now")
+    else:
+        run = status.active
+        since = (
+            f", run {run.id} started {iso(run.started)} ({span(status.now - run.started)} ago)"
+            if run.id and run.started is not None
+            else ""
+        )
+        lines.append(f"running: pid {run.pid} holds the site lock{since}")
+    for m in status.mirrors:
+        lines.append(f"mirror {m.name} (channel {m.channel}, schedule {m.schedule})")
+        run = m.last_run
+        if run is None:
+            lines.append("  last run: never")
+        else:
+            took = f", took {span(run.ended - run.started)}" if run.ended else ""
+            lines.append(f"  last run: {run.id}, {run.status}, started {iso(run.started)}{took}")
+            lines.append(
+                f"    {run.records_kept} records kept; channel: {run.packages} files published"
+                f" (+{run.added} ~{run.updated} -{run.removed}),"
+                f" downloaded {run.downloaded_files} files ({human_bytes(run.downloaded_bytes)})"
+            )
+            lines.extend(f"    error: {e}" for e in run.errors[:5])
+            if len(run.errors) > 5:
+                lines.append(f"    ... {len(run.errors) - 5} more errors")
+        if m.last_completed is None:
+            lines.append("  next due: now (never completed)")
+        elif m.due:
+            lines.append(f"  next due: now (since {iso(m.next_due)})")
+        else:
+            lines.append(
+                f"  next due: {iso(m.next_due)} (in {span(m.next_due - status.now)});"
+                f" last completed {iso(m.last_completed)}"
+            )
+    lines.append("disk used:")
+    width = max((len(c.channel) for c in status.channels), default=0)
+    for c in status.channels:
+        lines.append(f"  {c.channel:<{width}}  {human_bytes(c.bytes)} in {c.files} files")
+    return "\n".join(lines) + "\n"

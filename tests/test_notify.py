@@ -1,0 +1,179 @@
+"""Notification hooks: a command run after a run with its summary as JSON on stdin; it never
+blocks or fails the run, and the summary never carries a token."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import EXIT_FAILED, EXIT_OK, main
+from sitegen.config import ConfigError, NotifySettings, parse_config
+from sitegen.sync.notify import run_summary
+from sitegen.sync.report import FAILED, ChannelSubdirReport, MirrorReport, RunReport
+from sitegen.web.render import make_scrub
+from testkit.upstream import ExampleUpstream
+
+CHANNELS = "channels:\n  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n"
+SECRET = "tok-6f1d2e9a77"
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+@pytest.mark.unit
+def test_summary_carries_the_outcome_and_never_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KNOBS_TOKEN", SECRET)
+    config = parse_config(
+        "output: /srv/site\nbase_url: https://conda.example.org\n"
+        "channels:\n  c/x:\n    url: https://conda.anaconda.org/t/${KNOBS_TOKEN}/org\n"
+        "    subdirs: [linux-64]\n"
+    )
+    report = RunReport(
+        id="20260102T100000.000Z-1",
+        started=100.0,
+        ended=112.0,
+        status=FAILED,
+        mirrors=[
+            MirrorReport(
+                name="c-x",
+                channel="c/x",
+                source="https://conda.anaconda.org/t/***/org",
+                status=FAILED,
+                errors=[f"linux-64: https://conda.anaconda.org/t/{SECRET}/org: 503"],
+            )
+        ],
+        channels=[
+            ChannelSubdirReport(
+                channel="c/x",
+                subdir="linux-64",
+                status="failed",
+                packages=5,
+                added=["a.conda"],
+                errors=[f"token {SECRET} leaked into an error"],
+            )
+        ],
+        errors=["one run-level error"],
+    )
+    summary = run_summary(report, config, EXIT_FAILED, make_scrub(config))
+    text = json.dumps(summary)
+    assert SECRET not in text
+    assert summary["status"] == FAILED and summary["exit_status"] == EXIT_FAILED
+    assert summary["summary"] == "sitegen run 20260102T100000.000Z-1: failed, 3 errors"
+    assert summary["page"] == "https://conda.example.org/history/20260102T100000.000Z-1.html"
+    assert summary["mirrors"][0]["errors"] == [
+        "linux-64: https://conda.anaconda.org/t/***/org: 503"
+    ]
+    assert summary["channels"][0]["files"] == 5 and summary["channels"][0]["added"] == 1
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@pytest.mark.unit
+def test_notify_commands_are_argv_lists() -> None:
+    assert parse_config(f"output: s\n{CHANNELS}").notify == NotifySettings()
+    config = parse_config(
+        "output: s\nnotify:\n  on_failure: [mail, -s, failed, ops@example.org]\n"
+        f"  on_success: [true]\n  timeout: 5\n{CHANNELS}"
+    )
+    assert config.notify == NotifySettings(
+        on_failure=("mail", "-s", "failed", "ops@example.org"), on_success=("true",), timeout=5.0
+    )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{on_failure: 'mail ops'}", r"channels.yaml:2: notify.on_failure: expected a command as"),
+        ("{on_success: []}", r"channels.yaml:2: notify.on_success: the command is empty"),
+        ("{on_failure: [x], timeout: 0}", r"channels.yaml:2: notify.timeout: must be between"),
+        ("{on_error: [x]}", r"channels.yaml:2: notify.on_error: unknown key 'on_error'"),
+    ],
+)
+def test_bad_notify_settings_name_line_and_key(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(f"output: s\nnotify: {value}\n{CHANNELS}")
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+def _write_config(tmp_path: Path, url: str, notify: str) -> Path:
+    path = tmp_path / "channels.yaml"
+    path.write_text(
+        f"output: {tmp_path / 'site'}\ndownload: {{retries: 0, timeout: 5}}\n{notify}"
+        f"channels:\n  c/x:\n    url: {url}\n    subdirs: [linux-64]\n"
+        "    filters: {names: {include: [python]}}\n"
+    )
+    return path
+
+
+def _recorder(out: Path) -> str:
+    """A hook command (a YAML flow list) that saves its stdin to ``out``."""
+    code = f"import sys; open({str(out)!r}, 'wb').write(sys.stdin.buffer.read())"
+    return json.dumps([sys.executable, "-c", code])
+
+
+@pytest.mark.integration
+def test_on_success_and_on_failure_get_the_summary_on_stdin(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok, failed = tmp_path / "ok.json", tmp_path / "failed.json"
+    hooks = f"notify:\n  on_success: {_recorder(ok)}\n  on_failure: {_recorder(failed)}\n"
+    config = _write_config(tmp_path, example_upstream.url, hooks)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
+    summary = json.loads(ok.read_text())
+    assert summary["status"] == "completed" and summary["exit_status"] == EXIT_OK
+    assert summary["mirrors"][0]["name"] == "c-x"
+    assert not failed.exists()
+    ok.unlink()
+    assert main(["mirror", "-c", str(config), "--no-progress", "--due"]) == EXIT_OK
+    assert not ok.exists()  # nothing was due: no run, no hook
+
+    # A private upstream that refuses connections: the failure hook hears of it, token-free.
+    monkeypatch.setenv("KNOBS_TOKEN", SECRET)
+    config = _write_config(tmp_path, "http://127.0.0.1:1/t/${KNOBS_TOKEN}/org", hooks)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_FAILED
+    text = failed.read_text()
+    assert SECRET not in text
+    summary = json.loads(text)
+    assert summary["status"] == "failed" and summary["exit_status"] == EXIT_FAILED
+    assert summary["mirrors"][0]["errors"]
+    assert not ok.exists()
+    failed.unlink()  # a dry run changes nothing and notifies nobody
+    assert main(["mirror", "-c", str(config), "--no-progress", "--dry-run"]) == EXIT_FAILED
+    assert not failed.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("command", "logged"),
+    [
+        ([sys.executable, "-c", "import time; time.sleep(60)"], "did not finish within 1 s"),
+        (
+            [sys.executable, "-c", "import sys; print('no route'); sys.exit(3)"],
+            "status 3: no route",
+        ),
+        (["/nonexistent/sitegen-hook"], "cannot run /nonexistent/sitegen-hook"),
+    ],
+)
+def test_a_broken_hook_neither_blocks_nor_fails_the_run(
+    tmp_path: Path,
+    example_upstream: ExampleUpstream,
+    caplog: pytest.LogCaptureFixture,
+    command: list[str],
+    logged: str,
+) -> None:
+    hooks = f"notify:\n  on_success: {json.dumps(command)}\n  timeout: 1\n"
+    config = _write_config(tmp_path, example_upstream.url, hooks)
+    caplog.set_level(logging.INFO, logger="sitegen")
+    started = time.monotonic()
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
+    assert time.monotonic() - started < 20
+    assert any(logged in m for m in caplog.messages), caplog.messages

@@ -1,0 +1,143 @@
+"""History retention: the run ledger keeps the newest runs and recent days only, never the
+records --due and status read, and the pages of removed runs go at the next render."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import EXIT_OK, main
+from sitegen.config import ConfigError, HistoryRetention, parse_config
+from sitegen.store.site import Site
+from sitegen.sync.history import History, new_run_id
+from sitegen.sync.report import COMPLETED, FAILED, RUNNING, MirrorReport, RunReport
+from sitegen.sync.retention import DAY, expired_runs
+from testkit.upstream import ExampleUpstream
+
+CHANNELS = "channels:\n  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n"
+NOW = 1_800_000_000.0
+
+
+def run(run_id: str, started: float, status: str = COMPLETED, **mirrors: str) -> RunReport:
+    return RunReport(
+        id=run_id,
+        started=started,
+        ended=started + 1,
+        status=status,
+        mirrors=[
+            MirrorReport(name=n, channel="c", source="s", status=s) for n, s in mirrors.items()
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- what goes
+
+
+@pytest.mark.unit
+def test_runs_past_keep_runs_go_except_those_due_and_status_read() -> None:
+    runs = [
+        run("r0", NOW - 60, RUNNING),  # left running by a killed run: never removed here
+        run("r1", NOW - 50, a=COMPLETED, b=COMPLETED),  # b's newest completed run
+        run("r2", NOW - 40, a=COMPLETED),
+        run("r3", NOW - 30, FAILED, b=FAILED),  # b's newest run
+        run("r4", NOW - 20, a=COMPLETED),
+        run("r5", NOW - 10, a=COMPLETED),
+        run("r6", NOW, a=COMPLETED),
+    ]
+    policy = HistoryRetention(keep_runs=2, keep_days=365)
+    assert sorted(expired_runs(runs, policy, NOW)) == ["r2", "r4"]
+    assert expired_runs(runs, HistoryRetention(keep_runs=100, keep_days=365), NOW) == []
+
+
+@pytest.mark.unit
+def test_runs_older_than_keep_days_go_even_within_keep_runs() -> None:
+    runs = [
+        run("old", NOW - 40 * DAY, a=COMPLETED),
+        run("older", NOW - 50 * DAY, a=FAILED),
+        run("recent", NOW - 1 * DAY, a=COMPLETED),
+    ]
+    policy = HistoryRetention(keep_runs=1000, keep_days=30)
+    assert sorted(expired_runs(runs, policy, NOW)) == ["old", "older"]
+    # The only completed run of a mirror stays, however old: --due reads it.
+    lone = [run("lone", NOW - 400 * DAY, b=COMPLETED), *runs[1:]]
+    assert sorted(expired_runs(lone, policy, NOW)) == ["older"]
+
+
+@pytest.mark.unit
+def test_the_ledger_stays_bounded_for_a_run_every_ten_minutes() -> None:
+    runs = [run(f"r{i:06d}", NOW - i * 600, a=COMPLETED) for i in range(5000)]
+    kept = {r.id for r in runs} - set(expired_runs(runs, HistoryRetention(), NOW))
+    assert len(kept) == HistoryRetention().keep_runs
+
+
+@pytest.mark.unit
+def test_remove_refuses_names_outside_the_ledger(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    (tmp_path / "history").mkdir()
+    (tmp_path / "history" / "keep.json").write_text("{}")
+    assert not History(site).remove("../keep")
+    assert (tmp_path / "history" / "keep.json").exists()
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@pytest.mark.unit
+def test_history_retention_is_configurable() -> None:
+    assert parse_config(f"output: s\n{CHANNELS}").history == HistoryRetention(1000, 365)
+    config = parse_config(f"output: s\nhistory: {{keep_runs: 50, keep_days: 7}}\n{CHANNELS}")
+    assert config.history == HistoryRetention(keep_runs=50, keep_days=7)
+    config = parse_config(f"output: s\nhistory: {{keep_days: 7}}\n{CHANNELS}")
+    assert config.history == HistoryRetention(keep_runs=1000, keep_days=7)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{keep_runs: 0}", r"channels.yaml:2: history.keep_runs: must be at least 1"),
+        ("{keep_days: many}", r"channels.yaml:2: history.keep_days: expected a whole number"),
+        ("{keep: 3}", r"channels.yaml:2: history.keep: unknown key 'keep'"),
+    ],
+)
+def test_bad_history_settings_name_line_and_key(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(f"output: s\nhistory: {value}\n{CHANNELS}")
+
+
+# --------------------------------------------------------------------------- a real site
+
+
+@pytest.mark.integration
+def test_old_runs_and_their_pages_go_after_a_run(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nhistory: {{keep_runs: 3, keep_days: 30}}\n"
+        f"channels:\n  c/x:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+        "    filters: {names: {include: [python]}}\n"
+    )
+    history = History(Site(site))
+    now = time.time()
+    old = [new_run_id(now - 40 * DAY), new_run_id(now - 35 * DAY)]  # past keep_days
+    recent = [new_run_id(now - 2 * DAY), new_run_id(now - 1 * DAY)]  # the 3rd and 4th newest
+    for run_id, started in zip(old + recent, (40, 35, 2, 1), strict=True):
+        history.save(run(run_id, now - started * DAY, **{"c-x": FAILED}))
+    assert main(["render", "-c", str(config)]) == EXIT_OK
+    for run_id in old + recent:
+        assert (site / "history" / f"{run_id}.html").is_file()
+
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
+    records = {p.stem for p in (site / "history" / "runs").glob("*.json")}
+    assert len(records) == 3 and recent[1] in records and recent[0] in records
+    for run_id in old:
+        assert run_id not in records
+        assert not (site / "history" / f"{run_id}.html").exists()
+    assert main(["render", "-c", str(config)]) == EXIT_OK
+    pages = {p.stem for p in (site / "history").glob("2*.html")}
+    assert pages == records
+    assert all(run_id not in (site / "history" / "index.html").read_text() for run_id in old)

@@ -1,0 +1,222 @@
+"""``sitegen status``: last run, next due time, a running run and disk use, per mirror."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import EXIT_OK, main
+from sitegen.config import parse_config
+from sitegen.store.lock import SiteLock, lock_holder
+from sitegen.sync.report import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    ChannelSubdirReport,
+    MirrorReport,
+    MirrorSubdirReport,
+    RunReport,
+)
+from sitegen.tools.status import build_status, disk_usage, format_status, status_json
+from testkit.upstream import ExampleUpstream
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+CONFIG = parse_config(
+    "output: /srv/site\nchannels:\n"
+    "  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n    schedule: '0 * * * *'\n"
+    "  d/y:\n    url: http://127.0.0.1:1/d\n    subdirs: [linux-64]\n"
+    "  e/z:\n    url: http://127.0.0.1:1/e\n    subdirs: [linux-64]\n"
+)
+
+
+def report(run_id: str, started: str, status: str, **mirrors: str) -> RunReport:
+    channels = {"c-x": "c/x", "d-y": "d/y", "e-z": "e/z"}
+    return RunReport(
+        id=run_id,
+        started=ts(started),
+        ended=ts(started) + 12,
+        status=status,
+        pid=4242,
+        mirrors=[
+            MirrorReport(
+                name=name,
+                channel=channels[name],
+                source="s",
+                status=s,
+                subdirs={"linux-64": MirrorSubdirReport(records=9, kept=7)},
+                errors=["linux-64: upstream answered 503"] if s == FAILED else [],
+            )
+            for name, s in mirrors.items()
+        ],
+        channels=[
+            ChannelSubdirReport(
+                channel=channels[name],
+                subdir="linux-64",
+                status="published",
+                packages=7,
+                added=["a.conda", "b.conda"],
+                removed=["old.conda"],
+                downloaded_files=2,
+                downloaded_bytes=3000,
+            )
+            for name in mirrors
+        ],
+    )
+
+
+RUNS = [
+    report("20260102T100000.000Z-1", "2026-01-02T10:00:00", FAILED, **{"c-x": COMPLETED}),
+    report("20260102T103000.000Z-2", "2026-01-02T10:30:00", FAILED, **{"d-y": FAILED}),
+    report("20260101T000000.000Z-3", "2026-01-01T00:00:00", COMPLETED, **{"d-y": COMPLETED}),
+]
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@pytest.mark.unit
+def test_each_mirror_shows_its_last_run_and_next_due_time() -> None:
+    now = ts("2026-01-02T10:45:00")
+    status = build_status(CONFIG, RUNS, None, {"c/x": (8192, 3)}, now)
+    cx, dy, ez = status.mirrors
+    assert cx.last_run is not None and cx.last_run.id == "20260102T100000.000Z-1"
+    assert cx.last_run.status == COMPLETED and cx.last_run.records_kept == 7
+    assert (cx.last_run.packages, cx.last_run.added, cx.last_run.removed) == (7, 2, 1)
+    assert cx.next_due == ts("2026-01-02T11:00:00") and not cx.due  # hourly
+    # d-y failed last; its schedule (daily) counts from its last completed run: due.
+    assert dy.last_run is not None and dy.last_run.status == FAILED
+    assert dy.last_run.errors == ("linux-64: upstream answered 503",)
+    assert dy.last_completed == ts("2026-01-01T00:00:00")
+    assert dy.next_due == ts("2026-01-02T00:00:00") and dy.due
+    assert ez.last_run is None and ez.due and ez.next_due == now  # never ran
+    assert [(c.channel, c.bytes, c.files) for c in status.channels] == [
+        ("c/x", 8192, 3),
+        ("d/y", 0, 0),
+        ("e/z", 0, 0),
+    ]
+    assert status.active is None
+
+
+@pytest.mark.unit
+def test_a_run_holding_the_lock_is_named_by_its_ledger_record() -> None:
+    running = RunReport(id="20260102T104000.000Z-77", started=ts("2026-01-02T10:40:00"), pid=77)
+    stale = RunReport(id="20260101T104000.000Z-5", started=ts("2026-01-01T10:40:00"), pid=5)
+    assert running.status == RUNNING and stale.status == RUNNING
+    now = ts("2026-01-02T10:45:00")
+    status = build_status(CONFIG, [*RUNS, running, stale], 77, {}, now)
+    assert status.active is not None
+    assert (status.active.pid, status.active.id) == (77, running.id)
+    text = format_status(status)
+    assert "running: pid 77 holds the site lock, run 20260102T104000.000Z-77" in text
+    assert "(5 min ago)" in text
+    # A lock holder without a record (a `verify --repair`, or a run that just started).
+    status = build_status(CONFIG, RUNS, 99, {}, now)
+    assert status.active is not None and status.active.id is None
+
+
+@pytest.mark.unit
+def test_text_and_json_presentations() -> None:
+    now = ts("2026-01-02T10:45:00")
+    status = build_status(CONFIG, RUNS, None, {"c/x": (2_500_000, 3)}, now)
+    text = format_status(status)
+    assert "running: no run holds the site now" in text
+    assert "mirror c-x (channel c/x, schedule 0 * * * *)" in text
+    assert "last run: 20260102T100000.000Z-1, completed, started 2026-01-02T10:00:00Z" in text
+    assert "next due: 2026-01-02T11:00:00Z (in 15 min)" in text
+    assert "next due: now (since 2026-01-02T00:00:00Z)" in text
+    assert "next due: now (never completed)" in text
+    assert "error: linux-64: upstream answered 503" in text
+    assert "c/x  2.5 MB in 3 files" in text
+    data = json.loads(json.dumps(status_json(status)))
+    assert data["running"] is None
+    cx = data["mirrors"][0]
+    assert cx["next_due"] == "2026-01-02T11:00:00Z" and cx["due"] is False
+    assert cx["last_run"]["started"] == "2026-01-02T10:00:00Z"
+    assert cx["last_run"]["downloaded_bytes"] == 3000
+    assert data["channels"][0] == {"channel": "c/x", "bytes": 2_500_000, "files": 3}
+
+
+# --------------------------------------------------------------------------- reading the site
+
+
+@pytest.mark.unit
+def test_disk_usage_counts_hard_links_once_and_skips_nested_channels(tmp_path: Path) -> None:
+    channel = tmp_path / "c"
+    (channel / "linux-64").mkdir(parents=True)
+    (channel / "linux-64" / "a.conda").write_bytes(b"x" * 10000)
+    os.link(channel / "linux-64" / "a.conda", channel / "linux-64" / "b.conda")
+    (channel / "nested" / "linux-64").mkdir(parents=True)
+    (channel / "nested" / "linux-64" / "n.conda").write_bytes(b"y" * 50000)
+    used, files = disk_usage(channel, {channel / "nested"})
+    assert files == 1
+    assert 10000 <= used < 50000
+
+
+@pytest.mark.unit
+def test_lock_holder_reads_the_lock_without_taking_it(tmp_path: Path) -> None:
+    state = tmp_path / ".sitegen"
+    assert lock_holder(state) is None  # no site yet
+    with SiteLock(state):
+        assert lock_holder(state) == os.getpid()
+    assert lock_holder(state) is None  # released; the file stays
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@pytest.mark.integration
+def test_status_command_after_a_run_and_while_one_holds_the_lock(
+    tmp_path: Path, example_upstream: ExampleUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  c/x:\n    url: {example_upstream.url}\n"
+        "    subdirs: [linux-64]\n    schedule: '@daily'\n"
+    )
+    assert main(["status", "-c", str(config), "--json"]) == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["mirrors"][0]["last_run"] is None and data["mirrors"][0]["due"] is True
+
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["status", "-c", str(config), "--json"]) == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    [mirror] = data["mirrors"]
+    assert mirror["last_run"]["status"] == COMPLETED
+    assert mirror["last_run"]["records_kept"] > 0
+    assert mirror["last_run"]["downloaded_files"] == mirror["last_run"]["packages"] > 0
+    assert mirror["due"] is False and mirror["next_due"].endswith("T00:00:00Z")
+    assert data["running"] is None
+    assert data["channels"][0]["bytes"] > 0 and data["channels"][0]["files"] > 0
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from pathlib import Path; from sitegen.store.lock import SiteLock\n"
+            f"SiteLock(Path({str(site / '.sitegen')!r})).acquire(); print('locked', flush=True)\n"
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert main(["status", "-c", str(config)]) == EXIT_OK
+        text = capsys.readouterr().out
+        assert f"running: pid {holder.pid} holds the site lock" in text
+        assert "mirror c-x (channel c/x, schedule @daily)" in text
+    finally:
+        holder.kill()
+        holder.wait()
