@@ -61,7 +61,8 @@ def main() -> int:
     out_path, sep, *argv = sys.argv[1:]
     assert sep == "--", "usage: python -m bench.probe OUT.json -- <sitegen arguments>"
     imported = time.time()
-    from sitegen import cli, mirror
+    from sitegen import cli
+    from sitegen.sync import run as mirror
 
     phases: dict[str, float] = {}
     for stage in STAGES:
