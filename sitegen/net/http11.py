@@ -12,6 +12,7 @@ transport above behaves like any httpx transport.
 from __future__ import annotations
 
 import math
+import re
 
 import h11
 import httpx
@@ -21,6 +22,11 @@ READ_SIZE = 1 << 18
 HEAD_LIMIT = 64 * 1024  # a response head (or a chunk-size line) larger than this is hostile
 
 PoolKey = tuple[str, str, int]  # scheme, IDNA host, port
+
+# h11 lets control characters other than NUL through in field values, for the sake of
+# browsers' cookies. Here no field is a cookie, and a validator (ETag) is sent back on the
+# next run: a field value with a control character (HTAB aside) is refused either way.
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class Unanswered(Exception):
@@ -77,6 +83,9 @@ class Connection:
     async def send_request(self, request: httpx.Request, timeout: float | None) -> None:
         """The request head (GET and HEAD carry no body). A server that had closed or reset
         the connection makes it :class:`Unanswered`."""
+        for name, value in request.headers.raw:
+            if _CONTROL.search(value):
+                raise httpx.LocalProtocolError(f"control character in the {name!r} header")
         try:
             data = self.h11.send(
                 h11.Request(
@@ -124,6 +133,9 @@ class Connection:
             if end - consumed > HEAD_LIMIT:
                 raise httpx.RemoteProtocolError("response head too long")
             consumed = end
+            for name, value in event.headers:
+                if _CONTROL.search(value):
+                    raise httpx.RemoteProtocolError(f"control character in the {name!r} header")
             if isinstance(event, h11.Response):
                 names = {name for name, _value in event.headers}
                 # Both framings at once smell of request smuggling: use the connection once.
