@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 
 import h11
 import httpx
@@ -38,9 +39,9 @@ class Unanswered(Exception):
         self.error = error
 
 
-def deadline(timeout: float | None) -> float:
-    """A relative timeout as ``trio.fail_after`` takes it: None waits for ever."""
-    return math.inf if timeout is None else timeout
+def deadline_at(timeout: float | None) -> float:
+    """The deadline ``timeout`` seconds from now; None waits for ever."""
+    return math.inf if timeout is None else trio.current_time() + timeout
 
 
 def os_cause(exc: BaseException) -> OSError | None:
@@ -80,9 +81,31 @@ class Connection:
         """An idle connection is readable only when the server closed it (or broke protocol)."""
         return self.socket.fileno() >= 0 and not self.socket.is_readable()
 
-    async def send_request(self, request: httpx.Request, timeout: float | None) -> None:
-        """The request head (GET and HEAD carry no body). A server that had closed or reset
-        the connection makes it :class:`Unanswered`."""
+    async def exchange(
+        self, request: httpx.Request, timeouts: Mapping[str, float | None]
+    ) -> h11.Response:
+        """Send the request head (GET and HEAD carry no body) and read the final response
+        head; informational (1xx) answers are skipped. A server that had closed or reset the
+        connection, or ended it before a head was complete, makes it :class:`Unanswered`."""
+        data = self._request_head(request)
+        sent = False
+        # One cancel scope for both waits, its deadline moved before each: a scope costs
+        # more than the rest of a small file's exchange with the event loop.
+        with trio.CancelScope(deadline=deadline_at(timeouts.get("write"))) as scope:
+            try:
+                await self.stream.send_all(data)
+            except trio.BrokenResourceError as exc:
+                error = httpx.WriteError(reason(exc))
+                if isinstance(os_cause(exc), BrokenPipeError | ConnectionResetError):
+                    raise Unanswered(error) from exc
+                raise error from exc
+            sent = True
+            return await self._receive_head(scope, timeouts.get("read"))
+        if sent:
+            raise httpx.ReadTimeout("timed out waiting for the response")
+        raise httpx.WriteTimeout("timed out sending the request")
+
+    def _request_head(self, request: httpx.Request) -> bytes:
         for name, value in request.headers.raw:
             if _CONTROL.search(value):
                 raise httpx.LocalProtocolError(f"control character in the {name!r} header")
@@ -94,48 +117,34 @@ class Connection:
                     headers=request.headers.raw,
                 )
             )
-            data += self.h11.send(h11.EndOfMessage())
+            return data + self.h11.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:
-            # A header value with CR, LF or another control character never reaches the wire.
+            # A header value with CR, LF or NUL never reaches the wire either.
             raise httpx.LocalProtocolError(str(exc)) from exc
-        try:
-            with trio.fail_after(deadline(timeout)):
-                await self.stream.send_all(data)
-        except trio.TooSlowError as exc:
-            raise httpx.WriteTimeout("timed out sending the request") from exc
-        except trio.BrokenResourceError as exc:
-            error = httpx.WriteError(reason(exc))
-            if isinstance(os_cause(exc), BrokenPipeError | ConnectionResetError):
-                raise Unanswered(error) from exc
-            raise error from exc
 
-    async def receive_head(self, timeout: float | None) -> h11.Response:
-        """The final response head; informational (1xx) answers are skipped. A connection
-        that ends before a head is complete makes it :class:`Unanswered`."""
-        received = 0  # bytes given to h11 while waiting for this head
-        consumed = 0  # of which taken by earlier (1xx) heads
+    async def _receive_head(self, scope: trio.CancelScope, timeout: float | None) -> h11.Response:
         while True:
             event = self._next_event()
             if event is h11.NEED_DATA:
-                data = await self._receive(timeout, head=True)
+                scope.deadline = deadline_at(timeout)
+                data = await self._read(head=True)
                 if not data:
                     raise Unanswered(
                         httpx.RemoteProtocolError("server disconnected without a response")
                     )
-                received += len(data)
                 self.h11.receive_data(data)
                 continue
             if not isinstance(event, h11.InformationalResponse | h11.Response):
                 raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__}")
-            # h11 limits only a head still incomplete: one that came whole in a single read
-            # is measured here.
-            end = received - len(self.h11.trailing_data[0])
-            if end - consumed > HEAD_LIMIT:
-                raise httpx.RemoteProtocolError("response head too long")
-            consumed = end
-            for name, value in event.headers:
+            # h11 limits a head still incomplete; one that came whole in a single read is
+            # measured here, by its status line and fields.
+            size = len(event.reason) + 16
+            for name, value in event.headers.raw_items():
+                size += len(name) + len(value) + 4
                 if _CONTROL.search(value):
                     raise httpx.RemoteProtocolError(f"control character in the {name!r} header")
+            if size > HEAD_LIMIT:
+                raise httpx.RemoteProtocolError("response head too long")
             if isinstance(event, h11.Response):
                 names = {name for name, _value in event.headers}
                 # Both framings at once smell of request smuggling: use the connection once.
@@ -148,7 +157,12 @@ class Connection:
         while True:
             event = self._next_event()
             if event is h11.NEED_DATA:
-                self.h11.receive_data(await self._receive(timeout, head=False))
+                try:
+                    with trio.fail_after(math.inf if timeout is None else timeout):
+                        data = await self._read(head=False)
+                except trio.TooSlowError as exc:
+                    raise httpx.ReadTimeout("timed out reading the response body") from exc
+                self.h11.receive_data(data)
             elif isinstance(event, h11.Data):
                 return event.data
             elif isinstance(event, h11.EndOfMessage):
@@ -173,14 +187,10 @@ class Connection:
         except h11.RemoteProtocolError as exc:
             raise httpx.RemoteProtocolError(str(exc)) from exc
 
-    async def _receive(self, timeout: float | None, *, head: bool) -> bytes:
+    async def _read(self, *, head: bool) -> bytes:
         """Up to READ_SIZE bytes; b"" at the end of the stream."""
         try:
-            with trio.fail_after(deadline(timeout)):
-                return await self.stream.receive_some(READ_SIZE)
-        except trio.TooSlowError as exc:
-            what = "waiting for the response" if head else "reading the response body"
-            raise httpx.ReadTimeout(f"timed out {what}") from exc
+            return await self.stream.receive_some(READ_SIZE)
         except trio.BrokenResourceError as exc:
             error = httpx.ReadError(reason(exc))
             if head and isinstance(os_cause(exc), ConnectionResetError):

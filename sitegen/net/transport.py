@@ -19,7 +19,7 @@ import h11
 import httpx
 import trio
 
-from sitegen.net.http11 import Connection, PoolKey, Unanswered, deadline, os_cause, reason
+from sitegen.net.http11 import Connection, PoolKey, Unanswered, deadline_at, os_cause, reason
 
 MAX_IDLE_PER_HOST = 64
 IDLE_SECONDS = 60.0  # a pooled connection unused this long is closed rather than tried
@@ -114,7 +114,7 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
     async def _connect(self, key: PoolKey, timeout: float | None) -> Connection:
         scheme, host, port = key
         try:
-            with trio.fail_after(deadline(timeout)):
+            with trio.fail_at(deadline_at(timeout)):
                 tcp = await trio.open_tcp_stream(host, port)
                 if scheme != "https":
                     return Connection(tcp, tcp.socket, key)
@@ -143,8 +143,7 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
     ) -> h11.Response:
         """Send the request and read the response head; the connection is closed on failure."""
         try:
-            await connection.send_request(request, timeouts.get("write"))
-            return await connection.receive_head(timeouts.get("read"))
+            return await connection.exchange(request, timeouts)
         except BaseException:
             connection.close()
             raise
