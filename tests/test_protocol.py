@@ -352,6 +352,24 @@ async def test_connection_close_is_honoured() -> None:
     assert server.connections == 2
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n',
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found",
+    ],
+)
+async def test_a_body_in_hand_but_never_read_keeps_its_connection(answer: bytes) -> None:
+    """An answer whose body (empty, or small) came with its head needs no read for its
+    connection to serve the next request."""
+    with raw_server(reply(answer), reply(OK)) as server:
+        async with client() as upstream:
+            async with upstream.stream(f"{server.url}/a") as response:
+                assert response.status_code in (304, 404)
+            assert await get(upstream, f"{server.url}/b") == b"ok"
+    assert server.connections == 1
+
+
 async def test_an_abandoned_body_closes_its_connection() -> None:
     big = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000
     with raw_server(reply(big)) as server:

@@ -171,9 +171,16 @@ class Connection:
                 raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__}")
 
     def finish(self) -> bool:
-        """After a body read to its end: whether the connection may serve another request
-        (then it is ready to)."""
+        """After a response: whether the connection may serve another request (then it is
+        ready to). What is left of the body in hand (an empty one, say, never iterated) is
+        skipped; a body not received whole rules the connection out."""
         h = self.h11
+        try:
+            while h.their_state is h11.SEND_BODY:
+                if h.next_event() is h11.NEED_DATA:
+                    return False
+        except h11.RemoteProtocolError:
+            return False
         if not (self.reusable and h.our_state is h11.DONE and h.their_state is h11.DONE):
             return False
         if h.trailing_data[0]:

@@ -39,7 +39,7 @@ def tls_context(verify: bool) -> ssl.SSLContext:
 
 class ResponseStream(httpx.AsyncByteStream):
     """A response body read from its connection; the connection goes back to the pool once the
-    body was read whole, and is closed otherwise."""
+    body was received whole (read, or already in hand), and is closed otherwise."""
 
     def __init__(
         self, transport: EventLoopTransport, connection: Connection, timeout: float | None
@@ -66,7 +66,7 @@ class ResponseStream(httpx.AsyncByteStream):
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        if self._complete and connection.finish():
+        if connection.finish():
             self._transport.release(connection)
         else:
             connection.close()
