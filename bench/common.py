@@ -381,14 +381,16 @@ def timer() -> Iterator[dict[str, float]]:
         box["s"] = time.perf_counter() - t0
 
 
-def mirror_probe_argv(out: Path, config: Path) -> list[str]:
+def mirror_probe_argv(out: Path, config: Path, httpx: bool = False) -> list[str]:
     """``sitegen mirror -c config --no-progress`` through :mod:`bench.probe`, which writes the
-    time of each stage to ``out``."""
+    time of each stage to ``out``; with ``httpx``, upstream HTTP goes through a plain
+    ``httpx.AsyncClient`` instead of sitegen's transport."""
     return [
         str(VENV_BIN / "python"),
         "-m",
         "bench.probe",
         str(out),
+        *(["--httpx"] if httpx else []),
         "--",
         "mirror",
         "-c",

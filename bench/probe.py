@@ -1,10 +1,14 @@
-"""``python -m bench.probe OUT.json -- <sitegen arguments>``: the sitegen CLI, phases timed.
+"""``python -m bench.probe OUT.json [--httpx] -- <sitegen arguments>``: the sitegen CLI, phases
+timed.
 
 Exactly ``sitegen.cli.main(argv)``, with the stage methods of ``sitegen.sync.run._Run`` wrapped
 in timers (a perf_counter call each, nothing else), and so is ``cli._render_pages`` (the
 pages rendered after the run). Writes to OUT.json the seconds spent in each
 stage, when ``main`` was entered (to separate interpreter start and imports from the run) and
 the exit status. A stage that a refactoring renamed is simply not reported.
+
+With ``--httpx``, upstream HTTP goes through a plain ``httpx.AsyncClient`` (httpx's default
+transport) instead of sitegen's own: the same run, to measure what that transport is worth.
 """
 
 from __future__ import annotations
@@ -57,12 +61,34 @@ def _wrap(cls: type, name: str, phases: dict[str, float]) -> None:
         setattr(cls, name, timed)
 
 
+def _use_plain_httpx() -> None:
+    """Upstream HTTP through ``httpx.AsyncClient`` with its default transport, what sitegen's
+    own transport is measured against. Its pool is left unbounded: sitegen's limiters decide
+    the concurrency, as they do for its own transport."""
+    import httpx
+
+    from sitegen.net import upstream
+    from sitegen.net.client import ClientTransport, UpstreamClient
+
+    def open_client(timeout: httpx.Timeout, user_agent: str, verify: bool = True) -> UpstreamClient:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        client = httpx.AsyncClient(verify=verify, timeout=timeout, limits=limits)
+        return UpstreamClient(ClientTransport(client), user_agent=user_agent, timeout=timeout)
+
+    upstream.open_client = open_client
+
+
 def main() -> int:
-    out_path, sep, *argv = sys.argv[1:]
-    assert sep == "--", "usage: python -m bench.probe OUT.json -- <sitegen arguments>"
+    out_path, *rest = sys.argv[1:]
+    plain_httpx = rest[:1] == ["--httpx"]
+    sep, *argv = rest[1:] if plain_httpx else rest
+    assert sep == "--", "usage: python -m bench.probe OUT.json [--httpx] -- <sitegen arguments>"
     imported = time.time()
     from sitegen import cli
     from sitegen.sync import run as mirror
+
+    if plain_httpx:
+        _use_plain_httpx()
 
     phases: dict[str, float] = {}
     for stage in STAGES:

@@ -90,7 +90,13 @@ channels:
 
 
 def run_sitegen(
-    config: Path, nginx: Nginx, tag: str, work: Path, profiler: Profiler, probe: bool = True
+    config: Path,
+    nginx: Nginx,
+    tag: str,
+    work: Path,
+    profiler: Profiler,
+    probe: bool = True,
+    httpx: bool = False,
 ) -> SitegenRun:
     # Flush earlier runs' written files first: otherwise the first fsync of this run (sitegen
     # fsyncs its metadata) waits for hundreds of MB of someone else's writeback.
@@ -99,7 +105,7 @@ def run_sitegen(
     if probe:
         out = work / f"probe-{tag}.json"
         out.unlink(missing_ok=True)
-        argv = profiler.wrap(mirror_probe_argv(out, config), tag)
+        argv = profiler.wrap(mirror_probe_argv(out, config, httpx), tag)
     else:
         argv = [str(SITEGEN), "mirror", "-c", str(config), "--no-progress"]
     measured = run_measured(argv, env=project_env(), timeout=3600).check(f"sitegen ({tag})")
@@ -277,6 +283,7 @@ class _Network:
             ok=(ratio <= 2.0) if self.judged else None,
             raw=ratio,
         )
+        self._plain_httpx(fulls, n, size)
         cpu_ratio = sg.measured.cpu_s / floor.cpu_s if floor.cpu_s else None
         self.add(
             "CPU time sitegen / curl",
@@ -307,6 +314,36 @@ class _Network:
                 for r in fulls
             ],
         }
+
+    def _plain_httpx(self, fulls: list[SitegenRun], n: int, size: int) -> None:
+        """The same full sync with upstream HTTP through a plain ``httpx.AsyncClient`` (its
+        default transport, the concurrency sitegen's limiters allow): what sitegen's own
+        transport is worth. Best download phase of each."""
+        network, work = self.network, self.work
+        log(f"{network}: sitegen through plain httpx.AsyncClient x{self.repeat}")
+        runs = []
+        for i in range(self.repeat):
+            site = work / f"site-httpx-{network}-{i}"
+            config = write_config(work / f"channels-httpx-{network}-{i}.yaml", site, self.base)
+            run = run_sitegen(
+                config, self.nginx, f"httpx-{network}-{i}", work, self.profiler, httpx=True
+            )
+            got = dir_stats(site / "bench" / "upstream")
+            if got != (n, size):
+                raise BenchError(f"sitegen over httpx mirrored {got}, expected {(n, size)}")
+            runs.append(run)
+        if any(r.download_s is None for r in fulls + runs):
+            return
+        sg = _best(fulls, key=lambda r: r.download_s)
+        hx = _best(runs, key=lambda r: r.download_s)
+        self.add(
+            "download phase: sitegen / plain httpx.AsyncClient",
+            f"{fmt_s(sg.download_s)} / {fmt_s(hx.download_s)}",
+            raw=[r.download_s for r in runs],
+            note=f"httpx takes {fmt_ratio(hx.download_s / sg.download_s)} the time; whole run "
+            f"{fmt_s(sg.measured.wall)} / {fmt_s(hx.measured.wall)}, CPU "
+            f"{sg.measured.cpu_s:.2f} / {hx.measured.cpu_s:.2f} s; the same sync",
+        )
 
     def _narrow(self, files: list[tuple[str, str, int]], n: int, size: int) -> None:
         """curl and sitegen once each at NARROW connections: what the concurrency buys."""

@@ -27,8 +27,9 @@ from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.net import download as download_mod
 from sitegen.net import transport as transport_mod
 from sitegen.net import upstream as upstream_mod
+from sitegen.net.client import UpstreamClient, open_client
 from sitegen.net.download import DownloadJob, download
-from sitegen.net.transport import EventLoopTransport, UpstreamClient, open_client
+from sitegen.net.transport import EventLoopTransport
 from sitegen.net.upstream import Upstream, UpstreamError, make_client
 from sitegen.store.site import TEMP_PREFIX, PendingFile, Site
 from sitegen.store.writer import open_disk_writer

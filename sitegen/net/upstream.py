@@ -24,7 +24,7 @@ import trio
 import zstandard
 
 from sitegen.config import DownloadSettings, MirrorConfig, redact_url
-from sitegen.net.transport import UpstreamClient, open_client
+from sitegen.net.client import UpstreamClient, open_client
 
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}

@@ -1,0 +1,125 @@
+"""The client for upstreams: what httpx's client would add to a transport (default headers,
+timeouts, redirects, credentials from the URL) for the few things a GET upstream needs.
+
+Requests go through :class:`~sitegen.net.transport.EventLoopTransport`; with a proxy in the
+environment, through httpx's own client instead, which honours HTTP(S)_PROXY / NO_PROXY.
+"""
+
+from __future__ import annotations
+
+import base64
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+
+from sitegen.net.transport import EventLoopTransport
+
+MAX_REDIRECTS = 10
+REDIRECT_STATUS = {301, 302, 303, 307, 308}
+_SMALL_BODY = 64 * 1024  # redirect bodies up to this size are read so the connection is reused
+
+
+class ClientTransport(httpx.AsyncBaseTransport):
+    """httpx's own client seen as a transport: it applies the environment's proxy settings."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._client.send(request, stream=True)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class UpstreamClient:
+    """GETs upstream through one transport: default headers, timeouts, redirects and
+    credentials from the URL (sent to its own origin only)."""
+
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport, *, user_agent: str, timeout: httpx.Timeout
+    ) -> None:
+        self.transport = transport
+        # identity: package files are compressed already, and sizes are checked as sent.
+        self._headers = {"User-Agent": user_agent, "Accept": "*/*", "Accept-Encoding": "identity"}
+        self._timeout = timeout.as_dict()
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """The final response to GET ``url``, its body not read yet; closed on exit."""
+        response = await self._send(httpx.URL(url), headers or {})
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _send(self, url: httpx.URL, headers: Mapping[str, str]) -> httpx.Response:
+        origin = (url.scheme, url.host, url.port)
+        credentials = _basic_auth(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            request = httpx.Request(
+                "GET",
+                url,
+                headers={**self._headers, **headers},
+                extensions={"timeout": self._timeout},
+            )
+            if credentials and (url.scheme, url.host, url.port) == origin:
+                request.headers["Authorization"] = credentials
+            response = await self.transport.handle_async_request(request)
+            response.request = request
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECT_STATUS or not location:
+                return response
+            try:
+                await _drain(response)
+            finally:
+                await response.aclose()
+            try:
+                url = request.url.join(location)
+            except httpx.InvalidURL as exc:
+                raise httpx.RemoteProtocolError(
+                    "redirect to an invalid URL", request=request
+                ) from exc
+            if url.scheme not in ("http", "https"):
+                raise httpx.UnsupportedProtocol(
+                    f"redirect to unsupported scheme {url.scheme!r}", request=request
+                )
+        raise httpx.TooManyRedirects("too many redirects", request=request)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a small body to its end, so its connection can serve the next request."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > _SMALL_BODY:
+            return  # not worth it: the connection is closed instead
+
+
+def _basic_auth(url: httpx.URL) -> str | None:
+    if not url.username and not url.password:
+        return None
+    pair = f"{url.username}:{url.password}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def proxy_configured() -> bool:
+    return any(k in urllib.request.getproxies() for k in ("http", "https", "all"))
+
+
+def open_client(timeout: httpx.Timeout, user_agent: str, verify: bool = True) -> UpstreamClient:
+    """The client for upstreams: the event-loop transport, or httpx's own client when the
+    environment names a proxy."""
+    if proxy_configured():
+        client = httpx.AsyncClient(verify=verify, timeout=timeout, follow_redirects=False)
+        transport: httpx.AsyncBaseTransport = ClientTransport(client)
+    else:
+        transport = EventLoopTransport(verify=verify)
+    return UpstreamClient(transport, user_agent=user_agent, timeout=timeout)
