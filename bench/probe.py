@@ -1,9 +1,9 @@
 """``python -m bench.probe OUT.json [--httpx] -- <sitegen arguments>``: the sitegen CLI, phases
 timed.
 
-Exactly ``sitegen.cli.main(argv)``, with the stage methods of ``sitegen.sync.run._Run`` wrapped
-in timers (a perf_counter call each, nothing else), and so is ``cli._render_pages`` (the
-pages rendered after the run). Writes to OUT.json the seconds spent in each
+Exactly ``sitegen.cli.main(argv)``, with the stage functions the mirror pipeline
+(``sitegen.sync.pipeline``) calls wrapped in timers (a perf_counter call each, nothing else), and
+so is ``sitegen.web.render.render_site`` as the CLI calls it (the pages rendered after the run). Writes to OUT.json the seconds spent in each
 stage, when ``main`` was entered (to separate interpreter start and imports from the run) and
 the exit status. A stage that a refactoring renamed is simply not reported.
 
@@ -20,45 +20,46 @@ import resource
 import sys
 import time
 
-STAGES = (
-    "_fetch_all",
-    "_parse_all",
-    "_filter_all",
-    "_close",
-    "_merge_all",
-    "_plan_all",
-    "_download_all",
-    "_downloads_on_disk",
-    "_publish_all",
-)
+# The pipeline's stages as it names them; a per-subdir stage (merge, plan) sums over subdirs.
+STAGES = {
+    "fetch_all": "fetch",
+    "parse_all": "parse",
+    "select_all": "filter",
+    "close": "closure",
+    "merge_subdir": "merge",
+    "plan_subdir": "plan",
+    "download_all": "download",
+    "flush": "flush",
+    "publish_all": "publish",
+}
 
 
-def _wrap(cls: type, name: str, phases: dict[str, float]) -> None:
-    original = getattr(cls, name, None)
+def _wrap(module: object, name: str, phase: str, phases: dict[str, float]) -> None:
+    original = getattr(module, name, None)
     if original is None:
         return
     if inspect.iscoroutinefunction(original):
 
         @functools.wraps(original)
-        async def timed_async(self, *args, **kwargs):
+        async def timed_async(*args, **kwargs):
             t0 = time.perf_counter()
             try:
-                return await original(self, *args, **kwargs)
+                return await original(*args, **kwargs)
             finally:
-                phases[name] = phases.get(name, 0.0) + time.perf_counter() - t0
+                phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
 
-        setattr(cls, name, timed_async)
+        setattr(module, name, timed_async)
     else:
 
         @functools.wraps(original)
-        def timed(self, *args, **kwargs):
+        def timed(*args, **kwargs):
             t0 = time.perf_counter()
             try:
-                return original(self, *args, **kwargs)
+                return original(*args, **kwargs)
             finally:
-                phases[name] = phases.get(name, 0.0) + time.perf_counter() - t0
+                phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
 
-        setattr(cls, name, timed)
+        setattr(module, name, timed)
 
 
 def _use_plain_httpx() -> None:
@@ -85,25 +86,17 @@ def main() -> int:
     assert sep == "--", "usage: python -m bench.probe OUT.json [--httpx] -- <sitegen arguments>"
     imported = time.time()
     from sitegen import cli
-    from sitegen.sync import run as mirror
+    from sitegen.sync import pipeline
+    from sitegen.web import render
 
     if plain_httpx:
         _use_plain_httpx()
 
     phases: dict[str, float] = {}
-    for stage in STAGES:
-        _wrap(mirror._Run, stage, phases)
+    for name, phase in STAGES.items():
+        _wrap(pipeline, name, phase, phases)
     # `sitegen mirror` renders the pages after the run.
-    render = cli._render_pages
-
-    def timed_render(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return render(*args, **kwargs)
-        finally:
-            phases["pages"] = phases.get("pages", 0.0) + time.perf_counter() - t0
-
-    cli._render_pages = timed_render
+    _wrap(render, "render_site", "pages", phases)
     entered = time.time()
     t0 = time.perf_counter()
     status = 1

@@ -66,7 +66,7 @@ class SitegenRun:
 
     @property
     def download_s(self) -> float | None:
-        return self.probe.get("phases", {}).get("_download_all")
+        return self.probe.get("phases", {}).get("download")
 
     @property
     def startup_s(self) -> float | None:
