@@ -71,6 +71,9 @@ class SiteStorage(Protocol):
     def pending(self, target: Path) -> PendingWrite:
         """A new, empty file that becomes ``target`` once committed."""
 
+    def temp_for(self, target: Path) -> Path:
+        """A fresh temporary name beside ``target``, never served, removed if its writer dies."""
+
     def staging_for(self, target: Path) -> Path:
         """A temporary name where a replacement for ``target`` waits for its turn."""
 

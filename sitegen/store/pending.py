@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sitegen.store.site import Site
+    from sitegen.store.interface import SiteStorage
 
 # Buffers per pwritev call: Linux takes at most 1024 (UIO_MAXIOV).
 IOV_MAX = 1024
@@ -45,7 +45,7 @@ class PendingFile:
     renamed on commit. Parts of a file may be written in any order (:meth:`write_at`).
     """
 
-    def __init__(self, site: Site, target: Path, fd: int, temp: Path | None) -> None:
+    def __init__(self, site: SiteStorage, target: Path, fd: int, temp: Path | None) -> None:
         self.site = site
         self.target = target
         self.fd = fd
@@ -53,12 +53,12 @@ class PendingFile:
         self.done = False
 
     @classmethod
-    def unnamed(cls, site: Site, target: Path) -> PendingFile:
+    def unnamed(cls, site: SiteStorage, target: Path) -> PendingFile:
         fd = os.open(target.parent, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o666)
         return cls(site, target, fd, None)
 
     @classmethod
-    def named(cls, site: Site, target: Path) -> PendingFile:
+    def named(cls, site: SiteStorage, target: Path) -> PendingFile:
         temp = site.temp_for(target)
         fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o666)
         return cls(site, target, fd, temp)

@@ -17,7 +17,7 @@ from sitegen.conda.records import Repodata, RepodataError, parse_repodata
 from sitegen.config import MirrorConfig
 from sitegen.net import upstream as upstream_mod
 from sitegen.net.upstream import SubdirMissing, Upstream, UpstreamError
-from sitegen.store.upstream_cache import UpstreamCache
+from sitegen.net.upstream_cache import UpstreamCache
 
 log = logging.getLogger("sitegen")
 

@@ -20,9 +20,9 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
+from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.store.origins import Origins
 from sitegen.store.site import Site
-from sitegen.store.upstream_cache import UpstreamCache
 from sitegen.sync.download import (
     DownloadOutcome,
     TargetKey,
