@@ -47,10 +47,10 @@ def build_environment(templates_dir: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=False,
     )
-    env.globals["href"] = _href
-    # The same as a filter (``{{ path|href }}``): filters are called directly, globals through
-    # Context.call, which costs more than the link itself in the loops of the large pages.
-    env.filters["href"] = _href
+    env.globals["href"] = _href  # href('index.html'): a link from the page being rendered
+    # The same in the loops of the large pages, ``{{ path|href(page) }}``: a filter is called
+    # directly (a global through Context.call), and this one is the cached function itself.
+    env.filters["href"] = relative_href
     env.filters.update(FILTERS)
     return env
 

@@ -37,10 +37,12 @@ def _directory_step(from_dir: str, to_dir: str) -> str:
     return "../" * (len(source) - common) + "".join(f"{segment}/" for segment in rest)
 
 
+@lru_cache(maxsize=1 << 16)
 def relative_href(target: str, page: str) -> str:
     """A URL from the page ``page`` to the site path ``target`` (both relative to the root).
 
-    A pure string operation (no file system), called for every link of every page.
+    A pure string operation (no file system), called for every link of every page: cached,
+    as a package page links to the same dependencies from build after build.
     """
     anchor = ""
     if "#" in target:

@@ -56,6 +56,10 @@ def _file_entry(channel: str, record: Record) -> dict[str, Any]:
     }
 
 
+def _counted(items: list[str], one: str, many: str) -> str:
+    return f"{len(items)} {one if len(items) == 1 else many}"
+
+
 def package_model(
     channel: str,
     name: str,
@@ -94,6 +98,10 @@ def package_model(
         row["date"] = format_date_ms(row["timestamp_ms"])
         row["files"] = [row["files"].get(s) for s in PACKAGE_SUFFIXES]
         row["cells"] = list(zip(PACKAGE_SUFFIXES, row["files"], strict=True))
+        # What the build's details hold, as one value (the page has some 30 per build).
+        row["detail_summary"] = _counted(row["depends"], "dependency", "dependencies")
+        if row["constrains"]:
+            row["detail_summary"] += ", " + _counted(row["constrains"], "constraint", "constraints")
         dep_links = row["dep_links"] = {}
         for spec in row["depends"]:
             if spec not in links:
