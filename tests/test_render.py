@@ -36,7 +36,7 @@ from sitegen.sync.report import RUNNING, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.tools.serve import make_server, watch_and_render
-from sitegen.web import channels, package_pages
+from sitegen.web import channel_pages, package_pages
 from sitegen.web import listing as listing_module
 from sitegen.web.format import iso_time
 from sitegen.web.landing import BASE_PLACEHOLDER
@@ -753,7 +753,7 @@ async def test_listing_rows_come_from_a_checked_cache(
         rows_made.append(len(rows))
         return rows
 
-    monkeypatch.setattr(channels, "listing_rows", spy)
+    monkeypatch.setattr(channel_pages, "listing_rows", spy)
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
     await mirror(config)

@@ -4,7 +4,7 @@
 page whose inputs did not change is neither computed nor written, a channel whose metadata
 files did not change is skipped as a whole, and the rows of a subdir listing come from a cache
 of rendered chunks (:mod:`.listing_cache`). At conda-forge scale (500,000 records in a subdir)
-a changed channel costs one cheap pass over its records plus what changed (:mod:`.channels`);
+a changed channel costs one cheap pass over its records plus what changed (:mod:`.channel_pages`);
 many package pages (a first render, new templates) are split between worker processes
 (:mod:`.pool`).
 
@@ -29,7 +29,7 @@ from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History
 from sitegen.sync.report import RUNNING, RunReport
-from sitegen.web.channels import ChannelPages
+from sitegen.web.channel_pages import ChannelPages
 from sitegen.web.environment import TEMPLATES_DIR, make_environment, templates_digest
 from sitegen.web.history import (
     FEED_ENTRIES,
