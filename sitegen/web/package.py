@@ -97,7 +97,6 @@ def package_model(
     for row in builds.values():
         row["date"] = format_date_ms(row["timestamp_ms"])
         row["files"] = [row["files"].get(s) for s in PACKAGE_SUFFIXES]
-        row["cells"] = list(zip(PACKAGE_SUFFIXES, row["files"], strict=True))
         # What the build's details hold, as one value (the page has some 30 per build).
         row["detail_summary"] = _counted(row["depends"], "dependency", "dependencies")
         if row["constrains"]:
