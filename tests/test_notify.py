@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import EXIT_FAILED, EXIT_OK, main
-from sitegen.config import ConfigError, NotifySettings, parse_config
+from sitegen.config import ConfigError, NotifySettings, make_scrub, parse_config
 from sitegen.sync.notify import run_summary
 from sitegen.sync.report import FAILED, ChannelSubdirReport, MirrorReport, RunReport
-from sitegen.web.render import make_scrub
 from testkit.upstream import ExampleUpstream
 
 CHANNELS = "channels:\n  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import tomllib
 
+import msgspec
 import pytest
 import yaml
 
@@ -20,7 +21,29 @@ from sitegen.sync.report import (
     MirrorSubdirReport,
     RunReport,
 )
-from sitegen.web import pages
+from sitegen.web.channel import ChannelSummary, summarize_channel
+from sitegen.web.facts import SEARCH_SUMMARY_MAX, PackageFacts, package_facts, package_row
+from sitegen.web.format import (
+    clip,
+    dependency_name,
+    format_date_ms,
+    format_duration,
+    format_time,
+    iso_time,
+    relative_href,
+    root_prefix,
+    safe_link,
+    split_filename,
+)
+from sitegen.web.history import feed_entries, feed_groups, history_json, history_pages
+from sitegen.web.landing import BASE_PLACEHOLDER, landing_model, mirror_state
+from sitegen.web.listing import listing_rows, subdir_listing_head
+from sitegen.web.manifest import KnownPackage, package_key
+from sitegen.web.package import about_package, package_model
+from sitegen.web.published import PublishedFile, fingerprint, group_by_name
+from sitegen.web.run import run_detail, run_summary
+from sitegen.web.search import search_index
+from sitegen.web.snippets import usage_snippets
 
 pytestmark = pytest.mark.unit
 
@@ -48,6 +71,33 @@ def by_fn(*records: Record) -> dict[str, Record]:
     return {r.fn: r for r in records}
 
 
+def published(r: Record) -> PublishedFile:
+    raw = msgspec.Raw(msgspec.json.encode(r.raw))
+    return PublishedFile(r.fn, r.subdir, r.name, r.size, r.timestamp_ms, r.sha256, raw)
+
+
+def package_key_data(records: list[Record], known_names: set[str]) -> str:
+    """The input key of the page of the package of ``records``, as a render computes it."""
+    files = [published(r) for r in records]
+    known = KnownPackage(fingerprint(files), package_facts(records))
+    return package_key("", "c/x", records[0].name, known, None, known_names)
+
+
+def package_list(by_name: dict[str, list[Record]], channeldata: dict) -> list[dict]:
+    """Rows of a channel's package list, sorted by name, as a render makes them."""
+    return [
+        package_row(name, package_facts(by_name[name]), channeldata.get(name))
+        for name in sorted(by_name)
+    ]
+
+
+def subdir_listing(channel: str, subdir: str, records, metadata) -> dict:
+    """A subdir's listing with all its rows (a render makes them in chunks)."""
+    model = subdir_listing_head(channel, subdir, records, metadata)
+    model["packages"] = listing_rows(model.pop("records"))
+    return model
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -57,7 +107,7 @@ def by_fn(*records: Record) -> dict[str, Record]:
     ],
 )
 def test_safe_link_keeps_http_urls(url: str) -> None:
-    assert pages.safe_link(url) == url.strip()
+    assert safe_link(url) == url.strip()
 
 
 @pytest.mark.parametrize(
@@ -79,51 +129,49 @@ def test_safe_link_keeps_http_urls(url: str) -> None:
     ],
 )
 def test_safe_link_rejects_everything_else(url: object) -> None:
-    assert pages.safe_link(url) is None
+    assert safe_link(url) is None
 
 
 def test_relative_href_and_root_prefix() -> None:
     page = "cloud/conda-forge/packages/numpy.html"
-    assert pages.relative_href("index.html", page) == "../../../index.html"
-    assert pages.relative_href("cloud/conda-forge/linux-64/a-1-0.conda", page) == (
+    assert relative_href("index.html", page) == "../../../index.html"
+    assert relative_href("cloud/conda-forge/linux-64/a-1-0.conda", page) == (
         "../linux-64/a-1-0.conda"
     )
-    assert pages.relative_href("cloud/conda-forge/packages/six.html", page) == "six.html"
-    assert (
-        pages.relative_href("history/x.html#deps-a b", "index.html") == "history/x.html#deps-a%20b"
-    )
-    assert pages.relative_href("c/x/linux-64/a-1!2-0.conda", "c/x/index.html") == (
+    assert relative_href("cloud/conda-forge/packages/six.html", page) == "six.html"
+    assert relative_href("history/x.html#deps-a b", "index.html") == "history/x.html#deps-a%20b"
+    assert relative_href("c/x/linux-64/a-1!2-0.conda", "c/x/index.html") == (
         "linux-64/a-1%212-0.conda"
     )
-    assert pages.root_prefix("index.html") == "."
-    assert pages.root_prefix(page) == "../../.."
+    assert root_prefix("index.html") == "."
+    assert root_prefix(page) == "../../.."
 
 
 def test_formatting() -> None:
-    assert pages.format_time(0) == ""
-    assert pages.format_time(1_700_000_000) == "2023-11-14 22:13 UTC"
-    assert pages.iso_time(1_700_000_000) == "2023-11-14T22:13:20Z"
-    assert pages.format_date_ms(1_700_000_000_000) == "2023-11-14"
-    assert pages.format_duration(None) == ""
-    assert pages.format_duration(5.4) == "5 s"
-    assert pages.format_duration(65) == "1 min 5 s"
-    assert pages.format_duration(3 * 3600 + 120) == "3 h 2 min"
-    assert pages.clip("  a\n b  ", 10) == "a b"
-    assert pages.clip("x" * 20, 10) == "x" * 9 + "…"
-    assert pages.clip(None, 10) == ""
+    assert format_time(0) == ""
+    assert format_time(1_700_000_000) == "2023-11-14 22:13 UTC"
+    assert iso_time(1_700_000_000) == "2023-11-14T22:13:20Z"
+    assert format_date_ms(1_700_000_000_000) == "2023-11-14"
+    assert format_duration(None) == ""
+    assert format_duration(5.4) == "5 s"
+    assert format_duration(65) == "1 min 5 s"
+    assert format_duration(3 * 3600 + 120) == "3 h 2 min"
+    assert clip("  a\n b  ", 10) == "a b"
+    assert clip("x" * 20, 10) == "x" * 9 + "…"
+    assert clip(None, 10) == ""
 
 
 def test_split_filename_and_dependency_name() -> None:
-    assert pages.split_filename("numpy-2.1.0-py312h_0.conda") == ("numpy", "2.1.0", "py312h_0")
-    assert pages.split_filename("ca-certificates-2024.2.2-hbcca054_0.tar.bz2") == (
+    assert split_filename("numpy-2.1.0-py312h_0.conda") == ("numpy", "2.1.0", "py312h_0")
+    assert split_filename("ca-certificates-2024.2.2-hbcca054_0.tar.bz2") == (
         "ca-certificates",
         "2024.2.2",
         "hbcca054_0",
     )
-    assert pages.dependency_name("python >=3.8,<3.9.0a0") == "python"
-    assert pages.dependency_name("conda-forge::NumPy 1.*") == "numpy"
-    assert pages.dependency_name("__glibc >=2.17") == "__glibc"
-    assert pages.dependency_name(">=1") is None
+    assert dependency_name("python >=3.8,<3.9.0a0") == "python"
+    assert dependency_name("conda-forge::NumPy 1.*") == "numpy"
+    assert dependency_name("__glibc >=2.17") == "__glibc"
+    assert dependency_name(">=1") is None
 
 
 def test_group_and_summarize_channel() -> None:
@@ -133,14 +181,14 @@ def test_group_and_summarize_channel() -> None:
         rec("zlib", "1.3.1", "h_0", size=5, timestamp=1_800_000_000_000),
     )
     noarch = by_fn(rec("pip", "24.0", "pyh_0", subdir="noarch", size=7))
-    grouped = pages.group_by_name({"linux-64": linux, "noarch": noarch})
+    grouped = group_by_name({"linux-64": linux, "noarch": noarch})
     assert {k: len(v) for k, v in grouped.items()} == {"numpy": 2, "zlib": 1, "pip": 1}
-    summary = pages.summarize_channel("c/x", {"linux-64": linux, "noarch": noarch})
+    summary = summarize_channel("c/x", {"linux-64": linux, "noarch": noarch})
     assert (summary.packages, summary.files, summary.size) == (3, 4, 42)
     row = summary.subdirs[0]
     assert (row.subdir, row.files, row.packages, row.conda, row.tar_bz2) == ("linux-64", 3, 2, 2, 1)
     assert row.newest_ms == 1_800_000_000_000
-    again = pages.ChannelSummary.from_json(summary.to_json())
+    again = ChannelSummary.from_json(summary.to_json())
     assert again == summary
 
 
@@ -153,7 +201,7 @@ def test_package_model_orders_versions_and_pairs_formats() -> None:
         rec("pkg", "1.0", "h_0", subdir="osx-arm64"),
         rec("pkg", "1.0", "h_1", build_number=1, depends=["zlib >=1", "python >=3.8", "pkg-data"]),
     ]
-    model = pages.package_model("c/x", "pkg", records, known_names={"zlib", "pkg"})
+    model = package_model("c/x", "pkg", records, known_names={"zlib", "pkg"})
     assert model["latest"] == "1.0.post1"
     assert [v["version"] for v in model["versions"]] == ["1.0.post1", "1.0", "1.0a1"]
     one = model["versions"][1]["builds"]
@@ -177,40 +225,40 @@ def test_about_package_prefers_channeldata_and_drops_unsafe_links() -> None:
         rec("pkg", "1.0", "h_0", license="MIT", home="https://old.example", summary="old"),
         rec("pkg", "2.0", "h_0", license="BSD", home="javascript:alert(1)", summary=" x\ny "),
     ]
-    about = pages.about_package(records, None)
+    about = about_package(records, None)
     assert about["license"] == "BSD"
     assert about["home"] is None  # the newest record's home is not an http(s) URL
     assert about["summary"] == "x y"
     entry = {"summary": "From channeldata", "home": "https://pkg.example", "dev_url": "file:///x"}
-    about = pages.about_package(records, entry)
+    about = about_package(records, entry)
     assert about["summary"] == "From channeldata"
     assert about["home"] == "https://pkg.example"
     assert about["dev_url"] is None
-    assert pages.about_package(records, "not a dict")["license"] == "BSD"
+    assert about_package(records, "not a dict")["license"] == "BSD"
 
 
 def test_package_key_changes_only_with_the_package() -> None:
     a = [rec("a", "1.0", "h_0", depends=["zlib"])]
-    key = pages.package_key_data(a, {"zlib"})
-    assert pages.package_key_data(list(reversed(a)), {"zlib", "other"}) == key
-    assert pages.package_key_data(a, set()) != key  # the dependency link disappears
+    key = package_key_data(a, {"zlib"})
+    assert package_key_data(list(reversed(a)), {"zlib", "other"}) == key
+    assert package_key_data(a, set()) != key  # the dependency link disappears
     patched = [rec("a", "1.0", "h_0", depends=["zlib >=1.3"])]
-    assert pages.package_key_data(patched, {"zlib"}) != key
+    assert package_key_data(patched, {"zlib"}) != key
 
 
 def test_package_list_and_search_index() -> None:
-    grouped = pages.group_by_name(
+    grouped = group_by_name(
         {
             "linux-64": by_fn(
                 rec("b", "1.0", "h_0"), rec("b", "1.10", "h_0"), rec("a", "2", "h_0", summary="S")
             )
         }
     )
-    rows = pages.package_list(grouped, {"b": {"summary": "Bee " * 40}})
+    rows = package_list(grouped, {"b": {"summary": "Bee " * 40}})
     assert [(r["name"], r["version"]) for r in rows] == [("a", "2"), ("b", "1.10")]
     assert rows[0]["summary"] == "S"
-    assert len(rows[1]["summary"]) <= pages.SEARCH_SUMMARY_MAX
-    index = pages.search_index("c/x", rows)
+    assert len(rows[1]["summary"]) <= SEARCH_SUMMARY_MAX
+    index = search_index("c/x", rows)
     assert index["packages"][0] == ["a", "2", "S"]
 
 
@@ -220,12 +268,12 @@ def test_package_facts_make_the_rows_of_the_package_list() -> None:
         rec("b", "1.10", "h_0", subdir="noarch", summary="Bee", depends=["zlib"]),
         rec("b", "1.2", "h_0", depends=[">=1", 42]),
     ]
-    facts = pages.package_facts(records)
+    facts = list(package_facts(records))
     assert facts == ["1.10", ["linux-64", "noarch"], "Bee", ["python", "zlib"]]
     for entry in (None, {"summary": "From channeldata"}, {"summary": 3}):
-        (row,) = pages.package_list({"b": records}, {"b": entry} if entry else {})
-        assert pages.package_row("b", facts, entry) == row
-    assert pages.package_row("b", facts, {"summary": "x " * 100})["summary"].endswith("…")
+        (row,) = package_list({"b": records}, {"b": entry} if entry else {})
+        assert package_row("b", PackageFacts(*facts), entry) == row
+    assert package_row("b", PackageFacts(*facts), {"summary": "x " * 100})["summary"].endswith("…")
 
 
 def test_subdir_listing_of_published_files_is_the_listing_of_records() -> None:
@@ -235,35 +283,35 @@ def test_subdir_listing_of_published_files_is_the_listing_of_records() -> None:
         rec("a", "1", "h_0", sha256=None, md5="b" * 32),
     )
     published = [
-        pages.PublishedFile(r.fn, r.subdir, r.name, r.size, r.timestamp_ms, r.sha256, None)
+        PublishedFile(r.fn, r.subdir, r.name, r.size, r.timestamp_ms, r.sha256, None)
         for r in reversed(records.values())
     ]
     metadata = {"repodata.json": (20, 1_700_000_000.0)}
-    listing = pages.subdir_listing("c/x", "linux-64", records, metadata)
-    assert pages.subdir_listing("c/x", "linux-64", published, metadata) == listing
+    listing = subdir_listing("c/x", "linux-64", records, metadata)
+    assert subdir_listing("c/x", "linux-64", published, metadata) == listing
     assert [row[0] for row in listing["packages"]] == sorted(records)
     assert listing["packages"][0][3] == ""  # no sha256
     assert listing["files"] == 3 and listing["size"] == 2005
-    head = pages.subdir_listing_head("c/x", "linux-64", published, metadata)
-    assert pages.listing_rows(head.pop("records")) == listing.pop("packages")
+    head = subdir_listing_head("c/x", "linux-64", published, metadata)
+    assert listing_rows(head.pop("records")) == listing.pop("packages")
     assert head == listing
-    grouped = pages.group_by_name({"linux-64": published})
+    grouped = group_by_name({"linux-64": published})
     assert {k: len(v) for k, v in grouped.items()} == {"b": 1, "a": 2}
-    assert pages.summarize_channel("c/x", {"linux-64": published}) == pages.summarize_channel(
+    assert summarize_channel("c/x", {"linux-64": published}) == summarize_channel(
         "c/x", {"linux-64": records}
     )
 
 
 def test_format_date_ms_agrees_with_gmtime() -> None:
     for ms in (1, 999, 86_399_999, 86_400_000, 1_700_000_000_000, 1_700_006_399_999, 2**45 + 7):
-        assert pages.format_date_ms(ms) == time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
-    assert pages.format_date_ms(1_700_000_000_000.5) == "2023-11-14"
-    assert pages.format_date_ms(0) == pages.format_date_ms(None) == ""
+        assert format_date_ms(ms) == time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
+    assert format_date_ms(1_700_000_000_000.5) == "2023-11-14"
+    assert format_date_ms(0) == format_date_ms(None) == ""
 
 
 def test_subdir_listing_puts_metadata_first() -> None:
     records = by_fn(rec("b", "1", "h_0"), rec("a", "1", "h_0"))
-    listing = pages.subdir_listing(
+    listing = subdir_listing(
         "c/x",
         "linux-64",
         records,
@@ -324,7 +372,7 @@ def run(
 
 def test_run_summary_counts_and_reasons() -> None:
     report = run("r1", 1_700_000_000, FAILED, added=("a-1-h_0.conda",), errors=("boom",))
-    summary = pages.run_summary(report)
+    summary = run_summary(report)
     assert summary["duration_text"] == "1 min 5 s"
     assert summary["totals"]["added"] == 1 and summary["totals"]["downloaded_bytes"] == 100
     (mirror,) = summary["mirrors"]
@@ -336,7 +384,7 @@ def test_run_summary_counts_and_reasons() -> None:
 
 def test_scrub_is_applied_to_error_text() -> None:
     report = run("r1", 1, FAILED, errors=("GET https://h/t/SECRET/x failed",))
-    summary = pages.run_summary(report, lambda s: s.replace("SECRET", "***"))
+    summary = run_summary(report, lambda s: s.replace("SECRET", "***"))
     assert summary["mirrors"][0]["errors"] == ["GET https://h/t/***/x failed"]
 
 
@@ -347,26 +395,26 @@ def test_mirror_state_last_status_and_last_success() -> None:
         run("r2", 200, INTERRUPTED),
         run("r1", 100, COMPLETED),
     ]
-    state = pages.mirror_state(reports, "m")
+    state = mirror_state(reports, "m")
     assert state["last_status"] == RUNNING and state["last_run"] == "r4"
     assert state["last_success"] == 165  # r1 ended
     assert state["read"] is reports[1].mirrors[0]
-    state = pages.mirror_state(reports[1:], "m")
+    state = mirror_state(reports[1:], "m")
     assert state["last_status"] == FAILED
-    assert pages.mirror_state(reports, "unknown")["last_status"] is None
+    assert mirror_state(reports, "unknown")["last_status"] is None
 
 
 def test_history_pages_and_json() -> None:
     reports = [run(f"r{i}", 1000 - i, COMPLETED) for i in range(5)]
-    chunks = pages.history_pages([pages.run_summary(r) for r in reports], size=2)
+    chunks = history_pages([run_summary(r) for r in reports], size=2)
     assert [c["path"] for c in chunks] == [
         "history/index.html",
         "history/page-2.html",
         "history/page-3.html",
     ]
     assert [len(c["runs"]) for c in chunks] == [2, 2, 1]
-    assert pages.history_pages([])[0]["runs"] == []
-    document = pages.history_json(reports)
+    assert history_pages([])[0]["runs"] == []
+    document = history_json(reports)
     assert [r["id"] for r in document["runs"]] == [f"r{i}" for i in range(5)]
     assert document["runs"][0]["record"] == "history/runs/r0.json"
 
@@ -377,15 +425,15 @@ def test_feed_entries_group_files_by_version() -> None:
         run("r2", 200, COMPLETED, added=("a-1-h_0.conda", "a-1-h_0.tar.bz2", "b-2-h_0.conda")),
         run("r1", 100, COMPLETED, added=("a-0.9-h_0.conda",)),
     ]
-    entries = pages.feed_entries(reports, {"c/x": {"a"}})
+    entries = feed_entries(reports, {"c/x": {"a"}})
     assert [e["title"] for e in entries] == ["a 1 in c/x", "b 2 in c/x", "a 0.9 in c/x"]
     assert entries[0]["files"] == ["linux-64/a-1-h_0.conda", "linux-64/a-1-h_0.tar.bz2"]
     assert entries[0]["page"] == "c/x/packages/a.html"
     assert entries[1]["page"] == "history/r2.html"  # b has no page (any more)
     assert len({e["id"] for e in entries}) == 3
-    assert len(pages.feed_entries(reports, {}, limit=2)) == 2
+    assert len(feed_entries(reports, {}, limit=2)) == 2
     # Groups computed before (kept by the render between runs) give the same entries.
-    groups = {r.id: pages.feed_groups(r) for r in reports}
+    groups = {r.id: feed_groups(r) for r in reports}
     assert groups["r2"][0] == [
         "c/x",
         "a",
@@ -393,8 +441,8 @@ def test_feed_entries_group_files_by_version() -> None:
         ["linux-64/a-1-h_0.conda", "linux-64/a-1-h_0.tar.bz2"],
     ]
     for limit in (1, 2, 3, 100):
-        assert pages.feed_entries(reports, {"c/x": {"a"}}, limit, groups=groups) == (
-            pages.feed_entries(reports, {"c/x": {"a"}}, limit)
+        assert feed_entries(reports, {"c/x": {"a"}}, limit, groups=groups) == (
+            feed_entries(reports, {"c/x": {"a"}}, limit)
         )
 
 
@@ -402,7 +450,7 @@ def test_run_detail_lists_changes_and_dependency_report() -> None:
     report = run("r1", 100, COMPLETED, added=("a-1-h_0.conda", "gone-1-h_0.conda"))
     report.mirrors[0].unsatisfied = [{"subdir": "linux-64", "spec": "q >=2", "needed_by": "a"}]
     report.mirrors[0].dependencies_added = [{"subdir": "linux-64", "file": "z.conda", "why": "a"}]
-    detail = pages.run_detail(report, package_pages={"c/x": {"a"}})
+    detail = run_detail(report, package_pages={"c/x": {"a"}})
     (change,) = detail["changes"]
     assert change["added"]["items"] == [
         {"fn": "a-1-h_0.conda", "page": "c/x/packages/a.html"},
@@ -440,7 +488,7 @@ channels:
 
 
 def test_usage_snippets_use_the_base_url() -> None:
-    snippets = pages.usage_snippets(config(), "https://mirror.example")
+    snippets = usage_snippets(config(), "https://mirror.example")
     assert "channel_alias: https://mirror.example/cloud" in snippets["condarc_alias"]
     assert "  - conda-forge\n  - bioconda" in snippets["condarc_alias"]
     assert "  conda-forge: https://mirror.example/cloud" in snippets["condarc_custom"]
@@ -459,13 +507,13 @@ def test_usage_snippets_use_the_base_url() -> None:
 
 
 def test_landing_model_without_base_url_uses_a_placeholder() -> None:
-    model = pages.landing_model(config(), {}, [])
-    assert model["base_placeholder"] == pages.BASE_PLACEHOLDER
-    assert pages.BASE_PLACEHOLDER in model["snippets"]["condarc_alias"]
+    model = landing_model(config(), {}, [])
+    assert model["base_placeholder"] == BASE_PLACEHOLDER
+    assert BASE_PLACEHOLDER in model["snippets"]["condarc_alias"]
     private = model["channels"][3]["mirrors"][0]
     assert private["source"] == "https://conda.anaconda.org/t/***/my-org"
     assert private["last_status"] is None and private["last_status_words"] == "never run"
-    model = pages.landing_model(config("https://m.example"), {}, [])
+    model = landing_model(config("https://m.example"), {}, [])
     assert model["base_placeholder"] is None
 
 
@@ -480,7 +528,7 @@ channels:
     url: https://conda.anaconda.org/conda-forge
     subdirs: [linux-64]
 """
-    snippets = pages.usage_snippets(parse_config(text), "https://m.example")
+    snippets = usage_snippets(parse_config(text), "https://m.example")
     assert snippets["pixi"].splitlines()[2:] == [
         '"https://conda.anaconda.org/conda-forge" = ["https://m.example/cloud/conda-forge",'
         ' "https://m.example/internal/approved"]'

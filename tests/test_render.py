@@ -35,8 +35,13 @@ from sitegen.sync.report import RUNNING, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.tools.serve import make_server, watch_and_render
-from sitegen.web import pages
+from sitegen.web import channel_pages, package_pages
+from sitegen.web import listing as listing_module
+from sitegen.web.format import iso_time
+from sitegen.web.landing import BASE_PLACEHOLDER
+from sitegen.web.published import PublishedFile
 from sitegen.web.render import render_site
+from sitegen.web.run import RUN_ID_RE
 from testkit.site import rewrite_repodata, site_config
 from testkit.upstream import ExampleUpstream
 
@@ -78,7 +83,7 @@ async def mirror(config: SiteConfig) -> RunReport:
 def unique_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run ids have one-second resolution per process; tests run several runs a second."""
     counter = itertools.count(1)
-    real = pages.RUN_ID_RE  # ids must still look like run ids
+    real = RUN_ID_RE  # ids must still look like run ids
 
     def new_run_id() -> str:
         run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{next(counter)}"
@@ -263,7 +268,7 @@ async def test_landing_history_and_feed(mirrored: tuple[SiteConfig, Path], examp
     assert "not in allowlist" in landing  # why records were filtered
     assert "badge-completed" in landing
     assert "Use this mirror" in landing and "channel_alias:" in landing
-    assert pages.BASE_PLACEHOLDER in landing  # no base_url configured
+    assert BASE_PLACEHOLDER in landing  # no base_url configured
     history = json.loads(page_text(site, "history/history.json"))
     (run,) = history["runs"]
     assert run["status"] == "completed"
@@ -286,7 +291,7 @@ async def test_base_url_makes_snippets_absolute(tmp_path: Path, example_upstream
     render_site(config)
     landing = page_text(site, "index.html")
     assert "channel_alias: https://conda.example.org/cloud" in landing
-    assert pages.BASE_PLACEHOLDER not in landing
+    assert BASE_PLACEHOLDER not in landing
     feed = ET.fromstring((site / "history/feed.atom").read_bytes())
     assert feed.get("{http://www.w3.org/XML/1998/namespace}base") == (
         "https://conda.example.org/history/"
@@ -487,7 +492,7 @@ async def test_history_shows_completed_failed_running_and_interrupted_runs(
     # The landing page: last status failed, last successful sync is the completed run.
     landing = page_text(site, "index.html")
     assert "badge-failed" in landing
-    assert pages.iso_time(completed.ended) in landing
+    assert iso_time(completed.ended) in landing
     assert_links_resolve(site)
 
 
@@ -684,16 +689,14 @@ def test_fast_escape_and_attribute_lookup_render_what_jinja2_renders(tmp_path: P
 async def test_render_parses_only_the_packages_that_changed(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sitegen.web import render
-
     parsed: list[str] = []
-    real = render._records
+    real = package_pages.parse_records
 
-    def spy(files: list[pages.PublishedFile]) -> Any:
+    def spy(files: list[PublishedFile]) -> Any:
         parsed.extend(sorted({f.name for f in files}))
         return real(files)
 
-    monkeypatch.setattr(render, "_records", spy)
+    monkeypatch.setattr(package_pages, "parse_records", spy)
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
     await mirror(config)
@@ -744,18 +747,16 @@ async def test_site_repodata_not_as_sitegen_writes_it_is_checked_again(
 async def test_listing_rows_come_from_a_checked_cache(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sitegen.web import render
-
-    monkeypatch.setattr(render, "CHUNK_ROWS", 2)  # chunks of a few rows
+    monkeypatch.setattr(listing_module, "CHUNK_ROWS", 2)  # chunks of a few rows
     rows_made: list[int] = []
-    real = pages.listing_rows
+    real = listing_module.listing_rows
 
     def spy(records: Any) -> Any:
         rows = real(records)
         rows_made.append(len(rows))
         return rows
 
-    monkeypatch.setattr(render.pages, "listing_rows", spy)
+    monkeypatch.setattr(channel_pages, "listing_rows", spy)
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
     await mirror(config)
@@ -802,8 +803,6 @@ async def test_listing_rows_come_from_a_checked_cache(
 async def test_processes_render_the_same_pages(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sitegen.web import render
-
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url)
     await mirror(config)
@@ -813,7 +812,7 @@ async def test_processes_render_the_same_pages(
         path.unlink()
     (site / ".sitegen" / "render" / "manifest.json").unlink()
 
-    monkeypatch.setattr(render, "PROCESSES_FROM", 1)
+    monkeypatch.setattr(package_pages, "PROCESSES_FROM", 1)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     forked = render_site(config)
     assert site_pages(site) == expected
@@ -825,21 +824,21 @@ async def test_processes_render_the_same_pages(
     def broken(channel: str, name: str, *args: Any, **kwargs: Any) -> Any:
         raise ValueError(f"no model for {name}")
 
-    monkeypatch.setattr(render.pages, "package_model", broken)
+    monkeypatch.setattr(package_pages, "package_model", broken)
     (site / FULL / "packages" / "numpy.html").unlink()
     with pytest.raises(RuntimeError, match="no model for numpy"):
         render_site(config)
 
 
 def test_listing_chunks_end_where_the_names_say() -> None:
-    from sitegen.web import render
-
-    def files(names: list[str]) -> list[pages.PublishedFile]:
-        return [pages.PublishedFile(n, "linux-64", n, 1, 0, None, None) for n in sorted(names)]
+    def files(names: list[str]) -> list[PublishedFile]:
+        return [PublishedFile(n, "linux-64", n, 1, 0, None, None) for n in sorted(names)]
 
     names = [f"pkg{i:05d}-1.0-h_0.conda" for i in range(20_000)]
-    before = [tuple(f.fn for f in c) for c in render._chunked(files(names))]
-    after = [tuple(f.fn for f in c) for c in render._chunked(files([*names, "pkg10000x.conda"]))]
+    before = [tuple(f.fn for f in c) for c in listing_module.chunked(files(names))]
+    after = [
+        tuple(f.fn for f in c) for c in listing_module.chunked(files([*names, "pkg10000x.conda"]))
+    ]
     assert 20 < len(before) < 120
-    assert max(len(c) for c in before) <= render.CHUNK_ROWS_MAX
+    assert max(len(c) for c in before) <= listing_module.CHUNK_ROWS_MAX
     assert len(set(after) - set(before)) == 1  # the chunk the new file went into

@@ -22,7 +22,7 @@ class InvalidVersionError(ValueError):
 
 
 # Timestamps above this are milliseconds (year 9999 in seconds), as conda-index decides it.
-_MAX_SECONDS = 253402300799
+MAX_SECONDS = 253402300799
 
 
 @lru_cache(maxsize=1 << 20)
@@ -60,7 +60,7 @@ def timestamp_ms(record: dict[str, Any]) -> int:
     value = record.get("timestamp")
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
         return 0
-    return int(value if value > _MAX_SECONDS else value * 1000)
+    return int(value if value > MAX_SECONDS else value * 1000)
 
 
 class RecordMatcher:

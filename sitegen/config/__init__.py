@@ -9,6 +9,7 @@ from sitegen.config.model import (
     FilterSpec,
     MirrorConfig,
     SiteConfig,
+    make_scrub,
     redact_url,
 )
 from sitegen.config.site_settings import HistoryRetention, NotifySettings, parse_size
@@ -28,6 +29,7 @@ __all__ = [
     "SourceKind",
     "YamlNode",
     "load_config",
+    "make_scrub",
     "parse_config",
     "parse_size",
     "redact_url",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -153,3 +153,26 @@ def redact_url(url: str) -> str:
     url = ENV_REF_RE.sub("***", url)
     url = re.sub(r"/t/[^/]+", "/t/***", url)
     return re.sub(r"//[^/@]+@", "//***@", url)
+
+
+def make_scrub(config: SiteConfig) -> Callable[[str], str]:
+    """Hide tokens in text that came from a run (errors name URLs): URL tokens and the values
+    of every ${ENV} the configured URLs use."""
+    secrets = sorted(
+        {
+            value
+            for _channel, mirror in config.mirrors
+            for name in mirror.secret_env
+            if len(value := os.environ.get(name, "")) >= 4
+        },
+        key=len,
+        reverse=True,
+    )
+
+    def scrub(text: str) -> str:
+        text = redact_url(str(text))
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    return scrub

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sitegen import layout
-from sitegen.config import SiteConfig
+from sitegen.config import SiteConfig, make_scrub
 from sitegen.sync.report import RunReport
 
 log = logging.getLogger("sitegen")
@@ -113,7 +113,6 @@ def notify_run(config: SiteConfig, report: RunReport, exit_status: int) -> None:
     argv = config.notify.on_success if exit_status == 0 else config.notify.on_failure
     if not argv:
         return
-    from sitegen.web.render import make_scrub  # the pages' scrub: tokens stay out of both
 
     summary = run_summary(report, config, exit_status, make_scrub(config))
     data = json.dumps(summary, indent=1).encode()

@@ -1,0 +1,250 @@
+"""The pages of a channel: its index, its search index, a listing per subdir, a page per
+package.
+
+A whole channel whose metadata files (``repodata.json`` & co., ``channeldata.json``) have the
+same size and mtime as at the last render is skipped without parsing its repodata. Otherwise
+one pass over its records groups them by package name and gives each name a fingerprint (a
+hash of its records' JSON text): the facts the channel page and the keys need of a name are
+kept from the last render until its fingerprint changes, so the records of a name are parsed
+only for its page, or for new facts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import markupsafe
+import msgspec
+
+from sitegen import layout
+from sitegen.conda.records import RepodataError
+from sitegen.config import ChannelConfig
+from sitegen.web.channel import ChannelSummary, channel_model, summarize_channel
+from sitegen.web.facts import package_row
+from sitegen.web.listing import chunked, listing_rows, subdir_listing_head
+from sitegen.web.listing_cache import ListingCache
+from sitegen.web.manifest import ChannelState, KnownPackage, digest, package_key
+from sitegen.web.package_pages import PackageContext, PackageTask, package_pages
+from sitegen.web.published import (
+    PAGE_NAME,
+    PublishedFile,
+    checked_files,
+    fingerprint,
+    group_by_name,
+    published_files,
+)
+from sitegen.web.search import search_index
+from sitegen.web.writer import PageWriter
+
+log = logging.getLogger("sitegen")
+
+# Where the rows of a listing go in the rendered subdir.html: replaced by the rows' chunks.
+_ROWS_MARKER = "\x00sitegen-rows\x00"
+
+MetadataStats = dict[str, dict[str, tuple[int, float]]]
+
+
+class ChannelPages:
+    """Renders the pages of the channels of one render through ``writer``."""
+
+    def __init__(
+        self,
+        writer: PageWriter,
+        templates_dir: Path,
+        old_channels: dict[str, ChannelState],
+        listings_dir: Path,
+    ) -> None:
+        self.writer = writer
+        self.site = writer.site
+        self.global_key = writer.global_key
+        self.templates_dir = templates_dir
+        self.old_channels = old_channels
+        self.channels: dict[str, ChannelState] = {}  # for the manifest
+        self.listings_dir = listings_dir
+
+    def render(self, channel: ChannelConfig) -> ChannelSummary:
+        """Every page of ``channel`` (none when its inputs did not change); its summary."""
+        metadata = self._metadata_stats(channel)
+        cd_stat = None
+        with contextlib.suppress(OSError):
+            st = self.site.path(channel.path, layout.CHANNELDATA).stat()
+            cd_stat = (st.st_size, st.st_mtime_ns)
+        mirrors = [[m.name, m.display_url(), list(m.subdirs)] for m in channel.mirrors]
+        signature = digest(self.global_key, metadata, cd_stat, mirrors)
+        cached = self.old_channels.get(channel.path)
+        writer = self.writer
+        if (
+            cached is not None
+            and cached.signature == signature
+            and all(p in writer.old_pages and writer.files.exists(p) for p in cached.pages)
+        ):
+            for relpath in cached.pages:
+                writer.pages[relpath] = writer.old_pages[relpath]
+            writer.stats.skipped += len(cached.pages)
+            self.channels[channel.path] = cached
+            return ChannelSummary.from_json(cached.summary)
+
+        before = set(writer.pages)
+        names = cached.names if cached is not None and cached.names_key == self.global_key else {}
+        summary, names = self._render_channel(channel, metadata, names)
+        self.channels[channel.path] = ChannelState(
+            signature=signature,
+            summary=summary.to_json(),
+            pages=sorted(set(writer.pages) - before),
+            names_key=self.global_key,
+            names=names,
+        )
+        return summary
+
+    def _metadata_stats(self, channel: ChannelConfig) -> MetadataStats:
+        """Per subdir: present metadata file -> (size, mtime), the inputs of its pages."""
+        out: MetadataStats = {}
+        for subdir in channel.subdirs:
+            files = {}
+            for name in layout.METADATA_FILES:
+                try:
+                    st = self.site.path(channel.path, subdir, name).stat()
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                files[name] = (st.st_size, st.st_mtime_ns / 1e9)
+            if layout.REPODATA in files:
+                out[subdir] = files
+        return out
+
+    def _channeldata(self, channel: ChannelConfig) -> dict[str, Any]:
+        """The ``packages`` of the channel's channeldata.json (summary, license, home...)."""
+        try:
+            document = msgspec.json.decode(
+                self.site.path(channel.path, layout.CHANNELDATA).read_bytes()
+            )
+        except (OSError, msgspec.DecodeError):
+            return {}
+        packages = document.get("packages") if isinstance(document, dict) else None
+        return packages if isinstance(packages, dict) else {}
+
+    def _read_subdir(self, channel: ChannelConfig, subdir: str) -> list[PublishedFile]:
+        """The records of the site's own repodata.json, in file order: decoded lightly, or
+        parsed and checked when the file is not as sitegen writes it."""
+        path = self.site.path(channel.path, subdir, layout.REPODATA)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            log.warning("%s/%s: cannot read repodata.json for pages: %s", channel.path, subdir, exc)
+            return []
+        try:
+            return published_files(data, subdir)
+        except msgspec.DecodeError:  # also msgspec.ValidationError: not as sitegen writes it
+            pass
+        try:
+            return checked_files(data, subdir)
+        except RepodataError as exc:
+            log.warning("%s/%s: cannot read repodata.json for pages: %s", channel.path, subdir, exc)
+            return []
+
+    def _render_channel(
+        self, channel: ChannelConfig, metadata: MetadataStats, old_names: dict[str, KnownPackage]
+    ) -> tuple[ChannelSummary, dict[str, KnownPackage]]:
+        """Every page of a channel; its summary and its packages."""
+        writer = self.writer
+        subdirs = {subdir: self._read_subdir(channel, subdir) for subdir in metadata}
+        by_name = group_by_name(subdirs)
+        unsafe = [name for name in by_name if not PAGE_NAME.match(name)]
+        if unsafe:  # never in repodata sitegen wrote: its file names were checked
+            log.warning("%s: no pages for package names %s", channel.path, unsafe[:10])
+            for name in unsafe:
+                del by_name[name]
+            subdirs = {
+                subdir: [f for f in files if f.name in by_name] for subdir, files in subdirs.items()
+            }
+        channeldata = self._channeldata(channel)
+        summary = summarize_channel(channel.path, subdirs)
+        lower = {name.lower() for name in by_name}
+        names: dict[str, KnownPackage] = {}
+        tasks: list[PackageTask] = []
+        for name, files in by_name.items():
+            fp = fingerprint(files)
+            relpath = layout.package_page_path(channel.path, name)
+            entry = channeldata.get(name)
+            known = old_names.get(name)
+            if known is None or known.fingerprint != fp:
+                # New facts, then the key: computed with the page.
+                old_key = writer.old_pages.get(relpath)
+                tasks.append(PackageTask(relpath, name, files, fp, entry, None, old_key))
+                continue
+            names[name] = known
+            key = package_key(self.global_key, channel.path, name, known, entry, lower)
+            if not writer.up_to_date(relpath, key):
+                tasks.append(PackageTask(relpath, name, files, fp, entry, known, key))
+        context = PackageContext(
+            self.site, self.templates_dir, writer.title, self.global_key, channel.path, lower
+        )
+        with package_pages(context, writer.env, tasks) as results:
+            # The listings meanwhile, here.
+            for subdir, files in subdirs.items():
+                relpath = layout.subdir_page_path(channel.path, subdir)
+                key = digest(
+                    self.global_key, "subdir.html", [channel.path, subdir, metadata[subdir]]
+                )
+                if not writer.up_to_date(relpath, key):
+                    self._listing_page(relpath, channel.path, subdir, files, metadata[subdir])
+            for task, result in zip(tasks, results(), strict=True):
+                if result.known is not None:
+                    names[task.name] = result.known
+                if result.key is not None:
+                    writer.pages[task.relpath] = result.key
+                if result.written is None:
+                    writer.stats.skipped += 1
+                else:
+                    writer.rendered(task.relpath, result.written)
+        rows = [package_row(n, names[n].facts, channeldata.get(n)) for n in sorted(names)]
+        writer.json(layout.search_index_path(channel.path), search_index(channel.path, rows))
+        writer.page(
+            layout.channel_index_path(channel.path),
+            "channel.html",
+            channel_model(channel, summary, rows),
+        )
+        return summary, names
+
+    def _listing_page(
+        self,
+        relpath: str,
+        channel: str,
+        subdir: str,
+        files: list[PublishedFile],
+        stats: dict[str, tuple[int, float]],
+    ) -> None:
+        """A subdir's listing. Its package rows (all but a few lines of the page) are rendered
+        by ``_listing_rows.html`` in chunks, kept in a cache beside the manifest: a chunk whose
+        rows did not change is taken from there rather than rendered again. The page (100 MB
+        and more) is written from its parts."""
+        model = subdir_listing_head(channel, subdir, files, stats)
+        cache = ListingCache(self.site, self.listings_dir / channel, subdir)
+        with contextlib.closing(cache):
+            parts = self._listing_parts(relpath, model, cache)
+            self.writer.rendered(relpath, self.writer.files.write_parts(relpath, parts))
+
+    def _listing_parts(self, relpath: str, model: dict[str, Any], cache: ListingCache) -> list[Any]:
+        writer = self.writer
+        rows_template = writer.env.get_template("_listing_rows.html")
+        chunks: list[tuple[str, Any]] = []
+        for chunk in chunked(model.pop("records")):
+            # The key: what the rows show of each file (fn, size, timestamp, sha256), and a bit
+            # more (the subdir and the name, which follow from them), as sliced.
+            key = digest(self.global_key, [f[:6] for f in chunk])
+            data = cache.get(key)
+            if data is None:
+                data = rows_template.render(packages=listing_rows(chunk)).encode("utf-8")
+            chunks.append((key, data))
+        self.site.ensure_dir(cache.rows_path.parent)
+        cache.save(chunks)
+        marker = markupsafe.Markup(_ROWS_MARKER)
+        page = writer.template("subdir.html", relpath, model=model, rows=marker)
+        head, *tail = page.split(_ROWS_MARKER.encode())
+        if len(tail) != 1:  # the marker in the data: render the rows in place
+            rows_html = b"".join(data for _key, data in chunks).decode("utf-8")
+            rows = markupsafe.Markup(rows_html)
+            return [writer.template("subdir.html", relpath, model=model, rows=rows)]
+        return [head, *(data for _key, data in chunks), tail[0]]

@@ -1,0 +1,65 @@
+"""The jinja2 environment the pages are rendered with, and the digest of the templates (part of
+every page's input key)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from sitegen.resources import templates_dir
+from sitegen.web.format import FILTERS, relative_href
+from sitegen.web.manifest import digest
+
+TEMPLATES_DIR = templates_dir()
+
+
+def page_templates(directory: Path) -> list[Path]:
+    """The files pages are made of: the templates at the top and assets/ (other tools keep
+    their own templates in subdirectories, e.g. webconf/)."""
+    files = [p for p in directory.iterdir() if p.is_file()]
+    assets = directory / "assets"
+    if assets.is_dir():
+        files += [p for p in assets.rglob("*") if p.is_file()]
+    return sorted(files)
+
+
+def templates_digest(directory: Path) -> str:
+    files = page_templates(directory)
+    return digest(*[(str(p.relative_to(directory)), p.read_bytes().hex()) for p in files])
+
+
+@jinja2.pass_context
+def _href(context: Any, target: str) -> str:
+    return relative_href(target, context["page"])
+
+
+def build_environment(templates_dir: Path) -> jinja2.Environment:
+    """A new jinja2 environment: autoescape always on, strict about undefined names."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.globals["href"] = _href  # href('index.html'): a link from the page being rendered
+    # The same in the loops of the large pages, ``{{ path|href(page) }}``: a filter is called
+    # directly (a global through Context.call), and this one is the cached function itself.
+    env.filters["href"] = relative_href
+    env.filters.update(FILTERS)
+    return env
+
+
+@functools.lru_cache(maxsize=4)
+def make_environment(
+    templates_dir: Path = TEMPLATES_DIR, templates_digest: str = ""
+) -> jinja2.Environment:
+    """:func:`build_environment`, cached per templates directory and content digest, so the
+    templates of a long-lived process (``sitegen serve --watch``, the tests) compile once per
+    version."""
+    return build_environment(templates_dir)

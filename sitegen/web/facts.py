@@ -1,0 +1,47 @@
+"""What the channel page, the search index and the key of a package page need of a package:
+its :class:`PackageFacts`, kept per package in the render manifest between runs."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from sitegen.conda.records import Record
+from sitegen.web.format import clip, dependency_name, newest_version, strings
+
+SEARCH_SUMMARY_MAX = 80  # characters of an upstream summary kept in the search index
+
+
+class PackageFacts(NamedTuple):
+    """Facts of a package's records, as plain JSON (an array in the manifest)."""
+
+    version: str  # the newest
+    subdirs: list[str]  # sorted
+    summary: str  # of the first record that has one, clipped
+    dependencies: list[str]  # the names its dependencies refer to, sorted
+
+
+def package_facts(records: list[Record]) -> PackageFacts:
+    summary = next((r.raw.get("summary") for r in records if r.raw.get("summary")), "")
+    dependencies = {
+        dep
+        for r in records
+        for spec in strings(r.raw.get("depends"))
+        if (dep := dependency_name(spec)) is not None
+    }
+    return PackageFacts(
+        version=newest_version({r.version for r in records}),
+        subdirs=sorted({r.subdir for r in records}),
+        summary=clip(summary, SEARCH_SUMMARY_MAX),
+        dependencies=sorted(dependencies),
+    )
+
+
+def package_row(name: str, facts: PackageFacts, channeldata_entry: Any) -> dict[str, Any]:
+    """A row of a channel's package list (and of its search index)."""
+    summary = channeldata_entry.get("summary") if isinstance(channeldata_entry, dict) else None
+    return {
+        "name": name,
+        "version": facts.version,
+        "subdirs": list(facts.subdirs),
+        "summary": clip(summary, SEARCH_SUMMARY_MAX) if isinstance(summary, str) else facts.summary,
+    }

@@ -1,0 +1,105 @@
+"""The landing page: every channel with its mirrors' state, the last run, the snippets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sitegen.config import SiteConfig
+from sitegen.layout import channel_index_path, run_page_path
+from sitegen.sync.report import (
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    STOPPED,
+    MirrorReport,
+    RunReport,
+)
+from sitegen.web.channel import ChannelSummary
+from sitegen.web.format import format_time, iso_time
+from sitegen.web.run import STATUS_WORDS, Scrub, mirror_row, run_summary, same
+from sitegen.web.snippets import usage_snippets
+
+BASE_PLACEHOLDER = "http://MIRROR-HOST"
+
+
+def mirror_state(reports: list[RunReport], mirror: str) -> dict[str, Any]:
+    """The last run that involved a mirror, its status there and its last successful sync."""
+    state: dict[str, Any] = {
+        "last_status": None,
+        "last_run": None,
+        "last_success": None,
+        "last_success_iso": "",
+        "last_success_text": "",
+        "read": None,  # the newest report of the mirror that read upstream
+    }
+    for report in reports:  # newest first
+        found = next((m for m in report.mirrors if m.name == mirror), None)
+        if found is None:
+            continue
+        if state["last_run"] is None:
+            state["last_run"] = report.id
+            if report.status in (RUNNING, STOPPED, INTERRUPTED):
+                state["last_status"] = report.status
+            else:
+                state["last_status"] = FAILED if found.errors else found.status
+        if state["read"] is None and found.subdirs and report.status != RUNNING:
+            state["read"] = found
+        if (
+            state["last_success"] is None
+            and report.status in (COMPLETED, FAILED)
+            and found.status == COMPLETED
+            and not found.errors
+        ):
+            state["last_success"] = report.ended
+            state["last_success_iso"] = iso_time(report.ended)
+            state["last_success_text"] = format_time(report.ended)
+        if state["last_success"] is not None and state["read"] is not None:
+            break
+    return state
+
+
+def landing_model(
+    config: SiteConfig,
+    summaries: Mapping[str, ChannelSummary],
+    reports: list[RunReport],
+    scrub: Scrub = same,
+) -> dict[str, Any]:
+    channels = []
+    for channel in config.channels:
+        summary = summaries.get(channel.path) or ChannelSummary(path=channel.path)
+        mirrors = []
+        for mirror in channel.mirrors:
+            state = mirror_state(reports, mirror.name)
+            read: MirrorReport | None = state.pop("read")
+            mirrors.append(
+                {
+                    "name": mirror.name,
+                    "source": scrub(mirror.display_url()),
+                    "subdirs": list(mirror.subdirs),
+                    "mode": mirror.mode,
+                    **state,
+                    "last_status_words": STATUS_WORDS.get(state["last_status"] or "", "never run"),
+                    "last_run_page": run_page_path(state["last_run"])
+                    if state["last_run"]
+                    else None,
+                    "filtered": mirror_row(read, scrub) if read is not None else None,
+                }
+            )
+        channels.append(
+            {
+                "path": channel.path,
+                "page": channel_index_path(channel.path),
+                "summary": summary.to_json(),
+                "mirrors": mirrors,
+            }
+        )
+    last = run_summary(reports[0], scrub) if reports else None
+    return {
+        "channels": channels,
+        "last_run": last,
+        "base_url": config.base_url,
+        "base_placeholder": None if config.base_url else BASE_PLACEHOLDER,
+        "snippets": usage_snippets(config, config.base_url or BASE_PLACEHOLDER),
+    }

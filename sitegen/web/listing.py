@@ -1,0 +1,63 @@
+"""The listing of a subdir: its metadata files, then a row per package file (100 MB of page
+and more at 500,000 files, rendered in chunks of rows that a cache keeps between renders)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from operator import attrgetter
+from typing import Any
+
+from sitegen.conda.records import Record
+from sitegen.layout import METADATA_FILES
+from sitegen.web.format import format_date_ms, format_time
+from sitegen.web.published import PublishedFile, values
+
+# A listing is rendered in chunks of rows that end where a file name's hash says so (about 1
+# in CHUNK_ROWS), so that a file added or removed changes one chunk, not the rest.
+CHUNK_ROWS = 512
+CHUNK_ROWS_MAX = 8 * CHUNK_ROWS
+
+
+def subdir_listing_head(
+    channel: str,
+    subdir: str,
+    records: Mapping[str, Record] | Iterable[Any],
+    metadata: Mapping[str, tuple[int, float]],
+) -> dict[str, Any]:
+    """A subdir's listing but for its package rows: ``records`` (as :func:`values` takes them)
+    sorted by file name instead, of which :func:`listing_rows` makes the rows, in chunks.
+
+    ``metadata`` maps present metadata file names to (size, mtime seconds).
+    """
+    meta_rows = [
+        {"fn": fn, "size": metadata[fn][0], "modified": format_time(metadata[fn][1])}
+        for fn in METADATA_FILES
+        if fn in metadata
+    ]
+    ordered = sorted(values(records), key=attrgetter("fn"))
+    return {
+        "channel": channel,
+        "subdir": subdir,
+        "metadata": meta_rows,
+        "files": len(ordered),
+        "size": sum(r.size for r in ordered),
+        "records": ordered,
+    }
+
+
+def listing_rows(records: Iterable[Any]) -> list[tuple[str, int, str, str]]:
+    """Rows of a subdir listing: (fn, size, date, sha256) of each record, in order."""
+    return [(r.fn, r.size, format_date_ms(r.timestamp_ms), r.sha256 or "") for r in records]
+
+
+def chunked(files: list[PublishedFile]) -> Iterator[list[PublishedFile]]:
+    """A listing's files (sorted by name) in chunks whose ends depend on the names alone, so
+    that a file added or removed changes one chunk only."""
+    start = 0
+    for i in range(1, len(files)):
+        if zlib.crc32(files[i].fn.encode()) % CHUNK_ROWS == 0 or i - start >= CHUNK_ROWS_MAX:
+            yield files[start:i]
+            start = i
+    if start < len(files):
+        yield files[start:]

@@ -1,0 +1,106 @@
+"""The rendered chunks of a subdir listing's rows, kept between renders beside the manifest
+(in ``.sitegen/render/listings/``): a chunk whose rows did not change is taken from there
+rather than rendered again."""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sitegen.store.site import Site
+
+LISTING_CACHE_VERSION = 1
+
+
+class ListingCache:
+    """``<subdir>.rows`` holds chunks one after the other (new ones are appended) and
+    ``<subdir>.json`` where each is (key -> [offset, length, crc32]). A chunk is used only when
+    its bytes check out. Chunks handed out are views of the mapped file, valid until
+    :meth:`close`."""
+
+    SUFFIXES = (".rows", ".json")
+
+    def __init__(self, site: Site, directory: Path, subdir: str) -> None:
+        self.site = site
+        self.rows_path = directory / f"{subdir}.rows"
+        self.index_path = directory / f"{subdir}.json"
+        self.index = self._load_index()
+        self.used: dict[str, list[int]] = {}
+        self._exit = contextlib.ExitStack()
+        self._rows: memoryview | None = None
+        self._size = 0
+        if self.index:
+            self._open()
+
+    def _load_index(self) -> dict[str, Any]:
+        try:
+            document = msgspec.json.decode(self.index_path.read_bytes())
+        except (OSError, msgspec.DecodeError):
+            return {}
+        if not isinstance(document, dict) or document.get("version") != LISTING_CACHE_VERSION:
+            return {}
+        chunks = document.get("chunks")
+        return chunks if isinstance(chunks, dict) else {}
+
+    def _open(self) -> None:
+        try:
+            with open(self.rows_path, "rb") as handle:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # absent, or empty
+            return
+        self._exit.callback(mapped.close)  # after the views on it are released (in reverse)
+        self._rows = memoryview(mapped)
+        self._exit.callback(self._rows.release)
+        self._size = len(mapped)
+
+    def get(self, key: str) -> memoryview | None:
+        entry = self.index.get(key)
+        if self._rows is None or not isinstance(entry, list) or len(entry) != 3:
+            return None
+        offset, length, crc = entry
+        if not all(type(n) is int and n >= 0 for n in entry) or offset + length > self._size:
+            return None
+        chunk = self._rows[offset : offset + length]
+        if zlib.crc32(chunk) != crc:
+            chunk.release()
+            return None
+        self.used[key] = entry
+        self._exit.callback(chunk.release)
+        return chunk
+
+    def save(self, chunks: list[tuple[str, Any]]) -> None:
+        """Keep the chunks of the page just rendered: the new ones are appended, unless most of
+        the file would then be chunks no longer used (then it is written afresh)."""
+        new = [(key, data) for key, data in chunks if key not in self.used]
+        if not new and len(self.used) == len(self.index):
+            return
+        live = sum(len(data) for _key, data in chunks)
+        added = sum(len(data) for _key, data in new)
+        index: dict[str, list[int]] = {}
+        if self._rows is not None and self._size + added <= 2 * live:
+            with open(self.rows_path, "ab") as handle:
+                offset = os.fstat(handle.fileno()).st_size
+                for key, data in new:
+                    handle.write(data)
+                    index[key] = [offset, len(data), zlib.crc32(data)]
+                    offset += len(data)
+            index.update(self.used)
+        else:
+            with self.site.pending(self.rows_path) as pending:
+                offset = 0
+                for key, data in chunks:
+                    pending.write(data)
+                    index[key] = [offset, len(data), zlib.crc32(data)]
+                    offset += len(data)
+                pending.commit()
+        document = {"version": LISTING_CACHE_VERSION, "chunks": index}
+        self.site.write_bytes(self.index_path, msgspec.json.encode(document), durable=False)
+
+    def close(self) -> None:
+        self._exit.close()

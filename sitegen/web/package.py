@@ -1,0 +1,132 @@
+"""The page of a package: about, latest version and versions x subdirs x builds, the two
+formats side by side.
+
+Upstream metadata is untrusted. The templates escape every value; on top of that, only
+``http(s)`` URLs are let through as links and free text is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sitegen.conda.records import Record
+from sitegen.conda.schema import PACKAGE_SUFFIXES
+from sitegen.layout import package_file_path, package_page_path
+from sitegen.web.format import (
+    clip,
+    dependency_name,
+    format_date_ms,
+    safe_link,
+    strings,
+    version_sort_key,
+)
+
+SUMMARY_MAX = 300  # characters of an upstream summary shown on a package page
+_ABOUT_KEYS = ("summary", "license", "license_family", "home", "doc_url", "dev_url")
+_URL_KEYS = ("home", "doc_url", "dev_url")
+
+
+def about_package(records: list[Record], channeldata_entry: Any) -> dict[str, str | None]:
+    """Summary, license and links of a package: channeldata.json first, else the newest record.
+
+    URLs are kept only when http(s); everything else is bounded text.
+    """
+    entry = channeldata_entry if isinstance(channeldata_entry, dict) else {}
+    newest = max(records, key=lambda r: (version_sort_key(r.version), r.timestamp_ms))
+    about: dict[str, str | None] = {}
+    for key in _ABOUT_KEYS:
+        value = entry.get(key)
+        if not isinstance(value, str) or not value.strip():
+            value = newest.raw.get(key)
+        if key in _URL_KEYS:
+            about[key] = safe_link(value)
+        else:
+            about[key] = clip(value, SUMMARY_MAX) or None
+    return about
+
+
+def _file_entry(channel: str, record: Record) -> dict[str, Any]:
+    return {
+        "fn": record.fn,
+        "format": ".conda" if record.fn.endswith(".conda") else ".tar.bz2",
+        "href": package_file_path(channel, record.subdir, record.fn),
+        "size": record.size,
+        "sha256": record.sha256 or "",
+        "md5": record.md5 or "",
+    }
+
+
+def _counted(items: list[str], one: str, many: str) -> str:
+    return f"{len(items)} {one if len(items) == 1 else many}"
+
+
+def package_model(
+    channel: str,
+    name: str,
+    records: list[Record],
+    channeldata_entry: Any = None,
+    known_names: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """A package page: about, latest version and versions x subdirs x builds, formats side by side.
+
+    ``known_names`` are the channel's package names: dependencies on them link to their pages.
+    """
+    builds: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for record in records:
+        raw = record.raw
+        key = (raw["version"], record.subdir, raw["build"])
+        row = builds.get(key)
+        if row is None:
+            row = builds[key] = {
+                "version": key[0],
+                "subdir": key[1],
+                "build": key[2],
+                "build_number": raw.get("build_number", 0),
+                "timestamp_ms": 0,
+                "noarch": clip(raw.get("noarch"), 40),
+                "depends": strings(raw.get("depends")),
+                "constrains": strings(raw.get("constrains")),
+                "files": {},
+            }
+        row["timestamp_ms"] = max(row["timestamp_ms"], record.timestamp_ms)
+        entry = _file_entry(channel, record)
+        row["files"][entry["format"]] = entry
+    versions: dict[str, list[dict[str, Any]]] = {}
+    own = name.lower()
+    links: dict[str, str | None] = {}  # spec -> the page it links to (the builds share specs)
+    for row in builds.values():
+        row["date"] = format_date_ms(row["timestamp_ms"])
+        row["files"] = [row["files"].get(s) for s in PACKAGE_SUFFIXES]
+        # What the build's details hold, as one value (the page has some 30 per build).
+        row["detail_summary"] = _counted(row["depends"], "dependency", "dependencies")
+        if row["constrains"]:
+            row["detail_summary"] += ", " + _counted(row["constrains"], "constraint", "constraints")
+        dep_links = row["dep_links"] = {}
+        for spec in row["depends"]:
+            if spec not in links:
+                dep = dependency_name(spec)
+                linked = dep in known_names and dep != own
+                links[spec] = package_page_path(channel, dep) if linked else None
+            if links[spec] is not None:
+                dep_links[spec] = links[spec]
+        versions.setdefault(row["version"], []).append(row)
+    ordered = sorted(versions, key=version_sort_key, reverse=True)
+    version_rows = []
+    for version in ordered:
+        rows = sorted(
+            versions[version],
+            key=lambda r: (r["subdir"], -int(r["build_number"] or 0), r["build"]),
+        )
+        version_rows.append(
+            {"version": version, "builds": rows, "date": max(r["date"] for r in rows)}
+        )
+    return {
+        "channel": channel,
+        "name": name,
+        "about": about_package(records, channeldata_entry),
+        "latest": ordered[0] if ordered else "",
+        "subdirs": sorted({r.subdir for r in records}),
+        "files": len(records),
+        "size": sum(r.size for r in records),
+        "versions": version_rows,
+    }

@@ -1,0 +1,132 @@
+"""The package pages of a channel: each rendered (with the facts of its package, when they
+changed) in the render's process, or split between worker processes when there are many."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jinja2
+
+from sitegen.store.site import Site
+from sitegen.web.environment import build_environment
+from sitegen.web.facts import package_facts
+from sitegen.web.manifest import KnownPackage, package_key
+from sitegen.web.package import package_model
+from sitegen.web.pool import can_fork, parts_in_processes
+from sitegen.web.published import PublishedFile, parse_records
+from sitegen.web.writer import PageFiles, render_page
+
+log = logging.getLogger("sitegen")
+
+# Package pages are rendered by worker processes (one per CPU, at most PAGE_PROCESSES) when a
+# channel has at least PROCESSES_FROM of them to render, in parts of PART_PAGES pages.
+PAGE_PROCESSES = 4
+PROCESSES_FROM = 2000
+PART_PAGES = 250
+
+
+class PackageTask(NamedTuple):
+    """A package page to render. ``known`` None: its facts (and key) are computed first, and
+    nothing is rendered if the key is ``old_key`` after all."""
+
+    relpath: str
+    name: str
+    files: list[PublishedFile]
+    fingerprint: str
+    entry: Any  # its channeldata.json entry
+    known: KnownPackage | None
+    old_key: str | None
+
+
+class PackageResult(NamedTuple):
+    """What rendering a package page gave: its key and facts when they were computed;
+    ``written`` True (written) / False (unchanged) / None (up to date: not rendered)."""
+
+    key: str | None
+    written: bool | None
+    known: KnownPackage | None
+
+
+class PackageContext(NamedTuple):
+    """What every package page of a channel is rendered with."""
+
+    site: Site
+    templates_dir: Path
+    title: str
+    global_key: str
+    channel: str
+    names: set[str]  # the channel's package names, lower case: dependencies link to them
+
+
+class PackagePages:
+    """Renders and writes package pages."""
+
+    def __init__(self, context: PackageContext, env: jinja2.Environment) -> None:
+        self.context = context
+        self.env = env
+        self.files = PageFiles(context.site)
+
+    def run(self, task: PackageTask) -> PackageResult:
+        c = self.context
+        records = None
+        key = None
+        known = task.known
+        if known is None:
+            records = parse_records(task.files)
+            known = KnownPackage(task.fingerprint, package_facts(records))
+            key = package_key(c.global_key, c.channel, task.name, known, task.entry, c.names)
+            if key == task.old_key and self.files.exists(task.relpath):
+                return PackageResult(key, None, known)
+        model = package_model(
+            c.channel, task.name, records or parse_records(task.files), task.entry, c.names
+        )
+        data = render_page(self.env, c.title, "package.html", task.relpath, model=model)
+        written = self.files.write(task.relpath, data)
+        return PackageResult(key, written, known if task.known is None else None)
+
+
+@contextlib.contextmanager
+def package_pages(
+    context: PackageContext, env: jinja2.Environment, tasks: list[PackageTask]
+) -> Iterator[Callable[[], Iterator[PackageResult]]]:
+    """Render the package pages of ``tasks``; yields a function giving their results in
+    order. Many pages are split between worker processes, which render while the body of the
+    with statement runs."""
+    processes = min(PAGE_PROCESSES, os.cpu_count() or 1)
+    if len(tasks) < PROCESSES_FROM or processes < 2 or not can_fork():
+        yield _here(context, env, tasks)
+        return
+
+    @functools.cache
+    def worker_pages() -> PackagePages:
+        # Once per worker: a jinja2 environment of its own (no lock shared with the parent).
+        return PackagePages(context, build_environment(context.templates_dir))
+
+    def work(part: int) -> list[PackageResult]:
+        mine = worker_pages()
+        return [mine.run(task) for task in tasks[part * PART_PAGES : (part + 1) * PART_PAGES]]
+
+    parts = -(-len(tasks) // PART_PAGES)
+    with contextlib.ExitStack() as stack:
+        try:
+            results = stack.enter_context(parts_in_processes(work, parts, processes))
+        except OSError as exc:  # no more processes: all here, then
+            log.debug("rendering package pages in one process: %s", exc)
+            results = None
+        if results is None:
+            yield _here(context, env, tasks)
+        else:
+            yield lambda: (result for part in results() for result in part)
+
+
+def _here(
+    context: PackageContext, env: jinja2.Environment, tasks: list[PackageTask]
+) -> Callable[[], Iterator[PackageResult]]:
+    pages = PackagePages(context, env)
+    return lambda: map(pages.run, tasks)

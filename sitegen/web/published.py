@@ -1,0 +1,118 @@
+"""The site's own repodata as every render reads it: light records, grouped by package name.
+
+sitegen checked every record before publishing it, so a render only decodes its repodata, and
+lightly: the few fields shown of every record, and each record's JSON text (unparsed until the
+page of its package is rendered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+import msgspec
+
+from sitegen.conda.records import Record, parse_repodata
+from sitegen.conda.schema import LISTED_DECODER, RAW_DECODER
+from sitegen.conda.version import MAX_SECONDS, timestamp_ms
+
+# Timestamps above this are milliseconds (year 9999 in seconds), as conda.version.timestamp_ms
+# decides it; spelled out for the inline fast path of :func:`published_files`.
+# What a package name must be made of to name a page (never a path): the characters of the
+# file names records.check_record lets through (a package's file names start with its name).
+PAGE_NAME = re.compile(r"^[A-Za-z0-9_+!][A-Za-z0-9._+!=,-]*$")
+
+
+class PublishedFile(NamedTuple):
+    """A record of the site's own repodata as every render reads it: what the channel summary
+    and the subdir listing show, and its JSON text (``raw``), parsed only for a package page
+    that must be rendered again. Has the attributes of a :class:`Record` that those use."""
+
+    fn: str
+    subdir: str
+    name: str
+    size: int
+    timestamp_ms: int
+    sha256: str | None
+    raw: Any  # msgspec.Raw: the record's JSON text
+
+
+def published_files(data: bytes, subdir: str) -> list[PublishedFile]:
+    """The records of repodata that sitegen wrote, without building them: two typed decodes
+    (the few fields shown of every record; the JSON text of each record), both much cheaper
+    than parsing every record into dicts. Raises msgspec.DecodeError when the file is not
+    as sitegen writes it."""
+    raw = RAW_DECODER.decode(data)
+    listed = LISTED_DECODER.decode(data)
+    out: list[PublishedFile] = []
+    append = out.append
+    make = tuple.__new__  # the NamedTuple without its keyword-argument constructor
+    for raw_section, listed_section in (
+        (raw.packages, listed.packages),
+        (raw.packages_conda, listed.packages_conda),
+    ):
+        # Both decodes keep the order of the file: the sections line up.
+        for (fn, text), record in zip(raw_section.items(), listed_section.values(), strict=True):
+            ms = record.timestamp
+            if type(ms) is int and ms > 0:  # timestamp_ms, inline for the common case
+                ms = ms if ms > MAX_SECONDS else ms * 1000
+            else:
+                ms = timestamp_ms({"timestamp": ms})
+            append(
+                make(PublishedFile, (fn, subdir, record.name, record.size, ms, record.sha256, text))
+            )
+    return out
+
+
+def checked_files(data: bytes, subdir: str) -> list[PublishedFile]:
+    """The records of repodata that does not decode as sitegen writes it, parsed and checked
+    as upstream repodata is. Raises RepodataError."""
+    repodata = parse_repodata(data, subdir)
+    return [
+        PublishedFile(
+            fn,
+            subdir,
+            r.name,
+            r.size,
+            r.timestamp_ms,
+            r.sha256,
+            msgspec.Raw(msgspec.json.encode(r.raw)),
+        )
+        for fn, r in repodata.records.items()
+    ]
+
+
+def parse_records(files: list[PublishedFile]) -> list[Record]:
+    """The records of a package, parsed (only when its page or its facts are needed)."""
+    raws = msgspec.json.decode(b"[" + b",".join(f.raw for f in files) + b"]")
+    return [Record(fn=f.fn, subdir=f.subdir, raw=raw) for f, raw in zip(files, raws, strict=True)]
+
+
+def fingerprint(files: list[PublishedFile]) -> str:
+    """A hash of a package's records as published (subdir, file name and JSON text of each)."""
+    data = msgspec.json.encode([(f.subdir, f.fn, f.raw) for f in files])
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def values(records: Mapping[str, Any] | Iterable[Any]) -> Iterable[Any]:
+    """The records of a subdir: a mapping (filename -> :class:`Record`) or a sequence (of
+    :class:`PublishedFile`)."""
+    return records.values() if isinstance(records, Mapping) else records
+
+
+def group_by_name(subdirs: Mapping[str, Mapping[str, Record] | Iterable[Any]]) -> dict[str, list]:
+    """One pass over every record of a channel: name -> its records (all subdirs, in order).
+
+    The records of a subdir as :func:`values` takes them.
+    """
+    out: dict[str, list] = {}
+    for records in subdirs.values():
+        for record in values(records):
+            bucket = out.get(record.name)
+            if bucket is None:
+                out[record.name] = [record]
+            else:
+                bucket.append(record)
+    return out

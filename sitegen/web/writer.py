@@ -1,0 +1,163 @@
+"""Where pages go, and the writing of a page unless its input key says it is up to date.
+
+Pages that are computed go through :meth:`Site.write_bytes`, which leaves unchanged files
+alone (no fsync: a page lost to a crash is rendered again from the same inputs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import msgspec
+
+from sitegen.store.site import Site
+from sitegen.web.format import root_prefix
+from sitegen.web.manifest import digest
+
+
+@dataclass
+class RenderStats:
+    """What a render did. ``rendered`` pages were computed; of those, ``written`` changed on
+    disk. ``skipped`` pages had unchanged inputs and were not computed at all."""
+
+    rendered: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    skipped: int = 0
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> int:
+        return len(self.rendered) - len(self.written)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.written)} pages written, {self.unchanged} unchanged,"
+            f" {self.skipped} up to date, {len(self.removed)} removed"
+        )
+
+
+class PageFiles:
+    """Where pages go: Site.path of each, resolving each directory once (not each page)."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.root = str(site.root)
+        self._directories: dict[str, Path] = {}
+        self._files: dict[str, set[str]] = {}
+
+    def target(self, relpath: str) -> Path:
+        directory, _, name = relpath.rpartition("/")
+        parent = self._directories.get(directory)
+        if parent is None and directory:
+            parent = self._directories[directory] = self.site.path(*directory.split("/"))
+        if parent is None or name in ("", ".", "..") or "\\" in name or "\x00" in name:
+            return self.site.path(*relpath.split("/"))
+        target = parent / name
+        if os.path.islink(target):  # only a link could lead elsewhere: the full check
+            return self.site.path(*relpath.split("/"))
+        return target
+
+    def exists(self, relpath: str) -> bool:
+        """Whether the page is a file (asked once per page, before it is written or not)."""
+        # relpaths are made of validated names; Site.path (which resolves) guards the writes.
+        directory, _, name = relpath.rpartition("/")
+        files = self._files.get(directory)
+        if files is None:  # one listing of the directory rather than a stat per page
+            try:
+                with os.scandir(os.path.join(self.root, directory)) as entries:
+                    files = self._files[directory] = {e.name for e in entries if e.is_file()}
+            except OSError:
+                return os.path.isfile(os.path.join(self.root, relpath))
+        return name in files
+
+    def write(self, relpath: str, data: bytes) -> bool:
+        """Site.write_bytes of the page (no fsync); True if written, False if unchanged."""
+        return self.site.write_bytes(self.target(relpath), data, durable=False)
+
+    def write_parts(self, relpath: str, parts: list[Any]) -> bool:
+        """:meth:`write` of the concatenation of ``parts``, without making it: the file is
+        left alone when it holds exactly that (compared part by part)."""
+        target = self.target(relpath)
+        if _holds(target, parts):
+            return False
+        with self.site.pending(target) as pending:
+            for part in parts:
+                pending.write(part)
+            pending.commit()
+        return True
+
+
+def _holds(path: Path, parts: list[Any]) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size != sum(len(part) for part in parts):
+                return False
+            return all(handle.read(len(part)) == part for part in parts)
+    except FileNotFoundError:
+        return False
+
+
+def render_page(env: jinja2.Environment, title: str, name: str, relpath: str, **context: Any):
+    """The page ``relpath`` from the template ``name``, as bytes."""
+    text = env.get_template(name).render(
+        page=relpath, root=root_prefix(relpath), site_title=title, **context
+    )
+    return text.encode("utf-8")
+
+
+class PageWriter:
+    """Writes the pages of one render, each unless its input key is the one it was last
+    rendered from; keeps the new keys (for the manifest) and the stats."""
+
+    def __init__(
+        self,
+        site: Site,
+        env: jinja2.Environment,
+        title: str,
+        global_key: str,
+        old_pages: dict[str, str],
+    ) -> None:
+        self.site = site
+        self.env = env
+        self.title = title
+        self.global_key = global_key
+        self.old_pages = old_pages
+        self.pages: dict[str, str] = {}  # relpath -> input key, of every page produced
+        self.stats = RenderStats()
+        self.files = PageFiles(site)
+
+    def up_to_date(self, relpath: str, key: str) -> bool:
+        """Whether the page ``relpath`` was last rendered from ``key`` (and is there); the
+        page is produced by this render either way."""
+        self.pages[relpath] = key
+        if self.old_pages.get(relpath) == key and self.files.exists(relpath):
+            self.stats.skipped += 1
+            return True
+        return False
+
+    def rendered(self, relpath: str, written: bool) -> None:
+        self.stats.rendered.append(relpath)
+        if written:
+            self.stats.written.append(relpath)
+
+    def emit(self, relpath: str, key: str, build: Callable[[], bytes]) -> None:
+        """Write the page ``relpath`` unless its input key is the one it was last rendered from."""
+        if not self.up_to_date(relpath, key):
+            self.rendered(relpath, self.files.write(relpath, build()))
+
+    def page(self, relpath: str, template: str, model: Any) -> None:
+        """Render ``template`` with ``model`` to ``relpath``; the model is the key."""
+        key = digest(self.global_key, template, model)
+        self.emit(relpath, key, lambda: self.template(template, relpath, model=model))
+
+    def template(self, name: str, relpath: str, **context: Any) -> bytes:
+        return render_page(self.env, self.title, name, relpath, **context)
+
+    def json(self, relpath: str, document: Any) -> None:
+        data = msgspec.json.encode(document)
+        self.emit(relpath, digest(self.global_key, data), lambda: data)
