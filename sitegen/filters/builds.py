@@ -7,20 +7,21 @@ from collections.abc import Iterator, Mapping
 from sitegen.conda.records import Record
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters.kind import Check, FilterContext, FilterKind, glob_matcher, parse_globs
+from sitegen.filters.kind import (
+    Check,
+    FilterContext,
+    FilterKind,
+    glob_matcher,
+    parse_globs,
+    parse_include_exclude,
+)
 
 REASON_BUILD_EXCLUDED = "build excluded"
 REASON_BUILD_NOT_INCLUDED = "build not included"
 
 
 def parse(node: YamlNode) -> Mapping[str, object]:
-    keys = node.mapping(("include", "exclude"))
-    values: dict[str, object] = {}
-    if "include" in keys:
-        values["include_builds"] = parse_globs(keys["include"])
-    if "exclude" in keys:
-        values["exclude_builds"] = parse_globs(keys["exclude"])
-    return values
+    return parse_include_exclude(node, "builds", parse_globs)
 
 
 def check_level(spec: FilterSpec) -> Iterator[str]:

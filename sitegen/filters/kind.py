@@ -120,6 +120,16 @@ def parse_globs(node: YamlNode, *, lower: bool = False) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_include_exclude(
+    node: YamlNode, setting: str, parse_items: Callable[[YamlNode], tuple[str, ...]]
+) -> dict[str, object]:
+    """``{include: [...], exclude: [...]}`` into ``include_<setting>`` / ``exclude_<setting>``."""
+    keys = node.mapping(("include", "exclude"))
+    return {
+        f"{key}_{setting}": parse_items(keys[key]) for key in ("include", "exclude") if key in keys
+    }
+
+
 def glob_matcher(patterns: Iterable[str], *, lower: bool = False) -> Callable[[str], bool] | None:
     """One compiled regex for a list of fnmatch globs; None when there are none."""
     patterns = [p.lower() if lower else p for p in patterns]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator, Mapping
+from functools import partial
 
 from sitegen.config.model import FilterSpec, MirrorConfig
 from sitegen.config.yaml_nodes import YamlNode
@@ -15,19 +16,14 @@ from sitegen.filters.kind import (
     glob_matcher,
     is_literal,
     parse_globs,
+    parse_include_exclude,
 )
 
 REASON_NAME = "name excluded"
 
 
 def parse(node: YamlNode) -> Mapping[str, object]:
-    keys = node.mapping(("include", "exclude"))
-    values: dict[str, object] = {}
-    if "include" in keys:
-        values["include_names"] = parse_globs(keys["include"], lower=True)
-    if "exclude" in keys:
-        values["exclude_names"] = parse_globs(keys["exclude"], lower=True)
-    return values
+    return parse_include_exclude(node, "names", partial(parse_globs, lower=True))
 
 
 def check_level(spec: FilterSpec) -> Iterator[str]:

@@ -10,7 +10,7 @@ from sitegen.conda.records import Record
 from sitegen.conda.version import InvalidSpecError, RecordMatcher, parse_matchspec
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters.kind import Allowed, Check, FilterContext, FilterKind
+from sitegen.filters.kind import Allowed, Check, FilterContext, FilterKind, parse_include_exclude
 
 REASON_SPEC = "spec excluded"
 
@@ -33,13 +33,7 @@ def parse_specs(node: YamlNode) -> tuple[str, ...]:
 
 
 def parse(node: YamlNode) -> Mapping[str, object]:
-    keys = node.mapping(("include", "exclude"))
-    values: dict[str, object] = {}
-    if "include" in keys:
-        values["include_specs"] = parse_specs(keys["include"])
-    if "exclude" in keys:
-        values["exclude_specs"] = parse_specs(keys["exclude"])
-    return values
+    return parse_include_exclude(node, "specs", parse_specs)
 
 
 def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
