@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sitegen.config import channel_source
+from sitegen.config import channel_source, local_source
 from sitegen.config.yaml_nodes import YamlNode
 
 
@@ -35,3 +35,4 @@ def register_source(kind: SourceKind) -> SourceKind:
 
 
 register_source(SourceKind("channel", "url", channel_source.parse_url))
+register_source(SourceKind(local_source.KIND, "path", local_source.parse_path))

@@ -14,6 +14,7 @@ import errno
 import functools
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from sitegen import layout
 TEMP_PREFIX = ".sitegen-tmp-"
 # How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
+# How a hard link fails where a copy still works: another filesystem, one without links, a
+# file with too many links, or a kernel that forbids linking files the process does not own.
+_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP)
 # Buffers per pwritev call: Linux takes at most 1024 (UIO_MAXIOV).
 _IOV_MAX = 1024
 
@@ -178,6 +182,25 @@ class Site:
         except FileNotFoundError:
             return False
         return True
+
+    def adopt(self, source: Path, target: Path, check: Callable[[Path], object]) -> None:
+        """Publish ``source``, a file outside the site, as ``target``, leaving ``source`` as it
+        is: hard-linked where both share a filesystem (no bytes copied), copied otherwise.
+        ``check`` vets the file under its temporary name, raising to refuse it, before it
+        gets ``target``."""
+        temp = self.temp_for(target)
+        try:
+            try:
+                os.link(source, temp, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in _NO_LINK:
+                    raise
+                shutil.copyfile(source, temp, follow_symlinks=False)
+            check(temp)
+            self.commit(temp, target)
+        except BaseException:
+            self.discard(temp)
+            raise
 
     def clean_temp_files(self, directory: Path) -> int:
         """Remove temporaries left by processes that died; returns how many.
