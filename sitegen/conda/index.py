@@ -203,10 +203,16 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
     try:
         if fn.endswith(CONDA_SUFFIX):
             archive = zipfile.ZipFile(stream)
-            stem = fn[: -len(CONDA_SUFFIX)]
-            if not any(n.startswith(f"pkg-{stem}") for n in archive.namelist()):
+            names = archive.namelist()
+            if not any(n.startswith("pkg-") for n in names):
                 raise BadPackage(REASON_NO_PKG)
-            components = stream_conda_component(fn, stream, "info", zf=archive)
+            # The inner archives carry the stem the package was built under: read them by
+            # that, so that a renamed file is reported as such (its index.json disagrees).
+            info = [n for n in names if n.startswith("info-") and n.endswith(".tar.zst")]
+            if len(info) != 1:
+                raise BadPackage(REASON_NO_INFO)
+            built_as = info[0][len("info-") : -len(".tar.zst")] + CONDA_SUFFIX
+            components = stream_conda_component(built_as, stream, "info", zf=archive)
         else:
             components = stream_conda_component(fn, stream, "info")
         _collect(components, members, scan_limit(size))
