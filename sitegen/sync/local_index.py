@@ -21,13 +21,20 @@ from typing import Any
 
 import msgspec
 
-from sitegen.conda.index import REASON_NOT_FILE, BadPackage, FileStat, index_package
+from sitegen.conda.index import (
+    REASON_CHANGED,
+    REASON_NOT_FILE,
+    BadPackage,
+    FileStat,
+    index_package,
+)
 from sitegen.conda.records import REASON_SUBDIR_MISMATCH, Record, Repodata
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.config.subdirs import KNOWN_SUBDIRS
 
 REASON_NOT_MIRRORED = "subdir not listed for this mirror"
 REASON_DUPLICATE = "file name listed twice in the folder"
+READ_ATTEMPTS = 3
 # Where a file whose subdir is unknown (unreadable, or not listed) is reported.
 FALLBACK_SUBDIR = "noarch"
 
@@ -111,12 +118,18 @@ def needs_reading(found: FoundFile, cache: dict[str, CacheEntry]) -> bool:
 
 
 def read_one(folder: Path, found: FoundFile) -> CacheEntry:
-    """Index one file (a full read); what the cache keeps of it."""
+    """Index one file (a full read); what the cache keeps of it. A file replaced while it was
+    read is read again (a few times): it is the replacement that must be published."""
     assert found.stat is not None
-    try:
-        package = index_package(folder / found.relpath)
-    except BadPackage as exc:
-        return CacheEntry(*_stat_fields(found.stat), reason=exc.reason)
+    for _attempt in range(READ_ATTEMPTS):
+        try:
+            package = index_package(folder / found.relpath)
+            break
+        except BadPackage as exc:
+            if exc.reason != REASON_CHANGED or not (folder / found.relpath).exists():
+                return CacheEntry(*_stat_fields(found.stat), reason=exc.reason)
+    else:
+        return CacheEntry(*_stat_fields(found.stat), reason=REASON_CHANGED)
     identity = package.stat or found.stat
     return CacheEntry(*_stat_fields(identity), record=package.record, about=package.about)
 
