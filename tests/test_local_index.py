@@ -333,3 +333,13 @@ def test_a_relative_path_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigError, match="path must be absolute"):
         parse_config("output: s\nchannels:\n  a/b:\n    path: incoming\n    subdirs: [noarch]\n")
+
+
+def test_a_local_source_cannot_be_passive() -> None:
+    from sitegen.config import ConfigError
+
+    text = "output: s\nchannels:\n  a/b:\n    path: /in\n    subdirs: [noarch]\n    mode: passive\n"
+    with pytest.raises(
+        ConfigError, match=r"channels.a/b.mode: a mirror with 'path' cannot be passive"
+    ):
+        parse_config(text)
