@@ -74,12 +74,15 @@ def _identity(folder: Path) -> tuple[int, int] | None:
 
 async def watch_folder(folder: Path, trigger: Trigger) -> None:
     """Watch one folder for ever: wait for it to exist, watch it until it is replaced or gone."""
+    watched: tuple[int, int] | None = None
     while True:
         identity = _identity(folder)
         if identity is None:
             await trio.sleep(POLL)
             continue
-        trigger.set()  # there at start, or back: whatever it holds now is published
+        if identity != watched:
+            trigger.set()  # there at start, or back: whatever it holds now is published
+            watched = identity
         log.info("watching %s", folder)
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
@@ -92,7 +95,8 @@ async def watch_folder(folder: Path, trigger: Trigger) -> None:
                 except (OSError, RuntimeError) as exc:  # the folder went while being watched
                     log.debug("watching %s ended: %s", folder, exc)
                 scope.cancel()
-        log.warning("%s is gone; waiting for it to come back", folder)
+        log.warning("%s is gone or cannot be watched; looking again", folder)
+        await trio.sleep(POLL)
 
 
 async def _notice_replacement(
