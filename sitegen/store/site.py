@@ -23,8 +23,8 @@ from sitegen import layout
 TEMP_PREFIX = ".sitegen-tmp-"
 # How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
-# How a hard link fails where a copy still works: another filesystem, one without links, a
-# file with too many links, or a kernel that forbids linking files the process does not own.
+# A hard link fails, where a copy works, across filesystems, without link support, at the link
+# limit, or where the kernel forbids linking files the process does not own.
 _NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP)
 # Buffers per pwritev call: Linux takes at most 1024 (UIO_MAXIOV).
 _IOV_MAX = 1024
@@ -184,10 +184,8 @@ class Site:
         return True
 
     def adopt(self, source: Path, target: Path, check: Callable[[Path], object]) -> None:
-        """Publish ``source``, a file outside the site, as ``target``, leaving ``source`` as it
-        is: hard-linked where both share a filesystem (no bytes copied), copied otherwise.
-        ``check`` vets the file under its temporary name, raising to refuse it, before it
-        gets ``target``."""
+        """Publish ``source`` (outside the site, left as it is) as ``target``: hard-linked on
+        the same filesystem, else copied; ``check`` vets it (raising) before it is named."""
         temp = self.temp_for(target)
         try:
             try:

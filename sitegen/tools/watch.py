@@ -74,16 +74,17 @@ def _identity(folder: Path) -> tuple[int, int] | None:
 
 async def watch_folder(folder: Path, trigger: Trigger) -> None:
     """Watch one folder for ever: wait for it to exist, watch it until it is replaced or gone."""
-    watched: tuple[int, int] | None = None
+    unwatchable = False
     while True:
         identity = _identity(folder)
         if identity is None:
             await trio.sleep(POLL)
             continue
-        if identity != watched:
-            trigger.set()  # there at start, or back: whatever it holds now is published
-            watched = identity
+        if not unwatchable:
+            # There at start, or back: what landed while nothing watched is published too.
+            trigger.set()
         log.info("watching %s", folder)
+        unwatchable = False
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_notice_replacement, folder, identity, scope)
@@ -92,8 +93,10 @@ async def watch_folder(folder: Path, trigger: Trigger) -> None:
                         folder, watch_filter=_relevant, rust_timeout=RUST_TIMEOUT_MS
                     ):
                         trigger.set()
-                except (OSError, RuntimeError) as exc:  # the folder went while being watched
+                except (OSError, RuntimeError) as exc:
                     log.debug("watching %s ended: %s", folder, exc)
+                    # Still there, yet not watchable (permissions): no publish per retry.
+                    unwatchable = _identity(folder) == identity
                 scope.cancel()
         log.warning("%s is gone or cannot be watched; looking again", folder)
         await trio.sleep(POLL)
