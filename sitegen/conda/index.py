@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conda_package_streaming.package_streaming import stream_conda_component
-
 from sitegen.conda.records import check_record
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX, section_of
 
@@ -196,6 +194,9 @@ def _stem(index: dict[str, Any]) -> str:
 
 def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """index.json and the about fields, through conda-package-streaming."""
+    # Imported on first use: only local sources read package files.
+    from conda_package_streaming.package_streaming import stream_conda_component
+
     if fn.endswith(TAR_BZ2_SUFFIX):
         _check_bz2_end(reader.fd, size)
     stream = io.BufferedReader(reader, CHUNK)
