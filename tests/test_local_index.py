@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -343,3 +344,22 @@ def test_a_local_source_cannot_be_passive() -> None:
         ConfigError, match=r"channels.a/b.mode: a mirror with 'path' cannot be passive"
     ):
         parse_config(text)
+
+
+def test_across_filesystems_the_files_are_copied(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's directory")
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="sitegen-local-"))
+    try:
+        files = drop_all(folder, SPECS[:1])
+        site = tmp_path / "site"
+        report = run(local_config(site, folder))
+        assert not report.failed
+        assert_channel_consistent(site, CHANNEL)
+        for fn, source in files.items():
+            published_file = site / CHANNEL / "linux-64" / fn
+            assert os.stat(published_file).st_ino != os.stat(source).st_ino
+            assert published_file.read_bytes() == source.read_bytes()
+    finally:
+        shutil.rmtree(folder)
