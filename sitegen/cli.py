@@ -227,6 +227,45 @@ def _cmd_fetcher(args: argparse.Namespace) -> int:
     return trio.run(run)
 
 
+def _cmd_add(args: argparse.Namespace) -> int:
+    from sitegen.tools.add import AddError, add_files
+
+    try:
+        mirror = add_files(_load(args), args.channel, [Path(p) for p in args.files])
+    except AddError as exc:
+        for line in exc.lines:
+            print(f"sitegen: add: {line}", file=sys.stderr)
+        return EXIT_CONFIG if exc.usage else EXIT_FAILED
+    # Publishing is a mirror run of that source, with the same exit statuses.
+    run = argparse.Namespace(
+        config=args.config,
+        out=args.out,
+        verify=False,
+        force_delete=False,
+        dry_run=False,
+        only=[mirror.name],
+        due=False,
+        no_progress=True,
+    )
+    return _cmd_mirror(run)
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from sitegen.sync.local import is_local
+    from sitegen.tools.watch import run_watch
+
+    config = _load(args)
+    if not any(is_local(m) for _c, m in config.mirrors):
+        print("sitegen: watch: no local source (a mirror with `path:`) to watch", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def render() -> None:
+        await trio.to_thread.run_sync(_render_pages, config)
+
+    trio.run(run_watch, config, render)
+    return EXIT_OK
+
+
 class _Subcommands:
     """Adds subcommands that share the verbosity flags and describe themselves in --help."""
 
@@ -363,6 +402,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", default="127.0.0.1:8901", help="HOST:PORT (default: 127.0.0.1:8901)"
     )
     fetcher.set_defaults(func=_cmd_fetcher)
+
+    add = sub.add(
+        "add", help="check package files, copy them into a channel's local source, publish"
+    )
+    add.add_argument("channel", help="the channel, e.g. internal/builds")
+    add.add_argument("files", nargs="+", metavar="FILE", help=".conda or .tar.bz2 files")
+    add.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    add.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    add.set_defaults(func=_cmd_add)
+
+    watch = sub.add("watch", help="publish what lands in the local sources' folders within seconds")
+    watch.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    watch.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    watch.set_defaults(func=_cmd_watch)
 
     demo = sub.add("demo", help="mirror a bundled example channel, fully offline")
     demo.add_argument("--dir", default="demo", help="where to build the example (default: demo)")

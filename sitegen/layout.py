@@ -138,3 +138,8 @@ def render_manifest_path(root: Path) -> Path:
 
 def listings_dir(root: Path) -> Path:
     return render_dir(root) / "listings"
+
+
+def local_index_path(root: Path, mirror: str) -> Path:
+    """What the last index of a local source's folder found, per file (see sync.local_index)."""
+    return state_dir(root) / "local" / f"{mirror}.json"

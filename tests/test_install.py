@@ -10,8 +10,16 @@ import pytest
 import trio
 
 from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec
 from testkit.client import make_gateway, solve_and_install, solve_records
-from testkit.site import assert_channel_consistent, channel_config, fns, published
+from testkit.local import drop
+from testkit.site import (
+    assert_channel_consistent,
+    channel_config,
+    fns,
+    published,
+    site_config,
+)
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -104,3 +112,46 @@ async def test_every_published_repodata_variant_reads_the_same(
     fetched = nginx.access_log_lines_with("/linux-64/repodata.json")
     expected = variant or "repodata.json "
     assert any(f"/linux-64/{expected}" in line for line in fetched), fetched
+
+
+async def test_rattler_installs_a_local_build_whose_dependency_is_mirrored(
+    example_upstream: ExampleUpstream, nginx_server_factory, tmp_path: Path
+) -> None:
+    """An internal build beside a mirrored subset, in one channel: the client solves the local
+    package and takes its dependency from the mirrored part, all through nginx."""
+    folder = tmp_path / "incoming"
+    app = PackageSpec("inhouse-app", "3.1", "h0_0", depends=("zlib >=1.2.13",), formats=("conda",))
+    drop(folder, app, "conda")
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+channels:
+  {CHANNEL}:
+    mirrors:
+      - name: builds
+        path: {folder}
+        subdirs: [linux-64]
+        filters: {{include_dependencies: true}}
+      - name: forge
+        url: {example_upstream.url}
+        subdirs: [linux-64]
+        filters:
+          specs: {{include: [inhouse-app]}}
+""",
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert not report.failed
+    assert_channel_consistent(site, CHANNEL)
+    nginx = nginx_server_factory(site)
+    mirror_url = f"{nginx.url}/{CHANNEL}"
+    installed = await trio.to_thread.run_sync(
+        lambda: solve_and_install(
+            [mirror_url], ["inhouse-app"], tmp_path / "env", cache_dir=tmp_path / "cache"
+        )
+    )
+    assert {p.name for p in installed} == {"inhouse-app", "zlib"}
+    for package in installed:
+        assert package.url == f"{mirror_url}/linux-64/{package.file_name}"
+    assert (tmp_path / "env" / "share" / "inhouse-app" / "3.1.txt").is_file()
+    assert nginx.access_log_lines_with(f" /{CHANNEL}/linux-64/inhouse-app-3.1-h0_0.conda")

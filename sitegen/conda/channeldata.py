@@ -79,9 +79,11 @@ def _about(ordered: list[Record]) -> dict[str, str]:
     """Each about-field from the newest record that has it."""
     found: dict[str, str] = {}
     for record in ordered:
+        # A package indexed here brings its about.json; the record's own fields come first.
+        fields = record.raw if record.about is None else {**record.about, **record.raw}
         # Most repodata records carry none of these: one C-level set operation rules them out.
-        for field in _ABOUT_SET.intersection(record.raw.keys()):
-            value = record.raw[field]
+        for field in _ABOUT_SET.intersection(fields.keys()):
+            value = fields[field]
             # Only strings: the values are upstream's and end up in pages and clients that
             # expect text, so a list or object here is dropped rather than passed on.
             if field not in found and isinstance(value, str) and value.strip():

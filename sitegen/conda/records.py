@@ -73,6 +73,9 @@ class Record:
     subdir: str
     raw: dict[str, Any]
     origin: str = ""  # the mirror that supplied it
+    # info/about.json's descriptive fields, for records sitegen indexed itself (local sources):
+    # channeldata.json carries them, repodata does not.
+    about: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:

@@ -362,6 +362,8 @@ def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> Mir
     verify_tls = state.attempt(keys["verify_tls"].boolean) if "verify_tls" in keys else True
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
     cron = state.attempt(partial(_schedule, keys["schedule"])) if "schedule" in keys else None
+    if source is not None and mode == "passive" and not source.passive:
+        state.add(keys["mode"].error(f"a mirror with {source.key!r} cannot be passive"))
     state.settle(start)
     assert source is not None and name is not None and subdirs is not None and url is not None
     assert mode is not None and verify_tls is not None and filters is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sitegen.config import channel_source
+from sitegen.config import channel_source, local_source
 from sitegen.config.yaml_nodes import YamlNode
 
 
@@ -20,6 +20,8 @@ class SourceKind:
     key: str  # the mirror's key in channels.yaml that says where the source is
     # The validated location from that key's node, stored as MirrorConfig.url.
     parse: Callable[[YamlNode], str]
+    # Whether `mode: passive` (files fetched on first request) can apply to this kind.
+    passive: bool = True
 
 
 # Every registered kind, in the order their keys are listed in error messages.
@@ -35,3 +37,5 @@ def register_source(kind: SourceKind) -> SourceKind:
 
 
 register_source(SourceKind("channel", "url", channel_source.parse_url))
+# Its files are published from the folder by every run: there is nothing to fetch on request.
+register_source(SourceKind(local_source.KIND, "path", local_source.parse_path, passive=False))

@@ -16,6 +16,7 @@ import errno
 import functools
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from sitegen.store.pending import PendingFile, directory_fd, link_fd
 TEMP_PREFIX = ".sitegen-tmp-"
 # How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
+# A hard link fails, where a copy works, across filesystems, without link support, at the link
+# limit, or where the kernel forbids linking files the process does not own.
+_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP)
 
 
 class UnsafePathError(ValueError):
@@ -176,6 +180,23 @@ class Site:
         except FileNotFoundError:
             return False
         return True
+
+    def adopt(self, source: Path, target: Path, check: Callable[[Path], object]) -> None:
+        """Publish ``source`` (outside the site, left as it is) as ``target``: hard-linked on
+        the same filesystem, else copied; ``check`` vets it (raising) before it is named."""
+        temp = self.temp_for(target)
+        try:
+            try:
+                os.link(source, temp, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in _NO_LINK:
+                    raise
+                shutil.copyfile(source, temp, follow_symlinks=False)
+            check(temp)
+            self.commit(temp, target)
+        except BaseException:
+            self.discard(temp)
+            raise
 
     def clean_temp_files(self, directory: Path) -> int:
         """Remove temporaries left by processes that died; returns how many.

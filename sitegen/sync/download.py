@@ -69,8 +69,11 @@ def download_jobs(
         upstream = upstreams[record.origin]
         return DownloadJob(upstream, record, target, base_url=base_urls.get(record.origin))
 
-    jobs = [job(r, directory / r.fn) for r in plan.to_download]
-    jobs.extend(job(r, site.staging_for(directory / r.fn)) for r in plan.to_stage)
+    # Files of local sources are linked in, not downloaded (sitegen.sync.local.link_all).
+    fetched = [r for r in plan.to_download if r.origin in upstreams]
+    jobs = [job(r, directory / r.fn) for r in fetched]
+    staged = (r for r in plan.to_stage if r.origin in upstreams)
+    jobs.extend(job(r, site.staging_for(directory / r.fn)) for r in staged)
     return jobs
 
 

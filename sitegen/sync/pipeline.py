@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -43,6 +43,7 @@ from sitegen.sync.fetch import (
     store_body,
 )
 from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
+from sitegen.sync.local import LocalSources, index_all, is_local, link_all
 from sitegen.sync.merge import (
     DeletionGuard,
     Feed,
@@ -113,7 +114,7 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
         async with AsyncExitStack() as stack:
             stack.callback(gc.unfreeze)
             upstreams, results.unusable = await open_upstreams(
-                (m for _c, m in results.mirrors), scope.config.download, stack
+                (m for _c, m in results.mirrors if not is_local(m)), scope.config.download, stack
             )
             for name, why in results.unusable.items():
                 log.error("%s: %s", name, why)
@@ -131,13 +132,20 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
                 results.fetched,
                 bodies,
             )
-            inputs = _inputs_digest(scope, results, bodies)
+            # Local sources: their folders indexed in place of a fetch and a parse.
+            local = await index_all(
+                scope.site,
+                (m for _c, m in results.mirrors),
+                results.fetched,
+                save=not scope.options.dry_run,
+            )
+            inputs = _inputs_digest(scope, results, {**bodies, **local.fingerprints()})
             if inputs is not None:
                 results.reused = await _built_from_same_inputs(
                     scope, built_from, inputs, results, bodies, cache
                 )
             if results.reused is None:
-                await _rebuild(scope, upstreams, cache, bodies, built_from, results)
+                await _rebuild(scope, upstreams, local, cache, bodies, built_from, results)
     finally:
         mirror_reports = build_report(report, set(scope.selected), results)
     if inputs is not None and results.reused is None and clean_rebuild(report, results):
@@ -183,6 +191,7 @@ async def _built_from_same_inputs(
 async def _rebuild(
     scope: RunScope,
     upstreams: dict[str, Upstream],
+    local: LocalSources,
     cache: UpstreamCache,
     bodies: dict[SubdirKey, bytes],
     built_from: BuiltFromStore,
@@ -196,9 +205,11 @@ async def _rebuild(
     )
     # Millions of long-lived record objects: keep the cyclic GC from rescanning them
     # (unfrozen when the run ends, for callers that run several mirrors in one process).
+    results.parsed.update(local.parsed)
     gc.freeze()
     matcher = RecordMatcher()
-    readable = _readable(results.mirrors, upstreams, results.fetched, results.parsed)
+    sources = upstreams.keys() | local.names
+    readable = _readable(results.mirrors, sources, results.fetched, results.parsed)
     selections = await trio.to_thread.run_sync(
         select_all, scope.config, results.mirrors, readable, results.parsed, matcher
     )
@@ -224,6 +235,7 @@ async def _rebuild(
         # published; the pull-through fetcher replaces them on first request.
         remove_files(scope.site, scope.site.path(*key), plan.to_remove)
     await download_all(scope.site, scope.config.download, jobs, results.downloads, options.progress)
+    await link_all(scope.site, local, results.plans, results.downloads)
     downloaded = [scope.site.path(*key) for key, d in results.downloads.items() if d.files]
     error = await flush(scope.site, downloaded)
     if error is not None:
@@ -243,7 +255,7 @@ async def _rebuild(
 
 def _readable(
     mirrors: list[tuple[ChannelConfig, MirrorConfig]],
-    upstreams: dict[str, Upstream],
+    sources: Collection[str],
     fetched: Mapping[SubdirKey, FetchResult],
     parsed: Mapping[SubdirKey, ParseResult],
 ) -> set[str]:
@@ -259,7 +271,7 @@ def _readable(
     return {
         m.name
         for _c, m in mirrors
-        if m.name in upstreams and all(read((m.name, s)) for s in m.subdirs)
+        if m.name in sources and all(read((m.name, s)) for s in m.subdirs)
     }
 
 

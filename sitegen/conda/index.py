@@ -1,0 +1,308 @@
+"""Index one package file: its repodata record, as conda-index builds it, from the file itself.
+
+The record is ``info/index.json`` as the package carries it, plus ``size``, ``md5`` and
+``sha256`` of the file; ``info/about.json`` supplies the descriptive fields that
+``channeldata.json`` and the pages show. Both are read with ``conda-package-streaming`` (the
+conda project's own streaming reader), while the same pass over the file feeds the digests.
+
+Package files are untrusted input: every way one can be broken or hostile ends in
+:class:`BadPackage` with a short, categorical reason (counted in the run report), never in an
+exception that would stop the others. What is read is capped: a member of ``info/`` larger than
+:data:`MAX_MEMBER`, or more than :func:`scan_limit` decompressed bytes before ``index.json``,
+is refused, so a decompression bomb costs neither memory nor unbounded time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sitegen.conda.records import check_record
+from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX, section_of
+
+INDEX_JSON = "info/index.json"
+ABOUT_JSON = "info/about.json"
+MAX_MEMBER = 8 << 20  # index.json / about.json larger than this are not metadata
+MIN_SCAN = 256 << 20  # decompressed bytes always allowed before index.json turns up
+SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
+CHUNK = 1 << 20
+# The descriptive fields of about.json that channeldata.json and the pages use.
+ABOUT_FIELDS = (
+    "summary",
+    "description",
+    "home",
+    "dev_url",
+    "doc_url",
+    "doc_source_url",
+    "source_url",
+    "license",
+    "license_family",
+    "license_file",
+)
+
+REASON_UNREADABLE = "unreadable or corrupt archive"
+REASON_TRUNCATED = "truncated archive"
+REASON_NO_INFO = "archive lacks its info/ part"
+REASON_NO_PKG = "archive lacks its pkg/ part"
+REASON_NO_INDEX = "info/index.json missing"
+REASON_BAD_INDEX = "info/index.json is not a JSON object"
+REASON_INDEX_KEYS = "info/index.json lacks name, version, build or subdir"
+REASON_UNSAFE_PATH = "unsafe path inside the archive"
+REASON_TOO_LARGE = "absurd size inside the archive"
+REASON_CHANGED = "changed or vanished while being read"
+REASON_NOT_FILE = "not a regular file"
+
+# bzip2's end-of-stream marker (48 bits, not byte aligned), then a 32-bit CRC and padding.
+_BZ2_EOS = 0x177245385090
+
+
+class BadPackage(Exception):
+    """A package file that cannot be indexed; ``reason`` is categorical, ``detail`` specific."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What identifies one version of a file on disk: a change to any means read it again."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, result: os.stat_result) -> FileStat:
+        return cls(result.st_size, result.st_mtime_ns, result.st_ino)
+
+
+@dataclass
+class IndexedPackage:
+    fn: str
+    subdir: str
+    record: dict[str, Any]  # the repodata record
+    about: dict[str, Any] = field(default_factory=dict)
+    stat: FileStat | None = None
+
+
+def scan_limit(size: int) -> int:
+    """Decompressed bytes read, at most, before ``info/index.json`` must have turned up."""
+    return max(MIN_SCAN, SCAN_RATIO * size)
+
+
+class _HashingReader(io.RawIOBase):
+    """A seekable view of the file that hashes every byte once, in order, as it is read.
+
+    The tar.bz2 stream reads front to back, so its one pass feeds the digests; the zip reader
+    of a ``.conda`` first seeks to the central directory at the end, and bytes read out of
+    order are hashed when :meth:`finish` reads on from where the in-order bytes stopped.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pos = 0
+        self.hashed = 0
+        self.md5 = hashlib.md5()
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self.pos = os.lseek(self.fd, offset, whence)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        data = os.pread(self.fd, len(buffer), self.pos)
+        size = len(data)
+        buffer[:size] = data
+        self._feed(self.pos, data)
+        self.pos += size
+        return size
+
+    def _feed(self, start: int, data: bytes) -> None:
+        if start <= self.hashed < start + len(data):
+            fresh = memoryview(data)[self.hashed - start :]
+            self.md5.update(fresh)
+            self.sha256.update(fresh)
+            self.hashed += len(fresh)
+
+    def finish(self) -> int:
+        """Hash the rest of the file; its size as read."""
+        while chunk := os.pread(self.fd, CHUNK, self.hashed):
+            self._feed(self.hashed, chunk)
+        return self.hashed
+
+
+def index_package(path: Path, fn: str | None = None) -> IndexedPackage:
+    """Index the package file at ``path`` (named ``fn``, default its own name); BadPackage when
+    it cannot be published."""
+    fn = fn or path.name
+    if not fn.endswith((CONDA_SUFFIX, TAR_BZ2_SUFFIX)):
+        raise BadPackage(REASON_NOT_FILE, "not a .conda or .tar.bz2 name")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise BadPackage(REASON_CHANGED, exc.strerror or str(exc)) from None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise BadPackage(REASON_NOT_FILE)
+        reader = _HashingReader(fd)
+        index, about = _read_info(reader, fn, before.st_size)
+        size = reader.finish()
+        after = os.fstat(fd)
+    except OSError as exc:
+        raise BadPackage(REASON_CHANGED, exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    if size != before.st_size or FileStat.of(after) != FileStat.of(before):
+        raise BadPackage(REASON_CHANGED, "size or mtime changed during the read")
+    try:
+        now = FileStat.of(os.stat(path, follow_symlinks=False))
+    except OSError:
+        raise BadPackage(REASON_CHANGED, "gone after the read") from None
+    if now != FileStat.of(before):
+        raise BadPackage(REASON_CHANGED, "replaced during the read")
+    record = {**index, "md5": reader.md5.hexdigest(), "sha256": reader.sha256.hexdigest()}
+    record["size"] = size
+    subdir = record.get("subdir")
+    reason = check_record(fn, record, section_of(fn), subdir if isinstance(subdir, str) else "")
+    if reason is not None:
+        raise BadPackage(reason, f"index.json names {_stem(index)}")
+    return IndexedPackage(fn, record["subdir"], record, about, FileStat.of(before))
+
+
+def _stem(index: dict[str, Any]) -> str:
+    return f"{index.get('name')}-{index.get('version')}-{index.get('build')}"
+
+
+def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """index.json and the about fields, through conda-package-streaming."""
+    # Imported on first use: only local sources read package files.
+    from conda_package_streaming.package_streaming import stream_conda_component
+
+    if fn.endswith(TAR_BZ2_SUFFIX):
+        _check_bz2_end(reader.fd, size)
+    stream = io.BufferedReader(reader, CHUNK)
+    members: dict[str, bytes] = {}
+    try:
+        if fn.endswith(CONDA_SUFFIX):
+            archive = zipfile.ZipFile(stream)
+            names = archive.namelist()
+            if not any(n.startswith("pkg-") for n in names):
+                raise BadPackage(REASON_NO_PKG)
+            # The inner archives carry the stem the package was built under: read them by
+            # that, so that a renamed file is reported as such (its index.json disagrees).
+            info = [n for n in names if n.startswith("info-") and n.endswith(".tar.zst")]
+            if len(info) != 1:
+                raise BadPackage(REASON_NO_INFO)
+            built_as = info[0][len("info-") : -len(".tar.zst")] + CONDA_SUFFIX
+            components = stream_conda_component(built_as, stream, "info", zf=archive)
+        else:
+            components = stream_conda_component(fn, stream, "info")
+        _collect(components, members, scan_limit(size))
+    except BadPackage:
+        raise
+    except LookupError:
+        raise BadPackage(REASON_NO_INFO) from None
+    except EOFError as exc:
+        raise BadPackage(REASON_TRUNCATED, str(exc)) from None
+    except OSError as exc:
+        if exc.errno is not None:  # the file itself, not its contents
+            raise
+        raise BadPackage(REASON_UNREADABLE, str(exc)) from None
+    except Exception as exc:  # tarfile, zipfile, zstd and bz2 each raise their own
+        raise BadPackage(REASON_UNREADABLE, f"{type(exc).__name__}: {exc}") from None
+    if INDEX_JSON not in members:
+        raise BadPackage(REASON_NO_INDEX)
+    index = _json(members[INDEX_JSON])
+    if not isinstance(index, dict):
+        raise BadPackage(REASON_BAD_INDEX)
+    if not all(isinstance(index.get(k), str) for k in ("name", "version", "build", "subdir")):
+        raise BadPackage(REASON_INDEX_KEYS)
+    try:
+        # Only descriptive: a broken about.json costs the package its summary, not its place.
+        about = _json(members[ABOUT_JSON]) if ABOUT_JSON in members else {}
+    except BadPackage:
+        about = {}
+    return index, _about_fields(about)
+
+
+def _collect(components: Any, members: dict[str, bytes], limit: int) -> None:
+    """Read index.json and about.json out of the info/ tar stream, checking every member
+    passed on the way."""
+    wanted = (INDEX_JSON, ABOUT_JSON)
+    for tar, member in components:
+        name = member.name
+        if name.startswith("/") or ".." in name.split("/") or "\x00" in name:
+            raise BadPackage(REASON_UNSAFE_PATH, repr(name)[:200])
+        if member.offset_data > limit and INDEX_JSON not in members:
+            raise BadPackage(REASON_TOO_LARGE, f"no {INDEX_JSON} in the first {limit} bytes")
+        if name not in wanted:
+            if member.size > limit:
+                raise BadPackage(REASON_TOO_LARGE, f"{name[:200]}: {member.size} bytes")
+            continue
+        if not member.isfile():
+            raise BadPackage(REASON_UNSAFE_PATH, f"{name} is not a regular file")
+        if member.size > MAX_MEMBER:
+            raise BadPackage(REASON_TOO_LARGE, f"{name}: {member.size} bytes")
+        handle = tar.extractfile(member)
+        data = handle.read(MAX_MEMBER + 1) if handle is not None else b""
+        if len(data) != member.size:
+            raise BadPackage(REASON_TRUNCATED, f"{name}: short read")
+        members[name] = data
+        if all(w in members for w in wanted):
+            return  # the rest of the stream need not be decompressed
+
+
+def _check_bz2_end(fd: int, size: int) -> None:
+    """A .tar.bz2 cut short lacks bzip2's end-of-stream marker in its last bytes. The info/
+    part usually comes first, so without this check a truncated file whose metadata is intact
+    would be indexed (the digests taken of its shorter bytes) without ever decompressing the
+    rest."""
+    tail = os.pread(fd, 11, max(0, size - 11))
+    value = int.from_bytes(tail, "big")
+    for padding in range(8):
+        shifted = value >> padding
+        if (shifted >> 32) & ((1 << 48) - 1) == _BZ2_EOS:
+            return
+    raise BadPackage(REASON_TRUNCATED, "no bzip2 end-of-stream marker")
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise BadPackage(REASON_BAD_INDEX) from None
+
+
+def _about_fields(about: Any) -> dict[str, Any]:
+    """The descriptive fields, as text (license_file: a name or a list of names)."""
+    if not isinstance(about, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key in ABOUT_FIELDS:
+        value = about.get(key)
+        if isinstance(value, str) and value.strip():
+            out[key] = value
+        elif key == "license_file" and isinstance(value, list):
+            names = [v for v in value if isinstance(v, str)]
+            if names:
+                out[key] = names
+    return out

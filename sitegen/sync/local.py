@@ -1,0 +1,173 @@
+"""The fetch and download stages of local sources: index each folder, then link its files in.
+
+A local mirror's folder stands where an upstream channel's repodata would: indexing yields a
+`FetchResult` and a `ParseResult` per subdir, exactly what fetching and parsing yield for an
+upstream mirror, so selection, merging, planning and publishing treat both alike. Its package
+files are then published by hard link (a copy across filesystems) from the folder, each
+verified against the record it will be listed under; the folder is never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from sitegen.config import MirrorConfig
+from sitegen.config.local_source import KIND
+from sitegen.layout import local_index_path
+from sitegen.net.download import VerifyError, hash_file
+from sitegen.store.site import Site
+from sitegen.sync.download import DownloadOutcome, TargetKey
+from sitegen.sync.fetch import ERROR, FETCHED, FetchResult, ParseResult, SubdirKey
+from sitegen.sync.local_index import (
+    CacheEntry,
+    FolderIndex,
+    FoundFile,
+    build_index,
+    decode_cache,
+    encode_cache,
+    needs_reading,
+    read_one,
+    scan_folder,
+)
+from sitegen.sync.plan import Plan
+
+log = logging.getLogger("sitegen")
+
+
+def is_local(mirror: MirrorConfig) -> bool:
+    return mirror.kind == KIND
+
+
+def folder_of(mirror: MirrorConfig) -> Path:
+    return Path(mirror.source_url())
+
+
+@dataclass
+class LocalSources:
+    """What indexing the local mirrors of a run found."""
+
+    indexes: dict[str, FolderIndex] = field(default_factory=dict)  # by mirror name
+    parsed: dict[SubdirKey, ParseResult] = field(default_factory=dict)
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.indexes)
+
+    def fingerprints(self) -> dict[SubdirKey, bytes]:
+        return {
+            (name, subdir): index.fingerprint(subdir)
+            for name, index in self.indexes.items()
+            for subdir in index.repodata
+        }
+
+
+async def index_all(
+    site: Site,
+    mirrors: Iterable[MirrorConfig],
+    fetched: dict[SubdirKey, FetchResult],
+    save: bool = True,
+) -> LocalSources:
+    """Index every local mirror's folder, filling ``fetched`` as upstream fetches do; ``save``:
+    keep what was read in the cache (not in a dry run)."""
+    sources = LocalSources()
+    for mirror in mirrors:
+        if not is_local(mirror):
+            continue
+        index = await index_folder(site, mirror, save)
+        if isinstance(index, str):
+            log.error("%s: %s", mirror.name, index)
+            for subdir in mirror.subdirs:
+                fetched[(mirror.name, subdir)] = FetchResult(ERROR, error=index)
+            continue
+        sources.indexes[mirror.name] = index
+        for subdir, repodata in index.repodata.items():
+            fetched[(mirror.name, subdir)] = FetchResult(FETCHED)
+            sources.parsed[(mirror.name, subdir)] = ParseResult(repodata)
+        for line in index.details[:20]:
+            log.warning("%s: skipped %s", mirror.name, line)
+    return sources
+
+
+async def index_folder(site: Site, mirror: MirrorConfig, save: bool = True) -> FolderIndex | str:
+    """One local mirror's folder, indexed; the error when the folder cannot be listed."""
+    folder = folder_of(mirror)
+    try:
+        found = await trio.to_thread.run_sync(scan_folder, folder)
+    except OSError as exc:
+        # Absent or unreadable: its subdirs stay as they are, rather than lose every package.
+        return f"{folder}: cannot list the folder: {exc.strerror or exc}"
+    cache_path = local_index_path(site.root, mirror.name)
+    old = decode_cache(await trio.to_thread.run_sync(_read_or_none, cache_path))
+    cache = {f.relpath: old[f.relpath] for f in found if f.relpath in old}
+    to_read = [f for f in found if needs_reading(f, old)]
+    if to_read:
+        log.info("%s: indexing %d new or changed files", mirror.name, len(to_read))
+    limiter = trio.CapacityLimiter(max(1, min(4, os.cpu_count() or 1)))
+
+    async def read(item: FoundFile) -> None:
+        async with limiter:
+            # One file per thread call: a stop waits for one file at most.
+            entry: CacheEntry = await trio.to_thread.run_sync(read_one, folder, item)
+        cache[item.relpath] = entry
+
+    async with trio.open_nursery() as nursery:
+        for item in to_read:
+            nursery.start_soon(read, item)
+    if save and cache != old:
+        data = encode_cache(cache)
+        try:
+            await trio.to_thread.run_sync(_write_cache, site, cache_path, data)
+        except OSError as exc:  # only costs reading the files again next time
+            log.warning("%s: could not keep the index cache: %s", mirror.name, exc)
+    return build_index(folder, mirror.name, mirror.subdirs, found, cache)
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _write_cache(site: Site, path: Path, data: bytes) -> None:
+    site.ensure_dir(path.parent)
+    site.write_bytes(path, data, durable=False)
+
+
+async def link_all(
+    site: Site,
+    sources: LocalSources,
+    plans: Mapping[TargetKey, Plan],
+    outcomes: dict[TargetKey, DownloadOutcome],
+) -> None:
+    """Publish the planned files of local mirrors into their subdirs (after the downloads,
+    whose outcomes these add to)."""
+    for key, plan in plans.items():
+        directory = site.path(*key)
+        targets = [(r, directory / r.fn) for r in plan.to_download]
+        targets += [(r, site.staging_for(directory / r.fn)) for r in plan.to_stage]
+        for record, target in targets:
+            index = sources.indexes.get(record.origin)
+            if index is None:
+                continue
+            outcome = outcomes.setdefault(key, DownloadOutcome())
+            source = index.files[(record.subdir, record.fn)]
+            try:
+                await trio.to_thread.run_sync(
+                    site.adopt, source, target, lambda path, r=record: hash_file(path, r)
+                )
+            except (OSError, VerifyError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                message = f"{key[1]}/{record.fn}: cannot publish it from {source}: {reason}"
+                log.error("%s: %s", key[0], message)
+                outcome.failed.add(record.fn)
+                outcome.errors.append(message)
+                continue
+            outcome.files += 1
+            outcome.bytes += record.size

@@ -1,0 +1,198 @@
+"""A local source's folder as repodata: find its package files, index what is new, group by subdir.
+
+The folder holds ``.conda`` and ``.tar.bz2`` files at its top level (each goes to the subdir its
+``info/index.json`` names) and in ``<subdir>/`` folders (whose files must name that subdir).
+Anything else is ignored: other names (``*.partial`` while a copy is under way), dot-files,
+other directories. A file listed twice (top level and a subdir folder) counts once: the
+top-level one.
+
+Indexing a file costs a full read; the cache (``.sitegen/local/<mirror>.json``) keeps each
+file's record under its size, mtime and inode, so a re-index reads only new or changed files.
+Files that cannot be published are cached with their reason too, and reported on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sitegen.conda.index import (
+    REASON_CHANGED,
+    REASON_NOT_FILE,
+    BadPackage,
+    FileStat,
+    index_package,
+)
+from sitegen.conda.records import REASON_SUBDIR_MISMATCH, Record, Repodata
+from sitegen.conda.schema import PACKAGE_SUFFIXES
+from sitegen.config.subdirs import KNOWN_SUBDIRS
+
+REASON_NOT_MIRRORED = "subdir not listed for this mirror"
+REASON_DUPLICATE = "file name listed twice in the folder"
+READ_ATTEMPTS = 3
+# Where a file whose subdir is unknown (unreadable, or not listed) is reported.
+FALLBACK_SUBDIR = "noarch"
+
+
+class CacheEntry(msgspec.Struct, omit_defaults=True):
+    """One file as last indexed: its identity on disk, then its record or why it has none."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    record: dict[str, Any] | None = None
+    about: dict[str, Any] = msgspec.field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def stat(self) -> FileStat:
+        return FileStat(self.size, self.mtime_ns, self.inode)
+
+
+CACHE_TYPE = dict[str, CacheEntry]
+
+
+def decode_cache(data: bytes | None) -> dict[str, CacheEntry]:
+    """The cache as stored; empty when absent or unreadable (it only saves reads)."""
+    if not data:
+        return {}
+    try:
+        return msgspec.json.decode(data, type=CACHE_TYPE)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+
+
+def encode_cache(cache: dict[str, CacheEntry]) -> bytes:
+    return msgspec.json.encode(dict(sorted(cache.items())))
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    relpath: str  # inside the folder, POSIX
+    folder_subdir: str | None  # the <subdir>/ folder it sits in; None at the top level
+    stat: FileStat | None  # None: not a regular file
+
+
+def scan_folder(folder: Path) -> list[FoundFile]:
+    """The package files of the folder, top level first, each level in name order."""
+    found: list[FoundFile] = []
+    subdirs: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name in KNOWN_SUBDIRS:
+                    subdirs.append(entry.name)
+                continue
+            if entry.name.endswith(PACKAGE_SUFFIXES):
+                found.append(_found(entry, entry.name, None))
+    for subdir in subdirs:
+        try:
+            with os.scandir(folder / subdir) as entries:
+                for entry in sorted(entries, key=lambda e: e.name):
+                    if not entry.name.startswith(".") and entry.name.endswith(PACKAGE_SUFFIXES):
+                        found.append(_found(entry, f"{subdir}/{entry.name}", subdir))
+        except FileNotFoundError:  # removed since it was listed
+            continue
+    return found
+
+
+def _found(entry: os.DirEntry[str], relpath: str, folder_subdir: str | None) -> FoundFile:
+    try:
+        result = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return FoundFile(relpath, folder_subdir, None)
+    regular = stat.S_ISREG(result.st_mode)
+    return FoundFile(relpath, folder_subdir, FileStat.of(result) if regular else None)
+
+
+def needs_reading(found: FoundFile, cache: dict[str, CacheEntry]) -> bool:
+    entry = cache.get(found.relpath)
+    return found.stat is not None and (entry is None or entry.stat != found.stat)
+
+
+def read_one(folder: Path, found: FoundFile) -> CacheEntry:
+    """Index one file (a full read); what the cache keeps of it. A file replaced while it was
+    read is read again (a few times): it is the replacement that must be published."""
+    assert found.stat is not None
+    for _attempt in range(READ_ATTEMPTS):
+        try:
+            package = index_package(folder / found.relpath)
+            break
+        except BadPackage as exc:
+            if exc.reason != REASON_CHANGED or not (folder / found.relpath).exists():
+                return CacheEntry(*_stat_fields(found.stat), reason=exc.reason)
+    else:
+        return CacheEntry(*_stat_fields(found.stat), reason=REASON_CHANGED)
+    identity = package.stat or found.stat
+    return CacheEntry(*_stat_fields(identity), record=package.record, about=package.about)
+
+
+def _stat_fields(value: FileStat) -> tuple[int, int, int]:
+    return value.size, value.mtime_ns, value.inode
+
+
+@dataclass
+class FolderIndex:
+    """One local mirror's folder, as repodata per subdir, plus where each record's file is."""
+
+    repodata: dict[str, Repodata]
+    files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (subdir, fn) -> file
+    details: list[str] = field(default_factory=list)  # one line per rejected file, for logs
+
+    def fingerprint(self, subdir: str) -> bytes:
+        """What the published output of ``subdir`` depends on, for the run's inputs digest."""
+        repodata = self.repodata[subdir]
+        records = {fn: [r.raw, r.about] for fn, r in sorted(repodata.records.items())}
+        return msgspec.json.encode([records, sorted(repodata.rejected.items())])
+
+
+def build_index(
+    folder: Path,
+    mirror: str,
+    subdirs: tuple[str, ...],
+    found: list[FoundFile],
+    cache: dict[str, CacheEntry],
+) -> FolderIndex:
+    """Group the indexed files into repodata, rejecting what cannot be published (pure: the
+    files were read into ``cache`` before)."""
+    index = FolderIndex({s: Repodata(subdir=s, info={"subdir": s}) for s in subdirs})
+
+    def reject(found: FoundFile, subdir: str | None, reason: str) -> None:
+        where = subdir if subdir in index.repodata else FALLBACK_SUBDIR
+        name = found.relpath.rsplit("/", 1)[-1]
+        index.repodata[where].rejected[name] = reason
+        index.details.append(f"{found.relpath}: {reason}")
+
+    for item in found:
+        entry = cache.get(item.relpath)
+        if item.stat is None or entry is None:
+            reject(item, item.folder_subdir, REASON_NOT_FILE)
+            continue
+        if entry.record is None:
+            reject(item, item.folder_subdir, entry.reason)
+            continue
+        raw = entry.record
+        subdir = raw["subdir"]
+        fn = item.relpath.rsplit("/", 1)[-1]
+        if item.folder_subdir is not None and item.folder_subdir != subdir:
+            reject(item, item.folder_subdir, REASON_SUBDIR_MISMATCH)
+            continue
+        if subdir not in index.repodata:
+            reject(item, item.folder_subdir, REASON_NOT_MIRRORED)
+            continue
+        records = index.repodata[subdir].records
+        if fn in records:
+            reject(item, subdir, REASON_DUPLICATE)
+            continue
+        # A copy: the pipeline may adjust records (CEP-15, patches) and the cache must not see it.
+        about = dict(entry.about) if entry.about else None
+        records[fn] = Record(fn=fn, subdir=subdir, raw=dict(raw), origin=mirror, about=about)
+        index.files[(subdir, fn)] = folder / item.relpath
+    return index

@@ -1,0 +1,206 @@
+"""``sitegen watch``: publish what lands in the local sources' folders within seconds.
+
+Each folder is watched with ``watchfiles``. A change marks the site dirty; the publisher then
+waits until the folders are quiet (no event and the same name, size and mtime for every
+package file across two looks :data:`QUIET` seconds apart), so a file still being copied is not
+read until it is complete and a burst of drops is one publish. Then it runs the local mirrors
+as ``sitegen mirror --only`` would, under the site lock (waiting while another run holds it),
+and renders the pages.
+
+A folder absent at start, or removed and recreated, is waited for and watched again. SIGINT
+and SIGTERM stop the watch; a publish under way stops as a mirror run does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+import watchfiles
+
+from sitegen.config import MirrorConfig, SiteConfig
+from sitegen.store.lock import SiteLocked
+from sitegen.sync.local import folder_of, is_local
+from sitegen.sync.local_index import scan_folder
+from sitegen.sync.report import STOPPED, RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+
+log = logging.getLogger("sitegen")
+
+QUIET = 0.5  # seconds without a change before a publish
+POLL = 0.5  # how often an absent folder is looked for, and a watched one checked
+LOCK_RETRY = 0.5
+RUST_TIMEOUT_MS = 500  # how long the watcher thread may take to notice a stop
+
+
+class Trigger:
+    """Set by any change; the publisher waits for it and clears it."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def clear(self) -> None:
+        if self._event.is_set():
+            self._event = trio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+def _relevant(change: watchfiles.Change, path: str) -> bool:
+    """Dot-files and ``*.partial`` copies in progress are not worth a look."""
+    name = os.path.basename(path)
+    return not name.startswith(".") and not name.endswith(".partial")
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        result = os.stat(folder)
+    except OSError:
+        return None
+    return (result.st_dev, result.st_ino)
+
+
+async def watch_folder(folder: Path, trigger: Trigger) -> None:
+    """Watch one folder for ever: wait for it to exist, watch it until it is replaced or gone."""
+    unwatchable = False
+    while True:
+        identity = _identity(folder)
+        if identity is None:
+            await trio.sleep(POLL)
+            continue
+        if not unwatchable:
+            # There at start, or back: what landed while nothing watched is published too.
+            trigger.set()
+        log.info("watching %s", folder)
+        unwatchable = False
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_notice_replacement, folder, identity, scope)
+                try:
+                    async for _changes in watchfiles.awatch(
+                        folder, watch_filter=_relevant, rust_timeout=RUST_TIMEOUT_MS
+                    ):
+                        trigger.set()
+                except (OSError, RuntimeError) as exc:
+                    log.debug("watching %s ended: %s", folder, exc)
+                    # Still there, yet not watchable (permissions): no publish per retry.
+                    unwatchable = _identity(folder) == identity
+                scope.cancel()
+        log.warning("%s is gone or cannot be watched; looking again", folder)
+        await trio.sleep(POLL)
+
+
+async def _notice_replacement(
+    folder: Path, identity: tuple[int, int], scope: trio.CancelScope
+) -> None:
+    while _identity(folder) == identity:
+        await trio.sleep(POLL)
+    scope.cancel()
+
+
+def _look(folders: list[Path]) -> dict[str, tuple[int, int]]:
+    """Every package file of the folders: path -> (size, mtime_ns)."""
+    seen: dict[str, tuple[int, int]] = {}
+    for folder in folders:
+        try:
+            found = scan_folder(folder)
+        except OSError:
+            continue
+        for item in found:
+            if item.stat is not None:
+                seen[f"{folder}/{item.relpath}"] = (item.stat.size, item.stat.mtime_ns)
+    return seen
+
+
+async def settle(folders: list[Path], trigger: Trigger) -> None:
+    """Return once the folders are quiet: no event, and the same files, sizes and mtimes
+    across two looks QUIET seconds apart."""
+    before = await trio.to_thread.run_sync(_look, folders)
+    while True:
+        trigger.clear()
+        await trio.sleep(QUIET)
+        now = await trio.to_thread.run_sync(_look, folders)
+        if not trigger.is_set() and now == before:
+            return
+        before = now
+
+
+@dataclass
+class WatchState:
+    publishes: int = 0
+    reports: list[RunReport] = field(default_factory=list)
+
+
+async def publish(
+    config: SiteConfig, mirrors: list[MirrorConfig], render: Callable[[], Awaitable[None]]
+) -> RunReport:
+    """One mirror run of the local sources, waiting for the site lock as long as it takes."""
+    options = MirrorOptions(only=tuple(m.name for m in mirrors), progress=False)
+    waiting = False
+    while True:
+        try:
+            report = await run_mirror(config, options)
+            break
+        except SiteLocked as exc:
+            if not waiting:
+                log.info("%s; waiting for it to finish", exc)
+                waiting = True
+            await trio.sleep(LOCK_RETRY)
+    await render()
+    return report
+
+
+async def watch_site(
+    config: SiteConfig,
+    render: Callable[[], Awaitable[None]],
+    state: WatchState | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Watch every local source of the site and publish its changes, until cancelled or a
+    signal stops a publish under way."""
+    state = state or WatchState()
+    mirrors = [m for _c, m in config.mirrors if is_local(m)]
+    folders = list(dict.fromkeys(folder_of(m) for m in mirrors))
+    trigger = Trigger()
+    async with trio.open_nursery() as nursery:
+        for folder in folders:
+            nursery.start_soon(watch_folder, folder, trigger)
+        task_status.started()
+        while True:
+            await trigger.wait()
+            await settle(folders, trigger)
+            report = await publish(config, mirrors, render)
+            state.publishes += 1
+            state.reports.append(report)
+            log.info("published: run %s %s", report.id, report.status)
+            if report.status == STOPPED:
+                nursery.cancel_scope.cancel()
+                return
+
+
+async def run_watch(config: SiteConfig, render: Callable[[], Awaitable[None]]) -> None:
+    """The command: watch until SIGINT or SIGTERM."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    log.info("watch: %s received, stopping", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(stop_on_signal)
+            await watch_site(config, render)
+            nursery.cancel_scope.cancel()

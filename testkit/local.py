@@ -1,0 +1,116 @@
+"""Folders of package files for local sources: good packages from the project's builder, and
+broken or hostile ones assembled member by member."""
+
+from __future__ import annotations
+
+import bz2
+import io
+import json
+import tarfile
+import textwrap
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from sitegen.config import SiteConfig, parse_config
+from sitegen.tools.example_channel import Format, PackageSpec, build_package
+
+
+def drop(folder: Path, spec: PackageSpec, fmt: Format, by_subdir: bool = False) -> Path:
+    """Build one real package into the folder (top level, or its ``<subdir>/`` folder)."""
+    directory = folder / spec.subdir if by_subdir else folder
+    path = directory / spec.filename(fmt)
+    build_package(path, spec.index_json(), spec.payload(), fmt=fmt)
+    return path
+
+
+def drop_all(
+    folder: Path, specs: Iterable[PackageSpec], by_subdir: bool = False
+) -> dict[str, Path]:
+    """Every spec in each of its formats; fn -> path."""
+    out = {}
+    for spec in specs:
+        for fmt in spec.formats:
+            path = drop(folder, spec, fmt, by_subdir)
+            out[path.name] = path
+    return out
+
+
+def local_config(
+    site: Path, folder: Path, subdirs: str = "[linux-64]", extra: str = ""
+) -> SiteConfig:
+    """A site with one channel, ``internal/own``, fed by the folder."""
+    text = f"""
+    output: {site}
+    channels:
+      internal/own:
+        path: {folder}
+        subdirs: {subdirs}
+    """
+    return parse_config(textwrap.dedent(text) + textwrap.indent(textwrap.dedent(extra), "    "))
+
+
+# --------------------------------------------------------------------------- hand-made archives
+
+
+def tar_of(members: Iterable[tuple[str, bytes | int]]) -> bytes:
+    """An uncompressed tar; a member given as an int claims that size and holds no bytes (the
+    archive ends right after its header)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(data, int):
+                info.size = data
+                buffer.write(info.tobuf(tarfile.GNU_FORMAT))
+                return buffer.getvalue()
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def info_members(index: Any, about: Any = None) -> list[tuple[str, bytes | int]]:
+    text = index if isinstance(index, bytes) else json.dumps(index).encode()
+    members: list[tuple[str, bytes | int]] = [("info/index.json", text)]
+    if about is not None:
+        members.append(("info/about.json", json.dumps(about).encode()))
+    return members
+
+
+def write_tar_bz2(path: Path, members: Iterable[tuple[str, bytes | int]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bz2.compress(tar_of(members)))
+    return path
+
+
+def write_conda(
+    path: Path,
+    info: Iterable[tuple[str, bytes | int]] | None,
+    pkg: bool = True,
+) -> Path:
+    """A .conda: metadata.json, a pkg- and an info- archive (each left out on request)."""
+    stem = path.name[: -len(".conda")]
+    compress = zstandard.ZstdCompressor().compress
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("metadata.json", json.dumps({"conda_pkg_format_version": 2}))
+        if pkg:
+            archive.writestr(f"pkg-{stem}.tar.zst", compress(tar_of([("share/x.txt", b"x")])))
+        if info is not None:
+            archive.writestr(f"info-{stem}.tar.zst", compress(tar_of(info)))
+    return path
+
+
+def index_of(name: str, version: str = "1.0", build: str = "0", **more: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "version": version,
+        "build": build,
+        "build_number": 0,
+        "subdir": "linux-64",
+        "depends": [],
+        **more,
+    }

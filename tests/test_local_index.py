@@ -1,0 +1,365 @@
+"""Local sources: a folder of real packages indexed like rattler's indexer does, published by
+hard link, merged with upstream mirrors; broken and hostile packages are skipped with reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import trio
+
+from sitegen.conda.index import (
+    MAX_MEMBER,
+    REASON_BAD_INDEX,
+    REASON_CHANGED,
+    REASON_INDEX_KEYS,
+    REASON_NO_INFO,
+    REASON_NO_PKG,
+    REASON_TOO_LARGE,
+    REASON_TRUNCATED,
+    REASON_UNREADABLE,
+    REASON_UNSAFE_PATH,
+)
+from sitegen.conda.records import REASON_NAME_MISMATCH, REASON_SUBDIR_MISMATCH
+from sitegen.config import parse_config
+from sitegen.sync.local_index import FoundFile, read_one, scan_folder
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, write_channel
+from testkit.local import (
+    drop,
+    drop_all,
+    index_of,
+    info_members,
+    local_config,
+    write_conda,
+    write_tar_bz2,
+)
+from testkit.site import assert_channel_consistent, published, read_repodata, snapshot
+
+pytestmark = pytest.mark.unit
+
+CHANNEL = "internal/own"
+# Fields rattler's indexer writes that sitegen leaves out on purpose (see README, Local sources).
+RATTLER_ONLY = {"indexed_timestamp"}
+
+SPECS = [
+    PackageSpec(
+        "foo",
+        "1.0",
+        "h1_0",
+        depends=("bar >=1", "libc"),
+        constrains=("baz <2",),
+        license="MIT",
+        license_family="MIT",
+        timestamp_ms=1_700_000_000_123,
+        extra={"track_features": "", "features": ""},
+    ),
+    PackageSpec("foo", "1.1", "h2_1", build_number=1, timestamp_ms=1_700_000_100_000),
+    PackageSpec("bar", "2.0", "py_0", subdir="noarch", noarch="python", depends=("python",)),
+    PackageSpec("gen", "0.1", "0", subdir="noarch", noarch="generic", license="BSD-3-Clause"),
+]
+
+
+def run(config) -> object:
+    return trio.run(run_mirror, config, MirrorOptions(progress=False))
+
+
+def rattler_records(folder: Path, tmp_path: Path) -> dict[str, dict[str, dict]]:
+    """What rattler's indexer writes for the same packages (run on a copy laid out by subdir,
+    the layout it reads): subdir -> fn -> record."""
+    import rattler.index
+
+    copy = tmp_path / "rattler-copy"
+    for path in folder.rglob("*"):
+        if path.is_file():
+            subdir = json.loads(read_index_json(path))["subdir"]
+            (copy / subdir).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, copy / subdir / path.name)
+    (copy / "noarch").mkdir(exist_ok=True)
+    asyncio.run(rattler.index.index_fs(copy, write_zst=False, write_shards=False))
+    out = {}
+    for subdir_dir in copy.iterdir():
+        if (subdir_dir / "repodata.json").is_file():
+            document = read_repodata(subdir_dir)
+            out[subdir_dir.name] = {**document["packages"], **document["packages.conda"]}
+    return out
+
+
+def read_index_json(path: Path) -> bytes:
+    from conda_package_streaming.package_streaming import stream_conda_info
+
+    for tar, member in stream_conda_info(str(path)):
+        if member.name == "info/index.json":
+            return tar.extractfile(member).read()
+    raise AssertionError(f"{path} has no index.json")
+
+
+@pytest.mark.parametrize("by_subdir", [False, True], ids=["flat", "by-subdir"])
+def test_records_equal_rattlers_indexer_field_by_field(tmp_path: Path, by_subdir: bool) -> None:
+    folder = tmp_path / "incoming"
+    drop_all(folder, SPECS, by_subdir=by_subdir)
+    site = tmp_path / "site"
+    report = run(local_config(site, folder))
+    assert not report.failed
+    assert_channel_consistent(site, CHANNEL)
+    expected = rattler_records(folder, tmp_path)
+    for subdir in ("linux-64", "noarch"):
+        ours = read_repodata(site / CHANNEL / subdir)
+        ours = {**ours["packages"], **ours["packages.conda"]}
+        theirs = expected[subdir]
+        assert set(ours) == set(theirs) and ours
+        for fn, record in ours.items():
+            reference = theirs[fn]
+            for key in set(reference) - RATTLER_ONLY:
+                assert record.get(key) == reference[key], (fn, key)
+            # What only we write: what index.json holds and rattler drops when empty.
+            for key in set(record) - set(reference):
+                assert key in ("constrains", "features", "depends"), (fn, key)
+                assert record[key] in ([], ""), (fn, key)
+
+
+def test_files_are_hard_linked_and_the_folder_is_left_as_it_was(tmp_path: Path) -> None:
+    folder = tmp_path / "incoming"
+    files = drop_all(folder, SPECS[:2])
+    before = snapshot(folder)
+    site = tmp_path / "site"
+    report = run(local_config(site, folder))
+    assert not report.failed
+    assert snapshot(folder) == before
+    for fn, source in files.items():
+        assert os.stat(site / CHANNEL / "linux-64" / fn).st_ino == os.stat(source).st_ino
+    channeldata = json.loads((site / CHANNEL / "channeldata.json").read_text())
+    foo = channeldata["packages"]["foo"]
+    assert foo["summary"] == "foo, an example package for sitegen"  # from about.json
+    assert foo["version"] == "1.1"
+    # about.json's fields go to channeldata.json, not into repodata records.
+    assert (
+        "summary"
+        not in read_repodata(site / CHANNEL / "linux-64")["packages.conda"]["foo-1.1-h2_1.conda"]
+    )
+
+
+def test_drop_replace_delete_between_runs(tmp_path: Path) -> None:
+    folder = tmp_path / "incoming"
+    site = tmp_path / "site"
+    config = local_config(site, folder)
+    first = drop(folder, SPECS[1], "conda")
+    assert not run(config).failed
+    assert published(site, CHANNEL, "linux-64") == {first.name}
+    # Replaced by other bytes (written beside and renamed over, as `sitegen add` does).
+    replacement = PackageSpec(**{**_fields(SPECS[1]), "seed": 7})
+    temp = drop(tmp_path / "elsewhere", replacement, "conda")
+    os.replace(temp, first)
+    assert not run(config).failed
+    record = read_repodata(site / CHANNEL / "linux-64")["packages.conda"][first.name]
+    assert record["sha256"] == _sha256(first)
+    assert_channel_consistent(site, CHANNEL)
+    first.unlink()
+    # One file of one: the deletion guard holds it unless told otherwise.
+    report = trio.run(run_mirror, config, MirrorOptions(progress=False, force_delete=True))
+    assert not report.failed
+    assert published(site, CHANNEL, "linux-64") == set()
+    assert not (site / CHANNEL / "linux-64" / first.name).exists()
+
+
+def _fields(spec: PackageSpec) -> dict:
+    return {name: getattr(spec, name) for name in spec.__dataclass_fields__}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_reindex_reads_only_new_or_changed_files(tmp_path: Path) -> None:
+    folder = tmp_path / "incoming"
+    site = tmp_path / "site"
+    config = local_config(site, folder)
+    path = drop(folder, SPECS[1], "tar.bz2")
+    assert not run(config).failed
+    record = read_repodata(site / CHANNEL / "linux-64")["packages"][path.name]
+    # Other bytes of the same size, with size, mtime and inode restored: the cache vouches for
+    # the file, so it is not read (and the run then refuses to publish bytes that differ).
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF
+    with open(path, "r+b") as handle:
+        handle.write(data)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    run(config)
+    assert read_repodata(site / CHANNEL / "linux-64")["packages"][path.name] == record
+    # A changed mtime: read again, and the corrupted bytes are rejected.
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    report = run(config)
+    # A top-level file whose subdir cannot be read is reported under noarch.
+    assert report.mirrors[0].subdirs["noarch"].rejected_examples == {path.name: REASON_UNREADABLE}
+
+
+def test_bad_packages_are_skipped_with_their_reasons(tmp_path: Path) -> None:
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, SPECS[:2])
+    bad: dict[str, str] = {}
+
+    def add(path: Path, reason: str) -> None:
+        bad[path.name] = reason
+
+    whole = drop(tmp_path / "src", PackageSpec("cut", "1", "0", formats=("conda",)), "conda")
+    (folder / whole.name).write_bytes(whole.read_bytes()[:-30])
+    add(folder / whole.name, REASON_UNREADABLE)
+    whole = drop(tmp_path / "src", PackageSpec("cutbz", "1", "0"), "tar.bz2")
+    (folder / whole.name).write_bytes(whole.read_bytes()[:-40])
+    add(folder / whole.name, REASON_TRUNCATED)
+    (folder / "noise-1-0.tar.bz2").write_bytes(os.urandom(500))
+    add(folder / "noise-1-0.tar.bz2", REASON_TRUNCATED)
+    (folder / "garbage-1-0.conda").write_bytes(b"PK\x03\x04" + os.urandom(300))
+    add(folder / "garbage-1-0.conda", REASON_UNREADABLE)
+    add(write_conda(folder / "hollow-1-0.conda", None, pkg=False), REASON_NO_PKG)
+    add(write_conda(folder / "noinfo-1-0.conda", None), REASON_NO_INFO)
+    add(
+        write_tar_bz2(folder / "notjson-1-0.tar.bz2", info_members(b"{name: oops")),
+        REASON_BAD_INDEX,
+    )
+    add(
+        write_conda(folder / "list-1-0.conda", info_members(b"[1, 2]")),
+        REASON_BAD_INDEX,
+    )
+    keys = index_of("nokeys")
+    del keys["version"]
+    add(write_tar_bz2(folder / "nokeys-1.0-0.tar.bz2", info_members(keys)), REASON_INDEX_KEYS)
+    add(
+        write_conda(folder / "renamed-9.9-0.conda", info_members(index_of("other"))),
+        REASON_NAME_MISMATCH,
+    )
+    traversal = [("info/../../etc/evil", b"x"), *info_members(index_of("trav"))]
+    add(write_tar_bz2(folder / "trav-1.0-0.tar.bz2", traversal), REASON_UNSAFE_PATH)
+    # Decompression bombs: an index.json of 64 MiB (a few KiB compressed), and a member that
+    # claims a terabyte ahead of index.json. Neither is read.
+    huge = json.dumps({**index_of("bomb"), "pad": " " * (64 << 20)}).encode()
+    add(write_conda(folder / "bomb-1.0-0.conda", [("info/index.json", huge)]), REASON_TOO_LARGE)
+    claim = [("info/paths.json", 1 << 40), *info_members(index_of("claim"))]
+    add(write_tar_bz2(folder / "claim-1.0-0.tar.bz2", claim), REASON_TOO_LARGE)
+    # A linux-64 package in the noarch folder.
+    wrong = PackageSpec("misplaced", "1", "0", formats=("conda",))
+    moved = drop(tmp_path / "src", wrong, "conda")
+    (folder / "noarch").mkdir()
+    shutil.move(moved, folder / "noarch" / moved.name)
+    add(folder / "noarch" / moved.name, REASON_SUBDIR_MISMATCH)
+    assert len(huge) > MAX_MEMBER
+
+    site = tmp_path / "site"
+    report = run(local_config(site, folder))
+    assert not report.failed
+    assert published(site, CHANNEL, "linux-64") == set(good)
+    assert_channel_consistent(site, CHANNEL)
+    mirror = report.mirrors[0]
+    examples = {}
+    for sub in mirror.subdirs.values():
+        examples.update(sub.rejected_examples)
+    assert examples == bad
+    counted = sum(sum(sub.rejected.values()) for sub in mirror.subdirs.values())
+    assert counted == len(bad)
+
+
+def test_a_file_gone_between_listing_and_reading_is_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "incoming"
+    path = drop(folder, SPECS[1], "conda")
+    (found,) = scan_folder(folder)
+    path.unlink()
+    assert read_one(folder, found).reason == REASON_CHANGED
+    assert found == FoundFile(path.name, None, found.stat)
+
+
+def test_local_builds_beside_an_upstream_subset_first_listed_wins(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    clash = PackageSpec("foo", "1.1", "h2_1", build_number=1, seed=99)
+    from_upstream = [clash, PackageSpec("zlib", "1.3", "h0", formats=("conda",))]
+    write_channel(upstream, from_upstream)
+    folder = tmp_path / "incoming"
+    local = drop_all(folder, [SPECS[1], PackageSpec("skipme", "1", "0")])
+    site = tmp_path / "site"
+    config = parse_config(
+        f"""
+output: {site}
+channels:
+  {CHANNEL}:
+    mirrors:
+      - name: builds
+        path: {folder}
+        subdirs: [linux-64]
+        filters: {{names: {{exclude: [skipme]}}}}
+      - name: forge
+        url: file://{upstream}
+        subdirs: [linux-64]
+"""
+    )
+    report = run(config)
+    assert not report.failed
+    assert_channel_consistent(site, CHANNEL)
+    records = read_repodata(site / CHANNEL / "linux-64")
+    listed = {**records["packages"], **records["packages.conda"]}
+    assert set(listed) == set(clash.filenames) | {"zlib-1.3-h0.conda"}
+    for fn in clash.filenames:
+        assert listed[fn]["sha256"] == _sha256(local[fn])  # the local build wins
+    forge = next(m for m in report.mirrors if m.name == "forge")
+    assert forge.conflicts
+    builds = next(m for m in report.mirrors if m.name == "builds")
+    assert sum(builds.subdirs["linux-64"].excluded.values()) == 2
+    current = read_repodata(site / CHANNEL / "linux-64", "current_repodata.json")
+    assert "foo-1.1-h2_1.conda" in current["packages.conda"]
+
+
+def test_an_absent_folder_fails_the_mirror_and_keeps_what_was_published(tmp_path: Path) -> None:
+    folder = tmp_path / "incoming"
+    drop_all(folder, SPECS[:2])
+    site = tmp_path / "site"
+    config = local_config(site, folder)
+    assert not run(config).failed
+    before = published(site, CHANNEL, "linux-64")
+    shutil.rmtree(folder)
+    report = run(config)
+    assert report.failed
+    assert "cannot list the folder" in report.mirrors[0].errors[0]
+    assert published(site, CHANNEL, "linux-64") == before
+    assert_channel_consistent(site, CHANNEL)
+
+
+def test_a_relative_path_is_a_configuration_error() -> None:
+    from sitegen.config import ConfigError
+
+    with pytest.raises(ConfigError, match="path must be absolute"):
+        parse_config("output: s\nchannels:\n  a/b:\n    path: incoming\n    subdirs: [noarch]\n")
+
+
+def test_a_local_source_cannot_be_passive() -> None:
+    from sitegen.config import ConfigError
+
+    text = "output: s\nchannels:\n  a/b:\n    path: /in\n    subdirs: [noarch]\n    mode: passive\n"
+    with pytest.raises(
+        ConfigError, match=r"channels.a/b.mode: a mirror with 'path' cannot be passive"
+    ):
+        parse_config(text)
+
+
+def test_across_filesystems_the_files_are_copied(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's directory")
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="sitegen-local-"))
+    try:
+        files = drop_all(folder, SPECS[:1])
+        site = tmp_path / "site"
+        report = run(local_config(site, folder))
+        assert not report.failed
+        assert_channel_consistent(site, CHANNEL)
+        for fn, source in files.items():
+            published_file = site / CHANNEL / "linux-64" / fn
+            assert os.stat(published_file).st_ino != os.stat(source).st_ino
+            assert published_file.read_bytes() == source.read_bytes()
+    finally:
+        shutil.rmtree(folder)

@@ -1,0 +1,220 @@
+"""``sitegen watch``: a real watch process publishes drops, replacements and deletions within
+seconds, one publish per burst, never a half-copied file; it waits for the site lock and for a
+folder that is absent or recreated, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sitegen.store.lock import SiteLock, SiteLocked
+from sitegen.tools.example_channel import PackageSpec
+from testkit.local import drop
+from testkit.site import assert_channel_consistent, sha256_of
+
+pytestmark = pytest.mark.integration
+
+CHANNEL = "internal/own"
+# The promise is ~2 s from the drop; the margin absorbs a loaded test machine.
+WITHIN = 6.0
+
+
+class Watch:
+    def __init__(self, tmp_path: Path, folder: Path) -> None:
+        self.site = tmp_path / "site"
+        self.folder = folder
+        self.config = tmp_path / "channels.yaml"
+        self.config.write_text(
+            textwrap.dedent(f"""
+            output: {self.site}
+            channels:
+              {CHANNEL}:
+                path: {folder}
+                subdirs: [linux-64]
+            """)
+        )
+        self.log = open(tmp_path / "watch.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sitegen", "watch", "-c", str(self.config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def listed(self) -> dict[str, dict]:
+        try:
+            document = json.loads((self.site / CHANNEL / "linux-64" / "repodata.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {**document["packages"], **document["packages.conda"]}
+
+    def runs(self) -> int:
+        directory = self.site / "history" / "runs"
+        return len(list(directory.glob("*.json"))) if directory.is_dir() else 0
+
+    def wait_for(self, what: Callable[[], bool], timeout: float = WITHIN) -> float:
+        start = time.monotonic()
+        while not what():
+            assert self.proc.poll() is None, self.output()
+            assert time.monotonic() - start < timeout, self.output()
+            time.sleep(0.05)
+        return time.monotonic() - start
+
+    def settled_runs(self, quiet: float = 1.5) -> int:
+        """The run count once no run has started for ``quiet`` seconds."""
+        count = self.runs()
+        deadline = time.monotonic() + quiet
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if self.runs() != count:
+                count = self.runs()
+                deadline = time.monotonic() + quiet
+        return count
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.close()
+
+
+@pytest.fixture
+def watch_factory(tmp_path: Path) -> Iterator[Callable[[Path], Watch]]:
+    started: list[Watch] = []
+
+    def factory(folder: Path) -> Watch:
+        watch = Watch(tmp_path, folder)
+        started.append(watch)
+        return watch
+
+    yield factory
+    for watch in started:
+        watch.stop()
+
+
+def spec(name: str, seed: int = 0) -> PackageSpec:
+    return PackageSpec(name, "1.0", "h0", formats=("conda",), seed=seed, payload_size=4000)
+
+
+def place(tmp_path: Path, folder: Path, package: PackageSpec) -> Path:
+    """Build elsewhere, then rename into the folder: a complete file appears at once."""
+    built = drop(tmp_path / "build", package, "conda")
+    target = folder / built.name
+    os.replace(built, target)
+    return target
+
+
+def test_drop_replace_delete_and_a_burst(tmp_path: Path, watch_factory) -> None:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for name in ("keep1", "keep2", "keep3"):
+        place(tmp_path, folder, spec(name))
+    watch = watch_factory(folder)
+    watch.wait_for(lambda: len(watch.listed()) == 3, timeout=20)
+
+    dropped = place(tmp_path, folder, spec("dropped"))
+    watch.wait_for(lambda: dropped.name in watch.listed())
+
+    old = watch.listed()[dropped.name]["sha256"]
+    place(tmp_path, folder, spec("dropped", seed=1))
+    watch.wait_for(lambda: watch.listed().get(dropped.name, {}).get("sha256", old) != old)
+    assert watch.listed()[dropped.name]["sha256"] == sha256_of(dropped)
+
+    dropped.unlink()
+    watch.wait_for(lambda: dropped.name not in watch.listed())
+    assert not (watch.site / CHANNEL / "linux-64" / dropped.name).exists()
+
+    # A burst of 100 drops is one publish.
+    before = watch.settled_runs()
+    burst = [spec(f"burst{i:03}") for i in range(100)]
+    built = [drop(tmp_path / "build", p, "conda") for p in burst]
+    for path in built:
+        shutil.copyfile(path, tmp_path / "build" / f".{path.name}.partial")
+    for path in built:
+        os.replace(tmp_path / "build" / f".{path.name}.partial", folder / path.name)
+    watch.wait_for(lambda: len(watch.listed()) == 103, timeout=20)
+    assert watch.settled_runs() == before + 1
+    assert_channel_consistent(watch.site, CHANNEL)
+    assert watch.stop() == 0
+
+
+def test_a_half_copied_file_is_not_published_until_complete(tmp_path: Path, watch_factory) -> None:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    place(tmp_path, folder, spec("first"))
+    watch = watch_factory(folder)
+    watch.wait_for(lambda: len(watch.listed()) == 1, timeout=20)
+    before = watch.settled_runs()
+
+    data = drop(tmp_path / "build", spec("slow"), "conda").read_bytes()
+    target = folder / "slow-1.0-h0.conda"
+    # Written in pieces over ~2 s (a slow copy): no publish reads it meanwhile.
+    with open(target, "wb") as handle:
+        step = max(1, len(data) // 10)
+        for offset in range(0, len(data), step):
+            handle.write(data[offset : offset + step])
+            handle.flush()
+            time.sleep(0.2)
+            assert watch.runs() == before
+    watch.wait_for(lambda: target.name in watch.listed())
+    assert watch.listed()[target.name]["sha256"] == sha256_of(target)
+    assert watch.settled_runs() == before + 1
+
+
+def _acquired(lock: SiteLock) -> bool:
+    try:
+        lock.acquire()
+    except SiteLocked:  # the watch is publishing: try again
+        return False
+    return True
+
+
+def test_waits_for_the_lock_and_for_the_folder(tmp_path: Path, watch_factory) -> None:
+    folder = tmp_path / "incoming"  # absent at start
+    watch = watch_factory(folder)
+    time.sleep(1.0)
+    assert watch.proc.poll() is None
+    folder.mkdir()
+    first = place(tmp_path, folder, spec("first"))
+    watch.wait_for(lambda: first.name in watch.listed())
+
+    # Another run holds the site: the watch waits, then publishes.
+    lock = SiteLock(watch.site / ".sitegen")
+    watch.wait_for(lambda: _acquired(lock))
+    try:
+        second = place(tmp_path, folder, spec("second"))
+        time.sleep(2.0)
+        assert second.name not in watch.listed()
+        assert watch.proc.poll() is None
+    finally:
+        lock.release()
+    watch.wait_for(lambda: second.name in watch.listed())
+
+    # The folder removed and recreated: watched again.
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    time.sleep(1.0)
+    moved.rename(folder)
+    third = place(tmp_path, folder, spec("third"))
+    watch.wait_for(lambda: third.name in watch.listed(), timeout=WITHIN + 2)
+    started = time.monotonic()
+    assert watch.stop() == 0
+    assert time.monotonic() - started < 5
