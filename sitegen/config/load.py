@@ -59,7 +59,7 @@ def parse_config(
         raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None
     if root is None:
         raise ConfigError(f"{filename}:1: the file is empty")
-    state = ParseState(filename, environ)
+    state = ParseState(filename, environ, base_dir)
     try:
         return _site(YamlNode(root, "", state), base_dir)
     except Reported:

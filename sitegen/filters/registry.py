@@ -8,6 +8,7 @@ that builds a :class:`~sitegen.filters.kind.FilterKind`, plus one ``register`` l
 from __future__ import annotations
 
 from sitegen.filters import (
+    advisories,
     builds,
     dates,
     formats,
@@ -48,4 +49,5 @@ register(dates.KIND)
 register(newest_versions.KIND)
 register(max_size.KIND)
 register(formats.KIND)
+register(advisories.KIND)
 register(include_dependencies.KIND)
