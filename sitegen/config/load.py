@@ -36,6 +36,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Top-level directories of the site that hold pages or private state, never a channel.
 MODES = ("active", "passive")
 
+# Keys of a channel that no mirror has, in both the short and the long form.
+_CHANNEL_ONLY_KEYS = ("frozen",)
+
 _TOP_KEYS = ("output", "base_url", "title", "download", "prune", "filters", "channels")
 
 
@@ -223,11 +226,16 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
     default_name = (checked or "mirror").replace("/", "-")
     if any(source.key in node.raw_keys() for source in sources.SOURCES):
         # The short form: the channel is its own single mirror.
-        mirror = _mirror(node.mapping(_mirror_keys()), node, default_name)
+        keys = node.mapping((*_mirror_keys(), *_CHANNEL_ONLY_KEYS))
+        mirror = _mirror(keys, node, default_name)
+        frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
         state.settle(start)
-        return ChannelConfig(path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line)
-    keys = node.mapping(("filters", "mirrors"))
+        return ChannelConfig(
+            path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line, frozen=bool(frozen)
+        )
+    keys = node.mapping(("filters", "mirrors", *_CHANNEL_ONLY_KEYS))
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
+    frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
     if "mirrors" not in keys:
         keys_text = " or ".join(repr(source.key) for source in sources.SOURCES)
         raise node.error(f"a channel needs either {keys_text} (one mirror) or a 'mirrors' list")
@@ -242,6 +250,7 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
         filters=filters,
         mirrors=tuple(m for m in mirrors if m is not None),
         line=node.line,
+        frozen=bool(frozen),
     )
 
 

@@ -102,6 +102,9 @@ class ChannelConfig:
     filters: FilterSpec
     mirrors: tuple[MirrorConfig, ...]
     line: int = 0
+    # Publish nothing new: the channel keeps its published state until unfrozen (by the YAML
+    # key, or by `sitegen freeze`, which run.py folds in here when a run starts).
+    frozen: bool = False
 
     @property
     def subdirs(self) -> tuple[str, ...]:

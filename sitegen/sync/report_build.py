@@ -17,7 +17,7 @@ from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
-from sitegen.sync.merge import MERGED, MergedSubdir
+from sitegen.sync.merge import FROZEN, MERGED, MergedSubdir
 from sitegen.sync.plan import Plan
 from sitegen.sync.progress import human_bytes
 from sitegen.sync.publish import PublishOutcome
@@ -122,6 +122,8 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
     if merged.status != MERGED:
         cr.status = merged.status
         cr.errors.extend(merged.errors)
+        if merged.status == FROZEN and merged.previous is not None:
+            cr.packages = len(merged.previous.records)
         return cr
     assert merged.meta is not None
     key = merged.key

@@ -20,6 +20,7 @@ import trio
 
 from sitegen.config import ConfigError, SiteConfig
 from sitegen.config.schedule import is_due
+from sitegen.store.frozen import FrozenChannels, with_freezes
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id
@@ -67,6 +68,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
     if not options.dry_run:  # a dry run creates nothing, not even the site
         site.ensure_dir(site.root)
     with SiteLock(site.state_dir, create=not options.dry_run):
+        config = with_freezes(config, FrozenChannels(site).load())
         history = History(site)
         for run_id in history.close_interrupted():
             log.warning("run %s did not finish; recorded as interrupted", run_id)
