@@ -14,6 +14,7 @@ from sitegen.filters import (
     formats,
     include_dependencies,
     licenses,
+    lockfiles,
     max_size,
     names,
     newest_versions,
@@ -50,4 +51,5 @@ register(newest_versions.KIND)
 register(max_size.KIND)
 register(formats.KIND)
 register(advisories.KIND)
+register(lockfiles.KIND)
 register(include_dependencies.KIND)

@@ -70,7 +70,7 @@ from sitegen.sync.report_build import (
     finish,
     inputs_record,
 )
-from sitegen.sync.selection import ClosureResult, close, select_all
+from sitegen.sync.selection import ClosureResult, close, lockfile_pins_missing, select_all
 
 log = logging.getLogger("sitegen")
 
@@ -204,6 +204,9 @@ async def _rebuild(
         select_all, scope.config, results.mirrors, readable, results.parsed, matcher
     )
     results.closure = await trio.to_thread.run_sync(close, selections, matcher)
+    results.pins_missing = lockfile_pins_missing(
+        scope.config, results.mirrors, readable, results.parsed
+    )
     results.merged = await trio.to_thread.run_sync(
         _merge_all, scope, readable, results.parsed, results.closure
     )

@@ -50,6 +50,7 @@ class RunResults:
     downloads: dict[TargetKey, DownloadOutcome] = field(default_factory=dict)
     publish: dict[TargetKey, PublishOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # of the run as a whole
+    pins_missing: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # by mirror
 
 
 def build_report(report: RunReport, selected: set[str], results: RunResults) -> list[MirrorReport]:
@@ -61,6 +62,8 @@ def build_report(report: RunReport, selected: set[str], results: RunResults) -> 
     else:
         if results.closure is not None:
             _add_closure(mirror_reports, results.closure)
+        for name, missing in results.pins_missing.items():
+            mirror_reports[name].pins_missing = missing
         for merged in results.merged:
             for mirror, message in merged.conflicts:
                 mirror_reports[mirror].conflicts.append(message)
@@ -177,6 +180,7 @@ def _restore(
         mr.subdirs = restored.subdirs
         mr.unsatisfied = restored.unsatisfied
         mr.dependencies_added = restored.dependencies_added
+        mr.pins_missing = restored.pins_missing
         mr.conflicts = restored.conflicts
     for data in built.channels:
         report.channels.append(
@@ -226,6 +230,15 @@ def finish(report: RunReport) -> None:
         )
         if mr.unsatisfied:
             log.warning("%s: %d dependencies could not be satisfied", mr.name, len(mr.unsatisfied))
+        for pin in mr.pins_missing:
+            log.warning(
+                "%s: %s pins %s/%s: %s",
+                mr.name,
+                pin["lockfile"],
+                pin["subdir"],
+                pin["file"],
+                pin["why"],
+            )
     for cr in report.channels:
         log.info(
             "%s/%s: %s, %d packages (+%d ~%d -%d), downloaded %d files (%s)",
