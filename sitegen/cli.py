@@ -192,35 +192,6 @@ def _cmd_fetcher(args: argparse.Namespace) -> int:
     return trio.run(run)
 
 
-# ------------------------------------------------------------- freeze, unfreeze
-
-
-def _cmd_freeze(args: argparse.Namespace) -> int:
-    from sitegen.tools.freeze import freeze, unfreeze
-
-    config = _load(args)
-    if args.command == "freeze":
-        print(freeze(config, args.channel, args.by, args.reason))
-    else:
-        print(unfreeze(config, args.channel))
-    return EXIT_OK
-
-
-def _add_freeze_commands(sub: _Subcommands) -> None:
-    freeze = sub.add("freeze", help="keep a channel's published state until it is unfrozen")
-    unfreeze = sub.add("unfreeze", help="lift a freeze made by `sitegen freeze`")
-    for parser in (freeze, unfreeze):
-        parser.add_argument("channel", help="channel path, e.g. cloud/conda-forge")
-        parser.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
-        parser.add_argument("--out", help="site directory (overrides 'output' in the config)")
-        parser.set_defaults(func=_cmd_freeze)
-    freeze.add_argument("--by", help="who freezes it (default: the current user)")
-    freeze.add_argument("--reason", default="", help="why, for the record")
-
-
-# ------------------------------------------------------------- end of freeze, unfreeze
-
-
 class _Subcommands:
     """Adds subcommands that share the verbosity flags and describe themselves in --help."""
 
@@ -352,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add("demo", help="mirror a bundled example channel, fully offline")
     demo.add_argument("--dir", default="demo", help="where to build the example (default: demo)")
     demo.set_defaults(func=_cmd_demo)
-    _add_freeze_commands(sub)
+    # Frozen and approval-gated channels: freeze, unfreeze, approve, revoke, pending.
+    from sitegen import cli_gates
+
+    cli_gates.add_commands(sub.add, _load, _render_pages)
     return parser
 
 

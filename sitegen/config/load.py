@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from sitegen.config import schedule, sources
+from sitegen.config.approvals import APPROVALS_FILE, ApprovalGate, read_approvals
 from sitegen.config.model import (
     ChannelConfig,
     DownloadSettings,
@@ -214,7 +216,7 @@ def _channels(top: YamlNode, keys: dict[str, YamlNode]) -> list[tuple[ChannelCon
         if channel is not None:
             out.append((channel, child))
     _check_unique([channel for channel, _ in out], node)
-    return out
+    return _check_gates(out)
 
 
 def _channel(path: str, node: YamlNode) -> ChannelConfig:
@@ -224,6 +226,8 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
     checked = state.attempt(partial(_channel_path, node, path))
     path = checked or path
     default_name = (checked or "mirror").replace("/", "-")
+    if "approval" in node.raw_keys():
+        return _gated_channel(path, node, default_name)
     if any(source.key in node.raw_keys() for source in sources.SOURCES):
         # The short form: the channel is its own single mirror.
         keys = node.mapping((*_mirror_keys(), *_CHANNEL_ONLY_KEYS))
@@ -252,6 +256,72 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
         line=node.line,
         frozen=bool(frozen),
     )
+
+
+def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfig:
+    """An approval-gated channel: one mirror reading the source channel of this site (its
+    subdirs are the source's, filled in by _check_gates once every channel is read)."""
+    state = node.state
+    start = len(state.errors)
+    keys = node.mapping(("approval", "filters", *_CHANNEL_ONLY_KEYS))
+    filters = state.attempt(partial(parse_filters, keys.get("filters")))
+    frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
+    gate = state.attempt(partial(_approval, keys["approval"], path))
+    state.settle(start)
+    assert filters is not None and gate is not None
+    mirror = MirrorConfig(
+        name=default_name, url=gate.source, subdirs=("noarch",), line=node.line, kind="site"
+    )
+    return ChannelConfig(
+        path=path,
+        filters=filters,
+        mirrors=(mirror,),
+        line=node.line,
+        frozen=bool(frozen),
+        approval=gate,
+    )
+
+
+def _approval(node: YamlNode, channel: str) -> ApprovalGate:
+    keys = node.mapping(("from", "file"))
+    if "from" not in keys:
+        raise node.error("missing required key 'from' (the channel whose packages need approval)")
+    source = keys["from"].string().strip("/")
+    file_node = keys.get("file")
+    path = file_node.file_path() if file_node else Path(APPROVALS_FILE)
+    if file_node is None and node.state.base_dir is not None:
+        path = node.state.base_dir / APPROVALS_FILE
+    try:
+        entries = read_approvals(path)
+    except ConfigError as exc:
+        raise (file_node or node).error(f"bad approvals file: {exc}") from None
+    mine = tuple(e for e in entries if e.channel == channel)
+    return ApprovalGate(source=source, file=str(path), entries=mine)
+
+
+def _check_gates(
+    channels: list[tuple[ChannelConfig, YamlNode]],
+) -> list[tuple[ChannelConfig, YamlNode]]:
+    """Each gated channel's source must be another, ungated channel; the gated channel gets its
+    source's subdirs."""
+    by_path = {channel.path: channel for channel, _ in channels}
+    out = []
+    for channel, node in channels:
+        gate = channel.approval
+        if gate is not None:
+            source = by_path.get(gate.source)
+            if source is None or source.approval is not None or source.path == channel.path:
+                node.state.add(
+                    node.error(
+                        f"approval.from: {gate.source!r} is not another channel of this site"
+                        " (nor approval-gated itself)"
+                    )
+                )
+                continue
+            mirror = channel.mirrors[0]
+            channel = replace(channel, mirrors=(replace(mirror, subdirs=source.subdirs),))
+        out.append((channel, node))
+    return out
 
 
 def _channel_path(node: YamlNode, path: str) -> str:

@@ -7,6 +7,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sitegen.config.approvals import ApprovalGate
 
 ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -105,6 +109,9 @@ class ChannelConfig:
     # Publish nothing new: the channel keeps its published state until unfrozen (by the YAML
     # key, or by `sitegen freeze`, which run.py folds in here when a run starts).
     frozen: bool = False
+    # Set on an approval-gated channel: its one mirror reads the source channel of this site,
+    # and only what an approval entry matches is published (see sitegen.config.approvals).
+    approval: ApprovalGate | None = None
 
     @property
     def subdirs(self) -> tuple[str, ...]:

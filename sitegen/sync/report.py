@@ -82,6 +82,8 @@ class RunReport:
     mirrors: list[MirrorReport] = field(default_factory=list)
     channels: list[ChannelSubdirReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Approvals granted or revoked that this run published: {action, channel, spec, by, why}.
+    approvals: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:

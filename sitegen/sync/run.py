@@ -18,6 +18,7 @@ from contextlib import nullcontext
 
 import trio
 
+from sitegen.approvals.gate import resolve_gates
 from sitegen.config import ConfigError, SiteConfig
 from sitegen.config.schedule import is_due
 from sitegen.store.frozen import FrozenChannels, with_freezes
@@ -69,6 +70,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         site.ensure_dir(site.root)
     with SiteLock(site.state_dir, create=not options.dry_run):
         config = with_freezes(config, FrozenChannels(site).load())
+        config = await trio.to_thread.run_sync(resolve_gates, config, time.time())
         history = History(site)
         for run_id in history.close_interrupted():
             log.warning("run %s did not finish; recorded as interrupted", run_id)
@@ -84,6 +86,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 "only": sorted(options.only),
                 "due": options.due,
             },
+            approvals=list(options.approvals),
         )
         if not selected:
             log.info("no mirror is due")
