@@ -27,12 +27,13 @@ and ``revoke`` edit it line by line, keeping every other line (and comment) as i
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from sitegen.conda.version import InvalidSpecError, parse_matchspec
+from sitegen.config.model import ChannelConfig
 from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
 
 APPROVALS_FILE = "approvals.yaml"
@@ -176,3 +177,71 @@ def _entry(node: YamlNode) -> Approval:
         with_dependencies=with_dependencies,
         line=node.line,
     )
+
+
+# --------------------------------------------------------------------------- in channels.yaml
+
+
+def parse_gate(node: YamlNode, channel: str) -> ApprovalGate:
+    keys = node.mapping(("from", "file"))
+    if "from" not in keys:
+        raise node.error("missing required key 'from' (the channel whose packages need approval)")
+    source = keys["from"].string().strip("/")
+    file_node = keys.get("file")
+    path = file_node.file_path() if file_node else Path(APPROVALS_FILE)
+    if file_node is None and node.state.base_dir is not None:
+        path = node.state.base_dir / APPROVALS_FILE
+    try:
+        entries = read_approvals(path)
+    except ConfigError as exc:
+        raise (file_node or node).error(f"bad approvals file: {exc}") from None
+    mine = tuple(e for e in entries if e.channel == channel)
+    return ApprovalGate(source=source, file=str(path), entries=mine)
+
+
+def check_gates(
+    channels: list[tuple[ChannelConfig, YamlNode]],
+) -> list[tuple[ChannelConfig, YamlNode]]:
+    """Each gated channel's source must be another, ungated channel; the gated channel gets its
+    source's subdirs."""
+    by_path = {channel.path: channel for channel, _ in channels}
+    out = []
+    for channel, node in channels:
+        gate = channel.approval
+        if gate is not None:
+            source = by_path.get(gate.source)
+            if source is None or source.approval is not None or source.path == channel.path:
+                node.state.add(
+                    node.error(
+                        f"approval.from: {gate.source!r} is not another channel of this site"
+                        " (nor approval-gated itself)"
+                    )
+                )
+                continue
+            mirror = channel.mirrors[0]
+            channel = replace(channel, mirrors=(replace(mirror, subdirs=source.subdirs),))
+        out.append((channel, node))
+    if channels:
+        check_approved_channels([channel for channel, _ in channels], channels[0][1].state)
+    return out
+
+
+def check_approved_channels(channels: list[ChannelConfig], state: ParseState) -> None:
+    """An entry of an approvals file must name a gated channel that reads that file: anything
+    else is a typo that would approve nothing, silently."""
+    files = {c.approval.file for c in channels if c.approval is not None}
+    for file in sorted(files):
+        readers = {c.path for c in channels if c.approval is not None and c.approval.file == file}
+        try:
+            entries = read_approvals(Path(file))
+        except ConfigError:
+            continue  # reported with the channel that reads it
+        for entry in entries:
+            if entry.channel not in readers:
+                state.add(
+                    ConfigError(
+                        f"{file}:{entry.line}: channel: {entry.channel!r} is not an"
+                        f" approval-gated channel reading this file ({', '.join(sorted(readers))})",
+                        line=entry.line,
+                    )
+                )

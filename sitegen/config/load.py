@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from sitegen.config import schedule, sources
-from sitegen.config.approvals import APPROVALS_FILE, ApprovalGate, read_approvals
+from sitegen.config.approvals import check_gates, parse_gate
 from sitegen.config.model import (
     ChannelConfig,
     DownloadSettings,
@@ -216,7 +215,7 @@ def _channels(top: YamlNode, keys: dict[str, YamlNode]) -> list[tuple[ChannelCon
         if channel is not None:
             out.append((channel, child))
     _check_unique([channel for channel, _ in out], node)
-    return _check_gates(out)
+    return check_gates(out)
 
 
 def _channel(path: str, node: YamlNode) -> ChannelConfig:
@@ -266,7 +265,7 @@ def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfi
     keys = node.mapping(("approval", "filters", *_CHANNEL_ONLY_KEYS))
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
     frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
-    gate = state.attempt(partial(_approval, keys["approval"], path))
+    gate = state.attempt(partial(parse_gate, keys["approval"], path))
     state.settle(start)
     assert filters is not None and gate is not None
     mirror = MirrorConfig(
@@ -280,48 +279,6 @@ def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfi
         frozen=bool(frozen),
         approval=gate,
     )
-
-
-def _approval(node: YamlNode, channel: str) -> ApprovalGate:
-    keys = node.mapping(("from", "file"))
-    if "from" not in keys:
-        raise node.error("missing required key 'from' (the channel whose packages need approval)")
-    source = keys["from"].string().strip("/")
-    file_node = keys.get("file")
-    path = file_node.file_path() if file_node else Path(APPROVALS_FILE)
-    if file_node is None and node.state.base_dir is not None:
-        path = node.state.base_dir / APPROVALS_FILE
-    try:
-        entries = read_approvals(path)
-    except ConfigError as exc:
-        raise (file_node or node).error(f"bad approvals file: {exc}") from None
-    mine = tuple(e for e in entries if e.channel == channel)
-    return ApprovalGate(source=source, file=str(path), entries=mine)
-
-
-def _check_gates(
-    channels: list[tuple[ChannelConfig, YamlNode]],
-) -> list[tuple[ChannelConfig, YamlNode]]:
-    """Each gated channel's source must be another, ungated channel; the gated channel gets its
-    source's subdirs."""
-    by_path = {channel.path: channel for channel, _ in channels}
-    out = []
-    for channel, node in channels:
-        gate = channel.approval
-        if gate is not None:
-            source = by_path.get(gate.source)
-            if source is None or source.approval is not None or source.path == channel.path:
-                node.state.add(
-                    node.error(
-                        f"approval.from: {gate.source!r} is not another channel of this site"
-                        " (nor approval-gated itself)"
-                    )
-                )
-                continue
-            mirror = channel.mirrors[0]
-            channel = replace(channel, mirrors=(replace(mirror, subdirs=source.subdirs),))
-        out.append((channel, node))
-    return out
 
 
 def _channel_path(node: YamlNode, path: str) -> str:
