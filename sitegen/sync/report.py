@@ -36,6 +36,8 @@ class MirrorReport:
     subdirs: dict[str, MirrorSubdirReport] = field(default_factory=dict)
     unsatisfied: list[dict[str, str]] = field(default_factory=list)  # dependency report
     dependencies_added: list[dict[str, str]] = field(default_factory=list)
+    # Files an advisory kept out: {subdir, file, advisory} (see sync/advisory_changes.py).
+    advisories_blocked: list[dict[str, str]] = field(default_factory=list)
     # Lockfile pins upstream does not offer: {lockfile, subdir, file, why}.
     pins_missing: list[dict[str, str]] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, MirrorConfig
+from sitegen.filters.advisories import REASON_PREFIX as ADVISORY
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
@@ -113,6 +114,11 @@ def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureRes
             sub = mr.subdirs.setdefault(subdir, MirrorSubdirReport())
             sub.kept = len(result.kept)
             sub.excluded = dict(Counter(result.excluded.values()))
+            mr.advisories_blocked.extend(
+                {"subdir": subdir, "file": fn, "advisory": why.removeprefix(ADVISORY)}
+                for fn, why in sorted(result.excluded.items())
+                if why.startswith(ADVISORY)
+            )
         for subdir, fn, why in dependencies.added.get(name, []):
             mr.subdirs[subdir].added_as_dependency += 1
             mr.dependencies_added.append({"subdir": subdir, "file": fn, "why": why})
@@ -181,6 +187,7 @@ def _restore(
         mr.unsatisfied = restored.unsatisfied
         mr.dependencies_added = restored.dependencies_added
         mr.pins_missing = restored.pins_missing
+        mr.advisories_blocked = restored.advisories_blocked
         mr.conflicts = restored.conflicts
     for data in built.channels:
         report.channels.append(
