@@ -87,6 +87,11 @@ def test_approve_with_dependencies_installs_and_revoke_removes(
         }
     ]
     assert [m.name for m in latest.mirrors] == ["internal-approved"]
+    # A lost file of the gated channel is repaired from its source channel.
+    lost = site / GATED / "linux-64" / next(p.file_name for p in installed if p.name == "zlib")
+    lost.unlink()
+    assert main(["verify", *args, "--repair"]) == 0
+    assert lost.is_file()
 
     assert main(["revoke", GATED, "numpy  2.1.0", *args, "--by", "bob", "--reason", "CVE"]) == 0
     assert published(site, GATED, "linux-64") == set()

@@ -30,6 +30,23 @@ def resolve_gates(config: SiteConfig, now: float) -> SiteConfig:
     return replace(config, channels=channels)
 
 
+def with_gate_sources(config: SiteConfig) -> SiteConfig:
+    """The configuration with each gated channel's mirror pointed at its source directory, for
+    what fetches files without running the selection (``sitegen verify --repair``)."""
+    channels = tuple(
+        replace(c, mirrors=(replace(c.mirrors[0], url=_source_url(config, c)),))
+        if c.approval
+        else c
+        for c in config.channels
+    )
+    return replace(config, channels=channels)
+
+
+def _source_url(config: SiteConfig, channel: ChannelConfig) -> str:
+    assert channel.approval is not None
+    return (config.output.absolute() / channel.approval.source).as_uri()
+
+
 def _resolve(config: SiteConfig, channel: ChannelConfig, now: float) -> ChannelConfig:
     gate = channel.approval
     assert gate is not None
@@ -48,5 +65,5 @@ def _resolve(config: SiteConfig, channel: ChannelConfig, now: float) -> ChannelC
     )
     allowlist = FilterSpec.from_values({LOCKFILES_KEY: LockfilePolicy(((gate.file, pins),))})
     (mirror,) = channel.mirrors
-    source = replace(mirror, url=(root / gate.source).as_uri(), filters=allowlist)
+    source = replace(mirror, url=_source_url(config, channel), filters=allowlist)
     return replace(channel, mirrors=(source,))
