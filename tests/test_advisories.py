@@ -13,7 +13,7 @@ from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, FilterSpec, parse_config
 from sitegen.filters import osv
-from sitegen.filters.advisories import advisories_affecting, policy_of
+from sitegen.filters.advisories import advisories_affecting, package_advisories, policy_of
 from sitegen.filters.apply import apply_filters
 from sitegen.filters.osv import OsvError, cvss_score, load_files, parse_bytes
 from testkit.records import rec
@@ -332,3 +332,17 @@ def test_missing_file_and_bad_settings(tmp_path):
 def test_osv_error_names_the_path():
     with pytest.raises(OsvError, match=r"x.json: affected\[0\]: expected an object"):
         parse_bytes(b'{"id": "A", "affected": [3]}', Path("x.json"))
+
+
+def test_package_page_model_lists_advisories_per_version_blocked_or_not(tmp_path):
+    spec = config(tmp_path, "{files: [osv], min_score: 7.0, allow: [CVE-2023-43804]}")
+    by_version = package_advisories([spec, FilterSpec()], "urllib3", ["1.26.16", "2.0.5", "2.2.0"])
+    assert list(by_version) == ["1.26.16", "2.0.5"]
+    (note,) = by_version["2.0.5"]
+    assert (note.id, note.score, note.blocked) == ("GHSA-v845-jxx5-vc9f", 8.2, False)
+    assert note.aliases == ("CVE-2023-43804",)
+    (requests,) = package_advisories([spec], "requests", ["2.30.0"])["2.30.0"]
+    assert (requests.score, requests.blocked) == (6.1, False)  # below the threshold
+    (openssl,) = package_advisories([spec], "openssl", ["3.0.1"])["3.0.1"]
+    assert openssl.blocked
+    assert package_advisories([FilterSpec()], "openssl", ["3.0.1"]) == {}

@@ -127,4 +127,41 @@ def advisories_affecting(advisories: Iterable[Advisory], name: str, version: str
     return [a for a in advisories if not a.withdrawn and a.affects(name, version) is not None]
 
 
+@dataclass(frozen=True)
+class AdvisoryNote:
+    """One advisory as a package page lists it under a version."""
+
+    id: str
+    aliases: tuple[str, ...]
+    summary: str
+    score: float | None
+    blocked: bool  # whether a filter of the channel keeps this version out because of it
+
+
+def package_advisories(
+    levels: Iterable[FilterSpec], name: str, versions: Iterable[str]
+) -> dict[str, tuple[AdvisoryNote, ...]]:
+    """Per version of a package, the advisories of these filter levels (those of a channel's
+    mirrors) that affect it, by id; versions no advisory names are left out. Pure, for the
+    package pages."""
+    policies = [p for p in map(policy_of, levels) if p is not None]
+    advisories = {a.id: a for p in policies for a in p.advisories}
+    name = name.lower()
+    out: dict[str, tuple[AdvisoryNote, ...]] = {}
+    for version in versions:
+        notes = []
+        for advisory in sorted(advisories.values(), key=lambda a: a.id):
+            entry = None if advisory.withdrawn else advisory.affects(name, version)
+            if entry is None:
+                continue
+            blocked = any(p.blocks(advisory, entry) for p in policies)
+            score = advisory.score_for(entry)
+            notes.append(
+                AdvisoryNote(advisory.id, advisory.aliases, advisory.summary, score, blocked)
+            )
+        if notes:
+            out[version] = tuple(notes)
+    return out
+
+
 KIND = FilterKind(KEY, parse, predicate=predicate)
