@@ -290,3 +290,23 @@ def test_grant_and_withdraw_check_before_writing(tmp_path):
     assert [e.spec for e in withdraw(load, GATED, "numpy")] == ["numpy"]
     assert load().channels[1].approval.entries == ()
     assert waiting(load(), GATED) == []  # nothing published in the source yet
+
+
+def test_huge_or_binary_approvals_files_are_refused(tmp_path, monkeypatch):
+    from sitegen.config import approvals
+
+    monkeypatch.setattr(approvals, "MAX_FILE_BYTES", 64)
+    (tmp_path / "approvals.yaml").write_text(FILE)
+    with pytest.raises(ConfigError, match=r"approval: bad approvals file: .*larger than"):
+        parse_config(CONFIG, base_dir=tmp_path)
+    monkeypatch.undo()
+    (tmp_path / "approvals.yaml").write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=r"approval: bad approvals file: .*not UTF-8"):
+        parse_config(CONFIG, base_dir=tmp_path)
+
+
+def test_a_gated_channel_can_be_frozen_and_filtered(tmp_path):
+    text = CONFIG + "    frozen: true\n    filters: {names: {exclude: [readline]}}\n"
+    gated = parse_config(text, base_dir=tmp_path).channels[1]
+    assert gated.frozen and gated.filters.exclude_names == ("readline",)
+    assert gated.approval is not None and gated.approval.entries == ()
