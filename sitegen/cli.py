@@ -420,6 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add("demo", help="mirror a bundled example channel, fully offline")
     demo.add_argument("--dir", default="demo", help="where to build the example (default: demo)")
     demo.set_defaults(func=_cmd_demo)
+    # Frozen and approval-gated channels: freeze, unfreeze, approve, revoke, pending.
+    from sitegen import cli_gates
+
+    cli_gates.add_commands(sub.add, _load, _render_pages)
     return parser
 
 

@@ -127,6 +127,11 @@ def retired_shards_path(root: Path, channel: str, subdir: str) -> Path:
     return state_dir(root) / "shards" / channel / f"{subdir}.json"
 
 
+def frozen_path(root: Path) -> Path:
+    """The channels frozen by `sitegen freeze` (besides those frozen in channels.yaml)."""
+    return state_dir(root) / "frozen.json"
+
+
 def render_dir(root: Path) -> Path:
     """The incremental renderer's manifest and listing cache."""
     return state_dir(root) / "render"

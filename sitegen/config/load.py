@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from sitegen.config import schedule, sources
+from sitegen.config.approvals import check_gates, parse_gate
 from sitegen.config.model import (
     ChannelConfig,
     DownloadSettings,
@@ -41,6 +42,9 @@ CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Top-level directories of the site that hold pages or private state, never a channel.
 MODES = ("active", "passive")
+
+# Keys of a channel that no mirror has, in both the short and the long form.
+_CHANNEL_ONLY_KEYS = ("frozen",)
 
 _TOP_KEYS = (
     "output",
@@ -86,7 +90,7 @@ def parse_config(
         raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None
     if root is None:
         raise ConfigError(f"{filename}:1: the file is empty")
-    state = ParseState(filename, environ)
+    state = ParseState(filename, environ, base_dir)
     try:
         return _site(YamlNode(root, "", state), base_dir)
     except Reported:
@@ -244,7 +248,7 @@ def _channels(top: YamlNode, keys: dict[str, YamlNode]) -> list[tuple[ChannelCon
         if channel is not None:
             out.append((channel, child))
     _check_unique([channel for channel, _ in out], node)
-    return out
+    return check_gates(out)
 
 
 def _channel(path: str, node: YamlNode) -> ChannelConfig:
@@ -254,13 +258,20 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
     checked = state.attempt(partial(_channel_path, node, path))
     path = checked or path
     default_name = (checked or "mirror").replace("/", "-")
+    if "approval" in node.raw_keys():
+        return _gated_channel(path, node, default_name)
     if any(source.key in node.raw_keys() for source in sources.SOURCES):
         # The short form: the channel is its own single mirror.
-        mirror = _mirror(node.mapping(_mirror_keys()), node, default_name)
+        keys = node.mapping((*_mirror_keys(), *_CHANNEL_ONLY_KEYS))
+        mirror = _mirror(keys, node, default_name)
+        frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
         state.settle(start)
-        return ChannelConfig(path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line)
-    keys = node.mapping(("filters", "mirrors"))
+        return ChannelConfig(
+            path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line, frozen=bool(frozen)
+        )
+    keys = node.mapping(("filters", "mirrors", *_CHANNEL_ONLY_KEYS))
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
+    frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
     if "mirrors" not in keys:
         keys_text = " or ".join(repr(source.key) for source in sources.SOURCES)
         raise node.error(f"a channel needs either {keys_text} (one mirror) or a 'mirrors' list")
@@ -275,6 +286,31 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
         filters=filters,
         mirrors=tuple(m for m in mirrors if m is not None),
         line=node.line,
+        frozen=bool(frozen),
+    )
+
+
+def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfig:
+    """An approval-gated channel: one mirror reading the source channel of this site (its
+    subdirs are the source's, filled in by _check_gates once every channel is read)."""
+    state = node.state
+    start = len(state.errors)
+    keys = node.mapping(("approval", "filters", *_CHANNEL_ONLY_KEYS))
+    filters = state.attempt(partial(parse_filters, keys.get("filters")))
+    frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
+    gate = state.attempt(partial(parse_gate, keys["approval"], path))
+    state.settle(start)
+    assert filters is not None and gate is not None
+    mirror = MirrorConfig(
+        name=default_name, url=gate.source, subdirs=("noarch",), line=node.line, kind="site"
+    )
+    return ChannelConfig(
+        path=path,
+        filters=filters,
+        mirrors=(mirror,),
+        line=node.line,
+        frozen=bool(frozen),
+        approval=gate,
     )
 
 

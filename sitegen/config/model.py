@@ -7,6 +7,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sitegen.config.approvals import ApprovalGate
 
 from sitegen.config.site_settings import (
     DEFAULT_SHARD_GRACE_DAYS,
@@ -108,6 +112,12 @@ class ChannelConfig:
     filters: FilterSpec
     mirrors: tuple[MirrorConfig, ...]
     line: int = 0
+    # Publish nothing new: the channel keeps its published state until unfrozen (by the YAML
+    # key, or by `sitegen freeze`, which run.py folds in here when a run starts).
+    frozen: bool = False
+    # Set on an approval-gated channel: its one mirror reads the source channel of this site,
+    # and only what an approval entry matches is published (see sitegen.config.approvals).
+    approval: ApprovalGate | None = None
 
     @property
     def subdirs(self) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ parser reports every error of a file at once: sections that fail are recorded in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
 import yaml
@@ -39,12 +40,19 @@ class ParseState:
     """What one parse of a file shares: its name, the errors so far and the environment.
 
     ``environ`` is what ``${VAR}`` references are checked against; None leaves them unchecked
-    (they are then resolved when a run starts).
+    (they are then resolved when a run starts). ``base_dir`` is where files the configuration
+    names (advisories, lockfiles) are found; None: the working directory.
     """
 
-    def __init__(self, filename: str, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        filename: str,
+        environ: Mapping[str, str] | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
         self.filename = filename
         self.environ = environ
+        self.base_dir = base_dir
         self.errors: list[tuple[int, str]] = []
 
     def add(self, error: ConfigError) -> None:
@@ -169,6 +177,13 @@ class YamlNode:
         if value < minimum:
             raise self.error(f"must be at least {minimum}")
         return value
+
+    def file_path(self) -> Path:
+        """A path to a file the configuration names, relative to the configuration's directory."""
+        path = Path(self.string()).expanduser()
+        if not path.is_absolute() and self.state.base_dir is not None:
+            path = self.state.base_dir / path
+        return path
 
     def number(self, minimum: float = 0.0, maximum: float | None = None) -> float:
         try:

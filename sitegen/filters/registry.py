@@ -8,11 +8,13 @@ that builds a :class:`~sitegen.filters.kind.FilterKind`, plus one ``register`` l
 from __future__ import annotations
 
 from sitegen.filters import (
+    advisories,
     builds,
     dates,
     formats,
     include_dependencies,
     licenses,
+    lockfiles,
     max_size,
     names,
     newest_versions,
@@ -48,4 +50,6 @@ register(dates.KIND)
 register(newest_versions.KIND)
 register(max_size.KIND)
 register(formats.KIND)
+register(advisories.KIND)
+register(lockfiles.KIND)
 register(include_dependencies.KIND)

@@ -19,6 +19,7 @@ from sitegen.sync.publish import SubdirMetadata
 MERGED = "merged"
 HELD = "held"
 FAILED = "failed"
+FROZEN = "frozen"  # the channel is frozen: it keeps its previous state, whatever upstream did
 
 
 @dataclass(frozen=True)

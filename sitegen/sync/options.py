@@ -13,3 +13,5 @@ class MirrorOptions:
     only: tuple[str, ...] = ()  # run just these mirrors now
     due: bool = False  # run just the mirrors whose schedule came due
     progress: bool | None = None  # None: live display only on a terminal
+    # Approvals granted or revoked that this run publishes, for the history (sitegen approve).
+    approvals: tuple[dict[str, str], ...] = ()

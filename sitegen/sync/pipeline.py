@@ -21,6 +21,7 @@ from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.net.upstream_cache import UpstreamCache
+from sitegen.store.frozen import FrozenChannels
 from sitegen.store.origins import Origins
 from sitegen.store.site import Site
 from sitegen.sync.download import (
@@ -45,6 +46,7 @@ from sitegen.sync.fetch import (
 from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
 from sitegen.sync.local import LocalSources, index_all, is_local, link_all
 from sitegen.sync.merge import (
+    FROZEN,
     DeletionGuard,
     Feed,
     MergedSubdir,
@@ -69,7 +71,7 @@ from sitegen.sync.report_build import (
     finish,
     inputs_record,
 )
-from sitegen.sync.selection import ClosureResult, close, select_all
+from sitegen.sync.selection import ClosureResult, close, lockfile_pins_missing, select_all
 from sitegen.sync.space import space_problems
 
 log = logging.getLogger("sitegen")
@@ -214,6 +216,9 @@ async def _rebuild(
         select_all, scope.config, results.mirrors, readable, results.parsed, matcher
     )
     results.closure = await trio.to_thread.run_sync(close, selections, matcher)
+    results.pins_missing = lockfile_pins_missing(
+        scope.config, results.mirrors, readable, results.parsed
+    )
     results.merged = await trio.to_thread.run_sync(
         _merge_all, scope, readable, results.parsed, results.closure
     )
@@ -283,9 +288,15 @@ def _merge_all(
 ) -> list[MergedSubdir]:
     """Merge every subdir of the rebuilt channels, reading what each publishes now."""
     guard = DeletionGuard(scope.config.max_delete_fraction, scope.options.force_delete)
+    # Read again: a channel frozen since the run started is honoured before anything is fetched.
+    frozen_now = FrozenChannels(scope.site).load()
     merged_all = []
     for channel in scope.channels:
         for subdir in channel.subdirs:
+            if channel.frozen or channel.path in frozen_now:
+                previous = load_previous(scope.site.path(channel.path, subdir), subdir)
+                merged_all.append(MergedSubdir(channel.path, subdir, FROZEN, previous))
+                continue
             feeding = [m for m in channel.mirrors if subdir in m.subdirs]
             broken = [m.name for m in feeding if m.name not in readable]
             feeds = [] if broken else [_feed(parsed, closure, m.name, subdir) for m in feeding]
@@ -349,7 +360,10 @@ async def _publish_all(
         targets.append((merged.channel, meta, staged, origins))
     await publish_all(scope.site, targets, outcomes, scope.config.shard_grace_days)
     errors = []
+    frozen = {m.channel for m in merged_all if m.status == FROZEN}
     for channel in scope.channels:
+        if channel.path in frozen:
+            continue  # its channeldata.json stays as published, too
         subdirs = {}
         for merged in merged_all:
             if merged.channel != channel.path:

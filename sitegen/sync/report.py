@@ -36,6 +36,10 @@ class MirrorReport:
     subdirs: dict[str, MirrorSubdirReport] = field(default_factory=dict)
     unsatisfied: list[dict[str, str]] = field(default_factory=list)  # dependency report
     dependencies_added: list[dict[str, str]] = field(default_factory=list)
+    # Files an advisory kept out: {subdir, file, advisory} (see sync/advisory_changes.py).
+    advisories_blocked: list[dict[str, str]] = field(default_factory=list)
+    # Lockfile pins upstream does not offer: {lockfile, subdir, file, why}.
+    pins_missing: list[dict[str, str]] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -80,6 +84,8 @@ class RunReport:
     mirrors: list[MirrorReport] = field(default_factory=list)
     channels: list[ChannelSubdirReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Approvals granted or revoked that this run published: {action, channel, spec, by, why}.
+    approvals: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:

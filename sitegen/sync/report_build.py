@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, MirrorConfig
+from sitegen.filters.advisories import REASON_PREFIX as ADVISORY
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
-from sitegen.sync.merge import MERGED, MergedSubdir
+from sitegen.sync.merge import FROZEN, MERGED, MergedSubdir
 from sitegen.sync.plan import Plan
 from sitegen.sync.progress import human_bytes
 from sitegen.sync.publish import PublishOutcome
@@ -50,6 +51,7 @@ class RunResults:
     downloads: dict[TargetKey, DownloadOutcome] = field(default_factory=dict)
     publish: dict[TargetKey, PublishOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # of the run as a whole
+    pins_missing: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # by mirror
 
 
 def build_report(report: RunReport, selected: set[str], results: RunResults) -> list[MirrorReport]:
@@ -61,6 +63,8 @@ def build_report(report: RunReport, selected: set[str], results: RunResults) -> 
     else:
         if results.closure is not None:
             _add_closure(mirror_reports, results.closure)
+        for name, missing in results.pins_missing.items():
+            mirror_reports[name].pins_missing = missing
         for merged in results.merged:
             for mirror, message in merged.conflicts:
                 mirror_reports[mirror].conflicts.append(message)
@@ -110,6 +114,11 @@ def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureRes
             sub = mr.subdirs.setdefault(subdir, MirrorSubdirReport())
             sub.kept = len(result.kept)
             sub.excluded = dict(Counter(result.excluded.values()))
+            mr.advisories_blocked.extend(
+                {"subdir": subdir, "file": fn, "advisory": why.removeprefix(ADVISORY)}
+                for fn, why in sorted(result.excluded.items())
+                if why.startswith(ADVISORY)
+            )
         for subdir, fn, why in dependencies.added.get(name, []):
             mr.subdirs[subdir].added_as_dependency += 1
             mr.dependencies_added.append({"subdir": subdir, "file": fn, "why": why})
@@ -122,6 +131,8 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
     if merged.status != MERGED:
         cr.status = merged.status
         cr.errors.extend(merged.errors)
+        if merged.status == FROZEN and merged.previous is not None:
+            cr.packages = len(merged.previous.records)
         return cr
     assert merged.meta is not None
     key = merged.key
@@ -175,6 +186,8 @@ def _restore(
         mr.subdirs = restored.subdirs
         mr.unsatisfied = restored.unsatisfied
         mr.dependencies_added = restored.dependencies_added
+        mr.pins_missing = restored.pins_missing
+        mr.advisories_blocked = restored.advisories_blocked
         mr.conflicts = restored.conflicts
     for data in built.channels:
         report.channels.append(
@@ -224,6 +237,15 @@ def finish(report: RunReport) -> None:
         )
         if mr.unsatisfied:
             log.warning("%s: %d dependencies could not be satisfied", mr.name, len(mr.unsatisfied))
+        for pin in mr.pins_missing:
+            log.warning(
+                "%s: %s pins %s/%s: %s",
+                mr.name,
+                pin["lockfile"],
+                pin["subdir"],
+                pin["file"],
+                pin["why"],
+            )
     for cr in report.channels:
         log.info(
             "%s/%s: %s, %d packages (+%d ~%d -%d), downloaded %d files (%s)",

@@ -18,8 +18,10 @@ from contextlib import nullcontext
 
 import trio
 
+from sitegen.approvals.gate import resolve_gates
 from sitegen.config import ConfigError, SiteConfig
 from sitegen.config.schedule import is_due
+from sitegen.store.frozen import FrozenChannels, with_freezes
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id
@@ -67,6 +69,8 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
     if not options.dry_run:  # a dry run creates nothing, not even the site
         site.ensure_dir(site.root)
     with SiteLock(site.state_dir, create=not options.dry_run):
+        config = with_freezes(config, FrozenChannels(site).load())
+        config = await trio.to_thread.run_sync(resolve_gates, config, time.time())
         history = History(site)
         for run_id in history.close_interrupted():
             log.warning("run %s did not finish; recorded as interrupted", run_id)
@@ -82,6 +86,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 "only": sorted(options.only),
                 "due": options.due,
             },
+            approvals=list(options.approvals),
         )
         if not selected:
             log.info("no mirror is due")

@@ -9,6 +9,7 @@ from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.filters.apply import apply_filters, effective_newest, include_dependencies
+from sitegen.filters.lockfiles import missing_pins, policy_of
 from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
 from sitegen.sync.fetch import ParseResult, SubdirKey
 
@@ -58,3 +59,35 @@ def close(selections: list[MirrorSelection], matcher: RecordMatcher) -> ClosureR
     copied: at conda-forge scale they hold hundreds of thousands of records."""
     dependencies = close_dependencies(selections, matcher)
     return ClosureResult({s.mirror: s for s in selections}, dependencies)
+
+
+def lockfile_pins_missing(
+    config: SiteConfig,
+    mirrors: Sequence[tuple[ChannelConfig, MirrorConfig]],
+    readable: set[str],
+    parsed: Mapping[SubdirKey, ParseResult],
+) -> dict[str, list[dict[str, str]]]:
+    """Per mirror, the lockfile pins that no mirror of its channel offers upstream. A channel
+    with a mirror that could not be read is skipped: its pins may well be there."""
+    out: dict[str, list[dict[str, str]]] = {}
+    by_channel: dict[str, list[MirrorConfig]] = {}
+    for channel, mirror in mirrors:
+        by_channel.setdefault(channel.path, []).append(mirror)
+    for channel, mirror in mirrors:
+        levels = config.filter_levels(channel, mirror)
+        if not any(policy_of(level) for level in levels):
+            continue
+        feeding = by_channel[channel.path]
+        if any(m.name not in readable for m in feeding):
+            continue
+        available: dict[tuple[str, str], list[Record]] = {}
+        for other in feeding:
+            for subdir in other.subdirs:
+                result = parsed.get((other.name, subdir))
+                records = result.repodata.records if result and result.repodata else {}
+                for fn, record in records.items():
+                    available.setdefault((subdir, fn), []).append(record)
+        missing = missing_pins(levels, mirror.subdirs, available)
+        if missing:
+            out[mirror.name] = missing
+    return out

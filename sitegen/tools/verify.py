@@ -24,6 +24,7 @@ from pathlib import Path
 import trio
 import zstandard
 
+from sitegen.approvals.gate import with_gate_sources
 from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.net.download import DownloadJob, download, file_matches
@@ -257,7 +258,7 @@ async def _repair(
     report: VerifyReport,
 ) -> None:
     """Download every file of ``to_repair`` again from the mirror that supplied it."""
-    mirrors = {m.name: m for _c, m in config.mirrors}
+    mirrors = {m.name: m for _c, m in with_gate_sources(config).mirrors}
     problems = {p.path: p for p in report.problems}
     async with AsyncExitStack() as stack:
         upstreams, unusable = await open_upstreams(mirrors.values(), config.download, stack)

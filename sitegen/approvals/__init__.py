@@ -1,0 +1,1 @@
+"""Approval-gated channels: what is approved, what waits, the approvals file and the commands."""

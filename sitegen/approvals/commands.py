@@ -1,0 +1,133 @@
+"""``sitegen approve``, ``revoke`` and ``pending``: the approvals file and what waits.
+
+``approve`` and ``revoke`` edit the approvals file (see :mod:`sitegen.approvals.edit`); the
+command line then publishes the channel with a run of its mirror that records the change in
+the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sitegen.approvals.edit import add_entry, remove_entries, write_atomically
+from sitegen.approvals.select import PendingItem, approve, load_candidates, pending
+from sitegen.conda.version import InvalidSpecError, RecordMatcher, parse_matchspec
+from sitegen.config.approvals import Approval, parse_expiry
+from sitegen.config.model import ChannelConfig, SiteConfig
+from sitegen.config.yaml_nodes import ConfigError
+
+
+def gated_channel(config: SiteConfig, path: str) -> ChannelConfig:
+    wanted = path.strip("/")
+    gated = [c for c in config.channels if c.approval is not None]
+    for channel in gated:
+        if channel.path == wanted:
+            return channel
+    names = ", ".join(c.path for c in gated) or "none"
+    raise ConfigError(f"{path!r} is not an approval-gated channel; gated channels: {names}")
+
+
+def check_spec(spec: str) -> None:
+    try:
+        parsed = parse_matchspec(spec)
+    except InvalidSpecError as exc:
+        raise ConfigError(f"invalid MatchSpec {spec!r}: {exc}") from None
+    if parsed.channel is not None or parsed.subdir is not None:
+        raise ConfigError(f"MatchSpec {spec!r}: channel:: and [subdir=...] are not used")
+
+
+def grant(
+    load: Callable[[], SiteConfig],
+    channel_path: str,
+    spec: str,
+    *,
+    by: str,
+    why: str,
+    with_dependencies: bool = False,
+    expires: str | None = None,
+    now: float | None = None,
+) -> Approval:
+    """Write an approval entry; the configuration is read again, so the file is checked."""
+    channel = gated_channel(load(), channel_path)
+    check_spec(spec)
+    if not by.strip() or not why.strip():
+        raise ConfigError("an approval needs --by and --reason")
+    moment = time.time() if now is None else now
+    if expires is not None:
+        try:
+            if parse_expiry(expires) <= moment:
+                raise ConfigError(f"--expires {expires}: already past")
+        except ValueError:
+            raise ConfigError(
+                f"--expires {expires!r}: expected a date such as 2027-06-30"
+            ) from None
+    when = dt.datetime.fromtimestamp(moment, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry = Approval(channel.path, spec, by, when, why, expires, with_dependencies)
+    _edit(load, channel, lambda text, name: add_entry(text, entry, name))
+    return entry
+
+
+def withdraw(load: Callable[[], SiteConfig], channel_path: str, spec: str) -> list[Approval]:
+    """Remove the entries of a channel with this spec (whitespace aside)."""
+    channel = gated_channel(load(), channel_path)
+    removed: list[Approval] = []
+
+    def edit(text: str, name: str) -> str:
+        new, gone = remove_entries(text, channel.path, spec, name)
+        removed.extend(gone)
+        return new
+
+    _edit(load, channel, edit)
+    if not removed:
+        assert channel.approval is not None
+        specs = ", ".join(repr(e.spec) for e in channel.approval.entries) or "none"
+        raise ConfigError(f"no approval of {spec!r} for {channel.path}; approved specs: {specs}")
+    return removed
+
+
+def _edit(
+    load: Callable[[], SiteConfig], channel: ChannelConfig, change: Callable[[str, str], str]
+) -> None:
+    assert channel.approval is not None
+    path = Path(channel.approval.file)
+    try:
+        before = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        before = ""
+    after = change(before, str(path))
+    if after == before:
+        return
+    write_atomically(path, after)
+    try:
+        load()  # the whole configuration must still read
+    except ConfigError:
+        write_atomically(path, before)
+        raise
+
+
+def waiting(
+    config: SiteConfig, channel_path: str, *, limit: int | None = 50, now: float | None = None
+) -> list[PendingItem]:
+    """The channel's candidates that no active approval covers, newest first."""
+    channel = gated_channel(config, channel_path)
+    assert channel.approval is not None
+    candidates = load_candidates(config.output.absolute(), channel.approval.source, channel.subdirs)
+    matcher = RecordMatcher()
+    approved = approve(
+        candidates, channel.approval.entries, time.time() if now is None else now, matcher
+    )
+    return pending(candidates, approved, matcher, limit=limit)
+
+
+def change_record(action: str, entry: Approval) -> dict[str, str]:
+    """How a run's history records an approval granted or revoked."""
+    record = {"action": action, "channel": entry.channel, "spec": entry.spec, "by": entry.by}
+    record["why"] = entry.why
+    if entry.expires:
+        record["expires"] = entry.expires
+    if entry.with_dependencies:
+        record["with_dependencies"] = "true"
+    return record

@@ -1,0 +1,133 @@
+"""Edit the approvals file line by line, keeping everything else exactly as it was.
+
+The file is a YAML list with one block per entry, each starting with ``- channel:`` at the
+start of a line (the layout these functions write). A new entry goes in at its sorted place
+(by channel, then spec); comment lines just above an entry belong to it. Every edit is checked
+by parsing the result before it is written, and written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from sitegen.config.approvals import Approval, parse_approvals
+from sitegen.config.yaml_nodes import ConfigError
+
+HEADER = (
+    "# Approvals of approval-gated channels (see channels.yaml), sorted by channel and spec.\n"
+    "# `sitegen approve` and `sitegen revoke` edit this file; review its changes like code.\n"
+)
+
+
+def render_entry(entry: Approval) -> list[str]:
+    def quote(text: str) -> str:
+        return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML scalar
+
+    lines = [
+        f"- channel: {quote(entry.channel)}",
+        f"  spec: {quote(entry.spec)}",
+        f"  by: {quote(entry.by)}",
+        f"  when: {quote(entry.when)}",
+        f"  why: {quote(entry.why)}",
+    ]
+    if entry.expires is not None:
+        lines.append(f"  expires: {quote(entry.expires)}")
+    if entry.with_dependencies:
+        lines.append("  with_dependencies: true")
+    return [line + "\n" for line in lines]
+
+
+def _blocks(text: str, filename: str) -> tuple[list[str], list[tuple[Approval, list[str]]]]:
+    """The lines before the first entry, and each entry with its lines."""
+    entries = parse_approvals(text, filename)
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    starts = [i for i, line in enumerate(lines) if line.startswith("- ")]
+    if len(starts) != len(entries):
+        raise ConfigError(
+            f"{filename}: not laid out as one '- channel: ...' block per entry; edit it by hand"
+        )
+    if not starts:
+        return lines, []
+    # Comment and blank lines just above an entry are that entry's (but those above the first
+    # entry are the file's header).
+    begins = [starts[0]]
+    for start in starts[1:]:
+        begin = start
+        while not lines[begin - 1].strip() or lines[begin - 1].lstrip().startswith("#"):
+            begin -= 1
+        begins.append(begin)
+    ends = [*begins[1:], len(lines)]
+    blocks = [lines[b:e] for b, e in zip(begins, ends, strict=True)]
+    return lines[: begins[0]], list(zip(entries, blocks, strict=True))
+
+
+def add_entry(text: str, entry: Approval, filename: str) -> str:
+    """The file with ``entry`` added in sorted place, replacing one with the same channel and
+    spec (an approval granted again)."""
+    header, blocks = _blocks(text, filename) if text.strip() else ([HEADER], [])
+    new = render_entry(entry)
+    out_blocks: list[list[str]] = []
+    placed = False
+    for existing, lines in blocks:
+        if existing.key == entry.key:
+            comments = [line for line in lines if line.lstrip().startswith("#") or not line.strip()]
+            lines = [*comments[: _leading(lines)], *new]
+            placed = True
+        elif not placed and existing.key > entry.key:
+            out_blocks.append(new)
+            placed = True
+        out_blocks.append(lines)
+    if not placed:
+        out_blocks.append(new)
+    return _check("".join([*header, *(line for block in out_blocks for line in block)]), filename)
+
+
+def remove_entries(text: str, channel: str, spec: str, filename: str) -> tuple[str, list[Approval]]:
+    """The file without the entries of ``channel`` with this spec, and the entries removed."""
+    if not text.strip():
+        return text, []
+    header, blocks = _blocks(text, filename)
+    key = Approval(channel, spec, "", "", "").key
+    kept = [lines for entry, lines in blocks if entry.key != key]
+    removed = [entry for entry, _lines in blocks if entry.key == key]
+    return _check(
+        "".join([*header, *(line for block in kept for line in block)]), filename
+    ), removed
+
+
+def _leading(lines: list[str]) -> int:
+    """How many comment or blank lines open a block."""
+    count = 0
+    for line in lines:
+        if line.startswith("- "):
+            break
+        count += 1
+    return count
+
+
+def _check(text: str, filename: str) -> str:
+    parse_approvals(text, filename)  # what we write must read back
+    return text
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace the file in one rename, so a reader sees the old or the new file, whole."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temp, path.stat().st_mode & 0o7777)
+        else:
+            os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,100 @@
+"""What the "pending approval" and "approved" pages of a gated channel show, as plain data.
+
+Pure functions from the selection (:mod:`sitegen.approvals.select`) to page models; the
+templates render them. Nothing here escapes text: the templates do, as for every upstream field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sitegen.approvals.select import Approved, PendingItem
+from sitegen.conda.version import timestamp_ms
+from sitegen.config.approvals import Approval
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    name: str
+    version: str
+    build: str
+    subdir: str
+    fn: str
+    license: str
+    size: int
+    timestamp_ms: int  # 0 when the record has none
+    depends: tuple[str, ...]
+    would_add: tuple[str, ...]  # "subdir/fn" of files approving it with dependencies adds
+
+
+@dataclass(frozen=True)
+class PendingPage:
+    channel: str
+    source: str
+    rows: tuple[PendingRow, ...]  # newest first
+
+
+@dataclass(frozen=True)
+class ApprovedRow:
+    spec: str
+    by: str
+    when: str
+    why: str
+    expires: str | None
+    expired: bool
+    with_dependencies: bool
+    files: tuple[str, ...]  # "subdir/fn" the spec matches now
+
+
+@dataclass(frozen=True)
+class ApprovedPage:
+    channel: str
+    rows: tuple[ApprovedRow, ...]  # by spec
+    dependencies: tuple[tuple[str, str], ...]  # ("subdir/fn", why), approved as dependencies
+
+
+def pending_page(channel: str, source: str, items: Iterable[PendingItem]) -> PendingPage:
+    rows = []
+    for item in items:
+        raw = item.record.raw
+        license_text = raw.get("license")
+        rows.append(
+            PendingRow(
+                name=item.record.name,
+                version=item.record.version,
+                build=item.record.build,
+                subdir=item.subdir,
+                fn=item.record.fn,
+                license=license_text if isinstance(license_text, str) else "",
+                size=item.record.size,
+                timestamp_ms=timestamp_ms(raw),
+                depends=tuple(str(d) for d in raw.get("depends") or ()),
+                would_add=tuple(f"{s}/{fn}" for s, fn in item.would_add),
+            )
+        )
+    return PendingPage(channel, source, tuple(rows))
+
+
+def approved_page(
+    channel: str, entries: Iterable[Approval], approved: Approved, now: float
+) -> ApprovedPage:
+    rows = []
+    for entry in sorted(entries, key=lambda e: e.key):
+        files = approved.by_entry.get(entry, [])
+        rows.append(
+            ApprovedRow(
+                spec=entry.spec,
+                by=entry.by,
+                when=entry.when,
+                why=entry.why,
+                expires=entry.expires,
+                expired=not entry.active(now),
+                with_dependencies=entry.with_dependencies,
+                files=tuple(f"{s}/{fn}" for s, fn in files),
+            )
+        )
+    dependencies = tuple(
+        (f"{s}/{fn}", why) for (s, fn), why in sorted(approved.dependencies.items())
+    )
+    return ApprovedPage(channel, tuple(rows), dependencies)

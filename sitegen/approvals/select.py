@@ -1,0 +1,154 @@
+"""Which candidates of an approval-gated channel are approved, and what waits.
+
+Pure over plain data: the candidates are the records its source channel publishes, by subdir.
+An active entry (not expired) approves every candidate its MatchSpec matches; one with
+``with_dependencies`` also approves what those records need, found by the same dependency
+closure as ``include_dependencies`` (across subdirs, noarch included), among the candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sitegen.conda.records import Record, RepodataError, load_published
+from sitegen.conda.version import RecordMatcher, parse_matchspec, timestamp_ms
+from sitegen.config.approvals import Approval
+from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult, spec_exact_name
+from sitegen.layout import REPODATA
+from sitegen.sync.closure import MirrorSelection, close_dependencies
+
+# (subdir, file name): one package file of the channel.
+FileKey = tuple[str, str]
+Candidates = Mapping[str, Mapping[str, Record]]  # subdir -> fn -> record
+
+
+@dataclass
+class Approved:
+    """The approved files, each with the entries that approved it directly, and those
+    approved only as a dependency (with why)."""
+
+    records: dict[FileKey, Record] = field(default_factory=dict)
+    by_entry: dict[Approval, list[FileKey]] = field(default_factory=dict)
+    dependencies: dict[FileKey, str] = field(default_factory=dict)
+
+
+def load_candidates(
+    site_root: Path, source: str, subdirs: Iterable[str]
+) -> dict[str, dict[str, Record]]:
+    """What the source channel publishes now, by subdir; an unpublished subdir has nothing."""
+    out: dict[str, dict[str, Record]] = {}
+    for subdir in subdirs:
+        try:
+            data = (site_root / source / subdir / REPODATA).read_bytes()
+            out[subdir] = load_published(data, subdir).records
+        except (OSError, RepodataError):
+            out[subdir] = {}
+    return out
+
+
+def matching(
+    candidates: Candidates,
+    spec: str,
+    matcher: RecordMatcher,
+    by_name: Mapping[str, list[FileKey]] | None = None,
+) -> list[FileKey]:
+    """The candidates a MatchSpec matches; with ``by_name`` (see :func:`name_index`), only the
+    records of the name it names are tried."""
+    parsed = parse_matchspec(spec)
+    name = spec_exact_name(parsed)
+    if by_name is not None and name is not None:
+        keys = by_name.get(name, [])
+    else:
+        keys = [(s, fn) for s, records in sorted(candidates.items()) for fn in sorted(records)]
+    return [k for k in keys if matcher.matches(parsed, candidates[k[0]][k[1]].raw)]
+
+
+def name_index(candidates: Candidates) -> dict[str, list[FileKey]]:
+    index: dict[str, list[FileKey]] = {}
+    for subdir, records in sorted(candidates.items()):
+        for fn, record in sorted(records.items()):
+            index.setdefault(record.name.lower(), []).append((subdir, fn))
+    return index
+
+
+def approve(
+    candidates: Candidates, entries: Iterable[Approval], now: float, matcher: RecordMatcher
+) -> Approved:
+    """The candidates the active entries approve."""
+    approved = Approved()
+    roots: dict[FileKey, bool] = {}  # file -> approved with its dependencies
+    by_name = name_index(candidates)
+    for entry in entries:
+        if not entry.active(now):
+            continue
+        keys = matching(candidates, entry.spec, matcher, by_name)
+        approved.by_entry[entry] = keys
+        for key in keys:
+            roots[key] = roots.get(key, False) or entry.with_dependencies
+    for key in roots:
+        approved.records[key] = candidates[key[0]][key[1]]
+    for key, why in closure(candidates, [k for k, deps in roots.items() if deps], matcher).items():
+        if key not in approved.records:
+            approved.records[key] = candidates[key[0]][key[1]]
+            approved.dependencies[key] = why
+    return approved
+
+
+def closure(
+    candidates: Candidates, roots: Iterable[FileKey], matcher: RecordMatcher
+) -> dict[FileKey, str]:
+    """What ``roots`` need, transitively, among the candidates: file -> why it is needed."""
+    roots = set(roots)
+    if not roots:
+        return {}
+    results = {}
+    for subdir, records in candidates.items():
+        result = FilterResult()
+        for fn, record in records.items():
+            if (subdir, fn) in roots:
+                result.kept[fn] = record
+            else:
+                result.excluded[fn] = REASON_NOT_ALLOWED
+                result.candidates[fn] = record
+        results[subdir] = result
+    selection = MirrorSelection("approvals", True, None, results)
+    report = close_dependencies([selection], matcher)
+    return {(subdir, fn): why for subdir, fn, why in report.added.get("approvals", [])}
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    """A candidate no active approval covers, and what approving it with its dependencies
+    would add besides (files not approved yet)."""
+
+    subdir: str
+    record: Record
+    would_add: tuple[FileKey, ...]
+
+
+def pending(
+    candidates: Candidates,
+    approved: Approved,
+    matcher: RecordMatcher,
+    *,
+    limit: int | None = None,
+) -> list[PendingItem]:
+    """Candidates not approved, newest first; ``would_add`` is worked out for the first
+    ``limit`` of them (all when None), as it costs a dependency walk each."""
+    waiting = [
+        (subdir, record)
+        for subdir, records in candidates.items()
+        for fn, record in records.items()
+        if (subdir, fn) not in approved.records
+    ]
+    waiting.sort(key=lambda item: (-timestamp_ms(item[1].raw), item[1].fn))
+    out = []
+    for index, (subdir, record) in enumerate(waiting):
+        extra: tuple[FileKey, ...] = ()
+        if limit is None or index < limit:
+            needed = closure(candidates, [(subdir, record.fn)], matcher)
+            extra = tuple(sorted(k for k in needed if k not in approved.records))
+        out.append(PendingItem(subdir, record, extra))
+    return out

@@ -1,0 +1,150 @@
+"""Subcommands of frozen and approval-gated channels: freeze, unfreeze, approve, revoke, pending.
+
+:mod:`sitegen.cli` adds them to its parser through :func:`add_commands`, handing over how it
+loads the configuration (``-c``/``--out``) and renders the pages after a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+import trio
+
+from sitegen.cli import EXIT_FAILED, EXIT_LOCKED, EXIT_OK
+from sitegen.config import SiteConfig
+
+log = logging.getLogger("sitegen")
+
+AddParser = Callable[[str, str], argparse.ArgumentParser]
+Load = Callable[[argparse.Namespace], SiteConfig]
+Render = Callable[[SiteConfig], bool]
+
+
+def add_commands(add: AddParser, load: Load, render: Render) -> None:
+    _add_freeze_commands(add, load)
+    _add_approval_commands(add, load, render)
+
+
+def _common(parser: argparse.ArgumentParser, channel_help: str) -> None:
+    parser.add_argument("channel", help=channel_help)
+    parser.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    parser.add_argument("--out", help="site directory (overrides 'output' in the config)")
+
+
+# --------------------------------------------------------------------------- freeze
+
+
+def _add_freeze_commands(add: AddParser, load: Load) -> None:
+    def run(args: argparse.Namespace) -> int:
+        from sitegen.tools.freeze import freeze, unfreeze
+
+        config = load(args)
+        if args.command == "freeze":
+            print(freeze(config, args.channel, args.by, args.reason))
+        else:
+            print(unfreeze(config, args.channel))
+        return EXIT_OK
+
+    freeze = add("freeze", "keep a channel's published state until it is unfrozen")
+    unfreeze = add("unfreeze", "lift a freeze made by `sitegen freeze`")
+    for parser in (freeze, unfreeze):
+        _common(parser, "channel path, e.g. cloud/conda-forge")
+        parser.set_defaults(func=run)
+    freeze.add_argument("--by", help="who freezes it (default: the current user)")
+    freeze.add_argument("--reason", default="", help="why, for the record")
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+def _add_approval_commands(add: AddParser, load: Load, render: Render) -> None:
+    def publish(args: argparse.Namespace, channel: str, changes: list[dict[str, str]]) -> int:
+        """Run the gated channel's mirror now, recording the changes in its history."""
+        from sitegen.approvals.commands import gated_channel
+        from sitegen.store.lock import SiteLocked
+        from sitegen.sync.run import MirrorOptions, run_mirror
+
+        config = load(args)
+        mirror = gated_channel(config, channel).mirrors[0].name
+        options = MirrorOptions(only=(mirror,), progress=False, approvals=tuple(changes))
+        try:
+            report = trio.run(run_mirror, config, options)
+        except SiteLocked as exc:
+            log.error("%s; the approvals file is updated and the next run publishes it", exc)
+            return EXIT_LOCKED
+        rendered = render(config)
+        if report.failed:
+            log.error("run %s finished with errors", report.id)
+            return EXIT_FAILED
+        return EXIT_OK if rendered else EXIT_FAILED
+
+    def approve(args: argparse.Namespace) -> int:
+        from sitegen.approvals.commands import change_record, grant
+
+        entry = grant(
+            lambda: load(args),
+            args.channel,
+            args.spec,
+            by=args.by,
+            why=args.reason,
+            with_dependencies=args.with_dependencies,
+            expires=args.expires,
+        )
+        print(f"approved {entry.spec!r} for {entry.channel}")
+        return publish(args, entry.channel, [change_record("approve", entry)])
+
+    def revoke(args: argparse.Namespace) -> int:
+        from sitegen.approvals.commands import change_record, withdraw
+
+        removed = withdraw(lambda: load(args), args.channel, args.spec)
+        # The history names who revoked, and why, when given.
+        changes = [
+            change_record("revoke", replace(e, by=args.by or e.by, why=args.reason or e.why))
+            for e in removed
+        ]
+        print(f"revoked {args.spec!r} for {removed[0].channel}")
+        return publish(args, removed[0].channel, changes)
+
+    def pending(args: argparse.Namespace) -> int:
+        from sitegen.approvals.commands import waiting
+        from sitegen.sync.progress import human_bytes
+
+        items = waiting(load(args), args.channel, limit=args.limit)
+        for index, item in enumerate(items):
+            raw = item.record.raw
+            line = f"{item.subdir}/{item.record.fn}  {human_bytes(item.record.size)}"
+            if raw.get("license"):
+                line += f"  {raw['license']}"
+            if index < args.limit:
+                extra = ", ".join(f"{s}/{fn}" for s, fn in item.would_add)
+                line += f"  would add: {extra or 'nothing else'}"
+            print(line)
+        print(f"{len(items)} packages wait for approval")
+        return EXIT_OK
+
+    approve_parser = add("approve", "approve packages for an approval-gated channel, publish it")
+    revoke_parser = add("revoke", "revoke an approval of an approval-gated channel, publish it")
+    pending_parser = add("pending", "list what waits for approval in a gated channel, newest first")
+    for parser in (approve_parser, revoke_parser, pending_parser):
+        _common(parser, "the approval-gated channel, e.g. internal/approved")
+    for parser in (approve_parser, revoke_parser):
+        parser.add_argument("spec", help="a MatchSpec, e.g. 'numpy >=2.1'")
+    approve_parser.add_argument("--by", required=True, help="who approves")
+    approve_parser.add_argument("--reason", required=True, help="why")
+    approve_parser.add_argument(
+        "--with-dependencies",
+        action="store_true",
+        help="also approve what the matching packages need (as include_dependencies finds it)",
+    )
+    approve_parser.add_argument("--expires", help="last day the approval holds, e.g. 2027-06-30")
+    approve_parser.set_defaults(func=approve)
+    revoke_parser.add_argument("--by", help="who revokes it (recorded in the history)")
+    revoke_parser.add_argument("--reason", help="why (recorded in the history)")
+    revoke_parser.set_defaults(func=revoke)
+    pending_parser.add_argument(
+        "--limit", type=int, default=50, help="work out what approving adds for this many"
+    )
+    pending_parser.set_defaults(func=pending)

@@ -1,0 +1,184 @@
+"""Read the package files a lockfile pins: ``pixi.lock``, ``conda-lock.yml`` and ``@EXPLICIT``
+files (``conda list --explicit --md5``).
+
+Each pin is a package URL with its checksums. What identifies the file on a mirror is its
+subdir (the URL's last directory) and file name, plus the checksum: the channel part of the URL
+is where the environment was solved, which a mirror need not be. PyPI entries and locally built
+source packages (a path, not a URL) pin nothing a conda channel serves and are skipped.
+
+Every problem is a :class:`LockfileError` naming the file, the line and (for YAML) the key path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+from sitegen.conda.schema import PACKAGE_SUFFIXES
+from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
+
+# A lockfile of a large environment is a few megabytes.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+_DIGITS = {"md5": 32, "sha256": 64}
+_HEX = {kind: re.compile(f"^[0-9a-f]{{{n}}}$") for kind, n in _DIGITS.items()}
+
+
+class LockfileError(ValueError):
+    """A lockfile that cannot be read; the message names file, line and key."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    subdir: str
+    fn: str
+    url: str  # as written in the lockfile
+    sha256: str | None = None
+    md5: str | None = None
+
+    def matches(self, raw: dict[str, object]) -> bool:
+        """Whether a repodata record is this file: by the strongest checksum both list."""
+        if self.sha256 and raw.get("sha256"):
+            return raw["sha256"] == self.sha256
+        if self.md5 and raw.get("md5"):
+            return raw["md5"] == self.md5
+        return True  # no checksum in common: the subdir and file name decide
+
+
+def read_lockfile(path: Path) -> tuple[Pin, ...]:
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise LockfileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise LockfileError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LockfileError(f"{path}: not UTF-8 text") from None
+    if any(line.strip() == "@EXPLICIT" for line in text.splitlines()):
+        return parse_explicit(text, str(path))
+    return parse_yaml_lockfile(text, str(path))
+
+
+def parse_explicit(text: str, filename: str) -> tuple[Pin, ...]:
+    """``conda list --explicit [--md5]``: one URL a line, optionally ``#<md5>`` or
+    ``#sha256:<hex>``, after an ``@EXPLICIT`` line."""
+    pins = []
+    started = False
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line == "@EXPLICIT":
+            started = True
+            continue
+        if not started:
+            raise LockfileError(f"{filename}:{number}: a package line before @EXPLICIT")
+        url, _, checksum = line.partition("#")
+        md5 = sha256 = None
+        if checksum.startswith("sha256:"):
+            sha256 = _checksum("sha256", checksum[len("sha256:") :].lower(), filename, number)
+        elif checksum:
+            md5 = _checksum("md5", checksum.lower(), filename, number)
+        pin = _pin(url.strip(), sha256, md5)
+        if isinstance(pin, str):
+            raise LockfileError(f"{filename}:{number}: {pin}")
+        pins.append(pin)
+    return tuple(pins)
+
+
+def parse_yaml_lockfile(text: str, filename: str) -> tuple[Pin, ...]:
+    """A pixi.lock (``packages:`` with ``conda:`` URLs, or ``kind: conda`` entries before
+    format 6) or a conda-lock.yml (``package:`` entries with ``manager: conda``)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else "?"
+        problem = getattr(exc, "problem", None) or exc
+        raise LockfileError(f"{filename}:{line}: not valid YAML: {problem}") from None
+    if root is None:
+        raise LockfileError(f"{filename}:1: the file is empty")
+    state = ParseState(filename)
+    try:
+        pins = _yaml_pins(YamlNode(root, "", state))
+    except Reported:
+        pins = ()
+    except ConfigError as exc:
+        state.add(exc)
+        pins = ()
+    if state.errors:
+        raise LockfileError(str(state.failure()))
+    return pins
+
+
+def _yaml_pins(top: YamlNode) -> tuple[Pin, ...]:
+    keys = top.mapping(())
+    if "package" in keys:  # conda-lock
+        return tuple(p for item in keys["package"].items() if (p := _conda_lock_entry(item)))
+    if "packages" in keys:  # pixi
+        return tuple(p for item in keys["packages"].items() if (p := _pixi_entry(item)))
+    raise top.error("not a pixi.lock ('packages'), conda-lock.yml ('package') or @EXPLICIT file")
+
+
+def _conda_lock_entry(item: YamlNode) -> Pin | None:
+    keys = item.mapping(())
+    manager = keys["manager"].string() if "manager" in keys else "conda"
+    if manager != "conda":
+        return None
+    if "url" not in keys:
+        raise item.error("missing required key 'url'")
+    hashes = keys["hash"].mapping(("md5", "sha256")) if "hash" in keys else {}
+    return _yaml_pin(keys["url"], hashes.get("sha256"), hashes.get("md5"))
+
+
+def _pixi_entry(item: YamlNode) -> Pin | None:
+    keys = item.mapping(())
+    if "conda" in keys:
+        url_node = keys["conda"]
+    elif "kind" in keys and keys["kind"].string() == "conda":
+        if "url" not in keys:
+            raise item.error("missing required key 'url'")
+        url_node = keys["url"]
+    else:
+        return None  # pypi
+    if "://" not in url_node.string():
+        return None  # a source package built from a local path
+    return _yaml_pin(url_node, keys.get("sha256"), keys.get("md5"))
+
+
+def _yaml_pin(url: YamlNode, sha256: YamlNode | None, md5: YamlNode | None) -> Pin:
+    checksums = {}
+    for kind, node in (("sha256", sha256), ("md5", md5)):
+        if node is not None:
+            value = node.string().lower()
+            if not _HEX[kind].match(value):
+                raise node.error(f"expected a {kind} checksum ({_DIGITS[kind]} hex digits)")
+            checksums[kind] = value
+    pin = _pin(url.string(), checksums.get("sha256"), checksums.get("md5"))
+    if isinstance(pin, str):
+        raise url.error(pin)
+    return pin
+
+
+def _pin(url: str, sha256: str | None, md5: str | None) -> Pin | str:
+    """The pin of a package URL, or why the URL is not one."""
+    parts = urlsplit(url)
+    segments = [unquote(s) for s in parts.path.split("/") if s]
+    if parts.scheme not in ("http", "https", "file") or len(segments) < 2:
+        return f"not a package URL: {url!r}"
+    fn, subdir = segments[-1], segments[-2]
+    if not fn.endswith(PACKAGE_SUFFIXES):
+        return f"not a .conda or .tar.bz2 file: {url!r}"
+    return Pin(subdir=subdir, fn=fn, url=url, sha256=sha256, md5=md5)
+
+
+def _checksum(kind: str, value: str, filename: str, number: int) -> str:
+    if not _HEX[kind].match(value):
+        raise LockfileError(f"{filename}:{number}: expected a {kind} checksum, got {value!r}")
+    return value

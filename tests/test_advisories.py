@@ -1,0 +1,348 @@
+"""Advisories in the OSV format: reading, range semantics in conda order, the filter kind and
+every way an advisory file can be bad."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sitegen.conda.records import Record
+from sitegen.conda.version import RecordMatcher
+from sitegen.config import ConfigError, FilterSpec, parse_config
+from sitegen.filters import osv
+from sitegen.filters.advisories import advisories_affecting, package_advisories, policy_of
+from sitegen.filters.apply import apply_filters
+from sitegen.filters.osv import OsvError, cvss_score, load_files, parse_bytes
+from testkit.records import rec
+
+pytestmark = pytest.mark.unit
+
+DATA = Path(__file__).parent / "data" / "osv"
+V3_REQUESTS = "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"
+V4_OPENSSL = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
+
+
+def advisory(affected: list[dict], **fields: object) -> dict:
+    return {"id": "TEST-1", "affected": affected, **fields}
+
+
+def conda(name: str, *ranges: dict, versions: tuple[str, ...] = ()) -> dict:
+    entry: dict = {"package": {"purl": f"pkg:conda/{name}"}, "ranges": list(ranges)}
+    if versions:
+        entry["versions"] = list(versions)
+    return entry
+
+
+def ecosystem(*events: dict, kind: str = "ECOSYSTEM") -> dict:
+    return {"type": kind, "events": list(events)}
+
+
+def parse_one(document: object) -> osv.Advisory:
+    (parsed,) = parse_bytes(json.dumps(document).encode(), Path("a.json"))
+    return parsed
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_realistic_advisories_are_read_with_scores_from_v3_and_v4_vectors():
+    by_id = {a.id: a for a in load_files([DATA])}
+    assert sorted(by_id) == [
+        "GHSA-j8r2-6x86-q33q",
+        "GHSA-v845-jxx5-vc9f",
+        "OSV-2024-openssl-1",
+        "OSV-2024-zlib-limit",
+    ]
+    requests = by_id["GHSA-j8r2-6x86-q33q"]
+    assert requests.aliases == ("CVE-2023-32681", "PYSEC-2023-74")
+    assert requests.score == 6.1 and requests.vectors == (V3_REQUESTS,)
+    # Only the conda entry: the PyPI one names another ecosystem's package.
+    assert [e.name for e in requests.affected] == ["requests"]
+    # The highest of a v3 (6.6) and a v4 (8.2) vector.
+    assert cvss_score("CVSS_V3", "CVSS:3.1/AV:N/AC:H/PR:H/UI:N/S:U/C:H/I:H/A:H") == 6.6
+    assert by_id["GHSA-v845-jxx5-vc9f"].score == 8.2
+    assert by_id["OSV-2024-openssl-1"].score == 9.3
+    # "conda:conda-forge" is the conda ecosystem; Debian's entry (with Debian versions that are
+    # no conda versions) is read and ignored.
+    assert [e.name for e in by_id["OSV-2024-openssl-1"].affected] == ["openssl"]
+    assert by_id["OSV-2024-zlib-limit"].score is None
+
+
+def test_plain_numeric_scores():
+    assert cvss_score("CVSS_V3", "7.5") == 7.5
+    assert cvss_score("Ubuntu", "high") is None
+    assert "between 0 and 10" in str(cvss_score("CVSS_V3", "11"))
+
+
+def test_every_range_type_in_conda_version_order():
+    by_id = {a.id: a for a in load_files([DATA])}
+    requests = by_id["GHSA-j8r2-6x86-q33q"]
+    assert [
+        v
+        for v in ("2.2.1", "2.3.0", "2.30.0", "2.31.0", "2.32.3")
+        if requests.affects("requests", v)
+    ] == ["2.3.0", "2.30.0"]
+    urllib3 = by_id["GHSA-v845-jxx5-vc9f"]  # two ranges; introduced "0"
+    assert [
+        v
+        for v in ("1.0", "1.26.16", "1.26.17", "2.0.0a1", "2.0.5", "2.0.6", "2.2.0")
+        if urllib3.affects("urllib3", v)
+    ] == ["1.0", "1.26.16", "2.0.5"]
+    openssl = by_id["OSV-2024-openssl-1"]  # SEMVER with last_affected, GIT, listed versions
+    assert [
+        v
+        for v in ("1.1.1w", "1.1.1v", "3.0.0", "3.0.14", "3.0.15", "3.1.0")
+        if openssl.affects("openssl", v)
+    ] == ["1.1.1w", "3.0.0", "3.0.14"]
+    zlib = by_id["OSV-2024-zlib-limit"]  # a purl version, and a limit
+    assert [
+        v for v in ("1.2.11", "1.2.12", "1.2.13", "1.3", "1.3.1") if zlib.affects("zlib", v)
+    ] == ["1.2.11", "1.2.12", "1.2.13"]
+
+
+def test_range_boundaries_follow_conda_pre_and_post_release_order():
+    fixed = parse_one(
+        advisory([conda("pkg", ecosystem({"introduced": "1.0"}, {"fixed": "1.0.post1"}))])
+    )
+    assert not fixed.affects("pkg", "1.0a1")
+    assert fixed.affects("pkg", "1.0") and fixed.affects("pkg", "1.0.0")
+    assert not fixed.affects("pkg", "1.0.post1")
+    last = parse_one(
+        advisory([conda("pkg", ecosystem({"introduced": "1.0a1"}, {"last_affected": "1.0"}))])
+    )
+    assert [
+        v for v in ("0.9", "1.0a1", "1.0rc1", "1.0", "1.0.post1") if last.affects("pkg", v)
+    ] == [
+        "1.0a1",
+        "1.0rc1",
+        "1.0",
+    ]
+    # Events in any order, reintroduced after a fix.
+    again = parse_one(
+        advisory(
+            [
+                conda(
+                    "pkg",
+                    ecosystem(
+                        {"fixed": "1.1"},
+                        {"introduced": "2.0"},
+                        {"introduced": "0"},
+                        {"fixed": "2.1"},
+                    ),
+                )
+            ]
+        )
+    )
+    assert [v for v in ("1.0", "1.1", "2.0", "2.1") if again.affects("pkg", v)] == ["1.0", "2.0"]
+    git = parse_one(advisory([conda("pkg", ecosystem({"introduced": "0"}, kind="GIT"))]))
+    assert not git.affects("pkg", "1.0")
+
+
+# --------------------------------------------------------------------------- the filter
+
+
+def config(tmp_path: Path, advisories: str, *, channel_filters: str = "") -> FilterSpec:
+    shutil.copytree(DATA, tmp_path / "osv")
+    text = f"""\
+output: site
+filters:
+  advisories: {advisories}
+channels:
+  cloud/forge:
+    url: https://conda.example.org/forge
+    subdirs: [linux-64]
+{channel_filters}"""
+    return parse_config(text, base_dir=tmp_path).filters
+
+
+def run(spec: FilterSpec, records: list[Record]) -> dict[str, str]:
+    result = apply_filters(
+        {r.fn: r for r in records}, "linux-64", (spec, FilterSpec(), FilterSpec()), RecordMatcher()
+    )
+    return result.excluded
+
+
+RECORDS = [
+    rec("requests", "2.30.0"),
+    rec("requests", "2.31.0"),
+    rec("urllib3", "2.0.5"),
+    rec("openssl", "3.0.14"),
+    rec("openssl", "3.0.15"),
+    rec("zlib", "1.2.13"),
+    rec("numpy", "1.26.4"),
+]
+
+
+def test_filter_blocks_by_score_threshold_with_reason(tmp_path):
+    spec = config(tmp_path, "{files: [osv], min_score: 7.0}")
+    assert run(spec, RECORDS) == {
+        # requests' 6.1 is below the threshold; zlib's advisory has no score: it blocks.
+        "urllib3-2.0.5-0.conda": "advisory GHSA-v845-jxx5-vc9f",
+        "openssl-3.0.14-0.conda": "advisory OSV-2024-openssl-1",
+        "zlib-1.2.13-0.conda": "advisory OSV-2024-zlib-limit",
+    }
+    everything = config(tmp_path / "b", "{files: [osv/GHSA-j8r2-6x86-q33q.json]}")
+    assert run(everything, RECORDS) == {"requests-2.30.0-0.conda": "advisory GHSA-j8r2-6x86-q33q"}
+    v4_only = config(tmp_path / "c", "{files: [osv], min_score: 9.0}")
+    assert set(run(v4_only, RECORDS).values()) == {
+        "advisory OSV-2024-openssl-1",
+        "advisory OSV-2024-zlib-limit",
+    }
+
+
+def test_allow_list_accepts_ids_and_aliases(tmp_path):
+    spec = config(
+        tmp_path, "{files: [osv], min_score: 7.0, allow: [CVE-2023-43804, OSV-2024-zlib-limit]}"
+    )
+    assert run(spec, RECORDS) == {"openssl-3.0.14-0.conda": "advisory OSV-2024-openssl-1"}
+
+
+def test_filter_at_channel_level_and_for_absent_packages(tmp_path):
+    (tmp_path / "other.json").write_text(
+        json.dumps(advisory([conda("not-on-this-site", ecosystem({"introduced": "0"}))]))
+    )
+    parsed = parse_config(
+        "output: site\nchannels:\n  cloud/forge:\n    filters:\n      advisories: {files: [other.json]}\n"
+        "    mirrors:\n      - url: https://conda.example.org/forge\n        subdirs: [linux-64]\n",
+        base_dir=tmp_path,
+    )
+    assert run(parsed.channels[0].filters, RECORDS) == {}
+    policy = policy_of(parsed.channels[0].filters)
+    assert policy is not None and [a.id for a in policy.advisories] == ["TEST-1"]
+
+
+def test_advisories_affecting_lists_blocked_and_allowed_alike():
+    advisories = load_files([DATA])
+    assert [a.id for a in advisories_affecting(advisories, "OpenSSL", "3.0.1")] == [
+        "OSV-2024-openssl-1"
+    ]
+    assert advisories_affecting(advisories, "openssl", "3.1.0") == []
+
+
+def test_edited_advisory_changes_the_configuration(tmp_path):
+    first = config(tmp_path, "{files: [osv]}")
+    path = tmp_path / "osv" / "GHSA-j8r2-6x86-q33q.json"
+    path.write_text(path.read_text().replace('"fixed": "2.31.0"', '"fixed": "2.32.0"'))
+    second = parse_config(
+        "output: site\nfilters:\n  advisories: {files: [osv]}\nchannels:\n  cloud/forge:\n"
+        "    url: https://conda.example.org/forge\n    subdirs: [linux-64]\n",
+        base_dir=tmp_path,
+    ).filters
+    assert first != second  # so the inputs digest of a run differs too
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def bad(tmp_path: Path, content: bytes | str, advisories: str = "{files: [bad.json]}") -> str:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    text = (
+        "output: site\nchannels:\n  cloud/forge:\n    url: https://conda.example.org/forge\n"
+        f"    subdirs: [linux-64]\n    filters:\n      advisories: {advisories}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, filename="channels.yaml", base_dir=tmp_path)
+    return str(caught.value)
+
+
+PREFIX = "channels.yaml:7: channels.cloud/forge.filters.advisories.files[0]: bad advisory file: "
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ("{not json", "bad.json: line 1: not valid JSON"),
+        ('{"id": "X", "affected": [NaN]}', "bad.json: not valid JSON"),
+        (b"\xff\xfe", "bad.json: not UTF-8 text"),
+        ("[1]", "bad.json: [0]: expected an object"),
+        ('{"summary": "no id"}', "bad.json: (top level): missing required key 'id'"),
+        ('{"id": 7}', "bad.json: id: expected a non-empty string"),
+        ('{"id": "X", "affected": {}}', "bad.json: affected: expected a list"),
+        (
+            json.dumps(advisory([conda("p", ecosystem({"introduced": "0"}, kind="RANGE"))])),
+            "bad.json: affected[0].ranges[0].type: unknown range type 'RANGE'",
+        ),
+        (
+            json.dumps(advisory([conda("p", ecosystem({"fixed": "1.0"}))])),
+            "bad.json: affected[0].ranges[0]: a range needs an 'introduced' event",
+        ),
+        (
+            json.dumps(
+                advisory(
+                    [
+                        conda(
+                            "p",
+                            ecosystem({"introduced": "0"}, {"fixed": "1"}, {"last_affected": "2"}),
+                        )
+                    ]
+                )
+            ),
+            "bad.json: affected[0].ranges[0]: a range has either 'fixed' or 'last_affected'",
+        ),
+        (
+            json.dumps(advisory([conda("p", ecosystem({"introduced": "0"}, {"fixed": "1 .0 x"}))])),
+            "bad.json: affected[0].ranges[0].events[1].fixed: invalid conda version '1 .0 x'",
+        ),
+        (
+            json.dumps(advisory([conda("p", ecosystem({"introduced": "0", "fixed": "1"}))])),
+            "bad.json: affected[0].ranges[0].events[0]: an event is one of",
+        ),
+        (
+            json.dumps(advisory([conda("p", versions=("not a version",))])),
+            "bad.json: affected[0].versions[0]: invalid conda version",
+        ),
+        (
+            json.dumps(advisory([], severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:X"}])),
+            "bad.json: severity[0].score: invalid CVSS_V3 vector",
+        ),
+        (
+            json.dumps(advisory([], severity=[{"type": "CVSS_V4", "score": V3_REQUESTS}])),
+            "bad.json: severity[0].score: invalid CVSS_V4 vector",
+        ),
+        (
+            json.dumps(advisory([{"package": {"purl": "conda/x"}}])),
+            "bad.json: affected[0].package.purl: not a package URL",
+        ),
+    ],
+)
+def test_bad_advisory_files_name_file_path_and_key(tmp_path, content, where):
+    message = bad(tmp_path, content)
+    assert message.startswith(PREFIX), message
+    assert f"{tmp_path}/{where}" in message, message
+
+
+def test_huge_file_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    monkeypatch.setattr(osv, "MAX_FILE_BYTES", 1024)
+    message = bad(tmp_path, json.dumps(advisory([], summary="x" * 2000)))
+    assert message.startswith(PREFIX) and "bad.json: larger than" in message
+
+
+def test_missing_file_and_bad_settings(tmp_path):
+    message = bad(tmp_path, "{}", "{files: [nowhere.json], min_score: 11, allow: {a: 1}}")
+    assert "advisories.files[0]: no such file or directory" in message
+    assert "advisories.min_score: must be between 0.0 and 10.0" in message
+    assert "advisories.allow: expected a list" in message
+    assert "advisories: missing required key 'files'" in bad(tmp_path, "{}", "{min_score: 1}")
+
+
+def test_osv_error_names_the_path():
+    with pytest.raises(OsvError, match=r"x.json: affected\[0\]: expected an object"):
+        parse_bytes(b'{"id": "A", "affected": [3]}', Path("x.json"))
+
+
+def test_package_page_model_lists_advisories_per_version_blocked_or_not(tmp_path):
+    spec = config(tmp_path, "{files: [osv], min_score: 7.0, allow: [CVE-2023-43804]}")
+    by_version = package_advisories([spec, FilterSpec()], "urllib3", ["1.26.16", "2.0.5", "2.2.0"])
+    assert list(by_version) == ["1.26.16", "2.0.5"]
+    (note,) = by_version["2.0.5"]
+    assert (note.id, note.score, note.blocked) == ("GHSA-v845-jxx5-vc9f", 8.2, False)
+    assert note.aliases == ("CVE-2023-43804",)
+    (requests,) = package_advisories([spec], "requests", ["2.30.0"])["2.30.0"]
+    assert (requests.score, requests.blocked) == (6.1, False)  # below the threshold
+    (openssl,) = package_advisories([spec], "openssl", ["3.0.1"])["3.0.1"]
+    assert openssl.blocked
+    assert package_advisories([FilterSpec()], "openssl", ["3.0.1"]) == {}

@@ -1,0 +1,104 @@
+"""The approval round trip through the command line, a real nginx and py-rattler: what is not
+approved does not resolve, approving with dependencies makes the environment install, revoking
+takes it away again."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import main
+from sitegen.store.site import Site
+from sitegen.sync.history import History
+from testkit.client import solve_and_install, solve_only
+from testkit.site import published
+from testkit.upstream import ExampleUpstream
+
+pytestmark = pytest.mark.integration
+
+SOURCE, GATED = "cloud/example", "internal/approved"
+
+
+def write_config(tmp_path: Path, upstream: str) -> Path:
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            output: {tmp_path / "site"}
+            download: {{concurrency: 4, per_host: 4, retries: 1, timeout: 10}}
+            prune: {{max_fraction: 1.0}}
+            channels:
+              {SOURCE}:
+                url: {upstream}
+                subdirs: [linux-64]
+              {GATED}:
+                approval: {{from: {SOURCE}}}
+            """
+        )
+    )
+    return config
+
+
+def test_approve_with_dependencies_installs_and_revoke_removes(
+    example_upstream: ExampleUpstream, nginx_server_factory, tmp_path: Path, capsys
+) -> None:
+    config = write_config(tmp_path, example_upstream.url)
+    args = ["-c", str(config)]
+    site = tmp_path / "site"
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    # The gated channel reads its source as published when a run starts: the second run sees it.
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert published(site, SOURCE, "linux-64")
+    assert published(site, GATED, "linux-64") == set()
+    nginx = nginx_server_factory(site)
+    url = f"{nginx.url}/{GATED}"
+    with pytest.raises(Exception, match=r"(?i)numpy"):
+        solve_only([url], ["numpy"], cache_dir=tmp_path / "cache-0")
+
+    capsys.readouterr()
+    assert main(["pending", GATED, *args]) == 0
+    listing = capsys.readouterr().out
+    assert "linux-64/numpy-2.1.0-py312hf9d485c_0.conda" in listing
+    assert "would add: linux-64/libopenblas-0.3.27-pthreads_hefa10cb_0.conda" in listing
+
+    approve = ["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "forecasting"]
+    assert main([*approve, "--with-dependencies", "--expires", "2099-12-31"]) == 0
+    entries = (tmp_path / "approvals.yaml").read_text()
+    assert '- channel: "internal/approved"\n  spec: "numpy 2.1.0"\n  by: "alice"\n' in entries
+    assert '  expires: "2099-12-31"\n  with_dependencies: true\n' in entries
+    names = {fn.rsplit("-", 2)[0] for fn in published(site, GATED, "linux-64")}
+    assert names == {"numpy", "python", "libopenblas", "zlib"}
+    installed = solve_and_install([url], ["numpy"], tmp_path / "env", cache_dir=tmp_path / "c1")
+    assert {p.name for p in installed} == {"numpy", "python", "libopenblas", "zlib"}
+    assert all(p.url.startswith(f"{url}/linux-64/") for p in installed)
+    latest = History(Site(site)).runs()[0]
+    assert latest.approvals == [
+        {
+            "action": "approve",
+            "channel": GATED,
+            "spec": "numpy 2.1.0",
+            "by": "alice",
+            "why": "forecasting",
+            "expires": "2099-12-31",
+            "with_dependencies": "true",
+        }
+    ]
+    assert [m.name for m in latest.mirrors] == ["internal-approved"]
+    # A lost file of the gated channel is repaired from its source channel.
+    lost = site / GATED / "linux-64" / next(p.file_name for p in installed if p.name == "zlib")
+    lost.unlink()
+    assert main(["verify", *args, "--repair"]) == 0
+    assert lost.is_file()
+
+    assert main(["revoke", GATED, "numpy  2.1.0", *args, "--by", "bob", "--reason", "CVE"]) == 0
+    assert published(site, GATED, "linux-64") == set()
+    assert "numpy" not in (tmp_path / "approvals.yaml").read_text()
+    with pytest.raises(Exception, match=r"(?i)numpy"):
+        solve_only([url], ["numpy"], cache_dir=tmp_path / "cache-2")
+    revoked = History(Site(site)).runs()[0].approvals
+    assert [(r["action"], r["by"], r["why"]) for r in revoked] == [("revoke", "bob", "CVE")]
+    record = json.loads((site / GATED / "linux-64" / "repodata.json").read_text())
+    assert record["packages"] == {} and record["packages.conda"] == {}

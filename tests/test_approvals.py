@@ -1,0 +1,312 @@
+"""Approvals: the file and its errors, the line-preserving editor, expiry, what is approved
+(with the dependency closure), what waits, and the page models."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from sitegen.approvals.commands import grant, waiting, withdraw
+from sitegen.approvals.edit import add_entry, remove_entries
+from sitegen.approvals.pages import approved_page, pending_page
+from sitegen.approvals.select import approve, pending
+from sitegen.conda.version import RecordMatcher
+from sitegen.config import ConfigError, load_config, parse_config
+from sitegen.config.approvals import Approval, parse_approvals, parse_expiry
+from testkit.records import JAN_2024, rec
+
+pytestmark = pytest.mark.unit
+
+NOW = dt.datetime(2026, 12, 5, tzinfo=dt.UTC).timestamp()
+GATED = "internal/approved"
+
+CANDIDATES = {
+    "linux-64": {
+        r.fn: r
+        for r in [
+            rec(
+                "numpy",
+                "2.1.0",
+                "py312_0",
+                depends=["python >=3.12,<3.13", "libopenblas"],
+                timestamp=JAN_2024 + 3,
+            ),
+            rec("numpy", "2.0.1", "py312_0", depends=["python >=3.12,<3.13"], timestamp=JAN_2024),
+            rec("python", "3.12.4", timestamp=JAN_2024 + 1),
+            rec("python", "3.11.9", timestamp=JAN_2024),
+            rec("libopenblas", "0.3.27", depends=["zlib"], timestamp=JAN_2024 + 2),
+            rec("zlib", "1.3.1", timestamp=JAN_2024),
+            rec("readline", "8.2", timestamp=JAN_2024 + 5),
+        ]
+    },
+    "noarch": {r.fn: r for r in [rec("pip", "24.0", subdir="noarch", depends=["python >=3.8"])]},
+}
+
+
+def entry(spec: str, **fields) -> Approval:
+    values = {"by": "alice", "when": "2026-12-01T10:00:00Z", "why": "needed"} | fields
+    return Approval(GATED, spec, **values)
+
+
+def files(approved) -> set[str]:
+    return {fn for _subdir, fn in approved.records}
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def test_entries_approve_matches_and_with_dependencies_their_closure():
+    matcher = RecordMatcher()
+    plain = approve(CANDIDATES, [entry("numpy 2.1.0")], NOW, matcher)
+    assert files(plain) == {"numpy-2.1.0-py312_0.conda"}
+    assert plain.dependencies == {}
+    deep = approve(CANDIDATES, [entry("numpy 2.1.0", with_dependencies=True)], NOW, matcher)
+    assert files(deep) == {
+        "numpy-2.1.0-py312_0.conda",
+        "python-3.12.4-0.conda",
+        "libopenblas-0.3.27-0.conda",
+        "zlib-1.3.1-0.conda",
+    }
+    assert set(deep.dependencies) == {
+        ("linux-64", "python-3.12.4-0.conda"),
+        ("linux-64", "libopenblas-0.3.27-0.conda"),
+        ("linux-64", "zlib-1.3.1-0.conda"),
+    }
+    # noarch ↔ platform: pip needs python from linux-64.
+    both = approve(CANDIDATES, [entry("pip", with_dependencies=True)], NOW, matcher)
+    assert ("linux-64", "python-3.12.4-0.conda") in both.records
+
+
+def test_expired_entries_approve_nothing():
+    lapsed = entry("numpy", expires="2026-12-04")
+    today = entry("readline", expires="2026-12-05")  # valid through that day
+    approved = approve(CANDIDATES, [lapsed, today], NOW, RecordMatcher())
+    assert files(approved) == {"readline-8.2-0.conda"}
+    assert parse_expiry("2026-12-05") == NOW + 86400
+    assert parse_expiry("2026-12-05T12:00:00Z") == NOW + 43200
+
+
+def test_pending_lists_newest_first_with_what_approving_adds():
+    matcher = RecordMatcher()
+    approved = approve(CANDIDATES, [entry("python 3.12.4")], NOW, matcher)
+    items = pending(CANDIDATES, approved, matcher, limit=2)
+    assert [i.record.fn for i in items[:3]] == [
+        "readline-8.2-0.conda",
+        "numpy-2.1.0-py312_0.conda",
+        "libopenblas-0.3.27-0.conda",
+    ]
+    assert items[0].would_add == ()
+    # python 3.12.4 is approved already: only what is not yet approved is listed.
+    assert items[1].would_add == (
+        ("linux-64", "libopenblas-0.3.27-0.conda"),
+        ("linux-64", "zlib-1.3.1-0.conda"),
+    )
+    assert items[2].would_add == ()  # past the limit: not worked out
+    assert "python-3.12.4-0.conda" not in {i.record.fn for i in items}
+
+
+def test_page_models():
+    matcher = RecordMatcher()
+    entries = [entry("numpy 2.1.0", with_dependencies=True), entry("zlib", expires="2026-01-01")]
+    approved = approve(CANDIDATES, entries, NOW, matcher)
+    page = approved_page(GATED, entries, approved, NOW)
+    assert [(r.spec, r.expired, r.files) for r in page.rows] == [
+        ("numpy 2.1.0", False, ("linux-64/numpy-2.1.0-py312_0.conda",)),
+        ("zlib", True, ()),
+    ]
+    assert page.rows[0].by == "alice" and page.rows[0].why == "needed"
+    assert [f for f, _why in page.dependencies] == [
+        "linux-64/libopenblas-0.3.27-0.conda",
+        "linux-64/python-3.12.4-0.conda",
+        "linux-64/zlib-1.3.1-0.conda",
+    ]
+    assert all(why.startswith("needed by") for _f, why in page.dependencies)
+    waiting_page = pending_page(GATED, "cloud/forge", pending(CANDIDATES, approved, matcher))
+    first = waiting_page.rows[0]
+    assert (first.name, first.version, first.license, first.size) == (
+        "readline",
+        "8.2",
+        "MIT",
+        1000,
+    )
+    assert first.timestamp_ms == JAN_2024 + 5
+
+
+# --------------------------------------------------------------------------- the file
+
+
+FILE = """\
+# Reviewed in pull requests.
+- channel: internal/approved
+  spec: numpy >=2
+  by: alice
+  when: "2026-11-01T09:00:00Z"
+  why: forecasting
+# zlib: needed by everything
+- channel: internal/approved
+  spec: zlib
+  by: bob
+  when: "2026-11-02T09:00:00Z"
+  why: base
+  with_dependencies: true
+"""
+
+
+def test_add_keeps_comments_and_sorts():
+    new = add_entry(FILE, entry("python 3.12.*"), "approvals.yaml")
+    assert new.startswith(
+        "# Reviewed in pull requests.\n- channel: internal/approved\n  spec: numpy"
+    )
+    assert [e.spec for e in parse_approvals(new, "a")] == ["numpy >=2", "python 3.12.*", "zlib"]
+    # The comment above zlib stays above zlib; nothing else changed.
+    assert (
+        '  why: "needed"\n# zlib: needed by everything\n- channel: internal/approved\n  spec: zlib'
+        in new
+    )
+    assert new.replace("".join(_rendered("python 3.12.*")), "") == FILE
+    again = add_entry(new, entry("numpy  >=2", by="carol"), "approvals.yaml")
+    assert [(e.spec, e.by) for e in parse_approvals(again, "a")] == [
+        ("numpy  >=2", "carol"),
+        ("python 3.12.*", "alice"),
+        ("zlib", "bob"),
+    ]
+    assert add_entry("", entry("zlib"), "a").startswith("# Approvals of approval-gated channels")
+
+
+def _rendered(spec: str) -> list[str]:
+    from sitegen.approvals.edit import render_entry
+
+    return render_entry(entry(spec))
+
+
+def test_remove_keeps_the_rest_as_it_was():
+    new, removed = remove_entries(FILE, GATED, "numpy   >=2", "approvals.yaml")
+    assert [e.spec for e in removed] == ["numpy >=2"]
+    assert new == "# Reviewed in pull requests.\n" + FILE.split("why: forecasting\n", 1)[1]
+    same, none = remove_entries(FILE, "other/channel", "zlib", "approvals.yaml")
+    assert (same, none) == (FILE, [])
+
+
+def test_a_file_in_another_layout_is_not_edited():
+    flow = '[{channel: internal/approved, spec: zlib, by: a, when: "2026-01-01", why: b}]\n'
+    with pytest.raises(ConfigError, match="edit it by hand"):
+        add_entry(flow, entry("numpy"), "approvals.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- [", "approvals.yaml:1: not valid YAML"),
+        ("channel: x\n", "approvals.yaml:1: (top level): expected a list"),
+        ("- channel: a\n", "approvals.yaml:1: [0]: missing required key 'spec'"),
+        (
+            FILE.replace("spec: zlib", "spec: zlib >>1"),
+            "approvals.yaml:9: [1].spec: invalid MatchSpec 'zlib >>1'",
+        ),
+        (FILE.replace("spec: zlib", "spec: conda-forge::zlib"), "[1].spec: MatchSpec"),
+        (FILE.replace('"2026-11-02T09:00:00Z"', "yesterday"), "[1].when: expected an ISO 8601"),
+        (FILE + "  expires: soon\n", "approvals.yaml:14: [1].expires: expected a date"),
+        (FILE.replace("with_dependencies: true", "with_dependencies: 3"), "expected true or false"),
+        (FILE + "  who: me\n", "[1].who: unknown key 'who'"),
+        (
+            "- channel: a\n  spec: [x]\n  by: a\n  when: b\n  why: c\n",
+            "[0].spec: expected a single",
+        ),
+    ],
+)
+def test_bad_approvals_files_name_line_and_key(text, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_approvals(text, "approvals.yaml")
+    assert message in str(caught.value)
+
+
+# --------------------------------------------------------------------------- channels.yaml
+
+
+CONFIG = """\
+output: site
+channels:
+  cloud/forge:
+    url: https://conda.example.org/forge
+    subdirs: [linux-64, osx-64]
+  internal/approved:
+    approval: {from: cloud/forge}
+"""
+
+
+def test_gated_channel_takes_its_source_subdirs_and_its_entries(tmp_path):
+    (tmp_path / "approvals.yaml").write_text(FILE)
+    config = parse_config(CONFIG, base_dir=tmp_path)
+    gated = config.channels[1]
+    assert gated.approval is not None and gated.approval.source == "cloud/forge"
+    assert [e.spec for e in gated.approval.entries] == ["numpy >=2", "zlib"]
+    assert gated.mirrors[0].subdirs == ("linux-64", "osx-64", "noarch")
+    assert gated.mirrors[0].name == "internal-approved"
+
+
+@pytest.mark.parametrize(
+    ("config", "approvals", "message"),
+    [
+        (CONFIG.replace("from: cloud/forge", "from: cloud/nowhere"), "", "is not another channel"),
+        (CONFIG.replace("{from: cloud/forge}", "{}"), "", "missing required key 'from'"),
+        (CONFIG + "    url: https://x.org/c\n", "", "unknown key 'url'"),
+        (
+            CONFIG,
+            FILE.replace(
+                "- channel: internal/approved\n  spec: zlib",
+                "- channel: internal/aproved\n  spec: zlib",
+            ),
+            "approvals.yaml:8: channel: 'internal/aproved' is not an approval-gated channel",
+        ),
+        (CONFIG, "- [", "channels.yaml:7: channels.internal/approved.approval: bad approvals file"),
+    ],
+)
+def test_gate_errors(tmp_path, config, approvals, message):
+    if approvals:
+        (tmp_path / "approvals.yaml").write_text(approvals)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config, filename="channels.yaml", base_dir=tmp_path)
+    assert message in str(caught.value)
+
+
+def test_grant_and_withdraw_check_before_writing(tmp_path):
+    path = tmp_path / "channels.yaml"
+    path.write_text(CONFIG)
+    load = lambda: load_config(path)  # noqa: E731
+    with pytest.raises(ConfigError, match="not an approval-gated channel"):
+        grant(load, "cloud/forge", "numpy", by="a", why="b")
+    with pytest.raises(ConfigError, match="invalid MatchSpec"):
+        grant(load, GATED, "numpy >>2", by="a", why="b")
+    with pytest.raises(ConfigError, match="already past"):
+        grant(load, GATED, "numpy", by="a", why="b", expires="2001-01-01")
+    assert not (tmp_path / "approvals.yaml").exists()
+    grant(load, GATED, "numpy", by="a", why="b", now=NOW)
+    text = (tmp_path / "approvals.yaml").read_text()
+    assert '  when: "2026-12-05T00:00:00Z"\n' in text
+    assert [e.spec for e in load().channels[1].approval.entries] == ["numpy"]
+    with pytest.raises(ConfigError, match=r"no approval of 'zlib'.*approved specs: 'numpy'"):
+        withdraw(load, GATED, "zlib")
+    assert [e.spec for e in withdraw(load, GATED, "numpy")] == ["numpy"]
+    assert load().channels[1].approval.entries == ()
+    assert waiting(load(), GATED) == []  # nothing published in the source yet
+
+
+def test_huge_or_binary_approvals_files_are_refused(tmp_path, monkeypatch):
+    from sitegen.config import approvals
+
+    monkeypatch.setattr(approvals, "MAX_FILE_BYTES", 64)
+    (tmp_path / "approvals.yaml").write_text(FILE)
+    with pytest.raises(ConfigError, match=r"approval: bad approvals file: .*larger than"):
+        parse_config(CONFIG, base_dir=tmp_path)
+    monkeypatch.undo()
+    (tmp_path / "approvals.yaml").write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=r"approval: bad approvals file: .*not UTF-8"):
+        parse_config(CONFIG, base_dir=tmp_path)
+
+
+def test_a_gated_channel_can_be_frozen_and_filtered(tmp_path):
+    text = CONFIG + "    frozen: true\n    filters: {names: {exclude: [readline]}}\n"
+    gated = parse_config(text, base_dir=tmp_path).channels[1]
+    assert gated.frozen and gated.filters.exclude_names == ("readline",)
+    assert gated.approval is not None and gated.approval.entries == ()

@@ -1,0 +1,152 @@
+"""Frozen channels: neither a run nor a changed upstream touches what they publish."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sitegen.cli import main
+from sitegen.config import ConfigError, parse_config
+from sitegen.store.frozen import FrozenChannels, with_freezes
+from sitegen.store.site import Site
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+from testkit.site import channel_config, published, snapshot
+from testkit.upstream import ExampleUpstream
+
+CHANNEL = "cloud/example"
+PACKAGES = example_packages(seed=0)
+
+
+async def mirror(config, **options: Any) -> RunReport:
+    return await run_mirror(config, MirrorOptions(progress=False, **options))
+
+
+def change_upstream(root: Path) -> set[str]:
+    """A new zlib upstream and readline gone; returns the new files."""
+    new_zlib = PackageSpec(
+        name="zlib", version="1.3.2", build="h1234567_0", license="Zlib", timestamp_ms=1
+    )
+    readline = [p for p in PACKAGES if p.name == "readline"]
+    write_channel(root, [p for p in PACKAGES if p not in readline] + [new_zlib], zst=True)
+    for package in readline:
+        for fn in package.filenames:
+            (root / package.subdir / fn).unlink()
+    return set(new_zlib.filenames)
+
+
+def package_gets(upstream: ExampleUpstream) -> list[str]:
+    return [r.path for r in upstream.server.requests if r.path.endswith((".conda", ".tar.bz2"))]
+
+
+@pytest.mark.integration
+async def test_frozen_channel_is_untouched_by_a_run_whose_upstream_changed(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    await mirror(channel_config(site, example_upstream.url))
+    before = snapshot(site / CHANNEL)
+    new_files = change_upstream(example_upstream.root)
+    example_upstream.server.reset()
+
+    frozen = channel_config(site, example_upstream.url, extra="frozen: true")
+    report = await mirror(frozen)
+
+    assert not report.failed
+    assert snapshot(site / CHANNEL) == before  # same bytes, same mtimes: nothing was written
+    assert package_gets(example_upstream) == []
+    statuses = {c.subdir: (c.status, c.added, c.removed) for c in report.channels}
+    assert statuses == {"linux-64": ("frozen", [], []), "noarch": ("frozen", [], [])}
+    assert [c.packages for c in report.channels if c.subdir == "linux-64"] == [
+        len(published(site, CHANNEL, "linux-64"))
+    ]
+
+    # Unfrozen, the next run catches up with upstream.
+    report = await mirror(channel_config(site, example_upstream.url))
+    assert not report.failed
+    assert new_files <= published(site, CHANNEL, "linux-64")
+    assert [c.status for c in report.channels if c.subdir == "linux-64"] == ["published"]
+
+
+@pytest.mark.integration
+def test_freeze_command_holds_a_scheduled_run_until_unfreeze(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            output: {site}
+            download: {{concurrency: 4, per_host: 4, retries: 1, timeout: 10}}
+            channels:
+              {CHANNEL}:
+                url: {example_upstream.url}
+                subdirs: [linux-64]
+            """
+        )
+    )
+    args = ["-c", str(config)]
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert main(["freeze", CHANNEL, *args, "--by", "alice", "--reason", "release"]) == 0
+    entry = FrozenChannels(Site(site)).load()[CHANNEL]
+    assert (entry.by, entry.reason) == ("alice", "release")
+    before = snapshot(site / CHANNEL)
+    new_files = change_upstream(example_upstream.root)
+
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert snapshot(site / CHANNEL) == before
+
+    assert main(["unfreeze", CHANNEL, *args]) == 0
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert new_files <= published(site, CHANNEL, "linux-64")
+    assert main(["freeze", "cloud/nowhere", *args]) == 2
+
+
+@pytest.mark.unit
+def test_unfreeze_refuses_a_freeze_written_in_the_configuration(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\nchannels:\n  {CHANNEL}:\n"
+        "    url: https://conda.example.org/x\n    subdirs: [linux-64]\n    frozen: true\n"
+    )
+    assert main(["freeze", CHANNEL, "-c", str(config)]) == 0
+    assert main(["unfreeze", CHANNEL, "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "channels.yaml:4: channels.cloud/example.frozen: the channel is frozen" in err
+    assert "(the freeze by command was lifted)" in err
+    assert FrozenChannels(Site(tmp_path / "site")).load() == {}
+
+
+@pytest.mark.unit
+def test_frozen_key_in_both_forms_and_freezes_by_command() -> None:
+    text = """\
+output: site
+channels:
+  a/short:
+    url: https://conda.example.org/a
+    subdirs: [linux-64]
+    frozen: true
+  b/long:
+    frozen: false
+    mirrors:
+      - url: https://conda.example.org/b
+        subdirs: [linux-64]
+"""
+    config = parse_config(text)
+    assert [(c.path, c.frozen) for c in config.channels] == [("a/short", True), ("b/long", False)]
+    both = with_freezes(config, {"b/long"})
+    assert [c.frozen for c in both.channels] == [True, True]
+    assert both != config  # so a run's inputs differ after a freeze
+    with pytest.raises(ConfigError, match=r"channels.b/long.frozen: expected true or false"):
+        parse_config(text.replace("frozen: false", "frozen: later"))
+    with pytest.raises(ConfigError, match=r"unknown key 'frozen'"):
+        parse_config(
+            text.replace(
+                "        subdirs: [linux-64]", "        subdirs: [linux-64]\n        frozen: true"
+            )
+        )

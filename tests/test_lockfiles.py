@@ -1,0 +1,227 @@
+"""Lockfiles as allowlists: reading pixi.lock, conda-lock.yml and @EXPLICIT files, matching by
+subdir, file name and checksum, and every way a lockfile can be bad."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sitegen.conda.version import RecordMatcher
+from sitegen.config import ConfigError, FilterSpec, parse_config
+from sitegen.filters import lockfile_read
+from sitegen.filters.apply import REASON_NOT_ALLOWED, apply_filters
+from sitegen.filters.lockfile_read import Pin, parse_explicit, parse_yaml_lockfile
+from sitegen.filters.lockfiles import (
+    CHECKSUM_DIFFERS,
+    NOT_UPSTREAM,
+    LockfilePolicy,
+    missing_pins,
+)
+from testkit.records import rec
+
+pytestmark = pytest.mark.unit
+
+SHA_A, SHA_B = "a" * 64, "b" * 64
+MD5_A = "c" * 32
+FORGE = "https://conda.anaconda.org/conda-forge"
+
+EXPLICIT = f"""\
+# This file may be used to create an environment using:
+# $ conda create --name <env> --file <this file>
+# platform: linux-64
+@EXPLICIT
+{FORGE}/linux-64/zlib-1.3.1-0.conda#{MD5_A}
+{FORGE}/noarch/pip-24.0-0.tar.bz2#sha256:{SHA_A}
+https://repo.anaconda.com/pkgs/main/linux-64/python-3.12.4-0.conda
+"""
+
+PIXI = f"""\
+version: 6
+environments:
+  default:
+    channels:
+    - url: {FORGE}/
+    packages:
+      linux-64:
+      - conda: {FORGE}/linux-64/zlib-1.3.1-0.conda
+      - pypi: https://files.pythonhosted.org/packages/x/requests-2.32.3-py3-none-any.whl
+packages:
+- conda: {FORGE}/linux-64/zlib-1.3.1-0.conda
+  sha256: {SHA_A}
+  md5: {MD5_A}
+  size: 1000
+- pypi: https://files.pythonhosted.org/packages/x/requests-2.32.3-py3-none-any.whl
+  name: requests
+  version: 2.32.3
+- conda: .
+  name: local-thing
+"""
+
+PIXI_V5 = f"""\
+version: 5
+packages:
+- kind: conda
+  name: zlib
+  version: 1.3.1
+  url: {FORGE}/linux-64/zlib-1.3.1-0.conda
+  sha256: {SHA_A}
+- kind: pypi
+  name: requests
+  url: https://files.pythonhosted.org/packages/x/requests-2.32.3-py3-none-any.whl
+"""
+
+CONDA_LOCK = f"""\
+version: 1
+metadata:
+  channels: [{{url: conda-forge, used_env_vars: []}}]
+  platforms: [linux-64]
+package:
+- name: zlib
+  version: 1.3.1
+  manager: conda
+  platform: linux-64
+  dependencies: {{}}
+  url: {FORGE}/linux-64/zlib-1.3.1-0.conda
+  hash: {{md5: {MD5_A}, sha256: {SHA_A}}}
+  category: main
+  optional: false
+- name: requests
+  version: 2.32.3
+  manager: pip
+  platform: linux-64
+  url: https://files.pythonhosted.org/packages/x/requests-2.32.3-py3-none-any.whl
+  hash: {{sha256: {SHA_B}}}
+"""
+
+
+def test_explicit_file_pins_urls_with_md5_or_sha256():
+    assert parse_explicit(EXPLICIT, "env.txt") == (
+        Pin("linux-64", "zlib-1.3.1-0.conda", f"{FORGE}/linux-64/zlib-1.3.1-0.conda", md5=MD5_A),
+        Pin("noarch", "pip-24.0-0.tar.bz2", f"{FORGE}/noarch/pip-24.0-0.tar.bz2", sha256=SHA_A),
+        Pin(
+            "linux-64",
+            "python-3.12.4-0.conda",
+            "https://repo.anaconda.com/pkgs/main/linux-64/python-3.12.4-0.conda",
+        ),
+    )
+
+
+@pytest.mark.parametrize("text", [PIXI, PIXI_V5, CONDA_LOCK])
+def test_yaml_lockfiles_pin_conda_packages_only(text):
+    (pin,) = parse_yaml_lockfile(text, "lock")
+    assert (pin.subdir, pin.fn, pin.sha256) == ("linux-64", "zlib-1.3.1-0.conda", SHA_A)
+
+
+def test_allowlist_matches_subdir_file_name_and_checksum_across_channels():
+    pins = parse_yaml_lockfile(PIXI, "lock")
+    spec = FilterSpec.from_values({"lockfiles": LockfilePolicy((("pixi.lock", pins),))})
+    records = [
+        rec("zlib", "1.3.1", sha256=SHA_A),  # pinned (its upstream is another channel)
+        rec("zlib", "1.3.1", ext=".tar.bz2", sha256=SHA_A),  # the twin is not pinned
+        rec("zlib", "1.2.13"),
+    ]
+    result = apply_filters(
+        {r.fn: r for r in records}, "linux-64", (spec, FilterSpec(), FilterSpec()), RecordMatcher()
+    )
+    assert set(result.kept) == {"zlib-1.3.1-0.conda"}
+    assert set(result.excluded.values()) == {REASON_NOT_ALLOWED}
+    # Same name, another checksum: a different file, not the one pinned.
+    changed = rec("zlib", "1.3.1", sha256=SHA_B)
+    result = apply_filters(
+        {changed.fn: changed}, "linux-64", (spec, FilterSpec(), FilterSpec()), RecordMatcher()
+    )
+    assert result.kept == {}
+    # In another subdir the same file name is another file.
+    other = rec("zlib", "1.3.1", subdir="osx-64", sha256=SHA_A)
+    result = apply_filters(
+        {other.fn: other}, "osx-64", (spec, FilterSpec(), FilterSpec()), RecordMatcher()
+    )
+    assert result.kept == {}
+
+
+def config_with(tmp_path: Path, files: dict[str, str | bytes], entries: str) -> FilterSpec:
+    for name, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        (tmp_path / name).write_bytes(data)
+    text = (
+        "output: site\nchannels:\n  cloud/forge:\n    url: https://conda.example.org/forge\n"
+        f"    subdirs: [linux-64]\n    filters:\n      lockfiles: {entries}\n"
+    )
+    return (
+        parse_config(text, filename="channels.yaml", base_dir=tmp_path)
+        .channels[0]
+        .mirrors[0]
+        .filters
+    )
+
+
+def test_missing_pins_are_reported_with_why(tmp_path):
+    spec = config_with(tmp_path, {"env.txt": EXPLICIT, "pixi.lock": PIXI}, "[env.txt, pixi.lock]")
+    zlib = rec("zlib", "1.3.1", md5=MD5_A, sha256=SHA_A)
+    python = rec("python", "3.12.4", sha256=SHA_B)
+    available = {("linux-64", zlib.fn): [zlib], ("linux-64", python.fn): [python]}
+    assert missing_pins([spec], ["linux-64"], available) == []
+    changed = rec("zlib", "1.3.1", md5=MD5_A, sha256=SHA_B)
+    missing = missing_pins([spec], ["linux-64", "noarch"], {("linux-64", changed.fn): [changed]})
+    assert [(m["lockfile"].rsplit("/", 1)[-1], m["file"], m["why"]) for m in missing] == [
+        ("env.txt", "pip-24.0-0.tar.bz2", NOT_UPSTREAM),
+        ("env.txt", "python-3.12.4-0.conda", NOT_UPSTREAM),
+        ("pixi.lock", "zlib-1.3.1-0.conda", CHECKSUM_DIFFERS),
+    ]
+
+
+PREFIX = "channels.yaml:7: channels.cloud/forge.filters.lockfiles[0]: bad lockfile: "
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("packages: [", "lock:1: not valid YAML"),
+        ("- just\n- a list\n", "lock:1: (top level): expected a mapping"),
+        ("version: 1\n", "lock:1: (top level): not a pixi.lock ('packages'), conda-lock.yml"),
+        ("packages: {a: 1}\n", "lock:1: packages: expected a list"),
+        (
+            "packages:\n- conda: https://x.org/c/linux-64/a-1-0.conda\n  sha256: xyz\n",
+            "lock:3: packages[0].sha256: expected a sha256 checksum (64 hex digits)",
+        ),
+        (
+            "packages:\n- conda: https://x.org/a-1-0.conda\n",
+            "lock:2: packages[0].conda: not a package URL",
+        ),
+        (
+            "packages:\n- conda: https://x.org/c/linux-64/a-1-0.whl\n",
+            "lock:2: packages[0].conda: not a .conda or .tar.bz2 file",
+        ),
+        (
+            "version: 1\npackage:\n- name: a\n  manager: conda\n",
+            "lock:3: package[0]: missing required key 'url'",
+        ),
+        (
+            "version: 1\npackage:\n- manager: conda\n  url: https://x.org/c/noarch/a-1-0.conda\n"
+            "  hash: {md5: 12}\n",
+            "lock:5: package[0].hash.md5: expected a md5 checksum (32 hex digits)",
+        ),
+        ("https://x.org/c/linux-64/a-1-0.conda\n@EXPLICIT\n", "lock:1: a package line before"),
+        ("@EXPLICIT\nhttps://x.org/c/linux-64/a-1-0.conda#xyz\n", "lock:2: expected a md5"),
+        ("@EXPLICIT\nnot-a-url\n", "lock:2: not a package URL"),
+        (b"\xff\xfe", "lock: not UTF-8 text"),
+    ],
+)
+def test_bad_lockfiles_name_file_line_and_key(tmp_path, content, expected):
+    with pytest.raises(ConfigError) as caught:
+        config_with(tmp_path, {"lock": content}, "[lock]")
+    message = str(caught.value)
+    assert message.startswith(PREFIX), message
+    assert f"{tmp_path}/{expected}" in message, message
+
+
+def test_huge_missing_and_empty_lists(tmp_path, monkeypatch):
+    monkeypatch.setattr(lockfile_read, "MAX_FILE_BYTES", 100)
+    with pytest.raises(ConfigError) as caught:
+        config_with(tmp_path, {"lock": "@EXPLICIT\n" + "#" * 200}, "[lock, nowhere.lock]")
+    message = str(caught.value)
+    assert "lockfiles[0]: bad lockfile: " in message and "lock: larger than" in message
+    assert "lockfiles[1]: bad lockfile: " in message and "nowhere.lock: cannot read" in message
+    with pytest.raises(ConfigError, match=r"lockfiles: expected at least one lockfile"):
+        config_with(tmp_path, {}, "[]")
