@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sitegen.config.load import CHANNEL_SEGMENT_RE, load_config, parse_config
 from sitegen.config.model import (
+    AccessSettings,
     ChannelConfig,
     DownloadSettings,
     FilterSpec,
@@ -16,6 +17,7 @@ from sitegen.config.yaml_nodes import ConfigError, YamlNode
 
 __all__ = [
     "CHANNEL_SEGMENT_RE",
+    "AccessSettings",
     "ChannelConfig",
     "ConfigError",
     "DownloadSettings",

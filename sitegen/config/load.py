@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from sitegen.config import schedule, sources
+from sitegen.config.access import CHANNEL_ACCESS_KEYS, parse_access, parse_channel_access
 from sitegen.config.model import (
+    AccessSettings,
     ChannelConfig,
     DownloadSettings,
     FilterSpec,
@@ -36,7 +38,16 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Top-level directories of the site that hold pages or private state, never a channel.
 MODES = ("active", "passive")
 
-_TOP_KEYS = ("output", "base_url", "title", "download", "prune", "filters", "channels")
+_TOP_KEYS = (
+    "output",
+    "base_url",
+    "title",
+    "download",
+    "prune",
+    "filters",
+    "access",
+    "channels",
+)
 
 
 def parse_config(
@@ -98,6 +109,9 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     max_delete = state.attempt(partial(_prune, keys["prune"])) if "prune" in keys else 0.5
     site_filters = state.attempt(partial(parse_filters, keys.get("filters")))
     title = state.attempt(keys["title"].string) if "title" in keys else "conda mirror"
+    access = (
+        state.attempt(partial(parse_access, keys["access"], base_dir)) if "access" in keys else None
+    )
     channels = state.attempt(partial(_channels, top, keys)) or []
     if site_filters is not None:
         for channel, node in channels:
@@ -115,6 +129,7 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
         download=download or DownloadSettings(),
         max_delete_fraction=max_delete,
         source=(base_dir / state.filename) if base_dir else None,
+        access=access or AccessSettings(),
     )
 
 
@@ -223,10 +238,21 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
     default_name = (checked or "mirror").replace("/", "-")
     if any(source.key in node.raw_keys() for source in sources.SOURCES):
         # The short form: the channel is its own single mirror.
-        mirror = _mirror(node.mapping(_mirror_keys()), node, default_name)
+        keys = node.mapping((*_mirror_keys(), *CHANNEL_ACCESS_KEYS))
+        mirror = _mirror(keys, node, default_name)
+        access = state.attempt(partial(parse_channel_access, keys))
         state.settle(start)
-        return ChannelConfig(path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line)
-    keys = node.mapping(("filters", "mirrors"))
+        assert access is not None
+        return ChannelConfig(
+            path=path,
+            filters=FilterSpec(),
+            mirrors=(mirror,),
+            line=node.line,
+            access=access[0],
+            readers=access[1],
+        )
+    keys = node.mapping(("filters", "mirrors", *CHANNEL_ACCESS_KEYS))
+    access = state.attempt(partial(parse_channel_access, keys))
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
     if "mirrors" not in keys:
         keys_text = " or ".join(repr(source.key) for source in sources.SOURCES)
@@ -236,12 +262,14 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
         raise keys["mirrors"].error("a channel needs at least one mirror")
     mirrors = [state.attempt(partial(_mirror_item, item, default_name)) for item in items]
     state.settle(start)
-    assert filters is not None
+    assert filters is not None and access is not None
     return ChannelConfig(
         path=path,
         filters=filters,
         mirrors=tuple(m for m in mirrors if m is not None),
         line=node.line,
+        access=access[0],
+        readers=access[1],
     )
 
 
