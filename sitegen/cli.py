@@ -132,9 +132,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_webconf(args: argparse.Namespace) -> int:
+    from sitegen.access.server_files import private_channels, write_server_files
     from sitegen.tools.webconf import WebconfError, WebconfOptions, render_webconf
 
     config = _load(args)
+    if private_channels(config):
+        write_server_files(config)  # the config includes them: they must exist
     options = WebconfOptions(
         prefix=args.prefix,
         root=args.root,
@@ -319,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", default="127.0.0.1:8901", help="HOST:PORT (default: 127.0.0.1:8901)"
     )
     fetcher.set_defaults(func=_cmd_fetcher)
+
+    from sitegen.access.commands import add_token_commands
+
+    add_token_commands(lambda name, text: sub.add(name, help=text))
 
     demo = sub.add("demo", help="mirror a bundled example channel, fully offline")
     demo.add_argument("--dir", default="demo", help="where to build the example (default: demo)")

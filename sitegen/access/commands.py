@@ -1,0 +1,150 @@
+"""``sitegen token add|list|revoke``: tokens for private channels.
+
+``add`` prints the new token once, on stdout and nowhere else (the store keeps hashes); it is
+generated here, so it never passes through a command line or an environment. Every command
+rewrites the web server's token files; Apache reads them per request, nginx when it reloads,
+which ``--reload`` does with ``access.reload`` from channels.yaml (otherwise the command says
+what to run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Callable
+
+from sitegen.access.server_files import AccessPaths, readers_of, write_server_files
+from sitegen.access.tokens import TokenError, TokenRecord, parse_expiry
+from sitegen.config import SiteConfig, load_config
+from sitegen.config.access import TOKEN_NAME_RE
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+AddParser = Callable[[str, str], argparse.ArgumentParser]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def add_token_commands(add_parser: AddParser) -> None:
+    token = add_parser("token", "manage the tokens that may read private channels")
+    actions = token.add_subparsers(dest="token_command", required=True)
+
+    def common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("-c", "--config", default="channels.yaml", help="channels.yaml")
+        return parser
+
+    add = common(actions.add_parser("add", help="issue a token (printed once)"))
+    add.add_argument("name", help="a name for the token (letters, digits, . _ -)")
+    add.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a private channel it may read (repeatable; channels.yaml readers add more)",
+    )
+    add.add_argument("--expires", metavar="DATE", help="last valid day (UTC), e.g. 2027-01-31")
+    add.add_argument("--reload", action="store_true", help="run access.reload afterwards")
+    add.set_defaults(func=cmd_add)
+
+    listing = common(actions.add_parser("list", help="names, scopes, dates and states"))
+    listing.set_defaults(func=cmd_list)
+
+    revoke = common(actions.add_parser("revoke", help="revoke a token (403 from then on)"))
+    revoke.add_argument("name")
+    revoke.add_argument("--reload", action="store_true", help="run access.reload afterwards")
+    revoke.set_defaults(func=cmd_revoke)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if not TOKEN_NAME_RE.match(args.name):
+        return _fail(f"invalid token name {args.name!r}: letters, digits, '.', '_', '-'")
+    private = {c.path for c in config.channels if c.private}
+    for path in args.channel:
+        if path.strip("/") not in private:
+            return _fail(f"{path!r} is not a private channel of {args.config}")
+    try:
+        expires = parse_expiry(args.expires) if args.expires else None
+        when = now()
+        if expires is not None and expires <= when:
+            return _fail(f"--expires {args.expires} is in the past")
+        paths = AccessPaths.of(config)
+        token = paths.store.add(args.name, [p.strip("/") for p in args.channel], when, expires)
+    except TokenError as exc:
+        return _fail(str(exc))
+    record = next(r for r in paths.store.load() if r.name == args.name)
+    scope = _scope(config, record)
+    if not scope:
+        print(f"sitegen: token {args.name!r} reads no channel yet", file=sys.stderr)
+    print(token)
+    sys.stdout.flush()
+    print(
+        f"sitegen: token {args.name!r} for {', '.join(scope) or '-'}: shown once, not stored",
+        file=sys.stderr,
+    )
+    return _apply(config, args.reload)
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        AccessPaths.of(config).store.revoke(args.name, now())
+    except TokenError as exc:
+        return _fail(str(exc))
+    print(f"sitegen: token {args.name!r} revoked", file=sys.stderr)
+    return _apply(config, args.reload)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    when = now()
+    rows = [("NAME", "STATE", "CHANNELS", "CREATED", "EXPIRES")]
+    for record in AccessPaths.of(config).store.load():
+        rows.append(
+            (
+                record.name,
+                record.state(when),
+                ",".join(_scope(config, record)) or "-",
+                record.created,
+                record.expires or "never",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return EXIT_OK
+
+
+def _scope(config: SiteConfig, record: TokenRecord) -> list[str]:
+    return [c.path for c in config.channels if c.private and readers_of(config, c, [record])]
+
+
+def _apply(config: SiteConfig, reload: bool) -> int:
+    """Rewrite the web server's files; reload the server when asked, else say how."""
+    paths = write_server_files(config)
+    command = config.access.reload
+    if not reload:
+        print(
+            f"sitegen: token files updated in {paths.dir}; Apache applies them at once, nginx"
+            " after a reload (`nginx -s reload`, or pass --reload with access.reload set)",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    if not command:
+        return _fail("--reload needs access.reload in channels.yaml, e.g. [nginx, -s, reload]")
+    result = subprocess.run(list(command), check=False)
+    if result.returncode != 0:
+        return _fail(f"{' '.join(command)} exited with status {result.returncode}")
+    print(f"sitegen: token files updated; ran {' '.join(command)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"sitegen: token: {message}", file=sys.stderr)
+    return EXIT_USAGE
