@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -28,13 +29,14 @@ from sitegen.cli import main
 from sitegen.config import SiteConfig, load_config
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.render import render_site
-from testkit.access import install_with_auth, rattler_auth_file
+from testkit.access import fetcher_subprocess, install_with_auth, rattler_auth_file
 from testkit.apache import require_server, server_user, webconf_server, world_readable_dir
 from testkit.upstream import ExampleUpstream
 
 PREFIX = "/anaconda"
 PUBLIC = "cloud/conda-forge"
 PRIVATE = "internal/licensed"
+PULL = "internal/pull"  # private and passive: package files come through the fetcher
 
 
 @dataclass
@@ -43,6 +45,7 @@ class PrivateSite:
     config_path: Path
     config: SiteConfig
     tokens: dict[str, str]  # name -> token, as `sitegen token add` printed them
+    upstream: ExampleUpstream
 
 
 def _token_add(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -76,6 +79,14 @@ def private_site(
                     readers: [team]
                     mirrors:
                       - {{name: licensed, url: {example_upstream.url}, subdirs: [linux-64]}}
+                  {PULL}:
+                    access: private
+                    readers: [team]
+                    mirrors:
+                      - name: pull
+                        url: {example_upstream.url}
+                        subdirs: [linux-64]
+                        mode: passive
                 """)
         )
         config = load_config(config_path)
@@ -97,7 +108,7 @@ def private_site(
         past = (now - dt.timedelta(minutes=1)).isoformat()
         store.save([replace(r, expires=past) if r.name == "old" else r for r in records])
         write_server_files(config)
-        yield PrivateSite(root, config_path, config, tokens)
+        yield PrivateSite(root, config_path, config, tokens, example_upstream)
 
 
 def _request(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
@@ -314,3 +325,50 @@ def test_token_files_are_not_world_readable_when_a_group_is_set(tmp_path: Path) 
     assert store.path.stat().st_mode & 0o777 == 0o600
     assert paths.nginx_map.stat().st_mode & 0o777 == 0o640
     assert all(p.stat().st_mode & 0o007 == 0 for p in paths.apache_dir.rglob("*"))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
+    server: str, private_site: PrivateSite, tmp_path: Path
+) -> None:
+    require_server(server)
+    site = private_site.config.output
+    token = private_site.tokens["ci"]
+    fn = _package(site, PULL)
+    path = f"{PREFIX}/{PULL}/linux-64/{fn}"
+    target = site / PULL / "linux-64" / fn
+    upstream = private_site.upstream.server
+    before = len(upstream.requests)  # the active channels' downloads
+
+    def package_requests() -> list[str]:
+        return [r.path for r in upstream.requests[before:] if r.path.endswith(fn)]
+
+    with fetcher_subprocess(private_site.config_path, tmp_path / "fetcher.log") as address:
+        running = webconf_server(
+            server,
+            private_site.config,
+            private_site.root / "state",
+            prefix=PREFIX,
+            fetcher=address,
+        )
+        with running, httpx.Client(base_url=running.url, follow_redirects=True) as client:
+            for headers in ({}, _bearer(_wrong(token)), _bearer(private_site.tokens["gone"])):
+                assert client.get(path, headers=headers).status_code in (401, 403)
+                assert client.head(path, headers=headers).status_code in (401, 403)
+            assert package_requests() == [] and not target.exists()
+            # HEAD is answered without a download, GET fetches, verifies and stores once.
+            head = client.head(path, headers=_bearer(token))
+            assert head.status_code == 200 and package_requests() == []
+            got = client.get(f"/t/{token}{path}")
+            assert got.status_code == 200
+            assert got.content == target.read_bytes() and len(package_requests()) == 1
+            # The web server sent the file: nginx through X-Accel-Redirect (the fetcher's
+            # own header is gone), Apache after a redirect back to the static URL.
+            assert "x-sitegen-fetcher" not in got.headers
+            if server == "apache":
+                assert [r.status_code for r in got.history] == [302]
+                assert str(got.url).endswith(f"/t/{token}{path}")
+            again = client.get(path, headers=_basic("ci", token))
+            assert again.status_code == 200 and len(package_requests()) == 1
+    _assert_no_token_anywhere(private_site, running.state_dir)
