@@ -256,3 +256,32 @@ def test_webconf_guards_private_channels_only(server: str, tmp_path: Path) -> No
     assert "sitegen_masked" in text
     plain = render_webconf(server, public, options)
     assert marker not in plain and "sitegen_masked" not in plain and "/t/" not in plain
+
+
+@pytest.mark.unit
+def test_a_token_is_checked_and_revoked_by_value_from_stdin_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    config = tmp_path / "channels.yaml"
+    config.write_text(_config(tmp_path))
+    assert main(["token", "add", "ci", "--channel", "internal/licensed", "-c", str(config)]) == 0
+    token = capsys.readouterr().out.strip()
+
+    def stdin(text: str) -> None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(text + "\n"))
+
+    stdin(token)
+    assert main(["token", "check", "-c", str(config)]) == 0
+    assert capsys.readouterr().out.split() == ["ci", "active", "internal/licensed"]
+    stdin(token[:-1] + "0" if not token.endswith("0") else token[:-1] + "1")
+    assert main(["token", "check", "-c", str(config)]) == 1
+    assert capsys.readouterr().out.strip() == "unknown token"
+    stdin(token)
+    assert main(["token", "revoke", "--stdin", "-c", str(config)]) == 0
+    assert "'ci' revoked" in capsys.readouterr().err
+    stdin(token)
+    assert main(["token", "check", "-c", str(config)]) == 1
+    assert capsys.readouterr().out.split()[:2] == ["ci", "revoked"]
+    assert main(["token", "revoke", "-c", str(config)]) == 2  # neither a name nor --stdin

@@ -1,7 +1,9 @@
 """``sitegen token add|list|revoke``: tokens for private channels.
 
 ``add`` prints the new token once, on stdout and nowhere else (the store keeps hashes); it is
-generated here, so it never passes through a command line or an environment. Every command
+generated here, so it never passes through a command line or an environment. ``check`` and
+``revoke --stdin`` take a token on standard input, never as an argument (process arguments
+are visible to every user), and find it by comparing hashes in constant time. Every command
 rewrites the web server's token files; Apache reads them per request, nginx when it reloads,
 which ``--reload`` does with ``access.reload`` from channels.yaml (otherwise the command says
 what to run).
@@ -54,9 +56,19 @@ def add_token_commands(add_parser: AddParser) -> None:
     listing.set_defaults(func=cmd_list)
 
     revoke = common(actions.add_parser("revoke", help="revoke a token (403 from then on)"))
-    revoke.add_argument("name")
+    revoke.add_argument("name", nargs="?", help="the token's name")
+    revoke.add_argument(
+        "--stdin",
+        action="store_true",
+        help="revoke the token read from standard input (e.g. one found leaked), by value",
+    )
     revoke.add_argument("--reload", action="store_true", help="run access.reload afterwards")
     revoke.set_defaults(func=cmd_revoke)
+
+    check = common(
+        actions.add_parser("check", help="which token the one on standard input is, and its state")
+    )
+    check.set_defaults(func=cmd_check)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -91,12 +103,37 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    store = AccessPaths.of(config).store
+    if args.stdin == bool(args.name):
+        return _fail("give either a token name or --stdin")
+    name = args.name
+    if args.stdin:
+        record = store.find(_read_token())
+        if record is None:
+            return _fail("the token on standard input is not in the store")
+        name = record.name
     try:
-        AccessPaths.of(config).store.revoke(args.name, now())
+        store.revoke(name, now())
     except TokenError as exc:
         return _fail(str(exc))
-    print(f"sitegen: token {args.name!r} revoked", file=sys.stderr)
+    print(f"sitegen: token {name!r} revoked", file=sys.stderr)
     return _apply(config, args.reload)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Name, state and channels of the token on stdin (never an argument: argv is public)."""
+    config = load_config(args.config)
+    record = AccessPaths.of(config).store.find(_read_token())
+    if record is None:
+        print("unknown token")
+        return EXIT_FAILED
+    channels = ",".join(_scope(config, record)) or "-"
+    print(f"{record.name} {record.state(now())} {channels}")
+    return EXIT_OK if record.state(now()) == "active" else EXIT_FAILED
+
+
+def _read_token() -> str:
+    return sys.stdin.readline().strip()
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -192,14 +192,19 @@ class TokenStore:
                 return records[i]
         raise TokenError(f"no token named {name!r}")
 
-    def verify(self, token: str, now: dt.datetime) -> TokenRecord | None:
-        """The active token record ``token`` is, comparing hashes in constant time."""
+    def find(self, token: str) -> TokenRecord | None:
+        """The record of ``token`` (whatever its state), comparing hashes in constant time."""
         digest = hashlib.sha256(token.encode()).hexdigest()
         found = None
         for record in self.load():
             # Every record is compared, so the time taken says nothing about which one matched.
             if hmac.compare_digest(record.sha256, digest):
                 found = record
+        return found
+
+    def verify(self, token: str, now: dt.datetime) -> TokenRecord | None:
+        """The record of ``token`` when it is active, else None."""
+        found = self.find(token)
         if found is None or found.state(now) != "active":
             return None
         return found
