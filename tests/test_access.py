@@ -285,3 +285,26 @@ def test_a_token_is_checked_and_revoked_by_value_from_stdin_only(
     assert main(["token", "check", "-c", str(config)]) == 1
     assert capsys.readouterr().out.split()[:2] == ["ci", "revoked"]
     assert main(["token", "revoke", "-c", str(config)]) == 2  # neither a name nor --stdin
+
+
+@pytest.mark.unit
+def test_page_model_for_private_channels(tmp_path: Path) -> None:
+    from sitegen.access.pages import TOKEN_PLACEHOLDER, token_snippets, visibility
+
+    seen = visibility(parse_config(_config(tmp_path)))
+    assert (seen["pub"].label, seen["pub"].details_public) == ("", True)
+    assert (seen["internal/licensed"].label, seen["internal/licensed"].details_public) == (
+        "private",
+        False,
+    )
+    snippets = token_snippets("https://mirror.example.org/conda/", "internal/licensed")
+    assert snippets.conda_url == "https://mirror.example.org/conda/t/<TOKEN>/internal/licensed"
+    assert snippets.channel_url == "https://mirror.example.org/conda/internal/licensed"
+    assert snippets.netrc == "machine mirror.example.org login <NAME> password <TOKEN>"
+    assert json.loads(snippets.rattler_auth_file) == {
+        "mirror.example.org": {"BearerToken": TOKEN_PLACEHOLDER}
+    }
+    assert (
+        token_snippets("http://127.0.0.1:8080", "x").conda_url
+        == "http://127.0.0.1:8080/t/<TOKEN>/x"
+    )
