@@ -308,3 +308,30 @@ def test_page_model_for_private_channels(tmp_path: Path) -> None:
         token_snippets("http://127.0.0.1:8080", "x").conda_url
         == "http://127.0.0.1:8080/t/<TOKEN>/x"
     )
+
+
+@pytest.mark.unit
+def test_last_use_is_read_from_either_servers_access_log(tmp_path: Path) -> None:
+    from sitegen.access.usage import last_used
+
+    store = TokenStore(tmp_path / "tokens.json")
+    store.add("ci", [], NOW)
+    store.add("alice", [], NOW)
+    store.add("never", [], NOW)
+    records = store.load()
+    ci = next(r for r in records if r.name == "ci")
+    lines = [
+        # nginx
+        f'127.0.0.1 - - [05/Dec/2026:18:51:13 +0000] "GET /c/t/***/x/ HTTP/1.1" 200 11 "-" token={ci.id}',
+        f'127.0.0.1 - - [05/Dec/2026:18:52:13 +0000] "GET /c/x/ HTTP/1.1" 403 11 "-" token={ci.id}',
+        '127.0.0.1 - - [05/Dec/2026:18:53:00 +0000] "GET /c/x/ HTTP/1.1" 304 0 "-" token=basic:alice',
+        '127.0.0.1 - - [05/Dec/2026:18:54:00 +0000] "GET /c/x/ HTTP/1.1" 200 0 "-" token=-',
+        # Apache
+        f'127.0.0.1 - - [05/Dec/2026:18:50:00 +0000] "GET /c/x/ HTTP/1.1" 200 5 "curl" token={ci.id}',
+        "garbage",
+    ]
+    used = last_used(lines, records)
+    assert used == {
+        "ci": dt.datetime(2026, 12, 5, 18, 51, 13, tzinfo=dt.UTC),
+        "alice": dt.datetime(2026, 12, 5, 18, 53, tzinfo=dt.UTC),
+    }

@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -214,7 +215,32 @@ def test_every_credential_form_on_every_kind_of_file(
             assert _request(url, path, _basic("ci", ci))[0] == 404, optional
             assert _request(url, path)[0] == 401, optional
 
+    # The log tells when each token was last used (a 401 or 403 is not a use).
+    access_log = running.state_dir / "access.log"
+    _wait_for_log(access_log)
+    listing = _token_list(private_site.config_path, access_log)
+    assert listing["ci"][-1] != "-" and listing["alice"][-1] != "-"
+    assert listing["outsider"][-1] == listing["gone"][-1] == listing["old"][-1] == "-"
     _assert_no_token_anywhere(private_site, running.state_dir)
+
+
+def _wait_for_log(path: Path) -> None:
+    """nginx writes a request's line after answering it: give the last one a moment."""
+    import time
+
+    size = -1
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and path.stat().st_size != size:
+        size = path.stat().st_size
+        time.sleep(0.2)
+
+
+def _token_list(config: Path, access_log: Path) -> dict[str, list[str]]:
+    command = ["token", "list", "--access-log", str(access_log), "-c", str(config)]
+    result = subprocess.run(
+        [sys.executable, "-m", "sitegen", *command], capture_output=True, text=True, check=True
+    )
+    return {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
 
 
 def _assert_no_token_anywhere(private_site: PrivateSite, state_dir: Path) -> None:

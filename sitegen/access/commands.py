@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from sitegen.access.server_files import AccessPaths, readers_of, write_server_files
 from sitegen.access.tokens import TokenError, TokenRecord, parse_expiry
+from sitegen.access.usage import last_used
 from sitegen.config import SiteConfig, load_config
 from sitegen.config.access import TOKEN_NAME_RE
 
@@ -53,6 +54,13 @@ def add_token_commands(add_parser: AddParser) -> None:
     add.set_defaults(func=cmd_add)
 
     listing = common(actions.add_parser("list", help="names, scopes, dates and states"))
+    listing.add_argument(
+        "--access-log",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the web server's access log (sitegen_masked format): adds LAST USED (repeatable)",
+    )
     listing.set_defaults(func=cmd_list)
 
     revoke = common(actions.add_parser("revoke", help="revoke a token (403 from then on)"))
@@ -139,17 +147,29 @@ def _read_token() -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     when = now()
-    rows = [("NAME", "STATE", "CHANNELS", "CREATED", "EXPIRES")]
-    for record in AccessPaths.of(config).store.load():
-        rows.append(
-            (
-                record.name,
-                record.state(when),
-                ",".join(_scope(config, record)) or "-",
-                record.created,
-                record.expires or "never",
-            )
+    records = AccessPaths.of(config).store.load()
+    used: dict[str, dt.datetime] = {}
+    for log_path in args.access_log:
+        try:
+            with open(log_path, encoding="utf-8", errors="replace") as handle:
+                for name, time in last_used(handle, records).items():
+                    used[name] = max(time, used.get(name, time))
+        except OSError as exc:
+            return _fail(f"cannot read {log_path}: {exc.strerror}")
+    header = ("NAME", "STATE", "CHANNELS", "CREATED", "EXPIRES")
+    rows = [header + (("LAST USED",) if args.access_log else ())]
+    for record in records:
+        row = (
+            record.name,
+            record.state(when),
+            ",".join(_scope(config, record)) or "-",
+            record.created,
+            record.expires or "never",
         )
+        if args.access_log:
+            last = used.get(record.name)
+            row += (last.astimezone(dt.UTC).isoformat() if last else "-",)
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
