@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import grp
 import hashlib
 import json
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from sitegen.access.server_files import AccessPaths, apache_files, nginx_map_text
+from sitegen.access.server_files import (
+    AccessPaths,
+    apache_files,
+    nginx_map_text,
+    write_server_files,
+)
 from sitegen.access.tokens import (
     TOKEN_RE,
     TokenError,
@@ -23,7 +30,7 @@ from sitegen.access.tokens import (
     parse_expiry,
 )
 from sitegen.cli import main
-from sitegen.config import ConfigError, parse_config
+from sitegen.config import ConfigError, load_config, parse_config
 from sitegen.layout import access_dir
 from sitegen.tools.webconf import WebconfOptions, render_webconf
 
@@ -335,3 +342,23 @@ def test_last_use_is_read_from_either_servers_access_log(tmp_path: Path) -> None
         "ci": dt.datetime(2026, 12, 5, 18, 51, 13, tzinfo=dt.UTC),
         "alice": dt.datetime(2026, 12, 5, 18, 53, tzinfo=dt.UTC),
     }
+
+
+@pytest.mark.unit
+def test_token_files_are_not_world_readable_when_a_group_is_set(tmp_path: Path) -> None:
+    group = grp.getgrgid(os.getgid()).gr_name
+    (tmp_path / "channels.yaml").write_text(
+        textwrap.dedent(f"""\
+            output: site
+            access: {{group: {group}}}
+            channels:
+              internal/licensed: {{url: https://example.org/x, subdirs: [noarch], access: private}}
+            """)
+    )
+    config = load_config(tmp_path / "channels.yaml")
+    store = AccessPaths.of(config).store
+    store.add("ci", ["internal/licensed"], dt.datetime.now(dt.UTC))
+    paths = write_server_files(config)
+    assert store.path.stat().st_mode & 0o777 == 0o600
+    assert paths.nginx_map.stat().st_mode & 0o777 == 0o640
+    assert all(p.stat().st_mode & 0o007 == 0 for p in paths.apache_dir.rglob("*"))
