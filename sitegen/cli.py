@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,7 @@ def _cmd_fetcher(args: argparse.Namespace) -> int:
     import signal
 
     from sitegen.passive.fetcher import (
+        FetcherLimits,
         listener_address,
         open_listeners,
         parse_listen,
@@ -182,8 +184,11 @@ def _cmd_fetcher(args: argparse.Namespace) -> int:
             except OSError as exc:
                 log.error("fetcher: cannot listen on %s: %s", args.listen, exc.strerror or exc)
                 return EXIT_FAILED
+            limits = FetcherLimits(
+                max_connections=args.max_connections, max_downloads=args.max_downloads
+            )
             async with trio.open_nursery() as nursery:
-                await nursery.start(serve_fetcher, config, listeners)
+                await nursery.start(partial(serve_fetcher, limits=limits), config, listeners)
                 print(f"sitegen fetcher: listening on http://{listener_address(listeners)}")
                 sys.stdout.flush()
                 async for signum in signals:
@@ -320,6 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
     fetcher.add_argument("--out", help="site directory (overrides 'output' in the config)")
     fetcher.add_argument(
         "--listen", default="127.0.0.1:8901", help="HOST:PORT (default: 127.0.0.1:8901)"
+    )
+    fetcher.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="open connections at most; a new one closes the longest-idle (default: 256)",
+    )
+    fetcher.add_argument(
+        "--max-downloads",
+        type=int,
+        default=64,
+        help="different files fetched at once; more get 503 (default: 64)",
     )
     fetcher.set_defaults(func=_cmd_fetcher)
 

@@ -90,6 +90,7 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
             again = client.get(path, headers=basic("ci", token))
             assert again.status_code == 200 and len(package_requests()) == 1
     assert_no_token_anywhere(private_site, running.state_dir)
+    assert token not in (tmp_path / "fetcher.log").read_text()
 
 
 @pytest.mark.integration
