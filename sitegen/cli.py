@@ -133,12 +133,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_webconf(args: argparse.Namespace) -> int:
-    from sitegen.access.server_files import private_channels, write_server_files
+    from sitegen.access.server_files import AccessError, private_channels, write_server_files
     from sitegen.tools.webconf import WebconfError, WebconfOptions, render_webconf
 
     config = _load(args)
     if private_channels(config):
-        write_server_files(config)  # the config includes them: they must exist
+        try:
+            write_server_files(config)  # the config includes them: they must exist
+        except AccessError as exc:
+            print(f"sitegen: webconf: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     options = WebconfOptions(
         prefix=args.prefix,
         root=args.root,

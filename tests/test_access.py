@@ -10,11 +10,13 @@ import hashlib
 import json
 import os
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from sitegen.access.server_files import (
+    AccessError,
     AccessPaths,
     apache_files,
     nginx_map_text,
@@ -362,3 +364,28 @@ def test_token_files_are_not_world_readable_when_a_group_is_set(tmp_path: Path) 
     assert store.path.stat().st_mode & 0o777 == 0o600
     assert paths.nginx_map.stat().st_mode & 0o777 == 0o640
     assert all(p.stat().st_mode & 0o007 == 0 for p in paths.apache_dir.rglob("*"))
+
+
+@pytest.mark.unit
+def test_a_tampered_store_or_an_unknown_group_never_reaches_a_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(_config(tmp_path, channel="access: private\nreaders: [ci]"))
+    config = parse_config(config_path.read_text())
+    store = AccessPaths.of(config).store
+    store.add("ci", [], NOW)
+    (record,) = store.load()
+    store.save([replace(record, nginx_md5='x"; include /etc/shadow; "')])
+    with pytest.raises(AccessError, match="malformed"):
+        write_server_files(config)
+    assert main(["webconf", "nginx", "-c", str(config_path)]) == 2
+    assert "malformed" in capsys.readouterr().err
+    grouped = _config(tmp_path, extra="access: {group: no-such-group-here}")
+    config_path.write_text(grouped)
+    assert (
+        main(["token", "add", "x", "--channel", "internal/licensed", "-c", str(config_path)]) == 2
+    )
+    out, err = capsys.readouterr()
+    assert "not a group" in err and out == ""  # no token was issued
+    assert [r.name for r in store.load()] == ["ci"]

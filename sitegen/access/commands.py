@@ -17,7 +17,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from sitegen.access.server_files import AccessPaths, readers_of, write_server_files
+from sitegen.access.server_files import (
+    AccessError,
+    AccessPaths,
+    readers_of,
+    write_server_files,
+)
 from sitegen.access.tokens import TokenError, TokenRecord, parse_expiry
 from sitegen.access.usage import last_used
 from sitegen.config import SiteConfig, load_config
@@ -93,8 +98,9 @@ def cmd_add(args: argparse.Namespace) -> int:
         if expires is not None and expires <= when:
             return _fail(f"--expires {args.expires} is in the past")
         paths = AccessPaths.of(config)
+        paths.gid()  # a misconfigured group fails before a token exists
         token = paths.store.add(args.name, [p.strip("/") for p in args.channel], when, expires)
-    except TokenError as exc:
+    except (TokenError, AccessError) as exc:
         return _fail(str(exc))
     record = next(r for r in paths.store.load() if r.name == args.name)
     scope = _scope(config, record)
@@ -184,7 +190,10 @@ def _scope(config: SiteConfig, record: TokenRecord) -> list[str]:
 
 def _apply(config: SiteConfig, reload: bool) -> int:
     """Rewrite the web server's files; reload the server when asked, else say how."""
-    paths = write_server_files(config)
+    try:
+        paths = write_server_files(config)
+    except AccessError as exc:
+        return _fail(str(exc))
     command = config.access.reload
     if not reload:
         print(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import grp
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,11 +28,35 @@ from pathlib import Path
 
 from sitegen.access.tokens import TokenRecord, TokenStore
 from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.config.access import TOKEN_NAME_RE
 from sitegen.layout import APACHE_TOKENS_DIR, NGINX_TOKENS_MAP, TOKENS_FILE, access_dir
+
+_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+_B64URL_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+_HEX40_RE = re.compile(r"^[0-9a-f]{40}$")
 
 REVOKED_EPOCH = 1  # secure_link treats any expiry in the past as expired; 0 would mean "none"
 APACHE_NEVER = "99991231235959"
 APACHE_REVOKED = "00000000000000"
+
+
+class AccessError(ValueError):
+    """The token files cannot be written (unknown group, a tampered token store)."""
+
+
+def check_record(record: TokenRecord) -> TokenRecord:
+    """Everything written into a server file must be exactly what ``token add`` stores: a
+    hand-edited store must not smuggle a quote or a path into the configuration."""
+    fields = (
+        TOKEN_NAME_RE.match(record.name),
+        _ID_RE.match(record.id),
+        _B64URL_RE.match(record.nginx_md5),
+        _B64URL_RE.match(record.nginx_basic_md5),
+        _HEX40_RE.match(record.apache_sha1),
+    )
+    if not all(fields):
+        raise AccessError(f"token store: the entry {record.name!r} is malformed")
+    return record
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,17 @@ class AccessPaths:
     def of(cls, config: SiteConfig) -> AccessPaths:
         directory = config.access.dir or access_dir(config.output)
         return cls(Path(directory).absolute(), config.access.group)
+
+    def gid(self) -> int:
+        """The group the web server reads the files as; -1: none configured."""
+        if not self.group:
+            return -1
+        try:
+            return grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            raise AccessError(
+                f"access.group {self.group!r} is not a group on this system"
+            ) from None
 
     @property
     def store(self) -> TokenStore:
@@ -69,7 +105,7 @@ def readers_of(
     """Tokens that may read ``channel``: named by its ``readers`` (directly or through a
     group) or added for it with ``sitegen token add --channel``."""
     names = {name for reader in channel.readers for name in config.access.members(reader)}
-    return [r for r in records if r.name in names or channel.path in r.channels]
+    return [check_record(r) for r in records if r.name in names or channel.path in r.channels]
 
 
 def nginx_map_text(config: SiteConfig, records: list[TokenRecord]) -> str:
@@ -116,7 +152,7 @@ def write_server_files(config: SiteConfig) -> AccessPaths:
     """
     paths = AccessPaths.of(config)
     records = paths.store.load()
-    gid = grp.getgrnam(paths.group).gr_gid if paths.group else -1
+    gid = paths.gid()
     dir_mode, file_mode = (0o750, 0o640) if paths.group else (0o755, 0o644)
     _make_dir(paths.dir, dir_mode, gid)
     _write(paths.nginx_map, nginx_map_text(config, records), file_mode, gid)
