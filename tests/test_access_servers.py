@@ -56,8 +56,13 @@ def test_every_credential_form_on_every_kind_of_file(
     tokens = private_site.tokens
     ci = tokens["ci"]
     (site / PRIVATE / "linux-64" / "current_repodata.json").unlink()  # an optional file
+    # At the root: the symlink deploy (the config names the link, Apache's <Directory> too).
+    root = site
+    if not prefix:
+        root = private_site.root / "www"
+        root.symlink_to(site)
     running = webconf_server(
-        server, private_site.config, private_site.root / "state", prefix=prefix
+        server, private_site.config, private_site.root / "state", prefix=prefix, root=root
     )
     shard_name = f"{'ab' * 32}.msgpack.zst"
     for channel in (PRIVATE, PUBLIC):  # a CEP-16 shard, as written beside the index
