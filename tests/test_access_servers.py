@@ -111,6 +111,16 @@ def test_every_credential_form_on_every_kind_of_file(
             assert request(url, public)[0] == 200, kind
             assert request(url, f"/t/{ci}{public}")[0] == 200, kind
 
+        # Private state stays denied whatever the path token says.
+        (site / ".sitegen").mkdir(exist_ok=True)
+        (site / ".sitegen" / "token-test").write_text("private state")
+        for path in (
+            f"/t/{ci}{prefix}/.sitegen/token-test",
+            f"{prefix}/t/{ci}/.sitegen/token-test",
+        ):
+            status, _, body = request(url, path)
+            assert status in (403, 404) and b"private state" not in body, path
+
         # ~/.netrc: Basic with the token as password, as conda and pixi read it.
         netrc = tmp_path / "netrc"
         netrc.write_text(f"machine 127.0.0.1 login ci password {ci}\n")
