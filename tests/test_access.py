@@ -389,3 +389,25 @@ def test_a_tampered_store_or_an_unknown_group_never_reaches_a_config(
     out, err = capsys.readouterr()
     assert "not a group" in err and out == ""  # no token was issued
     assert [r.name for r in store.load()] == ["ci"]
+
+
+@pytest.mark.unit
+def test_the_fetchers_check_reads_every_credential_form() -> None:
+    from sitegen.access.check import credential
+
+    token = new_token()
+    forms = [
+        [(b"Authorization", f"Bearer {token}".encode())],
+        [(b"authorization", basic_header("whoever", token).encode())],
+        [(b"X-Sitegen-Token", token.encode())],
+        [(b"X-Sitegen-Uri", f"/conda/t/{token}/internal/licensed/x.conda".encode())],
+    ]
+    for headers in forms:
+        assert credential(headers) == token, headers
+    for headers in (
+        [],
+        [(b"Authorization", b"Bearer nope")],
+        [(b"Authorization", b"Basic !!!")],
+        [(b"X-Sitegen-Uri", b"/conda/internal/licensed/x.conda")],
+    ):
+        assert credential(headers) is None, headers

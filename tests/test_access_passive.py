@@ -89,6 +89,23 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
                 assert str(got.url).endswith(f"/t/{token}{path}")
             again = client.get(path, headers=basic("ci", token))
             assert again.status_code == 200 and len(package_requests()) == 1
+        # The fetcher itself, reached directly (any local user can): private files only for
+        # a token that may read the channel.
+        direct = f"/{PULL}/linux-64/{fn}"
+        tokens = private_site.tokens
+        with httpx.Client(base_url=f"http://{address}") as fetcher:
+            for headers, status in (
+                ({}, 401),
+                (bearer(wrong_token(token)), 401),
+                (bearer(tokens["gone"]), 401),
+                (bearer(tokens["outsider"]), 401),
+                ({"X-Sitegen-Token": tokens["old"]}, 401),
+                (bearer(token), 200),
+                (basic("anyone", token), 200),
+                ({"X-Sitegen-Token": token}, 200),
+                ({"X-Sitegen-Uri": f"/t/{token}{PREFIX}{direct}"}, 200),
+            ):
+                assert fetcher.head(direct, headers=headers).status_code == status, headers
     assert_no_token_anywhere(private_site, running.state_dir)
     assert token not in (tmp_path / "fetcher.log").read_text()
 

@@ -43,11 +43,12 @@ channels before it passes a request on. It holds under abuse:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -57,6 +58,7 @@ from urllib.parse import quote, unquote
 import h11
 import trio
 
+from sitegen.access.check import TokenCheck
 from sitegen.config import SiteConfig
 from sitegen.passive.resolver import (
     MAX_FLIGHTS,
@@ -96,7 +98,7 @@ def send_deadline(size: int) -> float:
     return SEND_GRACE + size / MIN_SEND_RATE
 
 
-def delivery(headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+def delivery(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
     """How the web server wants a stored file: ('accel', internal prefix) for nginx's
     X-Accel-Redirect, ('redirect', '') for a redirect to the static URL, ('stream', '')."""
     values = {name.lower(): value for name, value in headers}
@@ -126,8 +128,14 @@ def request_path(method: str, target: str) -> str | Reply:
 class Fetcher:
     """The HTTP front of a :class:`Resolver`."""
 
-    def __init__(self, resolver: Resolver, limits: FetcherLimits | None = None) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        limits: FetcherLimits | None = None,
+        check: TokenCheck | None = None,
+    ) -> None:
         self.resolver = resolver
+        self.check = check  # None: every channel is public
         limits = limits or FetcherLimits()
         self.max_connections = limits.max_connections
         self.request_timeout = limits.request_timeout
@@ -157,13 +165,24 @@ class Fetcher:
             MirrorFetch.open(site, config, channels) as fetch_file,
             Resolver(site, channels, fetch_file, limits.max_downloads).running() as resolver,
         ):
-            yield cls(resolver, limits)
+            check = TokenCheck(config) if any(c.private for c in channels.values()) else None
+            yield cls(resolver, limits, check)
 
-    async def reply(self, method: str, target: str) -> Reply:
+    async def reply(
+        self, method: str, target: str, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> Reply:
         """The answer to ``method target`` (target: the URL path, prefix already stripped)."""
         path = request_path(method, target)
         if isinstance(path, Reply):
             return path
+        channel = self.resolver.channel_of(path)
+        if channel is not None and channel.private and self.check is not None:
+            when = dt.datetime.now(dt.UTC)
+            allowed = await trio.to_thread.run_sync(self.check.allows, channel, headers, when)
+            if not allowed:
+                reply = error_reply(401, "a token is required")
+                reply.headers.append(("WWW-Authenticate", 'Basic realm="conda mirror"'))
+                return reply
         return await self.resolver.resolve(path, head=method == "HEAD")
 
     async def handle_connection(self, stream: trio.abc.Stream) -> None:
@@ -213,7 +232,7 @@ class Fetcher:
     ) -> None:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
-        reply = await self.reply(method, target)
+        reply = await self.reply(method, target, request.headers)
         log.debug("%s %s -> %d %s", method, target, reply.status, reply.outcome)
         if reply.file is None:
             await _send_simple(conn, stream, reply, head=method == "HEAD")

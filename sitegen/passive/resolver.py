@@ -187,16 +187,24 @@ class Resolver:
                 self._nursery = None
                 nursery.cancel_scope.cancel()
 
+    def channel_of(self, path: str) -> ChannelConfig | None:
+        """The passive channel a decoded URL path ``/<channel>/<subdir>/<file>`` is in."""
+        segments = path[1:].split("/")
+        if len(segments) < 3 or not segments[-1].endswith(tuple(CONTENT_TYPES)):
+            return None
+        channel = self.channels.get("/".join(segments[:-2]))
+        if channel is None or segments[-2] not in channel.subdirs:
+            return None
+        return channel
+
     async def resolve(self, path: str, head: bool = False) -> Reply:
         """The answer for the decoded URL path ``path`` (``/<channel>/<subdir>/<file>``);
         ``head``: a HEAD request, which never starts a download."""
+        channel = self.channel_of(path)
+        if channel is None:
+            return error_reply(404, "not a package file of a passive channel")
         segments = path[1:].split("/")
-        if len(segments) < 3 or not segments[-1].endswith(tuple(CONTENT_TYPES)):
-            return error_reply(404, "not a package file of a passive channel")
-        channel_path, subdir, fn = "/".join(segments[:-2]), segments[-2], segments[-1]
-        channel = self.channels.get(channel_path)
-        if channel is None or subdir not in channel.subdirs:
-            return error_reply(404, "not a package file of a passive channel")
+        channel_path, subdir, fn = channel.path, segments[-2], segments[-1]
         try:
             target = self.site.path(channel_path, subdir, fn)
             repodata = self.site.path(channel_path, subdir, "repodata.json")
