@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +168,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_webconf(args: argparse.Namespace) -> int:
+    from sitegen.access.server_files import AccessError, private_channels, write_server_files
     from sitegen.tools.webconf import WebconfError, WebconfOptions, render_webconf
 
     config = _load(args)
+    if private_channels(config):
+        try:
+            write_server_files(config)  # the config includes them: they must exist
+        except AccessError as exc:
+            print(f"sitegen: webconf: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     options = WebconfOptions(
         prefix=args.prefix,
         root=args.root,
@@ -194,6 +202,7 @@ def _cmd_fetcher(args: argparse.Namespace) -> int:
     import signal
 
     from sitegen.passive.fetcher import (
+        FetcherLimits,
         listener_address,
         open_listeners,
         parse_listen,
@@ -214,8 +223,11 @@ def _cmd_fetcher(args: argparse.Namespace) -> int:
             except OSError as exc:
                 log.error("fetcher: cannot listen on %s: %s", args.listen, exc.strerror or exc)
                 return EXIT_FAILED
+            limits = FetcherLimits(
+                max_connections=args.max_connections, max_downloads=args.max_downloads
+            )
             async with trio.open_nursery() as nursery:
-                await nursery.start(serve_fetcher, config, listeners)
+                await nursery.start(partial(serve_fetcher, limits=limits), config, listeners)
                 print(f"sitegen fetcher: listening on http://{listener_address(listeners)}")
                 sys.stdout.flush()
                 async for signum in signals:
@@ -401,6 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
     fetcher.add_argument(
         "--listen", default="127.0.0.1:8901", help="HOST:PORT (default: 127.0.0.1:8901)"
     )
+    fetcher.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="open connections at most; a new one closes the longest-idle (default: 256)",
+    )
+    fetcher.add_argument(
+        "--max-downloads",
+        type=int,
+        default=64,
+        help="different files fetched at once; more get 503 (default: 64)",
+    )
     fetcher.set_defaults(func=_cmd_fetcher)
 
     add = sub.add(
@@ -416,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
     watch.add_argument("--out", help="site directory (overrides 'output' in the config)")
     watch.set_defaults(func=_cmd_watch)
+
+    from sitegen.access.commands import add_token_commands
+
+    add_token_commands(lambda name, text: sub.add(name, help=text))
 
     demo = sub.add("demo", help="mirror a bundled example channel, fully offline")
     demo.add_argument("--dir", default="demo", help="where to build the example (default: demo)")

@@ -33,8 +33,12 @@ LANDING_PAGE = "index.html"
 FEED = "history/feed.atom"
 SEARCH_DIR = "search"
 STATE_DIR = ".sitegen"
+# conda's path token: /t/<token>/ after the host or after the site prefix (never a channel).
+TOKEN_SEGMENT = "t"
 # Names at the top of the site that belong to sitegen itself, never to a channel.
-RESERVED_TOP = frozenset({HISTORY_DIR, ASSETS_DIR, STATE_DIR, LANDING_PAGE, SEARCH_DIR})
+RESERVED_TOP = frozenset(
+    {HISTORY_DIR, ASSETS_DIR, STATE_DIR, LANDING_PAGE, SEARCH_DIR, TOKEN_SEGMENT}
+)
 
 
 def is_package_file(name: str) -> bool:
@@ -148,3 +152,17 @@ def listings_dir(root: Path) -> Path:
 def local_index_path(root: Path, mirror: str) -> Path:
     """What the last index of a local source's folder found, per file (see sync.local_index)."""
     return state_dir(root) / "local" / f"{mirror}.json"
+
+
+# ------------------------------------------------------------------ access control (outside the site)
+
+
+def access_dir(root: Path) -> Path:
+    """The token store and the web server's token files by default: beside the site, never in
+    it (``/srv/mirror/site`` -> ``/srv/mirror/site-access``)."""
+    return root.parent / f"{root.name}-access"
+
+
+TOKENS_FILE = "tokens.json"  # the token store: names, scopes, hashes; mode 0600
+NGINX_TOKENS_MAP = "nginx-tokens.map"  # included by the nginx config (`map` entries)
+APACHE_TOKENS_DIR = "apache"  # <channel>/<token id>.sha1|.until, read by Apache per request

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from sitegen.config.load import CHANNEL_SEGMENT_RE, load_config, parse_config
+from sitegen.config.channels import CHANNEL_SEGMENT_RE
+from sitegen.config.load import load_config, parse_config
 from sitegen.config.model import (
+    AccessSettings,
     ChannelConfig,
     DownloadSettings,
     FilterSpec,
@@ -18,6 +20,7 @@ from sitegen.config.yaml_nodes import ConfigError, YamlNode
 
 __all__ = [
     "CHANNEL_SEGMENT_RE",
+    "AccessSettings",
     "ChannelConfig",
     "ConfigError",
     "DownloadSettings",

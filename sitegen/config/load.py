@@ -7,7 +7,6 @@ before anything touches the network or the disk, and all its errors are reported
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -16,13 +15,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from sitegen.config import schedule, sources
-from sitegen.config.approvals import check_gates, parse_gate
+from sitegen.config.access import parse_access
+from sitegen.config.channels import parse_channels
+from sitegen.config.filter_levels import check_levels, parse_filters
 from sitegen.config.model import (
-    ChannelConfig,
+    AccessSettings,
     DownloadSettings,
-    FilterSpec,
-    MirrorConfig,
     SiteConfig,
 )
 from sitegen.config.site_settings import (
@@ -31,20 +29,11 @@ from sitegen.config.site_settings import (
     parse_notify,
     parse_shards,
 )
-from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
 from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
-from sitegen.layout import RESERVED_TOP
 
 if TYPE_CHECKING:
-    from sitegen.filters.kind import FilterKind
+    pass
 
-CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# Top-level directories of the site that hold pages or private state, never a channel.
-MODES = ("active", "passive")
-
-# Keys of a channel that no mirror has, in both the short and the long form.
-_CHANNEL_ONLY_KEYS = ("frozen",)
 
 _TOP_KEYS = (
     "output",
@@ -54,6 +43,7 @@ _TOP_KEYS = (
     "prune",
     "shards",
     "filters",
+    "access",
     "channels",
     "min_free_space",
     "history",
@@ -134,7 +124,10 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     }
     site_filters = state.attempt(partial(parse_filters, keys.get("filters")))
     title = state.attempt(keys["title"].string) if "title" in keys else "conda mirror"
-    channels = state.attempt(partial(_channels, top, keys)) or []
+    access = (
+        state.attempt(partial(parse_access, keys["access"], base_dir)) if "access" in keys else None
+    )
+    channels = state.attempt(partial(parse_channels, top, keys)) or []
     if site_filters is not None:
         for channel, node in channels:
             for mirror in channel.mirrors:
@@ -152,6 +145,7 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
         max_delete_fraction=max_delete,
         **settings,
         source=(base_dir / state.filename) if base_dir else None,
+        access=access or AccessSettings(),
     )
 
 
@@ -190,250 +184,3 @@ def _download(node: YamlNode) -> DownloadSettings:
 def _prune(node: YamlNode) -> float:
     prune = node.mapping(("max_fraction",))
     return prune["max_fraction"].number(0.0, 1.0) if "max_fraction" in prune else 0.5
-
-
-# --------------------------------------------------------------------------- filters
-
-
-def filter_kinds() -> tuple[FilterKind, ...]:
-    # Imported on use: the filter kinds build on this package's model and YAML walker.
-    from sitegen.filters import registry
-
-    return registry.KINDS
-
-
-def parse_filters(node: YamlNode | None) -> FilterSpec:
-    """One level of ``filters:``, each key parsed by its registered filter kind."""
-    if node is None or node.is_null:
-        return FilterSpec()
-    state = node.state
-    start = len(state.errors)
-    kinds = filter_kinds()
-    keys = node.mapping(tuple(kind.key for kind in kinds))
-    values: dict[str, object] = {}
-    for kind in kinds:
-        if kind.key in keys:
-            values.update(state.attempt(partial(kind.parse, keys[kind.key])) or {})
-    state.settle(start)
-    spec = FilterSpec.from_values(values)
-    # Settings of one level that contradict each other, so it could mirror nothing.
-    for kind in kinds:
-        for message in kind.check_level(spec) if kind.check_level else ():
-            state.add(node.error(message))
-    state.settle(start)
-    return spec
-
-
-def check_levels(levels: tuple[FilterSpec, ...], mirror: MirrorConfig, node: YamlNode) -> None:
-    """Record filters of different levels that together leave a mirror with nothing."""
-    for kind in filter_kinds():
-        for message in kind.check_levels(levels, mirror) if kind.check_levels else ():
-            node.state.add(node.error(f"mirror {mirror.name!r}: {message}"))
-
-
-# --------------------------------------------------------------------------- channels
-
-
-def _channels(top: YamlNode, keys: dict[str, YamlNode]) -> list[tuple[ChannelConfig, YamlNode]]:
-    """The channels that parsed, each with its node; the others' errors are recorded."""
-    if "channels" not in keys:
-        raise top.error("missing required key 'channels'")
-    node = keys["channels"]
-    children = node.mapping(())
-    if not children:
-        raise node.error("no channels configured")
-    out = []
-    for path, child in children.items():
-        channel = node.state.attempt(partial(_channel, path, child))
-        if channel is not None:
-            out.append((channel, child))
-    _check_unique([channel for channel, _ in out], node)
-    return check_gates(out)
-
-
-def _channel(path: str, node: YamlNode) -> ChannelConfig:
-    state = node.state
-    start = len(state.errors)
-    # With an invalid path the channel's mirrors are still checked, under a stand-in name.
-    checked = state.attempt(partial(_channel_path, node, path))
-    path = checked or path
-    default_name = (checked or "mirror").replace("/", "-")
-    if "approval" in node.raw_keys():
-        return _gated_channel(path, node, default_name)
-    if any(source.key in node.raw_keys() for source in sources.SOURCES):
-        # The short form: the channel is its own single mirror.
-        keys = node.mapping((*_mirror_keys(), *_CHANNEL_ONLY_KEYS))
-        mirror = _mirror(keys, node, default_name)
-        frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
-        state.settle(start)
-        return ChannelConfig(
-            path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line, frozen=bool(frozen)
-        )
-    keys = node.mapping(("filters", "mirrors", *_CHANNEL_ONLY_KEYS))
-    filters = state.attempt(partial(parse_filters, keys.get("filters")))
-    frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
-    if "mirrors" not in keys:
-        keys_text = " or ".join(repr(source.key) for source in sources.SOURCES)
-        raise node.error(f"a channel needs either {keys_text} (one mirror) or a 'mirrors' list")
-    items = keys["mirrors"].items()
-    if not items:
-        raise keys["mirrors"].error("a channel needs at least one mirror")
-    mirrors = [state.attempt(partial(_mirror_item, item, default_name)) for item in items]
-    state.settle(start)
-    assert filters is not None
-    return ChannelConfig(
-        path=path,
-        filters=filters,
-        mirrors=tuple(m for m in mirrors if m is not None),
-        line=node.line,
-        frozen=bool(frozen),
-    )
-
-
-def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfig:
-    """An approval-gated channel: one mirror reading the source channel of this site (its
-    subdirs are the source's, filled in by _check_gates once every channel is read)."""
-    state = node.state
-    start = len(state.errors)
-    keys = node.mapping(("approval", "filters", *_CHANNEL_ONLY_KEYS))
-    filters = state.attempt(partial(parse_filters, keys.get("filters")))
-    frozen = state.attempt(keys["frozen"].boolean) if "frozen" in keys else False
-    gate = state.attempt(partial(parse_gate, keys["approval"], path))
-    state.settle(start)
-    assert filters is not None and gate is not None
-    mirror = MirrorConfig(
-        name=default_name, url=gate.source, subdirs=("noarch",), line=node.line, kind="site"
-    )
-    return ChannelConfig(
-        path=path,
-        filters=filters,
-        mirrors=(mirror,),
-        line=node.line,
-        frozen=bool(frozen),
-        approval=gate,
-    )
-
-
-def _channel_path(node: YamlNode, path: str) -> str:
-    segments = path.strip("/").split("/")
-    if not path.strip("/") or any(not CHANNEL_SEGMENT_RE.match(s) for s in segments):
-        raise node.error(
-            f"invalid channel path {path!r}: use segments of letters, digits, '.', '_', '-'"
-            " such as cloud/conda-forge or pkgs/main"
-        )
-    if segments[0] in RESERVED_TOP:
-        raise node.error(f"channel path {path!r} collides with the site's own {segments[0]!r}")
-    if any(s in KNOWN_SUBDIRS for s in segments):
-        raise node.error(f"channel path {path!r} has a subdir name as a segment")
-    return "/".join(segments)
-
-
-def _check_unique(channels: list[ChannelConfig], node: YamlNode) -> None:
-    # `cloud/x` and `/cloud/x/` name one directory: two channels there would prune each other.
-    state = node.state
-    paths: dict[str, int] = {}
-    for channel in channels:
-        if channel.path in paths:
-            state.add(
-                ConfigError(
-                    f"{state.filename}:{channel.line}: channels.{channel.path}: channel path"
-                    f" {channel.path!r} is already used (line {paths[channel.path]})",
-                    line=channel.line,
-                )
-            )
-        else:
-            paths[channel.path] = channel.line
-    names: dict[str, int] = {}
-    for channel in channels:
-        for mirror in channel.mirrors:
-            if mirror.name in names:
-                state.add(
-                    ConfigError(
-                        f"{state.filename}:{mirror.line}: channels.{channel.path}: mirror name"
-                        f" {mirror.name!r} is already used (line {names[mirror.name]});"
-                        " names must be unique",
-                        line=mirror.line,
-                    )
-                )
-            else:
-                names[mirror.name] = mirror.line
-
-
-# --------------------------------------------------------------------------- mirrors
-
-
-def _mirror_keys() -> tuple[str, ...]:
-    return (
-        "name",
-        *(source.key for source in sources.SOURCES),
-        "subdirs",
-        "mode",
-        "verify_tls",
-        "filters",
-        "schedule",
-    )
-
-
-def _mirror_item(item: YamlNode, default_name: str) -> MirrorConfig:
-    return _mirror(item.mapping(_mirror_keys()), item, default_name)
-
-
-def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> MirrorConfig:
-    state = node.state
-    start = len(state.errors)
-    given = [source for source in sources.SOURCES if source.key in keys]
-    if not given:
-        keys_text = " or ".join(repr(source.key) for source in sources.SOURCES)
-        state.add(node.error(f"missing required key {keys_text}"))
-    elif len(given) > 1:
-        keys_text = ", ".join(repr(source.key) for source in given)
-        state.add(node.error(f"a mirror has one source; got {keys_text}"))
-    name = state.attempt(partial(_mirror_name, keys, node, default_name))
-    if "subdirs" not in keys:
-        state.add(node.error("missing required key 'subdirs' (e.g. [linux-64, noarch])"))
-    subdirs = state.attempt(partial(parse_subdirs, keys["subdirs"])) if "subdirs" in keys else ()
-    mode = state.attempt(partial(_mode, keys["mode"])) if "mode" in keys else "active"
-    source = given[0] if len(given) == 1 else None
-    url = state.attempt(partial(source.parse, keys[source.key])) if source else None
-    verify_tls = state.attempt(keys["verify_tls"].boolean) if "verify_tls" in keys else True
-    filters = state.attempt(partial(parse_filters, keys.get("filters")))
-    cron = state.attempt(partial(_schedule, keys["schedule"])) if "schedule" in keys else None
-    if source is not None and mode == "passive" and not source.passive:
-        state.add(keys["mode"].error(f"a mirror with {source.key!r} cannot be passive"))
-    state.settle(start)
-    assert source is not None and name is not None and subdirs is not None and url is not None
-    assert mode is not None and verify_tls is not None and filters is not None
-    if "noarch" not in subdirs:
-        subdirs = (*subdirs, "noarch")  # a channel must always serve noarch/repodata.json
-    return MirrorConfig(
-        name=name,
-        url=url,
-        subdirs=subdirs,
-        mode=mode,
-        verify_tls=verify_tls,
-        filters=filters,
-        schedule=cron,
-        line=node.line,
-        kind=source.kind,
-    )
-
-
-def _mirror_name(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> str:
-    name = keys["name"].string() if "name" in keys else default_name
-    if not NAME_RE.match(name):
-        raise (keys.get("name") or node).error(f"invalid mirror name {name!r}")
-    return name
-
-
-def _mode(node: YamlNode) -> str:
-    mode = node.string()
-    if mode not in MODES:
-        raise node.error(f"expected 'active' or 'passive', got {mode!r}")
-    return mode
-
-
-def _schedule(node: YamlNode) -> str:
-    expression = node.string()
-    if not schedule.is_valid(expression):
-        raise node.error(f"invalid cron expression {expression!r} (e.g. '0 2 * * *' or '@daily')")
-    return expression

@@ -118,6 +118,14 @@ class ChannelConfig:
     # Set on an approval-gated channel: its one mirror reads the source channel of this site,
     # and only what an approval entry matches is published (see sitegen.config.approvals).
     approval: ApprovalGate | None = None
+    # "public" (anyone) or "private" (only tokens; see sitegen.access). ``readers``: the token
+    # names and group names of ``access.groups`` that may read a private channel.
+    access: str = "public"
+    readers: tuple[str, ...] = ()
+
+    @property
+    def private(self) -> bool:
+        return self.access == "private"
 
     @property
     def subdirs(self) -> tuple[str, ...]:
@@ -135,6 +143,30 @@ class DownloadSettings:
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    """Where the token store and the web server's token files live, and who reads them.
+
+    ``dir`` holds ``tokens.json`` (names, scopes and one-way hashes only, mode 0600) and the
+    files ``sitegen webconf`` makes the web server read; None means beside the site
+    (:func:`sitegen.layout.access_dir`), never inside it. ``group``: the web server's group,
+    which may read the generated files (mode 0640); ``reload``: the command that makes the web
+    server re-read them (``sitegen token ... --reload``).
+    """
+
+    dir: Path | None = None
+    group: str | None = None
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # group name -> token names
+    reload: tuple[str, ...] = ()
+
+    def members(self, name: str) -> tuple[str, ...]:
+        """The token names a reader entry stands for: a group's members, or the name itself."""
+        for group, names in self.groups:
+            if group == name:
+                return names
+        return (name,)
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     output: Path
     channels: tuple[ChannelConfig, ...]
@@ -149,6 +181,7 @@ class SiteConfig:
     min_free_space: int = 0  # bytes a run must leave free on the site's filesystem
     history: HistoryRetention = field(default_factory=HistoryRetention)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
 
     @property
     def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:

@@ -25,25 +25,49 @@ Request paths are resolved with :meth:`sitegen.store.site.Site.path`, so no path
 site, and only names listed in published repodata are ever written.
 
 This module is the HTTP side: a minimal HTTP/1.1 server on trio streams with h11 (keep-alive,
-GET and HEAD); it only ever talks to the local web server.
+GET and HEAD); it only ever talks to the local web server, which checks tokens for private
+channels before it passes a request on. It holds under abuse:
+
+* at most ``max_connections`` connections; a new one beyond that closes the longest-waiting
+  *idle* one (a keep-alive connection between requests, or one still sending its request
+  head), so idle sockets cannot lock real requests out; when none is idle it gets 503;
+* a request head must arrive within ``request_timeout`` (slowloris), and a response body is
+  sent within a deadline that grows with its size (a reader that stalls is dropped);
+* ``HEAD`` never starts a download (see :class:`~sitegen.passive.resolver.Resolver`);
+* the stored file is sent by the web server, not through Python: nginx asks for
+  ``X-Accel-Redirect`` (header ``X-Sitegen-Accel: <internal location>``), Apache for a
+  redirect back to the same, now static, URL (``X-Sitegen-Redirect: 1``). Without either
+  header (a direct client) the file is streamed as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import itertools
 import logging
 import os
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import h11
 import trio
 
+from sitegen.access.check import TokenCheck
 from sitegen.config import SiteConfig
-from sitegen.passive.resolver import MirrorFetch, Reply, Resolver, error_reply, passive_channels
+from sitegen.passive.resolver import (
+    MAX_FLIGHTS,
+    MirrorFetch,
+    Reply,
+    Resolver,
+    error_reply,
+    passive_channels,
+)
 from sitegen.store.site import Site
 
 log = logging.getLogger("sitegen.passive.fetcher")
@@ -52,7 +76,38 @@ DEFAULT_LISTEN = ("127.0.0.1", 8901)
 CHUNK = 1 << 18
 MAX_HEAD = 16 * 1024  # request line + headers
 MAX_BODY = 64 * 1024  # GET has no body; tolerate a small one
-REQUEST_TIMEOUT = 60.0  # to receive a request head; an idle keep-alive connection is closed
+REQUEST_TIMEOUT = 15.0  # to receive a request head; an idle keep-alive connection is closed
+MAX_CONNECTIONS = 256
+SEND_GRACE = 30.0  # a response body gets this long, plus the time at MIN_SEND_RATE
+MIN_SEND_RATE = 256 * 1024  # bytes per second
+ACCEL_RE = re.compile(r"^(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$")
+REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class FetcherLimits:
+    """What one fetcher allows at once (see the module docstring)."""
+
+    max_connections: int = MAX_CONNECTIONS
+    request_timeout: float = REQUEST_TIMEOUT
+    max_downloads: int = MAX_FLIGHTS  # different files fetched at once
+
+
+def send_deadline(size: int) -> float:
+    """Seconds to send a body of ``size`` bytes to a reader that is not stalling."""
+    return SEND_GRACE + size / MIN_SEND_RATE
+
+
+def delivery(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """How the web server wants a stored file: ('accel', internal prefix) for nginx's
+    X-Accel-Redirect, ('redirect', '') for a redirect to the static URL, ('stream', '')."""
+    values = {name.lower(): value for name, value in headers}
+    accel = values.get(b"x-sitegen-accel", b"").decode("ascii", "replace")
+    if ACCEL_RE.match(accel):
+        return "accel", accel
+    if values.get(b"x-sitegen-redirect") == b"1":
+        return "redirect", ""
+    return "stream", ""
 
 
 def request_path(method: str, target: str) -> str | Reply:
@@ -73,36 +128,83 @@ def request_path(method: str, target: str) -> str | Reply:
 class Fetcher:
     """The HTTP front of a :class:`Resolver`."""
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        limits: FetcherLimits | None = None,
+        check: TokenCheck | None = None,
+    ) -> None:
         self.resolver = resolver
+        self.check = check  # None: every channel is public
+        limits = limits or FetcherLimits()
+        self.max_connections = limits.max_connections
+        self.request_timeout = limits.request_timeout
+        self.open_connections = 0
+        # Connections waiting for a request head, oldest first: the ones a newcomer evicts.
+        self._idle: dict[int, trio.CancelScope] = {}
+        self._ids = itertools.count()
+
+    def _evict_idle(self) -> bool:
+        """Close the longest-waiting idle connection; False when every one is busy."""
+        if not self._idle:
+            return False
+        key = next(iter(self._idle))
+        self._idle.pop(key).cancel()
+        return True
 
     @classmethod
     @asynccontextmanager
-    async def running(cls, config: SiteConfig) -> AsyncIterator[Fetcher]:
+    async def running(
+        cls, config: SiteConfig, limits: FetcherLimits | None = None
+    ) -> AsyncIterator[Fetcher]:
         """A fetcher for the passive channels of ``config``, its upstreams open."""
+        limits = limits or FetcherLimits()
         site = Site(config.output)
         channels = passive_channels(config)
         async with (
             MirrorFetch.open(site, config, channels) as fetch_file,
-            Resolver(site, channels, fetch_file).running() as resolver,
+            Resolver(site, channels, fetch_file, limits.max_downloads).running() as resolver,
         ):
-            yield cls(resolver)
+            check = TokenCheck(config) if any(c.private for c in channels.values()) else None
+            yield cls(resolver, limits, check)
 
-    async def reply(self, method: str, target: str) -> Reply:
+    async def reply(
+        self, method: str, target: str, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> Reply:
         """The answer to ``method target`` (target: the URL path, prefix already stripped)."""
         path = request_path(method, target)
         if isinstance(path, Reply):
             return path
-        return await self.resolver.resolve(path)
+        channel = self.resolver.channel_of(path)
+        if channel is not None and channel.private and self.check is not None:
+            when = dt.datetime.now(dt.UTC)
+            allowed = await trio.to_thread.run_sync(self.check.allows, channel, headers, when)
+            if not allowed:
+                reply = error_reply(401, "a token is required")
+                reply.headers.append(("WWW-Authenticate", 'Basic realm="conda mirror"'))
+                return reply
+        return await self.resolver.resolve(path, head=method == "HEAD")
 
     async def handle_connection(self, stream: trio.abc.Stream) -> None:
         """Serve one keep-alive connection (trio.serve_listeners handler)."""
+        if self.open_connections >= self.max_connections and not self._evict_idle():
+            with contextlib.suppress(Exception), trio.move_on_after(1):
+                await stream.send_all(REFUSAL)
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+            return
+        self.open_connections += 1
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        key = next(self._ids)
         try:
             while True:
                 request = None
-                with trio.move_on_after(REQUEST_TIMEOUT):
-                    request = await _receive_request(conn, stream)
+                with trio.move_on_after(self.request_timeout) as waiting:
+                    self._idle[key] = waiting
+                    try:
+                        request = await _receive_request(conn, stream)
+                    finally:
+                        self._idle.pop(key, None)
                 if request is None:
                     return
                 if not await _drain_body(conn, stream):
@@ -121,6 +223,7 @@ class Fetcher:
         except Exception:  # one connection must never take the service down
             log.exception("error while serving a request")
         finally:
+            self.open_connections -= 1
             with contextlib.suppress(Exception):
                 await stream.aclose()
 
@@ -129,10 +232,24 @@ class Fetcher:
     ) -> None:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
-        reply = await self.reply(method, target)
+        reply = await self.reply(method, target, request.headers)
         log.debug("%s %s -> %d %s", method, target, reply.status, reply.outcome)
         if reply.file is None:
             await _send_simple(conn, stream, reply, head=method == "HEAD")
+            return
+        how, accel = delivery(request.headers)
+        path = request_path(method, target)
+        if how == "accel" and isinstance(path, str):
+            # nginx serves the stored file itself from its internal location.
+            headers = [*reply.headers, ("X-Accel-Redirect", accel + path)]
+            await _send_simple(conn, stream, Reply(200, headers=headers), head=True)
+            return
+        if how == "redirect":
+            # Back to the very URL, relative (prefix and path token stay as the client sent
+            # them): the file is stored now, so the web server answers it statically.
+            location = quote(reply.file.name)
+            headers = [("Location", location), ("Cache-Control", "no-store")]
+            await _send_simple(conn, stream, Reply(302, headers=headers))
             return
         try:
             handle = await trio.open_file(reply.file, "rb")
@@ -148,14 +265,23 @@ class Fetcher:
             ]
             await _send(conn, stream, h11.Response(status_code=200, headers=headers))
             if method != "HEAD":
-                remaining = st.st_size
-                while remaining > 0:
-                    chunk = await handle.read(min(CHUNK, remaining))
-                    if not chunk:
-                        raise trio.BrokenResourceError("file shorter than announced")
-                    remaining -= len(chunk)
-                    await _send(conn, stream, h11.Data(data=chunk))
+                with trio.move_on_after(send_deadline(st.st_size)) as sending:
+                    await _stream_file(conn, stream, handle, st.st_size)
+                if sending.cancelled_caught:
+                    raise trio.BrokenResourceError("the reader is too slow")
         await _send(conn, stream, h11.EndOfMessage())
+
+
+async def _stream_file(
+    conn: h11.Connection, stream: trio.abc.Stream, handle: Any, size: int
+) -> None:
+    remaining = size
+    while remaining > 0:
+        chunk = await handle.read(min(CHUNK, remaining))
+        if not chunk:
+            raise trio.BrokenResourceError("file shorter than announced")
+        remaining -= len(chunk)
+        await _send(conn, stream, h11.Data(data=chunk))
 
 
 async def _send(conn: h11.Connection, stream: trio.abc.Stream, event: Any) -> None:
@@ -167,11 +293,12 @@ async def _send(conn: h11.Connection, stream: trio.abc.Stream, event: Any) -> No
 async def _send_simple(
     conn: h11.Connection, stream: trio.abc.Stream, reply: Reply, head: bool = False
 ) -> None:
-    headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(reply.body))),
-        *reply.headers,
-    ]
+    headers = [("Content-Type", "text/plain; charset=utf-8"), *reply.headers]
+    names = {name.lower() for name, _ in headers}
+    if "content-length" not in names:  # a HEAD answer may carry the size of the file
+        headers.append(("Content-Length", str(len(reply.body))))
+    if sum(name.lower() == "content-type" for name, _ in headers) > 1:
+        headers = headers[1:]  # the reply's own type wins
     if reply.status >= 400 and reply.status not in (404, 405):
         headers.append(("Connection", "close"))
     await _send(conn, stream, h11.Response(status_code=reply.status, headers=headers))
@@ -237,10 +364,11 @@ async def serve_fetcher(
     config: SiteConfig,
     listeners: list[trio.SocketListener],
     *,
+    limits: FetcherLimits | None = None,
     task_status: trio.TaskStatus[Fetcher] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve on ``listeners`` until cancelled; ``task_status.started(fetcher)``."""
-    async with Fetcher.running(config) as fetcher, trio.open_nursery() as nursery:
+    async with Fetcher.running(config, limits) as fetcher, trio.open_nursery() as nursery:
         channels = fetcher.resolver.channels
         if not channels:
             log.warning("no channel has a passive mirror: every request will be answered 404")

@@ -7,11 +7,15 @@ a decoded URL path to a :class:`Reply`, fetching a missing file through a :data:
    *published* ``repodata.json`` is read (parsed once per change of the file). A file no
    published repodata lists is a 404: the fetcher never becomes an open proxy to upstream.
 2. A file already stored with the published size is served as it is.
-3. Otherwise it is fetched, at most once however many ask: concurrent requests wait on the one
+3. A ``HEAD`` for a file not stored yet is answered from the published record (size, type)
+   without downloading anything: probing is free, and cannot be used to fill the disk.
+4. Otherwise it is fetched, at most once however many ask: concurrent requests wait on the one
    download, which runs in the resolver's own nursery, so a client that gives up does not abort
    it for the others. :class:`MirrorFetch` downloads from the mirror the origins map names
    (with that mirror's CEP-15 ``base_url``), with :func:`sitegen.net.download.download`, exactly
-   as ``sitegen mirror`` does: unverified bytes never carry the published name.
+   as ``sitegen mirror`` does: unverified bytes never carry the published name. At most
+   ``max_flights`` different files are being fetched at once (each download also waits for one
+   of ``download.concurrency`` slots); past that a request for yet another file gets 503.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ log = logging.getLogger("sitegen.passive.fetcher")
 
 CONTENT_TYPES = {CONDA_SUFFIX: "application/octet-stream", TAR_BZ2_SUFFIX: "application/x-bzip2"}
 LONG_CACHE = "public, max-age=31536000, immutable"
+MAX_FLIGHTS = 64  # different files being fetched at once; more answer 503
 
 T = TypeVar("T")
 
@@ -157,11 +162,16 @@ class Resolver:
     """Resolves request paths to published package files and fetches missing ones, once."""
 
     def __init__(
-        self, site: SiteStorage, channels: Mapping[str, ChannelConfig], fetch_file: FetchFile
+        self,
+        site: SiteStorage,
+        channels: Mapping[str, ChannelConfig],
+        fetch_file: FetchFile,
+        max_flights: int = MAX_FLIGHTS,
     ) -> None:
         self.site = site
         self.channels = channels
         self.fetch_file = fetch_file
+        self.max_flights = max_flights
         self.flights: dict[Path, Flight] = {}
         self._cache = StatCache()
         self._nursery: trio.Nursery | None = None
@@ -177,15 +187,24 @@ class Resolver:
                 self._nursery = None
                 nursery.cancel_scope.cancel()
 
-    async def resolve(self, path: str) -> Reply:
-        """The answer for the decoded URL path ``path`` (``/<channel>/<subdir>/<file>``)."""
+    def channel_of(self, path: str) -> ChannelConfig | None:
+        """The passive channel a decoded URL path ``/<channel>/<subdir>/<file>`` is in."""
         segments = path[1:].split("/")
         if len(segments) < 3 or not segments[-1].endswith(tuple(CONTENT_TYPES)):
+            return None
+        channel = self.channels.get("/".join(segments[:-2]))
+        if channel is None or segments[-2] not in channel.subdirs:
+            return None
+        return channel
+
+    async def resolve(self, path: str, head: bool = False) -> Reply:
+        """The answer for the decoded URL path ``path`` (``/<channel>/<subdir>/<file>``);
+        ``head``: a HEAD request, which never starts a download."""
+        channel = self.channel_of(path)
+        if channel is None:
             return error_reply(404, "not a package file of a passive channel")
-        channel_path, subdir, fn = "/".join(segments[:-2]), segments[-2], segments[-1]
-        channel = self.channels.get(channel_path)
-        if channel is None or subdir not in channel.subdirs:
-            return error_reply(404, "not a package file of a passive channel")
+        segments = path[1:].split("/")
+        channel_path, subdir, fn = channel.path, segments[-2], segments[-1]
         try:
             target = self.site.path(channel_path, subdir, fn)
             repodata = self.site.path(channel_path, subdir, "repodata.json")
@@ -203,6 +222,21 @@ class Resolver:
             return error_reply(404, "not listed in the published repodata")
         if stored(target, entry.size):
             return file_reply(target, "stored")
+        if head:
+            return Reply(
+                200,
+                headers=[
+                    ("Content-Type", CONTENT_TYPES[format_of(fn)]),
+                    ("Content-Length", str(entry.size)),
+                    ("Cache-Control", "no-cache"),
+                    ("X-Sitegen-Fetcher", "not stored yet"),
+                ],
+                outcome="head, not fetched",
+            )
+        if target not in self.flights and len(self.flights) >= self.max_flights:
+            reply = error_reply(503, "too many downloads at once; try again shortly")
+            reply.headers.append(("Retry-After", "5"))
+            return reply
         error = await self.fetch(FetchJob(channel, subdir, fn, entry, target))
         if error is not None:
             return error_reply(502, f"cannot fetch {fn}: {error}")

@@ -13,7 +13,11 @@ directory at a URL prefix with what conda clients need:
 * ``.sitegen/`` (private state) and any other dot-name (temporary downloads) denied;
 * symlinks followed, for the deploy ``ln -s /srv/mirror/site /var/www/html/anaconda``;
 * for channels fed by a passive mirror, package files that are not stored yet are handed to the
-  verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.passive.fetcher`).
+  verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.passive.fetcher`);
+* for private channels (``access: private``), every file answers only to a token: conda's path
+  token ``/t/<token>/`` (after the host or after the prefix), ``Authorization: Bearer`` or HTTP
+  Basic, checked against the hashes in the access directory (see :mod:`sitegen.access`); the
+  access log masks path tokens.
 
 The default output is a snippet to include (an nginx ``server`` block; an Apache ``Alias`` +
 ``<Directory>`` block, wrapped in a ``<VirtualHost>`` when ``--listen`` is given).
@@ -34,6 +38,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
+from sitegen.access.server_files import AccessPaths, private_channels
 from sitegen.conda.shards import SHARD_INDEX, SHARD_SUFFIX, SHARDS_DIR
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.resources import templates_dir
@@ -161,12 +166,39 @@ class Webconf:
     server_name: str
     fetcher: str | None  # None when no channel has a passive mirror
     passive_channels: tuple[str, ...]
+    access: AccessConf | None  # None when every channel is public
     standalone: bool
     state_dir: str | None
     user: str | None
     group: str | None
     apache_modules: str
     source: str  # the config file, for the header comment
+
+
+@dataclass(frozen=True)
+class AccessConf:
+    """What the templates need for private channels (see :mod:`sitegen.access`)."""
+
+    channels: tuple[str, ...]  # private channel paths, longest first (regex alternatives)
+    nginx_map: str  # the generated map file nginx includes
+    apache_dir: str  # the per-token files Apache's expressions read
+    realm: str = "conda mirror"
+
+
+def access_conf(config: SiteConfig) -> AccessConf | None:
+    """Private channels and the token files that guard them; None when all are public."""
+    channels = [c.path for c in private_channels(config)]
+    if not channels:
+        return None
+    for path in channels:
+        if not all(CHANNEL_SEGMENT_RE.match(s) for s in path.split("/")):
+            raise WebconfError(f"channel path {path!r} is not safe for a web config")
+    paths = AccessPaths.of(config)
+    return AccessConf(
+        channels=tuple(sorted(channels, key=len, reverse=True)),
+        nginx_map=check_path(paths.nginx_map, "access token map"),
+        apache_dir=check_path(paths.apache_dir, "access token directory"),
+    )
 
 
 def passive_channels(config: SiteConfig) -> tuple[str, ...]:
@@ -219,6 +251,7 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         server_name=server_name,
         fetcher=fetcher,
         passive_channels=passive,
+        access=access_conf(config),
         standalone=options.standalone,
         state_dir=state_dir,
         user=user,

@@ -1,0 +1,199 @@
+"""The files the web server checks tokens against, written from the token store.
+
+Both hold hashes only (see :mod:`sitegen.access.tokens`) and live in the access directory,
+outside the site:
+
+* ``nginx-tokens.map``: ``map`` entries, included by the config ``sitegen webconf nginx``
+  prints. Key: ``"<channel> <token id>"`` (path token, Bearer) or ``"<channel> basic:<name>"``
+  (HTTP Basic); value: ``"<md5>[,<expiry epoch>]"`` for ``secure_link``, which then answers
+  "1" (the right token, in time), "0" (the right token, expired: revoked tokens expire in 1970)
+  or "" (anything else). nginx reads it when it (re)loads its configuration.
+* ``apache/<channel>/<token id>.sha1`` and ``.until`` (``YYYYMMDDHHMMSS``, the server's local
+  time, like Apache's ``%{TIME}``): read by Apache's ``file()`` expression on every request,
+  so changes apply at once.
+
+Every token that may read a private channel gets entries, the revoked and expired ones too: a
+right but dead token answers 403, a wrong one 401.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sitegen.access.tokens import TokenRecord, TokenStore
+from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.config.access import TOKEN_NAME_RE
+from sitegen.layout import APACHE_TOKENS_DIR, NGINX_TOKENS_MAP, TOKENS_FILE, access_dir
+
+_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+_B64URL_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+_HEX40_RE = re.compile(r"^[0-9a-f]{40}$")
+
+REVOKED_EPOCH = 1  # secure_link treats any expiry in the past as expired; 0 would mean "none"
+APACHE_NEVER = "99991231235959"
+APACHE_REVOKED = "00000000000000"
+
+
+class AccessError(ValueError):
+    """The token files cannot be written (unknown group, a tampered token store)."""
+
+
+def check_record(record: TokenRecord) -> TokenRecord:
+    """Everything written into a server file must be exactly what ``token add`` stores: a
+    hand-edited store must not smuggle a quote or a path into the configuration."""
+    fields = (
+        TOKEN_NAME_RE.match(record.name),
+        _ID_RE.match(record.id),
+        _B64URL_RE.match(record.nginx_md5),
+        _B64URL_RE.match(record.nginx_basic_md5),
+        _HEX40_RE.match(record.apache_sha1),
+    )
+    if not all(fields):
+        raise AccessError(f"token store: the entry {record.name!r} is malformed")
+    return record
+
+
+@dataclass(frozen=True)
+class AccessPaths:
+    """Where the access files of a site are."""
+
+    dir: Path
+    group: str | None
+
+    @classmethod
+    def of(cls, config: SiteConfig) -> AccessPaths:
+        directory = config.access.dir or access_dir(config.output)
+        return cls(Path(directory).absolute(), config.access.group)
+
+    def gid(self) -> int:
+        """The group the web server reads the files as; -1: none configured."""
+        if not self.group:
+            return -1
+        try:
+            return grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            raise AccessError(
+                f"access.group {self.group!r} is not a group on this system"
+            ) from None
+
+    @property
+    def store(self) -> TokenStore:
+        return TokenStore(self.dir / TOKENS_FILE)
+
+    @property
+    def nginx_map(self) -> Path:
+        return self.dir / NGINX_TOKENS_MAP
+
+    @property
+    def apache_dir(self) -> Path:
+        return self.dir / APACHE_TOKENS_DIR
+
+
+def private_channels(config: SiteConfig) -> tuple[ChannelConfig, ...]:
+    return tuple(c for c in config.channels if c.private)
+
+
+def readers_of(
+    config: SiteConfig, channel: ChannelConfig, records: Iterable[TokenRecord]
+) -> list[TokenRecord]:
+    """Tokens that may read ``channel``: named by its ``readers`` (directly or through a
+    group) or added for it with ``sitegen token add --channel``."""
+    names = {name for reader in channel.readers for name in config.access.members(reader)}
+    return [check_record(r) for r in records if r.name in names or channel.path in r.channels]
+
+
+def nginx_map_text(config: SiteConfig, records: list[TokenRecord]) -> str:
+    lines = ["# written by sitegen from the token store: hashes only; do not edit\n"]
+    for channel in private_channels(config):
+        for record in readers_of(config, channel, records):
+            if record.revoked:
+                expiry = f",{REVOKED_EPOCH}"
+            elif record.expires_at is not None:
+                expiry = f",{int(record.expires_at.timestamp())}"
+            else:
+                expiry = ""
+            lines.append(f'"{channel.path} {record.id}" "{record.nginx_md5}{expiry}";\n')
+            lines.append(
+                f'"{channel.path} basic:{record.name}" "{record.nginx_basic_md5}{expiry}";\n'
+            )
+    return "".join(lines)
+
+
+def apache_until(record: TokenRecord) -> str:
+    if record.revoked:
+        return APACHE_REVOKED
+    expires = record.expires_at
+    if expires is None:
+        return APACHE_NEVER
+    return expires.astimezone().strftime("%Y%m%d%H%M%S")  # local time, as %{TIME} is
+
+
+def apache_files(config: SiteConfig, records: list[TokenRecord]) -> dict[str, str]:
+    """Relative path under ``apache/`` -> content (no newline: ``file()`` keeps it)."""
+    out: dict[str, str] = {}
+    for channel in private_channels(config):
+        for record in readers_of(config, channel, records):
+            out[f"{channel.path}/{record.id}.sha1"] = record.apache_sha1
+            out[f"{channel.path}/{record.id}.until"] = apache_until(record)
+    return out
+
+
+def write_server_files(config: SiteConfig) -> AccessPaths:
+    """(Re)write the nginx map and the Apache files from the token store; returns the paths.
+
+    The files carry expiry times, which the servers compare with their own clock: an expiry
+    needs no rewrite, a revocation or a new token does (plus an nginx reload).
+    """
+    paths = AccessPaths.of(config)
+    records = paths.store.load()
+    gid = paths.gid()
+    dir_mode, file_mode = (0o750, 0o640) if paths.group else (0o755, 0o644)
+    _make_dir(paths.dir, dir_mode, gid)
+    _write(paths.nginx_map, nginx_map_text(config, records), file_mode, gid)
+    wanted = apache_files(config, records)
+    _make_dir(paths.apache_dir, dir_mode, gid)
+    for relative, content in wanted.items():
+        target = paths.apache_dir / relative
+        for parent in reversed(target.relative_to(paths.apache_dir).parents):
+            _make_dir(paths.apache_dir / parent, dir_mode, gid)
+        _write(target, content, file_mode, gid)
+    _remove_stale(paths.apache_dir, set(wanted))
+    return paths
+
+
+def _make_dir(path: Path, mode: int, gid: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+    if gid >= 0:
+        os.chown(path, -1, gid)
+
+
+def _write(path: Path, text: str, mode: int, gid: int) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        if gid >= 0:
+            os.chown(tmp, -1, gid)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _remove_stale(root: Path, wanted: set[str]) -> None:
+    """Files of tokens that no longer read a channel, and channels no longer private."""
+    for path in sorted(root.rglob("*"), reverse=True):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and relative not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(w.startswith(relative + "/") for w in wanted):
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,210 @@
+"""Access tokens: how they look, how they are hashed, and the store that keeps them.
+
+A token is ``<id>-<secret>``: a random 12-hex-digit id (public, the key every lookup uses) and
+160 random bits as 40 hex digits, from :mod:`secrets`. Only ``[0-9a-f-]`` is used, inside what
+conda's path-token regex ``/t/([a-zA-Z0-9-]*)`` accepts.
+
+The store (``tokens.json`` in the access directory, mode 0600, never inside the site) holds
+names, scopes, dates and **one-way hashes only**: ``token add`` prints the token once and
+nothing can show it again. It keeps one hash per consumer, because each checks a different one
+with what it has built in:
+
+* ``sha256`` (hex) of the token: sitegen's own check (:meth:`TokenStore.verify`,
+  constant-time);
+* ``md5`` (base64url) of the token and of the ``Authorization: Basic`` value (login = the
+  token's name): nginx's ``secure_link`` module computes exactly this per request, which is the
+  only digest stock nginx can compute without njs or perl;
+* ``sha1`` (hex) of the token: Apache's ``sha1()`` expression function.
+
+MD5 and SHA-1 are weak against collisions, not against finding a preimage of a random 160-bit
+value, which is what forging a token from a leaked hash would take.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+ID_HEX = 12
+SECRET_HEX = 40  # 160 bits
+TOKEN_RE = re.compile(rf"^([0-9a-f]{{{ID_HEX}}})-[0-9a-f]{{{SECRET_HEX}}}$")
+STORE_MODE = 0o600
+
+
+class TokenError(ValueError):
+    """A token command that cannot be done (unknown name, name taken, bad date)."""
+
+
+def new_token() -> str:
+    return f"{secrets.token_hex(ID_HEX // 2)}-{secrets.token_hex(SECRET_HEX // 2)}"
+
+
+def token_id(token: str) -> str | None:
+    match = TOKEN_RE.match(token)
+    return match.group(1) if match else None
+
+
+def basic_header(name: str, token: str) -> str:
+    """The ``Authorization`` value a client sends for login ``name`` and password ``token``."""
+    return "Basic " + base64.b64encode(f"{name}:{token}".encode()).decode("ascii")
+
+
+def md5_b64url(text: str) -> str:
+    """What nginx's ``secure_link`` compares: base64url MD5 without padding."""
+    digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One token as stored: never the token itself."""
+
+    name: str
+    id: str
+    sha256: str
+    nginx_md5: str
+    nginx_basic_md5: str
+    apache_sha1: str
+    channels: tuple[str, ...]
+    created: str  # ISO 8601, UTC
+    expires: str | None = None  # ISO 8601, UTC
+    revoked: str | None = None  # when it was revoked
+
+    @classmethod
+    def issue(
+        cls,
+        name: str,
+        token: str,
+        channels: Iterable[str],
+        now: dt.datetime,
+        expires: dt.datetime | None,
+    ) -> TokenRecord:
+        tid = token_id(token)
+        if tid is None:
+            raise TokenError("malformed token")
+        return cls(
+            name=name,
+            id=tid,
+            sha256=hashlib.sha256(token.encode()).hexdigest(),
+            nginx_md5=md5_b64url(token),
+            nginx_basic_md5=md5_b64url(basic_header(name, token)),
+            apache_sha1=hashlib.sha1(token.encode(), usedforsecurity=False).hexdigest(),
+            channels=tuple(sorted(set(channels))),
+            created=_iso(now),
+            expires=_iso(expires) if expires else None,
+        )
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        return dt.datetime.fromisoformat(self.expires) if self.expires else None
+
+    def state(self, now: dt.datetime) -> str:
+        """'active', 'expired' or 'revoked'."""
+        if self.revoked:
+            return "revoked"
+        expires = self.expires_at
+        if expires is not None and expires <= now:
+            return "expired"
+        return "active"
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def parse_expiry(text: str) -> dt.datetime:
+    """'2027-01-31' (end of that day, UTC) or a full ISO 8601 time (UTC when no zone)."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = dt.date.fromisoformat(text)
+            return dt.datetime.combine(day, dt.time(23, 59, 59), dt.UTC)
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise TokenError(f"--expires {text!r}: expected a date like 2027-01-31") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+class TokenStore:
+    """``tokens.json`` in the access directory: read whole, written whole, atomically, 0600."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> list[TokenRecord]:
+        try:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        return [
+            TokenRecord(**{**entry, "channels": tuple(entry["channels"])})
+            for entry in document.get("tokens", [])
+        ]
+
+    def save(self, records: list[TokenRecord]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        text = json.dumps({"tokens": [asdict(r) for r in records]}, indent=2) + "\n"
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, STORE_MODE)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, STORE_MODE)  # also when an old temp file had other bits
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def add(
+        self,
+        name: str,
+        channels: Iterable[str],
+        now: dt.datetime,
+        expires: dt.datetime | None = None,
+    ) -> str:
+        """Store a new token's hashes; returns the token, which exists nowhere else."""
+        records = self.load()
+        if any(r.name == name for r in records):
+            # Names stay taken after a revocation: logs and lists keep meaning one token.
+            raise TokenError(f"a token named {name!r} exists already (names are never reused)")
+        token = new_token()
+        records.append(TokenRecord.issue(name, token, channels, now, expires))
+        self.save(records)
+        return token
+
+    def revoke(self, name: str, now: dt.datetime) -> TokenRecord:
+        records = self.load()
+        for i, record in enumerate(records):
+            if record.name == name:
+                if not record.revoked:
+                    records[i] = replace(record, revoked=_iso(now))
+                    self.save(records)
+                return records[i]
+        raise TokenError(f"no token named {name!r}")
+
+    def find(self, token: str) -> TokenRecord | None:
+        """The record of ``token`` (whatever its state), comparing hashes in constant time."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        found = None
+        for record in self.load():
+            # Every record is compared, so the time taken says nothing about which one matched.
+            if hmac.compare_digest(record.sha256, digest):
+                found = record
+        return found
+
+    def verify(self, token: str, now: dt.datetime) -> TokenRecord | None:
+        """The record of ``token`` when it is active, else None."""
+        found = self.find(token)
+        if found is None or found.state(now) != "active":
+            return None
+        return found

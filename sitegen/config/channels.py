@@ -1,0 +1,237 @@
+"""The ``channels:`` section of channels.yaml: channels, their mirrors and channel settings."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any
+
+from sitegen.config import schedule, sources
+from sitegen.config.access import CHANNEL_ACCESS_KEYS, parse_channel_access
+from sitegen.config.approvals import check_gates, parse_gate
+from sitegen.config.filter_levels import parse_filters
+from sitegen.config.model import ChannelConfig, FilterSpec, MirrorConfig
+from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
+from sitegen.config.yaml_nodes import ConfigError, YamlNode
+from sitegen.layout import RESERVED_TOP
+
+CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MODES = ("active", "passive")
+# Keys of a channel that no mirror has, in both the short and the long form.
+CHANNEL_ONLY_KEYS = ("frozen", *CHANNEL_ACCESS_KEYS)
+
+
+def parse_channels(
+    top: YamlNode, keys: dict[str, YamlNode]
+) -> list[tuple[ChannelConfig, YamlNode]]:
+    """The channels that parsed, each with its node; the others' errors are recorded."""
+    if "channels" not in keys:
+        raise top.error("missing required key 'channels'")
+    node = keys["channels"]
+    children = node.mapping(())
+    if not children:
+        raise node.error("no channels configured")
+    out = []
+    for path, child in children.items():
+        channel = node.state.attempt(partial(_channel, path, child))
+        if channel is not None:
+            out.append((channel, child))
+    _check_unique([channel for channel, _ in out], node)
+    return check_gates(out)
+
+
+def _channel(path: str, node: YamlNode) -> ChannelConfig:
+    state = node.state
+    start = len(state.errors)
+    # With an invalid path the channel's mirrors are still checked, under a stand-in name.
+    checked = state.attempt(partial(_channel_path, node, path))
+    path = checked or path
+    default_name = (checked or "mirror").replace("/", "-")
+    if "approval" in node.raw_keys():
+        return _gated_channel(path, node, default_name)
+    if any(source.key in node.raw_keys() for source in sources.SOURCES):
+        # The short form: the channel is its own single mirror.
+        keys = node.mapping((*_mirror_keys(), *CHANNEL_ONLY_KEYS))
+        mirror = _mirror(keys, node, default_name)
+        settings = state.attempt(partial(_channel_settings, keys))
+        state.settle(start)
+        assert settings is not None
+        return ChannelConfig(
+            path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line, **settings
+        )
+    keys = node.mapping(("filters", "mirrors", *CHANNEL_ONLY_KEYS))
+    filters = state.attempt(partial(parse_filters, keys.get("filters")))
+    settings = state.attempt(partial(_channel_settings, keys))
+    if "mirrors" not in keys:
+        keys_text = " or ".join(repr(source.key) for source in sources.SOURCES)
+        raise node.error(f"a channel needs either {keys_text} (one mirror) or a 'mirrors' list")
+    items = keys["mirrors"].items()
+    if not items:
+        raise keys["mirrors"].error("a channel needs at least one mirror")
+    mirrors = [state.attempt(partial(_mirror_item, item, default_name)) for item in items]
+    state.settle(start)
+    assert filters is not None and settings is not None
+    return ChannelConfig(
+        path=path,
+        filters=filters,
+        mirrors=tuple(m for m in mirrors if m is not None),
+        line=node.line,
+        **settings,
+    )
+
+
+def _channel_settings(keys: dict[str, YamlNode]) -> dict[str, Any]:
+    """What a channel sets beside its mirrors (in both the short and the long form)."""
+    access, readers = parse_channel_access(keys)
+    frozen = keys["frozen"].boolean() if "frozen" in keys else False
+    return {"frozen": frozen, "access": access, "readers": readers}
+
+
+def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfig:
+    """An approval-gated channel: one mirror reading the source channel of this site (its
+    subdirs are the source's, filled in by check_gates once every channel is read)."""
+    state = node.state
+    start = len(state.errors)
+    keys = node.mapping(("approval", "filters", *CHANNEL_ONLY_KEYS))
+    filters = state.attempt(partial(parse_filters, keys.get("filters")))
+    settings = state.attempt(partial(_channel_settings, keys))
+    gate = state.attempt(partial(parse_gate, keys["approval"], path))
+    state.settle(start)
+    assert filters is not None and gate is not None and settings is not None
+    mirror = MirrorConfig(
+        name=default_name, url=gate.source, subdirs=("noarch",), line=node.line, kind="site"
+    )
+    return ChannelConfig(
+        path=path,
+        filters=filters,
+        mirrors=(mirror,),
+        line=node.line,
+        approval=gate,
+        **settings,
+    )
+
+
+def _channel_path(node: YamlNode, path: str) -> str:
+    segments = path.strip("/").split("/")
+    if not path.strip("/") or any(not CHANNEL_SEGMENT_RE.match(s) for s in segments):
+        raise node.error(
+            f"invalid channel path {path!r}: use segments of letters, digits, '.', '_', '-'"
+            " such as cloud/conda-forge or pkgs/main"
+        )
+    if segments[0] in RESERVED_TOP:
+        raise node.error(f"channel path {path!r} collides with the site's own {segments[0]!r}")
+    if any(s in KNOWN_SUBDIRS for s in segments):
+        raise node.error(f"channel path {path!r} has a subdir name as a segment")
+    return "/".join(segments)
+
+
+def _check_unique(channels: list[ChannelConfig], node: YamlNode) -> None:
+    # `cloud/x` and `/cloud/x/` name one directory: two channels there would prune each other.
+    state = node.state
+    paths: dict[str, int] = {}
+    for channel in channels:
+        if channel.path in paths:
+            state.add(
+                ConfigError(
+                    f"{state.filename}:{channel.line}: channels.{channel.path}: channel path"
+                    f" {channel.path!r} is already used (line {paths[channel.path]})",
+                    line=channel.line,
+                )
+            )
+        else:
+            paths[channel.path] = channel.line
+    names: dict[str, int] = {}
+    for channel in channels:
+        for mirror in channel.mirrors:
+            if mirror.name in names:
+                state.add(
+                    ConfigError(
+                        f"{state.filename}:{mirror.line}: channels.{channel.path}: mirror name"
+                        f" {mirror.name!r} is already used (line {names[mirror.name]});"
+                        " names must be unique",
+                        line=mirror.line,
+                    )
+                )
+            else:
+                names[mirror.name] = mirror.line
+
+
+# --------------------------------------------------------------------------- mirrors
+
+
+def _mirror_keys() -> tuple[str, ...]:
+    return (
+        "name",
+        *(source.key for source in sources.SOURCES),
+        "subdirs",
+        "mode",
+        "verify_tls",
+        "filters",
+        "schedule",
+    )
+
+
+def _mirror_item(item: YamlNode, default_name: str) -> MirrorConfig:
+    return _mirror(item.mapping(_mirror_keys()), item, default_name)
+
+
+def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> MirrorConfig:
+    state = node.state
+    start = len(state.errors)
+    given = [source for source in sources.SOURCES if source.key in keys]
+    if not given:
+        keys_text = " or ".join(repr(source.key) for source in sources.SOURCES)
+        state.add(node.error(f"missing required key {keys_text}"))
+    elif len(given) > 1:
+        keys_text = ", ".join(repr(source.key) for source in given)
+        state.add(node.error(f"a mirror has one source; got {keys_text}"))
+    name = state.attempt(partial(_mirror_name, keys, node, default_name))
+    if "subdirs" not in keys:
+        state.add(node.error("missing required key 'subdirs' (e.g. [linux-64, noarch])"))
+    subdirs = state.attempt(partial(parse_subdirs, keys["subdirs"])) if "subdirs" in keys else ()
+    mode = state.attempt(partial(_mode, keys["mode"])) if "mode" in keys else "active"
+    source = given[0] if len(given) == 1 else None
+    url = state.attempt(partial(source.parse, keys[source.key])) if source else None
+    verify_tls = state.attempt(keys["verify_tls"].boolean) if "verify_tls" in keys else True
+    filters = state.attempt(partial(parse_filters, keys.get("filters")))
+    cron = state.attempt(partial(_schedule, keys["schedule"])) if "schedule" in keys else None
+    if source is not None and mode == "passive" and not source.passive:
+        state.add(keys["mode"].error(f"a mirror with {source.key!r} cannot be passive"))
+    state.settle(start)
+    assert source is not None and name is not None and subdirs is not None and url is not None
+    assert mode is not None and verify_tls is not None and filters is not None
+    if "noarch" not in subdirs:
+        subdirs = (*subdirs, "noarch")  # a channel must always serve noarch/repodata.json
+    return MirrorConfig(
+        name=name,
+        url=url,
+        subdirs=subdirs,
+        mode=mode,
+        verify_tls=verify_tls,
+        filters=filters,
+        schedule=cron,
+        line=node.line,
+        kind=source.kind,
+    )
+
+
+def _mirror_name(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> str:
+    name = keys["name"].string() if "name" in keys else default_name
+    if not NAME_RE.match(name):
+        raise (keys.get("name") or node).error(f"invalid mirror name {name!r}")
+    return name
+
+
+def _mode(node: YamlNode) -> str:
+    mode = node.string()
+    if mode not in MODES:
+        raise node.error(f"expected 'active' or 'passive', got {mode!r}")
+    return mode
+
+
+def _schedule(node: YamlNode) -> str:
+    expression = node.string()
+    if not schedule.is_valid(expression):
+        raise node.error(f"invalid cron expression {expression!r} (e.g. '0 2 * * *' or '@daily')")
+    return expression

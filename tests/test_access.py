@@ -1,0 +1,413 @@
+"""Private channels without servers: channels.yaml, the token store, the generated files, the
+``sitegen token`` commands and what ``sitegen webconf`` prints for them."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import grp
+import hashlib
+import json
+import os
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sitegen.access.server_files import (
+    AccessError,
+    AccessPaths,
+    apache_files,
+    nginx_map_text,
+    write_server_files,
+)
+from sitegen.access.tokens import (
+    TOKEN_RE,
+    TokenError,
+    TokenStore,
+    basic_header,
+    md5_b64url,
+    new_token,
+    parse_expiry,
+)
+from sitegen.cli import main
+from sitegen.config import ConfigError, load_config, parse_config
+from sitegen.layout import access_dir
+from sitegen.tools.webconf import WebconfOptions, render_webconf
+
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def _config(tmp_path: Path, extra: str = "", channel: str = "access: private") -> str:
+    template = textwrap.dedent("""\
+        output: {site}
+        {extra}
+        channels:
+          pub: {{url: https://example.org/pub, subdirs: [noarch]}}
+          internal/licensed:
+            url: https://example.org/lic
+            subdirs: [noarch]
+            {channel}
+        """)
+    channel = channel.replace("\n", "\n    ")
+    return template.format(site=tmp_path / "site", extra=extra, channel=channel)
+
+
+# --------------------------------------------------------------------------- channels.yaml
+
+
+@pytest.mark.unit
+def test_channels_are_public_unless_made_private(tmp_path: Path) -> None:
+    text = _config(
+        tmp_path,
+        extra="access: {groups: {team: [ci, alice]}, reload: [nginx, -s, reload]}",
+        channel="access: private\nreaders: [team, bob]",
+    )
+    config = parse_config(text)
+    public, private = config.channels
+    assert (public.access, public.private, public.readers) == ("public", False, ())
+    assert (private.access, private.private, private.readers) == ("private", True, ("team", "bob"))
+    assert config.access.members("team") == ("ci", "alice")
+    assert config.access.members("bob") == ("bob",)
+    assert config.access.reload == ("nginx", "-s", "reload")
+    # Beside the site, never inside it.
+    assert access_dir(config.output) == tmp_path / "site-access"
+
+
+@pytest.mark.unit
+def test_long_form_channels_take_access_too(tmp_path: Path) -> None:
+    text = textwrap.dedent(f"""\
+        output: {tmp_path}/site
+        channels:
+          internal/licensed:
+            access: private
+            readers: [ci]
+            mirrors:
+              - {{name: lic, url: https://example.org/lic, subdirs: [noarch]}}
+        """)
+    (channel,) = parse_config(text).channels
+    assert channel.private and channel.readers == ("ci",)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("channel", "message"),
+    [
+        ("access: secret", "expected 'public' or 'private'"),
+        ("readers: [ci]", "readers only apply to a channel with access: private"),
+        ("access: private\nreaders: ['bad name']", "invalid token or group name"),
+    ],
+)
+def test_bad_access_settings_name_file_line_and_key(
+    tmp_path: Path, channel: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config(_config(tmp_path, channel=channel))
+    assert "channels.yaml:" in str(info.value)
+
+
+@pytest.mark.unit
+def test_a_channel_cannot_be_called_t(tmp_path: Path) -> None:
+    """/t/<token>/ is conda's path token: a channel there could never be reached."""
+    text = textwrap.dedent(f"""\
+        output: {tmp_path}/site
+        channels:
+          t/x: {{url: https://example.org/x, subdirs: [noarch]}}
+        """)
+    with pytest.raises(ConfigError, match="collides"):
+        parse_config(text)
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+@pytest.mark.unit
+def test_tokens_are_random_long_and_conda_safe() -> None:
+    seen = {new_token() for _ in range(200)}
+    assert len(seen) == 200
+    for token in seen:
+        assert TOKEN_RE.match(token)
+        secret = token.split("-", 1)[1]
+        assert len(secret) * 4 >= 128  # hex digits: 4 bits each
+
+
+@pytest.mark.unit
+def test_the_store_holds_hashes_only_and_is_private(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "access" / "tokens.json")
+    token = store.add("ci", ["internal/licensed"], NOW, parse_expiry("2027-01-31"))
+    text = store.path.read_text()
+    assert token not in text and token.split("-")[1] not in text
+    assert store.path.stat().st_mode & 0o777 == 0o600
+    (record,) = store.load()
+    assert record.sha256 == hashlib.sha256(token.encode()).hexdigest()
+    assert record.nginx_md5 == md5_b64url(token)
+    assert record.nginx_basic_md5 == md5_b64url(basic_header("ci", token))
+    assert record.expires == "2027-01-31T23:59:59+00:00"
+    assert json.loads(text)["tokens"][0]["name"] == "ci"
+
+
+@pytest.mark.unit
+def test_verify_accepts_only_an_active_token(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.json")
+    live = store.add("live", [], NOW)
+    dying = store.add("dying", [], NOW, NOW + dt.timedelta(days=1))
+    store.add("other", [], NOW)
+    record = store.verify(live, NOW)
+    assert record is not None and record.name == "live"
+    assert store.verify(live[:-1] + "x", NOW) is None
+    assert store.verify(dying, NOW) is not None
+    assert store.verify(dying, NOW + dt.timedelta(days=2)) is None
+    store.revoke("live", NOW)
+    assert store.verify(live, NOW) is None
+
+
+@pytest.mark.unit
+def test_names_are_never_reused_and_revoking_an_unknown_name_fails(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.json")
+    store.add("ci", [], NOW)
+    store.revoke("ci", NOW)
+    with pytest.raises(TokenError, match="exists already"):
+        store.add("ci", [], NOW)
+    with pytest.raises(TokenError, match="no token named"):
+        store.revoke("nobody", NOW)
+    with pytest.raises(TokenError, match="expected a date"):
+        parse_expiry("next tuesday")
+
+
+@pytest.mark.unit
+def test_server_files_list_readers_with_expiry_and_revocation(tmp_path: Path) -> None:
+    text = _config(
+        tmp_path,
+        extra="access: {groups: {team: [ci]}}",
+        channel="access: private\nreaders: [team]",
+    )
+    config = parse_config(text)
+    store = AccessPaths.of(config).store
+    ci = store.add("ci", [], NOW)
+    store.add("direct", ["internal/licensed"], NOW, dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
+    store.add("gone", ["internal/licensed"], NOW)
+    store.add("nobody", [], NOW)  # reads nothing: no entry anywhere
+    store.revoke("gone", NOW)
+    records = {r.name: r for r in store.load()}
+    lines = nginx_map_text(config, list(records.values())).splitlines()
+    ci_id = ci.split("-")[0]
+    assert f'"internal/licensed {ci_id}" "{md5_b64url(ci)}";' in lines
+    assert f'"internal/licensed basic:ci" "{records["ci"].nginx_basic_md5}";' in lines
+    assert (
+        f'"internal/licensed {records["direct"].id}" "{records["direct"].nginx_md5},1798761600";'
+        in lines
+    )
+    assert any(line.endswith(f'"{records["gone"].nginx_md5},1";') for line in lines)
+    assert not any(records["nobody"].id in line or "pub" in line for line in lines)
+    files = apache_files(config, list(records.values()))
+    assert files[f"internal/licensed/{ci_id}.sha1"] == hashlib.sha1(ci.encode()).hexdigest()
+    assert files[f"internal/licensed/{ci_id}.until"] == "99991231235959"
+    assert files[f"internal/licensed/{records['gone'].id}.until"] == "00000000000000"
+    assert not any(records["nobody"].id in name for name in files)
+
+
+@pytest.mark.unit
+def test_basic_header_is_what_clients_send() -> None:
+    header = basic_header("ci", "abc")
+    assert base64.b64decode(header.removeprefix("Basic ")) == b"ci:abc"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@pytest.mark.unit
+def test_token_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "channels.yaml"
+    config.write_text(_config(tmp_path))
+    assert main(["token", "add", "ci", "--channel", "internal/licensed", "-c", str(config)]) == 0
+    out, err = capsys.readouterr()
+    token = out.strip()
+    assert TOKEN_RE.match(token) and token not in err
+    access = tmp_path / "site-access"
+    for path in access.rglob("*"):
+        if path.is_file():
+            assert token not in path.read_text(), path
+    assert "reload" in err  # says how the change reaches nginx
+    assert (access / "nginx-tokens.map").is_file()
+
+    assert main(["token", "add", "pubtoken", "--channel", "pub", "-c", str(config)]) == 2
+    assert "not a private channel" in capsys.readouterr().err
+    past = ["token", "add", "late", "--channel", "internal/licensed", "--expires", "2001-01-01"]
+    assert main([*past, "-c", str(config)]) == 2
+    assert main(["token", "add", "bad name", "-c", str(config)]) == 2
+    capsys.readouterr()
+
+    assert main(["token", "list", "-c", str(config)]) == 0
+    listing = capsys.readouterr().out
+    assert "ci" in listing and "active" in listing and "internal/licensed" in listing
+    assert token not in listing
+    assert main(["token", "revoke", "ci", "-c", str(config)]) == 0
+    assert main(["token", "list", "-c", str(config)]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert main(["token", "revoke", "ci", "--reload", "-c", str(config)]) == 2
+    assert "access.reload" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- webconf
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_webconf_guards_private_channels_only(server: str, tmp_path: Path) -> None:
+    private = parse_config(_config(tmp_path))
+    public = parse_config(_config(tmp_path, channel=""))
+    options = WebconfOptions(prefix="/conda", standalone=True, state_dir=tmp_path / "state")
+    text = render_webconf(server, private, options)
+    marker = "secure_link" if server == "nginx" else "sha1("
+    assert marker in text and "internal/licensed" in text
+    assert str(tmp_path / "site-access") in text
+    assert "sitegen_masked" in text
+    plain = render_webconf(server, public, options)
+    assert marker not in plain and "sitegen_masked" not in plain and "/t/" not in plain
+
+
+@pytest.mark.unit
+def test_a_token_is_checked_and_revoked_by_value_from_stdin_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    config = tmp_path / "channels.yaml"
+    config.write_text(_config(tmp_path))
+    assert main(["token", "add", "ci", "--channel", "internal/licensed", "-c", str(config)]) == 0
+    token = capsys.readouterr().out.strip()
+
+    def stdin(text: str) -> None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(text + "\n"))
+
+    stdin(token)
+    assert main(["token", "check", "-c", str(config)]) == 0
+    assert capsys.readouterr().out.split() == ["ci", "active", "internal/licensed"]
+    stdin(token[:-1] + "0" if not token.endswith("0") else token[:-1] + "1")
+    assert main(["token", "check", "-c", str(config)]) == 1
+    assert capsys.readouterr().out.strip() == "unknown token"
+    stdin(token)
+    assert main(["token", "revoke", "--stdin", "-c", str(config)]) == 0
+    assert "'ci' revoked" in capsys.readouterr().err
+    stdin(token)
+    assert main(["token", "check", "-c", str(config)]) == 1
+    assert capsys.readouterr().out.split()[:2] == ["ci", "revoked"]
+    assert main(["token", "revoke", "-c", str(config)]) == 2  # neither a name nor --stdin
+
+
+@pytest.mark.unit
+def test_page_model_for_private_channels(tmp_path: Path) -> None:
+    from sitegen.access.pages import TOKEN_PLACEHOLDER, token_snippets, visibility
+
+    seen = visibility(parse_config(_config(tmp_path)))
+    assert (seen["pub"].label, seen["pub"].details_public) == ("", True)
+    assert (seen["internal/licensed"].label, seen["internal/licensed"].details_public) == (
+        "private",
+        False,
+    )
+    snippets = token_snippets("https://mirror.example.org/conda/", "internal/licensed")
+    assert snippets.conda_url == "https://mirror.example.org/conda/t/<TOKEN>/internal/licensed"
+    assert snippets.channel_url == "https://mirror.example.org/conda/internal/licensed"
+    assert snippets.netrc == "machine mirror.example.org login <NAME> password <TOKEN>"
+    assert json.loads(snippets.rattler_auth_file) == {
+        "mirror.example.org": {"BearerToken": TOKEN_PLACEHOLDER}
+    }
+    assert (
+        token_snippets("http://127.0.0.1:8080", "x").conda_url
+        == "http://127.0.0.1:8080/t/<TOKEN>/x"
+    )
+
+
+@pytest.mark.unit
+def test_last_use_is_read_from_either_servers_access_log(tmp_path: Path) -> None:
+    from sitegen.access.usage import last_used
+
+    store = TokenStore(tmp_path / "tokens.json")
+    store.add("ci", [], NOW)
+    store.add("alice", [], NOW)
+    store.add("never", [], NOW)
+    records = store.load()
+    ci = next(r for r in records if r.name == "ci")
+    lines = [
+        # nginx
+        f'127.0.0.1 - - [05/Dec/2026:18:51:13 +0000] "GET /c/t/***/x/ HTTP/1.1" 200 11 "-" token={ci.id}',
+        f'127.0.0.1 - - [05/Dec/2026:18:52:13 +0000] "GET /c/x/ HTTP/1.1" 403 11 "-" token={ci.id}',
+        '127.0.0.1 - - [05/Dec/2026:18:53:00 +0000] "GET /c/x/ HTTP/1.1" 304 0 "-" token=basic:alice',
+        '127.0.0.1 - - [05/Dec/2026:18:54:00 +0000] "GET /c/x/ HTTP/1.1" 200 0 "-" token=-',
+        # Apache
+        f'127.0.0.1 - - [05/Dec/2026:18:50:00 +0000] "GET /c/x/ HTTP/1.1" 200 5 "curl" token={ci.id}',
+        "garbage",
+    ]
+    used = last_used(lines, records)
+    assert used == {
+        "ci": dt.datetime(2026, 12, 5, 18, 51, 13, tzinfo=dt.UTC),
+        "alice": dt.datetime(2026, 12, 5, 18, 53, tzinfo=dt.UTC),
+    }
+
+
+@pytest.mark.unit
+def test_token_files_are_not_world_readable_when_a_group_is_set(tmp_path: Path) -> None:
+    group = grp.getgrgid(os.getgid()).gr_name
+    (tmp_path / "channels.yaml").write_text(
+        textwrap.dedent(f"""\
+            output: site
+            access: {{group: {group}}}
+            channels:
+              internal/licensed: {{url: https://example.org/x, subdirs: [noarch], access: private}}
+            """)
+    )
+    config = load_config(tmp_path / "channels.yaml")
+    store = AccessPaths.of(config).store
+    store.add("ci", ["internal/licensed"], dt.datetime.now(dt.UTC))
+    paths = write_server_files(config)
+    assert store.path.stat().st_mode & 0o777 == 0o600
+    assert paths.nginx_map.stat().st_mode & 0o777 == 0o640
+    assert all(p.stat().st_mode & 0o007 == 0 for p in paths.apache_dir.rglob("*"))
+
+
+@pytest.mark.unit
+def test_a_tampered_store_or_an_unknown_group_never_reaches_a_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(_config(tmp_path, channel="access: private\nreaders: [ci]"))
+    config = parse_config(config_path.read_text())
+    store = AccessPaths.of(config).store
+    store.add("ci", [], NOW)
+    (record,) = store.load()
+    store.save([replace(record, nginx_md5='x"; include /etc/shadow; "')])
+    with pytest.raises(AccessError, match="malformed"):
+        write_server_files(config)
+    assert main(["webconf", "nginx", "-c", str(config_path)]) == 2
+    assert "malformed" in capsys.readouterr().err
+    grouped = _config(tmp_path, extra="access: {group: no-such-group-here}")
+    config_path.write_text(grouped)
+    assert (
+        main(["token", "add", "x", "--channel", "internal/licensed", "-c", str(config_path)]) == 2
+    )
+    out, err = capsys.readouterr()
+    assert "not a group" in err and out == ""  # no token was issued
+    assert [r.name for r in store.load()] == ["ci"]
+
+
+@pytest.mark.unit
+def test_the_fetchers_check_reads_every_credential_form() -> None:
+    from sitegen.access.check import credential
+
+    token = new_token()
+    forms = [
+        [(b"Authorization", f"Bearer {token}".encode())],
+        [(b"authorization", basic_header("whoever", token).encode())],
+        [(b"X-Sitegen-Token", token.encode())],
+        [(b"X-Sitegen-Uri", f"/conda/t/{token}/internal/licensed/x.conda".encode())],
+    ]
+    for headers in forms:
+        assert credential(headers) == token, headers
+    for headers in (
+        [],
+        [(b"Authorization", b"Bearer nope")],
+        [(b"Authorization", b"Basic !!!")],
+        [(b"X-Sitegen-Uri", b"/conda/internal/licensed/x.conda")],
+    ):
+        assert credential(headers) is None, headers

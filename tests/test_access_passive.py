@@ -1,0 +1,169 @@
+"""Private passive channels: the fetcher only behind the web server's token check; and the
+generated snippets (not standalone) with private channels, checked by the servers themselves."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sitegen.access.server_files import write_server_files
+from sitegen.config import load_config
+from sitegen.tools.webconf import WebconfOptions, render_webconf
+from testkit.access import fetcher_subprocess
+from testkit.apache import (
+    apache_binary,
+    apache_modules_dir,
+    require_server,
+    server_user,
+    webconf_server,
+    world_readable_dir,
+)
+from testkit.nginx import nginx_binary
+from testkit.private_site import (
+    PREFIX,
+    PUBLIC,
+    PULL,
+    PrivateSite,
+    assert_no_token_anywhere,
+    basic,
+    bearer,
+    package_of,
+    wrong_token,
+)
+from testkit.private_site import private_site as open_private_site
+from testkit.upstream import ExampleUpstream
+
+
+@pytest.fixture
+def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
+    with open_private_site(example_upstream) as site:
+        yield site
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
+    server: str, private_site: PrivateSite, tmp_path: Path
+) -> None:
+    require_server(server)
+    site = private_site.config.output
+    token = private_site.tokens["ci"]
+    fn = package_of(site, PULL)
+    path = f"{PREFIX}/{PULL}/linux-64/{fn}"
+    target = site / PULL / "linux-64" / fn
+    upstream = private_site.upstream.server
+    before = len(upstream.requests)  # the active channels' downloads
+
+    def package_requests() -> list[str]:
+        return [r.path for r in upstream.requests[before:] if r.path.endswith(fn)]
+
+    with fetcher_subprocess(private_site.config_path, tmp_path / "fetcher.log") as address:
+        running = webconf_server(
+            server,
+            private_site.config,
+            private_site.root / "state",
+            prefix=PREFIX,
+            fetcher=address,
+        )
+        with running, httpx.Client(base_url=running.url, follow_redirects=True) as client:
+            for headers in ({}, bearer(wrong_token(token)), bearer(private_site.tokens["gone"])):
+                assert client.get(path, headers=headers).status_code in (401, 403)
+                assert client.head(path, headers=headers).status_code in (401, 403)
+            assert package_requests() == [] and not target.exists()
+            # HEAD is answered without a download, GET fetches, verifies and stores once.
+            head = client.head(path, headers=bearer(token))
+            assert head.status_code == 200 and package_requests() == []
+            got = client.get(f"/t/{token}{path}")
+            assert got.status_code == 200
+            assert got.content == target.read_bytes() and len(package_requests()) == 1
+            # The web server sent the file: nginx through X-Accel-Redirect (the fetcher's
+            # own header is gone), Apache after a redirect back to the static URL.
+            assert "x-sitegen-fetcher" not in got.headers
+            if server == "apache":
+                assert [r.status_code for r in got.history] == [302]
+                assert str(got.url).endswith(f"/t/{token}{path}")
+            again = client.get(path, headers=basic("ci", token))
+            assert again.status_code == 200 and len(package_requests()) == 1
+        # The fetcher itself, reached directly (any local user can): private files only for
+        # a token that may read the channel.
+        direct = f"/{PULL}/linux-64/{fn}"
+        tokens = private_site.tokens
+        with httpx.Client(base_url=f"http://{address}") as fetcher:
+            for headers, status in (
+                ({}, 401),
+                (bearer(wrong_token(token)), 401),
+                (bearer(tokens["gone"]), 401),
+                (bearer(tokens["outsider"]), 401),
+                ({"X-Sitegen-Token": tokens["old"]}, 401),
+                (bearer(token), 200),
+                (basic("anyone", token), 200),
+                ({"X-Sitegen-Token": token}, 200),
+                ({"X-Sitegen-Uri": f"/t/{token}{PREFIX}{direct}"}, 200),
+            ):
+                assert fetcher.head(direct, headers=headers).status_code == status, headers
+    assert_no_token_anywhere(private_site, running.state_dir)
+    assert token not in (tmp_path / "fetcher.log").read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_snippets_with_private_channels_pass_the_servers_own_check(server: str) -> None:
+    """The non-standalone outputs, included the way a sysadmin would include them."""
+    require_server(server)
+    with world_readable_dir() as root:
+        (root / "channels.yaml").write_text(
+            textwrap.dedent(f"""\
+                output: site
+                channels:
+                  {PUBLIC}: {{url: https://example.org/a, subdirs: [noarch]}}
+                  {PULL}:
+                    url: https://example.org/b
+                    subdirs: [noarch]
+                    mode: passive
+                    access: private
+                """)
+        )
+        config = load_config(root / "channels.yaml")
+        write_server_files(config)
+        state = root / "state"
+        state.mkdir()
+        user = server_user()
+        snippet = state / "sitegen.conf"
+        if server == "nginx":
+            for prefix in ("", "/conda"):
+                options = WebconfOptions(prefix=prefix, listen="127.0.0.1:8080")
+                snippet.write_text(render_webconf("nginx", config, options))
+                wrapper = state / "nginx.conf"
+                wrapper.write_text(
+                    (f"user {user.replace(':', ' ')};\n" if user else "")
+                    + f"pid {state}/nginx.pid;\nerror_log {state}/error.log;\nevents {{}}\n"
+                    f"http {{\n  client_body_temp_path {state}/cb;\n"
+                    f"  proxy_temp_path {state}/p;\n  fastcgi_temp_path {state}/f;\n"
+                    f"  uwsgi_temp_path {state}/u;\n  scgi_temp_path {state}/s;\n"
+                    f"  include {snippet};\n}}\n"
+                )
+                command = [nginx_binary() or "nginx", "-t", "-p", f"{state}/", "-c", str(wrapper)]
+                result = subprocess.run(command, capture_output=True, text=True, check=False)
+                assert result.returncode == 0, result.stderr
+            return
+        modules = apache_modules_dir()
+        names = ["mpm_event", "authz_core", "alias", "dir", "mime", "headers", "rewrite"]
+        names += ["proxy", "proxy_http", "setenvif"]
+        loads = "".join(f"LoadModule {m}_module {modules}/mod_{m}.so\n" for m in names)
+        for prefix, listen in (("", None), ("/conda", None), ("/conda", "127.0.0.1:8080")):
+            options = WebconfOptions(prefix=prefix, listen=listen)
+            snippet.write_text(render_webconf("apache", config, options))
+            wrapper = state / "apache.conf"
+            wrapper.write_text(
+                f"ServerRoot {state}\nServerName localhost\nListen 127.0.0.1:8080\n"
+                f"PidFile {state}/a.pid\nErrorLog {state}/error.log\n{loads}"
+                f"TypesConfig /dev/null\nInclude {snippet}\n"
+            )
+            command = [apache_binary() or "apache2", "-t", "-f", str(wrapper)]
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            assert result.returncode == 0, result.stderr
