@@ -31,8 +31,10 @@ LANDING_PAGE = "index.html"
 FEED = "history/feed.atom"
 SEARCH_DIR = "search"
 STATE_DIR = ".sitegen"
+# Download statistics for machines (`sitegen stats`); the page for people is rendered from it.
+STATS_JSON = "stats.json"
 # Names at the top of the site that belong to sitegen itself, never to a channel.
-RESERVED_TOP = frozenset({HISTORY_DIR, ASSETS_DIR, STATE_DIR, LANDING_PAGE, SEARCH_DIR})
+RESERVED_TOP = frozenset({HISTORY_DIR, ASSETS_DIR, STATE_DIR, LANDING_PAGE, SEARCH_DIR, STATS_JSON})
 
 
 def is_package_file(name: str) -> bool:
@@ -116,3 +118,12 @@ def render_manifest_path(root: Path) -> Path:
 
 def listings_dir(root: Path) -> Path:
     return render_dir(root) / "listings"
+
+
+def stats_dir(root: Path) -> Path:
+    """Download statistics: where each access log was read up to, and the counts so far."""
+    return state_dir(root) / "stats"
+
+
+def stats_state_path(root: Path) -> Path:
+    return stats_dir(root) / "state.json"

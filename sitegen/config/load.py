@@ -139,6 +139,14 @@ class DownloadSettings:
 
 
 @dataclass(frozen=True)
+class StatsSettings:
+    """``stats:``: the web server's access logs to count downloads from (``sitegen stats``)."""
+
+    logs: tuple[Path, ...]
+    retention_days: int = 90  # daily rows older than this are rolled into monthly ones
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     output: Path
     channels: tuple[ChannelConfig, ...]
@@ -148,6 +156,7 @@ class SiteConfig:
     download: DownloadSettings = field(default_factory=DownloadSettings)
     max_delete_fraction: float = 0.5
     source: Path | None = None
+    stats: StatsSettings | None = None
 
     @property
     def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:
@@ -557,7 +566,22 @@ def _raw_keys(node: _Node) -> set[str]:
     return set()
 
 
-_TOP_KEYS = ("output", "base_url", "title", "download", "prune", "filters", "channels")
+_TOP_KEYS = ("output", "base_url", "title", "download", "prune", "filters", "channels", "stats")
+
+
+def _stats(node: _Node, base_dir: Path | None) -> StatsSettings:
+    keys = node.mapping(("logs", "retention_days"))
+    if "logs" not in keys:
+        raise node.error("missing required key 'logs' (the web server's access log files)")
+    logs = []
+    for item in keys["logs"].items():
+        path = Path(item.string())
+        logs.append(base_dir / path if not path.is_absolute() and base_dir else path)
+    if not logs:
+        raise keys["logs"].error("name at least one access log")
+    # At least 30: the 7- and 30-day figures are summed from daily rows.
+    retention = keys["retention_days"].integer(30) if "retention_days" in keys else 90
+    return StatsSettings(logs=tuple(logs), retention_days=retention)
 
 
 def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | None = None):
@@ -614,6 +638,7 @@ def parse_config(text: str, filename: str = "channels.yaml", base_dir: Path | No
         download=download,
         max_delete_fraction=max_delete,
         source=(base_dir / filename) if base_dir else None,
+        stats=_stats(keys["stats"], base_dir) if "stats" in keys else None,
     )
     for channel, child in zip(channels, channels_node.mapping(()).values(), strict=True):
         for mirror in channel.mirrors:
