@@ -22,7 +22,6 @@ ever being held in memory whole.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import struct
@@ -38,7 +37,6 @@ from sitegen.stats.logline import MAX_LINE
 
 FINGERPRINT_BYTES = 1024
 CHUNK = 1 << 20
-_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
 class Cursor(msgspec.Struct):
@@ -86,13 +84,47 @@ def is_gzip(path: Path) -> bool:
     return path.name.endswith(".gz")
 
 
+def gunzip(raw: BinaryIO) -> Iterator[bytes]:
+    """The decompressed bytes of a gzip stream (all its members), at most CHUNK at a time.
+
+    A gzip cut short (still being written) simply ends early; a broken one raises zlib.error.
+    """
+    decompressor = zlib.decompressobj(wbits=31)
+    while data := raw.read(CHUNK):
+        while True:
+            out = decompressor.decompress(data, CHUNK)
+            if out:
+                yield out
+            if decompressor.eof:
+                data = decompressor.unused_data.lstrip(b"\0")  # another member, or padding
+                decompressor = zlib.decompressobj(wbits=31)
+            else:
+                data = decompressor.unconsumed_tail
+            if not data and not out:
+                break
+
+
+def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
+    """The chunks without their first ``count`` bytes."""
+    for chunk in chunks:
+        if count >= len(chunk):
+            count -= len(chunk)
+            continue
+        yield chunk[count:] if count else chunk
+        count = 0
+
+
 def read_head(path: Path) -> bytes:
     """The first bytes of a log (decompressed), for its fingerprint."""
-    if is_gzip(path):
-        with gzip.open(path, "rb") as stream:
-            return stream.read(FINGERPRINT_BYTES)
-    with open(path, "rb") as handle:
-        return handle.read(FINGERPRINT_BYTES)
+    with open(path, "rb") as raw:
+        if not is_gzip(path):
+            return raw.read(FINGERPRINT_BYTES)
+        head = b""
+        for chunk in gunzip(raw):
+            head += chunk
+            if len(head) >= FINGERPRINT_BYTES:
+                break
+        return head[:FINGERPRINT_BYTES]
 
 
 def gzip_size_mod32(path: Path) -> int | None:
@@ -176,7 +208,7 @@ def read_file(
     try:
         st = path.stat()
         head = read_head(path)
-    except (OSError, *_GZIP_ERRORS):
+    except (OSError, zlib.error):
         report.errors += 1
         return None, None
     if not head:
@@ -194,21 +226,22 @@ def read_file(
         report.errors += 1
         return cursor, cursor
     with raw:
-        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip(path) else raw
-        consumed, too_long = split_lines(_guarded(stream, offset, report), sink)
+        consumed, too_long = split_lines(_guarded(raw, is_gzip(path), offset, report), sink)
     report.too_long += too_long
     report.bytes_read += consumed
     return cursor, _updated(cursor, head, st, path, offset + consumed)
 
 
-def _guarded(stream: BinaryIO, offset: int, report: ReadReport) -> Iterator[bytes]:
-    """The chunks from ``offset`` on. A gzip that ends early (still being written) or is
-    broken, or a read error, ends the file quietly: what came before counts, a later run
-    reads on from there."""
+def _guarded(raw: BinaryIO, packed: bool, offset: int, report: ReadReport) -> Iterator[bytes]:
+    """The (decompressed) chunks from ``offset`` on. A broken gzip or a read error ends the
+    file quietly: what came before counts, a later run reads on from there."""
     try:
-        stream.seek(offset)
-        yield from iter_chunks(stream)
-    except (OSError, *_GZIP_ERRORS):
+        if packed:
+            yield from _skip(gunzip(raw), offset)
+        else:
+            raw.seek(offset)
+            yield from iter_chunks(raw)
+    except (OSError, zlib.error):
         report.errors += 1
 
 

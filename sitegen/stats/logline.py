@@ -31,17 +31,17 @@ NGINX_FORMAT = (
     '$remote_addr - - [$time_local] "$sitegen_request" $status $body_bytes_sent'
     ' "$http_referer" "$http_user_agent" "$sent_http_x_sitegen_fetcher"'
 )
-# Apache: SITEGEN_REQUEST is set by SetEnvIf rules webconf emits (the request with any
-# /t/<token>/ masked); %b writes "-" for no body, as combined does.
+# Apache: SITEGEN_URI is the path with any /t/<token>/ masked, set by SetEnvIf rules webconf
+# emits; %b writes "-" for no body, as combined does. Quotes escaped for a LogFormat string.
 APACHE_FORMAT = (
-    '%a - - %t \\"%{SITEGEN_REQUEST}e\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\"'
+    '%a - - %t \\"%m %{SITEGEN_URI}e%q %H\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\"'
     ' \\"%{X-Sitegen-Fetcher}o\\"'
 )
 
 _QUOTED = rb'"([^"\\]*(?:\\.[^"\\]*)*)"'
 _QUOTED_SKIP = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
 # Groups: address, time, request, status, body bytes, user agent.
-COMBINED_RE = re.compile(
+_COMBINED = (
     rb"(\S+) \S+ \S+ \[([^\]]{26})\] "
     + _QUOTED
     + rb" (\d{3}) (\d+|-) "
@@ -49,8 +49,10 @@ COMBINED_RE = re.compile(
     + rb" "
     + _QUOTED
 )
+# Other fields may follow (custom formats), but not a quoted one: that is the sitegen format.
+COMBINED_RE = re.compile(_COMBINED + rb'(?! ")')
 # The same groups, then the fetcher's outcome.
-SITEGEN_RE = re.compile(COMBINED_RE.pattern + rb" " + _QUOTED + rb"\r?$")
+SITEGEN_RE = re.compile(_COMBINED + rb" " + _QUOTED + rb"\r?$")
 
 MAX_LINE = 16 * 1024  # longer lines are skipped unread (a request line is far shorter)
 

@@ -36,6 +36,7 @@ import jinja2
 
 from sitegen.config.load import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.resources import templates_dir
+from sitegen.stats.logline import APACHE_FORMAT, NGINX_FORMAT
 
 SERVERS = ("nginx", "apache")
 DEFAULT_FETCHER = "127.0.0.1:8901"
@@ -262,6 +263,7 @@ def render(conf: Webconf) -> str:
         short_cache=SHORT_CACHE,
         long_cache=LONG_CACHE,
         package_re=r"\.(?:conda|tar\.bz2)",
+        log_format=NGINX_FORMAT if conf.server == "nginx" else APACHE_FORMAT,
     )
     return re.sub(r"\n{3,}", "\n\n", text)
 
