@@ -18,11 +18,12 @@ import pytest
 import trio
 from support import require_tool
 from support.apache import require_server, webconf_server, world_readable_dir
+from support.fetcher import fetcher_process
 from support.upstream import ExampleUpstream
 
 from sitegen.cli import main
 from sitegen.config.load import SiteConfig, load_config
-from sitegen.stats.report import StatsDoc, decode_doc
+from sitegen.stats.report import PassiveCounts, StatsDoc, decode_doc
 from sitegen.stats.run import run_stats
 from sitegen.sync.run import MirrorOptions, run_mirror
 
@@ -40,7 +41,7 @@ def public_dir() -> Iterator[Path]:
         yield path
 
 
-def _write_config(public_dir: Path, upstream: str, log: Path) -> Path:
+def _write_config(public_dir: Path, upstream: str, log: Path, mode: str = "active") -> Path:
     path = public_dir / "channels.yaml"
     path.write_text(
         f"output: {public_dir / 'site'}\n"
@@ -49,6 +50,7 @@ def _write_config(public_dir: Path, upstream: str, log: Path) -> Path:
         f"  {CHANNEL}:\n"
         f"    url: {upstream}\n"
         "    subdirs: [linux-64]\n"
+        f"    mode: {mode}\n"
         "stats:\n"
         f"  logs: [{log}]\n"
     )
@@ -171,3 +173,50 @@ def test_stats_count_exactly_what_the_real_server_served(
             assert _doc(config).totals.downloads == 6
     assert run_stats(config).lines == 0
     assert _doc(config).totals.downloads == (6 if server == "nginx" else 4)
+
+
+def test_mirror_counts_downloads_at_the_end_when_configured(
+    example_upstream: ExampleUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "logs" / "access.log"
+    log.parent.mkdir()
+    fn = "zlib-1.3.1-h0_0.conda"
+    log.write_bytes(
+        f'192.0.2.1 - - [05/Dec/2026:10:00:00 +0000] "GET /{CHANNEL}/linux-64/{fn} HTTP/1.1"'
+        f' 200 10 "-" "{CONDA}"\n'.encode()
+    )
+    config_path = _write_config(tmp_path, example_upstream.url, log)
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    doc = _doc(load_config(config_path))
+    assert [(f.file, f.downloads) for f in doc.files] == [(fn, 1)]
+    # Without a stats: section, `sitegen stats` says what is missing (exit status 2).
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(config_path.read_text().split("stats:")[0])
+    capsys.readouterr()
+    assert main(["stats", "-c", str(plain)]) == 2
+    assert "no 'stats:' section" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_a_passive_channel_tells_fetched_from_served_from_disk(
+    server: str, example_upstream: ExampleUpstream, public_dir: Path, tmp_path: Path
+) -> None:
+    require_server(server)
+    require_tool(shutil.which("curl") is not None, "curl")
+    state = public_dir / "state"
+    log = state / "access.log"
+    config_path = _write_config(public_dir, example_upstream.url, log, mode="passive")
+    config = load_config(config_path)
+    assert not trio.run(run_mirror, config, MirrorOptions(progress=False)).failed
+    conda = sorted(fn for fn in _published(config) if fn.endswith(".conda"))[0]
+    with fetcher_process(config_path, tmp_path) as fetcher:
+        web = webconf_server(server, config, state, prefix=PREFIX, fetcher=fetcher.address)
+        with web:
+            url = f"{web.url}{PREFIX}/{CHANNEL}/linux-64/{conda}"
+            assert curl(url, CONDA) == 200  # not stored yet: the fetcher downloads it
+            assert curl(url, PIXI) == 200  # stored now: the web server serves the file
+            wait_for_lines(log, 2)
+    run_stats(config)
+    (channel,) = _doc(config).channels
+    assert channel.downloads == 2
+    assert channel.passive == PassiveCounts(fetched=1, stored=0, disk=1)
