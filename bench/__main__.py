@@ -22,7 +22,7 @@ from bench.common import (
 )
 from bench.profiling import Profiler
 
-WORKLOADS = ("sync", "metadata", "render")
+WORKLOADS = ("sync", "metadata", "render", "stats")
 ALIASES = {"resync": "sync", "meta": "metadata"}
 
 

@@ -119,23 +119,26 @@ def _roll_ints(counts: dict, cutoff: str) -> None:
 
 
 class LineCounter:
-    """Feeds lines into a :class:`Tally`; caches what repeats (days, paths, user agents)."""
+    """Feeds lines into a :class:`Tally`; caches what repeats (days, paths, user agents,
+    clients). The raw address of a client is a cache key in memory during a run, never kept."""
 
     def __init__(self, tally: Tally, classifier: PathClassifier) -> None:
         self.tally = tally
         self.classifier = classifier
         self.lines = 0
-        self._days: dict[bytes, str | None] = {}
+        self._days: dict[bytes, str] = {}
         self._targets: dict[bytes, Target] = {}
         self._agents: dict[bytes, tuple[str, str]] = {}
+        self._clients: dict[str, dict[bytes, bytes]] = {}  # day -> address+agent -> hash
         # The regex that matched last goes first: a log holds one format, mostly.
         self._formats = [SITEGEN_RE.match, COMBINED_RE.match]
 
-    def day_of(self, stamp: bytes) -> str | None:
+    def day_of(self, stamp: bytes) -> str:
+        """The UTC day of a time stamp, "" when it is not one."""
         key = day_key(stamp)
-        day = self._days.get(key, "")
-        if day == "":
-            day = self._days[key] = utc_day(stamp)
+        day = self._days.get(key)
+        if day is None:
+            day = self._days[key] = utc_day(stamp) or ""
         return day
 
     def target_of(self, raw: bytes) -> Target:
@@ -152,28 +155,39 @@ class LineCounter:
             self._targets[raw] = target
         return target
 
-    def agent_of(self, raw: bytes) -> tuple[str, str]:
-        tool = self._agents.get(raw)
-        if tool is None:
-            tool = tool_of(raw.decode("latin-1"))
-            if len(self._agents) >= _CACHE_LIMIT:
-                self._agents.clear()
-            self._agents[raw] = tool
-        return tool
-
-    def open_day(self, day: str) -> OpenDay:
-        opened = self.tally.open_days.get(day)
+    def new_client(self, day: str, key: bytes, agent: bytes) -> bytes:
+        """Hash a client first seen in this run on ``day``; count it if the day is new to it."""
+        tally = self.tally
+        opened = tally.open_days.get(day)
         if opened is None:
-            opened = self.tally.open_days[day] = OpenDay()
-        return opened
+            opened = tally.open_days[day] = OpenDay()
+        client = hashlib.blake2b(key, key=opened.salt, digest_size=8).digest()
+        clients = self._clients.setdefault(day, {})
+        if len(clients) >= _CACHE_LIMIT:
+            clients.clear()
+        clients[key] = client
+        if client not in opened.clients:
+            opened.clients.add(client)
+            tally.days[day][1] += 1
+        tool = self._agents.get(agent)
+        if tool is None:
+            tool = self._agents[agent] = tool_of(agent.decode("latin-1"))
+        if (client, *tool) not in opened.tool_clients:
+            opened.tool_clients.add((client, *tool))
+            key3 = (day, *tool)
+            tally.tools[key3] = tally.tools.get(key3, 0) + 1
+        return client
 
     def add(self, lines: Iterable[bytes]) -> None:
         """Count complete lines (without their newline)."""
         tally = self.tally
-        files, refreshes, missing = tally.files, tally.refreshes, tally.missing
+        files, refreshes, missing, days = tally.files, tally.refreshes, tally.missing, tally.days
+        day_cache, targets, target_of = self._days, self._targets, self.target_of
         first, second = self._formats
+        current, clients, totals = "", {}, [0, 0]
+        count = 0
         for line in lines:
-            self.lines += 1
+            count += 1
             match = first(line)
             if match is None:
                 match = second(line)
@@ -182,71 +196,65 @@ class LineCounter:
                     continue
                 first, second = second, first
                 self._formats = [first, second]
-            address, stamp, request, status, size, agent = match.group(1, 2, 3, 4, 5, 6)
-            day = self.day_of(stamp)
-            if day is None:
+            address, stamp, request, status, size, agent, *fetcher = match.groups()
+            day = day_cache.get(stamp[:14] + stamp[20:]) or self.day_of(stamp)
+            if not day:
                 tally.skip(BAD_TIME)
                 continue
             parts = request.split(b" ")
             if len(parts) not in (2, 3) or not parts[0].isalpha():
                 tally.skip(MALFORMED)
                 continue
-            kind, channel, subdir, fn = self.target_of(parts[1])
+            kind, channel, subdir, fn = targets.get(parts[1]) or target_of(parts[1])
             if kind is Kind.HOSTILE:
                 tally.skip(HOSTILE)
                 continue
-            totals = tally.days.get(day)
-            if totals is None:
-                totals = tally.days[day] = [0, 0]
+            if day != current:
+                current = day
+                totals = days.get(day)
+                if totals is None:
+                    totals = days[day] = [0, 0]
+                clients = self._clients.get(day) or {}
             totals[0] += 1
             if kind is Kind.OTHER or parts[0] != b"GET":
                 continue
-            code = int(status)
-            sent = 0 if size == b"-" else int(size)
-            opened = self.open_day(day)
-            client = hashlib.blake2b(
-                address + b"\0" + agent, key=opened.salt, digest_size=8
-            ).digest()
-            if client not in opened.clients:
-                opened.clients.add(client)
-                totals[1] += 1
-            tool, version = self.agent_of(agent)
-            if (client, tool, version) not in opened.tool_clients:
-                opened.tool_clients.add((client, tool, version))
-                key3 = (day, tool, version)
-                tally.tools[key3] = tally.tools.get(key3, 0) + 1
+            key = address + b" " + agent
+            client = clients.get(key)
+            if client is None:
+                client = self.new_client(day, key, agent)
+                clients = self._clients[day]
             if kind is Kind.PACKAGE:
-                key = (day, channel, subdir, fn)
-                if code == 404:
-                    missing[key] = missing.get(key, 0) + 1
+                fkey = (day, channel, subdir, fn)
+                if status == b"404":
+                    missing[fkey] = missing.get(fkey, 0) + 1
                     continue
-                if code not in (200, 206):
+                if status != b"200" and status != b"206":
                     continue
-                row = files.get(key)
+                row = files.get(fkey)
                 if row is None:
-                    row = files[key] = [0, 0, 0]
-                row[1] += sent
+                    row = files[fkey] = [0, 0, 0]
+                if size != b"-":
+                    row[1] += int(size)
                 row[2] += 1
-                if code == 200:
+                if status == b"200":
                     row[0] += 1
-                    outcome = (
-                        _OUTCOMES.get(match.group(7), FROM_DISK) if match.lastindex == 7 else None
-                    )
-                    if outcome is not None:
-                        pkey = (day, channel, outcome)
+                    if fetcher:
+                        pkey = (day, channel, _OUTCOMES.get(fetcher[0], FROM_DISK))
                         tally.passive[pkey] = tally.passive.get(pkey, 0) + 1
-                elif (client, channel, subdir, fn) not in opened.ranges:
-                    opened.ranges.add((client, channel, subdir, fn))
-                    row[0] += 1
-            else:
-                key = (day, channel, subdir, SHARDS_DIR if kind is Kind.SHARD else fn)
-                if code not in (200, 206, 304):
-                    continue
-                row = refreshes.get(key)
+                else:
+                    ranges = tally.open_days[day].ranges
+                    if (client, channel, subdir, fn) not in ranges:
+                        ranges.add((client, channel, subdir, fn))
+                        row[0] += 1
+            elif status == b"200" or status == b"206" or status == b"304":
+                rkey = (day, channel, subdir, SHARDS_DIR if kind is Kind.SHARD else fn)
+                row = refreshes.get(rkey)
                 if row is None:
-                    row = refreshes[key] = [0, 0, 0]
-                if code == 304:
+                    row = refreshes[rkey] = [0, 0, 0]
+                if status == b"304":
                     row[1] += 1
                 else:
                     row[0] += 1
-                    row[2] += sent
+                    if size != b"-":
+                        row[2] += int(size)
+        self.lines += count

@@ -14,6 +14,8 @@ directory at a URL prefix with what conda clients need:
 * symlinks followed, for the deploy ``ln -s /srv/mirror/site /var/www/html/anaconda``;
 * for channels fed by a passive mirror, package files that are not stored yet are handed to the
   verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.passive.fetcher`).
+* an access log format for ``sitegen stats``, ``sitegen_stats`` (see
+  :mod:`sitegen.stats.logline`): no user name, ``/t/<token>/`` masked, the fetcher's outcome.
 
 The default output is a snippet to include (an nginx ``server`` block; an Apache ``Alias`` +
 ``<Directory>`` block, wrapped in a ``<VirtualHost>`` when ``--listen`` is given).
