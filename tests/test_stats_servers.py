@@ -18,6 +18,7 @@ import pytest
 import trio
 from support import require_tool
 from support.apache import require_server, webconf_server, world_readable_dir
+from support.client import solve_and_install
 from support.fetcher import fetcher_process
 from support.upstream import ExampleUpstream
 
@@ -220,3 +221,27 @@ def test_a_passive_channel_tells_fetched_from_served_from_disk(
     (channel,) = _doc(config).channels
     assert channel.downloads == 2
     assert channel.passive == PassiveCounts(fetched=1, stored=0, disk=1)
+
+
+def test_a_rattler_install_is_counted_file_by_file(
+    example_upstream: ExampleUpstream, public_dir: Path, tmp_path: Path
+) -> None:
+    require_server("nginx")
+    state = public_dir / "state"
+    config_path = _write_config(public_dir, example_upstream.url, state / "access.log")
+    config = load_config(config_path)
+    assert not trio.run(run_mirror, config, MirrorOptions(progress=False)).failed
+    with webconf_server("nginx", config, state, prefix=PREFIX) as web:
+        installed = solve_and_install(
+            [f"{web.url}{PREFIX}/{CHANNEL}"], ["numpy"], tmp_path / "env", cache_dir=tmp_path / "c"
+        )
+        wait_for_lines(state / "access.log", len(installed) + 1)
+    assert installed
+    run_stats(config)
+    doc = _doc(config)
+    sizes = _published(config)
+    assert {f.file: (f.downloads, f.bytes) for f in doc.files} == {
+        p.file_name: (1, sizes[p.file_name]) for p in installed
+    }
+    assert doc.totals.refreshes >= 1 and doc.missing == [] and doc.skipped == {}
+    assert [(t.tool, t.client_days) for t in doc.tools] == [("rattler", 1)]
