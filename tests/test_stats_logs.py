@@ -4,11 +4,15 @@ compression and vanished files; long lines skipped without being held in memory.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
+import textwrap
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
+from sitegen.config.load import parse_config
 from sitegen.stats.logfiles import (
     CHUNK,
     FINGERPRINT_BYTES,
@@ -17,6 +21,7 @@ from sitegen.stats.logfiles import (
     rotated_siblings,
     split_lines,
 )
+from sitegen.stats.run import run_stats
 
 
 class Log:
@@ -198,3 +203,35 @@ def test_binary_garbage_and_an_unreadable_gzip_do_not_stop_the_others(tmp_path: 
     lines = log.write(4)
     got = log.read()
     assert got[-4:] == lines
+
+
+def test_run_stats_survives_hostile_logs_and_counts_them_as_skipped(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    good = (
+        b'192.0.2.1 - - [05/Dec/2026:10:00:00 +0000] "GET /cloud/x/linux-64/a-1-0.conda'
+        b' HTTP/1.1" 200 10 "-" "pixi/0.39.0"\n'
+    )
+    with open(log, "wb") as out:
+        out.write(good)
+        out.write(b"192.0.2.1 - - [" + b"A" * (10 * 1024 * 1024) + b"\n")  # a 10 MB line
+        out.write(os.urandom(4096).replace(b"\n", b"") + b"\n")
+        out.write(b'192.0.2.1 - - [05/Dec/2026:10:00:00 +0000] "GET /\xff\xfe HTTP/1.1" 404 0')
+        out.write(b' "-" "\xc3\x28"\n')
+        out.write(good.replace(b"a-1-0.conda", b"%3Cscript%3E-1-0.conda"))
+        out.write(good.replace(b"/cloud/x/", b"/cloud/x/../../"))
+        out.write(good)
+    config = parse_config(
+        textwrap.dedent(f"""\
+            output: {tmp_path / "site"}
+            channels:
+              cloud/x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
+            stats: {{logs: [{log}]}}
+            """)
+    )
+    result = run_stats(config, today=date(2026, 12, 6))
+    assert result.skipped == {"hostile": 3, "malformed": 1, "too_long": 1}
+    assert result.downloads == 2 and result.lines == 6
+    doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
+    assert doc["skipped"] == result.skipped
+    assert [(f["file"], f["downloads"]) for f in doc["files"]] == [("a-1-0.conda", 2)]
+    assert run_stats(config, today=date(2026, 12, 6)).lines == 0  # nothing new
