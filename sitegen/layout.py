@@ -126,4 +126,4 @@ def stats_dir(root: Path) -> Path:
 
 
 def stats_state_path(root: Path) -> Path:
-    return stats_dir(root) / "state.json"
+    return stats_dir(root) / "state.msgpack"

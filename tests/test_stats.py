@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from sitegen.stats.logline import (
 from sitegen.stats.model import package_stats, stats_page
 from sitegen.stats.report import build_doc, decode_doc, encode_doc
 from sitegen.stats.state import StateError, decode_state, encode_state
-from sitegen.stats.tally import Tally
+from sitegen.stats.tally import Tally, split
 
 CHANNEL = "cloud/example"
 PKG = "numpy-2.1.0-py312h1_0.conda"
@@ -51,6 +52,15 @@ def line(
 
 def pkg(fn: str = PKG, subdir: str = "linux-64", prefix: str = "") -> str:
     return f"{prefix}/{CHANNEL}/{subdir}/{fn}"
+
+
+def flat(table: dict[str, dict[str, Any]]) -> dict[tuple[str, ...], Any]:
+    """A per-period table as {(period, *key fields): counts}, without empty periods."""
+    return {
+        (period, *split(key)): value
+        for period, rows in table.items()
+        for key, value in rows.items()
+    }
 
 
 def count(lines: list[bytes], channels: tuple[str, ...] = (CHANNEL,)) -> Tally:
@@ -142,16 +152,18 @@ def test_downloads_bytes_refreshes_and_missing_are_counted_per_day_and_file() ->
         ]
     )
     day = "2026-12-05"
-    assert tally.files == {(day, CHANNEL, "linux-64", PKG): [2, 10000, 2]}
-    assert tally.refreshes == {
+    assert flat(tally.files) == {(day, CHANNEL, "linux-64", PKG): [2, 10000, 2]}
+    assert flat(tally.refreshes) == {
         (day, CHANNEL, "linux-64", "repodata.json"): [1, 1, 700],
         (day, CHANNEL, "linux-64", "shards"): [1, 0, 30],
     }
-    assert tally.missing == {
+    assert flat(tally.missing) == {
         (day, CHANNEL, "linux-64", "gone-1.0-0.conda"): 1,
         ("2026-12-06", CHANNEL, "linux-64", "gone-1.0-0.conda"): 1,
     }
-    assert tally.days[day] == [9, 2]  # requests; distinct clients of the channel
+    # requests; distinct clients of the channel; downloads; bytes of package files
+    assert tally.days[day] == [9, 2, 2, 10000]
+    assert tally.all_time == {f"{CHANNEL}|linux-64|{PKG}": [2, 10000]}
     assert tally.skipped == {}
 
 
@@ -164,8 +176,10 @@ def test_ranges_of_one_file_count_once_per_client_and_day() -> None:
             line(pkg(), 206, 100, agent="pixi/0.39.0", when="06/Dec/2026:10:00:00 +0000"),
         ]
     )
-    assert tally.files[("2026-12-05", CHANNEL, "linux-64", PKG)] == [2, 300, 3]
-    assert tally.files[("2026-12-06", CHANNEL, "linux-64", PKG)] == [1, 100, 1]
+    assert flat(tally.files) == {
+        ("2026-12-05", CHANNEL, "linux-64", PKG): [2, 300, 3],
+        ("2026-12-06", CHANNEL, "linux-64", PKG): [1, 100, 1],
+    }
 
 
 def test_clients_are_distinct_per_day_and_tool_and_never_stored_raw() -> None:
@@ -177,7 +191,7 @@ def test_clients_are_distinct_per_day_and_tool_and_never_stored_raw() -> None:
             line(pkg(), ip="198.51.100.8", agent="curl/8.5.0"),
         ]
     )
-    assert tally.tools == {
+    assert flat(tally.tools) == {
         ("2026-12-05", "micromamba", "2.0.5"): 2,
         ("2026-12-05", "other", ""): 1,
     }
@@ -207,7 +221,7 @@ def test_passive_outcomes_come_from_the_fetcher_field() -> None:
         ]
     )
     day = "2026-12-05"
-    assert tally.passive == {(day, CHANNEL, "fetched"): 1, (day, CHANNEL, "stored"): 1,
+    assert flat(tally.passive) == {(day, CHANNEL, "fetched"): 1, (day, CHANNEL, "stored"): 1,
                              (day, CHANNEL, "disk"): 1}  # fmt: skip
 
 
@@ -225,7 +239,7 @@ def test_hostile_and_malformed_lines_are_skipped_not_fatal() -> None:
         ]
     )  # fmt: skip
     assert tally.skipped == {"malformed": 3, "hostile": 3, "bad_time": 1}
-    assert tally.files[("2026-12-05", CHANNEL, "linux-64", PKG)] == [1, 1000, 1]
+    assert flat(tally.files) == {("2026-12-05", CHANNEL, "linux-64", PKG): [1, 1000, 1]}
 
 
 def test_old_days_roll_into_months_and_keep_their_sums() -> None:
@@ -237,18 +251,24 @@ def test_old_days_roll_into_months_and_keep_their_sums() -> None:
         ]
     )
     tally.roll_up(date(2026, 12, 5), keep_days=30)
-    assert tally.files == {
+    assert flat(tally.files) == {
         ("2026-09", CHANNEL, "linux-64", PKG): [2, 2000, 2],
         ("2026-12-05", CHANNEL, "linux-64", PKG): [1, 1000, 1],
     }
-    assert tally.days == {"2026-09": [2, 2], "2026-12-05": [1, 1]}
-    assert tally.tools == {("2026-09", "conda", "24.1.2"): 2, ("2026-12-05", "conda", "24.1.2"): 1}
+    assert tally.days == {"2026-09": [2, 2, 2, 2000], "2026-12-05": [1, 1, 1, 1000]}
+    assert tally.all_time == {f"{CHANNEL}|linux-64|{PKG}": [3, 3000]}
+    assert flat(tally.tools) == {
+        ("2026-09", "conda", "24.1.2"): 2,
+        ("2026-12-05", "conda", "24.1.2"): 1,
+    }
 
 
 def test_state_round_trips_and_rejects_garbage() -> None:
     tally = count([line(pkg()), line(pkg("x-1-0.conda"), 404), line(pkg(), 206, 5)])
     again, cursors = decode_state(encode_state(tally, []))
-    assert again == tally and cursors == []
+    for table in ("files", "refreshes", "missing", "passive", "tools"):
+        assert flat(getattr(again, table)) == flat(getattr(tally, table)), table
+    assert (again.days, again.open_days, cursors) == (tally.days, tally.open_days, [])
     with pytest.raises(StateError):
         decode_state(b"{not json")
     with pytest.raises(StateError):
@@ -313,10 +333,8 @@ def test_stats_json_sums_and_windows() -> None:
     assert channel.passive is not None
     assert (channel.passive.fetched, channel.passive.disk) == (1, 0)  # combined: unknown
     assert {(t.tool, t.client_days) for t in doc.tools} == {("conda", 5), ("pixi", 1)}
-    assert [(s.day, s.name, s.downloads) for s in doc.series] == [
-        ("2026-11-20", "numpy", 1),
-        ("2026-12-05", "numpy", 2),
-    ]
+    assert numpy.daily[-1] == 2 and numpy.daily[-16] == 1 and sum(numpy.daily) == 3
+    assert len(numpy.daily) == 30 and scipy.daily == [0] * 30
 
 
 def test_page_models_match_the_document() -> None:

@@ -22,6 +22,7 @@ from support.client import solve_and_install
 from support.fetcher import fetcher_process
 from support.upstream import ExampleUpstream
 
+from sitegen import layout
 from sitegen.cli import main
 from sitegen.config.load import SiteConfig, load_config
 from sitegen.stats.report import PassiveCounts, StatsDoc, decode_doc
@@ -142,7 +143,7 @@ def test_stats_count_exactly_what_the_real_server_served(
             ("pixi", "0.39.0", 1),
         }
         assert doc.periods[-1].clients == 3 and doc.periods[-1].requests == len(expected) - 1
-        state_file = config.output / ".sitegen" / "stats" / "state.json"
+        state_file = layout.stats_state_path(config.output)
         for secret in (TOKEN.encode(), b"127.0.0.1", CONDA.encode()):
             assert secret not in state_file.read_bytes()
             assert secret not in (config.output / "stats.json").read_bytes()

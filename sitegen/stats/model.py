@@ -114,22 +114,17 @@ def stats_page(doc: StatsDoc) -> StatsPage:
 def package_stats(doc: StatsDoc) -> dict[tuple[str, str], PackageStats]:
     """Per (channel, package name): totals and the trend of the last 30 days."""
     days = last_days(doc.today)
-    series: dict[tuple[str, str], dict[str, int]] = {}
-    for row in doc.series:
-        series.setdefault((row.channel, row.name), {})[row.day] = row.downloads
     out = {}
     for package in doc.packages:
-        key = (package.channel, package.name)
-        counts = series.get(key, {})
-        per_day = [(day, counts.get(day, 0)) for day in days]
-        out[key] = PackageStats(
+        per_day = list(zip(days, package.daily, strict=True))
+        out[(package.channel, package.name)] = PackageStats(
             channel=package.channel,
             name=package.name,
             downloads=package.downloads,
             downloads_30d=package.downloads_30d,
             per_day=per_day,
             trend_chart=sparkline(
-                [v for _, v in per_day], f"{package.name}: downloads per day, last 30 days"
+                package.daily, f"{package.name}: downloads per day, last {len(days)} days"
             ),
         )
     return out

@@ -14,10 +14,10 @@ from datetime import date, timedelta
 import msgspec
 
 from sitegen.stats.logline import split_package
-from sitegen.stats.tally import FETCHED, FROM_DISK, STORED, Tally
+from sitegen.stats.tally import FETCHED, FROM_DISK, STORED, Tally, split
 
 FORMAT = 1
-SERIES_DAYS = 30  # per-package daily rows kept in stats.json (the trend charts)
+SERIES_DAYS = 30  # days of per-package downloads in stats.json (the trend charts)
 
 
 class Totals(msgspec.Struct):
@@ -60,6 +60,8 @@ class PackageRow(msgspec.Struct):
     downloads_7d: int = 0
     downloads_30d: int = 0
     bytes: int = 0
+    # Downloads per day over the last SERIES_DAYS days, oldest first, ending with "today".
+    daily: list[int] = msgspec.field(default_factory=lambda: [0] * SERIES_DAYS)
 
 
 class FileRow(msgspec.Struct):
@@ -87,13 +89,6 @@ class ToolRow(msgspec.Struct):
     client_days_30d: int
 
 
-class SeriesRow(msgspec.Struct, array_like=True):
-    day: str
-    channel: str
-    name: str
-    downloads: int
-
-
 class StatsDoc(msgspec.Struct):
     format: int
     today: str
@@ -104,7 +99,6 @@ class StatsDoc(msgspec.Struct):
     files: list[FileRow]
     tools: list[ToolRow]
     missing: list[MissingRow]  # most requested first
-    series: list[SeriesRow]  # per package and day, the last SERIES_DAYS days
     skipped: dict[str, int]
 
 
@@ -113,87 +107,88 @@ def _window(today: date, days: int) -> str:
     return (today - timedelta(days=days - 1)).isoformat()
 
 
-def _is_day_within(period: str, first: str, today: str) -> bool:
-    return len(period) == 10 and first <= period <= today
-
-
 def build_doc(
     tally: Tally, channels: Iterable[str], passive: Collection[str], today: date
 ) -> StatsDoc:
     """The statistics document; ``passive`` names channels fed by a passive mirror."""
     now = today.isoformat()
-    first7, first30 = _window(today, 7), _window(today, 30)
+    first30 = _window(today, 30)
+    series_index = {
+        (today - timedelta(days=back)).isoformat(): SERIES_DAYS - 1 - back
+        for back in range(SERIES_DAYS)
+    }
     channel_rows = {
         c: ChannelRow(channel=c, passive=PassiveCounts() if c in passive else None)
         for c in channels
     }
-    periods: dict[str, PeriodRow] = {}
-    for period, (requests, clients) in tally.days.items():
-        periods[period] = PeriodRow(period=period, requests=requests, clients=clients)
-    totals = Totals(
-        requests=sum(r.requests for r in periods.values()),
-        client_days=sum(r.clients for r in periods.values()),
-    )
+    periods = {
+        period: PeriodRow(period, downloads, sent, 0, requests, clients)
+        for period, (requests, clients, downloads, sent) in tally.days.items()
+    }
+    files: list[FileRow] = []
     packages: dict[tuple[str, str], PackageRow] = {}
-    files: dict[tuple[str, str, str], FileRow] = {}
-    series: dict[tuple[str, str, str], int] = {}
-    for (period, channel, subdir, fn), (downloads, sent, _requests) in tally.files.items():
+    package_of: dict[str, PackageRow] = {}  # by channel|subdir|file
+    for key, (downloads, sent) in tally.all_time.items():
+        channel, subdir, fn = split(key)
         name, version, _build = split_package(fn)
-        row = periods.setdefault(period, PeriodRow(period=period))
-        row.downloads += downloads
-        row.bytes += sent
-        totals.downloads += downloads
-        totals.bytes += sent
-        if channel in channel_rows:
-            channel_rows[channel].downloads += downloads
-            channel_rows[channel].bytes += sent
+        files.append(FileRow(channel, subdir, fn, name, version, downloads, sent))
         package = packages.get((channel, name))
         if package is None:
             package = packages[(channel, name)] = PackageRow(channel=channel, name=name)
+        package_of[key] = package
         package.downloads += downloads
         package.bytes += sent
-        if _is_day_within(period, first30, now):
-            package.downloads_30d += downloads
-            if downloads:
-                key = (period, channel, name)
-                series[key] = series.get(key, 0) + downloads
-            if period >= first7:
-                package.downloads_7d += downloads
-        file_row = files.get((channel, subdir, fn))
-        if file_row is None:
-            file_row = files[(channel, subdir, fn)] = FileRow(
-                channel, subdir, fn, name, version, 0, 0
-            )
-        file_row.downloads += downloads
-        file_row.bytes += sent
-    for (period, channel, _subdir, _fn), (fetches, not_modified, _sent) in tally.refreshes.items():
-        periods.setdefault(period, PeriodRow(period=period)).refreshes += fetches + not_modified
-        totals.refreshes += fetches + not_modified
         if channel in channel_rows:
-            channel_rows[channel].refreshes += fetches + not_modified
-    missing: dict[tuple[str, str, str], int] = {}
-    for (_period, channel, subdir, fn), count in tally.missing.items():
-        missing[(channel, subdir, fn)] = missing.get((channel, subdir, fn), 0) + count
+            channel_rows[channel].downloads += downloads
+            channel_rows[channel].bytes += sent
+    # The last SERIES_DAYS days, per package: the trend and the 7- and 30-day windows.
+    for period, rows in tally.files.items():
+        index = series_index.get(period)
+        if index is None:
+            continue
+        for key, row in rows.items():
+            if row[0]:
+                package_of[key].daily[index] += row[0]
+    for package in packages.values():
+        package.downloads_7d = sum(package.daily[-7:])
+        package.downloads_30d = sum(package.daily[-30:])
+    totals = Totals(
+        downloads=sum(r.downloads for r in periods.values()),
+        bytes=sum(r.bytes for r in periods.values()),
+        requests=sum(r.requests for r in periods.values()),
+        client_days=sum(r.clients for r in periods.values()),
+    )
+    for period, rows in tally.refreshes.items():
+        for key, (fetches, not_modified, _sent) in rows.items():
+            channel = split(key)[0]
+            periods.setdefault(period, PeriodRow(period=period)).refreshes += fetches + not_modified
+            totals.refreshes += fetches + not_modified
+            if channel in channel_rows:
+                channel_rows[channel].refreshes += fetches + not_modified
+    missing: dict[str, int] = {}
+    for rows in tally.missing.values():
+        for key, count in rows.items():
+            missing[key] = missing.get(key, 0) + count
+    for key, count in missing.items():
         totals.missing += count
+        channel = split(key)[0]
         if channel in channel_rows:
             channel_rows[channel].missing += count
-    for (_period, channel, outcome), count in tally.passive.items():
-        counts = channel_rows[channel].passive if channel in channel_rows else None
-        if counts is not None:
-            if outcome == FETCHED:
-                counts.fetched += count
-            elif outcome == STORED:
-                counts.stored += count
-            elif outcome == FROM_DISK:
-                counts.disk += count
-    tools: dict[tuple[str, str], ToolRow] = {}
-    for (period, tool, version), count in tally.tools.items():
-        row = tools.get((tool, version))
-        if row is None:
-            row = tools[(tool, version)] = ToolRow(tool, version, 0, 0)
-        row.client_days += count
-        if _is_day_within(period, first30, now):
-            row.client_days_30d += count
+    for rows in tally.passive.values():
+        for key, count in rows.items():
+            channel, outcome = split(key)
+            counts = channel_rows[channel].passive if channel in channel_rows else None
+            if counts is not None and outcome in (FETCHED, STORED, FROM_DISK):
+                setattr(counts, outcome, getattr(counts, outcome) + count)
+    tools: dict[str, ToolRow] = {}
+    for period, rows in tally.tools.items():
+        for key, count in rows.items():
+            row = tools.get(key)
+            if row is None:
+                row = tools[key] = ToolRow(*split(key), 0, 0)
+            row.client_days += count
+            if len(period) == 10 and first30 <= period <= now:
+                row.client_days_30d += count
     return StatsDoc(
         format=FORMAT,
         today=now,
@@ -201,15 +196,12 @@ def build_doc(
         channels=sorted(channel_rows.values(), key=lambda r: r.channel),
         periods=[periods[p] for p in sorted(periods)],
         packages=sorted(packages.values(), key=lambda r: (-r.downloads, r.channel, r.name)),
-        files=sorted(files.values(), key=lambda r: (r.channel, r.subdir, r.file)),
+        files=sorted(files, key=lambda r: (r.channel, r.subdir, r.file)),
         tools=sorted(tools.values(), key=lambda r: (-r.client_days, r.tool, r.version)),
         missing=[
-            MissingRow(channel, subdir, fn, split_package(fn)[0], count)
-            for (channel, subdir, fn), count in sorted(
-                missing.items(), key=lambda item: (-item[1], item[0])
-            )
+            MissingRow(*split(key), split_package(split(key)[2])[0], count)
+            for key, count in sorted(missing.items(), key=lambda item: (-item[1], item[0]))
         ],
-        series=[SeriesRow(d, c, n, v) for (d, c, n), v in sorted(series.items())],
         skipped=dict(sorted(tally.skipped.items())),
     )
 

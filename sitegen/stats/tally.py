@@ -1,8 +1,9 @@
 """Counting log lines: per period (a UTC day, or a month once rolled up), channel, subdir, file.
 
-Everything is kept in plain dicts keyed by tuples, so ten million lines cost a few dict updates
-each. Rows whose period is a day older than the retention are merged into their month by
-:meth:`Tally.roll_up`.
+Each table maps a period to a dict keyed by ``channel|subdir|file`` (see :func:`join`): ten
+million lines cost a few dict updates each, and the tables are saved and loaded as they are,
+without conversion (:mod:`sitegen.stats.state`). Rows of days older than the retention are
+merged into their month by :meth:`Tally.roll_up`.
 
 Distinct clients: a client is its address together with its user agent, hashed with a random
 salt of its day (keyed BLAKE2b, 8 bytes). The raw address is never stored; the salt and the
@@ -25,7 +26,6 @@ from sitegen.stats.logline import (
     SITEGEN_RE,
     Kind,
     PathClassifier,
-    Target,
     day_key,
     tool_of,
     utc_day,
@@ -42,6 +42,15 @@ FETCHED, STORED, FROM_DISK = "fetched", "stored", "disk"
 _OUTCOMES = {b"fetched": FETCHED, b"stored": STORED}
 
 _CACHE_LIMIT = 100_000  # entries per lookup cache before it is cleared
+SEP = "|"  # no channel path, subdir, file name, tool or version holds it (all are validated)
+
+
+def join(*parts: str) -> str:
+    return SEP.join(parts)
+
+
+def split(key: str) -> list[str]:
+    return key.split(SEP)
 
 
 @dataclass
@@ -50,27 +59,33 @@ class OpenDay:
 
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
     clients: set[bytes] = field(default_factory=set)
-    tool_clients: set[tuple[bytes, str, str]] = field(default_factory=set)
-    ranges: set[tuple[bytes, str, str, str]] = field(default_factory=set)
+    tool_clients: set[tuple[bytes, str]] = field(default_factory=set)  # (client, tool|version)
+    ranges: set[tuple[bytes, str]] = field(default_factory=set)  # (client, channel|subdir|file)
 
 
-FileKey = tuple[str, str, str, str]  # period, channel, subdir, file name
+Table = dict[str, dict[str, list[int]]]  # period -> key -> counts
+Counts = dict[str, dict[str, int]]  # period -> key -> count
+# What the line counter caches per request target: kind, channel|subdir|file, channel.
+CountedTarget = tuple[Kind, str, str]
 
 
 @dataclass
 class Tally:
-    # (period, channel, subdir, package file) -> [downloads, bytes, requests]
-    files: dict[FileKey, list[int]] = field(default_factory=dict)
-    # (period, channel, subdir, metadata file or "shards") -> [fetches, not modified, bytes]
-    refreshes: dict[FileKey, list[int]] = field(default_factory=dict)
-    # (period, channel, subdir, package file) -> 404 answers
-    missing: dict[FileKey, int] = field(default_factory=dict)
-    # (period, channel, fetcher outcome) -> package files served with 200
-    passive: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    # (period, tool, version) -> distinct clients (a month: the sum of its days)
-    tools: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    # period -> [requests, distinct clients of the channels]
+    # channel|subdir|package file -> [downloads, bytes, requests]
+    files: Table = field(default_factory=dict)
+    # channel|subdir|metadata file (or "shards") -> [fetches, not modified, bytes]
+    refreshes: Table = field(default_factory=dict)
+    # channel|subdir|package file -> 404 answers
+    missing: Counts = field(default_factory=dict)
+    # channel|fetcher outcome -> package files served with 200
+    passive: Counts = field(default_factory=dict)
+    # tool|version -> distinct clients (a month: the sum of its days)
+    tools: Counts = field(default_factory=dict)
+    # period -> [requests, distinct clients of the channels, downloads, bytes of packages]
     days: dict[str, list[int]] = field(default_factory=dict)
+    # channel|subdir|package file -> [downloads, bytes] all time: what the per-period rows add
+    # up to, kept as they grow so that a report need not add them up again
+    all_time: dict[str, list[int]] = field(default_factory=dict)
     # reason -> lines skipped, all time
     skipped: dict[str, int] = field(default_factory=dict)
     open_days: dict[str, OpenDay] = field(default_factory=dict)
@@ -78,12 +93,8 @@ class Tally:
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
 
-    # ------------------------------------------------------------------ reading lines
-
     def counter(self, channels: Iterable[str]) -> LineCounter:
         return LineCounter(self, PathClassifier(channels))
-
-    # ------------------------------------------------------------------ periods
 
     def close_days(self, keep_from: str) -> None:
         """Forget the salt and hashes of every open day before ``keep_from`` (ISO date)."""
@@ -94,28 +105,27 @@ class Tally:
         """Merge the rows of days more than ``keep_days`` before ``today`` into their month."""
         cutoff = (today - timedelta(days=keep_days)).isoformat()
         for table in (self.files, self.refreshes):
-            _roll_lists(table, cutoff)
+            for day in _old_days(table, cutoff):
+                month = table.setdefault(day[:7], {})
+                for key, row in table.pop(day).items():
+                    into = month.get(key)
+                    if into is None:
+                        month[key] = row
+                    else:
+                        month[key] = [a + b for a, b in zip(into, row, strict=True)]
         for counts in (self.missing, self.passive, self.tools):
-            _roll_ints(counts, cutoff)
-        for day in [d for d in self.days if len(d) == 10 and d < cutoff]:
+            for day in _old_days(counts, cutoff):
+                month_counts = counts.setdefault(day[:7], {})
+                for key, value in counts.pop(day).items():
+                    month_counts[key] = month_counts.get(key, 0) + value
+        for day in _old_days(self.days, cutoff):
             row = self.days.pop(day)
             into = self.days.setdefault(day[:7], [0] * len(row))
-            for index, value in enumerate(row):
-                into[index] += value
+            self.days[day[:7]] = [a + b for a, b in zip(into, row, strict=True)]
 
 
-def _roll_lists(table: dict, cutoff: str) -> None:
-    for key in [k for k in table if len(k[0]) == 10 and k[0] < cutoff]:
-        row = table.pop(key)
-        into = table.setdefault((key[0][:7], *key[1:]), [0] * len(row))
-        for index, value in enumerate(row):
-            into[index] += value
-
-
-def _roll_ints(counts: dict, cutoff: str) -> None:
-    for key in [k for k in counts if len(k[0]) == 10 and k[0] < cutoff]:
-        month = (key[0][:7], *key[1:])
-        counts[month] = counts.get(month, 0) + counts.pop(key)
+def _old_days(table: dict[str, object], cutoff: str) -> list[str]:
+    return [period for period in table if len(period) == 10 and period < cutoff]
 
 
 class LineCounter:
@@ -127,8 +137,8 @@ class LineCounter:
         self.classifier = classifier
         self.lines = 0
         self._days: dict[bytes, str] = {}
-        self._targets: dict[bytes, Target] = {}
-        self._agents: dict[bytes, tuple[str, str]] = {}
+        self._targets: dict[bytes, CountedTarget] = {}
+        self._agents: dict[bytes, str] = {}
         self._clients: dict[str, dict[bytes, bytes]] = {}  # day -> address+agent -> hash
         # The regex that matched last goes first: a log holds one format, mostly.
         self._formats = [SITEGEN_RE.match, COMBINED_RE.match]
@@ -141,15 +151,17 @@ class LineCounter:
             day = self._days[key] = utc_day(stamp) or ""
         return day
 
-    def target_of(self, raw: bytes) -> Target:
+    def target_of(self, raw: bytes) -> CountedTarget:
         target = self._targets.get(raw)
         if target is None:
             try:
                 text = raw.decode("ascii")
             except UnicodeDecodeError:
-                target = (Kind.HOSTILE, "", "", "")
+                target = (Kind.HOSTILE, "", "")
             else:
-                target = self.classifier.classify(text)
+                kind, channel, subdir, fn = self.classifier.classify(text)
+                fn = SHARDS_DIR if kind is Kind.SHARD else fn
+                target = (kind, join(channel, subdir, fn), channel)
             if len(self._targets) >= _CACHE_LIMIT:
                 self._targets.clear()
             self._targets[raw] = target
@@ -171,20 +183,23 @@ class LineCounter:
             tally.days[day][1] += 1
         tool = self._agents.get(agent)
         if tool is None:
-            tool = self._agents[agent] = tool_of(agent.decode("latin-1"))
-        if (client, *tool) not in opened.tool_clients:
-            opened.tool_clients.add((client, *tool))
-            key3 = (day, *tool)
-            tally.tools[key3] = tally.tools.get(key3, 0) + 1
+            tool = self._agents[agent] = join(*tool_of(agent.decode("latin-1")))
+        if (client, tool) not in opened.tool_clients:
+            opened.tool_clients.add((client, tool))
+            tools = tally.tools.setdefault(day, {})
+            tools[tool] = tools.get(tool, 0) + 1
         return client
 
     def add(self, lines: Iterable[bytes]) -> None:
         """Count complete lines (without their newline)."""
         tally = self.tally
-        files, refreshes, missing, days = tally.files, tally.refreshes, tally.missing, tally.days
         day_cache, targets, target_of = self._days, self._targets, self.target_of
         first, second = self._formats
-        current, clients, totals = "", {}, [0, 0]
+        current, clients, totals = "", {}, [0, 0, 0, 0]
+        all_time = tally.all_time
+        files: dict[str, list[int]] = {}
+        refreshes: dict[str, list[int]] = {}
+        missing: dict[str, int] = {}
         count = 0
         for line in lines:
             count += 1
@@ -205,52 +220,59 @@ class LineCounter:
             if len(parts) not in (2, 3) or not parts[0].isalpha():
                 tally.skip(MALFORMED)
                 continue
-            kind, channel, subdir, fn = targets.get(parts[1]) or target_of(parts[1])
+            kind, key, channel = targets.get(parts[1]) or target_of(parts[1])
             if kind is Kind.HOSTILE:
                 tally.skip(HOSTILE)
                 continue
             if day != current:
                 current = day
-                totals = days.get(day)
-                if totals is None:
-                    totals = days[day] = [0, 0]
+                totals = tally.days.setdefault(day, [0, 0, 0, 0])
+                files = tally.files.setdefault(day, {})
+                refreshes = tally.refreshes.setdefault(day, {})
+                missing = tally.missing.setdefault(day, {})
                 clients = self._clients.get(day) or {}
             totals[0] += 1
             if kind is Kind.OTHER or parts[0] != b"GET":
                 continue
-            key = address + b" " + agent
-            client = clients.get(key)
+            seen = address + b" " + agent
+            client = clients.get(seen)
             if client is None:
-                client = self.new_client(day, key, agent)
+                client = self.new_client(day, seen, agent)
                 clients = self._clients[day]
             if kind is Kind.PACKAGE:
-                fkey = (day, channel, subdir, fn)
                 if status == b"404":
-                    missing[fkey] = missing.get(fkey, 0) + 1
+                    missing[key] = missing.get(key, 0) + 1
                     continue
                 if status != b"200" and status != b"206":
                     continue
-                row = files.get(fkey)
+                row = files.get(key)
                 if row is None:
-                    row = files[fkey] = [0, 0, 0]
-                if size != b"-":
-                    row[1] += int(size)
+                    row = files[key] = [0, 0, 0]
+                whole = all_time.get(key)
+                if whole is None:
+                    whole = all_time[key] = [0, 0]
+                sent = 0 if size == b"-" else int(size)
+                row[1] += sent
                 row[2] += 1
+                whole[1] += sent
+                totals[3] += sent
                 if status == b"200":
-                    row[0] += 1
                     if fetcher:
-                        pkey = (day, channel, _OUTCOMES.get(fetcher[0], FROM_DISK))
-                        tally.passive[pkey] = tally.passive.get(pkey, 0) + 1
+                        outcome = join(channel, _OUTCOMES.get(fetcher[0], FROM_DISK))
+                        passive = tally.passive.setdefault(day, {})
+                        passive[outcome] = passive.get(outcome, 0) + 1
                 else:
                     ranges = tally.open_days[day].ranges
-                    if (client, channel, subdir, fn) not in ranges:
-                        ranges.add((client, channel, subdir, fn))
-                        row[0] += 1
+                    if (client, key) in ranges:
+                        continue
+                    ranges.add((client, key))
+                row[0] += 1
+                whole[0] += 1
+                totals[2] += 1
             elif status == b"200" or status == b"206" or status == b"304":
-                rkey = (day, channel, subdir, SHARDS_DIR if kind is Kind.SHARD else fn)
-                row = refreshes.get(rkey)
+                row = refreshes.get(key)
                 if row is None:
-                    row = refreshes[rkey] = [0, 0, 0]
+                    row = refreshes[key] = [0, 0, 0]
                 if status == b"304":
                     row[1] += 1
                 else:
