@@ -98,6 +98,9 @@ def test_utc_day_applies_the_offset() -> None:
         (f"/{CHANNEL}/linux-64/%3Cimg%20src%3Dx%3E-1-0.tar.bz2", (Kind.HOSTILE, "", "", "")),
         (f"/{CHANNEL}/linux-64/%ff%fe-1-0.conda", (Kind.HOSTILE, "", "", "")),
         ("*", (Kind.HOSTILE, "", "", "")),
+        (f"/{CHANNEL}/<script>/repodata.json", (Kind.HOSTILE, "", "", "")),
+        (f"/{CHANNEL}/linux-64%0a/repodata.json", (Kind.HOSTILE, "", "", "")),
+        ("/a|b/linux-64/" + PKG, (Kind.HOSTILE, "", "", "")),
     ],
 )  # fmt: skip
 def test_paths_are_classified(path: str, expected: tuple) -> None:

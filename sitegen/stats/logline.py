@@ -63,6 +63,8 @@ REFRESH_FILES = frozenset((*METADATA_FILES, SHARD_INDEX))
 # spaces) marks a path as hostile.
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+!-]*$")
 _SUBDIR_RE = re.compile(r"^(?:noarch|[a-z0-9]+-[a-z0-9_]+)$")
+# Markup, quotes, spaces and control characters have no business in a path of the site.
+_HOSTILE_RE = re.compile(r"[<>\"'`{}|\\^\s\x00-\x1f\x7f]")
 
 _MONTHS = {
     b"Jan": 1,
@@ -145,7 +147,7 @@ class PathClassifier:
         except UnicodeDecodeError:
             return (Kind.HOSTILE, "", "", "")
         segments = path.split("/")[1:]
-        if any(s in (".", "..") or "\\" in s or "\x00" in s for s in segments):
+        if _HOSTILE_RE.search(path) or any(s in (".", "..") for s in segments):
             return (Kind.HOSTILE, "", "", "")
         segments = strip_tokens(segments)
         if len(segments) < 2:
