@@ -9,7 +9,8 @@ Distinct clients: a client is its address together with its user agent, hashed w
 salt of its day (keyed BLAKE2b, 8 bytes). The raw address is never stored; the salt and the
 hashes of a day are kept only while that day is *open* (its lines may still arrive) and are
 dropped by :meth:`Tally.close_days`, after which nobody can tell which hash was which address.
-Only the counts remain.
+Only the counts remain. (Lines of a closed day that turn up later, in a log rotated in after
+it closed, are counted under a new salt: their clients may count twice for that day.)
 """
 
 from __future__ import annotations
