@@ -22,7 +22,7 @@ from bench.common import (
 )
 from bench.profiling import Profiler
 
-WORKLOADS = ("sync", "metadata", "render", "local")
+WORKLOADS = ("sync", "metadata", "render", "local", "stats")
 ALIASES = {"resync": "sync", "meta": "metadata"}
 
 

@@ -63,6 +63,10 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
         if started and not args.dry_run:
             _prune_history(config)
             rendered = _render_pages(config)
+    # --- download statistics: counted after the pages, when channels.yaml has `stats:` ---
+    if started and not args.dry_run and config.stats is not None:
+        rendered = _count_downloads(config) and rendered
+    # --- end of download statistics ---
     if args.dry_run:
         for channel in report.channels:
             print(
@@ -111,6 +115,37 @@ def _render_pages(config: SiteConfig) -> bool:
         log.error("rendering the pages failed: %s: %s", type(exc).__name__, exc)
         return False
     return True
+
+
+def _count_downloads(config: SiteConfig) -> bool:
+    from sitegen.stats.run import StatsError, run_stats
+
+    try:
+        run_stats(config)
+    except (StatsError, OSError) as exc:
+        log.error("counting downloads failed: %s", exc)
+        return False
+    return True
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from sitegen.stats.run import StatsError, run_stats
+    from sitegen.store.lock import SiteLocked
+
+    try:
+        result = run_stats(_load(args))
+    except SiteLocked as exc:
+        log.error("%s", exc)
+        return EXIT_LOCKED
+    except StatsError as exc:
+        print(f"sitegen: stats: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    skipped = sum(result.skipped.values())
+    print(
+        f"stats: read {result.lines} new lines ({result.bytes_read} bytes) from {result.files}"
+        f" files; {result.downloads} downloads counted in all; {skipped} lines skipped in all"
+    )
+    return EXIT_FAILED if result.errors else EXIT_OK
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -356,6 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--out", help="site directory (overrides 'output' in the config)")
     status.add_argument("--json", action="store_true", help="print JSON for programs")
     status.set_defaults(func=_cmd_status)
+
+    stats = sub.add("stats", help="count downloads from the web server's access logs")
+    stats.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
+    stats.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    stats.set_defaults(func=_cmd_stats)
 
     serve = sub.add("serve", help="preview the site on 127.0.0.1")
     serve.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")

@@ -35,9 +35,11 @@ SEARCH_DIR = "search"
 STATE_DIR = ".sitegen"
 # conda's path token: /t/<token>/ after the host or after the site prefix (never a channel).
 TOKEN_SEGMENT = "t"
+# Download statistics for machines (`sitegen stats`); the page for people is rendered from it.
+STATS_JSON = "stats.json"
 # Names at the top of the site that belong to sitegen itself, never to a channel.
 RESERVED_TOP = frozenset(
-    {HISTORY_DIR, ASSETS_DIR, STATE_DIR, LANDING_PAGE, SEARCH_DIR, TOKEN_SEGMENT}
+    {HISTORY_DIR, ASSETS_DIR, STATE_DIR, LANDING_PAGE, SEARCH_DIR, TOKEN_SEGMENT, STATS_JSON}
 )
 
 
@@ -166,3 +168,12 @@ def access_dir(root: Path) -> Path:
 TOKENS_FILE = "tokens.json"  # the token store: names, scopes, hashes; mode 0600
 NGINX_TOKENS_MAP = "nginx-tokens.map"  # included by the nginx config (`map` entries)
 APACHE_TOKENS_DIR = "apache"  # <channel>/<token id>.sha1|.until, read by Apache per request
+
+
+def stats_dir(root: Path) -> Path:
+    """Download statistics: where each access log was read up to, and the counts so far."""
+    return state_dir(root) / "stats"
+
+
+def stats_state_path(root: Path) -> Path:
+    return stats_dir(root) / "state.msgpack"

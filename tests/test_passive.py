@@ -9,15 +9,11 @@ still installs from the stored copies. A hostile upstream gets 502 and nothing s
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import json
 import os
 import secrets
-import selectors
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -38,6 +34,7 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.client import solve_and_install
+from testkit.fetcher import fetcher_process
 from testkit.site import record_fdatasync
 from testkit.upstream import UpstreamHandler, UpstreamServer, serve_bytes
 
@@ -142,57 +139,6 @@ def _get(address: str, path: str) -> tuple[int, dict[str, str], bytes]:
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
-
-
-# --------------------------------------------------------------------------- the fetcher process
-
-
-@dataclass
-class FetcherProcess:
-    address: str
-    proc: subprocess.Popen[str]
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def fetcher_process(config: Path, logs: Path) -> Iterator[FetcherProcess]:
-    """``sitegen fetcher -c config --listen 127.0.0.1:0`` with the token in its environment."""
-    log_path = logs / "fetcher.log"
-    command = [sys.executable, "-m", "sitegen", "fetcher", "-c", str(config)]
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [*command, "--listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=dict(os.environ),
-            start_new_session=True,
-        )
-    try:
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            ready = selector.select(timeout=30)
-        line = proc.stdout.readline() if ready else ""
-        if "listening on http://" not in line:
-            raise RuntimeError(f"the fetcher did not start: {line!r}\n{log_path.read_text()}")
-        address = line.rsplit("http://", 1)[1].strip()
-        process = FetcherProcess(address, proc, log_path)
-        yield process
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert proc.returncode == 0, process.log_text()  # SIGTERM is a clean stop
 
 
 # --------------------------------------------------------------------------- end to end

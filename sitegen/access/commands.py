@@ -64,7 +64,7 @@ def add_token_commands(add_parser: AddParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="the web server's access log (sitegen_masked format): adds LAST USED (repeatable)",
+        help="the web server's access log (sitegen_stats format): adds LAST USED (repeatable)",
     )
     listing.set_defaults(func=cmd_list)
 

@@ -1,6 +1,6 @@
 """When each token was last used, as the web server's access log tells.
 
-The ``sitegen_masked`` log format of the generated configs ends every line with
+The ``sitegen_stats`` log format of the generated configs ends every line with
 ``token=<id>`` (the public half of a token), ``token=basic:<name>`` (nginx, HTTP Basic) or
 ``token=-``; the time is the usual ``[05/Dec/2026:18:51:13 +0000]``. A successful answer
 (2xx or 304) counts as a use.

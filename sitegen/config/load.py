@@ -28,6 +28,7 @@ from sitegen.config.site_settings import (
     parse_history,
     parse_notify,
     parse_shards,
+    parse_stats,
 )
 from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
 
@@ -48,6 +49,7 @@ _TOP_KEYS = (
     "min_free_space",
     "history",
     "notify",
+    "stats",
 )
 
 
@@ -127,6 +129,8 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     access = (
         state.attempt(partial(parse_access, keys["access"], base_dir)) if "access" in keys else None
     )
+    if "stats" in keys:
+        settings["stats"] = state.attempt(partial(parse_stats, keys["stats"], base_dir))
     channels = state.attempt(partial(parse_channels, top, keys)) or []
     if site_filters is not None:
         for channel, node in channels:

@@ -16,6 +16,7 @@ from sitegen.config.site_settings import (
     DEFAULT_SHARD_GRACE_DAYS,
     HistoryRetention,
     NotifySettings,
+    StatsSettings,
 )
 
 ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -181,6 +182,7 @@ class SiteConfig:
     min_free_space: int = 0  # bytes a run must leave free on the site's filesystem
     history: HistoryRetention = field(default_factory=HistoryRetention)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    stats: StatsSettings | None = None  # None: no download statistics
     access: AccessSettings = field(default_factory=AccessSettings)
 
     @property

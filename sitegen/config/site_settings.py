@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -82,3 +83,26 @@ def parse_shards(node: YamlNode) -> float:
     """``shards: {grace_days}``: days a shard the index no longer names stays served."""
     shards = node.mapping(("grace_days",))
     return shards["grace_days"].number(0.0) if "grace_days" in shards else DEFAULT_SHARD_GRACE_DAYS
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    """``stats:``: the web server's access logs to count downloads from (``sitegen stats``)."""
+
+    logs: tuple[Path, ...]
+    retention_days: int = 90  # daily rows older than this are rolled into monthly ones
+
+
+def parse_stats(node: YamlNode, base_dir: Path | None) -> StatsSettings:
+    keys = node.mapping(("logs", "retention_days"))
+    if "logs" not in keys:
+        raise node.error("missing required key 'logs' (the web server's access log files)")
+    logs = []
+    for item in keys["logs"].items():
+        path = Path(item.string())
+        logs.append(base_dir / path if not path.is_absolute() and base_dir else path)
+    if not logs:
+        raise keys["logs"].error("name at least one access log")
+    # At least 30: the 7- and 30-day figures are summed from daily rows.
+    retention = keys["retention_days"].integer(30) if "retention_days" in keys else 90
+    return StatsSettings(logs=tuple(logs), retention_days=retention)

@@ -17,7 +17,9 @@ directory at a URL prefix with what conda clients need:
 * for private channels (``access: private``), every file answers only to a token: conda's path
   token ``/t/<token>/`` (after the host or after the prefix), ``Authorization: Bearer`` or HTTP
   Basic, checked against the hashes in the access directory (see :mod:`sitegen.access`); the
-  access log masks path tokens.
+  access log masks path tokens
+* an access log format for ``sitegen stats``, ``sitegen_stats`` (see
+  :mod:`sitegen.stats.logline`): no user name, ``/t/<token>/`` masked, the fetcher's outcome.
 
 The default output is a snippet to include (an nginx ``server`` block; an Apache ``Alias`` +
 ``<Directory>`` block, wrapped in a ``<VirtualHost>`` when ``--listen`` is given).
@@ -42,6 +44,7 @@ from sitegen.access.server_files import AccessPaths, private_channels
 from sitegen.conda.shards import SHARD_INDEX, SHARD_SUFFIX, SHARDS_DIR
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.resources import templates_dir
+from sitegen.stats.logline import APACHE_FORMAT, NGINX_FORMAT
 
 SERVERS = ("nginx", "apache")
 DEFAULT_FETCHER = "127.0.0.1:8901"
@@ -303,6 +306,7 @@ def render(conf: Webconf) -> str:
         # CEP-16 shards: nginx matches the URI, Apache the file name.
         shard_re=f"/{SHARDS_DIR}/{_SHARD_NAME_RE}",
         shard_file_re=f"^{_SHARD_NAME_RE}$",
+        log_format=NGINX_FORMAT if conf.server == "nginx" else APACHE_FORMAT,
     )
     return re.sub(r"\n{3,}", "\n\n", text)
 

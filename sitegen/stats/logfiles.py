@@ -1,0 +1,288 @@
+"""Reading access logs incrementally: each line once, across rotation, truncation and gzip.
+
+A log file is known by a *fingerprint*: the SHA-256 of its first bytes (up to
+:data:`FINGERPRINT_BYTES`, decompressed for ``.gz``), together with how far it was read (an
+offset into the uncompressed text, always just after a newline). Names and inodes change with
+rotation, the first bytes of a log never do, so:
+
+* rename + new file (``access.log`` -> ``access.log.1``): the old file is found by its
+  fingerprint under its new name and read on from its offset; the new file is new;
+* copytruncate: the copy carries the old fingerprint and is read on from the offset; the
+  truncated live file starts with other lines (or is empty) and is new;
+* compression of a rotated file (``access.log.1`` -> ``access.log.2.gz``): same fingerprint,
+  decompressed and read on from the offset; a complete gzip whose trailer says it holds exactly
+  the bytes already read is not even decompressed;
+* a log that vanished is forgotten; a gzip still being written is read as far as it goes.
+
+Device and inode are kept too, only to prefer the same file when two share a fingerprint (a
+rotated file and its compressed copy, during compression). An incomplete last line is left for
+the next run; a line longer than :data:`~sitegen.stats.logline.MAX_LINE` is skipped without
+ever being held in memory whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from sitegen.stats.logline import MAX_LINE
+
+FINGERPRINT_BYTES = 1024
+CHUNK = 1 << 20
+
+
+class Cursor(msgspec.Struct):
+    """How far one log file was read."""
+
+    fingerprint: str  # sha256 hex of the first fp_len bytes (decompressed)
+    fp_len: int
+    offset: int  # uncompressed bytes read, always just after a newline
+    device: int = 0
+    inode: int = 0
+    path: str = ""  # where it was last seen, for messages
+
+
+@dataclass
+class ReadReport:
+    files: int = 0  # files read from (or checked and found complete)
+    bytes_read: int = 0  # uncompressed bytes read this run
+    too_long: int = 0  # lines skipped for their length
+    errors: int = 0  # files that could not be read (a broken gzip, permissions)
+
+
+def rotated_siblings(log: Path) -> list[Path]:
+    """``log`` and its rotated files (``log.1``, ``log.2.gz``, ``log-20261205.gz``), oldest
+    first (by modification time, the live log last on a tie)."""
+    found: dict[Path, tuple[int, int]] = {}
+    try:
+        entries = list(os.scandir(log.parent))
+    except OSError:
+        return []
+    for entry in entries:
+        name = entry.name
+        if name != log.name and not name.startswith((log.name + ".", log.name + "-")):
+            continue
+        try:
+            if not entry.is_file():
+                continue
+            mtime = entry.stat().st_mtime_ns
+        except OSError:
+            continue
+        found[log.parent / name] = (mtime, 1 if name == log.name else 0)
+    return sorted(found, key=lambda p: (*found[p], p.name))
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.endswith(".gz")
+
+
+def gunzip(raw: BinaryIO) -> Iterator[bytes]:
+    """The decompressed bytes of a gzip stream (all its members), at most CHUNK at a time.
+
+    A gzip cut short (still being written) simply ends early; a broken one raises zlib.error.
+    """
+    decompressor = zlib.decompressobj(wbits=31)
+    while data := raw.read(CHUNK):
+        while True:
+            out = decompressor.decompress(data, CHUNK)
+            if out:
+                yield out
+            if decompressor.eof:
+                data = decompressor.unused_data.lstrip(b"\0")  # another member, or padding
+                decompressor = zlib.decompressobj(wbits=31)
+            else:
+                data = decompressor.unconsumed_tail
+            if not data and not out:
+                break
+
+
+def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
+    """The chunks without their first ``count`` bytes."""
+    for chunk in chunks:
+        if count >= len(chunk):
+            count -= len(chunk)
+            continue
+        yield chunk[count:] if count else chunk
+        count = 0
+
+
+def read_head(path: Path) -> bytes:
+    """The first bytes of a log (decompressed), for its fingerprint."""
+    with open(path, "rb") as raw:
+        if not is_gzip(path):
+            return raw.read(FINGERPRINT_BYTES)
+        head = b""
+        for chunk in gunzip(raw):
+            head += chunk
+            if len(head) >= FINGERPRINT_BYTES:
+                break
+        return head[:FINGERPRINT_BYTES]
+
+
+def gzip_size_mod32(path: Path) -> int | None:
+    """The gzip trailer's ISIZE: the uncompressed length modulo 2**32 (None if unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(-4, os.SEEK_END)
+            return struct.unpack("<I", handle.read(4))[0]
+    except (OSError, struct.error):
+        return None
+
+
+def fingerprint(head: bytes) -> str:
+    return hashlib.sha256(head).hexdigest()
+
+
+def find_cursor(cursors: Sequence[Cursor], head: bytes, st: os.stat_result) -> Cursor | None:
+    """The cursor of the file whose first bytes are ``head``; the same inode wins a tie."""
+    matches = [
+        c
+        for c in cursors
+        if c.fp_len <= len(head) and fingerprint(head[: c.fp_len]) == c.fingerprint
+    ]
+    for cursor in matches:
+        if (cursor.device, cursor.inode) == (st.st_dev, st.st_ino):
+            return cursor
+    return matches[0] if matches else None
+
+
+def iter_chunks(stream: BinaryIO) -> Iterator[bytes]:
+    while data := stream.read(CHUNK):
+        yield data
+
+
+def split_lines(
+    chunks: Iterator[bytes], sink: Callable[[list[bytes]], None], max_line: int = MAX_LINE
+) -> tuple[int, int]:
+    """Hand complete lines to ``sink`` in batches; returns (bytes up to and including the last
+    newline, lines skipped as longer than ``max_line``). A line still growing at the end is
+    not consumed. Memory stays within one chunk plus ``max_line``.
+    """
+    consumed = total = too_long = 0
+    partial: list[bytes] = []  # the start of the current line, while it is short enough
+    partial_len = 0
+    for data in chunks:
+        total += len(data)
+        pieces = data.split(b"\n")
+        if len(pieces) == 1:  # no newline: the current line goes on
+            partial_len += len(data)
+            if partial_len > max_line:
+                partial = []
+            else:
+                partial.append(data)
+            continue
+        first, complete, last = pieces[0], pieces[1:-1], pieces[-1]
+        batch: list[bytes] = []
+        if partial_len + len(first) > max_line:
+            too_long += 1
+        else:
+            batch.append(b"".join(partial) + first if partial else first)
+        if complete and max(map(len, complete)) > max_line:
+            short = [line for line in complete if len(line) <= max_line]
+            too_long += len(complete) - len(short)
+            complete = short
+        batch.extend(complete)
+        sink(batch)
+        consumed = total - len(last)
+        partial_len = len(last)
+        partial = [last] if partial_len <= max_line else []
+    return consumed, too_long
+
+
+def read_file(
+    path: Path, cursors: Sequence[Cursor], sink: Callable[[list[bytes]], None], report: ReadReport
+) -> tuple[Cursor | None, Cursor | None]:
+    """Read what is new in one file: (the known cursor it matched, its updated cursor).
+
+    ``cursors`` are those known so far, including any updated earlier in this run. The updated
+    cursor is None when there is nothing to remember (an empty file, a broken one).
+    """
+    try:
+        st = path.stat()
+        head = read_head(path)
+    except (OSError, zlib.error):
+        report.errors += 1
+        return None, None
+    if not head:
+        return None, None
+    cursor = find_cursor(cursors, head, st)
+    offset = cursor.offset if cursor is not None else 0
+    if cursor is not None and not is_gzip(path) and st.st_size < offset:
+        offset = 0  # rewritten from the start with the same first bytes: a new file
+    report.files += 1
+    if cursor is not None and is_gzip(path) and gzip_size_mod32(path) == offset % 2**32:
+        return cursor, _updated(cursor, head, st, path, offset)  # complete, read already
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 -- closed below, after the gzip reader
+    except OSError:
+        report.errors += 1
+        return cursor, cursor
+    with raw:
+        consumed, too_long = split_lines(_guarded(raw, is_gzip(path), offset, report), sink)
+    report.too_long += too_long
+    report.bytes_read += consumed
+    return cursor, _updated(cursor, head, st, path, offset + consumed)
+
+
+def _guarded(raw: BinaryIO, packed: bool, offset: int, report: ReadReport) -> Iterator[bytes]:
+    """The (decompressed) chunks from ``offset`` on. A broken gzip or a read error ends the
+    file quietly: what came before counts, a later run reads on from there."""
+    try:
+        if packed:
+            yield from _skip(gunzip(raw), offset)
+        else:
+            raw.seek(offset)
+            yield from iter_chunks(raw)
+    except (OSError, zlib.error):
+        report.errors += 1
+
+
+def _updated(
+    cursor: Cursor | None, head: bytes, st: os.stat_result, path: Path, offset: int
+) -> Cursor | None:
+    if offset == 0:
+        return None
+    return Cursor(
+        fingerprint=fingerprint(head),
+        fp_len=len(head),
+        offset=offset,
+        device=st.st_dev,
+        inode=st.st_ino,
+        path=str(path),
+    )
+
+
+def read_logs(
+    logs: Sequence[Path], cursors: Sequence[Cursor], sink: Callable[[list[bytes]], None]
+) -> tuple[list[Cursor], ReadReport]:
+    """Read every log and its rotated files from where the last run stopped.
+
+    Returns the cursors to keep (one per file still present that holds a complete line) and
+    what was read. Files are read oldest first; a file seen under two names (``log.1`` and
+    ``log.1.gz``) shares one cursor, so its lines are read once.
+    """
+    known: list[Cursor] = list(cursors)
+    kept: list[Cursor] = []
+    report = ReadReport()
+    for log in logs:
+        for path in rotated_siblings(log):
+            matched, updated = read_file(path, known, sink, report)
+            if updated is None:
+                continue
+            # The updated cursor replaces the one it matched (its fingerprint may now cover
+            # more bytes), for the names still to come and for the next run.
+            known = [c for c in known if c is not matched] + [updated]
+            kept = [c for c in kept if c is not matched] + [updated]
+    if report.errors:
+        # A file that could not be read this time may be readable next time: keep its cursor
+        # rather than read it again from the start.
+        kept += [c for c in known if c not in kept]
+    return kept, report

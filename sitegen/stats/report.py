@@ -1,0 +1,214 @@
+"""``stats.json``: the counts of a :class:`~sitegen.stats.tally.Tally`, for machines and pages.
+
+Built by a pure function of the tally, the site's channels and the day it describes. Periods
+are UTC days (``2026-12-05``) within the retention and months (``2026-09``) before it.
+"Clients" are distinct per day; over longer spans they add up days (client-days), since a
+client's hash changes with each day's salt. No address, token or client hash appears here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import date, timedelta
+
+import msgspec
+
+from sitegen.stats.logline import split_package
+from sitegen.stats.tally import FETCHED, FROM_DISK, STORED, Tally, split
+
+FORMAT = 1
+SERIES_DAYS = 30  # days of per-package downloads in stats.json (the trend charts)
+
+
+class Totals(msgspec.Struct):
+    downloads: int = 0
+    bytes: int = 0
+    refreshes: int = 0  # repodata and shard-index fetches, 304 answers included
+    missing: int = 0  # 404 answers for package files
+    requests: int = 0  # every counted request, pages too
+    client_days: int = 0
+
+
+class PassiveCounts(msgspec.Struct):
+    fetched: int = 0  # downloaded from upstream by the fetcher for this request
+    stored: int = 0  # streamed by the fetcher from disk
+    disk: int = 0  # served by the web server from disk
+
+
+class ChannelRow(msgspec.Struct):
+    channel: str
+    downloads: int = 0
+    bytes: int = 0
+    refreshes: int = 0
+    missing: int = 0
+    passive: PassiveCounts | None = None  # only for channels fed by a passive mirror
+
+
+class PeriodRow(msgspec.Struct):
+    period: str
+    downloads: int = 0
+    bytes: int = 0
+    refreshes: int = 0
+    requests: int = 0
+    clients: int = 0
+
+
+class PackageRow(msgspec.Struct):
+    channel: str
+    name: str
+    downloads: int = 0
+    downloads_7d: int = 0
+    downloads_30d: int = 0
+    bytes: int = 0
+    # Downloads per day over the last SERIES_DAYS days, oldest first, ending with "today".
+    daily: list[int] = msgspec.field(default_factory=lambda: [0] * SERIES_DAYS)
+
+
+class FileRow(msgspec.Struct):
+    channel: str
+    subdir: str
+    file: str
+    name: str
+    version: str
+    downloads: int
+    bytes: int
+
+
+class MissingRow(msgspec.Struct):
+    channel: str
+    subdir: str
+    file: str
+    name: str
+    requests: int
+
+
+class ToolRow(msgspec.Struct):
+    tool: str
+    version: str
+    client_days: int
+    client_days_30d: int
+
+
+class StatsDoc(msgspec.Struct):
+    format: int
+    today: str
+    totals: Totals
+    channels: list[ChannelRow]
+    periods: list[PeriodRow]  # oldest first
+    packages: list[PackageRow]  # most downloaded first
+    files: list[FileRow]
+    tools: list[ToolRow]
+    missing: list[MissingRow]  # most requested first
+    skipped: dict[str, int]
+
+
+def _window(today: date, days: int) -> str:
+    """The first ISO day of the ``days`` days ending with ``today``."""
+    return (today - timedelta(days=days - 1)).isoformat()
+
+
+def build_doc(
+    tally: Tally, channels: Iterable[str], passive: Collection[str], today: date
+) -> StatsDoc:
+    """The statistics document; ``passive`` names channels fed by a passive mirror."""
+    now = today.isoformat()
+    first30 = _window(today, 30)
+    series_index = {
+        (today - timedelta(days=back)).isoformat(): SERIES_DAYS - 1 - back
+        for back in range(SERIES_DAYS)
+    }
+    channel_rows = {
+        c: ChannelRow(channel=c, passive=PassiveCounts() if c in passive else None)
+        for c in channels
+    }
+    periods = {
+        period: PeriodRow(period, downloads, sent, 0, requests, clients)
+        for period, (requests, clients, downloads, sent) in tally.days.items()
+    }
+    files: list[FileRow] = []
+    packages: dict[tuple[str, str], PackageRow] = {}
+    package_of: dict[str, PackageRow] = {}  # by channel|subdir|file
+    for key, (downloads, sent) in tally.all_time.items():
+        channel, subdir, fn = split(key)
+        name, version, _build = split_package(fn)
+        files.append(FileRow(channel, subdir, fn, name, version, downloads, sent))
+        package = packages.get((channel, name))
+        if package is None:
+            package = packages[(channel, name)] = PackageRow(channel=channel, name=name)
+        package_of[key] = package
+        package.downloads += downloads
+        package.bytes += sent
+        if channel in channel_rows:
+            channel_rows[channel].downloads += downloads
+            channel_rows[channel].bytes += sent
+    # The last SERIES_DAYS days, per package: the trend and the 7- and 30-day windows.
+    for period, rows in tally.files.items():
+        index = series_index.get(period)
+        if index is None:
+            continue
+        for key, row in rows.items():
+            if row[0]:
+                package_of[key].daily[index] += row[0]
+    for package in packages.values():
+        package.downloads_7d = sum(package.daily[-7:])
+        package.downloads_30d = sum(package.daily[-30:])
+    totals = Totals(
+        downloads=sum(r.downloads for r in periods.values()),
+        bytes=sum(r.bytes for r in periods.values()),
+        requests=sum(r.requests for r in periods.values()),
+        client_days=sum(r.clients for r in periods.values()),
+    )
+    for period, rows in tally.refreshes.items():
+        for key, (fetches, not_modified, _sent) in rows.items():
+            channel = split(key)[0]
+            periods.setdefault(period, PeriodRow(period=period)).refreshes += fetches + not_modified
+            totals.refreshes += fetches + not_modified
+            if channel in channel_rows:
+                channel_rows[channel].refreshes += fetches + not_modified
+    missing: dict[str, int] = {}
+    for rows in tally.missing.values():
+        for key, count in rows.items():
+            missing[key] = missing.get(key, 0) + count
+    for key, count in missing.items():
+        totals.missing += count
+        channel = split(key)[0]
+        if channel in channel_rows:
+            channel_rows[channel].missing += count
+    for rows in tally.passive.values():
+        for key, count in rows.items():
+            channel, outcome = split(key)
+            counts = channel_rows[channel].passive if channel in channel_rows else None
+            if counts is not None and outcome in (FETCHED, STORED, FROM_DISK):
+                setattr(counts, outcome, getattr(counts, outcome) + count)
+    tools: dict[str, ToolRow] = {}
+    for period, rows in tally.tools.items():
+        for key, count in rows.items():
+            row = tools.get(key)
+            if row is None:
+                row = tools[key] = ToolRow(*split(key), 0, 0)
+            row.client_days += count
+            if len(period) == 10 and first30 <= period <= now:
+                row.client_days_30d += count
+    return StatsDoc(
+        format=FORMAT,
+        today=now,
+        totals=totals,
+        channels=sorted(channel_rows.values(), key=lambda r: r.channel),
+        periods=[periods[p] for p in sorted(periods)],
+        packages=sorted(packages.values(), key=lambda r: (-r.downloads, r.channel, r.name)),
+        files=sorted(files, key=lambda r: (r.channel, r.subdir, r.file)),
+        tools=sorted(tools.values(), key=lambda r: (-r.client_days, r.tool, r.version)),
+        missing=[
+            MissingRow(*split(key), split_package(split(key)[2])[0], count)
+            for key, count in sorted(missing.items(), key=lambda item: (-item[1], item[0]))
+        ],
+        skipped=dict(sorted(tally.skipped.items())),
+    )
+
+
+def encode_doc(doc: StatsDoc) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(doc), indent=1)
+
+
+def decode_doc(data: bytes) -> StatsDoc:
+    return msgspec.json.decode(data, type=StatsDoc)

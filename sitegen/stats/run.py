@@ -1,0 +1,79 @@
+"""``sitegen stats``: read what is new in the access logs, count it, publish ``stats.json``.
+
+One run at a time per site (an advisory lock in the state directory): two runs reading the
+same logs would count their lines twice. The cursors and counts are saved together, atomically,
+before ``stats.json`` is written from them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sitegen import layout
+from sitegen.config import SiteConfig
+from sitegen.stats.logfiles import read_logs
+from sitegen.stats.report import build_doc, encode_doc
+from sitegen.stats.state import StateError, encode_state, load_state
+from sitegen.stats.tally import TOO_LONG
+from sitegen.store.lock import SiteLock
+from sitegen.store.site import Site
+
+log = logging.getLogger("sitegen.stats")
+
+
+class StatsError(Exception):
+    """``sitegen stats`` cannot run (not configured, unusable state)."""
+
+
+@dataclass
+class StatsResult:
+    files: int = 0  # log files read or checked
+    bytes_read: int = 0  # new bytes read this run
+    lines: int = 0  # complete lines read this run
+    errors: int = 0  # files that could not be read (whole or in part)
+    skipped: dict[str, int] = field(default_factory=dict)  # all time, by reason
+    downloads: int = 0  # all time (within the counts kept)
+
+
+def passive_channel_paths(config: SiteConfig) -> list[str]:
+    return [c.path for c in config.channels if any(m.mode == "passive" for m in c.mirrors)]
+
+
+def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
+    """Count the new lines of the configured logs; ``today`` (UTC) decides which days are
+    closed (their salts forgotten), which are rolled into months and what "last 7 days" is."""
+    if config.stats is None:
+        raise StatsError("no 'stats:' section in the configuration (stats: {logs: [...]})")
+    today = today or datetime.now(UTC).date()
+    site = Site(config.output)
+    state_path = layout.stats_state_path(site.root)
+    with SiteLock(layout.stats_dir(site.root)):
+        try:
+            tally, cursors = load_state(state_path)
+        except StateError as exc:
+            # Starting over would count every line still in the logs a second time.
+            raise StatsError(f"{state_path}: {exc}; move it away to count from scratch") from None
+        counter = tally.counter(c.path for c in config.channels)
+        cursors, read = read_logs(config.stats.logs, cursors, counter.add)
+        if read.too_long:
+            tally.skip(TOO_LONG, read.too_long)
+        # Lines of yesterday may still arrive (a log rotated late); older days are over.
+        tally.close_days((today - timedelta(days=1)).isoformat())
+        tally.roll_up(today, config.stats.retention_days)
+        site.write_bytes(state_path, encode_state(tally, cursors))
+        doc = build_doc(
+            tally, (c.path for c in config.channels), passive_channel_paths(config), today
+        )
+        site.write_bytes(site.path(layout.STATS_JSON), encode_doc(doc), durable=False)
+    if read.errors:
+        log.warning("stats: %d log file(s) could not be read in full", read.errors)
+    return StatsResult(
+        files=read.files,
+        bytes_read=read.bytes_read,
+        lines=counter.lines,
+        errors=read.errors,
+        skipped=dict(doc.skipped),
+        downloads=doc.totals.downloads,
+    )

@@ -1,0 +1,114 @@
+"""The private state of ``sitegen stats``: cursors and counts, in one file written atomically.
+
+Cursors and counts live in the same document so that a run interrupted at any point either
+counted a stretch of log and remembers having read it, or neither: nothing is lost or counted
+twice. Client hashes and salts are in it only for days still open (see
+:mod:`sitegen.stats.tally`). MessagePack, decoded straight into the tally's dicts: an
+incremental run over a long history spends its time on the new lines, not on the old counts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from sitegen.stats.logfiles import Cursor
+from sitegen.stats.tally import OpenDay, Tally
+
+VERSION = 1
+
+
+class SavedDay(msgspec.Struct):
+    salt: bytes
+    clients: list[bytes]
+    tool_clients: list[tuple[bytes, str]]
+    ranges: list[tuple[bytes, str]]
+
+
+class StatsState(msgspec.Struct):
+    version: int = VERSION
+    cursors: list[Cursor] = []
+    files: dict[str, dict[str, list[int]]] = {}
+    refreshes: dict[str, dict[str, list[int]]] = {}
+    missing: dict[str, dict[str, int]] = {}
+    passive: dict[str, dict[str, int]] = {}
+    tools: dict[str, dict[str, int]] = {}
+    days: dict[str, list[int]] = {}
+    all_time: dict[str, list[int]] = {}
+    skipped: dict[str, int] = {}
+    open_days: dict[str, SavedDay] = {}
+
+
+class StateError(Exception):
+    """The state file exists but cannot be used."""
+
+
+_DECODER = msgspec.msgpack.Decoder(StatsState)
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+def _non_empty(table: dict[str, dict]) -> dict[str, dict]:
+    return {period: rows for period, rows in table.items() if rows}
+
+
+def encode_state(tally: Tally, cursors: list[Cursor]) -> bytes:
+    state = StatsState(
+        cursors=cursors,
+        files=_non_empty(tally.files),
+        refreshes=_non_empty(tally.refreshes),
+        missing=_non_empty(tally.missing),
+        passive=_non_empty(tally.passive),
+        tools=_non_empty(tally.tools),
+        days=tally.days,
+        all_time=tally.all_time,
+        skipped=tally.skipped,
+        open_days={
+            day: SavedDay(
+                salt=opened.salt,
+                clients=list(opened.clients),
+                tool_clients=list(opened.tool_clients),
+                ranges=list(opened.ranges),
+            )
+            for day, opened in tally.open_days.items()
+        },
+    )
+    return _ENCODER.encode(state)
+
+
+def decode_state(data: bytes) -> tuple[Tally, list[Cursor]]:
+    try:
+        state = _DECODER.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise StateError(f"unreadable: {exc}") from None
+    if state.version != VERSION:
+        raise StateError(f"version {state.version}, expected {VERSION}")
+    tally = Tally(
+        files=state.files,
+        refreshes=state.refreshes,
+        missing=state.missing,
+        passive=state.passive,
+        tools=state.tools,
+        days=state.days,
+        all_time=state.all_time,
+        skipped=state.skipped,
+        open_days={
+            day: OpenDay(
+                salt=saved.salt,
+                clients=set(saved.clients),
+                tool_clients=set(saved.tool_clients),
+                ranges=set(saved.ranges),
+            )
+            for day, saved in state.open_days.items()
+        },
+    )
+    return tally, state.cursors
+
+
+def load_state(path: Path) -> tuple[Tally, list[Cursor]]:
+    """The saved counts and cursors; empty ones when there is no state yet."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Tally(), []
+    return decode_state(data)

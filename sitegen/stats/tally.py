@@ -1,0 +1,283 @@
+"""Counting log lines: per period (a UTC day, or a month once rolled up), channel, subdir, file.
+
+Each table maps a period to a dict keyed by ``channel|subdir|file`` (see :func:`join`): ten
+million lines cost a few dict updates each, and the tables are saved and loaded as they are,
+without conversion (:mod:`sitegen.stats.state`). Rows of days older than the retention are
+merged into their month by :meth:`Tally.roll_up`.
+
+Distinct clients: a client is its address together with its user agent, hashed with a random
+salt of its day (keyed BLAKE2b, 8 bytes). The raw address is never stored; the salt and the
+hashes of a day are kept only while that day is *open* (its lines may still arrive) and are
+dropped by :meth:`Tally.close_days`, after which nobody can tell which hash was which address.
+Only the counts remain. (Lines of a closed day that turn up later, in a log rotated in after
+it closed, are counted under a new salt: their clients may count twice for that day.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sitegen.stats.logline import (
+    COMBINED_RE,
+    SHARDS_DIR,
+    SITEGEN_RE,
+    Kind,
+    PathClassifier,
+    day_key,
+    tool_of,
+    utc_day,
+)
+
+# Skip reasons, as shown in stats.json.
+MALFORMED = "malformed"  # not a log line of a known format (binary garbage, a cut line)
+TOO_LONG = "too_long"  # longer than logline.MAX_LINE; never read into memory whole
+HOSTILE = "hostile"  # request path with dot-segments, markup or undecodable bytes
+BAD_TIME = "bad_time"
+
+# Fetcher outcomes for a package file of a passive channel served with 200.
+FETCHED, STORED, FROM_DISK = "fetched", "stored", "disk"
+_OUTCOMES = {b"fetched": FETCHED, b"stored": STORED}
+
+_CACHE_LIMIT = 100_000  # entries per lookup cache before it is cleared
+SEP = "|"  # no channel path, subdir, file name, tool or version holds it (all are validated)
+
+
+def join(*parts: str) -> str:
+    return SEP.join(parts)
+
+
+def split(key: str) -> list[str]:
+    return key.split(SEP)
+
+
+@dataclass
+class OpenDay:
+    """A day whose lines may still arrive: its salt and what was seen, for deduplication."""
+
+    salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    clients: set[bytes] = field(default_factory=set)
+    tool_clients: set[tuple[bytes, str]] = field(default_factory=set)  # (client, tool|version)
+    ranges: set[tuple[bytes, str]] = field(default_factory=set)  # (client, channel|subdir|file)
+
+
+Table = dict[str, dict[str, list[int]]]  # period -> key -> counts
+Counts = dict[str, dict[str, int]]  # period -> key -> count
+# What the line counter caches per request target: kind, channel|subdir|file, channel.
+CountedTarget = tuple[Kind, str, str]
+
+
+@dataclass
+class Tally:
+    # channel|subdir|package file -> [downloads, bytes, requests]
+    files: Table = field(default_factory=dict)
+    # channel|subdir|metadata file (or "shards") -> [fetches, not modified, bytes]
+    refreshes: Table = field(default_factory=dict)
+    # channel|subdir|package file -> 404 answers
+    missing: Counts = field(default_factory=dict)
+    # channel|fetcher outcome -> package files served with 200
+    passive: Counts = field(default_factory=dict)
+    # tool|version -> distinct clients (a month: the sum of its days)
+    tools: Counts = field(default_factory=dict)
+    # period -> [requests, distinct clients of the channels, downloads, bytes of packages]
+    days: dict[str, list[int]] = field(default_factory=dict)
+    # channel|subdir|package file -> [downloads, bytes] all time: what the per-period rows add
+    # up to, kept as they grow so that a report need not add them up again
+    all_time: dict[str, list[int]] = field(default_factory=dict)
+    # reason -> lines skipped, all time
+    skipped: dict[str, int] = field(default_factory=dict)
+    open_days: dict[str, OpenDay] = field(default_factory=dict)
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+    def counter(self, channels: Iterable[str]) -> LineCounter:
+        return LineCounter(self, PathClassifier(channels))
+
+    def close_days(self, keep_from: str) -> None:
+        """Forget the salt and hashes of every open day before ``keep_from`` (ISO date)."""
+        for day in [d for d in self.open_days if d < keep_from]:
+            del self.open_days[day]
+
+    def roll_up(self, today: date, keep_days: int) -> None:
+        """Merge the rows of days more than ``keep_days`` before ``today`` into their month."""
+        cutoff = (today - timedelta(days=keep_days)).isoformat()
+        for table in (self.files, self.refreshes):
+            for day in _old_days(table, cutoff):
+                month = table.setdefault(day[:7], {})
+                for key, row in table.pop(day).items():
+                    into = month.get(key)
+                    if into is None:
+                        month[key] = row
+                    else:
+                        month[key] = [a + b for a, b in zip(into, row, strict=True)]
+        for counts in (self.missing, self.passive, self.tools):
+            for day in _old_days(counts, cutoff):
+                month_counts = counts.setdefault(day[:7], {})
+                for key, value in counts.pop(day).items():
+                    month_counts[key] = month_counts.get(key, 0) + value
+        for day in _old_days(self.days, cutoff):
+            row = self.days.pop(day)
+            into = self.days.setdefault(day[:7], [0] * len(row))
+            self.days[day[:7]] = [a + b for a, b in zip(into, row, strict=True)]
+
+
+def _old_days(table: dict[str, object], cutoff: str) -> list[str]:
+    return [period for period in table if len(period) == 10 and period < cutoff]
+
+
+class LineCounter:
+    """Feeds lines into a :class:`Tally`; caches what repeats (days, paths, user agents,
+    clients). The raw address of a client is a cache key in memory during a run, never kept."""
+
+    def __init__(self, tally: Tally, classifier: PathClassifier) -> None:
+        self.tally = tally
+        self.classifier = classifier
+        self.lines = 0
+        self._days: dict[bytes, str] = {}
+        self._targets: dict[bytes, CountedTarget] = {}
+        self._agents: dict[bytes, str] = {}
+        self._clients: dict[str, dict[bytes, bytes]] = {}  # day -> address+agent -> hash
+        # The regex that matched last goes first: a log holds one format, mostly.
+        self._formats = [SITEGEN_RE.match, COMBINED_RE.match]
+
+    def day_of(self, stamp: bytes) -> str:
+        """The UTC day of a time stamp, "" when it is not one."""
+        key = day_key(stamp)
+        day = self._days.get(key)
+        if day is None:
+            day = self._days[key] = utc_day(stamp) or ""
+        return day
+
+    def target_of(self, raw: bytes) -> CountedTarget:
+        target = self._targets.get(raw)
+        if target is None:
+            try:
+                text = raw.decode("ascii")
+            except UnicodeDecodeError:
+                target = (Kind.HOSTILE, "", "")
+            else:
+                kind, channel, subdir, fn = self.classifier.classify(text)
+                fn = SHARDS_DIR if kind is Kind.SHARD else fn
+                target = (kind, join(channel, subdir, fn), channel)
+            if len(self._targets) >= _CACHE_LIMIT:
+                self._targets.clear()
+            self._targets[raw] = target
+        return target
+
+    def new_client(self, day: str, key: bytes, agent: bytes) -> bytes:
+        """Hash a client first seen in this run on ``day``; count it if the day is new to it."""
+        tally = self.tally
+        opened = tally.open_days.get(day)
+        if opened is None:
+            opened = tally.open_days[day] = OpenDay()
+        client = hashlib.blake2b(key, key=opened.salt, digest_size=8).digest()
+        clients = self._clients.setdefault(day, {})
+        if len(clients) >= _CACHE_LIMIT:
+            clients.clear()
+        clients[key] = client
+        if client not in opened.clients:
+            opened.clients.add(client)
+            tally.days[day][1] += 1
+        tool = self._agents.get(agent)
+        if tool is None:
+            tool = self._agents[agent] = join(*tool_of(agent.decode("latin-1")))
+        if (client, tool) not in opened.tool_clients:
+            opened.tool_clients.add((client, tool))
+            tools = tally.tools.setdefault(day, {})
+            tools[tool] = tools.get(tool, 0) + 1
+        return client
+
+    def add(self, lines: Iterable[bytes]) -> None:
+        """Count complete lines (without their newline)."""
+        tally = self.tally
+        day_cache, targets, target_of = self._days, self._targets, self.target_of
+        first, second = self._formats
+        current, clients, totals = "", {}, [0, 0, 0, 0]
+        all_time = tally.all_time
+        files: dict[str, list[int]] = {}
+        refreshes: dict[str, list[int]] = {}
+        missing: dict[str, int] = {}
+        count = 0
+        for line in lines:
+            count += 1
+            match = first(line)
+            if match is None:
+                match = second(line)
+                if match is None:
+                    tally.skip(MALFORMED)
+                    continue
+                first, second = second, first
+                self._formats = [first, second]
+            address, stamp, request, status, size, agent, *fetcher = match.groups()
+            day = day_cache.get(stamp[:14] + stamp[20:]) or self.day_of(stamp)
+            if not day:
+                tally.skip(BAD_TIME)
+                continue
+            parts = request.split(b" ")
+            if len(parts) not in (2, 3) or not parts[0].isalpha():
+                tally.skip(MALFORMED)
+                continue
+            kind, key, channel = targets.get(parts[1]) or target_of(parts[1])
+            if kind is Kind.HOSTILE:
+                tally.skip(HOSTILE)
+                continue
+            if day != current:
+                current = day
+                totals = tally.days.setdefault(day, [0, 0, 0, 0])
+                files = tally.files.setdefault(day, {})
+                refreshes = tally.refreshes.setdefault(day, {})
+                missing = tally.missing.setdefault(day, {})
+                clients = self._clients.get(day) or {}
+            totals[0] += 1
+            if kind is Kind.OTHER or parts[0] != b"GET":
+                continue
+            seen = address + b" " + agent
+            client = clients.get(seen)
+            if client is None:
+                client = self.new_client(day, seen, agent)
+                clients = self._clients[day]
+            if kind is Kind.PACKAGE:
+                if status == b"404":
+                    missing[key] = missing.get(key, 0) + 1
+                    continue
+                if status != b"200" and status != b"206":
+                    continue
+                row = files.get(key)
+                if row is None:
+                    row = files[key] = [0, 0, 0]
+                whole = all_time.get(key)
+                if whole is None:
+                    whole = all_time[key] = [0, 0]
+                sent = 0 if size == b"-" else int(size)
+                row[1] += sent
+                row[2] += 1
+                whole[1] += sent
+                totals[3] += sent
+                if status == b"200":
+                    if fetcher:
+                        outcome = join(channel, _OUTCOMES.get(fetcher[0], FROM_DISK))
+                        passive = tally.passive.setdefault(day, {})
+                        passive[outcome] = passive.get(outcome, 0) + 1
+                else:
+                    ranges = tally.open_days[day].ranges
+                    if (client, key) in ranges:
+                        continue
+                    ranges.add((client, key))
+                row[0] += 1
+                whole[0] += 1
+                totals[2] += 1
+            elif status == b"200" or status == b"206" or status == b"304":
+                row = refreshes.get(key)
+                if row is None:
+                    row = refreshes[key] = [0, 0, 0]
+                if status == b"304":
+                    row[1] += 1
+                else:
+                    row[0] += 1
+                    if size != b"-":
+                        row[2] += int(size)
+        self.lines += count

@@ -1,0 +1,60 @@
+"""``sitegen fetcher`` as a real subprocess on a free port, for tests of passive mirrors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class FetcherProcess:
+    address: str
+    proc: subprocess.Popen[str]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def fetcher_process(config: Path, logs: Path) -> Iterator[FetcherProcess]:
+    """``sitegen fetcher -c config --listen 127.0.0.1:0`` with the token in its environment."""
+    log_path = logs / "fetcher.log"
+    command = [sys.executable, "-m", "sitegen", "fetcher", "-c", str(config)]
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            [*command, "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=dict(os.environ),
+            start_new_session=True,
+        )
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            ready = selector.select(timeout=30)
+        line = proc.stdout.readline() if ready else ""
+        if "listening on http://" not in line:
+            raise RuntimeError(f"the fetcher did not start: {line!r}\n{log_path.read_text()}")
+        address = line.rsplit("http://", 1)[1].strip()
+        process = FetcherProcess(address, proc, log_path)
+        yield process
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == 0, process.log_text()  # SIGTERM is a clean stop

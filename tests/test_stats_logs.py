@@ -1,0 +1,241 @@
+"""Reading access logs incrementally: each line exactly once across rotation, truncation,
+compression and vanished files; long lines skipped without being held in memory."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import textwrap
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from sitegen.config import parse_config
+from sitegen.stats.logfiles import (
+    CHUNK,
+    FINGERPRINT_BYTES,
+    Cursor,
+    read_logs,
+    rotated_siblings,
+    split_lines,
+)
+from sitegen.stats.run import run_stats
+
+pytestmark = pytest.mark.unit
+
+
+class Log:
+    """A log file written line by line, and a reader that remembers its cursors."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cursors: list[Cursor] = []
+        self.written = 0
+        self.read_lines: list[bytes] = []
+        self.last_bytes = 0
+
+    def write(self, count: int, target: Path | None = None) -> list[bytes]:
+        lines = [f"line {self.written + i:06d} {'x' * 40}".encode() for i in range(count)]
+        self.written += count
+        with open(target or self.path, "ab") as handle:
+            handle.write(b"".join(line + b"\n" for line in lines))
+        return lines
+
+    def read(self) -> list[bytes]:
+        got: list[bytes] = []
+        self.cursors, report = read_logs([self.path], self.cursors, got.extend)
+        self.read_lines += got
+        self.last_bytes = report.bytes_read
+        return got
+
+
+def _numbers(lines: list[bytes]) -> list[int]:
+    return [int(line.split()[1]) for line in lines]
+
+
+def test_split_lines_keeps_an_unfinished_line_for_later() -> None:
+    batches: list[list[bytes]] = []
+    chunks = iter([b"one\ntw", b"o\nthr", b"ee"])
+    consumed, too_long = split_lines(chunks, batches.append)
+    assert [line for batch in batches for line in batch] == [b"one", b"two"]
+    assert (consumed, too_long) == (8, 0)
+
+
+def test_a_10_mb_line_is_skipped_chunk_by_chunk() -> None:
+    seen_sizes: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        yield b"before\n"
+        for _ in range(10):  # 10 MiB without a newline, in 1 MiB chunks
+            yield b"A" * CHUNK
+        yield b"\nafter\n"
+
+    lines: list[bytes] = []
+
+    def sink(batch: list[bytes]) -> None:
+        seen_sizes.extend(len(line) for line in batch)
+        lines.extend(batch)
+
+    consumed, too_long = split_lines(chunks(), sink, max_line=16 * 1024)
+    assert lines == [b"before", b"after"] and too_long == 1
+    assert consumed == 7 + 10 * CHUNK + 7
+    assert max(seen_sizes) < 16 * 1024
+
+
+def test_rotated_siblings_oldest_first(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    for age, name in enumerate(["access.log", "access.log.1", "access.log.2.gz", "other.log"]):
+        (tmp_path / name).write_bytes(b"x\n")
+        stamp = 1_700_000_000 - age * 1000
+        os.utime(tmp_path / name, (stamp, stamp))
+    assert [p.name for p in rotated_siblings(log)] == [
+        "access.log.2.gz",
+        "access.log.1",
+        "access.log",
+    ]
+
+
+def test_incremental_reads_only_new_bytes(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    first = log.write(100)
+    assert log.read() == first
+    assert log.read() == [] and log.last_bytes == 0
+    more = log.write(3)
+    assert log.read() == more
+    assert log.last_bytes == sum(len(line) + 1 for line in more)
+
+
+def test_rename_rotation_then_new_file(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    log.write(50)
+    log.read()
+    tail = log.write(5)  # written before the rotation, not read yet
+    log.path.rename(tmp_path / "access.log.1")
+    fresh = log.write(7)  # the server reopened: a new access.log
+    assert sorted(_numbers(log.read())) == _numbers(tail + fresh)
+    assert _numbers(log.read_lines) == list(range(62))
+
+
+def test_copytruncate_even_when_the_new_file_outgrew_the_old_offset(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    log.write(10)
+    log.read()
+    tail = log.write(2)
+    shutil.copy(log.path, tmp_path / "access.log.1")
+    os.truncate(log.path, 0)
+    fresh = log.write(40)  # the same inode, now longer than where reading stopped
+    assert sorted(_numbers(log.read())) == _numbers(tail + fresh)
+    assert _numbers(log.read_lines) == list(range(52))
+
+
+def test_gzip_of_the_old_file_is_not_read_again(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    log.write(300)  # more than the fingerprint's bytes
+    log.read()
+    rotated = tmp_path / "access.log.1"
+    log.path.rename(rotated)
+    log.write(3)
+    log.read()
+    with open(rotated, "rb") as src, gzip.open(tmp_path / "access.log.2.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    assert log.read() == [] and log.last_bytes == 0  # both names: one file, read already
+    rotated.unlink()
+    assert log.read() == [] and log.last_bytes == 0  # the gzip alone: checked by its trailer
+    assert _numbers(log.read_lines) == list(range(303))
+
+
+def test_gzip_with_an_unread_tail_is_read_on_from_the_offset(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    log.write(30)
+    log.read()
+    tail = log.write(4)
+    data = log.path.read_bytes()
+    log.path.unlink()
+    (tmp_path / "access.log.1.gz").write_bytes(gzip.compress(data))
+    fresh = log.write(2)
+    assert sorted(_numbers(log.read())) == _numbers(tail + fresh)
+
+
+def test_a_gzip_still_being_written_is_read_as_far_as_it_goes(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    log.write(2000)
+    data = log.path.read_bytes()
+    log.path.unlink()
+    packed = gzip.compress(data)
+    partial = tmp_path / "access.log.1.gz"
+    partial.write_bytes(packed[: len(packed) // 2])
+    first = log.read()
+    assert 0 < len(first) < 2000
+    partial.write_bytes(packed)  # compression finished
+    log.read()
+    assert _numbers(log.read_lines) == list(range(2000))
+
+
+def test_a_vanished_log_is_forgotten_and_nothing_breaks(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    log.write(5)
+    log.read()
+    log.path.unlink()
+    assert log.read() == [] and log.cursors == []
+    assert read_logs([tmp_path / "missing" / "access.log"], [], list().extend)[0] == []
+    again = log.write(3)  # a new log under the old name
+    assert log.read() == again
+
+
+def test_a_short_first_file_gets_a_longer_fingerprint_as_it_grows(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    log.write(1)
+    log.read()
+    assert log.cursors[0].fp_len < FINGERPRINT_BYTES
+    log.write(100)
+    log.read()
+    assert log.cursors[0].fp_len == FINGERPRINT_BYTES
+    log.path.rename(tmp_path / "access.log.1")
+    log.write(1)
+    log.read()
+    assert _numbers(log.read_lines) == list(range(102))
+
+
+def test_binary_garbage_and_an_unreadable_gzip_do_not_stop_the_others(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    (tmp_path / "access.log.3.gz").write_bytes(b"not a gzip at all\x00\xff")
+    (tmp_path / "access.log.2").write_bytes(os.urandom(5000) + b"\n")
+    lines = log.write(4)
+    got = log.read()
+    assert got[-4:] == lines
+
+
+def test_run_stats_survives_hostile_logs_and_counts_them_as_skipped(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    good = (
+        b'192.0.2.1 - - [05/Dec/2026:10:00:00 +0000] "GET /cloud/x/linux-64/a-1-0.conda'
+        b' HTTP/1.1" 200 10 "-" "pixi/0.39.0"\n'
+    )
+    with open(log, "wb") as out:
+        out.write(good)
+        out.write(b"192.0.2.1 - - [" + b"A" * (10 * 1024 * 1024) + b"\n")  # a 10 MB line
+        out.write(os.urandom(4096).replace(b"\n", b"") + b"\n")
+        out.write(b'192.0.2.1 - - [05/Dec/2026:10:00:00 +0000] "GET /\xff\xfe HTTP/1.1" 404 0')
+        out.write(b' "-" "\xc3\x28"\n')
+        out.write(good.replace(b"a-1-0.conda", b"%3Cscript%3E-1-0.conda"))
+        out.write(good.replace(b"/cloud/x/", b"/cloud/x/../../"))
+        out.write(good)
+    config = parse_config(
+        textwrap.dedent(f"""\
+            output: {tmp_path / "site"}
+            channels:
+              cloud/x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
+            stats: {{logs: [{log}]}}
+            """)
+    )
+    result = run_stats(config, today=date(2026, 12, 6))
+    assert result.skipped == {"hostile": 3, "malformed": 1, "too_long": 1}
+    assert result.downloads == 2 and result.lines == 6
+    doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
+    assert doc["skipped"] == result.skipped
+    assert [(f["file"], f["downloads"]) for f in doc["files"]] == [("a-1-0.conda", 2)]
+    assert run_stats(config, today=date(2026, 12, 6)).lines == 0  # nothing new
