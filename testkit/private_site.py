@@ -155,7 +155,9 @@ def assert_no_token_anywhere(private_site: PrivateSite, state_dir: Path) -> None
         if path.is_file():
             data = path.read_bytes()
             for secret in secrets:
-                assert secret.encode() not in data, f"a token is in {path}"
+                where = data.find(secret.encode())
+                line = data[data.rfind(b"\n", 0, max(where, 0)) + 1 :][:200]
+                assert where < 0, f"a token is in {path}: {line!r}"
 
 
 def wait_for_log(path: Path) -> None:

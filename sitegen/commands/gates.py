@@ -1,43 +1,40 @@
-"""Subcommands of frozen and approval-gated channels: freeze, unfreeze, approve, revoke, pending.
-
-:mod:`sitegen.cli` adds them to its parser through :func:`add_commands`, handing over how it
-loads the configuration (``-c``/``--out``) and renders the pages after a run.
-"""
+"""Subcommands of frozen and approval-gated channels: freeze, unfreeze, approve, revoke, pending."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 
 import trio
 
-from sitegen.cli import EXIT_FAILED, EXIT_LOCKED, EXIT_OK
-from sitegen.config import SiteConfig
+from sitegen.commands.common import (
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    AddCommand,
+    add_site_options,
+    load,
+    render_pages,
+)
 
 log = logging.getLogger("sitegen")
 
-AddParser = Callable[[str, str], argparse.ArgumentParser]
-Load = Callable[[argparse.Namespace], SiteConfig]
-Render = Callable[[SiteConfig], bool]
 
-
-def add_commands(add: AddParser, load: Load, render: Render) -> None:
-    _add_freeze_commands(add, load)
-    _add_approval_commands(add, load, render)
+def register(add: AddCommand) -> None:
+    _add_freeze_commands(add)
+    _add_approval_commands(add)
 
 
 def _common(parser: argparse.ArgumentParser, channel_help: str) -> None:
     parser.add_argument("channel", help=channel_help)
-    parser.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
-    parser.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    add_site_options(parser)
 
 
 # --------------------------------------------------------------------------- freeze
 
 
-def _add_freeze_commands(add: AddParser, load: Load) -> None:
+def _add_freeze_commands(add: AddCommand) -> None:
     def run(args: argparse.Namespace) -> int:
         from sitegen.tools.freeze import freeze, unfreeze
 
@@ -60,7 +57,7 @@ def _add_freeze_commands(add: AddParser, load: Load) -> None:
 # --------------------------------------------------------------------------- approvals
 
 
-def _add_approval_commands(add: AddParser, load: Load, render: Render) -> None:
+def _add_approval_commands(add: AddCommand) -> None:
     def publish(args: argparse.Namespace, channel: str, changes: list[dict[str, str]]) -> int:
         """Run the gated channel's mirror now, recording the changes in its history."""
         from sitegen.approvals.commands import gated_channel
@@ -75,7 +72,7 @@ def _add_approval_commands(add: AddParser, load: Load, render: Render) -> None:
         except SiteLocked as exc:
             log.error("%s; the approvals file is updated and the next run publishes it", exc)
             return EXIT_LOCKED
-        rendered = render(config)
+        rendered = render_pages(config)
         if report.failed:
             log.error("run %s finished with errors", report.id)
             return EXIT_FAILED

@@ -1,0 +1,1 @@
+"""The subcommands of ``sitegen``, one module per group; :mod:`sitegen.cli` registers them."""

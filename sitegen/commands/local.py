@@ -1,0 +1,71 @@
+"""Subcommands of local sources: ``add`` (the upload path) and ``watch``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import trio
+
+from sitegen.commands.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    AddCommand,
+    add_site_options,
+    load,
+    render_pages,
+)
+from sitegen.commands.mirror import run_mirror_command
+
+
+def register(add: AddCommand) -> None:
+    files = add("add", "check package files, copy them into a channel's local source, publish")
+    files.add_argument("channel", help="the channel, e.g. internal/builds")
+    files.add_argument("files", nargs="+", metavar="FILE", help=".conda or .tar.bz2 files")
+    add_site_options(files)
+    files.set_defaults(func=_add)
+
+    watch = add("watch", "publish what lands in the local sources' folders within seconds")
+    add_site_options(watch)
+    watch.set_defaults(func=_watch)
+
+
+def _add(args: argparse.Namespace) -> int:
+    from sitegen.tools.add import AddError, add_files
+
+    try:
+        mirror = add_files(load(args), args.channel, [Path(p) for p in args.files])
+    except AddError as exc:
+        for line in exc.lines:
+            print(f"sitegen: add: {line}", file=sys.stderr)
+        return EXIT_CONFIG if exc.usage else EXIT_FAILED
+    # Publishing is a mirror run of that source, with the same exit statuses.
+    run = argparse.Namespace(
+        config=args.config,
+        out=args.out,
+        verify=False,
+        force_delete=False,
+        dry_run=False,
+        only=[mirror.name],
+        due=False,
+        no_progress=True,
+    )
+    return run_mirror_command(run)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from sitegen.sync.local import is_local
+    from sitegen.tools.watch import run_watch
+
+    config = load(args)
+    if not any(is_local(m) for _c, m in config.mirrors):
+        print("sitegen: watch: no local source (a mirror with `path:`) to watch", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def render() -> None:
+        await trio.to_thread.run_sync(render_pages, config)
+
+    trio.run(run_watch, config, render)
+    return EXIT_OK

@@ -1,0 +1,170 @@
+"""``sitegen mirror`` (and what follows a run: history retention, pages, statistics,
+notification), ``sitegen render`` and ``sitegen stats``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import trio
+
+from sitegen.commands.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    AddCommand,
+    add_site_options,
+    load,
+    render_pages,
+)
+from sitegen.config import ConfigError, SiteConfig
+
+log = logging.getLogger("sitegen")
+
+
+def register(add: AddCommand) -> None:
+    mirror = add("mirror", "sync every mirror and publish the site")
+    add_site_options(mirror)
+    mirror.add_argument("--verify", action="store_true", help="re-hash files already present")
+    mirror.add_argument(
+        "--force-delete",
+        action="store_true",
+        help="publish even when a subdir would lose more than prune.max_fraction of its packages",
+    )
+    mirror.add_argument(
+        "--dry-run", action="store_true", help="show what would be downloaded and deleted"
+    )
+    mirror.add_argument(
+        "--only", action="append", metavar="NAME", help="run this mirror now (repeatable)"
+    )
+    mirror.add_argument(
+        "--due",
+        action="store_true",
+        help="run only the mirrors whose schedule came due since their last completed run",
+    )
+    mirror.add_argument("--no-progress", action="store_true", help="plain log lines only")
+    mirror.set_defaults(func=run_mirror_command)
+
+    render = add("render", "render the browse pages from the site on disk")
+    add_site_options(render)
+    render.set_defaults(func=_render)
+
+    stats = add("stats", "count downloads from the web server's access logs")
+    add_site_options(stats)
+    stats.set_defaults(func=_stats)
+
+
+def run_mirror_command(args: argparse.Namespace) -> int:
+    from sitegen.store.lock import SiteLocked
+    from sitegen.sync.report import STOPPED
+    from sitegen.sync.run import MirrorOptions, run_mirror
+
+    config = load(args)
+    options = MirrorOptions(
+        verify=args.verify,
+        force_delete=args.force_delete,
+        dry_run=args.dry_run,
+        only=tuple(args.only or ()),
+        due=args.due,
+        progress=False if args.no_progress else None,
+    )
+    started = False  # the run held the lock and began: pages must show it
+    rendered = True
+    try:
+        report = trio.run(run_mirror, config, options)
+        started = True
+    except SiteLocked as exc:
+        log.error("%s", exc)
+        return EXIT_LOCKED
+    except ConfigError:
+        raise  # e.g. --only with an unknown name: nothing ran, nothing to show
+    except BaseException:
+        started = True
+        raise
+    finally:
+        # Pages show every run, failed and stopped ones too; a dry run changes nothing.
+        if started and not args.dry_run:
+            prune_history_records(config)
+            rendered = render_pages(config)
+    # --- download statistics: counted after the pages, when channels.yaml has `stats:` ---
+    if started and not args.dry_run and config.stats is not None:
+        rendered = count_downloads(config) and rendered
+    # --- end of download statistics ---
+    if args.dry_run:
+        for channel in report.channels:
+            print(
+                f"{channel.channel}/{channel.subdir}: would download {channel.downloaded_files}"
+                f" files ({channel.downloaded_bytes} bytes), delete {channel.deleted_files},"
+                f" publish {channel.packages} packages"
+                + (f" [{channel.status}: {'; '.join(channel.errors)}]" if channel.errors else "")
+            )
+    if report.status == STOPPED:
+        log.error("run %s stopped; published files are consistent", report.id)
+        status = EXIT_INTERRUPTED
+    elif report.failed:
+        log.error("run %s finished with errors", report.id)
+        status = EXIT_FAILED
+    else:
+        status = EXIT_OK if rendered else EXIT_FAILED
+    if report.mirrors and not args.dry_run:  # a run took place (not: nothing was due)
+        from sitegen.sync.notify import notify_run
+
+        notify_run(config, report, status)
+    return status
+
+
+def prune_history_records(config: SiteConfig) -> None:
+    """Drop run records past the retention before the pages are rendered, so their pages go
+    in the same render. Here rather than in the ledger's save path: the run ledger is written
+    at the start and end of every run and must stay cheap and config-free, pruning reads every
+    record, and a failure here must not touch the run's own record or outcome. Without the
+    lock: only finished records are removed, and no run rewrites those."""
+    from sitegen.store.site import Site
+    from sitegen.sync.retention import prune_history
+
+    try:
+        prune_history(Site(config.output), config.history)
+    except OSError as exc:
+        log.error("history: could not remove old run records: %s", exc.strerror or exc)
+
+
+def count_downloads(config: SiteConfig) -> bool:
+    from sitegen.stats.run import StatsError, run_stats
+
+    try:
+        run_stats(config)
+    except (StatsError, OSError) as exc:
+        log.error("counting downloads failed: %s", exc)
+        return False
+    return True
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from sitegen.stats.run import StatsError, run_stats
+    from sitegen.store.lock import SiteLocked
+
+    try:
+        result = run_stats(load(args))
+    except SiteLocked as exc:
+        log.error("%s", exc)
+        return EXIT_LOCKED
+    except StatsError as exc:
+        print(f"sitegen: stats: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    skipped = sum(result.skipped.values())
+    print(
+        f"stats: read {result.lines} new lines ({result.bytes_read} bytes) from {result.files}"
+        f" files; {result.downloads} downloads counted in all; {skipped} lines skipped in all"
+    )
+    return EXIT_FAILED if result.errors else EXIT_OK
+
+
+def _render(args: argparse.Namespace) -> int:
+    from sitegen.web.render import render_site
+
+    stats = render_site(load(args))
+    print(f"pages: {stats}")
+    return EXIT_OK

@@ -1,0 +1,228 @@
+"""Subcommands around the published site: ``verify``, ``status``, ``serve``, ``webconf``,
+``fetcher`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from sitegen.commands.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    AddCommand,
+    add_site_options,
+    load,
+)
+
+log = logging.getLogger("sitegen")
+
+
+def register(add: AddCommand) -> None:
+    verify = add("verify", "re-hash every published file against repodata")
+    add_site_options(verify)
+    verify.add_argument(
+        "--repair", action="store_true", help="download missing or corrupt files again"
+    )
+    verify.set_defaults(func=_verify)
+
+    status = add(
+        "status",
+        "show each mirror's last run and next due time, a running run, disk per channel",
+    )
+    add_site_options(status)
+    status.add_argument("--json", action="store_true", help="print JSON for programs")
+    status.set_defaults(func=_status)
+
+    serve = add("serve", "preview the site on 127.0.0.1")
+    add_site_options(serve)
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any)")
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="render again when the templates or channels.yaml change",
+    )
+    serve.set_defaults(func=_serve)
+
+    webconf = add("webconf", "print an nginx or Apache config serving the site (and the fetcher)")
+    webconf.add_argument("server", choices=["nginx", "apache"])
+    add_site_options(webconf)
+    webconf.add_argument(
+        "--prefix", default="", help="URL path the site is served at, e.g. /conda (default: /)"
+    )
+    webconf.add_argument(
+        "--root",
+        help="directory the web server reads (default: the site directory; for the symlink"
+        " deploy, the link, e.g. /var/www/html/anaconda)",
+    )
+    webconf.add_argument(
+        "--listen", help="HOST:PORT (nginx default: 80; Apache: a <VirtualHost> when given)"
+    )
+    webconf.add_argument("--server-name", help="host name (default: the host of base_url)")
+    webconf.add_argument(
+        "--fetcher",
+        default="127.0.0.1:8901",
+        help="HOST:PORT of `sitegen fetcher`, for channels with a passive mirror",
+    )
+    webconf.add_argument(
+        "--standalone",
+        action="store_true",
+        help="a complete config to run as is (needs --state-dir for pid, logs, temp files)",
+    )
+    webconf.add_argument("--state-dir", help="with --standalone: pid file, logs, temp files")
+    webconf.add_argument("--user", help="with --standalone: run workers as USER[:GROUP]")
+    webconf.add_argument(
+        "--apache-modules",
+        default="/usr/lib/apache2/modules",
+        help="with --standalone: Apache's module directory",
+    )
+    webconf.set_defaults(func=_webconf)
+
+    fetcher = add(
+        "fetcher", "serve missing package files of passive mirrors, verified (long-running)"
+    )
+    add_site_options(fetcher)
+    fetcher.add_argument(
+        "--listen", default="127.0.0.1:8901", help="HOST:PORT (default: 127.0.0.1:8901)"
+    )
+    fetcher.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="open connections at most; a new one closes the longest-idle (default: 256)",
+    )
+    fetcher.add_argument(
+        "--max-downloads",
+        type=int,
+        default=64,
+        help="different files fetched at once; more get 503 (default: 64)",
+    )
+    fetcher.set_defaults(func=_fetcher)
+
+    demo = add("demo", "mirror a bundled example channel, fully offline")
+    demo.add_argument("--dir", default="demo", help="where to build the example (default: demo)")
+    demo.set_defaults(func=_demo)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from sitegen.tools.verify import verify_site
+
+    report = trio.run(verify_site, load(args), args.repair)
+    for problem in report.problems:
+        state = " (repaired)" if problem.repaired else ""
+        print(f"{problem.kind}: {problem.path}: {problem.detail}{state}")
+    print(f"checked {report.files} files, {report.bytes} bytes; {len(report.problems)} problems")
+    if any(p.kind == "locked" for p in report.problems):
+        return EXIT_LOCKED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from sitegen.tools.status import collect_status, format_status, status_json
+
+    status = collect_status(load(args))
+    if args.json:
+        print(json.dumps(status_json(status), indent=1))
+    else:
+        sys.stdout.write(format_status(status))
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sitegen.tools.serve import ServeError, serve
+
+    load(args)  # a configuration error exits with status 2 before anything starts
+    try:
+        serve(lambda: load(args), Path(args.config), port=args.port, watch=args.watch)
+    except ServeError as exc:
+        print(f"sitegen: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("sitegen: preview server stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def _webconf(args: argparse.Namespace) -> int:
+    from sitegen.access.server_files import AccessError, private_channels, write_server_files
+    from sitegen.tools.webconf import WebconfError, WebconfOptions, render_webconf
+
+    config = load(args)
+    if private_channels(config):
+        try:
+            write_server_files(config)  # the config includes them: they must exist
+        except AccessError as exc:
+            print(f"sitegen: webconf: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    options = WebconfOptions(
+        prefix=args.prefix,
+        root=args.root,
+        listen=args.listen,
+        server_name=args.server_name,
+        fetcher=args.fetcher,
+        standalone=args.standalone,
+        state_dir=args.state_dir,
+        user=args.user,
+        apache_modules=args.apache_modules,
+    )
+    try:
+        text = render_webconf(args.server, config, options)
+    except WebconfError as exc:
+        print(f"sitegen: webconf: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _fetcher(args: argparse.Namespace) -> int:
+    import signal
+
+    from sitegen.passive.fetcher import (
+        FetcherLimits,
+        listener_address,
+        open_listeners,
+        parse_listen,
+        serve_fetcher,
+    )
+
+    config = load(args)
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as exc:
+        print(f"sitegen: fetcher: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def run() -> int:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            try:
+                listeners = await open_listeners(host, port)
+            except OSError as exc:
+                log.error("fetcher: cannot listen on %s: %s", args.listen, exc.strerror or exc)
+                return EXIT_FAILED
+            limits = FetcherLimits(
+                max_connections=args.max_connections, max_downloads=args.max_downloads
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(partial(serve_fetcher, limits=limits), config, listeners)
+                print(f"sitegen fetcher: listening on http://{listener_address(listeners)}")
+                sys.stdout.flush()
+                async for signum in signals:
+                    log.info("fetcher: %s received, stopping", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+        return EXIT_OK
+
+    return trio.run(run)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sitegen.tools.demo import run_demo
+
+    return run_demo(Path(args.dir))
