@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sitegen.config.site_settings import (
     DEFAULT_SHARD_GRACE_DAYS,
+    DownloadSettings,
     HistoryRetention,
     NotifySettings,
 )
@@ -81,6 +82,7 @@ class MirrorConfig:
     subdirs: tuple[str, ...]
     mode: str = "active"
     verify_tls: bool = True
+    ca_bundle: str | None = None  # PEM file of the CAs trusted for it (else the site's)
     filters: FilterSpec = field(default_factory=FilterSpec)
     schedule: str | None = None  # cron expression; None means the default (daily)
     line: int = 0
@@ -114,14 +116,6 @@ class ChannelConfig:
         seen = dict.fromkeys(s for m in self.mirrors for s in m.subdirs)
         seen.setdefault("noarch")
         return tuple(seen)
-
-
-@dataclass(frozen=True)
-class DownloadSettings:
-    concurrency: int = 32
-    per_host: int = 32
-    retries: int = 4
-    timeout: float = 60.0
 
 
 @dataclass(frozen=True)
