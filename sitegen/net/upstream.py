@@ -130,7 +130,10 @@ def _plain_words(exc: BaseException, received: int) -> str | None:
     cause: BaseException | None = exc
     while cause is not None and len(chain) < 10:  # the OS or TLS error httpx raises from
         chain.append(cause)
-        cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]  # trio: one error per address tried
+        else:
+            cause = cause.__cause__ or cause.__context__
     for cause in chain:
         if isinstance(cause, ssl.SSLCertVerificationError):
             why = cause.verify_message or cause.reason or "unknown reason"

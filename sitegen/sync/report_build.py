@@ -236,9 +236,15 @@ def log_channel_summary(cr: ChannelSubdirReport) -> None:
     A subdir that kept its previous state says so, and why, like every failure."""
     where = f"{cr.channel}/{cr.subdir}"
     if cr.status in (HELD, MERGE_FAILED):
-        for error in cr.errors:
-            log.error("%s: %s", where, error)
-        log.info("%s: %s, still publishes its previous %d files", where, cr.status, cr.packages)
+        if cr.status == HELD:  # the other failures were logged as they happened
+            for error in cr.errors:
+                log.error("%s: %s", where, error)
+        kept = (
+            f"still publishes its previous {cr.packages} files"
+            if cr.packages
+            else "nothing published yet"
+        )
+        log.info("%s: %s, %s", where, cr.status, kept)
         return
     fetched = "would download" if cr.status == "dry-run" else "downloaded"
     log.info(
