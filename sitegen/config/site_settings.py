@@ -102,7 +102,7 @@ def parse_ca_bundle(node: YamlNode) -> str:
     holds certificates is found out when the first connection needs them."""
     path = node.string()
     if not PurePosixPath(path).is_absolute():
-        raise node.error(f"ca_bundle must be an absolute path to a PEM file, got {path!r}")
+        raise node.error(f"must be an absolute path to a PEM file, got {path!r}")
     return path
 
 
