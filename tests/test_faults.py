@@ -491,7 +491,7 @@ async def test_deletion_guard_holds_a_shrunken_subdir(
     assert linux.status == "held"
     dropped = 12 if shrink == "90% fewer" else 13
     (why,) = linux.errors
-    assert why.startswith(f"would remove {dropped} of 13 published packages")
+    assert why.startswith(f"would remove {dropped} of 13 published files")
     assert "--force-delete" in why
     assert report.failed and channel_report(report, "noarch").errors == []
     assert site_digest(site) == before

@@ -608,7 +608,7 @@ def test_dry_run_via_cli_prints_counts(
     size = sum((example_upstream.root / "linux-64" / fn).stat().st_size for fn in LINUX)
     assert (
         f"{CHANNEL}/linux-64: would download 42 files ({size} bytes), delete 0, publish 42"
-        " packages" in out
+        " files" in out
     )
     assert package_gets(example_upstream.server) == []
     assert not (site / CHANNEL).exists()

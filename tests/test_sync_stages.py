@@ -137,7 +137,7 @@ def test_merge_is_held_by_the_deletion_guard_unless_forced() -> None:
     feeds = [Feed("m", repodata(A), by_fn(A))]
     held = merge_subdir("c", "linux-64", feeds, [], previous, GUARD)
     assert held is not None and (held.status, held.meta) == (HELD, None)
-    assert "would remove 2 of 3 published packages" in held.errors[0]
+    assert "would remove 2 of 3 published files" in held.errors[0]
     forced = merge_subdir("c", "linux-64", feeds, [], previous, DeletionGuard(0.5, force=True))
     assert forced is not None and forced.status == MERGED
     assert forced.meta is not None and list(forced.meta.records) == [A.fn]

@@ -32,7 +32,7 @@ def register(add: AddCommand) -> None:
     mirror.add_argument(
         "--force-delete",
         action="store_true",
-        help="publish even when a subdir would lose more than prune.max_fraction of its packages",
+        help="publish even when a subdir would lose more than prune.max_fraction of its files",
     )
     mirror.add_argument(
         "--dry-run", action="store_true", help="show what would be downloaded and deleted"
@@ -98,7 +98,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
             print(
                 f"{channel.channel}/{channel.subdir}: would download {channel.downloaded_files}"
                 f" files ({channel.downloaded_bytes} bytes), delete {channel.deleted_files},"
-                f" publish {channel.packages} packages"
+                f" publish {channel.packages} files"
                 + (f" [{channel.status}: {'; '.join(channel.errors)}]" if channel.errors else "")
             )
     if report.status == STOPPED:

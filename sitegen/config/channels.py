@@ -11,6 +11,7 @@ from sitegen.config.access import CHANNEL_ACCESS_KEYS, parse_channel_access
 from sitegen.config.approvals import check_gates, parse_gate
 from sitegen.config.filter_levels import parse_filters
 from sitegen.config.model import ChannelConfig, FilterSpec, MirrorConfig
+from sitegen.config.site_settings import parse_ca_bundle
 from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
 from sitegen.config.yaml_nodes import ConfigError, YamlNode
 from sitegen.layout import RESERVED_TOP
@@ -169,6 +170,7 @@ def _mirror_keys() -> tuple[str, ...]:
         "verify_tls",
         "filters",
         "schedule",
+        "ca_bundle",
     )
 
 
@@ -196,6 +198,7 @@ def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> Mir
     verify_tls = state.attempt(keys["verify_tls"].boolean) if "verify_tls" in keys else True
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
     cron = state.attempt(partial(_schedule, keys["schedule"])) if "schedule" in keys else None
+    ca = state.attempt(partial(parse_ca_bundle, keys["ca_bundle"])) if "ca_bundle" in keys else None
     if source is not None and mode == "passive" and not source.passive:
         state.add(keys["mode"].error(f"a mirror with {source.key!r} cannot be passive"))
     state.settle(start)
@@ -211,6 +214,7 @@ def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> Mir
         verify_tls=verify_tls,
         filters=filters,
         schedule=cron,
+        ca_bundle=ca,
         line=node.line,
         kind=source.kind,
     )

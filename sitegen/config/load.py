@@ -24,6 +24,7 @@ from sitegen.config.model import (
     SiteConfig,
 )
 from sitegen.config.site_settings import (
+    parse_download,
     parse_free_space,
     parse_history,
     parse_notify,
@@ -117,7 +118,9 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     keys = top.mapping(_TOP_KEYS)
     output = state.attempt(partial(_output, top, keys, base_dir))
     base_url = state.attempt(partial(_base_url, keys["base_url"])) if "base_url" in keys else None
-    download = state.attempt(partial(_download, keys["download"])) if "download" in keys else None
+    download = (
+        state.attempt(partial(parse_download, keys["download"])) if "download" in keys else None
+    )
     max_delete = state.attempt(partial(_prune, keys["prune"])) if "prune" in keys else 0.5
     settings = {
         name: state.attempt(partial(parse, keys[key]))
@@ -167,22 +170,6 @@ def _base_url(node: YamlNode) -> str:
     if urlsplit(base_url).scheme not in ("http", "https"):
         raise node.error("base_url must be an http(s) URL")
     return base_url
-
-
-def _download(node: YamlNode) -> DownloadSettings:
-    state = node.state
-    start = len(state.errors)
-    dl = node.mapping(("concurrency", "per_host", "retries", "timeout"))
-    concurrency = (
-        state.attempt(partial(dl["concurrency"].integer, 1)) if "concurrency" in dl else 32
-    )
-    per_host = state.attempt(partial(dl["per_host"].integer, 1)) if "per_host" in dl else 32
-    retries = state.attempt(partial(dl["retries"].integer, 0)) if "retries" in dl else 4
-    timeout = state.attempt(partial(dl["timeout"].number, 0.1)) if "timeout" in dl else 60.0
-    state.settle(start)
-    assert concurrency is not None and per_host is not None and retries is not None
-    assert timeout is not None
-    return DownloadSettings(concurrency, per_host, retries, timeout)
 
 
 def _prune(node: YamlNode) -> float:

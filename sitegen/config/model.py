@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 from sitegen.config.site_settings import (
     DEFAULT_SHARD_GRACE_DAYS,
+    DownloadSettings,
     HistoryRetention,
     NotifySettings,
     StatsSettings,
@@ -88,6 +89,7 @@ class MirrorConfig:
     verify_tls: bool = True
     filters: FilterSpec = field(default_factory=FilterSpec)
     schedule: str | None = None  # cron expression; None means the default (daily)
+    ca_bundle: str | None = None  # PEM file of the CAs trusted for it (else the site's)
     line: int = 0
     kind: str = "channel"
 
@@ -133,14 +135,6 @@ class ChannelConfig:
         seen = dict.fromkeys(s for m in self.mirrors for s in m.subdirs)
         seen.setdefault("noarch")
         return tuple(seen)
-
-
-@dataclass(frozen=True)
-class DownloadSettings:
-    concurrency: int = 32
-    per_host: int = 32
-    retries: int = 4
-    timeout: float = 60.0
 
 
 @dataclass(frozen=True)

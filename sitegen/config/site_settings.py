@@ -1,11 +1,12 @@
-"""Site-wide settings beside the channels: sizes, free space, history retention, notification
-hooks and the CEP-16 shard grace period, each parsed from its own top-level key."""
+"""Site-wide settings beside the channels: downloads, sizes, free space, history retention,
+notification hooks and the CEP-16 shard grace period, each parsed from its own top-level key."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -31,6 +32,20 @@ def parse_size(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class DownloadSettings:
+    concurrency: int = 32
+    per_host: int = 32
+    retries: int = 4
+    timeout: float = 60.0  # a wait for the answer or the next bytes
+    # Opening a connection (TCP and TLS) to a live host takes well under a second: an upstream
+    # that does not answer is known as such after this, not after ``timeout``.
+    connect_timeout: float = 10.0
+    # PEM file of the CAs that sign upstreams' certificates (a corporate TLS proxy's), in place
+    # of the system's; a mirror's own ``ca_bundle`` wins.
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True)
 class HistoryRetention:
     """How many run records the ledger keeps; a record goes when it is past either bound."""
 
@@ -47,6 +62,48 @@ class NotifySettings:
     on_failure: tuple[str, ...] = ()
     on_success: tuple[str, ...] = ()
     timeout: float = 30.0
+
+
+def parse_download(node: YamlNode) -> DownloadSettings:
+    state = node.state
+    start = len(state.errors)
+    dl = node.mapping(
+        ("concurrency", "per_host", "retries", "timeout", "connect_timeout", "ca_bundle")
+    )
+    default = DownloadSettings()
+
+    def number(key: str, minimum: float) -> float | None:
+        return (
+            state.attempt(partial(dl[key].number, minimum)) if key in dl else getattr(default, key)
+        )
+
+    def integer(key: str, minimum: int) -> int | None:
+        return (
+            state.attempt(partial(dl[key].integer, minimum)) if key in dl else getattr(default, key)
+        )
+
+    concurrency, per_host, retries = (
+        integer("concurrency", 1),
+        integer("per_host", 1),
+        integer("retries", 0),
+    )
+    timeout, connect_timeout = number("timeout", 0.1), number("connect_timeout", 0.1)
+    ca_bundle = (
+        state.attempt(partial(parse_ca_bundle, dl["ca_bundle"])) if "ca_bundle" in dl else None
+    )
+    state.settle(start)
+    assert concurrency is not None and per_host is not None and retries is not None
+    assert timeout is not None and connect_timeout is not None
+    return DownloadSettings(concurrency, per_host, retries, timeout, connect_timeout, ca_bundle)
+
+
+def parse_ca_bundle(node: YamlNode) -> str:
+    """An absolute path, so that it means the same to cron, systemd and a shell; whether it
+    holds certificates is found out when the first connection needs them."""
+    path = node.string()
+    if not PurePosixPath(path).is_absolute():
+        raise node.error(f"must be an absolute path to a PEM file, got {path!r}")
+    return path
 
 
 def parse_free_space(node: YamlNode) -> int:

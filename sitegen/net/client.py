@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from sitegen.net.transport import EventLoopTransport
+from sitegen.net.transport import EventLoopTransport, tls_context
 
 MAX_REDIRECTS = 10
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
@@ -114,12 +114,15 @@ def proxy_configured() -> bool:
     return any(k in urllib.request.getproxies() for k in ("http", "https", "all"))
 
 
-def open_client(timeout: httpx.Timeout, user_agent: str, verify: bool = True) -> UpstreamClient:
+def open_client(
+    timeout: httpx.Timeout, user_agent: str, verify: bool = True, ca_bundle: str | None = None
+) -> UpstreamClient:
     """The client for upstreams: the event-loop transport, or httpx's own client when the
-    environment names a proxy."""
+    environment names a proxy; either trusts the CAs of ``ca_bundle`` (a PEM file) when given."""
     if proxy_configured():
-        client = httpx.AsyncClient(verify=verify, timeout=timeout, follow_redirects=False)
+        context = tls_context(verify, ca_bundle)
+        client = httpx.AsyncClient(verify=context, timeout=timeout, follow_redirects=False)
         transport: httpx.AsyncBaseTransport = ClientTransport(client)
     else:
-        transport = EventLoopTransport(verify=verify)
+        transport = EventLoopTransport(verify=verify, ca_bundle=ca_bundle)
     return UpstreamClient(transport, user_agent=user_agent, timeout=timeout)

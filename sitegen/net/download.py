@@ -17,7 +17,14 @@ import httpx
 import trio
 
 from sitegen.conda.records import Record
-from sitegen.net.upstream import RETRY_STATUS, Upstream, backoff_delay, describe_error
+from sitegen.net.activity import Transfer
+from sitegen.net.upstream import (
+    RETRY_STATUS,
+    Upstream,
+    backoff_delay,
+    describe_error,
+    log_retry,
+)
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter
 
@@ -125,24 +132,33 @@ async def download(
     retries: int,
     on_bytes: Callable[[int], None] = lambda n: None,
 ) -> DownloadResult:
-    """Fetch one file with retries; never leaves a partial or unverified file behind."""
+    """Fetch one file with retries, each failed attempt logged as it happens; never leaves a
+    partial or unverified file behind."""
+    upstream = job.upstream
+    what = upstream.safe_url(_url(job))
+    attempts = retries + 1
     last_error = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            await trio.sleep(backoff_delay(attempt - 1))
+    for attempt in range(1, attempts + 1):
+        received = 0
+
+        def counted(size: int) -> None:
+            nonlocal received
+            received += size
+            on_bytes(size)
+
         try:
-            if job.upstream.is_file:
+            if upstream.is_file:
                 size = await trio.to_thread.run_sync(_stored, job, site, partial(_copy_local, job))
                 on_bytes(size)
             else:
-                size = await _fetch(job, site, writer, on_bytes)
+                size = await _fetch(job, site, writer, counted)
             return DownloadResult(job, ok=True, bytes=size)
         except VerifyError as exc:
             last_error = f"checksum mismatch: {exc}"
         except _Retryable as exc:
             last_error = str(exc)
         except (httpx.TransportError, trio.TooSlowError) as exc:
-            last_error = describe_error(exc)
+            last_error = describe_error(exc, received)
         except httpx.TooManyRedirects:
             last_error = "too many redirects"
             break
@@ -154,6 +170,10 @@ async def download(
             # the same bytes again to fail the same way.
             last_error = f"cannot store it: {exc.strerror or exc}"
             break
+        if attempt < attempts:
+            delay = backoff_delay(attempt - 1)
+            log_retry(what, attempt, attempts, last_error, delay)
+            await trio.sleep(delay)
     return DownloadResult(job, ok=False, error=f"{job.record.fn}: {last_error}")
 
 
@@ -202,13 +222,17 @@ async def _fetch(
             # The deadline and the connection slot are for the transfer: once the last byte is
             # in, a slow disk must not turn a verified file into a failed attempt.
             async with upstream.host_limiter:
-                with trio.fail_after(_deadline(upstream, record.size)):
+                with (
+                    upstream.activity.transfer(upstream.safe_url(_url(job))) as transfer,
+                    trio.fail_after(_deadline(upstream, record.size)),
+                ):
                     async with upstream.client.stream(_url(job)) as response:
                         if response.status_code != 200:
                             raise _refusal(response.status_code)
                         async for chunk in response.aiter_raw():
                             hasher.count(len(chunk))
                             await stream.write(chunk)
+                            upstream.activity.add(transfer, len(chunk))
                             on_bytes(len(chunk))
 
             def seal() -> None:
@@ -295,8 +319,14 @@ class _Part:
         self.on_ranged: Callable[[], object] | None = None  # told when a 206 arrives
 
     async def fetch(self) -> None:
-        record = self.job.record
+        upstream = self.job.upstream
         headers = {"Range": f"bytes={self.start}-{self.end - 1}"}
+        what = f"{upstream.safe_url(_url(self.job))} (bytes {self.start}-{self.end - 1})"
+        with upstream.activity.transfer(what) as transfer:
+            await self._fetch(headers, transfer)
+
+    async def _fetch(self, headers: dict[str, str], transfer: Transfer) -> None:
+        record = self.job.record
         async with (
             self.job.upstream.client.stream(_url(self.job), headers) as response,
             self.writer.stream(self.pending, self.start) as stream,
@@ -321,6 +351,7 @@ class _Part:
                     raise VerifyError(f"more than the expected {record.size} bytes")
                 await stream.write(chunk)
                 written += len(chunk)
+                self.job.upstream.activity.add(transfer, len(chunk))
                 self.on_bytes(len(chunk))
             await stream.finish()
         if written != end - start:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import h11
 import httpx
@@ -26,10 +26,27 @@ IDLE_SECONDS = 60.0  # a pooled connection unused this long is closed rather tha
 STALE_AFTER = 3.0  # a pooled connection idle this long may have been closed as it was reused
 
 
-def tls_context(verify: bool) -> ssl.SSLContext:
-    """The system's CAs (SSL_CERT_FILE / SSL_CERT_DIR name others), or no verification at
-    all for a mirror configured with ``verify_tls: false``."""
-    context = ssl.create_default_context()
+# Where the environment names the CAs to trust, in the order they count; requests (and so pip
+# and conda) read REQUESTS_CA_BUNDLE, OpenSSL reads SSL_CERT_FILE.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def trusted_cas(configured: str | None, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The PEM file to verify upstreams with and what named it: ``ca_bundle`` in the
+    configuration, else the environment; None for the system's CAs."""
+    if configured:
+        return configured, "ca_bundle"
+    for name in CA_BUNDLE_VARIABLES:
+        if environ.get(name):
+            return environ[name], name
+    return None
+
+
+def tls_context(verify: bool, ca_bundle: str | None = None) -> ssl.SSLContext:
+    """The CAs of ``ca_bundle`` in place of the system's (for a corporate TLS proxy), or the
+    system's (SSL_CERT_DIR names others), or no verification at all for a mirror configured
+    with ``verify_tls: false``."""
+    context = ssl.create_default_context(cafile=ca_bundle if verify else None)
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -76,8 +93,9 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
     """Keep-alive HTTP/1.1 connections per (scheme, host, port), for GET and HEAD requests
     without a body, driven by trio."""
 
-    def __init__(self, verify: bool = True) -> None:
+    def __init__(self, verify: bool = True, ca_bundle: str | None = None) -> None:
         self._verify = verify
+        self._ca_bundle = ca_bundle
         self._tls: ssl.SSLContext | None = None  # made on the first https connection
         self._idle: dict[PoolKey, list[tuple[float, Connection]]] = {}
         self._closed = False
@@ -119,7 +137,9 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
                 if scheme != "https":
                     return Connection(tcp, tcp.socket, key)
                 if self._tls is None:
-                    self._tls = tls_context(self._verify)  # some ms: the CA store is read
+                    self._tls = tls_context(
+                        self._verify, self._ca_bundle
+                    )  # some ms: the CA store is read
                 tls = trio.SSLStream(tcp, self._tls, server_hostname=host, https_compatible=True)
                 try:
                     await tls.do_handshake()

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from email.utils import formatdate
+from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -24,7 +26,11 @@ import trio
 import zstandard
 
 from sitegen.config import DownloadSettings, MirrorConfig, redact_url
+from sitegen.net.activity import Activity
 from sitegen.net.client import UpstreamClient, open_client
+from sitegen.net.transport import trusted_cas
+
+log = logging.getLogger("sitegen")
 
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -94,12 +100,15 @@ def decode_body(variant: str, body: bytes) -> bytes:
     return out
 
 
-async def _read_capped(response: httpx.Response, where: str) -> bytes:
+async def _read_capped(
+    response: httpx.Response, where: str, on_bytes: Callable[[int], None]
+) -> bytes:
     """A response body (decoded from its transfer compression), refusing to hold more than a
     repodata.json may be: a hostile upstream could send an endless body."""
     parts: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
+        on_bytes(len(chunk))
         size += len(chunk)
         if size > MAX_REPODATA_BYTES:
             raise UpstreamError(f"{where}: more than {MAX_REPODATA_BYTES} bytes")
@@ -107,17 +116,63 @@ async def _read_capped(response: httpx.Response, where: str) -> bytes:
     return b"".join(parts)
 
 
-def describe_error(exc: BaseException) -> str:
-    """A transport failure as reports show it: its kind, plus what to do for the one failure
-    a setting fixes. Never the exception text, which may quote a URL with a token."""
+def describe_error(exc: BaseException, received: int = 0) -> str:
+    """A transport failure in plain words, then its kind: what a person reading a cron log
+    can act on. ``received``: the bytes of the answer that came before it failed. Never the
+    exception text, which may quote a URL with a token."""
+    words = _plain_words(exc, received)
+    kind = type(exc).__name__
+    return f"{words} ({kind})" if words else kind
+
+
+def _plain_words(exc: BaseException, received: int) -> str | None:
+    chain: list[BaseException] = []
     cause: BaseException | None = exc
-    for _ in range(10):  # the TLS error sits somewhere in the chain httpx raises from
-        if cause is None:
-            break
+    while cause is not None and len(chain) < 10:  # the OS or TLS error httpx raises from
+        chain.append(cause)
+        if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]  # trio: one error per address tried
+        else:
+            cause = cause.__cause__ or cause.__context__
+    for cause in chain:
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return "TLS certificate not trusted (verify_tls: false accepts it)"
-        cause = cause.__cause__ or cause.__context__
-    return type(exc).__name__
+            why = cause.verify_message or cause.reason or "unknown reason"
+            return (
+                f"TLS certificate not trusted: {why}; ca_bundle names the CAs to trust"
+                " (verify_tls: false skips the check)"
+            )
+        if isinstance(cause, socket.gaierror):
+            return f"name resolution failed: {cause.strerror or cause}"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset by the server"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed: {cause.reason or cause.strerror or 'unknown reason'}"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "timed out connecting"
+    if isinstance(exc, httpx.TimeoutException | trio.TooSlowError):
+        if received:
+            return f"stalled after {received} bytes"
+        return "timed out waiting for an answer"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server broke off or sent a malformed answer"
+    for cause in chain:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+    return None
+
+
+def log_retry(what: str, attempt: int, attempts: int, cause: str, delay: float) -> None:
+    """One failed attempt, as it happens: which file, which attempt of how many, why."""
+    log.warning(
+        "%s: attempt %d of %d failed: %s; trying again in %.1f s",
+        what,
+        attempt,
+        attempts,
+        cause,
+        delay,
+    )
 
 
 def backoff_delay(attempt: int, base: float = 0.25, cap: float = 10.0) -> float:
@@ -129,12 +184,14 @@ USER_AGENT = "sitegen/0.1 (conda mirror)"
 
 
 def _timeout(settings: DownloadSettings) -> httpx.Timeout:
-    return httpx.Timeout(settings.timeout, connect=min(settings.timeout, 15.0))
+    return httpx.Timeout(settings.timeout, connect=min(settings.timeout, settings.connect_timeout))
 
 
-def make_client(settings: DownloadSettings, verify: bool = True) -> UpstreamClient:
+def make_client(
+    settings: DownloadSettings, verify: bool = True, ca_bundle: str | None = None
+) -> UpstreamClient:
     """The HTTP client for everything upstream: repodata and package files."""
-    return open_client(_timeout(settings), USER_AGENT, verify=verify)
+    return open_client(_timeout(settings), USER_AGENT, verify=verify, ca_bundle=ca_bundle)
 
 
 # Repodata is text: a plain repodata.json may come compressed in transit (package files not).
@@ -150,11 +207,13 @@ class Upstream:
         client: UpstreamClient,
         settings: DownloadSettings,
         host_limiter: trio.CapacityLimiter,
+        activity: Activity | None = None,
     ) -> None:
         self.mirror = mirror
         self.client = client
         self.settings = settings
         self.host_limiter = host_limiter
+        self.activity = activity or Activity()
         self.base = mirror.source_url()  # holds secrets: only ever used for requests
         self.is_file = urlsplit(self.base).scheme == "file"
 
@@ -240,42 +299,55 @@ class Upstream:
     async def request(self, url: str, headers: dict[str, str]) -> Answer:
         """GET with retries on transient failures; the final answer, body read."""
         attempts = self.settings.retries + 1
+        what = self.safe_url(url)
         last_error = ""
-        for attempt in range(attempts):
-            try:
-                async with self.host_limiter:
-                    with trio.fail_after(self.settings.timeout * 4):
-                        async with self.client.stream(
-                            url, {**_REPODATA_ENCODINGS, **headers}
-                        ) as response:
-                            body = await _read_capped(response, self._safe(url))
-                if response.status_code not in RETRY_STATUS:
-                    return Answer(response.status_code, response.headers, body)
-                last_error = f"HTTP {response.status_code}"
-            except httpx.TooManyRedirects:
-                raise UpstreamError(f"{self._safe(url)}: too many redirects") from None
-            except (httpx.RequestError, trio.TooSlowError) as exc:
-                # RequestError: transport failures and bodies that do not decode
-                last_error = describe_error(exc)
-            if attempt + 1 < attempts:
-                await trio.sleep(backoff_delay(attempt))
-        raise UpstreamError(f"{self._safe(url)}: {last_error} after {attempts} attempts")
+        for attempt in range(1, attempts + 1):
+            async with self.host_limiter:
+                with self.activity.transfer(what) as transfer:
+                    try:
+                        with trio.fail_after(self.settings.timeout * 4):
+                            async with self.client.stream(
+                                url, {**_REPODATA_ENCODINGS, **headers}
+                            ) as response:
+                                body = await _read_capped(
+                                    response, what, partial(self.activity.add, transfer)
+                                )
+                    except httpx.TooManyRedirects:
+                        raise UpstreamError(f"{what}: too many redirects") from None
+                    except (httpx.RequestError, trio.TooSlowError) as exc:
+                        # RequestError: transport failures and bodies that do not decode
+                        last_error = describe_error(exc, transfer.received)
+                    else:
+                        if response.status_code not in RETRY_STATUS:
+                            return Answer(response.status_code, response.headers, body)
+                        last_error = f"HTTP {response.status_code}"
+            if attempt < attempts:
+                delay = backoff_delay(attempt - 1)
+                log_retry(what, attempt, attempts, last_error, delay)
+                await trio.sleep(delay)
+        raise UpstreamError(f"{what}: {last_error} after {attempts} attempts")
 
-    def _safe(self, url: str) -> str:
+    def safe_url(self, url: str) -> str:
         """A URL for messages: the secret-bearing base swapped for its display form."""
         return url.replace(self.base, self.mirror.display_url())
 
 
 async def open_upstreams(
-    mirrors: Iterable[MirrorConfig], settings: DownloadSettings, stack: AsyncExitStack
+    mirrors: Iterable[MirrorConfig],
+    settings: DownloadSettings,
+    stack: AsyncExitStack,
+    activity: Activity | None = None,
 ) -> tuple[dict[str, Upstream], dict[str, str]]:
     """Upstreams for the mirrors: one HTTP client per TLS setting and one connection limiter
-    per host, shared by all of them and closed with ``stack``.
+    per host, shared by all of them and closed with ``stack``; their requests are entered in
+    ``activity``.
 
     Returns (upstreams by mirror name, why a mirror is unusable by name): a mirror whose URL
-    needs an environment variable that is not set gets no upstream.
+    needs an environment variable that is not set, or whose CA bundle is missing, gets no
+    upstream.
     """
-    clients: dict[bool, UpstreamClient] = {}
+    activity = activity or Activity()
+    clients: dict[tuple[bool, str | None], UpstreamClient] = {}
     host_limiters: dict[str, trio.CapacityLimiter] = {}
     upstreams: dict[str, Upstream] = {}
     unusable: dict[str, str] = {}
@@ -284,11 +356,19 @@ async def open_upstreams(
         if missing:
             unusable[mirror.name] = f"environment variable {', '.join(missing)} is not set"
             continue
-        if mirror.verify_tls not in clients:
-            client = make_client(settings, verify=mirror.verify_tls)
+        source = urlsplit(mirror.source_url())
+        cas = trusted_cas(mirror.ca_bundle or settings.ca_bundle, os.environ)
+        if not (mirror.verify_tls and source.scheme == "https"):
+            cas = None  # nothing to verify
+        elif cas is not None and not os.path.isfile(cas[0]):
+            unusable[mirror.name] = f"{cas[1]} {cas[0]}: no such file (a PEM file of CAs)"
+            continue
+        key = (mirror.verify_tls, cas[0] if cas else None)
+        if key not in clients:
+            client = make_client(settings, verify=key[0], ca_bundle=key[1])
             stack.push_async_callback(client.aclose)
-            clients[mirror.verify_tls] = client
-        host = urlsplit(mirror.source_url()).netloc or "file"
+            clients[key] = client
+        host = source.netloc or "file"
         limiter = host_limiters.setdefault(host, trio.CapacityLimiter(settings.per_host))
-        upstreams[mirror.name] = Upstream(mirror, clients[mirror.verify_tls], settings, limiter)
+        upstreams[mirror.name] = Upstream(mirror, clients[key], settings, limiter, activity)
     return upstreams, unusable

@@ -12,12 +12,13 @@ import gc
 import logging
 from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.net.activity import Activity
 from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.net.upstream_cache import UpstreamCache
@@ -87,6 +88,8 @@ class RunScope:
     site: Site
     selected: frozenset[str]
     channels: tuple[ChannelConfig, ...]
+    # The requests in flight upstream, for the heartbeat of a run waiting on the network.
+    activity: Activity = field(default_factory=Activity, compare=False)
 
     @classmethod
     def of(
@@ -116,7 +119,10 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
         async with AsyncExitStack() as stack:
             stack.callback(gc.unfreeze)
             upstreams, results.unusable = await open_upstreams(
-                (m for _c, m in results.mirrors if not is_local(m)), scope.config.download, stack
+                (m for _c, m in results.mirrors if not is_local(m)),
+                scope.config.download,
+                stack,
+                scope.activity,
             )
             for name, why in results.unusable.items():
                 log.error("%s: %s", name, why)

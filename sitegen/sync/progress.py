@@ -6,15 +6,24 @@ import logging
 import sys
 import time
 
+from sitegen.net.activity import human_bytes
+
+__all__ = ["Progress", "human_bytes"]
+
 log = logging.getLogger("sitegen")
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+class _ClearLine(logging.Filter):
+    """Clears the live line before a log record is written to the terminal, so that the
+    record (a retry, a stop on SIGINT) starts on its own line; the next bytes draw it again."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.progress.clear()
+        return True
 
 
 class Progress:
@@ -27,6 +36,16 @@ class Progress:
         self.started = time.monotonic()
         self.live = sys.stderr.isatty() if live is None else live
         self._last_draw = 0.0
+        self._shown = False  # the live line is on the terminal, without its newline
+        self._clear = _ClearLine(self)
+        # The handlers that write to the terminal the live line is drawn on.
+        self._handlers = [
+            h
+            for h in logging.getLogger().handlers
+            if self.live and getattr(h, "stream", None) is sys.stderr
+        ]
+        for handler in self._handlers:
+            handler.addFilter(self._clear)
 
     def add_bytes(self, n: int) -> None:
         self.bytes += n
@@ -50,6 +69,14 @@ class Progress:
             f"{human_bytes(rate)}/s, ETA {eta}"
         )
 
+    def clear(self) -> None:
+        """Take the live line off the terminal; it is drawn again with the next bytes."""
+        if self._shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self._shown = False
+            self._last_draw = 0.0
+
     def _maybe_draw(self, force: bool = False) -> None:
         now = time.monotonic()
         interval = 0.2 if self.live else 10.0
@@ -59,10 +86,14 @@ class Progress:
         if self.live:
             sys.stderr.write("\r\x1b[K" + self.line())
             sys.stderr.flush()
+            self._shown = True
         else:
             log.info("download: %s", self.line())
 
     def close(self) -> None:
+        for handler in self._handlers:
+            handler.removeFilter(self._clear)
         if self.live and self.total_files:
             sys.stderr.write("\r\x1b[K" + self.line() + "\n")
             sys.stderr.flush()
+            self._shown = False

@@ -43,7 +43,7 @@ def deletion_guard(
     if share <= max_fraction:
         return None
     return (
-        f"would remove {dropped} of {len(before)} published packages ({share:.0%}), more than"
+        f"would remove {dropped} of {len(before)} published files ({share:.0%}), more than"
         f" the allowed {max_fraction:.0%}; kept the previous state. If this is intended (for"
         " example after tightening filters), run again with --force-delete"
     )

@@ -18,7 +18,8 @@ from sitegen.filters.advisories import REASON_PREFIX as ADVISORY
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
-from sitegen.sync.merge import FROZEN, MERGED, MergedSubdir
+from sitegen.sync.merge import FAILED as MERGE_FAILED
+from sitegen.sync.merge import HELD, MERGED, MergedSubdir
 from sitegen.sync.plan import Plan
 from sitegen.sync.progress import human_bytes
 from sitegen.sync.publish import PublishOutcome
@@ -131,8 +132,9 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
     if merged.status != MERGED:
         cr.status = merged.status
         cr.errors.extend(merged.errors)
-        if merged.status == FROZEN and merged.previous is not None:
-            cr.packages = len(merged.previous.records)
+        # The previous state stays published (held, failed or frozen): it is what the subdir
+        # serves.
+        cr.packages = len(merged.previous.records) if merged.previous else 0
         return cr
     assert merged.meta is not None
     key = merged.key
@@ -247,15 +249,34 @@ def finish(report: RunReport) -> None:
                 pin["why"],
             )
     for cr in report.channels:
-        log.info(
-            "%s/%s: %s, %d packages (+%d ~%d -%d), downloaded %d files (%s)",
-            cr.channel,
-            cr.subdir,
-            cr.status,
-            cr.packages,
-            len(cr.added),
-            len(cr.updated),
-            len(cr.removed),
-            cr.downloaded_files,
-            human_bytes(cr.downloaded_bytes),
+        log_channel_summary(cr)
+
+
+def log_channel_summary(cr: ChannelSubdirReport) -> None:
+    """One line per channel subdir: records are counted as files (a record names one file).
+    A subdir that kept its previous state says so, and why, like every failure."""
+    where = f"{cr.channel}/{cr.subdir}"
+    if cr.status in (HELD, MERGE_FAILED):
+        if cr.status == HELD:  # the other failures were logged as they happened
+            for error in cr.errors:
+                log.error("%s: %s", where, error)
+        kept = (
+            f"still publishes its previous {cr.packages} files"
+            if cr.packages
+            else "nothing published yet"
         )
+        log.info("%s: %s, %s", where, cr.status, kept)
+        return
+    fetched = "would download" if cr.status == "dry-run" else "downloaded"
+    log.info(
+        "%s: %s, %d files (+%d ~%d -%d), %s %d files (%s)",
+        where,
+        cr.status,
+        cr.packages,
+        len(cr.added),
+        len(cr.updated),
+        len(cr.removed),
+        fetched,
+        cr.downloaded_files,
+        human_bytes(cr.downloaded_bytes),
+    )

@@ -21,6 +21,7 @@ import trio
 from sitegen.approvals.gate import resolve_gates
 from sitegen.config import ConfigError, SiteConfig
 from sitegen.config.schedule import is_due
+from sitegen.net.activity import heartbeat
 from sitegen.store.frozen import FrozenChannels, with_freezes
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
@@ -109,7 +110,10 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                             return
 
                     nursery.start_soon(stop_on_signal)
-                    await run_pipeline(RunScope.of(config, options, site, selected), report)
+                    scope = RunScope.of(config, options, site, selected)
+                    # A run waiting on the network says so, every few seconds.
+                    nursery.start_soon(heartbeat, scope.activity)
+                    await run_pipeline(scope, report)
                     nursery.cancel_scope.cancel()
             if stopped:
                 report.status = STOPPED
