@@ -55,7 +55,8 @@ def test_every_credential_form_on_every_kind_of_file(
     site = private_site.config.output
     tokens = private_site.tokens
     ci = tokens["ci"]
-    (site / PRIVATE / "linux-64" / "current_repodata.json").unlink()  # an optional file
+    for optional in ("current_repodata.json", "repodata_shards.msgpack.zst"):
+        (site / PRIVATE / "linux-64" / optional).unlink()  # optional files clients probe
     # At the root: the symlink deploy (the config names the link, Apache's <Directory> too).
     root = site
     if not prefix:
@@ -67,7 +68,7 @@ def test_every_credential_form_on_every_kind_of_file(
     shard_name = f"{'ab' * 32}.msgpack.zst"
     for channel in (PRIVATE, PUBLIC):  # a CEP-16 shard, as written beside the index
         shard = site / channel / "linux-64" / "shards" / shard_name
-        shard.parent.mkdir()
+        shard.parent.mkdir(exist_ok=True)
         shard.write_bytes(b"(shard)")
     files = {
         "repodata": "linux-64/repodata.json",

@@ -181,7 +181,7 @@ async def test_a_half_sent_request_is_cut_off_and_head_downloads_nothing(
             # The web server sends stored files itself: nginx by X-Accel-Redirect ...
             accel = await client.get(path, headers={"X-Sitegen-Accel": "/__sitegen_stored"})
             assert accel.status_code == 200 and accel.content == b""
-            assert accel.headers["x-accel-redirect"] == f"/__sitegen_stored{path}"
+            assert accel.headers["x-accel-redirect"] == f"/__sitegen_stored/fetched{path}"
             # ... Apache by a redirect back to the same, now static, URL.
             back = await client.get(path, headers={"X-Sitegen-Redirect": "1"})
             assert back.status_code == 302 and back.headers["location"] == fn.replace("+", "%2B")

@@ -240,15 +240,21 @@ class Fetcher:
         how, accel = delivery(request.headers)
         path = request_path(method, target)
         if how == "accel" and isinstance(path, str):
-            # nginx serves the stored file itself from its internal location.
-            headers = [*reply.headers, ("X-Accel-Redirect", accel + path)]
+            # nginx serves the stored file itself from its internal location; the outcome
+            # (fetched now or stored before) rides in that location's path, where the access
+            # log finds it after the internal redirect.
+            headers = [*reply.headers, ("X-Accel-Redirect", f"{accel}/{reply.outcome}{path}")]
             await _send_simple(conn, stream, Reply(200, headers=headers), head=True)
             return
         if how == "redirect":
             # Back to the very URL, relative (prefix and path token stay as the client sent
             # them): the file is stored now, so the web server answers it statically.
             location = quote(reply.file.name)
-            headers = [("Location", location), ("Cache-Control", "no-store")]
+            headers = [
+                ("Location", location),
+                ("Cache-Control", "no-store"),
+                ("X-Sitegen-Fetcher", reply.outcome),  # for the access log (sitegen stats)
+            ]
             await _send_simple(conn, stream, Reply(302, headers=headers))
             return
         try:

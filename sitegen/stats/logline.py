@@ -29,7 +29,7 @@ from sitegen.layout import CHANNELDATA, METADATA_FILES
 # nginx: the log format and the map that masks tokens (``$sitegen_request``); webconf emits them.
 NGINX_FORMAT = (
     '$remote_addr - - [$time_local] "$sitegen_request" $status $body_bytes_sent'
-    ' "$http_referer" "$http_user_agent" "$sent_http_x_sitegen_fetcher"'
+    ' "$http_referer" "$http_user_agent" "$sitegen_fetcher"'
 )
 # Apache: SITEGEN_URI is the path with any /t/<token>/ masked, set by SetEnvIf rules webconf
 # emits; %b writes "-" for no body, as combined does. Quotes escaped for a LogFormat string.

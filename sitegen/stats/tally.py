@@ -62,6 +62,9 @@ class OpenDay:
     clients: set[bytes] = field(default_factory=set)
     tool_clients: set[tuple[bytes, str]] = field(default_factory=set)  # (client, tool|version)
     ranges: set[tuple[bytes, str]] = field(default_factory=set)  # (client, channel|subdir|file)
+    # (client, file) -> the fetcher's outcome of a redirect back to the static URL (Apache),
+    # until the request that follows it; lost across runs, when it then counts as from disk.
+    redirected: dict[tuple[bytes, str], bytes] = field(default_factory=dict)
 
 
 Table = dict[str, dict[str, list[int]]]  # period -> key -> counts
@@ -244,6 +247,11 @@ class LineCounter:
                 if status == b"404":
                     missing[key] = missing.get(key, 0) + 1
                     continue
+                if status == b"302" and fetcher and fetcher[0] in _OUTCOMES:
+                    # Apache: the fetcher stored the file and sent the client back to the
+                    # static URL; the 200 that follows tells this outcome, not "from disk".
+                    tally.open_days[day].redirected[(client, key)] = fetcher[0]
+                    continue
                 if status != b"200" and status != b"206":
                     continue
                 row = files.get(key)
@@ -259,7 +267,8 @@ class LineCounter:
                 totals[3] += sent
                 if status == b"200":
                     if fetcher:
-                        outcome = join(channel, _OUTCOMES.get(fetcher[0], FROM_DISK))
+                        told = tally.open_days[day].redirected.pop((client, key), fetcher[0])
+                        outcome = join(channel, _OUTCOMES.get(told, FROM_DISK))
                         passive = tally.passive.setdefault(day, {})
                         passive[outcome] = passive.get(outcome, 0) + 1
                 else:
