@@ -10,10 +10,11 @@ import pytest
 from sitegen.approvals.commands import grant, waiting, withdraw
 from sitegen.approvals.edit import add_entry, remove_entries
 from sitegen.approvals.pages import approved_page, pending_page
-from sitegen.approvals.select import approve, pending
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, load_config, parse_config
-from sitegen.config.approvals import Approval, parse_approvals, parse_expiry
+from sitegen.config.approval_model import Approval, parse_expiry
+from sitegen.config.approvals import parse_approvals
+from sitegen.sync.approvals import approve, pending
 from testkit.records import JAN_2024, rec
 
 pytestmark = pytest.mark.unit

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sitegen.approvals.edit import add_entry, remove_entries, write_atomically
-from sitegen.approvals.select import PendingItem, approve, load_candidates, pending
 from sitegen.conda.version import InvalidSpecError, RecordMatcher, parse_matchspec
-from sitegen.config.approvals import Approval, parse_expiry
+from sitegen.config.approval_model import Approval, parse_expiry
 from sitegen.config.model import ChannelConfig, SiteConfig
 from sitegen.config.yaml_nodes import ConfigError
+from sitegen.sync.approvals import PendingItem, approve, load_candidates, pending
 
 
 def gated_channel(config: SiteConfig, path: str) -> ChannelConfig:

@@ -13,7 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from sitegen.config.approvals import Approval, parse_approvals
+from sitegen.config.approval_model import Approval
+from sitegen.config.approvals import parse_approvals
 from sitegen.config.yaml_nodes import ConfigError
 
 HEADER = (

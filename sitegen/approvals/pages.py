@@ -1,6 +1,6 @@
 """What the "pending approval" and "approved" pages of a gated channel show, as plain data.
 
-Pure functions from the selection (:mod:`sitegen.approvals.select`) to page models; the
+Pure functions from the selection (:mod:`sitegen.sync.approvals`) to page models; the
 templates render them. Nothing here escapes text: the templates do, as for every upstream field.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sitegen.approvals.select import Approved, PendingItem
 from sitegen.conda.version import timestamp_ms
-from sitegen.config.approvals import Approval
+from sitegen.config.approval_model import Approval
+from sitegen.sync.approvals import Approved, PendingItem
 
 
 @dataclass(frozen=True)

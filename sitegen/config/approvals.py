@@ -27,12 +27,13 @@ and ``revoke`` edit it line by line, keeping every other line (and comment) as i
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from sitegen.conda.version import InvalidSpecError, parse_matchspec
+from sitegen.config.approval_model import Approval, ApprovalGate, parse_expiry
 from sitegen.config.model import ChannelConfig
 from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
 
@@ -40,55 +41,6 @@ APPROVALS_FILE = "approvals.yaml"
 ENTRY_KEYS = ("channel", "spec", "by", "when", "why", "expires", "with_dependencies")
 # A file of tens of thousands of approvals is still far below this.
 MAX_FILE_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Approval:
-    channel: str
-    spec: str
-    by: str
-    when: str  # ISO 8601, as written
-    why: str
-    expires: str | None = None  # a date (valid through it) or an ISO 8601 time
-    with_dependencies: bool = False
-    line: int = 0
-
-    def expiry(self) -> float | None:
-        """Seconds since the epoch from which the approval no longer holds; None: never."""
-        return None if self.expires is None else parse_expiry(self.expires)
-
-    def active(self, now: float) -> bool:
-        expiry = self.expiry()
-        return expiry is None or now < expiry
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.channel, normalize_spec(self.spec))
-
-
-@dataclass(frozen=True)
-class ApprovalGate:
-    """A channel's approval setting: where its candidates come from and its approvals."""
-
-    source: str  # channel path of this site
-    file: str  # the approvals file
-    entries: tuple[Approval, ...]
-
-
-def normalize_spec(spec: str) -> str:
-    return " ".join(spec.split())
-
-
-def parse_expiry(text: str) -> float:
-    """``2027-06-30`` (valid through that day, UTC) or an ISO 8601 time; ValueError if neither."""
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.UTC)
-        return moment.timestamp()
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp()
 
 
 def read_approvals(path: Path) -> tuple[Approval, ...]:

@@ -7,11 +7,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sitegen.config.approvals import ApprovalGate
-
+from sitegen.config.approval_model import ApprovalGate
 from sitegen.config.site_settings import (
     DEFAULT_SHARD_GRACE_DAYS,
     DownloadSettings,

@@ -18,13 +18,13 @@ from contextlib import nullcontext
 
 import trio
 
-from sitegen.approvals.gate import resolve_gates
 from sitegen.config import ConfigError, SiteConfig
 from sitegen.config.schedule import is_due
 from sitegen.net.activity import heartbeat
 from sitegen.store.frozen import FrozenChannels, with_freezes
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
+from sitegen.sync.gates import resolve_gates
 from sitegen.sync.history import History, new_run_id
 from sitegen.sync.options import MirrorOptions
 from sitegen.sync.pipeline import RunScope, run_pipeline

@@ -24,7 +24,6 @@ from pathlib import Path
 import trio
 import zstandard
 
-from sitegen.approvals.gate import with_gate_sources
 from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.net.download import DownloadJob, download, file_matches
@@ -34,6 +33,7 @@ from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.store.origins import Origins, load_origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.store.writer import open_disk_writer
+from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.publish import SubdirMetadata, bz2_compress, zstd_compress
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sitegen.conda.records import Record, RepodataError, load_published
 from sitegen.conda.version import RecordMatcher, parse_matchspec, timestamp_ms
-from sitegen.config.approvals import Approval
+from sitegen.config.approval_model import Approval
 from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult, spec_exact_name
 from sitegen.layout import REPODATA
 from sitegen.sync.closure import MirrorSelection, close_dependencies

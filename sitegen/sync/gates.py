@@ -2,7 +2,7 @@
 
 When a run starts, a gated channel's one mirror is pointed at the published directory of its
 source channel (``file://``) and given, as its own filters, an allowlist of exactly the files
-its approvals cover now (see :mod:`sitegen.approvals.select`). From there it is an ordinary
+its approvals cover now (see :mod:`sitegen.sync.approvals`). From there it is an ordinary
 mirror: verified copies, the deletion guard, the report. Because the allowlist is part of the
 run's configuration, a granted, revoked or expired approval changes the run's inputs.
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sitegen.approvals.select import approve, load_candidates
 from sitegen.conda.version import RecordMatcher
 from sitegen.config.model import ChannelConfig, FilterSpec, SiteConfig
 from sitegen.filters.lockfile_read import Pin
 from sitegen.filters.lockfiles import KEY as LOCKFILES_KEY
 from sitegen.filters.lockfiles import LockfilePolicy
+from sitegen.sync.approvals import approve, load_candidates
 
 
 def resolve_gates(config: SiteConfig, now: float) -> SiteConfig:

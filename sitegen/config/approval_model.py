@@ -1,0 +1,55 @@
+"""Approvals as data: one entry of an approvals file, and a channel's approval gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Approval:
+    channel: str
+    spec: str
+    by: str
+    when: str  # ISO 8601, as written
+    why: str
+    expires: str | None = None  # a date (valid through it) or an ISO 8601 time
+    with_dependencies: bool = False
+    line: int = 0
+
+    def expiry(self) -> float | None:
+        """Seconds since the epoch from which the approval no longer holds; None: never."""
+        return None if self.expires is None else parse_expiry(self.expires)
+
+    def active(self, now: float) -> bool:
+        expiry = self.expiry()
+        return expiry is None or now < expiry
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.channel, normalize_spec(self.spec))
+
+
+@dataclass(frozen=True)
+class ApprovalGate:
+    """A channel's approval setting: where its candidates come from and its approvals."""
+
+    source: str  # channel path of this site
+    file: str  # the approvals file
+    entries: tuple[Approval, ...]
+
+
+def normalize_spec(spec: str) -> str:
+    return " ".join(spec.split())
+
+
+def parse_expiry(text: str) -> float:
+    """``2027-06-30`` (valid through that day, UTC) or an ISO 8601 time; ValueError if neither."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.timestamp()
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp()
