@@ -534,3 +534,80 @@ channels:
         ' "https://m.example/internal/approved"]'
     ]
     tomllib.loads(snippets["pixi"])  # valid TOML: no key twice
+
+
+def test_pixi_mirrors_only_unfiltered_channels_or_mirror_of() -> None:
+    text = """
+output: /tmp/site
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  internal/approved:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+    filters:
+      names: {include: [numpy]}
+  internal/two:
+    mirrors:
+      - url: https://conda.anaconda.org/conda-forge
+        subdirs: [linux-64]
+      - url: https://example.org/extra
+        name: extra
+        subdirs: [linux-64]
+  internal/declared:
+    mirror_of: https://conda.anaconda.org/bioconda
+    filters:
+      names: {exclude: [huge]}
+    mirrors:
+      - url: https://conda.anaconda.org/bioconda
+        subdirs: [linux-64]
+"""
+    snippets = usage_snippets(parse_config(text), "https://m.example")
+    mirrors = tomllib.loads(snippets["pixi"])["mirrors"]
+    assert mirrors == {
+        "https://conda.anaconda.org/conda-forge": ["https://m.example/cloud/conda-forge"],
+        "https://conda.anaconda.org/bioconda": ["https://m.example/internal/declared"],
+    }
+    channels = tomllib.loads(snippets["pixi_channels"])["project"]["channels"]
+    assert channels == ["https://m.example/internal/approved", "https://m.example/internal/two"]
+
+
+def test_site_filters_make_every_channel_curated() -> None:
+    text = """
+output: /tmp/site
+filters:
+  licenses: {exclude: [GPL-3.0]}
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+"""
+    snippets = usage_snippets(parse_config(text), "https://m.example")
+    assert tomllib.loads(snippets["pixi"])["mirrors"] == {}
+    assert "https://m.example/cloud/conda-forge" in snippets["pixi_channels"]
+
+
+def test_custom_channels_do_not_collide_on_the_last_segment() -> None:
+    text = """
+output: /tmp/site
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  internal/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+"""
+    snippets = usage_snippets(parse_config(text), "https://m.example")
+    custom = yaml.safe_load(snippets["condarc_custom"])["custom_channels"]
+    # conda: a name resolves to <URL of its longest matching key>/<name>.
+    resolved = {name: f"{url}/{name}" for name, url in custom.items()}
+    assert sorted(resolved.values()) == [
+        "https://m.example/cloud/conda-forge",
+        "https://m.example/conda-forge",
+        "https://m.example/internal/conda-forge",
+    ]

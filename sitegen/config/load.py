@@ -160,10 +160,10 @@ def _output(top: YamlNode, keys: dict[str, YamlNode], base_dir: Path | None) -> 
     return output
 
 
-def _base_url(node: YamlNode) -> str:
+def _base_url(node: YamlNode, key: str = "base_url") -> str:
     base_url = node.string().rstrip("/")
-    if urlsplit(base_url).scheme not in ("http", "https"):
-        raise node.error("base_url must be an http(s) URL")
+    if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+        raise node.error(f"{key} must be an http(s) URL")
     return base_url
 
 
@@ -256,10 +256,15 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
     default_name = (checked or "mirror").replace("/", "-")
     if any(source.key in node.raw_keys() for source in sources.SOURCES):
         # The short form: the channel is its own single mirror.
-        mirror = _mirror(node.mapping(_mirror_keys()), node, default_name)
+        keys = node.mapping((*_mirror_keys(), "mirror_of"))
+        mirror_of = _mirror_of(keys)
+        mirror = _mirror(keys, node, default_name)
         state.settle(start)
-        return ChannelConfig(path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line)
-    keys = node.mapping(("filters", "mirrors"))
+        return ChannelConfig(
+            path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line, mirror_of=mirror_of
+        )
+    keys = node.mapping(("filters", "mirrors", "mirror_of"))
+    mirror_of = _mirror_of(keys)
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
     if "mirrors" not in keys:
         keys_text = " or ".join(repr(source.key) for source in sources.SOURCES)
@@ -275,7 +280,13 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
         filters=filters,
         mirrors=tuple(m for m in mirrors if m is not None),
         line=node.line,
+        mirror_of=mirror_of,
     )
+
+
+def _mirror_of(keys: dict[str, YamlNode]) -> str | None:
+    node = keys.get("mirror_of")
+    return None if node is None else node.state.attempt(partial(_base_url, node, "mirror_of"))
 
 
 def _channel_path(node: YamlNode, path: str) -> str:
