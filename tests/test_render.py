@@ -296,6 +296,17 @@ async def test_base_url_makes_snippets_absolute(tmp_path: Path, example_upstream
     assert feed.get("{http://www.w3.org/XML/1998/namespace}base") == (
         "https://conda.example.org/history/"
     )
+    # A package page's install lines are the landing page's, for that package.
+    package = page_text(site, f"{FULL}/packages/numpy.html")
+    url = f"https://conda.example.org/{FULL}"
+    for line in (
+        f"conda install --override-channels -c {url} numpy",
+        f"mamba install --override-channels -c {url} numpy",
+        f"pixi add --channel {url} numpy",
+    ):
+        assert line.replace("numpy", "&lt;package&gt;") in landing
+        assert line in package
+    assert "data-copy" in package  # a copy button, shown by the page's script
 
 
 # --------------------------------------------------------------------------- untrusted input

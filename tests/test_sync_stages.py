@@ -287,7 +287,9 @@ def test_a_clean_rebuild_published_every_subdir() -> None:
 def test_a_subdir_that_keeps_its_state_reports_what_it_still_publishes() -> None:
     chan = channel(mirror("m", ("linux-64", "osx-64")))
     held = merge_subdir("c", "linux-64", [Feed("m", repodata(), {})], [], repodata(A, B), GUARD)
-    stopped = merge_subdir("c", "osx-64", [Feed("m", repodata(A), by_fn(A))], [], repodata(C), GUARD)
+    stopped = merge_subdir(
+        "c", "osx-64", [Feed("m", repodata(A), by_fn(A))], [], repodata(C), GUARD
+    )
     assert held and stopped and held.status == "held"
     # The run stopped before publishing osx-64: no publish outcome.
     results = RunResults(mirrors=[(chan, chan.mirrors[0])], merged=[held, stopped])

@@ -56,6 +56,7 @@ class ChannelPages:
         templates_dir: Path,
         old_channels: dict[str, ChannelState],
         listings_dir: Path,
+        base_url: str | None = None,
     ) -> None:
         self.writer = writer
         self.site = writer.site
@@ -64,6 +65,7 @@ class ChannelPages:
         self.old_channels = old_channels
         self.channels: dict[str, ChannelState] = {}  # for the manifest
         self.listings_dir = listings_dir
+        self.base_url = base_url  # of the site: package pages' install lines
 
     def render(self, channel: ChannelConfig) -> ChannelSummary:
         """Every page of ``channel`` (none when its inputs did not change); its summary."""
@@ -179,7 +181,13 @@ class ChannelPages:
             if not writer.up_to_date(relpath, key):
                 tasks.append(PackageTask(relpath, name, files, fp, entry, known, key))
         context = PackageContext(
-            self.site, self.templates_dir, writer.title, self.global_key, channel.path, lower
+            self.site,
+            self.templates_dir,
+            writer.title,
+            self.global_key,
+            channel.path,
+            lower,
+            self.base_url,
         )
         with package_pages(context, writer.env, tasks) as results:
             # The listings meanwhile, here.

@@ -19,9 +19,7 @@ from sitegen.sync.report import (
 from sitegen.web.channel import ChannelSummary
 from sitegen.web.format import format_time, iso_time
 from sitegen.web.run import STATUS_WORDS, Scrub, mirror_row, run_summary, same
-from sitegen.web.snippets import usage_snippets
-
-BASE_PLACEHOLDER = "http://MIRROR-HOST"
+from sitegen.web.snippets import BASE_PLACEHOLDER, usage_snippets
 
 
 def mirror_state(reports: list[RunReport], mirror: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sitegen.web.format import (
     strings,
     version_sort_key,
 )
+from sitegen.web.snippets import BASE_PLACEHOLDER, install_commands
 
 SUMMARY_MAX = 300  # characters of an upstream summary shown on a package page
 _ABOUT_KEYS = ("summary", "license", "license_family", "home", "doc_url", "dev_url")
@@ -66,10 +67,13 @@ def package_model(
     records: list[Record],
     channeldata_entry: Any = None,
     known_names: set[str] | frozenset[str] = frozenset(),
+    base_url: str | None = None,
 ) -> dict[str, Any]:
     """A package page: about, latest version and versions x subdirs x builds, formats side by side.
 
     ``known_names`` are the channel's package names: dependencies on them link to their pages.
+    Its install lines are the landing page's, under ``base_url`` (else a placeholder the
+    page's script replaces with the address it is browsed at).
     """
     builds: dict[tuple[str, str, str], dict[str, Any]] = {}
     for record in records:
@@ -129,4 +133,8 @@ def package_model(
         "files": len(records),
         "size": sum(r.size for r in records),
         "versions": version_rows,
+        "install": "\n".join(
+            install_commands(f"{base_url or BASE_PLACEHOLDER}/{channel}", name).values()
+        ),
+        "base_placeholder": None if base_url else BASE_PLACEHOLDER,
     }

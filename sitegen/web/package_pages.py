@@ -62,6 +62,7 @@ class PackageContext(NamedTuple):
     global_key: str
     channel: str
     names: set[str]  # the channel's package names, lower case: dependencies link to them
+    base_url: str | None = None  # of the site, for the install lines
 
 
 class PackagePages:
@@ -84,7 +85,12 @@ class PackagePages:
             if key == task.old_key and self.files.exists(task.relpath):
                 return PackageResult(key, None, known)
         model = package_model(
-            c.channel, task.name, records or parse_records(task.files), task.entry, c.names
+            c.channel,
+            task.name,
+            records or parse_records(task.files),
+            task.entry,
+            c.names,
+            c.base_url,
         )
         data = render_page(self.env, c.title, "package.html", task.relpath, model=model)
         written = self.files.write(task.relpath, data)

@@ -8,9 +8,22 @@ from typing import Any
 
 from sitegen.config import ChannelConfig, SiteConfig
 
+# Where the site's address goes in snippets when base_url is not set (site.js fills it in).
+BASE_PLACEHOLDER = "http://MIRROR-HOST"
+
 
 def _channel_url(base: str, path: str) -> str:
     return f"{base}/{path}"
+
+
+def install_commands(url: str, package: str = "<package>") -> dict[str, str]:
+    """conda, mamba and pixi command lines installing ``package`` from the channel at ``url``:
+    the same on the landing page and on a package page."""
+    return {
+        "conda": f"conda install --override-channels -c {url} {package}",
+        "mamba": f"mamba install --override-channels -c {url} {package}",
+        "pixi": f"pixi add --channel {url} {package}",
+    }
 
 
 def upstream_mirrored(config: SiteConfig, channel: ChannelConfig) -> str | None:
@@ -102,15 +115,7 @@ def usage_snippets(config: SiteConfig, base: str) -> dict[str, Any]:
     commands = []
     for path in paths:
         url = _channel_url(base, path)
-        commands.append(
-            {
-                "channel": path,
-                "url": url,
-                "conda": f"conda install --override-channels -c {url} <package>",
-                "mamba": f"mamba install --override-channels -c {url} <package>",
-                "pixi": f"pixi add --channel {url} <package>",
-            }
-        )
+        commands.append({"channel": path, "url": url, **install_commands(url)})
     return {
         "condarc_alias": "\n".join(alias_lines),
         "condarc_custom": "\n".join(custom_lines),

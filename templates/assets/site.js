@@ -16,9 +16,6 @@
       var placeholder = pre.getAttribute("data-placeholder");
       pre.textContent = pre.textContent.split(placeholder).join(base);
     });
-    document.querySelectorAll("[data-site-url]").forEach(function (el) {
-      el.textContent = base + "/" + el.getAttribute("data-site-url");
-    });
   }
 
   // Copy buttons.
