@@ -3,7 +3,9 @@
 The site is the example upstream mirrored into two channels and rendered. The browser opens
 the landing page, searches a channel's packages by typing, opens a package page, downloads a
 package through its link and checks the bytes against repodata's sha256, and reads the history.
-Screenshots (desktop and phone) land in ``test-artifacts/`` for people to look at.
+Screenshots (desktop and phone) land in ``test-artifacts/`` for people to look at. Every
+page kind passes axe-core's accessibility rules (those of Lighthouse's audits, touch targets
+included) on a desktop and a phone, and has what search engines read (title, description).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.render import render_site
+from testkit.axe import axe_source, axe_violations, seo_problems
 from testkit.require import in_ci, require_tool
 from testkit.site import site_config
 from testkit.upstream import ExampleUpstream
@@ -80,6 +83,7 @@ async def test_browse_search_download_and_history(
     tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
 ) -> None:
     sync_playwright = _playwright()
+    axe = axe_source()
     site = tmp_path / "site"
     config = site_config(
         site,
@@ -135,6 +139,17 @@ channels:
             assert _no_horizontal_scroll(page)
             page.screenshot(path=str(ARTIFACTS / "landing.png"), full_page=True)
 
+            # Landing page: one search over every channel, by name, summary or license.
+            everywhere = page.locator("#all-search")
+            everywhere.press_sequentially("BSD-3")
+            page.wait_for_selector(".search-all[data-ready]", state="attached")
+            found = page.locator(".search-all .search-results li")
+            found.first.wait_for()
+            texts = found.all_inner_texts()
+            assert any(t.startswith("numpy 2.1.0 cloud/example") for t in texts), texts
+            assert any(t.startswith("numpy 2.1.0 internal/approved") for t in texts), texts
+            everywhere.fill("")
+
             # Channel page: type into the search, open the package.
             page.get_by_role("link", name=CHANNEL, exact=True).first.click()
             page.wait_for_url(f"{base}/{CHANNEL}/index.html")
@@ -155,6 +170,12 @@ channels:
 
             # Package page: download both formats through their links and check the bytes.
             assert page.locator("h1").inner_text() == "numpy 2.1.0"
+            # The landing page's install lines, for this package, and a copy button.
+            install = page.locator(".snippet pre").first.inner_text()
+            assert f"conda install --override-channels -c {base}/{CHANNEL} numpy" in install
+            context.grant_permissions(["clipboard-read", "clipboard-write"])
+            page.locator(".snippet button[data-copy]").first.click()
+            assert page.evaluate("navigator.clipboard.readText()") == install
             page.screenshot(path=str(ARTIFACTS / "package.png"), full_page=True)
             for fmt in (".conda", ".tar.bz2"):
                 link = page.locator(f"a[download]:text-is('{fmt}')").first
@@ -205,5 +226,28 @@ channels:
             assert plain.locator("#pkg-list li").count() >= len(names)
             plain.locator("#pkg-list a", has_text="zlib").click()
             plain.wait_for_url(f"{base}/{CHANNEL}/packages/zlib.html")
+            # Without JavaScript the install lines are selectable text; no copy button shows.
+            assert "numpy" not in plain.locator(".snippet pre").first.inner_text()
+            assert plain.locator(".snippet pre").first.inner_text().startswith("conda install")
+            assert plain.locator("button[data-copy]").first.is_hidden()
+
+            # Page quality: every page kind, on a desktop and on a phone.
+            run_page = json.loads((site / "history" / "history.json").read_bytes())["runs"][0]
+            kinds = {
+                "landing": "index.html",
+                "channel": f"{CHANNEL}/index.html",
+                "package": f"{CHANNEL}/packages/numpy.html",
+                "subdir listing": f"{CHANNEL}/linux-64/index.html",
+                "run": run_page["page"],
+                "history": "history/index.html",
+            }
+            quality: list[str] = []
+            for viewer in (page, small):
+                for kind, relpath in kinds.items():
+                    viewer.goto(f"{base}/{relpath}")
+                    viewer.wait_for_load_state("networkidle")
+                    for problem in axe_violations(viewer, axe) + seo_problems(viewer):
+                        quality.append(f"{kind} ({viewer.viewport_size['width']}px): {problem}")
+            assert quality == [], "\n".join(quality)
         finally:
             browser.close()

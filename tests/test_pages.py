@@ -611,3 +611,10 @@ channels:
         "https://m.example/conda-forge",
         "https://m.example/internal/conda-forge",
     ]
+
+
+def test_search_index_rows_carry_the_license() -> None:
+    facts = PackageFacts("1.0", ["linux-64", "noarch"], "S", [])
+    rows = [package_row("a", facts, {"license": "MIT"}), package_row("b", facts, None)]
+    assert rows[0]["subdirs"] == ["linux-64", "noarch"]
+    assert search_index("c/x", rows)["packages"] == [["a", "1.0", "S", "MIT"], ["b", "1.0", "S"]]

@@ -237,6 +237,24 @@ async def test_counts_on_pages_match_repodata(mirrored: tuple[SiteConfig, Path])
     assert "<b>12</b> packages" in page_text(site, "index.html")
 
 
+async def test_package_lists_show_subdirs_and_the_landing_searches_every_channel(
+    mirrored: tuple[SiteConfig, Path],
+) -> None:
+    _config, site = mirrored
+    channel_page = page_text(site, f"{FULL}/index.html")
+    numpy = channel_page[channel_page.index('<li><a href="packages/numpy.html">') :]
+    numpy = numpy[: numpy.index("</li>")]
+    assert '<span class="subdirs">linux-64</span>' in numpy
+    index = json.loads(page_text(site, f"{FULL}/search.json"))
+    licenses = {row[0]: row[3] for row in index["packages"] if len(row) > 3}
+    assert licenses["numpy"] == "BSD-3-Clause"  # searched by license too
+    landing = page_text(site, "index.html")
+    for channel in (FULL, APPROVED):
+        # One index per channel, loaded by the landing page's search when it is used.
+        assert f'data-index="{channel}/search.json"' in landing
+        assert f'data-pages="{channel}/packages/"' in landing
+
+
 async def test_package_page_lists_every_build_with_links_and_checksums(
     mirrored: tuple[SiteConfig, Path],
 ) -> None:

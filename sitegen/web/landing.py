@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sitegen.config import SiteConfig
-from sitegen.layout import channel_index_path, run_page_path
+from sitegen.layout import channel_index_path, run_page_path, search_index_path
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
@@ -89,6 +89,7 @@ def landing_model(
             {
                 "path": channel.path,
                 "page": channel_index_path(channel.path),
+                "search_index": search_index_path(channel.path),
                 "summary": summary.to_json(),
                 "mirrors": mirrors,
             }
