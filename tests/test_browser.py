@@ -198,6 +198,15 @@ channels:
             page.locator(".run h2 a").first.click()
             page.wait_for_selector("text=What changed")
             page.screenshot(path=str(ARTIFACTS / "run.png"), full_page=True)
+            # Why is a package not in the curated channel? The run's filtered-out records.
+            why = page.locator("[data-filtered] input")
+            why.press_sequentially("numpy 1.26")
+            page.wait_for_selector("[data-filtered][data-ready]", state="attached")
+            rows = page.locator("[data-filtered] .search-results tbody tr")
+            rows.first.wait_for()
+            found = [row.split("\t") for row in rows.all_inner_texts()]
+            assert found and all(r[:2] == ["numpy", "1.26.4"] for r in found), found
+            assert {r[4] for r in found} == {"not in allowlist"}
 
             # A subdir listing, metadata first.
             page.goto(f"{base}/{CHANNEL}/linux-64/index.html")

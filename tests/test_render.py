@@ -237,6 +237,44 @@ async def test_counts_on_pages_match_repodata(mirrored: tuple[SiteConfig, Path])
     assert "<b>12</b> packages" in page_text(site, "index.html")
 
 
+async def test_run_keeps_the_filtered_out_records_and_its_page_searches_them(
+    mirrored: tuple[SiteConfig, Path],
+) -> None:
+    _config, site = mirrored
+    (run,) = json.loads(page_text(site, "history/history.json"))["runs"]
+    record = json.loads(page_text(site, f"history/runs/{run['id']}.json"))
+    (approved,) = [m for m in record["mirrors"] if m["name"] == "approved-example"]
+    assert approved["filtered_run"] == run["id"]
+    assert all(m["filtered_run"] == "" for m in record["mirrors"] if m is not approved)
+    document = json.loads(page_text(site, f"history/filtered/{run['id']}.json"))
+    (listed,) = document["mirrors"]
+    assert listed["mirror"] == "approved-example"
+    why = {
+        (name, version, build, subdir): document["reasons"][reason]
+        for subdir, rows in listed["subdirs"].items()
+        for name, version, build, reason in rows
+    }
+    excluded = sum(n for sub in approved["subdirs"].values() for n in sub["excluded"].values())
+    # Every record left out is there, once per build (not per format).
+    assert 0 < len(why) <= excluded
+    builds = {
+        (r["name"], r["version"], r["build"], subdir)
+        for subdir in ("linux-64", "noarch")
+        for r in records_of(repodata(site, FULL, subdir)).values()
+    }
+    kept = {
+        (r["name"], r["version"], r["build"], subdir)
+        for subdir in ("linux-64", "noarch")
+        for r in records_of(repodata(site, APPROVED, subdir)).values()
+    }
+    assert set(why) == builds - kept
+    assert why[("ghostscript", "10.03.1", "hec78ab0_0", "linux-64")] == "license excluded"
+    assert why[("futures", "3.3.0", "py27_0", "linux-64")] == "build excluded"
+    run_page = page_text(site, run["page"])
+    assert f'data-src="filtered/{run["id"]}.json"' in run_page
+    assert f'href="filtered/{run["id"]}.json" download' in run_page
+
+
 async def test_package_lists_show_subdirs_and_the_landing_searches_every_channel(
     mirrored: tuple[SiteConfig, Path],
 ) -> None:

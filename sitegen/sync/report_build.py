@@ -179,6 +179,7 @@ def _restore(
         mr.unsatisfied = restored.unsatisfied
         mr.dependencies_added = restored.dependencies_added
         mr.conflicts = restored.conflicts
+        mr.filtered_run = restored.filtered_run
     for data in built.channels:
         report.channels.append(
             ChannelSubdirReport(

@@ -8,6 +8,7 @@
     return new URL(root + "/", window.location.href).href.replace(/\/$/, "");
   }
   var onHttp = /^https?:$/.test(window.location.protocol);
+  var LIMIT = 200;  // search results shown at most
 
   // Snippets written without base_url: show the address this site is browsed at.
   if (onHttp) {
@@ -45,6 +46,81 @@
     button.addEventListener("click", function () { copyText(pre.textContent, button); });
   });
 
+  // Filtered-out records of a run (run page): the run's JSON list, loaded when first searched.
+  var filteredLists = {};
+  document.querySelectorAll("[data-filtered]").forEach(function (block) {
+    var box = block.querySelector(".search");
+    var input = box.querySelector("input");
+    var status = box.querySelector(".search-status");
+    var table = box.querySelector(".search-results");
+    var body = table.querySelector("tbody");
+    var src = block.getAttribute("data-src");
+    var mirror = block.getAttribute("data-mirror");
+    var rows = null;
+
+    function load() {
+      if (!filteredLists[src]) {
+        filteredLists[src] = fetch(src).then(function (response) {
+          if (!response.ok) throw new Error(response.status);
+          return response.json();
+        });
+      }
+      return filteredLists[src].then(function (data) {
+        var out = [];
+        (data.mirrors || []).forEach(function (m) {
+          if (m.mirror !== mirror) return;
+          Object.keys(m.subdirs).forEach(function (subdir) {
+            m.subdirs[subdir].forEach(function (r) {
+              out.push({ cells: [r[0], r[1], r[2], subdir, data.reasons[r[3]]],
+                         text: (r[0] + " " + r[1] + " " + r[2] + " " + subdir).toLowerCase() });
+            });
+          });
+        });
+        return out;
+      });
+    }
+
+    function render() {
+      var query = input.value.trim().toLowerCase();
+      if (!query || !rows) { table.hidden = true; if (rows) status.textContent = ""; return; }
+      var words = query.split(/\s+/);
+      var hits = rows.filter(function (row) {
+        return words.every(function (w) { return row.text.indexOf(w) !== -1; });
+      });
+      body.textContent = "";
+      hits.slice(0, LIMIT).forEach(function (row) {
+        var tr = document.createElement("tr");
+        row.cells.forEach(function (value, i) {
+          var td = document.createElement("td");
+          td.textContent = value;
+          if (i) td.setAttribute("data-label", table.querySelectorAll("th")[i].textContent);
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
+      status.textContent = hits.length === 0 ? "None of the filtered-out records matches." :
+        hits.length + (hits.length === 1 ? " record matches" : " records match") +
+        (hits.length > LIMIT ? " (showing the first " + LIMIT + ")" : "") + ".";
+      table.hidden = hits.length === 0;
+    }
+
+    var loading = null;
+    function start() {
+      if (loading) return;
+      status.textContent = "Loading the list…";
+      loading = load().then(function (loaded) {
+        rows = loaded;
+        block.setAttribute("data-ready", "");
+        render();
+      }, function () {
+        status.textContent = "The list is unavailable here; download the JSON instead.";
+      });
+    }
+    box.hidden = false;
+    input.addEventListener("focus", start);
+    input.addEventListener("input", function () { start(); render(); });
+  });
+
   // Ages: "2024-06-01 12:00 UTC" gains "(3 hours ago)".
   function ago(date) {
     var seconds = Math.round((Date.now() - date.getTime()) / 1000);
@@ -68,8 +144,6 @@
   // Package search over JSON indexes (one per channel): the channel page searches its own,
   // the landing page every channel's, each loaded when the search is first used. The full
   // lists stay for readers without JavaScript.
-  var LIMIT = 200;
-
   function loadIndex(source) {
     return fetch(source.index)
       .then(function (response) {
