@@ -340,6 +340,41 @@ async def test_landing_history_and_feed(mirrored: tuple[SiteConfig, Path], examp
     assert (site / "history" / unquote(link)).resolve().is_file()
 
 
+async def test_passive_channel_pages_tell_stored_from_fetched_on_request(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    body = f"""
+channels:
+  {FULL}:
+    url: {{url}}
+    subdirs: [linux-64]
+    mode: passive
+"""
+    config = demo_config(site, example_upstream.url, body=body)
+    await mirror(config)
+    render_site(config)
+    linux = records_of(repodata(site, FULL, "linux-64"))
+    numpy = sorted(fn for fn, r in linux.items() if r["name"] == "numpy")
+    files = len(linux) + len(records_of(repodata(site, FULL, "noarch")))
+    channel_page = page_text(site, f"{FULL}/index.html")
+    assert f"<b>{files}</b> files" in channel_page
+    assert "<b>0</b> stored, the rest fetched from upstream when first requested" in channel_page
+    package = page_text(site, f"{FULL}/packages/numpy.html")
+    assert f"0 stored here, {len(numpy)} fetched from upstream when first requested" in package
+    assert package.count(">on request</span>") == len(numpy)
+    # The fetcher stores a file someone asked for: the next render says so.
+    (site / FULL / "linux-64" / numpy[0]).write_bytes(b"fetched")
+    render_site(config)
+    channel_page = page_text(site, f"{FULL}/index.html")
+    assert "<b>1</b> stored, the rest fetched" in channel_page
+    package = page_text(site, f"{FULL}/packages/numpy.html")
+    assert f"1 stored here, {len(numpy) - 1} fetched from upstream" in package
+    assert package.count(">on request</span>") == len(numpy) - 1
+    assert "<b>1</b> stored" in page_text(site, f"{FULL}/linux-64/index.html")
+    assert "<b>1</b> stored" in page_text(site, "index.html")
+
+
 async def test_base_url_makes_snippets_absolute(tmp_path: Path, example_upstream) -> None:
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, extra="base_url: https://conda.example.org\n")

@@ -42,6 +42,7 @@ class PackageTask(NamedTuple):
     entry: Any  # its channeldata.json entry
     known: KnownPackage | None
     old_key: str | None
+    stored: list[str] | None = None  # its files stored (subdir/fn) in a passive channel
 
 
 class PackageResult(NamedTuple):
@@ -81,7 +82,9 @@ class PackagePages:
         if known is None:
             records = parse_records(task.files)
             known = KnownPackage(task.fingerprint, package_facts(records))
-            key = package_key(c.global_key, c.channel, task.name, known, task.entry, c.names)
+            key = package_key(
+                c.global_key, c.channel, task.name, known, task.entry, c.names, task.stored
+            )
             if key == task.old_key and self.files.exists(task.relpath):
                 return PackageResult(key, None, known)
         model = package_model(
@@ -91,6 +94,7 @@ class PackagePages:
             task.entry,
             c.names,
             c.base_url,
+            task.stored,
         )
         data = render_page(self.env, c.title, "package.html", task.relpath, model=model)
         written = self.files.write(task.relpath, data)
