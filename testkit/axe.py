@@ -91,3 +91,21 @@ def seo_problems(page: Any) -> list[str]:
         })"""
     )
     return [f"no {key}" for key, value in found.items() if not value]
+
+
+# Lighthouse's limit for a good cumulative layout shift; beyond it the performance score drops.
+LAYOUT_SHIFT_MAX = 0.1
+
+
+def layout_shift(page: Any) -> float:
+    """The page's cumulative layout shift so far (what the scripts moved after the first
+    paint), as Chromium reports it."""
+    return page.evaluate(
+        """() => new Promise(resolve => {
+          let total = 0;
+          new PerformanceObserver(list => {
+            for (const entry of list.getEntries()) if (!entry.hadRecentInput) total += entry.value;
+          }).observe({type: "layout-shift", buffered: true});
+          setTimeout(() => resolve(total), 100);
+        })"""
+    )

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,13 @@ import pytest
 
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.render import render_site
-from testkit.axe import axe_source, axe_violations, seo_problems
+from testkit.axe import (
+    LAYOUT_SHIFT_MAX,
+    axe_source,
+    axe_violations,
+    layout_shift,
+    seo_problems,
+)
 from testkit.require import in_ci, require_tool
 from testkit.site import site_config
 from testkit.upstream import ExampleUpstream
@@ -60,6 +67,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _late(route: Any) -> None:
+    time.sleep(1.0)  # long enough for a first paint without the script
+    route.continue_()
+
+
 def _no_horizontal_scroll(page: Any) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
@@ -76,6 +88,18 @@ def test_a_missing_browser_or_playwright_is_named(
     monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import fails
     with pytest.raises(outcome, match="the playwright Python package is missing"):
         _playwright(sys.executable)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("ci", [False, True])
+def test_missing_axe_core_is_named(
+    ci: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true" if ci else "")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm to install it with
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match=r"axe-core .* \(npm\) is not installed \(npm is missing\)"):
+        axe_source(tmp_path / "cache")
 
 
 @pytest.mark.integration
@@ -251,10 +275,16 @@ channels:
                 "history": "history/index.html",
             }
             quality: list[str] = []
+            # On the phone the script arrives late, as on a slow network: what it changes
+            # after the first paint must not move the page (Lighthouse's layout shift).
+            small.route("**/assets/site.js", _late)
             for viewer in (page, small):
                 for kind, relpath in kinds.items():
                     viewer.goto(f"{base}/{relpath}")
                     viewer.wait_for_load_state("networkidle")
+                    shift = layout_shift(viewer)  # before axe adds its own script
+                    if shift > LAYOUT_SHIFT_MAX:
+                        quality.append(f"{kind}: layout shift {shift:.3f} > {LAYOUT_SHIFT_MAX}")
                     for problem in axe_violations(viewer, axe) + seo_problems(viewer):
                         quality.append(f"{kind} ({viewer.viewport_size['width']}px): {problem}")
             assert quality == [], "\n".join(quality)
