@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import tomllib
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from sitegen.conda.records import Record
-from sitegen.config import parse_config
+from sitegen.config import ConfigError, parse_config
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
@@ -618,3 +619,34 @@ def test_search_index_rows_carry_the_license() -> None:
     rows = [package_row("a", facts, {"license": "MIT"}), package_row("b", facts, None)]
     assert rows[0]["subdirs"] == ["linux-64", "noarch"]
     assert search_index("c/x", rows)["packages"] == [["a", "1.0", "S", "MIT"], ["b", "1.0", "S"]]
+
+
+SHORT_FORM = """
+output: /tmp/site
+channels:
+  c/x:
+    mirror_of: ftp://example.org/c
+    url: https://example.org/c
+    subdirs: [linux-64]
+"""
+ON_A_MIRROR = """
+output: /tmp/site
+channels:
+  c/x:
+    mirrors:
+      - url: https://example.org/c
+        subdirs: [linux-64]
+        mirror_of: https://example.org/c
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (SHORT_FORM, "channels.c/x.mirror_of: mirror_of must be an http(s) URL"),
+        (ON_A_MIRROR, "mirror_of"),  # a channel's key, not a mirror's
+    ],
+)
+def test_mirror_of_is_a_channel_url(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(text)
