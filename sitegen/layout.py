@@ -93,6 +93,12 @@ def run_record_path(run_id: str) -> str:
     return f"{HISTORY_DIR}/runs/{run_id}.json"
 
 
+def filtered_records_path(run_id: str) -> str:
+    """The records a run's filters left out (name, version, build, reason), beside its record:
+    published, so that the run page can search it and people can download it."""
+    return f"{HISTORY_DIR}/filtered/{run_id}.json"
+
+
 def runs_dir(root: Path) -> Path:
     """The run ledger: one JSON record per run, published beside the history pages."""
     return root / HISTORY_DIR / "runs"

@@ -3,7 +3,9 @@
 The site is the example upstream mirrored into two channels and rendered. The browser opens
 the landing page, searches a channel's packages by typing, opens a package page, downloads a
 package through its link and checks the bytes against repodata's sha256, and reads the history.
-Screenshots (desktop and phone) land in ``test-artifacts/`` for people to look at.
+Screenshots (desktop and phone) land in ``test-artifacts/`` for people to look at. Every
+page kind passes axe-core's accessibility rules (those of Lighthouse's audits, touch targets
+included) on a desktop and a phone, and has what search engines read (title, description).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,13 @@ import pytest
 
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.render import render_site
+from testkit.axe import (
+    LAYOUT_SHIFT_MAX,
+    axe_source,
+    axe_violations,
+    layout_shift,
+    seo_problems,
+)
 from testkit.require import in_ci, require_tool
 from testkit.site import site_config
 from testkit.upstream import ExampleUpstream
@@ -57,6 +67,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _late(route: Any) -> None:
+    time.sleep(1.0)  # long enough for a first paint without the script
+    route.continue_()
+
+
 def _no_horizontal_scroll(page: Any) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
@@ -75,11 +90,24 @@ def test_a_missing_browser_or_playwright_is_named(
         _playwright(sys.executable)
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("ci", [False, True])
+def test_missing_axe_core_is_named(
+    ci: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true" if ci else "")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm to install it with
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match=r"axe-core .* \(npm\) is not installed \(npm is missing\)"):
+        axe_source(tmp_path / "cache")
+
+
 @pytest.mark.integration
 async def test_browse_search_download_and_history(
     tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
 ) -> None:
     sync_playwright = _playwright()
+    axe = axe_source()
     site = tmp_path / "site"
     config = site_config(
         site,
@@ -135,6 +163,17 @@ channels:
             assert _no_horizontal_scroll(page)
             page.screenshot(path=str(ARTIFACTS / "landing.png"), full_page=True)
 
+            # Landing page: one search over every channel, by name, summary or license.
+            everywhere = page.locator("#all-search")
+            everywhere.press_sequentially("BSD-3")
+            page.wait_for_selector(".search-all[data-ready]", state="attached")
+            found = page.locator(".search-all .search-results li")
+            found.first.wait_for()
+            texts = found.all_inner_texts()
+            assert any(t.startswith("numpy 2.1.0 cloud/example") for t in texts), texts
+            assert any(t.startswith("numpy 2.1.0 internal/approved") for t in texts), texts
+            everywhere.fill("")
+
             # Channel page: type into the search, open the package.
             page.get_by_role("link", name=CHANNEL, exact=True).first.click()
             page.wait_for_url(f"{base}/{CHANNEL}/index.html")
@@ -155,6 +194,12 @@ channels:
 
             # Package page: download both formats through their links and check the bytes.
             assert page.locator("h1").inner_text() == "numpy 2.1.0"
+            # The landing page's install lines, for this package, and a copy button.
+            install = page.locator(".snippet pre").first.inner_text()
+            assert f"conda install --override-channels -c {base}/{CHANNEL} numpy" in install
+            context.grant_permissions(["clipboard-read", "clipboard-write"])
+            page.locator(".snippet button[data-copy]").first.click()
+            assert page.evaluate("navigator.clipboard.readText()") == install
             page.screenshot(path=str(ARTIFACTS / "package.png"), full_page=True)
             for fmt in (".conda", ".tar.bz2"):
                 link = page.locator(f"a[download]:text-is('{fmt}')").first
@@ -177,6 +222,15 @@ channels:
             page.locator(".run h2 a").first.click()
             page.wait_for_selector("text=What changed")
             page.screenshot(path=str(ARTIFACTS / "run.png"), full_page=True)
+            # Why is a package not in the curated channel? The run's filtered-out records.
+            why = page.locator("[data-filtered] input")
+            why.press_sequentially("numpy 1.26")
+            page.wait_for_selector("[data-filtered][data-ready]", state="attached")
+            rows = page.locator("[data-filtered] .search-results tbody tr")
+            rows.first.wait_for()
+            found = [row.split("\t") for row in rows.all_inner_texts()]
+            assert found and all(r[:2] == ["numpy", "1.26.4"] for r in found), found
+            assert {r[4] for r in found} == {"not in allowlist"}
 
             # A subdir listing, metadata first.
             page.goto(f"{base}/{CHANNEL}/linux-64/index.html")
@@ -205,5 +259,34 @@ channels:
             assert plain.locator("#pkg-list li").count() >= len(names)
             plain.locator("#pkg-list a", has_text="zlib").click()
             plain.wait_for_url(f"{base}/{CHANNEL}/packages/zlib.html")
+            # Without JavaScript the install lines are selectable text; no copy button shows.
+            assert "numpy" not in plain.locator(".snippet pre").first.inner_text()
+            assert plain.locator(".snippet pre").first.inner_text().startswith("conda install")
+            assert plain.locator("button[data-copy]").first.is_hidden()
+
+            # Page quality: every page kind, on a desktop and on a phone.
+            run_page = json.loads((site / "history" / "history.json").read_bytes())["runs"][0]
+            kinds = {
+                "landing": "index.html",
+                "channel": f"{CHANNEL}/index.html",
+                "package": f"{CHANNEL}/packages/numpy.html",
+                "subdir listing": f"{CHANNEL}/linux-64/index.html",
+                "run": run_page["page"],
+                "history": "history/index.html",
+            }
+            quality: list[str] = []
+            # On the phone the script arrives late, as on a slow network: what it changes
+            # after the first paint must not move the page (Lighthouse's layout shift).
+            small.route("**/assets/site.js", _late)
+            for viewer in (page, small):
+                for kind, relpath in kinds.items():
+                    viewer.goto(f"{base}/{relpath}")
+                    viewer.wait_for_load_state("networkidle")
+                    shift = layout_shift(viewer)  # before axe adds its own script
+                    if shift > LAYOUT_SHIFT_MAX:
+                        quality.append(f"{kind}: layout shift {shift:.3f} > {LAYOUT_SHIFT_MAX}")
+                    for problem in axe_violations(viewer, axe) + seo_problems(viewer):
+                        quality.append(f"{kind} ({viewer.viewport_size['width']}px): {problem}")
+            assert quality == [], "\n".join(quality)
         finally:
             browser.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import tomllib
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from sitegen.conda.records import Record
-from sitegen.config import parse_config
+from sitegen.config import ConfigError, parse_config
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
@@ -534,3 +535,118 @@ channels:
         ' "https://m.example/internal/approved"]'
     ]
     tomllib.loads(snippets["pixi"])  # valid TOML: no key twice
+
+
+def test_pixi_mirrors_only_unfiltered_channels_or_mirror_of() -> None:
+    text = """
+output: /tmp/site
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  internal/approved:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+    filters:
+      names: {include: [numpy]}
+  internal/two:
+    mirrors:
+      - url: https://conda.anaconda.org/conda-forge
+        subdirs: [linux-64]
+      - url: https://example.org/extra
+        name: extra
+        subdirs: [linux-64]
+  internal/declared:
+    mirror_of: https://conda.anaconda.org/bioconda
+    filters:
+      names: {exclude: [huge]}
+    mirrors:
+      - url: https://conda.anaconda.org/bioconda
+        subdirs: [linux-64]
+"""
+    snippets = usage_snippets(parse_config(text), "https://m.example")
+    mirrors = tomllib.loads(snippets["pixi"])["mirrors"]
+    assert mirrors == {
+        "https://conda.anaconda.org/conda-forge": ["https://m.example/cloud/conda-forge"],
+        "https://conda.anaconda.org/bioconda": ["https://m.example/internal/declared"],
+    }
+    channels = tomllib.loads(snippets["pixi_channels"])["project"]["channels"]
+    assert channels == ["https://m.example/internal/approved", "https://m.example/internal/two"]
+
+
+def test_site_filters_make_every_channel_curated() -> None:
+    text = """
+output: /tmp/site
+filters:
+  licenses: {exclude: [GPL-3.0]}
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+"""
+    snippets = usage_snippets(parse_config(text), "https://m.example")
+    assert tomllib.loads(snippets["pixi"])["mirrors"] == {}
+    assert "https://m.example/cloud/conda-forge" in snippets["pixi_channels"]
+
+
+def test_custom_channels_do_not_collide_on_the_last_segment() -> None:
+    text = """
+output: /tmp/site
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  internal/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+"""
+    snippets = usage_snippets(parse_config(text), "https://m.example")
+    custom = yaml.safe_load(snippets["condarc_custom"])["custom_channels"]
+    # conda: a name resolves to <URL of its longest matching key>/<name>.
+    resolved = {name: f"{url}/{name}" for name, url in custom.items()}
+    assert sorted(resolved.values()) == [
+        "https://m.example/cloud/conda-forge",
+        "https://m.example/conda-forge",
+        "https://m.example/internal/conda-forge",
+    ]
+
+
+def test_search_index_rows_carry_the_license() -> None:
+    facts = PackageFacts("1.0", ["linux-64", "noarch"], "S", [])
+    rows = [package_row("a", facts, {"license": "MIT"}), package_row("b", facts, None)]
+    assert rows[0]["subdirs"] == ["linux-64", "noarch"]
+    assert search_index("c/x", rows)["packages"] == [["a", "1.0", "S", "MIT"], ["b", "1.0", "S"]]
+
+
+SHORT_FORM = """
+output: /tmp/site
+channels:
+  c/x:
+    mirror_of: ftp://example.org/c
+    url: https://example.org/c
+    subdirs: [linux-64]
+"""
+ON_A_MIRROR = """
+output: /tmp/site
+channels:
+  c/x:
+    mirrors:
+      - url: https://example.org/c
+        subdirs: [linux-64]
+        mirror_of: https://example.org/c
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (SHORT_FORM, "channels.c/x.mirror_of: mirror_of must be an http(s) URL"),
+        (ON_A_MIRROR, "mirror_of"),  # a channel's key, not a mirror's
+    ],
+)
+def test_mirror_of_is_a_channel_url(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(text)

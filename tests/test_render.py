@@ -237,6 +237,62 @@ async def test_counts_on_pages_match_repodata(mirrored: tuple[SiteConfig, Path])
     assert "<b>12</b> packages" in page_text(site, "index.html")
 
 
+async def test_run_keeps_the_filtered_out_records_and_its_page_searches_them(
+    mirrored: tuple[SiteConfig, Path],
+) -> None:
+    _config, site = mirrored
+    (run,) = json.loads(page_text(site, "history/history.json"))["runs"]
+    record = json.loads(page_text(site, f"history/runs/{run['id']}.json"))
+    (approved,) = [m for m in record["mirrors"] if m["name"] == "approved-example"]
+    assert approved["filtered_run"] == run["id"]
+    assert all(m["filtered_run"] == "" for m in record["mirrors"] if m is not approved)
+    document = json.loads(page_text(site, f"history/filtered/{run['id']}.json"))
+    (listed,) = document["mirrors"]
+    assert listed["mirror"] == "approved-example"
+    why = {
+        (name, version, build, subdir): document["reasons"][reason]
+        for subdir, rows in listed["subdirs"].items()
+        for name, version, build, reason in rows
+    }
+    excluded = sum(n for sub in approved["subdirs"].values() for n in sub["excluded"].values())
+    # Every record left out is there, once per build (not per format).
+    assert 0 < len(why) <= excluded
+    builds = {
+        (r["name"], r["version"], r["build"], subdir)
+        for subdir in ("linux-64", "noarch")
+        for r in records_of(repodata(site, FULL, subdir)).values()
+    }
+    kept = {
+        (r["name"], r["version"], r["build"], subdir)
+        for subdir in ("linux-64", "noarch")
+        for r in records_of(repodata(site, APPROVED, subdir)).values()
+    }
+    assert set(why) == builds - kept
+    assert why[("ghostscript", "10.03.1", "hec78ab0_0", "linux-64")] == "license excluded"
+    assert why[("futures", "3.3.0", "py27_0", "linux-64")] == "build excluded"
+    run_page = page_text(site, run["page"])
+    assert f'data-src="filtered/{run["id"]}.json"' in run_page
+    assert f'href="filtered/{run["id"]}.json" download' in run_page
+
+
+async def test_package_lists_show_subdirs_and_the_landing_searches_every_channel(
+    mirrored: tuple[SiteConfig, Path],
+) -> None:
+    _config, site = mirrored
+    channel_page = page_text(site, f"{FULL}/index.html")
+    numpy = channel_page[channel_page.index('<li><a href="packages/numpy.html">') :]
+    numpy = numpy[: numpy.index("</li>")]
+    assert '<span class="subdirs">linux-64</span>' in numpy
+    index = json.loads(page_text(site, f"{FULL}/search.json"))
+    licenses = {row[0]: row[3] for row in index["packages"] if len(row) > 3}
+    assert licenses["numpy"] == "BSD-3-Clause"  # searched by license too
+    landing = page_text(site, "index.html")
+    for channel in (FULL, APPROVED):
+        # One index per channel, loaded by the landing page's search when it is used.
+        assert f'data-index="{channel}/search.json"' in landing
+        assert f'data-pages="{channel}/packages/"' in landing
+
+
 async def test_package_page_lists_every_build_with_links_and_checksums(
     mirrored: tuple[SiteConfig, Path],
 ) -> None:
@@ -284,6 +340,41 @@ async def test_landing_history_and_feed(mirrored: tuple[SiteConfig, Path], examp
     assert (site / "history" / unquote(link)).resolve().is_file()
 
 
+async def test_passive_channel_pages_tell_stored_from_fetched_on_request(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    body = f"""
+channels:
+  {FULL}:
+    url: {{url}}
+    subdirs: [linux-64]
+    mode: passive
+"""
+    config = demo_config(site, example_upstream.url, body=body)
+    await mirror(config)
+    render_site(config)
+    linux = records_of(repodata(site, FULL, "linux-64"))
+    numpy = sorted(fn for fn, r in linux.items() if r["name"] == "numpy")
+    files = len(linux) + len(records_of(repodata(site, FULL, "noarch")))
+    channel_page = page_text(site, f"{FULL}/index.html")
+    assert f"<b>{files}</b> files" in channel_page
+    assert "<b>0</b> stored, the rest fetched from upstream when first requested" in channel_page
+    package = page_text(site, f"{FULL}/packages/numpy.html")
+    assert f"0 stored here, {len(numpy)} fetched from upstream when first requested" in package
+    assert package.count(">on request</span>") == len(numpy)
+    # The fetcher stores a file someone asked for: the next render says so.
+    (site / FULL / "linux-64" / numpy[0]).write_bytes(b"fetched")
+    render_site(config)
+    channel_page = page_text(site, f"{FULL}/index.html")
+    assert "<b>1</b> stored, the rest fetched" in channel_page
+    package = page_text(site, f"{FULL}/packages/numpy.html")
+    assert f"1 stored here, {len(numpy) - 1} fetched from upstream" in package
+    assert package.count(">on request</span>") == len(numpy) - 1
+    assert "<b>1</b> stored" in page_text(site, f"{FULL}/linux-64/index.html")
+    assert "<b>1</b> stored" in page_text(site, "index.html")
+
+
 async def test_base_url_makes_snippets_absolute(tmp_path: Path, example_upstream) -> None:
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, extra="base_url: https://conda.example.org\n")
@@ -296,6 +387,17 @@ async def test_base_url_makes_snippets_absolute(tmp_path: Path, example_upstream
     assert feed.get("{http://www.w3.org/XML/1998/namespace}base") == (
         "https://conda.example.org/history/"
     )
+    # A package page's install lines are the landing page's, for that package.
+    package = page_text(site, f"{FULL}/packages/numpy.html")
+    url = f"https://conda.example.org/{FULL}"
+    for line in (
+        f"conda install --override-channels -c {url} numpy",
+        f"mamba install --override-channels -c {url} numpy",
+        f"pixi add --channel {url} numpy",
+    ):
+        assert line.replace("numpy", "&lt;package&gt;") in landing
+        assert line in package
+    assert "data-copy" in package  # a copy button, shown by the page's script
 
 
 # --------------------------------------------------------------------------- untrusted input

@@ -81,6 +81,18 @@ def test_remove_refuses_names_outside_the_ledger(tmp_path: Path) -> None:
     assert (tmp_path / "history" / "keep.json").exists()
 
 
+@pytest.mark.unit
+def test_a_removed_run_takes_its_filtered_records_along(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    history = History(site)
+    history.save(run("r1", 1.0))
+    listed = tmp_path / "history" / "filtered" / "r1.json"
+    listed.parent.mkdir()
+    listed.write_text("{}")
+    assert history.remove("r1")
+    assert not listed.exists() and history.runs() == []
+
+
 # --------------------------------------------------------------------------- configuration
 
 

@@ -13,6 +13,7 @@ from sitegen.filters.apply import FilterResult
 from sitegen.sync.closure import DependencyReport, MirrorSelection
 from sitegen.sync.download import DownloadOutcome
 from sitegen.sync.fetch import FetchResult, ParseResult
+from sitegen.sync.filtered import filtered_document
 from sitegen.sync.merge import FAILED, HELD, MERGED, DeletionGuard, Feed, merge_subdir
 from sitegen.sync.plan import DiskSnapshot, files_to_check, plan_subdir
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata
@@ -282,3 +283,60 @@ def test_a_clean_rebuild_published_every_subdir() -> None:
     assert clean_rebuild(report, results)
     stopped = dataclasses.replace(results, publish={})  # stopped before publishing
     assert not clean_rebuild(RunReport(id="s", started=0.0), stopped)
+
+
+def test_a_subdir_that_keeps_its_state_reports_what_it_still_publishes() -> None:
+    chan = channel(mirror("m", ("linux-64", "osx-64")))
+    held = merge_subdir("c", "linux-64", [Feed("m", repodata(), {})], [], repodata(A, B), GUARD)
+    stopped = merge_subdir(
+        "c", "osx-64", [Feed("m", repodata(A), by_fn(A))], [], repodata(C), GUARD
+    )
+    assert held and stopped and held.status == "held"
+    # The run stopped before publishing osx-64: no publish outcome.
+    results = RunResults(mirrors=[(chan, chan.mirrors[0])], merged=[held, stopped])
+    report = RunReport(id="r", started=0.0)
+    build_report(report, {"m"}, results)
+    assert [(c.subdir, c.packages) for c in report.channels] == [("linux-64", 2), ("osx-64", 1)]
+
+
+def test_filtered_records_are_kept_by_name_version_build_and_reason() -> None:
+    chan = channel(mirror("one", ("linux-64", "noarch")))
+    numpy = at(rec("numpy", "2.1.0", "py312_0"))
+    numpy_bz2 = dataclasses.replace(numpy, fn=numpy.fn.replace(".conda", ".tar.bz2"))
+    old = at(rec("numpy", "1.26.4", "py312_0"))
+    parsed = Repodata("linux-64", records=by_fn(numpy, numpy_bz2, old, A))
+    kept = FilterResult(
+        kept=by_fn(A),
+        excluded={numpy.fn: "license excluded", numpy_bz2.fn: "license excluded"}
+        | {old.fn: "not in allowlist"},
+    )
+    nothing = FilterResult(kept={}, excluded={"gone-1.0-0.conda": "not in allowlist"})
+    selection = MirrorSelection("one", False, None, {"linux-64": kept, "noarch": nothing})
+    results = RunResults(
+        mirrors=[(chan, chan.mirrors[0])],
+        parsed={("one", "linux-64"): ParseResult(parsed)},
+        closure=ClosureResult({"one": selection}, DependencyReport()),
+    )
+    document = filtered_document("r1", results)
+    assert document is not None
+    assert (document["run"], document["columns"]) == ("r1", ["name", "version", "build", "reason"])
+    (one,) = document["mirrors"]
+    assert (one["mirror"], one["channel"]) == ("one", "c")
+    reasons = document["reasons"]
+    rows = {
+        subdir: [(n, v, b, reasons[r]) for n, v, b, r in listed]
+        for subdir, listed in one["subdirs"].items()
+    }
+    assert rows == {
+        # One row per build, whatever its formats.
+        "linux-64": [
+            ("numpy", "1.26.4", "py312_0", "not in allowlist"),
+            ("numpy", "2.1.0", "py312_0", "license excluded"),
+        ],
+        "noarch": [("gone", "1.0", "0", "not in allowlist")],  # named by its file name
+    }
+    unfiltered = FilterResult(kept=by_fn(A))
+    results.closure = ClosureResult(
+        {"one": MirrorSelection("one", False, None, {"linux-64": unfiltered})}, DependencyReport()
+    )
+    assert filtered_document("r2", results) is None

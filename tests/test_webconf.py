@@ -261,6 +261,7 @@ def test_real_server_serves_the_site_through_the_symlink(
     (link / "listing-test" / "secret-name.txt").write_text("x")
     (link / "pages-test").mkdir()
     (link / "pages-test" / "index.html").write_text("<p>sitegen page</p>")
+    (link / "pages-test" / "feed.atom").write_text("<feed/>")
     subdir_dir = link / CHANNEL / "linux-64"
     (subdir_dir / ".sitegen-tmp-numpy.conda.1234").write_bytes(b"partial")
     (link / ".sitegen").mkdir(exist_ok=True)
@@ -311,6 +312,8 @@ def test_real_server_serves_the_site_through_the_symlink(
         assert (status, body) == (200, b"<p>sitegen page</p>")
         assert headers["content-type"].startswith("text/html")
         assert headers["cache-control"] == SHORT_CACHE
+        status, headers, _ = _get(url, f"{PREFIX}/pages-test/feed.atom")  # the history feed
+        assert (status, headers["content-type"]) == (200, "application/atom+xml")
         status, headers, _ = _get(url, PREFIX)
         assert status == 301 and headers["location"].endswith(f"{PREFIX}/")
 

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -27,6 +26,7 @@ from sitegen.config.site_settings import (
     parse_download,
     parse_free_space,
     parse_history,
+    parse_http_url,
     parse_notify,
     parse_shards,
     parse_stats,
@@ -117,7 +117,9 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     state = top.state
     keys = top.mapping(_TOP_KEYS)
     output = state.attempt(partial(_output, top, keys, base_dir))
-    base_url = state.attempt(partial(_base_url, keys["base_url"])) if "base_url" in keys else None
+    base_url = (
+        state.attempt(partial(parse_http_url, keys["base_url"])) if "base_url" in keys else None
+    )
     download = (
         state.attempt(partial(parse_download, keys["download"])) if "download" in keys else None
     )
@@ -163,13 +165,6 @@ def _output(top: YamlNode, keys: dict[str, YamlNode], base_dir: Path | None) -> 
     if not output.is_absolute() and base_dir is not None:
         output = base_dir / output
     return output
-
-
-def _base_url(node: YamlNode) -> str:
-    base_url = node.string().rstrip("/")
-    if urlsplit(base_url).scheme not in ("http", "https"):
-        raise node.error("base_url must be an http(s) URL")
-    return base_url
 
 
 def _prune(node: YamlNode) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from sitegen.config.approval_model import ApprovalGate
@@ -66,6 +66,12 @@ class FilterSpec:
     def has_allowlist(self) -> bool:
         return bool(self.include_names or self.include_specs)
 
+    @property
+    def drops_records(self) -> bool:
+        """Whether this level can leave out an upstream record (``include_dependencies`` alone
+        only adds to an allowlist)."""
+        return replace(self, include_dependencies=None) != FilterSpec()
+
 
 # The settings FilterSpec has a field for.
 FILTER_FIELDS = frozenset(f.name for f in fields(FilterSpec)) - {"extra"}
@@ -122,6 +128,9 @@ class ChannelConfig:
     # names and group names of ``access.groups`` that may read a private channel.
     access: str = "public"
     readers: tuple[str, ...] = ()
+    # The upstream URL this channel stands in for in pixi's `[mirrors]` (`mirror_of:`); None:
+    # the one unfiltered mirror's upstream, if any (see sitegen.web.snippets).
+    mirror_of: str | None = None
 
     @property
     def private(self) -> bool:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -104,6 +105,15 @@ def parse_ca_bundle(node: YamlNode) -> str:
     if not PurePosixPath(path).is_absolute():
         raise node.error(f"must be an absolute path to a PEM file, got {path!r}")
     return path
+
+
+def parse_http_url(node: YamlNode) -> str:
+    """An http(s) URL with a host, without a trailing slash (``base_url``, ``mirror_of``)."""
+    url = node.string().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise node.error(f"{node.path.rsplit('.', 1)[-1]} must be an http(s) URL")
+    return url
 
 
 def parse_free_space(node: YamlNode) -> int:

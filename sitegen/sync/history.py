@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from sitegen.layout import runs_dir
+from sitegen.layout import filtered_records_path, runs_dir
 from sitegen.store.site import Site
 from sitegen.sync.report import INTERRUPTED, RUNNING, RunReport
 
@@ -40,6 +40,8 @@ class History:
         """Delete one run's record (history retention); its pages go at the next render."""
         if Path(run_id).name != run_id or run_id.startswith("."):
             return False  # not a name this ledger gave: never reach outside it
+        # Its filtered-out records go with it (most runs have none).
+        self.site.remove(self.site.root / filtered_records_path(run_id))
         return self.site.remove(self._path(run_id))
 
     def runs(self) -> list[RunReport]:

@@ -44,6 +44,7 @@ from sitegen.sync.fetch import (
     parse_all,
     store_body,
 )
+from sitegen.sync.filtered import save_filtered
 from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
 from sitegen.sync.local import LocalSources, index_all, is_local, link_all
 from sitegen.sync.merge import (
@@ -156,6 +157,8 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
                 await _rebuild(scope, upstreams, local, cache, bodies, built_from, results)
     finally:
         mirror_reports = build_report(report, set(scope.selected), results)
+    if not scope.options.dry_run and results.reused is None:
+        await save_filtered(scope.site, report.id, results, mirror_reports)
     if inputs is not None and results.reused is None and clean_rebuild(report, results):
         _remember(scope, built_from, inputs, mirror_reports, report)
     finish(report)

@@ -42,6 +42,9 @@ class MirrorReport:
     pins_missing: list[dict[str, str]] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # The run whose filtered-records file (sitegen.layout.filtered_records_path) lists what
+    # this mirror's filters left out: this run, or the one whose results it reused; "" if none.
+    filtered_run: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MirrorReport:

@@ -128,7 +128,10 @@ def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureRes
 
 
 def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirReport:
-    cr = ChannelSubdirReport(channel=merged.channel, subdir=merged.subdir)
+    # Until a new state is published the subdir serves its previous one (held back, failed,
+    # stopped before publishing): that is what it publishes.
+    published = len(merged.previous.records) if merged.previous is not None else 0
+    cr = ChannelSubdirReport(channel=merged.channel, subdir=merged.subdir, packages=published)
     if merged.status != MERGED:
         cr.status = merged.status
         cr.errors.extend(merged.errors)
@@ -191,6 +194,7 @@ def _restore(
         mr.pins_missing = restored.pins_missing
         mr.advisories_blocked = restored.advisories_blocked
         mr.conflicts = restored.conflicts
+        mr.filtered_run = restored.filtered_run
     for data in built.channels:
         report.channels.append(
             ChannelSubdirReport(

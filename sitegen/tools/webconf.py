@@ -5,7 +5,8 @@ directory at a URL prefix with what conda clients need:
 
 * MIME types: ``.conda`` application/octet-stream, ``.tar.bz2`` and ``.json.bz2``
   application/x-bzip2, ``.json`` application/json, ``.json.zst`` application/zstd, pages
-  text/html; no ``Content-Encoding`` is ever added (clients hash the bytes as stored);
+  text/html, the history feed application/atom+xml; no ``Content-Encoding`` is ever added
+  (clients hash the bytes as stored);
 * ``Cache-Control``: short (``public, max-age=60``) for repodata, ``current_repodata``,
   ``channeldata``, pages and every other index; long and ``immutable`` for package files, whose
   name always denotes the same bytes; only on successful answers (a 404 or 502 is not cached);

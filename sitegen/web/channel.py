@@ -22,6 +22,7 @@ class SubdirSummary:
     conda: int = 0
     tar_bz2: int = 0
     newest_ms: int = 0
+    stored: int | None = None  # files stored, where a passive mirror fetches them on request
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -37,6 +38,7 @@ class ChannelSummary:
     size: int = 0
     newest_ms: int = 0
     subdirs: list[SubdirSummary] = field(default_factory=list)
+    stored: int | None = None  # files stored, where a passive mirror fetches them on request
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "subdirs": [s.to_json() for s in self.subdirs]}

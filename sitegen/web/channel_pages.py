@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ class ChannelPages:
         templates_dir: Path,
         old_channels: dict[str, ChannelState],
         listings_dir: Path,
+        base_url: str | None = None,
     ) -> None:
         self.writer = writer
         self.site = writer.site
@@ -64,6 +66,7 @@ class ChannelPages:
         self.old_channels = old_channels
         self.channels: dict[str, ChannelState] = {}  # for the manifest
         self.listings_dir = listings_dir
+        self.base_url = base_url  # of the site: package pages' install lines
 
     def render(self, channel: ChannelConfig) -> ChannelSummary:
         """Every page of ``channel`` (none when its inputs did not change); its summary."""
@@ -73,7 +76,8 @@ class ChannelPages:
             st = self.site.path(channel.path, layout.CHANNELDATA).stat()
             cd_stat = (st.st_size, st.st_mtime_ns)
         mirrors = [[m.name, m.display_url(), list(m.subdirs)] for m in channel.mirrors]
-        signature = digest(self.global_key, metadata, cd_stat, mirrors)
+        stored_stamp = self._stored_stamp(channel)
+        signature = digest(self.global_key, metadata, cd_stat, mirrors, stored_stamp)
         cached = self.old_channels.get(channel.path)
         writer = self.writer
         if (
@@ -89,7 +93,7 @@ class ChannelPages:
 
         before = set(writer.pages)
         names = cached.names if cached is not None and cached.names_key == self.global_key else {}
-        summary, names = self._render_channel(channel, metadata, names)
+        summary, names = self._render_channel(channel, metadata, names, stored_stamp)
         self.channels[channel.path] = ChannelState(
             signature=signature,
             summary=summary.to_json(),
@@ -113,6 +117,24 @@ class ChannelPages:
             if layout.REPODATA in files:
                 out[subdir] = files
         return out
+
+    def _stored_stamp(self, channel: ChannelConfig) -> dict[str, int] | None:
+        """Where a passive mirror feeds the channel, files arrive whenever someone asks for
+        them: per subdir the mtime of its directory (a stored file changes it); else None."""
+        if all(m.mode != "passive" for m in channel.mirrors):
+            return None
+        stamp = {}
+        for subdir in channel.subdirs:
+            with contextlib.suppress(OSError):
+                stamp[subdir] = self.site.path(channel.path, subdir).stat().st_mtime_ns
+        return stamp
+
+    def _stored_files(self, channel: ChannelConfig, subdir: str) -> set[str]:
+        try:
+            with os.scandir(self.site.path(channel.path, subdir)) as entries:
+                return {entry.name for entry in entries}
+        except OSError:
+            return set()
 
     def _channeldata(self, channel: ChannelConfig) -> dict[str, Any]:
         """The ``packages`` of the channel's channeldata.json (summary, license, home...)."""
@@ -145,9 +167,14 @@ class ChannelPages:
             return []
 
     def _render_channel(
-        self, channel: ChannelConfig, metadata: MetadataStats, old_names: dict[str, KnownPackage]
+        self,
+        channel: ChannelConfig,
+        metadata: MetadataStats,
+        old_names: dict[str, KnownPackage],
+        stored_stamp: dict[str, int] | None,
     ) -> tuple[ChannelSummary, dict[str, KnownPackage]]:
-        """Every page of a channel; its summary and its packages."""
+        """Every page of a channel; its summary and its packages. With ``stored_stamp`` (a
+        passive mirror feeds it) the pages tell stored files from those fetched on request."""
         writer = self.writer
         subdirs = {subdir: self._read_subdir(channel, subdir) for subdir in metadata}
         by_name = group_by_name(subdirs)
@@ -161,6 +188,12 @@ class ChannelPages:
             }
         channeldata = self._channeldata(channel)
         summary = summarize_channel(channel.path, subdirs)
+        stored: dict[str, set[str]] | None = None
+        if stored_stamp is not None:
+            stored = {subdir: self._stored_files(channel, subdir) for subdir in subdirs}
+            for row in summary.subdirs:
+                row.stored = sum(1 for f in subdirs[row.subdir] if f.fn in stored[row.subdir])
+            summary.stored = sum(row.stored or 0 for row in summary.subdirs)
         lower = {name.lower() for name in by_name}
         names: dict[str, KnownPackage] = {}
         tasks: list[PackageTask] = []
@@ -169,27 +202,41 @@ class ChannelPages:
             relpath = layout.package_page_path(channel.path, name)
             entry = channeldata.get(name)
             known = old_names.get(name)
+            kept = None
+            if stored is not None:
+                kept = sorted(f"{f.subdir}/{f.fn}" for f in files if f.fn in stored[f.subdir])
             if known is None or known.fingerprint != fp:
                 # New facts, then the key: computed with the page.
                 old_key = writer.old_pages.get(relpath)
-                tasks.append(PackageTask(relpath, name, files, fp, entry, None, old_key))
+                tasks.append(PackageTask(relpath, name, files, fp, entry, None, old_key, kept))
                 continue
             names[name] = known
-            key = package_key(self.global_key, channel.path, name, known, entry, lower)
+            key = package_key(self.global_key, channel.path, name, known, entry, lower, kept)
             if not writer.up_to_date(relpath, key):
-                tasks.append(PackageTask(relpath, name, files, fp, entry, known, key))
+                tasks.append(PackageTask(relpath, name, files, fp, entry, known, key, kept))
         context = PackageContext(
-            self.site, self.templates_dir, writer.title, self.global_key, channel.path, lower
+            self.site,
+            self.templates_dir,
+            writer.title,
+            self.global_key,
+            channel.path,
+            lower,
+            self.base_url,
         )
         with package_pages(context, writer.env, tasks) as results:
             # The listings meanwhile, here.
             for subdir, files in subdirs.items():
                 relpath = layout.subdir_page_path(channel.path, subdir)
+                row = next(r for r in summary.subdirs if r.subdir == subdir)
                 key = digest(
-                    self.global_key, "subdir.html", [channel.path, subdir, metadata[subdir]]
+                    self.global_key,
+                    "subdir.html",
+                    [channel.path, subdir, metadata[subdir], row.stored],
                 )
                 if not writer.up_to_date(relpath, key):
-                    self._listing_page(relpath, channel.path, subdir, files, metadata[subdir])
+                    self._listing_page(
+                        relpath, channel.path, subdir, files, metadata[subdir], row.stored
+                    )
             for task, result in zip(tasks, results(), strict=True):
                 if result.known is not None:
                     names[task.name] = result.known
@@ -215,12 +262,14 @@ class ChannelPages:
         subdir: str,
         files: list[PublishedFile],
         stats: dict[str, tuple[int, float]],
+        stored: int | None = None,
     ) -> None:
         """A subdir's listing. Its package rows (all but a few lines of the page) are rendered
         by ``_listing_rows.html`` in chunks, kept in a cache beside the manifest: a chunk whose
         rows did not change is taken from there rather than rendered again. The page (100 MB
         and more) is written from its parts."""
         model = subdir_listing_head(channel, subdir, files, stats)
+        model["stored"] = stored  # of a passive channel's files; None elsewhere
         cache = ListingCache(self.site, self.listings_dir / channel, subdir)
         with contextlib.closing(cache):
             parts = self._listing_parts(relpath, model, cache)

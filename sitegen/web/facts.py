@@ -9,6 +9,7 @@ from sitegen.conda.records import Record
 from sitegen.web.format import clip, dependency_name, newest_version, strings
 
 SEARCH_SUMMARY_MAX = 80  # characters of an upstream summary kept in the search index
+SEARCH_LICENSE_MAX = 40  # characters of a license kept in the search index
 
 
 class PackageFacts(NamedTuple):
@@ -37,11 +38,14 @@ def package_facts(records: list[Record]) -> PackageFacts:
 
 
 def package_row(name: str, facts: PackageFacts, channeldata_entry: Any) -> dict[str, Any]:
-    """A row of a channel's package list (and of its search index)."""
-    summary = channeldata_entry.get("summary") if isinstance(channeldata_entry, dict) else None
+    """A row of a channel's package list (and of its search index); the license comes from
+    the channel's channeldata.json, which sitegen writes for every channel."""
+    entry = channeldata_entry if isinstance(channeldata_entry, dict) else {}
+    summary = entry.get("summary")
     return {
         "name": name,
         "version": facts.version,
         "subdirs": list(facts.subdirs),
         "summary": clip(summary, SEARCH_SUMMARY_MAX) if isinstance(summary, str) else facts.summary,
+        "license": clip(entry.get("license"), SEARCH_LICENSE_MAX) or "",
     }

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sitegen.config import SiteConfig
-from sitegen.layout import channel_index_path, run_page_path
+from sitegen.layout import channel_index_path, run_page_path, search_index_path
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
@@ -19,9 +19,7 @@ from sitegen.sync.report import (
 from sitegen.web.channel import ChannelSummary
 from sitegen.web.format import format_time, iso_time
 from sitegen.web.run import STATUS_WORDS, Scrub, mirror_row, run_summary, same
-from sitegen.web.snippets import usage_snippets
-
-BASE_PLACEHOLDER = "http://MIRROR-HOST"
+from sitegen.web.snippets import BASE_PLACEHOLDER, usage_snippets
 
 
 def mirror_state(reports: list[RunReport], mirror: str) -> dict[str, Any]:
@@ -91,6 +89,7 @@ def landing_model(
             {
                 "path": channel.path,
                 "page": channel_index_path(channel.path),
+                "search_index": search_index_path(channel.path),
                 "summary": summary.to_json(),
                 "mirrors": mirrors,
             }

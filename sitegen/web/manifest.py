@@ -39,11 +39,14 @@ def package_key(
     known: KnownPackage,
     entry: Any,
     names: set[str],
+    stored: list[str] | None = None,
 ) -> str:
     """The input key of a package page: its records (by fingerprint), the names of the channel
-    (``names``) its dependencies link to, its channeldata.json entry."""
+    (``names``) its dependencies link to, its channeldata.json entry and, in a channel fed by
+    a passive mirror, which of its files are stored (``subdir/fn``; None elsewhere)."""
     linked = [dep for dep in known.facts.dependencies if dep in names]
-    return digest(global_key, ["package.html", channel, name, known.fingerprint, linked, entry])
+    inputs = ["package.html", channel, name, known.fingerprint, linked, entry]
+    return digest(global_key, inputs if stored is None else [*inputs, stored])
 
 
 class KnownPackage(NamedTuple):

@@ -20,6 +20,7 @@ from sitegen.web.format import (
     strings,
     version_sort_key,
 )
+from sitegen.web.snippets import BASE_PLACEHOLDER, install_commands
 
 SUMMARY_MAX = 300  # characters of an upstream summary shown on a package page
 _ABOUT_KEYS = ("summary", "license", "license_family", "home", "doc_url", "dev_url")
@@ -66,12 +67,19 @@ def package_model(
     records: list[Record],
     channeldata_entry: Any = None,
     known_names: set[str] | frozenset[str] = frozenset(),
+    base_url: str | None = None,
+    stored: list[str] | None = None,
 ) -> dict[str, Any]:
     """A package page: about, latest version and versions x subdirs x builds, formats side by side.
 
     ``known_names`` are the channel's package names: dependencies on them link to their pages.
+    Its install lines are the landing page's, under ``base_url`` (else a placeholder the
+    page's script replaces with the address it is browsed at). ``stored`` (``subdir/fn``) are
+    the files stored in a channel a passive mirror feeds (None elsewhere): the others are
+    fetched from upstream when first requested.
     """
     builds: dict[tuple[str, str, str], dict[str, Any]] = {}
+    stored_set = None if stored is None else set(stored)
     for record in records:
         raw = record.raw
         key = (raw["version"], record.subdir, raw["build"])
@@ -90,6 +98,10 @@ def package_model(
             }
         row["timestamp_ms"] = max(row["timestamp_ms"], record.timestamp_ms)
         entry = _file_entry(channel, record)
+        # None: every file is stored (an active channel).
+        entry["stored"] = (
+            None if stored_set is None else f"{record.subdir}/{record.fn}" in stored_set
+        )
         row["files"][entry["format"]] = entry
     versions: dict[str, list[dict[str, Any]]] = {}
     own = name.lower()
@@ -128,5 +140,10 @@ def package_model(
         "subdirs": sorted({r.subdir for r in records}),
         "files": len(records),
         "size": sum(r.size for r in records),
+        "stored": None if stored_set is None else len(stored_set),
         "versions": version_rows,
+        "install": "\n".join(
+            install_commands(f"{base_url or BASE_PLACEHOLDER}/{channel}", name).values()
+        ),
+        "base_placeholder": None if base_url else BASE_PLACEHOLDER,
     }

@@ -42,6 +42,7 @@ class PackageTask(NamedTuple):
     entry: Any  # its channeldata.json entry
     known: KnownPackage | None
     old_key: str | None
+    stored: list[str] | None = None  # its files stored (subdir/fn) in a passive channel
 
 
 class PackageResult(NamedTuple):
@@ -62,6 +63,7 @@ class PackageContext(NamedTuple):
     global_key: str
     channel: str
     names: set[str]  # the channel's package names, lower case: dependencies link to them
+    base_url: str | None = None  # of the site, for the install lines
 
 
 class PackagePages:
@@ -80,11 +82,19 @@ class PackagePages:
         if known is None:
             records = parse_records(task.files)
             known = KnownPackage(task.fingerprint, package_facts(records))
-            key = package_key(c.global_key, c.channel, task.name, known, task.entry, c.names)
+            key = package_key(
+                c.global_key, c.channel, task.name, known, task.entry, c.names, task.stored
+            )
             if key == task.old_key and self.files.exists(task.relpath):
                 return PackageResult(key, None, known)
         model = package_model(
-            c.channel, task.name, records or parse_records(task.files), task.entry, c.names
+            c.channel,
+            task.name,
+            records or parse_records(task.files),
+            task.entry,
+            c.names,
+            c.base_url,
+            task.stored,
         )
         data = render_page(self.env, c.title, "package.html", task.relpath, model=model)
         written = self.files.write(task.relpath, data)

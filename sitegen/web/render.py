@@ -87,14 +87,17 @@ class _Renderer:
         self.templates_dir = templates_dir
         digest_of_templates = templates_digest(templates_dir)
         env = make_environment(templates_dir, digest_of_templates)
-        global_key = digest(RENDER_VERSION, digest_of_templates, config.title)
+        # Pages show the site's address (base_url) in their snippets and install lines.
+        global_key = digest(RENDER_VERSION, digest_of_templates, config.title, config.base_url)
         self.manifest_path = render_manifest_path(site.root)
         self.listings_dir = listings_dir(site.root)  # ListingCache files
         old = load_manifest(self.manifest_path)
         self.old_feed = old.feed
         self.feed: dict[str, FeedState] = {}
         self.writer = PageWriter(site, env, config.title, global_key, old.pages)
-        self.channels = ChannelPages(self.writer, templates_dir, old.channels, self.listings_dir)
+        self.channels = ChannelPages(
+            self.writer, templates_dir, old.channels, self.listings_dir, config.base_url
+        )
         self.scrub = make_scrub(config)
 
     def run(self) -> None:

@@ -11,7 +11,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sitegen.layout import package_page_path, run_page_path, run_record_path
+from sitegen.layout import (
+    filtered_records_path,
+    package_page_path,
+    run_page_path,
+    run_record_path,
+)
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
@@ -195,6 +200,9 @@ def run_detail(
                     m.dependencies_added, DEPENDENCIES_MAX, scrubbed
                 ),
                 "conflict_rows": _capped(m.conflicts, DEPENDENCIES_MAX, scrub),
+                "filtered_list": (
+                    filtered_records_path(m.filtered_run) if m.filtered_run else None
+                ),
                 "rejected_examples": [
                     {"fn": scrub(fn), "reason": reason}
                     for _subdir, sub in sorted(m.subdirs.items())

@@ -6,13 +6,18 @@ from typing import Any
 
 
 def search_index(channel: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The compact JSON the channel page's search filters: one [name, version, summary] each.
+    """The compact JSON the searches of the channel page and of the landing page filter: one
+    [name, version, summary] each, then the license when known (searched, not shown).
 
-    Package pages are at ``packages/<name>.html`` next to the channel's index.html.
+    Package pages are at ``packages/<name>.html`` next to the channel's index.html. The landing
+    page loads one such file per channel, when its search is first used.
     """
     return {
         "v": 1,
         "channel": channel,
         "pages": "packages/{name}.html",
-        "packages": [[r["name"], r["version"], r["summary"]] for r in rows],
+        "packages": [
+            [r["name"], r["version"], r["summary"], *([r["license"]] if r["license"] else [])]
+            for r in rows
+        ],
     }

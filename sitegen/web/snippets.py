@@ -6,11 +6,66 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sitegen.config import SiteConfig
+from sitegen.config import ChannelConfig, SiteConfig
+
+# Where the site's address goes in snippets when base_url is not set (site.js fills it in).
+BASE_PLACEHOLDER = "http://MIRROR-HOST"
 
 
 def _channel_url(base: str, path: str) -> str:
     return f"{base}/{path}"
+
+
+def install_commands(url: str, package: str = "<package>") -> dict[str, str]:
+    """conda, mamba and pixi command lines installing ``package`` from the channel at ``url``:
+    the same on the landing page and on a package page."""
+    return {
+        "conda": f"conda install --override-channels -c {url} {package}",
+        "mamba": f"mamba install --override-channels -c {url} {package}",
+        "pixi": f"pixi add --channel {url} {package}",
+    }
+
+
+def upstream_mirrored(config: SiteConfig, channel: ChannelConfig) -> str | None:
+    """The public upstream URL ``channel`` can stand in for, record for record, or None.
+
+    pixi's ``[mirrors]`` does not fall back to the upstream on a 404: only a channel with one
+    mirror and no filter at any level that leaves out a record (or an explicit ``mirror_of:``)
+    serves everything its upstream does. A curated channel is used by its own URL instead.
+    """
+    if channel.mirror_of:
+        return channel.mirror_of
+    if len(channel.mirrors) != 1:
+        return None
+    mirror = channel.mirrors[0]
+    if any(level.drops_records for level in config.filter_levels(channel, mirror)):
+        return None
+    source = mirror.display_url()
+    if mirror.secret_env or not source.startswith(("http://", "https://")):
+        return None  # a token or a local path is no name clients know the channel by
+    return source
+
+
+def custom_channels(paths: list[str], base: str) -> tuple[dict[str, str], list[str]]:
+    """``custom_channels`` entries (name -> URL the name resolves under) and the
+    ``default_channels`` URLs (``pkgs/...``) for the channels at ``paths``.
+
+    conda resolves a name to ``<URL of its key>/<name>``, a key being the name or a leading part
+    of it: a channel at the top gets its name; another channel its last segment
+    (``conda-forge: BASE/cloud``) unless that is taken, then its whole path
+    (``internal/conda-forge: BASE``), which no other entry can take.
+    """
+    custom: dict[str, str] = {path: base for path in paths if "/" not in path}
+    defaults = []
+    for path in paths:
+        prefix, _, name = path.rpartition("/")
+        if prefix == "pkgs":
+            defaults.append(_channel_url(base, path))
+        elif prefix and name not in custom:
+            custom[name] = f"{base}/{prefix}"
+        elif prefix:
+            custom[path] = base
+    return custom, defaults
 
 
 def usage_snippets(config: SiteConfig, base: str) -> dict[str, Any]:
@@ -29,14 +84,7 @@ def usage_snippets(config: SiteConfig, base: str) -> dict[str, Any]:
         "channels:",
         *[f"  - {name}" for name in prefixes[alias_prefix]],
     ]
-    custom: dict[str, str] = {}
-    defaults = []
-    for path in paths:
-        prefix, _, name = path.rpartition("/")
-        if prefix == "pkgs":
-            defaults.append(_channel_url(base, path))
-        elif name not in custom:
-            custom[name] = f"{base}/{prefix}" if prefix else base
+    custom, defaults = custom_channels(paths, base)
     custom_lines = ["# ~/.condarc: map single channels to the mirror"]
     if custom:
         custom_lines.append("custom_channels:")
@@ -46,34 +94,33 @@ def usage_snippets(config: SiteConfig, base: str) -> dict[str, Any]:
         custom_lines += [f"  - {url}" for url in defaults]
     pixi_lines = ["# pixi: ~/.pixi/config.toml or the project's .pixi/config.toml", "[mirrors]"]
     sources: dict[str, list[str]] = {}  # upstream -> channels fed by it, tried in this order
-    for channel, mirror in config.mirrors:
-        source = mirror.display_url()
-        if mirror.secret_env or not source.startswith(("http://", "https://")):
-            continue  # a token or a local path is no name clients know the channel by
-        urls = sources.setdefault(source, [])
-        if _channel_url(base, channel.path) not in urls:
-            urls.append(_channel_url(base, channel.path))
+    curated = []
+    for channel in config.channels:
+        source = upstream_mirrored(config, channel)
+        if source is None:
+            curated.append(_channel_url(base, channel.path))
+        else:
+            sources.setdefault(source, []).append(_channel_url(base, channel.path))
     for source, urls in sources.items():
         pixi_lines.append(f"{json.dumps(source)} = {json.dumps(urls)}")  # TOML-compatible
-    if len(pixi_lines) == 2:
-        pixi_lines.append("# (no public upstream URL to map; use the channel URLs directly)")
+    if not sources:
+        pixi_lines.append("# (no channel mirrors its upstream unfiltered; use the URLs below)")
+    # Filtered channels hold less than their upstream: by their own URL, never as a mirror.
+    pixi_channels = [
+        "# pixi.toml: curated channels by their own URL",
+        "[project]",
+        f"channels = {json.dumps(curated)}",
+    ]
     first = paths[0]
     commands = []
     for path in paths:
         url = _channel_url(base, path)
-        commands.append(
-            {
-                "channel": path,
-                "url": url,
-                "conda": f"conda install --override-channels -c {url} <package>",
-                "mamba": f"mamba install --override-channels -c {url} <package>",
-                "pixi": f"pixi add --channel {url} <package>",
-            }
-        )
+        commands.append({"channel": path, "url": url, **install_commands(url)})
     return {
         "condarc_alias": "\n".join(alias_lines),
         "condarc_custom": "\n".join(custom_lines),
         "pixi": "\n".join(pixi_lines),
+        "pixi_channels": "\n".join(pixi_channels) if curated else "",
         "commands": commands,
         "example": _channel_url(base, first),
     }

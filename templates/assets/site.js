@@ -8,6 +8,7 @@
     return new URL(root + "/", window.location.href).href.replace(/\/$/, "");
   }
   var onHttp = /^https?:$/.test(window.location.protocol);
+  var LIMIT = 200;  // search results shown at most
 
   // Snippets written without base_url: show the address this site is browsed at.
   if (onHttp) {
@@ -15,9 +16,6 @@
     document.querySelectorAll("pre[data-placeholder]").forEach(function (pre) {
       var placeholder = pre.getAttribute("data-placeholder");
       pre.textContent = pre.textContent.split(placeholder).join(base);
-    });
-    document.querySelectorAll("[data-site-url]").forEach(function (el) {
-      el.textContent = base + "/" + el.getAttribute("data-site-url");
     });
   }
 
@@ -48,6 +46,81 @@
     button.addEventListener("click", function () { copyText(pre.textContent, button); });
   });
 
+  // Filtered-out records of a run (run page): the run's JSON list, loaded when first searched.
+  var filteredLists = {};
+  document.querySelectorAll("[data-filtered]").forEach(function (block) {
+    var box = block.querySelector(".search");
+    var input = box.querySelector("input");
+    var status = box.querySelector(".search-status");
+    var table = box.querySelector(".search-results");
+    var body = table.querySelector("tbody");
+    var src = block.getAttribute("data-src");
+    var mirror = block.getAttribute("data-mirror");
+    var rows = null;
+
+    function load() {
+      if (!filteredLists[src]) {
+        filteredLists[src] = fetch(src).then(function (response) {
+          if (!response.ok) throw new Error(response.status);
+          return response.json();
+        });
+      }
+      return filteredLists[src].then(function (data) {
+        var out = [];
+        (data.mirrors || []).forEach(function (m) {
+          if (m.mirror !== mirror) return;
+          Object.keys(m.subdirs).forEach(function (subdir) {
+            m.subdirs[subdir].forEach(function (r) {
+              out.push({ cells: [r[0], r[1], r[2], subdir, data.reasons[r[3]]],
+                         text: (r[0] + " " + r[1] + " " + r[2] + " " + subdir).toLowerCase() });
+            });
+          });
+        });
+        return out;
+      });
+    }
+
+    function render() {
+      var query = input.value.trim().toLowerCase();
+      if (!query || !rows) { table.hidden = true; if (rows) status.textContent = ""; return; }
+      var words = query.split(/\s+/);
+      var hits = rows.filter(function (row) {
+        return words.every(function (w) { return row.text.indexOf(w) !== -1; });
+      });
+      body.textContent = "";
+      hits.slice(0, LIMIT).forEach(function (row) {
+        var tr = document.createElement("tr");
+        row.cells.forEach(function (value, i) {
+          var td = document.createElement("td");
+          td.textContent = value;
+          if (i) td.setAttribute("data-label", table.querySelectorAll("th")[i].textContent);
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
+      status.textContent = hits.length === 0 ? "None of the filtered-out records matches." :
+        hits.length + (hits.length === 1 ? " record matches" : " records match") +
+        (hits.length > LIMIT ? " (showing the first " + LIMIT + ")" : "") + ".";
+      table.hidden = hits.length === 0;
+    }
+
+    var loading = null;
+    function start() {
+      if (loading) return;
+      status.textContent = "Loading the list…";
+      loading = load().then(function (loaded) {
+        rows = loaded;
+        block.setAttribute("data-ready", "");
+        render();
+      }, function () {
+        status.textContent = "The list is unavailable here; download the JSON instead.";
+      });
+    }
+    box.hidden = false;
+    input.addEventListener("focus", start);
+    input.addEventListener("input", function () { start(); render(); });
+  });
+
   // Ages: "2024-06-01 12:00 UTC" gains "(3 hours ago)".
   function ago(date) {
     var seconds = Math.round((Date.now() - date.getTime()) / 1000);
@@ -68,79 +141,127 @@
     el.after(span);
   });
 
-  // Package search: filters the channel's JSON index; the full list stays for no-JS readers.
-  document.querySelectorAll("[data-search]").forEach(function (box) {
-    var input = box.querySelector("input");
-    var status = box.querySelector(".search-status");
-    var results = box.querySelector(".search-results");
-    var list = document.getElementById("pkg-list");
-    var pages = box.getAttribute("data-pages");
-    var index = null;
-    var LIMIT = 200;
-
-    function render() {
-      var query = input.value.trim().toLowerCase();
-      if (!query || !index) {
-        results.hidden = true;
-        if (list) list.hidden = false;
-        status.textContent = index ? "" : status.textContent;
-        return;
-      }
-      var words = query.split(/\s+/);
-      var hits = [];
-      for (var i = 0; i < index.length; i++) {
-        var row = index[i];
-        var name = row[0].toLowerCase();
-        var text = name + " " + (row[2] || "").toLowerCase();
-        var ok = true;
-        for (var w = 0; w < words.length && ok; w++) ok = text.indexOf(words[w]) !== -1;
-        if (!ok) continue;
-        var rank = name === query ? 0 : name.indexOf(query) === 0 ? 1 : name.indexOf(query) !== -1 ? 2 : 3;
-        hits.push([rank, row]);
-      }
-      hits.sort(function (a, b) { return a[0] - b[0] || (a[1][0] < b[1][0] ? -1 : a[1][0] > b[1][0] ? 1 : 0); });
-      results.textContent = "";
-      hits.slice(0, LIMIT).forEach(function (hit) {
-        var row = hit[1];
-        var li = document.createElement("li");
-        var a = document.createElement("a");
-        a.href = pages + encodeURIComponent(row[0]) + ".html";
-        a.textContent = row[0];
-        li.appendChild(a);
-        var ver = document.createElement("span");
-        ver.className = "ver";
-        ver.textContent = " " + row[1];
-        li.appendChild(ver);
-        if (row[2]) {
-          var sum = document.createElement("span");
-          sum.className = "sum";
-          sum.textContent = " " + row[2];
-          li.appendChild(sum);
-        }
-        results.appendChild(li);
-      });
-      status.textContent = hits.length === 0 ? "No package matches." :
-        hits.length + (hits.length === 1 ? " package matches" : " packages match") +
-        (hits.length > LIMIT ? " (showing the first " + LIMIT + ")" : "") + ".";
-      results.hidden = false;
-      if (list) list.hidden = true;
-    }
-
-    box.hidden = false;
-    input.addEventListener("input", render);
-    fetch(box.getAttribute("data-index"))
+  // Package search over JSON indexes (one per channel): the channel page searches its own,
+  // the landing page every channel's, each loaded when the search is first used. The full
+  // lists stay for readers without JavaScript.
+  function loadIndex(source) {
+    return fetch(source.index)
       .then(function (response) {
         if (!response.ok) throw new Error(response.status);
         return response.json();
       })
       .then(function (data) {
-        index = data.packages || [];
-        box.setAttribute("data-ready", "");
-        render();
-      })
-      .catch(function () {
-        status.textContent = "Search is unavailable here; the full list is below.";
-        box.setAttribute("data-ready", "");
+        // Lower-cased text once per row: a keystroke scans 30,000 rows without allocating.
+        return (data.packages || []).map(function (row) {
+          return {
+            row: row,
+            name: row[0].toLowerCase(),
+            text: (row[0] + " " + (row[2] || "") + " " + (row[3] || "")).toLowerCase(),
+            source: source
+          };
+        });
       });
+  }
+
+  function resultItem(hit, showChannel) {
+    var row = hit.row;
+    var li = document.createElement("li");
+    var a = document.createElement("a");
+    a.href = hit.source.pages + encodeURIComponent(row[0]) + ".html";
+    a.textContent = row[0];
+    li.appendChild(a);
+    var ver = document.createElement("span");
+    ver.className = "ver";
+    ver.textContent = " " + row[1];
+    li.appendChild(ver);
+    if (showChannel) {
+      var channel = document.createElement("span");
+      channel.className = "subdirs";
+      channel.textContent = " " + hit.source.channel;
+      li.appendChild(channel);
+    }
+    if (row[2]) {
+      var sum = document.createElement("span");
+      sum.className = "sum";
+      sum.textContent = " " + row[2];
+      li.appendChild(sum);
+    }
+    return li;
+  }
+
+  document.querySelectorAll("[data-search]").forEach(function (box) {
+    var input = box.querySelector("input");
+    var status = box.querySelector(".search-status");
+    var results = box.querySelector(".search-results");
+    var list = box.getAttribute("data-list") ? document.getElementById(box.getAttribute("data-list")) : null;
+    var sources = [];
+    if (box.getAttribute("data-index")) {
+      sources.push({ index: box.getAttribute("data-index"), pages: box.getAttribute("data-pages"), channel: "" });
+    }
+    box.querySelectorAll(".search-sources [data-index]").forEach(function (el) {
+      sources.push({ index: el.getAttribute("data-index"), pages: el.getAttribute("data-pages"), channel: el.getAttribute("data-channel") });
+    });
+    var showChannel = sources.length > 1 || !box.getAttribute("data-index");
+    var rows = [];
+    var pending = sources.length;
+    var failed = 0;
+    var started = false;
+
+    function render() {
+      var query = input.value.trim().toLowerCase();
+      var unavailable = started && !pending && failed === sources.length;
+      if (!query || unavailable) {
+        results.hidden = true;
+        if (list) list.hidden = false;
+        status.textContent = unavailable ? "Search is unavailable here" + (list ? "; the full list is below." : ".") : "";
+        return;
+      }
+      var words = query.split(/\s+/);
+      var hits = [];
+      for (var i = 0; i < rows.length; i++) {
+        var item = rows[i];
+        var ok = true;
+        for (var w = 0; w < words.length && ok; w++) ok = item.text.indexOf(words[w]) !== -1;
+        if (!ok) continue;
+        var name = item.name;
+        item.rank = name === query ? 0 : name.indexOf(query) === 0 ? 1 : name.indexOf(query) !== -1 ? 2 : 3;
+        hits.push(item);
+      }
+      hits.sort(function (a, b) {
+        return a.rank - b.rank || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+      });
+      results.textContent = "";
+      hits.slice(0, LIMIT).forEach(function (hit) { results.appendChild(resultItem(hit, showChannel)); });
+      var text = hits.length === 0 ? "No package matches." :
+        hits.length + (hits.length === 1 ? " package matches" : " packages match") +
+        (hits.length > LIMIT ? " (showing the first " + LIMIT + ")" : "") + ".";
+      if (pending) text += " Loading " + pending + " more index" + (pending === 1 ? "" : "es") + "…";
+      if (failed) text += " " + failed + " index" + (failed === 1 ? " is" : "es are") + " unavailable.";
+      status.textContent = text;
+      results.hidden = false;
+      if (list) list.hidden = true;
+    }
+
+    function start() {
+      if (started) return;
+      started = true;
+      sources.forEach(function (source) {
+        loadIndex(source).then(function (loaded) {
+          rows = rows.concat(loaded);
+        }, function () {
+          failed += 1;
+        }).then(function () {
+          pending -= 1;
+          if (!pending) box.setAttribute("data-ready", "");
+          render();
+        });
+      });
+    }
+
+    box.hidden = false;
+    input.addEventListener("input", function () { start(); render(); });
+    input.addEventListener("focus", start);
+    // A channel's own index is small next to its page: load it at once.
+    if (list) start();
   });
 })();
