@@ -35,29 +35,21 @@ import yaml
 from sitegen.conda.version import InvalidSpecError, parse_matchspec
 from sitegen.config.approval_model import Approval, ApprovalGate, parse_expiry
 from sitegen.config.model import ChannelConfig
+from sitegen.config.operator_files import MAX_FILE_BYTES, OperatorFileError, read_text_capped
 from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
 
 APPROVALS_FILE = "approvals.yaml"
 ENTRY_KEYS = ("channel", "spec", "by", "when", "why", "expires", "with_dependencies")
-# A file of tens of thousands of approvals is still far below this.
-MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 def read_approvals(path: Path) -> tuple[Approval, ...]:
     """Every entry of an approvals file; an absent file holds none."""
     try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
+        text = read_text_capped(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         return ()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OperatorFileError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return parse_approvals(text, str(path))
 
 

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from sitegen.conda.schema import PACKAGE_SUFFIXES
+from sitegen.config.operator_files import OperatorFileError, read_text_capped
 from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
 
 # A lockfile of a large environment is a few megabytes.
@@ -50,16 +51,11 @@ class Pin:
 
 def read_lockfile(path: Path) -> tuple[Pin, ...]:
     try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise LockfileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise LockfileError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise LockfileError(f"{path}: not UTF-8 text") from None
+        text = read_text_capped(path, MAX_FILE_BYTES)
+    except FileNotFoundError as exc:
+        raise LockfileError(f"{path}: cannot read: {exc.strerror}") from None
+    except OperatorFileError as exc:
+        raise LockfileError(f"{path}: {exc}") from None
     if any(line.strip() == "@EXPLICIT" for line in text.splitlines()):
         return parse_explicit(text, str(path))
     return parse_yaml_lockfile(text, str(path))

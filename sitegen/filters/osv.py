@@ -27,9 +27,9 @@ from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
 from sitegen.conda.version import InvalidVersionError, parse_version
+from sitegen.config.operator_files import MAX_FILE_BYTES, OperatorFileError, read_capped
 
 # An advisory is a few kilobytes; a file far above this is not an advisory file.
-MAX_FILE_BYTES = 16 * 1024 * 1024
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
 EVENT_KEYS = ("introduced", "fixed", "last_affected", "limit")
 
@@ -124,12 +124,11 @@ def load_files(paths: Iterable[Path]) -> tuple[Advisory, ...]:
 
 def read_file(file: Path) -> list[Advisory]:
     try:
-        with file.open("rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise OsvError(file, "", f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise OsvError(file, "", f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        data = read_capped(file, MAX_FILE_BYTES)
+    except FileNotFoundError as exc:
+        raise OsvError(file, "", f"cannot read: {exc.strerror}") from None
+    except OperatorFileError as exc:
+        raise OsvError(file, "", str(exc)) from None
     return parse_bytes(data, file)
 
 
