@@ -127,6 +127,12 @@ def retired_shards_path(root: Path, channel: str, subdir: str) -> Path:
     return state_dir(root) / "shards" / channel / f"{subdir}.json"
 
 
+def indexed_timestamps_path(root: Path, channel: str, subdir: str) -> Path:
+    """When this mirror first published each record of a channel subdir (CEP-47
+    ``indexed_timestamp`` for records upstream does not stamp), msgpack {fn: ms}."""
+    return state_dir(root) / "indexed" / channel / f"{subdir}.msgpack"
+
+
 def render_dir(root: Path) -> Path:
     """The incremental renderer's manifest and listing cache."""
     return state_dir(root) / "render"

@@ -58,6 +58,7 @@ from sitegen.sync.publish import (
     PublishOutcome,
     SubdirMetadata,
     publish_all,
+    stamp_indexed,
     without_failed,
     write_channeldata,
 )
@@ -340,7 +341,17 @@ async def _publish_all(
             continue
         downloaded = downloads.get(merged.key)
         failed = downloaded.failed if downloaded else set()
-        meta = to_publish[merged.key] = without_failed(merged.meta, failed)
+        meta = without_failed(merged.meta, failed)
+        previous = merged.previous.records if merged.previous else None
+        try:
+            await trio.to_thread.run_sync(stamp_indexed, scope.site, merged.channel, meta, previous)
+        except OSError as exc:
+            error = f"{merged.subdir}: could not save indexed timestamps: {exc.strerror or exc}"
+            outcomes[merged.key] = PublishOutcome(
+                "failed", error=f"{error}; kept the previous state"
+            )
+            continue
+        to_publish[merged.key] = meta
         staged = [r.fn for r in plans[merged.key].to_stage if r.fn not in failed]
         origins = Origins(
             files={fn: record.origin for fn, record in meta.records.items()},

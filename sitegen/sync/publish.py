@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,10 +23,11 @@ import zstandard
 
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
+from sitegen.conda.indexed import decode_first_seen, encode_first_seen, stamp_records
 from sitegen.conda.records import Record, encode_repodata
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
 from sitegen.conda.version import RecordMatcher
-from sitegen.layout import METADATA_FILES, retired_shards_path
+from sitegen.layout import METADATA_FILES, indexed_timestamps_path, retired_shards_path
 from sitegen.store.origins import Origins, write_origins
 from sitegen.store.site import Site, same_content
 from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir
@@ -131,6 +133,35 @@ async def _prune_shards(site: Site, channel_path: str, subdir: str, grace_days: 
 
 def empty_metadata(subdir: str) -> SubdirMetadata:
     return SubdirMetadata(subdir=subdir, records={}, extra={"repodata_version": 1})
+
+
+def first_seen_now_ms() -> int:
+    """The time records new to a subdir are stamped with: now, or ``SOURCE_DATE_EPOCH`` (the
+    reproducible-builds convention, in seconds) where set, so two sites built from the same
+    inputs publish the same bytes."""
+    fixed = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return int(fixed) * 1000 if fixed.isdigit() else int(time.time() * 1000)
+
+
+def stamp_indexed(
+    site: Site, channel_path: str, meta: SubdirMetadata, previous: Mapping[str, Record] | None
+) -> None:
+    """Give the records about to be published their CEP-47 ``indexed_timestamp`` (see
+    sitegen.conda.indexed), saving the first sightings of new records durably first: once a
+    value is published it never changes. Raises OSError when the state cannot be saved."""
+    path = indexed_timestamps_path(site.root, channel_path, meta.subdir)
+    try:
+        first_seen = decode_first_seen(path.read_bytes())
+    except FileNotFoundError:
+        first_seen = {}
+    except msgspec.DecodeError as exc:
+        # The published values are recovered from `previous`; only records new to both get
+        # this run's time.
+        log.warning("%s: unreadable (%s); starting it again", path, exc)
+        first_seen = {}
+    if stamp_records(meta.records.values(), first_seen, first_seen_now_ms(), previous):
+        site.ensure_dir(path.parent)
+        site.write_bytes(path, encode_first_seen(first_seen))
 
 
 def write_json(site: Site, relative: str, document: Any) -> bool:
