@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sitegen.conda.notices import NOTICES_FILE
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, shard_filename
 
@@ -47,6 +48,11 @@ def channel_index_path(channel: str) -> str:
 
 def channeldata_path(channel: str) -> str:
     return f"{channel}/{CHANNELDATA}"
+
+
+def notices_path(channel: str) -> str:
+    """CEP-6 channel notices, at the channel's root where conda looks for them."""
+    return f"{channel}/{NOTICES_FILE}"
 
 
 def search_index_path(channel: str) -> str:

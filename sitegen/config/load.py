@@ -24,6 +24,7 @@ from sitegen.config.model import (
     MirrorConfig,
     SiteConfig,
 )
+from sitegen.config.notices import notices_of
 from sitegen.config.site_settings import (
     parse_free_space,
     parse_history,
@@ -256,10 +257,13 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
     default_name = (checked or "mirror").replace("/", "-")
     if any(source.key in node.raw_keys() for source in sources.SOURCES):
         # The short form: the channel is its own single mirror.
-        mirror = _mirror(node.mapping(_mirror_keys()), node, default_name)
+        keys = node.mapping((*_mirror_keys(), "notices"))
+        mirror = _mirror(keys, node, default_name)
+        notices = state.attempt(partial(notices_of, keys))
         state.settle(start)
-        return ChannelConfig(path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line)
-    keys = node.mapping(("filters", "mirrors"))
+        return ChannelConfig(path, FilterSpec(), (mirror,), node.line, notices or ())
+    keys = node.mapping(("filters", "mirrors", "notices"))
+    notices = state.attempt(partial(notices_of, keys))
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
     if "mirrors" not in keys:
         keys_text = " or ".join(repr(source.key) for source in sources.SOURCES)
@@ -275,6 +279,7 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
         filters=filters,
         mirrors=tuple(m for m in mirrors if m is not None),
         line=node.line,
+        notices=notices or (),
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from sitegen.conda.notices import ChannelNotice
 from sitegen.config.site_settings import (
     DEFAULT_SHARD_GRACE_DAYS,
     HistoryRetention,
@@ -108,6 +109,7 @@ class ChannelConfig:
     filters: FilterSpec
     mirrors: tuple[MirrorConfig, ...]
     line: int = 0
+    notices: tuple[ChannelNotice, ...] = ()  # published as the channel's notices.json (CEP-6)
 
     @property
     def subdirs(self) -> tuple[str, ...]:

@@ -61,6 +61,7 @@ from sitegen.sync.publish import (
     stamp_indexed,
     without_failed,
     write_channeldata,
+    write_notices,
 )
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.sync.report_build import (
@@ -332,8 +333,8 @@ async def _publish_all(
     parsed: Mapping[SubdirKey, ParseResult],
     outcomes: dict[TargetKey, PublishOutcome],
 ) -> list[str]:
-    """Publish the merged subdirs (filling ``outcomes``), then each channel's channeldata;
-    returns the errors of the channeldata files."""
+    """Publish the merged subdirs (filling ``outcomes``), then each channel's channeldata and
+    notices; returns the errors of those files."""
     targets = []
     to_publish: dict[TargetKey, SubdirMetadata] = {}
     for merged in merged_all:
@@ -370,9 +371,12 @@ async def _publish_all(
                 subdirs[merged.subdir] = meta.records
             elif merged.previous is not None:
                 subdirs[merged.subdir] = merged.previous.records
-        error = write_channeldata(scope.site, channel.path, subdirs)
-        if error is not None:
-            errors.append(error)
+        for error in (
+            write_channeldata(scope.site, channel.path, subdirs),
+            write_notices(scope.site, channel),
+        ):
+            if error is not None:
+                errors.append(error)
     return errors
 
 
