@@ -10,6 +10,10 @@ per version (python variants ``py39``..``py312``, build numbers), ``.tar.bz2`` f
 ``license_family`` on ~60 %, ``constrains`` on ~30 %, a few ``track_features``, millisecond
 timestamps, random md5/sha256 (so it compresses less well than the real thing).
 
+The few packages every python build needs (``python``, ``python_abi``, ``libgcc-ng``,
+``libstdcxx-ng``) exist under their real names, so that a client can solve a typical spec set
+(``python`` and the two names most depended on, like ``python numpy pandas``) against it.
+
 Two states: ``v1`` and ``v2`` (10 names gained a new version), each as ``repodata.json`` and
 ``repodata.json.zst``.
 """
@@ -28,11 +32,12 @@ import msgspec
 import zstandard
 
 from bench.common import BUILD, PYTORCH_REPODATA, log
+from bench.solvable import PYTHONS, base_records, client_specs
 from testkit.records import raw_record
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 CHANNEL = "forge"
-PYTHONS = ("39", "310", "311", "312")
+
 LICENSES = [
     ("MIT", "MIT", 24),
     ("BSD-3-Clause", "BSD", 20),
@@ -253,6 +258,8 @@ def generate(seed: int, n_records: int, n_names: int) -> dict[str, Any]:
                     break
             if total >= n_records:
                 break
+    for fn, record in base_records(rng, start_ms).items():
+        packages_conda[fn] = record
     return {
         "info": {"subdir": "linux-64"},
         "packages": dict(sorted(packages.items())),
@@ -356,6 +363,7 @@ def build_meta_channel(seed: int, n_records: int, n_names: int) -> MetaChannel:
         "bytes": sizes["v1"],
         "zst_bytes": (root / "state" / "v1.json.zst").stat().st_size,
         "changed_names": changed,
+        "client_specs": client_specs(document),
     }
     channel = MetaChannel(root, info)
     channel.serve("v1")
