@@ -10,9 +10,8 @@ per version (python variants ``py39``..``py312``, build numbers), ``.tar.bz2`` f
 ``license_family`` on ~60 %, ``constrains`` on ~30 %, a few ``track_features``, millisecond
 timestamps, random md5/sha256 (so it compresses less well than the real thing).
 
-The few packages every python build needs (``python``, ``python_abi``, ``libgcc-ng``,
-``libstdcxx-ng``) exist under their real names, so that a client can solve a typical spec set
-(``python`` and the two names most depended on, like ``python numpy pandas``) against it.
+The stack of ``python numpy pandas`` exists under conda-forge's names (:mod:`bench.solvable`),
+so that a client can solve that typical spec set against the big subdir.
 
 Two states: ``v1`` and ``v2`` (10 names gained a new version), each as ``repodata.json`` and
 ``repodata.json.zst``.
@@ -32,10 +31,10 @@ import msgspec
 import zstandard
 
 from bench.common import BUILD, PYTORCH_REPODATA, log
-from bench.solvable import PYTHONS, base_records, client_specs
+from bench.solvable import PYTHONS, base_records
 from testkit.records import raw_record
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 7
 CHANNEL = "forge"
 
 LICENSES = [
@@ -363,7 +362,6 @@ def build_meta_channel(seed: int, n_records: int, n_names: int) -> MetaChannel:
         "bytes": sizes["v1"],
         "zst_bytes": (root / "state" / "v1.json.zst").stat().st_size,
         "changed_names": changed,
-        "client_specs": client_specs(document),
     }
     channel = MetaChannel(root, info)
     channel.serve("v1")
