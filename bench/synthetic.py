@@ -4,7 +4,7 @@ Shapes follow the real pytorch ``linux-64`` repodata when it is present (../shar
 number of ``depends`` per record and the constraint text of each spec (``>=1.11``,
 ``>=10.1,<10.2``, ``* mkl``, pins) are sampled from it, with the package names swapped for
 names of the synthetic channel, weighted towards popular ones. Around it, conda-forge's
-proportions: ~31,000 names at 500,000 records, several versions per name and several builds
+proportions: ~34,000 names at 800,000 records, several versions per name and several builds
 per version (python variants ``py39``..``py312``, build numbers), ``.tar.bz2`` for older and
 ``.conda`` for newer builds, python pins and ``__glibc``, licenses with ~10 % GPL-family,
 ``license_family`` on ~60 %, ``constrains`` on ~30 %, a few ``track_features``, millisecond
