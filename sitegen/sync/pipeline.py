@@ -53,13 +53,12 @@ from sitegen.sync.merge import (
 )
 from sitegen.sync.options import MirrorOptions
 from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
+from sitegen.sync.prepare import prepare_all
 from sitegen.sync.prune import package_files
 from sitegen.sync.publish import (
     PublishOutcome,
     SubdirMetadata,
     publish_all,
-    stamp_indexed,
-    without_failed,
     write_channeldata,
     write_notices,
 )
@@ -238,8 +237,12 @@ async def _rebuild(
         remove_files(scope.site, scope.site.path(*key), plan.to_remove)
     await download_all(scope.site, scope.config.download, jobs, results.downloads, options.progress)
     await link_all(scope.site, local, results.plans, results.downloads)
-    downloaded = [scope.site.path(*key) for key, d in results.downloads.items() if d.files]
-    error = await flush(scope.site, downloaded)
+    to_publish, sharded = await prepare_all(
+        scope.site, results.merged, results.downloads, results.publish
+    )
+    downloaded = {scope.site.path(*key) for key, d in results.downloads.items() if d.files}
+    # One flush for the new package files and the new shards, before any index names them.
+    error = await flush(scope.site, sorted(downloaded | sharded))
     if error is not None:
         results.errors.append(error)
         return
@@ -251,6 +254,7 @@ async def _rebuild(
             results.downloads,
             results.parsed,
             results.publish,
+            to_publish,
         )
     )
 
@@ -332,27 +336,17 @@ async def _publish_all(
     downloads: Mapping[TargetKey, DownloadOutcome],
     parsed: Mapping[SubdirKey, ParseResult],
     outcomes: dict[TargetKey, PublishOutcome],
+    to_publish: Mapping[TargetKey, SubdirMetadata],
 ) -> list[str]:
-    """Publish the merged subdirs (filling ``outcomes``), then each channel's channeldata and
+    """Publish the prepared subdirs (filling ``outcomes``), then each channel's channeldata and
     notices; returns the errors of those files."""
     targets = []
-    to_publish: dict[TargetKey, SubdirMetadata] = {}
     for merged in merged_all:
-        if merged.meta is None:
+        meta = to_publish.get(merged.key)
+        if meta is None:
             continue
         downloaded = downloads.get(merged.key)
         failed = downloaded.failed if downloaded else set()
-        meta = without_failed(merged.meta, failed)
-        previous = merged.previous.records if merged.previous else None
-        try:
-            await trio.to_thread.run_sync(stamp_indexed, scope.site, merged.channel, meta, previous)
-        except OSError as exc:
-            error = f"{merged.subdir}: could not save indexed timestamps: {exc.strerror or exc}"
-            outcomes[merged.key] = PublishOutcome(
-                "failed", error=f"{error}; kept the previous state"
-            )
-            continue
-        to_publish[merged.key] = meta
         staged = [r.fn for r in plans[merged.key].to_stage if r.fn not in failed]
         origins = Origins(
             files={fn: record.origin for fn, record in meta.records.items()},

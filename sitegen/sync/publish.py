@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bz2
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ import zstandard
 
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
-from sitegen.conda.indexed import decode_first_seen, encode_first_seen, stamp_records
 from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record, encode_repodata
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
@@ -32,7 +30,6 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig
 from sitegen.layout import (
     METADATA_FILES,
-    indexed_timestamps_path,
     notices_path,
     retired_shards_path,
 )
@@ -57,6 +54,9 @@ class SubdirMetadata:
     info: dict[str, Any] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # name -> shard sha256 for exactly ``records``, once their shards are on disk (see
+    # write_new_shards); None: publish_subdir writes them.
+    shards: dict[str, bytes] | None = None
 
     def encode(self) -> bytes:
         return encode_repodata(self.subdir, self.info, self.records, self.removed, self.extra)
@@ -100,9 +100,12 @@ async def publish_subdir(
         results[name] = await trio.to_thread.run_sync(func, *args)
 
     async def produce_shards() -> None:
-        shards = await trio.to_thread.run_sync(write_shards, site, directory, meta.records)
+        shards = meta.shards
+        if shards is None:
+            written = await trio.to_thread.run_sync(write_shards, site, directory, meta.records)
+            shards = written.shards
         results[SHARD_INDEX] = await trio.to_thread.run_sync(
-            index_bytes, directory, meta.subdir, shards.shards
+            index_bytes, directory, meta.subdir, shards
         )
 
     async with trio.open_nursery() as nursery:
@@ -141,35 +144,6 @@ async def _prune_shards(site: Site, channel_path: str, subdir: str, grace_days: 
 
 def empty_metadata(subdir: str) -> SubdirMetadata:
     return SubdirMetadata(subdir=subdir, records={}, extra={"repodata_version": 1})
-
-
-def first_seen_now_ms() -> int:
-    """The time records new to a subdir are stamped with: now, or ``SOURCE_DATE_EPOCH`` (the
-    reproducible-builds convention, in seconds) where set, so two sites built from the same
-    inputs publish the same bytes."""
-    fixed = os.environ.get("SOURCE_DATE_EPOCH", "")
-    return int(fixed) * 1000 if fixed.isdigit() else int(time.time() * 1000)
-
-
-def stamp_indexed(
-    site: Site, channel_path: str, meta: SubdirMetadata, previous: Mapping[str, Record] | None
-) -> None:
-    """Give the records about to be published their CEP-47 ``indexed_timestamp`` (see
-    sitegen.conda.indexed), saving the first sightings of new records durably first: once a
-    value is published it never changes. Raises OSError when the state cannot be saved."""
-    path = indexed_timestamps_path(site.root, channel_path, meta.subdir)
-    try:
-        first_seen = decode_first_seen(path.read_bytes())
-    except FileNotFoundError:
-        first_seen = {}
-    except msgspec.DecodeError as exc:
-        # The published values are recovered from `previous`; only records new to both get
-        # this run's time.
-        log.warning("%s: unreadable (%s); starting it again", path, exc)
-        first_seen = {}
-    if stamp_records(meta.records.values(), first_seen, first_seen_now_ms(), previous):
-        site.ensure_dir(path.parent)
-        site.write_bytes(path, encode_first_seen(first_seen))
 
 
 def write_json(site: Site, relative: str, document: Any) -> bool:
