@@ -1,6 +1,6 @@
 """Workload 3: metadata at conda-forge scale, no package files.
 
-A synthetic ``linux-64`` repodata (500,000 records, ~31,000 names; :mod:`bench.synthetic`)
+A synthetic ``linux-64`` repodata (800,000 records, ~34,000 names; :mod:`bench.synthetic`)
 served by nginx, mirrored in ``mode: passive`` (publishes metadata, downloads nothing) with
 filters that do real work: ``licenses: {exclude: ["*GPL*"]}`` and ``newest_versions: 3``.
 
@@ -9,7 +9,7 @@ Measured:
   process's peak RSS after each stage;
 - the whole CLI run (``sitegen mirror``): wall and peak RSS of the process (wait4 ru_maxrss,
   what ``/usr/bin/time -v`` reports), and a no-op rerun (upstream answers 304);
-- the same for an unfiltered passive mirror of all 500,000 records (informational; its site is
+- the same for an unfiltered passive mirror of all 800,000 records (informational; its site is
   what the rendering workload renders);
 - a plain stdlib ``json`` load/dump of the same file as the baseline.
 """
@@ -41,7 +41,8 @@ PYTHON = str(VENV_BIN / "python")
 
 
 def sizes(quick: bool) -> tuple[int, int]:
-    return (20_000, 1_300) if quick else (500_000, 31_000)
+    # conda-forge linux-64 in 2026: ~790,000 records, ~34,000 names (one shard each).
+    return (20_000, 1_300) if quick else (800_000, 34_000)
 
 
 def write_config(path: Path, site: Path, url: str, filtered: bool) -> Path:

@@ -1,7 +1,7 @@
-"""Workload 4: page rendering for ~31,000 package names (``sitegen.web.render.render_site``).
+"""Workload 4: page rendering for ~34,000 package names (``sitegen.web.render.render_site``).
 
 The site is an unfiltered passive mirror of the synthetic conda-forge-sized ``linux-64``
-repodata (:mod:`bench.synthetic`: ~31,000 names, 500,000 records). ``sitegen mirror`` renders
+repodata (:mod:`bench.synthetic`: ~34,000 names, 800,000 records). ``sitegen mirror`` renders
 the pages itself at the end of every run, so the workload measures both ways in:
 
 1. a first ``sitegen mirror`` run: its ``pages`` stage is a full render (timed by the probe);

@@ -4,11 +4,14 @@ Shapes follow the real pytorch ``linux-64`` repodata when it is present (../shar
 number of ``depends`` per record and the constraint text of each spec (``>=1.11``,
 ``>=10.1,<10.2``, ``* mkl``, pins) are sampled from it, with the package names swapped for
 names of the synthetic channel, weighted towards popular ones. Around it, conda-forge's
-proportions: ~31,000 names at 500,000 records, several versions per name and several builds
+proportions: ~34,000 names at 800,000 records, several versions per name and several builds
 per version (python variants ``py39``..``py312``, build numbers), ``.tar.bz2`` for older and
 ``.conda`` for newer builds, python pins and ``__glibc``, licenses with ~10 % GPL-family,
 ``license_family`` on ~60 %, ``constrains`` on ~30 %, a few ``track_features``, millisecond
 timestamps, random md5/sha256 (so it compresses less well than the real thing).
+
+The stack of ``python numpy pandas`` exists under conda-forge's names (:mod:`bench.solvable`),
+so that a client can solve that typical spec set against the big subdir.
 
 Two states: ``v1`` and ``v2`` (10 names gained a new version), each as ``repodata.json`` and
 ``repodata.json.zst``.
@@ -28,11 +31,12 @@ import msgspec
 import zstandard
 
 from bench.common import BUILD, PYTORCH_REPODATA, log
+from bench.solvable import PYTHONS, base_records
 from testkit.records import raw_record
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 7
 CHANNEL = "forge"
-PYTHONS = ("39", "310", "311", "312")
+
 LICENSES = [
     ("MIT", "MIT", 24),
     ("BSD-3-Clause", "BSD", 20),
@@ -253,6 +257,8 @@ def generate(seed: int, n_records: int, n_names: int) -> dict[str, Any]:
                     break
             if total >= n_records:
                 break
+    for fn, record in base_records(rng, start_ms).items():
+        packages_conda[fn] = record
     return {
         "info": {"subdir": "linux-64"},
         "packages": dict(sorted(packages.items())),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sitegen.conda.notices import NOTICES_FILE
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, shard_filename
 
@@ -53,6 +54,11 @@ def channel_index_path(channel: str) -> str:
 
 def channeldata_path(channel: str) -> str:
     return f"{channel}/{CHANNELDATA}"
+
+
+def notices_path(channel: str) -> str:
+    """CEP-6 channel notices, at the channel's root where conda looks for them."""
+    return f"{channel}/{NOTICES_FILE}"
 
 
 def search_index_path(channel: str) -> str:
@@ -142,6 +148,12 @@ def retired_shards_path(root: Path, channel: str, subdir: str) -> Path:
 def frozen_path(root: Path) -> Path:
     """The channels frozen by `sitegen freeze` (besides those frozen in channels.yaml)."""
     return state_dir(root) / "frozen.json"
+
+
+def indexed_timestamps_path(root: Path, channel: str, subdir: str) -> Path:
+    """When this mirror first published each record of a channel subdir (CEP-47
+    ``indexed_timestamp`` for records upstream does not stamp), msgpack {fn: ms}."""
+    return state_dir(root) / "indexed" / channel / f"{subdir}.msgpack"
 
 
 def render_dir(root: Path) -> Path:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sitegen.conda.records import Record
+from sitegen.conda.version import timestamp_ms
 
 JAN_2024 = 1_704_067_200_000  # 2024-01-01T00:00Z in ms
 
@@ -45,3 +46,17 @@ def rec(
     or any other repodata field)."""
     raw = raw_record(name, version, build, **fields)
     return Record(fn=f"{name}-{version}-{build}{ext}", subdir=raw["subdir"], raw=raw)
+
+
+def as_upstream(record: dict[str, Any]) -> dict[str, Any]:
+    """A published record as upstream served it: the mirror adds only its CEP-47
+    ``indexed_timestamp`` (an integer, never below the record's ``timestamp``)."""
+    published = dict(record)
+    stamp = published.pop("indexed_timestamp")
+    assert type(stamp) is int and stamp >= timestamp_ms(published), record
+    return published
+
+
+def as_upstream_section(section: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """:func:`as_upstream` of every record of a ``packages`` or ``packages.conda`` map."""
+    return {fn: as_upstream(record) for fn, record in section.items()}

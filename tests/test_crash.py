@@ -145,7 +145,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     write_channel(root / "v3", _v3(), zst=True)
     v1_files = {f"{s.subdir}/{fn}" for s in _v1() for fn in s.filenames}
     v2_files = {f"{s.subdir}/{fn}" for s in _v2() for fn in s.filenames}
-    with UpstreamServer(root) as server:
+    # Every run stamps the records new to it with this time (CEP-47 indexed_timestamp), so
+    # that the reference site and each killed-and-rerun site can agree byte for byte.
+    with pytest.MonkeyPatch.context() as env, UpstreamServer(root) as server:
+        env.setenv("SOURCE_DATE_EPOCH", "1764547200")
         for rel in v2_files - v1_files:
             server.add_fault(f"/v2/{rel}", delay(PACKAGE_DELAY))
             server.add_fault(f"/v3/{rel}", delay(PACKAGE_DELAY))

@@ -39,6 +39,7 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.faults import CHANNEL, filenames, set_repodata, small_packages
 from testkit.invariant import METADATA, assert_site_invariant, make_sandbox, shard_files
+from testkit.records import as_upstream
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -252,12 +253,12 @@ async def test_html_and_javascript_are_mirrored_verbatim_and_escaped_on_pages(
     published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
     upstream = hostile.upstream_docs[LINUX]
     for fn in XSS.filenames:
-        assert published["packages.conda"][fn] == upstream["packages.conda"][fn]
+        assert as_upstream(published["packages.conda"][fn]) == upstream["packages.conda"][fn]
         for key, value in XSS_FIELDS.items():
             assert published["packages.conda"][fn][key] == value
     for fn in ODD.filenames:
         section = "packages.conda" if fn.endswith(".conda") else "packages"
-        assert published[section][fn] == upstream[section][fn]
+        assert as_upstream(published[section][fn]) == upstream[section][fn]
     assert_site_invariant(site)
 
     try:

@@ -27,6 +27,7 @@ from sitegen.store.site import Site
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+from testkit.records import as_upstream, as_upstream_section
 from testkit.site import (
     assert_channel_consistent,
     channel_config,
@@ -95,7 +96,7 @@ async def test_mirror_publishes_the_whole_channel(
     for subdir in ("linux-64", "noarch"):
         upstream = example_upstream.repodata[subdir]
         for key in ("packages", "packages.conda"):
-            assert repodata[subdir][key] == upstream[key]
+            assert as_upstream_section(repodata[subdir][key]) == upstream[key]
     assert all(fn.endswith(".tar.bz2") for fn in repodata["linux-64"]["packages"])
     assert all(fn.endswith(".conda") for fn in repodata["linux-64"]["packages.conda"])
 
@@ -489,7 +490,7 @@ async def test_two_mirrors_merge_and_the_first_wins_a_conflict(
     assert published(site, CHANNEL, "linux-64") == expected
     for fn in zlib.filenames:
         key = "packages.conda" if fn.endswith(".conda") else "packages"
-        assert repodata["linux-64"][key][fn] == first_docs["linux-64"][key][fn]
+        assert as_upstream(repodata["linux-64"][key][fn]) == first_docs["linux-64"][key][fn]
         assert repodata["linux-64"][key][fn] != second_docs["linux-64"][key][fn]
         assert (
             sha256_of(site / CHANNEL / "linux-64" / fn) == first_docs["linux-64"][key][fn]["sha256"]

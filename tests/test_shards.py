@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import http.client
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from rattler import Gateway, SourceConfig, Subdir, install
 
 from sitegen.conda.records import REASON_UNMIRRORED_SECTION
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
+from sitegen.store.site import Site
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
 from sitegen.tools.verify import verify_site
@@ -358,3 +360,38 @@ async def test_a_passive_mirror_publishes_shards_too(
         assert_shards_match_repodata(site / CHANNEL / subdir)
     index = decode_index((site / CHANNEL / "linux-64" / SHARD_INDEX).read_bytes())
     assert {"numpy", "python", "zlib"} <= set(index.shards)
+
+
+async def test_new_shards_reach_the_disk_in_the_runs_one_flush_before_any_index(
+    example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No fsync per shard: a run writes its new shards before its single flush (here a passive
+    mirror's, which downloads nothing), and only then publishes the index naming them."""
+    site = tmp_path / "site"
+    linux = site / "cloud/example" / "linux-64"
+    flushes: list[tuple[list[str], int, bool]] = []
+    real_sync = Site.sync
+
+    def record_flush(self: Site, directories: list[Path]) -> None:
+        shards = len(list((linux / SHARDS_DIR).iterdir())) if (linux / SHARDS_DIR).is_dir() else 0
+        names = sorted(str(d.relative_to(site)) for d in directories)
+        flushes.append((names, shards, (linux / SHARD_INDEX).exists()))
+        real_sync(self, directories)
+
+    fsynced: list[str] = []
+    real_fsync = os.fsync
+
+    def record_fsync(fd: int) -> None:
+        fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", record_fsync)
+    monkeypatch.setattr(Site, "sync", record_flush)
+    await mirror(channel_config(site, example_upstream.url, extra="mode: passive\n"))
+    names = shard_names(linux)
+    expected = ["cloud/example/linux-64", "cloud/example/noarch"]
+    assert names and flushes == [(expected, len(names), False)]
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    assert {f"{d.hex()}.msgpack.zst" for d in index.shards.values()} == names
+    # The metadata files and the run's state are fsynced one by one, the shards are not.
+    assert fsynced and not [path for path in fsynced if f"/{SHARDS_DIR}/" in path]

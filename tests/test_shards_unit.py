@@ -4,6 +4,8 @@ writes and grace-period pruning."""
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,10 @@ class RecordingSite(Site):
         self.events.extend(p.name for p in written)
         return written
 
+    def sync(self, directories: Iterable[Path]) -> None:
+        super().sync(directories)
+        self.events.extend(f"sync {d.name}" for d in directories)
+
 
 async def publish(site: Site, recs: dict[str, Record], grace_days: float = 7.0) -> list[str]:
     meta = SubdirMetadata("linux-64", recs, extra={"repodata_version": 1})
@@ -172,6 +178,24 @@ async def test_shards_are_written_before_the_index_and_the_index_before_repodata
         shard_problems(directory, "linux-64", records(raw("zlib", "1"), raw("python", "3.12")))
         == []
     )
+
+
+async def test_new_shards_are_flushed_once_together_before_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd))[1])
+    site = RecordingSite(tmp_path)
+    await publish(site, records(*(raw(f"pkg{i}", "1") for i in range(30))))
+    flushes = [e for e in site.events if e.startswith("sync ")]
+    assert flushes == [f"sync {SHARDS_DIR}"]
+    position = {name: i for i, name in enumerate(site.events)}
+    shards = [e for e in site.events if e.endswith(".msgpack.zst") and e != SHARD_INDEX]
+    assert len(shards) == 30
+    assert max(position[s] for s in shards) < position[flushes[0]] < position[SHARD_INDEX]
+    # One fsync per metadata file (repodata.json and its four siblings), none per shard.
+    assert len(fsynced) == 5
 
 
 async def test_an_empty_subdir_gets_an_empty_index(tmp_path: Path) -> None:

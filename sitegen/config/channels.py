@@ -11,6 +11,7 @@ from sitegen.config.access import CHANNEL_ACCESS_KEYS, parse_channel_access
 from sitegen.config.approvals import check_gates, parse_gate
 from sitegen.config.filter_levels import parse_filters
 from sitegen.config.model import ChannelConfig, FilterSpec, MirrorConfig
+from sitegen.config.notices import notices_of
 from sitegen.config.site_settings import parse_ca_bundle, parse_http_url
 from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
 from sitegen.config.yaml_nodes import ConfigError, YamlNode
@@ -20,7 +21,7 @@ CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MODES = ("active", "passive")
 # Keys of a channel that no mirror has, in both the short and the long form.
-CHANNEL_ONLY_KEYS = ("frozen", "mirror_of", *CHANNEL_ACCESS_KEYS)
+CHANNEL_ONLY_KEYS = ("frozen", "mirror_of", "notices", *CHANNEL_ACCESS_KEYS)
 
 
 def parse_channels(
@@ -88,7 +89,13 @@ def _channel_settings(keys: dict[str, YamlNode]) -> dict[str, Any]:
     frozen = keys["frozen"].boolean() if "frozen" in keys else False
     # The upstream URL it stands in for in pixi's `[mirrors]`, when not one unfiltered mirror.
     mirror_of = parse_http_url(keys["mirror_of"]) if "mirror_of" in keys else None
-    return {"frozen": frozen, "access": access, "readers": readers, "mirror_of": mirror_of}
+    return {
+        "frozen": frozen,
+        "access": access,
+        "readers": readers,
+        "mirror_of": mirror_of,
+        "notices": notices_of(keys),
+    }
 
 
 def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfig:

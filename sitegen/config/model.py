@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from sitegen.conda.notices import ChannelNotice
 from sitegen.config.approval_model import ApprovalGate
 from sitegen.config.site_settings import (
     DEFAULT_SHARD_GRACE_DAYS,
@@ -131,6 +132,7 @@ class ChannelConfig:
     # The upstream URL this channel stands in for in pixi's `[mirrors]` (`mirror_of:`); None:
     # the one unfiltered mirror's upstream, if any (see sitegen.web.snippets).
     mirror_of: str | None = None
+    notices: tuple[ChannelNotice, ...] = ()  # published as the channel's notices.json (CEP-6)
 
     @property
     def private(self) -> bool:

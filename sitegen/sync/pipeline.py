@@ -57,13 +57,14 @@ from sitegen.sync.merge import (
 )
 from sitegen.sync.options import MirrorOptions
 from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
+from sitegen.sync.prepare import prepare_all
 from sitegen.sync.prune import package_files
 from sitegen.sync.publish import (
     PublishOutcome,
     SubdirMetadata,
     publish_all,
-    without_failed,
     write_channeldata,
+    write_notices,
 )
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.sync.report_build import (
@@ -250,8 +251,12 @@ async def _rebuild(
         remove_files(scope.site, scope.site.path(*key), plan.to_remove)
     await download_all(scope.site, scope.config.download, jobs, results.downloads, options.progress)
     await link_all(scope.site, local, results.plans, results.downloads)
-    downloaded = [scope.site.path(*key) for key, d in results.downloads.items() if d.files]
-    error = await flush(scope.site, downloaded)
+    to_publish, sharded = await prepare_all(
+        scope.site, results.merged, results.downloads, results.publish
+    )
+    downloaded = {scope.site.path(*key) for key, d in results.downloads.items() if d.files}
+    # One flush for the new package files and the new shards, before any index names them.
+    error = await flush(scope.site, sorted(downloaded | sharded))
     if error is not None:
         results.errors.append(error)
         return
@@ -263,6 +268,7 @@ async def _rebuild(
             results.downloads,
             results.parsed,
             results.publish,
+            to_publish,
         )
     )
 
@@ -350,17 +356,17 @@ async def _publish_all(
     downloads: Mapping[TargetKey, DownloadOutcome],
     parsed: Mapping[SubdirKey, ParseResult],
     outcomes: dict[TargetKey, PublishOutcome],
+    to_publish: Mapping[TargetKey, SubdirMetadata],
 ) -> list[str]:
-    """Publish the merged subdirs (filling ``outcomes``), then each channel's channeldata;
-    returns the errors of the channeldata files."""
+    """Publish the prepared subdirs (filling ``outcomes``), then each channel's channeldata and
+    notices; returns the errors of those files."""
     targets = []
-    to_publish: dict[TargetKey, SubdirMetadata] = {}
     for merged in merged_all:
-        if merged.meta is None:
+        meta = to_publish.get(merged.key)
+        if meta is None:
             continue
         downloaded = downloads.get(merged.key)
         failed = downloaded.failed if downloaded else set()
-        meta = to_publish[merged.key] = without_failed(merged.meta, failed)
         staged = [r.fn for r in plans[merged.key].to_stage if r.fn not in failed]
         origins = Origins(
             files={fn: record.origin for fn, record in meta.records.items()},
@@ -382,9 +388,12 @@ async def _publish_all(
                 subdirs[merged.subdir] = meta.records
             elif merged.previous is not None:
                 subdirs[merged.subdir] = merged.previous.records
-        error = write_channeldata(scope.site, channel.path, subdirs)
-        if error is not None:
-            errors.append(error)
+        for error in (
+            write_channeldata(scope.site, channel.path, subdirs),
+            write_notices(scope.site, channel),
+        ):
+            if error is not None:
+                errors.append(error)
     return errors
 
 

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -22,10 +23,16 @@ import zstandard
 
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
+from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record, encode_repodata
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
 from sitegen.conda.version import RecordMatcher
-from sitegen.layout import METADATA_FILES, retired_shards_path
+from sitegen.config import ChannelConfig
+from sitegen.layout import (
+    METADATA_FILES,
+    notices_path,
+    retired_shards_path,
+)
 from sitegen.store.origins import Origins, write_origins
 from sitegen.store.site import Site, same_content
 from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir
@@ -47,6 +54,9 @@ class SubdirMetadata:
     info: dict[str, Any] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # name -> shard sha256 for exactly ``records``, once their shards are on disk (see
+    # write_new_shards); None: publish_subdir writes them.
+    shards: dict[str, bytes] | None = None
 
     def encode(self) -> bytes:
         return encode_repodata(self.subdir, self.info, self.records, self.removed, self.extra)
@@ -90,9 +100,12 @@ async def publish_subdir(
         results[name] = await trio.to_thread.run_sync(func, *args)
 
     async def produce_shards() -> None:
-        shards = await trio.to_thread.run_sync(write_shards, site, directory, meta.records)
+        shards = meta.shards
+        if shards is None:
+            written = await trio.to_thread.run_sync(write_shards, site, directory, meta.records)
+            shards = written.shards
         results[SHARD_INDEX] = await trio.to_thread.run_sync(
-            index_bytes, directory, meta.subdir, shards.shards
+            index_bytes, directory, meta.subdir, shards
         )
 
     async with trio.open_nursery() as nursery:
@@ -221,6 +234,23 @@ async def publish_all(
     async with trio.open_nursery() as nursery:
         for channel_path, meta, staged, origins in targets:
             nursery.start_soon(publish, channel_path, meta, staged, origins)
+
+
+def write_notices(site: Site, channel: ChannelConfig) -> str | None:
+    """Publish the channel's active notices as its notices.json (CEP-6), or remove the file
+    when none is active; the error, if any."""
+    target = site.path(*notices_path(channel.path).split("/"))
+    body = encode_notices(channel.notices, datetime.now(UTC))
+    try:
+        if body is None:
+            site.remove(target)
+        else:
+            site.ensure_dir(target.parent)
+            site.write_bytes(target, body)
+    except OSError as exc:
+        log.error("%s: could not write %s: %s", channel.path, NOTICES_FILE, exc)
+        return f"{channel.path}: could not write {NOTICES_FILE}: {exc.strerror or exc}"
+    return None
 
 
 def write_channeldata(

@@ -37,9 +37,16 @@ class WrittenShards:
 
 
 def write_shards(
-    site: Site, directory: Path, records: Mapping[str, Record], *, reread: bool = False
+    site: Site,
+    directory: Path,
+    records: Mapping[str, Record],
+    *,
+    reread: bool = False,
+    flush: bool = True,
 ) -> WrittenShards:
-    """Write every shard of ``records`` not yet in ``directory/shards/``, each synced to disk.
+    """Write every shard of ``records`` not yet in ``directory/shards/``; the new ones are on
+    disk when this returns, unless ``flush`` is false (the caller flushes: a mirror run writes
+    them before its single flush, see sitegen.sync.publish.write_new_shards).
 
     ``reread``: compare the bytes of shards already there, not only their size (a repair).
     """
@@ -56,11 +63,13 @@ def write_shards(
                 continue
         except FileNotFoundError:
             site.ensure_dir(shards_dir)
-        # Each on disk before the index naming it is published. One fsync per new shard: a
-        # handful per run; a first run at conda-forge scale pays ~34,000 (the run's single
-        # flush of downloads happens before shards exist).
-        if site.write_bytes(target, shard.data):
+        # Not fsynced one by one: a first run at conda-forge scale writes ~34,000 shards.
+        if site.write_bytes(target, shard.data, durable=False):
             written += 1
+    if written and flush:
+        # All on disk, in one flush of their filesystem, before the index naming them is
+        # published (the caller writes it after this returns).
+        site.sync([shards_dir])
     return WrittenShards(shards=index, written=written)
 
 

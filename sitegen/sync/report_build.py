@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
+from sitegen.conda.indexed import same_except_indexed
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.filters.advisories import REASON_PREFIX as ADVISORY
@@ -171,7 +172,8 @@ def _diff(cr: ChannelSubdirReport, merged: MergedSubdir, new: Mapping[str, Recor
     old = merged.previous.records if merged.previous else {}
     cr.added = sorted(set(new) - set(old))
     cr.removed = sorted(set(old) - set(new))
-    cr.updated = sorted(fn for fn in set(new) & set(old) if new[fn].raw != old[fn].raw)
+    both = set(new) & set(old)
+    cr.updated = sorted(fn for fn in both if not same_except_indexed(new[fn].raw, old[fn].raw))
     cr.packages = len(new)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from sitegen.conda.notices import active_notices
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig
 from sitegen.layout import package_page_path, search_index_path
@@ -84,9 +86,13 @@ def channel_model(
     channel: ChannelConfig,
     summary: ChannelSummary,
     rows: list[dict[str, Any]],
+    now: datetime | None = None,
 ) -> dict[str, Any]:
+    active = active_notices(channel.notices, now or datetime.now(UTC))
     return {
         "path": channel.path,
+        # CEP-6 notices, as conda shows them: the ones not yet expired.
+        "notices": [{"level": n.level, "message": n.message, "created": n.created} for n in active],
         "summary": summary.to_json(),
         "mirrors": [
             {"name": m.name, "source": m.display_url(), "subdirs": list(m.subdirs)}

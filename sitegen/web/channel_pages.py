@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import markupsafe
 import msgspec
 
 from sitegen import layout
+from sitegen.conda.notices import active_notices
 from sitegen.conda.records import RepodataError
 from sitegen.config import ChannelConfig
 from sitegen.web.channel import ChannelSummary, channel_model, summarize_channel
@@ -77,7 +79,9 @@ class ChannelPages:
             cd_stat = (st.st_size, st.st_mtime_ns)
         mirrors = [[m.name, m.display_url(), list(m.subdirs)] for m in channel.mirrors]
         stored_stamp = self._stored_stamp(channel)
-        signature = digest(self.global_key, metadata, cd_stat, mirrors, stored_stamp)
+        # The notices shown: a notice posted, changed or expired renders the page again.
+        notices = [n.to_json() for n in active_notices(channel.notices, datetime.now(UTC))]
+        signature = digest(self.global_key, metadata, cd_stat, mirrors, stored_stamp, notices)
         cached = self.old_channels.get(channel.path)
         writer = self.writer
         if (

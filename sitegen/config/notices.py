@@ -1,0 +1,60 @@
+"""``notices:`` of a channel in channels.yaml: what conda shows users of the channel.
+
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64, noarch]
+    notices:
+      - message: This mirror moves to https://conda.example.org on 2027-01-31.
+        level: warning          # info (default), warning or critical
+        created: 2026-12-01     # optional: shown beside the message
+        expires: 2027-02-01     # optional: gone from the channel after it
+        interval: 86400         # optional: seconds before conda shows it again
+        id: move-2027           # optional: default derived from the message
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sitegen.conda.notices import LEVELS, ChannelNotice
+from sitegen.config.yaml_nodes import YamlNode
+
+NOTICE_KEYS = ("message", "level", "created", "expires", "interval", "id")
+
+
+def notices_of(keys: dict[str, YamlNode]) -> tuple[ChannelNotice, ...]:
+    """The notices of a channel's keys (none when it has no ``notices:``)."""
+    return tuple(_notice(item) for item in keys["notices"].items()) if "notices" in keys else ()
+
+
+def _notice(node: YamlNode) -> ChannelNotice:
+    keys = node.mapping(NOTICE_KEYS)
+    if "message" not in keys:
+        raise node.error("a notice needs a 'message'")
+    level = keys["level"].string() if "level" in keys else "info"
+    if level not in LEVELS:
+        raise keys["level"].error(f"expected one of {', '.join(LEVELS)}, got {level!r}")
+    created = _moment(keys["created"]) if "created" in keys else None
+    expires = _moment(keys["expires"]) if "expires" in keys else None
+    if created is not None and expires is not None and expires <= created:
+        raise keys["expires"].error("a notice must expire after it was created")
+    return ChannelNotice(
+        message=keys["message"].string(),
+        level=level,
+        created=created,
+        expires=expires,
+        interval=keys["interval"].integer(minimum=1) if "interval" in keys else None,
+        id=keys["id"].string() if "id" in keys else "",
+    )
+
+
+def _moment(node: YamlNode) -> datetime:
+    """A date (midnight UTC) or a date and time (UTC unless it says otherwise)."""
+    text = node.string()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        example = "2027-01-31 or 2027-01-31T12:00Z"
+        raise node.error(f"expected a date such as {example}, got {text!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

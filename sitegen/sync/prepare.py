@@ -1,0 +1,115 @@
+"""Between the downloads and the run's single flush: what each merged subdir will publish.
+
+The records of a subdir are final once its downloads ended (a file that failed is left out);
+they then get their CEP-47 ``indexed_timestamp`` (see sitegen.conda.indexed) and their new
+shards are written, unflushed, so that the run's one flush puts the new package files and the
+new shards on disk together, before any index or repodata names them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+import trio
+
+from sitegen.conda.indexed import decode_first_seen, encode_first_seen, stamp_records
+from sitegen.conda.records import Record
+from sitegen.layout import indexed_timestamps_path
+from sitegen.store.site import Site
+from sitegen.sync.download import DownloadOutcome, TargetKey
+from sitegen.sync.merge import MergedSubdir
+from sitegen.sync.publish import PublishOutcome, SubdirMetadata, without_failed
+from sitegen.sync.publish_shards import write_shards
+
+log = logging.getLogger("sitegen")
+
+
+async def prepare_all(
+    site: Site,
+    merged_all: list[MergedSubdir],
+    downloads: Mapping[TargetKey, DownloadOutcome],
+    outcomes: dict[TargetKey, PublishOutcome],
+) -> tuple[dict[TargetKey, SubdirMetadata], set[Path]]:
+    """What each merged subdir publishes (without the files that failed), its records stamped
+    and its new shards written; returns those and the directories whose shards need the flush.
+    A subdir whose stamps cannot be saved fails (in ``outcomes``) and keeps its state."""
+    to_publish: dict[TargetKey, SubdirMetadata] = {}
+    sharded: set[Path] = set()
+    for merged in merged_all:
+        if merged.meta is None:
+            continue
+        downloaded = downloads.get(merged.key)
+        meta = without_failed(merged.meta, downloaded.failed if downloaded else set())
+        previous = merged.previous.records if merged.previous else None
+        try:
+            await trio.to_thread.run_sync(stamp_indexed, site, merged.channel, meta, previous)
+            directory = await trio.to_thread.run_sync(
+                write_new_shards, site, merged.channel, meta, previous
+            )
+        except OSError as exc:
+            error = f"{merged.subdir}: could not publish: {exc.strerror or exc}"
+            outcomes[merged.key] = PublishOutcome(
+                "failed", error=f"{error}; kept the previous state"
+            )
+            continue
+        to_publish[merged.key] = meta
+        if directory is not None:
+            sharded.add(directory)
+    return to_publish, sharded
+
+
+def first_seen_now_ms() -> int:
+    """The time records new to a subdir are stamped with: now, or ``SOURCE_DATE_EPOCH`` (the
+    reproducible-builds convention, in seconds) where set, so two sites built from the same
+    inputs publish the same bytes."""
+    fixed = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return int(fixed) * 1000 if fixed.isdigit() else int(time.time() * 1000)
+
+
+def stamp_indexed(
+    site: Site, channel_path: str, meta: SubdirMetadata, previous: Mapping[str, Record] | None
+) -> None:
+    """Give the records about to be published their CEP-47 ``indexed_timestamp`` (see
+    sitegen.conda.indexed), saving the first sightings of new records durably first: once a
+    value is published it never changes. Raises OSError when the state cannot be saved."""
+    path = indexed_timestamps_path(site.root, channel_path, meta.subdir)
+    try:
+        first_seen = decode_first_seen(path.read_bytes())
+    except FileNotFoundError:
+        first_seen = {}
+    except msgspec.DecodeError as exc:
+        # The published values are recovered from `previous`; only records new to both get
+        # this run's time.
+        log.warning("%s: unreadable (%s); starting it again", path, exc)
+        first_seen = {}
+    if stamp_records(meta.records.values(), first_seen, first_seen_now_ms(), previous):
+        site.ensure_dir(path.parent)
+        site.write_bytes(path, encode_first_seen(first_seen))
+
+
+def write_new_shards(
+    site: Site, channel_path: str, meta: SubdirMetadata, previous: Mapping[str, Record] | None
+) -> Path | None:
+    """Before a mirror run's single flush: write the shards of ``meta`` not on disk yet,
+    unflushed, and keep their index in ``meta.shards`` (so no shard waits for a flush of its
+    own when the subdir is published). The subdir's directory when any shard was new, to be
+    flushed with the downloads; None when none was, or when the records are those published
+    (publish_subdir then has nothing to write)."""
+    if previous is not None and _same_records(meta.records, previous):
+        return None
+    directory = site.path(channel_path, meta.subdir)
+    site.ensure_dir(directory)
+    written = write_shards(site, directory, meta.records, flush=False)
+    meta.shards = written.shards
+    return directory if written.written else None
+
+
+def _same_records(records: Mapping[str, Record], previous: Mapping[str, Record]) -> bool:
+    if records.keys() != previous.keys():
+        return False
+    return all(record.raw == previous[fn].raw for fn, record in records.items())

@@ -1,0 +1,184 @@
+"""CEP-47 ``indexed_timestamp``: upstream's kept, otherwise the first time this mirror published
+the record, stable across reruns, re-downloads and a site rebuilt from its state, never below
+``timestamp``; in repodata.json, current_repodata.json and the shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from sitegen.conda.indexed import (
+    INDEXED_TIMESTAMP,
+    decode_first_seen,
+    encode_first_seen,
+    same_except_indexed,
+    stamp_records,
+)
+from sitegen.conda.records import Record
+from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
+from sitegen.layout import indexed_timestamps_path
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from testkit.records import JAN_2024, raw_record
+from testkit.site import channel_config, read_repodata, rewrite_repodata
+from testkit.upstream import ExampleUpstream
+
+CHANNEL = "cloud/example"
+NOW = JAN_2024 + 86_400_000 * 365
+
+
+def record(fn_name: str, **extra: Any) -> Record:
+    raw = raw_record(fn_name, **extra)
+    return Record(fn=f"{fn_name}-1.0-0.conda", subdir="linux-64", raw=raw)
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+@pytest.mark.unit
+def test_a_new_record_is_stamped_now_and_keeps_it_on_later_runs() -> None:
+    first_seen: dict[str, int] = {}
+    a = record("a")
+    assert stamp_records([a], first_seen, NOW) == 1
+    assert a.raw[INDEXED_TIMESTAMP] == NOW == first_seen[a.fn]
+    # A later run, with a fresh copy of upstream's record (a re-download, a rebuilt site).
+    again = record("a")
+    assert stamp_records([again], first_seen, NOW + 5000) == 0
+    assert again.raw[INDEXED_TIMESTAMP] == NOW
+
+
+@pytest.mark.unit
+def test_upstreams_value_is_kept_and_not_remembered() -> None:
+    first_seen: dict[str, int] = {}
+    a = record("a", indexed_timestamp=JAN_2024 + 1)
+    assert stamp_records([a], first_seen, NOW) == 0
+    assert a.raw[INDEXED_TIMESTAMP] == JAN_2024 + 1 and first_seen == {}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("timestamp", [NOW + 60_000, (NOW + 60_000) // 1000])
+def test_never_below_timestamp_in_seconds_or_milliseconds(timestamp: int) -> None:
+    future = record("a", timestamp=timestamp)
+    stamp_records([future], {}, NOW)
+    assert future.raw[INDEXED_TIMESTAMP] == NOW + 60_000
+    # An upstream value below the record's own timestamp is raised to it.
+    odd = record("b", timestamp=timestamp, indexed_timestamp=JAN_2024)
+    stamp_records([odd], {}, NOW)
+    assert odd.raw[INDEXED_TIMESTAMP] == NOW + 60_000
+
+
+@pytest.mark.unit
+def test_a_site_whose_state_was_lost_keeps_its_published_values() -> None:
+    published = record("a")
+    published.raw[INDEXED_TIMESTAMP] = JAN_2024 + 7
+    first_seen: dict[str, int] = {}
+    fresh = record("a")
+    assert stamp_records([fresh], first_seen, NOW, {fresh.fn: published}) == 1
+    assert fresh.raw[INDEXED_TIMESTAMP] == JAN_2024 + 7 == first_seen[fresh.fn]
+
+
+@pytest.mark.unit
+def test_the_map_round_trips_and_only_the_stamp_may_differ() -> None:
+    first_seen = {"a-1.0-0.conda": NOW, "b-1.0-0.tar.bz2": JAN_2024}
+    assert decode_first_seen(encode_first_seen(first_seen)) == first_seen
+    raw = raw_record("a")
+    assert same_except_indexed({**raw, INDEXED_TIMESTAMP: NOW}, raw)
+    assert not same_except_indexed({**raw, "size": 1}, raw)
+
+
+# --------------------------------------------------------------------------- a mirror run
+
+
+async def _mirror(config: Any) -> RunReport:
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed" and not report.failed
+    return report
+
+
+def _stamps(site: Path, subdir: str, name: str = "repodata.json") -> dict[str, int]:
+    document = read_repodata(site / CHANNEL / subdir, name)
+    return {
+        fn: r[INDEXED_TIMESTAMP]
+        for key in ("packages", "packages.conda")
+        for fn, r in document[key].items()
+    }
+
+
+def _shard_stamps(directory: Path) -> dict[str, int]:
+    index = decode_index((directory / SHARD_INDEX).read_bytes())
+    stamps = {}
+    for digest in index.shards.values():
+        shard = decode_shard((directory / SHARDS_DIR / f"{digest.hex()}.msgpack.zst").read_bytes())
+        for key in ("packages", "packages.conda"):
+            stamps.update({fn: r[INDEXED_TIMESTAMP] for fn, r in shard[key].items()})
+    return stamps
+
+
+@pytest.mark.integration
+async def test_stamps_are_stable_across_reruns_redownloads_and_a_rebuilt_site(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await _mirror(config)
+    first = {subdir: _stamps(site, subdir) for subdir in ("linux-64", "noarch")}
+    linux = site / CHANNEL / "linux-64"
+    assert first["linux-64"] and first["linux-64"] == _shard_stamps(linux)
+    current = _stamps(site, "linux-64", "current_repodata.json")
+    assert current and all(first["linux-64"][fn] == stamp for fn, stamp in current.items())
+    upstream = example_upstream.repodata["linux-64"]
+    for key in ("packages", "packages.conda"):
+        for fn, raw in upstream[key].items():
+            assert first["linux-64"][fn] >= raw["timestamp"]
+    assert indexed_timestamps_path(site, CHANNEL, "linux-64").is_file()
+
+    await trio.sleep(0.01)  # a later clock: a re-stamp would show
+    # A rerun; then a package file lost and downloaded again; then a site rebuilt from its
+    # state (the published metadata deleted).
+    await _mirror(config)
+    assert _stamps(site, "linux-64") == first["linux-64"]
+    lost = next(fn for fn in first["linux-64"] if fn.endswith(".conda"))
+    (linux / lost).unlink()
+    await _mirror(config)
+    assert (linux / lost).is_file()
+    assert _stamps(site, "linux-64") == first["linux-64"]
+    for subdir in ("linux-64", "noarch"):
+        (site / CHANNEL / subdir / "repodata.json").unlink()
+    await _mirror(config)
+    assert {s: _stamps(site, s) for s in ("linux-64", "noarch")} == first
+    assert _shard_stamps(linux) == first["linux-64"]
+
+
+@pytest.mark.integration
+async def test_upstreams_stamp_is_published_and_a_new_record_gets_a_later_one(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await _mirror(config)
+    first = _stamps(site, "linux-64")
+    marked, removed = sorted(fn for fn in first if fn.endswith(".tar.bz2"))[:2]
+
+    def change(document: dict[str, Any]) -> None:
+        # Upstream starts stamping one record, and drops another (which comes back later).
+        document["packages"][marked][INDEXED_TIMESTAMP] = 1_900_000_000_000
+        document["packages"].pop(removed)
+
+    original = read_repodata(example_upstream.root / "linux-64")
+    rewrite_repodata(example_upstream.root, "linux-64", change)
+    await _mirror(config)
+    stamps = _stamps(site, "linux-64")
+    assert stamps[marked] == 1_900_000_000_000
+    assert removed not in stamps
+
+    # Back upstream: it keeps the time it first appeared in this mirror.
+    def restore(document: dict[str, Any]) -> None:
+        document.clear()
+        document.update(original)
+
+    rewrite_repodata(example_upstream.root, "linux-64", restore)
+    await _mirror(config)
+    assert _stamps(site, "linux-64") == first

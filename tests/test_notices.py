@@ -1,0 +1,186 @@
+"""Channel notices (CEP-6): configured per channel in channels.yaml, published as the channel's
+notices.json in the format conda reads, shown on the channel's page while active."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from sitegen.conda.notices import LEVELS, ChannelNotice, encode_notices
+from sitegen.config import ConfigError, parse_config
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.web.channel import channel_model, summarize_channel
+from sitegen.web.render import render_site
+from testkit.site import channel_config
+from testkit.upstream import ExampleUpstream
+
+CHANNEL = "cloud/example"
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+def read_like_conda(data: bytes) -> list[dict[str, Any]]:
+    """What conda's reader (conda.notices.types.ChannelNoticeResponse) makes of the bytes, with
+    everything it would silently replace by a default made an error instead: an unknown level
+    (read as info), a time ``datetime.fromisoformat`` cannot read (read as none)."""
+    document = json.loads(data)
+    notices = document.get("notices", ())
+    assert isinstance(notices, list)
+    out = []
+    for notice in notices:
+        assert isinstance(notice["id"], str) and notice["id"]
+        assert isinstance(notice["message"], str)
+        assert notice["level"] in ("info", "warning", "critical")
+        parsed = dict(notice)
+        for key in ("created_at", "expired_at"):
+            if notice.get(key) is not None:
+                parsed[key] = datetime.fromisoformat(notice[key])
+                assert parsed[key].tzinfo is not None
+        interval = notice.get("interval")
+        assert interval is None or (type(interval) is int and interval > 0)
+        out.append(parsed)
+    return out
+
+
+def config_text(notices: str) -> str:
+    return f"""
+output: /tmp/site
+channels:
+  {CHANNEL}:
+    url: https://conda.example.org/example
+    subdirs: [linux-64]
+    notices:
+{notices}"""
+
+
+# --------------------------------------------------------------------------- unit
+
+
+@pytest.mark.unit
+def test_notices_parse_from_channels_yaml() -> None:
+    config = parse_config(
+        config_text(
+            """      - message: Moving to a new host on 2027-01-31.
+        level: warning
+        created: 2026-12-01
+        expires: 2027-02-01T12:00:00+01:00
+        interval: 86400
+        id: move-2027
+      - message: Plain information.
+"""
+        )
+    )
+    (channel,) = config.channels
+    move, info = channel.notices
+    assert move == ChannelNotice(
+        message="Moving to a new host on 2027-01-31.",
+        level="warning",
+        created=datetime(2026, 12, 1, tzinfo=UTC),
+        expires=datetime(2027, 2, 1, 11, 0, tzinfo=UTC),
+        interval=86400,
+        id="move-2027",
+    )
+    assert (info.level, info.created, info.expires, info.interval) == ("info", None, None, None)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("notice", "marker", "words"),
+    [
+        ("- message: x\n  level: urgent\n", "urgent", "expected one of info, warning, critical"),
+        ("- level: info\n", "level", "a notice needs a 'message'"),
+        ("- message: x\n  expires: next week\n", "next week", "expected a date"),
+        ("- message: x\n  colour: red\n", "colour", "unknown key 'colour'"),
+        (
+            "- message: x\n  created: 2027-01-02\n  expires: 2027-01-01\n",
+            "2027-01-01",
+            "must expire after it was created",
+        ),
+    ],
+)
+def test_a_bad_notice_is_an_error_naming_its_line(notice: str, marker: str, words: str) -> None:
+    text = config_text(textwrap.indent(notice, "      "))
+    line = next(n for n, text_line in enumerate(text.splitlines(), 1) if marker in text_line)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    message = str(caught.value)
+    assert words in message and "notices[0]" in message
+    assert f":{line}:" in message
+
+
+@pytest.mark.unit
+def test_notices_json_is_what_conda_reads_and_leaves_out_expired_notices() -> None:
+    notices = [
+        ChannelNotice("Gone.", "critical", expires=NOW - timedelta(seconds=1)),
+        ChannelNotice("Read me.", "warning", created=NOW - timedelta(days=1), interval=3600),
+        ChannelNotice("Soon gone.", "info", expires=NOW + timedelta(days=1), id="soon"),
+    ]
+    read = read_like_conda(encode_notices(notices, NOW) or b"")
+    assert [n["message"] for n in read] == ["Read me.", "Soon gone."]
+    first, second = read
+    assert first["level"] == "warning" and first["interval"] == 3600
+    assert first["created_at"] == NOW - timedelta(days=1) and "expired_at" not in first
+    assert second["id"] == "soon" and second["expired_at"] == NOW + timedelta(days=1)
+    # Ids are stable (conda remembers which ones a user has seen) and distinct.
+    again = read_like_conda(encode_notices(notices, NOW) or b"")
+    assert [n["id"] for n in again] == [n["id"] for n in read]
+    assert len({n["id"] for n in read}) == 2
+    assert encode_notices(notices[:1], NOW) is None  # nothing active: nothing to publish
+    assert set(LEVELS) == {"info", "warning", "critical"}
+
+
+@pytest.mark.unit
+def test_the_channel_page_model_holds_the_active_notices_only() -> None:
+    config = parse_config(
+        config_text(
+            "      - message: Old.\n        expires: 2026-01-01\n"
+            "      - message: New.\n        level: critical\n"
+        )
+    )
+    (channel,) = config.channels
+    model = channel_model(channel, summarize_channel(CHANNEL, {}), [], NOW)
+    assert model["notices"] == [{"level": "critical", "message": "New.", "created": None}]
+
+
+# --------------------------------------------------------------------------- a mirror run
+
+
+@pytest.mark.integration
+async def test_a_run_publishes_notices_json_and_the_page_shows_it(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    notices = """
+notices:
+  - message: "Maintenance <b>tonight</b> & tomorrow."
+    level: warning
+    created: 2026-12-01
+  - message: An old notice.
+    expires: 2020-01-01
+"""
+    config = channel_config(site, example_upstream.url, extra=notices)
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed" and not report.failed
+    published = site / CHANNEL / "notices.json"
+    (notice,) = read_like_conda(published.read_bytes())
+    assert notice["message"] == "Maintenance <b>tonight</b> & tomorrow."
+    assert notice["level"] == "warning"
+    assert notice["created_at"] == datetime(2026, 12, 1, tzinfo=UTC)
+
+    await trio.to_thread.run_sync(render_site, config)
+    page = (site / CHANNEL / "index.html").read_text()
+    assert "Maintenance &lt;b&gt;tonight&lt;/b&gt; &amp; tomorrow." in page
+    assert "notice-warning" in page and "An old notice." not in page
+
+    # The notices taken out of the configuration: the file goes, and so does the page's box.
+    plain = channel_config(site, example_upstream.url)
+    report = await run_mirror(plain, MirrorOptions(progress=False))
+    assert report.status == "completed" and not report.failed
+    assert not published.exists()
+    await trio.to_thread.run_sync(render_site, plain)
+    assert "Maintenance" not in (site / CHANNEL / "index.html").read_text()
