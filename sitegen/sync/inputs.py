@@ -24,7 +24,7 @@ import msgspec
 
 from sitegen import __version__
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.layout import METADATA_FILES, inputs_path, origins_path
+from sitegen.layout import METADATA_FILES, channeldata_path, inputs_path, origins_path
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
 
@@ -87,7 +87,7 @@ def file_signature(
     """
     paths: list[Path] = []
     for channel in channels:
-        paths.append(site.path(channel.path, "channeldata.json"))
+        paths.append(site.path(channeldata_path(channel.path)))
         for subdir in channel.subdirs:
             directory = site.path(channel.path, subdir)
             paths.extend(directory / name for name in METADATA_FILES)
