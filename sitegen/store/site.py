@@ -198,6 +198,37 @@ class Site:
             self.discard(temp)
             raise
 
+    def take(self, source: Path, target: Path, check: Callable[[Path], object]) -> None:
+        """Move ``source`` (outside the site) to ``target``: renamed on the same filesystem,
+        else copied, vetted by ``check``, synced and named before ``source`` is removed, so a
+        failure at any point leaves the file in one place at least."""
+        self.ensure_dir(target.parent)
+        try:
+            os.rename(source, target)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        before = os.stat(source, follow_symlinks=False)
+        temp = self.temp_for(target)
+        try:
+            shutil.copyfile(source, temp, follow_symlinks=False)
+            check(temp)
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+            self.commit(temp, target)
+        except BaseException:
+            self.discard(temp)
+            raise
+        # Replaced since it was copied: the newer file stays for the next run to publish.
+        after = os.stat(source, follow_symlinks=False)
+        if (after.st_ino, after.st_mtime_ns, after.st_size) == (
+            before.st_ino,
+            before.st_mtime_ns,
+            before.st_size,
+        ):
+            os.unlink(source)
+
     def clean_temp_files(self, directory: Path) -> int:
         """Remove temporaries left by processes that died; returns how many.
 
