@@ -4,6 +4,8 @@ are published; they stay published from the site's store, and nothing is lost on
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,22 @@ def test_move_is_for_local_sources_only() -> None:
     text = "output: /tmp/s\nchannels:\n  a/b:\n    url: https://example.org/c\n"
     with pytest.raises(ConfigError, match="no files to move"):
         parse_config(text + "    subdirs: [linux-64]\n    move: true\n")
+
+
+def test_across_filesystems_the_move_is_a_verified_copy(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's directory")
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="sitegen-move-"))
+    try:
+        foo = drop(folder, FOO, "conda")
+        digest = sha256_of(foo)
+        site = tmp_path / "site"
+        assert not run(local_config(site, folder, extra="move: true\n")).failed
+        assert not foo.exists()
+        stored = local_store_path(site, MIRROR) / "linux-64" / foo.name
+        assert sha256_of(stored) == digest
+        assert os.stat(site / CHANNEL / "linux-64" / foo.name).st_ino == os.stat(stored).st_ino
+        assert not [p for p in stored.parent.iterdir() if p.name != foo.name]  # no temporaries
+    finally:
+        shutil.rmtree(folder)

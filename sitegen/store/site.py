@@ -198,10 +198,17 @@ class Site:
             self.discard(temp)
             raise
 
-    def take(self, source: Path, target: Path, check: Callable[[Path], object]) -> None:
+    def take(
+        self,
+        source: Path,
+        target: Path,
+        check: Callable[[Path], object],
+        same_bytes: Path | None = None,
+    ) -> None:
         """Move ``source`` (outside the site) to ``target``: renamed on the same filesystem,
         else copied, vetted by ``check``, synced and named before ``source`` is removed, so a
-        failure at any point leaves the file in one place at least."""
+        failure at any point leaves the file in one place at least. ``same_bytes``: a file of
+        the site with the same content, hard-linked instead of copying ``source`` again."""
         self.ensure_dir(target.parent)
         try:
             os.rename(source, target)
@@ -212,7 +219,14 @@ class Site:
         before = os.stat(source, follow_symlinks=False)
         temp = self.temp_for(target)
         try:
-            shutil.copyfile(source, temp, follow_symlinks=False)
+            try:
+                if same_bytes is None:
+                    raise OSError(errno.EXDEV, "nothing to link")
+                os.link(same_bytes, temp, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in _NO_LINK and exc.errno != errno.ENOENT:
+                    raise
+                shutil.copyfile(source, temp, follow_symlinks=False)
             check(temp)
             with open(temp, "rb") as handle:
                 os.fsync(handle.fileno())

@@ -3,8 +3,8 @@
 A file is moved only after the run has published the record that names it: the subdir's
 ``repodata.json`` on disk lists it, from this mirror (the origins map), with the sha256 the
 folder's file has. It goes to the mirror's store under ``.sitegen/local/<mirror>/<subdir>/``
-(renamed on the same filesystem; else copied, verified and synced before the folder's file is
-removed), which the next index reads beside the folder: the package stays published, and its
+(renamed on the same filesystem; else a hard link of the published file, or a copy, verified
+and synced before the folder's file is removed), which the next index reads beside the folder: the package stays published, and its
 published file is a hard link to the stored one (so ``sitegen verify --repair`` can restore it).
 Anything that fails leaves the file in the folder, for the next run to move.
 """
@@ -36,6 +36,7 @@ class Move:
     relpath: str  # inside the folder, POSIX (its key in the index cache)
     target: Path  # in the store
     record: Record
+    published: Path  # the site's file, which holds the same bytes
 
 
 def published_here(site: Site, channel: str, mirror: str, subdir: str) -> dict[str, str]:
@@ -72,7 +73,8 @@ def moves_of(site: Site, channel: str, mirror: MirrorConfig, sources: LocalSourc
         sha256 = record.raw.get("sha256")
         if sha256 and published[subdir].get(fn) == sha256:
             relpath = source.relative_to(folder).as_posix()
-            moves.append(Move(source, relpath, store / subdir / fn, record))
+            published_file = site.path(channel, subdir, fn)
+            moves.append(Move(source, relpath, store / subdir / fn, record, published_file))
     return moves
 
 
@@ -86,7 +88,12 @@ def move_files(site: Site, mirror: MirrorConfig, moves: list[Move]) -> list[str]
     moved: dict[str, CacheEntry] = {}
     for move in moves:
         try:
-            site.take(move.source, move.target, lambda p, r=move.record: hash_file(p, r))
+            site.take(
+                move.source,
+                move.target,
+                lambda p, r=move.record: hash_file(p, r),
+                same_bytes=move.published,
+            )
         except (OSError, VerifyError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             errors.append(
