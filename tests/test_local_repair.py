@@ -11,12 +11,17 @@ import pytest
 import trio
 
 import sitegen.sync.local_index as local_index
-from sitegen.conda.index import REASON_CHANGED, index_package
+from sitegen.conda.index import (
+    REASON_CHANGED,
+    REASON_TRUNCATED,
+    REASON_UNREADABLE,
+    index_package,
+)
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
 from sitegen.tools.verify import verify_site
 from testkit.local import drop, local_config
-from testkit.site import assert_channel_consistent, published, read_repodata
+from testkit.site import assert_channel_consistent, published
 
 pytestmark = pytest.mark.unit
 
@@ -73,19 +78,24 @@ def test_repair_refuses_a_folder_file_that_differs_from_the_record(tmp_path: Pat
     assert not (site / CHANNEL / "linux-64" / foo.name).exists()
 
 
+@pytest.mark.parametrize("fmt", ["conda", "tar.bz2"])
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
 def test_a_file_vanishing_mid_read_is_skipped_and_the_rest_publish(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, damage: str
 ) -> None:
     folder, site = tmp_path / "incoming", tmp_path / "site"
-    paths = [drop(folder, spec, "conda") for spec in SPECS]
+    paths = [drop(folder, spec, fmt) for spec in SPECS]
     victim = paths[1]
     reads: list[int] = []
 
     def vanishing_pread(fd: int, length: int, offset: int) -> bytes:
         data = os.pread(fd, length, offset)
         reads.append(offset)
-        if len(reads) == 1:  # after the first chunk: deleted while the reader holds it open
-            victim.unlink()
+        if len(reads) == 1:  # after the first chunk, while the reader holds the file open
+            if damage == "deleted":
+                victim.unlink()
+            else:
+                os.truncate(victim, victim.stat().st_size // 2)
         return data
 
     def indexer(path: Path, fn: str | None = None) -> object:
@@ -95,13 +105,15 @@ def test_a_file_vanishing_mid_read_is_skipped_and_the_rest_publish(
 
     monkeypatch.setattr(local_index, "index_package", indexer)
     report = run(local_config(site, folder))
-    assert len(reads) > 1  # the read went on past the deletion
-    assert published(site, CHANNEL, "linux-64") == {paths[0].name, paths[2].name}
-    # Its subdir unknown (never read in full), it is reported under noarch.
-    rejected = report.mirrors[0].subdirs["noarch"].rejected_examples
-    assert rejected == {victim.name: REASON_CHANGED}
+    assert len(reads) > 1  # the read went on past the damage
+    others = {paths[0].name, paths[2].name}
+    assert published(site, CHANNEL, "linux-64") == others
     assert not (site / CHANNEL / "linux-64" / victim.name).exists()
-    assert set(read_repodata(site / CHANNEL / "linux-64")["packages.conda"]) == {
-        paths[0].name,
-        paths[2].name,
-    }
+    # Its subdir unknown (never read in full), it is reported under noarch: a deleted file as
+    # such, a truncated one (read again, as a changed file is) as what is left of it.
+    rejected = report.mirrors[0].subdirs["noarch"].rejected_examples
+    if damage == "deleted":
+        assert rejected == {victim.name: REASON_CHANGED}
+    else:
+        assert rejected.get(victim.name) in (REASON_TRUNCATED, REASON_UNREADABLE)
+    assert_channel_consistent(site, CHANNEL)
