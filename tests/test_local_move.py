@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from sitegen.cli import EXIT_OK, main
 from sitegen.config import parse_config
 from sitegen.config.yaml_nodes import ConfigError
 from sitegen.layout import local_store_path
@@ -121,3 +122,24 @@ def test_across_filesystems_the_move_is_a_verified_copy(tmp_path: Path) -> None:
         assert not [p for p in stored.parent.iterdir() if p.name != foo.name]  # no temporaries
     finally:
         shutil.rmtree(folder)
+
+
+def test_sitegen_add_to_a_moving_source(tmp_path: Path) -> None:
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  {CHANNEL}:\n    path: {folder}\n"
+        "    subdirs: [linux-64]\n    move: true\n"
+    )
+    built = drop(tmp_path / "build", FOO, "conda")
+    assert main(["add", CHANNEL, str(built), "-c", str(config)]) == EXIT_OK
+    assert published(site, CHANNEL, "linux-64") == {built.name}
+    assert not [p for p in folder.rglob("*") if p.is_file()]
+    store = local_store_path(site, MIRROR) / "linux-64"
+    assert sha256_of(store / built.name) == sha256_of(built)
+    # A new build of the same name replaces the moved one.
+    again = drop(tmp_path / "rebuild", PackageSpec("foo", "1.0", "h1_0", seed=5), "conda")
+    assert main(["add", CHANNEL, str(again), "-c", str(config)]) == EXIT_OK
+    assert sha256_of(site / CHANNEL / "linux-64" / built.name) == sha256_of(again)
+    assert sha256_of(store / built.name) == sha256_of(again)
+    assert not [p for p in folder.rglob("*") if p.is_file()]
