@@ -15,6 +15,7 @@ from sitegen.cli import EXIT_OK, main
 from sitegen.config import parse_config
 from sitegen.config.yaml_nodes import ConfigError
 from sitegen.layout import local_store_path
+from sitegen.store.site import Site
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
 from sitegen.tools.verify import verify_site
@@ -143,3 +144,29 @@ def test_sitegen_add_to_a_moving_source(tmp_path: Path) -> None:
     assert sha256_of(site / CHANNEL / "linux-64" / built.name) == sha256_of(again)
     assert sha256_of(store / built.name) == sha256_of(again)
     assert not [p for p in folder.rglob("*") if p.is_file()]
+
+
+def test_across_filesystems_a_file_replaced_since_it_was_checked_stays(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's directory")
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="sitegen-move-"))
+    try:
+        source = folder / "a.conda"
+        source.write_bytes(b"first")
+        seen = os.stat(source)
+        identity = (seen.st_size, seen.st_mtime_ns, seen.st_ino)
+        replacement = folder / ".a.partial"
+        replacement.write_bytes(b"second")
+        os.replace(replacement, source)  # a new version, dropped after the run checked it
+        site = Site(tmp_path / "site")
+        target = site.path(".sitegen", "local", "m", "linux-64", "a.conda")
+        site.take(source, target, lambda path: None, identity)
+        assert source.read_bytes() == b"second"  # kept for the next run
+        again = os.stat(source)
+        site.take(
+            source, target, lambda path: None, (again.st_size, again.st_mtime_ns, again.st_ino)
+        )
+        assert not source.exists() and target.read_bytes() == b"second"
+    finally:
+        shutil.rmtree(folder)

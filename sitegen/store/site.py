@@ -203,20 +203,23 @@ class Site:
         source: Path,
         target: Path,
         check: Callable[[Path], object],
+        identity: tuple[int, int, int],
         same_bytes: Path | None = None,
     ) -> None:
         """Move ``source`` (outside the site) to ``target``: renamed on the same filesystem,
         else copied, vetted by ``check``, synced and named before ``source`` is removed, so a
-        failure at any point leaves the file in one place at least. ``same_bytes``: a file of
-        the site with the same content, hard-linked instead of copying ``source`` again."""
+        failure at any point leaves the file in one place at least. ``identity``: the (size,
+        mtime_ns, inode) of the version of ``source`` that ``check`` accepts; a source replaced
+        since is not removed. ``same_bytes``: a file of the site with that content, hard-linked
+        instead of copying ``source`` again."""
         self.ensure_dir(target.parent)
         try:
+            # Atomic: whatever version the name holds now moves, and none is lost.
             os.rename(source, target)
             return
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-        before = os.stat(source, follow_symlinks=False)
         temp = self.temp_for(target)
         try:
             try:
@@ -234,14 +237,10 @@ class Site:
         except BaseException:
             self.discard(temp)
             raise
-        # Replaced since it was copied: the newer file stays for the next run to publish.
-        after = os.stat(source, follow_symlinks=False)
-        if (after.st_ino, after.st_mtime_ns, after.st_size) == (
-            before.st_ino,
-            before.st_mtime_ns,
-            before.st_size,
-        ):
+        now = os.stat(source, follow_symlinks=False)
+        if (now.st_size, now.st_mtime_ns, now.st_ino) == identity:
             os.unlink(source)
+        # Else replaced since it was checked: the newer file stays for the next run.
 
     def clean_temp_files(self, directory: Path) -> int:
         """Remove temporaries left by processes that died; returns how many.

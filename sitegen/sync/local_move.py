@@ -87,11 +87,16 @@ def move_files(site: Site, mirror: MirrorConfig, moves: list[Move]) -> list[str]
     stored = decode_cache(read_or_none(store_cache_path))
     moved: dict[str, CacheEntry] = {}
     for move in moves:
+        entry = inbox.get(move.relpath)
+        if entry is None:  # the cache could not be kept: which version was read is unknown
+            errors.append(f"{move.relpath}: not moved from the folder: not in the index cache")
+            continue
         try:
             site.take(
                 move.source,
                 move.target,
                 lambda p, r=move.record: hash_file(p, r),
+                (entry.size, entry.mtime_ns, entry.inode),
                 same_bytes=move.published,
             )
         except (OSError, VerifyError) as exc:
@@ -100,9 +105,7 @@ def move_files(site: Site, mirror: MirrorConfig, moves: list[Move]) -> list[str]
                 f"{move.record.subdir}/{move.record.fn}: not moved from the folder: {reason}"
             )
             continue
-        entry = inbox.get(move.relpath)
-        if entry is not None:
-            moved[f"{move.record.subdir}/{move.record.fn}"] = entry
+        moved[f"{move.record.subdir}/{move.record.fn}"] = entry
     if moved:
         try:
             write_state(site, store_cache_path, encode_cache({**stored, **moved}))

@@ -7,8 +7,8 @@ exactly the shards ``repodata.json`` makes and each exists and hashes to its nam
 temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always), those of local sources are linked or copied again from their folder (verified against
-the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches them anew;
-``.zst``, ``.bz2``, ``current_repodata.json`` and the shards are rebuilt from ``repodata.json`` (the file
+the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
+them anew; ``.zst``, ``.bz2``, ``current_repodata.json`` and the shards are rebuilt from ``repodata.json`` (the file
 published last, so the truth), and left-over temporaries are removed. Repairs happen only while
 holding the site lock, so a live ``sitegen mirror`` run is never disturbed.
 """
@@ -52,7 +52,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class Repair:
-    """A package file to fetch again, from the mirror that supplied it."""
+    """A package file to publish again, from the mirror that supplied it."""
 
     channel: ChannelConfig
     record: Record
