@@ -174,6 +174,17 @@ def local_index_path(root: Path, mirror: str) -> Path:
     return state_dir(root) / "local" / f"{mirror}.json"
 
 
+def local_store_path(root: Path, mirror: str) -> Path:
+    """Where a ``move: true`` local source keeps the files moved out of its folder once
+    published, by subdir (see sync.local_move); the published files are hard links to them."""
+    return state_dir(root) / "local" / mirror
+
+
+def local_store_index_path(root: Path, mirror: str) -> Path:
+    """What the last index of that store found, per file (as local_index_path)."""
+    return state_dir(root) / "local" / f"{mirror}.moved.json"
+
+
 # ------------------------------------------------------------------ access control (outside the site)
 
 

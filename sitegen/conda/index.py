@@ -20,6 +20,7 @@ import json
 import os
 import stat
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ REASON_UNSAFE_PATH = "unsafe path inside the archive"
 REASON_TOO_LARGE = "absurd size inside the archive"
 REASON_CHANGED = "changed or vanished while being read"
 REASON_NOT_FILE = "not a regular file"
+
+# os.pread's shape: (fd, length, offset) -> bytes.
+Pread = Callable[[int, int, int], bytes]
 
 # bzip2's end-of-stream marker (48 bits, not byte aligned), then a 32-bit CRC and padding.
 _BZ2_EOS = 0x177245385090
@@ -107,8 +111,9 @@ class _HashingReader(io.RawIOBase):
     order are hashed when :meth:`finish` reads on from where the in-order bytes stopped.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, pread: Pread = os.pread) -> None:
         self.fd = fd
+        self.pread = pread
         self.pos = 0
         self.hashed = 0
         self.md5 = hashlib.md5()
@@ -128,7 +133,7 @@ class _HashingReader(io.RawIOBase):
         return self.pos
 
     def readinto(self, buffer: Any) -> int:
-        data = os.pread(self.fd, len(buffer), self.pos)
+        data = self.pread(self.fd, len(buffer), self.pos)
         size = len(data)
         buffer[:size] = data
         self._feed(self.pos, data)
@@ -144,14 +149,15 @@ class _HashingReader(io.RawIOBase):
 
     def finish(self) -> int:
         """Hash the rest of the file; its size as read."""
-        while chunk := os.pread(self.fd, CHUNK, self.hashed):
+        while chunk := self.pread(self.fd, CHUNK, self.hashed):
             self._feed(self.hashed, chunk)
         return self.hashed
 
 
-def index_package(path: Path, fn: str | None = None) -> IndexedPackage:
+def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) -> IndexedPackage:
     """Index the package file at ``path`` (named ``fn``, default its own name); BadPackage when
-    it cannot be published."""
+    it cannot be published. ``pread`` reads the file's bytes (tests stand in a reader that
+    changes the file between two reads)."""
     fn = fn or path.name
     if not fn.endswith((CONDA_SUFFIX, TAR_BZ2_SUFFIX)):
         raise BadPackage(REASON_NOT_FILE, "not a .conda or .tar.bz2 name")
@@ -163,7 +169,7 @@ def index_package(path: Path, fn: str | None = None) -> IndexedPackage:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise BadPackage(REASON_NOT_FILE)
-        reader = _HashingReader(fd)
+        reader = _HashingReader(fd, pread)
         index, about = _read_info(reader, fn, before.st_size)
         size = reader.finish()
         after = os.fstat(fd)

@@ -180,6 +180,7 @@ def _mirror_keys() -> tuple[str, ...]:
         "filters",
         "schedule",
         "ca_bundle",
+        "move",
     )
 
 
@@ -210,6 +211,9 @@ def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> Mir
     ca = state.attempt(partial(parse_ca_bundle, keys["ca_bundle"])) if "ca_bundle" in keys else None
     if source is not None and mode == "passive" and not source.passive:
         state.add(keys["mode"].error(f"a mirror with {source.key!r} cannot be passive"))
+    move = state.attempt(keys["move"].boolean) if "move" in keys else False
+    if move and source is not None and not source.movable:
+        state.add(keys["move"].error(f"a mirror with {source.key!r} has no files to move"))
     state.settle(start)
     assert source is not None and name is not None and subdirs is not None and url is not None
     assert mode is not None and verify_tls is not None and filters is not None
@@ -226,6 +230,7 @@ def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> Mir
         ca_bundle=ca,
         line=node.line,
         kind=source.kind,
+        move=bool(move),
     )
 
 

@@ -96,6 +96,8 @@ class MirrorConfig:
     ca_bundle: str | None = None  # PEM file of the CAs trusted for it (else the site's)
     line: int = 0
     kind: str = "channel"
+    # A local source's files are moved out of its folder once published (`move: true`).
+    move: bool = False
 
     def source_url(self, environ: Mapping[str, str] | None = None) -> str:
         """The URL with ${ENV} references filled in (contains secrets: never log it)."""

@@ -22,6 +22,8 @@ class SourceKind:
     parse: Callable[[YamlNode], str]
     # Whether `mode: passive` (files fetched on first request) can apply to this kind.
     passive: bool = True
+    # Whether `move: true` (files moved out of the source once published) can apply to it.
+    movable: bool = False
 
 
 # Every registered kind, in the order their keys are listed in error messages.
@@ -38,4 +40,6 @@ def register_source(kind: SourceKind) -> SourceKind:
 
 register_source(SourceKind("channel", "url", channel_source.parse_url))
 # Its files are published from the folder by every run: there is nothing to fetch on request.
-register_source(SourceKind(local_source.KIND, "path", local_source.parse_path, passive=False))
+register_source(
+    SourceKind(local_source.KIND, "path", local_source.parse_path, passive=False, movable=True)
+)

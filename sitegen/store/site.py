@@ -198,6 +198,50 @@ class Site:
             self.discard(temp)
             raise
 
+    def take(
+        self,
+        source: Path,
+        target: Path,
+        check: Callable[[Path], object],
+        identity: tuple[int, int, int],
+        same_bytes: Path | None = None,
+    ) -> None:
+        """Move ``source`` (outside the site) to ``target``: renamed on the same filesystem,
+        else copied, vetted by ``check``, synced and named before ``source`` is removed, so a
+        failure at any point leaves the file in one place at least. ``identity``: the (size,
+        mtime_ns, inode) of the version of ``source`` that ``check`` accepts; a source replaced
+        since is not removed. ``same_bytes``: a file of the site with that content, hard-linked
+        instead of copying ``source`` again."""
+        self.ensure_dir(target.parent)
+        try:
+            # Atomic: whatever version the name holds now moves, and none is lost.
+            os.rename(source, target)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        temp = self.temp_for(target)
+        try:
+            try:
+                if same_bytes is None:
+                    raise OSError(errno.EXDEV, "nothing to link")
+                os.link(same_bytes, temp, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in _NO_LINK and exc.errno != errno.ENOENT:
+                    raise
+                shutil.copyfile(source, temp, follow_symlinks=False)
+            check(temp)
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+            self.commit(temp, target)
+        except BaseException:
+            self.discard(temp)
+            raise
+        now = os.stat(source, follow_symlinks=False)
+        if (now.st_size, now.st_mtime_ns, now.st_ino) == identity:
+            os.unlink(source)
+        # Else replaced since it was checked: the newer file stays for the next run.
+
     def clean_temp_files(self, directory: Path) -> int:
         """Remove temporaries left by processes that died; returns how many.
 

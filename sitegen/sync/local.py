@@ -4,7 +4,8 @@ A local mirror's folder stands where an upstream channel's repodata would: index
 `FetchResult` and a `ParseResult` per subdir, exactly what fetching and parsing yield for an
 upstream mirror, so selection, merging, planning and publishing treat both alike. Its package
 files are then published by hard link (a copy across filesystems) from the folder, each
-verified against the record it will be listed under; the folder is never modified.
+verified against the record it will be listed under; the folder is never modified, unless the
+mirror says ``move: true`` (see :mod:`sitegen.sync.local_move`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import trio
 
+from sitegen.conda.records import Record
 from sitegen.config import MirrorConfig
 from sitegen.config.local_source import KIND
-from sitegen.layout import local_index_path
+from sitegen.layout import local_index_path, local_store_index_path, local_store_path
 from sitegen.net.download import VerifyError, hash_file
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey
@@ -32,6 +34,7 @@ from sitegen.sync.local_index import (
     decode_cache,
     encode_cache,
     needs_reading,
+    overlay,
     read_one,
     scan_folder,
 )
@@ -95,15 +98,36 @@ async def index_all(
 
 
 async def index_folder(site: Site, mirror: MirrorConfig, save: bool = True) -> FolderIndex | str:
-    """One local mirror's folder, indexed; the error when the folder cannot be listed."""
+    """One local mirror's folder, indexed; the error when the folder cannot be listed. With
+    ``move``, the files moved out of the folder before are indexed too, from the store; a file
+    of the folder wins over a moved one of the same name (it replaces it once published)."""
     folder = folder_of(mirror)
+    index = await index_directory(
+        site, mirror, folder, local_index_path(site.root, mirror.name), save
+    )
+    if isinstance(index, str) or not mirror.move:
+        return index
+    store = local_store_path(site.root, mirror.name)
+    if not store.is_dir():
+        return index
+    moved = await index_directory(
+        site, mirror, store, local_store_index_path(site.root, mirror.name), save
+    )
+    if isinstance(moved, str):
+        return f"{store}: {moved}"
+    return overlay(index, moved)
+
+
+async def index_directory(
+    site: Site, mirror: MirrorConfig, folder: Path, cache_path: Path, save: bool
+) -> FolderIndex | str:
+    """The package files of one directory, indexed with the cache at ``cache_path``."""
     try:
         found = await trio.to_thread.run_sync(scan_folder, folder)
     except OSError as exc:
         # Absent or unreadable: its subdirs stay as they are, rather than lose every package.
         return f"{folder}: cannot list the folder: {exc.strerror or exc}"
-    cache_path = local_index_path(site.root, mirror.name)
-    old = decode_cache(await trio.to_thread.run_sync(_read_or_none, cache_path))
+    old = decode_cache(await trio.to_thread.run_sync(read_or_none, cache_path))
     cache = {f.relpath: old[f.relpath] for f in found if f.relpath in old}
     to_read = [f for f in found if needs_reading(f, old)]
     if to_read:
@@ -122,20 +146,21 @@ async def index_folder(site: Site, mirror: MirrorConfig, save: bool = True) -> F
     if save and cache != old:
         data = encode_cache(cache)
         try:
-            await trio.to_thread.run_sync(_write_cache, site, cache_path, data)
+            await trio.to_thread.run_sync(write_state, site, cache_path, data)
         except OSError as exc:  # only costs reading the files again next time
             log.warning("%s: could not keep the index cache: %s", mirror.name, exc)
     return build_index(folder, mirror.name, mirror.subdirs, found, cache)
 
 
-def _read_or_none(path: Path) -> bytes | None:
+def read_or_none(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
     except OSError:
         return None
 
 
-def _write_cache(site: Site, path: Path, data: bytes) -> None:
+def write_state(site: Site, path: Path, data: bytes) -> None:
+    """Keep a state file that only saves work (not synced to disk)."""
     site.ensure_dir(path.parent)
     site.write_bytes(path, data, durable=False)
 
@@ -171,3 +196,32 @@ async def link_all(
                 continue
             outcome.files += 1
             outcome.bytes += record.size
+
+
+def source_candidates(site: Site, mirror: MirrorConfig, subdir: str, fn: str) -> list[Path]:
+    """Where a local mirror's file named ``fn`` may be: the folder's top level and its
+    ``<subdir>/`` folder (the order the index prefers), then a ``move: true`` mirror's store."""
+    folder = folder_of(mirror)
+    paths = [folder / fn, folder / subdir / fn]
+    if mirror.move:
+        paths.append(local_store_path(site.root, mirror.name) / subdir / fn)
+    return paths
+
+
+def restore(site: Site, mirror: MirrorConfig, record: Record, target: Path) -> str | None:
+    """Publish ``target`` again from the local mirror's own file, verified against ``record``
+    (the published one); why it could not be, or None."""
+    tried = []
+    for source in source_candidates(site, mirror, record.subdir, record.fn):
+        if not source.is_file():
+            continue
+        try:
+            site.adopt(source, target, lambda path: hash_file(path, record))
+            return None
+        except VerifyError as exc:
+            tried.append(f"{source}: {exc}")
+        except OSError as exc:
+            tried.append(f"{source}: {exc.strerror or exc}")
+    if not tried:
+        return f"no file of that name in {folder_of(mirror)}"
+    return "; ".join(tried)

@@ -196,3 +196,19 @@ def build_index(
         records[fn] = Record(fn=fn, subdir=subdir, raw=dict(raw), origin=mirror, about=about)
         index.files[(subdir, fn)] = folder / item.relpath
     return index
+
+
+def overlay(primary: FolderIndex, moved: FolderIndex) -> FolderIndex:
+    """``primary`` plus the records of ``moved`` it does not list (the files a ``move: true``
+    source moved out of its folder): what the folder holds replaces what was moved before, and
+    a bad file dropped under a moved one's name leaves that one published."""
+    for subdir, repodata in moved.repodata.items():
+        records = primary.repodata[subdir].records
+        for fn, record in repodata.records.items():
+            if fn not in records:
+                records[fn] = record
+                primary.files[(subdir, fn)] = moved.files[(subdir, fn)]
+        for fn, reason in repodata.rejected.items():
+            primary.repodata[subdir].rejected.setdefault(fn, reason)
+    primary.details += moved.details
+    return primary

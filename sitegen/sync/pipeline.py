@@ -47,6 +47,7 @@ from sitegen.sync.fetch import (
 from sitegen.sync.filtered import save_filtered
 from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
 from sitegen.sync.local import LocalSources, index_all, is_local, link_all
+from sitegen.sync.local_move import move_published
 from sitegen.sync.merge import (
     FROZEN,
     DeletionGuard,
@@ -271,6 +272,8 @@ async def _rebuild(
             to_publish,
         )
     )
+    # Only now that the records are published may a `move: true` folder give its files up.
+    results.errors.extend(await move_published(scope.site, local, results.mirrors))
 
 
 def _readable(

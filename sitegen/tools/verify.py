@@ -6,8 +6,9 @@ sha256 (md5 when no sha256); ``.zst`` and ``.bz2`` decompress to exactly ``repod
 exactly the shards ``repodata.json`` makes and each exists and hashes to its name; no
 temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
-always) and corrupt files of passive mirrors are removed, so the fetcher fetches them anew;
-``.zst``, ``.bz2``, ``current_repodata.json`` and the shards are rebuilt from ``repodata.json`` (the file
+always), those of local sources are linked or copied again from their folder (verified against
+the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
+them anew; ``.zst``, ``.bz2``, ``current_repodata.json`` and the shards are rebuilt from ``repodata.json`` (the file
 published last, so the truth), and left-over temporaries are removed. Repairs happen only while
 holding the site lock, so a live ``sitegen mirror`` run is never disturbed.
 """
@@ -34,6 +35,7 @@ from sitegen.store.origins import Origins, load_origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.store.writer import open_disk_writer
 from sitegen.sync.gates import with_gate_sources
+from sitegen.sync.local import is_local, restore
 from sitegen.sync.publish import SubdirMetadata, bz2_compress, zstd_compress
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
 
@@ -50,7 +52,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class Repair:
-    """A package file to fetch again, from the mirror that supplied it."""
+    """A package file to publish again, from the mirror that supplied it."""
 
     channel: ChannelConfig
     record: Record
@@ -257,11 +259,28 @@ async def _repair(
     to_repair: list[Repair],
     report: VerifyReport,
 ) -> None:
-    """Download every file of ``to_repair`` again from the mirror that supplied it."""
+    """Publish every file of ``to_repair`` again from the mirror that supplied it: downloaded,
+    or taken from a local source's folder."""
     mirrors = {m.name: m for _c, m in with_gate_sources(config).mirrors}
     problems = {p.path: p for p in report.problems}
+    remote = []
+    for repair_ in to_repair:
+        mirror = mirrors.get(repair_.mirror)
+        if mirror is None or not is_local(mirror):
+            remote.append(repair_)
+            continue
+        # A local source's file comes from its folder again, never over the network.
+        problem = problems[repair_.relative]
+        why = await trio.to_thread.run_sync(restore, site, mirror, repair_.record, repair_.path)
+        problem.repaired = why is None
+        if why is not None:
+            problem.detail += f"; repair failed: {why}"
+            log.error("repair failed: %s: %s", repair_.relative, why)
+    if not remote:
+        return
+    remote_mirrors = [m for m in mirrors.values() if not is_local(m)]
     async with AsyncExitStack() as stack:
-        upstreams, unusable = await open_upstreams(mirrors.values(), config.download, stack)
+        upstreams, unusable = await open_upstreams(remote_mirrors, config.download, stack)
         writer = await stack.enter_async_context(open_disk_writer())
 
         async def fix(job: DownloadJob, problem: Problem) -> None:
@@ -272,7 +291,7 @@ async def _repair(
                 log.error("repair failed: %s", result.error)
 
         async with trio.open_nursery() as nursery:
-            for repair_ in to_repair:
+            for repair_ in remote:
                 problem = problems[repair_.relative]
                 upstream = upstreams.get(repair_.mirror)
                 if upstream is None:

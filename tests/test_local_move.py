@@ -1,0 +1,172 @@
+"""``move: true``: a local source's files leave its folder once, and only once, their records
+are published; they stay published from the site's store, and nothing is lost on failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import trio
+
+from sitegen.cli import EXIT_OK, main
+from sitegen.config import parse_config
+from sitegen.config.yaml_nodes import ConfigError
+from sitegen.layout import local_store_path
+from sitegen.store.site import Site
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec
+from sitegen.tools.verify import verify_site
+from testkit.local import drop, local_config
+from testkit.site import assert_channel_consistent, published, read_repodata, sha256_of
+
+pytestmark = pytest.mark.unit
+
+CHANNEL = "internal/own"
+MIRROR = "internal-own"
+FOO = PackageSpec("foo", "1.0", "h1_0")
+BAR = PackageSpec("bar", "2.0", "h2_0")
+
+
+def run(config) -> object:
+    return trio.run(run_mirror, config, MirrorOptions(progress=False))
+
+
+def test_published_files_are_moved_into_the_store_and_stay_published(tmp_path: Path) -> None:
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = local_config(site, folder, extra="move: true\n")
+    foo = drop(folder, FOO, "conda")
+    bar = drop(folder, BAR, "tar.bz2", by_subdir=True)
+    digests = {p.name: sha256_of(p) for p in (foo, bar)}
+    assert not run(config).failed
+    assert not foo.exists() and not bar.exists()
+    store = local_store_path(site, MIRROR) / "linux-64"
+    directory = site / CHANNEL / "linux-64"
+    for fn, digest in digests.items():
+        assert sha256_of(store / fn) == digest
+        assert os.stat(directory / fn).st_ino == os.stat(store / fn).st_ino
+    # The next run finds the folder empty: the moved packages stay published, untouched.
+    assert not run(config).failed
+    assert published(site, CHANNEL, "linux-64") == set(digests)
+    assert_channel_consistent(site, CHANNEL)
+    # A replacement dropped in the folder replaces the moved one, and is moved in turn.
+    drop(folder, PackageSpec("foo", "1.0", "h1_0", seed=3), "conda")
+    new_digest = sha256_of(foo)
+    assert not run(config).failed
+    assert not foo.exists()
+    record = read_repodata(directory)["packages.conda"][foo.name]
+    assert record["sha256"] == new_digest == sha256_of(store / foo.name)
+    # A moved file lost from the site comes back from the store.
+    (directory / bar.name).unlink()
+    assert trio.run(verify_site, config, True).ok
+    assert sha256_of(directory / bar.name) == digests[bar.name]
+
+
+def test_only_published_files_move(tmp_path: Path) -> None:
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    extra = "move: true\nfilters: {names: {exclude: [bar]}}\n"
+    config = local_config(site, folder, extra=extra)
+    foo = drop(folder, FOO, "conda")
+    bar = drop(folder, BAR, "conda")
+    assert not run(config).failed
+    assert not foo.exists()
+    assert bar.exists()  # filtered out: not published, so not moved
+
+
+def test_a_failed_move_leaves_the_file_in_the_folder(tmp_path: Path) -> None:
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = local_config(site, folder, extra="move: true\n")
+    foo = drop(folder, FOO, "conda")
+    digest = sha256_of(foo)
+    # The store's subdir cannot be made: a file stands where it would go.
+    store = local_store_path(site, MIRROR)
+    store.mkdir(parents=True)
+    (store / "linux-64").write_bytes(b"in the way")
+    report = run(config)
+    assert any("not moved from the folder" in e for e in report.errors)
+    assert sha256_of(foo) == digest
+    assert published(site, CHANNEL, "linux-64") == {foo.name}
+    (store / "linux-64").unlink()
+    assert not run(config).failed
+    assert not foo.exists() and sha256_of(store / "linux-64" / foo.name) == digest
+
+
+def test_without_move_the_folder_is_left_alone(tmp_path: Path) -> None:
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    foo = drop(folder, FOO, "conda")
+    assert not run(local_config(site, folder)).failed
+    assert foo.exists() and not local_store_path(site, MIRROR).exists()
+
+
+def test_move_is_for_local_sources_only() -> None:
+    text = "output: /tmp/s\nchannels:\n  a/b:\n    url: https://example.org/c\n"
+    with pytest.raises(ConfigError, match="no files to move"):
+        parse_config(text + "    subdirs: [linux-64]\n    move: true\n")
+
+
+def test_across_filesystems_the_move_is_a_verified_copy(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's directory")
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="sitegen-move-"))
+    try:
+        foo = drop(folder, FOO, "conda")
+        digest = sha256_of(foo)
+        site = tmp_path / "site"
+        assert not run(local_config(site, folder, extra="move: true\n")).failed
+        assert not foo.exists()
+        stored = local_store_path(site, MIRROR) / "linux-64" / foo.name
+        assert sha256_of(stored) == digest
+        assert os.stat(site / CHANNEL / "linux-64" / foo.name).st_ino == os.stat(stored).st_ino
+        assert not [p for p in stored.parent.iterdir() if p.name != foo.name]  # no temporaries
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_sitegen_add_to_a_moving_source(tmp_path: Path) -> None:
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  {CHANNEL}:\n    path: {folder}\n"
+        "    subdirs: [linux-64]\n    move: true\n"
+    )
+    built = drop(tmp_path / "build", FOO, "conda")
+    assert main(["add", CHANNEL, str(built), "-c", str(config)]) == EXIT_OK
+    assert published(site, CHANNEL, "linux-64") == {built.name}
+    assert not [p for p in folder.rglob("*") if p.is_file()]
+    store = local_store_path(site, MIRROR) / "linux-64"
+    assert sha256_of(store / built.name) == sha256_of(built)
+    # A new build of the same name replaces the moved one.
+    again = drop(tmp_path / "rebuild", PackageSpec("foo", "1.0", "h1_0", seed=5), "conda")
+    assert main(["add", CHANNEL, str(again), "-c", str(config)]) == EXIT_OK
+    assert sha256_of(site / CHANNEL / "linux-64" / built.name) == sha256_of(again)
+    assert sha256_of(store / built.name) == sha256_of(again)
+    assert not [p for p in folder.rglob("*") if p.is_file()]
+
+
+def test_across_filesystems_a_file_replaced_since_it_was_checked_stays(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's directory")
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="sitegen-move-"))
+    try:
+        source = folder / "a.conda"
+        source.write_bytes(b"first")
+        seen = os.stat(source)
+        identity = (seen.st_size, seen.st_mtime_ns, seen.st_ino)
+        replacement = folder / ".a.partial"
+        replacement.write_bytes(b"second")
+        os.replace(replacement, source)  # a new version, dropped after the run checked it
+        site = Site(tmp_path / "site")
+        target = site.path(".sitegen", "local", "m", "linux-64", "a.conda")
+        site.take(source, target, lambda path: None, identity)
+        assert source.read_bytes() == b"second"  # kept for the next run
+        again = os.stat(source)
+        site.take(
+            source, target, lambda path: None, (again.st_size, again.st_mtime_ns, again.st_ino)
+        )
+        assert not source.exists() and target.read_bytes() == b"second"
+    finally:
+        shutil.rmtree(folder)
