@@ -484,7 +484,11 @@ stats:
             phone = browser.new_context(viewport=PHONE, is_mobile=True, device_scale_factor=2)
             small = phone.new_page()
             dark = browser.new_context(viewport=DESKTOP, color_scheme="dark").new_page()
-            kinds = {"statistics": "stats.html", "package": f"{CHANNEL}/packages/numpy.html"}
+            kinds = {
+                "landing": "index.html",
+                "statistics": "stats.html",
+                "package": f"{CHANNEL}/packages/numpy.html",
+            }
             quality: list[str] = []
             for viewer, label in ((page, "desktop"), (small, "phone"), (dark, "dark")):
                 for kind, relpath in kinds.items():
