@@ -38,9 +38,19 @@ STATE_DIR = ".sitegen"
 TOKEN_SEGMENT = "t"
 # Download statistics for machines (`sitegen stats`); the page for people is rendered from it.
 STATS_JSON = "stats.json"
+STATS_PAGE = "stats.html"  # rendered while stats.json exists
 # Names at the top of the site that belong to sitegen itself, never to a channel.
 RESERVED_TOP = frozenset(
-    {HISTORY_DIR, ASSETS_DIR, STATE_DIR, LANDING_PAGE, SEARCH_DIR, TOKEN_SEGMENT, STATS_JSON}
+    {
+        HISTORY_DIR,
+        ASSETS_DIR,
+        STATE_DIR,
+        LANDING_PAGE,
+        SEARCH_DIR,
+        TOKEN_SEGMENT,
+        STATS_JSON,
+        STATS_PAGE,
+    }
 )
 
 

@@ -587,11 +587,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill_disk(disk: Path, leave: int) -> None:
     """Fill the file system of ``disk`` with a filler file until ``leave`` bytes are free."""
     filler = disk / "filler"
-    with open(filler, "wb") as handle:
+    # Unbuffered: a write cut short by the full disk leaves nothing behind that closing the
+    # file would try (and fail) to write again.
+    with open(filler, "wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     os.truncate(filler, max(0, filler.stat().st_size - leave))

@@ -1,4 +1,4 @@
-"""``sitegen mirror`` (and what follows a run: history retention, pages, statistics,
+"""``sitegen mirror`` (and what follows a run: statistics, history retention, pages,
 notification), ``sitegen render`` and ``sitegen stats``."""
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
     )
     started = False  # the run held the lock and began: pages must show it
+    counted = True
     rendered = True
     try:
         report = trio.run(run_mirror, config, options)
@@ -84,15 +85,20 @@ def run_mirror_command(args: argparse.Namespace) -> int:
     except BaseException:
         started = True
         raise
+    else:
+        # --- download statistics, when channels.yaml has `stats:`: counted before the
+        # pages are rendered, so the statistics and package pages show the new counts in
+        # this one render (the reverse order would need a second one). Not after a run that
+        # raised (interrupted): its pages come first. ---
+        if not args.dry_run and config.stats is not None:
+            counted = count_downloads(config)
+        # --- end of download statistics ---
     finally:
         # Pages show every run, failed and stopped ones too; a dry run changes nothing.
         if started and not args.dry_run:
             prune_history_records(config)
             rendered = render_pages(config)
-    # --- download statistics: counted after the pages, when channels.yaml has `stats:` ---
-    if started and not args.dry_run and config.stats is not None:
-        rendered = count_downloads(config) and rendered
-    # --- end of download statistics ---
+    rendered = counted and rendered
     if args.dry_run:
         for channel in report.channels:
             print(

@@ -76,14 +76,15 @@ def bar_chart(series: Sequence[tuple[str, int]], label: str) -> str:
 
 
 def hbar_chart(rows: Sequence[tuple[str, int]], label: str) -> str:
-    """Horizontal bars with their label and value, largest first as given."""
-    row_height, width, label_width = 22, 600, 180
+    """Horizontal bars with their label and value, largest first as given. Narrow (its text
+    about the size of the page's on a phone and on a desktop alike, at a width of 20-25rem)."""
+    row_height, width, label_width, value_width = 22, 320, 96, 40
     height = max(len(rows), 1) * row_height
     peak = max((value for _, value in rows), default=0)
     parts = [_open(width, height, label, "chart chart-hbars")]
     for index, (name, value) in enumerate(rows):
         y = index * row_height
-        bar = (width - label_width - 60) * value / peak if peak else 0.0
+        bar = (width - label_width - value_width) * value / peak if peak else 0.0
         parts.append(
             f'<text x="0" y="{y + 15}" font-size="12" fill="currentColor">{escape(name)}</text>'
             f'<rect x="{label_width}" y="{y + 4}" width="{_number(bar)}" height="14"'

@@ -61,7 +61,15 @@ class PackageStats:
     downloads: int
     downloads_30d: int
     per_day: list[tuple[str, int]]  # the last 30 days, oldest first
-    trend_chart: str
+
+    @property
+    def trend_chart(self) -> str:
+        """Made when a page shows it: a render whose package pages are up to date draws none
+        of the thousands of trends."""
+        return sparkline(
+            [count for _, count in self.per_day],
+            f"{self.name}: downloads per day, last {len(self.per_day)} days",
+        )
 
 
 def last_days(today: str, count: int = SERIES_DAYS) -> list[str]:
@@ -123,8 +131,5 @@ def package_stats(doc: StatsDoc) -> dict[tuple[str, str], PackageStats]:
             downloads=package.downloads,
             downloads_30d=package.downloads_30d,
             per_day=per_day,
-            trend_chart=sparkline(
-                package.daily, f"{package.name}: downloads per day, last {len(days)} days"
-            ),
         )
     return out

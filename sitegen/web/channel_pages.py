@@ -26,6 +26,7 @@ from sitegen.conda.notices import active_notices
 from sitegen.conda.records import RepodataError
 from sitegen.config import ChannelConfig
 from sitegen.web.channel import ChannelSummary, channel_model, summarize_channel
+from sitegen.web.downloads import NONE_COUNTED, SiteStats
 from sitegen.web.facts import package_row
 from sitegen.web.listing import chunked, listing_rows, subdir_listing_head
 from sitegen.web.listing_cache import ListingCache
@@ -60,6 +61,7 @@ class ChannelPages:
         old_channels: dict[str, ChannelState],
         listings_dir: Path,
         base_url: str | None = None,
+        stats: SiteStats | None = None,
     ) -> None:
         self.writer = writer
         self.site = writer.site
@@ -69,6 +71,7 @@ class ChannelPages:
         self.channels: dict[str, ChannelState] = {}  # for the manifest
         self.listings_dir = listings_dir
         self.base_url = base_url  # of the site: package pages' install lines
+        self.stats = stats  # download statistics, for the package pages (None: none)
 
     def render(self, channel: ChannelConfig) -> ChannelSummary:
         """Every page of ``channel`` (none when its inputs did not change); its summary."""
@@ -82,6 +85,8 @@ class ChannelPages:
         # The notices shown: a notice posted, changed or expired renders the page again.
         notices = [n.to_json() for n in active_notices(channel.notices, datetime.now(UTC))]
         signature = digest(self.global_key, metadata, cd_stat, mirrors, stored_stamp, notices)
+        if self.stats is not None:  # the package pages show their downloads
+            signature = digest(signature, self.stats.downloads(channel.path))
         cached = self.old_channels.get(channel.path)
         writer = self.writer
         if (
@@ -199,6 +204,7 @@ class ChannelPages:
                 row.stored = sum(1 for f in subdirs[row.subdir] if f.fn in stored[row.subdir])
             summary.stored = sum(row.stored or 0 for row in summary.subdirs)
         lower = {name.lower() for name in by_name}
+        downloads = None if self.stats is None else self.stats.downloads(channel.path)
         names: dict[str, KnownPackage] = {}
         tasks: list[PackageTask] = []
         for name, files in by_name.items():
@@ -209,15 +215,22 @@ class ChannelPages:
             kept = None
             if stored is not None:
                 kept = sorted(f"{f.subdir}/{f.fn}" for f in files if f.fn in stored[f.subdir])
+            counted = None if downloads is None else downloads.get(name, NONE_COUNTED)
             if known is None or known.fingerprint != fp:
                 # New facts, then the key: computed with the page.
                 old_key = writer.old_pages.get(relpath)
-                tasks.append(PackageTask(relpath, name, files, fp, entry, None, old_key, kept))
+                tasks.append(
+                    PackageTask(relpath, name, files, fp, entry, None, old_key, kept, counted)
+                )
                 continue
             names[name] = known
-            key = package_key(self.global_key, channel.path, name, known, entry, lower, kept)
+            key = package_key(
+                self.global_key, channel.path, name, known, entry, lower, kept, counted
+            )
             if not writer.up_to_date(relpath, key):
-                tasks.append(PackageTask(relpath, name, files, fp, entry, known, key, kept))
+                tasks.append(
+                    PackageTask(relpath, name, files, fp, entry, known, key, kept, counted)
+                )
         context = PackageContext(
             self.site,
             self.templates_dir,

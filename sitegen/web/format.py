@@ -140,6 +140,25 @@ def clip(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def paragraphs(value: Any, limit: int) -> list[str]:
+    """Upstream free text as paragraphs (apart at blank lines; their line breaks kept, runs of
+    spaces made one), at most ``limit`` characters in all ([] when it is not a string)."""
+    if not isinstance(value, str):
+        return []
+    out: list[str] = []
+    left = limit
+    for block in re.split(r"\n\s*\n", value.replace("\r\n", "\n").replace("\r", "\n")):
+        text = "\n".join(" ".join(line.split()) for line in block.split("\n") if line.strip())
+        if not text:
+            continue
+        if len(text) > left:
+            out.append(text[: max(left - 1, 0)].rstrip() + "…")
+            break
+        out.append(text)
+        left -= len(text)
+    return out
+
+
 def strings(value: Any) -> list[str]:
     """The strings of an upstream list (a record's depends, constrains); [] if no list."""
     if not isinstance(value, list):

@@ -40,13 +40,19 @@ def package_key(
     entry: Any,
     names: set[str],
     stored: list[str] | None = None,
+    downloads: Any = None,
 ) -> str:
     """The input key of a package page: its records (by fingerprint), the names of the channel
-    (``names``) its dependencies link to, its channeldata.json entry and, in a channel fed by
-    a passive mirror, which of its files are stored (``subdir/fn``; None elsewhere)."""
+    (``names``) its dependencies link to, its channeldata.json entry, in a channel fed by
+    a passive mirror which of its files are stored (``subdir/fn``; None elsewhere) and, while
+    the site has download statistics, its downloads (None without)."""
     linked = [dep for dep in known.facts.dependencies if dep in names]
-    inputs = ["package.html", channel, name, known.fingerprint, linked, entry]
-    return digest(global_key, inputs if stored is None else [*inputs, stored])
+    inputs: list[Any] = ["package.html", channel, name, known.fingerprint, linked, entry]
+    if stored is not None:
+        inputs.append(stored)
+    if downloads is not None:
+        inputs.append({"downloads": downloads})
+    return digest(global_key, inputs)
 
 
 class KnownPackage(NamedTuple):

@@ -16,6 +16,7 @@ from sitegen.web.format import (
     clip,
     dependency_name,
     format_date_ms,
+    paragraphs,
     safe_link,
     strings,
     version_sort_key,
@@ -23,26 +24,33 @@ from sitegen.web.format import (
 from sitegen.web.snippets import BASE_PLACEHOLDER, install_commands
 
 SUMMARY_MAX = 300  # characters of an upstream summary shown on a package page
+DESCRIPTION_MAX = 5000  # characters of an upstream description (about.json's, local sources')
 _ABOUT_KEYS = ("summary", "license", "license_family", "home", "doc_url", "dev_url")
 _URL_KEYS = ("home", "doc_url", "dev_url")
 
 
-def about_package(records: list[Record], channeldata_entry: Any) -> dict[str, str | None]:
-    """Summary, license and links of a package: channeldata.json first, else the newest record.
+def about_package(records: list[Record], channeldata_entry: Any) -> dict[str, Any]:
+    """Summary, description, license and links of a package: channeldata.json first (where
+    a local source's about.json fields are), else the newest record.
 
-    URLs are kept only when http(s); everything else is bounded text.
+    URLs are kept only when http(s); everything else is bounded text. The description is a
+    list of paragraphs (none when it only repeats the summary).
     """
     entry = channeldata_entry if isinstance(channeldata_entry, dict) else {}
     newest = max(records, key=lambda r: (version_sort_key(r.version), r.timestamp_ms))
-    about: dict[str, str | None] = {}
-    for key in _ABOUT_KEYS:
+
+    def field(key: str) -> Any:
         value = entry.get(key)
-        if not isinstance(value, str) or not value.strip():
-            value = newest.raw.get(key)
+        return value if isinstance(value, str) and value.strip() else newest.raw.get(key)
+
+    about: dict[str, Any] = {}
+    for key in _ABOUT_KEYS:
         if key in _URL_KEYS:
-            about[key] = safe_link(value)
+            about[key] = safe_link(field(key))
         else:
-            about[key] = clip(value, SUMMARY_MAX) or None
+            about[key] = clip(field(key), SUMMARY_MAX) or None
+    description = paragraphs(field("description"), DESCRIPTION_MAX)
+    about["description"] = [] if description == [about["summary"]] else description
     return about
 
 
@@ -69,6 +77,7 @@ def package_model(
     known_names: set[str] | frozenset[str] = frozenset(),
     base_url: str | None = None,
     stored: list[str] | None = None,
+    downloads: Any = None,
 ) -> dict[str, Any]:
     """A package page: about, latest version and versions x subdirs x builds, formats side by side.
 
@@ -76,7 +85,8 @@ def package_model(
     Its install lines are the landing page's, under ``base_url`` (else a placeholder the
     page's script replaces with the address it is browsed at). ``stored`` (``subdir/fn``) are
     the files stored in a channel a passive mirror feeds (None elsewhere): the others are
-    fetched from upstream when first requested.
+    fetched from upstream when first requested. ``downloads`` (a
+    :class:`~sitegen.web.downloads.PackageDownloads`) while the site has download statistics.
     """
     builds: dict[tuple[str, str, str], dict[str, Any]] = {}
     stored_set = None if stored is None else set(stored)
@@ -146,4 +156,5 @@ def package_model(
             install_commands(f"{base_url or BASE_PLACEHOLDER}/{channel}", name).values()
         ),
         "base_placeholder": None if base_url else BASE_PLACEHOLDER,
+        "downloads": downloads,
     }

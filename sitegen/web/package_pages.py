@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import jinja2
 
 from sitegen.store.site import Site
+from sitegen.web.downloads import PackageDownloads
 from sitegen.web.environment import build_environment
 from sitegen.web.facts import package_facts
 from sitegen.web.manifest import KnownPackage, package_key
@@ -43,6 +44,7 @@ class PackageTask(NamedTuple):
     known: KnownPackage | None
     old_key: str | None
     stored: list[str] | None = None  # its files stored (subdir/fn) in a passive channel
+    downloads: PackageDownloads | None = None  # while the site has download statistics
 
 
 class PackageResult(NamedTuple):
@@ -83,7 +85,14 @@ class PackagePages:
             records = parse_records(task.files)
             known = KnownPackage(task.fingerprint, package_facts(records))
             key = package_key(
-                c.global_key, c.channel, task.name, known, task.entry, c.names, task.stored
+                c.global_key,
+                c.channel,
+                task.name,
+                known,
+                task.entry,
+                c.names,
+                task.stored,
+                task.downloads,
             )
             if key == task.old_key and self.files.exists(task.relpath):
                 return PackageResult(key, None, known)
@@ -95,6 +104,7 @@ class PackagePages:
             c.names,
             c.base_url,
             task.stored,
+            task.downloads,
         )
         data = render_page(self.env, c.title, "package.html", task.relpath, model=model)
         written = self.files.write(task.relpath, data)

@@ -30,6 +30,7 @@ from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History
 from sitegen.sync.report import RUNNING, RunReport
 from sitegen.web.channel_pages import ChannelPages
+from sitegen.web.downloads import landing_stats, load_stats, site_stats, stats_page_model
 from sitegen.web.environment import TEMPLATES_DIR, make_environment, templates_digest
 from sitegen.web.history import (
     FEED_ENTRIES,
@@ -95,8 +96,17 @@ class _Renderer:
         self.old_feed = old.feed
         self.feed: dict[str, FeedState] = {}
         self.writer = PageWriter(site, env, config.title, global_key, old.pages)
+        # --- download statistics: while stats.json exists (see web.downloads) ---
+        doc = load_stats(site)
+        self.stats = None if doc is None else site_stats(doc, config)
+        # --- end of download statistics ---
         self.channels = ChannelPages(
-            self.writer, templates_dir, old.channels, self.listings_dir, config.base_url
+            self.writer,
+            templates_dir,
+            old.channels,
+            self.listings_dir,
+            config.base_url,
+            self.stats,
         )
         self.scrub = make_scrub(config)
 
@@ -106,11 +116,12 @@ class _Renderer:
         reports = [r for r in History(self.site).runs() if RUN_ID_RE.match(r.id)]
         summaries = {c.path: self.channels.render(c) for c in self.config.channels}
         package_pages = self._package_names()
-        self.writer.page(
-            layout.LANDING_PAGE,
-            "landing.html",
-            landing_model(self.config, summaries, reports, self.scrub),
-        )
+        landing = landing_model(self.config, summaries, reports, self.scrub)
+        landing["stats"] = landing_stats(self.stats)  # download statistics: None without
+        self.writer.page(layout.LANDING_PAGE, "landing.html", landing)
+        if self.stats is not None:
+            model = stats_page_model(self.stats, package_pages)
+            self.writer.page(layout.STATS_PAGE, "stats.html", model)
         self._history(reports, package_pages)
         self._remove_stale()
         manifest = Manifest(

@@ -1,0 +1,184 @@
+"""Download statistics on the browse pages, from the site's ``stats.json`` (``sitegen stats``).
+
+While the file exists the renderer makes a statistics page (:data:`~sitegen.layout.STATS_PAGE`),
+links it from the landing page, and gives each package page its downloads with a trend of the
+last 30 days. The models are :mod:`sitegen.stats.model`'s, pure functions of the document, so
+the pages and the file agree; the charts are inline SVG built from escaped text
+(:mod:`sitegen.stats.charts`).
+
+The statistics page is site-wide and public, like the landing page: it shows the packages and
+counts of public channels of the configuration only; a private channel is named there with its
+label and nothing else (see :mod:`sitegen.access.pages`; the site-wide totals and charts add up
+every channel). A private channel's package pages are behind its token check and show their own
+downloads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from sitegen import layout
+from sitegen.config import SiteConfig
+from sitegen.stats.model import PackageStats, StatsPage, package_stats, stats_page
+from sitegen.stats.report import StatsDoc, decode_doc
+from sitegen.store.site import Site, UnsafePathError
+
+log = logging.getLogger("sitegen")
+
+
+@dataclass(frozen=True)
+class PackageDownloads:
+    """The downloads of a package, as its page shows them. Part of the page's input key: it
+    changes from one day to the next only while the package has downloads in the last 30 days
+    (its trend moves with the days), so other pages are not rendered again every day."""
+
+    downloads: int  # all time (within the counts kept)
+    downloads_30d: int
+    trend: PackageStats | None  # None: nothing in the last 30 days, no chart
+
+
+NONE_COUNTED = PackageDownloads(0, 0, None)
+
+
+@dataclass(frozen=True)
+class SiteStats:
+    """What the pages of one render show of ``stats.json``."""
+
+    page: StatsPage  # the statistics page, of the public channels' packages
+    public: frozenset[str]  # channels the statistics page may show in detail
+    private: frozenset[str]  # channels it names with their label only
+    packages: dict[str, dict[str, PackageDownloads]]  # channel -> name -> downloads
+
+    def downloads(self, channel: str) -> dict[str, PackageDownloads]:
+        return self.packages.get(channel, {})
+
+
+def load_stats(site: Site) -> StatsDoc | None:
+    """The site's ``stats.json``; None when there is none, or one this version cannot read
+    (logged: the pages go without statistics rather than fail)."""
+    try:
+        data = site.path(layout.STATS_JSON).read_bytes()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnsafePathError) as exc:
+        log.warning("%s: cannot read it for the pages: %s", layout.STATS_JSON, exc)
+        return None
+    try:
+        return decode_doc(data)
+    except msgspec.DecodeError as exc:  # also msgspec.ValidationError
+        log.warning("%s: not shown on the pages: %s", layout.STATS_JSON, exc)
+        return None
+
+
+def site_stats(doc: StatsDoc, config: SiteConfig) -> SiteStats:
+    """The pages' view of ``doc`` under ``config``. Channels no longer configured are left out
+    of the statistics page (nothing says whether they were private)."""
+    public = frozenset(c.path for c in config.channels if not c.private)
+    private = frozenset(c.path for c in config.channels if c.private)
+    shown = msgspec.structs.replace(
+        doc,
+        packages=[p for p in doc.packages if p.channel in public],
+        missing=[m for m in doc.missing if m.channel in public],
+        channels=[c for c in doc.channels if c.channel in public | private],
+    )
+    packages: dict[str, dict[str, PackageDownloads]] = {}
+    for (channel, name), stats in package_stats(doc).items():
+        trend = stats if stats.downloads_30d else None
+        packages.setdefault(channel, {})[name] = PackageDownloads(
+            stats.downloads, stats.downloads_30d, trend
+        )
+    return SiteStats(stats_page(shown), public, private, packages)
+
+
+def landing_stats(stats: SiteStats | None) -> dict[str, Any] | None:
+    """The landing page's pointer to the statistics page (None: no statistics)."""
+    if stats is None:
+        return None
+    page = stats.page
+    return {
+        "page": layout.STATS_PAGE,
+        "today": page.today,
+        "downloads": page.downloads,
+        "downloads_30d": sum(count for _, count in page.per_day),
+    }
+
+
+def _top_rows(
+    counts: Collection[Any], pages: Mapping[str, Collection[str]]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "channel": c.channel,
+            "name": c.name,
+            "downloads": c.downloads,
+            # A package that left the channel keeps its counts, not its page.
+            "page": layout.package_page_path(c.channel, c.name)
+            if c.name in pages.get(c.channel, ())
+            else None,
+        }
+        for c in counts
+    ]
+
+
+def stats_page_model(stats: SiteStats, pages: Mapping[str, Collection[str]]) -> dict[str, Any]:
+    """The statistics page; ``pages`` are the names with a package page, per channel."""
+    page = stats.page
+    channels = []
+    for row in page.channels:
+        private = row.channel in stats.private
+        channels.append(
+            {
+                "path": row.channel,
+                "page": layout.channel_index_path(row.channel),
+                "private": private,
+                **(
+                    {}
+                    if private
+                    else {
+                        "downloads": row.downloads,
+                        "bytes": row.bytes,
+                        "refreshes": row.refreshes,
+                        "missing": row.missing,
+                        "passive": None
+                        if row.passive is None
+                        else msgspec.structs.asdict(row.passive),
+                    }
+                ),
+            }
+        )
+    return {
+        "today": page.today,
+        "first_day": page.per_day[0][0] if page.per_day else page.today,
+        "downloads": page.downloads,
+        "downloads_30d": sum(count for _, count in page.per_day),
+        "bytes_total": page.bytes_total,
+        "bytes_30d": page.bytes_30d,
+        "refreshes": page.refreshes,
+        "skipped": page.skipped,
+        "per_day": page.per_day,
+        "per_day_chart": page.per_day_chart,
+        "peak": max(page.per_day, key=lambda day: (day[1], day[0]), default=None),
+        "tools": [[t.tool, t.client_days] for t in page.tools],
+        "tools_chart": page.tools_chart,
+        "top": [
+            {"id": "top-7d", "title": "Last 7 days", "rows": _top_rows(page.top_7d, pages)},
+            {"id": "top-30d", "title": "Last 30 days", "rows": _top_rows(page.top_30d, pages)},
+            {"id": "top-all", "title": "All time", "rows": _top_rows(page.top_all, pages)},
+        ],
+        "missing": [
+            {
+                "channel": m.channel,
+                "subdir": m.subdir,
+                "file": m.file,
+                "name": m.name,
+                "requests": m.requests,
+            }
+            for m in page.missing
+        ],
+        "channels": channels,
+    }
