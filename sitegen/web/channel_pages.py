@@ -25,10 +25,12 @@ from sitegen.conda.records import RepodataError
 from sitegen.config import ChannelConfig
 from sitegen.web.channel import ChannelSummary, channel_model, summarize_channel
 from sitegen.web.facts import package_row
+from sitegen.web.gates import approval_links
 from sitegen.web.listing import chunked, listing_rows, subdir_listing_head
 from sitegen.web.listing_cache import ListingCache
 from sitegen.web.manifest import ChannelState, KnownPackage, digest, package_key
 from sitegen.web.package_pages import PackageContext, PackageTask, package_pages
+from sitegen.web.private import private_channel_extras
 from sitegen.web.published import (
     PAGE_NAME,
     PublishedFile,
@@ -67,6 +69,9 @@ class ChannelPages:
         self.channels: dict[str, ChannelState] = {}  # for the manifest
         self.listings_dir = listings_dir
         self.base_url = base_url  # of the site: package pages' install lines
+        # Channel -> (its advisory filter levels, blocked versions by name, their digest):
+        # package pages list the advisories affecting each version (see web/gates.py).
+        self.advisories: dict[str, tuple[tuple[Any, ...], dict[str, list[str]], str]] = {}
 
     def render(self, channel: ChannelConfig) -> ChannelSummary:
         """Every page of ``channel`` (none when its inputs did not change); its summary."""
@@ -77,7 +82,10 @@ class ChannelPages:
             cd_stat = (st.st_size, st.st_mtime_ns)
         mirrors = [[m.name, m.display_url(), list(m.subdirs)] for m in channel.mirrors]
         stored_stamp = self._stored_stamp(channel)
+        advisories = self.advisories.get(channel.path)
         signature = digest(self.global_key, metadata, cd_stat, mirrors, stored_stamp)
+        if advisories is not None:
+            signature = digest(signature, advisories[2])
         cached = self.old_channels.get(channel.path)
         writer = self.writer
         if (
@@ -195,6 +203,11 @@ class ChannelPages:
                 row.stored = sum(1 for f in subdirs[row.subdir] if f.fn in stored[row.subdir])
             summary.stored = sum(row.stored or 0 for row in summary.subdirs)
         lower = {name.lower() for name in by_name}
+        advisories = self.advisories.get(channel.path)
+        # Package pages show advisories: their keys change with them.
+        package_global = (
+            self.global_key if advisories is None else digest(self.global_key, advisories[2])
+        )
         names: dict[str, KnownPackage] = {}
         tasks: list[PackageTask] = []
         for name, files in by_name.items():
@@ -211,17 +224,18 @@ class ChannelPages:
                 tasks.append(PackageTask(relpath, name, files, fp, entry, None, old_key, kept))
                 continue
             names[name] = known
-            key = package_key(self.global_key, channel.path, name, known, entry, lower, kept)
+            key = package_key(package_global, channel.path, name, known, entry, lower, kept)
             if not writer.up_to_date(relpath, key):
                 tasks.append(PackageTask(relpath, name, files, fp, entry, known, key, kept))
         context = PackageContext(
             self.site,
             self.templates_dir,
             writer.title,
-            self.global_key,
+            package_global,
             channel.path,
             lower,
             self.base_url,
+            advisories[:2] if advisories is not None else None,
         )
         with package_pages(context, writer.env, tasks) as results:
             # The listings meanwhile, here.
@@ -251,7 +265,7 @@ class ChannelPages:
         writer.page(
             layout.channel_index_path(channel.path),
             "channel.html",
-            channel_model(channel, summary, rows),
+            {**channel_model(channel, summary, rows), **channel_extras(channel, self.base_url)},
         )
         return summary, names
 
@@ -297,3 +311,8 @@ class ChannelPages:
             rows = markupsafe.Markup(rows_html)
             return [writer.template("subdir.html", relpath, model=model, rows=rows)]
         return [head, *(data for _key, data in chunks), tail[0]]
+
+
+def channel_extras(channel: ChannelConfig, base_url: str | None) -> dict[str, Any]:
+    """A channel page's links to its approval pages and, when private, its token snippets."""
+    return {**approval_links(channel), **private_channel_extras(channel, base_url)}

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,13 @@ from sitegen.sync.history import History
 from sitegen.sync.report import RUNNING, RunReport
 from sitegen.web.channel_pages import ChannelPages
 from sitegen.web.environment import TEMPLATES_DIR, make_environment, templates_digest
+from sitegen.web.gates import (
+    advisory_inputs,
+    advisory_levels,
+    approval_pages,
+    blocked_versions,
+    gate_changes,
+)
 from sitegen.web.history import (
     FEED_ENTRIES,
     feed_entries,
@@ -48,6 +56,7 @@ from sitegen.web.manifest import (
     digest,
     load_manifest,
 )
+from sitegen.web.private import landing_private, private_paths, public_reports
 from sitegen.web.run import RUN_ID_RE, run_detail, run_summary
 from sitegen.web.writer import PageWriter, RenderStats
 
@@ -104,12 +113,18 @@ class _Renderer:
         self._clean_temporaries()
         self._assets()
         reports = [r for r in History(self.site).runs() if RUN_ID_RE.match(r.id)]
+        self._gates(reports)
         summaries = {c.path: self.channels.render(c) for c in self.config.channels}
         package_pages = self._package_names()
+        # Site-wide pages are public: private channels' runs stay out of them.
+        private = private_paths(self.config)
+        reports = public_reports(reports, private)
         self.writer.page(
             layout.LANDING_PAGE,
             "landing.html",
-            landing_model(self.config, summaries, reports, self.scrub),
+            landing_private(
+                landing_model(self.config, summaries, reports, self.scrub), self.config
+            ),
         )
         self._history(reports, package_pages)
         self._remove_stale()
@@ -120,6 +135,22 @@ class _Renderer:
             feed=self.feed,
         )
         self.site.write_bytes(self.manifest_path, msgspec.json.encode(manifest))
+
+    def _gates(self, reports: list[RunReport]) -> None:
+        """The approval pages of gated channels, and what package pages need of advisories."""
+        for page in approval_pages(
+            self.config, self.site.root, time.time(), private_paths(self.config)
+        ):
+            self.writer.page(page.relpath, page.template, page.model)
+        for channel in self.config.channels:
+            levels = advisory_levels(self.config, channel)
+            if levels:
+                blocked = blocked_versions(reports, channel.path)
+                self.channels.advisories[channel.path] = (
+                    levels,
+                    blocked,
+                    digest(advisory_inputs(levels), blocked),
+                )
 
     def _clean_temporaries(self) -> None:
         """Remove what a killed render left half-written in the directories only pages use
@@ -201,14 +232,15 @@ class _Renderer:
         return out
 
     def _history(self, reports: list[RunReport], package_pages: dict[str, set[str]]) -> None:
-        summaries = [run_summary(r, self.scrub) for r in reports]
+        gates = gate_changes(reports)
+        summaries = [{**run_summary(r, self.scrub), **gates[r.id]} for r in reports]
         for chunk in history_pages(summaries):
             self.writer.page(chunk["path"], "history.html", chunk)
         for report in reports:
             self.writer.page(
                 layout.run_page_path(report.id),
                 "run.html",
-                run_detail(report, self.scrub, package_pages),
+                {**run_detail(report, self.scrub, package_pages), **gates[report.id]},
             )
         self.writer.json("history/history.json", history_json(reports, self.scrub))
         entries = feed_entries(reports, package_pages, groups=self._feed_groups(reports))
