@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from sitegen.config import load_config
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.render import render_site
 from testkit.axe import (
@@ -287,6 +288,72 @@ channels:
                         quality.append(f"{kind}: layout shift {shift:.3f} > {LAYOUT_SHIFT_MAX}")
                     for problem in axe_violations(viewer, axe) + seo_problems(viewer):
                         quality.append(f"{kind} ({viewer.viewport_size['width']}px): {problem}")
+            assert quality == [], "\n".join(quality)
+        finally:
+            browser.close()
+
+
+@pytest.mark.integration
+async def test_pending_approval_page(
+    tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
+) -> None:
+    """An approval-gated channel's pending page in the browser: the waiting candidates, what
+    approving one would pull in, the way to the approved list; axe-core finds nothing."""
+    sync_playwright = _playwright()
+    axe = axe_source()
+    site = tmp_path / "site"
+    (tmp_path / "approvals.yaml").write_text(
+        '- channel: "internal/approved"\n  spec: "python"\n  by: "alice"\n'
+        '  when: "2026-12-01T10:00:00Z"\n  why: "the interpreter"\n'
+    )
+    (tmp_path / "channels.yaml").write_text(
+        f"output: {site}\n"
+        "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 10}\n"
+        "channels:\n"
+        f"  {CHANNEL}:\n    url: {example_upstream.url}\n    subdirs: [linux-64, noarch]\n"
+        f"  internal/approved:\n    approval: {{from: {CHANNEL}}}\n"
+    )
+    config = load_config(tmp_path / "channels.yaml")
+    for _ in range(2):  # the gated channel reads its source as published when a run starts
+        report = await run_mirror(config, MirrorOptions(progress=False))
+        assert report.status == "completed", report.errors
+    render_site(config)
+    base = nginx_server_factory(site).url
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            quality: list[str] = []
+            for viewport in (DESKTOP, PHONE):
+                page = browser.new_context(viewport=viewport).new_page()
+                problems: list[str] = []
+                page.on("pageerror", lambda exc, p=problems: p.append(f"page error: {exc}"))
+                page.on(
+                    "response",
+                    lambda r, p=problems: (
+                        p.append(f"{r.status} {r.url}") if r.status >= 400 else None
+                    ),
+                )
+                page.goto(f"{base}/internal/approved/index.html")
+                page.get_by_role("link", name="pending approval").click()
+                page.wait_for_url(f"{base}/internal/approved/approvals/pending.html")
+                assert page.locator("h1").inner_text().startswith("Pending approval")
+                row = page.locator("table.pending tbody tr", has_text="numpy").first
+                assert "BSD-3-Clause" in row.inner_text()
+                row.locator("summary").click()
+                assert "libopenblas-0.3.27" in row.locator("ul.files").inner_text()
+                assert page.locator("table.pending tbody tr", has_text="python 3").count() == 0
+                assert _no_horizontal_scroll(page)
+                page.screenshot(
+                    path=str(ARTIFACTS / f"pending-{viewport['width']}.png"), full_page=True
+                )
+                for problem in axe_violations(page, axe) + seo_problems(page):
+                    quality.append(f"pending ({viewport['width']}px): {problem}")
+                page.get_by_role("link", name="Approved", exact=True).click()
+                page.wait_for_url(f"{base}/internal/approved/approvals/index.html")
+                assert "alice" in page.locator("table.approvals").inner_text()
+                for problem in axe_violations(page, axe) + seo_problems(page):
+                    quality.append(f"approved ({viewport['width']}px): {problem}")
+                assert problems == [], problems
             assert quality == [], "\n".join(quality)
         finally:
             browser.close()
