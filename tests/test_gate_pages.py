@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from sitegen.config import SiteConfig, load_config
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
-from sitegen.web.gates import gate_changes, versions_of
+from sitegen.web.gates import approval_inputs, approval_pages, gate_changes, versions_of
 from sitegen.web.render import render_site
 from testkit.upstream import ExampleUpstream
 
@@ -157,3 +158,34 @@ async def test_package_pages_list_advisories_and_runs_what_they_blocked(gated_si
     changes = run_page.split("<h2>Advisories</h2>", 1)[1]
     assert f"linux-64/{OLD_ZLIB}" in changes.split("Newly cleared", 1)[0]
     assert "advisories: 2 newly blocked" in (gated_site / "history" / "index.html").read_text()
+
+
+@pytest.mark.integration
+async def test_approval_pages_are_rendered_again_only_when_their_inputs_change(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    config = gated_config(tmp_path, example_upstream.url)
+    for _ in range(2):
+        await run_mirror(config, MirrorOptions(progress=False))
+    pages = {f"{GATED}/approvals/index.html", f"{GATED}/approvals/pending.html"}
+    assert pages <= set(render_site(config).rendered)
+    assert not pages & set(render_site(config).rendered)  # nothing changed
+    # The entry expires: the same approvals file, another day.
+    (gated,) = [c for c in config.channels if c.approval is not None]
+    site = tmp_path / "site"
+    now = time.time()
+    later = now + 200 * 365 * 86400
+    assert approval_inputs(site, gated, now) != approval_inputs(site, gated, later)
+    assert [p.relpath for p in approval_pages(site, gated, later)] == sorted(pages)
+    (approved, waiting) = approval_pages(site, gated, later)
+    assert approved.model["rows"][0]["expired"] is True
+    assert "python" in {row["name"] for row in waiting.model["rows"]}
+    # A new approval: rendered again.
+    with (tmp_path / "approvals.yaml").open("a") as handle:
+        handle.write(
+            f'- channel: "{GATED}"\n  spec: "zlib"\n  by: "bob"\n'
+            '  when: "2026-12-02T10:00:00Z"\n  why: "compression"\n'
+        )
+    config = load_config(tmp_path / "channels.yaml")
+    assert pages <= set(render_site(config).rendered)
+    assert "compression" in (site / GATED / "approvals" / "index.html").read_text()

@@ -24,15 +24,16 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.config.model import FilterSpec
 from sitegen.filters.advisories import package_advisories, policy_of
-from sitegen.layout import approved_page_path, channel_index_path, pending_page_path
+from sitegen.layout import REPODATA, approved_page_path, channel_index_path, pending_page_path
 from sitegen.sync.advisory_changes import advisory_changes
 from sitegen.sync.approvals import approve, load_candidates, pending
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.web.format import format_date_ms, split_filename
 
-# Candidates listed on a pending page, with what each would pull in (a dependency walk each);
-# the page says how many more wait.
-PENDING_MAX = 200
+# Candidates listed on a pending page, with what each would pull in (a dependency walk over the
+# source's records each, done again only when the source or the approvals change); the page
+# says how many more wait.
+PENDING_MAX = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,31 +43,53 @@ class GatePage:
     model: dict[str, Any]
 
 
-def approval_pages(
-    config: SiteConfig, site_root: Path, now: float, private: Iterable[str] = ()
-) -> list[GatePage]:
-    """The pending and approved pages of every approval-gated channel.
-
-    A public gated channel whose source is private gets no pending page: its candidates are
-    the private channel's packages (``private``: paths of private channels).
-    """
+def approval_relpaths(channel: ChannelConfig, private: Iterable[str] = ()) -> list[str]:
+    """The approval pages of a gated channel (none for another). A public gated channel whose
+    source is private gets no pending page: its candidates are the private channel's packages
+    (``private``: paths of private channels)."""
+    gate = channel.approval
+    if gate is None:
+        return []
     hidden = set(private)
-    pages = []
-    for channel in config.channels:
-        gate = channel.approval
-        if gate is None:
-            continue
-        candidates = load_candidates(site_root, gate.source, channel.subdirs)
-        matcher = RecordMatcher()
-        approved = approve(candidates, gate.entries, now, matcher)
-        links = approval_links(channel)
-        approved_model = dataclasses.asdict(
-            approved_page(channel.path, gate.entries, approved, now)
-        )
-        approved_model.update(links, source=gate.source)
-        pages.append(GatePage(approved_page_path(channel.path), "approvals.html", approved_model))
-        if gate.source in hidden and channel.path not in hidden:
-            continue
+    paths = [approved_page_path(channel.path)]
+    if not (gate.source in hidden and channel.path not in hidden):
+        paths.append(pending_page_path(channel.path))
+    return paths
+
+
+def approval_inputs(site_root: Path, channel: ChannelConfig, now: float) -> list[Any]:
+    """What a gated channel's approval pages are made of, cheaply: the source's repodata files
+    (size, mtime), the entries and which of them are active now (part of the pages' key)."""
+    gate = channel.approval
+    if gate is None:
+        return []
+    stats = []
+    for subdir in channel.subdirs:
+        try:
+            st = (site_root / gate.source / subdir / REPODATA).stat()
+            stats.append([subdir, st.st_size, st.st_mtime_ns])
+        except OSError:
+            stats.append([subdir, None, None])
+    entries = [[dataclasses.asdict(e), e.active(now)] for e in gate.entries]
+    return [channel.path, gate.source, stats, entries, PENDING_MAX]
+
+
+def approval_pages(
+    site_root: Path, channel: ChannelConfig, now: float, private: Iterable[str] = ()
+) -> list[GatePage]:
+    """The pages of :func:`approval_relpaths`: the approved list and what waits."""
+    gate = channel.approval
+    relpaths = approval_relpaths(channel, private)
+    if gate is None:
+        return []
+    candidates = load_candidates(site_root, gate.source, channel.subdirs)
+    matcher = RecordMatcher()
+    approved = approve(candidates, gate.entries, now, matcher)
+    links = approval_links(channel)
+    approved_model = dataclasses.asdict(approved_page(channel.path, gate.entries, approved, now))
+    approved_model.update(links, source=gate.source)
+    pages = [GatePage(approved_page_path(channel.path), "approvals.html", approved_model)]
+    if pending_page_path(channel.path) in relpaths:
         waiting = pending(candidates, approved, matcher, limit=PENDING_MAX)
         model = dataclasses.asdict(pending_page(channel.path, gate.source, waiting[:PENDING_MAX]))
         for row in model["rows"]:

@@ -35,7 +35,9 @@ from sitegen.web.environment import TEMPLATES_DIR, make_environment, templates_d
 from sitegen.web.gates import (
     advisory_inputs,
     advisory_levels,
+    approval_inputs,
     approval_pages,
+    approval_relpaths,
     blocked_versions,
     gate_changes,
 )
@@ -138,10 +140,19 @@ class _Renderer:
 
     def _gates(self, reports: list[RunReport]) -> None:
         """The approval pages of gated channels, and what package pages need of advisories."""
-        for page in approval_pages(
-            self.config, self.site.root, time.time(), private_paths(self.config)
-        ):
-            self.writer.page(page.relpath, page.template, page.model)
+        now = time.time()
+        private = private_paths(self.config)
+        writer = self.writer
+        for channel in self.config.channels:
+            # Keyed by their inputs: the pending page costs a dependency walk per candidate.
+            inputs = approval_inputs(self.site.root, channel, now)
+            key = digest(writer.global_key, "approvals", inputs)
+            relpaths = approval_relpaths(channel, private)
+            if all([writer.up_to_date(relpath, key) for relpath in relpaths]):
+                continue
+            for page in approval_pages(self.site.root, channel, now, private):
+                data = writer.template(page.template, page.relpath, model=page.model)
+                writer.rendered(page.relpath, writer.files.write(page.relpath, data))
         for channel in self.config.channels:
             levels = advisory_levels(self.config, channel)
             if levels:
