@@ -297,8 +297,11 @@ channels:
 async def test_pending_approval_page(
     tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
 ) -> None:
-    """An approval-gated channel's pending page in the browser: the waiting candidates, what
-    approving one would pull in, the way to the approved list; axe-core finds nothing."""
+    """An approval-gated, private channel in the browser: the landing page names it with a
+    lock and shows its token set-up for the address in use; its pending page lists the waiting
+    candidates and what approving one would pull in, and leads to the approved list; axe-core
+    finds nothing on these pages. (nginx serves the site here without the token check: the
+    pages are under test, not the access.)"""
     sync_playwright = _playwright()
     axe = axe_source()
     site = tmp_path / "site"
@@ -311,7 +314,7 @@ async def test_pending_approval_page(
         "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 10}\n"
         "channels:\n"
         f"  {CHANNEL}:\n    url: {example_upstream.url}\n    subdirs: [linux-64, noarch]\n"
-        f"  internal/approved:\n    approval: {{from: {CHANNEL}}}\n"
+        f"  internal/approved:\n    approval: {{from: {CHANNEL}}}\n    access: private\n"
     )
     config = load_config(tmp_path / "channels.yaml")
     for _ in range(2):  # the gated channel reads its source as published when a run starts
@@ -333,7 +336,21 @@ async def test_pending_approval_page(
                         p.append(f"{r.status} {r.url}") if r.status >= 400 else None
                     ),
                 )
-                page.goto(f"{base}/internal/approved/index.html")
+                page.goto(f"{base}/")
+                card = page.locator("article.channel.private")
+                assert card.locator("h3").inner_text() == "internal/approved private"
+                setup = page.locator("#use pre", has_text="<TOKEN>").inner_text()
+                host = base.split("://", 1)[1]
+                assert f"{base}/t/<TOKEN>/internal/approved" in setup
+                assert f"pixi auth login {host} --token <TOKEN>" in setup
+                assert f"machine {host.split(':')[0]} login <NAME> password <TOKEN>" in setup
+                assert "MIRROR-HOST" not in setup
+                for problem in axe_violations(page, axe) + seo_problems(page):
+                    quality.append(f"landing ({viewport['width']}px): {problem}")
+                card.locator("h3 a").click()
+                page.wait_for_url(f"{base}/internal/approved/index.html")
+                for problem in axe_violations(page, axe) + seo_problems(page):
+                    quality.append(f"private channel ({viewport['width']}px): {problem}")
                 page.get_by_role("link", name="pending approval").click()
                 page.wait_for_url(f"{base}/internal/approved/approvals/pending.html")
                 assert page.locator("h1").inner_text().startswith("Pending approval")
