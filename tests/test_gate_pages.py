@@ -14,6 +14,7 @@ import pytest
 from sitegen.config import SiteConfig, load_config
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.web import gates
 from sitegen.web.gates import approval_inputs, approval_pages, gate_changes, versions_of
 from sitegen.web.render import render_site
 from testkit.upstream import ExampleUpstream
@@ -51,6 +52,16 @@ def test_gate_changes_per_run_against_the_mirrors_previous_run() -> None:
         "b-1-0.conda",
     ]
     assert out["2"]["advisory_changes"] == [] and out["2"]["approvals"] == []
+
+
+@pytest.mark.unit
+def test_run_pages_list_at_most_changes_max_files_and_count_them_all(monkeypatch) -> None:
+    monkeypatch.setattr(gates, "CHANGES_MAX", 1)
+    run = RunReport(id="1", started=1.0, mirrors=[MirrorReport("m", "c", "u")])
+    run.mirrors[0].advisories_blocked = [blocked("a-1-0.conda"), blocked("b-1-0.conda")]
+    (changes,) = gate_changes([run])["1"]["advisory_changes"]
+    assert [b["file"] for b in changes["blocked"]] == ["a-1-0.conda"]
+    assert changes["counts"] == {"blocked": 2, "cleared": 0}
 
 
 @pytest.mark.unit

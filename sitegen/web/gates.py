@@ -30,6 +30,8 @@ from sitegen.sync.approvals import approve, load_candidates, pending
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.web.format import format_date_ms, split_filename
 
+# Files listed per mirror as newly blocked or cleared on a run page; the page says how many more.
+CHANGES_MAX = 500
 # Candidates listed on a pending page, with what each would pull in (a dependency walk over the
 # source's records each, done again only when the source or the approvals change); the page
 # says how many more wait.
@@ -128,8 +130,12 @@ def gate_changes(reports: Iterable[RunReport]) -> dict[str, dict[str, Any]]:
                     {
                         "mirror": mirror.name,
                         "channel": mirror.channel,
-                        "blocked": [dict(b) for b in changes.blocked],
-                        "cleared": [dict(c) for c in changes.cleared],
+                        "blocked": [dict(b) for b in changes.blocked[:CHANGES_MAX]],
+                        "cleared": [dict(c) for c in changes.cleared[:CHANGES_MAX]],
+                        "counts": {
+                            "blocked": len(changes.blocked),
+                            "cleared": len(changes.cleared),
+                        },
                     }
                 )
         approvals = [dict(a) for a in report.approvals]
@@ -139,8 +145,8 @@ def gate_changes(reports: Iterable[RunReport]) -> dict[str, dict[str, Any]]:
             "gate_counts": {
                 "granted": sum(1 for a in approvals if a.get("action") == "approve"),
                 "revoked": sum(1 for a in approvals if a.get("action") == "revoke"),
-                "blocked": sum(len(m["blocked"]) for m in mirrors),
-                "cleared": sum(len(m["cleared"]) for m in mirrors),
+                "blocked": sum(m["counts"]["blocked"] for m in mirrors),
+                "cleared": sum(m["counts"]["cleared"] for m in mirrors),
             },
         }
     return out

@@ -115,7 +115,8 @@ class _Renderer:
         self._clean_temporaries()
         self._assets()
         reports = [r for r in History(self.site).runs() if RUN_ID_RE.match(r.id)]
-        self._gates(reports)
+        self._approval_pages()
+        self._advisories(reports)
         summaries = {c.path: self.channels.render(c) for c in self.config.channels}
         package_pages = self._package_names()
         # Site-wide pages are public: private channels' runs stay out of them.
@@ -138,8 +139,8 @@ class _Renderer:
         )
         self.site.write_bytes(self.manifest_path, msgspec.json.encode(manifest))
 
-    def _gates(self, reports: list[RunReport]) -> None:
-        """The approval pages of gated channels, and what package pages need of advisories."""
+    def _approval_pages(self) -> None:
+        """The pending and approved pages of approval-gated channels."""
         now = time.time()
         private = private_paths(self.config)
         writer = self.writer
@@ -153,6 +154,9 @@ class _Renderer:
             for page in approval_pages(self.site.root, channel, now, private):
                 data = writer.template(page.template, page.relpath, model=page.model)
                 writer.rendered(page.relpath, writer.files.write(page.relpath, data))
+
+    def _advisories(self, reports: list[RunReport]) -> None:
+        """What package pages need to list the advisories affecting each version."""
         for channel in self.config.channels:
             levels = advisory_levels(self.config, channel)
             if levels:
@@ -244,7 +248,10 @@ class _Renderer:
 
     def _history(self, reports: list[RunReport], package_pages: dict[str, set[str]]) -> None:
         gates = gate_changes(reports)
-        summaries = [{**run_summary(r, self.scrub), **gates[r.id]} for r in reports]
+        summaries = [
+            {**run_summary(r, self.scrub), "gate_counts": gates[r.id]["gate_counts"]}
+            for r in reports
+        ]
         for chunk in history_pages(summaries):
             self.writer.page(chunk["path"], "history.html", chunk)
         for report in reports:
