@@ -587,7 +587,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill_disk(disk: Path, leave: int) -> None:
     """Fill the file system of ``disk`` with a filler file until ``leave`` bytes are free."""
     filler = disk / "filler"
-    with open(filler, "wb") as handle:
+    # Unbuffered: a buffer left to flush on close would meet the full disk once more.
+    with open(filler, "wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)
