@@ -25,7 +25,9 @@ SECRET_NAMES = ("acme-secret-solver", "acme-licensed-kernel")
 BASE = "https://mirror.example.org/conda"
 
 
-def private_config(site: Path, upstream: str, folder: Path, base_url: str = BASE) -> SiteConfig:
+def private_config(
+    site: Path, upstream: str, folder: Path, base_url: str = BASE, access: str = "private"
+) -> SiteConfig:
     return site_config(
         site,
         f"""
@@ -35,7 +37,7 @@ def private_config(site: Path, upstream: str, folder: Path, base_url: str = BASE
             url: {upstream}
             subdirs: [linux-64, noarch]
           {PRIVATE}:
-            access: private
+            access: {access}
             mirrors:
               - name: licensed
                 path: {folder}
@@ -44,9 +46,7 @@ def private_config(site: Path, upstream: str, folder: Path, base_url: str = BASE
     )
 
 
-@pytest.fixture
-async def private_site(tmp_path: Path, example_upstream: ExampleUpstream) -> Path:
-    folder = tmp_path / "licensed"
+def write_licensed(folder: Path) -> None:
     write_channel(
         folder,
         [
@@ -56,6 +56,12 @@ async def private_site(tmp_path: Path, example_upstream: ExampleUpstream) -> Pat
     )
     for stray in folder.rglob("repodata.json"):
         stray.unlink()  # a local folder holds package files only
+
+
+@pytest.fixture
+async def private_site(tmp_path: Path, example_upstream: ExampleUpstream) -> Path:
+    folder = tmp_path / "licensed"
+    write_licensed(folder)
     site = tmp_path / "site"
     config = private_config(site, example_upstream.url, folder)
     report = await run_mirror(config, MirrorOptions(progress=False))
@@ -97,6 +103,23 @@ async def test_public_pages_name_no_private_package(private_site: Path) -> None:
     run = history["runs"][0]
     assert {c["channel"] for c in run["channels"]} == {PUBLIC}
     assert {m["channel"] for m in run["mirrors"]} == {PUBLIC}
+
+
+@pytest.mark.integration
+async def test_a_channel_turned_private_leaves_the_feed(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    folder = tmp_path / "licensed"
+    write_licensed(folder)
+    site = tmp_path / "site"
+    config = private_config(site, example_upstream.url, folder, access="public")
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    render_site(config)
+    assert SECRET_NAMES[0] in (site / "history" / "feed.atom").read_text()
+    render_site(private_config(site, example_upstream.url, folder))
+    feed = (site / "history" / "feed.atom").read_text()
+    assert SECRET_NAMES[0] not in feed and "numpy" in feed
 
 
 @pytest.mark.integration

@@ -228,6 +228,7 @@ class _Renderer:
     def _feed_groups(self, reports: list[RunReport]) -> dict[str, list]:
         """The feed groups of each finished run, kept in the manifest while its record file is
         the same (a first run's record lists every file of the channel)."""
+        private = private_paths(self.config)
         out = {}
         for report in reports:
             if report.status == RUNNING:
@@ -238,7 +239,12 @@ class _Renderer:
                 continue
             stamp = [st.st_size, st.st_mtime_ns, FEED_ENTRIES]
             cached = self.old_feed.get(report.id)
-            if cached is not None and cached.stamp == stamp:
+            # Groups kept from before a channel turned private would name its packages.
+            if (
+                cached is not None
+                and cached.stamp == stamp
+                and not any(group[0] in private for group in cached.groups)
+            ):
                 groups = cached.groups
             else:
                 groups = feed_groups(report)
