@@ -293,14 +293,29 @@ channels:
             browser.close()
 
 
+ZLIB_ADVISORY = {
+    "id": "TEST-ZLIB-1",
+    "aliases": ["CVE-2022-37434"],
+    "summary": "heap overflow in inflateGetHeader",
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+    "affected": [
+        {
+            "package": {"purl": "pkg:conda/zlib"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.3.1"}]}],
+        }
+    ],
+}
+
+
 @pytest.mark.integration
 async def test_pending_approval_page(
     tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
 ) -> None:
     """An approval-gated, private channel in the browser: the landing page names it with a
     lock and shows its token set-up for the address in use; its pending page lists the waiting
-    candidates and what approving one would pull in, and leads to the approved list; axe-core
-    finds nothing on these pages. (nginx serves the site here without the token check: the
+    candidates and what approving one would pull in, and leads to the approved list; a package
+    page lists its advisories and the first run's page what they blocked. axe-core finds
+    nothing on these pages. (nginx serves the site here without the token check: the
     pages are under test, not the access.)"""
     sync_playwright = _playwright()
     axe = axe_source()
@@ -314,8 +329,10 @@ async def test_pending_approval_page(
         "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 10}\n"
         "channels:\n"
         f"  {CHANNEL}:\n    url: {example_upstream.url}\n    subdirs: [linux-64, noarch]\n"
+        "    filters: {advisories: {files: [zlib.json], min_score: 7}}\n"
         f"  internal/approved:\n    approval: {{from: {CHANNEL}}}\n    access: private\n"
     )
+    (tmp_path / "zlib.json").write_text(json.dumps(ZLIB_ADVISORY))
     config = load_config(tmp_path / "channels.yaml")
     for _ in range(2):  # the gated channel reads its source as published when a run starts
         report = await run_mirror(config, MirrorOptions(progress=False))
@@ -370,6 +387,16 @@ async def test_pending_approval_page(
                 assert "alice" in page.locator("table.approvals").inner_text()
                 for problem in axe_violations(page, axe) + seo_problems(page):
                     quality.append(f"approved ({viewport['width']}px): {problem}")
+                # Advisories on a package page and, on the first run's page, what they blocked.
+                first_run = json.loads((site / "history" / "history.json").read_bytes())
+                for kind, relpath in (
+                    ("advisories", f"{CHANNEL}/packages/zlib.html"),
+                    ("run with advisories", first_run["runs"][-1]["page"]),
+                ):
+                    page.goto(f"{base}/{relpath}")
+                    assert "TEST-ZLIB-1" in page.locator("main").inner_text(), relpath
+                    for problem in axe_violations(page, axe) + seo_problems(page):
+                        quality.append(f"{kind} ({viewport['width']}px): {problem}")
                 assert problems == [], problems
             assert quality == [], "\n".join(quality)
         finally:
