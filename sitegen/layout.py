@@ -79,6 +79,16 @@ def package_page_path(channel: str, name: str) -> str:
     return f"{channel}/packages/{name}.html"
 
 
+def approved_page_path(channel: str) -> str:
+    """An approval-gated channel's list of approvals (under the channel: behind its access)."""
+    return f"{channel}/approvals/index.html"
+
+
+def pending_page_path(channel: str) -> str:
+    """An approval-gated channel's candidates waiting for approval."""
+    return f"{channel}/approvals/pending.html"
+
+
 def subdir_page_path(channel: str, subdir: str) -> str:
     return f"{channel}/{subdir}/index.html"
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from sitegen.config import load_config
 from sitegen.stats.model import last_days
 from sitegen.stats.report import decode_doc
 from sitegen.stats.run import run_stats
@@ -499,6 +500,116 @@ stats:
                         small.screenshot(path=str(ARTIFACTS / f"phone-{kind}-stats.png"), full_page=True)  # fmt: skip
                     for problem in axe_violations(viewer, axe) + seo_problems(viewer):
                         quality.append(f"{kind} ({label}): {problem}")
+            assert quality == [], "\n".join(quality)
+        finally:
+            browser.close()
+
+
+ZLIB_ADVISORY = {
+    "id": "TEST-ZLIB-1",
+    "aliases": ["CVE-2022-37434"],
+    "summary": "heap overflow in inflateGetHeader",
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+    "affected": [
+        {
+            "package": {"purl": "pkg:conda/zlib"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.3.1"}]}],
+        }
+    ],
+}
+
+
+@pytest.mark.integration
+async def test_pending_approval_page(
+    tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
+) -> None:
+    """An approval-gated, private channel in the browser: the landing page names it with a
+    lock and shows its token set-up for the address in use; its pending page lists the waiting
+    candidates and what approving one would pull in, and leads to the approved list; a package
+    page lists its advisories and the first run's page what they blocked. axe-core finds
+    nothing on these pages. (nginx serves the site here without the token check: the
+    pages are under test, not the access.)"""
+    sync_playwright = _playwright()
+    axe = axe_source()
+    site = tmp_path / "site"
+    (tmp_path / "approvals.yaml").write_text(
+        '- channel: "internal/approved"\n  spec: "python"\n  by: "alice"\n'
+        '  when: "2026-12-01T10:00:00Z"\n  why: "the interpreter"\n'
+    )
+    (tmp_path / "channels.yaml").write_text(
+        f"output: {site}\n"
+        "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 10}\n"
+        "channels:\n"
+        f"  {CHANNEL}:\n    url: {example_upstream.url}\n    subdirs: [linux-64, noarch]\n"
+        "    filters: {advisories: {files: [zlib.json], min_score: 7}}\n"
+        f"  internal/approved:\n    approval: {{from: {CHANNEL}}}\n    access: private\n"
+    )
+    (tmp_path / "zlib.json").write_text(json.dumps(ZLIB_ADVISORY))
+    config = load_config(tmp_path / "channels.yaml")
+    for _ in range(2):  # the gated channel reads its source as published when a run starts
+        report = await run_mirror(config, MirrorOptions(progress=False))
+        assert report.status == "completed", report.errors
+    render_site(config)
+    base = nginx_server_factory(site).url
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            quality: list[str] = []
+            for viewport in (DESKTOP, PHONE):
+                page = browser.new_context(viewport=viewport).new_page()
+                problems: list[str] = []
+                page.on("pageerror", lambda exc, p=problems: p.append(f"page error: {exc}"))
+                page.on(
+                    "response",
+                    lambda r, p=problems: (
+                        p.append(f"{r.status} {r.url}") if r.status >= 400 else None
+                    ),
+                )
+                page.goto(f"{base}/")
+                card = page.locator("article.channel.private")
+                assert card.locator("h3").inner_text() == "internal/approved private"
+                setup = page.locator("#use pre", has_text="<TOKEN>").inner_text()
+                host = base.split("://", 1)[1]
+                assert f"{base}/t/<TOKEN>/internal/approved" in setup
+                assert f"pixi auth login {host} --token <TOKEN>" in setup
+                assert f"machine {host.split(':')[0]} login <NAME> password <TOKEN>" in setup
+                assert "MIRROR-HOST" not in setup
+                for problem in axe_violations(page, axe) + seo_problems(page):
+                    quality.append(f"landing ({viewport['width']}px): {problem}")
+                card.locator("h3 a").click()
+                page.wait_for_url(f"{base}/internal/approved/index.html")
+                for problem in axe_violations(page, axe) + seo_problems(page):
+                    quality.append(f"private channel ({viewport['width']}px): {problem}")
+                page.get_by_role("link", name="pending approval").click()
+                page.wait_for_url(f"{base}/internal/approved/approvals/pending.html")
+                assert page.locator("h1").inner_text().startswith("Pending approval")
+                row = page.locator("table.pending tbody tr", has_text="numpy").first
+                assert "BSD-3-Clause" in row.inner_text()
+                row.locator("summary").click()
+                assert "libopenblas-0.3.27" in row.locator("ul.files").inner_text()
+                assert page.locator("table.pending tbody tr", has_text="python 3").count() == 0
+                assert _no_horizontal_scroll(page)
+                page.screenshot(
+                    path=str(ARTIFACTS / f"pending-{viewport['width']}.png"), full_page=True
+                )
+                for problem in axe_violations(page, axe) + seo_problems(page):
+                    quality.append(f"pending ({viewport['width']}px): {problem}")
+                page.get_by_role("link", name="Approved", exact=True).click()
+                page.wait_for_url(f"{base}/internal/approved/approvals/index.html")
+                assert "alice" in page.locator("table.approvals").inner_text()
+                for problem in axe_violations(page, axe) + seo_problems(page):
+                    quality.append(f"approved ({viewport['width']}px): {problem}")
+                # Advisories on a package page and, on the first run's page, what they blocked.
+                first_run = json.loads((site / "history" / "history.json").read_bytes())
+                for kind, relpath in (
+                    ("advisories", f"{CHANNEL}/packages/zlib.html"),
+                    ("run with advisories", first_run["runs"][-1]["page"]),
+                ):
+                    page.goto(f"{base}/{relpath}")
+                    assert "TEST-ZLIB-1" in page.locator("main").inner_text(), relpath
+                    for problem in axe_violations(page, axe) + seo_problems(page):
+                        quality.append(f"{kind} ({viewport['width']}px): {problem}")
+                assert problems == [], problems
             assert quality == [], "\n".join(quality)
         finally:
             browser.close()

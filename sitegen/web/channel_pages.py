@@ -28,10 +28,12 @@ from sitegen.config import ChannelConfig
 from sitegen.web.channel import ChannelSummary, channel_model, summarize_channel
 from sitegen.web.downloads import NONE_COUNTED, SiteStats
 from sitegen.web.facts import package_row
+from sitegen.web.gates import approval_links
 from sitegen.web.listing import chunked, listing_rows, subdir_listing_head
 from sitegen.web.listing_cache import ListingCache
 from sitegen.web.manifest import ChannelState, KnownPackage, digest, package_key
 from sitegen.web.package_pages import PackageContext, PackageTask, package_pages
+from sitegen.web.private import private_channel_extras
 from sitegen.web.published import (
     PAGE_NAME,
     PublishedFile,
@@ -72,6 +74,9 @@ class ChannelPages:
         self.listings_dir = listings_dir
         self.base_url = base_url  # of the site: package pages' install lines
         self.stats = stats  # download statistics, for the package pages (None: none)
+        # Channel -> (its advisory filter levels, blocked versions by name, their digest):
+        # package pages list the advisories affecting each version (see web/gates.py).
+        self.advisories: dict[str, tuple[tuple[Any, ...], dict[str, list[str]], str]] = {}
 
     def render(self, channel: ChannelConfig) -> ChannelSummary:
         """Every page of ``channel`` (none when its inputs did not change); its summary."""
@@ -85,6 +90,9 @@ class ChannelPages:
         # The notices shown: a notice posted, changed or expired renders the page again.
         notices = [n.to_json() for n in active_notices(channel.notices, datetime.now(UTC))]
         signature = digest(self.global_key, metadata, cd_stat, mirrors, stored_stamp, notices)
+        advisories = self.advisories.get(channel.path)
+        if advisories is not None:
+            signature = digest(signature, advisories[2])
         if self.stats is not None:  # the package pages show their downloads
             signature = digest(signature, self.stats.downloads(channel.path))
         cached = self.old_channels.get(channel.path)
@@ -205,6 +213,11 @@ class ChannelPages:
             summary.stored = sum(row.stored or 0 for row in summary.subdirs)
         lower = {name.lower() for name in by_name}
         downloads = None if self.stats is None else self.stats.downloads(channel.path)
+        advisories = self.advisories.get(channel.path)
+        # Package pages show advisories: their keys change with them.
+        package_global = (
+            self.global_key if advisories is None else digest(self.global_key, advisories[2])
+        )
         names: dict[str, KnownPackage] = {}
         tasks: list[PackageTask] = []
         for name, files in by_name.items():
@@ -225,7 +238,7 @@ class ChannelPages:
                 continue
             names[name] = known
             key = package_key(
-                self.global_key, channel.path, name, known, entry, lower, kept, counted
+                package_global, channel.path, name, known, entry, lower, kept, counted
             )
             if not writer.up_to_date(relpath, key):
                 tasks.append(
@@ -235,10 +248,11 @@ class ChannelPages:
             self.site,
             self.templates_dir,
             writer.title,
-            self.global_key,
+            package_global,
             channel.path,
             lower,
             self.base_url,
+            advisories[:2] if advisories is not None else None,
         )
         with package_pages(context, writer.env, tasks) as results:
             # The listings meanwhile, here.
@@ -268,7 +282,7 @@ class ChannelPages:
         writer.page(
             layout.channel_index_path(channel.path),
             "channel.html",
-            channel_model(channel, summary, rows),
+            {**channel_model(channel, summary, rows), **channel_extras(channel, self.base_url)},
         )
         return summary, names
 
@@ -314,3 +328,8 @@ class ChannelPages:
             rows = markupsafe.Markup(rows_html)
             return [writer.template("subdir.html", relpath, model=model, rows=rows)]
         return [head, *(data for _key, data in chunks), tail[0]]
+
+
+def channel_extras(channel: ChannelConfig, base_url: str | None) -> dict[str, Any]:
+    """A channel page's links to its approval pages and, when private, its token snippets."""
+    return {**approval_links(channel), **private_channel_extras(channel, base_url)}

@@ -17,6 +17,7 @@ from sitegen.store.site import Site
 from sitegen.web.downloads import PackageDownloads
 from sitegen.web.environment import build_environment
 from sitegen.web.facts import package_facts
+from sitegen.web.gates import advisory_notes, versions_of
 from sitegen.web.manifest import KnownPackage, package_key
 from sitegen.web.package import package_model
 from sitegen.web.pool import can_fork, parts_in_processes
@@ -66,6 +67,8 @@ class PackageContext(NamedTuple):
     channel: str
     names: set[str]  # the channel's package names, lower case: dependencies link to them
     base_url: str | None = None  # of the site, for the install lines
+    # The channel's advisory filter levels and versions blocked by name (web/gates.py).
+    advisories: tuple[tuple[Any, ...], dict[str, list[str]]] | None = None
 
 
 class PackagePages:
@@ -106,6 +109,10 @@ class PackagePages:
             task.stored,
             task.downloads,
         )
+        if c.advisories is not None:
+            levels, blocked = c.advisories
+            versions = versions_of(model, blocked.get(task.name, ()))
+            model["advisories"] = advisory_notes(levels, task.name, versions)
         data = render_page(self.env, c.title, "package.html", task.relpath, model=model)
         written = self.files.write(task.relpath, data)
         return PackageResult(key, written, known if task.known is None else None)

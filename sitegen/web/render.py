@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,15 @@ from sitegen.sync.report import RUNNING, RunReport
 from sitegen.web.channel_pages import ChannelPages
 from sitegen.web.downloads import landing_stats, load_stats, site_stats, stats_page_model
 from sitegen.web.environment import TEMPLATES_DIR, make_environment, templates_digest
+from sitegen.web.gates import (
+    advisory_inputs,
+    advisory_levels,
+    approval_inputs,
+    approval_pages,
+    approval_relpaths,
+    blocked_versions,
+    gate_changes,
+)
 from sitegen.web.history import (
     FEED_ENTRIES,
     feed_entries,
@@ -49,6 +59,7 @@ from sitegen.web.manifest import (
     digest,
     load_manifest,
 )
+from sitegen.web.private import landing_private, private_paths, public_reports
 from sitegen.web.run import RUN_ID_RE, run_detail, run_summary
 from sitegen.web.writer import PageWriter, RenderStats
 
@@ -114,9 +125,16 @@ class _Renderer:
         self._clean_temporaries()
         self._assets()
         reports = [r for r in History(self.site).runs() if RUN_ID_RE.match(r.id)]
+        self._approval_pages()
+        self._advisories(reports)
         summaries = {c.path: self.channels.render(c) for c in self.config.channels}
         package_pages = self._package_names()
-        landing = landing_model(self.config, summaries, reports, self.scrub)
+        # Site-wide pages are public: private channels' runs stay out of them.
+        private = private_paths(self.config)
+        reports = public_reports(reports, private)
+        landing = landing_private(
+            landing_model(self.config, summaries, reports, self.scrub), self.config
+        )
         landing["stats"] = landing_stats(self.stats)  # download statistics: None without
         self.writer.page(layout.LANDING_PAGE, "landing.html", landing)
         if self.stats is not None:
@@ -131,6 +149,34 @@ class _Renderer:
             feed=self.feed,
         )
         self.site.write_bytes(self.manifest_path, msgspec.json.encode(manifest))
+
+    def _approval_pages(self) -> None:
+        """The pending and approved pages of approval-gated channels."""
+        now = time.time()
+        private = private_paths(self.config)
+        writer = self.writer
+        for channel in self.config.channels:
+            # Keyed by their inputs: the pending page costs a dependency walk per candidate.
+            inputs = approval_inputs(self.site.root, channel, now)
+            key = digest(writer.global_key, "approvals", inputs)
+            relpaths = approval_relpaths(channel, private)
+            if all([writer.up_to_date(relpath, key) for relpath in relpaths]):
+                continue
+            for page in approval_pages(self.site.root, channel, now, private):
+                data = writer.template(page.template, page.relpath, model=page.model)
+                writer.rendered(page.relpath, writer.files.write(page.relpath, data))
+
+    def _advisories(self, reports: list[RunReport]) -> None:
+        """What package pages need to list the advisories affecting each version."""
+        for channel in self.config.channels:
+            levels = advisory_levels(self.config, channel)
+            if levels:
+                blocked = blocked_versions(reports, channel.path)
+                self.channels.advisories[channel.path] = (
+                    levels,
+                    blocked,
+                    digest(advisory_inputs(levels), blocked),
+                )
 
     def _clean_temporaries(self) -> None:
         """Remove what a killed render left half-written in the directories only pages use
@@ -193,6 +239,7 @@ class _Renderer:
     def _feed_groups(self, reports: list[RunReport]) -> dict[str, list]:
         """The feed groups of each finished run, kept in the manifest while its record file is
         the same (a first run's record lists every file of the channel)."""
+        private = private_paths(self.config)
         out = {}
         for report in reports:
             if report.status == RUNNING:
@@ -203,7 +250,12 @@ class _Renderer:
                 continue
             stamp = [st.st_size, st.st_mtime_ns, FEED_ENTRIES]
             cached = self.old_feed.get(report.id)
-            if cached is not None and cached.stamp == stamp:
+            # Groups kept from before a channel turned private would name its packages.
+            if (
+                cached is not None
+                and cached.stamp == stamp
+                and not any(group[0] in private for group in cached.groups)
+            ):
                 groups = cached.groups
             else:
                 groups = feed_groups(report)
@@ -212,14 +264,18 @@ class _Renderer:
         return out
 
     def _history(self, reports: list[RunReport], package_pages: dict[str, set[str]]) -> None:
-        summaries = [run_summary(r, self.scrub) for r in reports]
+        gates = gate_changes(reports)
+        summaries = [
+            {**run_summary(r, self.scrub), "gate_counts": gates[r.id]["gate_counts"]}
+            for r in reports
+        ]
         for chunk in history_pages(summaries):
             self.writer.page(chunk["path"], "history.html", chunk)
         for report in reports:
             self.writer.page(
                 layout.run_page_path(report.id),
                 "run.html",
-                run_detail(report, self.scrub, package_pages),
+                {**run_detail(report, self.scrub, package_pages), **gates[report.id]},
             )
         self.writer.json("history/history.json", history_json(reports, self.scrub))
         entries = feed_entries(reports, package_pages, groups=self._feed_groups(reports))

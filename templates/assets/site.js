@@ -15,7 +15,11 @@
     var base = siteRoot();
     document.querySelectorAll("pre[data-placeholder]").forEach(function (pre) {
       var placeholder = pre.getAttribute("data-placeholder");
-      pre.textContent = pre.textContent.split(placeholder).join(base);
+      // The host alone (.netrc, pixi auth login): the placeholder's host, without its scheme.
+      var host = placeholder.replace(/^[a-z]+:\/\//, "");
+      pre.textContent = pre.textContent.split(placeholder).join(base)
+        .split("machine " + host).join("machine " + window.location.hostname)
+        .split(host).join(window.location.host);
     });
   }
 

@@ -1,0 +1,201 @@
+"""What the pages show of the gates a record passes: approvals and advisories.
+
+* an approval-gated channel gets a "pending approval" page (candidates no active approval
+  covers, newest first, with what approving each one with its dependencies would pull in) and
+  an "approved" page (who, when, why, expiry), both under the channel's path;
+* run pages list the approvals a run granted and revoked, and per mirror the records
+  advisories newly blocked and newly cleared (:mod:`sitegen.sync.advisory_changes`); the
+  history pages count them;
+* package pages list, per version, the advisories of the channel's filters that affect it,
+  blocked or not (:func:`sitegen.filters.advisories.package_advisories`).
+
+Page models only; the templates escape every value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sitegen.approvals.pages import approved_page, pending_page
+from sitegen.conda.version import RecordMatcher
+from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.config.model import FilterSpec
+from sitegen.filters.advisories import package_advisories, policy_of
+from sitegen.layout import REPODATA, approved_page_path, channel_index_path, pending_page_path
+from sitegen.sync.advisory_changes import advisory_changes
+from sitegen.sync.approvals import approve, load_candidates, pending
+from sitegen.sync.report import MirrorReport, RunReport
+from sitegen.web.format import format_date_ms, split_filename
+
+# Files listed per mirror as newly blocked or cleared on a run page; the page says how many more.
+CHANGES_MAX = 500
+# Candidates listed on a pending page, with what each would pull in (a dependency walk over the
+# source's records each, done again only when the source or the approvals change); the page
+# says how many more wait.
+PENDING_MAX = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class GatePage:
+    relpath: str
+    template: str
+    model: dict[str, Any]
+
+
+def approval_relpaths(channel: ChannelConfig, private: Iterable[str] = ()) -> list[str]:
+    """The approval pages of a gated channel (none for another). A public gated channel whose
+    source is private gets no pending page: its candidates are the private channel's packages
+    (``private``: paths of private channels)."""
+    gate = channel.approval
+    if gate is None:
+        return []
+    hidden = set(private)
+    paths = [approved_page_path(channel.path)]
+    if not (gate.source in hidden and channel.path not in hidden):
+        paths.append(pending_page_path(channel.path))
+    return paths
+
+
+def approval_inputs(site_root: Path, channel: ChannelConfig, now: float) -> list[Any]:
+    """What a gated channel's approval pages are made of, cheaply: the source's repodata files
+    (size, mtime), the entries and which of them are active now (part of the pages' key)."""
+    gate = channel.approval
+    if gate is None:
+        return []
+    stats = []
+    for subdir in channel.subdirs:
+        try:
+            st = (site_root / gate.source / subdir / REPODATA).stat()
+            stats.append([subdir, st.st_size, st.st_mtime_ns])
+        except OSError:
+            stats.append([subdir, None, None])
+    entries = [[dataclasses.asdict(e), e.active(now)] for e in gate.entries]
+    return [channel.path, gate.source, stats, entries, PENDING_MAX]
+
+
+def approval_pages(
+    site_root: Path, channel: ChannelConfig, now: float, private: Iterable[str] = ()
+) -> list[GatePage]:
+    """The pages of :func:`approval_relpaths`: the approved list and what waits."""
+    gate = channel.approval
+    relpaths = approval_relpaths(channel, private)
+    if gate is None:
+        return []
+    candidates = load_candidates(site_root, gate.source, channel.subdirs)
+    matcher = RecordMatcher()
+    approved = approve(candidates, gate.entries, now, matcher)
+    links = approval_links(channel)
+    approved_model = dataclasses.asdict(approved_page(channel.path, gate.entries, approved, now))
+    approved_model.update(links, source=gate.source)
+    pages = [GatePage(approved_page_path(channel.path), "approvals.html", approved_model)]
+    if pending_page_path(channel.path) in relpaths:
+        waiting = pending(candidates, approved, matcher, limit=PENDING_MAX)
+        model = dataclasses.asdict(pending_page(channel.path, gate.source, waiting[:PENDING_MAX]))
+        for row in model["rows"]:
+            row["date"] = format_date_ms(row["timestamp_ms"])
+        model.update(links, waiting=len(waiting), more=max(0, len(waiting) - PENDING_MAX))
+        pages.append(GatePage(pending_page_path(channel.path), "pending.html", model))
+    return pages
+
+
+def approval_links(channel: ChannelConfig) -> dict[str, Any]:
+    """The links between a gated channel's page and its approval pages (none elsewhere)."""
+    if channel.approval is None:
+        return {"approval_pages": None}
+    return {
+        "approval_pages": {
+            "channel": channel_index_path(channel.path),
+            "pending": pending_page_path(channel.path),
+            "approved": approved_page_path(channel.path),
+        }
+    }
+
+
+def gate_changes(reports: Iterable[RunReport]) -> dict[str, dict[str, Any]]:
+    """Per run id: the approvals it granted and revoked and, per mirror, the records advisories
+    newly blocked and newly cleared (against the mirror's previous run), with their counts.
+    One pass over the runs, oldest first."""
+    last: dict[str, MirrorReport] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for report in sorted(reports, key=lambda r: (r.started, r.id)):
+        mirrors = []
+        for mirror in report.mirrors:
+            changes = advisory_changes(mirror, last.get(mirror.name))
+            last[mirror.name] = mirror
+            if changes.blocked or changes.cleared:
+                mirrors.append(
+                    {
+                        "mirror": mirror.name,
+                        "channel": mirror.channel,
+                        "blocked": [dict(b) for b in changes.blocked[:CHANGES_MAX]],
+                        "cleared": [dict(c) for c in changes.cleared[:CHANGES_MAX]],
+                        "counts": {
+                            "blocked": len(changes.blocked),
+                            "cleared": len(changes.cleared),
+                        },
+                    }
+                )
+        approvals = [dict(a) for a in report.approvals]
+        out[report.id] = {
+            "approvals": approvals,
+            "advisory_changes": mirrors,
+            "gate_counts": {
+                "granted": sum(1 for a in approvals if a.get("action") == "approve"),
+                "revoked": sum(1 for a in approvals if a.get("action") == "revoke"),
+                "blocked": sum(m["counts"]["blocked"] for m in mirrors),
+                "cleared": sum(m["counts"]["cleared"] for m in mirrors),
+            },
+        }
+    return out
+
+
+def advisory_levels(config: SiteConfig, channel: ChannelConfig) -> tuple[FilterSpec, ...]:
+    """The filter levels of the channel's mirrors that hold an advisory policy (each once)."""
+    levels: list[FilterSpec] = []
+    for mirror in channel.mirrors:
+        for level in config.filter_levels(channel, mirror):
+            if policy_of(level) is not None and all(level is not seen for seen in levels):
+                levels.append(level)
+    return tuple(levels)
+
+
+def advisory_inputs(levels: Iterable[FilterSpec]) -> list[Any]:
+    """What the advisory notes of a channel's pages depend on (a part of their keys)."""
+    return [policy for policy in map(policy_of, levels) if policy is not None]
+
+
+def blocked_versions(reports: Iterable[RunReport], channel: str) -> dict[str, list[str]]:
+    """Package name -> versions the newest run of each of the channel's mirrors kept out for an
+    advisory (they have no record on the page, but their advisories are listed)."""
+    seen: set[str] = set()
+    out: dict[str, set[str]] = {}
+    for report in reports:  # newest first
+        for mirror in report.mirrors:
+            if mirror.channel != channel or mirror.name in seen or not mirror.subdirs:
+                continue
+            seen.add(mirror.name)
+            for blocked in mirror.advisories_blocked:
+                name, version, _build = split_filename(blocked["file"])
+                out.setdefault(name, set()).add(version)
+    return {name: sorted(versions) for name, versions in sorted(out.items())}
+
+
+def advisory_notes(
+    levels: Iterable[FilterSpec], name: str, versions: Iterable[str]
+) -> list[dict[str, Any]]:
+    """The advisories section of a package page: per version (as given), the advisories that
+    affect it, blocked or not."""
+    notes = package_advisories(levels, name, versions)
+    return [
+        {"version": version, "advisories": [dataclasses.asdict(n) for n in found]}
+        for version, found in notes.items()
+    ]
+
+
+def versions_of(model: Mapping[str, Any], extra: Iterable[str]) -> list[str]:
+    """The versions a package page shows, then ``extra`` ones (blocked) it does not."""
+    shown = [row["version"] for row in model["versions"]]
+    return shown + sorted(set(extra) - set(shown))

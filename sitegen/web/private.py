@@ -1,0 +1,91 @@
+"""Private channels on the pages (the rule is :mod:`sitegen.access.pages`).
+
+The site-wide pages (landing, history, run pages, ``history.json``, the Atom feed) are public:
+they are rendered from run reports with every trace of private channels taken out
+(:func:`public_reports`), and the landing page names a private channel with a lock and the
+label "private", nothing else (no counts, mirrors or search index). A private channel's own
+pages live under its path, behind the same token check as its files; there, and on the
+landing page, its "use this mirror" snippets show the token forms with ``<TOKEN>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from sitegen.access.pages import PRIVATE_LABEL, TOKEN_PLACEHOLDER, token_snippets
+from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.sync.report import RunReport
+from sitegen.web.snippets import BASE_PLACEHOLDER
+
+
+def private_paths(config: SiteConfig) -> frozenset[str]:
+    return frozenset(c.path for c in config.channels if c.private)
+
+
+def public_report(report: RunReport, private: frozenset[str]) -> RunReport:
+    """``report`` without the mirrors, subdirs and approvals of private channels, nor the
+    run-level errors that name one of them or their mirrors."""
+    hidden_mirrors = {m.name for m in report.mirrors if m.channel in private}
+    words = private | hidden_mirrors
+    return dataclasses.replace(
+        report,
+        mirrors=[m for m in report.mirrors if m.channel not in private],
+        channels=[c for c in report.channels if c.channel not in private],
+        approvals=[a for a in report.approvals if a.get("channel") not in private],
+        errors=[e for e in report.errors if not any(word in e for word in words)],
+    )
+
+
+def public_reports(reports: Iterable[RunReport], private: frozenset[str]) -> list[RunReport]:
+    if not private:
+        return list(reports)
+    return [public_report(report, private) for report in reports]
+
+
+def token_snippet(base_url: str | None, channel: str) -> str:
+    """Client set-up for a private channel: path token, Bearer and Basic, with ``<TOKEN>``."""
+    s = token_snippets(base_url or BASE_PLACEHOLDER, channel)
+    lines = [
+        "# conda (~/.condarc): the token in the channel URL",
+        "channels:",
+        f"  - {s.conda_url}",
+        "# or Bearer (pixi, mamba, rattler): log in once ...",
+        s.pixi_login,
+        "# ... or, in CI, RATTLER_AUTH_FILE=auth.json holding",
+        s.rattler_auth_file,
+        f"# and the channel by its plain URL: {s.channel_url}",
+        "# or Basic (~/.netrc, read by conda and pixi); login = the token's name",
+        s.netrc,
+    ]
+    return "\n".join(lines)
+
+
+def private_channel_extras(channel: ChannelConfig, base_url: str | None) -> dict[str, Any]:
+    """What a private channel's own page adds: its token snippet (None for a public one)."""
+    if not channel.private:
+        return {"token_snippet": None}
+    return {
+        "token_snippet": token_snippet(base_url, channel.path),
+        "token_placeholder": TOKEN_PLACEHOLDER,
+        "base_placeholder": None if base_url else BASE_PLACEHOLDER,
+    }
+
+
+def landing_private(model: dict[str, Any], config: SiteConfig) -> dict[str, Any]:
+    """The landing page model with private channels reduced to their path, page and label,
+    and their token snippets in the "use this mirror" section."""
+    private = private_paths(config)
+    channels = [
+        {"path": ch["path"], "page": ch["page"], "private": PRIVATE_LABEL}
+        if ch["path"] in private
+        else {**ch, "private": None}
+        for ch in model["channels"]
+    ]
+    snippets = [
+        {"channel": c.path, "text": token_snippet(config.base_url, c.path)}
+        for c in config.channels
+        if c.private
+    ]
+    return {**model, "channels": channels, "private_snippets": snippets}

@@ -1,0 +1,202 @@
+"""Approvals and advisories on the pages: an approval-gated channel's pending and approved
+pages, the approvals and advisory changes of runs on run and history pages, and the advisories
+affecting each version on package pages."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sitegen.config import SiteConfig, load_config
+from sitegen.sync.report import MirrorReport, RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.web import gates
+from sitegen.web.gates import approval_inputs, approval_pages, gate_changes, versions_of
+from sitegen.web.render import render_site
+from testkit.upstream import ExampleUpstream
+
+SOURCE, GATED = "cloud/example", "internal/approved"
+OLD_ZLIB = "zlib-1.2.13-h446ffa6_0.conda"
+
+
+def blocked(fn: str) -> dict[str, str]:
+    return {"subdir": "linux-64", "file": fn, "advisory": "TEST-1"}
+
+
+@pytest.mark.unit
+def test_gate_changes_per_run_against_the_mirrors_previous_run() -> None:
+    first = RunReport(id="1", started=1.0, mirrors=[MirrorReport("m", "c", "u")])
+    first.mirrors[0].advisories_blocked = [blocked("a-1-0.conda"), blocked("b-1-0.conda")]
+    other = RunReport(id="2", started=2.0, mirrors=[MirrorReport("n", "d", "u")])
+    second = RunReport(
+        id="3",
+        started=3.0,
+        mirrors=[MirrorReport("m", "c", "u")],
+        approvals=[
+            {"action": "approve", "channel": "g", "spec": "numpy", "by": "a", "why": "w"},
+            {"action": "revoke", "channel": "g", "spec": "zlib", "by": "b", "why": "cve"},
+        ],
+    )
+    second.mirrors[0].advisories_blocked = [blocked("b-1-0.conda"), blocked("c-1-0.conda")]
+    out = gate_changes([second, other, first])  # newest first, as the history reads them
+    (changes,) = out["3"]["advisory_changes"]
+    assert [b["file"] for b in changes["blocked"]] == ["c-1-0.conda"]
+    assert [b["file"] for b in changes["cleared"]] == ["a-1-0.conda"]
+    assert out["3"]["gate_counts"] == {"granted": 1, "revoked": 1, "blocked": 1, "cleared": 1}
+    assert [b["file"] for b in out["1"]["advisory_changes"][0]["blocked"]] == [
+        "a-1-0.conda",
+        "b-1-0.conda",
+    ]
+    assert out["2"]["advisory_changes"] == [] and out["2"]["approvals"] == []
+
+
+@pytest.mark.unit
+def test_run_pages_list_at_most_changes_max_files_and_count_them_all(monkeypatch) -> None:
+    monkeypatch.setattr(gates, "CHANGES_MAX", 1)
+    run = RunReport(id="1", started=1.0, mirrors=[MirrorReport("m", "c", "u")])
+    run.mirrors[0].advisories_blocked = [blocked("a-1-0.conda"), blocked("b-1-0.conda")]
+    (changes,) = gate_changes([run])["1"]["advisory_changes"]
+    assert [b["file"] for b in changes["blocked"]] == ["a-1-0.conda"]
+    assert changes["counts"] == {"blocked": 2, "cleared": 0}
+
+
+@pytest.mark.unit
+def test_package_pages_list_blocked_versions_after_the_shown_ones() -> None:
+    model = {"versions": [{"version": "1.3.1"}, {"version": "1.2.13"}]}
+    assert versions_of(model, ["1.2.11", "1.2.13"]) == ["1.3.1", "1.2.13", "1.2.11"]
+
+
+def write_advisory(path: Path) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                "id": "TEST-ZLIB-1",
+                "aliases": ["CVE-2022-37434"],
+                "summary": "heap overflow in inflateGetHeader",
+                "severity": [
+                    {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}
+                ],
+                "affected": [
+                    {
+                        "package": {"purl": "pkg:conda/zlib"},
+                        "ranges": [
+                            {
+                                "type": "ECOSYSTEM",
+                                "events": [{"introduced": "0"}, {"fixed": "1.3.1"}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+
+
+def gated_config(tmp_path: Path, upstream: str) -> SiteConfig:
+    write_advisory(tmp_path / "zlib.json")
+    (tmp_path / "approvals.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            - channel: "{GATED}"
+              spec: "python"
+              by: "alice"
+              when: "2026-12-01T10:00:00Z"
+              why: "the <b>interpreter</b>"
+              expires: "2099-12-31"
+            """
+        )
+    )
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            output: {tmp_path / "site"}
+            download: {{concurrency: 4, per_host: 4, retries: 1, timeout: 10}}
+            channels:
+              {SOURCE}:
+                url: {upstream}
+                subdirs: [linux-64, noarch]
+                filters: {{advisories: {{files: [zlib.json], min_score: 7}}}}
+              {GATED}:
+                approval: {{from: {SOURCE}}}
+            """
+        )
+    )
+    return load_config(config)
+
+
+@pytest.fixture
+async def gated_site(tmp_path: Path, example_upstream: ExampleUpstream) -> Path:
+    config = gated_config(tmp_path, example_upstream.url)
+    for _ in range(2):  # the gated channel reads its source as the run starts
+        report = await run_mirror(config, MirrorOptions(progress=False))
+        assert report.status == "completed", report.errors
+    render_site(config)
+    return tmp_path / "site"
+
+
+@pytest.mark.integration
+async def test_pending_and_approved_pages_of_a_gated_channel(gated_site: Path) -> None:
+    pending = (gated_site / GATED / "approvals" / "pending.html").read_text()
+    assert "numpy-2.1.0" not in pending  # rows, not file names
+    row = pending.split("<b>numpy</b>", 1)[1].split("</tr>", 1)[0]
+    assert "2.1.0" in row and "BSD-3-Clause" in row
+    assert "linux-64/libopenblas-0.3.27-pthreads_hefa10cb_0.conda" in row  # would pull in
+    assert "<b>python</b>" not in pending  # approved
+    approved = (gated_site / GATED / "approvals" / "index.html").read_text()
+    assert "alice" in approved and "2099-12-31" in approved
+    assert "the &lt;b&gt;interpreter&lt;/b&gt;" in approved  # escaped
+    channel = (gated_site / GATED / "index.html").read_text()
+    assert 'href="approvals/pending.html"' in channel
+    assert "approvals/" not in (gated_site / SOURCE / "index.html").read_text()
+
+
+@pytest.mark.integration
+async def test_package_pages_list_advisories_and_runs_what_they_blocked(gated_site: Path) -> None:
+    page = (gated_site / SOURCE / "packages" / "zlib.html").read_text()
+    advisories = page.split('id="advisories"', 1)[1].split("</section>", 1)[0]
+    assert "TEST-ZLIB-1" in advisories and "CVE-2022-37434" in advisories
+    assert "1.2.13" in advisories and "blocked" in advisories and "9.8" in advisories
+    assert "1.3.1" not in advisories  # fixed there
+    assert 'id="advisories"' not in (gated_site / SOURCE / "packages" / "numpy.html").read_text()
+    history = json.loads((gated_site / "history" / "history.json").read_bytes())
+    first = history["runs"][-1]["page"]
+    run_page = (gated_site / first).read_text()
+    changes = run_page.split("<h2>Advisories</h2>", 1)[1]
+    assert f"linux-64/{OLD_ZLIB}" in changes.split("Newly cleared", 1)[0]
+    assert "advisories: 2 newly blocked" in (gated_site / "history" / "index.html").read_text()
+
+
+@pytest.mark.integration
+async def test_approval_pages_are_rendered_again_only_when_their_inputs_change(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    config = gated_config(tmp_path, example_upstream.url)
+    for _ in range(2):
+        await run_mirror(config, MirrorOptions(progress=False))
+    pages = {f"{GATED}/approvals/index.html", f"{GATED}/approvals/pending.html"}
+    assert pages <= set(render_site(config).rendered)
+    assert not pages & set(render_site(config).rendered)  # nothing changed
+    # The entry expires: the same approvals file, another day.
+    (gated,) = [c for c in config.channels if c.approval is not None]
+    site = tmp_path / "site"
+    now = time.time()
+    later = now + 200 * 365 * 86400
+    assert approval_inputs(site, gated, now) != approval_inputs(site, gated, later)
+    assert [p.relpath for p in approval_pages(site, gated, later)] == sorted(pages)
+    (approved, waiting) = approval_pages(site, gated, later)
+    assert approved.model["rows"][0]["expired"] is True
+    assert "python" in {row["name"] for row in waiting.model["rows"]}
+    # A new approval: rendered again.
+    with (tmp_path / "approvals.yaml").open("a") as handle:
+        handle.write(
+            f'- channel: "{GATED}"\n  spec: "zlib"\n  by: "bob"\n'
+            '  when: "2026-12-02T10:00:00Z"\n  why: "compression"\n'
+        )
+    config = load_config(tmp_path / "channels.yaml")
+    assert pages <= set(render_site(config).rendered)
+    assert "compression" in (site / GATED / "approvals" / "index.html").read_text()

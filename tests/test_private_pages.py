@@ -1,0 +1,183 @@
+"""Private channels on the pages: a site with one public and one private channel, mirrored and
+rendered. The public pages (landing, history, run pages, history.json, the feed and the
+cross-channel search) name no package of the private channel; its own pages and the landing
+page's set-up show the token forms with the ``<TOKEN>`` placeholder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sitegen.access.pages import TOKEN_PLACEHOLDER
+from sitegen.config import SiteConfig
+from sitegen.sync.report import ChannelSubdirReport, MirrorReport, RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, write_channel
+from sitegen.web.private import landing_private, public_report, token_snippet
+from sitegen.web.render import render_site
+from testkit.site import site_config
+from testkit.upstream import ExampleUpstream
+
+PUBLIC, PRIVATE = "cloud/example", "internal/licensed"
+SECRET_NAMES = ("acme-secret-solver", "acme-licensed-kernel")
+BASE = "https://mirror.example.org/conda"
+
+
+def private_config(
+    site: Path, upstream: str, folder: Path, base_url: str = BASE, access: str = "private"
+) -> SiteConfig:
+    return site_config(
+        site,
+        f"""
+        base_url: {base_url}
+        channels:
+          {PUBLIC}:
+            url: {upstream}
+            subdirs: [linux-64, noarch]
+          {PRIVATE}:
+            access: {access}
+            mirrors:
+              - name: licensed
+                path: {folder}
+                subdirs: [linux-64, noarch]
+        """,
+    )
+
+
+def write_licensed(folder: Path) -> None:
+    write_channel(
+        folder,
+        [
+            PackageSpec(name=SECRET_NAMES[0], version="3.1", build="h0_0", license="Proprietary"),
+            PackageSpec(name=SECRET_NAMES[1], version="7.2", build="h1_0", license="Proprietary"),
+        ],
+    )
+    for stray in folder.rglob("repodata.json"):
+        stray.unlink()  # a local folder holds package files only
+
+
+@pytest.fixture
+async def private_site(tmp_path: Path, example_upstream: ExampleUpstream) -> Path:
+    folder = tmp_path / "licensed"
+    write_licensed(folder)
+    site = tmp_path / "site"
+    config = private_config(site, example_upstream.url, folder)
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    assert {c.channel for c in report.channels} == {PUBLIC, PRIVATE}
+    render_site(config)
+    return site
+
+
+@pytest.mark.integration
+async def test_public_pages_name_no_private_package(private_site: Path) -> None:
+    site = private_site
+    # The private channel has its pages, under its own path (behind its access).
+    own = (site / PRIVATE / "packages" / f"{SECRET_NAMES[0]}.html").read_text()
+    assert SECRET_NAMES[0] in own
+    assert SECRET_NAMES[0] in (site / PRIVATE / "search.json").read_text()
+    public = [
+        site / "index.html",
+        site / "history" / "index.html",
+        site / "history" / "history.json",
+        site / "history" / "feed.atom",
+        *(site / "history").glob("2*.html"),
+    ]
+    assert len(public) >= 5
+    for path in public:
+        text = path.read_text()
+        for name in SECRET_NAMES:
+            assert name not in text, (path, name)
+    landing = (site / "index.html").read_text()
+    # The public channel's packages are there (the check above is not vacuous).
+    feed = (site / "history" / "feed.atom").read_text()
+    assert "numpy" in feed
+    # Listed as private, with a link to its page, no counts; not searched from the landing.
+    assert f'<a href="{PRIVATE}/index.html">{PRIVATE}</a>' in landing
+    assert "badge-private" in landing
+    assert f'data-index="{PRIVATE}/search.json"' not in landing
+    assert f'data-index="{PUBLIC}/search.json"' in landing
+    history = json.loads((site / "history" / "history.json").read_bytes())
+    run = history["runs"][0]
+    assert {c["channel"] for c in run["channels"]} == {PUBLIC}
+    assert {m["channel"] for m in run["mirrors"]} == {PUBLIC}
+
+
+@pytest.mark.integration
+async def test_a_channel_turned_private_leaves_the_feed(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    folder = tmp_path / "licensed"
+    write_licensed(folder)
+    site = tmp_path / "site"
+    config = private_config(site, example_upstream.url, folder, access="public")
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    render_site(config)
+    assert SECRET_NAMES[0] in (site / "history" / "feed.atom").read_text()
+    render_site(private_config(site, example_upstream.url, folder))
+    feed = (site / "history" / "feed.atom").read_text()
+    assert SECRET_NAMES[0] not in feed and "numpy" in feed
+
+
+@pytest.mark.integration
+async def test_private_snippets_carry_the_placeholder_forms(private_site: Path) -> None:
+    expected = [
+        f"https://mirror.example.org/conda/t/{TOKEN_PLACEHOLDER}/{PRIVATE}",  # path token
+        f"pixi auth login mirror.example.org --token {TOKEN_PLACEHOLDER}",  # Bearer
+        f'{{"mirror.example.org": {{"BearerToken": "{TOKEN_PLACEHOLDER}"}}}}',
+        f"machine mirror.example.org login <NAME> password {TOKEN_PLACEHOLDER}",  # Basic
+    ]
+    for relpath in ("index.html", f"{PRIVATE}/index.html"):
+        text = (private_site / relpath).read_text()
+        for form in expected:
+            escaped = form.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            assert escaped.replace('"', "&#34;") in text, (relpath, form)
+    # A public channel's page has no token set-up.
+    assert TOKEN_PLACEHOLDER.strip("<>") not in (private_site / PUBLIC / "index.html").read_text()
+
+
+@pytest.mark.unit
+def test_public_report_drops_private_channels_mirrors_approvals_and_errors() -> None:
+    report = RunReport(
+        id="20261205T000000Z",
+        started=1.0,
+        mirrors=[MirrorReport("licensed", PRIVATE, "/srv"), MirrorReport("ex", PUBLIC, "u")],
+        channels=[
+            ChannelSubdirReport(channel=PRIVATE, subdir="linux-64", added=["acme-1-0.conda"]),
+            ChannelSubdirReport(channel=PUBLIC, subdir="linux-64", added=["zlib-1-0.conda"]),
+        ],
+        errors=["licensed: upstream broke", f"{PRIVATE}: disk full", "ex: slow"],
+        approvals=[{"action": "approve", "channel": PRIVATE, "spec": "acme"}],
+    )
+    public = public_report(report, frozenset({PRIVATE}))
+    assert [m.name for m in public.mirrors] == ["ex"]
+    assert [c.channel for c in public.channels] == [PUBLIC]
+    assert public.errors == ["ex: slow"] and public.approvals == []
+    assert len(report.mirrors) == 2 and len(report.errors) == 3  # the original is left as is
+
+
+@pytest.mark.unit
+def test_landing_lists_private_channels_by_path_and_label_only(tmp_path: Path) -> None:
+    config = private_config(tmp_path / "site", "https://example.org/up", tmp_path / "folder")
+    model = {
+        "channels": [
+            {"path": PUBLIC, "page": f"{PUBLIC}/index.html", "summary": {"packages": 3}},
+            {"path": PRIVATE, "page": f"{PRIVATE}/index.html", "summary": {"packages": 2}},
+        ]
+    }
+    out = landing_private(model, config)
+    assert out["channels"][1] == {
+        "path": PRIVATE,
+        "page": f"{PRIVATE}/index.html",
+        "private": "private",
+    }
+    assert (
+        out["channels"][0]["summary"] == {"packages": 3} and out["channels"][0]["private"] is None
+    )
+    (snippet,) = out["private_snippets"]
+    assert snippet["channel"] == PRIVATE
+    assert snippet["text"] == token_snippet(BASE, PRIVATE)
+    assert f"{BASE.replace('/conda', '')}/conda/t/{TOKEN_PLACEHOLDER}/{PRIVATE}" in snippet["text"]
