@@ -218,3 +218,28 @@ def test_revocation_takes_effect_with_at_most_a_reload(
         assert "alice" in listing and "revoked" in listing and new not in listing
         assert wait_status(url, path, bearer(private_site.tokens["alice"]), 403)
         assert wait_status(url, path, bearer(new), 200)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_files_naming_every_channel_are_not_served(server: str, private_site: PrivateSite) -> None:
+    """The run ledger, the filtered-out records and stats.json name private channels' files:
+    with a private channel they are not served to anyone; the pages stay public."""
+    require_server(server)
+    site = private_site.config.output
+    ledger = sorted((site / "history" / "runs").glob("*.json"))
+    assert ledger, "the mirror run left no run record"
+    (site / "stats.json").write_text("{}")
+    ci = private_site.tokens["ci"]
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    with running:
+        url = running.url
+        for path in (f"history/runs/{ledger[0].name}", "stats.json"):
+            for headers in ({}, bearer(ci)):
+                status = request(url, f"{PREFIX}/{path}", headers)[0]
+                assert status in (403, 404), (path, headers, status)
+            assert request(url, f"/t/{ci}{PREFIX}/{path}")[0] in (403, 404), path
+        assert request(url, f"{PREFIX}/history/index.html")[0] == 200
+        assert request(url, f"{PREFIX}/{PUBLIC}/linux-64/repodata.json")[0] == 200
