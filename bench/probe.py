@@ -70,10 +70,14 @@ def _use_plain_httpx() -> None:
 
     from sitegen.net import upstream
     from sitegen.net.client import ClientTransport, UpstreamClient
+    from sitegen.net.transport import tls_context
 
-    def open_client(timeout: httpx.Timeout, user_agent: str, verify: bool = True) -> UpstreamClient:
+    def open_client(
+        timeout: httpx.Timeout, user_agent: str, verify: bool = True, ca_bundle: str | None = None
+    ) -> UpstreamClient:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        client = httpx.AsyncClient(verify=verify, timeout=timeout, limits=limits)
+        context = tls_context(verify, ca_bundle)
+        client = httpx.AsyncClient(verify=context, timeout=timeout, limits=limits)
         return UpstreamClient(ClientTransport(client), user_agent=user_agent, timeout=timeout)
 
     upstream.open_client = open_client
