@@ -167,3 +167,27 @@ def test_snippets_with_private_channels_pass_the_servers_own_check(server: str) 
             command = [apache_binary() or "apache2", "-t", "-f", str(wrapper)]
             result = subprocess.run(command, capture_output=True, text=True, check=False)
             assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.integration
+def test_no_token_in_nginx_error_log_for_a_directory_or_a_fetcher_away(
+    private_site: PrivateSite, tmp_path: Path
+) -> None:
+    """The two errors nginx writes with the request line (path token and all): a directory
+    without index.html, and the pull-through fetcher not answering. Neither is logged with the
+    token; the clients get a plain 404 and 502."""
+    require_server("nginx")
+    token = private_site.tokens["ci"]
+    site = private_site.config.output
+    fn = package_of(site, PULL)
+    (site / PULL / "linux-64" / fn).unlink(missing_ok=True)
+    nothing = "127.0.0.1:9"  # the discard port: nobody listens there
+    running = webconf_server(
+        "nginx", private_site.config, private_site.root / "state", prefix=PREFIX, fetcher=nothing
+    )
+    with running, httpx.Client(base_url=running.url) as client:
+        shards = f"/t/{token}{PREFIX}/{PULL}/linux-64/shards/"
+        assert client.get(shards).status_code == 404
+        package = f"/t/{token}{PREFIX}/{PULL}/linux-64/{fn}"
+        assert client.get(package).status_code == 502
+    assert_no_token_anywhere(private_site, private_site.root / "state")
