@@ -583,6 +583,8 @@ async def test_history_shows_completed_failed_running_and_interrupted_runs(
         assert f"badge-{status}" in page
     failed_page = page_text(site, f"history/{failed.id}.html")
     assert "could not be read" in failed_page  # the subdir kept its previous state
+    # One vocabulary: a subdir's count on the run page counts files, and says so.
+    assert '<th class="n">Files</th>' in failed_page and ">Packages<" not in failed_page
     assert failed_page.count('class="errors"') >= 1
     interrupted_page = page_text(site, f"history/{killed.id}.html")
     assert "interrupted before it finished" in interrupted_page
