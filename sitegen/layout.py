@@ -149,6 +149,11 @@ def upstream_cache_dir(root: Path, mirror: str, subdir: str) -> Path:
     return state_dir(root) / "upstream" / mirror / subdir
 
 
+def progress_path(root: Path) -> Path:
+    """How far the downloads of the run holding the site have come (``sitegen status``)."""
+    return state_dir(root) / "progress.json"
+
+
 def inputs_path(root: Path, key: str) -> Path:
     """What the last clean run of one set of channels was built from."""
     return state_dir(root) / "inputs" / f"{key}.json"

@@ -125,6 +125,23 @@ def test_a_run_holding_the_lock_is_named_by_its_ledger_record() -> None:
 
 
 @pytest.mark.unit
+def test_a_downloading_run_shows_its_progress() -> None:
+    running = RunReport(id="20260102T104000.000Z-77", started=ts("2026-01-02T10:40:00"), pid=77)
+    now = ts("2026-01-02T10:45:00")
+    counts = {"files": 120, "total_files": 2098, "failed": 1, "bytes": 10_000_000}
+    progress = {"pid": 77, "updated": now, **counts, "total_bytes": 303_000_000}
+    status = build_status(CONFIG, [*RUNS, running], 77, {}, now, progress)
+    assert status.active is not None and status.active.progress == progress
+    text = format_status(status)
+    assert "downloading: 120/2098 files (1 failed), 10.0 MB of 303.0 MB" in text, text
+    assert status_json(status)["running"]["progress"]["files"] == 120
+    # A file a killed run left behind names another pid: not shown as this run's progress.
+    status = build_status(CONFIG, [*RUNS, running], 77, {}, now, {**progress, "pid": 5})
+    assert status.active is not None and status.active.progress is None
+    assert "downloading" not in format_status(status)
+
+
+@pytest.mark.unit
 def test_text_and_json_presentations() -> None:
     now = ts("2026-01-02T10:45:00")
     status = build_status(CONFIG, RUNS, None, {"c/x": (2_500_000, 3)}, now)
@@ -220,3 +237,43 @@ def test_status_command_after_a_run_and_while_one_holds_the_lock(
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.integration
+async def test_a_run_reports_its_downloads_to_status_while_they_last(tmp_path: Path) -> None:
+    """While files download, the run keeps a progress file that `sitegen status` reads (its
+    pid matches the lock holder); it is gone when the downloads are over."""
+    import trio
+
+    from sitegen.layout import progress_path
+    from sitegen.sync.run import MirrorOptions, run_mirror
+    from sitegen.tools.example_channel import write_channel
+    from sitegen.tools.status import collect_status
+    from testkit.faults import CHANNEL, delay, site_config, small_packages
+    from testkit.upstream import UpstreamServer
+
+    root = tmp_path / "upstream"
+    specs = small_packages()
+    write_channel(root, specs, zst=True)
+    slow = next(fn for s in specs if s.subdir == "linux-64" for fn in s.filenames)
+    site = tmp_path / "site"
+    seen: list[dict] = []
+    with UpstreamServer(root) as server:
+        server.add_fault(f"/linux-64/{slow}", delay(1.5))
+        config = site_config(site, server.url, timeout=10)
+
+        async def watch() -> None:
+            while not seen:
+                status = await trio.to_thread.run_sync(collect_status, config)
+                if status.active is not None and status.active.progress:
+                    seen.append(status.active.progress)
+                await trio.sleep(0.05)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            report = await run_mirror(config, MirrorOptions(progress=False))
+            nursery.cancel_scope.cancel()
+    assert not report.failed, report.errors
+    assert seen and seen[0]["pid"] == os.getpid()
+    assert seen[0]["total_files"] == len({fn for s in specs for fn in s.filenames}), seen
+    assert not progress_path(site).exists()

@@ -6,7 +6,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +19,7 @@ import trio
 
 from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings
+from sitegen.layout import progress_path
 from sitegen.net.download import DownloadJob, download, file_matches
 from sitegen.net.upstream import Upstream
 from sitegen.store.site import Site
@@ -95,7 +100,16 @@ async def download_all(
         outcomes[key] = DownloadOutcome()
     if not ordered:
         return
-    progress = Progress(len(ordered), sum(j.record.size for _k, j in ordered), show_progress)
+    progress_file = progress_path(site.root)
+
+    def report(counts: dict[str, int]) -> None:
+        # What `sitegen status` shows of a run in progress; never worth failing a run over.
+        with contextlib.suppress(OSError):
+            document = {"pid": os.getpid(), "updated": time.time(), **counts}
+            site.write_bytes(progress_file, json.dumps(document).encode(), durable=False)
+
+    total = sum(j.record.size for _k, j in ordered)
+    progress = Progress(len(ordered), total, show_progress, report)
     log.info("downloading %d files, %s", len(ordered), human_bytes(progress.total_bytes))
     send, receive = trio.open_memory_channel[tuple[TargetKey, DownloadJob]](len(ordered))
     for item in ordered:
@@ -122,6 +136,8 @@ async def download_all(
                 nursery.start_soon(worker, writer)
     finally:
         progress.close()
+        with contextlib.suppress(OSError):
+            site.remove(progress_file)
 
 
 async def flush(site: Site, directories: list[Path]) -> str | None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 from sitegen.net.activity import human_bytes
 
 __all__ = ["Progress", "human_bytes"]
 
 log = logging.getLogger("sitegen")
+
+
+REPORT_SECONDS = 2.0  # how often the counts go to the report (a file `sitegen status` reads)
 
 
 class _ClearLine(logging.Filter):
@@ -27,7 +31,16 @@ class _ClearLine(logging.Filter):
 
 
 class Progress:
-    def __init__(self, total_files: int, total_bytes: int, live: bool | None = None) -> None:
+    def __init__(
+        self,
+        total_files: int,
+        total_bytes: int,
+        live: bool | None = None,
+        report: Callable[[dict[str, int]], None] | None = None,
+    ) -> None:
+        # ``report``: told the counts every few seconds and at the end (for `sitegen status`).
+        self.report = report
+        self._last_report = 0.0
         self.total_files = total_files
         self.total_bytes = total_bytes
         self.files = 0
@@ -77,7 +90,24 @@ class Progress:
             self._shown = False
             self._last_draw = 0.0
 
+    def counts(self) -> dict[str, int]:
+        return {
+            "files": self.files,
+            "total_files": self.total_files,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "total_bytes": self.total_bytes,
+        }
+
+    def _maybe_report(self, force: bool) -> None:
+        now = time.monotonic()
+        if self.report is None or (not force and now - self._last_report < REPORT_SECONDS):
+            return
+        self._last_report = now
+        self.report(self.counts())
+
     def _maybe_draw(self, force: bool = False) -> None:
+        self._maybe_report(force)
         now = time.monotonic()
         interval = 0.2 if self.live else 10.0
         if not force and now - self._last_draw < interval:

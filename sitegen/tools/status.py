@@ -9,6 +9,7 @@ site lock or writes anything, so it is safe to call while a run works.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.config import SiteConfig, schedule
+from sitegen.layout import progress_path
 from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
 from sitegen.sync.history import History
@@ -61,6 +63,9 @@ class ActiveRun:
     id: str | None = None
     started: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Its downloads so far (files, total_files, failed, bytes, total_bytes, updated), while it
+    # downloads; None before and after.
+    progress: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ def build_status(
     holder: int | None,
     disk: dict[str, tuple[int, int]],
     now: float,
+    progress: dict[str, Any] | None = None,
 ) -> SiteStatus:
     """The status of every configured mirror from the ledger (any order), the pid holding the
     lock (None: no run) and channel -> (bytes, files) on disk."""
@@ -146,6 +152,8 @@ def build_status(
             id=record.id if record else None,
             started=record.started if record else None,
             options=dict(record.options) if record else {},
+            # A file left by a killed run names another pid: not this run's progress.
+            progress=progress if progress and progress.get("pid") == holder else None,
         )
     channels = tuple(ChannelDisk(c.path, *disk.get(c.path, (0, 0))) for c in config.channels)
     return SiteStatus(
@@ -203,7 +211,16 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         lock_holder(site.state_dir),
         disk,
         time.time() if now is None else now,
+        _read_progress(progress_path(site.root)),
     )
+
+
+def _read_progress(path: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
 
 
 # ------------------------------------------------------------------ presenting it
@@ -267,6 +284,13 @@ def format_status(status: SiteStatus) -> str:
             else ""
         )
         lines.append(f"running: pid {run.pid} holds the site lock{since}")
+        if run.progress:
+            done = run.progress
+            lines.append(
+                f"  downloading: {done.get('files', 0)}/{done.get('total_files', 0)} files"
+                f" ({done.get('failed', 0)} failed),"
+                f" {human_bytes(done.get('bytes', 0))} of {human_bytes(done.get('total_bytes', 0))}"
+            )
     for m in status.mirrors:
         lines.append(f"mirror {m.name} (channel {m.channel}, schedule {m.schedule})")
         run = m.last_run
