@@ -249,7 +249,7 @@ async def test_a_run_reports_its_downloads_to_status_while_they_last(tmp_path: P
     from sitegen.sync.run import MirrorOptions, run_mirror
     from sitegen.tools.example_channel import write_channel
     from sitegen.tools.status import collect_status
-    from testkit.faults import CHANNEL, delay, site_config, small_packages
+    from testkit.faults import delay, site_config, small_packages
     from testkit.upstream import UpstreamServer
 
     root = tmp_path / "upstream"
