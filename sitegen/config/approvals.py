@@ -30,13 +30,11 @@ import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from sitegen.conda.version import InvalidSpecError, parse_matchspec
 from sitegen.config.approval_model import Approval, ApprovalGate, parse_expiry
 from sitegen.config.model import ChannelConfig
 from sitegen.config.operator_files import MAX_FILE_BYTES, OperatorFileError, read_text_capped
-from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
+from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode, compose_yaml
 
 APPROVALS_FILE = "approvals.yaml"
 ENTRY_KEYS = ("channel", "spec", "by", "when", "why", "expires", "with_dependencies")
@@ -54,13 +52,7 @@ def read_approvals(path: Path) -> tuple[Approval, ...]:
 
 
 def parse_approvals(text: str, filename: str) -> tuple[Approval, ...]:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else "?"
-        problem = getattr(exc, "problem", None) or exc
-        raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None
+    root = compose_yaml(text, filename)
     if root is None:
         return ()
     state = ParseState(filename)

@@ -12,8 +12,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from sitegen.config.access import parse_access
 from sitegen.config.channels import parse_channels
 from sitegen.config.filter_levels import check_levels, parse_filters
@@ -31,7 +29,7 @@ from sitegen.config.site_settings import (
     parse_shards,
     parse_stats,
 )
-from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
+from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode, compose_yaml
 
 if TYPE_CHECKING:
     pass
@@ -74,13 +72,7 @@ def parse_config(
     With ``environ``, every ``${VAR}`` in a URL must be set there; without, they are only
     resolved when a run starts.
     """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}" if mark else "?"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None
+    root = compose_yaml(text, filename)
     if root is None:
         raise ConfigError(f"{filename}:1: the file is empty")
     state = ParseState(filename, environ, base_dir)

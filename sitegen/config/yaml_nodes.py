@@ -193,3 +193,15 @@ class YamlNode:
         if value < minimum or (maximum is not None and value > maximum):
             raise self.error(f"must be between {minimum} and {maximum}")
         return value
+
+
+def compose_yaml(text: str, filename: str) -> yaml.Node | None:
+    """The node tree of a YAML text (None when it holds nothing); a text that is not YAML is a
+    ConfigError naming the file and the line."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark else "?"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import yaml
-
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.config.operator_files import OperatorFileError, read_text_capped
-from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
+from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode, compose_yaml
 
 # A lockfile of a large environment is a few megabytes.
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -92,12 +90,9 @@ def parse_yaml_lockfile(text: str, filename: str) -> tuple[Pin, ...]:
     """A pixi.lock (``packages:`` with ``conda:`` URLs, or ``kind: conda`` entries before
     format 6) or a conda-lock.yml (``package:`` entries with ``manager: conda``)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else "?"
-        problem = getattr(exc, "problem", None) or exc
-        raise LockfileError(f"{filename}:{line}: not valid YAML: {problem}") from None
+        root = compose_yaml(text, filename)
+    except ConfigError as exc:
+        raise LockfileError(str(exc)) from None
     if root is None:
         raise LockfileError(f"{filename}:1: the file is empty")
     state = ParseState(filename)
