@@ -15,6 +15,7 @@ different digest or signature, and the run does the full work.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import METADATA_FILES, channeldata_path, inputs_path, origins_path
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
+
+log = logging.getLogger("sitegen")
 
 # Settings that decide when a mirror runs, or where an error message points, not what it holds.
 _NOT_INPUTS = frozenset({"line", "schedule"})
@@ -119,8 +122,21 @@ class BuiltFromStore:
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             return None
 
+    def matching(self, digest: str, files: dict[str, list[int]]) -> BuiltFrom | None:
+        """The record of the run that built the site from inputs of this digest, when every
+        file it published is still as it left it."""
+        built = self.load()
+        if built is None or built.digest != digest or built.files != files:
+            return None
+        return built
+
     def save(self, built: BuiltFrom) -> None:
-        self.site.write_bytes(self.path, msgspec.json.encode(built))
+        """Record the inputs of a clean run, so an identical next run can skip the work; a
+        failure only costs the full work next time."""
+        try:
+            self.site.write_bytes(self.path, msgspec.json.encode(built))
+        except OSError as exc:
+            log.warning("could not record this run's inputs: %s", exc)
 
     def forget(self) -> None:
         """Called before a run changes anything: a crash mid-publish must not leave a record

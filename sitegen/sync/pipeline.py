@@ -67,7 +67,7 @@ from sitegen.sync.publish import (
     write_channeldata,
     write_notices,
 )
-from sitegen.sync.report import MirrorReport, RunReport
+from sitegen.sync.report import RunReport
 from sitegen.sync.report_build import (
     RunResults,
     build_report,
@@ -162,7 +162,7 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
     if not scope.options.dry_run and results.reused is None:
         await save_filtered(scope.site, report.id, results, mirror_reports)
     if inputs is not None and results.reused is None and clean_rebuild(report, results):
-        _remember(scope, built_from, inputs, mirror_reports, report)
+        built_from.save(inputs_record(inputs, scope.signature(), mirror_reports, report))
     finish(report)
 
 
@@ -192,8 +192,8 @@ async def _built_from_same_inputs(
 ) -> BuiltFrom | None:
     """The record of the run that built the site from these same inputs, when the site still
     holds what it published; the run then only reports what that run found."""
-    built = built_from.load()
-    if built is None or built.digest != inputs or built.files != scope.signature():
+    built = built_from.matching(inputs, scope.signature())
+    if built is None:
         return None
     log.info("nothing changed upstream or in the configuration since the last run")
     for key, body in bodies.items():
@@ -398,18 +398,3 @@ async def _publish_all(
             if error is not None:
                 errors.append(error)
     return errors
-
-
-def _remember(
-    scope: RunScope,
-    built_from: BuiltFromStore,
-    inputs: str,
-    mirror_reports: list[MirrorReport],
-    report: RunReport,
-) -> None:
-    """Record the inputs of a clean run, so an identical next run can skip the work."""
-    record = inputs_record(inputs, scope.signature(), mirror_reports, report)
-    try:
-        built_from.save(record)
-    except OSError as exc:  # only costs the full work next time
-        log.warning("could not record this run's inputs: %s", exc)
