@@ -1,4 +1,5 @@
-"""``sitegen fetcher`` as a real subprocess on a free port, for tests of passive mirrors."""
+"""``sitegen fetcher`` as a real subprocess on a free port, and a stand-in for its downloads,
+for tests of passive mirrors."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import selectors
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import trio
+
+from sitegen.passive.resolver import FetchJob
 
 
 @dataclass
@@ -58,3 +63,20 @@ def fetcher_process(config: Path, logs: Path) -> Iterator[FetcherProcess]:
         if proc.stdout is not None:
             proc.stdout.close()
     assert proc.returncode == 0, process.log_text()  # SIGTERM is a clean stop
+
+
+@dataclass
+class FakeFetch:
+    """A FetchFile that stores the published bytes of a file without any network; ``gate``
+    holds every download until set."""
+
+    contents: dict[str, bytes]
+    gate: trio.Event | None = None
+    calls: list[str] = field(default_factory=list)
+
+    async def __call__(self, job: FetchJob) -> str | None:
+        self.calls.append(job.fn)
+        if self.gate is not None:
+            await self.gate.wait()
+        job.target.write_bytes(self.contents[job.fn])
+        return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -20,28 +19,13 @@ from sitegen.passive.fetcher import (
     open_listeners,
     serve_fetcher,
 )
-from sitegen.passive.resolver import FetchJob, Resolver, passive_channels
+from sitegen.passive.resolver import Resolver, passive_channels
 from sitegen.store.site import Site
 from sitegen.sync.run import MirrorOptions, run_mirror
+from testkit.fetcher import FakeFetch
 from testkit.upstream import ExampleUpstream
 
 CHANNEL = "cloud/conda-forge"
-
-
-@dataclass
-class FakeFetch:
-    """Stores the listed bytes without any network; ``gate`` holds every download."""
-
-    contents: dict[str, bytes]
-    gate: trio.Event | None = None
-    calls: list[str] = field(default_factory=list)
-
-    async def __call__(self, job: FetchJob) -> str | None:
-        self.calls.append(job.fn)
-        if self.gate is not None:
-            await self.gate.wait()
-        job.target.write_bytes(self.contents[job.fn])
-        return None
 
 
 def _site(tmp_path: Path) -> tuple[Site, SiteConfig, dict[str, bytes]]:

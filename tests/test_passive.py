@@ -17,7 +17,7 @@ import secrets
 import textwrap
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,14 @@ import trio
 
 from sitegen.config import SiteConfig, load_config
 from sitegen.passive.fetcher import listener_address, open_listeners, serve_fetcher
-from sitegen.passive.resolver import FetchJob, Reply, Resolver, passive_channels
+from sitegen.passive.resolver import Reply, Resolver, passive_channels
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.client import solve_and_install
-from testkit.fetcher import fetcher_process
+from testkit.fetcher import FakeFetch, fetcher_process
 from testkit.site import record_fdatasync
 from testkit.upstream import UpstreamHandler, UpstreamServer, serve_bytes
 
@@ -245,23 +245,6 @@ def test_hostile_upstream_gets_502_and_nothing_is_stored(
 
 
 # --------------------------------------------------------------------------- the resolver alone
-
-
-@dataclass
-class FakeFetch:
-    """A FetchFile that stores the published bytes of a file without any network; ``gate``
-    holds every download until set."""
-
-    contents: dict[str, bytes]
-    gate: trio.Event | None = None
-    calls: list[str] = field(default_factory=list)
-
-    async def __call__(self, job: FetchJob) -> str | None:
-        self.calls.append(job.fn)
-        if self.gate is not None:
-            await self.gate.wait()
-        job.target.write_bytes(self.contents[job.fn])
-        return None
 
 
 def resolver_site(tmp_path: Path) -> tuple[Site, SiteConfig, dict[str, bytes]]:
