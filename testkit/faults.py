@@ -116,6 +116,15 @@ def short_length(missing: int = 100) -> FaultHook:
     return hook
 
 
+def _announce_whole(handler: UpstreamHandler, data: bytes) -> None:
+    """A 200 head announcing all of ``data``; the connection closes after this answer."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.close_connection = True
+
+
 def reset_after(keep: int) -> FaultHook:
     """Announce the full length, send ``keep`` bytes, then abort the connection with a RST."""
 
@@ -123,11 +132,7 @@ def reset_after(keep: int) -> FaultHook:
         data = _file_bytes(handler)
         if data is None:
             return False
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/octet-stream")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.close_connection = True
+        _announce_whole(handler, data)
         sock = handler.connection
         try:
             handler.wfile.write(data[:keep])
@@ -152,11 +157,7 @@ def slow_drip(chunk: int = 32, interval: float = 0.1, max_seconds: float = 10.0)
         data = _file_bytes(handler)
         if data is None:
             return False
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/octet-stream")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.close_connection = True
+        _announce_whole(handler, data)
         deadline = time.monotonic() + max_seconds
         try:
             for start in range(0, len(data), chunk):
