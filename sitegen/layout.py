@@ -32,6 +32,7 @@ ASSETS_DIR = "assets"
 HISTORY_DIR = "history"
 LANDING_PAGE = "index.html"
 FEED = "history/feed.atom"
+HISTORY_JSON = "history/history.json"  # every run, for machines
 SEARCH_DIR = "search"
 STATE_DIR = ".sitegen"
 # conda's path token: /t/<token>/ after the host or after the site prefix (never a channel).

@@ -182,14 +182,15 @@ class _Renderer:
         """Remove what a killed render left half-written in the directories only pages use
         (temporaries of live writers are kept; subdirs and channel roots are the mirror's)."""
         root = self.site.root
-        directories = [root, root / "assets", root / "history", self.manifest_path.parent]
+        directories = [root, root / layout.ASSETS_DIR, root / layout.HISTORY_DIR]
+        directories.append(self.manifest_path.parent)
         directories += [root / c.path / "packages" for c in self.config.channels]
         directories += [self.listings_dir / c.path for c in self.config.channels]
         for directory in directories:
             self.site.clean_temp_files(directory)
 
     def _assets(self) -> None:
-        directory = self.templates_dir / "assets"
+        directory = self.templates_dir / layout.ASSETS_DIR
         if not directory.is_dir():
             return
         for path in sorted(directory.rglob("*")):
@@ -277,7 +278,7 @@ class _Renderer:
                 "run.html",
                 {**run_detail(report, self.scrub, package_pages), **gates[report.id]},
             )
-        self.writer.json("history/history.json", history_json(reports, self.scrub))
+        self.writer.json(layout.HISTORY_JSON, history_json(reports, self.scrub))
         entries = feed_entries(reports, package_pages, groups=self._feed_groups(reports))
         feed = {
             "entries": entries,
