@@ -3,7 +3,6 @@ run the history can tell what an advisory newly blocked and what it cleared."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from sitegen.store.site import Site
 from sitegen.sync.advisory_changes import advisory_changes, previous_report
 from sitegen.sync.history import History
 from sitegen.sync.run import MirrorOptions, run_mirror
+from testkit.advisories import write_zlib_advisory
 from testkit.site import channel_config, published
 from testkit.upstream import ExampleUpstream
 
@@ -20,29 +20,6 @@ pytestmark = pytest.mark.integration
 CHANNEL = "cloud/example"
 OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
 NEW_ZLIB = {"zlib-1.3.1-hecd8fb3_0.conda", "zlib-1.3.1-hecd8fb3_0.tar.bz2"}
-
-
-def write_advisory(path: Path, fixed: str) -> None:
-    path.write_text(
-        json.dumps(
-            {
-                "id": "TEST-ZLIB-1",
-                "aliases": ["CVE-2022-37434"],
-                "summary": "heap overflow in inflateGetHeader",
-                "severity": [
-                    {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}
-                ],
-                "affected": [
-                    {
-                        "package": {"purl": "pkg:conda/zlib"},
-                        "ranges": [
-                            {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}
-                        ],
-                    }
-                ],
-            }
-        )
-    )
 
 
 async def test_advisories_block_and_the_history_tells_newly_blocked_and_cleared(
@@ -63,14 +40,14 @@ async def test_advisories_block_and_the_history_tells_newly_blocked_and_cleared(
         previous = previous_report(History(Site(site)).runs(), mirror.name, report)
         return mirror, advisory_changes(mirror, previous)
 
-    write_advisory(advisory, fixed="1.3.1")
+    write_zlib_advisory(advisory, fixed="1.3.1")
     mirror, changes = await run()
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
     assert published(site, CHANNEL, "linux-64") >= NEW_ZLIB
     assert mirror.subdirs["linux-64"].excluded == {"advisory TEST-ZLIB-1": 2}
     assert {b["file"] for b in changes.blocked} == OLD_ZLIB and changes.cleared == ()
 
-    write_advisory(advisory, fixed="1.3.2")  # 1.3.1 turns out affected as well
+    write_zlib_advisory(advisory, fixed="1.3.2")  # 1.3.1 turns out affected as well
     mirror, changes = await run()
     assert not published(site, CHANNEL, "linux-64") & (OLD_ZLIB | NEW_ZLIB)
     assert {b["file"] for b in changes.blocked} == NEW_ZLIB and changes.cleared == ()

@@ -28,6 +28,7 @@ from sitegen.stats.run import run_stats
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.format import format_bytes
 from sitegen.web.render import render_site
+from testkit.advisories import write_zlib_advisory
 from testkit.axe import (
     LAYOUT_SHIFT_MAX,
     axe_source,
@@ -505,20 +506,6 @@ stats:
             browser.close()
 
 
-ZLIB_ADVISORY = {
-    "id": "TEST-ZLIB-1",
-    "aliases": ["CVE-2022-37434"],
-    "summary": "heap overflow in inflateGetHeader",
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
-    "affected": [
-        {
-            "package": {"purl": "pkg:conda/zlib"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.3.1"}]}],
-        }
-    ],
-}
-
-
 @pytest.mark.integration
 async def test_pending_approval_page(
     tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
@@ -544,7 +531,7 @@ async def test_pending_approval_page(
         "    filters: {advisories: {files: [zlib.json], min_score: 7}}\n"
         f"  internal/approved:\n    approval: {{from: {CHANNEL}}}\n    access: private\n"
     )
-    (tmp_path / "zlib.json").write_text(json.dumps(ZLIB_ADVISORY))
+    write_zlib_advisory(tmp_path / "zlib.json")
     config = load_config(tmp_path / "channels.yaml")
     for _ in range(2):  # the gated channel reads its source as published when a run starts
         report = await run_mirror(config, MirrorOptions(progress=False))

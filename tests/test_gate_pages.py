@@ -17,6 +17,7 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web import gates
 from sitegen.web.gates import approval_inputs, approval_pages, gate_changes, versions_of
 from sitegen.web.render import render_site
+from testkit.advisories import write_zlib_advisory
 from testkit.upstream import ExampleUpstream
 
 SOURCE, GATED = "cloud/example", "internal/approved"
@@ -70,34 +71,8 @@ def test_package_pages_list_blocked_versions_after_the_shown_ones() -> None:
     assert versions_of(model, ["1.2.11", "1.2.13"]) == ["1.3.1", "1.2.13", "1.2.11"]
 
 
-def write_advisory(path: Path) -> None:
-    path.write_text(
-        json.dumps(
-            {
-                "id": "TEST-ZLIB-1",
-                "aliases": ["CVE-2022-37434"],
-                "summary": "heap overflow in inflateGetHeader",
-                "severity": [
-                    {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}
-                ],
-                "affected": [
-                    {
-                        "package": {"purl": "pkg:conda/zlib"},
-                        "ranges": [
-                            {
-                                "type": "ECOSYSTEM",
-                                "events": [{"introduced": "0"}, {"fixed": "1.3.1"}],
-                            }
-                        ],
-                    }
-                ],
-            }
-        )
-    )
-
-
 def gated_config(tmp_path: Path, upstream: str) -> SiteConfig:
-    write_advisory(tmp_path / "zlib.json")
+    write_zlib_advisory(tmp_path / "zlib.json")
     (tmp_path / "approvals.yaml").write_text(
         textwrap.dedent(
             f"""\

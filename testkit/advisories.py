@@ -1,0 +1,29 @@
+"""An OSV advisory for the example channel's zlib, as an operator would write one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def zlib_advisory(fixed: str = "1.3.1") -> dict[str, Any]:
+    """A critical (CVSS 9.8) advisory affecting zlib below ``fixed``."""
+    return {
+        "id": "TEST-ZLIB-1",
+        "aliases": ["CVE-2022-37434"],
+        "summary": "heap overflow in inflateGetHeader",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        "affected": [
+            {
+                "package": {"purl": "pkg:conda/zlib"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}
+                ],
+            }
+        ],
+    }
+
+
+def write_zlib_advisory(path: Path, fixed: str = "1.3.1") -> None:
+    path.write_text(json.dumps(zlib_advisory(fixed)))
