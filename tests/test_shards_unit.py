@@ -29,7 +29,7 @@ from sitegen.sync import inputs
 from sitegen.sync.inputs import InputsDigest
 from sitegen.sync.prune import expire_shards, prune_shards
 from sitegen.sync.publish import SubdirMetadata, publish_subdir
-from sitegen.sync.publish_shards import shard_problems
+from sitegen.sync.publish_shards import shard_problems, unchanged_shards, write_shards
 from testkit.site import site_config
 
 pytestmark = pytest.mark.unit
@@ -149,6 +149,12 @@ class RecordingSite(Site):
             self.events.append(target.name)
         return written
 
+    def write_addressed(self, target: Path, data: bytes, *, reread: bool = False) -> bool:
+        written = super().write_addressed(target, data, reread=reread)
+        if written:
+            self.events.append(target.name)
+        return written
+
     def write_many(self, items: list[tuple[Path, bytes]]) -> list[Path]:
         written = super().write_many(items)
         self.events.extend(p.name for p in written)
@@ -226,6 +232,34 @@ async def test_a_rerun_writes_only_the_shards_of_changed_names(tmp_path: Path) -
     assert shard_files(directory) >= {f"{d.hex()}.msgpack.zst" for d in index.shards.values()}
     # pkg3's previous shard stays for the grace period.
     assert len(shard_files(directory)) == 21
+
+
+async def test_a_rerun_builds_only_the_shards_of_changed_names(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    directory = tmp_path / "chan" / "linux-64"
+    base = [raw(f"pkg{i}", "1") for i in range(10)]
+    previous = records(*base)
+    await publish(site, previous)
+    published = decode_index((directory / SHARD_INDEX).read_bytes()).shards
+    # pkg3 changed, pkg4 gained a version, pkg5 lost its only one.
+    changed = [*base[:3], raw("pkg3", "1", license="MIT"), base[4], raw("pkg4", "2"), *base[6:]]
+    now = records(*changed)
+    current = unchanged_shards(directory, now, previous)
+    assert current == {n: d for n, d in published.items() if n not in ("pkg3", "pkg4", "pkg5")}
+    site_spy = RecordingSite(tmp_path)
+    written = write_shards(site_spy, directory, now, current={**current, "gone": b"x" * 32})
+    built = [e for e in site_spy.events if e.endswith(".msgpack.zst")]
+    assert (written.written, len(built)) == (2, 2)
+    # Exactly the index a full build makes (a name with no records is never listed).
+    assert written.shards == write_shards(Site(tmp_path), directory, now).shards
+
+    # A shard file gone from disk is built again; an index newer than repodata.json (a run
+    # stopped between the two renames, a repair) vouches for nothing.
+    (directory / SHARDS_DIR / f"{published['pkg0'].hex()}.msgpack.zst").unlink()
+    assert "pkg0" not in unchanged_shards(directory, now, previous)
+    stamp = (directory / "repodata.json").stat().st_mtime_ns
+    os.utime(directory / SHARD_INDEX, ns=(stamp + 10**9, stamp + 10**9))
+    assert unchanged_shards(directory, now, previous) == {}
 
 
 async def test_shards_no_longer_named_are_pruned_after_the_grace_period(tmp_path: Path) -> None:

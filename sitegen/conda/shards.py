@@ -89,10 +89,15 @@ def digest_of_filename(filename: str) -> bytes | None:
     return bytes.fromhex(stem)
 
 
+def shard_compressor() -> zstandard.ZstdCompressor:
+    """Writes one zstd frame per call with its content size in the header. Not thread-safe:
+    one per thread; reused within it (making one costs about as much as a small shard)."""
+    return zstandard.ZstdCompressor(level=SHARD_ZSTD_LEVEL, write_content_size=True)
+
+
 def compress(data: bytes) -> bytes:
     """One zstd frame with its content size written in the header."""
-    compressor = zstandard.ZstdCompressor(level=SHARD_ZSTD_LEVEL, write_content_size=True)
-    return compressor.compress(data)
+    return shard_compressor().compress(data)
 
 
 def decompress(data: bytes) -> bytes:
@@ -135,23 +140,27 @@ def encode_shard(records: Iterable[Record]) -> bytes:
     return _ENCODER.encode({PACKAGES: packages, PACKAGES_CONDA: packages_conda})
 
 
-def build_shard(name: str, records: Iterable[Record]) -> Shard:
-    data = compress(encode_shard(records))
+def build_shard(
+    name: str, records: Iterable[Record], compressor: zstandard.ZstdCompressor | None = None
+) -> Shard:
+    data = (compressor or shard_compressor()).compress(encode_shard(records))
     return Shard(name=name, digest=hashlib.sha256(data).digest(), data=data)
 
 
 def names_of(records: Mapping[str, Record]) -> dict[str, list[Record]]:
     """Records grouped by package name, names sorted (references, not copies)."""
     grouped: dict[str, list[Record]] = {}
-    for record in records.values():
-        grouped.setdefault(record.name, []).append(record)
+    add = grouped.setdefault
+    for record in records.values():  # 800,000 at conda-forge scale: no property call
+        add(record.raw["name"], []).append(record)
     return {name: grouped[name] for name in sorted(grouped)}
 
 
 def iter_shards(records: Mapping[str, Record]) -> Iterator[Shard]:
     """Every name's shard, one at a time, in name order."""
+    compressor = shard_compressor()
     for name, group in names_of(records).items():
-        yield build_shard(name, group)
+        yield build_shard(name, group, compressor)
 
 
 def created_at_now() -> str:

@@ -24,7 +24,7 @@ from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.merge import MergedSubdir
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata, without_failed
-from sitegen.sync.publish_shards import write_shards
+from sitegen.sync.publish_shards import unchanged_shards, write_shards
 
 log = logging.getLogger("sitegen")
 
@@ -104,7 +104,9 @@ def write_new_shards(
         return None
     directory = site.path(channel_path, meta.subdir)
     site.ensure_dir(directory)
-    written = write_shards(site, directory, meta.records, flush=False)
+    # A run in which ten names changed builds and writes ten shards.
+    current = unchanged_shards(directory, meta.records, previous) if previous else None
+    written = write_shards(site, directory, meta.records, flush=False, current=current)
     meta.shards = written.shards
     return directory if written.written else None
 

@@ -21,12 +21,16 @@ from sitegen.conda.shards import (
     SHARDS_DIR,
     ShardError,
     ShardIndex,
+    build_shard,
     created_at_now,
     decode_index,
     encode_index,
     iter_shards,
+    names_of,
+    shard_compressor,
     shard_filename,
 )
+from sitegen.layout import REPODATA
 from sitegen.store.site import Site
 
 
@@ -43,34 +47,71 @@ def write_shards(
     *,
     reread: bool = False,
     flush: bool = True,
+    current: Mapping[str, bytes] | None = None,
 ) -> WrittenShards:
     """Write every shard of ``records`` not yet in ``directory/shards/``; the new ones are on
     disk when this returns, unless ``flush`` is false (the caller flushes: a mirror run writes
-    them before its single flush, see sitegen.sync.publish.write_new_shards).
+    them before its single flush, see sitegen.sync.prepare.write_new_shards).
 
+    ``current``: name -> sha256 of shards known to hold exactly what ``records`` say for those
+    names (see :func:`unchanged_shards`); they are neither built nor written again.
     ``reread``: compare the bytes of shards already there, not only their size (a repair).
     """
     shards_dir = directory / SHARDS_DIR
+    site.ensure_dir(shards_dir)
+    known = current or {}
     index: dict[str, bytes] = {}
     written = 0
-    for shard in iter_shards(records):
-        index[shard.name] = shard.digest
-        target = shards_dir / shard.filename
-        try:
-            # Content-addressed: a file of this name and size already holds these bytes
-            # (`sitegen verify` re-hashes them).
-            if target.stat().st_size == len(shard.data) and not reread:
-                continue
-        except FileNotFoundError:
-            site.ensure_dir(shards_dir)
-        # Not fsynced one by one: a first run at conda-forge scale writes ~34,000 shards.
-        if site.write_bytes(target, shard.data, durable=False):
+    compressor = shard_compressor()
+    for name, group in names_of(records).items():
+        digest = known.get(name)
+        if digest is not None:
+            index[name] = digest
+            continue
+        shard = build_shard(name, group, compressor)
+        index[name] = shard.digest
+        # Content-addressed: a file of this name and size already holds these bytes
+        # (`sitegen verify` re-hashes them). Not fsynced one by one.
+        if site.write_addressed(shards_dir / shard.filename, shard.data, reread=reread):
             written += 1
     if written and flush:
         # All on disk, in one flush of their filesystem, before the index naming them is
         # published (the caller writes it after this returns).
         site.sync([shards_dir])
     return WrittenShards(shards=index, written=written)
+
+
+def unchanged_shards(
+    directory: Path, records: Mapping[str, Record], previous: Mapping[str, Record]
+) -> dict[str, bytes]:
+    """The shards of the published index that ``records`` leave as they are: name -> sha256
+    for every name none of whose records was added, changed or removed since ``previous``
+    (what ``repodata.json`` publishes), and whose shard is on disk.
+
+    Only an index published together with that ``repodata.json`` vouches for it: one written
+    after it (a run stopped between the two renames, a repair) may describe other records,
+    and then every shard is built again.
+    """
+    try:
+        if (directory / SHARD_INDEX).stat().st_mtime_ns > (directory / REPODATA).stat().st_mtime_ns:
+            return {}
+    except FileNotFoundError:
+        return {}
+    index = read_index(directory)
+    if index is None or index.shards_base_url != SHARDS_BASE_URL:
+        return {}
+    changed: set[str] = set()
+    for fn, record in records.items():
+        before = previous.get(fn)
+        if before is None or before.raw != record.raw:
+            changed.add(record.raw["name"])
+    changed.update(r.raw["name"] for fn, r in previous.items() if fn not in records)
+    shards_dir = directory / SHARDS_DIR
+    return {
+        name: digest
+        for name, digest in index.shards.items()
+        if name not in changed and (shards_dir / shard_filename(digest)).is_file()
+    }
 
 
 def read_index(directory: Path) -> ShardIndex | None:
