@@ -82,7 +82,7 @@ def basic_tails(token: str) -> tuple[str, ...]:
 
 def basic_keys(tid: str) -> tuple[str, ...]:
     """Per alignment ``a``: ``basic<a>:`` + the first 12 characters of that tail, from the public
-    id alone. nginx looks the tail's hash up by it and logs it as the token's name."""
+    id alone. nginx looks the tail's hash up by it, and logs it where other forms log the id."""
     raw = tid.encode()
     return tuple(
         f"basic{a}:" + base64.b64encode(raw[a : a + BASIC_KEY_BYTES]).decode("ascii")
