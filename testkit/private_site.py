@@ -36,6 +36,9 @@ PREFIX = "/anaconda"
 PUBLIC = "cloud/conda-forge"
 PRIVATE = "internal/licensed"
 PULL = "internal/pull"  # private and passive: package files come through the fetcher
+# HTTP Basic logins giving the token each base64 alignment (login + ":" is 1, 2 or 3 bytes mod
+# 3), the token's name among them.
+BASIC_LOGINS = ("", "a", "ab", "ci", "someone-else")
 
 
 @dataclass

@@ -9,6 +9,7 @@ import grp
 import hashlib
 import json
 import os
+import re
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,8 @@ from sitegen.access.tokens import (
     TokenError,
     TokenStore,
     basic_header,
+    basic_keys,
+    basic_tails,
     md5_b64url,
     new_token,
     parse_expiry,
@@ -142,7 +145,7 @@ def test_the_store_holds_hashes_only_and_is_private(tmp_path: Path) -> None:
     (record,) = store.load()
     assert record.sha256 == hashlib.sha256(token.encode()).hexdigest()
     assert record.nginx_md5 == md5_b64url(token)
-    assert record.nginx_basic_md5 == md5_b64url(basic_header("ci", token))
+    assert record.nginx_basic_md5s == tuple(md5_b64url(tail) for tail in basic_tails(token))
     assert record.expires == "2027-01-31T23:59:59+00:00"
     assert json.loads(text)["tokens"][0]["name"] == "ci"
 
@@ -193,7 +196,8 @@ def test_server_files_list_readers_with_expiry_and_revocation(tmp_path: Path) ->
     lines = nginx_map_text(config, list(records.values())).splitlines()
     ci_id = ci.split("-")[0]
     assert f'"internal/licensed {ci_id}" "{md5_b64url(ci)}";' in lines
-    assert f'"internal/licensed basic:ci" "{records["ci"].nginx_basic_md5}";' in lines
+    for key, md5 in zip(basic_keys(ci_id), records["ci"].nginx_basic_md5s, strict=True):
+        assert f'"internal/licensed {key}" "{md5}";' in lines
     assert (
         f'"internal/licensed {records["direct"].id}" "{records["direct"].nginx_md5},1798761600";'
         in lines
@@ -211,6 +215,87 @@ def test_server_files_list_readers_with_expiry_and_revocation(tmp_path: Path) ->
 def test_basic_header_is_what_clients_send() -> None:
     header = basic_header("ci", "abc")
     assert base64.b64decode(header.removeprefix("Basic ")) == b"ci:abc"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("login", "alignment"),
+    [("", 2), ("a", 1), ("ab", 0), ("ci", 0), ("someone-else", 2), ("\u00e9", 0)],
+)
+def test_a_basic_header_with_any_login_ends_with_a_tail_keyed_by_the_id(
+    login: str, alignment: int
+) -> None:
+    token = new_token()
+    tid = token.split("-")[0]
+    encoded = basic_header(login, token).removeprefix("Basic ")
+    tails = basic_tails(token)
+    # Exactly one tail ends the header, and its padding tells which.
+    assert [a for a, tail in enumerate(tails) if encoded.endswith(tail)] == [alignment]
+    tail = tails[alignment]
+    assert (len(tail), len(tail) - len(tail.rstrip("="))) == [(72, 1), (72, 2), (68, 0)][alignment]
+    # The tail carries the whole secret; its key comes from the public id alone.
+    assert token.split("-")[1] in base64.b64decode(tail).decode()
+    assert basic_keys(tid)[alignment] == f"basic{alignment}:{tail[:12]}"
+
+
+@pytest.mark.unit
+def test_the_nginx_map_holds_quoted_basic_keys_and_rejects_tampered_hashes(
+    tmp_path: Path,
+) -> None:
+    config = parse_config(_config(tmp_path, channel="access: private\nreaders: [ci, bob]"))
+    store = AccessPaths.of(config).store
+    store.add("ci", [], NOW)
+    store.add("bob", [], NOW)
+    records = store.load()
+    lines = nginx_map_text(config, records).splitlines()[1:]
+    entry = re.compile(
+        r'^"internal/licensed (?:[0-9a-f]{12}|basic[012]:[A-Za-z0-9+/]{12})" "[A-Za-z0-9_-]{22}";$'
+    )
+    assert len(lines) == 2 * 4 and all(entry.match(line) for line in lines), lines
+    for record in records:
+        for key in basic_keys(record.id):
+            assert sum(f' {key}" ' in line for line in lines) == 1
+    bad = replace(records[0], nginx_basic_md5s=(*records[0].nginx_basic_md5s[:2], '";x'))
+    with pytest.raises(AccessError, match="malformed"):
+        nginx_map_text(config, [bad])
+    with pytest.raises(AccessError, match="malformed"):
+        nginx_map_text(config, [replace(records[0], nginx_basic_md5s=("a" * 22,))])
+
+
+@pytest.mark.unit
+def test_a_new_token_never_shares_an_nginx_lookup_key_with_a_stored_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nginx compares map keys ignoring case and refuses a map with two equal ones."""
+    store = TokenStore(tmp_path / "tokens.json")
+    first = store.add("first", [], NOW)
+    # Same first 9 id bytes: the same basic0 key.
+    clashing = first[:9] + ("000" if first[9:12] != "000" else "111") + first[12:]
+    fresh = new_token()
+    offers = iter([clashing, fresh])
+    monkeypatch.setattr("sitegen.access.tokens.new_token", lambda: next(offers))
+    assert store.add("second", [], NOW) == fresh
+
+
+@pytest.mark.unit
+def test_a_store_from_before_any_login_basic_says_to_re_add_its_tokens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(_config(tmp_path, channel="access: private\nreaders: [ci]"))
+    store = AccessPaths.of(parse_config(config_path.read_text())).store
+    store.add("ci", [], NOW)
+    document = json.loads(store.path.read_text())
+    (entry,) = document["tokens"]
+    del entry["nginx_basic_md5s"]
+    entry["nginx_basic_md5"] = "A" * 22  # one hash of the whole header, keyed by the login
+    store.path.write_text(json.dumps(document))
+    with pytest.raises(TokenError, match=r"ci: stored by an older sitegen.*sitegen token add"):
+        store.load()
+    for command in (["token", "list"], ["token", "add", "x"], ["webconf", "nginx"]):
+        assert main([*command, "-c", str(config_path)]) == 2, command
+        out, err = capsys.readouterr()
+        assert "re-add" in err and "Traceback" not in err and out == "", command
 
 
 # --------------------------------------------------------------------------- commands
@@ -331,11 +416,12 @@ def test_last_use_is_read_from_either_servers_access_log(tmp_path: Path) -> None
     store.add("never", [], NOW)
     records = store.load()
     ci = next(r for r in records if r.name == "ci")
+    alice = next(r for r in records if r.name == "alice")
     lines = [
         # nginx
         f'127.0.0.1 - - [05/Dec/2026:18:51:13 +0000] "GET /c/t/***/x/ HTTP/1.1" 200 11 "-" token={ci.id}',
         f'127.0.0.1 - - [05/Dec/2026:18:52:13 +0000] "GET /c/x/ HTTP/1.1" 403 11 "-" token={ci.id}',
-        '127.0.0.1 - - [05/Dec/2026:18:53:00 +0000] "GET /c/x/ HTTP/1.1" 304 0 "-" token=basic:alice',
+        f'127.0.0.1 - - [05/Dec/2026:18:53:00 +0000] "GET /c/x/ HTTP/1.1" 304 0 "-" token={basic_keys(alice.id)[1]}',
         '127.0.0.1 - - [05/Dec/2026:18:54:00 +0000] "GET /c/x/ HTTP/1.1" 200 0 "-" token=-',
         # Apache
         f'127.0.0.1 - - [05/Dec/2026:18:50:00 +0000] "GET /c/x/ HTTP/1.1" 200 5 "curl" token={ci.id}',

@@ -20,6 +20,7 @@ from sitegen.cli import main
 from testkit.access import install_with_auth, rattler_auth_file
 from testkit.apache import require_server, webconf_server
 from testkit.private_site import (
+    BASIC_LOGINS,
     PREFIX,
     PRIVATE,
     PUBLIC,
@@ -97,6 +98,17 @@ def test_every_credential_form_on_every_kind_of_file(
                 ("path token after the host", f"/t/{ci}{private}", {}, 200),
                 ("path token after the prefix", f"{prefix}/t/{ci}/{PRIVATE}/{rel}", {}, 200),
                 ("Basic", private, basic("ci", ci), 200),
+                # HTTP Basic takes any login, whatever base64 alignment it gives the token.
+                *[
+                    (f"Basic as {login!r}", private, basic(login, ci), 200)
+                    for login in BASIC_LOGINS
+                ],
+                *[
+                    (f"wrong Basic as {login!r}", private, basic(login, wrong_token(ci)), 401)
+                    for login in BASIC_LOGINS
+                ],
+                ("revoked Basic as another", private, basic("someone-else", tokens["gone"]), 403),
+                ("expired Basic as another", private, basic("a", tokens["old"]), 403),
             ]
             for what, path, headers, status in cases:
                 got, response_headers, body = request(url, path, headers)
@@ -122,9 +134,9 @@ def test_every_credential_form_on_every_kind_of_file(
             status, _, body = request(url, path)
             assert status in (403, 404) and b"private state" not in body, path
 
-        # ~/.netrc: Basic with the token as password, as conda and pixi read it.
+        # ~/.netrc: Basic with the token as password (any login), as conda and pixi read it.
         netrc = tmp_path / "netrc"
-        netrc.write_text(f"machine 127.0.0.1 login ci password {ci}\n")
+        netrc.write_text(f"machine 127.0.0.1 login someone-else password {ci}\n")
         netrc.chmod(0o600)
         curl = subprocess.run(
             ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--netrc-file", str(netrc),
@@ -169,7 +181,7 @@ def test_rattler_installs_with_its_auth_storage_and_with_a_path_token(
         channel = f"{running.url}{PREFIX}/{PRIVATE}"
         entries = {
             "bearer": {"BearerToken": token},
-            "basic": {"BasicHTTP": {"username": "ci", "password": token}},
+            "basic": {"BasicHTTP": {"username": "someone-else", "password": token}},
             # rattler inserts a conda token right after the host, as pixi does.
             "conda-token": {"CondaToken": token},
         }

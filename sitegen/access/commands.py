@@ -56,7 +56,7 @@ def add_token_commands(add_parser: AddParser) -> None:
     )
     add.add_argument("--expires", metavar="DATE", help="last valid day (UTC), e.g. 2027-01-31")
     add.add_argument("--reload", action="store_true", help="run access.reload afterwards")
-    add.set_defaults(func=cmd_add)
+    add.set_defaults(func=_reported(cmd_add))
 
     listing = common(actions.add_parser("list", help="names, scopes, dates and states"))
     listing.add_argument(
@@ -66,7 +66,7 @@ def add_token_commands(add_parser: AddParser) -> None:
         metavar="FILE",
         help="the web server's access log (sitegen_stats format): adds LAST USED (repeatable)",
     )
-    listing.set_defaults(func=cmd_list)
+    listing.set_defaults(func=_reported(cmd_list))
 
     revoke = common(actions.add_parser("revoke", help="revoke a token (403 from then on)"))
     revoke.add_argument("name", nargs="?", help="the token's name")
@@ -76,12 +76,12 @@ def add_token_commands(add_parser: AddParser) -> None:
         help="revoke the token read from standard input (e.g. one found leaked), by value",
     )
     revoke.add_argument("--reload", action="store_true", help="run access.reload afterwards")
-    revoke.set_defaults(func=cmd_revoke)
+    revoke.set_defaults(func=_reported(cmd_revoke))
 
     check = common(
         actions.add_parser("check", help="which token the one on standard input is, and its state")
     )
-    check.set_defaults(func=cmd_check)
+    check.set_defaults(func=_reported(cmd_check))
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -92,16 +92,13 @@ def cmd_add(args: argparse.Namespace) -> int:
     for path in args.channel:
         if path.strip("/") not in private:
             return _fail(f"{path!r} is not a private channel of {args.config}")
-    try:
-        expires = parse_expiry(args.expires) if args.expires else None
-        when = now()
-        if expires is not None and expires <= when:
-            return _fail(f"--expires {args.expires} is in the past")
-        paths = AccessPaths.of(config)
-        paths.gid()  # a misconfigured group fails before a token exists
-        token = paths.store.add(args.name, [p.strip("/") for p in args.channel], when, expires)
-    except (TokenError, AccessError) as exc:
-        return _fail(str(exc))
+    expires = parse_expiry(args.expires) if args.expires else None
+    when = now()
+    if expires is not None and expires <= when:
+        return _fail(f"--expires {args.expires} is in the past")
+    paths = AccessPaths.of(config)
+    paths.gid()  # a misconfigured group fails before a token exists
+    token = paths.store.add(args.name, [p.strip("/") for p in args.channel], when, expires)
     record = next(r for r in paths.store.load() if r.name == args.name)
     scope = _scope(config, record)
     if not scope:
@@ -126,10 +123,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         if record is None:
             return _fail("the token on standard input is not in the store")
         name = record.name
-    try:
-        store.revoke(name, now())
-    except TokenError as exc:
-        return _fail(str(exc))
+    store.revoke(name, now())
     print(f"sitegen: token {name!r} revoked", file=sys.stderr)
     return _apply(config, args.reload)
 
@@ -190,10 +184,7 @@ def _scope(config: SiteConfig, record: TokenRecord) -> list[str]:
 
 def _apply(config: SiteConfig, reload: bool) -> int:
     """Rewrite the web server's files; reload the server when asked, else say how."""
-    try:
-        paths = write_server_files(config)
-    except AccessError as exc:
-        return _fail(str(exc))
+    paths = write_server_files(config)
     command = config.access.reload
     if not reload:
         print(
@@ -209,6 +200,19 @@ def _apply(config: SiteConfig, reload: bool) -> int:
         return _fail(f"{' '.join(command)} exited with status {result.returncode}")
     print(f"sitegen: token files updated; ran {' '.join(command)}", file=sys.stderr)
     return EXIT_OK
+
+
+def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``command``, its token and access errors (an unknown name, a store it cannot read, an
+    unknown group) reported in one line instead of a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (TokenError, AccessError) as exc:
+            return _fail(str(exc))
+
+    return run
 
 
 def _fail(message: str) -> int:

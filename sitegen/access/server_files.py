@@ -4,8 +4,9 @@ Both hold hashes only (see :mod:`sitegen.access.tokens`) and live in the access 
 outside the site:
 
 * ``nginx-tokens.map``: ``map`` entries, included by the config ``sitegen webconf nginx``
-  prints. Key: ``"<channel> <token id>"`` (path token, Bearer) or ``"<channel> basic:<name>"``
-  (HTTP Basic); value: ``"<md5>[,<expiry epoch>]"`` for ``secure_link``, which then answers
+  prints. Key: ``"<channel> <token id>"`` (path token, Bearer) or ``"<channel> basic<a>:<key>"``
+  (HTTP Basic with any login: one entry per alignment ``a``, see :mod:`sitegen.access.tokens`;
+  the key is base64, ``[A-Za-z0-9+/]``, nothing nginx unquotes in a double-quoted string); value: ``"<md5>[,<expiry epoch>]"`` for ``secure_link``, which then answers
   "1" (the right token, in time), "0" (the right token, expired: revoked tokens expire in 1970)
   or "" (anything else). nginx reads it when it (re)loads its configuration.
 * ``apache/<channel>/<token id>.sha1`` and ``.until`` (``YYYYMMDDHHMMSS``, the server's local
@@ -26,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sitegen.access.tokens import TokenRecord, TokenStore
+from sitegen.access.tokens import BASIC_ALIGNMENTS, TokenError, TokenRecord, TokenStore, basic_keys
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.config.access import TOKEN_NAME_RE
 from sitegen.layout import APACHE_TOKENS_DIR, NGINX_TOKENS_MAP, TOKENS_FILE, access_dir
@@ -34,6 +35,7 @@ from sitegen.layout import APACHE_TOKENS_DIR, NGINX_TOKENS_MAP, TOKENS_FILE, acc
 _ID_RE = re.compile(r"^[0-9a-f]{12}$")
 _B64URL_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _HEX40_RE = re.compile(r"^[0-9a-f]{40}$")
+_BASIC_KEY_RE = re.compile(r"^basic[012]:[A-Za-z0-9+/]{12}$")
 
 REVOKED_EPOCH = 1  # secure_link treats any expiry in the past as expired; 0 would mean "none"
 APACHE_NEVER = "99991231235959"
@@ -47,11 +49,14 @@ class AccessError(ValueError):
 def check_record(record: TokenRecord) -> TokenRecord:
     """Everything written into a server file must be exactly what ``token add`` stores: a
     hand-edited store must not smuggle a quote or a path into the configuration."""
+    basic = record.nginx_basic_md5s
     fields = (
         TOKEN_NAME_RE.match(record.name),
         _ID_RE.match(record.id),
         _B64URL_RE.match(record.nginx_md5),
-        _B64URL_RE.match(record.nginx_basic_md5),
+        len(basic) == len(BASIC_ALIGNMENTS),
+        *(isinstance(md5, str) and _B64URL_RE.match(md5) for md5 in basic),
+        *(_BASIC_KEY_RE.match(key) for key in basic_keys(record.id)),
         _HEX40_RE.match(record.apache_sha1),
     )
     if not all(fields):
@@ -119,9 +124,8 @@ def nginx_map_text(config: SiteConfig, records: list[TokenRecord]) -> str:
             else:
                 expiry = ""
             lines.append(f'"{channel.path} {record.id}" "{record.nginx_md5}{expiry}";\n')
-            lines.append(
-                f'"{channel.path} basic:{record.name}" "{record.nginx_basic_md5}{expiry}";\n'
-            )
+            for key, md5 in zip(basic_keys(record.id), record.nginx_basic_md5s, strict=True):
+                lines.append(f'"{channel.path} {key}" "{md5}{expiry}";\n')
     return "".join(lines)
 
 
@@ -151,7 +155,10 @@ def write_server_files(config: SiteConfig) -> AccessPaths:
     needs no rewrite, a revocation or a new token does (plus an nginx reload).
     """
     paths = AccessPaths.of(config)
-    records = paths.store.load()
+    try:
+        records = paths.store.load()
+    except TokenError as exc:
+        raise AccessError(str(exc)) from None
     gid = paths.gid()
     dir_mode, file_mode = (0o750, 0o640) if paths.group else (0o755, 0o644)
     _make_dir(paths.dir, dir_mode, gid)

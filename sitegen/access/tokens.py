@@ -11,13 +11,25 @@ with what it has built in:
 
 * ``sha256`` (hex) of the token: sitegen's own check (:meth:`TokenStore.verify`,
   constant-time);
-* ``md5`` (base64url) of the token and of the ``Authorization: Basic`` value (login = the
-  token's name): nginx's ``secure_link`` module computes exactly this per request, which is the
-  only digest stock nginx can compute without njs or perl;
+* ``md5`` (base64url) of the token and of its three HTTP Basic tails (see below): nginx's
+  ``secure_link`` module computes exactly this per request, which is the only digest stock
+  nginx can compute without njs or perl;
 * ``sha1`` (hex) of the token: Apache's ``sha1()`` expression function.
 
 MD5 and SHA-1 are weak against collisions, not against finding a preimage of a random 160-bit
 value, which is what forging a token from a leaked hash would take.
+
+HTTP Basic with any login on nginx: the header is ``Basic `` + base64(login + ":" + token) and
+nginx cannot decode base64, so it hashes a part of the header that does not depend on the login.
+Base64 encodes 3-byte groups independently, so from the first group boundary inside the token
+(``a`` = 0, 1 or 2 bytes into it, set by the login's length) the header ends with
+``b64encode(token[a:])``, the *tail*: 72 characters and one "=" (a = 0), 72 with "==" (a = 1)
+or 68 without padding (a = 2), so the padding tells ``a``. The store keeps the MD5 of each of
+the three tails. A tail's first 12 characters encode ``token[a:a + 9]``, id bytes only: a
+public lookup key derived from the id (:func:`basic_keys`), ``basic<a>:<12 characters>``. A
+request passes only if its header ends with the base64 of ``token[a:]``, which holds the whole
+secret part that the hash binds; the login and the at most 2 id bytes before the boundary are
+not checked, and need not be: they are not secret.
 """
 
 from __future__ import annotations
@@ -38,10 +50,13 @@ ID_HEX = 12
 SECRET_HEX = 40  # 160 bits
 TOKEN_RE = re.compile(rf"^([0-9a-f]{{{ID_HEX}}})-[0-9a-f]{{{SECRET_HEX}}}$")
 STORE_MODE = 0o600
+BASIC_ALIGNMENTS = (0, 1, 2)  # where the first base64 group boundary falls inside the token
+BASIC_KEY_BYTES = 9  # encoded as 12 base64 characters, all inside the id for any alignment
 
 
 class TokenError(ValueError):
-    """A token command that cannot be done (unknown name, name taken, bad date)."""
+    """A token command that cannot be done (unknown name, name taken, bad date, a store that
+    cannot be read)."""
 
 
 def new_token() -> str:
@@ -58,6 +73,23 @@ def basic_header(name: str, token: str) -> str:
     return "Basic " + base64.b64encode(f"{name}:{token}".encode()).decode("ascii")
 
 
+def basic_tails(token: str) -> tuple[str, ...]:
+    """Per alignment ``a``: what the base64 of every Basic header with password ``token`` ends
+    with when the login puts the first group boundary ``a`` bytes into the token."""
+    raw = token.encode()
+    return tuple(base64.b64encode(raw[a:]).decode("ascii") for a in BASIC_ALIGNMENTS)
+
+
+def basic_keys(tid: str) -> tuple[str, ...]:
+    """Per alignment ``a``: ``basic<a>:`` + the first 12 characters of that tail, from the public
+    id alone. nginx looks the tail's hash up by it, and logs it where other forms log the id."""
+    raw = tid.encode()
+    return tuple(
+        f"basic{a}:" + base64.b64encode(raw[a : a + BASIC_KEY_BYTES]).decode("ascii")
+        for a in BASIC_ALIGNMENTS
+    )
+
+
 def md5_b64url(text: str) -> str:
     """What nginx's ``secure_link`` compares: base64url MD5 without padding."""
     digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
@@ -72,7 +104,7 @@ class TokenRecord:
     id: str
     sha256: str
     nginx_md5: str
-    nginx_basic_md5: str
+    nginx_basic_md5s: tuple[str, ...]  # md5_b64url of basic_tails(token), per alignment
     apache_sha1: str
     channels: tuple[str, ...]
     created: str  # ISO 8601, UTC
@@ -96,7 +128,7 @@ class TokenRecord:
             id=tid,
             sha256=hashlib.sha256(token.encode()).hexdigest(),
             nginx_md5=md5_b64url(token),
-            nginx_basic_md5=md5_b64url(basic_header(name, token)),
+            nginx_basic_md5s=tuple(md5_b64url(tail) for tail in basic_tails(token)),
             apache_sha1=hashlib.sha1(token.encode(), usedforsecurity=False).hexdigest(),
             channels=tuple(sorted(set(channels))),
             created=_iso(now),
@@ -115,6 +147,18 @@ class TokenRecord:
         if expires is not None and expires <= now:
             return "expired"
         return "active"
+
+
+def _lookup_keys(tid: str) -> set[str]:
+    # nginx's map compares strings ignoring case and refuses to load one with equal keys.
+    return {key.lower() for key in (tid, *basic_keys(tid))}
+
+
+def _clashes(token: str, records: Iterable[TokenRecord]) -> bool:
+    """Whether a new token would share a lookup key with a stored one (improbable, but it
+    would stop nginx from loading the token map)."""
+    keys = _lookup_keys(token_id(token) or "")
+    return any(keys & _lookup_keys(record.id) for record in records)
 
 
 def _iso(when: dt.datetime) -> str:
@@ -144,10 +188,30 @@ class TokenStore:
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return []
-        return [
-            TokenRecord(**{**entry, "channels": tuple(entry["channels"])})
-            for entry in document.get("tokens", [])
-        ]
+        entries = document.get("tokens", [])
+        stale = [str(e.get("name")) for e in entries if "nginx_basic_md5" in e]
+        if stale:
+            # The hashes any-login Basic needs cannot be derived without the tokens themselves.
+            names = ", ".join(stale)
+            raise TokenError(
+                f"{self.path}: {names}: stored by an older sitegen, whose nginx config took HTTP"
+                " Basic only with the token's name as login; re-add each: delete its entry from"
+                f" {self.path.name}, then `sitegen token add <name> ...` and hand out the new"
+                " token (the old one stops working)"
+            )
+        try:
+            return [
+                TokenRecord(
+                    **{
+                        **entry,
+                        "channels": tuple(entry["channels"]),
+                        "nginx_basic_md5s": tuple(entry["nginx_basic_md5s"]),
+                    }
+                )
+                for entry in entries
+            ]
+        except (KeyError, TypeError) as exc:
+            raise TokenError(f"{self.path}: malformed entry ({exc})") from None
 
     def save(self, records: list[TokenRecord]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -178,6 +242,8 @@ class TokenStore:
             # Names stay taken after a revocation: logs and lists keep meaning one token.
             raise TokenError(f"a token named {name!r} exists already (names are never reused)")
         token = new_token()
+        while _clashes(token, records):
+            token = new_token()
         records.append(TokenRecord.issue(name, token, channels, now, expires))
         self.save(records)
         return token

@@ -1,8 +1,9 @@
 """When each token was last used, as the web server's access log tells.
 
 The ``sitegen_stats`` log format of the generated configs ends every line with
-``token=<id>`` (the public half of a token), ``token=basic:<name>`` (nginx, HTTP Basic) or
-``token=-``; the time is the usual ``[05/Dec/2026:18:51:13 +0000]``. A successful answer
+``token=<id>`` (the public half of a token), ``token=basic<a>:<key>`` (nginx, HTTP Basic: the
+public key of the credential's tail, derived from the id, see
+:func:`~sitegen.access.tokens.basic_keys`) or ``token=-``; the time is the usual ``[05/Dec/2026:18:51:13 +0000]``. A successful answer
 (2xx or 304) counts as a use.
 """
 
@@ -12,7 +13,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 
-from sitegen.access.tokens import TokenRecord
+from sitegen.access.tokens import TokenRecord, basic_keys
 
 _LINE_RE = re.compile(r'\[(?P<time>[^\]]+)\] "[^"]*" (?P<status>\d{3}) .* token=(?P<token>\S+)\s*$')
 _TIME_FORMAT = "%d/%b/%Y:%H:%M:%S %z"
@@ -23,7 +24,8 @@ def last_used(lines: Iterable[str], records: Iterable[TokenRecord]) -> dict[str,
     by_key: dict[str, str] = {}
     for record in records:
         by_key[record.id] = record.name
-        by_key[f"basic:{record.name}"] = record.name
+        for key in basic_keys(record.id):
+            by_key[key] = record.name
     out: dict[str, dt.datetime] = {}
     for line in lines:
         match = _LINE_RE.search(line)
