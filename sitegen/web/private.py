@@ -56,7 +56,7 @@ def token_snippet(base_url: str | None, channel: str) -> str:
         "# ... or, in CI, RATTLER_AUTH_FILE=auth.json holding",
         s.rattler_auth_file,
         f"# and the channel by its plain URL: {s.channel_url}",
-        "# or Basic (~/.netrc, read by conda and pixi); login = the token's name",
+        "# or Basic (~/.netrc, read by conda and pixi); any login, the token as password",
         s.netrc,
     ]
     return "\n".join(lines)
