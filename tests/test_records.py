@@ -75,3 +75,40 @@ def test_load_published_reads_back_what_encode_writes() -> None:
 def test_load_published_rejects_what_sitegen_never_writes(body: bytes) -> None:
     with pytest.raises(RepodataError):
         load_published(body, "linux-64")
+
+
+def test_a_published_record_offered_again_unchanged_is_read_as_its_twin() -> None:
+    """The previous publication holds no second copy of what a run publishes again."""
+    fns = ["same-1.0-h0_0.conda", "stamped-1.0-h0_0.conda", "changed-1.0-h0_0.conda"]
+    published = {
+        fns[0]: record(name="same"),
+        fns[1]: {**record(name="stamped"), "indexed_timestamp": 1700000000000},
+        fns[2]: {**record(name="changed"), "indexed_timestamp": 1700000000000},
+    }
+    body = msgspec.json.encode({"info": {"subdir": "linux-64"}, "packages.conda": published})
+    offered = parse_repodata(
+        msgspec.json.encode(
+            {
+                "packages.conda": {
+                    fns[0]: record(name="same"),
+                    fns[1]: record(name="stamped"),
+                    fns[2]: record(name="changed", depends=["python >=3.9"]),
+                }
+            }
+        ),
+        "linux-64",
+    ).records
+    loaded = load_published(body, "linux-64", offered).records
+    assert loaded[fns[0]] is offered[fns[0]]
+    # Stamped when published: the twin takes that stamp, which never changes.
+    assert loaded[fns[1]] is offered[fns[1]]
+    assert offered[fns[1]].raw["indexed_timestamp"] == 1700000000000
+    # Changed: read on its own, as published, stamp and all; its twin untouched.
+    assert loaded[fns[2]] is not offered[fns[2]]
+    assert loaded[fns[2]].raw == published[fns[2]]
+    assert "indexed_timestamp" not in offered[fns[2]].raw
+    assert {fn: r.raw for fn, r in loaded.items()} == {
+        fns[0]: published[fns[0]],
+        fns[1]: published[fns[1]],
+        fns[2]: published[fns[2]],
+    }

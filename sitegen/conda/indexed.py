@@ -20,9 +20,9 @@ from typing import Any
 import msgspec
 
 from sitegen.conda.records import Record
+from sitegen.conda.schema import INDEXED_TIMESTAMP
 from sitegen.conda.version import MAX_SECONDS, timestamp_ms
 
-INDEXED_TIMESTAMP = "indexed_timestamp"
 # {fn: ms}: msgpack keeps 800,000 entries to ~40 MB and decodes them in a fraction of a second.
 _DECODER = msgspec.msgpack.Decoder(dict[str, int])
 _ENCODER = msgspec.msgpack.Encoder()

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ import msgspec
 
 from sitegen.conda.schema import (
     CONDA_SUFFIX,
+    INDEXED_TIMESTAMP,
     PACKAGES,
     PACKAGES_CONDA,
     RECORD_SECTIONS,
@@ -227,35 +228,69 @@ def _all_str(items: list[Any]) -> bool:
     return not items or set(map(type, items)) == {str}
 
 
-def load_published(data: bytes, subdir: str) -> Repodata:
+def load_published(data: bytes, subdir: str, known: Mapping[str, Record] | None = None) -> Repodata:
     """Read repodata that sitegen itself published (every record was checked before).
 
     Skips the per-record checks of :func:`parse_repodata`, which cost most of its time; a file
     that is not what sitegen writes still raises :class:`RepodataError`.
+
+    ``known``: records about to be published (by file name). A published record that equals
+    its known twin, or differs only by the ``indexed_timestamp`` it was stamped with (which
+    the twin then takes: a published value never changes), is read as that twin itself. So a
+    run holds one copy of the records its subdir publishes unchanged, not two: each published
+    record is decoded on its own and dropped at once when it has a twin.
     """
     with gc_paused():
-        return _load_published(data, subdir)
+        return _load_published(data, subdir, known or {})
 
 
-def _load_published(data: bytes, subdir: str) -> Repodata:
+_RAW_MAP = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ANY = msgspec.json.Decoder()
+
+
+def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Repodata:
     try:
-        document = msgspec.json.decode(data)
+        document = _RAW_MAP.decode(data)
+        out = Repodata(subdir=subdir, info=_decoded(document, "info", {}))
+        out.removed = _decoded(document, "removed", [])
+        for key in RECORD_SECTIONS:
+            section = _RAW_MAP.decode(document[key]) if key in document else {}
+            for fn, encoded in section.items():
+                raw = _ANY.decode(encoded)
+                if type(raw) is not dict:
+                    raise RepodataError(f"published repodata: {fn!r} is not an object")
+                twin = known.get(fn)
+                if twin is not None and _adopt_published(twin.raw, raw):
+                    out.records[fn] = twin
+                else:
+                    out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
+        out.extra = {
+            k: _ANY.decode(v)
+            for k, v in document.items()
+            if k not in ("info", "removed", *RECORD_SECTIONS)
+        }
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise RepodataError(f"published repodata is not valid JSON: {exc}") from None
-    if type(document) is not dict:
-        raise RepodataError("published repodata is not a JSON object")
-    out = Repodata(subdir=subdir, info=document.get("info") or {})
-    out.removed = document.get("removed") or []
-    for key in RECORD_SECTIONS:
-        section = document.get(key, {})
-        if type(section) is not dict:
-            raise RepodataError(f"published repodata {key!r} is not an object")
-        for fn, raw in section.items():
-            out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
-    out.extra = {
-        k: v for k, v in document.items() if k not in ("info", "removed", *RECORD_SECTIONS)
-    }
+    if type(out.info) is not dict or type(out.removed) is not list:
+        raise RepodataError("published repodata: 'info' or 'removed' is malformed")
     return out
+
+
+def _decoded(document: dict[str, msgspec.Raw], key: str, default: Any) -> Any:
+    return _ANY.decode(document[key]) if key in document else default
+
+
+def _adopt_published(new: dict[str, Any], published: dict[str, Any]) -> bool:
+    """True when ``new`` says what ``published`` says, but perhaps for the indexed_timestamp
+    stamped on it when it was published, which ``new`` then takes."""
+    if new == published:
+        return True
+    if INDEXED_TIMESTAMP in new or INDEXED_TIMESTAMP not in published:
+        return False
+    stamp = published.pop(INDEXED_TIMESTAMP)
+    same = new == published
+    (new if same else published)[INDEXED_TIMESTAMP] = stamp
+    return same
 
 
 _REVISION_KEY = re.compile(r"^v([0-9]+)$")

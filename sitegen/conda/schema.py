@@ -20,6 +20,8 @@ TAR_BZ2_SUFFIX = ".tar.bz2"
 SUFFIX_OF_KEY = {PACKAGES: TAR_BZ2_SUFFIX, PACKAGES_CONDA: CONDA_SUFFIX}
 PACKAGE_SUFFIXES = (CONDA_SUFFIX, TAR_BZ2_SUFFIX)
 RECORD_SECTIONS = (PACKAGES, PACKAGES_CONDA)
+# CEP-47: when the record first appeared in the index (sitegen.conda.indexed stamps it).
+INDEXED_TIMESTAMP = "indexed_timestamp"
 
 
 def section_of(fn: str) -> str:

@@ -8,6 +8,7 @@ would drop too many published packages.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +55,15 @@ class DeletionGuard:
     force: bool = False  # --force-delete
 
 
-def load_previous(directory: Path, subdir: str) -> Repodata | None:
-    """The metadata a subdir directory publishes now; None when absent or unreadable."""
+def load_previous(directory: Path, subdir: str, feeds: Sequence[Feed] = ()) -> Repodata | None:
+    """The metadata a subdir directory publishes now; None when absent or unreadable.
+
+    A published record that a feed offers unchanged is read as the feed's record (see
+    load_published): the run then holds one copy of it.
+    """
+    known = ChainMap(*(feed.kept for feed in feeds))  # the first feed's record wins, as in merge
     try:
-        return load_published((directory / "repodata.json").read_bytes(), subdir)
+        return load_published((directory / "repodata.json").read_bytes(), subdir, known)
     except (OSError, RepodataError):
         return None
 

@@ -318,7 +318,7 @@ def _merge_all(
             feeding = [m for m in channel.mirrors if subdir in m.subdirs]
             broken = [m.name for m in feeding if m.name not in readable]
             feeds = [] if broken else [_feed(parsed, closure, m.name, subdir) for m in feeding]
-            previous = load_previous(scope.site.path(channel.path, subdir), subdir)
+            previous = load_previous(scope.site.path(channel.path, subdir), subdir, feeds)
             merged = merge_subdir(channel.path, subdir, feeds, broken, previous, guard)
             if merged is not None:
                 merged_all.append(merged)
