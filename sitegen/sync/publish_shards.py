@@ -103,7 +103,7 @@ def unchanged_shards(
     changed: set[str] = set()
     for fn, record in records.items():
         before = previous.get(fn)
-        if before is None or before.raw != record.raw:
+        if before is not record and (before is None or before.raw != record.raw):
             changed.add(record.raw["name"])
     changed.update(r.raw["name"] for fn, r in previous.items() if fn not in records)
     shards_dir = directory / SHARDS_DIR
