@@ -13,7 +13,7 @@ import msgspec
 import pytest
 import zstandard
 
-from sitegen.conda.records import REASON_UNMIRRORED_SECTION, Record, parse_repodata
+from sitegen.conda.records import REASON_UNMIRRORED_SECTION, Record, Repodata, parse_repodata
 from sitegen.conda.shards import (
     SHARD_INDEX,
     SHARDS_DIR,
@@ -238,8 +238,8 @@ async def test_a_rerun_builds_only_the_shards_of_changed_names(tmp_path: Path) -
     site = Site(tmp_path)
     directory = tmp_path / "chan" / "linux-64"
     base = [raw(f"pkg{i}", "1") for i in range(10)]
-    previous = records(*base)
-    await publish(site, previous)
+    await publish(site, records(*base))
+    previous = Repodata("linux-64", records=records(*base))
     published = decode_index((directory / SHARD_INDEX).read_bytes()).shards
     # pkg3 changed, pkg4 gained a version, pkg5 lost its only one.
     changed = [*base[:3], raw("pkg3", "1", license="MIT"), base[4], raw("pkg4", "2"), *base[6:]]
@@ -252,6 +252,12 @@ async def test_a_rerun_builds_only_the_shards_of_changed_names(tmp_path: Path) -
     assert (written.written, len(built)) == (2, 2)
     # Exactly the index a full build makes (a name with no records is never listed).
     assert written.shards == write_shards(Site(tmp_path), directory, now).shards
+
+    # A record shared with the previous publication (see load_published) whose stamp
+    # changed: its name's shard is built again.
+    shared = Repodata("linux-64", records=dict(now), stamps={"pkg7-1-h0_0.conda": 1})
+    now["pkg7-1-h0_0.conda"].raw["indexed_timestamp"] = 2
+    assert set(published) - set(unchanged_shards(directory, now, shared)) == {"pkg7"}
 
     # A shard file gone from disk is built again; an index newer than repodata.json (a run
     # stopped between the two renames, a repair) vouches for nothing.

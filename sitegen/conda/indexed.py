@@ -42,14 +42,17 @@ def stamp_records(
     first_seen: dict[str, int],
     now_ms: int,
     previous: Mapping[str, Record] | None = None,
+    published_stamps: Mapping[str, int] | None = None,
 ) -> int:
     """Give every record its ``indexed_timestamp`` (in place: the raw dicts are the ones
     published, and copying 800,000 of them would double the run's memory).
 
     ``first_seen`` gains the records new to it, from ``previous`` (what the subdir published
-    before: a site whose state was lost keeps its published values) or else ``now_ms``;
-    returns how many it gained, i.e. whether it must be saved.
+    before, with ``published_stamps`` for the records it shares with ``records``, see
+    load_published: a site whose state was lost keeps its published values) or else
+    ``now_ms``; returns how many it gained, i.e. whether it must be saved.
     """
+    stamps = published_stamps or {}
     added = 0
     for record in records:
         raw = record.raw
@@ -62,7 +65,8 @@ def stamp_records(
         seen = first_seen.get(record.fn)
         if seen is None:
             before = previous.get(record.fn) if previous else None
-            seen = (indexed_ms(before.raw) if before is not None else 0) or max(now_ms, own)
+            published = stamps.get(record.fn) or (indexed_ms(before.raw) if before else 0)
+            seen = published or max(now_ms, own)
             first_seen[record.fn] = seen
             added += 1
         raw[INDEXED_TIMESTAMP] = max(seen, own)
@@ -76,6 +80,17 @@ def decode_first_seen(data: bytes) -> dict[str, int]:
 
 def encode_first_seen(first_seen: Mapping[str, int]) -> bytes:
     return _ENCODER.encode(first_seen)
+
+
+def same_as_published(
+    record: Record, before: Record | None, published_stamps: Mapping[str, int]
+) -> bool:
+    """True when a stamped ``record`` is exactly what ``before`` (the record of the same file
+    in the previous publication, see load_published) published, its stamp included."""
+    if before is record:  # shared: the same upstream record; was it stamped the same?
+        published = published_stamps.get(record.fn)
+        return published is None or published == record.raw.get(INDEXED_TIMESTAMP)
+    return before is not None and before.raw == record.raw
 
 
 def same_except_indexed(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

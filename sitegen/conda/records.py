@@ -129,6 +129,9 @@ class Repodata:
     removed: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # repodata_version and unknown keys
     rejected: dict[str, str] = field(default_factory=dict)  # filename -> reason
+    # The indexed_timestamp published with each record read as its unstamped twin (see
+    # load_published): the twin carries none until the run stamps it.
+    stamps: dict[str, int] = field(default_factory=dict)
 
 
 def _decode(data: bytes) -> tuple[Any, bool]:
@@ -235,10 +238,10 @@ def load_published(data: bytes, subdir: str, known: Mapping[str, Record] | None 
     that is not what sitegen writes still raises :class:`RepodataError`.
 
     ``known``: records about to be published (by file name). A published record that equals
-    its known twin, or differs only by the ``indexed_timestamp`` it was stamped with (which
-    the twin then takes: a published value never changes), is read as that twin itself. So a
-    run holds one copy of the records its subdir publishes unchanged, not two: each published
-    record is decoded on its own and dropped at once when it has a twin.
+    its known twin, or differs only by the ``indexed_timestamp`` it was stamped with (kept in
+    ``stamps``), is read as that twin itself. So a run holds one copy of the records its
+    subdir publishes unchanged, not two: each published record is decoded on its own and
+    dropped at once when it has a twin.
     """
     with gc_paused():
         return _load_published(data, subdir, known or {})
@@ -260,8 +263,13 @@ def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Re
                 if type(raw) is not dict:
                     raise RepodataError(f"published repodata: {fn!r} is not an object")
                 twin = known.get(fn)
-                if twin is not None and _adopt_published(twin.raw, raw):
+                if twin is None:
+                    out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
+                elif twin.raw == raw:
                     out.records[fn] = twin
+                elif _same_but_stamp(twin.raw, raw):
+                    out.records[fn] = twin
+                    out.stamps[fn] = raw[INDEXED_TIMESTAMP]
                 else:
                     out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
         out.extra = {
@@ -280,17 +288,16 @@ def _decoded(document: dict[str, msgspec.Raw], key: str, default: Any) -> Any:
     return _ANY.decode(document[key]) if key in document else default
 
 
-def _adopt_published(new: dict[str, Any], published: dict[str, Any]) -> bool:
-    """True when ``new`` says what ``published`` says, but perhaps for the indexed_timestamp
-    stamped on it when it was published, which ``new`` then takes."""
-    if new == published:
-        return True
+_ABSENT = object()
+
+
+def _same_but_stamp(new: dict[str, Any], published: dict[str, Any]) -> bool:
+    """True when ``published`` is ``new`` plus the indexed_timestamp it was stamped with."""
     if INDEXED_TIMESTAMP in new or INDEXED_TIMESTAMP not in published:
         return False
-    stamp = published.pop(INDEXED_TIMESTAMP)
-    same = new == published
-    (new if same else published)[INDEXED_TIMESTAMP] = stamp
-    return same
+    if len(published) != len(new) + 1:
+        return False
+    return all(k == INDEXED_TIMESTAMP or new.get(k, _ABSENT) == v for k, v in published.items())
 
 
 _REVISION_KEY = re.compile(r"^v([0-9]+)$")

@@ -17,8 +17,13 @@ from pathlib import Path
 import msgspec
 import trio
 
-from sitegen.conda.indexed import decode_first_seen, encode_first_seen, stamp_records
-from sitegen.conda.records import Record
+from sitegen.conda.indexed import (
+    decode_first_seen,
+    encode_first_seen,
+    same_as_published,
+    stamp_records,
+)
+from sitegen.conda.records import Record, Repodata
 from sitegen.layout import indexed_timestamps_path
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey
@@ -45,7 +50,7 @@ async def prepare_all(
             continue
         downloaded = downloads.get(merged.key)
         meta = without_failed(merged.meta, downloaded.failed if downloaded else set())
-        previous = merged.previous.records if merged.previous else None
+        previous = merged.previous
         try:
             await trio.to_thread.run_sync(stamp_indexed, site, merged.channel, meta, previous)
             directory = await trio.to_thread.run_sync(
@@ -72,7 +77,7 @@ def first_seen_now_ms() -> int:
 
 
 def stamp_indexed(
-    site: Site, channel_path: str, meta: SubdirMetadata, previous: Mapping[str, Record] | None
+    site: Site, channel_path: str, meta: SubdirMetadata, previous: Repodata | None
 ) -> None:
     """Give the records about to be published their CEP-47 ``indexed_timestamp`` (see
     sitegen.conda.indexed), saving the first sightings of new records durably first: once a
@@ -87,13 +92,14 @@ def stamp_indexed(
         # this run's time.
         log.warning("%s: unreadable (%s); starting it again", path, exc)
         first_seen = {}
-    if stamp_records(meta.records.values(), first_seen, first_seen_now_ms(), previous):
+    before, stamps = (previous.records, previous.stamps) if previous else (None, None)
+    if stamp_records(meta.records.values(), first_seen, first_seen_now_ms(), before, stamps):
         site.ensure_dir(path.parent)
         site.write_bytes(path, encode_first_seen(first_seen))
 
 
 def write_new_shards(
-    site: Site, channel_path: str, meta: SubdirMetadata, previous: Mapping[str, Record] | None
+    site: Site, channel_path: str, meta: SubdirMetadata, previous: Repodata | None
 ) -> Path | None:
     """Before a mirror run's single flush: write the shards of ``meta`` not on disk yet,
     unflushed, and keep their index in ``meta.shards`` (so no shard waits for a flush of its
@@ -111,10 +117,8 @@ def write_new_shards(
     return directory if written.written else None
 
 
-def _same_records(records: Mapping[str, Record], previous: Mapping[str, Record]) -> bool:
-    if records.keys() != previous.keys():
+def _same_records(records: Mapping[str, Record], previous: Repodata) -> bool:
+    if records.keys() != previous.records.keys():
         return False
-    # Mostly the very same Record (see load_previous): far cheaper than comparing dicts.
-    return all(
-        record is previous[fn] or record.raw == previous[fn].raw for fn, record in records.items()
-    )
+    before, stamps = previous.records, previous.stamps
+    return all(same_as_published(r, before[fn], stamps) for fn, r in records.items())

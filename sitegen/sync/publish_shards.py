@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sitegen.conda.records import Record
+from sitegen.conda.indexed import same_as_published
+from sitegen.conda.records import Record, Repodata
 from sitegen.conda.shards import (
     SHARD_INDEX,
     SHARDS_BASE_URL,
@@ -82,7 +83,7 @@ def write_shards(
 
 
 def unchanged_shards(
-    directory: Path, records: Mapping[str, Record], previous: Mapping[str, Record]
+    directory: Path, records: Mapping[str, Record], previous: Repodata
 ) -> dict[str, bytes]:
     """The shards of the published index that ``records`` leave as they are: name -> sha256
     for every name none of whose records was added, changed or removed since ``previous``
@@ -100,12 +101,13 @@ def unchanged_shards(
     index = read_index(directory)
     if index is None or index.shards_base_url != SHARDS_BASE_URL:
         return {}
-    changed: set[str] = set()
-    for fn, record in records.items():
-        before = previous.get(fn)
-        if before is not record and (before is None or before.raw != record.raw):
-            changed.add(record.raw["name"])
-    changed.update(r.raw["name"] for fn, r in previous.items() if fn not in records)
+    before, stamps = previous.records, previous.stamps
+    changed = {
+        r.raw["name"]
+        for fn, r in records.items()
+        if not same_as_published(r, before.get(fn), stamps)
+    }
+    changed.update(r.raw["name"] for fn, r in before.items() if fn not in records)
     shards_dir = directory / SHARDS_DIR
     return {
         name: digest
