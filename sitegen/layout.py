@@ -23,10 +23,23 @@ REPODATA = "repodata.json"
 METADATA_FILES = (
     REPODATA,
     "repodata.json.zst",
-    "repodata.json.bz2",
     "current_repodata.json",
     SHARD_INDEX,  # CEP-16; published just before repodata.json, after the shards it names
 )
+# Published only with `repodata: {bz2: true}`: no current client reads it (CEP-16 calls it
+# deprecated), but some mirror scripts still fetch it.
+REPODATA_BZ2 = "repodata.json.bz2"
+
+
+def metadata_files(bz2: bool) -> tuple[str, ...]:
+    """A subdir's metadata files when ``repodata.json.bz2`` is (``bz2``) or is not published,
+    in the order of :data:`METADATA_FILES` (the .bz2 after the .zst). What may be present on
+    disk, whatever the setting, is ``metadata_files(True)``."""
+    if not bz2:
+        return METADATA_FILES
+    return (*METADATA_FILES[:2], REPODATA_BZ2, *METADATA_FILES[2:])
+
+
 CHANNELDATA = "channeldata.json"
 ASSETS_DIR = "assets"
 HISTORY_DIR = "history"

@@ -297,6 +297,7 @@ def config_text(
     timeout: float = 2.0,
     concurrency: int = 4,
     max_fraction: float = 0.5,
+    repodata_bz2: bool = False,
 ) -> str:
     """A channels.yaml mirroring ``url`` into ``site`` as :data:`CHANNEL`, with short
     retries and timeouts so a faulty upstream costs seconds, not minutes."""
@@ -305,6 +306,7 @@ def config_text(
         output: {site}
         download: {{concurrency: {concurrency}, per_host: {concurrency}, retries: {retries}, timeout: {timeout}}}
         prune: {{max_fraction: {max_fraction}}}
+        repodata: {{bz2: {str(repodata_bz2).lower()}}}
         channels:
           {CHANNEL}:
             url: {url}

@@ -152,7 +152,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for rel in v2_files - v1_files:
             server.add_fault(f"/v2/{rel}", delay(PACKAGE_DELAY))
             server.add_fault(f"/v3/{rel}", delay(PACKAGE_DELAY))
-        common = "download: {concurrency: 2, per_host: 2, retries: 1, timeout: 10}\n"
+        # With the optional .bz2, so that a kill while it is renamed in is among the trials.
+        common = (
+            "download: {concurrency: 2, per_host: 2, retries: 1, timeout: 10}\n"
+            "repodata: {bz2: true}\n"
+        )
         body = f"channels:\n  {CHANNEL}:\n    url: {{url}}\n    subdirs: [linux-64, noarch]\n"
         (tmp / "v1.yaml").write_text(
             f"output: {tmp / 'template'}\n{common}" + body.format(url=server.url + "/v1")

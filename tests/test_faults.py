@@ -534,7 +534,7 @@ async def test_metadata_twins_match_after_faulty_runs(upstream: Upstream, tmp_pa
     site = make_sandbox(tmp_path)
     upstream.publish([*upstream.specs, VICTIM, BYSTANDER])
     upstream.server.add_fault(upstream.path(VICTIM_FN), corrupt())
-    report = await mirror(site_config(site, upstream.server.url))
+    report = await mirror(site_config(site, upstream.server.url, repodata_bz2=True))
     assert report.failed
     directory = site / CHANNEL / LINUX
     body = (directory / "repodata.json").read_bytes()
@@ -648,7 +648,7 @@ async def test_disk_full_during_publish_keeps_previous_state(
     before = site_digest(site)
     rewrite_repodata(upstream.root, LINUX, _bloat)
     assert (upstream.root / LINUX / "repodata.json.zst").stat().st_size < 16 * 1024
-    fill_disk(small_disk, leave=640 * 1024)  # room for the .zst, .bz2; not the JSON files
+    fill_disk(small_disk, leave=640 * 1024)  # room for the .zst; not the JSON files
 
     report = await mirror(cfg)
 

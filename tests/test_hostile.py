@@ -183,6 +183,7 @@ def _config(site: Path, url: str) -> SiteConfig:
         f"""\
 output: {site}
 download: {{concurrency: 4, per_host: 4, retries: 0, timeout: 5}}
+repodata: {{bz2: true}}  # every metadata file, the optional one too
 channels:
   {CHANNEL}:
     url: {url}

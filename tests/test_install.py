@@ -4,6 +4,7 @@ served by real nginx, using packages that only include_dependencies brought in."
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ async def test_every_published_repodata_variant_reads_the_same(
     """rattler reads the .zst, the .bz2 (single-stream: rattler 0.28 stops at the end of a
     first bz2 stream) or the plain JSON, and solves the same environment from each."""
     site = tmp_path / "site"
-    config = channel_config(site, example_upstream.url)
+    config = replace(channel_config(site, example_upstream.url), repodata_bz2=True)
     report = await run_mirror(config, MirrorOptions(progress=False))
     assert not report.failed
     nginx = nginx_server_factory(site)

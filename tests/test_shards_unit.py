@@ -24,6 +24,7 @@ from sitegen.conda.shards import (
     iter_shards,
 )
 from sitegen.config import ConfigError
+from sitegen.layout import metadata_files
 from sitegen.store.site import Site
 from sitegen.sync import inputs
 from sitegen.sync.inputs import InputsDigest
@@ -165,9 +166,11 @@ class RecordingSite(Site):
         self.events.extend(f"sync {d.name}" for d in directories)
 
 
-async def publish(site: Site, recs: dict[str, Record], grace_days: float = 7.0) -> list[str]:
+async def publish(
+    site: Site, recs: dict[str, Record], grace_days: float = 7.0, repodata_bz2: bool = False
+) -> list[str]:
     meta = SubdirMetadata("linux-64", recs, extra={"repodata_version": 1})
-    return await publish_subdir(site, "chan", meta, grace_days)
+    return await publish_subdir(site, "chan", meta, grace_days, repodata_bz2)
 
 
 async def test_shards_are_written_before_the_index_and_the_index_before_repodata(
@@ -193,7 +196,7 @@ async def test_new_shards_are_flushed_once_together_before_the_index(
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd))[1])
     site = RecordingSite(tmp_path)
-    await publish(site, records(*(raw(f"pkg{i}", "1") for i in range(30))))
+    await publish(site, records(*(raw(f"pkg{i}", "1") for i in range(30))), repodata_bz2=True)
     flushes = [e for e in site.events if e.startswith("sync ")]
     assert flushes == [f"sync {SHARDS_DIR}"]
     position = {name: i for i, name in enumerate(site.events)}
@@ -354,6 +357,9 @@ def test_a_site_built_before_shards_existed_is_rebuilt_once(
     body = "channels:\n  c: {url: 'https://example.org/c', subdirs: [noarch]}\n"
     config = site_config(tmp_path, body)
     now = InputsDigest(config, list(config.channels)).hexdigest()
-    before_shards = tuple(n for n in inputs.METADATA_FILES if n != SHARD_INDEX)
-    monkeypatch.setattr(inputs, "METADATA_FILES", before_shards)
+
+    def before_shards(bz2: bool) -> tuple[str, ...]:
+        return tuple(n for n in metadata_files(bz2) if n != SHARD_INDEX)
+
+    monkeypatch.setattr(inputs, "metadata_files", before_shards)
     assert InputsDigest(config, list(config.channels)).hexdigest() != now

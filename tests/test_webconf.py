@@ -52,6 +52,7 @@ def _config(site: Path, url: str = "http://127.0.0.1:9/forge", mode: str = "acti
     text = f"""\
         output: {site}
         download: {{retries: 0}}
+        repodata: {{bz2: true}}  # its MIME type is checked too
         channels:
           {CHANNEL}:
             url: {url}

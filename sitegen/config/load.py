@@ -26,6 +26,7 @@ from sitegen.config.site_settings import (
     parse_history,
     parse_http_url,
     parse_notify,
+    parse_repodata,
     parse_shards,
     parse_stats,
 )
@@ -42,6 +43,7 @@ _TOP_KEYS = (
     "download",
     "prune",
     "shards",
+    "repodata",
     "filters",
     "access",
     "channels",
@@ -55,6 +57,7 @@ _TOP_KEYS = (
 # Top-level keys of site-wide settings: key -> (SiteConfig field, parser).
 _SETTINGS = {
     "shards": ("shard_grace_days", parse_shards),
+    "repodata": ("repodata_bz2", parse_repodata),
     "min_free_space": ("min_free_space", parse_free_space),
     "history": ("history", parse_history),
     "notify": ("notify", parse_notify),

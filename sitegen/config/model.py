@@ -183,6 +183,8 @@ class SiteConfig:
     source: Path | None = None
     # CEP-16: how long a shard the index no longer names stays served (`shards: {grace_days}`)
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS
+    # Also publish repodata.json.bz2 per subdir (`repodata: {bz2: true}`); see parse_repodata
+    repodata_bz2: bool = False
     min_free_space: int = 0  # bytes a run must leave free on the site's filesystem
     history: HistoryRetention = field(default_factory=HistoryRetention)
     notify: NotifySettings = field(default_factory=NotifySettings)

@@ -1,5 +1,6 @@
 """Site-wide settings beside the channels: downloads, sizes, free space, history retention,
-notification hooks and the CEP-16 shard grace period, each parsed from its own top-level key."""
+notification hooks, the CEP-16 shard grace period and the optional repodata variants, each
+parsed from its own top-level key."""
 
 from __future__ import annotations
 
@@ -150,6 +151,14 @@ def parse_shards(node: YamlNode) -> float:
     """``shards: {grace_days}``: days a shard the index no longer names stays served."""
     shards = node.mapping(("grace_days",))
     return shards["grace_days"].number(0.0) if "grace_days" in shards else DEFAULT_SHARD_GRACE_DAYS
+
+
+def parse_repodata(node: YamlNode) -> bool:
+    """``repodata: {bz2}``: whether each subdir also gets ``repodata.json.bz2``. Off by
+    default: no current client reads it, and single-stream bz2 of conda-forge-sized repodata
+    costs tens of seconds a run; some mirror scripts still fetch it."""
+    repodata = node.mapping(("bz2",))
+    return repodata["bz2"].boolean() if "bz2" in repodata else False
 
 
 @dataclass(frozen=True)

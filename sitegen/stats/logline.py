@@ -24,7 +24,7 @@ from enum import Enum
 from urllib.parse import unquote
 
 from sitegen.conda.schema import PACKAGE_SUFFIXES
-from sitegen.layout import CHANNELDATA, METADATA_FILES
+from sitegen.layout import CHANNELDATA, metadata_files
 
 # nginx: the log format and the map that masks tokens (``$sitegen_request``); webconf emits them.
 NGINX_FORMAT = (
@@ -59,7 +59,8 @@ MAX_LINE = 16 * 1024  # longer lines are skipped unread (a request line is far s
 
 SHARD_INDEX = "repodata_shards.msgpack.zst"
 SHARDS_DIR = "shards"
-REFRESH_FILES = frozenset((*METADATA_FILES, SHARD_INDEX))
+# A .bz2 is metadata whether or not this site publishes it now.
+REFRESH_FILES = frozenset((*metadata_files(True), SHARD_INDEX))
 # Characters a package file name or shard name may hold; anything else (markup, quotes,
 # spaces) marks a path as hostile.
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+!-]*$")

@@ -25,7 +25,7 @@ import msgspec
 
 from sitegen import __version__
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.layout import METADATA_FILES, channeldata_path, inputs_path, origins_path
+from sitegen.layout import channeldata_path, inputs_path, metadata_files, origins_path
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
 
@@ -51,8 +51,9 @@ class InputsDigest:
         settings = {
             "sitegen": __version__,
             # What a run publishes per subdir: a site built before a file joined the list
-            # (the shard index) is rebuilt once, even if nothing else changed.
-            "metadata": list(METADATA_FILES),
+            # (the shard index), or before `repodata: {bz2}` was turned on or off, is rebuilt
+            # once, even if nothing else changed.
+            "metadata": list(metadata_files(config.repodata_bz2)),
             "filters": asdict(config.filters),
             "channels": [asdict(c) for c in channels],
         }
@@ -93,7 +94,9 @@ def file_signature(
         paths.append(site.path(channeldata_path(channel.path)))
         for subdir in channel.subdirs:
             directory = site.path(channel.path, subdir)
-            paths.extend(directory / name for name in METADATA_FILES)
+            # Every name that may be present: a .bz2 left or put there while the setting is
+            # off makes the next run publish (which removes it).
+            paths.extend(directory / name for name in metadata_files(True))
             paths.append(origins_path(site.root, channel.path, subdir))
             feeding = [m for m in channel.mirrors if subdir in m.subdirs]
             if not any(m.name in passive for m in feeding):

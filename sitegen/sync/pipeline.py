@@ -376,7 +376,9 @@ async def _publish_all(
             package_bases=package_bases(parsed, merged.key[1]),
         )
         targets.append((merged.channel, meta, staged, origins))
-    await publish_all(scope.site, targets, outcomes, scope.config.shard_grace_days)
+    await publish_all(
+        scope.site, targets, outcomes, scope.config.shard_grace_days, scope.config.repodata_bz2
+    )
     errors = []
     frozen = {m.channel for m in merged_all if m.status == FROZEN}
     for channel in scope.channels:

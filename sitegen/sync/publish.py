@@ -1,10 +1,10 @@
 """Write a subdir's metadata files once its package files are in place and verified.
 
-``repodata.json.zst``, ``repodata.json.bz2``, ``current_repodata.json`` and the shard index
-``repodata_shards.msgpack.zst`` (its shards written and flushed before it) are written before
-``repodata.json`` itself. So when ``repodata.json`` already holds the new bytes, every sibling
-was completed by an earlier run and the expensive compression is skipped, even after a crash
-between two renames.
+``repodata.json.zst``, ``current_repodata.json``, the shard index
+``repodata_shards.msgpack.zst`` (its shards written and flushed before it) and, with
+``repodata: {bz2: true}``, ``repodata.json.bz2`` are written before ``repodata.json`` itself. So
+when ``repodata.json`` already holds the new bytes, every sibling was completed by an earlier run
+and the expensive compression is skipped, even after a crash between two renames.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -29,7 +30,8 @@ from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig
 from sitegen.layout import (
-    METADATA_FILES,
+    REPODATA_BZ2,
+    metadata_files,
     notices_path,
     retired_shards_path,
 )
@@ -81,19 +83,24 @@ async def publish_subdir(
     channel_path: str,
     meta: SubdirMetadata,
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
+    repodata_bz2: bool = False,
 ) -> list[str]:
-    """Publish the metadata of one subdir; returns the names of the files that changed.
+    """Publish the metadata of one subdir; returns the names of the files that changed
+    (written, or removed: a ``repodata.json.bz2`` while ``repodata_bz2`` is off).
 
     Shards the index no longer names are deleted once unnamed for ``shard_grace_days``.
     """
     directory = site.path(channel_path, meta.subdir)
     site.ensure_dir(directory)
+    names = metadata_files(repodata_bz2)
     body = await trio.to_thread.run_sync(meta.encode)
     if same_content(directory / "repodata.json", body) and all(
-        (directory / name).is_file() for name in METADATA_FILES
+        (directory / name).is_file() for name in names
     ):
+        # Only the setting changed, if anything: a .bz2 of this very JSON may simply go.
+        withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
         await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
-        return []
+        return withdrawn
     results: dict[str, bytes] = {}
 
     async def produce(name: str, func, *args) -> None:
@@ -110,19 +117,30 @@ async def publish_subdir(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(produce, "repodata.json.zst", zstd_compress, body)
-        nursery.start_soon(produce, "repodata.json.bz2", bz2_compress, body)
+        if repodata_bz2:
+            nursery.start_soon(produce, REPODATA_BZ2, bz2_compress, body)
         nursery.start_soon(produce, "current_repodata.json", meta.encode_current)
         nursery.start_soon(produce_shards)
     results["repodata.json"] = body
-    # All five are written to temporaries before the first rename, in one thread call (which
+    # A .bz2 of an earlier repodata.json goes before the new one is renamed in, never to be
+    # served beside it; a failure below then leaves the old JSON without its (unread) .bz2.
+    withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
+    # All files are written to temporaries before the first rename, in one thread call (which
     # a cancellation cannot cut short): a full disk or a stop signal cannot leave a new .zst
     # beside an old repodata.json. repodata.json is renamed last.
-    order = METADATA_FILES[1:] + METADATA_FILES[:1]
+    order = names[1:] + names[:1]
     written = await trio.to_thread.run_sync(
         site.write_many, [(directory / name, results[name]) for name in order]
     )
     await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
-    return [path.name for path in written]
+    return withdrawn + [path.name for path in written]
+
+
+def _withdraw_bz2(site: Site, directory: Path, repodata_bz2: bool) -> list[str]:
+    """With ``repodata_bz2`` off, remove the .bz2 an earlier run published; its name if so."""
+    if repodata_bz2 or not site.remove(directory / REPODATA_BZ2):
+        return []
+    return [REPODATA_BZ2]
 
 
 async def _prune_shards(site: Site, channel_path: str, subdir: str, grace_days: float) -> None:
@@ -177,6 +195,7 @@ async def publish_target(
     staged: list[str],
     origins: Origins,
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
+    repodata_bz2: bool = False,
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
     their staging names), then prune the files nothing names any more. ``origins``: which
@@ -193,10 +212,11 @@ async def publish_target(
             channel_path,
             SubdirMetadata(meta.subdir, interim, meta.info, meta.removed, meta.extra),
             shard_grace_days,
+            repodata_bz2,
         )
         for fn in staged:
             site.commit(site.staging_for(directory / fn), directory / fn)
-    written = await publish_subdir(site, channel_path, meta, shard_grace_days)
+    written = await publish_subdir(site, channel_path, meta, shard_grace_days, repodata_bz2)
     # Prune only after the new metadata is in place.
     removed = await trio.to_thread.run_sync(prune_subdir, site, directory, set(meta.records))
     status = "published" if written else "unchanged"
@@ -208,9 +228,11 @@ async def publish_all(
     targets: list[tuple[str, SubdirMetadata, list[str], Origins]],
     outcomes: dict[tuple[str, str], PublishOutcome],
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
+    repodata_bz2: bool = False,
 ) -> None:
     """Publish (channel path, metadata, staged, origins) targets, two at a time, filling ``outcomes``
-    by (channel path, subdir) as each ends: a failed subdir keeps its previous state."""
+    by (channel path, subdir) as each ends: a failed subdir keeps its previous state.
+    ``repodata_bz2``: also publish ``repodata.json.bz2`` (else remove any left published)."""
     limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
 
     async def publish(
@@ -219,7 +241,7 @@ async def publish_all(
         async with limiter:
             try:
                 outcome = await publish_target(
-                    site, channel_path, meta, staged, origins, shard_grace_days
+                    site, channel_path, meta, staged, origins, shard_grace_days, repodata_bz2
                 )
             except OSError as exc:
                 # A full disk or an I/O error: this subdir keeps its previous state.

@@ -1,15 +1,17 @@
 """``sitegen verify [--repair]``: check the published site against its own metadata.
 
 For every published subdir: each record of ``repodata.json`` refers to a file with that size and
-sha256 (md5 when no sha256); ``.zst`` and ``.bz2`` decompress to exactly ``repodata.json``;
+sha256 (md5 when no sha256); ``.zst`` (and ``.bz2`` with ``repodata: {bz2: true}``) decompress
+to exactly ``repodata.json``, and with the setting off no ``.bz2`` is left published;
 ``current_repodata.json`` lists only records of ``repodata.json``; the shard index names
 exactly the shards ``repodata.json`` makes and each exists and hashes to its name; no
 temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always), those of local sources are linked or copied again from their folder (verified against
 the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
-them anew; ``.zst``, ``.bz2``, ``current_repodata.json`` and the shards are rebuilt from ``repodata.json`` (the file
-published last, so the truth), and left-over temporaries are removed. Repairs happen only while
+them anew; ``.zst``, ``.bz2`` (when on), ``current_repodata.json`` and the shards are rebuilt
+from ``repodata.json`` (the file published last, so the truth), and left-over temporaries and a
+``.bz2`` published while the setting is off are removed. Repairs happen only while
 holding the site lock, so a live ``sitegen mirror`` run is never disturbed.
 """
 
@@ -27,6 +29,7 @@ import zstandard
 
 from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.layout import REPODATA_BZ2, metadata_files
 from sitegen.net.download import DownloadJob, download, file_matches
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
@@ -77,15 +80,24 @@ class VerifyReport:
         return all(p.repaired for p in self.problems)
 
 
-def _metadata_problems(directory: Path, relative: str, records: dict[str, Record]) -> list[Problem]:
+def _metadata_problems(
+    directory: Path, relative: str, records: dict[str, Record], repodata_bz2: bool
+) -> list[Problem]:
     problems = []
     body = (directory / "repodata.json").read_bytes()
+    expected = metadata_files(repodata_bz2)
     decoders = {
         "repodata.json.zst": lambda data: zstandard.ZstdDecompressor().stream_reader(data).read(),
-        "repodata.json.bz2": bz2.decompress,
+        REPODATA_BZ2: bz2.decompress,
     }
     for name, decode in decoders.items():
         path = directory / name
+        if name not in expected:
+            # Of some earlier repodata.json: nothing rewrites it while the setting is off.
+            if path.exists():
+                why = "published though the configuration leaves it out (repodata: {bz2: false})"
+                problems.append(Problem(f"{relative}/{name}", "metadata", why))
+            continue
         if not path.is_file():
             problems.append(Problem(f"{relative}/{name}", "metadata", "missing"))
             continue
@@ -161,12 +173,18 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 report.problems.append(Problem(f"{relative}/repodata.json", "metadata", str(exc)))
                 continue
             problems = await trio.to_thread.run_sync(
-                _metadata_problems, directory, relative, repodata.records
+                _metadata_problems, directory, relative, repodata.records, config.repodata_bz2
             )
             report.problems.extend(problems)
             if repair and problems:
                 await trio.to_thread.run_sync(
-                    _repair_metadata, site, directory, relative, repodata, problems
+                    _repair_metadata,
+                    site,
+                    directory,
+                    relative,
+                    repodata,
+                    problems,
+                    config.repodata_bz2,
                 )
             # CEP-16: every named shard exists and hashes to its name; the index matches
             # repodata.json. Repaired by rebuilding them from repodata.json.
@@ -227,9 +245,15 @@ async def _check_packages(
 
 
 def _repair_metadata(
-    site: SiteStorage, directory: Path, relative: str, repodata: Repodata, problems: list[Problem]
+    site: SiteStorage,
+    directory: Path,
+    relative: str,
+    repodata: Repodata,
+    problems: list[Problem],
+    repodata_bz2: bool,
 ) -> None:
-    """Rebuild damaged siblings of repodata.json from it, and remove left-over temporaries."""
+    """Rebuild damaged siblings of repodata.json from it, and remove left-over temporaries
+    (and a .bz2 while ``repodata_bz2`` is off)."""
     body = (directory / "repodata.json").read_bytes()
     meta = SubdirMetadata(
         subdir=repodata.subdir,
@@ -238,15 +262,19 @@ def _repair_metadata(
         removed=repodata.removed,
         extra=repodata.extra,
     )
+    expected = metadata_files(repodata_bz2)
     rebuild = {
         "repodata.json.zst": lambda: zstd_compress(body),
-        "repodata.json.bz2": lambda: bz2_compress(body),
+        REPODATA_BZ2: lambda: bz2_compress(body),
         "current_repodata.json": meta.encode_current,
     }
     for problem in problems:
         name = problem.path[len(relative) + 1 :]
         if problem.kind == "temporary":
             site.discard(directory / name)
+            problem.repaired = True
+        elif name in rebuild and name not in expected:
+            site.remove(directory / name)
             problem.repaired = True
         elif problem.kind == "metadata" and name in rebuild:
             site.write_bytes(directory / name, rebuild[name]())

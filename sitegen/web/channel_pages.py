@@ -125,7 +125,7 @@ class ChannelPages:
         out: MetadataStats = {}
         for subdir in channel.subdirs:
             files = {}
-            for name in layout.METADATA_FILES:
+            for name in layout.metadata_files(True):  # every one that is present
                 try:
                     st = self.site.path(channel.path, subdir, name).stat()
                 except (FileNotFoundError, NotADirectoryError):
