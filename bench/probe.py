@@ -30,7 +30,11 @@ STAGES = {
     "plan_subdir": "plan",
     "download_all": "download",
     "flush": "flush",
+    "load_previous": "previous",
+    "prepare_all": "prepare",
     "publish_all": "publish",
+    "write_channeldata": "channeldata",
+    "build_report": "report",
 }
 
 
