@@ -113,3 +113,23 @@ def test_a_published_record_offered_again_unchanged_is_read_as_its_twin() -> Non
     alone = load_published(body, "linux-64")
     assert {fn: r.raw for fn, r in alone.records.items()} == published
     assert alone.stamps == {}
+
+
+def test_records_share_one_string_per_distinct_dependency_and_license() -> None:
+    """At conda-forge scale dependency specs are most of the records' memory."""
+    spec = "python >=3.10,<3.11.0a0"
+    upstream = {
+        "packages.conda": {
+            f"foo-1.{i}-h0_0.conda": record(
+                version=f"1.{i}", depends=[spec], license="BSD-3-Clause", constrains=[spec]
+            )
+            for i in range(2)
+        }
+        | {"foo-1.9-h0_0.conda": record(version="1.9", constrains="not a list")},
+    }
+    parsed = parse_repodata(msgspec.json.encode(upstream), "linux-64").records
+    a, b, odd = (parsed[f"foo-1.{i}-h0_0.conda"].raw for i in (0, 1, 9))
+    assert a["depends"] == b["depends"] == [spec]
+    assert a["depends"][0] is b["depends"][0] is a["constrains"][0]
+    assert a["license"] is b["license"]
+    assert odd["constrains"] == "not a list"  # kept as upstream wrote it
