@@ -35,7 +35,7 @@ from sitegen.access.tokens import (
     parse_expiry,
 )
 from sitegen.cli import main
-from sitegen.config import ConfigError, load_config, parse_config
+from sitegen.config import ConfigError, SiteConfig, load_config, parse_config
 from sitegen.layout import access_dir
 from sitegen.tools.webconf import WebconfOptions, render_webconf
 
@@ -277,14 +277,21 @@ def test_a_new_token_never_shares_an_nginx_lookup_key_with_a_stored_one(
     assert store.add("second", [], NOW) == fresh
 
 
+def _store_with_ci(tmp_path: Path) -> tuple[Path, SiteConfig, TokenStore]:
+    """A private channel read by the token ``ci``, which is in the store."""
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(_config(tmp_path, channel="access: private\nreaders: [ci]"))
+    config = parse_config(config_path.read_text())
+    store = AccessPaths.of(config).store
+    store.add("ci", [], NOW)
+    return config_path, config, store
+
+
 @pytest.mark.unit
 def test_a_store_from_before_any_login_basic_says_to_re_add_its_tokens(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(_config(tmp_path, channel="access: private\nreaders: [ci]"))
-    store = AccessPaths.of(parse_config(config_path.read_text())).store
-    store.add("ci", [], NOW)
+    config_path, _, store = _store_with_ci(tmp_path)
     document = json.loads(store.path.read_text())
     (entry,) = document["tokens"]
     del entry["nginx_basic_md5s"]
@@ -458,11 +465,7 @@ def test_token_files_are_not_world_readable_when_a_group_is_set(tmp_path: Path) 
 def test_a_tampered_store_or_an_unknown_group_never_reaches_a_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(_config(tmp_path, channel="access: private\nreaders: [ci]"))
-    config = parse_config(config_path.read_text())
-    store = AccessPaths.of(config).store
-    store.add("ci", [], NOW)
+    config_path, config, store = _store_with_ci(tmp_path)
     (record,) = store.load()
     store.save([replace(record, nginx_md5='x"; include /etc/shadow; "')])
     with pytest.raises(AccessError, match="malformed"):
