@@ -5,13 +5,13 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import (
     REASON_BAD_FIELDS,
     REASON_NAME_MISMATCH,
     RepodataError,
     check_record,
     encode_repodata,
-    load_published,
     parse_repodata,
 )
 

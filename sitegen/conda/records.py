@@ -11,7 +11,7 @@ import contextlib
 import gc
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,6 @@ import msgspec
 
 from sitegen.conda.schema import (
     CONDA_SUFFIX,
-    INDEXED_TIMESTAMP,
     PACKAGES,
     PACKAGES_CONDA,
     RECORD_SECTIONS,
@@ -134,6 +133,10 @@ class Repodata:
     stamps: dict[str, int] = field(default_factory=dict)
 
 
+_RAW_MAP = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ANY = msgspec.json.Decoder()
+
+
 def _decode_lazily(data: bytes) -> dict[str, Any]:
     """The fast path: the document with each record still encoded (``msgspec.Raw``, a view of
     ``data``), to be decoded one at a time: the whole document is never held as dicts beside
@@ -237,75 +240,6 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
 
 def _all_str(items: list[Any]) -> bool:
     return not items or set(map(type, items)) == {str}
-
-
-def load_published(data: bytes, subdir: str, known: Mapping[str, Record] | None = None) -> Repodata:
-    """Read repodata that sitegen itself published (every record was checked before).
-
-    Skips the per-record checks of :func:`parse_repodata`, which cost most of its time; a file
-    that is not what sitegen writes still raises :class:`RepodataError`.
-
-    ``known``: records about to be published (by file name). A published record that equals
-    its known twin, or differs only by the ``indexed_timestamp`` it was stamped with (kept in
-    ``stamps``), is read as that twin itself. So a run holds one copy of the records its
-    subdir publishes unchanged, not two: each published record is decoded on its own and
-    dropped at once when it has a twin.
-    """
-    with gc_paused():
-        return _load_published(data, subdir, known or {})
-
-
-_RAW_MAP = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_ANY = msgspec.json.Decoder()
-
-
-def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Repodata:
-    try:
-        document = _RAW_MAP.decode(data)
-        out = Repodata(subdir=subdir, info=_decoded(document, "info", {}))
-        out.removed = _decoded(document, "removed", [])
-        for key in RECORD_SECTIONS:
-            section = _RAW_MAP.decode(document[key]) if key in document else {}
-            for fn, encoded in section.items():
-                raw = _ANY.decode(encoded)
-                if type(raw) is not dict:
-                    raise RepodataError(f"published repodata: {fn!r} is not an object")
-                twin = known.get(fn)
-                if twin is None:
-                    out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
-                elif twin.raw == raw:
-                    out.records[fn] = twin
-                elif _same_but_stamp(twin.raw, raw):
-                    out.records[fn] = twin
-                    out.stamps[fn] = raw[INDEXED_TIMESTAMP]
-                else:
-                    out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
-        out.extra = {
-            k: _ANY.decode(v)
-            for k, v in document.items()
-            if k not in ("info", "removed", *RECORD_SECTIONS)
-        }
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise RepodataError(f"published repodata is not valid JSON: {exc}") from None
-    if type(out.info) is not dict or type(out.removed) is not list:
-        raise RepodataError("published repodata: 'info' or 'removed' is malformed")
-    return out
-
-
-def _decoded(document: dict[str, msgspec.Raw], key: str, default: Any) -> Any:
-    return _ANY.decode(document[key]) if key in document else default
-
-
-_ABSENT = object()
-
-
-def _same_but_stamp(new: dict[str, Any], published: dict[str, Any]) -> bool:
-    """True when ``published`` is ``new`` plus the indexed_timestamp it was stamped with."""
-    if INDEXED_TIMESTAMP in new or INDEXED_TIMESTAMP not in published:
-        return False
-    if len(published) != len(new) + 1:
-        return False
-    return all(k == INDEXED_TIMESTAMP or new.get(k, _ABSENT) == v for k, v in published.items())
 
 
 _REVISION_KEY = re.compile(r"^v([0-9]+)$")

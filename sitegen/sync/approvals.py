@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sitegen.conda.records import Record, RepodataError, load_published
+from sitegen.conda.published_repodata import load_published
+from sitegen.conda.records import Record, RepodataError
 from sitegen.conda.version import RecordMatcher, parse_matchspec, timestamp_ms
 from sitegen.config.approval_model import Approval
 from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult, spec_exact_name

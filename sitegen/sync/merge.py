@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sitegen.conda.records import Record, Repodata, RepodataError, load_published
+from sitegen.conda.published_repodata import load_published
+from sitegen.conda.records import Record, Repodata, RepodataError
 from sitegen.sync.prune import deletion_guard
 from sitegen.sync.publish import SubdirMetadata
 
