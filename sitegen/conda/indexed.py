@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from sitegen.conda.records import Record
+from sitegen.conda.records import Record, same_fields
 from sitegen.conda.schema import INDEXED_TIMESTAMP
 from sitegen.conda.version import MAX_SECONDS, timestamp_ms
 
@@ -90,7 +90,7 @@ def same_as_published(
     if before is record:  # shared: the same upstream record; was it stamped the same?
         published = published_stamps.get(record.fn)
         return published is None or published == record.raw.get(INDEXED_TIMESTAMP)
-    return before is not None and before.raw == record.raw
+    return before is not None and same_fields(before.raw, record.raw)
 
 
 def same_except_indexed(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

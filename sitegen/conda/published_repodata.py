@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from sitegen.conda.records import Record, Repodata, RepodataError, gc_paused
+from sitegen.conda.records import Record, Repodata, RepodataError, gc_paused, same_fields
 from sitegen.conda.schema import INDEXED_TIMESTAMP, RECORD_SECTIONS
 
 _RAW_MAP = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -48,8 +48,10 @@ def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Re
                 twin = known.get(fn)
                 if twin is None:
                     out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
-                elif twin.raw == raw:
+                elif same_fields(twin.raw, raw):
                     out.records[fn] = twin
+                    if INDEXED_TIMESTAMP not in raw:  # published before stamping existed
+                        out.stamps[fn] = 0
                 elif _same_but_stamp(twin.raw, raw):
                     out.records[fn] = twin
                     out.stamps[fn] = raw[INDEXED_TIMESTAMP]
@@ -71,13 +73,13 @@ def _decoded(document: dict[str, msgspec.Raw], key: str, default: Any) -> Any:
     return _ANY.decode(document[key]) if key in document else default
 
 
-_ABSENT = object()
-
-
 def _same_but_stamp(new: dict[str, Any], published: dict[str, Any]) -> bool:
-    """True when ``published`` is ``new`` plus the indexed_timestamp it was stamped with."""
-    if INDEXED_TIMESTAMP in new or INDEXED_TIMESTAMP not in published:
+    """True when ``published`` is ``new`` plus, last, the indexed_timestamp it was stamped
+    with (see same_fields)."""
+    if INDEXED_TIMESTAMP in new or len(published) != len(new) + 1:
         return False
-    if len(published) != len(new) + 1:
+    keys = list(published)
+    if keys.pop() != INDEXED_TIMESTAMP or keys != list(new):
         return False
-    return all(k == INDEXED_TIMESTAMP or new.get(k, _ABSENT) == v for k, v in published.items())
+    values = list(published.values())[:-1]
+    return values == list(new.values()) and list(map(type, values)) == list(map(type, new.values()))

@@ -61,6 +61,15 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+def same_fields(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when two records hold the same fields with the same values of the same types, in
+    the same order: what encodes to the same bytes. (``==`` alone takes ``1``, ``1.0`` and
+    ``True`` for each other; a record whose keys merely moved counts as changed.)"""
+    return (
+        a == b and list(a) == list(b) and list(map(type, a.values())) == list(map(type, b.values()))
+    )
+
+
 class RepodataError(ValueError):
     """The repodata document as a whole cannot be used."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -211,7 +212,9 @@ async def publish_target(
             site,
             channel_path,
             SubdirMetadata(meta.subdir, interim, meta.info, meta.removed, meta.extra),
-            shard_grace_days,
+            # No shard retires here: the shards of the replacements, written before this,
+            # are not named until the second step.
+            math.inf,
             repodata_bz2,
         )
         for fn in staged:

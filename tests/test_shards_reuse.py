@@ -1,0 +1,103 @@
+"""Shards reused across runs stay true to repodata.json: a site from before stamping, a
+value whose type alone changed, a replaced file published in two steps with no grace period."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import trio
+
+from sitegen.conda.published_repodata import load_published
+from sitegen.conda.records import Repodata, parse_repodata
+from sitegen.store.origins import Origins
+from sitegen.store.site import Site
+from sitegen.sync.prepare import stamp_indexed, write_new_shards
+from sitegen.sync.publish import SubdirMetadata, publish_subdir, publish_target
+from sitegen.sync.publish_shards import shard_problems
+
+pytestmark = pytest.mark.unit
+
+
+def raw(name: str, **fields: Any) -> dict[str, Any]:
+    seed = name.encode()
+    return {
+        "name": name,
+        "version": "1",
+        "build": "h0_0",
+        "build_number": 0,
+        "depends": [],
+        "md5": hashlib.md5(seed).hexdigest(),
+        "sha256": hashlib.sha256(seed).hexdigest(),
+        "size": 100,
+        "subdir": "linux-64",
+        "timestamp": 1700000000000,
+        **fields,
+    }
+
+
+def upstream(raws: Iterable[dict[str, Any]]) -> Repodata:
+    doc = {
+        "info": {"subdir": "linux-64"},
+        "packages.conda": {f"{r['name']}-1-h0_0.conda": r for r in raws},
+    }
+    return parse_repodata(msgspec.json.encode(doc), "linux-64")
+
+
+def run(site: Site, raws: Iterable[dict[str, Any]], *, stamp: bool = True) -> Path:
+    directory = site.path("chan", "linux-64")
+    feed = upstream(raws).records
+    previous = None
+    if (directory / "repodata.json").exists():
+        previous = load_published((directory / "repodata.json").read_bytes(), "linux-64", feed)
+    meta = SubdirMetadata("linux-64", dict(feed), extra={"repodata_version": 1})
+    if stamp:
+        stamp_indexed(site, "chan", meta, previous)
+        write_new_shards(site, "chan", meta, previous)
+    trio.run(publish_subdir, site, "chan", meta)
+    return directory
+
+
+def problems(directory: Path) -> list[tuple[str, str]]:
+    published = parse_repodata((directory / "repodata.json").read_bytes(), "linux-64")
+    return shard_problems(directory, "linux-64", published.records)
+
+
+def test_site_published_before_stamping(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    base = [raw(f"pkg{i}") for i in range(5)]
+    directory = run(site, base, stamp=False)  # a site from before indexed_timestamp
+    assert problems(directory) == []
+    run(site, [*base, raw("new")])  # upgraded sitegen, one name added
+    assert problems(directory) == []
+
+
+def test_a_value_whose_type_alone_changed(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    base = [raw(f"pkg{i}") for i in range(5)]
+    directory = run(site, base)
+    assert problems(directory) == []
+    run(site, [raw("pkg0", timestamp=1700000000000.0), *base[1:], raw("new")])
+    assert problems(directory) == []
+
+
+def test_grace_zero_with_a_staged_replacement(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    base = [raw(f"pkg{i}") for i in range(3)]
+    directory = run(site, base)
+    fn = "pkg0-1-h0_0.conda"
+    (directory / fn).write_bytes(b"old")
+    # pkg0 replaced upstream (new sha256): its new bytes wait under their staging name.
+    new = [raw("pkg0", sha256="ab" * 32), *base[1:]]
+    feed = upstream(new).records
+    previous = load_published((directory / "repodata.json").read_bytes(), "linux-64", feed)
+    meta = SubdirMetadata("linux-64", dict(feed), extra={"repodata_version": 1})
+    stamp_indexed(site, "chan", meta, previous)
+    write_new_shards(site, "chan", meta, previous)
+    site.staging_for(directory / fn).write_bytes(b"new")
+    trio.run(publish_target, site, "chan", meta, [fn], Origins(), 0.0)
+    assert problems(directory) == []
