@@ -184,6 +184,12 @@ def retired_shards_path(root: Path, channel: str, subdir: str) -> Path:
     return state_dir(root) / "shards" / channel / f"{subdir}.json"
 
 
+def publishing_marker_path(root: Path, channel: str, subdir: str) -> Path:
+    """Present while a subdir's metadata files are renamed into place: found by the next run,
+    it tells that one stopped between the renames (some siblings newer than repodata.json)."""
+    return state_dir(root) / "publishing" / channel / subdir
+
+
 def frozen_path(root: Path) -> Path:
     """The channels frozen by `sitegen freeze` (besides those frozen in channels.yaml)."""
     return state_dir(root) / "frozen.json"

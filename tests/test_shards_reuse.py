@@ -4,6 +4,7 @@ value whose type alone changed, a replaced file published in two steps with no g
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,12 @@ from typing import Any
 import msgspec
 import pytest
 import trio
+import zstandard
 
 from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import Repodata, parse_repodata
+from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
+from sitegen.layout import publishing_marker_path
 from sitegen.store.origins import Origins
 from sitegen.store.site import Site
 from sitegen.sync.prepare import stamp_indexed, write_new_shards
@@ -101,3 +105,32 @@ def test_grace_zero_with_a_staged_replacement(tmp_path: Path) -> None:
     site.staging_for(directory / fn).write_bytes(b"new")
     trio.run(publish_target, site, "chan", meta, [fn], Origins(), 0.0)
     assert problems(directory) == []
+
+
+def test_a_run_stopped_between_the_renames_is_mended_by_the_next(tmp_path: Path) -> None:
+    """The siblings of a stopped run describe its records; the next run, whose records
+    encode to the old repodata.json byte for byte, writes them all again."""
+    site = Site(tmp_path / "site")
+    base = [raw(f"pkg{i}") for i in range(5)]
+    directory = run(site, base)
+    body = (directory / "repodata.json").read_bytes()
+    # The stopped run: pkg0 changed; its siblings were renamed in, repodata.json was not.
+    other = run(Site(tmp_path / "other"), [raw("pkg0", license="MIT"), *base[1:]])
+    marker = publishing_marker_path(site.root, "chan", "linux-64")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_bytes(b"")
+    for name in ("repodata.json.zst", "current_repodata.json", SHARD_INDEX):
+        (directory / name).write_bytes((other / name).read_bytes())
+    shutil.copytree(other / SHARDS_DIR, directory / SHARDS_DIR, dirs_exist_ok=True)
+    assert problems(directory) != []
+
+    run(site, base)
+    assert (directory / "repodata.json").read_bytes() == body
+    assert (
+        zstandard.ZstdDecompressor().decompress((directory / "repodata.json.zst").read_bytes())
+        == body
+    )
+    current = msgspec.json.decode((directory / "current_repodata.json").read_bytes())
+    assert "license" not in current["packages.conda"]["pkg0-1-h0_0.conda"]
+    assert problems(directory) == []
+    assert not marker.exists()

@@ -24,7 +24,7 @@ from sitegen.conda.indexed import (
     stamp_records,
 )
 from sitegen.conda.records import Record, Repodata
-from sitegen.layout import indexed_timestamps_path
+from sitegen.layout import indexed_timestamps_path, publishing_marker_path
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.merge import MergedSubdir
@@ -110,8 +110,12 @@ def write_new_shards(
         return None
     directory = site.path(channel_path, meta.subdir)
     site.ensure_dir(directory)
-    # A run in which ten names changed builds and writes ten shards.
-    current = unchanged_shards(directory, meta.records, previous) if previous else None
+    # A run in which ten names changed builds and writes ten shards, unless the last one
+    # stopped while publishing (its index may not be the one repodata.json was published with).
+    stopped = publishing_marker_path(site.root, channel_path, meta.subdir).exists()
+    current = None
+    if previous is not None and not stopped:
+        current = unchanged_shards(directory, meta.records, previous)
     written = write_shards(site, directory, meta.records, flush=False, current=current)
     meta.shards = written.shards
     return directory if written.written else None

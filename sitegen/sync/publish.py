@@ -34,6 +34,7 @@ from sitegen.layout import (
     REPODATA_BZ2,
     metadata_files,
     notices_path,
+    publishing_marker_path,
     retired_shards_path,
 )
 from sitegen.store.origins import Origins, write_origins
@@ -94,9 +95,14 @@ async def publish_subdir(
     directory = site.path(channel_path, meta.subdir)
     site.ensure_dir(directory)
     names = metadata_files(repodata_bz2)
+    marker = publishing_marker_path(site.root, channel_path, meta.subdir)
     body = await trio.to_thread.run_sync(meta.encode)
-    if same_content(directory / "repodata.json", body) and all(
-        (directory / name).is_file() for name in names
+    # After a run stopped between the renames below, the siblings may describe other records
+    # than repodata.json, even one this run leaves as it is: then all are written again.
+    if (
+        not marker.exists()
+        and same_content(directory / "repodata.json", body)
+        and all((directory / name).is_file() for name in names)
     ):
         # Only the setting changed, if anything: a .bz2 of this very JSON may simply go.
         withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
@@ -130,9 +136,12 @@ async def publish_subdir(
     # a cancellation cannot cut short): a full disk or a stop signal cannot leave a new .zst
     # beside an old repodata.json. repodata.json is renamed last.
     order = names[1:] + names[:1]
+    site.ensure_dir(marker.parent)
+    site.write_bytes(marker, b"")
     written = await trio.to_thread.run_sync(
         site.write_many, [(directory / name, results[name]) for name in order]
     )
+    site.remove(marker)
     await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
     return withdrawn + [path.name for path in written]
 

@@ -31,7 +31,6 @@ from sitegen.conda.shards import (
     shard_compressor,
     shard_filename,
 )
-from sitegen.layout import REPODATA
 from sitegen.store.site import Site
 
 
@@ -89,15 +88,9 @@ def unchanged_shards(
     for every name none of whose records was added, changed or removed since ``previous``
     (what ``repodata.json`` publishes), and whose shard is on disk.
 
-    Only an index published together with that ``repodata.json`` vouches for it: one written
-    after it (a run stopped between the two renames, a repair) may describe other records,
-    and then every shard is built again.
+    Only an index published together with that ``repodata.json`` vouches for it: the caller
+    asks none after a run stopped between the renames of the two (see publish_subdir).
     """
-    try:
-        if (directory / SHARD_INDEX).stat().st_mtime_ns > (directory / REPODATA).stat().st_mtime_ns:
-            return {}
-    except FileNotFoundError:
-        return {}
     index = read_index(directory)
     if index is None or index.shards_base_url != SHARDS_BASE_URL:
         return {}
