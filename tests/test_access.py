@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from sitegen.access.check import TokenCheck
 from sitegen.access.server_files import (
     AccessError,
     AccessPaths,
     apache_files,
     nginx_map_text,
+    private_channels,
     write_server_files,
 )
 from sitegen.access.tokens import (
@@ -277,21 +279,20 @@ def test_a_new_token_never_shares_an_nginx_lookup_key_with_a_stored_one(
     assert store.add("second", [], NOW) == fresh
 
 
-def _store_with_ci(tmp_path: Path) -> tuple[Path, SiteConfig, TokenStore]:
-    """A private channel read by the token ``ci``, which is in the store."""
+def _store_with_ci(tmp_path: Path) -> tuple[Path, SiteConfig, TokenStore, str]:
+    """A private channel read by the token ``ci``, which is in the store (and returned)."""
     config_path = tmp_path / "channels.yaml"
     config_path.write_text(_config(tmp_path, channel="access: private\nreaders: [ci]"))
     config = parse_config(config_path.read_text())
     store = AccessPaths.of(config).store
-    store.add("ci", [], NOW)
-    return config_path, config, store
+    return config_path, config, store, store.add("ci", [], NOW)
 
 
 @pytest.mark.unit
 def test_a_store_from_before_any_login_basic_says_to_re_add_its_tokens(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    config_path, _, store = _store_with_ci(tmp_path)
+    config_path, config, store, token = _store_with_ci(tmp_path)
     document = json.loads(store.path.read_text())
     (entry,) = document["tokens"]
     del entry["nginx_basic_md5s"]
@@ -303,6 +304,11 @@ def test_a_store_from_before_any_login_basic_says_to_re_add_its_tokens(
         assert main([*command, "-c", str(config_path)]) == 2, command
         out, err = capsys.readouterr()
         assert "re-add" in err and "Traceback" not in err and out == "", command
+    # The passive fetcher's own check denies, logged, rather than failing the request.
+    (channel,) = private_channels(config)
+    check = TokenCheck(config)
+    assert not check.allows(channel, [(b"authorization", f"Bearer {token}".encode())], NOW)
+    assert "re-add" in caplog.text and token not in caplog.text
 
 
 # --------------------------------------------------------------------------- commands
@@ -465,7 +471,7 @@ def test_token_files_are_not_world_readable_when_a_group_is_set(tmp_path: Path) 
 def test_a_tampered_store_or_an_unknown_group_never_reaches_a_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config_path, config, store = _store_with_ci(tmp_path)
+    config_path, config, store, _token = _store_with_ci(tmp_path)
     (record,) = store.load()
     store.save([replace(record, nginx_md5='x"; include /etc/shadow; "')])
     with pytest.raises(AccessError, match="malformed"):

@@ -14,12 +14,15 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterable
 
 from sitegen.access.server_files import AccessPaths, readers_of
-from sitegen.access.tokens import TOKEN_RE
+from sitegen.access.tokens import TOKEN_RE, TokenError
 from sitegen.config import ChannelConfig, SiteConfig
+
+log = logging.getLogger("sitegen")
 
 _PATH_TOKEN_RE = re.compile(r"/t/([0-9a-f]{12}-[0-9a-f]{40})/")
 
@@ -60,5 +63,11 @@ class TokenCheck:
         token = credential(headers)
         if token is None:
             return False
-        record = self.store.verify(token, now)
+        try:
+            record = self.store.verify(token, now)
+        except TokenError as exc:
+            # A store this sitegen cannot read (e.g. from an older format) denies, once logged
+            # per request; the message names tokens, never holds one.
+            log.error("%s: %s", self.store.path, exc)
+            return False
         return record is not None and bool(readers_of(self.config, channel, [record]))
