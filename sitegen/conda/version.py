@@ -50,6 +50,15 @@ def parse_version(text: str) -> Version:
         raise InvalidVersionError(str(exc)) from None
 
 
+def clear_caches() -> None:
+    """Forget the parsed versions and specs. Their objects were made among a run's records,
+    one or two per page of memory: while they live, CPython can hand back none of the
+    records' memory once the run is over (~0.6 GB at 800,000 records)."""
+    parse_matchspec.cache_clear()
+    parse_version_spec.cache_clear()
+    parse_version.cache_clear()
+
+
 def spec_name(text: str) -> str:
     """The package name a dependency spec refers to (``'numpy >=1.2'`` -> ``'numpy'``)."""
     return parse_matchspec(text).name.normalized

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from sitegen.conda.version import RecordMatcher
+from sitegen.conda.version import RecordMatcher, clear_caches
 from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.net.activity import Activity
 from sitegen.net.download import DownloadJob
@@ -121,6 +121,7 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
     try:
         async with AsyncExitStack() as stack:
             stack.callback(gc.unfreeze)
+            stack.callback(clear_caches)  # so the records' memory goes back with them
             upstreams, results.unusable = await open_upstreams(
                 (m for _c, m in results.mirrors if not is_local(m)),
                 scope.config.download,
