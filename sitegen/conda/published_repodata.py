@@ -11,11 +11,16 @@ from typing import Any
 
 import msgspec
 
-from sitegen.conda.records import Record, Repodata, RepodataError, gc_paused, same_fields
+from sitegen.conda.records import (
+    JSON_DECODER,
+    RAW_MAP_DECODER,
+    Record,
+    Repodata,
+    RepodataError,
+    gc_paused,
+    same_fields,
+)
 from sitegen.conda.schema import INDEXED_TIMESTAMP, RECORD_SECTIONS
-
-_RAW_MAP = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_ANY = msgspec.json.Decoder()
 
 
 def load_published(data: bytes, subdir: str, known: Mapping[str, Record] | None = None) -> Repodata:
@@ -36,13 +41,13 @@ def load_published(data: bytes, subdir: str, known: Mapping[str, Record] | None 
 
 def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Repodata:
     try:
-        document = _RAW_MAP.decode(data)
+        document = RAW_MAP_DECODER.decode(data)
         out = Repodata(subdir=subdir, info=_decoded(document, "info", {}))
         out.removed = _decoded(document, "removed", [])
         for key in RECORD_SECTIONS:
-            section = _RAW_MAP.decode(document[key]) if key in document else {}
+            section = RAW_MAP_DECODER.decode(document[key]) if key in document else {}
             for fn, encoded in section.items():
-                raw = _ANY.decode(encoded)
+                raw = JSON_DECODER.decode(encoded)
                 if type(raw) is not dict:
                     raise RepodataError(f"published repodata: {fn!r} is not an object")
                 twin = known.get(fn)
@@ -52,13 +57,13 @@ def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Re
                     out.records[fn] = twin
                     if INDEXED_TIMESTAMP not in raw:  # published before stamping existed
                         out.stamps[fn] = 0
-                elif _same_but_stamp(twin.raw, raw):
+                elif same_fields(twin.raw, raw, plus=INDEXED_TIMESTAMP):
                     out.records[fn] = twin
                     out.stamps[fn] = raw[INDEXED_TIMESTAMP]
                 else:
                     out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
         out.extra = {
-            k: _ANY.decode(v)
+            k: JSON_DECODER.decode(v)
             for k, v in document.items()
             if k not in ("info", "removed", *RECORD_SECTIONS)
         }
@@ -70,16 +75,4 @@ def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Re
 
 
 def _decoded(document: dict[str, msgspec.Raw], key: str, default: Any) -> Any:
-    return _ANY.decode(document[key]) if key in document else default
-
-
-def _same_but_stamp(new: dict[str, Any], published: dict[str, Any]) -> bool:
-    """True when ``published`` is ``new`` plus, last, the indexed_timestamp it was stamped
-    with (see same_fields)."""
-    if INDEXED_TIMESTAMP in new or len(published) != len(new) + 1:
-        return False
-    keys = list(published)
-    if keys.pop() != INDEXED_TIMESTAMP or keys != list(new):
-        return False
-    values = list(published.values())[:-1]
-    return values == list(new.values()) and list(map(type, values)) == list(map(type, new.values()))
+    return JSON_DECODER.decode(document[key]) if key in document else default

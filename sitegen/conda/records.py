@@ -61,12 +61,22 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def same_fields(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True when two records hold the same fields with the same values of the same types, in
-    the same order: what encodes to the same bytes. (``==`` alone takes ``1``, ``1.0`` and
-    ``True`` for each other; a record whose keys merely moved counts as changed.)"""
+def same_fields(a: dict[str, Any], b: dict[str, Any], plus: str | None = None) -> bool:
+    """True when ``b`` holds the fields of ``a`` with the same values of the same types, in the
+    same order (what encodes to the same bytes), and with ``plus``, that field too, last.
+    (``==`` alone takes ``1``, ``1.0`` and ``True`` for each other; a record whose keys merely
+    moved counts as changed.)"""
+    if len(b) != len(a) + (plus is not None):
+        return False
+    keys, values = list(b), list(b.values())
+    if plus is not None:
+        if keys.pop() != plus:
+            return False
+        values.pop()
     return (
-        a == b and list(a) == list(b) and list(map(type, a.values())) == list(map(type, b.values()))
+        keys == list(a)
+        and values == list(a.values())
+        and list(map(type, values)) == list(map(type, a.values()))
     )
 
 
@@ -142,8 +152,9 @@ class Repodata:
     stamps: dict[str, int] = field(default_factory=dict)
 
 
-_RAW_MAP = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_ANY = msgspec.json.Decoder()
+# A JSON object with its values left encoded (views of the input), and any JSON value.
+RAW_MAP_DECODER = msgspec.json.Decoder(dict[str, msgspec.Raw])
+JSON_DECODER = msgspec.json.Decoder()
 
 
 def _decode_lazily(data: bytes) -> dict[str, Any]:
@@ -151,14 +162,14 @@ def _decode_lazily(data: bytes) -> dict[str, Any]:
     ``data``), to be decoded one at a time: the whole document is never held as dicts beside
     the records kept from it. Raises what msgspec raises for what it refuses."""
     document: dict[str, Any] = {}
-    for key, value in _RAW_MAP.decode(data).items():
+    for key, value in RAW_MAP_DECODER.decode(data).items():
         if key in RECORD_SECTIONS:
             try:
-                document[key] = _RAW_MAP.decode(value)
+                document[key] = RAW_MAP_DECODER.decode(value)
                 continue
             except msgspec.DecodeError:
                 pass  # not an object: decoded whole, and refused as such below
-        document[key] = _ANY.decode(value)
+        document[key] = JSON_DECODER.decode(value)
     return document
 
 
@@ -330,7 +341,7 @@ def _parse_document(document: Any, lenient: bool, subdir: str, origin: str) -> R
         if not isinstance(section, dict):
             raise RepodataError(f"repodata {key!r} is not an object")
         for fn, encoded in section.items():
-            raw = _ANY.decode(encoded) if type(encoded) is msgspec.Raw else encoded
+            raw = JSON_DECODER.decode(encoded) if type(encoded) is msgspec.Raw else encoded
             reason = check_record(fn, raw, key, subdir)
             if reason is None and lenient and _has_bad_text(raw):
                 reason = REASON_BAD_TEXT
@@ -339,7 +350,7 @@ def _parse_document(document: Any, lenient: bool, subdir: str, origin: str) -> R
             if reason is not None:
                 out.rejected[_label(fn)] = reason
                 continue
-            raw["subdir"] = subdir  # checked to be equal, where present
+            raw["subdir"] = subdir  # checked to be equal where set (a null one becomes it)
             for field_name in _SHARED_LISTS:
                 items = raw.get(field_name)
                 # Only lists of strings (``depends`` is checked to be one; the rest is upstream's
