@@ -30,7 +30,12 @@ from sitegen.sync import inputs
 from sitegen.sync.inputs import InputsDigest
 from sitegen.sync.prune import expire_shards, prune_shards
 from sitegen.sync.publish import SubdirMetadata, publish_subdir
-from sitegen.sync.publish_shards import shard_problems, unchanged_shards, write_shards
+from sitegen.sync.publish_shards import (
+    changed_names,
+    shard_problems,
+    unchanged_shards,
+    write_shards,
+)
 from testkit.site import site_config
 
 pytestmark = pytest.mark.unit
@@ -248,7 +253,7 @@ async def test_a_rerun_builds_only_the_shards_of_changed_names(tmp_path: Path) -
     # pkg3 changed, pkg4 gained a version, pkg5 lost its only one.
     changed = [*base[:3], raw("pkg3", "1", license="MIT"), base[4], raw("pkg4", "2"), *base[6:]]
     now = records(*changed)
-    current = unchanged_shards(directory, now, previous)
+    current = unchanged_shards(directory, changed_names(now, previous))
     assert current == {n: d for n, d in published.items() if n not in ("pkg3", "pkg4", "pkg5")}
     site_spy = RecordingSite(tmp_path)
     written = write_shards(site_spy, directory, now, current={**current, "gone": b"x" * 32})
@@ -261,11 +266,11 @@ async def test_a_rerun_builds_only_the_shards_of_changed_names(tmp_path: Path) -
     # changed: its name's shard is built again.
     shared = Repodata("linux-64", records=dict(now), stamps={"pkg7-1-h0_0.conda": 1})
     now["pkg7-1-h0_0.conda"].raw["indexed_timestamp"] = 2
-    assert set(published) - set(unchanged_shards(directory, now, shared)) == {"pkg7"}
+    assert set(published) - set(unchanged_shards(directory, changed_names(now, shared))) == {"pkg7"}
 
     # A shard file gone from disk is built again.
     (directory / SHARDS_DIR / f"{published['pkg0'].hex()}.msgpack.zst").unlink()
-    assert "pkg0" not in unchanged_shards(directory, now, previous)
+    assert "pkg0" not in unchanged_shards(directory, changed_names(now, previous))
 
 
 async def test_shards_no_longer_named_are_pruned_after_the_grace_period(tmp_path: Path) -> None:

@@ -17,19 +17,14 @@ from pathlib import Path
 import msgspec
 import trio
 
-from sitegen.conda.indexed import (
-    decode_first_seen,
-    encode_first_seen,
-    same_as_published,
-    stamp_records,
-)
-from sitegen.conda.records import Record, Repodata
+from sitegen.conda.indexed import decode_first_seen, encode_first_seen, stamp_records
+from sitegen.conda.records import Repodata
 from sitegen.layout import indexed_timestamps_path, publishing_marker_path
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.merge import MergedSubdir
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata, without_failed
-from sitegen.sync.publish_shards import unchanged_shards, write_shards
+from sitegen.sync.publish_shards import changed_names, unchanged_shards, write_shards
 
 log = logging.getLogger("sitegen")
 
@@ -106,7 +101,8 @@ def write_new_shards(
     own when the subdir is published). The subdir's directory when any shard was new, to be
     flushed with the downloads; None when none was, or when the records are those published
     (publish_subdir then has nothing to write)."""
-    if previous is not None and _same_records(meta.records, previous):
+    changed = changed_names(meta.records, previous) if previous is not None else None
+    if changed is not None and not changed:
         return None
     directory = site.path(channel_path, meta.subdir)
     site.ensure_dir(directory)
@@ -114,15 +110,8 @@ def write_new_shards(
     # stopped while publishing (its index may not be the one repodata.json was published with).
     stopped = publishing_marker_path(site.root, channel_path, meta.subdir).exists()
     current = None
-    if previous is not None and not stopped:
-        current = unchanged_shards(directory, meta.records, previous)
+    if changed is not None and not stopped:
+        current = unchanged_shards(directory, changed)
     written = write_shards(site, directory, meta.records, flush=False, current=current)
     meta.shards = written.shards
     return directory if written.written else None
-
-
-def _same_records(records: Mapping[str, Record], previous: Repodata) -> bool:
-    if records.keys() != previous.records.keys():
-        return False
-    before, stamps = previous.records, previous.stamps
-    return all(same_as_published(r, before[fn], stamps) for fn, r in records.items())

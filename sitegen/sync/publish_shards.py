@@ -81,19 +81,9 @@ def write_shards(
     return WrittenShards(shards=index, written=written)
 
 
-def unchanged_shards(
-    directory: Path, records: Mapping[str, Record], previous: Repodata
-) -> dict[str, bytes]:
-    """The shards of the published index that ``records`` leave as they are: name -> sha256
-    for every name none of whose records was added, changed or removed since ``previous``
-    (what ``repodata.json`` publishes), and whose shard is on disk.
-
-    Only an index published together with that ``repodata.json`` vouches for it: the caller
-    asks none after a run stopped between the renames of the two (see publish_subdir).
-    """
-    index = read_index(directory)
-    if index is None or index.shards_base_url != SHARDS_BASE_URL:
-        return {}
+def changed_names(records: Mapping[str, Record], previous: Repodata) -> set[str]:
+    """The package names with a record added, changed (its stamp included) or removed since
+    ``previous`` (what ``repodata.json`` publishes); none when the records are those published."""
     before, stamps = previous.records, previous.stamps
     changed = {
         r.raw["name"]
@@ -101,6 +91,19 @@ def unchanged_shards(
         if not same_as_published(r, before.get(fn), stamps)
     }
     changed.update(r.raw["name"] for fn, r in before.items() if fn not in records)
+    return changed
+
+
+def unchanged_shards(directory: Path, changed: set[str]) -> dict[str, bytes]:
+    """The shards of the published index that stay as they are: name -> sha256 for every
+    name not in ``changed`` (see :func:`changed_names`) whose shard is on disk.
+
+    Only an index published together with ``repodata.json`` vouches for it: the caller asks
+    none after a run stopped between the renames of the two (see publish_subdir).
+    """
+    index = read_index(directory)
+    if index is None or index.shards_base_url != SHARDS_BASE_URL:
+        return {}
     shards_dir = directory / SHARDS_DIR
     return {
         name: digest
