@@ -66,8 +66,8 @@ class TokenCheck:
         try:
             record = self.store.verify(token, now)
         except TokenError as exc:
-            # A store this sitegen cannot read (e.g. from an older format) denies, once logged
-            # per request; the message names tokens, never holds one.
+            # A store this sitegen cannot read (e.g. from an older format) denies every
+            # request, each logged; the message names tokens, never holds one.
             log.error("%s: %s", self.store.path, exc)
             return False
         return record is not None and bool(readers_of(self.config, channel, [record]))

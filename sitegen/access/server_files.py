@@ -6,7 +6,8 @@ outside the site:
 * ``nginx-tokens.map``: ``map`` entries, included by the config ``sitegen webconf nginx``
   prints. Key: ``"<channel> <token id>"`` (path token, Bearer) or ``"<channel> basic<a>:<key>"``
   (HTTP Basic with any login: one entry per alignment ``a``, see :mod:`sitegen.access.tokens`;
-  the key is base64, ``[A-Za-z0-9+/]``, nothing nginx unquotes in a double-quoted string); value: ``"<md5>[,<expiry epoch>]"`` for ``secure_link``, which then answers
+  the key is base64, ``[A-Za-z0-9+/]``, nothing nginx unquotes in a double-quoted string);
+  value: ``"<md5>[,<expiry epoch>]"`` for ``secure_link``, which then answers
   "1" (the right token, in time), "0" (the right token, expired: revoked tokens expire in 1970)
   or "" (anything else). nginx reads it when it (re)loads its configuration.
 * ``apache/<channel>/<token id>.sha1`` and ``.until`` (``YYYYMMDDHHMMSS``, the server's local

@@ -3,8 +3,8 @@
 The ``sitegen_stats`` log format of the generated configs ends every line with
 ``token=<id>`` (the public half of a token), ``token=basic<a>:<key>`` (nginx, HTTP Basic: the
 public key of the credential's tail, derived from the id, see
-:func:`~sitegen.access.tokens.basic_keys`) or ``token=-``; the time is the usual ``[05/Dec/2026:18:51:13 +0000]``. A successful answer
-(2xx or 304) counts as a use.
+:func:`~sitegen.access.tokens.basic_keys`) or ``token=-``; the time is the usual
+``[05/Dec/2026:18:51:13 +0000]``. A successful answer (2xx or 304) counts as a use.
 """
 
 from __future__ import annotations

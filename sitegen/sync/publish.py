@@ -4,7 +4,8 @@
 ``repodata_shards.msgpack.zst`` (its shards written and flushed before it) and, with
 ``repodata: {bz2: true}``, ``repodata.json.bz2`` are written before ``repodata.json`` itself. So
 when ``repodata.json`` already holds the new bytes, every sibling was completed by an earlier run
-and the expensive compression is skipped, even after a crash between two renames.
+and the expensive compression is skipped; unless that run was stopped between two renames, which
+the publishing marker it left tells (``layout.publishing_marker_path``).
 """
 
 from __future__ import annotations
