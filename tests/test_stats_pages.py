@@ -4,6 +4,7 @@ the downloads of package pages and their keys, the renderer following ``stats.js
 
 from __future__ import annotations
 
+import gc
 import json
 import textwrap
 from datetime import UTC, date, datetime, timedelta
@@ -322,3 +323,26 @@ def test_mirror_pages_show_the_downloads_counted_in_the_same_run(
     assert "<b>1</b> in all" in (site / PUBLIC / "packages" / "zlib.html").read_text()
     landing = (site / "index.html").read_text()
     assert '<a href="stats.html">Download statistics</a>' in landing
+
+
+@pytest.mark.unit
+def test_a_package_page_leaves_no_cyclic_garbage() -> None:
+    """Package pages are rendered with the cyclic GC paused: garbage in cycles would keep each
+    page's model (every build of the package) alive until the render ends. A macro module
+    imported ``with context`` makes such a cycle on every render."""
+    env = make_environment(TEMPLATES_DIR)
+    records = [rec("numpy", "2.1.0", "py312_0", depends=["python >=3.12"])]
+    relpath = layout.package_page_path(PUBLIC, "numpy")
+    model = package_model(PUBLIC, "numpy", records, known_names={"numpy", "python"})
+    model["advisories"] = []
+    render_page(env, "t", "package.html", relpath, model=model)  # templates compiled
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        render_page(env, "t", "package.html", relpath, model=model)
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
