@@ -54,7 +54,8 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
     import trio
 
     from sitegen.conda.current_repodata import current_records
-    from sitegen.conda.records import encode_repodata, parse_repodata
+    from sitegen.conda.encode import encode_repodata
+    from sitegen.conda.records import parse_repodata
     from sitegen.conda.version import RecordMatcher
     from sitegen.config import load_config
     from sitegen.filters.apply import apply_filters

@@ -5,13 +5,14 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from sitegen.conda.encode import PIECE_RECORDS, encode_repodata, repodata_pieces
 from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import (
     REASON_BAD_FIELDS,
     REASON_NAME_MISMATCH,
+    Record,
     RepodataError,
     check_record,
-    encode_repodata,
     parse_repodata,
 )
 
@@ -134,3 +135,43 @@ def test_records_share_one_string_per_distinct_dependency_and_license() -> None:
     assert a["depends"][0] is b["depends"][0] is a["constrains"][0]
     assert a["license"] is b["license"]
     assert odd["constrains"] == "not a list"  # kept as upstream wrote it
+
+
+def test_repodata_in_pieces_is_the_document_encoded_whole() -> None:
+    """Streamed repodata.json (publish writes it piece by piece) is byte for byte what one
+    encode of the whole document gives, with sections spanning several pieces."""
+    records = [
+        Record(
+            fn=f"p{i}-1-0{'.conda' if i % 3 else '.tar.bz2'}",
+            subdir="linux-64",
+            raw={"name": f"p{i}", "version": "1", "build": "0", "size": i + 1, "md5": "0" * 32},
+        )
+        for i in range(2 * PIECE_RECORDS + 5)
+    ]
+    info, extra = {"base": 1}, {"repodata_version": 1, "other": [1, 2]}
+    pieces = list(repodata_pieces("linux-64", info, records, ["x.conda"], extra))
+    assert len(pieces) > 6
+    whole = msgspec.json.encode(
+        {
+            "info": {"base": 1, "subdir": "linux-64"},
+            "packages": {
+                r.fn: r.raw for r in sorted(records, key=lambda r: r.fn) if r.fn.endswith(".bz2")
+            },
+            "packages.conda": {
+                r.fn: r.raw for r in sorted(records, key=lambda r: r.fn) if r.fn.endswith(".conda")
+            },
+            "removed": ["x.conda"],
+            "repodata_version": 1,
+            "other": [1, 2],
+        }
+    )
+    assert b"".join(pieces) == whole
+    assert encode_repodata("linux-64", info, records, ["x.conda"], extra) == whole
+    empty = encode_repodata("noarch", {}, {}, [], {})
+    assert msgspec.json.decode(empty) == {
+        "info": {"subdir": "noarch"},
+        "packages": {},
+        "packages.conda": {},
+        "removed": [],
+        "repodata_version": 1,
+    }

@@ -325,3 +325,49 @@ def test_a_site_and_its_pending_files_are_storage_instances(tmp_path: Path) -> N
     assert isinstance(site, SiteStorage)  # also its data members: root
     with site.pending(tmp_path / "a.conda") as pending:
         assert isinstance(pending, PendingWrite)
+
+
+@pytest.mark.unit
+def test_write_many_publishes_streamed_files_in_turn_or_drops_unchanged_ones(site: Site) -> None:
+    directory = site.path("chan")
+    site.ensure_dir(directory)
+    (directory / "same.json").write_bytes(b"same bytes")
+    (directory / "old.json").write_bytes(b"old")
+
+    def streamed(name: str, *pieces: bytes) -> PendingWrite:
+        pending = site.pending(directory / name)
+        for piece in pieces:
+            pending.write(piece)
+        return pending
+
+    same, new = streamed("same.json", b"same ", b"bytes"), streamed("old.json", b"n", b"ew")
+    before = (directory / "same.json").stat().st_mtime_ns
+    written = site.write_many(
+        [
+            (directory / "a.txt", b"a"),
+            (directory / "same.json", same),
+            (directory / "old.json", new),
+        ]
+    )
+    assert written == [directory / "a.txt", directory / "old.json"]
+    assert (directory / "old.json").read_bytes() == b"new"
+    assert (directory / "same.json").stat().st_mtime_ns == before  # left alone
+    assert sorted(p.name for p in directory.iterdir()) == ["a.txt", "old.json", "same.json"]
+
+
+@pytest.mark.unit
+def test_a_failed_write_many_discards_the_streamed_files_too(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = site.path("chan")
+    pending = site.pending(directory / "repodata.json")
+    pending.write(b"{}")
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space"):
+        site.write_many([(directory / "repodata.json", pending), (directory / "x.zst", b"x")])
+    assert list(directory.iterdir()) == []
+    pending.discard()  # already done: safe again

@@ -18,9 +18,6 @@ from typing import Any
 import msgspec
 
 from sitegen.conda.schema import (
-    CONDA_SUFFIX,
-    PACKAGES,
-    PACKAGES_CONDA,
     RECORD_SECTIONS,
     SUFFIX_OF_KEY,
     section_of,
@@ -305,7 +302,7 @@ def _parse_repodata(data: bytes, subdir: str, origin: str) -> Repodata:
 # Fields whose values repeat across a subdir's records: the records share one string object
 # per distinct value. Dependency specs are most of a record's memory; at conda-forge scale
 # (800,000 records, ~50,000 distinct specs) sharing them saves ~0.5 GB.
-_SHARED_FIELDS = ("license", "license_family")
+_SHARED_FIELDS = ("license", "license_family", "name", "version", "build")
 _SHARED_LISTS = ("depends", "constrains")
 
 
@@ -363,27 +360,3 @@ def _parse_document(document: Any, lenient: bool, subdir: str, origin: str) -> R
                     raw[field_name] = share(value, value)
             out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw, origin=origin)
     return out
-
-
-def encode_repodata(
-    subdir: str,
-    info: dict[str, Any],
-    records: dict[str, Record] | list[Record],
-    removed: list[str],
-    extra: dict[str, Any],
-) -> bytes:
-    """Compact repodata JSON with records sorted by filename, both formats kept apart."""
-    items = records.values() if isinstance(records, dict) else records
-    packages: dict[str, Any] = {}
-    packages_conda: dict[str, Any] = {}
-    for record in sorted(items, key=lambda r: r.fn):
-        (packages_conda if record.fn.endswith(CONDA_SUFFIX) else packages)[record.fn] = record.raw
-    document: dict[str, Any] = {"info": {**info, "subdir": subdir}}
-    document[PACKAGES] = packages
-    document[PACKAGES_CONDA] = packages_conda
-    document["removed"] = sorted(set(removed))
-    document["repodata_version"] = extra.get("repodata_version", 1)
-    for key, value in extra.items():
-        if key != "repodata_version":
-            document[key] = value
-    return msgspec.json.encode(document)

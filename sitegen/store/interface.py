@@ -36,6 +36,12 @@ class PendingWrite(Protocol):
     def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
         """The bytes written so far, from the start (to verify them before the commit)."""
 
+    def size(self) -> int:
+        """How many bytes were written so far."""
+
+    def sync(self) -> None:
+        """Put the bytes written so far on disk."""
+
     def commit(self, durable: bool = False) -> None:
         """Publish the file under its target name, replacing what had it; ``durable``: on disk
         before it is named."""
@@ -68,9 +74,11 @@ class SiteStorage(Protocol):
         """Write a file named by a hash of its bytes, unflushed, unless present with that size
         (with ``reread``: those bytes); True if written."""
 
-    def write_many(self, items: list[tuple[Path, bytes]]) -> list[Path]:
+    def write_many(self, items: list[tuple[Path, bytes | PendingWrite]]) -> list[Path]:
         """Write every file first, then publish them one after the other in the given order;
-        returns those that changed. A failure while writing leaves every target as it was."""
+        returns those that changed. A failure while writing leaves every target as it was.
+        A :class:`PendingWrite` given (a file written as a stream, e.g. ``repodata.json``) is
+        committed or discarded here."""
 
     def pending(self, target: Path) -> PendingWrite:
         """A new, empty file that becomes ``target`` once committed."""

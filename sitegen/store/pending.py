@@ -92,6 +92,14 @@ class PendingFile:
             offset += len(chunk)
             yield chunk
 
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def sync(self) -> None:
+        # fsync, as Site.write_many flushes the metadata files it writes itself (fdatasync
+        # is what a package file's durable commit costs).
+        os.fsync(self.fd)
+
     def commit(self, durable: bool = False) -> None:
         """Give the file its target name (replacing whatever had that name); ``durable``: put
         its bytes on disk first, for a file nothing else flushes before it is served."""

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sitegen import layout
+from sitegen.store.interface import PendingWrite
 from sitegen.store.pending import PendingFile, directory_fd, link_fd
 
 TEMP_PREFIX = ".sitegen-tmp-"
@@ -158,17 +159,26 @@ class Site:
             raise
         return True
 
-    def write_many(self, items: list[tuple[Path, bytes]]) -> list[Path]:
+    def write_many(self, items: list[tuple[Path, bytes | PendingWrite]]) -> list[Path]:
         """Write several files as nearly at once as POSIX allows; returns those written.
 
         Every file whose content changes is first written in full to a temporary (synced);
         only when all are written are they renamed into place, in the given order. So a
         failure while writing (a full disk) leaves every target as it was, and the renames
-        follow each other within microseconds.
+        follow each other within microseconds. A :class:`PendingWrite` (a file too large to
+        hold, written as it was made) takes the place of its temporary: synced with the others,
+        committed in its turn, or discarded when the target holds its bytes already.
         """
-        staged: list[tuple[Path, Path]] = []
+        staged: list[tuple[Path | PendingWrite, Path]] = []
         try:
             for target, data in items:
+                if not isinstance(data, bytes):
+                    if same_file_content(target, data):
+                        data.discard()
+                        continue
+                    staged.append((data, target))
+                    data.sync()
+                    continue
                 if same_content(target, data):
                     continue
                 temp = self.temp_for(target)
@@ -178,10 +188,16 @@ class Site:
                     handle.flush()
                     os.fsync(handle.fileno())
             for temp, target in staged:
-                self.commit(temp, target)
+                if isinstance(temp, Path):
+                    self.commit(temp, target)
+                else:
+                    temp.commit()
         except BaseException:
             for temp, _target in staged:
-                self.discard(temp)
+                if isinstance(temp, Path):
+                    self.discard(temp)
+                else:
+                    temp.discard()
             raise
         return [target for _temp, target in staged]
 
@@ -348,6 +364,33 @@ def _writer_alive(rest: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def same_file_content(path: Path, pending: PendingWrite) -> bool:
+    """True when ``path`` holds exactly the bytes written to ``pending`` so far."""
+    try:
+        if path.stat().st_size != pending.size():
+            return False
+        with open(path, "rb") as handle:
+            for chunk in pending.chunks():
+                if handle.read(len(chunk)) != chunk:
+                    return False
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def same_pieces(path: Path, pieces: Iterable[bytes]) -> bool:
+    """True when ``path`` holds exactly the bytes of ``pieces`` one after the other (made
+    only as far as they match)."""
+    try:
+        with open(path, "rb") as handle:
+            for piece in pieces:
+                if handle.read(len(piece)) != piece:
+                    return False
+            return handle.read(1) == b""
+    except FileNotFoundError:
+        return False
 
 
 def same_content(path: Path, data: bytes) -> bool:

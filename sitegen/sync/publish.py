@@ -11,10 +11,11 @@ the publishing marker it left tells (``layout.publishing_marker_path``).
 from __future__ import annotations
 
 import bz2
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +27,9 @@ import zstandard
 
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
+from sitegen.conda.encode import encode_repodata, repodata_pieces
 from sitegen.conda.notices import NOTICES_FILE, encode_notices
-from sitegen.conda.records import Record, encode_repodata
+from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig
@@ -38,8 +40,9 @@ from sitegen.layout import (
     publishing_marker_path,
     retired_shards_path,
 )
+from sitegen.store.interface import PendingWrite
 from sitegen.store.origins import Origins, write_origins
-from sitegen.store.site import Site, same_content
+from sitegen.store.site import Site, same_pieces
 from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir
 from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_shards
 
@@ -66,6 +69,15 @@ class SubdirMetadata:
     def encode(self) -> bytes:
         return encode_repodata(self.subdir, self.info, self.records, self.removed, self.extra)
 
+    def pieces(self) -> Iterator[bytes]:
+        """The bytes of :meth:`encode`, a few MB at a time."""
+        return repodata_pieces(self.subdir, self.info, self.records, self.removed, self.extra)
+
+    def write(self, out: PendingWrite) -> None:
+        """repodata.json into ``out``, as it is encoded: never the whole of it in memory."""
+        for piece in self.pieces():
+            out.write(piece)
+
     def encode_current(self) -> bytes:
         current = current_records(self.records, RecordMatcher())
         return encode_repodata(self.subdir, self.info, current, self.removed, self.extra)
@@ -79,6 +91,27 @@ def bz2_compress(data: bytes) -> bytes:
     # One stream, though compressing parts in parallel would halve the time at conda-forge
     # scale: rattler reads only the first stream of a multi-stream .bz2 and fails.
     return bz2.compress(data, 9)
+
+
+# Read from the file being compressed at a time, when compressing one as a stream.
+_CHUNK = 4 << 20
+
+
+def zstd_stream(source: PendingWrite, out: PendingWrite) -> None:
+    """zstd_compress of what was written to ``source`` (the same bytes), into ``out``."""
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
+    stream = compressor.compressobj(size=source.size())  # the frame says its content size
+    for chunk in source.chunks(_CHUNK):
+        out.write(stream.compress(chunk))
+    out.write(stream.flush())
+
+
+def bz2_stream(source: PendingWrite, out: PendingWrite) -> None:
+    """bz2_compress of what was written to ``source``, into ``out``."""
+    compressor = bz2.BZ2Compressor(9)
+    for chunk in source.chunks(_CHUNK):
+        out.write(compressor.compress(chunk))
+    out.write(compressor.flush())
 
 
 async def publish_subdir(
@@ -97,51 +130,60 @@ async def publish_subdir(
     site.ensure_dir(directory)
     names = metadata_files(repodata_bz2)
     marker = publishing_marker_path(site.root, channel_path, meta.subdir)
-    body = await trio.to_thread.run_sync(meta.encode)
     # After a run stopped between the renames below, the siblings may describe other records
     # than repodata.json, even one this run leaves as it is: then all are written again.
     if (
         not marker.exists()
-        and same_content(directory / "repodata.json", body)
         and all((directory / name).is_file() for name in names)
+        and await trio.to_thread.run_sync(same_pieces, directory / "repodata.json", meta.pieces())
     ):
         # Only the setting changed, if anything: a .bz2 of this very JSON may simply go.
         withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
         await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
         return withdrawn
-    results: dict[str, bytes] = {}
-
-    async def produce(name: str, func, *args) -> None:
-        results[name] = await trio.to_thread.run_sync(func, *args)
-
-    async def produce_shards() -> None:
-        shards = meta.shards
-        if shards is None:
-            written = await trio.to_thread.run_sync(write_shards, site, directory, meta.records)
-            shards = written.shards
-        results[SHARD_INDEX] = await trio.to_thread.run_sync(
-            index_bytes, directory, meta.subdir, shards
-        )
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(produce, "repodata.json.zst", zstd_compress, body)
+    with contextlib.ExitStack() as files:  # each discarded unless published
+        body = files.enter_context(site.pending(directory / "repodata.json"))
+        await trio.to_thread.run_sync(meta.write, body)
+        results: dict[str, bytes | PendingWrite] = {"repodata.json": body}
+        streamed = {"repodata.json.zst": zstd_stream}
         if repodata_bz2:
-            nursery.start_soon(produce, REPODATA_BZ2, bz2_compress, body)
-        nursery.start_soon(produce, "current_repodata.json", meta.encode_current)
-        nursery.start_soon(produce_shards)
-    results["repodata.json"] = body
-    # A .bz2 of an earlier repodata.json goes before the new one is renamed in, never to be
-    # served beside it; a failure below then leaves the old JSON without its (unread) .bz2.
-    withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
-    # All files are written to temporaries before the first rename, in one thread call (which
-    # a cancellation cannot cut short): a full disk or a stop signal cannot leave a new .zst
-    # beside an old repodata.json. repodata.json is renamed last.
-    order = names[1:] + names[:1]
-    site.ensure_dir(marker.parent)
-    site.write_bytes(marker, b"")
-    written = await trio.to_thread.run_sync(
-        site.write_many, [(directory / name, results[name]) for name in order]
-    )
+            streamed[REPODATA_BZ2] = bz2_stream
+
+        async def produce(name: str, func, *args) -> None:
+            results[name] = await trio.to_thread.run_sync(func, *args)
+
+        async def compress(name: str, func) -> None:
+            out = files.enter_context(site.pending(directory / name))
+            await trio.to_thread.run_sync(func, body, out)
+            results[name] = out
+
+        async def produce_shards() -> None:
+            shards = meta.shards
+            if shards is None:
+                written = await trio.to_thread.run_sync(write_shards, site, directory, meta.records)
+                shards = written.shards
+            results[SHARD_INDEX] = await trio.to_thread.run_sync(
+                index_bytes, directory, meta.subdir, shards
+            )
+
+        async with trio.open_nursery() as nursery:
+            for name, func in streamed.items():
+                nursery.start_soon(compress, name, func)
+            nursery.start_soon(produce, "current_repodata.json", meta.encode_current)
+            nursery.start_soon(produce_shards)
+        # A .bz2 of an earlier repodata.json goes before the new one is renamed in, never to
+        # be served beside it; a failure below then leaves the old JSON without its (unread)
+        # .bz2.
+        withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
+        # All files are complete (synced) before the first rename, in one thread call (which
+        # a cancellation cannot cut short): a full disk or a stop signal cannot leave a new
+        # .zst beside an old repodata.json. repodata.json is renamed last.
+        order = names[1:] + names[:1]
+        site.ensure_dir(marker.parent)
+        site.write_bytes(marker, b"")
+        written = await trio.to_thread.run_sync(
+            site.write_many, [(directory / name, results[name]) for name in order]
+        )
     site.remove(marker)
     await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
     return withdrawn + [path.name for path in written]
