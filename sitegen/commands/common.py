@@ -4,6 +4,8 @@ configuration, rendering the pages after a run."""
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,9 +33,21 @@ def load(args: argparse.Namespace) -> SiteConfig:
     return config
 
 
+def release_memory() -> None:
+    """Give the memory of objects already freed back to the system, where the C library can
+    (glibc's malloc_trim): a mirror run leaves hundreds of MB free but held (~0.3 GB at
+    800,000 records) in the process that renders the pages next."""
+    gc.collect()
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
 def render_pages(config: SiteConfig) -> bool:
+    """Render the pages after a run in this process, with the run's freed memory returned."""
     from sitegen.web.render import render_site
 
+    release_memory()
     try:
         render_site(config)
     except Exception as exc:

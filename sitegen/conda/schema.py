@@ -47,13 +47,6 @@ class ListedEntry(msgspec.Struct, gc=False):
     sha256: str | None = None
 
 
-class ListedDoc(msgspec.Struct):
-    packages: dict[str, ListedEntry] = {}
-    packages_conda: dict[str, ListedEntry] = msgspec.field(
-        default_factory=dict, name=PACKAGES_CONDA
-    )
-
-
 class RawDoc(msgspec.Struct):
     """Each record's JSON text, undecoded (for fingerprints and package pages)."""
 
@@ -89,7 +82,7 @@ class UpstreamInfoDoc(msgspec.Struct):
     info: UpstreamInfo = msgspec.field(default_factory=UpstreamInfo)
 
 
-LISTED_DECODER = msgspec.json.Decoder(ListedDoc)
+LISTED_ENTRY_DECODER = msgspec.json.Decoder(ListedEntry)
 RAW_DECODER = msgspec.json.Decoder(RawDoc)
 FILES_DECODER = msgspec.json.Decoder(FilesDoc)
 UPSTREAM_INFO_DECODER = msgspec.json.Decoder(UpstreamInfoDoc)
