@@ -295,3 +295,46 @@ def test_pytorch_invariants(pytorch: dict[str, Record]) -> None:
     assert any(has_features(r.raw) for r in out.values())
 
     assert set(out) == _reference(pytorch, matcher)
+
+
+class _CountingMatcher(RecordMatcher):
+    """Notes the specs that needed a record built to be decided."""
+
+    def __init__(self) -> None:
+        super().__init__(remember=False)
+        self.specs: list[str] = []
+
+    def matches(self, spec: Any, record: dict[str, Any]) -> bool:
+        self.specs.append(str(spec))
+        return super().matches(spec, record)
+
+
+def test_specs_of_a_name_and_version_are_decided_without_building_records() -> None:
+    records = index(
+        rec("app", "1", depends=("lib >=1,<2", "Lib2 1.0.*", "abi 3.12.* *_cp312", "plain")),
+        rec("lib", "2"),
+        rec("lib", "1.5"),
+        rec("lib2", "2.0"),
+        rec("lib2", "1.0.0"),  # 1.0.0 matches 1.0.* as conda compares versions
+        rec("abi", "3.13", "0_cp313"),
+        rec("abi", "3.12", "0_cp312"),
+        rec("abi", "3.12", "0_cp311"),
+        rec("plain", "1"),
+    )
+    matcher = _CountingMatcher()
+    kept = set(current_records(records, matcher))
+    assert kept == {
+        "app-1-0.conda",
+        "lib-2-0.conda",
+        "lib-1.5-0.conda",
+        "lib2-2.0-0.conda",
+        "lib2-1.0.0-0.conda",
+        "abi-3.13-0_cp313.conda",
+        "abi-3.12-0_cp312.conda",
+        "abi-3.12-0_cp311.conda",  # all builds of the release a spec needs
+        "plain-1-0.conda",
+    }
+    # Only the spec with a build string had records built to be matched.
+    assert {str(parse_matchspec(s)) for s in matcher.specs} == {
+        str(parse_matchspec("abi 3.12.* *_cp312"))
+    }

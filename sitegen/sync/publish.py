@@ -79,7 +79,7 @@ class SubdirMetadata:
             out.write(piece)
 
     def encode_current(self) -> bytes:
-        current = current_records(self.records, RecordMatcher())
+        current = current_records(self.records, RecordMatcher(remember=False))
         return encode_repodata(self.subdir, self.info, current, self.removed, self.extra)
 
 
