@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sitegen.layout import upstream_cache_dir
 from sitegen.net.upstream import CacheValidators
-from sitegen.store.interface import SiteStorage
+from sitegen.store.interface import PendingWrite, SiteStorage
 
 
 class UpstreamCache:
@@ -45,6 +45,30 @@ class UpstreamCache:
         directory = self._dir(mirror, subdir)
         # Body first: validators must never describe a body that is not on disk.
         self.site.write_bytes(directory / validators.variant, body)
+        self._write_validators(directory, validators)
+
+    def stage(
+        self, mirror: str, subdir: str, validators: CacheValidators, body: bytes
+    ) -> PendingWrite:
+        """``body`` written for the cache but not in it yet: :meth:`keep` puts it there once
+        it is known to be usable (the bytes need not be held meanwhile); discard it otherwise."""
+        pending = self.site.pending(self._dir(mirror, subdir) / validators.variant)
+        try:
+            pending.write(body)
+        except BaseException:
+            pending.discard()
+            raise
+        return pending
+
+    def keep(
+        self, mirror: str, subdir: str, validators: CacheValidators, pending: PendingWrite
+    ) -> None:
+        """Put a staged body in the cache, then the validators that describe it."""
+        pending.sync()
+        pending.commit()
+        self._write_validators(self._dir(mirror, subdir), validators)
+
+    def _write_validators(self, directory: Path, validators: CacheValidators) -> None:
         document = {
             "variant": validators.variant,
             "etag": validators.etag,

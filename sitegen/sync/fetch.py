@@ -15,9 +15,16 @@ import trio
 
 from sitegen.conda.records import Repodata, RepodataError, parse_repodata
 from sitegen.config import MirrorConfig
-from sitegen.net import upstream as upstream_mod
-from sitegen.net.upstream import SubdirMissing, Upstream, UpstreamError
+from sitegen.net.upstream import (
+    CacheValidators,
+    RepodataResponse,
+    SubdirMissing,
+    Upstream,
+    UpstreamError,
+    decode_body,
+)
 from sitegen.net.upstream_cache import UpstreamCache
+from sitegen.store.interface import PendingWrite
 
 log = logging.getLogger("sitegen")
 
@@ -33,7 +40,7 @@ ERROR = "error"
 @dataclass(frozen=True)
 class FetchResult:
     status: str  # FETCHED, UNCHANGED, MISSING or ERROR
-    validators: upstream_mod.CacheValidators | None = None  # with a body
+    validators: CacheValidators | None = None  # with a body
     error: str = ""
 
 
@@ -51,10 +58,6 @@ def package_bases(parsed: Mapping[SubdirKey, ParseResult], subdir: str) -> dict[
         for (mirror, s), result in parsed.items()
         if s == subdir and result.base_url
     }
-
-
-def _decode_and_parse(variant: str, body: bytes, subdir: str, origin: str) -> Repodata:
-    return parse_repodata(upstream_mod.decode_body(variant, body), subdir, origin)
 
 
 async def fetch_all(
@@ -114,13 +117,38 @@ async def _fetch_repodata(
         # Not run now, but its channel is rebuilt: use what its last run fetched.
         if previous is None:
             raise UpstreamError(f"{subdir}: never fetched; run mirror {mirror.name} first")
-        response = upstream_mod.RepodataResponse(False, None, previous)
+        response = RepodataResponse(False, None, previous)
     else:
         response = await upstream.fetch_repodata(subdir, previous)
     body = response.body if response.changed else cached_body
     assert body is not None
     status = FETCHED if response.changed else UNCHANGED
     return FetchResult(status, validators=response.validators), body
+
+
+async def _stage_body(
+    cache: UpstreamCache, key: SubdirKey, fetched: FetchResult, body: bytes
+) -> PendingWrite | None:
+    """A newly fetched body written beside the cache (see UpstreamCache.stage); None when it
+    was not newly fetched, or could not be written (then it is stored after the parse)."""
+    if fetched.status != FETCHED:
+        return None
+    assert fetched.validators is not None
+    try:
+        return await trio.to_thread.run_sync(cache.stage, *key, fetched.validators, body)
+    except OSError:
+        return None
+
+
+async def _keep_body(
+    cache: UpstreamCache, key: SubdirKey, fetched: FetchResult, staged: PendingWrite
+) -> None:
+    assert fetched.validators is not None
+    try:
+        await trio.to_thread.run_sync(cache.keep, *key, fetched.validators, staged)
+    except OSError as exc:  # only costs a full fetch next time
+        staged.discard()
+        log.warning("%s/%s: could not cache upstream repodata: %s", *key, exc)
 
 
 async def store_body(
@@ -162,17 +190,31 @@ async def _parse_one(
     results: dict[SubdirKey, ParseResult],
 ) -> None:
     mirror, subdir = upstream.mirror, key[1]
-    body = bodies.pop(key)
-    assert fetched.validators is not None
+    body: bytes | None = bodies.pop(key)
+    assert fetched.validators is not None and body is not None
+    variant = fetched.validators.variant
+    # A new body goes to the cache's door first: the compressed bytes are then not held
+    # while the records are built (~75 MB at conda-forge scale).
+    staged = None if cache is None else await _stage_body(cache, key, fetched, body)
     try:
-        repodata = await trio.to_thread.run_sync(
-            _decode_and_parse, fetched.validators.variant, body, subdir, mirror.name
-        )
+        data = await trio.to_thread.run_sync(decode_body, variant, body)
+        if staged is not None:
+            body = None
+        repodata = await trio.to_thread.run_sync(parse_repodata, data, subdir, mirror.name)
+        del data
     except (UpstreamError, RepodataError) as exc:
+        if staged is not None:
+            staged.discard()
         log.error("%s: %s: %s", mirror.name, subdir, exc)
         results[key] = ParseResult(None, error=str(exc))
         return
-    if cache is not None:
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    if staged is not None:
+        await _keep_body(cache, key, fetched, staged)
+    elif cache is not None and body is not None:
         await store_body(cache, key, fetched, body)
     del body
     base_url = repodata.info.pop("base_url", None)
