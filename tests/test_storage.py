@@ -371,3 +371,34 @@ def test_a_failed_write_many_discards_the_streamed_files_too(
         site.write_many([(directory / "repodata.json", pending), (directory / "x.zst", b"x")])
     assert list(directory.iterdir()) == []
     pending.discard()  # already done: safe again
+
+
+@pytest.mark.unit
+def test_a_file_made_of_pieces_is_written_only_when_it_changes(site: Site) -> None:
+    directory = site.path("chan")
+    site.ensure_dir(directory)
+    target = directory / "repodata.json"
+    made: list[bytes] = []
+
+    def pieces(*parts: bytes):
+        for part in parts:
+            made.append(part)
+            yield part
+
+    first = site.pending_unless_same(target, pieces(b"ab", b"cd"))  # no file yet
+    assert first is not None and b"".join(first.chunks()) == b"abcd"
+    first.discard()
+    target.write_bytes(b"abcdef")
+    assert site.pending_unless_same(target, pieces(b"ab", b"cd", b"ef")) is None
+    for parts, expected in (
+        ((b"ab", b"cX", b"ef", b"gh"), b"abcXefgh"),  # differs in the middle
+        ((b"ab", b"cd"), b"abcd"),  # shorter
+        ((b"ab", b"cd", b"ef", b"g"), b"abcdefg"),  # longer
+    ):
+        made.clear()
+        pending = site.pending_unless_same(target, pieces(*parts))
+        assert pending is not None and made == list(parts)  # each piece made once
+        assert b"".join(pending.chunks()) == expected
+        pending.discard()
+    assert target.read_bytes() == b"abcdef"
+    assert _entries(directory) == ["repodata.json"]

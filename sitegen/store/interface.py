@@ -83,6 +83,10 @@ class SiteStorage(Protocol):
     def pending(self, target: Path) -> PendingWrite:
         """A new, empty file that becomes ``target`` once committed."""
 
+    def pending_unless_same(self, target: Path, pieces: Iterable[bytes]) -> PendingWrite | None:
+        """A pending file for ``target`` with the bytes of ``pieces``, made once; None when
+        ``target`` holds exactly those bytes already."""
+
     def temp_for(self, target: Path) -> Path:
         """A fresh temporary name beside ``target``, never served, removed if its writer dies."""
 

@@ -201,6 +201,43 @@ class Site:
             raise
         return [target for _temp, target in staged]
 
+    def pending_unless_same(self, target: Path, pieces: Iterable[bytes]) -> PendingWrite | None:
+        """A pending file for ``target`` holding the bytes of ``pieces`` one after the other,
+        or None when ``target`` holds exactly those bytes already. The pieces are made once,
+        and compared only as far as they match: the part that matched is then copied from
+        ``target`` (a 400 MB ``repodata.json`` is neither held nor encoded twice)."""
+        pieces = iter(pieces)
+        matched, first = 0, b""
+        try:
+            with open(target, "rb") as handle:
+                for piece in pieces:
+                    if handle.read(len(piece)) != piece:
+                        first = piece
+                        break
+                    matched += len(piece)
+                else:
+                    if handle.read(1) == b"":
+                        return None
+        except FileNotFoundError:
+            pass
+        out = self.pending(target)
+        try:
+            if matched:
+                with open(target, "rb") as handle:
+                    while matched:
+                        chunk = handle.read(min(matched, 1 << 22))
+                        if not chunk:  # shortened meanwhile: nothing sitegen publishes
+                            raise OSError(f"{target} changed while it was read")
+                        out.write(chunk)
+                        matched -= len(chunk)
+            out.write(first)
+            for piece in pieces:
+                out.write(piece)
+        except BaseException:
+            out.discard()
+            raise
+        return out
+
     def clean_temp_tree(self) -> int:
         """Remove dead processes' temporaries anywhere in the site; returns how many."""
         removed = 0
@@ -378,19 +415,6 @@ def same_file_content(path: Path, pending: PendingWrite) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-def same_pieces(path: Path, pieces: Iterable[bytes]) -> bool:
-    """True when ``path`` holds exactly the bytes of ``pieces`` one after the other (made
-    only as far as they match)."""
-    try:
-        with open(path, "rb") as handle:
-            for piece in pieces:
-                if handle.read(len(piece)) != piece:
-                    return False
-            return handle.read(1) == b""
-    except FileNotFoundError:
-        return False
 
 
 def same_content(path: Path, data: bytes) -> bool:

@@ -42,7 +42,7 @@ from sitegen.layout import (
 )
 from sitegen.store.interface import PendingWrite
 from sitegen.store.origins import Origins, write_origins
-from sitegen.store.site import Site, same_pieces
+from sitegen.store.site import Site
 from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir
 from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_shards
 
@@ -132,18 +132,20 @@ async def publish_subdir(
     marker = publishing_marker_path(site.root, channel_path, meta.subdir)
     # After a run stopped between the renames below, the siblings may describe other records
     # than repodata.json, even one this run leaves as it is: then all are written again.
-    if (
-        not marker.exists()
-        and all((directory / name).is_file() for name in names)
-        and await trio.to_thread.run_sync(same_pieces, directory / "repodata.json", meta.pieces())
-    ):
-        # Only the setting changed, if anything: a .bz2 of this very JSON may simply go.
-        withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
-        await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
-        return withdrawn
+    complete = not marker.exists() and all((directory / name).is_file() for name in names)
     with contextlib.ExitStack() as files:  # each discarded unless published
-        body = files.enter_context(site.pending(directory / "repodata.json"))
-        await trio.to_thread.run_sync(meta.write, body)
+        target = directory / "repodata.json"
+        if complete:
+            body = await trio.to_thread.run_sync(site.pending_unless_same, target, meta.pieces())
+            if body is None:
+                # Only the setting changed, if anything: a .bz2 of this JSON may simply go.
+                withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
+                await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
+                return withdrawn
+            files.enter_context(body)
+        else:
+            body = files.enter_context(site.pending(target))
+            await trio.to_thread.run_sync(meta.write, body)
         results: dict[str, bytes | PendingWrite] = {"repodata.json": body}
         streamed = {"repodata.json.zst": zstd_stream}
         if repodata_bz2:
