@@ -43,6 +43,10 @@ def record(**overrides):
         (record(depends=["ok", 3]), REASON_BAD_FIELDS),
         (record(depends=[]), None),
         (record(build_number="1"), REASON_BAD_FIELDS),
+        # Non-negative and 64-bit, as rattler reads it: it refuses the record otherwise.
+        (record(build_number=-1), REASON_BAD_FIELDS),
+        (record(build_number=1 << 64), REASON_BAD_FIELDS),
+        (record(build_number=(1 << 64) - 1), None),
         (record(version="2.0"), REASON_NAME_MISMATCH),
     ],
 )

@@ -246,7 +246,9 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     depends = raw.get("depends", [])
     if type(depends) is not list or not _all_str(depends):
         return REASON_BAD_FIELDS
-    if type(raw.get("build_number", 0)) is not int:
+    build_number = raw.get("build_number", 0)
+    # A non-negative 64-bit integer, as conda and rattler read it (rattler refuses the record).
+    if type(build_number) is not int or not 0 <= build_number < 1 << 64:
         return REASON_BAD_FIELDS
     try:
         parse_version(version)

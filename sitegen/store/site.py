@@ -196,8 +196,9 @@ class Site:
             for temp, _target in staged:
                 if isinstance(temp, Path):
                     self.discard(temp)
-                else:
-                    temp.discard()
+            for _target, data in items:  # given ones not reached too (committed: no-op)
+                if not isinstance(data, bytes):
+                    data.discard()
             raise
         return [target for _temp, target in staged]
 
@@ -207,9 +208,13 @@ class Site:
         and compared only as far as they match: the part that matched is then copied from
         ``target`` (a 400 MB ``repodata.json`` is neither held nor encoded twice)."""
         pieces = iter(pieces)
-        matched, first = 0, b""
-        try:
-            with open(target, "rb") as handle:
+        with contextlib.ExitStack() as stack:
+            try:
+                handle = stack.enter_context(open(target, "rb"))
+            except FileNotFoundError:
+                handle = None
+            matched, first = 0, b""
+            if handle is not None:
                 for piece in pieces:
                     if handle.read(len(piece)) != piece:
                         first = piece
@@ -218,25 +223,25 @@ class Site:
                 else:
                     if handle.read(1) == b"":
                         return None
-        except FileNotFoundError:
-            pass
-        out = self.pending(target)
-        try:
-            if matched:
-                with open(target, "rb") as handle:
+            out = self.pending(target)
+            try:
+                if handle is not None and matched:
+                    # From the file just compared (the same version of it, whatever the name
+                    # holds meanwhile).
+                    handle.seek(0)
                     while matched:
                         chunk = handle.read(min(matched, 1 << 22))
-                        if not chunk:  # shortened meanwhile: nothing sitegen publishes
-                            raise OSError(f"{target} changed while it was read")
+                        if not chunk:  # cut short in place: nothing sitegen does
+                            raise OSError(f"{target} shrank while it was read")
                         out.write(chunk)
                         matched -= len(chunk)
-            out.write(first)
-            for piece in pieces:
-                out.write(piece)
-        except BaseException:
-            out.discard()
-            raise
-        return out
+                out.write(first)
+                for piece in pieces:
+                    out.write(piece)
+            except BaseException:
+                out.discard()
+                raise
+            return out
 
     def clean_temp_tree(self) -> int:
         """Remove dead processes' temporaries anywhere in the site; returns how many."""

@@ -147,8 +147,9 @@ async def _keep_body(
     try:
         await trio.to_thread.run_sync(cache.keep, *key, fetched.validators, staged)
     except OSError as exc:  # only costs a full fetch next time
-        staged.discard()
         log.warning("%s/%s: could not cache upstream repodata: %s", *key, exc)
+    finally:
+        staged.discard()  # unless kept (also when the run is stopped before it is)
 
 
 async def store_body(

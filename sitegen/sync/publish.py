@@ -168,11 +168,24 @@ async def publish_subdir(
                 index_bytes, directory, meta.subdir, shards
             )
 
+        # A disk error in one of them (a full disk while a shard or the .zst is written) is
+        # this subdir's failure, raised as itself once the others are done: not wrapped in
+        # the nursery's ExceptionGroup, which would stop the whole run.
+        failures: list[OSError] = []
+
+        async def guarded(task, *args) -> None:
+            try:
+                await task(*args)
+            except OSError as exc:
+                failures.append(exc)
+
         async with trio.open_nursery() as nursery:
             for name, func in streamed.items():
-                nursery.start_soon(compress, name, func)
-            nursery.start_soon(produce, "current_repodata.json", meta.encode_current)
-            nursery.start_soon(produce_shards)
+                nursery.start_soon(guarded, compress, name, func)
+            nursery.start_soon(guarded, produce, "current_repodata.json", meta.encode_current)
+            nursery.start_soon(guarded, produce_shards)
+        if failures:
+            raise failures[0]
         # A .bz2 of an earlier repodata.json goes before the new one is renamed in, never to
         # be served beside it; a failure below then leaves the old JSON without its (unread)
         # .bz2.
