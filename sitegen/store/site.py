@@ -21,6 +21,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sitegen import layout
+from sitegen.store.compare import (
+    copy_prefix,
+    matching_prefix,
+    same_content,
+    same_file_content,
+)
 from sitegen.store.interface import PendingWrite
 from sitegen.store.pending import PendingFile, directory_fd, link_fd
 
@@ -215,27 +221,16 @@ class Site:
                 handle = None
             matched, first = 0, b""
             if handle is not None:
-                for piece in pieces:
-                    if handle.read(len(piece)) != piece:
-                        first = piece
-                        break
-                    matched += len(piece)
-                else:
-                    if handle.read(1) == b"":
-                        return None
+                matched, first = matching_prefix(handle, pieces)
+                if first is None:
+                    return None
             out = self.pending(target)
             try:
                 if handle is not None and matched:
                     # From the file just compared (the same version of it, whatever the name
                     # holds meanwhile).
-                    handle.seek(0)
-                    while matched:
-                        chunk = handle.read(min(matched, 1 << 22))
-                        if not chunk:  # cut short in place: nothing sitegen does
-                            raise OSError(f"{target} shrank while it was read")
-                        out.write(chunk)
-                        matched -= len(chunk)
-                out.write(first)
+                    copy_prefix(handle, matched, out)
+                out.write(first or b"")
                 for piece in pieces:
                     out.write(piece)
             except BaseException:
@@ -406,26 +401,3 @@ def _writer_alive(rest: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def same_file_content(path: Path, pending: PendingWrite) -> bool:
-    """True when ``path`` holds exactly the bytes written to ``pending`` so far."""
-    try:
-        if path.stat().st_size != pending.size():
-            return False
-        with open(path, "rb") as handle:
-            for chunk in pending.chunks():
-                if handle.read(len(chunk)) != chunk:
-                    return False
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def same_content(path: Path, data: bytes) -> bool:
-    try:
-        if path.stat().st_size != len(data):
-            return False
-        return path.read_bytes() == data
-    except FileNotFoundError:
-        return False

@@ -1,0 +1,58 @@
+"""What a file of the site holds, compared with bytes about to be written: a file whose
+content would not change is left alone (its mtime, hence its ETag, kept)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from sitegen.store.interface import PendingWrite
+
+_CHUNK = 1 << 22
+
+
+def same_content(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except FileNotFoundError:
+        return False
+
+
+def same_file_content(path: Path, pending: PendingWrite) -> bool:
+    """True when ``path`` holds exactly the bytes written to ``pending`` so far."""
+    try:
+        if path.stat().st_size != pending.size():
+            return False
+        with open(path, "rb") as handle:
+            for chunk in pending.chunks():
+                if handle.read(len(chunk)) != chunk:
+                    return False
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def matching_prefix(handle: BinaryIO, pieces: Iterator[bytes]) -> tuple[int, bytes | None]:
+    """Read ``handle`` along ``pieces`` while they match: how many bytes matched, and the first
+    piece that did not (b"" when the file goes on past the last piece); None in its place when
+    the file holds exactly the pieces. The pieces after a difference are left in ``pieces``."""
+    matched = 0
+    for piece in pieces:
+        if handle.read(len(piece)) != piece:
+            return matched, piece
+        matched += len(piece)
+    return matched, None if handle.read(1) == b"" else b""
+
+
+def copy_prefix(handle: BinaryIO, size: int, out: PendingWrite) -> None:
+    """The first ``size`` bytes of ``handle`` into ``out``."""
+    handle.seek(0)
+    while size:
+        chunk = handle.read(min(size, _CHUNK))
+        if not chunk:  # cut short in place: nothing sitegen does
+            raise OSError(f"{handle.name} shrank while it was read")
+        out.write(chunk)
+        size -= len(chunk)
