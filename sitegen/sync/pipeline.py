@@ -12,19 +12,16 @@ import gc
 import logging
 from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 
 import trio
 
 from sitegen.conda.version import RecordMatcher, clear_caches
-from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
-from sitegen.net.activity import Activity
+from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.store.frozen import FrozenChannels
 from sitegen.store.origins import Origins
-from sitegen.store.site import Site
 from sitegen.sync.download import (
     DownloadOutcome,
     TargetKey,
@@ -45,7 +42,7 @@ from sitegen.sync.fetch import (
     store_body,
 )
 from sitegen.sync.filtered import save_filtered
-from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest, file_signature
+from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest
 from sitegen.sync.local import LocalSources, index_all, is_local, link_all
 from sitegen.sync.local_move import move_published
 from sitegen.sync.merge import (
@@ -56,7 +53,6 @@ from sitegen.sync.merge import (
     load_previous,
     merge_subdir,
 )
-from sitegen.sync.options import MirrorOptions
 from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
 from sitegen.sync.prepare import prepare_all
 from sitegen.sync.prune import package_files
@@ -75,42 +71,11 @@ from sitegen.sync.report_build import (
     finish,
     inputs_record,
 )
+from sitegen.sync.scope import RunScope
 from sitegen.sync.selection import ClosureResult, close, lockfile_pins_missing, select_all
 from sitegen.sync.space import space_problems
 
 log = logging.getLogger("sitegen")
-
-
-@dataclass(frozen=True)
-class RunScope:
-    """What one run covers: channels with a selected mirror are rebuilt, and their other
-    mirrors ride along from what their last run fetched."""
-
-    config: SiteConfig
-    options: MirrorOptions
-    site: Site
-    selected: frozenset[str]
-    channels: tuple[ChannelConfig, ...]
-    # The requests in flight upstream, for the heartbeat of a run waiting on the network.
-    activity: Activity = field(default_factory=Activity, compare=False)
-
-    @classmethod
-    def of(
-        cls, config: SiteConfig, options: MirrorOptions, site: Site, selected: set[str]
-    ) -> RunScope:
-        channels = tuple(c for c in config.channels if any(m.name in selected for m in c.mirrors))
-        return cls(config, options, site, frozenset(selected), channels)
-
-    @property
-    def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:
-        return [(c, m) for c in self.channels for m in c.mirrors]
-
-    @property
-    def passive(self) -> set[str]:
-        return {m.name for _c, m in self.mirrors if m.mode == "passive"}
-
-    def signature(self) -> dict[str, list[int]]:
-        return file_signature(self.site, list(self.channels), self.passive)
 
 
 async def run_pipeline(scope: RunScope, report: RunReport) -> None:

@@ -27,8 +27,9 @@ from sitegen.store.site import Site
 from sitegen.sync.gates import resolve_gates
 from sitegen.sync.history import History, new_run_id
 from sitegen.sync.options import MirrorOptions
-from sitegen.sync.pipeline import RunScope, run_pipeline
+from sitegen.sync.pipeline import run_pipeline
 from sitegen.sync.report import COMPLETED, FAILED, RUNNING, STOPPED, RunReport
+from sitegen.sync.scope import RunScope
 
 __all__ = ["MirrorOptions", "run_mirror", "select_mirrors"]
 

@@ -1,0 +1,44 @@
+"""What one mirror run covers: the configuration, the options, the site and the channels
+whose mirrors were selected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.net.activity import Activity
+from sitegen.store.site import Site
+from sitegen.sync.inputs import file_signature
+from sitegen.sync.options import MirrorOptions
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What one run covers: channels with a selected mirror are rebuilt, and their other
+    mirrors ride along from what their last run fetched."""
+
+    config: SiteConfig
+    options: MirrorOptions
+    site: Site
+    selected: frozenset[str]
+    channels: tuple[ChannelConfig, ...]
+    # The requests in flight upstream, for the heartbeat of a run waiting on the network.
+    activity: Activity = field(default_factory=Activity, compare=False)
+
+    @classmethod
+    def of(
+        cls, config: SiteConfig, options: MirrorOptions, site: Site, selected: set[str]
+    ) -> RunScope:
+        channels = tuple(c for c in config.channels if any(m.name in selected for m in c.mirrors))
+        return cls(config, options, site, frozenset(selected), channels)
+
+    @property
+    def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:
+        return [(c, m) for c in self.channels for m in c.mirrors]
+
+    @property
+    def passive(self) -> set[str]:
+        return {m.name for _c, m in self.mirrors if m.mode == "passive"}
+
+    def signature(self) -> dict[str, list[int]]:
+        return file_signature(self.site, list(self.channels), self.passive)
