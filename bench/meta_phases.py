@@ -113,7 +113,7 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
     out_bz2 = line.stage("bz2", bz, body)
     info["bz2_bytes"] = len(out_bz2)
     del out_bz2
-    current = line.stage("current_records", current_records, kept, RecordMatcher())
+    current = line.stage("current_records", current_records, kept, RecordMatcher(remember=False))
     info["current"] = len(current)
     current_body = line.stage("encode current", encode, current)
     info["current_bytes"] = len(current_body)
@@ -123,7 +123,9 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
         threads = [
             threading.Thread(target=zstd, args=(body,)),
             threading.Thread(target=bz, args=(body,)),
-            threading.Thread(target=lambda: encode(current_records(kept, RecordMatcher()))),
+            threading.Thread(
+                target=lambda: encode(current_records(kept, RecordMatcher(remember=False)))
+            ),
         ]
         for t in threads:
             t.start()
