@@ -3,6 +3,7 @@ writes and grace-period pruning."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterable
@@ -365,3 +366,33 @@ def test_a_site_built_before_shards_existed_is_rebuilt_once(
 
     monkeypatch.setattr(inputs, "metadata_files", before_shards)
     assert InputsDigest(config, list(config.channels)).hexdigest() != now
+
+
+def test_a_failed_shard_write_stops_the_building_and_is_raised_as_itself(
+    tmp_path: Path,
+) -> None:
+    class FullDisk(Site):
+        calls = 0
+
+        def write_addressed(self, target: Path, data: bytes, *, reread: bool = False) -> bool:
+            FullDisk.calls += 1
+            if FullDisk.calls >= 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write_addressed(target, data, reread=reread)
+
+    site = FullDisk(tmp_path)
+    many = records(*(raw(f"pkg{i:04}", "1") for i in range(2000)))
+    with pytest.raises(OSError, match="No space"):
+        write_shards(site, tmp_path / "linux-64", many)
+    # Not every shard was attempted: the building stopped within the writes queued ahead.
+    assert FullDisk.calls < 600
+    assert len(list((tmp_path / "linux-64" / SHARDS_DIR).iterdir())) == 2
+
+
+def test_shards_are_written_whole_while_the_next_are_built(tmp_path: Path) -> None:
+    many = records(*(raw(f"pkg{i:04}", str(i % 7)) for i in range(1500)))
+    result = write_shards(Site(tmp_path), tmp_path / "linux-64", many)
+    assert result.written == len(result.shards) == 1500
+    for name, digest in result.shards.items():
+        data = (tmp_path / "linux-64" / SHARDS_DIR / f"{digest.hex()}.msgpack.zst").read_bytes()
+        assert hashlib.sha256(data).digest() == digest, name
