@@ -168,45 +168,36 @@ class Site:
     def write_many(self, items: list[tuple[Path, bytes | PendingWrite]]) -> list[Path]:
         """Write several files as nearly at once as POSIX allows; returns those written.
 
-        Every file whose content changes is first written in full to a temporary (synced);
-        only when all are written are they renamed into place, in the given order. So a
-        failure while writing (a full disk) leaves every target as it was, and the renames
-        follow each other within microseconds. A :class:`PendingWrite` (a file too large to
-        hold, written as it was made) takes the place of its temporary: synced with the others,
-        committed in its turn, or discarded when the target holds its bytes already.
+        Every file whose content changes is first written in full to a pending file (synced);
+        only when all are written are they committed, in the given order. So a failure while
+        writing (a full disk) leaves every target as it was, and the commits follow each other
+        within microseconds. A :class:`PendingWrite` given (a file too large to hold, written
+        as it was made) is one of them, or discarded when the target holds its bytes already.
         """
-        staged: list[tuple[Path | PendingWrite, Path]] = []
+        staged: list[tuple[PendingWrite, Path]] = []
         try:
             for target, data in items:
-                if not isinstance(data, bytes):
-                    if same_file_content(target, data):
-                        data.discard()
+                if isinstance(data, bytes):
+                    if same_content(target, data):
                         continue
-                    staged.append((data, target))
-                    data.sync()
+                    staged.append((self.pending(target), target))
+                    staged[-1][0].write(data)
+                elif same_file_content(target, data):
+                    data.discard()
                     continue
-                if same_content(target, data):
-                    continue
-                temp = self.temp_for(target)
-                staged.append((temp, target))
-                with open(temp, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            for temp, target in staged:
-                if isinstance(temp, Path):
-                    self.commit(temp, target)
                 else:
-                    temp.commit()
+                    staged.append((data, target))
+                staged[-1][0].sync()
+            for pending, _target in staged:
+                pending.commit()
         except BaseException:
-            for temp, _target in staged:
-                if isinstance(temp, Path):
-                    self.discard(temp)
-            for _target, data in items:  # given ones not reached too (committed: no-op)
+            for pending, _target in staged:
+                pending.discard()
+            for _target, data in items:  # given but not reached (committed ones: no-op)
                 if not isinstance(data, bytes):
                     data.discard()
             raise
-        return [target for _temp, target in staged]
+        return [target for _pending, target in staged]
 
     def pending_unless_same(self, target: Path, pieces: Iterable[bytes]) -> PendingWrite | None:
         """A pending file for ``target`` holding the bytes of ``pieces`` one after the other,
