@@ -148,8 +148,6 @@ async def _keep_body(
         await trio.to_thread.run_sync(cache.keep, *key, fetched.validators, staged)
     except OSError as exc:  # only costs a full fetch next time
         log.warning("%s/%s: could not cache upstream repodata: %s", *key, exc)
-    finally:
-        staged.discard()  # unless kept (also when the run is stopped before it is)
 
 
 async def store_body(
@@ -203,19 +201,16 @@ async def _parse_one(
             body = None
         repodata = await trio.to_thread.run_sync(parse_repodata, data, subdir, mirror.name)
         del data
-    except (UpstreamError, RepodataError) as exc:
         if staged is not None:
-            staged.discard()
+            await _keep_body(cache, key, fetched, staged)
+    except (UpstreamError, RepodataError) as exc:
         log.error("%s: %s: %s", mirror.name, subdir, exc)
         results[key] = ParseResult(None, error=str(exc))
         return
-    except BaseException:
+    finally:
         if staged is not None:
-            staged.discard()
-        raise
-    if staged is not None:
-        await _keep_body(cache, key, fetched, staged)
-    elif cache is not None and body is not None:
+            staged.discard()  # unless kept: after a failed parse, a failed keep or a stop
+    if staged is None and cache is not None and body is not None:
         await store_body(cache, key, fetched, body)
     del body
     base_url = repodata.info.pop("base_url", None)

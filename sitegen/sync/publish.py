@@ -66,11 +66,8 @@ class SubdirMetadata:
     # write_new_shards); None: publish_subdir writes them.
     shards: dict[str, bytes] | None = None
 
-    def encode(self) -> bytes:
-        return encode_repodata(self.subdir, self.info, self.records, self.removed, self.extra)
-
     def pieces(self) -> Iterator[bytes]:
-        """The bytes of :meth:`encode`, a few MB at a time."""
+        """repodata.json (see sitegen.conda.encode), a few MB at a time."""
         return repodata_pieces(self.subdir, self.info, self.records, self.removed, self.extra)
 
     def write(self, out: PendingWrite) -> None:
@@ -83,14 +80,21 @@ class SubdirMetadata:
         return encode_repodata(self.subdir, self.info, current, self.removed, self.extra)
 
 
+def _zstd_compressor() -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
+
+
 def zstd_compress(data: bytes) -> bytes:
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1).compress(data)
+    return _zstd_compressor().compress(data)
+
+
+BZ2_LEVEL = 9
 
 
 def bz2_compress(data: bytes) -> bytes:
     # One stream, though compressing parts in parallel would halve the time at conda-forge
     # scale: rattler reads only the first stream of a multi-stream .bz2 and fails.
-    return bz2.compress(data, 9)
+    return bz2.compress(data, BZ2_LEVEL)
 
 
 # Read from the file being compressed at a time, when compressing one as a stream.
@@ -99,8 +103,7 @@ _CHUNK = 4 << 20
 
 def zstd_stream(source: PendingWrite, out: PendingWrite) -> None:
     """zstd_compress of what was written to ``source`` (the same bytes), into ``out``."""
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
-    stream = compressor.compressobj(size=source.size())  # the frame says its content size
+    stream = _zstd_compressor().compressobj(size=source.size())  # the frame says its content size
     for chunk in source.chunks(_CHUNK):
         out.write(stream.compress(chunk))
     out.write(stream.flush())
@@ -108,7 +111,7 @@ def zstd_stream(source: PendingWrite, out: PendingWrite) -> None:
 
 def bz2_stream(source: PendingWrite, out: PendingWrite) -> None:
     """bz2_compress of what was written to ``source``, into ``out``."""
-    compressor = bz2.BZ2Compressor(9)
+    compressor = bz2.BZ2Compressor(BZ2_LEVEL)
     for chunk in source.chunks(_CHUNK):
         out.write(compressor.compress(chunk))
     out.write(compressor.flush())
