@@ -27,12 +27,9 @@ def same_file_content(path: Path, pending: PendingWrite) -> bool:
         if path.stat().st_size != pending.size():
             return False
         with open(path, "rb") as handle:
-            for chunk in pending.chunks():
-                if handle.read(len(chunk)) != chunk:
-                    return False
+            return matching_prefix(handle, pending.chunks())[1] is None
     except FileNotFoundError:
         return False
-    return True
 
 
 def matching_prefix(handle: BinaryIO, pieces: Iterator[bytes]) -> tuple[int, bytes | None]:
