@@ -48,12 +48,14 @@ from rattler import MatchSpec, Version, VersionSpec
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import (
+    SPEC_FULL,
     InvalidSpecError,
     InvalidVersionError,
     RecordMatcher,
     parse_matchspec,
     parse_version,
     parse_version_spec,
+    spec_kind,
     spec_name,
 )
 
@@ -186,7 +188,7 @@ def _backfill(
     version_spec = parse_version_spec(str(match_spec.version)) if match_spec.version else None
     # A spec of a name and a version only (most are) is decided by the versions: no build
     # need be built as a rattler record (at 800,000 records those took ~0.4 GB and seconds).
-    by_version = _names_a_version_only(match_spec) and (
+    by_version = spec_kind(match_spec, name) != SPEC_FULL and (
         version_spec is not None or not match_spec.version
     )
     for index, release in enumerate(name_releases):
@@ -200,18 +202,6 @@ def _backfill(
         if found:
             return (name, index) if index else None
     return None
-
-
-def _names_a_version_only(match_spec: MatchSpec) -> bool:
-    """True when the spec constrains nothing but the name and the version (no build, build
-    number, channel, license...): its canonical form is that of the name and version alone."""
-    alone = match_spec.name.normalized if match_spec.name else ""
-    if match_spec.version:
-        alone += f" {match_spec.version}"
-    try:
-        return parse_matchspec(alone).to_canonical_string() == match_spec.to_canonical_string()
-    except InvalidSpecError:
-        return False
 
 
 def _any_match(

@@ -64,6 +64,23 @@ def spec_name(text: str) -> str:
     return parse_matchspec(text).name.normalized
 
 
+# How much of a record a dependency spec looks at, which decides how its matches are found.
+SPEC_ANY = "any"  # a bare name: every record of that name matches
+SPEC_VERSION = "version"  # name and version only: records of one version match alike
+SPEC_FULL = "full"  # anything else (build, build_number, channel...): test each record
+
+
+def spec_kind(spec: MatchSpec, name: str) -> str:
+    """:data:`SPEC_ANY`, :data:`SPEC_VERSION` or :data:`SPEC_FULL` for ``spec`` of the package
+    ``name`` (normalized), from its canonical form."""
+    canonical = spec.to_canonical_string()
+    if canonical == name:
+        return SPEC_ANY
+    if canonical == f'{name}[version="{spec.version}"]':
+        return SPEC_VERSION
+    return SPEC_FULL
+
+
 def timestamp_ms(record: dict[str, Any]) -> int:
     """The record's timestamp in milliseconds (old records store seconds); 0 when absent."""
     value = record.get("timestamp")

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from rattler import MatchSpec
 
 from sitegen.conda.records import Record
-from sitegen.conda.version import InvalidSpecError, RecordMatcher, parse_matchspec, parse_version
+from sitegen.conda.version import (
+    SPEC_ANY,
+    SPEC_FULL,
+    InvalidSpecError,
+    RecordMatcher,
+    parse_matchspec,
+    parse_version,
+    spec_kind,
+)
 from sitegen.filters.apply import FilterResult, spec_exact_name
 
 NOARCH = "noarch"
@@ -48,11 +56,6 @@ class DependencyReport:
 # (mirror index, subdir, record): one node of the walk.
 _Node = tuple[int, str, Record]
 
-# How much of a record a dependency spec looks at, which decides how its matches are found.
-_ANY = "any"  # a bare name: every record of that name matches
-_VERSION = "version"  # name and version only: records sharing a version string match alike
-_FULL = "full"  # anything else (build, build_number, ...): test each record
-
 
 @dataclass(frozen=True, slots=True)
 class _Spec:
@@ -71,9 +74,9 @@ class _Match:
         self.by_version: dict[str, bool] = {}
 
     def __call__(self, record: Record) -> bool:
-        if self.kind == _ANY:
+        if self.kind == SPEC_ANY:
             return True
-        if self.kind == _FULL:
+        if self.kind == SPEC_FULL:
             return self.matches(self.spec, record.raw)
         version = record.raw["version"]
         known = self.by_version.get(version)
@@ -164,14 +167,7 @@ class _Closure:
         else:
             name = spec_exact_name(spec)
             if name is not None:
-                canonical = spec.to_canonical_string()
-                if canonical == name:
-                    kind = _ANY
-                elif canonical == f'{name}[version="{spec.version}"]':
-                    kind = _VERSION
-                else:
-                    kind = _FULL
-                parsed = _Spec(spec, name, kind)
+                parsed = _Spec(spec, name, spec_kind(spec, name))
         self.specs[dep] = parsed
         return parsed
 
