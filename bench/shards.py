@@ -134,6 +134,9 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> dict
         for sharded in (True, False):
             kind = "sharded" if sharded else "monolithic"
             log(f"shards: py-rattler solves {specs} ({kind})")
+            # The client's cache is written to the same disk: flush what the mirror runs left
+            # behind first, or a solve may wait behind gigabytes of page writes.
+            os.sync()
             mark = served.log_mark()
             started = time.perf_counter()
             error = ""

@@ -14,11 +14,13 @@ from sitegen.conda.indexed import (
     INDEXED_TIMESTAMP,
     decode_first_seen,
     encode_first_seen,
+    indexed_ms,
     same_except_indexed,
     stamp_records,
 )
 from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
+from sitegen.conda.version import timestamp_ms
 from sitegen.layout import indexed_timestamps_path
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -68,6 +70,30 @@ def test_never_below_timestamp_in_seconds_or_milliseconds(timestamp: int) -> Non
     odd = record("b", timestamp=timestamp, indexed_timestamp=JAN_2024)
     stamp_records([odd], {}, NOW)
     assert odd.raw[INDEXED_TIMESTAMP] == NOW + 60_000
+
+
+class _Seconds(int):
+    """An int of another type, as a caller's own number type may be."""
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1_700_000_000, 1_700_000_000_000),  # seconds
+        (1_700_000_000_123, 1_700_000_000_123),  # milliseconds
+        (1_700_000_000.5, 1_700_000_000_500),
+        (_Seconds(1_700_000_000), 1_700_000_000_000),
+        (True, 0),  # JSON true is no time
+        (0, 0),
+        (-5, 0),
+        ("1700000000", 0),
+        (None, 0),
+    ],
+)
+def test_time_fields_read_as_milliseconds(value: Any, expected: int) -> None:
+    assert indexed_ms({INDEXED_TIMESTAMP: value}) == expected
+    assert timestamp_ms({"timestamp": value}) == expected
 
 
 @pytest.mark.unit

@@ -30,7 +30,7 @@ WITHIN = 6.0
 
 
 class Watch:
-    def __init__(self, tmp_path: Path, folder: Path) -> None:
+    def __init__(self, tmp_path: Path, folder: Path, move: bool = False) -> None:
         self.site = tmp_path / "site"
         self.folder = folder
         self.config = tmp_path / "channels.yaml"
@@ -41,6 +41,7 @@ class Watch:
               {CHANNEL}:
                 path: {folder}
                 subdirs: [linux-64]
+                move: {"true" if move else "false"}
             """)
         )
         self.log = open(tmp_path / "watch.log", "wb")  # noqa: SIM115
@@ -100,8 +101,8 @@ class Watch:
 def watch_factory(tmp_path: Path) -> Iterator[Callable[[Path], Watch]]:
     started: list[Watch] = []
 
-    def factory(folder: Path) -> Watch:
-        watch = Watch(tmp_path, folder)
+    def factory(folder: Path, move: bool = False) -> Watch:
+        watch = Watch(tmp_path, folder, move)
         started.append(watch)
         return watch
 
@@ -152,6 +153,30 @@ def test_drop_replace_delete_and_a_burst(tmp_path: Path, watch_factory) -> None:
         os.replace(tmp_path / "build" / f".{path.name}.partial", folder / path.name)
     watch.wait_for(lambda: len(watch.listed()) == 103, timeout=20)
     assert watch.settled_runs() == before + 1
+    assert_channel_consistent(watch.site, CHANNEL)
+    assert watch.stop() == 0
+
+
+def test_moved_drops_stay_published_and_the_moves_start_no_more_runs(
+    tmp_path: Path, watch_factory
+) -> None:
+    """``move: true``: the watch's own moves empty the folder; that is no deletion, and it does
+    not keep the watch running."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    first = place(tmp_path, folder, spec("first"))
+    watch = watch_factory(folder, move=True)
+    watch.wait_for(lambda: first.name in watch.listed() and not first.exists(), timeout=20)
+    second = place(tmp_path, folder, spec("second"))
+    watch.wait_for(lambda: second.name in watch.listed() and not second.exists())
+    runs = watch.settled_runs(quiet=3.0)
+    assert set(watch.listed()) == {first.name, second.name}
+    assert list(folder.iterdir()) == []
+    # Settled: the moves started no further runs, and the channel serves both files.
+    time.sleep(2.0)
+    assert watch.runs() == runs
+    directory = watch.site / CHANNEL / "linux-64"
+    assert {p.name for p in directory.glob("*.conda")} == {first.name, second.name}
     assert_channel_consistent(watch.site, CHANNEL)
     assert watch.stop() == 0
 

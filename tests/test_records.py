@@ -121,6 +121,43 @@ def test_a_published_record_offered_again_unchanged_is_read_as_its_twin() -> Non
     assert alone.stamps == {}
 
 
+def test_a_twin_is_told_apart_exactly_as_its_fields_compare() -> None:
+    """Read on the bytes: the same fields, values, types and order make a twin, nothing less."""
+    upstream_stamped = {**record(name="up"), "indexed_timestamp": 1600000000000}
+    offered_raw = {
+        "up-1.0-h0_0.conda": upstream_stamped,
+        "typed-1.0-h0_0.conda": record(name="typed", build_number=0),
+        "moved-1.0-h0_0.conda": record(name="moved"),
+        "spaced-1.0-h0_0.conda": record(name="spaced"),
+        "odd-1.0-h0_0.conda": record(name="odd"),
+    }
+    offered = parse_repodata(
+        msgspec.json.encode({"packages.conda": offered_raw}), "linux-64"
+    ).records
+    moved = dict(reversed(list(record(name="moved").items())))
+    spaced = msgspec.json.encode(record(name="spaced"))[:-1] + b', "indexed_timestamp" : 7}'
+    published = (
+        b'{"info":{},"packages.conda":{'
+        + b'"up-1.0-h0_0.conda":'
+        + msgspec.json.encode(upstream_stamped)
+        + b',"typed-1.0-h0_0.conda":'
+        + msgspec.json.encode(record(name="typed", build_number=0.0))
+        + b',"moved-1.0-h0_0.conda":'
+        + msgspec.json.encode(moved)
+        + b',"spaced-1.0-h0_0.conda":'
+        + spaced
+        + b',"odd-1.0-h0_0.conda":'
+        + msgspec.json.encode({**record(name="odd"), "indexed_timestamp": "soon"})
+        + b"}}"
+    )
+    previous = load_published(published, "linux-64", offered)
+    twins = {fn for fn, r in previous.records.items() if r is offered[fn]}
+    # Upstream's own stamp is part of the record: a twin, with no stamp of sitegen's.
+    assert twins == {"up-1.0-h0_0.conda", "spaced-1.0-h0_0.conda", "odd-1.0-h0_0.conda"}
+    assert previous.stamps == {"spaced-1.0-h0_0.conda": 7, "odd-1.0-h0_0.conda": "soon"}
+    assert previous.records["typed-1.0-h0_0.conda"].raw["build_number"] == 0.0
+
+
 def test_records_share_one_string_per_distinct_dependency_and_license() -> None:
     """At conda-forge scale dependency specs are most of the records' memory."""
     spec = "python >=3.10,<3.11.0a0"

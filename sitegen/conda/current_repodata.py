@@ -63,14 +63,16 @@ from sitegen.conda.version import (
 class _Release:
     """All records (every build, both formats) of one version of one name.
 
-    Versions are merged by conda equality, so ``1.0`` and ``1.0.0`` form one release.
+    Versions are merged by conda equality, so ``1.0`` and ``1.0.0`` form one release;
+    ``spellings`` holds each of its version strings parsed (a version spec may tell them apart).
     """
 
-    __slots__ = ("records", "version")
+    __slots__ = ("records", "spellings", "version")
 
     def __init__(self, version: Version, records: list[Record]) -> None:
         self.version = version
         self.records = records
+        self.spellings = [version]
 
 
 def has_features(raw: dict[str, Any]) -> bool:
@@ -115,6 +117,7 @@ def _releases_by_name(records: Iterable[Record]) -> dict[str, list[_Release]]:
             # "1.0" and "1.0.0" are one version to conda: merge them into one release.
             if releases and releases[-1].version == version:
                 releases[-1].records.extend(group)
+                releases[-1].spellings.append(version)
             else:
                 releases.append(_Release(version, list(group)))
         if releases:
@@ -193,10 +196,7 @@ def _backfill(
     )
     for index, release in enumerate(name_releases):
         if by_version:
-            found = version_spec is None or any(
-                version_spec.matches(parse_version(text))
-                for text in {r.raw["version"] for r in release.records}
-            )
+            found = version_spec is None or any(map(version_spec.matches, release.spellings))
         else:
             found = _any_match(match_spec, version_spec, release, matcher)
         if found:

@@ -21,7 +21,7 @@ import msgspec
 
 from sitegen.conda.records import Record, same_fields
 from sitegen.conda.schema import INDEXED_TIMESTAMP
-from sitegen.conda.version import MAX_SECONDS, timestamp_ms
+from sitegen.conda.version import milliseconds, timestamp_ms
 
 # {fn: ms}: msgpack keeps 800,000 entries to ~40 MB and decodes them in a fraction of a second.
 _DECODER = msgspec.msgpack.Decoder(dict[str, int])
@@ -31,10 +31,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 def indexed_ms(raw: Mapping[str, Any]) -> int:
     """A record's ``indexed_timestamp`` in milliseconds (seconds are read as such); 0 when
     absent or not a positive number."""
-    value = raw.get(INDEXED_TIMESTAMP)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        return 0
-    return int(value if value > MAX_SECONDS else value * 1000)
+    return milliseconds(raw.get(INDEXED_TIMESTAMP))
 
 
 def stamp_records(

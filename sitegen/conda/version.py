@@ -83,8 +83,15 @@ def spec_kind(spec: MatchSpec, name: str) -> str:
 
 def timestamp_ms(record: dict[str, Any]) -> int:
     """The record's timestamp in milliseconds (old records store seconds); 0 when absent."""
-    value = record.get("timestamp")
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+    return milliseconds(record.get("timestamp"))
+
+
+def milliseconds(value: Any) -> int:
+    """A record's time field in milliseconds (seconds are read as such); 0 when it is not a
+    positive number."""
+    kind = type(value)  # called for every record, several times a run: exact types first
+    number = kind is int or kind is float or (isinstance(value, int | float) and kind is not bool)
+    if not number or value <= 0:
         return 0
     return int(value if value > MAX_SECONDS else value * 1000)
 

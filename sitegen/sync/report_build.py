@@ -170,10 +170,18 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
 
 def _diff(cr: ChannelSubdirReport, merged: MergedSubdir, new: Mapping[str, Record]) -> None:
     old = merged.previous.records if merged.previous else {}
-    cr.added = sorted(set(new) - set(old))
-    cr.removed = sorted(set(old) - set(new))
-    both = set(new) & set(old)
-    cr.updated = sorted(fn for fn in both if not same_except_indexed(new[fn].raw, old[fn].raw))
+    added: list[str] = []
+    updated: list[str] = []
+    for fn, record in new.items():
+        before = old.get(fn)
+        if before is None:
+            added.append(fn)
+        # A record published again unchanged is the very object read back (load_published).
+        elif before is not record and not same_except_indexed(record.raw, before.raw):
+            updated.append(fn)
+    cr.added = sorted(added)
+    cr.removed = sorted(fn for fn in old if fn not in new)
+    cr.updated = sorted(updated)
     cr.packages = len(new)
 
 
