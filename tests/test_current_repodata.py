@@ -10,7 +10,14 @@ import pytest
 
 from sitegen.conda.current_repodata import current_records, has_features
 from sitegen.conda.records import Record, parse_repodata
-from sitegen.conda.version import RecordMatcher, parse_matchspec, parse_version, spec_name
+from sitegen.conda.version import (
+    RecordMatcher,
+    build_matches,
+    parse_matchspec,
+    parse_version,
+    plain_build_pattern,
+    spec_name,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -309,9 +316,15 @@ class _CountingMatcher(RecordMatcher):
         return super().matches(spec, record)
 
 
-def test_specs_of_a_name_and_version_are_decided_without_building_records() -> None:
+def test_specs_of_a_name_version_and_plain_build_are_decided_without_building_records() -> None:
     records = index(
-        rec("app", "1", depends=("lib >=1,<2", "Lib2 1.0.*", "abi 3.12.* *_cp312", "plain")),
+        rec(
+            "app",
+            "1",
+            depends=("lib >=1,<2", "Lib2 1.0.*", "abi 3.12.* *_cp312", "plain", "reg * ^0_cp3.*$"),
+        ),
+        rec("reg", "2", "1_cp40"),
+        rec("reg", "1", "0_cp38"),
         rec("lib", "2"),
         rec("lib", "1.5"),
         rec("lib2", "2.0"),
@@ -333,8 +346,42 @@ def test_specs_of_a_name_and_version_are_decided_without_building_records() -> N
         "abi-3.12-0_cp312.conda",
         "abi-3.12-0_cp311.conda",  # all builds of the release a spec needs
         "plain-1-0.conda",
+        "reg-2-1_cp40.conda",
+        "reg-1-0_cp38.conda",
     }
-    # Only the spec with a build string had records built to be matched.
+    # Only the spec with a regular expression for a build string had records built.
     assert {str(parse_matchspec(s)) for s in matcher.specs} == {
-        str(parse_matchspec("abi 3.12.* *_cp312"))
+        str(parse_matchspec("reg * ^0_cp3.*$"))
     }
+
+
+_BUILDS = ["py312h1a2b3c4_0", "py311_0", "0_cp312", "h0_0", "pyhd8ed1ab_1", "cpu_py312hab", "a", ""]
+_PATTERNS = ["*_cp312", "py312*", "h0_0", "*", "py3*_0", "*py*h*", "*1*1*", "a*", "*a", "*_0*"]
+_PATTERNS += ["py312h1a2b3c4_0", "*h*h*", "**", "_0*", "*_0"]
+
+
+@pytest.mark.parametrize("pattern", _PATTERNS)
+def test_plain_build_patterns_match_as_rattler_matches(pattern: str) -> None:
+    spec = parse_matchspec(f"pkg * {pattern}")
+    assert plain_build_pattern(spec, "pkg") == pattern
+    matcher = RecordMatcher(remember=False)
+    for build in [b for b in _BUILDS if b]:
+        raw = {"name": "pkg", "version": "1", "build": build, "build_number": 0}
+        assert build_matches(pattern, build) == matcher.matches(spec, raw), (pattern, build)
+    assert build_matches(pattern, "") == (pattern.strip("*") == "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pkg * ^py.*$",
+        'pkg[build="py3[12]*"]',
+        "pkg 1.0 py3?_0",
+        "pkg >=1 *_0[build_number=2]",
+        "conda-forge::pkg 1.0 *_0",
+        "pkg",
+        "pkg 1.0",
+    ],
+)
+def test_other_specs_have_no_plain_build_pattern(text: str) -> None:
+    assert plain_build_pattern(parse_matchspec(text), "pkg") is None

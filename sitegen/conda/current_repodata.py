@@ -52,9 +52,11 @@ from sitegen.conda.version import (
     InvalidSpecError,
     InvalidVersionError,
     RecordMatcher,
+    build_matches,
     parse_matchspec,
     parse_version,
     parse_version_spec,
+    plain_build_pattern,
     spec_kind,
     spec_name,
 )
@@ -189,19 +191,33 @@ def _backfill(
     if name_releases is None:
         return None
     version_spec = parse_version_spec(str(match_spec.version)) if match_spec.version else None
-    # A spec of a name and a version only (most are) is decided by the versions: no build
-    # need be built as a rattler record (at 800,000 records those took ~0.4 GB and seconds).
-    by_version = spec_kind(match_spec, name) != SPEC_FULL and (
-        version_spec is not None or not match_spec.version
-    )
+    # A spec of a name and a version only (most are) is decided by the versions, one of a
+    # name, a version and a plain build string pattern by those and the build strings: no
+    # build need be built as a rattler record (at 800,000 records those took ~0.4 GB and
+    # seconds). The rest is matched by rattler, build by build.
+    understood = version_spec is not None or not match_spec.version
+    by_version = understood and spec_kind(match_spec, name) != SPEC_FULL
+    pattern = plain_build_pattern(match_spec, name) if understood else None
     for index, release in enumerate(name_releases):
         if by_version:
             found = version_spec is None or any(map(version_spec.matches, release.spellings))
+        elif pattern is not None:
+            found = _any_build_match(pattern, version_spec, release)
         else:
             found = _any_match(match_spec, version_spec, release, matcher)
         if found:
             return (name, index) if index else None
     return None
+
+
+def _any_build_match(pattern: str, version_spec: VersionSpec | None, release: _Release) -> bool:
+    if version_spec is not None and not version_spec.matches(release.version):
+        return False
+    return any(
+        build_matches(pattern, r.raw["build"])
+        and (version_spec is None or version_spec.matches(parse_version(r.raw["version"])))
+        for r in release.records
+    )
 
 
 def _any_match(

@@ -7,6 +7,7 @@ exactly as conda clients expect. This module adapts it to records kept as plain 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -79,6 +80,44 @@ def spec_kind(spec: MatchSpec, name: str) -> str:
     if canonical == f'{name}[version="{spec.version}"]':
         return SPEC_VERSION
     return SPEC_FULL
+
+
+# A build string pattern of literal characters and ``*`` wildcards only (``*_cp312``,
+# ``py312*``, ``h0_0``): matched here as rattler matches it, without building a record.
+_PLAIN_BUILD = re.compile(r"[A-Za-z0-9_.+*]+")
+
+
+def plain_build_pattern(spec: MatchSpec, name: str) -> str | None:
+    """The build string pattern of ``spec`` when it constrains nothing but the package
+    ``name`` (normalized), at most a version, and a build string of literal characters and
+    ``*`` (see :func:`build_matches`); None for any other spec."""
+    build = spec.build
+    if not build or not _PLAIN_BUILD.fullmatch(build):
+        return None
+    canonical = spec.to_canonical_string()
+    if canonical == f'{name}[build="{build}"]' or (
+        canonical == f'{name}[version="{spec.version}",build="{build}"]'
+    ):
+        return build
+    return None
+
+
+def build_matches(pattern: str, build: str) -> bool:
+    """Whether a build string matches a pattern of :func:`plain_build_pattern`: the whole
+    string, each ``*`` standing for any run of characters (none included)."""
+    if "*" not in pattern:
+        return build == pattern
+    first, *middle, last = pattern.split("*")
+    end = len(build) - len(last)
+    if end < len(first) or not build.startswith(first) or not build.endswith(last):
+        return False
+    position = len(first)
+    for part in middle:  # leftmost first: a later part then has the most room
+        found = build.find(part, position, end)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return True
 
 
 def timestamp_ms(record: dict[str, Any]) -> int:
