@@ -303,9 +303,9 @@ def _parse_repodata(data: bytes, subdir: str, origin: str) -> Repodata:
 
 # Fields whose values repeat across a subdir's records: the records share one string object
 # per distinct value. Dependency specs are most of a record's memory; at conda-forge scale
-# (800,000 records, ~50,000 distinct specs) sharing them saves ~0.5 GB.
+# (800,000 records, ~50,000 distinct specs) sharing them saves ~0.5 GB (with `depends` and
+# `constrains`, below).
 _SHARED_FIELDS = ("license", "license_family", "name", "version", "build")
-_SHARED_LISTS = ("depends", "constrains")
 
 
 def _parse_document(document: Any, lenient: bool, subdir: str, origin: str) -> Repodata:
@@ -350,12 +350,13 @@ def _parse_document(document: Any, lenient: bool, subdir: str, origin: str) -> R
                 out.rejected[_label(fn)] = reason
                 continue
             raw["subdir"] = subdir  # checked to be equal where set (a null one becomes it)
-            for field_name in _SHARED_LISTS:
-                items = raw.get(field_name)
-                # Only lists of strings (``depends`` is checked to be one; the rest is upstream's
-                # business, kept as it is).
-                if items and type(items) is list and _all_str(items):
-                    raw[field_name] = list(map(share, items, items))
+            depends = raw.get("depends")
+            if depends:  # a list of strings: check_record made sure
+                raw["depends"] = list(map(share, depends, depends))
+            constrains = raw.get("constrains")
+            # Only a list of strings; anything else is upstream's business, kept as it is.
+            if constrains and type(constrains) is list and _all_str(constrains):
+                raw["constrains"] = list(map(share, constrains, constrains))
             for field_name in _SHARED_FIELDS:
                 value = raw.get(field_name)
                 if type(value) is str:
