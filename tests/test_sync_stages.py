@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import msgspec
 import pytest
 
 from sitegen.conda.records import Record, Repodata
@@ -14,7 +15,15 @@ from sitegen.sync.closure import DependencyReport, MirrorSelection
 from sitegen.sync.download import DownloadOutcome
 from sitegen.sync.fetch import FetchResult, ParseResult
 from sitegen.sync.filtered import filtered_document
-from sitegen.sync.merge import FAILED, HELD, MERGED, DeletionGuard, Feed, merge_subdir
+from sitegen.sync.merge import (
+    FAILED,
+    HELD,
+    MERGED,
+    DeletionGuard,
+    Feed,
+    load_previous,
+    merge_subdir,
+)
 from sitegen.sync.plan import DiskSnapshot, files_to_check, plan_subdir
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata
 from sitegen.sync.report import RunReport
@@ -123,6 +132,29 @@ def test_merge_first_mirror_wins_and_conflicts_are_reported() -> None:
     assert merged.meta.info == {"tag": "one"}
     assert merged.meta.removed == ["x", "y"]
     assert merged.meta.extra == {"repodata_version": 1}
+
+
+def test_the_previous_state_is_read_as_the_first_feeds_records(tmp_path) -> None:
+    """A published record offered unchanged is read as the record the merge keeps: the first
+    mirror's where two offer the same file."""
+    first, second = at(A, "one"), at(A, "two", sha256="f" * 64)
+    only_second = at(B, "two")
+    feeds = [
+        Feed("one", repodata(first), by_fn(first)),
+        Feed("two", repodata(second, only_second), by_fn(second, only_second)),
+    ]
+    published = {"packages.conda": {r.fn: r.raw for r in (first, only_second, C)}}
+    (tmp_path / "repodata.json").write_bytes(msgspec.json.encode(published))
+    for offered in (feeds, feeds[:1]):
+        previous = load_previous(tmp_path, "linux-64", offered)
+        assert previous is not None
+        assert previous.records[A.fn] is first
+        assert (previous.records[B.fn] is only_second) == (len(offered) == 2)
+        assert previous.records[B.fn].raw == only_second.raw
+        assert previous.records[C.fn].raw == C.raw
+    # The second mirror's copy of A is not what was published: not its twin.
+    previous = load_previous(tmp_path, "linux-64", feeds[::-1])
+    assert previous is not None and previous.records[A.fn] is not second
 
 
 def test_merge_keeps_the_previous_state_when_a_mirror_is_broken() -> None:

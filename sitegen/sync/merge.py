@@ -8,7 +8,6 @@ would drop too many published packages.
 
 from __future__ import annotations
 
-from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +61,14 @@ def load_previous(directory: Path, subdir: str, feeds: Sequence[Feed] = ()) -> R
     A published record that a feed offers unchanged is read as the feed's record (see
     load_published): the run then holds one copy of it.
     """
-    known = ChainMap(*(feed.kept for feed in feeds))  # the first feed's record wins, as in merge
+    # The first feed's record wins, as in merge. One dict, not a ChainMap: it is asked once per
+    # published record (800,000 at conda-forge scale), and a ChainMap lookup runs in Python.
+    known: Mapping[str, Record] = feeds[0].kept if len(feeds) == 1 else {}
+    if len(feeds) > 1:
+        first_wins: dict[str, Record] = {}
+        for feed in reversed(feeds):
+            first_wins.update(feed.kept)
+        known = first_wins
     try:
         return load_published((directory / "repodata.json").read_bytes(), subdir, known)
     except (OSError, RepodataError):
