@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,7 +15,10 @@ import pytest
 
 from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
 from sitegen.config import ConfigError, parse_config, schedule
+from sitegen.layout import runs_dir
 from sitegen.store.lock import SiteLock, SiteLocked
+from sitegen.store.site import Site
+from sitegen.sync.history import History
 from sitegen.sync.report import COMPLETED, FAILED, MirrorReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror, select_mirrors
 from testkit.site import published, site_config
@@ -26,6 +30,21 @@ def ts(text: str) -> float:
 
 
 # --------------------------------------------------------------------------- pure schedule logic
+
+
+@pytest.mark.unit
+def test_a_run_record_keeps_any_text_and_reads_back(tmp_path: Path) -> None:
+    """Errors quote upstream text and local paths, which may be neither ASCII nor UTF-8."""
+    report = RunReport(id="20240101T000000.000Z-1", started=1.0, ended=2.0, status=COMPLETED)
+    report.errors = ["mirror café: 404", "cannot publish it from /srv/caf\udce9/x.conda"]
+    report.mirrors.append(MirrorReport(name="m", channel="c", source="https://example.org/c"))
+    history = History(Site(tmp_path))
+    history.save(report)
+    data = (runs_dir(tmp_path) / f"{report.id}.json").read_bytes()
+    assert data.isascii()
+    assert data == json.dumps(dataclasses.asdict(report), indent=1, sort_keys=True).encode()
+    (again,) = history.runs()
+    assert again.errors == report.errors and again.to_json() == report.to_json()
 
 
 @pytest.mark.unit

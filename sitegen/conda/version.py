@@ -103,8 +103,16 @@ def plain_build_pattern(spec: MatchSpec, name: str) -> str | None:
 
 
 def build_matches(pattern: str, build: str) -> bool:
-    """Whether a build string matches a pattern of :func:`plain_build_pattern`: the whole
-    string, each ``*`` standing for any run of characters (none included)."""
+    """Whether a record's build string matches a pattern of :func:`plain_build_pattern` as
+    rattler matches it: the whole string, ignoring case, each ``*`` standing for any run of
+    characters (none included). A build string rattler refuses (CEP-26: too long, or a
+    character beyond ASCII letters, digits, ``_``, ``.`` and ``+``) matches nothing, as its
+    record cannot be built."""
+    try:
+        BuildString(build)
+    except Exception:  # rattler raises its own exception classes
+        return False
+    pattern, build = pattern.lower(), build.lower()
     if "*" not in pattern:
         return build == pattern
     first, *middle, last = pattern.split("*")
