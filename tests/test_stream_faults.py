@@ -1,5 +1,5 @@
 """Faults around the files written as streams: a full disk while ``repodata.json.zst`` is
-compressed is that subdir's failure (not the run's), and an upstream body staged for the cache
+compressed or ``current_repodata.json`` encoded is that subdir's failure (not the run's), and an upstream body staged for the cache
 is never left behind, also when the run is stopped right after the parse."""
 
 from __future__ import annotations
@@ -26,16 +26,17 @@ def _temporaries(root: Path) -> list[str]:
     return [p.name for p in root.rglob(f"{TEMP_PREFIX}*")]
 
 
+@pytest.mark.parametrize("name", ["repodata.json.zst", "current_repodata.json"])
 @pytest.mark.parametrize("unnamed", [True, False])
-def test_a_full_disk_while_compressing_fails_that_subdir_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+def test_a_full_disk_while_streaming_a_sibling_fails_that_subdir_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool, name: str
 ) -> None:
     site = Site(tmp_path)
     site.unnamed_files = None if unnamed else False
     real_write = PendingFile.write
 
     def write(self: PendingFile, data: bytes | memoryview) -> None:
-        if self.target.name == "repodata.json.zst" and self.target.parent.name == "noarch":
+        if self.target.name == name and self.target.parent.name == "noarch":
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(self, data)
 

@@ -27,7 +27,7 @@ import zstandard
 
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
-from sitegen.conda.encode import encode_repodata, repodata_pieces
+from sitegen.conda.encode import repodata_pieces
 from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
@@ -75,9 +75,19 @@ class SubdirMetadata:
         for piece in self.pieces():
             out.write(piece)
 
-    def encode_current(self) -> bytes:
+    def current_pieces(self) -> Iterator[bytes]:
+        """current_repodata.json (see sitegen.conda.current_repodata), a few MB at a time."""
         current = current_records(self.records, RecordMatcher(remember=False))
-        return encode_repodata(self.subdir, self.info, current, self.removed, self.extra)
+        return repodata_pieces(self.subdir, self.info, current, self.removed, self.extra)
+
+    def write_current(self, out: PendingWrite) -> None:
+        """current_repodata.json into ``out``, as it is encoded (~60 MB at conda-forge scale,
+        made while the .zst of repodata.json is compressed)."""
+        for piece in self.current_pieces():
+            out.write(piece)
+
+    def encode_current(self) -> bytes:
+        return b"".join(self.current_pieces())
 
 
 def _zstd_compressor() -> zstandard.ZstdCompressor:
@@ -154,12 +164,9 @@ async def publish_subdir(
         if repodata_bz2:
             streamed[REPODATA_BZ2] = bz2_stream
 
-        async def produce(name: str, func, *args) -> None:
-            results[name] = await trio.to_thread.run_sync(func, *args)
-
-        async def compress(name: str, func) -> None:
+        async def stream(name: str, func, *args) -> None:
             out = files.enter_context(site.pending(directory / name))
-            await trio.to_thread.run_sync(func, body, out)
+            await trio.to_thread.run_sync(func, *args, out)
             results[name] = out
 
         async def produce_shards() -> None:
@@ -184,8 +191,8 @@ async def publish_subdir(
 
         async with trio.open_nursery() as nursery:
             for name, func in streamed.items():
-                nursery.start_soon(guarded, compress, name, func)
-            nursery.start_soon(guarded, produce, "current_repodata.json", meta.encode_current)
+                nursery.start_soon(guarded, stream, name, func, body)
+            nursery.start_soon(guarded, stream, "current_repodata.json", meta.write_current)
             nursery.start_soon(guarded, produce_shards)
         if failures:
             raise failures[0]
