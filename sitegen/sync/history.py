@@ -12,8 +12,6 @@ import os
 import time
 from pathlib import Path
 
-import msgspec
-
 from sitegen.layout import filtered_records_path, runs_dir
 from sitegen.store.site import Site
 from sitegen.sync.report import INTERRUPTED, RUNNING, RunReport
@@ -35,10 +33,9 @@ class History:
         return self.directory / f"{run_id}.json"
 
     def save(self, report: RunReport) -> None:
-        # msgspec turns the dataclasses into plain values far faster than dataclasses.asdict
-        # (a first run lists every file it added: 800,000 at conda-forge scale). json writes
-        # them: pure ASCII, so a path that is not UTF-8 (a lone surrogate) is kept, escaped.
-        data = json.dumps(msgspec.to_builtins(report), indent=1, sort_keys=True).encode()
+        # Pure ASCII: a path that is not UTF-8 (a lone surrogate, quoted in an error) is kept,
+        # escaped, and the record reads back whatever the locale.
+        data = json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
         self.site.write_bytes(self._path(report.id), data)
 
     def remove(self, run_id: str) -> bool:
