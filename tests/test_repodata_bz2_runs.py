@@ -95,3 +95,18 @@ async def test_verify_reports_and_repair_removes_a_bz2_when_off(
     assert repaired.ok and len(repaired.problems) == 1
     assert not stale.exists()
     assert (await verify_site(config)).problems == []
+
+
+async def test_a_frozen_channel_keeps_its_bz2_until_the_run_after_the_unfreeze(
+    upstream: str, tmp_path: Path
+) -> None:
+    """A freeze keeps the channel exactly as it is, a .bz2 of an earlier setting too."""
+    on = site_config(make_sandbox(tmp_path), upstream, repodata_bz2=True)
+    await _run(on)
+    kept = {path: path.read_bytes() for path in _bz2s(on.output)}
+    off = replace(on, repodata_bz2=False)
+    frozen = replace(off, channels=[replace(c, frozen=True) for c in off.channels])
+    await _run(frozen)
+    assert {path: path.read_bytes() for path in _bz2s(on.output)} == kept
+    await _run(off)
+    assert not any(path.exists() for path in _bz2s(on.output))
