@@ -204,7 +204,7 @@ def _backfill(
     # seconds). The rest is matched by rattler, build by build.
     understood = version_spec is not None or not match_spec.version
     by_version = understood and spec_kind(match_spec, name) != SPEC_FULL
-    pattern = plain_build_pattern(match_spec, name) if understood else None
+    pattern = plain_build_pattern(match_spec, name) if understood and not by_version else None
     for index, release in enumerate(name_releases):
         if by_version:
             found = version_spec is None or any(map(version_spec.matches, release.spellings))

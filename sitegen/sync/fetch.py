@@ -140,28 +140,19 @@ async def _stage_body(
         return None
 
 
-async def _keep_body(
-    cache: UpstreamCache, key: SubdirKey, fetched: FetchResult, staged: PendingWrite
-) -> None:
-    assert fetched.validators is not None
-    try:
-        await trio.to_thread.run_sync(cache.keep, *key, fetched.validators, staged)
-    except OSError as exc:  # only costs a full fetch next time
-        log.warning("%s/%s: could not cache upstream repodata: %s", *key, exc)
-
-
 async def store_body(
-    cache: UpstreamCache, key: SubdirKey, fetched: FetchResult, body: bytes
+    cache: UpstreamCache, key: SubdirKey, fetched: FetchResult, body: bytes | PendingWrite
 ) -> None:
-    """Keep a newly fetched body for conditional requests, once it is known to be usable."""
+    """Keep a newly fetched body (or the one staged for it, see UpstreamCache.stage) for
+    conditional requests, once it is known to be usable."""
     if fetched.status != FETCHED:
         return
     assert fetched.validators is not None
-    mirror, subdir = key
+    keep = cache.store if isinstance(body, bytes) else cache.keep
     try:
-        await trio.to_thread.run_sync(cache.store, mirror, subdir, fetched.validators, body)
+        await trio.to_thread.run_sync(keep, *key, fetched.validators, body)
     except OSError as exc:  # only costs a full fetch next time
-        log.warning("%s/%s: could not cache upstream repodata: %s", mirror, subdir, exc)
+        log.warning("%s/%s: could not cache upstream repodata: %s", *key, exc)
 
 
 async def parse_all(
@@ -202,7 +193,7 @@ async def _parse_one(
         repodata = await trio.to_thread.run_sync(parse_repodata, data, subdir, mirror.name)
         del data
         if staged is not None:
-            await _keep_body(cache, key, fetched, staged)
+            await store_body(cache, key, fetched, staged)
     except (UpstreamError, RepodataError) as exc:
         log.error("%s: %s: %s", mirror.name, subdir, exc)
         results[key] = ParseResult(None, error=str(exc))

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,27 +67,25 @@ class SubdirMetadata:
     shards: dict[str, bytes] | None = None
 
     def pieces(self) -> Iterator[bytes]:
-        """repodata.json (see sitegen.conda.encode), a few MB at a time."""
+        """repodata.json (see sitegen.conda.encode), a few MB at a time (made as they are
+        asked for: never the whole of it in memory)."""
         return repodata_pieces(self.subdir, self.info, self.records, self.removed, self.extra)
 
-    def write(self, out: PendingWrite) -> None:
-        """repodata.json into ``out``, as it is encoded: never the whole of it in memory."""
-        for piece in self.pieces():
-            out.write(piece)
-
     def current_pieces(self) -> Iterator[bytes]:
-        """current_repodata.json (see sitegen.conda.current_repodata), a few MB at a time."""
+        """current_repodata.json (see sitegen.conda.current_repodata), likewise (~60 MB at
+        conda-forge scale, made while the .zst of repodata.json is compressed); its records
+        are chosen when the first piece is asked for."""
         current = current_records(self.records, RecordMatcher(remember=False))
-        return repodata_pieces(self.subdir, self.info, current, self.removed, self.extra)
-
-    def write_current(self, out: PendingWrite) -> None:
-        """current_repodata.json into ``out``, as it is encoded (~60 MB at conda-forge scale,
-        made while the .zst of repodata.json is compressed)."""
-        for piece in self.current_pieces():
-            out.write(piece)
+        yield from repodata_pieces(self.subdir, self.info, current, self.removed, self.extra)
 
     def encode_current(self) -> bytes:
         return b"".join(self.current_pieces())
+
+
+def write_pieces(pieces: Iterable[bytes], out: PendingWrite) -> None:
+    """Each piece into ``out``, as it is made."""
+    for piece in pieces:
+        out.write(piece)
 
 
 def _zstd_compressor() -> zstandard.ZstdCompressor:
@@ -158,7 +156,7 @@ async def publish_subdir(
             files.enter_context(body)
         else:
             body = files.enter_context(site.pending(target))
-            await trio.to_thread.run_sync(meta.write, body)
+            await trio.to_thread.run_sync(write_pieces, meta.pieces(), body)
         results: dict[str, bytes | PendingWrite] = {"repodata.json": body}
         streamed = {"repodata.json.zst": zstd_stream}
         if repodata_bz2:
@@ -192,7 +190,8 @@ async def publish_subdir(
         async with trio.open_nursery() as nursery:
             for name, func in streamed.items():
                 nursery.start_soon(guarded, stream, name, func, body)
-            nursery.start_soon(guarded, stream, "current_repodata.json", meta.write_current)
+            current = meta.current_pieces()  # nothing done until a thread asks for a piece
+            nursery.start_soon(guarded, stream, "current_repodata.json", write_pieces, current)
             nursery.start_soon(guarded, produce_shards)
         if failures:
             raise failures[0]

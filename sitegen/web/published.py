@@ -16,10 +16,8 @@ import msgspec
 
 from sitegen.conda.records import Record, parse_repodata
 from sitegen.conda.schema import LISTED_ENTRY_DECODER, RAW_DECODER
-from sitegen.conda.version import MAX_SECONDS, timestamp_ms
+from sitegen.conda.version import milliseconds
 
-# Timestamps above this are milliseconds (year 9999 in seconds), as conda.version.timestamp_ms
-# decides it; spelled out for the inline fast path of :func:`published_files`.
 # What a package name must be made of to name a page (never a path): the characters of the
 # file names records.check_record lets through (a package's file names start with its name).
 PAGE_NAME = re.compile(r"^[A-Za-z0-9_+!][A-Za-z0-9._+!=,-]*$")
@@ -54,11 +52,7 @@ def published_files(data: bytes, subdir: str) -> list[PublishedFile]:
     for section in (raw.packages, raw.packages_conda):
         for fn, text in section.items():
             record = listed(text)
-            ms = record.timestamp
-            if type(ms) is int and ms > 0:  # timestamp_ms, inline for the common case
-                ms = ms if ms > MAX_SECONDS else ms * 1000
-            else:
-                ms = timestamp_ms({"timestamp": ms})
+            ms = milliseconds(record.timestamp)
             name = share(record.name, record.name)
             append(make(PublishedFile, (fn, subdir, name, record.size, ms, record.sha256, text)))
     return out
