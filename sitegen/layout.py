@@ -103,8 +103,10 @@ def pending_page_path(channel: str) -> str:
     return f"{channel}/approvals/pending.html"
 
 
-def subdir_page_path(channel: str, subdir: str) -> str:
-    return f"{channel}/{subdir}/index.html"
+def subdir_page_path(channel: str, subdir: str, number: int = 1) -> str:
+    """A page of a subdir's listing: the first is its index, the others ``page-N.html``."""
+    name = "index.html" if number == 1 else f"page-{number}.html"
+    return f"{channel}/{subdir}/{name}"
 
 
 def package_file_path(channel: str, subdir: str, fn: str) -> str:

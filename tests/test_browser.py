@@ -26,6 +26,7 @@ from sitegen.stats.model import last_days
 from sitegen.stats.report import decode_doc
 from sitegen.stats.run import run_stats
 from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.web import listing as listing_module
 from sitegen.web.format import format_bytes
 from sitegen.web.render import render_site
 from testkit.advisories import write_zlib_advisory
@@ -111,10 +112,17 @@ def test_missing_axe_core_is_named(
 
 @pytest.mark.integration
 async def test_browse_search_download_and_history(
-    tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
+    tmp_path: Path,
+    example_upstream: ExampleUpstream,
+    nginx_server_factory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sync_playwright = _playwright()
     axe = axe_source()
+    # Listing pages of a few rows: the example channel's linux-64 listing gets several.
+    monkeypatch.setattr(listing_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(listing_module, "PAGE_CHUNKS", 2)
+    monkeypatch.setattr(listing_module, "PAGE_ROWS_MAX", 4)
     site = tmp_path / "site"
     config = site_config(
         site,
@@ -239,10 +247,20 @@ channels:
             assert found and all(r[:2] == ["numpy", "1.26.4"] for r in found), found
             assert {r[4] for r in found} == {"not in allowlist"}
 
-            # A subdir listing, metadata first.
+            # A subdir listing, metadata first; its pages are linked by the package each
+            # starts with.
             page.goto(f"{base}/{CHANNEL}/linux-64/index.html")
             first_row = page.locator("table.listing tbody tr").first.inner_text()
             assert first_row.startswith("repodata.json")
+            pager = page.locator("nav.pager").first
+            second = pager.locator("a").first
+            starts_with = second.get_attribute("title").removeprefix("from ")
+            second.click()
+            page.wait_for_url(f"{base}/{CHANNEL}/linux-64/page-2.html")
+            assert page.locator("nav.pager .current").first.inner_text().startswith("2 ")
+            rows = page.locator("table.listing tbody tr")
+            assert rows.first.inner_text().startswith(starts_with)
+            assert "repodata.json" not in page.locator("table.listing").inner_text()
             assert problems == [], problems
 
             # Phone: nothing wider than the screen.
@@ -253,6 +271,7 @@ channels:
                 (f"{CHANNEL}/index.html", "channel"),
                 (f"{CHANNEL}/packages/numpy.html", "package"),
                 ("history/index.html", "history"),
+                (f"{CHANNEL}/linux-64/page-2.html", "listing-page-2"),
             ):
                 small.goto(f"{base}/{relpath}")
                 assert _no_horizontal_scroll(small), relpath
@@ -278,6 +297,7 @@ channels:
                 "channel": f"{CHANNEL}/index.html",
                 "package": f"{CHANNEL}/packages/numpy.html",
                 "subdir listing": f"{CHANNEL}/linux-64/index.html",
+                "subdir listing, page 2": f"{CHANNEL}/linux-64/page-2.html",
                 "run": run_page["page"],
                 "history": "history/index.html",
             }

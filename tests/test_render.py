@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,8 +36,8 @@ from sitegen.sync.report import RUNNING, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.tools.serve import make_server, watch_and_render
-from sitegen.web import channel_pages, package_pages
 from sitegen.web import listing as listing_module
+from sitegen.web import listing_pages, package_pages
 from sitegen.web.format import iso_time
 from sitegen.web.landing import BASE_PLACEHOLDER
 from sitegen.web.published import PublishedFile
@@ -852,6 +853,7 @@ async def test_listing_rows_come_from_a_checked_cache(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(listing_module, "CHUNK_ROWS", 2)  # chunks of a few rows
+    monkeypatch.setattr(listing_module, "PAGE_CHUNKS", 1 << 40)  # on one page
     rows_made: list[int] = []
     real = listing_module.listing_rows
 
@@ -860,7 +862,7 @@ async def test_listing_rows_come_from_a_checked_cache(
         rows_made.append(len(rows))
         return rows
 
-    monkeypatch.setattr(channel_pages, "listing_rows", spy)
+    monkeypatch.setattr(listing_pages, "listing_rows", spy)
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
     await mirror(config)
@@ -946,3 +948,81 @@ def test_listing_chunks_end_where_the_names_say() -> None:
     assert 20 < len(before) < 120
     assert max(len(c) for c in before) <= listing_module.CHUNK_ROWS_MAX
     assert len(set(after) - set(before)) == 1  # the chunk the new file went into
+
+
+def test_listing_pages_start_where_the_names_say() -> None:
+    def pages(names: list[str]) -> list[tuple[str, ...]]:
+        files = [PublishedFile(n, "linux-64", n, 1, 0, None, None) for n in sorted(names)]
+        paged = listing_module.paged(listing_module.chunked(files))
+        return [tuple(f.fn for chunk in page for f in chunk) for page in paged]
+
+    names = [f"pkg{i:06d}-1.0-h_0.conda" for i in range(200_000)]
+    before = pages(names)
+    assert [fn for page in before for fn in page] == sorted(names)  # every row once, in order
+    assert 8 < len(before) < 60  # ~8,000 rows a page
+    assert max(len(page) for page in before) <= listing_module.PAGE_ROWS_MAX
+    # A file added or removed changes the one page it is on; the others stay as they were.
+    assert len(set(pages([*names, "pkg100000x.conda"])) - set(before)) == 1
+    assert len(set(pages(names[:5000] + names[5001:])) - set(before)) == 1
+    # Names that never start a page still get pages of bounded size.
+    same = pages([f"{'a' * 9}-{i}" for i in range(100_000)])
+    assert all(len(page) <= listing_module.PAGE_ROWS_MAX for page in same)
+    assert pages([]) == [()]
+
+
+async def test_a_large_listing_is_split_into_pages(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of a few rows, to have several from the example channel.
+    monkeypatch.setattr(listing_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(listing_module, "PAGE_CHUNKS", 2)
+    monkeypatch.setattr(listing_module, "PAGE_ROWS_MAX", 4)
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
+    await mirror(config)
+    first = render_site(config)
+    directory = site / FULL / "linux-64"
+    fns = sorted(records_of(repodata(site, FULL, "linux-64")))
+    numbered = sorted(directory.glob("page-*.html"), key=lambda p: int(p.stem.split("-")[1]))
+    paths = [directory / "index.html", *numbered]
+    assert len(paths) >= 3
+    assert all(f"{FULL}/linux-64/{p.name}" in first.written for p in paths)
+    shown: list[str] = []
+    for number, path in enumerate(paths, start=1):
+        text = path.read_text()
+        rows = re.findall(r'<tr><td><a href="([^"]+)">', text)
+        assert rows
+        shown += rows
+        # Every page links every other page, by number and the package it starts with, above
+        # and below its rows.
+        links = re.findall(r'<a href="([^"]+)" title="from ([^"]+)">(\d+) ', text)
+        others = [n for n in range(1, len(paths) + 1) if n != number]
+        assert [int(n) for _href, _fn, n in links] == others * 2
+        for href, starts_with, n in links:
+            target = (path.parent / href).resolve()
+            assert target == paths[int(n) - 1].resolve()
+            assert re.search(rf'<tr><td><a href="{re.escape(starts_with)}">', target.read_text())
+        # The totals and the metadata files are on the first page only.
+        assert ('class="meta-file"' in text) == (number == 1)
+        assert (f"<b>{len(fns)}</b> package files" in text) == (number == 1)
+    assert shown == fns
+
+    # Nothing changed: nothing rendered. New metadata times: only the first page changes.
+    assert not any("linux-64/" in p for p in render_site(config).rendered)
+    os.utime(directory / "repodata.json", ns=(1_600_000_000 * 10**9,) * 2)
+    again = render_site(config)
+    listing = sorted(p for p in again.rendered if p.startswith(f"{FULL}/linux-64/"))
+    assert listing == sorted(f"{FULL}/linux-64/{p.name}" for p in paths)
+    assert [p for p in again.written if p.startswith(f"{FULL}/linux-64/")] == [
+        f"{FULL}/linux-64/index.html"
+    ]
+
+    # Fewer pages: the pages no longer produced go.
+    monkeypatch.setattr(listing_module, "PAGE_ROWS_MAX", 1000)
+    monkeypatch.setattr(listing_module, "PAGE_CHUNKS", 1 << 40)
+    os.utime(directory / "repodata.json", ns=(1_500_000_000 * 10**9,) * 2)
+    fewer = render_site(config)
+    assert sorted(fewer.removed) == sorted(f"{FULL}/linux-64/{p.name}" for p in paths[1:])
+    assert not list(directory.glob("page-*.html"))
+    assert re.findall(r'<tr><td><a href="([^"]+)">', (directory / "index.html").read_text()) == fns
+    assert 'class="pager"' not in (directory / "index.html").read_text()

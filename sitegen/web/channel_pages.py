@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import markupsafe
 import msgspec
 
 from sitegen import layout
@@ -29,8 +28,7 @@ from sitegen.web.channel import ChannelSummary, channel_model, summarize_channel
 from sitegen.web.downloads import NONE_COUNTED, SiteStats
 from sitegen.web.facts import package_row
 from sitegen.web.gates import approval_links
-from sitegen.web.listing import chunked, listing_rows, subdir_listing_head
-from sitegen.web.listing_cache import ListingCache
+from sitegen.web.listing_pages import write_listing
 from sitegen.web.manifest import ChannelState, KnownPackage, digest, package_key
 from sitegen.web.package_pages import PackageContext, PackageTask, package_pages
 from sitegen.web.private import private_channel_extras
@@ -46,9 +44,6 @@ from sitegen.web.search import search_index
 from sitegen.web.writer import PageWriter
 
 log = logging.getLogger("sitegen")
-
-# Where the rows of a listing go in the rendered subdir.html: replaced by the rows' chunks.
-_ROWS_MARKER = "\x00sitegen-rows\x00"
 
 MetadataStats = dict[str, dict[str, tuple[int, float]]]
 
@@ -257,16 +252,23 @@ class ChannelPages:
         with package_pages(context, writer.env, tasks) as results:
             # The listings meanwhile, here.
             for subdir, files in subdirs.items():
-                relpath = layout.subdir_page_path(channel.path, subdir)
                 row = next(r for r in summary.subdirs if r.subdir == subdir)
                 key = digest(
                     self.global_key,
                     "subdir.html",
                     [channel.path, subdir, metadata[subdir], row.stored],
                 )
-                if not writer.up_to_date(relpath, key):
-                    self._listing_page(
-                        relpath, channel.path, subdir, files, metadata[subdir], row.stored
+                if not writer.group_up_to_date(key):
+                    cache_dir = self.listings_dir / channel.path
+                    write_listing(
+                        writer,
+                        cache_dir,
+                        key,
+                        channel.path,
+                        subdir,
+                        files,
+                        metadata[subdir],
+                        row.stored,
                     )
             for task, result in zip(tasks, results(), strict=True):
                 if result.known is not None:
@@ -285,49 +287,6 @@ class ChannelPages:
             {**channel_model(channel, summary, rows), **channel_extras(channel, self.base_url)},
         )
         return summary, names
-
-    def _listing_page(
-        self,
-        relpath: str,
-        channel: str,
-        subdir: str,
-        files: list[PublishedFile],
-        stats: dict[str, tuple[int, float]],
-        stored: int | None = None,
-    ) -> None:
-        """A subdir's listing. Its package rows (all but a few lines of the page) are rendered
-        by ``_listing_rows.html`` in chunks, kept in a cache beside the manifest: a chunk whose
-        rows did not change is taken from there rather than rendered again. The page (100 MB
-        and more) is written from its parts."""
-        model = subdir_listing_head(channel, subdir, files, stats)
-        model["stored"] = stored  # of a passive channel's files; None elsewhere
-        cache = ListingCache(self.site, self.listings_dir / channel, subdir)
-        with contextlib.closing(cache):
-            parts = self._listing_parts(relpath, model, cache)
-            self.writer.rendered(relpath, self.writer.files.write_parts(relpath, parts))
-
-    def _listing_parts(self, relpath: str, model: dict[str, Any], cache: ListingCache) -> list[Any]:
-        writer = self.writer
-        rows_template = writer.env.get_template("_listing_rows.html")
-        chunks: list[tuple[str, Any]] = []
-        for chunk in chunked(model.pop("records")):
-            # The key: what the rows show of each file (fn, size, timestamp, sha256), and a bit
-            # more (the subdir and the name, which follow from them), as sliced.
-            key = digest(self.global_key, [f[:6] for f in chunk])
-            data = cache.get(key)
-            if data is None:
-                data = rows_template.render(packages=listing_rows(chunk)).encode("utf-8")
-            chunks.append((key, data))
-        self.site.ensure_dir(cache.rows_path.parent)
-        cache.save(chunks)
-        marker = markupsafe.Markup(_ROWS_MARKER)
-        page = writer.template("subdir.html", relpath, model=model, rows=marker)
-        head, *tail = page.split(_ROWS_MARKER.encode())
-        if len(tail) != 1:  # the marker in the data: render the rows in place
-            rows_html = b"".join(data for _key, data in chunks).decode("utf-8")
-            rows = markupsafe.Markup(rows_html)
-            return [writer.template("subdir.html", relpath, model=model, rows=rows)]
-        return [head, *(data for _key, data in chunks), tail[0]]
 
 
 def channel_extras(channel: ChannelConfig, base_url: str | None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The listing of a subdir: its metadata files, then a row per package file (100 MB of page
-and more at 500,000 files, rendered in chunks of rows that a cache keeps between renders)."""
+"""The listing of a subdir: its metadata files, then a row per package file, rendered in
+chunks of rows that a cache keeps between renders, and split into pages of ~8,000 rows (all
+of conda-forge's ``linux-64`` on one page would be 200 MB: more than a browser can open)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ from sitegen.web.published import PublishedFile, values
 # in CHUNK_ROWS), so that a file added or removed changes one chunk, not the rest.
 CHUNK_ROWS = 512
 CHUNK_ROWS_MAX = 8 * CHUNK_ROWS
+# A listing's pages start at a chunk whose first file name's hash says so (about 1 chunk in
+# PAGE_CHUNKS), or where a page would pass PAGE_ROWS_MAX rows: a file added or removed
+# changes the rows of one page, and the others stay as they are.
+PAGE_CHUNKS = 16
+PAGE_ROWS_MAX = 2 * PAGE_CHUNKS * CHUNK_ROWS
 
 
 def subdir_listing_head(
@@ -61,3 +67,20 @@ def chunked(files: list[PublishedFile]) -> Iterator[list[PublishedFile]]:
             start = i
     if start < len(files):
         yield files[start:]
+
+
+def paged(chunks: Iterable[list[Any]]) -> list[list[list[Any]]]:
+    """:func:`chunked` files grouped into the pages of a listing (at least one, maybe empty):
+    where pages start depends on the file names alone, as where chunks end does."""
+    pages: list[list[list[Any]]] = [[]]
+    rows = 0
+    for chunk in chunks:
+        # Chunks end before a name whose hash is 0 modulo CHUNK_ROWS; of those names, 1 in
+        # PAGE_CHUNKS is 0 modulo their product.
+        starts = zlib.crc32(chunk[0].fn.encode()) % (CHUNK_ROWS * PAGE_CHUNKS) == 0
+        if pages[-1] and (starts or rows + len(chunk) > PAGE_ROWS_MAX):
+            pages.append([])
+            rows = 0
+        pages[-1].append(chunk)
+        rows += len(chunk)
+    return pages

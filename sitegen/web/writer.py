@@ -140,6 +140,23 @@ class PageWriter:
             return True
         return False
 
+    def produced(self, relpath: str, key: str) -> None:
+        """The page ``relpath`` is produced by this render from ``key`` (a page of a group, see
+        :meth:`group_up_to_date`)."""
+        self.pages[relpath] = key
+
+    def group_up_to_date(self, key: str) -> bool:
+        """Whether the pages last rendered from ``key`` (a group of pages with one input, such
+        as the pages of a listing) are all there; if so, this render produces them as they are.
+        """
+        relpaths = [relpath for relpath, old in self.old_pages.items() if old == key]
+        if not relpaths or not all(self.files.exists(relpath) for relpath in relpaths):
+            return False
+        for relpath in relpaths:
+            self.pages[relpath] = key
+        self.stats.skipped += len(relpaths)
+        return True
+
     def rendered(self, relpath: str, written: bool) -> None:
         self.stats.rendered.append(relpath)
         if written:

@@ -1,0 +1,98 @@
+"""The pages of a subdir listing, written from their parts: a head and a tail rendered from
+``subdir.html`` around chunks of rows rendered by ``_listing_rows.html``, each chunk taken from
+the listing cache when its rows did not change.
+
+Every page of one listing is produced from the same input key: the listing is rendered again,
+all of it, when the subdir's metadata files change, and a page whose bytes come out the same
+is left alone on disk (:meth:`PageFiles.write_parts`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import markupsafe
+
+from sitegen import layout
+from sitegen.web.format import split_filename
+from sitegen.web.listing import chunked, listing_rows, paged, subdir_listing_head
+from sitegen.web.listing_cache import ListingCache
+from sitegen.web.manifest import digest
+from sitegen.web.published import PublishedFile
+from sitegen.web.writer import PageWriter
+
+# Where the rows of a page go in the rendered subdir.html: replaced by the rows' chunks.
+_ROWS_MARKER = "\x00sitegen-rows\x00"
+
+
+def write_listing(
+    writer: PageWriter,
+    cache_dir: Path,
+    key: str,
+    channel: str,
+    subdir: str,
+    files: list[PublishedFile],
+    stats: dict[str, tuple[int, float]],
+    stored: int | None = None,
+) -> None:
+    """Render and write the pages of a subdir's listing, all under the input ``key``.
+
+    ``stats`` are the subdir's metadata files (size, mtime), ``stored`` how many of its files
+    a passive channel stores (None elsewhere)."""
+    model = subdir_listing_head(channel, subdir, files, stats)
+    model["stored"] = stored
+    cache = ListingCache(writer.site, cache_dir, subdir)
+    with contextlib.closing(cache):
+        pages = paged(chunked(model.pop("records")))
+        rendered = _rendered_chunks(writer, cache, pages)
+        paths = [layout.subdir_page_path(channel, subdir, n) for n in range(1, len(pages) + 1)]
+        # Guide words, as in a dictionary: the package each page starts with.
+        nav = [
+            {"path": path, "label": split_filename(page[0][0].fn)[0], "first": page[0][0].fn}
+            for path, page in zip(paths, pages, strict=True)
+            if page
+        ]
+        for number, (path, chunks) in enumerate(zip(paths, rendered, strict=True), start=1):
+            writer.produced(path, key)
+            page_model = {**model, "number": number, "pages": nav if len(pages) > 1 else []}
+            parts = _page_parts(writer, path, page_model, chunks)
+            writer.rendered(path, writer.files.write_parts(path, parts))
+
+
+def _rendered_chunks(
+    writer: PageWriter, cache: ListingCache, pages: list[list[list[PublishedFile]]]
+) -> list[list[bytes | memoryview]]:
+    """The rows of every chunk of every page, rendered or from the cache; the cache then keeps
+    this render's chunks."""
+    rows_template = writer.env.get_template("_listing_rows.html")
+    out: list[list[bytes | memoryview]] = []
+    keyed: list[tuple[str, Any]] = []
+    for page in pages:
+        out.append([])
+        for chunk in page:
+            # The key: what the rows show of each file (fn, size, timestamp, sha256), and a
+            # bit more (the subdir and the name, which follow from them), as sliced.
+            chunk_key = digest(writer.global_key, [f[:6] for f in chunk])
+            data = cache.get(chunk_key)
+            if data is None:
+                data = rows_template.render(packages=listing_rows(chunk)).encode("utf-8")
+            out[-1].append(data)
+            keyed.append((chunk_key, data))
+    writer.site.ensure_dir(cache.rows_path.parent)
+    cache.save(keyed)
+    return out
+
+
+def _page_parts(
+    writer: PageWriter, relpath: str, model: dict[str, Any], chunks: list[Any]
+) -> list[Any]:
+    page = writer.template(
+        "subdir.html", relpath, model=model, rows=markupsafe.Markup(_ROWS_MARKER)
+    )
+    head, *tail = page.split(_ROWS_MARKER.encode())
+    if len(tail) != 1:  # the marker in the data: render the rows in place
+        rows = markupsafe.Markup(b"".join(chunks).decode("utf-8"))
+        return [writer.template("subdir.html", relpath, model=model, rows=rows)]
+    return [head, *chunks, tail[0]]
