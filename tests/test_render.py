@@ -1002,6 +1002,8 @@ async def test_a_large_listing_is_split_into_pages(
             target = (path.parent / href).resolve()
             assert target == paths[int(n) - 1].resolve()
             assert re.search(rf'<tr><td><a href="{re.escape(starts_with)}">', target.read_text())
+        # The pages after the first lead back to it.
+        assert ('<a href="index.html">linux-64</a>' in text) == (number > 1)
         # The totals and the metadata files are on the first page only.
         assert ('class="meta-file"' in text) == (number == 1)
         assert (f"<b>{len(fns)}</b> package files" in text) == (number == 1)

@@ -16,7 +16,6 @@ from typing import Any
 import markupsafe
 
 from sitegen import layout
-from sitegen.web.format import split_filename
 from sitegen.web.listing import chunked, listing_rows, paged, subdir_listing_head
 from sitegen.web.listing_cache import ListingCache
 from sitegen.web.manifest import digest
@@ -50,7 +49,7 @@ def write_listing(
         paths = [layout.subdir_page_path(channel, subdir, n) for n in range(1, len(pages) + 1)]
         # Guide words, as in a dictionary: the package each page starts with.
         nav = [
-            {"path": path, "label": split_filename(page[0][0].fn)[0], "first": page[0][0].fn}
+            {"path": path, "label": page[0][0].name, "first": page[0][0].fn}
             for path, page in zip(paths, pages, strict=True)
             if page
         ]
