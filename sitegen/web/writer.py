@@ -128,6 +128,7 @@ class PageWriter:
         self.global_key = global_key
         self.old_pages = old_pages
         self.pages: dict[str, str] = {}  # relpath -> input key, of every page produced
+        self._old_groups: dict[str, list[str]] | None = None  # old_pages by key
         self.stats = RenderStats()
         self.files = PageFiles(site)
 
@@ -149,7 +150,11 @@ class PageWriter:
         """Whether the pages last rendered from ``key`` (a group of pages with one input, such
         as the pages of a listing) are all there; if so, this render produces them as they are.
         """
-        relpaths = [relpath for relpath, old in self.old_pages.items() if old == key]
+        if self._old_groups is None:  # once per render, not a pass over every page per group
+            self._old_groups = {}
+            for relpath, old in self.old_pages.items():
+                self._old_groups.setdefault(old, []).append(relpath)
+        relpaths = self._old_groups.get(key, [])
         if not relpaths or not all(self.files.exists(relpath) for relpath in relpaths):
             return False
         for relpath in relpaths:
