@@ -47,9 +47,11 @@ def write_listing(
         pages = paged(chunked(model.pop("records")))
         rendered = _rendered_chunks(writer, cache, pages)
         paths = [layout.subdir_page_path(channel, subdir, n) for n in range(1, len(pages) + 1)]
-        # Guide words, as in a dictionary: the package each page starts with.
+        # Guide words, as in a dictionary: the package each page starts with. The pages are
+        # in one directory: each links the others by file name (a hundred links on each of a
+        # hundred pages at conda-forge scale; no relative path to work out for each).
         nav = [
-            {"path": path, "label": page[0][0].name, "first": page[0][0].fn}
+            {"href": path.rpartition("/")[2], "label": page[0][0].name, "first": page[0][0].fn}
             for path, page in zip(paths, pages, strict=True)
             if page
         ]
