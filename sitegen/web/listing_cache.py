@@ -22,7 +22,11 @@ class ListingCache:
     """``<subdir>.rows`` holds chunks one after the other (new ones are appended) and
     ``<subdir>.json`` where each is (key -> [offset, length, crc32]). A chunk is used only when
     its bytes check out. Chunks handed out are views of the mapped file, valid until
-    :meth:`close`."""
+    :meth:`close`.
+
+    The index also keeps a digest of each page of the listing as last written (``pages``:
+    relpath -> digest of its head, tail and chunk keys), so that a page that comes out the
+    same need not be read back to be compared."""
 
     SUFFIXES = (".rows", ".json")
 
@@ -30,7 +34,7 @@ class ListingCache:
         self.site = site
         self.rows_path = directory / f"{subdir}.rows"
         self.index_path = directory / f"{subdir}.json"
-        self.index = self._load_index()
+        self.index, self.pages = self._load_index()
         self.used: dict[str, list[int]] = {}
         self._exit = contextlib.ExitStack()
         self._rows: memoryview | None = None
@@ -38,15 +42,18 @@ class ListingCache:
         if self.index:
             self._open()
 
-    def _load_index(self) -> dict[str, Any]:
+    def _load_index(self) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
             document = msgspec.json.decode(self.index_path.read_bytes())
         except (OSError, msgspec.DecodeError):
-            return {}
+            return {}, {}
         if not isinstance(document, dict) or document.get("version") != LISTING_CACHE_VERSION:
-            return {}
-        chunks = document.get("chunks")
-        return chunks if isinstance(chunks, dict) else {}
+            return {}, {}
+        chunks, pages = document.get("chunks"), document.get("pages")
+        return (
+            chunks if isinstance(chunks, dict) else {},
+            pages if isinstance(pages, dict) else {},
+        )
 
     def _open(self) -> None:
         try:
@@ -74,11 +81,12 @@ class ListingCache:
         self._exit.callback(chunk.release)
         return chunk
 
-    def save(self, chunks: list[tuple[str, Any]]) -> None:
-        """Keep the chunks of the page just rendered: the new ones are appended, unless most of
-        the file would then be chunks no longer used (then it is written afresh)."""
+    def save(self, chunks: list[tuple[str, Any]], pages: dict[str, str]) -> None:
+        """Keep the chunks of the listing just rendered, and the digests of its ``pages``: new
+        chunks are appended, unless most of the file would then be chunks no longer used (then
+        it is written afresh)."""
         new = [(key, data) for key, data in chunks if key not in self.used]
-        if not new and len(self.used) == len(self.index):
+        if not new and len(self.used) == len(self.index) and pages == self.pages:
             return
         live = sum(len(data) for _key, data in chunks)
         added = sum(len(data) for _key, data in new)
@@ -99,7 +107,7 @@ class ListingCache:
                     index[key] = [offset, len(data), zlib.crc32(data)]
                     offset += len(data)
                 pending.commit()
-        document = {"version": LISTING_CACHE_VERSION, "chunks": index}
+        document = {"version": LISTING_CACHE_VERSION, "chunks": index, "pages": pages}
         self.site.write_bytes(self.index_path, msgspec.json.encode(document), durable=False)
 
     def close(self) -> None:

@@ -55,21 +55,29 @@ def write_listing(
             for path, page in zip(paths, pages, strict=True)
             if page
         ]
+        digests: dict[str, str] = {}
         for number, (path, chunks) in enumerate(zip(paths, rendered, strict=True), start=1):
             writer.produced(path, key)
             page_model = {**model, "number": number, "pages": nav if len(pages) > 1 else []}
-            parts = _page_parts(writer, path, page_model, chunks)
-            writer.rendered(path, writer.files.write_parts(path, parts))
+            parts = _page_parts(writer, path, page_model, [data for _key, data in chunks])
+            # What the page is made of: its ends and the keys of its chunks (their rows).
+            digests[path] = digest(parts[0], parts[-1], [chunk_key for chunk_key, _ in chunks])
+            size = sum(len(part) for part in parts)
+            if cache.pages.get(path) == digests[path] and writer.files.has_size(path, size):
+                writer.rendered(path, False)  # as written last time: not read back
+            else:
+                writer.rendered(path, writer.files.write_parts(path, parts))
+        writer.site.ensure_dir(cache.rows_path.parent)
+        cache.save([chunk for page in rendered for chunk in page], digests)
 
 
 def _rendered_chunks(
     writer: PageWriter, cache: ListingCache, pages: list[list[list[PublishedFile]]]
-) -> list[list[bytes | memoryview]]:
-    """The rows of every chunk of every page, rendered or from the cache; the cache then keeps
-    this render's chunks."""
+) -> list[list[tuple[str, bytes | memoryview]]]:
+    """The rows of every chunk of every page, with the chunk's key: rendered, or from the
+    cache."""
     rows_template = writer.env.get_template("_listing_rows.html")
-    out: list[list[bytes | memoryview]] = []
-    keyed: list[tuple[str, Any]] = []
+    out: list[list[tuple[str, bytes | memoryview]]] = []
     for page in pages:
         out.append([])
         for chunk in page:
@@ -79,10 +87,7 @@ def _rendered_chunks(
             data = cache.get(chunk_key)
             if data is None:
                 data = rows_template.render(packages=listing_rows(chunk)).encode("utf-8")
-            out[-1].append(data)
-            keyed.append((chunk_key, data))
-    writer.site.ensure_dir(cache.rows_path.parent)
-    cache.save(keyed)
+            out[-1].append((chunk_key, data))
     return out
 
 

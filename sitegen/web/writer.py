@@ -75,6 +75,13 @@ class PageFiles:
                 return os.path.isfile(os.path.join(self.root, relpath))
         return name in files
 
+    def has_size(self, relpath: str, size: int) -> bool:
+        """Whether the page is a file of ``size`` bytes."""
+        try:
+            return os.stat(self.target(relpath)).st_size == size
+        except OSError:
+            return False
+
     def write(self, relpath: str, data: bytes) -> bool:
         """Site.write_bytes of the page (no fsync); True if written, False if unchanged."""
         return self.site.write_bytes(self.target(relpath), data, durable=False)
