@@ -3,8 +3,10 @@
 the listing cache when its rows did not change.
 
 Every page of one listing is produced from the same input key: the listing is rendered again,
-all of it, when the subdir's metadata files change, and a page whose bytes come out the same
-is left alone on disk (:meth:`PageFiles.write_parts`).
+all of it, when the subdir's metadata files change. A page made of the same parts as when it
+was last written (the digests the listing cache keeps) is not even read back; any other page
+is compared with what is on disk and left alone when its bytes come out the same
+(:meth:`PageFiles.write_parts`).
 """
 
 from __future__ import annotations
