@@ -230,6 +230,21 @@ def test_passive_outcomes_come_from_the_fetcher_field() -> None:
                              (day, CHANNEL, "disk"): 1}  # fmt: skip
 
 
+def test_a_redirect_and_the_download_after_it_may_be_read_in_two_runs() -> None:
+    """Apache logs the fetcher's outcome on a 302 back to the static URL, then the 200 that
+    follows; a log read may end between the two, and the state carries the outcome over."""
+    redirect = line(pkg(), 302, 0, fetcher="stored")
+    served = line(pkg(), when="05/Dec/2026:18:34:47 +0000", fetcher="-")
+    whole = count([redirect, served])
+    first = count([redirect])
+    again, _ = decode_state(encode_state(first, []))
+    again.counter((CHANNEL,)).add([served])
+    day = "2026-12-05"
+    assert flat(whole.passive) == flat(again.passive) == {(day, CHANNEL, "stored"): 1}
+    assert flat(again.files) == flat(whole.files) == {(day, CHANNEL, "linux-64", PKG): [1, 1000, 1]}
+    assert again.open_days[day].redirected == {}
+
+
 def test_hostile_and_malformed_lines_are_skipped_not_fatal() -> None:
     tally = count(
         [

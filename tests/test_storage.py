@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from sitegen.layout import origins_path
 from sitegen.store import site as storage
 from sitegen.store.interface import PendingWrite, SiteStorage
+from sitegen.store.origins import Origins, read_origins, write_origins
 from sitegen.store.pending import PendingFile
 from sitegen.store.site import TEMP_PREFIX, Site
 from testkit.site import record_fdatasync
@@ -402,3 +404,21 @@ def test_a_file_made_of_pieces_is_written_only_when_it_changes(site: Site) -> No
         pending.discard()
     assert target.read_bytes() == b"abcdef"
     assert _entries(directory) == ["repodata.json"]
+
+
+@pytest.mark.unit
+def test_the_origins_map_is_written_sorted_whatever_its_order(site: Site) -> None:
+    """Two runs that gathered the same origins in another order write the same bytes (no
+    rewrite, no diff), file names in order, and the map reads back as it was."""
+    files = {"b-1-0.conda": "forge", "a-1-0.tar.bz2": "main", "c-2-0.conda": "forge"}
+    bases = {"main": "https://main.example/pkgs/", "forge": ""}
+    written = []
+    for order in (files, dict(reversed(files.items()))):
+        origins = Origins(files=order, package_bases=dict(reversed(bases.items())))
+        write_origins(site, "ch", "linux-64", origins)
+        written.append(origins_path(site.root, "ch", "linux-64").read_bytes())
+    assert written[0] == written[1]
+    assert written[0].index(b'"a-1-0') < written[0].index(b'"b-1-0') < written[0].index(b'"c-2-0')
+    assert written[0].index(b'"forge":""') < written[0].index(b'"main":"https')
+    back = read_origins(origins_path(site.root, "ch", "linux-64"))
+    assert back.files == files and back.package_bases == bases

@@ -24,6 +24,9 @@ class SavedDay(msgspec.Struct):
     clients: list[bytes]
     tool_clients: list[tuple[bytes, str]]
     ranges: list[tuple[bytes, str]]
+    # (client, file, fetcher outcome) of Apache redirects whose 200 has not been read yet: the
+    # two lines may fall on either side of the end of a log read (absent in older states).
+    redirected: list[tuple[bytes, str, bytes]] = []
 
 
 class StatsState(msgspec.Struct):
@@ -69,6 +72,7 @@ def encode_state(tally: Tally, cursors: list[Cursor]) -> bytes:
                 clients=list(opened.clients),
                 tool_clients=list(opened.tool_clients),
                 ranges=list(opened.ranges),
+                redirected=[(*pair, told) for pair, told in opened.redirected.items()],
             )
             for day, opened in tally.open_days.items()
         },
@@ -98,6 +102,7 @@ def decode_state(data: bytes) -> tuple[Tally, list[Cursor]]:
                 clients=set(saved.clients),
                 tool_clients=set(saved.tool_clients),
                 ranges=set(saved.ranges),
+                redirected={(client, key): told for client, key, told in saved.redirected},
             )
             for day, saved in state.open_days.items()
         },

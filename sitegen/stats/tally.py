@@ -63,7 +63,7 @@ class OpenDay:
     tool_clients: set[tuple[bytes, str]] = field(default_factory=set)  # (client, tool|version)
     ranges: set[tuple[bytes, str]] = field(default_factory=set)  # (client, channel|subdir|file)
     # (client, file) -> the fetcher's outcome of a redirect back to the static URL (Apache),
-    # until the request that follows it; lost across runs, when it then counts as from disk.
+    # until the request that follows it (kept across runs with the day).
     redirected: dict[tuple[bytes, str], bytes] = field(default_factory=dict)
 
 

@@ -42,9 +42,8 @@ def load_origins(site: SiteStorage, channel: str, subdir: str) -> Origins:
 
 
 def write_origins(site: SiteStorage, channel: str, subdir: str, origins: Origins) -> None:
-    files = dict(sorted(origins.files.items()))
-    bases = dict(sorted(origins.package_bases.items()))
+    # Keys sorted by the encoder (the same bytes from the same map, whatever its order): at
+    # conda-forge scale ~4x faster than building a sorted copy of 800,000 items first.
     site.write_bytes(
-        origins_path(site.root, channel, subdir),
-        msgspec.json.encode(Origins(files=files, package_bases=bases)),
+        origins_path(site.root, channel, subdir), msgspec.json.encode(origins, order="sorted")
     )
