@@ -1040,12 +1040,25 @@ async def test_a_large_listing_is_split_into_pages(
         f"{FULL}/linux-64/{paths[2].name}",
     ]
 
-    # Fewer pages: the pages no longer produced go.
+    # Fewer pages: the pages no longer produced go, also when the last render's manifest is
+    # lost (then with the package pages of packages gone since, and nothing but pages).
     monkeypatch.setattr(listing_module, "PAGE_ROWS_MAX", 1000)
     monkeypatch.setattr(listing_module, "PAGE_CHUNKS", 1 << 40)
     os.utime(directory / "repodata.json", ns=(1_500_000_000 * 10**9,) * 2)
+    (site / ".sitegen" / "render" / "manifest.json").unlink()
+    gone_package = site / FULL / "packages" / "gone-away.html"
+    gone_package.write_bytes(b"<p>a package no longer mirrored")
+    kept = [directory / "notes.html", site / FULL / "packages" / "README.txt"]
+    for path in kept:
+        path.write_bytes(b"not a page")
+    noarch = sorted((site / FULL / "noarch").glob("page-*.html"))
+    assert noarch  # (every listing is rendered again without a manifest)
     fewer = render_site(config)
-    assert sorted(fewer.removed) == sorted(f"{FULL}/linux-64/{p.name}" for p in paths[1:])
-    assert not list(directory.glob("page-*.html"))
+    assert sorted(fewer.removed) == sorted(
+        [f"{FULL}/{p.parent.name}/{p.name}" for p in paths[1:] + noarch]
+        + [f"{FULL}/packages/gone-away.html"]
+    )
+    assert not list(site.rglob("page-*.html")) and not gone_package.exists()
+    assert all(path.exists() for path in kept)
     assert re.findall(r'<tr><td><a href="([^"]+)">', (directory / "index.html").read_text()) == fns
     assert 'class="pager"' not in (directory / "index.html").read_text()

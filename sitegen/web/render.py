@@ -212,7 +212,10 @@ class _Renderer:
         return out
 
     def _remove_stale(self) -> None:
-        for relpath in sorted(set(self.writer.old_pages) - set(self.writer.pages)):
+        # Without the last manifest (lost, damaged, of another version) the pages an earlier
+        # render left are found where nothing but pages lives.
+        old = self.writer.old_pages.keys() or self._pages_on_disk()
+        for relpath in sorted(set(old) - set(self.writer.pages)):
             try:
                 target = self.writer.files.target(relpath)
             except UnsafePathError:
@@ -220,6 +223,25 @@ class _Renderer:
             if self.site.remove(target):
                 self.writer.stats.removed.append(relpath)
         self._remove_stale_listing_caches()
+
+    def _pages_on_disk(self) -> set[str]:
+        """The history pages and the package pages on disk, and the listing pages of each
+        configured subdir (``page-N.html``, numbered from 2 without a gap)."""
+        root = self.site.root
+        found: set[str] = set()
+        places = [layout.HISTORY_DIR, *(f"{c.path}/packages" for c in self.config.channels)]
+        for place in places:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(root / place):
+                    if entry.name.endswith(".html") and entry.is_file(follow_symlinks=False):
+                        found.add(f"{place}/{entry.name}")
+        for channel in self.config.channels:
+            for subdir in channel.subdirs:
+                number = 2
+                while (root / layout.subdir_page_path(channel.path, subdir, number)).is_file():
+                    found.add(layout.subdir_page_path(channel.path, subdir, number))
+                    number += 1
+        return found
 
     def _remove_stale_listing_caches(self) -> None:
         """The chunk caches of subdirs no longer configured (each can be as its page)."""
