@@ -986,7 +986,7 @@ async def test_a_large_listing_is_split_into_pages(
     fns = sorted(records_of(repodata(site, FULL, "linux-64")))
     numbered = sorted(directory.glob("page-*.html"), key=lambda p: int(p.stem.split("-")[1]))
     paths = [directory / "index.html", *numbered]
-    assert len(paths) >= 3
+    assert len(paths) >= 4
     assert all(f"{FULL}/linux-64/{p.name}" in first.written for p in paths)
     shown: list[str] = []
     for number, path in enumerate(paths, start=1):
@@ -1028,16 +1028,19 @@ async def test_a_large_listing_is_split_into_pages(
     first_page = f"{FULL}/linux-64/index.html"
     assert [p for p in again.written if p.startswith(f"{FULL}/linux-64/")] == [first_page]
     assert [p for p in compared if p.startswith(f"{FULL}/linux-64/")] == [first_page]
-    # A page changed by hand is written again.
+    # A page changed by hand is written again, also when its size stayed the same.
     third = paths[2].read_bytes()
+    fourth = paths[3].read_bytes()
     paths[2].write_bytes(third[:100])
+    paths[3].write_bytes(fourth.replace(b"<tr>", b"<TR>", 1))
     compared.clear()
     os.utime(directory / "repodata.json", ns=(1_550_000_000 * 10**9,) * 2)
     render_site(config)
-    assert paths[2].read_bytes() == third
+    assert paths[2].read_bytes() == third and paths[3].read_bytes() == fourth
     assert [p for p in compared if p.startswith(f"{FULL}/linux-64/")] == [
         first_page,
         f"{FULL}/linux-64/{paths[2].name}",
+        f"{FULL}/linux-64/{paths[3].name}",
     ]
 
     # Fewer pages: the pages no longer produced go, also when the last render's manifest is

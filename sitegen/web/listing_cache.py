@@ -25,8 +25,9 @@ class ListingCache:
     :meth:`close`.
 
     The index also keeps a digest of each page of the listing as last written (``pages``:
-    relpath -> digest of its head, tail and chunk keys), so that a page that comes out the
-    same need not be read back to be compared."""
+    relpath -> digest of its head, tail and chunk keys, and its file's size and modification
+    time once written), so that a page that comes out the same need not be read back to be
+    compared while its file is as it was left."""
 
     SUFFIXES = (".rows", ".json")
 

@@ -4,7 +4,8 @@ the listing cache when its rows did not change.
 
 Every page of one listing is produced from the same input key: the listing is rendered again,
 all of it, when the subdir's metadata files change. A page made of the same parts as when it
-was last written (the digests the listing cache keeps) is not even read back; any other page
+was last written (the digests the listing cache keeps), whose file has the size and time it
+was left with, is not even read back; any other page
 is compared with what is on disk and left alone when its bytes come out the same
 (:meth:`PageFiles.write_parts`).
 """
@@ -62,13 +63,16 @@ def write_listing(
             writer.produced(path, key)
             page_model = {**model, "number": number, "pages": nav if len(pages) > 1 else []}
             parts = _page_parts(writer, path, page_model, [data for _key, data in chunks])
-            # What the page is made of: its ends and the keys of its chunks (their rows).
-            digests[path] = digest(parts[0], parts[-1], [chunk_key for chunk_key, _ in chunks])
-            size = sum(len(part) for part in parts)
-            if cache.pages.get(path) == digests[path] and writer.files.has_size(path, size):
+            # What the page is made of (its ends and the keys of its chunks, their rows), and
+            # the size and time of its file once written.
+            made = digest(parts[0], parts[-1], [chunk_key for chunk_key, _ in chunks])
+            stamp = writer.files.stamp(path)
+            if stamp is not None and cache.pages.get(path) == f"{made} {stamp}":
                 writer.rendered(path, False)  # as written last time: not read back
             else:
                 writer.rendered(path, writer.files.write_parts(path, parts))
+                stamp = writer.files.stamp(path)
+            digests[path] = f"{made} {stamp}"
         writer.site.ensure_dir(cache.rows_path.parent)
         cache.save([chunk for page in rendered for chunk in page], digests)
 

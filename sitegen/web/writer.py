@@ -75,12 +75,14 @@ class PageFiles:
                 return os.path.isfile(os.path.join(self.root, relpath))
         return name in files
 
-    def has_size(self, relpath: str, size: int) -> bool:
-        """Whether the page is a file of ``size`` bytes."""
+    def stamp(self, relpath: str) -> str | None:
+        """The page file's size and modification time (any write changes them, a hand edit
+        too); None when it is not there."""
         try:
-            return os.stat(self.target(relpath)).st_size == size
+            st = os.stat(self.target(relpath))
         except OSError:
-            return False
+            return None
+        return f"{st.st_size} {st.st_mtime_ns}"
 
     def write(self, relpath: str, data: bytes) -> bool:
         """Site.write_bytes of the page (no fsync); True if written, False if unchanged."""
