@@ -186,6 +186,12 @@ def retired_shards_path(root: Path, channel: str, subdir: str) -> Path:
     return state_dir(root) / "shards" / channel / f"{subdir}.json"
 
 
+def repodata_map_path(root: Path, channel: str, subdir: str) -> Path:
+    """Where the parts of a subdir's published repodata.json lie in it, and which file that
+    was (see sitegen.sync.repodata_map): the next run reads it back a part at a time."""
+    return state_dir(root) / "repodata-map" / channel / f"{subdir}.json"
+
+
 def publishing_marker_path(root: Path, channel: str, subdir: str) -> Path:
     """Present while a subdir's metadata files are renamed into place: found by the next run,
     it tells that one stopped between the renames (some siblings newer than repodata.json)."""

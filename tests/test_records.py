@@ -5,8 +5,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from sitegen.conda.encode import PIECE_RECORDS, encode_repodata, repodata_pieces
-from sitegen.conda.published_repodata import load_published
+from sitegen.conda import encode as encode_module
+from sitegen.conda.encode import PIECE_RECORDS, PieceMap, encode_repodata, repodata_pieces
+from sitegen.conda.published_repodata import load_published, load_published_parts
 from sitegen.conda.records import (
     REASON_BAD_FIELDS,
     REASON_NAME_MISMATCH,
@@ -119,6 +120,59 @@ def test_a_published_record_offered_again_unchanged_is_read_as_its_twin() -> Non
     alone = load_published(body, "linux-64")
     assert {fn: r.raw for fn, r in alone.records.items()} == published
     assert alone.stamps == {}
+
+
+def test_published_repodata_read_a_part_at_a_time_is_read_as_a_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parts repodata_pieces says it wrote, read one by one, give what reading the whole
+    file gives: the same records (twins shared), stamps, info, removed and other keys."""
+    monkeypatch.setattr(encode_module, "PIECE_RECORDS", 3)
+    records = {}
+    for i in range(11):
+        for suffix in (".conda", ".tar.bz2"):
+            raw = record(name=f"p{i}", version=f"1.{i}")
+            if i % 4 == 2:
+                raw["indexed_timestamp"] = 1700000000000 + i
+            fn = f"p{i}-1.{i}-h0_0{suffix}"
+            records[fn] = Record(fn=fn, subdir="linux-64", raw=raw)
+    info, extra = {"base_url": "x/"}, {"repodata_version": 2, "other": {"a": [1]}}
+    where = PieceMap()
+    body = b"".join(repodata_pieces("linux-64", info, records, ["gone.conda"], extra, where))
+    assert sum(len(ranges) for ranges in where.sections.values()) == 8  # 11 records a section
+    offered = parse_repodata(
+        msgspec.json.encode(
+            {
+                "packages": {fn: record(name=f"p{i}", version=f"1.{i}")
+                             for i in range(0, 11, 2) for fn in [f"p{i}-1.{i}-h0_0.tar.bz2"]},
+                "packages.conda": {"p3-1.3-h0_0.conda": record(name="p3", version="1.3",
+                                                               depends=["other"])},
+            }
+        ),
+        "linux-64",
+    ).records  # fmt: skip
+    reads: list[tuple[int, int]] = []
+
+    def read(start: int, end: int) -> bytes:
+        reads.append((start, end))
+        return body[start:end]
+
+    whole = load_published(body, "linux-64", offered)
+    parts = load_published_parts(read, where, "linux-64", offered)
+    assert len(reads) == 10 and max(end - start for start, end in reads) < len(body) / 4
+    assert list(parts.records) == list(whole.records) and len(parts.records) == 22
+    for fn, got in parts.records.items():
+        assert got.raw == whole.records[fn].raw
+        assert (got is offered.get(fn)) == (whole.records[fn] is offered.get(fn))
+    assert sum(r is offered.get(fn) for fn, r in parts.records.items()) == 6
+    assert parts.stamps == whole.stamps and parts.stamps["p2-1.2-h0_0.tar.bz2"] > 0
+    assert (parts.info, parts.removed, parts.extra) == (whole.info, whole.removed, whole.extra)
+    assert parts.extra == extra and parts.removed == ["gone.conda"]
+    # Ranges that are not where the parts are: refused, never read as something else.
+    shifted = PieceMap(where.head, {k: [(s + 1, e) for s, e in v] for k, v in where.sections.items()},
+                       where.tail)  # fmt: skip
+    with pytest.raises(RepodataError):
+        load_published_parts(read, shifted, "linux-64")
 
 
 def test_a_twin_is_told_apart_exactly_as_its_fields_compare() -> None:

@@ -26,15 +26,29 @@ def encode_repodata(
     return b"".join(repodata_pieces(subdir, info, records, removed, extra))
 
 
+class PieceMap(msgspec.Struct):
+    """Where the parts of a repodata.json made by :func:`repodata_pieces` lie in it, as
+    (start, end) byte ranges, each of which becomes a JSON object of its own between braces:
+    ``head`` holds ``"info"``, ``sections`` the records (by section, a few MB per range) and
+    ``tail`` the members after the records. So the file can be read back a range at a time."""
+
+    head: tuple[int, int] = (0, 0)
+    sections: dict[str, list[tuple[int, int]]] = {}
+    tail: tuple[int, int] = (0, 0)
+
+
 def repodata_pieces(
     subdir: str,
     info: dict[str, Any],
     records: dict[str, Record] | list[Record],
     removed: list[str],
     extra: dict[str, Any],
+    where: PieceMap | None = None,
 ) -> Iterator[bytes]:
     """The bytes of :func:`encode_repodata` in pieces of a few MB, to be written as they come:
-    at conda-forge scale the whole document is ~400 MB beside the records it is made of."""
+    at conda-forge scale the whole document is ~400 MB beside the records it is made of.
+    ``where``: filled in with the ranges of the parts (complete once every piece was taken)."""
+    where = PieceMap() if where is None else where
     items = records.values() if isinstance(records, dict) else records
     ordered = sorted(items, key=lambda r: r.fn)
     sections = {
@@ -43,13 +57,24 @@ def repodata_pieces(
     }
     del ordered
     encode = msgspec.json.encode
-    yield b'{"info":' + encode({**info, "subdir": subdir})
+    head = b'{"info":' + encode({**info, "subdir": subdir})
+    where.head = (1, len(head))  # after the opening brace
+    offset = len(head)
+    yield head
+    where.sections = {}
     for key, section in sections.items():
-        yield b"," + encode(key) + b":{"
+        opening = b"," + encode(key) + b":{"
+        offset += len(opening)
+        yield opening
+        ranges = where.sections[key] = []
         for start in range(0, len(section), PIECE_RECORDS):
             piece = encode({r.fn: r.raw for r in section[start : start + PIECE_RECORDS]})
             # The members of a JSON object, without its braces.
-            yield (b"," if start else b"") + piece[1:-1]
+            members = (b"," if start else b"") + piece[1:-1]
+            ranges.append((offset + (1 if start else 0), offset + len(members)))
+            offset += len(members)
+            yield members
+        offset += 1
         yield b"}"
     tail: dict[str, Any] = {
         "removed": sorted(set(removed)),
@@ -58,4 +83,6 @@ def repodata_pieces(
     for key, value in extra.items():
         if key != "repodata_version":
             tail[key] = value
-    yield b"," + encode(tail)[1:]
+    ending = b"," + encode(tail)[1:]
+    where.tail = (offset + 1, offset + len(ending) - 1)  # between the comma and the last brace
+    yield ending

@@ -6,11 +6,12 @@ a file that is not what sitegen writes still raises :class:`RepodataError`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from sitegen.conda.encode import PieceMap
 from sitegen.conda.records import (
     JSON_DECODER,
     RAW_MAP_DECODER,
@@ -43,31 +44,44 @@ def load_published(data: bytes, subdir: str, known: Mapping[str, Record] | None 
         return _load_published(data, subdir, known or {})
 
 
+def load_published_parts(
+    read: Callable[[int, int], bytes],
+    where: PieceMap,
+    subdir: str,
+    known: Mapping[str, Record] | None = None,
+) -> Repodata:
+    """:func:`load_published` of a file read a range at a time: ``read(start, end)`` gives its
+    bytes in that range, ``where`` says where its parts lie (as sitegen wrote it, see
+    :class:`PieceMap`). The whole file (400 MB at conda-forge scale) is never in memory; each
+    range is a few MB. Raises :class:`RepodataError` when a range is not what it should be."""
+    with gc_paused():
+        try:
+            head = _object(read(*where.head))
+            tail = _object(read(*where.tail))
+            out = Repodata(subdir=subdir, info=_decoded(head, "info", {}))
+            out.removed = _decoded(tail, "removed", [])
+            for key in RECORD_SECTIONS:
+                for start, end in where.sections.get(key, ()):
+                    _read_records(out, _object(read(start, end)), subdir, known or {})
+            out.extra = {k: JSON_DECODER.decode(v) for k, v in tail.items() if k != "removed"}
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise RepodataError(f"published repodata is not valid JSON: {exc}") from None
+        return _checked(out)
+
+
+def _object(members: bytes) -> dict[str, msgspec.Raw]:
+    """The members of a JSON object (without its braces) as that object, values encoded."""
+    return RAW_MAP_DECODER.decode(b"{" + members + b"}")
+
+
 def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Repodata:
     try:
         document = RAW_MAP_DECODER.decode(data)
         out = Repodata(subdir=subdir, info=_decoded(document, "info", {}))
         out.removed = _decoded(document, "removed", [])
         for key in RECORD_SECTIONS:
-            section = RAW_MAP_DECODER.decode(document[key]) if key in document else {}
-            for fn, encoded in section.items():
-                twin = known.get(fn)
-                if twin is not None:
-                    stamp = _stamp_if_twin(encoded, twin)
-                    if stamp is not None:
-                        out.records[fn] = twin
-                        if stamp or INDEXED_TIMESTAMP not in twin.raw:  # not upstream's own
-                            out.stamps[fn] = stamp
-                        continue
-                raw = JSON_DECODER.decode(encoded)
-                if type(raw) is not dict:
-                    raise RepodataError(f"published repodata: {fn!r} is not an object")
-                if twin is not None and same_fields(twin.raw, raw, plus=INDEXED_TIMESTAMP):
-                    # A stamp written some other way than sitegen writes it.
-                    out.records[fn] = twin
-                    out.stamps[fn] = raw[INDEXED_TIMESTAMP]
-                else:
-                    out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
+            if key in document:
+                _read_records(out, RAW_MAP_DECODER.decode(document[key]), subdir, known)
         out.extra = {
             k: JSON_DECODER.decode(v)
             for k, v in document.items()
@@ -75,6 +89,34 @@ def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Re
         }
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise RepodataError(f"published repodata is not valid JSON: {exc}") from None
+    return _checked(out)
+
+
+def _read_records(
+    out: Repodata, section: dict[str, msgspec.Raw], subdir: str, known: Mapping[str, Record]
+) -> None:
+    """Each published record of ``section`` into ``out``: its known twin where it is one."""
+    for fn, encoded in section.items():
+        twin = known.get(fn)
+        if twin is not None:
+            stamp = _stamp_if_twin(encoded, twin)
+            if stamp is not None:
+                out.records[fn] = twin
+                if stamp or INDEXED_TIMESTAMP not in twin.raw:  # not upstream's own
+                    out.stamps[fn] = stamp
+                continue
+        raw = JSON_DECODER.decode(encoded)
+        if type(raw) is not dict:
+            raise RepodataError(f"published repodata: {fn!r} is not an object")
+        if twin is not None and same_fields(twin.raw, raw, plus=INDEXED_TIMESTAMP):
+            # A stamp written some other way than sitegen writes it.
+            out.records[fn] = twin
+            out.stamps[fn] = raw[INDEXED_TIMESTAMP]
+        else:
+            out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
+
+
+def _checked(out: Repodata) -> Repodata:
     if type(out.info) is not dict or type(out.removed) is not list:
         raise RepodataError("published repodata: 'info' or 'removed' is malformed")
     return out

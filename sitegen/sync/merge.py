@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import Record, Repodata, RepodataError
 from sitegen.sync.prune import deletion_guard
 from sitegen.sync.publish import SubdirMetadata
+from sitegen.sync.repodata_map import read_published
 
 MERGED = "merged"
 HELD = "held"
@@ -55,11 +55,14 @@ class DeletionGuard:
     force: bool = False  # --force-delete
 
 
-def load_previous(directory: Path, subdir: str, feeds: Sequence[Feed] = ()) -> Repodata | None:
+def load_previous(
+    directory: Path, subdir: str, feeds: Sequence[Feed] = (), map_path: Path | None = None
+) -> Repodata | None:
     """The metadata a subdir directory publishes now; None when absent or unreadable.
 
     A published record that a feed offers unchanged is read as the feed's record (see
-    load_published): the run then holds one copy of it.
+    load_published): the run then holds one copy of it. ``map_path``: where the last run
+    kept the parts of the file, to read it a part at a time (see sitegen.sync.repodata_map).
     """
     # The first feed's record wins, as in merge. One dict, not a ChainMap: it is asked once per
     # published record (800,000 at conda-forge scale), and a ChainMap lookup runs in Python.
@@ -70,7 +73,7 @@ def load_previous(directory: Path, subdir: str, feeds: Sequence[Feed] = ()) -> R
             first_wins.update(feed.kept)
         known = first_wins
     try:
-        return load_published((directory / "repodata.json").read_bytes(), subdir, known)
+        return read_published(directory / "repodata.json", subdir, known, map_path)
     except (OSError, RepodataError):
         return None
 

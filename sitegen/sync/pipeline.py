@@ -17,6 +17,7 @@ import trio
 
 from sitegen.conda.version import RecordMatcher, clear_caches
 from sitegen.config import ChannelConfig, MirrorConfig
+from sitegen.layout import repodata_map_path
 from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.net.upstream_cache import UpstreamCache
@@ -277,14 +278,16 @@ def _merge_all(
     merged_all = []
     for channel in scope.channels:
         for subdir in channel.subdirs:
+            directory = scope.site.path(channel.path, subdir)
+            map_path = repodata_map_path(scope.site.root, channel.path, subdir)
             if channel.frozen or channel.path in frozen_now:
-                previous = load_previous(scope.site.path(channel.path, subdir), subdir)
+                previous = load_previous(directory, subdir, map_path=map_path)
                 merged_all.append(MergedSubdir(channel.path, subdir, FROZEN, previous))
                 continue
             feeding = [m for m in channel.mirrors if subdir in m.subdirs]
             broken = [m.name for m in feeding if m.name not in readable]
             feeds = [] if broken else [_feed(parsed, closure, m.name, subdir) for m in feeding]
-            previous = load_previous(scope.site.path(channel.path, subdir), subdir, feeds)
+            previous = load_previous(directory, subdir, feeds, map_path)
             merged = merge_subdir(channel.path, subdir, feeds, broken, previous, guard)
             if merged is not None:
                 merged_all.append(merged)

@@ -27,7 +27,7 @@ import zstandard
 
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
-from sitegen.conda.encode import repodata_pieces
+from sitegen.conda.encode import PieceMap, repodata_pieces
 from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
@@ -38,6 +38,7 @@ from sitegen.layout import (
     metadata_files,
     notices_path,
     publishing_marker_path,
+    repodata_map_path,
     retired_shards_path,
 )
 from sitegen.store.interface import PendingWrite
@@ -45,6 +46,7 @@ from sitegen.store.origins import Origins, write_origins
 from sitegen.store.site import Site
 from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir
 from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_shards
+from sitegen.sync.repodata_map import save_map
 
 log = logging.getLogger("sitegen")
 
@@ -66,10 +68,12 @@ class SubdirMetadata:
     # write_new_shards); None: publish_subdir writes them.
     shards: dict[str, bytes] | None = None
 
-    def pieces(self) -> Iterator[bytes]:
+    def pieces(self, where: PieceMap | None = None) -> Iterator[bytes]:
         """repodata.json (see sitegen.conda.encode), a few MB at a time (made as they are
-        asked for: never the whole of it in memory)."""
-        return repodata_pieces(self.subdir, self.info, self.records, self.removed, self.extra)
+        asked for: never the whole of it in memory); ``where`` gets where its parts lie."""
+        return repodata_pieces(
+            self.subdir, self.info, self.records, self.removed, self.extra, where
+        )
 
     def current_pieces(self) -> Iterator[bytes]:
         """current_repodata.json (see sitegen.conda.current_repodata), likewise (~60 MB at
@@ -144,19 +148,24 @@ async def publish_subdir(
     # After a run stopped between the renames below, the siblings may describe other records
     # than repodata.json, even one this run leaves as it is: then all are written again.
     complete = not marker.exists() and all((directory / name).is_file() for name in names)
+    # Where the parts of repodata.json lie, kept for the next run (see sync.repodata_map).
+    where = PieceMap()
+    map_path = repodata_map_path(site.root, channel_path, meta.subdir)
     with contextlib.ExitStack() as files:  # each discarded unless published
         target = directory / "repodata.json"
         if complete:
-            body = await trio.to_thread.run_sync(site.pending_unless_same, target, meta.pieces())
+            pieces = meta.pieces(where)
+            body = await trio.to_thread.run_sync(site.pending_unless_same, target, pieces)
             if body is None:
                 # Only the setting changed, if anything: a .bz2 of this JSON may simply go.
                 withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
+                await trio.to_thread.run_sync(save_map, site, map_path, target, where)
                 await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
                 return withdrawn
             files.enter_context(body)
         else:
             body = files.enter_context(site.pending(target))
-            await trio.to_thread.run_sync(write_pieces, meta.pieces(), body)
+            await trio.to_thread.run_sync(write_pieces, meta.pieces(where), body)
         results: dict[str, bytes | PendingWrite] = {"repodata.json": body}
         streamed = {"repodata.json.zst": zstd_stream}
         if repodata_bz2:
@@ -209,6 +218,7 @@ async def publish_subdir(
             site.write_many, [(directory / name, results[name]) for name in order]
         )
     site.remove(marker)
+    await trio.to_thread.run_sync(save_map, site, map_path, target, where)
     await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
     return withdrawn + [path.name for path in written]
 
