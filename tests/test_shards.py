@@ -6,6 +6,7 @@ what ``repodata.json`` says; a rerun after one upstream change writes only that 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import http.client
 import json
@@ -29,10 +30,12 @@ from sitegen.web.render import render_site
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.client import make_client, make_gateway, solve_records
 from testkit.invariant import assert_site_invariant
-from testkit.site import channel_config, read_repodata
+from testkit.site import channel_config, read_repodata, rewrite_repodata
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
+
+OPTIONS = MirrorOptions(progress=False)
 
 CHANNEL = "cloud/example"
 SUBDIRS = ("linux-64", "noarch")
@@ -395,3 +398,52 @@ async def test_new_shards_reach_the_disk_in_the_runs_one_flush_before_any_index(
     assert {f"{d.hex()}.msgpack.zst" for d in index.shards.values()} == names
     # The metadata files and the run's state are fsynced one by one, the shards are not.
     assert fsynced and not [path for path in fsynced if f"/{SHARDS_DIR}/" in path]
+
+
+async def test_a_record_no_shard_can_hold_fails_its_subdir_not_the_run(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """One upstream record with an integer beyond 64 bits (JSON carries it, msgpack cannot):
+    its subdir keeps its previous state with the record named; the rest is published."""
+
+    def patch(doc: dict[str, Any]) -> None:
+        next(r for r in doc["packages.conda"].values() if r["name"] == "zlib")["x"] = 2**64
+
+    rewrite_repodata(example_upstream.root, "linux-64", patch)
+    site = tmp_path / "site"
+    report = await run_mirror(channel_config(site, example_upstream.url), OPTIONS)
+    linux = next(c for c in report.channels if c.subdir == "linux-64")
+    assert linux.status == "failed" and report.failed
+    assert any("zlib-" in e and "integer a shard" in e for e in linux.errors), linux.errors
+    assert not (site / "cloud/example/linux-64/repodata.json").exists()
+    assert (site / "cloud/example/noarch" / SHARD_INDEX).is_file()
+
+
+async def test_shards_left_by_a_failed_flush_are_flushed_before_an_index_names_them(
+    example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run's flush fails (nothing is published); the next finds its shard files
+    there, whole in size, and still flushes them before publishing an index that names them."""
+    site = tmp_path / "site"
+    linux = site / "cloud/example/linux-64"
+    config = channel_config(site, example_upstream.url, extra="mode: passive\n")
+    real_sync = Site.sync
+    flushed: list[Path] = []
+
+    def full_disk(self: Site, directories: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Site, "sync", full_disk)
+    assert (await run_mirror(config, OPTIONS)).errors
+    left = {p.name for p in (linux / SHARDS_DIR).iterdir()}
+    assert left and not (linux / SHARD_INDEX).exists()
+
+    def recorded(self: Site, directories: Any) -> None:
+        flushed.extend(directories)
+        real_sync(self, directories)
+
+    monkeypatch.setattr(Site, "sync", recorded)
+    assert not (await run_mirror(config, OPTIONS)).errors
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    assert {f"{d.hex()}.msgpack.zst" for d in index.shards.values()} <= left
+    assert linux in flushed

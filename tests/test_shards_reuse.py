@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,14 @@ import zstandard
 
 from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import Repodata, parse_repodata
-from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
+from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, ShardError, shard_filename
 from sitegen.layout import publishing_marker_path
 from sitegen.store.origins import Origins
 from sitegen.store.site import Site
+from sitegen.sync import publish as publish_module
 from sitegen.sync.prepare import stamp_indexed, write_new_shards
 from sitegen.sync.publish import SubdirMetadata, publish_subdir, publish_target
-from sitegen.sync.publish_shards import shard_problems
+from sitegen.sync.publish_shards import read_index, shard_problems
 
 pytestmark = pytest.mark.unit
 
@@ -134,3 +136,49 @@ def test_a_run_stopped_between_the_renames_is_mended_by_the_next(tmp_path: Path)
     assert "license" not in current["packages.conda"]["pkg0-1-h0_0.conda"]
     assert problems(directory) == []
     assert not marker.exists()
+
+
+class _Stopped(BaseException):
+    """A run killed at a given point."""
+
+
+def test_a_shard_named_again_gets_its_full_grace_period_even_after_a_stopped_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """X goes unnamed on day 0, is named again on day 6.9 by a run stopped right after its
+    renames (before it pruned), and unnamed again on day 7.1: an index published 0.2 days
+    before named it, so it stays until its grace period, counted from then, runs out."""
+    now = [1.8e9]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    site = Site(tmp_path)
+    base = [raw(f"pkg{i}") for i in range(3)]
+    changed = [raw("pkg0", license="MIT"), *base[1:]]
+    directory = run(site, base)
+    x = shard_filename(read_index(directory).shards["pkg0"])
+    run(site, changed)
+    now[0] += 6.9 * 86400
+
+    async def stopped(*args: Any) -> None:
+        raise _Stopped
+
+    with monkeypatch.context() as patch:
+        patch.setattr(publish_module, "_prune_shards", stopped)
+        with pytest.raises(_Stopped):
+            run(site, base)
+    assert shard_filename(read_index(directory).shards["pkg0"]) == x
+    now[0] += 0.2 * 86400
+    run(site, changed)
+    assert (directory / SHARDS_DIR / x).is_file()
+    now[0] += 7 * 86400
+    run(site, changed)
+    assert not (directory / SHARDS_DIR / x).exists()
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1])
+def test_a_record_no_shard_can_hold_fails_its_subdir_with_a_reason(
+    tmp_path: Path, value: int
+) -> None:
+    """JSON carries integers of any size, msgpack up to 64 bits: such a record is named."""
+    site = Site(tmp_path)
+    with pytest.raises(ShardError, match=r"pkg0-1-h0_0\.conda: holds an integer"):
+        run(site, [raw("pkg0", x_counter=value), raw("pkg1")])

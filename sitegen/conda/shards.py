@@ -131,13 +131,27 @@ def unpack_record(packed: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_shard(records: Iterable[Record]) -> bytes:
-    """The uncompressed msgpack shard of one name's records."""
+    """The uncompressed msgpack shard of one name's records. Raises :class:`ShardError` for a
+    record msgpack cannot hold (an integer beyond 64 bits, which JSON can carry)."""
     packages: dict[str, Any] = {}
     packages_conda: dict[str, Any] = {}
     for record in records:
         section = packages_conda if record.fn.endswith(CONDA_SUFFIX) else packages
         section[record.fn] = pack_record(record.raw)
-    return _ENCODER.encode({PACKAGES: packages, PACKAGES_CONDA: packages_conda})
+    try:
+        return _ENCODER.encode({PACKAGES: packages, PACKAGES_CONDA: packages_conda})
+    except OverflowError:
+        sections = (*packages.items(), *packages_conda.items())
+        unfit = next(fn for fn, packed in sections if not _packable(packed))
+        raise ShardError(f"{unfit}: holds an integer a shard (msgpack) cannot carry") from None
+
+
+def _packable(packed: dict[str, Any]) -> bool:
+    try:
+        _ENCODER.encode(packed)
+    except OverflowError:
+        return False
+    return True
 
 
 def build_shard(

@@ -19,6 +19,7 @@ import trio
 
 from sitegen.conda.indexed import decode_first_seen, encode_first_seen, stamp_records
 from sitegen.conda.records import Repodata
+from sitegen.conda.shards import ShardError
 from sitegen.layout import indexed_timestamps_path, publishing_marker_path
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey
@@ -51,8 +52,10 @@ async def prepare_all(
             directory = await trio.to_thread.run_sync(
                 write_new_shards, site, merged.channel, meta, previous
             )
-        except OSError as exc:
-            error = f"{merged.subdir}: could not publish: {exc.strerror or exc}"
+        except (OSError, ShardError) as exc:
+            # A disk error, or a record no shard can hold (see encode_shard).
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            error = f"{merged.subdir}: could not publish: {why}"
             outcomes[merged.key] = PublishOutcome(
                 "failed", error=f"{error}; kept the previous state"
             )
@@ -98,9 +101,9 @@ def write_new_shards(
 ) -> Path | None:
     """Before a mirror run's single flush: write the shards of ``meta`` not on disk yet,
     unflushed, and keep their index in ``meta.shards`` (so no shard waits for a flush of its
-    own when the subdir is published). The subdir's directory when any shard was new, to be
-    flushed with the downloads; None when none was, or when the records are those published
-    (publish_subdir then has nothing to write)."""
+    own when the subdir is published). The subdir's directory when any shard was built (not
+    named by the published index), to be flushed with the downloads; None when none was, or
+    when the records are those published (publish_subdir then has nothing to write)."""
     changed = changed_names(meta.records, previous) if previous is not None else None
     if changed is not None and not changed:
         return None
@@ -112,6 +115,8 @@ def write_new_shards(
     current = None
     if changed is not None and not stopped:
         current = unchanged_shards(directory, changed)
-    written = write_shards(site, directory, meta.records, flush=False, current=current)
+    # A shard file already there but not named by the published index may have been left by
+    # a run whose flush failed: its bytes are compared, and it is flushed with the new ones.
+    written = write_shards(site, directory, meta.records, reread=True, flush=False, current=current)
     meta.shards = written.shards
-    return directory if written.written else None
+    return directory if written.built else None

@@ -110,3 +110,17 @@ def prune_shards(
     if kept != since:
         site.write_bytes(state, msgspec.json.encode(kept))
     return removed
+
+
+def unretire_shards(site: Site, state: Path, named: set[str]) -> None:
+    """Forget since when the shard files in ``named`` went unnamed: an index about to be
+    published names them again, and each one's grace period starts afresh once a later index
+    leaves it out. Written (durably) before that index is published: a run stopped in between
+    must not let a shard it names expire early."""
+    try:
+        since = msgspec.json.decode(state.read_bytes(), type=dict[str, float])
+    except (FileNotFoundError, msgspec.DecodeError):
+        return  # none kept: nothing to forget
+    kept = {name: start for name, start in since.items() if name not in named}
+    if kept != since:
+        site.write_bytes(state, msgspec.json.encode(kept))

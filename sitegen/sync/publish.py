@@ -30,7 +30,7 @@ from sitegen.conda.current_repodata import current_records
 from sitegen.conda.encode import PieceMap, repodata_pieces
 from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record
-from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR
+from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, shard_filename
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig
 from sitegen.layout import (
@@ -44,7 +44,12 @@ from sitegen.layout import (
 from sitegen.store.interface import PendingWrite
 from sitegen.store.origins import Origins, write_origins
 from sitegen.store.site import Site
-from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir
+from sitegen.sync.prune import (
+    DEFAULT_SHARD_GRACE_DAYS,
+    prune_shards,
+    prune_subdir,
+    unretire_shards,
+)
 from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_shards
 from sitegen.sync.repodata_map import save_map
 
@@ -176,11 +181,14 @@ async def publish_subdir(
             await trio.to_thread.run_sync(func, *args, out)
             results[name] = out
 
+        named: set[str] = set()  # the shard files the new index names
+
         async def produce_shards() -> None:
             shards = meta.shards
             if shards is None:
                 written = await trio.to_thread.run_sync(write_shards, site, directory, meta.records)
                 shards = written.shards
+            named.update(shard_filename(digest) for digest in shards.values())
             results[SHARD_INDEX] = await trio.to_thread.run_sync(
                 index_bytes, directory, meta.subdir, shards
             )
@@ -212,6 +220,9 @@ async def publish_subdir(
         # a cancellation cannot cut short): a full disk or a stop signal cannot leave a new
         # .zst beside an old repodata.json. repodata.json is renamed last.
         order = names[1:] + names[:1]
+        # A shard named again is no longer retired, before the index naming it is published.
+        retired = retired_shards_path(site.root, channel_path, meta.subdir)
+        await trio.to_thread.run_sync(unretire_shards, site, retired, named)
         site.ensure_dir(marker.parent)
         site.write_bytes(marker, b"")
         written = await trio.to_thread.run_sync(

@@ -34,6 +34,7 @@ from sitegen.conda.shards import (
     shard_filename,
 )
 from sitegen.store.site import Site
+from sitegen.sync.prune import unretire_shards
 
 # Shards built and waiting for their file at most (a few MB).
 _WRITES_AHEAD = 256
@@ -43,6 +44,9 @@ _WRITES_AHEAD = 256
 class WrittenShards:
     shards: dict[str, bytes]  # name -> sha256, what the index will list
     written: int  # shard files new on disk
+    # Shards built (not known to be published already): those to flush before an index names
+    # them, written or not (a file there may be left by a run whose flush failed).
+    built: int
 
 
 def write_shards(
@@ -66,7 +70,7 @@ def write_shards(
     site.ensure_dir(shards_dir)
     known = current or {}
     index: dict[str, bytes] = {}
-    written = 0
+    written = built = 0
     compressor = shard_compressor()
     # Files are created by a thread of their own while the next shards are built: creating one
     # costs 25-100 µs on ext4, about what building one does (34,000 of each at conda-forge
@@ -81,6 +85,7 @@ def write_shards(
                 index[name] = digest
                 continue
             shard = build_shard(name, group, compressor)
+            built += 1
             index[name] = shard.digest
             # Content-addressed: a file of this name and size already holds these bytes
             # (`sitegen verify` re-hashes them). Not fsynced one by one.
@@ -92,11 +97,11 @@ def write_shards(
             written += queued.popleft().result()
     finally:
         writer.shutdown(wait=True, cancel_futures=True)
-    if written and flush:
+    if built and flush:
         # All on disk, in one flush of their filesystem, before the index naming them is
         # published (the caller writes it after this returns).
         site.sync([shards_dir])
-    return WrittenShards(shards=index, written=written)
+    return WrittenShards(shards=index, written=written, built=built)
 
 
 def changed_names(records: Mapping[str, Record], previous: Repodata) -> set[str]:
@@ -179,7 +184,10 @@ def shard_problems(
     problems: list[tuple[str, str]] = []
     if index.subdir != subdir or index.shards_base_url != SHARDS_BASE_URL:
         problems.append((SHARD_INDEX, f"describes {index.subdir!r} at {index.shards_base_url!r}"))
-    expected = {shard.name: shard.digest for shard in iter_shards(records)}
+    try:
+        expected = {shard.name: shard.digest for shard in iter_shards(records)}
+    except ShardError as exc:  # repodata.json holds a record no shard can (not as published)
+        return [(SHARD_INDEX, f"repodata.json cannot be sharded: {exc}")]
     if index.shards != expected:
         differ = sorted(
             n
@@ -204,8 +212,12 @@ def shard_problems(
     return problems
 
 
-def rebuild_shards(site: Site, directory: Path, subdir: str, records: Mapping[str, Record]) -> None:
+def rebuild_shards(
+    site: Site, directory: Path, subdir: str, records: Mapping[str, Record], retired: Path
+) -> None:
     """Make a subdir's shards and index what ``records`` say again (``sitegen verify --repair``):
-    shards re-written where missing or damaged, then the index."""
+    shards re-written where missing or damaged, then the index. ``retired``: the subdir's
+    retired-shards state (see sitegen.sync.prune.unretire_shards)."""
     written = write_shards(site, directory, records, reread=True)
+    unretire_shards(site, retired, {shard_filename(d) for d in written.shards.values()})
     site.write_bytes(directory / SHARD_INDEX, index_bytes(directory, subdir, written.shards))

@@ -18,6 +18,7 @@ holding the site lock, so a live ``sitegen mirror`` run is never disturbed.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import json
 import logging
 from contextlib import AsyncExitStack
@@ -28,8 +29,9 @@ import trio
 import zstandard
 
 from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
+from sitegen.conda.shards import ShardError
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.layout import REPODATA_BZ2, metadata_files
+from sitegen.layout import REPODATA_BZ2, metadata_files, retired_shards_path
 from sitegen.net.download import DownloadJob, download, file_matches
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
@@ -194,11 +196,13 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
             shard_found = [Problem(f"{relative}/{path}", "metadata", why) for path, why in shards]
             report.problems.extend(shard_found)
             if repair and shard_found:
-                await trio.to_thread.run_sync(
-                    rebuild_shards, site, directory, subdir, repodata.records
-                )
-                for problem in shard_found:
-                    problem.repaired = True
+                with contextlib.suppress(ShardError):  # then left as found, not repaired
+                    retired = retired_shards_path(site.root, channel.path, subdir)
+                    await trio.to_thread.run_sync(
+                        rebuild_shards, site, directory, subdir, repodata.records, retired
+                    )
+                    for problem in shard_found:
+                        problem.repaired = True
             to_repair += await _check_packages(site, channel, repodata, report, repair)
     for repair_ in to_repair:
         detail = "size or checksum mismatch" if repair_.kind == "corrupt" else "file is missing"
