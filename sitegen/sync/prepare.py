@@ -60,6 +60,10 @@ async def prepare_all(
                 "failed", error=f"{error}; kept the previous state"
             )
             continue
+        if previous is not None:
+            # The published stamps served the stamping and the shard reuse, and nothing after
+            # them: an 800,000-entry map at conda-forge scale, not kept through publishing.
+            previous.stamps = {}
         to_publish[merged.key] = meta
         if directory is not None:
             sharded.add(directory)

@@ -97,8 +97,17 @@ def write_pieces(pieces: Iterable[bytes], out: PendingWrite) -> None:
         out.write(piece)
 
 
+# Jobs of 4 MB for the compressing threads: zstd's default job at level 9 (several times its
+# window) held ~100-120 MB of buffers for a 400 MB repodata.json, these ~15-45 MB, in the same
+# time and to within 1 % of the size.
+_ZSTD_JOB = 4 << 20
+
+
 def _zstd_compressor() -> zstandard.ZstdCompressor:
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
+    params = zstandard.ZstdCompressionParameters.from_level(
+        ZSTD_LEVEL, threads=-1, job_size=_ZSTD_JOB, write_content_size=True
+    )
+    return zstandard.ZstdCompressor(compression_params=params)
 
 
 def zstd_compress(data: bytes) -> bytes:
