@@ -208,6 +208,8 @@ def test_a_file_in_another_layout_is_not_edited():
         (FILE.replace("spec: zlib", "spec: conda-forge::zlib"), "[1].spec: MatchSpec"),
         (FILE.replace('"2026-11-02T09:00:00Z"', "yesterday"), "[1].when: expected an ISO 8601"),
         (FILE + "  expires: soon\n", "approvals.yaml:14: [1].expires: expected a date"),
+        (FILE + "  expires: '9999-12-31'\n", "approvals.yaml:14: [1].expires: expected a date"),
+        ("[" * 5000 + "]" * 5000, "approvals.yaml: not valid YAML: nested too deeply"),
         (FILE.replace("with_dependencies: true", "with_dependencies: 3"), "expected true or false"),
         (FILE + "  who: me\n", "[1].who: unknown key 'who'"),
         (

@@ -590,6 +590,210 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "channels.cloud/conda-forge.mirrors[0]",
         "missing required key 'url'",
     ),
+    (
+        "a URL with a broken IPv6 host",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: "http://[::1"
+            subdirs: [linux-64]
+        """,
+        "url:",
+        "channels.cloud/x.url",
+        "not a valid URL",
+    ),
+    (
+        "a URL whose port is not a number",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: "http://host:abc/x"
+            subdirs: [linux-64]
+        """,
+        "url:",
+        "channels.cloud/x.url",
+        "not a valid URL",
+    ),
+    (
+        "a URL with a control character",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: "http://host/x\\ny"
+            subdirs: [linux-64]
+        """,
+        "url:",
+        "channels.cloud/x.url",
+        "whitespace or control characters",
+    ),
+    (
+        "base_url with a broken IPv6 host",
+        """
+        output: site
+        base_url: "https://[::1"
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "base_url",
+        "base_url",
+        "not a valid URL",
+    ),
+    (
+        "a size beyond any disk",
+        """
+        output: site
+        min_free_space: 10000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "min_free_space",
+        "min_free_space",
+        "too large",
+    ),
+    (
+        "a timeout that is not a number",
+        """
+        output: site
+        download: {timeout: nan}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "download",
+        "download.timeout",
+        "expected a finite number",
+    ),
+    (
+        "retries without end",
+        """
+        output: site
+        download: {retries: 99999999999999999999}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "download",
+        "download.retries",
+        "must be at most 100",
+    ),
+    (
+        "a grace period of forever",
+        """
+        output: site
+        shards: {grace_days: 1e999}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "shards",
+        "shards.grace_days",
+        "expected a finite number",
+    ),
+    (
+        "a file of a user that does not exist",
+        """
+        output: site
+        filters:
+          advisories: {files: ['~nosuchuser-sitegen/osv.json']}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "advisories",
+        "filters.advisories.files[0]",
+        "no such user",
+    ),
+    (
+        "a NUL in a path",
+        """
+        output: site
+        filters:
+          lockfiles: ["pixi\\0.lock"]
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "lockfiles",
+        "filters.lockfiles[0]",
+        "NUL character",
+    ),
+    (
+        "text that is no Unicode",
+        """
+        output: site
+        title: "\\ud800"
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "title",
+        "title",
+        "lone surrogate",
+    ),
+    (
+        "a notice expiring beyond the calendar",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            notices: [{message: hi, expires: "9999-12-31T23:59:59-12:00"}]
+        """,
+        "notices:",
+        "channels.cloud/x.notices[0].expires",
+        "expected a date",
+    ),
+    (
+        "a schedule that never fires",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            schedule: "0 0 31 2 *"
+        """,
+        "schedule:",
+        "channels.cloud/x.schedule",
+        "invalid cron expression",
+    ),
+    (
+        "a build number beyond 64 bits",
+        """
+        output: site
+        filters:
+          specs: {include: ['numpy[build_number=99999999999999999999999]']}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "specs",
+        "filters.specs.include[0]",
+        "beyond 64 bits",
+    ),
+    (
+        "a channel path segment too long for a file system",
+        """
+        output: site
+        channels:
+          cloud/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+        """,
+        "url:",
+        "channels.cloud/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "up to 100 each",
+    ),
+    (
+        "a subdir name too long",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-6666666666666666666666666666666666666666]
+        """,
+        "subdirs:",
+        "channels.cloud/x.subdirs[0]",
+        "invalid subdir",
+    ),
 ]
 
 
@@ -641,6 +845,25 @@ def test_invalid_yaml_names_the_line() -> None:
     # PyYAML reports where it noticed the problem: at or after the unclosed bracket.
     line = int(message.split(":")[1])
     assert line >= line_of(text, "[linux-64")
+
+
+def test_yaml_a_file_system_or_a_decoder_would_choke_on_names_the_line(tmp_path: Path) -> None:
+    """Nesting too deep for the parser, a character YAML does not allow, bytes that are not
+    UTF-8, an output that is a file: each an error naming the file (and the line where the
+    text tells it), never a crash."""
+    body = "output: site\nchannels:\n  cloud/x: {url: https://x.org/c, subdirs: [linux-64]}\n"
+    with pytest.raises(ConfigError, match=r"^channels.yaml: not valid YAML: nested too deep"):
+        parse_config("title: " + "[" * 5000 + "]" * 5000 + "\n" + body)
+    with pytest.raises(ConfigError, match=r"^channels.yaml:3: not valid YAML: unacceptable"):
+        parse_config(body.replace("linux-64", "linux-64\x01"))
+    path = tmp_path / "channels.yaml"
+    path.write_bytes(body.encode() + b"title: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"channels.yaml:4: not UTF-8 text"):
+        load_config(path)
+    (tmp_path / "site").write_text("a file")
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=r"^channels.yaml:1: output: .* is not a directory"):
+        load_config(path)
 
 
 # --------------------------------------------------------------------------- via the CLI

@@ -11,6 +11,7 @@ import pytest
 from sitegen.conda.current_repodata import current_records, has_features
 from sitegen.conda.records import Record, parse_repodata
 from sitegen.conda.version import (
+    InvalidSpecError,
     RecordMatcher,
     build_matches,
     parse_matchspec,
@@ -387,3 +388,13 @@ def test_plain_build_patterns_match_as_rattler_matches(pattern: str) -> None:
 )
 def test_other_specs_have_no_plain_build_pattern(text: str) -> None:
     assert plain_build_pattern(parse_matchspec(text), "pkg") is None
+
+
+def test_a_dependency_with_a_build_number_beyond_64_bits_adds_nothing() -> None:
+    """rattler panics on such a spec (an exception outside Exception): it is refused as an
+    invalid spec first, and a record depending on it is judged like one with any bad spec."""
+    huge = "zlib[build_number=99999999999999999999999]"
+    kept = current(rec("app", "1.0", depends=(huge,)), rec("zlib", "1.3"), rec("zlib", "1.2"))
+    assert kept == {"app-1.0-0.conda", "zlib-1.3-0.conda"}
+    with pytest.raises(InvalidSpecError, match="beyond 64 bits"):
+        parse_matchspec('zlib[version=">=1", build_number="<99999999999999999999"]')

@@ -26,12 +26,23 @@ class InvalidVersionError(ValueError):
 MAX_SECONDS = 253402300799
 
 
+# A build number of 20 digits or more in a spec's brackets: rattler panics on one beyond 64 bits
+# (an exception outside Exception, after printing the panic), so it is refused beforehand.
+_HUGE_BUILD_NUMBER = re.compile(r"build_number[^\],]*\d{20}")
+
+
 @lru_cache(maxsize=1 << 20)
 def parse_matchspec(text: str) -> MatchSpec:
+    if _HUGE_BUILD_NUMBER.search(text):
+        raise InvalidSpecError(f"{text!r}: build number beyond 64 bits")
     try:
         return MatchSpec(text, strict=False)
     except Exception as exc:  # rattler raises its own exception classes
         raise InvalidSpecError(str(exc)) from None
+    except BaseException as exc:  # a panic in rattler (pyo3's PanicException) is an error too
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise InvalidSpecError(f"{text!r}: rattler could not parse it ({exc})") from None
 
 
 @lru_cache(maxsize=1 << 16)

@@ -69,7 +69,7 @@ def token_name(node: YamlNode) -> str:
 
 
 def _dir(node: YamlNode, base_dir: Path | None) -> Path:
-    path = Path(node.string())
+    path = node.local_path()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     return path

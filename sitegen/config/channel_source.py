@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from sitegen.config.model import ENV_REF_RE, redact_url
 from sitegen.config.yaml_nodes import YamlNode
@@ -15,7 +14,7 @@ LITERAL_TOKEN_RE = re.compile(r"/t/(?!\$\{)[^/]+(/|$)")
 def parse_url(node: YamlNode) -> str:
     """The channel URL as written; ${ENV} references stay unresolved (they hold secrets)."""
     url = node.string()
-    parts = urlsplit(ENV_REF_RE.sub("x", url))
+    parts = node.url(ENV_REF_RE.sub("x", url))
     if parts.scheme not in ("http", "https", "file"):
         raise node.error(
             f"URL must start with https://, http:// or file://, got {redact_url(url)!r}"

@@ -17,8 +17,10 @@ from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
 from sitegen.config.yaml_nodes import ConfigError, YamlNode
 from sitegen.layout import RESERVED_TOP
 
-CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Up to 100 characters: each becomes a directory (names longer than a file system allows
+# would fail only when the site is written).
+CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MODES = ("active", "passive")
 # Keys of a channel that no mirror has, in both the short and the long form.
 CHANNEL_ONLY_KEYS = ("frozen", "mirror_of", "notices", *CHANNEL_ACCESS_KEYS)
@@ -127,7 +129,7 @@ def _channel_path(node: YamlNode, path: str) -> str:
     if not path.strip("/") or any(not CHANNEL_SEGMENT_RE.match(s) for s in segments):
         raise node.error(
             f"invalid channel path {path!r}: use segments of letters, digits, '.', '_', '-'"
-            " such as cloud/conda-forge or pkgs/main"
+            " (up to 100 each) such as cloud/conda-forge or pkgs/main"
         )
     if segments[0] in RESERVED_TOP:
         raise node.error(f"channel path {path!r} collides with the site's own {segments[0]!r}")

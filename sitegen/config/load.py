@@ -92,11 +92,14 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> S
     """Read and parse a channels.yaml; ``${VAR}``s must be set in environ (default: ours)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text") from None
     return parse_config(
         text,
         filename=path.name,
@@ -156,9 +159,12 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
 def _output(top: YamlNode, keys: dict[str, YamlNode], base_dir: Path | None) -> Path:
     if "output" not in keys:
         raise top.error("missing required key 'output' (the site directory)")
-    output = Path(keys["output"].string())
+    node = keys["output"]
+    output = node.local_path()
     if not output.is_absolute() and base_dir is not None:
         output = base_dir / output
+    if output.exists() and not output.is_dir():
+        raise node.error(f"{str(output)!r} exists and is not a directory")
     return output
 
 

@@ -54,7 +54,9 @@ def _moment(node: YamlNode) -> datetime:
     text = node.string()
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        # In UTC here, as it is compared and published: a time at the very ends of the
+        # calendar may have no UTC equivalent.
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         example = "2027-01-31 or 2027-01-31T12:00Z"
         raise node.error(f"expected a date such as {example}, got {text!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

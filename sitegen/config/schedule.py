@@ -11,9 +11,17 @@ DEFAULT_SCHEDULE = "@daily"
 
 
 def is_valid(expression: str) -> bool:
-    from croniter import croniter  # imported on use: it costs ~0.1 s at start-up
+    """A cron expression that parses and fires (``0 0 31 2 *`` parses, but February never
+    has a 31st)."""
+    from croniter import CroniterError, croniter  # on use: it costs ~0.1 s at start-up
 
-    return croniter.is_valid(expression)
+    if not croniter.is_valid(expression):
+        return False
+    try:
+        croniter(expression, 0.0).get_next(float)
+    except (CroniterError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def next_due(expression: str, last_completed: float) -> float:

@@ -4,11 +4,11 @@ parsed from its own top-level key."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -17,6 +17,9 @@ from sitegen.config.yaml_nodes import YamlNode
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
 DEFAULT_SHARD_GRACE_DAYS = 7.0
+# Upper bounds of settings in seconds and in days: a day to wait; a century to keep.
+MAX_TIMEOUT = 86400.0
+MAX_DAYS = 36500
 
 
 def parse_size(text: str) -> int:
@@ -30,7 +33,10 @@ def parse_size(text: str) -> int:
     factor = _SIZE_UNITS[base]
     if "I" in unit:
         factor = 1024 ** {"K": 1, "M": 2, "G": 3, "T": 4}[base]
-    return int(float(number) * factor)
+    size = float(number) * factor
+    if not math.isfinite(size) or size >= 2**63:
+        raise ValueError(f"{text!r} is too large")
+    return int(size)
 
 
 @dataclass(frozen=True)
@@ -75,19 +81,17 @@ def parse_download(node: YamlNode) -> DownloadSettings:
     default = DownloadSettings()
 
     def number(key: str, minimum: float) -> float | None:
-        return (
-            state.attempt(partial(dl[key].number, minimum)) if key in dl else getattr(default, key)
-        )
+        parse = partial(dl[key].number, minimum, MAX_TIMEOUT) if key in dl else None
+        return state.attempt(parse) if parse else getattr(default, key)
 
-    def integer(key: str, minimum: int) -> int | None:
-        return (
-            state.attempt(partial(dl[key].integer, minimum)) if key in dl else getattr(default, key)
-        )
+    def integer(key: str, minimum: int, maximum: int) -> int | None:
+        parse = partial(dl[key].integer, minimum, maximum) if key in dl else None
+        return state.attempt(parse) if parse else getattr(default, key)
 
     concurrency, per_host, retries = (
-        integer("concurrency", 1),
-        integer("per_host", 1),
-        integer("retries", 0),
+        integer("concurrency", 1, 1024),
+        integer("per_host", 1, 1024),
+        integer("retries", 0, 100),
     )
     timeout, connect_timeout = number("timeout", 0.1), number("connect_timeout", 0.1)
     ca_bundle = (
@@ -111,7 +115,7 @@ def parse_ca_bundle(node: YamlNode) -> str:
 def parse_http_url(node: YamlNode) -> str:
     """An http(s) URL with a host, without a trailing slash (``base_url``, ``mirror_of``)."""
     url = node.string().rstrip("/")
-    parts = urlsplit(url)
+    parts = node.url(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise node.error(f"{node.path.rsplit('.', 1)[-1]} must be an http(s) URL")
     return url
@@ -129,7 +133,9 @@ def parse_history(node: YamlNode) -> HistoryRetention:
     default = HistoryRetention()
     return HistoryRetention(
         keep_runs=keys["keep_runs"].integer(1) if "keep_runs" in keys else default.keep_runs,
-        keep_days=keys["keep_days"].integer(1) if "keep_days" in keys else default.keep_days,
+        keep_days=keys["keep_days"].integer(1, MAX_DAYS)
+        if "keep_days" in keys
+        else default.keep_days,
     )
 
 
@@ -143,14 +149,20 @@ def parse_notify(node: YamlNode) -> NotifySettings:
             commands[key] = tuple(item.string() for item in keys[key].items())
             if not commands[key]:
                 raise keys[key].error("the command is empty")
-    timeout = keys["timeout"].number(0.1) if "timeout" in keys else NotifySettings().timeout
+    timeout = (
+        keys["timeout"].number(0.1, MAX_TIMEOUT) if "timeout" in keys else NotifySettings().timeout
+    )
     return NotifySettings(**commands, timeout=timeout)
 
 
 def parse_shards(node: YamlNode) -> float:
     """``shards: {grace_days}``: days a shard the index no longer names stays served."""
     shards = node.mapping(("grace_days",))
-    return shards["grace_days"].number(0.0) if "grace_days" in shards else DEFAULT_SHARD_GRACE_DAYS
+    return (
+        shards["grace_days"].number(0.0, MAX_DAYS)
+        if "grace_days" in shards
+        else DEFAULT_SHARD_GRACE_DAYS
+    )
 
 
 def parse_repodata(node: YamlNode) -> bool:
@@ -180,5 +192,5 @@ def parse_stats(node: YamlNode, base_dir: Path | None) -> StatsSettings:
     if not logs:
         raise keys["logs"].error("name at least one access log")
     # At least 30: the 7- and 30-day figures are summed from daily rows.
-    retention = keys["retention_days"].integer(30) if "retention_days" in keys else 90
+    retention = keys["retention_days"].integer(30, MAX_DAYS) if "retention_days" in keys else 90
     return StatsSettings(logs=tuple(logs), retention_days=retention)

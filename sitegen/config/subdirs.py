@@ -28,7 +28,7 @@ KNOWN_SUBDIRS = frozenset(
         "zos-z",
     ]
 )
-SUBDIR_RE = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9_]+)$")
+SUBDIR_RE = re.compile(r"^(noarch|[a-z0-9]{1,31}-[a-z0-9_]{1,31})$")
 
 
 def parse_subdirs(node: YamlNode) -> tuple[str, ...]:

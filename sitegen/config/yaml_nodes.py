@@ -8,9 +8,11 @@ parser reports every error of a file at once: sections that fail are recorded in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
@@ -153,7 +155,15 @@ class YamlNode:
     def scalar(self) -> str:
         if not isinstance(self.node, yaml.ScalarNode):
             raise self.error("expected a single value")
-        return self.node.value
+        value = self.node.value
+        # YAML escapes can spell what no file name, page or JSON document can hold.
+        if "\x00" in value:
+            raise self.error("holds a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.error("is not valid Unicode text (a lone surrogate escape)") from None
+        return value
 
     def string(self) -> str:
         value = self.scalar()
@@ -169,18 +179,33 @@ class YamlNode:
             return False
         raise self.error(f"expected true or false, got {self.scalar()!r}")
 
-    def integer(self, minimum: int = 0) -> int:
+    def integer(self, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
         try:
             value = int(self.scalar())
         except ValueError:
             raise self.error(f"expected a whole number, got {self.scalar()!r}") from None
         if value < minimum:
             raise self.error(f"must be at least {minimum}")
+        if value > maximum:
+            raise self.error(f"must be at most {maximum}")
         return value
+
+    def local_path(self) -> Path:
+        """A path as written, within what a file system takes (a name up to 255 bytes, the
+        whole up to 4,095), so that using it fails only for what is on disk."""
+        path = Path(self.string())
+        if any(len(part.encode()) > 255 for part in path.parts):
+            raise self.error("a name in the path is longer than 255 bytes")
+        if len(str(path).encode()) > 4095:
+            raise self.error("the path is longer than 4,095 bytes")
+        return path
 
     def file_path(self) -> Path:
         """A path to a file the configuration names, relative to the configuration's directory."""
-        path = Path(self.string()).expanduser()
+        try:
+            path = self.local_path().expanduser()
+        except RuntimeError:  # ~user of no known user
+            raise self.error(f"cannot expand {self.string()!r}: no such user") from None
         if not path.is_absolute() and self.state.base_dir is not None:
             path = self.state.base_dir / path
         return path
@@ -190,9 +215,28 @@ class YamlNode:
             value = float(self.scalar())
         except ValueError:
             raise self.error(f"expected a number, got {self.scalar()!r}") from None
+        if not math.isfinite(value):
+            raise self.error(f"expected a finite number, got {self.scalar()!r}")
         if value < minimum or (maximum is not None and value > maximum):
-            raise self.error(f"must be between {minimum} and {maximum}")
+            raise self.error(
+                f"must be between {minimum} and {maximum}"
+                if maximum is not None
+                else f"must be at least {minimum}"
+            )
         return value
+
+    def url(self, text: str) -> SplitResult:
+        """``text`` (this node's URL, perhaps with references filled in) split into its parts;
+        an error for what no HTTP client could request (a bad port or IPv6 host, whitespace or
+        control characters)."""
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+            raise self.error("URL holds whitespace or control characters")
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 (parsed on access: raises for a port that is not a number)
+        except ValueError as exc:
+            raise self.error(f"not a valid URL: {exc}") from None
+        return parts
 
 
 def compose_yaml(text: str, filename: str) -> yaml.Node | None:
@@ -200,8 +244,16 @@ def compose_yaml(text: str, filename: str) -> yaml.Node | None:
     ConfigError naming the file and the line."""
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError(f"{filename}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}" if mark else "?"
+        position = getattr(exc, "position", None)  # a character YAML does not allow
+        if mark is not None:
+            line = f"{mark.line + 1}"
+        elif isinstance(position, int):
+            line = f"{text.count(chr(10), 0, position) + 1}"
+        else:
+            line = "?"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None

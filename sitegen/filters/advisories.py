@@ -76,13 +76,15 @@ def parse(node: YamlNode) -> Mapping[str, object]:
     advisories: list[Advisory] = []
     for item in keys["files"].items():
         path = item.file_path()
-        if not path.exists():
-            state.add(item.error(f"no such file or directory: {path}"))
-            continue
         try:
+            if not path.exists():
+                state.add(item.error(f"no such file or directory: {path}"))
+                continue
             advisories.extend(load_files([path]))
         except OsvError as exc:
             state.add(item.error(f"bad advisory file: {exc}"))
+        except OSError as exc:
+            state.add(item.error(f"cannot read {path}: {exc.strerror or exc}"))
         paths.append(str(path))
     min_score = (
         state.attempt(lambda: keys["min_score"].number(0.0, 10.0)) if "min_score" in keys else 0.0
