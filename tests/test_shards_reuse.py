@@ -19,7 +19,6 @@ from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import Repodata, parse_repodata
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, ShardError, shard_filename
 from sitegen.layout import publishing_marker_path
-from sitegen.store.origins import Origins
 from sitegen.store.site import Site
 from sitegen.sync import publish as publish_module
 from sitegen.sync.prepare import stamp_indexed, write_new_shards
@@ -105,7 +104,7 @@ def test_grace_zero_with_a_staged_replacement(tmp_path: Path) -> None:
     stamp_indexed(site, "chan", meta, previous)
     write_new_shards(site, "chan", meta, previous)
     site.staging_for(directory / fn).write_bytes(b"new")
-    trio.run(publish_target, site, "chan", meta, [fn], Origins(), 0.0)
+    trio.run(publish_target, site, "chan", meta, [fn], {}, 0.0)
     assert problems(directory) == []
 
 

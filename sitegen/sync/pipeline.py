@@ -22,7 +22,6 @@ from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.store.frozen import FrozenChannels
-from sitegen.store.origins import Origins
 from sitegen.sync.download import (
     DownloadOutcome,
     TargetKey,
@@ -340,11 +339,7 @@ async def _publish_all(
         downloaded = downloads.get(merged.key)
         failed = downloaded.failed if downloaded else set()
         staged = [r.fn for r in plans[merged.key].to_stage if r.fn not in failed]
-        origins = Origins(
-            files={fn: record.origin for fn, record in meta.records.items()},
-            package_bases=package_bases(parsed, merged.key[1]),
-        )
-        targets.append((merged.channel, meta, staged, origins))
+        targets.append((merged.channel, meta, staged, package_bases(parsed, merged.key[1])))
     await publish_all(
         scope.site, targets, outcomes, scope.config.shard_grace_days, scope.config.repodata_bz2
     )

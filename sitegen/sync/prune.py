@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import msgspec
@@ -49,7 +50,7 @@ def deletion_guard(
     )
 
 
-def prune_subdir(site: Site, directory: Path, referenced: set[str]) -> list[str]:
+def prune_subdir(site: Site, directory: Path, referenced: AbstractSet[str]) -> list[str]:
     """Remove package files in directory that are not referenced; returns their names."""
     removed = []
     for name in sorted(package_files(directory).keys() - referenced):

@@ -300,14 +300,15 @@ async def publish_target(
     channel_path: str,
     meta: SubdirMetadata,
     staged: list[str],
-    origins: Origins,
+    package_bases: dict[str, str],
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
-    their staging names), then prune the files nothing names any more. ``origins``: which
-    mirror serves each file, and from where, for the passive fetcher and `verify --repair`."""
-    await trio.to_thread.run_sync(write_origins, site, channel_path, meta.subdir, origins)
+    their staging names), then prune the files nothing names any more. Its origins map goes
+    first: which mirror serves each file (``Record.origin``) and from where (``package_bases``,
+    mirror -> upstream ``info.base_url``), for the passive fetcher and `verify --repair`."""
+    await trio.to_thread.run_sync(_write_origins, site, channel_path, meta, package_bases)
     directory = site.path(channel_path, meta.subdir)
     if staged:
         # Two steps keep every published record true: first publish without the replaced
@@ -327,30 +328,39 @@ async def publish_target(
             site.commit(site.staging_for(directory / fn), directory / fn)
     written = await publish_subdir(site, channel_path, meta, shard_grace_days, repodata_bz2)
     # Prune only after the new metadata is in place.
-    removed = await trio.to_thread.run_sync(prune_subdir, site, directory, set(meta.records))
+    removed = await trio.to_thread.run_sync(prune_subdir, site, directory, meta.records.keys())
     status = "published" if written else "unchanged"
     return PublishOutcome(status, meta.records, deleted=len(removed))
 
 
+def _write_origins(
+    site: Site, channel_path: str, meta: SubdirMetadata, package_bases: dict[str, str]
+) -> None:
+    # The map (800,000 entries at conda-forge scale) lives only while it is written.
+    files = {fn: record.origin for fn, record in meta.records.items()}
+    write_origins(site, channel_path, meta.subdir, Origins(files, package_bases))
+
+
 async def publish_all(
     site: Site,
-    targets: list[tuple[str, SubdirMetadata, list[str], Origins]],
+    targets: list[tuple[str, SubdirMetadata, list[str], dict[str, str]]],
     outcomes: dict[tuple[str, str], PublishOutcome],
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
 ) -> None:
-    """Publish (channel path, metadata, staged, origins) targets, two at a time, filling ``outcomes``
+    """Publish (channel path, metadata, staged, package bases) targets (see publish_target),
+    two at a time, filling ``outcomes``
     by (channel path, subdir) as each ends: a failed subdir keeps its previous state.
     ``repodata_bz2``: also publish ``repodata.json.bz2`` (else remove any left published)."""
     limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
 
     async def publish(
-        channel_path: str, meta: SubdirMetadata, staged: list[str], origins: Origins
+        channel_path: str, meta: SubdirMetadata, staged: list[str], bases: dict[str, str]
     ) -> None:
         async with limiter:
             try:
                 outcome = await publish_target(
-                    site, channel_path, meta, staged, origins, shard_grace_days, repodata_bz2
+                    site, channel_path, meta, staged, bases, shard_grace_days, repodata_bz2
                 )
             except OSError as exc:
                 # A full disk or an I/O error: this subdir keeps its previous state.
@@ -363,8 +373,8 @@ async def publish_all(
             outcomes[(channel_path, meta.subdir)] = outcome
 
     async with trio.open_nursery() as nursery:
-        for channel_path, meta, staged, origins in targets:
-            nursery.start_soon(publish, channel_path, meta, staged, origins)
+        for channel_path, meta, staged, bases in targets:
+            nursery.start_soon(publish, channel_path, meta, staged, bases)
 
 
 def write_notices(site: Site, channel: ChannelConfig) -> str | None:
