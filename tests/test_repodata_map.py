@@ -109,3 +109,28 @@ def test_the_previous_publication_is_read_in_parts_while_the_map_fits(
         reads.clear()
         assert previous() == {fn: r.raw for fn, r in second.items()}
         assert reads[-1] == "whole"
+
+
+def test_a_map_that_cannot_be_saved_leaves_the_publication_as_it_is(
+    tmp_path: Path, reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk when the map is saved: the subdir is published all the same, and the old
+    map (of another file) is not used."""
+    site = Site(tmp_path / "site")
+    directory = site.path("chan", "linux-64")
+    map_path = repodata_map_path(site.root, "chan", "linux-64")
+    trio.run(publish_subdir, site, "chan", SubdirMetadata("linux-64", records(["a", "b"])))
+    assert map_path.is_file()
+    write_bytes = Site.write_bytes
+
+    def full(self: Site, target: Path, data: bytes, **kwargs: Any) -> bool:
+        if target == map_path:
+            raise OSError(28, "No space left on device")
+        return write_bytes(self, target, data, **kwargs)
+
+    monkeypatch.setattr(Site, "write_bytes", full)
+    second = records(["a", "b", "c"])
+    written = trio.run(publish_subdir, site, "chan", SubdirMetadata("linux-64", second))
+    assert "repodata.json" in written
+    loaded = load_previous(directory, "linux-64", map_path=map_path)
+    assert loaded is not None and set(loaded.records) == set(second) and reads == ["whole"]

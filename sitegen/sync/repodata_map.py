@@ -10,6 +10,7 @@ anything else) is not used: the file is then read whole, as it is without any ma
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,10 +34,14 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
 
 
 def save_map(site: Site, path: Path, target: Path, where: PieceMap) -> None:
-    """Keep ``where`` for the file now at ``target`` (just published from those pieces)."""
-    saved = _SavedMap(file=_identity(os.stat(target)), parts=where)
-    site.ensure_dir(path.parent)
-    site.write_bytes(path, msgspec.json.encode(saved), durable=False)
+    """Keep ``where`` for the file now at ``target`` (just published from those pieces).
+
+    Best effort: the file is published already, and a map that could not be saved (a full
+    disk) leaves the last one, which describes another file and is not used."""
+    with contextlib.suppress(OSError):
+        saved = _SavedMap(file=_identity(os.stat(target)), parts=where)
+        site.ensure_dir(path.parent)
+        site.write_bytes(path, msgspec.json.encode(saved), durable=False)
 
 
 def _usable_map(path: Path | None, st: os.stat_result) -> PieceMap | None:
