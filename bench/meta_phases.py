@@ -4,7 +4,7 @@ One process per call, so that peak RSS belongs to what it measured. Runs sitegen
 functions in the order a mirror run does for one subdir: fetch (conditional-GET client of
 sitegen.net.upstream, against the nginx of the benchmark), decode (.zst), ``parse_repodata``,
 ``apply_filters`` with the config's filter levels, ``encode_repodata`` of what is kept, zstd and
-bz2 compression (sitegen.sync.publish's settings), ``current_records`` and its encoding, and then the
+bz2 compression (sitegen.sync.metadata_compress), ``current_records`` and its encoding, and then the
 three publish products again concurrently in threads, as ``publish_subdir`` does. After each
 stage it records the seconds and the process's peak RSS so far.
 
@@ -14,7 +14,6 @@ With ``--stdlib FILE`` it measures the baseline instead: read the file, ``json.l
 
 from __future__ import annotations
 
-import bz2
 import json
 import resource
 import sys
@@ -60,7 +59,7 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
     from sitegen.config import load_config
     from sitegen.filters.apply import apply_filters
     from sitegen.net import upstream
-    from sitegen.sync import publish
+    from sitegen.sync import metadata_compress
 
     config = load_config(config_path)
     channel = config.channels[0]
@@ -99,13 +98,7 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
 
     body = line.stage("encode_repodata", encode, kept)
     info["published_bytes"] = len(body)
-    zstd = getattr(publish, "_zstd", None)
-    bz = getattr(publish, "_bz2", None) or (lambda d: bz2.compress(d, 9))
-    if zstd is None:
-        import zstandard
-
-        def zstd(d: bytes) -> bytes:
-            return zstandard.ZstdCompressor(level=publish.ZSTD_LEVEL, threads=-1).compress(d)
+    zstd, bz = metadata_compress.zstd_compress, metadata_compress.bz2_compress
 
     zst = line.stage("zstd", zstd, body)
     info["zst_bytes"] = len(zst)

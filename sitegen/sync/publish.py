@@ -10,7 +10,6 @@ the publishing marker it left tells (``layout.publishing_marker_path``).
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import logging
 import math
@@ -23,7 +22,6 @@ from typing import Any
 
 import msgspec
 import trio
-import zstandard
 
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
@@ -44,6 +42,7 @@ from sitegen.layout import (
 from sitegen.store.interface import PendingWrite
 from sitegen.store.origins import Origins, write_origins
 from sitegen.store.site import Site
+from sitegen.sync.metadata_compress import bz2_stream, zstd_stream
 from sitegen.sync.prune import (
     DEFAULT_SHARD_GRACE_DAYS,
     prune_shards,
@@ -54,10 +53,6 @@ from sitegen.sync.publish_shards import index_bytes, named_files, read_index, wr
 from sitegen.sync.repodata_map import save_map
 
 log = logging.getLogger("sitegen")
-
-# Level 9 keeps conda-forge-sized repodata to seconds; conda-index's 16 costs ~50x the time for
-# ~15% smaller files (see the performance notes in the README).
-ZSTD_LEVEL = 9
 
 
 @dataclass
@@ -95,52 +90,6 @@ def write_pieces(pieces: Iterable[bytes], out: PendingWrite) -> None:
     """Each piece into ``out``, as it is made."""
     for piece in pieces:
         out.write(piece)
-
-
-# Jobs of 4 MB for the compressing threads: zstd's default job at level 9 (several times its
-# window) held ~100-120 MB of buffers for a 400 MB repodata.json, these ~15-45 MB, in the same
-# time and to within 1 % of the size.
-_ZSTD_JOB = 4 << 20
-
-
-def _zstd_compressor() -> zstandard.ZstdCompressor:
-    params = zstandard.ZstdCompressionParameters.from_level(
-        ZSTD_LEVEL, threads=-1, job_size=_ZSTD_JOB, write_content_size=True
-    )
-    return zstandard.ZstdCompressor(compression_params=params)
-
-
-def zstd_compress(data: bytes) -> bytes:
-    return _zstd_compressor().compress(data)
-
-
-BZ2_LEVEL = 9
-
-
-def bz2_compress(data: bytes) -> bytes:
-    # One stream, though compressing parts in parallel would halve the time at conda-forge
-    # scale: rattler reads only the first stream of a multi-stream .bz2 and fails.
-    return bz2.compress(data, BZ2_LEVEL)
-
-
-# Read from the file being compressed at a time, when compressing one as a stream.
-_CHUNK = 4 << 20
-
-
-def zstd_stream(source: PendingWrite, out: PendingWrite) -> None:
-    """zstd_compress of what was written to ``source`` (the same bytes), into ``out``."""
-    stream = _zstd_compressor().compressobj(size=source.size())  # the frame says its content size
-    for chunk in source.chunks(_CHUNK):
-        out.write(stream.compress(chunk))
-    out.write(stream.flush())
-
-
-def bz2_stream(source: PendingWrite, out: PendingWrite) -> None:
-    """bz2_compress of what was written to ``source``, into ``out``."""
-    compressor = bz2.BZ2Compressor(BZ2_LEVEL)
-    for chunk in source.chunks(_CHUNK):
-        out.write(compressor.compress(chunk))
-    out.write(compressor.flush())
 
 
 async def publish_subdir(

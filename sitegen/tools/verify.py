@@ -41,7 +41,8 @@ from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.store.writer import open_disk_writer
 from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.local import is_local, restore
-from sitegen.sync.publish import SubdirMetadata, bz2_compress, zstd_compress
+from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
+from sitegen.sync.publish import SubdirMetadata
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
 
 log = logging.getLogger("sitegen")
