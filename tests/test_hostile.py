@@ -37,9 +37,11 @@ from sitegen.config import SiteConfig, parse_config
 from sitegen.sync.report import COMPLETED, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
+from sitegen.web.render import render_site
 from testkit.faults import CHANNEL, filenames, set_repodata, small_packages
 from testkit.invariant import METADATA, assert_site_invariant, make_sandbox, shard_files
 from testkit.records import as_upstream
+from testkit.site import channel_config
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -368,3 +370,72 @@ async def test_hostile_base_url_reads_nothing_local(tmp_path: Path) -> None:
     assert published["packages"] == published["packages.conda"] == {}
     assert "base_url" not in published["info"]
     assert_site_invariant(site)
+
+
+@pytest.mark.parametrize("timestamp", [1e20, 2**64 + 5], ids=["float", "int"])
+async def test_finite_timestamp_beyond_64_bits_costs_that_record_at_most(
+    tmp_path: Path, timestamp: float
+) -> None:
+    """A ``timestamp`` that is finite JSON but beyond any 64-bit integer (in milliseconds):
+    the record is refused, the run returns a report and publishes the rest."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    document["packages.conda"]["beta-2.0-h1_0.conda"]["timestamp"] = timestamp
+    set_repodata(root, LINUX, _serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        report = await _mirror(_config(site, server.url))
+    assert report.status == COMPLETED, (report.errors, report.mirrors[0].errors)
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    listed = set(published["packages.conda"]) | set(published["packages"])
+    assert listed >= filenames(GOOD, LINUX) - {"beta-2.0-h1_0.conda"}
+    for section in ("packages", "packages.conda"):
+        for record in published[section].values():
+            assert record.get("indexed_timestamp", 0) < 1 << 64
+    assert_site_invariant(site)
+
+
+@pytest.mark.parametrize("base_url", [5, True, ["http://x/"], {"a": 1}], ids=repr)
+async def test_base_url_that_is_not_text_does_not_crash_the_run(
+    tmp_path: Path, base_url: Any
+) -> None:
+    """``info.base_url`` (CEP-15) of another type than a string names no place to fetch from:
+    it is ignored, and the run completes."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    document["info"]["base_url"] = base_url
+    set_repodata(root, LINUX, _serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        report = await _mirror(_config(site, server.url))
+    assert isinstance(report, RunReport) and report.status == COMPLETED, report.errors
+    noarch = json.loads((site / CHANNEL / "noarch" / "repodata.json").read_bytes())
+    assert set(noarch["packages.conda"]) | set(noarch["packages"]) == filenames(GOOD, "noarch")
+    assert_site_invariant(site)
+
+
+async def test_package_name_longer_than_a_file_name_does_not_stop_the_render(
+    tmp_path: Path,
+) -> None:
+    """A record named with 251 characters has a file name longer than any file system takes:
+    refused when parsed, so a passive mirror (which never stores the file) cannot publish it
+    for the render to fail on ``packages/<name>.html``."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    long_name = "n" * 251
+    record = {**document["packages.conda"]["beta-2.0-h1_0.conda"], "name": long_name}
+    document["packages.conda"][f"{long_name}-2.0-h1_0.conda"] = record
+    set_repodata(root, LINUX, _serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        config = channel_config(site, server.url, extra="mode: passive\n")
+        report = await _mirror(config)
+    assert report.status == COMPLETED, report.errors
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    assert f"{long_name}-2.0-h1_0.conda" not in published["packages.conda"]
+    await trio.to_thread.run_sync(render_site, config)
+    assert (site / CHANNEL / "packages" / "beta.html").is_file()
+    assert (site / CHANNEL / "index.html").is_file()

@@ -519,3 +519,40 @@ async def test_passive_file_comes_from_the_cep15_package_host(tmp_path: Path) ->
         assert [r.path for r in packages.requests] == [f"/linux-64/{fn}"]
         assert not meta.requests
     assert sha256(site / CHANNEL / "linux-64" / fn) == record["sha256"]
+
+
+async def test_one_mirrors_odd_base_url_does_not_stop_fetches_from_the_others(
+    tmp_path: Path,
+) -> None:
+    """A channel fed by two passive mirrors; the second one's upstream repodata sets
+    ``info.base_url`` to a number. Files the first mirror supplied must still be fetchable:
+    the origins map of the subdir must stay readable."""
+    good_root, odd_root = tmp_path / "good", tmp_path / "odd"
+    records = write_channel(good_root, example_packages(seed=0), zst=False)
+    odd = write_channel(odd_root, example_packages(seed=1), zst=False)
+    document = odd["linux-64"]
+    document["info"]["base_url"] = 5
+    (odd_root / "linux-64" / "repodata.json").write_text(json.dumps(document))
+    site = tmp_path / "site"
+    fn, record = next(iter(records["linux-64"]["packages.conda"].items()))
+    with UpstreamServer(good_root) as good, UpstreamServer(odd_root) as bad:
+        config_path = tmp_path / "channels.yaml"
+        config_path.write_text(
+            f"output: {site}\n"
+            "download: {retries: 0, timeout: 30}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            "    mirrors:\n"
+            f"      - {{name: good, url: {good.url}, subdirs: [linux-64], mode: passive}}\n"
+            f"      - {{name: odd, url: {bad.url}, subdirs: [linux-64], mode: passive}}\n"
+        )
+        config = load_config(config_path)
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        listeners = await open_listeners("127.0.0.1", 0)
+        async with trio.open_nursery() as nursery:
+            fetcher = await nursery.start(serve_fetcher, config, listeners)
+            reply = await fetcher.reply("GET", f"/{CHANNEL}/linux-64/{fn}")
+            nursery.cancel_scope.cancel()
+    # (An origins map the fetcher cannot read would answer 502 for every file of the subdir.)
+    assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+    assert sha256(site / CHANNEL / "linux-64" / fn) == record["sha256"]

@@ -216,7 +216,8 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     Runs once per upstream record (500,000 for conda-forge linux-64), hence the plain type()
     comparisons and C-level map() over generator expressions.
     """
-    if type(fn) is not str or not _SAFE_FILENAME.match(fn) or ".." in fn:
+    # A file name is at most 255 bytes (ASCII here: characters), and so stays a package's page.
+    if type(fn) is not str or len(fn) > 255 or not _SAFE_FILENAME.match(fn) or ".." in fn:
         return REASON_BAD_FILENAME
     suffix = SUFFIX_OF_KEY[key]
     if not fn.endswith(suffix):
@@ -236,6 +237,11 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     size = raw.get("size")
     if type(size) is not int or not 0 < size <= MAX_PACKAGE_SIZE:
         return REASON_BAD_SIZE
+    # A time in float seconds or milliseconds must fit the 64 bits it is published in (an
+    # infinite or NaN one does not either).
+    timestamp = raw.get("timestamp")
+    if type(timestamp) in (int, float) and not -(2.0**63) < timestamp < 2.0**63:
+        return REASON_BAD_FIELDS
     sha256, md5 = raw.get("sha256"), raw.get("md5")
     if sha256 is None and md5 is None:
         return REASON_NO_CHECKSUM

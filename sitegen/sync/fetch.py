@@ -205,6 +205,8 @@ async def _parse_one(
         await store_body(cache, key, fetched, body)
     del body
     base_url = repodata.info.pop("base_url", None)
+    if not isinstance(base_url, str):
+        base_url = None  # (CEP-15 says a string; anything else names no place to fetch from)
     if base_url:
         # CEP-15: packages live elsewhere; fetch them there (Upstream.package_url), serve them
         # here.
