@@ -439,3 +439,25 @@ async def test_package_name_longer_than_a_file_name_does_not_stop_the_render(
     await trio.to_thread.run_sync(render_site, config)
     assert (site / CHANNEL / "packages" / "beta.html").is_file()
     assert (site / CHANNEL / "index.html").is_file()
+
+
+async def test_one_record_claiming_a_tebibyte_fails_alone(tmp_path: Path) -> None:
+    """``size: 1 << 40`` is a size a package may have, but no disk here holds it: that file
+    fails (named in the report), and the free-space guard weighs the others, which are
+    published."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    document["packages.conda"]["beta-2.0-h1_0.conda"]["size"] = 1 << 40
+    set_repodata(root, LINUX, _serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        report = await _mirror(_config(site, server.url))
+    linux = next(c for c in report.channels if c.subdir == LINUX)
+    assert any("beta-2.0-h1_0.conda: not downloaded" in e for e in linux.errors), linux.errors
+    assert (site / CHANNEL / "noarch" / "repodata.json").is_file()
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    listed = set(published["packages.conda"]) | set(published["packages"])
+    assert listed == filenames(GOOD, LINUX) - {"beta-2.0-h1_0.conda"}
+    assert_site_invariant(site)
+

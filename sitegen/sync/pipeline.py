@@ -73,7 +73,7 @@ from sitegen.sync.report_build import (
 )
 from sitegen.sync.scope import RunScope
 from sitegen.sync.selection import ClosureResult, close, lockfile_pins_missing, select_all
-from sitegen.sync.space import space_problems
+from sitegen.sync.space import oversized, space_problems
 
 log = logging.getLogger("sitegen")
 
@@ -207,6 +207,11 @@ async def _rebuild(
     for key, plan in results.plans.items():
         bases = package_bases(results.parsed, key[1])
         jobs[key] = download_jobs(scope.site, scope.site.path(*key), plan, upstreams, bases)
+    too_large = await trio.to_thread.run_sync(
+        oversized, [job for subdir_jobs in jobs.values() for job in subdir_jobs]
+    )
+    dropped = {key: [j for j in js if j.target in too_large] for key, js in jobs.items()}
+    jobs = {key: [j for j in js if j.target not in too_large] for key, js in jobs.items()}
     all_jobs = [job for subdir_jobs in jobs.values() for job in subdir_jobs]
     shortage = await trio.to_thread.run_sync(space_problems, all_jobs, scope.config.min_free_space)
     if shortage:
@@ -217,6 +222,10 @@ async def _rebuild(
         # published; the pull-through fetcher replaces them on first request.
         remove_files(scope.site, scope.site.path(*key), plan.to_remove)
     await download_all(scope.site, scope.config.download, jobs, results.downloads, options.progress)
+    for key, subdir_jobs in dropped.items():  # failed as downloads that could not be stored
+        for job in subdir_jobs:
+            results.downloads[key].failed.add(job.record.fn)
+            results.downloads[key].errors.append(too_large[job.target])
     await link_all(scope.site, local, results.plans, results.downloads)
     to_publish, sharded = await prepare_all(
         scope.site, results.merged, results.downloads, results.publish

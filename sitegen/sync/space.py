@@ -1,5 +1,7 @@
 """The free-space guard: a run whose downloads would not fit, or would leave less than
-``min_free_space`` free, stops before its first download and publishes nothing.
+``min_free_space`` free, stops before its first download and publishes nothing. A single file
+larger than all the free space of its filesystem (an upstream record claiming a tebibyte) can
+never be stored: it alone fails, and the guard weighs the rest.
 
 Checked per filesystem, since a channel directory may be a mount or a symlink of its own. Only
 the downloads count: the metadata a run writes is small beside them, and the files it prunes
@@ -82,3 +84,20 @@ def space_problems(jobs: Iterable[DownloadJob], minimum: int) -> list[str]:
     for problem in problems:
         log.error("%s", problem)
     return problems
+
+
+def oversized(jobs: Iterable[DownloadJob]) -> dict[Path, str]:
+    """The targets of the files that alone are larger than the free space of their filesystem,
+    each with why it is not downloaded."""
+    free: dict[Path, int] = {}
+    out: dict[Path, str] = {}
+    for job in jobs:
+        parent = job.target.parent
+        if parent not in free:  # a few per channel subdir, not one per file
+            free[parent] = free_bytes(existing_directory(parent))
+        if job.record.size > free[parent]:
+            out[job.target] = (
+                f"{job.record.fn}: not downloaded: it is {human_bytes(job.record.size)}, more"
+                f" than the {human_bytes(free[parent])} free where it would be stored"
+            )
+    return out
