@@ -171,3 +171,30 @@ async def test_a_half_sent_request_is_cut_off_and_head_downloads_nothing(
             assert back.status_code == 302 and back.headers["location"] == fn.replace("+", "%2B")
         assert len(_package_requests(example_upstream)) == 1
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.integration
+async def test_requests_whose_body_never_comes_do_not_lock_out_a_real_request(
+    tmp_path: Path,
+) -> None:
+    """Request heads announcing a body that never arrives: each gets the request deadline, so
+    ``max_connections`` of them cannot hold every slot for good."""
+    _unused, config, _contents = _site(tmp_path)
+    listeners = await open_listeners("127.0.0.1", 0)
+    limits = FetcherLimits(max_connections=4, request_timeout=1.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda **kw: serve_fetcher(config, listeners, limits=limits, **kw))
+        host, port = listener_address(listeners).split(":")
+        stalled = []
+        for _ in range(limits.max_connections):
+            stream = await trio.open_tcp_stream(host, int(port))
+            await stream.send_all(b"GET /x.conda HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+            stalled.append(stream)
+        await trio.sleep(limits.request_timeout * 3)  # well past any request deadline
+        with trio.fail_after(10):
+            async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+                head = await client.head(f"/{CHANNEL}/linux-64/a-1.0-0.conda")
+        for stream in stalled:
+            await stream.aclose()
+        nursery.cancel_scope.cancel()
+    assert head.status_code == 200, head.status_code

@@ -460,4 +460,3 @@ async def test_one_record_claiming_a_tebibyte_fails_alone(tmp_path: Path) -> Non
     listed = set(published["packages.conda"]) | set(published["packages"])
     assert listed == filenames(GOOD, LINUX) - {"beta-2.0-h1_0.conda"}
     assert_site_invariant(site)
-

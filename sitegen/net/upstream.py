@@ -328,8 +328,15 @@ class Upstream:
         raise UpstreamError(f"{what}: {last_error} after {attempts} attempts")
 
     def safe_url(self, url: str) -> str:
-        """A URL for messages: the secret-bearing base swapped for its display form."""
-        return url.replace(self.base, self.mirror.display_url())
+        """A URL for messages: the secret-bearing base swapped for its display form, and any
+        token or password left elsewhere in it hidden (a CEP-15 ``base_url`` may lead away
+        from the base, still under ``/t/<token>/`` or with a ``user:password@``)."""
+        text = redact_url(url.replace(self.base, self.mirror.display_url()))
+        for name in self.mirror.secret_env:
+            value = os.environ.get(name, "")
+            if len(value) >= 4:
+                text = text.replace(value, "***")
+        return text
 
 
 async def open_upstreams(

@@ -31,7 +31,8 @@ channels before it passes a request on. It holds under abuse:
 * at most ``max_connections`` connections; a new one beyond that closes the longest-waiting
   *idle* one (a keep-alive connection between requests, or one still sending its request
   head), so idle sockets cannot lock real requests out; when none is idle it gets 503;
-* a request head must arrive within ``request_timeout`` (slowloris), and a response body is
+* a request head must arrive within ``request_timeout`` (slowloris), and so must a request
+  body (a fetch has none; one announced and never sent closes the connection); a response body is
   sent within a deadline that grows with its size (a reader that stalls is dropped);
 * ``HEAD`` never starts a download (see :class:`~sitegen.passive.resolver.Resolver`);
 * the stored file is sent by the web server, not through Python: nginx asks for
@@ -207,7 +208,14 @@ class Fetcher:
                         self._idle.pop(key, None)
                 if request is None:
                     return
-                if not await _drain_body(conn, stream):
+                # A body announced and never sent would hold the slot for good: it gets the
+                # head's deadline (and the connection is closed when it runs out).
+                drained = None
+                with trio.move_on_after(self.request_timeout):
+                    drained = await _drain_body(conn, stream)
+                if drained is None:
+                    return
+                if not drained:
                     await _send_simple(conn, stream, error_reply(413, "request body too large"))
                     return
                 await self._answer(conn, stream, request)

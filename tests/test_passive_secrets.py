@@ -1,0 +1,68 @@
+"""Secrets in upstream URLs stay out of the passive fetcher's logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+import trio
+
+from sitegen.config import load_config
+from sitegen.passive.fetcher import open_listeners, serve_fetcher
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import example_packages, write_channel
+from testkit.upstream import UpstreamServer, respond
+
+pytestmark = pytest.mark.integration
+
+
+async def test_relative_cep15_base_url_does_not_put_the_token_in_the_fetchers_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Upstream repodata at /t/<token>/forge/linux-64/ says info.base_url "../../pkgs/linux-64/"
+    (CEP-15 allows a relative one): packages at /t/<token>/pkgs/linux-64/. One transient 503
+    makes download() log a retry; that line must not hold the token."""
+    token = secrets.token_hex(16)
+    monkeypatch.setenv("SITEGEN_TEST_TOKEN", token)
+    root = tmp_path / "upstream"
+    forge = root / "t" / token / "forge"
+    records = write_channel(forge, example_packages(seed=0), zst=False)
+    for subdir in ("linux-64", "noarch"):
+        pkgs = root / "t" / token / "pkgs" / subdir
+        pkgs.mkdir(parents=True)
+        for entry in (forge / subdir).iterdir():
+            if entry.name != "repodata.json":
+                shutil.move(entry, pkgs / entry.name)
+        path = forge / subdir / "repodata.json"
+        document = json.loads(path.read_bytes())
+        document["info"]["base_url"] = f"../../pkgs/{subdir}/"
+        path.write_text(json.dumps(document))
+    fn = next(iter(records["linux-64"]["packages.conda"]))
+    site = tmp_path / "site"
+    with UpstreamServer(root) as server:
+        (tmp_path / "channels.yaml").write_text(
+            f"output: {site}\n"
+            "download: {retries: 1, timeout: 30}\n"
+            "channels:\n"
+            "  cloud/forge:\n"
+            f"    url: {server.url}/t/${{SITEGEN_TEST_TOKEN}}/forge\n"
+            "    subdirs: [linux-64]\n"
+            "    mode: passive\n"
+        )
+        config = load_config(tmp_path / "channels.yaml")
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        server.add_fault(f"/t/{token}/pkgs/linux-64/{fn}", respond(503), times=1)
+        caplog.clear()
+        listeners = await open_listeners("127.0.0.1", 0)
+        with caplog.at_level(logging.DEBUG):
+            async with trio.open_nursery() as nursery:
+                fetcher = await nursery.start(serve_fetcher, config, listeners)
+                reply = await fetcher.reply("GET", f"/cloud/forge/linux-64/{fn}")
+                nursery.cancel_scope.cancel()
+    assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+    leaked = [r.getMessage() for r in caplog.records if token in r.getMessage()]
+    assert not leaked, leaked
