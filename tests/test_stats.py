@@ -11,6 +11,7 @@ import pytest
 
 from sitegen import layout
 from sitegen.config import ConfigError, parse_config
+from sitegen.stats import tally as tally_module
 from sitegen.stats.charts import bar_chart, hbar_chart, sparkline
 from sitegen.stats.logline import (
     Kind,
@@ -392,3 +393,51 @@ def test_layout_names_the_stats_paths(tmp_path: Path) -> None:
     assert layout.STATS_JSON in layout.RESERVED_TOP
     assert layout.stats_state_path(tmp_path).parent == layout.stats_dir(tmp_path)
     assert layout.stats_dir(tmp_path).parent == layout.state_dir(tmp_path)
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize("when", ["31/Dec/9999:23:30:00 -0100", "01/Jan/0001:00:30:00 +0100"])
+def test_a_time_whose_utc_day_is_off_the_calendar_is_a_bad_time(when: str) -> None:
+    assert count([line(pkg(), when=when)]).skipped == {"bad_time": 1}
+
+
+def test_a_size_of_thousands_of_digits_is_a_malformed_line() -> None:
+    bad = line(pkg()).replace(b" 200 1000 ", b" 200 " + b"9" * 5000 + b" ")
+    assert count([bad]).skipped == {"malformed": 1}
+
+
+def test_counts_beyond_64_bits_are_held_at_the_largest_the_state_keeps() -> None:
+    """A log of lines each claiming a petabyte can add up past 64 bits: the state is saved all
+    the same, with the count held at the largest 64-bit one."""
+    huge = line(pkg()).replace(b" 1000 ", b" 999999999999999 ")
+    tally = count([huge] * 20_000)
+    again, _ = decode_state(encode_state(tally, []))
+    assert again.all_time[f"{CHANNEL}|linux-64|{PKG}"] == [20_000, 2**63 - 1]
+
+
+def test_the_user_agent_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every distinct user agent is read once while cached; the cache is cleared at its limit
+    (a log of endless distinct agents does not grow the run's memory)."""
+    monkeypatch.setattr(tally_module, "_CACHE_LIMIT", 10)
+    calls: list[str] = []
+    real = tally_module.tool_of
+
+    def counted(agent: str) -> tuple[str, str]:
+        calls.append(agent)
+        return real(agent)
+
+    monkeypatch.setattr(tally_module, "tool_of", counted)
+    counter = Tally().counter([CHANNEL])
+    agents = [f"x/{i} " + "A" * 100 for i in range(100)]
+    counter.add([line(pkg(), agent=agent, ip=f"192.0.2.{i}") for i, agent in enumerate(agents)])
+    counter.add([line(pkg(), agent=agents[0], ip="192.0.2.0")])
+    assert calls.count(agents[0]) == 2  # forgotten since, so read again
+
+
+def test_a_damaged_state_is_refused_not_a_crash() -> None:
+    data = encode_state(count([line(pkg())]), [])
+    damaged = data.replace(b"example|linux-64", b"example/linux-64")  # same length: decodes
+    with pytest.raises(StateError, match="damaged"):
+        decode_state(damaged)

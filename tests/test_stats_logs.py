@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import textwrap
+import zlib
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -239,3 +240,25 @@ def test_run_stats_survives_hostile_logs_and_counts_them_as_skipped(tmp_path: Pa
     assert doc["skipped"] == result.skipped
     assert [(f["file"], f["downloads"]) for f in doc["files"]] == [("a-1-0.conda", 2)]
     assert run_stats(config, today=date(2026, 12, 6)).lines == 0  # nothing new
+
+
+def test_a_gzip_still_being_written_is_left_for_a_later_run(tmp_path: Path) -> None:
+    """logrotate compressing the rotated log: while less than the fingerprint has been
+    written, the .gz cannot be recognised as the file already read, so it is left alone
+    (not read from its start a second time); complete, it is recognised."""
+    log = Log(tmp_path / "access.log")
+    log.write(300)
+    log.read()
+    rotated = tmp_path / "access.log.1"
+    log.path.rename(rotated)
+    log.write(2)
+    log.read()
+    data, packer = rotated.read_bytes(), zlib.compressobj(wbits=31)
+    partial = packer.compress(data[:600]) + packer.flush(zlib.Z_SYNC_FLUSH)
+    gz = tmp_path / "access.log.1.gz"
+    gz.write_bytes(partial)  # 600 bytes decompress so far
+    assert log.read() == []
+    gz.write_bytes(partial + packer.compress(data[600:]) + packer.flush())
+    rotated.unlink()
+    log.read()
+    assert sorted(_numbers(log.read_lines)) == list(range(302))

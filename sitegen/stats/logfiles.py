@@ -213,6 +213,8 @@ def read_file(
         return None, None
     if not head:
         return None, None
+    if is_gzip(path) and len(head) < FINGERPRINT_BYTES and gzip_size_mod32(path) != len(head):
+        return None, None  # a gzip still being written, too short to be recognised yet
     cursor = find_cursor(cursors, head, st)
     offset = cursor.offset if cursor is not None else 0
     if cursor is not None and not is_gzip(path) and st.st_size < offset:

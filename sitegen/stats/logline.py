@@ -44,7 +44,7 @@ _QUOTED_SKIP = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
 _COMBINED = (
     rb"(\S+) \S+ \S+ \[([^\]]{26})\] "
     + _QUOTED
-    + rb" (\d{3}) (\d+|-) "
+    + rb" (\d{3}) (\d{1,15}|-) "
     + _QUOTED_SKIP
     + rb" "
     + _QUOTED
@@ -94,9 +94,9 @@ def utc_day(stamp: bytes) -> str | None:
     offset = timedelta(hours=int(off_h), minutes=int(off_m))
     try:
         local = datetime(int(year), _MONTHS[month], int(day), int(hour), tzinfo=UTC)
-    except ValueError:
+        moment = local - offset if sign == b"+" else local + offset
+    except (ValueError, OverflowError):
         return None
-    moment = local - offset if sign == b"+" else local + offset
     return moment.date().isoformat()
 
 

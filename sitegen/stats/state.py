@@ -10,11 +10,12 @@ incremental run over a long history spends its time on the new lines, not on the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from sitegen.stats.logfiles import Cursor
-from sitegen.stats.tally import OpenDay, Tally
+from sitegen.stats.tally import SEP, OpenDay, Tally
 
 VERSION = 1
 
@@ -55,7 +56,31 @@ def _non_empty(table: dict[str, dict]) -> dict[str, dict]:
     return {period: rows for period, rows in table.items() if rows}
 
 
+# Counts are kept as 64-bit integers: a hostile log (a million lines each claiming a petabyte)
+# could add up past that; such a count is held at the largest one.
+_MAX_COUNT = 2**63 - 1
+
+
+def _clamped(value: Any) -> Any:
+    if type(value) is int:
+        return min(value, _MAX_COUNT)
+    if type(value) is list:
+        return [_clamped(v) for v in value]
+    if type(value) is dict:
+        return {k: _clamped(v) for k, v in value.items()}
+    return value
+
+
 def encode_state(tally: Tally, cursors: list[Cursor]) -> bytes:
+    try:
+        return _encode_state(tally, cursors)
+    except OverflowError:
+        for table in ("files", "refreshes", "missing", "passive", "tools", "days", "all_time"):
+            setattr(tally, table, _clamped(getattr(tally, table)))
+        return _encode_state(tally, cursors)
+
+
+def _encode_state(tally: Tally, cursors: list[Cursor]) -> bytes:
     state = StatsState(
         cursors=cursors,
         files=_non_empty(tally.files),
@@ -87,6 +112,7 @@ def decode_state(data: bytes) -> tuple[Tally, list[Cursor]]:
         raise StateError(f"unreadable: {exc}") from None
     if state.version != VERSION:
         raise StateError(f"version {state.version}, expected {VERSION}")
+    _check_shapes(state)
     tally = Tally(
         files=state.files,
         refreshes=state.refreshes,
@@ -117,3 +143,27 @@ def load_state(path: Path) -> tuple[Tally, list[Cursor]]:
     except FileNotFoundError:
         return Tally(), []
     return decode_state(data)
+
+
+# Per table: how many parts its keys have (see tally.join) and how many counts a row has
+# (0: a single count). A state that is msgpack of the right types can still be damaged.
+_SHAPES = {
+    "files": (3, 3),
+    "refreshes": (3, 3),
+    "missing": (3, 0),
+    "passive": (2, 0),
+    "tools": (2, 0),
+}
+
+
+def _check_shapes(state: StatsState) -> None:
+    for table, (parts, counts) in _SHAPES.items():
+        for rows in getattr(state, table).values():
+            for key, row in rows.items():
+                if key.count(SEP) != parts - 1 or (counts and len(row) != counts):
+                    raise StateError(f"damaged: {table} holds {key!r}")
+    for key, row in state.all_time.items():
+        if key.count(SEP) != 2 or len(row) != 2:
+            raise StateError(f"damaged: all_time holds {key!r}")
+    if any(len(row) != 4 for row in state.days.values()):
+        raise StateError("damaged: a day's totals")

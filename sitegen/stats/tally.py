@@ -187,6 +187,8 @@ class LineCounter:
             tally.days[day][1] += 1
         tool = self._agents.get(agent)
         if tool is None:
+            if len(self._agents) >= _CACHE_LIMIT:
+                self._agents.clear()
             tool = self._agents[agent] = join(*tool_of(agent.decode("latin-1")))
         if (client, tool) not in opened.tool_clients:
             opened.tool_clients.add((client, tool))
