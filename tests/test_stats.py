@@ -420,7 +420,7 @@ def test_counts_beyond_64_bits_are_held_at_the_largest_the_state_keeps() -> None
 def test_the_user_agent_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every distinct user agent is read once while cached; the cache is cleared at its limit
     (a log of endless distinct agents does not grow the run's memory)."""
-    monkeypatch.setattr(tally_module, "_CACHE_LIMIT", 10)
+    monkeypatch.setattr(tally_module, "CACHE_LIMIT", 10)
     calls: list[str] = []
     real = tally_module.tool_of
 

@@ -42,7 +42,7 @@ BAD_TIME = "bad_time"
 FETCHED, STORED, FROM_DISK = "fetched", "stored", "disk"
 _OUTCOMES = {b"fetched": FETCHED, b"stored": STORED}
 
-_CACHE_LIMIT = 100_000  # entries per lookup cache before it is cleared
+CACHE_LIMIT = 100_000  # entries per lookup cache before it is cleared
 SEP = "|"  # no channel path, subdir, file name, tool or version holds it (all are validated)
 
 
@@ -166,7 +166,7 @@ class LineCounter:
                 kind, channel, subdir, fn = self.classifier.classify(text)
                 fn = SHARDS_DIR if kind is Kind.SHARD else fn
                 target = (kind, join(channel, subdir, fn), channel)
-            if len(self._targets) >= _CACHE_LIMIT:
+            if len(self._targets) >= CACHE_LIMIT:
                 self._targets.clear()
             self._targets[raw] = target
         return target
@@ -179,7 +179,7 @@ class LineCounter:
             opened = tally.open_days[day] = OpenDay()
         client = hashlib.blake2b(key, key=opened.salt, digest_size=8).digest()
         clients = self._clients.setdefault(day, {})
-        if len(clients) >= _CACHE_LIMIT:
+        if len(clients) >= CACHE_LIMIT:
             clients.clear()
         clients[key] = client
         if client not in opened.clients:
@@ -187,7 +187,7 @@ class LineCounter:
             tally.days[day][1] += 1
         tool = self._agents.get(agent)
         if tool is None:
-            if len(self._agents) >= _CACHE_LIMIT:
+            if len(self._agents) >= CACHE_LIMIT:
                 self._agents.clear()
             tool = self._agents[agent] = join(*tool_of(agent.decode("latin-1")))
         if (client, tool) not in opened.tool_clients:
