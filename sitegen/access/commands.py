@@ -25,7 +25,7 @@ from sitegen.access.server_files import (
 )
 from sitegen.access.tokens import TokenError, TokenRecord, parse_expiry
 from sitegen.access.usage import last_used
-from sitegen.config import SiteConfig, load_config
+from sitegen.config import SiteConfig, child_environment, load_config
 from sitegen.config.access import TOKEN_NAME_RE
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -195,7 +195,7 @@ def _apply(config: SiteConfig, reload: bool) -> int:
         return EXIT_OK
     if not command:
         return _fail("--reload needs access.reload in channels.yaml, e.g. [nginx, -s, reload]")
-    result = subprocess.run(list(command), check=False)
+    result = subprocess.run(list(command), check=False, env=child_environment(config))
     if result.returncode != 0:
         return _fail(f"{' '.join(command)} exited with status {result.returncode}")
     print(f"sitegen: token files updated; ran {' '.join(command)}", file=sys.stderr)

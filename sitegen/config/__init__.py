@@ -11,6 +11,7 @@ from sitegen.config.model import (
     FilterSpec,
     MirrorConfig,
     SiteConfig,
+    child_environment,
     make_scrub,
     redact_url,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "SiteConfig",
     "SourceKind",
     "YamlNode",
+    "child_environment",
     "load_config",
     "make_scrub",
     "parse_config",

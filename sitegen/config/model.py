@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from sitegen.conda.notices import ChannelNotice
 from sitegen.config.approval_model import ApprovalGate
@@ -100,9 +102,19 @@ class MirrorConfig:
     move: bool = False
 
     def source_url(self, environ: Mapping[str, str] | None = None) -> str:
-        """The URL with ${ENV} references filled in (contains secrets: never log it)."""
+        """The URL with ${ENV} references filled in (contains secrets: never log it). A value
+        in the user:password part is percent-encoded there: a password holding '/', '?' or
+        '#' would otherwise end the part early, and be read (and shown) as a host or a path."""
         env = os.environ if environ is None else environ
-        return ENV_REF_RE.sub(lambda m: env[m.group(1)], self.url).rstrip("/")
+        scheme, sep, rest = self.url.partition("://")
+        userinfo, at, location = rest.rpartition("@") if sep else ("", "", rest)
+        if "/" in userinfo:  # an '@' in the path, not a user:password part
+            userinfo, at, location = "", "", rest
+        filled = ENV_REF_RE.sub(lambda m: quote(env[m.group(1)], safe=""), userinfo)
+        location = ENV_REF_RE.sub(lambda m: env[m.group(1)], location)
+        if not sep:
+            return location.rstrip("/")
+        return f"{scheme}{sep}{filled}{at}{location}".rstrip("/")
 
     def display_url(self) -> str:
         """The URL safe to show anywhere: tokens and ${ENV} values replaced by ***."""
@@ -206,19 +218,29 @@ def redact_url(url: str) -> str:
     return re.sub(r"//[^/@]+@", "//***@", url)
 
 
+def secret_values(mirrors: Iterable[tuple[Any, MirrorConfig]]) -> set[str]:
+    """The values of the ${ENV} references of the mirrors' URLs, also as they stand in a URL
+    (percent-encoded, see MirrorConfig.source_url); only values long enough to tell apart."""
+    values = {
+        value
+        for _channel, mirror in mirrors
+        for name in mirror.secret_env
+        if len(value := os.environ.get(name, "")) >= 4
+    }
+    return values | {quote(value, safe="") for value in values}
+
+
+def child_environment(config: SiteConfig) -> dict[str, str]:
+    """The environment for a command sitegen starts (a notification hook, a web server reload):
+    its own, without the variables that hold the mirrors' tokens and passwords."""
+    secret = {name for _channel, mirror in config.mirrors for name in mirror.secret_env}
+    return {name: value for name, value in os.environ.items() if name not in secret}
+
+
 def make_scrub(config: SiteConfig) -> Callable[[str], str]:
     """Hide tokens in text that came from a run (errors name URLs): URL tokens and the values
     of every ${ENV} the configured URLs use."""
-    secrets = sorted(
-        {
-            value
-            for _channel, mirror in config.mirrors
-            for name in mirror.secret_env
-            if len(value := os.environ.get(name, "")) >= 4
-        },
-        key=len,
-        reverse=True,
-    )
+    secrets = sorted(secret_values(config.mirrors), key=len, reverse=True)
 
     def scrub(text: str) -> str:
         text = redact_url(str(text))

@@ -26,6 +26,7 @@ import trio
 import zstandard
 
 from sitegen.config import DownloadSettings, MirrorConfig, redact_url
+from sitegen.config.model import secret_values
 from sitegen.net.activity import Activity
 from sitegen.net.client import UpstreamClient, open_client
 from sitegen.net.transport import trusted_cas
@@ -332,10 +333,8 @@ class Upstream:
         token or password left elsewhere in it hidden (a CEP-15 ``base_url`` may lead away
         from the base, still under ``/t/<token>/`` or with a ``user:password@``)."""
         text = redact_url(url.replace(self.base, self.mirror.display_url()))
-        for name in self.mirror.secret_env:
-            value = os.environ.get(name, "")
-            if len(value) >= 4:
-                text = text.replace(value, "***")
+        for value in sorted(secret_values([(None, self.mirror)]), key=len, reverse=True):
+            text = text.replace(value, "***")
         return text
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sitegen import layout
-from sitegen.config import SiteConfig, make_scrub
+from sitegen.config import SiteConfig, child_environment, make_scrub
 from sitegen.sync.report import RunReport
 
 log = logging.getLogger("sitegen")
@@ -74,12 +74,16 @@ def run_summary(
     }
 
 
-def run_hook(argv: tuple[str, ...], data: bytes, timeout: float) -> bool:
-    """Run one hook command with ``data`` on stdin; False (and logged) when it failed."""
+def run_hook(
+    argv: tuple[str, ...], data: bytes, timeout: float, env: dict[str, str] | None = None
+) -> bool:
+    """Run one hook command with ``data`` on stdin (in ``env``, see child_environment);
+    False (and logged) when it failed."""
     name = argv[0]
     try:
         process = subprocess.Popen(
             argv,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -117,6 +121,6 @@ def notify_run(config: SiteConfig, report: RunReport, exit_status: int) -> None:
     summary = run_summary(report, config, exit_status, make_scrub(config))
     data = json.dumps(summary, indent=1).encode()
     try:
-        run_hook(argv, data, config.notify.timeout)
+        run_hook(argv, data, config.notify.timeout, child_environment(config))
     except Exception as exc:  # whatever happens, the run's own outcome stands
         log.error("notify: %s failed: %s: %s", argv[0], type(exc).__name__, exc)

@@ -1,0 +1,80 @@
+"""Upstream secrets stay out of the commands sitegen starts (their environment) and out of
+what it prints when a password holds URL delimiters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import main
+from sitegen.tools.example_channel import write_channel
+from testkit.faults import CHANNEL, small_packages
+from testkit.invariant import make_sandbox
+from testkit.upstream import UpstreamServer
+
+pytestmark = pytest.mark.integration
+TOKEN, ENV = "tk-review-5ecret-0123456789abcdef", "SITEGEN_REVIEW_TOKEN"
+
+
+def _dumper(tmp_path: Path) -> tuple[str, Path]:
+    dump, script = tmp_path / "dump.txt", tmp_path / "dump.py"
+    script.write_text(
+        f"#!{sys.executable}\nimport os,sys\nopen({str(dump)!r},'w')"
+        ".write(repr(sys.argv)+repr(dict(os.environ))+sys.stdin.read())\n"
+    )
+    script.chmod(0o755)
+    return str(script), dump
+
+
+def _config(tmp_path: Path, url: str, extra: str = "", private: str = "") -> Path:
+    path = tmp_path / "channels.yaml"
+    path.write_text(
+        f"output: {make_sandbox(tmp_path)}\n{extra}\ndownload: {{retries: 0, timeout: 2}}\n"
+        f"channels:\n  {CHANNEL}:\n    url: {url}\n    subdirs: [linux-64]\n{private}"
+    )
+    return path
+
+
+def test_notify_hook_env_has_no_upstream_token(tmp_path, monkeypatch):
+    write_channel(tmp_path / "up/t" / TOKEN / "chan", small_packages(), zst=True)
+    monkeypatch.setenv(ENV, TOKEN)
+    hook, dump = _dumper(tmp_path)
+    with UpstreamServer(tmp_path / "up") as server:
+        cfg = _config(
+            tmp_path, f"{server.url}/t/${{{ENV}}}/chan", f"notify: {{on_success: [{hook}]}}"
+        )
+        assert main(["mirror", "-c", str(cfg), "--no-progress"]) == 0
+    assert '"status"' in dump.read_text() and TOKEN not in dump.read_text()
+
+
+def test_access_reload_env_has_no_upstream_token(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV, TOKEN)
+    hook, dump = _dumper(tmp_path)
+    cfg = _config(
+        tmp_path,
+        f"https://example.org/t/${{{ENV}}}/c",
+        f"access: {{reload: [{hook}]}}",
+        "    access: private\n",
+    )
+    assert main(["token", "add", "ci", "--channel", CHANNEL, "--reload", "-c", str(cfg)]) == 0
+    assert dump.exists() and TOKEN not in dump.read_text()
+
+
+@pytest.mark.parametrize("password", ["PWpartONE/PWpartTWO", "PWpartONE?PWpartTWO", "PWpartONE#x"])
+def test_password_with_url_delimiters_not_on_stderr(tmp_path, password):
+    write_channel(tmp_path / "up/chan", small_packages(), zst=True)
+    with UpstreamServer(tmp_path / "up") as server:
+        host = server.url.split("//", 1)[1]
+        cfg = _config(tmp_path, f"http://user:${{{ENV}}}@{host}/chan")
+        proc = subprocess.run(
+            [sys.executable, "-m", "sitegen", "mirror", "-c", str(cfg), "--no-progress"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, ENV: password},
+        )
+    assert "PWpartONE" not in proc.stdout + proc.stderr
