@@ -14,6 +14,7 @@ from sitegen.cli import main
 from sitegen.config import (
     ConfigError,
     FilterSpec,
+    MirrorConfig,
     SourceKind,
     YamlNode,
     load_config,
@@ -1100,3 +1101,20 @@ def test_a_registered_source_kind_is_chosen_by_its_key(monkeypatch: pytest.Monke
     assert (forge.kind, forge.url) == ("channel", "https://conda.anaconda.org/x")
     with pytest.raises(ConfigError, match="missing required key 'url' or 'path'"):
         parse_config("output: site\nchannels:\n  a/b:\n    mirrors:\n      - subdirs: [noarch]\n")
+
+
+def test_source_url_fills_references_and_encodes_only_the_user_part() -> None:
+    """A value in user:password is percent-encoded (httpx decodes it for Basic auth); one in
+    the host or the path, or in a local folder's path, is filled in as it is."""
+    env = {"PASS": "a/b?c#d@e", "TOKEN": "tok-123", "HOST": "example.org:8443"}
+    cases = {
+        "https://me:${PASS}@h.example/chan/": "https://me:a%2Fb%3Fc%23d%40e@h.example/chan",
+        "https://h.example/t/${TOKEN}/chan": "https://h.example/t/tok-123/chan",
+        "https://${HOST}/chan": "https://example.org:8443/chan",
+        "https://h.example/a@b/chan": "https://h.example/a@b/chan",
+        "file:///srv/${TOKEN}/chan": "file:///srv/tok-123/chan",
+        "/srv/builds/": "/srv/builds",
+    }
+    for url, expected in cases.items():
+        mirror = MirrorConfig(name="m", url=url, subdirs=("linux-64",))
+        assert mirror.source_url(env) == expected, url

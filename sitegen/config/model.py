@@ -107,7 +107,7 @@ class MirrorConfig:
         '#' would otherwise end the part early, and be read (and shown) as a host or a path."""
         env = os.environ if environ is None else environ
         scheme, sep, rest = self.url.partition("://")
-        userinfo, at, location = rest.rpartition("@") if sep else ("", "", rest)
+        userinfo, at, location = rest.rpartition("@") if sep else ("", "", self.url)
         if "/" in userinfo:  # an '@' in the path, not a user:password part
             userinfo, at, location = "", "", rest
         filled = ENV_REF_RE.sub(lambda m: quote(env[m.group(1)], safe=""), userinfo)
