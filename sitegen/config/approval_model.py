@@ -47,16 +47,17 @@ def parse_expiry(text: str) -> float:
     """``2027-06-30`` (valid through that day, UTC) or an ISO 8601 time; ValueError if neither
     (or beyond the calendar, as the day after 9999-12-31 is)."""
     try:
+        return _expiry(text)
+    except OverflowError:
+        raise ValueError(f"{text!r} is beyond the calendar") from None
+
+
+def _expiry(text: str) -> float:
+    try:
         day = dt.date.fromisoformat(text)
     except ValueError:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.UTC)
-        try:
-            return moment.timestamp()
-        except OverflowError:
-            raise ValueError(f"{text!r} is beyond the calendar") from None
-    try:
-        return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp()
-    except OverflowError:
-        raise ValueError(f"{text!r} is beyond the calendar") from None
+        return moment.timestamp()
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp()

@@ -106,15 +106,19 @@ class MirrorConfig:
         in the user:password part is percent-encoded there: a password holding '/', '?' or
         '#' would otherwise end the part early, and be read (and shown) as a host or a path."""
         env = os.environ if environ is None else environ
+
+        def plain(match: re.Match[str]) -> str:
+            return env[match.group(1)]
+
+        def encoded(match: re.Match[str]) -> str:
+            return quote(env[match.group(1)], safe="")
+
         scheme, sep, rest = self.url.partition("://")
-        userinfo, at, location = rest.rpartition("@") if sep else ("", "", self.url)
-        if "/" in userinfo:  # an '@' in the path, not a user:password part
-            userinfo, at, location = "", "", rest
-        filled = ENV_REF_RE.sub(lambda m: quote(env[m.group(1)], safe=""), userinfo)
-        location = ENV_REF_RE.sub(lambda m: env[m.group(1)], location)
-        if not sep:
-            return location.rstrip("/")
-        return f"{scheme}{sep}{filled}{at}{location}".rstrip("/")
+        userinfo, at, location = rest.rpartition("@")
+        if not sep or "/" in userinfo:  # no user:password part (an '@' may be in the path)
+            return ENV_REF_RE.sub(plain, self.url).rstrip("/")
+        userinfo, location = ENV_REF_RE.sub(encoded, userinfo), ENV_REF_RE.sub(plain, location)
+        return f"{scheme}{sep}{userinfo}{at}{location}".rstrip("/")
 
     def display_url(self) -> str:
         """The URL safe to show anywhere: tokens and ${ENV} values replaced by ***."""
@@ -218,7 +222,7 @@ def redact_url(url: str) -> str:
     return re.sub(r"//[^/@]+@", "//***@", url)
 
 
-def secret_values(mirrors: Iterable[tuple[Any, MirrorConfig]]) -> set[str]:
+def _secret_values(mirrors: Iterable[tuple[Any, MirrorConfig]]) -> set[str]:
     """The values of the ${ENV} references of the mirrors' URLs, also as they stand in a URL
     (percent-encoded, see MirrorConfig.source_url); only values long enough to tell apart."""
     values = {
@@ -240,7 +244,12 @@ def child_environment(config: SiteConfig) -> dict[str, str]:
 def make_scrub(config: SiteConfig) -> Callable[[str], str]:
     """Hide tokens in text that came from a run (errors name URLs): URL tokens and the values
     of every ${ENV} the configured URLs use."""
-    secrets = sorted(secret_values(config.mirrors), key=len, reverse=True)
+    return scrub_of(config.mirrors)
+
+
+def scrub_of(mirrors: Iterable[tuple[Any, MirrorConfig]]) -> Callable[[str], str]:
+    """:func:`make_scrub` for the given (channel, mirror) pairs' secrets."""
+    secrets = sorted(_secret_values(mirrors), key=len, reverse=True)
 
     def scrub(text: str) -> str:
         text = redact_url(str(text))

@@ -26,7 +26,7 @@ import trio
 import zstandard
 
 from sitegen.config import DownloadSettings, MirrorConfig, redact_url
-from sitegen.config.model import secret_values
+from sitegen.config.model import scrub_of
 from sitegen.net.activity import Activity
 from sitegen.net.client import UpstreamClient, open_client
 from sitegen.net.transport import trusted_cas
@@ -216,6 +216,7 @@ class Upstream:
         self.host_limiter = host_limiter
         self.activity = activity or Activity()
         self.base = mirror.source_url()  # holds secrets: only ever used for requests
+        self._scrub = scrub_of([(None, mirror)])  # for messages (see safe_url)
         self.is_file = urlsplit(self.base).scheme == "file"
 
     def url(self, subdir: str, filename: str) -> str:
@@ -332,10 +333,7 @@ class Upstream:
         """A URL for messages: the secret-bearing base swapped for its display form, and any
         token or password left elsewhere in it hidden (a CEP-15 ``base_url`` may lead away
         from the base, still under ``/t/<token>/`` or with a ``user:password@``)."""
-        text = redact_url(url.replace(self.base, self.mirror.display_url()))
-        for value in sorted(secret_values([(None, self.mirror)]), key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
+        return self._scrub(url.replace(self.base, self.mirror.display_url()))
 
 
 async def open_upstreams(

@@ -102,10 +102,7 @@ def prune_shards(
             for e in entries
             if digest_of_filename(e.name) is not None and e.is_file(follow_symlinks=False)
         }
-    try:
-        since = msgspec.json.decode(state.read_bytes(), type=dict[str, float])
-    except (FileNotFoundError, msgspec.DecodeError):
-        since = {}  # lost state: every unnamed shard starts a full grace period again
+    since = _retired_since(state)
     expired, kept = expire_shards(on_disk - named, since, now, grace)
     removed = [name for name in expired if site.remove(directory / name)]
     if kept != since:
@@ -118,10 +115,16 @@ def unretire_shards(site: Site, state: Path, named: set[str]) -> None:
     published names them again, and each one's grace period starts afresh once a later index
     leaves it out. Written (durably) before that index is published: a run stopped in between
     must not let a shard it names expire early."""
-    try:
-        since = msgspec.json.decode(state.read_bytes(), type=dict[str, float])
-    except (FileNotFoundError, msgspec.DecodeError):
-        return  # none kept: nothing to forget
+    since = _retired_since(state)
     kept = {name: start for name, start in since.items() if name not in named}
     if kept != since:
         site.write_bytes(state, msgspec.json.encode(kept))
+
+
+def _retired_since(state: Path) -> dict[str, float]:
+    """Since when each unnamed shard has been unnamed; none known when the state is lost (every
+    unnamed shard then starts a full grace period again)."""
+    try:
+        return msgspec.json.decode(state.read_bytes(), type=dict[str, float])
+    except (FileNotFoundError, msgspec.DecodeError):
+        return {}
