@@ -271,6 +271,16 @@ def resolver_site(tmp_path: Path) -> tuple[Site, SiteConfig, dict[str, bytes]]:
     return site, load_config(config_path), contents
 
 
+async def _fetch_one(config: SiteConfig, path: str) -> Reply:
+    """One GET through a fetcher serving ``config`` on a port of its own."""
+    listeners = await open_listeners("127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        fetcher = await nursery.start(serve_fetcher, config, listeners)
+        reply = await fetcher.reply("GET", path)
+        nursery.cancel_scope.cancel()
+    return reply
+
+
 async def test_resolver_fetches_only_listed_files_and_each_once(tmp_path: Path) -> None:
     site, config, contents = resolver_site(tmp_path)
     (site.path(CHANNEL, "linux-64") / "b-1.0-0.tar.bz2").write_bytes(contents["b-1.0-0.tar.bz2"])
@@ -439,11 +449,7 @@ async def test_missing_token_means_502_not_a_crash(
     await run_mirror(config, MirrorOptions(progress=False))
     monkeypatch.delenv(TOKEN_ENV)
     fn = next(iter(token_upstream.repodata["linux-64"]["packages.conda"]))
-    listeners = await open_listeners("127.0.0.1", 0)
-    async with trio.open_nursery() as nursery:
-        fetcher = await nursery.start(serve_fetcher, config, listeners)
-        reply = await fetcher.reply("GET", f"/{CHANNEL}/linux-64/{fn}")
-        nursery.cancel_scope.cancel()
+    reply = await _fetch_one(config, f"/{CHANNEL}/linux-64/{fn}")
     assert reply.status == 502 and b"not configured" in reply.body
     assert token_upstream.package_requests() == []
 
@@ -510,11 +516,7 @@ async def test_passive_file_comes_from_the_cep15_package_host(tmp_path: Path) ->
         config = load_config(config_path)
         assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
         meta.reset()
-        listeners = await open_listeners("127.0.0.1", 0)
-        async with trio.open_nursery() as nursery:
-            fetcher = await nursery.start(serve_fetcher, config, listeners)
-            reply = await fetcher.reply("GET", f"/{CHANNEL}/linux-64/{fn}")
-            nursery.cancel_scope.cancel()
+        reply = await _fetch_one(config, f"/{CHANNEL}/linux-64/{fn}")
         assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
         assert [r.path for r in packages.requests] == [f"/linux-64/{fn}"]
         assert not meta.requests
@@ -548,11 +550,7 @@ async def test_one_mirrors_odd_base_url_does_not_stop_fetches_from_the_others(
         )
         config = load_config(config_path)
         assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
-        listeners = await open_listeners("127.0.0.1", 0)
-        async with trio.open_nursery() as nursery:
-            fetcher = await nursery.start(serve_fetcher, config, listeners)
-            reply = await fetcher.reply("GET", f"/{CHANNEL}/linux-64/{fn}")
-            nursery.cancel_scope.cancel()
+        reply = await _fetch_one(config, f"/{CHANNEL}/linux-64/{fn}")
     # (An origins map the fetcher cannot read would answer 502 for every file of the subdir.)
     assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
     assert sha256(site / CHANNEL / "linux-64" / fn) == record["sha256"]
