@@ -863,7 +863,7 @@ def test_yaml_a_file_system_or_a_decoder_would_choke_on_names_the_line(tmp_path:
         load_config(path)
     (tmp_path / "site").write_text("a file")
     path.write_text(body)
-    with pytest.raises(ConfigError, match=r"^channels.yaml:1: output: .* is not a directory"):
+    with pytest.raises(ConfigError, match=rf"^{path}:1: output: .* is not a directory"):
         load_config(path)
 
 
@@ -904,7 +904,8 @@ def test_cli_exits_2_for_unreadable_config(
     config_path.write_text(text)
     status = main(["mirror", "-c", str(config_path), "--out", str(tmp_path / "site")])
     assert status == 2
-    assert "configuration error: channels.yaml:" in capsys.readouterr().err
+    # The file named as given to -c, not only by its base name.
+    assert f"configuration error: {config_path}:" in capsys.readouterr().err
     assert not (tmp_path / "site").exists()
 
 
@@ -940,7 +941,7 @@ def test_unset_variable_is_a_config_error_naming_it(tmp_path: Path) -> None:
         load_config(path, environ={"OTHER": "x"})
     line = line_of(dedent(TOKEN_CONFIG), "url:")
     assert str(info.value) == (
-        f"channels.yaml:{line}: channels.private/org.mirrors[0].url:"
+        f"{path}:{line}: channels.private/org.mirrors[0].url:"
         " environment variable SITEGEN_CONFIG_TOKEN is not set"
     )
     config = load_config(path, environ={"SITEGEN_CONFIG_TOKEN": "tk-1"})
@@ -990,6 +991,30 @@ def test_variable_values_never_appear_in_errors(tmp_path: Path) -> None:
     message = str(info.value)
     assert "environment variable SITEGEN_CONFIG_UNSET is not set" in message
     assert secret not in message
+
+
+def test_a_variable_that_makes_the_url_invalid_is_named_not_shown(tmp_path: Path) -> None:
+    text = dedent("""
+        output: site
+        channels:
+          a/one:
+            url: https://${SITEGEN_CONFIG_HOST}/conda-forge
+            subdirs: [linux-64]
+    """)
+    path = tmp_path / "channels.yaml"
+    path.write_text(text)
+    secret = "example.org:port-secret"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"SITEGEN_CONFIG_HOST": secret})
+    assert str(info.value) == (
+        f"{path}:{line_of(text, 'url:')}: channels.a/one.url: not a valid URL once"
+        " SITEGEN_CONFIG_HOST from the environment are filled in"
+    )
+    assert "port-secret" not in str(info.value)
+    config = load_config(path, environ={"SITEGEN_CONFIG_HOST": "example.org:8443"})
+    assert config.channels[0].mirrors[0].source_url({"SITEGEN_CONFIG_HOST": "h:1"}) == (
+        "https://h:1/conda-forge"
+    )
 
 
 # --------------------------------------------------------------------------- all errors at once

@@ -679,6 +679,23 @@ async def test_unset_token_variable_fails_the_mirror_without_requests(
     assert example_upstream.server.requests == []
 
 
+async def test_a_variable_making_the_url_invalid_fails_the_mirror_cleanly(
+    example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch
+) -> None:
+    """Configuration parsed without the environment (a library caller), the variable set to
+    a value no URL can hold: the mirror fails with a message naming the variable, not its
+    value, and the run ends normally."""
+    monkeypatch.setenv("SITEGEN_TEST_HOST", "127.0.0.1:no-port-secret")
+    site = tmp_path / "site"
+    config = channel_config(site, "http://${SITEGEN_TEST_HOST}/chan")
+    report = await mirror(config)
+    assert report.failed
+    errors = report.mirrors[0].errors
+    assert any("not a valid URL once SITEGEN_TEST_HOST" in e for e in errors), errors
+    assert not any("no-port-secret" in e for e in errors)
+    assert example_upstream.server.requests == []
+
+
 async def test_a_replaced_upstream_file_of_the_same_size_is_downloaded_again(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-from sitegen.config.model import ENV_REF_RE, redact_url
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.model import ENV_REF_RE, fill_url, redact_url
+from sitegen.config.yaml_nodes import ConfigError, YamlNode
 
 # A literal anaconda.org token in a URL: /t/<token>/ where <token> is not an ${ENV} reference.
 LITERAL_TOKEN_RE = re.compile(r"/t/(?!\$\{)[^/]+(/|$)")
@@ -38,4 +39,20 @@ def parse_url(node: YamlNode) -> str:
             plural = "s" if len(missing) > 1 else ""
             verb = "are" if len(missing) > 1 else "is"
             raise node.error(f"environment variable{plural} {', '.join(missing)} {verb} not set")
+        _check_filled(node, url, environ)
     return url
+
+
+def _check_filled(node: YamlNode, url: str, environ: Mapping[str, str]) -> None:
+    """A URL valid as written may not be once its references are filled in (a host variable
+    holding a port that is no number, or a space)."""
+    names = list(dict.fromkeys(ENV_REF_RE.findall(url)))
+    if not names:
+        return
+    try:
+        node.url(fill_url(url, environ))
+    except ConfigError:
+        # Only the variables' names go into the message: a value may be a secret.
+        raise node.error(
+            f"not a valid URL once {', '.join(names)} from the environment are filled in"
+        ) from None

@@ -102,7 +102,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> S
         raise ConfigError(f"{path}:{line}: not UTF-8 text") from None
     return parse_config(
         text,
-        filename=path.name,
+        filename=str(path),
         base_dir=path.parent.resolve(),
         environ=os.environ if environ is None else environ,
     )

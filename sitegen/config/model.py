@@ -23,6 +23,26 @@ from sitegen.config.site_settings import (
 ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+def fill_url(url: str, env: Mapping[str, str]) -> str:
+    """``url`` with its ${ENV} references filled in from ``env`` (contains secrets: never log
+    it). A value in the user:password part is percent-encoded there: a password holding '/',
+    '?' or '#' would otherwise end the part early, and be read (and shown) as a host or a
+    path."""
+
+    def plain(match: re.Match[str]) -> str:
+        return env[match.group(1)]
+
+    def encoded(match: re.Match[str]) -> str:
+        return quote(env[match.group(1)], safe="")
+
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, location = rest.rpartition("@")
+    if not sep or "/" in userinfo:  # no user:password part (an '@' may be in the path)
+        return ENV_REF_RE.sub(plain, url).rstrip("/")
+    userinfo, location = ENV_REF_RE.sub(encoded, userinfo), ENV_REF_RE.sub(plain, location)
+    return f"{scheme}{sep}{userinfo}{at}{location}".rstrip("/")
+
+
 @dataclass(frozen=True)
 class FilterSpec:
     """One level of filters (site defaults, channel or mirror); every level must pass.
@@ -102,23 +122,8 @@ class MirrorConfig:
     move: bool = False
 
     def source_url(self, environ: Mapping[str, str] | None = None) -> str:
-        """The URL with ${ENV} references filled in (contains secrets: never log it). A value
-        in the user:password part is percent-encoded there: a password holding '/', '?' or
-        '#' would otherwise end the part early, and be read (and shown) as a host or a path."""
-        env = os.environ if environ is None else environ
-
-        def plain(match: re.Match[str]) -> str:
-            return env[match.group(1)]
-
-        def encoded(match: re.Match[str]) -> str:
-            return quote(env[match.group(1)], safe="")
-
-        scheme, sep, rest = self.url.partition("://")
-        userinfo, at, location = rest.rpartition("@")
-        if not sep or "/" in userinfo:  # no user:password part (an '@' may be in the path)
-            return ENV_REF_RE.sub(plain, self.url).rstrip("/")
-        userinfo, location = ENV_REF_RE.sub(encoded, userinfo), ENV_REF_RE.sub(plain, location)
-        return f"{scheme}{sep}{userinfo}{at}{location}".rstrip("/")
+        """The URL with ${ENV} references filled in (contains secrets: never log it)."""
+        return fill_url(self.url, os.environ if environ is None else environ)
 
     def display_url(self) -> str:
         """The URL safe to show anywhere: tokens and ${ENV} values replaced by ***."""

@@ -360,7 +360,14 @@ async def open_upstreams(
         if missing:
             unusable[mirror.name] = f"environment variable {', '.join(missing)} is not set"
             continue
-        source = urlsplit(mirror.source_url())
+        try:
+            source = urlsplit(mirror.source_url())
+            source.port  # noqa: B018 (parsed on access: raises for a port that is not a number)
+        except ValueError:
+            # The names only: a value may be a secret.
+            names = ", ".join(dict.fromkeys(mirror.secret_env))
+            unusable[mirror.name] = f"not a valid URL once {names} are filled in"
+            continue
         cas = trusted_cas(mirror.ca_bundle or settings.ca_bundle, os.environ)
         if not (mirror.verify_tls and source.scheme == "https"):
             cas = None  # nothing to verify
