@@ -79,6 +79,21 @@ def test_entries_approve_matches_and_with_dependencies_their_closure():
     assert ("linux-64", "python-3.12.4-0.conda") in both.records
 
 
+def test_an_entry_by_checksum_approves_that_file():
+    pinned = rec("zlib", "1.3.1", "h1_0", sha256="2" * 64)
+    candidates = {"linux-64": {**CANDIDATES["linux-64"], pinned.fn: pinned}}
+    approved = approve(candidates, [entry(f"zlib[sha256={'2' * 64}]")], NOW, RecordMatcher())
+    assert files(approved) == {pinned.fn}
+
+
+def test_a_spec_that_would_match_every_build_is_refused_by_approve(tmp_path):
+    path = tmp_path / "channels.yaml"
+    path.write_text(CONFIG)
+    with pytest.raises(ConfigError, match=r"\[fn=\.\.\.\]"):
+        grant(lambda: load_config(path), GATED, "zlib[fn=zlib-1.3.1-0.conda]", by="a", why="b")
+    assert not (tmp_path / "approvals.yaml").exists()
+
+
 def test_expired_entries_approve_nothing():
     lapsed = entry("numpy", expires="2026-12-04")
     today = entry("readline", expires="2026-12-05")  # valid through that day
@@ -206,6 +221,7 @@ def test_a_file_in_another_layout_is_not_edited():
             "approvals.yaml:9: [1].spec: invalid MatchSpec 'zlib >>1'",
         ),
         (FILE.replace("spec: zlib", "spec: conda-forge::zlib"), "[1].spec: MatchSpec"),
+        (FILE.replace("spec: zlib", "spec: zlib[fn=zlib-1.3.1-0.conda]"), "[1].spec: MatchSpec"),
         (FILE.replace('"2026-11-02T09:00:00Z"', "yesterday"), "[1].when: expected an ISO 8601"),
         (FILE + "  expires: soon\n", "approvals.yaml:14: [1].expires: expected a date"),
         (FILE + "  expires: '9999-12-31'\n", "approvals.yaml:14: [1].expires: expected a date"),

@@ -374,6 +374,39 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "invalid MatchSpec 'numpy >>1'",
     ),
     (
+        "MatchSpec by file name",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              specs:
+                exclude: ["numpy[fn=numpy-1.26.0-py312_0.conda]"]
+        """,
+        "numpy[fn=",
+        "channels.cloud/conda-forge.filters.specs.exclude[0]",
+        "[fn=...] (or a package URL) is not matched against records",
+    ),
+    (
+        "MatchSpec as a package URL",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              specs:
+                include:
+                  - https://conda.anaconda.org/conda-forge/linux-64/zlib-1.3.1-h0_0.conda
+        """,
+        "zlib-1.3.1-h0_0.conda",
+        "channels.cloud/conda-forge.filters.specs.include[0]",
+        "[url=...] (or a package URL) is not matched against records",
+    ),
+    (
         "bad URL scheme",
         """
         output: site

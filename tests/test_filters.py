@@ -159,6 +159,32 @@ def test_include_spec_build_glob():
     assert result.excluded == {"pytorch-2.1.0-cpu_py311_0.conda": f.REASON_NOT_ALLOWED}
 
 
+def test_spec_exclude_by_checksum_license_family_and_track_features():
+    # Fields a MatchSpec may constrain besides version and build: an exclude naming one must
+    # match the records that carry it, not silently none of them.
+    bad = "1" * 64
+    records = [
+        rec("openssl", "3.0.0", sha256=bad),
+        rec("openssl", "3.0.1"),
+        rec("mkl-dep", "1.0", track_features="blas_mkl"),
+        rec("mkl-dep", "2.0"),
+        rec("gsl", "2.7", license="GPL-3.0-only", license_family="GPL"),
+        rec("gsl", "2.8", license="GPL-3.0-only", license_family="LGPL"),
+    ]
+    level = FilterSpec(
+        exclude_specs=(
+            f"openssl[sha256={bad}]",
+            "mkl-dep[track_features=blas_mkl]",
+            "gsl[license_family=GPL]",
+        )
+    )
+    result = run(records, level)
+    assert result.excluded == dict.fromkeys(
+        ["openssl-3.0.0-0.conda", "mkl-dep-1.0-0.conda", "gsl-2.7-0.conda"], f.REASON_SPEC
+    )
+    check_partition(records, result)
+
+
 def test_allowlist_by_name_or_spec_in_one_level():
     records = [
         rec("numpy", "1.26.0"),

@@ -13,7 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sitegen.approvals.edit import add_entry, remove_entries, write_atomically
-from sitegen.conda.version import InvalidSpecError, RecordMatcher, parse_matchspec
+from sitegen.conda.version import (
+    InvalidSpecError,
+    RecordMatcher,
+    parse_matchspec,
+    untested_keys,
+)
 from sitegen.config.approval_model import Approval, parse_expiry
 from sitegen.config.model import ChannelConfig, SiteConfig
 from sitegen.config.yaml_nodes import ConfigError
@@ -37,6 +42,8 @@ def check_spec(spec: str) -> None:
         raise ConfigError(f"invalid MatchSpec {spec!r}: {exc}") from None
     if parsed.channel is not None or parsed.subdir is not None:
         raise ConfigError(f"MatchSpec {spec!r}: channel:: and [subdir=...] are not used")
+    if (untested := untested_keys(parsed)) is not None:
+        raise ConfigError(f"MatchSpec {spec!r}: {untested}")
 
 
 def grant(

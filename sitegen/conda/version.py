@@ -178,8 +178,15 @@ class RecordMatcher:
                 build=BuildString(record.get("build", "")),
                 build_number=int(record.get("build_number", 0)),
                 subdir=record.get("subdir") or "noarch",
-                license=record.get("license") if isinstance(record.get("license"), str) else None,
+                license=_text(record.get("license")),
+                # A spec may constrain these too (``foo[md5=...]``, ``[license_family=GPL]``):
+                # a record built without them would match no such spec, and an exclude
+                # naming one would silently let everything through.
+                license_family=_text(record.get("license_family")),
+                md5=_digest(record.get("md5"), 16),
+                sha256=_digest(record.get("sha256"), 32),
             )
+            built.track_features = _features(record.get("track_features"))
         except Exception:
             built = None  # an unparseable record matches no spec
         if self.remember:
@@ -190,6 +197,44 @@ class RecordMatcher:
         match_spec = parse_matchspec(spec) if isinstance(spec, str) else spec
         built = self._package_record(record)
         return built is not None and match_spec.matches(built)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _digest(value: Any, size: int) -> bytes | None:
+    """A checksum field as rattler takes it; None when it is not ``size`` bytes of hex."""
+    if not isinstance(value, str) or len(value) != 2 * size:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
+
+
+def _features(value: Any) -> list[str]:
+    """``track_features`` as a list: repodata writes it as one string, separated by spaces or
+    commas as conda reads it, sometimes as a list."""
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str) and item]
+    return []
+
+
+# Keys a MatchSpec may carry that rattler does not test against a record (it matches
+# ``foo[fn=...]`` and a package URL spec against every ``foo``): refused where specs select.
+_UNTESTED_KEY = re.compile(r'[\[,](fn|url)="')
+
+
+def untested_keys(spec: MatchSpec) -> str | None:
+    """Why ``spec`` would select more than it says (a key matching ignores), or None."""
+    keys = sorted(set(_UNTESTED_KEY.findall(spec.to_canonical_string())))
+    if not keys:
+        return None
+    named = " and ".join(f"[{key}=...]" for key in keys)
+    return f"{named} (or a package URL) is not matched against records; use name version build"
 
 
 def version_key(record: dict[str, Any]) -> tuple[Version, int, int]:

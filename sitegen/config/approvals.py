@@ -30,7 +30,7 @@ import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 
-from sitegen.conda.version import InvalidSpecError, parse_matchspec
+from sitegen.conda.version import InvalidSpecError, parse_matchspec, untested_keys
 from sitegen.config.approval_model import Approval, ApprovalGate, parse_expiry
 from sitegen.config.model import ChannelConfig
 from sitegen.config.operator_files import MAX_FILE_BYTES, OperatorFileError, read_text_capped
@@ -87,6 +87,8 @@ def _entry(node: YamlNode) -> Approval:
         raise keys["spec"].error(f"invalid MatchSpec {spec!r}: {exc}") from None
     if parsed.channel is not None or parsed.subdir is not None:
         raise keys["spec"].error(f"MatchSpec {spec!r}: channel:: and [subdir=...] are not used")
+    if (untested := untested_keys(parsed)) is not None:
+        raise keys["spec"].error(f"MatchSpec {spec!r}: {untested}")
     when = keys["when"].string()
     try:
         dt.datetime.fromisoformat(when.replace("Z", "+00:00"))

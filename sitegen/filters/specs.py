@@ -7,7 +7,12 @@ from collections.abc import Iterable, Mapping
 from rattler import MatchSpec
 
 from sitegen.conda.records import Record
-from sitegen.conda.version import InvalidSpecError, RecordMatcher, parse_matchspec
+from sitegen.conda.version import (
+    InvalidSpecError,
+    RecordMatcher,
+    parse_matchspec,
+    untested_keys,
+)
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
 from sitegen.filters.kind import Allowed, Check, FilterContext, FilterKind, parse_include_exclude
@@ -28,6 +33,8 @@ def parse_specs(node: YamlNode) -> tuple[str, ...]:
                 f"MatchSpec {text!r}: channel:: and [subdir=...] are not supported in filters;"
                 " use the mirror's url and the subdirs filter"
             )
+        if (untested := untested_keys(spec)) is not None:
+            raise item.error(f"MatchSpec {text!r}: {untested}")
         out.append(text)
     return tuple(out)
 
