@@ -142,6 +142,10 @@ def parse_bytes(data: bytes, file: Path) -> list[Advisory]:
         raise OsvError(file, f"line {exc.lineno}", f"not valid JSON: {exc.msg}") from None
     except ValueError as exc:
         raise OsvError(file, "", f"not valid JSON: {exc}") from None
+    except RecursionError:
+        # A few hundred kilobytes of brackets exhaust the decoder's stack: a bad file, which
+        # must stop the configuration with its name, not crash the run with a traceback.
+        raise OsvError(file, "", "not valid JSON: nested too deeply") from None
     if isinstance(document, list):
         return [_advisory(_Node(item, f"[{i}]", file)) for i, item in enumerate(document)]
     return [_advisory(_Node(document, "", file))]
