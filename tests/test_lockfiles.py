@@ -140,6 +140,21 @@ def test_allowlist_matches_subdir_file_name_and_checksum_across_channels():
     assert result.kept == {}
 
 
+def test_checksums_match_whatever_their_case():
+    # Repodata may write its checksums in upper case; the pin is the same file.
+    spec = FilterSpec.from_values(
+        {"lockfiles": LockfilePolicy((("pixi.lock", parse_yaml_lockfile(PIXI, "lock")),))}
+    )
+    upper = rec("zlib", "1.3.1", sha256=SHA_A.upper(), md5=MD5_A.upper())
+    result = apply_filters(
+        {upper.fn: upper}, "linux-64", (spec, FilterSpec(), FilterSpec()), RecordMatcher()
+    )
+    assert set(result.kept) == {upper.fn}
+    (by_md5,) = parse_explicit(EXPLICIT, "env.txt")[:1]
+    assert by_md5.matches({"md5": MD5_A.upper()})
+    assert missing_pins([spec], ["linux-64"], {("linux-64", upper.fn): [upper]}) == []
+
+
 def config_with(tmp_path: Path, files: dict[str, str | bytes], entries: str) -> FilterSpec:
     for name, content in files.items():
         data = content.encode() if isinstance(content, str) else content

@@ -39,11 +39,14 @@ class Pin:
     md5: str | None = None
 
     def matches(self, raw: dict[str, object]) -> bool:
-        """Whether a repodata record is this file: by the strongest checksum both list."""
-        if self.sha256 and raw.get("sha256"):
-            return raw["sha256"] == self.sha256
-        if self.md5 and raw.get("md5"):
-            return raw["md5"] == self.md5
+        """Whether a repodata record is this file: by the strongest checksum both list.
+        Either side may write its hex in upper case (repodata records accept it)."""
+        theirs = raw.get("sha256")
+        if self.sha256 and isinstance(theirs, str) and theirs:
+            return theirs.lower() == self.sha256.lower()
+        theirs = raw.get("md5")
+        if self.md5 and isinstance(theirs, str) and theirs:
+            return theirs.lower() == self.md5.lower()
         return True  # no checksum in common: the subdir and file name decide
 
 
