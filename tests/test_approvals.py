@@ -4,17 +4,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
 from sitegen.approvals.commands import grant, waiting, withdraw
 from sitegen.approvals.edit import add_entry, remove_entries
 from sitegen.approvals.pages import approved_page, pending_page
+from sitegen.conda.records import Repodata
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, load_config, parse_config
 from sitegen.config.approval_model import Approval, parse_expiry
 from sitegen.config.approvals import parse_approvals
 from sitegen.sync.approvals import approve, pending
+from sitegen.sync.fetch import ParseResult
+from sitegen.sync.gates import resolve_gates
+from sitegen.sync.selection import close, select_all
 from testkit.records import JAN_2024, rec
 
 pytestmark = pytest.mark.unit
@@ -279,6 +284,12 @@ def test_gated_channel_takes_its_source_subdirs_and_its_entries(tmp_path):
             "approvals.yaml:8: channel: 'internal/aproved' is not an approval-gated channel",
         ),
         (CONFIG, "- [", "channels.yaml:7: channels.internal/approved.approval: bad approvals file"),
+        (
+            CONFIG + "    filters: {include_dependencies: true}\n",
+            "",
+            "channels.yaml:8: channels.internal/approved.filters: include_dependencies does not"
+            " apply to an approval-gated channel",
+        ),
     ],
 )
 def test_gate_errors(tmp_path, config, approvals, message):
@@ -287,6 +298,49 @@ def test_gate_errors(tmp_path, config, approvals, message):
     with pytest.raises(ConfigError) as caught:
         parse_config(config, filename="channels.yaml", base_dir=tmp_path)
     assert message in str(caught.value)
+
+
+def test_no_dependency_closure_puts_unapproved_files_into_a_gated_channel(tmp_path):
+    # A site-wide include_dependencies, and another channel's closure finding a name in the
+    # gated mirror first, both used to add files no entry approves.
+    source = tmp_path / "site" / "cloud" / "forge" / "linux-64"
+    source.mkdir(parents=True)
+    offered = [rec("numpy", "2.1.0", depends=["libopenblas"]), rec("libopenblas"), rec("readline")]
+    section = {r.fn: r.raw for r in offered}
+    (source / "repodata.json").write_text(json.dumps({"packages.conda": section}))
+    (tmp_path / "approvals.yaml").write_text(
+        '- channel: internal/approved\n  spec: numpy\n  by: a\n  when: "2026-01-01"\n  why: b\n'
+    )
+    text = f"""\
+output: {tmp_path / "site"}
+filters: {{include_dependencies: true}}
+channels:
+  internal/approved:
+    approval: {{from: cloud/forge}}
+  cloud/forge:
+    url: https://conda.example.org/forge
+    subdirs: [linux-64]
+    filters: {{names: {{include: [numpy]}}}}
+  internal/builds:
+    url: https://conda.example.org/builds
+    subdirs: [linux-64]
+"""
+    config = resolve_gates(parse_config(text, base_dir=tmp_path), NOW)
+    mirrors = [(c, m) for c in config.channels for m in c.mirrors]
+    offers = {"internal-approved": offered, "cloud-forge": offered}
+    offers["internal-builds"] = [rec("app", depends=["readline"])]
+    parsed = {
+        (m.name, subdir): ParseResult(
+            Repodata(subdir, records={r.fn: r for r in offers[m.name] if r.subdir == subdir})
+        )
+        for _c, m in mirrors
+        for subdir in m.subdirs
+    }
+    matcher = RecordMatcher()
+    chosen = close(select_all(config, mirrors, set(offers), parsed, matcher), matcher)
+    assert set(chosen.kept("internal-approved", "linux-64")) == {"numpy-2.1.0-0.conda"}
+    # What the others need is pulled into the source channel instead.
+    assert set(chosen.kept("cloud-forge", "linux-64")) == {r.fn for r in offered}
 
 
 def test_grant_and_withdraw_check_before_writing(tmp_path):

@@ -109,6 +109,14 @@ def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfi
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
     settings = state.attempt(partial(_channel_settings, keys))
     gate = state.attempt(partial(parse_gate, keys["approval"], path))
+    if filters is not None and filters.include_dependencies:
+        # It would publish what no one approved; an entry's with_dependencies does it.
+        state.add(
+            keys["filters"].error(
+                "include_dependencies does not apply to an approval-gated channel;"
+                " approve with with_dependencies (sitegen approve --with-dependencies)"
+            )
+        )
     state.settle(start)
     assert filters is not None and gate is not None and settings is not None
     mirror = MirrorConfig(

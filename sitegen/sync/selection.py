@@ -38,15 +38,21 @@ def select_all(
         if mirror.name not in readable:
             continue
         levels = config.filter_levels(channel, mirror)
+        # Only approvals put packages into an approval-gated channel (with_dependencies
+        # approves what they need): neither its own closure nor another mirror's may pull
+        # in a record its allowlist of approved files leaves out.
+        gated = channel.approval is not None
         results = {}
         for subdir in mirror.subdirs:
             result = parsed.get((mirror.name, subdir))
             records = result.repodata.records if result and result.repodata else {}
             results[subdir] = apply_filters(records, subdir, levels, matcher)
+            if gated:
+                results[subdir].candidates.clear()
         selections.append(
             MirrorSelection(
                 mirror=mirror.name,
-                include_dependencies=include_dependencies(levels),
+                include_dependencies=include_dependencies(levels) and not gated,
                 newest_versions=effective_newest(levels),
                 results=results,
             )
