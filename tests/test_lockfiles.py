@@ -231,6 +231,21 @@ def test_bad_lockfiles_name_file_line_and_key(tmp_path, content, expected):
     assert f"{tmp_path}/{expected}" in message, message
 
 
+def test_a_level_allowing_names_and_lockfiles_may_see_its_names_excluded(tmp_path):
+    # The level's allowlist is the union of both: the lockfile's pins can still be mirrored.
+    (tmp_path / "env.txt").write_text(EXPLICIT)
+    text = (
+        "output: site\nfilters: {names: {exclude: [openssl]}}\nchannels:\n  cloud/forge:\n"
+        "    url: https://conda.example.org/forge\n    subdirs: [linux-64]\n    filters:\n"
+        "      names: {include: [openssl]}\n      lockfiles: [env.txt]\n"
+    )
+    config = parse_config(text, filename="channels.yaml", base_dir=tmp_path)
+    assert config.channels[0].mirrors[0].filters.include_names == ("openssl",)
+    without = text.replace("      lockfiles: [env.txt]\n", "")
+    with pytest.raises(ConfigError, match="every name in an allowlist is excluded"):
+        parse_config(without, filename="channels.yaml", base_dir=tmp_path)
+
+
 def test_huge_missing_and_empty_lists(tmp_path, monkeypatch):
     monkeypatch.setattr(lockfile_read, "MAX_FILE_BYTES", 100)
     with pytest.raises(ConfigError) as caught:

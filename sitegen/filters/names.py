@@ -40,8 +40,12 @@ def check_level(spec: FilterSpec) -> Iterator[str]:
 
 
 def check_levels(levels: tuple[FilterSpec, ...], mirror: MirrorConfig) -> Iterator[str]:
-    # A level whose allowlist also has specs may still mirror what the specs name.
-    allow_names = [lv.include_names for lv in levels if lv.include_names and not lv.include_specs]
+    # A level whose allowlist also has specs or lockfiles may still mirror what they name.
+    allow_names = [
+        lv.include_names
+        for lv in levels
+        if lv.include_names and not lv.include_specs and lv.setting("lockfiles") is None
+    ]
     exclude_names = {p for lv in levels for p in lv.exclude_names}
     for names in allow_names:
         if all(is_literal(n) for n in names) and all(
