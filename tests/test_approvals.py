@@ -365,6 +365,14 @@ def test_grant_and_withdraw_check_before_writing(tmp_path):
     assert waiting(load(), GATED) == []  # nothing published in the source yet
 
 
+def test_an_approvals_file_that_cannot_be_written_is_a_configuration_error(tmp_path):
+    path = tmp_path / "channels.yaml"
+    path.write_text(CONFIG.replace("{from: cloud/forge}", "{from: cloud/forge, file: no/a.yaml}"))
+    with pytest.raises(ConfigError, match=r"no/a\.yaml: cannot write the approvals file"):
+        grant(lambda: load_config(path), GATED, "numpy", by="a", why="b", now=NOW)
+    assert not (tmp_path / "no").exists()
+
+
 def test_huge_or_binary_approvals_files_are_refused(tmp_path, monkeypatch):
     from sitegen.config import approvals
 

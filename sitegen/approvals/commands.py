@@ -107,7 +107,14 @@ def _edit(
     after = change(before, str(path))
     if after == before:
         return
-    write_atomically(path, after)
+    try:
+        write_atomically(path, after)
+    except OSError as exc:
+        # approval.file in a folder that does not exist, or one sitegen may not write: the
+        # configuration's fault, reported as such (exit 2), not a traceback.
+        raise ConfigError(
+            f"{path}: cannot write the approvals file: {exc.strerror or exc}"
+        ) from None
     try:
         load()  # the whole configuration must still read
     except ConfigError:
