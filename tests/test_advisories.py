@@ -77,6 +77,13 @@ def test_plain_numeric_scores():
     assert "between 0 and 10" in str(cvss_score("CVSS_V3", "11"))
 
 
+def test_withdrawn_advisories_name_the_time_they_were_withdrawn():
+    affected = [conda("zlib", ecosystem({"introduced": "0"}))]
+    assert parse_one(advisory(affected, withdrawn="2024-06-16T18:49:54Z")).withdrawn
+    assert not parse_one(advisory(affected)).withdrawn
+    assert not parse_one(advisory(affected, withdrawn=None)).withdrawn
+
+
 def test_every_range_type_in_conda_version_order():
     by_id = {a.id: a for a in load_files([DATA])}
     requests = by_id["GHSA-j8r2-6x86-q33q"]
@@ -263,6 +270,8 @@ PREFIX = "channels.yaml:7: channels.cloud/forge.filters.advisories.files[0]: bad
         ('{"summary": "no id"}', "bad.json: (top level): missing required key 'id'"),
         ('{"id": 7}', "bad.json: id: expected a non-empty string"),
         ('{"id": "X", "affected": {}}', "bad.json: affected: expected a list"),
+        ('{"id": "X", "withdrawn": false}', "bad.json: withdrawn: expected a non-empty string"),
+        ('{"id": "X", "withdrawn": "no"}', "bad.json: withdrawn: expected the time of withdrawal"),
         (
             json.dumps(advisory([conda("p", ecosystem({"introduced": "0"}, kind="RANGE"))])),
             "bad.json: affected[0].ranges[0].type: unknown range type 'RANGE'",

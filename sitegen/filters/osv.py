@@ -19,6 +19,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -218,8 +219,22 @@ def _advisory(node: _Node) -> Advisory:
         score=score,
         vectors=vectors,
         affected=tuple(affected),
-        withdrawn=node.get("withdrawn") is not None,
+        withdrawn=_withdrawn(node.get("withdrawn")),
     )
+
+
+def _withdrawn(node: _Node | None) -> bool:
+    """Whether the advisory is withdrawn: ``withdrawn`` holds the time it was (RFC 3339). A
+    withdrawn advisory blocks nothing, so anything else there (``false``, ``0``, ``""``) is an
+    error rather than a withdrawal."""
+    if node is None:
+        return False
+    text = node.string()
+    try:
+        datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise node.error(f"expected the time of withdrawal (RFC 3339), got {text!r}") from None
+    return True
 
 
 def _severity(node: _Node) -> tuple[tuple[str, ...], float | None]:
