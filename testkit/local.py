@@ -86,6 +86,31 @@ def write_tar_bz2(path: Path, members: Iterable[tuple[str, bytes | int]]) -> Pat
     return path
 
 
+def write_header_bomb(
+    path: Path, index: dict[str, Any], headers: Iterable[tuple[bytes, int]]
+) -> Path:
+    """A .tar.bz2 whose info/ members come after tar extended headers (``type``: a pax header,
+    a GNU long name...) of ``size`` bytes each, filled with "a": a few KiB on disk however
+    large they are."""
+    compressor = bz2.BZ2Compressor(9)
+    chunk = b"a" * (1 << 20)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        for kind, size in headers:
+            header = tarfile.TarInfo("././@LongLink")
+            header.type, header.size = kind, size
+            out.write(compressor.compress(header.tobuf(tarfile.GNU_FORMAT)))
+            left = size + (-size % tarfile.BLOCKSIZE)
+            while left:
+                out.write(compressor.compress(chunk[: min(left, len(chunk))]))
+                left -= min(left, len(chunk))
+        # The member the extended headers apply to, then the package's metadata.
+        out.write(compressor.compress(tarfile.TarInfo("info/x").tobuf(tarfile.GNU_FORMAT)))
+        out.write(compressor.compress(tar_of(info_members(index))))
+        out.write(compressor.flush())
+    return path
+
+
 def write_conda(
     path: Path,
     info: Iterable[tuple[str, bytes | int]] | None,

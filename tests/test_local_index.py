@@ -7,7 +7,9 @@ import asyncio
 import json
 import os
 import shutil
+import tarfile
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,8 @@ from sitegen.conda.index import (
     REASON_TRUNCATED,
     REASON_UNREADABLE,
     REASON_UNSAFE_PATH,
+    BadPackage,
+    index_package,
 )
 from sitegen.conda.records import REASON_NAME_MISMATCH, REASON_SUBDIR_MISMATCH
 from sitegen.config import parse_config
@@ -37,6 +41,7 @@ from testkit.local import (
     info_members,
     local_config,
     write_conda,
+    write_header_bomb,
     write_tar_bz2,
 )
 from testkit.site import assert_channel_consistent, published, read_repodata, snapshot
@@ -264,6 +269,37 @@ def test_bad_packages_are_skipped_with_their_reasons(tmp_path: Path) -> None:
     assert examples == bad
     counted = sum(sum(sub.rejected.values()) for sub in mirror.subdirs.values())
     assert counted == len(bad)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(tarfile.GNUTYPE_LONGNAME, 64 << 20)],
+        [(tarfile.XHDTYPE, 64 << 20)],
+        [(tarfile.XHDTYPE, 512 << 10)] * 128,
+    ],
+    ids=["gnu-long-name", "pax-header", "chain-of-pax-headers"],
+)
+def test_tar_extended_headers_are_refused_before_they_are_read(
+    tmp_path: Path, headers: list[tuple[bytes, int]]
+) -> None:
+    """tarfile reads a pax header or a GNU long name whole, and a chain of them at once, before
+    any member is seen: 64 MiB of them (a few KiB compressed) must be refused, not held."""
+    path = write_header_bomb(tmp_path / "hdr-1.0-0.tar.bz2", index_of("hdr"), headers)
+    assert path.stat().st_size < 64 << 10
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadPackage) as refused:
+            index_package(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.reason == REASON_TOO_LARGE
+    assert peak < 16 << 20
+    # A long member name inside info/ (a GNU long name header) is no reason to refuse.
+    long_name = [(f"info/{'l' * 300}", b"x"), *info_members(index_of("long"))]
+    indexed = index_package(write_tar_bz2(tmp_path / "long-1.0-0.tar.bz2", long_name))
+    assert indexed.record["name"] == "long"
 
 
 def test_a_file_gone_between_listing_and_reading_is_skipped(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def _stem(index: dict[str, Any]) -> str:
 def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """index.json and the about fields, through conda-package-streaming."""
     # Imported on first use: only local sources read package files.
-    from conda_package_streaming.package_streaming import stream_conda_component
+    from sitegen.conda.info_tar import HeadersTooLarge, conda_info_members, tar_bz2_members
 
     if fn.endswith(TAR_BZ2_SUFFIX):
         _check_bz2_end(reader.fd, size)
@@ -218,13 +218,14 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
             info = [n for n in names if n.startswith("info-") and n.endswith(".tar.zst")]
             if len(info) != 1:
                 raise BadPackage(REASON_NO_INFO)
-            built_as = info[0][len("info-") : -len(".tar.zst")] + CONDA_SUFFIX
-            components = stream_conda_component(built_as, stream, "info", zf=archive)
+            components = conda_info_members(archive, info[0])
         else:
-            components = stream_conda_component(fn, stream, "info")
+            components = tar_bz2_members(stream)
         _collect(components, members, scan_limit(size))
     except BadPackage:
         raise
+    except HeadersTooLarge as exc:
+        raise BadPackage(REASON_TOO_LARGE, str(exc)) from None
     except LookupError:
         raise BadPackage(REASON_NO_INFO) from None
     except EOFError as exc:
