@@ -98,6 +98,14 @@ def test_every_credential_form_on_every_kind_of_file(
                 ("path token after the host", f"/t/{ci}{private}", {}, 200),
                 ("path token after the prefix", f"{prefix}/t/{ci}/{PRIVATE}/{rel}", {}, 200),
                 ("Basic", private, basic("ci", ci), 200),
+                # A client may send two forms at once (a /t/ URL and a stored Bearer token).
+                ("path token and Bearer", f"/t/{ci}{private}", bearer(ci), 200),
+                (
+                    "path token and another's Bearer",
+                    f"/t/{ci}{private}",
+                    bearer(tokens["alice"]),
+                    200,
+                ),
                 # HTTP Basic takes any login, whatever base64 alignment it gives the token.
                 *[
                     (f"Basic as {login!r}", private, basic(login, ci), 200)
