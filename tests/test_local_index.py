@@ -9,6 +9,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sitegen.conda.index import (
     REASON_INDEX_KEYS,
     REASON_NO_INFO,
     REASON_NO_PKG,
+    REASON_NOT_FILE,
     REASON_TOO_LARGE,
     REASON_TRUNCATED,
     REASON_UNREADABLE,
@@ -309,6 +311,30 @@ def test_a_file_gone_between_listing_and_reading_is_skipped(tmp_path: Path) -> N
     path.unlink()
     assert read_one(folder, found).reason == REASON_CHANGED
     assert found == FoundFile(path.name, None, found.stat)
+
+
+def test_a_file_replaced_by_a_fifo_before_it_is_read_does_not_block(tmp_path: Path) -> None:
+    """Between the listing and the read a package may become a named pipe: opening it must not
+    wait for a writer (that would hold the run, and its site lock, for good)."""
+    fifo = tmp_path / "pipe-1.0-0.conda"
+    os.mkfifo(fifo)
+    outcome: list[str] = []
+
+    def read() -> None:
+        try:
+            index_package(fifo)
+        except BadPackage as exc:
+            outcome.append(exc.reason)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(30)
+    blocked = reader.is_alive()
+    if blocked:  # let the thread go: a writer that closes at once
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join()
+    assert not blocked
+    assert outcome == [REASON_NOT_FILE]
 
 
 def test_local_builds_beside_an_upstream_subset_first_listed_wins(tmp_path: Path) -> None:

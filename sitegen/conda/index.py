@@ -162,7 +162,9 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
     if not fn.endswith((CONDA_SUFFIX, TAR_BZ2_SUFFIX)):
         raise BadPackage(REASON_NOT_FILE, "not a .conda or .tar.bz2 name")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        # O_NONBLOCK: a file swapped for a named pipe since it was listed must not make the
+        # open wait for a writer (reads of a regular file ignore the flag).
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise BadPackage(REASON_CHANGED, exc.strerror or str(exc)) from None
     try:
