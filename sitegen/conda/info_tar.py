@@ -8,9 +8,9 @@ check. Here every member's headers together may take at most :data:`MAX_HEADERS`
 bytes (a long name is at most a path, a pax record a few attributes); skipping a member's data
 is not counted, so large payloads are unaffected.
 
-The stream itself is conda-package-streaming's :func:`tar_generator`, over the decompressor it
-would use (``bz2`` for ``.tar.bz2``; ``compression.zstd`` or its backport for the ``.conda``'s
-inner archive).
+The stream itself is conda-package-streaming's :func:`tar_generator`, over ``bz2`` for a
+``.tar.bz2`` and ``zstandard`` (a dependency of sitegen's own) for the ``.conda``'s inner
+archive.
 """
 
 from __future__ import annotations
@@ -23,12 +23,8 @@ import zipfile
 from collections.abc import Iterator
 from typing import IO, Any
 
+import zstandard
 from conda_package_streaming.package_streaming import tar_generator
-
-try:
-    import compression.zstd as zstd  # type: ignore[import-not-found]  # Python 3.14+
-except ImportError:
-    import backports.zstd as zstd  # type: ignore[import-not-found,no-redef]
 
 MAX_HEADERS = 1 << 20
 
@@ -96,4 +92,4 @@ def tar_bz2_members(stream: IO[bytes]) -> Members:
 
 def conda_info_members(archive: zipfile.ZipFile, name: str) -> Members:
     """The members of a ``.conda``'s ``info-*.tar.zst``, named ``name`` in ``archive``."""
-    return _members(zstd.open(archive.open(name)))
+    return _members(zstandard.ZstdDecompressor().stream_reader(archive.open(name)))
