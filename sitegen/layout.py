@@ -250,6 +250,7 @@ def access_dir(root: Path) -> Path:
 TOKENS_FILE = "tokens.json"  # the token store: names, scopes, hashes; mode 0600
 NGINX_TOKENS_MAP = "nginx-tokens.map"  # included by the nginx config (`map` entries)
 APACHE_TOKENS_DIR = "apache"  # <channel>/<token id>.sha1|.until, read by Apache per request
+ACCESS_LOCK = ".lock"  # held while the web server's files are written from the store
 
 
 def stats_dir(root: Path) -> Path:

@@ -461,7 +461,7 @@ def test_token_files_are_not_world_readable_when_a_group_is_set(tmp_path: Path) 
     config = load_config(tmp_path / "channels.yaml")
     store = AccessPaths.of(config).store
     store.add("ci", ["internal/licensed"], dt.datetime.now(dt.UTC))
-    paths = write_server_files(config)
+    paths = write_server_files(config).paths
     assert store.path.stat().st_mode & 0o777 == 0o600
     assert paths.nginx_map.stat().st_mode & 0o777 == 0o640
     assert all(p.stat().st_mode & 0o007 == 0 for p in paths.apache_dir.rglob("*"))

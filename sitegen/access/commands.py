@@ -3,8 +3,8 @@
 ``add`` prints the new token once, on stdout and nowhere else (the store keeps hashes); it is
 generated here, so it never passes through a command line or an environment. ``check`` and
 ``revoke --stdin`` take a token on standard input, never as an argument (process arguments
-are visible to every user), and find it by comparing hashes in constant time. Every command
-rewrites the web server's token files; Apache reads them per request, nginx when it reloads,
+are visible to every user), and find it by comparing hashes in constant time. ``add`` and
+``revoke`` rewrite the web server's token files; Apache reads them per request, nginx when it reloads,
 which ``--reload`` does with ``access.reload`` from channels.yaml (otherwise the command says
 what to run).
 """
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import subprocess
 import sys
 from collections.abc import Callable
 
+from sitegen.access.refresh import reload_server
 from sitegen.access.server_files import (
     AccessError,
     AccessPaths,
@@ -25,7 +25,7 @@ from sitegen.access.server_files import (
 )
 from sitegen.access.tokens import TokenError, TokenRecord, parse_expiry
 from sitegen.access.usage import last_used
-from sitegen.config import SiteConfig, child_environment, load_config
+from sitegen.config import SiteConfig, load_config
 from sitegen.config.access import TOKEN_NAME_RE
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -184,7 +184,7 @@ def _scope(config: SiteConfig, record: TokenRecord) -> list[str]:
 
 def _apply(config: SiteConfig, reload: bool) -> int:
     """Rewrite the web server's files; reload the server when asked, else say how."""
-    paths = write_server_files(config)
+    paths = write_server_files(config).paths
     command = config.access.reload
     if not reload:
         print(
@@ -195,9 +195,9 @@ def _apply(config: SiteConfig, reload: bool) -> int:
         return EXIT_OK
     if not command:
         return _fail("--reload needs access.reload in channels.yaml, e.g. [nginx, -s, reload]")
-    result = subprocess.run(list(command), check=False, env=child_environment(config))
-    if result.returncode != 0:
-        return _fail(f"{' '.join(command)} exited with status {result.returncode}")
+    problem = reload_server(config)
+    if problem is not None:
+        return _fail(problem)
     print(f"sitegen: token files updated; ran {' '.join(command)}", file=sys.stderr)
     return EXIT_OK
 

@@ -20,18 +20,26 @@ right but dead token answers 403, a wrong one 401.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import grp
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.access.tokens import BASIC_ALIGNMENTS, TokenError, TokenRecord, TokenStore, basic_keys
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.config.access import TOKEN_NAME_RE
-from sitegen.layout import APACHE_TOKENS_DIR, NGINX_TOKENS_MAP, TOKENS_FILE, access_dir
+from sitegen.layout import (
+    ACCESS_LOCK,
+    APACHE_TOKENS_DIR,
+    NGINX_TOKENS_MAP,
+    TOKENS_FILE,
+    access_dir,
+)
 
 _ID_RE = re.compile(r"^[0-9a-f]{12}$")
 _B64URL_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -149,30 +157,54 @@ def apache_files(config: SiteConfig, records: list[TokenRecord]) -> dict[str, st
     return out
 
 
-def write_server_files(config: SiteConfig) -> AccessPaths:
-    """(Re)write the nginx map and the Apache files from the token store; returns the paths.
+@dataclass(frozen=True)
+class WrittenFiles:
+    """What :func:`write_server_files` did: where, and whether any file changed (nginx then
+    needs a reload)."""
+
+    paths: AccessPaths
+    changed: bool
+
+
+def write_server_files(config: SiteConfig) -> WrittenFiles:
+    """(Re)write the nginx map and the Apache files from the token store and the readers
+    channels.yaml names; a file already as it should be is left alone.
 
     The files carry expiry times, which the servers compare with their own clock: an expiry
-    needs no rewrite, a revocation or a new token does (plus an nginx reload).
+    needs no rewrite, a revocation, a new token or a reader taken out of channels.yaml does
+    (plus an nginx reload). Writers take turns (a lock in the access directory), each reading
+    the store afresh, so the last files written always say what the store says last: a run
+    that read the store before a revocation cannot write its older files after it.
     """
     paths = AccessPaths.of(config)
-    try:
-        records = paths.store.load()
-    except TokenError as exc:
-        raise AccessError(str(exc)) from None
     gid = paths.gid()
     dir_mode, file_mode = (0o750, 0o640) if paths.group else (0o755, 0o644)
     _make_dir(paths.dir, dir_mode, gid)
-    _write(paths.nginx_map, nginx_map_text(config, records), file_mode, gid)
-    wanted = apache_files(config, records)
-    _make_dir(paths.apache_dir, dir_mode, gid)
-    for relative, content in wanted.items():
-        target = paths.apache_dir / relative
-        for parent in reversed(target.relative_to(paths.apache_dir).parents):
-            _make_dir(paths.apache_dir / parent, dir_mode, gid)
-        _write(target, content, file_mode, gid)
-    _remove_stale(paths.apache_dir, set(wanted))
-    return paths
+    with _turn(paths.dir / ACCESS_LOCK):
+        try:
+            records = paths.store.load()
+        except TokenError as exc:
+            raise AccessError(str(exc)) from None
+        changed = _write(paths.nginx_map, nginx_map_text(config, records), file_mode, gid)
+        wanted = apache_files(config, records)
+        _make_dir(paths.apache_dir, dir_mode, gid)
+        for relative, content in wanted.items():
+            target = paths.apache_dir / relative
+            for parent in reversed(target.relative_to(paths.apache_dir).parents):
+                _make_dir(paths.apache_dir / parent, dir_mode, gid)
+            changed = _write(target, content, file_mode, gid) or changed
+        changed = _remove_stale(paths.apache_dir, set(wanted)) or changed
+    return WrittenFiles(paths, changed)
+
+
+@contextlib.contextmanager
+def _turn(lock: Path) -> Iterator[None]:
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _make_dir(path: Path, mode: int, gid: int) -> None:
@@ -182,7 +214,14 @@ def _make_dir(path: Path, mode: int, gid: int) -> None:
         os.chown(path, -1, gid)
 
 
-def _write(path: Path, text: str, mode: int, gid: int) -> None:
+def _write(path: Path, text: str, mode: int, gid: int) -> bool:
+    """Write ``path`` unless it holds ``text`` already; whether it was written."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if path.read_text(encoding="utf-8") == text:
+            os.chmod(path, mode)
+            if gid >= 0:
+                os.chown(path, -1, gid)
+            return False
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -195,13 +234,19 @@ def _write(path: Path, text: str, mode: int, gid: int) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return True
 
 
-def _remove_stale(root: Path, wanted: set[str]) -> None:
-    """Files of tokens that no longer read a channel, and channels no longer private."""
+def _remove_stale(root: Path, wanted: set[str]) -> bool:
+    """Remove the files of tokens that no longer read a channel, and of channels no longer
+    private; whether there were any."""
+    removed = False
     for path in sorted(root.rglob("*"), reverse=True):
         relative = path.relative_to(root).as_posix()
         if path.is_file() and relative not in wanted:
             path.unlink()
+            removed = True
         elif path.is_dir() and not any(w.startswith(relative + "/") for w in wanted):
             shutil.rmtree(path, ignore_errors=True)
+            removed = True
+    return removed

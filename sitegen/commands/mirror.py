@@ -58,6 +58,7 @@ def register(add: AddCommand) -> None:
 
 
 def run_mirror_command(args: argparse.Namespace) -> int:
+    from sitegen.access.refresh import refresh_access
     from sitegen.store.lock import SiteLocked
     from sitegen.sync.report import STOPPED
     from sitegen.sync.run import MirrorOptions, run_mirror
@@ -71,6 +72,8 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         due=args.due,
         progress=False if args.no_progress else None,
     )
+    # Readers taken out of channels.yaml lose access at the next scheduled run.
+    access_ok = args.dry_run or refresh_access(config)
     started = False  # the run held the lock and began: pages must show it
     counted = True
     rendered = True
@@ -98,7 +101,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         if started and not args.dry_run:
             prune_history_records(config)
             rendered = render_pages(config)
-    rendered = counted and rendered
+    rendered = counted and rendered and access_ok
     if args.dry_run:
         for channel in report.channels:
             print(
