@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from sitegen.layout import runs_dir
 from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.store.site import Site
 from sitegen.sync.history import History
-from sitegen.sync.report import COMPLETED, FAILED, MirrorReport, RunReport
+from sitegen.sync.report import COMPLETED, FAILED, STOPPED, MirrorReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror, select_mirrors
 from testkit.site import published, site_config
 from testkit.upstream import ExampleUpstream
@@ -311,3 +312,43 @@ def test_sigterm_stops_the_run_and_records_it(
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_OK
     fetched = {r.path.rsplit("/", 1)[-1] for r in example_upstream.server.requests}
     assert not (kept & fetched)
+
+
+@pytest.mark.integration
+async def test_a_stop_while_repodata_is_renamed_in_still_records_what_was_published(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT lands while a subdir's metadata files are renamed into place: that subdir is
+    published, so the stopped run's record lists what it added (the next run compares with
+    the published state and never would)."""
+    renaming = Site.write_many
+    sent: list[int] = []
+
+    def write_many(self: Site, items: list) -> list[Path]:
+        written = renaming(self, items)
+        if not sent and any(target.name == "repodata.json" for target, _data in items):
+            sent.append(signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # the renames are done; the stop arrives now
+        return written
+
+    monkeypatch.setattr(Site, "write_many", write_many)
+    site = tmp_path / "site"
+    config = site_config(
+        site, f"channels:\n  c/x:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert sent and report.status == STOPPED
+    (record,) = History(Site(site)).runs()
+    assert record.status == STOPPED
+    reported = {(c.subdir, fn) for c in record.channels for fn in c.added}
+    on_disk = {
+        (subdir, fn)
+        for subdir in ("linux-64", "noarch")
+        if (site / "c/x" / subdir / "repodata.json").is_file()
+        for fn in published(site, "c/x", subdir)
+    }
+    assert on_disk, "nothing was published before the stop"
+    assert reported == on_disk
+    for c in record.channels:
+        if c.added:
+            assert c.status == "published" and c.packages == len(c.added)

@@ -183,12 +183,18 @@ async def publish_subdir(
         await trio.to_thread.run_sync(unretire_shards, site, retired, named)
         site.ensure_dir(marker.parent)
         site.write_bytes(marker, b"")
-        written = await trio.to_thread.run_sync(
-            site.write_many, [(directory / name, results[name]) for name in order]
-        )
-    site.remove(marker)
-    await trio.to_thread.run_sync(save_map, site, map_path, target, where)
-    await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
+        await trio.lowlevel.checkpoint_if_cancelled()  # a stop before the renames: none
+        # Once the renames start the subdir is published: what follows is finished even when a
+        # stop arrives meanwhile, so that the caller learns of it and the run's record lists
+        # what it published (the next run compares with it and would never report it).
+        with trio.CancelScope(shield=True):
+            written = await trio.to_thread.run_sync(
+                site.write_many, [(directory / name, results[name]) for name in order]
+            )
+    with trio.CancelScope(shield=True):
+        site.remove(marker)
+        await trio.to_thread.run_sync(save_map, site, map_path, target, where)
+        await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
     return withdrawn + [path.name for path in written]
 
 
@@ -276,8 +282,10 @@ async def publish_target(
         for fn in staged:
             site.commit(site.staging_for(directory / fn), directory / fn)
     written = await publish_subdir(site, channel_path, meta, shard_grace_days, repodata_bz2)
-    # Prune only after the new metadata is in place.
-    removed = await trio.to_thread.run_sync(prune_subdir, site, directory, meta.records.keys())
+    # Prune only after the new metadata is in place; shielded like the renames before it, so
+    # that a stop now still reports this subdir as published.
+    with trio.CancelScope(shield=True):
+        removed = await trio.to_thread.run_sync(prune_subdir, site, directory, meta.records.keys())
     status = "published" if written else "unchanged"
     return PublishOutcome(status, meta.records, deleted=len(removed))
 
