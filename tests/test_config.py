@@ -900,6 +900,26 @@ def test_yaml_a_file_system_or_a_decoder_would_choke_on_names_the_line(tmp_path:
         load_config(path)
 
 
+def test_output_may_not_be_the_root_or_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site owns its directory (pages and history at its top, files it no longer publishes
+    deleted), so it cannot be the file system's root or the user's home, however written."""
+    home = tmp_path / "home"
+    (home / "project").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    body = "channels:\n  cloud/x: {url: https://x.org/c, subdirs: [linux-64]}\n"
+    with pytest.raises(ConfigError, match=r"^channels.yaml:1: output: '/' is the root"):
+        parse_config("output: /\n" + body)
+    path = home / "project" / "channels.yaml"
+    for output in ("..", str(home), f"{home}/project/.."):
+        path.write_text(f"output: {output}\n" + body)
+        with pytest.raises(ConfigError, match=r"^channels.yaml:1: output: .* is the home dir"):
+            load_config(path)
+    path.write_text("output: site\n" + body)
+    assert load_config(path).output == home / "project" / "site"
+
+
 # --------------------------------------------------------------------------- via the CLI
 
 
@@ -940,6 +960,29 @@ def test_cli_exits_2_for_unreadable_config(
     # The file named as given to -c, not only by its base name.
     assert f"configuration error: {config_path}:" in capsys.readouterr().err
     assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("where", ["root", "home", "file"])
+def test_cli_out_is_checked_like_output(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """``--out`` replaces ``output`` and is refused for the same reasons (exit 2, nothing
+    written): the root (checked with a read-only verify), the home directory, a file."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    (tmp_path / "a-file").write_text("not a site")
+    out = {"root": "/", "home": str(home), "file": str(tmp_path / "a-file")}[where]
+    config_path = _write_config(
+        tmp_path, "output: site\nchannels:\n  c/x: {url: http://127.0.0.1:1/c, subdirs: [noarch]}\n"
+    )
+    command = "verify" if where == "root" else "mirror"
+    assert main([command, "-c", str(config_path), "--out", out]) == 2
+    assert "configuration error: --out: " in capsys.readouterr().err
+    assert list(home.iterdir()) == []
 
 
 def test_cli_exits_2_for_missing_config(tmp_path: Path, capsys) -> None:

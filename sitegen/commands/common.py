@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from sitegen.config import SiteConfig, load_config
+from sitegen.config import ConfigError, SiteConfig, load_config
+from sitegen.config.load import unfit_output
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -29,7 +30,11 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
 def load(args: argparse.Namespace) -> SiteConfig:
     config = load_config(args.config)
     if getattr(args, "out", None):
-        config = replace(config, output=Path(args.out).absolute())
+        output = Path(args.out).absolute()
+        why = unfit_output(output)  # as for `output` in the file
+        if why is not None:
+            raise ConfigError(f"--out: {why}")
+        config = replace(config, output=output)
     return config
 
 

@@ -163,9 +163,29 @@ def _output(top: YamlNode, keys: dict[str, YamlNode], base_dir: Path | None) -> 
     output = node.local_path()
     if not output.is_absolute() and base_dir is not None:
         output = base_dir / output
-    if output.exists() and not output.is_dir():
-        raise node.error(f"{str(output)!r} exists and is not a directory")
+    why = unfit_output(output)
+    if why is not None:
+        raise node.error(why)
     return output
+
+
+def unfit_output(output: Path) -> str | None:
+    """Why ``output`` cannot be a site directory, or None. A site owns its directory: runs
+    write pages, history and state at its top and delete what they no longer publish (files
+    in its subdirs, pages in ``history/``), so it cannot be a file, the file system's root or
+    the home directory, where that would reach files of the system or of the user."""
+    if output.exists() and not output.is_dir():
+        return f"{str(output)!r} exists and is not a directory"
+    resolved = output.resolve()
+    if resolved == Path(resolved.anchor):
+        return f"{str(output)!r} is the root of the file system; use a directory of its own"
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError):  # no home directory known
+        home = None
+    if resolved == home:
+        return f"{str(output)!r} is the home directory; use a directory of its own"
+    return None
 
 
 def _prune(node: YamlNode) -> float:
