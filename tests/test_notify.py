@@ -176,3 +176,27 @@ def test_a_broken_hook_neither_blocks_nor_fails_the_run(
     assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
     assert time.monotonic() - started < 20
     assert any(logged in m for m in caplog.messages), caplog.messages
+
+
+@pytest.mark.integration
+def test_a_run_ended_by_an_unexpected_error_exits_1_and_notifies(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """The channel's directory is a link out of the site, which sitegen refuses to write
+    through: the run ends on that error, yet like any failed run it is recorded, exits 1 and
+    runs on_failure, never a traceback."""
+    failed = tmp_path / "failed.json"
+    config = _write_config(
+        tmp_path, example_upstream.url, f"notify:\n  on_failure: {_recorder(failed)}\n"
+    )
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "site" / "c").mkdir(parents=True)
+    (tmp_path / "site" / "c" / "x").symlink_to(outside)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_FAILED
+    summary = json.loads(failed.read_text())
+    assert summary["status"] == FAILED and summary["exit_status"] == EXIT_FAILED
+    assert any("resolves outside" in error for error in summary["errors"]), summary["errors"]
+    (record,) = (tmp_path / "site" / "history" / "runs").glob("*.json")
+    assert json.loads(record.read_text())["status"] == FAILED
+    assert list(outside.iterdir()) == []

@@ -61,7 +61,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
     from sitegen.access.refresh import refresh_access
     from sitegen.store.lock import SiteLocked
     from sitegen.sync.report import STOPPED
-    from sitegen.sync.run import MirrorOptions, run_mirror
+    from sitegen.sync.run import MirrorOptions, RunError, run_mirror
 
     config = load(args)
     options = MirrorOptions(
@@ -85,6 +85,12 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         return EXIT_LOCKED
     except ConfigError:
         raise  # e.g. --only with an unknown name: nothing ran, nothing to show
+    except RunError as exc:
+        # Recorded as failed: rendered, notified and exited as any failed run, not a traceback.
+        started = True
+        report = exc.report
+        log.error("run %s: %s", report.id, exc)
+        log.debug("the run ended on an unexpected error", exc_info=exc.__cause__)
     except BaseException:
         started = True
         raise
@@ -118,7 +124,8 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         status = EXIT_FAILED
     else:
         status = EXIT_OK if rendered else EXIT_FAILED
-    if report.mirrors and not args.dry_run:  # a run took place (not: nothing was due)
+    # A run took place (not: nothing was due), or failed before it reached its mirrors.
+    if (report.mirrors or report.failed) and not args.dry_run:
         from sitegen.sync.notify import notify_run
 
         notify_run(config, report, status)

@@ -31,9 +31,19 @@ from sitegen.sync.pipeline import run_pipeline
 from sitegen.sync.report import COMPLETED, FAILED, RUNNING, STOPPED, RunReport
 from sitegen.sync.scope import RunScope
 
-__all__ = ["MirrorOptions", "run_mirror", "select_mirrors"]
+__all__ = ["MirrorOptions", "RunError", "run_mirror", "select_mirrors"]
 
 log = logging.getLogger("sitegen")
+
+
+class RunError(Exception):
+    """A run ended by an unexpected error (the cause is chained); ``report`` is its record,
+    saved as failed, so that the caller can still render, notify and exit as after any
+    failed run."""
+
+    def __init__(self, report: RunReport) -> None:
+        super().__init__(report.errors[-1] if report.errors else "unexpected error")
+        self.report = report
 
 
 def select_mirrors(
@@ -98,6 +108,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         if record:
             _save(history, report)
         stopped = False
+        crash: Exception | None = None
         try:
             with _signals() as signals:
                 async with trio.open_nursery() as nursery:
@@ -121,11 +132,12 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 report.errors.append("stopped by a signal before it finished")
             else:
                 report.status = FAILED if report.failed else COMPLETED
-        except BaseException as exc:
+        except Exception as exc:
+            report.status = FAILED
+            report.errors.append(f"unexpected error: {_describe(exc)}")
+            crash = exc
+        except BaseException:  # a stop (Cancelled, KeyboardInterrupt) or the like
             report.status = STOPPED
-            if not isinstance(exc, trio.Cancelled | KeyboardInterrupt):
-                report.status = FAILED
-                report.errors.append(f"unexpected error: {type(exc).__name__}: {exc}")
             raise
         finally:
             report.ended = time.time()
@@ -134,7 +146,16 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                     mr.status = report.status if report.status != COMPLETED else mr.status
             if record:
                 _save(history, report)
+        if crash is not None:
+            raise RunError(report) from crash
         return report
+
+
+def _describe(exc: BaseException) -> str:
+    """The error itself, out of the nurseries' groups of one that wrap it."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _save(history: History, report: RunReport) -> None:
