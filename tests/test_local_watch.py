@@ -30,8 +30,10 @@ WITHIN = 6.0
 
 
 class Watch:
-    def __init__(self, tmp_path: Path, folder: Path, move: bool = False) -> None:
-        self.site = tmp_path / "site"
+    def __init__(
+        self, tmp_path: Path, folder: Path, move: bool = False, site: Path | None = None
+    ) -> None:
+        self.site = site or tmp_path / "site"
         self.folder = folder
         self.config = tmp_path / "channels.yaml"
         self.config.write_text(
@@ -70,11 +72,14 @@ class Watch:
             time.sleep(0.05)
         return time.monotonic() - start
 
-    def settled_runs(self, quiet: float = 1.5) -> int:
-        """The run count once no run has started for ``quiet`` seconds."""
+    def settled_runs(self, quiet: float = 1.5, within: float = 30.0) -> int:
+        """The run count once no run has started for ``quiet`` seconds (runs still starting
+        after ``within`` seconds fail the test)."""
         count = self.runs()
-        deadline = time.monotonic() + quiet
+        start = time.monotonic()
+        deadline = start + quiet
         while time.monotonic() < deadline:
+            assert time.monotonic() - start < within, f"runs keep starting\n{self.output()}"
             time.sleep(0.1)
             if self.runs() != count:
                 count = self.runs()
@@ -101,8 +106,8 @@ class Watch:
 def watch_factory(tmp_path: Path) -> Iterator[Callable[[Path], Watch]]:
     started: list[Watch] = []
 
-    def factory(folder: Path, move: bool = False) -> Watch:
-        watch = Watch(tmp_path, folder, move)
+    def factory(folder: Path, move: bool = False, site: Path | None = None) -> Watch:
+        watch = Watch(tmp_path, folder, move, site)
         started.append(watch)
         return watch
 
@@ -179,6 +184,21 @@ def test_moved_drops_stay_published_and_the_moves_start_no_more_runs(
     assert watch.runs() == runs
     directory = watch.site / CHANNEL / "linux-64"
     assert {p.name for p in directory.glob("*.conda")} == {first.name, second.name}
+    assert_channel_consistent(watch.site, CHANNEL)
+    assert watch.stop() == 0
+
+
+def test_a_site_inside_the_folder_starts_no_runs_of_its_own(tmp_path: Path, watch_factory) -> None:
+    """The site may lie inside a local source's folder: what a publish writes there (its run
+    record, pages, state) is no drop, or every run would start the next one."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    first = place(tmp_path, folder, spec("first"))
+    watch = watch_factory(folder, site=folder / "site")
+    watch.wait_for(lambda: first.name in watch.listed(), timeout=20)
+    second = place(tmp_path, folder, spec("second"))
+    watch.wait_for(lambda: second.name in watch.listed())
+    assert watch.settled_runs(within=15.0) == 2  # one at start, one for the drop
     assert_channel_consistent(watch.site, CHANNEL)
     assert watch.stop() == 0
 

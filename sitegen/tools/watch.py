@@ -58,10 +58,19 @@ class Trigger:
         await self._event.wait()
 
 
-def _relevant(change: watchfiles.Change, path: str) -> bool:
-    """Dot-files and ``*.partial`` copies in progress are not worth a look."""
-    name = os.path.basename(path)
-    return not name.startswith(".") and not name.endswith(".partial")
+def change_filter(site: Path) -> Callable[[watchfiles.Change, str], bool]:
+    """Which changes are worth a look. Not dot-files, nor ``*.partial`` copies in progress;
+    nor anything in the site directory, should it lie inside a watched folder: each publish
+    writes there (its run record at least), which would start the next one, for ever."""
+    sites = {str(site), str(site.resolve())}
+
+    def relevant(change: watchfiles.Change, path: str) -> bool:
+        if any(path == s or path.startswith(s + os.sep) for s in sites):
+            return False
+        name = os.path.basename(path)
+        return not name.startswith(".") and not name.endswith(".partial")
+
+    return relevant
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
@@ -72,8 +81,11 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     return (result.st_dev, result.st_ino)
 
 
-async def watch_folder(folder: Path, trigger: Trigger) -> None:
-    """Watch one folder for ever: wait for it to exist, watch it until it is replaced or gone."""
+async def watch_folder(
+    folder: Path, trigger: Trigger, relevant: Callable[[watchfiles.Change, str], bool]
+) -> None:
+    """Watch one folder for ever: wait for it to exist, watch it until it is replaced or gone;
+    ``relevant`` (see change_filter) picks the changes that set ``trigger``."""
     unwatchable = False
     while True:
         identity = _identity(folder)
@@ -90,7 +102,7 @@ async def watch_folder(folder: Path, trigger: Trigger) -> None:
                 nursery.start_soon(_notice_replacement, folder, identity, scope)
                 try:
                     async for _changes in watchfiles.awatch(
-                        folder, watch_filter=_relevant, rust_timeout=RUST_TIMEOUT_MS
+                        folder, watch_filter=relevant, rust_timeout=RUST_TIMEOUT_MS
                     ):
                         trigger.set()
                 except (OSError, RuntimeError) as exc:
@@ -174,9 +186,10 @@ async def watch_site(
     mirrors = [m for _c, m in config.mirrors if is_local(m)]
     folders = list(dict.fromkeys(folder_of(m) for m in mirrors))
     trigger = Trigger()
+    relevant = change_filter(config.output)
     async with trio.open_nursery() as nursery:
         for folder in folders:
-            nursery.start_soon(watch_folder, folder, trigger)
+            nursery.start_soon(watch_folder, folder, trigger, relevant)
         task_status.started()
         while True:
             await trigger.wait()
