@@ -179,6 +179,31 @@ def test_temporary_of_a_live_writer_is_not_debris(
         writer.wait()
 
 
+def test_temporaries_a_killed_run_left_outside_subdirs_are_found_and_removed(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A killed run may leave a temporary beside any file it writes: channeldata.json at the
+    channel root, a shard, a page, its run record, its state. verify names each; --repair
+    removes them."""
+    config, site, _server = mirrored
+    places = [
+        CHANNEL,
+        f"{CHANNEL}/{LINUX}/shards",
+        "history/runs",
+        ".sitegen",
+    ]
+    names = [f"{place}/.sitegen-tmp-dead-{index}.deadbeef" for index, place in enumerate(places)]
+    for name in names:
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(b"half written")
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 1
+    assert _problems(capsys.readouterr().out) == dict.fromkeys(names, "temporary")
+    assert main(["verify", "-c", str(config), "--repair"]) == 0
+    assert not [name for name in names if (site / name).exists()]
+    assert main(["verify", "-c", str(config)]) == 0
+
+
 def test_repair_fetches_from_the_cep15_package_host(tmp_path: Path) -> None:
     """Upstream repodata whose ``info.base_url`` (CEP-15) puts the packages on another host:
     a missing file is fetched again from that host, as the mirror run fetched it."""

@@ -21,6 +21,7 @@ import bz2
 import contextlib
 import json
 import logging
+import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,11 +131,20 @@ def _metadata_problems(
             )
     else:
         problems.append(Problem(f"{relative}/current_repodata.json", "metadata", "missing"))
-    for entry in directory.iterdir():
-        # A temporary whose writer still runs (a mirror run, the pull-through fetcher) is work
-        # in progress, not debris.
-        if entry.name.startswith(TEMP_PREFIX) and not temp_writer_alive(entry.name):
-            problems.append(Problem(f"{relative}/{entry.name}", "temporary", "left-over temporary"))
+    return problems
+
+
+def _temporaries(root: Path) -> list[Problem]:
+    """Temporaries of dead writers anywhere in the site, where any write of a killed process
+    may leave one: subdirs, channel roots (channeldata.json), pages, the run ledger, state. A
+    temporary whose writer still runs (a mirror run, the pull-through fetcher) is work in
+    progress, not debris."""
+    problems = []
+    for directory, _dirs, files in os.walk(root):
+        for name in sorted(files):
+            if name.startswith(TEMP_PREFIX) and not temp_writer_alive(name):
+                relative = (Path(directory) / name).relative_to(root).as_posix()
+                problems.append(Problem(relative, "temporary", "left-over temporary"))
     return problems
 
 
@@ -205,6 +215,11 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                     for problem in shard_found:
                         problem.repaired = True
             to_repair += await _check_packages(site, channel, repodata, report, repair)
+    temporaries = await trio.to_thread.run_sync(_temporaries, site.root)
+    report.problems.extend(temporaries)
+    for problem in temporaries if repair else []:
+        site.discard(site.root / problem.path)
+        problem.repaired = True
     for repair_ in to_repair:
         detail = "size or checksum mismatch" if repair_.kind == "corrupt" else "file is missing"
         report.problems.append(Problem(repair_.relative, repair_.kind, detail))
@@ -257,8 +272,8 @@ def _repair_metadata(
     problems: list[Problem],
     repodata_bz2: bool,
 ) -> None:
-    """Rebuild damaged siblings of repodata.json from it, and remove left-over temporaries
-    (and a .bz2 while ``repodata_bz2`` is off)."""
+    """Rebuild damaged siblings of repodata.json from it (and remove a .bz2 while
+    ``repodata_bz2`` is off)."""
     body = (directory / "repodata.json").read_bytes()
     meta = SubdirMetadata(
         subdir=repodata.subdir,
@@ -275,10 +290,7 @@ def _repair_metadata(
     }
     for problem in problems:
         name = problem.path[len(relative) + 1 :]
-        if problem.kind == "temporary":
-            site.discard(directory / name)
-            problem.repaired = True
-        elif name in rebuild and name not in expected:
+        if name in rebuild and name not in expected:
             site.remove(directory / name)
             problem.repaired = True
         elif problem.kind == "metadata" and name in rebuild:
