@@ -188,6 +188,7 @@ def test_blank_track_features_is_no_feature() -> None:
     assert not has_features({"track_features": ""})
     assert not has_features({"track_features": " "})
     assert not has_features({"features": []})
+    assert not has_features({"track_features": " , ,"})  # separators only: no feature named
     assert has_features({"track_features": "mkl"})
     assert has_features({"features": ["cuda90"]})
     kept = current(rec("foo", "2.0", track_features=""), rec("foo", "1.0"))
@@ -218,6 +219,34 @@ def test_conda_version_ordering(newer: str, older: str) -> None:
 def test_equal_versions_spelled_differently_are_one_version() -> None:
     kept = current(rec("foo", "1.0", "a"), rec("foo", "1.0.0", "b"), rec("foo", "0.9"))
     assert kept == {"foo-1.0-a.conda", "foo-1.0.0-b.conda"}
+
+
+def test_a_spec_testing_each_build_looks_at_every_build_of_a_release() -> None:
+    # A build_number constraint needs each record matched in full: the release that satisfies
+    # it is found by its second build, and then all of that release's builds are kept.
+    kept = current(
+        rec("foo", "2.0", "h_0"),
+        rec("foo", "1.0", "h_0"),
+        rec("foo", "1.0", "h_2", build_number=2),
+        rec("bar", "1.0", depends=("foo[build_number=2]",)),
+    )
+    assert kept == {
+        "foo-2.0-h_0.conda",
+        "foo-1.0-h_0.conda",
+        "foo-1.0-h_2.conda",
+        "bar-1.0-0.conda",
+    }
+
+
+def test_record_names_in_upper_case_are_found_by_lower_case_specs() -> None:
+    # MatchSpec names are normalised to lower case: a dependency on "pyyaml" is about records
+    # named "PyYAML" too (old channels hold such names).
+    kept = current(
+        rec("PyYAML", "6.0"),
+        rec("PyYAML", "5.4"),
+        rec("app", "1.0", depends=("pyyaml <6",)),
+    )
+    assert kept == {"PyYAML-6.0-0.conda", "PyYAML-5.4-0.conda", "app-1.0-0.conda"}
 
 
 def test_empty_subdir() -> None:
@@ -362,6 +391,9 @@ _BUILDS = ["py312h1a2b3c4_0", "py311_0", "0_cp312", "h0_0", "pyhd8ed1ab_1", "cpu
 _BUILDS += ["Py312_0", "PY311_0", "H0_0", "py312-a_0", "a=b_0", "h0_0" + "x" * 61]
 _PATTERNS = ["*_cp312", "py312*", "h0_0", "*", "py3*_0", "*py*h*", "*1*1*", "a*", "*a", "*_0*"]
 _PATTERNS += ["py312h1a2b3c4_0", "*h*h*", "**", "_0*", "*_0", "PY3*", "*_CP312", "H0_0"]
+# A prefix and a suffix that overlap in a short build, and a middle part found only inside the
+# suffix: neither matches (each part takes its own characters).
+_PATTERNS += ["h0*0_0", "*_0*_0", "py3*312h1a2b3c4_0"]
 
 
 @pytest.mark.parametrize("pattern", _PATTERNS)
@@ -381,6 +413,7 @@ def test_plain_build_patterns_match_as_rattler_matches(pattern: str) -> None:
         'pkg[build="py3[12]*"]',
         "pkg 1.0 py3?_0",
         "pkg >=1 *_0[build_number=2]",
+        'pkg[build="*_0",build_number=2]',
         "conda-forge::pkg 1.0 *_0",
         "pkg",
         "pkg 1.0",
