@@ -15,6 +15,7 @@ from sitegen.conda.indexed import (
     decode_first_seen,
     encode_first_seen,
     indexed_ms,
+    same_as_published,
     same_except_indexed,
     stamp_records,
 )
@@ -104,6 +105,46 @@ def test_a_site_whose_state_was_lost_keeps_its_published_values() -> None:
     fresh = record("a")
     assert stamp_records([fresh], first_seen, NOW, {fresh.fn: published}) == 1
     assert fresh.raw[INDEXED_TIMESTAMP] == JAN_2024 + 7 == first_seen[fresh.fn]
+
+
+@pytest.mark.unit
+def test_a_record_read_as_its_published_twin_keeps_the_published_stamp() -> None:
+    # load_published reads a published record that differs from its twin about to be
+    # published only by its stamp as that twin itself, and keeps the stamp aside: the twin is
+    # unstamped, so only the kept stamp knows the value published.
+    fresh = record("a")
+    first_seen: dict[str, int] = {}
+    assert stamp_records([fresh], first_seen, NOW, {fresh.fn: fresh}, {fresh.fn: JAN_2024 + 7})
+    assert fresh.raw[INDEXED_TIMESTAMP] == JAN_2024 + 7 == first_seen[fresh.fn]
+
+
+@pytest.mark.unit
+def test_a_remembered_first_sighting_below_the_timestamp_is_raised_to_it() -> None:
+    # The file was first seen before the record (same file name) now says it was built.
+    later = record("a", timestamp=NOW)
+    first_seen = {later.fn: JAN_2024}
+    assert stamp_records([later], first_seen, NOW + 5000) == 0
+    assert later.raw[INDEXED_TIMESTAMP] == NOW
+    assert first_seen[later.fn] == JAN_2024  # the sighting itself is never rewritten
+
+
+@pytest.mark.unit
+def test_same_as_published_compares_the_stamp_of_a_shared_record() -> None:
+    a = record("a")
+    a.raw[INDEXED_TIMESTAMP] = NOW
+    # Shared with the previous publication: the same, unless it was published with another
+    # stamp (a record published without one needs no other: its stamp is not kept aside).
+    assert same_as_published(a, a, {a.fn: NOW})
+    assert not same_as_published(a, a, {a.fn: JAN_2024})
+    assert same_as_published(a, a, {})
+    # A record of its own: compared field by field, the stamp included.
+    twin = record("a")
+    twin.raw[INDEXED_TIMESTAMP] = NOW
+    assert same_as_published(a, twin, {})
+    restamped = record("a")
+    restamped.raw[INDEXED_TIMESTAMP] = JAN_2024
+    assert not same_as_published(a, restamped, {})
+    assert not same_as_published(a, None, {})  # a record new to the subdir
 
 
 @pytest.mark.unit
