@@ -110,6 +110,37 @@ def test_higher_build_number_wins_within_a_version() -> None:
     assert data["packages"]["foo"]["summary"] == "build 1"
 
 
+def test_within_a_build_number_the_newer_build_wins_then_the_conda_format() -> None:
+    newer = rec("foo", "1.0", "a", subdir="osx-64", summary="newer", timestamp=1_700_000_001_000)
+    older = rec("foo", "1.0", "a", subdir="win-64", summary="older")
+    assert build_channeldata(channel(older, newer))["packages"]["foo"]["summary"] == "newer"
+    # Same build number and time, no twin in its own subdir: the .conda speaks first.
+    conda = rec("foo", "1.0", "a", subdir="linux-64", summary="conda")
+    bz2 = rec("foo", "1.0", "a", subdir="osx-64", ext=".tar.bz2", summary="bz2")
+    assert build_channeldata(channel(bz2, conda))["packages"]["foo"]["summary"] == "conda"
+
+
+def test_builds_of_one_version_spelled_differently_are_ordered_together() -> None:
+    # "1.0" and "1.0.0" are one version: the higher build number wins whichever the spelling.
+    data = build_channeldata(
+        channel(
+            rec("foo", "1.0", "h_0", summary="build 0"),
+            rec("foo", "1.0.0", "h_1", build_number=1, summary="build 1"),
+        )
+    )
+    assert data["packages"]["foo"]["summary"] == "build 1"
+    assert data["packages"]["foo"]["version"] == "1.0.0"
+
+
+def test_about_json_fields_fill_in_behind_the_records_own() -> None:
+    # A package indexed here brings info/about.json; the record's own fields come first.
+    indexed = rec("foo", "1.0", summary="from the record")
+    indexed.about = {"summary": "from about.json", "home": "https://foo.example"}
+    entry = build_channeldata(channel(indexed))["packages"]["foo"]
+    assert entry["summary"] == "from the record"
+    assert entry["home"] == "https://foo.example"
+
+
 def test_conda_preferred_over_its_tar_bz2_twin() -> None:
     conda = rec("foo", "1.0", ext=".conda", summary="from conda")
     bz2 = rec("foo", "1.0", ext=".tar.bz2", summary="from bz2", timestamp=1_700_000_001_000)
