@@ -18,9 +18,11 @@ from sitegen.conda.records import REASON_UNMIRRORED_SECTION, Record, Repodata, p
 from sitegen.conda.shards import (
     SHARD_INDEX,
     SHARDS_DIR,
+    ShardError,
     build_shard,
     decode_index,
     decode_shard,
+    digest_of_filename,
     encode_index,
     iter_shards,
 )
@@ -138,6 +140,72 @@ def test_the_index_names_each_shard_by_raw_sha256_with_a_relative_base() -> None
     assert plain.count(b"\xc4\x20") >= 2
     assert decode_index(data).shards == shards
     assert encode_index("linux-64", shards, "2026-12-05T00:00:00Z") == data
+
+
+def _index_document(**changes: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "version": 1,
+        "info": {"subdir": "linux-64", "base_url": "", "shards_base_url": "./shards/"},
+        "shards": {"zlib": b"\x01" * 32},
+    }
+    document.update(changes)
+    return document
+
+
+def _sized(document: Any) -> bytes:
+    return zstandard.ZstdCompressor(write_content_size=True).compress(
+        msgspec.msgpack.encode(document)
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # conda decompresses with the size from the frame header: a frame without it is unread.
+        (
+            zstandard.ZstdCompressor(write_content_size=False).compress(
+                msgspec.msgpack.encode(_index_document())
+            ),
+            "content size",
+        ),
+        (_sized(_index_document(version=2)), "version 2"),
+        (_sized(_index_document(shards={"zlib": b"\x01" * 31})), "not 32 bytes"),
+    ],
+)
+def test_an_index_readers_would_refuse_is_refused(data: bytes, message: str) -> None:
+    assert decode_index(_sized(_index_document())).shards == {"zlib": b"\x01" * 32}
+    with pytest.raises(ShardError, match=message):
+        decode_index(data)
+
+
+def test_a_shard_without_a_packages_map_is_refused() -> None:
+    # rattler requires the "packages" key, even when every record is a .conda.
+    assert decode_shard(_sized({"packages": {}, "packages.conda": {}})) == {
+        "packages": {},
+        "packages.conda": {},
+    }
+    with pytest.raises(ShardError, match="'packages'"):
+        decode_shard(_sized({"packages.conda": {}}))
+    unsized = zstandard.ZstdCompressor(write_content_size=False)
+    with pytest.raises(ShardError, match="content size"):
+        decode_shard(unsized.compress(msgspec.msgpack.encode({"packages": {}})))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a" * 64,  # no suffix
+        "a" * 63 + ".msgpack.zst",
+        "a" * 65 + ".msgpack.zst",
+        "g" * 64 + ".msgpack.zst",  # not hex
+        "A" * 64 + ".msgpack.zst",  # shard names are lower-case hex
+        "repodata_shards.msgpack.zst",
+    ],
+)
+def test_only_a_sha256_shard_name_stands_for_a_digest(name: str) -> None:
+    # Pruning deletes only files named so: anything else in the directory is left alone.
+    assert digest_of_filename(name) is None
+    assert digest_of_filename("0f" * 32 + ".msgpack.zst") == bytes.fromhex("0f" * 32)
 
 
 # --------------------------------------------------------------------------- publishing
