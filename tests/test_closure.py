@@ -345,6 +345,33 @@ def test_unsatisfied_report():
     assert kept(cf) == {"app-1.0-0.conda", "other-1.0-0.conda", "lib-1.0-0.conda"}
 
 
+def test_a_kept_record_of_the_name_that_does_not_match_leaves_the_spec_unsatisfied():
+    # lib is kept (allowlisted) but in no version the spec accepts, and no candidate matches.
+    cf = selection(
+        "cf", [rec("app", depends=("lib >=2",)), rec("lib", "1.0")], allow=("app", "lib")
+    )
+    report = close(cf)
+    assert report.unsatisfied == {"cf": [("linux-64", "lib >=2", "app-1.0-0.conda")]}
+    assert report.added == {}
+
+
+def test_a_kept_record_of_a_mirror_without_include_dependencies_satisfies():
+    # "base" serves lib already (kept, nothing to add): the dependency is met, not unsatisfied.
+    app = selection("app", [rec("app", depends=("lib >=1",))], allow=("app",))
+    base = selection("base", [rec("lib", "1.0")], include_dependencies=False)
+    report = close(app, base)
+    assert report == DependencyReport()
+    assert kept(base) == {"lib-1.0-0.conda"}
+
+
+def test_record_names_in_upper_case_are_found_by_lower_case_specs():
+    # MatchSpec names are normalised to lower case; old channels hold names such as PyYAML.
+    cf = selection("cf", [rec("app", depends=("pyyaml",)), rec("PyYAML", "6.0")], allow=("app",))
+    report = close(cf)
+    assert kept(cf) == {"app-1.0-0.conda", "PyYAML-6.0-0.conda"}
+    assert report.unsatisfied == {}
+
+
 def test_virtual_packages_are_skipped():
     cf = selection(
         "cf",
