@@ -25,6 +25,7 @@ from sitegen.sync.merge import (
     merge_subdir,
 )
 from sitegen.sync.plan import DiskSnapshot, files_to_check, plan_subdir
+from sitegen.sync.prune import deletion_guard
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata
 from sitegen.sync.report import RunReport
 from sitegen.sync.report_build import RunResults, build_report, clean_rebuild
@@ -90,6 +91,8 @@ def test_plan_stages_a_reupload_under_a_published_name() -> None:
     assert files_to_check(by_fn(new_a), by_fn(A), {A.fn: 1000}, False) == [A.fn]
     result = plan([new_a], published=[A], present={A.fn: 1000}, checked={A.fn: False})
     assert result.to_stage == [new_a] and result.to_download == []
+    # Staged bytes are fetched too: they count in what the run needs room for.
+    assert (result.jobs, result.bytes) == (1, new_a.size)
     # Already the new bytes on disk (a run that stopped after moving them into place).
     assert plan([new_a], published=[A], present={A.fn: 1000}, checked={A.fn: True}).jobs == 0
 
@@ -174,6 +177,32 @@ def test_merge_is_held_by_the_deletion_guard_unless_forced() -> None:
     forced = merge_subdir("c", "linux-64", feeds, [], previous, DeletionGuard(0.5, force=True))
     assert forced is not None and forced.status == MERGED
     assert forced.meta is not None and list(forced.meta.records) == [A.fn]
+
+
+def test_merge_takes_a_later_mirror_after_one_that_does_not_serve_the_subdir() -> None:
+    feeds = [Feed("one", None, {}), Feed("two", repodata(at(B, "two"), tag="two"), by_fn(B))]
+    merged = merge_subdir("c", "linux-64", feeds, [], None, GUARD)
+    assert merged is not None and merged.meta is not None
+    assert list(merged.meta.records) == [B.fn]
+    assert merged.meta.info == {"tag": "two"}
+
+
+def test_a_published_subdir_no_mirror_serves_any_more_is_emptied_under_the_guard() -> None:
+    gone = [Feed("m", None, {})]
+    # Published before: merged to nothing, so the deletion guard decides (never skipped, which
+    # would leave the old files published for ever).
+    held = merge_subdir("c", "linux-64", gone, [], repodata(A), GUARD)
+    assert held is not None and held.status == HELD
+    emptied = merge_subdir("c", "linux-64", gone, [], repodata(), GUARD)
+    assert emptied is not None and emptied.status == MERGED
+    assert emptied.meta is not None and emptied.meta.records == {}
+
+
+def test_the_deletion_guard_lets_anything_replace_nothing() -> None:
+    assert deletion_guard([], [A.fn], 0.0) is None
+    assert deletion_guard([], [], 0.0) is None
+    assert deletion_guard([A.fn, B.fn], [A.fn], 0.5) is None  # exactly the allowed share
+    assert deletion_guard([A.fn, B.fn], [], 0.5) is not None
 
 
 def test_merge_creates_no_directory_for_a_subdir_nobody_serves() -> None:
