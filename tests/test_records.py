@@ -55,6 +55,30 @@ def test_check_record(raw, reason) -> None:
     assert check_record("foo-1.0-h0_0.conda", raw, "packages.conda", "linux-64") == reason
 
 
+def _file(**overrides: object) -> Record:
+    raw = record(**overrides)
+    return Record(
+        fn="foo-1.0-h0_0.conda",
+        subdir="linux-64",
+        raw={k: v for k, v in raw.items() if v is not None},
+    )
+
+
+def test_same_file_compares_size_then_sha256_else_md5_ignoring_case() -> None:
+    """same_file decides whether a re-upload is staged, a conflict is reported and a file on
+    disk is trusted: sha256 when both have one, md5 otherwise, never a guess."""
+    md5 = "b" * 32
+    assert _file().same_file(_file())
+    assert not _file().same_file(_file(size=11))  # same checksum, other bytes
+    assert _file().same_file(_file(sha256=SHA.upper()))
+    # sha256 decides where both have one, whatever md5 says.
+    assert not _file(md5=md5).same_file(_file(sha256="c" * 64, md5=md5))
+    # md5 where one side lacks sha256, and both must have it.
+    assert _file(md5=md5).same_file(_file(sha256=None, md5=md5.upper()))
+    assert not _file(md5=md5).same_file(_file(sha256=None, md5="d" * 32))
+    assert not _file(sha256=None).same_file(_file(sha256=None))  # nothing to compare
+
+
 def test_load_published_reads_back_what_encode_writes() -> None:
     upstream = {
         "info": {"subdir": "linux-64"},
