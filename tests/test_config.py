@@ -5,6 +5,7 @@ created on disk."""
 from __future__ import annotations
 
 import textwrap
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,6 +107,26 @@ channels:
         url: https://conda.anaconda.org/t/${ANACONDA_TOKEN}/my-org
         subdirs: linux-64
 """
+
+
+def test_dates_without_a_zone_are_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A POSIX zone string, so no tz database is needed: 9 hours east of UTC.
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    try:
+        text = SHORT.replace(
+            "    subdirs: [linux-64]\n",
+            "    subdirs: [linux-64]\n"
+            "    filters: {dates: {after: 2024-01-01, before: '2024-02-01T12:00:00'}}\n",
+        )
+        filters = parse_config(dedent(text)).channels[0].mirrors[0].filters
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert filters.after_ms == ms("2024-01-01")
+    assert filters.before_ms == ms("2024-02-01T12:00:00")
 
 
 def test_long_form_with_three_filter_levels() -> None:
@@ -526,6 +547,87 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "after:",
         "filters.dates",
         "'after' must be earlier than 'before'",
+    ),
+    (
+        "builds.exclude '*'",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              builds: {exclude: ["*"]}
+        """,
+        "builds: {exclude",
+        "channels.cloud/conda-forge.filters",
+        "builds.exclude '*' excludes every package",
+    ),
+    (
+        "date after == before at one level",
+        """
+        output: site
+        filters:
+          dates: {after: 2024-01-01, before: 2024-01-01}
+        channels:
+          cloud/conda-forge: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "dates:",
+        "filters.dates",
+        "'after' must be earlier than 'before'",
+    ),
+    (
+        # The latest 'after' of all levels bounds the range, not the earliest.
+        "the latest after of three levels is past the before of another",
+        """
+        output: site
+        filters:
+          dates: {after: 2025-01-01}
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              dates: {after: 2023-01-01, before: 2024-06-01}
+        """,
+        "url:",
+        "channels.cloud/conda-forge",
+        "date ranges of its levels do not overlap",
+    ),
+    (
+        # And the earliest 'before', not the latest.
+        "the earliest before of two levels is before the after of another",
+        """
+        output: site
+        filters:
+          dates: {before: 2023-01-01}
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              dates: {after: 2023-06-01, before: 2025-01-01}
+        """,
+        "url:",
+        "channels.cloud/conda-forge",
+        "date ranges of its levels do not overlap",
+    ),
+    (
+        "date ranges of two levels meet without overlapping",
+        """
+        output: site
+        filters:
+          dates: {after: 2024-06-01}
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              dates: {before: 2024-06-01}
+        """,
+        "url:",
+        "channels.cloud/conda-forge",
+        "date ranges of its levels do not overlap",
     ),
     (
         "date ranges of two levels do not overlap",

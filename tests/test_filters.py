@@ -443,6 +443,13 @@ def test_newest_versions_treats_equal_versions_as_one():
     # conda compares 1.0 and 1.0.0 as equal, so they count as one version.
     records = [rec("p", "1.0"), rec("p", "1.0.0"), rec("p", "0.9")]
     assert kept(run(records, FilterSpec(newest_versions=1))) == {"p-1.0-0.conda", "p-1.0.0-0.conda"}
+    # ... and as one of the N: with two allowed, the next version down is kept as well.
+    records.append(rec("p", "0.8"))
+    assert kept(run(records, FilterSpec(newest_versions=2))) == {
+        "p-1.0-0.conda",
+        "p-1.0.0-0.conda",
+        "p-0.9-0.conda",
+    }
 
 
 def test_newest_versions_is_per_name():
