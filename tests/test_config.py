@@ -428,6 +428,36 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "[url=...] (or a package URL) is not matched against records",
     ),
     (
+        "MatchSpec naming a channel",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              specs: {exclude: ["conda-forge::numpy >=2"]}
+        """,
+        "conda-forge::numpy",
+        "channels.cloud/conda-forge.filters.specs.exclude[0]",
+        "channel:: and [subdir=...] are not supported in filters",
+    ),
+    (
+        "MatchSpec naming a subdir",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              specs: {include: ["numpy[subdir=linux-64]"]}
+        """,
+        "numpy[subdir",
+        "channels.cloud/conda-forge.filters.specs.include[0]",
+        "channel:: and [subdir=...] are not supported in filters",
+    ),
+    (
         "bad URL scheme",
         """
         output: site
@@ -1016,7 +1046,7 @@ def test_output_may_not_be_the_root_or_the_home_directory(
     path = home / "project" / "channels.yaml"
     for output in ("..", str(home), f"{home}/project/.."):
         path.write_text(f"output: {output}\n" + body)
-        with pytest.raises(ConfigError, match=r"^channels.yaml:1: output: .* is the home dir"):
+        with pytest.raises(ConfigError, match=rf"^{path}:1: output: .* is the home dir"):
             load_config(path)
     path.write_text("output: site\n" + body)
     assert load_config(path).output == home / "project" / "site"

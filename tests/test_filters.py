@@ -121,6 +121,15 @@ def test_exclude_spec_version_range():
     }
 
 
+def test_spec_names_are_matched_ignoring_case():
+    # conda names are case-insensitive: "NumPy >=2" is about the records named numpy.
+    records = [rec("numpy", "1.26.4"), rec("numpy", "2.0.0")]
+    result = run(records, FilterSpec(exclude_specs=("NumPy >=2",)))
+    assert result.excluded == {"numpy-2.0.0-0.conda": f.REASON_SPEC}
+    result = run(records, FilterSpec(include_specs=("NumPy >=2",)))
+    assert kept(result) == {"numpy-2.0.0-0.conda"}
+
+
 def test_spec_filters_only_touch_records_of_the_named_package():
     records = [rec("numpy", "1.24.0"), rec("scipy"), rec("pandas"), rec("python", "3.11.4")]
     matcher = CountingMatcher()
