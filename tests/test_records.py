@@ -10,7 +10,9 @@ from sitegen.conda.encode import PIECE_RECORDS, PieceMap, encode_repodata, repod
 from sitegen.conda.published_repodata import load_published, load_published_parts
 from sitegen.conda.records import (
     REASON_BAD_FIELDS,
+    REASON_BAD_FILENAME,
     REASON_NAME_MISMATCH,
+    REASON_NO_CHECKSUM,
     Record,
     RepodataError,
     check_record,
@@ -49,10 +51,36 @@ def record(**overrides):
         (record(build_number=1 << 64), REASON_BAD_FIELDS),
         (record(build_number=(1 << 64) - 1), None),
         (record(version="2.0"), REASON_NAME_MISMATCH),
+        # Old channels' records carry md5 only: sound. Neither checksum: not.
+        (record(sha256=None, md5="b" * 32), None),
+        (record(sha256=None), REASON_NO_CHECKSUM),
     ],
 )
 def test_check_record(raw, reason) -> None:
     assert check_record("foo-1.0-h0_0.conda", raw, "packages.conda", "linux-64") == reason
+
+
+@pytest.mark.parametrize(
+    ("fn", "key", "reason"),
+    [
+        ("foo-1.0-h0_0.tar.bz2", "packages", None),
+        # Each section holds its own format only.
+        ("foo-1.0-h0_0.tar.bz2", "packages.conda", REASON_BAD_FILENAME),
+        ("foo-1.0-h0_0.conda", "packages", REASON_BAD_FILENAME),
+        # The whole name is name-version-build: nothing may follow the build.
+        ("foo-1.0-h0_0_1.conda", "packages.conda", REASON_NAME_MISMATCH),
+        ("foo-1.0-h0_0.conda.conda", "packages.conda", REASON_NAME_MISMATCH),
+    ],
+)
+def test_check_record_file_name_and_section(fn: str, key: str, reason: str | None) -> None:
+    assert check_record(fn, record(), key, "linux-64") == reason
+
+
+def test_removed_is_not_kept_twice() -> None:
+    document = {"packages.conda": {}, "removed": ["old-1.0-0.conda"], "x_vendor": 1}
+    parsed = parse_repodata(msgspec.json.encode(document), "linux-64")
+    assert parsed.removed == ["old-1.0-0.conda"]
+    assert parsed.extra == {"x_vendor": 1}
 
 
 def _file(**overrides: object) -> Record:

@@ -420,6 +420,22 @@ def test_v3_and_other_sections_listing_packages_are_dropped_with_a_reason() -> N
     assert parsed.info == {"subdir": "linux-64", "x_vendor": "kept"}
 
 
+def test_a_revision_section_is_dropped_even_empty_and_a_v3_shape_under_any_key() -> None:
+    record = raw("example", "3.0.0", build="0")
+    document = {
+        "packages.conda": {},
+        "v3": {"conda": {}, "tar.bz2": {}},  # no records yet: still a revision, not published
+        "v2": {"note": "not a revision"},  # revisions start at v3 (CEP-48)
+        "x_next": {"whl": {"example-3.0.0-py3-none-any": record}},  # v3's shape, another key
+    }
+    parsed = parse_repodata(msgspec.json.encode(document), "linux-64")
+    assert parsed.rejected == {
+        "[v3]": REASON_UNMIRRORED_SECTION,
+        "[x_next]": REASON_UNMIRRORED_SECTION,
+    }
+    assert parsed.extra == {"v2": {"note": "not a revision"}}
+
+
 def test_a_site_built_before_shards_existed_is_rebuilt_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
