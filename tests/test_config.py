@@ -109,6 +109,17 @@ channels:
 """
 
 
+def test_prefer_conda_goes_with_either_single_format_at_another_level() -> None:
+    for single in ("conda", "tar.bz2"):
+        text = SHORT.replace(
+            "    subdirs: [linux-64]\n",
+            f"    subdirs: [linux-64]\n    filters: {{formats: {single}}}\n",
+        )
+        config = parse_config("filters: {formats: prefer-conda}\n" + dedent(text))
+        assert config.filters.formats == "prefer-conda"
+        assert config.channels[0].mirrors[0].filters.formats == single
+
+
 def test_dates_without_a_zone_are_utc_whatever_the_local_zone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
