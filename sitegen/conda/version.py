@@ -235,12 +235,3 @@ def untested_keys(spec: MatchSpec) -> str | None:
         return None
     named = " and ".join(f"[{key}=...]" for key in keys)
     return f"{named} (or a package URL) is not matched against records; use name version build"
-
-
-def version_key(record: dict[str, Any]) -> tuple[Version, int, int]:
-    """Sort key: newest version, then highest build number, then newest timestamp."""
-    return (
-        parse_version(record["version"]),
-        int(record.get("build_number", 0)),
-        timestamp_ms(record),
-    )
