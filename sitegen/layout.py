@@ -203,6 +203,11 @@ def frozen_path(root: Path) -> Path:
     return state_dir(root) / "frozen.json"
 
 
+def frozen_lock_path(root: Path) -> Path:
+    """Held by ``sitegen freeze``/``unfreeze`` while they change :func:`frozen_path`."""
+    return state_dir(root) / "frozen.lock"
+
+
 def indexed_timestamps_path(root: Path, channel: str, subdir: str) -> Path:
     """When this mirror first published each record of a channel subdir (CEP-47
     ``indexed_timestamp`` for records upstream does not stamp), msgpack {fn: ms}."""

@@ -107,6 +107,41 @@ def test_freeze_command_holds_a_scheduled_run_until_unfreeze(
     assert main(["freeze", "cloud/nowhere", *args]) == 2
 
 
+@pytest.mark.integration
+def test_a_damaged_freeze_file_keeps_every_channel_and_is_never_written_over(
+    example_upstream: ExampleUpstream, tmp_path: Path, capsys
+) -> None:
+    """Which channels an operator froze is unknown when the file cannot be read: the run keeps
+    every channel as published and fails (exit 1) saying why; freeze and unfreeze refuse to
+    write over the file (it holds freezes)."""
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\ndownload: {{retries: 1, timeout: 10}}\n"
+        f"channels:\n  {CHANNEL}:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    args = ["-c", str(config)]
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert main(["freeze", CHANNEL, *args]) == 0
+    frozen_file = site / ".sitegen" / "frozen.json"
+    damaged = frozen_file.read_bytes()[:-7]  # cut short, as by a full disk
+    frozen_file.write_bytes(damaged)
+    before = snapshot(site / CHANNEL)
+    change_upstream(example_upstream.root)
+    capsys.readouterr()
+
+    assert main(["mirror", *args, "--no-progress"]) == 1
+    assert snapshot(site / CHANNEL) == before
+    assert main(["unfreeze", CHANNEL, *args]) == 1
+    assert main(["freeze", "cloud/example", *args]) == 1
+    assert "frozen.json: damaged" in capsys.readouterr().err
+    assert frozen_file.read_bytes() == damaged
+
+    frozen_file.unlink()  # the operator's repair: the next run publishes again
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert snapshot(site / CHANNEL) != before
+
+
 @pytest.mark.unit
 def test_unfreeze_refuses_a_freeze_written_in_the_configuration(tmp_path: Path, capsys) -> None:
     config = tmp_path / "channels.yaml"

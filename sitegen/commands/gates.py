@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import replace
 
 import trio
@@ -36,13 +37,18 @@ def _common(parser: argparse.ArgumentParser, channel_help: str) -> None:
 
 def _add_freeze_commands(add: AddCommand) -> None:
     def run(args: argparse.Namespace) -> int:
+        from sitegen.store.frozen import FrozenStateError
         from sitegen.tools.freeze import freeze, unfreeze
 
         config = load(args)
-        if args.command == "freeze":
-            print(freeze(config, args.channel, args.by, args.reason))
-        else:
-            print(unfreeze(config, args.channel))
+        try:
+            if args.command == "freeze":
+                print(freeze(config, args.channel, args.by, args.reason))
+            else:
+                print(unfreeze(config, args.channel))
+        except FrozenStateError as exc:  # never written over: it holds freezes
+            print(f"sitegen: {args.command}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         return EXIT_OK
 
     freeze = add("freeze", "keep a channel's published state until it is unfrozen")

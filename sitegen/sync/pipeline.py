@@ -282,7 +282,9 @@ def _merge_all(
     """Merge every subdir of the rebuilt channels, reading what each publishes now."""
     guard = DeletionGuard(scope.config.max_delete_fraction, scope.options.force_delete)
     # Read again: a channel frozen since the run started is honoured before anything is fetched.
-    frozen_now = FrozenChannels(scope.site).load()
+    frozen_now, unreadable = FrozenChannels(scope.site).load_or_all(c.path for c in scope.channels)
+    if unreadable:  # damaged since the run started: reported by the next run as well
+        log.error("frozen channels: %s", unreadable)
     merged_all = []
     for channel in scope.channels:
         for subdir in channel.subdirs:

@@ -81,7 +81,8 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
     if not options.dry_run:  # a dry run creates nothing, not even the site
         site.ensure_dir(site.root)
     with SiteLock(site.state_dir, create=not options.dry_run):
-        config = with_freezes(config, FrozenChannels(site).load())
+        frozen, unreadable = FrozenChannels(site).load_or_all(c.path for c in config.channels)
+        config = with_freezes(config, frozen)
         config = await trio.to_thread.run_sync(resolve_gates, config, time.time())
         history = History(site)
         for run_id in history.close_interrupted():
@@ -100,6 +101,9 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             },
             approvals=list(options.approvals),
         )
+        if unreadable:
+            log.error("frozen channels: %s", unreadable)
+            report.errors.append(f"frozen channels: {unreadable}")
         if not selected:
             log.info("no mirror is due")
             report.status, report.ended = COMPLETED, time.time()
