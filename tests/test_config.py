@@ -1043,6 +1043,19 @@ def test_yaml_a_file_system_or_a_decoder_would_choke_on_names_the_line(tmp_path:
         load_config(path)
 
 
+def test_output_under_the_home_directory_may_be_written_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = tmp_path / "etc" / "channels.yaml"
+    path.parent.mkdir()
+    path.write_text(
+        "output: ~/mirror/site\nchannels:\n  cloud/x: {url: https://x.org/c, subdirs: [linux-64]}\n"
+    )
+    assert load_config(path).output == tmp_path / "home" / "mirror" / "site"
+    assert load_config(path).source == path
+
+
 def test_output_may_not_be_the_root_or_the_home_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

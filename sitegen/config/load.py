@@ -114,7 +114,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> S
 def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     state = top.state
     keys = top.mapping(_TOP_KEYS)
-    output = state.attempt(partial(_output, top, keys, base_dir))
+    output = state.attempt(partial(_output, top, keys))
     base_url = (
         state.attempt(partial(parse_http_url, keys["base_url"])) if "base_url" in keys else None
     )
@@ -151,18 +151,16 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
         download=download or DownloadSettings(),
         max_delete_fraction=max_delete,
         **settings,
-        source=(base_dir / state.filename) if base_dir else None,
+        source=(base_dir / Path(state.filename).name) if base_dir else None,
         access=access or AccessSettings(),
     )
 
 
-def _output(top: YamlNode, keys: dict[str, YamlNode], base_dir: Path | None) -> Path:
+def _output(top: YamlNode, keys: dict[str, YamlNode]) -> Path:
     if "output" not in keys:
         raise top.error("missing required key 'output' (the site directory)")
     node = keys["output"]
-    output = node.local_path()
-    if not output.is_absolute() and base_dir is not None:
-        output = base_dir / output
+    output = node.file_path()  # ~ expanded, relative to the configuration's directory
     why = unfit_output(output)
     if why is not None:
         raise node.error(why)

@@ -38,7 +38,7 @@ def unfreeze(config: SiteConfig, path: str) -> str:
     channel = find_channel(config, path)
     lifted = FrozenChannels(Site(config.output)).unfreeze(channel.path)
     if channel.frozen:
-        source = config.source.name if config.source else "channels.yaml"
+        source = str(config.source) if config.source else "channels.yaml"
         raise ConfigError(
             f"{source}:{channel.line}: channels.{channel.path}.frozen: the channel is frozen in"
             f" the configuration; remove 'frozen: true' there to unfreeze it"
