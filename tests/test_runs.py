@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,8 +69,40 @@ def test_never_completed_mirror_is_due() -> None:
         (None, "2026-01-01T12:00:00", "2026-01-02T00:00:00", True),
     ],
 )
-def test_schedule_fires_after_last_completed_run(expression, last, now, due) -> None:
-    assert schedule.is_due(expression, ts(last), ts(now)) is due
+def test_schedule_fires_after_last_completed_run(
+    expression, last, now, due, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with local_zone(monkeypatch, "UTC0"):
+        assert schedule.is_due(expression, ts(last), ts(now)) is due
+
+
+@contextlib.contextmanager
+def local_zone(monkeypatch: pytest.MonkeyPatch, zone: str) -> Iterator[None]:
+    """The process's local time zone, a POSIX zone string (no tz database needed)."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.unit
+def test_a_schedule_is_read_in_local_time_as_cron_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """02:00 is 02:00 where the mirror runs: 17:00 UTC 9 hours east of it, and the hour moves
+    with daylight saving (a US zone: 07:00 UTC in winter, 06:00 UTC in summer)."""
+    with local_zone(monkeypatch, "JST-9"):
+        assert schedule.next_due("0 2 * * *", ts("2026-12-05T18:00:00")) == ts(
+            "2026-12-06T17:00:00"
+        )
+    with local_zone(monkeypatch, "EST5EDT,M3.2.0,M11.1.0"):
+        assert schedule.next_due("0 2 * * *", ts("2026-01-10T12:00:00")) == ts(
+            "2026-01-11T07:00:00"
+        )
+        assert schedule.next_due("0 2 * * *", ts("2026-07-10T12:00:00")) == ts(
+            "2026-07-11T06:00:00"
+        )
 
 
 @pytest.mark.unit

@@ -6,6 +6,8 @@ mirror's own frequency, as mirror managers with a per-mirror "frequency" do.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 # Mirrors without a schedule run once a day.
 DEFAULT_SCHEDULE = "@daily"
 
@@ -25,10 +27,13 @@ def is_valid(expression: str) -> bool:
 
 
 def next_due(expression: str, last_completed: float) -> float:
-    """The first time the schedule fires after the last completed run (UTC epoch seconds)."""
+    """The first time the schedule fires after the last completed run (epoch seconds). The
+    expression is read in the machine's local time (``TZ``), as cron and systemd timers read
+    theirs: ``0 2 * * *`` is 02:00 where the mirror runs, also across daylight saving."""
     from croniter import croniter
 
-    return croniter(expression, last_completed).get_next(float)
+    start = datetime.fromtimestamp(last_completed)  # local wall-clock time
+    return croniter(expression, start).get_next(datetime).timestamp()
 
 
 def is_due(expression: str | None, last_completed: float | None, now: float) -> bool:
