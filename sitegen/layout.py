@@ -72,6 +72,16 @@ def is_package_file(name: str) -> bool:
     return name.endswith(PACKAGE_SUFFIXES)
 
 
+PACKAGES_DIR = "packages"  # a channel's package pages
+APPROVALS_DIR = "approvals"  # an approval-gated channel's pages
+SEARCH_INDEX = "search.json"  # a channel's search index
+# Names at the top of every channel that belong to sitegen: a channel nested in another may not
+# be one of them (``a/packages`` beside ``a`` would share the package pages of ``a``).
+RESERVED_IN_CHANNEL = frozenset(
+    {PACKAGES_DIR, APPROVALS_DIR, SEARCH_INDEX, CHANNELDATA, NOTICES_FILE, "index.html"}
+)
+
+
 def channel_index_path(channel: str) -> str:
     return f"{channel}/index.html"
 
@@ -86,21 +96,21 @@ def notices_path(channel: str) -> str:
 
 
 def search_index_path(channel: str) -> str:
-    return f"{channel}/search.json"
+    return f"{channel}/{SEARCH_INDEX}"
 
 
 def package_page_path(channel: str, name: str) -> str:
-    return f"{channel}/packages/{name}.html"
+    return f"{channel}/{PACKAGES_DIR}/{name}.html"
 
 
 def approved_page_path(channel: str) -> str:
     """An approval-gated channel's list of approvals (under the channel: behind its access)."""
-    return f"{channel}/approvals/index.html"
+    return f"{channel}/{APPROVALS_DIR}/index.html"
 
 
 def pending_page_path(channel: str) -> str:
     """An approval-gated channel's candidates waiting for approval."""
-    return f"{channel}/approvals/pending.html"
+    return f"{channel}/{APPROVALS_DIR}/pending.html"
 
 
 def subdir_page_path(channel: str, subdir: str, number: int = 1) -> str:

@@ -469,6 +469,18 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "channel:: and [subdir=...] are not supported in filters",
     ),
     (
+        "channel nested where its parent keeps its pages",
+        """
+        output: site
+        channels:
+          cloud/forge: {url: https://conda.anaconda.org/conda-forge, subdirs: [linux-64]}
+          cloud/forge/packages: {url: https://conda.anaconda.org/other, subdirs: [linux-64]}
+        """,
+        "cloud/forge/packages:",
+        "channels.cloud/forge/packages",
+        "inside channel 'cloud/forge' (line 3), 'packages' holds that channel's own pages",
+    ),
+    (
         "bad URL scheme",
         """
         output: site

@@ -15,7 +15,7 @@ from sitegen.config.notices import notices_of
 from sitegen.config.site_settings import parse_ca_bundle, parse_http_url
 from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
 from sitegen.config.yaml_nodes import ConfigError, YamlNode
-from sitegen.layout import RESERVED_TOP
+from sitegen.layout import RESERVED_IN_CHANNEL, RESERVED_TOP
 
 # Up to 100 characters: each becomes a directory (names longer than a file system allows
 # would fail only when the site is written).
@@ -161,6 +161,19 @@ def _check_unique(channels: list[ChannelConfig], node: YamlNode) -> None:
             )
         else:
             paths[channel.path] = channel.line
+    for channel in channels:
+        segments = channel.path.split("/")
+        for depth in range(1, len(segments)):
+            outer = "/".join(segments[:depth])
+            if outer in paths and segments[depth] in RESERVED_IN_CHANNEL:
+                state.add(
+                    ConfigError(
+                        f"{state.filename}:{channel.line}: channels.{channel.path}: inside"
+                        f" channel {outer!r} (line {paths[outer]}), {segments[depth]!r} holds"
+                        f" that channel's own pages or files",
+                        line=channel.line,
+                    )
+                )
     names: dict[str, int] = {}
     for channel in channels:
         for mirror in channel.mirrors:
