@@ -8,9 +8,12 @@ Exit status: 0 all good, 1 some mirror or file failed, 2 bad configuration or us
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sitegen import __version__
@@ -92,11 +95,32 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     for noisy in ("httpx", "httpcore"):  # their request lines would show token URLs
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    with _terminate_as_interrupt():
+        try:
+            return args.func(args)
+        except ConfigError as exc:
+            print(f"sitegen: configuration error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        except KeyboardInterrupt:
+            print("sitegen: interrupted; published files are consistent", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a command as SIGINT does. Where a run listens for signals it stops
+    cleanly on either; elsewhere (a second SIGTERM while the run stops, the pages after it)
+    SIGTERM's default action would kill the process before the run's record is saved or its
+    pages rendered; as KeyboardInterrupt it ends the command with status 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return args.func(args)
-    except ConfigError as exc:
-        print(f"sitegen: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except KeyboardInterrupt:
-        print("sitegen: interrupted; published files are consistent", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -313,9 +313,12 @@ def _phase(world: World, site: Path) -> str:
     return "after prune"
 
 
-def _kill_when(world: World, site: Path, trigger: Trigger, signum: int) -> tuple[bool, int, bytes]:
-    """Run sitegen on ``site``; send ``signum`` when the trigger fires. Returns whether the
-    signal was sent before the run ended, the exit status and stderr."""
+def _kill_when(
+    world: World, site: Path, trigger: Trigger, signum: int, times: int = 1
+) -> tuple[bool, int, bytes]:
+    """Run sitegen on ``site``; send ``signum`` (``times`` times in a row) when the trigger
+    fires. Returns whether the signal was sent before the run ended, the exit status and
+    stderr."""
     before = _runs(site)
     proc = _sitegen_mirror(world.config, site)
     deadline = time.monotonic() + 30
@@ -323,7 +326,9 @@ def _kill_when(world: World, site: Path, trigger: Trigger, signum: int) -> tuple
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if trigger(site, before, proc.pid):
-                proc.send_signal(signum)
+                for n in range(times):
+                    time.sleep(0.05 if n else 0)  # once the first was read: the stop began
+                    proc.send_signal(signum)
                 sent = True
                 break
             time.sleep(0.002)
@@ -397,16 +402,19 @@ def test_sigkill_at_any_point_keeps_the_site_consistent(world: World) -> None:
     assert world.phases["download"] >= 1, world.phases
 
 
-@pytest.mark.parametrize("moment", ["download", "publish"])
+@pytest.mark.parametrize("moment", ["download", "publish", "download, twice"])
 def test_sigterm_stops_cleanly(world: World, moment: str) -> None:
-    """SIGTERM mid-download, and as the last download lands (publishing starts)."""
-    site = _fresh_site(world, f"term-{moment}")
+    """SIGTERM mid-download, and as the last download lands (publishing starts); and twice
+    in a row (a service manager or an impatient operator): the second lands while the run
+    stops, and must not kill it before its record is saved."""
+    site = _fresh_site(world, f"term-{moment.replace(', ', '-')}")
     before = _runs(site)
-    if moment == "download":
+    if moment.startswith("download"):
         trigger = temp_download(1)
     else:
         trigger = new_packages(world, len(world.new_files))
-    sent, status, err = _kill_when(world, site, trigger, signal.SIGTERM)
+    times = 2 if moment.endswith("twice") else 1
+    sent, status, err = _kill_when(world, site, trigger, signal.SIGTERM, times)
     assert sent, "the run ended before the signal"
     assert status == 130, err.decode()
     (run,) = _runs(site) - before
