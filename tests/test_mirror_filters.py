@@ -15,6 +15,7 @@ noarch, 9 files: pip 23.3.1, 24.0 (4); setuptools 69.5.1 (2), 70.0.0 (.conda onl
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -404,6 +405,38 @@ async def test_include_dependencies_across_two_mirrors(
     )
     assert report.mirrors[0].unsatisfied == []
     assert report.mirrors[1].subdirs["linux-64"].added_as_dependency == 8
+
+
+async def test_a_mirror_down_upstream_keeps_what_it_pulled_into_another_channel(
+    upstream: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    """cloud/a's numpy pulled libopenblas and python into cloud/b. With cloud/a's upstream
+    down, cloud/a keeps what it publishes, and so does cloud/b: those dependencies stay."""
+    write_channel(tmp_path / "a", [p for p in P if p.name == "numpy"], zst=True)
+    only_numpy = upstream_server_factory(tmp_path / "a")
+    site = tmp_path / "site"
+    config = _two_channels(
+        site,
+        only_numpy.url,
+        '{specs: {include: ["numpy 2.1.*"]}, include_dependencies: true}',
+        upstream,
+        "{names: {include: [zlib]}}",
+    )
+    # No deletion guard to hide behind: each removal must be one the run meant.
+    config = dataclasses.replace(config, max_delete_fraction=1.0)
+    await mirror(config)
+    in_b = published(site, "cloud/b", "linux-64")
+    pulled = fns(P, "libopenblas", "0.3.27") | fns(P, "python", "3.12.4")
+    assert pulled <= in_b
+    for path in (tmp_path / "a").glob("*/repodata.json*"):
+        path.write_bytes(b"<html>maintenance</html>")  # cloud/a's upstream is broken
+
+    report = await run_mirror(config, MirrorOptions(progress=False))
+
+    assert report.failed and report.mirrors[0].errors
+    assert published(site, "cloud/b", "linux-64") == in_b
+    assert report.mirrors[1].errors == []
+    assert_channel_consistent(site, "cloud/b")
 
 
 async def test_own_mirror_first_even_when_it_cannot_satisfy(

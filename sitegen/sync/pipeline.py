@@ -63,6 +63,7 @@ from sitegen.sync.publish import (
     write_channeldata,
     write_notices,
 )
+from sitegen.sync.repodata_map import published_records
 from sitegen.sync.report import RunReport
 from sitegen.sync.report_build import (
     RunResults,
@@ -72,7 +73,13 @@ from sitegen.sync.report_build import (
     inputs_record,
 )
 from sitegen.sync.scope import RunScope
-from sitegen.sync.selection import ClosureResult, close, lockfile_pins_missing, select_all
+from sitegen.sync.selection import (
+    ClosureResult,
+    close,
+    held_sources,
+    lockfile_pins_missing,
+    select_all,
+)
 from sitegen.sync.space import oversized, space_problems
 
 log = logging.getLogger("sitegen")
@@ -189,8 +196,14 @@ async def _rebuild(
     matcher = RecordMatcher()
     sources = upstreams.keys() | local.names
     readable = _readable(results.mirrors, sources, results.fetched, results.parsed)
+    held = {
+        (channel, subdir): await trio.to_thread.run_sync(
+            published_records, scope.site.root, channel, subdir
+        )
+        for channel, subdir in held_sources(scope.config, results.mirrors, readable)
+    }
     selections = await trio.to_thread.run_sync(
-        select_all, scope.config, results.mirrors, readable, results.parsed, matcher
+        select_all, scope.config, results.mirrors, readable, results.parsed, matcher, held
     )
     results.closure = await trio.to_thread.run_sync(close, selections, matcher)
     results.pins_missing = lockfile_pins_missing(

@@ -21,6 +21,7 @@ from sitegen.conda.encode import PieceMap
 from sitegen.conda.published_repodata import load_published, load_published_parts
 from sitegen.conda.records import Record, Repodata, RepodataError
 from sitegen.conda.schema import RECORD_SECTIONS
+from sitegen.layout import REPODATA, repodata_map_path
 from sitegen.store.site import Site
 
 
@@ -77,3 +78,14 @@ def read_published(
             except RepodataError:
                 pass  # the map does not fit this file after all: read it whole
         return load_published(handle.read(), subdir, known)
+
+
+def published_records(site_root: Path, channel: str, subdir: str) -> dict[str, Record]:
+    """What a channel subdir publishes now, by file name; empty when nothing readable is there
+    (a subdir never published, a damaged file: ``sitegen verify`` reports it)."""
+    path = site_root / channel / subdir / REPODATA
+    try:
+        map_path = repodata_map_path(site_root, channel, subdir)
+        return dict(read_published(path, subdir, {}, map_path).records)
+    except (OSError, RepodataError):
+        return {}

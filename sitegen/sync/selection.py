@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
-from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig, SiteConfig
 from sitegen.filters.apply import apply_filters, effective_newest, include_dependencies
+from sitegen.filters.kind import FilterResult
 from sitegen.filters.lockfiles import missing_pins, policy_of
 from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
 from sitegen.sync.fetch import ParseResult, SubdirKey
@@ -25,19 +26,49 @@ class ClosureResult:
         return self.selections[mirror].results[subdir].kept
 
 
+def held_sources(
+    config: SiteConfig,
+    mirrors: Sequence[tuple[ChannelConfig, MirrorConfig]],
+    readable: set[str],
+) -> list[tuple[str, str]]:
+    """The (channel, subdir)s whose published records stand in for an unreadable mirror with
+    include_dependencies: its channel keeps what it publishes, and what that needs from
+    other mirrors must stay too (a mirror read before it, in config order, may hold it)."""
+    held = []
+    for channel, mirror in mirrors:
+        if mirror.name not in readable and _is_held(
+            channel, mirror, config.filter_levels(channel, mirror)
+        ):
+            held.extend((channel.path, subdir) for subdir in mirror.subdirs)
+    return held
+
+
+def _is_held(channel: ChannelConfig, mirror: MirrorConfig, levels: tuple[FilterSpec, ...]) -> bool:
+    # A gated channel pulls in nothing (only approvals put packages there).
+    return channel.approval is None and include_dependencies(levels)
+
+
 def select_all(
     config: SiteConfig,
     mirrors: Sequence[tuple[ChannelConfig, MirrorConfig]],
     readable: set[str],
     parsed: Mapping[SubdirKey, ParseResult],
     matcher: RecordMatcher,
+    held: Mapping[tuple[str, str], Mapping[str, Record]] | None = None,
 ) -> list[MirrorSelection]:
-    """Apply the filters of every readable mirror to each of its subdirs, in config order."""
+    """Apply the filters of every readable mirror to each of its subdirs, in config order.
+
+    ``held``: what the channels of :func:`held_sources` publish now, by (channel, subdir). An
+    unreadable mirror with include_dependencies gets these as its kept records, and nothing
+    to add: the closure walks them as it walked them when the mirror was read, so a mirror
+    down upstream never takes the dependencies of its packages out of another channel."""
     selections = []
     for channel, mirror in mirrors:
-        if mirror.name not in readable:
-            continue
         levels = config.filter_levels(channel, mirror)
+        if mirror.name not in readable:
+            if held is not None and _is_held(channel, mirror, levels):
+                selections.append(_held_selection(channel, mirror, held, levels))
+            continue
         # Only approvals put packages into an approval-gated channel (with_dependencies
         # approves what they need): neither its own closure nor another mirror's may pull
         # in a record its allowlist of approved files leaves out.
@@ -58,6 +89,23 @@ def select_all(
             )
         )
     return selections
+
+
+def _held_selection(
+    channel: ChannelConfig,
+    mirror: MirrorConfig,
+    held: Mapping[tuple[str, str], Mapping[str, Record]],
+    levels: tuple[FilterSpec, ...],
+) -> MirrorSelection:
+    return MirrorSelection(
+        mirror=mirror.name,
+        include_dependencies=True,
+        newest_versions=effective_newest(levels),
+        results={
+            subdir: FilterResult(kept=dict(held.get((channel.path, subdir), {})))
+            for subdir in mirror.subdirs
+        },
+    )
 
 
 def close(selections: list[MirrorSelection], matcher: RecordMatcher) -> ClosureResult:
