@@ -98,6 +98,14 @@ def test_every_credential_form_on_every_kind_of_file(
                 ("path token after the host", f"/t/{ci}{private}", {}, 200),
                 ("path token after the prefix", f"{prefix}/t/{ci}/{PRIVATE}/{rel}", {}, 200),
                 ("Basic", private, basic("ci", ci), 200),
+                # Schemes are case-insensitive (RFC 9110).
+                ("bearer in lower case", private, {"Authorization": f"bearer {ci}"}, 200),
+                (
+                    "BASIC in upper case",
+                    private,
+                    {"Authorization": basic("ci", ci)["Authorization"].replace("Basic", "BASIC")},
+                    200,
+                ),
                 # A client may send two forms at once (a /t/ URL and a stored Bearer token).
                 ("path token and Bearer", f"/t/{ci}{private}", bearer(ci), 200),
                 (
