@@ -11,6 +11,7 @@ import tarfile
 import tempfile
 import threading
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -302,6 +303,24 @@ def test_tar_extended_headers_are_refused_before_they_are_read(
     long_name = [(f"info/{'l' * 300}", b"x"), *info_members(index_of("long"))]
     indexed = index_package(write_tar_bz2(tmp_path / "long-1.0-0.tar.bz2", long_name))
     assert indexed.record["name"] == "long"
+
+
+def test_a_conda_with_a_huge_zip_directory_is_refused_before_it_is_held(tmp_path: Path) -> None:
+    """A .conda has three entries; one claiming tens of thousands (a zip directory of a few
+    MiB, held by the zip reader as one object per entry) is refused without being read."""
+    path = write_conda(tmp_path / "many-1.0-0.conda", info_members(index_of("many")))
+    with zipfile.ZipFile(path, "a") as archive:
+        for i in range(12_000):
+            archive.writestr(f"{'x' * 100}-{i}", b"")
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadPackage) as refused:
+            index_package(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.reason == REASON_TOO_LARGE
+    assert peak < 4 << 20
 
 
 def test_a_file_gone_between_listing_and_reading_is_skipped(tmp_path: Path) -> None:

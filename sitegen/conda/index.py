@@ -31,6 +31,9 @@ from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX, section_of
 INDEX_JSON = "info/index.json"
 ABOUT_JSON = "info/about.json"
 MAX_MEMBER = 8 << 20  # index.json / about.json larger than this are not metadata
+# A .conda's zip directory is read in one piece and held as one object per entry: a .conda
+# has three entries (a few hundred bytes); millions of them would take gigabytes.
+MAX_ZIP_READ = 1 << 20
 MIN_SCAN = 256 << 20  # decompressed bytes always allowed before index.json turns up
 SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 CHUNK = 1 << 20
@@ -196,6 +199,31 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
     return IndexedPackage(fn, record["subdir"], record, about, FileStat.of(before))
 
 
+class _CappedReads:
+    """The file as the zip reader reads it: no single read beyond :data:`MAX_ZIP_READ` (its
+    central directory comes in one read, whatever size the archive claims; members come in
+    the decompressor's chunks)."""
+
+    def __init__(self, stream: io.BufferedReader) -> None:
+        self.stream = stream
+
+    def read(self, size: int | None = -1) -> bytes:
+        to_end = size is None or size < 0  # the zip reader reads its end record so
+        data = self.stream.read(MAX_ZIP_READ + 1 if to_end else min(size, MAX_ZIP_READ + 1))
+        if len(data) > MAX_ZIP_READ:
+            raise BadPackage(REASON_TOO_LARGE, f"a zip read of more than {MAX_ZIP_READ} bytes")
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.stream.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
 def _stem(index: dict[str, Any]) -> str:
     return f"{index.get('name')}-{index.get('version')}-{index.get('build')}"
 
@@ -211,7 +239,7 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
     members: dict[str, bytes] = {}
     try:
         if fn.endswith(CONDA_SUFFIX):
-            archive = zipfile.ZipFile(stream)
+            archive = zipfile.ZipFile(_CappedReads(stream))
             names = archive.namelist()
             if not any(n.startswith("pkg-") for n in names):
                 raise BadPackage(REASON_NO_PKG)
