@@ -372,20 +372,25 @@ def _two_channels(site: Path, url_a: str, filters_a: str, url_b: str, filters_b:
     )
 
 
-async def test_include_dependencies_across_two_mirrors(
-    upstream: str, tmp_path: Path, upstream_server_factory
-) -> None:
-    numpys = [p for p in P if p.name == "numpy"]
-    write_channel(tmp_path / "a", numpys, zst=True)
-    only_numpy = upstream_server_factory(tmp_path / "a")
-    site = tmp_path / "site"
-    config = _two_channels(
+def _numpy_needs_the_second_mirror(site: Path, upstream: str, upstream_server_factory):
+    """cloud/a: numpy 2.1 with its dependencies, from an upstream of numpy only (at
+    ``site.parent / "a"``); cloud/b: the example channel, zlib allowlisted."""
+    write_channel(site.parent / "a", [p for p in P if p.name == "numpy"], zst=True)
+    only_numpy = upstream_server_factory(site.parent / "a")
+    return _two_channels(
         site,
         only_numpy.url,
         '{specs: {include: ["numpy 2.1.*"]}, include_dependencies: true}',
         upstream,
         "{names: {include: [zlib]}}",  # the second mirror's own allowlist
     )
+
+
+async def test_include_dependencies_across_two_mirrors(
+    upstream: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    site = tmp_path / "site"
+    config = _numpy_needs_the_second_mirror(site, upstream, upstream_server_factory)
     report = await mirror(config)
     assert_channel_consistent(site, "cloud/a")
     assert_channel_consistent(site, "cloud/b")
@@ -412,23 +417,15 @@ async def test_a_mirror_down_upstream_keeps_what_it_pulled_into_another_channel(
 ) -> None:
     """cloud/a's numpy pulled libopenblas and python into cloud/b. With cloud/a's upstream
     down, cloud/a keeps what it publishes, and so does cloud/b: those dependencies stay."""
-    write_channel(tmp_path / "a", [p for p in P if p.name == "numpy"], zst=True)
-    only_numpy = upstream_server_factory(tmp_path / "a")
     site = tmp_path / "site"
-    config = _two_channels(
-        site,
-        only_numpy.url,
-        '{specs: {include: ["numpy 2.1.*"]}, include_dependencies: true}',
-        upstream,
-        "{names: {include: [zlib]}}",
-    )
+    config = _numpy_needs_the_second_mirror(site, upstream, upstream_server_factory)
     # No deletion guard to hide behind: each removal must be one the run meant.
     config = dataclasses.replace(config, max_delete_fraction=1.0)
     await mirror(config)
     in_b = published(site, "cloud/b", "linux-64")
     pulled = fns(P, "libopenblas", "0.3.27") | fns(P, "python", "3.12.4")
     assert pulled <= in_b
-    for path in (tmp_path / "a").glob("*/repodata.json*"):
+    for path in (site.parent / "a").glob("*/repodata.json*"):
         path.write_bytes(b"<html>maintenance</html>")  # cloud/a's upstream is broken
 
     report = await run_mirror(config, MirrorOptions(progress=False))
