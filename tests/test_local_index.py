@@ -53,7 +53,7 @@ pytestmark = pytest.mark.unit
 
 CHANNEL = "internal/own"
 # Fields rattler's indexer writes that sitegen leaves out on purpose (see README, Local sources).
-RATTLER_ONLY = {"indexed_timestamp"}
+RATTLER_ONLY = {"indexed_timestamp", "arch", "platform"}
 
 SPECS = [
     PackageSpec(
@@ -129,6 +129,44 @@ def test_records_equal_rattlers_indexer_field_by_field(tmp_path: Path, by_subdir
             for key in set(record) - set(reference):
                 assert key in ("constrains", "features", "depends"), (fn, key)
                 assert record[key] in ([], ""), (fn, key)
+
+
+# What old and current build tools write into index.json about the build machine and the old
+# package format; conda-index leaves all of it out of repodata.
+BUILD_KEYS = {
+    "arch": "x86_64",
+    "platform": "linux",
+    "has_prefix": True,
+    "mtime": 1_600_000_000,
+    "ucs": 4,
+    "requires_features": {},
+    "binstar": {"channel": "main"},
+    "target-triplet": "x86_64-any-linux",
+    "machine": "x86_64",
+    "operatingsystem": "linux",
+}
+
+
+def test_build_machine_keys_stay_out_of_records_as_conda_index_leaves_them(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "incoming"
+    spec = PackageSpec("old", "1.0", "0", depends=("libc",), extra=BUILD_KEYS)
+    path = drop(folder, spec, "conda")
+    site = tmp_path / "site"
+    config = local_config(site, folder)
+    assert not run(config).failed
+    record = read_repodata(site / CHANNEL / "linux-64")["packages.conda"][path.name]
+    assert not set(record) & set(BUILD_KEYS)
+    assert record["depends"] == ["libc"] and record["sha256"] == _sha256(path)
+    # A cache written while records still carried them: the next run publishes them without.
+    cache_path = site / ".sitegen" / "local" / "internal-own.json"
+    cache = json.loads(cache_path.read_text())
+    cache[path.name]["record"].update(BUILD_KEYS)
+    cache_path.write_text(json.dumps(cache))
+    assert not run(config).failed
+    record = read_repodata(site / CHANNEL / "linux-64")["packages.conda"][path.name]
+    assert not set(record) & set(BUILD_KEYS)
 
 
 def test_files_are_hard_linked_and_the_folder_is_left_as_it_was(tmp_path: Path) -> None:

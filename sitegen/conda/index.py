@@ -1,9 +1,10 @@
 """Index one package file: its repodata record, as conda-index builds it, from the file itself.
 
-The record is ``info/index.json`` as the package carries it, plus ``size``, ``md5`` and
-``sha256`` of the file; ``info/about.json`` supplies the descriptive fields that
-``channeldata.json`` and the pages show. Both are read with ``conda-package-streaming`` (the
-conda project's own streaming reader), while the same pass over the file feeds the digests.
+The record is ``info/index.json`` as the package carries it, less the keys that describe the
+build machine (:data:`BUILD_KEYS`), plus ``size``, ``md5`` and ``sha256`` of the file;
+``info/about.json`` supplies the descriptive fields that ``channeldata.json`` and the pages
+show. Both are read with ``conda-package-streaming`` (the conda project's own streaming
+reader), while the same pass over the file feeds the digests.
 
 Package files are untrusted input: every way one can be broken or hostile ends in
 :class:`BadPackage` with a short, categorical reason (counted in the run report), never in an
@@ -49,6 +50,23 @@ ABOUT_FIELDS = (
     "license",
     "license_family",
     "license_file",
+)
+# index.json keys conda-index leaves out of repodata: they describe the machine a package was
+# built on or the old package format, no client reads them from repodata, and repodata served
+# by conda-index (conda-forge, defaults) never carries them.
+BUILD_KEYS = frozenset(
+    {
+        "arch",
+        "platform",
+        "has_prefix",
+        "mtime",
+        "ucs",
+        "requires_features",
+        "binstar",
+        "target-triplet",
+        "machine",
+        "operatingsystem",
+    }
 )
 
 REASON_UNREADABLE = "unreadable or corrupt archive"
@@ -190,7 +208,8 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
         raise BadPackage(REASON_CHANGED, "gone after the read") from None
     if now != FileStat.of(before):
         raise BadPackage(REASON_CHANGED, "replaced during the read")
-    record = {**index, "md5": reader.md5.hexdigest(), "sha256": reader.sha256.hexdigest()}
+    record = without_build_keys(index)
+    record.update(md5=reader.md5.hexdigest(), sha256=reader.sha256.hexdigest())
     record["size"] = size
     subdir = record.get("subdir")
     reason = check_record(fn, record, section_of(fn), subdir if isinstance(subdir, str) else "")
@@ -222,6 +241,11 @@ class _CappedReads:
 
     def seekable(self) -> bool:
         return True
+
+
+def without_build_keys(index: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``index`` without :data:`BUILD_KEYS`, the rest in its order."""
+    return {key: value for key, value in index.items() if key not in BUILD_KEYS}
 
 
 def _stem(index: dict[str, Any]) -> str:

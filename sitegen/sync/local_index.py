@@ -27,6 +27,7 @@ from sitegen.conda.index import (
     BadPackage,
     FileStat,
     index_package,
+    without_build_keys,
 )
 from sitegen.conda.records import REASON_SUBDIR_MISMATCH, Record, Repodata
 from sitegen.conda.schema import PACKAGE_SUFFIXES
@@ -192,8 +193,10 @@ def build_index(
             reject(item, subdir, REASON_DUPLICATE)
             continue
         # A copy: the pipeline may adjust records (CEP-15, patches) and the cache must not see it.
+        # Without the build keys: a cache written before they were left out still has them.
         about = dict(entry.about) if entry.about else None
-        records[fn] = Record(fn=fn, subdir=subdir, raw=dict(raw), origin=mirror, about=about)
+        raw = without_build_keys(raw)
+        records[fn] = Record(fn=fn, subdir=subdir, raw=raw, origin=mirror, about=about)
         index.files[(subdir, fn)] = folder / item.relpath
     return index
 
