@@ -53,7 +53,22 @@ pytestmark = pytest.mark.unit
 
 CHANNEL = "internal/own"
 # Fields rattler's indexer writes that sitegen leaves out on purpose (see README, Local sources).
-RATTLER_ONLY = {"indexed_timestamp", "arch", "platform"}
+RATTLER_ONLY = {"indexed_timestamp", "arch", "platform", "run_exports"}
+
+# What old and current build tools write into index.json about the build machine and the old
+# package format; conda-index leaves all of it out of repodata.
+BUILD_KEYS = {
+    "arch": "x86_64",
+    "platform": "linux",
+    "has_prefix": True,
+    "mtime": 1_600_000_000,
+    "ucs": 4,
+    "requires_features": {},
+    "binstar": {"channel": "main"},
+    "target-triplet": "x86_64-any-linux",
+    "machine": "x86_64",
+    "operatingsystem": "linux",
+}
 
 SPECS = [
     PackageSpec(
@@ -111,6 +126,13 @@ def read_index_json(path: Path) -> bytes:
 def test_records_equal_rattlers_indexer_field_by_field(tmp_path: Path, by_subdir: bool) -> None:
     folder = tmp_path / "incoming"
     drop_all(folder, SPECS, by_subdir=by_subdir)
+    # What build tools write beside: the build machine's keys, a null license, run_exports.
+    drop(folder, PackageSpec("old", "1.0", "0", extra=BUILD_KEYS), "tar.bz2", by_subdir)
+    index = index_of("rex", license=None)
+    run_exports = ("info/run_exports.json", json.dumps({"weak": ["rex >=1.0"]}).encode())
+    paths = ("info/paths.json", json.dumps({"paths": [], "paths_version": 1}).encode())
+    rex = folder / "linux-64" if by_subdir else folder
+    write_conda(rex / "rex-1.0-0.conda", [*info_members(index), run_exports, paths])
     site = tmp_path / "site"
     report = run(local_config(site, folder))
     assert not report.failed
@@ -125,26 +147,10 @@ def test_records_equal_rattlers_indexer_field_by_field(tmp_path: Path, by_subdir
             reference = theirs[fn]
             for key in set(reference) - RATTLER_ONLY:
                 assert record.get(key) == reference[key], (fn, key)
-            # What only we write: what index.json holds and rattler drops when empty.
+            # What only we write: what index.json holds and rattler drops when empty or null.
             for key in set(record) - set(reference):
-                assert key in ("constrains", "features", "depends"), (fn, key)
-                assert record[key] in ([], ""), (fn, key)
-
-
-# What old and current build tools write into index.json about the build machine and the old
-# package format; conda-index leaves all of it out of repodata.
-BUILD_KEYS = {
-    "arch": "x86_64",
-    "platform": "linux",
-    "has_prefix": True,
-    "mtime": 1_600_000_000,
-    "ucs": 4,
-    "requires_features": {},
-    "binstar": {"channel": "main"},
-    "target-triplet": "x86_64-any-linux",
-    "machine": "x86_64",
-    "operatingsystem": "linux",
-}
+                assert key in ("constrains", "features", "depends", "license"), (fn, key)
+                assert record[key] in ([], "", None), (fn, key)
 
 
 def test_build_machine_keys_stay_out_of_records_as_conda_index_leaves_them(
