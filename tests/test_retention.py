@@ -13,7 +13,7 @@ from sitegen.config import ConfigError, HistoryRetention, parse_config
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id
 from sitegen.sync.report import COMPLETED, FAILED, RUNNING, MirrorReport, RunReport
-from sitegen.sync.retention import DAY, expired_runs
+from sitegen.sync.retention import DAY, expired_runs, prune_history
 from testkit.upstream import ExampleUpstream
 
 CHANNELS = "channels:\n  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n"
@@ -91,6 +91,38 @@ def test_a_removed_run_takes_its_filtered_records_along(tmp_path: Path) -> None:
     listed.write_text("{}")
     assert history.remove("r1")
     assert not listed.exists() and history.runs() == []
+
+
+@pytest.mark.unit
+def test_a_filtered_list_stays_while_a_kept_run_points_at_it(tmp_path: Path) -> None:
+    """Runs that reused an unchanged earlier run's results point at that run's filtered-out
+    list (their pages link it and search it): it outlives the earlier run's record, and goes
+    with the last run pointing at it."""
+    site = Site(tmp_path)
+    history = History(site)
+    listed = tmp_path / "history" / "filtered"
+    listed.mkdir(parents=True)
+
+    def save(run_id: str, started: float, filtered_run: str) -> None:
+        report = run(run_id, started, a=COMPLETED)
+        report.mirrors[0].filtered_run = filtered_run
+        history.save(report)
+        if filtered_run == run_id:
+            (listed / f"{run_id}.json").write_text("{}")
+
+    save("r1", NOW - 30, "r1")
+    save("r2", NOW - 20, "r1")  # unchanged upstream: r1's results reused
+    save("r3", NOW - 10, "r1")
+    assert prune_history(site, HistoryRetention(keep_runs=2, keep_days=365), NOW) == ["r1"]
+    assert (listed / "r1.json").is_file()
+
+    save("r4", NOW, "r4")  # upstream changed: a list of its own
+    save("r5", NOW + 10, "r4")
+    assert sorted(prune_history(site, HistoryRetention(keep_runs=2, keep_days=365), NOW)) == [
+        "r2",
+        "r3",
+    ]
+    assert sorted(p.name for p in listed.iterdir()) == ["r4.json"]
 
 
 # --------------------------------------------------------------------------- configuration

@@ -24,6 +24,10 @@ def new_run_id(now: float | None = None) -> str:
     return f"{stamp}.{int(now * 1000) % 1000:03d}Z-{os.getpid()}"
 
 
+def _ledger_name(run_id: str) -> bool:
+    return bool(run_id) and Path(run_id).name == run_id and not run_id.startswith(".")
+
+
 class History:
     def __init__(self, site: Site) -> None:
         self.site = site
@@ -38,13 +42,21 @@ class History:
         data = json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
         self.site.write_bytes(self._path(report.id), data)
 
-    def remove(self, run_id: str) -> bool:
-        """Delete one run's record (history retention); its pages go at the next render."""
-        if Path(run_id).name != run_id or run_id.startswith("."):
+    def remove(self, run_id: str, keep_filtered: bool = False) -> bool:
+        """Delete one run's record (history retention); its pages go at the next render. Its
+        filtered-out records go with it (most runs have none) unless ``keep_filtered``: later
+        runs that reused its results still point at that list."""
+        if not _ledger_name(run_id):
             return False  # not a name this ledger gave: never reach outside it
-        # Its filtered-out records go with it (most runs have none).
-        self.site.remove(self.site.root / filtered_records_path(run_id))
+        if not keep_filtered:
+            self.remove_filtered(run_id)
         return self.site.remove(self._path(run_id))
+
+    def remove_filtered(self, run_id: str) -> bool:
+        """Delete the filtered-out records a run wrote (kept past its record while pointed at)."""
+        if not _ledger_name(run_id):
+            return False
+        return self.site.remove(self.site.root / filtered_records_path(run_id))
 
     def runs(self) -> list[RunReport]:
         """Every recorded run, newest first; unreadable records are skipped."""

@@ -53,11 +53,17 @@ def expired_runs(runs: list[RunReport], policy: HistoryRetention, now: float) ->
 def prune_history(site: Site, policy: HistoryRetention, now: float | None = None) -> list[str]:
     """Remove the expired run records; returns their ids. Their pages go at the next render."""
     history = History(site)
-    removed = [
-        run_id
-        for run_id in expired_runs(history.runs(), policy, time.time() if now is None else now)
-        if history.remove(run_id)
-    ]
+    runs = history.runs()
+    expired = set(expired_runs(runs, policy, time.time() if now is None else now))
+    # A run that reused an unchanged earlier run's results points at that run's filtered-out
+    # list: the list stays while a run that stays points at it, and goes with the last one.
+    pointed_at = {m.filtered_run for run in runs if run.id not in expired for m in run.mirrors}
+    removed = []
+    for run in runs:
+        if run.id in expired and history.remove(run.id, keep_filtered=run.id in pointed_at):
+            removed.append(run.id)
+            for listed in {m.filtered_run for m in run.mirrors} - pointed_at - {run.id, ""}:
+                history.remove_filtered(listed)
     if removed:
         log.info("history: removed %d run records past the retention", len(removed))
     return removed
