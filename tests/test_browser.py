@@ -26,6 +26,7 @@ from sitegen.stats.model import last_days
 from sitegen.stats.report import decode_doc
 from sitegen.stats.run import run_stats
 from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web import listing as listing_module
 from sitegen.web.format import format_bytes
 from sitegen.web.render import render_site
@@ -38,7 +39,7 @@ from testkit.axe import (
     seo_problems,
 )
 from testkit.require import in_ci, require_tool
-from testkit.site import site_config
+from testkit.site import rewrite_repodata, site_config
 from testkit.upstream import ExampleUpstream
 
 CHROMIUM = "/usr/bin/chromium"
@@ -618,5 +619,47 @@ async def test_pending_approval_page(
                         quality.append(f"{kind} ({viewport['width']}px): {problem}")
                 assert problems == [], problems
             assert quality == [], "\n".join(quality)
+        finally:
+            browser.close()
+
+
+@pytest.mark.integration
+async def test_long_unbreakable_names_do_not_push_pages_sideways(
+    tmp_path: Path, nginx_server_factory
+) -> None:
+    """Names with no place to break (conda-forge's backports.functools_lru_cache is one),
+    a summary that is one long word and an upstream file name rejected on the run page wrap
+    inside the page on a phone instead of making it scroll sideways."""
+    sync_playwright = _playwright()
+    name = "backports.functools_lru_cache"
+    upstream = tmp_path / "upstream"
+    write_channel(upstream, [PackageSpec(name, "2.0.0", "pyhd8ed1ab_0", subdir="noarch")])
+
+    def hostile(document: dict[str, Any]) -> None:
+        ((_fn, record),) = document["packages.conda"].items()
+        record["summary"] = "x" * 120
+        document["packages.conda"]["y" * 120 + "-2.0.0-pyhd8ed1ab_0.conda"] = dict(record)
+
+    rewrite_repodata(upstream, "noarch", hostile)
+    site = tmp_path / "site"
+    config = site_config(
+        site, f"channels:\n  {CHANNEL}:\n    url: {upstream.as_uri()}\n    subdirs: [noarch]\n"
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    render_site(config)
+    base = nginx_server_factory(site).url
+    (run,) = json.loads((site / "history" / "history.json").read_bytes())["runs"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport=PHONE).new_page()
+            wide = []
+            for relpath in (f"{CHANNEL}/packages/{name}.html", run["page"]):
+                page.goto(f"{base}/{relpath}")
+                assert name in page.locator("main").inner_text()
+                if not _no_horizontal_scroll(page):
+                    wide.append(relpath)
+            assert wide == []
         finally:
             browser.close()
