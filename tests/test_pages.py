@@ -12,6 +12,7 @@ import yaml
 
 from sitegen.conda.records import Record
 from sitegen.config import ConfigError, parse_config
+from sitegen.layout import run_page_path
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
@@ -650,3 +651,18 @@ channels:
 def test_mirror_of_is_a_channel_url(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(text)
+
+
+def test_landing_links_the_dependency_report_of_the_run_it_counts() -> None:
+    """The landing page counts a mirror's unsatisfied dependencies from its newest run that
+    read upstream; their "report" link leads to that run's page, not to a later run still
+    going (whose page has no report yet)."""
+    reports = [run("r2", 200, RUNNING), run("r1", 100, COMPLETED)]
+    for report in reports:
+        report.mirrors[0].name = "cloud-conda-forge"
+    reports[0].mirrors[0].subdirs = {}
+    reports[1].mirrors[0].unsatisfied = [{"subdir": "linux-64", "spec": "libzz", "needed_by": "a"}]
+    (mirror,) = landing_model(config(), {}, reports)["channels"][0]["mirrors"]
+    assert mirror["last_run_page"] == run_page_path("r2")
+    assert mirror["filtered"]["unsatisfied"] == 1
+    assert mirror["filtered_page"] == run_page_path("r1")

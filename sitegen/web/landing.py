@@ -31,6 +31,7 @@ def mirror_state(reports: list[RunReport], mirror: str) -> dict[str, Any]:
         "last_success_iso": "",
         "last_success_text": "",
         "read": None,  # the newest report of the mirror that read upstream
+        "read_run": None,  # the run it is part of
     }
     for report in reports:  # newest first
         found = next((m for m in report.mirrors if m.name == mirror), None)
@@ -44,6 +45,7 @@ def mirror_state(reports: list[RunReport], mirror: str) -> dict[str, Any]:
                 state["last_status"] = FAILED if found.errors else found.status
         if state["read"] is None and found.subdirs and report.status != RUNNING:
             state["read"] = found
+            state["read_run"] = report.id
         if (
             state["last_success"] is None
             and report.status in (COMPLETED, FAILED)
@@ -71,6 +73,7 @@ def landing_model(
         for mirror in channel.mirrors:
             state = mirror_state(reports, mirror.name)
             read: MirrorReport | None = state.pop("read")
+            read_run: str | None = state.pop("read_run")
             mirrors.append(
                 {
                     "name": mirror.name,
@@ -83,6 +86,9 @@ def landing_model(
                     if state["last_run"]
                     else None,
                     "filtered": mirror_row(read, scrub) if read is not None else None,
+                    # The run page whose dependency report "filtered" counts (the last run
+                    # may be one still running, or one that never read upstream).
+                    "filtered_page": run_page_path(read_run) if read_run else None,
                 }
             )
         channels.append(
