@@ -404,6 +404,13 @@ def test_mirror_state_last_status_and_last_success() -> None:
     state = mirror_state(reports[1:], "m")
     assert state["last_status"] == FAILED
     assert mirror_state(reports, "unknown")["last_status"] is None
+    # A run that could not read upstream at all counts nothing: the counts shown are those of
+    # the newest run that could, beside the failed status of the last.
+    unreadable = run("r5", 500, FAILED, mirror_status=FAILED, errors=("HTTP 503",))
+    unreadable.mirrors[0].subdirs["linux-64"] = MirrorSubdirReport(upstream="error")
+    state = mirror_state([unreadable, *reports[1:]], "m")
+    assert state["last_status"] == FAILED and state["last_run"] == "r5"
+    assert state["read"] is reports[1].mirrors[0] and state["read_run"] == "r3"
 
 
 def test_history_pages_and_json() -> None:

@@ -25,16 +25,12 @@ from sitegen.net.upstream import (
 )
 from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.store.interface import PendingWrite
+from sitegen.sync.report import ERROR, FETCHED, MISSING, UNCHANGED
 
 log = logging.getLogger("sitegen")
 
 # (mirror name, subdir)
 SubdirKey = tuple[str, str]
-
-FETCHED = "fetched"  # a new body (200)
-UNCHANGED = "unchanged"  # the cached body is current (304), or the mirror is not run now
-MISSING = "missing"  # not served upstream (404)
-ERROR = "error"
 
 
 @dataclass(frozen=True)

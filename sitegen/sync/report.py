@@ -15,11 +15,18 @@ STOPPED = "stopped"
 INTERRUPTED = "interrupted"
 
 
+# How a mirror's subdir was read upstream (MirrorSubdirReport.upstream).
+FETCHED = "fetched"  # a new body (200)
+UNCHANGED = "unchanged"  # the cached body is current (304), or the mirror is not run now
+MISSING = "missing"  # not served upstream (404)
+ERROR = "error"
+
+
 @dataclass
 class MirrorSubdirReport:
     """One mirror's view of one upstream subdir."""
 
-    upstream: str = ""  # "fetched", "unchanged" (304), "missing" (404) or "error"
+    upstream: str = ""  # FETCHED, UNCHANGED, MISSING or ERROR
     records: int = 0  # sound records upstream
     kept: int = 0
     added_as_dependency: int = 0
