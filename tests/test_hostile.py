@@ -460,3 +460,23 @@ async def test_one_record_claiming_a_tebibyte_fails_alone(tmp_path: Path) -> Non
     listed = set(published["packages.conda"]) | set(published["packages"])
     assert listed == filenames(GOOD, LINUX) - {"beta-2.0-h1_0.conda"}
     assert_site_invariant(site)
+
+
+async def test_base_url_that_is_not_a_url_fails_its_subdir_not_the_run(tmp_path: Path) -> None:
+    """``info.base_url`` (CEP-15) that no URL parser takes (an unclosed IPv6 bracket): the
+    files it would name fail with a message, the other subdirs are mirrored."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    document["info"]["base_url"] = "http://[bad/"
+    set_repodata(root, LINUX, _serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        report = await _mirror(_config(site, server.url))
+    assert isinstance(report, RunReport)
+    linux = next(c for c in report.channels if c.subdir == LINUX)
+    assert len(linux.errors) == len(filenames(GOOD, LINUX)), linux.errors
+    assert all("base_url" in e for e in linux.errors), linux.errors
+    noarch = json.loads((site / CHANNEL / "noarch" / "repodata.json").read_bytes())
+    assert set(noarch["packages.conda"]) | set(noarch["packages"]) == filenames(GOOD, "noarch")
+    assert_site_invariant(site)

@@ -21,6 +21,7 @@ from sitegen.net.activity import Transfer
 from sitegen.net.upstream import (
     RETRY_STATUS,
     Upstream,
+    UpstreamError,
     backoff_delay,
     describe_error,
     log_retry,
@@ -135,7 +136,10 @@ async def download(
     """Fetch one file with retries, each failed attempt logged as it happens; never leaves a
     partial or unverified file behind."""
     upstream = job.upstream
-    what = upstream.safe_url(_url(job))
+    try:
+        what = upstream.safe_url(_url(job))
+    except UpstreamError as exc:
+        return DownloadResult(job, ok=False, error=f"{job.record.fn}: {exc}")
     attempts = retries + 1
     last_error = ""
     for attempt in range(1, attempts + 1):

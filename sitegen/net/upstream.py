@@ -227,7 +227,12 @@ class Upstream:
         ``info.base_url`` (absolute, or relative to the upstream subdir) when it sets one."""
         if not base_url:
             return self.url(subdir, filename)
-        base = urljoin(self.url(subdir, ""), base_url)
+        try:
+            base = urljoin(self.url(subdir, ""), base_url)
+        except ValueError:
+            # Upstream's text (an unclosed IPv6 bracket, say): its files cannot be fetched,
+            # which fails them, not the run. Not quoted: it may hold a token.
+            raise UpstreamError("upstream's info.base_url is not a valid URL") from None
         return f"{base.rstrip('/')}/{filename}"
 
     def display(self, subdir: str, filename: str = "") -> str:
