@@ -591,6 +591,25 @@ async def test_without_range_support_the_first_request_brings_the_whole_file(
     assert [r.status for r in server.wait_for_requests(1)] == [200]
 
 
+async def test_the_whole_file_through_the_first_request_has_the_whole_file_deadline(
+    server: UpstreamServer, tmp_path: Path, big: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without range support sends all of a large file to the first part's
+    request: that request is given the time the whole file may take, not a part's."""
+    sizes: list[int] = []
+
+    def deadline(upstream: object, size: int) -> float:
+        sizes.append(size)
+        return 60.0 if size == len(BIG) else 0.0  # a part's deadline has passed at once
+
+    monkeypatch.setattr(download_mod, "_deadline", deadline)
+    result, target = await fetch(server, tmp_path, big)
+    assert result.ok, result.error
+    assert target.read_bytes() == BIG
+    assert sizes == [len(BIG)]
+    assert [r.status for r in server.wait_for_requests(1)] == [200]
+
+
 @pytest.mark.parametrize(
     ("hook", "error"),
     [

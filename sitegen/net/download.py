@@ -276,9 +276,12 @@ async def _fetch_split(
         async with trio.open_nursery() as nursery:
 
             async def fetch_part(part: _Part) -> None:
+                # The first request brings the whole file from a server without range
+                # support: it has the whole file's time (no more than an unsplit download).
+                size = job.record.size if part is parts[0] else part.end - part.start
                 try:
                     async with upstream.host_limiter:
-                        with trio.fail_after(_deadline(upstream, part.end - part.start)):
+                        with trio.fail_after(_deadline(upstream, size)):
                             await part.fetch()
                 except Exception as exc:
                     errors.append(exc)
