@@ -404,6 +404,23 @@ async def test_bad_repodata_keeps_previous_state(
     assert_site_invariant(site)
 
 
+async def test_repodata_zst_of_several_frames_is_read_whole(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """zstd data is one or more frames (RFC 8878; pzstd writes several): every frame of a
+    repodata.json.zst is decoded, not just the first."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    upstream.publish([*upstream.specs, VICTIM, BYSTANDER])
+    data = (upstream.root / LINUX / "repodata.json").read_bytes()
+    half = len(data) // 2
+    set_repodata(upstream.root, LINUX, data, _zst(data[:half]) + _zst(data[half:]))
+    report = await mirror(cfg)
+    assert report.status == COMPLETED and not report.failed, report.mirrors[0].errors
+    assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
+    assert_site_invariant(site)
+
+
 @pytest.mark.parametrize(
     "hook",
     [respond(500), truncate(40), drop_connection(), redirect("/linux-64/repodata.json.zst")],

@@ -92,7 +92,9 @@ def decode_body(variant: str, body: bytes) -> bytes:
     if not variant.endswith(".zst"):
         return body
     try:
-        reader = zstandard.ZstdDecompressor().stream_reader(body)
+        # zstd data is one or more frames (pzstd writes several); a reader stops at the
+        # end of the first unless told to go on.
+        reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
         out = reader.read(MAX_REPODATA_BYTES + 1)
     except zstandard.ZstdError as exc:
         raise UpstreamError(f"{variant} is not valid zstd data: {exc}") from None
