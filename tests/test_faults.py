@@ -421,6 +421,30 @@ async def test_repodata_zst_of_several_frames_is_read_whole(
     assert_site_invariant(site)
 
 
+async def test_a_validator_with_bytes_beyond_ascii_is_sent_back_as_it_came(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """An ETag may hold bytes beyond ASCII (RFC 9110 obs-text): the next run asks with the
+    same bytes (and is answered 304) instead of failing to build its request."""
+    etag = '"caf\xe9"'  # sent and read back as latin-1 by http.server: the byte 0xE9
+
+    def tagged(handler: UpstreamHandler) -> None:
+        if handler.headers.get("If-None-Match") == etag:
+            handler.respond(304, headers={"ETag": etag})
+            return
+        data = (upstream.root / LINUX / "repodata.json.zst").read_bytes()
+        handler.respond(200, data, {"ETag": etag})
+
+    upstream.server.add_fault("/linux-64/repodata.json.zst", tagged)
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    report = await mirror(cfg)
+    assert report.status == COMPLETED and not report.failed, report.mirrors[0].errors
+    asked = [r for r in upstream.server.requests if r.path == "/linux-64/repodata.json.zst"]
+    assert [(r.header("If-None-Match"), r.status) for r in asked] == [(None, 200), (etag, 304)]
+    assert_site_invariant(site)
+
+
 @pytest.mark.parametrize(
     "hook",
     [respond(500), truncate(40), drop_connection(), redirect("/linux-64/repodata.json.zst")],

@@ -48,16 +48,17 @@ class UpstreamClient:
 
     @asynccontextmanager
     async def stream(
-        self, url: str, headers: Mapping[str, str] | None = None
+        self, url: str, headers: Mapping[str, str | bytes] | None = None
     ) -> AsyncIterator[httpx.Response]:
-        """The final response to GET ``url``, its body not read yet; closed on exit."""
+        """The final response to GET ``url``, its body not read yet; closed on exit. A header
+        value in bytes is sent as it is (str values must be ASCII)."""
         response = await self._send(httpx.URL(url), headers or {})
         try:
             yield response
         finally:
             await response.aclose()
 
-    async def _send(self, url: httpx.URL, headers: Mapping[str, str]) -> httpx.Response:
+    async def _send(self, url: httpx.URL, headers: Mapping[str, str | bytes]) -> httpx.Response:
         origin = (url.scheme, url.host, url.port)
         credentials = _basic_auth(url)
         for _ in range(MAX_REDIRECTS + 1):

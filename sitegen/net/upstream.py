@@ -13,7 +13,7 @@ import os
 import random
 import socket
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -117,6 +117,12 @@ async def _read_capped(
             raise UpstreamError(f"{where}: more than {MAX_REPODATA_BYTES} bytes")
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _validator(headers: httpx.Headers, name: bytes) -> str | None:
+    """A validator (ETag, Last-Modified) one character per byte, sent back as it came: an
+    ETag may hold bytes beyond ASCII (obs-text), which httpx would decode as UTF-8."""
+    return next((v.decode("latin-1") for k, v in headers.raw if k.lower() == name), None)
 
 
 def describe_error(exc: BaseException, received: int = 0) -> str:
@@ -283,19 +289,18 @@ class Upstream:
     async def _fetch_http(
         self, subdir: str, variant: str, validators: CacheValidators | None
     ) -> RepodataResponse | None:
-        headers = {}
+        headers: dict[str, bytes] = {}
         if validators is not None:
-            if validators.etag:
-                headers["If-None-Match"] = validators.etag
-            if validators.last_modified:
-                headers["If-Modified-Since"] = validators.last_modified
+            sent = {"If-None-Match": validators.etag, "If-Modified-Since": validators.last_modified}
+            # (a value that is not one byte per character was kept by an older version: unsent)
+            headers = {k: v.encode("latin-1") for k, v in sent.items() if v and max(v) <= "\xff"}
         response = await self.request(self.url(subdir, variant), headers=headers)
         if response.status == 404:
             return None
         current = CacheValidators(
             variant,
-            etag=response.headers.get("etag"),
-            last_modified=response.headers.get("last-modified"),
+            etag=_validator(response.headers, b"etag"),
+            last_modified=_validator(response.headers, b"last-modified"),
         )
         if response.status == 304 and validators is not None:
             current.etag = current.etag or validators.etag
@@ -305,7 +310,7 @@ class Upstream:
             raise UpstreamError(f"{self.display(subdir, variant)}: HTTP {response.status}")
         return RepodataResponse(changed=True, body=response.body, validators=current)
 
-    async def request(self, url: str, headers: dict[str, str]) -> Answer:
+    async def request(self, url: str, headers: Mapping[str, str | bytes]) -> Answer:
         """GET with retries on transient failures; the final answer, body read."""
         attempts = self.settings.retries + 1
         what = self.safe_url(url)
