@@ -462,13 +462,19 @@ async def test_one_record_claiming_a_tebibyte_fails_alone(tmp_path: Path) -> Non
     assert_site_invariant(site)
 
 
-async def test_base_url_that_is_not_a_url_fails_its_subdir_not_the_run(tmp_path: Path) -> None:
-    """``info.base_url`` (CEP-15) that no URL parser takes (an unclosed IPv6 bracket): the
-    files it would name fail with a message, the other subdirs are mirrored."""
+@pytest.mark.parametrize(
+    "base_url", ["http://[bad/", "http://h:abc/", "http://xn--/", "http://h/\x7f"]
+)
+async def test_base_url_that_is_not_a_url_fails_its_subdir_not_the_run(
+    tmp_path: Path, base_url: str
+) -> None:
+    """``info.base_url`` (CEP-15) that no URL parser takes (an unclosed IPv6 bracket, a port
+    that is not a number, a malformed IDNA label, a control character): the files it would
+    name fail with a message, the other subdirs are mirrored."""
     root = tmp_path / "upstream"
     documents = write_channel(root, GOOD, zst=True)
     document = copy.deepcopy(documents[LINUX])
-    document["info"]["base_url"] = "http://[bad/"
+    document["info"]["base_url"] = base_url
     set_repodata(root, LINUX, _serialise(document))
     site = make_sandbox(tmp_path)
     with UpstreamServer(root) as server:

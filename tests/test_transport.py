@@ -323,8 +323,15 @@ async def test_a_large_redirect_body_is_not_read(server: UpstreamServer) -> None
     assert len(set(seen)) == 2  # given up after 64 KiB: a new connection for the target
 
 
-async def test_a_redirect_to_an_invalid_url_is_a_protocol_error(server: UpstreamServer) -> None:
-    server.add_fault("/bad.bin", redirect("http://[::1/x", 302))
+@pytest.mark.parametrize(
+    "location",
+    ["http://[::1/x", "http://h:abc/x", "http://xn--/x"],
+    ids=["unclosed bracket", "port", "malformed A-label"],
+)
+async def test_a_redirect_to_an_invalid_url_is_a_protocol_error(
+    server: UpstreamServer, location: str
+) -> None:
+    server.add_fault("/bad.bin", redirect(location, 302))
     async with upstream_client() as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await get(client, f"{server.url}/bad.bin")

@@ -81,7 +81,8 @@ class UpstreamClient:
                 await response.aclose()
             try:
                 url = request.url.join(location)
-            except httpx.InvalidURL as exc:
+                url.host  # noqa: B018 (decoded from IDNA on access: a malformed label raises)
+            except (httpx.InvalidURL, ValueError) as exc:  # ValueError: idna.IDNAError
                 raise httpx.RemoteProtocolError(
                     "redirect to an invalid URL", request=request
                 ) from exc

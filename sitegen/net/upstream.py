@@ -236,12 +236,13 @@ class Upstream:
         if not base_url:
             return self.url(subdir, filename)
         try:
-            base = urljoin(self.url(subdir, ""), base_url)
-        except ValueError:
-            # Upstream's text (an unclosed IPv6 bracket, say): its files cannot be fetched,
-            # which fails them, not the run. Not quoted: it may hold a token.
+            url = f"{urljoin(self.url(subdir, ''), base_url).rstrip('/')}/{filename}"
+            httpx.URL(url).host  # noqa: B018 (what the client parses: IDNA is decoded here)
+        except (ValueError, httpx.InvalidURL):
+            # Upstream's text (an unclosed IPv6 bracket, a malformed IDNA label): its files
+            # cannot be fetched, which fails them, not the run. Not quoted: it may hold a token.
             raise UpstreamError("upstream's info.base_url is not a valid URL") from None
-        return f"{base.rstrip('/')}/{filename}"
+        return url
 
     def display(self, subdir: str, filename: str = "") -> str:
         tail = f"/{filename}" if filename else ""
