@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import zstandard
 
 from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings, MirrorConfig
@@ -527,6 +529,41 @@ async def test_an_endless_repodata_body_is_refused(
     async with upstream_at(server) as upstream:
         with pytest.raises(UpstreamError, match="more than 100000 bytes"):
             await upstream.fetch_repodata("linux-64", None)
+
+
+DECODE_IN_LITTLE_MEMORY = """
+import resource, sys, zstandard
+from sitegen.net.upstream import decode_body
+vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:"))
+limit = vm * 1024 + (1 << 30)  # 1 GiB more address space than this process holds now
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+document = b'{"info": {}, "packages": {}}' + b" " * 300_000
+body = zstandard.ZstdCompressor().compress(document)
+assert decode_body("repodata.json.zst", body) == document
+print("decoded")
+"""
+
+
+def test_a_repodata_zst_is_decoded_without_reserving_its_size_cap() -> None:
+    """Decoding takes memory as the JSON needs it: no buffer of the 4 GiB cap up front, which
+    a host with less memory (or an address-space limit) cannot give."""
+    done = subprocess.run(
+        [sys.executable, "-c", DECODE_IN_LITTLE_MEMORY], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "decoded", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("pieces", [1, 3])
+def test_a_repodata_zst_beyond_the_cap_is_refused(
+    monkeypatch: pytest.MonkeyPatch, pieces: int
+) -> None:
+    monkeypatch.setattr(upstream_mod, "MAX_REPODATA_BYTES", 100_000)
+    monkeypatch.setattr(upstream_mod, "DECODE_PIECE", 100_000 // pieces)
+    body = zstandard.ZstdCompressor().compress(b" " * 100_001)
+    with pytest.raises(UpstreamError, match="decompresses to more than 100000 bytes"):
+        upstream_mod.decode_body("repodata.json.zst", body)
+    exact = zstandard.ZstdCompressor().compress(b" " * 100_000)
+    assert upstream_mod.decode_body("repodata.json.zst", exact) == b" " * 100_000
 
 
 # --------------------------------------------------------------------------- split downloads

@@ -36,6 +36,7 @@ log = logging.getLogger("sitegen")
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_REPODATA_BYTES = 4 << 30  # a decompressed repodata.json larger than this is hostile
+DECODE_PIECE = 64 << 20  # a .zst is decoded this much at a time
 
 
 class _RedactTokens(logging.Filter):
@@ -91,16 +92,21 @@ def decode_body(variant: str, body: bytes) -> bytes:
     """The JSON bytes of a repodata body, decompressing the .zst variant with a size cap."""
     if not variant.endswith(".zst"):
         return body
+    # zstd data is one or more frames (pzstd writes several); a reader stops at the end of
+    # the first unless told to go on. A read allocates all it asks for before it decodes:
+    # pieces, not the cap at once (4 GiB, more than a small host can give).
+    reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
+    pieces: list[bytes] = []
+    size = 0
     try:
-        # zstd data is one or more frames (pzstd writes several); a reader stops at the
-        # end of the first unless told to go on.
-        reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
-        out = reader.read(MAX_REPODATA_BYTES + 1)
+        while size <= MAX_REPODATA_BYTES and (piece := reader.read(DECODE_PIECE)):
+            pieces.append(piece)
+            size += len(piece)
     except zstandard.ZstdError as exc:
         raise UpstreamError(f"{variant} is not valid zstd data: {exc}") from None
-    if len(out) > MAX_REPODATA_BYTES:
+    if size > MAX_REPODATA_BYTES:
         raise UpstreamError(f"{variant} decompresses to more than {MAX_REPODATA_BYTES} bytes")
-    return out
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 async def _read_capped(
