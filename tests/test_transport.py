@@ -531,6 +531,36 @@ async def test_an_endless_repodata_body_is_refused(
             await upstream.fetch_repodata("linux-64", None)
 
 
+async def test_a_large_repodata_coming_steadily_is_not_cut_off(
+    server: UpstreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repodata.json that takes longer than four timeouts on a slow link, its bytes coming
+    at more than the minimum rate, is read whole: its deadline grows with what arrives, as
+    a package file's does."""
+    monkeypatch.setattr(upstream_mod, "MIN_RATE", 1024)  # the drip below is ~40 KiB/s
+    document = bytes(range(256)) * 480  # 120 KiB in 60 pieces over three seconds
+
+    def steady(handler: UpstreamHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(document)))
+        handler.end_headers()
+        for start in range(0, len(document), 2048):
+            handler.wfile.write(document[start : start + 2048])
+            handler.wfile.flush()
+            time.sleep(0.05)
+
+    server.add_fault("/linux-64/repodata.json", steady)
+    settings = DownloadSettings(retries=0, timeout=0.5)  # four timeouts: two seconds
+    mirror = MirrorConfig(name="up", url=server.url, subdirs=("linux-64",))
+    client = make_client(settings)
+    try:
+        upstream = Upstream(mirror, client, settings, trio.CapacityLimiter(1))
+        answer = await upstream.request(f"{server.url}/linux-64/repodata.json", {})
+    finally:
+        await client.aclose()
+    assert answer.status == 200 and answer.body == document
+
+
 DECODE_IN_LITTLE_MEMORY = """
 import resource, sys, zstandard
 from sitegen.net.upstream import decode_body

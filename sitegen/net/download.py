@@ -19,6 +19,7 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.net.activity import Transfer
 from sitegen.net.upstream import (
+    MIN_RATE,
     RETRY_STATUS,
     Upstream,
     UpstreamError,
@@ -29,8 +30,6 @@ from sitegen.net.upstream import (
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter
 
-# Below this average rate a transfer is treated as stalled (slow-drip upstreams).
-MIN_RATE = 16 * 1024
 # Files of at least two parts are fetched as byte ranges over parallel connections, so one large
 # file is not held to a single connection's bandwidth (CDNs and proxies often cap those).
 SPLIT_PART = 8 << 20

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from email.utils import formatdate
-from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -27,7 +26,7 @@ import zstandard
 
 from sitegen.config import DownloadSettings, MirrorConfig, redact_url
 from sitegen.config.model import scrub_of
-from sitegen.net.activity import Activity
+from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient, open_client
 from sitegen.net.transport import trusted_cas
 
@@ -37,6 +36,8 @@ REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_REPODATA_BYTES = 4 << 30  # a decompressed repodata.json larger than this is hostile
 DECODE_PIECE = 64 << 20  # a .zst is decoded this much at a time
+# Below this average rate a transfer is treated as stalled (slow-drip upstreams).
+MIN_RATE = 16 * 1024
 
 
 class _RedactTokens(logging.Filter):
@@ -326,13 +327,7 @@ class Upstream:
             async with self.host_limiter:
                 with self.activity.transfer(what) as transfer:
                     try:
-                        with trio.fail_after(self.settings.timeout * 4):
-                            async with self.client.stream(
-                                url, {**_REPODATA_ENCODINGS, **headers}
-                            ) as response:
-                                body = await _read_capped(
-                                    response, what, partial(self.activity.add, transfer)
-                                )
+                        response, body = await self._get(url, headers, what, transfer)
                     except httpx.TooManyRedirects:
                         raise UpstreamError(f"{what}: too many redirects") from None
                     except (httpx.RequestError, trio.TooSlowError) as exc:
@@ -347,6 +342,23 @@ class Upstream:
                 log_retry(what, attempt, attempts, last_error, delay)
                 await trio.sleep(delay)
         raise UpstreamError(f"{what}: {last_error} after {attempts} attempts")
+
+    async def _get(
+        self, url: str, headers: Mapping[str, str | bytes], what: str, transfer: Transfer
+    ) -> tuple[httpx.Response, bytes]:
+        """One GET and its body, in four timeouts and the time its bytes earn at MIN_RATE:
+        a large repodata.json on a slow link is not cut off (counted as sent: a gzip bomb
+        earns no time)."""
+        with trio.fail_after(self.settings.timeout * 4) as scope:
+            start = scope.deadline
+            async with self.client.stream(url, {**_REPODATA_ENCODINGS, **headers}) as response:
+
+                def received(size: int) -> None:
+                    self.activity.add(transfer, size)
+                    scope.deadline = start + response.num_bytes_downloaded / MIN_RATE
+
+                body = await _read_capped(response, what, received)
+        return response, body
 
     def safe_url(self, url: str) -> str:
         """A URL for messages: the secret-bearing base swapped for its display form, and any
