@@ -14,8 +14,9 @@ import pytest
 
 from sitegen.config import DownloadSettings, parse_config
 from sitegen.config.yaml_nodes import ConfigError
+from sitegen.net.failures import describe_error
 from sitegen.net.transport import EventLoopTransport, trusted_cas
-from sitegen.net.upstream import describe_error, make_client
+from sitegen.net.upstream import make_client
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.require import require_tool

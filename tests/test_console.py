@@ -24,7 +24,8 @@ from sitegen.conda.records import Repodata
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.net.activity import Activity, heartbeat
 from sitegen.net.download import DownloadJob, download
-from sitegen.net.upstream import Upstream, UpstreamError, describe_error, make_client
+from sitegen.net.failures import describe_error
+from sitegen.net.upstream import Upstream, UpstreamError, make_client
 from sitegen.store.site import Site
 from sitegen.store.writer import open_disk_writer
 from sitegen.sync.merge import DeletionGuard, Feed, merge_subdir

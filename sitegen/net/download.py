@@ -18,15 +18,8 @@ import trio
 
 from sitegen.conda.records import Record
 from sitegen.net.activity import Transfer
-from sitegen.net.upstream import (
-    MIN_RATE,
-    RETRY_STATUS,
-    Upstream,
-    UpstreamError,
-    backoff_delay,
-    describe_error,
-    log_retry,
-)
+from sitegen.net.failures import backoff_delay, describe_error, log_retry
+from sitegen.net.upstream import MIN_RATE, RETRY_STATUS, Upstream, UpstreamError
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter
 

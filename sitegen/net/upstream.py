@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import socket
-import ssl
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -28,6 +25,7 @@ from sitegen.config import DownloadSettings, MirrorConfig, redact_url
 from sitegen.config.model import scrub_of
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient, open_client
+from sitegen.net.failures import backoff_delay, describe_error, log_retry
 from sitegen.net.transport import trusted_cas
 
 log = logging.getLogger("sitegen")
@@ -130,70 +128,6 @@ def _validator(headers: httpx.Headers, name: bytes) -> str | None:
     """A validator (ETag, Last-Modified) one character per byte, sent back as it came: an
     ETag may hold bytes beyond ASCII (obs-text), which httpx would decode as UTF-8."""
     return next((v.decode("latin-1") for k, v in headers.raw if k.lower() == name), None)
-
-
-def describe_error(exc: BaseException, received: int = 0) -> str:
-    """A transport failure in plain words, then its kind: what a person reading a cron log
-    can act on. ``received``: the bytes of the answer that came before it failed. Never the
-    exception text, which may quote a URL with a token."""
-    words = _plain_words(exc, received)
-    kind = type(exc).__name__
-    return f"{words} ({kind})" if words else kind
-
-
-def _plain_words(exc: BaseException, received: int) -> str | None:
-    chain: list[BaseException] = []
-    cause: BaseException | None = exc
-    while cause is not None and len(chain) < 10:  # the OS or TLS error httpx raises from
-        chain.append(cause)
-        if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
-            cause = cause.exceptions[0]  # trio: one error per address tried
-        else:
-            cause = cause.__cause__ or cause.__context__
-    for cause in chain:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            why = cause.verify_message or cause.reason or "unknown reason"
-            return (
-                f"TLS certificate not trusted: {why}; ca_bundle names the CAs to trust"
-                " (verify_tls: false skips the check)"
-            )
-        if isinstance(cause, socket.gaierror):
-            return f"name resolution failed: {cause.strerror or cause}"
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, ConnectionResetError):
-            return "connection reset by the server"
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS handshake failed: {cause.reason or cause.strerror or 'unknown reason'}"
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "timed out connecting"
-    if isinstance(exc, httpx.TimeoutException | trio.TooSlowError):
-        if received:
-            return f"stalled after {received} bytes"
-        return "timed out waiting for an answer"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the server broke off or sent a malformed answer"
-    for cause in chain:
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror.lower()
-    return None
-
-
-def log_retry(what: str, attempt: int, attempts: int, cause: str, delay: float) -> None:
-    """One failed attempt, as it happens: which file, which attempt of how many, why."""
-    log.warning(
-        "%s: attempt %d of %d failed: %s; trying again in %.1f s",
-        what,
-        attempt,
-        attempts,
-        cause,
-        delay,
-    )
-
-
-def backoff_delay(attempt: int, base: float = 0.25, cap: float = 10.0) -> float:
-    """Exponential backoff with full jitter, so retrying mirrors do not stampede upstream."""
-    return random.uniform(0, min(cap, base * (2**attempt)))
 
 
 USER_AGENT = "sitegen/0.1 (conda mirror)"

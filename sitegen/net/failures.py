@@ -1,0 +1,78 @@
+"""Transport failures in plain words, and the pace of retries: shared by the repodata fetch
+and the package downloads."""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import ssl
+
+import httpx
+import trio
+
+log = logging.getLogger("sitegen")
+
+
+def describe_error(exc: BaseException, received: int = 0) -> str:
+    """A transport failure in plain words, then its kind: what a person reading a cron log
+    can act on. ``received``: the bytes of the answer that came before it failed. Never the
+    exception text, which may quote a URL with a token."""
+    words = _plain_words(exc, received)
+    kind = type(exc).__name__
+    return f"{words} ({kind})" if words else kind
+
+
+def _plain_words(exc: BaseException, received: int) -> str | None:
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 10:  # the OS or TLS error httpx raises from
+        chain.append(cause)
+        if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]  # trio: one error per address tried
+        else:
+            cause = cause.__cause__ or cause.__context__
+    for cause in chain:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = cause.verify_message or cause.reason or "unknown reason"
+            return (
+                f"TLS certificate not trusted: {why}; ca_bundle names the CAs to trust"
+                " (verify_tls: false skips the check)"
+            )
+        if isinstance(cause, socket.gaierror):
+            return f"name resolution failed: {cause.strerror or cause}"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset by the server"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed: {cause.reason or cause.strerror or 'unknown reason'}"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "timed out connecting"
+    if isinstance(exc, httpx.TimeoutException | trio.TooSlowError):
+        if received:
+            return f"stalled after {received} bytes"
+        return "timed out waiting for an answer"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server broke off or sent a malformed answer"
+    for cause in chain:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+    return None
+
+
+def log_retry(what: str, attempt: int, attempts: int, cause: str, delay: float) -> None:
+    """One failed attempt, as it happens: which file, which attempt of how many, why."""
+    log.warning(
+        "%s: attempt %d of %d failed: %s; trying again in %.1f s",
+        what,
+        attempt,
+        attempts,
+        cause,
+        delay,
+    )
+
+
+def backoff_delay(attempt: int, base: float = 0.25, cap: float = 10.0) -> float:
+    """Exponential backoff with full jitter, so retrying mirrors do not stampede upstream."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
