@@ -115,6 +115,17 @@ def test_invalid_cron_expression_names_key_and_line() -> None:
         parse_config(text)
 
 
+@pytest.mark.unit
+def test_schedules_check_with_croniter_before_6(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyproject.toml allows croniter 2 to 5, whose package does not export CroniterError (its
+    croniter.croniter module does, a ValueError): checking a schedule must not need it."""
+    import croniter
+
+    monkeypatch.delattr(croniter, "CroniterError", raising=False)
+    assert schedule.is_valid("0 2 * * *")
+    assert not schedule.is_valid("0 0 31 2 *")
+
+
 def _two_mirror_config(site: Path, url: str, *, schedule_a: str = "", schedule_b: str = ""):
     return site_config(
         site,
