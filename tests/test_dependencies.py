@@ -60,3 +60,19 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
         if not providers & wanted:
             undeclared.append(f"{module} ({where}; from {', '.join(sorted(providers))})")
     assert not undeclared, f"imported but not in [project] dependencies: {undeclared}"
+
+
+def test_anyio_is_declared_with_its_trio_extra() -> None:
+    """``sitegen watch`` and ``sitegen serve`` await watchfiles (built on anyio) inside trio, so
+    anyio's trio backend runs: without ``anyio[trio]`` pip pairs the newest anyio with any trio
+    that ``trio>=`` allows, and anyio 4.16 on trio 0.25 fails in ``CancelScope.cancel``."""
+    assert {"watchfiles", "trio"} <= imported_modules().keys()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = {
+        canonical(match.group(1)): {e.strip() for e in (match.group(2) or "").split(",")}
+        for match in (
+            re.match(r"([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?", requirement)
+            for requirement in project["dependencies"]
+        )
+    }
+    assert "trio" in extras.get("anyio", set()), "pyproject.toml does not declare anyio[trio]"
