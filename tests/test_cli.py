@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -78,8 +79,9 @@ def test_every_subcommand_describes_itself(capsys: pytest.CaptureFixture[str]) -
 def _cron(command: str, cwd: Path) -> int:
     """The README's cron line, run as cron would (a shell, no terminal)."""
     env = {k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}
+    line = f"cd {shlex.quote(str(REPO))} && make -s setup && .venv/bin/sitegen {command}"
     return subprocess.run(
-        ["sh", "-c", f"cd {REPO} && make -s setup && .venv/bin/sitegen {command}"],
+        ["sh", "-c", line],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
