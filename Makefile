@@ -9,12 +9,13 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --quiet -e '.[test]'
 	touch $(STAMP)
 
 # What cron runs: `make -s setup && .venv/bin/sitegen mirror` passes sitegen's own exit status on
-# (make reports any failed recipe as 2).
+# (make reports any failed recipe as 2). Silent when it succeeds, so cron mails nothing: pip runs
+# with -qq (errors only), as setuptools warns on every editable install.
 setup: $(STAMP)
 
 mirror: $(STAMP)
