@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
 # What a build reads: pyproject.toml names the README and maps templates/ into the package.
-PROJECT_FILES = ("pyproject.toml", "README.md", "sitegen", "templates")
+PROJECT_FILES = ("pyproject.toml", "README.md", "LICENSE", "sitegen", "templates")
 
 CHECK_IMPORTS = """\
 import sys
@@ -90,6 +90,9 @@ def test_the_wheel_carries_every_template(site_packages: Path) -> None:
     source = files(REPO / "templates")
     assert {"base.html", "assets/style.css", "webconf/nginx.conf.j2"} <= source
     assert files(site_packages / "sitegen" / "templates") == source
+    # The licence the metadata declares travels with the wheel (BSD-3-Clause asks for it).
+    (licence,) = site_packages.glob("sitegen-*.dist-info/licenses/LICENSE")
+    assert licence.read_bytes() == (REPO / "LICENSE").read_bytes()
 
 
 def test_installed_sitegen_uses_its_packaged_templates(site_packages: Path, tmp_path: Path) -> None:
