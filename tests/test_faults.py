@@ -27,6 +27,7 @@ import zstandard
 
 from sitegen.cli import main
 from sitegen.config import SiteConfig
+from sitegen.net.failures import MAX_RETRY_AFTER, retry_after
 from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
@@ -154,6 +155,35 @@ async def test_repodata_5xx_then_success_is_published(upstream: Upstream, tmp_pa
     assert upstream.server.count("/linux-64/repodata.json.zst", status=200) == 1
     assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
     assert_site_invariant(site)
+
+
+@pytest.mark.parametrize("what", ["package", "repodata"])
+async def test_a_retry_waits_as_long_as_retry_after_asks(
+    upstream: Upstream, tmp_path: Path, what: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """429/503 with Retry-After: the next attempt waits that long (the backoff of a first
+    retry is at most 0.25 s), as the log line that announces it says."""
+    site = make_sandbox(tmp_path)
+    upstream.publish([*upstream.specs, VICTIM])
+    path = upstream.path(VICTIM_FN) if what == "package" else "/linux-64/repodata.json.zst"
+    upstream.server.add_fault(path, respond(429, headers={"Retry-After": "1"}), times=1)
+    with caplog.at_level(logging.WARNING, logger="sitegen"):
+        report = await mirror(site_config(site, upstream.server.url, retries=1))
+    assert report.status == COMPLETED and not report.failed
+    (retry,) = [r.getMessage() for r in caplog.records if "attempt 1 of 2" in r.getMessage()]
+    assert retry.endswith("HTTP 429; trying again in 1.0 s"), retry
+
+
+def test_retry_after_is_read_as_rfc_9110_says_and_capped() -> None:
+    now = 1_800_000_000.0
+    assert retry_after({"retry-after": "7"}, now) == 7.0
+    assert retry_after({"retry-after": "9" * 40}, now) == MAX_RETRY_AFTER
+    when = "Fri, 15 Jan 2027 08:00:05 GMT"  # 5 s after ``now``
+    assert retry_after({"retry-after": when}, now) == 5.0
+    assert retry_after({"retry-after": "Fri, 15 Jan 2027 07:00:00 GMT"}, now) == 0.0
+    for useless in ("", "-3", "1.5", "soon", "Fri, 15 Jan 2027 08:00:05"):
+        assert retry_after({"retry-after": useless}, now) is None, useless
+    assert retry_after({}, now) is None
 
 
 async def test_package_5xx_beyond_retries_is_not_published(

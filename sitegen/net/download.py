@@ -8,7 +8,8 @@ then reported; nothing unverified ever sits under a package's name.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,7 +19,7 @@ import trio
 
 from sitegen.conda.records import Record
 from sitegen.net.activity import Transfer
-from sitegen.net.failures import backoff_delay, describe_error, log_retry
+from sitegen.net.failures import describe_error, log_retry, retry_after, retry_delay
 from sitegen.net.upstream import MIN_RATE, RETRY_STATUS, Upstream, UpstreamError
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter
@@ -136,6 +137,7 @@ async def download(
     last_error = ""
     for attempt in range(1, attempts + 1):
         received = 0
+        asked = None
 
         def counted(size: int) -> None:
             nonlocal received
@@ -152,7 +154,7 @@ async def download(
         except VerifyError as exc:
             last_error = f"checksum mismatch: {exc}"
         except _Retryable as exc:
-            last_error = str(exc)
+            last_error, asked = str(exc), exc.asked
         except (httpx.TransportError, trio.TooSlowError) as exc:
             last_error = describe_error(exc, received)
         except httpx.TooManyRedirects:
@@ -167,7 +169,7 @@ async def download(
             last_error = f"cannot store it: {exc.strerror or exc}"
             break
         if attempt < attempts:
-            delay = backoff_delay(attempt - 1)
+            delay = retry_delay(attempt - 1, asked)
             log_retry(what, attempt, attempts, last_error, delay)
             await trio.sleep(delay)
     return DownloadResult(job, ok=False, error=f"{job.record.fn}: {last_error}")
@@ -183,18 +185,20 @@ def _stored(job: DownloadJob, site: Site, write: Callable[[PendingFile], int]) -
 
 
 class _Retryable(Exception):
-    pass
+    def __init__(self, message: str, asked: float | None = None) -> None:
+        super().__init__(message)
+        self.asked = asked  # what the server's Retry-After asked for
 
 
 class _Fatal(Exception):
     pass
 
 
-def _refusal(status: int) -> Exception:
+def _refusal(status: int, headers: Mapping[str, str]) -> Exception:
     """What an answer other than the file means for the download."""
     if status in RETRY_STATUS or status == 404:
         # A just-listed file can 404 while a CDN catches up: worth a retry.
-        return _Retryable(f"HTTP {status}")
+        return _Retryable(f"HTTP {status}", retry_after(headers, time.time()))
     return _Fatal(f"HTTP {status}")
 
 
@@ -224,7 +228,7 @@ async def _fetch(
                 ):
                     async with upstream.client.stream(_url(job)) as response:
                         if response.status_code != 200:
-                            raise _refusal(response.status_code)
+                            raise _refusal(response.status_code, response.headers)
                         async for chunk in response.aiter_raw():
                             hasher.count(len(chunk))
                             await stream.write(chunk)
@@ -343,7 +347,7 @@ class _Part:
             elif response.status_code == 200:
                 raise _Retryable("server ignored the Range header")
             else:
-                raise _refusal(response.status_code)
+                raise _refusal(response.status_code, response.headers)
             written = 0
             async for chunk in response.aiter_raw():
                 if written + len(chunk) > end - start:

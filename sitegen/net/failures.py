@@ -7,6 +7,8 @@ import logging
 import random
 import socket
 import ssl
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 
 import httpx
 import trio
@@ -76,3 +78,34 @@ def log_retry(what: str, attempt: int, attempts: int, cause: str, delay: float) 
 def backoff_delay(attempt: int, base: float = 0.25, cap: float = 10.0) -> float:
     """Exponential backoff with full jitter, so retrying mirrors do not stampede upstream."""
     return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+# The longest a Retry-After answer makes an attempt wait: a server asking for an hour is told
+# no, the run goes on and the next scheduled run tries again.
+MAX_RETRY_AFTER = 60.0
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """The wait a 429 or 503 asks for (RFC 9110: seconds, or an HTTP date), at most
+    :data:`MAX_RETRY_AFTER`; None when the header is absent or says nothing usable."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def retry_delay(attempt: int, asked: float | None) -> float:
+    """How long to wait before attempt ``attempt + 1``: the backoff, or what the server asked
+    for when that is longer."""
+    delay = backoff_delay(attempt)
+    return delay if asked is None else max(delay, asked)

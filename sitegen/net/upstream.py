@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sitegen.config import DownloadSettings, MirrorConfig, redact_url
 from sitegen.config.model import scrub_of
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient, open_client
-from sitegen.net.failures import backoff_delay, describe_error, log_retry
+from sitegen.net.failures import describe_error, log_retry, retry_after, retry_delay
 from sitegen.net.transport import trusted_cas
 
 log = logging.getLogger("sitegen")
@@ -258,6 +259,7 @@ class Upstream:
         what = self.safe_url(url)
         last_error = ""
         for attempt in range(1, attempts + 1):
+            asked = None
             async with self.host_limiter:
                 with self.activity.transfer(what) as transfer:
                     try:
@@ -271,8 +273,9 @@ class Upstream:
                         if response.status_code not in RETRY_STATUS:
                             return Answer(response.status_code, response.headers, body)
                         last_error = f"HTTP {response.status_code}"
+                        asked = retry_after(response.headers, time.time())
             if attempt < attempts:
-                delay = backoff_delay(attempt - 1)
+                delay = retry_delay(attempt - 1, asked)
                 log_retry(what, attempt, attempts, last_error, delay)
                 await trio.sleep(delay)
         raise UpstreamError(f"{what}: {last_error} after {attempts} attempts")
