@@ -792,3 +792,28 @@ channels:
         assert not report.failed, report.errors
         assert_channel_consistent(tmp_path / "site", "secure")
         assert list((tmp_path / "site" / "secure" / "linux-64").glob("*.conda"))
+
+
+async def test_mirrors_on_one_host_share_its_connection_limit_whatever_their_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """per_host is a limit per host and port: two mirrors that log in as different users
+    there may not open twice as many connections between them."""
+    monkeypatch.setenv("SITEGEN_TEST_PASS_A", "pa")
+    monkeypatch.setenv("SITEGEN_TEST_PASS_B", "pb")
+    mirrors = [
+        MirrorConfig(name=name, url=url, subdirs=("noarch",))
+        for name, url in (
+            ("a", "https://alice:${SITEGEN_TEST_PASS_A}@conda.example.org:8443/one"),
+            ("b", "https://bob:${SITEGEN_TEST_PASS_B}@conda.example.org:8443/two"),
+            ("c", "https://conda.example.org:8443/three"),
+            ("d", "https://other.example.org/four"),
+        )
+    ]
+    settings = DownloadSettings(per_host=3)
+    async with contextlib.AsyncExitStack() as stack:
+        upstreams, unusable = await upstream_mod.open_upstreams(mirrors, settings, stack)
+        assert unusable == {}
+        limiters = {name: upstream.host_limiter for name, upstream in upstreams.items()}
+        assert limiters["a"] is limiters["b"] is limiters["c"]
+        assert limiters["d"] is not limiters["a"]

@@ -347,7 +347,8 @@ async def open_upstreams(
             client = make_client(settings, verify=key[0], ca_bundle=key[1])
             stack.push_async_callback(client.aclose)
             clients[key] = client
-        host = source.netloc or "file"
+        # One limit per host and port, whatever credentials each mirror sends there.
+        host = source.netloc.rpartition("@")[2] or "file"
         limiter = host_limiters.setdefault(host, trio.CapacityLimiter(settings.per_host))
         upstreams[mirror.name] = Upstream(mirror, clients[key], settings, limiter, activity)
     return upstreams, unusable
