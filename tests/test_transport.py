@@ -601,8 +601,11 @@ def test_a_repodata_zst_beyond_the_cap_is_refused(
 BIG = bytes(range(256)) * 1200  # 307,200 bytes: four parts of 64 KiB parts at most
 
 
-def serve_ranges(corrupt_at: int | None = None, content_range: str | None = None):
-    """Answer Range requests with 206 (the test server itself ignores Range)."""
+def serve_ranges(
+    corrupt_at: int | None = None, content_range: str | None = None, length: str | None = None
+):
+    """Answer Range requests with 206 (the test server itself ignores Range); ``length``: the
+    complete length the Content-Range states (default: the file's)."""
 
     def hook(handler: UpstreamHandler) -> bool | None:
         target = handler.resolve(handler.url_path)
@@ -614,7 +617,7 @@ def serve_ranges(corrupt_at: int | None = None, content_range: str | None = None
         body = bytearray(data[first : last + 1])
         if corrupt_at is not None and first <= corrupt_at <= last:
             body[corrupt_at - first] ^= 0xFF
-        span = content_range or f"bytes {first}-{last}/{len(data)}"
+        span = content_range or f"bytes {first}-{last}/{length or len(data)}"
         handler.respond(206, bytes(body), {"Content-Range": span})
         return None
 
@@ -638,10 +641,11 @@ async def fetch(server: UpstreamServer, tmp_path: Path, fn: str, retries: int = 
     return result, target
 
 
+@pytest.mark.parametrize("length", [None, "*"], ids=["length stated", "length unknown"])
 async def test_a_large_file_comes_in_parallel_ranges(
-    server: UpstreamServer, tmp_path: Path, big: str
+    server: UpstreamServer, tmp_path: Path, big: str, length: str | None
 ) -> None:
-    server.add_fault(f"/{big}", serve_ranges())
+    server.add_fault(f"/{big}", serve_ranges(length=length))
     result, target = await fetch(server, tmp_path, big)
     assert result.ok, result.error
     assert target.read_bytes() == BIG

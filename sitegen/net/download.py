@@ -336,8 +336,10 @@ class _Part:
         ):
             start, end = self.start, self.end
             if response.status_code == 206:
-                expected = f"bytes {start}-{end - 1}/{record.size}"
-                if response.headers.get("content-range", "").strip() != expected:
+                # The range asked for, of a file of the record's size or of one the server
+                # does not state ("*", RFC 9110).
+                got = response.headers.get("content-range", "").strip()
+                if got not in {f"bytes {start}-{end - 1}/{n}" for n in (record.size, "*")}:
                     raise _Retryable("unexpected Content-Range")
                 self.ranged = True
                 if self.on_ranged is not None:
