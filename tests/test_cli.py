@@ -38,6 +38,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         (["render", "--quiet"], False, True),
         (["-q", "render"], False, True),
         (["render"], False, False),
+        (["token", "list", "-v"], True, False),
+        (["token", "-q", "revoke", "--stdin"], False, True),
+        (["token", "check", "--quiet"], False, True),
     ],
 )
 def test_verbosity_flags_before_or_after_the_subcommand(

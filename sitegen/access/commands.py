@@ -43,6 +43,12 @@ def add_token_commands(add_parser: AddParser) -> None:
 
     def common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument("-c", "--config", default="channels.yaml", help="channels.yaml")
+        # -v/-q after `token add|list|revoke|check` too; SUPPRESS keeps one given before it.
+        for flags, help in (
+            (("-v", "--verbose"), "debug logging"),
+            (("-q", "--quiet"), "warnings and errors only"),
+        ):
+            parser.add_argument(*flags, action="store_true", default=argparse.SUPPRESS, help=help)
         return parser
 
     add = common(actions.add_parser("add", help="issue a token (printed once)"))
