@@ -15,6 +15,7 @@ from sitegen.config import SiteConfig, load_config
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web import gates
+from sitegen.web.environment import make_environment
 from sitegen.web.gates import approval_inputs, approval_pages, gate_changes, versions_of
 from sitegen.web.render import render_site
 from testkit.advisories import write_zlib_advisory
@@ -63,6 +64,21 @@ def test_run_pages_list_at_most_changes_max_files_and_count_them_all(monkeypatch
     (changes,) = gate_changes([run])["1"]["advisory_changes"]
     assert [b["file"] for b in changes["blocked"]] == ["a-1-0.conda"]
     assert changes["counts"] == {"blocked": 2, "cleared": 0}
+
+
+@pytest.mark.unit
+def test_run_pages_show_an_approval_without_expiry_or_dependencies() -> None:
+    # `sitegen approve` records neither key unless --expires or --with-dependencies was given.
+    run = RunReport(
+        id="1",
+        started=1.0,
+        approvals=[{"action": "approve", "channel": "g", "spec": "zlib", "by": "a", "why": "w"}],
+    )
+    model = gate_changes([run])["1"]
+    macros = make_environment().get_template("_gates.html").make_module({"page": "run.html"})
+    html = str(macros.run_gates(model))
+    assert "granted" in html and "zlib" in html
+    assert "with dependencies" not in html and "until" not in html
 
 
 @pytest.mark.unit
