@@ -132,6 +132,25 @@ def test_repair_fixes_the_damage_and_verify_passes_again(
     assert "0 problems" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("damaged", [b"[]", b'{"packages": 5}', b'{"packages.conda": "x"}'])
+def test_a_current_repodata_of_another_shape_is_reported_and_repaired(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str], damaged: bytes
+) -> None:
+    config, site, _server = mirrored
+    current = site / CHANNEL / LINUX / "current_repodata.json"
+    pristine = current.read_bytes()
+    current.write_bytes(damaged)
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 1
+    assert _problems(capsys.readouterr().out) == {
+        f"{CHANNEL}/{LINUX}/current_repodata.json": "metadata"
+    }
+    assert main(["verify", "-c", str(config), "--repair"]) == 0
+    assert current.read_bytes() == pristine
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 0
+
+
 def test_failed_repair_leaves_no_unverified_file_and_exits_1(
     mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
 ) -> None:

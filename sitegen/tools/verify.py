@@ -117,7 +117,12 @@ def _metadata_problems(
     if current.is_file():
         try:
             doc = json.loads(current.read_bytes())
-            listed = set(doc.get("packages", {})) | set(doc.get("packages.conda", {}))
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            groups = [doc.get("packages", {}), doc.get("packages.conda", {})]
+            if not all(isinstance(group, dict) for group in groups):
+                raise ValueError("packages are not JSON objects")
+            listed = set(groups[0]) | set(groups[1])
         except ValueError:
             listed = {"<unreadable>"}
         stray = sorted(listed - set(records))
