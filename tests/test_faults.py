@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import errno
+import gzip
 import json
 import logging
 import os
@@ -172,6 +173,25 @@ async def test_a_retry_waits_as_long_as_retry_after_asks(
     assert report.status == COMPLETED and not report.failed
     (retry,) = [r.getMessage() for r in caplog.records if "attempt 1 of 2" in r.getMessage()]
     assert retry.endswith("HTTP 429; trying again in 1.0 s"), retry
+
+
+async def test_a_package_compressed_in_transit_fails_at_once_saying_why(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """Asked for as stored, the server gzips the file anyway: other bytes than the checksums
+    name, every time. Not retried; the error says what the server did."""
+    site = make_sandbox(tmp_path)
+    upstream.publish([*upstream.specs, VICTIM])
+    body = gzip.compress((upstream.root / "linux-64" / VICTIM_FN).read_bytes())
+    answer = respond(200, body, headers={"Content-Encoding": "gzip"})
+    upstream.server.add_fault(upstream.path(VICTIM_FN), answer)
+    report = await mirror(site_config(site, upstream.server.url, retries=2))
+    assert upstream.server.count(upstream.path(VICTIM_FN)) == 1
+    (error,) = channel_report(report, LINUX).errors
+    assert error.endswith("compressed the file in transit (Content-Encoding: gzip) though it"
+                          " was asked for as stored")  # fmt: skip
+    assert VICTIM_FN not in listed(site) and VICTIM_FN not in on_disk(site)
+    assert_site_invariant(site)
 
 
 def test_retry_after_is_read_as_rfc_9110_says_and_capped() -> None:

@@ -202,6 +202,17 @@ def _refusal(status: int, headers: Mapping[str, str]) -> Exception:
     return _Fatal(f"HTTP {status}")
 
 
+def _check_encoding(headers: Mapping[str, str]) -> None:
+    """Package files are asked for as stored (``Accept-Encoding: identity``): a server that
+    compresses them anyway sends other bytes than the checksums name, on every attempt."""
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise _Fatal(
+            f"the server compressed the file in transit (Content-Encoding: {encoding[:40]})"
+            " though it was asked for as stored"
+        )
+
+
 def _deadline(upstream: Upstream, size: int) -> float:
     return upstream.settings.timeout + size / MIN_RATE
 
@@ -229,6 +240,7 @@ async def _fetch(
                     async with upstream.client.stream(_url(job)) as response:
                         if response.status_code != 200:
                             raise _refusal(response.status_code, response.headers)
+                        _check_encoding(response.headers)
                         async for chunk in response.aiter_raw():
                             hasher.count(len(chunk))
                             await stream.write(chunk)
@@ -335,6 +347,8 @@ class _Part:
             self.writer.stream(self.pending, self.start) as stream,
         ):
             start, end = self.start, self.end
+            if response.status_code in (200, 206):
+                _check_encoding(response.headers)
             if response.status_code == 206:
                 # The range asked for, of a file of the record's size or of one the server
                 # does not state ("*", RFC 9110).
