@@ -27,7 +27,7 @@ import pytest
 import zstandard
 
 from sitegen.cli import main
-from sitegen.config import SiteConfig
+from sitegen.config import SiteConfig, parse_config
 from sitegen.net.failures import MAX_RETRY_AFTER, retry_after
 from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -534,6 +534,29 @@ async def test_upstream_that_never_answers_keeps_previous_state(
         assert error.startswith(f"{subdir}: {url}/{subdir}/repodata.json.zst: "), error
         assert error.endswith(" after 2 attempts")
         assert any(e in error for e in expected), error
+
+
+async def test_unreadable_file_source_repodata_fails_that_mirror_alone(tmp_path: Path) -> None:
+    """A file:// source whose repodata cannot be read (no permission, EIO; here a directory
+    under the name, which even root cannot read) fails its own subdir; the other mirrors of
+    the run are still published, and the run is not cut short by a traceback."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    write_channel(good, [PackageSpec("zlib", "1.3", "h0_0", subdir="noarch")])
+    write_channel(bad, [PackageSpec("bzip2", "1.0", "h0_0", subdir="noarch")])
+    (bad / "noarch" / "repodata.json.zst").mkdir()
+    site = make_sandbox(tmp_path)
+    cfg = parse_config(
+        f"output: {site}\n"
+        "channels:\n"
+        f"  good: {{url: '{good.as_uri()}', subdirs: [noarch]}}\n"
+        f"  bad: {{url: '{bad.as_uri()}', subdirs: [noarch]}}\n"
+    )
+    report = await run_mirror(cfg, MirrorOptions(progress=False))
+    statuses = {(c.channel, c.subdir): c.status for c in report.channels}
+    assert statuses == {("good", "noarch"): "published", ("bad", "noarch"): "failed"}
+    (error,) = next(m for m in report.mirrors if m.name == "bad").errors
+    assert error.startswith("noarch: ") and "repodata.json.zst" in error, error
+    assert_site_invariant(site)
 
 
 def test_bad_repodata_exits_1(upstream: Upstream, tmp_path: Path) -> None:

@@ -227,7 +227,11 @@ class Upstream:
         current = CacheValidators(variant, etag=tag, last_modified=formatdate(stat.st_mtime))
         if validators is not None and validators.etag == tag:
             return RepodataResponse(changed=False, body=None, validators=current)
-        return RepodataResponse(changed=True, body=path.read_bytes(), validators=current)
+        try:
+            body = path.read_bytes()
+        except OSError as exc:  # unreadable (permissions, a directory, EIO): this subdir fails
+            raise UpstreamError(f"{self.display(subdir, variant)}: {exc.strerror}") from None
+        return RepodataResponse(changed=True, body=body, validators=current)
 
     async def _fetch_http(
         self, subdir: str, variant: str, validators: CacheValidators | None
