@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 import zstandard
 
 from sitegen.cli import main
 from sitegen.config import SiteConfig, parse_config
 from sitegen.net.failures import MAX_RETRY_AFTER, retry_after
+from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
@@ -557,6 +559,26 @@ async def test_unreadable_file_source_repodata_fails_that_mirror_alone(tmp_path:
     (error,) = next(m for m in report.mirrors if m.name == "bad").errors
     assert error.startswith("noarch: ") and "repodata.json.zst" in error, error
     assert_site_invariant(site)
+
+
+async def test_cached_repodata_is_read_off_the_event_loop(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unchanged upstream (304) is served from the cached body: tens to hundreds of MB read
+    from disk in a worker thread, not in the event loop while other subdirs are fetched."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    read_in_loop: list[bool] = []
+    real_body = UpstreamCache.body
+
+    def body(self: UpstreamCache, mirror: str, subdir: str) -> bytes | None:
+        read_in_loop.append(trio.lowlevel.in_trio_run())
+        return real_body(self, mirror, subdir)
+
+    monkeypatch.setattr(UpstreamCache, "body", body)
+    report = await mirror(cfg)
+    assert report.status == COMPLETED and not report.failed, report
+    assert read_in_loop == [False, False]  # linux-64 and noarch, each from a worker thread
 
 
 def test_bad_repodata_exits_1(upstream: Upstream, tmp_path: Path) -> None:

@@ -106,7 +106,11 @@ async def _fetch_repodata(
 ) -> tuple[FetchResult, bytes]:
     mirror = upstream.mirror
     previous = cache.validators(mirror.name, subdir)
-    cached_body = cache.body(mirror.name, subdir) if previous else None
+    # Tens to hundreds of MB read from disk: not on the event loop, while the other subdirs'
+    # fetches are in flight.
+    cached_body = (
+        await trio.to_thread.run_sync(cache.body, mirror.name, subdir) if previous else None
+    )
     if previous is not None and cached_body is None:
         previous = None  # validators without the body they describe are useless
     if not selected:
