@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -397,3 +398,35 @@ async def test_a_stop_while_repodata_is_renamed_in_still_records_what_was_publis
     for c in record.channels:
         if c.added:
             assert c.status == "published" and c.packages == len(c.added)
+
+
+@pytest.mark.integration
+async def test_a_stop_does_not_wait_for_the_flush_of_the_downloads(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one flush before publishing may take minutes after many GB of downloads: SIGINT
+    during it stops the run at once (nothing is published after a stop, and the flush writes
+    nothing of its own), rather than when the disk has caught up."""
+    release = threading.Event()
+    flushing: list[bool] = []  # True once the flush ended
+
+    def sync(self: Site, directories: object) -> None:
+        flushing.append(False)
+        os.kill(os.getpid(), signal.SIGINT)
+        release.wait(20)  # a disk that takes its time; released by the test (or given up)
+        flushing[-1] = True
+
+    monkeypatch.setattr(Site, "sync", sync)
+    site = tmp_path / "site"
+    config = site_config(
+        site, f"channels:\n  c/x:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    try:
+        report = await run_mirror(config, MirrorOptions(progress=False))
+        assert flushing == [False], "the run waited for the flush to end"
+    finally:
+        release.set()
+    assert report.status == STOPPED
+    assert not (site / "c/x/linux-64/repodata.json").exists()  # nothing published
+    (record,) = History(Site(site)).runs()
+    assert record.status == STOPPED

@@ -146,7 +146,9 @@ async def flush(site: Site, directories: list[Path]) -> str | None:
     if not directories:
         return None
     try:
-        await trio.to_thread.run_sync(site.sync, directories)
+        # After many GB of downloads the flush may take minutes: a stop does not wait for it.
+        # Nothing is published after a stop, and the flush writes nothing of its own.
+        await trio.to_thread.run_sync(site.sync, directories, abandon_on_cancel=True)
     except OSError as exc:
         message = f"{exc.strerror or exc}: {exc.filename}; nothing was published"
         log.error("%s", message)
