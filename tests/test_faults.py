@@ -800,6 +800,30 @@ async def test_disk_full_during_publish_keeps_previous_state(
     assert_site_invariant(site)
 
 
+@pytest.mark.parametrize("step", ["prune_shards", "prune_subdir"])
+async def test_disk_full_after_the_renames_reports_the_subdir_published(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """Once repodata.json is renamed in, the subdir is published: a disk error in the pruning
+    after it (the retired-shards state not written, a file not deleted) leaves something for
+    the next run to tidy, and the report still says what was published, never "failed, kept
+    the previous state"."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    upstream.publish([*upstream.specs, VICTIM])
+
+    def full(*_args: object) -> list[str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(f"sitegen.sync.publish.{step}", full)
+    report = await mirror(cfg)
+    linux = channel_report(report, LINUX)
+    assert (linux.status, linux.errors) == ("published", [])
+    assert VICTIM_FN in linux.added
+    assert VICTIM_FN in listed(site)
+    assert_site_invariant(site)
+
+
 def test_disk_full_during_publish_exits_1_with_a_clear_message(
     upstream: Upstream, small_disk: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -206,20 +206,24 @@ def _withdraw_bz2(site: Site, directory: Path, repodata_bz2: bool) -> list[str]:
 
 
 async def _prune_shards(site: Site, channel_path: str, subdir: str, grace_days: float) -> None:
-    """After the index is published: retire the shards it does not name (see prune_shards)."""
+    """After the index is published: retire the shards it does not name (see prune_shards).
+    A disk error is logged: the subdir is published, and a later run prunes them."""
     directory = site.path(channel_path, subdir)
     index = await trio.to_thread.run_sync(read_index, directory)
     if index is None:
         return  # which shards are in use is unknown: keep them all
-    await trio.to_thread.run_sync(
-        prune_shards,
-        site,
-        directory / SHARDS_DIR,
-        named_files(index),
-        retired_shards_path(site.root, channel_path, subdir),
-        time.time(),
-        grace_days * 86400,
-    )
+    try:
+        await trio.to_thread.run_sync(
+            prune_shards,
+            site,
+            directory / SHARDS_DIR,
+            named_files(index),
+            retired_shards_path(site.root, channel_path, subdir),
+            time.time(),
+            grace_days * 86400,
+        )
+    except OSError as exc:
+        log.warning("%s/%s: could not prune shards: %s", channel_path, subdir, exc)
 
 
 def empty_metadata(subdir: str) -> SubdirMetadata:
@@ -285,7 +289,13 @@ async def publish_target(
     # Prune only after the new metadata is in place; shielded like the renames before it, so
     # that a stop now still reports this subdir as published.
     with trio.CancelScope(shield=True):
-        removed = await trio.to_thread.run_sync(prune_subdir, site, directory, meta.records.keys())
+        try:
+            removed = await trio.to_thread.run_sync(
+                prune_subdir, site, directory, meta.records.keys()
+            )
+        except OSError as exc:  # published all the same; a later run deletes them
+            log.warning("%s/%s: could not prune files: %s", channel_path, meta.subdir, exc)
+            removed = []
     status = "published" if written else "unchanged"
     return PublishOutcome(status, meta.records, deleted=len(removed))
 
