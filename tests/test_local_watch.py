@@ -265,3 +265,30 @@ def test_waits_for_the_lock_and_for_the_folder(tmp_path: Path, watch_factory) ->
     started = time.monotonic()
     assert watch.stop() == 0
     assert time.monotonic() - started < 5
+
+
+def test_a_publish_that_fails_on_an_unexpected_error_does_not_end_the_watch(
+    tmp_path: Path, watch_factory
+) -> None:
+    """A publish ends on an error of the site itself (the subdir became a link out of the
+    site, which sitegen will not write through): that run is recorded as failed, and the
+    watch goes on publishing once the site is repaired."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    watch = watch_factory(folder)
+    first = place(tmp_path, folder, spec("first"))
+    watch.wait_for(lambda: first.name in watch.listed())
+    subdir = watch.site / CHANNEL / "linux-64"
+    kept, outside = tmp_path / "kept-subdir", tmp_path / "outside"
+    outside.mkdir()
+    os.replace(subdir, kept)
+    subdir.symlink_to(outside)
+    runs = watch.runs()
+    place(tmp_path, folder, spec("second"))
+    watch.wait_for(lambda: watch.runs() > runs, timeout=30)
+    assert list(outside.iterdir()) == []
+    subdir.unlink()
+    os.replace(kept, subdir)
+    third = place(tmp_path, folder, spec("third"))
+    watch.wait_for(lambda: third.name in watch.listed(), timeout=30)
+    assert watch.proc.poll() is None

@@ -28,7 +28,7 @@ from sitegen.store.lock import SiteLocked
 from sitegen.sync.local import folder_of, is_local
 from sitegen.sync.local_index import scan_folder
 from sitegen.sync.report import STOPPED, RunReport
-from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.sync.run import MirrorOptions, RunError, run_mirror
 
 log = logging.getLogger("sitegen")
 
@@ -170,6 +170,12 @@ async def publish(
                 log.info("%s; waiting for it to finish", exc)
                 waiting = True
             await trio.sleep(LOCK_RETRY)
+        except RunError as exc:
+            # Recorded as failed, like any failed run: the watch goes on (it runs as a
+            # service), and the next change publishes again.
+            report = exc.report
+            log.error("run %s: %s", report.id, exc)
+            break
     await render()
     return report
 
