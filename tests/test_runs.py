@@ -51,6 +51,34 @@ def test_a_run_record_keeps_any_text_and_reads_back(tmp_path: Path) -> None:
     assert again.errors == report.errors and again.to_json() == report.to_json()
 
 
+DAMAGED_RECORDS = [
+    {"started": "yesterday"},
+    {"started": None},
+    {"started": 1.0, "ended": "later"},
+    {"started": 1.0, "mirrors": [1]},
+    {"started": 1.0, "mirrors": {"m": {}}},
+    {"started": 1e300},
+    {"started": 1.0, "channels": [{"channel": "c", "subdir": "noarch", "added": "a.conda"}]},
+    {"id": 5, "started": 1.0},
+]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "text",
+    [json.dumps({"id": "20240102T000000.000Z-2", **d}) for d in DAMAGED_RECORDS]
+    + ["[" * 100_000 + "]" * 100_000],
+)
+def test_a_damaged_or_foreign_run_record_is_skipped_not_fatal(tmp_path: Path, text: str) -> None:
+    """Every reader of the ledger (pages, status, --due, retention) sorts and formats the
+    records' times: one file of the wrong shape must not stop them all."""
+    good = RunReport(id="20240101T000000.000Z-1", started=1.0, ended=2.0, status=COMPLETED)
+    history = History(Site(tmp_path))
+    history.save(good)
+    (runs_dir(tmp_path) / "20240102T000000.000Z-2.json").write_text(text)
+    assert [r.id for r in history.runs()] == [good.id]
+
+
 @pytest.mark.unit
 def test_never_completed_mirror_is_due() -> None:
     assert schedule.is_due("0 2 * * *", None, ts("2026-01-01T00:00:00"))

@@ -66,8 +66,8 @@ class History:
         for path in self.directory.glob("*.json"):
             try:
                 out.append(RunReport.from_json(json.loads(path.read_bytes())))
-            except (OSError, ValueError, TypeError):
-                continue
+            except (OSError, ValueError, TypeError, RecursionError):
+                continue  # damaged or not a record (RecursionError: absurdly nested JSON)
         out.sort(key=lambda r: (r.started, r.id), reverse=True)
         return out
 

@@ -14,6 +14,8 @@ FAILED = "failed"
 STOPPED = "stopped"
 INTERRUPTED = "interrupted"
 
+LATEST_TIME = 253402300800.0  # 10000-01-01 UTC: a run's times lie before it
+
 
 # How a mirror's subdir was read upstream (MirrorSubdirReport.upstream).
 FETCHED = "fetched"  # a new body (200)
@@ -113,7 +115,14 @@ class RunReport:
         return msgspec.to_builtins(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunReport:
-        mirrors = [MirrorReport.from_json(m) for m in data.get("mirrors", [])]
-        channels = [ChannelSubdirReport(**c) for c in data.get("channels", [])]
-        return cls(**{**data, "mirrors": mirrors, "channels": channels})
+    def from_json(cls, data: Any) -> RunReport:
+        """A ledger record read back, its types checked (a ValueError when they do not fit):
+        a damaged or foreign file in history/runs (a string where a time goes, a number where
+        a mirror goes) would otherwise pass and break every later reader of the ledger (the
+        sort by start time, the pages, ``status``, ``--due``)."""
+        report = msgspec.convert(data, cls)
+        for moment in (report.started, report.ended):
+            # Times become dates on the pages: NaN or a year past 9999 would not format.
+            if moment is not None and not 0.0 <= moment < LATEST_TIME:
+                raise ValueError(f"run {report.id}: a time out of range: {moment!r}")
+        return report
