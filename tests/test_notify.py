@@ -7,13 +7,14 @@ import json
 import logging
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from sitegen.cli import EXIT_FAILED, EXIT_OK, main
 from sitegen.config import ConfigError, NotifySettings, make_scrub, parse_config
-from sitegen.sync.notify import run_summary
+from sitegen.sync.notify import run_hook, run_summary
 from sitegen.sync.report import FAILED, ChannelSubdirReport, MirrorReport, RunReport
 from testkit.upstream import ExampleUpstream
 
@@ -200,3 +201,21 @@ def test_a_run_ended_by_an_unexpected_error_exits_1_and_notifies(
     (record,) = (tmp_path / "site" / "history" / "runs").glob("*.json")
     assert json.loads(record.read_text())["status"] == FAILED
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_a_hook_that_prints_a_lot_keeps_only_the_end_of_its_output(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hook printing without end until its timeout (``yes``) would otherwise gather all it
+    printed in the run's memory; the log shows the end of it."""
+    code = "import sys\nfor _ in range(48): sys.stdout.buffer.write(b'x' * 2**20)\nprint('done')"
+    caplog.set_level(logging.INFO, logger="sitegen")
+    tracemalloc.start()
+    try:
+        assert run_hook((sys.executable, "-c", code), b"{}", 60)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, peak  # the hook printed 48 MiB
+    assert any(m.endswith("xxdone") for m in caplog.messages), caplog.messages

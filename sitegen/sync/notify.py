@@ -9,13 +9,16 @@ The summary passes through the same scrub as the pages, so it never carries a to
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from sitegen import layout
 from sitegen.config import SiteConfig, child_environment, make_scrub
@@ -74,6 +77,29 @@ def run_summary(
     }
 
 
+# What is kept of a hook's output for the log: its end, where a failure usually says why.
+OUTPUT_KEPT = 8192
+
+
+def _feed(stdin: IO[bytes], data: bytes) -> None:
+    """Write the summary to the hook and close its stdin; a hook that does not read it all
+    (closed stdin early, or was killed) is not an error."""
+    with contextlib.suppress(OSError):  # BrokenPipeError among them
+        stdin.write(data)
+    with contextlib.suppress(OSError):
+        stdin.close()
+
+
+def _drain(stdout: io.BufferedReader, tail: bytearray) -> None:
+    """Read the hook's output to its end, keeping only the last OUTPUT_KEPT bytes: a hook that
+    prints without end (``yes``, a verbose curl) must not fill the run's memory before its
+    timeout."""
+    with contextlib.suppress(OSError, ValueError):
+        while chunk := stdout.read1(65536):
+            tail += chunk
+            del tail[:-OUTPUT_KEPT]
+
+
 def run_hook(
     argv: tuple[str, ...], data: bytes, timeout: float, env: dict[str, str] | None = None
 ) -> bool:
@@ -92,18 +118,32 @@ def run_hook(
     except OSError as exc:
         log.error("notify: cannot run %s: %s", name, exc.strerror or exc)
         return False
+    assert process.stdin is not None and process.stdout is not None
+    tail = bytearray()
+    deadline = time.monotonic() + timeout
+    threads = [
+        threading.Thread(target=_feed, args=(process.stdin, data), daemon=True),
+        threading.Thread(target=_drain, args=(process.stdout, tail), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
     try:
-        output, _ = process.communicate(data, timeout=timeout)
+        process.wait(timeout)
+        # Done when its output ends too: what it left running in the background with the
+        # output still open counts as the hook, as it did when the output was read at once.
+        threads[1].join(max(0.0, deadline - time.monotonic()))
+        finished = not threads[1].is_alive()
     except subprocess.TimeoutExpired:
+        finished = False
+    if not finished:
         with contextlib.suppress(ProcessLookupError):  # it ended just now
             os.killpg(process.pid, signal.SIGKILL)
-        try:
-            process.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.wait()  # a grandchild that left the group holds the pipe: stop reading
+        process.wait()
+        # A grandchild that left the group may hold the pipe: stop reading after a while.
+        threads[1].join(5)
         log.error("notify: %s did not finish within %.0f s; killed", name, timeout)
         return False
-    text = output.decode(errors="replace").strip()
+    text = bytes(tail).decode(errors="replace").strip()
     if process.returncode != 0:
         log.error("notify: %s exited with status %d: %s", name, process.returncode, text[-2000:])
         return False
