@@ -204,6 +204,24 @@ def test_select_mirrors_by_due_uses_each_mirrors_last_completed_run(tmp_path: Pa
         select_mirrors(config, runs, MirrorOptions(only=("nope",)), now)
 
 
+@pytest.mark.unit
+def test_a_completed_run_recorded_in_the_future_does_not_stop_due_runs(tmp_path: Path) -> None:
+    """The clock ran ahead (to 2031) during a run and was set right since: counting the
+    schedule from that run would leave the mirror not due for five years, with --due exiting
+    0 as if all were well. A record that starts after now is not the last completed run."""
+    config = _two_mirror_config(
+        tmp_path / "site", "http://127.0.0.1:1/c", schedule_a="0 * * * *", schedule_b="0 0 * * *"
+    )
+    now = ts("2026-01-02T10:30:00")
+    ahead = _run(ts("2031-06-01T10:00:00"), **{"one-a": COMPLETED, "two-b": COMPLETED})
+    assert select_mirrors(config, [ahead], MirrorOptions(due=True), now) == {"one-a", "two-b"}
+    # Once the mirrors ran with the clock set right, their schedules count from that run.
+    since = _run(ts("2026-01-02T10:10:00"), **{"one-a": COMPLETED, "two-b": COMPLETED})
+    assert select_mirrors(config, [ahead, since], MirrorOptions(due=True), now) == set()
+    later = ts("2026-01-02T11:00:00")
+    assert select_mirrors(config, [ahead, since], MirrorOptions(due=True), later) == {"one-a"}
+
+
 # --------------------------------------------------------------------------- real runs
 
 

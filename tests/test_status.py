@@ -108,6 +108,22 @@ def test_each_mirror_shows_its_last_run_and_next_due_time() -> None:
 
 
 @pytest.mark.unit
+def test_a_run_recorded_in_the_future_is_not_the_last_one() -> None:
+    """A run recorded while the clock ran ahead (2031) neither hides the runs since nor
+    makes status promise a next run years away: --due does not count from it either."""
+    now = ts("2026-01-02T10:45:00")
+    ahead = report("20310601T100000.000Z-9", "2031-06-01T10:00:00", COMPLETED, **{"c-x": COMPLETED})
+    status = build_status(CONFIG, [ahead, *RUNS], None, {}, now)
+    cx, _dy, _ez = status.mirrors
+    assert cx.last_run is not None and cx.last_run.id == "20260102T100000.000Z-1"
+    assert cx.last_completed == ts("2026-01-02T10:00:00")
+    assert cx.next_due == ts("2026-01-02T11:00:00") and not cx.due
+    alone = build_status(CONFIG, [ahead], None, {}, now).mirrors[0]
+    assert alone.last_completed is None and alone.due and alone.next_due == now
+    assert status_json(build_status(CONFIG, [ahead], None, {}, now))["mirrors"][0]["due"]
+
+
+@pytest.mark.unit
 def test_a_run_holding_the_lock_is_named_by_its_ledger_record() -> None:
     running = RunReport(id="20260102T104000.000Z-77", started=ts("2026-01-02T10:40:00"), pid=77)
     stale = RunReport(id="20260101T104000.000Z-5", started=ts("2026-01-01T10:40:00"), pid=5)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sitegen.layout import filtered_records_path, runs_dir
 from sitegen.store.site import Site
-from sitegen.sync.report import INTERRUPTED, RUNNING, RunReport
+from sitegen.sync.report import COMPLETED, INTERRUPTED, RUNNING, RunReport
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -26,6 +26,27 @@ def new_run_id(now: float | None = None) -> str:
 
 def _ledger_name(run_id: str) -> bool:
     return bool(run_id) and Path(run_id).name == run_id and not run_id.startswith(".")
+
+
+def newest_first(runs: list[RunReport], now: float) -> list[RunReport]:
+    """Runs newest first, except those that start after ``now``, which go last: they were
+    recorded while the clock ran ahead (it was set back since), and in start order they would
+    stay "the newest" over every run since until the clock catches up, for years maybe."""
+    return sorted(runs, key=lambda r: (r.started <= now, r.started, r.id), reverse=True)
+
+
+def last_completed(runs: list[RunReport], now: float) -> dict[str, float]:
+    """Mirror name -> start of its newest completed run, which ``--due`` counts its schedule
+    from. A run that starts after ``now`` does not count: from it the schedule would not fire
+    before that time, and the mirror would silently not run until then."""
+    last: dict[str, float] = {}
+    for run in newest_first(runs, now):
+        if run.started > now:
+            break  # these go last; none of the rest counts either
+        for mirror in run.mirrors:
+            if mirror.status == COMPLETED:
+                last.setdefault(mirror.name, run.started)
+    return last
 
 
 class History:

@@ -25,7 +25,7 @@ from sitegen.store.frozen import FrozenChannels, with_freezes
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.gates import resolve_gates
-from sitegen.sync.history import History, new_run_id
+from sitegen.sync.history import History, last_completed, new_run_id
 from sitegen.sync.options import MirrorOptions
 from sitegen.sync.pipeline import run_pipeline
 from sitegen.sync.report import COMPLETED, FAILED, RUNNING, STOPPED, RunReport
@@ -59,11 +59,7 @@ def select_mirrors(
             )
         names = [n for n in names if n in options.only]
     if options.due:
-        last: dict[str, float] = {}
-        for run in runs:  # newest first
-            for mr in run.mirrors:
-                if mr.status == COMPLETED:
-                    last.setdefault(mr.name, run.started)
+        last = last_completed(runs, now)
         schedules = {m.name: m.schedule for _c, m in config.mirrors}
         names = [n for n in names if is_due(schedules[n], last.get(n), now)]
     return set(names)

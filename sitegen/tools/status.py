@@ -20,9 +20,9 @@ from sitegen.config import SiteConfig, schedule
 from sitegen.layout import progress_path
 from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
-from sitegen.sync.history import History
+from sitegen.sync.history import History, last_completed, newest_first
 from sitegen.sync.progress import human_bytes
-from sitegen.sync.report import COMPLETED, RUNNING, RunReport
+from sitegen.sync.report import RUNNING, RunReport
 
 
 @dataclass(frozen=True)
@@ -117,18 +117,14 @@ def build_status(
 ) -> SiteStatus:
     """The status of every configured mirror from the ledger (any order), the pid holding the
     lock (None: no run) and channel -> (bytes, files) on disk."""
-    ordered = sorted(runs, key=lambda r: (r.started, r.id), reverse=True)
+    # Runs recorded while the clock ran ahead go last, and do not count as completed: as
+    # for `mirror --due` (see sitegen.sync.history.last_completed).
+    ordered = newest_first(runs, now)
+    completed_at = last_completed(runs, now)
     mirrors = []
     for channel, mirror in config.mirrors:
         mine = [r for r in ordered if any(m.name == mirror.name for m in r.mirrors)]
-        completed = next(
-            (
-                r.started
-                for r in mine
-                if any(m.name == mirror.name and m.status == COMPLETED for m in r.mirrors)
-            ),
-            None,
-        )
+        completed = completed_at.get(mirror.name)
         expression = mirror.schedule or schedule.DEFAULT_SCHEDULE
         next_due = now if completed is None else schedule.next_due(expression, completed)
         mirrors.append(
