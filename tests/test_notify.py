@@ -219,3 +219,29 @@ def test_a_hook_that_prints_a_lot_keeps_only_the_end_of_its_output(
         tracemalloc.stop()
     assert peak < 8 * 2**20, peak  # the hook printed 48 MiB
     assert any(m.endswith("xxdone") for m in caplog.messages), caplog.messages
+
+
+@pytest.mark.integration
+def test_every_non_zero_exit_runs_on_failure_and_says_why(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages that could not be rendered fail the exit status, also of a --due run with nothing
+    due (the cron job's usual run): on_failure hears of it, with the reason."""
+    ok, failed = tmp_path / "ok.json", tmp_path / "failed.json"
+    hooks = f"notify:\n  on_success: {_recorder(ok)}\n  on_failure: {_recorder(failed)}\n"
+    config = _write_config(tmp_path, example_upstream.url, hooks)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
+    ok.unlink()
+
+    def full_disk(config: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sitegen.web.render.render_site", full_disk)
+    for argv in (["--due"], []):
+        assert main(["mirror", "-c", str(config), "--no-progress", *argv]) == EXIT_FAILED
+        summary = json.loads(failed.read_text())
+        assert summary["exit_status"] == EXIT_FAILED
+        assert any("rendering the pages failed" in e for e in summary["errors"]), summary
+        assert "error" in summary["summary"]
+        failed.unlink()
+    assert not ok.exists()

@@ -107,6 +107,16 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         if started and not args.dry_run:
             prune_history_records(config)
             rendered = render_pages(config)
+    # What failed after the run itself fails the exit status; the hook is told why.
+    afterwards = [
+        why
+        for ok, why in (
+            (access_ok, "the web server's token files could not be brought in line"),
+            (counted, "counting downloads failed"),
+            (rendered, "rendering the pages failed"),
+        )
+        if not ok
+    ]
     rendered = counted and rendered and access_ok
     if args.dry_run:
         for channel in report.channels:
@@ -124,11 +134,12 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         status = EXIT_FAILED
     else:
         status = EXIT_OK if rendered else EXIT_FAILED
-    # A run took place (not: nothing was due), or failed before it reached its mirrors.
-    if (report.mirrors or report.failed) and not args.dry_run:
+    # A run took place, or failed before it reached its mirrors, or nothing was due but what
+    # follows a run failed (pages, token files): every non-zero exit runs on_failure.
+    if (report.mirrors or report.failed or status != EXIT_OK) and not args.dry_run:
         from sitegen.sync.notify import notify_run
 
-        notify_run(config, report, status)
+        notify_run(config, report, status, afterwards)
     return status
 
 

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from sitegen import layout
@@ -28,9 +28,15 @@ log = logging.getLogger("sitegen")
 
 
 def run_summary(
-    report: RunReport, config: SiteConfig, exit_status: int, scrub: Callable[[str], str]
+    report: RunReport,
+    config: SiteConfig,
+    exit_status: int,
+    scrub: Callable[[str], str],
+    afterwards: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """What a hook reads on stdin: the outcome, per mirror and channel subdir, without tokens."""
+    """What a hook reads on stdin: the outcome, per mirror and channel subdir, without tokens.
+    ``afterwards``: what failed after the run itself (the pages), which the record cannot
+    hold (it was written before) and which alone may make the exit status 1."""
     page = layout.run_page_path(report.id)
     channels = [
         {
@@ -57,7 +63,7 @@ def run_summary(
         }
         for m in report.mirrors
     ]
-    errors = [scrub(e) for e in report.errors]
+    errors = [scrub(e) for e in [*report.errors, *afterwards]]
     problems = len(errors) + sum(len(m["errors"]) for m in mirrors)
     problems += sum(len(c["errors"]) for c in channels)
     return {
@@ -152,13 +158,15 @@ def run_hook(
     return True
 
 
-def notify_run(config: SiteConfig, report: RunReport, exit_status: int) -> None:
+def notify_run(
+    config: SiteConfig, report: RunReport, exit_status: int, afterwards: Sequence[str] = ()
+) -> None:
     """Run ``on_success`` after a run that exits 0, ``on_failure`` after any other."""
     argv = config.notify.on_success if exit_status == 0 else config.notify.on_failure
     if not argv:
         return
 
-    summary = run_summary(report, config, exit_status, make_scrub(config))
+    summary = run_summary(report, config, exit_status, make_scrub(config), afterwards)
     data = json.dumps(summary, indent=1).encode()
     try:
         run_hook(argv, data, config.notify.timeout, child_environment(config))
