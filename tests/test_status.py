@@ -141,6 +141,27 @@ def test_a_run_holding_the_lock_is_named_by_its_ledger_record() -> None:
 
 
 @pytest.mark.unit
+def test_a_killed_run_still_marked_running_is_named() -> None:
+    """A run killed outright (OOM, SIGKILL) leaves its record "running", naming no mirror yet,
+    until the next run: status says so instead of showing only the runs before it."""
+    killed = RunReport(id="20260102T104000.000Z-77", started=ts("2026-01-02T10:40:00"), pid=77)
+    now = ts("2026-01-02T10:45:00")
+    status = build_status(CONFIG, [*RUNS, killed], None, {}, now)
+    assert [(u.id, u.pid) for u in status.unfinished] == [(killed.id, 77)]
+    text = format_status(status)
+    assert (
+        "unfinished: run 20260102T104000.000Z-77 (pid 77) started 2026-01-02T10:40:00Z"
+        " and did not finish" in text
+    ), text
+    assert status_json(status)["unfinished"] == [
+        {"id": killed.id, "started": "2026-01-02T10:40:00Z", "pid": 77}
+    ]
+    # While it holds the lock it is the running run, not an unfinished one.
+    status = build_status(CONFIG, [*RUNS, killed], 77, {}, now)
+    assert status.unfinished == () and "unfinished" not in format_status(status)
+
+
+@pytest.mark.unit
 def test_a_downloading_run_shows_its_progress() -> None:
     running = RunReport(id="20260102T104000.000Z-77", started=ts("2026-01-02T10:40:00"), pid=77)
     now = ts("2026-01-02T10:45:00")

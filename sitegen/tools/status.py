@@ -69,6 +69,17 @@ class ActiveRun:
 
 
 @dataclass(frozen=True)
+class UnfinishedRun:
+    """A run still marked running in the ledger that no live run holds the lock for: it was
+    killed (the next run marks it interrupted). Its record names no mirror yet, so without
+    this line nothing in the status would tell of it."""
+
+    id: str
+    started: float
+    pid: int
+
+
+@dataclass(frozen=True)
 class ChannelDisk:
     channel: str
     bytes: int
@@ -82,6 +93,7 @@ class SiteStatus:
     active: ActiveRun | None
     mirrors: tuple[MirrorStatus, ...]
     channels: tuple[ChannelDisk, ...]
+    unfinished: tuple[UnfinishedRun, ...] = ()
 
 
 # ------------------------------------------------------------------ the model
@@ -152,12 +164,20 @@ def build_status(
             progress=progress if progress and progress.get("pid") == holder else None,
         )
     channels = tuple(ChannelDisk(c.path, *disk.get(c.path, (0, 0))) for c in config.channels)
+    # A run rewrites its record before it releases the lock, so one still "running" whose pid
+    # does not hold the lock died before it finished.
+    unfinished = tuple(
+        UnfinishedRun(r.id, r.started, r.pid)
+        for r in ordered
+        if r.status == RUNNING and (active is None or r.id != active.id)
+    )
     return SiteStatus(
         site=str(config.output),
         now=now,
         active=active,
         mirrors=tuple(mirrors),
         channels=channels,
+        unfinished=unfinished,
     )
 
 
@@ -264,6 +284,7 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
             for m in status.mirrors
         ],
         "channels": [asdict(c) for c in status.channels],
+        "unfinished": [{**asdict(u), "started": iso(u.started)} for u in status.unfinished],
     }
 
 
@@ -287,6 +308,11 @@ def format_status(status: SiteStatus) -> str:
                 f" ({done.get('failed', 0)} failed),"
                 f" {human_bytes(done.get('bytes', 0))} of {human_bytes(done.get('total_bytes', 0))}"
             )
+    lines.extend(
+        f"unfinished: run {u.id} (pid {u.pid}) started {iso(u.started)} and did not finish;"
+        " the next run records it as interrupted"
+        for u in status.unfinished
+    )
     for m in status.mirrors:
         lines.append(f"mirror {m.name} (channel {m.channel}, schedule {m.schedule})")
         run = m.last_run
