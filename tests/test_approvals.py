@@ -391,3 +391,40 @@ def test_a_gated_channel_can_be_frozen_and_filtered(tmp_path):
     gated = parse_config(text, base_dir=tmp_path).channels[1]
     assert gated.frozen and gated.filters.exclude_names == ("readline",)
     assert gated.approval is not None and gated.approval.entries == ()
+
+
+def test_approvals_granted_at_once_are_all_kept(tmp_path, monkeypatch):
+    # A second `sitegen approve` runs while the first is between reading the file and writing
+    # it back: the file must end with both entries, not only the last one written.
+    import threading
+
+    from sitegen.approvals import commands
+
+    path = tmp_path / "channels.yaml"
+    path.write_text(CONFIG)
+    load = lambda: load_config(path)  # noqa: E731
+    real_add = commands.add_entry
+    others: list[threading.Thread] = []
+
+    def add_entry_meanwhile(text, new, name):
+        if not others:
+            other = threading.Thread(
+                target=grant, args=(load, GATED, "zlib"), kwargs={"by": "b", "why": "c", "now": NOW}
+            )
+            others.append(other)
+            other.start()
+            other.join(timeout=2)  # done at once without a lock; blocked until we finish with one
+        return real_add(text, new, name)
+
+    monkeypatch.setattr(commands, "add_entry", add_entry_meanwhile)
+    grant(load, GATED, "numpy", by="a", why="b", now=NOW)
+    others[0].join()
+    assert [e.spec for e in load().channels[1].approval.entries] == ["numpy", "zlib"]
+
+
+def test_withdraw_without_an_approvals_file_leaves_none(tmp_path):
+    path = tmp_path / "channels.yaml"
+    path.write_text(CONFIG)
+    with pytest.raises(ConfigError, match="no approval of 'zlib'"):
+        withdraw(lambda: load_config(path), GATED, "zlib")
+    assert not (tmp_path / "approvals.yaml").exists()

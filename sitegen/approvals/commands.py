@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sitegen.approvals.edit import add_entry, remove_entries, write_atomically
+from sitegen.approvals.edit import add_entry, editing, remove_entries, write_atomically
 from sitegen.conda.version import (
     InvalidSpecError,
     RecordMatcher,
@@ -101,20 +101,23 @@ def _edit(
     assert channel.approval is not None
     path = Path(channel.approval.file)
     try:
-        before = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        before = ""
-    after = change(before, str(path))
-    if after == before:
-        return
-    try:
-        write_atomically(path, after)
+        with editing(path):  # one editor at a time: none loses another's entry
+            _change(load, path, change)
     except OSError as exc:
         # approval.file in a folder that does not exist, or one sitegen may not write: the
         # configuration's fault, reported as such (exit 2), not a traceback.
         raise ConfigError(
             f"{path}: cannot write the approvals file: {exc.strerror or exc}"
         ) from None
+
+
+def _change(load: Callable[[], SiteConfig], path: Path, change: Callable[[str, str], str]) -> None:
+    """Read, change, write and check the file (under the lock of :func:`editing`)."""
+    before = path.read_text(encoding="utf-8")
+    after = change(before, str(path))
+    if after == before:
+        return
+    write_atomically(path, after)
     try:
         load()  # the whole configuration must still read
     except ConfigError:

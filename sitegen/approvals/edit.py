@@ -8,9 +8,12 @@ by parsing the result before it is written, and written atomically.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from sitegen.config.approval_model import Approval
@@ -132,3 +135,45 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def editing(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the approvals file while it is read, changed and checked.
+
+    Two ``sitegen approve`` at once would otherwise both read the old file, and the second
+    rename would drop the first one's entry. The file is replaced by rename, so the lock is
+    taken on the inode the name holds once locked (again, if the name moved on meanwhile). An
+    absent file is created empty to be locked, and removed again if the edit wrote nothing.
+    """
+    while True:
+        created = False
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except FileExistsError:  # another editor created it first
+                continue
+            created = True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_size == 0:
+                    os.unlink(path)  # made for the lock only: no entry was written
+        os.close(fd)
