@@ -428,3 +428,23 @@ def test_withdraw_without_an_approvals_file_leaves_none(tmp_path):
     with pytest.raises(ConfigError, match="no approval of 'zlib'"):
         withdraw(lambda: load_config(path), GATED, "zlib")
     assert not (tmp_path / "approvals.yaml").exists()
+
+
+def test_approving_a_spec_that_matches_nothing_says_so(tmp_path, caplog):
+    from sitegen.cli import main
+
+    numpy = CANDIDATES["linux-64"]["numpy-2.1.0-py312_0.conda"]
+    source = tmp_path / "site" / "cloud" / "forge" / "linux-64"
+    source.mkdir(parents=True)
+    repodata = {"info": {"subdir": "linux-64"}, "packages": {}, "packages.conda": {}}
+    repodata["packages.conda"][numpy.fn] = numpy.raw
+    (source / "repodata.json").write_text(json.dumps(repodata))
+    config = tmp_path / "channels.yaml"
+    config.write_text(CONFIG.replace("output: site", f"output: {tmp_path / 'site'}"))
+    args = ["-c", str(config), "--by", "alice", "--reason", "r"]
+    main(["approve", GATED, "nunpy", *args])
+    assert "'nunpy' matches no package cloud/forge publishes now" in caplog.text
+    caplog.clear()
+    main(["approve", GATED, "numpy", *args])
+    assert "matches no package" not in caplog.text
+    assert (tmp_path / "approvals.yaml").read_text().count("- channel:") == 2

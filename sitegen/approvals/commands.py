@@ -22,7 +22,7 @@ from sitegen.conda.version import (
 from sitegen.config.approval_model import Approval, parse_expiry
 from sitegen.config.model import ChannelConfig, SiteConfig
 from sitegen.config.yaml_nodes import ConfigError
-from sitegen.sync.approvals import PendingItem, approve, load_candidates, pending
+from sitegen.sync.approvals import PendingItem, approve, load_candidates, matching, pending
 
 
 def gated_channel(config: SiteConfig, path: str) -> ChannelConfig:
@@ -137,6 +137,16 @@ def waiting(
         candidates, channel.approval.entries, time.time() if now is None else now, matcher
     )
     return pending(candidates, approved, matcher, limit=limit)
+
+
+def matches_now(config: SiteConfig, entry: Approval) -> int:
+    """How many files of what the gated channel's source publishes now the entry's spec
+    matches: none means a typo, or a version yet to come, which the operator should hear of."""
+    channel = gated_channel(config, entry.channel)
+    assert channel.approval is not None
+    root = config.output.absolute()
+    candidates = load_candidates(root, channel.approval.source, channel.subdirs)
+    return len(matching(candidates, entry.spec, RecordMatcher()))
 
 
 def change_record(action: str, entry: Approval) -> dict[str, str]:

@@ -85,7 +85,7 @@ def _add_approval_commands(add: AddCommand) -> None:
         return EXIT_OK if rendered else EXIT_FAILED
 
     def approve(args: argparse.Namespace) -> int:
-        from sitegen.approvals.commands import change_record, grant
+        from sitegen.approvals.commands import change_record, gated_channel, grant, matches_now
 
         entry = grant(
             lambda: load(args),
@@ -97,6 +97,17 @@ def _add_approval_commands(add: AddCommand) -> None:
             expires=args.expires,
         )
         print(f"approved {entry.spec!r} for {entry.channel}")
+        config = load(args)
+        if not matches_now(config, entry):
+            # Kept (it approves a matching version once one arrives), but a typo such as
+            # "nunpy" would otherwise pass unnoticed.
+            source = gated_channel(config, entry.channel).approval
+            assert source is not None
+            log.warning(
+                "%r matches no package %s publishes now: it approves nothing until one arrives",
+                entry.spec,
+                source.source,
+            )
         return publish(args, entry.channel, [change_record("approve", entry)])
 
     def revoke(args: argparse.Namespace) -> int:
