@@ -430,9 +430,8 @@ def test_withdraw_without_an_approvals_file_leaves_none(tmp_path):
     assert not (tmp_path / "approvals.yaml").exists()
 
 
-def test_approving_a_spec_that_matches_nothing_says_so(tmp_path, caplog):
-    from sitegen.cli import main
-
+def _site_publishing_numpy(tmp_path):
+    """channels.yaml of a site whose source channel publishes (the record of) numpy."""
     numpy = CANDIDATES["linux-64"]["numpy-2.1.0-py312_0.conda"]
     source = tmp_path / "site" / "cloud" / "forge" / "linux-64"
     source.mkdir(parents=True)
@@ -441,6 +440,13 @@ def test_approving_a_spec_that_matches_nothing_says_so(tmp_path, caplog):
     (source / "repodata.json").write_text(json.dumps(repodata))
     config = tmp_path / "channels.yaml"
     config.write_text(CONFIG.replace("output: site", f"output: {tmp_path / 'site'}"))
+    return config
+
+
+def test_approving_a_spec_that_matches_nothing_says_so(tmp_path, caplog):
+    from sitegen.cli import main
+
+    config = _site_publishing_numpy(tmp_path)
     args = ["-c", str(config), "--by", "alice", "--reason", "r"]
     main(["approve", GATED, "nunpy", *args])
     assert "'nunpy' matches no package cloud/forge publishes now" in caplog.text
@@ -448,3 +454,19 @@ def test_approving_a_spec_that_matches_nothing_says_so(tmp_path, caplog):
     main(["approve", GATED, "numpy", *args])
     assert "matches no package" not in caplog.text
     assert (tmp_path / "approvals.yaml").read_text().count("- channel:") == 2
+
+
+def test_a_revocation_is_recorded_as_the_revokers_not_the_approvers(tmp_path):
+    import getpass
+
+    from sitegen.cli import main
+    from sitegen.store.site import Site
+    from sitegen.sync.history import History
+
+    config = _site_publishing_numpy(tmp_path)
+    main(["approve", GATED, "numpy", "-c", str(config), "--by", "alice", "--reason", "needed"])
+    main(["revoke", GATED, "numpy", "-c", str(config)])
+    (revoked,) = History(Site(tmp_path / "site")).runs()[0].approvals
+    assert revoked["action"] == "revoke"
+    # Without --by and --reason: whoever ran it, no reason; never alice's approval reason.
+    assert (revoked["by"], revoked["why"]) == (getpass.getuser(), "")

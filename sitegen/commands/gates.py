@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from dataclasses import replace
@@ -114,11 +115,10 @@ def _add_approval_commands(add: AddCommand) -> None:
         from sitegen.approvals.commands import change_record, withdraw
 
         removed = withdraw(lambda: load(args), args.channel, args.spec)
-        # The history names who revoked, and why, when given.
-        changes = [
-            change_record("revoke", replace(e, by=args.by or e.by, why=args.reason or e.why))
-            for e in removed
-        ]
+        # The history names who revoked and why: never the approver and the approval's
+        # reason, which would read as if the approver had revoked it for that reason.
+        by, why = args.by or getpass.getuser(), args.reason or ""
+        changes = [change_record("revoke", replace(e, by=by, why=why)) for e in removed]
         print(f"revoked {args.spec!r} for {removed[0].channel}")
         return publish(args, removed[0].channel, changes)
 
@@ -155,7 +155,9 @@ def _add_approval_commands(add: AddCommand) -> None:
     )
     approve_parser.add_argument("--expires", help="last day the approval holds, e.g. 2027-06-30")
     approve_parser.set_defaults(func=approve)
-    revoke_parser.add_argument("--by", help="who revokes it (recorded in the history)")
+    revoke_parser.add_argument(
+        "--by", help="who revokes it, recorded in the history (default: the current user)"
+    )
     revoke_parser.add_argument("--reason", help="why (recorded in the history)")
     revoke_parser.set_defaults(func=revoke)
     pending_parser.add_argument(
