@@ -170,3 +170,28 @@ def test_across_filesystems_a_file_replaced_since_it_was_checked_stays(tmp_path:
         assert not source.exists() and target.read_bytes() == b"second"
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_a_package_dropped_unreadable_to_others_is_published_readable(
+    tmp_path: Path, move: bool
+) -> None:
+    # A file written by mkstemp (0600) and renamed into the folder: a hard link would share
+    # that mode, and the web server could not read the file repodata lists.
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = local_config(site, folder, extra="move: true\n" if move else "")
+    foo = drop(folder, FOO, "conda")
+    digest = sha256_of(foo)
+    foo.chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        assert not run(config).failed
+        assert not run(config).failed
+    finally:
+        os.umask(old)
+    published_file = site / CHANNEL / "linux-64" / foo.name
+    assert sha256_of(published_file) == digest
+    assert published_file.stat().st_mode & 0o777 == 0o644
+    kept = local_store_path(site, MIRROR) / "linux-64" / foo.name if move else foo
+    assert sha256_of(kept) == digest  # moved into the store, or left in the folder
+    assert foo.exists() is not move

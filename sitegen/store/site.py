@@ -250,12 +250,17 @@ class Site:
             return False
         return True
 
-    def adopt(self, source: Path, target: Path, check: Callable[[Path], object]) -> None:
+    def adopt(
+        self, source: Path, target: Path, check: Callable[[Path], object], link: bool = True
+    ) -> None:
         """Publish ``source`` (outside the site, left as it is) as ``target``: hard-linked on
-        the same filesystem, else copied; ``check`` vets it (raising) before it is named."""
+        the same filesystem (unless ``link`` is false), else copied; ``check`` vets it
+        (raising) before it is named."""
         temp = self.temp_for(target)
         try:
             try:
+                if not link:
+                    raise OSError(errno.EXDEV, "a copy is wanted")
                 os.link(source, temp, follow_symlinks=False)
             except OSError as exc:
                 if exc.errno not in _NO_LINK:

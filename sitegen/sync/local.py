@@ -3,13 +3,15 @@
 A local mirror's folder stands where an upstream channel's repodata would: indexing yields a
 `FetchResult` and a `ParseResult` per subdir, exactly what fetching and parsing yield for an
 upstream mirror, so selection, merging, planning and publishing treat both alike. Its package
-files are then published by hard link (a copy across filesystems) from the folder, each
+files are then published by hard link (a copy across filesystems, or of a file others may not
+read, see :func:`readable_as_published`) from the folder, each
 verified against the record it will be listed under; the folder is never modified, unless the
 mirror says ``move: true`` (see :mod:`sitegen.sync.local_move`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -185,7 +187,11 @@ async def link_all(
             source = index.files[(record.subdir, record.fn)]
             try:
                 await trio.to_thread.run_sync(
-                    site.adopt, source, target, lambda path, r=record: hash_file(path, r)
+                    site.adopt,
+                    source,
+                    target,
+                    lambda path, r=record: hash_file(path, r),
+                    readable_as_published(source),
                 )
             except (OSError, VerifyError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
@@ -196,6 +202,27 @@ async def link_all(
                 continue
             outcome.files += 1
             outcome.bytes += record.size
+
+
+def process_umask() -> int:
+    """The process's umask, read without setting it (``os.umask`` would, for every thread)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
+def readable_as_published(source: Path) -> bool:
+    """Whether a folder's file may be published by hard link: only when it is readable by all
+    a file sitegen writes is readable by (its umask). A link shares the file's mode, so a
+    package dropped as 0600 would be published unreadable to the web server; it is copied,
+    with the mode of sitegen's own files, instead."""
+    wanted = 0o444 & ~process_umask()
+    try:
+        return os.stat(source, follow_symlinks=False).st_mode & wanted == wanted
+    except OSError:
+        return True  # the link attempt reports the error
 
 
 def source_candidates(site: Site, mirror: MirrorConfig, subdir: str, fn: str) -> list[Path]:
@@ -216,7 +243,9 @@ def restore(site: Site, mirror: MirrorConfig, record: Record, target: Path) -> s
         if not source.is_file():
             continue
         try:
-            site.adopt(source, target, lambda path: hash_file(path, record))
+            site.adopt(
+                source, target, lambda path: hash_file(path, record), readable_as_published(source)
+            )
             return None
         except VerifyError as exc:
             tried.append(f"{source}: {exc}")
