@@ -172,6 +172,32 @@ def test_across_filesystems_a_file_replaced_since_it_was_checked_stays(tmp_path:
         shutil.rmtree(folder)
 
 
+def test_on_one_filesystem_a_file_replaced_since_it_was_checked_stays(tmp_path: Path) -> None:
+    """The folder's name holds a newer file than the version the run checked: it neither goes
+    into the store unchecked (over the version stored there) nor is lost."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    source = folder / "a.conda"
+    source.write_bytes(b"first")
+    seen = os.stat(source)
+    identity = (seen.st_size, seen.st_mtime_ns, seen.st_ino)
+    site = Site(tmp_path / "site")
+    target = site.path(".sitegen", "local", "m", "linux-64", "a.conda")
+    site.ensure_dir(target.parent)
+    target.write_bytes(b"stored, checked")
+    replacement = folder / ".a.partial"
+    replacement.write_bytes(b"second")
+    os.replace(replacement, source)  # a new version, dropped after the run checked it
+    site.take(source, target, lambda path: None, identity)
+    assert source.read_bytes() == b"second"  # kept for the next run
+    assert target.read_bytes() == b"stored, checked"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.conda"]
+    again = os.stat(source)
+    site.take(source, target, lambda path: None, (again.st_size, again.st_mtime_ns, again.st_ino))
+    assert not source.exists() and target.read_bytes() == b"second"
+    assert list(folder.iterdir()) == []
+
+
 @pytest.mark.parametrize("move", [False, True])
 def test_a_package_dropped_unreadable_to_others_is_published_readable(
     tmp_path: Path, move: bool

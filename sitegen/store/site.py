@@ -29,15 +29,15 @@ from sitegen.store.compare import (
 )
 from sitegen.store.interface import PendingWrite
 from sitegen.store.pending import PendingFile, directory_fd, link_fd
+from sitegen.store.take import NO_LINK, take_file
 
 TEMP_PREFIX = ".sitegen-tmp-"
 # How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
+
+
 # A hard link fails, where a copy works, across filesystems, without link support, at the link
 # limit, or where the kernel forbids linking files the process does not own.
-_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP)
-
-
 class UnsafePathError(ValueError):
     """A path that would land outside the site directory."""
 
@@ -263,7 +263,7 @@ class Site:
                     raise OSError(errno.EXDEV, "a copy is wanted")
                 os.link(source, temp, follow_symlinks=False)
             except OSError as exc:
-                if exc.errno not in _NO_LINK:
+                if exc.errno not in NO_LINK:
                     raise
                 shutil.copyfile(source, temp, follow_symlinks=False)
             check(temp)
@@ -284,37 +284,9 @@ class Site:
         else copied, vetted by ``check``, synced and named before ``source`` is removed, so a
         failure at any point leaves the file in one place at least. ``identity``: the (size,
         mtime_ns, inode) of the version of ``source`` that ``check`` accepts; a source replaced
-        since is not removed. ``same_bytes``: a file of the site with that content, hard-linked
-        instead of copying ``source`` again."""
-        self.ensure_dir(target.parent)
-        try:
-            # Atomic: whatever version the name holds now moves, and none is lost.
-            os.rename(source, target)
-            return
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-        temp = self.temp_for(target)
-        try:
-            try:
-                if same_bytes is None:
-                    raise OSError(errno.EXDEV, "nothing to link")
-                os.link(same_bytes, temp, follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno not in _NO_LINK and exc.errno != errno.ENOENT:
-                    raise
-                shutil.copyfile(source, temp, follow_symlinks=False)
-            check(temp)
-            with open(temp, "rb") as handle:
-                os.fsync(handle.fileno())
-            self.commit(temp, target)
-        except BaseException:
-            self.discard(temp)
-            raise
-        now = os.stat(source, follow_symlinks=False)
-        if (now.st_size, now.st_mtime_ns, now.st_ino) == identity:
-            os.unlink(source)
-        # Else replaced since it was checked: the newer file stays for the next run.
+        since stays where it is, for the next run. ``same_bytes``: a file of the site with that
+        content, hard-linked instead of copying ``source`` again."""
+        take_file(self, source, target, check, identity, same_bytes)
 
     def clean_temp_files(self, directory: Path) -> int:
         """Remove temporaries left by processes that died; returns how many.
