@@ -32,7 +32,12 @@ from sitegen.conda.index import (
     BadPackage,
     index_package,
 )
-from sitegen.conda.records import REASON_NAME_MISMATCH, REASON_SUBDIR_MISMATCH
+from sitegen.conda.records import (
+    REASON_BAD_FIELDS,
+    REASON_BAD_TEXT,
+    REASON_NAME_MISMATCH,
+    REASON_SUBDIR_MISMATCH,
+)
 from sitegen.config import parse_config
 from sitegen.sync.local_index import FoundFile, read_one, scan_folder
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -316,6 +321,42 @@ def test_bad_packages_are_skipped_with_their_reasons(tmp_path: Path) -> None:
     assert examples == bad
     counted = sum(sum(sub.rejected.values()) for sub in mirror.subdirs.values())
     assert counted == len(bad)
+
+
+def test_metadata_that_repodata_cannot_carry_skips_the_package_not_the_run(
+    tmp_path: Path,
+) -> None:
+    """Python's JSON reader takes a lone surrogate escape and NaN or 1e999 in index.json: the
+    first cannot be written as UTF-8 (it ended the whole run, no mirror published), the others
+    would be published as null. Such packages are skipped as upstream records are; a broken
+    about.json field only costs the package that field."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, SPECS[:2])
+    stem = '"version": "1.0", "build": "0", "subdir": "linux-64", "depends": []'
+    bad = {
+        "surrogate-1.0-0.conda": ('{"name": "surrogate", "license": "\\ud800", ', REASON_BAD_TEXT),
+        "nan-1.0-0.tar.bz2": ('{"name": "nan", "build_number": 0, "x": NaN, ', REASON_BAD_FIELDS),
+        "huge-1.0-0.conda": ('{"name": "huge", "x": [1e999], ', REASON_BAD_FIELDS),
+    }
+    for fn, (head, _reason) in bad.items():
+        members = [("info/index.json", (head + stem + "}").encode())]
+        writer = write_conda if fn.endswith(".conda") else write_tar_bz2
+        writer(folder / fn, members)
+    about = info_members(index_of("about"), {"summary": "\ud800", "home": "https://x.org"})
+    about_fn = write_conda(folder / "about-1.0-0.conda", about).name
+
+    site = tmp_path / "site"
+    report = run(local_config(site, folder))
+    assert not report.failed
+    assert published(site, CHANNEL, "linux-64") == {*good, about_fn}
+    assert_channel_consistent(site, CHANNEL)
+    examples = {}
+    for sub in report.mirrors[0].subdirs.values():
+        examples.update(sub.rejected_examples)
+    assert examples == {fn: reason for fn, (_head, reason) in bad.items()}
+    channeldata = json.loads((site / CHANNEL / "channeldata.json").read_text())
+    assert channeldata["packages"]["about"]["home"] == "https://x.org"
+    assert "summary" not in channeldata["packages"]["about"]
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sitegen.conda.records import check_record
+from sitegen.conda.records import REASON_BAD_FIELDS, REASON_BAD_TEXT, check_record
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX, section_of
 
 INDEX_JSON = "info/index.json"
@@ -297,6 +297,13 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
         raise BadPackage(REASON_BAD_INDEX)
     if not all(isinstance(index.get(k), str) for k in ("name", "version", "build", "subdir")):
         raise BadPackage(REASON_INDEX_KEYS)
+    # Python's JSON reader takes what repodata cannot carry: a lone surrogate escape
+    # ("\\ud800") cannot be written as UTF-8 (the index cache and repodata would fail to
+    # encode, ending the whole run), and NaN or 1e999 would be published as null. Refused as
+    # upstream records holding them are.
+    problem = _unwritable(index)
+    if problem is not None:
+        raise BadPackage(problem)
     try:
         # Only descriptive: a broken about.json costs the package its summary, not its place.
         about = _json(members[ABOUT_JSON]) if ABOUT_JSON in members else {}
@@ -353,13 +360,28 @@ def _json(data: bytes) -> Any:
         raise BadPackage(REASON_BAD_INDEX) from None
 
 
+def _unwritable(value: Any) -> str | None:
+    """Why ``value`` cannot be written out as JSON in UTF-8 (the reason upstream records get),
+    or None when it can."""
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return REASON_BAD_TEXT
+    except (ValueError, RecursionError):  # NaN or an infinity
+        return REASON_BAD_FIELDS
+    return None
+
+
 def _about_fields(about: Any) -> dict[str, Any]:
-    """The descriptive fields, as text (license_file: a name or a list of names)."""
+    """The descriptive fields, as text (license_file: a name or a list of names); a field
+    that cannot be written out (a lone surrogate escape) is left out."""
     if not isinstance(about, dict):
         return {}
     out: dict[str, Any] = {}
     for key in ABOUT_FIELDS:
         value = about.get(key)
+        if _unwritable(value) is not None:
+            continue
         if isinstance(value, str) and value.strip():
             out[key] = value
         elif key == "license_file" and isinstance(value, list):
