@@ -265,6 +265,8 @@ PREFIX = "channels.yaml:7: channels.cloud/forge.filters.advisories.files[0]: bad
         ("{not json", "bad.json: line 1: not valid JSON"),
         ('{"id": "X", "affected": [NaN]}', "bad.json: not valid JSON"),
         (b"\xff\xfe", "bad.json: not UTF-8 text"),
+        ('{"id": "X", "summary": "\\ud800"}', "bad.json: not UTF-8 text"),
+        ('{"id": "X", "aliases": ["CVE-\\udfff"]}', "bad.json: not UTF-8 text"),
         ("[" * 100_000 + "]" * 100_000, "bad.json: not valid JSON: nested too deeply"),
         ("[1]", "bad.json: [0]: expected an object"),
         ('{"summary": "no id"}', "bad.json: (top level): missing required key 'id'"),

@@ -147,6 +147,12 @@ def parse_bytes(data: bytes, file: Path) -> list[Advisory]:
         # A few hundred kilobytes of brackets exhaust the decoder's stack: a bad file, which
         # must stop the configuration with its name, not crash the run with a traceback.
         raise OsvError(file, "", "not valid JSON: nested too deeply") from None
+    try:
+        # A lone surrogate escape ("\\ud800") reads as a str that cannot be written as UTF-8:
+        # in an id or summary it would end the run (the run record, the pages) mid-way.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise OsvError(file, "", "not UTF-8 text (a lone surrogate escape)") from None
     if isinstance(document, list):
         return [_advisory(_Node(item, f"[{i}]", file)) for i, item in enumerate(document)]
     return [_advisory(_Node(document, "", file))]
