@@ -441,6 +441,47 @@ async def test_package_name_longer_than_a_file_name_does_not_stop_the_render(
     assert (site / CHANNEL / "index.html").is_file()
 
 
+@pytest.mark.parametrize("tmpfile", [True, False], ids=["o_tmpfile", "named-temporaries"])
+async def test_a_file_name_of_255_bytes_mirrors_renders_and_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmpfile: bool
+) -> None:
+    """A file name may take all 255 bytes, and its name all but the version and build: the
+    temporaries beside the file (without O_TMPFILE, and a re-upload waiting under its staging
+    name) and beside its page must fit too. They were longer than a file name may be, so the
+    render failed for the whole site (and the file could not be stored without O_TMPFILE)."""
+    if not tmpfile:
+        monkeypatch.delattr(os, "O_TMPFILE")  # as on a filesystem without it
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    long_name = "n" * 240
+    fn = f"{long_name}-2.0-h1_0.conda"
+    assert len(fn) == 255
+    record = {**document["packages.conda"]["beta-2.0-h1_0.conda"], "name": long_name}
+    document["packages.conda"][fn] = record
+    data = (root / LINUX / "beta-2.0-h1_0.conda").read_bytes()
+    (root / LINUX / fn).write_bytes(data)
+    set_repodata(root, LINUX, _serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        config = _config(site, server.url)
+        report = await _mirror(config)
+        assert report.status == COMPLETED, (report.errors, report.channels)
+        await trio.to_thread.run_sync(render_site, config)
+        assert (site / CHANNEL / "packages" / f"{long_name}.html").is_file()
+        # Re-uploaded: other bytes of the same size under the same name, staged until published.
+        data = bytes(b ^ 0x55 for b in data)
+        (root / LINUX / fn).write_bytes(data)
+        record["sha256"] = hashlib.sha256(data).hexdigest()
+        record["md5"] = hashlib.md5(data).hexdigest()
+        set_repodata(root, LINUX, _serialise(document))
+        report = await _mirror(config)
+    assert report.status == COMPLETED, (report.errors, report.channels)
+    assert (site / CHANNEL / LINUX / fn).read_bytes() == data
+    await trio.to_thread.run_sync(render_site, config)
+    assert_site_invariant(site)
+
+
 async def test_one_record_claiming_a_tebibyte_fails_alone(tmp_path: Path) -> None:
     """``size: 1 << 40`` is a size a package may have, but no disk here holds it: that file
     fails (named in the report), and the free-space guard weighs the others, which are

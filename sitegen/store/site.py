@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import hashlib
 import os
 import secrets
 import shutil
@@ -74,7 +75,8 @@ class Site:
     def temp_for(self, target: Path) -> Path:
         """A fresh temporary name beside target; never a published name."""
         self.ensure_dir(target.parent)
-        return target.parent / f"{TEMP_PREFIX}{os.getpid()}-{target.name}.{secrets.token_hex(4)}"
+        name = _temp_part(target.name)
+        return target.parent / f"{TEMP_PREFIX}{os.getpid()}-{name}.{secrets.token_hex(4)}"
 
     def pending(self, target: Path) -> PendingFile:
         """A new, empty file that will become ``target`` once committed (see PendingFile)."""
@@ -241,7 +243,7 @@ class Site:
 
     def staging_for(self, target: Path) -> Path:
         """A temporary name where a replacement for a published file waits for its turn."""
-        return target.parent / f"{TEMP_PREFIX}{os.getpid()}-staged-{target.name}"
+        return target.parent / f"{TEMP_PREFIX}{os.getpid()}-staged-{_temp_part(target.name)}"
 
     def remove(self, target: Path) -> bool:
         try:
@@ -348,6 +350,13 @@ def _can_link_unnamed(directory: Path) -> bool:
     with contextlib.suppress(FileNotFoundError):
         probe.unlink()
     return True
+
+
+def _temp_part(name: str) -> str:
+    """``name`` in a temporary's name: a name may take all 255 bytes a file name has, so a long
+    one stands in as its head and a digest of it (one per target, never ENAMETOOLONG)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    return name if len(raw) <= 120 else f"{name[:60]}~{hashlib.sha256(raw).hexdigest()[:32]}"
 
 
 def temp_writer_alive(name: str) -> bool:
