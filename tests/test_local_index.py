@@ -34,6 +34,7 @@ from sitegen.conda.index import (
 )
 from sitegen.conda.records import (
     REASON_BAD_FIELDS,
+    REASON_BAD_FILENAME,
     REASON_BAD_TEXT,
     REASON_NAME_MISMATCH,
     REASON_SUBDIR_MISMATCH,
@@ -357,6 +358,32 @@ def test_metadata_that_repodata_cannot_carry_skips_the_package_not_the_run(
     channeldata = json.loads((site / CHANNEL / "channeldata.json").read_text())
     assert channeldata["packages"]["about"]["home"] == "https://x.org"
     assert "summary" not in channeldata["packages"]["about"]
+
+
+def test_a_file_name_that_is_not_printable_text_is_rejected_as_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dropped file whose name is not UTF-8 ended the whole run (the index cache and the run
+    report could not be written), and one with a newline or terminal escapes wrote them into
+    the log as they were. Neither can be published: each is rejected without being read, shown
+    quoted on one line; the good packages are published."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, SPECS[:2])
+    source = bytes(next(iter(good.values())))
+    names = [b"g\xffood-1.0-0.conda", b"x\nERROR forged line\x1b[2J-1.0-0.conda"]
+    for name in names:
+        os.link(source, bytes(folder) + b"/" + name)
+    site = tmp_path / "site"
+    with caplog.at_level("WARNING", logger="sitegen"):
+        report = run(local_config(site, folder))
+    assert not report.failed
+    assert published(site, CHANNEL, "linux-64") == set(good)
+    examples = {}
+    for sub in report.mirrors[0].subdirs.values():
+        examples.update(sub.rejected_examples)
+    shown = [repr(os.fsdecode(name)) for name in names]
+    assert examples == dict.fromkeys(shown, REASON_BAD_FILENAME)
+    assert all(message.isprintable() for message in caplog.messages), caplog.messages
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from sitegen.conda.index import (
     index_package,
     without_build_keys,
 )
-from sitegen.conda.records import REASON_SUBDIR_MISMATCH, Record, Repodata
+from sitegen.conda.records import REASON_BAD_FILENAME, REASON_SUBDIR_MISMATCH, Record, Repodata
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.config.subdirs import KNOWN_SUBDIRS
 
@@ -113,9 +113,17 @@ def _found(entry: os.DirEntry[str], relpath: str, folder_subdir: str | None) -> 
     return FoundFile(relpath, folder_subdir, FileStat.of(result) if regular else None)
 
 
+def plain_name(found: FoundFile) -> bool:
+    """Whether the file's path can be logged on one line and written as UTF-8 (the index
+    cache, the run report). One that cannot (bytes that are not UTF-8, a newline, terminal
+    escapes) is never published, so it is not even read: it is rejected as named."""
+    return found.relpath.isprintable()
+
+
 def needs_reading(found: FoundFile, cache: dict[str, CacheEntry]) -> bool:
     entry = cache.get(found.relpath)
-    return found.stat is not None and (entry is None or entry.stat != found.stat)
+    fresh = entry is None or entry.stat != found.stat
+    return found.stat is not None and fresh and plain_name(found)
 
 
 def read_one(folder: Path, found: FoundFile) -> CacheEntry:
@@ -168,10 +176,14 @@ def build_index(
     def reject(found: FoundFile, subdir: str | None, reason: str) -> None:
         where = subdir if subdir in index.repodata else FALLBACK_SUBDIR
         name = found.relpath.rsplit("/", 1)[-1]
-        index.repodata[where].rejected[name] = reason
-        index.details.append(f"{found.relpath}: {reason}")
+        shown = (name, found.relpath) if plain_name(found) else (repr(name), repr(found.relpath))
+        index.repodata[where].rejected[shown[0]] = reason
+        index.details.append(f"{shown[1]}: {reason}")
 
     for item in found:
+        if not plain_name(item):
+            reject(item, item.folder_subdir, REASON_BAD_FILENAME)
+            continue
         entry = cache.get(item.relpath)
         if item.stat is None or entry is None:
             reject(item, item.folder_subdir, REASON_NOT_FILE)
