@@ -72,7 +72,18 @@ def test_add_refuses_bad_files_and_adds_nothing(
         tmp_path / "build" / "win-1.0-0.conda",
         info_members(index_of("win", subdir="win-64")),
     )
-    files = [str(good), str(renamed), str(broken), str(wrong_subdir)]
+    # What the package says of itself is quoted on one line, not written to the terminal as
+    # it is (a newline forging an output line, escapes clearing the screen).
+    escapes = write_conda(
+        tmp_path / "build" / "esc-1.0-0.conda",
+        info_members(index_of("esc\nOK: added\x1b[2J")),
+    )
+    escaped_subdir = write_conda(
+        tmp_path / "build" / "sub-1.0-0.conda",
+        info_members(index_of("sub", subdir="linux-64\x1b[2J")),
+    )
+    files = [str(good), str(renamed), str(broken), str(wrong_subdir), str(escapes)]
+    files.append(str(escaped_subdir))
     code = main(["add", CHANNEL, *files, "-c", str(config)])
     assert code == EXIT_FAILED
     err = capsys.readouterr().err
@@ -80,6 +91,9 @@ def test_add_refuses_bad_files_and_adds_nothing(
     assert "broken-1.0-0.conda: info/index.json is not a JSON object" in err
     assert "win-1.0-0.conda: subdir win-64 is not published" in err
     assert "nothing was added" in err
+    assert "\x1b" not in err and "\nOK: added" not in err
+    assert "esc-1.0-0.conda: filename disagrees with name-version-build" in err
+    assert "sub-1.0-0.conda: subdir 'linux-64\\x1b[2J' is not published" in err
     assert not folder.exists()
     assert not (tmp_path / "site").exists()
 

@@ -92,6 +92,9 @@ class BadPackage(Exception):
     """A package file that cannot be indexed; ``reason`` is categorical, ``detail`` specific."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
+        # The detail quotes the package (its index.json's name, its member names): on one
+        # printable line, as `sitegen add` prints it, whatever control characters it holds.
+        detail = detail if detail.isprintable() else repr(detail)
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail

@@ -87,7 +87,8 @@ def check_files(mirror: MirrorConfig, paths: list[Path]) -> tuple[list[Checked],
             continue
         if package.subdir not in mirror.subdirs:
             listed = ", ".join(mirror.subdirs)
-            problems.append(f"{path}: subdir {package.subdir} is not published ({listed})")
+            subdir = package.subdir if package.subdir.isprintable() else repr(package.subdir)
+            problems.append(f"{path}: subdir {subdir} is not published ({listed})")
             continue
         good.append(Checked(path, package))
     return good, problems
