@@ -117,3 +117,25 @@ def test_a_file_vanishing_mid_read_is_skipped_and_the_rest_publish(
     else:
         assert rejected.get(victim.name) in (REASON_TRUNCATED, REASON_UNREADABLE)
     assert_channel_consistent(site, CHANNEL)
+
+
+def test_repair_never_publishes_a_symlink_from_the_folder(tmp_path: Path) -> None:
+    """A symlink in the folder under a published name, pointing at a file with the right
+    bytes: the web server would serve whatever its target becomes (any file the server may
+    read). Publishing links the folder's name itself, so the check of the bytes passed through
+    the symlink and the site held a symlink out of it; it must be refused."""
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = local_config(site, folder)
+    foo = drop(folder, SPECS[0], "conda")
+    assert not run(config).failed
+    published_file = site / CHANNEL / "linux-64" / foo.name
+    published_file.unlink()
+    elsewhere = tmp_path / "elsewhere" / foo.name
+    elsewhere.parent.mkdir()
+    os.replace(foo, elsewhere)
+    foo.symlink_to(elsewhere)
+    report = trio.run(verify_site, config, True)
+    (problem,) = report.problems
+    assert not problem.repaired, problem
+    assert not published_file.is_symlink()
+    assert not published_file.exists()

@@ -18,6 +18,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -268,6 +269,9 @@ class Site:
                 if exc.errno not in NO_LINK:
                     raise
                 shutil.copyfile(source, temp, follow_symlinks=False)
+            # A symlink swapped in is linked as one, read through by ``check``: never served.
+            if not stat.S_ISREG(os.lstat(temp).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(source))
             check(temp)
             self.commit(temp, target)
         except BaseException:
@@ -353,8 +357,7 @@ def _can_link_unnamed(directory: Path) -> bool:
 
 
 def _temp_part(name: str) -> str:
-    """``name`` in a temporary's name: a name may take all 255 bytes a file name has, so a long
-    one stands in as its head and a digest of it (one per target, never ENAMETOOLONG)."""
+    """``name`` in a temporary's: a long one (up to 255 bytes) as its head and digest."""
     raw = name.encode("utf-8", "surrogateescape")
     return name if len(raw) <= 120 else f"{name[:60]}~{hashlib.sha256(raw).hexdigest()[:32]}"
 
