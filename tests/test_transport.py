@@ -37,7 +37,7 @@ from sitegen.store.site import TEMP_PREFIX, PendingFile, Site
 from sitegen.store.writer import open_disk_writer
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
-from testkit.faults import hang, redirect
+from testkit.faults import hang, redirect, slow_drip
 from testkit.require import require_tool
 from testkit.site import assert_channel_consistent, site_config
 from testkit.upstream import (
@@ -380,9 +380,9 @@ async def test_credentials_in_the_url_go_to_their_origin_only(
 
 
 @contextlib.asynccontextmanager
-async def upstream_at(server: UpstreamServer) -> AsyncIterator[Upstream]:
+async def upstream_at(server: UpstreamServer, timeout: float = 60) -> AsyncIterator[Upstream]:
     """An Upstream for the server; jobs made by :func:`job_at` fetch files from its root."""
-    settings = DownloadSettings(concurrency=8, per_host=8, retries=0, timeout=60)
+    settings = DownloadSettings(concurrency=8, per_host=8, retries=0, timeout=timeout)
     mirror = MirrorConfig(name="up", url=server.url, subdirs=("linux-64",))
     client = make_client(settings)
     try:
@@ -821,3 +821,22 @@ async def test_mirrors_on_one_host_share_its_connection_limit_whatever_their_cre
         limiters = {name: upstream.host_limiter for name, upstream in upstreams.items()}
         assert limiters["a"] is limiters["b"] is limiters["c"]
         assert limiters["d"] is not limiters["a"]
+
+
+async def test_a_drip_below_the_minimum_rate_is_cut_off_whatever_size_it_claims(
+    server: UpstreamServer, tmp_path: Path
+) -> None:
+    """A large file (its claimed size would grant it minutes at the minimum rate) dripping a
+    few hundred bytes a second: cut off once its bytes stop paying for the wait, as stalled,
+    not left to hold the run until the server itself gives up."""
+    fn = "drip-1.0-0.conda"
+    data = os.urandom(3 << 20)  # 3 MiB: over three minutes at the minimum rate of 16 KiB/s
+    (server.root / fn).write_bytes(data)
+    server.add_fault(f"/{fn}", slow_drip(16, 0.05, max_seconds=20))
+    site = Site(tmp_path / "site")
+    target = site.path("linux-64", fn)
+    async with upstream_at(server, timeout=0.5) as upstream, open_disk_writer() as writer:
+        result = await download(job_at(upstream, record_for(fn, data), target), site, writer, 0)
+    assert not result.ok
+    assert "TooSlowError" in result.error, result.error
+    assert not target.exists() and not temporaries(target.parent)

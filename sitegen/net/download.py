@@ -7,9 +7,8 @@ then reported; nothing unverified ever sits under a package's name.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,6 +18,7 @@ import trio
 
 from sitegen.conda.records import Record
 from sitegen.net.activity import Transfer
+from sitegen.net.checksums import Hasher, VerifyError, hash_chunks
 from sitegen.net.failures import describe_error, log_retry, retry_after, retry_delay
 from sitegen.net.upstream import MIN_RATE, RETRY_STATUS, Upstream, UpstreamError
 from sitegen.store.site import PendingFile, Site
@@ -28,10 +28,6 @@ from sitegen.store.writer import DiskWriter
 # file is not held to a single connection's bandwidth (CDNs and proxies often cap those).
 SPLIT_PART = 8 << 20
 MAX_PARTS = 8
-
-
-class VerifyError(Exception):
-    """Downloaded bytes do not match the record."""
 
 
 @dataclass
@@ -51,63 +47,6 @@ class DownloadResult:
     ok: bool
     bytes: int = 0
     error: str = ""
-
-
-class Hasher:
-    """Checks bytes against a record: sha256 when present, md5 otherwise, and size."""
-
-    def __init__(self, record: Record) -> None:
-        self.record = record
-        self.sha256 = record.sha256.lower() if record.sha256 else None
-        self.md5 = None if self.sha256 else (record.md5 or "").lower()
-        self._hash = hashlib.sha256() if self.sha256 else hashlib.md5()
-        self.size = 0
-
-    def update(self, chunk: bytes) -> None:
-        self.count(len(chunk))
-        self._hash.update(chunk)
-
-    def count(self, size: int) -> None:
-        """Add ``size`` bytes to the total; too many is an error before any hashing."""
-        self.size += size
-        if self.size > self.record.size:
-            raise VerifyError(f"more than the expected {self.record.size} bytes")
-
-    def digest_update(self, chunk: bytes) -> None:
-        self._hash.update(chunk)
-
-    def verify(self) -> None:
-        if self.size != self.record.size:
-            raise VerifyError(f"size {self.size} != expected {self.record.size}")
-        digest = self._hash.hexdigest()
-        expected = self.sha256 or self.md5
-        if digest != expected:
-            kind = "sha256" if self.sha256 else "md5"
-            raise VerifyError(f"{kind} {digest} != expected {expected}")
-
-
-def hash_chunks(chunks: Iterable[bytes], record: Record) -> int:
-    """Hash bytes against a record; their size, or VerifyError."""
-    hasher = Hasher(record)
-    for chunk in chunks:
-        hasher.update(chunk)
-    hasher.verify()
-    return hasher.size
-
-
-def hash_file(path: Path, record: Record) -> int:
-    """Re-hash a file on disk against its record; its size, or VerifyError."""
-    with open(path, "rb") as handle:
-        return hash_chunks(iter(partial(handle.read, 1 << 20), b""), record)
-
-
-def file_matches(path: Path, record: Record) -> bool:
-    """Re-hash a file on disk against its record (for --verify)."""
-    try:
-        hash_file(path, record)
-    except (OSError, VerifyError):
-        return False
-    return True
 
 
 def split_spans(size: int) -> list[tuple[int, int]]:
@@ -214,7 +153,28 @@ def _check_encoding(headers: Mapping[str, str]) -> None:
 
 
 def _deadline(upstream: Upstream, size: int) -> float:
+    """The most a transfer of ``size`` bytes may take (its claimed size's time)."""
     return upstream.settings.timeout + size / MIN_RATE
+
+
+class _Pace:
+    """A transfer's deadline as its bytes arrive: ``timeout`` for the first ones, then the
+    time the bytes received earn at MIN_RATE, never beyond ``cap`` seconds. A server dripping
+    below the minimum rate is cut off once its bytes stop paying for the wait, not after the
+    days a large claimed size would grant it (holding the run and the site lock)."""
+
+    def __init__(self, scope: trio.CancelScope, timeout: float, cap: float) -> None:
+        self.scope = scope
+        self.timeout = timeout
+        self.start = trio.current_time()
+        self.cap_at = self.start + cap
+        self.received = 0
+        scope.deadline = min(self.cap_at, self.start + timeout)
+
+    def add(self, size: int) -> None:
+        self.received += size
+        earned = self.start + self.timeout + self.received / MIN_RATE
+        self.scope.deadline = min(self.cap_at, earned)
 
 
 async def _fetch(
@@ -235,13 +195,15 @@ async def _fetch(
             async with upstream.host_limiter:
                 with (
                     upstream.activity.transfer(upstream.safe_url(_url(job))) as transfer,
-                    trio.fail_after(_deadline(upstream, record.size)),
+                    trio.fail_after(_deadline(upstream, record.size)) as scope,
                 ):
+                    pace = _Pace(scope, upstream.settings.timeout, _deadline(upstream, record.size))
                     async with upstream.client.stream(_url(job)) as response:
                         if response.status_code != 200:
                             raise _refusal(response.status_code, response.headers)
                         _check_encoding(response.headers)
                         async for chunk in response.aiter_raw():
+                            pace.add(len(chunk))
                             hasher.count(len(chunk))
                             await stream.write(chunk)
                             upstream.activity.add(transfer, len(chunk))
@@ -289,8 +251,9 @@ async def _fetch_split(
                 size = job.record.size if part is parts[0] else part.end - part.start
                 try:
                     async with upstream.host_limiter:
-                        with trio.fail_after(_deadline(upstream, size)):
-                            await part.fetch()
+                        cap = _deadline(upstream, size)
+                        with trio.fail_after(cap) as scope:
+                            await part.fetch(_Pace(scope, upstream.settings.timeout, cap))
                 except Exception as exc:
                     errors.append(exc)
                     nursery.cancel_scope.cancel()  # the other parts are of no use now
@@ -333,14 +296,14 @@ class _Part:
         self.ranged = False
         self.on_ranged: Callable[[], object] | None = None  # told when a 206 arrives
 
-    async def fetch(self) -> None:
+    async def fetch(self, pace: _Pace) -> None:
         upstream = self.job.upstream
         headers = {"Range": f"bytes={self.start}-{self.end - 1}"}
         what = f"{upstream.safe_url(_url(self.job))} (bytes {self.start}-{self.end - 1})"
         with upstream.activity.transfer(what) as transfer:
-            await self._fetch(headers, transfer)
+            await self._fetch(headers, transfer, pace)
 
-    async def _fetch(self, headers: dict[str, str], transfer: Transfer) -> None:
+    async def _fetch(self, headers: dict[str, str], transfer: Transfer, pace: _Pace) -> None:
         record = self.job.record
         async with (
             self.job.upstream.client.stream(_url(self.job), headers) as response,
@@ -366,6 +329,7 @@ class _Part:
                 raise _refusal(response.status_code, response.headers)
             written = 0
             async for chunk in response.aiter_raw():
+                pace.add(len(chunk))
                 if written + len(chunk) > end - start:
                     raise VerifyError(f"more than the expected {record.size} bytes")
                 await stream.write(chunk)

@@ -20,7 +20,8 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings
 from sitegen.layout import progress_path
-from sitegen.net.download import DownloadJob, download, file_matches
+from sitegen.net.checksums import file_matches
+from sitegen.net.download import DownloadJob, download
 from sitegen.net.upstream import Upstream
 from sitegen.store.site import Site
 from sitegen.store.writer import DiskWriter, open_disk_writer

@@ -24,7 +24,7 @@ from sitegen.conda.records import Record
 from sitegen.config import MirrorConfig
 from sitegen.config.local_source import KIND
 from sitegen.layout import local_index_path, local_store_index_path, local_store_path
-from sitegen.net.download import VerifyError, hash_file
+from sitegen.net.checksums import VerifyError, hash_file
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FETCHED, FetchResult, ParseResult, SubdirKey

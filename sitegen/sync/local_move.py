@@ -21,7 +21,7 @@ import trio
 from sitegen.conda.records import Record, RepodataError, parse_repodata
 from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.layout import local_index_path, local_store_index_path, local_store_path
-from sitegen.net.download import VerifyError, hash_file
+from sitegen.net.checksums import VerifyError, hash_file
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync.local import LocalSources, folder_of, read_or_none, write_state

@@ -33,7 +33,8 @@ from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodat
 from sitegen.conda.shards import ShardError
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import REPODATA_BZ2, metadata_files, retired_shards_path
-from sitegen.net.download import DownloadJob, download, file_matches
+from sitegen.net.checksums import file_matches
+from sitegen.net.download import DownloadJob, download
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
 from sitegen.store.lock import SiteLock, SiteLocked
