@@ -191,14 +191,18 @@ async def test_plain_repodata_json_when_upstream_has_no_zst(
     assert_channel_consistent(site, CHANNEL)
 
 
-async def test_info_removed_version_and_unknown_keys_are_kept(
-    tmp_path: Path, upstream_server_factory
+@pytest.mark.parametrize("version", [1, 2, 99])
+async def test_info_removed_and_unknown_keys_are_kept(
+    tmp_path: Path, upstream_server_factory, version: int
 ) -> None:
+    """The document's other keys survive filtering; its ``repodata_version`` is the one of
+    what sitegen writes (1: records beside it, no base_url), not upstream's: a version a
+    client does not know (99) would make conda refuse the mirrored subdir."""
     root = tmp_path / "upstream"
     extra = {
         "info": {"arch": "x86_64", "platform": "linux", "x_vendor": "example"},
         "removed": ["zlib-1.2.11-h0_0.tar.bz2", "readline-8.1-h0_0.conda"],
-        "repodata_version": 1,
+        "repodata_version": version,
         "x_future_key": {"shards": False, "list": [1, 2]},
     }
     write_channel(root, PACKAGES, extra, zst=True)

@@ -207,10 +207,10 @@ async def _parse_one(
     base_url = repodata.info.pop("base_url", None)
     if not isinstance(base_url, str):
         base_url = None  # (CEP-15 says a string; anything else names no place to fetch from)
-    if base_url:
-        # CEP-15: packages live elsewhere; fetch them there (Upstream.package_url), serve them
-        # here.
-        repodata.extra["repodata_version"] = 1
+    # The version of the document sitegen publishes: 1, its records beside it and no
+    # base_url (CEP-15's packages elsewhere are fetched from there and served here).
+    # Upstream's own (2 with a base_url, or one no client knows) describes upstream's.
+    repodata.extra["repodata_version"] = 1
     results[key] = ParseResult(repodata, base_url=base_url)
     for fn, reason in list(repodata.rejected.items())[:20]:
         log.warning("%s/%s: skipped %s: %s", mirror.name, subdir, fn, reason)
