@@ -21,6 +21,7 @@ import zstandard
 
 from sitegen.cli import main
 from sitegen.store.lock import SiteLock
+from sitegen.tools import verify as verify_mod
 from sitegen.tools.example_channel import write_channel
 from testkit.faults import CHANNEL, small_packages, write_config
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
@@ -177,6 +178,38 @@ def test_repair_does_not_touch_a_site_a_run_is_writing(
         code = main(["verify", "-c", str(config), "--repair"])
     assert code != 0
     assert (site / CHANNEL / LINUX / TEMP).exists()
+
+
+def test_verify_while_a_run_works_on_the_site_says_so_instead_of_reporting_its_files(
+    mirrored: tuple[Path, Path, UpstreamServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run replacing files makes them read as missing or corrupt: a check made meanwhile
+    exits 3 saying a run held the site, whether it held it at the start or took it during
+    the check, rather than reporting the run's work as damage."""
+    config, site, _server = mirrored
+    (site / CHANNEL / LINUX / MISSING).unlink()  # as a run replacing it would leave it
+    capsys.readouterr()
+    with SiteLock(site / ".sitegen"):
+        assert main(["verify", "-c", str(config)]) == 3
+    out = capsys.readouterr().out
+    assert "locked: .sitegen/lock: a run (pid" in out and _problems(out) == {}
+
+    checking = verify_mod._verify
+
+    async def run_starts_meanwhile(*args: object, **kwargs: object) -> None:
+        with SiteLock(site / ".sitegen"):  # a run takes the site and lets it go
+            pass
+        await checking(*args, **kwargs)
+
+    monkeypatch.setattr(verify_mod, "_verify", run_starts_meanwhile)
+    assert main(["verify", "-c", str(config)]) == 3
+    out = capsys.readouterr().out
+    assert "a run worked on the site during the check" in out
+    monkeypatch.undo()
+    assert main(["verify", "-c", str(config)]) == 1  # at rest: the file is missing
+    assert _problems(capsys.readouterr().out) == {f"{CHANNEL}/{LINUX}/{MISSING}": "missing"}
 
 
 def test_temporary_of_a_live_writer_is_not_debris(

@@ -32,12 +32,12 @@ import zstandard
 from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.conda.shards import ShardError
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.layout import REPODATA_BZ2, metadata_files, retired_shards_path
+from sitegen.layout import LOCK_NAME, REPODATA_BZ2, metadata_files, retired_shards_path
 from sitegen.net.checksums import file_matches
 from sitegen.net.download import DownloadJob, download
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
-from sitegen.store.lock import SiteLock, SiteLocked
+from sitegen.store.lock import SiteLock, SiteLocked, lock_holder
 from sitegen.store.origins import Origins, load_origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.store.writer import open_disk_writer
@@ -163,7 +163,19 @@ async def verify_site(config: SiteConfig, repair: bool = False) -> VerifyReport:
     site = Site(config.output)
     report = VerifyReport()
     if not repair:
+        # A check of a site at rest: a run changes files under it (a file it is replacing
+        # reads as missing or corrupt). Not under the lock, which a long check would hold
+        # against the scheduled runs: a run found at the start or since then is reported.
+        before = _lock_state(site)
+        holder = lock_holder(site.state_dir)
+        if holder is not None:
+            why = f"a run (pid {holder}) is working on the site; nothing was checked"
+            report.problems.append(Problem(".sitegen/lock", "locked", why))
+            return report
         await _verify(config, site, report, repair=False)
+        if lock_holder(site.state_dir) is not None or _lock_state(site) != before:
+            why = "a run worked on the site during the check: what it found may be that run's work"
+            report.problems.append(Problem(".sitegen/lock", "locked", why + "; check again"))
         return report
     lock = SiteLock(site.state_dir)
     try:
@@ -178,6 +190,15 @@ async def verify_site(config: SiteConfig, repair: bool = False) -> VerifyReport:
     finally:
         lock.release()
     return report
+
+
+def _lock_state(site: Site) -> tuple[int, int] | None:
+    """The lock file's change time and inode: a run taking the lock rewrites it (its pid)."""
+    try:
+        st = (site.state_dir / LOCK_NAME).stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ino)
 
 
 async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: bool) -> None:
