@@ -243,5 +243,9 @@ def test_every_non_zero_exit_runs_on_failure_and_says_why(
         assert summary["exit_status"] == EXIT_FAILED
         assert any("rendering the pages failed" in e for e in summary["errors"]), summary
         assert "error" in summary["summary"]
+        # Nothing was due: no record, so no page to point at; a run that ran has one.
+        recorded = (tmp_path / "site" / "history" / "runs" / f"{summary['run']}.json").is_file()
+        assert recorded == (argv == [])
+        assert (summary["page"] is None) == (not recorded), summary["page"]
         failed.unlink()
     assert not ok.exists()

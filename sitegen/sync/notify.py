@@ -167,6 +167,8 @@ def notify_run(
         return
 
     summary = run_summary(report, config, exit_status, make_scrub(config), afterwards)
+    if not (layout.runs_dir(config.output) / f"{report.id}.json").is_file():
+        summary["page"] = None  # nothing was recorded (nothing was due): no page shows it
     data = json.dumps(summary, indent=1).encode()
     try:
         run_hook(argv, data, config.notify.timeout, child_environment(config))
