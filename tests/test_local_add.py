@@ -107,3 +107,24 @@ def test_add_to_an_unknown_channel_or_one_without_a_local_source_is_a_usage_erro
     assert "no channel 'no/such'" in capsys.readouterr().err
     assert main(["add", "cloud/upstream-only", str(package), "-c", str(config)]) == EXIT_CONFIG
     assert "has no local source" in capsys.readouterr().err
+
+
+def test_a_package_whose_file_name_is_near_the_limit_is_added_and_moved(tmp_path: Path) -> None:
+    """A file name of 252 bytes (records may have up to 255): the temporaries beside it while
+    it is copied in and moved to the store must fit the file system too."""
+    folder = tmp_path / "incoming"
+    config = _config(tmp_path, folder)
+    config.write_text(
+        config.read_text().replace(
+            "subdirs: [linux-64]\n", "subdirs: [linux-64]\n    move: true\n", 1
+        )
+    )
+    name = "long-" + "n" * 235
+    package = tmp_path / "build" / f"{name}-1.0-0.conda"
+    write_conda(package, info_members(index_of(name, subdir="linux-64")))
+    assert len(package.name.encode()) == 252
+    assert main(["add", CHANNEL, str(package), "-c", str(config)]) == EXIT_OK
+    site = tmp_path / "site"
+    assert published(site, CHANNEL, "linux-64") == {package.name}
+    assert not (folder / "linux-64" / package.name).exists()  # moved to the store
+    assert sha256_of(site / CHANNEL / "linux-64" / package.name) == sha256_of(package)

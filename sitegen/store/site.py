@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import errno
 import functools
-import hashlib
 import os
 import secrets
 import shutil
@@ -32,6 +31,7 @@ from sitegen.store.compare import (
 from sitegen.store.interface import PendingWrite
 from sitegen.store.pending import PendingFile, directory_fd, link_fd
 from sitegen.store.take import NO_LINK, take_file
+from sitegen.store.temp_names import short_name
 
 TEMP_PREFIX = ".sitegen-tmp-"
 # How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
@@ -76,7 +76,7 @@ class Site:
     def temp_for(self, target: Path) -> Path:
         """A fresh temporary name beside target; never a published name."""
         self.ensure_dir(target.parent)
-        name = _temp_part(target.name)
+        name = short_name(target.name)
         return target.parent / f"{TEMP_PREFIX}{os.getpid()}-{name}.{secrets.token_hex(4)}"
 
     def pending(self, target: Path) -> PendingFile:
@@ -244,7 +244,7 @@ class Site:
 
     def staging_for(self, target: Path) -> Path:
         """A temporary name where a replacement for a published file waits for its turn."""
-        return target.parent / f"{TEMP_PREFIX}{os.getpid()}-staged-{_temp_part(target.name)}"
+        return target.parent / f"{TEMP_PREFIX}{os.getpid()}-staged-{short_name(target.name)}"
 
     def remove(self, target: Path) -> bool:
         try:
@@ -354,12 +354,6 @@ def _can_link_unnamed(directory: Path) -> bool:
     with contextlib.suppress(FileNotFoundError):
         probe.unlink()
     return True
-
-
-def _temp_part(name: str) -> str:
-    """``name`` in a temporary's: a long one (up to 255 bytes) as its head and digest."""
-    raw = name.encode("utf-8", "surrogateescape")
-    return name if len(raw) <= 120 else f"{name[:60]}~{hashlib.sha256(raw).hexdigest()[:32]}"
 
 
 def temp_writer_alive(name: str) -> bool:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sitegen.store.temp_names import short_name
+
 if TYPE_CHECKING:
     from sitegen.store.site import Site
 
@@ -34,7 +36,7 @@ def take_file(
     # the version checked, which must neither reach the store unchecked (over the version
     # stored) nor be lost. A crash between this and the next rename leaves the file there,
     # under the aside name.
-    aside = source.with_name(f".{source.name}.sitegen-taking")
+    aside = source.with_name(f".{short_name(source.name)}.sitegen-taking")
     os.rename(source, aside)
     try:
         now = os.stat(aside, follow_symlinks=False)

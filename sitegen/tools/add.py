@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sitegen.conda.index import BadPackage, IndexedPackage, index_package
 from sitegen.config import MirrorConfig, SiteConfig
+from sitegen.store.temp_names import short_name
 from sitegen.sync.local import folder_of, is_local
 
 log = logging.getLogger("sitegen")
@@ -107,7 +108,7 @@ def copy_in(mirror: MirrorConfig, checked: Checked) -> Path:
     hashed on the way: a file that changed since it was checked is refused."""
     target = destination(folder_of(mirror), checked.package)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.partial"
+    temp = target.parent / f".{short_name(target.name)}.{secrets.token_hex(4)}.partial"
     digest = hashlib.sha256()
     try:
         with open(checked.path, "rb") as src, open(temp, "xb") as dst:
