@@ -396,20 +396,25 @@ async def test_finite_timestamp_beyond_64_bits_costs_that_record_at_most(
     assert_site_invariant(site)
 
 
+async def _mirror_with_base_url(tmp_path: Path, site: Path, base_url: Any) -> Any:
+    """A run over the good channel whose linux-64 repodata names ``base_url`` (CEP-15)."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    document["info"]["base_url"] = base_url
+    set_repodata(root, LINUX, _serialise(document))
+    with UpstreamServer(root) as server:
+        return await _mirror(_config(site, server.url))
+
+
 @pytest.mark.parametrize("base_url", [5, True, ["http://x/"], {"a": 1}], ids=repr)
 async def test_base_url_that_is_not_text_does_not_crash_the_run(
     tmp_path: Path, base_url: Any
 ) -> None:
     """``info.base_url`` (CEP-15) of another type than a string names no place to fetch from:
     it is ignored, and the run completes."""
-    root = tmp_path / "upstream"
-    documents = write_channel(root, GOOD, zst=True)
-    document = copy.deepcopy(documents[LINUX])
-    document["info"]["base_url"] = base_url
-    set_repodata(root, LINUX, _serialise(document))
     site = make_sandbox(tmp_path)
-    with UpstreamServer(root) as server:
-        report = await _mirror(_config(site, server.url))
+    report = await _mirror_with_base_url(tmp_path, site, base_url)
     assert isinstance(report, RunReport) and report.status == COMPLETED, report.errors
     noarch = json.loads((site / CHANNEL / "noarch" / "repodata.json").read_bytes())
     assert set(noarch["packages.conda"]) | set(noarch["packages"]) == filenames(GOOD, "noarch")
@@ -512,14 +517,8 @@ async def test_base_url_that_is_not_a_url_fails_its_subdir_not_the_run(
     """``info.base_url`` (CEP-15) that no URL parser takes (an unclosed IPv6 bracket, a port
     that is not a number, a malformed IDNA label, a control character): the files it would
     name fail with a message, the other subdirs are mirrored."""
-    root = tmp_path / "upstream"
-    documents = write_channel(root, GOOD, zst=True)
-    document = copy.deepcopy(documents[LINUX])
-    document["info"]["base_url"] = base_url
-    set_repodata(root, LINUX, _serialise(document))
     site = make_sandbox(tmp_path)
-    with UpstreamServer(root) as server:
-        report = await _mirror(_config(site, server.url))
+    report = await _mirror_with_base_url(tmp_path, site, base_url)
     assert isinstance(report, RunReport)
     linux = next(c for c in report.channels if c.subdir == LINUX)
     assert len(linux.errors) == len(filenames(GOOD, LINUX)), linux.errors
