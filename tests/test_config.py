@@ -288,6 +288,65 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "unknown key 'name'",
     ),
     (
+        "misspelt key: the key it most likely means",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            shedule: "@hourly"
+        """,
+        "shedule:",
+        "channels.cloud/conda-forge.shedule",
+        "unknown key 'shedule'; did you mean 'schedule'?",
+    ),
+    (
+        "a filter outside filters: where it belongs",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              specs: {include: [numpy]}
+            include_dependencies: true
+        """,
+        "include_dependencies",
+        "channels.cloud/conda-forge.include_dependencies",
+        "it belongs under 'filters'",
+    ),
+    (
+        "a channel's key indented too little reads as a channel",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+          mode: passive
+        """,
+        "mode:",
+        "channels.mode",
+        "'mode' is a key of a channel, read here as a channel's name: indent it",
+    ),
+    (
+        "a channel's filters indented too little read as a channel",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+          filters:
+            specs: {include: [numpy]}
+        """,
+        "specs:",  # a mapping is where its first key is
+        "channels.filters",
+        "'filters' is a key of a channel, read here as a channel's name",
+    ),
+    (
         "duplicate key",
         """
         output: site

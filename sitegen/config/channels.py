@@ -9,7 +9,7 @@ from typing import Any
 from sitegen.config import schedule, sources
 from sitegen.config.access import CHANNEL_ACCESS_KEYS, parse_channel_access
 from sitegen.config.approvals import check_gates, parse_gate
-from sitegen.config.filter_levels import parse_filters
+from sitegen.config.filter_levels import filter_kinds, parse_filters
 from sitegen.config.model import ChannelConfig, FilterSpec, MirrorConfig
 from sitegen.config.notices import notices_of
 from sitegen.config.site_settings import parse_ca_bundle, parse_http_url
@@ -38,11 +38,37 @@ def parse_channels(
         raise node.error("no channels configured")
     out = []
     for path, child in children.items():
+        if _misplaced_key(path, child):
+            continue
         channel = node.state.attempt(partial(_channel, path, child))
         if channel is not None:
             out.append((channel, child))
     _check_unique([channel for channel, _ in out], node)
     return check_gates(out)
+
+
+def _misplaced_key(path: str, node: YamlNode) -> bool:
+    """A channel named like a key of a channel that is no channel (no source, no mirrors): a
+    key indented too little, which is recorded as such rather than as a broken channel."""
+    keys = {*_mirror_keys(), *CHANNEL_ONLY_KEYS, "mirrors"}
+    if path not in keys or node.raw_keys() & {"mirrors", "approval", *_source_keys()}:
+        return False
+    node.state.add(
+        node.error(
+            f"{path!r} is a key of a channel, read here as a channel's name: indent it under "
+            "the channel it belongs to, as far as that channel's other keys"
+        )
+    )
+    return True
+
+
+def _source_keys() -> tuple[str, ...]:
+    return tuple(source.key for source in sources.SOURCES)
+
+
+def _nested() -> dict[str, tuple[str, ...]]:
+    """Keys that belong one level down, for the hint of an unknown key."""
+    return {"filters": tuple(kind.key for kind in filter_kinds())}
 
 
 def _channel(path: str, node: YamlNode) -> ChannelConfig:
@@ -56,7 +82,7 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
         return _gated_channel(path, node, default_name)
     if any(source.key in node.raw_keys() for source in sources.SOURCES):
         # The short form: the channel is its own single mirror.
-        keys = node.mapping((*_mirror_keys(), *CHANNEL_ONLY_KEYS))
+        keys = node.mapping((*_mirror_keys(), *CHANNEL_ONLY_KEYS), _nested())
         mirror = _mirror(keys, node, default_name)
         settings = state.attempt(partial(_channel_settings, keys))
         state.settle(start)
@@ -64,7 +90,7 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
         return ChannelConfig(
             path=path, filters=FilterSpec(), mirrors=(mirror,), line=node.line, **settings
         )
-    keys = node.mapping(("filters", "mirrors", *CHANNEL_ONLY_KEYS))
+    keys = node.mapping(("filters", "mirrors", *CHANNEL_ONLY_KEYS), _nested())
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
     settings = state.attempt(partial(_channel_settings, keys))
     if "mirrors" not in keys:
@@ -208,7 +234,7 @@ def _mirror_keys() -> tuple[str, ...]:
 
 
 def _mirror_item(item: YamlNode, default_name: str) -> MirrorConfig:
-    return _mirror(item.mapping(_mirror_keys()), item, default_name)
+    return _mirror(item.mapping(_mirror_keys(), _nested()), item, default_name)
 
 
 def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> MirrorConfig:

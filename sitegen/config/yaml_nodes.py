@@ -8,6 +8,7 @@ parser reports every error of a file at once: sections that fail are recorded in
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -86,6 +87,18 @@ class ParseState:
         return ConfigError(*errors)
 
 
+def unknown_key(key: str, allowed: tuple[str, ...], nested: Mapping[str, tuple[str, ...]]) -> str:
+    """What to say of an unknown key: where it belongs, or what it misspells, and the choices."""
+    choices = f"expected one of: {', '.join(allowed)}"
+    for parent, keys in nested.items():
+        if key in keys and parent in allowed:
+            return f"unknown key {key!r} here; it belongs under {parent!r} (indent it there)"
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+    if close:
+        return f"unknown key {key!r}; did you mean {close[0]!r}? {choices}"
+    return f"unknown key {key!r}; {choices}"
+
+
 class YamlNode:
     """A YAML node plus the key path that led to it, for precise error messages."""
 
@@ -113,9 +126,13 @@ class YamlNode:
             path = f"{self.path}.{key}" if self.path else key
         return YamlNode(node, path, self.state)
 
-    def mapping(self, allowed: tuple[str, ...]) -> dict[str, YamlNode]:
+    def mapping(
+        self, allowed: tuple[str, ...], nested: Mapping[str, tuple[str, ...]] | None = None
+    ) -> dict[str, YamlNode]:
         """The keys of a mapping; bad keys (unknown, duplicate, not strings) are recorded and
-        left out, so the other keys are still checked."""
+        left out, so the other keys are still checked. An unknown key is told the allowed key
+        it most likely misspells, or (``nested``: allowed key -> its own keys) the key of
+        ``allowed`` it belongs under."""
         if not isinstance(self.node, yaml.MappingNode):
             raise self.error("expected a mapping of keys to values")
         out: dict[str, YamlNode] = {}
@@ -132,7 +149,7 @@ class YamlNode:
             elif allowed and key not in allowed:
                 self.state.add(
                     YamlNode(key_node, child.path, self.state).error(
-                        f"unknown key {key!r}; expected one of: {', '.join(allowed)}"
+                        unknown_key(key, allowed, nested or {})
                     )
                 )
             else:
