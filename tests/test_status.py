@@ -314,3 +314,33 @@ async def test_a_run_reports_its_downloads_to_status_while_they_last(tmp_path: P
     assert seen and seen[0]["pid"] == os.getpid()
     assert seen[0]["total_files"] == len({fn for s in specs for fn in s.filenames}), seen
     assert not progress_path(site).exists()
+
+
+@pytest.mark.unit
+def test_status_names_the_frozen_channels_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A channel frozen by `sitegen freeze` or by channels.yaml is named, with who froze it,
+    when and why: runs keep its published state, which nothing else in the status tells."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\nchannels:\n"
+        "  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n"
+        "  d/y:\n    url: http://127.0.0.1:1/d\n    subdirs: [linux-64]\n    frozen: true\n"
+        "  e/z:\n    url: http://127.0.0.1:1/e\n    subdirs: [linux-64]\n"
+    )
+    assert main(["freeze", "c/x", "-c", str(config), "--by", "ops", "--reason", "exams"]) == 0
+    capsys.readouterr()
+    assert main(["status", "-c", str(config)]) == EXIT_OK
+    out = capsys.readouterr().out
+    frozen = [line for line in out.splitlines() if line.startswith("frozen:")]
+    assert len(frozen) == 2, out
+    assert "c/x" in frozen[0] and "by ops" in frozen[0] and "exams" in frozen[0]
+    assert "sitegen unfreeze c/x" in frozen[0]
+    assert "d/y" in frozen[1] and "frozen: true in channels.yaml" in frozen[1]
+    assert main(["status", "-c", str(config), "--json"]) == EXIT_OK
+    document = json.loads(capsys.readouterr().out)
+    assert [(f["channel"], f["in_config"], f["by"]) for f in document["frozen"]] == [
+        ("c/x", False, "ops"),
+        ("d/y", True, None),
+    ]

@@ -1,5 +1,5 @@
 """``sitegen status``: per mirror its last run, when it is due next, whether a run holds the
-site now, and the disk each channel uses.
+site now, the channels frozen and the disk each channel uses.
 
 :func:`build_status` is pure (the run ledger, the lock holder and the disk usage go in, a
 model comes out); :func:`collect_status` reads them from the site, and :func:`format_status`
@@ -18,6 +18,7 @@ from typing import Any
 
 from sitegen.config import SiteConfig, schedule
 from sitegen.layout import progress_path
+from sitegen.store.frozen import FreezeEntry, FrozenChannels, FrozenStateError
 from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
@@ -87,6 +88,18 @@ class ChannelDisk:
 
 
 @dataclass(frozen=True)
+class FrozenChannel:
+    """A channel whose published state runs keep: by ``frozen: true`` in channels.yaml
+    (``by`` etc. None) or by ``sitegen freeze``."""
+
+    channel: str
+    in_config: bool
+    by: str | None = None
+    reason: str | None = None
+    when: float | None = None
+
+
+@dataclass(frozen=True)
 class SiteStatus:
     site: str
     now: float
@@ -94,6 +107,9 @@ class SiteStatus:
     mirrors: tuple[MirrorStatus, ...]
     channels: tuple[ChannelDisk, ...]
     unfinished: tuple[UnfinishedRun, ...] = ()
+    frozen: tuple[FrozenChannel, ...] = ()
+    # Why every channel counts as frozen (the freeze file cannot be read), or None.
+    frozen_error: str | None = None
 
 
 # ------------------------------------------------------------------ the model
@@ -126,6 +142,8 @@ def build_status(
     disk: dict[str, tuple[int, int]],
     now: float,
     progress: dict[str, Any] | None = None,
+    freezes: dict[str, FreezeEntry] | None = None,
+    freezes_error: str | None = None,
 ) -> SiteStatus:
     """The status of every configured mirror from the ledger (any order), the pid holding the
     lock (None: no run) and channel -> (bytes, files) on disk."""
@@ -171,6 +189,14 @@ def build_status(
         for r in ordered
         if r.status == RUNNING and (active is None or r.id != active.id)
     )
+    freezes = freezes or {}
+    frozen = tuple(
+        FrozenChannel(c.path, True)
+        if c.frozen
+        else FrozenChannel(c.path, False, entry.by, entry.reason, entry.when)
+        for c in config.channels
+        if c.frozen or (entry := freezes.get(c.path)) is not None
+    )
     return SiteStatus(
         site=str(config.output),
         now=now,
@@ -178,6 +204,8 @@ def build_status(
         mirrors=tuple(mirrors),
         channels=channels,
         unfinished=unfinished,
+        frozen=frozen,
+        frozen_error=freezes_error,
     )
 
 
@@ -221,6 +249,10 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         for path, root in roots.items()
         if root.is_dir()
     }
+    try:
+        freezes, freezes_error = FrozenChannels(site).load(), None
+    except FrozenStateError as exc:
+        freezes, freezes_error = {}, str(exc)
     return build_status(
         config,
         History(site).runs(),
@@ -228,6 +260,8 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         disk,
         time.time() if now is None else now,
         _read_progress(progress_path(site.root)),
+        freezes,
+        freezes_error,
     )
 
 
@@ -285,6 +319,8 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
         ],
         "channels": [asdict(c) for c in status.channels],
         "unfinished": [{**asdict(u), "started": iso(u.started)} for u in status.unfinished],
+        "frozen": [{**asdict(f), "when": iso(f.when)} for f in status.frozen],
+        "frozen_error": status.frozen_error,
     }
 
 
@@ -338,6 +374,20 @@ def format_status(status: SiteStatus) -> str:
                 f"  next due: {iso(m.next_due)} (in {span(m.next_due - status.now)});"
                 f" last completed {iso(m.last_completed)}"
             )
+    if status.frozen_error:
+        lines.append(
+            f"frozen: every channel (runs keep them all as published): {status.frozen_error}"
+        )
+    for f in status.frozen:
+        if f.in_config:
+            why = "frozen: true in channels.yaml"
+        else:
+            reason = f": {f.reason}" if f.reason else ""
+            why = (
+                f"by {f.by or 'sitegen freeze'} at {iso(f.when)}{reason};"
+                f" lift with `sitegen unfreeze {f.channel}`"
+            )
+        lines.append(f"frozen: {f.channel} (runs keep its published state; {why})")
     lines.append("disk used:")
     width = max((len(c.channel) for c in status.channels), default=0)
     for c in status.channels:
