@@ -59,9 +59,25 @@ def test_needed_bytes_are_summed_per_filesystem_of_new_subdirs(tmp_path: Path) -
         _job(tmp_path / "c/x/noarch/c.conda", 3),
     ]
     [fs] = filesystems(jobs)
-    assert fs.where == tmp_path
+    assert fs.where in (tmp_path, *tmp_path.parents)
+    assert fs.where.stat().st_dev == tmp_path.stat().st_dev
     assert fs.needed == 123
     assert fs.free > 0
+
+
+@pytest.mark.unit
+def test_the_filesystem_is_named_by_its_mount_point_not_a_channel(tmp_path: Path) -> None:
+    """The message names where the filesystem is mounted (what `df` shows), not the first
+    channel subdir with downloads: a private channel's path in a run error keeps the error
+    off the public run pages, which then showed a failed run without its reason."""
+    (tmp_path / "internal/licensed/linux-64").mkdir(parents=True)
+    jobs = [_job(tmp_path / "internal/licensed/linux-64/a.conda", 100)]
+    [fs] = filesystems(jobs)
+    assert "internal" not in fs.where.parts
+    assert fs.where.parent == fs.where or fs.where.parent.stat().st_dev != fs.where.stat().st_dev
+    [problem] = space_problems(jobs, 1000**6)
+    assert f"on the filesystem mounted at {fs.where}:" in problem
+    assert "licensed" not in problem
 
 
 @pytest.mark.unit

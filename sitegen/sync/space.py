@@ -26,7 +26,7 @@ log = logging.getLogger("sitegen")
 class Filesystem:
     """What the downloads of one filesystem need, and what it has."""
 
-    where: Path  # a directory on it, to name it in the message
+    where: Path  # where it is mounted, to name it in the message
     needed: int
     free: int
 
@@ -42,7 +42,7 @@ def space_problem(fs: Filesystem, minimum: int) -> str | None:
     else:
         return None
     return (
-        f"not enough free space on {fs.where}: downloads need {human_bytes(fs.needed)}"
+        f"not enough free space on the filesystem mounted at {fs.where}: downloads need {human_bytes(fs.needed)}"
         f" ({fs.needed} bytes), {human_bytes(fs.free)} ({fs.free} bytes) are free and {why};"
         " nothing was downloaded or published"
     )
@@ -54,6 +54,16 @@ def existing_directory(directory: Path) -> Path:
         if candidate.is_dir():
             return candidate
     return Path(directory.anchor or ".")
+
+
+def mount_point(directory: Path) -> Path:
+    """The top directory of the filesystem ``directory`` is on: what ``df`` names, and never a
+    channel's directory (which a private channel's would leave out of the public run pages)
+    unless it is a mount of its own."""
+    device = directory.stat().st_dev
+    while directory.parent != directory and directory.parent.stat().st_dev == device:
+        directory = directory.parent
+    return directory
 
 
 def free_bytes(directory: Path) -> int:
@@ -74,7 +84,8 @@ def filesystems(jobs: Iterable[DownloadJob]) -> list[Filesystem]:
         directory = existing_directory(parent)
         device = directory.stat().st_dev
         needed[device] = needed.get(device, 0) + size
-        where.setdefault(device, directory)
+        if device not in where:
+            where[device] = mount_point(directory)
     return [Filesystem(where[d], needed[d], free_bytes(where[d])) for d in sorted(needed)]
 
 
