@@ -202,6 +202,9 @@ def test_select_mirrors_by_due_uses_each_mirrors_last_completed_run(tmp_path: Pa
     assert select_mirrors(config, runs, MirrorOptions(only=("two-b",)), now) == {"two-b"}
     with pytest.raises(ConfigError, match="no mirror named nope"):
         select_mirrors(config, runs, MirrorOptions(only=("nope",)), now)
+    # A channel's path where its mirror's name belongs: the message names the mirror.
+    with pytest.raises(ConfigError, match="'one/a' is a channel, fed by one-a; mirrors are"):
+        select_mirrors(config, runs, MirrorOptions(only=("one/a",)), now)
 
 
 @pytest.mark.unit

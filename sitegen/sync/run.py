@@ -54,8 +54,16 @@ def select_mirrors(
     if options.only:
         unknown = sorted(set(options.only) - set(names))
         if unknown:
+            # A channel's path given for its mirror's name: say which mirrors feed it.
+            channels = {c.path: [m.name for m in c.mirrors] for c in config.channels}
+            hints = "".join(
+                f"; {name!r} is a channel, fed by {', '.join(channels[name])}"
+                for name in unknown
+                if name in channels
+            )
             raise ConfigError(
-                f"--only: no mirror named {', '.join(unknown)}; mirrors are: {', '.join(names)}"
+                f"--only: no mirror named {', '.join(unknown)}{hints};"
+                f" mirrors are: {', '.join(names)}"
             )
         names = [n for n in names if n in options.only]
     if options.due:
