@@ -30,8 +30,15 @@ from sitegen.store.site import Site
 from sitegen.store.writer import open_disk_writer
 from sitegen.sync.merge import DeletionGuard, Feed, merge_subdir
 from sitegen.sync.progress import Progress
-from sitegen.sync.report import ChannelSubdirReport, RunReport
-from sitegen.sync.report_build import RunResults, build_report, log_channel_summary
+from sitegen.sync.report import (
+    ERROR,
+    FETCHED,
+    ChannelSubdirReport,
+    MirrorReport,
+    MirrorSubdirReport,
+    RunReport,
+)
+from sitegen.sync.report_build import RunResults, build_report, finish, log_channel_summary
 from testkit.faults import RawServer
 from testkit.records import rec
 from testkit.upstream import UpstreamHandler, UpstreamServer
@@ -301,7 +308,7 @@ def test_a_held_subdir_says_why_and_what_it_still_publishes(
         "c/linux-64: would remove 1 of 1 published files (100%), more than the allowed 50%"
     )
     assert "--force-delete" in error.getMessage()
-    assert summary.getMessage() == "c/linux-64: held, still publishes its previous 1 files"
+    assert summary.getMessage() == "c/linux-64: held, still publishes its previous 1 file"
 
 
 @pytest.mark.unit
@@ -311,3 +318,18 @@ def test_a_dry_run_summary_says_would_download(caplog: pytest.LogCaptureFixture)
         log_channel_summary(dry)
     (line,) = [r.getMessage() for r in caplog.records]
     assert line == "c/noarch: dry-run, 3 files (+0 ~0 -0), would download 2 files (0 B)"
+
+
+@pytest.mark.unit
+def test_a_mirror_that_could_not_read_upstream_says_failed_not_kept_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = MirrorReport("m", "c", "https://up.example/c", errors=["connection refused"])
+    down.subdirs["linux-64"] = MirrorSubdirReport(upstream=ERROR)
+    read = MirrorReport("n", "d", "https://up.example/d")
+    read.subdirs["linux-64"] = MirrorSubdirReport(upstream=FETCHED, records=1, kept=1)
+    report = RunReport(id="r", started=0.0, mirrors=[down, read])
+    with caplog.at_level(logging.INFO, logger="sitegen"):
+        finish(report)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["m: failed: upstream could not be read", "n: kept 1 record"]

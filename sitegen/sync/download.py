@@ -20,6 +20,7 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings
 from sitegen.layout import progress_path
+from sitegen.net.activity import counted
 from sitegen.net.checksums import file_matches
 from sitegen.net.download import DownloadJob, download
 from sitegen.net.upstream import Upstream
@@ -111,7 +112,7 @@ async def download_all(
 
     total = sum(j.record.size for _k, j in ordered)
     progress = Progress(len(ordered), total, show_progress, report)
-    log.info("downloading %d files, %s", len(ordered), human_bytes(progress.total_bytes))
+    log.info("downloading %s, %s", counted(len(ordered), "file"), human_bytes(progress.total_bytes))
     send, receive = trio.open_memory_channel[tuple[TargetKey, DownloadJob]](len(ordered))
     for item in ordered:
         send.send_nowait(item)

@@ -62,6 +62,10 @@ class MirrorReport:
         subdirs = {k: MirrorSubdirReport(**v) for k, v in data.get("subdirs", {}).items()}
         return cls(**{**data, "subdirs": subdirs})
 
+    def read_upstream(self) -> bool:
+        """Whether the mirror read some subdir upstream in this run (not only errors)."""
+        return any(s.upstream not in ("", ERROR) for s in self.subdirs.values())
+
     def excluded_totals(self) -> dict[str, int]:
         total: Counter[str] = Counter()
         for sub in self.subdirs.values():

@@ -16,13 +16,13 @@ from sitegen.conda.indexed import same_except_indexed
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.filters.advisories import REASON_PREFIX as ADVISORY
+from sitegen.net.activity import counted, human_bytes
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
 from sitegen.sync.merge import FAILED as MERGE_FAILED
 from sitegen.sync.merge import HELD, MERGED, MergedSubdir
 from sitegen.sync.plan import Plan
-from sitegen.sync.progress import human_bytes
 from sitegen.sync.publish import PublishOutcome
 from sitegen.sync.report import (
     COMPLETED,
@@ -246,11 +246,17 @@ def finish(report: RunReport) -> None:
     """Settle the status of each mirror of a run that went to its end, and log the summary."""
     for mr in report.mirrors:
         mr.status = FAILED if mr.errors else COMPLETED
-        excluded = ", ".join(f"{n} {r}" for r, n in mr.excluded_totals().items())
-        kept = sum(s.kept for s in mr.subdirs.values())
-        log.info(
-            "%s: kept %d records%s", mr.name, kept, f"; excluded: {excluded}" if excluded else ""
-        )
+        if mr.errors and not mr.read_upstream():
+            log.info("%s: failed: upstream could not be read", mr.name)  # its counts are nil
+        else:
+            excluded = ", ".join(f"{n} {r}" for r, n in mr.excluded_totals().items())
+            kept = sum(s.kept for s in mr.subdirs.values())
+            log.info(
+                "%s: kept %s%s",
+                mr.name,
+                counted(kept, "record"),
+                f"; excluded: {excluded}" * bool(excluded),
+            )
         if mr.unsatisfied:
             log.warning("%s: %d dependencies could not be satisfied", mr.name, len(mr.unsatisfied))
         for pin in mr.pins_missing:
@@ -275,22 +281,22 @@ def log_channel_summary(cr: ChannelSubdirReport) -> None:
             for error in cr.errors:
                 log.error("%s: %s", where, error)
         kept = (
-            f"still publishes its previous {cr.packages} files"
+            f"still publishes its previous {counted(cr.packages, 'file')}"
             if cr.packages
-            else "nothing published yet"
+            else "kept its previous state (no files)"
         )
         log.info("%s: %s, %s", where, cr.status, kept)
         return
     fetched = "would download" if cr.status == "dry-run" else "downloaded"
     log.info(
-        "%s: %s, %d files (+%d ~%d -%d), %s %d files (%s)",
+        "%s: %s, %s (+%d ~%d -%d), %s %s (%s)",
         where,
         cr.status,
-        cr.packages,
+        counted(cr.packages, "file"),
         len(cr.added),
         len(cr.updated),
         len(cr.removed),
         fetched,
-        cr.downloaded_files,
+        counted(cr.downloaded_files, "file"),
         human_bytes(cr.downloaded_bytes),
     )

@@ -9,7 +9,6 @@ from sitegen.config import SiteConfig
 from sitegen.layout import channel_index_path, run_page_path, search_index_path
 from sitegen.sync.report import (
     COMPLETED,
-    ERROR,
     FAILED,
     INTERRUPTED,
     RUNNING,
@@ -21,12 +20,6 @@ from sitegen.web.channel import ChannelSummary
 from sitegen.web.format import format_time, iso_time
 from sitegen.web.run import STATUS_WORDS, Scrub, mirror_row, run_summary, same
 from sitegen.web.snippets import BASE_PLACEHOLDER, usage_snippets
-
-
-def _read_upstream(mirror: MirrorReport) -> bool:
-    """Whether the mirror read some subdir upstream in that run: a run that could not (its
-    upstream down) has counts of nothing, and the page shows those of the last that could."""
-    return any(s.upstream not in ("", ERROR) for s in mirror.subdirs.values())
 
 
 def mirror_state(reports: list[RunReport], mirror: str) -> dict[str, Any]:
@@ -50,7 +43,9 @@ def mirror_state(reports: list[RunReport], mirror: str) -> dict[str, Any]:
                 state["last_status"] = report.status
             else:
                 state["last_status"] = FAILED if found.errors else found.status
-        if state["read"] is None and _read_upstream(found) and report.status != RUNNING:
+        # A run that could not read upstream (down) counts nothing: the page shows the counts
+        # of the last that could.
+        if state["read"] is None and found.read_upstream() and report.status != RUNNING:
             state["read"] = found
             state["read_run"] = report.id
         if (
