@@ -205,6 +205,15 @@ def test_the_deletion_guard_lets_anything_replace_nothing() -> None:
     assert deletion_guard([A.fn, B.fn], [], 0.5) is not None
 
 
+def test_the_deletion_guard_counts_the_published_files_lost_not_the_change_in_count() -> None:
+    # An upstream listing swapped for as many other files (a broken index, the wrong subdir)
+    # keeps the count and loses every published file: held, like an emptied one.
+    why = deletion_guard([A.fn, B.fn], [C.fn, "d-1.0-0.conda"], 0.5)
+    assert why is not None and "would remove 2 of 2 published files" in why
+    # Files added beside the published ones lose nothing, whatever their number.
+    assert deletion_guard([A.fn, B.fn], [A.fn, B.fn, C.fn], 0.0) is None
+
+
 def test_merge_creates_no_directory_for_a_subdir_nobody_serves() -> None:
     assert merge_subdir("c", "linux-64", [Feed("m", None, {})], [], None, GUARD) is None
     noarch = merge_subdir("c", "noarch", [Feed("m", None, {})], [], None, GUARD)
