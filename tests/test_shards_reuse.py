@@ -108,6 +108,52 @@ def test_grace_zero_with_a_staged_replacement(tmp_path: Path) -> None:
     assert problems(directory) == []
 
 
+def test_replacements_are_published_only_once_their_bytes_are_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two files re-uploaded upstream under their published names (new sha256): while their new
+    bytes wait under staging names, the published repodata.json never promises the new bytes
+    (README, Guarantees); once published, every replacement holds its new bytes and no
+    staging name is left."""
+    site = Site(tmp_path)
+    base = [raw(f"pkg{i}") for i in range(3)]
+    directory = run(site, base)
+    replaced = ["pkg0-1-h0_0.conda", "pkg1-1-h0_0.conda"]
+    for fn in replaced:
+        (directory / fn).write_bytes(b"old")
+    new = [raw("pkg0", sha256="ab" * 32), raw("pkg1", sha256="cd" * 32), base[2]]
+    feed = upstream(new).records
+    previous = load_published((directory / "repodata.json").read_bytes(), "linux-64", feed)
+    meta = SubdirMetadata("linux-64", dict(feed), extra={"repodata_version": 1})
+    stamp_indexed(site, "chan", meta, previous)
+    write_new_shards(site, "chan", meta, previous)
+    for fn in replaced:
+        site.staging_for(directory / fn).write_bytes(b"new " + fn.encode())
+
+    promised_early: list[str] = []
+    commit = site.commit
+
+    def watched(temp: Path, target: Path) -> None:
+        if target.name in replaced and temp == site.staging_for(target):
+            listed = parse_repodata((directory / "repodata.json").read_bytes(), "linux-64")
+            for fn in replaced:
+                record = listed.records.get(fn)
+                promises_new = record is not None and record.sha256 == feed[fn].sha256
+                if promises_new and (directory / fn).read_bytes() == b"old":
+                    promised_early.append(fn)
+        commit(temp, target)
+
+    monkeypatch.setattr(site, "commit", watched)
+    trio.run(publish_target, site, "chan", meta, list(replaced), {}, 7.0)
+    assert promised_early == []
+    published = parse_repodata((directory / "repodata.json").read_bytes(), "linux-64")
+    for fn in replaced:
+        assert published.records[fn].sha256 == feed[fn].sha256
+        assert (directory / fn).read_bytes() == b"new " + fn.encode()
+        assert not site.staging_for(directory / fn).exists()
+    assert problems(directory) == []
+
+
 def test_a_run_stopped_between_the_renames_is_mended_by_the_next(tmp_path: Path) -> None:
     """The siblings of a stopped run describe its records; the next run, whose records
     encode to the old repodata.json byte for byte, writes them all again."""
