@@ -422,3 +422,141 @@ def test_the_origins_map_is_written_sorted_whatever_its_order(site: Site) -> Non
     assert written[0].index(b'"forge":""') < written[0].index(b'"main":"https')
     back = read_origins(origins_path(site.root, "ch", "linux-64"))
     assert back.files == files and back.package_bases == bases
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("..", "outside"),
+        ("chan", "..", "..", "outside"),
+        ("chan/../linux-64",),  # lands inside, but a dot segment is never a published path
+        ("chan", "."),
+        ("chan//linux-64",),
+        ("chan", "a\\b"),
+        ("chan", "a\x00b"),
+        ("/etc", "passwd"),
+    ],
+)
+def test_a_path_with_an_unsafe_segment_is_refused(tmp_path: Path, parts: tuple[str, ...]) -> None:
+    """Nothing is written outside the output directory (README, Guarantees): channel paths,
+    subdirs and file names from the configuration or upstream never climb out of the site."""
+    site = Site(tmp_path / "site")
+    with pytest.raises(storage.UnsafePathError):
+        site.path(*parts)
+    assert site.path("chan", "linux-64") == site.root / "chan" / "linux-64"
+
+
+@pytest.mark.unit
+def test_a_path_through_a_symlink_leading_out_of_the_site_is_refused(tmp_path: Path) -> None:
+    site = Site(tmp_path / "site")
+    site.ensure_dir(site.root)
+    (tmp_path / "elsewhere").mkdir()
+    (site.root / "chan").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(storage.UnsafePathError):
+        site.path("chan", "linux-64")
+    # A sibling whose name merely starts with the site's is outside it all the same.
+    (tmp_path / "site-other").mkdir()
+    (site.root / "near").symlink_to(tmp_path / "site-other")
+    with pytest.raises(storage.UnsafePathError):
+        site.path("near", "linux-64")
+    (site.root / "inside").mkdir()
+    (site.root / "alias").symlink_to(site.root / "inside")
+    assert site.path("alias", "linux-64") == site.root / "alias" / "linux-64"
+
+
+@pytest.mark.unit
+def test_temporaries_and_staged_files_are_dot_names_of_their_writer(site: Site) -> None:
+    """Every temporary (a staged replacement too) is a dot-name the web server configs deny,
+    never a published name, carries its writer's pid, and two are never the same file."""
+    target = site.root / "linux-64" / "a-1.0-0.conda"
+    temps = {site.temp_for(target), site.temp_for(target), site.staging_for(target)}
+    assert len(temps) == 3
+    for temp in temps:
+        assert temp.parent == target.parent and temp.name != target.name
+        assert temp.name.startswith(f"{TEMP_PREFIX}{os.getpid()}-")
+        assert storage.temp_writer_alive(temp.name) is False  # this process: nothing in flight
+
+
+@pytest.mark.integration
+def test_cleaning_spares_the_temporaries_of_a_live_writer(tmp_path: Path) -> None:
+    """Temporaries of a dead process go; those of another live one (the passive fetcher
+    writing a file) stay, whether cleaned per directory or across the site."""
+    site = Site(tmp_path / "site")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        directory = site.root / "chan" / "linux-64"
+        site.ensure_dir(directory)
+        left = directory / f"{TEMP_PREFIX}{dead.pid}-a-1.0-0.conda.0000"
+        busy = directory / f"{TEMP_PREFIX}{live.pid}-b-1.0-0.conda.0000"
+        for path in (left, busy):
+            path.write_bytes(b"x")
+        assert site.clean_temp_files(directory) == 1
+        assert _entries(directory) == [busy.name]
+        left.write_bytes(b"x")
+        assert site.clean_temp_tree() == 1
+        assert _entries(directory) == [busy.name]
+    finally:
+        live.kill()
+        live.wait()
+    assert site.clean_temp_tree() == 1
+    assert _entries(directory) == []
+
+
+@pytest.mark.unit
+def test_write_bytes_flushes_before_naming_and_leaves_nothing_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metadata files are fsynced before they are renamed into place (README, Crashes and
+    stops); a full disk keeps the previous file and leaves no temporary behind."""
+    site = Site(tmp_path)
+    target = tmp_path / "channeldata.json"
+    target.write_bytes(b"old")
+    seen: list[bool] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(target.read_bytes() == b"old")  # the new bytes are not named yet
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert site.write_bytes(target, b"new") is True
+    assert seen == [True] and target.read_bytes() == b"new"
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space"):
+        site.write_bytes(target, b"newer")
+    assert target.read_bytes() == b"new"
+    assert _entries(tmp_path) == ["channeldata.json"]
+
+
+@pytest.mark.unit
+def test_a_write_many_failing_at_a_later_file_discards_the_earlier_ones(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills while the second file is flushed: no target changes, and the first
+    file's temporary (a named one where the filesystem has no O_TMPFILE) goes too."""
+    directory = site.path("chan")
+    site.ensure_dir(directory)
+    (directory / "repodata.json").write_bytes(b"old")
+    calls: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="No space"):
+        site.write_many(
+            [(directory / "repodata.json.zst", b"zst"), (directory / "repodata.json", b"new")]
+        )
+    assert _entries(directory) == ["repodata.json"]
+    assert (directory / "repodata.json").read_bytes() == b"old"
