@@ -338,6 +338,79 @@ async def test_resolver_runs_one_download_for_concurrent_requests(tmp_path: Path
     assert target.read_bytes() == contents[fn]
 
 
+async def test_a_stored_file_of_another_size_is_fetched_again_not_served(tmp_path: Path) -> None:
+    """Only a file of exactly the listed size counts as stored: a short or over-long file
+    under the published name (a copy cut short, a file the listing has since changed) is
+    fetched again, verified, never served as it is."""
+    site, config, contents = resolver_site(tmp_path)
+    fn = "a-1.0-0.conda"
+    target = site.path(CHANNEL, "linux-64", fn)
+    target.write_bytes(contents[fn][:3])
+    fake = FakeFetch(contents)
+    async with Resolver(site, passive_channels(config), fake).running() as resolver:
+        reply = await resolver.resolve(f"/{CHANNEL}/linux-64/{fn}")
+    assert (reply.status, reply.outcome) == (200, "fetched")
+    assert fake.calls == [fn]
+    assert target.read_bytes() == contents[fn]
+
+
+async def test_a_download_that_leaves_no_file_of_the_listed_size_is_a_502(tmp_path: Path) -> None:
+    """The fetch reported success but the file is not there with the listed size (pruned or
+    replaced meanwhile): the client gets 502, never a file reply for the wrong bytes."""
+    site, config, contents = resolver_site(tmp_path)
+    fn = "a-1.0-0.conda"
+    short = FakeFetch({**contents, fn: contents[fn][:5]})
+    async with Resolver(site, passive_channels(config), short).running() as resolver:
+        reply = await resolver.resolve(f"/{CHANNEL}/linux-64/{fn}")
+    assert reply.status == 502 and reply.file is None
+    assert b"gone after download" in reply.body
+
+
+async def test_the_resolver_follows_the_repodata_a_later_run_publishes(tmp_path: Path) -> None:
+    """The published repodata.json is re-read once a run replaces it: a file it no longer
+    lists is a 404, not fetched against the record the fetcher read before."""
+    site, config, contents = resolver_site(tmp_path)
+    directory = site.path(CHANNEL, "linux-64")
+    fake = FakeFetch(contents)
+    async with Resolver(site, passive_channels(config), fake).running() as resolver:
+        first = await resolver.resolve(f"/{CHANNEL}/linux-64/a-1.0-0.conda")
+        document = {"packages": {}, "packages.conda": {"a-1.0-0.conda": {"size": 10}}}
+        site.write_bytes(directory / "repodata.json", json.dumps(document).encode())
+        gone = await resolver.resolve(f"/{CHANNEL}/linux-64/b-1.0-0.tar.bz2")
+    assert first.status == 200
+    assert gone.status == 404 and gone.file is None
+    assert fake.calls == ["a-1.0-0.conda"]
+    assert not (directory / "b-1.0-0.tar.bz2").exists()
+
+
+async def test_requests_for_a_file_in_flight_join_it_even_at_the_limit(tmp_path: Path) -> None:
+    """The download limit counts different files: more clients asking for the one file being
+    fetched wait on that download instead of getting 503."""
+    site, config, contents = resolver_site(tmp_path)
+    fake = FakeFetch(contents, gate=trio.Event())
+    path = f"/{CHANNEL}/linux-64/a-1.0-0.conda"
+    replies: list[Reply] = []
+    resolver = Resolver(site, passive_channels(config), fake, max_flights=1)
+    async with resolver.running():
+
+        async def get() -> None:
+            replies.append(await resolver.resolve(path))
+
+        async with trio.open_nursery() as clients:
+            clients.start_soon(get)
+            with trio.fail_after(5):
+                while not resolver.flights:
+                    await trio.sleep(0.001)
+            clients.start_soon(get)
+            with trio.fail_after(5):
+                while next(iter(resolver.flights.values())).waiters != 2:
+                    await trio.sleep(0.001)
+            assert fake.gate is not None
+            fake.gate.set()
+    assert [(r.status, r.outcome) for r in replies] == [(200, "fetched")] * 2
+    assert fake.calls == ["a-1.0-0.conda"]
+
+
 async def test_fetcher_answers_only_for_published_files(
     token_upstream: TokenUpstream, tmp_path: Path
 ) -> None:
@@ -553,4 +626,47 @@ async def test_one_mirrors_odd_base_url_does_not_stop_fetches_from_the_others(
         reply = await _fetch_one(config, f"/{CHANNEL}/linux-64/{fn}")
     # (An origins map the fetcher cannot read would answer 502 for every file of the subdir.)
     assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+    assert sha256(site / CHANNEL / "linux-64" / fn) == record["sha256"]
+
+
+async def test_a_file_is_fetched_from_the_mirror_that_supplied_it_and_checked_by_sha256(
+    tmp_path: Path,
+) -> None:
+    """Two passive mirrors; a file only the second one lists, with a sha256 and no md5. The
+    fetcher asks that mirror (the origins map says so), verifies by the published sha256 and
+    stores it; the first mirror is never asked for it."""
+    one_root, two_root = tmp_path / "one", tmp_path / "two"
+    packages = example_packages(seed=0)
+    write_channel(one_root, packages, zst=False)
+    records = write_channel(two_root, packages, zst=False)
+    fn, record = sorted(records["linux-64"]["packages.conda"].items())[-1]  # not the first
+    first = json.loads((one_root / "linux-64" / "repodata.json").read_bytes())
+    del first["packages.conda"][fn]
+    (one_root / "linux-64" / "repodata.json").write_text(json.dumps(first))
+    (one_root / "linux-64" / fn).unlink()
+    second = json.loads((two_root / "linux-64" / "repodata.json").read_bytes())
+    del second["packages.conda"][fn]["md5"]
+    (two_root / "linux-64" / "repodata.json").write_text(json.dumps(second))
+    site = tmp_path / "site"
+    with UpstreamServer(one_root) as one, UpstreamServer(two_root) as two:
+        config_path = tmp_path / "channels.yaml"
+        config_path.write_text(
+            f"output: {site}\n"
+            "download: {retries: 0, timeout: 30}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            "    mirrors:\n"
+            f"      - {{name: one, url: {one.url}, subdirs: [linux-64], mode: passive}}\n"
+            f"      - {{name: two, url: {two.url}, subdirs: [linux-64], mode: passive}}\n"
+        )
+        config = load_config(config_path)
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        listed = json.loads((site / CHANNEL / "linux-64" / "repodata.json").read_bytes())
+        assert "md5" not in listed["packages.conda"][fn]
+        one.reset()
+        two.reset()
+        reply = await _fetch_one(config, f"/{CHANNEL}/linux-64/{fn}")
+        assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+        assert [r.path for r in two.requests] == [f"/linux-64/{fn}"]
+        assert not one.requests
     assert sha256(site / CHANNEL / "linux-64" / fn) == record["sha256"]
