@@ -508,3 +508,110 @@ def test_the_fetchers_check_reads_every_credential_form() -> None:
         [(b"X-Sitegen-Uri", b"/conda/internal/licensed/x.conda")],
     ):
         assert credential(headers) is None, headers
+
+
+@pytest.mark.unit
+def test_the_fetchers_check_lets_a_token_read_only_the_channels_it_is_granted(
+    tmp_path: Path,
+) -> None:
+    """Scopes: a token named by one private channel's readers (directly or through a group)
+    or added for it reads that channel, never another private one; an expired or revoked
+    token reads none."""
+    config = parse_config(
+        textwrap.dedent(f"""\
+            output: {tmp_path / "site"}
+            access: {{groups: {{team: [ci]}}}}
+            channels:
+              internal/licensed:
+                url: https://example.org/lic
+                subdirs: [noarch]
+                access: private
+                readers: [team]
+              internal/other:
+                url: https://example.org/other
+                subdirs: [noarch]
+                access: private
+            """)
+    )
+    licensed, other = private_channels(config)
+    assert (licensed.path, other.path) == ("internal/licensed", "internal/other")
+    store = AccessPaths.of(config).store
+    ci = store.add("ci", [], NOW)
+    granted = store.add("granted", ["internal/other"], NOW)
+    dying = store.add("dying", ["internal/other"], NOW, NOW + dt.timedelta(hours=1))
+    check = TokenCheck(config)
+
+    def reads(channel, token: str, now: dt.datetime = NOW) -> bool:
+        return check.allows(channel, [(b"Authorization", f"Bearer {token}".encode())], now)
+
+    assert reads(licensed, ci) and not reads(other, ci)
+    assert reads(other, granted) and not reads(licensed, granted)
+    assert reads(other, dying) and not reads(other, dying, NOW + dt.timedelta(hours=2))
+    store.revoke("granted", NOW)
+    assert not reads(other, granted)
+
+
+@pytest.mark.unit
+def test_the_credential_scheme_is_read_in_any_case() -> None:
+    """``bearer``, ``BASIC``: the scheme's case does not matter (README, Private channels)."""
+    from sitegen.access.check import credential
+
+    token = new_token()
+    basic = basic_header("whoever", token).split(" ", 1)[1]
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        assert credential([(b"Authorization", f"{scheme} {token}".encode())]) == token
+    for scheme in ("basic", "BASIC"):
+        assert credential([(b"authorization", f"{scheme} {basic}".encode())]) == token
+
+
+@pytest.mark.unit
+def test_every_stored_token_is_compared_by_its_hash_in_constant_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup compares the token's SHA-256 with every record through
+    hmac.compare_digest, whichever matches, so its time tells nothing about the store."""
+    import hmac
+
+    store = TokenStore(tmp_path / "tokens.json")
+    tokens = [store.add(name, [], NOW) for name in ("a", "b", "c")]
+    compared: list[tuple[str, str]] = []
+    real = hmac.compare_digest
+
+    def compare_digest(a: str, b: str) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", compare_digest)
+    found = store.find(tokens[0])
+    assert found is not None and found.name == "a"
+    digest = hashlib.sha256(tokens[0].encode()).hexdigest()
+    assert sorted(compared) == sorted((r.sha256, digest) for r in store.load())
+
+
+@pytest.mark.unit
+def test_an_expiry_without_a_zone_is_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert parse_expiry("2027-01-31T12:00") == dt.datetime(2027, 1, 31, 12, tzinfo=dt.UTC)
+        assert parse_expiry("2027-01-31") == dt.datetime(2027, 1, 31, 23, 59, 59, tzinfo=dt.UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.unit
+def test_the_store_stays_private_over_a_leftover_temporary(tmp_path: Path) -> None:
+    """A temporary left by an earlier writer with other mode bits does not make the store
+    readable by others."""
+    store = TokenStore(tmp_path / "tokens.json")
+    leftover = tmp_path / f".tokens.json.{os.getpid()}.tmp"
+    leftover.write_text("{}")
+    leftover.chmod(0o644)
+    store.add("ci", [], NOW)
+    assert store.path.stat().st_mode & 0o777 == 0o600
+    assert not leftover.exists()
