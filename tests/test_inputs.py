@@ -235,3 +235,81 @@ def test_signature_skips_package_files_of_passive_subdirs(tmp_path: Path) -> Non
     assert f"{CHANNEL}/linux-64/a-1-0.conda" in active
     assert f"{CHANNEL}/linux-64/a-1-0.conda" not in passive
     assert f"{CHANNEL}/linux-64/repodata.json" in passive
+
+
+@pytest.mark.unit
+def test_digest_covers_site_filters_the_sitegen_version_and_the_bz2_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of these changes what a run publishes: the shortcut must not take the old site
+    for the new inputs (README, What a run does: the channels' configuration and sitegen's
+    version; turning bz2 on or off rebuilds every subdir)."""
+    from sitegen.sync import inputs as inputs_mod
+
+    config = config_for(tmp_path / "site", "http://127.0.0.1:1")
+
+    def digest(config: Any) -> str:
+        inputs = InputsDigest(config, list(config.channels))
+        inputs.add_repodata("example", "linux-64", b"{}")
+        return inputs.hexdigest()
+
+    base = digest(config)
+    assert digest(replace(config, filters=FilterSpec(exclude_names=("python",)))) != base
+    assert digest(replace(config, repodata_bz2=not config.repodata_bz2)) != base
+    monkeypatch.setattr(inputs_mod, "__version__", "0.0.0+other")
+    assert digest(config) != base
+
+
+@pytest.mark.unit
+def test_signature_sees_every_published_file_change_size_or_mtime(tmp_path: Path) -> None:
+    """Every file a run publishes counts (channeldata.json, each metadata file, a .bz2 left
+    while the setting is off, the origins map the fetcher reads), and a change of either its
+    size or its mtime is a change."""
+    import os
+
+    from sitegen.layout import origins_path
+
+    config = config_for(tmp_path / "site", "http://127.0.0.1:1")
+    site = Site(tmp_path / "site")
+    channels = list(config.channels)
+    directory = site.path(CHANNEL, "linux-64")
+    directory.mkdir(parents=True)
+    files = [
+        site.path(CHANNEL, "channeldata.json"),
+        directory / "repodata.json",
+        directory / "repodata.json.bz2",
+        origins_path(site.root, CHANNEL, "linux-64"),
+        directory / "a-1-0.conda",
+    ]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"1234")
+        os.utime(path, ns=(1_700_000_000_000_000_000,) * 2)
+    base = file_signature(site, channels, passive=set())
+    for path in files:
+        assert path.relative_to(site.root).as_posix() in base, path
+    for path in files:
+        path.write_bytes(b"abcd")  # same size, another mtime
+        assert file_signature(site, channels, passive=set()) != base, path
+        path.write_bytes(b"12345")
+        os.utime(path, ns=(1_700_000_000_000_000_000,) * 2)  # the old mtime, another size
+        assert file_signature(site, channels, passive=set()) != base, path
+        path.write_bytes(b"1234")
+        os.utime(path, ns=(1_700_000_000_000_000_000,) * 2)
+        assert file_signature(site, channels, passive=set()) == base, path
+
+
+@pytest.mark.unit
+def test_a_forgotten_record_vouches_for_nothing(tmp_path: Path) -> None:
+    """A run forgets the record before it changes anything, so a crash mid-publish cannot
+    leave a record that takes the half-changed site for the last clean one."""
+    from sitegen.sync.inputs import BuiltFrom, BuiltFromStore
+
+    config = config_for(tmp_path / "site", "http://127.0.0.1:1")
+    site = Site(tmp_path / "site")
+    store = BuiltFromStore(site, list(config.channels))
+    files = {f"{CHANNEL}/linux-64/repodata.json": [2, 1]}
+    store.save(BuiltFrom("d" * 64, files))
+    assert store.matching("d" * 64, files) is not None
+    store.forget()
+    assert store.matching("d" * 64, files) is None
