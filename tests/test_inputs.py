@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sitegen.conda.notices import ChannelNotice
 from sitegen.conda.records import parse_repodata
 from sitegen.config import ChannelConfig, FilterSpec
 from sitegen.store.site import Site
@@ -216,6 +218,30 @@ def test_digest_covers_filters_and_bytes_not_lines_or_schedules(tmp_path: Path) 
     assert digest([filtered]) != base
     assert digest(channels, body=b"{ }") != base
     assert digest(channels, body=None) != base
+
+
+@pytest.mark.unit
+def test_a_notice_expiring_counts_as_a_change_and_notices_json_is_watched(tmp_path: Path) -> None:
+    """The one input that moves with time: once a notice expires, the inputs differ, so the
+    run that follows takes it out of notices.json; a notices.json touched by hand counts as a
+    touched site."""
+    config = config_for(tmp_path / "site", "http://127.0.0.1:1")
+    expires = datetime(2027, 1, 1, tzinfo=UTC)
+    notice = ChannelNotice("maintenance on Friday", expires=expires)
+    channels = [replace(config.channels[0], notices=(notice,))]
+
+    def digest(now: datetime) -> str:
+        inputs = InputsDigest(config, channels, now)
+        inputs.add_repodata("example", "linux-64", b"{}")
+        return inputs.hexdigest()
+
+    before = digest(expires - timedelta(days=1))
+    assert digest(expires - timedelta(hours=1)) == before
+    assert digest(expires + timedelta(seconds=1)) != before
+    site = Site(tmp_path / "site")
+    (site.root / CHANNEL).mkdir(parents=True)
+    (site.root / CHANNEL / "notices.json").write_text("{}")
+    assert f"{CHANNEL}/notices.json" in file_signature(site, channels, passive=set())
 
 
 @pytest.mark.unit

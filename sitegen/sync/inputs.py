@@ -1,7 +1,8 @@
 """Recognise a run whose inputs are exactly those the site was last built from.
 
 What a run publishes is a pure function of the configuration of the channels it rebuilds and of
-the upstream repodata of their mirrors (filters hold fixed dates, never "now"). After a clean
+the upstream repodata of their mirrors (filters hold fixed dates, never "now"; approvals are
+resolved against the time before; notices count by which are in force). After a clean
 run, the digest of those inputs is recorded together with a signature of every file the run
 stands behind. A later run that computes the same digest and finds those files as they were has
 nothing to do: it skips parsing, filtering, merging and publishing, which at conda-forge scale
@@ -18,14 +19,22 @@ import hashlib
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from sitegen import __version__
+from sitegen.conda.notices import active_notices
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.layout import channeldata_path, inputs_path, metadata_files, origins_path
+from sitegen.layout import (
+    channeldata_path,
+    inputs_path,
+    metadata_files,
+    notices_path,
+    origins_path,
+)
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
 
@@ -46,9 +55,17 @@ def _canonical(value: Any) -> Any:
 class InputsDigest:
     """Accumulates everything the output of one run depends on."""
 
-    def __init__(self, config: SiteConfig, channels: list[ChannelConfig]) -> None:
+    def __init__(
+        self, config: SiteConfig, channels: list[ChannelConfig], now: datetime | None = None
+    ) -> None:
         self._hash = hashlib.sha256()
+        moment = now or datetime.now(UTC)
         settings = {
+            # The one input that moves with time: a notice past its expiry leaves the
+            # channel's notices.json (and a run with otherwise the same inputs rewrites it).
+            "notices": {
+                c.path: [n.notice_id for n in active_notices(c.notices, moment)] for c in channels
+            },
             "sitegen": __version__,
             # What a run publishes per subdir: a site built before a file joined the list
             # (the shard index), or before `repodata: {bz2}` was turned on or off, is rebuilt
@@ -92,6 +109,7 @@ def file_signature(
     paths: list[Path] = []
     for channel in channels:
         paths.append(site.path(channeldata_path(channel.path)))
+        paths.append(site.path(notices_path(channel.path)))
         for subdir in channel.subdirs:
             directory = site.path(channel.path, subdir)
             # Every name that may be present: a .bz2 left or put there while the setting is
