@@ -596,6 +596,20 @@ async def test_passive_file_comes_from_the_cep15_package_host(tmp_path: Path) ->
     assert sha256(site / CHANNEL / "linux-64" / fn) == record["sha256"]
 
 
+def _two_passive_mirrors(tmp_path: Path, site: Path, **urls: str) -> SiteConfig:
+    """A channel fed by passive mirrors named and ordered as ``urls`` says."""
+    mirrors = "".join(
+        f"      - {{name: {name}, url: {url}, subdirs: [linux-64], mode: passive}}\n"
+        for name, url in urls.items()
+    )
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site}\ndownload: {{retries: 0, timeout: 30}}\n"
+        f"channels:\n  {CHANNEL}:\n    mirrors:\n{mirrors}"
+    )
+    return load_config(config_path)
+
+
 async def test_one_mirrors_odd_base_url_does_not_stop_fetches_from_the_others(
     tmp_path: Path,
 ) -> None:
@@ -611,17 +625,7 @@ async def test_one_mirrors_odd_base_url_does_not_stop_fetches_from_the_others(
     site = tmp_path / "site"
     fn, record = next(iter(records["linux-64"]["packages.conda"].items()))
     with UpstreamServer(good_root) as good, UpstreamServer(odd_root) as bad:
-        config_path = tmp_path / "channels.yaml"
-        config_path.write_text(
-            f"output: {site}\n"
-            "download: {retries: 0, timeout: 30}\n"
-            "channels:\n"
-            f"  {CHANNEL}:\n"
-            "    mirrors:\n"
-            f"      - {{name: good, url: {good.url}, subdirs: [linux-64], mode: passive}}\n"
-            f"      - {{name: odd, url: {bad.url}, subdirs: [linux-64], mode: passive}}\n"
-        )
-        config = load_config(config_path)
+        config = _two_passive_mirrors(tmp_path, site, good=good.url, odd=bad.url)
         assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
         reply = await _fetch_one(config, f"/{CHANNEL}/linux-64/{fn}")
     # (An origins map the fetcher cannot read would answer 502 for every file of the subdir.)
@@ -649,17 +653,7 @@ async def test_a_file_is_fetched_from_the_mirror_that_supplied_it_and_checked_by
     (two_root / "linux-64" / "repodata.json").write_text(json.dumps(second))
     site = tmp_path / "site"
     with UpstreamServer(one_root) as one, UpstreamServer(two_root) as two:
-        config_path = tmp_path / "channels.yaml"
-        config_path.write_text(
-            f"output: {site}\n"
-            "download: {retries: 0, timeout: 30}\n"
-            "channels:\n"
-            f"  {CHANNEL}:\n"
-            "    mirrors:\n"
-            f"      - {{name: one, url: {one.url}, subdirs: [linux-64], mode: passive}}\n"
-            f"      - {{name: two, url: {two.url}, subdirs: [linux-64], mode: passive}}\n"
-        )
-        config = load_config(config_path)
+        config = _two_passive_mirrors(tmp_path, site, one=one.url, two=two.url)
         assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
         listed = json.loads((site / CHANNEL / "linux-64" / "repodata.json").read_bytes())
         assert "md5" not in listed["packages.conda"][fn]
