@@ -40,6 +40,7 @@ from sitegen.cli import main
 from sitegen.config import ConfigError, SiteConfig, load_config, parse_config
 from sitegen.layout import access_dir
 from sitegen.tools.webconf import WebconfOptions, render_webconf
+from testkit.zone import local_zone
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -592,16 +593,9 @@ def test_every_stored_token_is_compared_by_its_hash_in_constant_time(
 def test_an_expiry_without_a_zone_is_utc_whatever_the_local_zone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import time
-
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    try:
+    with local_zone(monkeypatch, "America/New_York"):
         assert parse_expiry("2027-01-31T12:00") == dt.datetime(2027, 1, 31, 12, tzinfo=dt.UTC)
         assert parse_expiry("2027-01-31") == dt.datetime(2027, 1, 31, 23, 59, 59, tzinfo=dt.UTC)
-    finally:
-        monkeypatch.undo()
-        time.tzset()
 
 
 @pytest.mark.unit

@@ -5,7 +5,6 @@ created on disk."""
 from __future__ import annotations
 
 import textwrap
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from sitegen.config import (
     parse_config,
     sources,
 )
+from testkit.zone import local_zone
 
 pytestmark = pytest.mark.unit
 
@@ -123,19 +123,13 @@ def test_prefer_conda_goes_with_either_single_format_at_another_level() -> None:
 def test_dates_without_a_zone_are_utc_whatever_the_local_zone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A POSIX zone string, so no tz database is needed: 9 hours east of UTC.
-    monkeypatch.setenv("TZ", "JST-9")
-    time.tzset()
-    try:
+    with local_zone(monkeypatch, "JST-9"):  # 9 hours east of UTC
         text = SHORT.replace(
             "    subdirs: [linux-64]\n",
             "    subdirs: [linux-64]\n"
             "    filters: {dates: {after: 2024-01-01, before: '2024-02-01T12:00:00'}}\n",
         )
         filters = parse_config(dedent(text)).channels[0].mirrors[0].filters
-    finally:
-        monkeypatch.undo()
-        time.tzset()
     assert filters.after_ms == ms("2024-01-01")
     assert filters.before_ms == ms("2024-02-01T12:00:00")
 

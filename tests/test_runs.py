@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -11,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from sitegen.sync.report import COMPLETED, FAILED, STOPPED, MirrorReport, RunRep
 from sitegen.sync.run import MirrorOptions, run_mirror, select_mirrors
 from testkit.site import published, site_config
 from testkit.upstream import ExampleUpstream
+from testkit.zone import local_zone
 
 
 def ts(text: str) -> float:
@@ -103,18 +102,6 @@ def test_schedule_fires_after_last_completed_run(
 ) -> None:
     with local_zone(monkeypatch, "UTC0"):
         assert schedule.is_due(expression, ts(last), ts(now)) is due
-
-
-@contextlib.contextmanager
-def local_zone(monkeypatch: pytest.MonkeyPatch, zone: str) -> Iterator[None]:
-    """The process's local time zone, a POSIX zone string (no tz database needed)."""
-    monkeypatch.setenv("TZ", zone)
-    time.tzset()
-    try:
-        yield
-    finally:
-        monkeypatch.undo()
-        time.tzset()
 
 
 @pytest.mark.unit
