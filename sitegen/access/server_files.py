@@ -21,12 +21,11 @@ right but dead token answers 403, a wrong one 401.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import grp
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from sitegen.layout import (
     TOKENS_FILE,
     access_dir,
 )
+from sitegen.store.lock import taking_turns
 
 _ID_RE = re.compile(r"^[0-9a-f]{12}$")
 _B64URL_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -180,7 +180,7 @@ def write_server_files(config: SiteConfig) -> WrittenFiles:
     gid = paths.gid()
     dir_mode, file_mode = (0o750, 0o640) if paths.group else (0o755, 0o644)
     _make_dir(paths.dir, dir_mode, gid)
-    with _turn(paths.dir / ACCESS_LOCK):
+    with taking_turns(paths.dir / ACCESS_LOCK, 0o600):
         try:
             records = paths.store.load()
         except TokenError as exc:
@@ -195,16 +195,6 @@ def write_server_files(config: SiteConfig) -> WrittenFiles:
             changed = _write(target, content, file_mode, gid) or changed
         changed = _remove_stale(paths.apache_dir, set(wanted)) or changed
     return WrittenFiles(paths, changed)
-
-
-@contextlib.contextmanager
-def _turn(lock: Path) -> Iterator[None]:
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _make_dir(path: Path, mode: int, gid: int) -> None:

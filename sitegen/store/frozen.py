@@ -10,8 +10,6 @@ channels.yaml lifts that.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -20,6 +18,7 @@ import msgspec
 
 from sitegen.config import SiteConfig
 from sitegen.layout import frozen_lock_path, frozen_path
+from sitegen.store.lock import taking_turns
 from sitegen.store.site import Site
 
 
@@ -92,12 +91,8 @@ class FrozenChannels:
         freeze); runs only read it, without the site lock, so a freeze applies at once."""
         lock = frozen_lock_path(self.site.root)
         self.site.ensure_dir(lock.parent)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with taking_turns(lock):
             yield
-        finally:
-            os.close(fd)
 
     def _save(self, channels: dict[str, FreezeEntry]) -> None:
         path = frozen_path(self.site.root)

@@ -6,8 +6,10 @@ behind; the file keeps the holder's pid only to name it in the message.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from sitegen.layout import LOCK_NAME
@@ -76,3 +78,16 @@ def lock_holder(state_dir: Path) -> int | None:
         if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
             return int(fields[4])
     return None
+
+
+@contextlib.contextmanager
+def taking_turns(lock: Path, mode: int = 0o644) -> Iterator[None]:
+    """Wait for, then hold, the lock on the file ``lock`` (created with ``mode`` if absent):
+    writers of one set of files take turns (renders of a site, the web server's token files,
+    the freezes), each holding it only while it writes."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

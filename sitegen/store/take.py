@@ -10,12 +10,9 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from sitegen.store.interface import SiteStorage
 from sitegen.store.temp_names import short_name
-
-if TYPE_CHECKING:
-    from sitegen.store.site import Site
 
 log = logging.getLogger("sitegen")
 
@@ -24,7 +21,7 @@ NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP)
 
 
 def take_file(
-    site: Site,
+    site: SiteStorage,
     source: Path,
     target: Path,
     check: Callable[[Path], object],
@@ -51,7 +48,11 @@ def take_file(
 
 
 def _take_aside(
-    site: Site, aside: Path, target: Path, check: Callable[[Path], object], same_bytes: Path | None
+    site: SiteStorage,
+    aside: Path,
+    target: Path,
+    check: Callable[[Path], object],
+    same_bytes: Path | None,
 ) -> None:
     try:
         os.rename(aside, target)

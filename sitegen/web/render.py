@@ -14,7 +14,6 @@ Pages that are no longer produced (a package that left the channel) are removed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import time
@@ -27,6 +26,7 @@ from sitegen import layout
 from sitegen.conda.records import gc_paused
 from sitegen.config import SiteConfig, make_scrub
 from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_path
+from sitegen.store.lock import taking_turns
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History
 from sitegen.sync.report import RUNNING, RunReport
@@ -84,12 +84,8 @@ def _render_lock(site: Site) -> Iterator[None]:
     """One render at a time per site (`sitegen serve --watch` beside a cron run)."""
     directory = render_dir(site.root)
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with taking_turns(directory / LOCK_NAME):
         yield
-    finally:
-        os.close(fd)
 
 
 class _Renderer:
