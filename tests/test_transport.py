@@ -27,6 +27,7 @@ import zstandard
 from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.net import download as download_mod
+from sitegen.net import failures as failures_mod
 from sitegen.net import transport as transport_mod
 from sitegen.net import upstream as upstream_mod
 from sitegen.net.client import UpstreamClient, open_client
@@ -537,7 +538,7 @@ async def test_a_large_repodata_coming_steadily_is_not_cut_off(
     """A repodata.json that takes longer than four timeouts on a slow link, its bytes coming
     at more than the minimum rate, is read whole: its deadline grows with what arrives, as
     a package file's does."""
-    monkeypatch.setattr(upstream_mod, "MIN_RATE", 1024)  # the drip below is ~40 KiB/s
+    monkeypatch.setattr(failures_mod, "MIN_RATE", 1024)  # the drip below is ~40 KiB/s
     document = bytes(range(256)) * 480  # 120 KiB in 60 pieces over three seconds
 
     def steady(handler: UpstreamHandler) -> None:

@@ -19,8 +19,15 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.net.activity import Transfer
 from sitegen.net.checksums import Hasher, VerifyError, hash_chunks
-from sitegen.net.failures import describe_error, log_retry, retry_after, retry_delay
-from sitegen.net.upstream import MIN_RATE, RETRY_STATUS, Upstream, UpstreamError
+from sitegen.net.failures import (
+    MIN_RATE,
+    Pace,
+    describe_error,
+    log_retry,
+    retry_after,
+    retry_delay,
+)
+from sitegen.net.upstream import RETRY_STATUS, Upstream, UpstreamError
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter
 
@@ -157,26 +164,6 @@ def _deadline(upstream: Upstream, size: int) -> float:
     return upstream.settings.timeout + size / MIN_RATE
 
 
-class _Pace:
-    """A transfer's deadline as its bytes arrive: ``timeout`` for the first ones, then the
-    time the bytes received earn at MIN_RATE, never beyond ``cap`` seconds. A server dripping
-    below the minimum rate is cut off once its bytes stop paying for the wait, not after the
-    days a large claimed size would grant it (holding the run and the site lock)."""
-
-    def __init__(self, scope: trio.CancelScope, timeout: float, cap: float) -> None:
-        self.scope = scope
-        self.timeout = timeout
-        self.start = trio.current_time()
-        self.cap_at = self.start + cap
-        self.received = 0
-        scope.deadline = min(self.cap_at, self.start + timeout)
-
-    def add(self, size: int) -> None:
-        self.received += size
-        earned = self.start + self.timeout + self.received / MIN_RATE
-        self.scope.deadline = min(self.cap_at, earned)
-
-
 async def _fetch(
     job: DownloadJob, site: Site, writer: DiskWriter, on_bytes: Callable[[int], None]
 ) -> int:
@@ -197,7 +184,7 @@ async def _fetch(
                     upstream.activity.transfer(upstream.safe_url(_url(job))) as transfer,
                     trio.fail_after(_deadline(upstream, record.size)) as scope,
                 ):
-                    pace = _Pace(scope, upstream.settings.timeout, _deadline(upstream, record.size))
+                    pace = Pace(scope, upstream.settings.timeout, _deadline(upstream, record.size))
                     async with upstream.client.stream(_url(job)) as response:
                         if response.status_code != 200:
                             raise _refusal(response.status_code, response.headers)
@@ -253,7 +240,7 @@ async def _fetch_split(
                     async with upstream.host_limiter:
                         cap = _deadline(upstream, size)
                         with trio.fail_after(cap) as scope:
-                            await part.fetch(_Pace(scope, upstream.settings.timeout, cap))
+                            await part.fetch(Pace(scope, upstream.settings.timeout, cap))
                 except Exception as exc:
                     errors.append(exc)
                     nursery.cancel_scope.cancel()  # the other parts are of no use now
@@ -296,14 +283,14 @@ class _Part:
         self.ranged = False
         self.on_ranged: Callable[[], object] | None = None  # told when a 206 arrives
 
-    async def fetch(self, pace: _Pace) -> None:
+    async def fetch(self, pace: Pace) -> None:
         upstream = self.job.upstream
         headers = {"Range": f"bytes={self.start}-{self.end - 1}"}
         what = f"{upstream.safe_url(_url(self.job))} (bytes {self.start}-{self.end - 1})"
         with upstream.activity.transfer(what) as transfer:
             await self._fetch(headers, transfer, pace)
 
-    async def _fetch(self, headers: dict[str, str], transfer: Transfer, pace: _Pace) -> None:
+    async def _fetch(self, headers: dict[str, str], transfer: Transfer, pace: Pace) -> None:
         record = self.job.record
         async with (
             self.job.upstream.client.stream(_url(self.job), headers) as response,

@@ -1,9 +1,10 @@
-"""Transport failures in plain words, and the pace of retries: shared by the repodata fetch
-and the package downloads."""
+"""Transport failures in plain words, the pace a transfer must keep, and the pace of
+retries: shared by the repodata fetch and the package downloads."""
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import socket
 import ssl
@@ -14,6 +15,31 @@ import httpx
 import trio
 
 log = logging.getLogger("sitegen")
+
+# Below this average rate a transfer is treated as stalled (slow-drip upstreams).
+MIN_RATE = 16 * 1024
+
+
+class Pace:
+    """A transfer's deadline as its bytes arrive: ``first`` seconds for the first ones, then
+    the time the bytes received earn at MIN_RATE, never beyond ``cap`` seconds. A large file
+    on a slow link is not cut off; a server dripping below the minimum rate is, once its
+    bytes stop paying for the wait, not after the days a large listed size would grant it."""
+
+    def __init__(self, scope: trio.CancelScope, first: float, cap: float = math.inf) -> None:
+        self.scope = scope
+        self.start = trio.current_time() + first
+        self.cap_at = trio.current_time() + cap
+        self.received = 0
+        scope.deadline = min(self.cap_at, self.start)
+
+    def add(self, size: int) -> None:
+        self.reached(self.received + size)
+
+    def reached(self, total: int) -> None:
+        """``total`` bytes received so far."""
+        self.received = total
+        self.scope.deadline = min(self.cap_at, self.start + total / MIN_RATE)
 
 
 def describe_error(exc: BaseException, received: int = 0) -> str:

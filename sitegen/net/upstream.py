@@ -26,7 +26,7 @@ from sitegen.config import DownloadSettings, MirrorConfig, redact_url
 from sitegen.config.model import scrub_of
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient, open_client
-from sitegen.net.failures import describe_error, log_retry, retry_after, retry_delay
+from sitegen.net.failures import Pace, describe_error, log_retry, retry_after, retry_delay
 from sitegen.net.transport import trusted_cas
 
 log = logging.getLogger("sitegen")
@@ -35,8 +35,6 @@ REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_REPODATA_BYTES = 4 << 30  # a decompressed repodata.json larger than this is hostile
 DECODE_PIECE = 64 << 20  # a .zst is decoded this much at a time
-# Below this average rate a transfer is treated as stalled (slow-drip upstreams).
-MIN_RATE = 16 * 1024
 
 
 class _RedactTokens(logging.Filter):
@@ -291,12 +289,12 @@ class Upstream:
         a large repodata.json on a slow link is not cut off (counted as sent: a gzip bomb
         earns no time)."""
         with trio.fail_after(self.settings.timeout * 4) as scope:
-            start = scope.deadline
+            pace = Pace(scope, self.settings.timeout * 4)
             async with self.client.stream(url, {**_REPODATA_ENCODINGS, **headers}) as response:
 
                 def received(size: int) -> None:
                     self.activity.add(transfer, size)
-                    scope.deadline = start + response.num_bytes_downloaded / MIN_RATE
+                    pace.reached(response.num_bytes_downloaded)
 
                 body = await _read_capped(response, what, received)
         return response, body
