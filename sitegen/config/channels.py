@@ -80,7 +80,7 @@ def _channel(path: str, node: YamlNode) -> ChannelConfig:
     default_name = (checked or "mirror").replace("/", "-")
     if "approval" in node.raw_keys():
         return _gated_channel(path, node, default_name)
-    if any(source.key in node.raw_keys() for source in sources.SOURCES):
+    if node.raw_keys() & set(_source_keys()):
         # The short form: the channel is its own single mirror.
         keys = node.mapping((*_mirror_keys(), *CHANNEL_ONLY_KEYS), _nested())
         mirror = _mirror(keys, node, default_name)
@@ -222,7 +222,7 @@ def _check_unique(channels: list[ChannelConfig], node: YamlNode) -> None:
 def _mirror_keys() -> tuple[str, ...]:
     return (
         "name",
-        *(source.key for source in sources.SOURCES),
+        *_source_keys(),
         "subdirs",
         "mode",
         "verify_tls",
