@@ -13,13 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sitegen.approvals.edit import add_entry, editing, remove_entries, write_atomically
-from sitegen.conda.version import (
-    InvalidSpecError,
-    RecordMatcher,
-    parse_matchspec,
-    untested_keys,
-)
+from sitegen.conda.version import RecordMatcher
 from sitegen.config.approval_model import Approval, parse_expiry
+from sitegen.config.approvals import spec_problem
 from sitegen.config.model import ChannelConfig, SiteConfig
 from sitegen.config.yaml_nodes import ConfigError
 from sitegen.sync.approvals import PendingItem, approve, load_candidates, matching, pending
@@ -36,14 +32,8 @@ def gated_channel(config: SiteConfig, path: str) -> ChannelConfig:
 
 
 def check_spec(spec: str) -> None:
-    try:
-        parsed = parse_matchspec(spec)
-    except InvalidSpecError as exc:
-        raise ConfigError(f"invalid MatchSpec {spec!r}: {exc}") from None
-    if parsed.channel is not None or parsed.subdir is not None:
-        raise ConfigError(f"MatchSpec {spec!r}: channel:: and [subdir=...] are not used")
-    if (untested := untested_keys(parsed)) is not None:
-        raise ConfigError(f"MatchSpec {spec!r}: {untested}")
+    if (why := spec_problem(spec)) is not None:
+        raise ConfigError(why)
 
 
 def grant(

@@ -72,6 +72,20 @@ def parse_approvals(text: str, filename: str) -> tuple[Approval, ...]:
     return tuple(entries)
 
 
+def spec_problem(spec: str) -> str | None:
+    """Why ``spec`` cannot approve anything (in the approvals file or on ``sitegen approve``),
+    or None."""
+    try:
+        parsed = parse_matchspec(spec)
+    except InvalidSpecError as exc:
+        return f"invalid MatchSpec {spec!r}: {exc}"
+    if parsed.channel is not None or parsed.subdir is not None:
+        return f"MatchSpec {spec!r}: channel:: and [subdir=...] are not used"
+    if (untested := untested_keys(parsed)) is not None:
+        return f"MatchSpec {spec!r}: {untested}"
+    return None
+
+
 def _entry(node: YamlNode) -> Approval:
     state = node.state
     start = len(state.errors)
@@ -81,14 +95,8 @@ def _entry(node: YamlNode) -> Approval:
             state.add(node.error(f"missing required key {required!r}"))
     state.settle(start)
     spec = keys["spec"].string()
-    try:
-        parsed = parse_matchspec(spec)
-    except InvalidSpecError as exc:
-        raise keys["spec"].error(f"invalid MatchSpec {spec!r}: {exc}") from None
-    if parsed.channel is not None or parsed.subdir is not None:
-        raise keys["spec"].error(f"MatchSpec {spec!r}: channel:: and [subdir=...] are not used")
-    if (untested := untested_keys(parsed)) is not None:
-        raise keys["spec"].error(f"MatchSpec {spec!r}: {untested}")
+    if (why := spec_problem(spec)) is not None:
+        raise keys["spec"].error(why)
     when = keys["when"].string()
     try:
         dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
