@@ -7,7 +7,8 @@ laid out by subdir. Measured, each as its own process:
 1. ``sitegen mirror`` on a fresh site: cold index (every file read and hashed) and publish
    (repodata, current_repodata, channeldata, hard links, pages);
 2. ``rattler.index.index_fs`` (py-rattler's Rust indexer, ``force``) on a hard-linked copy of the
-   folder (it writes its repodata into the folder it indexes): the same files, cold;
+   folder (it writes its repodata, ``.zst`` and shards into the folder it indexes, as sitegen
+   publishes them): the same files, cold;
 3. ``sitegen watch`` running on that site: one package is renamed into the folder, and the time
    until the published ``repodata.json`` lists it is taken;
 4. ``index_fs`` again on the copy with that package added (incremental).
@@ -48,7 +49,7 @@ CHANNEL = "internal/builds"
 RATTLER = (
     "import asyncio, sys\n"
     "from rattler.index import index_fs\n"
-    "asyncio.run(index_fs(sys.argv[1], write_zst=True, write_shards=False,"
+    "asyncio.run(index_fs(sys.argv[1], write_zst=True, write_shards=True,"
     " force=sys.argv[2] == 'force'))\n"
 )
 
@@ -128,7 +129,7 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> None
         fmt_s(theirs.wall),
         raw=theirs.wall,
         note=f"peak RSS {fmt_mb(theirs.peak_rss_mb)}; CPU {fmt_s(theirs.cpu_s)}; "
-        "repodata.json + .zst",
+        "repodata.json, .zst and shards",
     )
 
     log("local: sitegen watch, one package added")
