@@ -235,24 +235,73 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_a_reindex_reads_only_new_or_changed_files(tmp_path: Path) -> None:
+def _indexed(caplog: pytest.LogCaptureFixture, config) -> list[str]:
+    """Run; what the run said it indexed (read in full)."""
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sitegen"):
+        assert not run(config).failed
+    return [m for m in caplog.messages if "new or changed files" in m]
+
+
+def _rewrite_keeping_mtime(path: Path, offset: int) -> None:
+    """Change one byte in place (same inode, same size), then set the mtime back, as ``cp -p``,
+    ``touch -r`` or ``rsync --times`` over the file would."""
+    before = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+
+
+def test_a_reindex_reads_only_new_or_changed_files(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "incoming"
+    site = tmp_path / "site"
+    config = local_config(site, folder)
+    path = drop(folder, SPECS[1], "conda")
+    assert _indexed(caplog, config)
+    # Publishing linked the file (a new link moves its ctime): read once more, then no more.
+    _indexed(caplog, config)
+    assert _indexed(caplog, config) == []
+    # Rewritten in place with size, mtime and inode as they were (here a byte of the zip's
+    # local header that readers skip: still a valid package, of another sha256). The published
+    # file is a hard link to it: the record must be read again, or it names the old sha256.
+    _rewrite_keeping_mtime(path, 10)
+    assert _indexed(caplog, config)
+    record = read_repodata(site / CHANNEL / "linux-64")["packages.conda"][path.name]
+    assert record["sha256"] == _sha256(path) == _sha256(site / CHANNEL / "linux-64" / path.name)
+    assert_channel_consistent(site, CHANNEL)
+    # A cache written before the ctime was kept: each file is read once more, no error.
+    _indexed(caplog, config)
+    cache_path = site / ".sitegen" / "local" / "internal-own.json"
+    cache = json.loads(cache_path.read_text())
+    for entry in cache.values():
+        del entry["ctime_ns"]
+    cache_path.write_text(json.dumps(cache))
+    assert _indexed(caplog, config)
+    assert "ctime_ns" in json.loads(cache_path.read_text())[path.name]
+    assert _indexed(caplog, config) == []
+
+
+def test_a_changed_mtime_reads_the_file_again(tmp_path: Path) -> None:
     folder = tmp_path / "incoming"
     site = tmp_path / "site"
     config = local_config(site, folder)
     path = drop(folder, SPECS[1], "tar.bz2")
     assert not run(config).failed
-    record = read_repodata(site / CHANNEL / "linux-64")["packages"][path.name]
-    # Other bytes of the same size, with size, mtime and inode restored: the cache vouches for
-    # the file, so it is not read (and the run then refuses to publish bytes that differ).
     stat = path.stat()
     data = bytearray(path.read_bytes())
     data[-20] ^= 0xFF
-    with open(path, "r+b") as handle:
-        handle.write(data)
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    run(config)
-    assert read_repodata(site / CHANNEL / "linux-64")["packages"][path.name] == record
-    # A changed mtime: read again, and the corrupted bytes are rejected.
+    path.write_bytes(data)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     report = run(config)
     # A top-level file whose subdir cannot be read is reported under noarch.

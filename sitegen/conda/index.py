@@ -102,15 +102,20 @@ class BadPackage(Exception):
 
 @dataclass(frozen=True)
 class FileStat:
-    """What identifies one version of a file on disk: a change to any means read it again."""
+    """What identifies one version of a file on disk: a change to any means read it again.
+
+    The mtime alone cannot tell: a file rewritten in place with its mtime set back (``touch
+    -r``, ``cp -p``, ``rsync --times``) keeps size, mtime and inode. Its ctime cannot be set
+    back: every write, ``utime``, rename, chmod or new hard link moves it to the present."""
 
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int
 
     @classmethod
     def of(cls, result: os.stat_result) -> FileStat:
-        return cls(result.st_size, result.st_mtime_ns, result.st_ino)
+        return cls(result.st_size, result.st_mtime_ns, result.st_ino, result.st_ctime_ns)
 
 
 @dataclass
@@ -204,7 +209,7 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
     finally:
         os.close(fd)
     if size != before.st_size or FileStat.of(after) != FileStat.of(before):
-        raise BadPackage(REASON_CHANGED, "size or mtime changed during the read")
+        raise BadPackage(REASON_CHANGED, "written to during the read")
     try:
         now = FileStat.of(os.stat(path, follow_symlinks=False))
     except OSError:

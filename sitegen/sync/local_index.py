@@ -7,7 +7,8 @@ other directories. A file listed twice (top level and a subdir folder) counts on
 top-level one.
 
 Indexing a file costs a full read; the cache (``.sitegen/local/<mirror>.json``) keeps each
-file's record under its size, mtime and inode, so a re-index reads only new or changed files.
+file's record under its size, mtime, inode and ctime (:class:`FileStat`), so a re-index reads
+only new or changed files.
 Files that cannot be published are cached with their reason too, and reported on every run.
 """
 
@@ -46,13 +47,15 @@ class CacheEntry(msgspec.Struct, omit_defaults=True):
     size: int
     mtime_ns: int
     inode: int
+    # 0 in a cache written before the ctime was kept: never a file's, so the file is read once.
+    ctime_ns: int = 0
     record: dict[str, Any] | None = None
     about: dict[str, Any] = msgspec.field(default_factory=dict)
     reason: str = ""
 
     @property
     def stat(self) -> FileStat:
-        return FileStat(self.size, self.mtime_ns, self.inode)
+        return FileStat(self.size, self.mtime_ns, self.inode, self.ctime_ns)
 
 
 CACHE_TYPE = dict[str, CacheEntry]
@@ -143,8 +146,8 @@ def read_one(folder: Path, found: FoundFile) -> CacheEntry:
     return CacheEntry(*_stat_fields(identity), record=package.record, about=package.about)
 
 
-def _stat_fields(value: FileStat) -> tuple[int, int, int]:
-    return value.size, value.mtime_ns, value.inode
+def _stat_fields(value: FileStat) -> tuple[int, int, int, int]:
+    return value.size, value.mtime_ns, value.inode, value.ctime_ns
 
 
 @dataclass
