@@ -16,6 +16,7 @@ from sitegen.config import parse_config
 from sitegen.config.yaml_nodes import ConfigError
 from sitegen.layout import local_store_path
 from sitegen.store.site import Site
+from sitegen.store.take import aside_of
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
 from sitegen.tools.verify import verify_site
@@ -221,3 +222,62 @@ def test_a_package_dropped_unreadable_to_others_is_published_readable(
     kept = local_store_path(site, MIRROR) / "linux-64" / foo.name if move else foo
     assert sha256_of(kept) == digest  # moved into the store, or left in the folder
     assert foo.exists() is not move
+
+
+def test_files_a_killed_move_left_aside_are_recovered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run killed between a move's two renames leaves the file as a dot-file in the folder,
+    which indexing skips: the next run puts it back, removes it when it is there anyway, or
+    finishes its move, and says so, instead of leaving it there for ever."""
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    foo = drop(folder, FOO, "conda")
+    bar = drop(folder, BAR, "conda", by_subdir=True)
+    # A name of more than 120 bytes is shortened in the aside name: the index cache knows it.
+    long = drop(folder, PackageSpec("l" * 130, "1.0", "0"), "conda")
+    rebuilt = drop(folder, PackageSpec("rebuilt", "1.0", "0"), "conda")
+    assert not run(local_config(site, folder)).failed  # indexed and published, not moved
+    digests = {p.name: sha256_of(p) for p in (foo, bar, long)}
+    for path in (foo, long, rebuilt):
+        os.rename(path, aside_of(path))  # killed right after the first rename
+    assert aside_of(long).name != f".{long.name}.sitegen-taking"
+    os.link(bar, aside_of(bar))  # killed while putting the file back: it has both names
+    # The name taken since by a new build: the one set aside is what the site publishes.
+    drop(folder, PackageSpec("rebuilt", "1.0", "0", seed=4), "conda")
+    digests[rebuilt.name] = sha256_of(rebuilt)
+    config = local_config(site, folder, extra="move: true\n")
+    with caplog.at_level("WARNING", logger="sitegen"):
+        assert not run(config).failed
+    store = local_store_path(site, MIRROR) / "linux-64"
+    for path in (foo, bar, long, rebuilt):
+        assert not path.exists() and not aside_of(path).exists()
+        assert sha256_of(store / path.name) == digests[path.name]
+    assert published(site, CHANNEL, "linux-64") == set(digests)
+    assert_channel_consistent(site, CHANNEL)
+    said = "\n".join(caplog.messages)
+    for path, done in [
+        (foo, f"put back as {foo.name}"),
+        (long, f"put back as {long.name}"),
+        (bar, "removed: it is"),
+        (rebuilt, "moved into the store"),
+    ]:
+        assert f"{aside_of(path)} was set aside by a move that did not finish: {done}" in said
+
+
+def test_a_file_set_aside_that_is_nowhere_else_stays(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its name taken by another file, and its bytes neither published nor stored: it stays,
+    and is never written over by a later move of that name."""
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = local_config(site, folder, extra="move: true\n")
+    foo = drop(folder, FOO, "conda")
+    os.rename(foo, aside_of(foo))
+    drop(folder, PackageSpec("foo", "1.0", "h1_0", seed=6), "conda")
+    digest = sha256_of(aside_of(foo))
+    with caplog.at_level("WARNING", logger="sitegen"):
+        report = run(config)
+    assert "did not finish: left there" in "\n".join(caplog.messages)
+    assert any("set aside by an earlier move is in the way" in e for e in report.errors)
+    assert sha256_of(aside_of(foo)) == digest
+    assert published(site, CHANNEL, "linux-64") == {foo.name}

@@ -8,7 +8,7 @@ import errno
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sitegen.store.interface import SiteStorage
@@ -18,6 +18,15 @@ log = logging.getLogger("sitegen")
 
 # A hard link across these fails; the file is copied instead.
 NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP)
+
+
+ASIDE_SUFFIX = ".sitegen-taking"
+
+
+def aside_of(source: Path) -> Path:
+    """Where :func:`take_file` sets ``source`` aside while it moves it: a dot-file beside it,
+    which indexing ignores (see :func:`recover_aside` for one a crash left there)."""
+    return source.with_name(f".{short_name(source.name)}{ASIDE_SUFFIX}")
 
 
 def take_file(
@@ -32,8 +41,12 @@ def take_file(
     # First aside, in its own folder (one atomic rename): the name may hold a newer file than
     # the version checked, which must neither reach the store unchecked (over the version
     # stored) nor be lost. A crash between this and the next rename leaves the file there,
-    # under the aside name.
-    aside = source.with_name(f".{short_name(source.name)}.sitegen-taking")
+    # under the aside name, for recover_aside.
+    aside = aside_of(source)
+    if os.path.lexists(aside):
+        # An earlier move's, which a crash left there (rename would write over it): the next
+        # run's recover_aside deals with it first.
+        raise FileExistsError(errno.EEXIST, "a file set aside by an earlier move is in the way")
     os.rename(source, aside)
     try:
         now = os.stat(aside, follow_symlinks=False)
@@ -84,9 +97,9 @@ class _Replaced(Exception):
     """The file under the source's name is not the version checked."""
 
 
-def _put_back(aside: Path, source: Path) -> None:
+def _put_back(aside: Path, source: Path) -> bool:
     """The file set aside goes back under its name, unless another file took the name since
-    (then it stays aside, beside it: nothing is written over)."""
+    (then it stays aside, beside it: nothing is written over); whether it went back."""
     with contextlib.suppress(FileNotFoundError):
         try:
             os.link(aside, source, follow_symlinks=False)
@@ -94,5 +107,75 @@ def _put_back(aside: Path, source: Path) -> None:
             log.warning(
                 "%s was replaced twice while it was moved; the earlier file is %s", source, aside
             )
-            return
+            return False
         os.unlink(aside)
+    return True
+
+
+def name_set_aside(aside: Path, candidates: Iterable[str]) -> str | None:
+    """The one of ``candidates`` (names the folder of ``aside`` may have held) that
+    :func:`take_file` would set aside at ``aside``; None when none is."""
+    for name in candidates:
+        if (
+            "/" not in name
+            and name not in ("", ".", "..")
+            and aside_of(aside.with_name(name)) == aside
+        ):
+            return name
+    return None
+
+
+def recover_aside(
+    site: SiteStorage, aside: Path, source: Path, homes: Iterable[tuple[Path, Path]]
+) -> str:
+    """Finish with a file that a move interrupted by a crash left at ``aside`` (its name was
+    ``source``); what was done, for the log. ``homes``: for each subdir it may belong to, the
+    file the site publishes under its name and where the store keeps it.
+
+    Its name free, it goes back under it, for the next move to take as any other. The name
+    held by the same file (a second name) or the store holding its bytes, it is removed. The
+    name taken since by another file (a new build), the move is finished when the site
+    publishes exactly its bytes (the version the move was for; the new build replaces it in the
+    store once published in turn). Otherwise it stays: nothing is written over or lost."""
+    try:
+        here = os.stat(source, follow_symlinks=False)
+    except FileNotFoundError:
+        if _put_back(aside, source):
+            return f"put back as {source.name}"
+        return f"left there: {source.name} was dropped again meanwhile"
+    held = os.stat(aside, follow_symlinks=False)
+    if (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+        os.unlink(aside)
+        return f"removed: it is {source.name} too (a second name)"
+    homes = list(homes)
+    for _published, stored in homes:
+        if _same_bytes(aside, stored):
+            os.unlink(aside)
+            return f"removed: the store holds its bytes ({stored})"
+    for published, stored in homes:
+        if _same_bytes(aside, published):
+
+            def check(path: Path, published: Path = published) -> None:
+                if not _same_bytes(path, published):
+                    raise OSError(errno.EIO, "the copy differs from the published file")
+
+            identity = (held.st_size, held.st_mtime_ns, held.st_ino)
+            take_file(site, aside, stored, check, identity, published)
+            if not os.path.lexists(aside):
+                return f"moved into the store ({stored}), as published"
+    return f"left there: {source.name} is another file now, which the site does not publish yet"
+
+
+def _same_bytes(one: Path, other: Path) -> bool:
+    """Whether two files hold the same bytes, read in full (not filecmp: it trusts a cache
+    keyed by size and mtime, which a file rewritten in place can keep)."""
+    try:
+        with open(one, "rb") as left, open(other, "rb") as right:
+            if os.fstat(left.fileno()).st_size != os.fstat(right.fileno()).st_size:
+                return False
+            while chunk := left.read(1 << 20):
+                if right.read(len(chunk)) != chunk:
+                    return False
+            return not right.read(1)
+    except OSError:
+        return False

@@ -45,6 +45,7 @@ from sitegen.sync.filtered import save_filtered
 from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest
 from sitegen.sync.local import LocalSources, index_all, is_local, link_all
 from sitegen.sync.local_move import move_published
+from sitegen.sync.local_recover import recover_all
 from sitegen.sync.merge import (
     FROZEN,
     DeletionGuard,
@@ -116,6 +117,8 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
                 results.fetched,
                 bodies,
             )
+            if not scope.options.dry_run:
+                await recover_all(scope.site, results.mirrors)
             # Local sources: their folders indexed in place of a fetch and a parse.
             local = await index_all(
                 scope.site,
