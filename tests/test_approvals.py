@@ -209,6 +209,70 @@ def test_remove_keeps_the_rest_as_it_was():
     assert (same, none) == (FILE, [])
 
 
+MULTILINE = """\
+# header
+- channel: internal/approved
+  spec: numpy >=2
+  by: alice
+  when: "2026-11-01T09:00:00Z"
+  why: |
+    forecasting, see
+    # the ticket, not a comment: text of the value
+  # a note on numpy, after its last key
+# zlib: needed by everything
+- channel: internal/approved  # the base
+  spec: zlib
+  # bob asked in the standup
+  by: bob
+  when: "2026-11-02T09:00:00Z"
+  why: "base
+    # also text of the value"
+  expires: "2027-01-01"  # until the rebuild
+
+# approvals below are waiting for review:
+# - channel: internal/approved
+#   spec: openssl
+"""
+
+
+def _whys(text: str) -> dict[str, str]:
+    return {e.spec: e.why for e in parse_approvals(text, "a")}
+
+
+def test_an_edit_keeps_every_comment_where_it_was():
+    footer = MULTILINE[MULTILINE.index("\n# approvals below") :]
+    whys = _whys(MULTILINE)
+    assert whys["numpy >=2"].endswith("# the ticket, not a comment: text of the value\n")
+    # The last entry granted again: the comments after it stay at the end of the file, and its
+    # own stay by their keys (one whose key the new entry lacks goes with the next key).
+    again = add_entry(MULTILINE, entry("zlib", by="carol"), "approvals.yaml")
+    assert again.endswith(footer)
+    assert again.count("# approvals below are waiting for review:") == 1
+    assert '- channel: "internal/approved"  # the base\n' in again
+    assert '  # bob asked in the standup\n  by: "carol"\n' in again
+    assert "  # until the rebuild\n" in again  # expires is gone, its comment is not
+    assert _whys(again)["numpy >=2"] == whys["numpy >=2"]
+    # Revoked: its own comments go with it, the file's footer stays.
+    gone, removed = remove_entries(MULTILINE, GATED, "zlib", "approvals.yaml")
+    assert [e.spec for e in removed] == ["zlib"]
+    assert gone == MULTILINE[: MULTILINE.index("# zlib: needed")] + footer
+    assert gone.endswith("#   spec: openssl\n")
+    # The '#' line inside numpy's value is numpy's: revoking numpy takes it along, and
+    # granting numpy again keeps it in the value (not above zlib, nor lost).
+    gone, _ = remove_entries(MULTILINE, GATED, "numpy >=2", "approvals.yaml")
+    assert "not a comment" not in gone and "a note on numpy" not in gone
+    assert gone.startswith("# header\n# zlib: needed by everything\n- channel: internal")
+    assert _whys(gone) == {"zlib": whys["zlib"]}
+    kept = entry("numpy >=2", why=whys["numpy >=2"])
+    again = add_entry(MULTILINE, kept, "approvals.yaml")
+    assert _whys(again) == whys
+    assert "  # a note on numpy, after its last key\n# zlib: needed by everything\n" in again
+    assert again.endswith(footer) and again.startswith("# header\n- channel:")
+    # A new entry sorted last goes in before the footer, which stays the file's end.
+    last = add_entry(MULTILINE, entry("zstd"), "approvals.yaml")
+    assert last.endswith(footer) and '"zstd"' in last[: last.index(footer)]
+
+
 def test_a_file_in_another_layout_is_not_edited():
     flow = '[{channel: internal/approved, spec: zlib, by: a, when: "2026-01-01", why: b}]\n'
     with pytest.raises(ConfigError, match="edit it by hand"):

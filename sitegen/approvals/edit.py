@@ -2,8 +2,9 @@
 
 The file is a YAML list with one block per entry, each starting with ``- channel:`` at the
 start of a line (the layout these functions write). A new entry goes in at its sorted place
-(by channel, then spec); comment lines just above an entry belong to it. Every edit is checked
-by parsing the result before it is written, and written atomically.
+(by channel, then spec); comment lines just above an entry belong to it, as do those among its
+keys, and what follows the last entry stays at the end (see :mod:`sitegen.approvals.layout`).
+Every edit is checked by parsing the result before it is written, and written atomically.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from sitegen.approvals.layout import Layout, read_layout, rewritten
 from sitegen.config.approval_model import Approval
 from sitegen.config.approvals import parse_approvals
-from sitegen.config.yaml_nodes import ConfigError
 
 HEADER = (
     "# Approvals of approval-gated channels (see channels.yaml), sorted by channel and spec.\n"
@@ -44,74 +45,39 @@ def render_entry(entry: Approval) -> list[str]:
     return [line + "\n" for line in lines]
 
 
-def _blocks(text: str, filename: str) -> tuple[list[str], list[tuple[Approval, list[str]]]]:
-    """The lines before the first entry, and each entry with its lines."""
-    entries = parse_approvals(text, filename)
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    starts = [i for i, line in enumerate(lines) if line.startswith("- ")]
-    if len(starts) != len(entries):
-        raise ConfigError(
-            f"{filename}: not laid out as one '- channel: ...' block per entry; edit it by hand"
-        )
-    if not starts:
-        return lines, []
-    # Comment and blank lines just above an entry are that entry's (but those above the first
-    # entry are the file's header).
-    begins = [starts[0]]
-    for start in starts[1:]:
-        begin = start
-        while not lines[begin - 1].strip() or lines[begin - 1].lstrip().startswith("#"):
-            begin -= 1
-        begins.append(begin)
-    ends = [*begins[1:], len(lines)]
-    blocks = [lines[b:e] for b, e in zip(begins, ends, strict=True)]
-    return lines[: begins[0]], list(zip(entries, blocks, strict=True))
-
-
 def add_entry(text: str, entry: Approval, filename: str) -> str:
     """The file with ``entry`` added in sorted place, replacing one with the same channel and
-    spec (an approval granted again)."""
-    header, blocks = _blocks(text, filename) if text.strip() else ([HEADER], [])
+    spec (an approval granted again: its comments stay, each by its key)."""
+    layout = read_layout(text, filename) if text.strip() else Layout([HEADER], [], [])
     new = render_entry(entry)
     out_blocks: list[list[str]] = []
     placed = False
-    for existing, lines in blocks:
-        if existing.key == entry.key:
-            comments = [line for line in lines if line.lstrip().startswith("#") or not line.strip()]
-            lines = [*comments[: _leading(lines)], *new]
+    for block in layout.blocks:
+        lines = block.lines
+        if block.entry.key == entry.key:
+            lines = rewritten(block, new)
             placed = True
-        elif not placed and existing.key > entry.key:
+        elif not placed and block.entry.key > entry.key:
             out_blocks.append(new)
             placed = True
         out_blocks.append(lines)
     if not placed:
         out_blocks.append(new)
-    return _check("".join([*header, *(line for block in out_blocks for line in block)]), filename)
+    return _check(layout.text(out_blocks), filename)
 
 
 def remove_entries(text: str, channel: str, spec: str, filename: str) -> tuple[str, list[Approval]]:
-    """The file without the entries of ``channel`` with this spec, and the entries removed."""
+    """The file without the entries of ``channel`` with this spec (and the comments that are
+    theirs: above them and among their keys), and the entries removed."""
     if not text.strip():
         return text, []
-    header, blocks = _blocks(text, filename)
+    layout = read_layout(text, filename)
     key = Approval(channel, spec, "", "", "").key
-    kept = [lines for entry, lines in blocks if entry.key != key]
-    removed = [entry for entry, _lines in blocks if entry.key == key]
-    return _check(
-        "".join([*header, *(line for block in kept for line in block)]), filename
-    ), removed
-
-
-def _leading(lines: list[str]) -> int:
-    """How many comment or blank lines open a block."""
-    count = 0
-    for line in lines:
-        if line.startswith("- "):
-            break
-        count += 1
-    return count
+    kept = [block.lines for block in layout.blocks if block.entry.key != key]
+    removed = [block.entry for block in layout.blocks if block.entry.key == key]
+    if not removed:
+        return text, []
+    return _check(layout.text(kept), filename), removed
 
 
 def _check(text: str, filename: str) -> str:
