@@ -609,3 +609,26 @@ def test_the_store_stays_private_over_a_leftover_temporary(tmp_path: Path) -> No
     store.add("ci", [], NOW)
     assert store.path.stat().st_mode & 0o777 == 0o600
     assert not leftover.exists()
+
+
+@pytest.mark.unit
+def test_token_commands_name_readers_with_no_token_in_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "channels.yaml"
+    access = "access: {groups: {team: [alice, carl]}}"
+    config.write_text(_config(tmp_path, access, "access: private\nreaders: [team, bbo]"))
+    assert main(["token", "add", "alice", "-c", str(config)]) == 0
+    out, err = capsys.readouterr()
+    token = out.strip()
+    assert "internal/licensed: readers carl (group team), bbo" in err
+    assert main(["token", "list", "-c", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert "internal/licensed: readers carl (group team), bbo" in err
+    assert "alice" not in err and token not in out + err
+
+    assert main(["token", "add", "bbo", "-c", str(config)]) == 0
+    assert main(["token", "add", "carl", "-c", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["token", "list", "-c", str(config)]) == 0
+    assert "no token" not in capsys.readouterr().err

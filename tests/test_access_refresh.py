@@ -50,7 +50,7 @@ def _readers_in_files(config_path: Path) -> set[str]:
 
 
 def test_a_reader_taken_out_of_channels_yaml_loses_access_at_the_next_run(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     upstream = tmp_path / "up" / "chan"
     write_channel(upstream, small_packages())
@@ -64,6 +64,7 @@ def test_a_reader_taken_out_of_channels_yaml_loses_access_at_the_next_run(
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     assert _readers_in_files(config_path) == {"alice", "bob"}
     assert reloads.read_text() == "x"
+    assert "no token" not in caplog.text
 
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     assert reloads.read_text() == "x", "nothing changed: no reload"
@@ -78,3 +79,23 @@ def test_a_reader_taken_out_of_channels_yaml_loses_access_at_the_next_run(
     _write(config_path, upstream, "[alice, bob]", failing)
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 1
     assert _readers_in_files(config_path) == {"alice", "bob"}
+
+
+def test_a_run_names_the_readers_with_no_token_in_the_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A typo in ``readers`` locks the person out: the run says which name, of which channel."""
+    upstream = tmp_path / "up" / "chan"
+    write_channel(upstream, small_packages())
+    reload, _ = _reloader(tmp_path)
+    config_path = _write(tmp_path / "channels.yaml", upstream, "[alcie, team]", reload)
+    store = AccessPaths.of(load_config(config_path)).store
+    store.add("alice", [], dt.datetime.now(dt.UTC))
+
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w for w in warnings if "no token" in w] == [
+        f"access: channel {CHANNEL}: readers alcie, bob (group team) in channels.yaml name no"
+        " token in the token store: a typo, or a token not issued yet (`sitegen token add NAME`)"
+    ]
+    assert _readers_in_files(config_path) == {"alice"}

@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sitegen.access.refresh import reload_server
 from sitegen.access.server_files import (
     AccessError,
     AccessPaths,
     readers_of,
+    unknown_readers,
+    unknown_readers_lines,
     write_server_files,
 )
 from sitegen.access.tokens import TokenError, TokenRecord, parse_expiry
@@ -181,6 +183,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    _warn_unknown_readers(unknown_readers(config, records))
     return EXIT_OK
 
 
@@ -190,7 +193,9 @@ def _scope(config: SiteConfig, record: TokenRecord) -> list[str]:
 
 def _apply(config: SiteConfig, reload: bool) -> int:
     """Rewrite the web server's files; reload the server when asked, else say how."""
-    paths = write_server_files(config).paths
+    written = write_server_files(config)
+    paths = written.paths
+    _warn_unknown_readers(written.unknown)
     command = config.access.reload
     if not reload:
         print(
@@ -206,6 +211,11 @@ def _apply(config: SiteConfig, reload: bool) -> int:
         return _fail(problem)
     print(f"sitegen: token files updated; ran {' '.join(command)}", file=sys.stderr)
     return EXIT_OK
+
+
+def _warn_unknown_readers(unknown: Iterable[tuple[str, tuple[str, ...]]]) -> None:
+    for line in unknown_readers_lines(unknown):
+        print(f"sitegen: token: warning: {line}", file=sys.stderr)
 
 
 def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

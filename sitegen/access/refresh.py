@@ -12,7 +12,12 @@ from __future__ import annotations
 import logging
 import subprocess
 
-from sitegen.access.server_files import AccessError, private_channels, write_server_files
+from sitegen.access.server_files import (
+    AccessError,
+    private_channels,
+    unknown_readers_lines,
+    write_server_files,
+)
 from sitegen.config import SiteConfig, child_environment
 
 log = logging.getLogger("sitegen")
@@ -44,6 +49,8 @@ def refresh_access(config: SiteConfig) -> bool:
     except (AccessError, OSError) as exc:
         log.error("access: cannot write the web server's token files: %s", exc)
         return False
+    for line in unknown_readers_lines(written.unknown):
+        log.warning("access: %s", line)
     if not written.changed:
         return True
     if not config.access.reload:

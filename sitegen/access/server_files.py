@@ -122,6 +122,42 @@ def readers_of(
     return [check_record(r) for r in records if r.name in names or channel.path in r.channels]
 
 
+def unknown_readers(
+    config: SiteConfig, records: Iterable[TokenRecord]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """(channel, readers) for the private channels whose ``readers`` name a token the store
+    does not hold, directly or as a member of an ``access.groups`` group (``carl (group
+    team)``): a typo there locks the person out without an error, so the commands that read
+    both say so. Names only, never a token."""
+    stored = {r.name for r in records}
+    groups = dict(config.access.groups)
+    out = []
+    for channel in private_channels(config):
+        missing: dict[str, None] = {}
+        for reader in channel.readers:
+            if reader in groups:
+                missing.update(
+                    (f"{name} (group {reader})", None)
+                    for name in groups[reader]
+                    if name not in stored
+                )
+            elif reader not in stored:
+                missing[reader] = None
+        if missing:
+            out.append((channel.path, tuple(missing)))
+    return out
+
+
+def unknown_readers_lines(unknown: Iterable[tuple[str, tuple[str, ...]]]) -> list[str]:
+    """One line per channel of :func:`unknown_readers`' answer, saying what to do."""
+    return [
+        f"channel {path}: {'readers' if len(names) > 1 else 'reader'} {', '.join(names)}"
+        " in channels.yaml name no token in the token store: a typo, or a token not issued"
+        " yet (`sitegen token add NAME`)"
+        for path, names in unknown
+    ]
+
+
 def nginx_map_text(config: SiteConfig, records: list[TokenRecord]) -> str:
     lines = ["# written by sitegen from the token store: hashes only; do not edit\n"]
     for channel in private_channels(config):
@@ -164,6 +200,8 @@ class WrittenFiles:
 
     paths: AccessPaths
     changed: bool
+    # readers of channels.yaml naming no token in the store (see unknown_readers)
+    unknown: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def write_server_files(config: SiteConfig) -> WrittenFiles:
@@ -194,7 +232,7 @@ def write_server_files(config: SiteConfig) -> WrittenFiles:
                 _make_dir(paths.apache_dir / parent, dir_mode, gid)
             changed = _write(target, content, file_mode, gid) or changed
         changed = _remove_stale(paths.apache_dir, set(wanted)) or changed
-    return WrittenFiles(paths, changed)
+    return WrittenFiles(paths, changed, tuple(unknown_readers(config, records)))
 
 
 def _make_dir(path: Path, mode: int, gid: int) -> None:
