@@ -333,3 +333,14 @@ def test_a_mirror_that_could_not_read_upstream_says_failed_not_kept_nothing(
         finish(report)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["m: failed: upstream could not be read", "n: kept 1 record"]
+
+
+@pytest.mark.unit
+def test_a_local_source_whose_folder_could_not_be_read_says_the_folder(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gone = MirrorReport("m", "c", "/srv/inbox", kind="local", errors=["no such folder"])
+    gone.subdirs["linux-64"] = MirrorSubdirReport(upstream=ERROR)
+    with caplog.at_level(logging.INFO, logger="sitegen"):
+        finish(RunReport(id="r", started=0.0, mirrors=[gone]))
+    assert [r.getMessage() for r in caplog.records] == ["m: failed: the folder could not be read"]

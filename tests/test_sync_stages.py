@@ -302,6 +302,8 @@ def test_report_is_assembled_from_the_stage_results() -> None:
             "removed": [C.fn],
             "downloaded_files": 1,
             "downloaded_bytes": 1000,
+            "local_files": 0,
+            "local_bytes": 0,
             "deleted_files": 1,
             "errors": ["linux-64/b: 404"],
         }

@@ -60,7 +60,7 @@ def register(add: AddCommand) -> None:
 def run_mirror_command(args: argparse.Namespace) -> int:
     from sitegen.access.refresh import refresh_access
     from sitegen.store.lock import SiteLocked
-    from sitegen.sync.report import STOPPED
+    from sitegen.sync.report import STOPPED, new_files_text
     from sitegen.sync.run import MirrorOptions, RunError, run_mirror
 
     config = load(args)
@@ -120,9 +120,14 @@ def run_mirror_command(args: argparse.Namespace) -> int:
     rendered = counted and rendered and access_ok
     if args.dry_run:
         for channel in report.channels:
+            new_files = new_files_text(
+                (channel.downloaded_files, channel.downloaded_bytes),
+                (channel.local_files, channel.local_bytes),
+                dry_run=True,
+                size=lambda n: f"{n} bytes",
+            )
             print(
-                f"{channel.channel}/{channel.subdir}: would download {channel.downloaded_files}"
-                f" files ({channel.downloaded_bytes} bytes), delete {channel.deleted_files},"
+                f"{channel.channel}/{channel.subdir}: {new_files}, delete {channel.deleted_files},"
                 f" publish {channel.packages} files"
                 + (f" [{channel.status}: {'; '.join(channel.errors)}]" if channel.errors else "")
             )

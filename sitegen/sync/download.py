@@ -61,6 +61,9 @@ class DownloadOutcome:
     bytes: int = 0
     failed: set[str] = field(default_factory=set)  # fn
     errors: list[str] = field(default_factory=list)
+    # Files of local sources linked or copied in (sitegen.sync.local.link_all): not downloads.
+    local_files: int = 0
+    local_bytes: int = 0
 
 
 def download_jobs(

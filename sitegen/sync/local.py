@@ -200,8 +200,8 @@ async def link_all(
                 outcome.failed.add(record.fn)
                 outcome.errors.append(message)
                 continue
-            outcome.files += 1
-            outcome.bytes += record.size
+            outcome.local_files += 1
+            outcome.local_bytes += record.size
 
 
 def process_umask() -> int:

@@ -246,7 +246,9 @@ async def _rebuild(
     to_publish, sharded = await prepare_all(
         scope.site, results.merged, results.downloads, results.publish
     )
-    downloaded = {scope.site.path(*key) for key, d in results.downloads.items() if d.files}
+    downloaded = {
+        scope.site.path(*key) for key, d in results.downloads.items() if d.files or d.local_files
+    }
     # One flush for the new package files and the new shards, before any index names them.
     error = await flush(scope.site, sorted(downloaded | sharded))
     if error is not None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+
+from sitegen.config.local_source import KIND as LOCAL_KIND
+from sitegen.net.activity import counted, human_bytes
 
 RUNNING = "running"
 COMPLETED = "completed"
@@ -43,6 +47,7 @@ class MirrorReport:
     channel: str
     source: str  # display URL: never holds a token
     mode: str = "active"
+    kind: str = "channel"  # MirrorConfig.kind: "local" reads a folder, not an upstream channel
     status: str = RUNNING
     subdirs: dict[str, MirrorSubdirReport] = field(default_factory=dict)
     unsatisfied: list[dict[str, str]] = field(default_factory=list)  # dependency report
@@ -61,6 +66,10 @@ class MirrorReport:
     def from_json(cls, data: dict[str, Any]) -> MirrorReport:
         subdirs = {k: MirrorSubdirReport(**v) for k, v in data.get("subdirs", {}).items()}
         return cls(**{**data, "subdirs": subdirs})
+
+    @property
+    def local(self) -> bool:
+        return self.kind == LOCAL_KIND
 
     def read_upstream(self) -> bool:
         """Whether the mirror read some subdir upstream in this run (not only errors)."""
@@ -87,8 +96,29 @@ class ChannelSubdirReport:
     removed: list[str] = field(default_factory=list)
     downloaded_files: int = 0
     downloaded_bytes: int = 0
+    # Files of local sources, linked or copied in from their folders: not downloaded.
+    local_files: int = 0
+    local_bytes: int = 0
     deleted_files: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def new_files_text(
+    downloaded: tuple[int, int],
+    local: tuple[int, int],
+    dry_run: bool = False,
+    size: Callable[[int], str] = human_bytes,
+) -> str:
+    """How the new files of a subdir (or a run) got there, as (files, bytes) downloaded and
+    added from local sources' folders: ``downloaded 2 files (1.0 MB), added 1 file from the
+    folder (3.0 KB)``; only the parts that happened, ``no new files`` when neither did."""
+    verbs = ("would download", "would add") if dry_run else ("downloaded", "added")
+    parts = []
+    if downloaded[0]:
+        parts.append(f"{verbs[0]} {counted(downloaded[0], 'file')} ({size(downloaded[1])})")
+    if local[0]:
+        parts.append(f"{verbs[1]} {counted(local[0], 'file')} from the folder ({size(local[1])})")
+    return ", ".join(parts) or "no new files"
 
 
 @dataclass

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from sitegen.conda.indexed import same_except_indexed
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, MirrorConfig
+from sitegen.config.local_source import KIND as LOCAL_KIND
 from sitegen.filters.advisories import REASON_PREFIX as ADVISORY
-from sitegen.net.activity import counted, human_bytes
+from sitegen.net.activity import counted
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
@@ -31,6 +32,7 @@ from sitegen.sync.report import (
     MirrorReport,
     MirrorSubdirReport,
     RunReport,
+    new_files_text,
 )
 from sitegen.sync.selection import ClosureResult
 
@@ -80,7 +82,11 @@ def _mirror_report(
     channel: ChannelConfig, mirror: MirrorConfig, results: RunResults
 ) -> MirrorReport:
     mr = MirrorReport(
-        name=mirror.name, channel=channel.path, source=mirror.display_url(), mode=mirror.mode
+        name=mirror.name,
+        channel=channel.path,
+        source=mirror.display_url(),
+        mode=mirror.mode,
+        kind=mirror.kind,
     )
     if mirror.name in results.unusable:
         mr.errors.append(results.unusable[mirror.name])
@@ -146,8 +152,14 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
         plan = results.plans.get(key)
         if plan is not None:
             cr.status = "dry-run"
-            cr.downloaded_files = plan.jobs
-            cr.downloaded_bytes = plan.bytes
+            local = {m.name for _c, m in results.mirrors if m.kind == LOCAL_KIND}
+            for record in (*plan.to_download, *plan.to_stage):
+                if record.origin in local:
+                    cr.local_files += 1
+                    cr.local_bytes += record.size
+                else:
+                    cr.downloaded_files += 1
+                    cr.downloaded_bytes += record.size
             cr.deleted_files = plan.unreferenced
             _diff(cr, merged, merged.meta.records)
         return cr
@@ -155,6 +167,8 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
     if downloaded is not None:
         cr.downloaded_files = downloaded.files
         cr.downloaded_bytes = downloaded.bytes
+        cr.local_files = downloaded.local_files
+        cr.local_bytes = downloaded.local_bytes
         cr.errors.extend(downloaded.errors)
     outcome = results.publish.get(key)
     if outcome is None:
@@ -247,7 +261,8 @@ def finish(report: RunReport) -> None:
     for mr in report.mirrors:
         mr.status = FAILED if mr.errors else COMPLETED
         if mr.errors and not mr.read_upstream():
-            log.info("%s: failed: upstream could not be read", mr.name)  # its counts are nil
+            source = "the folder" if mr.local else "upstream"
+            log.info("%s: failed: %s could not be read", mr.name, source)  # its counts are nil
         else:
             excluded = ", ".join(f"{n} {r}" for r, n in mr.excluded_totals().items())
             kept = sum(s.kept for s in mr.subdirs.values())
@@ -287,16 +302,17 @@ def log_channel_summary(cr: ChannelSubdirReport) -> None:
         )
         log.info("%s: %s, %s", where, cr.status, kept)
         return
-    fetched = "would download" if cr.status == "dry-run" else "downloaded"
     log.info(
-        "%s: %s, %s (+%d ~%d -%d), %s %s (%s)",
+        "%s: %s, %s (+%d ~%d -%d), %s",
         where,
         cr.status,
         counted(cr.packages, "file"),
         len(cr.added),
         len(cr.updated),
         len(cr.removed),
-        fetched,
-        counted(cr.downloaded_files, "file"),
-        human_bytes(cr.downloaded_bytes),
+        new_files_text(
+            (cr.downloaded_files, cr.downloaded_bytes),
+            (cr.local_files, cr.local_bytes),
+            dry_run=cr.status == "dry-run",
+        ),
     )

@@ -23,7 +23,7 @@ from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
 from sitegen.sync.progress import human_bytes
-from sitegen.sync.report import RUNNING, RunReport
+from sitegen.sync.report import RUNNING, RunReport, new_files_text
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class LastRun:
     removed: int
     downloaded_files: int
     downloaded_bytes: int
+    local_files: int  # added from local sources' folders, not downloaded
+    local_bytes: int
     errors: tuple[str, ...]
 
 
@@ -131,6 +133,8 @@ def last_run_of(name: str, channel: str, run: RunReport) -> LastRun:
         removed=sum(len(c.removed) for c in subdirs),
         downloaded_files=sum(c.downloaded_files for c in subdirs),
         downloaded_bytes=sum(c.downloaded_bytes for c in subdirs),
+        local_files=sum(c.local_files for c in subdirs),
+        local_bytes=sum(c.local_bytes for c in subdirs),
         errors=tuple(mirror.errors) + tuple(e for c in subdirs for e in c.errors),
     )
 
@@ -359,8 +363,11 @@ def format_status(status: SiteStatus) -> str:
             lines.append(f"  last run: {run.id}, {run.status}, started {iso(run.started)}{took}")
             lines.append(
                 f"    {run.records_kept} records kept; channel: {run.packages} files published"
-                f" (+{run.added} ~{run.updated} -{run.removed}),"
-                f" downloaded {run.downloaded_files} files ({human_bytes(run.downloaded_bytes)})"
+                f" (+{run.added} ~{run.updated} -{run.removed}), "
+                + new_files_text(
+                    (run.downloaded_files, run.downloaded_bytes),
+                    (run.local_files, run.local_bytes),
+                )
             )
             lines.extend(f"    error: {e}" for e in run.errors[:5])
             if len(run.errors) > 5:

@@ -68,6 +68,7 @@ def mirror_row(mirror: MirrorReport, scrub: Scrub) -> dict[str, Any]:
         "name": mirror.name,
         "channel": mirror.channel,
         "source": scrub(mirror.source),
+        "local": mirror.local,  # fed by a folder: its records are not upstream's
         "status": mirror.status,
         "records": sum(s.records for s in subdirs),
         "kept": sum(s.kept for s in subdirs),
@@ -96,6 +97,8 @@ def run_summary(report: RunReport, scrub: Scrub = same) -> dict[str, Any]:
             "removed": len(c.removed),
             "downloaded_files": c.downloaded_files,
             "downloaded_bytes": c.downloaded_bytes,
+            "local_files": c.local_files,
+            "local_bytes": c.local_bytes,
             "deleted_files": c.deleted_files,
             "errors": [scrub(e) for e in c.errors],
         }
@@ -126,7 +129,15 @@ def run_summary(report: RunReport, scrub: Scrub = same) -> dict[str, Any]:
         "all_errors": all_errors,
         "totals": {
             key: sum(c[key] for c in channels)
-            for key in ("added", "updated", "removed", "downloaded_files", "downloaded_bytes")
+            for key in (
+                "added",
+                "updated",
+                "removed",
+                "downloaded_files",
+                "downloaded_bytes",
+                "local_files",
+                "local_bytes",
+            )
         },
         "page": run_page_path(report.id),
         "record": run_record_path(report.id),
