@@ -94,3 +94,20 @@ def test_local_files_are_added_from_the_folder_not_downloaded(
     landing = (site / "index.html").read_text()
     assert "kept <b>6</b> of 6 records in the folder" in landing  # internal-own
     assert "kept <b>6</b> of 6 upstream records" in landing  # forge
+    lead = _text(landing.split('class="lead">')[1].split("</p>")[0])
+    assert lead.startswith(
+        "2 channels mirrored from upstream conda channels or published from local folders,"
+    )
+
+
+def test_the_landing_page_of_a_site_of_local_folders_says_so(tmp_path: Path) -> None:
+    drop_all(tmp_path / "inbox", small_packages())
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\n"
+        f"channels:\n  internal/own: {{path: {tmp_path / 'inbox'}, subdirs: [linux-64]}}\n"
+    )
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    landing = (tmp_path / "site" / "index.html").read_text()
+    assert "upstream" not in _text(landing.split("<h2")[0]).lower()
+    assert "1 channel of packages published from local folders, filtered and verified." in landing

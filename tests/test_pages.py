@@ -522,6 +522,7 @@ def test_landing_model_without_base_url_uses_a_placeholder() -> None:
     private = model["channels"][3]["mirrors"][0]
     assert private["source"] == "https://conda.anaconda.org/t/***/my-org"
     assert private["last_status"] is None and private["last_status_words"] == "never run"
+    assert model["sources"] == "upstream"  # the opening line says "mirrored from upstream"
     model = landing_model(config("https://m.example"), {}, [])
     assert model["base_placeholder"] is None
 

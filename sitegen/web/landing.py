@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sitegen.config import SiteConfig
+from sitegen.config.local_source import KIND as LOCAL_KIND
 from sitegen.layout import channel_index_path, run_page_path, search_index_path
 from sitegen.sync.report import (
     COMPLETED,
@@ -62,6 +63,16 @@ def mirror_state(reports: list[RunReport], mirror: str) -> dict[str, Any]:
     return state
 
 
+def source_kinds(config: SiteConfig) -> str:
+    """What feeds the site's channels, for the page's opening line: "upstream" channels,
+    "local" folders or "both". An approval-gated channel reads another channel of the site,
+    which says it already."""
+    kinds = {m.kind for _c, m in config.mirrors if m.kind != "site"}
+    if kinds == {LOCAL_KIND}:
+        return "local"
+    return "both" if LOCAL_KIND in kinds else "upstream"
+
+
 def landing_model(
     config: SiteConfig,
     summaries: Mapping[str, ChannelSummary],
@@ -105,6 +116,7 @@ def landing_model(
     last = run_summary(reports[0], scrub) if reports else None
     return {
         "channels": channels,
+        "sources": source_kinds(config),
         "last_run": last,
         "base_url": config.base_url,
         "base_placeholder": None if config.base_url else BASE_PLACEHOLDER,
