@@ -22,6 +22,7 @@ class FetcherProcess:
     address: str
     proc: subprocess.Popen[str]
     log: Path
+    announcement: str  # its first line on stdout
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -51,7 +52,7 @@ def fetcher_process(config: Path, logs: Path) -> Iterator[FetcherProcess]:
         if "listening on http://" not in line:
             raise RuntimeError(f"the fetcher did not start: {line!r}\n{log_path.read_text()}")
         address = line.rsplit("http://", 1)[1].strip()
-        process = FetcherProcess(address, proc, log_path)
+        process = FetcherProcess(address, proc, log_path, line.strip())
         yield process
     finally:
         proc.terminate()

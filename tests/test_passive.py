@@ -201,6 +201,21 @@ def test_passive_mirror_fetches_on_demand_and_keeps_serving_when_upstream_is_dow
             assert token_upstream.token.encode() not in path.read_bytes(), path
 
 
+def test_the_fetcher_says_once_where_it_listens(tmp_path: Path) -> None:
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {tmp_path / 'site'}\n"
+        f"channels:\n  {CHANNEL}: {{url: https://up.invalid/forge, subdirs: [linux-64],"
+        " mode: passive}\n"
+    )
+    with fetcher_process(config_path, tmp_path) as fetcher:
+        assert "listening" not in fetcher.log_text()  # on stderr: not a second time
+        assert fetcher.announcement == (
+            f"sitegen fetcher: 1 passive channel of {tmp_path / 'site'};"
+            f" listening on http://{fetcher.address}"
+        )
+
+
 def test_hostile_upstream_gets_502_and_nothing_is_stored(
     token_upstream: TokenUpstream, public_dir: Path, tmp_path: Path
 ) -> None:

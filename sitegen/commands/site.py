@@ -184,6 +184,7 @@ def _webconf(args: argparse.Namespace) -> int:
 def _fetcher(args: argparse.Namespace) -> int:
     import signal
 
+    from sitegen.net.activity import counted
     from sitegen.passive.fetcher import (
         FetcherLimits,
         listener_address,
@@ -210,8 +211,16 @@ def _fetcher(args: argparse.Namespace) -> int:
                 max_connections=args.max_connections, max_downloads=args.max_downloads
             )
             async with trio.open_nursery() as nursery:
-                await nursery.start(partial(serve_fetcher, limits=limits), config, listeners)
-                print(f"sitegen fetcher: listening on http://{listener_address(listeners)}")
+                fetcher = await nursery.start(
+                    partial(serve_fetcher, limits=limits), config, listeners
+                )
+                # The one announcement, on stdout for whatever waits for the address (the
+                # URL ends the line).
+                channels = counted(len(fetcher.resolver.channels), "passive channel")
+                print(
+                    f"sitegen fetcher: {channels} of {fetcher.resolver.site.root};"
+                    f" listening on http://{listener_address(listeners)}"
+                )
                 sys.stdout.flush()
                 async for signum in signals:
                     log.info("fetcher: %s received, stopping", signal.Signals(signum).name)

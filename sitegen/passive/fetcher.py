@@ -387,10 +387,5 @@ async def serve_fetcher(
         if not channels:
             log.warning("no channel has a passive mirror: every request will be answered 404")
         nursery.start_soon(trio.serve_listeners, fetcher.handle_connection, listeners)
-        log.info(
-            "fetcher for %d passive channel(s) of %s listening on http://%s",
-            len(channels),
-            fetcher.resolver.site.root,
-            listener_address(listeners),
-        )
+        # Announcing it is the caller's (`sitegen fetcher` says it once, with the address).
         task_status.started(fetcher)
