@@ -17,6 +17,7 @@ from sitegen import __version__
 from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, build_parser, main
 from sitegen.commands.common import release_memory
 from sitegen.store.lock import SiteLock
+from sitegen.tools.demo import own_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -123,8 +124,22 @@ def test_demo_hints_name_the_command_that_runs_here(tmp_path: Path) -> None:
         timeout=120,
         check=True,
     ).stdout
-    assert ".venv/bin/sitegen serve -c" in out
-    assert "`.venv/bin/sitegen mirror -c" in out
+    assert f"{REPO / '.venv/bin/sitegen'} serve -c" in out
+    assert f"`{REPO / '.venv/bin/sitegen'} mirror -c" in out
+
+
+@pytest.mark.unit
+def test_demo_hints_name_a_command_that_runs_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started as ``.venv/bin/sitegen``, the hints name it by its absolute path: the user may
+    run them from anywhere (they hold the absolute paths of the site and channels.yaml)."""
+    script = tmp_path / ".venv" / "bin" / "sitegen"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    monkeypatch.chdir(tmp_path)
+    assert own_command(".venv/bin/sitegen") == str(script)
+    assert own_command("/nowhere/python3") == f"{sys.executable} -m sitegen"
 
 
 @pytest.mark.unit

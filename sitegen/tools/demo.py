@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -51,7 +50,7 @@ def run_demo(directory: Path) -> int:
     render_site(config)
     site = config.output
     logging.getLogger("sitegen").info("demo run %s: %s", report.id, report.status)
-    command = _own_command()
+    command = own_command()
     print(
         f"""
 The demo site is in {site}
@@ -67,13 +66,15 @@ Config:     {config_path} (edit it and run `{command} mirror -c {config_path}`)
     return 1 if report.failed else 0
 
 
-def _own_command() -> str:
-    """How to call this sitegen again from the current directory: ``sitegen`` when that name
-    on PATH is this program, else the path it was started by (``.venv/bin/sitegen``)."""
-    started = Path(sys.argv[0])
+def own_command(argv0: str | None = None) -> str:
+    """How to call this sitegen again, from any directory (the hints name absolute paths for
+    everything else too): ``sitegen`` when that name on PATH is this program, else the
+    absolute path it was started by (``/srv/sitegen/.venv/bin/sitegen``, when it was started
+    as ``.venv/bin/sitegen``). ``argv0``: how it was started (default: ``sys.argv[0]``)."""
+    started = Path(sys.argv[0] if argv0 is None else argv0)
     on_path = shutil.which("sitegen")
     if on_path and started.name == "sitegen" and Path(on_path).resolve() == started.resolve():
         return "sitegen"
     if started.name == "sitegen" and started.is_file():
-        return os.path.relpath(started)
+        return str(started.absolute())
     return f"{sys.executable} -m sitegen"
