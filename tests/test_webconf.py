@@ -132,6 +132,25 @@ def test_passive_channels_get_fetcher_rules(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
+def test_the_apache_module_hint_names_each_module_once(tmp_path: Path) -> None:
+    """Passive and private channels both need mod_rewrite: one ``rewrite`` in the hint."""
+    text = f"""\
+        output: {tmp_path / "site"}
+        channels:
+          {CHANNEL}: {{url: http://127.0.0.1:9/forge, subdirs: [linux-64], mode: passive}}
+          internal/licensed: {{url: http://127.0.0.1:9/lic, subdirs: [linux-64], access: private}}
+        """
+    both = parse_config(textwrap.dedent(text), base_dir=tmp_path)
+    apache = render_webconf("apache", both, WebconfOptions())
+    (hint,) = [line for line in apache.splitlines() if line.startswith("#     a2enmod ")]
+    assert hint == "#     a2enmod alias dir mime headers rewrite proxy proxy_http setenvif"
+    (needs,) = [line for line in apache.splitlines() if line.startswith("# Needs mod_")]
+    assert needs.count("mod_rewrite") == 1
+    plain = render_webconf("apache", _config(tmp_path / "site"), WebconfOptions())
+    assert "#     a2enmod alias dir mime headers\n" in plain
+
+
+@pytest.mark.unit
 def test_cli_prints_config_and_rejects_bad_values(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -178,6 +178,17 @@ class Webconf:
     apache_modules: str
     source: str  # the config file, for the header comment
 
+    @property
+    def apache_enable(self) -> tuple[str, ...]:
+        """The Apache modules the config uses, for its ``a2enmod`` hint: each once, in order
+        (the fetcher and private channels both need mod_rewrite)."""
+        modules = ["alias", "dir", "mime", "headers"]
+        if self.fetcher:
+            modules += ["rewrite", "proxy", "proxy_http"]
+        if self.access:
+            modules += ["rewrite", "setenvif"]
+        return tuple(dict.fromkeys(modules))
+
 
 @dataclass(frozen=True)
 class AccessConf:
