@@ -12,11 +12,17 @@ import pytest
 
 from sitegen.access.pages import TOKEN_PLACEHOLDER
 from sitegen.config import SiteConfig
-from sitegen.sync.report import ChannelSubdirReport, MirrorReport, RunReport
+from sitegen.sync.report import FAILED, ChannelSubdirReport, MirrorReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
-from sitegen.web.private import landing_private, public_report, token_snippet
+from sitegen.web.private import (
+    PRIVATE_ERRORS_ONLY,
+    landing_private,
+    public_report,
+    token_snippet,
+)
 from sitegen.web.render import render_site
+from sitegen.web.run import run_summary
 from testkit.site import site_config
 from testkit.upstream import ExampleUpstream
 
@@ -157,6 +163,27 @@ def test_public_report_drops_private_channels_mirrors_approvals_and_errors() -> 
     assert [c.channel for c in public.channels] == [PUBLIC]
     assert public.errors == ["ex: slow"] and public.approvals == []
     assert len(report.mirrors) == 2 and len(report.errors) == 3  # the original is left as is
+
+
+@pytest.mark.unit
+def test_a_run_failed_only_in_private_channels_says_so_publicly_without_naming_them() -> None:
+    licensed = MirrorReport("licensed", PRIVATE, "/srv", errors=["linux-64: HTTP 500"])
+    report = RunReport(
+        id="20261205T000000Z",
+        started=1.0,
+        status=FAILED,
+        mirrors=[licensed, MirrorReport("ex", PUBLIC, "u")],
+        channels=[ChannelSubdirReport(channel=PRIVATE, subdir="linux-64", errors=["disk full"])],
+        errors=[f"{PRIVATE}/linux-64: no space left"],
+    )
+    public = public_report(report, frozenset({PRIVATE}))
+    assert public.errors == [PRIVATE_ERRORS_ONLY] and public.status == FAILED
+    summary = run_summary(public)
+    assert summary["all_errors"] == [PRIVATE_ERRORS_ONLY]
+    assert not any(word in str(summary) for word in (PRIVATE, "licensed", "HTTP 500", "disk"))
+    # A run that failed in a public channel too shows only its public errors, no note.
+    report.errors.append("ex: slow")
+    assert public_report(report, frozenset({PRIVATE})).errors == ["ex: slow"]
 
 
 @pytest.mark.unit

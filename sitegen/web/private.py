@@ -24,18 +24,27 @@ def private_paths(config: SiteConfig) -> frozenset[str]:
     return frozenset(c.path for c in config.channels if c.private)
 
 
+# Said on the public pages of a run that failed only in private channels: "failed" with no
+# reason at all would look like a fault of the pages. No channel or mirror is named.
+PRIVATE_ERRORS_ONLY = "the errors of this run concern private channels (not shown here)"
+
+
 def public_report(report: RunReport, private: frozenset[str]) -> RunReport:
     """``report`` without the mirrors, subdirs and approvals of private channels, nor the
-    run-level errors that name one of them or their mirrors."""
+    run-level errors that name one of them or their mirrors (a failed run left with no error
+    says why in a note that names none of them)."""
     hidden_mirrors = {m.name for m in report.mirrors if m.channel in private}
     words = private | hidden_mirrors
-    return dataclasses.replace(
+    public = dataclasses.replace(
         report,
         mirrors=[m for m in report.mirrors if m.channel not in private],
         channels=[c for c in report.channels if c.channel not in private],
         approvals=[a for a in report.approvals if a.get("channel") not in private],
         errors=[e for e in report.errors if not any(word in e for word in words)],
     )
+    if report.failed and not public.failed:
+        public.errors.append(PRIVATE_ERRORS_ONLY)
+    return public
 
 
 def public_reports(reports: Iterable[RunReport], private: frozenset[str]) -> list[RunReport]:
