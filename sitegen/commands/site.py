@@ -111,13 +111,17 @@ def register(add: AddCommand) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from sitegen.net.activity import counted, human_bytes
     from sitegen.tools.verify import verify_site
 
     report = trio.run(verify_site, load(args), args.repair)
     for problem in report.problems:
         state = " (repaired)" if problem.repaired else ""
         print(f"{problem.kind}: {problem.path}: {problem.detail}{state}")
-    print(f"checked {report.files} files, {report.bytes} bytes; {len(report.problems)} problems")
+    print(
+        f"checked {counted(report.files, 'file')}, {human_bytes(report.bytes)};"
+        f" {counted(len(report.problems), 'problem')}"
+    )
     if any(p.kind == "locked" for p in report.problems):
         return EXIT_LOCKED
     return EXIT_OK if report.ok else EXIT_FAILED
