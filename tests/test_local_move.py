@@ -65,6 +65,24 @@ def test_published_files_are_moved_into_the_store_and_stay_published(tmp_path: P
     assert sha256_of(directory / bar.name) == digests[bar.name]
 
 
+def test_moved_files_are_not_read_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The store's index takes each moved file's cache entry along, with the ctime the move
+    gave it: the files are read once, when they are dropped, not again from the store."""
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = local_config(site, folder, extra="move: true\n")
+    drop(folder, FOO, "conda")
+    drop(folder, BAR, "tar.bz2", by_subdir=True)
+    assert not run(config).failed
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sitegen"):
+        assert not run(config).failed
+    assert [m for m in caplog.messages if "new or changed files" in m] == []
+    assert published(site, CHANNEL, "linux-64") == {
+        "foo-1.0-h1_0.conda",
+        "bar-2.0-h2_0.tar.bz2",
+    }
+
+
 def test_only_published_files_move(tmp_path: Path) -> None:
     folder, site = tmp_path / "incoming", tmp_path / "site"
     extra = "move: true\nfilters: {names: {exclude: [bar]}}\n"

@@ -35,6 +35,7 @@ from sitegen.sync.local_index import (
     build_index,
     decode_cache,
     encode_cache,
+    keep_link_stamps,
     needs_reading,
     overlay,
     read_one,
@@ -151,7 +152,10 @@ async def index_directory(
             await trio.to_thread.run_sync(write_state, site, cache_path, data)
         except OSError as exc:  # only costs reading the files again next time
             log.warning("%s: could not keep the index cache: %s", mirror.name, exc)
-    return build_index(folder, mirror.name, mirror.subdirs, found, cache)
+    index = build_index(folder, mirror.name, mirror.subdirs, found, cache)
+    if save:
+        index.caches.append((folder, cache_path))
+    return index
 
 
 def read_or_none(path: Path) -> bytes | None:
@@ -175,6 +179,7 @@ async def link_all(
 ) -> None:
     """Publish the planned files of local mirrors into their subdirs (after the downloads,
     whose outcomes these add to)."""
+    linked: dict[str, list[Path]] = {}  # by mirror: the files published by hard link
     for key, plan in plans.items():
         directory = site.path(*key)
         targets = [(r, directory / r.fn) for r in plan.to_download]
@@ -185,13 +190,10 @@ async def link_all(
                 continue
             outcome = outcomes.setdefault(key, DownloadOutcome())
             source = index.files[(record.subdir, record.fn)]
+            link = readable_as_published(source)
             try:
                 await trio.to_thread.run_sync(
-                    site.adopt,
-                    source,
-                    target,
-                    lambda path, r=record: hash_file(path, r),
-                    readable_as_published(source),
+                    site.adopt, source, target, lambda path, r=record: hash_file(path, r), link
                 )
             except (OSError, VerifyError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
@@ -202,6 +204,21 @@ async def link_all(
                 continue
             outcome.local_files += 1
             outcome.local_bytes += record.size
+            if link:
+                linked.setdefault(record.origin, []).append(source)
+    for name, paths in linked.items():
+        await trio.to_thread.run_sync(keep_stamps, site, name, sources.indexes[name], paths)
+
+
+def keep_stamps(site: Site, mirror: str, index: FolderIndex, linked: list[Path]) -> None:
+    """:func:`keep_link_stamps` in each index cache of a mirror."""
+    for directory, cache_path in index.caches:
+        cache = decode_cache(read_or_none(cache_path))
+        if keep_link_stamps(cache, directory, linked):
+            try:
+                write_state(site, cache_path, encode_cache(cache))
+            except OSError as exc:  # only costs reading the files again next time
+                log.warning("%s: could not keep the index cache: %s", mirror, exc)
 
 
 def process_umask() -> int:

@@ -157,6 +157,8 @@ class FolderIndex:
     repodata: dict[str, Repodata]
     files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (subdir, fn) -> file
     details: list[str] = field(default_factory=list)  # one line per rejected file, for logs
+    # Each directory indexed and its cache file (none in a dry run): see keep_link_stamps.
+    caches: list[tuple[Path, Path]] = field(default_factory=list)
 
     def fingerprint(self, subdir: str) -> bytes:
         """What the published output of ``subdir`` depends on, for the run's inputs digest."""
@@ -228,5 +230,34 @@ def overlay(primary: FolderIndex, moved: FolderIndex) -> FolderIndex:
                 primary.files[(subdir, fn)] = moved.files[(subdir, fn)]
         for fn, reason in repodata.rejected.items():
             primary.repodata[subdir].rejected.setdefault(fn, reason)
+    primary.caches += moved.caches
     primary.details += moved.details
     return primary
+
+
+def keep_link_stamps(cache: dict[str, CacheEntry], directory: Path, linked: list[Path]) -> bool:
+    """Give the cache entries of files just published from ``directory`` by hard link their
+    ctime of now; True if any changed.
+
+    A new hard link moves a file's ctime, which is part of what the cache knows a file by, so
+    without this every file would be read again at the run after the one that published it.
+    The link was hashed against the file's record as it was published, so the bytes behind
+    the new ctime are the bytes indexed; the entry is kept only while size, mtime and inode
+    are still the ones indexed."""
+    changed = False
+    for source in linked:
+        if not source.is_relative_to(directory):
+            continue
+        entry = cache.get(source.relative_to(directory).as_posix())
+        if entry is None:
+            continue
+        try:
+            now = os.stat(source, follow_symlinks=False)
+        except OSError:
+            continue
+        if (now.st_size, now.st_mtime_ns, now.st_ino) != (entry.size, entry.mtime_ns, entry.inode):
+            continue
+        if entry.ctime_ns != now.st_ctime_ns:
+            entry.ctime_ns = now.st_ctime_ns
+            changed = True
+    return changed

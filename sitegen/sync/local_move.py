@@ -20,12 +20,12 @@ import trio
 
 from sitegen.conda.records import Record, RepodataError, parse_repodata
 from sitegen.config import ChannelConfig, MirrorConfig
-from sitegen.layout import local_index_path, local_store_path
+from sitegen.layout import local_index_path, local_store_index_path, local_store_path
 from sitegen.net.checksums import VerifyError, hash_file
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
-from sitegen.sync.local import LocalSources, folder_of, read_or_none
-from sitegen.sync.local_index import decode_cache
+from sitegen.sync.local import LocalSources, folder_of, read_or_none, write_state
+from sitegen.sync.local_index import decode_cache, encode_cache, keep_link_stamps
 
 log = logging.getLogger("sitegen")
 
@@ -79,11 +79,14 @@ def moves_of(site: Site, channel: str, mirror: MirrorConfig, sources: LocalSourc
 
 
 def move_files(site: Site, mirror: MirrorConfig, moves: list[Move]) -> list[str]:
-    """Move each file to the store; the errors. The store's index reads each moved file once:
-    the folder's cache entry cannot go along, as the move changes the file's ctime, which is
-    what tells a file rewritten in place from the version indexed."""
+    """Move each file to the store; the errors. The folder's cache entries go along, with the
+    ctime the move gave the file (see :func:`keep_link_stamps`: the move hashed it against its
+    record), so the store's index need not read the files again."""
     errors = []
     inbox = decode_cache(read_or_none(local_index_path(site.root, mirror.name)))
+    store_cache_path = local_store_index_path(site.root, mirror.name)
+    stored = decode_cache(read_or_none(store_cache_path))
+    moved = False
     for move in moves:
         entry = inbox.get(move.relpath)
         if entry is None:  # the cache could not be kept: which version was read is unknown
@@ -102,6 +105,16 @@ def move_files(site: Site, mirror: MirrorConfig, moves: list[Move]) -> list[str]
             errors.append(
                 f"{move.record.subdir}/{move.record.fn}: not moved from the folder: {reason}"
             )
+            continue
+        carried = {f"{move.record.subdir}/{move.record.fn}": entry}
+        if keep_link_stamps(carried, move.target.parent.parent, [move.target]):
+            stored.update(carried)
+            moved = True
+    if moved:
+        try:
+            write_state(site, store_cache_path, encode_cache(stored))
+        except OSError as exc:  # only costs reading the moved files once more
+            log.warning("%s: could not keep the store's index cache: %s", mirror.name, exc)
     return errors
 
 
