@@ -456,6 +456,37 @@ async def test_bad_repodata_keeps_previous_state(
     assert_site_invariant(site)
 
 
+# Where a two-frame repodata.json.zst is cut, given the whole and its second frame's length.
+ZST_CUTS: dict[str, Callable[[int, int], int]] = {
+    "inside the second frame": lambda whole, second: whole - second // 2,
+    "a byte short": lambda whole, second: whole - 1,
+    "inside the first frame header": lambda whole, second: 5,
+    "empty": lambda whole, second: 0,
+}
+
+
+@pytest.mark.parametrize("cut", list(ZST_CUTS.values()), ids=list(ZST_CUTS))
+async def test_a_repodata_zst_cut_short_is_reported_as_cut(
+    upstream: Upstream, tmp_path: Path, cut: Callable[[int, int], int]
+) -> None:
+    """A repodata.json.zst whose zstd data stops inside a frame (a file cut short upstream or
+    on the way) is reported as truncated, not as the invalid JSON its decoded head makes."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    before = site_digest(site)
+    upstream.publish([*upstream.specs, VICTIM])
+    data = (upstream.root / LINUX / "repodata.json").read_bytes()
+    second = _zst(data)
+    whole = _zst(b" ") + second
+    end = cut(len(whole), len(second))
+    set_repodata(upstream.root, LINUX, data, whole[:end])
+    report = await mirror(cfg)
+    _assert_previous_state_kept(site, before, report)
+    (error,) = report.mirrors[0].errors
+    assert f"repodata.json.zst is {'truncated' if end else 'empty'}" in error, error
+    assert "cut short" in error and "JSON" not in error
+
+
 async def test_repodata_zst_of_several_frames_is_read_whole(
     upstream: Upstream, tmp_path: Path
 ) -> None:

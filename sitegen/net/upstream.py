@@ -34,7 +34,8 @@ log = logging.getLogger("sitegen")
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_REPODATA_BYTES = 4 << 30  # a decompressed repodata.json larger than this is hostile
-DECODE_PIECE = 64 << 20  # a .zst is decoded this much at a time
+DECODE_PIECE = 64 << 20  # a .zst is decoded at most this much at a time
+ZSTD_MAX_EXPANSION = 1 << 15  # zstd's densest block: 4 bytes for 128 KiB
 
 
 class _RedactTokens(logging.Filter):
@@ -90,20 +91,39 @@ def decode_body(variant: str, body: bytes) -> bytes:
     """The JSON bytes of a repodata body, decompressing the .zst variant with a size cap."""
     if not variant.endswith(".zst"):
         return body
-    # zstd data is one or more frames (pzstd writes several); a reader stops at the end of
-    # the first unless told to go on. A read allocates all it asks for before it decodes:
-    # pieces, not the cap at once (4 GiB, more than a small host can give).
-    reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
+    # zstd data is one or more frames (pzstd writes several), each decoded by its own object
+    # whose end of frame is seen: data that stops inside a frame is a cut download, which a
+    # reader would hand on as JSON that merely ends early. Input goes in pieces small enough
+    # that even the densest data (a 4-byte block of 128 KiB) decodes to at most DECODE_PIECE
+    # a piece, so a bomb is stopped at the cap, not after it.
+    feed = max(1, DECODE_PIECE // ZSTD_MAX_EXPANSION)
+    decompressor = zstandard.ZstdDecompressor()
+    view = memoryview(body)
     pieces: list[bytes] = []
-    size = 0
+    size = position = 0
+    frame = None
     try:
-        while size <= MAX_REPODATA_BYTES and (piece := reader.read(DECODE_PIECE)):
+        while position < len(view) and size <= MAX_REPODATA_BYTES:
+            frame = frame or decompressor.decompressobj()
+            chunk = view[position : position + feed]
+            piece = frame.decompress(chunk)
             pieces.append(piece)
             size += len(piece)
+            position += len(chunk)
+            if frame.eof:
+                position -= len(frame.unused_data)
+                frame = None
     except zstandard.ZstdError as exc:
         raise UpstreamError(f"{variant} is not valid zstd data: {exc}") from None
     if size > MAX_REPODATA_BYTES:
         raise UpstreamError(f"{variant} decompresses to more than {MAX_REPODATA_BYTES} bytes")
+    if not body:
+        raise UpstreamError(f"{variant} is empty (the file was cut short, upstream or on the way)")
+    if frame is not None:
+        raise UpstreamError(
+            f"{variant} is truncated: its zstd data stops inside a frame after {len(body)} bytes "
+            "(the file was cut short, upstream or on the way)"
+        )
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
