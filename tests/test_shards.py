@@ -20,7 +20,13 @@ import trio
 from rattler import Gateway, SourceConfig, Subdir, install
 
 from sitegen.conda.records import REASON_UNMIRRORED_SECTION
-from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
+from sitegen.conda.shards import (
+    REASON_UNSHARDABLE,
+    SHARD_INDEX,
+    SHARDS_DIR,
+    decode_index,
+    decode_shard,
+)
 from sitegen.store.site import Site
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
@@ -30,7 +36,7 @@ from sitegen.web.render import render_site
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.client import make_client, make_gateway, solve_records
 from testkit.invariant import assert_site_invariant
-from testkit.site import channel_config, read_repodata, rewrite_repodata
+from testkit.site import channel_config, read_repodata, record_filenames, rewrite_repodata
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -400,23 +406,45 @@ async def test_new_shards_reach_the_disk_in_the_runs_one_flush_before_any_index(
     assert fsynced and not [path for path in fsynced if f"/{SHARDS_DIR}/" in path]
 
 
-async def test_a_record_no_shard_can_hold_fails_its_subdir_not_the_run(
-    example_upstream: ExampleUpstream, tmp_path: Path
+@pytest.mark.parametrize(
+    "patch",
+    [
+        lambda record: record.update(x=2**64),
+        lambda record: record.update(extra={"build_number": [-(2**63) - 1]}),
+    ],
+    ids=["unknown field", "nested"],
+)
+async def test_a_record_no_shard_can_hold_is_refused_alone(
+    example_upstream: ExampleUpstream, tmp_path: Path, patch: Any
 ) -> None:
     """One upstream record with an integer beyond 64 bits (JSON carries it, msgpack cannot):
-    its subdir keeps its previous state with the record named; the rest is published."""
+    that record is refused and named as such, never downloaded; the rest of its subdir is
+    published, the next run too."""
+    zlib: list[str] = []
 
-    def patch(doc: dict[str, Any]) -> None:
-        next(r for r in doc["packages.conda"].values() if r["name"] == "zlib")["x"] = 2**64
+    def rewrite(doc: dict[str, Any]) -> None:
+        fn, record = next((f, r) for f, r in doc["packages.conda"].items() if r["name"] == "zlib")
+        patch(record)
+        zlib.append(fn)
 
-    rewrite_repodata(example_upstream.root, "linux-64", patch)
+    rewrite_repodata(example_upstream.root, "linux-64", rewrite)
     site = tmp_path / "site"
-    report = await run_mirror(channel_config(site, example_upstream.url), OPTIONS)
-    linux = next(c for c in report.channels if c.subdir == "linux-64")
-    assert linux.status == "failed" and report.failed
-    assert any("zlib-" in e and "integer a shard" in e for e in linux.errors), linux.errors
-    assert not (site / "cloud/example/linux-64/repodata.json").exists()
-    assert (site / "cloud/example/noarch" / SHARD_INDEX).is_file()
+    config = channel_config(site, example_upstream.url)
+    for _run in range(2):
+        report = await run_mirror(config, OPTIONS)
+        linux = next(c for c in report.channels if c.subdir == "linux-64")
+        assert linux.status != "failed" and not report.failed, (linux.errors, report.errors)
+        (mirror,) = report.mirrors
+        sub = mirror.subdirs["linux-64"]
+        assert sub.rejected_examples == {zlib[0]: REASON_UNSHARDABLE}
+        assert sub.rejected == {REASON_UNSHARDABLE: 1}
+        published = read_repodata(site / "cloud/example/linux-64")
+        assert zlib[0] not in published["packages.conda"]
+        assert len(record_filenames(published)) == sub.records == sub.kept > 0
+        assert not (site / "cloud/example/linux-64" / zlib[0]).exists()
+        assert (site / "cloud/example/linux-64" / SHARD_INDEX).is_file()
+        assert_site_invariant(site)
+    assert example_upstream.server.count(zlib[0]) == 0
 
 
 async def test_shards_left_by_a_failed_flush_are_flushed_before_an_index_names_them(

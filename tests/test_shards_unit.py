@@ -25,6 +25,7 @@ from sitegen.conda.shards import (
     digest_of_filename,
     encode_index,
     iter_shards,
+    unshardable,
 )
 from sitegen.config import ConfigError
 from sitegen.layout import metadata_files
@@ -189,6 +190,19 @@ def test_a_shard_without_a_packages_map_is_refused() -> None:
     unsized = zstandard.ZstdCompressor(write_content_size=False)
     with pytest.raises(ShardError, match="content size"):
         decode_shard(unsized.compress(msgspec.msgpack.encode({"packages": {}})))
+
+
+def test_unshardable_names_every_record_beyond_64_bits_and_no_other() -> None:
+    """Integers a shard cannot carry, top-level or nested, in any batch of the check; integers
+    at the edges of the 64-bit ranges (msgpack's int64 and uint64) fit."""
+    many = [raw(f"p{i}", "1", x=i) for i in range(10_000)]
+    many[0]["x"] = 2**64
+    many[5_000]["extra"] = {"deep": [-(2**63) - 1]}
+    many[9_999]["x"] = 10**30
+    many[1]["x"], many[2]["x"] = 2**64 - 1, -(2**63)
+    found = unshardable(list(records(*many).values()))
+    assert [r.raw["name"] for r in found] == ["p0", "p5000", "p9999"]
+    assert unshardable(list(records(*many[1:5_000]).values())) == []
 
 
 @pytest.mark.parametrize(

@@ -3,16 +3,19 @@
 Pure: the published state is read beforehand (`load_previous`) and passed in. The first mirror
 in config order that offers a file name wins; a different file under the same name from a later
 mirror is reported as a conflict of that mirror. The deletion guard holds back a merge that
-would drop too many published packages.
+would drop too many published packages. A record no shard can hold is refused here, alone
+(upstream's JSON carries integers of any size, a shard's msgpack 64 bits).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.conda.records import Record, Repodata, RepodataError
+from sitegen.conda.shards import REASON_UNSHARDABLE, unshardable
 from sitegen.sync.prune import deletion_guard
 from sitegen.sync.publish import SubdirMetadata
 from sitegen.sync.repodata_map import read_published
@@ -21,6 +24,8 @@ MERGED = "merged"
 HELD = "held"
 FAILED = "failed"
 FROZEN = "frozen"  # the channel is frozen: it keeps its previous state, whatever upstream did
+
+log = logging.getLogger("sitegen")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class MergedSubdir:
     meta: SubdirMetadata | None = None  # None unless MERGED
     errors: tuple[str, ...] = ()
     conflicts: tuple[tuple[str, str], ...] = ()  # (losing mirror, message)
+    refused: tuple[tuple[str, str, str], ...] = ()  # (mirror, file name, reason)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -112,13 +118,32 @@ def merge_subdir(
     if not present_upstream and subdir != "noarch" and previous is None:
         return None
     extra.setdefault("repodata_version", 1)
+    refused = _refuse_unshardable(records, previous)
     meta = SubdirMetadata(subdir=subdir, records=records, info=info, removed=removed, extra=extra)
     lost = tuple(conflicts)
     if previous is not None and not guard.force:
         why = deletion_guard(previous.records, records, guard.max_fraction)
         if why:
-            return MergedSubdir(channel, subdir, HELD, previous, None, (why,), lost)
-    return MergedSubdir(channel, subdir, MERGED, previous, meta, (), lost)
+            return MergedSubdir(channel, subdir, HELD, previous, None, (why,), lost, refused)
+    return MergedSubdir(channel, subdir, MERGED, previous, meta, (), lost, refused)
+
+
+def _refuse_unshardable(
+    records: dict[str, Record], previous: Repodata | None
+) -> tuple[tuple[str, str, str], ...]:
+    """Take the records no shard can hold out of ``records``: (mirror, file name, reason) for
+    each. Only records not published as they are now are checked (a published one is read as
+    its feed's record itself, see load_previous, and was sharded): on most runs a few."""
+    before = previous.records if previous is not None else {}
+    fresh = [record for fn, record in records.items() if before.get(fn) is not record]
+    refused = []
+    for record in unshardable(fresh):
+        del records[record.fn]
+        log.warning(
+            "%s/%s: skipped %s: %s", record.origin, record.subdir, record.fn, REASON_UNSHARDABLE
+        )
+        refused.append((record.origin, record.fn, REASON_UNSHARDABLE))
+    return tuple(refused)
 
 
 def _add(

@@ -38,6 +38,8 @@ from sitegen.sync.selection import ClosureResult
 
 log = logging.getLogger("sitegen")
 
+REJECTED_EXAMPLES = 50  # refused records named in a mirror subdir's report
+
 
 @dataclass
 class RunResults:
@@ -72,6 +74,8 @@ def build_report(report: RunReport, selected: set[str], results: RunResults) -> 
         for merged in results.merged:
             for mirror, message in merged.conflicts:
                 mirror_reports[mirror].conflicts.append(message)
+            for mirror, fn, reason in merged.refused:
+                _add_rejected(mirror_reports[mirror], merged.subdir, fn, reason)
             report.channels.append(_channel_report(merged, results))
     report.mirrors.extend(mr for mr in mirror_reports.values() if mr.name in selected)
     report.errors.extend(results.errors)
@@ -109,9 +113,20 @@ def _mirror_report(
             continue
         sub.records = len(repodata.records)
         sub.rejected = dict(Counter(repodata.rejected.values()))
-        sub.rejected_examples = dict(list(repodata.rejected.items())[:50])
+        sub.rejected_examples = dict(list(repodata.rejected.items())[:REJECTED_EXAMPLES])
     mr.errors.extend(parse_errors)  # the parse stage runs after every fetch
     return mr
+
+
+def _add_rejected(mr: MirrorReport, subdir: str, fn: str, reason: str) -> None:
+    """A record refused after parsing (see sitegen.sync.merge), counted with those refused
+    while parsing: not a sound record, and not kept."""
+    sub = mr.subdirs.setdefault(subdir, MirrorSubdirReport())
+    sub.records = max(0, sub.records - 1)
+    sub.kept = max(0, sub.kept - 1)
+    sub.rejected[reason] = sub.rejected.get(reason, 0) + 1
+    if len(sub.rejected_examples) < REJECTED_EXAMPLES:
+        sub.rejected_examples[fn] = reason
 
 
 def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureResult) -> None:
