@@ -29,7 +29,7 @@ import pytest
 
 from sitegen.cli import main
 from sitegen.config import SiteConfig
-from sitegen.layout import METADATA_FILES
+from sitegen.layout import METADATA_FILES, run_page_path
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from sitegen.sync.report import RUNNING, RunReport
@@ -472,6 +472,72 @@ channels:
     assert index["packages"][0][2].startswith("<script>")  # data, shown via textContent
     assert "/t/***/hostile" in page_text(site, "index.html")
     assert assert_links_resolve(site)
+
+
+# The bidi embeddings, overrides and isolates a page must never pass on as they are.
+BIDI_CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+
+
+async def test_bidi_controls_in_upstream_text_are_shown_not_obeyed(
+    tmp_path: Path, upstream_server_factory
+) -> None:
+    """A right-to-left override (or another bidi control) in upstream's free text cannot
+    reorder the page around it: every page, the feed and the search index show U+FFFD in its
+    place, in summaries, descriptions, licenses and dependency specs (on the package page and
+    on the run page that reports one as unsatisfied)."""
+    rlo, lri, pdi = "\u202e", "\u2066", "\u2069"
+    root = tmp_path / "upstream"
+    trick = PackageSpec(
+        name="trick",
+        version="1.0",
+        build="h0_0",
+        license=f"MIT{rlo} LPG",
+        depends=(f"missing-dep >=1{rlo}.2", "zlib"),
+        constrains=(f"other {lri}<2{pdi}",),
+    )
+    write_channel(root, [trick, PackageSpec(name="zlib", version="1.3", build="h0_0")])
+
+    def texts(document: dict[str, Any]) -> None:
+        for key in ("packages", "packages.conda"):
+            for record in document[key].values():
+                if record["name"] == "trick":
+                    record["summary"] = f"safe {rlo}evil"
+                    record["description"] = f"first {lri}para\n\nsecond \u202a\u202b\u202c\u202d"
+
+    rewrite_repodata(root, "linux-64", texts)
+    server = upstream_server_factory(root)
+    site = tmp_path / "site"
+    body = """
+channels:
+  cloud/bidi:
+    url: {url}
+    subdirs: [linux-64]
+    filters: {{specs: {{include: [trick]}}, include_dependencies: true}}
+"""
+    config = demo_config(site, server.url, body=body)
+    report = await mirror(config)
+    assert report.status == "completed", report.errors
+    assert report.mirrors[0].unsatisfied, report.mirrors[0]
+    render_site(config)
+
+    package = page_text(site, "cloud/bidi/packages/trick.html")
+    for shown in (
+        "safe \ufffdevil",
+        "first \ufffdpara",
+        "second \ufffd\ufffd\ufffd\ufffd",
+        "MIT\ufffd LPG",
+        "missing-dep &gt;=1\ufffd.2",
+        "other \ufffd&lt;2\ufffd",
+    ):
+        assert shown in package, shown
+    run_page = page_text(site, run_page_path(report.id))
+    assert "missing-dep &gt;=1\ufffd.2" in run_page
+    for path in [*html_pages(site), site / "history/feed.atom"]:
+        text = path.read_text(encoding="utf-8")
+        assert not [c for c in BIDI_CONTROLS if c in text], path
+    index = json.loads(page_text(site, "cloud/bidi/search.json"))
+    (row,) = [r for r in index["packages"] if r[0] == "trick"]
+    assert row[2:] == ["safe \ufffdevil", "MIT\ufffd LPG"]
 
 
 # --------------------------------------------------------------------------- incremental

@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 
 from sitegen.resources import templates_dir
-from sitegen.web.format import FILTERS, relative_href
+from sitegen.web.format import FILTERS, relative_href, shown_text
 from sitegen.web.manifest import digest
 
 TEMPLATES_DIR = templates_dir()
@@ -37,7 +37,8 @@ def _href(context: Any, target: str) -> str:
 
 
 def build_environment(templates_dir: Path) -> jinja2.Environment:
-    """A new jinja2 environment: autoescape always on, strict about undefined names."""
+    """A new jinja2 environment: autoescape always on, strict about undefined names, bidi
+    controls in printed values made visible (see shown_text)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         autoescape=True,
@@ -46,6 +47,7 @@ def build_environment(templates_dir: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        finalize=shown_text,  # upstream text cannot reorder the page around it
     )
     env.globals["href"] = _href  # href('index.html'): a link from the page being rendered
     # The same in the loops of the large pages, ``{{ path|href(page) }}``: a filter is called

@@ -131,6 +131,21 @@ def format_bytes(n: int | float | None) -> str:
 
 # --------------------------------------------------------------------------- upstream text
 
+# The bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): in upstream text
+# they would reorder what a page shows around them (a dependency spec that reads as another,
+# "Trojan Source"). They are shown as U+FFFD, which also tells that the text held one.
+# Direction marks (U+200E, U+200F) open no run that could reach beyond the text: kept.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)], "\ufffd")
+
+
+def shown_text(value: Any) -> Any:
+    """``value`` with its bidi controls made visible, when it is text (Markup stays Markup);
+    anything else as it is. Every value a template prints passes here (the environment's
+    ``finalize``), as does the text of the search index, which the pages' script shows."""
+    if isinstance(value, str) and not value.isascii():
+        return value.translate(_BIDI_CONTROLS)
+    return value
+
 
 def clip(value: Any, limit: int) -> str:
     """Upstream free text as one bounded line ('' when it is not a string)."""

@@ -16,9 +16,9 @@ import msgspec
 
 from sitegen.web.facts import PackageFacts
 
-# Bump when the page models change shape, so every page is rendered again (and the facts
-# kept per package are computed again).
-RENDER_VERSION = "3"
+# Bump when the page models change shape, or what pages make of the same inputs, so every page
+# is rendered again (and the facts kept per package are computed again).
+RENDER_VERSION = "4"
 MANIFEST_VERSION = 3
 
 

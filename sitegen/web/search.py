@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sitegen.web.format import shown_text
+
 
 def search_index(channel: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The compact JSON the searches of the channel page and of the landing page filter: one
@@ -17,7 +19,12 @@ def search_index(channel: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "channel": channel,
         "pages": "packages/{name}.html",
         "packages": [
-            [r["name"], r["version"], r["summary"], *([r["license"]] if r["license"] else [])]
+            [
+                r["name"],
+                r["version"],
+                shown_text(r["summary"]),
+                *([shown_text(r["license"])] if r["license"] else []),
+            ]
             for r in rows
         ],
     }
