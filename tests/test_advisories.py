@@ -12,6 +12,7 @@ import pytest
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, FilterSpec, parse_config
+from sitegen.config.operator_files import OperatorFileError, tree_files
 from sitegen.filters import osv
 from sitegen.filters.advisories import advisories_affecting, package_advisories, policy_of
 from sitegen.filters.apply import apply_filters
@@ -69,6 +70,58 @@ def test_realistic_advisories_are_read_with_scores_from_v3_and_v4_vectors():
     # no conda versions) is read and ignored.
     assert [e.name for e in by_id["OSV-2024-openssl-1"].affected] == ["openssl"]
     assert by_id["OSV-2024-zlib-limit"].score is None
+
+
+def site_advisories(tmp_path: Path, files: str) -> tuple[str, ...]:
+    """The ids of the advisories the site-level filter reads from ``files``."""
+    text = (
+        f"output: site\nfilters:\n  advisories: {{files: [{files}]}}\nchannels:\n"
+        "  cloud/forge:\n    url: https://conda.example.org/forge\n    subdirs: [linux-64]\n"
+    )
+    policy = policy_of(parse_config(text, base_dir=tmp_path).filters)
+    assert policy is not None
+    return tuple(a.id for a in policy.advisories)
+
+
+def test_a_directory_is_read_at_every_depth_like_the_github_advisory_database(tmp_path):
+    """A directory stands for the *.json files below it at any depth (GitHub's database keeps
+    one per github-reviewed/<year>/<month>/<id>/), in path order; hidden files and directories
+    (.git) are passed over, and a link back up the tree ends nothing and reads nothing twice."""
+    tree = tmp_path / "advisory-database" / "advisories"
+    for year, month, name in [
+        ("2023", "05", "GHSA-j8r2-6x86-q33q"),
+        ("2024", "07", "OSV-openssl-v4"),
+    ]:
+        folder = tree / "github-reviewed" / year / month / name
+        folder.mkdir(parents=True)
+        shutil.copy(DATA / f"{name}.json", folder / f"{name}.json")
+    (tree / "github-reviewed" / "2023" / "05" / "README.md").write_text("not an advisory")
+    (tree / ".git" / "objects").mkdir(parents=True)
+    (tree / ".git" / "objects" / "broken.json").write_text("{not json")
+    (tree / "github-reviewed" / ".draft.json").write_text("{not json")
+    (tree / "github-reviewed" / "2024" / "loop").symlink_to(tree)
+    read = site_advisories(tmp_path, "advisory-database/advisories")
+    assert read == (
+        "GHSA-j8r2-6x86-q33q",
+        "OSV-2024-openssl-1",
+        "OSV-2024-zlib-limit",  # the second advisory of that file
+    )
+    assert site_advisories(tmp_path, "advisory-database") == read
+
+
+def test_a_tree_of_too_many_files_is_refused(tmp_path):
+    for i in range(4):
+        (tmp_path / f"d{i}").mkdir()
+        (tmp_path / f"d{i}" / "a.json").write_text("{}")
+    assert len(tree_files(tmp_path, ".json", limit=4)) == 4
+    with pytest.raises(OperatorFileError, match=r"more than 3 \.json files below it"):
+        tree_files(tmp_path, ".json", limit=3)
+
+
+def test_a_directory_without_advisories_is_reported(tmp_path, caplog):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    assert site_advisories(tmp_path, "empty") == ()
+    assert "advisories.files[0]: no advisories in the *.json files below" in caplog.text
 
 
 def test_plain_numeric_scores():

@@ -1,12 +1,18 @@
 """Files an operator hands sitegen beside channels.yaml (approvals, advisories, lockfiles):
-read whole, but only up to a size no honest file of its kind reaches."""
+read whole, but only up to a size no honest file of its kind reaches; and the files of a
+directory tree given in their place (advisories), found within bounds."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # Tens of thousands of approvals, advisories or pins are still far below this.
 MAX_FILE_BYTES = 16 * 1024 * 1024
+# Files taken from one directory tree: GitHub's reviewed advisories are some 25,000; a tree of
+# many times that (a whole database, unreviewed advisories included) is not what a filter
+# means to read at every start.
+MAX_TREE_FILES = 100_000
 
 
 class OperatorFileError(ValueError):
@@ -34,3 +40,26 @@ def read_text_capped(path: Path, limit: int = MAX_FILE_BYTES) -> str:
         return read_capped(path, limit).decode("utf-8")
     except UnicodeDecodeError:
         raise OperatorFileError("not UTF-8 text") from None
+
+
+def tree_files(directory: Path, suffix: str, limit: int = MAX_TREE_FILES) -> list[Path]:
+    """The files named ``*<suffix>`` below ``directory`` at any depth, sorted: databases nest
+    them (GitHub's advisories are ``github-reviewed/<year>/<month>/<id>/<id>.json``). Hidden
+    files and directories (``.git``) are passed over and links to directories not followed,
+    so a link loop cannot keep the walk going. A directory that cannot be listed is an
+    OperatorFileError (a file not read is a rule not applied), as are more than ``limit``
+    files."""
+
+    def unlistable(exc: OSError) -> None:
+        raise OperatorFileError(f"cannot list {exc.filename}: {exc.strerror or exc}")
+
+    found: list[Path] = []
+    for top, dirs, files in os.walk(directory, onerror=unlistable):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(top, f) for f in files if f.endswith(suffix) and not f.startswith("."))
+        if len(found) > limit:
+            raise OperatorFileError(
+                f"more than {limit} {suffix} files below it; name the directories that concern"
+                " conda packages"
+            )
+    return sorted(found)

@@ -3,7 +3,7 @@
 ```yaml
 filters:
   advisories:
-    files: [advisories/, extra/GHSA-xxxx.json]   # OSV files, or directories of them
+    files: [advisories/, extra/GHSA-xxxx.json]   # OSV files, or directory trees of them
     min_score: 7.0         # block advisories scoring at least this (CVSS base score)
     allow: [GHSA-xxxx, CVE-2024-1234]   # accepted as mitigated (an id or any alias)
 ```
@@ -17,6 +17,7 @@ file makes the next run redo the selection.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,6 +27,8 @@ from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
 from sitegen.filters.kind import Check, FilterContext, FilterKind
 from sitegen.filters.osv import Advisory, Affected, OsvError, load_files
+
+log = logging.getLogger("sitegen")
 
 KEY = "advisories"
 REASON_PREFIX = "advisory "
@@ -80,7 +83,17 @@ def parse(node: YamlNode) -> Mapping[str, object]:
             if not path.exists():
                 state.add(item.error(f"no such file or directory: {path}"))
                 continue
-            advisories.extend(load_files([path]))
+            found = load_files([path])
+            if not found and path.is_dir():
+                # Likely the wrong directory: a filter that blocks nothing should not look fine.
+                log.warning(
+                    "%s:%d: %s: no advisories in the *.json files below %s",
+                    state.filename,
+                    item.line,
+                    item.path,
+                    path,
+                )
+            advisories.extend(found)
         except OsvError as exc:
             state.add(item.error(f"bad advisory file: {exc}"))
         except OSError as exc:

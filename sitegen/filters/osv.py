@@ -28,7 +28,12 @@ from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
 from sitegen.conda.version import InvalidVersionError, parse_version
-from sitegen.config.operator_files import MAX_FILE_BYTES, OperatorFileError, read_capped
+from sitegen.config.operator_files import (
+    MAX_FILE_BYTES,
+    OperatorFileError,
+    read_capped,
+    tree_files,
+)
 
 # An advisory is a few kilobytes; a file far above this is not an advisory file.
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
@@ -114,13 +119,21 @@ class Advisory:
 
 
 def load_files(paths: Iterable[Path]) -> tuple[Advisory, ...]:
-    """Every advisory of these files (a directory stands for its ``*.json`` files)."""
+    """Every advisory of these files (a directory stands for the ``*.json`` files below it, at
+    any depth: see tree_files)."""
     advisories: list[Advisory] = []
     for path in paths:
-        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        files = _tree(path) if path.is_dir() else [path]
         for file in files:
             advisories.extend(read_file(file))
     return tuple(advisories)
+
+
+def _tree(directory: Path) -> list[Path]:
+    try:
+        return tree_files(directory, ".json")
+    except OperatorFileError as exc:
+        raise OsvError(directory, "", str(exc)) from None
 
 
 def read_file(file: Path) -> list[Advisory]:
