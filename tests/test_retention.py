@@ -66,6 +66,23 @@ def test_runs_older_than_keep_days_go_even_within_keep_runs() -> None:
 
 
 @pytest.mark.unit
+def test_a_run_dated_in_the_future_protects_nothing_once_its_mirror_ran_since() -> None:
+    """A run recorded while the clock ran ahead (set back since) is not a mirror's newest
+    (completed) run, as for --due and status: it would be kept for as long as the clock is
+    behind it, and the mirror's real newest run would go in its place."""
+    runs = [
+        run("ahead", NOW + 400 * DAY, a=COMPLETED, b=COMPLETED),
+        run("r1", NOW - 20, a=COMPLETED),
+        run("r2", NOW - 10, a=FAILED),
+    ]
+    policy = HistoryRetention(keep_runs=1, keep_days=365)
+    # r1: a's newest completed run; r2: a's newest run; b has run only then: "ahead" stays.
+    assert expired_runs(runs, policy, NOW) == []
+    runs.append(run("r3", NOW - 5, b=FAILED))
+    assert expired_runs(runs, policy, NOW) == ["ahead"]
+
+
+@pytest.mark.unit
 def test_the_ledger_stays_bounded_for_a_run_every_ten_minutes() -> None:
     runs = [run(f"r{i:06d}", NOW - i * 600, a=COMPLETED) for i in range(5000)]
     kept = {r.id for r in runs} - set(expired_runs(runs, HistoryRetention(), NOW))
@@ -116,8 +133,8 @@ def test_a_filtered_list_stays_while_a_kept_run_points_at_it(tmp_path: Path) -> 
     assert prune_history(site, HistoryRetention(keep_runs=2, keep_days=365), NOW) == ["r1"]
     assert (listed / "r1.json").is_file()
 
-    save("r4", NOW, "r4")  # upstream changed: a list of its own
-    save("r5", NOW + 10, "r4")
+    save("r4", NOW - 5, "r4")  # upstream changed: a list of its own
+    save("r5", NOW, "r4")
     assert sorted(prune_history(site, HistoryRetention(keep_runs=2, keep_days=365), NOW)) == [
         "r2",
         "r3",

@@ -6,6 +6,8 @@ record of each mirror (``sitegen status`` shows it) and the newest one in which 
 completed (``sitegen mirror --due`` decides from it whether the mirror is due; without it a
 monthly mirror beside a busy one would run again once its record aged out). A record still
 ``running`` is never removed: its run may be alive, and the next run marks it interrupted.
+A run dated in the future (recorded while the clock ran ahead) protects nothing once its
+mirrors have runs dated since, and is the first to go past ``keep_runs``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 
 from sitegen.config import HistoryRetention
 from sitegen.store.site import Site
-from sitegen.sync.history import History
+from sitegen.sync.history import History, newest_first
 from sitegen.sync.report import COMPLETED, RUNNING, RunReport
 
 log = logging.getLogger("sitegen")
@@ -23,24 +25,28 @@ log = logging.getLogger("sitegen")
 DAY = 86400.0
 
 
-def protected_runs(runs: list[RunReport]) -> set[str]:
-    """Ids of the newest run of each mirror and of its newest completed run."""
+def protected_runs(runs: list[RunReport], now: float) -> set[str]:
+    """Ids of the newest run of each mirror and of its newest completed run, as ``sitegen
+    status`` and ``--due`` see them (see newest_first): a run dated after ``now`` (recorded
+    while the clock ran ahead) is a mirror's newest only when the mirror has no other, and
+    never its newest completed one, which --due does not count either."""
     newest: dict[str, str] = {}
     completed: dict[str, str] = {}
-    for run in sorted(runs, key=lambda r: (r.started, r.id), reverse=True):
+    for run in newest_first(runs, now):
         for mirror in run.mirrors:
             newest.setdefault(mirror.name, run.id)
-            if mirror.status == COMPLETED:
+            if mirror.status == COMPLETED and run.started <= now:
                 completed.setdefault(mirror.name, run.id)
     return set(newest.values()) | set(completed.values())
 
 
 def expired_runs(runs: list[RunReport], policy: HistoryRetention, now: float) -> list[str]:
     """Ids of the records to remove: past the newest ``keep_runs`` or older than
-    ``keep_days``, except the protected ones and those still running."""
-    keep = protected_runs(runs)
+    ``keep_days``, except the protected ones and those still running. Runs dated after ``now``
+    count as the oldest (see newest_first): the first to go past ``keep_runs``."""
+    keep = protected_runs(runs, now)
     cutoff = now - policy.keep_days * DAY
-    ordered = sorted(runs, key=lambda r: (r.started, r.id), reverse=True)
+    ordered = newest_first(runs, now)
     return [
         run.id
         for index, run in enumerate(ordered)
