@@ -111,6 +111,22 @@ def test_a_removed_run_takes_its_filtered_records_along(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
+def test_a_record_copied_under_another_name_is_not_a_run_and_goes(tmp_path: Path) -> None:
+    """The ledger holds each run as <id>.json: a copy under another name would show the run
+    twice (history, feed, status) and outlive it, retention removing records by id."""
+    site = Site(tmp_path)
+    history = History(site)
+    history.save(run("r1", NOW - 20, a=COMPLETED))
+    history.save(run("r2", NOW - 10, a=COMPLETED))
+    runs_dir = tmp_path / "history" / "runs"
+    for name in ("r1 (copy).json", "backup.json"):
+        (runs_dir / name).write_bytes((runs_dir / "r1.json").read_bytes())
+    assert [r.id for r in history.runs()] == ["r2", "r1"]
+    assert prune_history(site, HistoryRetention(keep_runs=1, keep_days=365), NOW) == ["r1"]
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["r2.json"]
+
+
+@pytest.mark.unit
 def test_a_filtered_list_stays_while_a_kept_run_points_at_it(tmp_path: Path) -> None:
     """Runs that reused an unchanged earlier run's results point at that run's filtered-out
     list (their pages link it and search it): it outlives the earlier run's record, and goes

@@ -81,16 +81,28 @@ class History:
 
     def runs(self) -> list[RunReport]:
         """Every recorded run, newest first; unreadable records are skipped."""
-        out = []
+        return self.read()[0]
+
+    def read(self) -> tuple[list[RunReport], list[Path]]:
+        """Every recorded run, newest first, and the strays: records under a name that is not
+        their own ``<id>.json`` (a copy, a renamed file). A stray is no part of the ledger: read
+        as a run it would show that run twice, and outlive it, as retention removes a run's
+        record by its id (see prune_history)."""
+        out: list[RunReport] = []
+        strays: list[Path] = []
         if not self.directory.is_dir():
-            return out
+            return out, strays
         for path in self.directory.glob("*.json"):
             try:
-                out.append(RunReport.from_json(json.loads(path.read_bytes())))
+                report = RunReport.from_json(json.loads(path.read_bytes()))
             except (OSError, ValueError, TypeError, RecursionError):
                 continue  # damaged or not a record (RecursionError: absurdly nested JSON)
+            if path.name == f"{report.id}.json":
+                out.append(report)
+            else:
+                strays.append(path)
         out.sort(key=lambda r: (r.started, r.id), reverse=True)
-        return out
+        return out, sorted(strays)
 
     def close_interrupted(self) -> list[str]:
         """Mark runs left 'running' by a killed process; call only while holding the lock."""

@@ -7,7 +7,8 @@ completed (``sitegen mirror --due`` decides from it whether the mirror is due; w
 monthly mirror beside a busy one would run again once its record aged out). A record still
 ``running`` is never removed: its run may be alive, and the next run marks it interrupted.
 A run dated in the future (recorded while the clock ran ahead) protects nothing once its
-mirrors have runs dated since, and is the first to go past ``keep_runs``.
+mirrors have runs dated since, and is the first to go past ``keep_runs``. A record under a
+name not its own (a copy) is no part of the ledger and goes at once.
 """
 
 from __future__ import annotations
@@ -57,9 +58,13 @@ def expired_runs(runs: list[RunReport], policy: HistoryRetention, now: float) ->
 
 
 def prune_history(site: Site, policy: HistoryRetention, now: float | None = None) -> list[str]:
-    """Remove the expired run records; returns their ids. Their pages go at the next render."""
+    """Remove the expired run records, and the strays (see History.read); returns the ids of
+    the expired. Their pages go at the next render."""
     history = History(site)
-    runs = history.runs()
+    runs, strays = history.read()
+    for stray in strays:
+        if site.remove(stray):
+            log.info("history: removed %s, a copy of a run record under another name", stray.name)
     expired = set(expired_runs(runs, policy, time.time() if now is None else now))
     # A run that reused an unchanged earlier run's results points at that run's filtered-out
     # list: the list stays while a run that stays points at it, and goes with the last one.
