@@ -69,6 +69,12 @@ def test_summary_carries_the_outcome_and_never_a_token(monkeypatch: pytest.Monke
         "linux-64: https://conda.anaconda.org/t/***/org: 503"
     ]
     assert summary["channels"][0]["files"] == 5 and summary["channels"][0]["added"] == 1
+    # Times in seconds (as hooks have read them) and in ISO 8601, as `sitegen status --json`.
+    assert (summary["started"], summary["ended"]) == (100.0, 112.0)
+    assert (summary["started_iso"], summary["ended_iso"]) == (
+        "1970-01-01T00:01:40Z",
+        "1970-01-01T00:01:52Z",
+    )
 
 
 # --------------------------------------------------------------------------- configuration

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from sitegen import layout
 from sitegen.config import SiteConfig, child_environment, make_scrub
-from sitegen.sync.report import RunReport
+from sitegen.sync.report import RunReport, iso_utc
 
 log = logging.getLogger("sitegen")
 
@@ -74,8 +74,12 @@ def run_summary(
         "exit_status": exit_status,
         "summary": f"sitegen run {report.id}: {report.status}"
         + (f", {problems} errors" if problems else ""),
+        # Seconds since the epoch, as hooks have always read them, and the same in ISO 8601
+        # (UTC), as ``sitegen status --json`` gives times.
         "started": report.started,
         "ended": report.ended,
+        "started_iso": iso_utc(report.started),
+        "ended_iso": iso_utc(report.ended),
         "page": f"{config.base_url}/{page}" if config.base_url else page,
         "errors": errors,
         "mirrors": mirrors,

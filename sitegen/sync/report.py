@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,3 +161,11 @@ class RunReport:
             if moment is not None and not 0.0 <= moment < LATEST_TIME:
                 raise ValueError(f"run {report.id}: a time out of range: {moment!r}")
         return report
+
+
+def iso_utc(moment: float | None) -> str | None:
+    """A run's time (seconds since the epoch) as ISO 8601 in UTC, as ``sitegen status --json``
+    and the notification hooks give it: ``2026-01-02T10:00:00Z``; None stays None."""
+    if moment is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

@@ -23,7 +23,7 @@ from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
 from sitegen.sync.progress import human_bytes
-from sitegen.sync.report import RUNNING, RunReport, new_files_text
+from sitegen.sync.report import RUNNING, RunReport, iso_utc, new_files_text
 
 
 @dataclass(frozen=True)
@@ -280,12 +280,6 @@ def _read_progress(path: Path) -> dict[str, Any] | None:
 # ------------------------------------------------------------------ presenting it
 
 
-def iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
-
-
 def span(seconds: float) -> str:
     seconds = abs(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
@@ -300,14 +294,14 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
     def last(run: LastRun | None) -> dict[str, Any] | None:
         if run is None:
             return None
-        return {**asdict(run), "started": iso(run.started), "ended": iso(run.ended)}
+        return {**asdict(run), "started": iso_utc(run.started), "ended": iso_utc(run.ended)}
 
     active = None
     if status.active is not None:
-        active = {**asdict(status.active), "started": iso(status.active.started)}
+        active = {**asdict(status.active), "started": iso_utc(status.active.started)}
     return {
         "site": status.site,
-        "now": iso(status.now),
+        "now": iso_utc(status.now),
         "running": active,
         "mirrors": [
             {
@@ -315,15 +309,15 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
                 "channel": m.channel,
                 "schedule": m.schedule,
                 "last_run": last(m.last_run),
-                "last_completed": iso(m.last_completed),
-                "next_due": iso(m.next_due),
+                "last_completed": iso_utc(m.last_completed),
+                "next_due": iso_utc(m.next_due),
                 "due": m.due,
             }
             for m in status.mirrors
         ],
         "channels": [asdict(c) for c in status.channels],
-        "unfinished": [{**asdict(u), "started": iso(u.started)} for u in status.unfinished],
-        "frozen": [{**asdict(f), "when": iso(f.when)} for f in status.frozen],
+        "unfinished": [{**asdict(u), "started": iso_utc(u.started)} for u in status.unfinished],
+        "frozen": [{**asdict(f), "when": iso_utc(f.when)} for f in status.frozen],
         "frozen_error": status.frozen_error,
     }
 
@@ -336,7 +330,7 @@ def format_status(status: SiteStatus) -> str:
     else:
         run = status.active
         since = (
-            f", run {run.id} started {iso(run.started)} ({span(status.now - run.started)} ago)"
+            f", run {run.id} started {iso_utc(run.started)} ({span(status.now - run.started)} ago)"
             if run.id and run.started is not None
             else ""
         )
@@ -349,7 +343,7 @@ def format_status(status: SiteStatus) -> str:
                 f" {human_bytes(done.get('bytes', 0))} of {human_bytes(done.get('total_bytes', 0))}"
             )
     lines.extend(
-        f"unfinished: run {u.id} (pid {u.pid}) started {iso(u.started)} and did not finish;"
+        f"unfinished: run {u.id} (pid {u.pid}) started {iso_utc(u.started)} and did not finish;"
         " the next run records it as interrupted"
         for u in status.unfinished
     )
@@ -360,7 +354,9 @@ def format_status(status: SiteStatus) -> str:
             lines.append("  last run: never")
         else:
             took = f", took {span(run.ended - run.started)}" if run.ended else ""
-            lines.append(f"  last run: {run.id}, {run.status}, started {iso(run.started)}{took}")
+            lines.append(
+                f"  last run: {run.id}, {run.status}, started {iso_utc(run.started)}{took}"
+            )
             lines.append(
                 f"    {run.records_kept} records kept; channel: {run.packages} files published"
                 f" (+{run.added} ~{run.updated} -{run.removed}), "
@@ -375,11 +371,11 @@ def format_status(status: SiteStatus) -> str:
         if m.last_completed is None:
             lines.append("  next due: now (never completed)")
         elif m.due:
-            lines.append(f"  next due: now (since {iso(m.next_due)})")
+            lines.append(f"  next due: now (since {iso_utc(m.next_due)})")
         else:
             lines.append(
-                f"  next due: {iso(m.next_due)} (in {span(m.next_due - status.now)});"
-                f" last completed {iso(m.last_completed)}"
+                f"  next due: {iso_utc(m.next_due)} (in {span(m.next_due - status.now)});"
+                f" last completed {iso_utc(m.last_completed)}"
             )
     if status.frozen_error:
         lines.append(
@@ -391,7 +387,7 @@ def format_status(status: SiteStatus) -> str:
         else:
             reason = f": {f.reason}" if f.reason else ""
             why = (
-                f"by {f.by or 'sitegen freeze'} at {iso(f.when)}{reason};"
+                f"by {f.by or 'sitegen freeze'} at {iso_utc(f.when)}{reason};"
                 f" lift with `sitegen unfreeze {f.channel}`"
             )
         lines.append(f"frozen: {f.channel} (runs keep its published state; {why})")
