@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -23,7 +24,8 @@ from sitegen.sync.report import (
     MirrorSubdirReport,
     RunReport,
 )
-from sitegen.tools.status import build_status, disk_usage, format_status, status_json
+from sitegen.tools.site_disk import disk_usage
+from sitegen.tools.status import build_status, format_status, status_json
 from testkit.upstream import ExampleUpstream
 
 
@@ -344,3 +346,52 @@ def test_status_names_the_frozen_channels_and_why(
         ("c/x", False, "ops"),
         ("d/y", True, None),
     ]
+
+
+@pytest.mark.integration
+def test_status_names_published_subdirs_the_configuration_no_longer_names(
+    tmp_path: Path,
+    example_upstream: ExampleUpstream,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+
+    def configure(*channels: tuple[str, str]) -> None:
+        text = f"output: {site}\nchannels:\n"
+        for path, subdirs in channels:
+            text += f"  {path}:\n    url: {example_upstream.url}\n    subdirs: [{subdirs}]\n"
+        config.write_text(text)
+
+    configure(("c/x", "linux-64"), ("c/old", "linux-64"))
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["status", "-c", str(config), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["unconfigured"] == []
+
+    # The channel leaves channels.yaml; a run leaves its files as they were. A subdir taken
+    # out of a mirror's list is left the same way (the example upstream has one platform
+    # subdir: a copy of linux-64 stands in for another one published before).
+    configure(("c/x", "linux-64"))
+    shutil.copytree(site / "c/x/linux-64", site / "c/x/osx-64")
+    caplog.clear()
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
+    assert (site / "c/old/linux-64/repodata.json").is_file()
+    warned = [r.getMessage() for r in caplog.records if "still published" in r.getMessage()]
+    assert [w.split()[0] for w in warned] == ["c/old/linux-64", "c/old/noarch", "c/x/osx-64"]
+    capsys.readouterr()
+    assert main(["status", "-c", str(config), "--json"]) == EXIT_OK
+    unconfigured = json.loads(capsys.readouterr().out)["unconfigured"]
+    assert [u["path"] for u in unconfigured] == ["c/old/linux-64", "c/old/noarch", "c/x/osx-64"]
+    old_linux = unconfigured[0]
+    assert old_linux["files"] > 1 and old_linux["bytes"] > 0
+    assert main(["status", "-c", str(config)]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "not configured, still served: c/old/linux-64 (" in text
+    assert "delete the directory to stop serving it" in text
+
+    for gone in ("c/old", "c/x/osx-64"):
+        shutil.rmtree(site / gone)
+    assert main(["status", "-c", str(config), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["unconfigured"] == []

@@ -102,6 +102,8 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         if not args.dry_run and config.stats is not None:
             counted = count_downloads(config)
         # --- end of download statistics ---
+        if report.mirrors and not args.dry_run:
+            warn_unconfigured(config)
     finally:
         # Pages show every run, failed and stopped ones too; a dry run changes nothing.
         if started and not args.dry_run:
@@ -161,6 +163,20 @@ def prune_history_records(config: SiteConfig) -> None:
         prune_history(Site(config.output), config.history)
     except OSError as exc:
         log.error("history: could not remove old run records: %s", exc.strerror or exc)
+
+
+def warn_unconfigured(config: SiteConfig) -> None:
+    """Name in the run's log every subdir still served that channels.yaml no longer names: runs
+    never touch it again, so without this a channel taken out of the file would stay
+    installable, unseen, as last published (a run with nothing due says nothing)."""
+    from sitegen.tools.site_disk import configured_subdirs, unconfigured_subdirs
+
+    for stale in unconfigured_subdirs(config.output, configured_subdirs(config), measure=False):
+        log.warning(
+            "%s is still published but no channel in the configuration names it: clients can"
+            " still install from it; delete the directory to stop serving it",
+            stale.path,
+        )
 
 
 def count_downloads(config: SiteConfig) -> bool:

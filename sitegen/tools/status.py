@@ -1,5 +1,6 @@
 """``sitegen status``: per mirror its last run, when it is due next, whether a run holds the
-site now, the channels frozen and the disk each channel uses.
+site now, the channels frozen, the disk each channel uses, and the subdirs still published that
+channels.yaml no longer names.
 
 :func:`build_status` is pure (the run ledger, the lock holder and the disk usage go in, a
 model comes out); :func:`collect_status` reads them from the site, and :func:`format_status`
@@ -10,7 +11,6 @@ site lock or writes anything, so it is safe to call while a run works.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +24,12 @@ from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
 from sitegen.sync.progress import human_bytes
 from sitegen.sync.report import RUNNING, RunReport, iso_utc, new_files_text
+from sitegen.tools.site_disk import (
+    UnconfiguredSubdir,
+    configured_subdirs,
+    disk_usage,
+    unconfigured_subdirs,
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ class SiteStatus:
     frozen: tuple[FrozenChannel, ...] = ()
     # Why every channel counts as frozen (the freeze file cannot be read), or None.
     frozen_error: str | None = None
+    # Subdirs on disk, still served, that no configured channel names (see tools.site_disk).
+    unconfigured: tuple[UnconfiguredSubdir, ...] = ()
 
 
 # ------------------------------------------------------------------ the model
@@ -148,6 +156,7 @@ def build_status(
     progress: dict[str, Any] | None = None,
     freezes: dict[str, FreezeEntry] | None = None,
     freezes_error: str | None = None,
+    unconfigured: tuple[UnconfiguredSubdir, ...] = (),
 ) -> SiteStatus:
     """The status of every configured mirror from the ledger (any order), the pid holding the
     lock (None: no run) and channel -> (bytes, files) on disk."""
@@ -210,39 +219,11 @@ def build_status(
         unfinished=unfinished,
         frozen=frozen,
         frozen_error=freezes_error,
+        unconfigured=unconfigured,
     )
 
 
 # ------------------------------------------------------------------ reading the site
-
-
-def disk_usage(directory: Path, skip: set[Path]) -> tuple[int, int]:
-    """(bytes allocated, files) below ``directory``, as du counts them (hard links once),
-    leaving out the directories in ``skip`` (channels nested inside this one)."""
-    total = files = 0
-    seen: set[tuple[int, int]] = set()
-    pending = [directory]
-    while pending:
-        current = pending.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                if Path(entry.path) not in skip:
-                    pending.append(Path(entry.path))
-                continue
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512
-            files += 1
-    return total, files
 
 
 def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
@@ -266,6 +247,7 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         _read_progress(progress_path(site.root)),
         freezes,
         freezes_error,
+        tuple(unconfigured_subdirs(site.root, configured_subdirs(config))),
     )
 
 
@@ -319,6 +301,7 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
         "unfinished": [{**asdict(u), "started": iso_utc(u.started)} for u in status.unfinished],
         "frozen": [{**asdict(f), "when": iso_utc(f.when)} for f in status.frozen],
         "frozen_error": status.frozen_error,
+        "unconfigured": [asdict(u) for u in status.unconfigured],
     }
 
 
@@ -395,4 +378,10 @@ def format_status(status: SiteStatus) -> str:
     width = max((len(c.channel) for c in status.channels), default=0)
     for c in status.channels:
         lines.append(f"  {c.channel:<{width}}  {human_bytes(c.bytes)} in {c.files} files")
+    lines.extend(
+        f"not configured, still served: {u.path} ({human_bytes(u.bytes)} in {u.files} files):"
+        " no channel in the configuration publishes it, so runs leave it as it is and clients"
+        " still read it; delete the directory to stop serving it"
+        for u in status.unconfigured
+    )
     return "\n".join(lines) + "\n"

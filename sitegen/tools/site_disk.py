@@ -1,0 +1,97 @@
+"""What the site's directory holds on disk, for ``sitegen status``: the space each channel
+uses, and the published subdirs that no configured channel names any more.
+
+A run only ever touches the channels and subdirs channels.yaml names. A channel taken out of
+the file, or a subdir taken out of its mirrors' ``subdirs``, therefore stays on disk exactly
+as last published, and the web server keeps serving it to clients (its pages go with the next
+render, so the landing page no longer shows it). Nothing here deletes it: a name mistyped in
+channels.yaml would otherwise throw away a whole channel. It is reported, so the operator can
+delete the directory on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sitegen.config import SiteConfig
+from sitegen.layout import REPODATA, RESERVED_TOP
+
+
+@dataclass(frozen=True)
+class UnconfiguredSubdir:
+    """A directory of the site holding a ``repodata.json`` that no configured channel owns."""
+
+    path: str  # relative to the site, e.g. "internal/old/linux-64"
+    bytes: int
+    files: int
+
+
+def disk_usage(directory: Path, skip: set[Path]) -> tuple[int, int]:
+    """(bytes allocated, files) below ``directory``, as du counts them (hard links once),
+    leaving out the directories in ``skip`` (channels nested inside this one)."""
+    total = files = 0
+    seen: set[tuple[int, int]] = set()
+    pending = [directory]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if Path(entry.path) not in skip:
+                    pending.append(Path(entry.path))
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+            files += 1
+    return total, files
+
+
+def configured_subdirs(config: SiteConfig) -> set[str]:
+    """Every ``<channel>/<subdir>`` a run of ``config`` publishes."""
+    return {f"{c.path}/{subdir}" for c in config.channels for subdir in c.subdirs}
+
+
+def unconfigured_subdirs(
+    root: Path, configured: set[str], measure: bool = True
+) -> list[UnconfiguredSubdir]:
+    """The published subdirs under ``root`` (directories holding a ``repodata.json``) whose
+    site-relative path (``<channel>/<subdir>``) is not in ``configured``, sorted by path;
+    with ``measure``, with the disk each uses (else 0 bytes in 0 files).
+
+    The walk stops at every subdir it finds (their package files are not listed unless
+    measured) and skips sitegen's own top-level names and dot-names, so it costs one
+    directory listing per channel level and page folder, not one per package file.
+    """
+    found: list[UnconfiguredSubdir] = []
+    pending = [root]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            if current == root and entry.name in RESERVED_TOP:
+                continue
+            directory = Path(entry.path)
+            if not (directory / REPODATA).is_file():
+                pending.append(directory)
+                continue
+            path = directory.relative_to(root).as_posix()
+            if path not in configured:
+                used = disk_usage(directory, set()) if measure else (0, 0)
+                found.append(UnconfiguredSubdir(path, *used))
+    return sorted(found, key=lambda u: u.path)
