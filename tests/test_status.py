@@ -37,7 +37,8 @@ CONFIG = parse_config(
     "output: /srv/site\nchannels:\n"
     "  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n    schedule: '0 * * * *'\n"
     "  d/y:\n    url: http://127.0.0.1:1/d\n    subdirs: [linux-64]\n"
-    "  e/z:\n    url: http://127.0.0.1:1/e\n    subdirs: [linux-64]\n"
+    "  e/z:\n    url: http://127.0.0.1:1/t/${E_TOKEN}/e\n    subdirs: [linux-64]\n"
+    "    mode: passive\n"
 )
 
 
@@ -193,12 +194,20 @@ def test_text_and_json_presentations() -> None:
     assert "next due: now (never completed)" in text
     assert "error: linux-64: upstream answered 503" in text
     assert "c/x  2.5 MB in 3 files" in text
+    assert "  source: http://127.0.0.1:1/c, active, subdirs linux-64, noarch\n" in text
+    assert "  source: http://127.0.0.1:1/t/***/e, passive, subdirs linux-64, noarch\n" in text
     data = json.loads(json.dumps(status_json(status)))
     assert data["running"] is None
     cx = data["mirrors"][0]
     assert cx["next_due"] == "2026-01-02T11:00:00Z" and cx["due"] is False
     assert cx["last_run"]["started"] == "2026-01-02T10:00:00Z"
     assert cx["last_run"]["downloaded_bytes"] == 3000
+    assert (cx["source"], cx["mode"], cx["subdirs"]) == (
+        "http://127.0.0.1:1/c",
+        "active",
+        ["linux-64", "noarch"],
+    )
+    assert data["mirrors"][2]["mode"] == "passive"
     assert data["channels"][0] == {"channel": "c/x", "bytes": 2_500_000, "files": 3}
 
 

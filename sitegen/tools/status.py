@@ -62,6 +62,9 @@ class MirrorStatus:
     last_completed: float | None  # start of its newest completed run
     next_due: float  # when `mirror --due` runs it next; a mirror never completed is due now
     due: bool
+    source: str = ""  # the URL or folder it reads, never a token
+    mode: str = "active"
+    subdirs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,9 @@ def build_status(
                 last_completed=completed,
                 next_due=next_due,
                 due=next_due <= now,
+                source=mirror.display_url(),
+                mode=mirror.mode,
+                subdirs=mirror.subdirs,
             )
         )
     active = None
@@ -290,6 +296,9 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
                 "name": m.name,
                 "channel": m.channel,
                 "schedule": m.schedule,
+                "source": m.source,
+                "mode": m.mode,
+                "subdirs": list(m.subdirs),
                 "last_run": last(m.last_run),
                 "last_completed": iso_utc(m.last_completed),
                 "next_due": iso_utc(m.next_due),
@@ -332,6 +341,7 @@ def format_status(status: SiteStatus) -> str:
     )
     for m in status.mirrors:
         lines.append(f"mirror {m.name} (channel {m.channel}, schedule {m.schedule})")
+        lines.append(f"  source: {m.source}, {m.mode}, subdirs {', '.join(m.subdirs)}")
         run = m.last_run
         if run is None:
             lines.append("  last run: never")
