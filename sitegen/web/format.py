@@ -139,10 +139,14 @@ _BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)],
 
 
 def shown_text(value: Any) -> Any:
-    """``value`` with its bidi controls made visible, when it is text (Markup stays Markup);
-    anything else as it is. Every value a template prints passes here (the environment's
-    ``finalize``), as does the text of the search index, which the pages' script shows."""
-    if isinstance(value, str) and not value.isascii():
+    """``value`` with its bidi controls made visible, when it is plain text; anything else as
+    it is. Every value a template prints passes here (the environment's ``finalize``), as does
+    the text of the search index, which the pages' script shows.
+
+    Markup is left alone: it is HTML a template made (a block assignment, a page's rendered
+    rows), whose values passed here when it was printed; translating it again would cost a
+    pass over a whole page's text per print (a large package page is one such value)."""
+    if type(value) is str and not value.isascii():
         return value.translate(_BIDI_CONTROLS)
     return value
 
