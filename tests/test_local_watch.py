@@ -1,6 +1,7 @@
 """``sitegen watch``: a real watch process publishes drops, replacements and deletions within
 seconds, one publish per burst, never a half-copied file; it waits for the site lock and for a
-folder that is absent or recreated, and stops cleanly on SIGTERM."""
+folder that is absent or recreated, and stops cleanly on SIGTERM, and on SIGINT also while its
+render waits for another or is stuck midway."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from sitegen.store.lock import SiteLock, SiteLocked
+from sitegen import layout
+from sitegen.store.lock import SiteLock, SiteLocked, taking_turns
 from sitegen.tools.example_channel import PackageSpec
 from testkit.local import drop
 from testkit.site import assert_channel_consistent, sha256_of
@@ -292,3 +294,62 @@ def test_a_publish_that_fails_on_an_unexpected_error_does_not_end_the_watch(
     third = place(tmp_path, folder, spec("third"))
     watch.wait_for(lambda: third.name in watch.listed(), timeout=30)
     assert watch.proc.poll() is None
+
+
+def test_sigint_while_the_render_waits_for_another_ends_the_watch(
+    tmp_path: Path, watch_factory
+) -> None:
+    """Another process renders the site (a scheduled run) for as long as the test holds the
+    render lock: the watch's render waits for it, and SIGINT ends the watch all the same."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    first = place(tmp_path, folder, spec("first"))
+    site = tmp_path / "site"
+    render_lock = layout.render_dir(site) / layout.LOCK_NAME
+    render_lock.parent.mkdir(parents=True)
+    with taking_turns(render_lock):
+        watch = watch_factory(folder)
+        watch.wait_for(lambda: "another render" in watch.output(), timeout=30)
+        assert first.name in watch.listed()
+        watch.proc.send_signal(signal.SIGINT)
+        # Exits while the render it gave up could not have finished (the lock is still ours).
+        assert watch.proc.wait(15) == 0, watch.output()
+        assert not (site / "index.html").exists()
+    # The next render completes the pages.
+    rendered = subprocess.run(
+        [sys.executable, "-m", "sitegen", "render", "-c", str(watch.config)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert (site / layout.subdir_page_path(CHANNEL, "linux-64")).is_file()
+
+
+def test_sigint_during_a_render_stuck_midway_ends_the_watch(tmp_path: Path, watch_factory) -> None:
+    """The render reads a listing cache that is a FIFO nobody writes to: it stays blocked
+    midway (its assets written, not its listing pages) for as long as the test leaves the FIFO
+    alone, and SIGINT ends the watch all the same."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    first = place(tmp_path, folder, spec("first"))
+    site = tmp_path / "site"
+    cache_index = layout.listings_dir(site) / CHANNEL / "linux-64.json"
+    cache_index.parent.mkdir(parents=True)
+    os.mkfifo(cache_index)
+    watch = watch_factory(folder)
+    watch.wait_for(lambda: first.name in watch.listed(), timeout=30)
+    watch.wait_for(lambda: (site / "assets").is_dir())  # the render is under way
+    assert not (site / layout.subdir_page_path(CHANNEL, "linux-64")).exists()
+    watch.proc.send_signal(signal.SIGINT)
+    # Exits while the render it gave up could not have finished (nothing writes the FIFO).
+    assert watch.proc.wait(15) == 0, watch.output()
+    assert not (site / layout.subdir_page_path(CHANNEL, "linux-64")).exists()
+    cache_index.unlink()
+    rendered = subprocess.run(
+        [sys.executable, "-m", "sitegen", "render", "-c", str(watch.config)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert (site / layout.subdir_page_path(CHANNEL, "linux-64")).is_file()
+    assert not list(site.rglob(".sitegen-tmp-*"))

@@ -7,6 +7,7 @@ import argparse
 import ctypes
 import gc
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -48,13 +49,18 @@ def release_memory() -> None:
         trim(0)
 
 
-def render_pages(config: SiteConfig) -> bool:
-    """Render the pages after a run in this process, with the run's freed memory returned."""
+def render_pages(config: SiteConfig, stop: threading.Event | None = None) -> bool:
+    """Render the pages after a run in this process, with the run's freed memory returned;
+    ``stop`` as for render_site."""
+    from sitegen.store.lock import Stopped
     from sitegen.web.render import render_site
 
     release_memory()
     try:
-        render_site(config)
+        render_site(config, stop=stop)
+    except Stopped:
+        log.info("rendering the pages stopped")
+        return False
     except Exception as exc:
         log.debug("rendering failed", exc_info=True)
         log.error("rendering the pages failed: %s: %s", type(exc).__name__, exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
 import trio
@@ -18,6 +19,7 @@ from sitegen.commands.common import (
     render_pages,
 )
 from sitegen.commands.mirror import run_mirror_command
+from sitegen.config import SiteConfig
 
 
 def register(add: AddCommand) -> None:
@@ -64,8 +66,40 @@ def _watch(args: argparse.Namespace) -> int:
         print("sitegen: watch: no local source (a mirror with `path:`) to watch", file=sys.stderr)
         return EXIT_CONFIG
 
-    async def render() -> None:
-        await trio.to_thread.run_sync(render_pages, config)
-
+    render = _StoppableRender(config)
     trio.run(run_watch, config, render)
+    render.finish()
     return EXIT_OK
+
+
+class _StoppableRender:
+    """The watch's render, in a worker thread that a signal abandons: it may be waiting for
+    another render of the site, or midway. Told to stop, it gives up at its next page (every
+    file it writes is replaced whole, its manifest last); the exit waits a moment for that,
+    so that it neither writes nor logs while the interpreter shuts down, and no longer (its
+    thread, a daemon, does not hold the exit back)."""
+
+    GRACE = 1.0  # seconds
+
+    def __init__(self, config: SiteConfig) -> None:
+        self.config = config
+        self.done = threading.Event()
+        self.done.set()
+
+    async def __call__(self) -> None:
+        stop, done = threading.Event(), threading.Event()
+        self.done = done
+
+        def work() -> None:
+            try:
+                render_pages(self.config, stop)
+            finally:
+                done.set()
+
+        try:
+            await trio.to_thread.run_sync(work, abandon_on_cancel=True)
+        finally:
+            stop.set()
+
+    def finish(self) -> None:
+        self.done.wait(self.GRACE)

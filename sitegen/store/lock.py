@@ -1,7 +1,8 @@
 """One run at a time per site: an advisory lock on ``<site>/.sitegen/lock``.
 
 ``flock`` locks die with their process, so a run killed with SIGKILL never leaves a stale lock
-behind; the file keeps the holder's pid only to name it in the message.
+behind; the file keeps the holder's pid only to name it in the message. Writers of one set of
+files take turns with :func:`taking_turns`.
 """
 
 from __future__ import annotations
@@ -9,14 +10,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sitegen.layout import LOCK_NAME
 
+TURN_POLL = 0.2  # seconds between tries of a wait for a turn that can be stopped
+
 
 class SiteLocked(Exception):
     """Another run holds the site."""
+
+
+class Stopped(Exception):
+    """Work given up because its ``stop`` event was set (see :func:`taking_turns`)."""
 
 
 class SiteLock:
@@ -81,13 +89,39 @@ def lock_holder(state_dir: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def taking_turns(lock: Path, mode: int = 0o644) -> Iterator[None]:
+def taking_turns(
+    lock: Path,
+    mode: int = 0o644,
+    *,
+    stop: threading.Event | None = None,
+    waiting: Callable[[], object] | None = None,
+) -> Iterator[None]:
     """Wait for, then hold, the lock on the file ``lock`` (created with ``mode`` if absent):
     writers of one set of files take turns (renders of a site, the web server's token files,
-    the freezes), each holding it only while it writes."""
+    the freezes), each holding it only while it writes. ``waiting`` is called once when another
+    holds it. With ``stop`` the wait is given up (:class:`Stopped`) once ``stop`` is set: a
+    blocked ``flock`` cannot be interrupted, so the lock is tried every TURN_POLL seconds."""
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, mode)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            if stop is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                _wait_turn(fd, stop)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _wait_turn(fd: int, stop: threading.Event) -> None:
+    while not stop.wait(TURN_POLL):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            continue
+    raise Stopped

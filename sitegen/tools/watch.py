@@ -8,7 +8,8 @@ as ``sitegen mirror --only`` would, under the site lock (waiting while another r
 and renders the pages.
 
 A folder absent at start, or removed and recreated, is waited for and watched again. SIGINT
-and SIGTERM stop the watch; a publish under way stops as a mirror run does.
+and SIGTERM stop the watch; a publish under way stops as a mirror run does, and the command's
+render (``sitegen watch``: a worker thread) is abandoned and told to stop.
 """
 
 from __future__ import annotations

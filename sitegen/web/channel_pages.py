@@ -271,6 +271,7 @@ class ChannelPages:
                         row.stored,
                     )
             for task, result in zip(tasks, results(), strict=True):
+                writer.check()  # between parts of the worker processes too
                 if result.known is not None:
                     names[task.name] = result.known
                 if result.key is not None:

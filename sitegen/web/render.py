@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,28 +69,45 @@ __all__ = ["TEMPLATES_DIR", "RenderStats", "make_environment", "render_site"]
 log = logging.getLogger("sitegen")
 
 
-def render_site(config: SiteConfig, *, templates_dir: Path | None = None) -> RenderStats:
-    """Render every page of the site under ``config.output``; returns what was done."""
+def render_site(
+    config: SiteConfig, *, templates_dir: Path | None = None, stop: threading.Event | None = None
+) -> RenderStats:
+    """Render every page of the site under ``config.output``; returns what was done.
+
+    With ``stop``, the render gives up (raising ``store.lock.Stopped``) soon after it is set:
+    while it waits for another render of the site, or at its next page. What it wrote by then
+    is as a killed render leaves it (each file replaced whole, the manifest not yet), which the
+    next render completes."""
     site = Site(config.output)
     site.ensure_dir(site.root)
-    with _render_lock(site), gc_paused():
-        renderer = _Renderer(config, site, Path(templates_dir or TEMPLATES_DIR))
+    with _render_lock(site, stop), gc_paused():
+        renderer = _Renderer(config, site, Path(templates_dir or TEMPLATES_DIR), stop)
         renderer.run()
     log.info("pages: %s", renderer.writer.stats)
     return renderer.writer.stats
 
 
 @contextlib.contextmanager
-def _render_lock(site: Site) -> Iterator[None]:
+def _render_lock(site: Site, stop: threading.Event | None) -> Iterator[None]:
     """One render at a time per site (`sitegen serve --watch` beside a cron run)."""
     directory = render_dir(site.root)
     directory.mkdir(parents=True, exist_ok=True)
-    with taking_turns(directory / LOCK_NAME):
+
+    def waiting() -> None:
+        log.info("pages: another render of %s is under way; waiting for it", site.root)
+
+    with taking_turns(directory / LOCK_NAME, stop=stop, waiting=waiting):
         yield
 
 
 class _Renderer:
-    def __init__(self, config: SiteConfig, site: Site, templates_dir: Path) -> None:
+    def __init__(
+        self,
+        config: SiteConfig,
+        site: Site,
+        templates_dir: Path,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.config = config
         self.site = site
         self.templates_dir = templates_dir
@@ -102,7 +120,7 @@ class _Renderer:
         old = load_manifest(self.manifest_path)
         self.old_feed = old.feed
         self.feed: dict[str, FeedState] = {}
-        self.writer = PageWriter(site, env, config.title, global_key, old.pages)
+        self.writer = PageWriter(site, env, config.title, global_key, old.pages, stop)
         # --- download statistics: while stats.json exists (see web.downloads) ---
         doc = load_stats(site)
         self.stats = None if doc is None else site_stats(doc, config)

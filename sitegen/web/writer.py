@@ -7,6 +7,7 @@ alone (no fsync: a page lost to a crash is rendered again from the same inputs).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import jinja2
 import msgspec
 
+from sitegen.store.lock import Stopped
 from sitegen.store.site import Site
 from sitegen.web.format import root_prefix
 from sitegen.web.manifest import digest
@@ -121,7 +123,9 @@ def render_page(env: jinja2.Environment, title: str, name: str, relpath: str, **
 
 class PageWriter:
     """Writes the pages of one render, each unless its input key is the one it was last
-    rendered from; keeps the new keys (for the manifest) and the stats."""
+    rendered from; keeps the new keys (for the manifest) and the stats. Once ``stop`` is set,
+    the next page raises :class:`Stopped`: the render ends between two pages (each replaced
+    whole), before its manifest, as if killed there."""
 
     def __init__(
         self,
@@ -130,6 +134,7 @@ class PageWriter:
         title: str,
         global_key: str,
         old_pages: dict[str, str],
+        stop: threading.Event | None = None,
     ) -> None:
         self.site = site
         self.env = env
@@ -140,10 +145,17 @@ class PageWriter:
         self._old_groups: dict[str, list[str]] | None = None  # old_pages by key
         self.stats = RenderStats()
         self.files = PageFiles(site)
+        self.stop = stop
+
+    def check(self) -> None:
+        """Raise Stopped once the render is to stop."""
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped
 
     def up_to_date(self, relpath: str, key: str) -> bool:
         """Whether the page ``relpath`` was last rendered from ``key`` (and is there); the
         page is produced by this render either way."""
+        self.check()
         self.pages[relpath] = key
         if self.old_pages.get(relpath) == key and self.files.exists(relpath):
             self.stats.skipped += 1
@@ -172,6 +184,7 @@ class PageWriter:
         return True
 
     def rendered(self, relpath: str, written: bool) -> None:
+        self.check()
         self.stats.rendered.append(relpath)
         if written:
             self.stats.written.append(relpath)
