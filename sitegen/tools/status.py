@@ -1,6 +1,6 @@
-"""``sitegen status``: per mirror its last run, when it is due next, whether a run holds the
-site now, the channels frozen, the disk each channel uses, and the subdirs still published that
-channels.yaml no longer names.
+"""``sitegen status``: per mirror its filters, its last run, when it is due next, whether a
+run holds the site now, the channels frozen, the disk each channel uses, and the subdirs still
+published that channels.yaml no longer names.
 
 :func:`build_status` is pure (the run ledger, the lock holder and the disk usage go in, a
 model comes out); :func:`collect_status` reads them from the site, and :func:`format_status`
@@ -30,6 +30,7 @@ from sitegen.tools.site_disk import (
     disk_usage,
     unconfigured_subdirs,
 )
+from sitegen.tools.status_filters import filters_in_force, filters_text
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class MirrorStatus:
     source: str = ""  # the URL or folder it reads, never a token
     mode: str = "active"
     subdirs: tuple[str, ...] = ()
+    # Per level (site, channel, mirror) the filters it sets, as channels.yaml writes them.
+    filters: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ def build_status(
                 source=mirror.display_url(),
                 mode=mirror.mode,
                 subdirs=mirror.subdirs,
+                filters=filters_in_force(config.filter_levels(channel, mirror)),
             )
         )
     active = None
@@ -299,6 +303,7 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
                 "source": m.source,
                 "mode": m.mode,
                 "subdirs": list(m.subdirs),
+                "filters": m.filters,
                 "last_run": last(m.last_run),
                 "last_completed": iso_utc(m.last_completed),
                 "next_due": iso_utc(m.next_due),
@@ -342,6 +347,7 @@ def format_status(status: SiteStatus) -> str:
     for m in status.mirrors:
         lines.append(f"mirror {m.name} (channel {m.channel}, schedule {m.schedule})")
         lines.append(f"  source: {m.source}, {m.mode}, subdirs {', '.join(m.subdirs)}")
+        lines.append(f"  filters: {filters_text(m.filters)}")
         run = m.last_run
         if run is None:
             lines.append("  last run: never")
