@@ -1,5 +1,5 @@
 """``sitegen mirror`` (and what follows a run: statistics, history retention, pages,
-notification), ``sitegen render`` and ``sitegen stats``."""
+notification), ``sitegen stop``, ``sitegen render`` and ``sitegen stats``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def register(add: AddCommand) -> None:
     )
     mirror.add_argument("--no-progress", action="store_true", help="plain log lines only")
     mirror.set_defaults(func=run_mirror_command)
+
+    stop = add("stop", "stop the mirror run in progress on this site (as SIGTERM does)")
+    add_site_options(stop)
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for the run to release the site (default: 60)",
+    )
+    stop.set_defaults(func=_stop)
 
     render = add("render", "render the browse pages from the site on disk")
     add_site_options(render)
@@ -216,3 +227,19 @@ def _render(args: argparse.Namespace) -> int:
     stats = render_site(load(args))
     print(f"pages: {stats}")
     return EXIT_OK
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from sitegen.tools import stop
+
+    if not args.timeout >= 0:
+        print("sitegen: --timeout must be 0 or more seconds", file=sys.stderr)
+        return EXIT_CONFIG
+    result = stop.stop_run(load(args), args.timeout)
+    print(result.describe())
+    if result.outcome == stop.STOPPED_RUN:
+        return EXIT_OK
+    if result.outcome == stop.NOTHING:
+        return EXIT_FAILED
+    # The site is still held: by a run that goes on, or by something that is not one.
+    return EXIT_LOCKED

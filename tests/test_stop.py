@@ -1,0 +1,155 @@
+"""``sitegen stop``: stops the mirror run holding the site, and only a recorded one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, main
+from sitegen.store.lock import lock_holder
+from testkit.faults import hang
+from testkit.upstream import ExampleUpstream
+
+
+def write_config(tmp_path: Path, url: str) -> tuple[Path, Path]:
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\ndownload: {{timeout: 120, retries: 1}}\n"
+        f"channels:\n  c/x:\n    url: {url}\n    subdirs: [linux-64]\n"
+    )
+    return site, config
+
+
+def records(site: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (site / "history" / "runs").glob("*.json")]
+
+
+def wait_for(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+# A process that holds the site lock, records a running mirror run under its pid (or not) and
+# ignores SIGTERM (or not), then waits.
+HOLDER = """
+import signal, sys, time
+from pathlib import Path
+from sitegen.store.lock import SiteLock
+from sitegen.store.site import Site
+from sitegen.sync.history import History, new_run_id
+from sitegen.sync.report import RunReport
+import os
+site = Site(Path(sys.argv[1]))
+SiteLock(site.state_dir).acquire()
+if sys.argv[2] == "record":
+    History(site).save(RunReport(id=new_run_id(), started=time.time(), pid=os.getpid()))
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def start_holder(site: Path, mode: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(site), mode], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.mark.integration
+def test_stop_ends_a_mirror_run_held_mid_download(
+    tmp_path: Path, example_upstream: ExampleUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site, config = write_config(tmp_path, example_upstream.url)
+    assert main(["stop", "-c", str(config)]) == EXIT_FAILED  # no site, no run
+    assert "no mirror run holds the site" in capsys.readouterr().out
+
+    # Every package download of the run hangs until the run hangs up: it holds the site
+    # until something stops it.
+    held = threading.Event()
+    hold = hang(max_seconds=120)
+
+    def held_download(handler) -> None:
+        held.set()
+        hold(handler)
+
+    for spec in example_upstream.packages:
+        for fn in spec.filenames:
+            example_upstream.server.add_fault(f"/{spec.subdir}/{fn}", held_download)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sitegen", "mirror", "-c", str(config), "--no-progress"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(held.is_set, "a held download")
+        assert lock_holder(site / ".sitegen") == proc.pid
+        assert main(["stop", "-c", str(config), "--timeout", "120"]) == EXIT_OK
+        out = capsys.readouterr().out
+        assert f"(pid {proc.pid}) released the site; recorded as stopped" in out, out
+        assert lock_holder(site / ".sitegen") is None
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "received SIGTERM: stopping" in err
+        assert [r["status"] for r in records(site)] == ["stopped"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert main(["stop", "-c", str(config)]) == EXIT_FAILED  # nothing runs any more
+
+
+@pytest.mark.integration
+def test_stop_leaves_alone_a_lock_holder_the_ledger_does_not_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A holder without a running record of its pid (a verify --repair, a dry run) and a
+    running record of a pid that holds no lock (a killed run's, perhaps reused) are not
+    signalled; SIGTERM would kill them (these ignore it only to be observable)."""
+    site, config = write_config(tmp_path, "http://127.0.0.1:1/c")
+    holder = start_holder(site, "no record")
+    try:
+        assert main(["stop", "-c", str(config), "--timeout", "0.5"]) == EXIT_LOCKED
+        out = capsys.readouterr().out
+        assert f"pid {holder.pid} holds the site lock but the run ledger records no" in out
+    finally:
+        holder.kill()
+        holder.wait()
+    # Its record outlived it; a process of the same pid would not be signalled either.
+    stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (site / "history" / "runs").mkdir(parents=True, exist_ok=True)
+        (site / "history" / "runs" / "20260102T104000.000Z-1.json").write_text(
+            json.dumps({"id": "20260102T104000.000Z-1", "started": 1.0, "pid": stray.pid})
+        )
+        assert main(["stop", "-c", str(config)]) == EXIT_FAILED
+        assert stray.poll() is None
+    finally:
+        stray.kill()
+        stray.wait()
+
+
+@pytest.mark.integration
+def test_a_run_that_does_not_release_the_site_in_time_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site, config = write_config(tmp_path, "http://127.0.0.1:1/c")
+    holder = start_holder(site, "record")
+    try:
+        assert main(["stop", "-c", str(config), "--timeout", "0.3"]) == EXIT_LOCKED
+        out = capsys.readouterr().out
+        assert f"(pid {holder.pid}) was sent SIGTERM and still holds the site lock" in out
+        assert holder.poll() is None and lock_holder(site / ".sitegen") == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
