@@ -1,4 +1,5 @@
-"""A real conda client for tests: py-rattler solves and installs from 127.0.0.1 channels.
+"""A real conda client for tests: py-rattler solves and installs from 127.0.0.1 channels (or
+from a site on disk, by ``file://`` URL).
 
 Everything is explicit so runs are deterministic and stay on the loopback interface: the
 platform, the virtual packages (never detected from the host), the repodata and package
@@ -65,8 +66,19 @@ class InstalledPackage:
 
 def _check_loopback(url: str) -> None:
     parts = urlsplit(url)
+    if parts.scheme == "file" and parts.hostname in (None, ""):
+        return  # a site on this machine's disk
     if parts.scheme not in ("http", "https") or parts.hostname not in _LOOPBACK_HOSTS:
-        raise ValueError(f"test channels must be http(s) URLs on 127.0.0.1, not {url!r}")
+        raise ValueError(
+            f"test channels must be http(s) URLs on 127.0.0.1 or file:// URLs, not {url!r}"
+        )
+
+
+def _channel(source: str | Channel) -> Channel:
+    """A channel by URL, or one resolved already (by name, under a channel alias)."""
+    channel = source if isinstance(source, Channel) else Channel(source)
+    _check_loopback(channel.base_url)
+    return channel
 
 
 def virtual_packages(
@@ -95,7 +107,7 @@ def make_gateway(cache_dir: Path, *, zstd: bool = True, bz2: bool = True) -> Gat
 
 
 async def solve_records(
-    channel_urls: Sequence[str],
+    channel_urls: Sequence[str | Channel],
     specs: Sequence[str],
     *,
     platform: str = "linux-64",
@@ -103,11 +115,10 @@ async def solve_records(
     virtual: Sequence[tuple[str, str, str]] = DEFAULT_VIRTUAL_PACKAGES,
     gateway: Gateway | None = None,
 ) -> list[RepoDataRecord]:
-    for url in channel_urls:
-        _check_loopback(url)
+    sources = [_channel(source) for source in channel_urls]
     gateway = gateway or make_gateway(Path(cache_dir) / "repodata")
     return await solve(
-        sources=[Channel(url) for url in channel_urls],
+        sources=sources,
         specs=[MatchSpec(spec, strict=False) for spec in specs],
         gateway=gateway,
         platforms=[Subdir(platform), Subdir("noarch")],
@@ -144,7 +155,7 @@ def verify_prefix(prefix: Path, packages: Sequence[InstalledPackage]) -> None:
 
 
 async def solve_and_install_async(
-    channel_urls: Sequence[str],
+    channel_urls: Sequence[str | Channel],
     specs: Sequence[str],
     prefix: Path,
     platform: str = "linux-64",
@@ -172,7 +183,7 @@ async def solve_and_install_async(
 
 
 def solve_and_install(
-    channel_urls: Sequence[str],
+    channel_urls: Sequence[str | Channel],
     specs: Sequence[str],
     prefix: Path,
     platform: str = "linux-64",
