@@ -14,6 +14,7 @@ from sitegen.filters.apply import (
     include_dependencies,
 )
 from sitegen.filters.kind import Check, FilterContext, FilterKind
+from sitegen.tools.status_filters import level_filters
 from testkit.records import JAN_2024, rec
 
 pytestmark = pytest.mark.unit
@@ -614,6 +615,11 @@ def _parse_build_numbers(node: YamlNode) -> dict[str, object]:
     return {"min_build_number": keys["min"].integer(minimum=0)} if "min" in keys else {}
 
 
+def _show_build_numbers(spec: FilterSpec) -> object:
+    minimum = spec.setting("min_build_number")
+    return None if minimum is None else {"min": minimum}
+
+
 def _build_number_check(spec: FilterSpec, context: FilterContext) -> Check | None:
     minimum = spec.setting("min_build_number")
     if not isinstance(minimum, int):
@@ -624,6 +630,7 @@ def _build_number_check(spec: FilterSpec, context: FilterContext) -> Check | Non
 BUILD_NUMBERS = FilterKind(
     "build_numbers",
     _parse_build_numbers,
+    show=_show_build_numbers,
     reasons=(REASON_OLD_BUILD,),
     predicate=_build_number_check,
 )
@@ -666,6 +673,11 @@ def test_a_registered_kind_is_parsed_from_yaml_and_applied(build_numbers: Filter
         "a-1.0-h_1.conda": REASON_OLD_BUILD,
         "skipped-1.0-h_0.conda": f.REASON_NAME,  # kinds check in registration order
     }
+    # sitegen status shows it with the others, as channels.yaml writes it.
+    assert level_filters(mirror.filters) == {
+        "names": {"exclude": ["skipped"]},
+        "build_numbers": {"min": 2},
+    }
 
 
 def test_a_registered_kind_reports_errors_with_line_and_key(build_numbers: FilterKind) -> None:
@@ -686,6 +698,8 @@ def test_an_unregistered_kind_is_an_unknown_key() -> None:
 def test_a_kind_cannot_reuse_a_key_or_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "KINDS", registry.KINDS)
     with pytest.raises(ValueError, match="already registered"):
-        registry.register(FilterKind("names", _parse_build_numbers))
+        registry.register(FilterKind("names", _parse_build_numbers, _show_build_numbers))
     with pytest.raises(ValueError, match="reuses reasons"):
-        registry.register(FilterKind("other", _parse_build_numbers, reasons=(f.REASON_NAME,)))
+        registry.register(
+            FilterKind("other", _parse_build_numbers, _show_build_numbers, reasons=(f.REASON_NAME,))
+        )

@@ -118,6 +118,15 @@ def policy_of(spec: FilterSpec) -> AdvisoryPolicy | None:
     return policy if isinstance(policy, AdvisoryPolicy) else None
 
 
+def show(spec: FilterSpec) -> object:
+    """The files, threshold and allow list as channels.yaml writes them (the advisories read
+    from the files are not settings: the files name them)."""
+    policy = policy_of(spec)
+    if policy is None:
+        return None
+    return {"files": list(policy.files), "min_score": policy.min_score, "allow": list(policy.allow)}
+
+
 def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     policy = policy_of(spec)
     if policy is None or not set(policy.blocking) & context.distinct_names():
@@ -179,4 +188,4 @@ def package_advisories(
     return out
 
 
-KIND = FilterKind(KEY, parse, predicate=predicate)
+KIND = FilterKind(KEY, parse, show=show, predicate=predicate)

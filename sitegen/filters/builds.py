@@ -14,6 +14,7 @@ from sitegen.filters.kind import (
     glob_matcher,
     parse_globs,
     parse_include_exclude,
+    show_fields,
 )
 
 REASON_BUILD_EXCLUDED = "build excluded"
@@ -49,6 +50,7 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
 KIND = FilterKind(
     "builds",
     parse,
+    show=show_fields(include="include_builds", exclude="exclude_builds"),
     reasons=(REASON_BUILD_EXCLUDED, REASON_BUILD_NOT_INCLUDED),
     check_level=check_level,
     predicate=predicate,

@@ -61,9 +61,20 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     return check_date
 
 
+def show(spec: FilterSpec) -> object:
+    """The date range as channels.yaml writes it (ISO 8601, UTC)."""
+    shown = {
+        key: datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+        for key, ms in (("after", spec.after_ms), ("before", spec.before_ms))
+        if ms is not None
+    }
+    return shown or None
+
+
 KIND = FilterKind(
     "dates",
     parse,
+    show=show,
     reasons=(REASON_TOO_OLD, REASON_TOO_NEW),
     check_levels=check_levels,
     predicate=predicate,

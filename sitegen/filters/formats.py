@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.config.model import FilterSpec, MirrorConfig
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters.kind import Check, FilterContext, FilterKind, FilterResult, Step
+from sitegen.filters.kind import Check, FilterContext, FilterKind, FilterResult, Step, show_field
 
 REASON_FORMAT = "format not mirrored"
 REASON_TWIN = "has .conda twin"
@@ -62,6 +62,7 @@ def drop_tar_twins(result: FilterResult) -> None:
 KIND = FilterKind(
     "formats",
     parse,
+    show=show_field("formats"),
     reasons=(REASON_FORMAT, REASON_TWIN),
     check_levels=check_levels,
     predicate=predicate,

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters.kind import FilterKind
+from sitegen.filters.kind import FilterKind, show_field
 
 
 def parse(node: YamlNode) -> Mapping[str, object]:
@@ -23,4 +23,4 @@ def include_dependencies(levels: Iterable[FilterSpec]) -> bool:
     return decided
 
 
-KIND = FilterKind("include_dependencies", parse)
+KIND = FilterKind("include_dependencies", parse, show=show_field("include_dependencies"))

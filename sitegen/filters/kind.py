@@ -6,6 +6,9 @@ A kind owns one key of a ``filters:`` mapping in channels.yaml. Its parts, all o
 - ``parse(node)``: the validated settings of that key, as FilterSpec values by name (a kind
   whose settings have no FilterSpec field gets them in ``extra``: read them with
   ``spec.setting(name)``);
+- ``show(spec)``: what a level sets of the kind, as channels.yaml writes it under its key
+  (what ``parse`` reads back), JSON-able; None when the level leaves it at its default
+  (``sitegen status``; :func:`show_fields` and :func:`show_field` build it from fields);
 - ``reasons``: the exclusion reasons its parts report, unique to the kind;
 - ``check_level(spec)`` / ``check_levels(levels, mirror)``: messages for settings that leave
   nothing to mirror, within one level or across the three levels of a mirror;
@@ -93,6 +96,7 @@ class FilterKind:
 
     key: str
     parse: Callable[[YamlNode], Mapping[str, object]]
+    show: Callable[[FilterSpec], object]
     reasons: tuple[str, ...] = ()
     check_level: Callable[[FilterSpec], Iterator[str]] | None = None
     check_levels: Callable[[tuple[FilterSpec, ...], MirrorConfig], Iterator[str]] | None = None
@@ -103,6 +107,37 @@ class FilterKind:
 
 
 # --------------------------------------------------------------------------- shared helpers
+
+_DEFAULTS = FilterSpec()
+
+
+def _as_written(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def show_field(name: str) -> Callable[[FilterSpec], object]:
+    """``show`` of a kind whose key holds one FilterSpec field."""
+
+    def show(spec: FilterSpec) -> object:
+        value = getattr(spec, name)
+        return None if value == getattr(_DEFAULTS, name) else _as_written(value)
+
+    return show
+
+
+def show_fields(**fields: str) -> Callable[[FilterSpec], object]:
+    """``show`` of a kind whose key holds a mapping: each key below it -> its FilterSpec field
+    (``include="include_names"``)."""
+
+    def show(spec: FilterSpec) -> object:
+        shown = {
+            key: _as_written(getattr(spec, name))
+            for key, name in fields.items()
+            if getattr(spec, name) != getattr(_DEFAULTS, name)
+        }
+        return shown or None
+
+    return show
 
 
 def parse_globs(node: YamlNode, *, lower: bool = False) -> tuple[str, ...]:

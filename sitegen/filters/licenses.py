@@ -8,7 +8,14 @@ from typing import Any
 from sitegen.conda.records import Record
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters.kind import Check, FilterContext, FilterKind, glob_matcher, parse_globs
+from sitegen.filters.kind import (
+    Check,
+    FilterContext,
+    FilterKind,
+    glob_matcher,
+    parse_globs,
+    show_fields,
+)
 
 REASON_LICENSE_MISSING = "license missing"
 REASON_LICENSE_EXCLUDED = "license excluded"
@@ -78,6 +85,12 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
 KIND = FilterKind(
     "licenses",
     parse,
+    show=show_fields(
+        include="include_licenses",
+        exclude="exclude_licenses",
+        exclude_families="exclude_license_families",
+        allow_missing="allow_missing_license",
+    ),
     reasons=(
         REASON_LICENSE_MISSING,
         REASON_LICENSE_EXCLUDED,

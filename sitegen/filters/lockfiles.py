@@ -70,6 +70,12 @@ def policy_of(spec: FilterSpec) -> LockfilePolicy | None:
     return policy if isinstance(policy, LockfilePolicy) else None
 
 
+def show(spec: FilterSpec) -> object:
+    """The lockfiles by path, as channels.yaml names them."""
+    policy = policy_of(spec)
+    return None if policy is None else [path for path, _pins in policy.files]
+
+
 def allow(spec: FilterSpec, context: FilterContext) -> Allowed | None:
     policy = policy_of(spec)
     if policy is None:
@@ -101,4 +107,4 @@ def missing_pins(
     return missing
 
 
-KIND = FilterKind(KEY, parse, allow=allow)
+KIND = FilterKind(KEY, parse, show=show, allow=allow)

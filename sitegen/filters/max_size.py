@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from sitegen.config.model import FilterSpec
 from sitegen.config.site_settings import parse_size
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters.kind import Check, FilterContext, FilterKind
+from sitegen.filters.kind import Check, FilterContext, FilterKind, show_field
 
 REASON_TOO_LARGE = "too large"
 
@@ -29,4 +29,6 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     return lambda r, n: REASON_TOO_LARGE if r.size > max_size else None
 
 
-KIND = FilterKind("max_size", parse, reasons=(REASON_TOO_LARGE,), predicate=predicate)
+KIND = FilterKind(
+    "max_size", parse, show=show_field("max_size"), reasons=(REASON_TOO_LARGE,), predicate=predicate
+)

@@ -17,6 +17,7 @@ from sitegen.filters.kind import (
     is_literal,
     parse_globs,
     parse_include_exclude,
+    show_fields,
 )
 
 REASON_NAME = "name excluded"
@@ -77,6 +78,7 @@ def allow(spec: FilterSpec, context: FilterContext) -> Allowed | None:
 KIND = FilterKind(
     "names",
     parse,
+    show=show_fields(include="include_names", exclude="exclude_names"),
     reasons=(REASON_NAME,),
     check_level=check_level,
     check_levels=check_levels,

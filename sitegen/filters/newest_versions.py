@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from sitegen.conda.version import parse_version
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters.kind import FilterKind, FilterResult, Step
+from sitegen.filters.kind import FilterKind, FilterResult, Step, show_field
 
 REASON_OLDER_VERSION = "older version"
 
@@ -54,4 +54,10 @@ def keep_newest(result: FilterResult, newest: int) -> None:
                 result.excluded[fn] = REASON_OLDER_VERSION
 
 
-KIND = FilterKind("newest_versions", parse, reasons=(REASON_OLDER_VERSION,), step=step)
+KIND = FilterKind(
+    "newest_versions",
+    parse,
+    show=show_field("newest_versions"),
+    reasons=(REASON_OLDER_VERSION,),
+    step=step,
+)

@@ -15,7 +15,14 @@ from sitegen.conda.version import (
 )
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters.kind import Allowed, Check, FilterContext, FilterKind, parse_include_exclude
+from sitegen.filters.kind import (
+    Allowed,
+    Check,
+    FilterContext,
+    FilterKind,
+    parse_include_exclude,
+    show_fields,
+)
 
 REASON_SPEC = "spec excluded"
 
@@ -95,4 +102,11 @@ def spec_exact_name(spec: MatchSpec) -> str | None:
     return None if exact is None else exact.normalized
 
 
-KIND = FilterKind("specs", parse, reasons=(REASON_SPEC,), predicate=predicate, allow=allow)
+KIND = FilterKind(
+    "specs",
+    parse,
+    show=show_fields(include="include_specs", exclude="exclude_specs"),
+    reasons=(REASON_SPEC,),
+    predicate=predicate,
+    allow=allow,
+)

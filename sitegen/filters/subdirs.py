@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from sitegen.config.model import FilterSpec, MirrorConfig
 from sitegen.config.subdirs import parse_subdirs
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters.kind import FilterKind
+from sitegen.filters.kind import FilterKind, show_field
 
 REASON_SUBDIR = "subdir not selected"
 
@@ -32,4 +32,11 @@ def gate(spec: FilterSpec, subdir: str) -> str | None:
     return REASON_SUBDIR if spec.subdirs is not None and subdir not in spec.subdirs else None
 
 
-KIND = FilterKind("subdirs", parse, reasons=(REASON_SUBDIR,), check_levels=check_levels, gate=gate)
+KIND = FilterKind(
+    "subdirs",
+    parse,
+    show=show_field("subdirs"),
+    reasons=(REASON_SUBDIR,),
+    check_levels=check_levels,
+    gate=gate,
+)
