@@ -60,8 +60,8 @@ def test_realistic_advisories_are_read_with_scores_from_v3_and_v4_vectors():
     requests = by_id["GHSA-j8r2-6x86-q33q"]
     assert requests.aliases == ("CVE-2023-32681", "PYSEC-2023-74")
     assert requests.score == 6.1 and requests.vectors == (V3_REQUESTS,)
-    # Only the conda entry: the PyPI one names another ecosystem's package.
-    assert [e.name for e in requests.affected] == ["requests"]
+    # The conda entry by its name, the PyPI one by its package key (for identity mappings).
+    assert [e.name for e in requests.affected] == ["requests", "pypi/requests"]
     # The highest of a v3 (6.6) and a v4 (8.2) vector.
     assert cvss_score("CVSS_V3", "CVSS:3.1/AV:N/AC:H/PR:H/UI:N/S:U/C:H/I:H/A:H") == 6.6
     assert by_id["GHSA-v845-jxx5-vc9f"].score == 8.2

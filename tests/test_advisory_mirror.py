@@ -3,6 +3,7 @@ run the history can tell what an advisory newly blocked and what it cleared."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from sitegen.sync.advisory_changes import advisory_changes, previous_report
 from sitegen.sync.history import History
 from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.advisories import write_zlib_advisory
-from testkit.site import channel_config, published
+from testkit.site import channel_config, published, rewrite_repodata
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -56,3 +57,55 @@ async def test_advisories_block_and_the_history_tells_newly_blocked_and_cleared(
     mirror, changes = await run(allow="[CVE-2022-37434]")  # accepted as mitigated, by alias
     assert published(site, CHANNEL, "linux-64") >= (OLD_ZLIB | NEW_ZLIB)
     assert changes.blocked == () and {b["file"] for b in changes.cleared} == OLD_ZLIB | NEW_ZLIB
+
+
+async def test_a_pypi_advisory_blocks_conda_records_through_identities_in_a_real_run(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    advisory = {
+        "id": "GHSA-test-numpy",
+        "aliases": ["CVE-2099-0001"],
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "NumPy"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0.1"}]}
+                ],
+            },
+            {
+                "package": {"ecosystem": "PyPI", "name": "six"},
+                "versions": ["1.16.0"],
+            },
+        ],
+    }
+    (tmp_path / "pypi.json").write_text(json.dumps(advisory))
+    # purl-associator's records: numpy is the PyPI package of that name.
+    mapping = [{"name": "numpy", "purl": "pkg:pypi/numpy", "alternative_purls": [], "cpes": []}]
+    (tmp_path / "conda-forge-purls.json").write_text(json.dumps(mapping))
+
+    def own_purls(document: dict) -> None:  # six's records say themselves which package they are
+        for fn, record in document["packages"].items():
+            if fn.startswith("six-"):
+                record["purls"] = ["pkg:pypi/six"]
+
+    rewrite_repodata(example_upstream.root, "linux-64", own_purls)
+    config = channel_config(
+        site,
+        example_upstream.url,
+        extra=f"filters: {{advisories: {{files: [{tmp_path / 'pypi.json'}],"
+        f" identities: [{tmp_path / 'conda-forge-purls.json'}]}}}}",
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert not report.failed
+    (mirror,) = report.mirrors
+    upstream = set(example_upstream.repodata["linux-64"]["packages"]) | set(
+        example_upstream.repodata["linux-64"]["packages.conda"]
+    )
+    old_numpy = {fn for fn in upstream if fn.startswith("numpy-1.26.4-")}
+    six = {fn for fn in upstream if fn.startswith("six-1.16.0-")}
+    kept = published(site, CHANNEL, "linux-64")
+    assert old_numpy and six and not kept & (old_numpy | six)
+    assert {fn for fn in upstream if fn.startswith("numpy-2.")} <= kept
+    assert mirror.subdirs["linux-64"].excluded == {"advisory GHSA-test-numpy": len(old_numpy | six)}
+    assert {b["file"] for b in mirror.advisories_blocked} == old_numpy | six

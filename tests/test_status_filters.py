@@ -22,6 +22,7 @@ def write_config(tmp_path: Path) -> Path:
         "@EXPLICIT\nhttps://conda.example.org/c/linux-64/a-1-0.conda#"
         "0123456789abcdef0123456789abcdef\n"
     )
+    (tmp_path / "purls.json").write_text('{"requests": ["pkg:pypi/requests"]}')
     config = tmp_path / "channels.yaml"
     config.write_text(
         f"output: {tmp_path / 'site'}\n"
@@ -37,7 +38,8 @@ def write_config(tmp_path: Path) -> Path:
         "      - name: y\n        url: http://127.0.0.1:1/t/${Y_TOKEN}/y\n"
         "        subdirs: [linux-64]\n"
         "        filters:\n"
-        f"          advisories: {{files: [{OSV}], min_score: 7.0, allow: [GHSA-j8r2-6x86-q33q]}}\n"
+        f"          advisories: {{files: [{OSV}], identities: [purls.json], min_score: 7.0,"
+        " allow: [GHSA-j8r2-6x86-q33q]}\n"
         "          dates: {after: 2024-01-01}\n"
         "          formats: conda\n"
         f"          lockfiles: [{tmp_path / 'env.txt'}]\n"
@@ -60,7 +62,7 @@ def test_each_mirror_shows_the_filters_of_each_level(tmp_path: Path) -> None:
     ), text
     assert (
         "  filters: site licenses.exclude; channel builds.exclude;"
-        " mirror dates.after, formats, advisories.files/min_score/allow, lockfiles"
+        " mirror dates.after, formats, advisories.files/identities/min_score/allow, lockfiles"
         " (no dependencies)\n" in text
     ), text
     data = json.loads(json.dumps(status_json(status)))
@@ -73,7 +75,12 @@ def test_each_mirror_shows_the_filters_of_each_level(tmp_path: Path) -> None:
     assert y["mirror"] == {
         "dates": {"after": "2024-01-01T00:00:00Z"},
         "formats": "conda",
-        "advisories": {"files": [str(OSV)], "min_score": 7.0, "allow": ["GHSA-j8r2-6x86-q33q"]},
+        "advisories": {
+            "files": [str(OSV)],
+            "identities": [str(tmp_path / "purls.json")],
+            "min_score": 7.0,
+            "allow": ["GHSA-j8r2-6x86-q33q"],
+        },
         "lockfiles": [str(tmp_path / "env.txt")],
         "include_dependencies": False,
     }

@@ -4,9 +4,15 @@
 filters:
   advisories:
     files: [advisories/, extra/GHSA-xxxx.json]   # OSV files, or directory trees of them
+    identities: [conda-purls.json]   # conda name -> package URLs, for other ecosystems
     min_score: 7.0         # block advisories scoring at least this (CVSS base score)
     allow: [GHSA-xxxx, CVE-2024-1234]   # accepted as mitigated (an id or any alias)
 ```
+
+An ``affected`` entry names a conda package directly (ecosystem ``conda``, ``pkg:conda/``) or
+through its upstream identity: an entry for ``pkg:pypi/requests`` applies to every conda name
+the ``identities`` files map to that purl, and to records whose own ``purls`` (CEP draft #63)
+name it. A package without an identity is checked only against conda entries.
 
 A blocked record is excluded with the reason ``advisory <id>``. An advisory without a CVSS
 score blocks whatever the threshold: unknown severity is not taken for harmless (allow it by
@@ -25,8 +31,10 @@ from functools import cached_property
 from sitegen.conda.records import Record
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters.identities import NameKeys, read_mapping, record_purls
+from sitegen.filters.json_nodes import JsonFileError
 from sitegen.filters.kind import Check, FilterContext, FilterKind
-from sitegen.filters.osv import Advisory, Affected, OsvError, load_files
+from sitegen.filters.osv import Advisory, Affected, load_files
 
 log = logging.getLogger("sitegen")
 
@@ -36,12 +44,24 @@ REASON_PREFIX = "advisory "
 
 @dataclass(frozen=True)
 class AdvisoryPolicy:
-    """One level's advisory filter: the advisories read, the threshold and the allow list."""
+    """One level's advisory filter: the advisories read, the threshold and the allow list, and
+    the upstream identities of conda names."""
 
     files: tuple[str, ...]
     min_score: float
     allow: tuple[str, ...]
     advisories: tuple[Advisory, ...]
+    identities: tuple[str, ...] = ()  # the mapping files
+    # Conda name -> the keys of its upstream packages (sorted, for a stable inputs digest).
+    mapped: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @cached_property
+    def identity_keys(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.mapped)
+
+    def keys_for(self, name: str) -> tuple[str, ...]:
+        """The package keys a conda name (lower-cased) goes by: itself and its identities."""
+        return (name, *self.identity_keys.get(name, ()))
 
     def blocks(self, advisory: Advisory, entry: Affected) -> bool:
         if advisory.withdrawn:
@@ -54,7 +74,8 @@ class AdvisoryPolicy:
 
     @cached_property
     def blocking(self) -> dict[str, list[tuple[Advisory, Affected]]]:
-        """Per lower-cased package name, the affected entries that block, by advisory id."""
+        """Per package key (a lower-cased conda name, or ``<purl type>/<name>``), the affected
+        entries that block, by advisory id."""
         index: dict[str, list[tuple[Advisory, Affected]]] = {}
         for advisory in sorted(self.advisories, key=lambda a: a.id):
             for entry in advisory.affected:
@@ -62,15 +83,28 @@ class AdvisoryPolicy:
                     index.setdefault(entry.name, []).append((advisory, entry))
         return index
 
-    def reason(self, name: str, version: str) -> str | None:
-        for advisory, entry in self.blocking.get(name, ()):
+    @cached_property
+    def upstream(self) -> bool:
+        """Whether an entry that blocks names a package of another ecosystem (which records'
+        own purls may name, whatever their conda name)."""
+        return any("/" in key for key in self.blocking)
+
+    def reason(self, keys: tuple[tuple[str, str], ...]) -> str | None:
+        """The reason for the first advisory (by id) that blocks any of these (key, version)
+        pairs: a record's keys with its version, or a version its own purl names."""
+        found = [
+            (advisory.id, entry, version)
+            for key, version in keys
+            for advisory, entry in self.blocking.get(key, ())
+        ]
+        for advisory_id, entry, version in sorted(found, key=lambda f: f[0]):
             if entry.contains(version):
-                return REASON_PREFIX + advisory.id
+                return REASON_PREFIX + advisory_id
         return None
 
 
 def parse(node: YamlNode) -> Mapping[str, object]:
-    keys = node.mapping(("files", "min_score", "allow"))
+    keys = node.mapping(("files", "identities", "min_score", "allow"))
     if "files" not in keys:
         raise node.error("missing required key 'files' (OSV advisory files or directories)")
     state = node.state
@@ -94,11 +128,13 @@ def parse(node: YamlNode) -> Mapping[str, object]:
                     path,
                 )
             advisories.extend(found)
-        except OsvError as exc:
+            _warn_skipped(state.filename, item, found)
+        except JsonFileError as exc:
             state.add(item.error(f"bad advisory file: {exc}"))
         except OSError as exc:
             state.add(item.error(f"cannot read {path}: {exc.strerror or exc}"))
         paths.append(str(path))
+    identities, mapped = _identities(keys["identities"]) if "identities" in keys else ((), {})
     min_score = (
         state.attempt(lambda: keys["min_score"].number(0.0, 10.0)) if "min_score" in keys else 0.0
     )
@@ -109,8 +145,54 @@ def parse(node: YamlNode) -> Mapping[str, object]:
     )
     state.settle(start)
     assert min_score is not None and allow is not None
-    policy = AdvisoryPolicy(tuple(paths), min_score, allow, tuple(advisories))
+    policy = AdvisoryPolicy(
+        tuple(paths),
+        min_score,
+        allow,
+        tuple(advisories),
+        identities,
+        tuple((name, tuple(sorted(k))) for name, k in sorted(mapped.items()) if k),
+    )
     return {KEY: policy}
+
+
+def _identities(node: YamlNode) -> tuple[tuple[str, ...], NameKeys]:
+    """The mapping files' paths and what they map, merged (a name in two files has the
+    identities of both)."""
+    state = node.state
+    paths, mapped = [], {}
+    for item in node.items():
+        path = item.file_path()
+        try:
+            if not path.exists():
+                state.add(item.error(f"no such file: {path}"))
+                continue
+            for name, keys in read_mapping(path).items():
+                mapped.setdefault(name, set()).update(keys)
+        except JsonFileError as exc:
+            state.add(item.error(f"bad identity mapping: {exc}"))
+        except OSError as exc:
+            state.add(item.error(f"cannot read {path}: {exc.strerror or exc}"))
+        paths.append(str(path))
+    return tuple(paths), mapped
+
+
+def _warn_skipped(filename: str, item: YamlNode, advisories: tuple[Advisory, ...]) -> None:
+    """One warning per files: entry for the entries of other ecosystems left out as malformed
+    (a dump may hold many; each affects only its own package)."""
+    skipped = [(a.id, where) for a in advisories for where in a.skipped]
+    if skipped:
+        first_id, first = skipped[0]
+        log.warning(
+            "%s:%d: %s: %d affected entries of other ecosystems skipped as unusable, the first"
+            " in %s at %s",
+            filename,
+            item.line,
+            item.path,
+            len(skipped),
+            first_id,
+            first,
+        )
 
 
 def policy_of(spec: FilterSpec) -> AdvisoryPolicy | None:
@@ -119,36 +201,56 @@ def policy_of(spec: FilterSpec) -> AdvisoryPolicy | None:
 
 
 def show(spec: FilterSpec) -> object:
-    """The files, threshold and allow list as channels.yaml writes them (the advisories read
-    from the files are not settings: the files name them)."""
+    """The files (advisories, identity mappings), threshold and allow list as channels.yaml
+    writes them (the advisories and identities read from the files are not settings: the files
+    name them)."""
     policy = policy_of(spec)
     if policy is None:
         return None
-    return {"files": list(policy.files), "min_score": policy.min_score, "allow": list(policy.allow)}
+    shown: dict[str, object] = {"files": list(policy.files)}
+    if policy.identities:
+        shown["identities"] = list(policy.identities)
+    return {**shown, "min_score": policy.min_score, "allow": list(policy.allow)}
 
 
 def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     policy = policy_of(spec)
-    if policy is None or not set(policy.blocking) & context.distinct_names():
+    if policy is None:
         return None
-    # Builds of one version share the verdict: decide once per (name, version).
-    verdicts: dict[tuple[str, str], str | None] = {}
+    blocking = policy.blocking
+    named = {
+        name
+        for name in context.distinct_names()
+        if any(key in blocking for key in policy.keys_for(name))
+    }
+    if not named and not policy.upstream:
+        return None
+    # Builds of one version share the verdict: decide once per (name, version, own purls).
+    verdicts: dict[tuple[str, str, tuple[tuple[str, str | None], ...]], str | None] = {}
 
     def check(record: Record, name: str) -> str | None:
-        if name not in policy.blocking:
+        own = record_purls(record.raw) if policy.upstream else ()
+        if name not in named and not any(key in blocking for key, _ in own):
             return None
-        key = (name, record.raw["version"])
-        if key not in verdicts:
-            verdicts[key] = policy.reason(*key)
-        return verdicts[key]
+        version = record.raw["version"]
+        verdict_key = (name, version, own)
+        if verdict_key not in verdicts:
+            keys = [(key, version) for key in policy.keys_for(name)]
+            # A version in the record's purl is the upstream one, which may differ from conda's.
+            keys += [(key, purl_version or version) for key, purl_version in own]
+            verdicts[verdict_key] = policy.reason(tuple(keys))
+        return verdicts[verdict_key]
 
     return check
 
 
-def advisories_affecting(advisories: Iterable[Advisory], name: str, version: str) -> list[Advisory]:
-    """Every advisory naming this package version, blocked or not (for the package pages)."""
-    name = name.lower()
-    return [a for a in advisories if not a.withdrawn and a.affects(name, version) is not None]
+def advisories_affecting(
+    advisories: Iterable[Advisory], name: str, version: str, keys: Iterable[str] = ()
+) -> list[Advisory]:
+    """Every advisory naming this package version (by its name, or by one of the identity
+    ``keys`` of :meth:`AdvisoryPolicy.keys_for`), blocked or not (for the package pages)."""
+    names = {name.lower(), *keys}
+    return [a for a in advisories if not a.withdrawn and a.affects(names, version) is not None]
 
 
 @dataclass(frozen=True)
@@ -171,11 +273,13 @@ def package_advisories(
     policies = [p for p in map(policy_of, levels) if p is not None]
     advisories = {a.id: a for p in policies for a in p.advisories}
     name = name.lower()
+    # The package's name and its identities in any of the levels' mappings.
+    keys = {key for p in policies for key in p.keys_for(name)}
     out: dict[str, tuple[AdvisoryNote, ...]] = {}
     for version in versions:
         notes = []
         for advisory in sorted(advisories.values(), key=lambda a: a.id):
-            entry = None if advisory.withdrawn else advisory.affects(name, version)
+            entry = None if advisory.withdrawn else advisory.affects(keys, version)
             if entry is None:
                 continue
             blocked = any(p.blocks(advisory, entry) for p in policies)

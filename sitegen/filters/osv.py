@@ -1,28 +1,31 @@
 """Security advisories in the OSV format (https://ossf.github.io/osv-schema/), read offline.
 
-There is no public vulnerability feed for conda packages, so operators bring their own OSV files
-(one advisory per file, or a JSON list of them). An ``affected`` entry applies to conda records
-when its package names the ``conda`` ecosystem or carries a ``pkg:conda/<name>`` purl; entries of
-other ecosystems are read, checked and ignored. Versions compare in conda order
+There is no public vulnerability feed for conda packages, so operators bring OSV files (one
+advisory per file, or a JSON list of them): written for conda, or those of other ecosystems
+(PyPI, npm...) joined with conda names through a purl mapping (see
+:mod:`sitegen.filters.identities`). Each ``affected`` entry is kept with the key of its package
+(:mod:`sitegen.filters.purls`): the conda name for the ``conda`` ecosystem or a
+``pkg:conda/<name>`` purl, ``<purl type>/<name>`` for an ecosystem with a purl type; entries of
+other ecosystems (Linux distributions) are read and ignored. Versions compare in conda order
 (``1.0a1 < 1.0 < 1.0.post1``); ``ECOSYSTEM`` and ``SEMVER`` ranges are evaluated with the
 schema's algorithm, ``GIT`` ranges name commits, which conda records do not carry, so they match
 nothing.
 
 Everything is validated on reading: a malformed file is an :class:`OsvError` naming the JSON path
 (or line, for a syntax error) of the problem, so a broken advisory stops a run before anything is
-touched instead of silently letting records through.
+touched instead of silently letting records through. An entry of another ecosystem that is
+malformed (a version conda cannot parse, most often) is skipped instead: third-party databases
+are not the operator's to fix, and the rest of the file still counts.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
@@ -34,19 +37,16 @@ from sitegen.config.operator_files import (
     read_capped,
     tree_files,
 )
+from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json
+from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_purl
 
 # An advisory is a few kilobytes; a file far above this is not an advisory file.
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
 EVENT_KEYS = ("introduced", "fixed", "last_affected", "limit")
 
 
-class OsvError(ValueError):
-    """A file that is not a valid OSV advisory: ``where`` is a JSON path or ``line N``."""
-
-    def __init__(self, file: Path, where: str, message: str) -> None:
-        super().__init__(f"{file}: {where}: {message}" if where else f"{file}: {message}")
-        self.file = file
-        self.where = where
+# An advisory file's errors are those of any operator JSON file: file and JSON path.
+OsvError = JsonFileError
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,9 @@ class VersionRange:
 
 @dataclass(frozen=True)
 class Affected:
-    """One ``affected[]`` entry that concerns a conda package."""
+    """One ``affected[]`` entry of a package sitegen can name (see the module docstring)."""
 
-    name: str  # lower-cased conda package name
+    name: str  # the package's key: a lower-cased conda name, or "<purl type>/<name>"
     ranges: tuple[VersionRange, ...]
     versions: tuple[str, ...]
     score: float | None  # this entry's own severity, when it has one
@@ -102,6 +102,8 @@ class Advisory:
     vectors: tuple[str, ...]  # the CVSS vectors as written
     affected: tuple[Affected, ...]
     withdrawn: bool = False
+    # Entries of other ecosystems left out as malformed: "<JSON path>: <problem>".
+    skipped: tuple[str, ...] = ()
 
     @property
     def names(self) -> frozenset[str]:
@@ -110,10 +112,12 @@ class Advisory:
     def score_for(self, affected: Affected) -> float | None:
         return affected.score if affected.score is not None else self.score
 
-    def affects(self, name: str, version: str) -> Affected | None:
-        """The affected entry naming this conda package version, or None."""
+    def affects(self, name: str | Iterable[str], version: str) -> Affected | None:
+        """The affected entry naming this package version, or None: ``name`` is a package key,
+        or several keys of one package (its conda name and its upstream identities)."""
+        keys = {name} if isinstance(name, str) else set(name)
         for entry in self.affected:
-            if entry.name == name and entry.contains(version):
+            if entry.name in keys and entry.contains(version):
                 return entry
         return None
 
@@ -148,77 +152,13 @@ def read_file(file: Path) -> list[Advisory]:
 
 def parse_bytes(data: bytes, file: Path) -> list[Advisory]:
     """The advisories of one file's bytes: one OSV object or a list of them."""
-    try:
-        document = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise OsvError(file, "", "not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise OsvError(file, f"line {exc.lineno}", f"not valid JSON: {exc.msg}") from None
-    except ValueError as exc:
-        raise OsvError(file, "", f"not valid JSON: {exc}") from None
-    except RecursionError:
-        # A few hundred kilobytes of brackets exhaust the decoder's stack: a bad file, which
-        # must stop the configuration with its name, not crash the run with a traceback.
-        raise OsvError(file, "", "not valid JSON: nested too deeply") from None
-    try:
-        # A lone surrogate escape ("\\ud800") reads as a str that cannot be written as UTF-8:
-        # in an id or summary it would end the run (the run record, the pages) mid-way.
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise OsvError(file, "", "not UTF-8 text (a lone surrogate escape)") from None
+    document = load_json(data, file)
     if isinstance(document, list):
-        return [_advisory(_Node(item, f"[{i}]", file)) for i, item in enumerate(document)]
-    return [_advisory(_Node(document, "", file))]
+        return [_advisory(JsonNode(item, f"[{i}]", file)) for i, item in enumerate(document)]
+    return [_advisory(JsonNode(document, "", file))]
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-class _Node:
-    """A JSON value with its path, for errors that say where the problem is."""
-
-    def __init__(self, value: Any, path: str, file: Path) -> None:
-        self.value = value
-        self.path = path
-        self.file = file
-
-    def error(self, message: str) -> OsvError:
-        return OsvError(self.file, self.path or "(top level)", message)
-
-    def get(self, key: str) -> _Node | None:
-        fields = self.object()
-        if key not in fields or fields[key] is None:
-            return None
-        return _Node(fields[key], f"{self.path}.{key}" if self.path else key, self.file)
-
-    def require(self, key: str) -> _Node:
-        node = self.get(key)
-        if node is None:
-            raise self.error(f"missing required key {key!r}")
-        return node
-
-    def object(self) -> dict[str, Any]:
-        if not isinstance(self.value, dict):
-            raise self.error("expected an object")
-        return self.value
-
-    def items(self) -> Iterator[_Node]:
-        if not isinstance(self.value, list):
-            raise self.error("expected a list")
-        for i, item in enumerate(self.value):
-            yield _Node(item, f"{self.path}[{i}]", self.file)
-
-    def string(self) -> str:
-        if not isinstance(self.value, str) or not self.value:
-            raise self.error("expected a non-empty string")
-        return self.value
-
-    def strings(self) -> tuple[str, ...]:
-        return tuple(item.string() for item in self.items())
-
-
-def _advisory(node: _Node) -> Advisory:
+def _advisory(node: JsonNode) -> Advisory:
     node.object()
     advisory_id = node.require("id").string()
     aliases = node.get("aliases")
@@ -226,9 +166,13 @@ def _advisory(node: _Node) -> Advisory:
     severity = node.get("severity")
     vectors, score = _severity(severity) if severity else ((), None)
     affected_node = node.get("affected")
-    affected = []
+    affected, skipped = [], []
     for item in affected_node.items() if affected_node else ():
-        entry = _affected(item)
+        try:
+            entry = _affected(item)
+        except _Skipped as exc:
+            skipped.append(f"{exc.error.where}: {exc.error.message}")
+            continue
         if entry is not None:
             affected.append(entry)
     return Advisory(
@@ -239,10 +183,11 @@ def _advisory(node: _Node) -> Advisory:
         vectors=vectors,
         affected=tuple(affected),
         withdrawn=_withdrawn(node.get("withdrawn")),
+        skipped=tuple(skipped),
     )
 
 
-def _withdrawn(node: _Node | None) -> bool:
+def _withdrawn(node: JsonNode | None) -> bool:
     """Whether the advisory is withdrawn: ``withdrawn`` holds the time it was (RFC 3339). A
     withdrawn advisory blocks nothing, so anything else there (``false``, ``0``, ``""``) is an
     error rather than a withdrawal."""
@@ -256,7 +201,7 @@ def _withdrawn(node: _Node | None) -> bool:
     return True
 
 
-def _severity(node: _Node) -> tuple[tuple[str, ...], float | None]:
+def _severity(node: JsonNode) -> tuple[tuple[str, ...], float | None]:
     """The vectors and the highest base score of a ``severity`` list."""
     vectors, scores = [], []
     for item in node.items():
@@ -294,79 +239,73 @@ def cvss_score(kind: str, text: str) -> float | str | None:
     return float(parsed.base_score if isinstance(parsed, CVSS4) else parsed.scores()[0])
 
 
-def _affected(node: _Node) -> Affected | None:
-    """The entry when it concerns a conda package, else None: versions of other ecosystems
-    (Debian's ``1:2.3-4``, commits) need not be conda versions."""
+class _Skipped(Exception):
+    """An entry of another ecosystem that is malformed: left out, not an error of the file."""
+
+    def __init__(self, error: JsonFileError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _affected(node: JsonNode) -> Affected | None:
+    """The entry when it concerns a package sitegen can name, else None: versions of other
+    ecosystems (Debian's ``1:2.3-4``, commits) need not be conda versions."""
     package = node.get("package")
-    name = _conda_name(package) if package else None
-    if name is None:
+    found = _package_key(package) if package else None
+    if found is None:
         return None
-    ranges = node.get("ranges")
-    versions = node.get("versions")
-    listed = []
-    for item in versions.items() if versions else ():
-        listed.append(item.string())
-        _version(listed[-1], item.path, node.file)
     assert package is not None
-    purl_version = _purl_version(package)
-    if purl_version is not None:
-        listed.append(purl_version)
-    severity = node.get("severity")
-    _vectors, score = _severity(severity) if severity else ((), None)
-    return Affected(
-        name=name,
-        ranges=tuple(_range(r) for r in ranges.items()) if ranges else (),
-        versions=tuple(listed),
-        score=score,
-    )
+    key, purl_version, conda = found
+    try:
+        ranges = node.get("ranges")
+        versions = node.get("versions")
+        listed = []
+        for item in versions.items() if versions else ():
+            listed.append(item.string())
+            _version(listed[-1], item.path, node.file)
+        if purl_version is not None:
+            purl = package.require("purl")
+            _version(purl_version, purl.path, package.file)
+            listed.append(purl_version)
+        severity = node.get("severity")
+        _vectors, score = _severity(severity) if severity else ((), None)
+        return Affected(
+            name=key,
+            ranges=tuple(_range(r) for r in ranges.items()) if ranges else (),
+            versions=tuple(listed),
+            score=score,
+        )
+    except JsonFileError as exc:
+        if conda:
+            raise
+        raise _Skipped(exc) from None
 
 
-def _conda_name(package: _Node) -> str | None:
+def _package_key(package: JsonNode) -> tuple[str, str | None, bool] | None:
+    """(key, the version a purl names, whether it is a conda package) of an entry's package;
+    None when it is of an ecosystem without a purl type."""
     ecosystem = package.get("ecosystem")
     name = package.get("name")
-    purl = package.get("purl")
-    from_purl = _purl_name(purl) if purl else None
-    if from_purl is not None:
-        return from_purl
-    if ecosystem and ecosystem.string().split(":")[0].lower() == "conda":
-        return package.require("name").string().lower()
-    if name is not None:
-        name.string()
-    return None
-
-
-def _purl_parts(purl: _Node) -> tuple[str, str, str | None] | None:
-    """(type, name, version) of a package URL, or None when it is not one."""
-    text = purl.string()
-    if not text.startswith("pkg:"):
-        raise purl.error(f"not a package URL: {text!r}")
-    body = text[4:].split("#")[0].split("?")[0]
-    kind, _, rest = body.partition("/")
-    if not rest:
-        raise purl.error(f"package URL without a name: {text!r}")
-    path, _, version = rest.partition("@")
-    name = unquote(path.rsplit("/", 1)[-1])
-    if not name:
-        raise purl.error(f"package URL without a name: {text!r}")
-    return kind.lower(), name.lower(), unquote(version) or None
-
-
-def _purl_name(purl: _Node) -> str | None:
-    parts = _purl_parts(purl)
-    return parts[1] if parts and parts[0] == "conda" else None
-
-
-def _purl_version(package: _Node) -> str | None:
-    purl = package.get("purl")
-    parts = _purl_parts(purl) if purl else None
-    if parts is None or parts[0] != "conda" or parts[2] is None:
+    purl_node = package.get("purl")
+    if purl_node is not None:
+        try:
+            purl = parse_purl(purl_node.string())
+        except PurlError as exc:
+            raise purl_node.error(str(exc)) from None
+        if purl.type == "conda" or purl.type in PURL_TYPES:
+            return purl.key, purl.version, purl.type == "conda"
+    if ecosystem is None:
+        if name is not None:
+            name.string()
         return None
-    assert purl is not None
-    _version(parts[2], purl.path, package.file)
-    return parts[2]
+    text = ecosystem.string()
+    if text.split(":")[0].lower() == "conda":
+        return package.require("name").string().lower(), None, True
+    key = ecosystem_key(text, package.require("name").string())
+    return (key, None, False) if key is not None else None
 
 
-def _range(node: _Node) -> VersionRange:
+def _range(node: JsonNode) -> VersionRange:
     kind = node.require("type").string()
     if kind not in RANGE_TYPES:
         raise node.require("type").error(

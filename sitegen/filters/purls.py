@@ -1,0 +1,91 @@
+"""Package identities across ecosystems: package URLs (https://github.com/package-url/purl-spec)
+and OSV ecosystem names, reduced to one comparable key per package.
+
+A key is the conda package name itself (lower-cased) for conda packages, and
+``<purl type>/<namespace>/<name>`` for packages of other ecosystems (``pypi/requests``,
+``npm/@babel/core``, ``maven/org.yaml/snakeyaml``). Conda names hold no ``/``, so the two never
+meet. Names are normalised as their ecosystem compares them: PyPI's by PEP 503 (case-insensitive,
+``-``, ``_`` and ``.`` alike), those of the case-insensitive registries lower-cased, the rest as
+written. A key never holds a version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+# OSV ecosystem (https://ossf.github.io/osv-schema/#affectedpackage-field) -> purl type, for
+# those with a registered purl type. Advisories of the others (Linux distributions, whose
+# versions are no conda versions, among them) cannot be joined with a purl mapping.
+ECOSYSTEM_TYPES = {
+    "PyPI": "pypi",
+    "npm": "npm",
+    "crates.io": "cargo",
+    "Go": "golang",
+    "Maven": "maven",
+    "NuGet": "nuget",
+    "RubyGems": "gem",
+    "Packagist": "composer",
+    "Hex": "hex",
+    "Pub": "pub",
+    "CRAN": "cran",
+    "Hackage": "hackage",
+    "SwiftURL": "swift",
+}
+PURL_TYPES = frozenset(ECOSYSTEM_TYPES.values())
+
+# Registries whose names are case-insensitive (the purl spec lower-cases them).
+_CASE_INSENSITIVE = frozenset(
+    {"conda", "npm", "github", "bitbucket", "cargo", "nuget", "composer", "hex", "pub"}
+)
+_PEP503 = re.compile(r"[-_.]+")
+
+
+class PurlError(ValueError):
+    """Text that is not a package URL."""
+
+
+@dataclass(frozen=True)
+class Purl:
+    type: str
+    key: str  # see the module docstring
+    version: str | None
+
+
+def parse_purl(text: str) -> Purl:
+    """The type, key and version of a package URL (qualifiers and subpath dropped)."""
+    if not text.startswith("pkg:"):
+        raise PurlError(f"not a package URL: {text!r}")
+    body = text[4:].lstrip("/").split("#")[0].split("?")[0]
+    kind, _, rest = body.partition("/")
+    path, _, version = rest.partition("@")
+    parts = [unquote(p) for p in path.strip("/").split("/") if p]
+    if not kind or not parts:
+        raise PurlError(f"package URL without a name: {text!r}")
+    kind = kind.lower()
+    return Purl(kind, package_key(kind, "/".join(parts)), unquote(version) or None)
+
+
+def package_key(kind: str, name: str) -> str:
+    """The key of package ``name`` (with its namespace, ``/``-separated) of purl type
+    ``kind``."""
+    if kind == "conda":
+        # pkg:conda/<channel>/<name> has been written too: the name is the last part.
+        return name.rsplit("/", 1)[-1].lower()
+    if kind == "pypi":
+        name = _PEP503.sub("-", name).lower()
+    elif kind in _CASE_INSENSITIVE:
+        name = name.lower()
+    return f"{kind}/{name}"
+
+
+def ecosystem_key(ecosystem: str, name: str) -> str | None:
+    """The key of an OSV ``{ecosystem, name}`` package; None for an ecosystem without a purl
+    type."""
+    kind = ECOSYSTEM_TYPES.get(ecosystem.split(":")[0])
+    if kind is None:
+        return None
+    if kind == "maven":
+        name = name.replace(":", "/")  # OSV writes group:artifact, purl group/artifact
+    return package_key(kind, name)
