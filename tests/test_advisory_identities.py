@@ -34,9 +34,11 @@ def write(tmp_path: Path, name: str, document: object) -> str:
     return name
 
 
-def spec(tmp_path: Path, advisories: list[dict], mapping: object | None) -> FilterSpec:
+def spec(
+    tmp_path: Path, advisories: list[dict], mapping: object | None, more: str = ""
+) -> FilterSpec:
     files = write(tmp_path, "osv.json", advisories)
-    setting = f"{{files: [{files}]"
+    setting = f"{{files: [{files}]{more}"
     if mapping is not None:
         setting += f", identities: [{write(tmp_path, 'purls.json', mapping)}]"
     text = (
@@ -241,6 +243,14 @@ def test_package_pages_list_advisories_found_through_identities(tmp_path):
     notes = package_advisories([filters], "Requests", ["2.30.0", "2.31.0"])
     assert list(notes) == ["2.30.0"]
     assert [(n.id, n.blocked) for n in notes["2.30.0"]] == [("GHSA-requests", True)]
+    # A level that allows the advisory, and one that would block it but has no mapping for
+    # requests: the advisory is listed and blocks nothing.
+    allowed = spec(
+        tmp_path / "a", advisories, {"requests": ["pkg:pypi/requests"]}, ", allow: [GHSA-requests]"
+    )
+    unmapped = spec(tmp_path / "b", advisories, {"urllib3": ["pkg:pypi/urllib3"]})
+    (note,) = package_advisories([allowed, unmapped], "requests", ["2.30.0"])["2.30.0"]
+    assert (note.id, note.blocked) == ("GHSA-requests", False)
 
 
 def test_an_edited_mapping_changes_the_configuration(tmp_path):

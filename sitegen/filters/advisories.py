@@ -282,7 +282,10 @@ def package_advisories(
             entry = None if advisory.withdrawn else advisory.affects(keys, version)
             if entry is None:
                 continue
-            blocked = any(p.blocks(advisory, entry) for p in policies)
+            # Blocked by a level whose own mapping (or the name itself) reaches the entry.
+            blocked = any(
+                entry.name in p.keys_for(name) and p.blocks(advisory, entry) for p in policies
+            )
             score = advisory.score_for(entry)
             notes.append(
                 AdvisoryNote(advisory.id, advisory.aliases, advisory.summary, score, blocked)
