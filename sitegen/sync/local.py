@@ -179,7 +179,8 @@ async def link_all(
 ) -> None:
     """Publish the planned files of local mirrors into their subdirs (after the downloads,
     whose outcomes these add to)."""
-    linked: dict[str, list[Path]] = {}  # by mirror: the files published by hard link
+    # By mirror: the files published by hard link, each as it was once hashed and published.
+    linked: dict[str, list[tuple[Path, os.stat_result]]] = {}
     for key, plan in plans.items():
         directory = site.path(*key)
         targets = [(r, directory / r.fn) for r in plan.to_download]
@@ -192,8 +193,8 @@ async def link_all(
             source = index.files[(record.subdir, record.fn)]
             link = readable_as_published(source)
             try:
-                await trio.to_thread.run_sync(
-                    site.adopt, source, target, lambda path, r=record: hash_file(path, r), link
+                stamp = await trio.to_thread.run_sync(
+                    adopt_source, site, source, target, record, link
                 )
             except (OSError, VerifyError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
@@ -204,13 +205,27 @@ async def link_all(
                 continue
             outcome.local_files += 1
             outcome.local_bytes += record.size
-            if link:
-                linked.setdefault(record.origin, []).append(source)
+            if link and stamp is not None:
+                linked.setdefault(record.origin, []).append((source, stamp))
     for name, paths in linked.items():
         await trio.to_thread.run_sync(keep_stamps, site, name, sources.indexes[name], paths)
 
 
-def keep_stamps(site: Site, mirror: str, index: FolderIndex, linked: list[Path]) -> None:
+def adopt_source(
+    site: Site, source: Path, target: Path, record: Record, link: bool
+) -> os.stat_result | None:
+    """Publish a folder's file, hashed against its record; its stat right after (see
+    :func:`keep_link_stamps`), None when it is gone already (published all the same)."""
+    site.adopt(source, target, lambda path: hash_file(path, record), link)
+    try:
+        return os.stat(source, follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def keep_stamps(
+    site: Site, mirror: str, index: FolderIndex, linked: list[tuple[Path, os.stat_result]]
+) -> None:
     """:func:`keep_link_stamps` in each index cache of a mirror."""
     for directory, cache_path in index.caches:
         cache = decode_cache(read_or_none(cache_path))

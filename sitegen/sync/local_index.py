@@ -235,25 +235,25 @@ def overlay(primary: FolderIndex, moved: FolderIndex) -> FolderIndex:
     return primary
 
 
-def keep_link_stamps(cache: dict[str, CacheEntry], directory: Path, linked: list[Path]) -> bool:
-    """Give the cache entries of files just published from ``directory`` by hard link their
-    ctime of now; True if any changed.
+def keep_link_stamps(
+    cache: dict[str, CacheEntry], directory: Path, linked: list[tuple[Path, os.stat_result]]
+) -> bool:
+    """Give the cache entries of files just published from ``directory`` by hard link the
+    ctime the link gave them; True if any changed. ``linked``: each file and its stat, taken
+    right after it was hashed and published.
 
     A new hard link moves a file's ctime, which is part of what the cache knows a file by, so
     without this every file would be read again at the run after the one that published it.
     The link was hashed against the file's record as it was published, so the bytes behind
-    the new ctime are the bytes indexed; the entry is kept only while size, mtime and inode
-    are still the ones indexed."""
+    the ctime seen then are the bytes indexed; the entry is kept only while size, mtime and
+    inode are still the ones indexed. A stat taken later could see the ctime of a rewrite in
+    place since (``cp -p``, ``rsync --times``), whose bytes no one hashed."""
     changed = False
-    for source in linked:
+    for source, now in linked:
         if not source.is_relative_to(directory):
             continue
         entry = cache.get(source.relative_to(directory).as_posix())
         if entry is None:
-            continue
-        try:
-            now = os.stat(source, follow_symlinks=False)
-        except OSError:
             continue
         if (now.st_size, now.st_mtime_ns, now.st_ino) != (entry.size, entry.mtime_ns, entry.inode):
             continue

@@ -12,6 +12,7 @@ Anything that fails leaves the file in the folder, for the next run to move.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,11 @@ def move_files(site: Site, mirror: MirrorConfig, moves: list[Move]) -> list[str]
             )
             continue
         carried = {f"{move.record.subdir}/{move.record.fn}": entry}
-        if keep_link_stamps(carried, move.target.parent.parent, [move.target]):
+        try:
+            stamp = os.stat(move.target, follow_symlinks=False)
+        except OSError:
+            continue  # moved all the same; the store's index reads it once
+        if keep_link_stamps(carried, move.target.parent.parent, [(move.target, stamp)]):
             stored.update(carried)
             moved = True
     if moved:
