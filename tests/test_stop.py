@@ -153,3 +153,33 @@ def test_a_run_that_does_not_release_the_site_in_time_exits_3(
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.integration
+def test_stop_leaves_alone_a_lock_holder_that_reused_a_killed_runs_pid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A killed run's record stays 'running' until the next mirror run; a process that got its
+    pid since (a verify --repair, a dry run) and holds the lock is not that run: it started
+    after the record did."""
+    site, config = write_config(tmp_path, "http://127.0.0.1:1/c")
+    holder = start_holder(site, "no record")
+    try:
+        killed = "20260102T104000.000Z-1"
+        (site / "history" / "runs").mkdir(parents=True, exist_ok=True)
+        (site / "history" / "runs" / f"{killed}.json").write_text(
+            json.dumps(
+                {
+                    "id": killed,
+                    "started": time.time() - 3600,
+                    "status": "running",
+                    "pid": holder.pid,
+                }
+            )
+        )
+        assert main(["stop", "-c", str(config), "--timeout", "0.5"]) == EXIT_LOCKED
+        out = capsys.readouterr().out
+        assert f"pid {holder.pid} holds the site lock but the run ledger records no" in out, out
+    finally:
+        holder.kill()
+        holder.wait()
