@@ -209,6 +209,18 @@ def test_remove_keeps_the_rest_as_it_was():
     assert (same, none) == (FILE, [])
 
 
+def test_the_last_entry_of_a_file_opened_by_a_document_marker_can_be_revoked():
+    """A file that begins with '---' (as many YAML files do) holds an empty document once its
+    last entry is revoked: that reads as no approvals, and a new one can be added to it."""
+    text = "---\n" + "".join(_rendered("zlib"))
+    empty, removed = remove_entries(text, GATED, "zlib", "approvals.yaml")
+    assert [e.spec for e in removed] == ["zlib"]
+    assert empty == "---\n"
+    assert parse_approvals(empty, "approvals.yaml") == ()
+    again = add_entry(empty, entry("zlib"), "approvals.yaml")
+    assert [e.spec for e in parse_approvals(again, "approvals.yaml")] == ["zlib"]
+
+
 MULTILINE = """\
 # header
 - channel: internal/approved

@@ -30,6 +30,8 @@ import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 
+import yaml
+
 from sitegen.conda.version import InvalidSpecError, parse_matchspec, untested_keys
 from sitegen.config.approval_model import Approval, ApprovalGate, parse_expiry
 from sitegen.config.model import ChannelConfig
@@ -37,6 +39,7 @@ from sitegen.config.operator_files import MAX_FILE_BYTES, OperatorFileError, rea
 from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode, compose_yaml
 
 APPROVALS_FILE = "approvals.yaml"
+NULL_TAG = "tag:yaml.org,2002:null"  # what YAML reads an empty document as
 ENTRY_KEYS = ("channel", "spec", "by", "when", "why", "expires", "with_dependencies")
 
 
@@ -53,7 +56,9 @@ def read_approvals(path: Path) -> tuple[Approval, ...]:
 
 def parse_approvals(text: str, filename: str) -> tuple[Approval, ...]:
     root = compose_yaml(text, filename)
-    if root is None:
+    # An empty document ('---' alone, as revoking the last entry of a file that opens with
+    # one leaves it) holds no entries, as an empty file does.
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == NULL_TAG):
         return ()
     state = ParseState(filename)
     top = YamlNode(root, "", state)
