@@ -180,9 +180,14 @@ def progress_path(root: Path) -> Path:
     return state_dir(root) / "progress.json"
 
 
+def inputs_dir(root: Path) -> Path:
+    """Where :func:`inputs_path` keeps its records."""
+    return state_dir(root) / "inputs"
+
+
 def inputs_path(root: Path, key: str) -> Path:
     """What the last clean run of one set of channels was built from."""
-    return state_dir(root) / "inputs" / f"{key}.json"
+    return inputs_dir(root) / f"{key}.json"
 
 
 def origins_path(root: Path, channel: str, subdir: str) -> Path:
@@ -235,6 +240,34 @@ def render_manifest_path(root: Path) -> Path:
 
 def listings_dir(root: Path) -> Path:
     return render_dir(root) / "listings"
+
+
+# A subdir's listing cache (see sitegen.web.listing_cache): its chunks, and where each lies.
+LISTING_CACHE_SUFFIXES = (".rows", ".json")
+
+
+def listing_cache_paths(root: Path, channel: str, subdir: str) -> tuple[Path, ...]:
+    return tuple(listings_dir(root) / channel / f"{subdir}{s}" for s in LISTING_CACHE_SUFFIXES)
+
+
+def subdir_state_paths(root: Path, channel: str, subdir: str) -> tuple[Path, ...]:
+    """Every file of the private state kept for one channel subdir (not its mirrors'):
+    ``sitegen remove`` deletes them with the subdir, so that a subdir published later under
+    the same name starts clean. A new kind of per-subdir state belongs in this list."""
+    return (
+        origins_path(root, channel, subdir),
+        retired_shards_path(root, channel, subdir),
+        repodata_map_path(root, channel, subdir),
+        publishing_marker_path(root, channel, subdir),
+        indexed_timestamps_path(root, channel, subdir),
+        *listing_cache_paths(root, channel, subdir),
+    )
+
+
+def channel_state_dirs(root: Path, channel: str) -> tuple[Path, ...]:
+    """The folders of the private state that hold a channel's per-subdir files (one each per
+    kind of :func:`subdir_state_paths`); a channel nested in it has folders of its own below."""
+    return tuple(dict.fromkeys(p.parent for p in subdir_state_paths(root, channel, "noarch")))
 
 
 def local_index_path(root: Path, mirror: str) -> Path:

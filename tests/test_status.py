@@ -398,7 +398,7 @@ def test_status_names_published_subdirs_the_configuration_no_longer_names(
     assert main(["status", "-c", str(config)]) == EXIT_OK
     text = capsys.readouterr().out
     assert "not configured, still served: c/old/linux-64 (" in text
-    assert "delete the directory to stop serving it" in text
+    assert "`sitegen remove c/old/linux-64` stops serving it" in text
 
     for gone in ("c/old", "c/x/osx-64"):
         shutil.rmtree(site / gone)

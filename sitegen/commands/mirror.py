@@ -185,7 +185,8 @@ def warn_unconfigured(config: SiteConfig) -> None:
     for stale in unconfigured_subdirs(config.output, configured_subdirs(config), measure=False):
         log.warning(
             "%s is still published but no channel in the configuration names it: clients can"
-            " still install from it; delete the directory to stop serving it",
+            " still install from it; `sitegen remove %s` stops serving it",
+            stale.path,
             stale.path,
         )
 

@@ -1,5 +1,5 @@
-"""Subcommands around the published site: ``verify``, ``status``, ``serve``, ``webconf``,
-``fetcher`` and ``demo``."""
+"""Subcommands around the published site: ``verify``, ``status``, ``remove``, ``serve``,
+``webconf``, ``fetcher`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sitegen.commands.common import (
     AddCommand,
     add_site_options,
     load,
+    render_pages,
 )
 
 log = logging.getLogger("sitegen")
@@ -46,6 +47,14 @@ def register(add: AddCommand) -> None:
     add_site_options(status)
     status.add_argument("--json", action="store_true", help="print JSON for programs")
     status.set_defaults(func=_status)
+
+    remove = add("remove", "delete a channel or subdir that is published but no longer configured")
+    remove.add_argument(
+        "path", help="channel or channel/subdir, e.g. cloud/old or cloud/old/osx-64"
+    )
+    add_site_options(remove)
+    remove.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    remove.set_defaults(func=_remove)
 
     serve = add("serve", "preview the site on 127.0.0.1")
     add_site_options(serve)
@@ -163,6 +172,44 @@ def _status(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_status(status))
     return EXIT_OK
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from sitegen.net.activity import counted, human_bytes
+    from sitegen.store.lock import SiteLocked
+    from sitegen.tools.remove import RemovalRefused, dry_run, plan_removal, remove
+
+    config = load(args)
+    try:
+        if args.dry_run:
+            # Without the lock: a plan only reads, and a run working meanwhile only ever
+            # touches configured channels.
+            for line in dry_run(config, plan_removal(config, args.path)):
+                print(f"would remove {line}")
+            return EXIT_OK
+        report = remove(config, args.path)
+    except RemovalRefused as exc:
+        print(f"sitegen: remove: {exc}; nothing was removed", file=sys.stderr)
+        return EXIT_CONFIG
+    except SiteLocked as exc:
+        log.error("%s; nothing was removed", exc)
+        return EXIT_LOCKED
+    except OSError as exc:
+        log.error("remove: %s; run it again to finish", exc)
+        return EXIT_FAILED
+    removal = report.removal
+    what = "channel" if removal.whole_channel else "subdir"
+    files = sum(report.files.values())
+    log.info(
+        "removed the %s %s (%s: %s, %s, %s of its state)",
+        what,
+        removal.path,
+        ", ".join(removal.subdir_paths()),
+        counted(files, "file"),
+        human_bytes(report.bytes),
+        counted(report.state, "file"),
+    )
+    return EXIT_OK if render_pages(config) else EXIT_FAILED
 
 
 def _serve(args: argparse.Namespace) -> int:

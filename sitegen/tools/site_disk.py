@@ -6,7 +6,7 @@ the file, or a subdir taken out of its mirrors' ``subdirs``, therefore stays on 
 as last published, and the web server keeps serving it to clients (its pages go with the next
 render, so the landing page no longer shows it). Nothing here deletes it: a name mistyped in
 channels.yaml would otherwise throw away a whole channel. It is reported, so the operator can
-delete the directory on purpose.
+delete it on purpose with ``sitegen remove`` (:mod:`sitegen.tools.remove`).
 """
 
 from __future__ import annotations

@@ -397,7 +397,7 @@ def format_status(status: SiteStatus) -> str:
     lines.extend(
         f"not configured, still served: {u.path} ({human_bytes(u.bytes)} in {u.files} files):"
         " no channel in the configuration publishes it, so runs leave it as it is and clients"
-        " still read it; delete the directory to stop serving it"
+        f" still read it; `sitegen remove {u.path}` stops serving it"
         for u in status.unconfigured
     )
     return "\n".join(lines) + "\n"

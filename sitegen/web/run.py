@@ -45,6 +45,7 @@ SUBDIR_STATUS_WORDS = {
     "held": "held back",
     "failed": "not updated",
     "dry-run": "dry run",
+    "removed": "removed by sitegen remove",
 }
 
 Scrub = Callable[[str], str]

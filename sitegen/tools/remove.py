@@ -1,0 +1,283 @@
+"""``sitegen remove PATH``: delete a channel, or a channel's subdir, that channels.yaml no
+longer configures but that is still published (and served) on disk.
+
+Runs never delete what the configuration stops naming (a mistyped channel name must not wipe a
+channel); this command does, on purpose, for one path at a time, and refuses a path the
+configuration still names or that is not a published channel or subdir (found as
+:func:`sitegen.tools.site_disk.unconfigured_subdirs` finds them). It holds the site lock, so no
+run works on the site meanwhile.
+
+The stages go in an order a crash can stop anywhere: what is left is still found as a
+published, unconfigured subdir, and the same command finishes it.
+
+1. metadata: the shard index, ``current_repodata.json``, ``repodata.json.zst`` (and ``.bz2``),
+   then ``repodata.json`` replaced by one with no record (the file by which web server and
+   this command know the subdir: kept, naming nothing, to the end), and with the whole channel
+   its ``channeldata.json`` and ``notices.json``. From here clients see no package;
+2. files: the package files, the shards, the subdir's listing pages;
+3. state: what ``.sitegen/`` keeps for the subdirs and the channel (see
+   :mod:`sitegen.tools.remove_state`);
+4. pages: the channel's own pages (its index, package pages, approvals, search index);
+5. directories: ``repodata.json`` last, then the emptied directories.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from sitegen.conda.encode import encode_repodata
+from sitegen.config import SiteConfig
+from sitegen.layout import (
+    REPODATA,
+    RESERVED_TOP,
+    SHARDS_DIR,
+    STATE_DIR,
+    approved_page_path,
+    channel_index_path,
+    channeldata_path,
+    metadata_files,
+    notices_path,
+    package_page_path,
+    search_index_path,
+)
+from sitegen.net.activity import counted, human_bytes
+from sitegen.store.lock import SiteLock
+from sitegen.store.site import Site
+from sitegen.sync.history import History, new_run_id
+from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunReport
+from sitegen.tools.remove_state import remove_empty_dirs, remove_state, state_paths
+from sitegen.tools.site_disk import configured_subdirs, disk_usage, unconfigured_subdirs
+
+log = logging.getLogger("sitegen")
+
+REMOVED = "removed"  # a subdir's status in the run record of a removal
+
+
+class RemovalRefused(Exception):
+    """The path is not one this command removes; nothing was touched."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What one ``sitegen remove`` deletes: ``subdirs`` of ``channel``, and the channel's own
+    files, pages and state too when ``whole_channel`` (no published subdir of it remains)."""
+
+    path: str  # as asked, site-relative
+    channel: str
+    subdirs: tuple[str, ...]
+    whole_channel: bool
+
+    def subdir_paths(self) -> list[str]:
+        return [f"{self.channel}/{s}" for s in self.subdirs]
+
+
+@dataclass
+class RemovalReport:
+    removal: Removal
+    files: dict[str, int] = field(default_factory=dict)  # subdir -> files deleted
+    bytes: int = 0
+    state: int = 0  # state files and folders deleted
+    record: str = ""  # the run id of its ledger record
+
+
+def site_relative(config: SiteConfig, path: str) -> str:
+    """``path`` as a path inside the site: site-relative already, or absolute under it."""
+    root = Site(config.output).root
+    if os.path.isabs(path):
+        absolute = Path(os.path.normpath(path))
+        if absolute != root and root not in absolute.parents:
+            raise RemovalRefused(f"{path} is outside the site {root}")
+        path = absolute.relative_to(root).as_posix()
+    parts = path.strip("/").split("/")
+    if any(p in ("", ".", "..") or p.startswith(".") or "\x00" in p for p in parts):
+        raise RemovalRefused(f"{path!r} is not a channel or subdir path inside the site")
+    if parts[0] in RESERVED_TOP:
+        raise RemovalRefused(f"{path!r} belongs to sitegen itself, not to a channel")
+    return "/".join(parts)
+
+
+def plan_removal(config: SiteConfig, path: str) -> Removal:
+    """What removing ``path`` deletes; :class:`RemovalRefused` for a path the configuration
+    still names, or that is not a published channel or subdir it does not name."""
+    path = site_relative(config, path)
+    channels = {c.path for c in config.channels}
+    configured = configured_subdirs(config)
+    source = str(config.source) if config.source else "channels.yaml"
+    if path in channels or path in configured:
+        what = "channel" if path in channels else "subdir"
+        raise RemovalRefused(
+            f"{source} still configures the {what} {path}: take it out of the configuration"
+            " first (a run never deletes it then; this command does)"
+        )
+    root = Site(config.output).root
+    published = [u.path for u in unconfigured_subdirs(root, configured, measure=False)]
+    parent = path.rpartition("/")[0]
+    if path in published and parent:
+        siblings = [p for p in published if p.rpartition("/")[0] == parent]
+        whole = parent not in channels and siblings == [path]
+        return Removal(path, parent, (path.rpartition("/")[2],), whole)
+    below = [p.rpartition("/")[2] for p in published if p.rpartition("/")[0] == path]
+    if not below:
+        raise RemovalRefused(
+            f"nothing is published at {path} that {source} does not configure"
+            " (`sitegen status` lists the subdirs still published but not configured)"
+        )
+    return Removal(path, path, tuple(below), True)
+
+
+# ------------------------------------------------------------------ the stages
+
+
+def remove_metadata(site: Site, removal: Removal) -> None:
+    """Stage 1: clients stop seeing the packages; ``repodata.json`` stays, naming nothing."""
+    for subdir in removal.subdirs:
+        directory = site.path(removal.channel, subdir)
+        for name in reversed(metadata_files(True)):  # the shard index first
+            if name != REPODATA:
+                site.remove(directory / name)
+        empty = encode_repodata(subdir, {}, [], [], {"repodata_version": 1})
+        site.write_bytes(directory / REPODATA, empty)
+    if removal.whole_channel:
+        site.remove(site.path(channeldata_path(removal.channel)))
+        site.remove(site.path(notices_path(removal.channel)))
+
+
+def remove_files(site: Site, removal: Removal, report: RemovalReport | None = None) -> None:
+    """Stage 2: every file of the subdirs but ``repodata.json`` (package files, listing pages,
+    leftovers), and their shards. A folder of anything else is left, and so is the subdir."""
+    for subdir in removal.subdirs:
+        directory = site.path(removal.channel, subdir)
+        shards = directory / SHARDS_DIR
+        if shards.is_dir() and not shards.is_symlink():
+            shutil.rmtree(shards)
+        count = 0
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name != REPODATA and not entry.is_dir(follow_symlinks=False):
+                    if report is not None:
+                        report.bytes += entry.stat(follow_symlinks=False).st_size
+                    site.remove(Path(entry.path))
+                    count += 1
+        if report is not None:
+            report.files[subdir] = count
+
+
+def channel_pages(removal: Removal) -> tuple[list[str], list[str]]:
+    """The channel's own pages: (files, folders of pages), site-relative."""
+    channel = removal.channel
+    files = [channel_index_path(channel), search_index_path(channel)]
+    folders = [
+        str(PurePosixPath(package_page_path(channel, "x")).parent),
+        str(PurePosixPath(approved_page_path(channel)).parent),
+    ]
+    return files, folders
+
+
+def remove_pages(site: Site, removal: Removal) -> None:
+    """Stage 4: the channel's own pages (the next render leaves it off the landing page)."""
+    if not removal.whole_channel:
+        return
+    files, folders = channel_pages(removal)
+    for relpath in files:
+        site.remove(site.path(relpath))
+    for relpath in folders:
+        folder = site.path(relpath)
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+
+
+def remove_directories(site: Site, removal: Removal) -> list[str]:
+    """Stage 5: ``repodata.json``, then the emptied folders; returns those kept (not empty)."""
+    kept = []
+    for subdir in removal.subdirs:
+        directory = site.path(removal.channel, subdir)
+        site.remove(directory / REPODATA)
+        try:
+            directory.rmdir()
+        except OSError:
+            kept.append(f"{removal.channel}/{subdir}")
+    if removal.whole_channel:
+        channel = site.path(removal.channel)
+        remove_empty_dirs(channel, site.root)
+        if channel.exists():
+            kept.append(removal.channel)
+    return kept
+
+
+# ------------------------------------------------------------------ the command
+
+
+def dry_run(config: SiteConfig, removal: Removal) -> list[str]:
+    """What :func:`remove` would delete, one line each (a subdir with its files counted)."""
+    site = Site(config.output)
+    lines = []
+    for relpath in removal.subdir_paths():
+        used, files = disk_usage(site.path(relpath), set())
+        lines.append(f"{relpath}/ ({counted(files, 'file')}, {human_bytes(used)})")
+    if removal.whole_channel:
+        files, folders = channel_pages(removal)
+        files += [channeldata_path(removal.channel), notices_path(removal.channel)]
+        lines += [p for p in sorted(files) if site.path(p).is_file()]
+        lines += [f"{p}/" for p in folders if site.path(p).is_dir()]
+    state = state_paths(site, config, removal.channel, removal.subdirs, removal.whole_channel)
+    for path in state:
+        if path.exists():
+            relpath = path.relative_to(site.root).as_posix()
+            lines.append(relpath + ("/" if path.is_dir() else ""))
+    return lines
+
+
+def remove(config: SiteConfig, path: str) -> RemovalReport:
+    """Remove ``path`` under the site lock (:class:`~sitegen.store.lock.SiteLocked` when a run
+    holds it); the plan is made under the lock, so no run changes the site between the two."""
+    site = Site(config.output)
+    if not site.state_dir.is_dir():
+        raise RemovalRefused(f"{site.root} holds no site (no {STATE_DIR}/)")
+    with SiteLock(site.state_dir):
+        removal = plan_removal(config, path)
+        started = time.time()
+        report = RemovalReport(removal)
+        remove_metadata(site, removal)
+        remove_files(site, removal, report)
+        report.state = remove_state(
+            site, config, removal.channel, removal.subdirs, removal.whole_channel
+        )
+        remove_pages(site, removal)
+        for kept in remove_directories(site, removal):
+            log.warning("%s: kept, not empty (a channel nested in it, or files of others)", kept)
+        report.record = _record(site, report, started)
+    return report
+
+
+def _record(site: Site, report: RemovalReport, started: float) -> str:
+    """A ledger record of the removal (counts only: file names of a channel that was private
+    must not reach the public history pages), for the history pages and their feed."""
+    removal = report.removal
+    run = RunReport(
+        id=new_run_id(started),
+        started=started,
+        ended=time.time(),
+        status=COMPLETED,
+        pid=os.getpid(),
+        options={"remove": removal.path},
+        channels=[
+            ChannelSubdirReport(
+                channel=removal.channel,
+                subdir=subdir,
+                status=REMOVED,
+                deleted_files=report.files.get(subdir, 0),
+            )
+            for subdir in removal.subdirs
+        ],
+    )
+    try:
+        History(site).save(run)
+    except OSError as exc:
+        log.error("could not record the removal: %s", exc.strerror or exc)
+        return ""
+    return run.id

@@ -1,0 +1,158 @@
+"""The private state of a channel (or subdir) that ``sitegen remove`` deletes: what runs and
+renders kept for it under ``.sitegen/``, so that a channel published later under the same name
+starts clean instead of inheriting timestamps, origins, caches or a freeze.
+
+Every path comes from :mod:`sitegen.layout`: the per-subdir files
+(:func:`~sitegen.layout.subdir_state_paths`), the records of the inputs of runs that built
+the channel, the freeze by command, and the state of the mirrors that fed it and that the
+configuration no longer names (their upstream caches, a local source's index and store).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+
+from sitegen.config import SiteConfig
+from sitegen.layout import (
+    channel_state_dirs,
+    inputs_dir,
+    local_index_path,
+    local_store_index_path,
+    local_store_path,
+    subdir_state_paths,
+    upstream_cache_dir,
+)
+from sitegen.store.frozen import FrozenChannels, FrozenStateError
+from sitegen.store.origins import load_origins
+from sitegen.store.site import Site
+
+log = logging.getLogger("sitegen")
+
+
+def fed_by(site: Site, channel: str, subdirs: Iterable[str]) -> set[str]:
+    """The mirrors the origins maps of these subdirs name (read before they are removed)."""
+    names: set[str] = set()
+    for subdir in subdirs:
+        origins = load_origins(site, channel, subdir)
+        names.update(origins.files.values())
+        names.update(origins.package_bases)
+    return names
+
+
+def mirror_state_paths(
+    site: Site, config: SiteConfig, channel: str, subdirs: Iterable[str], whole_channel: bool
+) -> list[Path]:
+    """The state of the mirrors that fed these subdirs, where no configured mirror uses it: a
+    mirror's upstream cache of a subdir it no longer lists, and when the whole channel goes,
+    everything of a mirror the configuration no longer names (a ``move: true`` local source's
+    store included: its files are the channel's published ones)."""
+    subdirs = list(subdirs)
+    configured = {m.name: m for _c, m in config.mirrors}
+    out: list[Path] = []
+    for name in sorted(fed_by(site, channel, subdirs)):
+        if not _state_name(name):
+            continue  # not a name a configuration accepts: never reach outside the state
+        mirror = configured.get(name)
+        out += [
+            upstream_cache_dir(site.root, name, s)
+            for s in subdirs
+            if mirror is None or s not in mirror.subdirs
+        ]
+        if mirror is None and whole_channel:
+            out += [
+                upstream_cache_dir(site.root, name, "noarch").parent,
+                local_index_path(site.root, name),
+                local_store_index_path(site.root, name),
+                local_store_path(site.root, name),
+            ]
+    return out
+
+
+def _state_name(name: str) -> bool:
+    return bool(name) and "/" not in name and name not in (".", "..") and "\x00" not in name
+
+
+def inputs_records(site: Site, channel: str, subdirs: Iterable[str]) -> list[Path]:
+    """The records of runs' inputs that vouch for files of these subdirs."""
+    wanted = {(channel, s) for s in subdirs}
+    directory = inputs_dir(site.root)
+    out: list[Path] = []
+    try:
+        entries = sorted(directory.glob("*.json"))
+    except OSError:
+        return out
+    for path in entries:
+        try:
+            built = msgspec.json.decode(path.read_bytes())
+            named = {(c.get("channel"), c.get("subdir")) for c in built.get("channels", [])}
+        except (OSError, msgspec.DecodeError, AttributeError, TypeError):
+            continue  # not a record a run can match either
+        if named & wanted:
+            out.append(path)
+    return out
+
+
+def state_paths(
+    site: Site, config: SiteConfig, channel: str, subdirs: Iterable[str], whole_channel: bool
+) -> list[Path]:
+    """Everything under ``.sitegen/`` that goes with these subdirs (and the channel, with
+    ``whole_channel``), present or not; the mirrors' state first, as it is found through the
+    origins maps, which go later."""
+    subdirs = list(subdirs)
+    paths = mirror_state_paths(site, config, channel, subdirs, whole_channel)
+    paths += inputs_records(site, channel, subdirs)
+    for subdir in subdirs:
+        paths += subdir_state_paths(site.root, channel, subdir)
+    if whole_channel:
+        # Files of subdirs deleted by hand before, which nothing else would ever remove.
+        for directory in channel_state_dirs(site.root, channel):
+            try:
+                with os.scandir(directory) as entries:
+                    paths += [Path(e.path) for e in entries if not e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+    return list(dict.fromkeys(paths))
+
+
+def remove_state(
+    site: Site, config: SiteConfig, channel: str, subdirs: Iterable[str], whole_channel: bool
+) -> int:
+    """Delete the state of these subdirs (and of the channel); returns how many paths went."""
+    removed = 0
+    paths = state_paths(site, config, channel, subdirs, whole_channel)
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            removed += 1
+        elif site.remove(path):
+            removed += 1
+    if whole_channel:
+        try:
+            FrozenChannels(site).unfreeze(channel)
+        except FrozenStateError as exc:
+            log.warning("%s: its freeze by command is still recorded: %s", channel, exc)
+    if whole_channel:
+        paths += channel_state_dirs(site.root, channel)
+    for path in paths:
+        # Up to the folder of its kind (origins/, upstream/, ...), which stays.
+        kind = site.state_dir / path.relative_to(site.state_dir).parts[0]
+        remove_empty_dirs(path if path.is_dir() else path.parent, kind)
+    return removed
+
+
+def remove_empty_dirs(directory: Path, stop: Path) -> None:
+    """Remove ``directory`` and then its parents, strictly below ``stop``, while they are empty."""
+    while stop in directory.parents:
+        try:
+            directory.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return  # not empty (a nested channel's, another subdir's): kept
+        directory = directory.parent

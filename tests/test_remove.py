@@ -1,0 +1,241 @@
+"""``sitegen remove``: delete a channel or subdir that is published but no longer configured,
+with its pages and state, in an order a crash can stop anywhere."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
+from sitegen.config import load_config
+from sitegen.layout import subdir_state_paths
+from sitegen.store.lock import SiteLock
+from sitegen.store.site import Site
+from sitegen.sync.history import History
+from sitegen.tools.remove import plan_removal, remove_files, remove_metadata
+from testkit.site import assert_channel_consistent, read_repodata, record_filenames, snapshot
+from testkit.upstream import ExampleUpstream
+
+pytestmark = pytest.mark.integration
+
+
+class Mirror:
+    """A site built by real runs of the example upstream, channels.yaml edited in between."""
+
+    def __init__(self, tmp_path: Path, upstream: ExampleUpstream) -> None:
+        self.site = tmp_path / "site"
+        self.config = tmp_path / "channels.yaml"
+        self.url = upstream.url
+
+    def configure(self, *channels: tuple[str, str]) -> None:
+        text = f"output: {self.site}\nchannels:\n"
+        for path, subdirs in channels:
+            text += f"  {path}:\n    url: {self.url}\n    subdirs: [{subdirs}]\n"
+        self.config.write_text(text)
+
+    def run(self, *args: str) -> int:
+        return main([*args, "-c", str(self.config)])
+
+    def mirror(self) -> None:
+        assert self.run("mirror", "--no-progress") == EXIT_OK
+
+    def state(self) -> list[str]:
+        """Every file and folder under .sitegen/, site-relative."""
+        root = self.site / ".sitegen"
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+    def everything(self) -> dict[str, tuple[int, str]]:
+        # The lock file takes the pid of each holder: not a change to the site.
+        return snapshot(self.site, exclude=[".sitegen/lock"])
+
+
+@pytest.fixture
+def built(tmp_path: Path, example_upstream: ExampleUpstream) -> Mirror:
+    """c/x and c/old mirrored (c/old frozen by command), then c/old taken out of the file."""
+    m = Mirror(tmp_path, example_upstream)
+    m.configure(("c/x", "linux-64"), ("c/old", "linux-64"))
+    m.mirror()
+    assert m.run("freeze", "c/old", "--reason", "kept for an audit") == EXIT_OK
+    m.configure(("c/x", "linux-64"))
+    m.mirror()
+    assert (m.site / "c/old/linux-64/repodata.json").is_file()
+    return m
+
+
+def mentions(paths: list[str], channel: str, mirror: str) -> list[str]:
+    return [p for p in paths if f"/{channel}/" in f"/{p}/" or mirror in p.split("/")]
+
+
+def assert_gone(m: Mirror, channel: str, mirror: str) -> None:
+    assert not (m.site / channel).exists()
+    assert mentions(m.state(), channel, mirror) == []
+    assert channel not in (m.site / ".sitegen/frozen.json").read_text()
+    assert f'href="{channel}/' not in (m.site / "index.html").read_text()
+
+
+def test_remove_a_channel_then_a_new_one_of_the_same_name_starts_clean(
+    built: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
+    m = built
+    kept = snapshot(m.site / "c/x")
+    state_before = m.state()
+    assert mentions(state_before, "c/old", "c-old")  # what a run and a render keep for it
+    assert 'href="c/old/' not in (m.site / "index.html").read_text()  # gone since the render
+
+    assert m.run("remove", "c/old") == EXIT_OK
+    assert_gone(m, "c/old", "c-old")
+    assert not (m.site / "c").joinpath("old").exists() and (m.site / "c/x").is_dir()
+    # The other channel is as it was, file for file, and consistent.
+    assert snapshot(m.site / "c/x") == kept
+    assert_channel_consistent(m.site, "c/x")
+    # Its state went, the other channel's stayed (but the record of the inputs of the run
+    # over both channels, which vouched for files of c/old too).
+    after = m.state()
+    for path in state_before:
+        if not mentions([path], "c/old", "c-old") and path.count("/") and "inputs/" not in path:
+            assert path in after, path
+    assert len([p for p in after if p.startswith("inputs/")]) == 1
+    # The removal is in the ledger (counts only) and on the history pages.
+    [record] = [r for r in History(Site(m.site)).runs() if r.options.get("remove")]
+    assert record.options == {"remove": "c/old"}
+    assert {(c.channel, c.subdir, c.status) for c in record.channels} == {
+        ("c/old", "linux-64", "removed"),
+        ("c/old", "noarch", "removed"),
+    }
+    assert sum(c.deleted_files for c in record.channels) > 1
+    assert all(c.removed == [] for c in record.channels)
+    assert "removed by sitegen remove" in (m.site / f"history/{record.id}.html").read_text()
+
+    # A channel of the same name later: not frozen by the freeze of the one removed, all new.
+    m.configure(("c/x", "linux-64"), ("c/old", "linux-64"))
+    m.mirror()
+    capsys.readouterr()
+    assert m.run("status", "--json") == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["frozen"] == []
+    [run] = [r for r in History(Site(m.site)).runs() if not r.options.get("remove")][:1]
+    linux = [c for c in run.channels if (c.channel, c.subdir) == ("c/old", "linux-64")]
+    assert linux[0].status == "published" and linux[0].added
+    assert_channel_consistent(m.site, "c/old")
+
+
+def test_remove_one_subdir_of_a_configured_channel(built: Mirror) -> None:
+    m = built
+    # The example upstream has one platform subdir: a copy of linux-64 (with its state)
+    # stands in for another one published before and taken out of the mirror's subdirs.
+    shutil.copytree(m.site / "c/x/linux-64", m.site / "c/x/osx-64")
+    for source, target in zip(
+        subdir_state_paths(m.site, "c/x", "linux-64"),
+        subdir_state_paths(m.site, "c/x", "osx-64"),
+        strict=True,
+    ):
+        if source.is_file():
+            shutil.copy2(source, target)
+    copied = [p for p in subdir_state_paths(m.site, "c/x", "osx-64") if p.exists()]
+    assert len(copied) >= 3
+    kept = snapshot(m.site / "c/x/linux-64")
+
+    assert m.run("remove", "c/x/osx-64") == EXIT_OK
+    assert not (m.site / "c/x/osx-64").exists()
+    assert not any(p.exists() for p in copied)
+    assert snapshot(m.site / "c/x/linux-64") == kept
+    assert any(p.exists() for p in subdir_state_paths(m.site, "c/x", "linux-64"))
+    assert (m.site / "c/x/index.html").is_file()
+    assert_channel_consistent(m.site, "c/x")
+    # The unconfigured channel beside it is not touched.
+    assert (m.site / "c/old/linux-64/repodata.json").is_file()
+
+
+def test_refusals_touch_nothing(
+    built: Mirror, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    m = built
+    (m.site / "c/x/osx-64").mkdir()  # a folder, but no published subdir
+    before = m.everything()
+    refused = {
+        "c/x": "still configures the channel c/x",
+        "c/x/linux-64": "still configures the subdir c/x/linux-64",
+        "c/x/noarch": "still configures the subdir c/x/noarch",
+        "c/x/osx-64": "nothing is published at c/x/osx-64",
+        "c/nothing": "nothing is published at c/nothing",
+        "c": "nothing is published at c",
+        "c/old/packages": "nothing is published at c/old/packages",
+        "../site/c/old": "is not a channel or subdir path",
+        "c/./old": "is not a channel or subdir path",
+        ".sitegen": "is not a channel or subdir path",
+        "history": "belongs to sitegen itself",
+        str(tmp_path / "upstream"): "is outside the site",
+    }
+    for path, why in refused.items():
+        capsys.readouterr()
+        assert m.run("remove", path) == EXIT_CONFIG, path
+        assert why in capsys.readouterr().err, path
+    assert m.everything() == before
+    # The site's own absolute path of a removable channel is accepted.
+    assert m.run("remove", str(m.site / "c/old"), "--dry-run") == EXIT_OK
+
+
+def test_dry_run_lists_what_would_go_and_deletes_nothing(
+    built: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
+    m = built
+    before, state = m.everything(), m.state()
+    capsys.readouterr()
+    assert m.run("remove", "c/old", "--dry-run") == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert all(line.startswith("would remove ") for line in lines)
+    listed = [line.removeprefix("would remove ") for line in lines]
+    assert any(line.startswith("c/old/linux-64/ (") for line in listed)
+    assert any(line.startswith("c/old/noarch/ (") for line in listed)
+    assert "c/old/channeldata.json" in listed
+    assert ".sitegen/origins/c/old/linux-64.json" in listed
+    assert ".sitegen/upstream/c-old/" in listed
+    assert m.everything() == before and m.state() == state
+
+
+def test_a_removal_stopped_midway_is_finished_by_the_next(
+    built: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
+    m = built
+    config = load_config(m.config)
+    site = Site(m.site)
+    removal = plan_removal(config, "c/old")
+    assert removal.subdirs == ("linux-64", "noarch") and removal.whole_channel
+
+    def named_files_present() -> None:
+        for subdir in removal.subdirs:
+            directory = m.site / "c/old" / subdir
+            names = record_filenames(read_repodata(directory))
+            assert all((directory / fn).is_file() for fn in names)
+
+    # Killed after the metadata went: clients see an empty channel, nothing missing.
+    remove_metadata(site, removal)
+    named_files_present()
+    assert record_filenames(read_repodata(m.site / "c/old/linux-64")) == set()
+    assert not (m.site / "c/old/linux-64/repodata_shards.msgpack.zst").exists()
+    assert (m.site / "c/old/linux-64/repodata.json.zst").exists() is False
+    # ... or after the files too: still found, by status and by the next removal.
+    remove_files(site, removal)
+    named_files_present()
+    capsys.readouterr()
+    assert m.run("status", "--json") == EXIT_OK
+    unconfigured = [u["path"] for u in json.loads(capsys.readouterr().out)["unconfigured"]]
+    assert unconfigured == ["c/old/linux-64", "c/old/noarch"]
+
+    assert m.run("remove", "c/old") == EXIT_OK
+    assert_gone(m, "c/old", "c-old")
+    assert_channel_consistent(m.site, "c/x")
+
+
+def test_a_run_holding_the_lock_keeps_the_removal_out(
+    built: Mirror, caplog: pytest.LogCaptureFixture
+) -> None:
+    m = built
+    before = m.everything()
+    with SiteLock(m.site / ".sitegen"):
+        assert m.run("remove", "c/old") == EXIT_LOCKED
+    assert "another sitegen run" in caplog.text and "nothing was removed" in caplog.text
+    assert m.everything() == before
+    assert m.run("remove", "c/old") == EXIT_OK
