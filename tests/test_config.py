@@ -19,6 +19,7 @@ from sitegen.config import (
     YamlNode,
     load_config,
     parse_config,
+    redact_url,
     sources,
 )
 from testkit.zone import local_zone
@@ -1440,3 +1441,21 @@ def test_source_url_fills_references_and_encodes_only_the_user_part() -> None:
     for url, expected in cases.items():
         mirror = MirrorConfig(name="m", url=url, subdirs=("linux-64",))
         assert mirror.source_url(env) == expected, url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://files.example.org/conda/main?token=s3cr3t-42&region=eu",
+            "https://files.example.org/conda/main?token=***&region=***",
+        ),
+        (
+            "error: https://u:pw@h.example/c/x.conda?X-Amz-Signature=abcdef returned 403",
+            "error: https://***@h.example/c/x.conda?X-Amz-Signature=*** returned 403",
+        ),
+        ("https://h.example/c?flag", "https://h.example/c?flag"),
+    ],
+)
+def test_redact_url_hides_query_values(url: str, expected: str) -> None:
+    assert redact_url(url) == expected

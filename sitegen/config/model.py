@@ -220,10 +220,18 @@ class SiteConfig:
         return (self.filters, channel.filters, mirror.filters)
 
 
+# A query parameter's value: signed URLs and token-in-query hosts (`?token=`, `?sig=`,
+# `X-Amz-Signature=`) carry secrets there, and which names do varies by host, so every value
+# is hidden and only the names stay readable.
+_QUERY_VALUE_RE = re.compile(r"([?&][^=&?#\s/]+=)[^&#\s'\"]+")
+
+
 def redact_url(url: str) -> str:
-    """Hide anaconda.org-style tokens, ${ENV} references and user:password parts."""
+    """Hide anaconda.org-style tokens, ${ENV} references, user:password parts and query
+    values."""
     url = ENV_REF_RE.sub("***", url)
     url = re.sub(r"/t/[^/]+", "/t/***", url)
+    url = _QUERY_VALUE_RE.sub(r"\1***", url)
     return re.sub(r"//[^/@]+@", "//***@", url)
 
 
