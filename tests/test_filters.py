@@ -122,6 +122,13 @@ def test_exclude_spec_version_range():
     }
 
 
+def test_spec_version_star_compares_version_parts_not_text():
+    # The README's conda-mirror translation relies on this: `1.2*` is `1.2.*`, not a text glob.
+    records = [rec("numpy", v) for v in ("1.2", "1.2.5", "1.20.1", "1.3")]
+    result = run(records, FilterSpec(exclude_specs=("numpy 1.2*",)))
+    assert kept(result) == {"numpy-1.20.1-0.conda", "numpy-1.3-0.conda"}
+
+
 def test_spec_names_are_matched_ignoring_case():
     # conda names are case-insensitive: "NumPy >=2" is about the records named numpy.
     records = [rec("numpy", "1.26.4"), rec("numpy", "2.0.0")]
