@@ -12,7 +12,13 @@ import pytest
 
 from sitegen.access.pages import TOKEN_PLACEHOLDER
 from sitegen.config import SiteConfig
-from sitegen.sync.report import FAILED, ChannelSubdirReport, MirrorReport, RunReport
+from sitegen.sync.report import (
+    FAILED,
+    ChannelSubdirReport,
+    MirrorReport,
+    RunAccess,
+    RunReport,
+)
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.private import (
@@ -29,6 +35,10 @@ from testkit.upstream import ExampleUpstream
 PUBLIC, PRIVATE = "cloud/example", "internal/licensed"
 SECRET_NAMES = ("acme-secret-solver", "acme-licensed-kernel")
 BASE = "https://mirror.example.org/conda"
+# The configuration's access, as the pages are rendered: one private and one public channel.
+NOW = RunAccess(
+    channels={PRIVATE: "private", PUBLIC: "public"}, mirrors={"licensed": "private", "ex": "public"}
+)
 
 
 def private_config(
@@ -158,11 +168,31 @@ def test_public_report_drops_private_channels_mirrors_approvals_and_errors() -> 
         errors=["licensed: upstream broke", f"{PRIVATE}: disk full", "ex: slow"],
         approvals=[{"action": "approve", "channel": PRIVATE, "spec": "acme"}],
     )
-    public = public_report(report, frozenset({PRIVATE}))
+    public = public_report(report, NOW)
     assert [m.name for m in public.mirrors] == ["ex"]
     assert [c.channel for c in public.channels] == [PUBLIC]
     assert public.errors == ["ex: slow"] and public.approvals == []
     assert len(report.mirrors) == 2 and len(report.errors) == 3  # the original is left as is
+
+
+@pytest.mark.unit
+def test_public_report_leaves_out_the_only_names_and_removals_of_hidden_channels() -> None:
+    gone = "internal/gone"  # configured no more, and the record is too old to say its access
+    report = RunReport(
+        id="20261205T000000Z",
+        started=1.0,
+        options={"only": ["licensed", "ex", "gone-source"], "remove": f"{gone}/linux-64"},
+        mirrors=[MirrorReport("gone-source", gone, "u"), MirrorReport("ex", PUBLIC, "u")],
+        errors=["ex: slow", "gone-source: HTTP 500"],
+        approvals=[{"action": "approve", "spec": "zlib"}],  # no channel: hides nothing
+    )
+    public = public_report(report, NOW)
+    assert public.options == {"only": ["ex"]}
+    assert [m.name for m in public.mirrors] == ["ex"]
+    assert public.errors == ["ex: slow"] and len(public.approvals) == 1
+    # A removal in a channel shown keeps its path.
+    report.options = {"remove": f"{PUBLIC}/osx-64"}
+    assert public_report(report, NOW).options == {"remove": f"{PUBLIC}/osx-64"}
 
 
 @pytest.mark.unit
@@ -176,14 +206,14 @@ def test_a_run_failed_only_in_private_channels_says_so_publicly_without_naming_t
         channels=[ChannelSubdirReport(channel=PRIVATE, subdir="linux-64", errors=["disk full"])],
         errors=[f"{PRIVATE}/linux-64: no space left"],
     )
-    public = public_report(report, frozenset({PRIVATE}))
+    public = public_report(report, NOW)
     assert public.errors == [PRIVATE_ERRORS_ONLY] and public.status == FAILED
     summary = run_summary(public)
     assert summary["all_errors"] == [PRIVATE_ERRORS_ONLY]
     assert not any(word in str(summary) for word in (PRIVATE, "licensed", "HTTP 500", "disk"))
     # A run that failed in a public channel too shows only its public errors, no note.
     report.errors.append("ex: slow")
-    assert public_report(report, frozenset({PRIVATE})).errors == ["ex: slow"]
+    assert public_report(report, NOW).errors == ["ex: slow"]
 
 
 @pytest.mark.unit

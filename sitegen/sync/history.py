@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sitegen.layout import filtered_records_path, runs_dir
 from sitegen.store.site import Site
-from sitegen.sync.report import COMPLETED, INTERRUPTED, RUNNING, RunReport
+from sitegen.sync.report import COMPLETED, INTERRUPTED, PRIVATE, RUNNING, RunReport
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -47,6 +47,16 @@ def last_completed(runs: list[RunReport], now: float) -> dict[str, float]:
             if mirror.status == COMPLETED:
                 last.setdefault(mirror.name, run.started)
     return last
+
+
+def noted_access(runs: list[RunReport], channel: str) -> str:
+    """The access the newest of ``runs`` (newest first, as :meth:`History.runs` has them) that
+    noted one gave ``channel`` (PUBLIC or PRIVATE); PRIVATE when none did: a channel of unknown
+    access is kept off the public pages."""
+    for run in runs:
+        if run.access is not None and channel in run.access.channels:
+            return run.access.channels[channel]
+    return PRIVATE
 
 
 class History:

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from sitegen.config import SiteConfig
 from sitegen.config.local_source import KIND as LOCAL_KIND
 from sitegen.net.activity import counted, human_bytes
 
@@ -122,6 +123,29 @@ def new_files_text(
     return ", ".join(parts) or "no new files"
 
 
+PUBLIC = "public"
+PRIVATE = "private"
+
+
+@dataclass
+class RunAccess:
+    """Which channels (by path) and mirrors (by name) were public or private when a run
+    started. The public pages hide what was private then, even once it has left channels.yaml
+    or turned public (see sitegen.web.private); a channel or mirror not named here is of
+    unknown access."""
+
+    channels: dict[str, str] = field(default_factory=dict)  # path -> PUBLIC or PRIVATE
+    mirrors: dict[str, str] = field(default_factory=dict)  # name -> its channel's access
+
+    @classmethod
+    def of(cls, config: SiteConfig) -> RunAccess:
+        """The access of every channel and mirror ``config`` names."""
+        return cls(
+            channels={c.path: PRIVATE if c.private else PUBLIC for c in config.channels},
+            mirrors={m.name: PRIVATE if c.private else PUBLIC for c, m in config.mirrors},
+        )
+
+
 @dataclass
 class RunReport:
     id: str
@@ -135,6 +159,9 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     # Approvals granted or revoked that this run published: {action, channel, spec, by, why}.
     approvals: list[dict[str, str]] = field(default_factory=list)
+    # The access of the site's channels and mirrors when the run started; None in a record
+    # written before runs noted it (then a channel no longer configured counts as private).
+    access: RunAccess | None = None
 
     @property
     def failed(self) -> bool:

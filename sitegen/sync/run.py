@@ -28,7 +28,7 @@ from sitegen.sync.gates import resolve_gates
 from sitegen.sync.history import History, last_completed, new_run_id
 from sitegen.sync.options import MirrorOptions
 from sitegen.sync.pipeline import run_pipeline
-from sitegen.sync.report import COMPLETED, FAILED, RUNNING, STOPPED, RunReport
+from sitegen.sync.report import COMPLETED, FAILED, RUNNING, STOPPED, RunAccess, RunReport
 from sitegen.sync.scope import RunScope
 
 __all__ = ["MirrorOptions", "RunError", "run_mirror", "select_mirrors"]
@@ -104,6 +104,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 "due": options.due,
             },
             approvals=list(options.approvals),
+            access=RunAccess.of(config),
         )
         if unreadable:
             log.error("frozen channels: %s", unreadable)

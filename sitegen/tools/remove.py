@@ -48,8 +48,8 @@ from sitegen.layout import (
 from sitegen.net.activity import counted, human_bytes
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
-from sitegen.sync.history import History, new_run_id
-from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunReport
+from sitegen.sync.history import History, new_run_id, noted_access
+from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunAccess, RunReport
 from sitegen.tools.remove_state import remove_empty_dirs, remove_state, state_paths
 from sitegen.tools.site_disk import configured_subdirs, disk_usage, unconfigured_subdirs
 
@@ -250,14 +250,20 @@ def remove(config: SiteConfig, path: str) -> RemovalReport:
         remove_pages(site, removal)
         for kept in remove_directories(site, removal):
             log.warning("%s: kept, not empty (a channel nested in it, or files of others)", kept)
-        report.record = _record(site, report, started)
+        report.record = _record(site, config, report, started)
     return report
 
 
-def _record(site: Site, report: RemovalReport, started: float) -> str:
+def _record(site: Site, config: SiteConfig, report: RemovalReport, started: float) -> str:
     """A ledger record of the removal (counts only: file names of a channel that was private
     must not reach the public history pages), for the history pages and their feed."""
     removal = report.removal
+    history = History(site)
+    access = RunAccess.of(config)
+    # A whole channel removed is configured no more: its access is the one the ledger last
+    # noted for it (private when none did, so that its removal stays off the public pages).
+    if removal.channel not in access.channels:
+        access.channels[removal.channel] = noted_access(history.runs(), removal.channel)
     run = RunReport(
         id=new_run_id(started),
         started=started,
@@ -274,9 +280,10 @@ def _record(site: Site, report: RemovalReport, started: float) -> str:
             )
             for subdir in removal.subdirs
         ],
+        access=access,
     )
     try:
-        History(site).save(run)
+        history.save(run)
     except OSError as exc:
         log.error("could not record the removal: %s", exc.strerror or exc)
         return ""

@@ -74,10 +74,12 @@ class ChannelState(msgspec.Struct):
 
 
 class FeedState(msgspec.Struct):
-    """The feed groups of a finished run, valid while its record file has this ``stamp``."""
+    """The feed groups of a finished run, valid while its record file has this ``stamp`` and
+    the public pages show the same channels of it (``shown``: see sitegen.web.private)."""
 
     stamp: list[int]
     groups: list[tuple[str, str, str, list[str]]]  # channel, name, version, files
+    shown: list[str] = []
 
 
 class Manifest(msgspec.Struct):

@@ -2,10 +2,12 @@
 
 The site-wide pages (landing, history, run pages, ``history.json``, the Atom feed) are public:
 they are rendered from run reports with every trace of private channels taken out
-(:func:`public_reports`), and the landing page names a private channel with a lock and the
-label "private", nothing else (no counts, mirrors or search index). A private channel's own
-pages live under its path, behind the same token check as its files; there, and on the
-landing page, its "use this mirror" snippets show the token forms with ``<TOKEN>``.
+(:func:`public_reports`): of those private now and of those private when the run started (the
+run record notes which), and, when a record is too old to say, of those no longer configured.
+The landing page names a private channel with a lock and the label "private", nothing else
+(no counts, mirrors or search index). A private channel's own pages live under its path,
+behind the same token check as its files; there, and on the landing page, its "use this
+mirror" snippets show the token forms with ``<TOKEN>``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from sitegen.access.pages import PRIVATE_LABEL, TOKEN_PLACEHOLDER, token_snippets
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.sync.report import RunReport
+from sitegen.sync.report import PRIVATE, PUBLIC, RunAccess, RunReport
 from sitegen.web.snippets import BASE_PLACEHOLDER
 
 
@@ -29,17 +31,46 @@ def private_paths(config: SiteConfig) -> frozenset[str]:
 PRIVATE_ERRORS_ONLY = "the errors of this run concern private channels (not shown here)"
 
 
-def public_report(report: RunReport, private: frozenset[str]) -> RunReport:
-    """``report`` without the mirrors, subdirs and approvals of private channels, nor the
-    run-level errors that name one of them or their mirrors (a failed run left with no error
-    says why in a note that names none of them)."""
-    hidden_mirrors = {m.name for m in report.mirrors if m.channel in private}
-    words = private | hidden_mirrors
+def hidden_channels(report: RunReport, now: RunAccess) -> frozenset[str]:
+    """The channels of ``report`` the public pages leave out: those private now (``now``, of
+    the configuration), those private when the run started, and those configured no more whose
+    access then is unknown (a record from before runs noted it): when unsure, hide."""
+    then = report.access.channels if report.access is not None else {}
+    named = {m.channel for m in report.mirrors} | {c.channel for c in report.channels}
+    named |= {a["channel"] for a in report.approvals if a.get("channel")}
+    named |= then.keys() | now.channels.keys()
+    return frozenset(
+        path
+        for path in named
+        if PRIVATE in (now.channels.get(path), then.get(path))
+        or (path not in now.channels and then.get(path) != PUBLIC)
+    )
+
+
+def public_report(report: RunReport, now: RunAccess) -> RunReport:
+    """``report`` without the mirrors, subdirs and approvals of the channels it must not show
+    (:func:`hidden_channels`), nor the run-level errors and ``--only`` names that name one of
+    them or their mirrors, nor the path of a removal (``sitegen remove``) inside one (a failed
+    run left with no error says why in a note that names none of them)."""
+    hidden = hidden_channels(report, now)
+    then = report.access.mirrors if report.access is not None else {}
+    hidden_mirrors = {m.name for m in report.mirrors if m.channel in hidden}
+    hidden_mirrors |= {
+        name for name, access in [*then.items(), *now.mirrors.items()] if access == PRIVATE
+    }
+    words = hidden | hidden_mirrors
+    options = dict(report.options)
+    if isinstance(options.get("only"), list):
+        options["only"] = [name for name in options["only"] if name not in words]
+    removed = options.get("remove")
+    if isinstance(removed, str) and any(f"{removed}/".startswith(f"{c}/") for c in hidden):
+        del options["remove"]
     public = dataclasses.replace(
         report,
-        mirrors=[m for m in report.mirrors if m.channel not in private],
-        channels=[c for c in report.channels if c.channel not in private],
-        approvals=[a for a in report.approvals if a.get("channel") not in private],
+        options=options,
+        mirrors=[m for m in report.mirrors if m.channel not in hidden],
+        channels=[c for c in report.channels if c.channel not in hidden],
+        approvals=[a for a in report.approvals if a.get("channel") not in hidden],
         errors=[e for e in report.errors if not any(word in e for word in words)],
     )
     if report.failed and not public.failed:
@@ -47,10 +78,9 @@ def public_report(report: RunReport, private: frozenset[str]) -> RunReport:
     return public
 
 
-def public_reports(reports: Iterable[RunReport], private: frozenset[str]) -> list[RunReport]:
-    if not private:
-        return list(reports)
-    return [public_report(report, private) for report in reports]
+def public_reports(reports: Iterable[RunReport], config: SiteConfig) -> list[RunReport]:
+    now = RunAccess.of(config)
+    return [public_report(report, now) for report in reports]
 
 
 def token_snippet(base_url: str | None, channel: str) -> str:

@@ -144,8 +144,7 @@ class _Renderer:
         summaries = {c.path: self.channels.render(c) for c in self.config.channels}
         package_pages = self._package_names()
         # Site-wide pages are public: private channels' runs stay out of them.
-        private = private_paths(self.config)
-        reports = public_reports(reports, private)
+        reports = public_reports(reports, self.config)
         landing = landing_private(
             landing_model(self.config, summaries, reports, self.scrub), self.config
         )
@@ -275,8 +274,8 @@ class _Renderer:
 
     def _feed_groups(self, reports: list[RunReport]) -> dict[str, list]:
         """The feed groups of each finished run, kept in the manifest while its record file is
-        the same (a first run's record lists every file of the channel)."""
-        private = private_paths(self.config)
+        the same (a first run's record lists every file of the channel) and so are the channels
+        the public pages show of it."""
         out = {}
         for report in reports:
             if report.status == RUNNING:
@@ -287,16 +286,14 @@ class _Renderer:
                 continue
             stamp = [st.st_size, st.st_mtime_ns, FEED_ENTRIES]
             cached = self.old_feed.get(report.id)
-            # Groups kept from before a channel turned private would name its packages.
-            if (
-                cached is not None
-                and cached.stamp == stamp
-                and not any(group[0] in private for group in cached.groups)
-            ):
+            # Groups kept from before a channel was hidden (turned private, left channels.yaml)
+            # would name its packages; from before it was shown, leave them out.
+            shown = sorted({c.channel for c in report.channels})
+            if cached is not None and cached.stamp == stamp and cached.shown == shown:
                 groups = cached.groups
             else:
                 groups = feed_groups(report)
-            self.feed[report.id] = FeedState(stamp=stamp, groups=groups)
+            self.feed[report.id] = FeedState(stamp=stamp, groups=groups, shown=shown)
             out[report.id] = groups
         return out
 
