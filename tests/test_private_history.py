@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import EXIT_OK, main
+from sitegen.config import load_config
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from sitegen.tools.example_channel import PackageSpec, write_channel
+from sitegen.tools.webconf import WebconfOptions, build_webconf
+from testkit.apache import require_server, webconf_server, world_readable_dir
+from testkit.private_site import request
 from testkit.upstream import ExampleUpstream, UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -75,6 +79,11 @@ channels:
     def shown(self, word: str) -> list[str]:
         return [name for name, text in self.public_texts().items() if word in text]
 
+    def records_hidden(self) -> bool:
+        """Whether the web server configuration `sitegen webconf` writes now keeps the run
+        records from everyone."""
+        return build_webconf("nginx", load_config(self.config), WebconfOptions()).hide_records
+
 
 @pytest.fixture
 def secret_upstream(
@@ -129,6 +138,30 @@ def test_a_private_channel_taken_out_of_channels_yaml_stays_off_the_public_histo
     assert len(history["runs"]) == 3
 
 
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_the_records_of_a_private_channel_taken_out_are_not_served(
+    server: str, example_upstream: ExampleUpstream, secret_upstream: UpstreamServer
+) -> None:
+    """The run records name every file of the channels they ran: while one names a channel that
+    was private, the configuration `sitegen webconf` writes keeps them from everyone, as it
+    does while a channel is private, even with no private channel left in channels.yaml."""
+    require_server(server)
+    with world_readable_dir() as root:  # the web server's user reads the site
+        s = Site2(root, example_upstream.url, secret_upstream)
+        s.configure(secret="private")
+        s.run("mirror", "--no-progress")
+        [record] = s.records()
+        s.configure(secret=None)
+        s.run("render")
+        assert s.records_hidden()
+        config = load_config(s.config)
+        with webconf_server(server, config, root / "state", prefix="/conda") as running:
+            status = request(running.url, f"/conda/history/runs/{record.name}")[0]
+            assert status in (403, 404)
+            for page in ("history/index.html", f"history/{record.stem}.html", "history/feed.atom"):
+                assert request(running.url, f"/conda/{page}")[0] == 200, page
+
+
 def test_a_channel_private_when_it_ran_stays_hidden_once_public(site2: Site2) -> None:
     s = site2
     s.configure(secret="private")
@@ -180,3 +213,4 @@ def test_a_public_channel_taken_out_stays_shown(site2: Site2) -> None:
         assert f"history/{record.stem}.html" in s.shown(word), word
     for word in SECRET_WORDS[2:]:
         assert "history/history.json" in s.shown(word), word
+    assert not s.records_hidden()  # nothing in them is private: served as before

@@ -18,7 +18,11 @@ directory at a URL prefix with what conda clients need:
 * for private channels (``access: private``), every file answers only to a token: conda's path
   token ``/t/<token>/`` (after the host or after the prefix), ``Authorization: Bearer`` or HTTP
   Basic, checked against the hashes in the access directory (see :mod:`sitegen.access`); the
-  access log masks path tokens
+  access log masks path tokens;
+* the run ledger, the records each run filtered out and ``stats.json``, which name every
+  channel's files, are not served while a channel is private, nor while a run record names a
+  channel the public pages leave out of it (private when it ran, or of unknown access and no
+  longer configured; see :mod:`sitegen.web.private`);
 * an access log format for ``sitegen stats``, ``sitegen_stats`` (see
   :mod:`sitegen.stats.logline`): no user name, ``/t/<token>/`` masked, the fetcher's outcome.
 
@@ -46,6 +50,7 @@ from sitegen.conda.shards import SHARD_INDEX, SHARD_SUFFIX, SHARDS_DIR
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.resources import templates_dir
 from sitegen.stats.logline import APACHE_FORMAT, NGINX_FORMAT
+from sitegen.web.private import ledger_hides
 
 SERVERS = ("nginx", "apache")
 DEFAULT_FETCHER = "127.0.0.1:8901"
@@ -171,6 +176,7 @@ class Webconf:
     fetcher: str | None  # None when no channel has a passive mirror
     passive_channels: tuple[str, ...]
     access: AccessConf | None  # None when every channel is public
+    hide_records: bool  # the ledger, filtered-out records and stats.json are not served
     standalone: bool
     state_dir: str | None
     user: str | None
@@ -244,6 +250,7 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
     else:
         server_name = "_" if server == "nginx" else "localhost"
     passive = passive_channels(config)
+    access = access_conf(config)
     fetcher = check_address(options.fetcher, "--fetcher") if passive else None
     state_dir = None
     user = group = None
@@ -266,7 +273,8 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         server_name=server_name,
         fetcher=fetcher,
         passive_channels=passive,
-        access=access_conf(config),
+        access=access,
+        hide_records=access is not None or ledger_hides(config),
         standalone=options.standalone,
         state_dir=state_dir,
         user=user,

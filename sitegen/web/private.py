@@ -18,6 +18,8 @@ from typing import Any
 
 from sitegen.access.pages import PRIVATE_LABEL, TOKEN_PLACEHOLDER, token_snippets
 from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.store.site import Site
+from sitegen.sync.history import History
 from sitegen.sync.report import PRIVATE, PUBLIC, RunAccess, RunReport
 from sitegen.web.snippets import BASE_PLACEHOLDER
 
@@ -81,6 +83,13 @@ def public_report(report: RunReport, now: RunAccess) -> RunReport:
 def public_reports(reports: Iterable[RunReport], config: SiteConfig) -> list[RunReport]:
     now = RunAccess.of(config)
     return [public_report(report, now) for report in reports]
+
+
+def ledger_hides(config: SiteConfig) -> bool:
+    """Whether some run record of the site names a channel the public pages leave out of it
+    (:func:`hidden_channels`): then the records themselves are no file for everyone."""
+    now = RunAccess.of(config)
+    return any(hidden_channels(report, now) for report in History(Site(config.output)).runs())
 
 
 def token_snippet(base_url: str | None, channel: str) -> str:
