@@ -214,3 +214,20 @@ def test_a_public_channel_taken_out_stays_shown(site2: Site2) -> None:
     for word in SECRET_WORDS[2:]:
         assert "history/history.json" in s.shown(word), word
     assert not s.records_hidden()  # nothing in them is private: served as before
+
+
+def test_a_ledger_that_cannot_be_read_keeps_the_records_unserved(tmp_path: Path) -> None:
+    """Fail closed: when the run records cannot be listed, webconf cannot tell whether one
+    names a private channel, so it withholds them."""
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {tmp_path / 'site'}\n"
+        "channels:\n  cloud/example:\n    url: https://conda.example.org/x\n    subdirs: [linux-64]\n"
+    )
+    config = load_config(config_path)
+    options = WebconfOptions()
+    assert not build_webconf("nginx", config, options).hide_records  # no run yet
+    ledger = History(Site(config.output)).directory
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("not a directory")  # listing it fails
+    assert build_webconf("nginx", config, options).hide_records
