@@ -21,13 +21,14 @@ from sitegen.net.activity import Transfer
 from sitegen.net.checksums import Hasher, VerifyError, hash_chunks
 from sitegen.net.failures import (
     MIN_RATE,
+    RETRY_STATUS,
     Pace,
     describe_error,
     log_retry,
     retry_after,
     retry_delay,
 )
-from sitegen.net.upstream import RETRY_STATUS, Upstream, UpstreamError
+from sitegen.net.upstream import Upstream, UpstreamError
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter
 

@@ -1,5 +1,5 @@
-"""Transport failures in plain words, the pace a transfer must keep, and the pace of
-retries: shared by the repodata fetch and the package downloads."""
+"""Transport failures in plain words, the pace a transfer must keep, and the retries of a GET
+and their pace: shared by every request upstream."""
 
 from __future__ import annotations
 
@@ -8,13 +8,28 @@ import math
 import random
 import socket
 import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 import httpx
 import trio
 
+from sitegen.config import DownloadSettings
+from sitegen.net.activity import Activity, Transfer
+
 log = logging.getLogger("sitegen")
+
+T = TypeVar("T")
+
+# Statuses worth asking again for: the server or a proxy in front of it may answer next time.
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class UpstreamError(Exception):
+    """A request that failed for good (after retries); the message is safe to show."""
+
 
 # Below this average rate a transfer is treated as stalled (slow-drip upstreams).
 MIN_RATE = 16 * 1024
@@ -135,3 +150,39 @@ def retry_delay(attempt: int, asked: float | None) -> float:
     for when that is longer."""
     delay = backoff_delay(attempt)
     return delay if asked is None else max(delay, asked)
+
+
+async def with_retries(
+    settings: DownloadSettings,
+    what: str,
+    limiter: trio.CapacityLimiter,
+    activity: Activity,
+    attempt: Callable[[Transfer], Awaitable[tuple[httpx.Response, T]]],
+) -> tuple[httpx.Response, T]:
+    """One GET made by ``attempt`` (its final response and what it read of the body), made
+    again after a transport failure or a transient status (RETRY_STATUS), up to
+    ``settings.retries`` more times; the last answer, or UpstreamError saying why none came.
+    ``what`` names the request in messages: it must hold no secret."""
+    attempts = settings.retries + 1
+    last_error = ""
+    for number in range(1, attempts + 1):
+        asked = None
+        async with limiter:
+            with activity.transfer(what) as transfer:
+                try:
+                    response, result = await attempt(transfer)
+                except httpx.TooManyRedirects:
+                    raise UpstreamError(f"{what}: too many redirects") from None
+                except (httpx.RequestError, trio.TooSlowError) as exc:
+                    # RequestError: transport failures and bodies that do not decode
+                    last_error = describe_error(exc, transfer.received)
+                else:
+                    if response.status_code not in RETRY_STATUS:
+                        return response, result
+                    last_error = f"HTTP {response.status_code}"
+                    asked = retry_after(response.headers, time.time())
+        if number < attempts:
+            delay = retry_delay(number - 1, asked)
+            log_retry(what, number, attempts, last_error, delay)
+            await trio.sleep(delay)
+    raise UpstreamError(f"{what}: {last_error} after {attempts} attempts")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -26,13 +25,13 @@ from sitegen.config import DownloadSettings, MirrorConfig, redact_url
 from sitegen.config.model import scrub_of
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient, open_client
-from sitegen.net.failures import Pace, describe_error, log_retry, retry_after, retry_delay
+from sitegen.net.failures import Pace, UpstreamError, with_retries
 from sitegen.net.transport import trusted_cas
 
 log = logging.getLogger("sitegen")
 
+
 REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
-RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_REPODATA_BYTES = 4 << 30  # a decompressed repodata.json larger than this is hostile
 DECODE_PIECE = 64 << 20  # a .zst is decoded at most this much at a time
 ZSTD_MAX_EXPANSION = 1 << 15  # zstd's densest block: 4 bytes for 128 KiB
@@ -52,10 +51,6 @@ class _RedactTokens(logging.Filter):
 # request lines never reach a handler.
 if not any(isinstance(f, _RedactTokens) for f in logging.getLogger("httpx").filters):
     logging.getLogger("httpx").addFilter(_RedactTokens())
-
-
-class UpstreamError(Exception):
-    """A request that failed for good (after retries); the message is safe to show."""
 
 
 class SubdirMissing(UpstreamError):
@@ -143,10 +138,17 @@ async def _read_capped(
     return b"".join(parts)
 
 
-def _validator(headers: httpx.Headers, name: bytes) -> str | None:
+def validator(headers: httpx.Headers, name: bytes) -> str | None:
     """A validator (ETag, Last-Modified) one character per byte, sent back as it came: an
     ETag may hold bytes beyond ASCII (obs-text), which httpx would decode as UTF-8."""
     return next((v.decode("latin-1") for k, v in headers.raw if k.lower() == name), None)
+
+
+def conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, bytes]:
+    """The headers of a conditional GET for what an earlier answer's validators were."""
+    sent = {"If-None-Match": etag, "If-Modified-Since": last_modified}
+    # (a value that is not one byte per character was kept by an older version: unsent)
+    return {k: v.encode("latin-1") for k, v in sent.items() if v and max(v) <= "\xff"}
 
 
 USER_AGENT = "sitegen/0.1 (conda mirror)"
@@ -254,18 +256,16 @@ class Upstream:
     async def _fetch_http(
         self, subdir: str, variant: str, validators: CacheValidators | None
     ) -> RepodataResponse | None:
-        headers: dict[str, bytes] = {}
-        if validators is not None:
-            sent = {"If-None-Match": validators.etag, "If-Modified-Since": validators.last_modified}
-            # (a value that is not one byte per character was kept by an older version: unsent)
-            headers = {k: v.encode("latin-1") for k, v in sent.items() if v and max(v) <= "\xff"}
+        headers = (
+            conditional_headers(validators.etag, validators.last_modified) if validators else {}
+        )
         response = await self.request(self.url(subdir, variant), headers=headers)
         if response.status == 404:
             return None
         current = CacheValidators(
             variant,
-            etag=_validator(response.headers, b"etag"),
-            last_modified=_validator(response.headers, b"last-modified"),
+            etag=validator(response.headers, b"etag"),
+            last_modified=validator(response.headers, b"last-modified"),
         )
         if response.status == 304 and validators is not None:
             current.etag = current.etag or validators.etag
@@ -277,30 +277,15 @@ class Upstream:
 
     async def request(self, url: str, headers: Mapping[str, str | bytes]) -> Answer:
         """GET with retries on transient failures; the final answer, body read."""
-        attempts = self.settings.retries + 1
         what = self.safe_url(url)
-        last_error = ""
-        for attempt in range(1, attempts + 1):
-            asked = None
-            async with self.host_limiter:
-                with self.activity.transfer(what) as transfer:
-                    try:
-                        response, body = await self._get(url, headers, what, transfer)
-                    except httpx.TooManyRedirects:
-                        raise UpstreamError(f"{what}: too many redirects") from None
-                    except (httpx.RequestError, trio.TooSlowError) as exc:
-                        # RequestError: transport failures and bodies that do not decode
-                        last_error = describe_error(exc, transfer.received)
-                    else:
-                        if response.status_code not in RETRY_STATUS:
-                            return Answer(response.status_code, response.headers, body)
-                        last_error = f"HTTP {response.status_code}"
-                        asked = retry_after(response.headers, time.time())
-            if attempt < attempts:
-                delay = retry_delay(attempt - 1, asked)
-                log_retry(what, attempt, attempts, last_error, delay)
-                await trio.sleep(delay)
-        raise UpstreamError(f"{what}: {last_error} after {attempts} attempts")
+        response, body = await with_retries(
+            self.settings,
+            what,
+            self.host_limiter,
+            self.activity,
+            lambda transfer: self._get(url, headers, what, transfer),
+        )
+        return Answer(response.status_code, response.headers, body)
 
     async def _get(
         self, url: str, headers: Mapping[str, str | bytes], what: str, transfer: Transfer
