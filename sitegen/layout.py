@@ -9,6 +9,7 @@ built under a site root given as a :class:`~pathlib.Path`.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from sitegen.conda.notices import NOTICES_FILE
@@ -284,6 +285,17 @@ def local_store_path(root: Path, mirror: str) -> Path:
 def local_store_index_path(root: Path, mirror: str) -> Path:
     """What the last index of that store found, per file (as local_index_path)."""
     return state_dir(root) / "local" / f"{mirror}.moved.json"
+
+
+def advisory_feed_dir(root: Path, url: str) -> Path:
+    """The last good copy of an advisory feed (``feed.zip``) and the validators it came with
+    (``validators.json``), under a digest of its URL as channels.yaml writes it (``${ENV}``
+    references unfilled: a name that holds no secret, whatever the URL carries)."""
+    return state_dir(root) / "advisory-feeds" / hashlib.sha256(url.encode()).hexdigest()[:24]
+
+
+FEED_ARCHIVE = "feed.zip"
+FEED_VALIDATORS = "validators.json"
 
 
 # ------------------------------------------------------------------ access control (outside the site)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,3 +29,19 @@ def zlib_advisory(fixed: str = "1.3.1") -> dict[str, Any]:
 
 def write_zlib_advisory(path: Path, fixed: str = "1.3.1") -> None:
     path.write_text(json.dumps(zlib_advisory(fixed)))
+
+
+def write_feed(
+    path: Path, advisories: list[dict[str, Any]], extra: dict[str, bytes] | None = None
+) -> bytes:
+    """An OSV feed as OSV publishes one (``all.zip``: one ``<id>.json`` member per advisory),
+    with ``extra`` members (name -> bytes) after them; returns the archive's bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for advisory in advisories:
+            archive.writestr(f"{advisory['id']}.json", json.dumps(advisory))
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()

@@ -12,14 +12,18 @@ from sitegen.config.yaml_nodes import ConfigError, YamlNode
 LITERAL_TOKEN_RE = re.compile(r"/t/(?!\$\{)[^/]+(/|$)")
 
 
-def parse_url(node: YamlNode) -> str:
-    """The channel URL as written; ${ENV} references stay unresolved (they hold secrets)."""
+def parse_url(
+    node: YamlNode, schemes: tuple[str, ...] = ("https", "http", "file"), query: bool = False
+) -> str:
+    """The URL as written (a channel's, by default); ${ENV} references stay unresolved (they
+    hold secrets). ``query``: whether it may have a query string (a file's URL, fetched as it
+    is, may; a channel's, which subdirs and file names are joined to, may not)."""
     url = node.string()
     parts = node.url(ENV_REF_RE.sub("x", url))
-    if parts.scheme not in ("http", "https", "file"):
-        raise node.error(
-            f"URL must start with https://, http:// or file://, got {redact_url(url)!r}"
-        )
+    if parts.scheme not in schemes:
+        names = [f"{scheme}://" for scheme in schemes]
+        listed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+        raise node.error(f"URL must start with {listed}, got {redact_url(url)!r}")
     if parts.scheme != "file" and not parts.netloc:
         raise node.error(f"URL has no host: {redact_url(url)!r}")
     if parts.scheme == "file" and not parts.path:
@@ -29,8 +33,12 @@ def parse_url(node: YamlNode) -> str:
             "the URL holds a literal token (/t/<token>/); write /t/${ENV_VAR}/ and set the"
             " token in that environment variable"
         )
-    if parts.query or parts.fragment:
-        raise node.error("URL must not have a query string or fragment")
+    if parts.fragment or (parts.query and not query):
+        raise node.error(
+            "URL must not have a fragment"
+            if query
+            else "URL must not have a query string or fragment"
+        )
     environ = node.state.environ
     if environ is not None:
         # Only the variable's name goes into the message: its value would be a secret.

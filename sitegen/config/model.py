@@ -86,6 +86,15 @@ class FilterSpec:
         return getattr(self, name) if name in FILTER_FIELDS else None
 
     @property
+    def secret_env(self) -> tuple[str, ...]:
+        """The ${ENV} names the URLs of this level's settings use: a kind's setting that names
+        URLs (advisory feeds) lists them as its own ``secret_env``; their values are secrets,
+        as a mirror URL's are."""
+        return tuple(
+            name for _key, value in self.extra for name in getattr(value, "secret_env", ())
+        )
+
+    @property
     def has_allowlist(self) -> bool:
         return bool(self.include_names or self.include_specs)
 
@@ -219,6 +228,16 @@ class SiteConfig:
     def filter_levels(self, channel: ChannelConfig, mirror: MirrorConfig) -> tuple[FilterSpec, ...]:
         return (self.filters, channel.filters, mirror.filters)
 
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        """The ${ENV} names whose values are secrets: those of the mirrors' URLs and of the URLs
+        filters name (advisory feeds), each once."""
+        levels = [self.filters, *(c.filters for c in self.channels)]
+        levels += [m.filters for _c, m in self.mirrors]
+        names = [name for _c, m in self.mirrors for name in m.secret_env]
+        names += [name for level in levels for name in level.secret_env]
+        return tuple(dict.fromkeys(names))
+
 
 # A query parameter's value: signed URLs and token-in-query hosts (`?token=`, `?sig=`,
 # `X-Amz-Signature=`) carry secrets there, and which names do varies by host, so every value
@@ -235,34 +254,34 @@ def redact_url(url: str) -> str:
     return re.sub(r"//[^/@]+@", "//***@", url)
 
 
-def _secret_values(mirrors: Iterable[tuple[Any, MirrorConfig]]) -> set[str]:
-    """The values of the ${ENV} references of the mirrors' URLs, also as they stand in a URL
-    (percent-encoded, see MirrorConfig.source_url); only values long enough to tell apart."""
-    values = {
-        value
-        for _channel, mirror in mirrors
-        for name in mirror.secret_env
-        if len(value := os.environ.get(name, "")) >= 4
-    }
+def _secret_values(names: Iterable[str]) -> set[str]:
+    """The values of these ${ENV} references, also as they stand in a URL (percent-encoded,
+    see MirrorConfig.source_url); only values long enough to tell apart."""
+    values = {value for name in names if len(value := os.environ.get(name, "")) >= 4}
     return values | {quote(value, safe="") for value in values}
 
 
 def child_environment(config: SiteConfig) -> dict[str, str]:
     """The environment for a command sitegen starts (a notification hook, a web server reload):
-    its own, without the variables that hold the mirrors' tokens and passwords."""
-    secret = {name for _channel, mirror in config.mirrors for name in mirror.secret_env}
+    its own, without the variables that hold the tokens and passwords of the configured URLs."""
+    secret = set(config.secret_env)
     return {name: value for name, value in os.environ.items() if name not in secret}
 
 
 def make_scrub(config: SiteConfig) -> Callable[[str], str]:
     """Hide tokens in text that came from a run (errors name URLs): URL tokens and the values
     of every ${ENV} the configured URLs use."""
-    return scrub_of(config.mirrors)
+    return scrub_names(config.secret_env)
 
 
 def scrub_of(mirrors: Iterable[tuple[Any, MirrorConfig]]) -> Callable[[str], str]:
     """:func:`make_scrub` for the given (channel, mirror) pairs' secrets."""
-    secrets = sorted(_secret_values(mirrors), key=len, reverse=True)
+    return scrub_names(name for _channel, mirror in mirrors for name in mirror.secret_env)
+
+
+def scrub_names(names: Iterable[str]) -> Callable[[str], str]:
+    """:func:`make_scrub` for the values of these ${ENV} names."""
+    secrets = sorted(_secret_values(names), key=len, reverse=True)
 
     def scrub(text: str) -> str:
         text = redact_url(str(text))

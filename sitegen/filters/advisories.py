@@ -4,6 +4,7 @@
 filters:
   advisories:
     files: [advisories/, extra/GHSA-xxxx.json]   # OSV files, or directory trees of them
+    feeds: [https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip]   # fetched each run
     identities: [conda-purls.json]   # conda name -> package URLs, for other ecosystems
     min_score: 7.0         # block advisories scoring at least this (CVSS base score)
     allow: [GHSA-xxxx, CVE-2024-1234]   # accepted as mitigated (an id or any alias)
@@ -19,6 +20,12 @@ score blocks whatever the threshold: unknown severity is not taken for harmless 
 id). Withdrawn advisories block nothing. The files are read and validated when the
 configuration is loaded, and their content is part of the configuration, so an edited advisory
 file makes the next run redo the selection.
+
+A feed is a zip archive of OSV files at a URL (OSV's ``<ecosystem>/all.zip``): a run fetches
+it (see :mod:`sitegen.sync.advisory_feeds`) and its advisories join the files' in
+:attr:`AdvisoryPolicy.fed` (:mod:`sitegen.filters.feeds`), read by the same code
+(:mod:`sitegen.filters.osv_archive`); a changed feed, too, makes the next run redo the
+selection.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 from sitegen.conda.records import Record
-from sitegen.config.model import FilterSpec
+from sitegen.config.channel_source import parse_url
+from sitegen.config.model import ENV_REF_RE, FilterSpec, redact_url
 from sitegen.config.yaml_nodes import YamlNode
 from sitegen.filters.identities import NameKeys, read_mapping, record_purls
 from sitegen.filters.json_nodes import JsonFileError
@@ -45,7 +53,8 @@ REASON_PREFIX = "advisory "
 @dataclass(frozen=True)
 class AdvisoryPolicy:
     """One level's advisory filter: the advisories read, the threshold and the allow list, and
-    the upstream identities of conda names."""
+    the upstream identities of conda names. The advisories of its feeds are in ``fed`` once a
+    run (or the renderer) has read the feeds' copies; until then only the files' count."""
 
     files: tuple[str, ...]
     min_score: float
@@ -54,6 +63,18 @@ class AdvisoryPolicy:
     identities: tuple[str, ...] = ()  # the mapping files
     # Conda name -> the keys of its upstream packages (sorted, for a stable inputs digest).
     mapped: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    feeds: tuple[str, ...] = ()  # URLs of OSV zip archives, as written (${ENV} unfilled)
+    fed: tuple[Advisory, ...] = ()  # the advisories of the feeds' copies (see filters.feeds)
+
+    @property
+    def in_force(self) -> tuple[Advisory, ...]:
+        """Every advisory the policy applies: its files' and its feeds'."""
+        return self.advisories + self.fed if self.fed else self.advisories
+
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        """The ${ENV} names its feed URLs use (see FilterSpec.secret_env)."""
+        return tuple(name for url in self.feeds for name in ENV_REF_RE.findall(url))
 
     @cached_property
     def identity_keys(self) -> dict[str, tuple[str, ...]]:
@@ -77,7 +98,7 @@ class AdvisoryPolicy:
         """Per package key (a lower-cased conda name, or ``<purl type>/<name>``), the affected
         entries that block, by advisory id."""
         index: dict[str, list[tuple[Advisory, Affected]]] = {}
-        for advisory in sorted(self.advisories, key=lambda a: a.id):
+        for advisory in sorted(self.in_force, key=lambda a: a.id):
             for entry in advisory.affected:
                 if self.blocks(advisory, entry):
                     index.setdefault(entry.name, []).append((advisory, entry))
@@ -104,14 +125,17 @@ class AdvisoryPolicy:
 
 
 def parse(node: YamlNode) -> Mapping[str, object]:
-    keys = node.mapping(("files", "identities", "min_score", "allow"))
-    if "files" not in keys:
-        raise node.error("missing required key 'files' (OSV advisory files or directories)")
+    keys = node.mapping(("files", "feeds", "identities", "min_score", "allow"))
+    if "files" not in keys and "feeds" not in keys:
+        raise node.error(
+            "missing required key 'files' (OSV advisory files or directories) or 'feeds'"
+            " (URLs of OSV zip archives)"
+        )
     state = node.state
     start = len(state.errors)
     paths = []
     advisories: list[Advisory] = []
-    for item in keys["files"].items():
+    for item in keys["files"].items() if "files" in keys else ():
         path = item.file_path()
         try:
             if not path.exists():
@@ -134,6 +158,11 @@ def parse(node: YamlNode) -> Mapping[str, object]:
         except OSError as exc:
             state.add(item.error(f"cannot read {path}: {exc.strerror or exc}"))
         paths.append(str(path))
+    feeds = [
+        url
+        for item in (keys["feeds"].items() if "feeds" in keys else ())
+        if (url := state.attempt(partial(parse_url, item, ("https", "http"), query=True)))
+    ]
     identities, mapped = _identities(keys["identities"]) if "identities" in keys else ((), {})
     min_score = (
         state.attempt(lambda: keys["min_score"].number(0.0, 10.0)) if "min_score" in keys else 0.0
@@ -152,6 +181,7 @@ def parse(node: YamlNode) -> Mapping[str, object]:
         tuple(advisories),
         identities,
         tuple((name, tuple(sorted(k))) for name, k in sorted(mapped.items()) if k),
+        tuple(dict.fromkeys(feeds)),
     )
     return {KEY: policy}
 
@@ -201,13 +231,17 @@ def policy_of(spec: FilterSpec) -> AdvisoryPolicy | None:
 
 
 def show(spec: FilterSpec) -> object:
-    """The files (advisories, identity mappings), threshold and allow list as channels.yaml
-    writes them (the advisories and identities read from the files are not settings: the files
-    name them)."""
+    """The files (advisories, identity mappings), feeds, threshold and allow list as
+    channels.yaml writes them (the advisories and identities read from the files are not
+    settings: the files name them); a feed's URL with its secrets hidden."""
     policy = policy_of(spec)
     if policy is None:
         return None
-    shown: dict[str, object] = {"files": list(policy.files)}
+    shown: dict[str, object] = {}
+    if policy.files or not policy.feeds:
+        shown["files"] = list(policy.files)
+    if policy.feeds:
+        shown["feeds"] = [redact_url(url) for url in policy.feeds]
     if policy.identities:
         shown["identities"] = list(policy.identities)
     return {**shown, "min_score": policy.min_score, "allow": list(policy.allow)}
@@ -271,7 +305,7 @@ def package_advisories(
     mirrors) that affect it, by id; versions no advisory names are left out. Pure, for the
     package pages."""
     policies = [p for p in map(policy_of, levels) if p is not None]
-    advisories = {a.id: a for p in policies for a in p.advisories}
+    advisories = {a.id: a for p in policies for a in p.in_force}
     name = name.lower()
     # The package's name and its identities in any of the levels' mappings.
     keys = {key for p in policies for key in p.keys_for(name)}

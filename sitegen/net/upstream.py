@@ -38,11 +38,12 @@ ZSTD_MAX_EXPANSION = 1 << 15  # zstd's densest block: 4 bytes for 128 KiB
 
 
 class _RedactTokens(logging.Filter):
-    """httpx logs every request URL at INFO; keep anaconda.org tokens and passwords out."""
+    """httpx logs every request URL at INFO; keep anaconda.org tokens, passwords and query
+    values (an advisory feed's URL may carry a token there) out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/t/" in message or "@" in message:
+        if "/t/" in message or "@" in message or "?" in message:
             record.msg, record.args = redact_url(message), None
         return True
 

@@ -60,6 +60,7 @@ def run_summary(
             "source": scrub(m.source),
             "status": m.status,
             "errors": [scrub(e) for e in m.errors],
+            "warnings": [scrub(w) for w in m.warnings],
         }
         for m in report.mirrors
     ]

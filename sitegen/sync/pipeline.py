@@ -1,9 +1,9 @@
 """The stages of one mirror run, in the order data flows through them.
 
-fetch → parse → select → closure → merge → plan → download → publish → prune. Each stage is a
-function from the results of the earlier ones to its own result; the pipeline only hands them
-on and keeps them in `RunResults`, from which the report is assembled at the end (also when a
-stop cut the run short).
+advisory feeds → fetch → parse → select → closure → merge → plan → download → publish → prune.
+Each stage is a function from the results of the earlier ones to its own result; the pipeline
+only hands them on and keeps them in `RunResults`, from which the report is assembled at the
+end (also when a stop cut the run short).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.store.frozen import FrozenChannels
+from sitegen.sync.advisory_feeds import refresh_feeds
 from sitegen.sync.download import (
     DownloadOutcome,
     TargetKey,
@@ -95,14 +96,17 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
         async with AsyncExitStack() as stack:
             stack.callback(gc.unfreeze)
             stack.callback(clear_caches)  # so the records' memory goes back with them
-            upstreams, results.unusable = await open_upstreams(
-                (m for _c, m in results.mirrors if not is_local(m)),
+            # The filters get their feeds' advisories; a mirror lacking one is not run.
+            scope = await refresh_feeds(scope, results)
+            upstreams, unusable = await open_upstreams(
+                (m for _c, m in results.mirrors if not (is_local(m) or m.name in results.unusable)),
                 scope.config.download,
                 stack,
                 scope.activity,
             )
-            for name, why in results.unusable.items():
+            for name, why in unusable.items():
                 log.error("%s: %s", name, why)
+            results.unusable.update(unusable)
             if not scope.options.dry_run:
                 # Temporaries of killed runs, wherever they were writing (subdirs, channel
                 # roots, history, state); those of live processes such as the fetcher stay.
@@ -122,7 +126,7 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
             # Local sources: their folders indexed in place of a fetch and a parse.
             local = await index_all(
                 scope.site,
-                (m for _c, m in results.mirrors),
+                (m for _c, m in results.mirrors if m.name not in results.unusable),
                 results.fetched,
                 save=not scope.options.dry_run,
             )

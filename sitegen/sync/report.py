@@ -60,6 +60,9 @@ class MirrorReport:
     pins_missing: list[dict[str, str]] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # What the mirror ran with that is not as it should be, without failing it (an advisory
+    # feed that could not be refreshed, its last good copy used).
+    warnings: list[str] = field(default_factory=list)
     # The run whose filtered-records file (sitegen.layout.filtered_records_path) lists what
     # this mirror's filters left out: this run, or the one whose results it reused; "" if none.
     filtered_run: str = ""

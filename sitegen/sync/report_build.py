@@ -48,6 +48,7 @@ class RunResults:
     mirrors: list[tuple[ChannelConfig, MirrorConfig]]  # every mirror of the rebuilt channels
     dry_run: bool = False
     unusable: dict[str, str] = field(default_factory=dict)  # mirror -> why it cannot be used
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # mirror -> what it ran without
     fetched: dict[SubdirKey, FetchResult] = field(default_factory=dict)
     parsed: dict[SubdirKey, ParseResult] = field(default_factory=dict)
     reused: BuiltFrom | None = None  # the unchanged-inputs shortcut was taken
@@ -94,6 +95,7 @@ def _mirror_report(
     )
     if mirror.name in results.unusable:
         mr.errors.append(results.unusable[mirror.name])
+    mr.warnings.extend(results.warnings.get(mirror.name, ()))
     parse_errors = []
     for subdir in mirror.subdirs:
         key = (mirror.name, subdir)
@@ -264,6 +266,7 @@ def inputs_record(
     mirrors = [asdict(mr) for mr in mirror_reports]
     for mr in mirrors:
         mr.pop("errors")
+        mr.pop("warnings")
         mr.pop("status")
     channels = [
         {"channel": c.channel, "subdir": c.subdir, "packages": c.packages} for c in report.channels

@@ -26,6 +26,7 @@ import msgspec
 from sitegen import layout
 from sitegen.conda.records import gc_paused
 from sitegen.config import SiteConfig, make_scrub
+from sitegen.filters.feeds import with_kept_feeds
 from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_path
 from sitegen.store.lock import taking_turns
 from sitegen.store.site import Site, UnsafePathError
@@ -180,9 +181,11 @@ class _Renderer:
                 writer.rendered(page.relpath, writer.files.write(page.relpath, data))
 
     def _advisories(self, reports: list[RunReport]) -> None:
-        """What package pages need to list the advisories affecting each version."""
-        for channel in self.config.channels:
-            levels = advisory_levels(self.config, channel)
+        """What package pages need to list the advisories affecting each version (those of
+        the feeds too, from the copies the last run kept)."""
+        config = with_kept_feeds(self.config, self.site.root)
+        for channel in config.channels:
+            levels = advisory_levels(config, channel)
             if levels:
                 blocked = blocked_versions(reports, channel.path)
                 self.channels.advisories[channel.path] = (

@@ -81,6 +81,7 @@ def mirror_row(mirror: MirrorReport, scrub: Scrub) -> dict[str, Any]:
         "dependencies_added": len(mirror.dependencies_added),
         "conflicts": len(mirror.conflicts),
         "errors": [scrub(e) for e in mirror.errors],
+        "warnings": [scrub(w) for w in mirror.warnings],
     }
 
 

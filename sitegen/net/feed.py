@@ -1,0 +1,210 @@
+"""Advisory feeds: an OSV zip archive at a URL, fetched into the site's state on each run.
+
+A feed is asked for with the validators of the copy kept (``If-None-Match``,
+``If-Modified-Since``), so an unchanged feed costs one 304 and no download; with the download
+settings' timeouts and retries, through the upstreams' client (proxies, the site's
+``ca_bundle``, credentials from the URL sent to its own host only). A new body is streamed
+into a temporary file beside the kept copy, at most :data:`MAX_FEED_BYTES`; the caller checks
+it, then :meth:`FeedCopies.keep` renames it over the copy (a reader sees the old copy or the
+new one, never half of one) and writes the validators after it, so they never describe a copy
+that is not there.
+
+The URL holds secrets once its ``${ENV}`` references are filled in: it is only ever used for
+the request; messages name the feed by its ``display`` form.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import trio
+
+from sitegen.config import DownloadSettings, redact_url
+from sitegen.layout import FEED_ARCHIVE, FEED_VALIDATORS, advisory_feed_dir
+from sitegen.net.activity import Activity, Transfer
+from sitegen.net.client import UpstreamClient
+from sitegen.net.failures import Pace, UpstreamError, with_retries
+from sitegen.net.transport import trusted_cas
+from sitegen.net.upstream import conditional_headers, make_client, validator
+from sitegen.store.interface import SiteStorage
+
+# OSV's largest per-ecosystem archives are a few hundred MB; its archive of every ecosystem
+# at once is larger, and is not what a conda mirror's filter needs.
+MAX_FEED_BYTES = 1 << 30
+LATEST_TIME = 253402300800.0  # 10000-01-01 UTC
+# Feeds are few and large: fetched one host connection at a time each.
+FEEDS_AT_ONCE = 4
+
+
+@dataclass(frozen=True)
+class FeedValidators:
+    """What the answer that brought the kept copy said of it, and when it was last current."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    checked: float = 0.0  # when the copy was last found current (fetched, or answered 304)
+
+
+@dataclass(frozen=True)
+class FeedAnswer:
+    changed: bool  # a new body is in the file given to fetch
+    validators: FeedValidators
+
+
+class FeedClient:
+    """GETs of advisory feeds, for one run."""
+
+    def __init__(
+        self,
+        client: UpstreamClient | None,
+        settings: DownloadSettings,
+        activity: Activity,
+        unusable: str = "",
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.activity = activity
+        self.unusable = unusable  # why no feed can be fetched (the CA bundle is missing)
+        self.limiter = trio.CapacityLimiter(FEEDS_AT_ONCE)
+
+    async def fetch(
+        self, url: str, display: str, previous: FeedValidators | None, into: Path
+    ) -> FeedAnswer:
+        """GET the feed at ``url`` (secrets filled in), conditionally on ``previous``; a new
+        body goes into the file ``into``. UpstreamError (naming ``display``) when no usable
+        answer came."""
+        if self.client is None:
+            raise UpstreamError(f"{display}: {self.unusable}")
+        try:
+            httpx.URL(url).host  # noqa: B018 (parsed on access: a bad port or IDNA label raises)
+        except (httpx.InvalidURL, ValueError):
+            # Valid as written, not once its ${ENV} values are in: which value, untold.
+            raise UpstreamError(
+                f"{display}: not a valid URL once its ${{ENV}} values are filled in"
+            ) from None
+        headers = conditional_headers(previous.etag, previous.last_modified) if previous else {}
+        response, _size = await with_retries(
+            self.settings,
+            display,
+            self.limiter,
+            self.activity,
+            lambda transfer: self._get(url, headers, display, into, transfer),
+        )
+        current = FeedValidators(
+            etag=validator(response.headers, b"etag"),
+            last_modified=validator(response.headers, b"last-modified"),
+            checked=time.time(),
+        )
+        if response.status_code == 304 and previous is not None:
+            return FeedAnswer(
+                changed=False,
+                validators=FeedValidators(
+                    current.etag or previous.etag,
+                    current.last_modified or previous.last_modified,
+                    current.checked,
+                ),
+            )
+        if response.status_code != 200:
+            raise UpstreamError(f"{display}: HTTP {response.status_code}")
+        return FeedAnswer(changed=True, validators=current)
+
+    async def _get(
+        self,
+        url: str,
+        headers: dict[str, bytes],
+        display: str,
+        into: Path,
+        transfer: Transfer,
+    ) -> tuple[httpx.Response, int]:
+        """One GET; a 200's body written into ``into`` (from its start: an attempt after a
+        failed one starts over), in four timeouts and the time its bytes earn at MIN_RATE."""
+        assert self.client is not None
+        size = 0
+        with trio.fail_after(self.settings.timeout * 4) as scope:
+            pace = Pace(scope, self.settings.timeout * 4)
+            async with self.client.stream(url, headers) as response:
+                if response.status_code != 200:
+                    return response, 0
+                async with await trio.open_file(into, "wb") as out:
+                    async for chunk in response.aiter_bytes():
+                        self.activity.add(transfer, len(chunk))
+                        pace.reached(response.num_bytes_downloaded)
+                        size += len(chunk)
+                        if size > MAX_FEED_BYTES:
+                            raise UpstreamError(f"{display}: more than {MAX_FEED_BYTES} bytes")
+                        await out.write(chunk)
+        return response, size
+
+
+async def open_feed_client(
+    settings: DownloadSettings, stack: AsyncExitStack, activity: Activity
+) -> FeedClient:
+    """The client for the run's feeds, closed with ``stack``: TLS verified against the site's
+    ``ca_bundle`` (or the environment's, or the system's CAs)."""
+    cas = trusted_cas(settings.ca_bundle, os.environ)
+    if cas is not None and not os.path.isfile(cas[0]):
+        why = f"{cas[1]} {cas[0]}: no such file (a PEM file of CAs)"
+        return FeedClient(None, settings, activity, why)
+    client = make_client(settings, verify=True, ca_bundle=cas[0] if cas else None)
+    stack.push_async_callback(client.aclose)
+    return FeedClient(client, settings, activity)
+
+
+class FeedCopies:
+    """The last good copy of each feed in the site's state, with its validators."""
+
+    def __init__(self, site: SiteStorage) -> None:
+        self.site = site
+
+    def archive(self, url: str) -> Path:
+        return advisory_feed_dir(self.site.root, url) / FEED_ARCHIVE
+
+    def validators(self, url: str) -> FeedValidators | None:
+        """The validators of the kept copy; None without one (they are useless without it)."""
+        directory = advisory_feed_dir(self.site.root, url)
+        try:
+            data = json.loads((directory / FEED_VALIDATORS).read_bytes())
+            if not (directory / FEED_ARCHIVE).is_file():
+                return None
+            checked = float(data.get("checked", 0.0))
+            return FeedValidators(
+                etag=_text(data.get("etag")),
+                last_modified=_text(data.get("last_modified")),
+                # A time a date can be made of (the warnings name the day), else unknown.
+                checked=checked if 0.0 <= checked < LATEST_TIME else 0.0,
+            )
+        except (OSError, ValueError, TypeError, AttributeError):
+            return None
+
+    def scratch(self, url: str) -> Path:
+        """A temporary file beside the kept copy, for a new body (removed if the run dies)."""
+        return self.site.temp_for(self.archive(url))
+
+    def keep(self, url: str, scratch: Path, validators: FeedValidators) -> None:
+        """Make the checked new body in ``scratch`` the kept copy, on disk before it has the
+        name, then the validators that describe it."""
+        with scratch.open("rb") as handle:
+            os.fsync(handle.fileno())
+        self.site.commit(scratch, self.archive(url))
+        self.confirm(url, validators)
+
+    def confirm(self, url: str, validators: FeedValidators) -> None:
+        """Record the validators of the kept copy (found current again, after a 304)."""
+        document = {
+            "url": redact_url(url),  # for a person looking in the state directory
+            "etag": validators.etag,
+            "last_modified": validators.last_modified,
+            "checked": validators.checked,
+        }
+        target = advisory_feed_dir(self.site.root, url) / FEED_VALIDATORS
+        self.site.write_bytes(target, json.dumps(document).encode())
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

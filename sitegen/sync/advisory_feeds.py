@@ -1,0 +1,185 @@
+"""The first stage of a run: refresh the advisory feeds its filters name, then give the
+filters their advisories.
+
+Each feed is asked for conditionally (a 304 keeps the copy, see :mod:`sitegen.net.feed`); a new
+archive is read whole (:func:`sitegen.filters.osv_archive.read_archive`) before it replaces
+the copy kept in the site's state, so the copy is always one that was usable. A feed that
+cannot be fetched, or that serves an archive that cannot be used, leaves its last good copy in
+force: the run goes on with it and warns, naming the feed. A feed never had whole fails
+closed: every mirror whose filters name it is unusable for this run (its channel subdirs keep
+what they publish, as when its upstream is down), never published without the advisories it
+should apply; the other mirrors run as ever.
+
+The advisories then join the policies of a configuration of the run's own
+(:func:`sitegen.filters.feeds.with_feeds`): selection filters with them, and the inputs digest
+holds them, so a changed feed makes the run select again as an edited advisory file does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import trio
+
+from sitegen.config.model import ENV_REF_RE, fill_url, redact_url
+from sitegen.filters.feeds import feed_urls, kept_advisories, read_copy, with_feeds
+from sitegen.filters.osv import Advisory
+from sitegen.filters.osv_archive import ArchiveError
+from sitegen.net.failures import UpstreamError
+from sitegen.net.feed import FeedClient, FeedCopies, FeedValidators, open_feed_client
+from sitegen.sync.report_build import RunResults
+from sitegen.sync.scope import RunScope
+
+log = logging.getLogger("sitegen")
+
+
+@dataclass(frozen=True)
+class _Feed:
+    advisories: tuple[Advisory, ...] | None  # None: no good copy at all
+    message: str = ""  # why it is stale or missing; "" when refreshed
+
+
+async def refresh_feeds(scope: RunScope, results: RunResults) -> RunScope:
+    """Refresh the feeds the filters of the run's mirrors name (at any level); returns the
+    scope to run with, whose filters hold the advisories, and notes in ``results`` its mirrors
+    (with those filters), the mirrors that cannot run for a feed missing and the warnings of
+    those that run on a stale one."""
+    used = {m.name: feed_urls(scope.config.filter_levels(c, m)) for c, m in scope.mirrors}
+    urls = list(dict.fromkeys(url for names in used.values() for url in names))
+    if not urls:
+        return scope
+    copies = FeedCopies(scope.site)
+    feeds: dict[str, _Feed] = {}
+    async with AsyncExitStack() as stack:
+        client = await open_feed_client(scope.config.download, stack, scope.activity)
+        async with trio.open_nursery() as nursery:
+            for url in urls:
+                nursery.start_soon(_refresh, client, copies, url, scope.options.dry_run, feeds)
+    found = {url: feed.advisories for url, feed in feeds.items() if feed.advisories is not None}
+    config = with_feeds(scope.config, found)
+    paths = {c.path for c in scope.channels}
+    scope = replace(
+        scope, config=config, channels=tuple(c for c in config.channels if c.path in paths)
+    )
+    results.mirrors = scope.mirrors
+    for mirror, names in used.items():
+        missing = [feeds[url].message for url in names if feeds[url].advisories is None]
+        stale = [feeds[url].message for url in names if feeds[url].message]
+        if missing:
+            results.unusable[mirror] = "; ".join(missing)
+        elif stale:
+            results.warnings[mirror] = stale
+    return scope
+
+
+async def _refresh(
+    client: FeedClient, copies: FeedCopies, url: str, dry_run: bool, feeds: dict[str, _Feed]
+) -> None:
+    """One feed into ``feeds``: refreshed, or its last good copy, or nothing."""
+    display = redact_url(url)
+    missing = [name for name in dict.fromkeys(ENV_REF_RE.findall(url)) if name not in os.environ]
+    if missing:
+        why = f"environment variable {', '.join(missing)} is not set"
+    else:
+        try:
+            feeds[url] = _Feed(await _fetch(client, copies, url, display, dry_run))
+            return
+        except (UpstreamError, ArchiveError) as exc:
+            why = str(exc).removeprefix(f"{display}: ")
+        except OSError as exc:  # the state directory: the copy cannot be written or read
+            why = f"its copy cannot be kept: {exc.strerror or exc}"
+    kept = await trio.to_thread.run_sync(kept_advisories, copies.archive(url))
+    if kept is None:
+        message = (
+            f"advisory feed {display}: {why}; there is no good copy of it yet, so the mirrors"
+            " it filters are not run (their channel subdirs keep what they publish)"
+        )
+        log.error("%s", message)
+        feeds[url] = _Feed(None, message)
+        return
+    validators = copies.validators(url)
+    when = _day(validators.checked) if validators and validators.checked else "an earlier run"
+    message = (
+        f"advisory feed {display} could not be refreshed: {why}; its last good copy, current"
+        f" at {when}, is used"
+    )
+    log.warning("%s", message)
+    feeds[url] = _Feed(kept, message)
+
+
+async def _fetch(
+    client: FeedClient, copies: FeedCopies, url: str, display: str, dry_run: bool
+) -> tuple[Advisory, ...]:
+    """The feed's advisories as it serves them now: unchanged (304) from the kept copy, or a
+    new archive, kept once read whole (not in a dry run)."""
+    advisories = await _attempt(client, copies, url, display, dry_run, copies.validators(url))
+    if advisories is None:  # answered 304, but the kept copy cannot be read: fetched whole
+        log.warning("advisory feed %s: its kept copy cannot be read; fetching it again", display)
+        advisories = await _attempt(client, copies, url, display, dry_run, None)
+    assert advisories is not None  # an unconditional GET is never answered 304
+    return advisories
+
+
+async def _attempt(
+    client: FeedClient,
+    copies: FeedCopies,
+    url: str,
+    display: str,
+    dry_run: bool,
+    previous: FeedValidators | None,
+) -> tuple[Advisory, ...] | None:
+    scratch = _scratch(copies, url, dry_run)
+    try:
+        answer = await client.fetch(fill_url(url, os.environ), display, previous, scratch)
+        if not answer.changed:
+            kept = await trio.to_thread.run_sync(kept_advisories, copies.archive(url))
+            if kept is not None:
+                if not dry_run:
+                    await trio.to_thread.run_sync(copies.confirm, url, answer.validators)
+                log.info("advisory feed %s: unchanged, %s", display, _count(kept))
+            return kept
+        try:
+            advisories = await trio.to_thread.run_sync(read_copy, scratch)
+        except ArchiveError as exc:
+            raise ArchiveError(f"the archive it served cannot be used: {exc}") from None
+        if not dry_run:
+            await trio.to_thread.run_sync(copies.keep, url, scratch, answer.validators)
+            # The same file under its name now: what was read is remembered under that name.
+            advisories = await trio.to_thread.run_sync(read_copy, copies.archive(url))
+        skipped = sum(len(a.skipped) for a in advisories)
+        log.info(
+            "advisory feed %s: fetched, %s%s",
+            display,
+            _count(advisories),
+            f" ({skipped} affected entries of other ecosystems skipped as unusable)"
+            * bool(skipped),
+        )
+        return advisories
+    finally:
+        with contextlib.suppress(FileNotFoundError):  # renamed into place, or never written
+            scratch.unlink()
+
+
+def _scratch(copies: FeedCopies, url: str, dry_run: bool) -> Path:
+    """Where a new body is written: beside the kept copy, or (a dry run writes nothing in the
+    site) in the system's temporary directory."""
+    if not dry_run:
+        return copies.scratch(url)
+    handle, name = tempfile.mkstemp(prefix="sitegen-feed-", suffix=".zip")
+    os.close(handle)
+    return Path(name)
+
+
+def _count(advisories: tuple[Advisory, ...]) -> str:
+    return f"{len(advisories)} advisor{'y' if len(advisories) == 1 else 'ies'}"
+
+
+def _day(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(moment))

@@ -1,0 +1,257 @@
+"""Advisory feeds, the parts that need no network: an OSV zip archive read safely (bombs, names
+that climb out, members that are not advisories, damage) and the ``feeds`` setting (URLs,
+their secrets, how status shows them)."""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import logging
+import os
+import weakref
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sitegen.config import ConfigError, child_environment, make_scrub, parse_config
+from sitegen.filters import feeds
+from sitegen.filters.advisories import policy_of, show
+from sitegen.filters.feeds import site_feeds, with_feeds, with_kept_feeds
+from sitegen.filters.osv_archive import ArchiveError, ArchiveLimits, read_archive
+from sitegen.layout import FEED_ARCHIVE, advisory_feed_dir
+from testkit.advisories import write_feed, zlib_advisory
+
+pytestmark = pytest.mark.unit
+
+FEED = "https://osv.example.org/conda/all.zip"
+
+
+def zip_of(path: Path, members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def advisory(n: int) -> bytes:
+    return json.dumps({**zlib_advisory(), "id": f"TEST-{n}"}).encode()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_json_members_are_advisories_and_the_rest_is_passed_over(tmp_path):
+    archive = zip_of(
+        tmp_path / "all.zip",
+        {
+            "TEST-1.json": advisory(1),
+            "nested/TEST-2.JSON": json.dumps([json.loads(advisory(2))]).encode(),
+            "README.md": b"\x00\xff not an advisory",
+            "nested/": b"",
+            "LICENSE": b"Apache-2.0",
+        },
+    )
+    found = read_archive(archive)
+    assert [a.id for a in found] == ["TEST-1", "TEST-2"]
+    assert found[0].affected[0].name == "zlib" and found[0].score == 9.8
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("../escape.json", "climbs out"),
+        ("a/../../escape.json", "climbs out"),
+        ("/etc/cron.d/x.json", "absolute"),
+        ("C:/x.json", "absolute"),
+        ("a\\..\\x.json", "backslash"),
+        ("new\nline.json", "control characters"),
+        ("esc\x1b[31m.json", "control characters"),
+    ],
+)
+def test_a_member_name_that_climbs_out_refuses_the_archive(tmp_path, name, why):
+    archive = zip_of(tmp_path / "all.zip", {"TEST-1.json": advisory(1), name: advisory(2)})
+    with pytest.raises(ArchiveError, match="unsafe member name") as caught:
+        read_archive(archive)
+    assert why in str(caught.value)
+    assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value)  # quoted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.zip"]  # nothing extracted
+
+
+def test_a_member_past_its_cap_is_refused_unread_or_as_it_decompresses(tmp_path):
+    # 17 MiB of zeros deflate to a few kilobytes: a bomb by ratio, stopped at the 16 MiB cap.
+    bomb = zip_of(tmp_path / "bomb.zip", {"TEST-1.json": advisory(1), "big.json": bytes(17 << 20)})
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(ArchiveError, match=r"'big\.json' is larger than 16 MiB"):
+        read_archive(bomb)
+    # A header stating less than the member holds: zipfile reads no more than it states, and
+    # the checksum of that much does not match.
+    liar = tmp_path / "liar.zip"
+    data = bytearray(zip_of(liar, {"TEST-1.json": advisory(1) + b" " * 4000}).read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        info = archive.infolist()[0]
+    central = data.rindex(b"PK\x01\x02")
+    data[central + 24 : central + 28] = (100).to_bytes(4, "little")  # uncompressed size
+    local = info.header_offset
+    data[local + 22 : local + 26] = (100).to_bytes(4, "little")
+    liar.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="not a readable zip archive"):
+        read_archive(liar)
+
+
+def test_member_count_and_total_size_are_capped(tmp_path):
+    many = zip_of(tmp_path / "many.zip", {f"TEST-{n}.json": advisory(n) for n in range(30)})
+    assert len(read_archive(many)) == 30
+    with pytest.raises(ArchiveError, match="more than 20 members"):
+        read_archive(many, ArchiveLimits(members=20))
+    size = len(advisory(1))
+    with pytest.raises(ArchiveError, match="decompress to more than"):
+        read_archive(many, ArchiveLimits(total_bytes=size * 10))
+    # A zip directory far larger than the members allowed need is refused before it is parsed.
+    entries = zip_of(tmp_path / "entries.zip", {f"{n}.txt": b"" for n in range(2000)})
+    with pytest.raises(ArchiveError, match="zip directory is larger than"):
+        read_archive(entries, ArchiveLimits(directory_bytes=1000, member_bytes=500))
+
+
+def test_a_damaged_or_empty_archive_is_refused(tmp_path):
+    good = write_feed(tmp_path / "good.zip", [zlib_advisory()])
+    (tmp_path / "cut.zip").write_bytes(good[: len(good) // 2])
+    (tmp_path / "html.zip").write_bytes(b"<html>Service Unavailable</html>")
+    flipped = bytearray(good)
+    start = flipped.index(b"TEST-ZLIB-1.json") + len("TEST-ZLIB-1.json")
+    flipped[start + 10] ^= 0xFF  # inside the compressed data: CRC or inflate fails
+    (tmp_path / "flipped.zip").write_bytes(bytes(flipped))
+    zip_of(tmp_path / "empty.zip", {})
+    zip_of(tmp_path / "readme.zip", {"README.md": b"no advisories here"})
+    for name in ("cut.zip", "html.zip", "flipped.zip"):
+        with pytest.raises(ArchiveError, match="not a readable zip archive"):
+            read_archive(tmp_path / name)
+    for name in ("empty.zip", "readme.zip"):
+        with pytest.raises(ArchiveError, match="holds no advisories"):
+            read_archive(tmp_path / name)
+    with pytest.raises(ArchiveError, match="cannot read"):
+        read_archive(tmp_path / "absent.zip")
+
+
+def test_a_member_that_is_no_valid_advisory_refuses_the_archive_naming_it(tmp_path):
+    bad = json.dumps({**zlib_advisory(), "id": "TEST-2", "aliases": "CVE-1"}).encode()
+    archive = zip_of(tmp_path / "all.zip", {"TEST-1.json": advisory(1), "TEST-2.json": bad})
+    with pytest.raises(ArchiveError, match=r"member 'TEST-2.json': aliases: expected a list"):
+        read_archive(archive)
+    zip_of(archive, {"TEST-3.json": b"{not json"})
+    with pytest.raises(ArchiveError, match=r"member 'TEST-3.json': line 1: not valid JSON"):
+        read_archive(archive)
+
+
+def test_an_encrypted_member_refuses_the_archive(tmp_path):
+    data = bytearray(zip_of(tmp_path / "all.zip", {"TEST-1.json": advisory(1)}).read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # general purpose flags
+        at = data.index(signature) + offset
+        data[at] |= 0x1
+    (tmp_path / "all.zip").write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="encrypted"):
+        read_archive(tmp_path / "all.zip")
+
+
+# --------------------------------------------------------------------------- the setting
+
+
+def config_text(feeds: str, files: str = "") -> str:
+    return (
+        f"output: site\nfilters:\n  advisories: {{feeds: {feeds}{files}, min_score: 7}}\n"
+        "channels:\n  cloud/forge:\n    url: https://conda.example.org/forge\n"
+        "    subdirs: [linux-64]\n"
+    )
+
+
+def test_feeds_alone_or_beside_files_and_how_status_shows_them(tmp_path):
+    config = parse_config(config_text(f"[{FEED}, {FEED}]"), environ={})
+    policy = policy_of(config.filters)
+    assert policy is not None and policy.feeds == (FEED,) and policy.advisories == ()
+    assert show(config.filters) == {"feeds": [FEED], "min_score": 7.0, "allow": []}
+    (tmp_path / "zlib.json").write_text(json.dumps(zlib_advisory()))
+    both = parse_config(config_text(f"[{FEED}]", ", files: [zlib.json]"), base_dir=tmp_path)
+    assert [a.id for a in policy_of(both.filters).in_force] == ["TEST-ZLIB-1"]
+    assert site_feeds(both) == [FEED]
+    with pytest.raises(ConfigError, match=r"missing required key 'files'.* or 'feeds'"):
+        parse_config(config_text("[]").replace("feeds: [], ", ""))
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://osv.example.org/all.zip", "URL must start with https:// or http://"),
+        ("file:///srv/osv/all.zip", "URL must start with https:// or http://"),
+        ("https:///all.zip", "URL has no host"),
+        ("https://osv.example.org/t/tk-secret/all.zip", "literal token"),
+        ("https://osv.example.org/all.zip#part", "must not have a fragment"),
+        ("https://osv.example.org/${UNSET_FEED_TOKEN}/all.zip", "UNSET_FEED_TOKEN is not set"),
+    ],
+)
+def test_a_feed_url_is_checked_like_a_mirror_url(url, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_config(config_text(f"['{url}']"), environ={})
+    assert "tk-secret" not in str(caught.value)
+
+
+def test_a_feed_urls_secrets_are_scrubbed_and_kept_from_child_processes(monkeypatch):
+    monkeypatch.setenv("FEED_TOKEN", "tk-feed-secret")
+    monkeypatch.setenv("FEED_PASSWORD", "pw/with?odd#chars")
+    url = (
+        "https://reader:${FEED_PASSWORD}@osv.example.org/t/${FEED_TOKEN}/all.zip?key=${FEED_TOKEN}"
+    )
+    config = parse_config(config_text(f"['{url}']"), environ=os.environ)
+    assert config.secret_env == ("FEED_PASSWORD", "FEED_TOKEN")
+    scrub = make_scrub(config)
+    assert scrub("fetching tk-feed-secret, pw%2Fwith%3Fodd%23chars") == "fetching ***, ***"
+    children = child_environment(config)
+    assert "FEED_TOKEN" not in children and "FEED_PASSWORD" not in children
+    assert show(config.filters)["feeds"] == ["https://***@osv.example.org/t/***/all.zip?key=***"]
+
+
+def test_the_pages_read_the_kept_copies_and_a_missing_copy_adds_nothing(tmp_path):
+    config = parse_config(config_text(f"[{FEED}]"), environ={})
+    assert policy_of(with_kept_feeds(config, tmp_path).filters).in_force == ()
+    write_feed(advisory_feed_dir(tmp_path, FEED) / FEED_ARCHIVE, [zlib_advisory()])
+    kept = with_kept_feeds(config, tmp_path)
+    assert [a.id for a in policy_of(kept.filters).in_force] == ["TEST-ZLIB-1"]
+    assert kept.channels[0].filters is config.channels[0].filters  # no feed: the same level
+    assert with_feeds(config, {}) == config
+
+
+def test_httpx_request_lines_lose_query_values(caplog):
+    import sitegen.net.upstream  # noqa: F401 (installs the filter on httpx's logger)
+
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        logging.getLogger("httpx").info(
+            'HTTP Request: GET %s "HTTP/1.1 200 OK"', "https://osv.example.org/all.zip?key=tk-q"
+        )
+    assert "tk-q" not in caplog.text and "all.zip?key=***" in caplog.text
+
+
+def test_a_copy_is_parsed_once_as_it_is_on_disk_and_let_go_once_replaced(tmp_path, monkeypatch):
+    parsed: list[Path] = []
+
+    def counting(path: Path) -> tuple:
+        parsed.append(path)
+        return read_archive(path)
+
+    monkeypatch.setattr(feeds, "read_archive", counting)
+    kept = tmp_path / "feed.zip"
+    write_feed(kept, [zlib_advisory()])
+    first = feeds.read_copy(kept)
+    assert feeds.read_copy(kept) is first and parsed == [kept]
+    # A new copy read beside it, then renamed into place (as a run keeps one): read once.
+    scratch = tmp_path / "scratch.zip"
+    write_feed(scratch, [zlib_advisory(fixed="1.3.2")])
+    second = feeds.read_copy(scratch)
+    scratch.rename(kept)
+    assert feeds.read_copy(kept) is second and parsed == [kept, scratch]
+    # The first copy's advisories are let go once a later copy is read: the name holds another.
+    gone = weakref.ref(first[0])
+    del first
+    write_feed(scratch, [zlib_advisory(fixed="1.3.3")])
+    feeds.read_copy(scratch)
+    gc.collect()
+    assert gone() is None

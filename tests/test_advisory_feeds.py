@@ -1,0 +1,318 @@
+"""Advisory feeds in real runs: an OSV zip archive served over HTTP on 127.0.0.1 is fetched by
+each run (a 304 when unchanged), blocks what it names, outlives an outage or a bad archive as
+its last good copy, fails closed for its mirrors when there never was a good copy, and never
+shows the secrets its URL carries."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sitegen.config import SiteConfig, make_scrub
+from sitegen.layout import FEED_ARCHIVE, FEED_VALIDATORS, advisory_feed_dir, run_page_path
+from sitegen.sync.notify import run_summary
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.web.render import render_site
+from testkit.advisories import write_feed, zlib_advisory
+from testkit.site import channel_config, published, rewrite_repodata, site_config
+from testkit.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
+
+pytestmark = pytest.mark.integration
+
+CHANNEL = "cloud/example"
+OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
+NEW_ZLIB = {"zlib-1.3.1-hecd8fb3_0.conda", "zlib-1.3.1-hecd8fb3_0.tar.bz2"}
+FEED_PATH = "/conda/all.zip"
+
+
+async def run(config: SiteConfig, **options: bool) -> RunReport:
+    return await run_mirror(config, MirrorOptions(progress=False, **options))
+
+
+def feed_config(site: Path, upstream: str, feed: str) -> SiteConfig:
+    setting = f"filters: {{advisories: {{feeds: ['{feed}'], min_score: 7}}}}"
+    return channel_config(site, upstream, extra=setting)
+
+
+def bad_archives() -> dict[str, bytes]:
+    """Archives no run may use, by what is wrong with them."""
+    good = write_zip({"TEST-ZLIB-1.json": json.dumps(zlib_advisory()).encode()})
+    return {
+        "a bomb": write_zip({"TEST-ZLIB-1.json": b"[" + bytes(17 << 20)}),
+        "a name climbing out": write_zip({"../../cron.d/TEST.json": json.dumps(zlib_advisory())}),
+        "cut short": good[: len(good) // 2],
+        "an error page": b"<html>503 Service Unavailable</html>",
+        "no advisories": write_zip({"README.md": b"moved to a new address"}),
+    }
+
+
+def write_zip(members: dict[str, bytes | str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
+    example_upstream: ExampleUpstream,
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    feeds = tmp_path / "feeds"
+    archive = write_feed(feeds / "conda" / "all.zip", [zlib_advisory()], {"README.md": b"OSV"})
+    server = upstream_server_factory(feeds)
+    url = f"{server.url}{FEED_PATH}"
+    config = feed_config(site, example_upstream.url, url)
+
+    # A dry run fetches and applies the feed, and keeps nothing.
+    dry = await run(config, dry_run=True)
+    assert not dry.failed and dry.mirrors[0].subdirs["linux-64"].excluded == {
+        "advisory TEST-ZLIB-1": 2
+    }
+    assert not site.exists()
+    server.reset()
+
+    report = await run(config)
+    assert not report.failed, report.errors
+    (mirror,) = report.mirrors
+    assert mirror.subdirs["linux-64"].excluded == {"advisory TEST-ZLIB-1": 2}
+    assert mirror.warnings == [] and {b["file"] for b in mirror.advisories_blocked} == OLD_ZLIB
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+    assert published(site, CHANNEL, "linux-64") >= NEW_ZLIB
+    (first,) = server.requests
+    assert first.status == 200 and first.body_bytes == len(archive)
+    assert first.header("if-none-match") is None
+    kept = advisory_feed_dir(site, url)
+    assert (kept / FEED_ARCHIVE).read_bytes() == archive
+    assert json.loads((kept / FEED_VALIDATORS).read_bytes())["etag"]
+
+    # Unchanged: one conditional request, answered 304, and nothing downloaded.
+    server.reset()
+    report = await run(config)
+    assert not report.failed and report.mirrors[0].warnings == []
+    (again,) = server.requests
+    assert again.status == 304 and again.body_bytes == 0
+    assert again.header("if-none-match") == f'"{hashlib.sha256(archive).hexdigest()}"'
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+
+    # The package pages list the feed's advisories, from the copy the run kept.
+    render_site(config)
+    page = (site / CHANNEL / "packages" / "zlib.html").read_text()
+    notes = page.split('id="advisories"', 1)[1].split("</section>", 1)[0]
+    assert "TEST-ZLIB-1" in notes and "1.2.13" in notes and "blocked" in notes
+
+    # The feed changes upstream: 1.3.1 is affected too, and the next run selects again.
+    write_feed(feeds / "conda" / "all.zip", [zlib_advisory(fixed="1.3.2")])
+    report = await run(config)
+    assert not report.failed
+    assert not published(site, CHANNEL, "linux-64") & (OLD_ZLIB | NEW_ZLIB)
+    assert {b["file"] for b in report.mirrors[0].advisories_blocked} == OLD_ZLIB | NEW_ZLIB
+    assert server.requests[-1].status == 200
+
+
+async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in_force(
+    example_upstream: ExampleUpstream,
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    site = tmp_path / "site"
+    feeds = tmp_path / "feeds"
+    archive = write_feed(feeds / "conda" / "all.zip", [zlib_advisory()])
+    server = upstream_server_factory(feeds)
+    url = f"{server.url}{FEED_PATH}"
+    config = feed_config(site, example_upstream.url, url)
+    assert not (await run(config)).failed
+    kept = advisory_feed_dir(site, url) / FEED_ARCHIVE
+
+    server.add_fault(FEED_PATH, respond(503))
+    with caplog.at_level(logging.WARNING, logger="sitegen"):
+        report = await run(config)
+    assert not report.failed, report.errors  # a warning, not a failure
+    (warning,) = report.mirrors[0].warnings
+    assert warning.startswith(f"advisory feed {url} could not be refreshed: HTTP 503")
+    assert "last good copy" in warning
+    assert any(r.getMessage() == warning for r in caplog.records)
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+    assert report.mirrors[0].subdirs["linux-64"].excluded == {"advisory TEST-ZLIB-1": 2}
+    # The run page and the notification hooks' summary carry it too.
+    summary = run_summary(report, config, 0, make_scrub(config))
+    assert summary["mirrors"][0]["warnings"] == [warning]
+    render_site(config)
+    page = (site / run_page_path(report.id)).read_text()
+    assert '<ul class="warnings"><li>advisory feed' in page and "last good copy" in page
+
+    for what, body in bad_archives().items():
+        server.clear_faults()
+        server.add_fault(FEED_PATH, serve_bytes(body, "application/zip"))
+        report = await run(config)
+        assert not report.failed, (what, report.errors)
+        (warning,) = report.mirrors[0].warnings
+        assert "the archive it served cannot be used" in warning, (what, warning)
+        assert kept.read_bytes() == archive, what  # the good copy stays
+        assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB, what
+    assert sorted(p.name for p in kept.parent.iterdir()) == [FEED_ARCHIVE, FEED_VALIDATORS]
+    assert not list(tmp_path.rglob("cron.d"))  # nothing extracted anywhere
+
+    # Back up: the next run is fresh again, without a warning.
+    server.clear_faults()
+    report = await run(config)
+    assert not report.failed and report.mirrors[0].warnings == []
+
+    # A kept copy damaged on disk is not trusted after a 304: the feed is fetched whole again.
+    kept.write_bytes(archive[:100])
+    server.reset()
+    report = await run(config)
+    assert not report.failed and report.mirrors[0].warnings == []
+    assert [r.status for r in server.requests] == [304, 200]
+    assert server.requests[1].header("if-none-match") is None
+    assert kept.read_bytes() == archive
+
+
+@pytest.mark.parametrize("fault", ["down", "a bomb", "a name climbing out"])
+async def test_a_feed_never_had_fails_closed_for_its_mirrors_only(
+    example_upstream: ExampleUpstream,
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+    fault: str,
+) -> None:
+    site = tmp_path / "site"
+    feeds = tmp_path / "feeds"
+    write_feed(feeds / "conda" / "all.zip", [zlib_advisory()])
+    server = upstream_server_factory(feeds)
+    url = f"{server.url}{FEED_PATH}"
+    hook = respond(503) if fault == "down" else serve_bytes(bad_archives()[fault])
+    server.add_fault(FEED_PATH, hook)
+
+    def config(guarded: str) -> SiteConfig:
+        return site_config(
+            site,
+            f"""
+            channels:
+              cloud/guarded:
+                url: {example_upstream.url}
+                subdirs: [linux-64]
+                {guarded}
+              cloud/other:
+                url: {example_upstream.url}
+                subdirs: [linux-64]
+            """,
+        )
+
+    assert not (await run(config(""))).failed  # published before the feed was configured
+    before = (site / "cloud/guarded/linux-64/repodata.json").read_bytes()
+    assert published(site, "cloud/guarded", "linux-64") >= OLD_ZLIB
+
+    def drop_old_zlib(document: dict) -> None:  # upstream moves on
+        for key in ("packages", "packages.conda"):
+            document[key] = {
+                fn: r for fn, r in document[key].items() if not fn.startswith("zlib-1.2.13")
+            }
+
+    rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
+    setting = f"filters: {{advisories: {{feeds: ['{url}']}}}}"
+    report = await run(config(setting))
+
+    assert report.failed
+    mirrors = {m.name: m for m in report.mirrors}
+    (error,) = mirrors["cloud-guarded"].errors
+    assert error.startswith(f"advisory feed {url}: ") and "no good copy of it yet" in error
+    assert mirrors["cloud-guarded"].subdirs == {}  # not run: its upstream was not even read
+    assert mirrors["cloud-other"].errors == []
+    subdirs = {(c.channel, c.subdir): c for c in report.channels}
+    assert subdirs[("cloud/guarded", "linux-64")].status == "failed"
+    assert subdirs[("cloud/other", "linux-64")].status == "published"
+    # The previous publication stays, with what the feed would have had to decide on.
+    assert (site / "cloud/guarded/linux-64/repodata.json").read_bytes() == before
+    assert not published(site, "cloud/other", "linux-64") & OLD_ZLIB
+    assert not advisory_feed_dir(site, url).joinpath(FEED_ARCHIVE).exists()
+
+    server.clear_faults()  # the feed comes up: the mirror runs, and the feed blocks
+    report = await run(config(setting))
+    assert not report.failed, report.errors
+    assert published(site, "cloud/guarded", "linux-64") >= NEW_ZLIB
+    assert not published(site, "cloud/guarded", "linux-64") & OLD_ZLIB
+
+
+TOKEN = "tk-" + random.Random(20261205).randbytes(12).hex()
+PASSWORD = "pw-" + random.Random(20261206).randbytes(12).hex()
+
+
+def test_the_secrets_of_a_feed_url_never_reach_logs_pages_or_the_site(
+    example_upstream: ExampleUpstream,
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+) -> None:
+    feeds = tmp_path / "feeds"
+    write_feed(feeds / "t" / TOKEN / "conda" / "all.zip", [zlib_advisory()])
+    server = upstream_server_factory(feeds)
+    host = server.url.removeprefix("http://")
+    url = f"http://reader:${{FEED_PASSWORD}}@{host}/t/${{FEED_TOKEN}}/conda/all.zip?key=${{FEED_TOKEN}}"
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"""\
+output: {site}
+download: {{retries: 1, timeout: 5}}
+filters:
+  advisories: {{feeds: ['{url}']}}
+channels:
+  {CHANNEL}:
+    url: {example_upstream.url}
+    subdirs: [linux-64]
+"""
+    )
+    env = {**os.environ, "FEED_TOKEN": TOKEN, "FEED_PASSWORD": PASSWORD}
+
+    def sitegen(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "sitegen", "-v", *args],
+            capture_output=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
+
+    path = f"/t/{TOKEN}/conda/all.zip"
+    runs = [sitegen("mirror", "-c", str(config), "--no-progress")]  # fetched
+    runs.append(sitegen("mirror", "-c", str(config), "--no-progress"))  # 304
+    server.add_fault(path, respond(503, f"no {path} here".encode()))
+    runs.append(sitegen("mirror", "-c", str(config), "--no-progress"))  # down
+    server.add_fault(path, serve_bytes(b"not a zip " + TOKEN.encode()))
+    runs.append(sitegen("mirror", "-c", str(config), "--no-progress"))  # a bad archive
+    runs.append(sitegen("render", "-c", str(config)))
+    assert [r.returncode for r in runs] == [0, 0, 0, 0, 0], runs[0].stderr.decode()
+
+    statuses = [r.status for r in server.requests if r.path == path]
+    assert statuses[:2] == [200, 304] and 503 in statuses
+    (sent,) = {r.query for r in server.requests if r.path == path}
+    assert sent == f"key={TOKEN}"  # the secrets were sent, where they belong
+    basic = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
+    assert {r.header("authorization") for r in server.requests} == {basic}
+    down = runs[2].stderr.decode()
+    assert f"advisory feed http://***@{host}/t/***/conda/all.zip?key=*** could not" in down
+    for proc in runs:
+        output = proc.stdout + proc.stderr
+        for secret in (TOKEN, PASSWORD):
+            assert secret.encode() not in output, output.decode(errors="replace")
+    files = [p for p in site.rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for file in files:
+        data = file.read_bytes()
+        assert TOKEN.encode() not in data and PASSWORD.encode() not in data, file
+        assert TOKEN not in str(file) and PASSWORD not in str(file)
