@@ -336,6 +336,17 @@ def test_a_mirror_that_could_not_read_upstream_says_failed_not_kept_nothing(
 
 
 @pytest.mark.unit
+def test_a_mirror_that_was_not_run_says_so_not_that_upstream_could_not_be_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No subdir tried: an ${ENV} unset, a CA bundle missing, an advisory feed never had.
+    unusable = MirrorReport("m", "c", "https://up.example/c", errors=["advisory feed ..."])
+    with caplog.at_level(logging.INFO, logger="sitegen"):
+        finish(RunReport(id="r", started=0.0, mirrors=[unusable]))
+    assert [r.getMessage() for r in caplog.records] == ["m: failed: not run"]
+
+
+@pytest.mark.unit
 def test_a_local_source_whose_folder_could_not_be_read_says_the_folder(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -280,7 +280,10 @@ def finish(report: RunReport) -> None:
         mr.status = FAILED if mr.errors else COMPLETED
         if mr.errors and not mr.read_upstream():
             source = "the folder" if mr.local else "upstream"
-            log.info("%s: failed: %s could not be read", mr.name, source)  # its counts are nil
+            # Its counts are nil. A mirror with no subdir tried was not run at all (an ${ENV}
+            # unset, an advisory feed never had): its error, logged already, says why.
+            why = f"{source} could not be read" if mr.subdirs else "not run"
+            log.info("%s: failed: %s", mr.name, why)
         else:
             excluded = ", ".join(f"{n} {r}" for r, n in mr.excluded_totals().items())
             kept = sum(s.kept for s in mr.subdirs.values())
