@@ -205,6 +205,19 @@ def test_records_own_purls_name_their_upstream_package_and_version(tmp_path):
     }
 
 
+def test_a_version_in_a_records_purl_that_conda_cannot_read_is_the_records_own(tmp_path):
+    # Upstream metadata: such a version must not end the selection (the whole run) with an
+    # error; the purl still names the package, compared by the record's version.
+    advisories = [{"id": "PYSEC-foo", "affected": [pypi("foo", "1.0.1")]}]
+    records = [
+        rec("foo-python", "1.0", purls=["pkg:pypi/foo@1..0"]),
+        rec("foo-python", "1.0.1", purls=["pkg:pypi/foo@not a version!"]),
+    ]
+    assert excluded(spec(tmp_path, advisories, None), records) == {
+        "foo-python-1.0-0.conda": "advisory PYSEC-foo",
+    }
+
+
 def test_entries_of_unmapped_ecosystems_stay_ignored_and_unusable_ones_are_skipped(
     tmp_path, caplog
 ):

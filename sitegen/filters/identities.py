@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from sitegen.conda.version import InvalidVersionError, parse_version
 from sitegen.config.operator_files import OperatorFileError, read_capped
 from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json
 from sitegen.filters.purls import PurlError, parse_purl
@@ -96,7 +97,8 @@ def _add(out: NameKeys, name: str, purls: Iterable[JsonNode]) -> None:
 
 def record_purls(raw: dict[str, object]) -> tuple[tuple[str, str | None], ...]:
     """(key, version) of the package URLs a repodata record carries itself (CEP draft #63
-    ``purls``); upstream metadata, so what is not a package URL is passed over."""
+    ``purls``); upstream metadata, so what is not a package URL is passed over, and a version
+    conda cannot read is dropped (the record's own version stands in)."""
     purls = raw.get("purls")
     if not isinstance(purls, list):
         return ()
@@ -111,4 +113,11 @@ def _record_purl(text: str) -> tuple[str, str | None] | None:
         purl = parse_purl(text)
     except PurlError:
         return None
+    if purl.version is not None:
+        try:
+            parse_version(purl.version)
+        except InvalidVersionError:
+            # Not comparable with an advisory's ranges: the purl still names the package,
+            # and the record's own version is compared, as for a purl without one.
+            return purl.key, None
     return purl.key, purl.version
