@@ -71,6 +71,27 @@ def test_package_keys_normalise_names_as_each_ecosystem_compares_them():
     assert ecosystem_key("CRAN", "Matrix") == "cran/Matrix"
 
 
+def test_a_namespace_may_hold_an_unencoded_at_sign():
+    # The spec splits the version off at the last "@"; npm scopes are often written plainly.
+    scoped = parse_purl("pkg:npm/@babel/core@7.23.2")
+    assert (scoped.key, scoped.version) == ("npm/@babel/core", "7.23.2")
+    assert parse_purl("pkg:npm/@babel/core").key == ecosystem_key("npm", "@babel/core")
+    assert parse_purl("pkg:npm/%40babel/core@7.23.2") == scoped
+    assert parse_purl("pkg:pypi/requests@2.31.0?x=1#sub").version == "2.31.0"
+
+
+def test_a_records_purl_with_an_npm_scope_is_matched(tmp_path):
+    npm = {"package": {"ecosystem": "npm", "name": "@babel/core"}, "versions": ["7.0.0"]}
+    advisories = [{"id": "GHSA-babel", "affected": [npm]}]
+    records = [
+        rec("babel-core", "7.0.0", purls=["pkg:npm/@babel/core@7.0.0"]),
+        rec("babel-core", "7.1.0", purls=["pkg:npm/@babel/core@7.1.0"]),
+    ]
+    assert excluded(spec(tmp_path, advisories, None), records) == {
+        "babel-core-7.0.0-0.conda": "advisory GHSA-babel"
+    }
+
+
 # --------------------------------------------------------------------------- matching
 
 

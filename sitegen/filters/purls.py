@@ -59,7 +59,11 @@ def parse_purl(text: str) -> Purl:
         raise PurlError(f"not a package URL: {text!r}")
     body = text[4:].lstrip("/").split("#")[0].split("?")[0]
     kind, _, rest = body.partition("/")
-    path, _, version = rest.partition("@")
+    # The version follows the last "@" (the spec splits from the right), in the last segment:
+    # a namespace may hold an "@" unencoded, as npm scopes are often written (@babel/core).
+    namespace, slash, last = rest.rpartition("/")
+    name, _, version = last.rpartition("@") if "@" in last else (last, "", "")
+    path = namespace + slash + name
     parts = [unquote(p) for p in path.strip("/").split("/") if p]
     if not kind or not parts:
         raise PurlError(f"package URL without a name: {text!r}")
