@@ -183,3 +183,54 @@ def test_stop_leaves_alone_a_lock_holder_that_reused_a_killed_runs_pid(
     finally:
         holder.kill()
         holder.wait()
+
+
+# A `sitegen mirror` whose run, once its pipeline is done, takes its time to record how it
+# ended (as writing the record of a first run of a large channel does): it says when.
+SLOW_RECORD = """
+import sys, time
+from sitegen.cli import main
+from sitegen.sync.history import History
+from sitegen.sync.report import RUNNING
+
+save = History.save
+
+def slow_save(self, report):
+    if report.status != RUNNING:
+        print("recording", flush=True)
+        time.sleep(3)
+    save(self, report)
+
+History.save = slow_save
+sys.exit(main(["mirror", "-c", sys.argv[1], "--no-progress"]))
+"""
+
+
+@pytest.mark.integration
+def test_a_stop_while_the_run_records_its_end_leaves_the_record_complete(
+    tmp_path: Path, example_upstream: ExampleUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run is signalled while its record still says "running": the record is finished
+    before the signal takes effect, not left "running" (then "interrupted") by it."""
+    site, config = write_config(tmp_path, example_upstream.url)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_RECORD, str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "recording"
+        assert [r["status"] for r in records(site)] == ["running"]
+        assert main(["stop", "-c", str(config), "--timeout", "60"]) == EXIT_OK
+        out = capsys.readouterr().out
+        assert f"(pid {proc.pid}) released the site; recorded as completed" in out, out
+        assert [r["status"] for r in records(site)] == ["completed"]
+        # Then the signal takes effect, as a SIGTERM after the run: the command is interrupted.
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=60)

@@ -14,7 +14,8 @@ import os
 import signal
 import threading
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import trio
 
@@ -114,12 +115,14 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             report.status, report.ended = COMPLETED, time.time()
             return report
         record = not options.dry_run
-        if record:
-            _save(history, report)
         stopped = False
         crash: Exception | None = None
         try:
+            # From before the record says "running" (which `sitegen stop` looks for), a signal
+            # stops the run cleanly.
             with _signals() as signals:
+                if record:
+                    _save(history, report)
                 async with trio.open_nursery() as nursery:
 
                     async def stop_on_signal() -> None:
@@ -154,7 +157,10 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 if mr.status == RUNNING:
                     mr.status = report.status if report.status != COMPLETED else mr.status
             if record:
-                _save(history, report)
+                # A signal while the record is written takes effect once it is: cut short,
+                # the record would stay "running".
+                with _signals_held():
+                    _save(history, report)
         if crash is not None:
             raise RunError(report) from crash
         return report
@@ -175,6 +181,30 @@ def _save(history: History, report: RunReport) -> None:
         # interrupted by the next run.
         report.errors.append(f"could not record the run: {exc.strerror or exc}")
         log.error("could not record run %s: %s", report.id, exc)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM noted while this lasts and raised again when it ends, to whatever
+    handles them then (main thread; a signal mask would not do: another thread of the process
+    would take the signal)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        caught.append(signum)
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            # None: a handler not set from Python, which cannot be put back; the default then.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
 
 
 def _signals():
