@@ -239,3 +239,22 @@ def test_a_run_holding_the_lock_keeps_the_removal_out(
     assert "another sitegen run" in caplog.text and "nothing was removed" in caplog.text
     assert m.everything() == before
     assert m.run("remove", "c/old") == EXIT_OK
+
+
+def test_a_channel_configured_where_the_removed_one_kept_its_pages_stays(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """c/packages is a configured channel of its own once c is not: the removal of c leaves
+    it, though c's package pages were in that folder."""
+    m = Mirror(tmp_path, example_upstream)
+    m.configure(("c", "linux-64"))
+    m.mirror()
+    m.configure(("c/packages", "linux-64"), ("c/approvals", "linux-64"))
+    m.mirror()
+    kept = snapshot(m.site / "c/packages"), snapshot(m.site / "c/approvals")
+
+    assert m.run("remove", "c") == EXIT_OK
+    assert not (m.site / "c/linux-64").exists() and not (m.site / "c/index.html").exists()
+    assert (snapshot(m.site / "c/packages"), snapshot(m.site / "c/approvals")) == kept
+    assert_channel_consistent(m.site, "c/packages")
+    assert_channel_consistent(m.site, "c/approvals")

@@ -167,22 +167,29 @@ def remove_files(site: Site, removal: Removal, report: RemovalReport | None = No
             report.files[subdir] = count
 
 
-def channel_pages(removal: Removal) -> tuple[list[str], list[str]]:
-    """The channel's own pages: (files, folders of pages), site-relative."""
+def channel_pages(config: SiteConfig, removal: Removal) -> tuple[list[str], list[str]]:
+    """The channel's own pages: (files, folders of pages), site-relative. A name that is (or
+    holds) a configured channel is that channel's now, not a page of this one: left out
+    (``c/packages`` may be configured once ``c`` is not)."""
     channel = removal.channel
     files = [channel_index_path(channel), search_index_path(channel)]
     folders = [
         str(PurePosixPath(package_page_path(channel, "x")).parent),
         str(PurePosixPath(approved_page_path(channel)).parent),
     ]
-    return files, folders
+    configured = [c.path for c in config.channels]
+
+    def pages(relpath: str) -> bool:
+        return not any(c == relpath or c.startswith(f"{relpath}/") for c in configured)
+
+    return [f for f in files if pages(f)], [f for f in folders if pages(f)]
 
 
-def remove_pages(site: Site, removal: Removal) -> None:
+def remove_pages(config: SiteConfig, site: Site, removal: Removal) -> None:
     """Stage 4: the channel's own pages (the next render leaves it off the landing page)."""
     if not removal.whole_channel:
         return
-    files, folders = channel_pages(removal)
+    files, folders = channel_pages(config, removal)
     for relpath in files:
         site.remove(site.path(relpath))
     for relpath in folders:
@@ -220,7 +227,7 @@ def dry_run(config: SiteConfig, removal: Removal) -> list[str]:
         used, files = disk_usage(site.path(relpath), set())
         lines.append(f"{relpath}/ ({counted(files, 'file')}, {human_bytes(used)})")
     if removal.whole_channel:
-        files, folders = channel_pages(removal)
+        files, folders = channel_pages(config, removal)
         files += [channeldata_path(removal.channel), notices_path(removal.channel)]
         lines += [p for p in sorted(files) if site.path(p).is_file()]
         lines += [f"{p}/" for p in folders if site.path(p).is_dir()]
@@ -247,7 +254,7 @@ def remove(config: SiteConfig, path: str) -> RemovalReport:
         report.state = remove_state(
             site, config, removal.channel, removal.subdirs, removal.whole_channel
         )
-        remove_pages(site, removal)
+        remove_pages(config, site, removal)
         for kept in remove_directories(site, removal):
             log.warning("%s: kept, not empty (a channel nested in it, or files of others)", kept)
         report.record = _record(site, config, report, started)
