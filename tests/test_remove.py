@@ -258,3 +258,28 @@ def test_a_channel_configured_where_the_removed_one_kept_its_pages_stays(
     assert (snapshot(m.site / "c/packages"), snapshot(m.site / "c/approvals")) == kept
     assert_channel_consistent(m.site, "c/packages")
     assert_channel_consistent(m.site, "c/approvals")
+
+
+def test_symlinks_among_the_channels_own_names_go_themselves_not_what_they_name(
+    built: Mirror, tmp_path: Path
+) -> None:
+    m = built
+    outside = tmp_path / "outside"
+    (outside / "pages").mkdir(parents=True)
+    (outside / "index.html").write_text("not the site's")
+    (outside / "pages" / "numpy.html").write_text("not the site's")
+    for name, target in [
+        ("index.html", outside / "index.html"),
+        ("channeldata.json", outside / "index.html"),
+        ("approvals", outside / "pages"),
+    ]:
+        (m.site / "c/old" / name).unlink(missing_ok=True)
+        (m.site / "c/old" / name).symlink_to(target)
+    before = snapshot(outside)
+
+    assert m.run("remove", "c/old", "--dry-run") == EXIT_OK
+    assert m.run("remove", "c/old") == EXIT_OK
+    assert snapshot(outside) == before
+    assert not (m.site / "c/old/index.html").is_symlink()
+    assert not (m.site / "c/old/channeldata.json").is_symlink()
+    assert not (m.site / "c/old/linux-64").exists()

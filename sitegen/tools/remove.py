@@ -133,6 +133,13 @@ def plan_removal(config: SiteConfig, path: str) -> Removal:
 # ------------------------------------------------------------------ the stages
 
 
+def named(site: Site, relpath: str) -> Path:
+    """A name in the channel's folder, not resolved: a symlink there (someone else's, into
+    or out of the site) is itself what goes, never followed."""
+    folder, _, name = relpath.rpartition("/")
+    return site.path(folder) / name
+
+
 def remove_metadata(site: Site, removal: Removal) -> None:
     """Stage 1: clients stop seeing the packages; ``repodata.json`` stays, naming nothing."""
     for subdir in removal.subdirs:
@@ -143,8 +150,8 @@ def remove_metadata(site: Site, removal: Removal) -> None:
         empty = encode_repodata(subdir, {}, [], [], {"repodata_version": 1})
         site.write_bytes(directory / REPODATA, empty)
     if removal.whole_channel:
-        site.remove(site.path(channeldata_path(removal.channel)))
-        site.remove(site.path(notices_path(removal.channel)))
+        site.remove(named(site, channeldata_path(removal.channel)))
+        site.remove(named(site, notices_path(removal.channel)))
 
 
 def remove_files(site: Site, removal: Removal, report: RemovalReport | None = None) -> None:
@@ -191,9 +198,9 @@ def remove_pages(config: SiteConfig, site: Site, removal: Removal) -> None:
         return
     files, folders = channel_pages(config, removal)
     for relpath in files:
-        site.remove(site.path(relpath))
+        site.remove(named(site, relpath))
     for relpath in folders:
-        folder = site.path(relpath)
+        folder = named(site, relpath)
         if folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder)
 
@@ -229,8 +236,10 @@ def dry_run(config: SiteConfig, removal: Removal) -> list[str]:
     if removal.whole_channel:
         files, folders = channel_pages(config, removal)
         files += [channeldata_path(removal.channel), notices_path(removal.channel)]
-        lines += [p for p in sorted(files) if site.path(p).is_file()]
-        lines += [f"{p}/" for p in folders if site.path(p).is_dir()]
+        lines += [p for p in sorted(files) if named(site, p).is_file()]
+        lines += [
+            f"{p}/" for p in folders if named(site, p).is_dir() and not named(site, p).is_symlink()
+        ]
     state = state_paths(site, config, removal.channel, removal.subdirs, removal.whole_channel)
     for path in state:
         if path.exists():
