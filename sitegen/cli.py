@@ -122,5 +122,12 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is. A type of its own, not KeyboardInterrupt itself:
+    CPython 3.11 takes a KeyboardInterrupt raised inside code compiled from a string (a
+    dataclass's generated methods as a module is imported) as unhandled even once caught, and
+    ends the process by SIGINT instead of with the status the command returned."""
+
+
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
