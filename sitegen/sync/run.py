@@ -14,8 +14,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import AsyncIterator
+from contextlib import nullcontext
 
 import trio
 
@@ -115,55 +115,80 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             report.status, report.ended = COMPLETED, time.time()
             return report
         record = not options.dry_run
-        stopped = False
         crash: Exception | None = None
-        try:
-            # From before the record says "running" (which `sitegen stop` looks for), a signal
-            # stops the run cleanly.
-            with _signals() as signals:
-                if record:
-                    _save(history, report)
-                async with trio.open_nursery() as nursery:
-
-                    async def stop_on_signal() -> None:
-                        nonlocal stopped
-                        async for signum in signals:
-                            log.warning("received %s: stopping", signal.Signals(signum).name)
-                            stopped = True
-                            nursery.cancel_scope.cancel()
-                            return
-
-                    nursery.start_soon(stop_on_signal)
-                    scope = RunScope.of(config, options, site, selected)
-                    # A run waiting on the network says so, every few seconds.
-                    nursery.start_soon(heartbeat, scope.activity)
-                    await run_pipeline(scope, report)
-                    nursery.cancel_scope.cancel()
-            if stopped:
-                report.status = STOPPED
-                report.errors.append("stopped by a signal before it finished")
-            else:
-                report.status = FAILED if report.failed else COMPLETED
-        except Exception as exc:
-            report.status = FAILED
-            report.errors.append(f"unexpected error: {_describe(exc)}")
-            crash = exc
-        except BaseException:  # a stop (Cancelled, KeyboardInterrupt) or the like
-            report.status = STOPPED
-            raise
-        finally:
-            report.ended = time.time()
-            for mr in report.mirrors:
-                if mr.status == RUNNING:
-                    mr.status = report.status if report.status != COMPLETED else mr.status
-            if record:
-                # A signal while the record is written takes effect once it is: cut short,
-                # the record would stay "running".
-                with _signals_held():
-                    _save(history, report)
+        escaping: BaseException | None = None  # raised once the listener is gone
+        # From before the record says "running" (which `sitegen stop` looks for) until after
+        # its last record is saved, SIGINT and SIGTERM are events for this listener: the first
+        # stops the run cleanly, later ones (an impatient operator, a service manager's second
+        # try) are taken in too. None of them is left pending for Python's own handlers, which
+        # would raise KeyboardInterrupt wherever the run happens to be (a record half written,
+        # an import).
+        with _signals() as signals:
+            async with trio.open_nursery() as listening:
+                stop = _StopListener()
+                listening.start_soon(stop.listen, signals)
+                try:
+                    if record:
+                        _save(history, report)
+                    with stop.run_scope:
+                        async with trio.open_nursery() as nursery:
+                            scope = RunScope.of(config, options, site, selected)
+                            # A run waiting on the network says so, every few seconds.
+                            nursery.start_soon(heartbeat, scope.activity)
+                            await run_pipeline(scope, report)
+                            nursery.cancel_scope.cancel()  # the heartbeat
+                    if stop.run_scope.cancelled_caught:
+                        report.status = STOPPED
+                        report.errors.append("stopped by a signal before it finished")
+                    else:
+                        report.status = FAILED if report.failed else COMPLETED
+                except Exception as exc:
+                    report.status = FAILED
+                    report.errors.append(f"unexpected error: {_describe(exc)}")
+                    crash = exc
+                except BaseException as exc:  # cancelled from outside, or the like
+                    report.status = STOPPED
+                    escaping = exc  # out of the nursery, not wrapped in a group by it
+                finally:
+                    stop.over = True
+                    report.ended = time.time()
+                    for mr in report.mirrors:
+                        if mr.status == RUNNING:
+                            mr.status = report.status if report.status != COMPLETED else mr.status
+                    if record:
+                        _save(history, report)
+                    with trio.CancelScope(shield=True):
+                        # A signal that came during the save reaches the listener first.
+                        await trio.lowlevel.checkpoint()
+                        await trio.lowlevel.checkpoint()
+                    listening.cancel_scope.cancel()
+        if escaping is not None:
+            raise escaping
         if crash is not None:
             raise RunError(report) from crash
+        if stop.late:
+            # A signal once the run was over, while its record was saved: the command stops
+            # as it does on a signal that comes a moment later.
+            raise KeyboardInterrupt
         return report
+
+
+class _StopListener:
+    """Takes SIGINT/SIGTERM for a run: the first cancels ``run_scope`` (the run stops
+    cleanly); one that comes once the run is ``over`` is noted as ``late``."""
+
+    def __init__(self) -> None:
+        self.run_scope = trio.CancelScope()
+        self.over = False
+        self.late = False
+
+    async def listen(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            if self.over:
+                self.late = True
+            elif not self.run_scope.cancel_called:
+                log.warning("received %s: stopping", signal.Signals(signum).name)
+                self.run_scope.cancel()
 
 
 def _describe(exc: BaseException) -> str:
@@ -181,30 +206,6 @@ def _save(history: History, report: RunReport) -> None:
         # interrupted by the next run.
         report.errors.append(f"could not record the run: {exc.strerror or exc}")
         log.error("could not record run %s: %s", report.id, exc)
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM noted while this lasts and raised again when it ends, to whatever
-    handles them then (main thread; a signal mask would not do: another thread of the process
-    would take the signal)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-
-    def note(signum: int, _frame: object) -> None:
-        caught.append(signum)
-
-    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            # None: a handler not set from Python, which cannot be put back; the default then.
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        for signum in dict.fromkeys(caught):
-            signal.raise_signal(signum)
 
 
 def _signals():
