@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from urllib.parse import quote
 
 from sitegen.conda.notices import NOTICES_FILE
 from sitegen.conda.schema import PACKAGE_SUFFIXES
@@ -269,6 +270,13 @@ def channel_state_dirs(root: Path, channel: str) -> tuple[Path, ...]:
     """The folders of the private state that hold a channel's per-subdir files (one each per
     kind of :func:`subdir_state_paths`); a channel nested in it has folders of its own below."""
     return tuple(dict.fromkeys(p.parent for p in subdir_state_paths(root, channel, "noarch")))
+
+
+def removal_journal_path(root: Path, path: str) -> Path:
+    """What ``sitegen remove PATH`` is removing (its plan and counts), kept from before its
+    first deletion until its record is in the history: a re-run after a crash anywhere finds
+    the removal by it, even once nothing of the channel is left on disk."""
+    return state_dir(root) / "removing" / f"{quote(path, safe='')}.json"
 
 
 def local_index_path(root: Path, mirror: str) -> Path:

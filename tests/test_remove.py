@@ -15,7 +15,15 @@ from sitegen.layout import subdir_state_paths
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History
-from sitegen.tools.remove import plan_removal, remove_files, remove_metadata
+from sitegen.tools.remove import (
+    plan_removal,
+    remove_directories,
+    remove_files,
+    remove_metadata,
+    remove_pages,
+)
+from sitegen.tools.remove_journal import begin
+from sitegen.tools.remove_state import remove_state
 from testkit.site import assert_channel_consistent, read_repodata, record_filenames, snapshot
 from testkit.upstream import ExampleUpstream
 
@@ -227,6 +235,48 @@ def test_a_removal_stopped_midway_is_finished_by_the_next(
     assert m.run("remove", "c/old") == EXIT_OK
     assert_gone(m, "c/old", "c-old")
     assert_channel_consistent(m.site, "c/x")
+
+
+@pytest.mark.parametrize("left", ["empty folders", "nothing"])
+def test_a_removal_stopped_past_its_last_repodata_is_finished_and_recorded(
+    built: Mirror, capsys: pytest.CaptureFixture[str], left: str
+) -> None:
+    """Killed once the last repodata.json went (the folders emptied, or removed too) but
+    before the record: nothing on disk names the channel any more; the journal does."""
+    m = built
+    config = load_config(m.config)
+    site = Site(m.site)
+    removal = plan_removal(config, "c/old")
+    begin(site, removal)
+    remove_metadata(site, removal)
+    remove_files(site, removal)
+    remove_state(site, config, removal.channel, removal.subdirs, removal.whole_channel)
+    remove_pages(config, site, removal)
+    if left == "nothing":
+        remove_directories(site, removal)
+    else:
+        for subdir in removal.subdirs:
+            (m.site / "c/old" / subdir / "repodata.json").unlink()
+        assert (m.site / "c/old/linux-64").is_dir()
+    capsys.readouterr()
+    assert m.run("status", "--json") == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["unconfigured"] == []
+    assert not [r for r in History(site).runs() if r.options.get("remove")]
+
+    assert m.run("remove", "c/old") == EXIT_OK
+    assert_gone(m, "c/old", "c-old")
+    [record] = [r for r in History(site).runs() if r.options.get("remove")]
+    assert {(c.channel, c.subdir, c.status) for c in record.channels} == {
+        ("c/old", "linux-64", "removed"),
+        ("c/old", "noarch", "removed"),
+    }
+    # Counted before the first deletion, so the record is the one a clean removal writes.
+    assert sum(c.deleted_files for c in record.channels) > 1
+    assert not (m.site / ".sitegen/removing").exists() or not any(
+        (m.site / ".sitegen/removing").iterdir()
+    )
+    # Finished: the same command now finds nothing to do.
+    assert m.run("remove", "c/old") == EXIT_CONFIG
 
 
 def test_a_run_holding_the_lock_keeps_the_removal_out(

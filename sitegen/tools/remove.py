@@ -8,7 +8,9 @@ configuration still names or that is not a published channel or subdir (found as
 run works on the site meanwhile.
 
 The stages go in an order a crash can stop anywhere: what is left is still found as a
-published, unconfigured subdir, and the same command finishes it.
+published, unconfigured subdir, and the same command finishes it. Before the first deletion the
+plan and the counts of what goes are kept in a journal (:mod:`sitegen.tools.remove_journal`),
+by which the same command finishes the removal even past its last ``repodata.json``.
 
 1. metadata: the shard index, ``current_repodata.json``, ``repodata.json.zst`` (and ``.bz2``),
    then ``repodata.json`` replaced by one with no record (the file by which web server and
@@ -43,6 +45,7 @@ from sitegen.layout import (
     metadata_files,
     notices_path,
     package_page_path,
+    removal_journal_path,
     search_index_path,
 )
 from sitegen.net.activity import counted, human_bytes
@@ -50,6 +53,7 @@ from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id, noted_access
 from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunAccess, RunReport
+from sitegen.tools.remove_journal import Removal, begin, read_journal
 from sitegen.tools.remove_state import remove_empty_dirs, remove_state, state_paths
 from sitegen.tools.site_disk import configured_subdirs, disk_usage, unconfigured_subdirs
 
@@ -60,20 +64,6 @@ REMOVED = "removed"  # a subdir's status in the run record of a removal
 
 class RemovalRefused(Exception):
     """The path is not one this command removes; nothing was touched."""
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What one ``sitegen remove`` deletes: ``subdirs`` of ``channel``, and the channel's own
-    files, pages and state too when ``whole_channel`` (no published subdir of it remains)."""
-
-    path: str  # as asked, site-relative
-    channel: str
-    subdirs: tuple[str, ...]
-    whole_channel: bool
-
-    def subdir_paths(self) -> list[str]:
-        return [f"{self.channel}/{s}" for s in self.subdirs]
 
 
 @dataclass
@@ -103,8 +93,29 @@ def site_relative(config: SiteConfig, path: str) -> str:
 
 def plan_removal(config: SiteConfig, path: str) -> Removal:
     """What removing ``path`` deletes; :class:`RemovalRefused` for a path the configuration
-    still names, or that is not a published channel or subdir it does not name."""
+    still names, or that is neither a published channel or subdir it does not name nor one
+    an earlier removal left unfinished (its journal, merged with what is still published)."""
     path = site_relative(config, path)
+    found = _published_removal(config, path)
+    journal = read_journal(Site(config.output), path)
+    if journal is None:
+        if found is None:
+            source = str(config.source) if config.source else "channels.yaml"
+            raise RemovalRefused(
+                f"nothing is published at {path} that {source} does not configure"
+                " (`sitegen status` lists the subdirs still published but not configured)"
+            )
+        return found
+    earlier = journal.removal
+    if found is None:
+        return earlier
+    subdirs = tuple(dict.fromkeys(earlier.subdirs + found.subdirs))
+    return Removal(path, earlier.channel, subdirs, earlier.whole_channel or found.whole_channel)
+
+
+def _published_removal(config: SiteConfig, path: str) -> Removal | None:
+    """The removal of ``path`` as the site's published subdirs show it (None: nothing is
+    published there); :class:`RemovalRefused` for a path the configuration still names."""
     channels = {c.path for c in config.channels}
     configured = configured_subdirs(config)
     source = str(config.source) if config.source else "channels.yaml"
@@ -122,12 +133,7 @@ def plan_removal(config: SiteConfig, path: str) -> Removal:
         whole = parent not in channels and siblings == [path]
         return Removal(path, parent, (path.rpartition("/")[2],), whole)
     below = [p.rpartition("/")[2] for p in published if p.rpartition("/")[0] == path]
-    if not below:
-        raise RemovalRefused(
-            f"nothing is published at {path} that {source} does not configure"
-            " (`sitegen status` lists the subdirs still published but not configured)"
-        )
-    return Removal(path, path, tuple(below), True)
+    return Removal(path, path, tuple(below), True) if below else None
 
 
 # ------------------------------------------------------------------ the stages
@@ -144,6 +150,8 @@ def remove_metadata(site: Site, removal: Removal) -> None:
     """Stage 1: clients stop seeing the packages; ``repodata.json`` stays, naming nothing."""
     for subdir in removal.subdirs:
         directory = site.path(removal.channel, subdir)
+        if not (directory / REPODATA).is_file():
+            continue  # past stage 5 in an earlier attempt: not published any more
         for name in reversed(metadata_files(True)):  # the shard index first
             if name != REPODATA:
                 site.remove(directory / name)
@@ -154,24 +162,20 @@ def remove_metadata(site: Site, removal: Removal) -> None:
         site.remove(named(site, notices_path(removal.channel)))
 
 
-def remove_files(site: Site, removal: Removal, report: RemovalReport | None = None) -> None:
+def remove_files(site: Site, removal: Removal) -> None:
     """Stage 2: every file of the subdirs but ``repodata.json`` (package files, listing pages,
     leftovers), and their shards. A folder of anything else is left, and so is the subdir."""
     for subdir in removal.subdirs:
         directory = site.path(removal.channel, subdir)
+        if not directory.is_dir() or directory.is_symlink():
+            continue  # removed by an earlier attempt
         shards = directory / SHARDS_DIR
         if shards.is_dir() and not shards.is_symlink():
             shutil.rmtree(shards)
-        count = 0
         with os.scandir(directory) as entries:
             for entry in entries:
                 if entry.name != REPODATA and not entry.is_dir(follow_symlinks=False):
-                    if report is not None:
-                        report.bytes += entry.stat(follow_symlinks=False).st_size
                     site.remove(Path(entry.path))
-                    count += 1
-        if report is not None:
-            report.files[subdir] = count
 
 
 def channel_pages(config: SiteConfig, removal: Removal) -> tuple[list[str], list[str]]:
@@ -213,6 +217,8 @@ def remove_directories(site: Site, removal: Removal) -> list[str]:
         site.remove(directory / REPODATA)
         try:
             directory.rmdir()
+        except FileNotFoundError:
+            pass  # removed by an earlier attempt
         except OSError:
             kept.append(f"{removal.channel}/{subdir}")
     if removal.whole_channel:
@@ -256,17 +262,20 @@ def remove(config: SiteConfig, path: str) -> RemovalReport:
         raise RemovalRefused(f"{site.root} holds no site (no {STATE_DIR}/)")
     with SiteLock(site.state_dir):
         removal = plan_removal(config, path)
-        started = time.time()
-        report = RemovalReport(removal)
+        journal = begin(site, removal)
+        report = RemovalReport(removal, journal.files, journal.bytes)
         remove_metadata(site, removal)
-        remove_files(site, removal, report)
+        remove_files(site, removal)
         report.state = remove_state(
             site, config, removal.channel, removal.subdirs, removal.whole_channel
         )
         remove_pages(config, site, removal)
         for kept in remove_directories(site, removal):
             log.warning("%s: kept, not empty (a channel nested in it, or files of others)", kept)
-        report.record = _record(site, config, report, started)
+        report.record = _record(site, config, report, journal.started)
+        if report.record:
+            # Kept otherwise, so that the same command can still write the record.
+            site.remove(removal_journal_path(site.root, removal.path))
     return report
 
 
