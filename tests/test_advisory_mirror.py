@@ -12,6 +12,7 @@ from sitegen.store.site import Site
 from sitegen.sync.advisory_changes import advisory_changes, previous_report
 from sitegen.sync.history import History
 from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.web.render import render_site
 from testkit.advisories import write_zlib_advisory
 from testkit.site import channel_config, published, rewrite_repodata
 from testkit.upstream import ExampleUpstream
@@ -109,3 +110,12 @@ async def test_a_pypi_advisory_blocks_conda_records_through_identities_in_a_real
     assert {fn for fn in upstream if fn.startswith("numpy-2.")} <= kept
     assert mirror.subdirs["linux-64"].excluded == {"advisory GHSA-test-numpy": len(old_numpy | six)}
     assert {b["file"] for b in mirror.advisories_blocked} == old_numpy | six
+
+    # The package pages list the advisory under each version it blocked, found through the
+    # identities (numpy) or through the records' own purls (six: its blocked build has no
+    # record on the page, and nothing but the run tells which purl matched).
+    render_site(config)
+    for name, version in [("numpy", "1.26.4"), ("six", "1.16.0")]:
+        page = (site / CHANNEL / "packages" / f"{name}.html").read_text()
+        notes = page.split('id="advisories"', 1)[1].split("</section>", 1)[0]
+        assert "GHSA-test-numpy" in notes and version in notes and "blocked" in notes, name

@@ -299,11 +299,16 @@ class AdvisoryNote:
 
 
 def package_advisories(
-    levels: Iterable[FilterSpec], name: str, versions: Iterable[str]
+    levels: Iterable[FilterSpec],
+    name: str,
+    versions: Iterable[str],
+    blocked_by: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, tuple[AdvisoryNote, ...]]:
     """Per version of a package, the advisories of these filter levels (those of a channel's
-    mirrors) that affect it, by id; versions no advisory names are left out. Pure, for the
-    package pages."""
+    mirrors) that affect it, by id; versions no advisory names are left out. ``blocked_by``:
+    version -> ids of the advisories a run kept it out for, listed even where the name and
+    the mappings do not reach them (a record's own purls did, and the page has no record of a
+    blocked version to read them from). Pure, for the package pages."""
     policies = [p for p in map(policy_of, levels) if p is not None]
     advisories = {a.id: a for p in policies for a in p.in_force}
     name = name.lower()
@@ -324,9 +329,22 @@ def package_advisories(
             notes.append(
                 AdvisoryNote(advisory.id, advisory.aliases, advisory.summary, score, blocked)
             )
+        listed = {note.id for note in notes}
+        for advisory_id in sorted(set((blocked_by or {}).get(version, ())) - listed):
+            advisory = advisories.get(advisory_id)
+            if advisory is not None:
+                notes.append(_blocked_note(advisory, policies))
         if notes:
             out[version] = tuple(notes)
     return out
+
+
+def _blocked_note(advisory: Advisory, policies: Iterable[AdvisoryPolicy]) -> AdvisoryNote:
+    """The note of an advisory a run blocked a version for, scored as its first entry that
+    blocks (a record's purl matched one of them, which one the run did not say)."""
+    entries = [e for p in policies for e in advisory.affected if p.blocks(advisory, e)]
+    score = advisory.score_for(entries[0]) if entries else advisory.score
+    return AdvisoryNote(advisory.id, advisory.aliases, advisory.summary, score, True)
 
 
 KIND = FilterKind(KEY, parse, show=show, predicate=predicate)

@@ -71,7 +71,9 @@ class ChannelPages:
         self.stats = stats  # download statistics, for the package pages (None: none)
         # Channel -> (its advisory filter levels, blocked versions by name, their digest):
         # package pages list the advisories affecting each version (see web/gates.py).
-        self.advisories: dict[str, tuple[tuple[Any, ...], dict[str, list[str]], str]] = {}
+        self.advisories: dict[
+            str, tuple[tuple[Any, ...], dict[str, dict[str, list[str]]], str]
+        ] = {}
 
     def render(self, channel: ChannelConfig) -> ChannelSummary:
         """Every page of ``channel`` (none when its inputs did not change); its summary."""

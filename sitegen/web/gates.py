@@ -167,11 +167,12 @@ def advisory_inputs(levels: Iterable[FilterSpec]) -> list[Any]:
     return [policy for policy in map(policy_of, levels) if policy is not None]
 
 
-def blocked_versions(reports: Iterable[RunReport], channel: str) -> dict[str, list[str]]:
-    """Package name -> versions the newest run of each of the channel's mirrors kept out for an
-    advisory (they have no record on the page, but their advisories are listed)."""
+def blocked_versions(reports: Iterable[RunReport], channel: str) -> dict[str, dict[str, list[str]]]:
+    """Package name -> version -> the ids of the advisories the newest run of each of the
+    channel's mirrors kept it out for (such a version has no record on the page, but its
+    advisories are listed)."""
     seen: set[str] = set()
-    out: dict[str, set[str]] = {}
+    out: dict[str, dict[str, set[str]]] = {}
     for report in reports:  # newest first
         for mirror in report.mirrors:
             if mirror.channel != channel or mirror.name in seen or not mirror.subdirs:
@@ -179,16 +180,24 @@ def blocked_versions(reports: Iterable[RunReport], channel: str) -> dict[str, li
             seen.add(mirror.name)
             for blocked in mirror.advisories_blocked:
                 name, version, _build = split_filename(blocked["file"])
-                out.setdefault(name, set()).add(version)
-    return {name: sorted(versions) for name, versions in sorted(out.items())}
+                ids = out.setdefault(name, {}).setdefault(version, set())
+                ids.add(blocked["advisory"])
+    return {
+        name: {version: sorted(ids) for version, ids in sorted(versions.items())}
+        for name, versions in sorted(out.items())
+    }
 
 
 def advisory_notes(
-    levels: Iterable[FilterSpec], name: str, versions: Iterable[str]
+    levels: Iterable[FilterSpec],
+    name: str,
+    versions: Iterable[str],
+    blocked_by: Mapping[str, Iterable[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """The advisories section of a package page: per version (as given), the advisories that
-    affect it, blocked or not."""
-    notes = package_advisories(levels, name, versions)
+    affect it, blocked or not (``blocked_by``: those a run blocked versions for, see
+    :func:`blocked_versions`)."""
+    notes = package_advisories(levels, name, versions, blocked_by)
     return [
         {"version": version, "advisories": [dataclasses.asdict(n) for n in found]}
         for version, found in notes.items()

@@ -67,8 +67,9 @@ class PackageContext(NamedTuple):
     channel: str
     names: set[str]  # the channel's package names, lower case: dependencies link to them
     base_url: str | None = None  # of the site, for the install lines
-    # The channel's advisory filter levels and versions blocked by name (web/gates.py).
-    advisories: tuple[tuple[Any, ...], dict[str, list[str]]] | None = None
+    # The channel's advisory filter levels, and by name the versions blocked with the ids of
+    # the advisories that blocked them (web/gates.py).
+    advisories: tuple[tuple[Any, ...], dict[str, dict[str, list[str]]]] | None = None
 
 
 class PackagePages:
@@ -111,8 +112,9 @@ class PackagePages:
         )
         if c.advisories is not None:
             levels, blocked = c.advisories
-            versions = versions_of(model, blocked.get(task.name, ()))
-            model["advisories"] = advisory_notes(levels, task.name, versions)
+            blocked_by = blocked.get(task.name, {})
+            versions = versions_of(model, blocked_by)
+            model["advisories"] = advisory_notes(levels, task.name, versions, blocked_by)
         data = render_page(self.env, c.title, "package.html", task.relpath, model=model)
         written = self.files.write(task.relpath, data)
         return PackageResult(key, written, known if task.known is None else None)
