@@ -4,7 +4,9 @@ every way an advisory file can be bad."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,29 @@ def test_a_directory_without_advisories_is_reported(tmp_path, caplog):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     assert site_advisories(tmp_path, "empty") == ()
     assert "advisories.files[0]: no advisories in the *.json files below" in caplog.text
+
+
+@pytest.mark.parametrize("named", ["the tree", "the fifo"])
+def test_a_fifo_named_like_an_advisory_file_is_refused_not_waited_on(tmp_path, named):
+    """Nothing ever writes into it: reading it would hold the configuration's loading."""
+    tree = tmp_path / "advisories"
+    tree.mkdir()
+    shutil.copy(DATA / "GHSA-j8r2-6x86-q33q.json", tree)
+    os.mkfifo(tree / "pipe.json")
+    files = "advisories" if named == "the tree" else "advisories/pipe.json"
+
+    def hung(signum: int, frame: object) -> None:
+        raise AssertionError("the configuration's loading waits on the fifo")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        message = bad(tmp_path, "{}", f"{{files: [{files}]}}")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert message.startswith(PREFIX), message
+    assert f"{tree}/pipe.json: not a regular file" in message, message
 
 
 def test_plain_numeric_scores():

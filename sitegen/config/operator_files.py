@@ -5,6 +5,7 @@ directory tree given in their place (advisories), found within bounds."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 # Tens of thousands of approvals, advisories or pins are still far below this.
@@ -20,10 +21,16 @@ class OperatorFileError(ValueError):
 
 
 def read_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of ``path``; FileNotFoundError passes through, for callers to whom an absent
-    file is fine."""
+    """The bytes of ``path``, a regular file (or a link to one); FileNotFoundError passes
+    through, for callers to whom an absent file is fine."""
     try:
-        with path.open("rb") as stream:
+        # Opened without blocking and checked before reading: a FIFO (or a device) named
+        # like one of the files would otherwise hold the configuration's loading forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OperatorFileError("not a regular file")
+            os.set_blocking(fd, True)
             data = stream.read(limit + 1)
     except FileNotFoundError:
         raise
