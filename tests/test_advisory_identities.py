@@ -16,7 +16,7 @@ from sitegen.config import ConfigError, FilterSpec, parse_config
 from sitegen.filters import identities
 from sitegen.filters.advisories import package_advisories, policy_of
 from sitegen.filters.apply import apply_filters
-from sitegen.filters.purls import ecosystem_key, package_key, parse_purl
+from sitegen.filters.purls import PurlError, ecosystem_key, package_key, parse_purl
 from testkit.records import rec
 
 pytestmark = pytest.mark.unit
@@ -78,6 +78,22 @@ def test_a_namespace_may_hold_an_unencoded_at_sign():
     assert parse_purl("pkg:npm/@babel/core").key == ecosystem_key("npm", "@babel/core")
     assert parse_purl("pkg:npm/%40babel/core@7.23.2") == scoped
     assert parse_purl("pkg:pypi/requests@2.31.0?x=1#sub").version == "2.31.0"
+
+
+def test_the_scheme_of_a_purl_is_case_insensitive(tmp_path):
+    assert parse_purl("PKG:pypi/requests@2.31.0") == parse_purl("pkg:pypi/requests@2.31.0")
+    assert parse_purl("Pkg:PyPI/Requests").key == "pypi/requests"
+    with pytest.raises(PurlError, match="not a package URL"):
+        parse_purl("pkgx:pypi/requests")
+    # In a mapping, an advisory and a record's own purls alike.
+    advisories = [{"id": "GHSA-requests", "affected": [pypi("requests", "2.31.0", purl=True)]}]
+    advisories[0]["affected"][0]["package"]["purl"] = "PKG:pypi/requests"
+    filters = spec(tmp_path, advisories, {"requests": ["PKG:pypi/requests"]})
+    records = [
+        rec("requests", "2.30.0"),
+        rec("requests-bundle", "1.0", purls=["PKG:pypi/requests@2.30.0"]),
+    ]
+    assert set(excluded(filters, records)) == {r.fn for r in records}
 
 
 def test_a_records_purl_with_an_npm_scope_is_matched(tmp_path):

@@ -55,7 +55,8 @@ class Purl:
 
 def parse_purl(text: str) -> Purl:
     """The type, key and version of a package URL (qualifiers and subpath dropped)."""
-    if not text.startswith("pkg:"):
+    # The scheme is case-insensitive, as URL schemes are (the spec writes it lower-case).
+    if text[:4].lower() != "pkg:":
         raise PurlError(f"not a package URL: {text!r}")
     body = text[4:].lstrip("/").split("#")[0].split("?")[0]
     kind, _, rest = body.partition("/")
