@@ -8,6 +8,7 @@ before ``stats.json`` is written from them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -41,6 +42,38 @@ def passive_channel_paths(config: SiteConfig) -> list[str]:
     return [c.path for c in config.channels if any(m.mode == "passive" for m in c.mirrors)]
 
 
+def stats_lock(site: Site, *, create: bool = True) -> SiteLock:
+    """The statistics' own lock: whoever changes their state holds it."""
+    return SiteLock(layout.stats_dir(site.root), create=create)
+
+
+def forget_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | None) -> None:
+    """Drop the counts of ``channel`` or of these ``subdirs`` of it (``sitegen remove``, see
+    :meth:`~sitegen.stats.tally.Tally.forget`) from the state, then write
+    ``stats.json`` again from what is left, when there is one; the caller holds
+    :func:`stats_lock`. Done again, it finishes what a crash between the two writes left. A
+    state that cannot be read takes ``stats.json`` with it (no page shows counts it could not
+    rid of the channel; ``sitegen stats`` refuses that state until it is moved away)."""
+    site = Site(config.output)
+    state_path = layout.stats_state_path(site.root)
+    try:
+        tally, cursors = load_state(state_path)
+    except StateError as exc:
+        log.warning(
+            "%s: %s; %s goes, the pages show no statistics", state_path, exc, layout.STATS_JSON
+        )
+        site.remove(site.path(layout.STATS_JSON))
+        return
+    if tally.forget(channel, subdirs):
+        site.write_bytes(state_path, encode_state(tally, cursors))
+    if site.path(layout.STATS_JSON).exists():
+        today = datetime.now(UTC).date()
+        doc = build_doc(
+            tally, (c.path for c in config.channels), passive_channel_paths(config), today
+        )
+        site.write_bytes(site.path(layout.STATS_JSON), encode_doc(doc))
+
+
 def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
     """Count the new lines of the configured logs; ``today`` (UTC) decides which days are
     closed (their salts forgotten), which are rolled into months and what "last 7 days" is."""
@@ -49,7 +82,7 @@ def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
     today = today or datetime.now(UTC).date()
     site = Site(config.output)
     state_path = layout.stats_state_path(site.root)
-    with SiteLock(layout.stats_dir(site.root)):
+    with stats_lock(site):
         try:
             tally, cursors = load_state(state_path)
         except StateError as exc:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from sitegen.stats.logline import (
     COMBINED_RE,
@@ -104,6 +105,29 @@ class Tally:
         """Forget the salt and hashes of every open day before ``keep_from`` (ISO date)."""
         for day in [d for d in self.open_days if d < keep_from]:
             del self.open_days[day]
+
+    def forget(self, channel: str, subdirs: Collection[str] | None = None) -> bool:
+        """Drop every count of ``channel``, or of these ``subdirs`` of it (removed: what is
+        published later under their paths starts with none); whether there was any. The
+        site-wide rows (days, tools) are sums that name no channel and stay."""
+        whole = subdirs is None
+        prefixes = (join(channel, ""),) if whole else tuple(join(channel, s, "") for s in subdirs)
+
+        def mine(key: str) -> bool:
+            return key.startswith(prefixes)
+
+        tables: list[dict[str, dict[str, Any]]] = [self.files, self.refreshes, self.missing]
+        if whole:
+            tables.append(self.passive)  # channel|outcome: by channel only
+        found = False
+        for rows in [self.all_time, *(r for table in tables for r in table.values())]:
+            for key in [k for k in rows if mine(k)]:
+                del rows[key]
+                found = True
+        for opened in self.open_days.values():
+            opened.ranges = {pair for pair in opened.ranges if not mine(pair[1])}
+            opened.redirected = {p: t for p, t in opened.redirected.items() if not mine(p[1])}
+        return found
 
     def roll_up(self, today: date, keep_days: int) -> None:
         """Merge the rows of days more than ``keep_days`` before ``today`` into their month."""

@@ -18,7 +18,7 @@ by which the same command finishes the removal even past its last ``repodata.jso
    its ``channeldata.json`` and ``notices.json``. From here clients see no package;
 2. files: the package files, the shards, the subdir's listing pages;
 3. state: what ``.sitegen/`` keeps for the subdirs and the channel (see
-   :mod:`sitegen.tools.remove_state`);
+   :mod:`sitegen.tools.remove_state`), and their download counts (then ``stats.json``);
 4. pages: the channel's own pages (its index, package pages, approvals, search index);
 5. directories: ``repodata.json`` last, then the emptied directories.
 """
@@ -49,6 +49,7 @@ from sitegen.layout import (
     search_index_path,
 )
 from sitegen.net.activity import counted, human_bytes
+from sitegen.stats.run import forget_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id, noted_access
@@ -260,7 +261,9 @@ def remove(config: SiteConfig, path: str) -> RemovalReport:
     site = Site(config.output)
     if not site.state_dir.is_dir():
         raise RemovalRefused(f"{site.root} holds no site (no {STATE_DIR}/)")
-    with SiteLock(site.state_dir):
+    # The statistics' lock too (a `sitegen stats` of its own takes only that one): their
+    # counts of the path go with its state.
+    with SiteLock(site.state_dir), stats_lock(site, create=False):
         removal = plan_removal(config, path)
         journal = begin(site, removal)
         report = RemovalReport(removal, journal.files, journal.bytes)
@@ -269,6 +272,7 @@ def remove(config: SiteConfig, path: str) -> RemovalReport:
         report.state = remove_state(
             site, config, removal.channel, removal.subdirs, removal.whole_channel
         )
+        forget_counts(config, removal.channel, None if removal.whole_channel else removal.subdirs)
         remove_pages(config, site, removal)
         for kept in remove_directories(site, removal):
             log.warning("%s: kept, not empty (a channel nested in it, or files of others)", kept)

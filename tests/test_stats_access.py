@@ -1,0 +1,116 @@
+"""Download counts and the access of channels: a removed channel's counts go with it, and the
+public statistics never show what a channel served while it was private."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from sitegen import layout
+from sitegen.cli import EXIT_LOCKED, EXIT_OK, main
+from sitegen.stats.state import encode_state, load_state
+from sitegen.stats.tally import Tally
+from sitegen.store.lock import SiteLock
+from testkit.upstream import ExampleUpstream
+
+SECRET = "topsecret-1.0-0.conda"  # a package only the private channel ever had
+
+
+class StatsSite:
+    """A site mirrored from the example upstream with `stats:`, and its access log."""
+
+    def __init__(self, tmp_path: Path, upstream: ExampleUpstream) -> None:
+        self.site = tmp_path / "site"
+        self.log = tmp_path / "access.log"
+        self.log.touch()
+        self.config = tmp_path / "channels.yaml"
+        self.url = upstream.url
+
+    def configure(self, *channels: tuple[str, bool]) -> None:
+        """``channels``: (path, private)."""
+        text = f"output: {self.site}\ndownload: {{retries: 0}}\nstats:\n  logs: [{self.log}]\n"
+        text += "channels:\n"
+        for path, private in channels:
+            text += f"  {path}:\n    url: {self.url}\n    subdirs: [linux-64]\n"
+            text += "    access: private\n" if private else ""
+        self.config.write_text(text)
+
+    def served(self, path: str, day: date | None = None) -> None:
+        stamp = (day or datetime.now(UTC).date()).strftime("%d/%b/%Y:10:00:00 +0000")
+        with self.log.open("a") as handle:
+            handle.write(f'192.0.2.1 - - [{stamp}] "GET {path} HTTP/1.1" 200 1000 "-" "conda"\n')
+
+    def run(self, *args: str) -> int:
+        return main([*args, "-c", str(self.config)])
+
+    def mirror(self) -> None:
+        assert self.run("mirror", "--no-progress") == EXIT_OK
+
+    def counted(self) -> set[str]:
+        """The channel|subdir|file keys of the downloads the stats state keeps."""
+        tally, _ = load_state(layout.stats_state_path(self.site))
+        return set(tally.all_time)
+
+    def public_text(self) -> str:
+        return (self.site / layout.STATS_PAGE).read_text()
+
+
+@pytest.fixture
+def stats_site(tmp_path: Path, example_upstream: ExampleUpstream) -> StatsSite:
+    return StatsSite(tmp_path, example_upstream)
+
+
+@pytest.mark.integration
+def test_a_removed_channels_counts_go_with_it(stats_site: StatsSite) -> None:
+    s = stats_site
+    s.configure(("c/x", False), ("c/old", True))
+    s.served(f"/c/old/linux-64/{SECRET}")
+    s.served("/c/x/linux-64/zlib-1.3.1-h0_0.conda")
+    s.mirror()
+    assert f"c/old|linux-64|{SECRET}" in s.counted()
+    s.configure(("c/x", False))
+    s.mirror()
+
+    # The statistics' own lock keeps the removal out, as the site lock does.
+    with SiteLock(layout.stats_dir(s.site)):
+        assert s.run("remove", "c/old") == EXIT_LOCKED
+    assert (s.site / "c/old/linux-64/repodata.json").is_file()
+    # A removal stopped after it saved the state without c/old, before stats.json: the
+    # same command finishes it.
+    tally, cursors = load_state(layout.stats_state_path(s.site))
+    tally.forget("c/old")
+    layout.stats_state_path(s.site).write_bytes(encode_state(tally, cursors))
+    assert SECRET in (s.site / layout.STATS_JSON).read_text()
+
+    assert s.run("remove", "c/old") == EXIT_OK
+    assert s.counted() == {"c/x|linux-64|zlib-1.3.1-h0_0.conda"}
+    assert SECRET not in (s.site / layout.STATS_JSON).read_text()
+
+    # A public channel configured where the private one was starts with no count.
+    s.configure(("c/x", False), ("c/old", False))
+    s.mirror()
+    assert SECRET not in (s.site / layout.STATS_JSON).read_text()
+    assert "topsecret" not in s.public_text() and "zlib" in s.public_text()
+
+
+@pytest.mark.unit
+def test_forgetting_a_subdir_keeps_the_rest_of_its_channel() -> None:
+    tally = Tally()
+    stamp = "05/Dec/2026:10:00:00 +0000"
+    lines = [
+        f'192.0.2.1 - - [{stamp}] "GET /c/a/{path} HTTP/1.1" {status} 9 "-" "conda"'
+        for path, status in [
+            ("linux-64/a-1-0.conda", 206),
+            ("noarch/b-1-0.conda", 200),
+            ("noarch/gone-1-0.conda", 404),
+        ]
+    ]
+    tally.counter(["c/a", "c/ab"]).add([text.encode() for text in lines])
+    assert tally.forget("c/a", ["linux-64"])
+    assert set(tally.all_time) == {"c/a|noarch|b-1-0.conda"}
+    assert tally.open_days["2026-12-05"].ranges == set()
+    assert not tally.forget("c/a", ["linux-64"]) and not tally.forget("c/ab")
+    assert tally.forget("c/a") and tally.all_time == {}
+    assert all(rows == {} for rows in tally.missing.values())
