@@ -3,13 +3,16 @@ public statistics never show what a channel served while it was private."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from sitegen import layout
 from sitegen.cli import EXIT_LOCKED, EXIT_OK, main
+from sitegen.config import load_config
+from sitegen.stats.run import run_stats
 from sitegen.stats.state import encode_state, load_state
 from sitegen.stats.tally import Tally
 from sitegen.store.lock import SiteLock
@@ -82,7 +85,6 @@ def test_a_removed_channels_counts_go_with_it(stats_site: StatsSite) -> None:
     tally, cursors = load_state(layout.stats_state_path(s.site))
     tally.forget("c/old")
     layout.stats_state_path(s.site).write_bytes(encode_state(tally, cursors))
-    assert SECRET in (s.site / layout.STATS_JSON).read_text()
 
     assert s.run("remove", "c/old") == EXIT_OK
     assert s.counted() == {"c/x|linux-64|zlib-1.3.1-h0_0.conda"}
@@ -114,3 +116,44 @@ def test_forgetting_a_subdir_keeps_the_rest_of_its_channel() -> None:
     assert not tally.forget("c/a", ["linux-64"]) and not tally.forget("c/ab")
     assert tally.forget("c/a") and tally.all_time == {}
     assert all(rows == {} for rows in tally.missing.values())
+
+
+@pytest.mark.integration
+def test_a_channel_turned_public_shows_no_count_of_its_private_days(stats_site: StatsSite) -> None:
+    s = stats_site
+    today = datetime.now(UTC).date()
+    s.configure(("c/x", False), ("c/a", True))
+    s.served(f"/c/a/linux-64/{SECRET}")
+    s.served("/c/x/linux-64/zlib-1.3.1-h0_0.conda")
+    s.mirror()
+    assert SECRET in (s.site / layout.STATS_JSON).read_text()  # served only with a token
+    # Served while private, read only once the channel is public, by a state that does not
+    # know (one from before it kept the days of private channels): the run ledger says when.
+    s.served("/c/a/linux-64/latesecret-1.0-0.conda")
+    tally, cursors = load_state(layout.stats_state_path(s.site))
+    tally.private.clear()
+    layout.stats_state_path(s.site).write_bytes(encode_state(tally, cursors))
+
+    s.configure(("c/x", False), ("c/a", False))
+    # Pages rendered before the next count: stats.json counted c/a as private, in full.
+    assert s.run("render") == EXIT_OK
+    assert "topsecret" not in s.public_text() and "zlib" in s.public_text()
+    assert "c/a/" not in s.public_text()
+    s.mirror()  # counts, then renders
+    text = (s.site / layout.STATS_JSON).read_text()
+    assert "secret" not in text and "secret" not in s.public_text()
+    doc = json.loads(text)
+    assert doc["private"] == [] and doc["totals"]["downloads"] == 3  # site-wide sums keep them
+    assert [(p["channel"], p["name"]) for p in doc["packages"]] == [("c/x", "zlib")]
+
+    # The days after: counted and shown, on the statistics page and the package's own page.
+    s.served("/c/a/linux-64/zlib-1.3.1-h0_0.conda", today + timedelta(days=1))
+    run_stats(load_config(s.config), today + timedelta(days=1))
+    assert s.run("render") == EXIT_OK
+    doc = json.loads((s.site / layout.STATS_JSON).read_text())
+    assert {(p["channel"], p["name"], p["downloads"]) for p in doc["packages"]} == {
+        ("c/x", "zlib", 1),
+        ("c/a", "zlib", 1),
+    }
+    assert "secret" not in s.public_text()
+    assert "<b>1</b> in all" in (s.site / "c/a/packages/zlib.html").read_text()

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import msgspec
 
 from sitegen.stats.logline import split_package
-from sitegen.stats.tally import FETCHED, FROM_DISK, STORED, Tally, split
+from sitegen.stats.tally import FETCHED, FROM_DISK, STORED, Tally, join, split
 
 FORMAT = 1
 SERIES_DAYS = 30  # days of per-package downloads in stats.json (the trend charts)
@@ -100,6 +100,10 @@ class StatsDoc(msgspec.Struct):
     tools: list[ToolRow]
     missing: list[MissingRow]  # most requested first
     skipped: dict[str, int]
+    # The channels private when it was written: theirs are every count; of each other channel
+    # only those of the days after it was last private. None in a document from before it said
+    # (then every channel's counts may hold such days).
+    private: list[str] | None = None
 
 
 def _window(today: date, days: int) -> str:
@@ -107,11 +111,41 @@ def _window(today: date, days: int) -> str:
     return (today - timedelta(days=days - 1)).isoformat()
 
 
+def _public_all_time(tally: Tally, marks: dict[str, str]) -> dict[str, list[int]]:
+    """The all-time counts without those of the days a channel of ``marks`` was private in
+    (through its mark), added up again from the periods after them for those channels."""
+    if not marks:
+        return tally.all_time
+    prefixes = tuple(join(channel, "") for channel in marks)
+    out = {key: row for key, row in tally.all_time.items() if not key.startswith(prefixes)}
+    for period, rows in tally.files.items():
+        for key, (downloads, sent, _requests) in rows.items():
+            if key.startswith(prefixes) and period > marks[split(key)[0]]:
+                into = out.setdefault(key, [0, 0])
+                into[0] += downloads
+                into[1] += sent
+    return out
+
+
 def build_doc(
-    tally: Tally, channels: Iterable[str], passive: Collection[str], today: date
+    tally: Tally,
+    channels: Iterable[str],
+    passive: Collection[str],
+    today: date,
+    private: Collection[str] = (),
 ) -> StatsDoc:
-    """The statistics document; ``passive`` names channels fed by a passive mirror."""
+    """The statistics document; ``passive`` names channels fed by a passive mirror,
+    ``private`` the channels private now. Of every other channel, the counts of the days it
+    was private in (``tally.private``) are left out: they name what it served then, to token
+    holders only, and may be packages it no longer has. Site-wide sums keep them."""
     now = today.isoformat()
+    marks = {c: day for c, day in tally.private.items() if c not in private}
+
+    def shown(channel: str, period: str) -> bool:
+        """Whether counts of ``channel`` in ``period`` (a day or a month) go in: a month
+        sorts before each of its days, so one holding a private day is left out whole."""
+        return channel not in marks or period > marks[channel]
+
     first30 = _window(today, 30)
     series_index = {
         (today - timedelta(days=back)).isoformat(): SERIES_DAYS - 1 - back
@@ -128,7 +162,7 @@ def build_doc(
     files: list[FileRow] = []
     packages: dict[tuple[str, str], PackageRow] = {}
     package_of: dict[str, PackageRow] = {}  # by channel|subdir|file
-    for key, (downloads, sent) in tally.all_time.items():
+    for key, (downloads, sent) in _public_all_time(tally, marks).items():
         channel, subdir, fn = split(key)
         name, version, _build = split_package(fn)
         files.append(FileRow(channel, subdir, fn, name, version, downloads, sent))
@@ -146,8 +180,9 @@ def build_doc(
         index = series_index.get(period)
         if index is None:
             continue
+        hidden = tuple(join(c, "") for c in marks if not shown(c, period))
         for key, row in rows.items():
-            if row[0]:
+            if row[0] and not key.startswith(hidden):
                 package_of[key].daily[index] += row[0]
     for package in packages.values():
         package.downloads_7d = sum(package.daily[-7:])
@@ -163,20 +198,23 @@ def build_doc(
             channel = split(key)[0]
             periods.setdefault(period, PeriodRow(period=period)).refreshes += fetches + not_modified
             totals.refreshes += fetches + not_modified
-            if channel in channel_rows:
+            if channel in channel_rows and shown(channel, period):
                 channel_rows[channel].refreshes += fetches + not_modified
     missing: dict[str, int] = {}
-    for rows in tally.missing.values():
+    for period, rows in tally.missing.items():
         for key, count in rows.items():
-            missing[key] = missing.get(key, 0) + count
+            totals.missing += count
+            if shown(split(key)[0], period):
+                missing[key] = missing.get(key, 0) + count
     for key, count in missing.items():
-        totals.missing += count
         channel = split(key)[0]
         if channel in channel_rows:
             channel_rows[channel].missing += count
-    for rows in tally.passive.values():
+    for period, rows in tally.passive.items():
         for key, count in rows.items():
             channel, outcome = split(key)
+            if not shown(channel, period):
+                continue
             counts = channel_rows[channel].passive if channel in channel_rows else None
             if counts is not None and outcome in (FETCHED, STORED, FROM_DISK):
                 setattr(counts, outcome, getattr(counts, outcome) + count)
@@ -203,6 +241,7 @@ def build_doc(
             for key, count in sorted(missing.items(), key=lambda item: (-item[1], item[0]))
         ],
         skipped=dict(sorted(tally.skipped.items())),
+        private=sorted(private),
     )
 
 

@@ -15,11 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from sitegen import layout
 from sitegen.config import SiteConfig
 from sitegen.stats.logfiles import read_logs
-from sitegen.stats.report import build_doc, encode_doc
+from sitegen.stats.report import StatsDoc, build_doc, encode_doc
 from sitegen.stats.state import StateError, encode_state, load_state
-from sitegen.stats.tally import TOO_LONG
+from sitegen.stats.tally import TOO_LONG, Tally
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
+from sitegen.sync.history import History, private_through
 
 log = logging.getLogger("sitegen.stats")
 
@@ -47,6 +48,23 @@ def stats_lock(site: Site, *, create: bool = True) -> SiteLock:
     return SiteLock(layout.stats_dir(site.root), create=create)
 
 
+def note_private(site: Site, config: SiteConfig, tally: Tally, today: date) -> bool:
+    """Mark the channels private now, and those the run ledger notes private, as private
+    through their last such day (today for the first, as are the lines just counted, or the
+    newest day counted if later); whether a mark moved. The marks outlast the ledger's
+    retention and the channel itself."""
+    now = today.isoformat()
+    newest = max((day for day in tally.days if len(day) == 10), default=now)
+    moved = tally.note_private({c.path: max(now, newest) for c in config.channels if c.private})
+    return tally.note_private(private_through(History(site).runs(), now)) or moved
+
+
+def _doc(tally: Tally, config: SiteConfig, today: date) -> StatsDoc:
+    private = [c.path for c in config.channels if c.private]
+    channels = [c.path for c in config.channels]
+    return build_doc(tally, channels, passive_channel_paths(config), today, private)
+
+
 def forget_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | None) -> None:
     """Drop the counts of ``channel`` or of these ``subdirs`` of it (``sitegen remove``, see
     :meth:`~sitegen.stats.tally.Tally.forget`) from the state, then write
@@ -64,14 +82,12 @@ def forget_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | N
         )
         site.remove(site.path(layout.STATS_JSON))
         return
-    if tally.forget(channel, subdirs):
+    today = datetime.now(UTC).date()
+    forgot = tally.forget(channel, subdirs)
+    if note_private(site, config, tally, today) or forgot:
         site.write_bytes(state_path, encode_state(tally, cursors))
     if site.path(layout.STATS_JSON).exists():
-        today = datetime.now(UTC).date()
-        doc = build_doc(
-            tally, (c.path for c in config.channels), passive_channel_paths(config), today
-        )
-        site.write_bytes(site.path(layout.STATS_JSON), encode_doc(doc))
+        site.write_bytes(site.path(layout.STATS_JSON), encode_doc(_doc(tally, config, today)))
 
 
 def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
@@ -95,10 +111,9 @@ def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
         # Lines of yesterday may still arrive (a log rotated late); older days are over.
         tally.close_days((today - timedelta(days=1)).isoformat())
         tally.roll_up(today, config.stats.retention_days)
+        note_private(site, config, tally, today)
         site.write_bytes(state_path, encode_state(tally, cursors))
-        doc = build_doc(
-            tally, (c.path for c in config.channels), passive_channel_paths(config), today
-        )
+        doc = _doc(tally, config, today)
         site.write_bytes(site.path(layout.STATS_JSON), encode_doc(doc), durable=False)
     if read.errors:
         log.warning("stats: %d log file(s) could not be read in full", read.errors)

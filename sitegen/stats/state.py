@@ -42,6 +42,9 @@ class StatsState(msgspec.Struct):
     all_time: dict[str, list[int]] = {}
     skipped: dict[str, int] = {}
     open_days: dict[str, SavedDay] = {}
+    # absent in older states: their counts of channels private back then are known only as
+    # long as the run ledger still notes them
+    private: dict[str, str] = {}
 
 
 class StateError(Exception):
@@ -91,6 +94,7 @@ def _encode_state(tally: Tally, cursors: list[Cursor]) -> bytes:
         days=tally.days,
         all_time=tally.all_time,
         skipped=tally.skipped,
+        private=tally.private,
         open_days={
             day: SavedDay(
                 salt=opened.salt,
@@ -122,6 +126,7 @@ def decode_state(data: bytes) -> tuple[Tally, list[Cursor]]:
         days=state.days,
         all_time=state.all_time,
         skipped=state.skipped,
+        private=state.private,
         open_days={
             day: OpenDay(
                 salt=saved.salt,

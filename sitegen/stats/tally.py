@@ -94,6 +94,9 @@ class Tally:
     # reason -> lines skipped, all time
     skipped: dict[str, int] = field(default_factory=dict)
     open_days: dict[str, OpenDay] = field(default_factory=dict)
+    # channel -> the last day (ISO) its counts may hold requests served while it was private;
+    # kept past a removal (lines the old channel served may still be read after it)
+    private: dict[str, str] = field(default_factory=dict)
 
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
@@ -105,6 +108,15 @@ class Tally:
         """Forget the salt and hashes of every open day before ``keep_from`` (ISO date)."""
         for day in [d for d in self.open_days if d < keep_from]:
             del self.open_days[day]
+
+    def note_private(self, through: dict[str, str]) -> bool:
+        """Move channels' private marks on to the days of ``through``; whether one moved."""
+        moved = False
+        for channel, day in through.items():
+            if day > self.private.get(channel, ""):
+                self.private[channel] = day
+                moved = True
+        return moved
 
     def forget(self, channel: str, subdirs: Collection[str] | None = None) -> bool:
         """Drop every count of ``channel``, or of these ``subdirs`` of it (removed: what is

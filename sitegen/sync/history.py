@@ -59,6 +59,27 @@ def noted_access(runs: list[RunReport], channel: str) -> str:
     return PRIVATE
 
 
+def private_through(runs: list[RunReport], today: str) -> dict[str, str]:
+    """Per channel a run of ``runs`` (newest first) noted private: the last UTC day (ISO) it
+    may have served as private, the day the run after the newest such run started (the
+    configuration changed before it), ``today`` when none did. A day too many, not one too
+    few: what the public statistics show of a channel starts after it."""
+    through: dict[str, str] = {}
+    later = today
+    for run in runs:
+        own = _utc_day(max(run.started, run.ended or run.started))
+        if run.access is not None:
+            for channel, access in run.access.channels.items():
+                if access == PRIVATE:
+                    through.setdefault(channel, max(later, own))
+        later = _utc_day(run.started)
+    return through
+
+
+def _utc_day(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(stamp))
+
+
 class History:
     def __init__(self, site: Site) -> None:
         self.site = site

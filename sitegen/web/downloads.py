@@ -10,7 +10,9 @@ The statistics page is site-wide and public, like the landing page: it shows the
 counts of public channels of the configuration only; a private channel is named there with its
 label and nothing else (see :mod:`sitegen.access.pages`; the site-wide totals and charts add up
 every channel). A private channel's package pages are behind its token check and show their own
-downloads.
+downloads. Of a channel public now, ``stats.json`` holds only the counts of the days after it was
+last private (:func:`sitegen.stats.report.build_doc`); one written while it was private holds
+them all, and none of its counts is shown until the next count.
 """
 
 from __future__ import annotations
@@ -77,9 +79,14 @@ def load_stats(site: Site) -> StatsDoc | None:
 
 def site_stats(doc: StatsDoc, config: SiteConfig) -> SiteStats:
     """The pages' view of ``doc`` under ``config``. Channels no longer configured are left out
-    of the statistics page (nothing says whether they were private)."""
-    public = frozenset(c.path for c in config.channels if not c.private)
+    of the statistics page (nothing says whether they were private), and so are, on every
+    page, the counts of a channel public now that ``doc`` counted in full as private (written
+    before it turned public: the next ``sitegen stats`` leaves out its private days)."""
     private = frozenset(c.path for c in config.channels if c.private)
+    configured = frozenset(c.path for c in config.channels)
+    in_full = configured if doc.private is None else frozenset(doc.private)
+    public = configured - private - in_full
+    withheld = in_full - private
     shown = msgspec.structs.replace(
         doc,
         packages=[p for p in doc.packages if p.channel in public],
@@ -88,6 +95,8 @@ def site_stats(doc: StatsDoc, config: SiteConfig) -> SiteStats:
     )
     packages: dict[str, dict[str, PackageDownloads]] = {}
     for (channel, name), stats in package_stats(doc).items():
+        if channel in withheld:
+            continue
         trend = stats if stats.downloads_30d else None
         packages.setdefault(channel, {})[name] = PackageDownloads(
             stats.downloads, stats.downloads_30d, trend
