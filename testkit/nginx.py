@@ -108,6 +108,9 @@ worker_processes 1;
 pid {tmp}/nginx.pid;
 lock_file {tmp}/nginx.lock;
 error_log {self.error_log} {self.error_log_level};
+# A graceful stop closes idle keep-alive connections a client still holds after 1 s, not at
+# the SIGQUIT wait's end (a py-rattler client in the test process keeps its pool open).
+worker_shutdown_timeout 1s;
 
 events {{
     worker_connections {self.worker_connections};
