@@ -24,8 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sitegen.conda.version import InvalidVersionError, parse_version
-from sitegen.config.operator_files import OperatorFileError, read_capped
-from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json
+from sitegen.filters.json_nodes import JsonNode, load_json, read_json_bytes
 from sitegen.filters.purls import PurlError, parse_purl
 
 # purl-associator's bundle of all of conda-forge, identities with their provenance, is tens of
@@ -37,12 +36,7 @@ NameKeys = dict[str, set[str]]  # conda name (lower-cased) -> package keys
 
 def read_mapping(file: Path) -> NameKeys:
     """Conda name -> the keys (:func:`sitegen.filters.purls.package_key`) of its purls."""
-    try:
-        data = read_capped(file, MAX_MAPPING_BYTES)
-    except FileNotFoundError as exc:
-        raise JsonFileError(file, "", f"cannot read: {exc.strerror}") from None
-    except OperatorFileError as exc:
-        raise JsonFileError(file, "", str(exc)) from None
+    data = read_json_bytes(file, MAX_MAPPING_BYTES)
     return parse_mapping(JsonNode(load_json(data, file), "", file))
 
 

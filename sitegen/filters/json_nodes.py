@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sitegen.config.operator_files import OperatorFileError, read_capped
+
 
 class JsonFileError(ValueError):
     """A file that is not what it should be: ``where`` is a JSON path or ``line N``."""
@@ -18,6 +20,17 @@ class JsonFileError(ValueError):
         self.file = file
         self.where = where
         self.message = message
+
+
+def read_json_bytes(file: Path, limit: int) -> bytes:
+    """The bytes of an operator's JSON file (:func:`read_capped`), a read error (a missing file
+    too) as a :class:`JsonFileError` naming it."""
+    try:
+        return read_capped(file, limit)
+    except FileNotFoundError as exc:
+        raise JsonFileError(file, "", f"cannot read: {exc.strerror}") from None
+    except OperatorFileError as exc:
+        raise JsonFileError(file, "", str(exc)) from None
 
 
 def load_json(data: bytes, file: Path) -> Any:

@@ -34,10 +34,9 @@ from sitegen.conda.version import InvalidVersionError, parse_version
 from sitegen.config.operator_files import (
     MAX_FILE_BYTES,
     OperatorFileError,
-    read_capped,
     tree_files,
 )
-from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json
+from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json, read_json_bytes
 from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_purl
 
 # An advisory is a few kilobytes; a file far above this is not an advisory file.
@@ -141,13 +140,7 @@ def _tree(directory: Path) -> list[Path]:
 
 
 def read_file(file: Path) -> list[Advisory]:
-    try:
-        data = read_capped(file, MAX_FILE_BYTES)
-    except FileNotFoundError as exc:
-        raise OsvError(file, "", f"cannot read: {exc.strerror}") from None
-    except OperatorFileError as exc:
-        raise OsvError(file, "", str(exc)) from None
-    return parse_bytes(data, file)
+    return parse_bytes(read_json_bytes(file, MAX_FILE_BYTES), file)
 
 
 def parse_bytes(data: bytes, file: Path) -> list[Advisory]:
