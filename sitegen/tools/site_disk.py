@@ -35,12 +35,7 @@ def disk_usage(directory: Path, skip: set[Path]) -> tuple[int, int]:
     seen: set[tuple[int, int]] = set()
     pending = [directory]
     while pending:
-        current = pending.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
+        for entry in _listing(pending.pop()):
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
@@ -55,6 +50,16 @@ def disk_usage(directory: Path, skip: set[Path]) -> tuple[int, int]:
             total += st.st_blocks * 512
             files += 1
     return total, files
+
+
+def _listing(directory: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``directory``; none when it cannot be listed (gone meanwhile, or not
+    readable): the walks report what they can see."""
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError:
+        return []
 
 
 def configured_subdirs(config: SiteConfig) -> set[str]:
@@ -77,11 +82,7 @@ def unconfigured_subdirs(
     pending = [root]
     while pending:
         current = pending.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
+        for entry in _listing(current):
             if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                 continue
             if current == root and entry.name in RESERVED_TOP:
