@@ -11,6 +11,7 @@ import json
 import os
 import re
 import textwrap
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +39,8 @@ from sitegen.access.tokens import (
 )
 from sitegen.cli import main
 from sitegen.config import ConfigError, SiteConfig, load_config, parse_config
-from sitegen.layout import access_dir
+from sitegen.layout import ACCESS_LOCK, access_dir
+from sitegen.store.lock import taking_turns
 from sitegen.tools.webconf import WebconfOptions, render_webconf
 from testkit.zone import local_zone
 
@@ -632,3 +634,29 @@ def test_token_commands_name_readers_with_no_token_in_the_store(
     capsys.readouterr()
     assert main(["token", "list", "-c", str(config)]) == 0
     assert "no token" not in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_store_changes_wait_for_the_access_lock(tmp_path: Path) -> None:
+    """Adds and revocations take turns with each other and with the server files' writers:
+    run at once, each would save a store without the other's change."""
+    store = TokenStore(tmp_path / "access" / "tokens.json")
+    when = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
+    store.add("first", ["c/p"], when)
+    done = threading.Event()
+
+    def add() -> None:
+        store.add("second", ["c/p"], when)
+        store.revoke("first", when)
+        done.set()
+
+    with taking_turns(tmp_path / "access" / ACCESS_LOCK, 0o600):
+        worker = threading.Thread(target=add)
+        worker.start()
+        assert not done.wait(0.5)
+        assert [r.name for r in store.load()] == ["first"]
+    worker.join(10)
+    assert done.is_set()
+    assert [(r.name, bool(r.revoked)) for r in store.load()] == [("first", True), ("second", False)]
+    assert store.drop_channel("c/p") == ["first", "second"]
+    assert store.drop_channel("c/p") == [] and store.scoped_to("c/p") == []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sitegen.access.server_files import AccessPaths
 from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
 from sitegen.config import load_config
 from sitegen.layout import subdir_state_paths
@@ -200,6 +201,7 @@ def test_dry_run_lists_what_would_go_and_deletes_nothing(
     assert "c/old/channeldata.json" in listed
     assert ".sitegen/origins/c/old/linux-64.json" in listed
     assert ".sitegen/upstream/c-old/" in listed
+    assert not [line for line in listed if "download counts" in line]  # the site counts none
     assert m.everything() == before and m.state() == state
 
 
@@ -272,9 +274,8 @@ def test_a_removal_stopped_past_its_last_repodata_is_finished_and_recorded(
     }
     # Counted before the first deletion, so the record is the one a clean removal writes.
     assert sum(c.deleted_files for c in record.channels) > 1
-    assert not (m.site / ".sitegen/removing").exists() or not any(
-        (m.site / ".sitegen/removing").iterdir()
-    )
+    # The journal went, and its folder with it.
+    assert not (m.site / ".sitegen/removing").exists()
     # Finished: the same command now finds nothing to do.
     assert m.run("remove", "c/old") == EXIT_CONFIG
 
@@ -333,3 +334,39 @@ def test_symlinks_among_the_channels_own_names_go_themselves_not_what_they_name(
     assert not (m.site / "c/old/index.html").is_symlink()
     assert not (m.site / "c/old/channeldata.json").is_symlink()
     assert not (m.site / "c/old/linux-64").exists()
+
+
+def test_tokens_added_for_a_removed_channel_do_not_read_one_configured_later_in_its_place(
+    tmp_path: Path, example_upstream: ExampleUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    m = Mirror(tmp_path, example_upstream)
+
+    def configure(*paths: str) -> None:
+        text = f"output: {m.site}\nchannels:\n"
+        for path in paths:
+            text += f"  {path}:\n    url: {m.url}\n    subdirs: [linux-64]\n    access: private\n"
+        m.config.write_text(text)
+
+    configure("c/keep", "c/old")
+    m.mirror()
+    assert m.run("token", "add", "alice", "--channel", "c/old", "--channel", "c/keep") == EXIT_OK
+    assert m.run("token", "add", "bob", "--channel", "c/old") == EXIT_OK
+    store = AccessPaths.of(load_config(m.config)).store
+    configure("c/keep")
+    m.mirror()
+
+    capsys.readouterr()
+    assert m.run("remove", "c/old", "--dry-run") == EXIT_OK
+    said = capsys.readouterr().out
+    assert f"would remove {store.path}: c/old from the scope of alice, bob" in said
+    assert {r.name: r.channels for r in store.load()}["bob"] == ("c/old",)
+
+    assert m.run("remove", "c/old") == EXIT_OK
+    assert {r.name: r.channels for r in store.load()} == {"alice": ("c/keep",), "bob": ()}
+    # A private channel configured under the same path later: no reader until one is added.
+    configure("c/keep", "c/old")
+    m.mirror()
+    capsys.readouterr()
+    assert m.run("token", "list") == EXIT_OK
+    rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
+    assert rows["alice"] == "c/keep" and rows["bob"] == "-"

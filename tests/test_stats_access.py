@@ -66,7 +66,9 @@ def stats_site(tmp_path: Path, example_upstream: ExampleUpstream) -> StatsSite:
 
 
 @pytest.mark.integration
-def test_a_removed_channels_counts_go_with_it(stats_site: StatsSite) -> None:
+def test_a_removed_channels_counts_go_with_it(
+    stats_site: StatsSite, capsys: pytest.CaptureFixture[str]
+) -> None:
     s = stats_site
     s.configure(("c/x", False), ("c/old", True))
     s.served(f"/c/old/linux-64/{SECRET}")
@@ -75,6 +77,11 @@ def test_a_removed_channels_counts_go_with_it(stats_site: StatsSite) -> None:
     assert f"c/old|linux-64|{SECRET}" in s.counted()
     s.configure(("c/x", False))
     s.mirror()
+    capsys.readouterr()
+    assert s.run("remove", "c/old", "--dry-run") == EXIT_OK
+    said = capsys.readouterr().out
+    assert "would remove .sitegen/stats/state.msgpack: the download counts of c/old" in said
+    assert f"c/old|linux-64|{SECRET}" in s.counted()
 
     # The statistics' own lock keeps the removal out, as the site lock does.
     with SiteLock(layout.stats_dir(s.site)):

@@ -42,9 +42,13 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from sitegen.layout import ACCESS_LOCK
+from sitegen.store.lock import taking_turns
 
 ID_HEX = 12
 SECRET_HEX = 40  # 160 bits
@@ -229,6 +233,14 @@ class TokenStore:
             tmp.unlink(missing_ok=True)
             raise
 
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Changes take turns with each other and with the writers of the server files (the
+        access directory's lock): two at once would each save what the other did not see."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        with taking_turns(self.path.parent / ACCESS_LOCK, 0o600):
+            yield
+
     def add(
         self,
         name: str,
@@ -237,26 +249,51 @@ class TokenStore:
         expires: dt.datetime | None = None,
     ) -> str:
         """Store a new token's hashes; returns the token, which exists nowhere else."""
-        records = self.load()
-        if any(r.name == name for r in records):
-            # Names stay taken after a revocation: logs and lists keep meaning one token.
-            raise TokenError(f"a token named {name!r} exists already (names are never reused)")
-        token = new_token()
-        while _clashes(token, records):
+        with self._changing():
+            records = self.load()
+            if any(r.name == name for r in records):
+                # Names stay taken after a revocation: logs and lists keep meaning one token.
+                raise TokenError(f"a token named {name!r} exists already (names are never reused)")
             token = new_token()
-        records.append(TokenRecord.issue(name, token, channels, now, expires))
-        self.save(records)
+            while _clashes(token, records):
+                token = new_token()
+            records.append(TokenRecord.issue(name, token, channels, now, expires))
+            self.save(records)
         return token
 
     def revoke(self, name: str, now: dt.datetime) -> TokenRecord:
-        records = self.load()
-        for i, record in enumerate(records):
-            if record.name == name:
-                if not record.revoked:
-                    records[i] = replace(record, revoked=_iso(now))
-                    self.save(records)
-                return records[i]
+        with self._changing():
+            records = self.load()
+            for i, record in enumerate(records):
+                if record.name == name:
+                    if not record.revoked:
+                        records[i] = replace(record, revoked=_iso(now))
+                        self.save(records)
+                    return records[i]
         raise TokenError(f"no token named {name!r}")
+
+    def scoped_to(self, channel: str) -> list[str]:
+        """The names of the tokens added for ``channel`` (``token add --channel``)."""
+        if not self.path.exists():
+            return []
+        return [r.name for r in self.load() if channel in r.channels]
+
+    def drop_channel(self, channel: str) -> list[str]:
+        """Take ``channel`` out of every token's scope, for ``sitegen remove``: a channel
+        configured later under the same path starts with no reader. The names of the tokens
+        that had it."""
+        if not self.path.exists():
+            return []
+        with self._changing():
+            records = self.load()
+            names = [r.name for r in records if channel in r.channels]
+            if names:
+                kept = [
+                    replace(r, channels=tuple(c for c in r.channels if c != channel))
+                    for r in records
+                ]
+                self.save(kept)
+        return names
 
     def find(self, token: str) -> TokenRecord | None:
         """The record of ``token`` (whatever its state), comparing hashes in constant time."""

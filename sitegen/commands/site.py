@@ -209,6 +209,8 @@ def _remove(args: argparse.Namespace) -> int:
         human_bytes(report.bytes),
         counted(report.state, "file"),
     )
+    if report.tokens:
+        log.info("%s no longer in the scope of %s", removal.channel, ", ".join(report.tokens))
     return EXIT_OK if render_pages(config) else EXIT_FAILED
 
 

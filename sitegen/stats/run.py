@@ -90,6 +90,17 @@ def forget_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | N
         site.write_bytes(site.path(layout.STATS_JSON), encode_doc(_doc(tally, config, today)))
 
 
+def holds_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | None) -> bool:
+    """Whether :func:`forget_counts` would drop counts of ``channel`` (or these ``subdirs``):
+    what ``sitegen remove --dry-run`` tells. A state that cannot be read counts as holding
+    some (the removal would take ``stats.json`` with it)."""
+    try:
+        tally, _cursors = load_state(layout.stats_state_path(config.output))
+    except StateError:
+        return True
+    return tally.forget(channel, subdirs)  # on this copy only: nothing is written
+
+
 def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
     """Count the new lines of the configured logs; ``today`` (UTC) decides which days are
     closed (their salts forgotten), which are rolled into months and what "last 7 days" is."""

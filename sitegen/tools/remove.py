@@ -25,6 +25,7 @@ by which the same command finishes the removal even past its last ``repodata.jso
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -32,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from sitegen.access.server_files import AccessPaths
+from sitegen.access.tokens import TokenError
 from sitegen.conda.encode import encode_repodata
 from sitegen.config import SiteConfig
 from sitegen.layout import (
@@ -47,9 +50,10 @@ from sitegen.layout import (
     package_page_path,
     removal_journal_path,
     search_index_path,
+    stats_state_path,
 )
 from sitegen.net.activity import counted, human_bytes
-from sitegen.stats.run import forget_counts, stats_lock
+from sitegen.stats.run import forget_counts, holds_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id, noted_access
@@ -74,6 +78,7 @@ class RemovalReport:
     bytes: int = 0
     state: int = 0  # state files and folders deleted
     record: str = ""  # the run id of its ledger record
+    tokens: list[str] = field(default_factory=list)  # tokens no longer scoped to the channel
 
 
 def site_relative(config: SiteConfig, path: str) -> str:
@@ -197,6 +202,19 @@ def channel_pages(config: SiteConfig, removal: Removal) -> tuple[list[str], list
     return [f for f in files if pages(f)], [f for f in folders if pages(f)]
 
 
+def forget_readers(config: SiteConfig, channel: str) -> list[str]:
+    """The removed channel leaves the scope of the tokens added for it, so that a channel
+    configured later under its path is not readable by them; their names."""
+    store = AccessPaths.of(config).store
+    try:
+        return store.drop_channel(channel)
+    except (TokenError, OSError) as exc:
+        log.warning(
+            "%s: %s; the tokens added for %s keep it in their scope", store.path, exc, channel
+        )
+        return []
+
+
 def remove_pages(config: SiteConfig, site: Site, removal: Removal) -> None:
     """Stage 4: the channel's own pages (the next render leaves it off the landing page)."""
     if not removal.whole_channel:
@@ -252,6 +270,18 @@ def dry_run(config: SiteConfig, removal: Removal) -> list[str]:
         if path.exists():
             relpath = path.relative_to(site.root).as_posix()
             lines.append(relpath + ("/" if path.is_dir() else ""))
+    if removal.whole_channel:
+        store = AccessPaths.of(config).store
+        try:
+            readers = store.scoped_to(removal.channel)
+        except (TokenError, OSError) as exc:
+            readers = [f"? ({exc})"]
+        if readers:
+            lines.append(f"{store.path}: {removal.channel} from the scope of {', '.join(readers)}")
+    subdirs = None if removal.whole_channel else removal.subdirs
+    if holds_counts(config, removal.channel, subdirs):
+        relpath = stats_state_path(site.root).relative_to(site.root).as_posix()
+        lines.append(f"{relpath}: the download counts of {removal.path}")
     return lines
 
 
@@ -273,13 +303,18 @@ def remove(config: SiteConfig, path: str) -> RemovalReport:
             site, config, removal.channel, removal.subdirs, removal.whole_channel
         )
         forget_counts(config, removal.channel, None if removal.whole_channel else removal.subdirs)
+        if removal.whole_channel:
+            report.tokens = forget_readers(config, removal.channel)
         remove_pages(config, site, removal)
         for kept in remove_directories(site, removal):
             log.warning("%s: kept, not empty (a channel nested in it, or files of others)", kept)
         report.record = _record(site, config, report, journal.started)
         if report.record:
             # Kept otherwise, so that the same command can still write the record.
-            site.remove(removal_journal_path(site.root, removal.path))
+            journal_path = removal_journal_path(site.root, removal.path)
+            site.remove(journal_path)
+            with contextlib.suppress(OSError):  # not empty: another removal's journal is there
+                journal_path.parent.rmdir()
     return report
 
 
