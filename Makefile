@@ -37,14 +37,18 @@ format: $(STAMP)
 
 # Two kinds of tests (markers in pyproject.toml): unit tests are pure and take seconds;
 # integration tests run real servers, browsers and conda installs on 127.0.0.1 (minutes).
+# Test files are spread over one worker process per core (at most 4; every test starts its
+# own servers on free ports and works in its own temporary directory).
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
+
 test: lint
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: lint
-	$(BIN)/python -m pytest -q -m unit
+	$(PYTEST) -m unit
 
 test-integration: $(STAMP)
-	$(BIN)/python -m pytest -q -m integration
+	$(PYTEST) -m integration
 
 demo: $(STAMP)
 	$(BIN)/sitegen demo --dir demo
