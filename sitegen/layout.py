@@ -10,6 +10,7 @@ built under a site root given as a :class:`~pathlib.Path`.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -296,14 +297,26 @@ def local_store_index_path(root: Path, mirror: str) -> Path:
 
 
 def advisory_feed_dir(root: Path, url: str) -> Path:
-    """The last good copy of an advisory feed (``feed.zip``) and the validators it came with
-    (``validators.json``), under a digest of its URL as channels.yaml writes it (``${ENV}``
+    """The last good copy of an advisory feed (``feed.zip``), the validators it came with
+    (``validators.json``) and its advisories as read (:func:`feed_parsed_copy`), under a digest of its URL as channels.yaml writes it (``${ENV}``
     references unfilled: a name that holds no secret, whatever the URL carries)."""
     return state_dir(root) / "advisory-feeds" / hashlib.sha256(url.encode()).hexdigest()[:24]
 
 
 FEED_ARCHIVE = "feed.zip"
 FEED_VALIDATORS = "validators.json"
+_FEED_PARSED = re.compile(r"^advisories-[0-9a-f]{24}\.msgpack$")
+
+
+def feed_parsed_copy(feed_dir: Path, key: str) -> Path:
+    """The advisories of a feed's kept copy as read (msgpack), for the runs and renders that
+    find it unchanged; ``key`` (24 hex digits) is a digest of the copy's identity and of the
+    reader's code, so a new copy or another reader never uses an older one."""
+    return feed_dir / f"advisories-{key}.msgpack"
+
+
+def is_feed_parsed_copy(name: str) -> bool:
+    return _FEED_PARSED.match(name) is not None
 
 
 # ------------------------------------------------------------------ access control (outside the site)

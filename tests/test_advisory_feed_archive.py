@@ -255,3 +255,50 @@ def test_a_copy_is_parsed_once_as_it_is_on_disk_and_let_go_once_replaced(tmp_pat
     feeds.read_copy(scratch)
     gc.collect()
     assert gone() is None
+
+
+def test_the_advisories_kept_as_read_stand_in_for_the_archive_while_both_are_current(
+    tmp_path, monkeypatch
+):
+    """A run in a new process decodes the kept copy's parsed advisories instead of parsing the
+    archive; a copy replaced, a parsed copy made by another reader or a damaged one is not
+    used."""
+    parsed: list[Path] = []
+
+    def counting(path: Path) -> tuple:
+        parsed.append(path)
+        return read_archive(path)
+
+    monkeypatch.setattr(feeds, "read_archive", counting)
+    kept = tmp_path / "feed.zip"
+    write_feed(kept, [zlib_advisory()])
+    first = feeds.read_copy(kept)
+    assert parsed == [kept]
+    # What the parsed copy says is what a new process reads (it holds another fix here, to
+    # tell the two apart).
+    write_feed(tmp_path / "other.zip", [zlib_advisory(fixed="9.9")])
+    other = read_archive(tmp_path / "other.zip")
+    feeds.parsed_copy(kept).write_bytes(feeds.encode_parsed(other))
+    monkeypatch.setattr(feeds, "_READ", {})  # a new process
+    assert feeds.read_copy(kept) == other and parsed == [kept]
+
+    # Another reader's (the key holds a digest of the reader's code): not used.
+    monkeypatch.setattr(feeds, "_READ", {})
+    monkeypatch.setattr(feeds, "_reader_digest", lambda: b"another sitegen")
+    assert feeds.read_copy(kept) == first and parsed == [kept, kept]
+    monkeypatch.undo()
+    monkeypatch.setattr(feeds, "read_archive", counting)
+
+    # Damaged: the archive is read.
+    feeds.parsed_copy(kept).write_bytes(b"\x93 not msgpack of advisories")
+    monkeypatch.setattr(feeds, "_READ", {})
+    assert feeds.read_copy(kept) == first and len(parsed) == 3
+
+    # A new copy renamed into place (as a run keeps one): its own key, so the old parsed
+    # copy is not used.
+    feeds.parsed_copy(kept).write_bytes(feeds.encode_parsed(other))
+    write_feed(tmp_path / "scratch.zip", [zlib_advisory(fixed="1.3.2")])
+    (tmp_path / "scratch.zip").rename(kept)
+    monkeypatch.setattr(feeds, "_READ", {})
+    assert feeds.read_copy(kept)[0].affected[0].ranges != first[0].affected[0].ranges
+    assert len(parsed) == 4

@@ -21,7 +21,15 @@ from pathlib import Path
 import pytest
 
 from sitegen.config import SiteConfig, make_scrub
-from sitegen.layout import FEED_ARCHIVE, FEED_VALIDATORS, advisory_feed_dir, run_page_path
+from sitegen.filters.feeds import encode_parsed, parsed_copy
+from sitegen.filters.osv_archive import read_archive
+from sitegen.layout import (
+    FEED_ARCHIVE,
+    FEED_VALIDATORS,
+    advisory_feed_dir,
+    is_feed_parsed_copy,
+    run_page_path,
+)
 from sitegen.sync.notify import run_summary
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -100,6 +108,10 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
     kept = advisory_feed_dir(site, url)
     assert (kept / FEED_ARCHIVE).read_bytes() == archive
     assert json.loads((kept / FEED_VALIDATORS).read_bytes())["etag"]
+    # Beside it, the advisories as read, for the runs that find the feed unchanged.
+    (parsed,) = [p for p in kept.iterdir() if is_feed_parsed_copy(p.name)]
+    assert parsed == parsed_copy(kept / FEED_ARCHIVE)
+    assert parsed.read_bytes() == encode_parsed(read_archive(kept / FEED_ARCHIVE))
 
     # Unchanged: one conditional request, answered 304, and nothing downloaded.
     server.reset()
@@ -123,6 +135,10 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
     assert not published(site, CHANNEL, "linux-64") & (OLD_ZLIB | NEW_ZLIB)
     assert {b["file"] for b in report.mirrors[0].advisories_blocked} == OLD_ZLIB | NEW_ZLIB
     assert server.requests[-1].status == 200
+    # The new copy's advisories replaced the old copy's.
+    (newer,) = [p for p in kept.iterdir() if is_feed_parsed_copy(p.name)]
+    assert newer != parsed and newer == parsed_copy(kept / FEED_ARCHIVE)
+    assert newer.read_bytes() == encode_parsed(read_archive(kept / FEED_ARCHIVE))
 
 
 async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in_force(
@@ -166,7 +182,9 @@ async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in
         assert "the archive it served cannot be used" in warning, (what, warning)
         assert kept.read_bytes() == archive, what  # the good copy stays
         assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB, what
-    assert sorted(p.name for p in kept.parent.iterdir()) == [FEED_ARCHIVE, FEED_VALIDATORS]
+    # The good copy, its validators and its advisories as read: no scratch file left.
+    left = sorted(p.name for p in kept.parent.iterdir())
+    assert left == [parsed_copy(kept).name, FEED_ARCHIVE, FEED_VALIDATORS]
     assert not list(tmp_path.rglob("cron.d"))  # nothing extracted anywhere
 
     # Back up: the next run is fresh again, without a warning.

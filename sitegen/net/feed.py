@@ -26,7 +26,7 @@ import httpx
 import trio
 
 from sitegen.config import DownloadSettings, redact_url
-from sitegen.layout import FEED_ARCHIVE, FEED_VALIDATORS, advisory_feed_dir
+from sitegen.layout import FEED_ARCHIVE, FEED_VALIDATORS, advisory_feed_dir, is_feed_parsed_copy
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient
 from sitegen.net.failures import Pace, UpstreamError, with_retries
@@ -193,6 +193,17 @@ class FeedCopies:
             os.fsync(handle.fileno())
         self.site.commit(scratch, self.archive(url))
         self.confirm(url, validators)
+
+    def keep_parsed(self, target: Path, data: bytes) -> None:
+        """Keep the kept copy's advisories as read (``data``) at ``target``, beside it, and drop
+        those of earlier copies. Not flushed: they are made again from the copy if lost."""
+        with os.scandir(target.parent) as entries:
+            stale = [
+                e.path for e in entries if is_feed_parsed_copy(e.name) and e.name != target.name
+            ]
+        for path in stale:
+            self.site.remove(Path(path))
+        self.site.write_bytes(target, data, durable=False)
 
     def confirm(self, url: str, validators: FeedValidators) -> None:
         """Record the validators of the kept copy (found current again, after a 304)."""

@@ -29,7 +29,14 @@ from pathlib import Path
 import trio
 
 from sitegen.config.model import ENV_REF_RE, fill_url, redact_url
-from sitegen.filters.feeds import feed_urls, kept_advisories, read_copy, with_feeds
+from sitegen.filters.feeds import (
+    encode_parsed,
+    feed_urls,
+    kept_advisories,
+    parsed_copy,
+    read_copy,
+    with_feeds,
+)
 from sitegen.filters.osv import Advisory
 from sitegen.filters.osv_archive import ArchiveError
 from sitegen.net.failures import UpstreamError
@@ -143,6 +150,7 @@ async def _attempt(
             if kept is not None:
                 if not dry_run:
                     await trio.to_thread.run_sync(copies.confirm, url, answer.validators)
+                    await trio.to_thread.run_sync(_keep_parsed, copies, url, kept)
                 log.info("advisory feed %s: unchanged, %s", display, _count(kept))
             return kept
         try:
@@ -153,6 +161,7 @@ async def _attempt(
             await trio.to_thread.run_sync(copies.keep, url, scratch, answer.validators)
             # The same file under its name now: what was read is remembered under that name.
             advisories = await trio.to_thread.run_sync(read_copy, copies.archive(url))
+            await trio.to_thread.run_sync(_keep_parsed, copies, url, advisories)
         skipped = sum(len(a.skipped) for a in advisories)
         log.info(
             "advisory feed %s: fetched, %s%s",
@@ -165,6 +174,19 @@ async def _attempt(
     finally:
         with contextlib.suppress(FileNotFoundError):  # renamed into place, or never written
             scratch.unlink()
+
+
+def _keep_parsed(copies: FeedCopies, url: str, advisories: tuple[Advisory, ...]) -> None:
+    """The kept copy's advisories as read, beside it, unless they are there already: the
+    next run that finds the feed unchanged, and the renders, decode them instead of parsing
+    the archive again."""
+    target = parsed_copy(copies.archive(url))
+    if target.is_file():
+        return
+    try:
+        copies.keep_parsed(target, encode_parsed(advisories))
+    except OSError as exc:  # the next run reads the archive again: slower, not wrong
+        log.warning("%s: cannot keep the advisories as read: %s", target, exc.strerror or exc)
 
 
 def _scratch(copies: FeedCopies, url: str, dry_run: bool) -> Path:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,8 +71,10 @@ class InputsDigest:
             # (the shard index), or before `repodata: {bz2}` was turned on or off, is rebuilt
             # once, even if nothing else changed.
             "metadata": list(metadata_files(config.repodata_bz2)),
-            "filters": asdict(config.filters),
-            "channels": [asdict(c) for c in channels],
+            # msgspec's builtins, the same values as dataclasses.asdict in C: a filter level's
+            # advisories from a feed are tens of thousands of objects (asdict: seconds).
+            "filters": msgspec.to_builtins(config.filters),
+            "channels": msgspec.to_builtins(channels),
         }
         self._hash.update(msgspec.json.encode(_canonical(settings)))
 
