@@ -300,7 +300,12 @@ def advisory_feed_dir(root: Path, url: str) -> Path:
     """The last good copy of an advisory feed (``feed.zip``), the validators it came with
     (``validators.json``) and its advisories as read (:func:`feed_parsed_copy`), under a digest of its URL as channels.yaml writes it (``${ENV}``
     references unfilled: a name that holds no secret, whatever the URL carries)."""
-    return state_dir(root) / "advisory-feeds" / hashlib.sha256(url.encode()).hexdigest()[:24]
+    return advisory_feeds_dir(root) / hashlib.sha256(url.encode()).hexdigest()[:24]
+
+
+def advisory_feeds_dir(root: Path) -> Path:
+    """Where the feeds' copies are kept, one folder per feed (:func:`advisory_feed_dir`)."""
+    return state_dir(root) / "advisory-feeds"
 
 
 FEED_ARCHIVE = "feed.zip"

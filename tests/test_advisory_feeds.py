@@ -140,6 +140,12 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
     assert newer != parsed and newer == parsed_copy(kept / FEED_ARCHIVE)
     assert newer.read_bytes() == encode_parsed(read_archive(kept / FEED_ARCHIVE))
 
+    # No filter names the feed any more: its copy goes (a dry run keeps it).
+    unfiltered = channel_config(site, example_upstream.url)
+    assert not (await run(unfiltered, dry_run=True)).failed and kept.is_dir()
+    assert not (await run(unfiltered)).failed
+    assert not kept.exists() and kept.parent.is_dir()
+
 
 async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in_force(
     example_upstream: ExampleUpstream,

@@ -26,7 +26,13 @@ import httpx
 import trio
 
 from sitegen.config import DownloadSettings, redact_url
-from sitegen.layout import FEED_ARCHIVE, FEED_VALIDATORS, advisory_feed_dir, is_feed_parsed_copy
+from sitegen.layout import (
+    FEED_ARCHIVE,
+    FEED_VALIDATORS,
+    advisory_feed_dir,
+    advisory_feeds_dir,
+    is_feed_parsed_copy,
+)
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient
 from sitegen.net.failures import Pace, UpstreamError, with_retries
@@ -193,6 +199,27 @@ class FeedCopies:
             os.fsync(handle.fileno())
         self.site.commit(scratch, self.archive(url))
         self.confirm(url, validators)
+
+    def forget_unnamed(self, urls: list[str]) -> list[str]:
+        """Delete the kept copies (their folders) of the feeds that are none of ``urls``; the
+        names of the folders deleted."""
+        named = {advisory_feed_dir(self.site.root, url).name for url in urls}
+        try:
+            with os.scandir(advisory_feeds_dir(self.site.root)) as entries:
+                folders = [
+                    Path(e.path)
+                    for e in entries
+                    if e.name not in named and e.is_dir(follow_symlinks=False)
+                ]
+        except FileNotFoundError:
+            return []
+        for folder in folders:
+            with os.scandir(folder) as entries:
+                files = [Path(e.path) for e in entries if not e.is_dir(follow_symlinks=False)]
+            for path in files:
+                self.site.remove(path)
+            folder.rmdir()
+        return [folder.name for folder in folders]
 
     def keep_parsed(self, target: Path, data: bytes) -> None:
         """Keep the kept copy's advisories as read (``data``) at ``target``, beside it, and drop

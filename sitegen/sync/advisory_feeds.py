@@ -35,6 +35,7 @@ from sitegen.filters.feeds import (
     kept_advisories,
     parsed_copy,
     read_copy,
+    site_feeds,
     with_feeds,
 )
 from sitegen.filters.osv import Advisory
@@ -60,9 +61,11 @@ async def refresh_feeds(scope: RunScope, results: RunResults) -> RunScope:
     those that run on a stale one."""
     used = {m.name: feed_urls(scope.config.filter_levels(c, m)) for c, m in scope.mirrors}
     urls = list(dict.fromkeys(url for names in used.values() for url in names))
+    copies = FeedCopies(scope.site)
+    if not scope.options.dry_run:
+        await trio.to_thread.run_sync(_forget_unnamed, copies, site_feeds(scope.config))
     if not urls:
         return scope
-    copies = FeedCopies(scope.site)
     feeds: dict[str, _Feed] = {}
     async with AsyncExitStack() as stack:
         client = await open_feed_client(scope.config.download, stack, scope.activity)
@@ -174,6 +177,18 @@ async def _attempt(
     finally:
         with contextlib.suppress(FileNotFoundError):  # renamed into place, or never written
             scratch.unlink()
+
+
+def _forget_unnamed(copies: FeedCopies, named: list[str]) -> None:
+    """Delete the copies of feeds the configuration names nowhere any more (by any mirror,
+    also those this run does not cover): a feed named again later starts as a new one."""
+    try:
+        forgotten = copies.forget_unnamed(named)
+    except OSError as exc:  # tried again by the next run
+        log.warning("advisory feeds: cannot delete a copy no filter names: %s", exc)
+        return
+    for name in forgotten:
+        log.info("advisory feed copy %s: no filter names its feed any more; deleted", name)
 
 
 def _keep_parsed(copies: FeedCopies, url: str, advisories: tuple[Advisory, ...]) -> None:
