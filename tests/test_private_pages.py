@@ -187,7 +187,7 @@ def test_public_report_leaves_out_the_only_names_and_removals_of_hidden_channels
         approvals=[{"action": "approve", "spec": "zlib"}],  # no channel: hides nothing
     )
     public = public_report(report, NOW)
-    assert public.options == {"only": ["ex"]}
+    assert public.options == {"only": ["ex"], "remove": ""} and public.removal
     assert [m.name for m in public.mirrors] == ["ex"]
     assert public.errors == ["ex: slow"] and len(public.approvals) == 1
     # A removal in a channel shown keeps its path.

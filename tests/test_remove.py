@@ -117,6 +117,10 @@ def test_remove_a_channel_then_a_new_one_of_the_same_name_starts_clean(
     assert sum(c.deleted_files for c in record.channels) > 1
     assert all(c.removed == [] for c in record.channels)
     assert "removed by sitegen remove" in (m.site / f"history/{record.id}.html").read_text()
+    # The landing page's last run is still the last mirror run.
+    [last_run] = [r for r in History(Site(m.site)).runs() if not r.removal][:1]
+    opening = (m.site / "index.html").read_text().split("Last run", 1)[1].split("</p>", 1)[0]
+    assert f"history/{last_run.id}.html" in opening and record.id not in opening
 
     # A channel of the same name later: not frozen by the freeze of the one removed, all new.
     m.configure(("c/x", "linux-64"), ("c/old", "linux-64"))

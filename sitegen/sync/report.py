@@ -167,6 +167,12 @@ class RunReport:
     access: RunAccess | None = None
 
     @property
+    def removal(self) -> bool:
+        """A record of ``sitegen remove`` (``options.remove``: the path removed, or "" where
+        the public pages hide it), not of a mirror run."""
+        return "remove" in self.options
+
+    @property
     def failed(self) -> bool:
         return bool(
             self.errors

@@ -113,7 +113,8 @@ def landing_model(
                 "mirrors": mirrors,
             }
         )
-    last = run_summary(reports[0], scrub) if reports else None
+    # The last mirror run: a `sitegen remove` since then is no run of the mirrors.
+    last = next((run_summary(r, scrub) for r in reports if not r.removal), None)
     return {
         "channels": channels,
         "sources": source_kinds(config),

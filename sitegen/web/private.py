@@ -67,7 +67,7 @@ def public_report(report: RunReport, now: RunAccess) -> RunReport:
         options["only"] = [name for name in options["only"] if name not in words]
     removed = options.get("remove")
     if isinstance(removed, str) and any(f"{removed}/".startswith(f"{c}/") for c in hidden):
-        del options["remove"]
+        options["remove"] = ""  # still a removal (see RunReport.removal), of no path shown
     public = dataclasses.replace(
         report,
         options=options,
