@@ -20,6 +20,8 @@ from typing import Any
 import zstandard
 
 from sitegen.config import SiteConfig, parse_config
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
 
 PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
@@ -169,6 +171,20 @@ channels:
     subdirs: {subdirs}
 """
     return site_config(site, body + textwrap.indent(textwrap.dedent(extra).lstrip("\n"), "    "))
+
+
+async def mirror_numpy_with_dependencies(site: Path, url: str) -> RunReport:
+    """Mirror numpy and what it needs (include_dependencies) from the example upstream at
+    ``url`` into ``site``, as ``cloud/example`` linux-64: the subset a client installs numpy
+    from. The run must succeed."""
+    extra = """
+        filters:
+          specs: {include: [numpy]}
+          include_dependencies: true
+        """
+    report = await run_mirror(channel_config(site, url, extra=extra), MirrorOptions(progress=False))
+    assert not report.failed
+    return report
 
 
 def rewrite_repodata(root: Path, subdir: str, change: Callable[[dict[str, Any]], None]) -> None:

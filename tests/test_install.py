@@ -18,6 +18,7 @@ from testkit.site import (
     assert_channel_consistent,
     channel_config,
     fns,
+    mirror_numpy_with_dependencies,
     published,
     site_config,
 )
@@ -32,17 +33,7 @@ async def test_rattler_installs_numpy_from_the_mirror(
     example_upstream: ExampleUpstream, nginx_server_factory, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    config = channel_config(
-        site,
-        example_upstream.url,
-        extra="""
-        filters:
-          specs: {include: [numpy]}
-          include_dependencies: true
-        """,
-    )
-    report = await run_mirror(config, MirrorOptions(progress=False))
-    assert not report.failed
+    report = await mirror_numpy_with_dependencies(site, example_upstream.url)
     assert_channel_consistent(site, CHANNEL)
     packages = example_upstream.packages
     # The mirror holds numpy and what it needs, and nothing else of the upstream channel.

@@ -11,9 +11,8 @@ import pytest
 import trio
 from rattler import Channel, ChannelConfig
 
-from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.client import solve_and_install
-from testkit.site import channel_config
+from testkit.site import mirror_numpy_with_dependencies
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -25,17 +24,7 @@ async def test_rattler_installs_from_a_copy_of_the_site_by_file_url(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     built = tmp_path / "built"
-    config = channel_config(
-        built,
-        example_upstream.url,
-        extra="""
-        filters:
-          specs: {include: [numpy]}
-          include_dependencies: true
-        """,
-    )
-    report = await run_mirror(config, MirrorOptions(progress=False))
-    assert not report.failed
+    await mirror_numpy_with_dependencies(built, example_upstream.url)
     # Carried to the air-gapped machine: another directory, the upstream out of reach.
     site = tmp_path / "media" / "site"
     shutil.copytree(built, site)
