@@ -25,7 +25,8 @@ from sitegen.sync.report import (
     RunReport,
 )
 from sitegen.tools.site_disk import disk_usage
-from sitegen.tools.status import build_status, format_status, status_json
+from sitegen.tools.status import build_status
+from sitegen.tools.status_format import format_status, status_json
 from testkit.upstream import ExampleUpstream
 
 

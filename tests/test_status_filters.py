@@ -11,8 +11,9 @@ import yaml
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import parse_config
 from sitegen.filters import registry
-from sitegen.tools.status import build_status, format_status, status_json
+from sitegen.tools.status import build_status
 from sitegen.tools.status_filters import level_filters
+from sitegen.tools.status_format import format_status, status_json
 
 OSV = Path(__file__).parent / "data" / "osv"
 

@@ -164,7 +164,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from sitegen.tools.status import collect_status, format_status, status_json
+    from sitegen.tools.status import collect_status
+    from sitegen.tools.status_format import format_status, status_json
 
     status = collect_status(load(args))
     if args.json:

@@ -3,16 +3,16 @@ run holds the site now, the channels frozen, the disk each channel uses, and the
 published that channels.yaml no longer names.
 
 :func:`build_status` is pure (the run ledger, the lock holder and the disk usage go in, a
-model comes out); :func:`collect_status` reads them from the site, and :func:`format_status`
-and :func:`status_json` present the model to a person or a program. Nothing here takes the
-site lock or writes anything, so it is safe to call while a run works.
+model comes out) and :func:`collect_status` reads them from the site; ``status_format``
+presents the model to a person or a program. Nothing here takes the site lock or writes
+anything, so it is safe to call while a run works.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,14 @@ from sitegen.store.frozen import FreezeEntry, FrozenChannels, FrozenStateError
 from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
-from sitegen.sync.progress import human_bytes
-from sitegen.sync.report import RUNNING, RunReport, iso_utc, new_files_text
+from sitegen.sync.report import RUNNING, RunReport
 from sitegen.tools.site_disk import (
     UnconfiguredSubdir,
     configured_subdirs,
     disk_usage,
     unconfigured_subdirs,
 )
-from sitegen.tools.status_filters import filters_in_force, filters_text
+from sitegen.tools.status_filters import filters_in_force
 
 
 @dataclass(frozen=True)
@@ -267,137 +266,3 @@ def _read_progress(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return document if isinstance(document, dict) else None
-
-
-# ------------------------------------------------------------------ presenting it
-
-
-def span(seconds: float) -> str:
-    seconds = abs(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit}"
-    return f"{seconds:.0f} s"
-
-
-def status_json(status: SiteStatus) -> dict[str, Any]:
-    """The model for programs: times as ISO 8601 UTC strings."""
-
-    def last(run: LastRun | None) -> dict[str, Any] | None:
-        if run is None:
-            return None
-        return {**asdict(run), "started": iso_utc(run.started), "ended": iso_utc(run.ended)}
-
-    active = None
-    if status.active is not None:
-        active = {**asdict(status.active), "started": iso_utc(status.active.started)}
-    return {
-        "site": status.site,
-        "now": iso_utc(status.now),
-        "running": active,
-        "mirrors": [
-            {
-                "name": m.name,
-                "channel": m.channel,
-                "schedule": m.schedule,
-                "source": m.source,
-                "mode": m.mode,
-                "subdirs": list(m.subdirs),
-                "filters": m.filters,
-                "last_run": last(m.last_run),
-                "last_completed": iso_utc(m.last_completed),
-                "next_due": iso_utc(m.next_due),
-                "due": m.due,
-            }
-            for m in status.mirrors
-        ],
-        "channels": [asdict(c) for c in status.channels],
-        "unfinished": [{**asdict(u), "started": iso_utc(u.started)} for u in status.unfinished],
-        "frozen": [{**asdict(f), "when": iso_utc(f.when)} for f in status.frozen],
-        "frozen_error": status.frozen_error,
-        "unconfigured": [asdict(u) for u in status.unconfigured],
-    }
-
-
-def format_status(status: SiteStatus) -> str:
-    """The model for a person at a terminal or in a cron log."""
-    lines = [f"site: {status.site}"]
-    if status.active is None:
-        lines.append("running: no run holds the site now")
-    else:
-        run = status.active
-        since = (
-            f", run {run.id} started {iso_utc(run.started)} ({span(status.now - run.started)} ago)"
-            if run.id and run.started is not None
-            else ""
-        )
-        lines.append(f"running: pid {run.pid} holds the site lock{since}")
-        if run.progress:
-            done = run.progress
-            lines.append(
-                f"  downloading: {done.get('files', 0)}/{done.get('total_files', 0)} files"
-                f" ({done.get('failed', 0)} failed),"
-                f" {human_bytes(done.get('bytes', 0))} of {human_bytes(done.get('total_bytes', 0))}"
-            )
-    lines.extend(
-        f"unfinished: run {u.id} (pid {u.pid}) started {iso_utc(u.started)} and did not finish;"
-        " the next run records it as interrupted"
-        for u in status.unfinished
-    )
-    for m in status.mirrors:
-        lines.append(f"mirror {m.name} (channel {m.channel}, schedule {m.schedule})")
-        lines.append(f"  source: {m.source}, {m.mode}, subdirs {', '.join(m.subdirs)}")
-        lines.append(f"  filters: {filters_text(m.filters)}")
-        run = m.last_run
-        if run is None:
-            lines.append("  last run: never")
-        else:
-            took = f", took {span(run.ended - run.started)}" if run.ended else ""
-            lines.append(
-                f"  last run: {run.id}, {run.status}, started {iso_utc(run.started)}{took}"
-            )
-            lines.append(
-                f"    {run.records_kept} records kept; channel: {run.packages} files published"
-                f" (+{run.added} ~{run.updated} -{run.removed}), "
-                + new_files_text(
-                    (run.downloaded_files, run.downloaded_bytes),
-                    (run.local_files, run.local_bytes),
-                )
-            )
-            lines.extend(f"    error: {e}" for e in run.errors[:5])
-            if len(run.errors) > 5:
-                lines.append(f"    ... {len(run.errors) - 5} more errors")
-        if m.last_completed is None:
-            lines.append("  next due: now (never completed)")
-        elif m.due:
-            lines.append(f"  next due: now (since {iso_utc(m.next_due)})")
-        else:
-            lines.append(
-                f"  next due: {iso_utc(m.next_due)} (in {span(m.next_due - status.now)});"
-                f" last completed {iso_utc(m.last_completed)}"
-            )
-    if status.frozen_error:
-        lines.append(
-            f"frozen: every channel (runs keep them all as published): {status.frozen_error}"
-        )
-    for f in status.frozen:
-        if f.in_config:
-            why = "frozen: true in channels.yaml"
-        else:
-            reason = f": {f.reason}" if f.reason else ""
-            why = (
-                f"by {f.by or 'sitegen freeze'} at {iso_utc(f.when)}{reason};"
-                f" lift with `sitegen unfreeze {f.channel}`"
-            )
-        lines.append(f"frozen: {f.channel} (runs keep its published state; {why})")
-    lines.append("disk used:")
-    width = max((len(c.channel) for c in status.channels), default=0)
-    for c in status.channels:
-        lines.append(f"  {c.channel:<{width}}  {human_bytes(c.bytes)} in {c.files} files")
-    lines.extend(
-        f"not configured, still served: {u.path} ({human_bytes(u.bytes)} in {u.files} files):"
-        " no channel in the configuration publishes it, so runs leave it as it is and clients"
-        f" still read it; `sitegen remove {u.path}` stops serving it"
-        for u in status.unconfigured
-    )
-    return "\n".join(lines) + "\n"
