@@ -79,6 +79,24 @@ def test_a_damaged_or_foreign_run_record_is_skipped_not_fatal(tmp_path: Path, te
 
 
 @pytest.mark.unit
+def test_a_ledger_that_cannot_be_listed_reads_empty_or_raises_when_strict(tmp_path: Path) -> None:
+    """Most readers take an unlistable ledger for no runs; a strict reader (whether webconf
+    may serve the records) is told it cannot list it, in the same read that lists them."""
+    history = History(Site(tmp_path))
+    assert history.runs() == [] and history.runs(strict=True) == []  # no run yet
+    good = RunReport(id="20240101T000000.000Z-1", started=1.0, ended=2.0, status=COMPLETED)
+    history.save(good)
+    assert [r.id for r in history.runs(strict=True)] == [good.id]
+    for record in history.directory.iterdir():
+        record.unlink()
+    history.directory.rmdir()
+    history.directory.write_text("not a directory")  # listing it fails
+    assert history.runs() == [] and history.read() == ([], [])
+    with pytest.raises(OSError):
+        history.runs(strict=True)
+
+
+@pytest.mark.unit
 def test_never_completed_mirror_is_due() -> None:
     assert schedule.is_due("0 2 * * *", None, ts("2026-01-01T00:00:00"))
 

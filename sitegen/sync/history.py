@@ -110,20 +110,34 @@ class History:
             return False
         return self.site.remove(self.site.root / filtered_records_path(run_id))
 
-    def runs(self) -> list[RunReport]:
-        """Every recorded run, newest first; unreadable records are skipped."""
-        return self.read()[0]
+    def runs(self, *, strict: bool = False) -> list[RunReport]:
+        """Every recorded run, newest first; unreadable records are skipped. ``strict``: as
+        for :meth:`read`."""
+        return self.read(strict=strict)[0]
 
-    def read(self) -> tuple[list[RunReport], list[Path]]:
+    def read(self, *, strict: bool = False) -> tuple[list[RunReport], list[Path]]:
         """Every recorded run, newest first, and the strays: records under a name that is not
         their own ``<id>.json`` (a copy, a renamed file). A stray is no part of the ledger: read
         as a run it would show that run twice, and outlive it, as retention removes a run's
-        record by its id (see prune_history)."""
+        record by its id (see prune_history).
+
+        No ledger folder reads as no runs. A folder that cannot be listed does too, unless
+        ``strict``: then the OSError is raised, for a caller that must not take "cannot tell"
+        for "no runs" (whether the records may be served)."""
         out: list[RunReport] = []
         strays: list[Path] = []
-        if not self.directory.is_dir():
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
             return out, strays
-        for path in self.directory.glob("*.json"):
+        except OSError:
+            if strict:
+                raise
+            return out, strays
+        for name in names:
+            if not name.endswith(".json"):
+                continue
+            path = self.directory / name
             try:
                 report = RunReport.from_json(json.loads(path.read_bytes()))
             except (OSError, ValueError, TypeError, RecursionError):

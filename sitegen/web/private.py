@@ -13,7 +13,6 @@ mirror" snippets show the token forms with ``<TOKEN>``.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -90,14 +89,11 @@ def ledger_hides(config: SiteConfig) -> bool:
     """Whether some run record of the site names a channel the public pages leave out of it
     (:func:`hidden_channels`): then the records themselves are no file for everyone."""
     now = RunAccess.of(config)
-    history = History(Site(config.output))
     try:
-        os.listdir(history.directory)
-    except FileNotFoundError:
-        return False  # no run yet
+        runs = History(Site(config.output)).runs(strict=True)
     except OSError:
-        return True  # a ledger that cannot be read may name anything: keep it unserved
-    return any(hidden_channels(report, now) for report in history.runs())
+        return True  # a ledger that cannot be listed may name anything: keep it unserved
+    return any(hidden_channels(report, now) for report in runs)
 
 
 def token_snippet(base_url: str | None, channel: str) -> str:
