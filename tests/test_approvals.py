@@ -285,6 +285,36 @@ def test_an_edit_keeps_every_comment_where_it_was():
     assert last.endswith(footer) and '"zstd"' in last[: last.index(footer)]
 
 
+def test_an_edit_keeps_the_files_crlf_line_endings():
+    """A file written on Windows stays CRLF: the lines an edit adds end as the file's own do,
+    and the edit is otherwise the one an LF file gets."""
+    for text in (FILE, MULTILINE):
+        crlf = text.replace("\n", "\r\n")
+        added = add_entry(crlf, entry("zlib", by="carol"), "approvals.yaml")
+        assert added == add_entry(text, entry("zlib", by="carol"), "a").replace("\n", "\r\n")
+        assert "\n" not in added.replace("\r\n", "")
+        gone, removed = remove_entries(crlf, GATED, "zlib", "approvals.yaml")
+        assert [e.spec for e in removed] == ["zlib"]
+        assert gone == remove_entries(text, GATED, "zlib", "a")[0].replace("\n", "\r\n")
+    # Unterminated last line, a file that was blank: the break added is the file's.
+    last = "".join(_rendered("zlib")).replace("\n", "\r\n").removesuffix("\r\n")
+    assert add_entry(last, entry("numpy"), "a").endswith("\r\n")
+    assert "\n" not in add_entry("\r\n", entry("zlib"), "a").replace("\r\n", "")
+
+
+def test_approve_and_revoke_write_a_crlf_file_back_as_crlf(tmp_path):
+    path = tmp_path / "channels.yaml"
+    path.write_text(CONFIG)
+    approvals = tmp_path / "approvals.yaml"
+    approvals.write_bytes(FILE.replace("\n", "\r\n").encode())
+    load = lambda: load_config(path)  # noqa: E731
+    grant(load, GATED, "python 3.12.*", by="a", why="b", now=NOW)
+    data = approvals.read_bytes()
+    assert b"python 3.12.*" in data and b"\n" not in data.replace(b"\r\n", b"")
+    assert [e.spec for e in withdraw(load, GATED, "python 3.12.*")] == ["python 3.12.*"]
+    assert approvals.read_bytes() == FILE.replace("\n", "\r\n").encode()
+
+
 def test_a_file_in_another_layout_is_not_edited():
     flow = '[{channel: internal/approved, spec: zlib, by: a, when: "2026-01-01", why: b}]\n'
     with pytest.raises(ConfigError, match="edit it by hand"):

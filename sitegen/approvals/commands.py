@@ -103,7 +103,8 @@ def _edit(
 
 def _change(load: Callable[[], SiteConfig], path: Path, change: Callable[[str, str], str]) -> None:
     """Read, change, write and check the file (under the lock of :func:`editing`)."""
-    before = path.read_text(encoding="utf-8")
+    # Decoded as it is: read as text, CRLF would become LF and the file be written back so.
+    before = path.read_bytes().decode("utf-8")
     after = change(before, str(path))
     if after == before:
         return

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sitegen.approvals.layout import Layout, read_layout, rewritten
+from sitegen.approvals.layout import Layout, line_break, read_layout, rewritten
 from sitegen.config.approval_model import Approval
 from sitegen.config.approvals import parse_approvals
 
@@ -27,7 +27,7 @@ HEADER = (
 )
 
 
-def render_entry(entry: Approval) -> list[str]:
+def render_entry(entry: Approval, newline: str = "\n") -> list[str]:
     def quote(text: str) -> str:
         return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML scalar
 
@@ -42,20 +42,25 @@ def render_entry(entry: Approval) -> list[str]:
         lines.append(f"  expires: {quote(entry.expires)}")
     if entry.with_dependencies:
         lines.append("  with_dependencies: true")
-    return [line + "\n" for line in lines]
+    return [line + newline for line in lines]
 
 
 def add_entry(text: str, entry: Approval, filename: str) -> str:
     """The file with ``entry`` added in sorted place, replacing one with the same channel and
-    spec (an approval granted again: its comments stay, each by its key)."""
-    layout = read_layout(text, filename) if text.strip() else Layout([HEADER], [], [])
-    new = render_entry(entry)
+    spec (an approval granted again: its comments stay, each by its key). The lines added end
+    as the file's own do (CRLF stays CRLF)."""
+    if text.strip():
+        layout = read_layout(text, filename)
+    else:
+        newline = line_break(text)
+        layout = Layout([HEADER.replace("\n", newline)], [], [], newline)
+    new = render_entry(entry, layout.newline)
     out_blocks: list[list[str]] = []
     placed = False
     for block in layout.blocks:
         lines = block.lines
         if block.entry.key == entry.key:
-            lines = rewritten(block, new)
+            lines = rewritten(block, new, layout.newline)
             placed = True
         elif not placed and block.entry.key > entry.key:
             out_blocks.append(new)
@@ -89,7 +94,8 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace the file in one rename, so a reader sees the old or the new file, whole."""
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        # newline="": the text's line breaks as they are, CRLF included, never translated.
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -47,19 +47,28 @@ class Layout:
     header: list[str]
     blocks: list[Block]
     footer: list[str]
+    newline: str = "\n"  # the file's own line break, which the lines an edit adds end with
 
     def text(self, blocks: list[list[str]]) -> str:
         return "".join([*self.header, *(line for block in blocks for line in block), *self.footer])
 
 
-def split_lines(text: str) -> list[str]:
-    """The lines of ``text`` as YAML counts them, each with its break (one added at the end)."""
+def line_break(text: str) -> str:
+    """The line break ``text`` ends its first line with: a file written on Windows (CRLF)
+    stays so when an edit adds lines to it. LF for a file without one."""
+    match = LINE_BREAK.search(text)
+    return match.group() if match and match.group() in ("\r\n", "\r") else "\n"
+
+
+def split_lines(text: str, newline: str) -> list[str]:
+    """The lines of ``text`` as YAML counts them, each with its break (``newline`` added at
+    the end)."""
     lines, start = [], 0
     for match in LINE_BREAK.finditer(text):
         lines.append(text[start : match.end()])
         start = match.end()
     if start < len(text):
-        lines.append(text[start:] + "\n")
+        lines.append(text[start:] + newline)
     return lines
 
 
@@ -93,7 +102,8 @@ def read_layout(text: str, filename: str) -> Layout:
     """The file's lines sorted out; a ConfigError when it does not read as approvals, or is not
     laid out as one ``- channel: ...`` block per entry (the layout the commands write)."""
     entries = parse_approvals(text, filename)
-    lines = split_lines(text)
+    newline = line_break(text)
+    lines = split_lines(text, newline)
     root = compose_yaml(text, filename)
     items = list(root.value) if isinstance(root, yaml.SequenceNode) else []
     unfit = ConfigError(
@@ -128,7 +138,7 @@ def read_layout(text: str, filename: str) -> Layout:
         spans.append((start, end))
         blocks.append(block)
     if not blocks:
-        return Layout(lines, [], [])
+        return Layout(lines, [], [], newline)
     # Between two entries: the lines above the next one are its own (comments, blank lines).
     for index, block in enumerate(blocks):
         start, end = spans[index]
@@ -138,13 +148,14 @@ def read_layout(text: str, filename: str) -> Layout:
             if not all(_is_note(line) for line in gap):
                 raise unfit
             block.leading = gap
-    return Layout(lines[: spans[0][0]], blocks, lines[spans[-1][1] :])
+    return Layout(lines[: spans[0][0]], blocks, lines[spans[-1][1] :], newline)
 
 
-def rewritten(block: Block, new: list[str]) -> list[str]:
-    """``block`` with its keys as ``new`` (rendered lines, one per key, in order) has them,
-    each comment kept by its key: above it or at the end of its line. A comment of a key the
-    new entry lacks goes above the next key it has (or after its last)."""
+def rewritten(block: Block, new: list[str], newline: str) -> list[str]:
+    """``block`` with its keys as ``new`` (rendered lines, one per key, in order, each ending
+    with ``newline``) has them, each comment kept by its key: above it or at the end of its
+    line. A comment of a key the new entry lacks goes above the next key it has (or after its
+    last)."""
     by_key = {line.lstrip("- ").split(":", 1)[0]: line for line in new}
     above: dict[str, list[str]] = {key: [] for key in by_key}
     orphans: list[str] = []
@@ -155,10 +166,10 @@ def rewritten(block: Block, new: list[str]) -> list[str]:
             orphans = []
         else:
             comment = block.inline.get(key)
-            orphans += [*notes, *([f"  {comment}\n"] if comment else [])]
+            orphans += [*notes, *([f"  {comment}{newline}"] if comment else [])]
     out = list(block.leading)
     for key, line in by_key.items():
         out += above[key]
         comment = block.inline.get(key)
-        out.append(f"{line.rstrip()}  {comment}\n" if comment else line)
+        out.append(f"{line.rstrip()}  {comment}{newline}" if comment else line)
     return [*out, *orphans, *block.notes.get(AFTER_LAST_KEY, [])]
