@@ -79,7 +79,7 @@ def test_a_damaged_or_foreign_run_record_is_skipped_not_fatal(tmp_path: Path, te
 
 
 @pytest.mark.unit
-def test_a_ledger_that_cannot_be_listed_reads_empty_or_raises_when_strict(tmp_path: Path) -> None:
+def test_a_ledger_that_cannot_be_read_reads_empty_or_raises_when_strict(tmp_path: Path) -> None:
     """Most readers take an unlistable ledger for no runs; a strict reader (whether webconf
     may serve the records) is told it cannot list it, in the same read that lists them."""
     history = History(Site(tmp_path))
@@ -87,6 +87,12 @@ def test_a_ledger_that_cannot_be_listed_reads_empty_or_raises_when_strict(tmp_pa
     good = RunReport(id="20240101T000000.000Z-1", started=1.0, ended=2.0, status=COMPLETED)
     history.save(good)
     assert [r.id for r in history.runs(strict=True)] == [good.id]
+    # A damaged record is passed over, but a strict reader cannot tell what it names.
+    damaged = history.directory / "20240102T000000.000Z-1.json"
+    damaged.write_text('{"id": "20240102T000000.000Z-1", "channels": [{"chann')
+    assert [r.id for r in history.runs()] == [good.id]
+    with pytest.raises(OSError, match="unreadable run record"):
+        history.runs(strict=True)
     for record in history.directory.iterdir():
         record.unlink()
     history.directory.rmdir()

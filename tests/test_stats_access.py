@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sitegen import layout
-from sitegen.cli import EXIT_LOCKED, EXIT_OK, main
+from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
 from sitegen.config import load_config
 from sitegen.stats.run import run_stats
 from sitegen.stats.state import encode_state, load_state
@@ -146,6 +146,16 @@ def test_a_channel_turned_public_shows_no_count_of_its_private_days(stats_site: 
     assert s.run("render") == EXIT_OK
     assert "topsecret" not in s.public_text() and "zlib" in s.public_text()
     assert "c/a/" not in s.public_text()
+    # A ledger record that cannot be read may be the one that notes c/a private: nothing is
+    # counted while it cannot be read.
+    damaged = layout.runs_dir(s.site) / "20260101T000000.000Z-1.json"
+    damaged.write_text('{"id": "20260101T000000.000Z-1", "access": {"channels": {"c/a": "priv')
+    counted = layout.stats_state_path(s.site).read_bytes()
+    doc = (s.site / layout.STATS_JSON).read_bytes()
+    assert s.run("stats") == EXIT_CONFIG
+    assert layout.stats_state_path(s.site).read_bytes() == counted
+    assert (s.site / layout.STATS_JSON).read_bytes() == doc
+    damaged.unlink()
     s.mirror()  # counts, then renders
     text = (s.site / layout.STATS_JSON).read_text()
     assert "secret" not in text and "secret" not in s.public_text()

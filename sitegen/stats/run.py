@@ -52,11 +52,19 @@ def note_private(site: Site, config: SiteConfig, tally: Tally, today: date) -> b
     """Mark the channels private now, and those the run ledger notes private, as private
     through their last such day (today for the first, as are the lines just counted, or the
     newest day counted if later); whether a mark moved. The marks outlast the ledger's
-    retention and the channel itself."""
+    retention and the channel itself. StatsError when the ledger, or a record of it, cannot
+    be read: it may be the one that notes a channel private."""
     now = today.isoformat()
     newest = max((day for day in tally.days if len(day) == 10), default=now)
     moved = tally.note_private({c.path: max(now, newest) for c in config.channels if c.private})
-    return tally.note_private(private_through(History(site).runs(), now)) or moved
+    try:
+        runs = History(site).runs(strict=True)
+    except OSError as exc:
+        raise StatsError(
+            f"the run ledger cannot be read ({exc}), so which channels were private is not"
+            " known; nothing was counted"
+        ) from None
+    return tally.note_private(private_through(runs, now)) or moved
 
 
 def _doc(tally: Tally, config: SiteConfig, today: date) -> StatsDoc:
@@ -84,7 +92,12 @@ def forget_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | N
         return
     today = datetime.now(UTC).date()
     forgot = tally.forget(channel, subdirs)
-    if note_private(site, config, tally, today) or forgot:
+    try:
+        noted = note_private(site, config, tally, today)
+    except StatsError as exc:  # the marks kept so far still hold; the next count adds these
+        log.warning("stats: %s", exc)
+        noted = False
+    if noted or forgot:
         site.write_bytes(state_path, encode_state(tally, cursors))
     if site.path(layout.STATS_JSON).exists():
         site.write_bytes(site.path(layout.STATS_JSON), encode_doc(_doc(tally, config, today)))

@@ -121,9 +121,10 @@ class History:
         as a run it would show that run twice, and outlive it, as retention removes a run's
         record by its id (see prune_history).
 
-        No ledger folder reads as no runs. A folder that cannot be listed does too, unless
-        ``strict``: then the OSError is raised, for a caller that must not take "cannot tell"
-        for "no runs" (whether the records may be served)."""
+        No ledger folder reads as no runs. A folder that cannot be listed does too, and a
+        record that cannot be read or parsed is passed over, unless ``strict``: then either
+        raises OSError, for a caller that must not take "cannot tell" for "no runs" or "names
+        nothing" (whether the records may be served: a damaged one may name anything)."""
         out: list[RunReport] = []
         strays: list[Path] = []
         try:
@@ -140,7 +141,9 @@ class History:
             path = self.directory / name
             try:
                 report = RunReport.from_json(json.loads(path.read_bytes()))
-            except (OSError, ValueError, TypeError, RecursionError):
+            except (OSError, ValueError, TypeError, RecursionError) as exc:
+                if strict:
+                    raise OSError(f"{path}: an unreadable run record") from exc
                 continue  # damaged or not a record (RecursionError: absurdly nested JSON)
             if path.name == f"{report.id}.json":
                 out.append(report)

@@ -92,7 +92,7 @@ def ledger_hides(config: SiteConfig) -> bool:
     try:
         runs = History(Site(config.output)).runs(strict=True)
     except OSError:
-        return True  # a ledger that cannot be listed may name anything: keep it unserved
+        return True  # a ledger, or a record, that cannot be read may name anything
     return any(hidden_channels(report, now) for report in runs)
 
 
