@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.config import ConfigError, child_environment, make_scrub, parse_config
-from sitegen.filters import feeds
+from sitegen.filters import feeds, osv
 from sitegen.filters.advisories import policy_of, show
 from sitegen.filters.feeds import site_feeds, with_feeds, with_kept_feeds
 from sitegen.filters.osv_archive import ArchiveError, ArchiveLimits, read_archive
@@ -302,3 +302,35 @@ def test_the_advisories_kept_as_read_stand_in_for_the_archive_while_both_are_cur
     monkeypatch.setattr(feeds, "_READ", {})
     assert feeds.read_copy(kept)[0].affected[0].ranges != first[0].affected[0].ranges
     assert len(parsed) == 4
+
+
+def test_a_severity_a_feed_scores_nothing_for_leaves_its_advisory_unscored_not_the_feed_refused(
+    tmp_path,
+):
+    """In an operator's file an unreadable vector is an error to fix; in a feed nobody here can
+    fix it: its advisory counts as unscored, which blocks at any min_score (the vector that
+    cannot be read may be the highest), and the rest of the feed is used."""
+    odd = zlib_advisory()
+    odd["severity"] = [
+        {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N"},  # 5.3
+        {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/XX:Q"},
+    ]
+    other = {**zlib_advisory(), "id": "TEST-ZLIB-2"}
+    archive = tmp_path / "feed.zip"
+    write_feed(archive, [odd, other])
+    first, second = read_archive(archive)
+    assert first.score is None and first.vectors == (odd["severity"][0]["score"],)
+    assert len(first.unscored) == 1 and first.unscored[0].startswith("severity[1].score:")
+    assert "invalid CVSS_V3 vector" in first.unscored[0]
+    assert second.score == 9.8 and second.unscored == ()
+    config = parse_config(
+        f"output: {tmp_path / 'site'}\nfilters: {{advisories: {{feeds: [https://osv.test/all.zip],"
+        " min_score: 9}}\nchannels: {c: {url: https://up.test/c, subdirs: [noarch]}}\n"
+    )
+    policy = policy_of(with_feeds(config, {"https://osv.test/all.zip": (first,)}).filters)
+    assert policy is not None and policy.blocks(first, first.affected[0])
+
+    # The same advisory as an operator's own file is an error naming where.
+    (tmp_path / "own.json").write_text(json.dumps(odd))
+    with pytest.raises(ValueError, match=r"severity\[1\]\.score: invalid CVSS_V3 vector"):
+        osv.read_file(tmp_path / "own.json")

@@ -103,6 +103,9 @@ class Advisory:
     withdrawn: bool = False
     # Entries of other ecosystems left out as malformed: "<JSON path>: <problem>".
     skipped: tuple[str, ...] = ()
+    # Severity entries that could not be scored, in a feed's archive: "<JSON path>: <problem>".
+    # The advisory then counts as unscored (``score`` None), which blocks at any min_score.
+    unscored: tuple[str, ...] = ()
 
     @property
     def names(self) -> frozenset[str]:
@@ -143,21 +146,26 @@ def read_file(file: Path) -> list[Advisory]:
     return parse_bytes(read_json_bytes(file, MAX_FILE_BYTES), file)
 
 
-def parse_bytes(data: bytes, file: Path) -> list[Advisory]:
-    """The advisories of one file's bytes: one OSV object or a list of them."""
+def parse_bytes(data: bytes, file: Path, *, unscored_ok: bool = False) -> list[Advisory]:
+    """The advisories of one file's bytes: one OSV object or a list of them. With
+    ``unscored_ok``, a severity vector that cannot be scored makes its advisory unscored (see
+    :attr:`Advisory.unscored`) instead of an error."""
     document = load_json(data, file)
     if isinstance(document, list):
-        return [_advisory(JsonNode(item, f"[{i}]", file)) for i, item in enumerate(document)]
-    return [_advisory(JsonNode(document, "", file))]
+        return [
+            _advisory(JsonNode(item, f"[{i}]", file), unscored_ok)
+            for i, item in enumerate(document)
+        ]
+    return [_advisory(JsonNode(document, "", file), unscored_ok)]
 
 
-def _advisory(node: JsonNode) -> Advisory:
+def _advisory(node: JsonNode, unscored_ok: bool) -> Advisory:
     node.object()
     advisory_id = node.require("id").string()
     aliases = node.get("aliases")
     summary = node.get("summary")
     severity = node.get("severity")
-    vectors, score = _severity(severity) if severity else ((), None)
+    vectors, score, unscored = _severity(severity, unscored_ok) if severity else ((), None, [])
     affected_node = node.get("affected")
     affected, skipped = [], []
     for item in affected_node.items() if affected_node else ():
@@ -177,6 +185,7 @@ def _advisory(node: JsonNode) -> Advisory:
         affected=tuple(affected),
         withdrawn=_withdrawn(node.get("withdrawn")),
         skipped=tuple(skipped),
+        unscored=tuple(unscored),
     )
 
 
@@ -194,9 +203,11 @@ def _withdrawn(node: JsonNode | None) -> bool:
     return True
 
 
-def _severity(node: JsonNode) -> tuple[tuple[str, ...], float | None]:
-    """The vectors and the highest base score of a ``severity`` list."""
-    vectors, scores = [], []
+def _severity(node: JsonNode, unscored_ok: bool) -> tuple[tuple[str, ...], float | None, list[str]]:
+    """The vectors and the highest base score of a ``severity`` list, and (``unscored_ok``)
+    why entries could not be scored: then the score is None, since the entry that cannot be
+    read may be the highest."""
+    vectors, scores, unscored = [], [], []
     for item in node.items():
         kind = item.require("type").string()
         score_node = item.require("score")
@@ -205,10 +216,13 @@ def _severity(node: JsonNode) -> tuple[tuple[str, ...], float | None]:
         if score is None:
             continue  # a qualitative scale such as Ubuntu's: no number to compare
         if isinstance(score, str):
-            raise score_node.error(score)
+            if not unscored_ok:
+                raise score_node.error(score)
+            unscored.append(f"{score_node.path}: {score}")
+            continue
         vectors.append(text)
         scores.append(score)
-    return tuple(vectors), max(scores, default=None)
+    return tuple(vectors), None if unscored else max(scores, default=None), unscored
 
 
 def cvss_score(kind: str, text: str) -> float | str | None:

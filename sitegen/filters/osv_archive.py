@@ -4,7 +4,8 @@ advisory JSON per member), read in memory and within bounds.
 Nothing is extracted: each ``*.json`` member is read into memory (at most
 :attr:`ArchiveLimits.member_bytes`, about an advisory file's own cap) and parsed by
 :func:`sitegen.filters.osv.parse_bytes`, so an advisory from an archive is checked exactly as
-one from a file. Other members (directories, a README) are passed over unread. What would make
+one from a file, but for a severity vector that cannot be scored: that advisory counts as
+unscored (blocking at any ``min_score``) instead of refusing the archive. Other members (directories, a README) are passed over unread. What would make
 the archive a bomb or a trap is refused, and the whole archive with it: more members than
 :attr:`ArchiveLimits.members`, a member or a total decompressed size past the caps, a member
 name that is absolute or climbs out (``..``) or holds control characters, an encrypted member.
@@ -102,7 +103,10 @@ def _advisories(archive: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[Adviso
         total += len(data)
         if total > limits.total_bytes:
             raise ArchiveError(f"its members decompress to more than {_mib(limits.total_bytes)}")
-        advisories.extend(parse_bytes(data, Path(name)))
+        # A severity vector the scorer cannot read (a feed's data, no operator can fix it)
+        # makes its advisory unscored, which blocks at any min_score, rather than refuse the
+        # whole feed.
+        advisories.extend(parse_bytes(data, Path(name), unscored_ok=True))
     if not advisories:
         # A feed that suddenly holds nothing (an error page zipped, a wrong path) must not
         # clear every block its last copy kept.

@@ -166,12 +166,15 @@ async def _attempt(
             advisories = await trio.to_thread.run_sync(read_copy, copies.archive(url))
             await trio.to_thread.run_sync(_keep_parsed, copies, url, advisories)
         skipped = sum(len(a.skipped) for a in advisories)
+        unscored = sum(bool(a.unscored) for a in advisories)
         log.info(
-            "advisory feed %s: fetched, %s%s",
+            "advisory feed %s: fetched, %s%s%s",
             display,
             _count(advisories),
             f" ({skipped} affected entries of other ecosystems skipped as unusable)"
             * bool(skipped),
+            f" ({unscored} with a severity that cannot be scored: unscored, they block at any"
+            " min_score)" * bool(unscored),
         )
         return advisories
     finally:
