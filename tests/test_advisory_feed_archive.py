@@ -230,14 +230,20 @@ def test_httpx_request_lines_lose_query_values(caplog):
     assert "tk-q" not in caplog.text and "all.zip?key=***" in caplog.text
 
 
-def test_a_copy_is_parsed_once_as_it_is_on_disk_and_let_go_once_replaced(tmp_path, monkeypatch):
-    parsed: list[Path] = []
+@pytest.fixture
+def parsed(monkeypatch) -> list[Path]:
+    """The archives feeds.read_copy parses, in order."""
+    paths: list[Path] = []
 
     def counting(path: Path) -> tuple:
-        parsed.append(path)
+        paths.append(path)
         return read_archive(path)
 
     monkeypatch.setattr(feeds, "read_archive", counting)
+    return paths
+
+
+def test_a_copy_is_parsed_once_as_it_is_on_disk_and_let_go_once_replaced(tmp_path, parsed):
     kept = tmp_path / "feed.zip"
     write_feed(kept, [zlib_advisory()])
     first = feeds.read_copy(kept)
@@ -258,18 +264,11 @@ def test_a_copy_is_parsed_once_as_it_is_on_disk_and_let_go_once_replaced(tmp_pat
 
 
 def test_the_advisories_kept_as_read_stand_in_for_the_archive_while_both_are_current(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, parsed
 ):
     """A run in a new process decodes the kept copy's parsed advisories instead of parsing the
     archive; a copy replaced, a parsed copy made by another reader or a damaged one is not
     used."""
-    parsed: list[Path] = []
-
-    def counting(path: Path) -> tuple:
-        parsed.append(path)
-        return read_archive(path)
-
-    monkeypatch.setattr(feeds, "read_archive", counting)
     kept = tmp_path / "feed.zip"
     write_feed(kept, [zlib_advisory()])
     first = feeds.read_copy(kept)
@@ -284,10 +283,9 @@ def test_the_advisories_kept_as_read_stand_in_for_the_archive_while_both_are_cur
 
     # Another reader's (the key holds a digest of the reader's code): not used.
     monkeypatch.setattr(feeds, "_READ", {})
-    monkeypatch.setattr(feeds, "_reader_digest", lambda: b"another sitegen")
-    assert feeds.read_copy(kept) == first and parsed == [kept, kept]
-    monkeypatch.undo()
-    monkeypatch.setattr(feeds, "read_archive", counting)
+    with monkeypatch.context() as scoped:
+        scoped.setattr(feeds, "_reader_digest", lambda: b"another sitegen")
+        assert feeds.read_copy(kept) == first and parsed == [kept, kept]
 
     # Damaged: the archive is read.
     feeds.parsed_copy(kept).write_bytes(b"\x93 not msgpack of advisories")
