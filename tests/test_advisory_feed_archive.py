@@ -332,3 +332,25 @@ def test_a_severity_a_feed_scores_nothing_for_leaves_its_advisory_unscored_not_t
     (tmp_path / "own.json").write_text(json.dumps(odd))
     with pytest.raises(ValueError, match=r"severity\[1\]\.score: invalid CVSS_V3 vector"):
         osv.read_file(tmp_path / "own.json")
+
+    # An affected entry's own severity: read as its score; unreadable in a feed, that entry is
+    # unscored (not scored by the advisory's 5.3), and blocks.
+    low = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N"
+    entry = {
+        **zlib_advisory(),
+        "id": "TEST-ZLIB-3",
+        "severity": [{"type": "CVSS_V3", "score": low}],
+    }
+    entry["affected"] = [
+        {**entry["affected"][0], "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N"}]},
+        {**entry["affected"][0], "severity": [{"type": "CVSS_V3", "score": low}]},
+    ]
+    write_feed(archive, [entry])
+    (third,) = read_archive(archive)
+    bad, good = third.affected
+    assert third.score == 5.3 and len(third.unscored) == 1
+    assert third.unscored[0].startswith("affected[0].severity[0].score:")
+    assert bad.unscored and third.score_for(bad) is None and policy.blocks(third, bad)
+    assert not good.unscored and third.score_for(good) == 5.3 and not policy.blocks(third, good)
+    (tmp_path / "own.json").write_text(json.dumps({**entry, "affected": entry["affected"][1:]}))
+    assert osv.read_file(tmp_path / "own.json")[0].affected[0].score == 5.3

@@ -79,7 +79,9 @@ def test_a_damaged_or_foreign_run_record_is_skipped_not_fatal(tmp_path: Path, te
 
 
 @pytest.mark.unit
-def test_a_ledger_that_cannot_be_read_reads_empty_or_raises_when_strict(tmp_path: Path) -> None:
+def test_a_ledger_that_cannot_be_read_reads_empty_or_raises_when_strict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Most readers take an unlistable ledger for no runs; a strict reader (whether webconf
     may serve the records) is told it cannot list it, in the same read that lists them."""
     history = History(Site(tmp_path))
@@ -93,6 +95,20 @@ def test_a_ledger_that_cannot_be_read_reads_empty_or_raises_when_strict(tmp_path
     assert [r.id for r in history.runs()] == [good.id]
     with pytest.raises(OSError, match="unreadable run record"):
         history.runs(strict=True)
+    # A record deleted between the listing and its reading (retention) is simply gone.
+    damaged.unlink()
+    read_bytes = Path.read_bytes
+
+    def retained(path: Path) -> bytes:
+        if path.name == f"{good.id}.json":
+            raise FileNotFoundError(path)
+        return read_bytes(path)
+
+    later = RunReport(id="20240103T000000.000Z-1", started=3.0, ended=4.0, status=COMPLETED)
+    history.save(later)
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "read_bytes", retained)
+        assert [r.id for r in history.runs(strict=True)] == [later.id]
     for record in history.directory.iterdir():
         record.unlink()
     history.directory.rmdir()

@@ -15,13 +15,17 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 
 import cvss
 import msgspec
 
+from sitegen import __version__
+from sitegen.conda import version
+from sitegen.config import operator_files
 from sitegen.config.model import FilterSpec, SiteConfig
-from sitegen.filters import osv, osv_archive, purls
+from sitegen.filters import json_nodes, osv, osv_archive, purls
 from sitegen.filters.advisories import KEY, AdvisoryPolicy, policy_of
 from sitegen.filters.osv import Advisory
 from sitegen.filters.osv_archive import ArchiveError, read_archive
@@ -115,14 +119,16 @@ def read_copy(archive: Path) -> tuple[Advisory, ...]:
 
 
 # The code that decides what an archive reads as: a parsed copy made by other code (another
-# sitegen, another cvss release) is not used.
-_READER = (osv, osv_archive, purls)
+# sitegen, another release of cvss or of py-rattler, whose versions decide which are valid) is
+# not used.
+_READER = (osv, osv_archive, purls, json_nodes, operator_files, version)
 _PARSED = msgspec.msgpack.Decoder(tuple[Advisory, ...])
 
 
 @functools.cache
 def _reader_digest() -> bytes:
-    digest = hashlib.sha256(cvss.__version__.encode())
+    libraries = (__version__, cvss.__version__, metadata.version("py-rattler"))
+    digest = hashlib.sha256(repr(libraries).encode())
     for module in _READER:
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.digest()

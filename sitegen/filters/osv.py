@@ -84,6 +84,9 @@ class Affected:
     ranges: tuple[VersionRange, ...]
     versions: tuple[str, ...]
     score: float | None  # this entry's own severity, when it has one
+    # Its own severity could not be scored (a feed's, see Advisory.unscored): it blocks at any
+    # min_score, rather than fall back on the advisory's score.
+    unscored: bool = False
 
     def contains(self, version: str) -> bool:
         parsed = parse_version(version)
@@ -104,7 +107,8 @@ class Advisory:
     # Entries of other ecosystems left out as malformed: "<JSON path>: <problem>".
     skipped: tuple[str, ...] = ()
     # Severity entries that could not be scored, in a feed's archive: "<JSON path>: <problem>".
-    # The advisory then counts as unscored (``score`` None), which blocks at any min_score.
+    # What they score counts as unscored (the advisory's ``score`` None, or the affected
+    # entry's ``unscored``), which blocks at any min_score.
     unscored: tuple[str, ...] = ()
 
     @property
@@ -112,6 +116,8 @@ class Advisory:
         return frozenset(a.name for a in self.affected)
 
     def score_for(self, affected: Affected) -> float | None:
+        if affected.unscored:
+            return None
         return affected.score if affected.score is not None else self.score
 
     def affects(self, name: str | Iterable[str], version: str) -> Affected | None:
@@ -170,7 +176,7 @@ def _advisory(node: JsonNode, unscored_ok: bool) -> Advisory:
     affected, skipped = [], []
     for item in affected_node.items() if affected_node else ():
         try:
-            entry = _affected(item)
+            entry = _affected(item, unscored_ok, unscored)
         except _Skipped as exc:
             skipped.append(f"{exc.error.where}: {exc.error.message}")
             continue
@@ -254,9 +260,10 @@ class _Skipped(Exception):
         self.error = error
 
 
-def _affected(node: JsonNode) -> Affected | None:
+def _affected(node: JsonNode, unscored_ok: bool, unscored: list[str]) -> Affected | None:
     """The entry when it concerns a package sitegen can name, else None: versions of other
-    ecosystems (Debian's ``1:2.3-4``, commits) need not be conda versions."""
+    ecosystems (Debian's ``1:2.3-4``, commits) need not be conda versions. With
+    ``unscored_ok``, why its own severity cannot be scored goes to ``unscored``."""
     package = node.get("package")
     found = _package_key(package) if package else None
     if found is None:
@@ -274,13 +281,16 @@ def _affected(node: JsonNode) -> Affected | None:
             purl = package.require("purl")
             _version(purl_version, purl.path, package.file)
             listed.append(purl_version)
+        parsed_ranges = tuple(_range(r) for r in ranges.items()) if ranges else ()
         severity = node.get("severity")
-        _vectors, score = _severity(severity) if severity else ((), None)
+        _vectors, score, problems = _severity(severity, unscored_ok) if severity else ((), None, [])
+        unscored.extend(problems)  # the entry is kept from here on
         return Affected(
             name=key,
-            ranges=tuple(_range(r) for r in ranges.items()) if ranges else (),
+            ranges=parsed_ranges,
             versions=tuple(listed),
             score=score,
+            unscored=bool(problems),
         )
     except JsonFileError as exc:
         if conda:

@@ -199,10 +199,11 @@ def _keep_parsed(copies: FeedCopies, url: str, advisories: tuple[Advisory, ...])
     next run that finds the feed unchanged, and the renders, decode them instead of parsing
     the archive again."""
     target = parsed_copy(copies.archive(url))
-    if target.is_file():
-        return
+    data = encode_parsed(advisories)
+    if target.is_file() and target.stat().st_size == len(data):
+        return  # (a copy cut short by a power cut is written again)
     try:
-        copies.keep_parsed(target, encode_parsed(advisories))
+        copies.keep_parsed(target, data)
     except OSError as exc:  # the next run reads the archive again: slower, not wrong
         log.warning("%s: cannot keep the advisories as read: %s", target, exc.strerror or exc)
 

@@ -141,6 +141,8 @@ class History:
             path = self.directory / name
             try:
                 report = RunReport.from_json(json.loads(path.read_bytes()))
+            except FileNotFoundError:
+                continue  # removed since the listing (retention): no record any more
             except (OSError, ValueError, TypeError, RecursionError) as exc:
                 if strict:
                     raise OSError(f"{path}: an unreadable run record") from exc
