@@ -226,6 +226,12 @@ def frozen_lock_path(root: Path) -> Path:
     return state_dir(root) / "frozen.lock"
 
 
+def kept_records_path(root: Path, channel: str, subdir: str) -> Path:
+    """The records of the package files a ``keep_removed`` channel subdir keeps past their
+    upstream listing (msgpack list of {fn, origin, record})."""
+    return state_dir(root) / "kept" / channel / f"{subdir}.msgpack"
+
+
 def indexed_timestamps_path(root: Path, channel: str, subdir: str) -> Path:
     """When this mirror first published each record of a channel subdir (CEP-47
     ``indexed_timestamp`` for records upstream does not stamp), msgpack {fn: ms}."""
@@ -263,6 +269,7 @@ def subdir_state_paths(root: Path, channel: str, subdir: str) -> tuple[Path, ...
         repodata_map_path(root, channel, subdir),
         publishing_marker_path(root, channel, subdir),
         indexed_timestamps_path(root, channel, subdir),
+        kept_records_path(root, channel, subdir),
         *listing_cache_paths(root, channel, subdir),
     )
 

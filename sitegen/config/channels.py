@@ -23,7 +23,7 @@ CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MODES = ("active", "passive")
 # Keys of a channel that no mirror has, in both the short and the long form.
-CHANNEL_ONLY_KEYS = ("frozen", "mirror_of", "notices", *CHANNEL_ACCESS_KEYS)
+CHANNEL_ONLY_KEYS = ("frozen", "keep_removed", "mirror_of", "notices", *CHANNEL_ACCESS_KEYS)
 
 
 def parse_channels(
@@ -115,10 +115,12 @@ def _channel_settings(keys: dict[str, YamlNode]) -> dict[str, Any]:
     """What a channel sets beside its mirrors (in both the short and the long form)."""
     access, readers = parse_channel_access(keys)
     frozen = keys["frozen"].boolean() if "frozen" in keys else False
+    keep_removed = keys["keep_removed"].boolean() if "keep_removed" in keys else False
     # The upstream URL it stands in for in pixi's `[mirrors]`, when not one unfiltered mirror.
     mirror_of = parse_http_url(keys["mirror_of"]) if "mirror_of" in keys else None
     return {
         "frozen": frozen,
+        "keep_removed": keep_removed,
         "access": access,
         "readers": readers,
         "mirror_of": mirror_of,

@@ -154,6 +154,9 @@ class ChannelConfig:
     # Publish nothing new: the channel keeps its published state until unfrozen (by the YAML
     # key, or by `sitegen freeze`, which run.py folds in here when a run starts).
     frozen: bool = False
+    # Package files whose records the upstream no longer lists stay downloadable (unlisted)
+    # while the channel's filters would still take their records (see sitegen.sync.keep).
+    keep_removed: bool = False
     # Set on an approval-gated channel: its one mirror reads the source channel of this site,
     # and only what an approval entry matches is published (see sitegen.config.approvals).
     approval: ApprovalGate | None = None

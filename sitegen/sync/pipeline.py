@@ -15,13 +15,12 @@ from contextlib import AsyncExitStack
 
 import trio
 
+from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher, clear_caches
 from sitegen.config import ChannelConfig, MirrorConfig
-from sitegen.layout import repodata_map_path
 from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.net.upstream_cache import UpstreamCache
-from sitegen.store.frozen import FrozenChannels
 from sitegen.sync.advisory_feeds import refresh_feeds
 from sitegen.sync.download import (
     DownloadOutcome,
@@ -49,12 +48,9 @@ from sitegen.sync.local_move import move_published
 from sitegen.sync.local_recover import recover_all
 from sitegen.sync.merge import (
     FROZEN,
-    DeletionGuard,
-    Feed,
     MergedSubdir,
-    load_previous,
-    merge_subdir,
 )
+from sitegen.sync.merging import merge_all
 from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
 from sitegen.sync.prepare import prepare_all
 from sitegen.sync.prune import package_files
@@ -76,7 +72,6 @@ from sitegen.sync.report_build import (
 )
 from sitegen.sync.scope import RunScope
 from sitegen.sync.selection import (
-    ClosureResult,
     close,
     held_sources,
     lockfile_pins_missing,
@@ -217,7 +212,7 @@ async def _rebuild(
         scope.config, results.mirrors, readable, results.parsed
     )
     results.merged = await trio.to_thread.run_sync(
-        _merge_all, scope, readable, results.parsed, results.closure
+        merge_all, scope, readable, results.parsed, results.closure, matcher, results.kept
     )
     results.plans = await _plan_all(scope, results.merged)
     if options.dry_run:
@@ -267,6 +262,7 @@ async def _rebuild(
             results.parsed,
             results.publish,
             to_publish,
+            results.kept,
         )
     )
     # Only now that the records are published may a `move: true` folder give its files up.
@@ -293,44 +289,6 @@ def _readable(
         for _c, m in mirrors
         if m.name in sources and all(read((m.name, s)) for s in m.subdirs)
     }
-
-
-def _merge_all(
-    scope: RunScope,
-    readable: set[str],
-    parsed: Mapping[SubdirKey, ParseResult],
-    closure: ClosureResult,
-) -> list[MergedSubdir]:
-    """Merge every subdir of the rebuilt channels, reading what each publishes now."""
-    guard = DeletionGuard(scope.config.max_delete_fraction, scope.options.force_delete)
-    # Read again: a channel frozen since the run started is honoured before anything is fetched.
-    frozen_now, unreadable = FrozenChannels(scope.site).load_or_all(c.path for c in scope.channels)
-    if unreadable:  # damaged since the run started: reported by the next run as well
-        log.error("frozen channels: %s", unreadable)
-    merged_all = []
-    for channel in scope.channels:
-        for subdir in channel.subdirs:
-            directory = scope.site.path(channel.path, subdir)
-            map_path = repodata_map_path(scope.site.root, channel.path, subdir)
-            if channel.frozen or channel.path in frozen_now:
-                previous = load_previous(directory, subdir, map_path=map_path)
-                merged_all.append(MergedSubdir(channel.path, subdir, FROZEN, previous))
-                continue
-            feeding = [m for m in channel.mirrors if subdir in m.subdirs]
-            broken = [m.name for m in feeding if m.name not in readable]
-            feeds = [] if broken else [_feed(parsed, closure, m.name, subdir) for m in feeding]
-            previous = load_previous(directory, subdir, feeds, map_path)
-            merged = merge_subdir(channel.path, subdir, feeds, broken, previous, guard)
-            if merged is not None:
-                merged_all.append(merged)
-    return merged_all
-
-
-def _feed(
-    parsed: Mapping[SubdirKey, ParseResult], closure: ClosureResult, mirror: str, subdir: str
-) -> Feed:
-    result = parsed.get((mirror, subdir))
-    return Feed(mirror, result.repodata if result else None, closure.kept(mirror, subdir))
 
 
 async def _plan_all(scope: RunScope, merged_all: list[MergedSubdir]) -> dict[TargetKey, Plan]:
@@ -361,6 +319,7 @@ async def _publish_all(
     parsed: Mapping[SubdirKey, ParseResult],
     outcomes: dict[TargetKey, PublishOutcome],
     to_publish: Mapping[TargetKey, SubdirMetadata],
+    kept: Mapping[TargetKey, dict[str, Record]],
 ) -> list[str]:
     """Publish the prepared subdirs (filling ``outcomes``), then each channel's channeldata and
     notices; returns the errors of those files."""
@@ -372,7 +331,8 @@ async def _publish_all(
         downloaded = downloads.get(merged.key)
         failed = downloaded.failed if downloaded else set()
         staged = [r.fn for r in plans[merged.key].to_stage if r.fn not in failed]
-        targets.append((merged.channel, meta, staged, package_bases(parsed, merged.key[1])))
+        bases = package_bases(parsed, merged.key[1])
+        targets.append((merged.channel, meta, staged, bases, kept.get(merged.key, {})))
     await publish_all(
         scope.site, targets, outcomes, scope.config.shard_grace_days, scope.config.repodata_bz2
     )

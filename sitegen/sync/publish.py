@@ -42,6 +42,7 @@ from sitegen.layout import (
 from sitegen.store.interface import PendingWrite
 from sitegen.store.origins import Origins, write_origins
 from sitegen.store.site import Site
+from sitegen.sync.keep import save_kept
 from sitegen.sync.metadata_compress import bz2_stream, zstd_stream
 from sitegen.sync.prune import (
     DEFAULT_SHARD_GRACE_DAYS,
@@ -262,9 +263,11 @@ async def publish_target(
     package_bases: dict[str, str],
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
+    kept: Mapping[str, Record] | None = None,
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
-    their staging names), then prune the files nothing names any more. Its origins map goes
+    their staging names), then prune the files nothing names any more but the ``kept`` ones
+    (see sitegen.sync.keep), whose records are saved first. Its origins map goes
     first: which mirror serves each file (``Record.origin``) and from where (``package_bases``,
     mirror -> upstream ``info.base_url``), for the passive fetcher and `verify --repair`."""
     await trio.to_thread.run_sync(_write_origins, site, channel_path, meta, package_bases)
@@ -290,8 +293,10 @@ async def publish_target(
     # that a stop now still reports this subdir as published.
     with trio.CancelScope(shield=True):
         try:
+            kept = kept or {}
+            await trio.to_thread.run_sync(save_kept, site, channel_path, meta.subdir, kept)
             removed = await trio.to_thread.run_sync(
-                prune_subdir, site, directory, meta.records.keys()
+                prune_subdir, site, directory, meta.records.keys() | kept.keys()
             )
         except OSError as exc:  # published all the same; a later run deletes them
             log.warning("%s/%s: could not prune files: %s", channel_path, meta.subdir, exc)
@@ -310,7 +315,7 @@ def _write_origins(
 
 async def publish_all(
     site: Site,
-    targets: list[tuple[str, SubdirMetadata, list[str], dict[str, str]]],
+    targets: list[tuple[str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record]]],
     outcomes: dict[tuple[str, str], PublishOutcome],
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
@@ -322,12 +327,16 @@ async def publish_all(
     limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
 
     async def publish(
-        channel_path: str, meta: SubdirMetadata, staged: list[str], bases: dict[str, str]
+        channel_path: str,
+        meta: SubdirMetadata,
+        staged: list[str],
+        bases: dict[str, str],
+        kept: Mapping[str, Record],
     ) -> None:
         async with limiter:
             try:
                 outcome = await publish_target(
-                    site, channel_path, meta, staged, bases, shard_grace_days, repodata_bz2
+                    site, channel_path, meta, staged, bases, shard_grace_days, repodata_bz2, kept
                 )
             except OSError as exc:
                 # A full disk or an I/O error: this subdir keeps its previous state.
@@ -340,8 +349,8 @@ async def publish_all(
             outcomes[(channel_path, meta.subdir)] = outcome
 
     async with trio.open_nursery() as nursery:
-        for channel_path, meta, staged, bases in targets:
-            nursery.start_soon(publish, channel_path, meta, staged, bases)
+        for channel_path, meta, staged, bases, kept in targets:
+            nursery.start_soon(publish, channel_path, meta, staged, bases, kept)
 
 
 def write_notices(site: Site, channel: ChannelConfig) -> str | None:

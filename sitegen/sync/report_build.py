@@ -54,6 +54,7 @@ class RunResults:
     reused: BuiltFrom | None = None  # the unchanged-inputs shortcut was taken
     closure: ClosureResult | None = None
     merged: list[MergedSubdir] = field(default_factory=list)
+    kept: dict[TargetKey, dict[str, Record]] = field(default_factory=dict)  # keep_removed
     plans: dict[TargetKey, Plan] = field(default_factory=dict)
     downloads: dict[TargetKey, DownloadOutcome] = field(default_factory=dict)
     publish: dict[TargetKey, PublishOutcome] = field(default_factory=dict)

@@ -1,0 +1,145 @@
+"""The package files a ``keep_removed`` channel keeps once its upstream stops listing them.
+
+By default a run deletes every package file the published metadata no longer names. A channel
+with ``keep_removed: true`` keeps a file whose record the *upstream* dropped (yanked, marked
+broken, cleaned up): it stays downloadable at its URL, as explicit lock files name it, though
+no metadata lists it any more (what the TUNA mirror script does without ``--delete``). What the
+channel's filters forbid still goes at once: a kept file goes as soon as a filter of a mirror
+feeding its subdir would refuse its record (an exclude added, a licence rule, an advisory
+published), once no such mirror is left, when the setting is turned off, and with
+``sitegen remove``. Allowlists and ``newest_versions`` decide what is listed, not what is
+forbidden, so a record they alone leave out is kept.
+
+Nothing published names a kept file, so its record is kept in the state
+(:func:`sitegen.layout.kept_records_path`), saved before the prune that spares it.
+:func:`kept_files` is pure; :func:`judge_kept` reads the state and the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sitegen.conda.records import Record, Repodata
+from sitegen.conda.version import RecordMatcher
+from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.filters.apply import apply_filters
+from sitegen.layout import kept_records_path
+from sitegen.store.site import Site
+from sitegen.sync.prune import package_files
+
+log = logging.getLogger("sitegen")
+
+Allowed = Callable[[dict[str, Record]], Collection[str]]
+
+
+def kept_files(
+    before: Mapping[str, Record],
+    previous: Mapping[str, Record],
+    listed: Sequence[Mapping[str, Record]],
+    published: Mapping[str, Record],
+    present: Collection[str],
+    allowed: Allowed,
+) -> dict[str, Record]:
+    """The files to keep: of those kept ``before`` and those ``previous``ly published, the
+    ones no upstream listing (``listed``) names, that are not ``published`` now, are
+    ``present`` on disk and that the filters ``allowed`` (names out of the records given)."""
+    candidates = {
+        fn: record
+        for fn, record in {**before, **previous}.items()
+        if fn not in published and fn in present and not any(fn in names for names in listed)
+    }
+    if not candidates:
+        return {}
+    allowed_names = allowed(dict(candidates))
+    return {fn: record for fn, record in candidates.items() if fn in allowed_names}
+
+
+def filters_allow(
+    config: SiteConfig, channel: ChannelConfig, subdir: str, matcher: RecordMatcher
+) -> Allowed:
+    """What the filters of a mirror feeding ``subdir`` do not forbid (kept, or left out only
+    by an allowlist or ``newest_versions``)."""
+
+    def allowed(records: dict[str, Record]) -> set[str]:
+        names: set[str] = set()
+        for mirror in channel.mirrors:
+            if subdir in mirror.subdirs:
+                levels = config.filter_levels(channel, mirror)
+                result = apply_filters(dict(records), subdir, levels, matcher)
+                names.update(result.kept, result.candidates)
+        return names
+
+    return allowed
+
+
+def judge_kept(
+    site: Site,
+    config: SiteConfig,
+    channel: ChannelConfig,
+    subdir: str,
+    previous: Repodata | None,
+    upstream: Sequence[Repodata | None],
+    published: Mapping[str, Record],
+    matcher: RecordMatcher,
+) -> dict[str, Record]:
+    """The files a subdir of a ``keep_removed`` channel keeps (none for another) when it
+    publishes ``published`` in place of ``previous``, its mirrors' upstreams listing
+    ``upstream``."""
+    if not channel.keep_removed:
+        return {}
+    directory = site.path(channel.path, subdir)
+    before = read_kept(kept_records_path(site.root, channel.path, subdir), subdir)
+    kept = kept_files(
+        before,
+        previous.records if previous is not None else {},
+        [repodata.records for repodata in upstream if repodata is not None],
+        published,
+        package_files(directory).keys(),
+        filters_allow(config, channel, subdir, matcher),
+    )
+    if kept:
+        log.info(
+            "%s/%s: keeps %d files its upstream no longer lists (keep_removed)",
+            channel.path,
+            subdir,
+            len(kept),
+        )
+    return kept
+
+
+class _Kept(msgspec.Struct, array_like=True):
+    fn: str
+    origin: str
+    record: dict[str, Any]
+
+
+_DECODER = msgspec.msgpack.Decoder(list[_Kept])
+
+
+def read_kept(path: Path, subdir: str) -> dict[str, Record]:
+    """The records kept at ``path`` (none when there is no such file, or it cannot be read:
+    the files it named are then pruned as any file nothing names)."""
+    try:
+        entries = _DECODER.decode(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, msgspec.DecodeError) as exc:
+        log.warning("%s: unreadable (%s); its files are no longer kept", path, exc)
+        return {}
+    return {e.fn: Record(e.fn, subdir, e.record, e.origin) for e in entries}
+
+
+def save_kept(site: Site, channel_path: str, subdir: str, kept: Mapping[str, Record]) -> None:
+    """Save (durably: a crash must not lose what a later prune spares) or remove the state."""
+    path = kept_records_path(site.root, channel_path, subdir)
+    if not kept:
+        site.remove(path)
+        return
+    entries = [_Kept(fn, r.origin, r.raw) for fn, r in sorted(kept.items())]
+    site.ensure_dir(path.parent)
+    site.write_bytes(path, msgspec.msgpack.encode(entries))

@@ -1,0 +1,84 @@
+"""The merge stage: every subdir of the rebuilt channels merged from its mirrors' kept records
+(:func:`sitegen.sync.merge.merge_subdir`, pure) over what it publishes now, read here, and
+for a ``keep_removed`` channel the files it keeps past their upstream listing
+(:mod:`sitegen.sync.keep`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from sitegen.conda.records import Record
+from sitegen.conda.version import RecordMatcher
+from sitegen.layout import repodata_map_path
+from sitegen.store.frozen import FrozenChannels
+from sitegen.sync.download import TargetKey
+from sitegen.sync.fetch import ParseResult, SubdirKey
+from sitegen.sync.keep import judge_kept
+from sitegen.sync.merge import (
+    FROZEN,
+    DeletionGuard,
+    Feed,
+    MergedSubdir,
+    load_previous,
+    merge_subdir,
+)
+from sitegen.sync.scope import RunScope
+from sitegen.sync.selection import ClosureResult
+
+log = logging.getLogger("sitegen")
+
+
+def merge_all(
+    scope: RunScope,
+    readable: set[str],
+    parsed: Mapping[SubdirKey, ParseResult],
+    closure: ClosureResult,
+    matcher: RecordMatcher,
+    kept: dict[TargetKey, dict[str, Record]],
+) -> list[MergedSubdir]:
+    """Merge every subdir of the rebuilt channels, reading what each publishes now; into
+    ``kept``, the files each keeps past its upstream listing (keep_removed)."""
+    guard = DeletionGuard(scope.config.max_delete_fraction, scope.options.force_delete)
+    # Read again: a channel frozen since the run started is honoured before anything is fetched.
+    frozen_now, unreadable = FrozenChannels(scope.site).load_or_all(c.path for c in scope.channels)
+    if unreadable:  # damaged since the run started: reported by the next run as well
+        log.error("frozen channels: %s", unreadable)
+    merged_all = []
+    for channel in scope.channels:
+        for subdir in channel.subdirs:
+            directory = scope.site.path(channel.path, subdir)
+            map_path = repodata_map_path(scope.site.root, channel.path, subdir)
+            if channel.frozen or channel.path in frozen_now:
+                previous = load_previous(directory, subdir, map_path=map_path)
+                merged_all.append(MergedSubdir(channel.path, subdir, FROZEN, previous))
+                continue
+            feeding = [m for m in channel.mirrors if subdir in m.subdirs]
+            broken = [m.name for m in feeding if m.name not in readable]
+            feeds = [] if broken else [_feed(parsed, closure, m.name, subdir) for m in feeding]
+            previous = load_previous(directory, subdir, feeds, map_path)
+            merged = merge_subdir(channel.path, subdir, feeds, broken, previous, guard)
+            if merged is None:
+                continue
+            merged_all.append(merged)
+            if merged.meta is not None:
+                upstream = [feed.repodata for feed in feeds]
+                published = merged.meta.records
+                kept[merged.key] = judge_kept(
+                    scope.site,
+                    scope.config,
+                    channel,
+                    subdir,
+                    previous,
+                    upstream,
+                    published,
+                    matcher,
+                )
+    return merged_all
+
+
+def _feed(
+    parsed: Mapping[SubdirKey, ParseResult], closure: ClosureResult, mirror: str, subdir: str
+) -> Feed:
+    result = parsed.get((mirror, subdir))
+    return Feed(mirror, result.repodata if result else None, closure.kept(mirror, subdir))

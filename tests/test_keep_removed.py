@@ -1,0 +1,139 @@
+"""``keep_removed``: package files whose records the upstream stops listing stay on disk,
+unlisted, until a filter forbids them, the setting goes or the channel is removed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sitegen.conda.records import Record
+from sitegen.config import ConfigError, SiteConfig, parse_config
+from sitegen.layout import kept_records_path
+from sitegen.sync.keep import kept_files, read_kept
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from testkit.site import channel_config, published, rewrite_repodata
+from testkit.upstream import ExampleUpstream
+
+CHANNEL = "cloud/example"
+OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
+READLINE = "readline-8.2-hd24c132_1.conda"
+
+
+def record(fn: str, name: str = "zlib", license: str = "Zlib") -> Record:
+    version = fn.split("-")[1]
+    return Record(fn, "linux-64", {"name": name, "version": version, "license": license})
+
+
+@pytest.mark.unit
+def test_only_files_no_upstream_lists_that_are_on_disk_and_allowed_are_kept() -> None:
+    a, b, c, d, e = (record(f"zlib-1.{i}-0.conda") for i in range(5))
+    allowed_seen: list[set[str]] = []
+
+    def allowed(records: dict[str, Record]) -> set[str]:
+        allowed_seen.append(set(records))
+        return set(records) - {d.fn}  # a filter forbids d
+
+    kept = kept_files(
+        before={a.fn: a},  # kept by an earlier run
+        previous={b.fn: b, c.fn: c, d.fn: d, e.fn: e},  # published until now
+        listed=[{c.fn: c}],  # c is still upstream: a filter left it out, it goes
+        published={e.fn: e},  # e is still published
+        present={a.fn, b.fn, c.fn, d.fn, e.fn},
+        allowed=allowed,
+    )
+    assert kept == {a.fn: a, b.fn: b}
+    assert allowed_seen == [{a.fn, b.fn, d.fn}]
+    # Gone from disk (a passive mirror never fetched it): nothing to keep.
+    assert kept_files({a.fn: a}, {}, [], {}, set(), allowed) == {}
+
+
+async def run(config: SiteConfig) -> RunReport:
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert not report.failed, report.errors
+    return report
+
+
+def keep_config(site: Path, url: str, *, keep: bool = True, filters: str = "") -> SiteConfig:
+    extra = f"keep_removed: {str(keep).lower()}\n" + (f"filters: {filters}\n" if filters else "")
+    return channel_config(site, url, extra=extra)
+
+
+def upstream_names(root: Path) -> set[str]:
+    names = set()
+    for subdir in ("linux-64", "noarch"):
+        document = json.loads((root / subdir / "repodata.json").read_bytes())
+        for key in ("packages", "packages.conda"):
+            names.update(r["name"] for r in document.get(key, {}).values())
+    return names
+
+
+def drop_old_zlib(document: dict[str, Any]) -> None:
+    for key in ("packages", "packages.conda"):
+        document[key] = {fn: r for fn, r in document[key].items() if fn not in OLD_ZLIB}
+
+
+@pytest.mark.integration
+async def test_files_upstream_drops_stay_until_a_filter_forbids_them(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    folder = site / CHANNEL / "linux-64"
+    await run(keep_config(site, example_upstream.url))
+    assert published(site, CHANNEL, "linux-64") >= OLD_ZLIB | {READLINE}
+    state = kept_records_path(site, CHANNEL, "linux-64")
+    assert not state.exists()
+
+    # Upstream drops zlib 1.2.13: unlisted, but its files stay (an explicit lock file names
+    # them), their records in the state.
+    rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
+    await run(keep_config(site, example_upstream.url))
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+    assert all((folder / fn).is_file() for fn in OLD_ZLIB)
+    assert set(read_kept(state, "linux-64")) == OLD_ZLIB
+    # What a filter leaves out goes at once, though: readline is still upstream.
+    await run(keep_config(site, example_upstream.url, filters="{names: {exclude: [readline]}}"))
+    assert not (folder / READLINE).exists()
+    assert all((folder / fn).is_file() for fn in OLD_ZLIB)
+    # An allowlist decides what is listed, not what is forbidden: one without zlib leaves the
+    # kept files as they are.
+    names = sorted(upstream_names(example_upstream.root) - {"zlib", "readline"})
+    allow = f"{{names: {{include: [{', '.join(names)}], exclude: [readline]}}}}"
+    await run(keep_config(site, example_upstream.url, filters=allow))
+    assert all((folder / fn).is_file() for fn in OLD_ZLIB)
+
+    # A filter that forbids their record: they go, and their state with them.
+    await run(keep_config(site, example_upstream.url, filters="{specs: {exclude: ['zlib <1.3']}}"))
+    assert not any((folder / fn).exists() for fn in OLD_ZLIB)
+    assert not state.exists()
+
+
+@pytest.mark.integration
+async def test_without_the_setting_or_once_it_is_off_dropped_files_go(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    kept, plain = tmp_path / "kept", tmp_path / "plain"
+    for site, keep in ((kept, True), (plain, False)):
+        await run(keep_config(site, example_upstream.url, keep=keep))
+    rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
+    for site, keep in ((kept, True), (plain, False)):
+        await run(keep_config(site, example_upstream.url, keep=keep))
+    assert all((kept / CHANNEL / "linux-64" / fn).is_file() for fn in OLD_ZLIB)
+    assert not any((plain / CHANNEL / "linux-64" / fn).exists() for fn in OLD_ZLIB)
+
+    await run(keep_config(kept, example_upstream.url, keep=False))
+    assert not any((kept / CHANNEL / "linux-64" / fn).exists() for fn in OLD_ZLIB)
+    assert not kept_records_path(kept, CHANNEL, "linux-64").exists()
+
+
+@pytest.mark.unit
+def test_the_setting_is_a_boolean_named_with_its_line(tmp_path: Path) -> None:
+    text = "channels:\n  c:\n    url: https://up.test/c\n    subdirs: [noarch]\n"
+    assert (
+        parse_config(f"output: {tmp_path}\n{text}    keep_removed: true\n").channels[0].keep_removed
+    )
+    with pytest.raises(ConfigError, match=r"channels.yaml:6: channels.c.keep_removed"):
+        parse_config(f"output: {tmp_path}\n{text}    keep_removed: forever\n")
