@@ -90,7 +90,14 @@ async def test_files_upstream_drops_stay_until_a_filter_forbids_them(
     # Upstream drops zlib 1.2.13: unlisted, but its files stay (an explicit lock file names
     # them), their records in the state.
     rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
-    await run(keep_config(site, example_upstream.url))
+    dry = await run_mirror(keep_config(site, example_upstream.url), MirrorOptions(dry_run=True))
+    assert [(c.kept_files, c.deleted_files) for c in dry.channels if c.subdir == "linux-64"] == [
+        (2, 0)
+    ]
+    report = await run(keep_config(site, example_upstream.url))
+    assert [(c.kept_files, c.deleted_files) for c in report.channels if c.subdir == "linux-64"] == [
+        (2, 0)
+    ]
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
     assert all((folder / fn).is_file() for fn in OLD_ZLIB)
     assert set(read_kept(state, "linux-64")) == OLD_ZLIB

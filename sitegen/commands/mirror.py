@@ -141,7 +141,8 @@ def run_mirror_command(args: argparse.Namespace) -> int:
             )
             print(
                 f"{channel.channel}/{channel.subdir}: {new_files}, delete {channel.deleted_files},"
-                f" publish {channel.packages} files"
+                + (f" keep {channel.kept_files} unlisted," if channel.kept_files else "")
+                + f" publish {channel.packages} files"
                 + (f" [{channel.status}: {'; '.join(channel.errors)}]" if channel.errors else "")
             )
     if report.status == STOPPED:

@@ -105,6 +105,8 @@ class ChannelSubdirReport:
     local_files: int = 0
     local_bytes: int = 0
     deleted_files: int = 0
+    # Files no metadata lists any more that stay on disk (keep_removed, see sitegen.sync.keep).
+    kept_files: int = 0
     errors: list[str] = field(default_factory=list)
 
 

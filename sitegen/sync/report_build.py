@@ -178,7 +178,8 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
                 else:
                     cr.downloaded_files += 1
                     cr.downloaded_bytes += record.size
-            cr.deleted_files = plan.unreferenced
+            cr.kept_files = len(results.kept.get(key, ()))
+            cr.deleted_files = plan.unreferenced - cr.kept_files  # kept files are on disk
             _diff(cr, merged, merged.meta.records)
         return cr
     downloaded = results.downloads.get(key)
@@ -196,6 +197,7 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
         cr.errors.append(outcome.error)
         return cr
     cr.deleted_files = outcome.deleted
+    cr.kept_files = len(results.kept.get(key, ()))
     _diff(cr, merged, outcome.records)
     return cr
 
