@@ -12,10 +12,11 @@ import pytest
 from sitegen.conda.records import Record
 from sitegen.config import ConfigError, SiteConfig, parse_config
 from sitegen.layout import kept_records_path
+from sitegen.sync import publish
 from sitegen.sync.keep import kept_files, read_kept
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
-from testkit.site import channel_config, published, rewrite_repodata
+from testkit.site import channel_config, published, rewrite_repodata, site_config
 from testkit.upstream import ExampleUpstream
 
 CHANNEL = "cloud/example"
@@ -137,10 +138,85 @@ async def test_without_the_setting_or_once_it_is_off_dropped_files_go(
 
 
 @pytest.mark.unit
-def test_the_setting_is_a_boolean_named_with_its_line(tmp_path: Path) -> None:
+def test_the_setting_is_a_boolean_named_with_its_line_and_no_gated_channels(
+    tmp_path: Path,
+) -> None:
     text = "channels:\n  c:\n    url: https://up.test/c\n    subdirs: [noarch]\n"
     assert (
         parse_config(f"output: {tmp_path}\n{text}    keep_removed: true\n").channels[0].keep_removed
     )
     with pytest.raises(ConfigError, match=r"channels.yaml:6: channels.c.keep_removed"):
         parse_config(f"output: {tmp_path}\n{text}    keep_removed: forever\n")
+    # A gate is an allowlist, which kept files outlive: what is no longer approved must go.
+    gated = f"{text}  g:\n    approval: {{from: c}}\n    keep_removed: true\n"
+    (tmp_path / "approvals.yaml").write_text("")
+    with pytest.raises(ConfigError, match=r"channels.g.keep_removed: .*approval-gated"):
+        parse_config(f"output: {tmp_path}\n{gated}", base_dir=tmp_path)
+
+
+def two_mirrors(site: Path, url: str, b_filters: str = "") -> SiteConfig:
+    """Mirror a lists only python (an allowlist: it would not forbid zlib); b, all of it."""
+    b = f", filters: {b_filters}" if b_filters else ""
+    body = f"""
+channels:
+  {CHANNEL}:
+    keep_removed: true
+    mirrors:
+      - {{name: a, url: "{url}", subdirs: [linux-64], filters: {{names: {{include: [python]}}}}}}
+      - {{name: b, url: "{url}", subdirs: [linux-64]{b}}}
+"""
+    return site_config(site, body)
+
+
+@pytest.mark.integration
+async def test_a_kept_file_answers_to_the_filters_of_the_mirror_it_came_from(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    folder = site / CHANNEL / "linux-64"
+    await run(two_mirrors(site, example_upstream.url))
+    rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
+    await run(two_mirrors(site, example_upstream.url))
+    kept = read_kept(kept_records_path(site, CHANNEL, "linux-64"), "linux-64")
+    assert kept is not None and {r.origin for r in kept.values()} == {"b"}
+    assert all((folder / fn).is_file() for fn in OLD_ZLIB)
+    # b, which supplied them, now forbids them: they go (a's allowlist forbids nothing).
+    await run(two_mirrors(site, example_upstream.url, "{specs: {exclude: ['zlib <1.3']}}"))
+    assert not any((folder / fn).exists() for fn in OLD_ZLIB)
+
+
+@pytest.mark.integration
+async def test_kept_records_are_saved_first_and_unreadable_ones_stop_the_prune(
+    example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    folder = site / CHANNEL / "linux-64"
+    state = kept_records_path(site, CHANNEL, "linux-64")
+    await run(keep_config(site, example_upstream.url))
+    rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
+
+    # The publication fails (a full disk; a kill there alike): the records to keep are saved
+    # already, so no later run takes the files for ones nothing keeps.
+    async def failing(*args: object, **kwargs: object) -> bool:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(publish, "publish_subdir", failing)
+        report = await run_mirror(keep_config(site, example_upstream.url), MirrorOptions())
+    assert report.failed and published(site, CHANNEL, "linux-64") >= OLD_ZLIB
+    assert set(read_kept(state, "linux-64") or {}) == OLD_ZLIB
+
+    # Kept records that cannot be read: nothing of the subdir is pruned, not even what a
+    # filter forbids, until they can be.
+    await run(keep_config(site, example_upstream.url))
+    assert all((folder / fn).is_file() for fn in OLD_ZLIB)
+    state.write_bytes(b"\x93damaged")
+    forbid = "{names: {exclude: [readline]}}"
+    report = await run_mirror(keep_config(site, example_upstream.url, filters=forbid))
+    [error] = [e for c in report.channels if c.subdir == "linux-64" for e in c.errors]
+    assert "kept files cannot be read" in error and "nothing was pruned" in error
+    assert (folder / READLINE).is_file() and all((folder / fn).is_file() for fn in OLD_ZLIB)
+    assert READLINE not in published(site, CHANNEL, "linux-64")
+    state.unlink()
+    await run(keep_config(site, example_upstream.url, filters=forbid))
+    assert not (folder / READLINE).exists() and not any((folder / fn).exists() for fn in OLD_ZLIB)

@@ -7,6 +7,7 @@ import hashlib
 import shutil
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def test_grace_zero_with_a_staged_replacement(tmp_path: Path) -> None:
     stamp_indexed(site, "chan", meta, previous)
     write_new_shards(site, "chan", meta, previous)
     site.staging_for(directory / fn).write_bytes(b"new")
-    trio.run(publish_target, site, "chan", meta, [fn], {}, 0.0)
+    trio.run(partial(publish_target, site, "chan", meta, [fn], {}, 0.0, kept={}))
     assert problems(directory) == []
 
 
@@ -144,7 +145,7 @@ def test_replacements_are_published_only_once_their_bytes_are_in_place(
         commit(temp, target)
 
     monkeypatch.setattr(site, "commit", watched)
-    trio.run(publish_target, site, "chan", meta, list(replaced), {}, 7.0)
+    trio.run(partial(publish_target, site, "chan", meta, list(replaced), {}, 7.0, kept={}))
     assert promised_early == []
     published = parse_repodata((directory / "repodata.json").read_bytes(), "linux-64")
     for fn in replaced:

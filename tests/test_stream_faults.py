@@ -42,7 +42,9 @@ def test_a_full_disk_while_streaming_a_sibling_fails_that_subdir_only(
 
     monkeypatch.setattr(PendingFile, "write", write)
     outcomes: dict = {}
-    targets = [("ch", empty_metadata(subdir), [], Origins()) for subdir in ("noarch", "linux-64")]
+    targets = [
+        ("ch", empty_metadata(subdir), [], Origins(), {}) for subdir in ("noarch", "linux-64")
+    ]
     trio.run(publish_all, site, targets, outcomes)
     assert outcomes[("ch", "noarch")].status == "failed"
     assert "No space left" in outcomes[("ch", "noarch")].error

@@ -305,6 +305,7 @@ def test_report_is_assembled_from_the_stage_results() -> None:
             "local_files": 0,
             "local_bytes": 0,
             "deleted_files": 1,
+            "kept_files": 0,
             "errors": ["linux-64/b: 404"],
         }
     ]

@@ -145,6 +145,15 @@ def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfi
                 " approve with with_dependencies (sitegen approve --with-dependencies)"
             )
         )
+    if "keep_removed" in keys:
+        # An approval revoked must take the file with it; a gate is an allowlist, which a kept
+        # file outlives (see sitegen.sync.keep).
+        state.add(
+            keys["keep_removed"].error(
+                "keep_removed does not apply to an approval-gated channel: what is no longer"
+                " approved must go; set it on the source channel instead"
+            )
+        )
     state.settle(start)
     assert filters is not None and gate is not None and settings is not None
     mirror = MirrorConfig(

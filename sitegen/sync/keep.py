@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,17 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.filters.apply import apply_filters
 from sitegen.layout import kept_records_path
+from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
 
 log = logging.getLogger("sitegen")
 
 Allowed = Callable[[dict[str, Record]], Collection[str]]
+UNREADABLE_KEPT = (
+    "the records of its kept files cannot be read (see the log): nothing was pruned; delete"
+    " that file to let runs prune again (the files it kept go then)"
+)
 
 
 def kept_files(
@@ -50,7 +56,9 @@ def kept_files(
     ``present`` on disk and that the filters ``allowed`` (names out of the records given)."""
     candidates = {
         fn: record
-        for fn, record in {**before, **previous}.items()
+        # A record kept before is taken as saved (with the mirror it came from, which the
+        # origins map no longer says once it has been written without it).
+        for fn, record in {**previous, **before}.items()
         if fn not in published and fn in present and not any(fn in names for names in listed)
     }
     if not candidates:
@@ -62,15 +70,18 @@ def kept_files(
 def filters_allow(
     config: SiteConfig, channel: ChannelConfig, subdir: str, matcher: RecordMatcher
 ) -> Allowed:
-    """What the filters of a mirror feeding ``subdir`` do not forbid (kept, or left out only
-    by an allowlist or ``newest_versions``)."""
+    """What the filters of the mirror each record came from (``Record.origin``) do not forbid:
+    kept, or left out only by an allowlist or ``newest_versions``. A record of a mirror that
+    no longer feeds ``subdir`` (or of none known) is forbidden."""
+    feeding = {m.name: m for m in channel.mirrors if subdir in m.subdirs}
 
     def allowed(records: dict[str, Record]) -> set[str]:
         names: set[str] = set()
-        for mirror in channel.mirrors:
-            if subdir in mirror.subdirs:
+        for name, mirror in feeding.items():
+            mine = {fn: r for fn, r in records.items() if r.origin == name}
+            if mine:
                 levels = config.filter_levels(channel, mirror)
-                result = apply_filters(dict(records), subdir, levels, matcher)
+                result = apply_filters(mine, subdir, levels, matcher)
                 names.update(result.kept, result.candidates)
         return names
 
@@ -86,17 +97,27 @@ def judge_kept(
     upstream: Sequence[Repodata | None],
     published: Mapping[str, Record],
     matcher: RecordMatcher,
-) -> dict[str, Record]:
+) -> dict[str, Record] | None:
     """The files a subdir of a ``keep_removed`` channel keeps (none for another) when it
     publishes ``published`` in place of ``previous``, its mirrors' upstreams listing
-    ``upstream``."""
+    ``upstream``; None when the kept records cannot be read (then nothing is pruned)."""
     if not channel.keep_removed:
         return {}
     directory = site.path(channel.path, subdir)
     before = read_kept(kept_records_path(site.root, channel.path, subdir), subdir)
+    if before is None:
+        return None
+    # A record read back from the publication does not say which mirror it came from: the
+    # origins map written with it does.
+    origins = load_origins(site, channel.path, subdir)
+    dropped = {
+        fn: replace(record, origin=origins.mirror_of(fn) or "")
+        for fn, record in (previous.records if previous is not None else {}).items()
+        if fn not in published
+    }
     kept = kept_files(
         before,
-        previous.records if previous is not None else {},
+        dropped,
         [repodata.records for repodata in upstream if repodata is not None],
         published,
         package_files(directory).keys(),
@@ -121,16 +142,16 @@ class _Kept(msgspec.Struct, array_like=True):
 _DECODER = msgspec.msgpack.Decoder(list[_Kept])
 
 
-def read_kept(path: Path, subdir: str) -> dict[str, Record]:
-    """The records kept at ``path`` (none when there is no such file, or it cannot be read:
-    the files it named are then pruned as any file nothing names)."""
+def read_kept(path: Path, subdir: str) -> dict[str, Record] | None:
+    """The records kept at ``path`` (none when there is no such file); None when it cannot be
+    read: which unlisted files it keeps is then unknown, and none may be pruned."""
     try:
         entries = _DECODER.decode(path.read_bytes())
     except FileNotFoundError:
         return {}
     except (OSError, msgspec.DecodeError) as exc:
-        log.warning("%s: unreadable (%s); its files are no longer kept", path, exc)
-        return {}
+        log.error("%s: unreadable (%s)", path, exc)
+        return None
     return {e.fn: Record(e.fn, subdir, e.record, e.origin) for e in entries}
 
 

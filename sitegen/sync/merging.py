@@ -35,7 +35,7 @@ def merge_all(
     parsed: Mapping[SubdirKey, ParseResult],
     closure: ClosureResult,
     matcher: RecordMatcher,
-    kept: dict[TargetKey, dict[str, Record]],
+    kept: dict[TargetKey, dict[str, Record] | None],
 ) -> list[MergedSubdir]:
     """Merge every subdir of the rebuilt channels, reading what each publishes now; into
     ``kept``, the files each keeps past its upstream listing (keep_removed)."""

@@ -263,14 +263,20 @@ async def publish_target(
     package_bases: dict[str, str],
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
-    kept: Mapping[str, Record] | None = None,
+    *,
+    kept: Mapping[str, Record] | None,
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
     their staging names), then prune the files nothing names any more but the ``kept`` ones
-    (see sitegen.sync.keep), whose records are saved first. Its origins map goes
+    (see sitegen.sync.keep), whose records are saved first (None: they are unknown, nothing
+    is pruned). Its origins map goes
     first: which mirror serves each file (``Record.origin``) and from where (``package_bases``,
     mirror -> upstream ``info.base_url``), for the passive fetcher and `verify --repair`."""
     await trio.to_thread.run_sync(_write_origins, site, channel_path, meta, package_bases)
+    if kept is not None:
+        # Before the metadata that stops listing them: then nothing on disk would say to
+        # keep them (see sitegen.sync.keep).
+        await trio.to_thread.run_sync(save_kept, site, channel_path, meta.subdir, kept)
     directory = site.path(channel_path, meta.subdir)
     if staged:
         # Two steps keep every published record true: first publish without the replaced
@@ -293,10 +299,12 @@ async def publish_target(
     # that a stop now still reports this subdir as published.
     with trio.CancelScope(shield=True):
         try:
-            kept = kept or {}
-            await trio.to_thread.run_sync(save_kept, site, channel_path, meta.subdir, kept)
-            removed = await trio.to_thread.run_sync(
-                prune_subdir, site, directory, meta.records.keys() | kept.keys()
+            removed = (
+                []
+                if kept is None  # which files are kept is unknown: none may go
+                else await trio.to_thread.run_sync(
+                    prune_subdir, site, directory, meta.records.keys() | kept.keys()
+                )
             )
         except OSError as exc:  # published all the same; a later run deletes them
             log.warning("%s/%s: could not prune files: %s", channel_path, meta.subdir, exc)
@@ -315,7 +323,9 @@ def _write_origins(
 
 async def publish_all(
     site: Site,
-    targets: list[tuple[str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record]]],
+    targets: list[
+        tuple[str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record] | None]
+    ],
     outcomes: dict[tuple[str, str], PublishOutcome],
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
@@ -331,12 +341,19 @@ async def publish_all(
         meta: SubdirMetadata,
         staged: list[str],
         bases: dict[str, str],
-        kept: Mapping[str, Record],
+        kept: Mapping[str, Record] | None,
     ) -> None:
         async with limiter:
             try:
                 outcome = await publish_target(
-                    site, channel_path, meta, staged, bases, shard_grace_days, repodata_bz2, kept
+                    site,
+                    channel_path,
+                    meta,
+                    staged,
+                    bases,
+                    shard_grace_days,
+                    repodata_bz2,
+                    kept=kept,
                 )
             except OSError as exc:
                 # A full disk or an I/O error: this subdir keeps its previous state.

@@ -21,6 +21,7 @@ from sitegen.net.activity import counted
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
+from sitegen.sync.keep import UNREADABLE_KEPT
 from sitegen.sync.merge import FAILED as MERGE_FAILED
 from sitegen.sync.merge import HELD, MERGED, MergedSubdir
 from sitegen.sync.plan import Plan
@@ -54,7 +55,8 @@ class RunResults:
     reused: BuiltFrom | None = None  # the unchanged-inputs shortcut was taken
     closure: ClosureResult | None = None
     merged: list[MergedSubdir] = field(default_factory=list)
-    kept: dict[TargetKey, dict[str, Record]] = field(default_factory=dict)  # keep_removed
+    # keep_removed: the unlisted files each subdir keeps (None: its kept records are unreadable)
+    kept: dict[TargetKey, dict[str, Record] | None] = field(default_factory=dict)
     plans: dict[TargetKey, Plan] = field(default_factory=dict)
     downloads: dict[TargetKey, DownloadOutcome] = field(default_factory=dict)
     publish: dict[TargetKey, PublishOutcome] = field(default_factory=dict)
@@ -178,7 +180,7 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
                 else:
                     cr.downloaded_files += 1
                     cr.downloaded_bytes += record.size
-            cr.kept_files = len(results.kept.get(key, ()))
+            cr.kept_files = len(results.kept.get(key) or ())
             cr.deleted_files = plan.unreferenced - cr.kept_files  # kept files are on disk
             _diff(cr, merged, merged.meta.records)
         return cr
@@ -197,7 +199,11 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
         cr.errors.append(outcome.error)
         return cr
     cr.deleted_files = outcome.deleted
-    cr.kept_files = len(results.kept.get(key, ()))
+    cr.kept_files = len(results.kept.get(key) or ())
+    if key in results.kept and results.kept[key] is None:
+        # An error, so that the run is no clean one a later run with the same inputs could
+        # stand on instead of pruning.
+        cr.errors.append(f"{merged.subdir}: {UNREADABLE_KEPT}")
     _diff(cr, merged, outcome.records)
     return cr
 
