@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
+from sitegen.cli import main
 from sitegen.conda.records import Record
 from sitegen.config import ConfigError, SiteConfig, parse_config
 from sitegen.layout import kept_records_path
@@ -72,6 +74,11 @@ def upstream_names(root: Path) -> set[str]:
     return names
 
 
+async def cli(*args: str) -> int:
+    """The command line, in a thread (it runs trio itself)."""
+    return await trio.to_thread.run_sync(main, list(args))
+
+
 def drop_old_zlib(document: dict[str, Any]) -> None:
     for key in ("packages", "packages.conda"):
         document[key] = {fn: r for fn, r in document[key].items() if fn not in OLD_ZLIB}
@@ -79,7 +86,7 @@ def drop_old_zlib(document: dict[str, Any]) -> None:
 
 @pytest.mark.integration
 async def test_files_upstream_drops_stay_until_a_filter_forbids_them(
-    example_upstream: ExampleUpstream, tmp_path: Path
+    example_upstream: ExampleUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     site = tmp_path / "site"
     folder = site / CHANNEL / "linux-64"
@@ -112,6 +119,23 @@ async def test_files_upstream_drops_stay_until_a_filter_forbids_them(
     allow = f"{{names: {{include: [{', '.join(names)}], exclude: [readline]}}}}"
     await run(keep_config(site, example_upstream.url, filters=allow))
     assert all((folder / fn).is_file() for fn in OLD_ZLIB)
+
+    # `sitegen verify` checks kept files against their records; nothing can fetch one again,
+    # so --repair deletes one that does not match.
+    config_file = tmp_path / "channels.yaml"
+    config_file.write_text(
+        f"output: {site}\nchannels:\n  {CHANNEL}:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n    keep_removed: true\n"
+    )
+    assert await cli("verify", "-c", str(config_file)) == 0
+    damaged, intact = sorted(OLD_ZLIB)
+    (folder / damaged).write_bytes(bytes((folder / damaged).stat().st_size))
+    capsys.readouterr()
+    assert await cli("verify", "-c", str(config_file)) == 1
+    assert f"{CHANNEL}/linux-64/{damaged}" in capsys.readouterr().out
+    assert await cli("verify", "-c", str(config_file), "--repair") == 0
+    assert not (folder / damaged).exists() and (folder / intact).is_file()
+    assert set(read_kept(state, "linux-64") or {}) == {intact}
+    assert await cli("verify", "-c", str(config_file)) == 0
 
     # A filter that forbids their record: they go, and their state with them.
     await run(keep_config(site, example_upstream.url, filters="{specs: {exclude: ['zlib <1.3']}}"))

@@ -6,8 +6,9 @@ sha256 (md5 when no sha256; with ``--sample`` only a share of the files is hashe
 :mod:`sitegen.tools.verify_sample`); ``.zst`` (and ``.bz2`` with ``repodata: {bz2: true}``) decompress
 to exactly ``repodata.json``, and with the setting off no ``.bz2`` is left published;
 ``current_repodata.json`` lists only records of ``repodata.json``; the shard index names
-exactly the shards ``repodata.json`` makes and each exists and hashes to its name; no
-temporary files linger.
+exactly the shards ``repodata.json`` makes and each exists and hashes to its name; the
+files a ``keep_removed`` channel keeps unlisted match their kept records
+(:mod:`sitegen.tools.verify_kept`); no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always), those of local sources are linked or copied again from their folder (verified against
 the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
@@ -48,6 +49,7 @@ from sitegen.sync.local import is_local, restore
 from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
 from sitegen.sync.publish import SubdirMetadata
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
+from sitegen.tools.verify_kept import kept_problems
 from sitegen.tools.verify_sample import Sample, size_matches
 
 log = logging.getLogger("sitegen")
@@ -250,6 +252,10 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                     for problem in shard_found:
                         problem.repaired = True
             to_repair += await _check_packages(site, channel, repodata, report, repair)
+            found = await trio.to_thread.run_sync(
+                kept_problems, site, channel, subdir, report.sample, repair
+            )
+            report.problems += [Problem(*problem) for problem in found]
     temporaries = await trio.to_thread.run_sync(_temporaries, site.root)
     report.problems.extend(temporaries)
     for problem in temporaries if repair else []:

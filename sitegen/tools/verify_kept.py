@@ -1,0 +1,42 @@
+"""``sitegen verify`` over the files a ``keep_removed`` channel keeps unlisted
+(:mod:`sitegen.sync.keep`): each kept file that is still on disk must match the record kept
+for it. Nothing can fetch a kept file again (its upstream no longer lists it), so
+``--repair`` deletes one that does not match, and its record with it."""
+
+from __future__ import annotations
+
+from sitegen.config import ChannelConfig
+from sitegen.layout import kept_records_path
+from sitegen.net.checksums import file_matches
+from sitegen.store.site import Site
+from sitegen.sync.keep import read_kept, save_kept
+from sitegen.tools.verify_sample import Sample, size_matches
+
+
+def kept_problems(
+    site: Site, channel: ChannelConfig, subdir: str, sample: Sample | None, repair: bool
+) -> list[tuple[str, str, str, bool]]:
+    """(site-relative path, kind of problem, what is wrong, repaired) for the kept files of a
+    subdir (as :class:`sitegen.tools.verify.Problem` takes them); with a
+    ``sample``, the files outside it are checked by size only."""
+    path = kept_records_path(site.root, channel.path, subdir)
+    kept = read_kept(path, subdir)
+    relative = f"{channel.path}/{subdir}"
+    if kept is None:
+        state = path.relative_to(site.root).as_posix()
+        return [(state, "metadata", "the records of the kept files cannot be read", False)]
+    directory = site.path(channel.path, subdir)
+    wrong = []
+    for fn, record in kept.items():
+        file = directory / fn
+        if not file.is_file():
+            continue  # gone: the next run forgets its record
+        inside = sample is None or sample.includes(f"{relative}/{fn}")
+        if not (file_matches if inside else size_matches)(file, record):
+            wrong.append(fn)
+    if repair and wrong:
+        for fn in wrong:
+            site.remove(directory / fn)
+        save_kept(site, channel.path, subdir, {fn: r for fn, r in kept.items() if fn not in wrong})
+    why = "a kept file (keep_removed) does not match its record"
+    return [(f"{relative}/{fn}", "corrupt", why, repair) for fn in wrong]
