@@ -13,7 +13,7 @@ import trio
 from sitegen.cli import main
 from sitegen.conda.records import Record
 from sitegen.config import ConfigError, SiteConfig, parse_config
-from sitegen.layout import kept_records_path
+from sitegen.layout import kept_records_path, origins_path
 from sitegen.sync import publish
 from sitegen.sync.keep import kept_files, read_kept
 from sitegen.sync.report import RunReport
@@ -244,3 +244,53 @@ async def test_kept_records_are_saved_first_and_unreadable_ones_stop_the_prune(
     state.unlink()
     await run(keep_config(site, example_upstream.url, filters=forbid))
     assert not (folder / READLINE).exists() and not any((folder / fn).exists() for fn in OLD_ZLIB)
+
+
+@pytest.mark.integration
+async def test_a_lost_origins_map_keeps_what_a_feeding_mirror_allows_and_a_dry_run_tells_of_unreadable_records(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    folder = site / CHANNEL / "linux-64"
+    await run(keep_config(site, example_upstream.url))
+    rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
+    # The map that says which mirror each published file came from is lost: the files upstream
+    # dropped are judged by the mirrors feeding the subdir, not deleted for want of one.
+    origins_path(site, CHANNEL, "linux-64").unlink()
+    await run(keep_config(site, example_upstream.url))
+    assert all((folder / fn).is_file() for fn in OLD_ZLIB)
+
+    # A dry run over kept records that cannot be read says so, and counts no deletion.
+    kept_records_path(site, CHANNEL, "linux-64").write_bytes(b"\x93damaged")
+    forbid = "{names: {exclude: [readline]}}"
+    dry = await run_mirror(
+        keep_config(site, example_upstream.url, filters=forbid), MirrorOptions(dry_run=True)
+    )
+    [linux] = [c for c in dry.channels if c.subdir == "linux-64"]
+    assert linux.deleted_files == 0 and "kept files cannot be read" in linux.errors[0]
+
+
+@pytest.mark.integration
+async def test_a_kept_tar_bz2_goes_once_its_conda_twin_is_published_under_prefer_conda(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    folder = site / CHANNEL / "linux-64"
+    tar, conda = "zlib-1.3.1-hecd8fb3_0.tar.bz2", "zlib-1.3.1-hecd8fb3_0.conda"
+    prefer = "{formats: prefer-conda}"
+    held: dict[str, Any] = {}
+
+    def only_tar(document: dict[str, Any]) -> None:
+        held.update(document["packages.conda"].pop(conda))
+
+    def repacked(document: dict[str, Any]) -> None:  # the .conda appears, the .tar.bz2 goes
+        document["packages.conda"][conda] = dict(held)
+        del document["packages"][tar]
+
+    rewrite_repodata(example_upstream.root, "linux-64", only_tar)
+    await run(keep_config(site, example_upstream.url, filters=prefer))
+    assert tar in published(site, CHANNEL, "linux-64")
+    rewrite_repodata(example_upstream.root, "linux-64", repacked)
+    await run(keep_config(site, example_upstream.url, filters=prefer))
+    assert conda in published(site, CHANNEL, "linux-64")
+    assert not (folder / tar).exists()

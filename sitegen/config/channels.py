@@ -145,7 +145,7 @@ def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfi
                 " approve with with_dependencies (sitegen approve --with-dependencies)"
             )
         )
-    if "keep_removed" in keys:
+    if settings is not None and settings["keep_removed"]:
         # An approval revoked must take the file with it; a gate is an allowlist, which a kept
         # file outlives (see sitegen.sync.keep).
         state.add(

@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from sitegen.conda.records import Record, Repodata
+from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.filters.apply import apply_filters
@@ -68,21 +69,34 @@ def kept_files(
 
 
 def filters_allow(
-    config: SiteConfig, channel: ChannelConfig, subdir: str, matcher: RecordMatcher
+    config: SiteConfig,
+    channel: ChannelConfig,
+    subdir: str,
+    matcher: RecordMatcher,
+    published: Mapping[str, Record],
 ) -> Allowed:
     """What the filters of the mirror each record came from (``Record.origin``) do not forbid:
     kept, or left out only by an allowlist or ``newest_versions``. A record of a mirror that
-    no longer feeds ``subdir`` (or of none known) is forbidden."""
+    no longer feeds ``subdir`` is forbidden; one whose mirror is unknown (an origins map lost)
+    is judged by each feeding mirror, any of which may allow it. The ``published`` ``.conda``
+    twin of a kept ``.tar.bz2`` is judged beside it, so ``formats: prefer-conda`` drops it."""
     feeding = {m.name: m for m in channel.mirrors if subdir in m.subdirs}
 
     def allowed(records: dict[str, Record]) -> set[str]:
         names: set[str] = set()
         for name, mirror in feeding.items():
-            mine = {fn: r for fn, r in records.items() if r.origin == name}
-            if mine:
-                levels = config.filter_levels(channel, mirror)
-                result = apply_filters(mine, subdir, levels, matcher)
-                names.update(result.kept, result.candidates)
+            mine = {fn: r for fn, r in records.items() if r.origin in (name, "")}
+            if not mine:
+                continue
+            twins = {
+                twin: published[twin]
+                for fn in mine
+                if fn.endswith(TAR_BZ2_SUFFIX)
+                and (twin := fn[: -len(TAR_BZ2_SUFFIX)] + CONDA_SUFFIX) in published
+            }
+            levels = config.filter_levels(channel, mirror)
+            result = apply_filters({**twins, **mine}, subdir, levels, matcher)
+            names.update(fn for fn in (*result.kept, *result.candidates) if fn in mine)
         return names
 
     return allowed
@@ -121,7 +135,7 @@ def judge_kept(
         [repodata.records for repodata in upstream if repodata is not None],
         published,
         package_files(directory).keys(),
-        filters_allow(config, channel, subdir, matcher),
+        filters_allow(config, channel, subdir, matcher, published),
     )
     if kept:
         log.info(

@@ -272,11 +272,11 @@ async def publish_target(
     is pruned). Its origins map goes
     first: which mirror serves each file (``Record.origin``) and from where (``package_bases``,
     mirror -> upstream ``info.base_url``), for the passive fetcher and `verify --repair`."""
-    await trio.to_thread.run_sync(_write_origins, site, channel_path, meta, package_bases)
     if kept is not None:
-        # Before the metadata that stops listing them: then nothing on disk would say to
-        # keep them (see sitegen.sync.keep).
+        # Before the origins map and the metadata that stop naming them: then nothing on disk
+        # would say to keep them, nor which mirror they came from (see sitegen.sync.keep).
         await trio.to_thread.run_sync(save_kept, site, channel_path, meta.subdir, kept)
+    await trio.to_thread.run_sync(_write_origins, site, channel_path, meta, package_bases)
     directory = site.path(channel_path, meta.subdir)
     if staged:
         # Two steps keep every published record true: first publish without the replaced

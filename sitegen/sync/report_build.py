@@ -182,6 +182,9 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
                     cr.downloaded_bytes += record.size
             cr.kept_files = len(results.kept.get(key) or ())
             cr.deleted_files = plan.unreferenced - cr.kept_files  # kept files are on disk
+            if key in results.kept and results.kept[key] is None:
+                cr.deleted_files = 0  # nothing would be pruned
+                cr.errors.append(f"{merged.subdir}: {UNREADABLE_KEPT}")
             _diff(cr, merged, merged.meta.records)
         return cr
     downloaded = results.downloads.get(key)
