@@ -210,7 +210,7 @@ async def test_a_kept_file_answers_to_the_filters_of_the_mirror_it_came_from(
 
 
 @pytest.mark.integration
-async def test_kept_records_are_saved_first_and_unreadable_ones_stop_the_prune(
+async def test_kept_records_are_saved_first_and_unreadable_ones_hold_the_subdir(
     example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = tmp_path / "site"
@@ -230,17 +230,18 @@ async def test_kept_records_are_saved_first_and_unreadable_ones_stop_the_prune(
     assert report.failed and published(site, CHANNEL, "linux-64") >= OLD_ZLIB
     assert set(read_kept(state, "linux-64") or {}) == OLD_ZLIB
 
-    # Kept records that cannot be read: nothing of the subdir is pruned, not even what a
-    # filter forbids, until they can be.
+    # Kept records that cannot be read: the subdir is held as it is (published now, the files
+    # upstream just dropped would be kept by nothing), until they can be read or go.
     await run(keep_config(site, example_upstream.url))
     assert all((folder / fn).is_file() for fn in OLD_ZLIB)
     state.write_bytes(b"\x93damaged")
     forbid = "{names: {exclude: [readline]}}"
+    before = (folder / "repodata.json").read_bytes()
     report = await run_mirror(keep_config(site, example_upstream.url, filters=forbid))
-    [error] = [e for c in report.channels if c.subdir == "linux-64" for e in c.errors]
-    assert "kept files cannot be read" in error and "nothing was pruned" in error
+    [linux] = [c for c in report.channels if c.subdir == "linux-64"]
+    assert linux.status == "held" and "kept files (keep_removed) cannot be read" in linux.errors[0]
+    assert (folder / "repodata.json").read_bytes() == before
     assert (folder / READLINE).is_file() and all((folder / fn).is_file() for fn in OLD_ZLIB)
-    assert READLINE not in published(site, CHANNEL, "linux-64")
     state.unlink()
     await run(keep_config(site, example_upstream.url, filters=forbid))
     assert not (folder / READLINE).exists() and not any((folder / fn).exists() for fn in OLD_ZLIB)
@@ -267,7 +268,8 @@ async def test_a_lost_origins_map_keeps_what_a_feeding_mirror_allows_and_a_dry_r
         keep_config(site, example_upstream.url, filters=forbid), MirrorOptions(dry_run=True)
     )
     [linux] = [c for c in dry.channels if c.subdir == "linux-64"]
-    assert linux.deleted_files == 0 and "kept files cannot be read" in linux.errors[0]
+    assert linux.status == "held" and linux.deleted_files == 0
+    assert "kept files (keep_removed) cannot be read" in linux.errors[0]
 
 
 @pytest.mark.integration

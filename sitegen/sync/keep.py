@@ -39,8 +39,8 @@ log = logging.getLogger("sitegen")
 
 Allowed = Callable[[dict[str, Record]], Collection[str]]
 UNREADABLE_KEPT = (
-    "the records of its kept files cannot be read (see the log): nothing was pruned; delete"
-    " that file to let runs prune again (the files it kept go then)"
+    "the records of its kept files (keep_removed) cannot be read (see the log); delete that"
+    " file to publish it again (the files it kept go then)"
 )
 
 
@@ -114,7 +114,7 @@ def judge_kept(
 ) -> dict[str, Record] | None:
     """The files a subdir of a ``keep_removed`` channel keeps (none for another) when it
     publishes ``published`` in place of ``previous``, its mirrors' upstreams listing
-    ``upstream``; None when the kept records cannot be read (then nothing is pruned)."""
+    ``upstream``; None when the kept records cannot be read (then the subdir is held)."""
     if not channel.keep_removed:
         return {}
     directory = site.path(channel.path, subdir)
@@ -158,7 +158,7 @@ _DECODER = msgspec.msgpack.Decoder(list[_Kept])
 
 def read_kept(path: Path, subdir: str) -> dict[str, Record] | None:
     """The records kept at ``path`` (none when there is no such file); None when it cannot be
-    read: which unlisted files it keeps is then unknown, and none may be pruned."""
+    read: which unlisted files it keeps is then unknown."""
     try:
         entries = _DECODER.decode(path.read_bytes())
     except FileNotFoundError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
@@ -14,9 +15,10 @@ from sitegen.layout import repodata_map_path
 from sitegen.store.frozen import FrozenChannels
 from sitegen.sync.download import TargetKey
 from sitegen.sync.fetch import ParseResult, SubdirKey
-from sitegen.sync.keep import judge_kept
+from sitegen.sync.keep import UNREADABLE_KEPT, judge_kept
 from sitegen.sync.merge import (
     FROZEN,
+    HELD,
     DeletionGuard,
     Feed,
     MergedSubdir,
@@ -35,7 +37,7 @@ def merge_all(
     parsed: Mapping[SubdirKey, ParseResult],
     closure: ClosureResult,
     matcher: RecordMatcher,
-    kept: dict[TargetKey, dict[str, Record] | None],
+    kept: dict[TargetKey, dict[str, Record]],
 ) -> list[MergedSubdir]:
     """Merge every subdir of the rebuilt channels, reading what each publishes now; into
     ``kept``, the files each keeps past its upstream listing (keep_removed)."""
@@ -60,11 +62,10 @@ def merge_all(
             merged = merge_subdir(channel.path, subdir, feeds, broken, previous, guard)
             if merged is None:
                 continue
-            merged_all.append(merged)
             if merged.meta is not None:
                 upstream = [feed.repodata for feed in feeds]
                 published = merged.meta.records
-                kept[merged.key] = judge_kept(
+                keeps = judge_kept(
                     scope.site,
                     scope.config,
                     channel,
@@ -74,6 +75,14 @@ def merge_all(
                     published,
                     matcher,
                 )
+                if keeps is None:
+                    # Which unlisted files it keeps is unknown: published now, the files
+                    # upstream just dropped would be kept by nothing. Held, as by the guard.
+                    why = f"{UNREADABLE_KEPT}; kept the previous state"
+                    merged = replace(merged, status=HELD, meta=None, errors=(why,))
+                else:
+                    kept[merged.key] = keeps
+            merged_all.append(merged)
     return merged_all
 
 

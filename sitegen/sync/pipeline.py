@@ -319,7 +319,7 @@ async def _publish_all(
     parsed: Mapping[SubdirKey, ParseResult],
     outcomes: dict[TargetKey, PublishOutcome],
     to_publish: Mapping[TargetKey, SubdirMetadata],
-    kept: Mapping[TargetKey, dict[str, Record] | None],
+    kept: Mapping[TargetKey, dict[str, Record]],
 ) -> list[str]:
     """Publish the prepared subdirs (filling ``outcomes``), then each channel's channeldata and
     notices; returns the errors of those files."""

@@ -264,18 +264,16 @@ async def publish_target(
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
     *,
-    kept: Mapping[str, Record] | None,
+    kept: Mapping[str, Record],
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
     their staging names), then prune the files nothing names any more but the ``kept`` ones
-    (see sitegen.sync.keep), whose records are saved first (None: they are unknown, nothing
-    is pruned). Its origins map goes
+    (see sitegen.sync.keep), whose records are saved first. Its origins map goes
     first: which mirror serves each file (``Record.origin``) and from where (``package_bases``,
     mirror -> upstream ``info.base_url``), for the passive fetcher and `verify --repair`."""
-    if kept is not None:
-        # Before the origins map and the metadata that stop naming them: then nothing on disk
-        # would say to keep them, nor which mirror they came from (see sitegen.sync.keep).
-        await trio.to_thread.run_sync(save_kept, site, channel_path, meta.subdir, kept)
+    # Before the origins map and the metadata that stop naming them: then nothing on disk
+    # would say to keep them, nor which mirror they came from (see sitegen.sync.keep).
+    await trio.to_thread.run_sync(save_kept, site, channel_path, meta.subdir, kept)
     await trio.to_thread.run_sync(_write_origins, site, channel_path, meta, package_bases)
     directory = site.path(channel_path, meta.subdir)
     if staged:
@@ -299,12 +297,8 @@ async def publish_target(
     # that a stop now still reports this subdir as published.
     with trio.CancelScope(shield=True):
         try:
-            removed = (
-                []
-                if kept is None  # which files are kept is unknown: none may go
-                else await trio.to_thread.run_sync(
-                    prune_subdir, site, directory, meta.records.keys() | kept.keys()
-                )
+            removed = await trio.to_thread.run_sync(
+                prune_subdir, site, directory, meta.records.keys() | kept.keys()
             )
         except OSError as exc:  # published all the same; a later run deletes them
             log.warning("%s/%s: could not prune files: %s", channel_path, meta.subdir, exc)
@@ -323,9 +317,7 @@ def _write_origins(
 
 async def publish_all(
     site: Site,
-    targets: list[
-        tuple[str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record] | None]
-    ],
+    targets: list[tuple[str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record]]],
     outcomes: dict[tuple[str, str], PublishOutcome],
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
@@ -341,7 +333,7 @@ async def publish_all(
         meta: SubdirMetadata,
         staged: list[str],
         bases: dict[str, str],
-        kept: Mapping[str, Record] | None,
+        kept: Mapping[str, Record],
     ) -> None:
         async with limiter:
             try:

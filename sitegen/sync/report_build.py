@@ -21,7 +21,6 @@ from sitegen.net.activity import counted
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
-from sitegen.sync.keep import UNREADABLE_KEPT
 from sitegen.sync.merge import FAILED as MERGE_FAILED
 from sitegen.sync.merge import HELD, MERGED, MergedSubdir
 from sitegen.sync.plan import Plan
@@ -55,8 +54,7 @@ class RunResults:
     reused: BuiltFrom | None = None  # the unchanged-inputs shortcut was taken
     closure: ClosureResult | None = None
     merged: list[MergedSubdir] = field(default_factory=list)
-    # keep_removed: the unlisted files each subdir keeps (None: its kept records are unreadable)
-    kept: dict[TargetKey, dict[str, Record] | None] = field(default_factory=dict)
+    kept: dict[TargetKey, dict[str, Record]] = field(default_factory=dict)  # keep_removed
     plans: dict[TargetKey, Plan] = field(default_factory=dict)
     downloads: dict[TargetKey, DownloadOutcome] = field(default_factory=dict)
     publish: dict[TargetKey, PublishOutcome] = field(default_factory=dict)
@@ -180,11 +178,8 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
                 else:
                     cr.downloaded_files += 1
                     cr.downloaded_bytes += record.size
-            cr.kept_files = len(results.kept.get(key) or ())
+            cr.kept_files = len(results.kept.get(key, ()))
             cr.deleted_files = plan.unreferenced - cr.kept_files  # kept files are on disk
-            if key in results.kept and results.kept[key] is None:
-                cr.deleted_files = 0  # nothing would be pruned
-                cr.errors.append(f"{merged.subdir}: {UNREADABLE_KEPT}")
             _diff(cr, merged, merged.meta.records)
         return cr
     downloaded = results.downloads.get(key)
@@ -202,11 +197,7 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
         cr.errors.append(outcome.error)
         return cr
     cr.deleted_files = outcome.deleted
-    cr.kept_files = len(results.kept.get(key) or ())
-    if key in results.kept and results.kept[key] is None:
-        # An error, so that the run is no clean one a later run with the same inputs could
-        # stand on instead of pruning.
-        cr.errors.append(f"{merged.subdir}: {UNREADABLE_KEPT}")
+    cr.kept_files = len(results.kept.get(key, ()))
     _diff(cr, merged, outcome.records)
     return cr
 
