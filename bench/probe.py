@@ -2,7 +2,7 @@
 timed.
 
 Exactly ``sitegen.cli.main(argv)``, with the stage functions the mirror pipeline
-(``sitegen.sync.pipeline``) calls wrapped in timers (a perf_counter call each, nothing else), and
+(``sitegen.sync.pipeline`` and its merge stage, ``sitegen.sync.merging``) calls wrapped in timers (a perf_counter call each, nothing else), and
 so is ``sitegen.web.render.render_site`` as the CLI calls it (the pages rendered after the run). Writes to OUT.json the seconds spent in each
 stage, when ``main`` was entered (to separate interpreter start and imports from the run) and
 the exit status. A stage that a refactoring renamed is simply not reported.
@@ -94,7 +94,7 @@ def main() -> int:
     assert sep == "--", "usage: python -m bench.probe OUT.json [--httpx] -- <sitegen arguments>"
     imported = time.time()
     from sitegen import cli
-    from sitegen.sync import pipeline
+    from sitegen.sync import merging, pipeline
     from sitegen.web import render
 
     if plain_httpx:
@@ -102,7 +102,9 @@ def main() -> int:
 
     phases: dict[str, float] = {}
     for name, phase in STAGES.items():
-        _wrap(pipeline, name, phase, phases)
+        # The merge stage calls merge_subdir and load_previous from its own module.
+        for module in (pipeline, merging):
+            _wrap(module, name, phase, phases)
     # `sitegen mirror` renders the pages after the run.
     _wrap(render, "render_site", "pages", phases)
     entered = time.time()
