@@ -17,9 +17,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from sitegen import layout
+from sitegen.config import parse_config
 from sitegen.store.lock import SiteLock, SiteLocked, taking_turns
+from sitegen.tools import watch as watch_tool
 from sitegen.tools.example_channel import PackageSpec
 from testkit.local import drop
 from testkit.site import assert_channel_consistent, sha256_of
@@ -351,3 +354,40 @@ def test_sigint_during_a_render_stuck_midway_ends_the_watch(tmp_path: Path, watc
     cache_index.unlink()
     render_completes(watch.config, site)
     assert not list(site.rglob(".sitegen-tmp-*"))
+
+
+async def test_a_stop_signal_as_a_publish_ends_stops_the_watch_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal that comes while a run saves its record makes run_mirror raise
+    KeyboardInterrupt once the record is saved; the watch then stops as on any signal (exit
+    0 under a service manager), it does not crash out of its nursery."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    config = parse_config(
+        f"output: {tmp_path / 'site'}\nchannels:\n  {CHANNEL}:\n    path: {folder}\n"
+        "    subdirs: [linux-64]\n"
+    )
+    runs: list[object] = []
+
+    async def stopped_as_it_ended(config: object, options: object) -> None:
+        runs.append(options)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(watch_tool, "run_mirror", stopped_as_it_ended)
+    escaped: list[BaseException] = []
+
+    async def render() -> None:
+        raise AssertionError("no render after a stop")
+
+    async def watched(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await watch_tool.watch_site(config, render, task_status=task_status)
+        except BaseException as exc:  # a KeyboardInterrupt must not end the test session
+            escaped.append(exc)
+
+    with trio.fail_after(WITHIN):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watched)
+            (folder / "x-1.0-0.conda").write_bytes(b"not read: the run is faked")
+    assert escaped == [] and len(runs) == 1

@@ -158,8 +158,9 @@ class WatchState:
 
 async def publish(
     config: SiteConfig, mirrors: list[MirrorConfig], render: Callable[[], Awaitable[None]]
-) -> RunReport:
-    """One mirror run of the local sources, waiting for the site lock as long as it takes."""
+) -> RunReport | None:
+    """One mirror run of the local sources, waiting for the site lock as long as it takes;
+    None when a stop signal came as the run ended (the watch is to stop)."""
     options = MirrorOptions(only=tuple(m.name for m in mirrors), progress=False)
     waiting = False
     while True:
@@ -177,6 +178,10 @@ async def publish(
             report = exc.report
             log.error("run %s: %s", report.id, exc)
             break
+        except KeyboardInterrupt:
+            # SIGINT/SIGTERM while the run saved its record (run_mirror raises it once the
+            # record is saved): a stop like one that comes a moment later.
+            return None
     await render()
     return report
 
@@ -203,6 +208,10 @@ async def watch_site(
             await settle(folders, trigger)
             report = await publish(config, mirrors, render)
             state.publishes += 1
+            if report is None:
+                log.info("watch: a stop signal came as the run ended; stopping")
+                nursery.cancel_scope.cancel()
+                return
             state.reports.append(report)
             log.info("published: run %s %s", report.id, report.status)
             if report.status == STOPPED:
