@@ -127,6 +127,11 @@ async def test_files_upstream_drops_stay_until_a_filter_forbids_them(
         f"output: {site}\nchannels:\n  {CHANNEL}:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n    keep_removed: true\n"
     )
     assert await cli("verify", "-c", str(config_file)) == 0
+    capsys.readouterr()
+    assert await cli("status", "-c", str(config_file)) == 0
+    assert "(2 kept unlisted)" in capsys.readouterr().out
+    assert await cli("status", "-c", str(config_file), "--json") == 0
+    assert [c["kept"] for c in json.loads(capsys.readouterr().out)["channels"]] == [2]
     damaged, intact = sorted(OLD_ZLIB)
     (folder / damaged).write_bytes(bytes((folder / damaged).stat().st_size))
     capsys.readouterr()

@@ -209,7 +209,7 @@ def test_text_and_json_presentations() -> None:
         ["linux-64", "noarch"],
     )
     assert data["mirrors"][2]["mode"] == "passive"
-    assert data["channels"][0] == {"channel": "c/x", "bytes": 2_500_000, "files": 3}
+    assert data["channels"][0] == {"channel": "c/x", "bytes": 2_500_000, "files": 3, "kept": 0}
 
 
 # --------------------------------------------------------------------------- reading the site

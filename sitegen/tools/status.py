@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.config import SiteConfig, schedule
-from sitegen.layout import progress_path
+from sitegen.layout import kept_records_path, progress_path
 from sitegen.store.frozen import FreezeEntry, FrozenChannels, FrozenStateError
 from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
+from sitegen.sync.keep import read_kept
 from sitegen.sync.report import RUNNING, RunReport
 from sitegen.tools.site_disk import (
     UnconfiguredSubdir,
@@ -98,6 +99,7 @@ class ChannelDisk:
     channel: str
     bytes: int
     files: int
+    kept: int = 0  # of ``files``, those kept unlisted (keep_removed, see sitegen.sync.keep)
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,10 @@ def build_status(
     freezes: dict[str, FreezeEntry] | None = None,
     freezes_error: str | None = None,
     unconfigured: tuple[UnconfiguredSubdir, ...] = (),
+    kept: dict[str, int] | None = None,
 ) -> SiteStatus:
     """The status of every configured mirror from the ledger (any order), the pid holding the
-    lock (None: no run) and channel -> (bytes, files) on disk."""
+    lock (None: no run), channel -> (bytes, files) on disk and -> files kept unlisted."""
     # Runs recorded while the clock ran ahead go last, and do not count as completed: as
     # for `mirror --due` (see sitegen.sync.history.last_completed).
     ordered = newest_first(runs, now)
@@ -203,7 +206,10 @@ def build_status(
             # A file left by a killed run names another pid: not this run's progress.
             progress=progress if progress and progress.get("pid") == holder else None,
         )
-    channels = tuple(ChannelDisk(c.path, *disk.get(c.path, (0, 0))) for c in config.channels)
+    kept = kept or {}
+    channels = tuple(
+        ChannelDisk(c.path, *disk.get(c.path, (0, 0)), kept.get(c.path, 0)) for c in config.channels
+    )
     # A run rewrites its record before it releases the lock, so one still "running" whose pid
     # does not hold the lock died before it finished.
     unfinished = tuple(
@@ -257,6 +263,13 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         freezes,
         freezes_error,
         tuple(unconfigured_subdirs(site.root, configured_subdirs(config))),
+        {
+            c.path: sum(
+                len(read_kept(kept_records_path(site.root, c.path, s), s) or ()) for s in c.subdirs
+            )
+            for c in config.channels
+            if c.keep_removed
+        },
     )
 
 

@@ -133,7 +133,8 @@ def format_status(status: SiteStatus) -> str:
     lines.append("disk used:")
     width = max((len(c.channel) for c in status.channels), default=0)
     for c in status.channels:
-        lines.append(f"  {c.channel:<{width}}  {human_bytes(c.bytes)} in {c.files} files")
+        kept = f" ({c.kept} kept unlisted)" if c.kept else ""
+        lines.append(f"  {c.channel:<{width}}  {human_bytes(c.bytes)} in {c.files} files{kept}")
     lines.extend(
         f"not configured, still served: {u.path} ({human_bytes(u.bytes)} in {u.files} files):"
         " no channel in the configuration publishes it, so runs leave it as it is and clients"
