@@ -109,6 +109,11 @@ async def test_files_upstream_drops_stay_until_a_filter_forbids_them(
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
     assert all((folder / fn).is_file() for fn in OLD_ZLIB)
     assert set(read_kept(state, "linux-64")) == OLD_ZLIB
+    # Frozen (or held back), the subdir goes on keeping them, and its report says so.
+    frozen = channel_config(site, example_upstream.url, extra="keep_removed: true\nfrozen: true\n")
+    report = await run(frozen)
+    [linux] = [c for c in report.channels if c.subdir == "linux-64"]
+    assert (linux.status, linux.kept_files) == ("frozen", 2)
     # What a filter leaves out goes at once, though: readline is still upstream.
     await run(keep_config(site, example_upstream.url, filters="{names: {exclude: [readline]}}"))
     assert not (folder / READLINE).exists()

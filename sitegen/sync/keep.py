@@ -147,6 +147,14 @@ def judge_kept(
     return kept
 
 
+def still_kept(site: Site, channel: ChannelConfig, subdir: str) -> dict[str, Record]:
+    """The files a subdir that is not published this run (frozen, held, failed) goes on
+    keeping, for its report (none when they cannot be read)."""
+    if not channel.keep_removed:
+        return {}
+    return read_kept(kept_records_path(site.root, channel.path, subdir), subdir) or {}
+
+
 class _Kept(msgspec.Struct, array_like=True):
     fn: str
     origin: str

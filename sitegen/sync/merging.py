@@ -15,7 +15,7 @@ from sitegen.layout import repodata_map_path
 from sitegen.store.frozen import FrozenChannels
 from sitegen.sync.download import TargetKey
 from sitegen.sync.fetch import ParseResult, SubdirKey
-from sitegen.sync.keep import UNREADABLE_KEPT, judge_kept
+from sitegen.sync.keep import UNREADABLE_KEPT, judge_kept, still_kept
 from sitegen.sync.merge import (
     FROZEN,
     HELD,
@@ -40,7 +40,8 @@ def merge_all(
     kept: dict[TargetKey, dict[str, Record]],
 ) -> list[MergedSubdir]:
     """Merge every subdir of the rebuilt channels, reading what each publishes now; into
-    ``kept``, the files each keeps past its upstream listing (keep_removed)."""
+    ``kept``, the files each keeps past its upstream listing (keep_removed): those it is to
+    keep when it is published, those it goes on keeping when it is not."""
     guard = DeletionGuard(scope.config.max_delete_fraction, scope.options.force_delete)
     # Read again: a channel frozen since the run started is honoured before anything is fetched.
     frozen_now, unreadable = FrozenChannels(scope.site).load_or_all(c.path for c in scope.channels)
@@ -54,6 +55,7 @@ def merge_all(
             if channel.frozen or channel.path in frozen_now:
                 previous = load_previous(directory, subdir, map_path=map_path)
                 merged_all.append(MergedSubdir(channel.path, subdir, FROZEN, previous))
+                kept[(channel.path, subdir)] = still_kept(scope.site, channel, subdir)
                 continue
             feeding = [m for m in channel.mirrors if subdir in m.subdirs]
             broken = [m.name for m in feeding if m.name not in readable]
@@ -82,6 +84,8 @@ def merge_all(
                     merged = replace(merged, status=HELD, meta=None, errors=(why,))
                 else:
                     kept[merged.key] = keeps
+            else:  # held back or failed: it goes on publishing, and keeping, what it did
+                kept[merged.key] = still_kept(scope.site, channel, subdir)
             merged_all.append(merged)
     return merged_all
 

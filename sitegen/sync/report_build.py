@@ -161,8 +161,9 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
         cr.status = merged.status
         cr.errors.extend(merged.errors)
         # The previous state stays published (held, failed or frozen): it is what the subdir
-        # serves.
+        # serves, and keeps.
         cr.packages = len(merged.previous.records) if merged.previous else 0
+        cr.kept_files = len(results.kept.get(merged.key, ()))
         return cr
     assert merged.meta is not None
     key = merged.key
