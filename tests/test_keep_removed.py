@@ -108,7 +108,7 @@ async def test_files_upstream_drops_stay_until_a_filter_forbids_them(
     ]
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
     assert all((folder / fn).is_file() for fn in OLD_ZLIB)
-    assert set(read_kept(state, "linux-64")) == OLD_ZLIB
+    assert set(read_kept(site, CHANNEL, "linux-64")) == OLD_ZLIB
     # Frozen (or held back), the subdir goes on keeping them, and its report says so.
     frozen = channel_config(site, example_upstream.url, extra="keep_removed: true\nfrozen: true\n")
     report = await run(frozen)
@@ -144,7 +144,7 @@ async def test_files_upstream_drops_stay_until_a_filter_forbids_them(
     assert f"{CHANNEL}/linux-64/{damaged}" in capsys.readouterr().out
     assert await cli("verify", "-c", str(config_file), "--repair") == 0
     assert not (folder / damaged).exists() and (folder / intact).is_file()
-    assert set(read_kept(state, "linux-64") or {}) == {intact}
+    assert set(read_kept(site, CHANNEL, "linux-64") or {}) == {intact}
     assert await cli("verify", "-c", str(config_file)) == 0
 
     # A filter that forbids their record: they go, and their state with them.
@@ -211,7 +211,7 @@ async def test_a_kept_file_answers_to_the_filters_of_the_mirror_it_came_from(
     await run(two_mirrors(site, example_upstream.url))
     rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
     await run(two_mirrors(site, example_upstream.url))
-    kept = read_kept(kept_records_path(site, CHANNEL, "linux-64"), "linux-64")
+    kept = read_kept(site, CHANNEL, "linux-64")
     assert kept is not None and {r.origin for r in kept.values()} == {"b"}
     assert all((folder / fn).is_file() for fn in OLD_ZLIB)
     # b, which supplied them, now forbids them: they go (a's allowlist forbids nothing).
@@ -238,7 +238,7 @@ async def test_kept_records_are_saved_first_and_unreadable_ones_hold_the_subdir(
         patched.setattr(publish, "publish_subdir", failing)
         report = await run_mirror(keep_config(site, example_upstream.url), MirrorOptions())
     assert report.failed and published(site, CHANNEL, "linux-64") >= OLD_ZLIB
-    assert set(read_kept(state, "linux-64") or {}) == OLD_ZLIB
+    assert set(read_kept(site, CHANNEL, "linux-64") or {}) == OLD_ZLIB
 
     # Kept records that cannot be read: the subdir is held as it is (published now, the files
     # upstream just dropped would be kept by nothing), until they can be read or go.

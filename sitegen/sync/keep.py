@@ -118,7 +118,7 @@ def judge_kept(
     if not channel.keep_removed:
         return {}
     directory = site.path(channel.path, subdir)
-    before = read_kept(kept_records_path(site.root, channel.path, subdir), subdir)
+    before = read_kept(site.root, channel.path, subdir)
     if before is None:
         return None
     # A record read back from the publication does not say which mirror it came from: the
@@ -148,11 +148,12 @@ def judge_kept(
 
 
 def still_kept(site: Site, channel: ChannelConfig, subdir: str) -> dict[str, Record]:
-    """The files a subdir that is not published this run (frozen, held, failed) goes on
-    keeping, for its report (none when they cannot be read)."""
+    """The files a subdir keeps as the state says now: for the report of one not published
+    this run (frozen, held, failed) and for ``sitegen status`` (none when they cannot be
+    read)."""
     if not channel.keep_removed:
         return {}
-    return read_kept(kept_records_path(site.root, channel.path, subdir), subdir) or {}
+    return read_kept(site.root, channel.path, subdir) or {}
 
 
 class _Kept(msgspec.Struct, array_like=True):
@@ -164,9 +165,10 @@ class _Kept(msgspec.Struct, array_like=True):
 _DECODER = msgspec.msgpack.Decoder(list[_Kept])
 
 
-def read_kept(path: Path, subdir: str) -> dict[str, Record] | None:
-    """The records kept at ``path`` (none when there is no such file); None when it cannot be
-    read: which unlisted files it keeps is then unknown."""
+def read_kept(root: Path, channel_path: str, subdir: str) -> dict[str, Record] | None:
+    """The records a channel subdir of the site at ``root`` keeps (none when it has no such
+    file); None when they cannot be read: which unlisted files it keeps is then unknown."""
+    path = kept_records_path(root, channel_path, subdir)
     try:
         entries = _DECODER.decode(path.read_bytes())
     except FileNotFoundError:

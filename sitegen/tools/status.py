@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.config import SiteConfig, schedule
-from sitegen.layout import kept_records_path, progress_path
+from sitegen.layout import progress_path
 from sitegen.store.frozen import FreezeEntry, FrozenChannels, FrozenStateError
 from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
-from sitegen.sync.keep import read_kept
+from sitegen.sync.keep import still_kept
 from sitegen.sync.report import RUNNING, RunReport
 from sitegen.tools.site_disk import (
     UnconfiguredSubdir,
@@ -264,9 +264,7 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         freezes_error,
         tuple(unconfigured_subdirs(site.root, configured_subdirs(config))),
         {
-            c.path: sum(
-                len(read_kept(kept_records_path(site.root, c.path, s), s) or ()) for s in c.subdirs
-            )
+            c.path: sum(len(still_kept(site, c, s)) for s in c.subdirs)
             for c in config.channels
             if c.keep_removed
         },

@@ -19,10 +19,10 @@ def kept_problems(
     """(site-relative path, kind of problem, what is wrong, repaired) for the kept files of a
     subdir (as :class:`sitegen.tools.verify.Problem` takes them); with a
     ``sample``, the files outside it are checked by size only."""
-    path = kept_records_path(site.root, channel.path, subdir)
-    kept = read_kept(path, subdir)
+    kept = read_kept(site.root, channel.path, subdir)
     relative = f"{channel.path}/{subdir}"
     if kept is None:
+        path = kept_records_path(site.root, channel.path, subdir)
         state = path.relative_to(site.root).as_posix()
         return [(state, "metadata", "the records of the kept files cannot be read", False)]
     directory = site.path(channel.path, subdir)
