@@ -222,8 +222,9 @@ class FeedCopies:
         return [folder.name for folder in folders]
 
     def keep_parsed(self, target: Path, data: bytes) -> None:
-        """Keep the kept copy's advisories as read (``data``) at ``target``, beside it, and drop
-        those of earlier copies. Not flushed: they are made again from the copy if lost."""
+        """Keep the kept copy's advisories as read (``data``) at ``target``, beside it (not
+        rewritten when it holds them already), and drop those of earlier copies. Not flushed:
+        they are made again from the copy if lost."""
         with os.scandir(target.parent) as entries:
             stale = [
                 e.path for e in entries if is_feed_parsed_copy(e.name) and e.name != target.name

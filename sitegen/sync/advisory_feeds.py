@@ -195,15 +195,12 @@ def _forget_unnamed(copies: FeedCopies, named: list[str]) -> None:
 
 
 def _keep_parsed(copies: FeedCopies, url: str, advisories: tuple[Advisory, ...]) -> None:
-    """The kept copy's advisories as read, beside it, unless they are there already: the
-    next run that finds the feed unchanged, and the renders, decode them instead of parsing
-    the archive again."""
+    """The kept copy's advisories as read, beside it (rewritten only when what is there
+    differs, e.g. cut short by a power cut): the next run that finds the feed unchanged, and
+    the renders, decode them instead of parsing the archive again."""
     target = parsed_copy(copies.archive(url))
-    data = encode_parsed(advisories)
-    if target.is_file() and target.stat().st_size == len(data):
-        return  # (a copy cut short by a power cut is written again)
     try:
-        copies.keep_parsed(target, data)
+        copies.keep_parsed(target, encode_parsed(advisories))
     except OSError as exc:  # the next run reads the archive again: slower, not wrong
         log.warning("%s: cannot keep the advisories as read: %s", target, exc.strerror or exc)
 
