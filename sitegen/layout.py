@@ -305,8 +305,9 @@ def local_store_index_path(root: Path, mirror: str) -> Path:
 
 def advisory_feed_dir(root: Path, url: str) -> Path:
     """The last good copy of an advisory feed (``feed.zip``), the validators it came with
-    (``validators.json``) and its advisories as read (:func:`feed_parsed_copy`), under a digest of its URL as channels.yaml writes it (``${ENV}``
-    references unfilled: a name that holds no secret, whatever the URL carries)."""
+    (``validators.json``) and its advisories as read (:func:`feed_parsed_copy`), under a
+    digest of its URL as channels.yaml writes it (``${ENV}`` references unfilled: a name that
+    holds no secret, whatever the URL carries)."""
     return advisory_feeds_dir(root) / hashlib.sha256(url.encode()).hexdigest()[:24]
 
 

@@ -274,8 +274,6 @@ class TokenStore:
 
     def scoped_to(self, channel: str) -> list[str]:
         """The names of the tokens added for ``channel`` (``token add --channel``)."""
-        if not self.path.exists():
-            return []
         return [r.name for r in self.load() if channel in r.channels]
 
     def drop_channel(self, channel: str) -> list[str]:

@@ -171,7 +171,7 @@ def _advisory(node: JsonNode, unscored_ok: bool) -> Advisory:
     aliases = node.get("aliases")
     summary = node.get("summary")
     severity = node.get("severity")
-    vectors, score, unscored = _severity(severity, unscored_ok) if severity else ((), None, [])
+    vectors, score, unscored = _severity(severity, unscored_ok)
     affected_node = node.get("affected")
     affected, skipped = [], []
     for item in affected_node.items() if affected_node else ():
@@ -209,12 +209,14 @@ def _withdrawn(node: JsonNode | None) -> bool:
     return True
 
 
-def _severity(node: JsonNode, unscored_ok: bool) -> tuple[tuple[str, ...], float | None, list[str]]:
-    """The vectors and the highest base score of a ``severity`` list, and (``unscored_ok``)
-    why entries could not be scored: then the score is None, since the entry that cannot be
-    read may be the highest."""
+def _severity(
+    node: JsonNode | None, unscored_ok: bool
+) -> tuple[tuple[str, ...], float | None, list[str]]:
+    """The vectors and the highest base score of a ``severity`` list (none without one), and
+    (``unscored_ok``) why entries could not be scored: then the score is None, since the
+    entry that cannot be read may be the highest."""
     vectors, scores, unscored = [], [], []
-    for item in node.items():
+    for item in node.items() if node else ():
         kind = item.require("type").string()
         score_node = item.require("score")
         text = score_node.string()
@@ -283,7 +285,7 @@ def _affected(node: JsonNode, unscored_ok: bool, unscored: list[str]) -> Affecte
             listed.append(purl_version)
         parsed_ranges = tuple(_range(r) for r in ranges.items()) if ranges else ()
         severity = node.get("severity")
-        _vectors, score, problems = _severity(severity, unscored_ok) if severity else ((), None, [])
+        _vectors, score, problems = _severity(severity, unscored_ok)
         unscored.extend(problems)  # the entry is kept from here on
         return Affected(
             name=key,
