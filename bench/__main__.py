@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -14,6 +13,8 @@ from bench.common import (
     BUILD,
     BenchError,
     Results,
+    discard,
+    empty_trash,
     load_average,
     log,
     start_spawner,
@@ -130,7 +131,9 @@ def _main(args: argparse.Namespace) -> int:
             results.skip(workload, "run", f"error: {type(exc).__name__}: {exc}"[:400])
         log(f"=== {workload} done in {time.perf_counter() - t0:.0f} s")
         if not args.keep:
-            shutil.rmtree(BUILD / workload, ignore_errors=True)
+            discard(BUILD / workload)
+    log("deleting the scratch sites")
+    empty_trash()
     if args.profile:
         for path in profiler.summarise():
             log(f"profile summary: {path}")

@@ -19,13 +19,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from bench.common import (
     BUILD,
+    TRASH,
     VENV_BIN,
     BenchError,
     Results,
+    discard,
     fmt_mb,
     fmt_s,
     fresh_dir,
@@ -45,12 +48,16 @@ MANIFEST = Path(".sitegen") / "render"  # sitegen's render state, relative to th
 
 
 def _wipe_pages(site: Path) -> int:
-    shutil.rmtree(site / MANIFEST, ignore_errors=True)
+    """Take the pages and the render manifest away (into the trash, see bench.common.discard:
+    moved, not deleted, so the render measured next does not pay for their deletion)."""
+    discard(site / MANIFEST)
+    pages = TRASH / f"{time.time_ns()}-pages"
+    pages.mkdir(parents=True)
     removed = 0
     for directory, _dirs, names in os.walk(site):
         for name in names:
             if name.endswith(".html"):
-                os.unlink(os.path.join(directory, name))
+                os.rename(os.path.join(directory, name), pages / f"{removed}.html")
                 removed += 1
     return removed
 
