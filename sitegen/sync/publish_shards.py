@@ -10,9 +10,7 @@ when the names or hashes it lists change; otherwise it keeps its bytes (and ``cr
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +33,6 @@ from sitegen.conda.shards import (
 )
 from sitegen.store.site import Site
 from sitegen.sync.prune import unretire_shards
-
-# Shards built and waiting for their file at most (a few MB).
-_WRITES_AHEAD = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,31 +67,17 @@ def write_shards(
     index: dict[str, bytes] = {}
     written = built = 0
     compressor = shard_compressor()
-    # Files are created by a thread of their own while the next shards are built: creating one
-    # costs 25-100 µs on ext4, about what building one does (34,000 of each at conda-forge
-    # scale). At most _WRITES_AHEAD wait, so the shards are never all held; the first write
-    # that fails stops the building, and no write is left running when this returns.
-    queued: deque[Future[bool]] = deque()
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitegen-shards")
-    try:
-        for name, group in names_of(records).items():
-            digest = known.get(name)
-            if digest is not None:
-                index[name] = digest
-                continue
-            shard = build_shard(name, group, compressor)
-            built += 1
-            index[name] = shard.digest
-            # Content-addressed: a file of this name and size already holds these bytes
-            # (`sitegen verify` re-hashes them). Not fsynced one by one.
-            target = shards_dir / shard.filename
-            queued.append(writer.submit(site.write_addressed, target, shard.data, reread=reread))
-            while queued and (queued[0].done() or len(queued) > _WRITES_AHEAD):
-                written += queued.popleft().result()
-        while queued:
-            written += queued.popleft().result()
-    finally:
-        writer.shutdown(wait=True, cancel_futures=True)
+    for name, group in names_of(records).items():
+        digest = known.get(name)
+        if digest is not None:
+            index[name] = digest
+            continue
+        shard = build_shard(name, group, compressor)
+        built += 1
+        index[name] = shard.digest
+        # Content-addressed: a file of this name and size already holds these bytes
+        # (`sitegen verify` re-hashes them). Not fsynced one by one.
+        written += site.write_addressed(shards_dir / shard.filename, shard.data, reread=reread)
     if built and flush:
         # All on disk, in one flush of their filesystem, before the index naming them is
         # published (the caller writes it after this returns).
