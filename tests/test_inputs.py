@@ -289,11 +289,11 @@ def test_digest_covers_site_filters_the_sitegen_version_and_the_bz2_setting(
 @pytest.mark.unit
 def test_signature_sees_every_published_file_change_size_or_mtime(tmp_path: Path) -> None:
     """Every file a run publishes counts (channeldata.json, each metadata file, a .bz2 left
-    while the setting is off, the origins map the fetcher reads), and a change of either its
-    size or its mtime is a change."""
+    while the setting is off, the origins map the fetcher reads, the records of the files a
+    keep_removed channel keeps), and a change of either its size or its mtime is a change."""
     import os
 
-    from sitegen.layout import origins_path
+    from sitegen.layout import kept_records_path, origins_path
 
     config = config_for(tmp_path / "site", "http://127.0.0.1:1")
     site = Site(tmp_path / "site")
@@ -305,6 +305,7 @@ def test_signature_sees_every_published_file_change_size_or_mtime(tmp_path: Path
         directory / "repodata.json",
         directory / "repodata.json.bz2",
         origins_path(site.root, CHANNEL, "linux-64"),
+        kept_records_path(site.root, CHANNEL, "linux-64"),
         directory / "a-1-0.conda",
     ]
     for path in files:

@@ -306,3 +306,32 @@ async def test_a_kept_tar_bz2_goes_once_its_conda_twin_is_published_under_prefer
     await run(keep_config(site, example_upstream.url, filters=prefer))
     assert conda in published(site, CHANNEL, "linux-64")
     assert not (folder / tar).exists()
+
+
+@pytest.mark.integration
+async def test_kept_records_damaged_or_lost_after_a_clean_run_are_noticed_by_the_next(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """Nothing else changes: the run that finds the site as the last clean run left it skips
+    the work only while the kept records are as it left them too."""
+    damaged, lost = tmp_path / "damaged", tmp_path / "lost"
+    for site in (damaged, lost):
+        await run(keep_config(site, example_upstream.url))
+    rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
+    for site in (damaged, lost):
+        await run(keep_config(site, example_upstream.url))
+        assert set(read_kept(site, CHANNEL, "linux-64") or {}) == OLD_ZLIB
+
+    kept_records_path(damaged, CHANNEL, "linux-64").write_bytes(b"\x93damaged")
+    report = await run_mirror(keep_config(damaged, example_upstream.url))
+    [linux] = [c for c in report.channels if c.subdir == "linux-64"]
+    assert report.failed and linux.status == "held"
+    assert "kept files (keep_removed) cannot be read" in linux.errors[0]
+    assert all((damaged / CHANNEL / "linux-64" / fn).is_file() for fn in OLD_ZLIB)
+
+    # Lost, they keep nothing: the files they kept go.
+    kept_records_path(lost, CHANNEL, "linux-64").unlink()
+    report = await run(keep_config(lost, example_upstream.url))
+    [linux] = [c for c in report.channels if c.subdir == "linux-64"]
+    assert (linux.kept_files, linux.deleted_files) == (0, 2)
+    assert not any((lost / CHANNEL / "linux-64" / fn).exists() for fn in OLD_ZLIB)

@@ -9,8 +9,9 @@ nothing to do: it skips parsing, filtering, merging and publishing, which at con
 turns an hourly run with nothing new upstream from tens of seconds into about one.
 
 Anything else (a changed upstream body, an edited filter, a new sitegen version, a published
-file touched by hand or by ``verify --repair``, a previous run that failed or was held) gives a
-different digest or signature, and the run does the full work.
+file or the kept records of a ``keep_removed`` channel touched by hand or by ``verify
+--repair``, a previous run that failed or was held) gives a different digest or signature, and
+the run does the full work.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import (
     channeldata_path,
     inputs_path,
+    kept_records_path,
     metadata_files,
     notices_path,
     origins_path,
@@ -103,7 +105,9 @@ class BuiltFrom:
 def file_signature(
     site: Site, channels: list[ChannelConfig], passive: set[str]
 ) -> dict[str, list[int]]:
-    """Size and mtime of every file a run over these channels published.
+    """Size and mtime of every file a run over these channels published, and of the state that
+    says what the next run keeps: the records of the files a ``keep_removed`` channel keeps
+    unlisted (damaged, the next run holds the subdir; lost, the files they kept go).
 
     Package files count only in subdirs that no passive mirror feeds: there the pull-through
     fetcher adds files between runs, and it verifies each one itself.
@@ -118,6 +122,7 @@ def file_signature(
             # off makes the next run publish (which removes it).
             paths.extend(directory / name for name in metadata_files(True))
             paths.append(origins_path(site.root, channel.path, subdir))
+            paths.append(kept_records_path(site.root, channel.path, subdir))
             feeding = [m for m in channel.mirrors if subdir in m.subdirs]
             if not any(m.name in passive for m in feeding):
                 paths.extend(directory / fn for fn in sorted(package_files(directory)))
