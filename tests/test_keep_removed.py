@@ -4,6 +4,7 @@ unlisted, until a filter forbids them, the setting goes or the channel is remove
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,14 @@ async def test_files_upstream_drops_stay_until_a_filter_forbids_them(
     config_file.write_text(
         f"output: {site}\nchannels:\n  {CHANNEL}:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n    keep_removed: true\n"
     )
-    assert await cli("verify", "-c", str(config_file)) == 0
     capsys.readouterr()
+    assert await cli("verify", "-c", str(config_file)) == 0
+    # The summary counts them among the files checked, and says how many they are.
+    listed = sum(len(published(site, CHANNEL, subdir)) for subdir in ("linux-64", "noarch"))
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(
+        rf"checked {listed + 2} files \(2 kept unlisted\), \S+ KB; 0 problems", summary
+    )
     assert await cli("status", "-c", str(config_file)) == 0
     assert "(2 kept unlisted)" in capsys.readouterr().out
     assert await cli("status", "-c", str(config_file), "--json") == 0

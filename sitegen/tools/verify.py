@@ -36,7 +36,6 @@ from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodat
 from sitegen.conda.shards import ShardError
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import LOCK_NAME, REPODATA_BZ2, metadata_files, retired_shards_path
-from sitegen.net.checksums import file_matches
 from sitegen.net.download import DownloadJob, download
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
@@ -50,7 +49,7 @@ from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
 from sitegen.sync.publish import SubdirMetadata
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
 from sitegen.tools.verify_kept import kept_problems
-from sitegen.tools.verify_sample import Sample, size_matches
+from sitegen.tools.verify_sample import Checked, Sample
 
 log = logging.getLogger("sitegen")
 
@@ -80,13 +79,10 @@ class Repair:
 
 
 @dataclass
-class VerifyReport:
-    files: int = 0
-    bytes: int = 0
+class VerifyReport(Checked):
+    """The package files checked, listed and kept unlisted alike, and the problems found."""
+
     problems: list[Problem] = field(default_factory=list)
-    sample: Sample | None = None  # None: every file hashed
-    hashed: int = 0  # of ``files``, those re-hashed (the others' sizes were checked)
-    hashed_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -253,7 +249,7 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                         problem.repaired = True
             to_repair += await _check_packages(site, channel, repodata, report, repair)
             found = await trio.to_thread.run_sync(
-                kept_problems, site, channel, subdir, report.sample, repair
+                kept_problems, site, channel, subdir, report, repair
             )
             report.problems += [Problem(*problem) for problem in found]
     temporaries = await trio.to_thread.run_sync(_temporaries, site.root)
@@ -290,19 +286,13 @@ async def _check_packages(
             if origin not in passive:
                 to_repair.append(Repair(channel, record, path, "missing", origin, origins))
             continue
-        report.files += 1
-        report.bytes += record.size
-        check = size_matches
-        if report.sample is None or report.sample.includes(f"{channel.path}/{subdir}/{fn}"):
-            check = file_matches
-            report.hashed += 1
-            report.hashed_bytes += record.size
-        if await trio.to_thread.run_sync(check, path, record):
+        relative = f"{channel.path}/{subdir}/{fn}"
+        if await trio.to_thread.run_sync(report.matches, path, relative, record, False):
             continue
         if origin not in passive:
             to_repair.append(Repair(channel, record, path, "corrupt", origin, origins))
             continue
-        problem = Problem(f"{channel.path}/{subdir}/{fn}", "corrupt", "size or checksum mismatch")
+        problem = Problem(relative, "corrupt", "size or checksum mismatch")
         report.problems.append(problem)
         if repair:
             site.remove(path)

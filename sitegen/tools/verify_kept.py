@@ -7,18 +7,17 @@ from __future__ import annotations
 
 from sitegen.config import ChannelConfig
 from sitegen.layout import kept_records_path
-from sitegen.net.checksums import file_matches
 from sitegen.store.site import Site
 from sitegen.sync.keep import read_kept, save_kept
-from sitegen.tools.verify_sample import Sample, size_matches
+from sitegen.tools.verify_sample import Checked
 
 
 def kept_problems(
-    site: Site, channel: ChannelConfig, subdir: str, sample: Sample | None, repair: bool
+    site: Site, channel: ChannelConfig, subdir: str, checked: Checked, repair: bool
 ) -> list[tuple[str, str, str, bool]]:
     """(site-relative path, kind of problem, what is wrong, repaired) for the kept files of a
-    subdir (as :class:`sitegen.tools.verify.Problem` takes them); with a
-    ``sample``, the files outside it are checked by size only."""
+    subdir (as :class:`sitegen.tools.verify.Problem` takes them), each file on disk counted
+    into ``checked``; with its ``sample``, the files outside it are checked by size only."""
     kept = read_kept(site.root, channel.path, subdir)
     relative = f"{channel.path}/{subdir}"
     if kept is None:
@@ -31,8 +30,7 @@ def kept_problems(
         file = directory / fn
         if not file.is_file():
             continue  # gone: the next run forgets its record
-        inside = sample is None or sample.includes(f"{relative}/{fn}")
-        if not (file_matches if inside else size_matches)(file, record):
+        if not checked.matches(file, f"{relative}/{fn}", record, kept=True):
             wrong.append(fn)
     if repair and wrong:
         for fn in wrong:

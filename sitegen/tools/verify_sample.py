@@ -6,6 +6,9 @@ and every file's presence and size are still checked (a stat each). Which files 
 decided by a hash of the day (UTC) and the file's path in the site: the same files all day, so
 a check repeated the same day hashes the same ones, and other files each day, so that
 successive days cover the site.
+
+:class:`Checked` checks one package file, hashed or by size as the sample decides, and counts
+it for the summary.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sitegen.conda.records import Record
+from sitegen.net.checksums import file_matches
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,31 @@ def size_matches(path: Path, record: Record) -> bool:
         return os.stat(path).st_size == record.size
     except OSError:
         return False
+
+
+@dataclass
+class Checked:
+    """The package files a check found on disk, listed or kept unlisted (keep_removed), and of
+    those the ones it hashed (the others' sizes were checked)."""
+
+    sample: Sample | None = None  # None: every file hashed
+    files: int = 0
+    bytes: int = 0
+    hashed: int = 0  # of ``files``
+    hashed_bytes: int = 0
+    kept: int = 0  # of ``files``, those a keep_removed channel keeps unlisted
+
+    def matches(self, path: Path, relative: str, record: Record, kept: bool) -> bool:
+        """Whether the file at ``path`` (``relative``: ``channel/subdir/file``) matches
+        ``record``: its hash when no ``sample`` leaves it out, its size otherwise."""
+        self.files += 1
+        self.bytes += record.size
+        self.kept += kept
+        if self.sample is not None and not self.sample.includes(relative):
+            return size_matches(path, record)
+        self.hashed += 1
+        self.hashed_bytes += record.size
+        return file_matches(path, record)
 
 
 def parse_fraction(text: str) -> float:
