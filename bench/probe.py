@@ -4,8 +4,8 @@ timed.
 Exactly ``sitegen.cli.main(argv)``, with the stage functions the mirror pipeline
 (``sitegen.sync.pipeline`` and its merge stage, ``sitegen.sync.merging``) calls wrapped in timers (a perf_counter call each, nothing else), and
 so is ``sitegen.web.render.render_site`` as the CLI calls it (the pages rendered after the run). Writes to OUT.json the seconds spent in each
-stage, when ``main`` was entered (to separate interpreter start and imports from the run) and
-the exit status. A stage that a refactoring renamed is simply not reported.
+stage, the process's peak RSS when each stage ended, when ``main`` was entered (to separate
+interpreter start and imports from the run) and the exit status. A stage that a refactoring renamed is simply not reported.
 
 With ``--httpx``, upstream HTTP goes through a plain ``httpx.AsyncClient`` (httpx's default
 transport) instead of sitegen's own: the same run, to measure what that transport is worth.
@@ -38,7 +38,13 @@ STAGES = {
 }
 
 
-def _wrap(module: object, name: str, phase: str, phases: dict[str, float]) -> None:
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _wrap(
+    module: object, name: str, phase: str, phases: dict[str, float], peaks: dict[str, float]
+) -> None:
     original = getattr(module, name, None)
     if original is None:
         return
@@ -51,6 +57,7 @@ def _wrap(module: object, name: str, phase: str, phases: dict[str, float]) -> No
                 return await original(*args, **kwargs)
             finally:
                 phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
+                peaks[phase] = _peak_mb()
 
         setattr(module, name, timed_async)
     else:
@@ -62,6 +69,7 @@ def _wrap(module: object, name: str, phase: str, phases: dict[str, float]) -> No
                 return original(*args, **kwargs)
             finally:
                 phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
+                peaks[phase] = _peak_mb()
 
         setattr(module, name, timed)
 
@@ -101,12 +109,13 @@ def main() -> int:
         _use_plain_httpx()
 
     phases: dict[str, float] = {}
+    peaks: dict[str, float] = {}  # the process's peak RSS (MB) when each stage last ended
     for name, phase in STAGES.items():
         # The merge stage calls merge_subdir and load_previous from its own module.
         for module in (pipeline, merging):
-            _wrap(module, name, phase, phases)
+            _wrap(module, name, phase, phases, peaks)
     # `sitegen mirror` renders the pages after the run.
-    _wrap(render, "render_site", "pages", phases)
+    _wrap(render, "render_site", "pages", phases, peaks)
     entered = time.time()
     t0 = time.perf_counter()
     status = 1
@@ -119,7 +128,8 @@ def main() -> int:
             "run_s": time.perf_counter() - t0,
             "phases": phases,
             "status": status,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": _peak_mb(),
+            "peak_rss_mb_after": peaks,
         }
         with open(out_path, "w") as handle:
             json.dump(document, handle)
