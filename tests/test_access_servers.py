@@ -286,3 +286,32 @@ def test_files_naming_every_channel_are_not_served(server: str, private_site: Pr
             assert request(url, f"/t/{ci}{PREFIX}/{path}")[0] in (403, 404), path
         assert request(url, f"{PREFIX}/history/index.html")[0] == 200
         assert request(url, f"{PREFIX}/{PUBLIC}/linux-64/repodata.json")[0] == 200
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_a_page_under_a_path_token_leaks_it_through_no_referer(
+    server: str, private_site: PrivateSite
+) -> None:
+    """A private channel's page browsed under /t/<token>/ tells the browser to send no Referer
+    (header and <meta>), and a Referer sent anyway, naming that page, is not logged."""
+    require_server(server)
+    ci = private_site.tokens["ci"]
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    with running:
+        url = running.url
+        page = f"{PREFIX}/t/{ci}/{PRIVATE}/"
+        status, headers, body = request(url, page)
+        assert status == 200 and b"assets/style.css" in body
+        assert headers.get("referrer-policy") == "no-referrer"
+        assert b'<meta name="referrer" content="no-referrer">' in body
+        # What a browser ignoring the policy sends for the page's own stylesheet: the page's
+        # address as written, and as it keeps one spelled oddly (the server decodes %74).
+        for referer in (f"{url}{page}", f"{url}{PREFIX}/%74/{ci}/{PRIVATE}/"):
+            status, _, _ = request(url, f"{PREFIX}/t/{ci}/assets/style.css", {"Referer": referer})
+            assert status == 200
+    access_log = running.state_dir / "access.log"
+    wait_for_log(access_log)
+    assert_no_token_anywhere(private_site, running.state_dir)

@@ -7,10 +7,10 @@ Two formats, one compiled regex each, over bytes (a log may hold anything):
       1.2.3.4 - user [05/Dec/2026:18:34:46 +0000] "GET /p HTTP/1.1" 200 512 "ref" "agent"
 
 * the format ``sitegen webconf`` configures (:data:`NGINX_FORMAT`, :data:`APACHE_FORMAT`):
-  ``combined`` without the user name, with ``/t/<token>/`` path segments masked by the server,
-  plus the ``X-Sitegen-Fetcher`` answer header of the passive-mirror fetcher (``fetched``:
-  downloaded on this request; ``stored``: already on disk; ``-``: the web server served the
-  file itself).
+  ``combined`` without the user name or the referer (always ``"-"``), with ``/t/<token>/`` path
+  segments masked by the server, plus the ``X-Sitegen-Fetcher`` answer header of the
+  passive-mirror fetcher (``fetched``: downloaded on this request; ``stored``: already on disk;
+  ``-``: the web server served the file itself).
 
 Quoted fields may hold ``\\"`` (Apache escapes quotes that way; nginx writes ``\\x22``).
 """
@@ -26,15 +26,18 @@ from urllib.parse import unquote
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.layout import CHANNELDATA, metadata_files
 
+# The referer is never logged (nothing here reads it): a page browsed under /t/<token>/ is the
+# referer of every file it loads, token and all, in whatever spelling the browser kept. Its
+# field stays, as "-", so that lines keep the combined layout.
 # nginx: the log format and the map that masks tokens (``$sitegen_request``); webconf emits them.
 NGINX_FORMAT = (
     '$remote_addr - - [$time_local] "$sitegen_request" $status $body_bytes_sent'
-    ' "$http_referer" "$http_user_agent" "$sitegen_fetcher"'
+    ' "-" "$http_user_agent" "$sitegen_fetcher"'
 )
 # Apache: SITEGEN_URI is the path with any /t/<token>/ masked, set by SetEnvIf rules webconf
 # emits; %b writes "-" for no body, as combined does. Quotes escaped for a LogFormat string.
 APACHE_FORMAT = (
-    '%a - - %t \\"%m %{SITEGEN_URI}e%q %H\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\"'
+    '%a - - %t \\"%m %{SITEGEN_URI}e%q %H\\" %>s %b \\"-\\" \\"%{User-Agent}i\\"'
     ' \\"%{X-Sitegen-Fetcher}o\\"'
 )
 

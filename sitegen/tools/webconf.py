@@ -24,7 +24,10 @@ directory at a URL prefix with what conda clients need:
   channel the public pages leave out of it (private when it ran, or of unknown access and no
   longer configured; see :mod:`sitegen.web.private`);
 * an access log format for ``sitegen stats``, ``sitegen_stats`` (see
-  :mod:`sitegen.stats.logline`): no user name, ``/t/<token>/`` masked, the fetcher's outcome.
+  :mod:`sitegen.stats.logline`): no user name or referer, ``/t/<token>/`` masked, the
+  fetcher's outcome;
+* ``Referrer-Policy: no-referrer``: a page browsed under ``/t/<token>/`` never sends its
+  address as a Referer.
 
 The default output is a snippet to include (an nginx ``server`` block; an Apache ``Alias`` +
 ``<Directory>`` block, wrapped in a ``<VirtualHost>`` when ``--listen`` is given).
