@@ -13,7 +13,7 @@ import pytest
 
 from sitegen.access.server_files import write_server_files
 from sitegen.config import load_config
-from sitegen.tools.webconf import WebconfOptions, render_webconf
+from sitegen.tools.webconf import PRIVATE_LONG_CACHE, WebconfOptions, render_webconf
 from testkit.access import fetcher_subprocess
 from testkit.apache import (
     apache_binary,
@@ -89,6 +89,9 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
                 assert str(got.url).endswith(f"/t/{token}{path}")
             again = client.get(path, headers=basic("ci", token))
             assert again.status_code == 200 and len(package_requests()) == 1
+            # Fetched now or stored before: for the client's cache only, never a shared one.
+            for answer in (got, again):
+                assert answer.headers.get_list("cache-control") == [PRIVATE_LONG_CACHE]
         # The fetcher itself, reached directly (any local user can): private files only for
         # a token that may read the channel.
         direct = f"/{PULL}/linux-64/{fn}"
@@ -106,6 +109,8 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
                 ({"X-Sitegen-Uri": f"/t/{token}{PREFIX}{direct}"}, 200),
             ):
                 assert fetcher.head(direct, headers=headers).status_code == status, headers
+            answer = fetcher.get(direct, headers=bearer(token))
+            assert answer.headers.get_list("cache-control") == [PRIVATE_LONG_CACHE]
     assert_no_token_anywhere(private_site, running.state_dir)
     assert token not in (tmp_path / "fetcher.log").read_text()
 

@@ -315,3 +315,48 @@ def test_a_page_under_a_path_token_leaks_it_through_no_referer(
     access_log = running.state_dir / "access.log"
     wait_for_log(access_log)
     assert_no_token_anywhere(private_site, running.state_dir)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_private_files_are_for_the_client_cache_only(
+    server: str, private_site: PrivateSite
+) -> None:
+    """A private channel's answers are ``private`` (RFC 9111 §3.5: a shared cache may store an
+    answer to a request with Authorization when it is ``public``, and serve it to anyone);
+    a public channel's stay ``public``, with the same lifetimes."""
+    require_server(server)
+    site = private_site.config.output
+    ci = private_site.tokens["ci"]
+    shard_name = f"{'cd' * 32}.msgpack.zst"
+    for channel in (PRIVATE, PUBLIC):
+        shard = site / channel / "linux-64" / "shards" / shard_name
+        shard.parent.mkdir(exist_ok=True)
+        shard.write_bytes(b"(shard)")
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    short, long = "max-age=60", "max-age=31536000, immutable"
+    with running:
+        url = running.url
+        for channel, scope in ((PRIVATE, "private"), (PUBLIC, "public")):
+            files = {
+                "linux-64/repodata.json": short,
+                "linux-64/repodata.json.zst": short,
+                "linux-64/repodata_shards.msgpack.zst": short,
+                f"linux-64/shards/{shard_name}": long,
+                f"linux-64/{package_of(site, channel)}": long,
+                "": short,  # the channel's page
+                "linux-64/": short,
+            }
+            for rel, lifetime in files.items():
+                for path, headers in (
+                    (f"{PREFIX}/{channel}/{rel}", bearer(ci)),
+                    (f"/t/{ci}{PREFIX}/{channel}/{rel}", {}),
+                ):
+                    status, got, _ = request(url, path, headers)
+                    assert status == 200, (channel, rel)
+                    assert got.get("cache-control") == f"{scope}, {lifetime}", (channel, rel)
+        # The site-wide pages are public.
+        status, got, _ = request(url, f"{PREFIX}/")
+        assert (status, got.get("cache-control")) == (200, f"public, {short}")

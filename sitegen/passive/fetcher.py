@@ -250,8 +250,10 @@ class Fetcher:
         if how == "accel" and isinstance(path, str):
             # nginx serves the stored file itself from its internal location; the outcome
             # (fetched now or stored before) rides in that location's path, where the access
-            # log finds it after the internal redirect.
-            headers = [*reply.headers, ("X-Accel-Redirect", f"{accel}/{reply.outcome}{path}")]
+            # log finds it after the internal redirect. That location sets Cache-Control, and
+            # nginx would keep this answer's as well: a second header.
+            headers = [h for h in reply.headers if h[0] != "Cache-Control"]
+            headers.append(("X-Accel-Redirect", f"{accel}/{reply.outcome}{path}"))
             await _send_simple(conn, stream, Reply(200, headers=headers), head=True)
             return
         if how == "redirect":

@@ -53,7 +53,11 @@ from sitegen.sync.progress import human_bytes
 log = logging.getLogger("sitegen.passive.fetcher")
 
 CONTENT_TYPES = {CONDA_SUFFIX: "application/octet-stream", TAR_BZ2_SUFFIX: "application/x-bzip2"}
+# A package file name always denotes the same bytes. A private channel's may be kept by the
+# client that asked only: a shared cache may store a "public" answer to a request with
+# Authorization and hand it to anyone (RFC 9111, 3.5).
 LONG_CACHE = "public, max-age=31536000, immutable"
+PRIVATE_LONG_CACHE = "private, max-age=31536000, immutable"
 MAX_FLIGHTS = 64  # different files being fetched at once; more answer 503
 
 T = TypeVar("T")
@@ -74,13 +78,14 @@ def error_reply(status: int, message: str) -> Reply:
     return Reply(status, (message + "\n").encode(), headers=[("Cache-Control", "no-store")])
 
 
-def file_reply(path: Path, outcome: str) -> Reply:
+def file_reply(path: Path, outcome: str, private: bool) -> Reply:
+    """The stored file ``path``; ``private``: it belongs to a private channel."""
     return Reply(
         200,
         file=path,
         headers=[
             ("Content-Type", CONTENT_TYPES[format_of(path.name)]),
-            ("Cache-Control", LONG_CACHE),
+            ("Cache-Control", PRIVATE_LONG_CACHE if private else LONG_CACHE),
             ("X-Sitegen-Fetcher", outcome),
         ],
         outcome=outcome,
@@ -221,7 +226,7 @@ class Resolver:
         if entry is None:
             return error_reply(404, "not listed in the published repodata")
         if stored(target, entry.size):
-            return file_reply(target, "stored")
+            return file_reply(target, "stored", channel.private)
         if head:
             return Reply(
                 200,
@@ -242,7 +247,7 @@ class Resolver:
             return error_reply(502, f"cannot fetch {fn}: {error}")
         if not stored(target, entry.size):  # replaced or pruned meanwhile
             return error_reply(502, f"cannot fetch {fn}: gone after download")
-        return file_reply(target, "fetched")
+        return file_reply(target, "fetched", channel.private)
 
     async def fetch(self, job: FetchJob) -> str | None:
         """Fetch ``job.target`` once however many ask at once; None when stored, else why not."""

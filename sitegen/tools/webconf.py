@@ -10,6 +10,7 @@ directory at a URL prefix with what conda clients need:
 * ``Cache-Control``: short (``public, max-age=60``) for repodata, ``current_repodata``,
   ``channeldata``, pages and every other index; long and ``immutable`` for package files, whose
   name always denotes the same bytes; only on successful answers (a 404 or 502 is not cached);
+  ``private`` instead of ``public`` for private channels (for the client's cache only);
 * no directory listings (``index.html`` pages rendered by sitegen replace them);
 * ``.sitegen/`` (private state) and any other dot-name (temporary downloads) denied;
 * symlinks followed, for the deploy ``ln -s /srv/mirror/site /var/www/html/anaconda``;
@@ -62,6 +63,10 @@ TEMPLATE_DIR = templates_dir() / "webconf"
 
 SHORT_CACHE = "public, max-age=60"
 LONG_CACHE = "public, max-age=31536000, immutable"
+# A private channel's answers may be kept by the client that asked only: a shared cache may
+# store a "public" answer to a request with Authorization and hand it to anyone (RFC 9111, 3.5).
+PRIVATE_SHORT_CACHE = "private, max-age=60"
+PRIVATE_LONG_CACHE = "private, max-age=31536000, immutable"
 
 # An absolute filesystem path: segments of safe characters, never "." or "..".
 _PATH_RE = re.compile(r"^(?:/[A-Za-z0-9._@+-]+)+$")
@@ -324,6 +329,8 @@ def render(conf: Webconf) -> str:
         c=conf,
         short_cache=SHORT_CACHE,
         long_cache=LONG_CACHE,
+        private_short_cache=PRIVATE_SHORT_CACHE,
+        private_long_cache=PRIVATE_LONG_CACHE,
         package_re=r"\.(?:conda|tar\.bz2)",
         shard_index=SHARD_INDEX,
         # CEP-16 shards: nginx matches the URI, Apache the file name.
