@@ -360,3 +360,33 @@ def test_private_files_are_for_the_client_cache_only(
         # The site-wide pages are public.
         status, got, _ = request(url, f"{PREFIX}/")
         assert (status, got.get("cache-control")) == (200, f"public, {short}")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_only_a_verified_token_is_logged_as_used(server: str, private_site: PrivateSite) -> None:
+    """`token list --access-log` counts a use only where the server verified the token: a
+    made-up secret after a token's public id, or any token on a public file, is no use."""
+    require_server(server)
+    outsider, alice = private_site.tokens["outsider"], private_site.tokens["alice"]
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    public = f"{PREFIX}/{PUBLIC}/linux-64/repodata.json"
+    with running:
+        url = running.url
+        for token in (wrong_token(outsider), outsider):
+            for path, headers in (
+                (public, bearer(token)),
+                (public, basic("outsider", token)),
+                (f"/t/{token}{public}", {}),
+                (f"{PREFIX}/t/{token}/{PUBLIC}/linux-64/repodata.json", {}),
+            ):
+                assert request(url, path, headers)[0] == 200, (path, headers)
+        assert request(url, f"{PREFIX}/{PRIVATE}/linux-64/repodata.json", bearer(alice))[0] == 200
+    access_log = running.state_dir / "access.log"
+    wait_for_log(access_log)
+    lines = access_log.read_text().splitlines()
+    assert len(lines) == 9 and all(line.endswith(" token=-") for line in lines[:-1]), lines
+    listing = token_list(private_site.config_path, access_log)
+    assert listing["outsider"][-1] == "-" and listing["alice"][-1] != "-"
