@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sitegen.conda.records import Record
+from sitegen.conda.records import Record, check_record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, FilterSpec, YamlNode, parse_config
 from sitegen.filters import apply as f
@@ -199,6 +199,23 @@ def test_spec_exclude_by_checksum_license_family_and_track_features():
     assert result.excluded == dict.fromkeys(
         ["openssl-3.0.0-0.conda", "mkl-dep-1.0-0.conda", "gsl-2.7-0.conda"], f.REASON_SPEC
     )
+    check_partition(records, result)
+
+
+@pytest.mark.parametrize("build", ["py27-0", "h0!", "h=1", "h,1", "a" * 65])
+def test_spec_exclude_leaves_out_a_record_rattler_cannot_build(build: str):
+    # Upstream's checks take these build strings; rattler (CEP-26) refuses them, so nothing
+    # can be matched against the record. An exclude naming its package leaves it out, an
+    # allowlist does not take it, and other packages' records are untouched.
+    odd = rec("evil", "1.0", build)
+    assert check_record(odd.fn, dict(odd.raw), "packages.conda", "linux-64") is None
+    records = [odd, rec("evil", "1.0", "h0_0"), rec("other", "1.0", build)]
+    result = run(records, FilterSpec(exclude_specs=("evil >=2",)))
+    assert result.excluded == {odd.fn: f.REASON_SPEC}
+    result = run(records, FilterSpec(exclude_specs=("Evil",)))
+    assert result.excluded == {odd.fn: f.REASON_SPEC, "evil-1.0-h0_0.conda": f.REASON_SPEC}
+    result = run(records, FilterSpec(include_specs=("evil", "other")))
+    assert kept(result) == {"evil-1.0-h0_0.conda"}
     check_partition(records, result)
 
 

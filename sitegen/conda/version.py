@@ -71,6 +71,15 @@ def clear_caches() -> None:
     parse_version.cache_clear()
 
 
+def spec_exact_name(spec: MatchSpec) -> str | None:
+    """The normalized package name of a spec, or None when its name is a pattern or absent."""
+    matcher = getattr(spec, "name", None)
+    if matcher is None:
+        return None
+    exact = matcher.as_package_name() if hasattr(matcher, "as_package_name") else matcher
+    return None if exact is None else exact.normalized
+
+
 def spec_name(text: str) -> str:
     """The package name a dependency spec refers to (``'numpy >=1.2'`` -> ``'numpy'``)."""
     return parse_matchspec(text).name.normalized
@@ -194,9 +203,25 @@ class RecordMatcher:
         return built
 
     def matches(self, spec: str | MatchSpec, record: dict[str, Any]) -> bool:
+        """Whether ``spec`` selects the record; never a record rattler cannot build (a build
+        string CEP-26 refuses: over 64 characters, or ``-``, ``!``, ``=``, ``,`` in it), as
+        nothing is known of it beyond its name."""
         match_spec = parse_matchspec(spec) if isinstance(spec, str) else spec
         built = self._package_record(record)
         return built is not None and match_spec.matches(built)
+
+    def excludes(self, spec: str | MatchSpec, record: dict[str, Any]) -> bool:
+        """Whether an exclude of ``spec`` leaves the record out: it matches, or rattler cannot
+        build the record and the spec names its package. Such a record cannot be told apart
+        from the builds the exclude is after, so it is left out with them rather than let
+        through (check_record, which runs on every upstream record, does not ask rattler)."""
+        match_spec = parse_matchspec(spec) if isinstance(spec, str) else spec
+        if self.matches(match_spec, record):
+            return True
+        if self._package_record(record) is not None:
+            return False
+        name = spec_exact_name(match_spec)
+        return name is None or name == str(record.get("name", "")).lower()
 
 
 def _text(value: Any) -> str | None:

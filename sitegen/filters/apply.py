@@ -34,7 +34,7 @@ from sitegen.filters.licenses import (
 from sitegen.filters.max_size import REASON_TOO_LARGE
 from sitegen.filters.names import REASON_NAME
 from sitegen.filters.newest_versions import REASON_OLDER_VERSION, effective_newest
-from sitegen.filters.specs import REASON_SPEC, spec_exact_name
+from sitegen.filters.specs import REASON_SPEC
 from sitegen.filters.subdirs import REASON_SUBDIR
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "apply_filters",
     "effective_newest",
     "include_dependencies",
-    "spec_exact_name",
 ]
 
 REASON_NOT_ALLOWED = "not in allowlist"

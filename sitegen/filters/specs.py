@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from rattler import MatchSpec
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import (
     InvalidSpecError,
-    RecordMatcher,
     parse_matchspec,
+    spec_exact_name,
     untested_keys,
 )
 from sitegen.config.model import FilterSpec
@@ -25,6 +26,9 @@ from sitegen.filters.kind import (
 )
 
 REASON_SPEC = "spec excluded"
+
+# (spec, raw record) -> whether the spec takes the record (RecordMatcher.matches or .excludes).
+SpecTest = Callable[[MatchSpec, dict[str, Any]], bool]
 
 
 def parse_specs(node: YamlNode) -> tuple[str, ...]:
@@ -56,8 +60,8 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     specs = SpecIndex(spec.exclude_specs)
     if not specs.applies_to(context.distinct_names()):
         return None
-    matcher = context.matcher
-    return lambda r, n: REASON_SPEC if specs.matches(r, n, matcher) else None
+    excludes = context.matcher.excludes
+    return lambda r, n: REASON_SPEC if specs.matches(r, n, excludes) else None
 
 
 def allow(spec: FilterSpec, context: FilterContext) -> Allowed | None:
@@ -65,8 +69,8 @@ def allow(spec: FilterSpec, context: FilterContext) -> Allowed | None:
         return None
     specs = SpecIndex(spec.include_specs)
     context.names()  # SpecIndex.matches looks records up by their name
-    matcher = context.matcher
-    return lambda r, n: specs.matches(r, n, matcher)
+    selects = context.matcher.matches
+    return lambda r, n: specs.matches(r, n, selects)
 
 
 class SpecIndex:
@@ -86,20 +90,14 @@ class SpecIndex:
     def applies_to(self, names: Iterable[str]) -> bool:
         return bool(self.any_name) or any(n in names for n in self.by_name)
 
-    def matches(self, record: Record, name: str, matcher: RecordMatcher) -> bool:
+    def matches(self, record: Record, name: str, test: SpecTest) -> bool:
+        """Whether a spec naming the record passes ``test``: RecordMatcher.matches for an
+        allowlist, RecordMatcher.excludes for an exclude (see there for records rattler cannot
+        build)."""
         for spec in self.by_name.get(name, ()):
-            if matcher.matches(spec, record.raw):
+            if test(spec, record.raw):
                 return True
-        return any(matcher.matches(spec, record.raw) for spec in self.any_name)
-
-
-def spec_exact_name(spec: MatchSpec) -> str | None:
-    """The normalized package name of a spec, or None when its name is a pattern or absent."""
-    matcher = getattr(spec, "name", None)
-    if matcher is None:
-        return None
-    exact = matcher.as_package_name() if hasattr(matcher, "as_package_name") else matcher
-    return None if exact is None else exact.normalized
+        return any(test(spec, record.raw) for spec in self.any_name)
 
 
 KIND = FilterKind(

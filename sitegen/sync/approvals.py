@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import Record, RepodataError
-from sitegen.conda.version import RecordMatcher, parse_matchspec, timestamp_ms
+from sitegen.conda.version import RecordMatcher, parse_matchspec, spec_exact_name, timestamp_ms
 from sitegen.config.approval_model import Approval
-from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult, spec_exact_name
+from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult
 from sitegen.layout import REPODATA
 from sitegen.sync.closure import MirrorSelection, close_dependencies
 

@@ -26,9 +26,10 @@ from sitegen.conda.version import (
     RecordMatcher,
     parse_matchspec,
     parse_version,
+    spec_exact_name,
     spec_kind,
 )
-from sitegen.filters.apply import FilterResult, spec_exact_name
+from sitegen.filters.apply import FilterResult
 
 NOARCH = "noarch"
 
