@@ -339,11 +339,46 @@ def test_license_checks_in_order():
     assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_NOT_INCLUDED}
 
 
-def test_license_non_string_counts_as_missing():
-    record = rec("x", license=["MIT"])
-    assert run([record], FilterSpec(allow_missing_license=False)).excluded == {
-        record.fn: f.REASON_LICENSE_MISSING
+def test_license_list_is_judged_entry_by_entry():
+    # Upstream sometimes writes a package's licences as a list: each entry counts, so an
+    # exclude of any of them leaves the record out, and an include must name all of them.
+    records = [
+        rec("gpl", license=["GPL-3.0-only"]),
+        rec("dual", license=["MIT", " GPL-2.0 "], license_family=["MIT", "GPL2"]),
+        rec("mit", license=["MIT", "BSD-3-Clause"]),
+        rec("blank", license=[" ", ""]),
+    ]
+    assert check_record(records[0].fn, dict(records[0].raw), "packages.conda", "linux-64") is None
+    result = run(records, FilterSpec(exclude_licenses=("*gpl*",)))
+    assert result.excluded == {
+        "gpl-1.0-0.conda": f.REASON_LICENSE_EXCLUDED,
+        "dual-1.0-0.conda": f.REASON_LICENSE_EXCLUDED,
     }
+    result = run(records, FilterSpec(include_licenses=("mit", "bsd*")))
+    assert result.excluded == {
+        "gpl-1.0-0.conda": f.REASON_LICENSE_NOT_INCLUDED,
+        "dual-1.0-0.conda": f.REASON_LICENSE_NOT_INCLUDED,
+    }
+    result = run(records, FilterSpec(exclude_license_families=("gpl*",)))
+    assert result.excluded == {"dual-1.0-0.conda": f.REASON_LICENSE_FAMILY}
+    result = run(records, FilterSpec(allow_missing_license=False))
+    assert result.excluded == {"blank-1.0-0.conda": f.REASON_LICENSE_MISSING}
+
+
+@pytest.mark.parametrize("value", [7, {"spdx": "GPL-3.0"}, ["MIT", 3], [["GPL-3.0"]], True])
+def test_license_of_another_type_is_malformed_not_missing(value: object):
+    record = rec("x", license=value)
+    for level in (
+        FilterSpec(exclude_licenses=("*gpl*",)),
+        FilterSpec(include_licenses=("*",)),
+        FilterSpec(allow_missing_license=False),
+    ):
+        assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_MALFORMED}
+    family = rec("y", license="MIT", license_family=value)
+    level = FilterSpec(exclude_license_families=("gpl*",))
+    assert run([family], level).excluded == {family.fn: f.REASON_LICENSE_MALFORMED}
+    # A filter that does not read the field leaves the record alone.
+    assert run([family], FilterSpec(exclude_licenses=("*gpl*",))).excluded == {}
 
 
 # --------------------------------------------------------------------------- dates

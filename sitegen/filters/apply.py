@@ -28,6 +28,7 @@ from sitegen.filters.kind import Allowed, Check, FilterContext, FilterResult
 from sitegen.filters.licenses import (
     REASON_LICENSE_EXCLUDED,
     REASON_LICENSE_FAMILY,
+    REASON_LICENSE_MALFORMED,
     REASON_LICENSE_MISSING,
     REASON_LICENSE_NOT_INCLUDED,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "REASON_FORMAT",
     "REASON_LICENSE_EXCLUDED",
     "REASON_LICENSE_FAMILY",
+    "REASON_LICENSE_MALFORMED",
     "REASON_LICENSE_MISSING",
     "REASON_LICENSE_NOT_INCLUDED",
     "REASON_NAME",

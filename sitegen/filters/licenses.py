@@ -21,6 +21,7 @@ REASON_LICENSE_MISSING = "license missing"
 REASON_LICENSE_EXCLUDED = "license excluded"
 REASON_LICENSE_NOT_INCLUDED = "license not included"
 REASON_LICENSE_FAMILY = "license family excluded"
+REASON_LICENSE_MALFORMED = "license malformed"
 
 
 def parse(node: YamlNode) -> Mapping[str, object]:
@@ -49,22 +50,28 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     allow_missing = spec.allow_missing_license
     if exclude is None and include is None and family is None and allow_missing:
         return None
+    judge_license = exclude is not None or include is not None or not allow_missing
     # A channel has few distinct licence strings, so decide each (license, family) pair once.
     decided: dict[tuple[Any, Any], str | None] = {}
 
     def decide(license_value: Any, family_value: Any) -> str | None:
-        text = license_value.strip().lower() if isinstance(license_value, str) else ""
-        if not text:
-            if not allow_missing:
-                return REASON_LICENSE_MISSING
-        else:
-            if exclude is not None and exclude(text):
+        if judge_license:
+            texts = _entries(license_value)
+            if texts is None:
+                return REASON_LICENSE_MALFORMED
+            if not texts:
+                if not allow_missing:
+                    return REASON_LICENSE_MISSING
+            elif exclude is not None and any(map(exclude, texts)):
                 return REASON_LICENSE_EXCLUDED
-            if include is not None and not include(text):
+            elif include is not None and not all(map(include, texts)):
                 return REASON_LICENSE_NOT_INCLUDED
-        family_text = family_value.strip().lower() if isinstance(family_value, str) else ""
-        if family is not None and family_text and family(family_text):
-            return REASON_LICENSE_FAMILY
+        if family is not None:
+            families = _entries(family_value)
+            if families is None:
+                return REASON_LICENSE_MALFORMED
+            if any(map(family, families)):
+                return REASON_LICENSE_FAMILY
         return None
 
     def check_license(record: Record, name: str) -> str | None:
@@ -82,6 +89,20 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     return check_license
 
 
+def _entries(value: Any) -> tuple[str, ...] | None:
+    """The licences (or families) a record's field names, stripped and lower-cased, blank ones
+    left out: one string, or a list of them (a package under several licences; each is
+    judged). None (absent, or null) names none; any other value is malformed: None. Reading
+    a malformed value as missing would let it past every exclude."""
+    if value is None:
+        return ()
+    if type(value) is str:
+        value = [value]
+    elif type(value) is not list or not all(type(item) is str for item in value):
+        return None
+    return tuple(text for item in value if (text := item.strip().lower()))
+
+
 KIND = FilterKind(
     "licenses",
     parse,
@@ -96,6 +117,7 @@ KIND = FilterKind(
         REASON_LICENSE_EXCLUDED,
         REASON_LICENSE_NOT_INCLUDED,
         REASON_LICENSE_FAMILY,
+        REASON_LICENSE_MALFORMED,
     ),
     check_level=check_level,
     predicate=predicate,
