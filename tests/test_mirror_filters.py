@@ -339,6 +339,53 @@ async def test_noarch_package_pulls_in_a_platform_dependency(upstream: str, tmp_
     assert report.mirrors[0].subdirs["linux-64"].added_as_dependency == 2
 
 
+async def test_a_noarch_package_takes_each_platforms_dependency_by_channel_priority(
+    tmp_path: Path, upstream_server_factory
+) -> None:
+    """internal/builds: own builds (a noarch tool, and libx for osx-64 only), then forge
+    (libx for linux-64 and osx-64). A linux-64 client of the channel finds no libx among the
+    builds for linux-64 or noarch and takes forge's; an osx-64 client takes the own build.
+    cloud/win (win-64), later in the file, has libx too: the channel serves no win-64, so
+    nothing is pulled from it."""
+    tool = PackageSpec("tool", "1.0", "0", subdir="noarch", noarch="generic", depends=("libx",))
+    own_libx = PackageSpec("libx", "1.0", "0", subdir="osx-64")
+    forge = [PackageSpec("libx", "2.0", "0", subdir=s) for s in ("linux-64", "osx-64")]
+    forge.append(PackageSpec("other", "1.0", "0"))
+    win = [PackageSpec(name, "1.0", "0", subdir="win-64") for name in ("libx", "w")]
+    servers = {}
+    for name, specs in (("builds", [tool, own_libx]), ("forge", forge), ("win", win)):
+        write_channel(tmp_path / name, specs, zst=True)
+        servers[name] = upstream_server_factory(tmp_path / name).url
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+        channels:
+          internal/builds:
+            mirrors:
+              - name: builds
+                url: {servers["builds"]}
+                subdirs: [osx-64]
+                filters: {{names: {{include: [tool]}}, include_dependencies: true}}
+              - name: forge
+                url: {servers["forge"]}
+                subdirs: [linux-64, osx-64]
+                filters: {{names: {{include: [other]}}}}
+          cloud/win:
+            url: {servers["win"]}
+            subdirs: [win-64]
+            filters: {{names: {{include: [w]}}}}
+        """,
+    )
+    report = await mirror(config)
+    assert_channel_consistent(site, "internal/builds")
+    assert published(site, "internal/builds", "noarch") == fns([tool])
+    assert published(site, "internal/builds", "linux-64") == fns(forge, subdir="linux-64")
+    assert published(site, "internal/builds", "osx-64") == fns([own_libx])
+    assert published(site, "cloud/win", "win-64") == fns(win, "w")
+    assert [mr.unsatisfied for mr in report.mirrors] == [[], [], []]
+
+
 async def test_dependencies_must_pass_the_other_filters(upstream: str, tmp_path: Path) -> None:
     site = tmp_path / "site"
     # ghostscript needs zlib >=1.3.1; zlib is excluded by name, so it cannot be added.

@@ -1,11 +1,15 @@
 """Pull the dependencies of allowlisted packages back in, so a mirror installs offline.
 
 The walk starts from the kept records of mirrors with ``include_dependencies`` and follows
-``depends`` transitively. A dependency resolves like conda's strict channel priority: in the
-needing record's own mirror when that mirror has the name at all, otherwise in the first mirror
-in config order that has it. There, every kept record matching the spec satisfies it, and the
-matching closure candidates (records dropped only by an allowlist or newest_versions) are added
-to the mirror, limited to the mirror's newest N versions when it sets newest_versions.
+``depends`` transitively. A dependency resolves like conda's strict channel priority, for
+one platform: among the platform's subdir and noarch, in the needing record's own mirror when
+that mirror has the name there at all, otherwise in the first mirror in config order that has
+it there. There, every kept record matching the spec satisfies it, and the matching closure
+candidates (records dropped only by an allowlist or newest_versions) are added to the mirror,
+limited to the mirror's newest N versions when it sets newest_versions. A platform record's
+dependencies resolve for its own platform; a noarch record's for each platform of its channel,
+each on its own (a client of that platform decides as much), and a dependency missing for some
+of them only is reported for each.
 
 Pure over plain data: the FilterResults are updated in place and a report says what was added
 and what no mirror could satisfy.
@@ -42,6 +46,10 @@ class MirrorSelection:
     include_dependencies: bool
     newest_versions: int | None
     results: dict[str, FilterResult]  # subdir -> result (mutated by close_dependencies)
+    # The platform subdirs of the mirror's channel (of all its mirrors), for which its noarch
+    # records' dependencies are resolved. Empty (a noarch-only channel): every platform subdir
+    # of the run, as a client of any platform may install them.
+    platforms: tuple[str, ...] = ()
 
 
 @dataclass
@@ -50,7 +58,9 @@ class DependencyReport:
 
     # mirror -> [(subdir, fn, "needed by <fn> (<spec>)")], sorted by subdir and fn
     added: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
-    # mirror of the needing record -> [(its subdir, dependency spec, its fn)], sorted
+    # mirror of the needing record -> [(its subdir, dependency spec, its fn)], sorted. A noarch
+    # record's dependency missing for some platforms only is listed for each of them, its
+    # subdir written "noarch (<platform>)".
     unsatisfied: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
 
@@ -91,14 +101,18 @@ class _Closure:
         self.selections = selections
         self.matcher = matcher
         self.report = DependencyReport()
-        self.all_subdirs = sorted({s for sel in selections for s in sel.results})
+        run_platforms = sorted({s for sel in selections for s in sel.results} - {NOARCH})
+        # A run of noarch subdirs alone: noarch records resolve within noarch (NOARCH standing
+        # in for the platform).
+        self.run_platforms = tuple(run_platforms) or (NOARCH,)
         # Per mirror: name -> subdir -> {fn: record}. Adding moves a record from `candidates`
         # to `kept`; their union, and so every name lookup below, never changes.
         self.kept = [_index(sel.results, kept=True) for sel in selections]
         self.candidates = [_index(sel.results, kept=False) for sel in selections]
-        # (mirror, subdir) -> spec text -> satisfied.
+        # (mirror, platform) -> spec text -> satisfied; platform records and noarch ones share it.
         self.resolved: dict[tuple[int, str], dict[str, bool]] = {}
         self.specs: dict[str, _Spec | None] = {}
+        # (mirror, platform, name) -> the mirror the name resolves in.
         self.chosen: dict[tuple[int, str, str], int | None] = {}
         self.queue: deque[_Node] = deque()
         self.seen: set[tuple[int, str, str]] = set()
@@ -115,21 +129,31 @@ class _Closure:
                     self._visit(index, subdir, kept[fn])
         while self.queue:
             index, subdir, record = self.queue.popleft()
-            # Resolving is idempotent because the kept/candidate union is fixed, so each
-            # (mirror, subdir, spec text) is resolved once; the first needing record is named.
-            memo = self.resolved.setdefault((index, subdir), {})
+            platforms = self._platforms(index) if subdir == NOARCH else (subdir,)
             for dep in record.raw.get("depends") or ():
-                satisfied = memo.get(dep)
-                if satisfied is None:
-                    satisfied = memo[dep] = self._resolve(index, subdir, record, dep)
-                if not satisfied:
-                    unsatisfied = self.report.unsatisfied.setdefault(
-                        self.selections[index].mirror, []
-                    )
+                missing = [p for p in platforms if not self._resolved(index, p, record, dep)]
+                if not missing:
+                    continue
+                unsatisfied = self.report.unsatisfied.setdefault(self.selections[index].mirror, [])
+                if len(missing) == len(platforms):
                     unsatisfied.append((subdir, dep, record.fn))
+                else:
+                    unsatisfied.extend((f"{subdir} ({p})", dep, record.fn) for p in missing)
         for entries in (*self.report.added.values(), *self.report.unsatisfied.values()):
             entries.sort()
         return self.report
+
+    def _platforms(self, index: int) -> tuple[str, ...]:
+        return self.selections[index].platforms or self.run_platforms
+
+    def _resolved(self, index: int, platform: str, record: Record, dep: str) -> bool:
+        # Resolving is idempotent because the kept/candidate union is fixed, so each
+        # (mirror, platform, spec text) is resolved once; the first needing record is named.
+        memo = self.resolved.setdefault((index, platform), {})
+        satisfied = memo.get(dep)
+        if satisfied is None:
+            satisfied = memo[dep] = self._resolve(index, platform, record, dep)
+        return satisfied
 
     def _visit(self, index: int, subdir: str, record: Record) -> None:
         key = (index, subdir, record.fn)
@@ -139,8 +163,9 @@ class _Closure:
 
     # ------------------------------------------------------------------ one dependency
 
-    def _resolve(self, index: int, subdir: str, record: Record, dep: str) -> bool:
-        """Satisfy `dep` of `record`, adding candidates; False when nothing matches it."""
+    def _resolve(self, index: int, platform: str, record: Record, dep: str) -> bool:
+        """Satisfy `dep` of `record` for `platform`, adding candidates; False when nothing
+        matches it."""
         if dep.lstrip().startswith("__"):
             return True  # virtual packages (__glibc, __cuda, ...) come from the system
         parsed = self._spec(dep)
@@ -148,8 +173,8 @@ class _Closure:
             return False
         if parsed.name.startswith("__"):
             return True
-        scope = self.all_subdirs if subdir == NOARCH else [subdir, NOARCH]
-        target = self._choose_mirror(index, subdir, scope, parsed.name)
+        scope = [NOARCH] if platform == NOARCH else [platform, NOARCH]
+        target = self._choose_mirror(index, platform, scope, parsed.name)
         return target is not None and self._satisfy(
             target, scope, parsed, f"needed by {record.fn} ({dep})"
         )
@@ -172,8 +197,8 @@ class _Closure:
         self.specs[dep] = parsed
         return parsed
 
-    def _choose_mirror(self, index: int, subdir: str, scope: list[str], name: str) -> int | None:
-        key = (index, subdir, name)
+    def _choose_mirror(self, index: int, platform: str, scope: list[str], name: str) -> int | None:
+        key = (index, platform, name)
         try:
             return self.chosen[key]
         except KeyError:

@@ -11,7 +11,7 @@ from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig, SiteConfig
 from sitegen.filters.apply import apply_filters, effective_newest, include_dependencies
 from sitegen.filters.kind import FilterResult
 from sitegen.filters.lockfiles import missing_pins, policy_of
-from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
+from sitegen.sync.closure import NOARCH, DependencyReport, MirrorSelection, close_dependencies
 from sitegen.sync.fetch import ParseResult, SubdirKey
 
 
@@ -86,9 +86,16 @@ def select_all(
                 include_dependencies=include_dependencies(levels) and not gated,
                 newest_versions=effective_newest(levels),
                 results=results,
+                platforms=_channel_platforms(channel),
             )
         )
     return selections
+
+
+def _channel_platforms(channel: ChannelConfig) -> tuple[str, ...]:
+    """The platform subdirs a channel serves, for which its noarch records' dependencies are
+    resolved (see :class:`MirrorSelection`)."""
+    return tuple(s for s in channel.subdirs if s != NOARCH)
 
 
 def _held_selection(
@@ -105,6 +112,7 @@ def _held_selection(
             subdir: FilterResult(kept=dict(held.get((channel.path, subdir), {})))
             for subdir in mirror.subdirs
         },
+        platforms=_channel_platforms(channel),
     )
 
 
