@@ -160,3 +160,34 @@ def test_memory_freed_by_a_run_goes_back_to_the_system_before_the_pages() -> Non
     release_memory()
     assert held - rss_mb() > 100
     assert len(kept) == 4000
+
+
+def _sitegen(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sitegen", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.integration
+def test_an_output_that_cannot_be_created_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """Below a file, `output` is a configuration error (2); where the file system refuses the
+    directory, which no check of the file foresees (under /proc), render and mirror say so
+    on one line and exit 1."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "afile").write_text("x")
+    config = tmp_path / "channels.yaml"
+    body = f"channels:\n  cloud/x:\n    path: {tmp_path}/folder\n    subdirs: [linux-64]\n"
+    outputs = [("afile/site", EXIT_CONFIG, "cannot be created")]
+    if Path("/proc/1").is_dir():
+        outputs.append(("/proc/1/sitegen-site", 1, "No such file or directory"))
+    for output, status, why in outputs:
+        config.write_text(f"output: {output}\n{body}")
+        for command in ("render", "mirror"):
+            done = _sitegen(tmp_path, command, "-c", str(config))
+            assert "Traceback" not in done.stderr, (command, done.stderr)
+            assert done.returncode == status, (command, done.stderr)
+            assert [line for line in done.stderr.splitlines() if why in line], done.stderr

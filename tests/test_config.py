@@ -1107,6 +1107,12 @@ def test_yaml_a_file_system_or_a_decoder_would_choke_on_names_the_line(tmp_path:
     path.write_text(body)
     with pytest.raises(ConfigError, match=rf"^{path}:1: output: .* is not a directory"):
         load_config(path)
+    # Below a file: mkdir would fail at the run's start, so the check says so first.
+    path.write_text(body.replace("output: site", "output: site/inner/pages"))
+    with pytest.raises(
+        ConfigError, match=rf"^{path}:1: output: .* cannot be created: .*/site' is not a directory"
+    ):
+        load_config(path)
 
 
 def test_output_under_the_home_directory_may_be_written_with_a_tilde(
@@ -1184,7 +1190,7 @@ def test_cli_exits_2_for_unreadable_config(
     assert not (tmp_path / "site").exists()
 
 
-@pytest.mark.parametrize("where", ["root", "home", "file"])
+@pytest.mark.parametrize("where", ["root", "home", "file", "below a file"])
 def test_cli_out_is_checked_like_output(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -1192,12 +1198,18 @@ def test_cli_out_is_checked_like_output(
     where: str,
 ) -> None:
     """``--out`` replaces ``output`` and is refused for the same reasons (exit 2, nothing
-    written): the root (checked with a read-only verify), the home directory, a file."""
+    written): the root (checked with a read-only verify), the home directory, a file, a path
+    below a file."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     (tmp_path / "a-file").write_text("not a site")
-    out = {"root": "/", "home": str(home), "file": str(tmp_path / "a-file")}[where]
+    out = {
+        "root": "/",
+        "home": str(home),
+        "file": str(tmp_path / "a-file"),
+        "below a file": str(tmp_path / "a-file" / "site"),
+    }[where]
     config_path = _write_config(
         tmp_path, "output: site\nchannels:\n  c/x: {url: http://127.0.0.1:1/c, subdirs: [noarch]}\n"
     )

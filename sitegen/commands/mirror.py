@@ -96,6 +96,12 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         return EXIT_LOCKED
     except ConfigError:
         raise  # e.g. --only with an unknown name: nothing ran, nothing to show
+    except OSError as exc:
+        # Raised before the run began (its errors come as RunError, or grouped by its
+        # nursery): the site directory, its lock or its state could not be made or read, as
+        # for an `output` the file system refuses (under /proc). Nothing ran or was recorded.
+        log.error("the run could not start: %s", exc)
+        return EXIT_FAILED
     except RunError as exc:
         # Recorded as failed: rendered, notified and exited as any failed run, not a traceback.
         started = True
@@ -226,7 +232,13 @@ def _stats(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from sitegen.web.render import render_site
 
-    stats = render_site(load(args))
+    config = load(args)
+    try:
+        stats = render_site(config)
+    except OSError as exc:  # e.g. an `output` the file system refuses to create (under /proc)
+        log.debug("rendering failed", exc_info=True)
+        log.error("rendering the pages failed: %s", exc)
+        return EXIT_FAILED
     print(f"pages: {stats}")
     return EXIT_OK
 

@@ -171,9 +171,14 @@ def unfit_output(output: Path) -> str | None:
     """Why ``output`` cannot be a site directory, or None. A site owns its directory: runs
     write pages, history and state at its top and delete what they no longer publish (files
     in its subdirs, pages in ``history/``), so it cannot be a file, the file system's root or
-    the home directory, where that would reach files of the system or of the user."""
+    the home directory, where that would reach files of the system or of the user. Nor can it
+    be below a file: a run would fail creating it."""
     if output.exists() and not output.is_dir():
         return f"{str(output)!r} exists and is not a directory"
+    # What is missing of the path is created; the nearest part there must be a directory.
+    nearest = next((path for path in output.parents if os.path.lexists(path)), None)
+    if nearest is not None and not nearest.is_dir():
+        return f"{str(output)!r} cannot be created: {str(nearest)!r} is not a directory"
     resolved = output.resolve()
     if resolved == Path(resolved.anchor):
         return f"{str(output)!r} is the root of the file system; use a directory of its own"
