@@ -191,3 +191,40 @@ def test_an_output_that_cannot_be_created_is_one_line_not_a_traceback(tmp_path: 
             assert "Traceback" not in done.stderr, (command, done.stderr)
             assert done.returncode == status, (command, done.stderr)
             assert [line for line in done.stderr.splitlines() if why in line], done.stderr
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["serve", "--port", "70000"], "--port: must be from 0 to 65535, not 70000"),
+        (["serve", "--port", "-1"], "--port: must be from 0 to 65535, not -1"),
+        (["serve", "--port", "80x"], "--port: expected a whole number, got '80x'"),
+        (["fetcher", "--max-connections", "0"], "--max-connections: must be 1 or more, not 0"),
+        (["fetcher", "--max-downloads", "-2"], "--max-downloads: must be 1 or more, not -2"),
+        (["pending", "cloud/x", "--limit", "-1"], "--limit: must be 0 or more, not -1"),
+    ],
+)
+def test_a_number_out_of_range_is_a_usage_error(
+    argv: list[str], why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A port past 65535 would end `serve` on a traceback once the pages were rendered; a
+    fetcher allowed no connection or download would turn every client away."""
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(argv)
+    assert info.value.code == EXIT_CONFIG
+    assert f"error: argument {why}" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_serve_on_a_port_out_of_range_exits_2_before_it_renders(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: site\nchannels:\n  cloud/x:\n    path: {tmp_path}/folder\n"
+        "    subdirs: [linux-64]\n"
+    )
+    done = _sitegen(tmp_path, "serve", "--port", "70000", "-c", str(config))
+    assert done.returncode == EXIT_CONFIG, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "site").exists()

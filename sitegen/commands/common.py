@@ -28,6 +28,24 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="site directory (overrides 'output' in the config)")
 
 
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (no upper bound when None).
+    One out of range is a usage error (exit 2) here rather than a traceback where it is used
+    (a port past 65535) or a service that turns everything away (no connections allowed)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, not {value}")
+        return value
+
+    return parse
+
+
 def load(args: argparse.Namespace) -> SiteConfig:
     config = load_config(args.config)
     if getattr(args, "out", None):

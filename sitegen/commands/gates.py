@@ -18,6 +18,7 @@ from sitegen.commands.common import (
     add_site_options,
     load,
     render_pages,
+    whole_number,
 )
 
 log = logging.getLogger("sitegen")
@@ -161,6 +162,9 @@ def _add_approval_commands(add: AddCommand) -> None:
     revoke_parser.add_argument("--reason", help="why (recorded in the history)")
     revoke_parser.set_defaults(func=revoke)
     pending_parser.add_argument(
-        "--limit", type=int, default=50, help="work out what approving adds for this many"
+        "--limit",
+        type=whole_number(0),
+        default=50,
+        help="work out what approving adds for this many",
     )
     pending_parser.set_defaults(func=pending)

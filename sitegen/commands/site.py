@@ -20,6 +20,7 @@ from sitegen.commands.common import (
     add_site_options,
     load,
     render_pages,
+    whole_number,
 )
 
 log = logging.getLogger("sitegen")
@@ -58,7 +59,9 @@ def register(add: AddCommand) -> None:
 
     serve = add("serve", "preview the site on 127.0.0.1")
     add_site_options(serve)
-    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any)")
+    serve.add_argument(
+        "--port", type=whole_number(0, 65535), default=8000, help="port (default: 8000; 0: any)"
+    )
     serve.add_argument(
         "--watch",
         action="store_true",
@@ -109,13 +112,13 @@ def register(add: AddCommand) -> None:
     )
     fetcher.add_argument(
         "--max-connections",
-        type=int,
+        type=whole_number(1),
         default=256,
         help="open connections at most; a new one closes the longest-idle (default: 256)",
     )
     fetcher.add_argument(
         "--max-downloads",
-        type=int,
+        type=whole_number(1),
         default=64,
         help="different files fetched at once; more get 503 (default: 64)",
     )
