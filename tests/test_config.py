@@ -535,6 +535,34 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "inside channel 'cloud/forge' (line 3), 'packages' holds that channel's own pages",
     ),
     (
+        # A subdir name SUBDIR_RE accepts but no known platform has: the two would share
+        # cloud/forge/linux-loong64/ and its index.html.
+        "channel nested where its parent keeps a subdir",
+        """
+        output: site
+        channels:
+          cloud/forge: {url: https://conda.anaconda.org/conda-forge, subdirs: [linux-loong64]}
+          cloud/forge/linux-loong64: {url: https://conda.anaconda.org/other, subdirs: [noarch]}
+        """,
+        "cloud/forge/linux-loong64:",
+        "channels.cloud/forge/linux-loong64",
+        "inside channel 'cloud/forge' (line 3), 'linux-loong64' is one of its subdirs",
+    ),
+    (
+        "channel nested in a subdir a gated channel takes from its source",
+        """
+        output: site
+        channels:
+          cloud/forge: {url: https://conda.anaconda.org/conda-forge, subdirs: [linux-loong64]}
+          internal/approved:
+            approval: {from: cloud/forge}
+          internal/approved/linux-loong64/rc: {url: https://example.org/rc, subdirs: [noarch]}
+        """,
+        "internal/approved/linux-loong64/rc:",
+        "channels.internal/approved/linux-loong64/rc",
+        "inside channel 'internal/approved' (line 5), 'linux-loong64' is one of its subdirs",
+    ),
+    (
         "bad URL scheme",
         """
         output: site

@@ -44,7 +44,9 @@ def parse_channels(
         if channel is not None:
             out.append((channel, child))
     _check_unique([channel for channel, _ in out], node)
-    return check_gates(out)
+    out = check_gates(out)
+    _check_nested_subdirs([channel for channel, _ in out], node)  # gated ones have theirs now
+    return out
 
 
 def _misplaced_key(path: str, node: YamlNode) -> bool:
@@ -225,6 +227,28 @@ def _check_unique(channels: list[ChannelConfig], node: YamlNode) -> None:
                 )
             else:
                 names[mirror.name] = mirror.line
+
+
+def _check_nested_subdirs(channels: list[ChannelConfig], node: YamlNode) -> None:
+    """A channel inside another may not take a subdir name of that one right below it: it would
+    live in that subdir's directory (at `outer/<subdir>`, the subdir's listing page would be
+    its index.html). _channel_path refuses the known subdir names anywhere; this catches the
+    others SUBDIR_RE accepts (linux-loong64)."""
+    state = node.state
+    by_path = {channel.path: channel for channel in channels}
+    for channel in channels:
+        segments = channel.path.split("/")
+        for depth in range(1, len(segments)):
+            outer = by_path.get("/".join(segments[:depth]))
+            if outer is not None and segments[depth] in outer.subdirs:
+                state.add(
+                    ConfigError(
+                        f"{state.filename}:{channel.line}: channels.{channel.path}: inside"
+                        f" channel {outer.path!r} (line {outer.line}), {segments[depth]!r} is"
+                        " one of its subdirs",
+                        line=channel.line,
+                    )
+                )
 
 
 # --------------------------------------------------------------------------- mirrors
