@@ -31,6 +31,8 @@ from sitegen.cli import main
 from sitegen.config import SiteConfig, parse_config
 from sitegen.net.failures import MAX_RETRY_AFTER, retry_after
 from sitegen.net.upstream_cache import UpstreamCache
+from sitegen.store.origins import load_origins
+from sitegen.store.site import Site
 from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
@@ -223,6 +225,54 @@ async def test_package_5xx_beyond_retries_is_not_published(
     assert linux.errors == [f"linux-64/{VICTIM_FN}: HTTP 503"]
     assert linux.status == "published" and linux.added == [BYSTANDER_FN]
     assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX) - {VICTIM_FN}
+    assert_site_invariant(site)
+
+
+async def test_a_reupload_that_cannot_be_downloaded_leaves_the_published_file(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """Upstream re-uploads every linux-64 file under its published name, and all but one of the
+    new files fail past their retries: those stay published as they were (listed with their
+    records, their bytes on disk, their mirror in the origins map), nothing is deleted whatever
+    the deletion guard allows, the failures are reported, and the next run replaces them."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site, retries=1)
+    everything = filenames(upstream.specs, LINUX)
+    before = site_digest(site)
+    upstream.publish(small_packages(seed=1))  # other bytes under every name
+    arrives = "beta-2.0-h1_0.conda"
+    failing = sorted(everything - {arrives})
+    assert len(failing) / len(everything) > 0.5  # more than the guard would ever let go
+    for fn in failing:
+        upstream.server.add_fault(upstream.path(fn), respond(503))
+    report = await mirror(cfg)
+
+    assert report.status == FAILED and report.failed
+    linux = channel_report(report, LINUX)
+    assert linux.status == "published"
+    assert sorted(linux.errors) == [f"linux-64/{fn}: HTTP 503" for fn in failing]
+    assert (linux.updated, linux.removed, linux.deleted_files) == ([arrives], [], 0)
+    assert listed(site) == on_disk(site) == everything
+    after = site_digest(site)
+    for fn in failing:
+        assert after[f"{CHANNEL}/{LINUX}/{fn}"] == before[f"{CHANNEL}/{LINUX}/{fn}"]
+    assert after[f"{CHANNEL}/{LINUX}/{arrives}"] != before[f"{CHANNEL}/{LINUX}/{arrives}"]
+    origins = load_origins(Site(site), CHANNEL, LINUX)
+    (mirror_name,) = {m.name for _c, m in cfg.mirrors}
+    assert {fn: origins.mirror_of(fn) for fn in everything} == dict.fromkeys(
+        everything, mirror_name
+    )
+    assert_site_invariant(site)
+
+    upstream.server.clear_faults()
+    report = await mirror(cfg)
+    assert not report.failed, report.channels
+    assert channel_report(report, LINUX).updated == failing
+    assert listed(site) == on_disk(site) == everything
+    for fn in everything:
+        assert (site / CHANNEL / LINUX / fn).read_bytes() == (
+            upstream.root / LINUX / fn
+        ).read_bytes()
     assert_site_invariant(site)
 
 

@@ -1,6 +1,7 @@
 """Between the downloads and the run's single flush: what each merged subdir will publish.
 
-The records of a subdir are final once its downloads ended (a file that failed is left out);
+The records of a subdir are final once its downloads ended (a file that failed is left out,
+but for a re-upload of a published file: the published bytes, still in place, stay listed);
 they then get their CEP-47 ``indexed_timestamp`` (see sitegen.conda.indexed) and their new
 shards are written, unflushed, so that the run's one flush puts the new package files and the
 new shards on disk together, before any index or repodata names them.
@@ -12,19 +13,21 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
 import trio
 
 from sitegen.conda.indexed import decode_first_seen, encode_first_seen, stamp_records
-from sitegen.conda.records import Repodata
+from sitegen.conda.records import Record, Repodata
 from sitegen.conda.shards import ShardError
 from sitegen.layout import indexed_timestamps_path, publishing_marker_path
+from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
-from sitegen.sync.download import DownloadOutcome, TargetKey
+from sitegen.sync.download import DownloadOutcome, TargetKey, check_files
 from sitegen.sync.merge import MergedSubdir
-from sitegen.sync.publish import PublishOutcome, SubdirMetadata, without_failed
+from sitegen.sync.publish import PublishOutcome, SubdirMetadata
 from sitegen.sync.publish_shards import changed_names, unchanged_shards, write_shards
 
 log = logging.getLogger("sitegen")
@@ -45,7 +48,9 @@ async def prepare_all(
         if merged.meta is None:
             continue
         downloaded = downloads.get(merged.key)
-        meta = without_failed(merged.meta, downloaded.failed if downloaded else set())
+        failed = downloaded.failed if downloaded else set()
+        unreplaced = await still_in_place(site, merged, failed)
+        meta = without_failed(merged.meta, failed, unreplaced)
         previous = merged.previous
         try:
             await trio.to_thread.run_sync(stamp_indexed, site, merged.channel, meta, previous)
@@ -68,6 +73,59 @@ async def prepare_all(
         if directory is not None:
             sharded.add(directory)
     return to_publish, sharded
+
+
+async def still_in_place(site: Site, merged: MergedSubdir, failed: set[str]) -> dict[str, Record]:
+    """Of the files whose download ``failed``, those that were to replace a published file
+    under its name (a re-upload, staged) and whose published bytes are still there, hashed
+    again against the record published for them: fn -> that record, with the mirror the
+    origins map names for it. Dropped from the metadata, such a file would be deleted by the
+    prune with nothing in its place (a whole subdir, when upstream re-uploaded everything and
+    the downloads failed); listed as it was, it is replaced by a later run."""
+    previous, meta = merged.previous, merged.meta
+    if not failed or previous is None or meta is None:
+        return {}
+    replaced: dict[str, Record] = {}
+    for fn in sorted(failed):
+        before, after = previous.records.get(fn), meta.records.get(fn)
+        if before is not None and after is not None and not before.same_file(after):
+            replaced[fn] = before
+    if not replaced:
+        return {}
+    directory = site.path(merged.channel, merged.subdir)
+    intact = await check_files(directory, replaced, replaced)
+    # Read back from repodata.json, a record does not say which mirror supplied it.
+    origins = await trio.to_thread.run_sync(load_origins, site, merged.channel, merged.subdir)
+    kept = {}
+    for fn, record in replaced.items():
+        if intact[fn]:
+            origin = origins.mirror_of(fn) or meta.records[fn].origin
+            kept[fn] = replace(record, origin=origin)
+            log.warning(
+                "%s/%s: %s: its new bytes could not be had; the published file stays listed",
+                merged.channel,
+                merged.subdir,
+                fn,
+            )
+    return kept
+
+
+def without_failed(
+    meta: SubdirMetadata, failed: set[str], still_published: Mapping[str, Record]
+) -> SubdirMetadata:
+    """The metadata to publish: never list a file that is not verified on disk. A file that
+    ``failed`` is left out, unless it is one whose replacement failed and whose published bytes
+    are still in place (``still_published``: fn -> the record of those bytes): it then stays
+    listed as it was, rather than be deleted while nothing replaces it."""
+    if not failed:
+        return meta
+    records = {}
+    for fn, record in meta.records.items():
+        if fn not in failed:
+            records[fn] = record
+        elif (published := still_published.get(fn)) is not None:
+            records[fn] = published
+    return SubdirMetadata(meta.subdir, records, meta.info, meta.removed, meta.extra)
 
 
 def first_seen_now_ms() -> int:

@@ -247,14 +247,6 @@ class PublishOutcome:
     error: str = ""
 
 
-def without_failed(meta: SubdirMetadata, failed: set[str]) -> SubdirMetadata:
-    """The metadata to publish: never list a file that is not verified on disk."""
-    if not failed:
-        return meta
-    records = {fn: r for fn, r in meta.records.items() if fn not in failed}
-    return SubdirMetadata(meta.subdir, records, meta.info, meta.removed, meta.extra)
-
-
 async def publish_target(
     site: Site,
     channel_path: str,
