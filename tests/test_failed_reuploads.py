@@ -60,7 +60,7 @@ def test_failed_replacements_keep_their_published_files(tmp_path: Path) -> None:
     for fn in old.records:
         (directory / fn).write_bytes(b"old")
     meta = SubdirMetadata("linux-64", dict(old.records), extra={"repodata_version": 1})
-    trio.run(partial(publish_target, site, "chan", meta, [], {}, kept={}))
+    trio.run(partial(publish_target, site, "chan", meta, [], {}, kept={}, listed=()))
     damaged = "p3-1-h0_0.conda"
     (directory / damaged).write_bytes(b"odd")  # its published bytes are gone: nothing to keep
 
@@ -79,7 +79,8 @@ def test_failed_replacements_keep_their_published_files(tmp_path: Path) -> None:
     prepared, _sharded = trio.run(prepare_all, site, [merged], downloads, outcomes)
     assert outcomes == {}
     final = prepared[KEY]
-    trio.run(partial(publish_target, site, "chan", final, [], {}, kept={}))
+    listed = previous.records.keys()
+    trio.run(partial(publish_target, site, "chan", final, [], {}, kept={}, listed=listed))
 
     kept = set(old.records) - {damaged}
     assert set(final.records) == kept

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ import trio
 import zstandard
 
 from sitegen.cli import main
-from sitegen.config import SiteConfig, parse_config
+from sitegen.config import SiteConfig, load_config, parse_config
 from sitegen.net.failures import MAX_RETRY_AFTER, retry_after
 from sitegen.net.upstream_cache import UpstreamCache
+from sitegen.passive.fetcher import open_listeners, serve_fetcher
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
@@ -850,11 +852,11 @@ async def test_disk_full_during_download_fails_cleanly(
     assert_site_invariant(site)
 
 
-def _bloat(document: dict[str, Any]) -> None:
+def _bloat(document: dict[str, Any], times: int = 40_000) -> None:
     """A repodata patch that makes repodata.json large but its .zst tiny."""
     for section in ("packages", "packages.conda"):
         for record in document[section].values():
-            record["description"] = "patched " * 40_000
+            record["description"] = "patched " * times
 
 
 async def test_disk_full_during_publish_keeps_previous_state(
@@ -879,6 +881,63 @@ async def test_disk_full_during_publish_keeps_previous_state(
     assert site_digest(site) == before  # no new .zst beside an old repodata.json
     assert not _temps(site)
     assert_site_invariant(site)
+
+
+async def test_disk_full_during_publish_keeps_the_origins_of_the_previous_state(
+    upstream: Upstream, small_disk: Path, tmp_path: Path
+) -> None:
+    """A channel fed by two passive mirrors; a file only the second one lists. The second
+    mirror drops it while the first one's repodata grows past the free space: publishing
+    fails and the previous repodata.json, which lists the file, stays served. The origins map
+    must still say where that file comes from, so the pull-through fetcher fetches it; once a
+    run publishes, the map names exactly what is published. (Passive: the site invariant, which
+    wants every listed file on disk, does not apply.)"""
+    two_root = tmp_path / "two"
+    write_channel(two_root, [VICTIM], zst=True)
+    site = make_sandbox(small_disk)
+    with UpstreamServer(two_root) as two:
+        mirrors = "".join(
+            f"      - {{name: {name}, url: '{url}', subdirs: [linux-64], mode: passive}}\n"
+            for name, url in (("one", upstream.server.url), ("two", two.url))
+        )
+        config_path = tmp_path / "channels.yaml"
+        config_path.write_text(
+            f"output: {site}\ndownload: {{retries: 0, timeout: 5}}\n"
+            f"channels:\n  {CHANNEL}:\n    mirrors:\n{mirrors}"
+        )
+        cfg = load_config(config_path)
+        report = await mirror(cfg)
+        assert not report.failed, report.channels
+        everything = filenames(upstream.specs, LINUX) | {VICTIM_FN}
+        assert listed(site) == everything and on_disk(site) == set()
+        assert load_origins(Site(site), CHANNEL, LINUX).mirror_of(VICTIM_FN) == "two"
+
+        rewrite_repodata(two_root, LINUX, lambda d: d.update(packages={}, **{"packages.conda": {}}))
+        # repodata.json and current_repodata.json ~0.5 MB each: more than is left, but less
+        # than the disk holds once the filler goes.
+        rewrite_repodata(upstream.root, LINUX, partial(_bloat, times=12_000))
+        fill_disk(small_disk, leave=640 * 1024)
+        report = await mirror(cfg)
+        linux = channel_report(report, LINUX)
+        assert linux.status == "failed"
+        (error,) = linux.errors
+        assert error.startswith("linux-64: could not publish: No space left on device")
+        assert listed(site) == everything
+        assert load_origins(Site(site), CHANNEL, LINUX).mirror_of(VICTIM_FN) == "two"
+        listeners = await open_listeners("127.0.0.1", 0)
+        async with trio.open_nursery() as nursery:
+            fetcher = await nursery.start(serve_fetcher, cfg, listeners)
+            reply = await fetcher.reply("GET", f"/{CHANNEL}/{LINUX}/{VICTIM_FN}")
+            nursery.cancel_scope.cancel()
+        assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+        assert on_disk(site) == {VICTIM_FN}
+
+        (small_disk / "filler").unlink()
+        report = await mirror(cfg)
+        assert channel_report(report, LINUX).status == "published", report.channels
+    assert listed(site) == everything - {VICTIM_FN} and on_disk(site) == set()
+    origins = load_origins(Site(site), CHANNEL, LINUX)
+    assert set(origins.files) == everything - {VICTIM_FN}
 
 
 @pytest.mark.parametrize("step", ["prune_shards", "prune_subdir"])

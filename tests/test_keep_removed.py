@@ -265,6 +265,42 @@ async def test_kept_records_are_saved_first_and_unreadable_ones_hold_the_subdir(
 
 
 @pytest.mark.integration
+async def test_a_failed_publication_forgets_no_kept_file_its_previous_state_keeps(
+    example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    folder = site / CHANNEL / "linux-64"
+    await run(keep_config(site, example_upstream.url))
+    rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
+    await run(keep_config(site, example_upstream.url))
+    assert set(read_kept(site, CHANNEL, "linux-64") or {}) == OLD_ZLIB
+
+    # A filter now forbids the kept files, but the publication fails (a full disk; a kill
+    # there alike): the previous state stays, and so do its kept files and their records.
+    async def failing(*args: object, **kwargs: object) -> bool:
+        raise OSError(28, "No space left on device")
+
+    forbid = "{specs: {exclude: ['zlib <1.3']}}"
+    with monkeypatch.context() as patched:
+        patched.setattr(publish, "publish_subdir", failing)
+        report = await run_mirror(keep_config(site, example_upstream.url, filters=forbid))
+    assert report.failed
+    assert all((folder / fn).is_file() for fn in OLD_ZLIB)
+    assert set(read_kept(site, CHANNEL, "linux-64") or {}) == OLD_ZLIB
+    origins = json.loads(origins_path(site, CHANNEL, "linux-64").read_bytes())
+    assert set(origins["files"]) == published(site, CHANNEL, "linux-64")
+
+    # The filter taken back before a run publishes: they are still kept.
+    await run(keep_config(site, example_upstream.url))
+    assert all((folder / fn).is_file() for fn in OLD_ZLIB)
+    assert set(read_kept(site, CHANNEL, "linux-64") or {}) == OLD_ZLIB
+    # Published with the filter, they go, and so do their records.
+    await run(keep_config(site, example_upstream.url, filters=forbid))
+    assert not any((folder / fn).exists() for fn in OLD_ZLIB)
+    assert read_kept(site, CHANNEL, "linux-64") == {}
+
+
+@pytest.mark.integration
 async def test_a_lost_origins_map_keeps_what_a_feeding_mirror_allows_and_a_dry_run_tells_of_unreadable_records(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:

@@ -105,7 +105,8 @@ def test_grace_zero_with_a_staged_replacement(tmp_path: Path) -> None:
     stamp_indexed(site, "chan", meta, previous)
     write_new_shards(site, "chan", meta, previous)
     site.staging_for(directory / fn).write_bytes(b"new")
-    trio.run(partial(publish_target, site, "chan", meta, [fn], {}, 0.0, kept={}))
+    listed = previous.records.keys()
+    trio.run(partial(publish_target, site, "chan", meta, [fn], {}, 0.0, kept={}, listed=listed))
     assert problems(directory) == []
 
 
@@ -145,7 +146,10 @@ def test_replacements_are_published_only_once_their_bytes_are_in_place(
         commit(temp, target)
 
     monkeypatch.setattr(site, "commit", watched)
-    trio.run(partial(publish_target, site, "chan", meta, list(replaced), {}, 7.0, kept={}))
+    listed = previous.records.keys()
+    trio.run(
+        partial(publish_target, site, "chan", meta, list(replaced), {}, 7.0, kept={}, listed=listed)
+    )
     assert promised_early == []
     published = parse_repodata((directory / "repodata.json").read_bytes(), "linux-64")
     for fn in replaced:

@@ -13,7 +13,6 @@ import trio
 
 from sitegen.net.upstream import CacheValidators
 from sitegen.net.upstream_cache import UpstreamCache
-from sitegen.store.origins import Origins
 from sitegen.store.pending import PendingFile
 from sitegen.store.site import TEMP_PREFIX, Site
 from sitegen.sync import fetch
@@ -42,9 +41,7 @@ def test_a_full_disk_while_streaming_a_sibling_fails_that_subdir_only(
 
     monkeypatch.setattr(PendingFile, "write", write)
     outcomes: dict = {}
-    targets = [
-        ("ch", empty_metadata(subdir), [], Origins(), {}) for subdir in ("noarch", "linux-64")
-    ]
+    targets = [("ch", empty_metadata(subdir), [], {}, {}, ()) for subdir in ("noarch", "linux-64")]
     trio.run(publish_all, site, targets, outcomes)
     assert outcomes[("ch", "noarch")].status == "failed"
     assert "No space left" in outcomes[("ch", "noarch")].error

@@ -1,8 +1,9 @@
 """The origins map of a published channel subdir: which mirror supplied each file, and where
 that mirror's packages live.
 
-Written by a mirror run with the metadata it publishes; read by the pull-through fetcher and by
-``sitegen verify --repair`` to fetch a file from the mirror that supplied it. CEP-15's
+Written by a mirror run with the metadata it publishes (naming the files of the state it replaces
+too, until the new one is published: see sitegen.sync.publish_state); read by the pull-through
+fetcher and by ``sitegen verify --repair`` to fetch a file from the mirror that supplied it. CEP-15's
 ``info.base_url`` is kept as upstream wrote it (it may be relative to the upstream subdir, whose
 URL can hold a token): :meth:`sitegen.net.upstream.Upstream.package_url` resolves it.
 """

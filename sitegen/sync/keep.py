@@ -11,7 +11,9 @@ published), once no such mirror is left, when the setting is turned off, and wit
 forbidden, so a record they alone leave out is kept.
 
 Nothing published names a kept file, so its record is kept in the state
-(:func:`sitegen.layout.kept_records_path`), saved before the prune that spares it.
+(:func:`sitegen.layout.kept_records_path`), saved before the metadata that stops listing it
+and so before the prune that spares it (with the records kept until then, as long as the
+previous state may be served: see sitegen.sync.publish_state).
 :func:`kept_files` is pure; :func:`judge_kept` reads the state and the disk.
 """
 

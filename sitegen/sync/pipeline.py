@@ -56,6 +56,7 @@ from sitegen.sync.prepare import prepare_all
 from sitegen.sync.prune import package_files
 from sitegen.sync.publish import (
     PublishOutcome,
+    PublishTarget,
     SubdirMetadata,
     publish_all,
     write_channeldata,
@@ -323,7 +324,7 @@ async def _publish_all(
 ) -> list[str]:
     """Publish the prepared subdirs (filling ``outcomes``), then each channel's channeldata and
     notices; returns the errors of those files."""
-    targets = []
+    targets: list[PublishTarget] = []
     for merged in merged_all:
         meta = to_publish.get(merged.key)
         if meta is None:
@@ -332,7 +333,8 @@ async def _publish_all(
         failed = downloaded.failed if downloaded else set()
         staged = [r.fn for r in plans[merged.key].to_stage if r.fn not in failed]
         bases = package_bases(parsed, merged.key[1])
-        targets.append((merged.channel, meta, staged, bases, kept.get(merged.key, {})))
+        listed = merged.previous.records.keys() if merged.previous is not None else ()
+        targets.append((merged.channel, meta, staged, bases, kept.get(merged.key, {}), listed))
     await publish_all(
         scope.site, targets, outcomes, scope.config.shard_grace_days, scope.config.repodata_bz2
     )

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,9 +40,7 @@ from sitegen.layout import (
     retired_shards_path,
 )
 from sitegen.store.interface import PendingWrite
-from sitegen.store.origins import Origins, write_origins
 from sitegen.store.site import Site
-from sitegen.sync.keep import save_kept
 from sitegen.sync.metadata_compress import bz2_stream, zstd_stream
 from sitegen.sync.prune import (
     DEFAULT_SHARD_GRACE_DAYS,
@@ -51,6 +49,7 @@ from sitegen.sync.prune import (
     unretire_shards,
 )
 from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_shards
+from sitegen.sync.publish_state import narrow_state, widen_state
 from sitegen.sync.repodata_map import save_map
 
 log = logging.getLogger("sitegen")
@@ -237,6 +236,12 @@ def write_json(site: Site, relative: str, document: Any) -> bool:
     return site.write_bytes(site.path(*parts), msgspec.json.encode(document))
 
 
+# (channel path, metadata, staged, package bases, kept, files listed now): see publish_target.
+PublishTarget = tuple[
+    str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record], Collection[str]
+]
+
+
 @dataclass(frozen=True)
 class PublishOutcome:
     """How publishing one channel subdir went."""
@@ -257,17 +262,19 @@ async def publish_target(
     repodata_bz2: bool = False,
     *,
     kept: Mapping[str, Record],
+    listed: Collection[str],
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
     their staging names), then prune the files nothing names any more but the ``kept`` ones
     (see sitegen.sync.keep), whose records are saved first. Its origins map goes
-    first: which mirror serves each file (``Record.origin``) and from where (``package_bases``,
-    mirror -> upstream ``info.base_url``), for the passive fetcher and `verify --repair`."""
-    # Before the origins map and the metadata that stop naming them: then nothing on disk
-    # would say to keep them, nor which mirror they came from (see sitegen.sync.keep).
-    await trio.to_thread.run_sync(save_kept, site, channel_path, meta.subdir, kept)
-    await trio.to_thread.run_sync(_write_origins, site, channel_path, meta, package_bases)
-    directory = site.path(channel_path, meta.subdir)
+    first too: which mirror serves each file (``Record.origin``) and from where
+    (``package_bases``, mirror -> upstream ``info.base_url``), for the passive fetcher and
+    `verify --repair`. Both also describe the state published now (whose metadata lists the
+    files ``listed``) until the new one is in (see sitegen.sync.publish_state)."""
+    subdir = meta.subdir
+    state = (site, channel_path, subdir, meta.records, package_bases, kept)
+    widened = await trio.to_thread.run_sync(widen_state, *state, listed)
+    directory = site.path(channel_path, subdir)
     if staged:
         # Two steps keep every published record true: first publish without the replaced
         # files, then move the new bytes into place, then publish their new records.
@@ -276,7 +283,7 @@ async def publish_target(
         await publish_subdir(
             site,
             channel_path,
-            SubdirMetadata(meta.subdir, interim, meta.info, meta.removed, meta.extra),
+            SubdirMetadata(subdir, interim, meta.info, meta.removed, meta.extra),
             # No shard retires here: the shards of the replacements, written before this,
             # are not named until the second step.
             math.inf,
@@ -288,34 +295,32 @@ async def publish_target(
     # Prune only after the new metadata is in place; shielded like the renames before it, so
     # that a stop now still reports this subdir as published.
     with trio.CancelScope(shield=True):
+        if widened:
+            try:
+                await trio.to_thread.run_sync(narrow_state, *state)
+            except OSError as exc:  # published all the same; the wider state still holds
+                why = "could not narrow its origins map and kept records to what it publishes"
+                log.warning("%s/%s: %s: %s", channel_path, subdir, why, exc)
         try:
             removed = await trio.to_thread.run_sync(
                 prune_subdir, site, directory, meta.records.keys() | kept.keys()
             )
         except OSError as exc:  # published all the same; a later run deletes them
-            log.warning("%s/%s: could not prune files: %s", channel_path, meta.subdir, exc)
+            log.warning("%s/%s: could not prune files: %s", channel_path, subdir, exc)
             removed = []
     status = "published" if written else "unchanged"
     return PublishOutcome(status, meta.records, deleted=len(removed))
 
 
-def _write_origins(
-    site: Site, channel_path: str, meta: SubdirMetadata, package_bases: dict[str, str]
-) -> None:
-    # The map (800,000 entries at conda-forge scale) lives only while it is written.
-    files = {fn: record.origin for fn, record in meta.records.items()}
-    write_origins(site, channel_path, meta.subdir, Origins(files, package_bases))
-
-
 async def publish_all(
     site: Site,
-    targets: list[tuple[str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record]]],
+    targets: list[PublishTarget],
     outcomes: dict[tuple[str, str], PublishOutcome],
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
 ) -> None:
-    """Publish (channel path, metadata, staged, package bases) targets (see publish_target),
-    two at a time, filling ``outcomes``
+    """Publish (channel path, metadata, staged, package bases, kept, listed now) targets (see
+    publish_target), two at a time, filling ``outcomes``
     by (channel path, subdir) as each ends: a failed subdir keeps its previous state.
     ``repodata_bz2``: also publish ``repodata.json.bz2`` (else remove any left published)."""
     limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
@@ -326,6 +331,7 @@ async def publish_all(
         staged: list[str],
         bases: dict[str, str],
         kept: Mapping[str, Record],
+        listed: Collection[str],
     ) -> None:
         async with limiter:
             try:
@@ -338,6 +344,7 @@ async def publish_all(
                     shard_grace_days,
                     repodata_bz2,
                     kept=kept,
+                    listed=listed,
                 )
             except OSError as exc:
                 # A full disk or an I/O error: this subdir keeps its previous state.
@@ -350,8 +357,8 @@ async def publish_all(
             outcomes[(channel_path, meta.subdir)] = outcome
 
     async with trio.open_nursery() as nursery:
-        for channel_path, meta, staged, bases, kept in targets:
-            nursery.start_soon(publish, channel_path, meta, staged, bases, kept)
+        for target in targets:
+            nursery.start_soon(publish, *target)
 
 
 def write_notices(site: Site, channel: ChannelConfig) -> str | None:
