@@ -72,9 +72,14 @@ def test_transitive_chain():
     }
     assert report.added == {
         "cf": [
-            ("linux-64", "lib-1.2-0.conda", "needed by app-1.0-0.conda (lib >=1)"),
-            ("linux-64", "python-3.11.7-0.conda", "needed by app-1.0-0.conda (python >=3.11)"),
-            ("linux-64", "zlib-1.3-0.conda", "needed by lib-1.2-0.conda (zlib 1.*)"),
+            ("linux-64", "lib-1.2-0.conda", "needed by app-1.0-0.conda (lib >=1)", "cf"),
+            (
+                "linux-64",
+                "python-3.11.7-0.conda",
+                "needed by app-1.0-0.conda (python >=3.11)",
+                "cf",
+            ),
+            ("linux-64", "zlib-1.3-0.conda", "needed by lib-1.2-0.conda (zlib 1.*)", "cf"),
         ]
     }
     assert report.unsatisfied == {}
@@ -107,7 +112,7 @@ def test_dependency_cycle_terminates():
     )
     report = close(cf)
     assert kept(cf) == {"app-1.0-0.conda", "a-1.0-0.conda", "b-1.0-0.conda"}
-    assert [fn for _, fn, _ in report.added["cf"]] == ["a-1.0-0.conda", "b-1.0-0.conda"]
+    assert [a.fn for a in report.added["cf"]] == ["a-1.0-0.conda", "b-1.0-0.conda"]
 
 
 def test_hard_excluded_records_are_never_added():
@@ -143,7 +148,10 @@ def test_noarch_record_needs_platform_dependency():
     assert kept(cf, "osx-64") == {"libx-2.0-0.conda"}
     why = "needed by tool-1.0-0.conda (libx >=2)"
     assert report.added == {
-        "cf": [("linux-64", "libx-2.0-0.conda", why), ("osx-64", "libx-2.0-0.conda", why)]
+        "cf": [
+            ("linux-64", "libx-2.0-0.conda", why, "cf"),
+            ("osx-64", "libx-2.0-0.conda", why, "cf"),
+        ]
     }
 
 
@@ -288,10 +296,10 @@ def test_cross_mirror_resolution_follows_priority():
     # ask for dependencies.
     assert kept(third) == {"y-1.0-0.conda", "d-1.0-0.conda", "e-1.0-0.conda"}
     assert report.added == {
-        "second": [("linux-64", "b-1.0-0.conda", "needed by app-1.0-0.conda (b)")],
+        "second": [("linux-64", "b-1.0-0.conda", "needed by app-1.0-0.conda (b)", "first")],
         "third": [
-            ("linux-64", "d-1.0-0.conda", "needed by app-1.0-0.conda (d)"),
-            ("linux-64", "e-1.0-0.conda", "needed by d-1.0-0.conda (e)"),
+            ("linux-64", "d-1.0-0.conda", "needed by app-1.0-0.conda (d)", "first"),
+            ("linux-64", "e-1.0-0.conda", "needed by d-1.0-0.conda (e)", "third"),
         ],
     }
     assert report.unsatisfied == {"first": [("linux-64", "c >=2", "app-1.0-0.conda")]}
@@ -326,7 +334,12 @@ def test_kept_record_of_other_mirror_is_walked():
     assert kept(base) == {"python-3.11-0.conda", "openssl-3.2-0.conda", "openssl-1.1.1-0.conda"}
     assert report.added == {
         "base": [
-            ("linux-64", "openssl-1.1.1-0.conda", "needed by python-3.11-0.conda (openssl <3)")
+            (
+                "linux-64",
+                "openssl-1.1.1-0.conda",
+                "needed by python-3.11-0.conda (openssl <3)",
+                "base",
+            )
         ]
     }
     assert base.results["linux-64"].excluded == {}
@@ -357,7 +370,7 @@ def test_newest_versions_limits_added_dependencies():
         "b-1.2-1.conda",
         "b-1.2-1.tar.bz2",
     }
-    assert [fn for _, fn, _ in report.added["cf"]] == [
+    assert [a.fn for a in report.added["cf"]] == [
         "b-1.1-0.conda",
         "b-1.2-0.conda",
         "b-1.2-1.conda",
@@ -402,7 +415,10 @@ def test_satisfied_by_kept_record_still_adds_matching_candidates():
     assert kept(cf) == {"app-1.0-0.conda", "lib-1.0-0.conda", "lib-2.0-0.conda", "lib-2.0-1.conda"}
     why = "needed by app-1.0-0.conda (lib)"
     assert report.added == {
-        "cf": [("linux-64", "lib-2.0-0.conda", why), ("linux-64", "lib-2.0-1.conda", why)]
+        "cf": [
+            ("linux-64", "lib-2.0-0.conda", why, "cf"),
+            ("linux-64", "lib-2.0-1.conda", why, "cf"),
+        ]
     }
     assert report.unsatisfied == {}
 
@@ -509,10 +525,10 @@ def test_output_is_deterministic():
         for subdir in one.results:
             assert list(one.results[subdir].kept) == list(two.results[subdir].kept)
     assert report1.added["b"] == [
-        ("linux-64", "y-1.0-0.conda", "needed by app-1.0-0.conda (y)"),
-        ("linux-64", "z-1.0-0.conda", "needed by app-1.0-0.conda (z)"),
+        ("linux-64", "y-1.0-0.conda", "needed by app-1.0-0.conda (y)", "a"),
+        ("linux-64", "z-1.0-0.conda", "needed by app-1.0-0.conda (z)", "a"),
     ]
-    assert [(s, fn) for s, fn, _ in report1.added["a"]] == [
+    assert [(a.subdir, a.fn) for a in report1.added["a"]] == [
         ("linux-64", "x-1-0.conda"),
         ("linux-64", "x-2-0.conda"),
         ("noarch", "w-1.0-0.conda"),

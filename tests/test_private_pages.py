@@ -14,6 +14,7 @@ from sitegen.access.pages import TOKEN_PLACEHOLDER
 from sitegen.config import SiteConfig
 from sitegen.sync.report import (
     FAILED,
+    NEEDED_BY_CHANNEL,
     ChannelSubdirReport,
     MirrorReport,
     RunAccess,
@@ -22,13 +23,14 @@ from sitegen.sync.report import (
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.private import (
+    NEEDED_BY_HIDDEN,
     PRIVATE_ERRORS_ONLY,
     landing_private,
     public_report,
     token_snippet,
 )
 from sitegen.web.render import render_site
-from sitegen.web.run import run_summary
+from sitegen.web.run import run_detail, run_summary
 from testkit.site import site_config
 from testkit.upstream import ExampleUpstream
 
@@ -139,6 +141,55 @@ async def test_a_channel_turned_private_leaves_the_feed(
 
 
 @pytest.mark.integration
+async def test_a_dependency_a_private_package_needs_names_it_on_no_public_page(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """A private channel adding its dependencies finds zlib in the public mirror, which adds
+    it: the public run page lists the file, without the private file that needed it."""
+    folder = tmp_path / "licensed"
+    spec = PackageSpec(
+        name=SECRET_NAMES[0], version="3.1", build="h0_0", license="Proprietary", depends=("zlib",)
+    )
+    write_channel(folder, [spec])
+    for stray in folder.rglob("repodata.json"):
+        stray.unlink()
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+        channels:
+          {PUBLIC}:
+            url: {example_upstream.url}
+            subdirs: [linux-64, noarch]
+            filters: {{names: {{include: [python]}}}}
+          {PRIVATE}:
+            access: private
+            filters: {{include_dependencies: true}}
+            mirrors:
+              - name: licensed
+                path: {folder}
+                subdirs: [linux-64, noarch]
+        """,
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    (public_mirror,) = [m for m in report.mirrors if m.channel == PUBLIC]
+    added = public_mirror.dependencies_added
+    assert added and all(row["file"].startswith("zlib-") for row in added)
+    assert {row[NEEDED_BY_CHANNEL] for row in added} == {PRIVATE}
+    assert all(SECRET_NAMES[0] in row["why"] for row in added)  # the record keeps it
+    render_site(config)
+    history = site / "history"
+    public = [site / "index.html", history / "history.json", history / "feed.atom"]
+    public += history.glob("*.html")
+    for path in public:
+        assert SECRET_NAMES[0] not in path.read_text(), path
+    (run_page,) = history.glob("2*.html")
+    text = run_page.read_text()
+    assert added[0]["file"] in text and NEEDED_BY_HIDDEN in text
+
+
+@pytest.mark.integration
 async def test_private_snippets_carry_the_placeholder_forms(private_site: Path) -> None:
     expected = [
         f"https://mirror.example.org/conda/t/{TOKEN_PLACEHOLDER}/{PRIVATE}",  # path token
@@ -173,6 +224,46 @@ def test_public_report_drops_private_channels_mirrors_approvals_and_errors() -> 
     assert [c.channel for c in public.channels] == [PUBLIC]
     assert public.errors == ["ex: slow"] and public.approvals == []
     assert len(report.mirrors) == 2 and len(report.errors) == 3  # the original is left as is
+
+
+@pytest.mark.unit
+def test_public_report_names_no_hidden_file_a_dependency_was_added_for() -> None:
+    """Rows of a shown mirror's added dependencies keep their reason when a shown channel's
+    file needed them; otherwise the reason names no file. A row from a record written before
+    rows noted the channel (no NEEDED_BY_CHANNEL) is told apart from neither: it keeps its
+    reason only when the page hides no channel."""
+
+    def row(fn: str, why: str, channel: str | None) -> dict[str, str]:
+        out = {"subdir": "linux-64", "file": fn, "why": why}
+        return out if channel is None else {**out, NEEDED_BY_CHANNEL: channel}
+
+    rows = [
+        row("zlib-1-0.conda", "needed by acme-1-0.conda (zlib)", PRIVATE),
+        row("xz-1-0.conda", "needed by numpy-2-0.conda (xz)", PUBLIC),
+        row("bz2-1-0.conda", "needed by acme-1-0.conda (bz2)", None),
+    ]
+    data = RunReport(
+        id="20261205T000000Z",
+        started=1.0,
+        mirrors=[
+            MirrorReport("licensed", PRIVATE, "/srv"),
+            MirrorReport("ex", PUBLIC, "u", dependencies_added=rows),
+        ],
+    ).to_json()
+    report = RunReport.from_json(data)  # NEEDED_BY_CHANNEL is optional in a record
+    (ex,) = public_report(report, NOW).mirrors
+    assert [(r["file"], r["why"]) for r in ex.dependencies_added] == [
+        ("zlib-1-0.conda", NEEDED_BY_HIDDEN),
+        ("xz-1-0.conda", "needed by numpy-2-0.conda (xz)"),
+        ("bz2-1-0.conda", NEEDED_BY_HIDDEN),
+    ]
+    assert "acme" not in str(run_detail(public_report(report, NOW)))
+    assert report.mirrors[1].dependencies_added == rows  # the original is left as is
+    # With nothing hidden, every reason stays.
+    everyone = RunAccess(channels={PUBLIC: "public"}, mirrors={"ex": "public"})
+    shown = RunReport(id="r", started=1.0, mirrors=[MirrorReport("ex", PUBLIC, "u")])
+    shown.mirrors[0].dependencies_added = rows
+    assert public_report(shown, everyone).mirrors[0].dependencies_added == rows
 
 
 @pytest.mark.unit

@@ -11,7 +11,7 @@ import pytest
 from sitegen.conda.records import Record, Repodata
 from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig
 from sitegen.filters.apply import FilterResult
-from sitegen.sync.closure import DependencyReport, MirrorSelection
+from sitegen.sync.closure import Addition, DependencyReport, MirrorSelection
 from sitegen.sync.download import DownloadOutcome
 from sitegen.sync.fetch import FetchResult, ParseResult
 from sitegen.sync.filtered import filtered_document
@@ -238,7 +238,7 @@ def test_report_is_assembled_from_the_stage_results() -> None:
     parsed_one = Repodata("linux-64", records=by_fn(first, at(B, "one")), rejected={"z": "bad"})
     kept = FilterResult(kept=by_fn(first), excluded={B.fn: "not allowed"})
     selection = MirrorSelection("one", True, None, {"linux-64": kept})
-    deps = DependencyReport(added={"one": [("linux-64", A.fn, "needed by x")]})
+    deps = DependencyReport(added={"one": [Addition("linux-64", A.fn, "needed by x", "two")]})
     meta = SubdirMetadata("linux-64", by_fn(first))
     published = repodata(at(C, "one"))
     merged = merge_subdir(
@@ -282,7 +282,7 @@ def test_report_is_assembled_from_the_stage_results() -> None:
         }
     }
     assert m_one["dependencies_added"] == [
-        {"subdir": "linux-64", "file": A.fn, "why": "needed by x"}
+        {"subdir": "linux-64", "file": A.fn, "why": "needed by x", "needed_by_channel": "c"}
     ]
     m_two = everyone[1]
     assert m_two.errors == ["linux-64: HTTP 500", "osx-64: not JSON"]

@@ -116,7 +116,7 @@ def closure(
         results[subdir] = result
     selection = MirrorSelection("approvals", True, None, results)
     report = close_dependencies([selection], matcher)
-    return {(subdir, fn): why for subdir, fn, why in report.added.get("approvals", [])}
+    return {(a.subdir, a.fn): a.why for a in report.added.get("approvals", [])}
 
 
 @dataclass(frozen=True)

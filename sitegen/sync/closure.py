@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rattler import MatchSpec
 
@@ -52,12 +53,24 @@ class MirrorSelection:
     platforms: tuple[str, ...] = ()
 
 
+class Addition(NamedTuple):
+    """One record the closure added to a mirror, and the record that needed it."""
+
+    subdir: str
+    fn: str
+    why: str  # "needed by <fn> (<spec>)"
+    # The mirror of the needing record: another mirror's, maybe of another channel, when the
+    # dependency resolved elsewhere. Kept apart from `why` so that a page can tell whose file
+    # `why` names without reading the text.
+    needed_by: str
+
+
 @dataclass
 class DependencyReport:
     """What the closure added and what it could not find; mirrors without entries are absent."""
 
-    # mirror -> [(subdir, fn, "needed by <fn> (<spec>)")], sorted by subdir and fn
-    added: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    # mirror -> its additions, sorted by subdir and fn
+    added: dict[str, list[Addition]] = field(default_factory=dict)
     # mirror of the needing record -> [(its subdir, dependency spec, its fn)], sorted. A noarch
     # record's dependency missing for some platforms only is listed for each of them, its
     # subdir written "noarch (<platform>)".
@@ -175,8 +188,9 @@ class _Closure:
             return True
         scope = [NOARCH] if platform == NOARCH else [platform, NOARCH]
         target = self._choose_mirror(index, platform, scope, parsed.name)
+        why = f"needed by {record.fn} ({dep})"
         return target is not None and self._satisfy(
-            target, scope, parsed, f"needed by {record.fn} ({dep})"
+            target, scope, parsed, why, self.selections[index].mirror
         )
 
     def _spec(self, dep: str) -> _Spec | None:
@@ -213,7 +227,9 @@ class _Closure:
         candidates = self.candidates[index].get(name, {})
         return any(s in kept or s in candidates for s in scope)
 
-    def _satisfy(self, index: int, scope: list[str], parsed: _Spec, why: str) -> bool:
+    def _satisfy(
+        self, index: int, scope: list[str], parsed: _Spec, why: str, needed_by: str
+    ) -> bool:
         name = parsed.name
         match = _Match(parsed, self.matcher)
         kept_in = self.kept[index].get(name, {})
@@ -242,12 +258,14 @@ class _Closure:
             top = set(sorted(versions, reverse=True)[:newest])
             candidates = [(s, r) for s, r in candidates if parse_version(r.version) in top]
         for subdir, record in candidates:
-            self._add(index, subdir, name, record, why)
+            self._add(index, subdir, name, record, why, needed_by)
         for subdir, record in (*kept, *candidates):
             self._visit(index, subdir, record)
         return satisfied
 
-    def _add(self, index: int, subdir: str, name: str, record: Record, why: str) -> None:
+    def _add(
+        self, index: int, subdir: str, name: str, record: Record, why: str, needed_by: str
+    ) -> None:
         sel = self.selections[index]
         result = sel.results[subdir]
         del self.candidates[index][name][subdir][record.fn]
@@ -255,7 +273,8 @@ class _Closure:
         result.candidates.pop(record.fn, None)
         result.excluded.pop(record.fn, None)
         result.kept[record.fn] = record
-        self.report.added.setdefault(sel.mirror, []).append((subdir, record.fn, why))
+        added = Addition(subdir, record.fn, why, needed_by)
+        self.report.added.setdefault(sel.mirror, []).append(added)
 
 
 def _index(results: dict[str, FilterResult], kept: bool) -> dict[str, dict[str, dict[str, Record]]]:

@@ -43,6 +43,9 @@ class MirrorSubdirReport:
     rejected_examples: dict[str, str] = field(default_factory=dict)  # filename -> reason
 
 
+NEEDED_BY_CHANNEL = "needed_by_channel"
+
+
 @dataclass
 class MirrorReport:
     name: str
@@ -53,6 +56,9 @@ class MirrorReport:
     status: str = RUNNING
     subdirs: dict[str, MirrorSubdirReport] = field(default_factory=dict)
     unsatisfied: list[dict[str, str]] = field(default_factory=list)  # dependency report
+    # Files the dependency closure added: {subdir, file, why, needed_by_channel}, where
+    # NEEDED_BY_CHANNEL (absent from records written before it) is the channel of the record
+    # `why` names.
     dependencies_added: list[dict[str, str]] = field(default_factory=list)
     # Files an advisory kept out: {subdir, file, advisory} (see sync/advisory_changes.py).
     advisories_blocked: list[dict[str, str]] = field(default_factory=list)

@@ -28,6 +28,7 @@ from sitegen.sync.publish import PublishOutcome
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
+    NEEDED_BY_CHANNEL,
     ChannelSubdirReport,
     MirrorReport,
     MirrorSubdirReport,
@@ -145,9 +146,17 @@ def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureRes
                 for fn, why in sorted(result.excluded.items())
                 if why.startswith(ADVISORY)
             )
-        for subdir, fn, why in dependencies.added.get(name, []):
-            mr.subdirs[subdir].added_as_dependency += 1
-            mr.dependencies_added.append({"subdir": subdir, "file": fn, "why": why})
+        for added in dependencies.added.get(name, []):
+            mr.subdirs[added.subdir].added_as_dependency += 1
+            mr.dependencies_added.append(
+                {
+                    "subdir": added.subdir,
+                    "file": added.fn,
+                    "why": added.why,
+                    # whose file `why` names: the public pages leave it out for a private one
+                    NEEDED_BY_CHANNEL: mirror_reports[added.needed_by].channel,
+                }
+            )
         for subdir, spec, needed_by in dependencies.unsatisfied.get(name, []):
             mr.unsatisfied.append({"subdir": subdir, "spec": spec, "needed_by": needed_by})
 

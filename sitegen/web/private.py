@@ -20,7 +20,14 @@ from sitegen.access.pages import PRIVATE_LABEL, TOKEN_PLACEHOLDER, token_snippet
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.store.site import Site
 from sitegen.sync.history import History
-from sitegen.sync.report import PRIVATE, PUBLIC, RunAccess, RunReport
+from sitegen.sync.report import (
+    NEEDED_BY_CHANNEL,
+    PRIVATE,
+    PUBLIC,
+    MirrorReport,
+    RunAccess,
+    RunReport,
+)
 from sitegen.web.snippets import BASE_PLACEHOLDER
 
 
@@ -49,11 +56,35 @@ def hidden_channels(report: RunReport, now: RunAccess) -> frozenset[str]:
     )
 
 
+# Why a file was added as a dependency, in place of the file that needed it when that file is
+# of a channel the page leaves out (or, in a record from before runs noted whose it was, when
+# the page leaves any channel out). The file added stays listed: its channel publishes it.
+NEEDED_BY_HIDDEN = "needed by a package not shown here"
+
+
+def _public_needs(mirror: MirrorReport, hidden: frozenset[str]) -> MirrorReport:
+    """``mirror`` with the reason of each dependency it added for a record of a ``hidden``
+    channel (one of another channel's mirrors, resolved here) replaced by a word about it."""
+    if not hidden:
+        return mirror
+    rows = []
+    for row in mirror.dependencies_added:
+        # A row written before runs noted the channel may name any file: when unsure, hide.
+        channel = row.get(NEEDED_BY_CHANNEL)
+        rows.append(
+            row
+            if channel is not None and channel not in hidden
+            else {**row, "why": NEEDED_BY_HIDDEN}
+        )
+    return dataclasses.replace(mirror, dependencies_added=rows)
+
+
 def public_report(report: RunReport, now: RunAccess) -> RunReport:
     """``report`` without the mirrors, subdirs and approvals of the channels it must not show
     (:func:`hidden_channels`), nor the run-level errors and ``--only`` names that name one of
-    them or their mirrors, nor the path of a removal (``sitegen remove``) inside one (a failed
-    run left with no error says why in a note that names none of them)."""
+    them or their mirrors, nor the path of a removal (``sitegen remove``) inside one, nor the
+    name of a file of one that needed a dependency another mirror served (a failed run left
+    with no error says why in a note that names none of them)."""
     hidden = hidden_channels(report, now)
     then = report.access.mirrors if report.access is not None else {}
     hidden_mirrors = {m.name for m in report.mirrors if m.channel in hidden}
@@ -70,7 +101,7 @@ def public_report(report: RunReport, now: RunAccess) -> RunReport:
     public = dataclasses.replace(
         report,
         options=options,
-        mirrors=[m for m in report.mirrors if m.channel not in hidden],
+        mirrors=[_public_needs(m, hidden) for m in report.mirrors if m.channel not in hidden],
         channels=[c for c in report.channels if c.channel not in hidden],
         approvals=[a for a in report.approvals if a.get("channel") not in hidden],
         errors=[e for e in report.errors if not any(word in e for word in words)],
