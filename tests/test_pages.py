@@ -583,6 +583,33 @@ channels:
     assert channels == ["https://m.example/internal/approved", "https://m.example/internal/two"]
 
 
+def test_usage_snippets_leave_private_channels_out() -> None:
+    """A private channel is set up with its token snippet: the public snippets name neither
+    its upstream (it mirrors one unfiltered) nor its token-less URL."""
+    text = """
+output: /tmp/site
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  internal/licensed:
+    url: https://conda.example.com/licensed
+    subdirs: [linux-64]
+    access: private
+"""
+    snippets = usage_snippets(parse_config(text), "https://m.example")
+    assert snippets is not None
+    assert tomllib.loads(snippets["pixi"])["mirrors"] == {
+        "https://conda.anaconda.org/conda-forge": ["https://m.example/cloud/conda-forge"]
+    }
+    assert [c["channel"] for c in snippets["commands"]] == ["cloud/conda-forge"]
+    assert not any("licensed" in str(value) for value in snippets.values())
+    only_private = text.replace(
+        "  cloud/conda-forge:\n", "  cloud/conda-forge:\n    access: private\n"
+    )
+    assert usage_snippets(parse_config(only_private), "https://m.example") is None
+
+
 def test_site_filters_make_every_channel_curated() -> None:
     text = """
 output: /tmp/site

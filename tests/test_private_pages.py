@@ -190,6 +190,37 @@ async def test_a_dependency_a_private_package_needs_names_it_on_no_public_page(
 
 
 @pytest.mark.integration
+async def test_the_landing_page_names_no_upstream_of_a_private_channel(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """A private channel mirroring its upstream unfiltered would be a pixi [mirrors] entry:
+    on the public landing page it is shown by its path and token snippet only. With no public
+    channel the landing page has the token snippets alone."""
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+        base_url: {BASE}
+        channels:
+          {PRIVATE}:
+            url: {example_upstream.url}
+            subdirs: [linux-64]
+            access: private
+        """,
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    render_site(config)
+    landing = (site / "index.html").read_text()
+    assert example_upstream.url not in landing
+    assert (
+        f"{BASE}/t/{TOKEN_PLACEHOLDER}/{PRIVATE}".replace("<", "&lt;").replace(">", "&gt;")
+        in landing
+    )
+    assert "[mirrors]" not in landing and "channel_alias" not in landing
+
+
+@pytest.mark.integration
 async def test_private_snippets_carry_the_placeholder_forms(private_site: Path) -> None:
     expected = [
         f"https://mirror.example.org/conda/t/{TOKEN_PLACEHOLDER}/{PRIVATE}",  # path token

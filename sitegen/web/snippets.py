@@ -68,9 +68,18 @@ def custom_channels(paths: list[str], base: str) -> tuple[dict[str, str], list[s
     return custom, defaults
 
 
-def usage_snippets(config: SiteConfig, base: str) -> dict[str, Any]:
-    """`.condarc`, pixi and mamba/conda snippets for this site, built from ``base``."""
-    paths = [c.path for c in config.channels]
+def usage_snippets(config: SiteConfig, base: str) -> dict[str, Any] | None:
+    """`.condarc`, pixi and mamba/conda snippets for the site's public channels, built from
+    ``base``; None when every channel is private.
+
+    The landing page is public: a private channel is shown by its path only, and set up with
+    its token snippet (sitegen.web.private), so neither its upstream (in pixi's
+    ``[mirrors]``) nor a token-less URL of it belongs here.
+    """
+    channels = [c for c in config.channels if not c.private]
+    if not channels:
+        return None
+    paths = [c.path for c in channels]
     prefixes: dict[str, list[str]] = {}
     for path in paths:
         prefix, _, name = path.rpartition("/")
@@ -95,7 +104,7 @@ def usage_snippets(config: SiteConfig, base: str) -> dict[str, Any]:
     pixi_lines = ["# pixi: ~/.pixi/config.toml or the project's .pixi/config.toml", "[mirrors]"]
     sources: dict[str, list[str]] = {}  # upstream -> channels fed by it, tried in this order
     curated = []
-    for channel in config.channels:
+    for channel in channels:
         source = upstream_mirrored(config, channel)
         if source is None:
             curated.append(_channel_url(base, channel.path))
