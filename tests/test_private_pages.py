@@ -37,6 +37,8 @@ from testkit.upstream import ExampleUpstream
 PUBLIC, PRIVATE = "cloud/example", "internal/licensed"
 SECRET_NAMES = ("acme-secret-solver", "acme-licensed-kernel")
 BASE = "https://mirror.example.org/conda"
+# The heading of a private channel's set-up on its own page.
+TOKEN_SECTION = "Use this channel (private)"
 # The configuration's access, as the pages are rendered: one private and one public channel.
 NOW = RunAccess(
     channels={PRIVATE: "private", PUBLIC: "public"}, mirrors={"licensed": "private", "ex": "public"}
@@ -187,6 +189,28 @@ async def test_a_dependency_a_private_package_needs_names_it_on_no_public_page(
     (run_page,) = history.glob("2*.html")
     text = run_page.read_text()
     assert added[0]["file"] in text and NEEDED_BY_HIDDEN in text
+
+
+@pytest.mark.integration
+async def test_a_channel_turning_private_or_public_gets_its_page_rendered_again(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """Its files unchanged, the channel's page still changes with its access: the token
+    set-up appears when it turns private and goes when it turns public again."""
+    folder = tmp_path / "licensed"
+    write_licensed(folder)
+    site = tmp_path / "site"
+    page = site / PRIVATE / "index.html"
+    public = private_config(site, example_upstream.url, folder, access="public")
+    report = await run_mirror(public, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    render_site(public)
+    assert TOKEN_SECTION not in page.read_text()
+    render_site(private_config(site, example_upstream.url, folder))
+    assert TOKEN_SECTION in page.read_text()
+    render_site(public)
+    assert TOKEN_SECTION not in page.read_text()
+    assert TOKEN_PLACEHOLDER.strip("<>") not in page.read_text()
 
 
 @pytest.mark.integration

@@ -86,7 +86,13 @@ class ChannelPages:
         stored_stamp = self._stored_stamp(channel)
         # The notices shown: a notice posted, changed or expired renders the page again.
         notices = [n.to_json() for n in active_notices(channel.notices, datetime.now(UTC))]
-        signature = digest(self.global_key, metadata, cd_stat, mirrors, stored_stamp, notices)
+        # What the page shows of the channel's settings beyond its files: a channel turned
+        # private (or public), or gated, renders the page again, with (or without) its token
+        # set-up and approval links.
+        extras = channel_extras(channel, self.base_url)
+        signature = digest(
+            self.global_key, metadata, cd_stat, mirrors, stored_stamp, notices, extras
+        )
         advisories = self.advisories.get(channel.path)
         if advisories is not None:
             signature = digest(signature, advisories[2])
@@ -107,7 +113,7 @@ class ChannelPages:
 
         before = set(writer.pages)
         names = cached.names if cached is not None and cached.names_key == self.global_key else {}
-        summary, names = self._render_channel(channel, metadata, names, stored_stamp)
+        summary, names = self._render_channel(channel, metadata, names, stored_stamp, extras)
         self.channels[channel.path] = ChannelState(
             signature=signature,
             summary=summary.to_json(),
@@ -186,9 +192,11 @@ class ChannelPages:
         metadata: MetadataStats,
         old_names: dict[str, KnownPackage],
         stored_stamp: dict[str, int] | None,
+        extras: dict[str, Any],
     ) -> tuple[ChannelSummary, dict[str, KnownPackage]]:
         """Every page of a channel; its summary and its packages. With ``stored_stamp`` (a
-        passive mirror feeds it) the pages tell stored files from those fetched on request."""
+        passive mirror feeds it) the pages tell stored files from those fetched on request;
+        ``extras`` (:func:`channel_extras`) go on its index page."""
         writer = self.writer
         subdirs = {subdir: self._read_subdir(channel, subdir) for subdir in metadata}
         by_name = group_by_name(subdirs)
@@ -287,7 +295,7 @@ class ChannelPages:
         writer.page(
             layout.channel_index_path(channel.path),
             "channel.html",
-            {**channel_model(channel, summary, rows), **channel_extras(channel, self.base_url)},
+            {**channel_model(channel, summary, rows), **extras},
         )
         return summary, names
 
