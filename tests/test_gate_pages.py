@@ -87,7 +87,7 @@ def test_package_pages_list_blocked_versions_after_the_shown_ones() -> None:
     assert versions_of(model, ["1.2.11", "1.2.13"]) == ["1.3.1", "1.2.13", "1.2.11"]
 
 
-def gated_config(tmp_path: Path, upstream: str) -> SiteConfig:
+def gated_config(tmp_path: Path, upstream: str, source_access: str = "public") -> SiteConfig:
     write_zlib_advisory(tmp_path / "zlib.json")
     (tmp_path / "approvals.yaml").write_text(
         textwrap.dedent(
@@ -112,6 +112,7 @@ def gated_config(tmp_path: Path, upstream: str) -> SiteConfig:
                 url: {upstream}
                 subdirs: [linux-64, noarch]
                 filters: {{advisories: {{files: [zlib.json], min_score: 7}}}}
+                access: {source_access}
               {GATED}:
                 approval: {{from: {SOURCE}}}
             """
@@ -191,3 +192,33 @@ async def test_approval_pages_are_rendered_again_only_when_their_inputs_change(
     config = load_config(tmp_path / "channels.yaml")
     assert pages <= set(render_site(config).rendered)
     assert "compression" in (site / GATED / "approvals" / "index.html").read_text()
+
+
+@pytest.mark.integration
+async def test_a_gated_channel_whose_source_is_private_links_to_no_pending_page(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """The pending page of a public gated channel would list its private source's packages:
+    there is none, and neither the channel's page nor its approved page links to it, also
+    when the source turns private after the pages were rendered with the link."""
+    site = tmp_path / "site"
+    pending = site / GATED / "approvals" / "pending.html"
+    pages = {
+        "channel": site / GATED / "index.html",
+        "approved": site / GATED / "approvals" / "index.html",
+    }
+
+    def linking() -> list[str]:
+        return [name for name, path in pages.items() if 'pending.html"' in path.read_text()]
+
+    private = gated_config(tmp_path, example_upstream.url, source_access="private")
+    for _ in range(2):  # the gated channel reads its source as the run starts
+        report = await run_mirror(private, MirrorOptions(progress=False))
+        assert report.status == "completed", report.errors
+    render_site(private)
+    assert not pending.exists() and linking() == []
+    public = gated_config(tmp_path, example_upstream.url)
+    render_site(public)
+    assert pending.exists() and linking() == ["channel", "approved"]
+    render_site(private)
+    assert not pending.exists() and linking() == []

@@ -59,6 +59,7 @@ class ChannelPages:
         listings_dir: Path,
         base_url: str | None = None,
         stats: SiteStats | None = None,
+        private: frozenset[str] = frozenset(),
     ) -> None:
         self.writer = writer
         self.site = writer.site
@@ -69,6 +70,7 @@ class ChannelPages:
         self.listings_dir = listings_dir
         self.base_url = base_url  # of the site: package pages' install lines
         self.stats = stats  # download statistics, for the package pages (None: none)
+        self.private = private  # paths of the private channels: what a gated page links to
         # Channel -> (its advisory filter levels, blocked versions by name, their digest):
         # package pages list the advisories affecting each version (see web/gates.py).
         self.advisories: dict[
@@ -89,7 +91,7 @@ class ChannelPages:
         # What the page shows of the channel's settings beyond its files: a channel turned
         # private (or public), or gated, renders the page again, with (or without) its token
         # set-up and approval links.
-        extras = channel_extras(channel, self.base_url)
+        extras = channel_extras(channel, self.base_url, self.private)
         signature = digest(
             self.global_key, metadata, cd_stat, mirrors, stored_stamp, notices, extras
         )
@@ -300,6 +302,9 @@ class ChannelPages:
         return summary, names
 
 
-def channel_extras(channel: ChannelConfig, base_url: str | None) -> dict[str, Any]:
-    """A channel page's links to its approval pages and, when private, its token snippets."""
-    return {**approval_links(channel), **private_channel_extras(channel, base_url)}
+def channel_extras(
+    channel: ChannelConfig, base_url: str | None, private: frozenset[str]
+) -> dict[str, Any]:
+    """A channel page's links to its approval pages and, when private, its token snippets
+    (``private``: paths of the private channels)."""
+    return {**approval_links(channel, private), **private_channel_extras(channel, base_url)}

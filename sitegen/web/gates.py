@@ -87,7 +87,7 @@ def approval_pages(
     candidates = load_candidates(site_root, gate.source, channel.subdirs)
     matcher = RecordMatcher()
     approved = approve(candidates, gate.entries, now, matcher)
-    links = approval_links(channel)
+    links = approval_links(channel, private)
     approved_model = dataclasses.asdict(approved_page(channel.path, gate.entries, approved, now))
     approved_model.update(links, source=gate.source)
     pages = [GatePage(approved_page_path(channel.path), "approvals.html", approved_model)]
@@ -101,14 +101,18 @@ def approval_pages(
     return pages
 
 
-def approval_links(channel: ChannelConfig) -> dict[str, Any]:
-    """The links between a gated channel's page and its approval pages (none elsewhere)."""
-    if channel.approval is None:
+def approval_links(channel: ChannelConfig, private: Iterable[str]) -> dict[str, Any]:
+    """The links between a gated channel's page and its approval pages (none elsewhere): to
+    the pages :func:`approval_relpaths` gives it, so no pending link where it has no pending
+    page (``private``: paths of private channels)."""
+    relpaths = approval_relpaths(channel, private)
+    if not relpaths:
         return {"approval_pages": None}
+    pending = pending_page_path(channel.path)
     return {
         "approval_pages": {
             "channel": channel_index_path(channel.path),
-            "pending": pending_page_path(channel.path),
+            "pending": pending if pending in relpaths else None,
             "approved": approved_page_path(channel.path),
         }
     }

@@ -133,6 +133,7 @@ class _Renderer:
             self.listings_dir,
             config.base_url,
             self.stats,
+            private_paths(config),
         )
         self.scrub = make_scrub(config)
 
@@ -172,8 +173,10 @@ class _Renderer:
         for channel in self.config.channels:
             # Keyed by their inputs: the pending page costs a dependency walk per candidate.
             inputs = approval_inputs(self.site.root, channel, now)
-            key = digest(writer.global_key, "approvals", inputs)
             relpaths = approval_relpaths(channel, private)
+            # The pages link to each other: a pending page gone (the source turned private)
+            # renders the approved page again, without its link.
+            key = digest(writer.global_key, "approvals", inputs, relpaths)
             if all([writer.up_to_date(relpath, key) for relpath in relpaths]):
                 continue
             for page in approval_pages(self.site.root, channel, now, private):
