@@ -199,8 +199,8 @@ def test_noarch_record_resolves_each_platform_in_its_own_mirror_order():
     assert kept(forge, "osx-64") == set()
     why = "needed by tool-1.0-0.conda (libx)"
     assert report.added == {
-        "builds": [("osx-64", "libx-1.0-0.conda", why)],
-        "forge": [("linux-64", "libx-2.0-0.conda", why)],
+        "builds": [("osx-64", "libx-1.0-0.conda", why, "builds")],
+        "forge": [("linux-64", "libx-2.0-0.conda", why, "builds")],
     }
     assert report.unsatisfied == {}
 
