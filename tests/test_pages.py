@@ -41,7 +41,7 @@ from sitegen.web.history import feed_entries, feed_groups, history_json, history
 from sitegen.web.landing import BASE_PLACEHOLDER, landing_model, mirror_state
 from sitegen.web.listing import listing_rows, subdir_listing_head
 from sitegen.web.manifest import KnownPackage, package_key
-from sitegen.web.package import about_package, package_model
+from sitegen.web.package import about_package, package_model, page_names
 from sitegen.web.published import PublishedFile, fingerprint, group_by_name
 from sitegen.web.run import run_detail, run_summary
 from sitegen.web.search import search_index
@@ -78,11 +78,12 @@ def published(r: Record) -> PublishedFile:
     return PublishedFile(r.fn, r.subdir, r.name, r.size, r.timestamp_ms, r.sha256, raw)
 
 
-def package_key_data(records: list[Record], known_names: set[str]) -> str:
-    """The input key of the page of the package of ``records``, as a render computes it."""
+def package_key_data(records: list[Record], channel_names: set[str]) -> str:
+    """The input key of the page of the package of ``records`` in a channel of
+    ``channel_names``, as a render computes it."""
     files = [published(r) for r in records]
     known = KnownPackage(fingerprint(files), package_facts(records))
-    return package_key("", "c/x", records[0].name, known, None, known_names)
+    return package_key("", "c/x", records[0].name, known, None, page_names(channel_names))
 
 
 def package_list(by_name: dict[str, list[Record]], channeldata: dict) -> list[dict]:
@@ -203,7 +204,7 @@ def test_package_model_orders_versions_and_pairs_formats() -> None:
         rec("pkg", "1.0", "h_0", subdir="osx-arm64"),
         rec("pkg", "1.0", "h_1", build_number=1, depends=["zlib >=1", "python >=3.8", "pkg-data"]),
     ]
-    model = package_model("c/x", "pkg", records, known_names={"zlib", "pkg"})
+    model = package_model("c/x", "pkg", records, known_names=page_names({"zlib", "pkg"}))
     assert model["latest"] == "1.0.post1"
     assert [v["version"] for v in model["versions"]] == ["1.0.post1", "1.0", "1.0a1"]
     one = model["versions"][1]["builds"]
@@ -246,6 +247,26 @@ def test_package_key_changes_only_with_the_package() -> None:
     assert package_key_data(a, set()) != key  # the dependency link disappears
     patched = [rec("a", "1.0", "h_0", depends=["zlib >=1.3"])]
     assert package_key_data(patched, {"zlib"}) != key
+    # The page linked to is published under another name: the link changes.
+    assert package_key_data(a, {"Zlib"}) != key
+
+
+def test_dependencies_link_to_the_page_of_the_name_as_published() -> None:
+    """Specs name packages in any case; pages are written under the name as published."""
+    assert page_names(["Foo", "bar", "BAR", "Bar", "ZZ"]) == {
+        "foo": "Foo",
+        "bar": "bar",
+        "zz": "ZZ",
+    }
+    assert page_names(["Bar", "BAR"]) == page_names(["BAR", "Bar"]) == {"bar": "BAR"}
+    records = [rec("top", "1.0", "h_0", depends=["foo >=1", "Foo", "TOP", "libX11", "missing"])]
+    names = page_names(["Foo", "top", "libx11"])
+    model = package_model("c/x", "top", records, known_names=names)
+    assert model["versions"][0]["builds"][0]["dep_links"] == {
+        "foo >=1": "c/x/packages/Foo.html",
+        "Foo": "c/x/packages/Foo.html",
+        "libX11": "c/x/packages/libx11.html",
+    }
 
 
 def test_package_list_and_search_index() -> None:

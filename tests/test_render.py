@@ -44,6 +44,7 @@ from sitegen.web.published import PublishedFile
 from sitegen.web.render import render_site
 from sitegen.web.run import RUN_ID_RE
 from sitegen.web.writer import PageFiles
+from testkit.local import drop_all, local_config
 from testkit.site import rewrite_repodata, site_config
 from testkit.upstream import ExampleUpstream
 
@@ -591,6 +592,33 @@ async def test_render_is_incremental(tmp_path: Path, example_upstream: ExampleUp
     assert removed.removed == [f"{FULL}/packages/mystery-tool.html"]
     assert not (site / FULL / "packages" / "mystery-tool.html").exists()
     assert "mystery-tool" not in page_text(site, f"{FULL}/index.html")
+    assert_links_resolve(site)
+
+
+async def test_dependency_links_reach_pages_of_names_with_capitals(tmp_path: Path) -> None:
+    """Pages are written under a package's name as published; dependency specs may spell it
+    in another case. A page is rendered again when the page its link goes to is renamed."""
+    folder = tmp_path / "folder"
+    names = ("Foo", "libX11", "g++", "a!b", "x=y", "c,d")
+    top = PackageSpec("top", "1.0", "h0_0", depends=("foo >=1", "LibX11", *names[2:]))
+    drop_all(folder, [PackageSpec(n, "1.0", "h0_0") for n in names] + [top])
+    site = tmp_path / "site"
+    config = local_config(site, folder)
+    assert (await mirror(config)).status == "completed"
+    render_site(config)
+    packages = site / "internal/own/packages"
+    assert {p.name for p in packages.iterdir()} >= {f"{n}.html" for n in names}
+    assert 'href="Foo.html"' in page_text(site, "internal/own/packages/top.html")
+    assert_links_resolve(site)
+
+    # libX11 is published as libx11 now: top's records are the same, its link is not.
+    for path in folder.glob("libX11-*"):
+        path.unlink()
+    drop_all(folder, [PackageSpec("libx11", "1.0", "h0_0")])
+    assert (await mirror(config)).status == "completed"
+    again = render_site(config)
+    assert "internal/own/packages/top.html" in again.written
+    assert 'href="libx11.html"' in page_text(site, "internal/own/packages/top.html")
     assert_links_resolve(site)
 
 

@@ -31,7 +31,7 @@ from sitegen.web.environment import make_environment
 from sitegen.web.facts import PackageFacts
 from sitegen.web.format import paragraphs
 from sitegen.web.manifest import KnownPackage, package_key
-from sitegen.web.package import DESCRIPTION_MAX, about_package, package_model
+from sitegen.web.package import DESCRIPTION_MAX, about_package, package_model, page_names
 from sitegen.web.render import TEMPLATES_DIR, render_site
 from sitegen.web.writer import render_page
 from testkit.local import index_of, info_members, write_conda
@@ -151,10 +151,10 @@ def test_package_downloads_move_with_the_days_only_while_recent(tmp_path: Path) 
     known = KnownPackage("fp", PackageFacts("1.0", ["linux-64"], "", []))
 
     def key(downloads: PackageDownloads | None = None) -> str:
-        return package_key("g", PUBLIC, "zlib", known, None, set(), None, downloads)
+        return package_key("g", PUBLIC, "zlib", known, None, {}, None, downloads)
 
     # Without statistics the key is what it was before they existed.
-    assert key() == package_key("g", PUBLIC, "zlib", known, None, set())
+    assert key() == package_key("g", PUBLIC, "zlib", known, None, {})
     assert len({key(), key(NONE_COUNTED), key(zlib), key(numpy)}) == 4
 
 
@@ -333,7 +333,7 @@ def test_a_package_page_leaves_no_cyclic_garbage() -> None:
     env = make_environment(TEMPLATES_DIR)
     records = [rec("numpy", "2.1.0", "py312_0", depends=["python >=3.12"])]
     relpath = layout.package_page_path(PUBLIC, "numpy")
-    model = package_model(PUBLIC, "numpy", records, known_names={"numpy", "python"})
+    model = package_model(PUBLIC, "numpy", records, known_names=page_names(["numpy", "python"]))
     model["advisories"] = []
     render_page(env, "t", "package.html", relpath, model=model)  # templates compiled
     gc.collect()

@@ -30,6 +30,7 @@ from sitegen.web.facts import package_row
 from sitegen.web.gates import approval_links
 from sitegen.web.listing_pages import write_listing
 from sitegen.web.manifest import ChannelState, KnownPackage, digest, package_key
+from sitegen.web.package import page_names
 from sitegen.web.package_pages import PackageContext, PackageTask, package_pages
 from sitegen.web.private import private_channel_extras
 from sitegen.web.published import (
@@ -218,7 +219,7 @@ class ChannelPages:
             for row in summary.subdirs:
                 row.stored = sum(1 for f in subdirs[row.subdir] if f.fn in stored[row.subdir])
             summary.stored = sum(row.stored or 0 for row in summary.subdirs)
-        lower = {name.lower() for name in by_name}
+        pages_of = page_names(by_name)
         downloads = None if self.stats is None else self.stats.downloads(channel.path)
         advisories = self.advisories.get(channel.path)
         # Package pages show advisories: their keys change with them.
@@ -245,7 +246,7 @@ class ChannelPages:
                 continue
             names[name] = known
             key = package_key(
-                package_global, channel.path, name, known, entry, lower, kept, counted
+                package_global, channel.path, name, known, entry, pages_of, kept, counted
             )
             if not writer.up_to_date(relpath, key):
                 tasks.append(
@@ -257,7 +258,7 @@ class ChannelPages:
             writer.title,
             package_global,
             channel.path,
-            lower,
+            pages_of,
             self.base_url,
             advisories[:2] if advisories is not None else None,
         )

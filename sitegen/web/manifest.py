@@ -9,6 +9,7 @@ A channel whose metadata files did not change is skipped as a whole (its ``signa
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,15 +39,18 @@ def package_key(
     name: str,
     known: KnownPackage,
     entry: Any,
-    names: set[str],
+    names: Mapping[str, str],
     stored: list[str] | None = None,
     downloads: Any = None,
 ) -> str:
-    """The input key of a package page: its records (by fingerprint), the names of the channel
-    (``names``) its dependencies link to, its channeldata.json entry, in a channel fed by
+    """The input key of a package page: its records (by fingerprint), the pages its
+    dependencies link to (``names``: :func:`sitegen.web.package.page_names` of the channel),
+    its channeldata.json entry, in a channel fed by
     a passive mirror which of its files are stored (``subdir/fn``; None elsewhere) and, while
     the site has download statistics, its downloads (None without)."""
-    linked = [dep for dep in known.facts.dependencies if dep in names]
+    # The names of the pages linked to: a dependency's page renamed (``foo`` published as
+    # ``Foo`` now) changes the link.
+    linked = [names[dep] for dep in known.facts.dependencies if dep in names]
     inputs: list[Any] = ["package.html", channel, name, known.fingerprint, linked, entry]
     if stored is not None:
         inputs.append(stored)

@@ -7,6 +7,7 @@ Upstream metadata is untrusted. The templates escape every value; on top of that
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sitegen.conda.records import Record
@@ -54,6 +55,22 @@ def about_package(records: list[Record], channeldata_entry: Any) -> dict[str, An
     return about
 
 
+def page_names(names: Iterable[str]) -> dict[str, str]:
+    """The lower-case form of each package name -> the name its page is written under.
+
+    Dependency specs name packages in any case (conda compares names in lower case), so their
+    links look the name up here. Should two names of a channel differ only in case, the
+    lower-case one wins, else the first in code point order, whatever order they come in.
+    """
+    pages: dict[str, str] = {}
+    for name in names:
+        low = name.lower()
+        have = pages.get(low)
+        if have is None or (have != low and (name == low or name < have)):
+            pages[low] = name
+    return pages
+
+
 def _file_entry(channel: str, record: Record) -> dict[str, Any]:
     return {
         "fn": record.fn,
@@ -74,14 +91,15 @@ def package_model(
     name: str,
     records: list[Record],
     channeldata_entry: Any = None,
-    known_names: set[str] | frozenset[str] = frozenset(),
+    known_names: Mapping[str, str] | None = None,
     base_url: str | None = None,
     stored: list[str] | None = None,
     downloads: Any = None,
 ) -> dict[str, Any]:
     """A package page: about, latest version and versions x subdirs x builds, formats side by side.
 
-    ``known_names`` are the channel's package names: dependencies on them link to their pages.
+    ``known_names`` (:func:`page_names`) maps the channel's package names, in lower case, to
+    the names their pages are written under: dependencies on them link to those pages.
     Its install lines are the landing page's, under ``base_url`` (else a placeholder the
     page's script replaces with the address it is browsed at). ``stored`` (``subdir/fn``) are
     the files stored in a channel a passive mirror feeds (None elsewhere): the others are
@@ -115,6 +133,7 @@ def package_model(
         row["files"][entry["format"]] = entry
     versions: dict[str, list[dict[str, Any]]] = {}
     own = name.lower()
+    page_of = known_names or {}
     links: dict[str, str | None] = {}  # spec -> the page it links to (the builds share specs)
     for row in builds.values():
         row["date"] = format_date_ms(row["timestamp_ms"])
@@ -127,8 +146,8 @@ def package_model(
         for spec in row["depends"]:
             if spec not in links:
                 dep = dependency_name(spec)
-                linked = dep in known_names and dep != own
-                links[spec] = package_page_path(channel, dep) if linked else None
+                target = page_of.get(dep) if dep is not None and dep != own else None
+                links[spec] = None if target is None else package_page_path(channel, target)
             if links[spec] is not None:
                 dep_links[spec] = links[spec]
         versions.setdefault(row["version"], []).append(row)

@@ -65,7 +65,7 @@ class PackageContext(NamedTuple):
     title: str
     global_key: str
     channel: str
-    names: set[str]  # the channel's package names, lower case: dependencies link to them
+    names: dict[str, str]  # the channel's package names, lower case -> their pages' (page_names)
     base_url: str | None = None  # of the site, for the install lines
     # The channel's advisory filter levels, and by name the versions blocked with the ids of
     # the advisories that blocked them (web/gates.py).
