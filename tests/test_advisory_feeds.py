@@ -99,7 +99,7 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
     assert not report.failed, report.errors
     (mirror,) = report.mirrors
     assert mirror.subdirs["linux-64"].excluded == {"advisory TEST-ZLIB-1": 2}
-    assert mirror.warnings == [] and {b["file"] for b in mirror.advisories_blocked} == OLD_ZLIB
+    assert mirror.warnings == [] and {b.file for b in mirror.advisories_blocked} == OLD_ZLIB
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
     assert published(site, CHANNEL, "linux-64") >= NEW_ZLIB
     (first,) = server.requests
@@ -137,7 +137,7 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
     report = await run(config)
     assert not report.failed
     assert not published(site, CHANNEL, "linux-64") & (OLD_ZLIB | NEW_ZLIB)
-    assert {b["file"] for b in report.mirrors[0].advisories_blocked} == OLD_ZLIB | NEW_ZLIB
+    assert {b.file for b in report.mirrors[0].advisories_blocked} == OLD_ZLIB | NEW_ZLIB
     assert server.requests[-1].status == 200
     # The new copy's advisories replaced the old copy's.
     (newer,) = [p for p in kept.iterdir() if is_feed_parsed_copy(p.name)]

@@ -47,17 +47,17 @@ async def test_advisories_block_and_the_history_tells_newly_blocked_and_cleared(
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
     assert published(site, CHANNEL, "linux-64") >= NEW_ZLIB
     assert mirror.subdirs["linux-64"].excluded == {"advisory TEST-ZLIB-1": 2}
-    assert {b["file"] for b in changes.blocked} == OLD_ZLIB and changes.cleared == ()
+    assert {b.file for b in changes.blocked} == OLD_ZLIB and changes.cleared == ()
 
     write_zlib_advisory(advisory, fixed="1.3.2")  # 1.3.1 turns out affected as well
     mirror, changes = await run()
     assert not published(site, CHANNEL, "linux-64") & (OLD_ZLIB | NEW_ZLIB)
-    assert {b["file"] for b in changes.blocked} == NEW_ZLIB and changes.cleared == ()
-    assert {b["advisory"] for b in mirror.advisories_blocked} == {"TEST-ZLIB-1"}
+    assert {b.file for b in changes.blocked} == NEW_ZLIB and changes.cleared == ()
+    assert {b.advisory for b in mirror.advisories_blocked} == {"TEST-ZLIB-1"}
 
     mirror, changes = await run(allow="[CVE-2022-37434]")  # accepted as mitigated, by alias
     assert published(site, CHANNEL, "linux-64") >= (OLD_ZLIB | NEW_ZLIB)
-    assert changes.blocked == () and {b["file"] for b in changes.cleared} == OLD_ZLIB | NEW_ZLIB
+    assert changes.blocked == () and {b.file for b in changes.cleared} == OLD_ZLIB | NEW_ZLIB
 
 
 async def test_a_pypi_advisory_blocks_conda_records_through_identities_in_a_real_run(
@@ -109,7 +109,7 @@ async def test_a_pypi_advisory_blocks_conda_records_through_identities_in_a_real
     assert old_numpy and six and not kept & (old_numpy | six)
     assert {fn for fn in upstream if fn.startswith("numpy-2.")} <= kept
     assert mirror.subdirs["linux-64"].excluded == {"advisory GHSA-test-numpy": len(old_numpy | six)}
-    assert {b["file"] for b in mirror.advisories_blocked} == old_numpy | six
+    assert {b.file for b in mirror.advisories_blocked} == old_numpy | six
 
     # The package pages list the advisory under each version it blocked, found through the
     # identities (numpy) or through the records' own purls (six: its blocked build has no

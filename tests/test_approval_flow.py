@@ -75,7 +75,7 @@ def test_approve_with_dependencies_installs_and_revoke_removes(
     assert {p.name for p in installed} == {"numpy", "python", "libopenblas", "zlib"}
     assert all(p.url.startswith(f"{url}/linux-64/") for p in installed)
     latest = History(Site(site)).runs()[0]
-    assert latest.approvals == [
+    assert latest.to_json()["approvals"] == [
         {
             "action": "approve",
             "channel": GATED,
@@ -99,6 +99,6 @@ def test_approve_with_dependencies_installs_and_revoke_removes(
     with pytest.raises(Exception, match=r"(?i)numpy"):
         solve_only([url], ["numpy"], cache_dir=tmp_path / "cache-2")
     revoked = History(Site(site)).runs()[0].approvals
-    assert [(r["action"], r["by"], r["why"]) for r in revoked] == [("revoke", "bob", "CVE")]
+    assert [(r.action, r.by, r.why) for r in revoked] == [("revoke", "bob", "CVE")]
     record = json.loads((site / GATED / "linux-64" / "repodata.json").read_text())
     assert record["packages"] == {} and record["packages.conda"] == {}

@@ -573,6 +573,6 @@ def test_a_revocation_is_recorded_as_the_revokers_not_the_approvers(tmp_path):
     main(["approve", GATED, "numpy", "-c", str(config), "--by", "alice", "--reason", "needed"])
     main(["revoke", GATED, "numpy", "-c", str(config)])
     (revoked,) = History(Site(tmp_path / "site")).runs()[0].approvals
-    assert revoked["action"] == "revoke"
+    assert revoked.action == "revoke"
     # Without --by and --reason: whoever ran it, no reason; never alice's approval reason.
-    assert (revoked["by"], revoked["why"]) == (getpass.getuser(), "")
+    assert (revoked.by, revoked.why) == (getpass.getuser(), "")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.config import SiteConfig, load_config
-from sitegen.sync.report import MirrorReport, RunReport
+from sitegen.sync.report import ApprovalChange, BlockedFile, MirrorReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web import gates
 from sitegen.web.environment import make_environment
@@ -25,8 +25,8 @@ SOURCE, GATED = "cloud/example", "internal/approved"
 OLD_ZLIB = "zlib-1.2.13-h446ffa6_0.conda"
 
 
-def blocked(fn: str) -> dict[str, str]:
-    return {"subdir": "linux-64", "file": fn, "advisory": "TEST-1"}
+def blocked(fn: str) -> BlockedFile:
+    return BlockedFile("linux-64", fn, "TEST-1")
 
 
 @pytest.mark.unit
@@ -39,17 +39,17 @@ def test_gate_changes_per_run_against_the_mirrors_previous_run() -> None:
         started=3.0,
         mirrors=[MirrorReport("m", "c", "u")],
         approvals=[
-            {"action": "approve", "channel": "g", "spec": "numpy", "by": "a", "why": "w"},
-            {"action": "revoke", "channel": "g", "spec": "zlib", "by": "b", "why": "cve"},
+            ApprovalChange("approve", "g", "numpy", "a", "w"),
+            ApprovalChange("revoke", "g", "zlib", "b", "cve"),
         ],
     )
     second.mirrors[0].advisories_blocked = [blocked("b-1-0.conda"), blocked("c-1-0.conda")]
     out = gate_changes([second, other, first])  # newest first, as the history reads them
     (changes,) = out["3"]["advisory_changes"]
-    assert [b["file"] for b in changes["blocked"]] == ["c-1-0.conda"]
-    assert [b["file"] for b in changes["cleared"]] == ["a-1-0.conda"]
+    assert [b.file for b in changes["blocked"]] == ["c-1-0.conda"]
+    assert [b.file for b in changes["cleared"]] == ["a-1-0.conda"]
     assert out["3"]["gate_counts"] == {"granted": 1, "revoked": 1, "blocked": 1, "cleared": 1}
-    assert [b["file"] for b in out["1"]["advisory_changes"][0]["blocked"]] == [
+    assert [b.file for b in out["1"]["advisory_changes"][0]["blocked"]] == [
         "a-1-0.conda",
         "b-1-0.conda",
     ]
@@ -62,7 +62,7 @@ def test_run_pages_list_at_most_changes_max_files_and_count_them_all(monkeypatch
     run = RunReport(id="1", started=1.0, mirrors=[MirrorReport("m", "c", "u")])
     run.mirrors[0].advisories_blocked = [blocked("a-1-0.conda"), blocked("b-1-0.conda")]
     (changes,) = gate_changes([run])["1"]["advisory_changes"]
-    assert [b["file"] for b in changes["blocked"]] == ["a-1-0.conda"]
+    assert [b.file for b in changes["blocked"]] == ["a-1-0.conda"]
     assert changes["counts"] == {"blocked": 2, "cleared": 0}
 
 
@@ -72,7 +72,7 @@ def test_run_pages_show_an_approval_without_expiry_or_dependencies() -> None:
     run = RunReport(
         id="1",
         started=1.0,
-        approvals=[{"action": "approve", "channel": "g", "spec": "zlib", "by": "a", "why": "w"}],
+        approvals=[ApprovalChange("approve", "g", "zlib", "a", "w")],
     )
     model = gate_changes([run])["1"]
     macros = make_environment().get_template("_gates.html").make_module({"page": "run.html"})

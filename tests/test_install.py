@@ -40,7 +40,7 @@ async def test_rattler_installs_numpy_from_the_mirror(
     assert not published(site, CHANNEL, "linux-64") & (
         fns(packages, "readline") | fns(packages, "blas") | fns(packages, "futures")
     )
-    added = {d["file"] for d in report.mirrors[0].dependencies_added}
+    added = {d.file for d in report.mirrors[0].dependencies_added}
     assert fns(packages, "zlib") <= added and fns(packages, "libopenblas", "0.3.27") <= added
 
     nginx = nginx_server_factory(site)

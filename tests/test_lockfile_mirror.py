@@ -11,6 +11,7 @@ import trio
 import yaml
 from rattler import LockChannel, LockFile, LockPlatform, RepoDataRecord
 
+from sitegen.sync.report import MissingPin
 from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.client import solve_records
 from testkit.site import assert_channel_consistent, channel_config, published
@@ -87,12 +88,12 @@ async def test_lockfiles_of_a_real_solve_mirror_exactly_their_records(
         missing = report.mirrors[0].pins_missing
         if lockfile == "explicit.txt":
             assert missing == [
-                {
-                    "lockfile": str(tmp_path / lockfile),
-                    "subdir": "linux-64",
-                    "file": "numpy-9.9.9-py312h0000000_0.conda",
-                    "why": "not upstream",
-                }
+                MissingPin(
+                    lockfile=str(tmp_path / lockfile),
+                    subdir="linux-64",
+                    file="numpy-9.9.9-py312h0000000_0.conda",
+                    why="not upstream",
+                )
             ]
         else:
             assert missing == [], lockfile

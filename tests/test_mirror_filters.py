@@ -322,8 +322,8 @@ async def test_include_dependencies_adds_what_the_allowlist_needs(
     check(report, site, "noarch", set(), {NOT_ALLOWED: 9})
     mr = report.mirrors[0]
     assert mr.subdirs["linux-64"].added_as_dependency == len(deps) == 12
-    assert {d["file"] for d in mr.dependencies_added} == deps
-    zlib_why = {d["why"] for d in mr.dependencies_added if d["file"].startswith("zlib-")}
+    assert {d.file for d in mr.dependencies_added} == deps
+    zlib_why = {d.why for d in mr.dependencies_added if d.file.startswith("zlib-")}
     assert all(why.startswith("needed by libopenblas-0.3.27") for why in zlib_why)
     assert mr.unsatisfied == []
 
@@ -398,7 +398,7 @@ async def test_dependencies_must_pass_the_other_filters(upstream: str, tmp_path:
         fns(P, "ghostscript"),
         {"name excluded": 4, NOT_ALLOWED: 42 - 4 - 2},
     )
-    (missing,) = {(u["spec"], u["needed_by"].split("-")[0]) for u in report.mirrors[0].unsatisfied}
+    (missing,) = {(u.spec, u.needed_by.split("-")[0]) for u in report.mirrors[0].unsatisfied}
     assert missing == ("zlib >=1.3.1,<2.0a0", "ghostscript")
 
 
@@ -519,7 +519,7 @@ async def test_own_mirror_first_even_when_it_cannot_satisfy(
         channel="cloud/b",
         index=1,
     )
-    unsatisfied = {(u["spec"], u["needed_by"]) for u in report.mirrors[0].unsatisfied}
+    unsatisfied = {(u.spec, u.needed_by) for u in report.mirrors[0].unsatisfied}
     py311 = next(p for p in own if p.build.startswith("py311"))
     assert unsatisfied == {("python >=3.11,<3.12.0a0", fn) for fn in py311.filenames}
 

@@ -18,10 +18,12 @@ from sitegen.sync.report import (
     FAILED,
     INTERRUPTED,
     RUNNING,
+    AddedDependency,
     ChannelSubdirReport,
     MirrorReport,
     MirrorSubdirReport,
     RunReport,
+    UnsatisfiedDependency,
 )
 from sitegen.web.channel import ChannelSummary, summarize_channel
 from sitegen.web.facts import SEARCH_SUMMARY_MAX, PackageFacts, package_facts, package_row
@@ -478,8 +480,8 @@ def test_feed_entries_group_files_by_version() -> None:
 
 def test_run_detail_lists_changes_and_dependency_report() -> None:
     report = run("r1", 100, COMPLETED, added=("a-1-h_0.conda", "gone-1-h_0.conda"))
-    report.mirrors[0].unsatisfied = [{"subdir": "linux-64", "spec": "q >=2", "needed_by": "a"}]
-    report.mirrors[0].dependencies_added = [{"subdir": "linux-64", "file": "z.conda", "why": "a"}]
+    report.mirrors[0].unsatisfied = [UnsatisfiedDependency("linux-64", "q >=2", "a")]
+    report.mirrors[0].dependencies_added = [AddedDependency("linux-64", "z.conda", "a")]
     detail = run_detail(report, package_pages={"c/x": {"a"}})
     (change,) = detail["changes"]
     assert change["added"]["items"] == [
@@ -717,7 +719,7 @@ def test_landing_links_the_dependency_report_of_the_run_it_counts() -> None:
     for report in reports:
         report.mirrors[0].name = "cloud-conda-forge"
     reports[0].mirrors[0].subdirs = {}
-    reports[1].mirrors[0].unsatisfied = [{"subdir": "linux-64", "spec": "libzz", "needed_by": "a"}]
+    reports[1].mirrors[0].unsatisfied = [UnsatisfiedDependency("linux-64", "libzz", "a")]
     (mirror,) = landing_model(config(), {}, reports)["channels"][0]["mirrors"]
     assert mirror["last_run_page"] == run_page_path("r2")
     assert mirror["filtered"]["unsatisfied"] == 1

@@ -14,7 +14,8 @@ from sitegen.access.pages import TOKEN_PLACEHOLDER
 from sitegen.config import SiteConfig
 from sitegen.sync.report import (
     FAILED,
-    NEEDED_BY_CHANNEL,
+    AddedDependency,
+    ApprovalChange,
     ChannelSubdirReport,
     MirrorReport,
     RunAccess,
@@ -177,9 +178,9 @@ async def test_a_dependency_a_private_package_needs_names_it_on_no_public_page(
     assert report.status == "completed", report.errors
     (public_mirror,) = [m for m in report.mirrors if m.channel == PUBLIC]
     added = public_mirror.dependencies_added
-    assert added and all(row["file"].startswith("zlib-") for row in added)
-    assert {row[NEEDED_BY_CHANNEL] for row in added} == {PRIVATE}
-    assert all(SECRET_NAMES[0] in row["why"] for row in added)  # the record keeps it
+    assert added and all(row.file.startswith("zlib-") for row in added)
+    assert {row.needed_by_channel for row in added} == {PRIVATE}
+    assert all(SECRET_NAMES[0] in row.why for row in added)  # the record keeps it
     render_site(config)
     history = site / "history"
     public = [site / "index.html", history / "history.json", history / "feed.atom"]
@@ -272,7 +273,7 @@ def test_public_report_drops_private_channels_mirrors_approvals_and_errors() -> 
             ChannelSubdirReport(channel=PUBLIC, subdir="linux-64", added=["zlib-1-0.conda"]),
         ],
         errors=["licensed: upstream broke", f"{PRIVATE}: disk full", "ex: slow"],
-        approvals=[{"action": "approve", "channel": PRIVATE, "spec": "acme"}],
+        approvals=[ApprovalChange("approve", PRIVATE, "acme", "a", "w")],
     )
     public = public_report(report, NOW)
     assert [m.name for m in public.mirrors] == ["ex"]
@@ -285,12 +286,11 @@ def test_public_report_drops_private_channels_mirrors_approvals_and_errors() -> 
 def test_public_report_names_no_hidden_file_a_dependency_was_added_for() -> None:
     """Rows of a shown mirror's added dependencies keep their reason when a shown channel's
     file needed them; otherwise the reason names no file. A row from a record written before
-    rows noted the channel (no NEEDED_BY_CHANNEL) is told apart from neither: it keeps its
+    rows noted the channel (no needed_by_channel) is told apart from neither: it keeps its
     reason only when the page hides no channel."""
 
-    def row(fn: str, why: str, channel: str | None) -> dict[str, str]:
-        out = {"subdir": "linux-64", "file": fn, "why": why}
-        return out if channel is None else {**out, NEEDED_BY_CHANNEL: channel}
+    def row(fn: str, why: str, channel: str | None) -> AddedDependency:
+        return AddedDependency("linux-64", fn, why, channel)
 
     rows = [
         row("zlib-1-0.conda", "needed by acme-1-0.conda (zlib)", PRIVATE),
@@ -305,9 +305,10 @@ def test_public_report_names_no_hidden_file_a_dependency_was_added_for() -> None
             MirrorReport("ex", PUBLIC, "u", dependencies_added=rows),
         ],
     ).to_json()
-    report = RunReport.from_json(data)  # NEEDED_BY_CHANNEL is optional in a record
+    assert "needed_by_channel" not in data["mirrors"][1]["dependencies_added"][2]
+    report = RunReport.from_json(data)  # needed_by_channel is optional in a record
     (ex,) = public_report(report, NOW).mirrors
-    assert [(r["file"], r["why"]) for r in ex.dependencies_added] == [
+    assert [(r.file, r.why) for r in ex.dependencies_added] == [
         ("zlib-1-0.conda", NEEDED_BY_HIDDEN),
         ("xz-1-0.conda", "needed by numpy-2-0.conda (xz)"),
         ("bz2-1-0.conda", NEEDED_BY_HIDDEN),
@@ -330,7 +331,7 @@ def test_public_report_leaves_out_the_only_names_and_removals_of_hidden_channels
         options={"only": ["licensed", "ex", "gone-source"], "remove": f"{gone}/linux-64"},
         mirrors=[MirrorReport("gone-source", gone, "u"), MirrorReport("ex", PUBLIC, "u")],
         errors=["ex: slow", "gone-source: HTTP 500"],
-        approvals=[{"action": "approve", "spec": "zlib"}],  # no channel: hides nothing
+        approvals=[ApprovalChange("approve", "", "zlib", "a", "w")],  # no channel: hides nothing
     )
     public = public_report(report, NOW)
     assert public.options == {"only": ["ex"], "remove": ""} and public.removal

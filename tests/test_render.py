@@ -40,6 +40,7 @@ from sitegen.web import listing as listing_module
 from sitegen.web import listing_pages, package_pages
 from sitegen.web.format import iso_time
 from sitegen.web.landing import BASE_PLACEHOLDER
+from sitegen.web.private import ledger_hides
 from sitegen.web.published import PublishedFile
 from sitegen.web.render import render_site
 from sitegen.web.run import RUN_ID_RE
@@ -694,6 +695,42 @@ async def test_history_shows_completed_failed_running_and_interrupted_runs(
     assert "badge-failed" in landing
     assert iso_time(completed.ended) in landing
     assert_links_resolve(site)
+
+
+DAMAGED_ROWS = {
+    "approval without spec": {"approvals": [{"action": "approve", "channel": "internal/own"}]},
+    "dependency row without keys": {"unsatisfied": [{"subdir": "linux-64"}]},
+    "advisory row without file": {"advisories_blocked": [{"subdir": "linux-64"}]},
+}
+
+
+@pytest.mark.parametrize("what", sorted(DAMAGED_ROWS))
+async def test_a_run_record_with_a_damaged_row_is_left_out_and_its_records_unserved(
+    tmp_path: Path, what: str
+) -> None:
+    """A record whose types fit but whose row lacks a field the pages read is passed over
+    like any unreadable record (the pages render without it), and, as it may name anything,
+    the web server configuration keeps the records from everyone."""
+    folder = tmp_path / "folder"
+    drop_all(folder, [PackageSpec("zlib", "1.0", "h0_0")])
+    site = tmp_path / "site"
+    config = local_config(site, folder)
+    good = await mirror(config)
+    assert not ledger_hides(config)
+    damaged = {"id": "20990101T000000Z", "started": good.started + 1, "status": "completed"}
+    row = DAMAGED_ROWS[what]
+    if "approvals" in row:
+        damaged.update(row)
+    else:
+        damaged["mirrors"] = [
+            {"name": "internal-own", "channel": "internal/own", "source": str(folder), **row}
+        ]
+    (site / "history/runs/20990101T000000Z.json").write_text(json.dumps(damaged))
+    render_site(config)
+    runs = json.loads(page_text(site, "history/history.json"))["runs"]
+    assert [r["id"] for r in runs] == [good.id]
+    assert not (site / run_page_path("20990101T000000Z")).exists()
+    assert ledger_hides(config)
 
 
 def test_cli_mirror_renders_and_render_needs_no_network(

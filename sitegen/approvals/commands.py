@@ -19,6 +19,7 @@ from sitegen.config.approvals import spec_problem
 from sitegen.config.model import ChannelConfig, SiteConfig
 from sitegen.config.yaml_nodes import ConfigError
 from sitegen.sync.approvals import PendingItem, approve, load_candidates, matching, pending
+from sitegen.sync.report import ApprovalChange
 
 
 def gated_channel(config: SiteConfig, path: str) -> ChannelConfig:
@@ -140,12 +141,14 @@ def matches_now(config: SiteConfig, entry: Approval) -> int:
     return len(matching(candidates, entry.spec, RecordMatcher()))
 
 
-def change_record(action: str, entry: Approval) -> dict[str, str]:
+def change_record(action: str, entry: Approval) -> ApprovalChange:
     """How a run's history records an approval granted or revoked."""
-    record = {"action": action, "channel": entry.channel, "spec": entry.spec, "by": entry.by}
-    record["why"] = entry.why
-    if entry.expires:
-        record["expires"] = entry.expires
-    if entry.with_dependencies:
-        record["with_dependencies"] = "true"
-    return record
+    return ApprovalChange(
+        action,
+        entry.channel,
+        entry.spec,
+        entry.by,
+        entry.why,
+        expires=entry.expires or None,
+        with_dependencies="true" if entry.with_dependencies else None,
+    )

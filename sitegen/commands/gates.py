@@ -7,6 +7,7 @@ import getpass
 import logging
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -20,6 +21,9 @@ from sitegen.commands.common import (
     render_pages,
     whole_number,
 )
+
+if TYPE_CHECKING:  # the subcommands import what they run when they run
+    from sitegen.sync.report import ApprovalChange
 
 log = logging.getLogger("sitegen")
 
@@ -66,7 +70,7 @@ def _add_freeze_commands(add: AddCommand) -> None:
 
 
 def _add_approval_commands(add: AddCommand) -> None:
-    def publish(args: argparse.Namespace, channel: str, changes: list[dict[str, str]]) -> int:
+    def publish(args: argparse.Namespace, channel: str, changes: list[ApprovalChange]) -> int:
         """Run the gated channel's mirror now, recording the changes in its history."""
         from sitegen.approvals.commands import gated_channel
         from sitegen.store.lock import SiteLocked

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sitegen.sync.report import MirrorReport, RunReport
+from sitegen.sync.report import BlockedFile, MirrorReport, RunReport
 
 
 @dataclass(frozen=True)
 class AdvisoryChanges:
-    blocked: tuple[dict[str, str], ...]  # {subdir, file, advisory}, sorted
-    cleared: tuple[dict[str, str], ...]
+    blocked: tuple[BlockedFile, ...]  # sorted by subdir and file
+    cleared: tuple[BlockedFile, ...]
 
 
 def previous_report(
@@ -37,8 +37,8 @@ def previous_report(
 def advisory_changes(current: MirrorReport, previous: MirrorReport | None) -> AdvisoryChanges:
     """What ``current`` blocks that ``previous`` did not, and the reverse (by subdir and file;
     a file blocked by another advisory than before is neither)."""
-    now = {(b["subdir"], b["file"]): b for b in current.advisories_blocked}
-    before = {(b["subdir"], b["file"]): b for b in previous.advisories_blocked} if previous else {}
+    now = {(b.subdir, b.file): b for b in current.advisories_blocked}
+    before = {(b.subdir, b.file): b for b in previous.advisories_blocked} if previous else {}
     return AdvisoryChanges(
         blocked=tuple(now[k] for k in sorted(now.keys() - before.keys())),
         cleared=tuple(before[k] for k in sorted(before.keys() - now.keys())),

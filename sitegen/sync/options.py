@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sitegen.sync.report import ApprovalChange
+
 
 @dataclass
 class MirrorOptions:
@@ -14,4 +16,4 @@ class MirrorOptions:
     due: bool = False  # run just the mirrors whose schedule came due
     progress: bool | None = None  # None: live display only on a terminal
     # Approvals granted or revoked that this run publishes, for the history (sitegen approve).
-    approvals: tuple[dict[str, str], ...] = ()
+    approvals: tuple[ApprovalChange, ...] = ()

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -43,7 +43,58 @@ class MirrorSubdirReport:
     rejected_examples: dict[str, str] = field(default_factory=dict)  # filename -> reason
 
 
-NEEDED_BY_CHANNEL = "needed_by_channel"
+# The rows of a run record's lists. Every field a page or a later run reads is required, so a
+# damaged or foreign record that lacks one fails RunReport.from_json's check and is passed over
+# like any unreadable record, instead of failing every page rendered from the ledger. Each is
+# written as the plain dict it always was (the optional ones without their empty values).
+
+
+class UnsatisfiedDependency(msgspec.Struct):
+    """A dependency the include_dependencies closure found nothing for."""
+
+    subdir: str
+    spec: str
+    needed_by: str  # the file that depends on it
+
+
+class AddedDependency(msgspec.Struct, omit_defaults=True):
+    """A file the include_dependencies closure added."""
+
+    subdir: str
+    file: str
+    why: str  # "needed by <file> (<spec>)"
+    # The channel of the file `why` names (the public pages leave it out for a private one);
+    # None in records written before runs noted it.
+    needed_by_channel: str | None = None
+
+
+class BlockedFile(msgspec.Struct):
+    """A file an advisory kept out (see sync/advisory_changes.py)."""
+
+    subdir: str
+    file: str
+    advisory: str  # its id
+
+
+class MissingPin(msgspec.Struct):
+    """A lockfile pin upstream does not offer."""
+
+    lockfile: str
+    subdir: str
+    file: str
+    why: str
+
+
+class ApprovalChange(msgspec.Struct, omit_defaults=True):
+    """An approval granted (``approve``) or revoked (``revoke``) that a run published."""
+
+    action: str
+    channel: str
+    spec: str
+    by: str
+    why: str
+    expires: str | None = None  # when it ends (a date, or a time)
+    with_dependencies: Literal["true"] | None = None  # text, as records have always had it
 
 
 @dataclass
@@ -55,15 +106,10 @@ class MirrorReport:
     kind: str = "channel"  # MirrorConfig.kind: "local" reads a folder, not an upstream channel
     status: str = RUNNING
     subdirs: dict[str, MirrorSubdirReport] = field(default_factory=dict)
-    unsatisfied: list[dict[str, str]] = field(default_factory=list)  # dependency report
-    # Files the dependency closure added: {subdir, file, why, needed_by_channel}, where
-    # NEEDED_BY_CHANNEL (absent from records written before it) is the channel of the record
-    # `why` names.
-    dependencies_added: list[dict[str, str]] = field(default_factory=list)
-    # Files an advisory kept out: {subdir, file, advisory} (see sync/advisory_changes.py).
-    advisories_blocked: list[dict[str, str]] = field(default_factory=list)
-    # Lockfile pins upstream does not offer: {lockfile, subdir, file, why}.
-    pins_missing: list[dict[str, str]] = field(default_factory=list)
+    unsatisfied: list[UnsatisfiedDependency] = field(default_factory=list)  # dependency report
+    dependencies_added: list[AddedDependency] = field(default_factory=list)
+    advisories_blocked: list[BlockedFile] = field(default_factory=list)
+    pins_missing: list[MissingPin] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # What the mirror ran with that is not as it should be, without failing it (an advisory
@@ -75,8 +121,7 @@ class MirrorReport:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MirrorReport:
-        subdirs = {k: MirrorSubdirReport(**v) for k, v in data.get("subdirs", {}).items()}
-        return cls(**{**data, "subdirs": subdirs})
+        return msgspec.convert(data, cls)
 
     @property
     def local(self) -> bool:
@@ -168,8 +213,7 @@ class RunReport:
     mirrors: list[MirrorReport] = field(default_factory=list)
     channels: list[ChannelSubdirReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    # Approvals granted or revoked that this run published: {action, channel, spec, by, why}.
-    approvals: list[dict[str, str]] = field(default_factory=list)
+    approvals: list[ApprovalChange] = field(default_factory=list)  # that this run published
     # The access of the site's channels and mirrors when the run started; None in a record
     # written before runs noted it (then a channel no longer configured counts as private).
     access: RunAccess | None = None
@@ -197,8 +241,9 @@ class RunReport:
     def from_json(cls, data: Any) -> RunReport:
         """A ledger record read back, its types checked (a ValueError when they do not fit):
         a damaged or foreign file in history/runs (a string where a time goes, a number where
-        a mirror goes) would otherwise pass and break every later reader of the ledger (the
-        sort by start time, the pages, ``status``, ``--due``)."""
+        a mirror goes, a row of a list without a field it must have) would otherwise pass and
+        break every later reader of the ledger (the sort by start time, the pages, ``status``,
+        ``--due``)."""
         report = msgspec.convert(data, cls)
         for moment in (report.started, report.ended):
             # Times become dates on the pages: NaN or a year past 9999 would not format.

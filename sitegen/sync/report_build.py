@@ -28,11 +28,14 @@ from sitegen.sync.publish import PublishOutcome
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
-    NEEDED_BY_CHANNEL,
+    AddedDependency,
+    BlockedFile,
     ChannelSubdirReport,
     MirrorReport,
     MirrorSubdirReport,
+    MissingPin,
     RunReport,
+    UnsatisfiedDependency,
     new_files_text,
 )
 from sitegen.sync.selection import ClosureResult
@@ -60,7 +63,7 @@ class RunResults:
     downloads: dict[TargetKey, DownloadOutcome] = field(default_factory=dict)
     publish: dict[TargetKey, PublishOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # of the run as a whole
-    pins_missing: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # by mirror
+    pins_missing: dict[str, list[MissingPin]] = field(default_factory=dict)  # by mirror
 
 
 def build_report(report: RunReport, selected: set[str], results: RunResults) -> list[MirrorReport]:
@@ -142,23 +145,19 @@ def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureRes
             sub.kept = len(result.kept)
             sub.excluded = dict(Counter(result.excluded.values()))
             mr.advisories_blocked.extend(
-                {"subdir": subdir, "file": fn, "advisory": why.removeprefix(ADVISORY)}
+                BlockedFile(subdir, fn, why.removeprefix(ADVISORY))
                 for fn, why in sorted(result.excluded.items())
                 if why.startswith(ADVISORY)
             )
         for added in dependencies.added.get(name, []):
             mr.subdirs[added.subdir].added_as_dependency += 1
+            # whose file `why` names: the public pages leave it out for a private one
+            needed_by = mirror_reports[added.needed_by].channel
             mr.dependencies_added.append(
-                {
-                    "subdir": added.subdir,
-                    "file": added.fn,
-                    "why": added.why,
-                    # whose file `why` names: the public pages leave it out for a private one
-                    NEEDED_BY_CHANNEL: mirror_reports[added.needed_by].channel,
-                }
+                AddedDependency(added.subdir, added.fn, added.why, needed_by)
             )
         for subdir, spec, needed_by in dependencies.unsatisfied.get(name, []):
-            mr.unsatisfied.append({"subdir": subdir, "spec": spec, "needed_by": needed_by})
+            mr.unsatisfied.append(UnsatisfiedDependency(subdir, spec, needed_by))
 
 
 def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirReport:
@@ -312,10 +311,10 @@ def finish(report: RunReport) -> None:
             log.warning(
                 "%s: %s pins %s/%s: %s",
                 mr.name,
-                pin["lockfile"],
-                pin["subdir"],
-                pin["file"],
-                pin["why"],
+                pin.lockfile,
+                pin.subdir,
+                pin.file,
+                pin.why,
             )
     for cr in report.channels:
         log_channel_summary(cr)

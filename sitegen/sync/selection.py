@@ -13,6 +13,7 @@ from sitegen.filters.kind import FilterResult
 from sitegen.filters.lockfiles import missing_pins, policy_of
 from sitegen.sync.closure import NOARCH, DependencyReport, MirrorSelection, close_dependencies
 from sitegen.sync.fetch import ParseResult, SubdirKey
+from sitegen.sync.report import MissingPin
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,10 @@ def lockfile_pins_missing(
     mirrors: Sequence[tuple[ChannelConfig, MirrorConfig]],
     readable: set[str],
     parsed: Mapping[SubdirKey, ParseResult],
-) -> dict[str, list[dict[str, str]]]:
+) -> dict[str, list[MissingPin]]:
     """Per mirror, the lockfile pins that no mirror of its channel offers upstream. A channel
     with a mirror that could not be read is skipped: its pins may well be there."""
-    out: dict[str, list[dict[str, str]]] = {}
+    out: dict[str, list[MissingPin]] = {}
     by_channel: dict[str, list[MirrorConfig]] = {}
     for channel, mirror in mirrors:
         by_channel.setdefault(channel.path, []).append(mirror)
@@ -151,5 +152,5 @@ def lockfile_pins_missing(
                     available.setdefault((subdir, fn), []).append(record)
         missing = missing_pins(levels, mirror.subdirs, available)
         if missing:
-            out[mirror.name] = missing
+            out[mirror.name] = [MissingPin(**pin) for pin in missing]
     return out

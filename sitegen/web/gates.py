@@ -134,21 +134,21 @@ def gate_changes(reports: Iterable[RunReport]) -> dict[str, dict[str, Any]]:
                     {
                         "mirror": mirror.name,
                         "channel": mirror.channel,
-                        "blocked": [dict(b) for b in changes.blocked[:CHANGES_MAX]],
-                        "cleared": [dict(c) for c in changes.cleared[:CHANGES_MAX]],
+                        "blocked": changes.blocked[:CHANGES_MAX],
+                        "cleared": changes.cleared[:CHANGES_MAX],
                         "counts": {
                             "blocked": len(changes.blocked),
                             "cleared": len(changes.cleared),
                         },
                     }
                 )
-        approvals = [dict(a) for a in report.approvals]
+        approvals = report.approvals
         out[report.id] = {
             "approvals": approvals,
             "advisory_changes": mirrors,
             "gate_counts": {
-                "granted": sum(1 for a in approvals if a.get("action") == "approve"),
-                "revoked": sum(1 for a in approvals if a.get("action") == "revoke"),
+                "granted": sum(1 for a in approvals if a.action == "approve"),
+                "revoked": sum(1 for a in approvals if a.action == "revoke"),
                 "blocked": sum(m["counts"]["blocked"] for m in mirrors),
                 "cleared": sum(m["counts"]["cleared"] for m in mirrors),
             },
@@ -183,9 +183,9 @@ def blocked_versions(reports: Iterable[RunReport], channel: str) -> dict[str, di
                 continue
             seen.add(mirror.name)
             for blocked in mirror.advisories_blocked:
-                name, version, _build = split_filename(blocked["file"])
+                name, version, _build = split_filename(blocked.file)
                 ids = out.setdefault(name, {}).setdefault(version, set())
-                ids.add(blocked["advisory"])
+                ids.add(blocked.advisory)
     return {
         name: {version: sorted(ids) for version, ids in sorted(versions.items())}
         for name, versions in sorted(out.items())

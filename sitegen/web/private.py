@@ -16,12 +16,13 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
+
 from sitegen.access.pages import PRIVATE_LABEL, TOKEN_PLACEHOLDER, token_snippets
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from sitegen.sync.report import (
-    NEEDED_BY_CHANNEL,
     PRIVATE,
     PUBLIC,
     MirrorReport,
@@ -46,7 +47,7 @@ def hidden_channels(report: RunReport, now: RunAccess) -> frozenset[str]:
     access then is unknown (a record from before runs noted it): when unsure, hide."""
     then = report.access.channels if report.access is not None else {}
     named = {m.channel for m in report.mirrors} | {c.channel for c in report.channels}
-    named |= {a["channel"] for a in report.approvals if a.get("channel")}
+    named |= {a.channel for a in report.approvals if a.channel}
     named |= then.keys() | now.channels.keys()
     return frozenset(
         path
@@ -70,11 +71,11 @@ def _public_needs(mirror: MirrorReport, hidden: frozenset[str]) -> MirrorReport:
     rows = []
     for row in mirror.dependencies_added:
         # A row written before runs noted the channel may name any file: when unsure, hide.
-        channel = row.get(NEEDED_BY_CHANNEL)
+        channel = row.needed_by_channel
         rows.append(
             row
             if channel is not None and channel not in hidden
-            else {**row, "why": NEEDED_BY_HIDDEN}
+            else msgspec.structs.replace(row, why=NEEDED_BY_HIDDEN)
         )
     return dataclasses.replace(mirror, dependencies_added=rows)
 
@@ -103,7 +104,7 @@ def public_report(report: RunReport, now: RunAccess) -> RunReport:
         options=options,
         mirrors=[_public_needs(m, hidden) for m in report.mirrors if m.channel not in hidden],
         channels=[c for c in report.channels if c.channel not in hidden],
-        approvals=[a for a in report.approvals if a.get("channel") not in hidden],
+        approvals=[a for a in report.approvals if a.channel not in hidden],
         errors=[e for e in report.errors if not any(word in e for word in words)],
     )
     if report.failed and not public.failed:

@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
 from sitegen.layout import (
     filtered_records_path,
     package_page_path,
@@ -189,8 +191,8 @@ def run_detail(
             }
         )
 
-    def scrubbed(row: dict[str, Any]) -> dict[str, str]:
-        return {k: scrub(str(v)) for k, v in row.items()}
+    def scrubbed(row: msgspec.Struct) -> dict[str, str]:
+        return {k: scrub(v) for k, v in msgspec.structs.asdict(row).items()}
 
     mirrors = []
     for m, row in zip(report.mirrors, summary["mirrors"], strict=True):
