@@ -5,6 +5,7 @@ created on disk."""
 from __future__ import annotations
 
 import textwrap
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sitegen.config import (
     redact_url,
     sources,
 )
+from sitegen.web.render import render_site
 from testkit.zone import local_zone
 
 pytestmark = pytest.mark.unit
@@ -984,7 +986,45 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         """,
         "lockfiles",
         "filters.lockfiles[0]",
-        "NUL character",
+        "control character (U+0000)",
+    ),
+    (
+        "a control character in the title (the feed could not be XML)",
+        """
+        output: site
+        title: "Mirror\\x01"
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "title",
+        "title",
+        "control character (U+0001)",
+    ),
+    (
+        "a terminal escape in a notice",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            notices: [{message: "\\e[31mred"}]
+        """,
+        "notices:",
+        "channels.cloud/x.notices[0].message",
+        "control character (U+001B)",
+    ),
+    (
+        "a noncharacter",
+        """
+        output: site
+        title: "Mirror\\uFFFE"
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "title",
+        "title",
+        "noncharacter (U+FFFE)",
     ),
     (
         "text that is no Unicode",
@@ -1083,6 +1123,26 @@ def test_error_names_line_and_key_path(text: str, marker: str, path: str, words:
     message = str(info.value)
     assert message.startswith(f"channels.yaml:{_expected_line(text, marker)}: {path}: "), message
     assert words in message
+
+
+def test_the_whitespace_a_title_may_hold_leaves_the_feed_xml(tmp_path: Path) -> None:
+    """Tab, newline and carriage return are what YAML's escapes may still put in a string:
+    the history feed, which carries the title, stays well-formed XML."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    config = parse_config(
+        dedent(f"""
+        output: {tmp_path / "site"}
+        title: "Mirror\\tA\\r\\nB\\x7f\\x85"
+        channels:
+          cloud/x: {{path: {folder}, subdirs: [linux-64]}}
+        """)
+    )
+    assert config.title == "Mirror\tA\r\nB\x7f\x85"
+    render_site(config)
+    feed = ET.parse(tmp_path / "site" / "history" / "feed.atom").getroot()
+    title = feed.find("{http://www.w3.org/2005/Atom}title")
+    assert title is not None and title.text is not None and title.text.startswith("Mirror\tA")
 
 
 def test_literal_token_is_not_echoed() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -21,6 +22,11 @@ T = TypeVar("T")
 
 # More than this many errors are most likely one mistake repeated; the rest are not listed.
 MAX_ERRORS = 20
+
+# What YAML's escapes ("\x01", "\e", "\uFFFE") can put in a string but no XML document can hold
+# (the history feed carries the title), nor a file name (NUL): the C0 controls but tab, newline
+# and carriage return, and the two noncharacters XML leaves out.
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 class ConfigError(Exception):
@@ -173,9 +179,12 @@ class YamlNode:
         if not isinstance(self.node, yaml.ScalarNode):
             raise self.error("expected a single value")
         value = self.node.value
-        # YAML escapes can spell what no file name, page or JSON document can hold.
-        if "\x00" in value:
-            raise self.error("holds a NUL character")
+        # YAML escapes can spell what no file name, page or feed can hold.
+        found = _UNSHOWABLE.search(value)
+        if found is not None:
+            char = found.group()
+            kind = "noncharacter" if char >= "\ufffe" else "control character"
+            raise self.error(f"holds a {kind} (U+{ord(char):04X})")
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
