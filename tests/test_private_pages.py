@@ -189,7 +189,7 @@ async def test_a_dependency_a_private_package_needs_names_it_on_no_public_page(
         assert SECRET_NAMES[0] not in path.read_text(), path
     (run_page,) = history.glob("2*.html")
     text = run_page.read_text()
-    assert added[0]["file"] in text and NEEDED_BY_HIDDEN in text
+    assert added[0].file in text and NEEDED_BY_HIDDEN in text
 
 
 @pytest.mark.integration
