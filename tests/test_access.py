@@ -314,6 +314,77 @@ def test_a_store_from_before_any_login_basic_says_to_re_add_its_tokens(
     assert "re-add" in caplog.text and token not in caplog.text
 
 
+def _stored(document: object) -> bytes:
+    return json.dumps(document).encode()
+
+
+# (id, what a hand edit or a damage leaves of a store holding the one entry given)
+DAMAGED_STORES = [
+    ("trailing comma", lambda entry: b'{"tokens": [],}'),
+    ("not UTF-8", lambda entry: b"\xff\xfe{}"),
+    ("a list at the top", lambda entry: _stored([entry])),
+    ("tokens not a list", lambda entry: _stored({"tokens": entry})),
+    ("an entry not an object", lambda entry: _stored({"tokens": ["ci"]})),
+    ("a name that is not text", lambda entry: _stored({"tokens": [{**entry, "name": 7}]})),
+    ("channels a string", lambda entry: _stored({"tokens": [{**entry, "channels": "x/y"}]})),
+    ("an unknown key", lambda entry: _stored({"tokens": [{**entry, "colour": "red"}]})),
+    (
+        "an expiry that is no time",
+        lambda entry: _stored({"tokens": [{**entry, "expires": "soon"}]}),
+    ),
+    (
+        "an expiry without its offset",
+        lambda entry: _stored({"tokens": [{**entry, "expires": "2027-01-31T12:00"}]}),
+    ),
+]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("damage", [pytest.param(d, id=case) for case, d in DAMAGED_STORES])
+def test_a_damaged_store_is_reported_by_every_command_and_denies_every_request(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    damage,
+) -> None:
+    """A hand-edited or damaged tokens.json is one line naming the file (exit 2) from each
+    command, not a traceback; the fetcher's check denies, logged."""
+    import io
+
+    config_path, config, store, token = _store_with_ci(tmp_path)
+    (entry,) = json.loads(store.path.read_text())["tokens"]
+    store.path.write_bytes(damage(entry))
+    with pytest.raises(TokenError, match=re.escape(str(store.path))):
+        store.load()
+    with pytest.raises(AccessError, match=re.escape(str(store.path))):
+        write_server_files(config)
+    monkeypatch.setattr("sys.stdin", io.StringIO(token + "\n"))
+    commands = (["token", "list"], ["token", "add", "x"], ["token", "revoke", "ci"])
+    for command in (*commands, ["token", "check"], ["webconf", "nginx"]):
+        assert main([*command, "-c", str(config_path)]) == 2, command
+        out, err = capsys.readouterr()
+        assert str(store.path) in err and "Traceback" not in err and out == "", command
+        assert len(err.strip().splitlines()) == 1, err
+    (channel,) = private_channels(config)
+    assert not TokenCheck(config).allows(
+        channel, [(b"authorization", f"Bearer {token}".encode())], NOW
+    )
+    assert str(store.path) in caplog.text and token not in caplog.text
+
+
+@pytest.mark.unit
+def test_a_store_that_cannot_be_read_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path, _, store, _ = _store_with_ci(tmp_path)
+    store.path.unlink()
+    store.path.mkdir()
+    assert main(["token", "list", "-c", str(config_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{store.path}: cannot read it" in err and "Traceback" not in err
+
+
 # --------------------------------------------------------------------------- commands
 
 

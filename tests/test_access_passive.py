@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sitegen.access.server_files import write_server_files
+from sitegen.access.server_files import AccessPaths, write_server_files
 from sitegen.config import load_config
 from sitegen.tools.webconf import PRIVATE_LONG_CACHE, WebconfOptions, render_webconf
 from testkit.access import fetcher_subprocess
@@ -113,6 +113,33 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
             assert answer.headers.get_list("cache-control") == [PRIVATE_LONG_CACHE]
     assert_no_token_anywhere(private_site, running.state_dir)
     assert token not in (tmp_path / "fetcher.log").read_text()
+
+
+@pytest.mark.integration
+def test_the_fetcher_denies_every_private_request_while_the_store_is_damaged(
+    private_site: PrivateSite, tmp_path: Path
+) -> None:
+    """A tokens.json the fetcher cannot read (here hand-edited into invalid JSON) lets no
+    one in: 401, logged with the file's name, and the connection served on; the repaired
+    store is read again on the next request."""
+    site = private_site.config.output
+    token = private_site.tokens["ci"]
+    direct = f"/{PULL}/linux-64/{package_of(site, PULL)}"
+    store = AccessPaths.of(private_site.config).store
+    intact = store.path.read_bytes()
+    log = tmp_path / "fetcher.log"
+    with (
+        fetcher_subprocess(private_site.config_path, log) as address,
+        httpx.Client(base_url=f"http://{address}") as fetcher,
+    ):
+        store.path.write_bytes(intact.rstrip().rstrip(b"}") + b",}")
+        for headers in (bearer(token), basic("anyone", token), {"X-Sitegen-Token": token}):
+            assert fetcher.head(direct, headers=headers).status_code == 401, headers
+        store.path.write_bytes(intact)
+        assert fetcher.head(direct, headers=bearer(token)).status_code == 200
+    logged = log.read_text()
+    assert str(store.path) in logged and "not a token store" in logged
+    assert token not in logged
 
 
 @pytest.mark.integration

@@ -99,3 +99,23 @@ def test_a_run_names_the_readers_with_no_token_in_the_store(
         " token in the token store: a typo, or a token not issued yet (`sitegen token add NAME`)"
     ]
     assert _readers_in_files(config_path) == {"alice"}
+
+
+def test_a_damaged_token_store_fails_the_runs_status_not_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hand edit that leaves tokens.json unreadable (here a trailing comma) is an error of
+    the run, naming the file; the channels are mirrored all the same."""
+    upstream = tmp_path / "up" / "chan"
+    write_channel(upstream, small_packages())
+    reload, reloads = _reloader(tmp_path)
+    config_path = _write(tmp_path / "channels.yaml", upstream, "[alice]", reload)
+    store = AccessPaths.of(load_config(config_path)).store
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text('{"tokens": [],}')
+
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 1
+    assert (tmp_path / "site" / CHANNEL / "linux-64" / "repodata.json").is_file()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("token files" in e and str(store.path) in e for e in errors), errors
+    assert not reloads.exists()

@@ -181,6 +181,39 @@ def parse_expiry(text: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+_LISTS = ("channels", "nginx_basic_md5s")
+
+
+def _record(entry: object) -> TokenRecord:
+    """A stored entry as a record: TypeError or ValueError when it is not what ``token add``
+    writes (a name that is not text, an expiry without its UTC offset...), which would
+    otherwise fail later, in whatever compares or prints it."""
+    if not isinstance(entry, dict):
+        raise TypeError("not a JSON object")
+    if not all(isinstance(entry.get(key), list) for key in _LISTS):
+        raise TypeError(f"{' and '.join(_LISTS)} must be lists")
+    record = TokenRecord(**{**entry, **{key: tuple(entry[key]) for key in _LISTS}})
+    texts = (
+        record.name,
+        record.id,
+        record.sha256,
+        record.nginx_md5,
+        record.apache_sha1,
+        record.created,
+        *record.channels,
+        *record.nginx_basic_md5s,
+    )
+    optional = (record.expires, record.revoked)
+    if not all(isinstance(t, str) for t in texts) or any(
+        o is not None and not isinstance(o, str) for o in optional
+    ):
+        raise TypeError("a value that is not text")
+    expires = record.expires_at  # ValueError when not ISO 8601
+    if expires is not None and expires.tzinfo is None:
+        raise ValueError(f"expires {record.expires!r} lacks its UTC offset")
+    return record
+
+
 class TokenStore:
     """``tokens.json`` in the access directory: read whole, written whole, atomically, 0600."""
 
@@ -188,12 +221,23 @@ class TokenStore:
         self.path = path
 
     def load(self) -> list[TokenRecord]:
+        """The stored records; :class:`TokenError` naming the file when it cannot be read or
+        holds anything ``token add`` would not have written (a hand-edited or damaged store),
+        so that every command reports it in one line and the fetcher denies."""
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return []
-        entries = document.get("tokens", [])
-        stale = [str(e.get("name")) for e in entries if "nginx_basic_md5" in e]
+        except OSError as exc:
+            raise TokenError(f"{self.path}: cannot read it: {exc.strerror}") from None
+        except ValueError as exc:  # not UTF-8, not JSON
+            raise TokenError(f"{self.path}: not a token store: {exc}") from None
+        entries = document.get("tokens", []) if isinstance(document, dict) else None
+        if not isinstance(entries, list):
+            raise TokenError(f'{self.path}: not a token store: expected {{"tokens": [...]}}')
+        stale = [
+            str(e.get("name")) for e in entries if isinstance(e, dict) and "nginx_basic_md5" in e
+        ]
         if stale:
             # The hashes any-login Basic needs cannot be derived without the tokens themselves.
             names = ", ".join(stale)
@@ -203,19 +247,13 @@ class TokenStore:
                 f" {self.path.name}, then `sitegen token add <name> ...` and hand out the new"
                 " token (the old one stops working)"
             )
-        try:
-            return [
-                TokenRecord(
-                    **{
-                        **entry,
-                        "channels": tuple(entry["channels"]),
-                        "nginx_basic_md5s": tuple(entry["nginx_basic_md5s"]),
-                    }
-                )
-                for entry in entries
-            ]
-        except (KeyError, TypeError) as exc:
-            raise TokenError(f"{self.path}: malformed entry ({exc})") from None
+        records = []
+        for number, entry in enumerate(entries, 1):
+            try:
+                records.append(_record(entry))
+            except (TypeError, ValueError) as exc:
+                raise TokenError(f"{self.path}: malformed entry {number} ({exc})") from None
+        return records
 
     def save(self, records: list[TokenRecord]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
