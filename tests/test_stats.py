@@ -83,6 +83,24 @@ def test_utc_day_applies_the_offset() -> None:
     assert utc_day(b"05/Xyz/2026:00:00:00 +0000") is None
 
 
+def test_an_offset_with_minutes_moves_the_day_by_the_minutes_too() -> None:
+    """India (+0530), Newfoundland (-0330), Nepal (+0545): within one local hour, part of
+    the lines fall on one UTC day and part on the next, whichever the log gives first."""
+    assert utc_day(b"05/Dec/2026:05:45:00 +0530") == "2026-12-05"  # 00:15 UTC
+    assert utc_day(b"05/Dec/2026:05:15:00 +0530") == "2026-12-04"  # 23:45 UTC
+    assert utc_day(b"04/Dec/2026:20:40:00 -0330") == "2026-12-05"  # 00:10 UTC
+    assert utc_day(b"04/Dec/2026:20:20:00 -0330") == "2026-12-04"  # 23:50 UTC
+    assert utc_day(b"05/Dec/2026:05:75:00 +0530") is None
+    for first, second in (("05:15:00", "05:45:00"), ("05:45:00", "05:15:00")):
+        tally = count([line(pkg(), when=f"05/Dec/2026:{t} +0530") for t in (first, second)])
+        assert sorted(tally.days) == ["2026-12-04", "2026-12-05"], (first, second)
+    tally = count([line(pkg(), when=f"05/Dec/2026:05:{m:02}:00 +0545") for m in range(60)])
+    assert {day: totals[0] for day, totals in tally.days.items()} == {
+        "2026-12-04": 45,  # 05:00 to 05:44 local: 23:15 to 23:59 UTC
+        "2026-12-05": 15,
+    }
+
+
 @pytest.mark.parametrize(
     ("path", "expected"),
     [

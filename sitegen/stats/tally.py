@@ -188,6 +188,8 @@ class LineCounter:
         key = day_key(stamp)
         day = self._days.get(key)
         if day is None:
+            if len(self._days) >= CACHE_LIMIT:  # 1440 keys a day with a part-hour offset
+                self._days.clear()
             day = self._days[key] = utc_day(stamp) or ""
         return day
 
@@ -254,6 +256,8 @@ class LineCounter:
                 first, second = second, first
                 self._formats = [first, second]
             address, stamp, request, status, size, agent, *fetcher = match.groups()
+            # day_key inlined for a whole-hour offset, nearly every log's; a stamp with a
+            # part-hour offset is cached under a longer key only, so it misses here.
             day = day_cache.get(stamp[:14] + stamp[20:]) or self.day_of(stamp)
             if not day:
                 tally.skip(BAD_TIME)
