@@ -1093,6 +1093,22 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "up to 100 each",
     ),
     (
+        "a t segment inside a channel path",
+        """
+        output: site
+        channels:
+          a:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+          a/t/b:
+            url: https://conda.anaconda.org/bioconda
+            subdirs: [linux-64]
+        """,
+        "bioconda",
+        "channels.a/t/b",
+        "has 't' as a segment, which is conda's path token",
+    ),
+    (
         "a subdir name too long",
         """
         output: site

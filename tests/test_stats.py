@@ -130,7 +130,7 @@ def test_paths_are_classified(path: str, expected: tuple) -> None:
 
 def test_tokens_are_stripped_from_path_segments() -> None:
     assert strip_tokens(["t", "secret", "cloud", "x"]) == ["cloud", "x"]
-    assert strip_tokens(["cloud", "t", "x"]) == ["cloud", "t", "x"]  # a channel named t
+    assert strip_tokens(["cloud", "t", "x"]) == ["cloud", "t", "x"]  # t/x ends the path: no token
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from sitegen.config.notices import notices_of
 from sitegen.config.site_settings import parse_ca_bundle, parse_http_url
 from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
 from sitegen.config.yaml_nodes import ConfigError, YamlNode
-from sitegen.layout import RESERVED_IN_CHANNEL, RESERVED_TOP
+from sitegen.layout import RESERVED_IN_CHANNEL, RESERVED_TOP, TOKEN_SEGMENT
 
 # Up to 100 characters: each becomes a directory (names longer than a file system allows
 # would fail only when the site is written).
@@ -180,6 +180,13 @@ def _channel_path(node: YamlNode, path: str) -> str:
         )
     if segments[0] in RESERVED_TOP:
         raise node.error(f"channel path {path!r} collides with the site's own {segments[0]!r}")
+    if TOKEN_SEGMENT in segments:
+        # The servers' log masks and the statistics take `t/<next segment>` for a token
+        # wherever it appears: a/t/b would be logged masked and counted as a.
+        raise node.error(
+            f"channel path {path!r} has {TOKEN_SEGMENT!r} as a segment, which is conda's path"
+            " token (/t/<token>/) wherever it appears"
+        )
     if any(s in KNOWN_SUBDIRS for s in segments):
         raise node.error(f"channel path {path!r} has a subdir name as a segment")
     return "/".join(segments)
