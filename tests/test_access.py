@@ -672,6 +672,27 @@ def test_an_expiry_without_a_zone_is_utc_whatever_the_local_zone(
 
 
 @pytest.mark.unit
+def test_a_date_alone_expires_at_the_end_of_that_day_in_either_iso_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    end = dt.datetime(2027, 1, 31, 23, 59, 59, tzinfo=dt.UTC)
+    assert parse_expiry("2027-01-31") == parse_expiry("20270131") == end
+    assert parse_expiry("20270131T120000Z") == dt.datetime(2027, 1, 31, 12, tzinfo=dt.UTC)
+    config = tmp_path / "channels.yaml"
+    config.write_text(_config(tmp_path))
+    for name, day in (("extended", "2999-01-31"), ("basic", "29990131")):
+        add = ["token", "add", name, "--channel", "internal/licensed", "--expires", day]
+        assert main([*add, "-c", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["token", "list", "-c", str(config)]) == 0
+    rows = [row.split() for row in capsys.readouterr().out.splitlines()[1:]]
+    assert [(row[0], row[-1]) for row in rows] == [
+        ("extended", "2999-01-31T23:59:59+00:00"),
+        ("basic", "2999-01-31T23:59:59+00:00"),
+    ]
+
+
+@pytest.mark.unit
 def test_the_store_stays_private_over_a_leftover_temporary(tmp_path: Path) -> None:
     """A temporary left by an earlier writer with other mode bits does not make the store
     readable by others."""

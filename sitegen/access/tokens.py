@@ -170,11 +170,16 @@ def _iso(when: dt.datetime) -> str:
 
 
 def parse_expiry(text: str) -> dt.datetime:
-    """'2027-01-31' (end of that day, UTC) or a full ISO 8601 time (UTC when no zone)."""
+    """A date, '2027-01-31' or '20270131' (end of that day, UTC), or a full ISO 8601 time (UTC
+    when no zone)."""
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            day = dt.date.fromisoformat(text)
-            return dt.datetime.combine(day, dt.time(23, 59, 59), dt.UTC)
+        # Any date alone first: datetime.fromisoformat takes '20270131' too, as its midnight.
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return dt.datetime.combine(day, dt.time(23, 59, 59), dt.UTC)
+    try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         raise TokenError(f"--expires {text!r}: expected a date like 2027-01-31") from None
