@@ -13,7 +13,8 @@ Hooks (pass to ``server.add_fault(path, hook, times)``):
 * :func:`reset_after` -- the full ``Content-Length``, some bytes, then a TCP reset (RST);
 * :func:`slow_drip` -- the file, a few bytes at a time, far below any sane rate;
 * :func:`hang` -- read the request and never answer;
-* :func:`redirect` -- a 302 to another path (two of them make a loop).
+* :func:`redirect` -- a 302 to another path (two of them make a loop);
+* :func:`inflating` -- a 200 whose body, compressed in transit, inflates some hundredfold or more.
 
 :class:`RawServer` accepts TCP connections on 127.0.0.1 and never says a word (or resets them):
 an upstream that is "up" but never answers.
@@ -28,6 +29,7 @@ import struct
 import textwrap
 import threading
 import time
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -194,6 +196,39 @@ def redirect(location: str, status: int = 302) -> FaultHook:
         handler.respond(status, b"", {"Location": location})
 
     return hook
+
+
+def inflating(encoding: str, size: int) -> FaultHook:
+    """Answer 200 with a body that inflates to ``size`` spaces, compressed in transit as
+    ``encoding`` says: ``gzip``, ``deflate`` or ``zstd``, the first of a list making the spaces
+    and each next one compressing what the one before made (``gzip, gzip``). gzip and deflate
+    shrink the spaces some hundredfold; zstd (RLE blocks: 4 bytes for 128 KiB) thirty
+    thousandfold."""
+    body = b""
+    for coding in (c.strip() for c in encoding.split(",")):
+        body = _zstd_runs(size) if coding == "zstd" else _deflated(body, size, coding)
+    return lambda handler: handler.respond(200, body, {"Content-Encoding": encoding})
+
+
+def _deflated(data: bytes, size: int, coding: str) -> bytes:
+    """``data`` gzip or deflate compressed, spaces (``size`` of them) when there is none yet;
+    at the fastest level, so a large bomb is made in a fraction of a second."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS | (16 if coding == "gzip" else 0))
+    if data:
+        return packer.compress(data) + packer.flush()
+    block = b" " * min(size, 1 << 20)
+    return b"".join(packer.compress(block) for _ in range(size // len(block))) + packer.flush()
+
+
+def _zstd_runs(size: int) -> bytes:
+    """A zstd frame of RLE blocks of 128 KiB of spaces, ``size`` bytes in all (a multiple)."""
+    block = 128 * 1024
+    count = size // block
+    frame = struct.pack("<I", 0xFD2FB528) + bytes([0x00, 0x38])  # no content size, 128 KiB window
+    for i in range(count):
+        header = (1 if i == count - 1 else 0) | (1 << 1) | (block << 3)  # last?, RLE, size
+        frame += header.to_bytes(3, "little") + b" "
+    return frame
 
 
 class RawServer(StartStop):

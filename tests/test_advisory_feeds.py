@@ -6,6 +6,7 @@ shows the secrets its URL carries."""
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import json
@@ -14,13 +15,15 @@ import os
 import random
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
-from sitegen.config import SiteConfig, make_scrub
+from sitegen.config import DownloadSettings, SiteConfig, make_scrub
 from sitegen.filters.feeds import encode_parsed, parsed_copy
 from sitegen.filters.osv_archive import read_archive
 from sitegen.layout import (
@@ -30,11 +33,16 @@ from sitegen.layout import (
     is_feed_parsed_copy,
     run_page_path,
 )
+from sitegen.net import feed as feed_mod
+from sitegen.net.activity import Activity
+from sitegen.net.failures import UpstreamError
+from sitegen.net.feed import open_feed_client
 from sitegen.sync.notify import run_summary
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.render import render_site
 from testkit.advisories import write_feed, zlib_advisory
+from testkit.faults import inflating
 from testkit.site import channel_config, published, rewrite_repodata, site_config
 from testkit.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
 
@@ -344,3 +352,44 @@ channels:
         data = file.read_bytes()
         assert TOKEN.encode() not in data and PASSWORD.encode() not in data, file
         assert TOKEN not in str(file) and PASSWORD not in str(file)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "refusal"),
+    [
+        ("gzip", "more than 1048576 bytes"),
+        ("zstd", "compressed in transit as 'zstd', which sitegen does not accept"),
+    ],
+)
+async def test_a_feed_compressed_in_transit_is_inflated_no_further_than_its_cap(
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    encoding: str,
+    refusal: str,
+) -> None:
+    """A feed is stored as it is decoded, a step at a time: a small body that inflates some
+    hundredfold is stopped at the cap, never decoded a whole read at once (tens of MiB), and
+    a coding sitegen does not accept is refused. A feed gzip-encoded in transit is kept as
+    the archive it is."""
+    cap = 1 << 20
+    monkeypatch.setattr(feed_mod, "MAX_FEED_BYTES", cap)
+    server = upstream_server_factory(tmp_path)
+    archive = write_zip({"TEST-ZLIB-1.json": json.dumps(zlib_advisory())})
+    server.add_fault(
+        "/good.zip", respond(200, gzip.compress(archive), {"Content-Encoding": "gzip"})
+    )
+    server.add_fault(FEED_PATH, inflating(encoding, 64 << 20))
+    into = tmp_path / "feed.zip"
+    async with AsyncExitStack() as stack:
+        feeds = await open_feed_client(DownloadSettings(retries=0, timeout=20), stack, Activity())
+        assert (await feeds.fetch(f"{server.url}/good.zip", "good", None, into)).changed
+        assert into.read_bytes() == archive
+        tracemalloc.start()
+        try:
+            with pytest.raises(UpstreamError, match=refusal):
+                await feeds.fetch(f"{server.url}{FEED_PATH}", "the feed", None, into)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 * cap, f"{peak >> 20} MiB held for a cap of {cap >> 20} MiB"

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,7 +40,7 @@ from sitegen.store.site import TEMP_PREFIX, PendingFile, Site
 from sitegen.store.writer import open_disk_writer
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
-from testkit.faults import hang, redirect, slow_drip
+from testkit.faults import hang, inflating, redirect, slow_drip
 from testkit.require import require_tool
 from testkit.site import assert_channel_consistent, site_config
 from testkit.upstream import (
@@ -496,23 +498,70 @@ async def test_a_durable_commit_does_not_hold_up_other_files(
     assert order == ["other file named", "durable file named"]
 
 
-async def test_repodata_may_come_compressed_in_transit(server: UpstreamServer) -> None:
-    """Package files are asked for as they are (identity); a plain repodata.json may come
-    gzip-encoded, and is decoded."""
-    document = b'{"info": {"subdir": "linux-64"}, "packages": {}}' + b" " * 10_000
+# Three reads of the transport and more: every step of the bounded decoding is taken.
+TRANSIT_DOCUMENT = b"".join(b'"pkg-%d": {"size": %d},' % (i, i * 7) for i in range(120_000))
 
-    def gzipped(handler: UpstreamHandler) -> None:
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def transit_encoded(encoding: str) -> bytes:
+    if encoding == "deflate (raw)":
+        packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return packer.compress(TRANSIT_DOCUMENT) + packer.flush()
+    if encoding == "deflate":
+        return zlib.compress(TRANSIT_DOCUMENT)
+    return gzip.compress(TRANSIT_DOCUMENT)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "deflate", "deflate (raw)"])
+async def test_repodata_may_come_compressed_in_transit(
+    server: UpstreamServer, encoding: str
+) -> None:
+    """Package files are asked for as they are (identity); a plain repodata.json may come
+    gzip- or deflate-encoded (the zlib format or bare deflate), and is decoded."""
+
+    def compressed(handler: UpstreamHandler) -> None:
         if "gzip" not in handler.headers.get("Accept-Encoding", ""):
             handler.respond(406)
             return
-        handler.respond(200, gzip.compress(document), {"Content-Encoding": "gzip"})
+        coding = encoding.removesuffix(" (raw)")
+        handler.respond(200, transit_encoded(encoding), {"Content-Encoding": coding})
 
     server.add_fault("/linux-64/repodata.json.zst", respond(404))
-    server.add_fault("/linux-64/repodata.json", gzipped)
+    server.add_fault("/linux-64/repodata.json", compressed)
     async with upstream_at(server) as upstream:
         response = await upstream.fetch_repodata("linux-64", None)
-    assert response.body == document
+    # (digests: a diff of megabytes would take pytest minutes to show)
+    assert sha256(response.body or b"") == sha256(TRANSIT_DOCUMENT)
     assert [r.status for r in server.wait_for_requests(2)] == [404, 200]
+
+
+@pytest.mark.parametrize("fault", ["cut short", "data past its end", "not gzip"])
+async def test_repodata_that_does_not_decode_from_transit_fails(
+    server: UpstreamServer, fault: str
+) -> None:
+    body = gzip.compress(TRANSIT_DOCUMENT)
+    body = {
+        "cut short": body[: len(body) // 2],
+        "data past its end": body + b"<html>",
+        "not gzip": TRANSIT_DOCUMENT,
+    }[fault]
+    server.add_fault("/linux-64/repodata.json.zst", respond(404))
+    server.add_fault("/linux-64/repodata.json", respond(200, body, {"Content-Encoding": "gzip"}))
+    async with upstream_at(server) as upstream:
+        with pytest.raises(UpstreamError, match="DecodingError after 1 attempts"):
+            await upstream.fetch_repodata("linux-64", None)
+
+
+async def test_an_unchanged_answer_naming_a_coding_is_unchanged(server: UpstreamServer) -> None:
+    """A 304 has no body to decode, whatever Content-Encoding it names."""
+    server.add_fault("/linux-64/repodata.json", respond(304, b"", {"Content-Encoding": "zstd"}))
+    previous = upstream_mod.CacheValidators("repodata.json", etag='"1"')
+    async with upstream_at(server) as upstream:
+        response = await upstream.fetch_repodata("linux-64", previous)
+    assert not response.changed and response.validators.etag == '"1"'
 
 
 @pytest.mark.parametrize("encoding", ["identity", "gzip"])
@@ -530,6 +579,37 @@ async def test_an_endless_repodata_body_is_refused(
     async with upstream_at(server) as upstream:
         with pytest.raises(UpstreamError, match="more than 100000 bytes"):
             await upstream.fetch_repodata("linux-64", None)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "refusal"),
+    [
+        ("gzip", "more than 1048576 bytes"),
+        ("deflate", "more than 1048576 bytes"),
+        ("zstd", "compressed in transit as 'zstd', which sitegen does not accept"),
+        ("gzip, gzip", "compressed in transit as 'gzip, gzip', which sitegen does not accept"),
+    ],
+)
+async def test_a_transit_compression_bomb_costs_no_more_than_the_cap(
+    server: UpstreamServer, monkeypatch: pytest.MonkeyPatch, encoding: str, refusal: str
+) -> None:
+    """No read of a compressed body is decoded whole (one of 256 KiB may hold 64 MiB of gzip,
+    or gigabytes of zstd): gzip and deflate are inflated a step at a time and stopped at the
+    cap; codings sitegen does not ask for (zstd; gzip over gzip, whose layers would be undone
+    at once) are refused before anything is decoded."""
+    cap = 1 << 20
+    monkeypatch.setattr(upstream_mod, "MAX_REPODATA_BYTES", cap)
+    server.add_fault("/linux-64/repodata.json.zst", respond(404))
+    server.add_fault("/linux-64/repodata.json", inflating(encoding, 64 << 20))
+    tracemalloc.start()
+    try:
+        async with upstream_at(server) as upstream:
+            with pytest.raises(UpstreamError, match=refusal):
+                await upstream.fetch_repodata("linux-64", None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * cap, f"{peak >> 20} MiB held for a cap of {cap >> 20} MiB"
 
 
 async def test_a_large_repodata_coming_steadily_is_not_cut_off(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from sitegen.layout import (
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient
 from sitegen.net.failures import Pace, UpstreamError, with_retries
+from sitegen.net.transit import decoded_body
 from sitegen.net.transport import trusted_cas
 from sitegen.net.upstream import conditional_headers, make_client, validator
 from sitegen.store.interface import SiteStorage
@@ -137,14 +138,17 @@ class FeedClient:
             async with self.client.stream(url, headers) as response:
                 if response.status_code != 200:
                     return response, 0
-                async with await trio.open_file(into, "wb") as out:
-                    async for chunk in response.aiter_bytes():
-                        self.activity.add(transfer, len(chunk))
+                async with (
+                    await trio.open_file(into, "wb") as out,
+                    aclosing(decoded_body(response, display)) as pieces,
+                ):
+                    async for piece in pieces:
+                        self.activity.add(transfer, len(piece))
                         pace.reached(response.num_bytes_downloaded)
-                        size += len(chunk)
+                        size += len(piece)
                         if size > MAX_FEED_BYTES:
                             raise UpstreamError(f"{display}: more than {MAX_FEED_BYTES} bytes")
-                        await out.write(chunk)
+                        await out.write(piece)
         return response, size
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
@@ -26,6 +26,7 @@ from sitegen.config.model import scrub_of
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient, open_client
 from sitegen.net.failures import Pace, UpstreamError, with_retries
+from sitegen.net.transit import decoded_body
 from sitegen.net.transport import trusted_cas
 
 log = logging.getLogger("sitegen")
@@ -126,16 +127,18 @@ def decode_body(variant: str, body: bytes) -> bytes:
 async def _read_capped(
     response: httpx.Response, where: str, on_bytes: Callable[[int], None]
 ) -> bytes:
-    """A response body (decoded from its transfer compression), refusing to hold more than a
-    repodata.json may be: a hostile upstream could send an endless body."""
+    """A response body (decoded from its transfer compression a step at a time), refusing to
+    hold more than a repodata.json may be: a hostile upstream could send an endless body, or
+    a small one that inflates without end."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        on_bytes(len(chunk))
-        size += len(chunk)
-        if size > MAX_REPODATA_BYTES:
-            raise UpstreamError(f"{where}: more than {MAX_REPODATA_BYTES} bytes")
-        parts.append(chunk)
+    async with aclosing(decoded_body(response, where)) as pieces:
+        async for piece in pieces:
+            on_bytes(len(piece))
+            size += len(piece)
+            if size > MAX_REPODATA_BYTES:
+                raise UpstreamError(f"{where}: more than {MAX_REPODATA_BYTES} bytes")
+            parts.append(piece)
     return b"".join(parts)
 
 

@@ -1,0 +1,89 @@
+"""A response body with its transfer compression (``Content-Encoding``) undone a bounded step
+at a time, for callers that cap what they hold or store.
+
+httpx would decode each read of a body in one call, whatever it expands to: a 256 KiB read of
+zstd may stand for gigabytes, and gzip applied twice is undone layer upon layer at once. Here
+the body is read as sent and inflated by zlib at most :data:`STEP` bytes at a time, so a caller
+counting the pieces stops a bomb within one step of its cap. One layer of what sitegen asks
+for (gzip or deflate) is accepted; any other coding, or more than one, is refused.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+
+from sitegen.net.failures import UpstreamError
+
+STEP = 1 << 20  # the most a piece of decoded body holds
+
+# RFC 9110: "x-gzip" is to be taken for "gzip". deflate is the zlib format, which some servers
+# send bare (raw deflate): the first piece tells them apart, as browsers and httpx do.
+_WINDOW_BITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16}
+_WINDOW_BITS["deflate"] = zlib.MAX_WBITS
+
+
+async def decoded_body(response: httpx.Response, what: str) -> AsyncIterator[bytes]:
+    """The body of ``response`` in pieces of at most :data:`STEP` bytes once decoded (reads as
+    they come when it is not compressed). UpstreamError (naming ``what``) for a coding not
+    accepted; httpx.DecodingError, retried as a transfer that failed, for compressed data that
+    is invalid, stops short of its end or goes on past it."""
+    values = response.headers.get_list("content-encoding", split_commas=True)
+    codings = [c for c in (v.strip().lower() for v in values) if c not in ("", "identity")]
+    inflater: _Inflater | None = None
+    async for chunk in response.aiter_raw():
+        if not codings:
+            yield chunk
+        elif chunk:
+            # Judged on the first bytes: an empty body (a 304's) is nothing whatever its
+            # headers name.
+            inflater = inflater or _Inflater.of(codings, what)
+            for piece in inflater.pieces(chunk):
+                yield piece
+    if inflater is not None and not inflater.ended:
+        raise httpx.DecodingError(f"{inflater.coding} data stops before its end")
+
+
+class _Inflater:
+    """One gzip or deflate stream, inflated a step at a time."""
+
+    @staticmethod
+    def of(codings: list[str], what: str) -> _Inflater:
+        if len(codings) > 1 or codings[0] not in _WINDOW_BITS:
+            raise UpstreamError(
+                f"{what}: compressed in transit as {', '.join(codings)[:60]!r}, which sitegen"
+                " does not accept (gzip or deflate, once)"
+            )
+        return _Inflater(codings[0])
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._zlib = zlib.decompressobj(_WINDOW_BITS[coding])
+        self._started = False
+
+    @property
+    def ended(self) -> bool:
+        return self._zlib.eof
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """What ``data``, the next bytes of the stream, inflate to, at most STEP at a time."""
+        more = bool(data)
+        while more:
+            try:
+                piece = self._zlib.decompress(data, STEP)
+            except zlib.error as exc:
+                if self._started or self.coding != "deflate":
+                    raise httpx.DecodingError(f"invalid {self.coding} data: {exc}") from None
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+                self._started = True
+                continue
+            self._started = True
+            if piece:
+                yield piece
+            data = self._zlib.unconsumed_tail
+            # A full step may leave output inside zlib though no input is left: asked again.
+            more = bool(data) or len(piece) == STEP
+        if self._zlib.unused_data:
+            raise httpx.DecodingError(f"{self.coding} data goes on past its end")
