@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import trio.testing
 import zstandard
 
 from sitegen.conda.records import Record
@@ -33,7 +34,7 @@ from sitegen.net import failures as failures_mod
 from sitegen.net import transport as transport_mod
 from sitegen.net import upstream as upstream_mod
 from sitegen.net.client import UpstreamClient, open_client
-from sitegen.net.download import DownloadJob, download
+from sitegen.net.download import DownloadJob, DownloadResult, download
 from sitegen.net.transport import EventLoopTransport
 from sitegen.net.upstream import Upstream, UpstreamError, make_client
 from sitegen.store.site import TEMP_PREFIX, PendingFile, Site
@@ -739,6 +740,40 @@ async def test_a_large_file_comes_in_parallel_ranges(
     assert [r.status for r in requests] == [206] * 4
     assert ranges[0] == "bytes=0-76799" and ranges[-1] == "bytes=230400-307199"
     assert not temporaries(target.parent)
+
+
+async def test_downloads_waiting_for_a_connection_slot_hold_no_file_open(
+    server: UpstreamServer, tmp_path: Path, big: str
+) -> None:
+    """A download opens its pending file only once it holds a per-host slot, so the files
+    waiting for one cost no descriptor; a file fetched in parts, once its first part does."""
+    server.add_fault(f"/{big}", serve_ranges())
+    files = {f"small{i}-1.0-0.conda": bytes([i]) * 5000 for i in range(6)}
+    for fn, data in files.items():
+        (server.root / fn).write_bytes(data)
+    files[big] = BIG
+    site = Site(tmp_path / "site")
+    results: list[DownloadResult] = []
+    async with upstream_at(server) as upstream, open_disk_writer() as writer:
+
+        async def fetch_one(fn: str) -> None:
+            job = job_at(upstream, record_for(fn, files[fn]), site.path("linux-64", fn))
+            results.append(await download(job, site, writer, retries=0))
+
+        slots = upstream.host_limiter
+        for holder in range(int(slots.total_tokens)):
+            await slots.acquire_on_behalf_of(holder)
+        open_before = len(os.listdir("/proc/self/fd"))
+        async with trio.open_nursery() as nursery:
+            for fn in files:
+                nursery.start_soon(fetch_one, fn)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(os.listdir("/proc/self/fd")) == open_before
+            for holder in range(int(slots.total_tokens)):
+                slots.release_on_behalf_of(holder)
+    assert [r.error for r in results if not r.ok] == []
+    for fn, data in files.items():
+        assert site.path("linux-64", fn).read_bytes() == data
 
 
 async def test_without_range_support_the_first_request_brings_the_whole_file(

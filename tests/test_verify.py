@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +26,11 @@ import zstandard
 from sitegen.cli import main
 from sitegen.store.lock import SiteLock
 from sitegen.tools import verify as verify_mod
-from sitegen.tools.example_channel import write_channel
+from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.faults import CHANNEL, small_packages, write_config
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.site import record_fdatasync
-from testkit.upstream import UpstreamServer, respond
+from testkit.upstream import UpstreamHandler, UpstreamServer, respond
 
 pytestmark = pytest.mark.integration
 
@@ -312,4 +315,60 @@ def test_repair_of_a_missing_file_asks_the_mirror_that_supplied_it(tmp_path: Pat
         assert [r.path for r in second.requests] == [f"/{LINUX}/{MISSING}"]
         assert not first.requests
     assert (site / CHANNEL / LINUX / MISSING).is_file()
+    assert_site_invariant(site)
+
+
+def test_repair_of_many_missing_files_keeps_to_the_download_concurrency(tmp_path: Path) -> None:
+    """--repair downloads ``download.concurrency`` files at a time, as a run does, whatever
+    ``per_host`` allows: a site missing more files than the process may open at once (a
+    service's usual 1024 descriptors, thousands of files gone) is repaired whole."""
+    files, fd_limit, concurrency = 120, 64, 2
+    specs = [
+        PackageSpec(f"pkg{i:03d}", "1.0", "h0_0", license="MIT", formats=("conda",))
+        for i in range(files)
+    ]
+    root = tmp_path / "upstream"
+    write_channel(root, specs, zst=True)
+    site = make_sandbox(tmp_path)
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+
+    def counted(handler: UpstreamHandler) -> bool:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        time.sleep(0.01)  # long enough for the downloads started at once to overlap
+        with lock:
+            in_flight -= 1
+        return False  # then serve the file
+
+    with UpstreamServer(root) as server:
+        config = tmp_path / "channels.yaml"
+        config.write_text(
+            f"output: {site}\n"
+            f"download: {{concurrency: {concurrency}, per_host: 16, retries: 1, timeout: 10}}\n"
+            f"channels:\n  {CHANNEL}: {{url: '{server.url}', subdirs: [{LINUX}]}}\n"
+        )
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+        packages = sorted((site / CHANNEL / LINUX).glob("*.conda"))
+        assert len(packages) == files
+        for path in packages:
+            path.unlink()
+            server.add_fault(f"/{LINUX}/{path.name}", counted)
+
+        def limited() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
+        done = subprocess.run(
+            [sys.executable, "-m", "sitegen", "verify", "--repair", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=limited,
+        )
+    missing = [p.name for p in packages if not p.is_file()]
+    failures = [line for line in done.stdout.splitlines() if "repair failed" in line]
+    assert done.returncode == 0 and not missing, f"{len(missing)} missing: {failures[:3]}"
+    assert most <= concurrency
     assert_site_invariant(site)

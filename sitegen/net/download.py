@@ -8,15 +8,18 @@ then reported; nothing unverified ever sits under a package's name.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import trio
 
 from sitegen.conda.records import Record
+from sitegen.config import DownloadSettings
 from sitegen.net.activity import Transfer
 from sitegen.net.checksums import Hasher, VerifyError, hash_chunks
 from sitegen.net.failures import (
@@ -30,12 +33,14 @@ from sitegen.net.failures import (
 )
 from sitegen.net.upstream import Upstream, UpstreamError
 from sitegen.store.site import PendingFile, Site
-from sitegen.store.writer import DiskWriter
+from sitegen.store.writer import DiskWriter, open_disk_writer
 
 # Files of at least two parts are fetched as byte ranges over parallel connections, so one large
 # file is not held to a single connection's bandwidth (CDNs and proxies often cap those).
 SPLIT_PART = 8 << 20
 MAX_PARTS = 8
+
+K = TypeVar("K")  # what a caller of download_each keeps beside each job
 
 
 @dataclass
@@ -122,6 +127,30 @@ async def download(
     return DownloadResult(job, ok=False, error=f"{job.record.fn}: {last_error}")
 
 
+async def download_each(
+    jobs: Sequence[tuple[K, DownloadJob]],
+    site: Site,
+    settings: DownloadSettings,
+    landed: Callable[[K, DownloadResult], object],
+    on_bytes: Callable[[int], None] = lambda n: None,
+) -> None:
+    """Download every job, in the order given, ``download.concurrency`` at a time: each holds
+    a file and a connection open while it runs, so thousands of files to fetch must not all
+    start at once. ``landed`` is told each result, with the key its job came with."""
+    send, receive = trio.open_memory_channel[tuple[K, DownloadJob]](len(jobs))
+    for item in jobs:
+        send.send_nowait(item)
+    send.close()
+
+    async def worker(writer: DiskWriter) -> None:
+        async for key, job in receive:
+            landed(key, await download(job, site, writer, settings.retries, on_bytes))
+
+    async with open_disk_writer() as writer, trio.open_nursery() as nursery:
+        for _ in range(min(settings.concurrency, len(jobs))):
+            nursery.start_soon(worker, writer)
+
+
 def _stored(job: DownloadJob, site: Site, write: Callable[[PendingFile], int]) -> int:
     """``write`` fills a pending file (verifying as it goes); only then does it get the job's
     target name. Whatever fails, nothing is left behind."""
@@ -176,11 +205,12 @@ async def _fetch(
         return await _fetch_split(job, site, writer, spans, on_bytes)
     record = job.record
     hasher = Hasher(record)
-    with site.pending(job.target) as pending:
-        async with writer.stream(pending, 0, hasher.digest_update) as stream:
-            # The deadline and the connection slot are for the transfer: once the last byte is
-            # in, a slow disk must not turn a verified file into a failed attempt.
-            async with upstream.host_limiter:
+    async with AsyncExitStack() as slot:
+        # The pending file is opened once a connection slot is taken: a download waiting for
+        # one holds no file open.
+        await slot.enter_async_context(upstream.host_limiter)
+        with site.pending(job.target) as pending:
+            async with writer.stream(pending, 0, hasher.digest_update) as stream:
                 with (
                     upstream.activity.transfer(upstream.safe_url(_url(job))) as transfer,
                     trio.fail_after(_deadline(upstream, record.size)) as scope,
@@ -196,16 +226,20 @@ async def _fetch(
                             await stream.write(chunk)
                             upstream.activity.add(transfer, len(chunk))
                             on_bytes(len(chunk))
+                # The deadline and the connection slot are for the transfer: once the last
+                # byte is in, a slow disk must not turn a verified file into a failed attempt,
+                # nor hold up another transfer.
+                await slot.aclose()
 
-            def seal() -> None:
-                hasher.verify()
-                if not job.durable:
-                    pending.commit()
+                def seal() -> None:
+                    hasher.verify()
+                    if not job.durable:
+                        pending.commit()
 
-            await stream.finish(seal)
-        if job.durable:
-            # A flush may take long: not on a disk worker that other files' bytes wait for.
-            await trio.to_thread.run_sync(pending.commit, True)
+                await stream.finish(seal)
+            if job.durable:
+                # A flush may take long: not on a disk worker that other files' bytes wait for.
+                await trio.to_thread.run_sync(pending.commit, True)
     return hasher.size
 
 
@@ -225,44 +259,46 @@ async def _fetch_split(
     server honours ranges: only after its 206 do the others start, and a 200 instead brings
     the whole file through that one request."""
     upstream = job.upstream
-    with site.pending(job.target) as pending:
-        errors: list[Exception] = []
-        parts = [_Part(job, writer, pending, span, on_bytes) for span in spans]
-        first_answered = trio.Event()
-        parts[0].on_ranged = first_answered.set
+    errors: list[Exception] = []
+    async with AsyncExitStack() as first_slot:
+        # As in _fetch: the first part's slot is taken before the pending file is opened.
+        await first_slot.enter_async_context(upstream.host_limiter)
+        with site.pending(job.target) as pending:
+            parts = [_Part(job, writer, pending, span, on_bytes) for span in spans]
 
-        async with trio.open_nursery() as nursery:
+            async with trio.open_nursery() as nursery:
 
-            async def fetch_part(part: _Part) -> None:
-                # The first request brings the whole file from a server without range
-                # support: it has the whole file's time (no more than an unsplit download).
-                size = job.record.size if part is parts[0] else part.end - part.start
-                try:
-                    async with upstream.host_limiter:
-                        cap = _deadline(upstream, size)
-                        with trio.fail_after(cap) as scope:
-                            await part.fetch(Pace(scope, upstream.settings.timeout, cap))
-                except Exception as exc:
-                    errors.append(exc)
-                    nursery.cancel_scope.cancel()  # the other parts are of no use now
-                finally:
-                    first_answered.set()
+                async def fetch_part(
+                    part: _Part, slot: AbstractAsyncContextManager[object]
+                ) -> None:
+                    # The first request brings the whole file from a server without range
+                    # support: it has the whole file's time (no more than an unsplit download).
+                    size = job.record.size if part is parts[0] else part.end - part.start
+                    try:
+                        async with slot:
+                            cap = _deadline(upstream, size)
+                            with trio.fail_after(cap) as scope:
+                                await part.fetch(Pace(scope, upstream.settings.timeout, cap))
+                    except Exception as exc:
+                        errors.append(exc)
+                        nursery.cancel_scope.cancel()  # the other parts are of no use now
 
-            nursery.start_soon(fetch_part, parts[0])
-            await first_answered.wait()
-            if parts[0].ranged:
-                for part in parts[1:]:
-                    nursery.start_soon(fetch_part, part)
-        if errors:
-            raise errors[0]
+                def fetch_the_others() -> None:
+                    for part in parts[1:]:
+                        nursery.start_soon(fetch_part, part, upstream.host_limiter)
 
-        def seal() -> int:
-            size = hash_chunks(pending.chunks(), job.record)
-            pending.commit(job.durable)
-            return size
+                parts[0].on_ranged = fetch_the_others
+                await fetch_part(parts[0], first_slot)
+            if errors:
+                raise errors[0]
 
-        # Hashing tens of MB would hold up every other transfer: a worker thread does it.
-        return await trio.to_thread.run_sync(seal)
+            def seal() -> int:
+                size = hash_chunks(pending.chunks(), job.record)
+                pending.commit(job.durable)
+                return size
+
+            # Hashing tens of MB would hold up every other transfer: a worker thread does it.
+            return await trio.to_thread.run_sync(seal)
 
 
 class _Part:

@@ -22,10 +22,9 @@ from sitegen.config import DownloadSettings
 from sitegen.layout import progress_path
 from sitegen.net.activity import counted
 from sitegen.net.checksums import file_matches
-from sitegen.net.download import DownloadJob, download
+from sitegen.net.download import DownloadJob, DownloadResult, download_each
 from sitegen.net.upstream import Upstream
 from sitegen.store.site import Site
-from sitegen.store.writer import DiskWriter, open_disk_writer
 from sitegen.sync.plan import Plan
 from sitegen.sync.progress import Progress, human_bytes
 
@@ -116,29 +115,21 @@ async def download_all(
     total = sum(j.record.size for _k, j in ordered)
     progress = Progress(len(ordered), total, show_progress, report)
     log.info("downloading %s, %s", counted(len(ordered), "file"), human_bytes(progress.total_bytes))
-    send, receive = trio.open_memory_channel[tuple[TargetKey, DownloadJob]](len(ordered))
-    for item in ordered:
-        send.send_nowait(item)
-    send.close()
 
-    async def worker(writer: DiskWriter) -> None:
-        async for key, job in receive:
-            result = await download(job, site, writer, settings.retries, progress.add_bytes)
-            progress.file_done(result.ok)
-            outcome = outcomes[key]
-            if result.ok:
-                outcome.files += 1
-                outcome.bytes += result.bytes
-                continue
-            outcome.failed.add(job.record.fn)
-            message = f"{key[1]}/{result.error}"
-            outcome.errors.append(message)
-            log.error("%s: %s", key[0], message)
+    def landed(key: TargetKey, result: DownloadResult) -> None:
+        progress.file_done(result.ok)
+        outcome = outcomes[key]
+        if result.ok:
+            outcome.files += 1
+            outcome.bytes += result.bytes
+            return
+        outcome.failed.add(result.job.record.fn)
+        message = f"{key[1]}/{result.error}"
+        outcome.errors.append(message)
+        log.error("%s: %s", key[0], message)
 
     try:
-        async with open_disk_writer() as writer, trio.open_nursery() as nursery:
-            for _ in range(min(settings.concurrency, len(ordered))):
-                nursery.start_soon(worker, writer)
+        await download_each(ordered, site, settings, landed, progress.add_bytes)
     finally:
         progress.close()
         with contextlib.suppress(OSError):

@@ -10,7 +10,7 @@ exactly the shards ``repodata.json`` makes and each exists and hashes to its nam
 files a ``keep_removed`` channel keeps unlisted match their kept records
 (:mod:`sitegen.tools.verify_kept`); no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
-always), those of local sources are linked or copied again from their folder (verified against
+always, ``download.concurrency`` at a time), those of local sources are linked or copied again from their folder (verified against
 the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
 them anew; ``.zst``, ``.bz2`` (when on), ``current_repodata.json`` and the shards are rebuilt
 from ``repodata.json`` (the file published last, so the truth), and left-over temporaries and a
@@ -36,13 +36,12 @@ from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodat
 from sitegen.conda.shards import ShardError
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import LOCK_NAME, REPODATA_BZ2, metadata_files, retired_shards_path
-from sitegen.net.download import DownloadJob, download
+from sitegen.net.download import DownloadJob, DownloadResult, download_each
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
 from sitegen.store.lock import SiteLock, SiteLocked, lock_holder
 from sitegen.store.origins import Origins, load_origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
-from sitegen.store.writer import open_disk_writer
 from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.local import is_local, restore
 from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
@@ -362,28 +361,28 @@ async def _repair(
     remote_mirrors = [m for m in mirrors.values() if not is_local(m)]
     async with AsyncExitStack() as stack:
         upstreams, unusable = await open_upstreams(remote_mirrors, config.download, stack)
-        writer = await stack.enter_async_context(open_disk_writer())
+        jobs: list[tuple[Problem, DownloadJob]] = []
+        for repair_ in remote:
+            problem = problems[repair_.relative]
+            upstream = upstreams.get(repair_.mirror)
+            if upstream is None:
+                why = unusable.get(repair_.mirror, "unknown mirror")
+                problem.detail += f"; cannot repair: {why}"
+                continue
+            job = DownloadJob(
+                upstream,
+                repair_.record,
+                repair_.path,
+                durable=True,
+                base_url=repair_.origins.base_url_of(repair_.mirror),
+            )
+            jobs.append((problem, job))
 
-        async def fix(job: DownloadJob, problem: Problem) -> None:
-            result = await download(job, site, writer, config.download.retries)
+        def landed(problem: Problem, result: DownloadResult) -> None:
             problem.repaired = result.ok
             if not result.ok:
                 problem.detail += f"; repair failed: {result.error}"
                 log.error("repair failed: %s", result.error)
 
-        async with trio.open_nursery() as nursery:
-            for repair_ in remote:
-                problem = problems[repair_.relative]
-                upstream = upstreams.get(repair_.mirror)
-                if upstream is None:
-                    why = unusable.get(repair_.mirror, "unknown mirror")
-                    problem.detail += f"; cannot repair: {why}"
-                    continue
-                job = DownloadJob(
-                    upstream,
-                    repair_.record,
-                    repair_.path,
-                    durable=True,
-                    base_url=repair_.origins.base_url_of(repair_.mirror),
-                )
-                nursery.start_soon(fix, job, problem)
+        # As a run downloads: download.concurrency at a time, each holding a file open.
+        await download_each(jobs, site, config.download, landed)
