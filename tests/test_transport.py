@@ -678,6 +678,28 @@ def test_a_repodata_zst_beyond_the_cap_is_refused(
     assert upstream_mod.decode_body("repodata.json.zst", exact) == b" " * 100_000
 
 
+def test_a_repodata_zst_of_one_frame_is_decoded_into_one_buffer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A body that is one frame stating its size (zstd's default) is decoded straight into a
+    buffer of that size: not in pieces joined afterwards, which held about twice the JSON."""
+    monkeypatch.setattr(upstream_mod, "DECODE_PIECE", 1 << 20)
+    document = b'{"info": {}, "packages": {}, "x": "' + bytes(range(97, 123)) * 320_000 + b'"}'
+    body = zstandard.ZstdCompressor().compress(document)
+    tracemalloc.start()
+    try:
+        decoded = upstream_mod.decode_body("repodata.json.zst", body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert decoded == document
+    assert peak < 1.25 * len(document), f"{peak} bytes held for {len(document)}"
+    # Several frames, or none stating its size, are decoded piece by piece as before.
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(document)
+    assert upstream_mod.decode_body("repodata.json.zst", unsized) == document
+    assert upstream_mod.decode_body("repodata.json.zst", body + body) == document + document
+
+
 # --------------------------------------------------------------------------- split downloads
 
 BIG = bytes(range(256)) * 1200  # 307,200 bytes: four parts of 64 KiB parts at most
