@@ -59,9 +59,7 @@ def widen_state(
             if base is not None:
                 bases.setdefault(mirror, base)
         del previous
-    files = {fn: record.origin for fn, record in records.items()}
-    files.update(older)
-    write_origins(site, channel_path, subdir, Origins(files, bases))
+    _write_map(site, channel_path, subdir, records, bases, older)
     return len(wider_kept) > len(kept) or bool(older)
 
 
@@ -74,7 +72,20 @@ def narrow_state(
     kept: Mapping[str, Record],
 ) -> None:
     """Once ``records`` are published: write the state for exactly them (and ``kept``)."""
-    # The map lives only while it is written.
-    files = {fn: record.origin for fn, record in records.items()}
-    write_origins(site, channel_path, subdir, Origins(files, dict(package_bases)))
+    _write_map(site, channel_path, subdir, records, dict(package_bases), {})
     save_kept(site, channel_path, subdir, kept)
+
+
+def _write_map(
+    site: Site,
+    channel_path: str,
+    subdir: str,
+    records: Mapping[str, Record],
+    bases: dict[str, str],
+    older: dict[str, str],
+) -> None:
+    """The origins map of ``records`` plus ``older`` (file -> mirror of a state still served);
+    it lives only while it is written."""
+    files = {fn: record.origin for fn, record in records.items()}
+    files.update(older)
+    write_origins(site, channel_path, subdir, Origins(files, bases))
