@@ -23,6 +23,8 @@ from sitegen.sync import publish as publish_module
 from sitegen.sync.keep import read_kept
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata, publish_all
 from sitegen.sync.publish_state import narrow_state, widen_state
+from sitegen.tools.verify_kept import kept_problems
+from sitegen.tools.verify_sample import Checked
 
 pytestmark = pytest.mark.unit
 
@@ -132,3 +134,29 @@ def test_the_state_is_widened_before_publishing_and_narrowed_after(tmp_path: Pat
     assert set(read_kept(tmp_path, *KEY) or {}) == {"b-1-h0_0.conda"}
     # Nothing the new state lacks: widening writes it exactly, and nothing follows.
     assert not widen_state(site, *KEY, after, {"m2": "https://m2/"}, kept_after, after.keys())
+
+
+def test_a_file_listed_again_is_not_kept_while_the_states_are_widened(tmp_path: Path) -> None:
+    """Upstream lists a kept file again, with other bytes; the run publishes it, and the
+    narrowing after never comes (a full disk, a kill): `verify --repair` must not judge the
+    listed file by its old kept record (and delete it), nor count it twice."""
+    site = Site(tmp_path)
+    directory = site.path(*KEY)
+    directory.mkdir(parents=True)
+    (kept,) = records(a="m1").values()
+    narrow_state(site, *KEY, {}, {}, {kept.fn: kept})  # an earlier run kept a
+    listed = records(a="m1")
+    listed[kept.fn].raw["sha256"] = hashlib.sha256(b"new bytes").hexdigest()
+    listed[kept.fn].raw["size"] = len(b"new bytes")
+    (directory / kept.fn).write_bytes(b"new bytes")
+    widen_state(site, *KEY, listed, {}, {}, [])
+    assert read_kept(site.root, *KEY) == {}
+    channel = ChannelConfig(
+        path=KEY[0],
+        filters=FilterSpec(),
+        keep_removed=True,
+        mirrors=(MirrorConfig(name="m1", url="https://x/m1", subdirs=(KEY[1],)),),
+    )
+    checked = Checked()
+    assert kept_problems(site, channel, KEY[1], checked, repair=True) == []
+    assert (directory / kept.fn).read_bytes() == b"new bytes"

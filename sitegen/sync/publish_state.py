@@ -38,8 +38,10 @@ def widen_state(
     alone: then :func:`narrow_state` follows once ``repodata.json`` is renamed in."""
     # Unreadable kept records hold a keep_removed subdir before it gets here; for another
     # channel there is nothing left to keep.
+    # A file the new state lists again is not kept any more, whichever state is served: its
+    # old kept record would have `sitegen verify` judge the listed file by it.
     before = read_kept(site.root, channel_path, subdir) or {}
-    wider_kept = {**before, **kept}
+    wider_kept = {fn: r for fn, r in before.items() if fn not in records} | dict(kept)
     save_kept(site, channel_path, subdir, wider_kept)
     # The previous map is read only when the new state drops a file (at conda-forge scale it
     # is 800,000 entries, over 100 MB decoded, of which a run drops a handful), and let go
