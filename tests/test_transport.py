@@ -556,6 +556,50 @@ async def test_repodata_that_does_not_decode_from_transit_fails(
             await upstream.fetch_repodata("linux-64", None)
 
 
+PAST_THE_END = """
+import gzip, sys, httpx, trio
+from sitegen.net.transit import decoded_body
+
+class Chunks(httpx.AsyncByteStream):
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    async def __aiter__(self):
+        for chunk in self.chunks:
+            yield chunk
+
+async def main(read):
+    body = gzip.compress(b"".join(b'"pkg-%d": {},' % i for i in range(120_000))) + b"<html>"
+    chunks = [body[i : i + read] for i in range(0, len(body), read)]
+    response = httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=Chunks(chunks))
+    try:
+        async for _ in decoded_body(response, "repodata.json"):
+            pass
+    except httpx.DecodingError as exc:
+        print(exc)
+
+trio.run(main, int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("read", [1 << 20, 4096, 1])
+def test_bytes_past_the_end_of_a_compressed_body_are_refused_however_they_arrive(
+    read: int,
+) -> None:
+    """Whether the bytes after the end come in the read that ends the stream (zlib then hands
+    them back as input still to take when asked for a bounded step) or in a later one."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PAST_THE_END, str(read)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the decoding went round without end")
+    assert "gzip data goes on past its end" in done.stdout, done.stderr[-2000:]
+
+
 async def test_an_unchanged_answer_naming_a_coding_is_unchanged(server: UpstreamServer) -> None:
     """A 304 has no body to decode, whatever Content-Encoding it names."""
     server.add_fault("/linux-64/repodata.json", respond(304, b"", {"Content-Encoding": "zstd"}))

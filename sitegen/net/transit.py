@@ -82,6 +82,10 @@ class _Inflater:
             self._started = True
             if piece:
                 yield piece
+            if self._zlib.eof:
+                # (zlib leaves what follows the end in unconsumed_tail too when a step is
+                # given: asked again, it would hand it back for ever)
+                break
             data = self._zlib.unconsumed_tail
             # A full step may leave output inside zlib though no input is left: asked again.
             more = bool(data) or len(piece) == STEP
