@@ -177,6 +177,9 @@ def test_split_filename_and_dependency_name() -> None:
     assert dependency_name("conda-forge::NumPy 1.*") == "numpy"
     assert dependency_name("__glibc >=2.17") == "__glibc"
     assert dependency_name(">=1") is None
+    assert dependency_name("g++ >=12") == "g++"
+    assert dependency_name("libstdcxx-ng>=12") == "libstdcxx-ng"
+    assert dependency_name("foo!=1.0") == "foo"
 
 
 def test_group_and_summarize_channel() -> None:

@@ -17,7 +17,8 @@ from sitegen.conda.version import InvalidVersionError, parse_version
 from sitegen.sync.progress import human_bytes
 
 _PLAIN_URL = re.compile(r"^[A-Za-z0-9._/-]*$")
-_DEP_NAME_RE = re.compile(r"^\s*(?:[^\s:]+::)?([A-Za-z0-9_][A-Za-z0-9_.-]*)")
+# A name may hold "+" (g++), which no version operator starts with; "!" and "=" may start one.
+_DEP_NAME_RE = re.compile(r"^\s*(?:[^\s:]+::)?([A-Za-z0-9_+][A-Za-z0-9_.+-]*)")
 
 
 # --------------------------------------------------------------------------- links

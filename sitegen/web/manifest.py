@@ -19,7 +19,7 @@ from sitegen.web.facts import PackageFacts
 
 # Bump when the page models change shape, or what pages make of the same inputs, so every page
 # is rendered again (and the facts kept per package are computed again).
-RENDER_VERSION = "4"
+RENDER_VERSION = "5"
 MANIFEST_VERSION = 3
 
 
