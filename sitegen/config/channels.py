@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -14,7 +15,7 @@ from sitegen.config.model import ChannelConfig, FilterSpec, MirrorConfig
 from sitegen.config.notices import notices_of
 from sitegen.config.site_settings import parse_ca_bundle, parse_http_url
 from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
-from sitegen.config.yaml_nodes import ConfigError, YamlNode
+from sitegen.config.yaml_nodes import ConfigError, ParseState, YamlNode
 from sitegen.layout import RESERVED_IN_CHANNEL, RESERVED_TOP, TOKEN_SEGMENT
 
 # Up to 100 characters: each becomes a directory (names longer than a file system allows
@@ -207,19 +208,11 @@ def _check_unique(channels: list[ChannelConfig], node: YamlNode) -> None:
             )
         else:
             paths[channel.path] = channel.line
-    for channel in channels:
-        segments = channel.path.split("/")
-        for depth in range(1, len(segments)):
-            outer = "/".join(segments[:depth])
-            if outer in paths and segments[depth] in RESERVED_IN_CHANNEL:
-                state.add(
-                    ConfigError(
-                        f"{state.filename}:{channel.line}: channels.{channel.path}: inside"
-                        f" channel {outer!r} (line {paths[outer]}), {segments[depth]!r} holds"
-                        f" that channel's own pages or files",
-                        line=channel.line,
-                    )
-                )
+    for channel, outer, segment in _enclosing(channels):
+        if segment in RESERVED_IN_CHANNEL:
+            _inside_error(
+                state, channel, outer, f"{segment!r} holds that channel's own pages or files"
+            )
     names: dict[str, int] = {}
     for channel in channels:
         for mirror in channel.mirrors:
@@ -241,21 +234,34 @@ def _check_nested_subdirs(channels: list[ChannelConfig], node: YamlNode) -> None
     live in that subdir's directory (at `outer/<subdir>`, the subdir's listing page would be
     its index.html). _channel_path refuses the known subdir names anywhere; this catches the
     others SUBDIR_RE accepts (linux-loong64)."""
-    state = node.state
-    by_path = {channel.path: channel for channel in channels}
+    for channel, outer, segment in _enclosing(channels):
+        if segment in outer.subdirs:
+            _inside_error(node.state, channel, outer, f"{segment!r} is one of its subdirs")
+
+
+def _enclosing(channels: list[ChannelConfig]) -> Iterator[tuple[ChannelConfig, ChannelConfig, str]]:
+    """(channel, a channel it is inside, the segment of its path right below that one)."""
+    by_path: dict[str, ChannelConfig] = {}
+    for channel in channels:
+        by_path.setdefault(channel.path, channel)  # the first of a path given twice
     for channel in channels:
         segments = channel.path.split("/")
         for depth in range(1, len(segments)):
             outer = by_path.get("/".join(segments[:depth]))
-            if outer is not None and segments[depth] in outer.subdirs:
-                state.add(
-                    ConfigError(
-                        f"{state.filename}:{channel.line}: channels.{channel.path}: inside"
-                        f" channel {outer.path!r} (line {outer.line}), {segments[depth]!r} is"
-                        " one of its subdirs",
-                        line=channel.line,
-                    )
-                )
+            if outer is not None:
+                yield channel, outer, segments[depth]
+
+
+def _inside_error(
+    state: ParseState, channel: ChannelConfig, outer: ChannelConfig, why: str
+) -> None:
+    state.add(
+        ConfigError(
+            f"{state.filename}:{channel.line}: channels.{channel.path}: inside channel"
+            f" {outer.path!r} (line {outer.line}), {why}",
+            line=channel.line,
+        )
+    )
 
 
 # --------------------------------------------------------------------------- mirrors
