@@ -101,9 +101,30 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"sitegen: configuration error: {exc}", file=sys.stderr)
             return EXIT_CONFIG
+        except (OSError, BaseExceptionGroup) as exc:
+            refused = _refused_by_system(exc)
+            if refused is None:
+                raise
+            # What the system refused where a command does not report it itself (an output
+            # directory it may not create, a full disk): one line; -v shows where it was.
+            logging.getLogger("sitegen").debug("%s failed", args.command, exc_info=True)
+            print(f"sitegen: {args.command}: {refused}", file=sys.stderr)
+            return EXIT_FAILED
         except KeyboardInterrupt:
             print("sitegen: interrupted; published files are consistent", file=sys.stderr)
             return EXIT_INTERRUPTED
+
+
+def _refused_by_system(exc: BaseException) -> OSError | None:
+    """The OSError that ended a command: ``exc`` itself, or the first of a group of them (the
+    tasks of a nursery); None when anything else is among them."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(OSError)
+        if rest is None and matched is not None:
+            return _refused_by_system(matched.exceptions[0])
+    return None
 
 
 @contextlib.contextmanager

@@ -175,8 +175,8 @@ def _sitegen(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.integration
 def test_an_output_that_cannot_be_created_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     """Below a file, `output` is a configuration error (2); where the file system refuses the
-    directory, which no check of the file foresees (under /proc), render and mirror say so
-    on one line and exit 1."""
+    directory, which no check of the file foresees (under /proc), each command says so on one
+    line and exits 1."""
     (tmp_path / "folder").mkdir()
     (tmp_path / "afile").write_text("x")
     config = tmp_path / "channels.yaml"
@@ -186,8 +186,15 @@ def test_an_output_that_cannot_be_created_is_one_line_not_a_traceback(tmp_path: 
         outputs.append(("/proc/1/sitegen-site", 1, "No such file or directory"))
     for output, status, why in outputs:
         config.write_text(f"output: {output}\n{body}")
-        for command in ("render", "mirror"):
-            done = _sitegen(tmp_path, command, "-c", str(config))
+        for command in (
+            ["render"],
+            ["mirror"],
+            ["freeze", "cloud/x"],
+            ["token", "add", "ci"],
+            ["serve", "--port", "0"],
+            ["watch"],
+        ):
+            done = _sitegen(tmp_path, *command, "-c", str(config))
             assert "Traceback" not in done.stderr, (command, done.stderr)
             assert done.returncode == status, (command, done.stderr)
             assert [line for line in done.stderr.splitlines() if why in line], done.stderr
