@@ -313,7 +313,11 @@ def test_public_report_names_no_hidden_file_a_dependency_was_added_for() -> None
         ("xz-1-0.conda", "needed by numpy-2-0.conda (xz)"),
         ("bz2-1-0.conda", NEEDED_BY_HIDDEN),
     ]
-    assert "acme" not in str(run_detail(public_report(report, NOW)))
+    model = run_detail(public_report(report, NOW))
+    assert "acme" not in str(model) and PRIVATE not in str(model)
+    (shown_rows,) = [m["dependencies_added_rows"]["items"] for m in model["mirror_details"]]
+    # A row with no channel noted has none in the page model either, not the text "None".
+    assert [r["needed_by_channel"] for r in shown_rows] == [None, PUBLIC, None]
     assert report.mirrors[1].dependencies_added == rows  # the original is left as is
     # With nothing hidden, every reason stays.
     everyone = RunAccess(channels={PUBLIC: "public"}, mirrors={"ex": "public"})

@@ -75,7 +75,7 @@ def _public_needs(mirror: MirrorReport, hidden: frozenset[str]) -> MirrorReport:
         rows.append(
             row
             if channel is not None and channel not in hidden
-            else msgspec.structs.replace(row, why=NEEDED_BY_HIDDEN)
+            else msgspec.structs.replace(row, why=NEEDED_BY_HIDDEN, needed_by_channel=None)
         )
     return dataclasses.replace(mirror, dependencies_added=rows)
 

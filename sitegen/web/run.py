@@ -191,8 +191,8 @@ def run_detail(
             }
         )
 
-    def scrubbed(row: msgspec.Struct) -> dict[str, str]:
-        return {k: scrub(v) for k, v in msgspec.structs.asdict(row).items()}
+    def scrubbed(row: msgspec.Struct) -> dict[str, str | None]:
+        return {k: None if v is None else scrub(v) for k, v in msgspec.structs.asdict(row).items()}
 
     mirrors = []
     for m, row in zip(report.mirrors, summary["mirrors"], strict=True):
