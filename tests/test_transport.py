@@ -33,7 +33,7 @@ from sitegen.net import download as download_mod
 from sitegen.net import failures as failures_mod
 from sitegen.net import transport as transport_mod
 from sitegen.net import upstream as upstream_mod
-from sitegen.net.client import UpstreamClient, open_client
+from sitegen.net.client import UpstreamClient, credentials_go_to, open_client
 from sitegen.net.download import DownloadJob, DownloadResult, download
 from sitegen.net.transport import EventLoopTransport
 from sitegen.net.upstream import Upstream, UpstreamError, make_client
@@ -381,6 +381,28 @@ async def test_credentials_in_the_url_go_to_their_origin_only(
     expected = "Basic " + base64.b64encode(b"user:p@ss").decode()
     assert [r.header("authorization") for r in server.wait_for_requests(2)] == [expected] * 2
     assert [r.header("authorization") for r in other.wait_for_requests(1)] == [None]
+
+
+@pytest.mark.parametrize(
+    ("origin", "target", "sent"),
+    [
+        ("http://mirror.example/a", "http://mirror.example/b", True),
+        ("http://mirror.example/a", "https://mirror.example/b", True),  # made secure
+        ("http://mirror.example:80/a", "https://mirror.example:443/b", True),
+        ("https://mirror.example/a", "http://mirror.example/b", False),  # made plain
+        ("http://mirror.example:8080/a", "https://mirror.example/b", False),  # another server
+        ("http://mirror.example/a", "https://mirror.example:8443/b", False),
+        ("http://mirror.example/a", "https://cdn.example/b", False),
+        ("https://mirror.example/a", "https://mirror.example.evil/b", False),
+    ],
+)
+def test_credentials_follow_a_redirect_to_their_own_host_made_secure_only(
+    origin: str, target: str, sent: bool
+) -> None:
+    """An upstream given as http:// that sends everyone to https:// on the same host keeps
+    its credentials; every other change of scheme, host or port drops them."""
+    first = httpx.URL(origin)
+    assert credentials_go_to(httpx.URL(target), (first.scheme, first.host, first.port)) is sent
 
 
 @contextlib.asynccontextmanager

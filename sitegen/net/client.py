@@ -68,7 +68,7 @@ class UpstreamClient:
                 headers={**self._headers, **headers},
                 extensions={"timeout": self._timeout},
             )
-            if credentials and (url.scheme, url.host, url.port) == origin:
+            if credentials and credentials_go_to(url, origin):
                 request.headers["Authorization"] = credentials
             response = await self.transport.handle_async_request(request)
             response.request = request
@@ -103,6 +103,23 @@ async def _drain(response: httpx.Response) -> None:
         read += len(chunk)
         if read > _SMALL_BODY:
             return  # not worth it: the connection is closed instead
+
+
+def credentials_go_to(url: httpx.URL, origin: tuple[str, str, int | None]) -> bool:
+    """Whether the credentials of a URL of ``origin`` (scheme, host, port) are sent to ``url``,
+    where a redirect led: to the same origin, or to the same host made secure (http on its
+    default port to https on its own, as browsers and most clients allow); never elsewhere."""
+    scheme, host, port = origin
+    if url.host != host:
+        return False
+    if (url.scheme, url.port) == (scheme, port):
+        return True
+    return (
+        scheme == "http"
+        and port in (None, 80)
+        and url.scheme == "https"
+        and url.port in (None, 443)
+    )
 
 
 def _basic_auth(url: httpx.URL) -> str | None:
