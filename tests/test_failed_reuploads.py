@@ -23,6 +23,7 @@ from sitegen.sync.plan import DiskSnapshot, plan_subdir
 from sitegen.sync.prepare import prepare_all
 from sitegen.sync.prune import package_files
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata, publish_target
+from testkit.records import raw_record
 
 pytestmark = pytest.mark.unit
 
@@ -31,17 +32,7 @@ KEY = ("chan", "linux-64")
 
 
 def raw(name: str, body: bytes) -> dict[str, Any]:
-    return {
-        "name": name,
-        "version": "1",
-        "build": "h0_0",
-        "build_number": 0,
-        "depends": [],
-        "sha256": hashlib.sha256(body).hexdigest(),
-        "size": len(body),
-        "subdir": "linux-64",
-        "timestamp": 1700000000000,
-    }
+    return raw_record(name, "1", "h0_0", sha256=hashlib.sha256(body).hexdigest(), size=len(body))
 
 
 def upstream(body: bytes) -> Repodata:

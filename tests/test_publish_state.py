@@ -25,6 +25,7 @@ from sitegen.sync.publish import PublishOutcome, SubdirMetadata, publish_all
 from sitegen.sync.publish_state import narrow_state, widen_state
 from sitegen.tools.verify_kept import kept_problems
 from sitegen.tools.verify_sample import Checked
+from testkit.records import raw_record
 
 pytestmark = pytest.mark.unit
 
@@ -32,17 +33,7 @@ KEY = ("chan", "linux-64")
 
 
 def raw(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "version": "1",
-        "build": "h0_0",
-        "build_number": 0,
-        "depends": [],
-        "sha256": hashlib.sha256(name.encode()).hexdigest(),
-        "size": 100,
-        "subdir": "linux-64",
-        "timestamp": 1700000000000,
-    }
+    return raw_record(name, "1", "h0_0", sha256=hashlib.sha256(name.encode()).hexdigest())
 
 
 def records(**origins: str) -> dict[str, Record]:
