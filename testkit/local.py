@@ -111,6 +111,30 @@ def write_header_bomb(
     return path
 
 
+def write_payload_bomb(
+    path: Path, index: dict[str, Any], payload: int, about: dict[str, Any] | None = None
+) -> Path:
+    """A .tar.bz2 whose info/index.json comes first, followed by ``payload`` bytes of zeros in
+    members of 240 MiB each, then info/about.json (when given) and the end of the archive: one
+    bzip2 stream after another, 16 MiB of zeros taking 45 bytes, so a terabyte takes 3 MiB."""
+    block, member = 16 << 20, 240 << 20
+    zeros = bz2.compress(bytes(block))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        data = json.dumps(index).encode()
+        header = tarfile.TarInfo("info/index.json")
+        header.size = len(data)
+        padding = bytes(-len(data) % tarfile.BLOCKSIZE)
+        out.write(bz2.compress(header.tobuf(tarfile.GNU_FORMAT) + data + padding))
+        for number in range(payload // member):
+            header = tarfile.TarInfo(f"info/pad{number}")
+            header.size = member
+            out.write(bz2.compress(header.tobuf(tarfile.GNU_FORMAT)))
+            out.write(zeros * (member // block))
+        out.write(bz2.compress(tar_of(info_members(index, about)[1:])))
+    return path
+
+
 def write_conda(
     path: Path,
     info: Iterable[tuple[str, bytes | int]] | None,

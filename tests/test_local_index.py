@@ -30,6 +30,7 @@ from sitegen.conda.index import (
     REASON_UNREADABLE,
     REASON_UNSAFE_PATH,
     BadPackage,
+    IndexedPackage,
     index_package,
 )
 from sitegen.conda.records import (
@@ -51,6 +52,7 @@ from testkit.local import (
     local_config,
     write_conda,
     write_header_bomb,
+    write_payload_bomb,
     write_tar_bz2,
 )
 from testkit.site import assert_channel_consistent, published, read_repodata, snapshot
@@ -456,6 +458,34 @@ def test_tar_extended_headers_are_refused_before_they_are_read(
     long_name = [(f"info/{'l' * 300}", b"x"), *info_members(index_of("long"))]
     indexed = index_package(write_tar_bz2(tmp_path / "long-1.0-0.tar.bz2", long_name))
     assert indexed.record["name"] == "long"
+
+
+def test_a_bomb_after_index_json_is_not_decompressed_looking_for_about_json(
+    tmp_path: Path,
+) -> None:
+    """The scan limit held only until index.json turned up: then the read went on for
+    about.json through members of up to the limit each, however many. A terabyte of zeros in
+    3 MiB of bzip2 behind index.json held the run (and a stop, which waits for the file) for
+    an hour. The read ends at the limit; the package keeps its record, without the about.json
+    that lies beyond."""
+    path = write_payload_bomb(
+        tmp_path / "late-1.0-0.tar.bz2", index_of("late"), 1 << 40, {"summary": "far away"}
+    )
+    assert path.stat().st_size < 4 << 20
+    indexed: list[object] = []
+    reader = threading.Thread(target=lambda: indexed.append(index_package(path)), daemon=True)
+    reader.start()
+    reader.join(120)
+    assert not reader.is_alive(), "still decompressing"
+    (package,) = indexed
+    assert isinstance(package, IndexedPackage)
+    assert package.record["name"] == "late"
+    assert package.about == {}
+    # Within the limit, about.json after index.json is read as ever.
+    near = write_payload_bomb(
+        tmp_path / "near-1.0-0.tar.bz2", index_of("near"), 0, {"summary": "close by"}
+    )
+    assert index_package(near).about == {"summary": "close by"}
 
 
 def test_a_conda_with_a_huge_zip_directory_is_refused_before_it_is_held(tmp_path: Path) -> None:

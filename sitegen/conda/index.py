@@ -10,7 +10,8 @@ Package files are untrusted input: every way one can be broken or hostile ends i
 :class:`BadPackage` with a short, categorical reason (counted in the run report), never in an
 exception that would stop the others. What is read is capped: a member of ``info/`` larger than
 :data:`MAX_MEMBER`, or more than :func:`scan_limit` decompressed bytes before ``index.json``,
-is refused, so a decompression bomb costs neither memory nor unbounded time.
+is refused, and ``about.json`` not found within that many is left out, so a decompression bomb
+costs neither memory nor unbounded time.
 """
 
 from __future__ import annotations
@@ -322,13 +323,18 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
 
 def _collect(components: Any, members: dict[str, bytes], limit: int) -> None:
     """Read index.json and about.json out of the info/ tar stream, checking every member
-    passed on the way."""
+    passed on the way; what is not found in the first ``limit`` decompressed bytes is not
+    looked for further."""
     wanted = (INDEX_JSON, ABOUT_JSON)
     for tar, member in components:
         name = member.name
         if name.startswith("/") or ".." in name.split("/") or "\x00" in name:
             raise BadPackage(REASON_UNSAFE_PATH, repr(name)[:200])
-        if member.offset_data > limit and INDEX_JSON not in members:
+        if member.offset_data > limit:
+            if INDEX_JSON in members:
+                # about.json is only descriptive: members of up to the limit each, one after
+                # another (a few KiB of bzip2 per terabyte), must not keep the read going.
+                return
             raise BadPackage(REASON_TOO_LARGE, f"no {INDEX_JSON} in the first {limit} bytes")
         if name not in wanted:
             if member.size > limit:
