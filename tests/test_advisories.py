@@ -349,6 +349,10 @@ PREFIX = "channels.yaml:7: channels.cloud/forge.filters.advisories.files[0]: bad
         ("[1]", "bad.json: [0]: expected an object"),
         ('{"summary": "no id"}', "bad.json: (top level): missing required key 'id'"),
         ('{"id": 7}', "bad.json: id: expected a non-empty string"),
+        (
+            '{"id": "X\\nERROR forged line\\u001b[2J"}',
+            "bad.json: id: expected an id of printable characters, got 'X\\nERROR",
+        ),
         ('{"id": "X", "affected": {}}', "bad.json: affected: expected a list"),
         ('{"id": "X", "withdrawn": false}', "bad.json: withdrawn: expected a non-empty string"),
         ('{"id": "X", "withdrawn": "no"}', "bad.json: withdrawn: expected the time of withdrawal"),

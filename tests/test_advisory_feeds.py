@@ -72,6 +72,10 @@ def bad_archives() -> dict[str, bytes]:
         "cut short": good[: len(good) // 2],
         "an error page": b"<html>503 Service Unavailable</html>",
         "no advisories": write_zip({"README.md": b"moved to a new address"}),
+        # The id is what the run's log names a blocked record's reason by.
+        "an id forging log lines": write_zip(
+            {"TEST-ZLIB-1.json": json.dumps({**zlib_advisory(), "id": "X\nERROR forged\x1b[2J"})}
+        ),
     }
 
 
@@ -198,6 +202,7 @@ async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in
         assert not report.failed, (what, report.errors)
         (warning,) = report.mirrors[0].warnings
         assert "the archive it served cannot be used" in warning, (what, warning)
+        assert warning.isprintable(), (what, warning)
         assert kept.read_bytes() == archive, what  # the good copy stays
         assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB, what
     # The good copy, its validators and its advisories as read: no scratch file left.

@@ -167,7 +167,7 @@ def parse_bytes(data: bytes, file: Path, *, unscored_ok: bool = False) -> list[A
 
 def _advisory(node: JsonNode, unscored_ok: bool) -> Advisory:
     node.object()
-    advisory_id = node.require("id").string()
+    advisory_id = _identifier(node.require("id"))
     aliases = node.get("aliases")
     summary = node.get("summary")
     severity = node.get("severity")
@@ -193,6 +193,16 @@ def _advisory(node: JsonNode, unscored_ok: bool) -> Advisory:
         skipped=tuple(skipped),
         unscored=tuple(unscored),
     )
+
+
+def _identifier(node: JsonNode) -> str:
+    """An advisory's id: printable text, as the run's log shows it (a record kept out for it
+    is counted under ``advisory <id>``), so that an id holding a newline or a terminal
+    escape cannot forge log lines or rewrite the operator's screen."""
+    text = node.string()
+    if not text.isprintable():
+        raise node.error(f"expected an id of printable characters, got {text!r}")
+    return text
 
 
 def _withdrawn(node: JsonNode | None) -> bool:
