@@ -604,6 +604,42 @@ def test_a_relative_path_is_a_configuration_error() -> None:
         parse_config("output: s\nchannels:\n  a/b:\n    path: incoming\n    subdirs: [noarch]\n")
 
 
+def test_a_folder_inside_the_site_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The web server serves the site directory whole: a local source's folder inside it had
+    every file dropped there served as it was, a package refused as hostile and those of a
+    private channel (without a token) alike. Such a folder, reached through a link too, is a
+    configuration error naming file, line and key; so is an --out that puts the site around
+    it. Beside the site, it is fine."""
+    from sitegen.cli import main
+    from sitegen.config import ConfigError
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (tmp_path / "link").symlink_to(site)
+    for folder in (site / "incoming", tmp_path / "link" / "incoming", site):
+        text = f"output: {site}\nchannels:\n  a/b:\n    path: {folder}\n    subdirs: [noarch]\n"
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text)
+        message = str(caught.value)
+        assert message.startswith("channels.yaml:4: channels.a/b: mirror 'a-b': its folder"), (
+            message
+        )
+        assert "inside the site directory" in message
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {tmp_path / 'elsewhere'}\nchannels:\n  a/b:\n"
+        f"    path: {site / 'incoming'}\n    subdirs: [noarch]\n"
+    )
+    assert main(["mirror", "-c", str(config_path), "--out", str(site)]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error: --out: channel 'a/b', mirror 'a-b': its folder" in err, err
+    assert list(site.iterdir()) == []
+    beside = tmp_path / "incoming"
+    parse_config(f"output: {site}\nchannels:\n  a/b:\n    path: {beside}\n    subdirs: [noarch]\n")
+
+
 def test_a_local_source_cannot_be_passive() -> None:
     from sitegen.config import ConfigError
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sitegen.config import ConfigError, SiteConfig, load_config
-from sitegen.config.load import unfit_output
+from sitegen.config.load import folders_in_site, unfit_output
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -54,6 +54,12 @@ def load(args: argparse.Namespace) -> SiteConfig:
         if why is not None:
             raise ConfigError(f"--out: {why}")
         config = replace(config, output=output)
+        inside = [
+            f"--out: channel {channel.path!r}, mirror {mirror.name!r}: {why}"
+            for channel, mirror, why in folders_in_site(config.channels, output)
+        ]
+        if inside:
+            raise ConfigError(*inside)
     return config
 
 

@@ -7,7 +7,7 @@ before anything touches the network or the disk, and all its errors are reported
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING
 from sitegen.config.access import parse_access
 from sitegen.config.channels import parse_channels
 from sitegen.config.filter_levels import check_levels, parse_filters
+from sitegen.config.local_source import folder_in_site
 from sitegen.config.model import (
     AccessSettings,
+    ChannelConfig,
     DownloadSettings,
+    MirrorConfig,
     SiteConfig,
 )
 from sitegen.config.site_settings import (
@@ -135,6 +138,15 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     if "stats" in keys:
         settings["stats"] = state.attempt(partial(parse_stats, keys["stats"], base_dir))
     channels = state.attempt(partial(parse_channels, top, keys)) or []
+    if output is not None:
+        for channel, mirror, why in folders_in_site([c for c, _ in channels], output):
+            state.add(
+                ConfigError(
+                    f"{state.filename}:{mirror.line}: channels.{channel.path}: mirror"
+                    f" {mirror.name!r}: {why}",
+                    line=mirror.line,
+                )
+            )
     if site_filters is not None:
         for channel, node in channels:
             for mirror in channel.mirrors:
@@ -189,6 +201,19 @@ def unfit_output(output: Path) -> str | None:
     if resolved == home:
         return f"{str(output)!r} is the home directory; use a directory of its own"
     return None
+
+
+def folders_in_site(
+    channels: Iterable[ChannelConfig], output: Path
+) -> list[tuple[ChannelConfig, MirrorConfig, str]]:
+    """The local sources whose folder is inside the site at ``output``, each with why that
+    cannot be (see :func:`folder_in_site`)."""
+    return [
+        (channel, mirror, why)
+        for channel in channels
+        for mirror in channel.mirrors
+        if (why := folder_in_site(mirror, output)) is not None
+    ]
 
 
 def _prune(node: YamlNode) -> float:

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
+from sitegen.config.model import MirrorConfig
 from sitegen.config.yaml_nodes import YamlNode
 
 KIND = "local"
@@ -22,3 +23,19 @@ def parse_path(node: YamlNode) -> str:
     if "\x00" in path:
         raise node.error("path holds a NUL character")
     return path.rstrip("/") or "/"
+
+
+def folder_in_site(mirror: MirrorConfig, output: Path) -> str | None:
+    """Why a local source's folder cannot be where it is, the site being at ``output``; None
+    when it can. The web server serves the site directory whole, so a folder inside it would
+    have every file dropped there served as it is: a package refused as broken or hostile,
+    and those of a private channel without a token."""
+    if mirror.kind != KIND:
+        return None
+    site = output.resolve()
+    if not Path(mirror.url).resolve().is_relative_to(site):
+        return None
+    return (
+        f"its folder {mirror.url} is inside the site directory {output}, which the web server"
+        " serves whole (a file dropped there would be served unchecked); keep it outside"
+    )
