@@ -23,6 +23,7 @@ from testkit.apache import (
     webconf_server,
     world_readable_dir,
 )
+from testkit.faults import RawServer
 from testkit.nginx import nginx_binary
 from testkit.private_site import (
     PREFIX,
@@ -33,6 +34,7 @@ from testkit.private_site import (
     basic,
     bearer,
     package_of,
+    request,
     wrong_token,
 )
 from testkit.private_site import private_site as open_private_site
@@ -223,3 +225,29 @@ def test_no_token_in_nginx_error_log_for_a_directory_or_a_fetcher_away(
         package = f"/t/{token}{PREFIX}/{PULL}/linux-64/{fn}"
         assert client.get(package).status_code == 502
     assert_no_token_anywhere(private_site, private_site.root / "state")
+
+
+@pytest.mark.integration
+def test_no_token_in_apache_error_log_when_the_fetcher_breaks_off(
+    private_site: PrivateSite,
+) -> None:
+    """mod_proxy logs a fetcher that breaks off without an answer (restarted, crashed, past
+    the proxy timeout) as "Error reading from remote server returned by <path>", path token
+    and all: not with the token. The client gets a 502 (or, on a reused connection, none)."""
+    require_server("apache")
+    token = private_site.tokens["ci"]
+    site = private_site.config.output
+    fn = package_of(site, PULL)
+    (site / PULL / "linux-64" / fn).unlink(missing_ok=True)
+    with RawServer("reset") as fetcher:
+        address = fetcher.url.removeprefix("http://")
+        state = private_site.root / "state"
+        running = webconf_server(
+            "apache", private_site.config, state, prefix=PREFIX, fetcher=address
+        )
+        with running:
+            for path in (f"/t/{token}{PREFIX}", f"{PREFIX}/t/{token}"):
+                status, _headers, _body = request(running.url, f"{path}/{PULL}/linux-64/{fn}")
+                assert status == 502
+    assert fetcher.connections >= 2
+    assert_no_token_anywhere(private_site, state)
