@@ -1,8 +1,9 @@
 """Upstream secrets stay out of the commands sitegen starts (their environment) and out of
-what it prints when a password holds URL delimiters."""
+what it prints when a password or a token holds URL delimiters."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from sitegen.cli import main
 from sitegen.tools.example_channel import write_channel
 from testkit.faults import CHANNEL, small_packages
 from testkit.invariant import make_sandbox
-from testkit.upstream import UpstreamServer
+from testkit.upstream import UpstreamServer, respond
 
 pytestmark = pytest.mark.integration
 TOKEN, ENV = "tk-review-5ecret-0123456789abcdef", "SITEGEN_REVIEW_TOKEN"
@@ -78,3 +79,35 @@ def test_password_with_url_delimiters_not_on_stderr(tmp_path, password):
             env={**os.environ, ENV: password},
         )
     assert "PWpartONE" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("segment", "token"),
+    [("t", "PWpartONE/PWpartTWO"), ("key", "PWpartONE&k=PWpartTWO")],
+)
+def test_token_holding_url_delimiters_not_in_the_log(tmp_path, segment, token):
+    """A token that a URL pattern cuts in two (a '/' inside /t/<token>/, '&k=' as in a query):
+    messages hide it whole, also in a package URL away from the mirror's own (a CEP-15
+    info.base_url relative to it), where a failed attempt names it."""
+    root = tmp_path / "up" / segment / token
+    write_channel(root / "chan", small_packages())
+    (root / "pkgs").mkdir()
+    (root / "chan" / "linux-64").rename(root / "pkgs" / "linux-64")
+    (root / "chan" / "linux-64").mkdir()
+    document = json.loads((root / "pkgs" / "linux-64" / "repodata.json").read_bytes())
+    document["info"]["base_url"] = "../../pkgs/linux-64/"
+    (root / "chan" / "linux-64" / "repodata.json").write_text(json.dumps(document))
+    with UpstreamServer(tmp_path / "up") as server:
+        fn = "beta-2.0-h1_0.conda"
+        server.add_fault(f"/{segment}/{token}/pkgs/linux-64/{fn}", respond(503))
+        cfg = _config(tmp_path, f"{server.url}/{segment}/${{{ENV}}}/chan")
+        cfg.write_text(cfg.read_text().replace("retries: 0", "retries: 1"))
+        proc = subprocess.run(
+            [sys.executable, "-m", "sitegen", "mirror", "-c", str(cfg), "--no-progress"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, ENV: token},
+        )
+    assert proc.returncode == 1 and f"{fn}: attempt 1 of 2 failed" in proc.stderr
+    assert "PWpart" not in proc.stdout + proc.stderr

@@ -287,9 +287,11 @@ def scrub_names(names: Iterable[str]) -> Callable[[str], str]:
     secrets = sorted(_secret_values(names), key=len, reverse=True)
 
     def scrub(text: str) -> str:
-        text = redact_url(str(text))
+        # The values first: the URL patterns could cut one in two (a '/' inside /t/<token>/,
+        # '&k=' read as a query) and leave a part no whole value matches.
+        text = str(text)
         for secret in secrets:
             text = text.replace(secret, "***")
-        return text
+        return redact_url(text)
 
     return scrub
