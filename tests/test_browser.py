@@ -31,6 +31,7 @@ from sitegen.web import listing as listing_module
 from sitegen.web.format import format_bytes
 from sitegen.web.render import render_site
 from testkit.advisories import write_zlib_advisory
+from testkit.apache import require_server, webconf_server
 from testkit.axe import (
     LAYOUT_SHIFT_MAX,
     axe_source,
@@ -38,6 +39,8 @@ from testkit.axe import (
     layout_shift,
     seo_problems,
 )
+from testkit.private_site import PREFIX, PRIVATE, PUBLIC
+from testkit.private_site import private_site as open_private_site
 from testkit.require import in_ci, require_tool
 from testkit.site import rewrite_repodata, site_config
 from testkit.upstream import ExampleUpstream
@@ -663,3 +666,36 @@ async def test_long_unbreakable_names_do_not_push_pages_sideways(
             assert wide == []
         finally:
             browser.close()
+
+
+@pytest.mark.integration
+def test_snippets_browsed_with_a_path_token_show_no_token(
+    example_upstream: ExampleUpstream,
+) -> None:
+    """Pages browsed under /t/<token>/ (after the prefix, as conda writes it, or after the host)
+    behind the real nginx check: the "Use this mirror" snippets, which people copy and share,
+    name the site's plain address and <TOKEN>, never the token the page was opened with."""
+    require_server("nginx")
+    sync_playwright = _playwright()
+    with open_private_site(example_upstream) as private:
+        token = private.tokens["ci"]
+        state = private.root / "state"
+        running = webconf_server("nginx", private.config, state, prefix=PREFIX)
+        with running, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                site = f"{running.url}{PREFIX}"
+                for path, public in (
+                    (f"{PREFIX}/t/{token}/index.html", True),
+                    (f"/t/{token}{PREFIX}/index.html", True),
+                    (f"{PREFIX}/t/{token}/{PRIVATE}/index.html", False),
+                ):
+                    assert page.goto(f"{running.url}{path}").status == 200
+                    snippets = "\n".join(page.locator("pre").all_inner_texts())
+                    assert token[13:] not in snippets, path
+                    assert f"{site}/t/<TOKEN>/{PRIVATE}" in snippets
+                    if public:
+                        assert f"-c {site}/{PUBLIC} <package>" in snippets
+            finally:
+                browser.close()

@@ -2,10 +2,14 @@
 (function () {
   "use strict";
 
-  // The site root, from this page's relative path to it (works under any URL prefix).
+  // The site root, from this page's relative path to it (works under any URL prefix), without
+  // the path token the page may have been browsed under (/t/<token>/, after the host or after
+  // the prefix): snippets are copied and shared, and where a token goes they say <TOKEN>.
   function siteRoot() {
     var root = document.documentElement.getAttribute("data-root") || ".";
-    return new URL(root + "/", window.location.href).href.replace(/\/$/, "");
+    var url = new URL(root + "/", window.location.href);
+    url.pathname = url.pathname.replace(/^\/t\/[^\/]+(?=\/)/, "").replace(/\/t\/[^\/]+\/$/, "/");
+    return url.href.replace(/\/$/, "");
   }
   var onHttp = /^https?:$/.test(window.location.protocol);
   var LIMIT = 200;  // search results shown at most
