@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ import zstandard
 from sitegen.cli import main
 from sitegen.config import SiteConfig
 from sitegen.store.site import Site
-from sitegen.sync.report import RunReport
+from sitegen.sync.history import History
+from sitegen.sync.report import INTERRUPTED, RUNNING, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
 from testkit.records import as_upstream, as_upstream_section
@@ -597,6 +599,31 @@ async def test_dry_run_changes_nothing_and_counts(
     assert published(site, CHANNEL, "linux-64") == (LINUX - set(readline.filenames)) | set(
         new_zlib.filenames
     )
+
+
+async def test_a_dry_run_leaves_the_record_of_a_killed_run_to_the_next_run(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """A run killed outright leaves its record 'running'; a dry run does not rewrite it
+    (nothing on disk changes, and pages rendered before would disagree with the ledger): the
+    next real run records it as interrupted."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    history = History(Site(site))
+    killed = RunReport(id="20990101T000000Z-99", started=time.time(), status=RUNNING, pid=99)
+    history.save(killed)
+    before = snapshot(site, exclude={".sitegen/lock"})
+
+    assert not (await mirror(config, dry_run=True)).failed
+
+    after = snapshot(site, exclude={".sitegen/lock"})
+    assert {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)} == set()
+    [record] = [r for r in history.runs() if r.id == killed.id]
+    assert record.status == RUNNING
+    await mirror(config)
+    [record] = [r for r in history.runs() if r.id == killed.id]
+    assert record.status == INTERRUPTED
 
 
 def test_dry_run_via_cli_prints_counts(

@@ -90,8 +90,10 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         config = with_freezes(config, frozen)
         config = await trio.to_thread.run_sync(resolve_gates, config, time.time())
         history = History(site)
-        for run_id in history.close_interrupted():
-            log.warning("run %s did not finish; recorded as interrupted", run_id)
+        # A dry run changes nothing on disk: a killed run's record is the next real run's.
+        if not options.dry_run:
+            for run_id in history.close_interrupted():
+                log.warning("run %s did not finish; recorded as interrupted", run_id)
         selected = select_mirrors(config, history.runs(), options, time.time())
         report = RunReport(
             id=new_run_id(),
