@@ -21,7 +21,14 @@ from sitegen.layout import runs_dir
 from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.store.site import Site
 from sitegen.sync.history import History
-from sitegen.sync.report import COMPLETED, FAILED, STOPPED, MirrorReport, RunReport
+from sitegen.sync.report import (
+    COMPLETED,
+    FAILED,
+    STOPPED,
+    ChannelSubdirReport,
+    MirrorReport,
+    RunReport,
+)
 from sitegen.sync.run import MirrorOptions, run_mirror, select_mirrors
 from testkit.site import published, site_config
 from testkit.upstream import ExampleUpstream
@@ -248,7 +255,9 @@ def _run(started: float, **statuses: str) -> RunReport:
         id=f"r{started}",
         started=started,
         mirrors=[
-            MirrorReport(name=n, channel="x", source="s", status=s) for n, s in statuses.items()
+            # The channel each mirror feeds in _two_mirror_config ("one-a" feeds one/a).
+            MirrorReport(name=n, channel=n.replace("-", "/"), source="s", status=s)
+            for n, s in statuses.items()
         ],
     )
 
@@ -296,6 +305,35 @@ def test_a_completed_run_recorded_in_the_future_does_not_stop_due_runs(tmp_path:
     assert select_mirrors(config, [ahead, since], MirrorOptions(due=True), later) == {"one-a"}
 
 
+@pytest.mark.unit
+def test_a_run_of_another_channel_or_before_a_removal_is_not_the_last_completed_one(
+    tmp_path: Path,
+) -> None:
+    """The schedule counts from the mirror's last completed run of the channel it feeds now:
+    one that built another channel (the channel renamed, the mirror moved), or that a `sitegen
+    remove` of the channel came after (the channel added again since), leaves it due."""
+    config = _two_mirror_config(tmp_path / "site", "http://127.0.0.1:1/c", schedule_a="0 0 * * *")
+    now = ts("2026-01-02T10:30:00")
+    done = _run(ts("2026-01-02T10:00:00"), **{"one-a": COMPLETED, "two-b": COMPLETED})
+    assert select_mirrors(config, [done], MirrorOptions(due=True), now) == set()
+    elsewhere = _run(ts("2026-01-02T10:10:00"), **{"one-a": COMPLETED})
+    elsewhere.mirrors[0].channel = "old/a"  # one-a fed old/a then: one/a is not built
+    assert select_mirrors(config, [elsewhere, done], MirrorOptions(due=True), now) == {"one-a"}
+    removal = RunReport(
+        id="removal",
+        started=ts("2026-01-02T10:20:00"),
+        status=COMPLETED,
+        options={"remove": "two/b"},
+        channels=[
+            ChannelSubdirReport("two/b", s, status="removed") for s in ("linux-64", "noarch")
+        ],
+    )
+    assert select_mirrors(config, [removal, done], MirrorOptions(due=True), now) == {"two-b"}
+    # The removal of a subdir the mirror no longer lists leaves its schedule alone.
+    removal.channels = [ChannelSubdirReport("two/b", "osx-64", status="removed")]
+    assert select_mirrors(config, [removal, done], MirrorOptions(due=True), now) == set()
+
+
 # --------------------------------------------------------------------------- real runs
 
 
@@ -314,6 +352,44 @@ async def test_due_run_skips_mirrors_that_ran_and_records_nothing(
     assert second.mirrors == [] and second.status == COMPLETED
     assert example_upstream.server.requests == []
     assert len(list(runs_dir.glob("*.json"))) == 1  # a run with nothing due leaves no record
+
+
+@pytest.mark.integration
+def test_due_builds_a_channel_renamed_or_added_again_at_once(
+    tmp_path: Path, example_upstream: ExampleUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A channel renamed in channels.yaml (its mirror keeps its name), or removed with `sitegen
+    remove` and added again, is built by the next `mirror --due`, not once the mirror's
+    schedule fires again: no completed run built it as configured now."""
+    site, config_path = tmp_path / "site", tmp_path / "channels.yaml"
+
+    def configure(channel: str) -> None:
+        config_path.write_text(
+            f"output: {site}\nchannels:\n  {channel}:\n    mirrors:\n      - name: forge\n"
+            f"        url: {example_upstream.url}\n        subdirs: [linux-64]\n"
+        )
+
+    def due() -> int:
+        return main(["mirror", "--due", "--no-progress", "-c", str(config_path)])
+
+    def next_due() -> str:
+        capsys.readouterr()
+        assert main(["status", "-c", str(config_path)]) == EXIT_OK
+        return capsys.readouterr().out.split("next due: ", 1)[1].split("\n", 1)[0]
+
+    configure("c/x")
+    assert due() == EXIT_OK
+    assert not next_due().startswith("now")
+    configure("c/y")
+    assert next_due() == "now (no completed run of c/y as configured now)"
+    assert due() == EXIT_OK
+    assert published(site, "c/y", "linux-64") == published(site, "c/x", "linux-64") != set()
+    assert main(["remove", "c/x", "-c", str(config_path)]) == EXIT_OK
+    configure("c/x")
+    assert next_due().startswith("now")
+    assert due() == EXIT_OK
+    assert published(site, "c/x", "linux-64") == published(site, "c/y", "linux-64")
+    assert not next_due().startswith("now")
 
 
 @pytest.mark.integration

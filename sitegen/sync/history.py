@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from sitegen.config import SiteConfig
 from sitegen.layout import filtered_records_path, runs_dir
 from sitegen.store.site import Site
 from sitegen.sync.report import COMPLETED, INTERRUPTED, PRIVATE, RUNNING, RunReport
@@ -35,17 +36,39 @@ def newest_first(runs: list[RunReport], now: float) -> list[RunReport]:
     return sorted(runs, key=lambda r: (r.started <= now, r.started, r.id), reverse=True)
 
 
-def last_completed(runs: list[RunReport], now: float) -> dict[str, float]:
-    """Mirror name -> start of its newest completed run, which ``--due`` counts its schedule
-    from. A run that starts after ``now`` does not count: from it the schedule would not fire
-    before that time, and the mirror would silently not run until then."""
+def last_completed(runs: list[RunReport], now: float, config: SiteConfig) -> dict[str, float]:
+    """Name of each mirror ``config`` names -> start of its newest completed run, which
+    ``--due`` counts its schedule from. A run that starts after ``now`` does not count: from it
+    the schedule would not fire before that time, and the mirror would silently not run until
+    then.
+
+    Nor does a run that built another channel than the one the mirror feeds now (the channel
+    renamed, the mirror moved), or one older than a ``sitegen remove`` of that channel (of a
+    subdir the mirror lists now; added again since): the channel was never built as it is
+    configured now, and would not be until the schedule fired again (a day, by default). A
+    mirror's newest completed run decides: an older one into its channel, before the mirror
+    fed another, does not count either (the channel has dropped its records since).
+    """
+    feeds = {m.name: (c.path, m.subdirs) for c, m in config.mirrors}
     last: dict[str, float] = {}
+    decided: set[str] = set()
+    removed: set[tuple[str, str]] = set()  # (channel, subdir) removed after the runs to come
     for run in newest_first(runs, now):
         if run.started > now:
             break  # these go last; none of the rest counts either
+        if run.removal:
+            removed.update((c.channel, c.subdir) for c in run.channels)
+            continue
         for mirror in run.mirrors:
-            if mirror.status == COMPLETED:
-                last.setdefault(mirror.name, run.started)
+            if mirror.status != COMPLETED or mirror.name in decided:
+                continue
+            decided.add(mirror.name)
+            fed = feeds.get(mirror.name)
+            if fed is None:
+                continue  # configured no more
+            channel, subdirs = fed
+            if mirror.channel == channel and not any((channel, s) in removed for s in subdirs):
+                last[mirror.name] = run.started
     return last
 
 

@@ -68,7 +68,7 @@ def select_mirrors(
             )
         names = [n for n in names if n in options.only]
     if options.due:
-        last = last_completed(runs, now)
+        last = last_completed(runs, now, config)
         schedules = {m.name: m.schedule for _c, m in config.mirrors}
         names = [n for n in names if is_due(schedules[n], last.get(n), now)]
     return set(names)

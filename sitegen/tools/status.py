@@ -60,7 +60,7 @@ class MirrorStatus:
     channel: str
     schedule: str
     last_run: LastRun | None
-    last_completed: float | None  # start of its newest completed run
+    last_completed: float | None  # start of its newest completed run (see last_completed)
     next_due: float  # when `mirror --due` runs it next; a mirror never completed is due now
     due: bool
     source: str = ""  # the URL or folder it reads, never a token
@@ -171,7 +171,7 @@ def build_status(
     # Runs recorded while the clock ran ahead go last, and do not count as completed: as
     # for `mirror --due` (see sitegen.sync.history.last_completed).
     ordered = newest_first(runs, now)
-    completed_at = last_completed(runs, now)
+    completed_at = last_completed(runs, now, config)
     mirrors = []
     for channel, mirror in config.mirrors:
         mine = [r for r in ordered if any(m.name == mirror.name for m in r.mirrors)]

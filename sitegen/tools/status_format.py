@@ -107,8 +107,11 @@ def format_status(status: SiteStatus) -> str:
             lines.extend(f"    error: {e}" for e in run.errors[:5])
             if len(run.errors) > 5:
                 lines.append(f"    ... {len(run.errors) - 5} more errors")
-        if m.last_completed is None:
+        if m.last_completed is None and run is None:
             lines.append("  next due: now (never completed)")
+        elif m.last_completed is None:
+            # It ran, but never completed its channel as configured now (see last_completed).
+            lines.append(f"  next due: now (no completed run of {m.channel} as configured now)")
         elif m.due:
             lines.append(f"  next due: now (since {iso_utc(m.next_due)})")
         else:
