@@ -378,3 +378,21 @@ async def test_kept_records_damaged_or_lost_after_a_clean_run_are_noticed_by_the
     [linux] = [c for c in report.channels if c.subdir == "linux-64"]
     assert (linux.kept_files, linux.deleted_files) == (0, 2)
     assert not any((lost / CHANNEL / "linux-64" / fn).exists() for fn in OLD_ZLIB)
+
+
+@pytest.mark.integration
+async def test_a_run_that_finds_nothing_changed_records_and_logs_the_files_kept(
+    example_upstream: ExampleUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run that recognises the inputs of the last clean run records itself with that run's
+    counts: the files a subdir keeps unlisted among them, and it says so in the log."""
+    site = tmp_path / "site"
+    await run(keep_config(site, example_upstream.url))
+    rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
+    await run(keep_config(site, example_upstream.url))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sitegen"):
+        report = await run(keep_config(site, example_upstream.url))
+    assert "nothing changed upstream or in the configuration since the last run" in caplog.text
+    assert {c.subdir: c.kept_files for c in report.channels} == {"linux-64": 2, "noarch": 0}
+    assert f"{CHANNEL}/linux-64: keeps 2 files its upstream no longer lists" in caplog.text

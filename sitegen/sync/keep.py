@@ -139,14 +139,19 @@ def judge_kept(
         package_files(directory).keys(),
         filters_allow(config, channel, subdir, matcher, published),
     )
-    if kept:
+    log_kept(channel.path, subdir, len(kept))
+    return kept
+
+
+def log_kept(channel: str, subdir: str, count: int) -> None:
+    """Say how many files a subdir keeps unlisted, when it keeps any."""
+    if count:
         log.info(
             "%s/%s: keeps %d files its upstream no longer lists (keep_removed)",
-            channel.path,
+            channel,
             subdir,
-            len(kept),
+            count,
         )
-    return kept
 
 
 def still_kept(site: Site, channel: ChannelConfig, subdir: str) -> dict[str, Record]:

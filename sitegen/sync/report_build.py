@@ -21,6 +21,7 @@ from sitegen.net.activity import counted
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
+from sitegen.sync.keep import log_kept
 from sitegen.sync.merge import FAILED as MERGE_FAILED
 from sitegen.sync.merge import HELD, MERGED, MergedSubdir
 from sitegen.sync.plan import Plan
@@ -249,11 +250,16 @@ def _restore(
         mr.conflicts = restored.conflicts
         mr.filtered_run = restored.filtered_run
     for data in built.channels:
-        report.channels.append(
-            ChannelSubdirReport(
-                channel=data["channel"], subdir=data["subdir"], packages=data["packages"]
-            )
+        cr = ChannelSubdirReport(
+            channel=data["channel"],
+            subdir=data["subdir"],
+            packages=data["packages"],
+            # The site keeps them as that run left them (their records are in the signature);
+            # a record written before this count was kept says none.
+            kept_files=data.get("kept_files", 0),
         )
+        log_kept(cr.channel, cr.subdir, cr.kept_files)
+        report.channels.append(cr)
 
 
 def clean_rebuild(report: RunReport, results: RunResults) -> bool:
@@ -281,7 +287,13 @@ def inputs_record(
         mr.pop("warnings")
         mr.pop("status")
     channels = [
-        {"channel": c.channel, "subdir": c.subdir, "packages": c.packages} for c in report.channels
+        {
+            "channel": c.channel,
+            "subdir": c.subdir,
+            "packages": c.packages,
+            "kept_files": c.kept_files,
+        }
+        for c in report.channels
     ]
     return BuiltFrom(digest=digest, files=files, mirrors=mirrors, channels=channels)
 
