@@ -374,3 +374,30 @@ def test_tokens_added_for_a_removed_channel_do_not_read_one_configured_later_in_
     assert m.run("token", "list") == EXIT_OK
     rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
     assert rows["alice"] == "c/keep" and rows["bob"] == "-"
+
+
+def test_the_last_channel_of_a_site_can_be_removed(
+    built: Mirror, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`channels: {}` is a configuration: runs mirror nothing and leave what the site
+    publishes as it is, `status` lists it, and `sitegen remove` takes the last channel."""
+    m = built
+    m.config.write_text(f"output: {m.site}\nchannels: {{}}\n")
+    before = m.everything()
+    with caplog.at_level("INFO", logger="sitegen"):
+        m.mirror()
+    assert "no channel is configured" in caplog.text
+
+    # Its files and metadata as they were (its pages go with the render, as documented).
+    def served(files: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
+        pages = (".html", "search.json")
+        return {k: v for k, v in files.items() if k.startswith("c/x/") and not k.endswith(pages)}
+
+    assert served(m.everything()) == served(before) != {}
+    capsys.readouterr()
+    assert m.run("status") == EXIT_OK
+    assert "sitegen remove c/x/linux-64" in capsys.readouterr().out
+    for channel, mirror in (("c/x", "c-x"), ("c/old", "c-old")):
+        assert m.run("remove", channel) == EXIT_OK
+        assert_gone(m, channel, mirror)
+    assert not (m.site / "c").exists()

@@ -34,9 +34,9 @@ def parse_channels(
     if "channels" not in keys:
         raise top.error("missing required key 'channels'")
     node = keys["channels"]
+    # `channels: {}` is valid: nothing is mirrored, and what the site still publishes stays
+    # as it is until `sitegen remove` takes it (the last channel of a site included).
     children = node.mapping(())
-    if not children:
-        raise node.error("no channels configured")
     out = []
     for path, child in children.items():
         if _misplaced_key(path, child):

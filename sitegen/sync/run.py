@@ -113,7 +113,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             log.error("frozen channels: %s", unreadable)
             report.errors.append(f"frozen channels: {unreadable}")
         if not selected:
-            log.info("no mirror is due")
+            log.info("no mirror is due" if config.channels else "no channel is configured")
             report.status, report.ended = COMPLETED, time.time()
             return report
         record = not options.dry_run
