@@ -27,6 +27,7 @@ from sitegen.sync.report import (
     STOPPED,
     ChannelSubdirReport,
     MirrorReport,
+    MirrorSubdirReport,
     RunReport,
 )
 from sitegen.sync.run import MirrorOptions, run_mirror, select_mirrors
@@ -256,8 +257,14 @@ def _run(started: float, **statuses: str) -> RunReport:
         started=started,
         mirrors=[
             # The channel each mirror feeds in _two_mirror_config ("one-a" feeds one/a).
-            MirrorReport(name=n, channel=n.replace("-", "/"), source="s", status=s)
-            for n, s in statuses.items()
+            MirrorReport(
+                name=n,
+                channel=n.replace("-", "/"),
+                source="s",
+                status=status,
+                subdirs={s: MirrorSubdirReport(upstream="updated") for s in ("linux-64", "noarch")},
+            )
+            for n, status in statuses.items()
         ],
     )
 
@@ -332,6 +339,16 @@ def test_a_run_of_another_channel_or_before_a_removal_is_not_the_last_completed_
     # The removal of a subdir the mirror no longer lists leaves its schedule alone.
     removal.channels = [ChannelSubdirReport("two/b", "osx-64", status="removed")]
     assert select_mirrors(config, [removal, done], MirrorOptions(due=True), now) == set()
+    # Nor does a run before a subdir was added to the mirror's list count.
+    wider = _two_mirror_config(tmp_path / "site", "http://127.0.0.1:1/c", schedule_a="0 0 * * *")
+    one_a = dataclasses.replace(
+        wider.channels[0].mirrors[0], subdirs=("linux-64", "noarch", "osx-64")
+    )
+    wider = dataclasses.replace(
+        wider,
+        channels=[dataclasses.replace(wider.channels[0], mirrors=(one_a,)), *wider.channels[1:]],
+    )
+    assert select_mirrors(wider, [done], MirrorOptions(due=True), now) == {"one-a"}
 
 
 # --------------------------------------------------------------------------- real runs

@@ -57,7 +57,10 @@ def report(run_id: str, started: str, status: str, **mirrors: str) -> RunReport:
                 channel=channels[name],
                 source="s",
                 status=s,
-                subdirs={"linux-64": MirrorSubdirReport(records=9, kept=7)},
+                subdirs={
+                    "linux-64": MirrorSubdirReport(records=9, kept=7),
+                    "noarch": MirrorSubdirReport(),
+                },
                 errors=["linux-64: upstream answered 503"] if s == FAILED else [],
             )
             for name, s in mirrors.items()

@@ -43,9 +43,10 @@ def last_completed(runs: list[RunReport], now: float, config: SiteConfig) -> dic
     then.
 
     Nor does a run that built another channel than the one the mirror feeds now (the channel
-    renamed, the mirror moved), or one older than a ``sitegen remove`` of that channel (of a
-    subdir the mirror lists now; added again since): the channel was never built as it is
-    configured now, and would not be until the schedule fired again (a day, by default). A
+    renamed, the mirror moved), one that left out a subdir the mirror lists now (added since),
+    or one older than a ``sitegen remove`` of that channel (of a subdir the mirror lists now;
+    added again since): the channel was never built as it is configured now, and would not be
+    until the schedule fired again (a day, by default). A
     mirror's newest completed run decides: an older one into its channel, before the mirror
     fed another, does not count either (the channel has dropped its records since).
     """
@@ -67,7 +68,11 @@ def last_completed(runs: list[RunReport], now: float, config: SiteConfig) -> dic
             if fed is None:
                 continue  # configured no more
             channel, subdirs = fed
-            if mirror.channel == channel and not any((channel, s) in removed for s in subdirs):
+            if (
+                mirror.channel == channel
+                and set(subdirs) <= mirror.subdirs.keys()
+                and not any((channel, s) in removed for s in subdirs)
+            ):
                 last[mirror.name] = run.started
     return last
 
