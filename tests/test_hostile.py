@@ -325,7 +325,9 @@ async def test_huge_numbers_do_not_break_the_subdir(tmp_path: Path) -> None:
     assert_site_invariant(site)
 
 
-async def test_upstream_changing_bytes_under_the_same_name_and_size(tmp_path: Path) -> None:
+async def test_upstream_changing_bytes_under_the_same_name_and_size(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Upstream replaces a published file with other bytes of the same size (a re-upload, or a
     hostile upstream) and lists the new sha256: the mirror must not keep the old bytes under a
     record that now promises the new ones."""
@@ -344,10 +346,14 @@ async def test_upstream_changing_bytes_under_the_same_name_and_size(tmp_path: Pa
         record["sha256"] = hashlib.sha256(data).hexdigest()
         record["md5"] = hashlib.md5(data).hexdigest()
         set_repodata(root, LINUX, _serialise(document))
-        report = await _mirror(config)
+        with caplog.at_level(logging.INFO, logger="sitegen"):
+            report = await _mirror(config)
     assert not report.failed
     assert (site / CHANNEL / LINUX / fn).read_bytes() == data
     assert_site_invariant(site)
+    # An expected difference, said as such: no warning of a checksum failure.
+    assert f"{fn} was replaced upstream" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and fn in r.message]
 
 
 async def test_hostile_base_url_reads_nothing_local(tmp_path: Path) -> None:

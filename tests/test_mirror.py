@@ -540,7 +540,7 @@ async def test_checksum_mismatch_is_not_published(
 
 
 async def test_verify_replaces_a_corrupted_file_of_the_same_size(
-    example_upstream: ExampleUpstream, tmp_path: Path
+    example_upstream: ExampleUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
@@ -555,8 +555,10 @@ async def test_verify_replaces_a_corrupted_file_of_the_same_size(
     assert package_gets(server) == []
     assert victim.read_bytes() != good
 
-    report = await mirror(config, verify=True)
+    with caplog.at_level(logging.INFO, logger="sitegen"):
+        report = await mirror(config, verify=True)
     assert not report.failed
+    assert f"{victim.name} fails its checksum" in caplog.text  # damaged: a warning
     assert package_gets(server) == [f"/linux-64/{victim.name}"]
     assert victim.read_bytes() == good
     assert_channel_consistent(site, CHANNEL)

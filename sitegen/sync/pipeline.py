@@ -306,7 +306,10 @@ async def _plan_all(scope: RunScope, merged_all: list[MergedSubdir]) -> dict[Tar
         directory = scope.site.path(merged.channel, merged.subdir)
         present = await trio.to_thread.run_sync(package_files, directory)
         unsure = files_to_check(records, published, present, verify)
-        checked = await check_files(directory, records, unsure)
+        replaced = {
+            fn for fn in unsure if fn in published and not published[fn].same_file(records[fn])
+        }
+        checked = await check_files(directory, records, unsure, replaced)
         snapshot = DiskSnapshot(present, checked)
         plans[merged.key] = plan_subdir(records, published, snapshot, passive, verify)
     return plans
