@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -451,6 +452,30 @@ async def test_only_rebuilds_one_channel_and_keeps_the_other_mirrors_records(
     paths = sorted(r.path for r in example_upstream.server.requests)
     assert paths == ["/linux-64/repodata.json.zst", "/noarch/repodata.json.zst"]
     assert (site / "other/chan/linux-64/repodata.json").stat().st_mtime_ns == other_before
+
+
+@pytest.mark.integration
+async def test_only_one_mirror_of_a_channel_another_never_ran_holds_the_channel(
+    tmp_path: Path, example_upstream: ExampleUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The channel cannot be built without the records of a mirror that never ran: it is
+    held, and the log says so once per subdir, in plain words."""
+    url = example_upstream.url
+    mirrors = "".join(
+        f"      - name: {name}\n        url: {url}\n        subdirs: [linux-64]\n"
+        for name in ("first", "second")
+    )
+    config = site_config(tmp_path / "site", f"channels:\n  m/c:\n    mirrors:\n{mirrors}")
+    with caplog.at_level(logging.INFO, logger="sitegen"):
+        report = await run_mirror(config, MirrorOptions(progress=False, only=("first",)))
+    assert {(c.subdir, tuple(c.errors)) for c in report.channels} == {
+        (s, ("not updated: mirror second could not be read; kept the previous state",))
+        for s in ("linux-64", "noarch")
+    }
+    errors = sorted(r.message for r in caplog.records if r.levelno == logging.ERROR)
+    assert errors == [
+        f"second: {s}: never fetched; run mirror second first" for s in ("linux-64", "noarch")
+    ]
 
 
 def write_cli_config(tmp_path: Path, url: str, download: str = "") -> tuple[Path, Path]:

@@ -116,7 +116,7 @@ async def _fetch_repodata(
     if not selected:
         # Not run now, but its channel is rebuilt: use what its last run fetched.
         if previous is None:
-            raise UpstreamError(f"{subdir}: never fetched; run mirror {mirror.name} first")
+            raise UpstreamError(f"never fetched; run mirror {mirror.name} first")
         response = RepodataResponse(False, None, previous)
     else:
         response = await upstream.fetch_repodata(subdir, previous)
