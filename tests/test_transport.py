@@ -8,9 +8,11 @@ import base64
 import contextlib
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import socket
+import socketserver
 import ssl
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -27,6 +29,7 @@ import trio
 import trio.testing
 import zstandard
 
+from sitegen.cli import main
 from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.net import download as download_mod
@@ -43,7 +46,7 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.faults import hang, inflating, redirect, slow_drip
 from testkit.require import require_tool
-from testkit.site import assert_channel_consistent, site_config
+from testkit.site import assert_channel_consistent, rewrite_repodata, site_config
 from testkit.upstream import (
     FaultHook,
     UpstreamHandler,
@@ -354,7 +357,150 @@ async def test_a_bad_redirect_fails_the_download_not_the_run(
         job = job_at(upstream, record_for(target.name, b"x" * 10), target)
         result = await download(job, site, writer, retries=0)
     assert not result.ok
-    assert result.error.endswith("ConnectError")
+    assert result.error.startswith("gone-1-0.conda: not a valid host name: ")
+
+
+# Host names no resolver looks up and TLS refuses as a server name.
+ODD_HOSTS = {
+    "leading dot": ".example",
+    "two dots at the end": "mirror.example..",
+    "empty label": "mirror..example",
+    "label over 63": "x" * 64 + ".example",
+    "name over 253": ".".join(["x" * 50] * 6),
+}
+
+
+@pytest.fixture
+def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
+    """A proxy that takes every CONNECT, as one that looks names up itself would, then hangs
+    up: (its URL, the request lines it was sent)."""
+    asked: list[bytes] = []
+
+    class Tunnel(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            asked.append(self.rfile.readline().strip())
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self.wfile.flush()
+            self.request.recv(1 << 16)
+
+    proxy = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Tunnel)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{proxy.server_address[1]}", asked
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def proxy_environment(monkeypatch: pytest.MonkeyPatch, https_proxy: str) -> None:
+    """https through ``https_proxy`` (a CONNECT tunnel, TLS set up by the client), http
+    direct, 127.0.0.1 never proxied: httpx's own client carries every request."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", https_proxy)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
+@pytest.mark.parametrize("host", list(ODD_HOSTS.values()), ids=list(ODD_HOSTS))
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("proxied", [False, True], ids=["event loop", "httpx behind a proxy"])
+async def test_a_redirect_to_a_malformed_host_name_fails_that_request(
+    server: UpstreamServer,
+    tls_server: UpstreamServer,
+    connect_proxy: tuple[str, list[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    scheme: str,
+    proxied: bool,
+) -> None:
+    """A transport error in plain words, whichever client carries the request: left to the
+    name's lookup (http) or the TLS setup (https: the server name), the name was refused with
+    a ValueError, UnicodeError or ssl.SSLError that httpx's own client let through as it was,
+    past the code that catches transport errors."""
+    origin = tls_server if scheme == "https" else server
+    origin.add_fault("/away.bin", redirect(f"{scheme}://{host}/x.bin", 302))
+    if proxied:
+        proxy_environment(monkeypatch, connect_proxy[0])
+    client = open_client(httpx.Timeout(10), "test", verify=False)
+    assert isinstance(client.transport, EventLoopTransport) is not proxied
+    try:
+        with pytest.raises(httpx.RequestError) as failed:
+            await get(client, f"{origin.url}/away.bin")
+    finally:
+        await client.aclose()
+    assert failures_mod.describe_error(failed.value).startswith("not a valid host name: ")
+    assert connect_proxy[1] == []  # the name never left the machine
+
+
+@pytest.mark.parametrize("proxied", [False, True], ids=["event loop", "httpx behind a proxy"])
+def test_malformed_host_names_fail_their_files_and_mirrors_not_the_run(
+    tmp_path: Path,
+    upstream_server_factory,
+    connect_proxy: tuple[str, list[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    proxied: bool,
+) -> None:
+    """``sitegen mirror`` where a package file redirects to such a host, a subdir's CEP-15
+    base_url names one and a mirror's own URL has one: those files, that subdir and that
+    mirror fail, saying why; every other file and mirror is published."""
+    packages = example_packages(seed=0)
+    documents = write_channel(tmp_path / "up", packages, zst=True)
+    server = upstream_server_factory(tmp_path / "up")
+    moved = sorted(documents["linux-64"]["packages.conda"])[0]
+    server.add_fault(f"/linux-64/{moved}", redirect(f"http://{ODD_HOSTS['empty label']}/x"))
+    write_channel(tmp_path / "cdn", packages, zst=True)
+    odd_base = f"https://{ODD_HOSTS['label over 63']}/pkgs"
+    rewrite_repodata(
+        tmp_path / "cdn", "linux-64", lambda document: document["info"].update(base_url=odd_base)
+    )
+    cdn = upstream_server_factory(tmp_path / "cdn")
+    other = upstream_server_factory(tmp_path / "up")
+    if proxied:
+        proxy_environment(monkeypatch, connect_proxy[0])
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\n"
+        "download: {concurrency: 8, per_host: 8, retries: 0, timeout: 10}\n"
+        "channels:\n"
+        f"  one/redirects: {{url: '{server.url}', subdirs: [linux-64]}}\n"
+        f"  two/base-url: {{url: '{cdn.url}', subdirs: [linux-64]}}\n"
+        f"  three/host: {{url: 'https://{ODD_HOSTS['leading dot']}/conda', subdirs: [linux-64]}}\n"
+        f"  four/good: {{url: '{other.url}', subdirs: [linux-64]}}\n"
+    )
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 1
+    (run,) = (site / "history" / "runs").glob("*.json")
+    record = json.loads(run.read_bytes())
+    errors = {(c["channel"], c["subdir"]): c["errors"] for c in record["channels"] if c["errors"]}
+    why = "not a valid host name: "
+    assert set(errors) == {
+        ("one/redirects", "linux-64"),
+        ("two/base-url", "linux-64"),
+        ("three/host", "linux-64"),  # not updated
+        ("three/host", "noarch"),
+    }, errors
+    assert len(errors["one/redirects", "linux-64"]) == 1
+    assert errors["one/redirects", "linux-64"][0].startswith(f"linux-64/{moved}: {why}")
+    assert all(why in error for error in errors["two/base-url", "linux-64"])
+    mirror_errors = {m["channel"]: m["errors"] for m in record["mirrors"] if m["errors"]}
+    assert list(mirror_errors) == ["three/host"]
+    assert all(why in error for error in mirror_errors["three/host"])
+
+    def published(channel: str, subdir: str) -> set[str]:
+        document = assert_channel_consistent(site, channel)[subdir]
+        return {*document["packages"], *document["packages.conda"]}
+
+    def upstream(subdir: str) -> set[str]:
+        return {*documents[subdir]["packages"], *documents[subdir]["packages.conda"]}
+
+    assert published("four/good", "linux-64") == upstream("linux-64")
+    assert published("one/redirects", "linux-64") == upstream("linux-64") - {moved}
+    assert published("two/base-url", "noarch") == upstream("noarch")
+    assert not (site / "three" / "host" / "linux-64" / "repodata.json").exists()
+    assert connect_proxy[1] == []
 
 
 async def test_endless_redirects_end(server: UpstreamServer) -> None:

@@ -19,6 +19,26 @@ from sitegen.net.transport import EventLoopTransport, tls_context
 MAX_REDIRECTS = 10
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
 _SMALL_BODY = 64 * 1024  # redirect bodies up to this size are read so the connection is reused
+# What DNS carries (RFC 1035): labels of 1 to 63 octets, names of at most 253 written out.
+MAX_LABEL = 63
+MAX_NAME = 253
+
+
+class InvalidHostName(httpx.ConnectError):
+    """A URL's host that is no DNS name: an empty label (a leading dot, two dots in a row or
+    at the end, no name at all), a label over 63 characters or a name over 253. No resolver
+    looks it up and TLS takes no such server name, but they refuse it with a ValueError
+    (UnicodeError from IDNA, ssl.SSLError) that httpx's own client, used with a proxy, lets
+    through as it is: refused before any transport, it fails its request like a host that
+    does not resolve."""
+
+
+def is_host_name(raw_host: bytes) -> bool:
+    """Whether a URL's host (httpx's raw_host: IDNA-encoded, an IP address without brackets)
+    has the shape of a DNS name; one dot at the end (a fully qualified name) is allowed."""
+    name = raw_host[:-1] if raw_host.endswith(b".") else raw_host
+    labels = name.split(b".")
+    return 0 < len(name) <= MAX_NAME and all(0 < len(label) <= MAX_LABEL for label in labels)
 
 
 class ClientTransport(httpx.AsyncBaseTransport):
@@ -70,6 +90,10 @@ class UpstreamClient:
             )
             if credentials and credentials_go_to(url, origin):
                 request.headers["Authorization"] = credentials
+            # The URL may come from upstream (a redirect, a CEP-15 base_url) or hold a host
+            # an environment variable filled in: a malformed host fails the request only.
+            if not is_host_name(url.raw_host):
+                raise InvalidHostName("not a valid host name", request=request)
             response = await self.transport.handle_async_request(request)
             response.request = request
             location = response.headers.get("location")

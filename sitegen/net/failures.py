@@ -18,6 +18,7 @@ import trio
 
 from sitegen.config import DownloadSettings
 from sitegen.net.activity import Activity, Transfer
+from sitegen.net.client import MAX_LABEL, MAX_NAME, InvalidHostName
 
 log = logging.getLogger("sitegen")
 
@@ -67,6 +68,11 @@ def describe_error(exc: BaseException, received: int = 0) -> str:
 
 
 def _plain_words(exc: BaseException, received: int) -> str | None:
+    if isinstance(exc, InvalidHostName):
+        return (
+            f"not a valid host name: an empty label, a label over {MAX_LABEL} characters"
+            f" or a name over {MAX_NAME}"
+        )
     chain: list[BaseException] = []
     cause: BaseException | None = exc
     while cause is not None and len(chain) < 10:  # the OS or TLS error httpx raises from
