@@ -66,9 +66,12 @@ def flat(table: dict[str, dict[str, Any]]) -> dict[tuple[str, ...], Any]:
     }
 
 
-def count(lines: list[bytes], channels: tuple[str, ...] = (CHANNEL,)) -> Tally:
+TODAY = date(2026, 12, 5)  # the day of line()'s time
+
+
+def count(lines: list[bytes], channels: tuple[str, ...] = (CHANNEL,), today: date = TODAY) -> Tally:
     tally = Tally()
-    tally.counter(channels).add(lines)
+    tally.counter(channels, today).add(lines)
     return tally
 
 
@@ -257,7 +260,7 @@ def test_a_redirect_and_the_download_after_it_may_be_read_in_two_runs() -> None:
     whole = count([redirect, served])
     first = count([redirect])
     again, _ = decode_state(encode_state(first, []))
-    again.counter((CHANNEL,)).add([served])
+    again.counter((CHANNEL,), TODAY).add([served])
     day = "2026-12-05"
     assert flat(whole.passive) == flat(again.passive) == {(day, CHANNEL, "stored"): 1}
     assert flat(again.files) == flat(whole.files) == {(day, CHANNEL, "linux-64", PKG): [1, 1000, 1]}
@@ -421,6 +424,23 @@ def test_a_time_whose_utc_day_is_off_the_calendar_is_a_bad_time(when: str) -> No
     assert count([line(pkg(), when=when)]).skipped == {"bad_time": 1}
 
 
+def test_a_line_dated_after_tomorrow_is_skipped_as_future() -> None:
+    """A server clock set wrong, a log copied from another host: counted, the line would keep
+    its day open (its salt and client hashes) until that date. A clock a little ahead, or a
+    line of today in a zone ahead of UTC, is counted."""
+    tally = count(
+        [
+            line(pkg(), when="06/Dec/2026:23:59:59 +0000"),
+            line(pkg(), when="07/Dec/2026:00:30:00 +0100", ip="192.0.2.2"),  # 23:30 UTC
+            line(pkg(), when="07/Dec/2026:00:00:00 +0000", ip="192.0.2.3"),
+            line(pkg(), when="01/Jan/2030:10:00:00 +0000", ip="192.0.2.4"),
+        ]
+    )
+    assert tally.skipped == {"future": 2}
+    assert tally.days == {"2026-12-06": [2, 2, 2, 2000]}
+    assert list(tally.open_days) == ["2026-12-06"]
+
+
 def test_a_size_of_thousands_of_digits_is_a_malformed_line() -> None:
     bad = line(pkg()).replace(b" 200 1000 ", b" 200 " + b"9" * 5000 + b" ")
     assert count([bad]).skipped == {"malformed": 1}
@@ -447,7 +467,7 @@ def test_the_user_agent_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
         return real(agent)
 
     monkeypatch.setattr(tally_module, "tool_of", counted)
-    counter = Tally().counter([CHANNEL])
+    counter = Tally().counter([CHANNEL], TODAY)
     agents = [f"x/{i} " + "A" * 100 for i in range(100)]
     counter.add([line(pkg(), agent=agent, ip=f"192.0.2.{i}") for i, agent in enumerate(agents)])
     counter.add([line(pkg(), agent=agents[0], ip="192.0.2.0")])

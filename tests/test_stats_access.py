@@ -116,13 +116,45 @@ def test_forgetting_a_subdir_keeps_the_rest_of_its_channel() -> None:
             ("noarch/gone-1-0.conda", 404),
         ]
     ]
-    tally.counter(["c/a", "c/ab"]).add([text.encode() for text in lines])
+    tally.counter(["c/a", "c/ab"], date(2026, 12, 5)).add([text.encode() for text in lines])
     assert tally.forget("c/a", ["linux-64"])
     assert set(tally.all_time) == {"c/a|noarch|b-1-0.conda"}
     assert tally.open_days["2026-12-05"].ranges == set()
     assert not tally.forget("c/a", ["linux-64"]) and not tally.forget("c/ab")
     assert tally.forget("c/a") and tally.all_time == {}
     assert all(rows == {} for rows in tally.missing.values())
+
+
+@pytest.mark.integration
+def test_a_line_dated_far_ahead_neither_keeps_its_day_nor_marks_channels_private_through_it(
+    stats_site: StatsSite,
+) -> None:
+    """A log line dated next year (a server clock set wrong): skipped, and said so. Counted,
+    it kept that day's salt and client hashes until then, and marked the channel private now
+    as private through it, so that its counts stayed hidden long after it went public."""
+    s = stats_site
+    today = datetime.now(UTC).date()
+    s.configure(("c/x", False), ("c/a", True))
+    s.served(f"/c/a/linux-64/{SECRET}")
+    s.served("/c/x/linux-64/zlib-1.3.1-h0_0.conda", today + timedelta(days=400))
+    s.mirror()  # counts, then renders
+    tally, _ = load_state(layout.stats_state_path(s.site))
+    assert tally.skipped == {"future": 1}
+    assert list(tally.open_days) == [today.isoformat()]
+    assert tally.private == {"c/a": today.isoformat()}
+    assert json.loads((s.site / layout.STATS_JSON).read_text())["skipped"] == {"future": 1}
+    assert "1 log line was skipped (malformed, overlong, hostile or dated in the future)" in (
+        s.public_text()
+    )
+
+    s.configure(("c/x", False), ("c/a", False))
+    s.mirror()
+    s.served("/c/a/linux-64/zlib-1.3.1-h0_0.conda", today + timedelta(days=1))
+    run_stats(load_config(s.config), today + timedelta(days=1))
+    doc = json.loads((s.site / layout.STATS_JSON).read_text())
+    assert [(p["channel"], p["name"], p["downloads"]) for p in doc["packages"]] == [
+        ("c/a", "zlib", 1)
+    ]
 
 
 @pytest.mark.integration

@@ -52,7 +52,7 @@ def line(path: str, day: date, status: int = 200, size: int = 1000, ip: str = "1
 
 def doc_of(lines: list[str], today: date = TODAY) -> StatsDoc:
     tally = Tally()
-    tally.counter([PUBLIC, PRIVATE]).add([text.encode() for text in lines])
+    tally.counter([PUBLIC, PRIVATE], today).add([text.encode() for text in lines])
     return build_doc(tally, [PUBLIC, PRIVATE], [], today)
 
 

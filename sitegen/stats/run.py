@@ -116,7 +116,8 @@ def holds_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | No
 
 def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
     """Count the new lines of the configured logs; ``today`` (UTC) decides which days are
-    closed (their salts forgotten), which are rolled into months and what "last 7 days" is."""
+    closed (their salts forgotten), which are rolled into months, what "last 7 days" is and
+    which lines are dated too far ahead to count (after tomorrow)."""
     if config.stats is None:
         raise StatsError("no 'stats:' section in the configuration (stats: {logs: [...]})")
     today = today or datetime.now(UTC).date()
@@ -128,7 +129,7 @@ def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
         except StateError as exc:
             # Starting over would count every line still in the logs a second time.
             raise StatsError(f"{state_path}: {exc}; move it away to count from scratch") from None
-        counter = tally.counter(c.path for c in config.channels)
+        counter = tally.counter((c.path for c in config.channels), today)
         cursors, read = read_logs(config.stats.logs, cursors, counter.add)
         if read.too_long:
             tally.skip(TOO_LONG, read.too_long)

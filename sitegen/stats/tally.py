@@ -38,6 +38,10 @@ MALFORMED = "malformed"  # not a log line of a known format (binary garbage, a c
 TOO_LONG = "too_long"  # longer than logline.MAX_LINE; never read into memory whole
 HOSTILE = "hostile"  # request path with dot-segments, markup or undecodable bytes
 BAD_TIME = "bad_time"
+# Dated after tomorrow (UTC) at the time of the count: a server clock set wrong, a log copied
+# from another host. Counted, such a line would keep its day open (its salt and client hashes)
+# until that date, and mark the channels private at the count as private through it.
+FUTURE = "future"
 
 # Fetcher outcomes for a package file of a passive channel served with 200.
 FETCHED, STORED, FROM_DISK = "fetched", "stored", "disk"
@@ -101,8 +105,10 @@ class Tally:
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
 
-    def counter(self, channels: Iterable[str]) -> LineCounter:
-        return LineCounter(self, PathClassifier(channels))
+    def counter(self, channels: Iterable[str], today: date) -> LineCounter:
+        """A counter of lines for the channels, on ``today`` (UTC): lines of a later day than
+        the next are skipped (:data:`FUTURE`)."""
+        return LineCounter(self, PathClassifier(channels), (today + timedelta(days=1)).isoformat())
 
     def close_days(self, keep_from: str) -> None:
         """Forget the salt and hashes of every open day before ``keep_from`` (ISO date)."""
@@ -172,9 +178,10 @@ class LineCounter:
     """Feeds lines into a :class:`Tally`; caches what repeats (days, paths, user agents,
     clients). The raw address of a client is a cache key in memory during a run, never kept."""
 
-    def __init__(self, tally: Tally, classifier: PathClassifier) -> None:
+    def __init__(self, tally: Tally, classifier: PathClassifier, latest: str) -> None:
         self.tally = tally
         self.classifier = classifier
+        self.latest = latest  # the last UTC day counted (ISO)
         self.lines = 0
         self._days: dict[bytes, str] = {}
         self._targets: dict[bytes, CountedTarget] = {}
@@ -184,13 +191,14 @@ class LineCounter:
         self._formats = [SITEGEN_RE.match, COMBINED_RE.match]
 
     def day_of(self, stamp: bytes) -> str:
-        """The UTC day of a time stamp, "" when it is not one."""
+        """The UTC day of a time stamp, "" when it is not one or is after :attr:`latest`."""
         key = day_key(stamp)
         day = self._days.get(key)
         if day is None:
             if len(self._days) >= CACHE_LIMIT:  # 1440 keys a day with a part-hour offset
                 self._days.clear()
-            day = self._days[key] = utc_day(stamp) or ""
+            day = utc_day(stamp) or ""
+            day = self._days[key] = "" if day > self.latest else day
         return day
 
     def target_of(self, raw: bytes) -> CountedTarget:
@@ -259,8 +267,8 @@ class LineCounter:
             # day_key inlined for a whole-hour offset, nearly every log's; a stamp with a
             # part-hour offset is cached under a longer key only, so it misses here.
             day = day_cache.get(stamp[:14] + stamp[20:]) or self.day_of(stamp)
-            if not day:
-                tally.skip(BAD_TIME)
+            if not day:  # a bad time or a future day: utc_day tells, for these few lines only
+                tally.skip(FUTURE if utc_day(stamp) else BAD_TIME)
                 continue
             parts = request.split(b" ")
             if len(parts) not in (2, 3) or not parts[0].isalpha():
