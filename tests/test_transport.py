@@ -9,6 +9,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -355,9 +356,10 @@ async def test_a_bad_redirect_fails_the_download_not_the_run(
     target = site.path("linux-64", "gone-1-0.conda")
     async with upstream_at(server) as upstream, open_disk_writer() as writer:
         job = job_at(upstream, record_for(target.name, b"x" * 10), target)
-        result = await download(job, site, writer, retries=0)
+        result = await download(job, site, writer, retries=3)
     assert not result.ok
     assert result.error.startswith("gone-1-0.conda: not a valid host name: ")
+    assert len(server.requests) == 1  # not asked again: no retry can reach such a host
 
 
 # Host names no resolver looks up and TLS refuses as a server name.
@@ -368,6 +370,26 @@ ODD_HOSTS = {
     "label over 63": "x" * 64 + ".example",
     "name over 253": ".".join(["x" * 50] * 6),
 }
+
+
+async def test_repodata_from_a_malformed_host_fails_at_once_without_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No request can reach such a host: the retries (and their waits) would change nothing."""
+    settings = DownloadSettings(concurrency=1, per_host=1, retries=3, timeout=10)
+    url = f"http://{ODD_HOSTS['empty label']}/conda"
+    mirror = MirrorConfig(name="odd", url=url, subdirs=("linux-64",))
+    client = make_client(settings)
+    try:
+        upstream = Upstream(mirror, client, settings, trio.CapacityLimiter(1))
+        with (
+            caplog.at_level(logging.WARNING, logger="sitegen"),
+            pytest.raises(UpstreamError, match="not a valid host name"),
+        ):
+            await upstream.fetch_repodata("linux-64", None)
+    finally:
+        await client.aclose()
+    assert "attempt" not in caplog.text
 
 
 @pytest.fixture

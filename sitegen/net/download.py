@@ -22,6 +22,7 @@ from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings
 from sitegen.net.activity import Transfer
 from sitegen.net.checksums import Hasher, VerifyError, hash_chunks
+from sitegen.net.client import InvalidHostName
 from sitegen.net.failures import (
     MIN_RATE,
     RETRY_STATUS,
@@ -107,6 +108,9 @@ async def download(
             last_error = f"checksum mismatch: {exc}"
         except _Retryable as exc:
             last_error, asked = str(exc), exc.asked
+        except InvalidHostName as exc:  # no request left: another try ends the same
+            last_error = describe_error(exc, received)
+            break
         except (httpx.TransportError, trio.TooSlowError) as exc:
             last_error = describe_error(exc, received)
         except httpx.TooManyRedirects:

@@ -179,6 +179,8 @@ async def with_retries(
                     response, result = await attempt(transfer)
                 except httpx.TooManyRedirects:
                     raise UpstreamError(f"{what}: too many redirects") from None
+                except InvalidHostName as exc:  # no request left: another try ends the same
+                    raise UpstreamError(f"{what}: {describe_error(exc)}") from None
                 except (httpx.RequestError, trio.TooSlowError) as exc:
                     # RequestError: transport failures and bodies that do not decode
                     last_error = describe_error(exc, transfer.received)
