@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from sitegen.config.operator_files import (
     tree_files,
 )
 from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json, read_json_bytes
+from sitegen.filters.osv_versions import VersionIndex
 from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_purl
 
 # An advisory is a few kilobytes; a file far above this is not an advisory file.
@@ -50,30 +52,11 @@ OsvError = JsonFileError
 
 @dataclass(frozen=True)
 class VersionRange:
-    """One ``ranges[]`` entry: ``events`` as (kind, version text) in the file's order."""
+    """One ``ranges[]`` entry: ``events`` as (kind, version text) in the file's order, which
+    :class:`sitegen.filters.osv_versions.VersionIndex` evaluates."""
 
     type: str
     events: tuple[tuple[str, str], ...]
-
-    def contains(self, version: str) -> bool:
-        if self.type == "GIT":
-            return False
-        v = parse_version(version)
-        limits = [parse_version(t) for k, t in self.events if k == "limit" and t != "*"]
-        if limits and all(v >= limit for limit in limits):
-            return False
-        affected = False
-        # The schema's evaluation: walk the events in version order ("0" first).
-        for kind, text in sorted(
-            (e for e in self.events if e[0] != "limit"), key=lambda e: _event_order(e[1])
-        ):
-            if kind == "introduced" and (text == "0" or v >= parse_version(text)):
-                affected = True
-            elif (kind == "fixed" and v >= parse_version(text)) or (
-                kind == "last_affected" and v > parse_version(text)
-            ):
-                affected = False
-        return affected
 
 
 @dataclass(frozen=True)
@@ -89,10 +72,13 @@ class Affected:
     unscored: bool = False
 
     def contains(self, version: str) -> bool:
-        parsed = parse_version(version)
-        if any(parse_version(v) == parsed for v in self.versions):
-            return True
-        return any(r.contains(version) for r in self.ranges)
+        return self._named.contains(version)
+
+    @cached_property
+    def _named(self) -> VersionIndex:
+        """Its versions and ranges indexed (once, when first asked), so a check costs the same
+        however many it lists."""
+        return VersionIndex(self.versions, (r.events for r in self.ranges if r.type != "GIT"))
 
 
 @dataclass(frozen=True)
@@ -365,8 +351,3 @@ def _version(text: Any, path: str, file: Path) -> None:
         parse_version(str(text))
     except InvalidVersionError as exc:
         raise OsvError(file, path, f"invalid conda version {text!r}: {exc}") from None
-
-
-def _event_order(text: str) -> tuple[int, Any]:
-    # "0" stands for "before every version", below anything conda can parse.
-    return (0, 0) if text == "0" else (1, parse_version(text))

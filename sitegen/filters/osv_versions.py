@@ -1,0 +1,142 @@
+"""Which versions an OSV ``affected`` entry names, looked up by one binary search.
+
+An entry names versions by listing them and by ranges of events (see
+:class:`sitegen.filters.osv.VersionRange`), and a feed's entry may hold hundreds of thousands of
+either within the file size cap. Checking a version against each in turn would make every
+record of the package, and every version on its page, cost as much as the whole entry. Instead,
+the distinct versions the entry mentions (listed, or as an event) cut conda's version order into
+cells: each of those versions itself, and the stretch strictly between two neighbours. A listed
+version names one cell, and a range is constant over every cell (it only compares a version
+with its events), so which cells the entry names is worked out once, in a pass over its events;
+then a version is looked up by finding its cell. The answers are those of walking each range
+as the schema describes, and of comparing each listed version for conda equality.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate
+from operator import itemgetter
+
+from rattler import Version
+
+from sitegen.conda.version import parse_version
+
+INTRODUCED = "introduced"
+FIXED = "fixed"
+LAST_AFFECTED = "last_affected"
+LIMIT = "limit"
+
+# Events as a range holds them: (kind, version text), in the file's order.
+Events = Sequence[tuple[str, str]]
+
+
+class VersionIndex:
+    """The versions named by ``listed`` and by ``ranges`` (each its events; ``GIT`` ranges name
+    commits, not versions, and are not given)."""
+
+    def __init__(self, listed: Iterable[str], ranges: Iterable[Events]) -> None:
+        listed = tuple(listed)
+        ranges = tuple(ranges)
+        texts = {*listed}
+        texts.update(
+            text for events in ranges for kind, text in events if (kind, text) != (LIMIT, "*")
+        )
+        # The distinct versions in conda order (conda-equal texts share one), and where each
+        # text sits among them.
+        self._points: list[Version] = []
+        point_of: dict[str, int] = {}
+        for text in sorted(texts, key=parse_version):
+            version = parse_version(text)
+            if not self._points or self._points[-1] < version:
+                self._points.append(version)
+            point_of[text] = len(self._points) - 1
+        # Cell 2i is the stretch just below point i, cell 2i + 1 the point itself; the last
+        # cell is above every point. Runs of named cells are added up as +1 where a run
+        # starts and -1 where it ends.
+        cells = 2 * len(self._points) + 1
+        changes = [0] * (cells + 1)
+        for text in listed:
+            cell = 2 * point_of[text] + 1
+            changes[cell] += 1
+            changes[cell + 1] -= 1
+        for events in ranges:
+            for start, end in _range_cells(events, point_of, cells):
+                changes[start] += 1
+                changes[end] -= 1
+        self._named = bytes(count > 0 for count in accumulate(changes[:cells]))
+
+    def contains(self, version: str) -> bool:
+        parsed = parse_version(version)
+        i = bisect_left(self._points, parsed)
+        on_point = i < len(self._points) and self._points[i] == parsed
+        return bool(self._named[2 * i + 1 if on_point else 2 * i])
+
+
+def _range_cells(
+    events: Events, point_of: Mapping[str, int], cells: int
+) -> Iterator[tuple[int, int]]:
+    """The runs of cells (start, end) one range names, by the schema's evaluation: a version
+    at or above the highest ``limit`` (other than ``*``) is outside; otherwise the events but
+    limits are walked in version order ("0" first, ties in the file's order), and the last
+    that applies to the version decides: ``introduced`` at or below it (``0``: any) makes it
+    affected, ``fixed`` at or below it and ``last_affected`` below it make it not. None
+    applying: not affected."""
+    limits = [point_of[text] for kind, text in events if kind == LIMIT and text != "*"]
+    below_limit = 2 * max(limits) + 1 if limits else cells
+    walked = [(kind, text) for kind, text in events if kind != LIMIT]
+    zero = [kind for kind, text in walked if text == "0"]  # walked before every other event
+    ordered = sorted(
+        ((point_of[text], kind) for kind, text in walked if text != "0"), key=itemgetter(0)
+    )
+    # Whether "0" events apply depends on where a version stands against Version("0"), which
+    # is a point then; so every run below lies wholly below it, on it, or above it.
+    zero_point = point_of["0"] if zero else None
+    zero_last = [_last_applying(zero, side) for side in (-1, 0, 1)]
+
+    def runs() -> Iterator[tuple[int, int, str | None]]:
+        """(start, end, the last of the ordered events applying there) over every cell."""
+        breaks = {point for point, _kind in ordered}
+        if zero_point is not None:
+            breaks.add(zero_point)
+        last: str | None = None  # of the events at points below the current one: all apply
+        start, position = 0, 0
+        for point in sorted(breaks):
+            yield start, 2 * point + 1, last
+            on_point = last
+            while position < len(ordered) and ordered[position][0] == point:
+                kind = ordered[position][1]
+                if kind != LAST_AFFECTED:  # applies to the version equal to its own
+                    on_point = kind
+                last = kind
+                position += 1
+            yield 2 * point + 1, 2 * point + 2, on_point
+            start = 2 * point + 2
+        yield start, cells, last
+
+    for start, end, last in runs():
+        if last is None:
+            side = 0 if zero_point is None else _side(start, zero_point)
+            last = zero_last[side + 1]
+        end = min(end, below_limit)
+        if last == INTRODUCED and start < end:
+            yield start, end
+
+
+def _last_applying(kinds: Sequence[str], side: int) -> str | None:
+    """The last of these "0" events applying to a version below (-1), equal to (0) or above
+    (1) Version("0"): an ``introduced`` "0" applies to any."""
+    last = None
+    for kind in kinds:
+        if (
+            kind == INTRODUCED
+            or (kind == FIXED and side >= 0)
+            or (kind == LAST_AFFECTED and side > 0)
+        ):
+            last = kind
+    return last
+
+
+def _side(cell: int, point: int) -> int:
+    return (cell > 2 * point + 1) - (cell < 2 * point + 1)
