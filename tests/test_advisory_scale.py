@@ -1,12 +1,13 @@
 """A huge advisory (hundreds of thousands of listed versions or ranges fit in the file size
 cap) costs the advisory filter and the package pages about one look-up per version checked,
-not one per version or range it lists. The answers stay those of the OSV schema's evaluation,
-in conda order."""
+not one per version or range it lists; and a package page meets only the advisories naming
+its package. The answers stay those of the OSV schema's evaluation, in conda order."""
 
 from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ import pytest
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher, parse_version
 from sitegen.config import FilterSpec, parse_config
+from sitegen.filters.advisories import package_advisories
 from sitegen.filters.apply import apply_filters
+from sitegen.filters.osv import Advisory, Affected
 from sitegen.filters.osv_versions import VersionIndex
 from sitegen.web.gates import advisory_notes
 from testkit.records import rec
@@ -70,6 +73,27 @@ def test_a_huge_advisory_costs_a_look_up_per_version_checked(tmp_path):
     assert parses() - before < 2 * (LISTED + 2 * RANGES) + 10 * len(versions)
 
 
+def test_a_package_page_meets_only_the_advisories_naming_it(tmp_path, monkeypatch):
+    others = [
+        {"id": f"OTHER-{i:05}", "affected": [{"package": {"purl": f"pkg:conda/other-{i}"}}]}
+        for i in range(5_000)
+    ]
+    pkg = {"package": {"purl": "pkg:conda/pkg"}, "versions": ["1.0"]}
+    spec = level(tmp_path, [*others, {"id": "PKG-1", "affected": [pkg]}])
+    met: list[str] = []
+    affects = Advisory.affects
+
+    def counted(self: Advisory, name: object, version: str) -> object:
+        met.append(self.id)
+        return affects(self, name, version)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Advisory, "affects", counted)
+    versions = [f"1.{i}" for i in range(100)]
+    notes = package_advisories([spec], "pkg", versions)
+    assert [(v, [n.id for n in found]) for v, found in notes.items()] == [("1.0", ["PKG-1"])]
+    assert set(met) == {"PKG-1"} and len(met) == len(versions)
+
+
 # The schema's evaluation of one range, as it words it, against which the index is checked.
 def schema_walk(events: tuple[tuple[str, str], ...], version: str) -> bool:
     v = parse_version(version)
@@ -115,3 +139,16 @@ def test_the_index_answers_as_the_schema_walk_and_conda_equality_do():
                 schema_walk(events, version) for events in ranges
             )
             assert index.contains(version) == expected, (listed, ranges, version)
+
+
+def test_an_advisory_naming_many_packages_is_searched_by_name():
+    """One advisory may name hundreds of thousands of packages: checking a version meets only
+    the entries of its package."""
+    others = tuple(Affected(f"other-{i}", (), ("1.0",), None) for i in range(200_000))
+    wide = Advisory("WIDE-1", (), "", None, (), (*others, Affected("pkg", (), ("1.5",), None)))
+    started = time.perf_counter()
+    found = [v for v in (f"1.{i}" for i in range(4_000)) if wide.affects({"pkg", "pypi/pkg"}, v)]
+    # Well above what it takes (under half a second, mostly indexing the entries once); going
+    # through every entry for every version takes some 40 seconds.
+    assert time.perf_counter() - started < 2.0
+    assert found == ["1.5"]

@@ -94,6 +94,21 @@ class AdvisoryPolicy:
         return score is None or score >= self.min_score
 
     @cached_property
+    def by_id(self) -> dict[str, Advisory]:
+        """The advisories in force by id (the last of an id)."""
+        return {advisory.id: advisory for advisory in self.in_force}
+
+    @cached_property
+    def naming(self) -> dict[str, set[str]]:
+        """Per package key, the ids of the advisories of :attr:`by_id` with an entry naming
+        it: a package page meets only the advisories of its package."""
+        index: dict[str, set[str]] = {}
+        for advisory in self.by_id.values():
+            for key in advisory.names:
+                index.setdefault(key, set()).add(advisory.id)
+        return index
+
+    @cached_property
     def blocking(self) -> dict[str, list[tuple[Advisory, Affected]]]:
         """Per package key (a lower-cased conda name, or ``<purl type>/<name>``), the affected
         entries that block, by advisory id."""
@@ -310,14 +325,16 @@ def package_advisories(
     the mappings do not reach them (a record's own purls did, and the page has no record of a
     blocked version to read them from). Pure, for the package pages."""
     policies = [p for p in map(policy_of, levels) if p is not None]
-    advisories = {a.id: a for p in policies for a in p.in_force}
     name = name.lower()
     # The package's name and its identities in any of the levels' mappings.
     keys = {key for p in policies for key in p.keys_for(name)}
+    ids = {i for p in policies for key in keys for i in p.naming.get(key, ())}
+    found = [advisory for i in sorted(ids) if (advisory := _last(policies, i)) is not None]
+    blocked_notes: dict[str, AdvisoryNote] = {}
     out: dict[str, tuple[AdvisoryNote, ...]] = {}
     for version in versions:
         notes = []
-        for advisory in sorted(advisories.values(), key=lambda a: a.id):
+        for advisory in found:
             entry = None if advisory.withdrawn else advisory.affects(keys, version)
             if entry is None:
                 continue
@@ -331,12 +348,22 @@ def package_advisories(
             )
         listed = {note.id for note in notes}
         for advisory_id in sorted(set((blocked_by or {}).get(version, ())) - listed):
-            advisory = advisories.get(advisory_id)
-            if advisory is not None:
-                notes.append(_blocked_note(advisory, policies))
+            note = blocked_notes.get(advisory_id)
+            if note is None and (advisory := _last(policies, advisory_id)) is not None:
+                note = blocked_notes[advisory_id] = _blocked_note(advisory, policies)
+            if note is not None:
+                notes.append(note)
         if notes:
             out[version] = tuple(notes)
     return out
+
+
+def _last(policies: Iterable[AdvisoryPolicy], advisory_id: str) -> Advisory | None:
+    """The advisory of this id as the pages take it: the last the levels hold."""
+    found = None
+    for policy in policies:
+        found = policy.by_id.get(advisory_id, found)
+    return found
 
 
 def _blocked_note(advisory: Advisory, policies: Iterable[AdvisoryPolicy]) -> AdvisoryNote:

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +110,21 @@ class Advisory:
     def affects(self, name: str | Iterable[str], version: str) -> Affected | None:
         """The affected entry naming this package version, or None: ``name`` is a package key,
         or several keys of one package (its conda name and its upstream identities)."""
-        keys = {name} if isinstance(name, str) else set(name)
-        for entry in self.affected:
-            if entry.name in keys and entry.contains(version):
+        keys = (name,) if isinstance(name, str) else set(name)
+        named = [e for key in keys for e in self._by_name.get(key, ())]
+        for _position, entry in sorted(named, key=itemgetter(0)):
+            if entry.contains(version):
                 return entry
         return None
+
+    @cached_property
+    def _by_name(self) -> dict[str, list[tuple[int, Affected]]]:
+        """Its entries by package key, with their positions: a check meets only the entries of
+        its package, in the advisory's order."""
+        by_name: dict[str, list[tuple[int, Affected]]] = {}
+        for position, entry in enumerate(self.affected):
+            by_name.setdefault(entry.name, []).append((position, entry))
+        return by_name
 
 
 def load_files(paths: Iterable[Path]) -> tuple[Advisory, ...]:
