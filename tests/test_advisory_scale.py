@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -141,14 +140,23 @@ def test_the_index_answers_as_the_schema_walk_and_conda_equality_do():
             assert index.contains(version) == expected, (listed, ranges, version)
 
 
+class _CountedEntries(tuple):
+    """An advisory's entries, counting how often they are walked through."""
+
+    walks = 0
+
+    def __iter__(self):
+        _CountedEntries.walks += 1
+        return super().__iter__()
+
+
 def test_an_advisory_naming_many_packages_is_searched_by_name():
     """One advisory may name hundreds of thousands of packages: checking a version meets only
-    the entries of its package."""
-    others = tuple(Affected(f"other-{i}", (), ("1.0",), None) for i in range(200_000))
-    wide = Advisory("WIDE-1", (), "", None, (), (*others, Affected("pkg", (), ("1.5",), None)))
-    started = time.perf_counter()
+    the entries of its package (they are walked through once, to index them, not per check)."""
+    others = [Affected(f"other-{i}", (), ("1.0",), None) for i in range(200_000)]
+    entries = _CountedEntries([*others, Affected("pkg", (), ("1.5",), None)])
+    wide = Advisory("WIDE-1", (), "", None, (), entries)
+    _CountedEntries.walks = 0
     found = [v for v in (f"1.{i}" for i in range(4_000)) if wide.affects({"pkg", "pypi/pkg"}, v)]
-    # Well above what it takes (under half a second, mostly indexing the entries once); going
-    # through every entry for every version takes some 40 seconds.
-    assert time.perf_counter() - started < 2.0
+    assert _CountedEntries.walks <= 1
     assert found == ["1.5"]
