@@ -1431,6 +1431,33 @@ def test_a_variable_that_makes_the_url_invalid_is_named_not_shown(tmp_path: Path
     )
 
 
+@pytest.mark.parametrize(
+    "host",
+    [".example", "mirror.example..", "mirror..example", "x" * 64 + ".example", "a." * 127 + "b"],
+    ids=["leading dot", "two dots at the end", "empty label", "label over 63", "name over 253"],
+)
+def test_a_host_that_is_no_dns_name_is_an_error_written_or_filled_in(
+    tmp_path: Path, host: str
+) -> None:
+    """No request could ever reach such a host: the file says so, not every run."""
+    path = tmp_path / "channels.yaml"
+    for url, environ in (
+        (f"https://{host}/conda", {}),
+        ("https://${SITEGEN_CONFIG_HOST}/conda", {"SITEGEN_CONFIG_HOST": host}),
+    ):
+        text = f"output: site\nchannels:\n  a/one:\n    url: {url}\n    subdirs: [linux-64]\n"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as info:
+            load_config(path, environ=environ)
+        message = str(info.value)
+        assert message.startswith(f"{path}:4: channels.a/one.url: "), message
+        assert "valid" in message and (host not in message or not environ)
+    for fine in ("mirror.example.", "127.0.0.1", "[::1]", "bücher.example", "h:8443"):
+        text = f"output: site\nchannels:\n  a/one:\n    url: http://{fine}/c\n    subdirs: [linux-64]\n"
+        path.write_text(text)
+        load_config(path, environ={})
+
+
 # --------------------------------------------------------------------------- all errors at once
 
 MANY_ERRORS = """

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from sitegen.config.model import ENV_REF_RE, fill_url, redact_url
+from sitegen.config.model import (
+    ENV_REF_RE,
+    MAX_LABEL,
+    MAX_NAME,
+    fill_url,
+    is_host_name,
+    redact_url,
+)
 from sitegen.config.yaml_nodes import ConfigError, YamlNode
 
 # A literal anaconda.org token in a URL: /t/<token>/ where <token> is not an ${ENV} reference.
@@ -26,6 +33,11 @@ def parse_url(
         raise node.error(f"URL must start with {listed}, got {redact_url(url)!r}")
     if parts.scheme != "file" and not parts.netloc:
         raise node.error(f"URL has no host: {redact_url(url)!r}")
+    if parts.scheme != "file" and not _host_name(parts.hostname or ""):
+        raise node.error(
+            f"not a valid host name: an empty label, a label over {MAX_LABEL} characters or a"
+            f" name over {MAX_NAME}: {redact_url(url)!r}"
+        )
     if parts.scheme == "file" and not parts.path:
         raise node.error("file:// URL has no path")
     if LITERAL_TOKEN_RE.search(url):
@@ -51,6 +63,14 @@ def parse_url(
     return url
 
 
+def _host_name(host: str) -> bool:
+    try:
+        raw = host.encode("ascii") if host.isascii() else host.encode("idna")
+    except UnicodeError:  # IDNA refuses an empty label or one that encodes too long
+        return False
+    return is_host_name(raw)
+
+
 def _check_filled(node: YamlNode, url: str, environ: Mapping[str, str]) -> None:
     """A URL valid as written may not be once its references are filled in (a host variable
     holding a port that is no number, or a space)."""
@@ -58,7 +78,9 @@ def _check_filled(node: YamlNode, url: str, environ: Mapping[str, str]) -> None:
     if not names:
         return
     try:
-        node.url(fill_url(url, environ))
+        parts = node.url(fill_url(url, environ))
+        if parts.scheme != "file" and not _host_name(parts.hostname or ""):
+            raise ConfigError("not a valid host name")
     except ConfigError:
         # Only the variables' names go into the message: a value may be a secret.
         raise node.error(

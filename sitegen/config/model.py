@@ -23,6 +23,19 @@ from sitegen.config.site_settings import (
 ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+# What DNS carries (RFC 1035): labels of 1 to 63 octets, names of at most 253 written out.
+MAX_LABEL = 63
+MAX_NAME = 253
+
+
+def is_host_name(raw_host: bytes) -> bool:
+    """Whether a URL's host (IDNA-encoded, an IP address without brackets) has the shape of a
+    DNS name; one dot at the end (a fully qualified name) is allowed."""
+    name = raw_host[:-1] if raw_host.endswith(b".") else raw_host
+    labels = name.split(b".")
+    return 0 < len(name) <= MAX_NAME and all(0 < len(label) <= MAX_LABEL for label in labels)
+
+
 def fill_url(url: str, env: Mapping[str, str]) -> str:
     """``url`` with its ${ENV} references filled in from ``env`` (contains secrets: never log
     it). A value in the user:password part is percent-encoded there: a password holding '/',

@@ -14,14 +14,12 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from sitegen.config.model import is_host_name
 from sitegen.net.transport import EventLoopTransport, tls_context
 
 MAX_REDIRECTS = 10
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
 _SMALL_BODY = 64 * 1024  # redirect bodies up to this size are read so the connection is reused
-# What DNS carries (RFC 1035): labels of 1 to 63 octets, names of at most 253 written out.
-MAX_LABEL = 63
-MAX_NAME = 253
 
 
 class InvalidHostName(httpx.ConnectError):
@@ -31,14 +29,6 @@ class InvalidHostName(httpx.ConnectError):
     (UnicodeError from IDNA, ssl.SSLError) that httpx's own client, used with a proxy, lets
     through as it is: refused before any transport, it fails its request like a host that
     does not resolve."""
-
-
-def is_host_name(raw_host: bytes) -> bool:
-    """Whether a URL's host (httpx's raw_host: IDNA-encoded, an IP address without brackets)
-    has the shape of a DNS name; one dot at the end (a fully qualified name) is allowed."""
-    name = raw_host[:-1] if raw_host.endswith(b".") else raw_host
-    labels = name.split(b".")
-    return 0 < len(name) <= MAX_NAME and all(0 < len(label) <= MAX_LABEL for label in labels)
 
 
 class ClientTransport(httpx.AsyncBaseTransport):

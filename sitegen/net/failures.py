@@ -17,8 +17,9 @@ import httpx
 import trio
 
 from sitegen.config import DownloadSettings
+from sitegen.config.model import MAX_LABEL, MAX_NAME
 from sitegen.net.activity import Activity, Transfer
-from sitegen.net.client import MAX_LABEL, MAX_NAME, InvalidHostName
+from sitegen.net.client import InvalidHostName
 
 log = logging.getLogger("sitegen")
 
