@@ -289,18 +289,30 @@ def removal_journal_path(root: Path, path: str) -> Path:
 
 def local_index_path(root: Path, mirror: str) -> Path:
     """What the last index of a local source's folder found, per file (see sync.local_index)."""
-    return state_dir(root) / "local" / f"{mirror}.json"
+    return local_stores(root) / f"{mirror}.json"
 
 
 def local_store_path(root: Path, mirror: str) -> Path:
     """Where a ``move: true`` local source keeps the files moved out of its folder once
     published, by subdir (see sync.local_move); the published files are hard links to them."""
-    return state_dir(root) / "local" / mirror
+    return local_stores(root) / mirror
+
+
+def local_store_folder_path(root: Path, mirror: str) -> Path:
+    """The folder that store's files were moved out of, as the mirror last named it: where
+    they go back once the mirror is gone from the configuration (see sync.local_return). In
+    the store, where its index ignores it (not a package name)."""
+    return local_store_path(root, mirror) / "folder.json"
+
+
+def local_stores(root: Path) -> Path:
+    """The folder of every local source's index caches and store (by mirror name)."""
+    return state_dir(root) / "local"
 
 
 def local_store_index_path(root: Path, mirror: str) -> Path:
     """What the last index of that store found, per file (as local_index_path)."""
-    return state_dir(root) / "local" / f"{mirror}.moved.json"
+    return local_stores(root) / f"{mirror}.moved.json"
 
 
 def advisory_feed_dir(root: Path, url: str) -> Path:

@@ -55,6 +55,12 @@ def register(add: AddCommand) -> None:
     )
     add_site_options(remove)
     remove.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    remove.add_argument(
+        "--delete-moved",
+        action="store_true",
+        help="delete the packages a `move: true` source moved out of its folder, instead of"
+        " returning them to it (they are the only copies)",
+    )
     remove.set_defaults(func=_remove)
 
     serve = add("serve", "preview the site on 127.0.0.1")
@@ -190,10 +196,10 @@ def _remove(args: argparse.Namespace) -> int:
         if args.dry_run:
             # Without the lock: a plan only reads, and a run working meanwhile only ever
             # touches configured channels.
-            for line in dry_run(config, plan_removal(config, args.path)):
-                print(f"would remove {line}")
+            for line in dry_run(config, plan_removal(config, args.path), args.delete_moved):
+                print(f"would {line}")
             return EXIT_OK
-        report = remove(config, args.path)
+        report = remove(config, args.path, args.delete_moved)
     except RemovalRefused as exc:
         print(f"sitegen: remove: {exc}; nothing was removed", file=sys.stderr)
         return EXIT_CONFIG
@@ -204,6 +210,25 @@ def _remove(args: argparse.Namespace) -> int:
         log.error("remove: %s; run it again to finish", exc)
         return EXIT_FAILED
     removal = report.removal
+    for plan in report.moved:
+        if args.delete_moved:
+            log.warning(
+                "%s: deleted the %s it had moved out of its folder (--delete-moved)",
+                plan.mirror,
+                counted(len(plan.files), "package file"),
+            )
+            continue
+        log.info(
+            "%s: returned the %s it had moved out of %s to that folder",
+            plan.mirror,
+            counted(len(plan.files), "package file"),
+            plan.folder,
+        )
+        for giving in plan.givings:
+            if giving.aside:
+                log.warning(
+                    "%s: kept aside as %s: its name is taken", giving.stored.name, giving.target
+                )
     what = "channel" if removal.whole_channel else "subdir"
     files = sum(report.files.values())
     log.info(

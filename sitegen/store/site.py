@@ -28,6 +28,7 @@ from sitegen.store.compare import (
     same_content,
     same_file_content,
 )
+from sitegen.store.give import give_back_file
 from sitegen.store.interface import PendingWrite
 from sitegen.store.pending import PendingFile, directory_fd, link_fd
 from sitegen.store.take import NO_LINK, take_file
@@ -293,6 +294,14 @@ class Site:
         since stays where it is, for the next run. ``same_bytes``: a file of the site with that
         content, hard-linked instead of copying ``source`` again."""
         take_file(self, source, target, check, identity, same_bytes)
+
+    def give_back(self, source: Path, target: Path) -> bool:
+        """Move ``source`` (a file of the site) out to ``target`` (outside it): hard-linked on
+        the same filesystem, else copied, synced and compared; named without ever replacing a
+        file there (:class:`FileExistsError` when another file holds the name); ``source``
+        removed only then. False when ``target`` held its bytes already (an earlier attempt
+        stopped midway): ``source`` is removed all the same."""
+        return give_back_file(source, target)
 
     def clean_temp_files(self, directory: Path) -> int:
         """Remove temporaries left by processes that died; returns how many.

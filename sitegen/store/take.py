@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from sitegen.store.compare import same_files
 from sitegen.store.interface import SiteStorage
 from sitegen.store.temp_names import short_name
 
@@ -149,14 +150,14 @@ def recover_aside(
         return f"removed: it is {source.name} too (a second name)"
     homes = list(homes)
     for _published, stored in homes:
-        if _same_bytes(aside, stored):
+        if same_files(aside, stored):
             os.unlink(aside)
             return f"removed: the store holds its bytes ({stored})"
     for published, stored in homes:
-        if _same_bytes(aside, published):
+        if same_files(aside, published):
 
             def check(path: Path, published: Path = published) -> None:
-                if not _same_bytes(path, published):
+                if not same_files(path, published):
                     raise OSError(errno.EIO, "the copy differs from the published file")
 
             identity = (held.st_size, held.st_mtime_ns, held.st_ino)
@@ -164,18 +165,3 @@ def recover_aside(
             if not os.path.lexists(aside):
                 return f"moved into the store ({stored}), as published"
     return f"left there: {source.name} is another file now, which the site does not publish yet"
-
-
-def _same_bytes(one: Path, other: Path) -> bool:
-    """Whether two files hold the same bytes, read in full (not filecmp: it trusts a cache
-    keyed by size and mtime, which a file rewritten in place can keep)."""
-    try:
-        with open(one, "rb") as left, open(other, "rb") as right:
-            if os.fstat(left.fileno()).st_size != os.fstat(right.fileno()).st_size:
-                return False
-            while chunk := left.read(1 << 20):
-                if right.read(len(chunk)) != chunk:
-                    return False
-            return not right.read(1)
-    except OSError:
-        return False

@@ -7,6 +7,9 @@ folder's file has. It goes to the mirror's store under ``.sitegen/local/<mirror>
 and synced before the folder's file is removed), which the next index reads beside the folder: the package stays published, and its
 published file is a hard link to the stored one (so ``sitegen verify --repair`` can restore it).
 Anything that fails leaves the file in the folder, for the next run to move.
+
+The store is kept by mirror name, and records the folder its files came from before the first
+one moves: the way back to it once the mirror is gone (see :mod:`sitegen.sync.local_return`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import trio
 
 from sitegen.conda.records import Record, RepodataError, parse_repodata
 from sitegen.config import ChannelConfig, MirrorConfig
-from sitegen.layout import local_index_path, local_store_index_path, local_store_path
+from sitegen.layout import (
+    local_index_path,
+    local_store_folder_path,
+    local_store_index_path,
+    local_store_path,
+)
 from sitegen.net.checksums import VerifyError, hash_file
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
@@ -123,6 +132,24 @@ def move_files(site: Site, mirror: MirrorConfig, moves: list[Move]) -> list[str]
     return errors
 
 
+def keep_folder(site: Site, mirror: MirrorConfig) -> None:
+    """Record in the mirror's store the folder its files come from (written only when it
+    changes: the first time, or when the mirror names another folder)."""
+    path = local_store_folder_path(site.root, mirror.name)
+    site.ensure_dir(path.parent)
+    site.write_bytes(path, msgspec.json.encode({"folder": str(folder_of(mirror))}))
+
+
+def recorded_folder(site: Site, mirror: str) -> Path | None:
+    """The folder the store of ``mirror`` records (None: none recorded, or unreadable)."""
+    try:
+        data = msgspec.json.decode(local_store_folder_path(site.root, mirror).read_bytes())
+        folder = data["folder"]
+    except (OSError, msgspec.DecodeError, KeyError, TypeError):
+        return None
+    return Path(folder) if isinstance(folder, str) and os.path.isabs(folder) else None
+
+
 async def move_published(
     site: Site, sources: LocalSources, mirrors: Iterable[tuple[ChannelConfig, MirrorConfig]]
 ) -> list[str]:
@@ -133,6 +160,14 @@ async def move_published(
         if not mirror.move or mirror.name not in sources.indexes:
             continue
         moves = await trio.to_thread.run_sync(moves_of, site, channel.path, mirror, sources)
+        if not moves and not local_store_path(site.root, mirror.name).is_dir():
+            continue
+        try:
+            await trio.to_thread.run_sync(keep_folder, site, mirror)
+        except OSError as exc:  # a store must never hold files it cannot give back
+            reason = exc.strerror or exc
+            errors.append(f"{mirror.name}: could not record the folder of its store: {reason}")
+            continue
         if not moves:
             continue
         failed = await trio.to_thread.run_sync(move_files, site, mirror, moves)

@@ -18,7 +18,11 @@ by which the same command finishes the removal even past its last ``repodata.jso
    its ``channeldata.json`` and ``notices.json``. From here clients see no package;
 2. files: the package files, the shards, the subdir's listing pages;
 3. state: what ``.sitegen/`` keeps for the subdirs and the channel (see
-   :mod:`sitegen.tools.remove_state`), and their download counts (then ``stats.json``);
+   :mod:`sitegen.tools.remove_state`), and their download counts (then ``stats.json``). A
+   ``move: true`` local source's store holds the only copies of the packages it moved out of
+   its folder: they go back to that folder first (:mod:`sitegen.sync.local_return`), and
+   where they cannot (the folder gone), the removal is refused before anything goes, unless
+   told to delete them;
 4. pages: the channel's own pages (its index, package pages, approvals, search index);
 5. directories: ``repodata.json`` last, then the emptied directories.
 """
@@ -57,8 +61,10 @@ from sitegen.stats.run import forget_counts, holds_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id, noted_access
+from sitegen.sync.local_return import StoreReturn, give_back
 from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunAccess, RunReport
 from sitegen.tools.remove_journal import Removal, begin, read_journal
+from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
 from sitegen.tools.remove_state import remove_empty_dirs, remove_state, state_paths
 from sitegen.tools.site_disk import configured_subdirs, disk_usage, unconfigured_subdirs
 
@@ -79,6 +85,8 @@ class RemovalReport:
     state: int = 0  # state files and folders deleted
     record: str = ""  # the run id of its ledger record
     tokens: list[str] = field(default_factory=list)  # tokens no longer scoped to the channel
+    # The stores of moved files given back to their folders (or deleted, with delete_moved).
+    moved: list[StoreReturn] = field(default_factory=list)
 
 
 def site_relative(config: SiteConfig, path: str) -> str:
@@ -140,6 +148,17 @@ def _published_removal(config: SiteConfig, path: str) -> Removal | None:
         return Removal(path, parent, (path.rpartition("/")[2],), whole)
     below = [p.rpartition("/")[2] for p in published if p.rpartition("/")[0] == path]
     return Removal(path, path, tuple(below), True) if below else None
+
+
+def moved_files(config: SiteConfig, removal: Removal, delete_moved: bool) -> list[StoreReturn]:
+    """The stores of moved files that go with the removal (see
+    :func:`~sitegen.tools.remove_moved.moved_stores`); :class:`RemovalRefused` when some
+    cannot go back to their folder and ``delete_moved`` does not say to delete them."""
+    plans = moved_stores(config, removal)
+    problem = None if delete_moved else refusal(Site(config.output), plans)
+    if problem:
+        raise RemovalRefused(problem)
+    return plans
 
 
 # ------------------------------------------------------------------ the stages
@@ -251,25 +270,27 @@ def remove_directories(site: Site, removal: Removal) -> list[str]:
 # ------------------------------------------------------------------ the command
 
 
-def dry_run(config: SiteConfig, removal: Removal) -> list[str]:
-    """What :func:`remove` would delete, one line each (a subdir with its files counted)."""
+def dry_run(config: SiteConfig, removal: Removal, delete_moved: bool = False) -> list[str]:
+    """What :func:`remove` would do, one line each, led by its verb (a subdir with its files
+    counted); :class:`RemovalRefused` where it would refuse."""
     site = Site(config.output)
-    lines = []
+    lines = moved_lines(site, moved_files(config, removal, delete_moved), delete_moved)
+    gone = []
     for relpath in removal.subdir_paths():
         used, files = disk_usage(site.path(relpath), set())
-        lines.append(f"{relpath}/ ({counted(files, 'file')}, {human_bytes(used)})")
+        gone.append(f"{relpath}/ ({counted(files, 'file')}, {human_bytes(used)})")
     if removal.whole_channel:
         files, folders = channel_pages(config, removal)
         files += [channeldata_path(removal.channel), notices_path(removal.channel)]
-        lines += [p for p in sorted(files) if named(site, p).is_file()]
-        lines += [
+        gone += [p for p in sorted(files) if named(site, p).is_file()]
+        gone += [
             f"{p}/" for p in folders if named(site, p).is_dir() and not named(site, p).is_symlink()
         ]
     state = state_paths(site, config, removal.channel, removal.subdirs, removal.whole_channel)
     for path in state:
         if path.exists():
             relpath = path.relative_to(site.root).as_posix()
-            lines.append(relpath + ("/" if path.is_dir() else ""))
+            gone.append(relpath + ("/" if path.is_dir() else ""))
     if removal.whole_channel:
         store = AccessPaths.of(config).store
         try:
@@ -277,17 +298,19 @@ def dry_run(config: SiteConfig, removal: Removal) -> list[str]:
         except (TokenError, OSError) as exc:
             readers = [f"? ({exc})"]
         if readers:
-            lines.append(f"{store.path}: {removal.channel} from the scope of {', '.join(readers)}")
+            gone.append(f"{store.path}: {removal.channel} from the scope of {', '.join(readers)}")
     subdirs = None if removal.whole_channel else removal.subdirs
     if holds_counts(config, removal.channel, subdirs):
         relpath = stats_state_path(site.root).relative_to(site.root).as_posix()
-        lines.append(f"{relpath}: the download counts of {removal.path}")
-    return lines
+        gone.append(f"{relpath}: the download counts of {removal.path}")
+    return lines + [f"remove {line}" for line in gone]
 
 
-def remove(config: SiteConfig, path: str) -> RemovalReport:
+def remove(config: SiteConfig, path: str, delete_moved: bool = False) -> RemovalReport:
     """Remove ``path`` under the site lock (:class:`~sitegen.store.lock.SiteLocked` when a run
-    holds it); the plan is made under the lock, so no run changes the site between the two."""
+    holds it); the plan is made under the lock, so no run changes the site between the two.
+    The files a ``move: true`` source moved out of its folder go back to it (``delete_moved``:
+    are deleted with their store)."""
     site = Site(config.output)
     if not site.state_dir.is_dir():
         raise RemovalRefused(f"{site.root} holds no site (no {STATE_DIR}/)")
@@ -295,10 +318,13 @@ def remove(config: SiteConfig, path: str) -> RemovalReport:
     # counts of the path go with its state.
     with SiteLock(site.state_dir), stats_lock(site, create=False):
         removal = plan_removal(config, path)
+        moved = moved_files(config, removal, delete_moved)  # may refuse: before anything goes
         journal = begin(site, removal)
-        report = RemovalReport(removal, journal.files, journal.bytes)
+        report = RemovalReport(removal, journal.files, journal.bytes, moved=moved)
         remove_metadata(site, removal)
         remove_files(site, removal)
+        for plan in [] if delete_moved else moved:
+            give_back(site, plan)  # before the store goes with the rest of the state
         report.state = remove_state(
             site, config, removal.channel, removal.subdirs, removal.whole_channel
         )

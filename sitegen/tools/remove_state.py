@@ -45,13 +45,26 @@ def fed_by(site: Site, channel: str, subdirs: Iterable[str]) -> set[str]:
     return names
 
 
+def gone_mirrors(site: Site, config: SiteConfig, channel: str, subdirs: Iterable[str]) -> list[str]:
+    """The mirrors that fed these subdirs and that the configuration no longer names: all
+    their state goes with the whole channel (a ``move: true`` local source's store once its
+    files are given back, see :mod:`sitegen.sync.local_return`)."""
+    configured = {m.name for _c, m in config.mirrors}
+    return [
+        name
+        for name in sorted(fed_by(site, channel, subdirs))
+        # Not a name a configuration accepts: never reach outside the state.
+        if _state_name(name) and name not in configured
+    ]
+
+
 def mirror_state_paths(
     site: Site, config: SiteConfig, channel: str, subdirs: Iterable[str], whole_channel: bool
 ) -> list[Path]:
     """The state of the mirrors that fed these subdirs, where no configured mirror uses it: a
     mirror's upstream cache of a subdir it no longer lists, and when the whole channel goes,
     everything of a mirror the configuration no longer names (a ``move: true`` local source's
-    store included: its files are the channel's published ones)."""
+    store included, which :mod:`sitegen.tools.remove` empties first)."""
     subdirs = list(subdirs)
     configured = {m.name: m for _c, m in config.mirrors}
     out: list[Path] = []
@@ -64,13 +77,13 @@ def mirror_state_paths(
             for s in subdirs
             if mirror is None or s not in mirror.subdirs
         ]
-        if mirror is None and whole_channel:
-            out += [
-                upstream_cache_dir(site.root, name, "noarch").parent,
-                local_index_path(site.root, name),
-                local_store_index_path(site.root, name),
-                local_store_path(site.root, name),
-            ]
+    for name in gone_mirrors(site, config, channel, subdirs) if whole_channel else []:
+        out += [
+            upstream_cache_dir(site.root, name, "noarch").parent,
+            local_index_path(site.root, name),
+            local_store_index_path(site.root, name),
+            local_store_path(site.root, name),
+        ]
     return out
 
 
