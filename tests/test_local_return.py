@@ -193,3 +193,45 @@ def test_a_newer_build_a_reading_source_moved_is_not_replaced_by_the_old_one(
     directory = site.root / "internal/renamed/linux-64"
     assert published(site.root, "internal/renamed", "linux-64") == {foo.name}
     assert sha256_of(directory / foo.name) == new_digest
+
+
+@pytest.mark.parametrize("renamed", ["channel", "mirror"])
+def test_a_renamed_channel_or_mirror_publishes_what_the_old_name_moved(
+    tmp_path: Path, renamed: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The run of the source that reads the folder under its new name gives the old name's
+    store back to the folder first, and says so: nothing goes missing from the channel."""
+    site = Site(tmp_path)
+    foo = drop(site.folder, FOO, "conda")
+    bar = drop(site.folder, BAR, "tar.bz2", by_subdir=True)
+    digests = {p.name: sha256_of(p) for p in (foo, bar)}
+    site.configure((OLD, site.folder))
+    site.mirror()
+    assert not foo.exists() and not bar.exists()
+    channel, mirror = ("internal/renamed", "internal-renamed")
+    if renamed == "channel":
+        site.configure((channel, site.folder))
+    else:
+        channel, mirror = OLD, "own-builds"
+        text = site.config.read_text().replace(
+            "    move: true\n", "    move: true\n    name: own-builds\n"
+        )
+        site.config.write_text(text)
+
+    with caplog.at_level("WARNING", logger="sitegen"):
+        site.mirror()
+    assert published(site.root, channel, "linux-64") == set(digests)
+    assert_channel_consistent(site.root, channel)
+    new_store = local_store_path(site.root, mirror) / "linux-64"
+    assert {fn: sha256_of(new_store / fn) for fn in digests} == digests
+    assert not site.store().exists() and not foo.exists() and not bar.exists()
+    said = "\n".join(caplog.messages)
+    assert (
+        f"{mirror}: 2 packages the mirror {OLD_MIRROR}, no longer configured, had moved out of"
+        f" {site.folder} went back into it from .sitegen/local/{OLD_MIRROR}/"
+    ) in said
+    if renamed == "channel":
+        # Nothing left for the removal of the old channel to give back.
+        assert site.run("remove", OLD) == EXIT_OK
+        assert published(site.root, channel, "linux-64") == set(digests)
+        assert {fn: sha256_of(new_store / fn) for fn in digests} == digests

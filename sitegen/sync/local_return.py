@@ -17,17 +17,29 @@ file in the folder, as ``<name>.returned-from-<mirror>``, which indexing ignores
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sitegen.config import SiteConfig
-from sitegen.layout import is_package_file, local_store_path
+import trio
+
+from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.layout import (
+    is_package_file,
+    local_store_folder_path,
+    local_store_path,
+    local_stores,
+)
+from sitegen.net.activity import counted
 from sitegen.store.compare import same_files
 from sitegen.store.site import Site
 from sitegen.store.temp_names import short_name
 from sitegen.sync.local import folder_of, is_local
 from sitegen.sync.local_move import recorded_folder
+
+log = logging.getLogger("sitegen")
 
 
 @dataclass(frozen=True)
@@ -156,3 +168,79 @@ def give_back(site: Site, plan: StoreReturn) -> list[Path]:
         elif site.give_back(giving.stored, giving.target):
             written.append(giving.target)
     return written
+
+
+@dataclass
+class Returned:
+    """What a run gave back to its local sources' folders: a note for the report of the
+    mirror reading each folder, and the errors (the files not given back stay stored)."""
+
+    notes: dict[str, list[str]] = field(default_factory=dict)  # by mirror
+    errors: list[str] = field(default_factory=list)
+
+    def failed(self, reader: MirrorConfig, error: str) -> None:
+        log.error("%s: %s", reader.name, error)
+        self.errors.append(f"{reader.name}: {error}")
+
+
+async def return_orphans(
+    site: Site, config: SiteConfig, mirrors: Iterable[tuple[ChannelConfig, MirrorConfig]]
+) -> Returned:
+    """Before indexing: give the stores of mirrors gone from ``config`` back to the folders
+    the run's local sources read, so that this run publishes their packages again."""
+    readers = [m for _c, m in mirrors if is_local(m)]
+    if not readers:
+        return Returned()
+    return await trio.to_thread.run_sync(_return_orphans, site, config, readers)
+
+
+def _return_orphans(site: Site, config: SiteConfig, readers: list[MirrorConfig]) -> Returned:
+    done = Returned()
+    configured = {m.name for _c, m in config.mirrors}
+    try:
+        with os.scandir(local_stores(site.root)) as entries:
+            names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return done
+    for name in names:
+        folder = recorded_folder(site, name) if name not in configured else None
+        reader = next((m for m in readers if folder and same_folder(folder_of(m), folder)), None)
+        if reader is None:
+            continue
+        store = local_store_path(site.root, name).relative_to(site.root).as_posix()
+        try:
+            plan = plan_return(site, config, name)
+            if plan.problem:
+                done.failed(reader, f"the files of {store}/ stay there: {plan.problem}")
+                continue
+            give_back(site, plan)
+        except OSError as exc:
+            done.failed(reader, f"not all of {store}/ went back to {folder}: {exc.strerror or exc}")
+            continue
+        _drop_emptied(site, plan.store)
+        if not plan.files:
+            continue
+        note = (
+            f"{counted(len(plan.files), 'package')} the mirror {name}, no longer configured,"
+            f" had moved out of {folder} went back into it from {store}/"
+        )
+        aside = sum(g.aside for g in plan.givings)
+        if aside:
+            note += f" ({aside} kept aside as *.returned-from-{name}: their names are taken)"
+        log.warning("%s: %s", reader.name, note)
+        done.notes.setdefault(reader.name, []).append(note)
+    return done
+
+
+def _drop_emptied(site: Site, store: Path) -> None:
+    """Remove a store whose files were all given back (its record last); one still holding
+    anything stays."""
+    try:
+        with os.scandir(store) as entries:
+            subdirs = [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+        for subdir in subdirs:
+            subdir.rmdir()
+        site.remove(local_store_folder_path(site.root, store.name))
+        store.rmdir()
+    except OSError:
+        return

@@ -46,6 +46,7 @@ from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest
 from sitegen.sync.local import LocalSources, index_all, is_local, link_all
 from sitegen.sync.local_move import move_published
 from sitegen.sync.local_recover import recover_all
+from sitegen.sync.local_return import return_orphans
 from sitegen.sync.merge import (
     FROZEN,
     MergedSubdir,
@@ -119,6 +120,12 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
             )
             if not scope.options.dry_run:
                 await recover_all(scope.site, results.mirrors)
+                # A renamed channel's (or mirror's) store goes back to the folder, for this
+                # run to publish and move again.
+                returned = await return_orphans(scope.site, scope.config, results.mirrors)
+                for name, notes in returned.notes.items():
+                    results.warnings.setdefault(name, []).extend(notes)
+                results.errors.extend(returned.errors)
             # Local sources: their folders indexed in place of a fetch and a parse.
             local = await index_all(
                 scope.site,
