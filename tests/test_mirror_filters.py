@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from sitegen.store.frozen import FrozenChannels
+from sitegen.store.site import Site
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
@@ -480,6 +482,87 @@ async def test_a_mirror_down_upstream_keeps_what_it_pulled_into_another_channel(
     assert report.failed and report.mirrors[0].errors
     assert published(site, "cloud/b", "linux-64") == in_b
     assert report.mirrors[1].errors == []
+    assert_channel_consistent(site, "cloud/b")
+
+
+async def test_a_frozen_channel_keeps_what_it_pulled_into_another_channel(
+    upstream: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    """cloud/a is frozen, then its upstream drops numpy 2.1: cloud/a goes on publishing it, so
+    what it needs stays in cloud/b, and nothing upstream offers now is pulled in for it."""
+    site = tmp_path / "site"
+    config = _numpy_needs_the_second_mirror(site, upstream, upstream_server_factory)
+    config = dataclasses.replace(config, max_delete_fraction=1.0)
+    await mirror(config)
+    in_a = published(site, "cloud/a", "linux-64")
+    in_b = published(site, "cloud/b", "linux-64")
+    assert fns(P, "libopenblas", "0.3.27") <= in_b
+    FrozenChannels(Site(site)).freeze("cloud/a", "alice", "under review")
+    older = [p for p in P if p.name == "numpy" and p.version != "2.1.0"]
+    for path in (site.parent / "a").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    write_channel(site.parent / "a", older, zst=True)
+
+    report = await mirror(config)
+
+    assert published(site, "cloud/a", "linux-64") == in_a
+    assert published(site, "cloud/b", "linux-64") == in_b
+    assert_channel_consistent(site, "cloud/b")
+    # The frozen mirror's report still tells what its filters make of upstream.
+    assert excluded(report, "linux-64") == {NOT_ALLOWED: 12}
+
+
+async def test_a_run_of_one_channel_keeps_what_another_pulled_into_it(
+    upstream: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    """A run of cloud/b alone (its own schedule, or --only) walks what cloud/a publishes: the
+    dependencies cloud/a's numpy pulled into cloud/b stay."""
+    site = tmp_path / "site"
+    config = _numpy_needs_the_second_mirror(site, upstream, upstream_server_factory)
+    config = dataclasses.replace(config, max_delete_fraction=1.0)
+    await mirror(config)
+    in_b = published(site, "cloud/b", "linux-64")
+    assert fns(P, "libopenblas", "0.3.27") | fns(P, "python", "3.12.4") <= in_b
+
+    report = await run_mirror(config, MirrorOptions(progress=False, only=("cloud-b",)))
+
+    assert not report.failed
+    assert [mr.name for mr in report.mirrors] == ["cloud-b"]
+    assert published(site, "cloud/b", "linux-64") == in_b
+    assert_channel_consistent(site, "cloud/b")
+    assert report.mirrors[0].subdirs["linux-64"].added_as_dependency == 8
+    assert {d.needed_by_channel for d in report.mirrors[0].dependencies_added} == {"cloud/a"}
+
+
+async def test_a_run_of_one_channel_adds_what_another_needs_since_its_last_run(
+    upstream: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    """cloud/a gains numpy's py311 build in a run of its own, which cannot add python 3.11 to
+    cloud/b. cloud/b's next run, with nothing new upstream, is not skipped as unchanged: what
+    cloud/a publishes is one of its inputs, so it adds python 3.11."""
+    numpy = [p for p in P if p.name == "numpy" and p.version == "2.1.0"]
+    write_channel(tmp_path / "a", [p for p in numpy if "py312" in p.build], zst=True)
+    only_numpy = upstream_server_factory(tmp_path / "a")
+    site = tmp_path / "site"
+    config = _two_channels(
+        site,
+        only_numpy.url,
+        '{specs: {include: ["numpy 2.1.*"]}, include_dependencies: true}',
+        upstream,
+        "{names: {include: [zlib]}}",
+    )
+    await mirror(config)
+    await run_mirror(config, MirrorOptions(progress=False, only=("cloud-b",)))
+    assert not fns(P, "python", "3.11.9") & published(site, "cloud/b", "linux-64")
+    write_channel(tmp_path / "a", numpy, zst=True)
+    await run_mirror(config, MirrorOptions(progress=False, only=("cloud-a",)))
+    assert fns(numpy) == published(site, "cloud/a", "linux-64")
+
+    report = await run_mirror(config, MirrorOptions(progress=False, only=("cloud-b",)))
+
+    assert not report.failed
+    assert fns(P, "python", "3.11.9") <= published(site, "cloud/b", "linux-64")
     assert_channel_consistent(site, "cloud/b")
 
 

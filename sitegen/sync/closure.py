@@ -51,6 +51,15 @@ class MirrorSelection:
     # records' dependencies are resolved. Empty (a noarch-only channel): every platform subdir
     # of the run, as a client of any platform may install them.
     platforms: tuple[str, ...] = ()
+    channel: str = ""  # the path of the mirror's channel
+    # When `results` are what the channel publishes, standing in for the mirror (a frozen
+    # channel), the mirror's own filter outcome, which its report shows.
+    reported: dict[str, FilterResult] | None = None
+
+    @property
+    def outcome(self) -> dict[str, FilterResult]:
+        """The mirror's filter outcome per subdir, as its report and filtered list show it."""
+        return self.results if self.reported is None else self.reported
 
 
 class Addition(NamedTuple):

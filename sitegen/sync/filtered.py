@@ -37,7 +37,7 @@ def filtered_document(run_id: str, results: RunResults) -> dict[str, Any] | None
     for name, selection in closure.selections.items():
         channel = next((c.path for c, m in results.mirrors if m.name == name), "")
         subdirs = {}
-        for subdir, result in selection.results.items():
+        for subdir, result in selection.outcome.items():
             parsed = results.parsed.get((name, subdir))
             records = parsed.repodata.records if parsed and parsed.repodata else {}
             rows = set()

@@ -1,12 +1,14 @@
 """Recognise a run whose inputs are exactly those the site was last built from.
 
-What a run publishes is a pure function of the configuration of the channels it rebuilds and of
-the upstream repodata of their mirrors (filters hold fixed dates, never "now"; approvals are
-resolved against the time before; notices count by which are in force). After a clean
-run, the digest of those inputs is recorded together with a signature of every file the run
-stands behind. A later run that computes the same digest and finds those files as they were has
-nothing to do: it skips parsing, filtering, merging and publishing, which at conda-forge scale
-turns an hourly run with nothing new upstream from tens of seconds into about one.
+What a run publishes is a pure function of the configuration of the channels it rebuilds, of
+the upstream repodata of their mirrors, and of what the channels publish whose packages the
+dependency closure walks as published: frozen ones, and those the run does not rebuild (filters
+hold fixed dates, never "now"; approvals are resolved against the time before; notices count by
+which are in force). After a clean run, the digest of those inputs is recorded together with
+a signature of every file the run stands behind. A later run that computes the same digest and
+finds those files as they were has nothing to do: it skips parsing, filtering, merging and
+publishing, which at conda-forge scale turns an hourly run with nothing new upstream from tens
+of seconds into about one.
 
 Anything else (a changed upstream body, an edited filter, a new sitegen version, a published
 file or the kept records of a ``keep_removed`` channel touched by hand or by ``verify
@@ -87,6 +89,17 @@ class InputsDigest:
         self._hash.update(msgspec.json.encode([mirror, subdir, body is not None]))
         if body is not None:
             self._hash.update(hashlib.sha256(body).digest())
+
+    def add_published(self, channel: str, subdir: str, repodata: Path) -> None:
+        """A channel subdir whose published records stand in for its mirrors in the dependency
+        closure (frozen, or not rebuilt by the run): what it publishes is an input of the
+        run, known by its ``repodata.json``'s size and mtime (a publication replaces the file)."""
+        try:
+            stat = os.stat(repodata)
+            state: list[int] | None = [stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            state = None
+        self._hash.update(msgspec.json.encode([channel, subdir, state]))
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()

@@ -18,6 +18,7 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher, clear_caches
 from sitegen.config import ChannelConfig, MirrorConfig
+from sitegen.layout import REPODATA
 from sitegen.net.download import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.net.upstream_cache import UpstreamCache
@@ -162,6 +163,11 @@ def _inputs_digest(
     for _channel, mirror in results.mirrors:
         for subdir in mirror.subdirs:
             digest.add_repodata(mirror.name, subdir, bodies.get((mirror.name, subdir)))
+    # Every mirror of the run was read: the channels held are the frozen ones and those the
+    # run does not rebuild whose packages pull in dependencies.
+    in_run = {m.name for _c, m in results.mirrors}
+    for channel, subdir in held_sources(scope.config, results.mirrors, in_run):
+        digest.add_published(channel, subdir, scope.site.path(channel, subdir) / REPODATA)
     return digest.hexdigest()
 
 

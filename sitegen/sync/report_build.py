@@ -140,8 +140,10 @@ def _add_rejected(mr: MirrorReport, subdir: str, fn: str, reason: str) -> None:
 def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureResult) -> None:
     dependencies = closure.dependencies
     for name, selection in closure.selections.items():
-        mr = mirror_reports[name]
-        for subdir, result in selection.results.items():
+        mr = mirror_reports.get(name)
+        if mr is None:
+            continue  # a mirror of a channel the run does not rebuild, walked as published
+        for subdir, result in selection.outcome.items():
             sub = mr.subdirs.setdefault(subdir, MirrorSubdirReport())
             sub.kept = len(result.kept)
             sub.excluded = dict(Counter(result.excluded.values()))
@@ -152,8 +154,10 @@ def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureRes
             )
         for added in dependencies.added.get(name, []):
             mr.subdirs[added.subdir].added_as_dependency += 1
-            # whose file `why` names: the public pages leave it out for a private one
-            needed_by = mirror_reports[added.needed_by].channel
+            # whose file `why` names: the public pages leave it out for a private one (a
+            # channel the run does not rebuild may need it too)
+            needing = mirror_reports.get(added.needed_by)
+            needed_by = needing.channel if needing else closure.selections[added.needed_by].channel
             mr.dependencies_added.append(
                 AddedDependency(added.subdir, added.fn, added.why, needed_by)
             )

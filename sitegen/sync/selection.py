@@ -32,16 +32,30 @@ def held_sources(
     mirrors: Sequence[tuple[ChannelConfig, MirrorConfig]],
     readable: set[str],
 ) -> list[tuple[str, str]]:
-    """The (channel, subdir)s whose published records stand in for an unreadable mirror with
-    include_dependencies: its channel keeps what it publishes, and what that needs from
-    other mirrors must stay too (a mirror read before it, in config order, may hold it)."""
+    """The (channel, subdir)s whose published records stand in for a mirror in the dependency
+    closure (see :func:`_stands_in`): what such a channel publishes holds through this run, so
+    what it needs from other channels must stay there too."""
+    in_run = {m.name for _c, m in mirrors}
     held = []
-    for channel, mirror in mirrors:
-        if mirror.name not in readable and _is_held(
-            channel, mirror, config.filter_levels(channel, mirror)
-        ):
+    for channel, mirror in config.mirrors:
+        levels = config.filter_levels(channel, mirror)
+        if _stands_in(channel, mirror, levels, mirror.name in in_run, mirror.name in readable):
             held.extend((channel.path, subdir) for subdir in mirror.subdirs)
-    return held
+    return list(dict.fromkeys(held))
+
+
+def _stands_in(
+    channel: ChannelConfig,
+    mirror: MirrorConfig,
+    levels: tuple[FilterSpec, ...],
+    in_run: bool,
+    readable: bool,
+) -> bool:
+    """Whether the channel's published records take the place of the mirror's selection: the
+    channel is frozen (it keeps them, whatever upstream offers; nothing may be added to it),
+    or the mirror pulls in dependencies and its channel is not rebuilt by this run (another
+    mirror's schedule, ``--only``) or cannot be read (its upstream down)."""
+    return channel.frozen or ((not in_run or not readable) and _is_held(channel, mirror, levels))
 
 
 def _is_held(channel: ChannelConfig, mirror: MirrorConfig, levels: tuple[FilterSpec, ...]) -> bool:
@@ -57,40 +71,62 @@ def select_all(
     matcher: RecordMatcher,
     held: Mapping[tuple[str, str], Mapping[str, Record]] | None = None,
 ) -> list[MirrorSelection]:
-    """Apply the filters of every readable mirror to each of its subdirs, in config order.
+    """Apply the filters of every readable mirror of the run to each of its subdirs, in config
+    order (that of every mirror of the site, the run's or not).
 
-    ``held``: what the channels of :func:`held_sources` publish now, by (channel, subdir). An
-    unreadable mirror with include_dependencies gets these as its kept records, and nothing
-    to add: the closure walks them as it walked them when the mirror was read, so a mirror
-    down upstream never takes the dependencies of its packages out of another channel."""
+    ``held``: what the channels of :func:`held_sources` publish now, by (channel, subdir). A
+    mirror whose channel's records stand in (see :func:`_stands_in`) gets these as its kept
+    records, and nothing to add: the closure walks them as it walked them when they were
+    published, so a mirror down upstream, a frozen channel or a channel this run does not
+    rebuild never has the dependencies of its packages taken out of another channel. A
+    frozen mirror's filter outcome is still what its report shows."""
+    in_run = {m.name for _c, m in mirrors}
     selections = []
-    for channel, mirror in mirrors:
+    for channel, mirror in config.mirrors:
         levels = config.filter_levels(channel, mirror)
-        if mirror.name not in readable:
-            if held is not None and _is_held(channel, mirror, levels):
-                selections.append(_held_selection(channel, mirror, held, levels))
-            continue
-        # Only approvals put packages into an approval-gated channel (with_dependencies
-        # approves what they need): neither its own closure nor another mirror's may pull
-        # in a record its allowlist of approved files leaves out.
-        gated = channel.approval is not None
-        results = {}
-        for subdir in mirror.subdirs:
-            result = parsed.get((mirror.name, subdir))
-            records = result.repodata.records if result and result.repodata else {}
-            results[subdir] = apply_filters(records, subdir, levels, matcher)
-            if gated:
-                results[subdir].candidates.clear()
-        selections.append(
-            MirrorSelection(
-                mirror=mirror.name,
-                include_dependencies=include_dependencies(levels) and not gated,
-                newest_versions=effective_newest(levels),
-                results=results,
-                platforms=_channel_platforms(channel),
-            )
+        name = mirror.name
+        stands_in = held is not None and _stands_in(
+            channel, mirror, levels, name in in_run, name in readable
         )
+        selection = None
+        if name in in_run and name in readable:
+            selection = _filtered(channel, mirror, levels, parsed, matcher)
+        if stands_in:
+            assert held is not None
+            reported = selection.results if selection is not None else None
+            selection = _held_selection(channel, mirror, held, levels)
+            selection.reported = reported
+        if selection is not None:
+            selections.append(selection)
     return selections
+
+
+def _filtered(
+    channel: ChannelConfig,
+    mirror: MirrorConfig,
+    levels: tuple[FilterSpec, ...],
+    parsed: Mapping[SubdirKey, ParseResult],
+    matcher: RecordMatcher,
+) -> MirrorSelection:
+    # Only approvals put packages into an approval-gated channel (with_dependencies
+    # approves what they need): neither its own closure nor another mirror's may pull
+    # in a record its allowlist of approved files leaves out.
+    gated = channel.approval is not None
+    results = {}
+    for subdir in mirror.subdirs:
+        result = parsed.get((mirror.name, subdir))
+        records = result.repodata.records if result and result.repodata else {}
+        results[subdir] = apply_filters(records, subdir, levels, matcher)
+        if gated:
+            results[subdir].candidates.clear()
+    return MirrorSelection(
+        mirror=mirror.name,
+        include_dependencies=include_dependencies(levels) and not gated,
+        newest_versions=effective_newest(levels),
+        results=results,
+        platforms=_channel_platforms(channel),
+        channel=channel.path,
+    )
 
 
 def _channel_platforms(channel: ChannelConfig) -> tuple[str, ...]:
@@ -107,13 +143,14 @@ def _held_selection(
 ) -> MirrorSelection:
     return MirrorSelection(
         mirror=mirror.name,
-        include_dependencies=True,
+        include_dependencies=_is_held(channel, mirror, levels),
         newest_versions=effective_newest(levels),
         results={
             subdir: FilterResult(kept=dict(held.get((channel.path, subdir), {})))
             for subdir in mirror.subdirs
         },
         platforms=_channel_platforms(channel),
+        channel=channel.path,
     )
 
 
