@@ -388,6 +388,46 @@ async def test_a_noarch_package_takes_each_platforms_dependency_by_channel_prior
     assert [mr.unsatisfied for mr in report.mirrors] == [[], [], []]
 
 
+async def test_a_dependency_comes_from_the_own_channel_before_an_earlier_one(
+    tmp_path: Path, upstream_server_factory
+) -> None:
+    """internal/builds (own builds, then forge for what they need) comes after cloud/forge in
+    the file. A client of internal/builds sees both its mirrors as one channel: libx, which
+    the builds lack, is taken from its forge mirror, not pulled into cloud/forge."""
+    tool = PackageSpec("tool", "1.0", "0", depends=("libx",))
+    forge = [PackageSpec("libx", "2.0", "0"), PackageSpec("other", "1.0", "0")]
+    write_channel(tmp_path / "builds", [tool], zst=True)
+    write_channel(tmp_path / "forge", forge, zst=True)
+    builds = upstream_server_factory(tmp_path / "builds").url
+    forge_url = upstream_server_factory(tmp_path / "forge").url
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+        channels:
+          cloud/forge:
+            url: {forge_url}
+            subdirs: [linux-64]
+            filters: {{names: {{include: [other]}}}}
+          internal/builds:
+            filters: {{include_dependencies: true}}
+            mirrors:
+              - name: builds
+                url: {builds}
+                subdirs: [linux-64]
+              - name: forge-deps
+                url: {forge_url}
+                subdirs: [linux-64]
+                filters: {{names: {{include: [other]}}}}
+        """,
+    )
+    report = await mirror(config)
+    assert_channel_consistent(site, "internal/builds")
+    assert published(site, "internal/builds", "linux-64") == fns([tool, *forge])
+    assert published(site, "cloud/forge", "linux-64") == fns(forge, "other")
+    assert [mr.unsatisfied for mr in report.mirrors] == [[], [], []]
+
+
 async def test_dependencies_must_pass_the_other_filters(upstream: str, tmp_path: Path) -> None:
     site = tmp_path / "site"
     # ghostscript needs zlib >=1.3.1; zlib is excluded by name, so it cannot be added.

@@ -3,8 +3,9 @@
 The walk starts from the kept records of mirrors with ``include_dependencies`` and follows
 ``depends`` transitively. A dependency resolves like conda's strict channel priority, for
 one platform: among the platform's subdir and noarch, in the needing record's own mirror when
-that mirror has the name there at all, otherwise in the first mirror in config order that has
-it there. There, every kept record matching the spec satisfies it, and the matching closure
+that mirror has the name there at all, otherwise in the first of the other mirrors of its
+channel that has it there (a client sees a channel's mirrors as one channel), otherwise in the
+first mirror in config order that has it there. There, every kept record matching the spec satisfies it, and the matching closure
 candidates (records dropped only by an allowlist or newest_versions) are added to the mirror,
 limited to the mirror's newest N versions when it sets newest_versions. A platform record's
 dependencies resolve for its own platform; a noarch record's for each platform of its channel,
@@ -136,6 +137,17 @@ class _Closure:
         self.specs: dict[str, _Spec | None] = {}
         # (mirror, platform, name) -> the mirror the name resolves in.
         self.chosen: dict[tuple[int, str, str], int | None] = {}
+        # Per mirror, where its records' dependencies are looked for: itself, the other mirrors
+        # of its channel, then every other mirror in config order. Strict priority ranks
+        # channels, and a client sees a channel's mirrors as one.
+        self.order = [
+            [
+                index,
+                *(i for i, s in enumerate(selections) if s.channel == sel.channel and i != index),
+                *(i for i, s in enumerate(selections) if s.channel != sel.channel),
+            ]
+            for index, sel in enumerate(selections)
+        ]
         self.queue: deque[_Node] = deque()
         self.seen: set[tuple[int, str, str]] = set()
 
@@ -226,8 +238,7 @@ class _Closure:
             return self.chosen[key]
         except KeyError:
             pass
-        order = [index, *(i for i in range(len(self.selections)) if i != index)]
-        target = next((i for i in order if self._has_name(i, scope, name)), None)
+        target = next((i for i in self.order[index] if self._has_name(i, scope, name)), None)
         self.chosen[key] = target
         return target
 
