@@ -202,6 +202,27 @@ def test_spec_exclude_by_checksum_license_family_and_track_features():
     check_partition(records, result)
 
 
+def test_spec_license_keys_compare_as_conda_compares_them():
+    # conda compares license and license_family ignoring case, `*` for any run of characters.
+    records = [
+        rec("gsl", "2.7", license="GPL-3.0-or-later", license_family="GPL3"),
+        rec("gsl", "2.8", license=["MIT", "gpl-2.0-only"], license_family="Other"),
+        rec("gsl", "2.9", license="MIT", license_family="other"),
+        rec("gsl", "3.0", license=None),  # no licence: no pattern names it
+    ]
+    for specs, excluded in [
+        (("gsl[license_family=gpl3]",), {"gsl-2.7-0.conda"}),
+        (("gsl[license_family=OTHER]",), {"gsl-2.8-0.conda", "gsl-2.9-0.conda"}),
+        (('gsl >=2.8[license="GPL*"]',), {"gsl-2.8-0.conda"}),
+        (('gsl[license="*gpl*", license_family="gpl*"]',), {"gsl-2.7-0.conda"}),
+        (('gsl[license="*"]',), {"gsl-2.7-0.conda", "gsl-2.8-0.conda", "gsl-2.9-0.conda"}),
+    ]:
+        result = run(records, FilterSpec(exclude_specs=specs))
+        assert set(result.excluded) == excluded, specs
+        allowed = run(records, FilterSpec(include_specs=specs))
+        assert kept(allowed) == excluded, specs
+
+
 @pytest.mark.parametrize("build", ["py27-0", "h0!", "h=1", "h,1", "a" * 65])
 def test_spec_exclude_leaves_out_a_record_rattler_cannot_build(build: str):
     # Upstream's checks take these build strings; rattler (CEP-26) refuses them, so nothing

@@ -145,6 +145,16 @@ CASES: dict[str, Case] = {
         NOARCH - fns(P, "pip", "23.3.1"),
         {"spec excluded": 2},
     ),
+    "specs exclude by licence, as conda matches it": (
+        # Any case, and `*` for any run of characters, as conda compares these keys.
+        """{specs: {exclude: [
+            "python[license_family=OTHER]", "readline[license_family='gpl*']", "pip[license=mit]"
+        ]}}""",
+        LINUX - fns(P, "python") - fns(P, "readline"),
+        {"spec excluded": 8 + 2},
+        NOARCH - fns(P, "pip"),
+        {"spec excluded": 4},
+    ),
     "builds exclude": (
         '{builds: {exclude: ["py2*"]}}',
         LINUX - fns(P, "futures") - fns(P, "six", build="py27"),

@@ -2,7 +2,9 @@
 
 py-rattler supplies the semantics (the implementation pixi and rattler-build use), so
 ``1.0a1 < 1.0 < 1.0.post1``, ``1.2.*``, ``>=1.2,<2``, ``|`` and build-string globs behave
-exactly as conda clients expect. This module adapts it to records kept as plain dicts.
+exactly as conda clients expect. This module adapts it to records kept as plain dicts, and
+matches a spec's ``license`` and ``license_family`` itself, as conda does (rattler compares
+them exactly).
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def clear_caches() -> None:
     parse_matchspec.cache_clear()
     parse_version_spec.cache_clear()
     parse_version.cache_clear()
+    _split_canonical.cache_clear()
+    _text_pattern.cache_clear()
 
 
 def spec_exact_name(spec: MatchSpec) -> str | None:
@@ -163,6 +167,10 @@ def milliseconds(value: Any) -> int:
     return int(value if value > MAX_SECONDS else value * 1000)
 
 
+# A spec without its license keys, for rattler, and those keys as (key, pattern).
+_Split = tuple[MatchSpec, tuple[tuple[str, str], ...]]
+
+
 class RecordMatcher:
     """Matches MatchSpecs against raw records, building rattler records once per record."""
 
@@ -173,6 +181,8 @@ class RecordMatcher:
         # ~1.5 KB of native memory: 100,000 of them for current_repodata at conda-forge scale).
         self.remember = remember
         self._cache: dict[int, tuple[dict[str, Any], PackageRecord | None]] = {}
+        # spec -> (the spec without its license keys, those keys): see _split_text_keys.
+        self._splits: dict[int, tuple[MatchSpec, _Split]] = {}
 
     def _package_record(self, record: dict[str, Any]) -> PackageRecord | None:
         key = id(record)
@@ -208,7 +218,21 @@ class RecordMatcher:
         nothing is known of it beyond its name."""
         match_spec = parse_matchspec(spec) if isinstance(spec, str) else spec
         built = self._package_record(record)
-        return built is not None and match_spec.matches(built)
+        if built is None:
+            return False
+        rest, texts = self._split(match_spec)
+        return rest.matches(built) and all(_text_matches(p, record.get(k)) for k, p in texts)
+
+    def _split(self, spec: MatchSpec) -> _Split:
+        # Keyed by id() like the records; the spec is kept in the value for the same reason.
+        key = id(spec)
+        try:
+            return self._splits[key][1]
+        except KeyError:
+            pass
+        split = _split_text_keys(spec)
+        self._splits[key] = (spec, split)
+        return split
 
     def excludes(self, spec: str | MatchSpec, record: dict[str, Any]) -> bool:
         """Whether an exclude of ``spec`` leaves the record out: it matches, or rattler cannot
@@ -222,6 +246,50 @@ class RecordMatcher:
             return False
         name = spec_exact_name(match_spec)
         return name is None or name == str(record.get("name", "")).lower()
+
+
+# Keys conda compares ignoring case, where ``*`` stands for any run of characters (its
+# CaseInsensitiveStrMatch): ``gsl[license_family=gpl]`` is a GPL package, and
+# ``[license="GPL-3.0*"]`` any GPL-3.0 variant. rattler compares them exactly, as written, so
+# a spec naming one in another case, or with a ``*``, would match nothing.
+_TEXT_KEYS = ("license", "license_family")
+# One key="value" of a canonical spec's brackets (rattler quotes every value).
+_BRACKET_ITEM = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@lru_cache(maxsize=1 << 16)
+def _split_canonical(canonical: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    head, bracket, body = canonical.partition("[")
+    if not bracket or not any(f'{key}="' in body for key in _TEXT_KEYS):
+        return canonical, ()
+    items = _BRACKET_ITEM.findall(body)
+    texts = tuple((key, value) for key, value in items if key in _TEXT_KEYS)
+    rest = ",".join(f'{key}="{value}"' for key, value in items if key not in _TEXT_KEYS)
+    return (f"{head}[{rest}]" if rest else head), texts
+
+
+def _split_text_keys(spec: MatchSpec) -> _Split:
+    """The spec without its ``license`` and ``license_family`` keys, for rattler, and those
+    keys as (key, pattern), matched by :func:`_text_matches` as conda matches them."""
+    canonical = spec.to_canonical_string()
+    rest, texts = _split_canonical(canonical)
+    if not texts:
+        return spec, ()
+    return MatchSpec(rest, strict=False), texts
+
+
+def _text_matches(pattern: str, value: Any) -> bool:
+    """Whether a record's ``license`` (or ``license_family``) matches a spec's pattern as conda
+    matches it: ignoring case, ``*`` for any run of characters. A list of them (a package
+    under several licences) matches when one entry does; an absent value never does."""
+    texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    regex = _text_pattern(pattern)
+    return any(isinstance(t, str) and regex.fullmatch(t.lower()) is not None for t in texts)
+
+
+@lru_cache(maxsize=1 << 10)
+def _text_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(map(re.escape, pattern.lower().split("*"))), re.DOTALL)
 
 
 def _text(value: Any) -> str | None:
