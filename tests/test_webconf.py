@@ -125,7 +125,7 @@ def test_passive_channels_get_fetcher_rules(tmp_path: Path) -> None:
     assert '"http://127.0.0.1:9999/$1" [P,L]' in apache
     assert "RewriteEngine" not in render_webconf("apache", active, options)
     for text in (nginx, apache):
-        assert "ln -s /srv/mirror/site /var/www/html/anaconda" in text  # the documented deploy
+        assert "ln -s /srv/mirror/site /var/www/anaconda" in text  # the documented deploy
     assert "<VirtualHost 127.0.0.1:8080>" in render_webconf(
         "apache", passive, WebconfOptions(listen="127.0.0.1:8080")
     )
@@ -166,6 +166,44 @@ def test_cli_prints_config_and_rejects_bad_values(
     assert main(["webconf", "apache", "-c", str(config), "--prefix", "/co;nda"]) == 2
     assert "prefix" in capsys.readouterr().err
     assert main(["webconf", "nginx", "-c", str(config), "--state-dir", "/tmp"]) == 2
+
+
+@pytest.mark.unit
+def test_a_root_a_stock_server_serves_as_it_is_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Debian's default nginx site and Apache virtual host serve /var/www/html as it is, with
+    none of the generated rules: a site linked in there is open to every request they answer
+    (another host name, the bare IP address), private channels without a token, .sitegen/ and
+    the run records too. Only Apache's snippet without --listen is safe there, at the prefix
+    the default virtual host gives the link: its sections apply to every virtual host."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\nchannels:\n"
+        "  internal/licensed: {url: http://127.0.0.1:9/lic, subdirs: [linux-64],"
+        " access: private}\n"
+    )
+    cases = [
+        ("nginx", "/var/www/html/anaconda", "/anaconda", [], "/var/www/html"),
+        ("nginx", "/var/www/html", "", [], "/var/www/html"),
+        ("nginx", "/usr/share/nginx/html/conda", "/conda", [], "/usr/share/nginx/html"),
+        ("nginx", "/var/www/anaconda", "/anaconda", [], None),
+        ("nginx", "/var/www/html-mirror", "/anaconda", [], None),
+        ("apache", "/var/www/html/anaconda", "/anaconda", [], None),
+        ("apache", "/var/www/html/anaconda", "/conda", [], "/var/www/html"),
+        ("apache", "/var/www/html/anaconda", "/anaconda", ["--listen", "8080"], "/var/www/html"),
+        ("apache", "/usr/share/nginx/html/conda", "/conda", ["--listen", "8080"], None),
+    ]
+    for server, root, prefix, extra, docroot in cases:
+        command = ["webconf", server, "-c", str(config), "--root", root, "--prefix", prefix]
+        assert main([*command, *extra]) == 0
+        captured = capsys.readouterr()
+        assert f" {root}" in captured.out, (server, root)  # the config is printed all the same
+        if docroot is None:
+            assert captured.err == "", (server, root, prefix, extra)
+        else:
+            assert captured.err.startswith("sitegen: webconf: warning:"), (server, root, extra)
+            assert f"inside {docroot}," in captured.err and "without a token" in captured.err
 
 
 # --------------------------------------------------------------------------- real servers

@@ -84,7 +84,7 @@ def register(add: AddCommand) -> None:
     webconf.add_argument(
         "--root",
         help="directory the web server reads (default: the site directory; for the symlink"
-        " deploy, the link, e.g. /var/www/html/anaconda)",
+        " deploy, the link, e.g. /var/www/anaconda)",
     )
     webconf.add_argument(
         "--listen", help="HOST:PORT (nginx default: 80; Apache: a <VirtualHost> when given)"
@@ -261,7 +261,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _webconf(args: argparse.Namespace) -> int:
     from sitegen.access.server_files import AccessError, private_channels, write_server_files
-    from sitegen.tools.webconf import WebconfError, WebconfOptions, render_webconf
+    from sitegen.tools.webconf import (
+        WebconfError,
+        WebconfOptions,
+        build_webconf,
+        default_root_warning,
+        render,
+    )
 
     config = load(args)
     if private_channels(config):
@@ -282,10 +288,14 @@ def _webconf(args: argparse.Namespace) -> int:
         apache_modules=args.apache_modules,
     )
     try:
-        text = render_webconf(args.server, config, options)
+        conf = build_webconf(args.server, config, options)
+        text = render(conf)
     except WebconfError as exc:
         print(f"sitegen: webconf: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    warning = default_root_warning(conf)
+    if warning:
+        print(f"sitegen: webconf: warning: {warning}", file=sys.stderr)
     sys.stdout.write(text)
     return EXIT_OK
 

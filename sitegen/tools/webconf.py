@@ -13,7 +13,9 @@ directory at a URL prefix with what conda clients need:
   ``private`` instead of ``public`` for private channels (for the client's cache only);
 * no directory listings (``index.html`` pages rendered by sitegen replace them);
 * ``.sitegen/`` (private state) and any other dot-name (temporary downloads) denied;
-* symlinks followed, for the deploy ``ln -s /srv/mirror/site /var/www/html/anaconda``;
+* symlinks followed, for the deploy ``ln -s /srv/mirror/site /var/www/anaconda`` (a link inside
+  a stock server's default document root would be served by its default site as well, with none
+  of these rules: :func:`default_root_warning` says so);
 * for channels fed by a passive mirror, package files that are not stored yet are handed to the
   verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.passive.fetcher`);
 * for private channels (``access: private``), every file answers only to a token: conda's path
@@ -44,7 +46,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import jinja2
@@ -67,6 +69,13 @@ LONG_CACHE = "public, max-age=31536000, immutable"
 # store a "public" answer to a request with Authorization and hand it to anyone (RFC 9111, 3.5).
 PRIVATE_SHORT_CACHE = "private, max-age=60"
 PRIVATE_LONG_CACHE = "private, max-age=31536000, immutable"
+# What a stock server serves as it is, from its default site (nginx: Debian's sites-enabled/default;
+# nginx.org's and Fedora's conf.d/default.conf) or default virtual host (Apache: Debian's
+# 000-default, Fedora's httpd.conf), with none of the rules of a generated config.
+DEFAULT_DOCUMENT_ROOTS = {
+    "nginx": ("/var/www/html", "/usr/share/nginx/html"),
+    "apache": ("/var/www/html",),
+}
 
 # An absolute filesystem path: segments of safe characters, never "." or "..".
 _PATH_RE = re.compile(r"^(?:/[A-Za-z0-9._@+-]+)+$")
@@ -290,6 +299,37 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         apache_modules=check_path(options.apache_modules, "--apache-modules"),
         source=source,
     )
+
+
+def default_root_warning(conf: Webconf) -> str | None:
+    """Why the site would be served without this configuration as well, when ``conf.root``
+    lies inside a directory a stock server serves as it is; None when it does not.
+
+    The default site or virtual host answers every request no other one claims (another host
+    name, the bare IP address) and serves ``<docroot>/<path>`` at ``/<path>`` with none of the
+    generated rules. Only Apache's snippet without ``--listen`` holds there, at the prefix that
+    URL is: its sections apply to every virtual host, and its ``<Directory>`` blocks guard the
+    files whatever URL reached them.
+    """
+    root = PurePosixPath(conf.root)
+    for docroot in DEFAULT_DOCUMENT_ROOTS[conf.server]:
+        if not root.is_relative_to(docroot):
+            continue
+        url = str(PurePosixPath("/") / root.relative_to(docroot))
+        if conf.server == "apache" and conf.listen is None and (conf.prefix or "/") == url:
+            return None
+        server, default = (
+            ("nginx", "site") if conf.server == "nginx" else ("Apache", "virtual host")
+        )
+        return (
+            f"{conf.root} is inside {docroot}, which a stock {server} serves as it is from its"
+            f" default {default}, with none of this configuration's rules: there the site is open"
+            " to any request that reaches it (another host name, the bare IP address), private"
+            " channels without a token, .sitegen/ and the run records too. Link the site from a"
+            f" directory no other site serves (e.g. /var/www/anaconda), or disable that default"
+            f" {default}."
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- rendering
