@@ -35,6 +35,7 @@ from testkit.private_site import (
     bearer,
     package_of,
     request,
+    wait_status,
     wrong_token,
 )
 from testkit.private_site import private_site as open_private_site
@@ -115,6 +116,54 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
             assert answer.headers.get_list("cache-control") == [PRIVATE_LONG_CACHE]
     assert_no_token_anywhere(private_site, running.state_dir)
     assert token not in (tmp_path / "fetcher.log").read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_the_fetcher_follows_the_readers_channels_yaml_names_now(
+    server: str, private_site: PrivateSite, tmp_path: Path
+) -> None:
+    """A run rewrites the web server's token files from channels.yaml's readers and groups;
+    the fetcher, running since before the change, reads them from the same file: a reader
+    added there gets the passive channel's files not stored yet, and one taken out no longer
+    gets them from the fetcher either."""
+    require_server(server)
+    site = private_site.config.output
+    tokens = private_site.tokens
+    fn = package_of(site, PULL)
+    path = f"{PREFIX}/{PULL}/linux-64/{fn}"
+    direct = f"/{PULL}/linux-64/{fn}"
+    config_path = private_site.config_path
+    text = config_path.read_text()
+    block = f"  {PULL}:\n    access: private\n    readers: [team]\n"
+    assert block in text
+
+    def readers(names: str) -> None:
+        """channels.yaml edited, then what the next run does with the token files."""
+        config_path.write_text(text.replace(block, block.replace("[team]", f"[{names}]")))
+        write_server_files(load_config(config_path))
+        if server == "nginx":
+            running.reload()  # access.reload
+
+    with fetcher_subprocess(config_path, tmp_path / "fetcher.log") as address:
+        running = webconf_server(
+            server, private_site.config, private_site.root / "state", prefix=PREFIX, fetcher=address
+        )
+        with running, httpx.Client(base_url=f"http://{address}") as fetcher:
+            assert request(running.url, path, bearer(tokens["outsider"]))[0] == 401
+            readers("team, outsider")
+            assert wait_status(running.url, path, bearer(tokens["outsider"]), 200)
+            assert (site / PULL / "linux-64" / fn).is_file()
+            assert fetcher.head(direct, headers=bearer(tokens["ci"])).status_code == 200
+            readers("outsider")
+            assert wait_status(running.url, path, bearer(tokens["ci"]), 401)
+            assert fetcher.head(direct, headers=bearer(tokens["ci"])).status_code == 401
+            assert fetcher.head(direct, headers=bearer(tokens["outsider"])).status_code == 200
+            # A file that does not load (an edit half done) leaves the readers read before.
+            config_path.write_text(text + "channels: [\n")
+            assert fetcher.head(direct, headers=bearer(tokens["outsider"])).status_code == 200
+            assert fetcher.head(direct, headers=bearer(tokens["ci"])).status_code == 401
+    assert "access settings as read before kept" in (tmp_path / "fetcher.log").read_text()
 
 
 @pytest.mark.integration

@@ -7,6 +7,10 @@ private file either. The credential comes as the client sent it (``Authorization
 (``X-Sitegen-Token``, or ``X-Sitegen-Uri``: the original request path holding ``/t/<token>/``).
 The token is found in the store by comparing hashes in constant time
 (:meth:`~sitegen.access.tokens.TokenStore.find`).
+
+Which tokens may read a channel is what channels.yaml says *now* (``access``, ``readers``,
+``access.groups``): each run rewrites the web server's token files from them, and the fetcher
+runs on from one run to the next, so it reads the file again whenever it changes.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import binascii
 import datetime as dt
 import logging
 import re
+import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 from sitegen.access.server_files import AccessPaths, readers_of
 from sitegen.access.tokens import TOKEN_RE, TokenError
-from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.config import ChannelConfig, ConfigError, SiteConfig, load_config
 
 log = logging.getLogger("sitegen")
 
@@ -47,17 +53,53 @@ def credential(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return next((c for c in candidates if TOKEN_RE.match(c)), None)
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a changed file: inode, modification time, size (None: unreadable)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class TokenCheck:
-    """Whether a request may read a private channel (public channels need nothing)."""
+    """Whether a request may read a channel: a public one needs nothing, a private one a
+    token of one of its readers, both as channels.yaml says now."""
 
     def __init__(self, config: SiteConfig) -> None:
-        self.config = config
         self.store = AccessPaths.of(config).store
+        self._config = config
+        self._stamp = _stamp(config.source) if config.source else None
+        self._lock = threading.Lock()  # allows() runs in worker threads
+
+    def current(self) -> SiteConfig:
+        """channels.yaml as last read, read again when the file has changed. One that does not
+        load leaves the settings read before (a run refuses it as well, and leaves the web
+        server's token files as they were)."""
+        source = self._config.source
+        if source is None:
+            return self._config
+        with self._lock:
+            stamp = _stamp(source)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._config = load_config(source)
+                except ConfigError as exc:
+                    log.error("access settings as read before kept: %s", exc)
+            return self._config
 
     def allows(
         self, channel: ChannelConfig, headers: Iterable[tuple[bytes, bytes]], now: dt.datetime
     ) -> bool:
-        """Blocking (reads the store): call it from a thread."""
+        """Blocking (reads channels.yaml when it changed, and the store): call it from a
+        thread. ``channel``: as configured when the fetcher started."""
+        config = self.current()
+        now_configured = next((c for c in config.channels if c.path == channel.path), None)
+        if now_configured is None:
+            # Taken out of channels.yaml: a run took a private one's token files away.
+            return not channel.private
+        channel = now_configured
         if not channel.private:
             return True
         token = credential(headers)
@@ -70,4 +112,4 @@ class TokenCheck:
             # request, each logged; the message names tokens, never holds one.
             log.error("%s: %s", self.store.path, exc)
             return False
-        return record is not None and bool(readers_of(self.config, channel, [record]))
+        return record is not None and bool(readers_of(config, channel, [record]))

@@ -136,7 +136,7 @@ class Fetcher:
         check: TokenCheck | None = None,
     ) -> None:
         self.resolver = resolver
-        self.check = check  # None: every channel is public
+        self.check = check  # None: every channel is public, whatever channels.yaml says
         limits = limits or FetcherLimits()
         self.max_connections = limits.max_connections
         self.request_timeout = limits.request_timeout
@@ -166,8 +166,8 @@ class Fetcher:
             MirrorFetch.open(site, config, channels) as fetch_file,
             Resolver(site, channels, fetch_file, limits.max_downloads).running() as resolver,
         ):
-            check = TokenCheck(config) if any(c.private for c in channels.values()) else None
-            yield cls(resolver, limits, check)
+            # Every channel is checked: one may turn private in channels.yaml meanwhile.
+            yield cls(resolver, limits, TokenCheck(config))
 
     async def reply(
         self, method: str, target: str, headers: Iterable[tuple[bytes, bytes]] = ()
@@ -177,7 +177,7 @@ class Fetcher:
         if isinstance(path, Reply):
             return path
         channel = self.resolver.channel_of(path)
-        if channel is not None and channel.private and self.check is not None:
+        if channel is not None and self.check is not None:
             when = dt.datetime.now(dt.UTC)
             allowed = await trio.to_thread.run_sync(self.check.allows, channel, headers, when)
             if not allowed:
