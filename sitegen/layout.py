@@ -51,7 +51,7 @@ FEED = "history/feed.atom"
 HISTORY_JSON = "history/history.json"  # every run, for machines
 SEARCH_DIR = "search"
 STATE_DIR = ".sitegen"
-# conda's path token: /t/<token>/ after the host or after the site prefix (never a channel).
+# conda's path token: /t/<token>/ wherever clients put it, never a segment of a channel.
 TOKEN_SEGMENT = "t"
 # Download statistics for machines (`sitegen stats`); the page for people is rendered from it.
 STATS_JSON = "stats.json"

@@ -14,16 +14,18 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sitegen.cli import main
-from testkit.access import install_with_auth, rattler_auth_file
+from testkit.access import fetcher_subprocess, install_with_auth, rattler_auth_file
 from testkit.apache import require_server, webconf_server
 from testkit.private_site import (
     BASIC_LOGINS,
     PREFIX,
     PRIVATE,
     PUBLIC,
+    PULL,
     PrivateSite,
     assert_no_token_anywhere,
     basic,
@@ -192,6 +194,66 @@ def test_every_credential_form_on_every_kind_of_file(
     listing = token_list(private_site.config_path, access_log)
     assert listing["ci"][-1] != "-" and listing["alice"][-1] != "-"
     assert listing["outsider"][-1] == listing["gone"][-1] == listing["old"][-1] == "-"
+    assert_no_token_anywhere(private_site, running.state_dir)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_a_path_token_is_let_in_wherever_conda_puts_it(
+    server: str, private_site: PrivateSite, tmp_path: Path
+) -> None:
+    """conda puts /t/<token>/ between a channel's location and its name: after the host, or
+    after /conda for a channel URL given whole whose path starts so, or after the URL a
+    channel_alias or custom_channels entry names (``licensed:
+    https://host/conda/mirror/t/<token>/internal``). Each place lets the token in, and no
+    further than the others: never to private state or the records that name every channel,
+    never into a log."""
+    require_server(server)
+    prefix = "/conda/mirror"
+    site = private_site.config.output
+    tokens = private_site.tokens
+    ci = tokens["ci"]
+    ledger = sorted((site / "history" / "runs").glob("*.json"))[0].name
+    (site / "stats.json").write_text("{}")
+    (site / ".sitegen" / "token-test").write_text("private state")
+    rel = "linux-64/repodata.json"
+    fn = package_of(site, PULL)
+    with fetcher_subprocess(private_site.config_path, tmp_path / "fetcher.log") as address:
+        running = webconf_server(
+            server,
+            private_site.config,
+            private_site.root / "state",
+            prefix=prefix,
+            fetcher=address,
+        )
+        with running:
+            url = running.url
+            for place in (
+                f"/conda/t/{{}}/mirror/{PRIVATE}/{rel}",  # the whole URL: location host/conda
+                f"{prefix}/internal/t/{{}}/licensed/{rel}",  # custom_channels, as above
+                f"{prefix}/internal/t/{{}}/pull/linux-64/{fn}",  # fetched, stored
+                f"/t/{{}}{prefix}/{PRIVATE}/{rel}",  # pixi, mamba: after the host
+                f"{prefix}/t/{{}}/{PRIVATE}/{rel}",  # location: the site's prefix
+            ):
+                assert request(url, place.format(wrong_token(ci)))[0] == 401, place
+                revoked = 403 if PRIVATE in place.replace("/t/{}", "") else 401  # PULL: no reader
+                assert request(url, place.format(tokens["gone"]))[0] == revoked, place
+                # Apache sends a file the fetcher stored after a redirect to the same URL.
+                got = httpx.get(url + place.format(ci), follow_redirects=True)
+                assert got.status_code == 200, (place, got.status_code)
+                stored = site / (PULL if place.endswith(fn) else PRIVATE) / "linux-64"
+                assert got.content == (stored / place.rsplit("/", 1)[1]).read_bytes(), place
+            for path in (
+                f"/conda/t/{ci}/mirror/.sitegen/token-test",
+                f"/conda/t/{ci}/mirror/history/runs/{ledger}",
+                f"/conda/t/{ci}/mirror/stats.json",
+            ):
+                status, _, body = request(url, path)
+                assert status in (403, 404) and b"private state" not in body, path
+            # A public channel stays public, whatever token stands where.
+            assert request(url, f"/conda/t/{ci}/mirror/{PUBLIC}/{rel}")[0] == 200
+            assert request(url, f"{prefix}/cloud/t/{ci}/conda-forge/{rel}")[0] == 200
+    wait_for_log(running.state_dir / "access.log")
     assert_no_token_anywhere(private_site, running.state_dir)
 
 

@@ -19,7 +19,8 @@ directory at a URL prefix with what conda clients need:
 * for channels fed by a passive mirror, package files that are not stored yet are handed to the
   verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.passive.fetcher`);
 * for private channels (``access: private``), every file answers only to a token: conda's path
-  token ``/t/<token>/`` (after the host or after the prefix), ``Authorization: Bearer`` or HTTP
+  token ``/t/<token>/`` (wherever a client puts it, see :func:`token_places`),
+  ``Authorization: Bearer`` or HTTP
   Basic, checked against the hashes in the access directory (see :mod:`sitegen.access`); the
   access log masks path tokens;
 * the run ledger, the records each run filtered out and ``stats.json``, which name every
@@ -37,14 +38,15 @@ The default output is a snippet to include (an nginx ``server`` block; an Apache
 ``--standalone`` produces a complete configuration (pid, logs and temp paths under
 ``--state-dir``) that the real binaries run as is; the tests do exactly that.
 
-Every value interpolated into a template is validated against a strict pattern first, so no
-path, prefix or address can smuggle a quote, a ``;``, a brace or a newline into the config.
+Every value interpolated into a template is validated against a strict pattern first
+(:mod:`sitegen.tools.webconf_values`), so no path, prefix or address can smuggle a quote, a
+``;``, a brace or a newline into the config.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -56,6 +58,14 @@ from sitegen.conda.shards import SHARD_INDEX, SHARD_SUFFIX, SHARDS_DIR
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.resources import templates_dir
 from sitegen.stats.logline import APACHE_FORMAT, NGINX_FORMAT
+from sitegen.tools.webconf_values import (
+    WebconfError,
+    check_address,
+    check_path,
+    check_server_name,
+    check_user,
+    normalize_prefix,
+)
 from sitegen.web.private import ledger_hides
 
 SERVERS = ("nginx", "apache")
@@ -77,92 +87,6 @@ DEFAULT_DOCUMENT_ROOTS = {
     "apache": ("/var/www/html",),
 }
 
-# An absolute filesystem path: segments of safe characters, never "." or "..".
-_PATH_RE = re.compile(r"^(?:/[A-Za-z0-9._@+-]+)+$")
-# A URL path prefix: "" (the site at the root) or /segment[/segment...]; no dot-segments.
-_PREFIX_RE = re.compile(r"^(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
-_HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-_SERVER_NAME_RE = re.compile(r"^(?:_|\*\.)?[A-Za-z0-9.-]*$")
-_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-
-
-class WebconfError(ValueError):
-    """An option that cannot be put into a web server configuration safely."""
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def check_path(value: str | Path, what: str) -> str:
-    """An absolute path safe to write unquoted or quoted into nginx and Apache configs."""
-    text = str(value)
-    if text != "/":
-        text = text.rstrip("/")
-    if not _PATH_RE.match(text) or any(s in (".", "..") for s in text.split("/")):
-        raise WebconfError(
-            f"{what} {text!r} must be an absolute path of letters, digits and . _ @ + -"
-            " (no spaces, quotes or other special characters)"
-        )
-    return text
-
-
-def normalize_prefix(value: str) -> str:
-    """'/conda/', 'conda' -> '/conda'; '' or '/' -> '' (the site at the server's root)."""
-    text = value.strip()
-    if text and not text.startswith("/"):
-        text = "/" + text
-    text = text.rstrip("/")
-    if not _PREFIX_RE.match(text):
-        raise WebconfError(
-            f"prefix {value!r} must be a URL path like /conda or /mirrors/conda: segments of"
-            " letters, digits and . _ - that do not start with a dot"
-        )
-    return text
-
-
-def check_address(value: str, what: str) -> str:
-    """'HOST:PORT' (or just 'PORT', meaning 127.0.0.1) -> a normalized 'host:port'."""
-    text = value.strip()
-    if re.fullmatch(r"\d{1,5}", text):
-        host, port_text = "127.0.0.1", text
-    else:
-        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", text)
-        if not match:
-            raise WebconfError(f"{what} {value!r} must be HOST:PORT, e.g. 127.0.0.1:8080")
-        host, port_text = match.groups()
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise WebconfError(f"{what} {value!r}: port must be between 1 and 65535")
-    bare = host[1:-1] if host.startswith("[") else host
-    try:
-        ip = ipaddress.ip_address(bare)
-    except ValueError:
-        if host.startswith("[") or not _HOSTNAME_RE.match(host):
-            raise WebconfError(
-                f"{what} {value!r}: {host!r} is not an IP address or host name"
-            ) from None
-        return f"{host}:{port}"
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
-
-
-def check_server_name(value: str) -> str:
-    if not value or not _SERVER_NAME_RE.match(value) or len(value) > 253:
-        raise WebconfError(f"server name {value!r} must be a host name (or _ for any)")
-    return value
-
-
-def check_user(value: str) -> tuple[str, str]:
-    """'user' or 'user:group' -> (user, group)."""
-    user, _, group = value.partition(":")
-    group = group or user
-    if not _USER_RE.match(user) or not _USER_RE.match(group):
-        raise WebconfError(f"user {value!r} must be a system user name, optionally :group")
-    return user, group
-
-
 # --------------------------------------------------------------------------- model
 
 
@@ -182,6 +106,16 @@ class WebconfOptions:
 
 
 @dataclass(frozen=True)
+class TokenPlace:
+    """Where a path token may stand: ``<before>/t/<token><after>/<rest>`` is the site's
+    ``<inside>/<rest>`` (URL paths; ``inside``: "" or leading segments of a channel path)."""
+
+    before: str
+    after: str
+    inside: str
+
+
+@dataclass(frozen=True)
 class Webconf:
     """Validated values for the templates (every string is safe to interpolate)."""
 
@@ -193,6 +127,7 @@ class Webconf:
     fetcher: str | None  # None when no channel has a passive mirror
     passive_channels: tuple[str, ...]
     access: AccessConf | None  # None when every channel is public
+    token_places: tuple[TokenPlace, ...]  # with private channels only
     hide_records: bool  # the ledger, filtered-out records and stats.json are not served
     standalone: bool
     state_dir: str | None
@@ -239,6 +174,29 @@ def access_conf(config: SiteConfig) -> AccessConf | None:
     )
 
 
+def token_places(prefix: str, channels: Iterable[str]) -> tuple[TokenPlace, ...]:
+    """Every place a client puts conda's path token ``/t/<token>/`` for a channel of the site
+    served at ``prefix``: pixi and mamba after the host; conda between the channel's location
+    and its name, the location being the host (or the host and ``/conda`` when a URL given
+    whole starts so) or the URL a ``channel_alias`` or ``custom_channels`` entry names, which
+    may end anywhere in the prefix or the channel path before its last segment."""
+    segments = prefix.split("/")[1:] if prefix else []
+    places = [
+        TokenPlace(
+            "".join(f"/{s}" for s in segments[:i]), "".join(f"/{s}" for s in segments[i:]), ""
+        )
+        for i in range(len(segments) + 1)
+    ]
+    heads = sorted(
+        {"/".join(path.split("/")[:i]) for path in channels for i in range(1, path.count("/") + 1)}
+    )
+    for head in heads:
+        if not all(CHANNEL_SEGMENT_RE.match(s) for s in head.split("/")):
+            raise WebconfError(f"channel path {head!r} is not safe for a web config")
+        places.append(TokenPlace(f"{prefix}/{head}", "", head))
+    return tuple(places)
+
+
 def passive_channels(config: SiteConfig) -> tuple[str, ...]:
     """Channel paths fed by at least one passive mirror (their missing packages are fetched)."""
     out = []
@@ -269,6 +227,8 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
     passive = passive_channels(config)
     access = access_conf(config)
     fetcher = check_address(options.fetcher, "--fetcher") if passive else None
+    prefix = normalize_prefix(options.prefix)
+    places = token_places(prefix, (c.path for c in config.channels)) if access else ()
     state_dir = None
     user = group = None
     if options.standalone:
@@ -285,12 +245,13 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
     return Webconf(
         server=server,
         root=root,
-        prefix=normalize_prefix(options.prefix),
+        prefix=prefix,
         listen=listen,
         server_name=server_name,
         fetcher=fetcher,
         passive_channels=passive,
         access=access,
+        token_places=places,
         hide_records=access is not None or ledger_hides(config),
         standalone=options.standalone,
         state_dir=state_dir,
