@@ -456,3 +456,36 @@ def test_only_a_verified_token_is_logged_as_used(server: str, private_site: Priv
     assert f"{PREFIX}/{PRIVATE}/linux-64/repodata.json" in used[0], lines
     listing = token_list(private_site.config_path, access_log)
     assert listing["outsider"][-1] == "-" and listing["alice"][-1] != "-"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_a_directory_redirect_keeps_the_path_token(server: str, private_site: PrivateSite) -> None:
+    """A private directory asked for without its trailing slash is redirected to the same
+    address with the slash, /t/<token>/ still in it wherever it stood, so the next request is
+    let in; the token reaches no log."""
+    require_server(server)
+    ci = private_site.tokens["ci"]
+    site = private_site.config.output
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    with running:
+        url = running.url
+        for path in (
+            f"/t/{ci}{PREFIX}/{PRIVATE}",  # pixi, mamba: after the host
+            f"{PREFIX}/t/{ci}/{PRIVATE}",  # conda: after the prefix
+            f"{PREFIX}/internal/t/{ci}/licensed",  # conda: in the channel's path
+            f"{PREFIX}/t/{ci}/{PRIVATE}/linux-64",  # a subdir's page
+        ):
+            status, headers, _ = request(url, path)
+            assert status in (301, 302), (path, status)
+            target = httpx.URL(url + path).join(headers["location"])
+            assert target.path == path + "/", (path, headers["location"])
+            status, _, body = request(url, target.raw_path.decode())
+            assert status == 200, (path, status)
+            rel = path.rsplit("/", 1)[1]
+            index = site / PRIVATE / ("" if rel == "licensed" else rel) / "index.html"
+            assert body == index.read_bytes()
+    wait_for_log(running.state_dir / "access.log")
+    assert_no_token_anywhere(private_site, running.state_dir)
