@@ -61,15 +61,8 @@ import trio
 
 from sitegen.access.check import TokenCheck
 from sitegen.config import SiteConfig
-from sitegen.passive.resolver import (
-    MAX_FLIGHTS,
-    MirrorFetch,
-    Reply,
-    Resolver,
-    error_reply,
-    passive_channels,
-)
-from sitegen.store.site import Site
+from sitegen.passive.following import Following
+from sitegen.passive.resolver import MAX_FLIGHTS, Reply, Resolver, error_reply
 
 log = logging.getLogger("sitegen.passive.fetcher")
 
@@ -134,8 +127,10 @@ class Fetcher:
         resolver: Resolver,
         limits: FetcherLimits | None = None,
         check: TokenCheck | None = None,
+        following: Following | None = None,
     ) -> None:
         self.resolver = resolver
+        self.following = following  # None: the channels the resolver was made with, for good
         self.check = check  # None: every channel is public, whatever channels.yaml says
         limits = limits or FetcherLimits()
         self.max_connections = limits.max_connections
@@ -158,16 +153,13 @@ class Fetcher:
     async def running(
         cls, config: SiteConfig, limits: FetcherLimits | None = None
     ) -> AsyncIterator[Fetcher]:
-        """A fetcher for the passive channels of ``config``, its upstreams open."""
+        """A fetcher for the passive channels of ``config`` as channels.yaml says now (see
+        :mod:`sitegen.passive.following`), their upstreams open."""
         limits = limits or FetcherLimits()
-        site = Site(config.output)
-        channels = passive_channels(config)
-        async with (
-            MirrorFetch.open(site, config, channels) as fetch_file,
-            Resolver(site, channels, fetch_file, limits.max_downloads).running() as resolver,
-        ):
-            # Every channel is checked: one may turn private in channels.yaml meanwhile.
-            yield cls(resolver, limits, TokenCheck(config))
+        # Every channel is checked: one may turn private in channels.yaml meanwhile.
+        check = TokenCheck(config)
+        async with Following.running(config, check, limits.max_downloads) as following:
+            yield cls(following.resolver, limits, check, following)
 
     async def reply(
         self, method: str, target: str, headers: Iterable[tuple[bytes, bytes]] = ()
@@ -176,6 +168,8 @@ class Fetcher:
         path = request_path(method, target)
         if isinstance(path, Reply):
             return path
+        if self.following is not None:
+            await self.following.refresh()
         channel = self.resolver.channel_of(path)
         if channel is not None and self.check is not None:
             when = dt.datetime.now(dt.UTC)

@@ -256,7 +256,8 @@ class Resolver:
             if self._nursery is None:
                 raise RuntimeError("Resolver.running() is not active")
             flight = self.flights[job.target] = Flight()
-            self._nursery.start_soon(self._fly, flight, job)
+            # With the upstreams of now: channels.yaml may change them meanwhile.
+            self._nursery.start_soon(self._fly, flight, job, self.fetch_file)
         flight.waiters += 1
         try:
             await flight.done.wait()
@@ -264,9 +265,9 @@ class Resolver:
             flight.waiters -= 1
         return flight.error
 
-    async def _fly(self, flight: Flight, job: FetchJob) -> None:
+    async def _fly(self, flight: Flight, job: FetchJob, fetch_file: FetchFile) -> None:
         try:
-            flight.error = await self.fetch_file(job)
+            flight.error = await fetch_file(job)
         except Exception as exc:  # never let one file take the service down
             detail = f": {exc}" if isinstance(exc, OSError) else ""
             flight.error = f"internal error ({type(exc).__name__}{detail})"
@@ -329,6 +330,8 @@ class MirrorFetch:
             why = self.unavailable[mirror.name]
             log.error("%s: mirror %s: %s", job.where, mirror.name, why)
             return f"mirror {mirror.name} is not configured on this server"
+        if mirror.name not in self.upstreams:  # the request began before channels.yaml changed
+            return f"mirror {mirror.name} changed meanwhile; try again"
         record = Record(
             fn=job.fn,
             subdir=job.subdir,
