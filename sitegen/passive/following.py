@@ -7,7 +7,7 @@ the file (read again whenever it changes, through :meth:`sitegen.access.check.To
 which keeps the settings read before when the file does not load): the resolver's channels
 follow every change, and a change of the passive mirrors (or of the download settings) opens
 their upstreams anew. The upstreams they replace stay open until the downloads started with them
-have ended. The site (``output``) and the environment the mirrors' tokens come from are read at
+have ended. The site (``output``), the token store (``access.dir``) and the environment the mirrors' tokens come from are read at
 start only.
 """
 
