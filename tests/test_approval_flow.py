@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import main
+from sitegen.layout import run_page_path
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from testkit.client import solve_and_install, solve_only
@@ -102,3 +103,29 @@ def test_approve_with_dependencies_installs_and_revoke_removes(
     assert [(r.action, r.by, r.why) for r in revoked] == [("revoke", "bob", "CVE")]
     record = json.loads((site / GATED / "linux-64" / "repodata.json").read_text())
     assert record["packages"] == {} and record["packages.conda"] == {}
+
+
+def test_a_dependency_the_gated_channels_filters_leave_out_is_reported_unsatisfied(
+    example_upstream: ExampleUpstream, tmp_path: Path, caplog
+) -> None:
+    # zlib (licence "Zlib") is what libopenblas needs; the gated channel's own filters refuse it.
+    config = write_config(tmp_path, example_upstream.url)
+    config.write_text(config.read_text() + "    filters: {licenses: {exclude: [Zlib]}}\n")
+    args = ["-c", str(config)]
+    site = tmp_path / "site"
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    approve = ["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "forecasting"]
+    assert main([*approve, "--with-dependencies"]) == 0
+    names = {fn.rsplit("-", 2)[0] for fn in published(site, GATED, "linux-64")}
+    assert names == {"numpy", "python", "libopenblas"}
+    latest = History(Site(site)).runs()[0]
+    (gated,) = latest.mirrors
+    blas = "libopenblas-0.3.27-pthreads_hefa10cb_0"
+    assert [(u.subdir, u.spec, u.needed_by) for u in gated.unsatisfied] == [
+        ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.conda"),
+        ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.tar.bz2"),
+    ]
+    assert "internal-approved: 2 dependencies could not be satisfied" in caplog.text
+    page = (site / run_page_path(latest.id)).read_text()
+    assert "2 dependencies could not be satisfied" in page and "zlib &gt;=1.2.13" in page

@@ -37,6 +37,10 @@ class ApprovalGate:
     source: str  # channel path of this site
     file: str  # the approvals file
     entries: tuple[Approval, ...]
+    # (subdir, fn) of the candidates an active ``with_dependencies`` entry approves, as a run
+    # found them when it started (set by :mod:`sitegen.sync.gates`): what they need must be
+    # published beside them, or the run reports it unsatisfied.
+    dependency_roots: tuple[tuple[str, str], ...] = ()
 
 
 def normalize_spec(spec: str) -> str:

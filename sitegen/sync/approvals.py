@@ -18,7 +18,7 @@ from sitegen.conda.version import RecordMatcher, parse_matchspec, spec_exact_nam
 from sitegen.config.approval_model import Approval
 from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult
 from sitegen.layout import REPODATA
-from sitegen.sync.closure import MirrorSelection, close_dependencies
+from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
 
 # (subdir, file name): one package file of the channel.
 FileKey = tuple[str, str]
@@ -33,6 +33,8 @@ class Approved:
     records: dict[FileKey, Record] = field(default_factory=dict)
     by_entry: dict[Approval, list[FileKey]] = field(default_factory=dict)
     dependencies: dict[FileKey, str] = field(default_factory=dict)
+    # The files approved with their dependencies (by an entry with ``with_dependencies``).
+    roots: list[FileKey] = field(default_factory=list)
 
 
 def load_candidates(
@@ -90,7 +92,8 @@ def approve(
             roots[key] = roots.get(key, False) or entry.with_dependencies
     for key in roots:
         approved.records[key] = candidates[key[0]][key[1]]
-    for key, why in closure(candidates, [k for k, deps in roots.items() if deps], matcher).items():
+    approved.roots = sorted(k for k, deps in roots.items() if deps)
+    for key, why in closure(candidates, approved.roots, matcher).items():
         if key not in approved.records:
             approved.records[key] = candidates[key[0]][key[1]]
             approved.dependencies[key] = why
@@ -101,9 +104,30 @@ def closure(
     candidates: Candidates, roots: Iterable[FileKey], matcher: RecordMatcher
 ) -> dict[FileKey, str]:
     """What ``roots`` need, transitively, among the candidates: file -> why it is needed."""
+    report = _walk(candidates, roots, matcher)
+    return {(a.subdir, a.fn): a.why for a in report.added.get(_WALK, [])}
+
+
+def unsatisfied(
+    published: Candidates, roots: Iterable[FileKey], matcher: RecordMatcher
+) -> list[tuple[str, str, str]]:
+    """The dependencies of ``roots`` that nothing in ``published`` (what a gated channel is
+    about to publish) satisfies, transitively, as the dependency report lists them: (subdir,
+    dependency spec, the needing file). Roots not published are not walked."""
+    present = [key for key in roots if key[1] in published.get(key[0], {})]
+    return _walk(published, present, matcher).unsatisfied.get(_WALK, [])
+
+
+_WALK = "approvals"  # the one mirror of a walk among candidates
+
+
+def _walk(
+    candidates: Candidates, roots: Iterable[FileKey], matcher: RecordMatcher
+) -> DependencyReport:
+    """The dependency closure of ``roots`` among the candidates, as one mirror."""
     roots = set(roots)
     if not roots:
-        return {}
+        return DependencyReport()
     results = {}
     for subdir, records in candidates.items():
         result = FilterResult()
@@ -114,9 +138,7 @@ def closure(
                 result.excluded[fn] = REASON_NOT_ALLOWED
                 result.candidates[fn] = record
         results[subdir] = result
-    selection = MirrorSelection("approvals", True, None, results)
-    report = close_dependencies([selection], matcher)
-    return {(a.subdir, a.fn): a.why for a in report.added.get("approvals", [])}
+    return close_dependencies([MirrorSelection(_WALK, True, None, results)], matcher)
 
 
 @dataclass(frozen=True)

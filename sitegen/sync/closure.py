@@ -56,6 +56,10 @@ class MirrorSelection:
     # When `results` are what the channel publishes, standing in for the mirror (a frozen
     # channel), the mirror's own filter outcome, which its report shows.
     reported: dict[str, FilterResult] | None = None
+    # Dependencies found unsatisfied before the walk, reported with its own (an approval-gated
+    # channel's approved packages whose dependencies its filters leave out), as in
+    # DependencyReport.unsatisfied.
+    unsatisfied: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def outcome(self) -> dict[str, FilterResult]:
@@ -154,6 +158,9 @@ class _Closure:
     # ------------------------------------------------------------------ walk
 
     def run(self) -> DependencyReport:
+        for sel in self.selections:
+            if sel.unsatisfied:
+                self.report.unsatisfied.setdefault(sel.mirror, []).extend(sel.unsatisfied)
         for index, sel in enumerate(self.selections):
             if not sel.include_dependencies:
                 continue
@@ -173,8 +180,11 @@ class _Closure:
                     unsatisfied.append((subdir, dep, record.fn))
                 else:
                     unsatisfied.extend((f"{subdir} ({p})", dep, record.fn) for p in missing)
-        for entries in (*self.report.added.values(), *self.report.unsatisfied.values()):
+        for entries in self.report.added.values():
             entries.sort()
+        for mirror, missing in self.report.unsatisfied.items():
+            # A gated mirror's own finding may be found again by another mirror's walk.
+            self.report.unsatisfied[mirror] = sorted(set(missing))
         return self.report
 
     def _platforms(self, index: int) -> tuple[str, ...]:

@@ -66,4 +66,5 @@ def _resolve(config: SiteConfig, channel: ChannelConfig, now: float) -> ChannelC
     allowlist = FilterSpec.from_values({LOCKFILES_KEY: LockfilePolicy(((gate.file, pins),))})
     (mirror,) = channel.mirrors
     source = replace(mirror, url=_source_url(config, channel), filters=allowlist)
-    return replace(channel, mirrors=(source,))
+    gate = replace(gate, dependency_roots=tuple(approved.roots))
+    return replace(channel, mirrors=(source,), approval=gate)

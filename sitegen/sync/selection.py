@@ -11,6 +11,7 @@ from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig, SiteConfig
 from sitegen.filters.apply import apply_filters, effective_newest, include_dependencies
 from sitegen.filters.kind import FilterResult
 from sitegen.filters.lockfiles import missing_pins, policy_of
+from sitegen.sync.approvals import unsatisfied
 from sitegen.sync.closure import NOARCH, DependencyReport, MirrorSelection, close_dependencies
 from sitegen.sync.fetch import ParseResult, SubdirKey
 from sitegen.sync.report import MissingPin
@@ -119,6 +120,12 @@ def _filtered(
         results[subdir] = apply_filters(records, subdir, levels, matcher)
         if gated:
             results[subdir].candidates.clear()
+    missing = []
+    if channel.approval is not None:
+        # What an approval with dependencies approved may still be left out by the channel's
+        # own filters (a licence, an advisory): its dependants would then not install.
+        kept = {subdir: result.kept for subdir, result in results.items()}
+        missing = unsatisfied(kept, channel.approval.dependency_roots, matcher)
     return MirrorSelection(
         mirror=mirror.name,
         include_dependencies=include_dependencies(levels) and not gated,
@@ -126,6 +133,7 @@ def _filtered(
         results=results,
         platforms=_channel_platforms(channel),
         channel=channel.path,
+        unsatisfied=missing,
     )
 
 
