@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import main
-from sitegen.layout import run_page_path
+from sitegen.layout import pending_page_path, run_page_path
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from testkit.client import solve_and_install, solve_only
@@ -129,3 +129,24 @@ def test_a_dependency_the_gated_channels_filters_leave_out_is_reported_unsatisfi
     assert "internal-approved: 2 dependencies could not be satisfied" in caplog.text
     page = (site / run_page_path(latest.id)).read_text()
     assert "2 dependencies could not be satisfied" in page and "zlib &gt;=1.2.13" in page
+
+
+def test_pending_leaves_out_what_the_gated_channels_filters_drop(
+    example_upstream: ExampleUpstream, tmp_path: Path, capsys
+) -> None:
+    config = write_config(tmp_path, example_upstream.url)
+    config.write_text(config.read_text() + "    filters: {licenses: {exclude: [Zlib]}}\n")
+    args = ["-c", str(config)]
+    site = tmp_path / "site"
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["pending", GATED, *args]) == 0
+    listing = capsys.readouterr().out
+    # zlib can never be published there: neither listed nor counted among what numpy would add.
+    assert "zlib" not in listing
+    assert "linux-64/numpy-2.1.0-py312hf9d485c_0.conda" in listing
+    assert "4 more are not listed: the channel's filters leave them out" in listing
+    page = (site / pending_page_path(GATED)).read_text()
+    assert "zlib" not in page and "py312hf9d485c_0" in page and "libopenblas" in page
+    assert "4 more of cloud/example are not listed" in page

@@ -468,7 +468,7 @@ def test_grant_and_withdraw_check_before_writing(tmp_path):
         withdraw(load, GATED, "zlib")
     assert [e.spec for e in withdraw(load, GATED, "numpy")] == ["numpy"]
     assert load().channels[1].approval.entries == ()
-    assert waiting(load(), GATED) == []  # nothing published in the source yet
+    assert waiting(load(), GATED) == ([], 0)  # nothing published in the source yet
 
 
 def test_an_approvals_file_that_cannot_be_written_is_a_configuration_error(tmp_path):

@@ -18,7 +18,15 @@ from sitegen.config.approval_model import Approval, parse_expiry
 from sitegen.config.approvals import spec_problem
 from sitegen.config.model import ChannelConfig, SiteConfig
 from sitegen.config.yaml_nodes import ConfigError
-from sitegen.sync.approvals import PendingItem, approve, load_candidates, matching, pending
+from sitegen.filters.feeds import with_kept_feeds
+from sitegen.sync.approvals import (
+    PendingItem,
+    admissible,
+    approve,
+    load_candidates,
+    matching,
+    pending,
+)
 from sitegen.sync.report import ApprovalChange
 
 
@@ -119,16 +127,20 @@ def _change(load: Callable[[], SiteConfig], path: Path, change: Callable[[str, s
 
 def waiting(
     config: SiteConfig, channel_path: str, *, limit: int | None = 50, now: float | None = None
-) -> list[PendingItem]:
-    """The channel's candidates that no active approval covers, newest first."""
+) -> tuple[list[PendingItem], int]:
+    """The channel's candidates that no active approval covers and its own filters let
+    through, newest first; and how many candidates those filters leave out."""
+    root = config.output.absolute()
+    config = with_kept_feeds(config, root)  # the advisories the last run's feeds held
     channel = gated_channel(config, channel_path)
     assert channel.approval is not None
-    candidates = load_candidates(config.output.absolute(), channel.approval.source, channel.subdirs)
+    candidates = load_candidates(root, channel.approval.source, channel.subdirs)
     matcher = RecordMatcher()
     approved = approve(
         candidates, channel.approval.entries, time.time() if now is None else now, matcher
     )
-    return pending(candidates, approved, matcher, limit=limit)
+    publishable, left_out = admissible(candidates, (config.filters, channel.filters), matcher)
+    return pending(publishable, approved, matcher, limit=limit), left_out
 
 
 def matches_now(config: SiteConfig, entry: Approval) -> int:

@@ -131,7 +131,7 @@ def _add_approval_commands(add: AddCommand) -> None:
         from sitegen.approvals.commands import waiting
         from sitegen.sync.progress import human_bytes
 
-        items = waiting(load(args), args.channel, limit=args.limit)
+        items, left_out = waiting(load(args), args.channel, limit=args.limit)
         for index, item in enumerate(items):
             raw = item.record.raw
             line = f"{item.subdir}/{item.record.fn}  {human_bytes(item.record.size)}"
@@ -142,6 +142,9 @@ def _add_approval_commands(add: AddCommand) -> None:
                 line += f"  would add: {extra or 'nothing else'}"
             print(line)
         print(f"{len(items)} packages wait for approval")
+        if left_out:
+            # Approving these would publish nothing: the gated channel's filters drop them.
+            print(f"{left_out} more are not listed: the channel's filters leave them out")
         return EXIT_OK
 
     approve_parser = add("approve", "approve packages for an approval-gated channel, publish it")

@@ -16,7 +16,8 @@ from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import Record, RepodataError
 from sitegen.conda.version import RecordMatcher, parse_matchspec, spec_exact_name, timestamp_ms
 from sitegen.config.approval_model import Approval
-from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult
+from sitegen.config.model import FilterSpec
+from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult, apply_filters
 from sitegen.layout import REPODATA
 from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
 
@@ -49,6 +50,19 @@ def load_candidates(
         except (OSError, RepodataError):
             out[subdir] = {}
     return out
+
+
+def admissible(
+    candidates: Candidates, levels: tuple[FilterSpec, ...], matcher: RecordMatcher
+) -> tuple[dict[str, dict[str, Record]], int]:
+    """The candidates a gated channel's own filters (``levels``: the site's and the channel's)
+    let through, and how many they leave out: approving one of those would publish nothing."""
+    out: dict[str, dict[str, Record]] = {}
+    left_out = 0
+    for subdir, records in candidates.items():
+        out[subdir] = dict(apply_filters(dict(records), subdir, levels, matcher).kept)
+        left_out += len(records) - len(out[subdir])
+    return out, left_out
 
 
 def matching(

@@ -26,7 +26,7 @@ from sitegen.config.model import FilterSpec
 from sitegen.filters.advisories import package_advisories, policy_of
 from sitegen.layout import REPODATA, approved_page_path, channel_index_path, pending_page_path
 from sitegen.sync.advisory_changes import advisory_changes
-from sitegen.sync.approvals import approve, load_candidates, pending
+from sitegen.sync.approvals import admissible, approve, load_candidates, pending
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.web.format import format_date_ms, split_filename
 
@@ -59,9 +59,12 @@ def approval_relpaths(channel: ChannelConfig, private: Iterable[str] = ()) -> li
     return paths
 
 
-def approval_inputs(site_root: Path, channel: ChannelConfig, now: float) -> list[Any]:
+def approval_inputs(
+    site_root: Path, channel: ChannelConfig, now: float, levels: tuple[FilterSpec, ...] = ()
+) -> list[Any]:
     """What a gated channel's approval pages are made of, cheaply: the source's repodata files
-    (size, mtime), the entries and which of them are active now (part of the pages' key)."""
+    (size, mtime), the entries and which of them are active now, and the filters the pending
+    page applies (part of the pages' key)."""
     gate = channel.approval
     if gate is None:
         return []
@@ -73,13 +76,19 @@ def approval_inputs(site_root: Path, channel: ChannelConfig, now: float) -> list
         except OSError:
             stats.append([subdir, None, None])
     entries = [[dataclasses.asdict(e), e.active(now)] for e in gate.entries]
-    return [channel.path, gate.source, stats, entries, PENDING_MAX]
+    return [channel.path, gate.source, stats, entries, PENDING_MAX, levels]
 
 
 def approval_pages(
-    site_root: Path, channel: ChannelConfig, now: float, private: Iterable[str] = ()
+    site_root: Path,
+    channel: ChannelConfig,
+    now: float,
+    private: Iterable[str] = (),
+    levels: tuple[FilterSpec, ...] = (),
 ) -> list[GatePage]:
-    """The pages of :func:`approval_relpaths`: the approved list and what waits."""
+    """The pages of :func:`approval_relpaths`: the approved list and what waits. ``levels``:
+    the gated channel's own filters (the site's and its own); what they leave out is not
+    listed as waiting, as approving it would publish nothing."""
     gate = channel.approval
     relpaths = approval_relpaths(channel, private)
     if gate is None:
@@ -92,11 +101,13 @@ def approval_pages(
     approved_model.update(links, source=gate.source)
     pages = [GatePage(approved_page_path(channel.path), "approvals.html", approved_model)]
     if pending_page_path(channel.path) in relpaths:
-        waiting = pending(candidates, approved, matcher, limit=PENDING_MAX)
+        publishable, left_out = admissible(candidates, levels, matcher)
+        waiting = pending(publishable, approved, matcher, limit=PENDING_MAX)
         model = dataclasses.asdict(pending_page(channel.path, gate.source, waiting[:PENDING_MAX]))
         for row in model["rows"]:
             row["date"] = format_date_ms(row["timestamp_ms"])
-        model.update(links, waiting=len(waiting), more=max(0, len(waiting) - PENDING_MAX))
+        more = max(0, len(waiting) - PENDING_MAX)
+        model.update(links, waiting=len(waiting), more=more, left_out=left_out)
         pages.append(GatePage(pending_page_path(channel.path), "pending.html", model))
     return pages
 

@@ -170,16 +170,19 @@ class _Renderer:
         now = time.time()
         private = private_paths(self.config)
         writer = self.writer
-        for channel in self.config.channels:
+        # The advisories of the feeds too, from the copies the last run kept.
+        config = with_kept_feeds(self.config, self.site.root)
+        for channel in config.channels:
             # Keyed by their inputs: the pending page costs a dependency walk per candidate.
-            inputs = approval_inputs(self.site.root, channel, now)
+            levels = (config.filters, channel.filters)
+            inputs = approval_inputs(self.site.root, channel, now, levels)
             relpaths = approval_relpaths(channel, private)
             # The pages link to each other: a pending page gone (the source turned private)
             # renders the approved page again, without its link.
             key = digest(writer.global_key, "approvals", inputs, relpaths)
             if all([writer.up_to_date(relpath, key) for relpath in relpaths]):
                 continue
-            for page in approval_pages(self.site.root, channel, now, private):
+            for page in approval_pages(self.site.root, channel, now, private, levels):
                 data = writer.template(page.template, page.relpath, model=page.model)
                 writer.rendered(page.relpath, writer.files.write(page.relpath, data))
 
