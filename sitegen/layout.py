@@ -288,8 +288,10 @@ def removal_journal_path(root: Path, path: str) -> Path:
 
 
 def local_index_path(root: Path, mirror: str) -> Path:
-    """What the last index of a local source's folder found, per file (see sync.local_index)."""
-    return local_stores(root) / f"{mirror}.json"
+    """What the last index of a local source's folder found, per file (see sync.local_index).
+    Each kind of local state has a folder of its own: a name made of the mirror's and a suffix
+    would be another mirror's (``x.moved`` is a valid mirror name, as is ``x.json``)."""
+    return state_dir(root) / "local-index" / f"{mirror}.json"
 
 
 def local_store_path(root: Path, mirror: str) -> Path:
@@ -306,13 +308,24 @@ def local_store_folder_path(root: Path, mirror: str) -> Path:
 
 
 def local_stores(root: Path) -> Path:
-    """The folder of every local source's index caches and store (by mirror name)."""
+    """The folder of every ``move: true`` local source's store (by mirror name), and nothing
+    else: each folder in it is a store."""
     return state_dir(root) / "local"
 
 
 def local_store_index_path(root: Path, mirror: str) -> Path:
     """What the last index of that store found, per file (as local_index_path)."""
-    return local_stores(root) / f"{mirror}.moved.json"
+    return state_dir(root) / "local-store-index" / f"{mirror}.json"
+
+
+def old_local_cache_paths(root: Path, mirror: str) -> tuple[tuple[Path, Path], ...]:
+    """Where earlier versions kept the index caches of ``mirror`` (beside the stores, where
+    they could be another mirror's), each with where it is kept now: found there, a cache is
+    moved to its place, so that an upgrade does not read every local file again."""
+    return (
+        (local_stores(root) / f"{mirror}.json", local_index_path(root, mirror)),
+        (local_stores(root) / f"{mirror}.moved.json", local_store_index_path(root, mirror)),
+    )
 
 
 def advisory_feed_dir(root: Path, url: str) -> Path:

@@ -41,6 +41,7 @@ from sitegen.conda.records import (
     REASON_SUBDIR_MISMATCH,
 )
 from sitegen.config import parse_config
+from sitegen.layout import local_index_path
 from sitegen.sync.local_index import FoundFile, read_one, scan_folder
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
@@ -174,7 +175,7 @@ def test_build_machine_keys_stay_out_of_records_as_conda_index_leaves_them(
     assert not set(record) & set(BUILD_KEYS)
     assert record["depends"] == ["libc"] and record["sha256"] == _sha256(path)
     # A cache written while records still carried them: the next run publishes them without.
-    cache_path = site / ".sitegen" / "local" / "internal-own.json"
+    cache_path = local_index_path(site, "internal-own")
     cache = json.loads(cache_path.read_text())
     cache[path.name]["record"].update(BUILD_KEYS)
     cache_path.write_text(json.dumps(cache))
@@ -284,7 +285,7 @@ def test_a_reindex_reads_only_new_or_changed_files(
     # Published again (its record changed): the new link's ctime was kept too.
     assert _indexed(caplog, config) == []
     # A cache written before the ctime was kept: each file is read once more, no error.
-    cache_path = site / ".sitegen" / "local" / "internal-own.json"
+    cache_path = local_index_path(site, "internal-own")
     cache = json.loads(cache_path.read_text())
     for entry in cache.values():
         del entry["ctime_ns"]

@@ -23,7 +23,12 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.config import MirrorConfig
 from sitegen.config.local_source import KIND
-from sitegen.layout import local_index_path, local_store_index_path, local_store_path
+from sitegen.layout import (
+    local_index_path,
+    local_store_index_path,
+    local_store_path,
+    old_local_cache_paths,
+)
 from sitegen.net.checksums import VerifyError, hash_file
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey
@@ -156,6 +161,23 @@ async def index_directory(
     if save:
         index.caches.append((folder, cache_path))
     return index
+
+
+def adopt_old_caches(site: Site, mirrors: Iterable[MirrorConfig]) -> None:
+    """Move the index caches of the local mirrors from where earlier versions kept them (see
+    :func:`sitegen.layout.old_local_cache_paths`); one already in its place wins. A cache two
+    mirrors shared there goes to the first: its entries only count for files whose size, mtime
+    and inode they match, so the other reads its files once more."""
+    for mirror in mirrors:
+        if not is_local(mirror):
+            continue
+        for old, new in old_local_cache_paths(site.root, mirror.name):
+            data = read_or_none(old) if old.is_file() else None
+            if data is None:
+                continue
+            if not new.exists():
+                write_state(site, new, data)
+            site.remove(old)
 
 
 def read_or_none(path: Path) -> bytes | None:

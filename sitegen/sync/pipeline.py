@@ -44,7 +44,7 @@ from sitegen.sync.fetch import (
 )
 from sitegen.sync.filtered import save_filtered
 from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest
-from sitegen.sync.local import LocalSources, index_all, is_local, link_all
+from sitegen.sync.local import LocalSources, adopt_old_caches, index_all, is_local, link_all
 from sitegen.sync.local_move import move_published
 from sitegen.sync.local_recover import recover_all
 from sitegen.sync.local_return import return_orphans
@@ -120,6 +120,9 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
                 bodies,
             )
             if not scope.options.dry_run:
+                await trio.to_thread.run_sync(
+                    adopt_old_caches, scope.site, [m for _c, m in results.mirrors]
+                )
                 await recover_all(scope.site, results.mirrors)
                 # A renamed channel's (or mirror's) store goes back to the folder, for this
                 # run to publish and move again.

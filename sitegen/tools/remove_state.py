@@ -25,6 +25,7 @@ from sitegen.layout import (
     local_index_path,
     local_store_index_path,
     local_store_path,
+    old_local_cache_paths,
     subdir_state_paths,
     upstream_cache_dir,
 )
@@ -83,6 +84,8 @@ def mirror_state_paths(
             local_index_path(site.root, name),
             local_store_index_path(site.root, name),
             local_store_path(site.root, name),
+            # Where earlier versions kept its caches: files only (a folder there is a store).
+            *(old for old, _new in old_local_cache_paths(site.root, name) if old.is_file()),
         ]
     return out
 
