@@ -551,6 +551,21 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "inside channel 'cloud/forge' (line 3), 'linux-loong64' is one of its subdirs",
     ),
     (
+        # The state of cloud/forge's noarch is kept in files such as .sitegen/origins/
+        # cloud/forge/noarch.json: the folder of the channel inside it.
+        "channel nested under a name of its parent's subdir state files",
+        """
+        output: site
+        channels:
+          cloud/forge: {url: https://conda.anaconda.org/conda-forge, subdirs: [linux-64]}
+          cloud/forge/noarch.json: {url: https://conda.anaconda.org/other, subdirs: [linux-64]}
+        """,
+        "cloud/forge/noarch.json:",
+        "channels.cloud/forge/noarch.json",
+        "inside channel 'cloud/forge' (line 3), 'noarch.json' is named like the state files of"
+        " its subdir 'noarch'",
+    ),
+    (
         "channel nested in a subdir a gated channel takes from its source",
         """
         output: site

@@ -233,10 +233,17 @@ def _check_nested_subdirs(channels: list[ChannelConfig], node: YamlNode) -> None
     """A channel inside another may not take a subdir name of that one right below it: it would
     live in that subdir's directory (at `outer/<subdir>`, the subdir's listing page would be
     its index.html). _channel_path refuses the known subdir names anywhere; this catches the
-    others SUBDIR_RE accepts (linux-loong64)."""
+    others SUBDIR_RE accepts (linux-loong64), and a subdir's name with a suffix (linux-64.json),
+    which the site's state keeps files under."""
     for channel, outer, segment in _enclosing(channels):
+        stem = segment.split(".", 1)[0]
         if segment in outer.subdirs:
             _inside_error(node.state, channel, outer, f"{segment!r} is one of its subdirs")
+        elif stem in outer.subdirs:
+            # The state of a channel's subdir is kept per file, `<channel>/<subdir>.json` and
+            # the like, beside the folders of the channels inside it.
+            why = f"{segment!r} is named like the state files of its subdir {stem!r}"
+            _inside_error(node.state, channel, outer, why)
 
 
 def _enclosing(channels: list[ChannelConfig]) -> Iterator[tuple[ChannelConfig, ChannelConfig, str]]:
