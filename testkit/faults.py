@@ -127,8 +127,9 @@ def _announce_whole(handler: UpstreamHandler, data: bytes) -> None:
     handler.close_connection = True
 
 
-def reset_after(keep: int) -> FaultHook:
-    """Announce the full length, send ``keep`` bytes, then abort the connection with a RST."""
+def reset_after(keep: int, pause: float = 0.05) -> FaultHook:
+    """Announce the full length, send ``keep`` bytes, wait ``pause`` seconds, then abort the
+    connection with a RST."""
 
     def hook(handler: UpstreamHandler) -> bool | None:
         data = _file_bytes(handler)
@@ -139,7 +140,7 @@ def reset_after(keep: int) -> FaultHook:
         try:
             handler.wfile.write(data[:keep])
             handler.body_bytes += keep
-            time.sleep(0.05)  # let the client read the partial body before the reset
+            time.sleep(pause)  # let the client read the partial body before the reset
             # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             handler.rfile.close()  # the makefile() reference would keep the socket open
@@ -151,14 +152,19 @@ def reset_after(keep: int) -> FaultHook:
     return hook
 
 
-def slow_drip(chunk: int = 32, interval: float = 0.1, max_seconds: float = 10.0) -> FaultHook:
+def slow_drip(
+    chunk: int = 32, interval: float = 0.1, max_seconds: float = 10.0, flip: bool = False
+) -> FaultHook:
     """Serve the file ``chunk`` bytes every ``interval`` seconds (each read is quick to arrive,
-    the whole transfer is hopelessly slow); stops when the client hangs up."""
+    the whole transfer is hopelessly slow); stops when the client hangs up. ``flip``: every
+    byte flipped, as :func:`corrupt` does."""
 
     def hook(handler: UpstreamHandler) -> bool | None:
         data = _file_bytes(handler)
         if data is None:
             return False
+        if flip:
+            data = bytes(b ^ 0xFF for b in data)
         _announce_whole(handler, data)
         deadline = time.monotonic() + max_seconds
         try:

@@ -130,13 +130,18 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _get(address: str, path: str) -> tuple[int, dict[str, str], bytes]:
+def _get(address: str, path: str) -> tuple[int, dict[str, str], bytes | None]:
+    """Status, headers and body of a GET; the body is None when the answer was cut off."""
     host, port = address.removeprefix("http://").rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        try:
+            return response.status, headers, response.read()
+        except http.client.IncompleteRead:
+            return response.status, headers, None
     finally:
         conn.close()
 
@@ -216,7 +221,7 @@ def test_the_fetcher_says_once_where_it_listens(tmp_path: Path) -> None:
         )
 
 
-def test_hostile_upstream_gets_502_and_nothing_is_stored(
+def test_hostile_upstream_gets_an_error_or_a_cut_off_body_and_nothing_is_stored(
     token_upstream: TokenUpstream, public_dir: Path, tmp_path: Path
 ) -> None:
     require_server("nginx")
@@ -237,14 +242,18 @@ def test_hostile_upstream_gets_502_and_nothing_is_stored(
             "nginx", config, public_dir / "state", prefix=PREFIX, fetcher=fetcher.address
         ) as web,
     ):
-        # Same size, wrong bytes; then more bytes than the record says: never stored.
+        # Same size, wrong bytes; then more bytes than the record says: never stored. A
+        # client the bytes were already streaming to is cut off before the last one.
         for hostile in (b"\0" * size, b"x" * (size + 100)):
             token_upstream.server.add_fault(upstream_path, serve_bytes(hostile), times=1)
             status, headers, body = _get(web.url, url_path)
-            assert status == 502, body
-            assert headers.get("cache-control") == "no-store"
-            assert b"checksum mismatch" in body or b"more than the expected" in body
-            assert token_upstream.token.encode() not in body
+            if body is None:
+                assert status == 200 and int(headers["content-length"]) == size
+            else:
+                assert status == 502, body
+                assert headers.get("cache-control") == "no-store"
+                assert b"checksum mismatch" in body or b"more than the expected" in body
+                assert token_upstream.token.encode() not in body
             assert not (site / CHANNEL / target).exists()
             assert temp_files(site) == []
         # A file no published repodata lists is not fetched at all.
@@ -254,7 +263,7 @@ def test_hostile_upstream_gets_502_and_nothing_is_stored(
         # Upstream healthy again: the right bytes are stored under the published name.
         status, headers, body = _get(web.url, url_path)
         assert status == 200 and int(headers["content-length"]) == size
-        assert hashlib.sha256(body).hexdigest() == records[target]["sha256"]
+        assert body is not None and hashlib.sha256(body).hexdigest() == records[target]["sha256"]
         assert sha256(site / CHANNEL / target) == records[target]["sha256"]
     assert token_upstream.token not in fetcher.log_text()
 

@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 import trio
@@ -44,6 +44,16 @@ MAX_PARTS = 8
 K = TypeVar("K")  # what a caller of download_each keeps beside each job
 
 
+class Watch(Protocol):
+    """Someone reading a file while it downloads (the passive fetcher's waiting clients)."""
+
+    def opened(self, pending: PendingFile) -> Callable[[int, int], object]:
+        """An attempt begins writing ``pending`` (empty); the answer is told ``(start, end)``
+        in the event loop whenever bytes of the part written from ``start`` are on disk up to
+        ``end``."""
+        ...
+
+
 @dataclass
 class DownloadJob:
     upstream: Upstream
@@ -53,6 +63,7 @@ class DownloadJob:
     # of the whole run after them (the pull-through fetcher, repairs).
     durable: bool = False
     base_url: str | None = None  # the upstream subdir's CEP-15 info.base_url, as written
+    watch: Watch | None = None
 
 
 @dataclass
@@ -214,7 +225,9 @@ async def _fetch(
         # one holds no file open.
         await slot.enter_async_context(upstream.host_limiter)
         with site.pending(job.target) as pending:
-            async with writer.stream(pending, 0, hasher.digest_update) as stream:
+            landed = _watched(job, pending)
+            on_landed = None if landed is None else partial(landed, 0)
+            async with writer.stream(pending, 0, hasher.digest_update, on_landed) as stream:
                 with (
                     upstream.activity.transfer(upstream.safe_url(_url(job))) as transfer,
                     trio.fail_after(_deadline(upstream, record.size)) as scope,
@@ -247,6 +260,11 @@ async def _fetch(
     return hasher.size
 
 
+def _watched(job: DownloadJob, pending: PendingFile) -> Callable[[int, int], object] | None:
+    """What the job's watch is told as bytes of ``pending`` land (None: nobody watches)."""
+    return None if job.watch is None else job.watch.opened(pending)
+
+
 def _url(job: DownloadJob) -> str:
     return job.upstream.package_url(job.record.subdir, job.record.fn, job.base_url)
 
@@ -268,7 +286,8 @@ async def _fetch_split(
         # As in _fetch: the first part's slot is taken before the pending file is opened.
         await first_slot.enter_async_context(upstream.host_limiter)
         with site.pending(job.target) as pending:
-            parts = [_Part(job, writer, pending, span, on_bytes) for span in spans]
+            landed = _watched(job, pending)
+            parts = [_Part(job, writer, pending, span, on_bytes, landed) for span in spans]
 
             async with trio.open_nursery() as nursery:
 
@@ -315,11 +334,13 @@ class _Part:
         pending: PendingFile,
         span: tuple[int, int],
         on_bytes: Callable[[int], None],
+        landed: Callable[[int, int], object] | None = None,
     ) -> None:
         self.job = job
         self.writer = writer
         self.pending = pending
         self.start, self.end = span
+        self.landed = None if landed is None else partial(landed, self.start)
         self.on_bytes = on_bytes
         self.ranged = False
         self.on_ranged: Callable[[], object] | None = None  # told when a 206 arrives
@@ -335,7 +356,7 @@ class _Part:
         record = self.job.record
         async with (
             self.job.upstream.client.stream(_url(self.job), headers) as response,
-            self.writer.stream(self.pending, self.start) as stream,
+            self.writer.stream(self.pending, self.start, on_landed=self.landed) as stream,
         ):
             start, end = self.start, self.end
             if response.status_code in (200, 206):

@@ -14,7 +14,9 @@ get its published name (atomically). **This is how the site never serves a wrong
 published name**: unverified bytes have no name at all (or, on filesystems without O_TMPFILE, a
 ``.sitegen-tmp-*`` name, which the web server refuses to serve), and are dropped on failure. A
 mismatch or an upstream failure answers 502 and stores nothing. Every waiter then streams the
-stored file with its ``Content-Length``.
+stored file with its ``Content-Length``. A download slower than that is followed instead (see
+:mod:`sitegen.passive.live`): its bytes are sent as they land, all but the last, which goes only
+once the file is stored; a failure ends the connection before the body is complete.
 
 Once stored, a file is a static file again and the web server serves it without the fetcher;
 files stay stored when the upstream is down later (a proxy feed that keeps serving).
@@ -62,6 +64,7 @@ import trio
 from sitegen.access.check import TokenCheck
 from sitegen.config import SiteConfig
 from sitegen.passive.following import Following
+from sitegen.passive.live import FlightFailed, Follower
 from sitegen.passive.resolver import MAX_FLIGHTS, Reply, Resolver, error_reply
 
 log = logging.getLogger("sitegen.passive.fetcher")
@@ -162,9 +165,15 @@ class Fetcher:
             yield cls(following.resolver, limits, check, following)
 
     async def reply(
-        self, method: str, target: str, headers: Iterable[tuple[bytes, bytes]] = ()
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        live: bool = False,
     ) -> Reply:
-        """The answer to ``method target`` (target: the URL path, prefix already stripped)."""
+        """The answer to ``method target`` (target: the URL path, prefix already stripped);
+        ``live``: a file being downloaded may be answered with its follower (see
+        :meth:`Resolver.resolve`), which the caller must close."""
         path = request_path(method, target)
         if isinstance(path, Reply):
             return path
@@ -178,7 +187,7 @@ class Fetcher:
                 reply = error_reply(401, "a token is required")
                 reply.headers.append(("WWW-Authenticate", 'Basic realm="conda mirror"'))
                 return reply
-        return await self.resolver.resolve(path, head=method == "HEAD")
+        return await self.resolver.resolve(path, head=method == "HEAD", live=live)
 
     async def handle_connection(self, stream: trio.abc.Stream) -> None:
         """Serve one keep-alive connection (trio.serve_listeners handler)."""
@@ -234,8 +243,13 @@ class Fetcher:
     ) -> None:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
-        reply = await self.reply(method, target, request.headers)
+        reply = await self.reply(method, target, request.headers, live=method == "GET")
         log.debug("%s %s -> %d %s", method, target, reply.status, reply.outcome)
+        if reply.follow is not None:
+            # Not stored yet, whatever the web server would like: it passes the bytes on.
+            with reply.follow as follow:
+                await _send_live(conn, stream, reply, follow, target)
+            return
         if reply.file is None:
             await _send_simple(conn, stream, reply, head=method == "HEAD")
             return
@@ -280,6 +294,28 @@ class Fetcher:
                 if sending.cancelled_caught:
                     raise trio.BrokenResourceError("the reader is too slow")
         await _send(conn, stream, h11.EndOfMessage())
+
+
+async def _send_live(
+    conn: h11.Connection, stream: trio.abc.Stream, reply: Reply, follow: Follower, target: str
+) -> None:
+    """A file as its download lands (see :mod:`sitegen.passive.live`): on failure the
+    connection is ended before the body is complete, and the client sees it cut off."""
+    await _send(conn, stream, h11.Response(status_code=200, headers=reply.headers))
+    while True:
+        try:
+            chunk = await follow.read()
+        except FlightFailed as exc:
+            log.warning("%s: cut off after %d bytes: %s", target, follow.sent, exc)
+            raise trio.BrokenResourceError("the download failed") from exc
+        if not chunk:
+            break
+        # The upstream sets the pace; each piece must still leave within its own deadline.
+        with trio.move_on_after(send_deadline(len(chunk))) as sending:
+            await _send(conn, stream, h11.Data(data=chunk))
+        if sending.cancelled_caught:
+            raise trio.BrokenResourceError("the reader is too slow")
+    await _send(conn, stream, h11.EndOfMessage())
 
 
 async def _stream_file(

@@ -16,6 +16,10 @@ a decoded URL path to a :class:`Reply`, fetching a missing file through a :data:
    as ``sitegen mirror`` does: unverified bytes never carry the published name. At most
    ``max_flights`` different files are being fetched at once (each download also waits for one
    of ``download.concurrency`` slots); past that a request for yet another file gets 503.
+5. A request that asks to (``live``) does not wait for a slow download to end: when the file is
+   not stored after ``FOLLOW_AFTER`` seconds and its first bytes are on disk, it gets a
+   :class:`~sitegen.passive.live.Follower`, which reads them as they land and holds back the
+   last byte until the file is verified (see :mod:`sitegen.passive.live`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import logging
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,8 +46,9 @@ from sitegen.conda.schema import (
 )
 from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.layout import origins_path
-from sitegen.net.download import DownloadJob, download
+from sitegen.net.download import DownloadJob, Watch, download
 from sitegen.net.upstream import Upstream, open_upstreams
+from sitegen.passive.live import FOLLOW_AFTER, Flight, Follower
 from sitegen.store.interface import SiteStorage
 from sitegen.store.origins import Origins, read_origins
 from sitegen.store.site import Site, UnsafePathError
@@ -65,11 +70,13 @@ T = TypeVar("T")
 
 @dataclass
 class Reply:
-    """What to answer: a status with a short text body, or a stored file to stream."""
+    """What to answer: a status with a short text body, a stored file to stream, or a file
+    being downloaded to follow."""
 
     status: int
     body: bytes = b""
     file: Path | None = None
+    follow: Follower | None = None  # its descriptor is the receiver's to close
     headers: list[tuple[str, str]] = field(default_factory=list)
     outcome: str = ""  # for the log: "stored", "fetched", reason of an error
 
@@ -101,6 +108,7 @@ class FetchJob:
     fn: str
     entry: FileEntry
     target: Path
+    watch: Watch | None = None  # told how the bytes land, for clients that follow them
 
     @property
     def where(self) -> str:
@@ -154,15 +162,6 @@ def stored(path: Path, size: int) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_size == size
 
 
-class Flight:
-    """One download in progress; requests for the same file wait on it."""
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.error: str | None = None
-        self.waiters = 0
-
-
 class Resolver:
     """Resolves request paths to published package files and fetches missing ones, once."""
 
@@ -202,9 +201,10 @@ class Resolver:
             return None
         return channel
 
-    async def resolve(self, path: str, head: bool = False) -> Reply:
+    async def resolve(self, path: str, head: bool = False, live: bool = False) -> Reply:
         """The answer for the decoded URL path ``path`` (``/<channel>/<subdir>/<file>``);
-        ``head``: a HEAD request, which never starts a download."""
+        ``head``: a HEAD request, which never starts a download; ``live``: a file being
+        downloaded may be answered with a follower once its first bytes are on disk."""
         channel = self.channel_of(path)
         if channel is None:
             return error_reply(404, "not a package file of a passive channel")
@@ -242,39 +242,56 @@ class Resolver:
             reply = error_reply(503, "too many downloads at once; try again shortly")
             reply.headers.append(("Retry-After", "5"))
             return reply
-        error = await self.fetch(FetchJob(channel, subdir, fn, entry, target))
+        error = await self.fetch(FetchJob(channel, subdir, fn, entry, target), live)
+        if isinstance(error, Follower):
+            reply = file_reply(target, "fetched", channel.private)
+            reply.file, reply.follow = None, error
+            reply.headers.append(("Content-Length", str(entry.size)))
+            return reply
         if error is not None:
             return error_reply(502, f"cannot fetch {fn}: {error}")
         if not stored(target, entry.size):  # replaced or pruned meanwhile
             return error_reply(502, f"cannot fetch {fn}: gone after download")
         return file_reply(target, "fetched", channel.private)
 
-    async def fetch(self, job: FetchJob) -> str | None:
-        """Fetch ``job.target`` once however many ask at once; None when stored, else why not."""
+    async def fetch(self, job: FetchJob, live: bool = False) -> str | Follower | None:
+        """Fetch ``job.target`` once however many ask at once; None when stored, else why not;
+        ``live``: a follower as soon as bytes are on disk, when they are before the end."""
         flight = self.flights.get(job.target)
         if flight is None:
             if self._nursery is None:
                 raise RuntimeError("Resolver.running() is not active")
-            flight = self.flights[job.target] = Flight()
+            flight = self.flights[job.target] = Flight(job.entry.size)
             # With the upstreams of now: channels.yaml may change them meanwhile.
-            self._nursery.start_soon(self._fly, flight, job, self.fetch_file)
+            self._nursery.start_soon(self._fly, flight, replace(job, watch=flight), self.fetch_file)
         flight.waiters += 1
         try:
+            if live:
+                # A download done by then is answered as a stored file (which the web server
+                # sends itself); only a slower one is followed.
+                with trio.move_on_after(FOLLOW_AFTER):
+                    await flight.done.wait()
+            while live and not flight.done.is_set():
+                follower = flight.follow()
+                if follower is not None:
+                    return follower
+                await flight.changed()
             await flight.done.wait()
         finally:
             flight.waiters -= 1
         return flight.error
 
     async def _fly(self, flight: Flight, job: FetchJob, fetch_file: FetchFile) -> None:
+        error: str | None = "cancelled"
         try:
-            flight.error = await fetch_file(job)
+            error = await fetch_file(job)
         except Exception as exc:  # never let one file take the service down
             detail = f": {exc}" if isinstance(exc, OSError) else ""
-            flight.error = f"internal error ({type(exc).__name__}{detail})"
+            error = f"internal error ({type(exc).__name__}{detail})"
             log.exception("%s: unexpected error while fetching", job.where)
         finally:
             del self.flights[job.target]
-            flight.done.set()
+            flight.finish(error)
 
 
 def mirror_of(channel: ChannelConfig, origins: Origins, fn: str) -> MirrorConfig | None:
@@ -340,7 +357,12 @@ class MirrorFetch:
         )
         base_url = origins.base_url_of(mirror.name)
         download_job = DownloadJob(
-            self.upstreams[mirror.name], record, job.target, durable=True, base_url=base_url
+            self.upstreams[mirror.name],
+            record,
+            job.target,
+            durable=True,
+            base_url=base_url,
+            watch=job.watch,
         )
         async with self._limiter:
             result = await download(

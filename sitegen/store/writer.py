@@ -11,7 +11,9 @@ arrives into batches of ``BATCH`` bytes; a file smaller than that reaches its wo
 together with the request to report back when it is on disk. Each stream keeps to one worker,
 so its batches land in order. At most ``max_buffered`` bytes wait in the queues (besides the
 batch each transfer is gathering); beyond that the transfers wait, so a slow disk slows the
-download instead of filling memory. A stream never outlives its worker: should a worker's
+download instead of filling memory. A stream someone reads while it is written (``on_landed``)
+hands over every chunk as it comes and is told, in the event loop, how far the file is on disk
+each time a chunk lands. A stream never outlives its worker: should a worker's
 thread end (or, cancelled early, never start), whatever waits on it is released with an error.
 """
 
@@ -42,11 +44,14 @@ class FileStream:
         pending: PendingWrite,
         start: int,
         on_write: Callable[[bytes], object] | None,
+        on_landed: Callable[[int], object] | None = None,
     ) -> None:
         self.writer = writer
         self.worker = worker
         self.pending = pending
         self.on_write = on_write  # run in the worker on every chunk, in order (a hash update)
+        # Told in the event loop the file offset up to which the stream's bytes are on disk.
+        self.on_landed = on_landed
         self.error: BaseException | None = None  # the first failure; later batches are skipped
         self.abandoned = False
         self._position = start  # where the batch being gathered goes
@@ -60,7 +65,8 @@ class FileStream:
             raise self.error
         self._batch.append(data)
         self._batch_size += len(data)
-        if self._batch_size >= BATCH:
+        # A reader follows the file: a slow upstream must not keep what came waiting for a batch.
+        if self._batch_size >= BATCH or self.on_landed is not None:
             await self._send(settle=False)
 
     async def finish(self, then: Callable[[], object] | None = None) -> None:
@@ -124,11 +130,12 @@ class DiskWriter:
         pending: PendingWrite,
         start: int = 0,
         on_write: Callable[[bytes], object] | None = None,
+        on_landed: Callable[[int], object] | None = None,
     ) -> AsyncIterator[FileStream]:
         """A stream into ``pending`` from offset ``start``. On the way out nothing of it is
         still queued, so the file can be committed or discarded safely; left without
         :meth:`FileStream.finish`, whatever was not written yet is dropped."""
-        stream = FileStream(self, next(self._assign), pending, start, on_write)
+        stream = FileStream(self, next(self._assign), pending, start, on_write, on_landed)
         try:
             yield stream
         finally:
@@ -190,6 +197,10 @@ class DiskWriter:
                     stream.pending.write_at(item.batch, item.position)
                 except BaseException as exc:
                     stream.error = exc
+                else:
+                    if stream.on_landed is not None:
+                        end = item.position + item.size
+                        self._token.run_sync_soon(stream.on_landed, end)
             worker.written += item.size
             if item.settle:
                 if stream._then is not None and stream.error is None and not stream.abandoned:

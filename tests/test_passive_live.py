@@ -1,0 +1,180 @@
+"""A file fetched on request reaches its clients as it downloads, never complete unverified.
+
+A slow upstream takes longer than a client waits for bytes (conda's read timeout, a proxy's):
+the fetcher sends what has landed as it lands, holding back the last byte until the file is
+verified and stored. A corrupted body or an upstream that breaks off ends the client's
+connection before its body is complete, and nothing is stored. The clients here are httpx with
+a short read timeout, talking HTTP to a real fetcher on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from sitegen.config import load_config
+from sitegen.passive.fetcher import listener_address, open_listeners, serve_fetcher
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import example_packages, write_channel
+from testkit.faults import reset_after, slow_drip
+from testkit.upstream import FaultHook, UpstreamServer
+
+pytestmark = pytest.mark.integration
+
+CHANNEL = "cloud/forge"
+# 32 bytes every 0.1 s: a package of the example channel (about 1.3 KB) takes 4 s or more.
+DRIP = {"chunk": 32, "interval": 0.1}
+READ_TIMEOUT = 2.0
+
+
+@dataclass
+class Setup:
+    server: UpstreamServer
+    site: Path
+    fn: str
+    record: dict[str, Any]
+
+    @property
+    def target(self) -> Path:
+        return self.site / CHANNEL / "linux-64" / self.fn
+
+    def upstream_path(self) -> str:
+        return f"/forge/linux-64/{self.fn}"
+
+    def package_requests(self) -> list[str]:
+        return [r.path for r in self.server.requests if r.path.endswith(".conda")]
+
+    def leftovers(self) -> list[Path]:
+        return list((self.site / CHANNEL).rglob(".sitegen-tmp-*"))
+
+
+@dataclass
+class Got:
+    """What one client received."""
+
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: Exception | None = None
+
+
+@asynccontextmanager
+async def passive_site(tmp_path: Path, hook: FaultHook) -> AsyncIterator[tuple[Setup, str]]:
+    """A published passive mirror of the example channel, its largest linux-64 package served
+    by ``hook``, and the address of a fetcher for it on a port of its own."""
+    root = tmp_path / "upstream"
+    repodata = write_channel(root / "forge", example_packages(seed=0), zst=True)
+    packages = repodata["linux-64"]["packages.conda"]
+    fn = max(packages, key=lambda name: (packages[name]["size"], name))
+    with UpstreamServer(root) as server:
+        site = tmp_path / "site"
+        config_path = tmp_path / "channels.yaml"
+        config_path.write_text(
+            textwrap.dedent(
+                f"""\
+                output: {site}
+                download: {{retries: 0, timeout: 30}}
+                channels:
+                  {CHANNEL}:
+                    url: {server.url}/forge
+                    subdirs: [linux-64]
+                    mode: passive
+                """
+            )
+        )
+        config = load_config(config_path)
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        setup = Setup(server, site, fn, packages[fn])
+        server.add_fault(setup.upstream_path(), hook, times=1)
+        listeners = await open_listeners("127.0.0.1", 0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_fetcher, config, listeners)
+            yield setup, listener_address(listeners)
+            nursery.cancel_scope.cancel()
+
+
+async def get(address: str, fn: str, got: Got) -> None:
+    """GET the file as a client with a short read timeout would."""
+    timeout = httpx.Timeout(30, read=READ_TIMEOUT)
+    async with httpx.AsyncClient(base_url=f"http://{address}", timeout=timeout) as client:
+        try:
+            async with client.stream("GET", f"/{CHANNEL}/linux-64/{fn}") as response:
+                got.status, got.headers = response.status_code, dict(response.headers)
+                async for chunk in response.aiter_raw():
+                    got.body += chunk
+        except httpx.HTTPError as exc:
+            got.error = exc
+
+
+async def test_a_slow_download_reaches_a_client_with_a_short_read_timeout(
+    tmp_path: Path,
+) -> None:
+    async with passive_site(tmp_path, slow_drip(**DRIP)) as (setup, address):
+        got = Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, got)
+    assert got.error is None, repr(got.error)
+    assert got.status == 200
+    assert int(got.headers["content-length"]) == setup.record["size"]
+    assert got.headers["x-sitegen-fetcher"] == "fetched"
+    assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
+    assert hashlib.sha256(setup.target.read_bytes()).hexdigest() == setup.record["sha256"]
+    assert setup.package_requests() == [setup.upstream_path()]
+
+
+def assert_cut_off(got: Got, setup: Setup) -> None:
+    """The client was told the record's size and got less: an error, not a file."""
+    assert got.status == 200, got
+    assert int(got.headers["content-length"]) == setup.record["size"]
+    assert isinstance(got.error, httpx.RemoteProtocolError), repr(got.error)
+    assert 0 < len(got.body) < setup.record["size"]
+    assert not setup.target.exists() and setup.leftovers() == []
+
+
+async def test_a_corrupted_body_reaches_the_client_cut_off_and_is_not_stored(
+    tmp_path: Path,
+) -> None:
+    async with passive_site(tmp_path, slow_drip(**DRIP, flip=True)) as (setup, address):
+        got = Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, got)
+    assert_cut_off(got, setup)
+
+
+async def test_an_upstream_that_breaks_off_cuts_the_client_off_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    # Half the file, then silence (the client gets its part meanwhile), then a reset.
+    async with passive_site(tmp_path, reset_after(keep=600, pause=2.5)) as (setup, address):
+        got = Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, got)
+    assert_cut_off(got, setup)
+    assert len(got.body) <= 600
+
+
+async def test_a_client_joining_a_download_under_way_gets_the_verified_file_too(
+    tmp_path: Path,
+) -> None:
+    async with passive_site(tmp_path, slow_drip(**DRIP)) as (setup, address):
+        first, second = Got(), Got()
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(get, address, setup.fn, first)
+                while len(first.body) < 300:  # well into the download
+                    await trio.sleep(0.05)
+                await get(address, setup.fn, second)
+    for got in (first, second):
+        assert got.error is None, repr(got.error)
+        assert got.status == 200 and got.headers["x-sitegen-fetcher"] == "fetched"
+        assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
+    assert setup.package_requests() == [setup.upstream_path()]  # one download for both
