@@ -25,6 +25,7 @@ from sitegen.stats.run import run_stats
 from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.client import solve_and_install
+from testkit.faults import slow_drip
 from testkit.fetcher import fetcher_process
 from testkit.require import require_tool
 from testkit.upstream import ExampleUpstream
@@ -226,6 +227,36 @@ def test_a_passive_channel_tells_fetched_from_served_from_disk(
     (channel,) = _doc(config).channels
     assert channel.downloads == 2
     assert channel.passive == PassiveCounts(fetched=1, stored=0, disk=1)
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_a_file_the_fetcher_streams_as_it_lands_is_counted_as_fetched(
+    server: str, example_upstream: ExampleUpstream, public_dir: Path, tmp_path: Path
+) -> None:
+    """A download slower than the fetcher waits for is sent by the fetcher itself as it lands,
+    not through the web server's static answer: it counts as fetched all the same."""
+    require_server(server)
+    require_tool(shutil.which("curl") is not None, "curl")
+    state = public_dir / "state"
+    log = state / "access.log"
+    config_path = _write_config(public_dir, example_upstream.url, log, mode="passive")
+    config = load_config(config_path)
+    assert not trio.run(run_mirror, config, MirrorOptions(progress=False)).failed
+    published = _published(config)
+    conda = sorted(fn for fn in published if fn.endswith(".conda"))[0]
+    # Some 3 s for the file: past the fetcher's wait for a download to end before it streams.
+    interval = 3.0 / -(-published[conda] // 256)
+    example_upstream.server.add_fault(f"/linux-64/{conda}", slow_drip(256, interval))
+    with fetcher_process(config_path, tmp_path) as fetcher:
+        web = webconf_server(server, config, state, prefix=PREFIX, fetcher=fetcher.address)
+        with web:
+            assert curl(f"{web.url}{PREFIX}/{CHANNEL}/linux-64/{conda}", CONDA) == 200
+            wait_for_lines(log, 1)
+    assert '"fetched"' in log.read_text()
+    run_stats(config)
+    (channel,) = _doc(config).channels
+    assert channel.downloads == 1
+    assert channel.passive == PassiveCounts(fetched=1, stored=0, disk=0)
 
 
 def test_a_rattler_install_is_counted_file_by_file(
