@@ -32,7 +32,7 @@ from sitegen.cli import main
 from sitegen.config import SiteConfig, load_config, parse_config
 from sitegen.net.failures import MAX_RETRY_AFTER, retry_after
 from sitegen.net.upstream_cache import UpstreamCache
-from sitegen.passive.fetcher import open_listeners, serve_fetcher
+from sitegen.passive.listen import open_listeners, serve_fetcher
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport

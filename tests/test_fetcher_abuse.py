@@ -12,13 +12,8 @@ import pytest
 import trio
 
 from sitegen.config import SiteConfig, load_config
-from sitegen.passive.fetcher import (
-    FetcherLimits,
-    delivery,
-    listener_address,
-    open_listeners,
-    serve_fetcher,
-)
+from sitegen.passive.fetcher import FetcherLimits, delivery
+from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.passive.resolver import Resolver, passive_channels
 from sitegen.store.site import Site
 from sitegen.sync.run import MirrorOptions, run_mirror

@@ -26,7 +26,7 @@ import pytest
 import trio
 
 from sitegen.config import SiteConfig, load_config
-from sitegen.passive.fetcher import listener_address, open_listeners, serve_fetcher
+from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.passive.resolver import Reply, Resolver, passive_channels
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files

@@ -22,7 +22,7 @@ import pytest
 import trio
 
 from sitegen.config import load_config
-from sitegen.passive.fetcher import listener_address, open_listeners, serve_fetcher
+from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.faults import reset_after, slow_drip

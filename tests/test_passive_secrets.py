@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from sitegen.config import load_config
-from sitegen.passive.fetcher import open_listeners, serve_fetcher
+from sitegen.passive.listen import open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.upstream import UpstreamServer, respond

@@ -304,8 +304,8 @@ def _fetcher(args: argparse.Namespace) -> int:
     import signal
 
     from sitegen.net.activity import counted
-    from sitegen.passive.fetcher import (
-        FetcherLimits,
+    from sitegen.passive.fetcher import FetcherLimits
+    from sitegen.passive.listen import (
         listener_address,
         open_listeners,
         parse_listen,
