@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import main
-from sitegen.layout import pending_page_path, run_page_path
+from sitegen.layout import approved_page_path, pending_page_path, run_page_path
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from testkit.client import solve_and_install, solve_only
@@ -150,3 +150,21 @@ def test_pending_leaves_out_what_the_gated_channels_filters_drop(
     page = (site / pending_page_path(GATED)).read_text()
     assert "zlib" not in page and "py312hf9d485c_0" in page and "libopenblas" in page
     assert "4 more of cloud/example are not listed" in page
+
+
+def test_the_approved_page_marks_a_dependency_the_filters_leave_out_as_unpublished(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, example_upstream.url)
+    config.write_text(config.read_text() + "    filters: {licenses: {exclude: [Zlib]}}\n")
+    args = ["-c", str(config)]
+    site = tmp_path / "site"
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    approve = ["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "forecasting"]
+    assert main([*approve, "--with-dependencies"]) == 0
+    page = (site / approved_page_path(GATED)).read_text()
+    approved, left_out = page.split("Approved as dependencies", 1)[1].split("Left out by", 1)
+    # libopenblas is published beside numpy; zlib, which it needs, is not (its licence).
+    assert "libopenblas-0.3.27" in approved and "zlib" not in approved
+    assert "linux-64/zlib-1.3.1" in left_out and "license excluded" in left_out

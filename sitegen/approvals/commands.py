@@ -139,8 +139,9 @@ def waiting(
     approved = approve(
         candidates, channel.approval.entries, time.time() if now is None else now, matcher
     )
-    publishable, left_out = admissible(candidates, (config.filters, channel.filters), matcher)
-    return pending(publishable, approved, matcher, limit=limit), left_out
+    admitted = admissible(candidates, (config.filters, channel.filters), matcher)
+    items = pending(admitted.publishable, approved, matcher, limit=limit)
+    return items, len(admitted.left_out)
 
 
 def matches_now(config: SiteConfig, entry: Approval) -> int:

@@ -6,12 +6,13 @@ templates render them. Nothing here escapes text: the templates do, as for every
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from sitegen.conda.records import Record
 from sitegen.conda.version import timestamp_ms
 from sitegen.config.approval_model import Approval
-from sitegen.sync.approvals import Approved, PendingItem
+from sitegen.sync.approvals import Approved, FileKey, PendingItem
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class ApprovedPage:
     channel: str
     rows: tuple[ApprovedRow, ...]  # by spec
     dependencies: tuple[tuple[str, str], ...]  # ("subdir/fn", why), approved as dependencies
+    # ("subdir/fn", why, the filters' reason): approved as dependencies, but the gated channel's
+    # own filters leave them out, so they are not published (what needs them will not install).
+    dependencies_left_out: tuple[tuple[str, str, str], ...]
 
 
 def pending_page(channel: str, source: str, items: Iterable[PendingItem]) -> PendingPage:
@@ -77,8 +81,15 @@ def pending_page(channel: str, source: str, items: Iterable[PendingItem]) -> Pen
 
 
 def approved_page(
-    channel: str, entries: Iterable[Approval], approved: Approved, now: float
+    channel: str,
+    entries: Iterable[Approval],
+    approved: Approved,
+    now: float,
+    left_out: Mapping[FileKey, tuple[Record, str]] | None = None,
 ) -> ApprovedPage:
+    """``left_out``: the candidates the gated channel's own filters leave out, with their
+    reason (see :func:`sitegen.sync.approvals.admissible`)."""
+    dropped = left_out or {}
     rows = []
     for entry in sorted(entries, key=lambda e: e.key):
         files = approved.by_entry.get(entry, [])
@@ -94,7 +105,12 @@ def approved_page(
                 files=tuple(f"{s}/{fn}" for s, fn in files),
             )
         )
-    dependencies = tuple(
-        (f"{s}/{fn}", why) for (s, fn), why in sorted(approved.dependencies.items())
-    )
-    return ApprovedPage(channel, tuple(rows), dependencies)
+    dependencies = []
+    unpublished = []
+    for key, why in sorted(approved.dependencies.items()):
+        file = f"{key[0]}/{key[1]}"
+        if key in dropped:
+            unpublished.append((file, why, dropped[key][1]))
+        else:
+            dependencies.append((file, why))
+    return ApprovedPage(channel, tuple(rows), tuple(dependencies), tuple(unpublished))

@@ -52,17 +52,27 @@ def load_candidates(
     return out
 
 
+@dataclass(frozen=True)
+class Admissible:
+    """The candidates a gated channel's own filters let through, and those they leave out with
+    the filters' reason: approving one of those would publish nothing."""
+
+    publishable: dict[str, dict[str, Record]]
+    left_out: dict[FileKey, tuple[Record, str]]
+
+
 def admissible(
     candidates: Candidates, levels: tuple[FilterSpec, ...], matcher: RecordMatcher
-) -> tuple[dict[str, dict[str, Record]], int]:
-    """The candidates a gated channel's own filters (``levels``: the site's and the channel's)
-    let through, and how many they leave out: approving one of those would publish nothing."""
-    out: dict[str, dict[str, Record]] = {}
-    left_out = 0
+) -> Admissible:
+    """Split the candidates by a gated channel's own filters (``levels``: the site's and the
+    channel's)."""
+    out = Admissible({}, {})
     for subdir, records in candidates.items():
-        out[subdir] = dict(apply_filters(dict(records), subdir, levels, matcher).kept)
-        left_out += len(records) - len(out[subdir])
-    return out, left_out
+        result = apply_filters(dict(records), subdir, levels, matcher)
+        out.publishable[subdir] = dict(result.kept)
+        for fn, reason in result.excluded.items():
+            out.left_out[(subdir, fn)] = (records[fn], reason)
+    return out
 
 
 def matching(

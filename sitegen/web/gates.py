@@ -88,7 +88,8 @@ def approval_pages(
 ) -> list[GatePage]:
     """The pages of :func:`approval_relpaths`: the approved list and what waits. ``levels``:
     the gated channel's own filters (the site's and its own); what they leave out is not
-    listed as waiting, as approving it would publish nothing."""
+    listed as waiting, as approving it would publish nothing, and is marked as left out where
+    it is approved as a dependency."""
     gate = channel.approval
     relpaths = approval_relpaths(channel, private)
     if gate is None:
@@ -97,17 +98,19 @@ def approval_pages(
     matcher = RecordMatcher()
     approved = approve(candidates, gate.entries, now, matcher)
     links = approval_links(channel, private)
-    approved_model = dataclasses.asdict(approved_page(channel.path, gate.entries, approved, now))
+    admitted = admissible(candidates, levels, matcher)
+    approved_model = dataclasses.asdict(
+        approved_page(channel.path, gate.entries, approved, now, admitted.left_out)
+    )
     approved_model.update(links, source=gate.source)
     pages = [GatePage(approved_page_path(channel.path), "approvals.html", approved_model)]
     if pending_page_path(channel.path) in relpaths:
-        publishable, left_out = admissible(candidates, levels, matcher)
-        waiting = pending(publishable, approved, matcher, limit=PENDING_MAX)
+        waiting = pending(admitted.publishable, approved, matcher, limit=PENDING_MAX)
         model = dataclasses.asdict(pending_page(channel.path, gate.source, waiting[:PENDING_MAX]))
         for row in model["rows"]:
             row["date"] = format_date_ms(row["timestamp_ms"])
         more = max(0, len(waiting) - PENDING_MAX)
-        model.update(links, waiting=len(waiting), more=more, left_out=left_out)
+        model.update(links, waiting=len(waiting), more=more, left_out=len(admitted.left_out))
         pages.append(GatePage(pending_page_path(channel.path), "pending.html", model))
     return pages
 
