@@ -143,12 +143,13 @@ def test_pending_leaves_out_what_the_gated_channels_filters_drop(
     capsys.readouterr()
     assert main(["pending", GATED, *args]) == 0
     listing = capsys.readouterr().out
-    # zlib can never be published there: neither listed nor counted among what numpy would add.
-    assert "zlib" not in listing
+    # zlib can never be published there: neither listed nor counted among what numpy would add
+    # (only named as what it would lack).
+    assert "zlib-" not in listing
     assert "linux-64/numpy-2.1.0-py312hf9d485c_0.conda" in listing
     assert "4 more are not listed: the channel's filters leave them out" in listing
     page = (site / pending_page_path(GATED)).read_text()
-    assert "zlib" not in page and "py312hf9d485c_0" in page and "libopenblas" in page
+    assert "zlib-" not in page and "py312hf9d485c_0" in page and "libopenblas" in page
     assert "4 more of cloud/example are not listed" in page
 
 
@@ -168,3 +169,23 @@ def test_the_approved_page_marks_a_dependency_the_filters_leave_out_as_unpublish
     # libopenblas is published beside numpy; zlib, which it needs, is not (its licence).
     assert "libopenblas-0.3.27" in approved and "zlib" not in approved
     assert "linux-64/zlib-1.3.1" in left_out and "license excluded" in left_out
+
+
+def test_pending_says_what_a_candidate_would_lack_when_the_filters_drop_a_dependency(
+    example_upstream: ExampleUpstream, tmp_path: Path, capsys
+) -> None:
+    config = write_config(tmp_path, example_upstream.url)
+    config.write_text(config.read_text() + "    filters: {licenses: {exclude: [Zlib]}}\n")
+    args = ["-c", str(config)]
+    site = tmp_path / "site"
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["pending", GATED, *args]) == 0
+    numpy = "linux-64/numpy-2.1.0-py312hf9d485c_0.conda"
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith(numpy)]
+    # numpy needs libopenblas, which needs zlib: approved, numpy would not install.
+    assert line.endswith("would lack: zlib >=1.2.13,<2.0a0 (license excluded)")
+    page = (site / pending_page_path(GATED)).read_text()
+    row = page.split("<b>numpy</b>", 1)[1].split("</tr>", 1)[0]
+    assert "Would lack" in row and "zlib &gt;=1.2.13,&lt;2.0a0" in row and "license excluded" in row

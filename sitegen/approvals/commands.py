@@ -140,7 +140,9 @@ def waiting(
         candidates, channel.approval.entries, time.time() if now is None else now, matcher
     )
     admitted = admissible(candidates, (config.filters, channel.filters), matcher)
-    items = pending(admitted.publishable, approved, matcher, limit=limit)
+    items = pending(
+        admitted.publishable, approved, matcher, limit=limit, left_out=admitted.left_out
+    )
     return items, len(admitted.left_out)
 
 

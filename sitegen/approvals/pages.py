@@ -27,6 +27,7 @@ class PendingRow:
     timestamp_ms: int  # 0 when the record has none
     depends: tuple[str, ...]
     would_add: tuple[str, ...]  # "subdir/fn" of files approving it with dependencies adds
+    would_lack: tuple[str, ...]  # what it needs that the gated channel cannot publish, and why
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def pending_page(channel: str, source: str, items: Iterable[PendingItem]) -> Pen
                 timestamp_ms=timestamp_ms(raw),
                 depends=tuple(str(d) for d in raw.get("depends") or ()),
                 would_add=tuple(f"{s}/{fn}" for s, fn in item.would_add),
+                would_lack=item.would_lack,
             )
         )
     return PendingPage(channel, source, tuple(rows))

@@ -140,6 +140,9 @@ def _add_approval_commands(add: AddCommand) -> None:
             if index < args.limit:
                 extra = ", ".join(f"{s}/{fn}" for s, fn in item.would_add)
                 line += f"  would add: {extra or 'nothing else'}"
+                if item.would_lack:
+                    # Approved, it would not install: what it needs cannot be published.
+                    line += f"  would lack: {', '.join(item.would_lack)}"
             print(line)
         print(f"{len(items)} packages wait for approval")
         if left_out:

@@ -14,12 +14,18 @@ from pathlib import Path
 
 from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import Record, RepodataError
-from sitegen.conda.version import RecordMatcher, parse_matchspec, spec_exact_name, timestamp_ms
+from sitegen.conda.version import (
+    InvalidSpecError,
+    RecordMatcher,
+    parse_matchspec,
+    spec_exact_name,
+    timestamp_ms,
+)
 from sitegen.config.approval_model import Approval
 from sitegen.config.model import FilterSpec
 from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult, apply_filters
 from sitegen.layout import REPODATA
-from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
+from sitegen.sync.closure import NOARCH, DependencyReport, MirrorSelection, close_dependencies
 
 # (subdir, file name): one package file of the channel.
 FileKey = tuple[str, str]
@@ -173,6 +179,9 @@ class PendingItem:
     subdir: str
     record: Record
     would_add: tuple[FileKey, ...]
+    # The dependencies nothing among the candidates satisfies, each with why ("zlib >=1.2
+    # (license excluded)"): approved, the candidate would not install from the gated channel.
+    would_lack: tuple[str, ...] = ()
 
 
 def pending(
@@ -181,9 +190,13 @@ def pending(
     matcher: RecordMatcher,
     *,
     limit: int | None = None,
+    left_out: Mapping[FileKey, tuple[Record, str]] | None = None,
 ) -> list[PendingItem]:
-    """Candidates not approved, newest first; ``would_add`` is worked out for the first
-    ``limit`` of them (all when None), as it costs a dependency walk each."""
+    """Candidates not approved, newest first; ``would_add`` and ``would_lack`` are worked out
+    for the first ``limit`` of them (all when None), as they cost a dependency walk each.
+    ``left_out``: the source's records the filters dropped from ``candidates``, with their
+    reason (see :func:`admissible`), which tell why a dependency would be lacking."""
+    dropped = _by_name(left_out or {})
     waiting = [
         (subdir, record)
         for subdir, records in candidates.items()
@@ -194,8 +207,47 @@ def pending(
     out = []
     for index, (subdir, record) in enumerate(waiting):
         extra: tuple[FileKey, ...] = ()
+        lack: tuple[str, ...] = ()
         if limit is None or index < limit:
-            needed = closure(candidates, [(subdir, record.fn)], matcher)
+            report = _walk(candidates, [(subdir, record.fn)], matcher)
+            needed = [(a.subdir, a.fn) for a in report.added.get(_WALK, [])]
             extra = tuple(sorted(k for k in needed if k not in approved.records))
-        out.append(PendingItem(subdir, record, extra))
+            lack = _lacking(report.unsatisfied.get(_WALK, []), dropped, matcher)
+        out.append(PendingItem(subdir, record, extra, lack))
     return out
+
+
+# Lower-cased name -> (subdir, record, the filters' reason) of the records they left out.
+_Dropped = dict[str, list[tuple[str, Record, str]]]
+
+
+def _by_name(left_out: Mapping[FileKey, tuple[Record, str]]) -> _Dropped:
+    out: _Dropped = {}
+    for (subdir, _fn), (record, reason) in left_out.items():
+        out.setdefault(record.name.lower(), []).append((subdir, record, reason))
+    return out
+
+
+def _lacking(
+    unsatisfied: Iterable[tuple[str, str, str]], dropped: _Dropped, matcher: RecordMatcher
+) -> tuple[str, ...]:
+    """Each dependency a walk left unsatisfied, once, with why: the reasons the filters left
+    out the source's records that match it, or that the source has none."""
+    reasons: dict[str, set[str]] = {}
+    for where, dep, _needed_by in unsatisfied:
+        # "linux-64", or "noarch (linux-64)" for a noarch record lacking it on one platform.
+        subdir, _, platform = where.partition(" (")
+        scope = {subdir, platform.rstrip(")"), NOARCH}
+        try:
+            spec = parse_matchspec(dep)
+        except InvalidSpecError:
+            reasons.setdefault(dep, set()).add("not a valid spec")
+            continue
+        name = spec_exact_name(spec)
+        found = {
+            reason
+            for s, record, reason in dropped.get((name or "").lower(), [])
+            if s in scope and matcher.matches(spec, record.raw)
+        }
+        reasons.setdefault(dep, set()).update(found or {"not in the source"})
+    return tuple(f"{dep} ({', '.join(sorted(why))})" for dep, why in sorted(reasons.items()))

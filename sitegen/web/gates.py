@@ -105,7 +105,9 @@ def approval_pages(
     approved_model.update(links, source=gate.source)
     pages = [GatePage(approved_page_path(channel.path), "approvals.html", approved_model)]
     if pending_page_path(channel.path) in relpaths:
-        waiting = pending(admitted.publishable, approved, matcher, limit=PENDING_MAX)
+        waiting = pending(
+            admitted.publishable, approved, matcher, limit=PENDING_MAX, left_out=admitted.left_out
+        )
         model = dataclasses.asdict(pending_page(channel.path, gate.source, waiting[:PENDING_MAX]))
         for row in model["rows"]:
             row["date"] = format_date_ms(row["timestamp_ms"])
