@@ -87,11 +87,16 @@ class AdvisoryPolicy:
     def blocks(self, advisory: Advisory, entry: Affected) -> bool:
         if advisory.withdrawn:
             return False
-        allowed = set(self.allow)
+        allowed = self.allowed
         if advisory.id in allowed or allowed.intersection(advisory.aliases):
             return False
         score = advisory.score_for(entry)
         return score is None or score >= self.min_score
+
+    @cached_property
+    def allowed(self) -> frozenset[str]:
+        """``allow`` as a set: :meth:`blocks` asks it for every affected entry it judges."""
+        return frozenset(self.allow)
 
     @cached_property
     def by_id(self) -> dict[str, Advisory]:
