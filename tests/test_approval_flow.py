@@ -105,16 +105,22 @@ def test_approve_with_dependencies_installs_and_revoke_removes(
     assert record["packages"] == {} and record["packages.conda"] == {}
 
 
+def zlib_refused(tmp_path: Path, url: str) -> tuple[list[str], Path]:
+    """The gated channel with its own filters refusing zlib (licence "Zlib", which
+    libopenblas needs), its source mirrored twice: the CLI's config arguments and the site."""
+    config = write_config(tmp_path, url)
+    config.write_text(config.read_text() + "    filters: {licenses: {exclude: [Zlib]}}\n")
+    args = ["-c", str(config)]
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    return args, tmp_path / "site"
+
+
 def test_a_dependency_the_gated_channels_filters_leave_out_is_reported_unsatisfied(
     example_upstream: ExampleUpstream, tmp_path: Path, caplog
 ) -> None:
     # zlib (licence "Zlib") is what libopenblas needs; the gated channel's own filters refuse it.
-    config = write_config(tmp_path, example_upstream.url)
-    config.write_text(config.read_text() + "    filters: {licenses: {exclude: [Zlib]}}\n")
-    args = ["-c", str(config)]
-    site = tmp_path / "site"
-    assert main(["mirror", *args, "--no-progress"]) == 0
-    assert main(["mirror", *args, "--no-progress"]) == 0
+    args, site = zlib_refused(tmp_path, example_upstream.url)
     approve = ["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "forecasting"]
     assert main([*approve, "--with-dependencies"]) == 0
     names = {fn.rsplit("-", 2)[0] for fn in published(site, GATED, "linux-64")}
@@ -134,12 +140,7 @@ def test_a_dependency_the_gated_channels_filters_leave_out_is_reported_unsatisfi
 def test_pending_leaves_out_what_the_gated_channels_filters_drop(
     example_upstream: ExampleUpstream, tmp_path: Path, capsys
 ) -> None:
-    config = write_config(tmp_path, example_upstream.url)
-    config.write_text(config.read_text() + "    filters: {licenses: {exclude: [Zlib]}}\n")
-    args = ["-c", str(config)]
-    site = tmp_path / "site"
-    assert main(["mirror", *args, "--no-progress"]) == 0
-    assert main(["mirror", *args, "--no-progress"]) == 0
+    args, site = zlib_refused(tmp_path, example_upstream.url)
     capsys.readouterr()
     assert main(["pending", GATED, *args]) == 0
     listing = capsys.readouterr().out
@@ -156,12 +157,7 @@ def test_pending_leaves_out_what_the_gated_channels_filters_drop(
 def test_the_approved_page_marks_a_dependency_the_filters_leave_out_as_unpublished(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, example_upstream.url)
-    config.write_text(config.read_text() + "    filters: {licenses: {exclude: [Zlib]}}\n")
-    args = ["-c", str(config)]
-    site = tmp_path / "site"
-    assert main(["mirror", *args, "--no-progress"]) == 0
-    assert main(["mirror", *args, "--no-progress"]) == 0
+    args, site = zlib_refused(tmp_path, example_upstream.url)
     approve = ["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "forecasting"]
     assert main([*approve, "--with-dependencies"]) == 0
     page = (site / approved_page_path(GATED)).read_text()
@@ -174,12 +170,7 @@ def test_the_approved_page_marks_a_dependency_the_filters_leave_out_as_unpublish
 def test_pending_says_what_a_candidate_would_lack_when_the_filters_drop_a_dependency(
     example_upstream: ExampleUpstream, tmp_path: Path, capsys
 ) -> None:
-    config = write_config(tmp_path, example_upstream.url)
-    config.write_text(config.read_text() + "    filters: {licenses: {exclude: [Zlib]}}\n")
-    args = ["-c", str(config)]
-    site = tmp_path / "site"
-    assert main(["mirror", *args, "--no-progress"]) == 0
-    assert main(["mirror", *args, "--no-progress"]) == 0
+    args, site = zlib_refused(tmp_path, example_upstream.url)
     capsys.readouterr()
     assert main(["pending", GATED, *args]) == 0
     numpy = "linux-64/numpy-2.1.0-py312hf9d485c_0.conda"
