@@ -204,17 +204,25 @@ def test_mirror_counts_downloads_at_the_end_when_configured(
     assert "no 'stats:' section" in capsys.readouterr().err
 
 
+def _passive_mirror(public_dir: Path, upstream: str) -> tuple[Path, SiteConfig]:
+    """A passive mirror of ``upstream`` published in ``public_dir``, its server's access log
+    in ``public_dir/state``: the config's path, and the config."""
+    log = public_dir / "state" / "access.log"
+    config_path = _write_config(public_dir, upstream, log, mode="passive")
+    config = load_config(config_path)
+    assert not trio.run(run_mirror, config, MirrorOptions(progress=False)).failed
+    return config_path, config
+
+
 @pytest.mark.parametrize("server", ["nginx", "apache"])
 def test_a_passive_channel_tells_fetched_from_served_from_disk(
     server: str, example_upstream: ExampleUpstream, public_dir: Path, tmp_path: Path
 ) -> None:
     require_server(server)
     require_tool(shutil.which("curl") is not None, "curl")
+    config_path, config = _passive_mirror(public_dir, example_upstream.url)
     state = public_dir / "state"
     log = state / "access.log"
-    config_path = _write_config(public_dir, example_upstream.url, log, mode="passive")
-    config = load_config(config_path)
-    assert not trio.run(run_mirror, config, MirrorOptions(progress=False)).failed
     conda = sorted(fn for fn in _published(config) if fn.endswith(".conda"))[0]
     with fetcher_process(config_path, tmp_path) as fetcher:
         web = webconf_server(server, config, state, prefix=PREFIX, fetcher=fetcher.address)
@@ -237,11 +245,9 @@ def test_a_file_the_fetcher_streams_as_it_lands_is_counted_as_fetched(
     not through the web server's static answer: it counts as fetched all the same."""
     require_server(server)
     require_tool(shutil.which("curl") is not None, "curl")
+    config_path, config = _passive_mirror(public_dir, example_upstream.url)
     state = public_dir / "state"
     log = state / "access.log"
-    config_path = _write_config(public_dir, example_upstream.url, log, mode="passive")
-    config = load_config(config_path)
-    assert not trio.run(run_mirror, config, MirrorOptions(progress=False)).failed
     published = _published(config)
     conda = sorted(fn for fn in published if fn.endswith(".conda"))[0]
     # Some 3 s for the file: past the fetcher's wait for a download to end before it streams.
