@@ -299,3 +299,30 @@ def test_a_file_set_aside_that_is_nowhere_else_stays(
     assert any("set aside by an earlier move is in the way" in e for e in report.errors)
     assert sha256_of(aside_of(foo)) == digest
     assert published(site, CHANNEL, "linux-64") == {foo.name}
+
+
+def test_moved_files_stay_published_once_move_is_turned_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store holds the only copies of what moved: a mirror that no longer says ``move:
+    true`` still reads it (and repairs from it, and finishes a move a kill left aside), and
+    moves nothing more."""
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    foo = drop(folder, FOO, "conda")
+    bar = drop(folder, BAR, "conda", by_subdir=True)
+    digests = {p.name: sha256_of(p) for p in (foo, bar)}
+    assert not run(local_config(site, folder, extra="move: true\n")).failed
+    assert not foo.exists() and not bar.exists()
+    os.rename(local_store_path(site, MIRROR) / "linux-64" / bar.name, aside_of(bar))
+    config = local_config(site, folder)
+    baz = drop(folder, PackageSpec("baz", "1.0", "h3_0"), "conda")
+    with caplog.at_level("WARNING", logger="sitegen"):
+        assert not run(config).failed
+    assert f"{aside_of(bar)} was set aside by a move that did not finish" in caplog.text
+    assert published(site, CHANNEL, "linux-64") == {foo.name, bar.name, baz.name}
+    assert_channel_consistent(site, CHANNEL)
+    assert baz.exists()  # no more moves
+    directory = site / CHANNEL / "linux-64"
+    (directory / foo.name).unlink()
+    assert trio.run(verify_site, config, True).ok
+    assert sha256_of(directory / foo.name) == digests[foo.name]

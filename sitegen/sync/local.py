@@ -59,6 +59,13 @@ def folder_of(mirror: MirrorConfig) -> Path:
     return Path(mirror.source_url())
 
 
+def has_store(site: Site, mirror: MirrorConfig) -> bool:
+    """Whether a local mirror's store is read beside its folder: with ``move: true``, and once
+    it has moved files whatever it says now. The store holds the only copies of those files:
+    turning ``move`` off stops further moves, it must not drop what moved."""
+    return mirror.move or local_store_path(site.root, mirror.name).is_dir()
+
+
 @dataclass
 class LocalSources:
     """What indexing the local mirrors of a run found."""
@@ -106,17 +113,16 @@ async def index_all(
 
 
 async def index_folder(site: Site, mirror: MirrorConfig, save: bool = True) -> FolderIndex | str:
-    """One local mirror's folder, indexed; the error when the folder cannot be listed. With
-    ``move``, the files moved out of the folder before are indexed too, from the store; a file
-    of the folder wins over a moved one of the same name (it replaces it once published)."""
+    """One local mirror's folder, indexed; the error when the folder cannot be listed. The
+    files moved out of the folder before are indexed too, from the store (see
+    :func:`has_store`); a file of the folder wins over a moved one of the same name (with
+    ``move``, it replaces it once published)."""
     folder = folder_of(mirror)
     index = await index_directory(
         site, mirror, folder, local_index_path(site.root, mirror.name), save
     )
-    if isinstance(index, str) or not mirror.move:
-        return index
     store = local_store_path(site.root, mirror.name)
-    if not store.is_dir():
+    if isinstance(index, str) or not has_store(site, mirror) or not store.is_dir():
         return index
     moved = await index_directory(
         site, mirror, store, local_store_index_path(site.root, mirror.name), save
@@ -281,10 +287,11 @@ def readable_as_published(source: Path) -> bool:
 
 def source_candidates(site: Site, mirror: MirrorConfig, subdir: str, fn: str) -> list[Path]:
     """Where a local mirror's file named ``fn`` may be: the folder's top level and its
-    ``<subdir>/`` folder (the order the index prefers), then a ``move: true`` mirror's store."""
+    ``<subdir>/`` folder (the order the index prefers), then the mirror's store (see
+    :func:`has_store`)."""
     folder = folder_of(mirror)
     paths = [folder / fn, folder / subdir / fn]
-    if mirror.move:
+    if has_store(site, mirror):
         paths.append(local_store_path(site.root, mirror.name) / subdir / fn)
     return paths
 

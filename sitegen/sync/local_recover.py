@@ -1,4 +1,4 @@
-"""``move: true`` local sources after a crash: the files a move left set aside in the folder.
+"""Local sources that move files after a crash: the files a move left set aside in the folder.
 
 A move renames the folder's file to a dot-file beside it first (see
 :func:`sitegen.store.take.take_file`); a run killed before the second rename leaves it there,
@@ -21,16 +21,17 @@ from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.layout import local_index_path, local_store_path
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.store.take import ASIDE_SUFFIX, name_set_aside, recover_aside
-from sitegen.sync.local import folder_of, read_or_none
+from sitegen.sync.local import folder_of, has_store, is_local, read_or_none
 from sitegen.sync.local_index import decode_cache
 
 log = logging.getLogger("sitegen")
 
 
 async def recover_all(site: Site, mirrors: Iterable[tuple[ChannelConfig, MirrorConfig]]) -> None:
-    """Deal with what interrupted moves left in the folders of the ``move: true`` mirrors."""
+    """Deal with what interrupted moves left in the folders of the mirrors that move files, or
+    did (a store holds files moved before ``move: true`` was turned off)."""
     for channel, mirror in mirrors:
-        if mirror.move:
+        if is_local(mirror) and has_store(site, mirror):
             await trio.to_thread.run_sync(recover_folder, site, channel.path, mirror)
 
 

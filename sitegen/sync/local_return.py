@@ -36,7 +36,7 @@ from sitegen.net.activity import counted
 from sitegen.store.compare import same_files
 from sitegen.store.site import Site
 from sitegen.store.temp_names import short_name
-from sitegen.sync.local import folder_of, is_local
+from sitegen.sync.local import folder_of, has_store, is_local
 from sitegen.sync.local_move import recorded_folder
 
 log = logging.getLogger("sitegen")
@@ -102,12 +102,13 @@ def same_folder(one: Path, other: Path) -> bool:
 
 
 def reader_stores(site: Site, config: SiteConfig, folder: Path) -> list[Path]:
-    """The stores of the configured ``move: true`` sources that read ``folder``: a file of the
-    name there is published from it, and must not be replaced by an older one given back."""
+    """The stores of the configured sources that read ``folder`` (of those that move files, or
+    did, see :func:`sitegen.sync.local.has_store`): a file of the name there is published from
+    it, and must not be replaced by an older one given back."""
     return [
         local_store_path(site.root, m.name)
         for _c, m in config.mirrors
-        if is_local(m) and m.move and same_folder(folder_of(m), folder)
+        if is_local(m) and has_store(site, m) and same_folder(folder_of(m), folder)
     ]
 
 
