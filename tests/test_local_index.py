@@ -27,6 +27,7 @@ from sitegen.conda.index import (
     REASON_NOT_FILE,
     REASON_TOO_LARGE,
     REASON_TRUNCATED,
+    REASON_TWO_INDEXES,
     REASON_UNREADABLE,
     REASON_UNSAFE_PATH,
     BadPackage,
@@ -374,6 +375,43 @@ def test_bad_packages_are_skipped_with_their_reasons(tmp_path: Path) -> None:
     assert examples == bad
     counted = sum(sum(sub.rejected.values()) for sub in mirror.subdirs.values())
     assert counted == len(bad)
+
+
+def test_a_package_with_two_index_jsons_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two members that extract to info/index.json make a package whose record depends on
+    which one a reader takes (the first one read was published, a tar extraction keeps the
+    last): refused, whatever the format and wherever the second one lies in the info/ part
+    ("./info/index.json" lands on the same file), while the good packages are published."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, SPECS[:1])
+    about = ("info/about.json", json.dumps({"summary": "one of two"}).encode())
+    other = json.dumps(index_of("dup", depends=["something-else"])).encode()
+    payload = ("lib/libdup.so", b"\x7fELF")
+    refused = [
+        write_tar_bz2(
+            folder / "dup-1.0-0.tar.bz2",
+            [*info_members(index_of("dup")), about, ("info/index.json", other), payload],
+        ),
+        write_tar_bz2(
+            folder / "dup-2.0-0.tar.bz2",
+            [*info_members(index_of("dup", "2.0")), about, ("./info/index.json", other), payload],
+        ),
+        write_conda(
+            folder / "dup-3.0-0.conda",
+            [*info_members(index_of("dup", "3.0")), about, ("info/index.json", other)],
+        ),
+    ]
+    site = tmp_path / "site"
+    with caplog.at_level("WARNING", logger="sitegen"):
+        report = run(local_config(site, folder))
+    assert not report.failed
+    assert published(site, CHANNEL, "linux-64") == set(good)
+    examples = report.mirrors[0].subdirs["noarch"].rejected_examples
+    assert examples == {p.name: REASON_TWO_INDEXES for p in refused}
+    for path in refused:
+        assert f"skipped {path.name}: {REASON_TWO_INDEXES}" in caplog.text
 
 
 def test_metadata_that_repodata_cannot_carry_skips_the_package_not_the_run(

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import stat
 import zipfile
 from collections.abc import Callable
@@ -81,6 +82,7 @@ REASON_UNSAFE_PATH = "unsafe path inside the archive"
 REASON_TOO_LARGE = "absurd size inside the archive"
 REASON_CHANGED = "changed or vanished while being read"
 REASON_NOT_FILE = "not a regular file"
+REASON_TWO_INDEXES = "info/index.json twice in the archive"
 
 # os.pread's shape: (fd, length, offset) -> bytes.
 Pread = Callable[[int, int, int], bytes]
@@ -324,12 +326,21 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
 def _collect(components: Any, members: dict[str, bytes], limit: int) -> None:
     """Read index.json and about.json out of the info/ tar stream, checking every member
     passed on the way; what is not found in the first ``limit`` decompressed bytes is not
-    looked for further."""
+    looked for further. The info/ part is read to its end (a ``.tar.bz2``'s payload after it
+    is not): a second member extracting to index.json would leave the record to the reader."""
     wanted = (INDEX_JSON, ABOUT_JSON)
+    indexes = 0
     for tar, member in components:
         name = member.name
+        landing = posixpath.normpath(name)  # where extracting the member writes it
+        if all(w in members for w in wanted) and not landing.startswith("info/"):
+            return  # past the info/ part: the rest of the stream need not be decompressed
         if name.startswith("/") or ".." in name.split("/") or "\x00" in name:
             raise BadPackage(REASON_UNSAFE_PATH, repr(name)[:200])
+        if landing == INDEX_JSON:
+            indexes += 1
+            if indexes > 1:
+                raise BadPackage(REASON_TWO_INDEXES, repr(name)[:200])
         if member.offset_data > limit:
             if INDEX_JSON in members:
                 # about.json is only descriptive: members of up to the limit each, one after
@@ -349,8 +360,6 @@ def _collect(components: Any, members: dict[str, bytes], limit: int) -> None:
         if len(data) != member.size:
             raise BadPackage(REASON_TRUNCATED, f"{name}: short read")
         members[name] = data
-        if all(w in members for w in wanted):
-            return  # the rest of the stream need not be decompressed
 
 
 def _check_bz2_end(fd: int, size: int) -> None:
