@@ -235,3 +235,27 @@ def test_a_renamed_channel_or_mirror_publishes_what_the_old_name_moved(
         assert site.run("remove", OLD) == EXIT_OK
         assert published(site.root, channel, "linux-64") == set(digests)
         assert {fn: sha256_of(new_store / fn) for fn in digests} == digests
+
+
+@pytest.mark.parametrize("old_name", ["builds.conda", "builds.tar.bz2"])
+def test_a_file_kept_aside_is_ignored_whatever_the_old_mirror_is_named(
+    tmp_path: Path, old_name: str
+) -> None:
+    """A mirror name may end like a package file name: the name a returned file is kept aside
+    under must still not be read as a package (it would be reported as a bad one each run)."""
+    site = Site(tmp_path)
+    foo = drop(site.folder, FOO, "conda")
+    site.configure((OLD, site.folder))
+    site.config.write_text(
+        site.config.read_text().replace("move: true\n", f"move: true\n    name: {old_name}\n")
+    )
+    site.mirror()
+    assert not foo.exists()
+    drop(site.folder, PackageSpec("foo", "1.0", "h1_0", seed=3), "conda")
+    site.configure((OLD, site.folder))  # the mirror back to its default name
+    site.mirror()
+    (aside,) = site.folder.glob(f"{foo.name}.returned-from-*")
+    assert sha256_of(site.root / OLD / "linux-64" / foo.name) != sha256_of(aside)
+    history = site.root / "history" / "runs"
+    last = max(history.glob("*.json"))
+    assert aside.name not in last.read_text()  # not among the files it rejected

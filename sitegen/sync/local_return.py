@@ -12,7 +12,8 @@ Each file goes to the folder's ``<subdir>/`` folder when there is one, else to i
 and never over another file: a name taken already, in the folder or in the store of a
 ``move: true`` source that reads it, by the same bytes means the file is there already (the
 store's copy goes); by another file (a newer build of that name), it is kept aside, beside that
-file in the folder, as ``<name>.returned-from-<mirror>``, which indexing ignores.
+file in the folder, as ``<name>.returned-from-<mirror>`` (see :func:`aside_name`), which
+indexing ignores.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def stored_files(store: Path) -> list[tuple[str, Path]]:
 
 def aside_name(name: str, mirror: str) -> str:
     """The name a returned file is kept under beside another file of its name (not a package
-    name: indexing ignores it); it fits a file system's 255 bytes."""
-    return f"{short_name(name)}.returned-from-{mirror}"
+    name: indexing ignores it; a mirror's name may end in ``.conda``, then ``.aside`` follows);
+    it fits a file system's 255 bytes."""
+    aside = f"{short_name(name)}.returned-from-{mirror}"
+    return f"{aside}.aside" if is_package_file(aside) else aside
 
 
 def same_folder(one: Path, other: Path) -> bool:
@@ -227,7 +230,7 @@ def _return_orphans(site: Site, config: SiteConfig, readers: list[MirrorConfig])
         )
         aside = sum(g.aside for g in plan.givings)
         if aside:
-            note += f" ({aside} kept aside as *.returned-from-{name}: their names are taken)"
+            note += f" ({aside} kept aside as *{aside_name('', name)}: their names are taken)"
         log.warning("%s: %s", reader.name, note)
         done.notes.setdefault(reader.name, []).append(note)
     return done
