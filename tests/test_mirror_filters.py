@@ -585,6 +585,26 @@ async def test_a_run_of_one_channel_keeps_what_another_pulled_into_it(
     assert {d.needed_by_channel for d in report.mirrors[0].dependencies_added} == {"cloud/a"}
 
 
+async def test_a_run_of_one_channel_counts_what_another_channel_publishes(
+    upstream: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    """A run of cloud/a alone finds numpy's python and libopenblas where a full run found them,
+    in what cloud/b publishes, though cloud/b pulls in nothing of its own: nothing is reported
+    unsatisfied."""
+    site = tmp_path / "site"
+    config = _numpy_needs_the_second_mirror(site, upstream, upstream_server_factory)
+    config = dataclasses.replace(config, max_delete_fraction=1.0)
+    await mirror(config)
+    in_a = published(site, "cloud/a", "linux-64")
+
+    report = await run_mirror(config, MirrorOptions(progress=False, only=("cloud-a",)))
+
+    assert not report.failed
+    assert [mr.name for mr in report.mirrors] == ["cloud-a"]
+    assert report.mirrors[0].unsatisfied == []
+    assert published(site, "cloud/a", "linux-64") == in_a
+
+
 async def test_a_run_of_one_channel_adds_what_another_needs_since_its_last_run(
     upstream: str, tmp_path: Path, upstream_server_factory
 ) -> None:

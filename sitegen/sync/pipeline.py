@@ -166,8 +166,8 @@ def _inputs_digest(
     for _channel, mirror in results.mirrors:
         for subdir in mirror.subdirs:
             digest.add_repodata(mirror.name, subdir, bodies.get((mirror.name, subdir)))
-    # Every mirror of the run was read: the channels held are the frozen ones and those the
-    # run does not rebuild whose packages pull in dependencies.
+    # Every mirror of the run was read: the channels held are the frozen ones and, when a
+    # mirror of the site pulls in dependencies, those the run does not rebuild.
     in_run = {m.name for _c, m in results.mirrors}
     for channel, subdir in held_sources(scope.config, results.mirrors, in_run):
         digest.add_published(channel, subdir, scope.site.path(channel, subdir) / REPODATA)

@@ -35,31 +35,34 @@ def held_sources(
 ) -> list[tuple[str, str]]:
     """The (channel, subdir)s whose published records stand in for a mirror in the dependency
     closure (see :func:`_stands_in`): what such a channel publishes holds through this run, so
-    what it needs from other channels must stay there too."""
+    what it needs from other channels must stay there too, and it satisfies dependencies as it
+    does in a run of every mirror."""
     in_run = {m.name for _c, m in mirrors}
+    walked = _walks(config)
     held = []
     for channel, mirror in config.mirrors:
-        levels = config.filter_levels(channel, mirror)
-        if _stands_in(channel, mirror, levels, mirror.name in in_run, mirror.name in readable):
+        rebuilt = mirror.name in in_run and mirror.name in readable
+        if _stands_in(channel, rebuilt, walked):
             held.extend((channel.path, subdir) for subdir in mirror.subdirs)
     return list(dict.fromkeys(held))
 
 
-def _stands_in(
-    channel: ChannelConfig,
-    mirror: MirrorConfig,
-    levels: tuple[FilterSpec, ...],
-    in_run: bool,
-    readable: bool,
-) -> bool:
+def _walks(config: SiteConfig) -> bool:
+    """Whether a mirror of the site pulls in dependencies: only then does the closure look
+    for anything, and so at what the channels a run does not rebuild publish."""
+    return any(_pulls_in(c, m, config.filter_levels(c, m)) for c, m in config.mirrors)
+
+
+def _stands_in(channel: ChannelConfig, rebuilt: bool, walked: bool) -> bool:
     """Whether the channel's published records take the place of the mirror's selection: the
     channel is frozen (it keeps them, whatever upstream offers; nothing may be added to it),
-    or the mirror pulls in dependencies and its channel is not rebuilt by this run (another
-    mirror's schedule, ``--only``) or cannot be read (its upstream down)."""
-    return channel.frozen or ((not in_run or not readable) and _is_held(channel, mirror, levels))
+    or the run does not rebuild the mirror (another mirror's schedule, ``--only``, its
+    upstream down) while a mirror of the site pulls in dependencies. Such a channel goes on
+    publishing what it did, so the closure finds in it what a run of every mirror finds."""
+    return channel.frozen or (not rebuilt and walked)
 
 
-def _is_held(channel: ChannelConfig, mirror: MirrorConfig, levels: tuple[FilterSpec, ...]) -> bool:
+def _pulls_in(channel: ChannelConfig, mirror: MirrorConfig, levels: tuple[FilterSpec, ...]) -> bool:
     # A gated channel pulls in nothing (only approvals put packages there).
     return channel.approval is None and include_dependencies(levels)
 
@@ -79,18 +82,19 @@ def select_all(
     mirror whose channel's records stand in (see :func:`_stands_in`) gets these as its kept
     records, and nothing to add: the closure walks them as it walked them when they were
     published, so a mirror down upstream, a frozen channel or a channel this run does not
-    rebuild never has the dependencies of its packages taken out of another channel. A
-    frozen mirror's filter outcome is still what its report shows."""
+    rebuild never has the dependencies of its packages taken out of another channel, and
+    what it publishes satisfies dependencies as in a run of every mirror. A frozen mirror's
+    filter outcome is still what its report shows."""
     in_run = {m.name for _c, m in mirrors}
+    walked = _walks(config)
     selections = []
     for channel, mirror in config.mirrors:
         levels = config.filter_levels(channel, mirror)
         name = mirror.name
-        stands_in = held is not None and _stands_in(
-            channel, mirror, levels, name in in_run, name in readable
-        )
+        rebuilt = name in in_run and name in readable
+        stands_in = held is not None and _stands_in(channel, rebuilt, walked)
         selection = None
-        if name in in_run and name in readable:
+        if rebuilt:
             selection = _filtered(channel, mirror, levels, parsed, matcher)
         if stands_in:
             assert held is not None
@@ -151,7 +155,7 @@ def _held_selection(
 ) -> MirrorSelection:
     return MirrorSelection(
         mirror=mirror.name,
-        include_dependencies=_is_held(channel, mirror, levels),
+        include_dependencies=_pulls_in(channel, mirror, levels),
         newest_versions=effective_newest(levels),
         results={
             subdir: FilterResult(kept=dict(held.get((channel.path, subdir), {})))
