@@ -180,3 +180,17 @@ def test_pending_says_what_a_candidate_would_lack_when_the_filters_drop_a_depend
     page = (site / pending_page_path(GATED)).read_text()
     row = page.split("<b>numpy</b>", 1)[1].split("</tr>", 1)[0]
     assert "Would lack" in row and "zlib &gt;=1.2.13,&lt;2.0a0" in row and "license excluded" in row
+
+
+def test_the_approved_page_marks_a_directly_approved_file_the_filters_leave_out(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    args, site = zlib_refused(tmp_path, example_upstream.url)
+    approve = ["approve", GATED, "zlib 1.3.1", *args, "--by", "alice", "--reason", "base"]
+    assert main(approve) == 0
+    assert published(site, GATED, "linux-64") == set()
+    page = (site / approved_page_path(GATED)).read_text()
+    row = page.split('<code class="wrap-any">zlib 1.3.1</code>', 1)[1].split("</tr>", 1)[0]
+    # Matched, but never published: the licence filter of the gated channel refuses it.
+    assert "linux-64/zlib-1.3.1" in row
+    assert "not published" in row and "license excluded" in row

@@ -133,7 +133,7 @@ def test_page_models():
     approved = approve(CANDIDATES, entries, NOW, matcher)
     page = approved_page(GATED, entries, approved, NOW)
     assert [(r.spec, r.expired, r.files) for r in page.rows] == [
-        ("numpy 2.1.0", False, ("linux-64/numpy-2.1.0-py312_0.conda",)),
+        ("numpy 2.1.0", False, (("linux-64/numpy-2.1.0-py312_0.conda", ""),)),
         ("zlib", True, ()),
     ]
     assert page.rows[0].by == "alice" and page.rows[0].why == "needed"

@@ -46,7 +46,10 @@ class ApprovedRow:
     expires: str | None
     expired: bool
     with_dependencies: bool
-    files: tuple[str, ...]  # "subdir/fn" the spec matches now
+    # ("subdir/fn", why it is not published) of each file the spec matches now; why is the
+    # reason the gated channel's own filters leave it out, "" when they let it through.
+    files: tuple[tuple[str, str], ...]
+    unpublished: int  # how many of them are not published
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,9 @@ def approved_page(
     dropped = left_out or {}
     rows = []
     for entry in sorted(entries, key=lambda e: e.key):
-        files = approved.by_entry.get(entry, [])
+        files = tuple(
+            (f"{s}/{fn}", _reason(dropped, (s, fn))) for s, fn in approved.by_entry.get(entry, [])
+        )
         rows.append(
             ApprovedRow(
                 spec=entry.spec,
@@ -104,7 +109,8 @@ def approved_page(
                 expires=entry.expires,
                 expired=not entry.active(now),
                 with_dependencies=entry.with_dependencies,
-                files=tuple(f"{s}/{fn}" for s, fn in files),
+                files=files,
+                unpublished=sum(1 for _file, reason in files if reason),
             )
         )
     dependencies = []
@@ -116,3 +122,8 @@ def approved_page(
         else:
             dependencies.append((file, why))
     return ApprovedPage(channel, tuple(rows), tuple(dependencies), tuple(unpublished))
+
+
+def _reason(dropped: Mapping[FileKey, tuple[Record, str]], key: FileKey) -> str:
+    left_out = dropped.get(key)
+    return left_out[1] if left_out is not None else ""
