@@ -194,3 +194,24 @@ def test_the_approved_page_marks_a_directly_approved_file_the_filters_leave_out(
     # Matched, but never published: the licence filter of the gated channel refuses it.
     assert "linux-64/zlib-1.3.1" in row
     assert "not published" in row and "license excluded" in row
+
+
+def test_a_frozen_gated_channel_reports_what_its_published_packages_lack(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    args, site = zlib_refused(tmp_path, example_upstream.url)
+    approve = ["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "forecasting"]
+    assert main([*approve, "--with-dependencies"]) == 0
+    before = published(site, GATED, "linux-64")
+    assert main(["freeze", GATED, *args, "--by", "bob", "--reason", "audit"]) == 0
+
+    assert main(["mirror", *args, "--no-progress"]) == 0
+
+    assert published(site, GATED, "linux-64") == before
+    gated = next(m for m in History(Site(site)).runs()[0].mirrors if m.name == "internal-approved")
+    # What it goes on publishing still lacks zlib, as it did when the freeze began.
+    blas = "libopenblas-0.3.27-pthreads_hefa10cb_0"
+    assert [(u.subdir, u.spec, u.needed_by) for u in gated.unsatisfied] == [
+        ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.conda"),
+        ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.tar.bz2"),
+    ]

@@ -99,7 +99,7 @@ def select_all(
         if stands_in:
             assert held is not None
             reported = selection.results if selection is not None else None
-            selection = _held_selection(channel, mirror, held, levels)
+            selection = _held_selection(channel, mirror, held, levels, matcher)
             selection.reported = reported
         if selection is not None:
             selections.append(selection)
@@ -124,12 +124,6 @@ def _filtered(
         results[subdir] = apply_filters(records, subdir, levels, matcher)
         if gated:
             results[subdir].candidates.clear()
-    missing = []
-    if channel.approval is not None:
-        # What an approval with dependencies approved may still be left out by the channel's
-        # own filters (a licence, an advisory): its dependants would then not install.
-        kept = {subdir: result.kept for subdir, result in results.items()}
-        missing = unsatisfied(kept, channel.approval.dependency_roots, matcher)
     return MirrorSelection(
         mirror=mirror.name,
         include_dependencies=include_dependencies(levels) and not gated,
@@ -137,7 +131,9 @@ def _filtered(
         results=results,
         platforms=_channel_platforms(channel),
         channel=channel.path,
-        unsatisfied=missing,
+        # What an approval with dependencies approved may still be left out by the channel's
+        # own filters (a licence, an advisory).
+        unsatisfied=_approved_lacking(channel, results, matcher),
     )
 
 
@@ -152,18 +148,34 @@ def _held_selection(
     mirror: MirrorConfig,
     held: Mapping[tuple[str, str], Mapping[str, Record]],
     levels: tuple[FilterSpec, ...],
+    matcher: RecordMatcher,
 ) -> MirrorSelection:
+    results = {
+        subdir: FilterResult(kept=dict(held.get((channel.path, subdir), {})))
+        for subdir in mirror.subdirs
+    }
     return MirrorSelection(
         mirror=mirror.name,
         include_dependencies=_pulls_in(channel, mirror, levels),
         newest_versions=effective_newest(levels),
-        results={
-            subdir: FilterResult(kept=dict(held.get((channel.path, subdir), {})))
-            for subdir in mirror.subdirs
-        },
+        results=results,
         platforms=_channel_platforms(channel),
         channel=channel.path,
+        unsatisfied=_approved_lacking(channel, results, matcher),
     )
+
+
+def _approved_lacking(
+    channel: ChannelConfig, results: Mapping[str, FilterResult], matcher: RecordMatcher
+) -> list[tuple[str, str, str]]:
+    """The dependencies of the files an approval with dependencies approved that ``results``
+    (what a gated channel is to publish, or publishes where it stands in) do not satisfy:
+    those files would not install from it. The closure never finds these, since nothing pulls
+    dependencies into a gated channel."""
+    if channel.approval is None:
+        return []
+    kept = {subdir: result.kept for subdir, result in results.items()}
+    return unsatisfied(kept, channel.approval.dependency_roots, matcher)
 
 
 def close(selections: list[MirrorSelection], matcher: RecordMatcher) -> ClosureResult:
