@@ -4,6 +4,7 @@ every way an advisory file can be bad."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -283,6 +284,23 @@ def test_allow_list_accepts_ids_and_aliases(tmp_path):
         tmp_path, "{files: [osv], min_score: 7.0, allow: [CVE-2023-43804, OSV-2024-zlib-limit]}"
     )
     assert run(spec, RECORDS) == {"openssl-3.0.14-0.conda": "advisory OSV-2024-openssl-1"}
+
+
+def test_allow_list_ids_match_in_any_case(tmp_path):
+    # OSV ids are "<DB>-<ENTRYID>" (CVE-2023-43804, GHSA-v845-jxx5-vc9f); the databases treat
+    # them in any case, and so does an operator copying one from a page or a ticket.
+    spec = config(
+        tmp_path, "{files: [osv], min_score: 7.0, allow: [cve-2023-43804, osv-2024-ZLIB-LIMIT]}"
+    )
+    assert run(spec, RECORDS) == {"openssl-3.0.14-0.conda": "advisory OSV-2024-openssl-1"}
+
+
+def test_an_allow_id_no_advisory_bears_is_warned_of_with_its_line(tmp_path, caplog):
+    # Likely a typo, or the id of another level's advisories: this level's allow-list is its own.
+    with caplog.at_level(logging.WARNING, logger="sitegen"):
+        config(tmp_path, "{files: [osv], allow: [CVE-2023-43804, CVE-2099-0001]}")
+    (warning,) = [r.getMessage() for r in caplog.records if "allows nothing" in r.getMessage()]
+    assert "filters.advisories.allow[1]: 'CVE-2099-0001' is neither the id nor an alias" in warning
 
 
 def test_filter_at_channel_level_and_for_absent_packages(tmp_path):

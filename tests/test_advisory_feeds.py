@@ -398,3 +398,27 @@ async def test_a_feed_compressed_in_transit_is_inflated_no_further_than_its_cap(
         finally:
             tracemalloc.stop()
     assert peak < 8 * cap, f"{peak >> 20} MiB held for a cap of {cap >> 20} MiB"
+
+
+async def test_a_feeds_allow_ids_match_in_any_case_and_one_matching_nothing_is_warned_of(
+    example_upstream: ExampleUpstream,
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feeds = tmp_path / "feeds"
+    write_feed(feeds / "conda" / "all.zip", [zlib_advisory()])
+    url = f"{upstream_server_factory(feeds).url}{FEED_PATH}"
+    # The zlib advisory's alias, written in lower case, and an id no advisory of the feed has.
+    allow = "allow: [cve-2022-37434, GHSA-typo-0000-0000]"
+    setting = f"filters: {{advisories: {{feeds: ['{url}'], min_score: 7, {allow}}}}}"
+    config = channel_config(tmp_path / "site", example_upstream.url, extra=setting)
+
+    with caplog.at_level(logging.WARNING, logger="sitegen"):
+        report = await run(config)
+
+    assert not report.failed, report.errors
+    assert report.mirrors[0].advisories_blocked == []
+    assert published(tmp_path / "site", CHANNEL, "linux-64") >= OLD_ZLIB
+    warned = [r.getMessage() for r in caplog.records if "allows nothing" in r.getMessage()]
+    assert len(warned) == 1 and "'GHSA-typo-0000-0000'" in warned[0], warned

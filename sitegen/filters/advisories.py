@@ -7,7 +7,7 @@ filters:
     feeds: [https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip]   # fetched each run
     identities: [conda-purls.json]   # conda name -> package URLs, for other ecosystems
     min_score: 7.0         # block advisories scoring at least this (CVSS base score)
-    allow: [GHSA-xxxx, CVE-2024-1234]   # accepted as mitigated (an id or any alias)
+    allow: [GHSA-xxxx, CVE-2024-1234]   # accepted as mitigated (an id or alias, in any case)
 ```
 
 An ``affected`` entry names a conda package directly (ecosystem ``conda``, ``pkg:conda/``) or
@@ -87,16 +87,24 @@ class AdvisoryPolicy:
     def blocks(self, advisory: Advisory, entry: Affected) -> bool:
         if advisory.withdrawn:
             return False
-        allowed = self.allowed
-        if advisory.id in allowed or allowed.intersection(advisory.aliases):
+        if self.allowed and not self.allowed.isdisjoint(advisory.folded_ids):
             return False
         score = advisory.score_for(entry)
         return score is None or score >= self.min_score
 
     @cached_property
     def allowed(self) -> frozenset[str]:
-        """``allow`` as a set: :meth:`blocks` asks it for every affected entry it judges."""
-        return frozenset(self.allow)
+        """``allow`` case-folded (ids match in any case), asked for every entry judged."""
+        return frozenset(i.casefold() for i in self.allow)
+
+    @property
+    def unmatched_allow(self) -> tuple[str, ...]:
+        """The ids of ``allow`` that no advisory in force bears as its id or an alias: they
+        allow nothing (a typo, or an id of another level's advisories)."""
+        if not self.allow:
+            return ()
+        borne = {i for advisory in self.in_force for i in advisory.folded_ids}
+        return tuple(i for i in self.allow if i.casefold() not in borne)
 
     @cached_property
     def by_id(self) -> dict[str, Advisory]:
@@ -187,13 +195,10 @@ def parse(node: YamlNode) -> Mapping[str, object]:
     min_score = (
         state.attempt(lambda: keys["min_score"].number(0.0, 10.0)) if "min_score" in keys else 0.0
     )
-    allow = (
-        state.attempt(lambda: tuple(i.string() for i in keys["allow"].items()))
-        if "allow" in keys
-        else ()
-    )
+    allow_items = state.attempt(keys["allow"].items) if "allow" in keys else []
+    allow = tuple(i for item in allow_items or () if (i := state.attempt(item.string)) is not None)
     state.settle(start)
-    assert min_score is not None and allow is not None
+    assert min_score is not None
     policy = AdvisoryPolicy(
         tuple(paths),
         min_score,
@@ -203,6 +208,18 @@ def parse(node: YamlNode) -> Mapping[str, object]:
         tuple((name, tuple(sorted(k))) for name, k in sorted(mapped.items()) if k),
         tuple(dict.fromkeys(feeds)),
     )
+    if not policy.feeds:  # a feed's advisories are known only to a run (see unmatched_allow)
+        unmatched = set(policy.unmatched_allow)
+        for item, allow_id in zip(allow_items or (), allow, strict=True):
+            if allow_id in unmatched:
+                log.warning(
+                    "%s:%d: %s: %r is neither the id nor an alias of any advisory of these files:"
+                    " it allows nothing",
+                    state.filename,
+                    item.line,
+                    item.path,
+                    allow_id,
+                )
     return {KEY: policy}
 
 

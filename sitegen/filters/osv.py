@@ -102,6 +102,11 @@ class Advisory:
     def names(self) -> frozenset[str]:
         return frozenset(a.name for a in self.affected)
 
+    @cached_property
+    def folded_ids(self) -> frozenset[str]:
+        """Its id and aliases, case-folded: an ``allow`` list names them in any case."""
+        return frozenset(i.casefold() for i in (self.id, *self.aliases))
+
     def score_for(self, affected: Affected) -> float | None:
         if affected.unscored:
             return None

@@ -22,13 +22,22 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterable, Set
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import trio
 
-from sitegen.config.model import ENV_REF_RE, fill_url, redact_url
+from sitegen.config.model import (
+    ENV_REF_RE,
+    ChannelConfig,
+    MirrorConfig,
+    SiteConfig,
+    fill_url,
+    redact_url,
+)
+from sitegen.filters.advisories import policy_of
 from sitegen.filters.feeds import (
     encode_parsed,
     feed_urls,
@@ -79,6 +88,7 @@ async def refresh_feeds(scope: RunScope, results: RunResults) -> RunScope:
         scope, config=config, channels=tuple(c for c in config.channels if c.path in paths)
     )
     results.mirrors = scope.mirrors
+    _warn_unmatched_allow(config, scope.mirrors, found.keys())
     for mirror, names in used.items():
         missing = [feeds[url].message for url in names if feeds[url].advisories is None]
         stale = [feeds[url].message for url in names if feeds[url].message]
@@ -87,6 +97,31 @@ async def refresh_feeds(scope: RunScope, results: RunResults) -> RunScope:
         elif stale:
             results.warnings[mirror] = stale
     return scope
+
+
+def _warn_unmatched_allow(
+    config: SiteConfig, mirrors: Iterable[tuple[ChannelConfig, MirrorConfig]], found: Set[str]
+) -> None:
+    """Warn of each ``allow`` id of a level with feeds that no advisory of its files and feeds
+    bears (a level without feeds is checked when the configuration is loaded); a level with a
+    feed missing is not judged, as that feed's advisories are unknown."""
+    seen: set[int] = set()
+    for channel, mirror in mirrors:
+        names = ("filters", f"channels.{channel.path}.filters", f"mirror {mirror.name}'s filters")
+        for where, level in zip(names, config.filter_levels(channel, mirror), strict=True):
+            policy = policy_of(level)
+            if policy is None or not policy.feeds or id(policy) in seen:
+                continue
+            seen.add(id(policy))
+            if not all(url in found for url in policy.feeds):
+                continue
+            for allow_id in policy.unmatched_allow:
+                log.warning(
+                    "%s.advisories.allow: %r is neither the id nor an alias of any advisory of"
+                    " its files and feeds: it allows nothing",
+                    where,
+                    allow_id,
+                )
 
 
 async def _refresh(
