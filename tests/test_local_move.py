@@ -125,6 +125,81 @@ def test_move_is_for_local_sources_only() -> None:
         parse_config(text + "    subdirs: [linux-64]\n    move: true\n")
 
 
+def test_a_folder_another_source_reads_cannot_be_moved_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a move: true source takes out of its folder leaves it for every source reading
+    it: another channel reading the folder (or a folder inside it, or one holding it) lost
+    each package moved, silently while under the deletion guard's fraction. Such a
+    configuration is an error naming file, line and key, links resolved; folders apart, or
+    sources that both leave the folder alone, are fine."""
+    incoming = tmp_path / "incoming"
+    (incoming / "linux-64").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(incoming)
+    site = tmp_path / "site"
+
+    def text(*sources: tuple[str, str, Path, bool]) -> str:
+        """channels.yaml with one channel per source (channel, mirror, folder, move); each
+        mirror's line is 5 + 6 * its position."""
+        lines = [f"output: {site}", "channels:"]
+        for channel, name, folder, move in sources:
+            lines += [f"  {channel}:", "    mirrors:", f"      - name: {name}"]
+            lines += [f"        path: {folder}", "        subdirs: [linux-64]"]
+            lines.append(f"        move: {str(move).lower()}")
+        return "\n".join(lines) + "\n"
+
+    def refused(config: str) -> str:
+        with pytest.raises(ConfigError) as caught:
+            parse_config(config)
+        return str(caught.value)
+
+    def why(mover: Path, reader: str, line: int, where: str) -> str:
+        return (
+            f"move: true takes the packages it publishes out of its folder {mover}, and mirror"
+            f" 'reader' of channel {reader!r} (line {line}) reads {where}: each package moved"
+            " would be gone from that mirror too; keep a moving source's folder apart from every"
+            " other source's"
+        )
+
+    inner = incoming / "linux-64"
+    for mover, reader, where in (
+        (incoming, incoming, "the same folder"),
+        (incoming, tmp_path / "link", "the same folder"),
+        (incoming, inner, f"{inner}, inside it"),
+        (inner, incoming, f"{incoming}, which holds it"),
+        (tmp_path / "link", tmp_path / "link" / "linux-64", f"{tmp_path}/link/linux-64, inside it"),
+    ):
+        config = text(("a/m", "mover", mover, True), ("b/r", "reader", reader, False))
+        assert refused(config) == (
+            f"channels.yaml:5: channels.a/m: mirror 'mover': {why(mover, 'b/r', 11, where)}"
+        )
+        # Listed first, the reader is named all the same.
+        config = text(("b/r", "reader", reader, False), ("a/m", "mover", mover, True))
+        assert refused(config) == (
+            f"channels.yaml:11: channels.a/m: mirror 'mover': {why(mover, 'b/r', 5, where)}"
+        )
+    # In one channel, and two movers (reported on the second).
+    same_channel = text(("a/m", "mover", incoming, True), ("a/r", "reader", incoming, False))
+    same_channel = same_channel.replace("  a/r:\n    mirrors:\n", "")
+    assert refused(same_channel).startswith("channels.yaml:5: channels.a/m: mirror 'mover'")
+    assert "mirror 'reader' of channel 'a/m' (line 9)" in refused(same_channel)
+    both = text(("b/r", "reader", incoming, True), ("a/m", "mover", incoming, True))
+    assert refused(both).startswith("channels.yaml:11: channels.a/m: mirror 'mover': move: true")
+    assert refused(both).count("move: true takes") == 1
+    # Apart, or nothing moved: fine.
+    parse_config(
+        text(("a/m", "mover", incoming, True), ("b/r", "r", tmp_path / "incoming2", False))
+    )
+    parse_config(text(("a/m", "mover", incoming, False), ("b/r", "reader", incoming, False)))
+    # Through the command line: exit 2, nothing run.
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(text(("a/m", "mover", incoming, True), ("b/r", "reader", inner, False)))
+    assert main(["mirror", "-c", str(config_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config_path}:5: channels.a/m: mirror 'mover': move: true takes" in err, err
+    assert not site.exists()
+
+
 def test_across_filesystems_the_move_is_a_verified_copy(tmp_path: Path) -> None:
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:

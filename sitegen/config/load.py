@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sitegen.config.access import parse_access
 from sitegen.config.channels import parse_channels
 from sitegen.config.filter_levels import check_levels, parse_filters
-from sitegen.config.local_source import folder_in_site
+from sitegen.config.local_source import folder_in_site, folders_moved_from
 from sitegen.config.model import (
     AccessSettings,
     ChannelConfig,
@@ -138,15 +138,17 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     if "stats" in keys:
         settings["stats"] = state.attempt(partial(parse_stats, keys["stats"], base_dir))
     channels = state.attempt(partial(parse_channels, top, keys)) or []
+    refused = folders_moved_from(c for c, _ in channels)
     if output is not None:
-        for channel, mirror, why in folders_in_site([c for c, _ in channels], output):
-            state.add(
-                ConfigError(
-                    f"{state.filename}:{mirror.line}: channels.{channel.path}: mirror"
-                    f" {mirror.name!r}: {why}",
-                    line=mirror.line,
-                )
+        refused += folders_in_site([c for c, _ in channels], output)
+    for channel, mirror, why in refused:
+        state.add(
+            ConfigError(
+                f"{state.filename}:{mirror.line}: channels.{channel.path}: mirror"
+                f" {mirror.name!r}: {why}",
+                line=mirror.line,
             )
+        )
     if site_filters is not None:
         for channel, node in channels:
             for mirror in channel.mirrors:

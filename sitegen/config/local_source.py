@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from sitegen.config.model import MirrorConfig
+from sitegen.config.model import ChannelConfig, MirrorConfig
 from sitegen.config.yaml_nodes import YamlNode
 
 KIND = "local"
@@ -38,4 +39,49 @@ def folder_in_site(mirror: MirrorConfig, output: Path) -> str | None:
     return (
         f"its folder {mirror.url} is inside the site directory {output}, which the web server"
         " serves whole (a file dropped there would be served unchecked); keep it outside"
+    )
+
+
+def folders_moved_from(
+    channels: Iterable[ChannelConfig],
+) -> list[tuple[ChannelConfig, MirrorConfig, str]]:
+    """The ``move: true`` local sources whose folder another local source reads too (the
+    same folder, one inside it or one holding it), each with why that cannot be. The files
+    such a source moves into its own store leave the folder for every reader: another channel
+    would lose each package moved. Each pair is reported once, on the mover
+    listed last when both move."""
+    mirrors = [(c, m) for c in channels for m in c.mirrors if m.kind == KIND]
+    found = []
+    for index, (channel, mirror) in enumerate(mirrors):
+        for other_channel, other in mirrors[:index]:
+            if mirror.move:
+                why = _shared(mirror, other, other_channel)
+                at = (channel, mirror)
+            elif other.move:
+                why = _shared(other, mirror, channel)
+                at = (other_channel, other)
+            else:
+                continue
+            if why is not None:
+                found.append((*at, why))
+    return found
+
+
+def _shared(mover: MirrorConfig, reader: MirrorConfig, channel: ChannelConfig) -> str | None:
+    # Resolved, as a link can give one folder two names; scan_folder reads a folder's top and
+    # its <subdir>/ folders, so only folders nested one in the other can share files.
+    moving, reading = Path(mover.url).resolve(), Path(reader.url).resolve()
+    if moving == reading:
+        where = "the same folder"
+    elif reading.is_relative_to(moving):
+        where = f"{reader.url}, inside it"
+    elif moving.is_relative_to(reading):
+        where = f"{reader.url}, which holds it"
+    else:
+        return None
+    return (
+        f"move: true takes the packages it publishes out of its folder {mover.url}, and mirror"
+        f" {reader.name!r} of channel {channel.path!r} (line {reader.line}) reads {where}:"
+        " each package moved would be gone from that mirror too; keep a moving source's"
+        " folder apart from every other source's"
     )
