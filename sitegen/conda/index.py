@@ -1,10 +1,11 @@
 """Index one package file: its repodata record, as conda-index builds it, from the file itself.
 
 The record is ``info/index.json`` as the package carries it, less the keys that describe the
-build machine (:data:`BUILD_KEYS`), plus ``size``, ``md5`` and ``sha256`` of the file;
-``info/about.json`` supplies the descriptive fields that ``channeldata.json`` and the pages
-show. Both are read with ``conda-package-streaming`` (the conda project's own streaming
-reader), while the same pass over the file feeds the digests.
+build machine, plus ``size``, ``md5`` and ``sha256`` of the file; ``info/about.json`` supplies
+the descriptive fields that ``channeldata.json`` and the pages show (which of either is
+published is :mod:`sitegen.conda.package_metadata`). Both are read with
+``conda-package-streaming`` (the conda project's own streaming reader), while the same pass over
+the file feeds the digests.
 
 Package files are untrusted input: every way one can be broken or hostile ends in
 :class:`BadPackage` with a short, categorical reason (counted in the run report), never in an
@@ -28,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sitegen.conda.records import REASON_BAD_FIELDS, REASON_BAD_TEXT, check_record
+from sitegen.conda.package_metadata import about_fields, unwritable, without_build_keys
+from sitegen.conda.records import check_record
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX, section_of
 
 INDEX_JSON = "info/index.json"
@@ -40,37 +42,6 @@ MAX_ZIP_READ = 1 << 20
 MIN_SCAN = 256 << 20  # decompressed bytes always allowed before index.json turns up
 SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 CHUNK = 1 << 20
-# The descriptive fields of about.json that channeldata.json and the pages use.
-ABOUT_FIELDS = (
-    "summary",
-    "description",
-    "home",
-    "dev_url",
-    "doc_url",
-    "doc_source_url",
-    "source_url",
-    "license",
-    "license_family",
-    "license_file",
-)
-# index.json keys conda-index leaves out of repodata: they describe the machine a package was
-# built on or the old package format, no client reads them from repodata, and repodata served
-# by conda-index (conda-forge, defaults) never carries them.
-BUILD_KEYS = frozenset(
-    {
-        "arch",
-        "platform",
-        "has_prefix",
-        "mtime",
-        "ucs",
-        "requires_features",
-        "binstar",
-        "target-triplet",
-        "machine",
-        "operatingsystem",
-    }
-)
-
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"
@@ -254,11 +225,6 @@ class _CappedReads:
         return True
 
 
-def without_build_keys(index: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``index`` without :data:`BUILD_KEYS`, the rest in its order."""
-    return {key: value for key, value in index.items() if key not in BUILD_KEYS}
-
-
 def _stem(index: dict[str, Any]) -> str:
     return f"{index.get('name')}-{index.get('version')}-{index.get('build')}"
 
@@ -312,7 +278,7 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
     # ("\\ud800") cannot be written as UTF-8 (the index cache and repodata would fail to
     # encode, ending the whole run), and NaN or 1e999 would be published as null. Refused as
     # upstream records holding them are.
-    problem = _unwritable(index)
+    problem = unwritable(index)
     if problem is not None:
         raise BadPackage(problem)
     try:
@@ -320,7 +286,7 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
         about = _json(members[ABOUT_JSON]) if ABOUT_JSON in members else {}
     except BadPackage:
         about = {}
-    return index, _about_fields(about)
+    return index, about_fields(about)
 
 
 def _collect(components: Any, members: dict[str, bytes], limit: int) -> None:
@@ -381,34 +347,3 @@ def _json(data: bytes) -> Any:
         return json.loads(data)
     except (ValueError, RecursionError):
         raise BadPackage(REASON_BAD_INDEX) from None
-
-
-def _unwritable(value: Any) -> str | None:
-    """Why ``value`` cannot be written out as JSON in UTF-8 (the reason upstream records get),
-    or None when it can."""
-    try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return REASON_BAD_TEXT
-    except (ValueError, RecursionError):  # NaN or an infinity
-        return REASON_BAD_FIELDS
-    return None
-
-
-def _about_fields(about: Any) -> dict[str, Any]:
-    """The descriptive fields, as text (license_file: a name or a list of names); a field
-    that cannot be written out (a lone surrogate escape) is left out."""
-    if not isinstance(about, dict):
-        return {}
-    out: dict[str, Any] = {}
-    for key in ABOUT_FIELDS:
-        value = about.get(key)
-        if _unwritable(value) is not None:
-            continue
-        if isinstance(value, str) and value.strip():
-            out[key] = value
-        elif key == "license_file" and isinstance(value, list):
-            names = [v for v in value if isinstance(v, str)]
-            if names:
-                out[key] = names
-    return out

@@ -28,8 +28,8 @@ from sitegen.conda.index import (
     BadPackage,
     FileStat,
     index_package,
-    without_build_keys,
 )
+from sitegen.conda.package_metadata import without_build_keys
 from sitegen.conda.records import REASON_BAD_FILENAME, REASON_SUBDIR_MISMATCH, Record, Repodata
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.config.subdirs import KNOWN_SUBDIRS
