@@ -1267,6 +1267,26 @@ def test_output_may_not_be_the_root_or_the_home_directory(
     assert load_config(path).output == home / "project" / "site"
 
 
+def test_a_loop_of_symbolic_links_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An ``output``, ``--out`` or local source folder that is a loop of symbolic links cannot
+    be resolved: a configuration error naming file, line and key (exit 2), not a traceback."""
+    loop = tmp_path / "loop"
+    loop.symlink_to("loop")
+    body = "channels:\n  a/b:\n    path: {folder}\n    subdirs: [noarch]\n"
+    with pytest.raises(ConfigError, match=r"^channels.yaml:1: output: .*loop of symbolic links"):
+        parse_config(f"output: {loop}\n" + body.format(folder=tmp_path / "in"))
+    with pytest.raises(
+        ConfigError, match=r"^channels.yaml:4: channels.a/b: mirror 'a-b': .*loop of symbolic"
+    ):
+        parse_config(f"output: {tmp_path / 'site'}\n" + body.format(folder=loop / "in"))
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(f"output: {tmp_path / 'site'}\n" + body.format(folder=tmp_path))
+    assert main(["status", "-c", str(config_path), "--out", str(loop)]) == 2
+    assert "configuration error: --out: " in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- via the CLI
 
 

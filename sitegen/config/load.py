@@ -17,11 +17,13 @@ from sitegen.config.channels import parse_channels
 from sitegen.config.filter_levels import check_levels, parse_filters
 from sitegen.config.local_source import folder_in_site, folders_moved_from
 from sitegen.config.model import (
+    LINK_LOOP,
     AccessSettings,
     ChannelConfig,
     DownloadSettings,
     MirrorConfig,
     SiteConfig,
+    real_path,
 )
 from sitegen.config.site_settings import (
     parse_download,
@@ -193,7 +195,9 @@ def unfit_output(output: Path) -> str | None:
     nearest = next((path for path in output.parents if os.path.lexists(path)), None)
     if nearest is not None and not nearest.is_dir():
         return f"{str(output)!r} cannot be created: {str(nearest)!r} is not a directory"
-    resolved = output.resolve()
+    resolved = real_path(output)
+    if resolved is None:
+        return f"{str(output)!r} cannot be resolved: {LINK_LOOP}"
     if resolved == Path(resolved.anchor):
         return f"{str(output)!r} is the root of the file system; use a directory of its own"
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from sitegen.config.model import ChannelConfig, MirrorConfig
+from sitegen.config.model import LINK_LOOP, ChannelConfig, MirrorConfig, real_path
 from sitegen.config.yaml_nodes import YamlNode
 
 KIND = "local"
@@ -33,8 +33,11 @@ def folder_in_site(mirror: MirrorConfig, output: Path) -> str | None:
     and those of a private channel without a token."""
     if mirror.kind != KIND:
         return None
-    site = output.resolve()
-    if not Path(mirror.url).resolve().is_relative_to(site):
+    folder = real_path(Path(mirror.url))
+    if folder is None:
+        return f"its folder {mirror.url} cannot be resolved: {LINK_LOOP}"
+    site = real_path(output)
+    if site is None or not folder.is_relative_to(site):
         return None
     return (
         f"its folder {mirror.url} is inside the site directory {output}, which the web server"
@@ -70,7 +73,9 @@ def folders_moved_from(
 def _shared(mover: MirrorConfig, reader: MirrorConfig, channel: ChannelConfig) -> str | None:
     # Resolved, as a link can give one folder two names; scan_folder reads a folder's top and
     # its <subdir>/ folders, so only folders nested one in the other can share files.
-    moving, reading = Path(mover.url).resolve(), Path(reader.url).resolve()
+    moving, reading = real_path(Path(mover.url)), real_path(Path(reader.url))
+    if moving is None or reading is None:  # a loop: refused on its own (folder_in_site)
+        return None
     if moving == reading:
         where = "the same folder"
     elif reading.is_relative_to(moving):

@@ -36,6 +36,18 @@ def is_host_name(raw_host: bytes) -> bool:
     return 0 < len(name) <= MAX_NAME and all(0 < len(label) <= MAX_LABEL for label in labels)
 
 
+def real_path(path: Path) -> Path | None:
+    """``path`` with its symbolic links resolved; None when they loop (Python raises
+    RuntimeError for that before 3.13, OSError after)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return None
+
+
+LINK_LOOP = "a loop of symbolic links"
+
+
 def fill_url(url: str, env: Mapping[str, str]) -> str:
     """``url`` with its ${ENV} references filled in from ``env`` (contains secrets: never log
     it). A value in the user:password part is percent-encoded there: a password holding '/',
