@@ -17,7 +17,7 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, FilterSpec, parse_config
 from sitegen.config.operator_files import OperatorFileError, tree_files
 from sitegen.filters import osv
-from sitegen.filters.advisories import advisories_affecting, package_advisories, policy_of
+from sitegen.filters.advisories import package_advisories, policy_of
 from sitegen.filters.apply import apply_filters
 from sitegen.filters.osv import OsvError, cvss_score, load_files, parse_bytes
 from testkit.records import rec
@@ -315,14 +315,6 @@ def test_filter_at_channel_level_and_for_absent_packages(tmp_path):
     assert run(parsed.channels[0].filters, RECORDS) == {}
     policy = policy_of(parsed.channels[0].filters)
     assert policy is not None and [a.id for a in policy.advisories] == ["TEST-1"]
-
-
-def test_advisories_affecting_lists_blocked_and_allowed_alike():
-    advisories = load_files([DATA])
-    assert [a.id for a in advisories_affecting(advisories, "OpenSSL", "3.0.1")] == [
-        "OSV-2024-openssl-1"
-    ]
-    assert advisories_affecting(advisories, "openssl", "3.1.0") == []
 
 
 def test_edited_advisory_changes_the_configuration(tmp_path):

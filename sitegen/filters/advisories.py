@@ -315,15 +315,6 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     return check
 
 
-def advisories_affecting(
-    advisories: Iterable[Advisory], name: str, version: str, keys: Iterable[str] = ()
-) -> list[Advisory]:
-    """Every advisory naming this package version (by its name, or by one of the identity
-    ``keys`` of :meth:`AdvisoryPolicy.keys_for`), blocked or not (for the package pages)."""
-    names = {name.lower(), *keys}
-    return [a for a in advisories if not a.withdrawn and a.affects(names, version) is not None]
-
-
 @dataclass(frozen=True)
 class AdvisoryNote:
     """One advisory as a package page lists it under a version."""
