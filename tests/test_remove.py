@@ -209,6 +209,31 @@ def test_dry_run_lists_what_would_go_and_deletes_nothing(
     assert m.everything() == before and m.state() == state
 
 
+def test_a_dry_run_counts_what_the_removal_then_says_it_removed(
+    built: Mirror, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every file of the subdirs is counted (metadata and shards too), alike by the dry run,
+    the removal's summary and its record; the dry run ends on the summary the removal logs."""
+    m = built
+    on_disk = {
+        s: sum(1 for p in (m.site / "c/old" / s).rglob("*") if not p.is_dir())
+        for s in ("linux-64", "noarch")
+    }
+    capsys.readouterr()
+    assert m.run("remove", "c/old", "--dry-run") == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    for subdir, files in on_disk.items():
+        assert f"would remove c/old/{subdir}/ ({files} files)" in lines
+
+    with caplog.at_level("INFO", logger="sitegen"):
+        assert m.run("remove", "c/old") == EXIT_OK
+    [said] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("removed ")]
+    assert f": {sum(on_disk.values())} files, " in said
+    assert lines[-1] == f"would remove {said.removeprefix('removed ')}"
+    [record] = [r for r in History(Site(m.site)).runs() if r.options.get("remove")]
+    assert {c.subdir: c.deleted_files for c in record.channels} == on_disk
+
+
 def test_a_removal_stopped_midway_is_finished_by_the_next(
     built: Mirror, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -187,7 +187,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from sitegen.net.activity import counted, human_bytes
+    from sitegen.net.activity import counted
     from sitegen.store.lock import SiteLocked
     from sitegen.tools.remove import RemovalRefused, dry_run, plan_removal, remove
 
@@ -229,17 +229,7 @@ def _remove(args: argparse.Namespace) -> int:
                 log.warning(
                     "%s: kept aside as %s: its name is taken", giving.stored.name, giving.target
                 )
-    what = "channel" if removal.whole_channel else "subdir"
-    files = sum(report.files.values())
-    log.info(
-        "removed the %s %s (%s: %s, %s, %s of its state)",
-        what,
-        removal.path,
-        ", ".join(removal.subdir_paths()),
-        counted(files, "file"),
-        human_bytes(report.bytes),
-        counted(report.state, "file"),
-    )
+    log.info("removed %s", removal.summary(sum(report.files.values()), report.bytes, report.state))
     if report.tokens:
         log.info("%s no longer in the scope of %s", removal.channel, ", ".join(report.tokens))
     return EXIT_OK if render_pages(config) else EXIT_FAILED

@@ -56,17 +56,17 @@ from sitegen.layout import (
     search_index_path,
     stats_state_path,
 )
-from sitegen.net.activity import counted, human_bytes
+from sitegen.net.activity import counted
 from sitegen.stats.run import forget_counts, holds_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id, noted_access
 from sitegen.sync.local_return import StoreReturn, give_back
 from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunAccess, RunReport
-from sitegen.tools.remove_journal import Removal, begin, read_journal
+from sitegen.tools.remove_journal import Removal, begin, planned, read_journal
 from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
 from sitegen.tools.remove_state import remove_empty_dirs, remove_state, state_paths
-from sitegen.tools.site_disk import configured_subdirs, disk_usage, unconfigured_subdirs
+from sitegen.tools.site_disk import configured_subdirs, unconfigured_subdirs
 
 log = logging.getLogger("sitegen")
 
@@ -272,13 +272,15 @@ def remove_directories(site: Site, removal: Removal) -> list[str]:
 
 def dry_run(config: SiteConfig, removal: Removal, delete_moved: bool = False) -> list[str]:
     """What :func:`remove` would do, one line each, led by its verb (a subdir with its files
-    counted); :class:`RemovalRefused` where it would refuse."""
+    counted), then the summary the removal logs; :class:`RemovalRefused` where it would
+    refuse."""
     site = Site(config.output)
     lines = moved_lines(site, moved_files(config, removal, delete_moved), delete_moved)
-    gone = []
-    for relpath in removal.subdir_paths():
-        used, files = disk_usage(site.path(relpath), set())
-        gone.append(f"{relpath}/ ({counted(files, 'file')}, {human_bytes(used)})")
+    counts = planned(site, removal)  # as the removal counts them, for the same summary
+    gone = [
+        f"{relpath}/ ({counted(counts.files[subdir], 'file')})"
+        for subdir, relpath in zip(removal.subdirs, removal.subdir_paths(), strict=True)
+    ]
     if removal.whole_channel:
         files, folders = channel_pages(config, removal)
         files += [channeldata_path(removal.channel), notices_path(removal.channel)]
@@ -287,10 +289,10 @@ def dry_run(config: SiteConfig, removal: Removal, delete_moved: bool = False) ->
             f"{p}/" for p in folders if named(site, p).is_dir() and not named(site, p).is_symlink()
         ]
     state = state_paths(site, config, removal.channel, removal.subdirs, removal.whole_channel)
+    state = [path for path in state if path.exists()]
     for path in state:
-        if path.exists():
-            relpath = path.relative_to(site.root).as_posix()
-            gone.append(relpath + ("/" if path.is_dir() else ""))
+        relpath = path.relative_to(site.root).as_posix()
+        gone.append(relpath + ("/" if path.is_dir() else ""))
     if removal.whole_channel:
         store = AccessPaths.of(config).store
         try:
@@ -303,6 +305,7 @@ def dry_run(config: SiteConfig, removal: Removal, delete_moved: bool = False) ->
     if holds_counts(config, removal.channel, subdirs):
         relpath = stats_state_path(site.root).relative_to(site.root).as_posix()
         gone.append(f"{relpath}: the download counts of {removal.path}")
+    gone.append(removal.summary(sum(counts.files.values()), counts.bytes, len(state)))
     return lines + [f"remove {line}" for line in gone]
 
 

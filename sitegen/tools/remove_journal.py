@@ -15,7 +15,8 @@ from pathlib import Path
 
 import msgspec
 
-from sitegen.layout import REPODATA, removal_journal_path
+from sitegen.layout import SHARDS_DIR, removal_journal_path
+from sitegen.net.activity import counted, human_bytes
 from sitegen.store.site import Site
 
 log = logging.getLogger("sitegen")
@@ -33,6 +34,15 @@ class Removal:
 
     def subdir_paths(self) -> list[str]:
         return [f"{self.channel}/{s}" for s in self.subdirs]
+
+    def summary(self, files: int, used: int, state: int) -> str:
+        """What goes, counted: the words after ``removed`` in the removal's log line and
+        after ``would remove`` on the last line of its dry run."""
+        what = "channel" if self.whole_channel else "subdir"
+        return (
+            f"the {what} {self.path} ({', '.join(self.subdir_paths())}:"
+            f" {counted(files, 'file')}, {human_bytes(used)}, {counted(state, 'file')} of its state)"
+        )
 
 
 @dataclass
@@ -76,29 +86,47 @@ def _write(site: Site, journal: Journal) -> None:
     site.write_bytes(target, msgspec.json.encode(data))
 
 
-def begin(site: Site, removal: Removal) -> Journal:
-    """The journal of this removal, written before anything goes: an earlier one's counts
-    and start, plus what is found in the subdirs it did not hold."""
+def planned(site: Site, removal: Removal) -> Journal:
+    """The journal :func:`begin` writes, unwritten (what ``--dry-run`` counts): an earlier
+    one's counts and start, plus what is found in the subdirs it did not hold."""
     journal = read_journal(site, removal.path) or Journal(removal, time.time(), {}, 0)
     journal.removal = removal
     for subdir in removal.subdirs:
         if subdir not in journal.files:
-            files, used = _measure(site.path(removal.channel, subdir))
+            files, used = measure(site.path(removal.channel, subdir))
             journal.files[subdir] = files
             journal.bytes += used
+    return journal
+
+
+def begin(site: Site, removal: Removal) -> Journal:
+    """The journal of this removal (:func:`planned`), written before anything goes."""
+    journal = planned(site, removal)
     _write(site, journal)
     return journal
 
 
-def _measure(directory: Path) -> tuple[int, int]:
-    """(files, bytes) that :func:`sitegen.tools.remove.remove_files` deletes from a subdir's own folder."""
+def measure(directory: Path) -> tuple[int, int]:
+    """(files, bytes) the removal deletes from a subdir's folder: every file in it and in its
+    shards folder, ``repodata.json`` too; bytes as du counts them (hard links once), as
+    ``sitegen status`` does. A folder of anything else stays, and is not counted."""
     files = used = 0
-    try:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name != REPODATA and not entry.is_dir(follow_symlinks=False):
-                    files += 1
-                    used += entry.stat(follow_symlinks=False).st_size
-    except FileNotFoundError:
-        pass
+    seen: set[tuple[int, int]] = set()
+    shards = directory / SHARDS_DIR
+    folders = [directory, shards] if shards.is_dir() and not shards.is_symlink() else [directory]
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                found = [
+                    e.stat(follow_symlinks=False)
+                    for e in entries
+                    if not e.is_dir(follow_symlinks=False)
+                ]
+        except FileNotFoundError:
+            continue
+        for st in found:
+            files += 1
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                used += st.st_blocks * 512
     return files, used
