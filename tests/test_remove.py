@@ -161,6 +161,33 @@ def test_remove_one_subdir_of_a_configured_channel(built: Mirror) -> None:
     assert (m.site / "c/old/linux-64/repodata.json").is_file()
 
 
+def test_removing_the_last_subdir_of_a_channel_says_the_channel_goes_with_it(
+    built: Mirror, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    m = built
+
+    def said(path: str) -> tuple[str, str]:
+        capsys.readouterr()
+        assert m.run("remove", path, "--dry-run") == EXIT_OK
+        dry = capsys.readouterr().out.splitlines()[-1]
+        caplog.clear()
+        with caplog.at_level("INFO", logger="sitegen"):
+            assert m.run("remove", path) == EXIT_OK
+        [done] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("removed ")]
+        return dry, done
+
+    dry, done = said("c/old/linux-64")
+    assert dry.startswith("would remove the subdir c/old/linux-64 (c/old/linux-64: ")
+    assert done.startswith("removed the subdir c/old/linux-64 (c/old/linux-64: ")
+    assert (m.site / "c/old/channeldata.json").is_file()
+    # The last one: the channel's own files, pages and state go too, and that is what it says.
+    dry, done = said("c/old/noarch")
+    last = "the channel c/old with its last subdir c/old/noarch (c/old/noarch: "
+    assert dry.startswith(f"would remove {last}")
+    assert done.startswith(f"removed {last}")
+    assert not (m.site / "c/old").exists()
+
+
 def test_refusals_touch_nothing(
     built: Mirror, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

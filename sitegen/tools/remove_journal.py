@@ -38,9 +38,14 @@ class Removal:
     def summary(self, files: int, used: int, state: int) -> str:
         """What goes, counted: the words after ``removed`` in the removal's log line and
         after ``would remove`` on the last line of its dry run."""
-        what = "channel" if self.whole_channel else "subdir"
+        if not self.whole_channel:
+            what = f"the subdir {self.path}"
+        elif self.path == self.channel:
+            what = f"the channel {self.path}"
+        else:  # a subdir path, the channel's last published subdir: the channel goes too
+            what = f"the channel {self.channel} with its last subdir {self.path}"
         return (
-            f"the {what} {self.path} ({', '.join(self.subdir_paths())}:"
+            f"{what} ({', '.join(self.subdir_paths())}:"
             f" {counted(files, 'file')}, {human_bytes(used)}, {counted(state, 'file')} of its state)"
         )
 
