@@ -109,11 +109,11 @@ def test_freeze_command_holds_a_scheduled_run_until_unfreeze(
 
 @pytest.mark.integration
 def test_a_damaged_freeze_file_keeps_every_channel_and_is_never_written_over(
-    example_upstream: ExampleUpstream, tmp_path: Path, capsys
+    example_upstream: ExampleUpstream, tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Which channels an operator froze is unknown when the file cannot be read: the run keeps
-    every channel as published and fails (exit 1) saying why; freeze and unfreeze refuse to
-    write over the file (it holds freezes)."""
+    every channel as published and fails (exit 1) saying why, once, naming the file; freeze
+    and unfreeze refuse to write over the file (it holds freezes)."""
     site = tmp_path / "site"
     config = tmp_path / "channels.yaml"
     config.write_text(
@@ -130,8 +130,12 @@ def test_a_damaged_freeze_file_keeps_every_channel_and_is_never_written_over(
     change_upstream(example_upstream.root)
     capsys.readouterr()
 
+    caplog.clear()
     assert main(["mirror", *args, "--no-progress"]) == 1
     assert snapshot(site / CHANNEL) == before
+    [said] = [r.getMessage() for r in caplog.records if "frozen.json" in r.getMessage()]
+    assert said.startswith("which channels are frozen is unknown, so every channel is kept")
+    assert f"{frozen_file}: damaged (" in said
     assert main(["unfreeze", CHANNEL, *args]) == 1
     assert main(["freeze", "cloud/example", *args]) == 1
     assert "frozen.json: damaged" in capsys.readouterr().err

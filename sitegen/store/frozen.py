@@ -64,7 +64,9 @@ class FrozenChannels:
         try:
             return set(self.load()), None
         except FrozenStateError as exc:
-            return set(channels), f"every channel kept as published: {exc}"
+            return set(channels), (
+                f"which channels are frozen is unknown, so every channel is kept as published: {exc}"
+            )
 
     def freeze(self, channel: str, by: str, reason: str) -> bool:
         """Freeze a channel; False when it already was."""

@@ -44,9 +44,15 @@ def merge_all(
     keep when it is published, those it goes on keeping when it is not."""
     guard = DeletionGuard(scope.config.max_delete_fraction, scope.options.force_delete)
     # Read again: a channel frozen since the run started is honoured before anything is fetched.
-    frozen_now, unreadable = FrozenChannels(scope.site).load_or_all(c.path for c in scope.channels)
-    if unreadable:  # damaged since the run started: reported by the next run as well
-        log.error("frozen channels: %s", unreadable)
+    # Not when every channel is frozen already (as when the file could not be read at the
+    # start, which the run reported then): nothing would change, and nothing to say twice.
+    frozen_now: set[str] = set()
+    if not all(c.frozen for c in scope.channels):
+        frozen_now, unreadable = FrozenChannels(scope.site).load_or_all(
+            c.path for c in scope.channels
+        )
+        if unreadable:  # damaged since the run started: reported by the next run as well
+            log.error("%s", unreadable)
     merged_all = []
     for channel in scope.channels:
         for subdir in channel.subdirs:

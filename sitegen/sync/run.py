@@ -110,8 +110,8 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             access=RunAccess.of(config),
         )
         if unreadable:
-            log.error("frozen channels: %s", unreadable)
-            report.errors.append(f"frozen channels: {unreadable}")
+            log.error("%s", unreadable)
+            report.errors.append(unreadable)
         if not selected:
             log.info("no mirror is due" if config.channels else "no channel is configured")
             report.status, report.ended = COMPLETED, time.time()
