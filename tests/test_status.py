@@ -25,7 +25,7 @@ from sitegen.sync.report import (
     RunReport,
 )
 from sitegen.tools.site_disk import disk_usage
-from sitegen.tools.status import build_status
+from sitegen.tools.status import build_status, collect_status
 from sitegen.tools.status_format import format_status, status_json
 from testkit.upstream import ExampleUpstream
 
@@ -229,6 +229,27 @@ def test_disk_usage_counts_hard_links_once_and_skips_nested_channels(tmp_path: P
     used, files = disk_usage(channel, {channel / "nested"})
     assert files == 1
     assert 10000 <= used < 50000
+
+
+@pytest.mark.unit
+def test_a_subdir_no_longer_configured_counts_on_its_own_line_not_in_its_channel(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    for subdir, size in (("linux-64", 10000), ("osx-64", 50000)):
+        (site / "c/x" / subdir).mkdir(parents=True)
+        (site / "c/x" / subdir / "repodata.json").write_text("{}")
+        (site / "c/x" / subdir / "p.conda").write_bytes(b"x" * size)
+    config = parse_config(
+        f"output: {site}\nchannels:\n"
+        "  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n"
+    )
+    status = collect_status(config)
+    [osx] = status.unconfigured
+    [channel] = status.channels
+    assert (osx.path, osx.files, channel.files) == ("c/x/osx-64", 2, 2)
+    assert channel.bytes + osx.bytes == disk_usage(site / "c/x", set())[0]
+    assert channel.bytes < 50000 <= osx.bytes
 
 
 @pytest.mark.unit

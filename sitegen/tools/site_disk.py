@@ -30,7 +30,8 @@ class UnconfiguredSubdir:
 
 def disk_usage(directory: Path, skip: set[Path]) -> tuple[int, int]:
     """(bytes allocated, files) below ``directory``, as du counts them (hard links once),
-    leaving out the directories in ``skip`` (channels nested inside this one)."""
+    leaving out the directories in ``skip`` (channels nested inside this one, and subdirs
+    ``sitegen status`` counts apart)."""
     total = files = 0
     seen: set[tuple[int, int]] = set()
     pending = [directory]

@@ -243,12 +243,11 @@ def build_status(
 
 def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
     site = Site(config.output)
+    unconfigured = tuple(unconfigured_subdirs(site.root, configured_subdirs(config)))
     roots = {c.path: site.root / c.path for c in config.channels}
-    disk = {
-        path: disk_usage(root, set(roots.values()) - {root})
-        for path, root in roots.items()
-        if root.is_dir()
-    }
+    # Nested channels count as themselves, and subdirs no longer configured on their own line.
+    own = set(roots.values()) | {site.root / u.path for u in unconfigured}
+    disk = {path: disk_usage(root, own - {root}) for path, root in roots.items() if root.is_dir()}
     try:
         freezes, freezes_error = FrozenChannels(site).load(), None
     except FrozenStateError as exc:
@@ -262,7 +261,7 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         _read_progress(progress_path(site.root)),
         freezes,
         freezes_error,
-        tuple(unconfigured_subdirs(site.root, configured_subdirs(config))),
+        unconfigured,
         {
             c.path: sum(len(still_kept(site, c, s)) for s in c.subdirs)
             for c in config.channels
