@@ -311,7 +311,7 @@ def test_a_removal_stopped_past_its_last_repodata_is_finished_and_recorded(
     remove_state(site, config, removal.channel, removal.subdirs, removal.whole_channel)
     remove_pages(config, site, removal)
     if left == "nothing":
-        remove_directories(site, removal)
+        remove_directories(config, site, removal)
     else:
         for subdir in removal.subdirs:
             (m.site / "c/old" / subdir / "repodata.json").unlink()
@@ -334,6 +334,58 @@ def test_a_removal_stopped_past_its_last_repodata_is_finished_and_recorded(
     assert not (m.site / ".sitegen/removing").exists()
     # Finished: the same command now finds nothing to do.
     assert m.run("remove", "c/old") == EXIT_CONFIG
+
+
+def test_empty_folders_go_with_the_removal_and_nothing_else(
+    built: Mirror, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Folders holding nothing but empty folders (a subdir emptied by hand, a tool's empty
+    scratch folder) go with the channel; a folder holding anything, a symlink, and what lies
+    outside the site stay."""
+    m = built
+    outside = tmp_path / "outside" / "empty"
+    outside.mkdir(parents=True)
+    (m.site / "c/old/osx-64/shards").mkdir(parents=True)  # a subdir emptied by hand
+    (m.site / "c/old/linux-64/scratch/a").mkdir(parents=True)
+    (m.site / "c/old/noarch/keep/a").mkdir(parents=True)
+    (m.site / "c/old/noarch/keep/a/note.txt").write_text("someone's")
+    (m.site / "c/old/noarch/keep/b").mkdir()
+    (m.site / "c/old/scratch").mkdir()
+    (m.site / "c/old/scratch/link").symlink_to(outside)  # an empty folder outside the site
+
+    with caplog.at_level("WARNING", logger="sitegen"):
+        assert m.run("remove", "c/old") == EXIT_OK
+    left = sorted(p.relative_to(m.site).as_posix() for p in (m.site / "c/old").rglob("*"))
+    assert left == [
+        "c/old/noarch",
+        "c/old/noarch/keep",
+        "c/old/noarch/keep/a",
+        "c/old/noarch/keep/a/note.txt",
+        "c/old/scratch",
+        "c/old/scratch/link",
+    ]
+    kept = [r.getMessage() for r in caplog.records if "kept, not empty" in r.getMessage()]
+    assert [k.split(":")[0] for k in kept] == ["c/old/noarch", "c/old"]
+    assert outside.is_dir()
+    assert (m.site / "c/x/linux-64/repodata.json").is_file()
+
+
+def test_the_empty_folder_of_a_channel_configured_inside_the_removed_one_stays(
+    built: Mirror,
+) -> None:
+    """c/old/new is configured but not published yet (its first run failed): its folder is
+    its own, not the removed channel's, even empty."""
+    m = built
+    m.configure(("c/x", "linux-64"), ("c/old/new", "linux-64"))
+    (m.site / "c/old/new").mkdir()
+    config = load_config(m.config)
+    site = Site(m.site)
+    removal = plan_removal(config, "c/old")
+    for stage in (remove_metadata, remove_files):
+        stage(site, removal)
+    remove_pages(config, site, removal)
+    assert remove_directories(config, site, removal) == ["c/old"]
+    assert [p.name for p in (m.site / "c/old").iterdir()] == ["new"]
 
 
 def test_a_run_holding_the_lock_keeps_the_removal_out(

@@ -24,7 +24,7 @@ by which the same command finishes the removal even past its last ``repodata.jso
    where they cannot (the folder gone), the removal is refused before anything goes, unless
    told to delete them;
 4. pages: the channel's own pages (its index, package pages, approvals, search index);
-5. directories: ``repodata.json`` last, then the emptied directories.
+5. directories: ``repodata.json`` last, then the emptied directories (and empty ones in them).
 """
 
 from __future__ import annotations
@@ -65,7 +65,12 @@ from sitegen.sync.local_return import StoreReturn, give_back
 from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunAccess, RunReport
 from sitegen.tools.remove_journal import Removal, begin, planned, read_journal
 from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
-from sitegen.tools.remove_state import remove_empty_dirs, remove_state, state_paths
+from sitegen.tools.remove_state import (
+    remove_empty_dirs,
+    remove_empty_tree,
+    remove_state,
+    state_paths,
+)
 from sitegen.tools.site_disk import configured_subdirs, unconfigured_subdirs
 
 log = logging.getLogger("sitegen")
@@ -247,21 +252,29 @@ def remove_pages(config: SiteConfig, site: Site, removal: Removal) -> None:
             shutil.rmtree(folder)
 
 
-def remove_directories(site: Site, removal: Removal) -> list[str]:
-    """Stage 5: ``repodata.json``, then the emptied folders; returns those kept (not empty)."""
+def remove_directories(config: SiteConfig, site: Site, removal: Removal) -> list[str]:
+    """Stage 5: ``repodata.json``, then the emptied folders (and the empty folders in them);
+    returns those kept (holding something). Another channel's folder nested in the channel's,
+    and a subdir published, are left whole, even empty."""
+    others = {site.root / c.path for c in config.channels}
+
+    def another(folder: Path) -> bool:
+        if folder in others or (folder / REPODATA).exists():
+            return True
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            return any(Path(e.path, REPODATA).exists() for e in entries if e.is_dir())
+        return False
+
     kept = []
     for subdir in removal.subdirs:
         directory = site.path(removal.channel, subdir)
         site.remove(directory / REPODATA)
-        try:
-            directory.rmdir()
-        except FileNotFoundError:
-            pass  # removed by an earlier attempt
-        except OSError:
+        if not remove_empty_tree(directory, another):
             kept.append(f"{removal.channel}/{subdir}")
     if removal.whole_channel:
         channel = site.path(removal.channel)
-        remove_empty_dirs(channel, site.root)
+        remove_empty_tree(channel, lambda folder: folder != channel and another(folder))
+        remove_empty_dirs(channel, site.root)  # and the parents it leaves empty
         if channel.exists():
             kept.append(removal.channel)
     return kept
@@ -335,7 +348,7 @@ def remove(config: SiteConfig, path: str, delete_moved: bool = False) -> Removal
         if removal.whole_channel:
             report.tokens = forget_readers(config, removal.channel)
         remove_pages(config, site, removal)
-        for kept in remove_directories(site, removal):
+        for kept in remove_directories(config, site, removal):
             log.warning("%s: kept, not empty (a channel nested in it, or files of others)", kept)
         report.record = _record(site, config, report, journal.started)
         if report.record:

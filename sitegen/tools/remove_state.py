@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
@@ -160,6 +160,36 @@ def remove_state(
         kind = site.state_dir / path.relative_to(site.state_dir).parts[0]
         remove_empty_dirs(path if path.is_dir() else path.parent, kind)
     return removed
+
+
+def remove_empty_tree(directory: Path, keep: Callable[[Path], bool]) -> bool:
+    """Remove the folders below ``directory`` that hold nothing but empty folders, then
+    ``directory`` itself if it is empty: never through a symlink, never into a folder ``keep``
+    says is another's. Whether ``directory`` is gone."""
+    if not directory.exists():
+        return True
+    if directory.is_symlink() or not directory.is_dir() or keep(directory):
+        return False
+    empty = True
+    try:
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+    except OSError:
+        return False
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            empty = remove_empty_tree(Path(entry.path), keep) and empty
+        else:
+            empty = False
+    if not empty:
+        return False
+    try:
+        directory.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False  # filled meanwhile
+    return True
 
 
 def remove_empty_dirs(directory: Path, stop: Path) -> None:
