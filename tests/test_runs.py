@@ -541,6 +541,19 @@ def test_a_lock_that_may_not_create_leaves_a_missing_site_alone(tmp_path: Path) 
         SiteLock(state).acquire()
 
 
+@pytest.mark.unit
+def test_a_lock_that_writes_nothing_holds_only_the_file_a_run_left(tmp_path: Path) -> None:
+    state = tmp_path / "site" / ".sitegen"
+    state.mkdir(parents=True)
+    with SiteLock(state, writes=False):
+        assert list(state.iterdir()) == []
+    (state / "lock").write_text("4242\n")  # left by the last run
+    # Held, it keeps runs out; they name its holder, not the pid in the file.
+    with SiteLock(state, writes=False), pytest.raises(SiteLocked, match=f"pid {os.getpid()}"):
+        SiteLock(state).acquire()
+    assert (state / "lock").read_text() == "4242\n"
+
+
 @pytest.mark.integration
 def test_a_dry_run_of_a_new_site_leaves_nothing_on_disk(
     tmp_path: Path, example_upstream: ExampleUpstream
@@ -548,6 +561,26 @@ def test_a_dry_run_of_a_new_site_leaves_nothing_on_disk(
     site, config_path = write_cli_config(tmp_path, example_upstream.url)
     assert main(["mirror", "-c", str(config_path), "--dry-run", "--no-progress"]) == EXIT_OK
     assert not site.exists()
+
+
+@pytest.mark.integration
+def test_a_dry_run_writes_no_lock_into_the_site(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site, config_path = write_cli_config(tmp_path, example_upstream.url)
+    dry_run = ["mirror", "-c", str(config_path), "--dry-run", "--no-progress"]
+    # Before the first run: a freeze made the state folder, where no run has left a lock.
+    assert main(["freeze", "c/x", "-c", str(config_path)]) == EXIT_OK
+    assert main(dry_run) == EXIT_OK
+    assert not (site / ".sitegen/lock").exists()
+    # After a run: the lock file a run left keeps its pid and time, untouched.
+    assert main(["unfreeze", "c/x", "-c", str(config_path)]) == EXIT_OK
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_OK
+    lock = site / ".sitegen/lock"
+    lock.write_text("4242\n")
+    os.utime(lock, ns=(10**18, 10**18))
+    assert main(dry_run) == EXIT_OK
+    assert lock.read_text() == "4242\n" and lock.stat().st_mtime_ns == 10**18
 
 
 @pytest.mark.integration

@@ -28,12 +28,15 @@ class Stopped(Exception):
 
 
 class SiteLock:
-    """``create=False`` (a dry run) never creates a site: when the state directory does not
-    exist yet there is no site to protect, and acquiring locks nothing."""
+    """``create=False`` never creates a site: when the state directory does not exist yet
+    there is no site to protect, and acquiring locks nothing. ``writes=False`` (a dry run)
+    writes nothing into the site at all: it holds the lock file a run left, keeping runs out
+    meanwhile, without writing its pid into it, and locks nothing where there is none yet."""
 
-    def __init__(self, state_dir: Path, *, create: bool = True) -> None:
+    def __init__(self, state_dir: Path, *, create: bool = True, writes: bool = True) -> None:
         self.path = state_dir / LOCK_NAME
-        self.create = create
+        self.create = create and writes
+        self.writes = writes
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -41,17 +44,27 @@ class SiteLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.parent.is_dir():
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT if self.writes else os.O_RDONLY, 0o644)
+        except FileNotFoundError:
+            if self.writes:
+                raise
+            return  # no run has held the site yet
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            # The kernel names the holder; the file names the last holder that wrote its pid,
+            # which a dry run holding the lock is not.
+            holder = lock_holder(self.path.parent) or (
+                os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            )
             os.close(fd)
             raise SiteLocked(
                 f"another sitegen run (pid {holder}) is working on {self.path.parent.parent}"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if self.writes:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
     def release(self) -> None:

@@ -85,7 +85,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
     site = Site(config.output)
     if not options.dry_run:  # a dry run creates nothing, not even the site
         site.ensure_dir(site.root)
-    with SiteLock(site.state_dir, create=not options.dry_run):
+    with SiteLock(site.state_dir, writes=not options.dry_run):
         frozen, unreadable = FrozenChannels(site).load_or_all(c.path for c in config.channels)
         config = with_freezes(config, frozen)
         config = await trio.to_thread.run_sync(resolve_gates, config, time.time())
