@@ -95,6 +95,25 @@ def test_verify_of_a_sound_site_exits_0(
     assert re.fullmatch(r"checked 6 files, [0-9.]+ KB; 0 problems", summary)  # sizes for people
 
 
+def test_verify_of_a_site_that_never_ran_says_nothing_is_published_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing checked is nothing vouched for (a first run still to come, or --out naming
+    the wrong directory): said plainly, exit 1; --repair creates no site either."""
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  c/x:\n    url: http://127.0.0.1:1/c\n"
+        "    subdirs: [linux-64]\n"
+    )
+    for args in ([], ["--repair"], ["--sample", "5%"]):
+        capsys.readouterr()
+        assert main(["verify", "-c", str(config), *args]) == 1, args
+        out = capsys.readouterr().out
+        assert out == f"nothing to verify: no channel {config} configures is published in {site}\n"
+        assert not site.exists()
+
+
 def test_verify_reports_each_kind_of_damage(
     mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
 ) -> None:

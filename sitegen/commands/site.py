@@ -150,7 +150,12 @@ def _verify(args: argparse.Namespace) -> int:
     from sitegen.tools.verify_sample import Sample
 
     sample = None if args.sample is None else Sample.today(args.sample)
-    report = trio.run(verify_site, load(args), args.repair, sample)
+    config = load(args)
+    report = trio.run(verify_site, config, args.repair, sample)
+    if report.nothing_published:
+        source = config.source or "channels.yaml"
+        print(f"nothing to verify: no channel {source} configures is published in {config.output}")
+        return EXIT_FAILED
     for problem in report.problems:
         state = " (repaired)" if problem.repaired else ""
         print(f"{problem.kind}: {problem.path}: {problem.detail}{state}")

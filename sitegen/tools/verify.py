@@ -15,7 +15,9 @@ the published record), and corrupt files of passive mirrors are removed, so the 
 them anew; ``.zst``, ``.bz2`` (when on), ``current_repodata.json`` and the shards are rebuilt
 from ``repodata.json`` (the file published last, so the truth), and left-over temporaries and a
 ``.bz2`` published while the setting is off are removed. Repairs happen only while
-holding the site lock, so a live ``sitegen mirror`` run is never disturbed.
+holding the site lock, so a live ``sitegen mirror`` run is never disturbed. A site where no
+configured channel is published has nothing to verify, which the report says apart (and the
+command fails on): a check that vouched for nothing must not pass.
 """
 
 from __future__ import annotations
@@ -82,10 +84,12 @@ class VerifyReport(Checked):
     """The package files checked, listed and kept unlisted alike, and the problems found."""
 
     problems: list[Problem] = field(default_factory=list)
+    # No configured channel has a published subdir: nothing checked, nothing vouched for.
+    nothing_published: bool = False
 
     @property
     def ok(self) -> bool:
-        return all(p.repaired for p in self.problems)
+        return not self.nothing_published and all(p.repaired for p in self.problems)
 
 
 def _metadata_problems(
@@ -167,6 +171,12 @@ async def verify_site(
 ) -> VerifyReport:
     site = Site(config.output)
     report = VerifyReport(sample=sample)
+    published = any(_subdirs(site, channel) for channel in config.channels)
+    if not published and lock_holder(site.state_dir) is None:
+        # (A first run under way is reported as locked, below.) Nothing is taken or made,
+        # not even the lock of --repair: there may be no site at all.
+        report.nothing_published = True
+        return report
     if not repair:
         # A check of a site at rest: a run changes files under it (a file it is replacing
         # reads as missing or corrupt). Not under the lock, which a long check would hold
