@@ -1,6 +1,5 @@
-"""conda-mirror's blacklist/whitelist written as sitegen filters: a whitelist that rescues
-blacklisted records becomes a second mirror of the same URL that keeps only them, as every
-filter level must pass and the mirrors of a channel add up."""
+"""conda-mirror's blacklist/whitelist written as sitegen filters: the blacklist as excludes, the
+whitelist as ``except`` beside them, which takes records back from the excludes of its level."""
 
 from __future__ import annotations
 
@@ -8,47 +7,38 @@ from pathlib import Path
 
 import pytest
 
-from sitegen.sync.run import MirrorOptions, run_mirror
-from testkit.site import fns, published, site_config
+from sitegen.cli import EXIT_OK, main
+from testkit.site import fns, published
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
 
 
-async def test_a_whitelist_that_rescues_is_a_second_mirror(
+def test_a_whitelist_is_an_exception_beside_the_excludes(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     # conda-mirror:  blacklist: [{build: 'py2*'}, {license: '*gpl*'}]
-    #                whitelist: [{name: readline}]
+    #                whitelist: [{name: readline}, {name: six, version: '1.1*'}]
     site = tmp_path / "site"
-    url = example_upstream.url
-    config = site_config(
-        site,
-        f"""
-        channels:
-          pkgs/main:
-            mirrors:
-              - name: main
-                url: {url}
-                subdirs: [linux-64]
-                filters:
-                  builds: {{exclude: ['py2*']}}
-                  licenses: {{exclude: ['*gpl*']}}
-              - name: main-whitelist
-                url: {url}
-                subdirs: [linux-64]
-                filters:
-                  names: {{include: [readline]}}
-        """,
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"""\
+output: {site}
+channels:
+  pkgs/main:
+    url: {example_upstream.url}
+    subdirs: [linux-64]
+    filters:
+      builds: {{exclude: ['py2*']}}
+      licenses: {{exclude: ['*gpl*']}}
+      except: [{{name: readline}}, {{name: six, version: '1.1*'}}]
+"""
     )
-    report = await run_mirror(config, MirrorOptions(progress=False))
-    assert not report.failed, report.errors
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
     packages = example_upstream.packages
     upstream = fns(packages, subdir="linux-64")
-    blacklisted = (
-        fns(packages, "futures") | fns(packages, "six", build="py27") | fns(packages, "ghostscript")
-    )
-    blacklisted |= fns(packages, "readline")  # matched by {license: '*gpl*'} ...
-    rescued = fns(packages, "readline")  # ... and taken back by the whitelist
+    # readline is GPL; six has py27 builds; futures only py27 ones; ghostscript is AGPL.
+    rescued = fns(packages, "readline") | fns(packages, "six", build="py27")
+    blacklisted = rescued | fns(packages, "futures") | fns(packages, "ghostscript")
     assert blacklisted - rescued and rescued
     assert published(site, "pkgs/main", "linux-64") == (upstream - blacklisted) | rescued

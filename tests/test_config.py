@@ -1136,6 +1136,125 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "channels.cloud/x.subdirs[0]",
         "invalid subdir",
     ),
+    (
+        "invalid MatchSpec in except",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              builds: {exclude: ["py2*"]}
+              except: [readline, "numpy >>1"]
+        """,
+        "except:",
+        "channels.cloud/conda-forge.filters.except[1]",
+        "invalid MatchSpec 'numpy >>1'",
+    ),
+    (
+        "an except entry naming a key conda-mirror entries are not read by",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              builds: {exclude: ["py2*"]}
+              except:
+                - {name: six, platform: linux}
+        """,
+        "platform: linux",
+        "channels.cloud/conda-forge.filters.except[0].platform",
+        "unknown key 'platform'",
+    ),
+    (
+        "an empty except entry",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              builds: {exclude: ["py2*"]}
+              except:
+                - {}
+        """,
+        "- {}",
+        "channels.cloud/conda-forge.filters.except[0]",
+        "an empty entry would match every record",
+    ),
+    (
+        "an except entry of only '*'",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              builds: {exclude: ["py2*"]}
+              except:
+                - {name: "*", build: "*"}
+        """,
+        "- {name",
+        "channels.cloud/conda-forge.filters.except[0]",
+        "would match every record",
+    ),
+    (
+        "an except entry that is a list",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              builds: {exclude: ["py2*"]}
+              except:
+                - [readline]
+        """,
+        "- [readline]",
+        "channels.cloud/conda-forge.filters.except[0]",
+        "expected a MatchSpec or a mapping of repodata keys to globs",
+    ),
+    (
+        "a bad glob in an except entry",
+        """
+        output: site
+        channels:
+          cloud/conda-forge:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            filters:
+              builds: {exclude: ["py2*"]}
+              except: [{build: "py[3"}]
+        """,
+        "except:",
+        "channels.cloud/conda-forge.filters.except[0].build",
+        "invalid glob 'py[3': unbalanced brackets",
+    ),
+    (
+        # The excludes are the mirror's: a channel's exception cannot take back from them.
+        "except on a level without excludes",
+        """
+        output: site
+        channels:
+          pkgs/main:
+            filters:
+              except: [readline]
+            mirrors:
+              - url: https://repo.anaconda.com/pkgs/main
+                subdirs: [linux-64]
+                filters: {builds: {exclude: ["py2*"]}}
+        """,
+        "except: [readline]",
+        "channels.pkgs/main.filters",
+        "except (line 5): this level excludes nothing to take back; an exception overrides"
+        " only the excludes of its own level",
+    ),
 ]
 
 

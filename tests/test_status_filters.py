@@ -127,6 +127,7 @@ def test_what_status_shows_is_channels_yaml_that_reads_back_the_same(tmp_path: P
         "advisories": {"files": [str(OSV)], "min_score": 7.0, "allow": ["GHSA-j8r2-6x86-q33q"]},
         "lockfiles": [str(tmp_path / "env.txt")],
         "include_dependencies": True,
+        "except": ["numpy 1.25.0", {"build": "py36*", "name": "scipy"}],
     }
     assert set(site_filters) == {kind.key for kind in registry.KINDS}  # every kind is here
 

@@ -121,6 +121,14 @@ class YamlNode:
     def is_null(self) -> bool:
         return self.node.tag.endswith(":null")
 
+    @property
+    def is_mapping(self) -> bool:
+        return isinstance(self.node, yaml.MappingNode)
+
+    @property
+    def is_scalar(self) -> bool:
+        return isinstance(self.node, yaml.ScalarNode)
+
     def error(self, message: str) -> ConfigError:
         where = self.path or "(top level)"
         return ConfigError(f"{self.state.filename}:{self.line}: {where}: {message}", line=self.line)

@@ -6,6 +6,10 @@ all levels run first, then the allowlists, then the whole-result steps (``newest
 pass everything else, and the dependency closure may pull it back in (see
 :mod:`sitegen.sync.closure`).
 
+A level's exceptions (``except``) take back a record its own checks exclude: such a record is
+judged again by the level without the excludes they override, and if that passes it the
+level lets it through (:attr:`FilterResult.excepted` says which, and from what reason).
+
 The filter kinds of :mod:`sitegen.filters.registry` compile each level into closures once per
 subdir; the loop over records calls only those. Work is proportional to what the config asks
 for: with no filters set nothing is evaluated per record, and MatchSpecs are only tried on
@@ -14,6 +18,7 @@ records whose name the spec names.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import reduce
 
 from sitegen.conda.records import Record
@@ -87,12 +92,22 @@ def apply_filters(
 
     context = FilterContext(records, subdir, matcher)
     predicates = [k.predicate for k in kinds if k.predicate is not None]
-    checks: list[Check] = [
-        check
-        for level in levels
-        for predicate in predicates
-        if (check := predicate(level, context)) is not None
-    ]
+    excepting = [k.exceptions for k in kinds if k.exceptions is not None]
+
+    def compiled(level: FilterSpec) -> list[Check]:
+        return [c for predicate in predicates if (c := predicate(level, context)) is not None]
+
+    stages: list[_Stage] = []
+    for level in levels:
+        found = next((e for part in excepting if (e := part(level, context)) is not None), None)
+        if found is None:
+            stages.append(_Stage(compiled(level)))
+        else:
+            stages.append(_Stage(compiled(level), found.names, compiled(found.lifted)))
+    if all(stage.excepts is None for stage in stages):
+        # Without exceptions the levels' checks are one pass, as they all must pass.
+        stages = [_Stage([check for stage in stages for check in stage.checks])]
+    stages = [stage for stage in stages if stage.checks]
     allows = [k.allow for k in kinds if k.allow is not None]
     allowlists: list[Allowed] = []
     for level in levels:
@@ -100,16 +115,29 @@ def apply_filters(
         if parts:
             allowlists.append(reduce(_either, parts))
 
-    if not checks and not allowlists:
+    if not stages and not allowlists:
         result.kept = dict(records)
     else:
         names = context.names() if context.uses_names else {}
         kept, excluded, candidates = result.kept, result.excluded, result.candidates
         for fn, record in records.items():
             name = names.get(fn, "")
-            reason = None
-            for check in checks:
-                reason = check(record, name)
+            reason = taken_back = None
+            for stage in stages:
+                for check in stage.checks:
+                    reason = check(record, name)
+                    if reason is not None:
+                        break
+                if reason is not None and stage.excepts is not None and stage.excepts(record, name):
+                    # Judged again without the excludes the level's exceptions override.
+                    overridden = reason
+                    for check in stage.lifted:
+                        reason = check(record, name)
+                        if reason is not None:
+                            break
+                    else:
+                        reason = None
+                        taken_back = taken_back or overridden
                 if reason is not None:
                     break
             else:
@@ -119,6 +147,8 @@ def apply_filters(
                         break
             if reason is None:
                 kept[fn] = record
+                if taken_back is not None:
+                    result.excepted[fn] = taken_back
             else:
                 excluded[fn] = reason
                 if reason == REASON_NOT_ALLOWED:
@@ -127,7 +157,20 @@ def apply_filters(
     for kind in kinds:
         if kind.step is not None and (step := kind.step(levels)) is not None:
             step(result)
+    if result.excepted:
+        # A step may still leave out a record an exception took back (newest_versions).
+        result.excepted = {fn: why for fn, why in result.excepted.items() if fn in result.kept}
     return result
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """The per-record checks of a level (of all levels, when none has exceptions); for a level
+    with exceptions, which records they name and the checks of the level as it judges them."""
+
+    checks: list[Check]
+    excepts: Allowed | None = None
+    lifted: list[Check] = field(default_factory=list)
 
 
 def _either(first: Allowed, second: Allowed) -> Allowed:

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from sitegen.conda.records import Record
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters.exceptions import may_take_back
 from sitegen.filters.kind import (
     Check,
     FilterContext,
@@ -26,7 +27,7 @@ def parse(node: YamlNode) -> Mapping[str, object]:
 
 
 def check_level(spec: FilterSpec) -> Iterator[str]:
-    if "*" in spec.exclude_builds:
+    if "*" in spec.exclude_builds and not may_take_back(spec):
         yield "builds.exclude '*' excludes every package"
 
 

@@ -17,10 +17,14 @@ A kind owns one key of a ``filters:`` mapping in channels.yaml. Its parts, all o
   is excluded (or None); None when the level does not use this kind;
 - ``allow(spec, context)``: for one level, a per-record test whether its allowlist names the
   record; the allowlist of a level is the union of its kinds' contributions;
+- ``exceptions(spec, context)``: for one level, which records its exceptions name, and the
+  level as it judges those records (without the settings the exceptions override), as
+  :class:`Exceptions`; None when the level has none. A record the level's own checks exclude
+  is judged again by that lifted level when its exceptions name it;
 - ``step(levels)``: a whole-result step run after the per-record checks, or None.
 
-``predicate``, ``allow`` and ``step`` run once per level and subdir, never per record: they
-compile the level's settings into the closure they return.
+``predicate``, ``allow``, ``exceptions`` and ``step`` run once per level and subdir, never per
+record: they compile the level's settings into the closures they return.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ class FilterResult:
     excluded: dict[str, str] = field(default_factory=dict)
     # Dropped only by an allowlist or newest_versions; a subset of excluded.
     candidates: dict[str, Record] = field(default_factory=dict)
+    # Kept only because an exception of a level took it back: filename -> the reason that
+    # level's excludes had for leaving it out; a subset of kept.
+    excepted: dict[str, str] = field(default_factory=dict)
 
     def reason_counts(self) -> dict[str, int]:
         """How many records each reason excluded, most frequent first."""
@@ -57,6 +64,16 @@ class FilterResult:
 
 
 Step = Callable[[FilterResult], None]
+
+
+@dataclass(frozen=True)
+class Exceptions:
+    """A level's exceptions in one filter run: ``names`` tells whether they name a record,
+    ``lifted`` is the level as it judges a record they name (its overridden settings left
+    out)."""
+
+    names: Allowed
+    lifted: FilterSpec
 
 
 class FilterContext:
@@ -103,6 +120,7 @@ class FilterKind:
     gate: Callable[[FilterSpec, str], str | None] | None = None
     predicate: Callable[[FilterSpec, FilterContext], Check | None] | None = None
     allow: Callable[[FilterSpec, FilterContext], Allowed | None] | None = None
+    exceptions: Callable[[FilterSpec, FilterContext], Exceptions | None] | None = None
     step: Callable[[tuple[FilterSpec, ...]], Step | None] | None = None
 
 
@@ -142,17 +160,19 @@ def show_fields(**fields: str) -> Callable[[FilterSpec], object]:
 
 def parse_globs(node: YamlNode, *, lower: bool = False) -> tuple[str, ...]:
     """A list of fnmatch globs, each checked to compile."""
-    out = []
-    for item in node.items():
-        pattern = item.string()
-        if pattern.count("[") != pattern.count("]"):
-            raise item.error(f"invalid glob {pattern!r}: unbalanced brackets")
-        try:
-            re.compile(fnmatch.translate(pattern))
-        except re.error as exc:
-            raise item.error(f"invalid glob {pattern!r}: {exc}") from None
-        out.append(pattern.lower() if lower else pattern)
-    return tuple(out)
+    return tuple(parse_glob(item, lower=lower) for item in node.items())
+
+
+def parse_glob(node: YamlNode, *, lower: bool = False) -> str:
+    """One fnmatch glob, checked to compile."""
+    pattern = node.string()
+    if pattern.count("[") != pattern.count("]"):
+        raise node.error(f"invalid glob {pattern!r}: unbalanced brackets")
+    try:
+        re.compile(fnmatch.translate(pattern))
+    except re.error as exc:
+        raise node.error(f"invalid glob {pattern!r}: {exc}") from None
+    return pattern.lower() if lower else pattern
 
 
 def parse_include_exclude(

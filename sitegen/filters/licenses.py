@@ -8,6 +8,7 @@ from typing import Any
 from sitegen.conda.records import Record
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters.exceptions import may_take_back
 from sitegen.filters.kind import (
     Check,
     FilterContext,
@@ -39,7 +40,7 @@ def parse(node: YamlNode) -> Mapping[str, object]:
 
 
 def check_level(spec: FilterSpec) -> Iterator[str]:
-    if "*" in spec.exclude_licenses and not spec.allow_missing_license:
+    if "*" in spec.exclude_licenses and not spec.allow_missing_license and not may_take_back(spec):
         yield "licenses.exclude '*' together with allow_missing: false excludes everything"
 
 

@@ -8,6 +8,7 @@ from functools import partial
 
 from sitegen.config.model import FilterSpec, MirrorConfig
 from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters.exceptions import may_take_back
 from sitegen.filters.kind import (
     Allowed,
     Check,
@@ -28,12 +29,11 @@ def parse(node: YamlNode) -> Mapping[str, object]:
 
 
 def check_level(spec: FilterSpec) -> Iterator[str]:
-    if "*" in spec.exclude_names:
+    # What the level's exceptions may take back is not excluded for good.
+    if "*" in spec.exclude_names and not may_take_back(spec):
         yield "names.exclude '*' excludes every package"
     for pattern in spec.include_names:
-        if is_literal(pattern) and any(
-            fnmatch.fnmatchcase(pattern, ex) for ex in spec.exclude_names
-        ):
+        if is_literal(pattern) and _excluded_for_good(pattern, spec):
             yield (
                 f"names.include {pattern!r} is also excluded by names.exclude,"
                 " so nothing it names can be mirrored"
@@ -47,13 +47,20 @@ def check_levels(levels: tuple[FilterSpec, ...], mirror: MirrorConfig) -> Iterat
         for lv in levels
         if lv.include_names and not lv.include_specs and lv.setting("lockfiles") is None
     ]
-    exclude_names = {p for lv in levels for p in lv.exclude_names}
     for names in allow_names:
         if all(is_literal(n) for n in names) and all(
-            any(fnmatch.fnmatchcase(n, ex) for ex in exclude_names) for n in names
+            any(_excluded_for_good(n, lv) for lv in levels) for n in names
         ):
             yield "every name in an allowlist is excluded at another level"
             return
+
+
+def _excluded_for_good(name: str, level: FilterSpec) -> bool:
+    """Whether the level's names.exclude leaves out the name and no exception of it may take
+    it back."""
+    return any(fnmatch.fnmatchcase(name, ex) for ex in level.exclude_names) and not (
+        may_take_back(level, name)
+    )
 
 
 def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:

@@ -11,6 +11,7 @@ from sitegen.filters import (
     advisories,
     builds,
     dates,
+    exceptions,
     formats,
     include_dependencies,
     licenses,
@@ -53,3 +54,4 @@ register(formats.KIND)
 register(advisories.KIND)
 register(lockfiles.KIND)
 register(include_dependencies.KIND)
+register(exceptions.KIND)

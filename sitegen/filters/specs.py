@@ -32,22 +32,24 @@ SpecTest = Callable[[MatchSpec, dict[str, Any]], bool]
 
 
 def parse_specs(node: YamlNode) -> tuple[str, ...]:
-    out = []
-    for item in node.items():
-        text = item.string()
-        try:
-            spec = parse_matchspec(text)
-        except InvalidSpecError as exc:
-            raise item.error(f"invalid MatchSpec {text!r}: {exc}") from None
-        if spec.channel is not None or spec.subdir is not None:
-            raise item.error(
-                f"MatchSpec {text!r}: channel:: and [subdir=...] are not supported in filters;"
-                " use the mirror's url and the subdirs filter"
-            )
-        if (untested := untested_keys(spec)) is not None:
-            raise item.error(f"MatchSpec {text!r}: {untested}")
-        out.append(text)
-    return tuple(out)
+    return tuple(parse_spec(item) for item in node.items())
+
+
+def parse_spec(node: YamlNode) -> str:
+    """One MatchSpec of a filter, as written, checked to be one a filter can match."""
+    text = node.string()
+    try:
+        spec = parse_matchspec(text)
+    except InvalidSpecError as exc:
+        raise node.error(f"invalid MatchSpec {text!r}: {exc}") from None
+    if spec.channel is not None or spec.subdir is not None:
+        raise node.error(
+            f"MatchSpec {text!r}: channel:: and [subdir=...] are not supported in filters;"
+            " use the mirror's url and the subdirs filter"
+        )
+    if (untested := untested_keys(spec)) is not None:
+        raise node.error(f"MatchSpec {text!r}: {untested}")
+    return text
 
 
 def parse(node: YamlNode) -> Mapping[str, object]:

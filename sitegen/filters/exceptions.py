@@ -1,0 +1,225 @@
+"""``except``: records taken back from the excludes of their own level, as conda-mirror's
+``whitelist`` takes them back from its ``blacklist``.
+
+```yaml
+filters:
+  builds: {exclude: ['py2*']}
+  licenses: {exclude: ['*gpl*']}
+  except:
+    - readline                      # a MatchSpec, as specs reads them
+    - python 2.7.18
+    - {name: six, build: 'py27*'}   # conda-mirror's entry: repodata keys and globs
+```
+
+An entry is a MatchSpec or a mapping of repodata keys (:data:`KEYS`) to case-insensitive
+globs, a conda-mirror whitelist entry as written, which matches a record when every key does.
+A record the level's excludes leave out (the settings of :data:`OVERRIDDEN`) is kept when an
+entry matches it and the rest of the level passes it. Nothing else gives way: the filters of
+the other levels; what a level selects (include lists, lockfiles, dates, newest_versions,
+formats: an exception takes back, it does not add to a selection); advisories (their own
+``allow`` accepts one); max_size; subdirs; and so the approvals of a gated channel, an
+allowlist of its mirror's level. An operator's "keep this" holds against their own exclude
+rules, not against a security policy or a limit.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+from sitegen.conda.records import Record
+from sitegen.conda.version import parse_matchspec, spec_exact_name
+from sitegen.config.model import FilterSpec
+from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters.kind import (
+    Allowed,
+    Exceptions,
+    FilterContext,
+    FilterKind,
+    parse_glob,
+)
+from sitegen.filters.specs import SpecIndex, parse_spec
+
+KEY = "except"
+
+# The repodata keys a conda-mirror style entry may name: the fields a package is told apart by
+# (conda-mirror reads any key, but a glob over the text of a list such as depends means little).
+KEYS = ("name", "version", "build", "build_number", "license", "license_family", "subdir")
+
+# The settings an exception overrides, as a level without them has them: conda-mirror's
+# blacklist as sitegen writes it (see the README's translation table).
+_DEFAULTS = FilterSpec()
+OVERRIDDEN: dict[str, Any] = {
+    name: getattr(_DEFAULTS, name)
+    for name in (
+        "exclude_names",
+        "exclude_specs",
+        "exclude_builds",
+        "exclude_licenses",
+        "exclude_license_families",
+        "allow_missing_license",
+    )
+}
+OVERRIDDEN_TEXT = (
+    "names.exclude, specs.exclude, builds.exclude, licenses.exclude,"
+    " licenses.exclude_families, licenses.allow_missing: false"
+)
+
+# A conda-mirror style entry: (key, lower-cased glob) pairs, all of which must match.
+Entry = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ExceptionList:
+    """One level's ``except`` entries, in the order written: MatchSpecs and key/glob entries."""
+
+    entries: tuple[str | Entry, ...]
+    line: int = 0  # where `except:` is written, for errors (not an input of a run)
+
+    @property
+    def specs(self) -> tuple[str, ...]:
+        return tuple(e for e in self.entries if isinstance(e, str))
+
+    @property
+    def globs(self) -> tuple[Entry, ...]:
+        return tuple(e for e in self.entries if not isinstance(e, str))
+
+    def may_name(self, name: str) -> bool:
+        """Whether an entry may match records of the package ``name`` (lower-cased): a
+        MatchSpec of that name, or a key/glob entry whose name glob matches it or that sets no
+        name."""
+        if any(spec_exact_name(parse_matchspec(text)) == name for text in self.specs):
+            return True
+        for entry in self.globs:
+            named = dict(entry).get("name")
+            if named is None or fnmatch.fnmatchcase(name, named):
+                return True
+        return False
+
+
+def parse(node: YamlNode) -> Mapping[str, object]:
+    state = node.state
+    start = len(state.errors)
+    entries = [
+        entry
+        for item in node.items()
+        if (entry := state.attempt(partial(_parse_entry, item))) is not None
+    ]
+    state.settle(start)
+    if not entries:
+        raise node.error("expected at least one MatchSpec or {key: glob} entry")
+    return {KEY: ExceptionList(tuple(entries), node.line)}
+
+
+def _parse_entry(node: YamlNode) -> str | Entry:
+    if node.is_scalar:
+        return parse_spec(node)
+    if not node.is_mapping:
+        raise node.error("expected a MatchSpec or a mapping of repodata keys to globs")
+    state = node.state
+    start = len(state.errors)
+    keys = node.mapping(KEYS)
+    entry = tuple(
+        (key, glob)
+        for key, value in keys.items()
+        if (glob := state.attempt(partial(parse_glob, value, lower=True))) is not None
+    )
+    state.settle(start)
+    if not entry:
+        raise node.error(f"an empty entry would match every record; name one of: {', '.join(KEYS)}")
+    if all(glob == "*" for _key, glob in entry):
+        raise node.error("an entry of only '*' globs would match every record")
+    return entry
+
+
+def policy_of(spec: FilterSpec) -> ExceptionList | None:
+    policy = spec.setting(KEY)
+    return policy if isinstance(policy, ExceptionList) else None
+
+
+def lifted(spec: FilterSpec) -> FilterSpec:
+    """The level as it judges a record its exceptions name: without the settings of
+    :data:`OVERRIDDEN`."""
+    return replace(spec, **OVERRIDDEN)
+
+
+def may_take_back(spec: FilterSpec, name: str | None = None) -> bool:
+    """Whether the level's exceptions may take back a record (of the package ``name``,
+    lower-cased, when given): the checks of a level's settings that would mirror nothing ask
+    before they say so."""
+    policy = policy_of(spec)
+    return policy is not None and (name is None or policy.may_name(name))
+
+
+def check_level(spec: FilterSpec) -> Iterator[str]:
+    policy = policy_of(spec)
+    if policy is not None and lifted(spec) == spec:
+        yield (
+            f"except (line {policy.line}): this level excludes nothing to take back; an"
+            f" exception overrides only the excludes of its own level ({OVERRIDDEN_TEXT}),"
+            " not those of another level"
+        )
+
+
+def show(spec: FilterSpec) -> object:
+    """The entries as channels.yaml writes them (the globs lower-cased, as they match)."""
+    policy = policy_of(spec)
+    if policy is None:
+        return None
+    return [entry if isinstance(entry, str) else dict(entry) for entry in policy.entries]
+
+
+def exceptions(spec: FilterSpec, context: FilterContext) -> Exceptions | None:
+    policy = policy_of(spec)
+    if policy is None:
+        return None
+    tests: list[Allowed] = [_entry_test(entry) for entry in policy.globs]
+    if policy.specs:
+        index = SpecIndex(policy.specs)
+        context.names()  # SpecIndex.matches looks records up by their name
+        selects = context.matcher.matches
+        tests.append(lambda r, n: index.matches(r, n, selects))
+    return Exceptions(names=lambda r, n: any(test(r, n) for test in tests), lifted=lifted(spec))
+
+
+def _entry_test(entry: Entry) -> Allowed:
+    """Whether a record matches every key of a conda-mirror style entry."""
+    matchers = [(key, re.compile(fnmatch.translate(glob)).match) for key, glob in entry]
+
+    def test(record: Record, name: str) -> bool:
+        raw = record.raw
+        for key, match in matchers:
+            texts = _texts(raw.get(key))
+            if texts is None or not all(match(text.lower()) for text in texts):
+                return False
+        return True
+
+    return test
+
+
+def _texts(value: Any) -> tuple[str, ...] | None:
+    """The texts a glob is matched against, as conda-mirror reads a field: an absent one as
+    empty text (which only ``*`` matches), a number as written (build_number); a list (of
+    licences) entry by entry, every entry to match. None (no match) for any other value."""
+    if value is None:
+        return ("",)
+    if type(value) is str:
+        return (value,)
+    if type(value) is int:
+        return (str(value),)
+    if type(value) is list and all(type(item) is str for item in value):
+        return tuple(value) or ("",)
+    return None
+
+
+KIND = FilterKind(
+    KEY,
+    parse,
+    show=show,
+    check_level=check_level,
+    exceptions=exceptions,
+)
