@@ -236,7 +236,9 @@ def test_report_is_assembled_from_the_stage_results() -> None:
     chan = channel(one, two)
     first = at(A, "one")
     parsed_one = Repodata("linux-64", records=by_fn(first, at(B, "one")), rejected={"z": "bad"})
-    kept = FilterResult(kept=by_fn(first), excluded={B.fn: "not allowed"})
+    kept = FilterResult(
+        kept=by_fn(first), excluded={B.fn: "not allowed"}, excepted={A.fn: "build excluded"}
+    )
     selection = MirrorSelection("one", True, None, {"linux-64": kept})
     deps = DependencyReport(added={"one": [Addition("linux-64", A.fn, "needed by x", "two")]})
     meta = SubdirMetadata("linux-64", by_fn(first))
@@ -277,6 +279,7 @@ def test_report_is_assembled_from_the_stage_results() -> None:
             "kept": 1,
             "added_as_dependency": 1,
             "excluded": {"not allowed": 1},
+            "excepted": {"build excluded": 1},
             "rejected": {"bad": 1},
             "rejected_examples": {"z": "bad"},
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,6 +39,9 @@ class MirrorSubdirReport:
     kept: int = 0
     added_as_dependency: int = 0
     excluded: dict[str, int] = field(default_factory=dict)  # reason -> count
+    # Kept only because an exception (`except`) took them back: the reason the excludes of its
+    # level had -> count; a part of ``kept``.
+    excepted: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)  # hostile/broken records by reason
     rejected_examples: dict[str, str] = field(default_factory=dict)  # filename -> reason
 
@@ -138,6 +141,13 @@ class MirrorReport:
             total.update(sub.rejected)
         return dict(sorted(total.items(), key=lambda kv: (-kv[1], kv[0])))
 
+    def excepted_totals(self) -> dict[str, int]:
+        """The records kept by an exception, by the reason they were taken back from."""
+        total: Counter[str] = Counter()
+        for sub in self.subdirs.values():
+            total.update(sub.excepted)
+        return dict(sorted(total.items(), key=lambda kv: (-kv[1], kv[0])))
+
 
 @dataclass
 class ChannelSubdirReport:
@@ -177,6 +187,15 @@ def new_files_text(
     if local[0]:
         parts.append(f"{verbs[1]} {counted(local[0], 'file')} from the folder ({size(local[1])})")
     return ", ".join(parts) or "no new files"
+
+
+def excepted_text(excepted: Mapping[str, int]) -> str:
+    """How many of the kept records an exception took back, and from what: `` (3 by
+    exception: 2 build excluded, 1 license excluded)``; empty when none."""
+    if not excepted:
+        return ""
+    reasons = ", ".join(f"{n} {reason}" for reason, n in excepted.items())
+    return f" ({sum(excepted.values())} by exception: {reasons})"
 
 
 PUBLIC = "public"

@@ -37,6 +37,7 @@ from sitegen.sync.report import (
     MissingPin,
     RunReport,
     UnsatisfiedDependency,
+    excepted_text,
     new_files_text,
 )
 from sitegen.sync.selection import ClosureResult
@@ -147,6 +148,7 @@ def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureRes
             sub = mr.subdirs.setdefault(subdir, MirrorSubdirReport())
             sub.kept = len(result.kept)
             sub.excluded = dict(Counter(result.excluded.values()))
+            sub.excepted = dict(Counter(result.excepted.values()))
             mr.advisories_blocked.extend(
                 BlockedFile(subdir, fn, why.removeprefix(ADVISORY))
                 for fn, why in sorted(result.excluded.items())
@@ -316,9 +318,10 @@ def finish(report: RunReport) -> None:
             excluded = ", ".join(f"{n} {r}" for r, n in mr.excluded_totals().items())
             kept = sum(s.kept for s in mr.subdirs.values())
             log.info(
-                "%s: kept %s%s",
+                "%s: kept %s%s%s",
                 mr.name,
                 counted(kept, "record"),
+                excepted_text(mr.excepted_totals()),
                 f"; excluded: {excluded}" * bool(excluded),
             )
         if mr.unsatisfied:

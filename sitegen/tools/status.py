@@ -43,6 +43,9 @@ class LastRun:
     status: str  # the mirror's own result in that run
     run_status: str
     records_kept: int
+    # Of those, the ones an exception (`except`) took back, by the reason they were taken back
+    # from.
+    excepted: dict[str, int]
     packages: int  # published in the mirror's channel after that run
     added: int
     updated: int
@@ -142,6 +145,7 @@ def last_run_of(name: str, channel: str, run: RunReport) -> LastRun:
         status=mirror.status,
         run_status=run.status,
         records_kept=sum(s.kept for s in mirror.subdirs.values()),
+        excepted=mirror.excepted_totals(),
         packages=sum(c.packages for c in subdirs),
         added=sum(len(c.added) for c in subdirs),
         updated=sum(len(c.updated) for c in subdirs),

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from sitegen.sync.progress import human_bytes
-from sitegen.sync.report import iso_utc, new_files_text
+from sitegen.sync.report import excepted_text, iso_utc, new_files_text
 from sitegen.tools.status import LastRun, SiteStatus
 from sitegen.tools.status_filters import filters_text
 
@@ -97,7 +97,8 @@ def format_status(status: SiteStatus) -> str:
                 f"  last run: {run.id}, {run.status}, started {iso_utc(run.started)}{took}"
             )
             lines.append(
-                f"    {run.records_kept} records kept; channel: {run.packages} files published"
+                f"    {run.records_kept} records kept{excepted_text(run.excepted)};"
+                f" channel: {run.packages} files published"
                 f" (+{run.added} ~{run.updated} -{run.removed}), "
                 + new_files_text(
                     (run.downloaded_files, run.downloaded_bytes),

@@ -76,6 +76,7 @@ def mirror_row(mirror: MirrorReport, scrub: Scrub) -> dict[str, Any]:
         "records": sum(s.records for s in subdirs),
         "kept": sum(s.kept for s in subdirs),
         "added_as_dependency": sum(s.added_as_dependency for s in subdirs),
+        "kept_by_exception": sum(mirror.excepted_totals().values()),
         "excluded": excluded,
         "excluded_total": sum(excluded.values()),
         "upstream": {name: s.upstream for name, s in sorted(mirror.subdirs.items())},
@@ -206,6 +207,7 @@ def run_detail(
                         "records": s.records,
                         "kept": s.kept,
                         "added_as_dependency": s.added_as_dependency,
+                        "excepted": _by_count(s.excepted),
                         "excluded": _by_count(s.excluded, s.rejected),
                     }
                     for name, s in sorted(m.subdirs.items())
