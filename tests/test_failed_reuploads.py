@@ -6,6 +6,7 @@ merged listing, would not see), unless its own bytes are no longer what its reco
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,21 @@ import pytest
 import trio
 
 from sitegen.conda.records import Repodata, parse_repodata
+from sitegen.conda.version import RecordMatcher
+from sitegen.config import parse_config
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome
-from sitegen.sync.merge import MERGED, DeletionGuard, Feed, load_previous, merge_subdir
+from sitegen.sync.merge import (
+    MERGED,
+    DeletionGuard,
+    Feed,
+    MergedSubdir,
+    load_previous,
+    merge_subdir,
+)
 from sitegen.sync.plan import DiskSnapshot, plan_subdir
-from sitegen.sync.prepare import prepare_all
+from sitegen.sync.prepare import filters_list, prepare_all
 from sitegen.sync.prune import package_files
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata, publish_target
 from testkit.records import raw_record
@@ -40,7 +50,7 @@ def upstream(body: bytes) -> Repodata:
         "info": {"subdir": "linux-64"},
         "packages.conda": {f"{n}-1-h0_0.conda": raw(n, body) for n in NAMES},
     }
-    return parse_repodata(msgspec.json.encode(document), "linux-64", origin="m")
+    return parse_repodata(msgspec.json.encode(document), "linux-64", origin="chan")
 
 
 def test_failed_replacements_keep_their_published_files(tmp_path: Path) -> None:
@@ -57,7 +67,7 @@ def test_failed_replacements_keep_their_published_files(tmp_path: Path) -> None:
 
     # Upstream re-uploads every file under its name (same size); no new bytes can be had.
     new = upstream(b"new")
-    feed = Feed("m", new, new.records)
+    feed = Feed("chan", new, new.records)
     previous = load_previous(directory, "linux-64", [feed])
     assert previous is not None
     merged = merge_subdir("chan", "linux-64", [feed], [], previous, DeletionGuard(0.5))
@@ -67,7 +77,11 @@ def test_failed_replacements_keep_their_published_files(tmp_path: Path) -> None:
     assert {r.fn for r in plan.to_stage} == set(new.records)
     downloads = {KEY: DownloadOutcome(failed={r.fn for r in plan.to_stage})}
     outcomes: dict[tuple[str, str], PublishOutcome] = {}
-    prepared, _sharded = trio.run(prepare_all, site, [merged], downloads, outcomes)
+    config = parse_config(
+        f"output: {tmp_path}\nchannels: {{chan: {{url: 'http://127.0.0.1:1/c', subdirs: [linux-64]}}}}"
+    )
+    listable = filters_list(config, config.channels, RecordMatcher())
+    prepared, _sharded = trio.run(prepare_all, site, [merged], downloads, outcomes, listable)
     assert outcomes == {}
     final = prepared[KEY]
     listed = previous.records.keys()
@@ -83,4 +97,33 @@ def test_failed_replacements_keep_their_published_files(tmp_path: Path) -> None:
         fn: old.records[fn].sha256 for fn in kept
     }
     origins = load_origins(site, *KEY)
-    assert {fn: origins.mirror_of(fn) for fn in kept} == dict.fromkeys(kept, "m")
+    assert {fn: origins.mirror_of(fn) for fn in kept} == dict.fromkeys(kept, "chan")
+
+
+def test_a_kept_published_file_is_judged_by_the_filters_as_its_replacement(
+    tmp_path: Path,
+) -> None:
+    """The published record stands in for its failed replacement only where the filters would
+    list it: p0's replacement is pinned by a lockfile, which the published bytes are not (it
+    goes); p1 is pinned by name alone (listed either way); p2 is in no lockfile, its
+    replacement pulled in by the dependency closure (it stands in as the replacement did); p3
+    was published by a mirror that no longer feeds the subdir (it goes)."""
+    old, new = upstream(b"old"), upstream(b"new")
+    lock = tmp_path / "explicit.txt"
+    base = "https://h/c/linux-64"
+    lock.write_text(
+        f"@EXPLICIT\n{base}/p0-1-h0_0.conda#sha256:{new.records['p0-1-h0_0.conda'].sha256}\n"
+        f"{base}/p1-1-h0_0.conda\n"
+    )
+    config = parse_config(
+        f"output: {tmp_path / 'site'}\n"
+        "channels: {chan: {url: 'http://127.0.0.1:1/c', subdirs: [linux-64],"
+        f" filters: {{lockfiles: [{lock}]}}}}}}\n"
+    )
+    previous = Repodata("linux-64", {}, dict(old.records))
+    meta = SubdirMetadata("linux-64", dict(new.records))
+    merged = MergedSubdir("chan", "linux-64", MERGED, previous, meta)
+    standing = {fn: r for fn, r in old.records.items() if not fn.startswith("p3")}
+    standing["p3-1-h0_0.conda"] = replace(old.records["p3-1-h0_0.conda"], origin="gone")
+    listable = filters_list(config, config.channels, RecordMatcher())
+    assert set(listable(merged, standing)) == {"p1-1-h0_0.conda", "p2-1-h0_0.conda"}

@@ -19,7 +19,7 @@ import random
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.faults import (
     CHANNEL,
     RawServer,
+    config_text,
     corrupt,
     filenames,
     hang,
@@ -275,6 +276,42 @@ async def test_a_reupload_that_cannot_be_downloaded_leaves_the_published_file(
         assert (site / CHANNEL / LINUX / fn).read_bytes() == (
             upstream.root / LINUX / fn
         ).read_bytes()
+    assert_site_invariant(site)
+
+
+async def test_a_failed_reupload_keeps_the_published_file_only_if_the_filters_still_allow_it(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """gamma is published under a licence the channel's filters now exclude; upstream
+    re-uploads it under an allowed one and the new bytes cannot be had. The published record
+    is judged by the filters like any other: excluded, it is not listed again (and its file
+    goes with it), whereas alpha, re-uploaded as well and still allowed, stays as it was."""
+    site = make_sandbox(tmp_path)
+    old = [replace(s, license="GPL-3.0-only") if s.name == "gamma" else s for s in upstream.specs]
+    upstream.publish(old)
+    await first_run(upstream, site, retries=1)
+    before = site_digest(site)
+    gamma = filenames([s for s in old if s.name == "gamma"], LINUX)
+    alpha = filenames([s for s in old if s.name == "alpha"], LINUX)
+    renewed = [
+        replace(s, license="MIT", seed=1) if s.name in ("gamma", "alpha") else s for s in old
+    ]
+    upstream.publish(renewed)
+    for fn in gamma | alpha:
+        upstream.server.add_fault(upstream.path(fn), respond(503))
+    text = config_text(site, upstream.server.url, retries=1)
+    filtered = parse_config(text + "    filters: {licenses: {exclude: [GPL-*]}}\n")
+    report = await mirror(filtered)
+
+    assert report.status == FAILED and report.failed
+    linux = channel_report(report, LINUX)
+    assert linux.status == "published"
+    assert linux.removed == sorted(gamma)
+    assert listed(site) == on_disk(site) == filenames(old, LINUX) - gamma
+    after = site_digest(site)
+    assert all(
+        after[f"{CHANNEL}/{LINUX}/{fn}"] == before[f"{CHANNEL}/{LINUX}/{fn}"] for fn in alpha
+    )
     assert_site_invariant(site)
 
 

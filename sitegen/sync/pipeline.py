@@ -54,7 +54,7 @@ from sitegen.sync.merge import (
 )
 from sitegen.sync.merging import merge_all
 from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
-from sitegen.sync.prepare import prepare_all
+from sitegen.sync.prepare import filters_list, prepare_all
 from sitegen.sync.prune import package_files
 from sitegen.sync.publish import (
     PublishOutcome,
@@ -260,7 +260,11 @@ async def _rebuild(
             results.downloads[key].errors.append(too_large[job.target])
     await link_all(scope.site, local, results.plans, results.downloads)
     to_publish, sharded = await prepare_all(
-        scope.site, results.merged, results.downloads, results.publish
+        scope.site,
+        results.merged,
+        results.downloads,
+        results.publish,
+        filters_list(scope.config, scope.channels, matcher),
     )
     downloaded = {
         scope.site.path(*key) for key, d in results.downloads.items() if d.files or d.local_files

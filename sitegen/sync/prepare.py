@@ -1,7 +1,8 @@
 """Between the downloads and the run's single flush: what each merged subdir will publish.
 
 The records of a subdir are final once its downloads ended (a file that failed is left out,
-but for a re-upload of a published file: the published bytes, still in place, stay listed);
+but for a re-upload of a published file: the published bytes, still in place, stay listed
+while the channel's filters would list them);
 they then get their CEP-47 ``indexed_timestamp`` (see sitegen.conda.indexed) and their new
 shards are written, unflushed, so that the run's one flush puts the new package files and the
 new shards on disk together, before any index or repodata names them.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +23,9 @@ import trio
 from sitegen.conda.indexed import decode_first_seen, encode_first_seen, stamp_records
 from sitegen.conda.records import Record, Repodata
 from sitegen.conda.shards import ShardError
+from sitegen.conda.version import RecordMatcher
+from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.filters.apply import apply_filters
 from sitegen.layout import indexed_timestamps_path, publishing_marker_path
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
@@ -32,16 +36,52 @@ from sitegen.sync.publish_shards import changed_names, unchanged_shards, write_s
 
 log = logging.getLogger("sitegen")
 
+# Of the published records of a merged subdir whose replacements failed (fn -> record, with
+# the mirror it came from), the names its filters would list in their place.
+Listable = Callable[[MergedSubdir, Mapping[str, Record]], Collection[str]]
+
+
+def filters_list(
+    config: SiteConfig, channels: Collection[ChannelConfig], matcher: RecordMatcher
+) -> Listable:
+    """What the filters of ``channels`` would list of the published records standing in for
+    replacements that failed. Each is judged by the filters of the mirror it came from (none,
+    when that mirror no longer feeds its subdir): listed when they keep it, or when they leave
+    it out only as they leave out its replacement, which the dependency closure pulled in (not
+    in an allowlist). So a rule added since it was published (a licence, a date, a size), or
+    an allowlist pinning the new bytes (a lockfile), drops it as it would drop any record."""
+    by_path = {channel.path: channel for channel in channels}
+
+    def listable(merged: MergedSubdir, old: Mapping[str, Record]) -> set[str]:
+        new = merged.meta.records if merged.meta is not None else {}
+        channel = by_path[merged.channel]
+        names: set[str] = set()
+        for mirror in channel.mirrors:
+            mine = {fn: r for fn, r in old.items() if r.origin == mirror.name and fn in new}
+            if not mine or merged.subdir not in mirror.subdirs:
+                continue
+            levels = config.filter_levels(channel, mirror)
+            before = apply_filters(mine, merged.subdir, levels, matcher)
+            after = apply_filters({fn: new[fn] for fn in mine}, merged.subdir, levels, matcher)
+            names.update(before.kept)
+            names.update(fn for fn in before.candidates if fn not in after.kept)
+        return names
+
+    return listable
+
 
 async def prepare_all(
     site: Site,
     merged_all: list[MergedSubdir],
     downloads: Mapping[TargetKey, DownloadOutcome],
     outcomes: dict[TargetKey, PublishOutcome],
+    listable: Listable,
 ) -> tuple[dict[TargetKey, SubdirMetadata], set[Path]]:
     """What each merged subdir publishes (without the files that failed), its records stamped
     and its new shards written; returns those and the directories whose shards need the flush.
-    A subdir whose stamps cannot be saved fails (in ``outcomes``) and keeps its state."""
+    A subdir whose stamps cannot be saved fails (in ``outcomes``) and keeps its state.
+    ``listable``: which published records the filters would list in place of their failed
+    replacements (see :func:`filters_list`)."""
     to_publish: dict[TargetKey, SubdirMetadata] = {}
     sharded: set[Path] = set()
     for merged in merged_all:
@@ -49,7 +89,7 @@ async def prepare_all(
             continue
         downloaded = downloads.get(merged.key)
         failed = downloaded.failed if downloaded else set()
-        unreplaced = await still_in_place(site, merged, failed)
+        unreplaced = await still_in_place(site, merged, failed, listable)
         meta = without_failed(merged.meta, failed, unreplaced)
         previous = merged.previous
         try:
@@ -75,13 +115,17 @@ async def prepare_all(
     return to_publish, sharded
 
 
-async def still_in_place(site: Site, merged: MergedSubdir, failed: set[str]) -> dict[str, Record]:
+async def still_in_place(
+    site: Site, merged: MergedSubdir, failed: set[str], listable: Listable
+) -> dict[str, Record]:
     """Of the files whose download ``failed``, those that were to replace a published file
     under its name (a re-upload, staged) and whose published bytes are still there, hashed
-    again against the record published for them: fn -> that record, with the mirror the
-    origins map names for it. Dropped from the metadata, such a file would be deleted by the
-    prune with nothing in its place (a whole subdir, when upstream re-uploaded everything and
-    the downloads failed); listed as it was, it is replaced by a later run."""
+    again against the record published for them, and that the filters would still list
+    (``listable``): fn -> that record, with the mirror the origins map names for it. Dropped
+    from the metadata, such a file would be deleted by the prune with nothing in its place (a
+    whole subdir, when upstream re-uploaded everything and the downloads failed); listed as it
+    was, it is replaced by a later run. One the filters refuse now goes, as it would had its
+    replacement arrived."""
     previous, meta = merged.previous, merged.meta
     if not failed or previous is None or meta is None:
         return {}
@@ -96,13 +140,26 @@ async def still_in_place(site: Site, merged: MergedSubdir, failed: set[str]) -> 
     intact = await check_files(directory, replaced, replaced)
     # Read back from repodata.json, a record does not say which mirror supplied it.
     origins = await trio.to_thread.run_sync(load_origins, site, merged.channel, merged.subdir)
+    intact_records = {
+        fn: replace(record, origin=origins.mirror_of(fn) or meta.records[fn].origin)
+        for fn, record in replaced.items()
+        if intact[fn]
+    }
+    allowed = listable(merged, intact_records)
     kept = {}
-    for fn, record in replaced.items():
-        if intact[fn]:
-            origin = origins.mirror_of(fn) or meta.records[fn].origin
-            kept[fn] = replace(record, origin=origin)
+    for fn, record in intact_records.items():
+        if fn in allowed:
+            kept[fn] = record
             log.warning(
                 "%s/%s: %s: its new bytes could not be had; the published file stays listed",
+                merged.channel,
+                merged.subdir,
+                fn,
+            )
+        else:
+            log.warning(
+                "%s/%s: %s: its new bytes could not be had, and the filters refuse the"
+                " published file: it goes",
                 merged.channel,
                 merged.subdir,
                 fn,
