@@ -62,7 +62,9 @@ def test_a_file_rewritten_after_it_was_published_is_read_again(tmp_path: Path) -
     repodata = sources.indexes["internal-own"].repodata["linux-64"]
     records = sorted(repodata.records.values(), key=lambda r: r.fn)
     site.ensure_dir(site.path(CHANNEL, "linux-64"))
-    plans = {(CHANNEL, "linux-64"): Plan(to_download=records, to_stage=[], to_remove=[])}
+    plans = {
+        (CHANNEL, "linux-64"): Plan(to_download=records, to_stage=[], to_remove=[], to_withdraw=[])
+    }
     outcomes: dict[tuple[str, str], DownloadOutcome] = {}
     trio.run(link_all, site, sources, plans, outcomes)
     assert [o.failed for o in outcomes.values()] == [set()]

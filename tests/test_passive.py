@@ -34,6 +34,7 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.client import solve_and_install
+from testkit.faults import small_packages
 from testkit.fetcher import FakeFetch, fetcher_process
 from testkit.site import record_fdatasync
 from testkit.upstream import UpstreamHandler, UpstreamServer, serve_bytes
@@ -688,3 +689,65 @@ async def test_a_file_is_fetched_from_the_mirror_that_supplied_it_and_checked_by
         assert [r.path for r in two.requests] == [f"/linux-64/{fn}"]
         assert not one.requests
     assert sha256(site / CHANNEL / "linux-64" / fn) == record["sha256"]
+
+
+async def test_a_reuploaded_stored_file_stays_until_the_metadata_naming_it_changes(
+    tmp_path: Path,
+) -> None:
+    """A file the passive channel stored is re-uploaded upstream under its name. Its published
+    record names the stored bytes until a run publishes the new one: while that run still
+    works (here held by a download of an active channel), the stored file is there with the
+    bytes its record names; once the new record is published, the old bytes are gone and the
+    fetcher gets the new ones on first request."""
+    root = tmp_path / "upstream"
+    specs = small_packages()
+    write_channel(root, specs, zst=True)
+    fn = "beta-2.0-h1_0.conda"
+    site = tmp_path / "site"
+    passive, active = "cloud/passive", "cloud/active"
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold(handler: UpstreamHandler) -> bool:
+        arrived.set()
+        release.wait(10)
+        return False  # then served as usual
+
+    with UpstreamServer(root) as server:
+        config_path = tmp_path / "channels.yaml"
+        config_path.write_text(
+            f"output: {site}\n"
+            "download: {retries: 0, timeout: 30}\n"
+            "channels:\n"
+            f"  {passive}: {{url: '{server.url}', subdirs: [linux-64], mode: passive}}\n"
+            f"  {active}: {{url: '{server.url}', subdirs: [linux-64]}}\n"
+        )
+        config = load_config(config_path)
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        reply = await _fetch_one(config, f"/{passive}/linux-64/{fn}")
+        assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+        stored_file = site / passive / "linux-64" / fn
+
+        def listed_sha256() -> str:
+            document = json.loads((stored_file.parent / "repodata.json").read_bytes())
+            return str(document["packages.conda"][fn]["sha256"])
+
+        old = listed_sha256()
+        assert sha256(stored_file) == old
+        write_channel(root, small_packages(seed=1), zst=True)  # other bytes under every name
+        server.add_fault(f"/linux-64/{fn}", hold, times=1)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_mirror, config, MirrorOptions(progress=False))
+            try:
+                with trio.fail_after(20):
+                    await trio.to_thread.run_sync(arrived.wait)
+                # The active channel's download is under way: nothing is published yet.
+                assert listed_sha256() == old
+                assert stored_file.is_file() and sha256(stored_file) == old
+            finally:
+                release.set()
+        new = listed_sha256()
+        assert new != old
+        assert not stored_file.exists()
+        reply = await _fetch_one(config, f"/{passive}/linux-64/{fn}")
+        assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+        assert sha256(stored_file) == new

@@ -57,7 +57,7 @@ def publish(site: Site, meta_records: dict[str, Record], **bases: str) -> Publis
         listed = set(parse_repodata(served, "linux-64").records)
     except FileNotFoundError:
         listed = set()
-    target = ("chan", meta, [], dict(bases), {}, listed)
+    target = ("chan", meta, [], dict(bases), {}, listed, [])
     trio.run(partial(publish_all, site, [target], outcomes))
     return outcomes[KEY]
 

@@ -109,6 +109,17 @@ def test_plan_removes_wrong_passive_files_and_downloads_none() -> None:
     assert result.unreferenced == 1
 
 
+def test_plan_withdraws_a_stored_passive_file_its_upstream_replaced() -> None:
+    """The published record names the stored bytes until the new one is published: the file
+    goes then (withdrawn at publishing), not before."""
+    new_a, passive_b = at(A, "lazy", sha256="1" * 64), at(B, "lazy")
+    published = [at(A, "lazy"), passive_b]
+    present = {A.fn: 1000, B.fn: 5}
+    result = plan([new_a, passive_b], published, present, {A.fn: False}, passive={"lazy"})
+    assert (result.to_withdraw, result.to_remove) == ([A.fn], [B.fn])
+    assert result.jobs == 0
+
+
 # --------------------------------------------------------------------------- merge
 
 GUARD = DeletionGuard(max_fraction=0.5)

@@ -354,10 +354,12 @@ async def _publish_all(
             continue
         downloaded = downloads.get(merged.key)
         failed = downloaded.failed if downloaded else set()
-        staged = [r.fn for r in plans[merged.key].to_stage if r.fn not in failed]
+        plan = plans[merged.key]
+        staged = [r.fn for r in plan.to_stage if r.fn not in failed]
         bases = package_bases(parsed, merged.key[1])
         listed = merged.previous.records.keys() if merged.previous is not None else ()
-        targets.append((merged.channel, meta, staged, bases, kept.get(merged.key, {}), listed))
+        keeps = kept.get(merged.key, {})
+        targets.append((merged.channel, meta, staged, bases, keeps, listed, plan.to_withdraw))
     await publish_all(
         scope.site, targets, outcomes, scope.config.shard_grace_days, scope.config.repodata_bz2
     )

@@ -33,6 +33,10 @@ class Plan:
     # Wrong files under names a passive mirror serves: removed, so that the pull-through
     # fetcher (which verifies what it fetches) replaces them on first request.
     to_remove: list[str]
+    # Stored files of a passive mirror re-uploaded upstream under their published name: the
+    # published record names them until the new one is, so they go only then (see
+    # publish_target); the fetcher gets the new bytes on first request.
+    to_withdraw: list[str]
     unreferenced: int = 0  # package files present that no record names: pruned after publishing
 
     @property
@@ -82,6 +86,7 @@ def plan_subdir(
     to_download: list[Record] = []
     to_stage: list[Record] = []
     to_remove: list[str] = []
+    to_withdraw: list[str] = []
     present, checked = snapshot.present, snapshot.checked
     for fn, record in records.items():
         size = present.get(fn)
@@ -92,14 +97,15 @@ def plan_subdir(
                 vouched = _trusted(record, before, verify)
             if vouched:
                 continue
+        replaced = before is not None and not before.same_file(record)
         if record.origin in passive:
             if size is not None:
-                to_remove.append(fn)
+                (to_withdraw if replaced else to_remove).append(fn)
             continue
-        if before is not None and not before.same_file(record):
+        if replaced:
             # The published record still describes the old bytes: the new ones wait.
             to_stage.append(record)
         else:
             to_download.append(record)
     unreferenced = sum(1 for fn in present if fn not in records)
-    return Plan(to_download, to_stage, to_remove, unreferenced)
+    return Plan(to_download, to_stage, to_remove, to_withdraw, unreferenced)

@@ -236,9 +236,10 @@ def write_json(site: Site, relative: str, document: Any) -> bool:
     return site.write_bytes(site.path(*parts), msgspec.json.encode(document))
 
 
-# (channel path, metadata, staged, package bases, kept, files listed now): see publish_target.
+# (channel path, metadata, staged, package bases, kept, listed now, withdrawn): see
+# publish_target.
 PublishTarget = tuple[
-    str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record], Collection[str]
+    str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record], Collection[str], list[str]
 ]
 
 
@@ -263,9 +264,11 @@ async def publish_target(
     *,
     kept: Mapping[str, Record],
     listed: Collection[str],
+    withdrawn: Collection[str] = (),
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
-    their staging names), then prune the files nothing names any more but the ``kept`` ones
+    their staging names; ``withdrawn``: stored files of a passive mirror that upstream
+    replaced, to go), then prune the files nothing names any more but the ``kept`` ones
     (see sitegen.sync.keep), whose records are saved first. Its origins map goes
     first too: which mirror serves each file (``Record.origin``) and from where
     (``package_bases``, mirror -> upstream ``info.base_url``), for the passive fetcher and
@@ -275,10 +278,11 @@ async def publish_target(
     state = (site, channel_path, subdir, meta.records, package_bases, kept)
     widened = await trio.to_thread.run_sync(widen_state, *state, listed)
     directory = site.path(channel_path, subdir)
-    if staged:
+    if staged or withdrawn:
         # Two steps keep every published record true: first publish without the replaced
-        # files, then move the new bytes into place, then publish their new records.
-        replaced = set(staged)
+        # files, then move the new bytes into place (or take the old ones of a passive mirror
+        # away, for the fetcher to get the new), then publish their new records.
+        replaced = {*staged, *withdrawn}
         interim = {fn: r for fn, r in meta.records.items() if fn not in replaced}
         await publish_subdir(
             site,
@@ -291,6 +295,8 @@ async def publish_target(
         )
         for fn in staged:
             site.commit(site.staging_for(directory / fn), directory / fn)
+        for fn in withdrawn:
+            site.remove(directory / fn)
     written = await publish_subdir(site, channel_path, meta, shard_grace_days, repodata_bz2)
     # Prune only after the new metadata is in place; shielded like the renames before it, so
     # that a stop now still reports this subdir as published.
@@ -319,8 +325,8 @@ async def publish_all(
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
 ) -> None:
-    """Publish (channel path, metadata, staged, package bases, kept, listed now) targets (see
-    publish_target), two at a time, filling ``outcomes``
+    """Publish (channel path, metadata, staged, package bases, kept, listed now, withdrawn)
+    targets (see publish_target), two at a time, filling ``outcomes``
     by (channel path, subdir) as each ends: a failed subdir keeps its previous state.
     ``repodata_bz2``: also publish ``repodata.json.bz2`` (else remove any left published)."""
     limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
@@ -332,6 +338,7 @@ async def publish_all(
         bases: dict[str, str],
         kept: Mapping[str, Record],
         listed: Collection[str],
+        withdrawn: list[str],
     ) -> None:
         async with limiter:
             try:
@@ -345,6 +352,7 @@ async def publish_all(
                     repodata_bz2,
                     kept=kept,
                     listed=listed,
+                    withdrawn=withdrawn,
                 )
             except OSError as exc:
                 # A full disk or an I/O error: this subdir keeps its previous state.
