@@ -1,4 +1,4 @@
-"""Secrets in upstream URLs stay out of the passive fetcher's logs."""
+"""Secrets in upstream URLs stay out of the passive fetcher's logs and of the site's files."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 import trio
+import zstandard
 
 from sitegen.config import load_config
 from sitegen.passive.listen import open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
+from testkit.faults import set_repodata
 from testkit.upstream import UpstreamServer, respond
 
 pytestmark = pytest.mark.integration
@@ -66,3 +68,72 @@ async def test_relative_cep15_base_url_does_not_put_the_token_in_the_fetchers_lo
     assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
     leaked = [r.getMessage() for r in caplog.records if token in r.getMessage()]
     assert not leaked, leaked
+
+
+@pytest.mark.parametrize("mode", ["passive", "active"])
+async def test_a_cep15_base_url_echoing_the_token_is_stored_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Upstream repodata at /t/<token>/forge/linux-64/ says info.base_url
+    "<host>/t/<token>/pkgs/linux-64/": its packages live there. No file under the site (the
+    origins map, the upstream repodata kept for conditional requests, any other) holds the
+    token, yet the packages are fetched from there: by the run (active), by the fetcher
+    (passive), and again once upstream answers 304 and the kept body is read back."""
+    token = secrets.token_hex(16)
+    monkeypatch.setenv("SITEGEN_TEST_TOKEN", token)
+    root = tmp_path / "upstream"
+    forge = root / "t" / token / "forge"
+    records = write_channel(forge, example_packages(seed=0), zst=True)
+    fn = next(iter(records["linux-64"]["packages.conda"]))
+    site = tmp_path / "site"
+
+    def holding_the_token() -> list[str]:
+        """The files under the site that hold the token, compressed ones read decompressed."""
+        found = []
+        for path in site.rglob("*"):
+            if not path.is_file():
+                continue
+            data = path.read_bytes()
+            if path.suffix == ".zst":
+                data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+            if token.encode() in data:
+                found.append(str(path.relative_to(site)))
+        return sorted(found)
+
+    with UpstreamServer(root) as server:
+        for subdir in ("linux-64", "noarch"):
+            pkgs = root / "t" / token / "pkgs" / subdir
+            pkgs.mkdir(parents=True)
+            for entry in (forge / subdir).iterdir():
+                if not entry.name.startswith("repodata"):
+                    shutil.move(entry, pkgs / entry.name)
+            document = json.loads((forge / subdir / "repodata.json").read_bytes())
+            document["info"]["base_url"] = f"{server.url}/t/{token}/pkgs/{subdir}/"
+            set_repodata(forge, subdir, json.dumps(document).encode())
+        (tmp_path / "channels.yaml").write_text(
+            f"output: {site}\n"
+            "download: {retries: 0, timeout: 30}\n"
+            "channels:\n"
+            "  cloud/forge:\n"
+            f"    url: {server.url}/t/${{SITEGEN_TEST_TOKEN}}/forge\n"
+            "    subdirs: [linux-64]\n"
+            f"    mode: {mode}\n"
+        )
+        config = load_config(tmp_path / "channels.yaml")
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        assert holding_the_token() == []
+        # Upstream unchanged: the kept body is read back, and must still lead to the packages.
+        (site / "cloud" / "forge" / "linux-64" / fn).unlink(missing_ok=True)
+        report = await run_mirror(config, MirrorOptions(progress=False))
+        assert not report.failed, report.channels
+        assert server.count("/linux-64/repodata.json.zst", status=304) == 1
+        if mode == "passive":
+            listeners = await open_listeners("127.0.0.1", 0)
+            async with trio.open_nursery() as nursery:
+                fetcher = await nursery.start(serve_fetcher, config, listeners)
+                reply = await fetcher.reply("GET", f"/cloud/forge/linux-64/{fn}")
+                nursery.cancel_scope.cancel()
+            assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+        stored = (site / "cloud" / "forge" / "linux-64" / fn).read_bytes()
+        assert stored == (root / "t" / token / "pkgs" / "linux-64" / fn).read_bytes()
+        assert holding_the_token() == []

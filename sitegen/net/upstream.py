@@ -28,6 +28,7 @@ from sitegen.net.client import UpstreamClient, open_client
 from sitegen.net.failures import Pace, UpstreamError, with_retries
 from sitegen.net.transit import decoded_body
 from sitegen.net.transport import trusted_cas
+from sitegen.net.upstream_secrets import UpstreamSecrets
 
 log = logging.getLogger("sitegen")
 
@@ -212,6 +213,7 @@ class Upstream:
         self.host_limiter = host_limiter
         self.activity = activity or Activity()
         self.base = mirror.source_url()  # holds secrets: only ever used for requests
+        self.secrets = UpstreamSecrets.of(mirror)  # kept out of what is stored of upstream
         self._scrub = scrub_of([(None, mirror)])  # for messages (see safe_url)
         self.is_file = urlsplit(self.base).scheme == "file"
 
@@ -220,9 +222,11 @@ class Upstream:
 
     def package_url(self, subdir: str, filename: str, base_url: str | None = None) -> str:
         """Where a package file is fetched: beside the repodata, or under the subdir's CEP-15
-        ``info.base_url`` (absolute, or relative to the upstream subdir) when it sets one."""
+        ``info.base_url`` (absolute, or relative to the upstream subdir) when it sets one, as
+        stored (the mirror's secrets in it as their references: see upstream_secrets)."""
         if not base_url:
             return self.url(subdir, filename)
+        base_url = self.secrets.reveal_text(base_url)
         try:
             url = f"{urljoin(self.url(subdir, ''), base_url).rstrip('/')}/{filename}"
             httpx.URL(url).host  # noqa: B018 (what the client parses: IDNA is decoded here)

@@ -1,7 +1,8 @@
 """Private per-site state between runs: the upstream repodata last seen and its validators.
 
 Kept under ``<site>/.sitegen/upstream/<mirror>/<subdir>/`` so that an unchanged upstream costs
-one conditional request (304) and the body is read back from here.
+one conditional request (304) and the body is read back from here. A body is kept as handed
+in: a run hands it in without the secrets of the mirror's URL (see upstream_secrets).
 """
 
 from __future__ import annotations

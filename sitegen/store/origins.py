@@ -5,7 +5,8 @@ Written by a mirror run with the metadata it publishes (naming the files of the 
 too, until the new one is published: see sitegen.sync.publish_state); read by the pull-through
 fetcher and by ``sitegen verify --repair`` to fetch a file from the mirror that supplied it. CEP-15's
 ``info.base_url`` is kept as upstream wrote it (it may be relative to the upstream subdir, whose
-URL can hold a token): :meth:`sitegen.net.upstream.Upstream.package_url` resolves it.
+URL can hold a token), but for the secrets of the mirror's URL, kept as their ${ENV} references
+(see sitegen.net.upstream_secrets): :meth:`sitegen.net.upstream.Upstream.package_url` resolves it.
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ from sitegen.net.upstream import (
     decode_body,
 )
 from sitegen.net.upstream_cache import UpstreamCache
+from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.store.interface import PendingWrite
+from sitegen.sync.metadata_compress import zstd_compress
 from sitegen.sync.report import ERROR, FETCHED, MISSING, UNCHANGED
 
 log = logging.getLogger("sitegen")
@@ -122,8 +124,26 @@ async def _fetch_repodata(
         response = await upstream.fetch_repodata(subdir, previous)
     body = response.body if response.changed else cached_body
     assert body is not None
+    if response.changed and upstream.secrets:
+        # Stored and hashed without them, as a body read back from the cache is.
+        variant = response.validators.variant
+        body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body)
     status = FETCHED if response.changed else UNCHANGED
     return FetchResult(status, validators=response.validators), body
+
+
+def hide_secrets(secrets: UpstreamSecrets, variant: str, body: bytes) -> bytes:
+    """A fetched repodata body with the ``secrets`` of its mirror's URL written as their
+    ${ENV} references (see sitegen.net.upstream_secrets; revealed again once decoded, for the
+    parse): the same bytes when it holds none, or cannot be decoded (the parse says why)."""
+    try:
+        data = decode_body(variant, body)
+    except UpstreamError:
+        return body
+    hidden = secrets.hide(data)
+    if hidden is data:
+        return body
+    return zstd_compress(hidden) if variant.endswith(".zst") else hidden
 
 
 async def _stage_body(
@@ -188,6 +208,7 @@ async def _parse_one(
     staged = None if cache is None else await _stage_body(cache, key, fetched, body)
     try:
         data = await trio.to_thread.run_sync(decode_body, variant, body)
+        data = await trio.to_thread.run_sync(upstream.secrets.reveal, data)
         if staged is not None:
             body = None
         repodata = await trio.to_thread.run_sync(parse_repodata, data, subdir, mirror.name)
@@ -205,8 +226,9 @@ async def _parse_one(
         await store_body(cache, key, fetched, body)
     del body
     base_url = repodata.info.pop("base_url", None)
-    if not isinstance(base_url, str):
-        base_url = None  # (CEP-15 says a string; anything else names no place to fetch from)
+    # CEP-15 says a string; anything else names no place to fetch from. Kept in the origins
+    # map, it holds the mirror's secrets as their references.
+    base_url = upstream.secrets.hide_text(base_url) if isinstance(base_url, str) else None
     # The version of the document sitegen publishes: 1, its records beside it and no
     # base_url (CEP-15's packages elsewhere are fetched from there and served here).
     # Upstream's own (2 with a base_url, or one no client knows) describes upstream's.
