@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -594,6 +595,60 @@ async def test_render_is_incremental(tmp_path: Path, example_upstream: ExampleUp
     assert not (site / FULL / "packages" / "mystery-tool.html").exists()
     assert "mystery-tool" not in page_text(site, f"{FULL}/index.html")
     assert_links_resolve(site)
+
+
+async def test_pages_of_what_left_channels_yaml_go_also_without_the_last_manifest(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """A channel taken out of channels.yaml, and a subdir out of a channel's: their pages go
+    with the next render, whether or not the last render's manifest is still there (without
+    it they are found on disk, in the folders of the subdirs no configured channel names),
+    and the same ones; their published metadata and package files stay (that is for
+    ``sitegen remove``)."""
+    with_manifest = tmp_path / "site"
+    await mirror(demo_config(with_manifest, example_upstream.url))
+    render_site(demo_config(with_manifest, example_upstream.url))
+    without = tmp_path / "lost"
+    shutil.copytree(with_manifest, without, symlinks=True)
+    (without / ".sitegen" / "render" / "manifest.json").unlink()
+    fewer = f"channels:\n  {FULL}:\n    url: {{url}}\n    subdirs: [noarch]\n"
+    gone = [
+        f"{APPROVED}/index.html",
+        f"{APPROVED}/search.json",
+        f"{APPROVED}/packages/numpy.html",
+        f"{APPROVED}/linux-64/index.html",
+        f"{APPROVED}/noarch/index.html",
+        f"{FULL}/linux-64/index.html",
+    ]
+    stays = [
+        f"{APPROVED}/linux-64/repodata.json",
+        f"{APPROVED}/channeldata.json",
+        f"{FULL}/linux-64/repodata.json",
+        f"{FULL}/noarch/index.html",
+        f"{FULL}/index.html",
+        f"{APPROVED}/packages/README.txt",  # not pages: never written by a render
+        f"{APPROVED}/linux-64/notes.html",
+    ]
+    removed = {}
+    for site in (with_manifest, without):
+        for relpath in stays[-2:]:
+            (site / relpath).write_bytes(b"not a page")
+        assert all((site / relpath).is_file() for relpath in gone + stays)
+        removed[site] = render_site(demo_config(site, example_upstream.url, fewer)).removed
+        assert [r for r in gone if (site / r).exists()] == [], site
+        assert all((site / relpath).is_file() for relpath in stays), site
+        assert any(p.name.endswith(".conda") for p in (site / APPROVED / "linux-64").iterdir())
+    assert sorted(removed[without]) == sorted(removed[with_manifest])
+    assert set(gone) <= set(removed[without])
+
+    def files(site: Path) -> set[str]:
+        return {
+            p.relative_to(site).as_posix()
+            for p in site.rglob("*")
+            if p.is_file() and ".sitegen" not in p.parts
+        }
+
+    assert files(without) == files(with_manifest)
 
 
 async def test_dependency_links_reach_pages_of_names_with_capitals(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ from sitegen.web.manifest import (
 )
 from sitegen.web.private import landing_private, private_paths, public_reports
 from sitegen.web.run import RUN_ID_RE, run_detail, run_summary
+from sitegen.web.unconfigured import unconfigured_pages
 from sitegen.web.writer import PageWriter, RenderStats
 
 __all__ = ["TEMPLATES_DIR", "RenderStats", "make_environment", "render_site"]
@@ -247,10 +248,11 @@ class _Renderer:
         self._remove_stale_listing_caches()
 
     def _pages_on_disk(self) -> set[str]:
-        """The history pages and the package pages on disk, and the listing pages of each
-        configured subdir (``page-N.html``, numbered from 2 without a gap)."""
+        """The history pages and the package pages on disk, the listing pages of each
+        configured subdir (``page-N.html``, numbered from 2 without a gap), and the pages of
+        what channels.yaml no longer names (see sitegen.web.unconfigured)."""
         root = self.site.root
-        found: set[str] = set()
+        found = unconfigured_pages(root, self.config)
         places = [layout.HISTORY_DIR, *(f"{c.path}/packages" for c in self.config.channels)]
         for place in places:
             with contextlib.suppress(OSError):

@@ -1,0 +1,76 @@
+"""The pages left on disk of the channels and subdirs channels.yaml no longer names.
+
+A render removes the pages it no longer produces by the list its last manifest kept. Without
+that manifest (lost, damaged, of another version) the pages of a channel taken out of
+channels.yaml are found by what it published: its subdirs' folders (those holding a
+``repodata.json``, which runs never delete when the configuration stops naming them) lie in
+its folder, beside its own pages. Only the pages a render writes there are named: the listing
+pages of such a subdir and, where the channel is not configured either, the channel's index,
+search index, approval pages and package pages; its metadata and package files are left to
+``sitegen remove``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sitegen import layout
+from sitegen.config import SiteConfig
+
+
+def unconfigured_pages(root: Path, config: SiteConfig) -> set[str]:
+    """The site-relative paths of the pages on disk under ``root`` of the subdirs (and their
+    channels) that ``config`` does not name."""
+    channels = {channel.path for channel in config.channels}
+    subdirs = {f"{c.path}/{subdir}" for c in config.channels for subdir in c.subdirs}
+    found: set[str] = set()
+    for subdir in _published_subdirs(root):
+        channel, _, name = subdir.rpartition("/")
+        if not channel or subdir in subdirs:  # (a folder at the top is no channel's subdir)
+            continue
+        number = 1
+        while (root / (page := layout.subdir_page_path(channel, name, number))).is_file():
+            found.add(page)
+            number += 1
+        if channel in channels:
+            continue
+        own = [
+            layout.channel_index_path(channel),
+            layout.search_index_path(channel),
+            layout.approved_page_path(channel),
+            layout.pending_page_path(channel),
+        ]
+        found.update(page for page in own if (root / page).is_file())
+        packages = f"{channel}/{layout.PACKAGES_DIR}"
+        with contextlib.suppress(OSError), os.scandir(root / packages) as entries:
+            for entry in entries:
+                if entry.name.endswith(".html") and entry.is_file(follow_symlinks=False):
+                    found.add(f"{packages}/{entry.name}")
+    return found
+
+
+def _published_subdirs(root: Path) -> Iterator[str]:
+    """The site-relative paths of the folders holding a ``repodata.json``, not looked into
+    (their package files are not listed), sitegen's own top-level names and dot-names left
+    out."""
+    pending = [root]
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            if current == root and entry.name in layout.RESERVED_TOP:
+                continue
+            directory = Path(entry.path)
+            if (directory / layout.REPODATA).is_file():
+                yield directory.relative_to(root).as_posix()
+            else:
+                pending.append(directory)
