@@ -4,14 +4,16 @@ A slow upstream takes longer than a client waits for bytes (conda's read timeout
 the fetcher sends what has landed as it lands, holding back the last byte until the file is
 verified and stored. A corrupted body or an upstream that breaks off ends the client's
 connection before its body is complete, and nothing is stored. The clients here are httpx with
-a short read timeout, talking HTTP to a real fetcher on 127.0.0.1.
+a short read timeout, talking HTTP to a real fetcher on 127.0.0.1, directly or through real
+nginx and Apache running the configs ``sitegen webconf`` prints, which must pass each piece on
+as it comes and a cut-off answer as cut off.
 """
 
 from __future__ import annotations
 
 import hashlib
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +23,11 @@ import httpx
 import pytest
 import trio
 
-from sitegen.config import load_config
+from sitegen.config import SiteConfig, load_config
 from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
+from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.faults import reset_after, slow_drip
 from testkit.upstream import FaultHook, UpstreamServer
 
@@ -34,11 +37,13 @@ CHANNEL = "cloud/forge"
 # 32 bytes every 0.1 s: a package of the example channel (about 1.3 KB) takes 4 s or more.
 DRIP = {"chunk": 32, "interval": 0.1}
 READ_TIMEOUT = 2.0
+PREFIX = "/conda"
 
 
 @dataclass
 class Setup:
     server: UpstreamServer
+    config: SiteConfig
     site: Path
     fn: str
     record: dict[str, Any]
@@ -93,7 +98,7 @@ async def passive_site(tmp_path: Path, hook: FaultHook) -> AsyncIterator[tuple[S
         )
         config = load_config(config_path)
         assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
-        setup = Setup(server, site, fn, packages[fn])
+        setup = Setup(server, config, site, fn, packages[fn])
         server.add_fault(setup.upstream_path(), hook, times=1)
         listeners = await open_listeners("127.0.0.1", 0)
         async with trio.open_nursery() as nursery:
@@ -102,12 +107,12 @@ async def passive_site(tmp_path: Path, hook: FaultHook) -> AsyncIterator[tuple[S
             nursery.cancel_scope.cancel()
 
 
-async def get(address: str, fn: str, got: Got) -> None:
+async def get(address: str, fn: str, got: Got, prefix: str = "") -> None:
     """GET the file as a client with a short read timeout would."""
     timeout = httpx.Timeout(30, read=READ_TIMEOUT)
     async with httpx.AsyncClient(base_url=f"http://{address}", timeout=timeout) as client:
         try:
-            async with client.stream("GET", f"/{CHANNEL}/linux-64/{fn}") as response:
+            async with client.stream("GET", f"{prefix}/{CHANNEL}/linux-64/{fn}") as response:
                 got.status, got.headers = response.status_code, dict(response.headers)
                 async for chunk in response.aiter_raw():
                     got.body += chunk
@@ -178,3 +183,54 @@ async def test_a_client_joining_a_download_under_way_gets_the_verified_file_too(
         assert got.status == 200 and got.headers["x-sitegen-fetcher"] == "fetched"
         assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
     assert setup.package_requests() == [setup.upstream_path()]  # one download for both
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    with world_readable_dir() as path:
+        yield path
+
+
+@asynccontextmanager
+async def through_server(
+    server: str, root: Path, hook: FaultHook
+) -> AsyncIterator[tuple[Setup, str]]:
+    """:func:`passive_site` in ``root`` behind ``server`` running the generated config at
+    :data:`PREFIX`; the address of the web server."""
+    require_server(server)
+    async with passive_site(root, hook) as (setup, fetcher):
+        web = webconf_server(server, setup.config, root / "state", prefix=PREFIX, fetcher=fetcher)
+        with web:
+            yield setup, web.url.removeprefix("http://")
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+async def test_a_slow_download_streams_through_the_web_server(
+    server: str, public_dir: Path
+) -> None:
+    async with through_server(server, public_dir, slow_drip(**DRIP)) as (setup, address):
+        got = Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, got, PREFIX)
+    assert got.error is None, repr(got.error)
+    assert got.status == 200
+    assert int(got.headers["content-length"]) == setup.record["size"]
+    assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
+    assert hashlib.sha256(setup.target.read_bytes()).hexdigest() == setup.record["sha256"]
+    assert setup.package_requests() == [setup.upstream_path()]
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize(
+    "hook",
+    [slow_drip(**DRIP, flip=True), reset_after(keep=600, pause=2.5)],
+    ids=["mismatch", "broken off"],
+)
+async def test_a_failed_download_reaches_the_web_servers_client_cut_off(
+    server: str, hook: FaultHook, public_dir: Path
+) -> None:
+    async with through_server(server, public_dir, hook) as (setup, address):
+        got = Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, got, PREFIX)
+    assert_cut_off(got, setup)
