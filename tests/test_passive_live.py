@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,12 +25,13 @@ import pytest
 import trio
 
 from sitegen.config import SiteConfig, load_config
+from sitegen.net import download
 from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
-from sitegen.tools.example_channel import example_packages, write_channel
+from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.faults import reset_after, slow_drip
-from testkit.upstream import FaultHook, UpstreamServer
+from testkit.upstream import FaultHook, UpstreamHandler, UpstreamServer
 
 pytestmark = pytest.mark.integration
 
@@ -73,11 +75,18 @@ class Got:
 
 
 @asynccontextmanager
-async def passive_site(tmp_path: Path, hook: FaultHook) -> AsyncIterator[tuple[Setup, str]]:
-    """A published passive mirror of the example channel, its largest linux-64 package served
-    by ``hook``, and the address of a fetcher for it on a port of its own."""
+async def passive_site(
+    tmp_path: Path,
+    hook: FaultHook,
+    extra: tuple[PackageSpec, ...] = (),
+    times: int | None = 1,
+) -> AsyncIterator[tuple[Setup, str]]:
+    """A published passive mirror of the example channel (plus ``extra``), its largest linux-64
+    package served by ``hook`` (``times`` times; None: always), and the address of a fetcher
+    for it on a port of its own."""
     root = tmp_path / "upstream"
-    repodata = write_channel(root / "forge", example_packages(seed=0), zst=True)
+    specs = [*example_packages(seed=0), *extra]
+    repodata = write_channel(root / "forge", specs, zst=True)
     packages = repodata["linux-64"]["packages.conda"]
     fn = max(packages, key=lambda name: (packages[name]["size"], name))
     with UpstreamServer(root) as server:
@@ -99,7 +108,7 @@ async def passive_site(tmp_path: Path, hook: FaultHook) -> AsyncIterator[tuple[S
         config = load_config(config_path)
         assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
         setup = Setup(server, config, site, fn, packages[fn])
-        server.add_fault(setup.upstream_path(), hook, times=1)
+        server.add_fault(setup.upstream_path(), hook, times=times)
         listeners = await open_listeners("127.0.0.1", 0)
         async with trio.open_nursery() as nursery:
             await nursery.start(serve_fetcher, config, listeners)
@@ -183,6 +192,71 @@ async def test_a_client_joining_a_download_under_way_gets_the_verified_file_too(
         assert got.status == 200 and got.headers["x-sitegen-fetcher"] == "fetched"
         assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
     assert setup.package_requests() == [setup.upstream_path()]  # one download for both
+
+
+def drip_ranges(first: float, others: float, chunk: int = 8192) -> FaultHook:
+    """Answer a Range request with its 206, ``chunk`` bytes every ``first`` seconds for the
+    range from byte 0 and every ``others`` seconds for the rest: the later parts of a file
+    fetched in parallel ranges land before the first."""
+
+    def hook(handler: UpstreamHandler) -> bool | None:
+        target = handler.resolve(handler.url_path)
+        wanted = handler.headers.get("Range")
+        if target is None or not wanted:
+            return False
+        data = target.read_bytes()
+        start, last = (int(x) for x in wanted.removeprefix("bytes=").split("-"))
+        body = data[start : last + 1]
+        handler.send_response(206)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Content-Range", f"bytes {start}-{last}/{len(data)}")
+        handler.end_headers()
+        try:
+            for offset in range(0, len(body), chunk):
+                if offset:
+                    time.sleep(first if start == 0 else others)
+                handler.wfile.write(body[offset : offset + chunk])
+                handler.body_bytes += len(body[offset : offset + chunk])
+        except OSError:
+            handler.close_connection = True
+        return None
+
+    return hook
+
+
+async def test_a_download_in_parallel_ranges_streams_in_order_and_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file big enough to come in parallel ranges (parts of 64 KiB here, not the 8 MiB of
+    ``SPLIT_PART``, to keep it small) reaches its client from the first byte on, in order and
+    whole: nothing of a later part, landed early, before the parts before it."""
+    monkeypatch.setattr(download, "SPLIT_PART", 64 << 10)
+    big = PackageSpec("bigdata", "1.0", "h0_0", formats=("conda",), payload_size=600_000)
+    # The first part takes some 3 s, longer than the client waits for a byte; the others
+    # land within a fraction of a second.
+    hook = drip_ranges(first=0.3, others=0.02)
+    async with passive_site(tmp_path, hook, extra=(big,), times=None) as (setup, address):
+        parts = download.split_spans(setup.record["size"])
+        assert len(parts) == 4
+        got = Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, got)
+    assert got.error is None, repr(got.error)
+    assert got.status == 200 and got.headers["x-sitegen-fetcher"] == "fetched"
+    # Every byte where the file has it (the offset of the first that differs, if any).
+    data = (tmp_path / "upstream" / setup.upstream_path().lstrip("/")).read_bytes()
+    wrong = next((i for i, (a, b) in enumerate(zip(got.body, data, strict=False)) if a != b), None)
+    assert (len(got.body), wrong) == (len(data), None)
+    assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
+    # The upstream logs a request once its handler is done, a moment after its last byte.
+    ranges: set[str | None] = set()
+    for _ in range(100):
+        ranges = {r.header("range") for r in setup.server.requests if r.status == 206}
+        if len(ranges) == len(parts):
+            break
+        await trio.sleep(0.05)
+    assert ranges == {f"bytes={start}-{end - 1}" for start, end in parts}
 
 
 @pytest.fixture
