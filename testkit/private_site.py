@@ -140,9 +140,14 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def package_of(site: Path, channel: str) -> str:
+def packages_of(site: Path, channel: str) -> list[str]:
+    """The .conda files the channel's published linux-64 repodata lists."""
     document = json.loads((site / channel / "linux-64" / "repodata.json").read_bytes())
-    return next(iter(document["packages.conda"]))
+    return list(document["packages.conda"])
+
+
+def package_of(site: Path, channel: str) -> str:
+    return packages_of(site, channel)[0]
 
 
 def wrong_token(token: str) -> str:

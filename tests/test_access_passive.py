@@ -23,7 +23,7 @@ from testkit.apache import (
     webconf_server,
     world_readable_dir,
 )
-from testkit.faults import RawServer
+from testkit.faults import RawServer, slow_drip
 from testkit.nginx import nginx_binary
 from testkit.private_site import (
     PREFIX,
@@ -34,6 +34,7 @@ from testkit.private_site import (
     basic,
     bearer,
     package_of,
+    packages_of,
     request,
     wait_status,
     wrong_token,
@@ -97,6 +98,16 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
             # Fetched now or stored before: for the client's cache only, never a shared one.
             for answer in (got, again):
                 assert answer.headers.get_list("cache-control") == [PRIVATE_LONG_CACHE]
+            # A file whose download takes its time is streamed as it lands (the fetcher's own
+            # answer): for the client's cache only too, and never kept as the file for good,
+            # since it could still have been cut off.
+            slow = next(name for name in packages_of(site, PULL) if name != fn)
+            upstream.add_fault(f"/linux-64/{slow}", slow_drip(chunk=64, interval=0.1), times=1)
+            streamed = client.get(f"{PREFIX}/{PULL}/linux-64/{slow}", headers=bearer(token))
+            assert streamed.status_code == 200 and streamed.history == []
+            assert streamed.headers["x-sitegen-fetcher"] == "fetched"
+            assert streamed.headers.get_list("cache-control") == ["private, no-cache"]
+            assert streamed.content == (site / PULL / "linux-64" / slow).read_bytes()
         # The fetcher itself, reached directly (any local user can): private files only for
         # a token that may read the channel.
         direct = f"/{PULL}/linux-64/{fn}"

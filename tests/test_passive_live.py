@@ -29,6 +29,7 @@ from sitegen.net import download
 from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+from sitegen.tools.webconf import LONG_CACHE
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.faults import reset_after, slow_drip
 from testkit.upstream import FaultHook, UpstreamHandler, UpstreamServer
@@ -140,6 +141,8 @@ async def test_a_slow_download_reaches_a_client_with_a_short_read_timeout(
     assert got.status == 200
     assert int(got.headers["content-length"]) == setup.record["size"]
     assert got.headers["x-sitegen-fetcher"] == "fetched"
+    # It could still have been cut off: no cache may keep it as the file for good.
+    assert got.headers["cache-control"] == "no-cache"
     assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
     assert hashlib.sha256(setup.target.read_bytes()).hexdigest() == setup.record["sha256"]
     assert setup.package_requests() == [setup.upstream_path()]
@@ -283,12 +286,18 @@ async def test_a_slow_download_streams_through_the_web_server(
     server: str, public_dir: Path
 ) -> None:
     async with through_server(server, public_dir, slow_drip(**DRIP)) as (setup, address):
-        got = Got()
+        got, again = Got(), Got()
         with trio.fail_after(30):
             await get(address, setup.fn, got, PREFIX)
+            await get(address, setup.fn, again, PREFIX)  # stored now: a static file
     assert got.error is None, repr(got.error)
     assert got.status == 200
     assert int(got.headers["content-length"]) == setup.record["size"]
+    # The server passes on what the fetcher says of an answer that could still have been cut
+    # off (once, no cache lifetime of its own added); the stored file has its year.
+    assert got.headers["cache-control"] == "no-cache"
+    assert again.headers["cache-control"] == LONG_CACHE
+    assert again.body == got.body
     assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
     assert hashlib.sha256(setup.target.read_bytes()).hexdigest() == setup.record["sha256"]
     assert setup.package_requests() == [setup.upstream_path()]

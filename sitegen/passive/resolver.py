@@ -63,6 +63,9 @@ CONTENT_TYPES = {CONDA_SUFFIX: "application/octet-stream", TAR_BZ2_SUFFIX: "appl
 # Authorization and hand it to anyone (RFC 9111, 3.5).
 LONG_CACHE = "public, max-age=31536000, immutable"
 PRIVATE_LONG_CACHE = "private, max-age=31536000, immutable"
+# Sent as it lands, a file may yet be cut off: a cache must check it again before each use.
+STREAMED_CACHE = "no-cache"
+PRIVATE_STREAMED_CACHE = "private, no-cache"
 MAX_FLIGHTS = 64  # different files being fetched at once; more answer 503
 
 T = TypeVar("T")
@@ -96,6 +99,21 @@ def file_reply(path: Path, outcome: str, private: bool) -> Reply:
             ("X-Sitegen-Fetcher", outcome),
         ],
         outcome=outcome,
+    )
+
+
+def follow_reply(follower: Follower, entry: FileEntry, fn: str, private: bool) -> Reply:
+    """The file ``fn`` as its download lands, read by ``follower``, at its published size."""
+    return Reply(
+        200,
+        follow=follower,
+        headers=[
+            ("Content-Type", CONTENT_TYPES[format_of(fn)]),
+            ("Cache-Control", PRIVATE_STREAMED_CACHE if private else STREAMED_CACHE),
+            ("X-Sitegen-Fetcher", "fetched"),
+            ("Content-Length", str(entry.size)),
+        ],
+        outcome="fetched",
     )
 
 
@@ -244,10 +262,7 @@ class Resolver:
             return reply
         error = await self.fetch(FetchJob(channel, subdir, fn, entry, target), live)
         if isinstance(error, Follower):
-            reply = file_reply(target, "fetched", channel.private)
-            reply.file, reply.follow = None, error
-            reply.headers.append(("Content-Length", str(entry.size)))
-            return reply
+            return follow_reply(error, entry, fn, channel.private)
         if error is not None:
             return error_reply(502, f"cannot fetch {fn}: {error}")
         if not stored(target, entry.size):  # replaced or pruned meanwhile

@@ -17,7 +17,9 @@ directory at a URL prefix with what conda clients need:
   a stock server's default document root would be served by its default site as well, with none
   of these rules: :func:`default_root_warning` says so);
 * for channels fed by a passive mirror, package files that are not stored yet are handed to the
-  verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.passive.fetcher`);
+  verifying pull-through fetcher (``sitegen fetcher``, see :mod:`sitegen.passive.fetcher`),
+  whose answers go on as they come, with its own ``Cache-Control`` (``no-cache`` for a file it
+  streams while downloading, which may yet be cut off);
 * for private channels (``access: private``), every file answers only to a token: conda's path
   token ``/t/<token>/`` (wherever a client puts it, see :func:`token_places`),
   ``Authorization: Bearer`` or HTTP
