@@ -3,6 +3,8 @@ generated snippets (not standalone) with private channels, checked by the server
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from testkit.faults import RawServer, slow_drip
 from testkit.nginx import nginx_binary
 from testkit.private_site import (
     PREFIX,
+    PRIVATE,
     PUBLIC,
     PULL,
     PrivateSite,
@@ -312,4 +315,45 @@ def test_no_token_in_apache_error_log_when_the_fetcher_breaks_off(
                 status, _headers, _body = request(running.url, f"{path}/{PULL}/linux-64/{fn}")
                 assert status == 502
     assert fetcher.connections >= 2
+    assert_no_token_anywhere(private_site, state)
+
+
+@pytest.mark.integration
+def test_no_token_in_nginx_error_log_for_a_file_it_cannot_read(
+    private_site: PrivateSite, tmp_path: Path
+) -> None:
+    """A file nginx may not read (mode 000 here; a fetcher run with umask 077 stores its files
+    so) is a 403 whose error nginx logs with the request line: under a path token (for a
+    private or a public channel) the error is not logged. Asked for without one, it still is,
+    for the operator."""
+    require_server("nginx")
+    token = private_site.tokens["ci"]
+    site = private_site.config.output
+    unreadable = {channel: package_of(site, channel) for channel in (PRIVATE, PUBLIC)}
+    for channel, fn in unreadable.items():
+        (site / channel / "linux-64" / fn).chmod(0)
+    fetched = package_of(site, PULL)
+    (site / PULL / "linux-64" / fetched).unlink(missing_ok=True)
+    state = private_site.root / "state"
+    with contextlib.ExitStack() as stack:
+        old_umask = os.umask(0o077)  # the fetcher's, inherited: it stores files as 0600
+        try:
+            log = tmp_path / "fetcher.log"
+            address = stack.enter_context(fetcher_subprocess(private_site.config_path, log))
+        finally:
+            os.umask(old_umask)
+        running = webconf_server(
+            "nginx", private_site.config, state, prefix=PREFIX, fetcher=address
+        )
+        with running, httpx.Client(base_url=running.url) as client:
+            for path in (f"/t/{token}{PREFIX}", f"{PREFIX}/t/{token}"):
+                for channel, fn in unreadable.items():
+                    assert client.get(f"{path}/{channel}/linux-64/{fn}").status_code == 403
+                # Fetched, stored unreadable, then sent by nginx (X-Accel-Redirect): 403.
+                assert client.get(f"{path}/{PULL}/linux-64/{fetched}").status_code == 403
+            assert (site / PULL / "linux-64" / fetched).stat().st_mode & 0o777 == 0o600
+            assert "Permission denied" not in running.error_log.read_text()
+            denied = f"{PREFIX}/{PRIVATE}/linux-64/{unreadable[PRIVATE]}"
+            assert client.get(denied, headers=bearer(token)).status_code == 403
+    assert "Permission denied" in running.error_log.read_text()
     assert_no_token_anywhere(private_site, state)
