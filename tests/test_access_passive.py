@@ -357,3 +357,31 @@ def test_no_token_in_nginx_error_log_for_a_file_it_cannot_read(
             assert client.get(denied, headers=bearer(token)).status_code == 403
     assert "Permission denied" in running.error_log.read_text()
     assert_no_token_anywhere(private_site, state)
+
+
+@pytest.mark.integration
+def test_no_token_in_apache_error_log_for_a_path_it_cannot_walk(
+    private_site: PrivateSite,
+) -> None:
+    """Apache's core logs the request's path, path token and all, when it cannot walk it to a
+    file: a name longer than the filesystem allows (255 bytes), a directory it may not search.
+    Under a path token (for a private or a public channel) neither is logged with the token;
+    asked for without one, both still are, for the operator."""
+    require_server("apache")
+    token = private_site.tokens["ci"]
+    site = private_site.config.output
+    (site / PUBLIC / "linux-64").chmod(0o700)  # the server's user may not search it
+    fn = package_of(site, PRIVATE)
+    paths = [f"{PRIVATE}/linux-64/{'x' * 300}.conda", f"{PUBLIC}/linux-64/{fn}"]
+    state = private_site.root / "state"
+    running = webconf_server("apache", private_site.config, state, prefix=PREFIX)
+    with running, httpx.Client(base_url=running.url) as client:
+        for path in (f"/t/{token}{PREFIX}", f"{PREFIX}/t/{token}"):
+            for name in paths:
+                assert client.get(f"{path}/{name}").status_code == 403
+        for name in paths:
+            assert client.get(f"{PREFIX}/{name}", headers=bearer(token)).status_code == 403
+    logged = running.error_log.read_text()
+    for code in ("AH00035", "AH00036"):  # search permissions missing; file name too long
+        assert logged.count(code) == 1, logged
+    assert_no_token_anywhere(private_site, state)
