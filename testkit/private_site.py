@@ -110,15 +110,20 @@ def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
         }
         with contextlib.redirect_stderr(io.StringIO()):
             assert main(["token", "revoke", "gone", "-c", str(config_path)]) == 0
-        # A token issued with an expiry that has passed since (the command refuses past dates).
-        store = AccessPaths.of(config).store
-        now = dt.datetime.now(dt.UTC)
-        tokens["old"] = store.add("old", [PRIVATE], now, now + dt.timedelta(days=1))
-        records = store.load()
-        past = (now - dt.timedelta(minutes=1)).isoformat()
-        store.save([replace(r, expires=past) if r.name == "old" else r for r in records])
+        tokens["old"] = add_expired(config, "old", PRIVATE)
         write_server_files(config)
         yield PrivateSite(root, config_path, config, tokens, example_upstream)
+
+
+def add_expired(config: SiteConfig, name: str, *channels: str) -> str:
+    """A token issued with an expiry that has passed since (the command refuses past dates);
+    the web server's files are left for the caller to write."""
+    store = AccessPaths.of(config).store
+    now = dt.datetime.now(dt.UTC)
+    token = store.add(name, channels, now, now + dt.timedelta(days=1))
+    past = (now - dt.timedelta(minutes=1)).isoformat()
+    store.save([replace(r, expires=past) if r.name == name else r for r in store.load()])
+    return token
 
 
 def request(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:

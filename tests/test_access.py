@@ -156,18 +156,22 @@ def test_the_store_holds_hashes_only_and_is_private(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
-def test_verify_accepts_only_an_active_token(tmp_path: Path) -> None:
+def test_a_token_is_found_with_its_state(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "tokens.json")
     live = store.add("live", [], NOW)
     dying = store.add("dying", [], NOW, NOW + dt.timedelta(days=1))
     store.add("other", [], NOW)
-    record = store.verify(live, NOW)
-    assert record is not None and record.name == "live"
-    assert store.verify(live[:-1] + "x", NOW) is None
-    assert store.verify(dying, NOW) is not None
-    assert store.verify(dying, NOW + dt.timedelta(days=2)) is None
+
+    def state(token: str, now: dt.datetime = NOW) -> str | None:
+        record = store.find(token)
+        return record and f"{record.name} {record.state(now)}"
+
+    assert state(live) == "live active"
+    assert state(live[:-1] + "x") is None
+    assert state(dying) == "dying active"
+    assert state(dying, NOW + dt.timedelta(days=2)) == "dying expired"
     store.revoke("live", NOW)
-    assert store.verify(live, NOW) is None
+    assert state(live) == "live revoked"
 
 
 @pytest.mark.unit
@@ -310,7 +314,7 @@ def test_a_store_from_before_any_login_basic_says_to_re_add_its_tokens(
     # The passive fetcher's own check denies, logged, rather than failing the request.
     (channel,) = private_channels(config)
     check = TokenCheck(config)
-    assert not check.allows(channel, [(b"authorization", f"Bearer {token}".encode())], NOW)
+    assert check.refusal(channel, [(b"authorization", f"Bearer {token}".encode())], NOW) == 401
     assert "re-add" in caplog.text and token not in caplog.text
 
 
@@ -367,8 +371,9 @@ def test_a_damaged_store_is_reported_by_every_command_and_denies_every_request(
         assert str(store.path) in err and "Traceback" not in err and out == "", command
         assert len(err.strip().splitlines()) == 1, err
     (channel,) = private_channels(config)
-    assert not TokenCheck(config).allows(
-        channel, [(b"authorization", f"Bearer {token}".encode())], NOW
+    assert (
+        TokenCheck(config).refusal(channel, [(b"authorization", f"Bearer {token}".encode())], NOW)
+        == 401
     )
     assert str(store.path) in caplog.text and token not in caplog.text
 
@@ -589,8 +594,9 @@ def test_the_fetchers_check_lets_a_token_read_only_the_channels_it_is_granted(
     tmp_path: Path,
 ) -> None:
     """Scopes: a token named by one private channel's readers (directly or through a group)
-    or added for it reads that channel, never another private one; an expired or revoked
-    token reads none."""
+    or added for it reads that channel, never another private one (401, as from the web
+    servers); an expired or revoked token reads none (403 where it was a reader's, 401
+    elsewhere)."""
     config = parse_config(
         textwrap.dedent(f"""\
             output: {tmp_path / "site"}
@@ -615,14 +621,15 @@ def test_the_fetchers_check_lets_a_token_read_only_the_channels_it_is_granted(
     dying = store.add("dying", ["internal/other"], NOW, NOW + dt.timedelta(hours=1))
     check = TokenCheck(config)
 
-    def reads(channel, token: str, now: dt.datetime = NOW) -> bool:
-        return check.allows(channel, [(b"Authorization", f"Bearer {token}".encode())], now)
+    def refusal(channel, token: str, now: dt.datetime = NOW) -> int | None:
+        return check.refusal(channel, [(b"Authorization", f"Bearer {token}".encode())], now)
 
-    assert reads(licensed, ci) and not reads(other, ci)
-    assert reads(other, granted) and not reads(licensed, granted)
-    assert reads(other, dying) and not reads(other, dying, NOW + dt.timedelta(hours=2))
+    assert refusal(licensed, ci) is None and refusal(other, ci) == 401
+    assert refusal(other, granted) is None and refusal(licensed, granted) == 401
+    assert refusal(other, dying) is None
+    assert refusal(other, dying, NOW + dt.timedelta(hours=2)) == 403
     store.revoke("granted", NOW)
-    assert not reads(other, granted)
+    assert refusal(other, granted) == 403 and refusal(licensed, granted) == 401
 
 
 @pytest.mark.unit

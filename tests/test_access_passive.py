@@ -4,6 +4,7 @@ generated snippets (not standalone) with private channels, checked by the server
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import subprocess
 import textwrap
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from sitegen.access.server_files import AccessPaths, write_server_files
+from sitegen.cli import main
 from sitegen.config import load_config
 from sitegen.tools.webconf import PRIVATE_LONG_CACHE, WebconfOptions, render_webconf
 from testkit.access import fetcher_subprocess
@@ -33,12 +35,14 @@ from testkit.private_site import (
     PUBLIC,
     PULL,
     PrivateSite,
+    add_expired,
     assert_no_token_anywhere,
     basic,
     bearer,
     package_of,
     packages_of,
     request,
+    token_add,
     wait_status,
     wrong_token,
 )
@@ -132,6 +136,50 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
             assert answer.headers.get_list("cache-control") == [PRIVATE_LONG_CACHE]
     assert_no_token_anywhere(private_site, running.state_dir)
     assert token not in (tmp_path / "fetcher.log").read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_the_fetcher_answers_a_dead_token_as_the_web_servers_do(
+    server: str, private_site: PrivateSite, tmp_path: Path
+) -> None:
+    """A reader's token revoked or expired is refused with 403 by the web server and by the
+    fetcher reached directly, in every form it may come in; a dead token that never read the
+    channel is a wrong one to both: 401, with WWW-Authenticate."""
+    require_server(server)
+    config = private_site.config
+    late = token_add(private_site.config_path, "late", "--channel", PULL)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["token", "revoke", "late", "-c", str(private_site.config_path)]) == 0
+    lapsed = add_expired(config, "lapsed", PULL)
+    write_server_files(config)
+    expected = {late: 403, lapsed: 403, private_site.tokens["gone"]: 401}
+    fn = package_of(config.output, PULL)
+    path = f"{PREFIX}/{PULL}/linux-64/{fn}"
+    direct = f"/{PULL}/linux-64/{fn}"
+    with fetcher_subprocess(private_site.config_path, tmp_path / "fetcher.log") as address:
+        running = webconf_server(
+            server, config, private_site.root / "state", prefix=PREFIX, fetcher=address
+        )
+        with (
+            running,
+            httpx.Client(base_url=running.url) as web,
+            httpx.Client(base_url=f"http://{address}") as fetcher,
+        ):
+            for token, status in expected.items():
+                assert web.get(f"/t/{token}{path}").status_code == status
+                for headers in (bearer(token), basic("anyone", token)):
+                    assert web.get(path, headers=headers).status_code == status
+                for headers in (
+                    bearer(token),
+                    basic("anyone", token),
+                    {"X-Sitegen-Token": token},
+                    {"X-Sitegen-Uri": f"/t/{token}{path}"},
+                ):
+                    answer = fetcher.get(direct, headers=headers)
+                    assert answer.status_code == status, headers
+                    assert ("www-authenticate" in answer.headers) == (status == 401)
+    assert not (config.output / PULL / "linux-64" / fn).exists()
 
 
 @pytest.mark.integration

@@ -89,27 +89,34 @@ class TokenCheck:
                     log.error("access settings as read before kept: %s", exc)
             return self._config
 
-    def allows(
+    def refusal(
         self, channel: ChannelConfig, headers: Iterable[tuple[bytes, bytes]], now: dt.datetime
-    ) -> bool:
-        """Blocking (reads channels.yaml when it changed, and the store): call it from a
+    ) -> int | None:
+        """None when the request may read ``channel``, else the status the web servers answer
+        it with: 401 without the right token (none, a wrong one, one that may not read the
+        channel), 403 with the right one revoked or expired (their token files list the dead
+        tokens of a channel's readers too).
+
+        Blocking (reads channels.yaml when it changed, and the store): call it from a
         thread. ``channel``: as configured when the fetcher started."""
         config = self.current()
         now_configured = next((c for c in config.channels if c.path == channel.path), None)
         if now_configured is None:
             # Taken out of channels.yaml: a run took a private one's token files away.
-            return not channel.private
+            return 401 if channel.private else None
         channel = now_configured
         if not channel.private:
-            return True
+            return None
         token = credential(headers)
         if token is None:
-            return False
+            return 401
         try:
-            record = self.store.verify(token, now)
+            record = self.store.find(token)
         except TokenError as exc:
             # A store this sitegen cannot read (e.g. from an older format) denies every
             # request, each logged; the message names tokens, never holds one.
             log.error("%s: %s", self.store.path, exc)
-            return False
-        return record is not None and bool(readers_of(config, channel, [record]))
+            return 401
+        if record is None or not readers_of(config, channel, [record]):
+            return 401
+        return None if record.state(now) == "active" else 403

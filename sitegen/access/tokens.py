@@ -9,7 +9,7 @@ names, scopes, dates and **one-way hashes only**: ``token add`` prints the token
 nothing can show it again. It keeps one hash per consumer, because each checks a different one
 with what it has built in:
 
-* ``sha256`` (hex) of the token: sitegen's own check (:meth:`TokenStore.verify`,
+* ``sha256`` (hex) of the token: sitegen's own check (:meth:`TokenStore.find`,
   constant-time);
 * ``md5`` (base64url) of the token and of its three HTTP Basic tails (see below): nginx's
   ``secure_link`` module computes exactly this per request, which is the only digest stock
@@ -344,11 +344,4 @@ class TokenStore:
             # Every record is compared, so the time taken says nothing about which one matched.
             if hmac.compare_digest(record.sha256, digest):
                 found = record
-        return found
-
-    def verify(self, token: str, now: dt.datetime) -> TokenRecord | None:
-        """The record of ``token`` when it is active, else None."""
-        found = self.find(token)
-        if found is None or found.state(now) != "active":
-            return None
         return found

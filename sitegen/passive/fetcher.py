@@ -181,8 +181,10 @@ class Fetcher:
         channel = self.resolver.channel_of(path)
         if channel is not None and self.check is not None:
             when = dt.datetime.now(dt.UTC)
-            allowed = await trio.to_thread.run_sync(self.check.allows, channel, headers, when)
-            if not allowed:
+            refusal = await trio.to_thread.run_sync(self.check.refusal, channel, headers, when)
+            if refusal == 403:
+                return error_reply(403, "this token is revoked or expired")
+            if refusal is not None:
                 reply = error_reply(401, "a token is required")
                 reply.headers.append(("WWW-Authenticate", 'Basic realm="conda mirror"'))
                 return reply
