@@ -9,6 +9,7 @@ their output (stdout, stderr, log records) nor in any byte of any file below the
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -16,12 +17,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+import zstandard
 
 from sitegen.cli import main
+from sitegen.conda.records import REASON_SECRET
+from sitegen.config import load_config
+from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
-from testkit.faults import CHANNEL, corrupt, redirect, small_packages
+from sitegen.web.render import render_site
+from testkit.faults import CHANNEL, corrupt, redirect, set_repodata, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
 from testkit.upstream import UpstreamServer, respond
 
@@ -142,3 +149,136 @@ def test_token_not_in_log_records(channel: Channel, caplog: pytest.LogCaptureFix
         assert TOKEN not in text, text
     _assert_no_token_in_tree(channel.site)
     assert_site_invariant(channel.site)
+
+
+def _files_holding(site: Path, secret: str) -> list[str]:
+    """The files under the site whose names or bytes hold ``secret``, compressed ones (the
+    repodata's .zst, the shards) read decompressed."""
+    found = []
+    for path in site.rglob("*"):
+        if secret in path.name:
+            found.append(str(path.relative_to(site)))
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".zst":
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        if secret.encode() in data:
+            found.append(str(path.relative_to(site)))
+    return sorted(found)
+
+
+async def test_records_holding_the_token_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream, served under /t/<token>/, writes the token into some records of its repodata:
+    a ``url`` (its own address of the file), a dependency, a ``summary``, a package's name,
+    and in noarch, the only place it is there, spelt in JSON escapes (``\\u0074...``). Each is
+    refused under its reason (its name reported with the token hidden) and the rest of the
+    subdir is published; no byte of the site (repodata and its .zst, current_repodata, shards,
+    channeldata, pages, history) holds the token."""
+    monkeypatch.setenv(ENV, TOKEN)
+    root = tmp_path / "upstream"
+    chan = root / "t" / TOKEN / "chan"
+    documents = write_channel(chan, small_packages(), zst=True)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        document = documents[LINUX]
+        conda = document["packages.conda"]
+        conda["alpha-1.0-h0_0.conda"]["url"] = (
+            f"{server.url}/t/{TOKEN}/chan/{LINUX}/alpha-1.0-h0_0.conda"
+        )
+        conda["beta-2.0-h1_0.conda"]["depends"] = [f"tk-{TOKEN}-runtime"]
+        document["packages"]["gamma-0.1-h2_0.tar.bz2"]["summary"] = f"from /t/{TOKEN}/chan"
+        leaking = f"leak-{TOKEN}-1.0-h0_0.conda"
+        conda[leaking] = {**conda["epsilon-3.1-h3_0.conda"], "name": f"leak-{TOKEN}"}
+        conda[leaking]["version"], conda[leaking]["build"] = "1.0", "h0_0"
+        set_repodata(chan, LINUX, json.dumps(document).encode())
+        documents["noarch"]["packages.conda"]["delta-1.0-pyh0_0.conda"]["summary"] = "@@"
+        spelt = "".join(f"\\u{ord(c):04x}" for c in TOKEN)
+        noarch = json.dumps(documents["noarch"]).replace('"@@"', f'"{spelt}"')
+        set_repodata(chan, "noarch", noarch.encode())
+        (tmp_path / "channels.yaml").write_text(
+            f"output: {site}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            f"    url: {server.url}/t/${{{ENV}}}/chan\n"
+            "    subdirs: [linux-64]\n"
+        )
+        config = load_config(tmp_path / "channels.yaml")
+        report = await run_mirror(config, MirrorOptions(progress=False))
+    render_site(config)
+    assert not report.failed, report.errors
+    linux = report.mirrors[0].subdirs[LINUX]
+    refused = {
+        "alpha-1.0-h0_0.conda",
+        "beta-2.0-h1_0.conda",
+        "gamma-0.1-h2_0.tar.bz2",
+        "leak-***-1.0-h0_0.conda",
+    }
+    assert linux.rejected_examples == dict.fromkeys(refused, REASON_SECRET)
+    assert linux.rejected == {REASON_SECRET: 4}
+    noarch = report.mirrors[0].subdirs["noarch"]
+    assert noarch.rejected_examples == {"delta-1.0-pyh0_0.conda": REASON_SECRET}
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    assert set(published["packages.conda"]) | set(published["packages"]) == {
+        "alpha-1.0-h0_0.tar.bz2",
+        "epsilon-3.1-h3_0.conda",
+    }
+    assert (site / CHANNEL / LINUX / "epsilon-3.1-h3_0.conda").is_file()
+    assert any(site.rglob("*.msgpack.zst")) and any(site.rglob("*.html"))
+    assert _files_holding(site, TOKEN) == []
+
+
+async def test_records_holding_the_password_are_refused_not_the_user_or_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL is ``http://${USER}:${PASS}@${HOST}:<port>/chan``, the user ``conda`` and the
+    host ``127.0.0.1``, which every record holds (in its ``url`` and ``summary``): no secrets,
+    they refuse nothing. A record holding the password, as it is or percent-encoded as the
+    URL sends it, is refused, and the site holds it in neither form."""
+    password = "s3cret/p@ss!"
+    encoded = quote(password, safe="")
+    monkeypatch.setenv("SITEGEN_TEST_USER", "conda")
+    monkeypatch.setenv("SITEGEN_TEST_PASS", password)
+    monkeypatch.setenv("SITEGEN_TEST_HOST", "127.0.0.1")
+    root = tmp_path / "upstream"
+    documents = write_channel(root / "chan", small_packages(), zst=True)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        for subdir, document in documents.items():
+            for section in ("packages", "packages.conda"):
+                for fn, record in document[section].items():
+                    record["url"] = f"{server.url}/chan/{subdir}/{fn}"
+                    record["summary"] = "built with conda"
+            set_repodata(root / "chan", subdir, json.dumps(document).encode())
+        conda = documents[LINUX]["packages.conda"]
+        conda["alpha-1.0-h0_0.conda"]["url"] = (
+            f"http://conda:{encoded}@127.0.0.1:{server.port}/chan/{LINUX}/alpha-1.0-h0_0.conda"
+        )
+        conda["beta-2.0-h1_0.conda"]["summary"] = f"password: {password}"
+        set_repodata(root / "chan", LINUX, json.dumps(documents[LINUX]).encode())
+        (tmp_path / "channels.yaml").write_text(
+            f"output: {site}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            "    url: http://${SITEGEN_TEST_USER}:${SITEGEN_TEST_PASS}@${SITEGEN_TEST_HOST}:"
+            f"{server.port}/chan\n"
+            "    subdirs: [linux-64]\n"
+        )
+        config = load_config(tmp_path / "channels.yaml")
+        report = await run_mirror(config, MirrorOptions(progress=False))
+    render_site(config)
+    assert not report.failed, report.errors
+    assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
+        "alpha-1.0-h0_0.conda": REASON_SECRET,
+        "beta-2.0-h1_0.conda": REASON_SECRET,
+    }
+    assert not report.mirrors[0].subdirs["noarch"].rejected_examples
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    assert set(published["packages.conda"]) | set(published["packages"]) == {
+        "alpha-1.0-h0_0.tar.bz2",
+        "gamma-0.1-h2_0.tar.bz2",
+        "epsilon-3.1-h3_0.conda",
+    }
+    assert _files_holding(site, password) == _files_holding(site, encoded) == []

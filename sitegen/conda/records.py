@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from sitegen.conda.record_secrets import SecretSearch
 from sitegen.conda.schema import (
     RECORD_SECTIONS,
     SUFFIX_OF_KEY,
@@ -38,6 +39,8 @@ REASON_NO_CHECKSUM = "missing or malformed checksum"
 REASON_BAD_VERSION = "invalid version"
 REASON_BAD_FIELDS = "malformed record"
 REASON_BAD_TEXT = "text is not valid UTF-8"
+# The token or password the mirror's URL is filled in with (see sitegen.conda.record_secrets).
+REASON_SECRET = "record holds a secret of the mirror's URL"
 # CEP-48 `v3` (or any other top-level section listing packages): its records would reach
 # clients without being filtered, checked or downloaded, so the section is not published.
 REASON_UNMIRRORED_SECTION = "section lists packages sitegen does not mirror (e.g. CEP-48 v3)"
@@ -204,8 +207,11 @@ def _sound(value: Any) -> bool:
     return not _has_bad_text(value) and not _has_bad_number(value)
 
 
-def _label(fn: Any) -> str:
-    """A rejected filename as reports and logs show it: printable, on one line, bounded."""
+def _label(fn: Any, secrets: SecretSearch | None = None) -> str:
+    """A rejected filename as reports and logs show it: printable, on one line, bounded, and
+    without the ``secrets`` (hidden before it is cut short, which could leave a part)."""
+    if secrets is not None and isinstance(fn, str):
+        fn = secrets.hide(fn)
     label = fn if isinstance(fn, str) and fn.isprintable() else repr(fn)
     return label if len(label) <= 300 else label[:300] + "..."
 
@@ -293,18 +299,23 @@ def lists_packages(value: Any) -> bool:
     return False
 
 
-def parse_repodata(data: bytes, subdir: str, origin: str = "") -> Repodata:
-    """Turn upstream repodata bytes into a :class:`Repodata`; hostile records are rejected."""
+def parse_repodata(
+    data: bytes, subdir: str, origin: str = "", secrets: SecretSearch | None = None
+) -> Repodata:
+    """Turn upstream repodata bytes into a :class:`Repodata`; hostile records are rejected,
+    and so are those holding one of the ``secrets`` of the mirror's URL."""
+    # One search of the whole document: in the common case, no record needs a look.
+    look = secrets if secrets and secrets.may_spell(data) else None
     with gc_paused():
-        return _parse_repodata(data, subdir, origin)
+        return _parse_repodata(data, subdir, origin, look)
 
 
-def _parse_repodata(data: bytes, subdir: str, origin: str) -> Repodata:
+def _parse_repodata(data: bytes, subdir: str, origin: str, look: SecretSearch | None) -> Repodata:
     try:
-        return _parse_document(_decode_lazily(data), False, subdir, origin)
+        return _parse_document(_decode_lazily(data), False, subdir, origin, look)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         pass  # something msgspec refuses, perhaps in one record: all of it again, leniently
-    return _parse_document(_decode_leniently(data), True, subdir, origin)
+    return _parse_document(_decode_leniently(data), True, subdir, origin, look)
 
 
 # Fields whose values repeat across a subdir's records: the records share one string object
@@ -314,7 +325,9 @@ def _parse_repodata(data: bytes, subdir: str, origin: str) -> Repodata:
 _SHARED_FIELDS = ("license", "license_family", "name", "version", "build")
 
 
-def _parse_document(document: Any, lenient: bool, subdir: str, origin: str) -> Repodata:
+def _parse_document(
+    document: Any, lenient: bool, subdir: str, origin: str, look: SecretSearch | None
+) -> Repodata:
     if not isinstance(document, dict):
         raise RepodataError("repodata is not a JSON object")
     info = document.get("info") or {}
@@ -335,7 +348,7 @@ def _parse_document(document: Any, lenient: bool, subdir: str, origin: str) -> R
         if lenient and not (_sound(top_key) and _sound(value)):
             continue
         if is_revision_key(top_key) or lists_packages(value):
-            out.rejected[f"[{_label(top_key)}]"] = REASON_UNMIRRORED_SECTION
+            out.rejected[f"[{_label(top_key, look)}]"] = REASON_UNMIRRORED_SECTION
             continue
         out.extra[top_key] = value
     # No revision section is ever published, so none may be announced (CEP-48).
@@ -352,8 +365,10 @@ def _parse_document(document: Any, lenient: bool, subdir: str, origin: str) -> R
                 reason = REASON_BAD_TEXT
             if reason is None and lenient and _has_bad_number(raw):
                 reason = REASON_BAD_FIELDS
+            if reason is None and look is not None and look.in_record(fn, encoded, raw):
+                reason = REASON_SECRET
             if reason is not None:
-                out.rejected[_label(fn)] = reason
+                out.rejected[_label(fn, look)] = reason
                 continue
             raw["subdir"] = subdir  # checked to be equal where set (a null one becomes it)
             depends = raw.get("depends")

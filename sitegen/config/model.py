@@ -48,6 +48,16 @@ def real_path(path: Path) -> Path | None:
 LINK_LOOP = "a loop of symbolic links"
 
 
+def split_userinfo(url: str) -> tuple[str, str, str]:
+    """``url`` as (``scheme://``, its ``user:password`` part, the rest from the host on); the
+    middle one empty when it has none."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, _at, location = rest.rpartition("@")
+    if not sep or "/" in userinfo:  # no user:password part (an '@' may be in the path)
+        return "", "", url
+    return scheme + sep, userinfo, location
+
+
 def fill_url(url: str, env: Mapping[str, str]) -> str:
     """``url`` with its ${ENV} references filled in from ``env`` (contains secrets: never log
     it). A value in the user:password part is percent-encoded there: a password holding '/',
@@ -60,12 +70,24 @@ def fill_url(url: str, env: Mapping[str, str]) -> str:
     def encoded(match: re.Match[str]) -> str:
         return quote(env[match.group(1)], safe="")
 
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, location = rest.rpartition("@")
-    if not sep or "/" in userinfo:  # no user:password part (an '@' may be in the path)
+    start, userinfo, location = split_userinfo(url)
+    if not userinfo:
         return ENV_REF_RE.sub(plain, url).rstrip("/")
     userinfo, location = ENV_REF_RE.sub(encoded, userinfo), ENV_REF_RE.sub(plain, location)
-    return f"{scheme}{sep}{userinfo}{at}{location}".rstrip("/")
+    return f"{start}{userinfo}@{location}".rstrip("/")
+
+
+# The path segment after a `/t/`: where anaconda.org-style channels take their token.
+_PATH_TOKEN_RE = re.compile(r"/t/([^/]+)")
+
+
+def credential_names(url: str) -> tuple[str, ...]:
+    """The ${ENV} names in the places of ``url`` that hold a credential: the token of
+    ``/t/<token>/`` and the password of ``user:password@``. A user name, host or other path
+    segment filled in from the environment is no secret, and may be as common as ``conda``."""
+    _start, userinfo, location = split_userinfo(url)
+    places = [userinfo.partition(":")[2], *_PATH_TOKEN_RE.findall(location)]
+    return tuple(dict.fromkeys(name for place in places for name in ENV_REF_RE.findall(place)))
 
 
 @dataclass(frozen=True)
@@ -165,7 +187,15 @@ class MirrorConfig:
 
     @property
     def secret_env(self) -> tuple[str, ...]:
+        """Every ${ENV} name the URL uses: their values are kept out of messages and of what
+        is stored of its upstream, whatever part of the URL they fill."""
         return tuple(ENV_REF_RE.findall(self.url))
+
+    @property
+    def credential_env(self) -> tuple[str, ...]:
+        """The ${ENV} names of :attr:`secret_env` that fill a credential (see
+        :func:`credential_names`): an upstream record holding one of their values is refused."""
+        return credential_names(self.url)
 
 
 @dataclass(frozen=True)
@@ -282,10 +312,21 @@ def redact_url(url: str) -> str:
     return re.sub(r"//[^/@]+@", "//***@", url)
 
 
+# A shorter ${ENV} value is not told apart from ordinary text: hidden, it would garble every
+# message that happens to hold it.
+MIN_SECRET = 4
+# A credential (see MirrorConfig.credential_env) shorter than this refuses no upstream record
+# holding it. Unlike hiding, refusing is not undone: a short value turns up in ordinary record
+# text by chance (a password `test` in every record of `pytest`), and records that leak nothing
+# would be refused by the thousand, for a value too short to be a secret anyway (guessed in a
+# few million tries; anaconda.org tokens run to 30 characters and more).
+MIN_CREDENTIAL = 8
+
+
 def _secret_values(names: Iterable[str]) -> set[str]:
     """The values of these ${ENV} references, also as they stand in a URL (percent-encoded,
     see MirrorConfig.source_url); only values long enough to tell apart."""
-    values = {value for name in names if len(value := os.environ.get(name, "")) >= 4}
+    values = {value for name in names if len(value := os.environ.get(name, "")) >= MIN_SECRET}
     return values | {quote(value, safe="") for value in values}
 
 

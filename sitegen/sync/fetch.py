@@ -211,7 +211,9 @@ async def _parse_one(
         data = await trio.to_thread.run_sync(upstream.secrets.reveal, data)
         if staged is not None:
             body = None
-        repodata = await trio.to_thread.run_sync(parse_repodata, data, subdir, mirror.name)
+        repodata = await trio.to_thread.run_sync(
+            parse_repodata, data, subdir, mirror.name, upstream.secrets.in_records
+        )
         del data
         if staged is not None:
             await store_body(cache, key, fetched, staged)

@@ -1,0 +1,83 @@
+"""The credentials of a mirror's URL, looked for in what its upstream's repodata says.
+
+An upstream may write the token or password it is reached with into its records: its own URL
+of each file as a record's ``url``, or, a hostile one, anywhere (a dependency, a summary, a
+package's name). Published, that would hand a private upstream's credential to every reader of
+a public mirror, so :func:`sitegen.conda.records.parse_repodata` refuses such records. At
+conda-forge size (800,000 records) the document is searched once, as bytes, and its records are
+looked at one by one only when it may hold one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+# A JSON escape that may stand for any character (``\\uXXXX``), or for '/' (``\\/``).
+_ANY_ESCAPE = re.compile(rb"\\[u/]")
+
+
+class SecretSearch:
+    """Finds any of some secret values, as they are or percent-encoded (as a URL's
+    ``user:password`` part holds them)."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        forms = {form for value in values if value for form in (value, quote(value, safe=""))}
+        # Longest first: a value holding another is hidden whole.
+        self._text = tuple(sorted(forms, key=len, reverse=True))
+        # As JSON text spells them: as they are, or with the escapes JSON requires ('"', '\\',
+        # control characters).
+        spelt = {form.encode() for form in forms}
+        spelt |= {msgspec.json.encode(form)[1:-1] for form in forms}
+        self._bytes = tuple(spelt)
+
+    def __bool__(self) -> bool:
+        return bool(self._text)
+
+    def may_spell(self, data: bytes | msgspec.Raw) -> bool:
+        """Whether the JSON text ``data`` may spell a value: it holds one, or an escape that
+        JSON allows for any character (``\\uXXXX``, or ``\\/``), with which a value may be
+        written in bytes no search for the value finds."""
+        if type(data) is msgspec.Raw:
+            data = bytes(data)
+        if any(form in data for form in self._bytes):
+            return True
+        # One byte is found fastest: most documents hold no escape at all.
+        return b"\\" in data and _ANY_ESCAPE.search(data) is not None
+
+    def holds(self, value: Any) -> bool:
+        """Whether a decoded JSON value holds a value in any text, key or number inside."""
+        stack = [value]  # not recursive: nesting as deep as the decoder takes is no error
+        while stack:
+            item = stack.pop()
+            kind = type(item)
+            if kind is dict:
+                stack.extend(item)
+                stack.extend(item.values())
+            elif kind is list:
+                stack.extend(item)
+            elif kind is str or kind is int or kind is float:
+                text = item if kind is str else repr(item)
+                if any(form in text for form in self._text):
+                    return True
+        return False
+
+    def in_record(self, fn: str, encoded: object, raw: dict[str, Any]) -> bool:
+        """Whether a record holds a value: in its file name (which joins name, version and
+        build, so a value split across them is found there) or in any of its fields (``raw``).
+        Its bytes as upstream wrote them (``encoded``, when the document was decoded lazily: a
+        ``msgspec.Raw``) tell first whether they can, which spares walking the fields of nearly
+        every record."""
+        if self.holds(fn):
+            return True
+        return (type(encoded) is not msgspec.Raw or self.may_spell(encoded)) and self.holds(raw)
+
+    def hide(self, text: str) -> str:
+        """``text`` with each value written as ``***``."""
+        for form in self._text:
+            text = text.replace(form, "***")
+        return text
