@@ -28,7 +28,7 @@ from sitegen.config import load_config
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.render import render_site
-from testkit.faults import CHANNEL, corrupt, redirect, set_repodata, small_packages
+from testkit.faults import CHANNEL, corrupt, filenames, redirect, set_repodata, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
 from testkit.upstream import UpstreamServer, respond
 
@@ -282,3 +282,53 @@ async def test_records_holding_the_password_are_refused_not_the_user_or_host(
         "epsilon-3.1-h3_0.conda",
     }
     assert _files_holding(site, password) == _files_holding(site, encoded) == []
+
+
+async def test_the_token_outside_records_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream writes the token outside its records too: in an ``info`` entry, a ``removed``
+    entry and a key sitegen does not know, all of which a subdir publishes as upstream wrote
+    them. Those entries are left out, each named in the report; the rest of them, the CEP-15
+    ``base_url`` under /t/<token>/ (its packages are fetched from there) and every record are
+    published, and no byte of the site holds the token."""
+    monkeypatch.setenv(ENV, TOKEN)
+    root = tmp_path / "upstream"
+    chan = root / "t" / TOKEN / "chan"
+    documents = write_channel(chan, small_packages(), zst=True)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        document = documents[LINUX]
+        document["info"]["base_url"] = f"{server.url}/t/{TOKEN}/chan/{LINUX}/"
+        document["info"]["note"] = "served as it is"
+        document["info"][f"mirror-{TOKEN}"] = "seen"
+        document["info"]["source"] = f"{server.url}/t/{TOKEN}/chan"
+        document["removed"] = ["gone-1.0-0.conda", f"gone-{TOKEN}-1.0-0.conda"]
+        document["x-mirrors"] = [f"{server.url}/t/{TOKEN}/chan"]
+        document["x-other"] = {"kept": True}
+        set_repodata(chan, LINUX, json.dumps(document).encode())
+        (tmp_path / "channels.yaml").write_text(
+            f"output: {site}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            f"    url: {server.url}/t/${{{ENV}}}/chan\n"
+            "    subdirs: [linux-64]\n"
+        )
+        config = load_config(tmp_path / "channels.yaml")
+        report = await run_mirror(config, MirrorOptions(progress=False))
+    render_site(config)
+    assert not report.failed, report.errors
+    assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
+        "[info.mirror-***]": REASON_SECRET,
+        "[info.source]": REASON_SECRET,
+        "[removed]": REASON_SECRET,
+        "[x-mirrors]": REASON_SECRET,
+    }
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    assert published["info"]["note"] == "served as it is"
+    assert published["removed"] == ["gone-1.0-0.conda"]
+    assert published["x-other"] == {"kept": True} and "x-mirrors" not in published
+    assert set(published["packages.conda"]) | set(published["packages"]) == filenames(
+        small_packages(), LINUX
+    )
+    assert _files_holding(site, TOKEN) == []

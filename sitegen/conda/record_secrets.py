@@ -2,8 +2,9 @@
 
 An upstream may write the token or password it is reached with into its records: its own URL
 of each file as a record's ``url``, or, a hostile one, anywhere (a dependency, a summary, a
-package's name). Published, that would hand a private upstream's credential to every reader of
-a public mirror, so :func:`sitegen.conda.records.parse_repodata` refuses such records. At
+package's name), or beside them. Published, that would hand a private upstream's credential to
+every reader of a public mirror, so :func:`sitegen.conda.records.parse_repodata` refuses such
+records, and leaves out such entries of the rest of the document. At
 conda-forge size (800,000 records) the document is searched once, as bytes, and its records are
 looked at one by one only when it may hold one.
 """
@@ -75,6 +76,29 @@ class SecretSearch:
         if self.holds(fn):
             return True
         return (type(encoded) is not msgspec.Raw or self.may_spell(encoded)) and self.holds(raw)
+
+    def take_out(
+        self, info: dict[str, Any], removed: list[Any], extra: dict[str, Any]
+    ) -> list[str]:
+        """Take what holds a value out of a document's parts beside its records, published as
+        upstream wrote them: entries of ``info`` (but ``base_url``, CEP-15's place of the
+        packages, which the caller keeps with its secrets written as their references and
+        never publishes), of ``removed``, and keys sitegen does not know. Returns what went,
+        as ``info.<key>``, ``removed`` and ``<key>``."""
+        gone = [
+            key for key, value in info.items() if key != "base_url" and self.holds([key, value])
+        ]
+        for key in gone:
+            del info[key]
+        parts = [f"info.{key}" for key in gone]
+        kept = [entry for entry in removed if not self.holds(entry)]
+        if len(kept) < len(removed):
+            removed[:] = kept
+            parts.append("removed")
+        gone = [key for key, value in extra.items() if self.holds([key, value])]
+        for key in gone:
+            del extra[key]
+        return parts + gone
 
     def hide(self, text: str) -> str:
         """``text`` with each value written as ``***``."""

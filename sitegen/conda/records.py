@@ -39,8 +39,9 @@ REASON_NO_CHECKSUM = "missing or malformed checksum"
 REASON_BAD_VERSION = "invalid version"
 REASON_BAD_FIELDS = "malformed record"
 REASON_BAD_TEXT = "text is not valid UTF-8"
-# The token or password the mirror's URL is filled in with (see sitegen.conda.record_secrets).
-REASON_SECRET = "record holds a secret of the mirror's URL"
+# The token or password the mirror's URL is filled in with (see sitegen.conda.record_secrets):
+# a record, or an entry beside the records, that holds one.
+REASON_SECRET = "holds a secret of the mirror's URL"
 # CEP-48 `v3` (or any other top-level section listing packages): its records would reach
 # clients without being filtered, checked or downloaded, so the section is not published.
 REASON_UNMIRRORED_SECTION = "section lists packages sitegen does not mirror (e.g. CEP-48 v3)"
@@ -353,6 +354,8 @@ def _parse_document(
         out.extra[top_key] = value
     # No revision section is ever published, so none may be announced (CEP-48).
     info.pop("repodata_revisions", None)
+    for part in look.take_out(info, removed, out.extra) if look is not None else ():
+        out.rejected[f"[{_label(part, look)}]"] = REASON_SECRET
     share = {}.setdefault  # one string object per distinct value (see _SHARED_FIELDS)
     for key in RECORD_SECTIONS:
         section = document.get(key) or {}
