@@ -311,7 +311,7 @@ def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> Mir
     url = state.attempt(partial(source.parse, keys[source.key])) if source else None
     verify_tls = state.attempt(keys["verify_tls"].boolean) if "verify_tls" in keys else True
     filters = state.attempt(partial(parse_filters, keys.get("filters")))
-    cron = state.attempt(partial(_schedule, keys["schedule"])) if "schedule" in keys else None
+    cron = state.attempt(partial(parse_schedule, keys["schedule"])) if "schedule" in keys else None
     ca = state.attempt(partial(parse_ca_bundle, keys["ca_bundle"])) if "ca_bundle" in keys else None
     if source is not None and mode == "passive" and not source.passive:
         state.add(keys["mode"].error(f"a mirror with {source.key!r} cannot be passive"))
@@ -352,7 +352,7 @@ def _mode(node: YamlNode) -> str:
     return mode
 
 
-def _schedule(node: YamlNode) -> str:
+def parse_schedule(node: YamlNode) -> str:
     expression = node.string()
     if not schedule.is_valid(expression):
         raise node.error(f"invalid cron expression {expression!r} (e.g. '0 2 * * *' or '@daily')")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sitegen.config.access import parse_access
 from sitegen.config.channels import parse_channels
 from sitegen.config.filter_levels import check_levels, parse_filters
+from sitegen.config.installers import check_installers, parse_installers
 from sitegen.config.local_source import folder_in_site, folders_moved_from
 from sitegen.config.model import (
     LINK_LOOP,
@@ -52,6 +53,7 @@ _TOP_KEYS = (
     "filters",
     "access",
     "channels",
+    "installers",
     "min_free_space",
     "history",
     "notify",
@@ -140,6 +142,10 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
     if "stats" in keys:
         settings["stats"] = state.attempt(partial(parse_stats, keys["stats"], base_dir))
     channels = state.attempt(partial(parse_channels, top, keys)) or []
+    installers = (
+        state.attempt(partial(parse_installers, keys["installers"])) if "installers" in keys else []
+    ) or []
+    check_installers(installers, (channel for channel, _ in channels), state)
     refused = folders_moved_from(c for c, _ in channels)
     if output is not None:
         refused += folders_in_site([c for c, _ in channels], output)
@@ -169,6 +175,7 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
         **settings,
         source=(base_dir / Path(state.filename).name) if base_dir else None,
         access=access or AccessSettings(),
+        installers=tuple(installers),
     )
 
 

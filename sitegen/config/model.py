@@ -235,6 +235,41 @@ class ChannelConfig:
         return tuple(seen)
 
 
+# MirrorConfig.kind of the source an installer folder is read from (see InstallerConfig).
+INSTALLER_KIND = "installers"
+
+
+@dataclass(frozen=True)
+class InstallerConfig:
+    """A folder of installers (Miniconda, Anaconda) published at ``path`` in the site, mirrored
+    from an upstream folder whose index page is an HTML table of its files (``installers:``):
+    the files the ``include``/``exclude`` globs select (of each include glob, the ``newest``
+    most recently modified only, when set), each verified against the sha256 the index lists."""
+
+    path: str
+    url: str  # the upstream folder, as written: may hold ${ENV} references; no trailing slash
+    include: tuple[str, ...] = ()  # fnmatch globs of file names; none: every file
+    exclude: tuple[str, ...] = ()
+    newest: int | None = None
+    schedule: str | None = None  # cron expression for --due; None means the default (daily)
+    line: int = 0
+
+    def display_url(self) -> str:
+        """The URL safe to show anywhere: tokens and ${ENV} values replaced by ***."""
+        return redact_url(self.url).rstrip("/")
+
+    @property
+    def secret_env(self) -> tuple[str, ...]:
+        return tuple(ENV_REF_RE.findall(self.url))
+
+    def source(self) -> MirrorConfig:
+        """The upstream its index and files are read from, for the upstream client (which
+        opens one per mirror): a mirror of no subdir, named by the folder's path."""
+        return MirrorConfig(
+            name=self.path, url=self.url, subdirs=(), line=self.line, kind=INSTALLER_KIND
+        )
+
+
 @dataclass(frozen=True)
 class AccessSettings:
     """Where the token store and the web server's token files live, and who reads them.
@@ -278,6 +313,7 @@ class SiteConfig:
     notify: NotifySettings = field(default_factory=NotifySettings)
     stats: StatsSettings | None = None  # None: no download statistics
     access: AccessSettings = field(default_factory=AccessSettings)
+    installers: tuple[InstallerConfig, ...] = ()  # folders of installers (``installers:``)
 
     @property
     def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:
@@ -288,12 +324,13 @@ class SiteConfig:
 
     @property
     def secret_env(self) -> tuple[str, ...]:
-        """The ${ENV} names whose values are secrets: those of the mirrors' URLs and of the URLs
-        filters name (advisory feeds), each once."""
+        """The ${ENV} names whose values are secrets: those of the mirrors' URLs, of the URLs
+        filters name (advisory feeds) and of the installer folders' URLs, each once."""
         levels = [self.filters, *(c.filters for c in self.channels)]
         levels += [m.filters for _c, m in self.mirrors]
         names = [name for _c, m in self.mirrors for name in m.secret_env]
         names += [name for level in levels for name in level.secret_env]
+        names += [name for installer in self.installers for name in installer.secret_env]
         return tuple(dict.fromkeys(names))
 
 
