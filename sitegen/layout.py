@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sitegen.conda.notices import NOTICES_FILE
 from sitegen.conda.schema import PACKAGE_SUFFIXES
@@ -140,6 +140,16 @@ def shard_path(channel: str, subdir: str, digest: bytes) -> str:
     return f"{shards_dir_path(channel, subdir)}/{shard_filename(digest)}"
 
 
+def installer_file_path(folder: str, name: str) -> str:
+    """A file of an installer folder (``installers:``), at the top of the folder."""
+    return f"{folder}/{name}"
+
+
+def installer_page_path(folder: str) -> str:
+    """An installer folder's page, which lists its files (no upstream file takes its name)."""
+    return f"{folder}/index.html"
+
+
 def run_page_path(run_id: str) -> str:
     return f"{HISTORY_DIR}/{run_id}.html"
 
@@ -214,6 +224,22 @@ def publishing_marker_path(root: Path, channel: str, subdir: str) -> Path:
     """Present while a subdir's metadata files are renamed into place: found by the next run,
     it tells that one stopped between the renames (some siblings newer than repodata.json)."""
     return state_dir(root) / "publishing" / channel / subdir
+
+
+def installer_state_path(root: Path, folder: str) -> Path:
+    """What an installer folder holds as its last run left it: each file's size, sha256 and
+    upstream date, and the disk's size and mtime of it then (trusted while they stay)."""
+    return installer_states_dir(root) / f"{quote(folder, safe='')}.json"
+
+
+def installer_states_dir(root: Path) -> Path:
+    """The states of the installer folders, one file each (:func:`installer_state_path`)."""
+    return state_dir(root) / "installers"
+
+
+def installer_of_state(name: str) -> str | None:
+    """The installer folder whose state file is called ``name``; None for another file."""
+    return unquote(name.removesuffix(".json")) if name.endswith(".json") else None
 
 
 def frozen_path(root: Path) -> Path:

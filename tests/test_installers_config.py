@@ -10,6 +10,8 @@ import pytest
 
 from sitegen.cli import main
 from sitegen.config import ConfigError, InstallerConfig, make_scrub, parse_config
+from sitegen.sync.report import COMPLETED, FAILED, InstallerReport, RunReport
+from sitegen.sync.run import MirrorOptions, select_installers, select_mirrors
 
 pytestmark = pytest.mark.unit
 
@@ -312,3 +314,30 @@ def test_the_cli_exits_2_on_an_installer_mistake_and_creates_nothing(
     assert f"channels.yaml:{line}: installers.history: " in err
     assert "collides with the site's own 'history'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_due_and_only_select_installer_folders_by_their_schedules() -> None:
+    config = parse_config(
+        config_text(
+            """
+            installers:
+              miniconda:
+                url: https://repo.anaconda.com/miniconda/
+              archive:
+                url: https://repo.anaconda.com/archive/
+                schedule: "@weekly"
+            """
+        )
+    )
+    now = 1_750_000_000.0
+    ran = RunReport(id="r1", started=now - 7200, ended=now - 7000, status=COMPLETED)
+    ran.installers = [
+        InstallerReport("miniconda", "x", status=COMPLETED),
+        InstallerReport("archive", "y", status=FAILED),
+    ]
+    both = {"miniconda", "archive"}
+    assert select_installers(config, [], MirrorOptions(), now) == both
+    assert select_installers(config, [], MirrorOptions(only=("archive",)), now) == {"archive"}
+    assert select_mirrors(config, [], MirrorOptions(only=("archive",)), now) == set()
+    assert select_installers(config, [ran], MirrorOptions(due=True), now) == {"archive"}
+    assert select_installers(config, [ran], MirrorOptions(due=True), now + 86400) == both

@@ -121,6 +121,8 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         # --- end of download statistics ---
         if report.mirrors and not args.dry_run:
             warn_unconfigured(config)
+        if (report.mirrors or report.installers) and not args.dry_run:
+            warn_unconfigured_installers(config)
     finally:
         # Pages show every run, failed and stopped ones too; a dry run changes nothing.
         if started and not args.dry_run:
@@ -151,6 +153,20 @@ def run_mirror_command(args: argparse.Namespace) -> int:
                 + f" publish {channel.packages} files"
                 + (f" [{channel.status}: {'; '.join(channel.errors)}]" if channel.errors else "")
             )
+        for installer in report.installers:
+            # The sizes the index rounds count as their least: the exact ones are not asked.
+            new_files = new_files_text(
+                (installer.downloaded_files, installer.downloaded_bytes),
+                (0, 0),
+                dry_run=True,
+                size=lambda n: f"at least {n} bytes",
+            )
+            errors = "; ".join(installer.errors)
+            print(
+                f"{installer.path}/: {new_files}, delete {len(installer.removed)},"
+                f" publish {installer.files} files"
+                + (f" [{installer.status}: {errors}]" if errors else "")
+            )
     if report.status == STOPPED:
         log.error("run %s stopped; published files are consistent", report.id)
         status = EXIT_INTERRUPTED
@@ -161,7 +177,8 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         status = EXIT_OK if rendered else EXIT_FAILED
     # A run took place, or failed before it reached its mirrors, or nothing was due but what
     # follows a run failed (pages, token files): every non-zero exit runs on_failure.
-    if (report.mirrors or report.failed or status != EXIT_OK) and not args.dry_run:
+    ran = report.mirrors or report.installers
+    if (ran or report.failed or status != EXIT_OK) and not args.dry_run:
         from sitegen.sync.notify import notify_run
 
         notify_run(config, report, status, afterwards)
@@ -195,6 +212,20 @@ def warn_unconfigured(config: SiteConfig) -> None:
             " still install from it; `sitegen remove %s` stops serving it",
             stale.path,
             stale.path,
+        )
+
+
+def warn_unconfigured_installers(config: SiteConfig) -> None:
+    """Name in the run's log every installer folder the site still holds (its state says so)
+    that channels.yaml no longer names: runs never touch it again, and the web server goes on
+    serving its files."""
+    from sitegen.tools.site_disk import unconfigured_installers
+
+    for path in unconfigured_installers(config):
+        log.warning(
+            "installer folder %s is still published but channels.yaml no longer names it:"
+            " delete it (and its state in .sitegen/installers/) to stop serving it",
+            path,
         )
 
 

@@ -77,6 +77,19 @@ def last_completed(runs: list[RunReport], now: float, config: SiteConfig) -> dic
     return last
 
 
+def installers_completed(runs: list[RunReport], now: float) -> dict[str, float]:
+    """Path of each installer folder -> start of its newest completed run (not one that starts
+    after ``now``), which ``--due`` counts its schedule from."""
+    last: dict[str, float] = {}
+    for run in newest_first(runs, now):
+        if run.started > now:
+            break
+        for installer in run.installers:
+            if installer.status == COMPLETED:
+                last.setdefault(installer.path, run.started)
+    return last
+
+
 def noted_access(runs: list[RunReport], channel: str) -> str:
     """The access the newest of ``runs`` (newest first, as :meth:`History.runs` has them) that
     noted one gave ``channel`` (PUBLIC or PRIVATE); PRIVATE when none did: a channel of unknown

@@ -34,7 +34,8 @@ def run_summary(
     scrub: Callable[[str], str],
     afterwards: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """What a hook reads on stdin: the outcome, per mirror and channel subdir, without tokens.
+    """What a hook reads on stdin: the outcome, per mirror, channel subdir and installer
+    folder, without tokens.
     ``afterwards``: what failed after the run itself (the pages), which the record cannot
     hold (it was written before) and which alone may make the exit status 1."""
     page = layout.run_page_path(report.id)
@@ -64,9 +65,25 @@ def run_summary(
         }
         for m in report.mirrors
     ]
+    installers = [
+        {
+            "path": i.path,
+            "source": scrub(i.source),
+            "status": i.status,
+            "files": i.files,
+            "added": len(i.added),
+            "updated": len(i.updated),
+            "removed": len(i.removed),
+            "downloaded_files": i.downloaded_files,
+            "downloaded_bytes": i.downloaded_bytes,
+            "errors": [scrub(e) for e in i.errors],
+        }
+        for i in report.installers
+    ]
     errors = [scrub(e) for e in [*report.errors, *afterwards]]
     problems = len(errors) + sum(len(m["errors"]) for m in mirrors)
     problems += sum(len(c["errors"]) for c in channels)
+    problems += sum(len(i["errors"]) for i in installers)
     return {
         "title": scrub(config.title),
         "site": str(config.output),
@@ -85,6 +102,7 @@ def run_summary(
         "errors": errors,
         "mirrors": mirrors,
         "channels": channels,
+        "installers": installers,
     }
 
 

@@ -198,6 +198,30 @@ def excepted_text(excepted: Mapping[str, int]) -> str:
     return f" ({sum(excepted.values())} by exception: {reasons})"
 
 
+@dataclass
+class InstallerReport:
+    """What a run did to one installer folder (``installers:``)."""
+
+    path: str  # the folder in the site
+    source: str  # display URL: never holds a token
+    status: str = RUNNING  # then COMPLETED, FAILED or DRY_RUN
+    listed: int = 0  # files the upstream index lists (its good rows)
+    files: int = 0  # files the folder holds once the run is over
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)  # the same name, new bytes upstream
+    removed: list[str] = field(default_factory=list)
+    downloaded_files: int = 0
+    downloaded_bytes: int = 0
+    # Rows of the index that are no file to mirror: the row (its name, cut short) -> why, for
+    # the first SKIPPED_EXAMPLES of them, and how many there were.
+    skipped: dict[str, str] = field(default_factory=dict)
+    skipped_total: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+DRY_RUN = "dry-run"
+SKIPPED_EXAMPLES = 50
+
 PUBLIC = "public"
 PRIVATE = "private"
 
@@ -236,6 +260,7 @@ class RunReport:
     # The access of the site's channels and mirrors when the run started; None in a record
     # written before runs noted it (then a channel no longer configured counts as private).
     access: RunAccess | None = None
+    installers: list[InstallerReport] = field(default_factory=list)
 
     @property
     def removal(self) -> bool:
@@ -249,6 +274,7 @@ class RunReport:
             self.errors
             or any(m.errors for m in self.mirrors)
             or any(c.errors for c in self.channels)
+            or any(i.errors for i in self.installers)
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -26,13 +26,14 @@ from sitegen.store.frozen import FrozenChannels, with_freezes
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.gates import resolve_gates
-from sitegen.sync.history import History, last_completed, new_run_id
+from sitegen.sync.history import History, installers_completed, last_completed, new_run_id
+from sitegen.sync.installers import sync_installers
 from sitegen.sync.options import MirrorOptions
 from sitegen.sync.pipeline import run_pipeline
 from sitegen.sync.report import COMPLETED, FAILED, RUNNING, STOPPED, RunAccess, RunReport
 from sitegen.sync.scope import RunScope
 
-__all__ = ["MirrorOptions", "RunError", "run_mirror", "select_mirrors"]
+__all__ = ["MirrorOptions", "RunError", "run_mirror", "select_installers", "select_mirrors"]
 
 log = logging.getLogger("sitegen")
 
@@ -53,7 +54,9 @@ def select_mirrors(
     """Names of the mirrors this run syncs (``--only`` and ``--due``)."""
     names = [m.name for _c, m in config.mirrors]
     if options.only:
-        unknown = sorted(set(options.only) - set(names))
+        # An installer folder's path is what --only takes for it (see select_installers).
+        folders = {i.path for i in config.installers}
+        unknown = sorted(set(options.only) - set(names) - folders)
         if unknown:
             # A channel's path given for its mirror's name: say which mirrors feed it.
             channels = {c.path: [m.name for m in c.mirrors] for c in config.channels}
@@ -62,9 +65,10 @@ def select_mirrors(
                 for name in unknown
                 if name in channels
             )
+            listed = f"; installer folders are: {', '.join(sorted(folders))}" if folders else ""
             raise ConfigError(
                 f"--only: no mirror named {', '.join(unknown)}{hints};"
-                f" mirrors are: {', '.join(names)}"
+                f" mirrors are: {', '.join(names)}{listed}"
             )
         names = [n for n in names if n in options.only]
     if options.due:
@@ -72,6 +76,21 @@ def select_mirrors(
         schedules = {m.name: m.schedule for _c, m in config.mirrors}
         names = [n for n in names if is_due(schedules[n], last.get(n), now)]
     return set(names)
+
+
+def select_installers(
+    config: SiteConfig, runs: list[RunReport], options: MirrorOptions, now: float
+) -> set[str]:
+    """Paths of the installer folders this run mirrors (``--only`` names them by path; with
+    ``--due``, those whose schedule came due)."""
+    folders = [i.path for i in config.installers]
+    if options.only:
+        folders = [path for path in folders if path in options.only]
+    if options.due:
+        last = installers_completed(runs, now)
+        schedules = {i.path: i.schedule for i in config.installers}
+        folders = [path for path in folders if is_due(schedules[path], last.get(path), now)]
+    return set(folders)
 
 
 async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -> RunReport:
@@ -94,7 +113,9 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         if not options.dry_run:
             for run_id in history.close_interrupted():
                 log.warning("run %s did not finish; recorded as interrupted", run_id)
-        selected = select_mirrors(config, history.runs(), options, time.time())
+        runs = history.runs()
+        selected = select_mirrors(config, runs, options, time.time())
+        installers = select_installers(config, runs, options, time.time())
         report = RunReport(
             id=new_run_id(),
             started=time.time(),
@@ -112,8 +133,9 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         if unreadable:
             log.error("%s", unreadable)
             report.errors.append(unreadable)
-        if not selected:
-            log.info("no mirror is due" if config.channels else "no channel is configured")
+        if not selected and not installers:
+            nothing = config.channels or config.installers
+            log.info("no mirror is due" if nothing else "no channel is configured")
             report.status, report.ended = COMPLETED, time.time()
             return report
         record = not options.dry_run
@@ -134,10 +156,13 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                         _save(history, report)
                     with stop.run_scope:
                         async with trio.open_nursery() as nursery:
-                            scope = RunScope.of(config, options, site, selected)
+                            scope = RunScope.of(config, options, site, selected, installers)
                             # A run waiting on the network says so, every few seconds.
                             nursery.start_soon(heartbeat, scope.activity)
-                            await run_pipeline(scope, report)
+                            if scope.selected:
+                                await run_pipeline(scope, report)
+                            if scope.installers:
+                                await sync_installers(scope, report)
                             nursery.cancel_scope.cancel()  # the heartbeat
                     if stop.run_scope.cancelled_caught:
                         report.status = STOPPED
@@ -154,9 +179,11 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 finally:
                     stop.over = True
                     report.ended = time.time()
-                    for mr in report.mirrors:
-                        if mr.status == RUNNING:
-                            mr.status = report.status if report.status != COMPLETED else mr.status
+                    for part in (*report.mirrors, *report.installers):
+                        if part.status == RUNNING:
+                            part.status = (
+                                report.status if report.status != COMPLETED else part.status
+                            )
                     if record:
                         _save(history, report)
                     with trio.CancelScope(shield=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.config import ChannelConfig, InstallerConfig, MirrorConfig, SiteConfig
 from sitegen.net.activity import Activity
 from sitegen.store.site import Site
 from sitegen.sync.inputs import file_signature
@@ -15,7 +15,8 @@ from sitegen.sync.options import MirrorOptions
 @dataclass(frozen=True)
 class RunScope:
     """What one run covers: channels with a selected mirror are rebuilt, and their other
-    mirrors ride along from what their last run fetched."""
+    mirrors ride along from what their last run fetched; the selected installer folders are
+    mirrored after them."""
 
     config: SiteConfig
     options: MirrorOptions
@@ -24,13 +25,20 @@ class RunScope:
     channels: tuple[ChannelConfig, ...]
     # The requests in flight upstream, for the heartbeat of a run waiting on the network.
     activity: Activity = field(default_factory=Activity, compare=False)
+    installers: tuple[InstallerConfig, ...] = ()
 
     @classmethod
     def of(
-        cls, config: SiteConfig, options: MirrorOptions, site: Site, selected: set[str]
+        cls,
+        config: SiteConfig,
+        options: MirrorOptions,
+        site: Site,
+        selected: set[str],
+        installers: set[str] | frozenset[str] = frozenset(),
     ) -> RunScope:
         channels = tuple(c for c in config.channels if any(m.name in selected for m in c.mirrors))
-        return cls(config, options, site, frozenset(selected), channels)
+        folders = tuple(i for i in config.installers if i.path in installers)
+        return cls(config, options, site, frozenset(selected), channels, installers=folders)
 
     @property
     def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:

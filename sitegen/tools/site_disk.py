@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.config import SiteConfig
-from sitegen.layout import REPODATA, RESERVED_TOP
+from sitegen.layout import REPODATA, RESERVED_TOP, installer_of_state, installer_states_dir
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,21 @@ def unconfigured_subdirs(
                 used = disk_usage(directory, set()) if measure else (0, 0)
                 found.append(UnconfiguredSubdir(path, *used))
     return sorted(found, key=lambda u: u.path)
+
+
+def unconfigured_installers(config: SiteConfig) -> list[str]:
+    """The installer folders a run mirrored into the site (their state says so) that are
+    still there though channels.yaml names them no more, sorted."""
+    configured = {i.path for i in config.installers}
+    found = []
+    for entry in _listing(installer_states_dir(config.output)):
+        path = installer_of_state(entry.name)
+        if path is None or path in configured:
+            continue
+        try:
+            folder = (config.output / path).resolve()
+        except (OSError, RuntimeError):
+            continue
+        if folder.is_relative_to(config.output.resolve()) and folder.is_dir():
+            found.append(path)
+    return sorted(found)

@@ -1,0 +1,54 @@
+"""What an installer folder held when its last run ended (``.sitegen/installers/``): each
+file's size and sha256, its date upstream, and the mtime it had on disk then.
+
+A file whose size and mtime are still those is trusted to hold those bytes, so a run re-hashes
+only what changed on disk since (or everything, with ``--verify``). The folder's page lists the
+files from here. The disk is the truth: an entry whose file is gone is no file of the folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from sitegen.layout import installer_state_path
+from sitegen.store.site import Site
+
+
+class StoredFile(msgspec.Struct, frozen=True):
+    size: int
+    sha256: str
+    modified: float  # the date upstream lists for it, seconds since the epoch
+    mtime_ns: int  # its modification time on disk when it was last checked
+
+    def current(self, path: Path) -> bool:
+        """Whether the file at ``path`` still has the size and mtime it was checked with."""
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        return st.st_size == self.size and st.st_mtime_ns == self.mtime_ns
+
+
+class InstallerState(msgspec.Struct):
+    url: str = ""  # the upstream folder, as shown (no secrets)
+    files: dict[str, StoredFile] = msgspec.field(default_factory=dict)
+
+
+def read_state(root: Path, folder: str) -> InstallerState:
+    """The folder's state; an empty one when there is none or it does not read (its files are
+    then checked against upstream again)."""
+    try:
+        return msgspec.json.decode(
+            installer_state_path(root, folder).read_bytes(), type=InstallerState
+        )
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return InstallerState()
+
+
+def save_state(site: Site, folder: str, state: InstallerState) -> None:
+    target = installer_state_path(site.root, folder)
+    site.ensure_dir(target.parent)
+    site.write_bytes(target, msgspec.json.encode(state))

@@ -1,0 +1,319 @@
+"""Installer folders end to end over real HTTP on 127.0.0.1: an upstream folder whose index is
+an HTML table like repo.anaconda.com's, mirrored by ``sitegen mirror`` with the channels."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from sitegen.cli import main
+from sitegen.config import SiteConfig, parse_config
+from sitegen.layout import installer_state_path
+from sitegen.sync.report import COMPLETED, FAILED, InstallerReport, RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from testkit.installers import Row, index_page, serve_index, write_folder
+from testkit.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
+
+pytestmark = pytest.mark.integration
+
+LATEST = "Miniconda3-latest-Linux-x86_64.sh"
+OLD = "Miniconda3-py311_23.1.0-1-Linux-x86_64.sh"
+MAC = "Miniconda3-latest-MacOSX-arm64.pkg"
+WINDOWS = "Miniconda3-latest-Windows-x86_64.exe"
+
+
+def payload(name: str, version: int = 1, size: int = 3000) -> bytes:
+    seed = hashlib.sha256(f"{name}-{version}".encode()).digest()
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+FILES = {
+    OLD: payload(OLD, size=2500),
+    MAC: payload(MAC, size=4000),
+    WINDOWS: payload(WINDOWS, size=3500),
+    LATEST: payload(LATEST),
+}
+
+
+def config_text(site: Path, url: str, extra: str = "", channels: str = "channels: {}\n") -> str:
+    return (
+        f"output: {site}\n"
+        "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 10}\n"
+        + channels
+        + "installers:\n"
+        "  miniconda:\n"
+        f"    url: {url}/miniconda/\n"
+        '    include: ["Miniconda3-*"]\n'
+        '    exclude: ["*.exe"]\n' + "".join(f"    {line}\n" for line in extra.splitlines())
+    )
+
+
+def make_config(site: Path, url: str, extra: str = "", **kwargs: str) -> SiteConfig:
+    return parse_config(config_text(site, url, extra, **kwargs))
+
+
+def mirror(config: SiteConfig, **options: Any) -> RunReport:
+    return trio.run(run_mirror, config, MirrorOptions(progress=False, **options))
+
+
+def folder_report(report: RunReport) -> InstallerReport:
+    (found,) = report.installers
+    return found
+
+
+def downloads(server: UpstreamServer) -> list[str]:
+    """The installer files fetched whole (not the one-byte asks for their size)."""
+    return sorted(
+        r.path.rsplit("/", 1)[1]
+        for r in server.requests
+        if r.path.startswith("/miniconda/") and r.path != "/miniconda/" and not r.header("range")
+    )
+
+
+def on_disk(site: Path) -> dict[str, bytes]:
+    folder = site / "miniconda"
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "index.html"}
+
+
+@pytest.fixture
+def upstream(tmp_path: Path, upstream_server_factory) -> tuple[UpstreamServer, Path]:
+    folder = tmp_path / "upstream" / "miniconda"
+    write_folder(folder, FILES)
+    server = upstream_server_factory(folder.parent)
+    serve_index(server, "/miniconda/")
+    return server, folder
+
+
+def test_a_first_run_downloads_the_selected_files_verified_and_a_rerun_nothing(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    server, _folder = upstream
+    site = tmp_path / "site"
+    config = make_config(site, server.url)
+    report = mirror(config)
+    ir = folder_report(report)
+    assert report.status == COMPLETED and ir.status == COMPLETED, ir.errors
+    assert ir.added == sorted([OLD, MAC, LATEST]) and not ir.errors
+    assert (ir.listed, ir.files, ir.downloaded_files) == (4, 3, 3)
+    assert ir.downloaded_bytes == sum(len(FILES[n]) for n in (OLD, MAC, LATEST))
+    assert on_disk(site) == {n: FILES[n] for n in (OLD, MAC, LATEST)}  # the .exe is excluded
+    assert downloads(server) == sorted([OLD, MAC, LATEST])
+    state = json.loads(installer_state_path(site, "miniconda").read_bytes())
+    assert state["files"][LATEST]["sha256"] == hashlib.sha256(FILES[LATEST]).hexdigest()
+    assert state["url"] == f"{server.url}/miniconda"
+
+    server.reset()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (site / "miniconda").iterdir()}
+    again = folder_report(mirror(config))
+    assert again.status == COMPLETED and not (again.added or again.updated or again.removed)
+    assert again.downloaded_files == 0 and again.files == 3
+    assert [r.path for r in server.requests] == ["/miniconda/"]  # the index only
+    assert {p.name: p.stat().st_mtime_ns for p in (site / "miniconda").iterdir()} == mtimes
+
+
+def test_an_upstream_change_replaces_and_removes_files(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    server, folder = upstream
+    site = tmp_path / "site"
+    config = make_config(site, server.url)
+    assert not mirror(config).failed
+    # A new "latest" under the same name, the old py311 installer gone upstream.
+    new_latest = payload(LATEST, version=2, size=3100)
+    write_folder(folder, {MAC: FILES[MAC], WINDOWS: FILES[WINDOWS], LATEST: new_latest})
+    server.reset()
+    ir = folder_report(mirror(config))
+    assert ir.status == COMPLETED, ir.errors
+    assert (ir.added, ir.updated, ir.removed) == ([], [LATEST], [OLD])
+    assert on_disk(site) == {MAC: FILES[MAC], LATEST: new_latest}
+    assert downloads(server) == [LATEST]
+
+    # No longer selected: only the newest Linux installer is kept.
+    narrowed = parse_config(
+        config_text(site, server.url).replace('["Miniconda3-*"]', '["*Linux*"]') + "    newest: 1\n"
+    )
+    ir = folder_report(mirror(narrowed))
+    assert (ir.removed, ir.files) == ([MAC], 1)
+    assert on_disk(site) == {LATEST: new_latest}
+
+
+def test_hostile_rows_and_a_checksum_mismatch_never_publish_a_bad_file(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    server, folder = upstream
+    root = folder.parent
+    evil = b"#!/bin/sh\nrm -rf /\n"
+    (root / "evil.sh").write_bytes(evil)
+    evil_sha = hashlib.sha256(evil).hexdigest()
+    rows = [
+        Row("../evil.sh", "1.0K", "2025-01-01 00:00:00", evil_sha),
+        Row("Miniconda3-evil.sh", "1.0K", "2025-01-01 00:00:00", evil_sha, href="../evil.sh"),
+        Row("Miniconda3-badsha.sh", "1.0K", "2025-01-01 00:00:00", "not-a-sha"),
+        Row("Miniconda3-huge.sh", "900000G", "2025-01-01 00:00:00", evil_sha),
+        Row(".Miniconda3-hidden.sh", "1.0K", "2025-01-01 00:00:00", evil_sha),
+    ]
+    write_folder(folder, FILES, extra=rows)
+    # The upstream sends other bytes than the listed sha256 for one good row.
+    server.add_fault(f"/miniconda/{MAC}", serve_bytes(payload(MAC, version=9, size=4000)))
+    site = tmp_path / "site"
+    report = mirror(make_config(site, server.url))
+    ir = folder_report(report)
+    assert report.failed and ir.status == FAILED
+    assert ir.skipped_total == 5 and len(ir.skipped) == 5
+    assert any("not a plain file name" in why for why in ir.skipped.values())
+    assert any("its link names another file" in why for why in ir.skipped.values())
+    (error,) = ir.errors
+    assert MAC in error and "checksum mismatch" in error
+    # The good rows stand; nothing bad is published, nothing lands outside the folder.
+    assert on_disk(site) == {OLD: FILES[OLD], LATEST: FILES[LATEST]}
+    assert not any(site.rglob("evil.sh")) and not (site.parent / "evil.sh").exists()
+    assert not any(p.name.startswith(".") for p in (site / "miniconda").iterdir())
+    assert ir.added == sorted([OLD, LATEST])
+    assert "/evil.sh" not in [r.path for r in server.requests]
+
+
+def test_a_size_that_does_not_fit_the_listing_is_skipped(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    server, folder = upstream
+    # The index claims 1.0K where 3000 bytes are served (and listed by their sha256).
+    sha = hashlib.sha256(FILES[LATEST]).hexdigest()
+    rows = write_folder(folder, {OLD: FILES[OLD]}, extra=[])
+    (folder / LATEST).write_bytes(FILES[LATEST])
+    page = folder / "index.html"
+    rows.append(Row(LATEST, "1.0K", "2025-06-26 14:00:00", sha))
+    page.write_text(index_page(rows))
+    site = tmp_path / "site"
+    ir = folder_report(mirror(make_config(site, server.url)))
+    assert ir.status == COMPLETED and ir.skipped_total == 1
+    (why,) = ir.skipped.values()
+    assert "upstream sends 3000 bytes" in why
+    assert on_disk(site) == {OLD: FILES[OLD]}
+
+
+def test_a_truncated_index_is_held_back_unless_forced(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    server, folder = upstream
+    site = tmp_path / "site"
+    config = make_config(site, server.url)
+    assert not mirror(config).failed
+    write_folder(folder, {LATEST: FILES[LATEST]})  # two of the three published files gone
+    ir = folder_report(mirror(config))
+    assert ir.status == FAILED and "held back" in ir.errors[0] and "--force-delete" in ir.errors[0]
+    assert set(on_disk(site)) == {OLD, MAC, LATEST}
+    ir = folder_report(mirror(config, force_delete=True))
+    assert ir.status == COMPLETED and ir.removed == sorted([OLD, MAC])
+    assert set(on_disk(site)) == {LATEST}
+
+
+def test_a_file_changed_on_disk_is_fetched_again(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    server, _folder = upstream
+    site = tmp_path / "site"
+    config = make_config(site, server.url)
+    assert not mirror(config).failed
+    target = site / "miniconda" / LATEST
+    st = target.stat()
+    # Same size, other bytes, its mtime kept: only --verify finds it.
+    target.write_bytes(payload("tampered", size=len(FILES[LATEST])))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    server.reset()
+    assert folder_report(mirror(config)).downloaded_files == 0
+    ir = folder_report(mirror(config, verify=True))
+    assert (ir.updated, ir.downloaded_files) == ([LATEST], 1)
+    assert target.read_bytes() == FILES[LATEST]
+    # Changed with a new mtime: found without --verify.
+    target.write_bytes(b"x" * len(FILES[LATEST]))
+    ir = folder_report(mirror(config))
+    assert ir.updated == [LATEST] and target.read_bytes() == FILES[LATEST]
+
+
+def test_an_installer_upstream_down_fails_only_its_part(
+    tmp_path: Path,
+    upstream: tuple[UpstreamServer, Path],
+    example_upstream: ExampleUpstream,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, _folder = upstream
+    site = tmp_path / "site"
+    channels = (
+        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(config_text(site, server.url, channels=channels))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    published = on_disk(site)
+    assert len(published) == 3
+
+    server.add_fault("/miniconda/", respond(503))
+    example_upstream.server.reset()
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 1
+    (record,) = [
+        json.loads(p.read_bytes())
+        for p in (site / "history" / "runs").iterdir()
+        if json.loads(p.read_bytes())["installers"][0]["status"] == FAILED
+    ]
+    assert record["status"] == FAILED
+    assert "HTTP 503" in record["installers"][0]["errors"][0]
+    assert record["installers"][0]["files"] == 3  # what it still holds
+    assert not any(m["errors"] for m in record["mirrors"])  # the channel ran as ever
+    assert example_upstream.server.count("repodata.json.zst") >= 1
+    assert on_disk(site) == published  # what was published stays
+
+
+def test_dry_run_and_only(
+    tmp_path: Path,
+    upstream: tuple[UpstreamServer, Path],
+    example_upstream: ExampleUpstream,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, _folder = upstream
+    site = tmp_path / "site"
+    channels = (
+        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(config_text(site, server.url, channels=channels))
+    args = ["mirror", "-c", str(config_path), "--no-progress"]
+    assert main([*args, "--dry-run", "--only", "miniconda"]) == 0
+    out = capsys.readouterr().out
+    assert "miniconda/: would download 3 files (at least" in out and "publish 3 files" in out
+    assert not site.exists()
+    assert downloads(server) == []
+    assert example_upstream.server.requests == []  # --only: the channel was not read
+
+    assert main([*args, "--only", "miniconda"]) == 0
+    assert len(on_disk(site)) == 3
+    assert example_upstream.server.requests == []
+    assert not (site / "cloud" / "example" / "linux-64" / "repodata.json").exists()
+    assert main([*args, "--only", "nothing-such"]) == 2
+    assert "installer folders are: miniconda" in capsys.readouterr().err
+
+
+def test_a_folder_taken_out_of_the_configuration_is_named_in_the_log(
+    tmp_path: Path,
+    upstream: tuple[UpstreamServer, Path],
+    example_upstream: ExampleUpstream,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server, _folder = upstream
+    site = tmp_path / "site"
+    channels = (
+        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(config_text(site, server.url, channels=channels))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    assert "installer folder miniconda is still published" not in caplog.text
+    config_path.write_text(config_text(site, server.url, channels=channels).split("installers:")[0])
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    assert "installer folder miniconda is still published" in caplog.text
+    assert len(on_disk(site)) == 3  # left as it was: deleting it is the operator's call
