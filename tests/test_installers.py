@@ -317,3 +317,42 @@ def test_a_folder_taken_out_of_the_configuration_is_named_in_the_log(
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     assert "installer folder miniconda is still published" in caplog.text
     assert len(on_disk(site)) == 3  # left as it was: deleting it is the operator's call
+
+
+def test_the_folder_page_lists_each_file_and_the_landing_page_links_it(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    server, folder = upstream
+    hostile = '<img src=x onerror="alert(1)">.sh'
+    write_folder(folder, FILES, extra=[Row(hostile, "1.0K", "2025-01-01 00:00:00", "0" * 64)])
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(config_text(site, server.url))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    page = (site / "miniconda" / "index.html").read_text()
+    for name in (OLD, MAC, LATEST):
+        sha = hashlib.sha256(FILES[name]).hexdigest()
+        assert f'<a href="{name}">{name}</a>' in page
+        assert f'<code class="hash">{sha}</code>' in page
+        assert f'title="{len(FILES[name])} bytes"' in page
+    assert WINDOWS not in page  # excluded: not published, not listed
+    assert "2025-06-26 13:03 UTC" in page  # the date upstream lists
+    assert page.index(LATEST) < page.index(OLD)  # newest first
+    landing = (site / "index.html").read_text()
+    assert '<a href="miniconda/index.html">miniconda</a>' in landing
+    assert f"{server.url}/miniconda/" in landing
+    (run_page,) = [p for p in (site / "history").glob("2*.html")]
+    text = run_page.read_text()
+    assert "Installer folders" in text and hostile not in text
+    assert "&lt;img src=x onerror=" in text  # the skipped row, escaped
+    history = json.loads((site / "history" / "history.json").read_bytes())
+    (row,) = history["runs"][0]["installers"]
+    assert (row["path"], row["added"], row["files"], row["skipped"]) == ("miniconda", 3, 3, 1)
+    assert history["runs"][0]["totals"]["downloaded_files"] == 3
+
+    # Taken out of channels.yaml: its page goes with the next render, its files stay.
+    config_path.write_text(config_text(site, server.url).split("installers:")[0])
+    assert main(["render", "-c", str(config_path)]) == 0
+    assert not (site / "miniconda" / "index.html").exists()
+    assert "miniconda/index.html" not in (site / "index.html").read_text()
+    assert len(on_disk(site)) == 3

@@ -15,6 +15,7 @@ import msgspec
 
 from sitegen.layout import installer_state_path
 from sitegen.store.site import Site
+from sitegen.sync.installer_listing import NAME_RE, PAGE_NAME
 
 
 class StoredFile(msgspec.Struct, frozen=True):
@@ -52,3 +53,19 @@ def save_state(site: Site, folder: str, state: InstallerState) -> None:
     target = installer_state_path(site.root, folder)
     site.ensure_dir(target.parent)
     site.write_bytes(target, msgspec.json.encode(state))
+
+
+def stored_names(directory: Path) -> set[str]:
+    """The files of an installer folder on disk: regular files with a plain name, but its
+    page (temporaries and anything else hidden start with a dot)."""
+    try:
+        with os.scandir(directory) as entries:
+            return {
+                e.name
+                for e in entries
+                if NAME_RE.match(e.name)
+                and e.name != PAGE_NAME
+                and e.is_file(follow_symlinks=False)
+            }
+    except (FileNotFoundError, NotADirectoryError):
+        return set()

@@ -32,14 +32,18 @@ from sitegen.net.installer_index import fetch_index, file_size
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.store.site import UnsafePathError
 from sitegen.sync.installer_listing import (
-    NAME_RE,
-    PAGE_NAME,
     ListedFile,
     Listing,
     parse_listing,
     select,
 )
-from sitegen.sync.installer_state import InstallerState, StoredFile, read_state, save_state
+from sitegen.sync.installer_state import (
+    InstallerState,
+    StoredFile,
+    read_state,
+    save_state,
+    stored_names,
+)
 from sitegen.sync.prune import deletion_guard
 from sitegen.sync.report import (
     COMPLETED,
@@ -173,22 +177,6 @@ async def _read_folder(
                 continue
         folder.fetch.append(listed)
     folders.append(folder)
-
-
-def stored_names(directory: Path) -> set[str]:
-    """The files of an installer folder on disk: regular files with a plain name, but its
-    page (temporaries and anything else hidden start with a dot)."""
-    try:
-        with os.scandir(directory) as entries:
-            return {
-                e.name
-                for e in entries
-                if NAME_RE.match(e.name)
-                and e.name != PAGE_NAME
-                and e.is_file(follow_symlinks=False)
-            }
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
 
 
 async def _kept(folder: _Folder, name: str, listed: ListedFile, verify: bool) -> StoredFile | None:

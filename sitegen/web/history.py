@@ -22,8 +22,8 @@ def history_json(reports: list[RunReport], scrub: Scrub = same) -> dict[str, Any
         summary = run_summary(report, scrub)
         for key in ("status_words", "started_text", "ended_text", "duration_text", "all_errors"):
             summary.pop(key)
-        for channel in summary["channels"]:
-            channel.pop("status_words")
+        for part in (*summary["channels"], *summary["installers"]):
+            part.pop("status_words")
         runs.append(summary)
     return {"version": 1, "runs": runs}
 

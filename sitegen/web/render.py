@@ -51,6 +51,7 @@ from sitegen.web.history import (
     history_json,
     history_pages,
 )
+from sitegen.web.installers import installer_page, landing_installers
 from sitegen.web.landing import landing_model
 from sitegen.web.listing_cache import ListingCache
 from sitegen.web.manifest import (
@@ -152,6 +153,7 @@ class _Renderer:
             landing_model(self.config, summaries, reports, self.scrub), self.config
         )
         landing["stats"] = landing_stats(self.stats)  # download statistics: None without
+        landing["installers"] = landing_installers(self._installers(reports))
         self.writer.page(layout.LANDING_PAGE, "landing.html", landing)
         if self.stats is not None:
             model = stats_page_model(self.stats, package_pages)
@@ -165,6 +167,16 @@ class _Renderer:
             feed=self.feed,
         )
         self.site.write_bytes(self.manifest_path, msgspec.json.encode(manifest))
+
+    def _installers(self, reports: list[RunReport]) -> dict[str, dict]:
+        """Each installer folder's page; returns their models by folder."""
+        pages = {
+            i.path: installer_page(self.site.root, i, reports, self.scrub)
+            for i in self.config.installers
+        }
+        for path, model in pages.items():
+            self.writer.page(layout.installer_page_path(path), "installer.html", model)
+        return pages
 
     def _approval_pages(self) -> None:
         """The pending and approved pages of approval-gated channels."""

@@ -29,6 +29,7 @@ from sitegen.sync.report import (
     RunReport,
 )
 from sitegen.web.format import format_duration, format_time, iso_time, split_filename
+from sitegen.web.installers import installer_changes, installer_row
 
 LIST_MAX = 2000  # file names listed per change list on a run page; the JSON has them all
 DEPENDENCIES_MAX = 500  # rows of a dependency report shown on a run page
@@ -110,11 +111,13 @@ def run_summary(report: RunReport, scrub: Scrub = same) -> dict[str, Any]:
         for c in report.channels
     ]
     mirrors = [mirror_row(m, scrub) for m in report.mirrors]
+    installers = [installer_row(i, scrub) for i in report.installers]
     errors = [scrub(e) for e in report.errors]
     all_errors = (
         errors
         + [f"{m['name']}: {e}" for m in mirrors for e in m["errors"]]
         + [f"{c['channel']}/{c['subdir']}: {e}" for c in channels for e in c["errors"]]
+        + [f"{i['path']}/: {e}" for i in installers for e in i["errors"]]
     )
     return {
         "id": report.id,
@@ -130,10 +133,12 @@ def run_summary(report: RunReport, scrub: Scrub = same) -> dict[str, Any]:
         "options": dict(report.options),
         "channels": channels,
         "mirrors": mirrors,
+        "installers": installers,
         "errors": errors,
         "all_errors": all_errors,
+        # The installer folders' files count with the channels' (none comes from a folder).
         "totals": {
-            key: sum(c[key] for c in channels)
+            key: sum(c[key] for c in channels) + sum(i.get(key, 0) for i in installers)
             for key in (
                 "added",
                 "updated",
@@ -227,4 +232,10 @@ def run_detail(
                 ],
             }
         )
-    return {**summary, "changes": changes, "mirror_details": mirrors}
+    installer_details = [installer_changes(i, scrub) for i in report.installers]
+    return {
+        **summary,
+        "changes": changes,
+        "mirror_details": mirrors,
+        "installer_details": installer_details,
+    }
