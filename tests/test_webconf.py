@@ -41,6 +41,7 @@ from testkit.apache import (
     world_readable_dir,
 )
 from testkit.client import solve_and_install
+from testkit.installers import serve_index, write_folder
 from testkit.nginx import nginx_binary
 from testkit.upstream import ExampleUpstream
 
@@ -397,6 +398,52 @@ def test_real_server_serves_the_site_through_the_symlink(
     assert {"numpy", "python"} <= set(names)
     for package in installed:
         assert package.url.startswith(f"{url}{PREFIX}/{CHANNEL}/")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_installer_folders_are_served_as_static_files(
+    server: str, public_dir: Path, upstream_server_factory
+) -> None:
+    """The generated configs serve an installer folder's files as stored (never compressed,
+    revalidated: a "latest" installer changes under its name) and its page."""
+    require_server(server)
+    folder = public_dir / "upstream" / "miniconda"
+    files = {
+        "Miniconda3-latest-Linux-x86_64.sh": b"#!/bin/sh\n" * 400,
+        "Miniconda3-latest-Windows-x86_64.exe": b"MZ" * 1800,
+        "Miniconda3-latest-MacOSX-arm64.pkg": b"xar!" * 900,
+    }
+    write_folder(folder, files)
+    upstream = upstream_server_factory(folder.parent)
+    serve_index(upstream, "/miniconda/")
+    site = public_dir / "site"
+    text = f"""\
+        output: {site}
+        download: {{retries: 0}}
+        channels: {{}}
+        installers:
+          installers/miniconda:
+            url: {upstream.url}/miniconda/
+        """
+    config = parse_config(textwrap.dedent(text), base_dir=site.parent)
+    assert not trio.run(run_mirror, config, MirrorOptions(progress=False)).failed
+    assert main(["render", "-c", str(_write(public_dir / "channels.yaml", text))]) == 0
+    running = webconf_server(server, config, public_dir / "state", prefix=PREFIX)
+    with running:
+        for name, data in files.items():
+            status, headers, body = _get(running.url, f"{PREFIX}/installers/miniconda/{name}")
+            assert (status, body) == (200, data), name
+            assert "content-encoding" not in headers, name
+            assert headers["cache-control"] == SHORT_CACHE, name
+        status, headers, body = _get(running.url, f"{PREFIX}/installers/miniconda/")
+        assert status == 200 and headers["content-type"].startswith("text/html")
+        assert b"Miniconda3-latest-Linux-x86_64.sh" in body
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
 
 
 @pytest.mark.unit
