@@ -341,3 +341,19 @@ def test_due_and_only_select_installer_folders_by_their_schedules() -> None:
     assert select_mirrors(config, [], MirrorOptions(only=("archive",)), now) == set()
     assert select_installers(config, [ran], MirrorOptions(due=True), now) == {"archive"}
     assert select_installers(config, [ran], MirrorOptions(due=True), now + 86400) == both
+
+
+def test_the_examples_of_the_readme_and_of_channels_yaml_parse() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    readme = (repo / "README.md").read_text()
+    start = readme.index("```yaml\ninstallers:\n") + len("```yaml\n")
+    example = readme[start : readme.index("```", start)]
+    (installer,) = parse_config(HEAD + example).installers
+    assert (installer.path, installer.newest) == ("miniconda", 2)
+    committed = (repo / "channels.yaml").read_text()
+    block = committed[committed.index("# installers:") :].splitlines()
+    uncommented = "\n".join(line.removeprefix("# ") for line in block)
+    assert [i.path for i in parse_config(committed + uncommented).installers] == [
+        "miniconda",
+        "anaconda",
+    ]
