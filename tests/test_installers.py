@@ -356,3 +356,26 @@ def test_the_folder_page_lists_each_file_and_the_landing_page_links_it(
     assert not (site / "miniconda" / "index.html").exists()
     assert "miniconda/index.html" not in (site / "index.html").read_text()
     assert len(on_disk(site)) == 3
+
+
+@pytest.mark.parametrize("target", ["cloud/example/linux-64", "cloud", ".", ".sitegen"])
+def test_a_folder_that_links_to_a_channel_or_the_site_is_left_alone(
+    tmp_path: Path,
+    upstream: tuple[UpstreamServer, Path],
+    example_upstream: ExampleUpstream,
+    target: str,
+) -> None:
+    server, _folder = upstream
+    site = tmp_path / "site"
+    channels = (
+        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    config = make_config(site, server.url, channels=channels)
+    (site / ".sitegen").mkdir(parents=True)
+    (site / "miniconda").symlink_to(site / target)
+    report = mirror(config)
+    ir = folder_report(report)
+    assert ir.status == FAILED and "is a link to" in ir.errors[0]
+    assert not any(m.errors for m in report.mirrors)
+    assert (site / "cloud" / "example" / "linux-64" / "repodata.json").is_file()
+    assert not any(site.rglob(LATEST))

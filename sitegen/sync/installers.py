@@ -136,6 +136,10 @@ async def _read_folder(
     except UnsafePathError as exc:  # a link in the site that leads out of it
         _fail(ir, str(exc))
         return
+    taken = await trio.to_thread.run_sync(_taken, scope, directory)
+    if taken is not None:
+        _fail(ir, f"{installer.path} is a link to {taken}: left alone")
+        return
     present = await trio.to_thread.run_sync(stored_names, directory)
     ir.files = len(present)  # what it still holds should the index fail
     try:
@@ -177,6 +181,23 @@ async def _read_folder(
                 continue
         folder.fetch.append(listed)
     folders.append(folder)
+
+
+def _taken(scope: RunScope, directory: Path) -> str | None:
+    """What else of the site the folder is, through a link (the site itself, its state, a
+    channel or a folder holding one), whose files its pruning would take for its own; None
+    when it is a folder of its own."""
+    real = directory.resolve()
+    root = scope.site.root.resolve()
+    if real == root:
+        return "the site's own directory"
+    if real.is_relative_to(scope.site.state_dir.resolve()):
+        return "the site's private state"
+    for channel in scope.config.channels:
+        other = (root / channel.path).resolve()
+        if real.is_relative_to(other) or other.is_relative_to(real):
+            return f"channel {channel.path}'s directory, or one holding it"
+    return None
 
 
 async def _kept(folder: _Folder, name: str, listed: ListedFile, verify: bool) -> StoredFile | None:
