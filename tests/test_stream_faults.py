@@ -7,12 +7,14 @@ from __future__ import annotations
 import errno
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from sitegen.net.upstream import CacheValidators
 from sitegen.net.upstream_cache import UpstreamCache
+from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.store.pending import PendingFile
 from sitegen.store.site import TEMP_PREFIX, Site
 from sitegen.sync import fetch
@@ -41,7 +43,9 @@ def test_a_full_disk_while_streaming_a_sibling_fails_that_subdir_only(
 
     monkeypatch.setattr(PendingFile, "write", write)
     outcomes: dict = {}
-    targets = [("ch", empty_metadata(subdir), [], {}, {}, ()) for subdir in ("noarch", "linux-64")]
+    targets = [
+        ("ch", empty_metadata(subdir), [], {}, {}, (), []) for subdir in ("noarch", "linux-64")
+    ]
     trio.run(publish_all, site, targets, outcomes)
     assert outcomes[("ch", "noarch")].status == "failed"
     assert "No space left" in outcomes[("ch", "noarch")].error
@@ -60,14 +64,16 @@ def test_a_stop_right_after_the_parse_leaves_no_staged_body(
     scope = trio.CancelScope()
     real_parse = fetch.parse_repodata
 
-    def parse_then_stop(data: bytes, subdir: str, origin: str):
-        parsed = real_parse(data, subdir, origin)
+    def parse_then_stop(*args: Any):
+        parsed = real_parse(*args)
         trio.from_thread.run_sync(scope.cancel)  # a stop signal, as the parse ends
         return parsed
 
     monkeypatch.setattr(fetch, "parse_repodata", parse_then_stop)
     key = ("m", "noarch")
-    upstream = types.SimpleNamespace(mirror=types.SimpleNamespace(name="m"))
+    upstream = types.SimpleNamespace(
+        mirror=types.SimpleNamespace(name="m"), secrets=UpstreamSecrets({})
+    )
     fetched = {key: fetch.FetchResult(fetch.FETCHED, CacheValidators("repodata.json", '"e"'))}
     body = b'{"info":{},"packages":{},"packages.conda":{}}'
 
@@ -84,7 +90,9 @@ def test_a_stop_right_after_the_parse_leaves_no_staged_body(
 def test_a_parsed_body_is_kept_for_the_next_conditional_request(tmp_path: Path) -> None:
     cache = UpstreamCache(Site(tmp_path))
     key = ("m", "noarch")
-    upstream = types.SimpleNamespace(mirror=types.SimpleNamespace(name="m"))
+    upstream = types.SimpleNamespace(
+        mirror=types.SimpleNamespace(name="m"), secrets=UpstreamSecrets({})
+    )
     fetched = {key: fetch.FetchResult(fetch.FETCHED, CacheValidators("repodata.json", '"e"'))}
     body = b'{"info":{},"packages":{},"packages.conda":{}}'
     broken = {("m", "linux-64"): b'{"info": '}
