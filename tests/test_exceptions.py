@@ -174,6 +174,29 @@ def test_an_include_excluded_by_its_own_level_is_an_error_unless_an_exception_na
     )
 
 
+def test_entries_naming_packages_look_only_at_the_records_of_those_packages():
+    # conda-mirror's allowlist idiom at conda-forge size (hundreds of entries, a million
+    # records): an entry is tried only on the records of the names its name glob matches.
+    read: set[str] = set()
+
+    class Fields(dict):
+        """A record's fields, noting the package whose fields are looked up (``get``)."""
+
+        def get(self, key, default=None):  # type: ignore[override]
+            read.add(self["name"])
+            return super().get(key, default)
+
+    names = ["numpy", "scipy", "pandas", "zlib"]
+    records = [Record(r.fn, r.subdir, Fields(r.raw)) for r in map(rec, names)]
+    filters = """\
+        names: {exclude: ['*']}
+        except: [{version: '1.*', name: numpy}, {build: '0', name: 'sci*'}, {name: 'zl?b'}]
+        """
+    result = run(levels_of(config(filters)), records)
+    assert set(result.kept) == {"numpy-1.0-0.conda", "scipy-1.0-0.conda", "zlib-1.0-0.conda"}
+    assert read == {"numpy", "scipy"}  # zlib's entry has no other key to read
+
+
 # --------------------------------------------------------------------------- what it does not override
 
 

@@ -12,8 +12,8 @@ level lets it through (:attr:`FilterResult.excepted` says which, and from what r
 
 The filter kinds of :mod:`sitegen.filters.registry` compile each level into closures once per
 subdir; the loop over records calls only those. Work is proportional to what the config asks
-for: with no filters set nothing is evaluated per record, and MatchSpecs are only tried on
-records whose name the spec names.
+for: with no filters set nothing is evaluated per record, and MatchSpecs (and ``except``
+entries naming packages) are only tried on records whose name they name.
 """
 
 from __future__ import annotations
