@@ -178,6 +178,52 @@ def test_hostile_rows_and_a_checksum_mismatch_never_publish_a_bad_file(
     assert "/evil.sh" not in [r.path for r in server.requests]
 
 
+def test_a_row_holding_the_token_of_the_url_is_skipped_and_the_token_shown_nowhere(
+    tmp_path: Path,
+    upstream_server_factory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An upstream reached under /t/<token>/ that writes its token into its index: into a file
+    # name (served, with the listed sha256), a path shown as the name, or any other cell.
+    token = "tk-0123456789abcdef"
+    monkeypatch.setenv("INSTALLER_TOKEN", token)
+    folder = tmp_path / "upstream" / "t" / token / "miniconda"
+    named = f"Miniconda3-{token}-Linux-x86_64.sh"
+    files = {**FILES, named: payload(named)}
+    rows = [
+        Row(f"/t/{token}/miniconda/{LATEST}", "2.9K", "2025-01-01 00:00:00", "0" * 64),
+        Row("Miniconda3-size.sh", f"{token}K", "2025-01-01 00:00:00", "0" * 64),
+        Row("Miniconda3-date.sh", "2.9K", f"{token} 2025", "0" * 64),
+    ]
+    write_folder(folder, files, extra=rows)
+    server = upstream_server_factory(tmp_path / "upstream")
+    serve_index(server, f"/t/{token}/miniconda/")
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        config_text(site, server.url).replace(
+            f"{server.url}/", f"{server.url}/t/${{INSTALLER_TOKEN}}/"
+        )
+    )
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    assert on_disk(site) == {n: FILES[n] for n in (OLD, MAC, LATEST)}  # the .exe is excluded
+    [run] = (site / "history" / "runs").iterdir()
+    skipped = json.loads(run.read_bytes())["installers"][0]["skipped"]
+    assert skipped == {
+        "'Miniconda3-***-Linux-x86_64.sh'": "holds a secret of the folder's URL",
+        f"'/t/***/miniconda/{LATEST}'": "holds a secret of the folder's URL",
+        "'Miniconda3-size.sh'": "holds a secret of the folder's URL",
+        "'Miniconda3-date.sh'": "holds a secret of the folder's URL",
+    }
+    output = capsys.readouterr()
+    assert token not in caplog.text + output.out + output.err
+    for path in site.rglob("*"):
+        assert token not in path.name
+        assert path.is_dir() or token.encode() not in path.read_bytes(), path
+
+
 def test_a_size_that_does_not_fit_the_listing_is_skipped(
     tmp_path: Path, upstream: tuple[UpstreamServer, Path]
 ) -> None:

@@ -4,9 +4,12 @@ Modified and SHA256 that repo.anaconda.com serves for /miniconda/ and /archive/.
 The page is parsed with the standard library's HTML parser, never matched with patterns, and
 every row is judged on its own: a file name that is not a plain name (no path, no dot first,
 bounded), a size that is none or too large, a date that does not read or a sha256 that is not
-64 hex digits skips that row with its reason, and the good rows stand. The name a row gives is
-the only name a file is ever stored or fetched under (a link's target is only checked against
-it). Pure: the caller fetches the page and chooses what to download.
+64 hex digits skips that row with its reason, and the good rows stand. So does a row holding a
+credential of the folder's URL (the token of ``/t/<token>/``, a password) in any cell: stored,
+listed on the folder's page or reported, it would hand the credential to every reader of the
+site; it is reported with the credential hidden. The name a row gives is the only name a file
+is ever stored or fetched under (a link's target is only checked against it, never stored).
+Pure: the caller fetches the page and chooses what to download.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
+from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import InstallerConfig
 
 # The name of a stored file: letters and digits first (never a dot: hidden and temporary
@@ -51,6 +55,7 @@ _COLUMNS = {
     "sha256": "sha256",
 }
 SHOWN_NAME = 80  # characters of a skipped row's name kept for the report
+REASON_SECRET = "holds a secret of the folder's URL"
 
 
 @dataclass(frozen=True)
@@ -155,8 +160,10 @@ class _Tables(HTMLParser):
         self._end_row()
 
 
-def parse_listing(page: str) -> Listing:
-    """The files an index page lists, and why each row that is not one was skipped."""
+def parse_listing(page: str, secrets: SecretSearch | None = None) -> Listing:
+    """The files an index page lists, and why each row that is not one was skipped; a row
+    holding one of ``secrets`` (the credentials of the folder's URL) is skipped too, its name
+    shown with them hidden."""
     parser = _Tables()
     parser.feed(page)
     parser.close()
@@ -181,8 +188,13 @@ def parse_listing(page: str) -> Listing:
             continue
         name_cell = cells[columns["name"]]
         name = name_cell.value
+        values = {key: cells[index].value for key, index in columns.items()}
+        if secrets and secrets.holds(list(values.values())):
+            # Before any other judgement: its reasons quote the cells, cut short.
+            listing.skipped.append((_shown(secrets.hide(name)), REASON_SECRET))
+            continue
         try:
-            found = _row(name_cell, {key: cells[index].value for key, index in columns.items()})
+            found = _row(name_cell, values)
         except ValueError as exc:
             listing.skipped.append((_shown(name), str(exc)))
             if NAME_RE.match(name):

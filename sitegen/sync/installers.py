@@ -147,7 +147,9 @@ async def _read_folder(
     except UpstreamError as exc:
         _fail(ir, f"the index could not be read: {exc}")
         return
-    listing = await trio.to_thread.run_sync(parse_listing, page.decode("utf-8", "replace"))
+    listing = await trio.to_thread.run_sync(
+        parse_listing, page.decode("utf-8", "replace"), upstream.secrets.in_records
+    )
     if not listing.found:
         _fail(
             ir,
