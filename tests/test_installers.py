@@ -404,8 +404,10 @@ def test_the_folder_page_lists_each_file_and_the_landing_page_links_it(
     assert len(on_disk(site)) == 3
 
 
-@pytest.mark.parametrize("target", ["cloud/example/linux-64", "cloud", ".", ".sitegen"])
-def test_a_folder_that_links_to_a_channel_or_the_site_is_left_alone(
+@pytest.mark.parametrize(
+    "target", ["cloud/example/linux-64", "cloud", ".", ".sitegen", "../other-disk"]
+)
+def test_a_folder_that_links_to_a_channel_or_the_site_or_out_of_it_is_left_alone(
     tmp_path: Path,
     upstream: tuple[UpstreamServer, Path],
     example_upstream: ExampleUpstream,
@@ -418,10 +420,11 @@ def test_a_folder_that_links_to_a_channel_or_the_site_is_left_alone(
     )
     config = make_config(site, server.url, channels=channels)
     (site / ".sitegen").mkdir(parents=True)
+    (tmp_path / "other-disk").mkdir()
     (site / "miniconda").symlink_to(site / target)
     report = mirror(config)
     ir = folder_report(report)
-    assert ir.status == FAILED and "is a link to" in ir.errors[0]
+    assert ir.status == FAILED and "miniconda is a link" in ir.errors[0]
     assert not any(m.errors for m in report.mirrors)
     assert (site / "cloud" / "example" / "linux-64" / "repodata.json").is_file()
-    assert not any(site.rglob(LATEST))
+    assert not any(site.rglob(LATEST)) and not any((tmp_path / "other-disk").iterdir())

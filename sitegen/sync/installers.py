@@ -131,14 +131,14 @@ async def _read_folder(
 ) -> None:
     """Read the folder's index and directory and decide what to fetch and remove; a folder
     that cannot be read (or that the deletion guard holds back) is reported, not added."""
-    try:
-        directory = scope.site.path(installer.path)
-    except UnsafePathError as exc:  # a link in the site that leads out of it
-        _fail(ir, str(exc))
-        return
-    taken = await trio.to_thread.run_sync(_taken, scope, directory)
+    taken = await trio.to_thread.run_sync(_taken, scope, scope.site.root / installer.path)
     if taken is not None:
         _fail(ir, f"{installer.path} is a link to {taken}: left alone")
+        return
+    try:
+        directory = scope.site.path(installer.path)
+    except UnsafePathError as exc:
+        _fail(ir, str(exc))
         return
     present = await trio.to_thread.run_sync(stored_names, directory)
     ir.files = len(present)  # what it still holds should the index fail
@@ -186,11 +186,17 @@ async def _read_folder(
 
 
 def _taken(scope: RunScope, directory: Path) -> str | None:
-    """What else of the site the folder is, through a link (the site itself, its state, a
-    channel or a folder holding one), whose files its pruning would take for its own; None
-    when it is a folder of its own."""
+    """What else the folder is, through a link: a directory out of the site, which the site's
+    writer never writes through (as for a channel's), or the site itself, its state, a channel
+    or a folder holding one, whose files its pruning would take for its own; None when it is a
+    folder of its own."""
     real = directory.resolve()
     root = scope.site.root.resolve()
+    if not real.is_relative_to(root):
+        return (
+            f"{real}, out of the site (sitegen writes only within the site's directory; for"
+            " another disk, mount it at the folder's path)"
+        )
     if real == root:
         return "the site's own directory"
     if real.is_relative_to(scope.site.state_dir.resolve()):
