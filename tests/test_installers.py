@@ -428,3 +428,34 @@ def test_a_folder_that_links_to_a_channel_or_the_site_or_out_of_it_is_left_alone
     assert not any(m.errors for m in report.mirrors)
     assert (site / "cloud" / "example" / "linux-64" / "repodata.json").is_file()
     assert not any(site.rglob(LATEST)) and not any((tmp_path / "other-disk").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("target", "page"),
+    [("cloud/example/linux-64", "cloud/example/linux-64/index.html"), (".", "index.html")],
+)
+def test_the_page_of_a_folder_left_alone_is_not_written_through_its_link(
+    tmp_path: Path,
+    upstream: tuple[UpstreamServer, Path],
+    example_upstream: ExampleUpstream,
+    target: str,
+    page: str,
+) -> None:
+    server, _folder = upstream
+    site = tmp_path / "site"
+    channels = (
+        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(config_text(site, server.url, channels=channels))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    title = (site / page).read_text().split("<title>")[1].split("</title>")[0]
+    for path in (site / "miniconda").iterdir():
+        path.unlink()
+    (site / "miniconda").rmdir()
+    (site / "miniconda").symlink_to(site / target)
+    # The folder fails; its page, neither written nor removed, leaves the page there alone.
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 1
+    assert main(["render", "-c", str(config_path)]) == 0
+    assert (site / page).read_text().split("<title>")[1].split("</title>")[0] == title
+    assert 'href="miniconda/index.html"' not in (site / "index.html").read_text()

@@ -9,11 +9,12 @@ files from here. The disk is the truth: an entry whose file is gone is no file o
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
 
-from sitegen.layout import installer_state_path
+from sitegen.layout import installer_state_path, state_dir
 from sitegen.store.site import Site
 from sitegen.sync.installer_listing import NAME_RE, PAGE_NAME
 
@@ -69,3 +70,27 @@ def stored_names(directory: Path) -> set[str]:
             }
     except (FileNotFoundError, NotADirectoryError):
         return set()
+
+
+def linked_elsewhere(root: Path, channels: Iterable[str], folder: str) -> str | None:
+    """What else the folder of the site ``root`` is, through a link, which neither a run nor
+    a render may write through: a directory out of the site (the site's writer never writes
+    there, as for a channel's), or the site itself, its state, a channel (of ``channels``) or a
+    folder holding one, whose files its pruning would take for its own and whose pages its page
+    would replace; None when it is a folder of its own."""
+    real = (root / folder).resolve()
+    top = root.resolve()
+    if not real.is_relative_to(top):
+        return (
+            f"{real}, out of the site (sitegen writes only within the site's directory; for"
+            " another disk, mount it at the folder's path)"
+        )
+    if real == top:
+        return "the site's own directory"
+    if real.is_relative_to(state_dir(root).resolve()):
+        return "the site's private state"
+    for channel in channels:
+        other = (top / channel).resolve()
+        if real.is_relative_to(other) or other.is_relative_to(real):
+            return f"channel {channel}'s directory, or one holding it"
+    return None

@@ -40,6 +40,7 @@ from sitegen.sync.installer_listing import (
 from sitegen.sync.installer_state import (
     InstallerState,
     StoredFile,
+    linked_elsewhere,
     read_state,
     save_state,
     stored_names,
@@ -131,7 +132,8 @@ async def _read_folder(
 ) -> None:
     """Read the folder's index and directory and decide what to fetch and remove; a folder
     that cannot be read (or that the deletion guard holds back) is reported, not added."""
-    taken = await trio.to_thread.run_sync(_taken, scope, scope.site.root / installer.path)
+    paths = [channel.path for channel in scope.config.channels]
+    taken = await trio.to_thread.run_sync(linked_elsewhere, scope.site.root, paths, installer.path)
     if taken is not None:
         _fail(ir, f"{installer.path} is a link to {taken}: left alone")
         return
@@ -183,29 +185,6 @@ async def _read_folder(
                 continue
         folder.fetch.append(listed)
     folders.append(folder)
-
-
-def _taken(scope: RunScope, directory: Path) -> str | None:
-    """What else the folder is, through a link: a directory out of the site, which the site's
-    writer never writes through (as for a channel's), or the site itself, its state, a channel
-    or a folder holding one, whose files its pruning would take for its own; None when it is a
-    folder of its own."""
-    real = directory.resolve()
-    root = scope.site.root.resolve()
-    if not real.is_relative_to(root):
-        return (
-            f"{real}, out of the site (sitegen writes only within the site's directory; for"
-            " another disk, mount it at the folder's path)"
-        )
-    if real == root:
-        return "the site's own directory"
-    if real.is_relative_to(scope.site.state_dir.resolve()):
-        return "the site's private state"
-    for channel in scope.config.channels:
-        other = (root / channel.path).resolve()
-        if real.is_relative_to(other) or other.is_relative_to(real):
-            return f"channel {channel.path}'s directory, or one holding it"
-    return None
 
 
 async def _kept(folder: _Folder, name: str, listed: ListedFile, verify: bool) -> StoredFile | None:

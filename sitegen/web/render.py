@@ -31,6 +31,7 @@ from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_
 from sitegen.store.lock import taking_turns
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History
+from sitegen.sync.installer_state import linked_elsewhere
 from sitegen.sync.report import RUNNING, RunReport
 from sitegen.web.channel_pages import ChannelPages
 from sitegen.web.downloads import landing_stats, load_stats, site_stats, stats_page_model
@@ -169,13 +170,21 @@ class _Renderer:
         self.site.write_bytes(self.manifest_path, msgspec.json.encode(manifest))
 
     def _installers(self, reports: list[RunReport]) -> dict[str, dict]:
-        """Each installer folder's page; returns their models by folder."""
-        pages = {
-            i.path: installer_page(self.site.root, i, reports, self.scrub)
-            for i in self.config.installers
-        }
-        for path, model in pages.items():
-            self.writer.page(layout.installer_page_path(path), "installer.html", model)
+        """Each installer folder's page; returns their models by folder. A folder that is a
+        link its runs leave alone (to a channel's directory, the site's...) has none: written
+        or removed through the link, its page would replace or take another (the page it had
+        stays in the manifest as it was)."""
+        channels = [channel.path for channel in self.config.channels]
+        pages: dict[str, dict] = {}
+        for installer in self.config.installers:
+            relpath = layout.installer_page_path(installer.path)
+            if linked_elsewhere(self.site.root, channels, installer.path) is not None:
+                if (old := self.writer.old_pages.get(relpath)) is not None:
+                    self.writer.produced(relpath, old)
+                continue
+            model = installer_page(self.site.root, installer, reports, self.scrub)
+            self.writer.page(relpath, "installer.html", model)
+            pages[installer.path] = model
         return pages
 
     def _approval_pages(self) -> None:
