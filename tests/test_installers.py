@@ -259,6 +259,39 @@ def test_a_truncated_index_is_held_back_unless_forced(
     assert set(on_disk(site)) == {LATEST}
 
 
+def test_a_newer_installer_taking_the_place_of_the_newest_is_no_loss_to_hold_back(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    # `newest: 1` of each platform: every release replaces each file by its next version.
+    server, folder = upstream
+    linux, mac = "Miniconda3-py312_{}-Linux-x86_64.sh", "Miniconda3-py312_{}-MacOSX-arm64.pkg"
+    releases = [
+        {name.format(version): payload(name, n) for name in (linux, mac)}
+        for n, version in enumerate(["24.1.2-0", "24.3.0-0", "24.4.0-0"])
+    ]
+    write_folder(folder, releases[0])
+    site = tmp_path / "site"
+    globs = '["Miniconda3-py312_*-Linux-x86_64.sh", "Miniconda3-py312_*-MacOSX-arm64.pkg"]'
+    text = config_text(site, server.url).replace('["Miniconda3-*"]', globs) + "    newest: 1\n"
+    assert folder_report(mirror(parse_config(text))).status == COMPLETED
+    write_folder(folder, {**releases[0], **releases[1]})
+    ir = folder_report(mirror(parse_config(text)))
+    assert ir.status == COMPLETED, ir.errors
+    assert (ir.added, ir.removed) == (sorted(releases[1]), sorted(releases[0]))
+    assert on_disk(site) == releases[1]
+    # Files whose successors could not be fetched are no loss either: they stay.
+    write_folder(folder, releases[2])
+    for name in releases[2]:
+        server.add_fault(f"/miniconda/{name}", respond(404))
+    ir = folder_report(mirror(parse_config(text)))
+    assert ir.status == FAILED and ir.removed == [] and on_disk(site) == releases[1]
+    assert any(e.startswith("held back") and "--force-delete" in e for e in ir.errors), ir.errors
+    # An index that lists fewer files than the folder holds is held back as ever.
+    write_folder(folder, {})
+    ir = folder_report(mirror(parse_config(text)))
+    assert ir.status == FAILED and "held back" in ir.errors[0] and on_disk(site) == releases[1]
+
+
 def test_a_file_changed_on_disk_is_fetched_again(
     tmp_path: Path, upstream: tuple[UpstreamServer, Path]
 ) -> None:

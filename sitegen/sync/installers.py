@@ -45,7 +45,6 @@ from sitegen.sync.installer_state import (
     save_state,
     stored_names,
 )
-from sitegen.sync.prune import deletion_guard
 from sitegen.sync.report import (
     COMPLETED,
     DRY_RUN,
@@ -165,9 +164,9 @@ async def _read_folder(
     selected = select(listing.files, installer)
     # A file whose row is unreadable now stays: its row is odd, not gone.
     remove = sorted(present - selected.keys() - listing.unreadable)
+    after = (present - set(remove)) | selected.keys()
     if not scope.options.force_delete:
-        kept_names = present - set(remove)
-        why = deletion_guard(present, kept_names, scope.config.max_delete_fraction)
+        why = _shrinks(len(present), len(after), scope.config.max_delete_fraction)
         if why is not None:
             _fail(ir, f"held back: {why}")
             return
@@ -217,6 +216,22 @@ def _hashed(path: Path, listed: ListedFile) -> StoredFile | None:
     if digest != listed.sha256 or not listed.fits(st.st_size):
         return None
     return StoredFile(st.st_size, digest, listed.modified, st.st_mtime_ns)
+
+
+def _shrinks(before: int, after: int, max_fraction: float) -> str | None:
+    """Why a folder of ``before`` files is held as it is rather than left with ``after``: it
+    would lose more than ``max_fraction`` of them. The channels' deletion guard, counted by
+    what the folder holds: a file taking the place of another (the next release, which
+    ``newest`` chooses instead) is no loss, an index that suddenly lists much less (truncated,
+    an error page with a table) is."""
+    share = (before - after) / before if before else 0.0
+    if share <= max_fraction:
+        return None
+    return (
+        f"would leave {after} of its {before} files ({share:.0%} fewer), more than the allowed"
+        f" {max_fraction:.0%}; kept as it is. If this is intended (for example after narrowing"
+        " its globs), run again with --force-delete"
+    )
 
 
 def _report_dry_run(folder: _Folder) -> None:
@@ -308,9 +323,15 @@ def _finish(scope: RunScope, folder: _Folder) -> None:
         (ir.updated if name in folder.present else ir.added).append(name)
         ir.downloaded_files += 1
         ir.downloaded_bytes += size
-    for name in folder.remove:
-        if site.remove(folder.directory / name):
-            ir.removed.append(name)
+    # Judged again by what landed: a file whose successor could not be fetched is a loss.
+    after = (folder.present - set(folder.remove)) | folder.landed.keys()
+    why = _shrinks(len(folder.present), len(after), scope.config.max_delete_fraction)
+    if why is not None and not scope.options.force_delete:
+        _fail(ir, f"held back: {why}")
+    else:
+        for name in folder.remove:
+            if site.remove(folder.directory / name):
+                ir.removed.append(name)
     on_disk = stored_names(folder.directory)
     for name, stored in folder.state.files.items():
         # What stays as it was (a fetch that failed, an unreadable row): its entry stands.
