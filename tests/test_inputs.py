@@ -45,9 +45,9 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The subdirs parsed by mirror runs, in order."""
     seen: list[str] = []
 
-    def counting(data: bytes, subdir: str, origin: str = "") -> Any:
+    def counting(data: bytes, subdir: str, *args: Any) -> Any:
         seen.append(subdir)
-        return parse_repodata(data, subdir, origin)
+        return parse_repodata(data, subdir, *args)
 
     monkeypatch.setattr(mirror_mod, "parse_repodata", counting)
     return seen
