@@ -43,7 +43,8 @@ def register(add: AddCommand) -> None:
 
     status = add(
         "status",
-        "show each mirror's last run and next due time, a running run, disk per channel",
+        "show each mirror's and installer folder's last run and next due time, a running"
+        " run, disk per channel and folder",
     )
     add_site_options(status)
     status.add_argument("--json", action="store_true", help="print JSON for programs")

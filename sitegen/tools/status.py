@@ -1,6 +1,7 @@
 """``sitegen status``: per mirror its filters, its last run, when it is due next, whether a
 run holds the site now, the channels frozen, the disk each channel uses, and the subdirs still
-published that channels.yaml no longer names.
+published that channels.yaml no longer names; the installer folders likewise
+(:mod:`sitegen.tools.status_installers`).
 
 :func:`build_status` is pure (the run ledger, the lock holder and the disk usage go in, a
 model comes out) and :func:`collect_status` reads them from the site; ``status_format``
@@ -28,9 +29,16 @@ from sitegen.tools.site_disk import (
     UnconfiguredSubdir,
     configured_subdirs,
     disk_usage,
+    unconfigured_installers,
     unconfigured_subdirs,
 )
 from sitegen.tools.status_filters import filters_in_force
+from sitegen.tools.status_installers import (
+    InstallerStatus,
+    UnconfiguredFolder,
+    folder_disk,
+    installer_statuses,
+)
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,9 @@ class SiteStatus:
     frozen_error: str | None = None
     # Subdirs on disk, still served, that no configured channel names (see tools.site_disk).
     unconfigured: tuple[UnconfiguredSubdir, ...] = ()
+    installers: tuple[InstallerStatus, ...] = ()
+    # Installer folders on disk, still served, that channels.yaml no longer names.
+    unconfigured_installers: tuple[UnconfiguredFolder, ...] = ()
 
 
 # ------------------------------------------------------------------ the model
@@ -169,9 +180,12 @@ def build_status(
     freezes_error: str | None = None,
     unconfigured: tuple[UnconfiguredSubdir, ...] = (),
     kept: dict[str, int] | None = None,
+    installer_disk: dict[str, tuple[int, int]] | None = None,
+    unconfigured_folders: tuple[UnconfiguredFolder, ...] = (),
 ) -> SiteStatus:
     """The status of every configured mirror from the ledger (any order), the pid holding the
-    lock (None: no run), channel -> (bytes, files) on disk and -> files kept unlisted."""
+    lock (None: no run), channel -> (bytes, files) on disk and -> files kept unlisted, and of
+    every installer folder from the ledger and its path -> (bytes, files) on disk."""
     # Runs recorded while the clock ran ahead go last, and do not count as completed: as
     # for `mirror --due` (see sitegen.sync.history.last_completed).
     ordered = newest_first(runs, now)
@@ -239,6 +253,8 @@ def build_status(
         frozen=frozen,
         frozen_error=freezes_error,
         unconfigured=unconfigured,
+        installers=installer_statuses(config, ordered, installer_disk or {}, now),
+        unconfigured_installers=unconfigured_folders,
     )
 
 
@@ -271,6 +287,11 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
             for c in config.channels
             if c.keep_removed
         },
+        {i.path: folder_disk(site.root / i.path) for i in config.installers},
+        tuple(
+            UnconfiguredFolder(path, *folder_disk(site.root / path))
+            for path in unconfigured_installers(config)
+        ),
     )
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from sitegen.net.activity import counted
 from sitegen.sync.progress import human_bytes
 from sitegen.sync.report import excepted_text, iso_utc, new_files_text
 from sitegen.tools.status import LastRun, SiteStatus
 from sitegen.tools.status_filters import filters_text
+from sitegen.tools.status_installers import InstallerLastRun, InstallerStatus
 
 
 def span(seconds: float) -> str:
@@ -23,7 +25,7 @@ def span(seconds: float) -> str:
 def status_json(status: SiteStatus) -> dict[str, Any]:
     """The model for programs: times as ISO 8601 UTC strings."""
 
-    def last(run: LastRun | None) -> dict[str, Any] | None:
+    def last(run: LastRun | InstallerLastRun | None) -> dict[str, Any] | None:
         if run is None:
             return None
         return {**asdict(run), "started": iso_utc(run.started), "ended": iso_utc(run.ended)}
@@ -56,6 +58,21 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
         "frozen": [{**asdict(f), "when": iso_utc(f.when)} for f in status.frozen],
         "frozen_error": status.frozen_error,
         "unconfigured": [asdict(u) for u in status.unconfigured],
+        "installers": [
+            {
+                "path": i.path,
+                "source": i.source,
+                "schedule": i.schedule,
+                "files": i.files,
+                "bytes": i.bytes,
+                "last_run": last(i.last_run),
+                "last_completed": iso_utc(i.last_completed),
+                "next_due": iso_utc(i.next_due),
+                "due": i.due,
+            }
+            for i in status.installers
+        ],
+        "unconfigured_installers": [asdict(u) for u in status.unconfigured_installers],
     }
 
 
@@ -120,6 +137,8 @@ def format_status(status: SiteStatus) -> str:
                 f"  next due: {iso_utc(m.next_due)} (in {span(m.next_due - status.now)});"
                 f" last completed {iso_utc(m.last_completed)}"
             )
+    for i in status.installers:
+        lines.extend(_installer_lines(i, status.now))
     if status.frozen_error:
         lines.append(
             f"frozen: every channel (runs keep them all as published): {status.frozen_error}"
@@ -145,4 +164,45 @@ def format_status(status: SiteStatus) -> str:
         f" still read it; `sitegen remove {u.path}` stops serving it"
         for u in status.unconfigured
     )
+    lines.extend(
+        f"installer folder not configured, still served: {u.path} ({human_bytes(u.bytes)} in"
+        f" {u.files} files): channels.yaml no longer names it, so runs leave it as it is and"
+        f" the web server still serves it; delete it (and its state in .sitegen/installers/)"
+        " to stop serving it"
+        for u in status.unconfigured_installers
+    )
     return "\n".join(lines) + "\n"
+
+
+def _installer_lines(folder: InstallerStatus, now: float) -> list[str]:
+    lines = [
+        f"installer folder {folder.path} (schedule {folder.schedule})",
+        f"  source: {folder.source}/",
+        f"  holds: {counted(folder.files, 'file')}, {human_bytes(folder.bytes)} on disk",
+    ]
+    run = folder.last_run
+    if run is None:
+        lines.append("  last run: never")
+    else:
+        took = f", took {span(run.ended - run.started)}" if run.ended else ""
+        lines.append(f"  last run: {run.id}, {run.status}, started {iso_utc(run.started)}{took}")
+        skipped = f"; {counted(run.skipped, 'row')} of the index skipped" if run.skipped else ""
+        lines.append(
+            f"    index: {counted(run.listed, 'file')} listed; folder: {counted(run.files, 'file')}"
+            f" (+{run.added} ~{run.updated} -{run.removed}), "
+            + new_files_text((run.downloaded_files, run.downloaded_bytes), (0, 0))
+            + skipped
+        )
+        lines.extend(f"    error: {e}" for e in run.errors[:5])
+        if len(run.errors) > 5:
+            lines.append(f"    ... {len(run.errors) - 5} more errors")
+    if folder.last_completed is None:
+        lines.append("  next due: now (never completed)")
+    elif folder.due:
+        lines.append(f"  next due: now (since {iso_utc(folder.next_due)})")
+    else:
+        lines.append(
+            f"  next due: {iso_utc(folder.next_due)} (in {span(folder.next_due - now)});"
+            f" last completed {iso_utc(folder.last_completed)}"
+        )
+    return lines
