@@ -27,7 +27,9 @@ log = logging.getLogger("sitegen")
 
 
 def register(add: AddCommand) -> None:
-    verify = add("verify", "re-hash every published file against repodata")
+    verify = add(
+        "verify", "re-hash every published file against repodata (installers: their state)"
+    )
     add_site_options(verify)
     verify.add_argument(
         "--repair", action="store_true", help="download missing or corrupt files again"
@@ -155,7 +157,8 @@ def _verify(args: argparse.Namespace) -> int:
     report = trio.run(verify_site, config, args.repair, sample)
     if report.nothing_published:
         source = config.source or "channels.yaml"
-        print(f"nothing to verify: no channel {source} configures is published in {config.output}")
+        what = "channel or installer folder" if config.installers else "channel"
+        print(f"nothing to verify: no {what} {source} configures is published in {config.output}")
         return EXIT_FAILED
     for problem in report.problems:
         state = " (repaired)" if problem.repaired else ""

@@ -42,12 +42,17 @@ class InstallerState(msgspec.Struct):
 def read_state(root: Path, folder: str) -> InstallerState:
     """The folder's state; an empty one when there is none or it does not read (its files are
     then checked against upstream again)."""
+    return kept_state(root, folder) or InstallerState()
+
+
+def kept_state(root: Path, folder: str) -> InstallerState | None:
+    """The folder's state; None when there is none or it does not read."""
     try:
         return msgspec.json.decode(
             installer_state_path(root, folder).read_bytes(), type=InstallerState
         )
     except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-        return InstallerState()
+        return None
 
 
 def save_state(site: Site, folder: str, state: InstallerState) -> None:

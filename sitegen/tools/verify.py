@@ -8,15 +8,16 @@ to exactly ``repodata.json``, and with the setting off no ``.bz2`` is left publi
 ``current_repodata.json`` lists only records of ``repodata.json``; the shard index names
 exactly the shards ``repodata.json`` makes and each exists and hashes to its name; the
 files a ``keep_removed`` channel keeps unlisted match their kept records
-(:mod:`sitegen.tools.verify_kept`); no temporary files linger.
+(:mod:`sitegen.tools.verify_kept`); the installer folders hold just the files their state
+describes (:mod:`sitegen.tools.verify_installers`); no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always, ``download.concurrency`` at a time), those of local sources are linked or copied again from their folder (verified against
 the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
 them anew; ``.zst``, ``.bz2`` (when on), ``current_repodata.json`` and the shards are rebuilt
 from ``repodata.json`` (the file published last, so the truth), and left-over temporaries and a
 ``.bz2`` published while the setting is off are removed. Repairs happen only while
-holding the site lock, so a live ``sitegen mirror`` run is never disturbed. A site where no
-configured channel is published has nothing to verify, which the report says apart (and the
+holding the site lock, so a live ``sitegen mirror`` run is never disturbed. A site where
+nothing configured is published has nothing to verify, which the report says apart (and the
 command fails on): a check that vouched for nothing must not pass.
 """
 
@@ -49,6 +50,7 @@ from sitegen.sync.local import is_local, restore
 from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
 from sitegen.sync.publish import SubdirMetadata
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
+from sitegen.tools.verify_installers import installer_problems, installers_published
 from sitegen.tools.verify_kept import kept_problems
 from sitegen.tools.verify_sample import Checked, Sample
 
@@ -58,7 +60,7 @@ log = logging.getLogger("sitegen")
 @dataclass
 class Problem:
     path: str  # relative to the site root
-    kind: str  # "missing", "corrupt", "metadata", "temporary", "locked"
+    kind: str  # "missing", "corrupt", "extra", "metadata", "temporary", "locked"
     detail: str = ""
     repaired: bool = False
 
@@ -171,7 +173,7 @@ async def verify_site(
 ) -> VerifyReport:
     site = Site(config.output)
     report = VerifyReport(sample=sample)
-    published = any(_subdirs(site, channel) for channel in config.channels)
+    published = any(_subdirs(site, c) for c in config.channels) or installers_published(config)
     if not published and lock_holder(site.state_dir) is None:
         # (A first run under way is reported as locked, below.) Nothing is taken or made,
         # not even the lock of --repair: there may be no site at all.
@@ -261,6 +263,8 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 kept_problems, site, channel, subdir, report, repair
             )
             report.problems += [Problem(*problem) for problem in found]
+    found = await installer_problems(config, site, report, repair)
+    report.problems += [Problem(*problem) for problem in found]
     temporaries = await trio.to_thread.run_sync(_temporaries, site.root)
     report.problems.extend(temporaries)
     for problem in temporaries if repair else []:
