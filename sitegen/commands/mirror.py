@@ -224,7 +224,8 @@ def warn_unconfigured_installers(config: SiteConfig) -> None:
     for path in unconfigured_installers(config):
         log.warning(
             "installer folder %s is still published but channels.yaml no longer names it:"
-            " delete it (and its state in .sitegen/installers/) to stop serving it",
+            " `sitegen remove %s` stops serving it",
+            path,
             path,
         )
 

@@ -22,6 +22,7 @@ from sitegen.commands.common import (
     render_pages,
     whole_number,
 )
+from sitegen.config import SiteConfig
 
 log = logging.getLogger("sitegen")
 
@@ -52,9 +53,14 @@ def register(add: AddCommand) -> None:
     status.add_argument("--json", action="store_true", help="print JSON for programs")
     status.set_defaults(func=_status)
 
-    remove = add("remove", "delete a channel or subdir that is published but no longer configured")
+    remove = add(
+        "remove",
+        "delete a channel, subdir or installer folder that is published but no longer configured",
+    )
     remove.add_argument(
-        "path", help="channel or channel/subdir, e.g. cloud/old or cloud/old/osx-64"
+        "path",
+        help="channel, channel/subdir or installer folder, e.g. cloud/old, cloud/old/osx-64 or"
+        " miniconda",
     )
     add_site_options(remove)
     remove.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
@@ -199,15 +205,23 @@ def _remove(args: argparse.Namespace) -> int:
     from sitegen.net.activity import counted
     from sitegen.store.lock import SiteLocked
     from sitegen.tools.remove import RemovalRefused, dry_run, plan_removal, remove
+    from sitegen.tools.remove_installers import folder_dry_run, installer_removal
 
     config = load(args)
     try:
+        folder = installer_removal(config, args.path)
         if args.dry_run:
             # Without the lock: a plan only reads, and a run working meanwhile only ever
-            # touches configured channels.
-            for line in dry_run(config, plan_removal(config, args.path), args.delete_moved):
+            # touches configured channels and folders.
+            if folder is not None:
+                lines = folder_dry_run(config, folder)
+            else:
+                lines = dry_run(config, plan_removal(config, args.path), args.delete_moved)
+            for line in lines:
                 print(f"would {line}")
             return EXIT_OK
+        if folder is not None:
+            return _remove_folder(config, args.path)
         report = remove(config, args.path, args.delete_moved)
     except RemovalRefused as exc:
         print(f"sitegen: remove: {exc}; nothing was removed", file=sys.stderr)
@@ -241,6 +255,18 @@ def _remove(args: argparse.Namespace) -> int:
     log.info("removed %s", removal.summary(sum(report.files.values()), report.bytes, report.state))
     if report.tokens:
         log.info("%s no longer in the scope of %s", removal.channel, ", ".join(report.tokens))
+    return EXIT_OK if render_pages(config) else EXIT_FAILED
+
+
+def _remove_folder(config: SiteConfig, path: str) -> int:
+    """``sitegen remove`` of an installer folder (refusals and a held lock raise, as for a
+    channel's removal)."""
+    from sitegen.tools.remove_installers import remove_folder
+
+    removal, kept = remove_folder(config, path)
+    for folder in kept:
+        log.warning("%s: kept, not empty (folders of others in it)", folder)
+    log.info("removed %s", removal.summary())
     return EXIT_OK if render_pages(config) else EXIT_FAILED
 
 

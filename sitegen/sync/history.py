@@ -79,13 +79,17 @@ def last_completed(runs: list[RunReport], now: float, config: SiteConfig) -> dic
 
 def installers_completed(runs: list[RunReport], now: float) -> dict[str, float]:
     """Path of each installer folder -> start of its newest completed run (not one that starts
-    after ``now``), which ``--due`` counts its schedule from."""
+    after ``now``), which ``--due`` counts its schedule from; none before a ``sitegen remove``
+    of the folder (configured again since: it was never mirrored as it is now)."""
     last: dict[str, float] = {}
+    removed: set[str] = set()
     for run in newest_first(runs, now):
         if run.started > now:
             break
         for installer in run.installers:
-            if installer.status == COMPLETED:
+            if run.removal:
+                removed.add(installer.path)
+            elif installer.status == COMPLETED and installer.path not in removed:
                 last.setdefault(installer.path, run.started)
     return last
 

@@ -167,8 +167,7 @@ def format_status(status: SiteStatus) -> str:
     lines.extend(
         f"installer folder not configured, still served: {u.path} ({human_bytes(u.bytes)} in"
         f" {u.files} files): channels.yaml no longer names it, so runs leave it as it is and"
-        f" the web server still serves it; delete it (and its state in .sitegen/installers/)"
-        " to stop serving it"
+        f" the web server still serves it; `sitegen remove {u.path}` stops serving it"
         for u in status.unconfigured_installers
     )
     return "\n".join(lines) + "\n"

@@ -92,15 +92,7 @@ def installer_statuses(
     completed_at = installers_completed(ordered, now)
     out = []
     for installer in config.installers:
-        last = next(
-            (
-                (run, found)
-                for run in ordered
-                for found in run.installers
-                if found.path == installer.path
-            ),
-            None,
-        )
+        last = _last_run(ordered, installer.path)
         completed = completed_at.get(installer.path)
         expression = installer.schedule or schedule.DEFAULT_SCHEDULE
         next_due = now if completed is None else schedule.next_due(expression, completed)
@@ -119,6 +111,16 @@ def installer_statuses(
             )
         )
     return tuple(out)
+
+
+def _last_run(ordered: list[RunReport], path: str) -> tuple[RunReport, InstallerReport] | None:
+    """The newest run of the folder at ``path``; None when none ran it since it was last
+    removed (``sitegen remove``: the runs before were of the folder removed)."""
+    for run in ordered:
+        found = next((i for i in run.installers if i.path == path), None)
+        if found is not None:
+            return None if run.removal else (run, found)
+    return None
 
 
 def folder_disk(directory: Path) -> tuple[int, int]:

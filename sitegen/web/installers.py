@@ -17,8 +17,10 @@ from sitegen.sync.report import COMPLETED, FAILED, RUNNING, InstallerReport, Run
 from sitegen.web.format import format_time, iso_time
 
 LIST_MAX = 2000  # file names listed per change list on a run page, as for channels
-# What a run page says of a folder's status; a dry run's is shown as the channels' are.
-STATUS_WORDS = {"dry-run": "dry run"}
+REMOVED = "removed"  # a folder's status in the run record of its removal (sitegen remove)
+# What a run page says of a folder's status; a dry run's and a removal's are shown as the
+# channels' are.
+STATUS_WORDS = {"dry-run": "dry run", REMOVED: "removed by sitegen remove"}
 
 
 def installer_files(root: Path, installer: InstallerConfig) -> list[dict[str, Any]]:
@@ -48,6 +50,8 @@ def folder_status(reports: list[RunReport], path: str) -> dict[str, Any]:
         found = next((i for i in report.installers if i.path == path), None)
         if found is None:
             continue
+        if report.removal:
+            break  # the runs before it were of the folder `sitegen remove` deleted
         if out["last_run_page"] is None:
             out["last_run_page"] = run_page_path(report.id)
             out["last_status"] = report.status if report.status == RUNNING else found.status
@@ -92,6 +96,7 @@ def installer_row(ir: InstallerReport, scrub: Any) -> dict[str, Any]:
     """A folder's row in a run's summary (the history pages, history.json)."""
     return {
         "path": ir.path,
+        "page": _page(ir),
         "source": scrub(ir.source),
         "status": ir.status,
         "status_words": STATUS_WORDS.get(ir.status, ir.status),
@@ -116,7 +121,7 @@ def installer_changes(ir: InstallerReport, scrub: Any) -> dict[str, Any]:
 
     return {
         "path": ir.path,
-        "page": installer_page_path(ir.path),
+        "page": _page(ir),
         "added": listed(ir.added),
         "updated": listed(ir.updated),
         "removed": listed(ir.removed),
@@ -125,3 +130,8 @@ def installer_changes(ir: InstallerReport, scrub: Any) -> dict[str, Any]:
         "errors": [scrub(e) for e in ir.errors],
         "failed": ir.status == FAILED,
     }
+
+
+def _page(ir: InstallerReport) -> str | None:
+    """The folder's page; None for a folder ``sitegen remove`` deleted, page and all."""
+    return None if ir.status == REMOVED else installer_page_path(ir.path)
