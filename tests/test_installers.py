@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -492,3 +493,34 @@ def test_the_page_of_a_folder_left_alone_is_not_written_through_its_link(
     assert main(["render", "-c", str(config_path)]) == 0
     assert (site / page).read_text().split("<title>")[1].split("</title>")[0] == title
     assert 'href="miniconda/index.html"' not in (site / "index.html").read_text()
+
+
+def test_a_folder_that_links_to_another_installer_folder_is_left_alone(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    """Two folders that are one directory (the second made a link to the first) would each
+    take the other's files for ones upstream no longer lists: the link is left alone, and so
+    is everything of the first, in runs and in a verify --repair."""
+    from sitegen.tools.verify import verify_site
+
+    server, _folder = upstream
+    site = tmp_path / "site"
+    config = parse_config(
+        config_text(site, server.url)
+        + f"  other:\n    url: {server.url}/miniconda/\n    include: ['*.exe']\n"
+    )
+    assert not mirror(config).failed
+    shutil.rmtree(site / "other")
+    (site / "other").symlink_to(site / "miniconda")
+    for options in ({}, {"force_delete": True}):
+        report = mirror(config, **options)
+        mine, other = report.installers
+        assert mine.status == COMPLETED and not mine.removed, mine.errors
+        assert other.status == FAILED, other
+        assert "is a link to installer folder miniconda's directory" in other.errors[0]
+        assert on_disk(site) == {n: FILES[n] for n in (OLD, MAC, LATEST)}
+    verified = trio.run(verify_site, config, True)
+    assert on_disk(site) == {n: FILES[n] for n in (OLD, MAC, LATEST)}
+    assert [(p.path, p.kind, p.repaired) for p in verified.problems] == [
+        ("other", "metadata", False)
+    ]

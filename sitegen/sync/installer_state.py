@@ -77,12 +77,15 @@ def stored_names(directory: Path) -> set[str]:
         return set()
 
 
-def linked_elsewhere(root: Path, channels: Iterable[str], folder: str) -> str | None:
+def linked_elsewhere(
+    root: Path, channels: Iterable[str], folder: str, folders: Iterable[str] = ()
+) -> str | None:
     """What else the folder of the site ``root`` is, through a link, which neither a run nor
     a render may write through: a directory out of the site (the site's writer never writes
     there, as for a channel's), or the site itself, its state, a channel (of ``channels``) or a
-    folder holding one, whose files its pruning would take for its own and whose pages its page
-    would replace; None when it is a folder of its own."""
+    folder holding one, or another installer folder (of ``folders``), whose files its pruning
+    would take for its own and whose pages its page would replace; None when it is a folder of
+    its own."""
     real = (root / folder).resolve()
     top = root.resolve()
     if not real.is_relative_to(top):
@@ -98,4 +101,8 @@ def linked_elsewhere(root: Path, channels: Iterable[str], folder: str) -> str | 
         other = (top / channel).resolve()
         if real.is_relative_to(other) or other.is_relative_to(real):
             return f"channel {channel}'s directory, or one holding it"
+    if real != top / folder:  # reached through a link: the directory may be another folder's
+        for other_folder in folders:
+            if other_folder != folder and (top / other_folder).resolve() == real:
+                return f"installer folder {other_folder}'s directory"
     return None

@@ -86,7 +86,10 @@ async def installer_problems(
             found.append((installer.path, "metadata", f"{exc}: left alone", False))
             continue
         paths = [channel.path for channel in config.channels]
-        taken = await trio.to_thread.run_sync(linked_elsewhere, site.root, paths, installer.path)
+        folders = [other.path for other in config.installers]
+        taken = await trio.to_thread.run_sync(
+            linked_elsewhere, site.root, paths, installer.path, folders
+        )
         if taken is not None:
             why = f"a link to {taken}: left alone"
             found.append((installer.path, "metadata", why, False))

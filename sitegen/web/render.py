@@ -175,10 +175,11 @@ class _Renderer:
         or removed through the link, its page would replace or take another (the page it had
         stays in the manifest as it was)."""
         channels = [channel.path for channel in self.config.channels]
+        folders = [installer.path for installer in self.config.installers]
         pages: dict[str, dict] = {}
         for installer in self.config.installers:
             relpath = layout.installer_page_path(installer.path)
-            if linked_elsewhere(self.site.root, channels, installer.path) is not None:
+            if linked_elsewhere(self.site.root, channels, installer.path, folders) is not None:
                 if (old := self.writer.old_pages.get(relpath)) is not None:
                     self.writer.produced(relpath, old)
                 continue
