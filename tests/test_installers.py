@@ -524,3 +524,24 @@ def test_a_folder_that_links_to_another_installer_folder_is_left_alone(
     assert [(p.path, p.kind, p.repaired) for p in verified.problems] == [
         ("other", "metadata", False)
     ]
+
+
+def test_a_link_under_a_listed_name_is_replaced_never_followed(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    """A link left in the folder under an installer's name, leading out of the site: the
+    verified file takes its name, what it leads to is never written, and the run goes on."""
+    server, _folder = upstream
+    site = tmp_path / "site"
+    config = make_config(site, server.url)
+    assert not mirror(config).failed
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not the site's")
+    (site / "miniconda" / LATEST).unlink()
+    (site / "miniconda" / LATEST).symlink_to(outside)
+    report = mirror(config)
+    ir = folder_report(report)
+    assert not report.failed and ir.status == COMPLETED, (report.errors, ir.errors)
+    assert ir.added == [LATEST] and not (site / "miniconda" / LATEST).is_symlink()
+    assert on_disk(site) == {n: FILES[n] for n in (OLD, MAC, LATEST)}
+    assert outside.read_bytes() == b"not the site's"

@@ -306,7 +306,9 @@ async def _job(
     record = Record(
         fn=listed.name, subdir="", raw={"size": size, "sha256": listed.sha256}, origin=""
     )
-    target = scope.site.path(installer_file_path(folder.installer.path, listed.name))
+    # Not resolved (the folder itself was checked): a link someone left under the name is
+    # replaced, never followed.
+    target = scope.site.root / installer_file_path(folder.installer.path, listed.name)
     # Fetched from the folder's URL, which the file name is joined to as it is to a CEP-15
     # base_url; served under its name as soon as it is named: on disk first (durable).
     job = DownloadJob(folder.upstream, record, target, durable=True, base_url=folder.upstream.base)
