@@ -132,9 +132,9 @@ async def _read_folder(
     """Read the folder's index and directory and decide what to fetch and remove; a folder
     that cannot be read (or that the deletion guard holds back) is reported, not added."""
     paths = [channel.path for channel in scope.config.channels]
-    folders = [other.path for other in scope.config.installers]
+    others = [other.path for other in scope.config.installers]
     taken = await trio.to_thread.run_sync(
-        linked_elsewhere, scope.site.root, paths, installer.path, folders
+        linked_elsewhere, scope.site.root, paths, installer.path, others
     )
     if taken is not None:
         _fail(ir, f"{installer.path} is a link to {taken}: left alone")
