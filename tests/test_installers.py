@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,13 @@ import trio
 from sitegen.cli import main
 from sitegen.config import SiteConfig, parse_config
 from sitegen.layout import installer_state_path
-from sitegen.sync.report import COMPLETED, FAILED, InstallerReport, RunReport
+from sitegen.sync.report import (
+    COMPLETED,
+    FAILED,
+    SKIPPED_EXAMPLES,
+    InstallerReport,
+    RunReport,
+)
 from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.installers import Row, index_page, serve_index, write_folder
 from testkit.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
@@ -177,6 +184,22 @@ def test_hostile_rows_and_a_checksum_mismatch_never_publish_a_bad_file(
     assert not any(p.name.startswith(".") for p in (site / "miniconda").iterdir())
     assert ir.added == sorted([OLD, LATEST])
     assert "/evil.sh" not in [r.path for r in server.requests]
+
+
+def test_a_flood_of_bad_rows_is_logged_as_examples_and_a_count(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An index of thousands of bad rows writes a bounded number of log lines, not one each:
+    the first rows as examples, then how many more there were."""
+    server, folder = upstream
+    bad = [Row(f"../evil-{n}.sh", "1.0K", "2025-01-01 00:00:00", "0" * 64) for n in range(2000)]
+    write_folder(folder, FILES, extra=bad)
+    with caplog.at_level(logging.WARNING, logger="sitegen"):
+        ir = folder_report(mirror(make_config(tmp_path / "site", server.url)))
+    assert ir.status == COMPLETED and ir.skipped_total == 2000
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == SKIPPED_EXAMPLES + 1, len(lines)
+    assert lines[-1] == f"miniconda: skipped {2000 - SKIPPED_EXAMPLES} more rows of its index"
 
 
 def test_a_row_holding_the_token_of_the_url_is_skipped_and_the_token_shown_nowhere(

@@ -116,10 +116,19 @@ def _fail(ir: InstallerReport, error: str) -> None:
 
 
 def _skip(ir: InstallerReport, what: str, why: str) -> None:
-    log.warning("%s: skipped %s: %s", ir.path, what, why)
+    # The first rows are logged as examples, the rest counted (_skipped_more): an index of a
+    # million bad rows must not write a million log lines.
     ir.skipped_total += 1
+    if ir.skipped_total <= SKIPPED_EXAMPLES:
+        log.warning("%s: skipped %s: %s", ir.path, what, why)
     if len(ir.skipped) < SKIPPED_EXAMPLES:
         ir.skipped[what] = why
+
+
+def _skipped_more(ir: InstallerReport) -> None:
+    if ir.skipped_total > SKIPPED_EXAMPLES:
+        more = ir.skipped_total - SKIPPED_EXAMPLES
+        log.warning("%s: skipped %d more rows of its index", ir.path, more)
 
 
 async def _read_folder(
@@ -163,6 +172,7 @@ async def _read_folder(
         return
     for what, why in listing.skipped:
         _skip(ir, what, why)
+    _skipped_more(ir)
     ir.listed = len(listing.files)
     selected = select(listing.files, installer)
     # A file whose row is unreadable now stays: its row is odd, not gone.
