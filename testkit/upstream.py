@@ -190,6 +190,12 @@ class UpstreamHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5. A mirror run opens up to 32 connections at
+    # once (download.per_host); with the accept thread slowed by a loaded machine, the kernel
+    # drops the SYNs past the backlog, and the client tries again after 1, 3, 7 and 15 s, past
+    # connect_timeout (10 s): a run with retries 0 then fails. With room for every connection
+    # the handshakes complete in the kernel, and a slow accept only delays the answers.
+    request_queue_size = 128
     upstream: UpstreamServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -7,7 +7,10 @@ import hashlib
 import http.client
 import io
 import json
+import select
+import socket
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -241,6 +244,40 @@ def test_upstream_faults(tmp_path: Path) -> None:
         conn.close()
     assert [r.status for r in server.requests] == [503, 200, 0, 200]
     assert server.requests[-1].body_bytes == 5
+
+
+@pytest.mark.integration
+def test_upstream_takes_a_burst_of_connections_at_once(tmp_path: Path) -> None:
+    """A mirror run opens up to 32 connections at once. Each completes its handshake in the
+    kernel, whether or not the server's accept thread keeps up: a SYN dropped past the listen
+    backlog is sent again only after a second, and again after 3, 7 and 15, which on a loaded
+    machine outlasts the client's connect timeout."""
+    (tmp_path / "noarch").mkdir()
+    (tmp_path / "noarch/repodata.json").write_bytes(b'{"packages": {}}')
+    with UpstreamServer(tmp_path) as server:
+        sockets = [socket.socket() for _ in range(64)]
+        try:
+            for sock in sockets:
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", server.port))
+            deadline = time.monotonic() + 0.9  # before the kernel's first SYN retransmit
+            waiting = list(sockets)
+            while waiting and (left := deadline - time.monotonic()) > 0:
+                _, ready, _ = select.select([], waiting, [], left)
+                waiting = [sock for sock in waiting if sock not in ready]
+            assert len(waiting) == 0
+            request = b"GET /noarch/repodata.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            for sock in sockets:
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                sock.setblocking(True)
+                sock.settimeout(30)
+                sock.sendall(request)
+            for sock in sockets:
+                assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 200")
+        finally:
+            for sock in sockets:
+                sock.close()
+    assert server.count("/noarch/repodata.json", status=200) == 64
 
 
 # --- a real client: py-rattler ---------------------------------------------------------------
