@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sitegen.cli import EXIT_CONFIG, main
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, FilterSpec, parse_config
@@ -301,6 +302,36 @@ def test_an_allow_id_no_advisory_bears_is_warned_of_with_its_line(tmp_path, capl
         config(tmp_path, "{files: [osv], allow: [CVE-2023-43804, CVE-2099-0001]}")
     (warning,) = [r.getMessage() for r in caplog.records if "allows nothing" in r.getMessage()]
     assert "filters.advisories.allow[1]: 'CVE-2099-0001' is neither the id nor an alias" in warning
+
+
+def test_an_allow_id_that_is_not_printable_is_a_configuration_error(tmp_path, capsys):
+    """As an advisory's own id: a tab, newline, DEL, C1 control or format character in an
+    allow-list id is refused with its file, line and key (exit 2), not just warned of as
+    allowing nothing."""
+    shutil.copytree(DATA, tmp_path / "osv")
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        "output: site\n"
+        "filters:\n"
+        "  advisories:\n"
+        "    files: [osv]\n"
+        "    allow:\n"
+        "      - CVE-2023-43804\n"
+        '      - "CVE-2023-43804\\n"\n'
+        '      - "a\\tb"\n'
+        '      - "\\x7f"\n'
+        '      - "\\x9b31m"\n'
+        '      - "\\u200b"\n'
+        "channels:\n"
+        "  cloud/forge: {url: https://conda.example.org/forge, subdirs: [linux-64]}\n"
+    )
+    assert main(["status", "-c", str(config_path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    shown = ["'CVE-2023-43804\\n'", "'a\\tb'", "'\\x7f'", "'\\x9b31m'", "'\\u200b'"]
+    for index, value in enumerate(shown, start=1):
+        where = f"channels.yaml:{index + 6}: filters.advisories.allow[{index}]"
+        assert f"{where}: expected an id of printable characters, got {value}" in err, err
+    assert "allow[0]" not in err and "allows nothing" not in err
 
 
 def test_filter_at_channel_level_and_for_absent_packages(tmp_path):

@@ -196,7 +196,8 @@ def parse(node: YamlNode) -> Mapping[str, object]:
         state.attempt(lambda: keys["min_score"].number(0.0, 10.0)) if "min_score" in keys else 0.0
     )
     allow_items = state.attempt(keys["allow"].items) if "allow" in keys else []
-    allow = tuple(i for item in allow_items or () if (i := state.attempt(item.string)) is not None)
+    reads = (partial(_allow_id, item) for item in allow_items or ())
+    allow = tuple(i for read in reads if (i := state.attempt(read)) is not None)
     state.settle(start)
     assert min_score is not None
     policy = AdvisoryPolicy(
@@ -221,6 +222,15 @@ def parse(node: YamlNode) -> Mapping[str, object]:
                     allow_id,
                 )
     return {KEY: policy}
+
+
+def _allow_id(item: YamlNode) -> str:
+    """An id of ``allow``: printable text, as an advisory's id must be (``osv``); a control or
+    format character there is a paste gone wrong to point at, not an id that allows nothing."""
+    text = item.string()
+    if not text.isprintable():
+        raise item.error(f"expected an id of printable characters, got {text!r}")
+    return text
 
 
 def _identities(node: YamlNode) -> tuple[tuple[str, ...], NameKeys]:
