@@ -307,6 +307,27 @@ async def test_rerun_is_a_no_op(example_upstream: ExampleUpstream, tmp_path: Pat
     assert len(list((site / "history" / "runs").glob("*.json"))) >= 1
 
 
+async def test_a_run_leaves_no_empty_publishing_folders(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """A subdir's publishing marker goes once its files are renamed in, and the channel's
+    folder of markers with it once that holds nothing; a folder holding anything (the marker
+    a stopped run left for another channel, a nested channel's folder) stays."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url, subdirs="[linux-64, noarch]")
+    publishing = Site(site).state_dir / "publishing"
+    others = [publishing / "cloud" / "linux-64", publishing / "old" / "noarch"]
+    for marker in others:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_bytes(b"")
+
+    report = await mirror(config)
+
+    assert not report.failed
+    left = sorted(p.relative_to(publishing).as_posix() for p in publishing.rglob("*"))
+    assert left == ["cloud", "cloud/linux-64", "old", "old/noarch"]
+
+
 async def test_upstream_changes_are_reflected(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:

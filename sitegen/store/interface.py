@@ -102,6 +102,10 @@ class SiteStorage(Protocol):
     def remove(self, target: Path) -> bool:
         """Unpublish ``target``; False when there was nothing to remove."""
 
+    def remove_empty_dirs(self, directory: Path, stop: Path) -> None:
+        """Remove ``directory`` and then its parents, strictly below ``stop``, while they are
+        empty; never one that holds anything."""
+
     def sync(self, directories: Iterable[Path]) -> None:
         """Make what was written into ``directories`` durable (before metadata names it)."""
 

@@ -254,6 +254,18 @@ class Site:
             return False
         return True
 
+    def remove_empty_dirs(self, directory: Path, stop: Path) -> None:
+        """Remove ``directory`` and then its parents, strictly below ``stop``, while they are
+        empty."""
+        while stop in directory.parents:
+            try:
+                directory.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return  # not empty (a nested channel's, another subdir's): kept
+            directory = directory.parent
+
     def adopt(
         self, source: Path, target: Path, check: Callable[[Path], object], link: bool = True
     ) -> None:

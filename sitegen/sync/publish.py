@@ -42,12 +42,7 @@ from sitegen.layout import (
 from sitegen.store.interface import PendingWrite
 from sitegen.store.site import Site
 from sitegen.sync.metadata_compress import bz2_stream, zstd_stream
-from sitegen.sync.prune import (
-    DEFAULT_SHARD_GRACE_DAYS,
-    prune_shards,
-    prune_subdir,
-    unretire_shards,
-)
+from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir, unretire_shards
 from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_shards
 from sitegen.sync.publish_state import narrow_state, widen_state
 from sitegen.sync.repodata_map import save_map
@@ -193,6 +188,7 @@ async def publish_subdir(
             )
     with trio.CancelScope(shield=True):
         site.remove(marker)
+        site.remove_empty_dirs(marker.parent, site.state_dir)  # its folders, once they hold none
         await trio.to_thread.run_sync(save_map, site, map_path, target, where)
         await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
     return withdrawn + [path.name for path in written]

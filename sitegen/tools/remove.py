@@ -65,12 +65,7 @@ from sitegen.sync.local_return import StoreReturn, give_back
 from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunAccess, RunReport
 from sitegen.tools.remove_journal import Removal, begin, planned, read_journal
 from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
-from sitegen.tools.remove_state import (
-    remove_empty_dirs,
-    remove_empty_tree,
-    remove_state,
-    state_paths,
-)
+from sitegen.tools.remove_state import remove_empty_tree, remove_state, state_paths
 from sitegen.tools.site_disk import configured_subdirs, unconfigured_subdirs
 
 log = logging.getLogger("sitegen")
@@ -274,7 +269,7 @@ def remove_directories(config: SiteConfig, site: Site, removal: Removal) -> list
     if removal.whole_channel:
         channel = site.path(removal.channel)
         remove_empty_tree(channel, lambda folder: folder != channel and another(folder))
-        remove_empty_dirs(channel, site.root)  # and the parents it leaves empty
+        site.remove_empty_dirs(channel, site.root)  # and the parents it leaves empty
         if channel.exists():
             kept.append(removal.channel)
     return kept

@@ -158,7 +158,7 @@ def remove_state(
     for path in paths:
         # Up to the folder of its kind (origins/, upstream/, ...), which stays.
         kind = site.state_dir / path.relative_to(site.state_dir).parts[0]
-        remove_empty_dirs(path if path.is_dir() else path.parent, kind)
+        site.remove_empty_dirs(path if path.is_dir() else path.parent, kind)
     return removed
 
 
@@ -190,15 +190,3 @@ def remove_empty_tree(directory: Path, keep: Callable[[Path], bool]) -> bool:
     except OSError:
         return False  # filled meanwhile
     return True
-
-
-def remove_empty_dirs(directory: Path, stop: Path) -> None:
-    """Remove ``directory`` and then its parents, strictly below ``stop``, while they are empty."""
-    while stop in directory.parents:
-        try:
-            directory.rmdir()
-        except FileNotFoundError:
-            pass
-        except OSError:
-            return  # not empty (a nested channel's, another subdir's): kept
-        directory = directory.parent
