@@ -13,6 +13,7 @@ import trio
 import zstandard
 
 from sitegen.config import load_config
+from sitegen.layout import upstream_cache_dir
 from sitegen.passive.listen import open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
@@ -70,6 +71,20 @@ async def test_relative_cep15_base_url_does_not_put_the_token_in_the_fetchers_lo
     assert not leaked, leaked
 
 
+def files_holding(site: Path, token: str) -> list[str]:
+    """The files under the site that hold the token, compressed ones read decompressed."""
+    found = []
+    for path in site.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".zst":
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        if token.encode() in data:
+            found.append(str(path.relative_to(site)))
+    return sorted(found)
+
+
 @pytest.mark.parametrize("mode", ["passive", "active"])
 async def test_a_cep15_base_url_echoing_the_token_is_stored_without_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
@@ -88,17 +103,7 @@ async def test_a_cep15_base_url_echoing_the_token_is_stored_without_it(
     site = tmp_path / "site"
 
     def holding_the_token() -> list[str]:
-        """The files under the site that hold the token, compressed ones read decompressed."""
-        found = []
-        for path in site.rglob("*"):
-            if not path.is_file():
-                continue
-            data = path.read_bytes()
-            if path.suffix == ".zst":
-                data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-            if token.encode() in data:
-                found.append(str(path.relative_to(site)))
-        return sorted(found)
+        return files_holding(site, token)
 
     with UpstreamServer(root) as server:
         for subdir in ("linux-64", "noarch"):
@@ -137,3 +142,61 @@ async def test_a_cep15_base_url_echoing_the_token_is_stored_without_it(
         stored = (site / "cloud" / "forge" / "linux-64" / fn).read_bytes()
         assert stored == (root / "t" / token / "pkgs" / "linux-64" / fn).read_bytes()
         assert holding_the_token() == []
+
+
+async def test_a_kept_body_holding_the_token_is_kept_again_without_it_on_a_304(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A site whose upstream repodata was kept before the secrets of a mirror's URL were left
+    out of it: the copy holds the token upstream echoes in info.base_url. A run that upstream
+    answers 304 keeps it again without the token, even one that finds nothing else changed
+    since the site was built (and so parses nothing); the next 304 reads that copy back, and
+    the packages are still fetched from the base_url it names."""
+    token = secrets.token_hex(16)
+    monkeypatch.setenv("SITEGEN_TEST_TOKEN", token)
+    root = tmp_path / "upstream"
+    forge = root / "t" / token / "forge"
+    records = write_channel(forge, example_packages(seed=0), zst=True)
+    fn = next(iter(records["linux-64"]["packages.conda"]))
+    site = tmp_path / "site"
+    with UpstreamServer(root) as server:
+        pkgs = root / "t" / token / "pkgs" / "linux-64"
+        pkgs.mkdir(parents=True)
+        for entry in (forge / "linux-64").iterdir():
+            if not entry.name.startswith("repodata"):
+                shutil.move(entry, pkgs / entry.name)
+        document = json.loads((forge / "linux-64" / "repodata.json").read_bytes())
+        document["info"]["base_url"] = f"{server.url}/t/{token}/pkgs/linux-64/"
+        set_repodata(forge, "linux-64", json.dumps(document).encode())
+        (tmp_path / "channels.yaml").write_text(
+            f"output: {site}\n"
+            "download: {retries: 0, timeout: 30}\n"
+            "channels:\n"
+            "  cloud/forge:\n"
+            f"    url: {server.url}/t/${{SITEGEN_TEST_TOKEN}}/forge\n"
+            "    subdirs: [linux-64]\n"
+        )
+        config = load_config(tmp_path / "channels.yaml")
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        # The copy as an earlier sitegen kept it: upstream's bytes as served, token and all,
+        # and the validators it wrote with them.
+        cache = upstream_cache_dir(site, "cloud-forge", "linux-64")
+        validators = json.loads((cache / "validators.json").read_bytes())
+        earlier = {k: validators[k] for k in ("variant", "etag", "last_modified")}
+        (cache / "validators.json").write_text(json.dumps(earlier))
+        kept = cache / validators["variant"]
+        kept.write_bytes((forge / "linux-64" / kept.name).read_bytes())
+        assert files_holding(site, token) == [str(kept.relative_to(site))]
+
+        with caplog.at_level(logging.INFO, logger="sitegen"):
+            assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        assert files_holding(site, token) == []
+        assert server.count("/linux-64/repodata.json.zst", status=304) == 1
+        assert "nothing changed upstream or in the configuration" in caplog.text
+
+        (site / "cloud" / "forge" / "linux-64" / fn).unlink()
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        assert server.count("/linux-64/repodata.json.zst", status=304) == 2
+        stored = (site / "cloud" / "forge" / "linux-64" / fn).read_bytes()
+        assert stored == (pkgs / fn).read_bytes()
+        assert files_holding(site, token) == []

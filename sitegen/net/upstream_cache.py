@@ -2,7 +2,8 @@
 
 Kept under ``<site>/.sitegen/upstream/<mirror>/<subdir>/`` so that an unchanged upstream costs
 one conditional request (304) and the body is read back from here. A body is kept as handed
-in: a run hands it in without the secrets of the mirror's URL (see upstream_secrets).
+in: a run hands it in without the secrets of the mirror's URL (see upstream_secrets), and its
+validators say so; a body kept without that word may hold them, as an earlier sitegen kept it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ class UpstreamCache:
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def secrets_hidden(self, mirror: str, subdir: str) -> bool:
+        """Whether the body kept was handed in without the secrets of the mirror's URL."""
+        try:
+            path = self._dir(mirror, subdir) / "validators.json"
+            return json.loads(path.read_text()).get("secrets_hidden") is True
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def body(self, mirror: str, subdir: str) -> bytes | None:
         validators = self.validators(mirror, subdir)
@@ -74,5 +83,6 @@ class UpstreamCache:
             "variant": validators.variant,
             "etag": validators.etag,
             "last_modified": validators.last_modified,
+            "secrets_hidden": True,
         }
         self.site.write_bytes(directory / "validators.json", json.dumps(document).encode())

@@ -40,6 +40,9 @@ class FetchResult:
     status: str  # FETCHED, UNCHANGED, MISSING or ERROR
     validators: CacheValidators | None = None  # with a body
     error: str = ""
+    # The body was read back as an earlier sitegen kept it, the secrets of the mirror's URL
+    # maybe in it: kept again without them (see store_body).
+    rekeep: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,12 +127,15 @@ async def _fetch_repodata(
         response = await upstream.fetch_repodata(subdir, previous)
     body = response.body if response.changed else cached_body
     assert body is not None
-    if response.changed and upstream.secrets:
+    # A body kept by an earlier sitegen may hold the secrets: read back, it is hidden once and
+    # kept again, so that an unchanged upstream does not leave them at rest under the site.
+    rekeep = not response.changed and not cache.secrets_hidden(mirror.name, subdir)
+    if upstream.secrets and (response.changed or rekeep):
         # Stored and hashed without them, as a body read back from the cache is.
         variant = response.validators.variant
         body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body)
     status = FETCHED if response.changed else UNCHANGED
-    return FetchResult(status, validators=response.validators), body
+    return FetchResult(status, validators=response.validators, rekeep=rekeep), body
 
 
 def hide_secrets(secrets: UpstreamSecrets, variant: str, body: bytes) -> bytes:
@@ -164,8 +170,9 @@ async def store_body(
     cache: UpstreamCache, key: SubdirKey, fetched: FetchResult, body: bytes | PendingWrite
 ) -> None:
     """Keep a newly fetched body (or the one staged for it, see UpstreamCache.stage) for
-    conditional requests, once it is known to be usable."""
-    if fetched.status != FETCHED:
+    conditional requests, once it is known to be usable; and one read back that an earlier
+    sitegen kept, without the secrets of its mirror's URL."""
+    if fetched.status != FETCHED and not fetched.rekeep:
         return
     assert fetched.validators is not None
     keep = cache.store if isinstance(body, bytes) else cache.keep
