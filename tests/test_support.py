@@ -7,10 +7,8 @@ import hashlib
 import http.client
 import io
 import json
-import select
 import socket
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from rattler import RepoDataRecord
 from sitegen.conda.build import build_package, file_digests
 from sitegen.conda.records import parse_repodata
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+from testkit.burst import burst
 from testkit.client import solve_and_install, solve_only
 from testkit.require import require_tool
 from testkit.upstream import ExampleUpstream, UpstreamServer, drop_connection, respond, truncate
@@ -254,29 +253,18 @@ def test_upstream_takes_a_burst_of_connections_at_once(tmp_path: Path) -> None:
     machine outlasts the client's connect timeout."""
     (tmp_path / "noarch").mkdir()
     (tmp_path / "noarch/repodata.json").write_bytes(b'{"packages": {}}')
-    with UpstreamServer(tmp_path) as server:
-        sockets = [socket.socket() for _ in range(64)]
-        try:
-            for sock in sockets:
-                sock.setblocking(False)
-                sock.connect_ex(("127.0.0.1", server.port))
-            deadline = time.monotonic() + 0.9  # before the kernel's first SYN retransmit
-            waiting = list(sockets)
-            while waiting and (left := deadline - time.monotonic()) > 0:
-                _, ready, _ = select.select([], waiting, [], left)
-                waiting = [sock for sock in waiting if sock not in ready]
-            assert len(waiting) == 0
-            request = b"GET /noarch/repodata.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            for sock in sockets:
-                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
-                sock.setblocking(True)
-                sock.settimeout(30)
-                sock.sendall(request)
-            for sock in sockets:
-                assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 200")
-        finally:
-            for sock in sockets:
-                sock.close()
+    with UpstreamServer(tmp_path) as server, burst(server.port, 64) as (sockets, waiting):
+        assert waiting == 0
+        request = b"GET /noarch/repodata.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        for sock in sockets:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+            sock.setblocking(True)
+            sock.settimeout(30)
+            sock.sendall(request)
+        for sock in sockets:
+            assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 200")
+    # Logged by each handler thread just after its response went out.
+    server.wait_for_requests(64)
     assert server.count("/noarch/repodata.json", status=200) == 64
 
 
