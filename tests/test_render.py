@@ -46,6 +46,7 @@ from sitegen.web.published import PublishedFile
 from sitegen.web.render import render_site
 from sitegen.web.run import RUN_ID_RE
 from sitegen.web.writer import PageFiles
+from testkit.burst import burst
 from testkit.local import drop_all, local_config
 from testkit.site import rewrite_repodata, site_config
 from testkit.upstream import ExampleUpstream
@@ -845,6 +846,13 @@ def get(url: str) -> tuple[int, bytes, str]:
             return response.status, response.read(), response.headers.get("Content-Type", "")
     except urllib.error.HTTPError as exc:
         return exc.code, b"", ""
+
+
+def test_preview_server_takes_a_burst_of_connections_at_once(preview: tuple[str, Path]) -> None:
+    """conda, mamba and pixi open many connections at once; none waits on a short backlog."""
+    port = int(preview[0].rpartition(":")[2])
+    with burst(port, 64) as (_sockets, waiting):
+        assert waiting == 0
 
 
 def test_preview_server_serves_pages_but_not_private_state(preview: tuple[str, Path]) -> None:

@@ -65,10 +65,16 @@ class _Handler(SimpleHTTPRequestHandler):
         log.debug("serve: %s %s", self.address_string(), format % args)
 
 
+class _Server(ThreadingHTTPServer):
+    # conda, mamba and pixi open many connections at once; the socketserver default backlog
+    # of 5 makes the rest wait a second or more for the kernel to retry their handshake.
+    request_queue_size = 128
+
+
 def make_server(directory: Path, port: int = 8000, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     """An HTTP server for ``directory`` bound to ``host:port`` (port 0: any free port)."""
     handler = partial(_Handler, directory=str(directory))
-    server = ThreadingHTTPServer((host, port), handler)
+    server = _Server((host, port), handler)
     server.daemon_threads = True
     return server
 
