@@ -254,9 +254,13 @@ def _stats(args: argparse.Namespace) -> int:
         print(f"sitegen: stats: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     skipped = sum(result.skipped.values())
+    installers = (
+        f" (and {result.installer_downloads} of installers)" if result.installer_downloads else ""
+    )
     print(
         f"stats: read {result.lines} new lines ({result.bytes_read} bytes) from {result.files}"
-        f" files; {result.downloads} downloads counted in all; {skipped} lines skipped in all"
+        f" files; {result.downloads} downloads counted in all{installers};"
+        f" {skipped} lines skipped in all"
     )
     return EXIT_FAILED if result.errors else EXIT_OK
 

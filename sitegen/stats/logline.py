@@ -25,6 +25,8 @@ from urllib.parse import unquote
 
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.layout import CHANNELDATA, metadata_files
+from sitegen.sync.installer_listing import NAME_RE as INSTALLER_NAME_RE
+from sitegen.sync.installer_listing import PAGE_NAME as INSTALLER_PAGE
 
 # The referer is never logged (nothing here reads it): a page browsed under /t/<token>/ is the
 # referer of every file it loads, token and all, in whatever spelling the browser kept. Its
@@ -117,35 +119,43 @@ class Kind(Enum):
     PACKAGE = "package"  # a .conda or .tar.bz2 file of a channel subdir
     REFRESH = "refresh"  # repodata, current_repodata, channeldata or the shard index
     SHARD = "shard"  # one repodata shard
+    INSTALLER = "installer"  # a file of an installer folder (installers: in channels.yaml)
     OTHER = "other"  # pages, assets, paths outside any channel
     HOSTILE = "hostile"  # dot-segments, markup or undecodable bytes: counted as skipped
 
 
-Target = tuple[Kind, str, str, str]  # kind, channel, subdir, file name
+# kind, channel (or installer folder), subdir ("" for an installer), file name
+Target = tuple[Kind, str, str, str]
+
+
+def _longest_tail(head: tuple[str, ...], paths: frozenset[str]) -> str | None:
+    """The longest run of segments ending ``head`` that is one of ``paths``."""
+    for start in range(len(head)):
+        candidate = "/".join(head[start:])
+        if candidate in paths:
+            return candidate
+    return None
 
 
 class PathClassifier:
-    """Tells what a request path points at, given the site's channel paths.
+    """Tells what a request path points at, given the site's channel paths and installer
+    folders.
 
     The site may be served under any URL prefix (``/conda/cloud/x/...``), so a channel is
-    recognised as the longest run of segments before the subdir that is a channel path.
+    recognised as the longest run of segments before the subdir that is a channel path, and an
+    installer folder as the longest run before the file name that is a folder's path.
     ``/t/<token>/`` segments are dropped first and never kept.
     """
 
-    def __init__(self, channels: Iterable[str]) -> None:
+    def __init__(self, channels: Iterable[str], installers: Iterable[str] = ()) -> None:
         self.channels = frozenset(channels)
+        self.installers = frozenset(installers)
         self._heads: dict[tuple[str, ...], str | None] = {}
 
     def channel_of(self, head: tuple[str, ...]) -> str | None:
         if head in self._heads:
             return self._heads[head]
-        found = None
-        for start in range(len(head)):
-            candidate = "/".join(head[start:])
-            if candidate in self.channels:
-                found = candidate
-                break
-        self._heads[head] = found
+        found = self._heads[head] = _longest_tail(head, self.channels)
         return found
 
     def classify(self, target: str) -> Target:
@@ -166,6 +176,16 @@ class PathClassifier:
         if not _SAFE_NAME_RE.match(fn):
             hostile = fn.endswith(PACKAGE_SUFFIXES) or fn in REFRESH_FILES
             return (Kind.HOSTILE if hostile else Kind.OTHER, "", "", "")
+        found = self._in_channel(segments, fn)
+        if found[0] is Kind.OTHER and self.installers and fn != INSTALLER_PAGE:
+            # A folder's files are looked for where no channel's are: no folder is, holds or
+            # lies in a channel (the configuration sees to that). Its page is no download.
+            folder = _longest_tail(tuple(segments[:-1]), self.installers)
+            if folder is not None and INSTALLER_NAME_RE.match(fn):
+                return (Kind.INSTALLER, folder, "", fn)
+        return found
+
+    def _in_channel(self, segments: list[str], fn: str) -> Target:
         if fn == CHANNELDATA:
             channel = self.channel_of(tuple(segments[:-1]))
             if channel is not None:

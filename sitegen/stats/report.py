@@ -4,6 +4,8 @@ Built by a pure function of the tally, the site's channels and the day it descri
 are UTC days (``2026-12-05``) within the retention and months (``2026-09``) before it.
 "Clients" are distinct per day; over longer spans they add up days (client-days), since a
 client's hash changes with each day's salt. No address, token or client hash appears here.
+The installer folders' downloads are rows of their own (``installers``): the totals, periods
+and tools count the channels' only.
 """
 
 from __future__ import annotations
@@ -82,6 +84,24 @@ class MissingRow(msgspec.Struct):
     requests: int
 
 
+class InstallerFileRow(msgspec.Struct):
+    file: str
+    downloads: int = 0
+    downloads_30d: int = 0
+    bytes: int = 0
+
+
+class InstallerRow(msgspec.Struct):
+    """An installer folder's downloads (counted apart: the totals, periods and tools are the
+    channels')."""
+
+    folder: str
+    downloads: int = 0
+    downloads_30d: int = 0
+    bytes: int = 0
+    files: list[InstallerFileRow] = msgspec.field(default_factory=list)  # by name
+
+
 class ToolRow(msgspec.Struct):
     tool: str
     version: str
@@ -104,6 +124,9 @@ class StatsDoc(msgspec.Struct):
     # only those of the days after it was last private. None in a document from before it said
     # (then every channel's counts may hold such days).
     private: list[str] | None = None
+    # Every installer folder configured or counted, by path (none in a document from before
+    # they were counted).
+    installers: list[InstallerRow] = msgspec.field(default_factory=list)
 
 
 def _window(today: date, days: int) -> str:
@@ -127,15 +150,43 @@ def _public_all_time(tally: Tally, marks: dict[str, str]) -> dict[str, list[int]
     return out
 
 
+def _installer_rows(tally: Tally, folders: Iterable[str], today: date) -> list[InstallerRow]:
+    """The downloads of each installer folder of ``folders`` or of the counts, and of its
+    files, in all and over the 30 days ending with ``today``."""
+    first30, now = _window(today, 30), today.isoformat()
+    rows = {folder: InstallerRow(folder) for folder in folders}
+    files: dict[str, InstallerFileRow] = {}
+    for period, counts in tally.installers.items():
+        recent = len(period) == 10 and first30 <= period <= now
+        for key, (downloads, sent, _requests) in counts.items():
+            folder, fn = split(key)
+            row = rows.get(folder)
+            if row is None:
+                row = rows[folder] = InstallerRow(folder)
+            file = files.get(key)
+            if file is None:
+                file = files[key] = InstallerFileRow(fn)
+                row.files.append(file)
+            for counted in (row, file):
+                counted.downloads += downloads
+                counted.bytes += sent
+                if recent:
+                    counted.downloads_30d += downloads
+    for row in rows.values():
+        row.files.sort(key=lambda f: f.file)
+    return [rows[folder] for folder in sorted(rows)]
+
+
 def build_doc(
     tally: Tally,
     channels: Iterable[str],
     passive: Collection[str],
     today: date,
     private: Collection[str] = (),
+    installers: Iterable[str] = (),
 ) -> StatsDoc:
     """The statistics document; ``passive`` names channels fed by a passive mirror,
-    ``private`` the channels private now. Of every other channel, the counts of the days it
+    ``private`` the channels private now, ``installers`` the installer folders. Of every other channel, the counts of the days it
     was private in (``tally.private``) are left out: they name what it served then, to token
     holders only, and may be packages it no longer has. Site-wide sums keep them."""
     now = today.isoformat()
@@ -242,6 +293,7 @@ def build_doc(
         ],
         skipped=dict(sorted(tally.skipped.items())),
         private=sorted(private),
+        installers=_installer_rows(tally, installers, today),
     )
 
 

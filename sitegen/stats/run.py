@@ -8,7 +8,7 @@ before ``stats.json`` is written from them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -37,6 +37,7 @@ class StatsResult:
     errors: int = 0  # files that could not be read (whole or in part)
     skipped: dict[str, int] = field(default_factory=dict)  # all time, by reason
     downloads: int = 0  # all time (within the counts kept)
+    installer_downloads: int = 0  # of the installer folders' files, all time
 
 
 def passive_channel_paths(config: SiteConfig) -> list[str]:
@@ -70,7 +71,8 @@ def note_private(site: Site, config: SiteConfig, tally: Tally, today: date) -> b
 def _doc(tally: Tally, config: SiteConfig, today: date) -> StatsDoc:
     private = [c.path for c in config.channels if c.private]
     channels = [c.path for c in config.channels]
-    return build_doc(tally, channels, passive_channel_paths(config), today, private)
+    installers = [i.path for i in config.installers]
+    return build_doc(tally, channels, passive_channel_paths(config), today, private, installers)
 
 
 def forget_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | None) -> None:
@@ -80,6 +82,16 @@ def forget_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | N
     :func:`stats_lock`. Done again, it finishes what a crash between the two writes left. A
     state that cannot be read takes ``stats.json`` with it (no page shows counts it could not
     rid of the channel; ``sitegen stats`` refuses that state until it is moved away)."""
+    _forget(config, lambda tally: tally.forget(channel, subdirs))
+
+
+def forget_installer_counts(config: SiteConfig, folder: str) -> None:
+    """Drop the counts of the installer ``folder`` (``sitegen remove FOLDER``) as
+    :func:`forget_counts` drops a channel's."""
+    _forget(config, lambda tally: tally.forget_installers(folder))
+
+
+def _forget(config: SiteConfig, forget: Callable[[Tally], bool]) -> None:
     site = Site(config.output)
     state_path = layout.stats_state_path(site.root)
     try:
@@ -91,7 +103,7 @@ def forget_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | N
         site.remove(site.path(layout.STATS_JSON))
         return
     today = datetime.now(UTC).date()
-    forgot = tally.forget(channel, subdirs)
+    forgot = forget(tally)
     try:
         noted = note_private(site, config, tally, today)
     except StatsError as exc:  # the marks kept so far still hold; the next count adds these
@@ -107,11 +119,20 @@ def holds_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | No
     """Whether :func:`forget_counts` would drop counts of ``channel`` (or these ``subdirs``):
     what ``sitegen remove --dry-run`` tells. A state that cannot be read counts as holding
     some (the removal would take ``stats.json`` with it)."""
+    return _holds(config, lambda tally: tally.forget(channel, subdirs))
+
+
+def holds_installer_counts(config: SiteConfig, folder: str) -> bool:
+    """Whether :func:`forget_installer_counts` would drop counts of ``folder``."""
+    return _holds(config, lambda tally: tally.forget_installers(folder))
+
+
+def _holds(config: SiteConfig, forget: Callable[[Tally], bool]) -> bool:
     try:
         tally, _cursors = load_state(layout.stats_state_path(config.output))
     except StateError:
         return True
-    return tally.forget(channel, subdirs)  # on this copy only: nothing is written
+    return forget(tally)  # on this copy only: nothing is written
 
 
 def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
@@ -129,7 +150,8 @@ def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
         except StateError as exc:
             # Starting over would count every line still in the logs a second time.
             raise StatsError(f"{state_path}: {exc}; move it away to count from scratch") from None
-        counter = tally.counter((c.path for c in config.channels), today)
+        installers = (i.path for i in config.installers)
+        counter = tally.counter((c.path for c in config.channels), today, installers)
         cursors, read = read_logs(config.stats.logs, cursors, counter.add)
         if read.too_long:
             tally.skip(TOO_LONG, read.too_long)
@@ -149,4 +171,5 @@ def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
         errors=read.errors,
         skipped=dict(doc.skipped),
         downloads=doc.totals.downloads,
+        installer_downloads=sum(row.downloads for row in doc.installers),
     )

@@ -35,6 +35,7 @@ class StatsState(msgspec.Struct):
     cursors: list[Cursor] = []
     files: dict[str, dict[str, list[int]]] = {}
     refreshes: dict[str, dict[str, list[int]]] = {}
+    installers: dict[str, dict[str, list[int]]] = {}  # absent in states from before
     missing: dict[str, dict[str, int]] = {}
     passive: dict[str, dict[str, int]] = {}
     tools: dict[str, dict[str, int]] = {}
@@ -62,6 +63,8 @@ def _non_empty(table: dict[str, dict]) -> dict[str, dict]:
 # Counts are kept as 64-bit integers: a hostile log (a million lines each claiming a petabyte)
 # could add up past that; such a count is held at the largest one.
 _MAX_COUNT = 2**63 - 1
+# The tables of a tally that hold counts.
+_COUNTED = ("files", "refreshes", "installers", "missing", "passive", "tools", "days", "all_time")
 
 
 def _clamped(value: Any) -> Any:
@@ -78,7 +81,7 @@ def encode_state(tally: Tally, cursors: list[Cursor]) -> bytes:
     try:
         return _encode_state(tally, cursors)
     except OverflowError:
-        for table in ("files", "refreshes", "missing", "passive", "tools", "days", "all_time"):
+        for table in _COUNTED:
             setattr(tally, table, _clamped(getattr(tally, table)))
         return _encode_state(tally, cursors)
 
@@ -88,6 +91,7 @@ def _encode_state(tally: Tally, cursors: list[Cursor]) -> bytes:
         cursors=cursors,
         files=_non_empty(tally.files),
         refreshes=_non_empty(tally.refreshes),
+        installers=_non_empty(tally.installers),
         missing=_non_empty(tally.missing),
         passive=_non_empty(tally.passive),
         tools=_non_empty(tally.tools),
@@ -120,6 +124,7 @@ def decode_state(data: bytes) -> tuple[Tally, list[Cursor]]:
     tally = Tally(
         files=state.files,
         refreshes=state.refreshes,
+        installers=state.installers,
         missing=state.missing,
         passive=state.passive,
         tools=state.tools,
@@ -155,6 +160,7 @@ def load_state(path: Path) -> tuple[Tally, list[Cursor]]:
 _SHAPES = {
     "files": (3, 3),
     "refreshes": (3, 3),
+    "installers": (2, 3),
     "missing": (3, 0),
     "passive": (2, 0),
     "tools": (2, 0),

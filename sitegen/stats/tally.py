@@ -1,6 +1,8 @@
-"""Counting log lines: per period (a UTC day, or a month once rolled up), channel, subdir, file.
+"""Counting log lines: per period (a UTC day, or a month once rolled up), channel, subdir, file;
+and the downloads of installer folders per period, folder and file.
 
-Each table maps a period to a dict keyed by ``channel|subdir|file`` (see :func:`join`): ten
+Each table maps a period to a dict keyed by ``channel|subdir|file`` (``folder|file`` for the
+installers; see :func:`join`): ten
 million lines cost a few dict updates each, and the tables are saved and loaded as they are,
 without conversion (:mod:`sitegen.stats.state`). Rows of days older than the retention are
 merged into their month by :meth:`Tally.roll_up`.
@@ -66,7 +68,8 @@ class OpenDay:
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
     clients: set[bytes] = field(default_factory=set)
     tool_clients: set[tuple[bytes, str]] = field(default_factory=set)  # (client, tool|version)
-    ranges: set[tuple[bytes, str]] = field(default_factory=set)  # (client, channel|subdir|file)
+    # (client, channel|subdir|file or folder|installer file)
+    ranges: set[tuple[bytes, str]] = field(default_factory=set)
     # (client, file) -> the fetcher's outcome of a redirect back to the static URL (Apache),
     # until the request that follows it (kept across runs with the day).
     redirected: dict[tuple[bytes, str], bytes] = field(default_factory=dict)
@@ -84,6 +87,9 @@ class Tally:
     files: Table = field(default_factory=dict)
     # channel|subdir|metadata file (or "shards") -> [fetches, not modified, bytes]
     refreshes: Table = field(default_factory=dict)
+    # installer folder|file -> [downloads, bytes, requests]: apart from the channels' counts
+    # (the site-wide rows of days and tools count no installer download, nor its client)
+    installers: Table = field(default_factory=dict)
     # channel|subdir|package file -> 404 answers
     missing: Counts = field(default_factory=dict)
     # channel|fetcher outcome -> package files served with 200
@@ -105,10 +111,13 @@ class Tally:
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
 
-    def counter(self, channels: Iterable[str], today: date) -> LineCounter:
-        """A counter of lines for the channels, on ``today`` (UTC): lines of a later day than
-        the next are skipped (:data:`FUTURE`)."""
-        return LineCounter(self, PathClassifier(channels), (today + timedelta(days=1)).isoformat())
+    def counter(
+        self, channels: Iterable[str], today: date, installers: Iterable[str] = ()
+    ) -> LineCounter:
+        """A counter of lines for the channels and installer folders, on ``today`` (UTC):
+        lines of a later day than the next are skipped (:data:`FUTURE`)."""
+        classifier = PathClassifier(channels, installers)
+        return LineCounter(self, classifier, (today + timedelta(days=1)).isoformat())
 
     def close_days(self, keep_from: str) -> None:
         """Forget the salt and hashes of every open day before ``keep_from`` (ISO date)."""
@@ -147,10 +156,23 @@ class Tally:
             opened.redirected = {p: t for p, t in opened.redirected.items() if not mine(p[1])}
         return found
 
+    def forget_installers(self, folder: str) -> bool:
+        """Drop every count of the installer ``folder`` (removed: a folder configured there
+        again starts with none); whether there was any."""
+        prefix = join(folder, "")
+        found = False
+        for rows in self.installers.values():
+            for key in [k for k in rows if k.startswith(prefix)]:
+                del rows[key]
+                found = True
+        for opened in self.open_days.values():
+            opened.ranges = {pair for pair in opened.ranges if not pair[1].startswith(prefix)}
+        return found
+
     def roll_up(self, today: date, keep_days: int) -> None:
         """Merge the rows of days more than ``keep_days`` before ``today`` into their month."""
         cutoff = (today - timedelta(days=keep_days)).isoformat()
-        for table in (self.files, self.refreshes):
+        for table in (self.files, self.refreshes, self.installers):
             for day in _old_days(table, cutoff):
                 month = table.setdefault(day[:7], {})
                 for key, row in table.pop(day).items():
@@ -211,7 +233,8 @@ class LineCounter:
             else:
                 kind, channel, subdir, fn = self.classifier.classify(text)
                 fn = SHARDS_DIR if kind is Kind.SHARD else fn
-                target = (kind, join(channel, subdir, fn), channel)
+                key = join(channel, fn) if kind is Kind.INSTALLER else join(channel, subdir, fn)
+                target = (kind, key, channel)
             if len(self._targets) >= CACHE_LIMIT:
                 self._targets.clear()
             self._targets[raw] = target
@@ -241,6 +264,30 @@ class LineCounter:
             tools = tally.tools.setdefault(day, {})
             tools[tool] = tools.get(tool, 0) + 1
         return client
+
+    def installer(self, day: str, key: str, status: bytes, size: bytes, seen: bytes) -> None:
+        """Count a GET of an installer file (``folder|file``) as a package file's download is
+        counted: a 200, or the 206 ranges of one file by one client once per day. Its client
+        (address and user agent, ``seen``) is hashed with the day's salt for that only: it is
+        no client of the channels, which the day's clients and tools count."""
+        if status != b"200" and status != b"206":
+            return
+        tally = self.tally
+        rows = tally.installers.setdefault(day, {})
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = [0, 0, 0]
+        row[1] += 0 if size == b"-" else int(size)
+        row[2] += 1
+        if status == b"206":
+            opened = tally.open_days.get(day)
+            if opened is None:
+                opened = tally.open_days[day] = OpenDay()
+            client = hashlib.blake2b(seen, key=opened.salt, digest_size=8).digest()
+            if (client, key) in opened.ranges:
+                return
+            opened.ranges.add((client, key))
+        row[0] += 1
 
     def add(self, lines: Iterable[bytes]) -> None:
         """Count complete lines (without their newline)."""
@@ -289,6 +336,9 @@ class LineCounter:
             if kind is Kind.OTHER or parts[0] != b"GET":
                 continue
             seen = address + b" " + agent
+            if kind is Kind.INSTALLER:
+                self.installer(day, key, status, size, seen)
+                continue
             client = clients.get(seen)
             if client is None:
                 client = self.new_client(day, seen, agent)

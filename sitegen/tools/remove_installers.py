@@ -6,8 +6,8 @@ It refuses a folder channels.yaml still names, and one that is (or lies inside) 
 configured since. Under the site lock it deletes, in this order, so that a crash anywhere
 leaves the state by which the same command finishes: every file of the folder (the installers,
 its page, anything else but folders; a folder that is a link goes itself, nothing through it),
-the folder and the parents it leaves empty (a folder holding folders of others is kept), the
-state; then it records the removal in the run history.
+the folder and the parents it leaves empty (a folder holding folders of others is kept), its
+download counts, the state; then it records the removal in the run history.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.config import SiteConfig
-from sitegen.layout import REPODATA, installer_state_path
+from sitegen.layout import REPODATA, installer_state_path, stats_state_path
 from sitegen.net.activity import counted, human_bytes
+from sitegen.stats.run import forget_installer_counts, holds_installer_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History, new_run_id
@@ -117,7 +118,11 @@ def folder_dry_run(config: SiteConfig, removal: FolderRemoval) -> list[str]:
         lines = [f"{removal.path} (a link: itself, nothing it leads to)"]
     else:
         lines = [f"{removal.path}/{name}" for name in removal.names]
-    return [f"remove {line}" for line in [*lines, state, removal.summary()]]
+    if holds_installer_counts(config, removal.path):
+        counts = stats_state_path(root).relative_to(root).as_posix()
+        lines.append(f"{counts}: the download counts of {removal.path}")
+    lines.append(state)
+    return [f"remove {line}" for line in [*lines, removal.summary()]]
 
 
 def remove_folder(config: SiteConfig, path: str) -> tuple[FolderRemoval, list[str]]:
@@ -127,7 +132,9 @@ def remove_folder(config: SiteConfig, path: str) -> tuple[FolderRemoval, list[st
     site = Site(config.output)
     if not site.state_dir.is_dir():
         raise RemovalRefused(f"{site.root} holds no site (no .sitegen/)")
-    with SiteLock(site.state_dir):
+    # The statistics' lock too (a `sitegen stats` of its own takes only that one): the
+    # folder's counts go with its state.
+    with SiteLock(site.state_dir), stats_lock(site, create=False):
         started = time.time()
         removal = installer_removal(config, path)
         if removal is None:
@@ -149,6 +156,8 @@ def remove_folder(config: SiteConfig, path: str) -> tuple[FolderRemoval, list[st
         kept = [removal.path] if os.path.lexists(directory) else []
         if not kept:
             remove_empty_dirs(directory.parent, site.root)
+        # Before the state, which is what lets the same command finish after a crash.
+        forget_installer_counts(config, removal.path)
         site.remove(installer_state_path(site.root, removal.path))
         _record(site, config, removal, started)
     return removal, kept

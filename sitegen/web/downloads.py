@@ -13,6 +13,9 @@ every channel). A private channel's package pages are behind its token check and
 downloads. Of a channel public now, ``stats.json`` holds only the counts of the days after it was
 last private (:func:`sitegen.stats.report.build_doc`); one written while it was private holds
 them all, and none of its counts is shown until the next count.
+
+Each installer folder's page shows the downloads of the folder and of each of its files
+(:func:`installer_downloads`); folders are public, their counts too.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import msgspec
 from sitegen import layout
 from sitegen.config import SiteConfig
 from sitegen.stats.model import PackageStats, StatsPage, package_stats, stats_page
-from sitegen.stats.report import StatsDoc, decode_doc
+from sitegen.stats.report import InstallerRow, StatsDoc, decode_doc
 from sitegen.store.site import Site, UnsafePathError
 
 log = logging.getLogger("sitegen")
@@ -55,6 +58,7 @@ class SiteStats:
     public: frozenset[str]  # channels the statistics page may show in detail
     private: frozenset[str]  # channels it names with their label only
     packages: dict[str, dict[str, PackageDownloads]]  # channel -> name -> downloads
+    installers: dict[str, InstallerRow]  # installer folder -> its downloads
 
     def downloads(self, channel: str) -> dict[str, PackageDownloads]:
         return self.packages.get(channel, {})
@@ -101,7 +105,21 @@ def site_stats(doc: StatsDoc, config: SiteConfig) -> SiteStats:
         packages.setdefault(channel, {})[name] = PackageDownloads(
             stats.downloads, stats.downloads_30d, trend
         )
-    return SiteStats(stats_page(shown), public, private, packages)
+    installers = {row.folder: row for row in doc.installers}
+    return SiteStats(stats_page(shown), public, private, packages, installers)
+
+
+def installer_downloads(stats: SiteStats | None, folder: str) -> dict[str, Any] | None:
+    """What an installer folder's page shows of its downloads (None: no statistics)."""
+    if stats is None:
+        return None
+    row = stats.installers.get(folder) or InstallerRow(folder)
+    return {
+        "page": layout.STATS_PAGE,
+        "downloads": row.downloads,
+        "downloads_30d": row.downloads_30d,
+        "files": {f.file: f.downloads for f in row.files},
+    }
 
 
 def landing_stats(stats: SiteStats | None) -> dict[str, Any] | None:

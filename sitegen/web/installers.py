@@ -62,15 +62,24 @@ def folder_status(reports: list[RunReport], path: str) -> dict[str, Any]:
 
 
 def installer_page(
-    root: Path, installer: InstallerConfig, reports: list[RunReport], scrub: Any
+    root: Path,
+    installer: InstallerConfig,
+    reports: list[RunReport],
+    scrub: Any,
+    downloads: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The model of a folder's own page."""
+    """The model of a folder's own page; ``downloads`` are its download counts while the site
+    has statistics (see :func:`sitegen.web.downloads.installer_downloads`)."""
     files = installer_files(root, installer)
+    if downloads is not None:
+        for f in files:
+            f["downloads"] = downloads["files"].get(f["name"], 0)
     return {
         "path": installer.path,
         "source": scrub(installer.display_url()),
         "files": files,
         "total": sum(f["size"] for f in files),
+        "downloads": downloads,
         **folder_status(reports, installer.path),
     }
 

@@ -34,7 +34,13 @@ from sitegen.sync.history import History
 from sitegen.sync.installer_state import linked_elsewhere
 from sitegen.sync.report import RUNNING, RunReport
 from sitegen.web.channel_pages import ChannelPages
-from sitegen.web.downloads import landing_stats, load_stats, site_stats, stats_page_model
+from sitegen.web.downloads import (
+    installer_downloads,
+    landing_stats,
+    load_stats,
+    site_stats,
+    stats_page_model,
+)
 from sitegen.web.environment import TEMPLATES_DIR, make_environment, templates_digest
 from sitegen.web.gates import (
     advisory_inputs,
@@ -183,7 +189,8 @@ class _Renderer:
                 if (old := self.writer.old_pages.get(relpath)) is not None:
                     self.writer.produced(relpath, old)
                 continue
-            model = installer_page(self.site.root, installer, reports, self.scrub)
+            downloads = installer_downloads(self.stats, installer.path)
+            model = installer_page(self.site.root, installer, reports, self.scrub, downloads)
             self.writer.page(relpath, "installer.html", model)
             pages[installer.path] = model
         return pages
