@@ -461,6 +461,59 @@ def test_the_folder_page_lists_each_file_and_the_landing_page_links_it(
     assert len(on_disk(site)) == 3
 
 
+def lead_and_description(landing: str) -> tuple[str, str]:
+    lead = landing.split('<p class="lead">')[1].split("</p>")[0]
+    description = landing.split('<meta name="description" content="')[1].split('"')[0]
+    return " ".join(lead.split()), description
+
+
+def test_the_landing_page_opens_with_the_installer_folders_it_holds(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path], example_upstream: ExampleUpstream
+) -> None:
+    server, _folder = upstream
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    nested = f"  installers/anaconda:\n    url: {server.url}/miniconda/\n    include: ['*.exe']\n"
+    config_path.write_text(config_text(site, server.url) + nested)
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    landing = (site / "index.html").read_text()
+    lead, description = lead_and_description(landing)
+    # Installer folders only: no channel is spoken of, searched or set up.
+    assert lead.startswith(
+        "2 installer folders mirrored from upstream, each file verified against the SHA256"
+        ' upstream lists: miniconda, installers/anaconda (<a href="#installers">below</a>).'
+        " Last run"
+    ), lead
+    assert "channel" not in lead
+    assert description == (
+        "conda mirror: 2 installer folders mirrored from upstream, each file verified"
+        " against the SHA256 upstream lists (miniconda, installers/anaconda); browse the"
+        " installers and the run history."
+    )
+    assert "Search every channel" not in landing and "<h2>Mirrors</h2>" not in landing
+    assert 'id="use"' not in landing and '<section id="installers">' in landing
+
+    # Beside a channel, both.
+    channels = (
+        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    config_path.write_text(config_text(site, server.url, channels=channels))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    landing = (site / "index.html").read_text()
+    lead, description = lead_and_description(landing)
+    assert lead.startswith(
+        "1 channel mirrored from upstream conda channels, filtered and verified, and 1"
+        " installer folder mirrored from upstream, each file verified against the SHA256"
+        ' upstream lists: miniconda (<a href="#installers">below</a>). Last run'
+    ), lead
+    assert description.endswith(
+        "and 1 installer folder mirrored from upstream, each file verified against the SHA256"
+        " upstream lists (miniconda); browse packages, install snippets and the run history."
+    )
+    assert "Search every channel" in landing and "<h2>Mirrors</h2>" in landing
+    assert 'id="use"' in landing and '<section id="installers">' in landing
+
+
 @pytest.mark.parametrize(
     "target", ["cloud/example/linux-64", "cloud", ".", ".sitegen", "../other-disk"]
 )
