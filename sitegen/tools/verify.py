@@ -5,7 +5,8 @@ For every published subdir: each record of ``repodata.json`` refers to a file wi
 sha256 (md5 when no sha256; with ``--sample`` only a share of the files is hashed, see
 :mod:`sitegen.tools.verify_sample`); ``.zst`` (and ``.bz2`` with ``repodata: {bz2: true}``) decompress
 to exactly ``repodata.json``, and with the setting off no ``.bz2`` is left published;
-``current_repodata.json`` lists only records of ``repodata.json``; the shard index names
+``current_repodata.json`` lists only records of ``repodata.json``
+(:mod:`sitegen.tools.verify_metadata`); the shard index names
 exactly the shards ``repodata.json`` makes and each exists and hashes to its name; the
 files a ``keep_removed`` channel keeps unlisted match their kept records
 (:mod:`sitegen.tools.verify_kept`); the installer folders hold just the files their state
@@ -23,9 +24,7 @@ command fails on): a check that vouched for nothing must not pass.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
-import json
 import logging
 import os
 from contextlib import AsyncExitStack
@@ -33,12 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
-import zstandard
 
 from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.conda.shards import ShardError
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.layout import LOCK_NAME, REPODATA_BZ2, metadata_files, retired_shards_path
+from sitegen.layout import LOCK_NAME, retired_shards_path
 from sitegen.net.download import DownloadJob, DownloadResult, download_each
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
@@ -47,11 +45,10 @@ from sitegen.store.origins import Origins, load_origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.local import is_local, restore
-from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
-from sitegen.sync.publish import SubdirMetadata
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
 from sitegen.tools.verify_installers import installer_problems, installers_published
 from sitegen.tools.verify_kept import kept_problems
+from sitegen.tools.verify_metadata import metadata_problems, repair_metadata
 from sitegen.tools.verify_sample import Checked, Sample
 
 log = logging.getLogger("sitegen")
@@ -92,61 +89,6 @@ class VerifyReport(Checked):
     @property
     def ok(self) -> bool:
         return not self.nothing_published and all(p.repaired for p in self.problems)
-
-
-def _metadata_problems(
-    directory: Path, relative: str, records: dict[str, Record], repodata_bz2: bool
-) -> list[Problem]:
-    problems = []
-    body = (directory / "repodata.json").read_bytes()
-    expected = metadata_files(repodata_bz2)
-    decoders = {
-        "repodata.json.zst": lambda data: zstandard.ZstdDecompressor().stream_reader(data).read(),
-        REPODATA_BZ2: bz2.decompress,
-    }
-    for name, decode in decoders.items():
-        path = directory / name
-        if name not in expected:
-            # Of some earlier repodata.json: nothing rewrites it while the setting is off.
-            if path.exists():
-                why = "published though the configuration leaves it out (repodata: {bz2: false})"
-                problems.append(Problem(f"{relative}/{name}", "metadata", why))
-            continue
-        if not path.is_file():
-            problems.append(Problem(f"{relative}/{name}", "metadata", "missing"))
-            continue
-        try:
-            same = decode(path.read_bytes()) == body
-        except (OSError, ValueError, zstandard.ZstdError):
-            same = False
-        if not same:
-            problems.append(
-                Problem(f"{relative}/{name}", "metadata", "does not hold repodata.json")
-            )
-    current = directory / "current_repodata.json"
-    if current.is_file():
-        try:
-            doc = json.loads(current.read_bytes())
-            if not isinstance(doc, dict):
-                raise ValueError("not a JSON object")
-            groups = [doc.get("packages", {}), doc.get("packages.conda", {})]
-            if not all(isinstance(group, dict) for group in groups):
-                raise ValueError("packages are not JSON objects")
-            listed = set(groups[0]) | set(groups[1])
-        except ValueError:
-            listed = {"<unreadable>"}
-        stray = sorted(listed - set(records))
-        if stray:
-            problems.append(
-                Problem(
-                    f"{relative}/current_repodata.json",
-                    "metadata",
-                    f"lists {len(stray)} files not in repodata.json, e.g. {stray[0]}",
-                )
-            )
-    else:
-        problems.append(Problem(f"{relative}/current_repodata.json", "metadata", "missing"))
-    return problems
 
 
 def _temporaries(root: Path) -> list[Problem]:
@@ -229,20 +171,18 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
             except RepodataError as exc:
                 report.problems.append(Problem(f"{relative}/repodata.json", "metadata", str(exc)))
                 continue
-            problems = await trio.to_thread.run_sync(
-                _metadata_problems, directory, relative, repodata.records, config.repodata_bz2
+            found = await trio.to_thread.run_sync(
+                metadata_problems, directory, relative, repodata.records, config.repodata_bz2
             )
+            problems = [Problem(*problem) for problem in found]
             report.problems.extend(problems)
             if repair and problems:
-                await trio.to_thread.run_sync(
-                    _repair_metadata,
-                    site,
-                    directory,
-                    relative,
-                    repodata,
-                    problems,
-                    config.repodata_bz2,
+                names = [problem.path[len(relative) + 1 :] for problem in problems]
+                repaired = await trio.to_thread.run_sync(
+                    repair_metadata, site, directory, repodata, names, config.repodata_bz2
                 )
+                for problem, name in zip(problems, names, strict=True):
+                    problem.repaired = name in repaired
             # CEP-16: every named shard exists and hashes to its name; the index matches
             # repodata.json. Repaired by rebuilding them from repodata.json.
             shards = await trio.to_thread.run_sync(
@@ -311,40 +251,6 @@ async def _check_packages(
             site.remove(path)
             problem.repaired = True
     return to_repair
-
-
-def _repair_metadata(
-    site: SiteStorage,
-    directory: Path,
-    relative: str,
-    repodata: Repodata,
-    problems: list[Problem],
-    repodata_bz2: bool,
-) -> None:
-    """Rebuild damaged siblings of repodata.json from it (and remove a .bz2 while
-    ``repodata_bz2`` is off)."""
-    body = (directory / "repodata.json").read_bytes()
-    meta = SubdirMetadata(
-        subdir=repodata.subdir,
-        records=repodata.records,
-        info=repodata.info,
-        removed=repodata.removed,
-        extra=repodata.extra,
-    )
-    expected = metadata_files(repodata_bz2)
-    rebuild = {
-        "repodata.json.zst": lambda: zstd_compress(body),
-        REPODATA_BZ2: lambda: bz2_compress(body),
-        "current_repodata.json": meta.encode_current,
-    }
-    for problem in problems:
-        name = problem.path[len(relative) + 1 :]
-        if name in rebuild and name not in expected:
-            site.remove(directory / name)
-            problem.repaired = True
-        elif problem.kind == "metadata" and name in rebuild:
-            site.write_bytes(directory / name, rebuild[name]())
-            problem.repaired = True
 
 
 async def _repair(

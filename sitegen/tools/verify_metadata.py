@@ -1,0 +1,117 @@
+"""``sitegen verify`` over the files of a subdir made from its ``repodata.json``:
+``repodata.json.zst`` (and ``repodata.json.bz2`` with ``repodata: {bz2: true}``) must decompress
+to exactly ``repodata.json``, with the setting off no ``.bz2`` may be left published, and
+``current_repodata.json`` must be there and list only records of ``repodata.json``.
+
+With ``--repair`` each one found wrong is rebuilt from ``repodata.json`` (the file published
+last, so the truth), and a ``.bz2`` published while the setting is off is removed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import json
+from collections.abc import Collection
+from pathlib import Path
+
+import zstandard
+
+from sitegen.conda.records import Record, Repodata
+from sitegen.layout import REPODATA_BZ2, metadata_files
+from sitegen.store.interface import SiteStorage
+from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
+from sitegen.sync.publish import SubdirMetadata
+
+# (site-relative path, kind of problem, what is wrong), as
+# :class:`sitegen.tools.verify.Problem` takes them.
+Found = tuple[str, str, str]
+
+
+def metadata_problems(
+    directory: Path, relative: str, records: dict[str, Record], repodata_bz2: bool
+) -> list[Found]:
+    """What is wrong with the files made from the ``repodata.json`` of ``directory`` (the
+    subdir at ``relative`` in the site), whose ``records`` are given."""
+    problems = []
+    body = (directory / "repodata.json").read_bytes()
+    expected = metadata_files(repodata_bz2)
+    decoders = {
+        "repodata.json.zst": lambda data: zstandard.ZstdDecompressor().stream_reader(data).read(),
+        REPODATA_BZ2: bz2.decompress,
+    }
+    for name, decode in decoders.items():
+        path = directory / name
+        if name not in expected:
+            # Of some earlier repodata.json: nothing rewrites it while the setting is off.
+            if path.exists():
+                why = "published though the configuration leaves it out (repodata: {bz2: false})"
+                problems.append((f"{relative}/{name}", "metadata", why))
+            continue
+        if not path.is_file():
+            problems.append((f"{relative}/{name}", "metadata", "missing"))
+            continue
+        try:
+            same = decode(path.read_bytes()) == body
+        except (OSError, ValueError, zstandard.ZstdError):
+            same = False
+        if not same:
+            problems.append((f"{relative}/{name}", "metadata", "does not hold repodata.json"))
+    current = directory / "current_repodata.json"
+    if current.is_file():
+        try:
+            doc = json.loads(current.read_bytes())
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            groups = [doc.get("packages", {}), doc.get("packages.conda", {})]
+            if not all(isinstance(group, dict) for group in groups):
+                raise ValueError("packages are not JSON objects")
+            listed = set(groups[0]) | set(groups[1])
+        except ValueError:
+            listed = {"<unreadable>"}
+        stray = sorted(listed - set(records))
+        if stray:
+            problems.append(
+                (
+                    f"{relative}/current_repodata.json",
+                    "metadata",
+                    f"lists {len(stray)} files not in repodata.json, e.g. {stray[0]}",
+                )
+            )
+    else:
+        problems.append((f"{relative}/current_repodata.json", "metadata", "missing"))
+    return problems
+
+
+def repair_metadata(
+    site: SiteStorage,
+    directory: Path,
+    repodata: Repodata,
+    names: Collection[str],
+    repodata_bz2: bool,
+) -> set[str]:
+    """Rebuild the damaged siblings of ``repodata.json`` that ``names`` name (found by
+    :func:`metadata_problems`) from it, and remove a .bz2 while ``repodata_bz2`` is off;
+    returns the names repaired."""
+    body = (directory / "repodata.json").read_bytes()
+    meta = SubdirMetadata(
+        subdir=repodata.subdir,
+        records=repodata.records,
+        info=repodata.info,
+        removed=repodata.removed,
+        extra=repodata.extra,
+    )
+    expected = metadata_files(repodata_bz2)
+    rebuild = {
+        "repodata.json.zst": lambda: zstd_compress(body),
+        REPODATA_BZ2: lambda: bz2_compress(body),
+        "current_repodata.json": meta.encode_current,
+    }
+    repaired = set()
+    for name in names:
+        if name in rebuild and name not in expected:
+            site.remove(directory / name)
+            repaired.add(name)
+        elif name in rebuild:
+            site.write_bytes(directory / name, rebuild[name]())
+            repaired.add(name)
+    return repaired
