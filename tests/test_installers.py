@@ -621,3 +621,34 @@ def test_a_link_under_a_listed_name_is_replaced_never_followed(
     assert ir.added == [LATEST] and not (site / "miniconda" / LATEST).is_symlink()
     assert on_disk(site) == {n: FILES[n] for n in (OLD, MAC, LATEST)}
     assert outside.read_bytes() == b"not the site's"
+
+
+def test_a_folder_that_is_a_loop_of_links_fails_alone(
+    tmp_path: Path,
+    upstream: tuple[UpstreamServer, Path],
+    example_upstream: ExampleUpstream,
+) -> None:
+    """A folder replaced by a link that loops leads nowhere: the folder fails saying so, while
+    the channels publish, the pages render (the folder without one) and verify reports it."""
+    from sitegen.tools.verify import verify_site
+
+    server, _folder = upstream
+    site = tmp_path / "site"
+    channels = (
+        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(config_text(site, server.url, channels=channels))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    shutil.rmtree(site / "miniconda")
+    (site / "miniconda").symlink_to(site / "miniconda")
+    config = make_config(site, server.url, channels=channels)
+    report = mirror(config)
+    ir = folder_report(report)
+    assert ir.status == FAILED and "a loop of symbolic links" in ir.errors[0], ir.errors
+    assert not report.errors and not any(m.errors for m in report.mirrors)
+    assert main(["render", "-c", str(config_path)]) == 0
+    assert 'href="miniconda/index.html"' not in (site / "index.html").read_text()
+    verified = trio.run(verify_site, config, False)
+    assert [(p.path, p.kind) for p in verified.problems] == [("miniconda", "metadata")]
+    assert "a loop of symbolic links" in verified.problems[0].detail

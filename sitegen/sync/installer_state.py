@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 
+from sitegen.config.model import LINK_LOOP, real_path
 from sitegen.layout import installer_state_path, state_dir
 from sitegen.store.site import Site
 from sitegen.sync.installer_listing import NAME_RE, PAGE_NAME
@@ -84,10 +85,12 @@ def linked_elsewhere(
     a render may write through: a directory out of the site (the site's writer never writes
     there, as for a channel's), or the site itself, its state, a channel (of ``channels``) or a
     folder holding one, or another installer folder (of ``folders``), whose files its pruning
-    would take for its own and whose pages its page would replace; None when it is a folder of
-    its own."""
-    real = (root / folder).resolve()
-    top = root.resolve()
+    would take for its own and whose pages its page would replace, or a loop of links, which
+    leads nowhere; None when it is a folder of its own."""
+    real = real_path(root / folder)
+    top = real_path(root)
+    if real is None or top is None:
+        return LINK_LOOP
     if not real.is_relative_to(top):
         return (
             f"{real}, out of the site (sitegen writes only within the site's directory; for"
@@ -95,14 +98,15 @@ def linked_elsewhere(
         )
     if real == top:
         return "the site's own directory"
-    if real.is_relative_to(state_dir(root).resolve()):
+    state = real_path(state_dir(root))
+    if state is not None and real.is_relative_to(state):
         return "the site's private state"
     for channel in channels:
-        other = (top / channel).resolve()
-        if real.is_relative_to(other) or other.is_relative_to(real):
+        other = real_path(top / channel)  # a channel's own loop holds no folder
+        if other is not None and (real.is_relative_to(other) or other.is_relative_to(real)):
             return f"channel {channel}'s directory, or one holding it"
     if real != top / folder:  # reached through a link: the directory may be another folder's
         for other_folder in folders:
-            if other_folder != folder and (top / other_folder).resolve() == real:
+            if other_folder != folder and real_path(top / other_folder) == real:
                 return f"installer folder {other_folder}'s directory"
     return None

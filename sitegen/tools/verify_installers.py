@@ -80,19 +80,20 @@ async def installer_problems(
         if state is None:
             found += await trio.to_thread.run_sync(_without_state, site, installer)
             continue
-        try:
-            directory = site.path(installer.path)
-        except UnsafePathError as exc:  # a link in the site that leads out of it
-            found.append((installer.path, "metadata", f"{exc}: left alone", False))
-            continue
         paths = [channel.path for channel in config.channels]
         folders = [other.path for other in config.installers]
+        # Asked first: a folder that is a loop of links does not resolve to a path.
         taken = await trio.to_thread.run_sync(
             linked_elsewhere, site.root, paths, installer.path, folders
         )
         if taken is not None:
             why = f"a link to {taken}: left alone"
             found.append((installer.path, "metadata", why, False))
+            continue
+        try:
+            directory = site.path(installer.path)
+        except UnsafePathError as exc:  # a link in the site that leads out of it
+            found.append((installer.path, "metadata", f"{exc}: left alone", False))
             continue
         for name, stored in state.files.items():
             if not NAME_RE.match(name) or name == PAGE_NAME:
