@@ -652,3 +652,34 @@ def test_a_folder_that_is_a_loop_of_links_fails_alone(
     verified = trio.run(verify_site, config, False)
     assert [(p.path, p.kind) for p in verified.problems] == [("miniconda", "metadata")]
     assert "a loop of symbolic links" in verified.problems[0].detail
+
+
+def test_a_folder_taken_out_loses_its_page_also_without_the_last_manifest(
+    tmp_path: Path,
+    upstream: tuple[UpstreamServer, Path],
+    example_upstream: ExampleUpstream,
+) -> None:
+    """Without the last render's manifest, the page of a folder channels.yaml no longer names
+    is found by the folder's state and goes as it does with the manifest (its files stay); one
+    whose folder is now a link to a channel's subdir is not removed through the link."""
+    server, _folder = upstream
+    site = tmp_path / "site"
+    channels = (
+        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+    )
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(config_text(site, server.url, channels=channels))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    assert (site / "miniconda" / "index.html").is_file()
+    manifest = site / ".sitegen" / "render" / "manifest.json"
+    config_path.write_text(config_text(site, server.url, channels=channels).split("installers:")[0])
+    manifest.unlink()
+    assert main(["render", "-c", str(config_path)]) == 0
+    assert not (site / "miniconda" / "index.html").exists()
+    assert len(on_disk(site)) == 3
+
+    shutil.rmtree(site / "miniconda")
+    (site / "miniconda").symlink_to(site / "cloud" / "example" / "linux-64")
+    manifest.unlink()
+    assert main(["render", "-c", str(config_path)]) == 0
+    assert (site / "cloud" / "example" / "linux-64" / "index.html").is_file()

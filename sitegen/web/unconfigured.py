@@ -7,7 +7,8 @@ channels.yaml are found by what it published: its subdirs' folders (those holdin
 its folder, beside its own pages. Only the pages a render writes there are named: the listing
 pages of such a subdir and, where the channel is not configured either, the channel's index,
 search index, approval pages and package pages; its metadata and package files are left to
-``sitegen remove``.
+``sitegen remove``. An installer folder taken out is found by its state, which runs keep in
+``.sitegen/installers/`` and only ``sitegen remove`` deletes: its page goes, its files stay.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from sitegen import layout
 from sitegen.config import SiteConfig
+from sitegen.sync.installer_state import linked_elsewhere
 
 
 def unconfigured_pages(root: Path, config: SiteConfig) -> set[str]:
@@ -49,7 +51,28 @@ def unconfigured_pages(root: Path, config: SiteConfig) -> set[str]:
             for entry in entries:
                 if entry.name.endswith(".html") and entry.is_file(follow_symlinks=False):
                     found.add(f"{packages}/{entry.name}")
+    for folder in _unconfigured_installers(root, config):
+        page = layout.installer_page_path(folder)
+        if (root / page).is_file():
+            found.add(page)
     return found
+
+
+def _unconfigured_installers(root: Path, config: SiteConfig) -> Iterator[str]:
+    """The installer folders a run mirrored (their state says so) that ``config`` does not
+    name, but for one that is a link to something else (its page would be another's)."""
+    configured = [installer.path for installer in config.installers]
+    channels = [channel.path for channel in config.channels]
+    try:
+        names = os.listdir(layout.installer_states_dir(root))
+    except OSError:
+        return
+    for name in sorted(names):
+        folder = layout.installer_of_state(name)
+        if folder is None or folder in configured:
+            continue
+        if linked_elsewhere(root, channels, folder, configured) is None:
+            yield folder
 
 
 def _published_subdirs(root: Path) -> Iterator[str]:
