@@ -11,8 +11,15 @@ import pytest
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import ConfigError, HistoryRetention, parse_config
 from sitegen.store.site import Site
-from sitegen.sync.history import History, new_run_id
-from sitegen.sync.report import COMPLETED, FAILED, RUNNING, MirrorReport, RunReport
+from sitegen.sync.history import History, installers_completed, new_run_id
+from sitegen.sync.report import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    InstallerReport,
+    MirrorReport,
+    RunReport,
+)
 from sitegen.sync.retention import DAY, expired_runs, prune_history
 from testkit.upstream import ExampleUpstream
 
@@ -87,6 +94,28 @@ def test_the_ledger_stays_bounded_for_a_run_every_ten_minutes() -> None:
     runs = [run(f"r{i:06d}", NOW - i * 600, a=COMPLETED) for i in range(5000)]
     kept = {r.id for r in runs} - set(expired_runs(runs, HistoryRetention(), NOW))
     assert len(kept) == HistoryRetention().keep_runs
+
+
+@pytest.mark.unit
+def test_the_runs_due_and_status_read_of_an_installer_folder_stay() -> None:
+    """An installer folder's newest run and newest completed one are read as a mirror's are
+    (--due, status, its page): a monthly folder beside a mirror run every ten minutes keeps
+    them past keep_runs, and --due still counts its schedule from its last completed run."""
+
+    def with_folder(report: RunReport, status: str) -> RunReport:
+        report.installers = [InstallerReport("miniconda", "https://example.org", status=status)]
+        return report
+
+    runs = [
+        with_folder(run("monthly", NOW - 50), COMPLETED),
+        with_folder(run("failed", NOW - 40), FAILED),
+        *(run(f"r{i}", NOW - 30 + i, a=COMPLETED) for i in range(5)),
+    ]
+    policy = HistoryRetention(keep_runs=2, keep_days=365)
+    expired = expired_runs(runs, policy, NOW)
+    assert sorted(expired) == ["r0", "r1", "r2"]
+    kept = [r for r in runs if r.id not in expired]
+    assert installers_completed(kept, NOW) == {"miniconda": NOW - 50}
 
 
 @pytest.mark.unit

@@ -4,7 +4,8 @@
 Two kinds of record stay whatever their age, because other commands read them: the newest
 record of each mirror (``sitegen status`` shows it) and the newest one in which each mirror
 completed (``sitegen mirror --due`` decides from it whether the mirror is due; without it a
-monthly mirror beside a busy one would run again once its record aged out). A record still
+monthly mirror beside a busy one would run again once its record aged out); and the same two of
+each installer folder (its page shows them too). A record still
 ``running`` is never removed: its run may be alive, and the next run marks it interrupted.
 A run dated in the future (recorded while the clock ran ahead) protects nothing once its
 mirrors have runs dated since, and is the first to go past ``keep_runs``. A record under a
@@ -27,18 +28,34 @@ DAY = 86400.0
 
 
 def protected_runs(runs: list[RunReport], now: float) -> set[str]:
-    """Ids of the newest run of each mirror and of its newest completed run, as ``sitegen
-    status`` and ``--due`` see them (see newest_first): a run dated after ``now`` (recorded
-    while the clock ran ahead) is a mirror's newest only when the mirror has no other, and
-    never its newest completed one, which --due does not count either."""
+    """Ids of the newest run of each mirror (and installer folder) and of its newest completed
+    run, as ``sitegen status`` and ``--due`` see them (see newest_first): a run dated after
+    ``now`` (recorded while the clock ran ahead) is a mirror's newest only when the mirror has
+    no other, and never its newest completed one, which --due does not count either."""
     newest: dict[str, str] = {}
     completed: dict[str, str] = {}
+    # The same of each installer folder, its completed runs counted as --due counts them (see
+    # installers_completed): none from before a `sitegen remove` of the folder.
+    folders: dict[str, str] = {}
+    folders_completed: dict[str, str] = {}
+    removed: set[str] = set()
     for run in newest_first(runs, now):
         for mirror in run.mirrors:
             newest.setdefault(mirror.name, run.id)
             if mirror.status == COMPLETED and run.started <= now:
                 completed.setdefault(mirror.name, run.id)
-    return set(newest.values()) | set(completed.values())
+        for installer in run.installers:
+            folders.setdefault(installer.path, run.id)
+            if run.removal:
+                removed.add(installer.path)
+                continue
+            if (
+                installer.status == COMPLETED
+                and run.started <= now
+                and installer.path not in removed
+            ):
+                folders_completed.setdefault(installer.path, run.id)
+    return {*newest.values(), *completed.values(), *folders.values(), *folders_completed.values()}
 
 
 def expired_runs(runs: list[RunReport], policy: HistoryRetention, now: float) -> list[str]:
