@@ -197,3 +197,22 @@ def test_status_after_a_run_and_of_a_folder_taken_out_of_the_configuration(
     assert (left["path"], left["files"]) == ("miniconda", 2) and left["bytes"] > 0
     assert main(["status", "-c", str(config)]) == EXIT_OK
     assert "installer folder not configured, still served: miniconda (" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_status_of_a_folder_that_is_a_loop_of_links(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder that is a loop of links leads nowhere, as a dangling link does: status shows
+    it holding nothing, as the run that fails it says, instead of failing whole."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "miniconda").symlink_to(site / "miniconda")
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels: {{}}\ninstallers:\n"
+        "  miniconda:\n    url: https://repo.example.org/miniconda/\n"
+    )
+    assert main(["status", "-c", str(config), "--json"]) == EXIT_OK
+    (found,) = json.loads(capsys.readouterr().out)["installers"]
+    assert (found["path"], found["files"], found["bytes"]) == ("miniconda", 0, 0)

@@ -8,6 +8,7 @@ files from here. The disk is the truth: an entry whose file is gone is no file o
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,7 +65,8 @@ def save_state(site: Site, folder: str, state: InstallerState) -> None:
 
 def stored_names(directory: Path) -> set[str]:
     """The files of an installer folder on disk: regular files with a plain name, but its
-    page (temporaries and anything else hidden start with a dot)."""
+    page (temporaries and anything else hidden start with a dot). None where it is missing,
+    or a link that leads nowhere (dangling, or a loop)."""
     try:
         with os.scandir(directory) as entries:
             return {
@@ -76,6 +78,10 @@ def stored_names(directory: Path) -> set[str]:
             }
     except (FileNotFoundError, NotADirectoryError):
         return set()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return set()
+        raise
 
 
 def linked_elsewhere(
