@@ -683,3 +683,26 @@ def test_a_folder_taken_out_loses_its_page_also_without_the_last_manifest(
     manifest.unlink()
     assert main(["render", "-c", str(config_path)]) == 0
     assert (site / "cloud" / "example" / "linux-64" / "index.html").is_file()
+
+
+def test_a_folder_holding_a_repodata_json_is_no_channel_to_a_render(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    """An installer folder whose upstream lists a file named repodata.json is still no
+    channel's subdir: a render without its last manifest, looking for the pages of subdirs
+    channels.yaml no longer names, takes none of the folder's files for a listing page."""
+    server, folder = upstream
+    files = {**FILES, "repodata.json": b"{}", "page-2.html": b"<p>notes</p>"}
+    write_folder(folder, files)
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site}\nchannels: {{}}\n"
+        f"installers:\n  tools/miniconda:\n    url: {server.url}/miniconda/\n"
+    )
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    held = sorted(p.name for p in (site / "tools" / "miniconda").iterdir())
+    assert held == sorted([*files, "index.html"])
+    (site / ".sitegen" / "render" / "manifest.json").unlink()
+    assert main(["render", "-c", str(config_path)]) == 0
+    assert sorted(p.name for p in (site / "tools" / "miniconda").iterdir()) == held

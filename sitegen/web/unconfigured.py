@@ -3,8 +3,8 @@
 A render removes the pages it no longer produces by the list its last manifest kept. Without
 that manifest (lost, damaged, of another version) the pages of a channel taken out of
 channels.yaml are found by what it published: its subdirs' folders (those holding a
-``repodata.json``, which runs never delete when the configuration stops naming them) lie in
-its folder, beside its own pages. Only the pages a render writes there are named: the listing
+``repodata.json``, which runs never delete when the configuration stops naming them; an
+installer folder is none, whatever files it holds) lie in its folder, beside its own pages. Only the pages a render writes there are named: the listing
 pages of such a subdir and, where the channel is not configured either, the channel's index,
 search index, approval pages and package pages; its metadata and package files are left to
 ``sitegen remove``. An installer folder taken out is found by its state, which runs keep in
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from sitegen import layout
@@ -29,7 +29,10 @@ def unconfigured_pages(root: Path, config: SiteConfig) -> set[str]:
     channels = {channel.path for channel in config.channels}
     subdirs = {f"{c.path}/{subdir}" for c in config.channels for subdir in c.subdirs}
     found: set[str] = set()
-    for subdir in _published_subdirs(root):
+    # An installer folder may hold a file named repodata.json too: it is no channel's subdir.
+    folders = {installer.path for installer in config.installers}
+    unconfigured = list(_unconfigured_installers(root, config))
+    for subdir in _published_subdirs(root, folders | set(unconfigured)):
         channel, _, name = subdir.rpartition("/")
         if not channel or subdir in subdirs:  # (a folder at the top is no channel's subdir)
             continue
@@ -51,7 +54,7 @@ def unconfigured_pages(root: Path, config: SiteConfig) -> set[str]:
             for entry in entries:
                 if entry.name.endswith(".html") and entry.is_file(follow_symlinks=False):
                     found.add(f"{packages}/{entry.name}")
-    for folder in _unconfigured_installers(root, config):
+    for folder in unconfigured:
         page = layout.installer_page_path(folder)
         if (root / page).is_file():
             found.add(page)
@@ -75,10 +78,10 @@ def _unconfigured_installers(root: Path, config: SiteConfig) -> Iterator[str]:
             yield folder
 
 
-def _published_subdirs(root: Path) -> Iterator[str]:
+def _published_subdirs(root: Path, folders: Collection[str]) -> Iterator[str]:
     """The site-relative paths of the folders holding a ``repodata.json``, not looked into
-    (their package files are not listed), sitegen's own top-level names and dot-names left
-    out."""
+    (their package files are not listed), sitegen's own top-level names, dot-names and the
+    installer folders ``folders`` left out."""
     pending = [root]
     while pending:
         current = pending.pop()
@@ -93,6 +96,8 @@ def _published_subdirs(root: Path) -> Iterator[str]:
             if current == root and entry.name in layout.RESERVED_TOP:
                 continue
             directory = Path(entry.path)
+            if directory.relative_to(root).as_posix() in folders:
+                continue
             if (directory / layout.REPODATA).is_file():
                 yield directory.relative_to(root).as_posix()
             else:
