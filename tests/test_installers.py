@@ -706,3 +706,32 @@ def test_a_folder_holding_a_repodata_json_is_no_channel_to_a_render(
     (site / ".sitegen" / "render" / "manifest.json").unlink()
     assert main(["render", "-c", str(config_path)]) == 0
     assert sorted(p.name for p in (site / "tools" / "miniconda").iterdir()) == held
+
+
+def test_a_folder_holding_a_repodata_json_is_no_subdir_left_published(
+    tmp_path: Path,
+    upstream: tuple[UpstreamServer, Path],
+    example_upstream: ExampleUpstream,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An installer folder whose upstream lists a file named repodata.json is no subdir that
+    channels.yaml stopped naming: the run log and status do not tell to remove it as one, and
+    `sitegen remove` of the folder above it finds no channel there to delete its files as."""
+    server, folder = upstream
+    write_folder(folder, {**FILES, "repodata.json": b"{}"})
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site}\n"
+        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+        f"installers:\n  tools/miniconda:\n    url: {server.url}/miniconda/\n"
+    )
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    held = sorted(p.name for p in (site / "tools" / "miniconda").iterdir())
+    assert "no channel in the configuration names it" not in caplog.text
+    capsys.readouterr()
+    assert main(["status", "-c", str(config_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unconfigured"] == []
+    assert main(["remove", "tools", "-c", str(config_path)]) != 0
+    assert sorted(p.name for p in (site / "tools" / "miniconda").iterdir()) == held

@@ -204,9 +204,14 @@ def warn_unconfigured(config: SiteConfig) -> None:
     """Name in the run's log every subdir still served that channels.yaml no longer names: runs
     never touch it again, so without this a channel taken out of the file would stay
     installable, unseen, as last published (a run with nothing due says nothing)."""
-    from sitegen.tools.site_disk import configured_subdirs, unconfigured_subdirs
+    from sitegen.tools.site_disk import (
+        configured_subdirs,
+        installer_folders,
+        unconfigured_subdirs,
+    )
 
-    for stale in unconfigured_subdirs(config.output, configured_subdirs(config), measure=False):
+    configured, folders = configured_subdirs(config), installer_folders(config)
+    for stale in unconfigured_subdirs(config.output, configured, False, folders):
         log.warning(
             "%s is still published but no channel in the configuration names it: clients can"
             " still install from it; `sitegen remove %s` stops serving it",

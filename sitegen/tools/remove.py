@@ -66,7 +66,7 @@ from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunAccess, RunRe
 from sitegen.tools.remove_journal import Removal, begin, planned, read_journal
 from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
 from sitegen.tools.remove_state import remove_empty_tree, remove_state, state_paths
-from sitegen.tools.site_disk import configured_subdirs, unconfigured_subdirs
+from sitegen.tools.site_disk import configured_subdirs, installer_folders, unconfigured_subdirs
 
 log = logging.getLogger("sitegen")
 
@@ -140,7 +140,8 @@ def _published_removal(config: SiteConfig, path: str) -> Removal | None:
             " first (a run never deletes it then; this command does)"
         )
     root = Site(config.output).root
-    published = [u.path for u in unconfigured_subdirs(root, configured, measure=False)]
+    folders = installer_folders(config)
+    published = [u.path for u in unconfigured_subdirs(root, configured, False, folders)]
     parent = path.rpartition("/")[0]
     if path in published and parent:
         siblings = [p for p in published if p.rpartition("/")[0] == parent]

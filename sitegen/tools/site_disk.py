@@ -12,6 +12,7 @@ delete it on purpose with ``sitegen remove`` (:mod:`sitegen.tools.remove`).
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,11 +70,12 @@ def configured_subdirs(config: SiteConfig) -> set[str]:
 
 
 def unconfigured_subdirs(
-    root: Path, configured: set[str], measure: bool = True
+    root: Path, configured: set[str], measure: bool = True, folders: Collection[str] = ()
 ) -> list[UnconfiguredSubdir]:
     """The published subdirs under ``root`` (directories holding a ``repodata.json``) whose
     site-relative path (``<channel>/<subdir>``) is not in ``configured``, sorted by path;
-    with ``measure``, with the disk each uses (else 0 bytes in 0 files).
+    with ``measure``, with the disk each uses (else 0 bytes in 0 files). The installer
+    folders ``folders`` (see :func:`installer_folders`) are none, whatever files they hold.
 
     The walk stops at every subdir it finds (their package files are not listed unless
     measured) and skips sitegen's own top-level names and dot-names, so it costs one
@@ -89,14 +91,22 @@ def unconfigured_subdirs(
             if current == root and entry.name in RESERVED_TOP:
                 continue
             directory = Path(entry.path)
+            path = directory.relative_to(root).as_posix()
+            if path in folders:
+                continue
             if not (directory / REPODATA).is_file():
                 pending.append(directory)
                 continue
-            path = directory.relative_to(root).as_posix()
             if path not in configured:
                 used = disk_usage(directory, set()) if measure else (0, 0)
                 found.append(UnconfiguredSubdir(path, *used))
     return sorted(found, key=lambda u: u.path)
+
+
+def installer_folders(config: SiteConfig) -> set[str]:
+    """The installer folders of the site: those configured, and those a run mirrored (their
+    state says so) that channels.yaml names no more."""
+    return {i.path for i in config.installers} | set(unconfigured_installers(config))
 
 
 def unconfigured_installers(config: SiteConfig) -> list[str]:

@@ -29,6 +29,7 @@ from sitegen.tools.site_disk import (
     UnconfiguredSubdir,
     configured_subdirs,
     disk_usage,
+    installer_folders,
     unconfigured_installers,
     unconfigured_subdirs,
 )
@@ -263,7 +264,8 @@ def build_status(
 
 def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
     site = Site(config.output)
-    unconfigured = tuple(unconfigured_subdirs(site.root, configured_subdirs(config)))
+    folders = installer_folders(config)
+    unconfigured = tuple(unconfigured_subdirs(site.root, configured_subdirs(config), True, folders))
     roots = {c.path: site.root / c.path for c in config.channels}
     # Nested channels count as themselves, and subdirs no longer configured on their own line.
     own = set(roots.values()) | {site.root / u.path for u in unconfigured}
