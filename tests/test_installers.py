@@ -735,3 +735,26 @@ def test_a_folder_holding_a_repodata_json_is_no_subdir_left_published(
     assert json.loads(capsys.readouterr().out)["unconfigured"] == []
     assert main(["remove", "tools", "-c", str(config_path)]) != 0
     assert sorted(p.name for p in (site / "tools" / "miniconda").iterdir()) == held
+
+
+def test_the_run_pages_link_a_folder_page_only_while_there_is_one(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    """The history and run pages link each folder's page while the render writes it: once the
+    folder is taken out of channels.yaml (its page gone), they name it without a link."""
+    server, _folder = upstream
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(config_text(site, server.url))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+
+    def linking() -> list[str]:
+        pages = [site / "history" / "index.html", *(site / "history").glob("2*.html")]
+        return sorted(p.name for p in pages if "miniconda/index.html" in p.read_text())
+
+    assert len(linking()) == 2  # the history page and the run's
+    config_path.write_text(config_text(site, server.url).split("installers:")[0])
+    assert main(["render", "-c", str(config_path)]) == 0
+    assert not (site / "miniconda" / "index.html").exists()
+    assert linking() == []
+    assert "miniconda/" in (site / "history" / "index.html").read_text()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sitegen.layout import history_page_path, package_page_path, run_page_path
@@ -15,11 +15,14 @@ FEED_ENTRIES = 100
 HISTORY_PAGE_SIZE = 50
 
 
-def history_json(reports: list[RunReport], scrub: Scrub = same) -> dict[str, Any]:
-    """The machine-readable history: every run, newest first, with counts per subdir/mirror."""
+def history_json(
+    reports: list[RunReport], scrub: Scrub = same, folder_pages: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The machine-readable history: every run, newest first, with counts per subdir/mirror
+    (and installer folder, its page where ``folder_pages`` has one: see run_summary)."""
     runs = []
     for report in reports:
-        summary = run_summary(report, scrub)
+        summary = run_summary(report, scrub, folder_pages)
         for key in ("status_words", "started_text", "ended_text", "duration_text", "all_errors"):
             summary.pop(key)
         for part in (*summary["channels"], *summary["installers"]):

@@ -7,6 +7,7 @@ the state gives what a page shows of them, the disk whether they are still there
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +102,14 @@ def landing_installers(pages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
     ]
 
 
-def installer_row(ir: InstallerReport, scrub: Any) -> dict[str, Any]:
-    """A folder's row in a run's summary (the history pages, history.json)."""
+def installer_row(
+    ir: InstallerReport, scrub: Any, folder_pages: Collection[str] | None = None
+) -> dict[str, Any]:
+    """A folder's row in a run's summary (the history pages, history.json); ``folder_pages``:
+    the folders whose page the render writes (None: every folder's)."""
     return {
         "path": ir.path,
-        "page": _page(ir),
+        "page": _page(ir, folder_pages),
         "source": scrub(ir.source),
         "status": ir.status,
         "status_words": STATUS_WORDS.get(ir.status, ir.status),
@@ -121,7 +125,9 @@ def installer_row(ir: InstallerReport, scrub: Any) -> dict[str, Any]:
     }
 
 
-def installer_changes(ir: InstallerReport, scrub: Any) -> dict[str, Any]:
+def installer_changes(
+    ir: InstallerReport, scrub: Any, folder_pages: Collection[str] | None = None
+) -> dict[str, Any]:
     """What a run changed in a folder, for its page: the files and the rows it skipped."""
 
     def listed(names: list[str]) -> dict[str, Any]:
@@ -130,7 +136,7 @@ def installer_changes(ir: InstallerReport, scrub: Any) -> dict[str, Any]:
 
     return {
         "path": ir.path,
-        "page": _page(ir),
+        "page": _page(ir, folder_pages),
         "added": listed(ir.added),
         "updated": listed(ir.updated),
         "removed": listed(ir.removed),
@@ -141,6 +147,9 @@ def installer_changes(ir: InstallerReport, scrub: Any) -> dict[str, Any]:
     }
 
 
-def _page(ir: InstallerReport) -> str | None:
-    """The folder's page; None for a folder ``sitegen remove`` deleted, page and all."""
-    return None if ir.status == REMOVED else installer_page_path(ir.path)
+def _page(ir: InstallerReport, folder_pages: Collection[str] | None) -> str | None:
+    """The folder's page; None for a folder ``sitegen remove`` deleted, page and all, and for
+    one without a page now (taken out of channels.yaml, or a link its runs leave alone)."""
+    if ir.status == REMOVED or (folder_pages is not None and ir.path not in folder_pages):
+        return None
+    return installer_page_path(ir.path)

@@ -160,12 +160,13 @@ class _Renderer:
             landing_model(self.config, summaries, reports, self.scrub), self.config
         )
         landing["stats"] = landing_stats(self.stats)  # download statistics: None without
-        landing["installers"] = landing_installers(self._installers(reports))
+        folder_pages = self._installers(reports)
+        landing["installers"] = landing_installers(folder_pages)
         self.writer.page(layout.LANDING_PAGE, "landing.html", landing)
         if self.stats is not None:
             model = stats_page_model(self.stats, package_pages)
             self.writer.page(layout.STATS_PAGE, "stats.html", model)
-        self._history(reports, package_pages)
+        self._history(reports, package_pages, set(folder_pages))
         self._remove_stale()
         manifest = Manifest(
             version=MANIFEST_VERSION,
@@ -337,10 +338,14 @@ class _Renderer:
             out[report.id] = groups
         return out
 
-    def _history(self, reports: list[RunReport], package_pages: dict[str, set[str]]) -> None:
+    def _history(
+        self, reports: list[RunReport], package_pages: dict[str, set[str]], folders: set[str]
+    ) -> None:
+        """The history pages, run pages, history.json and feed; ``folders``: the installer
+        folders with a page, which they link."""
         gates = gate_changes(reports)
         summaries = [
-            {**run_summary(r, self.scrub), "gate_counts": gates[r.id]["gate_counts"]}
+            {**run_summary(r, self.scrub, folders), "gate_counts": gates[r.id]["gate_counts"]}
             for r in reports
         ]
         for chunk in history_pages(summaries):
@@ -349,9 +354,9 @@ class _Renderer:
             self.writer.page(
                 layout.run_page_path(report.id),
                 "run.html",
-                {**run_detail(report, self.scrub, package_pages), **gates[report.id]},
+                {**run_detail(report, self.scrub, package_pages, folders), **gates[report.id]},
             )
-        self.writer.json(layout.HISTORY_JSON, history_json(reports, self.scrub))
+        self.writer.json(layout.HISTORY_JSON, history_json(reports, self.scrub, folders))
         entries = feed_entries(reports, package_pages, groups=self._feed_groups(reports))
         feed = {
             "entries": entries,

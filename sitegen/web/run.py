@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -89,8 +89,11 @@ def mirror_row(mirror: MirrorReport, scrub: Scrub) -> dict[str, Any]:
     }
 
 
-def run_summary(report: RunReport, scrub: Scrub = same) -> dict[str, Any]:
-    """One run as the history page and history.json show it (counts, not file lists)."""
+def run_summary(
+    report: RunReport, scrub: Scrub = same, folder_pages: Collection[str] | None = None
+) -> dict[str, Any]:
+    """One run as the history page and history.json show it (counts, not file lists);
+    ``folder_pages``: the installer folders whose page there is to link (None: all)."""
     channels = [
         {
             "channel": c.channel,
@@ -111,7 +114,7 @@ def run_summary(report: RunReport, scrub: Scrub = same) -> dict[str, Any]:
         for c in report.channels
     ]
     mirrors = [mirror_row(m, scrub) for m in report.mirrors]
-    installers = [installer_row(i, scrub) for i in report.installers]
+    installers = [installer_row(i, scrub, folder_pages) for i in report.installers]
     errors = [scrub(e) for e in report.errors]
     all_errors = (
         errors
@@ -168,13 +171,17 @@ def _by_count(*counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def run_detail(
-    report: RunReport, scrub: Scrub = same, package_pages: Mapping[str, set[str]] | None = None
+    report: RunReport,
+    scrub: Scrub = same,
+    package_pages: Mapping[str, set[str]] | None = None,
+    folder_pages: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """A run's own page: the summary plus what changed, the filters and the dependency report.
 
-    ``package_pages`` (channel -> names with a page now) links changed files to their packages.
+    ``package_pages`` (channel -> names with a page now) links changed files to their packages,
+    ``folder_pages`` (the installer folders with a page now; None: all) their folders.
     """
-    summary = run_summary(report, scrub)
+    summary = run_summary(report, scrub, folder_pages)
     package_pages = package_pages or {}
     changes = []
     for c in report.channels:
@@ -232,7 +239,7 @@ def run_detail(
                 ],
             }
         )
-    installer_details = [installer_changes(i, scrub) for i in report.installers]
+    installer_details = [installer_changes(i, scrub, folder_pages) for i in report.installers]
     return {
         **summary,
         "changes": changes,
