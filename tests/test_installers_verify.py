@@ -202,6 +202,20 @@ def test_a_site_of_installer_folders_only_that_never_ran_has_nothing_to_verify(
     )
 
 
+def test_a_folder_that_is_a_loop_of_links_and_never_ran_has_nothing_to_verify(
+    tmp_path: Path, upstream_server_factory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder that is a loop of links leads nowhere, as a dangling link does: it holds
+    nothing to verify, which verify says, rather than failing on the loop."""
+    upstream = tmp_path / "upstream" / "miniconda"
+    write_folder(upstream, FILES)
+    m = Folder(tmp_path, upstream_server_factory(upstream.parent), upstream)
+    m.site.mkdir()
+    m.folder.symlink_to(m.folder)
+    assert m.run("verify") == 1
+    assert capsys.readouterr().out.startswith("nothing to verify: ")
+
+
 def test_a_folder_made_a_link_to_a_channel_is_left_alone(
     mirrored: Folder, example_upstream: ExampleUpstream, capsys: pytest.CaptureFixture[str]
 ) -> None:

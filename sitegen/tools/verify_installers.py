@@ -16,6 +16,7 @@ index and writes the state again.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import stat
@@ -147,7 +148,8 @@ def _regular(path: Path) -> bool:
 
 def _entries(directory: Path) -> set[str]:
     """What the web server serves from the folder but its page: regular files and links with
-    a name a run could give (temporaries and other hidden names start with a dot)."""
+    a name a run could give (temporaries and other hidden names start with a dot). None where
+    it is missing, or a link that leads nowhere (dangling, or a loop)."""
     try:
         with os.scandir(directory) as entries:
             return {
@@ -159,6 +161,10 @@ def _entries(directory: Path) -> set[str]:
             }
     except (FileNotFoundError, NotADirectoryError):
         return set()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return set()
+        raise
 
 
 async def _refetch(config: SiteConfig, site: Site, refetch: list[_Refetch]) -> None:
