@@ -29,7 +29,7 @@ from sitegen.sync.installer_listing import NAME_RE, PAGE_NAME
 from sitegen.sync.installer_state import read_state
 from sitegen.sync.report import COMPLETED, InstallerReport, RunAccess, RunReport
 from sitegen.tools.remove import REMOVED, RemovalRefused, site_relative
-from sitegen.tools.remove_state import remove_empty_dirs, remove_empty_tree
+from sitegen.tools.remove_state import remove_empty_tree
 
 log = logging.getLogger("sitegen")
 
@@ -155,7 +155,7 @@ def remove_folder(config: SiteConfig, path: str) -> tuple[FolderRemoval, list[st
         )
         kept = [removal.path] if os.path.lexists(directory) else []
         if not kept:
-            remove_empty_dirs(directory.parent, site.root)
+            site.remove_empty_dirs(directory.parent, site.root)
         # Before the state, which is what lets the same command finish after a crash.
         forget_installer_counts(config, removal.path)
         site.remove(installer_state_path(site.root, removal.path))
