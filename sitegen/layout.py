@@ -394,7 +394,10 @@ def access_dir(root: Path) -> Path:
 
 TOKENS_FILE = "tokens.json"  # the token store: names, scopes, hashes; mode 0600
 NGINX_TOKENS_MAP = "nginx-tokens.map"  # included by the nginx config (`map` entries)
-APACHE_TOKENS_DIR = "apache"  # <channel>/<token id>.sha1|.until, read by Apache per request
+APACHE_TOKENS_DIR = "apache"  # <scope>/<token id>.sha1|.until, read by Apache per request
+# The scope of `access: {site: private}` in the token files, beside the private channels' own
+# (their paths): no channel path starts with "_".
+SITE_TOKEN_SCOPE = "_site"
 ACCESS_LOCK = ".lock"  # held while the web server's files are written from the store
 
 

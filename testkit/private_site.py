@@ -37,6 +37,8 @@ PREFIX = "/anaconda"
 PUBLIC = "cloud/conda-forge"
 PRIVATE = "internal/licensed"
 PULL = "internal/pull"  # private and passive: package files come through the fetcher
+# Public and passive, in a private site only (``private_site(..., site=True)``): behind any token.
+OPEN_PULL = "cloud/pull"
 # HTTP Basic logins giving the token each base64 alignment (login + ":" is 1, 2 or 3 bytes mod
 # 3), the token's name among them.
 BASIC_LOGINS = ("", "a", "ab", "ci", "someone-else")
@@ -63,13 +65,18 @@ def token_add(config: Path, *args: str) -> str:
 
 
 @contextlib.contextmanager
-def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
+def private_site(example_upstream: ExampleUpstream, site: bool = False) -> Iterator[PrivateSite]:
     """A public channel, a private one and a private passive one, mirrored from the example
     upstream with pages rendered, in a directory the web server user can read. Tokens: ``ci``
     (reads through the group), ``alice`` (granted by ``--channel``), ``gone`` (revoked),
-    ``outsider`` (reads nothing), ``old`` (expired)."""
+    ``outsider`` (reads no channel), ``old`` (expired). ``site``: the whole site is private
+    (``access: {site: private}``), with a public passive channel too, :data:`OPEN_PULL`."""
     user = server_user()
     group = user.split(":")[1] if user else None
+    open_pull = (
+        f"  {OPEN_PULL}:\n    mirrors:\n      - {{name: open-pull, url: {example_upstream.url},"
+        " subdirs: [linux-64], mode: passive}\n"
+    )
     with world_readable_dir() as root:
         config_path = root / "channels.yaml"
         config_path.write_text(
@@ -77,6 +84,7 @@ def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
                 output: site
                 download: {{retries: 0}}
                 access:
+                  {"site: private" if site else ""}
                   dir: {root}/access
                   {f"group: {group}" if group else ""}
                   groups: {{team: [ci]}}
@@ -97,6 +105,7 @@ def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
                         subdirs: [linux-64]
                         mode: passive
                 """)
+            + (open_pull if site else "")
         )
         config = load_config(config_path)
         report = trio.run(run_mirror, config, MirrorOptions(progress=False))

@@ -9,7 +9,7 @@ The token is found in the store by comparing hashes in constant time
 (:meth:`~sitegen.access.tokens.TokenStore.find`).
 
 Which tokens may read a channel is what channels.yaml says *now* (``access``, ``readers``,
-``access.groups``): each run rewrites the web server's token files from them, and the fetcher
+``access.groups``, ``access.site``): each run rewrites the web server's token files from them, and the fetcher
 runs on from one run to the next, so it reads the file again whenever it changes.
 """
 
@@ -63,8 +63,9 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 class TokenCheck:
-    """Whether a request may read a channel: a public one needs nothing, a private one a
-    token of one of its readers, both as channels.yaml says now."""
+    """Whether a request may read a channel: a public one needs nothing (any token of the
+    store when the whole site is private), a private one a token of one of its readers, all
+    as channels.yaml says now."""
 
     def __init__(self, config: SiteConfig) -> None:
         self.store = AccessPaths.of(config).store
@@ -95,17 +96,19 @@ class TokenCheck:
         """None when the request may read ``channel``, else the status the web servers answer
         it with: 401 without the right token (none, a wrong one, one that may not read the
         channel), 403 with the right one revoked or expired (their token files list the dead
-        tokens of a channel's readers too).
+        tokens of a channel's readers too). A private channel takes a token of its readers; a
+        public one of a private site (``access: {site: private}``) any token of the store.
 
         Blocking (reads channels.yaml when it changed, and the store): call it from a
         thread. ``channel``: as configured when the fetcher started."""
         config = self.current()
+        site_private = config.access.site_private
         now_configured = next((c for c in config.channels if c.path == channel.path), None)
         if now_configured is None:
             # Taken out of channels.yaml: a run took a private one's token files away.
-            return 401 if channel.private else None
+            return 401 if channel.private or site_private else None
         channel = now_configured
-        if not channel.private:
+        if not channel.private and not site_private:
             return None
         token = credential(headers)
         if token is None:
@@ -117,6 +120,6 @@ class TokenCheck:
             # request, each logged; the message names tokens, never holds one.
             log.error("%s: %s", self.store.path, exc)
             return 401
-        if record is None or not readers_of(config, channel, [record]):
+        if record is None or (channel.private and not readers_of(config, channel, [record])):
             return 401
         return None if record.state(now) == "active" else 403

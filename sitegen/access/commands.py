@@ -1,4 +1,4 @@
-"""``sitegen token add|list|revoke``: tokens for private channels.
+"""``sitegen token add|list|revoke``: tokens for a private site and private channels.
 
 ``add`` prints the new token once, on stdout and nowhere else (the store keeps hashes); it is
 generated here, so it never passes through a command line or an environment. ``check`` and
@@ -31,6 +31,10 @@ from sitegen.config import SiteConfig, load_config
 from sitegen.config.access import TOKEN_NAME_RE
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# What a token reads when the whole site is private (``access: {site: private}``), in the
+# CHANNELS column of ``token list`` and ``token check``: no channel path has parentheses.
+SITE_SCOPE_LABEL = "(site)"
 
 AddParser = Callable[[str, str], argparse.ArgumentParser]
 
@@ -188,7 +192,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _scope(config: SiteConfig, record: TokenRecord) -> list[str]:
-    return [c.path for c in config.channels if c.private and readers_of(config, c, [record])]
+    """What the token may read: ``(site)`` when the whole site is private (every token may),
+    and the private channels whose readers it is among."""
+    site = [SITE_SCOPE_LABEL] if config.access.site_private else []
+    return site + [c.path for c in config.channels if c.private and readers_of(config, c, [record])]
 
 
 def _apply(config: SiteConfig, reload: bool) -> int:

@@ -14,7 +14,7 @@ import subprocess
 
 from sitegen.access.server_files import (
     AccessError,
-    private_channels,
+    token_guarded,
     unknown_readers_lines,
     write_server_files,
 )
@@ -40,9 +40,10 @@ def reload_server(config: SiteConfig) -> str | None:
 
 
 def refresh_access(config: SiteConfig) -> bool:
-    """Bring the token files in line before a run (no private channel: nothing to do);
-    whether all went well. A failure is logged and fails the run's exit status, not the run."""
-    if not private_channels(config):
+    """Bring the token files in line before a run (neither the site nor a channel private:
+    nothing to do); whether all went well. A failure is logged and fails the run's exit
+    status, not the run."""
+    if not token_guarded(config):
         return True
     try:
         written = write_server_files(config)

@@ -4,18 +4,20 @@ Both hold hashes only (see :mod:`sitegen.access.tokens`) and live in the access 
 outside the site:
 
 * ``nginx-tokens.map``: ``map`` entries, included by the config ``sitegen webconf nginx``
-  prints. Key: ``"<channel> <token id>"`` (path token, Bearer) or ``"<channel> basic<a>:<key>"``
+  prints. Key: ``"<scope> <token id>"`` (path token, Bearer) or ``"<scope> basic<a>:<key>"``
   (HTTP Basic with any login: one entry per alignment ``a``, see :mod:`sitegen.access.tokens`;
   the key is base64, ``[A-Za-z0-9+/]``, nothing nginx unquotes in a double-quoted string);
   value: ``"<md5>[,<expiry epoch>]"`` for ``secure_link``, which then answers
   "1" (the right token, in time), "0" (the right token, expired: revoked tokens expire in 1970)
   or "" (anything else). nginx reads it when it (re)loads its configuration.
-* ``apache/<channel>/<token id>.sha1`` and ``.until`` (``YYYYMMDDHHMMSS``, the server's local
+* ``apache/<scope>/<token id>.sha1`` and ``.until`` (``YYYYMMDDHHMMSS``, the server's local
   time, like Apache's ``%{TIME}``): read by Apache's ``file()`` expression on every request,
   so changes apply at once.
 
-Every token that may read a private channel gets entries, the revoked and expired ones too: a
-right but dead token answers 403, a wrong one 401.
+A scope is a private channel's path, or ``_site`` (:data:`~sitegen.layout.SITE_TOKEN_SCOPE`)
+for every path of a site with ``access: {site: private}``. Every token that may read a scope gets
+entries, the revoked and expired ones too: a right but dead token answers 403, a wrong one 401.
+Every token of the store may read the site; a private channel's readers only, the channel.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sitegen.layout import (
     ACCESS_LOCK,
     APACHE_TOKENS_DIR,
     NGINX_TOKENS_MAP,
+    SITE_TOKEN_SCOPE,
     TOKENS_FILE,
     access_dir,
 )
@@ -113,6 +116,12 @@ def private_channels(config: SiteConfig) -> tuple[ChannelConfig, ...]:
     return tuple(c for c in config.channels if c.private)
 
 
+def token_guarded(config: SiteConfig) -> bool:
+    """Whether any path of the site answers only to a token: the whole site is private, or a
+    channel is."""
+    return config.access.site_private or bool(private_channels(config))
+
+
 def readers_of(
     config: SiteConfig, channel: ChannelConfig, records: Iterable[TokenRecord]
 ) -> list[TokenRecord]:
@@ -158,19 +167,29 @@ def unknown_readers_lines(unknown: Iterable[tuple[str, tuple[str, ...]]]) -> lis
     ]
 
 
+def scopes(config: SiteConfig, records: list[TokenRecord]) -> list[tuple[str, list[TokenRecord]]]:
+    """(scope, the tokens that may read it): the whole site when it is private (any token of
+    the store), then each private channel (its readers)."""
+    out = []
+    if config.access.site_private:
+        out.append((SITE_TOKEN_SCOPE, [check_record(r) for r in records]))
+    out += [(c.path, readers_of(config, c, records)) for c in private_channels(config)]
+    return out
+
+
 def nginx_map_text(config: SiteConfig, records: list[TokenRecord]) -> str:
     lines = ["# written by sitegen from the token store: hashes only; do not edit\n"]
-    for channel in private_channels(config):
-        for record in readers_of(config, channel, records):
+    for scope, readers in scopes(config, records):
+        for record in readers:
             if record.revoked:
                 expiry = f",{REVOKED_EPOCH}"
             elif record.expires_at is not None:
                 expiry = f",{int(record.expires_at.timestamp())}"
             else:
                 expiry = ""
-            lines.append(f'"{channel.path} {record.id}" "{record.nginx_md5}{expiry}";\n')
+            lines.append(f'"{scope} {record.id}" "{record.nginx_md5}{expiry}";\n')
             for key, md5 in zip(basic_keys(record.id), record.nginx_basic_md5s, strict=True):
-                lines.append(f'"{channel.path} {key}" "{md5}{expiry}";\n')
+                lines.append(f'"{scope} {key}" "{md5}{expiry}";\n')
     return "".join(lines)
 
 
@@ -186,10 +205,10 @@ def apache_until(record: TokenRecord) -> str:
 def apache_files(config: SiteConfig, records: list[TokenRecord]) -> dict[str, str]:
     """Relative path under ``apache/`` -> content (no newline: ``file()`` keeps it)."""
     out: dict[str, str] = {}
-    for channel in private_channels(config):
-        for record in readers_of(config, channel, records):
-            out[f"{channel.path}/{record.id}.sha1"] = record.apache_sha1
-            out[f"{channel.path}/{record.id}.until"] = apache_until(record)
+    for scope, readers in scopes(config, records):
+        for record in readers:
+            out[f"{scope}/{record.id}.sha1"] = record.apache_sha1
+            out[f"{scope}/{record.id}.until"] = apache_until(record)
     return out
 
 
@@ -266,7 +285,7 @@ def _write(path: Path, text: str, mode: int, gid: int) -> bool:
 
 
 def _remove_stale(root: Path, wanted: set[str]) -> bool:
-    """Remove the files of tokens that no longer read a channel, and of channels no longer
+    """Remove the files of tokens that no longer read a scope, and of scopes no longer
     private; whether there were any."""
     removed = False
     for path in sorted(root.rglob("*"), reverse=True):

@@ -285,7 +285,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _webconf(args: argparse.Namespace) -> int:
-    from sitegen.access.server_files import AccessError, private_channels, write_server_files
+    from sitegen.access.server_files import AccessError, token_guarded, write_server_files
     from sitegen.tools.webconf import (
         WebconfError,
         WebconfOptions,
@@ -295,7 +295,7 @@ def _webconf(args: argparse.Namespace) -> int:
     )
 
     config = load(args)
-    if private_channels(config):
+    if token_guarded(config):
         try:
             write_server_files(config)  # the config includes them: they must exist
         except AccessError as exc:

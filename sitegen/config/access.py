@@ -1,7 +1,9 @@
-"""The access settings of channels.yaml: private channels, their readers, token groups.
+"""The access settings of channels.yaml: a private site, private channels, their readers,
+token groups.
 
 ```yaml
 access:                          # optional; everything has a default
+  site: private                  # default: public; private: every path answers only to a token
   dir: /var/lib/sitegen/access   # token store + web server token files (default: beside the site)
   group: www-data                # the web server's group: may read the generated files
   reload: [systemctl, reload, nginx]   # run by `sitegen token ... --reload`
@@ -36,29 +38,33 @@ def parse_access(node: YamlNode, base_dir: Path | None) -> AccessSettings:
     """The top-level ``access:`` mapping."""
     state = node.state
     start = len(state.errors)
-    keys = node.mapping(("dir", "group", "groups", "reload"))
+    keys = node.mapping(("site", "dir", "group", "groups", "reload"))
+    site = state.attempt(partial(_mode, keys["site"])) if "site" in keys else "public"
     directory = state.attempt(partial(_dir, keys["dir"], base_dir)) if "dir" in keys else None
     group = state.attempt(partial(_group, keys["group"])) if "group" in keys else None
     groups = state.attempt(partial(_groups, keys["groups"])) if "groups" in keys else ()
     reload = state.attempt(partial(_reload, keys["reload"])) if "reload" in keys else ()
     state.settle(start)
-    assert groups is not None and reload is not None
-    return AccessSettings(dir=directory, group=group, groups=groups, reload=reload)
+    assert groups is not None and reload is not None and site is not None
+    return AccessSettings(site=site, dir=directory, group=group, groups=groups, reload=reload)
 
 
 def parse_channel_access(keys: dict[str, YamlNode]) -> tuple[str, tuple[str, ...]]:
     """A channel's ``access`` and ``readers`` (both optional)."""
-    mode = "public"
-    if "access" in keys:
-        mode = keys["access"].string()
-        if mode not in ACCESS_MODES:
-            raise keys["access"].error(f"expected 'public' or 'private', got {mode!r}")
+    mode = _mode(keys["access"]) if "access" in keys else "public"
     readers: tuple[str, ...] = ()
     if "readers" in keys:
         readers = tuple(token_name(item) for item in keys["readers"].items())
         if mode != "private":
             raise keys["readers"].error("readers only apply to a channel with access: private")
     return mode, readers
+
+
+def _mode(node: YamlNode) -> str:
+    mode = node.string()
+    if mode not in ACCESS_MODES:
+        raise node.error(f"expected 'public' or 'private', got {mode!r}")
+    return mode
 
 
 def token_name(node: YamlNode) -> str:

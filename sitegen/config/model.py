@@ -278,9 +278,12 @@ class AccessSettings:
     files ``sitegen webconf`` makes the web server read; None means beside the site
     (:func:`sitegen.layout.access_dir`), never inside it. ``group``: the web server's group,
     which may read the generated files (mode 0640); ``reload``: the command that makes the web
-    server re-read them (``sitegen token ... --reload``).
+    server re-read them (``sitegen token ... --reload``). ``site``: "private" makes every path
+    of the site answer only to a token of the store (any, unless revoked or expired), on top of
+    what each private channel's ``readers`` restrict.
     """
 
+    site: str = "public"
     dir: Path | None = None
     group: str | None = None
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # group name -> token names
@@ -292,6 +295,10 @@ class AccessSettings:
             if group == name:
                 return names
         return (name,)
+
+    @property
+    def site_private(self) -> bool:
+        return self.site == "private"
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,9 @@ class Following:
             mirrors = await nursery.start(_serve_mirrors, site, config, channels)
             following = None
             try:
-                resolver = Resolver(site, channels, mirrors, max_downloads)
+                resolver = Resolver(
+                    site, channels, mirrors, max_downloads, config.access.site_private
+                )
                 async with resolver.running():
                     following = cls(site, check, resolver, mirrors, config, nursery)
                     yield following
@@ -129,4 +131,5 @@ class Following:
                 self.resolver.fetch_file = mirrors
                 log.info("passive channels and their mirrors as channels.yaml says now")
             self.resolver.channels = channels
+            self.resolver.private_site = config.access.site_private
             self._config = config

@@ -189,9 +189,11 @@ class Resolver:
         channels: Mapping[str, ChannelConfig],
         fetch_file: FetchFile,
         max_flights: int = MAX_FLIGHTS,
+        private_site: bool = False,
     ) -> None:
         self.site = site
         self.channels = channels
+        self.private_site = private_site  # every answer private, as a private channel's
         self.fetch_file = fetch_file
         self.max_flights = max_flights
         self.flights: dict[Path, Flight] = {}
@@ -243,8 +245,9 @@ class Resolver:
         entry = published.get(fn) if published is not None else None
         if entry is None:
             return error_reply(404, "not listed in the published repodata")
+        private = channel.private or self.private_site
         if stored(target, entry.size):
-            return file_reply(target, "stored", channel.private)
+            return file_reply(target, "stored", private)
         if head:
             return Reply(
                 200,
@@ -262,12 +265,12 @@ class Resolver:
             return reply
         error = await self.fetch(FetchJob(channel, subdir, fn, entry, target), live)
         if isinstance(error, Follower):
-            return follow_reply(error, entry, fn, channel.private)
+            return follow_reply(error, entry, fn, private)
         if error is not None:
             return error_reply(502, f"cannot fetch {fn}: {error}")
         if not stored(target, entry.size):  # replaced or pruned meanwhile
             return error_reply(502, f"cannot fetch {fn}: gone after download")
-        return file_reply(target, "fetched", channel.private)
+        return file_reply(target, "fetched", private)
 
     async def fetch(self, job: FetchJob, live: bool = False) -> str | Follower | None:
         """Fetch ``job.target`` once however many ask at once; None when stored, else why not;

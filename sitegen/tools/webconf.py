@@ -25,6 +25,9 @@ directory at a URL prefix with what conda clients need:
   ``Authorization: Bearer`` or HTTP
   Basic, checked against the hashes in the access directory (see :mod:`sitegen.access`); the
   access log masks path tokens;
+* for a private site (``access: {site: private}``), every path answers only to a token of the
+  store, in the same forms (a private channel's still only to its readers'), and every answer
+  is ``private`` for caches;
 * the run ledger, the records each run filtered out and ``stats.json``, which name every
   channel's files, are not served while a channel is private, nor while a run record names a
   channel the public pages leave out of it (private when it ran, or of unknown access and no
@@ -58,6 +61,7 @@ import jinja2
 from sitegen.access.server_files import AccessPaths, private_channels
 from sitegen.conda.shards import SHARD_INDEX, SHARD_SUFFIX, SHARDS_DIR
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
+from sitegen.layout import SITE_TOKEN_SCOPE
 from sitegen.resources import templates_dir
 from sitegen.stats.logline import APACHE_FORMAT, NGINX_FORMAT
 from sitegen.tools.webconf_values import (
@@ -128,7 +132,7 @@ class Webconf:
     server_name: str
     fetcher: str | None  # None when no channel has a passive mirror
     passive_channels: tuple[str, ...]
-    access: AccessConf | None  # None when every channel is public
+    access: AccessConf | None  # None when the site and every channel are public
     token_places: tuple[TokenPlace, ...]  # with private channels only
     hide_records: bool  # the ledger, filtered-out records and stats.json are not served
     standalone: bool
@@ -152,18 +156,23 @@ class Webconf:
 
 @dataclass(frozen=True)
 class AccessConf:
-    """What the templates need for private channels (see :mod:`sitegen.access`)."""
+    """What the templates need for a private site and private channels (see
+    :mod:`sitegen.access`)."""
 
     channels: tuple[str, ...]  # private channel paths, longest first (regex alternatives)
     nginx_map: str  # the generated map file nginx includes
     apache_dir: str  # the per-token files Apache's expressions read
+    # The token files' scope of every other path when the whole site is private, else None.
+    site: str | None = None
     realm: str = "conda mirror"
 
 
 def access_conf(config: SiteConfig) -> AccessConf | None:
-    """Private channels and the token files that guard them; None when all are public."""
+    """The private site or channels and the token files that guard them; None when all is
+    public."""
     channels = [c.path for c in private_channels(config)]
-    if not channels:
+    site = SITE_TOKEN_SCOPE if config.access.site_private else None
+    if not channels and site is None:
         return None
     for path in channels:
         if not all(CHANNEL_SEGMENT_RE.match(s) for s in path.split("/")):
@@ -173,6 +182,7 @@ def access_conf(config: SiteConfig) -> AccessConf | None:
         channels=tuple(sorted(channels, key=len, reverse=True)),
         nginx_map=check_path(paths.nginx_map, "access token map"),
         apache_dir=check_path(paths.apache_dir, "access token directory"),
+        site=site,
     )
 
 
@@ -254,7 +264,8 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         passive_channels=passive,
         access=access,
         token_places=places,
-        hide_records=access is not None or ledger_hides(config),
+        # A reader of a private site is not necessarily one of every private channel.
+        hide_records=bool(private_channels(config)) or ledger_hides(config),
         standalone=options.standalone,
         state_dir=state_dir,
         user=user,
@@ -328,10 +339,12 @@ def _environment() -> jinja2.Environment:
 
 def render(conf: Webconf) -> str:
     template = _environment().get_template(f"{conf.server}.conf.j2")
+    # A private site's answers are for the client's cache only, as a private channel's.
+    site = conf.access is not None and conf.access.site is not None
     text = template.render(
         c=conf,
-        short_cache=SHORT_CACHE,
-        long_cache=LONG_CACHE,
+        short_cache=PRIVATE_SHORT_CACHE if site else SHORT_CACHE,
+        long_cache=PRIVATE_LONG_CACHE if site else LONG_CACHE,
         private_short_cache=PRIVATE_SHORT_CACHE,
         private_long_cache=PRIVATE_LONG_CACHE,
         package_re=r"\.(?:conda|tar\.bz2)",

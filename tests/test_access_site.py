@@ -1,0 +1,324 @@
+"""A private site (``access: {site: private}``): every path answers only to a token of the store,
+on real nginx and Apache and through the fetcher, while a private channel still answers only
+to its readers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sitegen.access.check import TokenCheck
+from sitegen.access.refresh import refresh_access
+from sitegen.access.server_files import AccessPaths, apache_files, nginx_map_text
+from sitegen.cli import main
+from sitegen.config import ConfigError, parse_config
+from sitegen.tools.webconf import PRIVATE_LONG_CACHE, WebconfOptions, render_webconf
+from testkit.access import fetcher_subprocess, install_with_auth, rattler_auth_file
+from testkit.apache import require_server, webconf_server
+from testkit.private_site import (
+    OPEN_PULL,
+    PREFIX,
+    PRIVATE,
+    PUBLIC,
+    PrivateSite,
+    assert_no_token_anywhere,
+    basic,
+    bearer,
+    package_of,
+    request,
+    token_list,
+    wait_for_log,
+    wrong_token,
+)
+from testkit.private_site import private_site as open_private_site
+from testkit.upstream import ExampleUpstream
+
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def _config(tmp_path: Path, site: str = "site: private") -> str:
+    return textwrap.dedent(f"""\
+        output: {tmp_path / "site"}
+        access:
+          {site}
+          groups: {{team: [ci]}}
+        channels:
+          pub: {{url: https://example.org/pub, subdirs: [noarch]}}
+          internal/licensed:
+            url: https://example.org/lic
+            subdirs: [noarch]
+            access: private
+            readers: [team]
+        """)
+
+
+@pytest.fixture
+def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
+    with open_private_site(example_upstream, site=True) as site:
+        yield site
+
+
+# --------------------------------------------------------------------------- without servers
+
+
+@pytest.mark.unit
+def test_the_site_is_public_unless_made_private(tmp_path: Path) -> None:
+    assert parse_config(_config(tmp_path)).access.site_private
+    assert not parse_config(_config(tmp_path, site="site: public")).access.site_private
+    assert not parse_config(_config(tmp_path, site="")).access.site_private
+    with pytest.raises(ConfigError, match="expected 'public' or 'private'") as info:
+        parse_config(_config(tmp_path, site="site: secret"))
+    assert "channels.yaml:3" in str(info.value) and "access.site" in str(info.value)
+
+
+@pytest.mark.unit
+def test_every_token_reads_the_site_and_only_readers_a_private_channel(tmp_path: Path) -> None:
+    config = parse_config(_config(tmp_path))
+    store = AccessPaths.of(config).store
+    store.add("ci", [], NOW)
+    store.add("outsider", [], NOW)
+    store.add("gone", [], NOW)
+    store.revoke("gone", NOW)
+    ci, outsider, gone = store.load()
+    nginx = nginx_map_text(config, store.load())
+    for record in (ci, outsider):
+        assert f'"_site {record.id}" "{record.nginx_md5}";' in nginx
+    assert f'"_site {gone.id}" "{gone.nginx_md5},1";' in nginx  # revoked: 403
+    assert f'"internal/licensed {ci.id}"' in nginx
+    assert f"internal/licensed {outsider.id}" not in nginx
+    files = apache_files(config, store.load())
+    assert files[f"_site/{outsider.id}.sha1"] == outsider.apache_sha1
+    assert files[f"_site/{gone.id}.until"] == "00000000000000"
+    assert f"internal/licensed/{outsider.id}.sha1" not in files
+    # A public site has no such scope.
+    public = parse_config(_config(tmp_path, site=""))
+    assert "_site" not in nginx_map_text(public, store.load())
+    assert not any(path.startswith("_site/") for path in apache_files(public, store.load()))
+
+
+@pytest.mark.unit
+def test_token_list_says_every_token_reads_the_site(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(_config(tmp_path))
+    assert main(["token", "add", "outsider", "-c", str(config_path)]) == 0
+    assert main(["token", "add", "ci", "-c", str(config_path)]) == 0
+    captured = capsys.readouterr()
+    assert "reads no channel" not in captured.err
+    assert main(["token", "list", "-c", str(config_path)]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["outsider"][2] == "(site)"
+    assert rows["ci"][2] == "(site),internal/licensed"
+
+
+@pytest.mark.unit
+def test_each_run_writes_the_token_files_of_a_private_site_without_private_channels(
+    tmp_path: Path,
+) -> None:
+    text = _config(tmp_path).split("  internal/licensed:")[0]
+    config = parse_config(text)
+    paths = AccessPaths.of(config)
+    paths.store.add("ci", [], NOW)
+    (record,) = paths.store.load()
+    assert refresh_access(config)
+    assert f'"_site {record.id}"' in paths.nginx_map.read_text()
+    assert (paths.apache_dir / "_site" / f"{record.id}.sha1").exists()
+
+
+@pytest.mark.unit
+def test_the_fetchers_check_takes_any_live_token_for_a_public_channel(tmp_path: Path) -> None:
+    config = parse_config(_config(tmp_path))
+    store = AccessPaths.of(config).store
+    ci, outsider, gone = (store.add(name, [], NOW) for name in ("ci", "outsider", "gone"))
+    store.revoke("gone", NOW)
+    public, private = config.channels
+    check = TokenCheck(config)
+    for channel, token, status in (
+        (public, None, 401),
+        (public, wrong_token(outsider), 401),
+        (public, gone, 403),
+        (public, outsider, None),
+        (public, ci, None),
+        (private, outsider, 401),
+        (private, ci, None),
+    ):
+        headers = [(b"Authorization", f"Bearer {token}".encode())] if token else []
+        assert check.refusal(channel, headers, NOW) == status, (channel.path, token)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_the_records_are_served_to_a_private_sites_readers_without_private_channels(
+    server: str, tmp_path: Path
+) -> None:
+    """A reader of the site reads every channel when none is private: the run ledger and
+    stats.json need not be withheld; with a private channel they still are."""
+    (tmp_path / "site").mkdir()
+    text = _config(tmp_path).split("  internal/licensed:")[0]
+    opened = render_webconf(server, parse_config(text), WebconfOptions())
+    assert "_site" in opened and "stats\\.json" not in opened
+    guarded = render_webconf(server, parse_config(_config(tmp_path)), WebconfOptions())
+    assert "stats\\.json" in guarded
+
+
+# --------------------------------------------------------------------------- real servers
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize("prefix", [PREFIX, ""])
+def test_every_path_of_a_private_site_answers_only_to_a_token(
+    server: str, prefix: str, private_site: PrivateSite
+) -> None:
+    require_server(server)
+    site = private_site.config.output
+    tokens = private_site.tokens
+    outsider, ci = tokens["outsider"], tokens["ci"]
+    (site / PUBLIC / "linux-64" / "current_repodata.json").unlink()  # an optional file
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=prefix
+    )
+    files = {
+        "": "index.html",  # the landing page
+        "index.html": "index.html",
+        "history/": "history/index.html",
+        "history/feed.atom": "history/feed.atom",
+        "history/history.json": "history/history.json",
+        "assets/style.css": "assets/style.css",
+        f"{PUBLIC}/": f"{PUBLIC}/index.html",
+        f"{PUBLIC}/linux-64/repodata.json": f"{PUBLIC}/linux-64/repodata.json",
+        f"{PUBLIC}/linux-64/{package_of(site, PUBLIC)}": (
+            f"{PUBLIC}/linux-64/{package_of(site, PUBLIC)}"
+        ),
+        f"{PUBLIC}/search.json": f"{PUBLIC}/search.json",
+    }
+    with running:
+        url = running.url
+        for rel, stored in files.items():
+            body = (site / stored).read_bytes()
+            path = f"{prefix}/{rel}"
+            head, _, tail = f"{prefix}/{rel}".rpartition(f"/{PUBLIC}/")
+            for what, target, headers, status in (
+                ("no token", path, {}, 401),
+                ("wrong Bearer", path, bearer(wrong_token(outsider)), 401),
+                ("wrong path token", f"/t/{wrong_token(outsider)}{path}", {}, 401),
+                ("revoked Bearer", path, bearer(tokens["gone"]), 403),
+                ("revoked path token", f"{prefix}/t/{tokens['gone']}/{rel}", {}, 403),
+                ("expired Basic", path, basic("old", tokens["old"]), 403),
+                ("Bearer of no channel", path, bearer(outsider), 200),
+                ("Basic of no channel", path, basic("someone", outsider), 200),
+                ("path token after the host", f"/t/{outsider}{path}", {}, 200),
+                ("path token after the prefix", f"{prefix}/t/{outsider}/{rel}", {}, 200),
+                ("a reader's token", path, bearer(ci), 200),
+            ):
+                got, response_headers, answer = request(url, target, headers)
+                assert got == status, f"{server} {rel}: {what}: {got}"
+                if status == 401:
+                    assert response_headers["www-authenticate"].startswith("Basic "), what
+                if status == 200:
+                    assert answer == body, f"{rel}: {what}"
+                    # For the client's cache only: the request carried a credential.
+                    assert response_headers["cache-control"].startswith("private, "), rel
+                else:
+                    assert body[:200] not in answer or not body, f"{rel}: {what}"
+            if head:  # conda's placement inside a channel's path: cloud/t/<token>/conda-forge
+                inside = f"{head}/cloud/t/{outsider}/conda-forge/{tail}"
+                assert request(url, inside)[0] == 200, inside
+        # A private channel still answers only to its readers.
+        private = f"{prefix}/{PRIVATE}/linux-64/repodata.json"
+        assert request(url, private, bearer(outsider))[0] == 401
+        assert request(url, f"/t/{outsider}{private}")[0] == 401
+        assert request(url, private, bearer(ci))[0] == 200
+        assert request(url, f"{prefix}/t/{ci}/{PRIVATE}/linux-64/repodata.json")[0] == 200
+        # A missing optional file: 404 for a token holder (clients fall back), 401 otherwise.
+        missing = f"{prefix}/{PUBLIC}/linux-64/current_repodata.json"
+        assert request(url, missing, bearer(outsider))[0] == 404
+        assert request(url, f"/t/{outsider}{missing}")[0] == 404
+        assert request(url, missing)[0] == 401
+        # The records naming every channel stay withheld from a reader of the site only.
+        (site / "stats.json").write_text("{}")
+        assert request(url, f"{prefix}/stats.json", bearer(outsider))[0] in (403, 404)
+    access_log = running.state_dir / "access.log"
+    wait_for_log(access_log)
+    listing = token_list(private_site.config_path, access_log)
+    assert listing["outsider"][-1] != "-" and listing["gone"][-1] == "-"
+    assert_no_token_anywhere(private_site, running.state_dir)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_the_fetcher_serves_a_public_channel_of_a_private_site_only_behind_a_token(
+    server: str, private_site: PrivateSite, tmp_path: Path
+) -> None:
+    require_server(server)
+    site = private_site.config.output
+    outsider = private_site.tokens["outsider"]
+    fn = package_of(site, OPEN_PULL)
+    path = f"{PREFIX}/{OPEN_PULL}/linux-64/{fn}"
+    target = site / OPEN_PULL / "linux-64" / fn
+    with fetcher_subprocess(private_site.config_path, tmp_path / "fetcher.log") as address:
+        running = webconf_server(
+            server,
+            private_site.config,
+            private_site.root / "state",
+            prefix=PREFIX,
+            fetcher=address,
+        )
+        with running, httpx.Client(base_url=running.url, follow_redirects=True) as client:
+            assert client.get(path).status_code == 401
+            assert client.get(path, headers=bearer(private_site.tokens["gone"])).status_code == 403
+            assert not target.exists()
+            for target_path, headers in (
+                (f"/t/{outsider}{path}", {}),  # fetched
+                (path, bearer(outsider)),  # stored
+                (f"{PREFIX}/t/{outsider}/{OPEN_PULL}/linux-64/{fn}", {}),
+            ):
+                got = client.get(target_path, headers=headers)
+                assert got.status_code == 200, (target_path, got.status_code)
+                assert got.content == target.read_bytes()
+                assert got.headers.get_list("cache-control") == [PRIVATE_LONG_CACHE]
+        # The fetcher itself, reached directly: a live token of the store, whichever.
+        direct = f"/{OPEN_PULL}/linux-64/{fn}"
+        with httpx.Client(base_url=f"http://{address}") as fetcher:
+            for headers, status in (
+                ({}, 401),
+                (bearer(wrong_token(outsider)), 401),
+                (bearer(private_site.tokens["gone"]), 403),
+                (bearer(outsider), 200),
+                ({"X-Sitegen-Uri": f"/t/{outsider}{PREFIX}{direct}"}, 200),
+            ):
+                assert fetcher.head(direct, headers=headers).status_code == status, headers
+            answer = fetcher.get(direct, headers=bearer(outsider))
+            assert answer.headers.get_list("cache-control") == [PRIVATE_LONG_CACHE]
+    wait_for_log(running.state_dir / "access.log")
+    assert_no_token_anywhere(private_site, running.state_dir)
+    assert outsider not in (tmp_path / "fetcher.log").read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_rattler_installs_from_a_private_site_with_any_token(
+    server: str, private_site: PrivateSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_server(server)
+    token = private_site.tokens["outsider"]  # reads no private channel: the site only
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    with running:
+        channel = f"{running.url}{PREFIX}/{PUBLIC}"
+        auth_file = rattler_auth_file(tmp_path / "auth.json", "127.0.0.1", {"CondaToken": token})
+        monkeypatch.setenv("RATTLER_AUTH_FILE", str(auth_file))
+        assert "numpy" in install_with_auth(channel, ["numpy"], tmp_path / "conda-token")
+        monkeypatch.delenv("RATTLER_AUTH_FILE")
+        with_token = f"{running.url}{PREFIX}/t/{token}/{PUBLIC}"
+        assert "numpy" in install_with_auth(with_token, ["numpy"], tmp_path / "path-token")
+        with pytest.raises(Exception, match="401"):
+            install_with_auth(channel, ["numpy"], tmp_path / "anonymous")
+    assert_no_token_anywhere(private_site, running.state_dir)
