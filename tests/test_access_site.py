@@ -33,6 +33,7 @@ from testkit.private_site import (
     request,
     token_list,
     wait_for_log,
+    wait_status,
     wrong_token,
 )
 from testkit.private_site import private_site as open_private_site
@@ -322,3 +323,28 @@ def test_rattler_installs_from_a_private_site_with_any_token(
         with pytest.raises(Exception, match="401"):
             install_with_auth(channel, ["numpy"], tmp_path / "anonymous")
     assert_no_token_anywhere(private_site, running.state_dir)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_a_token_revoked_loses_the_site_with_at_most_a_reload(
+    server: str, private_site: PrivateSite
+) -> None:
+    require_server(server)
+    config_path = private_site.config_path
+    outsider = private_site.tokens["outsider"]
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    path = f"{PREFIX}/{PUBLIC}/linux-64/repodata.json"
+    with running:
+        assert request(running.url, path, bearer(outsider))[0] == 200
+        assert running.proc is not None
+        text = config_path.read_text().replace(
+            "reload: [true]", f"reload: [kill, -HUP, '{running.proc.pid}']"
+        )
+        config_path.write_text(text)
+        reload = ["--reload"] if server == "nginx" else []  # Apache reads its files per request
+        assert main(["token", "revoke", "outsider", *reload, "-c", str(config_path)]) == 0
+        assert wait_status(running.url, path, bearer(outsider), 403)
+        assert wait_status(running.url, f"/t/{outsider}{path}", {}, 403)
