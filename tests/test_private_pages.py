@@ -47,12 +47,18 @@ NOW = RunAccess(
 
 
 def private_config(
-    site: Path, upstream: str, folder: Path, base_url: str = BASE, access: str = "private"
+    site: Path,
+    upstream: str,
+    folder: Path,
+    base_url: str = BASE,
+    access: str = "private",
+    site_access: str = "public",
 ) -> SiteConfig:
     return site_config(
         site,
         f"""
         base_url: {base_url}
+        access: {{site: {site_access}}}
         channels:
           {PUBLIC}:
             url: {upstream}
@@ -365,6 +371,26 @@ def test_a_run_failed_only_in_private_channels_says_so_publicly_without_naming_t
     # A run that failed in a public channel too shows only its public errors, no note.
     report.errors.append("ex: slow")
     assert public_report(report, NOW).errors == ["ex: slow"]
+
+
+@pytest.mark.integration
+async def test_on_a_private_site_every_channel_is_set_up_with_a_token(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """On a site that answers only to a token, a public channel's plain URLs get 401: its page
+    and the landing page give it the token set-up, as they give a private channel's."""
+    folder = tmp_path / "licensed"
+    write_licensed(folder)
+    site = tmp_path / "site"
+    config = private_config(site, example_upstream.url, folder, site_access="private")
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    render_site(config)
+    for path in (PUBLIC, PRIVATE):
+        assert TOKEN_SECTION in (site / path / "index.html").read_text(), path
+    landing = landing_private({"channels": []}, config)
+    assert [s["channel"] for s in landing["private_snippets"]] == [PUBLIC, PRIVATE]
+    assert landing["private_snippets"][0]["text"] == token_snippet(BASE, PUBLIC)
 
 
 @pytest.mark.unit

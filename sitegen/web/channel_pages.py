@@ -61,6 +61,7 @@ class ChannelPages:
         base_url: str | None = None,
         stats: SiteStats | None = None,
         private: frozenset[str] = frozenset(),
+        site_private: bool = False,
     ) -> None:
         self.writer = writer
         self.site = writer.site
@@ -72,6 +73,7 @@ class ChannelPages:
         self.base_url = base_url  # of the site: package pages' install lines
         self.stats = stats  # download statistics, for the package pages (None: none)
         self.private = private  # paths of the private channels: what a gated page links to
+        self.site_private = site_private  # every channel answers only to a token
         # Channel -> (its advisory filter levels, blocked versions by name, their digest):
         # package pages list the advisories affecting each version (see web/gates.py).
         self.advisories: dict[
@@ -92,7 +94,7 @@ class ChannelPages:
         # What the page shows of the channel's settings beyond its files: a channel turned
         # private (or public), or gated, renders the page again, with (or without) its token
         # set-up and approval links.
-        extras = channel_extras(channel, self.base_url, self.private)
+        extras = channel_extras(channel, self.base_url, self.private, self.site_private)
         signature = digest(
             self.global_key, metadata, cd_stat, mirrors, stored_stamp, notices, extras
         )
@@ -304,8 +306,10 @@ class ChannelPages:
 
 
 def channel_extras(
-    channel: ChannelConfig, base_url: str | None, private: frozenset[str]
+    channel: ChannelConfig, base_url: str | None, private: frozenset[str], site_private: bool
 ) -> dict[str, Any]:
-    """A channel page's links to its approval pages and, when private, its token snippets
-    (``private``: paths of the private channels)."""
-    return {**approval_links(channel, private), **private_channel_extras(channel, base_url)}
+    """A channel page's links to its approval pages and, when it answers only to a token (it
+    is private or ``site_private``), its token snippets (``private``: paths of the private
+    channels)."""
+    links = approval_links(channel, private)
+    return {**links, **private_channel_extras(channel, base_url, site_private)}

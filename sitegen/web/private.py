@@ -146,9 +146,12 @@ def token_snippet(base_url: str | None, channel: str) -> str:
     return "\n".join(lines)
 
 
-def private_channel_extras(channel: ChannelConfig, base_url: str | None) -> dict[str, Any]:
-    """What a private channel's own page adds: its token snippet (None for a public one)."""
-    if not channel.private:
+def private_channel_extras(
+    channel: ChannelConfig, base_url: str | None, site_private: bool = False
+) -> dict[str, Any]:
+    """What a channel's own page adds when it answers only to a token (it is private, or the
+    whole site is): its token snippet (None otherwise)."""
+    if not (channel.private or site_private):
         return {"token_snippet": None}
     return {
         "token_snippet": token_snippet(base_url, channel.path),
@@ -159,8 +162,10 @@ def private_channel_extras(channel: ChannelConfig, base_url: str | None) -> dict
 
 def landing_private(model: dict[str, Any], config: SiteConfig) -> dict[str, Any]:
     """The landing page model with private channels reduced to their path, page and label,
-    and their token snippets in the "use this mirror" section."""
+    and their token snippets in the "use this mirror" section (every channel's on a private
+    site, where the plain URLs of a public channel answer only to a token too)."""
     private = private_paths(config)
+    site_private = config.access.site_private  # every channel answers only to a token
     channels = [
         {"path": ch["path"], "page": ch["page"], "private": PRIVATE_LABEL}
         if ch["path"] in private
@@ -170,6 +175,6 @@ def landing_private(model: dict[str, Any], config: SiteConfig) -> dict[str, Any]
     snippets = [
         {"channel": c.path, "text": token_snippet(config.base_url, c.path)}
         for c in config.channels
-        if c.private
+        if c.private or site_private
     ]
     return {**model, "channels": channels, "private_snippets": snippets}

@@ -143,6 +143,7 @@ class _Renderer:
             config.base_url,
             self.stats,
             private_paths(config),
+            config.access.site_private,
         )
         self.scrub = make_scrub(config)
 
