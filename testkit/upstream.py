@@ -285,6 +285,18 @@ class UpstreamServer(StartStop):
             time.sleep(0.01)
         return self.requests
 
+    def wait_for_count(
+        self, n: int, path_suffix: str, status: int | None = None, method: str | None = None
+    ) -> int:
+        """:meth:`count` once it reaches ``n`` (or after 10 s): each request is logged by its
+        handler thread just after the response went out, so a client may finish first."""
+        deadline = time.monotonic() + 10.0
+        while (found := self.count(path_suffix, status, method)) < n:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        return found
+
     def count(
         self,
         path_suffix: str | None = None,

@@ -336,11 +336,11 @@ def test_rattler_revalidates_cached_repodata(
 ) -> None:
     server, cache = example_upstream.server, tmp_path / "cache"
     solve_only([server.url], ["numpy"], cache_dir=cache)
-    assert server.count("/linux-64/repodata.json.zst", status=200, method="GET") == 1
+    assert server.wait_for_count(1, "/linux-64/repodata.json.zst", status=200, method="GET") == 1
     server.reset()
     solve_only([server.url], ["numpy"], cache_dir=cache)
+    assert server.wait_for_count(1, "/linux-64/repodata.json.zst", status=304, method="GET") == 1
     (revalidation,) = [r for r in server.requests if r.method == "GET"][-1:]
-    assert server.count("/linux-64/repodata.json.zst", status=304, method="GET") == 1
     assert revalidation.header("If-None-Match", "").startswith('"')
 
 
