@@ -16,7 +16,8 @@ from urllib.parse import quote, unquote
 
 from sitegen.conda.notices import NOTICES_FILE
 from sitegen.conda.schema import PACKAGE_SUFFIXES
-from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, shard_filename
+from sitegen.conda.shards import SHARD_INDEX
+from sitegen.conda.shards import SHARDS_DIR as SHARDS_DIR  # a subdir's shards, for `remove`
 
 # ------------------------------------------------------------------ the published tree
 
@@ -35,9 +36,8 @@ REPODATA_BZ2 = "repodata.json.bz2"
 
 
 def metadata_files(bz2: bool) -> tuple[str, ...]:
-    """A subdir's metadata files when ``repodata.json.bz2`` is (``bz2``) or is not published,
-    in the order of :data:`METADATA_FILES` (the .bz2 after the .zst). What may be present on
-    disk, whatever the setting, is ``metadata_files(True)``."""
+    """A subdir's metadata files with or without ``repodata.json.bz2`` (after the .zst);
+    ``metadata_files(True)`` is what may be on disk, whatever the setting."""
     if not bz2:
         return METADATA_FILES
     return (*METADATA_FILES[:2], REPODATA_BZ2, *METADATA_FILES[2:])
@@ -124,20 +124,6 @@ def subdir_page_path(channel: str, subdir: str, number: int = 1) -> str:
 
 def package_file_path(channel: str, subdir: str, fn: str) -> str:
     return f"{channel}/{subdir}/{fn}"
-
-
-def shard_index_path(channel: str, subdir: str) -> str:
-    return f"{channel}/{subdir}/{SHARD_INDEX}"
-
-
-def shards_dir_path(channel: str, subdir: str) -> str:
-    """Where a subdir's shards live (``shards_base_url`` of its index points here)."""
-    return f"{channel}/{subdir}/{SHARDS_DIR}"
-
-
-def shard_path(channel: str, subdir: str, digest: bytes) -> str:
-    """A shard, named by the sha256 of its bytes: immutable once written."""
-    return f"{shards_dir_path(channel, subdir)}/{shard_filename(digest)}"
 
 
 def installer_file_path(folder: str, name: str) -> str:
@@ -286,9 +272,8 @@ def listing_cache_paths(root: Path, channel: str, subdir: str) -> tuple[Path, ..
 
 
 def subdir_state_paths(root: Path, channel: str, subdir: str) -> tuple[Path, ...]:
-    """Every file of the private state kept for one channel subdir (not its mirrors'):
-    ``sitegen remove`` deletes them with the subdir, so that a subdir published later under
-    the same name starts clean. A new kind of per-subdir state belongs in this list."""
+    """Every file of the private state kept for one channel subdir (not its mirrors'), which
+    ``sitegen remove`` deletes with it; a new kind of per-subdir state belongs in this list."""
     return (
         origins_path(root, channel, subdir),
         retired_shards_path(root, channel, subdir),
@@ -355,10 +340,8 @@ def old_local_cache_paths(root: Path, mirror: str) -> tuple[tuple[Path, Path], .
 
 
 def advisory_feed_dir(root: Path, url: str) -> Path:
-    """The last good copy of an advisory feed (``feed.zip``), the validators it came with
-    (``validators.json``) and its advisories as read (:func:`feed_parsed_copy`), under a
-    digest of its URL as channels.yaml writes it (``${ENV}`` references unfilled: a name that
-    holds no secret, whatever the URL carries)."""
+    """An advisory feed's last good copy, its validators and its advisories as read, under a
+    digest of its URL as channels.yaml writes it (``${ENV}`` unfilled: a name without secrets)."""
     return advisory_feeds_dir(root) / hashlib.sha256(url.encode()).hexdigest()[:24]
 
 
@@ -383,6 +366,15 @@ def is_feed_parsed_copy(name: str) -> bool:
     return _FEED_PARSED.match(name) is not None
 
 
+def stats_dir(root: Path) -> Path:
+    """Download statistics: where each access log was read up to, and the counts so far."""
+    return state_dir(root) / "stats"
+
+
+def stats_state_path(root: Path) -> Path:
+    return stats_dir(root) / "state.msgpack"
+
+
 # ------------------------------------------------------------------ access control (outside the site)
 
 
@@ -399,12 +391,3 @@ APACHE_TOKENS_DIR = "apache"  # <scope>/<token id>.sha1|.until, read by Apache p
 # (their paths): no channel path starts with "_".
 SITE_TOKEN_SCOPE = "_site"
 ACCESS_LOCK = ".lock"  # held while the web server's files are written from the store
-
-
-def stats_dir(root: Path) -> Path:
-    """Download statistics: where each access log was read up to, and the counts so far."""
-    return state_dir(root) / "stats"
-
-
-def stats_state_path(root: Path) -> Path:
-    return stats_dir(root) / "state.msgpack"
