@@ -363,19 +363,43 @@ def _access_log(path: Path, files: dict[str, dict[str, Any]]) -> None:
     path.write_text("".join(lines))
 
 
+INSTALLERS = {
+    "Miniconda3-latest-Linux-x86_64.sh": b"#!/bin/sh\n" * 400,
+    "Miniconda3-latest-MacOSX-arm64.pkg": b"xar!" * 900,
+}
+
+
+def _installer_log(path: Path) -> None:
+    """Downloads of the installer folder's files: today, and 40 days ago (all time only)."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=1, microsecond=0)
+    linux, mac = INSTALLERS
+    lines = [
+        _access_line(f"/miniconda/{linux}", today, size=4000, ip="192.0.2.1"),
+        _access_line(f"/miniconda/{linux}", today, size=4000, ip="192.0.2.2"),
+        _access_line(f"/miniconda/{linux}", today - timedelta(days=40), size=4000),
+        _access_line(f"/miniconda/{mac}", today, size=3600),
+    ]
+    with path.open("a") as handle:
+        handle.writelines(lines)
+
+
 def _number(text: str) -> int:
     return int(text.strip().replace(",", ""))
 
 
 @pytest.mark.integration
 async def test_statistics_page_shows_charts_and_the_numbers_of_stats_json(
-    tmp_path: Path, example_upstream: ExampleUpstream, nginx_server_factory
+    tmp_path: Path, example_upstream: ExampleUpstream, upstream_server_factory, nginx_server_factory
 ) -> None:
     sync_playwright = _playwright()
     axe = axe_source()
     site = tmp_path / "site"
     log = tmp_path / "logs" / "access.log"
     log.parent.mkdir()
+    installers = tmp_path / "installers"
+    write_folder(installers / "miniconda", INSTALLERS)
+    installer_upstream = upstream_server_factory(installers)
+    serve_index(installer_upstream, "/miniconda/")
     config = site_config(
         site,
         f"""
@@ -383,6 +407,9 @@ channels:
   {CHANNEL}:
     url: {example_upstream.url}
     subdirs: [linux-64, noarch]
+installers:
+  miniconda:
+    url: {installer_upstream.url}/miniconda/
 stats:
   logs: [{log}]
 """,
@@ -391,6 +418,7 @@ stats:
     assert report.status == "completed", report.errors
     repodata = json.loads((site / CHANNEL / "linux-64" / "repodata.json").read_bytes())
     _access_log(log, {**repodata["packages"], **repodata["packages.conda"]})
+    _installer_log(log)
     run_stats(config)
     render_site(config)
     doc = decode_doc((site / "stats.json").read_bytes())
@@ -463,6 +491,24 @@ stats:
             (row,) = doc.channels
             assert cells[0] == CHANNEL and _number(cells[1]) == row.downloads
             assert cells[2] == format_bytes(row.bytes) and _number(cells[3]) == row.refreshes
+            # The installer folder's downloads, counted apart from the channel's.
+            (folder,) = doc.installers
+            assert (folder.downloads, folder.downloads_30d) == (4, 3)
+            installer_row = page.locator("#installers-table tbody tr")
+            cells = installer_row.locator("td").all_inner_texts()
+            assert cells[:4] == [
+                "miniconda",
+                str(folder.downloads),
+                str(folder.downloads_30d),
+                format_bytes(folder.bytes),
+            ]
+            ranked = installer_row.locator("li").all_inner_texts()
+            assert [(t.split()[0], _number(t.split()[-1])) for t in ranked] == [
+                (f.file, f.downloads) for f in sorted(folder.files, key=lambda f: -f.downloads)
+            ]
+            assert installer_row.get_by_role("link", name="miniconda").get_attribute("href") == (
+                "miniconda/index.html"
+            )
             # Hostile paths and user agents were counted as skipped or "other": never markup.
             assert page.locator("img").count() == 0 and "alert(" not in page.content()
             page.screenshot(path=str(ARTIFACTS / "stats.png"), full_page=True)

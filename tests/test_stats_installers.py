@@ -253,6 +253,12 @@ def test_the_folder_page_shows_the_downloads_and_remove_drops_them(
     assert f'<a href="{LATEST}">{LATEST}</a>' in page
     rows = {name: next(r for r in page.split("<tr>") if f'href="{name}"' in r) for name in FILES}
     assert '<td class="n">2</td>' in rows[LATEST] and '<td class="n">0</td>' in rows[MAC]
+    # The statistics page has a row for the folder, apart from the channels' counts.
+    stats_page = (site / layout.STATS_PAGE).read_text()
+    assert f'<a href="{FOLDER}/index.html">{FOLDER}</a>' in stats_page
+    assert '<td class="n" data-label="Downloads">2</td>' in stats_page
+    assert f'<code>{LATEST}</code></span> <span class="num">2</span>' in stats_page
+    assert '<b data-stat="downloads">0</b>' in stats_page
 
     # Without stats.json the page goes without downloads.
     (site / layout.STATS_JSON).unlink()
@@ -270,6 +276,7 @@ def test_the_folder_page_shows_the_downloads_and_remove_drops_them(
     assert main(["remove", FOLDER, "-c", str(config_path)]) == EXIT_OK
     doc = decode_doc((site / layout.STATS_JSON).read_bytes())
     assert doc.installers == []
+    assert "installers-table" not in (site / layout.STATS_PAGE).read_text()
     # Configured again, it starts with none, though the log still holds its old lines.
     config_path.write_text(_config_text(site, installer_upstream.url, log))
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_OK

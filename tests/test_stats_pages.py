@@ -89,7 +89,7 @@ def sample_lines() -> list[str]:
 @pytest.mark.unit
 def test_statistics_page_names_a_private_channel_only(tmp_path: Path) -> None:
     stats = site_stats(doc_of(sample_lines()), two_channels(tmp_path))
-    model = stats_page_model(stats, {PUBLIC: {"numpy"}, PRIVATE: {"topsecret"}})
+    model = stats_page_model(stats, {PUBLIC: {"numpy"}, PRIVATE: {"topsecret"}}, ())
     all_time = model["top"][2]["rows"]
     assert [(r["channel"], r["name"], r["downloads"]) for r in all_time] == [
         (PUBLIC, "numpy", 2),
@@ -122,6 +122,8 @@ def test_statistics_page_names_a_private_channel_only(tmp_path: Path) -> None:
     assert "topsecret" not in html and "hiddenlib" not in html
     assert f'{PRIVATE}</a> <span class="tag">private</span>' in html
     assert html.count("<svg") == 2 and '<a href="cloud/example/packages/numpy.html">' in html
+    # A site without installer folders has no table of them.
+    assert model["installers"] == [] and "installers-table" not in html
 
 
 @pytest.mark.unit
@@ -129,9 +131,72 @@ def test_channels_no_longer_configured_are_left_out(tmp_path: Path) -> None:
     config = parse_config(
         f"output: {tmp_path}\nchannels:\n  {PRIVATE}: {{url: https://e.org/x, subdirs: [noarch]}}\n"
     )
-    model = stats_page_model(site_stats(doc_of(sample_lines()), config), {})
+    model = stats_page_model(site_stats(doc_of(sample_lines()), config), {}, ())
     assert [c["path"] for c in model["channels"]] == [PRIVATE]
     assert {r["name"] for top in model["top"] for r in top["rows"]} == {"topsecret"}
+
+
+FOLDER = "miniconda"
+LATEST = "Miniconda3-latest-Linux-x86_64.sh"
+
+
+@pytest.mark.unit
+def test_statistics_page_shows_each_installer_folder_configured(tmp_path: Path) -> None:
+    folders = [FOLDER, "installers/anaconda", "gone", "linked"]
+    installer = f"/{FOLDER}/{LATEST}"
+    lines = [
+        line(installer, TODAY, size=5000),
+        line(installer, TODAY, size=5000, ip="192.0.2.2"),
+        line(installer, TODAY - timedelta(days=60), size=5000),
+        line(f"/{FOLDER}/Miniconda3-latest-MacOSX-arm64.pkg", TODAY, size=70),
+        *(line(f"/{FOLDER}/old-{n}.sh", TODAY - timedelta(days=40), size=1) for n in range(6)),
+        line("/gone/Anaconda3-2024.10-1-Linux-x86_64.sh", TODAY, size=9),
+        line(f"/{PUBLIC}/linux-64/numpy-2.1.0-py312_0.conda", TODAY),
+    ]
+    tally = Tally()
+    tally.counter([PUBLIC], TODAY, folders).add([text.encode() for text in lines])
+    doc = build_doc(tally, [PUBLIC], [], TODAY, installers=folders)
+    config = parse_config(
+        f"output: {tmp_path / 'site'}\n"
+        f"channels:\n  {PUBLIC}: {{url: https://example.org/pub, subdirs: [linux-64]}}\n"
+        "installers:\n"
+        + "".join(
+            f"  {folder}: {{url: https://repo.example.org/{folder}/}}\n"
+            for folder in (FOLDER, "installers/anaconda", "linked", "new")
+        )
+    )
+    stats = site_stats(doc, config)
+    model = stats_page_model(stats, {}, {FOLDER, "installers/anaconda", "new"})
+    # Configured folders only ("gone" no longer is; "new" is, and has no counts yet), by path;
+    # a folder without a page of its own is named without a link.
+    assert [(f["path"], f["page"]) for f in model["installers"]] == [
+        ("installers/anaconda", "installers/anaconda/index.html"),
+        ("linked", None),
+        (FOLDER, "miniconda/index.html"),
+        ("new", "new/index.html"),
+    ]
+    shown = model["installers"][2]
+    assert (shown["downloads"], shown["downloads_30d"], shown["bytes"]) == (10, 3, 15076)
+    # The most downloaded files first (ties by name), at most five.
+    assert shown["files"] == [
+        {"file": LATEST, "downloads": 3},
+        {"file": "Miniconda3-latest-MacOSX-arm64.pkg", "downloads": 1},
+        *({"file": f"old-{n}.sh", "downloads": 1} for n in range(3)),
+    ]
+    assert [f["files"] for f in model["installers"] if f["path"] != FOLDER] == [[], [], []]
+    # The channels' totals leave the installers out.
+    assert (model["downloads"], model["bytes_total"]) == (1, 1000)
+    html = render_page(
+        make_environment(TEMPLATES_DIR), "t", "stats.html", layout.STATS_PAGE, model=model
+    ).decode()
+    table = html[html.index('id="installers-table"') : html.index("</table>", html.index(
+        'id="installers-table"'))]  # fmt: skip
+    assert '<a href="miniconda/index.html">miniconda</a>' in table
+    assert '<td class="n" data-label="Downloads">10</td>' in table
+    assert '<td class="n" data-label="Last 30 days">3</td>' in table
+    assert f'<code>{LATEST}</code></span> <span class="num">3</span>' in table
+    assert "<td>linked</td>" in table and "gone" not in table and "old-3.sh" not in table
+    assert "the installer folders' downloads" in html
 
 
 @pytest.mark.unit

@@ -14,12 +14,14 @@ from sitegen.stats.charts import bar_chart, hbar_chart, sparkline
 from sitegen.stats.report import (
     SERIES_DAYS,
     ChannelRow,
+    InstallerFileRow,
     MissingRow,
     PackageRow,
     StatsDoc,
 )
 
 TOP = 20
+TOP_FILES = 5  # an installer folder's most downloaded files, on the statistics page
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,15 @@ class PackageCount:
 class ToolCount:
     tool: str
     client_days: int
+
+
+@dataclass(frozen=True)
+class InstallerCounts:
+    folder: str
+    downloads: int
+    downloads_30d: int
+    bytes: int
+    top_files: list[InstallerFileRow]  # most downloaded first, each downloaded at least once
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class StatsPage:
     refreshes: int
     missing: list[MissingRow]  # most requested filtered-out (or absent) package files
     channels: list[ChannelRow]
+    installers: list[InstallerCounts]  # counted apart: the totals above are the channels'
     skipped: int
 
 
@@ -115,6 +127,19 @@ def stats_page(doc: StatsDoc) -> StatsPage:
         refreshes=doc.totals.refreshes,
         missing=doc.missing[:TOP],
         channels=doc.channels,
+        installers=[
+            InstallerCounts(
+                row.folder,
+                row.downloads,
+                row.downloads_30d,
+                row.bytes,
+                sorted(
+                    (f for f in row.files if f.downloads),
+                    key=lambda f: (-f.downloads, f.file),
+                )[:TOP_FILES],
+            )
+            for row in doc.installers
+        ],
         skipped=sum(doc.skipped.values()),
     )
 

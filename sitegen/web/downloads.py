@@ -15,7 +15,8 @@ last private (:func:`sitegen.stats.report.build_doc`); one written while it was 
 them all, and none of its counts is shown until the next count.
 
 Each installer folder's page shows the downloads of the folder and of each of its files
-(:func:`installer_downloads`); folders are public, their counts too.
+(:func:`installer_downloads`), and the statistics page a row per folder configured; folders are
+public, their counts too.
 """
 
 from __future__ import annotations
@@ -91,11 +92,17 @@ def site_stats(doc: StatsDoc, config: SiteConfig) -> SiteStats:
     in_full = configured if doc.private is None else frozenset(doc.private)
     public = configured - private - in_full
     withheld = in_full - private
+    counted = {row.folder: row for row in doc.installers}
     shown = msgspec.structs.replace(
         doc,
         packages=[p for p in doc.packages if p.channel in public],
         missing=[m for m in doc.missing if m.channel in public],
         channels=[c for c in doc.channels if c.channel in public | private],
+        # Folders configured now, as channels; one added since the count has none yet.
+        installers=[
+            counted.get(folder) or InstallerRow(folder)
+            for folder in sorted(i.path for i in config.installers)
+        ],
     )
     packages: dict[str, dict[str, PackageDownloads]] = {}
     for (channel, name), stats in package_stats(doc).items():
@@ -105,8 +112,7 @@ def site_stats(doc: StatsDoc, config: SiteConfig) -> SiteStats:
         packages.setdefault(channel, {})[name] = PackageDownloads(
             stats.downloads, stats.downloads_30d, trend
         )
-    installers = {row.folder: row for row in doc.installers}
-    return SiteStats(stats_page(shown), public, private, packages, installers)
+    return SiteStats(stats_page(shown), public, private, packages, counted)
 
 
 def installer_downloads(stats: SiteStats | None, folder: str) -> dict[str, Any] | None:
@@ -152,8 +158,11 @@ def _top_rows(
     ]
 
 
-def stats_page_model(stats: SiteStats, pages: Mapping[str, Collection[str]]) -> dict[str, Any]:
-    """The statistics page; ``pages`` are the names with a package page, per channel."""
+def stats_page_model(
+    stats: SiteStats, pages: Mapping[str, Collection[str]], folders: Collection[str]
+) -> dict[str, Any]:
+    """The statistics page; ``pages`` are the names with a package page, per channel, and
+    ``folders`` the installer folders with a page (not one a link its runs leave alone)."""
     page = stats.page
     channels = []
     for row in page.channels:
@@ -208,4 +217,15 @@ def stats_page_model(stats: SiteStats, pages: Mapping[str, Collection[str]]) -> 
             for m in page.missing
         ],
         "channels": channels,
+        "installers": [
+            {
+                "path": row.folder,
+                "page": layout.installer_page_path(row.folder) if row.folder in folders else None,
+                "downloads": row.downloads,
+                "downloads_30d": row.downloads_30d,
+                "bytes": row.bytes,
+                "files": [{"file": f.file, "downloads": f.downloads} for f in row.top_files],
+            }
+            for row in page.installers
+        ],
     }

@@ -165,7 +165,7 @@ class _Renderer:
         landing["installers"] = landing_installers(folder_pages)
         self.writer.page(layout.LANDING_PAGE, "landing.html", landing)
         if self.stats is not None:
-            model = stats_page_model(self.stats, package_pages)
+            model = stats_page_model(self.stats, package_pages, set(folder_pages))
             self.writer.page(layout.STATS_PAGE, "stats.html", model)
         self._history(reports, package_pages, set(folder_pages))
         self._remove_stale()
