@@ -284,6 +284,50 @@ async def test_records_holding_the_password_are_refused_not_the_user_or_host(
     assert _files_holding(site, password) == _files_holding(site, encoded) == []
 
 
+async def test_records_holding_a_user_name_without_a_password_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL is ``http://${KEY}@127.0.0.1:<port>/chan``: an API key as the user name, with
+    no password (as some repositories take one), is the credential. A record holding it, as
+    it is or percent-encoded as the URL sends it, is refused, and the site holds it in
+    neither form."""
+    key = "ak+" + random.Random(20240602).randbytes(12).hex()
+    encoded = quote(key, safe="")
+    monkeypatch.setenv("SITEGEN_TEST_KEY", key)
+    root = tmp_path / "upstream"
+    documents = write_channel(root / "chan", small_packages(), zst=True)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        conda = documents[LINUX]["packages.conda"]
+        conda["alpha-1.0-h0_0.conda"]["url"] = (
+            f"http://{encoded}@127.0.0.1:{server.port}/chan/{LINUX}/alpha-1.0-h0_0.conda"
+        )
+        conda["beta-2.0-h1_0.conda"]["summary"] = f"api key: {key}"
+        set_repodata(root / "chan", LINUX, json.dumps(documents[LINUX]).encode())
+        (tmp_path / "channels.yaml").write_text(
+            f"output: {site}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            f"    url: http://${{SITEGEN_TEST_KEY}}@127.0.0.1:{server.port}/chan\n"
+            "    subdirs: [linux-64]\n"
+        )
+        config = load_config(tmp_path / "channels.yaml")
+        report = await run_mirror(config, MirrorOptions(progress=False))
+    render_site(config)
+    assert not report.failed, report.errors
+    assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
+        "alpha-1.0-h0_0.conda": REASON_SECRET,
+        "beta-2.0-h1_0.conda": REASON_SECRET,
+    }
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    assert set(published["packages.conda"]) | set(published["packages"]) == {
+        "alpha-1.0-h0_0.tar.bz2",
+        "gamma-0.1-h2_0.tar.bz2",
+        "epsilon-3.1-h3_0.conda",
+    }
+    assert _files_holding(site, key) == _files_holding(site, encoded) == []
+
+
 async def test_the_token_outside_records_is_left_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,10 +83,13 @@ _PATH_TOKEN_RE = re.compile(r"/t/([^/]+)")
 
 def credential_names(url: str) -> tuple[str, ...]:
     """The ${ENV} names in the places of ``url`` that hold a credential: the token of
-    ``/t/<token>/`` and the password of ``user:password@``. A user name, host or other path
-    segment filled in from the environment is no secret, and may be as common as ``conda``."""
+    ``/t/<token>/``, the password of ``user:password@``, and a user name with no password
+    (``${KEY}@``: an API key, as some repositories take one, is the whole credential). A user
+    name beside a password, host or other path segment filled in from the environment is no
+    secret, and may be as common as ``conda``."""
     _start, userinfo, location = split_userinfo(url)
-    places = [userinfo.partition(":")[2], *_PATH_TOKEN_RE.findall(location)]
+    user, _colon, password = userinfo.partition(":")
+    places = [password or user, *_PATH_TOKEN_RE.findall(location)]
     return tuple(dict.fromkeys(name for place in places for name in ENV_REF_RE.findall(place)))
 
 

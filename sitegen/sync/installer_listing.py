@@ -5,9 +5,9 @@ The page is parsed with the standard library's HTML parser, never matched with p
 every row is judged on its own: a file name that is not a plain name (no path, no dot first,
 bounded), a size that is none or too large, a date that does not read or a sha256 that is not
 64 hex digits skips that row with its reason, and the good rows stand. So does a row holding a
-credential of the folder's URL (the token of ``/t/<token>/``, a password) in any cell: stored,
-listed on the folder's page or reported, it would hand the credential to every reader of the
-site; it is reported with the credential hidden. The name a row gives is the only name a file
+credential of the folder's URL (the token of ``/t/<token>/``, a password, a user name without
+one) in any cell: stored, listed on the folder's page or reported, it would hand the credential
+to every reader of the site; it is reported with the credential hidden. The name a row gives is the only name a file
 is ever stored or fetched under (a link's target is only checked against it, never stored).
 Pure: the caller fetches the page and chooses what to download.
 """
