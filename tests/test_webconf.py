@@ -20,11 +20,13 @@ from typing import Any
 import pytest
 import trio
 
+from sitegen.access.server_files import write_server_files
 from sitegen.cli import main
 from sitegen.config import SiteConfig, parse_config
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.webconf import (
     LONG_CACHE,
+    PRIVATE_SHORT_CACHE,
     SHORT_CACHE,
     WebconfError,
     WebconfOptions,
@@ -43,6 +45,7 @@ from testkit.apache import (
 from testkit.client import solve_and_install
 from testkit.installers import serve_index, write_folder
 from testkit.nginx import nginx_binary
+from testkit.private_site import token_add
 from testkit.upstream import ExampleUpstream
 
 PREFIX = "/anaconda"
@@ -63,11 +66,13 @@ def _config(site: Path, url: str = "http://127.0.0.1:9/forge", mode: str = "acti
     return parse_config(textwrap.dedent(text), base_dir=site.parent)
 
 
-def _get(url: str, path: str) -> tuple[int, dict[str, str], bytes]:
+def _get(
+    url: str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -402,43 +407,62 @@ def test_real_server_serves_the_site_through_the_symlink(
 
 @pytest.mark.integration
 @pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize("private", [False, True], ids=["public", "private-site"])
 def test_installer_folders_are_served_as_static_files(
-    server: str, public_dir: Path, upstream_server_factory
+    server: str, private: bool, public_dir: Path, upstream_server_factory
 ) -> None:
     """The generated configs serve an installer folder's files as stored (never compressed,
-    revalidated: a "latest" installer changes under its name) and its page."""
+    revalidated: a "latest" installer changes under its name, whatever it is named, a package
+    file's suffix too) and its page; on a private site likewise, through a path token (nginx
+    serves those under its quiet head) and a Bearer token alike."""
     require_server(server)
     folder = public_dir / "upstream" / "miniconda"
     files = {
         "Miniconda3-latest-Linux-x86_64.sh": b"#!/bin/sh\n" * 400,
         "Miniconda3-latest-Windows-x86_64.exe": b"MZ" * 1800,
         "Miniconda3-latest-MacOSX-arm64.pkg": b"xar!" * 900,
+        "Miniconda3-latest-Linux-x86_64.conda": b"PK" * 700,
+        "Miniconda3-latest-Linux-x86_64.tar.bz2": b"BZh9" * 500,
     }
     write_folder(folder, files)
     upstream = upstream_server_factory(folder.parent)
     serve_index(upstream, "/miniconda/")
     site = public_dir / "site"
+    user = server_user()
+    group = f"group: {user.split(':')[1]}, " if user else ""
+    access = f"access: {{site: private, {group}dir: {public_dir}/access}}" if private else ""
     text = f"""\
         output: {site}
         download: {{retries: 0}}
+        {access}
         channels: {{}}
         installers:
           installers/miniconda:
             url: {upstream.url}/miniconda/
         """
+    config_path = _write(public_dir / "channels.yaml", text)
     config = parse_config(textwrap.dedent(text), base_dir=site.parent)
     assert not trio.run(run_mirror, config, MirrorOptions(progress=False)).failed
-    assert main(["render", "-c", str(_write(public_dir / "channels.yaml", text))]) == 0
+    assert main(["render", "-c", str(config_path)]) == 0
+    revalidated = SHORT_CACHE
+    ways = [(PREFIX, {})]
+    if private:
+        token = token_add(config_path, "ci")
+        write_server_files(config)
+        revalidated = PRIVATE_SHORT_CACHE
+        ways = [(f"/t/{token}{PREFIX}", {}), (PREFIX, {"Authorization": f"Bearer {token}"})]
     running = webconf_server(server, config, public_dir / "state", prefix=PREFIX)
     with running:
-        for name, data in files.items():
-            status, headers, body = _get(running.url, f"{PREFIX}/installers/miniconda/{name}")
-            assert (status, body) == (200, data), name
-            assert "content-encoding" not in headers, name
-            assert headers["cache-control"] == SHORT_CACHE, name
-        status, headers, body = _get(running.url, f"{PREFIX}/installers/miniconda/")
-        assert status == 200 and headers["content-type"].startswith("text/html")
-        assert b"Miniconda3-latest-Linux-x86_64.sh" in body
+        for head, headers in ways:
+            for name, data in files.items():
+                path = f"{head}/installers/miniconda/{name}"
+                status, answer, body = _get(running.url, path, headers)
+                assert (status, body) == (200, data), (head, name)
+                assert "content-encoding" not in answer, name
+                assert answer["cache-control"] == revalidated, (head, name)
+            status, answer, body = _get(running.url, f"{head}/installers/miniconda/", headers)
+            assert status == 200 and answer["content-type"].startswith("text/html")
+            assert b"Miniconda3-latest-Linux-x86_64.sh" in body
 
 
 def _write(path: Path, text: str) -> Path:

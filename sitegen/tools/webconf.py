@@ -9,7 +9,9 @@ directory at a URL prefix with what conda clients need:
   (clients hash the bytes as stored);
 * ``Cache-Control``: short (``public, max-age=60``) for repodata, ``current_repodata``,
   ``channeldata``, pages and every other index; long and ``immutable`` for package files, whose
-  name always denotes the same bytes; only on successful answers (a 404 or 502 is not cached);
+  name always denotes the same bytes, but short for every file of an installer folder, which
+  upstream replaces under its name (``Miniconda3-latest-*``), whatever its suffix; only on
+  successful answers (a 404 or 502 is not cached);
   ``private`` instead of ``public`` for private channels (for the client's cache only);
 * no directory listings (``index.html`` pages rendered by sitegen replace them);
 * ``.sitegen/`` (private state) and any other dot-name (temporary downloads) denied;
@@ -132,6 +134,7 @@ class Webconf:
     server_name: str
     fetcher: str | None  # None when no channel has a passive mirror
     passive_channels: tuple[str, ...]
+    installer_folders: tuple[str, ...]  # their files are revalidated, whatever their names
     access: AccessConf | None  # None when the site and every channel are public
     token_places: tuple[TokenPlace, ...]  # with private channels only
     hide_records: bool  # the ledger, filtered-out records and stats.json are not served
@@ -221,6 +224,15 @@ def passive_channels(config: SiteConfig) -> tuple[str, ...]:
     return tuple(out)
 
 
+def installer_folders(config: SiteConfig) -> tuple[str, ...]:
+    """The installer folders' paths: files replaced upstream under the same name, so never
+    served as immutable, even when named like a package file."""
+    for folder in config.installers:
+        if not all(CHANNEL_SEGMENT_RE.match(s) for s in folder.path.split("/")):
+            raise WebconfError(f"installer folder {folder.path!r} is not safe for a web config")
+    return tuple(folder.path for folder in config.installers)
+
+
 def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> Webconf:
     if server not in SERVERS:
         raise WebconfError(f"server must be one of {', '.join(SERVERS)}, not {server!r}")
@@ -262,6 +274,7 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         server_name=server_name,
         fetcher=fetcher,
         passive_channels=passive,
+        installer_folders=installer_folders(config),
         access=access,
         token_places=places,
         # A reader of a private site is not necessarily one of every private channel.
