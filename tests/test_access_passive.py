@@ -20,6 +20,7 @@ from sitegen.config import load_config
 from sitegen.tools.webconf import PRIVATE_LONG_CACHE, WebconfOptions, render_webconf
 from testkit.access import fetcher_subprocess
 from testkit.apache import (
+    ApacheServer,
     apache_binary,
     apache_modules_dir,
     require_server,
@@ -432,4 +433,54 @@ def test_no_token_in_apache_error_log_for_a_path_it_cannot_walk(
     logged = running.error_log.read_text()
     for code in ("AH00035", "AH00036"):  # search permissions missing; file name too long
         assert logged.count(code) == 1, logged
+    assert_no_token_anywhere(private_site, state)
+
+
+@pytest.mark.integration
+def test_the_apache_snippet_quiets_only_the_sites_own_token_paths(
+    private_site: PrivateSite,
+) -> None:
+    """The snippet without --listen is included at the server's top level, beside whatever
+    else the server serves: its quiet error log for paths holding a /t/ segment covers the
+    site's own paths (a path token wherever conda puts it: before, in or after the prefix, or
+    in a channel's path), never another site's /t/ path, whose errors are logged as usual."""
+    require_server("apache")
+    token = private_site.tokens["ci"]
+    other = private_site.root / "other"
+    (other / "t").mkdir(parents=True)
+    state = private_site.root / "state"
+    state.mkdir()
+    snippet = state / "sitegen.conf"
+    snippet.write_text(render_webconf("apache", private_site.config, WebconfOptions(prefix=PREFIX)))
+    modules = apache_modules_dir()
+    names = ["mpm_event", "authz_core", "alias", "dir", "mime", "headers", "rewrite"]
+    names += ["proxy", "proxy_http", "setenvif"]
+    loads = "".join(f"LoadModule {m}_module {modules}/mod_{m}.so\n" for m in names)
+    user = server_user()
+    users = "User {}\nGroup {}\n".format(*user.split(":")) if user else ""
+
+    def make_config(port: int) -> str:
+        return (
+            f"ServerRoot {state}\nServerName localhost\nListen 127.0.0.1:{port}\n"
+            f"PidFile {state}/apache2.pid\nErrorLog {state}/error.log\nLogLevel warn\n"
+            f"{users}{loads}TypesConfig /dev/null\n"
+            f"<Directory />\n  Require all denied\n</Directory>\n"
+            f"Alias /other {other}\n<Directory {other}>\n  Require all granted\n</Directory>\n"
+            f"Include {snippet}\nCustomLog {state}/access.log sitegen_stats\n"
+        )
+
+    long_name = "x" * 300  # longer than the filesystem allows: core logs the path (AH00036)
+    site_paths = [
+        f"/t/{token}{PREFIX}/{PRIVATE}/linux-64/{long_name}.conda",
+        f"{PREFIX}/t/{token}/{PRIVATE}/linux-64/{long_name}.conda",
+        f"{PREFIX}/internal/t/{token}/licensed/linux-64/{long_name}.conda",
+    ]
+    running = ApacheServer(make_config, state)
+    with running, httpx.Client(base_url=running.url) as client:
+        for path in site_paths:
+            assert client.get(path).status_code == 403, path
+        assert client.get(f"/other/t/{long_name}").status_code == 403
+    logged = running.error_log.read_text()
+    assert logged.count("AH00036") == 1, logged
+    assert f"/other/t/{long_name}" in logged
     assert_no_token_anywhere(private_site, state)
