@@ -137,10 +137,13 @@ async def test_a_stalled_download_says_after_how_many_bytes(
     finally:
         await client.aclose()
     assert not result.ok
-    assert result.error == "stuck-1-0.conda: stalled after 700 bytes (ReadTimeout)"
+    # Whichever notices first on a loaded machine: the read timeout, or the pace a transfer
+    # must keep (net/failures); either way the bytes it stalled after are told.
+    stalled = r"stalled after 700 bytes \((ReadTimeout|TooSlowError)\)"
+    assert re.fullmatch(f"stuck-1-0.conda: {stalled}", result.error), result.error
     (retry,) = [r.getMessage() for r in caplog.records if "attempt" in r.getMessage()]
     assert retry.startswith(f"{server.url}/linux-64/stuck-1-0.conda: attempt 1 of 2 failed:")
-    assert "stalled after 700 bytes (ReadTimeout); trying again in" in retry
+    assert re.search(f"{stalled}; trying again in", retry), retry
 
 
 # --------------------------------------------------------------------------- causes in words
