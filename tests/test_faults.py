@@ -431,6 +431,10 @@ async def test_broken_transfers_are_never_published(upstream: Upstream, tmp_path
         if transfer.name == "redirect loop":
             # One attempt (a loop is not worth retrying): the request and 10 redirects.
             assert attempts + upstream.server.count(upstream.path(fn) + ".moved") == 11
+        elif transfer.name == "dropped":
+            # retries: 1; an attempt sent on a kept-alive connection that is closed unanswered
+            # (which may be the keep-alive race) goes once more to a fresh connection.
+            assert 2 <= attempts <= 4, attempts
         else:
             assert attempts == 2, transfer.name  # retries: 1
     expected = filenames(upstream.specs, LINUX) - {v.filename("conda") for v in victims.values()}

@@ -12,6 +12,7 @@ as it comes and a cut-off answer as cut off.
 from __future__ import annotations
 
 import hashlib
+import json
 import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -195,6 +196,29 @@ async def test_a_client_joining_a_download_under_way_gets_the_verified_file_too(
         assert got.status == 200 and got.headers["x-sitegen-fetcher"] == "fetched"
         assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
     assert setup.package_requests() == [setup.upstream_path()]  # one download for both
+
+
+async def test_the_next_fetch_after_a_slow_download_is_answered(tmp_path: Path) -> None:
+    """The upstream ends the kept-alive connection of a slow answer a moment after its last
+    byte, without announcing it (as a server whose keep-alive timeout runs out does): the
+    fetch that follows at once, on that pooled connection, is sent again on a fresh one
+    rather than failing (``retries: 0`` here)."""
+    # Some 3 s in all (so it is followed), then half a second before the close.
+    drip = slow_drip(chunk=256, interval=0.5)
+    async with passive_site(tmp_path, drip) as (setup, address):
+        repodata = json.loads((setup.target.parent / "repodata.json").read_bytes())
+        other = next(fn for fn in sorted(repodata["packages.conda"]) if fn != setup.fn)
+        slow, then = Got(), Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, slow)
+            await get(address, other, then)
+    for got in (slow, then):
+        assert got.error is None, repr(got.error)
+        assert got.status == 200, got
+    assert slow.headers["x-sitegen-fetcher"] == "fetched"
+    assert hashlib.sha256(slow.body).hexdigest() == setup.record["sha256"]
+    sha256 = repodata["packages.conda"][other]["sha256"]
+    assert hashlib.sha256(then.body).hexdigest() == sha256
 
 
 def drip_ranges(first: float, others: float, chunk: int = 8192) -> FaultHook:

@@ -23,7 +23,6 @@ from sitegen.net.http11 import Connection, PoolKey, Unanswered, deadline_at, os_
 
 MAX_IDLE_PER_HOST = 64
 IDLE_SECONDS = 60.0  # a pooled connection unused this long is closed rather than tried
-STALE_AFTER = 3.0  # a pooled connection idle this long may have been closed as it was reused
 
 
 # Where the environment names the CAs to trust, in the order they count; requests (and so pip
@@ -108,20 +107,25 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
         host = url.raw_host.decode("ascii")
         key = (url.scheme, host, url.port or (443 if url.scheme == "https" else 80))
         timeouts = request.extensions.get("timeout", {})
-        connection, idle = self._acquire(key)
+        connection = self._acquire(key)
+        reused = connection is not None
         while True:
             if connection is None:
-                connection, idle = await self._connect(key, timeouts.get("connect")), 0.0
+                connection = await self._connect(key, timeouts.get("connect"))
             try:
                 head = await self._exchange(connection, request, timeouts)
                 break
             except Unanswered as exc:
-                # A server closes idle connections after its keep-alive timeout; the check in
-                # _acquire sees that only once the close has arrived. A connection that sat
-                # idle for a while and was closed unanswered is asked again on a fresh one.
-                if idle < STALE_AFTER:
+                # A server may end a kept-alive connection whenever it likes (its keep-alive
+                # timeout, a close it did not announce after a slow answer), and the check in
+                # _acquire sees that only once the close has arrived: a request can go out on
+                # a connection being closed. Closed before any byte of an answer, the request
+                # (a GET or HEAD: safe to send again) goes once more to a fresh connection, as
+                # HTTP clients do; there the drop is the server's answer (and a download's
+                # retries decide).
+                if not reused:
                     raise exc.error from exc.__cause__
-                connection = None
+                connection, reused = None, False
         return httpx.Response(
             status_code=head.status_code,
             headers=head.headers.raw_items(),
@@ -168,17 +172,16 @@ class EventLoopTransport(httpx.AsyncBaseTransport):
             connection.close()
             raise
 
-    def _acquire(self, key: PoolKey) -> tuple[Connection | None, float]:
-        """An idle connection the server has not closed meanwhile, if there is one, and how
-        long it has been idle."""
+    def _acquire(self, key: PoolKey) -> Connection | None:
+        """An idle connection the server has not closed meanwhile, if there is one."""
         idle = self._idle.get(key)
         self._expire(idle)
         while idle:
-            since, connection = idle.pop()
+            _since, connection = idle.pop()
             if connection.idle_and_open():
-                return connection, time.monotonic() - since
+                return connection
             connection.close()
-        return None, 0.0
+        return None
 
     def release(self, connection: Connection) -> None:
         """Pool a connection whose last answer was read whole."""
