@@ -16,7 +16,7 @@ import trio
 
 from sitegen.conda.records import Record, parse_repodata
 from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig
-from sitegen.passive.resolver import mirror_of
+from sitegen.passive.mirror_fetch import mirror_of
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync import publish as publish_module

@@ -21,7 +21,8 @@ import trio
 
 from sitegen.access.check import TokenCheck
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.passive.resolver import FetchJob, MirrorFetch, Resolver, passive_channels
+from sitegen.passive.mirror_fetch import MirrorFetch
+from sitegen.passive.resolver import FetchJob, Resolver, passive_channels
 from sitegen.store.site import Site
 
 log = logging.getLogger("sitegen.passive.fetcher")

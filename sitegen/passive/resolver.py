@@ -11,9 +11,10 @@ a decoded URL path to a :class:`Reply`, fetching a missing file through a :data:
    without downloading anything: probing is free, and cannot be used to fill the disk.
 4. Otherwise it is fetched, at most once however many ask: concurrent requests wait on the one
    download, which runs in the resolver's own nursery, so a client that gives up does not abort
-   it for the others. :class:`MirrorFetch` downloads from the mirror the origins map names
-   (with that mirror's CEP-15 ``base_url``), with :func:`sitegen.net.download.download`, exactly
-   as ``sitegen mirror`` does: unverified bytes never carry the published name. At most
+   it for the others. :class:`~sitegen.passive.mirror_fetch.MirrorFetch` downloads from the
+   mirror the origins map names (with that mirror's CEP-15 ``base_url``), with
+   :func:`sitegen.net.download.download`, exactly as ``sitegen mirror`` does: unverified bytes
+   never carry the published name. At most
    ``max_flights`` different files are being fetched at once (each download also waits for one
    of ``download.concurrency`` slots); past that a request for yet another file gets 503.
 5. A request that asks to (``live``) does not wait for a slow download to end: when the file is
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +36,6 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
-from sitegen.conda.records import Record
 from sitegen.conda.schema import (
     CONDA_SUFFIX,
     FILES_DECODER,
@@ -44,16 +44,11 @@ from sitegen.conda.schema import (
     FilesDoc,
     format_of,
 )
-from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
-from sitegen.layout import origins_path
-from sitegen.net.download import DownloadJob, Watch, download
-from sitegen.net.upstream import Upstream, open_upstreams
+from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.net.download import Watch
 from sitegen.passive.live import FOLLOW_AFTER, Flight, Follower
 from sitegen.store.interface import SiteStorage
-from sitegen.store.origins import Origins, read_origins
-from sitegen.store.site import Site, UnsafePathError
-from sitegen.store.writer import DiskWriter, open_disk_writer
-from sitegen.sync.progress import human_bytes
+from sitegen.store.site import UnsafePathError
 
 log = logging.getLogger("sitegen.passive.fetcher")
 
@@ -310,94 +305,3 @@ class Resolver:
         finally:
             del self.flights[job.target]
             flight.finish(error)
-
-
-def mirror_of(channel: ChannelConfig, origins: Origins, fn: str) -> MirrorConfig | None:
-    """The mirror that supplied ``fn`` as the mirror run recorded it (a channel with one mirror
-    needs no record)."""
-    name = origins.mirror_of(fn)
-    if name is None and len(channel.mirrors) == 1:
-        name = channel.mirrors[0].name
-    return next((m for m in channel.mirrors if m.name == name), None)
-
-
-class MirrorFetch:
-    """Fetches a file from the mirror that supplied it, verified, into the site (a FetchFile)."""
-
-    def __init__(
-        self,
-        site: Site,
-        config: SiteConfig,
-        upstreams: dict[str, Upstream],
-        unavailable: dict[str, str],  # mirror name -> why it cannot be used
-        writer: DiskWriter,
-    ) -> None:
-        self.site = site
-        self.config = config
-        self.upstreams = upstreams
-        self.unavailable = unavailable
-        self.writer = writer
-        self._limiter = trio.CapacityLimiter(config.download.concurrency)
-        self._origins = StatCache()
-
-    @classmethod
-    @asynccontextmanager
-    async def open(
-        cls, site: Site, config: SiteConfig, channels: Mapping[str, ChannelConfig]
-    ) -> AsyncIterator[MirrorFetch]:
-        """Open the upstream clients of the channels' mirrors and a disk writer."""
-        async with AsyncExitStack() as stack:
-            mirrors = (m for channel in channels.values() for m in channel.mirrors)
-            upstreams, unavailable = await open_upstreams(mirrors, config.download, stack)
-            for name, why in unavailable.items():
-                log.error("mirror %s: %s; its files cannot be fetched", name, why)
-            writer = await stack.enter_async_context(open_disk_writer())
-            yield cls(site, config, upstreams, unavailable, writer)
-
-    async def __call__(self, job: FetchJob) -> str | None:
-        path = origins_path(self.site.root, job.channel.path, job.subdir)
-        origins = await self._origins.get(path, read_origins) or Origins()
-        mirror = mirror_of(job.channel, origins, job.fn)
-        if mirror is None:
-            log.error("%s: no mirror is recorded for it in the origins map", job.where)
-            return "no mirror recorded for this file"
-        if mirror.name in self.unavailable:
-            why = self.unavailable[mirror.name]
-            log.error("%s: mirror %s: %s", job.where, mirror.name, why)
-            return f"mirror {mirror.name} is not configured on this server"
-        if mirror.name not in self.upstreams:  # the request began before channels.yaml changed
-            return f"mirror {mirror.name} changed meanwhile; try again"
-        record = Record(
-            fn=job.fn,
-            subdir=job.subdir,
-            raw={"size": job.entry.size, "sha256": job.entry.sha256, "md5": job.entry.md5},
-            origin=mirror.name,
-        )
-        base_url = origins.base_url_of(mirror.name)
-        download_job = DownloadJob(
-            self.upstreams[mirror.name],
-            record,
-            job.target,
-            durable=True,
-            base_url=base_url,
-            watch=job.watch,
-        )
-        async with self._limiter:
-            result = await download(
-                download_job, self.site, self.writer, self.config.download.retries
-            )
-        if not result.ok:
-            log.warning(
-                "%s: not stored, fetch from mirror %s failed: %s",
-                job.where,
-                mirror.name,
-                result.error,
-            )
-            return result.error.removeprefix(f"{job.fn}: ")
-        log.info(
-            "%s: fetched from mirror %s, verified, stored (%s)",
-            job.where,
-            mirror.name,
-            human_bytes(result.bytes),
-        )
-        return None
