@@ -32,6 +32,7 @@ from sitegen.net.failures import (
     retry_after,
     retry_delay,
 )
+from sitegen.net.local_copy import NotInSource, copy_local, stored
 from sitegen.net.upstream import Upstream, UpstreamError
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter, open_disk_writer
@@ -110,7 +111,7 @@ async def download(
 
         try:
             if upstream.is_file:
-                size = await trio.to_thread.run_sync(_stored, job, site, partial(_copy_local, job))
+                size = await trio.to_thread.run_sync(stored, job, site, partial(copy_local, job))
                 on_bytes(size)
             else:
                 size = await _fetch(job, site, writer, counted)
@@ -127,7 +128,7 @@ async def download(
         except httpx.TooManyRedirects:
             last_error = "too many redirects"
             break
-        except _Fatal as exc:
+        except (_Fatal, NotInSource) as exc:
             last_error = str(exc)
             break
         except OSError as exc:
@@ -164,15 +165,6 @@ async def download_each(
     async with open_disk_writer() as writer, trio.open_nursery() as nursery:
         for _ in range(min(settings.concurrency, len(jobs))):
             nursery.start_soon(worker, writer)
-
-
-def _stored(job: DownloadJob, site: Site, write: Callable[[PendingFile], int]) -> int:
-    """``write`` fills a pending file (verifying as it goes); only then does it get the job's
-    target name. Whatever fails, nothing is left behind."""
-    with site.pending(job.target) as pending:
-        size = write(pending)
-        pending.commit(job.durable)
-    return size
 
 
 class _Retryable(Exception):
@@ -388,16 +380,3 @@ class _Part:
             await stream.finish()
         if written != end - start:
             raise VerifyError(f"part {start}-{end - 1}: {written} of {end - start} bytes")
-
-
-def _copy_local(job: DownloadJob, pending: PendingFile) -> int:
-    source = job.upstream.local_path(job.record.subdir, job.record.fn)
-    if not source.is_file():
-        raise _Fatal("not found in the file:// source")
-    hasher = Hasher(job.record)
-    with open(source, "rb") as src:
-        while chunk := src.read(1 << 20):
-            hasher.update(chunk)
-            pending.write(chunk)
-    hasher.verify()
-    return hasher.size
