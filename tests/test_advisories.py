@@ -334,6 +334,28 @@ def test_an_allow_id_that_is_not_printable_is_a_configuration_error(tmp_path, ca
     assert "allow[0]" not in err and "allows nothing" not in err
 
 
+def test_an_allow_id_of_only_whitespace_is_a_configuration_error(tmp_path, capsys):
+    """As an empty one: blanks where an id should be are a paste gone wrong, refused with the
+    file, line and key (exit 2) rather than warned of as allowing nothing."""
+    shutil.copytree(DATA, tmp_path / "osv")
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        "output: site\n"
+        "filters:\n"
+        "  advisories:\n"
+        "    files: [osv]\n"
+        "    allow:\n"
+        "      - CVE-2023-43804\n"
+        '      - "  "\n'
+        "channels:\n"
+        "  cloud/forge: {url: https://conda.example.org/forge, subdirs: [linux-64]}\n"
+    )
+    assert main(["status", "-c", str(config_path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "channels.yaml:7: filters.advisories.allow[1]: expected an id, got '  '" in err, err
+    assert "allows nothing" not in err
+
+
 def test_filter_at_channel_level_and_for_absent_packages(tmp_path):
     (tmp_path / "other.json").write_text(
         json.dumps(advisory([conda("not-on-this-site", ecosystem({"introduced": "0"}))]))

@@ -225,11 +225,14 @@ def parse(node: YamlNode) -> Mapping[str, object]:
 
 
 def _allow_id(item: YamlNode) -> str:
-    """An id of ``allow``: printable text, as an advisory's id must be (``osv``); a control or
-    format character there is a paste gone wrong to point at, not an id that allows nothing."""
+    """An id of ``allow``: printable text, as an advisory's id must be (``osv``), and not only
+    blanks; a control or format character or blanks there are a paste gone wrong to point at,
+    not an id that allows nothing."""
     text = item.string()
     if not text.isprintable():
         raise item.error(f"expected an id of printable characters, got {text!r}")
+    if not text.strip():
+        raise item.error(f"expected an id, got {text!r}")
     return text
 
 
