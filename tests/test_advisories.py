@@ -416,6 +416,14 @@ PREFIX = "channels.yaml:7: channels.cloud/forge.filters.advisories.files[0]: bad
             '{"id": "X\\nERROR forged line\\u001b[2J"}',
             "bad.json: id: expected an id of printable characters, got 'X\\nERROR",
         ),
+        (
+            '{"id": "X", "aliases": ["CVE-1", "CVE-2\\nERROR forged line"]}',
+            "bad.json: aliases[1]: expected an id of printable characters, got 'CVE-2\\nERROR",
+        ),
+        (
+            '{"id": "X", "aliases": ["CVE-1\\u001b[2J"]}',
+            "bad.json: aliases[0]: expected an id of printable characters, got 'CVE-1\\x1b[2J'",
+        ),
         ('{"id": "X", "affected": {}}', "bad.json: affected: expected a list"),
         ('{"id": "X", "withdrawn": false}', "bad.json: withdrawn: expected a non-empty string"),
         ('{"id": "X", "withdrawn": "no"}', "bad.json: withdrawn: expected the time of withdrawal"),

@@ -186,7 +186,7 @@ def _advisory(node: JsonNode, unscored_ok: bool) -> Advisory:
             affected.append(entry)
     return Advisory(
         id=advisory_id,
-        aliases=aliases.strings() if aliases else (),
+        aliases=tuple(_identifier(a) for a in aliases.items()) if aliases else (),
         summary=summary.string() if summary else "",
         score=score,
         vectors=vectors,
@@ -198,9 +198,10 @@ def _advisory(node: JsonNode, unscored_ok: bool) -> Advisory:
 
 
 def _identifier(node: JsonNode) -> str:
-    """An advisory's id: printable text, as the run's log shows it (a record kept out for it
-    is counted under ``advisory <id>``), so that an id holding a newline or a terminal
-    escape cannot forge log lines or rewrite the operator's screen."""
+    """An advisory's id or alias: printable text, as the run's log shows it (a record kept out
+    for it is counted under ``advisory <id>``, an ``allow`` entry names either), so that one
+    holding a newline or a terminal escape cannot forge log lines or rewrite the operator's
+    screen."""
     text = node.string()
     if not text.isprintable():
         raise node.error(f"expected an id of printable characters, got {text!r}")
