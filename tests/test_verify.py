@@ -114,6 +114,33 @@ def test_verify_of_a_site_that_never_ran_says_nothing_is_published_and_exits_1(
         assert not site.exists()
 
 
+def test_verify_of_a_site_nothing_was_published_in_still_reports_left_over_temporaries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first run killed before it published anything leaves its temporaries: verify names
+    them as on a published site, beside saying there is nothing to verify (exit 1)."""
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  c/x:\n    url: http://127.0.0.1:1/c\n"
+        "    subdirs: [linux-64]\n"
+    )
+    (site / "c" / "x" / LINUX).mkdir(parents=True)
+    (site / "c" / "x" / LINUX / TEMP).write_bytes(b"half a download")
+    (site / ".sitegen").mkdir()
+    (site / ".sitegen" / TEMP).write_bytes(b"half a state file")
+    for args in ([], ["--sample", "5%"]):
+        capsys.readouterr()
+        assert main(["verify", "-c", str(config), *args]) == 1, args
+        out = capsys.readouterr().out
+        assert _problems(out) == {
+            f"c/x/{LINUX}/{TEMP}": "temporary",
+            f".sitegen/{TEMP}": "temporary",
+        }
+        assert f"nothing to verify: no channel {config} configures is published in {site}" in out
+    assert (site / "c" / "x" / LINUX / TEMP).exists()
+
+
 def test_verify_reports_each_kind_of_damage(
     mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
 ) -> None:

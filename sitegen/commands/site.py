@@ -162,6 +162,8 @@ def _verify(args: argparse.Namespace) -> int:
     config = load(args)
     report = trio.run(verify_site, config, args.repair, sample)
     if report.nothing_published:
+        for problem in report.problems:  # a killed first run's temporaries
+            print(f"{problem.kind}: {problem.path}: {problem.detail}")
         source = config.source or "channels.yaml"
         what = "channel or installer folder" if config.installers else "channel"
         print(f"nothing to verify: no {what} {source} configures is published in {config.output}")

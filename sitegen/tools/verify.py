@@ -19,7 +19,8 @@ from ``repodata.json`` (the file published last, so the truth), and left-over te
 ``.bz2`` published while the setting is off are removed. Repairs happen only while
 holding the site lock, so a live ``sitegen mirror`` run is never disturbed. A site where
 nothing configured is published has nothing to verify, which the report says apart (and the
-command fails on): a check that vouched for nothing must not pass.
+command fails on): a check that vouched for nothing must not pass; left-over temporaries there
+are reported all the same (not removed: nothing is repaired on such a site).
 """
 
 from __future__ import annotations
@@ -118,8 +119,11 @@ async def verify_site(
     published = any(_subdirs(site, c) for c in config.channels) or installers_published(config)
     if not published and lock_holder(site.state_dir) is None:
         # (A first run under way is reported as locked, below.) Nothing is taken or made,
-        # not even the lock of --repair: there may be no site at all.
+        # not even the lock of --repair: there may be no site at all. A first run killed
+        # before it published anything may still have left temporaries: named, not removed
+        # (the next run sweeps them).
         report.nothing_published = True
+        report.problems.extend(await trio.to_thread.run_sync(_temporaries, site.root))
         return report
     if not repair:
         # A check of a site at rest: a run changes files under it (a file it is replacing
