@@ -253,6 +253,45 @@ def test_a_subdir_no_longer_configured_counts_on_its_own_line_not_in_its_channel
 
 
 @pytest.mark.unit
+def test_a_channel_no_longer_configured_inside_a_configured_one_counts_its_own_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its subdirs on their own lines, and its channeldata.json, pages and search index on its
+    own line too, not in the disk of the channel it sits in."""
+    site = tmp_path / "site"
+    for channel, size in (("c/x", 10000), ("c/x/old", 20000)):
+        (site / channel / "linux-64").mkdir(parents=True)
+        (site / channel / "linux-64" / "repodata.json").write_text("{}")
+        (site / channel / "linux-64" / "p.conda").write_bytes(b"x" * size)
+    old = site / "c/x/old"
+    (old / "channeldata.json").write_bytes(b"{}" * 40000)
+    (old / "index.html").write_text("<html></html>")
+    (old / "packages").mkdir()
+    (old / "packages" / "p.html").write_text("<html></html>")
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n"
+        "  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n"
+    )
+    status = collect_status(parse_config(config.read_text()))
+    [channel] = status.channels
+    [subdir] = status.unconfigured
+    [gone] = status.unconfigured_channels
+    assert (channel.channel, channel.files) == ("c/x", 2)
+    assert (subdir.path, subdir.files) == ("c/x/old/linux-64", 2)
+    assert (gone.path, gone.files) == ("c/x/old", 3)
+    assert channel.bytes < 20000 and gone.bytes >= 80000
+    assert channel.bytes + subdir.bytes + gone.bytes == disk_usage(site / "c/x", set())[0]
+    assert main(["status", "-c", str(config), "--json"]) == EXIT_OK
+    shown = json.loads(capsys.readouterr().out)["unconfigured_channels"]
+    assert shown == [{"path": "c/x/old", "bytes": gone.bytes, "files": 3}]
+    assert main(["status", "-c", str(config)]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "channel not configured, still served: c/x/old (" in text
+    assert "`sitegen remove c/x/old` stops serving it" in text
+
+
+@pytest.mark.unit
 def test_lock_holder_reads_the_lock_without_taking_it(tmp_path: Path) -> None:
     state = tmp_path / ".sitegen"
     assert lock_holder(state) is None  # no site yet

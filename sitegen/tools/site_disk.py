@@ -1,5 +1,5 @@
 """What the site's directory holds on disk, for ``sitegen status``: the space each channel
-uses, and the published subdirs that no configured channel names any more.
+uses, and the published subdirs (and their channels) that no configured channel names any more.
 
 A run only ever touches the channels and subdirs channels.yaml names. A channel taken out of
 the file, or a subdir taken out of its mirrors' ``subdirs``, therefore stays on disk exactly
@@ -25,6 +25,17 @@ class UnconfiguredSubdir:
     """A directory of the site holding a ``repodata.json`` that no configured channel owns."""
 
     path: str  # relative to the site, e.g. "internal/old/linux-64"
+    bytes: int
+    files: int
+
+
+@dataclass(frozen=True)
+class UnconfiguredChannel:
+    """The files of a channel no configured one is, outside its subdirs (counted apart, as
+    :class:`UnconfiguredSubdir`): its ``channeldata.json``, ``notices.json``, pages and search
+    index."""
+
+    path: str  # relative to the site, e.g. "internal/old"
     bytes: int
     files: int
 
@@ -101,6 +112,15 @@ def unconfigured_subdirs(
                 used = disk_usage(directory, set()) if measure else (0, 0)
                 found.append(UnconfiguredSubdir(path, *used))
     return sorted(found, key=lambda u: u.path)
+
+
+def unconfigured_channels(
+    subdirs: Collection[UnconfiguredSubdir], channels: Collection[str]
+) -> list[str]:
+    """The channels of these unconfigured subdirs that are not configured channels ``channels``
+    themselves, sorted: those ``sitegen remove`` takes whole."""
+    parents = {u.path.rpartition("/")[0] for u in subdirs}
+    return sorted(p for p in parents if p and p not in channels)
 
 
 def installer_folders(config: SiteConfig) -> set[str]:

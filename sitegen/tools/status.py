@@ -1,6 +1,6 @@
 """``sitegen status``: per mirror its filters, its last run, when it is due next, whether a
-run holds the site now, the channels frozen, the disk each channel uses, and the subdirs still
-published that channels.yaml no longer names; the installer folders likewise
+run holds the site now, the channels frozen, the disk each channel uses, and the subdirs (and
+their channels) still published that channels.yaml no longer names; the installer folders likewise
 (:mod:`sitegen.tools.status_installers`).
 
 :func:`build_status` is pure (the run ledger, the lock holder and the disk usage go in, a
@@ -26,10 +26,12 @@ from sitegen.sync.history import History, last_completed, newest_first
 from sitegen.sync.keep import still_kept
 from sitegen.sync.report import RUNNING, RunReport
 from sitegen.tools.site_disk import (
+    UnconfiguredChannel,
     UnconfiguredSubdir,
     configured_subdirs,
     disk_usage,
     installer_folders,
+    unconfigured_channels,
     unconfigured_installers,
     unconfigured_subdirs,
 )
@@ -139,6 +141,9 @@ class SiteStatus:
     frozen_error: str | None = None
     # Subdirs on disk, still served, that no configured channel names (see tools.site_disk).
     unconfigured: tuple[UnconfiguredSubdir, ...] = ()
+    # The own files (channeldata.json, pages) of the channels of those subdirs that are no
+    # configured channel.
+    unconfigured_channels: tuple[UnconfiguredChannel, ...] = ()
     installers: tuple[InstallerStatus, ...] = ()
     # Installer folders on disk, still served, that channels.yaml no longer names.
     unconfigured_installers: tuple[UnconfiguredFolder, ...] = ()
@@ -183,6 +188,7 @@ def build_status(
     kept: dict[str, int] | None = None,
     installer_disk: dict[str, tuple[int, int]] | None = None,
     unconfigured_folders: tuple[UnconfiguredFolder, ...] = (),
+    unconfigured_roots: tuple[UnconfiguredChannel, ...] = (),
 ) -> SiteStatus:
     """The status of every configured mirror from the ledger (any order), the pid holding the
     lock (None: no run), channel -> (bytes, files) on disk and -> files kept unlisted, and of
@@ -254,6 +260,7 @@ def build_status(
         frozen=frozen,
         frozen_error=freezes_error,
         unconfigured=unconfigured,
+        unconfigured_channels=unconfigured_roots,
         installers=installer_statuses(config, ordered, installer_disk or {}, now),
         unconfigured_installers=unconfigured_folders,
     )
@@ -267,9 +274,15 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
     folders = installer_folders(config)
     unconfigured = tuple(unconfigured_subdirs(site.root, configured_subdirs(config), True, folders))
     roots = {c.path: site.root / c.path for c in config.channels}
-    # Nested channels count as themselves, and subdirs no longer configured on their own line.
-    own = set(roots.values()) | {site.root / u.path for u in unconfigured}
+    gone = {path: site.root / path for path in unconfigured_channels(unconfigured, roots)}
+    # Nested channels count as themselves, and subdirs no longer configured on their own line;
+    # so does a channel no longer configured (its channeldata.json, pages), even one nested
+    # in a configured channel.
+    own = {*roots.values(), *gone.values()} | {site.root / u.path for u in unconfigured}
     disk = {path: disk_usage(root, own - {root}) for path, root in roots.items() if root.is_dir()}
+    unconfigured_roots = tuple(
+        UnconfiguredChannel(path, *disk_usage(root, own - {root})) for path, root in gone.items()
+    )
     try:
         freezes, freezes_error = FrozenChannels(site).load(), None
     except FrozenStateError as exc:
@@ -294,6 +307,7 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
             UnconfiguredFolder(path, *folder_disk(site.root / path))
             for path in unconfigured_installers(config)
         ),
+        unconfigured_roots,
     )
 
 

@@ -58,6 +58,7 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
         "frozen": [{**asdict(f), "when": iso_utc(f.when)} for f in status.frozen],
         "frozen_error": status.frozen_error,
         "unconfigured": [asdict(u) for u in status.unconfigured],
+        "unconfigured_channels": [asdict(u) for u in status.unconfigured_channels],
         "installers": [
             {
                 "path": i.path,
@@ -163,6 +164,13 @@ def format_status(status: SiteStatus) -> str:
         " no channel in the configuration publishes it, so runs leave it as it is and clients"
         f" still read it; `sitegen remove {u.path}` stops serving it"
         for u in status.unconfigured
+    )
+    lines.extend(
+        f"channel not configured, still served: {u.path} ({human_bytes(u.bytes)} in {u.files}"
+        " files beside its subdirs: channeldata.json, pages): the configuration does not name"
+        f" it, so runs leave it as it is; `sitegen remove {u.path}` stops serving it and its"
+        " subdirs"
+        for u in status.unconfigured_channels
     )
     lines.extend(
         f"installer folder not configured, still served: {u.path} ({human_bytes(u.bytes)} in"
