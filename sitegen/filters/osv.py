@@ -205,6 +205,8 @@ def _identifier(node: JsonNode) -> str:
     text = node.string()
     if not text.isprintable():
         raise node.error(f"expected an id of printable characters, got {text!r}")
+    if not text.strip():  # shown, it would read as no id at all
+        raise node.error(f"expected an id, got only blanks: {text!r}")
     return text
 
 
