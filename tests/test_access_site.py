@@ -348,3 +348,30 @@ def test_a_token_revoked_loses_the_site_with_at_most_a_reload(
         assert main(["token", "revoke", "outsider", *reload, "-c", str(config_path)]) == 0
         assert wait_status(running.url, path, bearer(outsider), 403)
         assert wait_status(running.url, f"/t/{outsider}{path}", {}, 403)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize("site", [True, False], ids=["private-site", "private-channels"])
+def test_a_path_token_never_opens_the_servers_internal_locations(
+    server: str, site: bool, example_upstream: ExampleUpstream
+) -> None:
+    """Served at the root, a path token's place is right after the host: stripping it from
+    /t/<anything>/__sitegen_stored/... must not hand the client nginx's internal location for
+    the fetcher's stored files, which reaches every file of the site unchecked."""
+    require_server(server)
+    with open_private_site(example_upstream, site=site) as opened:
+        root = opened.config.output
+        outsider = opened.tokens["outsider"]
+        running = webconf_server(server, opened.config, opened.root / "state", prefix="")
+        with running:
+            for token, rel in (
+                (wrong_token(outsider), "index.html"),
+                (wrong_token(outsider), f"{PRIVATE}/linux-64/repodata.json"),
+                (outsider, f"{PRIVATE}/linux-64/repodata.json"),  # reads the site only
+            ):
+                for outcome in ("fetched", "stored"):
+                    target = f"/t/{token}/__sitegen_stored/{outcome}/{rel}"
+                    got, _, answer = request(running.url, target)
+                    assert got in (401, 404), f"{server} {target}: {got}"
+                    assert (root / rel).read_bytes()[:200] not in answer
