@@ -375,3 +375,29 @@ def test_a_path_token_never_opens_the_servers_internal_locations(
                     got, _, answer = request(running.url, target)
                     assert got in (401, 404), f"{server} {target}: {got}"
                     assert (root / rel).read_bytes()[:200] not in answer
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_a_directory_without_its_slash_answers_only_to_a_token(
+    server: str, private_site: PrivateSite
+) -> None:
+    """The redirect to a directory's slash tells that it exists: a channel's, a subdir's, a
+    private channel's name. It is for a token holder only, as a missing path's 404 is."""
+    require_server(server)
+    outsider = private_site.tokens["outsider"]
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    with running:
+        for rel in ("", PUBLIC, f"{PUBLIC}/linux-64", PRIVATE, "history"):
+            path = f"{PREFIX}/{rel}".rstrip("/")
+            for what, target, headers in (
+                ("no token", path, {}),
+                ("wrong token", path, bearer(wrong_token(outsider))),
+                ("wrong path token", f"{PREFIX}/t/{wrong_token(outsider)}/{rel}".rstrip("/"), {}),
+            ):
+                got, response_headers, _ = request(running.url, target, headers)
+                assert got == 401, f"{server} {rel}: {what}: {got}"
+                assert "location" not in response_headers, f"{rel}: {what}"
+            assert request(running.url, path, bearer(private_site.tokens["ci"]))[0] == 301
