@@ -67,12 +67,12 @@ def _config(site: Path, url: str = "http://127.0.0.1:9/forge", mode: str = "acti
 
 
 def _get(
-    url: str, path: str, headers: dict[str, str] | None = None
+    url: str, path: str, headers: dict[str, str] | None = None, method: str = "GET"
 ) -> tuple[int, dict[str, str], bytes]:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, headers=headers or {})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -380,6 +380,9 @@ def test_real_server_serves_the_site_through_the_symlink(
         assert (status, headers["content-type"]) == (200, "application/atom+xml")
         status, headers, _ = _get(url, PREFIX)
         assert status == 301 and headers["location"].endswith(f"{PREFIX}/")
+        # TRACE would echo a request, credentials included, back to a page's script.
+        status, _, body = _get(url, f"{PREFIX}/", {"Authorization": "Bearer x"}, "TRACE")
+        assert status == 405 and b"Bearer" not in body
 
         # Private state and temporary files are forbidden, however the path is spelled.
         for path in (
