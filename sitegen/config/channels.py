@@ -173,24 +173,31 @@ def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfi
 
 
 def _channel_path(node: YamlNode, path: str) -> str:
+    segments = site_path_segments(node, path, "channel path", "cloud/conda-forge or pkgs/main")
+    if any(s in KNOWN_SUBDIRS for s in segments):
+        raise node.error(f"channel path {path!r} has a subdir name as a segment")
+    return "/".join(segments)
+
+
+def site_path_segments(node: YamlNode, path: str, kind: str, examples: str) -> list[str]:
+    """The segments of ``path``, a folder of the site a ``kind`` of the config names (a
+    channel path, an installer folder); a config error when it cannot be one."""
     segments = path.strip("/").split("/")
     if not path.strip("/") or any(not CHANNEL_SEGMENT_RE.match(s) for s in segments):
         raise node.error(
-            f"invalid channel path {path!r}: use segments of letters, digits, '.', '_', '-'"
-            " (up to 100 each) such as cloud/conda-forge or pkgs/main"
+            f"invalid {kind} {path!r}: use segments of letters, digits, '.', '_', '-'"
+            f" (up to 100 each) such as {examples}"
         )
     if segments[0] in RESERVED_TOP:
-        raise node.error(f"channel path {path!r} collides with the site's own {segments[0]!r}")
+        raise node.error(f"{kind} {path!r} collides with the site's own {segments[0]!r}")
     if TOKEN_SEGMENT in segments:
         # The servers' log masks and the statistics take `t/<next segment>` for a token
         # wherever it appears: a/t/b would be logged masked and counted as a.
         raise node.error(
-            f"channel path {path!r} has {TOKEN_SEGMENT!r} as a segment, which is conda's path"
+            f"{kind} {path!r} has {TOKEN_SEGMENT!r} as a segment, which is conda's path"
             " token (/t/<token>/) wherever it appears"
         )
-    if any(s in KNOWN_SUBDIRS for s in segments):
-        raise node.error(f"channel path {path!r} has a subdir name as a segment")
-    return "/".join(segments)
+    return segments
 
 
 def _check_unique(channels: list[ChannelConfig], node: YamlNode) -> None:

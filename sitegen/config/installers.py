@@ -14,10 +14,9 @@ from collections.abc import Iterable
 from functools import partial
 
 from sitegen.config.channel_source import parse_url
-from sitegen.config.channels import CHANNEL_SEGMENT_RE, parse_schedule
+from sitegen.config.channels import parse_schedule, site_path_segments
 from sitegen.config.model import ChannelConfig, InstallerConfig
 from sitegen.config.yaml_nodes import ConfigError, ParseState, YamlNode
-from sitegen.layout import RESERVED_TOP, TOKEN_SEGMENT
 
 INSTALLER_KEYS = ("url", "include", "exclude", "newest", "schedule")
 MAX_NEWEST = 1000
@@ -71,21 +70,8 @@ def _installer(path: str, node: YamlNode) -> InstallerConfig:
 
 
 def _folder_path(node: YamlNode, path: str) -> str:
-    segments = path.strip("/").split("/")
-    if not path.strip("/") or any(not CHANNEL_SEGMENT_RE.match(s) for s in segments):
-        raise node.error(
-            f"invalid installer folder {path!r}: use segments of letters, digits, '.', '_', '-'"
-            " (up to 100 each) such as miniconda or installers/anaconda"
-        )
-    if segments[0] in RESERVED_TOP:
-        raise node.error(f"installer folder {path!r} collides with the site's own {segments[0]!r}")
-    if TOKEN_SEGMENT in segments:
-        # The servers' log masks and the statistics take `t/<next segment>` for a path token.
-        raise node.error(
-            f"installer folder {path!r} has {TOKEN_SEGMENT!r} as a segment, which is conda's"
-            " path token (/t/<token>/) wherever it appears"
-        )
-    return "/".join(segments)
+    examples = "miniconda or installers/anaconda"
+    return "/".join(site_path_segments(node, path, "installer folder", examples))
 
 
 def _globs(node: YamlNode) -> tuple[str, ...]:
