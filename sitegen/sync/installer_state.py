@@ -63,10 +63,11 @@ def save_state(site: Site, folder: str, state: InstallerState) -> None:
     site.write_bytes(target, msgspec.json.encode(state))
 
 
-def stored_names(directory: Path) -> set[str]:
+def stored_names(directory: Path, links: bool = False) -> set[str]:
     """The files of an installer folder on disk: regular files with a plain name, but its
-    page (temporaries and anything else hidden start with a dot). None where it is missing,
-    or a link that leads nowhere (dangling, or a loop)."""
+    page (temporaries and anything else hidden start with a dot), and with ``links`` the
+    symbolic links so named too (the web server serves what they lead to). None where it is
+    missing, or a link that leads nowhere (dangling, or a loop)."""
     try:
         with os.scandir(directory) as entries:
             return {
@@ -74,7 +75,7 @@ def stored_names(directory: Path) -> set[str]:
                 for e in entries
                 if NAME_RE.match(e.name)
                 and e.name != PAGE_NAME
-                and e.is_file(follow_symlinks=False)
+                and ((links and e.is_symlink()) or e.is_file(follow_symlinks=False))
             }
     except (FileNotFoundError, NotADirectoryError):
         return set()

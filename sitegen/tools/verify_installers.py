@@ -16,7 +16,6 @@ index and writes the state again.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import os
 import stat
@@ -39,6 +38,7 @@ from sitegen.sync.installer_state import (
     linked_elsewhere,
     read_state,
     save_state,
+    stored_names,
 )
 from sitegen.tools.verify_sample import Checked
 
@@ -63,7 +63,8 @@ class _Refetch:
 def installers_published(config: SiteConfig) -> bool:
     """Whether some configured installer folder has a state (a run mirrored it) or files."""
     return any(
-        installer_state_path(config.output, i.path).is_file() or _entries(config.output / i.path)
+        installer_state_path(config.output, i.path).is_file()
+        or stored_names(config.output / i.path, links=True)
         for i in config.installers
     )
 
@@ -108,7 +109,7 @@ async def installer_problems(
                 refetch.append(_Refetch(installer, name, "corrupt", "not a regular file"))
             elif not await trio.to_thread.run_sync(checked.matches, path, relative, record, False):
                 refetch.append(_Refetch(installer, name, "corrupt", "size or checksum mismatch"))
-        for name in sorted(_entries(directory) - state.files.keys()):
+        for name in sorted(stored_names(directory, links=True) - state.files.keys()):
             removed = repair and site.remove(directory / name)
             why = "a file no run verified (not in the folder's state)"
             found.append((installer_file_path(installer.path, name), "extra", why, removed))
@@ -125,7 +126,7 @@ def _without_state(site: Site, installer: InstallerConfig) -> list[Found]:
     """A folder with no state that reads: never mirrored (nothing to check), or its state lost
     or damaged while it holds files, which then cannot be checked."""
     directory = site.root / installer.path
-    if directory.is_symlink() or not directory.is_dir() or not _entries(directory):
+    if directory.is_symlink() or not directory.is_dir() or not stored_names(directory, links=True):
         return []
     state = installer_state_path(site.root, installer.path).relative_to(site.root).as_posix()
     why = (
@@ -144,27 +145,6 @@ def _regular(path: Path) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
-
-
-def _entries(directory: Path) -> set[str]:
-    """What the web server serves from the folder but its page: regular files and links with
-    a name a run could give (temporaries and other hidden names start with a dot). None where
-    it is missing, or a link that leads nowhere (dangling, or a loop)."""
-    try:
-        with os.scandir(directory) as entries:
-            return {
-                e.name
-                for e in entries
-                if NAME_RE.match(e.name)
-                and e.name != PAGE_NAME
-                and (e.is_symlink() or e.is_file(follow_symlinks=False))
-            }
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return set()
-        raise
 
 
 async def _refetch(config: SiteConfig, site: Site, refetch: list[_Refetch]) -> None:
