@@ -420,7 +420,7 @@ PREFIX = "channels.yaml:7: channels.cloud/forge.filters.advisories.files[0]: bad
             '{"id": "X", "aliases": ["CVE-1", "CVE-2\\nERROR forged line"]}',
             "bad.json: aliases[1]: expected an id of printable characters, got 'CVE-2\\nERROR",
         ),
-        ('{"id": "   "}', "bad.json: id: expected an id, got only blanks: '   '"),
+        ('{"id": "   "}', "bad.json: id: expected an id, got '   '"),
         (
             '{"id": "X", "aliases": ["CVE-1\\u001b[2J"]}',
             "bad.json: aliases[0]: expected an id of printable characters, got 'CVE-1\\x1b[2J'",

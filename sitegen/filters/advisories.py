@@ -42,7 +42,7 @@ from sitegen.config.yaml_nodes import YamlNode
 from sitegen.filters.identities import NameKeys, read_mapping, record_purls
 from sitegen.filters.json_nodes import JsonFileError
 from sitegen.filters.kind import Check, FilterContext, FilterKind
-from sitegen.filters.osv import Advisory, Affected, load_files
+from sitegen.filters.osv import Advisory, Affected, id_problem, load_files
 
 log = logging.getLogger("sitegen")
 
@@ -225,14 +225,12 @@ def parse(node: YamlNode) -> Mapping[str, object]:
 
 
 def _allow_id(item: YamlNode) -> str:
-    """An id of ``allow``: printable text, as an advisory's id must be (``osv``), and not only
-    blanks; a control or format character or blanks there are a paste gone wrong to point at,
-    not an id that allows nothing."""
+    """An id of ``allow``, as an advisory's id must be (:func:`~sitegen.filters.osv.id_problem`):
+    a control or format character or blanks there are a paste gone wrong to point at, not an
+    id that allows nothing."""
     text = item.string()
-    if not text.isprintable():
-        raise item.error(f"expected an id of printable characters, got {text!r}")
-    if not text.strip():
-        raise item.error(f"expected an id, got {text!r}")
+    if (why := id_problem(text)) is not None:
+        raise item.error(why)
     return text
 
 

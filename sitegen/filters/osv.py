@@ -197,16 +197,23 @@ def _advisory(node: JsonNode, unscored_ok: bool) -> Advisory:
     )
 
 
-def _identifier(node: JsonNode) -> str:
-    """An advisory's id or alias: printable text, as the run's log shows it (a record kept out
-    for it is counted under ``advisory <id>``, an ``allow`` entry names either), so that one
-    holding a newline or a terminal escape cannot forge log lines or rewrite the operator's
-    screen."""
-    text = node.string()
+def id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an advisory's id or alias (or an ``allow`` entry naming one);
+    None when it can. Ids are shown in the run's log (a record kept out for one is counted
+    under ``advisory <id>``): one holding a newline or a terminal escape could forge log lines
+    or rewrite the operator's screen, and one of only blanks would read as no id at all."""
     if not text.isprintable():
-        raise node.error(f"expected an id of printable characters, got {text!r}")
-    if not text.strip():  # shown, it would read as no id at all
-        raise node.error(f"expected an id, got only blanks: {text!r}")
+        return f"expected an id of printable characters, got {text!r}"
+    if not text.strip():
+        return f"expected an id, got {text!r}"
+    return None
+
+
+def _identifier(node: JsonNode) -> str:
+    """An advisory's id or alias (see :func:`id_problem`)."""
+    text = node.string()
+    if (why := id_problem(text)) is not None:
+        raise node.error(why)
     return text
 
 
