@@ -62,6 +62,18 @@ def config_text(site: Path, url: str, extra: str = "", channels: str = "channels
     )
 
 
+def example_channel(url: str) -> str:
+    """The ``channels:`` of a site mirroring the example upstream at ``url`` (linux-64)."""
+    return f"channels:\n  cloud/example:\n    url: {url}\n    subdirs: [linux-64]\n"
+
+
+def config_file(tmp_path: Path, site: Path, url: str, channels: str) -> Path:
+    """channels.yaml (in ``tmp_path``) of :func:`config_text`, for the command line."""
+    path = tmp_path / "channels.yaml"
+    path.write_text(config_text(site, url, channels=channels))
+    return path
+
+
 def make_config(site: Path, url: str, extra: str = "", **kwargs: str) -> SiteConfig:
     return parse_config(config_text(site, url, extra, **kwargs))
 
@@ -347,11 +359,7 @@ def test_an_installer_upstream_down_fails_only_its_part(
 ) -> None:
     server, _folder = upstream
     site = tmp_path / "site"
-    channels = (
-        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-    )
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(config_text(site, server.url, channels=channels))
+    config_path = config_file(tmp_path, site, server.url, example_channel(example_upstream.url))
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     published = on_disk(site)
     assert len(published) == 3
@@ -380,11 +388,7 @@ def test_dry_run_and_only(
 ) -> None:
     server, _folder = upstream
     site = tmp_path / "site"
-    channels = (
-        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-    )
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(config_text(site, server.url, channels=channels))
+    config_path = config_file(tmp_path, site, server.url, example_channel(example_upstream.url))
     args = ["mirror", "-c", str(config_path), "--no-progress"]
     assert main([*args, "--dry-run", "--only", "miniconda"]) == 0
     out = capsys.readouterr().out
@@ -409,11 +413,8 @@ def test_a_folder_taken_out_of_the_configuration_is_named_in_the_log(
 ) -> None:
     server, _folder = upstream
     site = tmp_path / "site"
-    channels = (
-        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-    )
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(config_text(site, server.url, channels=channels))
+    channels = example_channel(example_upstream.url)
+    config_path = config_file(tmp_path, site, server.url, channels)
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     assert "installer folder miniconda is still published" not in caplog.text
     config_path.write_text(config_text(site, server.url, channels=channels).split("installers:")[0])
@@ -494,9 +495,7 @@ def test_the_landing_page_opens_with_the_installer_folders_it_holds(
     assert 'id="use"' not in landing and '<section id="installers">' in landing
 
     # Beside a channel, both.
-    channels = (
-        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-    )
+    channels = example_channel(example_upstream.url)
     config_path.write_text(config_text(site, server.url, channels=channels))
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     landing = (site / "index.html").read_text()
@@ -525,9 +524,7 @@ def test_a_folder_that_links_to_a_channel_or_the_site_or_out_of_it_is_left_alone
 ) -> None:
     server, _folder = upstream
     site = tmp_path / "site"
-    channels = (
-        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-    )
+    channels = example_channel(example_upstream.url)
     config = make_config(site, server.url, channels=channels)
     (site / ".sitegen").mkdir(parents=True)
     (tmp_path / "other-disk").mkdir()
@@ -553,11 +550,7 @@ def test_the_page_of_a_folder_left_alone_is_not_written_through_its_link(
 ) -> None:
     server, _folder = upstream
     site = tmp_path / "site"
-    channels = (
-        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-    )
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(config_text(site, server.url, channels=channels))
+    config_path = config_file(tmp_path, site, server.url, example_channel(example_upstream.url))
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     title = (site / page).read_text().split("<title>")[1].split("</title>")[0]
     for path in (site / "miniconda").iterdir():
@@ -634,11 +627,8 @@ def test_a_folder_that_is_a_loop_of_links_fails_alone(
 
     server, _folder = upstream
     site = tmp_path / "site"
-    channels = (
-        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-    )
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(config_text(site, server.url, channels=channels))
+    channels = example_channel(example_upstream.url)
+    config_path = config_file(tmp_path, site, server.url, channels)
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     shutil.rmtree(site / "miniconda")
     (site / "miniconda").symlink_to(site / "miniconda")
@@ -664,11 +654,8 @@ def test_a_folder_taken_out_loses_its_page_also_without_the_last_manifest(
     whose folder is now a link to a channel's subdir is not removed through the link."""
     server, _folder = upstream
     site = tmp_path / "site"
-    channels = (
-        f"channels:\n  cloud/example:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-    )
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(config_text(site, server.url, channels=channels))
+    channels = example_channel(example_upstream.url)
+    config_path = config_file(tmp_path, site, server.url, channels)
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     assert (site / "miniconda" / "index.html").is_file()
     manifest = site / ".sitegen" / "render" / "manifest.json"
