@@ -25,6 +25,7 @@ import zstandard
 from sitegen.cli import main
 from sitegen.conda.records import REASON_SECRET
 from sitegen.config import load_config
+from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.render import render_site
@@ -230,6 +231,20 @@ async def test_records_holding_the_token_are_refused(
     assert _files_holding(site, TOKEN) == []
 
 
+def _alpha_and_beta_refused(report: RunReport, site: Path) -> None:
+    """alpha's .conda and beta's held the credential: both refused, everything else published."""
+    assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
+        "alpha-1.0-h0_0.conda": REASON_SECRET,
+        "beta-2.0-h1_0.conda": REASON_SECRET,
+    }
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    assert set(published["packages.conda"]) | set(published["packages"]) == {
+        "alpha-1.0-h0_0.tar.bz2",
+        "gamma-0.1-h2_0.tar.bz2",
+        "epsilon-3.1-h3_0.conda",
+    }
+
+
 async def test_records_holding_the_password_are_refused_not_the_user_or_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -270,17 +285,8 @@ async def test_records_holding_the_password_are_refused_not_the_user_or_host(
         report = await run_mirror(config, MirrorOptions(progress=False))
     render_site(config)
     assert not report.failed, report.errors
-    assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
-        "alpha-1.0-h0_0.conda": REASON_SECRET,
-        "beta-2.0-h1_0.conda": REASON_SECRET,
-    }
+    _alpha_and_beta_refused(report, site)
     assert not report.mirrors[0].subdirs["noarch"].rejected_examples
-    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
-    assert set(published["packages.conda"]) | set(published["packages"]) == {
-        "alpha-1.0-h0_0.tar.bz2",
-        "gamma-0.1-h2_0.tar.bz2",
-        "epsilon-3.1-h3_0.conda",
-    }
     assert _files_holding(site, password) == _files_holding(site, encoded) == []
 
 
@@ -315,16 +321,7 @@ async def test_records_holding_a_user_name_without_a_password_are_refused(
         report = await run_mirror(config, MirrorOptions(progress=False))
     render_site(config)
     assert not report.failed, report.errors
-    assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
-        "alpha-1.0-h0_0.conda": REASON_SECRET,
-        "beta-2.0-h1_0.conda": REASON_SECRET,
-    }
-    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
-    assert set(published["packages.conda"]) | set(published["packages"]) == {
-        "alpha-1.0-h0_0.tar.bz2",
-        "gamma-0.1-h2_0.tar.bz2",
-        "epsilon-3.1-h3_0.conda",
-    }
+    _alpha_and_beta_refused(report, site)
     assert _files_holding(site, key) == _files_holding(site, encoded) == []
 
 
