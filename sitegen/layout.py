@@ -131,9 +131,12 @@ def installer_file_path(folder: str, name: str) -> str:
     return f"{folder}/{name}"
 
 
+# An installer folder's page, which lists its files: no upstream file may take its name.
+INSTALLER_PAGE = "index.html"
+
+
 def installer_page_path(folder: str) -> str:
-    """An installer folder's page, which lists its files (no upstream file takes its name)."""
-    return f"{folder}/index.html"
+    return f"{folder}/{INSTALLER_PAGE}"
 
 
 def run_page_path(run_id: str) -> str:

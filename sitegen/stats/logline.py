@@ -24,9 +24,8 @@ from enum import Enum
 from urllib.parse import unquote
 
 from sitegen.conda.schema import PACKAGE_SUFFIXES
-from sitegen.layout import CHANNELDATA, metadata_files
+from sitegen.layout import CHANNELDATA, INSTALLER_PAGE, metadata_files
 from sitegen.sync.installer_listing import NAME_RE as INSTALLER_NAME_RE
-from sitegen.sync.installer_listing import PAGE_NAME as INSTALLER_PAGE
 
 # The referer is never logged (nothing here reads it): a page browsed under /t/<token>/ is the
 # referer of every file it loads, token and all, in whatever spelling the browser kept. Its

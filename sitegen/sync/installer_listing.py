@@ -24,13 +24,12 @@ from urllib.parse import unquote, urlsplit
 
 from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import InstallerConfig
+from sitegen.layout import INSTALLER_PAGE
 
 # The name of a stored file: letters and digits first (never a dot: hidden and temporary
 # files start with one), then what installer names use; bounded well below a file system's
 # 255 bytes.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
-# The folder's own page, which sitegen renders: no upstream file may take its name.
-PAGE_NAME = "index.html"
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 # The largest installer: Anaconda's are about 1 GB; a row claiming more is not believed.
 MAX_INSTALLER_BYTES = 16 << 30
@@ -234,8 +233,8 @@ def _row(name_cell: _Cell, values: Mapping[str, str]) -> ListedFile:
     name = values["name"]
     if not NAME_RE.match(name):
         raise ValueError("not a plain file name (a path, a dot first, odd characters or too long)")
-    if name == PAGE_NAME:
-        raise ValueError(f"{PAGE_NAME} is the folder's own page")
+    if name == INSTALLER_PAGE:
+        raise ValueError(f"{INSTALLER_PAGE} is the folder's own page")
     for href in name_cell.links:
         # Files are fetched by the name the row shows; a link that names another file says
         # the row is not what it seems.

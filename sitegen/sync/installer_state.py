@@ -16,9 +16,9 @@ from pathlib import Path
 import msgspec
 
 from sitegen.config.model import LINK_LOOP, real_path
-from sitegen.layout import installer_state_path, state_dir
+from sitegen.layout import INSTALLER_PAGE, installer_state_path, state_dir
 from sitegen.store.site import Site
-from sitegen.sync.installer_listing import NAME_RE, PAGE_NAME
+from sitegen.sync.installer_listing import NAME_RE
 
 
 class StoredFile(msgspec.Struct, frozen=True):
@@ -74,7 +74,7 @@ def stored_names(directory: Path, links: bool = False) -> set[str]:
                 e.name
                 for e in entries
                 if NAME_RE.match(e.name)
-                and e.name != PAGE_NAME
+                and e.name != INSTALLER_PAGE
                 and ((links and e.is_symlink()) or e.is_file(follow_symlinks=False))
             }
     except (FileNotFoundError, NotADirectoryError):

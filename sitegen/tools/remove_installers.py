@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.config import SiteConfig
-from sitegen.layout import REPODATA, installer_state_path, stats_state_path
+from sitegen.layout import INSTALLER_PAGE, REPODATA, installer_state_path, stats_state_path
 from sitegen.net.activity import counted, human_bytes
 from sitegen.stats.run import forget_installer_counts, holds_installer_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History, new_run_id
-from sitegen.sync.installer_listing import NAME_RE, PAGE_NAME
+from sitegen.sync.installer_listing import NAME_RE
 from sitegen.sync.installer_state import read_state
 from sitegen.sync.report import COMPLETED, InstallerReport, RunAccess, RunReport
 from sitegen.tools.remove import REMOVED, RemovalRefused, site_relative
@@ -168,7 +168,7 @@ def _record(site: Site, config: SiteConfig, removal: FolderRemoval, started: flo
     configured again later under the path is due at once."""
     folder = InstallerReport(removal.path, removal.source, status=REMOVED)
     # The files a run put there (not its page, nor temporaries), as a run's record names them.
-    folder.removed = [n for n in removal.names if NAME_RE.match(n) and n != PAGE_NAME]
+    folder.removed = [n for n in removal.names if NAME_RE.match(n) and n != INSTALLER_PAGE]
     run = RunReport(
         id=new_run_id(started),
         started=started,

@@ -27,11 +27,11 @@ import trio
 
 from sitegen.conda.records import Record
 from sitegen.config import InstallerConfig, SiteConfig
-from sitegen.layout import installer_file_path, installer_state_path
+from sitegen.layout import INSTALLER_PAGE, installer_file_path, installer_state_path
 from sitegen.net.download import DownloadJob, DownloadResult, download_each
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.site import Site, UnsafePathError
-from sitegen.sync.installer_listing import NAME_RE, PAGE_NAME
+from sitegen.sync.installer_listing import NAME_RE
 from sitegen.sync.installer_state import (
     InstallerState,
     kept_state,
@@ -98,7 +98,7 @@ async def installer_problems(
             found.append((installer.path, "metadata", f"{exc}: left alone", False))
             continue
         for name, stored in state.files.items():
-            if not NAME_RE.match(name) or name == PAGE_NAME:
+            if not NAME_RE.match(name) or name == INSTALLER_PAGE:
                 continue  # no name a run gives (a damaged state): no file of the folder
             path = directory / name
             relative = installer_file_path(installer.path, name)
