@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.config import SiteConfig
-from sitegen.layout import REPODATA, RESERVED_TOP, installer_of_state, installer_states_dir
+from sitegen.layout import installer_of_state, installer_states_dir
+from sitegen.web.unconfigured import published_subdirs
 
 
 @dataclass(frozen=True)
@@ -88,29 +89,14 @@ def unconfigured_subdirs(
     with ``measure``, with the disk each uses (else 0 bytes in 0 files). The installer
     folders ``folders`` (see :func:`installer_folders`) are none, whatever files they hold.
 
-    The walk stops at every subdir it finds (their package files are not listed unless
-    measured) and skips sitegen's own top-level names and dot-names, so it costs one
-    directory listing per channel level and page folder, not one per package file.
+    Found by :func:`~sitegen.web.unconfigured.published_subdirs` (their package files are not
+    listed unless measured).
     """
     found: list[UnconfiguredSubdir] = []
-    pending = [root]
-    while pending:
-        current = pending.pop()
-        for entry in _listing(current):
-            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-                continue
-            if current == root and entry.name in RESERVED_TOP:
-                continue
-            directory = Path(entry.path)
-            path = directory.relative_to(root).as_posix()
-            if path in folders:
-                continue
-            if not (directory / REPODATA).is_file():
-                pending.append(directory)
-                continue
-            if path not in configured:
-                used = disk_usage(directory, set()) if measure else (0, 0)
-                found.append(UnconfiguredSubdir(path, *used))
+    for path in published_subdirs(root, folders):
+        if path not in configured:
+            used = disk_usage(root / path, set()) if measure else (0, 0)
+            found.append(UnconfiguredSubdir(path, *used))
     return sorted(found, key=lambda u: u.path)
 
 

@@ -32,7 +32,7 @@ def unconfigured_pages(root: Path, config: SiteConfig) -> set[str]:
     # An installer folder may hold a file named repodata.json too: it is no channel's subdir.
     folders = {installer.path for installer in config.installers}
     unconfigured = list(_unconfigured_installers(root, config))
-    for subdir in _published_subdirs(root, folders | set(unconfigured)):
+    for subdir in published_subdirs(root, folders | set(unconfigured)):
         channel, _, name = subdir.rpartition("/")
         if not channel or subdir in subdirs:  # (a folder at the top is no channel's subdir)
             continue
@@ -78,10 +78,11 @@ def _unconfigured_installers(root: Path, config: SiteConfig) -> Iterator[str]:
             yield folder
 
 
-def _published_subdirs(root: Path, folders: Collection[str]) -> Iterator[str]:
+def published_subdirs(root: Path, folders: Collection[str]) -> Iterator[str]:
     """The site-relative paths of the folders holding a ``repodata.json``, not looked into
     (their package files are not listed), sitegen's own top-level names, dot-names and the
-    installer folders ``folders`` left out."""
+    installer folders ``folders`` left out: one directory listing per channel level and page
+    folder, not one per package file."""
     pending = [root]
     while pending:
         current = pending.pop()
