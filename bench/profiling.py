@@ -46,6 +46,8 @@ class Profiler:
             str(self.rate),
             "--threads",
             "--nonblocking",
+            # The package pages of a first render are written by forked worker processes.
+            "--subprocesses",
             "-o",
             str(out),
             "--",
