@@ -27,6 +27,7 @@ from sitegen.store.site import Site
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
+from sitegen.web.run import mirror_row, same
 from testkit.site import assert_channel_consistent, fns, published, site_config
 from testkit.upstream import UpstreamServer
 
@@ -533,6 +534,55 @@ async def test_a_mirror_down_upstream_keeps_what_it_pulled_into_another_channel(
     assert published(site, "cloud/b", "linux-64") == in_b
     assert report.mirrors[1].errors == []
     assert_channel_consistent(site, "cloud/b")
+
+
+@pytest.mark.parametrize("walked", [True, False], ids=["closure", "no-closure"])
+async def test_a_mirror_down_upstream_counts_what_it_keeps_not_its_channel(
+    walked: bool, upstream: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    """cloud/b has two mirrors: numpy from one, six from the other. With the numpy mirror's
+    upstream down, cloud/b keeps what it publishes, and that mirror's report counts as kept
+    the numpy files it keeps published, not every file of its channel; whether or not a
+    mirror of the site pulls in dependencies (the closure then walks cloud/b as published)."""
+    write_channel(tmp_path / "a", [p for p in P if p.name == "numpy"], zst=True)
+    only_numpy = upstream_server_factory(tmp_path / "a")
+    dependencies = ", include_dependencies: true" if walked else ""
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+        channels:
+          cloud/a:
+            url: {upstream}
+            subdirs: [linux-64]
+            filters: {{names: {{include: [zlib]}}{dependencies}}}
+          cloud/b:
+            mirrors:
+              - name: b-numpy
+                url: {only_numpy.url}
+                subdirs: [linux-64]
+              - name: b-six
+                url: {upstream}
+                subdirs: [linux-64]
+                filters: {{names: {{include: [six]}}}}
+        """,
+    )
+    await mirror(config)
+    numpy = fns(P, "numpy", subdir="linux-64")
+    in_b = published(site, "cloud/b", "linux-64")
+    assert in_b == numpy | fns(P, "six", subdir="linux-64")
+    for path in (tmp_path / "a").glob("*/repodata.json*"):
+        path.write_bytes(b"<html>maintenance</html>")
+
+    report = await run_mirror(config, MirrorOptions(progress=False))
+
+    assert published(site, "cloud/b", "linux-64") == in_b
+    down = next(mr for mr in report.mirrors if mr.name == "b-numpy")
+    assert down.errors and down.subdirs["linux-64"].upstream == "error"
+    assert down.subdirs["linux-64"].kept == len(numpy) == 16
+    assert mirror_row(down, same)["kept"] == 16  # the run page and history.json
+    six = next(mr for mr in report.mirrors if mr.name == "b-six")
+    assert six.errors == [] and six.subdirs["linux-64"].kept == 1
 
 
 async def test_a_frozen_channel_keeps_what_it_pulled_into_another_channel(

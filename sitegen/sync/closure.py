@@ -54,7 +54,8 @@ class MirrorSelection:
     platforms: tuple[str, ...] = ()
     channel: str = ""  # the path of the mirror's channel
     # When `results` are what the channel publishes, standing in for the mirror (a frozen
-    # channel), the mirror's own filter outcome, which its report shows.
+    # channel, a mirror not read), the mirror's own filter outcome, which its report shows:
+    # none (empty) for a mirror not read.
     reported: dict[str, FilterResult] | None = None
     # Dependencies found unsatisfied before the walk, reported with its own (an approval-gated
     # channel's approved packages whose dependencies its filters leave out), as in

@@ -6,13 +6,16 @@ for a ``keep_removed`` channel the files it keeps past their upstream listing
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
+from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.layout import repodata_map_path
 from sitegen.store.frozen import FrozenChannels
+from sitegen.store.origins import load_origins
 from sitegen.sync.download import TargetKey
 from sitegen.sync.fetch import ParseResult, SubdirKey
 from sitegen.sync.keep import UNREADABLE_KEPT, judge_kept, still_kept
@@ -94,6 +97,30 @@ def merge_all(
                 kept[merged.key] = still_kept(scope.site, channel, subdir)
             merged_all.append(merged)
     return merged_all
+
+
+def still_supplied(
+    scope: RunScope,
+    mirrors: Sequence[tuple[ChannelConfig, MirrorConfig]],
+    readable: set[str],
+    merged: Sequence[MergedSubdir],
+) -> dict[SubdirKey, int]:
+    """(mirror, subdir) -> how many records of what the channel subdir publishes came from
+    that mirror (its origins map), for each mirror of the run that could not be read: its
+    channel keeps its previous state, so these are what the mirror keeps, as a run that read
+    it counts what it keeps."""
+    previous = {m.key: m.previous for m in merged}
+    unread = [(c, m) for c, m in mirrors if m.name not in readable]
+    counts: dict[SubdirKey, int] = {}
+    for key in dict.fromkeys((c.path, s) for c, m in unread for s in m.subdirs):
+        state = previous.get(key)
+        if state is None:
+            continue
+        origins = Counter(map(load_origins(scope.site, *key).mirror_of, state.records)).get
+        for channel, mirror in unread:
+            if channel.path == key[0] and key[1] in mirror.subdirs:
+                counts[(mirror.name, key[1])] = origins(mirror.name, 0)
+    return counts
 
 
 def _feed(

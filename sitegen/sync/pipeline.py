@@ -52,7 +52,7 @@ from sitegen.sync.merge import (
     FROZEN,
     MergedSubdir,
 )
-from sitegen.sync.merging import merge_all
+from sitegen.sync.merging import merge_all, still_supplied
 from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
 from sitegen.sync.prepare import filters_list, prepare_all
 from sitegen.sync.prune import package_files
@@ -230,6 +230,9 @@ async def _rebuild(
     )
     results.merged = await trio.to_thread.run_sync(
         merge_all, scope, readable, results.parsed, results.closure, matcher, results.kept
+    )
+    results.still_supplied = await trio.to_thread.run_sync(
+        still_supplied, scope, results.mirrors, readable, results.merged
     )
     results.plans = await _plan_all(scope, results.merged)
     if options.dry_run:

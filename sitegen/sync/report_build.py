@@ -60,6 +60,8 @@ class RunResults:
     reused: BuiltFrom | None = None  # the unchanged-inputs shortcut was taken
     closure: ClosureResult | None = None
     merged: list[MergedSubdir] = field(default_factory=list)
+    # (mirror, subdir) -> the published records a mirror that could not be read still supplies
+    still_supplied: dict[SubdirKey, int] = field(default_factory=dict)
     kept: dict[TargetKey, dict[str, Record]] = field(default_factory=dict)  # keep_removed
     plans: dict[TargetKey, Plan] = field(default_factory=dict)
     downloads: dict[TargetKey, DownloadOutcome] = field(default_factory=dict)
@@ -77,6 +79,11 @@ def build_report(report: RunReport, selected: set[str], results: RunResults) -> 
     else:
         if results.closure is not None:
             _add_closure(mirror_reports, results.closure)
+        for (name, subdir), count in results.still_supplied.items():
+            # What a mirror down upstream keeps is what its channel goes on publishing of it.
+            sub = mirror_reports[name].subdirs.get(subdir)
+            if sub is not None:  # a subdir not tried (the mirror not run) counts nothing
+                sub.kept = count
         for name, missing in results.pins_missing.items():
             mirror_reports[name].pins_missing = missing
         for merged in results.merged:

@@ -98,7 +98,9 @@ def select_all(
             selection = _filtered(channel, mirror, levels, parsed, matcher)
         if stands_in:
             assert held is not None
-            reported = selection.results if selection is not None else None
+            # A mirror not read has no filter outcome of its own: what it keeps is counted
+            # from what its channel publishes of it (see RunResults.still_supplied).
+            reported = selection.results if selection is not None else {}
             selection = _held_selection(channel, mirror, held, levels, matcher)
             selection.reported = reported
         if selection is not None:
