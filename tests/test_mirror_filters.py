@@ -797,3 +797,70 @@ async def test_filters_of_three_levels_combined(upstream: str, tmp_path: Path) -
         },
     )
     assert report.mirrors[0].unsatisfied == []
+
+
+# --------------------------------------------------------------------------- entries matching nothing
+
+
+async def test_entries_matching_no_record_upstream_are_warned_about(
+    upstream: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An allowlist name or an exception that matches no record of any subdir of the mirrors
+    its level applies to (a typo) is named in the log and in the run record, the log naming
+    the first few; one matching in noarch only, or any record at all, is not."""
+    typos = [f"nunpy{i}" for i in range(12)]
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+        filters:
+          names: {{include: [numpy, six, futures, pip, {", ".join(typos)}]}}
+        channels:
+          {CHANNEL}:
+            filters:
+              builds: {{exclude: ['py2*']}}
+              except: [six, {{name: sixx}}, {{build: 'py99*'}}, futures 3.*]
+            mirrors:
+              - name: example
+                url: {upstream}
+                subdirs: [linux-64]
+        """,
+    )
+    caplog.set_level("WARNING", logger="sitegen")
+
+    report = await mirror(config)
+
+    unmatched = [(u.filters, u.key, u.entry) for u in report.mirrors[0].unmatched]
+    assert unmatched == [
+        *(("site", "names.include", typo) for typo in typos),
+        (f"channel {CHANNEL}", "except", "{name: sixx}"),
+        (f"channel {CHANNEL}", "except", "{build: py99*}"),
+    ]
+    warned = [r.getMessage() for r in caplog.records if "matches no record" in r.getMessage()]
+    assert len(warned) == 10
+    assert warned[0] == (
+        "example: names.include entry 'nunpy0' of the site's filters matches no record"
+        " in any subdir"
+    )
+    assert any("and 4 more entries matching no record" in r.getMessage() for r in caplog.records)
+    assert RunReport.from_json(report.to_json()).mirrors[0].unmatched == report.mirrors[0].unmatched
+    again = await mirror(config)  # nothing changed: the report is that of the run before
+    assert again.mirrors[0].unmatched == report.mirrors[0].unmatched
+
+
+async def test_entries_are_not_judged_while_upstream_is_down(
+    tmp_path: Path, upstream_server_factory
+) -> None:
+    """A mirror that could not be read says nothing of what its entries match."""
+    write_channel(tmp_path / "upstream", P, zst=True)
+    server = upstream_server_factory(tmp_path / "upstream")
+    site = tmp_path / "site"
+    config = config_at(site, server.url, "mirror", "{names: {include: [numpy, nunpy]}}")
+    first = await mirror(config)
+    assert [u.entry for u in first.mirrors[0].unmatched] == ["nunpy"]
+    for path in (tmp_path / "upstream").glob("*/repodata.json*"):
+        path.write_bytes(b"<html>maintenance</html>")
+
+    report = await run_mirror(config, MirrorOptions(progress=False))
+
+    assert report.mirrors[0].errors and report.mirrors[0].unmatched == []

@@ -29,7 +29,7 @@ from sitegen.filters.builds import REASON_BUILD_EXCLUDED, REASON_BUILD_NOT_INCLU
 from sitegen.filters.dates import REASON_TOO_NEW, REASON_TOO_OLD
 from sitegen.filters.formats import REASON_FORMAT, REASON_TWIN
 from sitegen.filters.include_dependencies import include_dependencies
-from sitegen.filters.kind import Allowed, Check, FilterContext, FilterResult
+from sitegen.filters.kind import Allowed, Check, FilterContext, FilterResult, RecordIndex
 from sitegen.filters.licenses import (
     REASON_LICENSE_EXCLUDED,
     REASON_LICENSE_FAMILY,
@@ -63,9 +63,11 @@ __all__ = [
     "REASON_TOO_OLD",
     "REASON_TWIN",
     "FilterResult",
+    "RecordIndex",
     "apply_filters",
     "effective_newest",
     "include_dependencies",
+    "unmatched_entries",
 ]
 
 REASON_NOT_ALLOWED = "not in allowlist"
@@ -161,6 +163,17 @@ def apply_filters(
         # A step may still leave out a record an exception took back (newest_versions).
         result.excepted = {fn: why for fn, why in result.excepted.items() if fn in result.kept}
     return result
+
+
+def unmatched_entries(level: FilterSpec, index: RecordIndex) -> list[tuple[str, str]]:
+    """The entries of ``level`` that select records but match none of ``index``, as
+    (key, entry as written), in the order of the filter kinds."""
+    return [
+        found
+        for kind in registry.KINDS
+        if kind.unmatched is not None
+        for found in kind.unmatched(level, index)
+    ]
 
 
 @dataclass(frozen=True)

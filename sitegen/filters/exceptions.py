@@ -40,6 +40,7 @@ from sitegen.filters.kind import (
     Exceptions,
     FilterContext,
     FilterKind,
+    RecordIndex,
     is_literal,
     parse_glob,
 )
@@ -243,10 +244,40 @@ def _texts(value: Any) -> tuple[str, ...] | None:
     return None
 
 
+def unmatched(spec: FilterSpec, index: RecordIndex) -> list[tuple[str, str]]:
+    policy = policy_of(spec)
+    if policy is None:
+        return []
+    return [(KEY, _text(entry)) for entry in policy.entries if not _matches_any(entry, index)]
+
+
+def _matches_any(entry: str | Entry, index: RecordIndex) -> bool:
+    if isinstance(entry, str):
+        spec = parse_matchspec(entry)
+        name = spec_exact_name(spec)
+        records = index.records(None if name is None else (name,))
+        return any(index.matcher.matches(spec, record.raw) for record in records)
+    keys = dict(entry)
+    glob = keys.pop("name", None)
+    names = None if glob is None else list(index.named(glob))
+    rest = _entry_test(tuple(keys.items())) if keys else None
+    if rest is None:
+        return bool(names)
+    return any(rest(record, "") for record in index.records(names))
+
+
+def _text(entry: str | Entry) -> str:
+    """An entry as channels.yaml writes it (the globs lower-cased, as they match)."""
+    if isinstance(entry, str):
+        return entry
+    return "{" + ", ".join(f"{key}: {glob}" for key, glob in entry) + "}"
+
+
 KIND = FilterKind(
     KEY,
     parse,
     show=show,
     check_level=check_level,
     exceptions=exceptions,
+    unmatched=unmatched,
 )

@@ -21,7 +21,10 @@ A kind owns one key of a ``filters:`` mapping in channels.yaml. Its parts, all o
   level as it judges those records (without the settings the exceptions override), as
   :class:`Exceptions`; None when the level has none. A record the level's own checks exclude
   is judged again by that lifted level when its exceptions name it;
-- ``step(levels)``: a whole-result step run after the per-record checks, or None.
+- ``step(levels)``: a whole-result step run after the per-record checks, or None;
+- ``unmatched(spec, index)``: the entries of the level's lists that select records (an
+  allowlist's names, exceptions) matching no record of ``index`` (a typo would otherwise do
+  nothing unnoticed), as (key, entry as written).
 
 ``predicate``, ``allow``, ``exceptions`` and ``step`` run once per level and subdir, never per
 record: they compile the level's settings into the closures they return.
@@ -34,6 +37,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
@@ -74,6 +78,35 @@ class Exceptions:
 
     names: Allowed
     lifted: FilterSpec
+
+
+class RecordIndex:
+    """Every record a level was applied to in a run (all subdirs of its mirrors), by
+    lower-cased name, for :attr:`FilterKind.unmatched`. Indexed when first asked: most levels
+    have no entries to look for."""
+
+    def __init__(self, records: Iterable[Record], matcher: RecordMatcher) -> None:
+        self.matcher = matcher
+        self._records = records
+
+    @cached_property
+    def by_name(self) -> dict[str, list[Record]]:
+        by_name: dict[str, list[Record]] = {}
+        for record in self._records:
+            by_name.setdefault(record.name.lower(), []).append(record)
+        return by_name
+
+    def named(self, glob: str) -> Iterator[str]:
+        """The names (lower-cased) a lower-cased glob matches."""
+        if is_literal(glob):
+            yield from (glob,) if glob in self.by_name else ()
+        else:
+            yield from filter(re.compile(fnmatch.translate(glob)).match, self.by_name)
+
+    def records(self, names: Iterable[str] | None = None) -> Iterator[Record]:
+        """The records of ``names`` (every record when None)."""
+        for name in self.by_name if names is None else names:
+            yield from self.by_name.get(name, ())
 
 
 class FilterContext:
@@ -122,6 +155,7 @@ class FilterKind:
     allow: Callable[[FilterSpec, FilterContext], Allowed | None] | None = None
     exceptions: Callable[[FilterSpec, FilterContext], Exceptions | None] | None = None
     step: Callable[[tuple[FilterSpec, ...]], Step | None] | None = None
+    unmatched: Callable[[FilterSpec, RecordIndex], list[tuple[str, str]]] | None = None
 
 
 # --------------------------------------------------------------------------- shared helpers

@@ -14,6 +14,7 @@ from sitegen.filters.kind import (
     Check,
     FilterContext,
     FilterKind,
+    RecordIndex,
     glob_matcher,
     is_literal,
     parse_globs,
@@ -82,6 +83,14 @@ def allow(spec: FilterSpec, context: FilterContext) -> Allowed | None:
     return lambda r, n: n in allowed
 
 
+def unmatched(spec: FilterSpec, index: RecordIndex) -> list[tuple[str, str]]:
+    return [
+        ("names.include", glob)
+        for glob in spec.include_names
+        if next(index.named(glob), None) is None
+    ]
+
+
 KIND = FilterKind(
     "names",
     parse,
@@ -91,4 +100,5 @@ KIND = FilterKind(
     check_levels=check_levels,
     predicate=predicate,
     allow=allow,
+    unmatched=unmatched,
 )

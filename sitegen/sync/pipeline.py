@@ -76,6 +76,7 @@ from sitegen.sync.report_build import (
 from sitegen.sync.scope import RunScope
 from sitegen.sync.selection import (
     close,
+    entries_matching_nothing,
     held_sources,
     lockfile_pins_missing,
     select_all,
@@ -227,6 +228,9 @@ async def _rebuild(
     results.closure = await trio.to_thread.run_sync(close, selections, matcher)
     results.pins_missing = lockfile_pins_missing(
         scope.config, results.mirrors, readable, results.parsed
+    )
+    results.unmatched = await trio.to_thread.run_sync(
+        entries_matching_nothing, scope.config, results.mirrors, readable, results.parsed, matcher
     )
     results.merged = await trio.to_thread.run_sync(
         merge_all, scope, readable, results.parsed, results.closure, matcher, results.kept

@@ -88,6 +88,15 @@ class MissingPin(msgspec.Struct):
     why: str
 
 
+class UnmatchedEntry(msgspec.Struct):
+    """An entry of a filter list that selects records (``names.include``, ``except``) and
+    matched no record of any subdir of the mirrors its level applies to: most likely a typo."""
+
+    filters: str  # whose: "site", "channel <path>" or "mirror <name>"
+    key: str  # names.include, except
+    entry: str  # as channels.yaml writes it
+
+
 class ApprovalChange(msgspec.Struct, omit_defaults=True):
     """An approval granted (``approve``) or revoked (``revoke``) that a run published."""
 
@@ -113,6 +122,7 @@ class MirrorReport:
     dependencies_added: list[AddedDependency] = field(default_factory=list)
     advisories_blocked: list[BlockedFile] = field(default_factory=list)
     pins_missing: list[MissingPin] = field(default_factory=list)
+    unmatched: list[UnmatchedEntry] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # What the mirror ran with that is not as it should be, without failing it (an advisory

@@ -36,6 +36,7 @@ from sitegen.sync.report import (
     MirrorSubdirReport,
     MissingPin,
     RunReport,
+    UnmatchedEntry,
     UnsatisfiedDependency,
     excepted_text,
     new_files_text,
@@ -45,6 +46,7 @@ from sitegen.sync.selection import ClosureResult
 log = logging.getLogger("sitegen")
 
 REJECTED_EXAMPLES = 50  # refused records named in a mirror subdir's report
+UNMATCHED_LOGGED = 10  # filter entries matching nothing named in the log, per mirror
 
 
 @dataclass
@@ -68,6 +70,7 @@ class RunResults:
     publish: dict[TargetKey, PublishOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # of the run as a whole
     pins_missing: dict[str, list[MissingPin]] = field(default_factory=dict)  # by mirror
+    unmatched: dict[str, list[UnmatchedEntry]] = field(default_factory=dict)  # by mirror
 
 
 def build_report(report: RunReport, selected: set[str], results: RunResults) -> list[MirrorReport]:
@@ -86,6 +89,8 @@ def build_report(report: RunReport, selected: set[str], results: RunResults) -> 
                 sub.kept = count
         for name, missing in results.pins_missing.items():
             mirror_reports[name].pins_missing = missing
+        for name, unmatched in results.unmatched.items():
+            mirror_reports[name].unmatched = unmatched
         for merged in results.merged:
             for mirror, message in merged.conflicts:
                 mirror_reports[mirror].conflicts.append(message)
@@ -259,6 +264,7 @@ def _restore(
         mr.unsatisfied = restored.unsatisfied
         mr.dependencies_added = restored.dependencies_added
         mr.pins_missing = restored.pins_missing
+        mr.unmatched = restored.unmatched
         mr.advisories_blocked = restored.advisories_blocked
         mr.conflicts = restored.conflicts
         mr.filtered_run = restored.filtered_run
@@ -342,8 +348,22 @@ def finish(report: RunReport) -> None:
                 pin.file,
                 pin.why,
             )
+        _log_unmatched(mr)
     for cr in report.channels:
         log_channel_summary(cr)
+
+
+def _log_unmatched(mr: MirrorReport) -> None:
+    """The first few entries that matched nothing (a long list copied from another channel
+    would bury the rest of the log); the run record has them all."""
+    for u in mr.unmatched[:UNMATCHED_LOGGED]:
+        whose = "the site's" if u.filters == "site" else f"{u.filters}'s"
+        what = f"{u.key} entry {u.entry!r} of {whose} filters"
+        log.warning("%s: %s matches no record in any subdir", mr.name, what)
+    if (more := len(mr.unmatched) - UNMATCHED_LOGGED) > 0:
+        log.warning(
+            "%s: and %d more entries matching no record (see the run record)", mr.name, more
+        )
 
 
 def log_channel_summary(cr: ChannelSubdirReport) -> None:

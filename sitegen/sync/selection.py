@@ -8,13 +8,19 @@ from dataclasses import dataclass
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig, SiteConfig
-from sitegen.filters.apply import apply_filters, effective_newest, include_dependencies
+from sitegen.filters.apply import (
+    RecordIndex,
+    apply_filters,
+    effective_newest,
+    include_dependencies,
+    unmatched_entries,
+)
 from sitegen.filters.kind import FilterResult
 from sitegen.filters.lockfiles import missing_pins, policy_of
 from sitegen.sync.approvals import unsatisfied
 from sitegen.sync.closure import NOARCH, DependencyReport, MirrorSelection, close_dependencies
 from sitegen.sync.fetch import ParseResult, SubdirKey
-from sitegen.sync.report import MissingPin
+from sitegen.sync.report import MissingPin, UnmatchedEntry
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,43 @@ def close(selections: list[MirrorSelection], matcher: RecordMatcher) -> ClosureR
     copied: at conda-forge scale they hold hundreds of thousands of records."""
     dependencies = close_dependencies(selections, matcher)
     return ClosureResult({s.mirror: s for s in selections}, dependencies)
+
+
+def entries_matching_nothing(
+    config: SiteConfig,
+    mirrors: Sequence[tuple[ChannelConfig, MirrorConfig]],
+    readable: set[str],
+    parsed: Mapping[SubdirKey, ParseResult],
+    matcher: RecordMatcher,
+) -> dict[str, list[UnmatchedEntry]]:
+    """Per mirror of the run, the entries of its levels' lists that select records
+    (``names.include``, ``except``) and match no record of any subdir of any mirror the level
+    applies to: a typo does nothing otherwise. A level is judged only when the run read every
+    mirror it applies to (upstream down, or a mirror outside the run, may well have them)."""
+    in_run = {m.name for _c, m in mirrors}
+    scopes: list[tuple[str, FilterSpec, list[MirrorConfig]]] = [
+        ("site", config.filters, [m for _c, m in config.mirrors])
+    ]
+    for channel in config.channels:
+        scopes.append((f"channel {channel.path}", channel.filters, list(channel.mirrors)))
+        scopes.extend((f"mirror {m.name}", m.filters, [m]) for m in channel.mirrors)
+    out: dict[str, list[UnmatchedEntry]] = {}
+    for whose, level, applies_to in scopes:
+        if not all(m.name in readable for m in applies_to):
+            continue
+        records = (
+            record
+            for m in applies_to
+            for subdir in m.subdirs
+            if (result := parsed.get((m.name, subdir))) and result.repodata
+            for record in result.repodata.records.values()
+        )
+        found = unmatched_entries(level, RecordIndex(records, matcher))
+        for mirror in applies_to:
+            if mirror.name in in_run:
+                entries = out.setdefault(mirror.name, [])
+                entries.extend(UnmatchedEntry(whose, key, entry) for key, entry in found)
+    return out
 
 
 def lockfile_pins_missing(
