@@ -16,8 +16,7 @@ from urllib.parse import quote, unquote
 
 from sitegen.conda.notices import NOTICES_FILE
 from sitegen.conda.schema import PACKAGE_SUFFIXES
-from sitegen.conda.shards import SHARD_INDEX
-from sitegen.conda.shards import SHARDS_DIR as SHARDS_DIR  # a subdir's shards, for `remove`
+from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, shard_filename
 
 # ------------------------------------------------------------------ the published tree
 
@@ -102,8 +101,12 @@ def search_index_path(channel: str) -> str:
     return f"{channel}/{SEARCH_INDEX}"
 
 
+def package_pages_dir(channel: str) -> str:
+    return f"{channel}/{PACKAGES_DIR}"
+
+
 def package_page_path(channel: str, name: str) -> str:
-    return f"{channel}/{PACKAGES_DIR}/{name}.html"
+    return f"{package_pages_dir(channel)}/{name}.html"
 
 
 def approved_page_path(channel: str) -> str:
@@ -124,6 +127,16 @@ def subdir_page_path(channel: str, subdir: str, number: int = 1) -> str:
 
 def package_file_path(channel: str, subdir: str, fn: str) -> str:
     return f"{channel}/{subdir}/{fn}"
+
+
+def shards_dir(subdir_dir: Path) -> Path:
+    """A subdir's shards (CEP-16), given the subdir's folder on disk."""
+    return subdir_dir / SHARDS_DIR
+
+
+def shard_path(digest: bytes) -> str:
+    """A shard's file relative to its subdir's folder, named by the sha256 of its bytes."""
+    return f"{SHARDS_DIR}/{shard_filename(digest)}"
 
 
 def installer_file_path(folder: str, name: str) -> str:

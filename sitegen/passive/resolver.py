@@ -45,6 +45,7 @@ from sitegen.conda.schema import (
     format_of,
 )
 from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.layout import package_file_path
 from sitegen.net.download import Watch
 from sitegen.passive.live import FOLLOW_AFTER, Flight, Follower
 from sitegen.store.interface import SiteStorage
@@ -126,7 +127,7 @@ class FetchJob:
     @property
     def where(self) -> str:
         """How logs name it: never an upstream URL, which may hold a token."""
-        return f"{self.channel.path}/{self.subdir}/{self.fn}"
+        return package_file_path(self.channel.path, self.subdir, self.fn)
 
 
 # Stores ``job.target``, verified; returns None when stored, else why not (for the client).

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from sitegen.layout import SHARDS_DIR
 from sitegen.stats.logline import (
     COMBINED_RE,
-    SHARDS_DIR,
     SITEGEN_RE,
     Kind,
     PathClassifier,

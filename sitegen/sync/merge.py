@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sitegen.conda.records import Record, Repodata, RepodataError
 from sitegen.conda.shards import REASON_UNSHARDABLE, unshardable
+from sitegen.layout import REPODATA
 from sitegen.sync.prune import deletion_guard
 from sitegen.sync.publish import SubdirMetadata
 from sitegen.sync.repodata_map import read_published
@@ -79,7 +80,7 @@ def load_previous(
             first_wins.update(feed.kept)
         known = first_wins
     try:
-        return read_published(directory / "repodata.json", subdir, known, map_path)
+        return read_published(directory / REPODATA, subdir, known, map_path)
     except (OSError, RepodataError):
         return None
 

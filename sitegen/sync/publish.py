@@ -28,16 +28,19 @@ from sitegen.conda.current_repodata import current_records
 from sitegen.conda.encode import PieceMap, repodata_pieces
 from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record
-from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, shard_filename
+from sitegen.conda.shards import SHARD_INDEX, shard_filename
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig
 from sitegen.layout import (
+    REPODATA,
     REPODATA_BZ2,
+    channeldata_path,
     metadata_files,
     notices_path,
     publishing_marker_path,
     repodata_map_path,
     retired_shards_path,
+    shards_dir,
 )
 from sitegen.store.interface import PendingWrite
 from sitegen.store.site import Site
@@ -110,7 +113,7 @@ async def publish_subdir(
     where = PieceMap()
     map_path = repodata_map_path(site.root, channel_path, meta.subdir)
     with contextlib.ExitStack() as files:  # each discarded unless published
-        target = directory / "repodata.json"
+        target = directory / REPODATA
         if complete:
             pieces = meta.pieces(where)
             body = await trio.to_thread.run_sync(site.pending_unless_same, target, pieces)
@@ -212,7 +215,7 @@ async def _prune_shards(site: Site, channel_path: str, subdir: str, grace_days: 
         await trio.to_thread.run_sync(
             prune_shards,
             site,
-            directory / SHARDS_DIR,
+            shards_dir(directory),
             named_files(index),
             retired_shards_path(site.root, channel_path, subdir),
             time.time(),
@@ -389,7 +392,7 @@ def write_channeldata(
     if not published:
         return None
     try:
-        write_json(site, f"{channel_path}/channeldata.json", build_channeldata(published))
+        write_json(site, channeldata_path(channel_path), build_channeldata(published))
     except OSError as exc:
         log.error("%s: could not write channeldata.json: %s", channel_path, exc)
         return f"{channel_path}: could not write channeldata.json: {exc.strerror or exc}"

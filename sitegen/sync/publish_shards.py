@@ -19,7 +19,6 @@ from sitegen.conda.records import Record, Repodata
 from sitegen.conda.shards import (
     SHARD_INDEX,
     SHARDS_BASE_URL,
-    SHARDS_DIR,
     ShardError,
     ShardIndex,
     build_shard,
@@ -31,6 +30,7 @@ from sitegen.conda.shards import (
     shard_compressor,
     shard_filename,
 )
+from sitegen.layout import shard_path, shards_dir
 from sitegen.store.site import Site
 from sitegen.sync.prune import unretire_shards
 
@@ -61,8 +61,8 @@ def write_shards(
     names (see :func:`unchanged_shards`); they are neither built nor written again.
     ``reread``: compare the bytes of shards already there, not only their size (a repair).
     """
-    shards_dir = directory / SHARDS_DIR
-    site.ensure_dir(shards_dir)
+    folder = shards_dir(directory)
+    site.ensure_dir(folder)
     known = current or {}
     index: dict[str, bytes] = {}
     written = built = 0
@@ -77,11 +77,11 @@ def write_shards(
         index[name] = shard.digest
         # Content-addressed: a file of this name and size already holds these bytes
         # (`sitegen verify` re-hashes them). Not fsynced one by one.
-        written += site.write_addressed(shards_dir / shard.filename, shard.data, reread=reread)
+        written += site.write_addressed(folder / shard.filename, shard.data, reread=reread)
     if built and flush:
         # All on disk, in one flush of their filesystem, before the index naming them is
         # published (the caller writes it after this returns).
-        site.sync([shards_dir])
+        site.sync([folder])
     return WrittenShards(shards=index, written=written, built=built)
 
 
@@ -108,11 +108,10 @@ def unchanged_shards(directory: Path, changed: set[str]) -> dict[str, bytes]:
     index = read_index(directory)
     if index is None or index.shards_base_url != SHARDS_BASE_URL:
         return {}
-    shards_dir = directory / SHARDS_DIR
     return {
         name: digest
         for name, digest in index.shards.items()
-        if name not in changed and (shards_dir / shard_filename(digest)).is_file()
+        if name not in changed and (directory / shard_path(digest)).is_file()
     }
 
 
@@ -182,7 +181,7 @@ def shard_problems(
             )
         )
     for name, digest in sorted(index.shards.items()):
-        relative = f"{SHARDS_DIR}/{shard_filename(digest)}"
+        relative = shard_path(digest)
         try:
             data = (directory / relative).read_bytes()
         except FileNotFoundError:

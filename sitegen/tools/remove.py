@@ -44,16 +44,16 @@ from sitegen.config import SiteConfig
 from sitegen.layout import (
     REPODATA,
     RESERVED_TOP,
-    SHARDS_DIR,
     STATE_DIR,
     approved_page_path,
     channel_index_path,
     channeldata_path,
     metadata_files,
     notices_path,
-    package_page_path,
+    package_pages_dir,
     removal_journal_path,
     search_index_path,
+    shards_dir,
     stats_state_path,
 )
 from sitegen.net.activity import counted
@@ -195,7 +195,7 @@ def remove_files(site: Site, removal: Removal) -> None:
         directory = site.path(removal.channel, subdir)
         if not directory.is_dir() or directory.is_symlink():
             continue  # removed by an earlier attempt
-        shards = directory / SHARDS_DIR
+        shards = shards_dir(directory)
         if shards.is_dir() and not shards.is_symlink():
             shutil.rmtree(shards)
         with os.scandir(directory) as entries:
@@ -211,7 +211,7 @@ def channel_pages(config: SiteConfig, removal: Removal) -> tuple[list[str], list
     channel = removal.channel
     files = [channel_index_path(channel), search_index_path(channel)]
     folders = [
-        str(PurePosixPath(package_page_path(channel, "x")).parent),
+        package_pages_dir(channel),
         str(PurePosixPath(approved_page_path(channel)).parent),
     ]
     configured = [c.path for c in config.channels]

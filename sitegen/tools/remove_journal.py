@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from sitegen.layout import SHARDS_DIR, removal_journal_path
+from sitegen.layout import removal_journal_path, shards_dir
 from sitegen.net.activity import counted, human_bytes
 from sitegen.store.site import Site
 
@@ -117,7 +117,7 @@ def measure(directory: Path) -> tuple[int, int]:
     ``sitegen status`` does. A folder of anything else stays, and is not counted."""
     files = used = 0
     seen: set[tuple[int, int]] = set()
-    shards = directory / SHARDS_DIR
+    shards = shards_dir(directory)
     folders = [directory, shards] if shards.is_dir() and not shards.is_symlink() else [directory]
     for folder in folders:
         try:

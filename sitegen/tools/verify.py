@@ -37,7 +37,7 @@ import trio
 from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.conda.shards import ShardError
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.layout import LOCK_NAME, retired_shards_path
+from sitegen.layout import LOCK_NAME, REPODATA, package_file_path, retired_shards_path
 from sitegen.net.download import DownloadJob, DownloadResult, download_each
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
@@ -76,7 +76,7 @@ class Repair:
 
     @property
     def relative(self) -> str:
-        return f"{self.channel.path}/{self.record.subdir}/{self.record.fn}"
+        return package_file_path(self.channel.path, self.record.subdir, self.record.fn)
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _temporaries(root: Path) -> list[Problem]:
 
 def _subdirs(site: SiteStorage, channel: ChannelConfig) -> list[str]:
     root = site.path(channel.path)
-    return [s for s in channel.subdirs if (root / s / "repodata.json").is_file()]
+    return [s for s in channel.subdirs if (root / s / REPODATA).is_file()]
 
 
 async def verify_site(
@@ -171,7 +171,7 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
             directory = site.path(channel.path, subdir)
             relative = f"{channel.path}/{subdir}"
             try:
-                repodata = parse_repodata((directory / "repodata.json").read_bytes(), subdir)
+                repodata = parse_repodata((directory / REPODATA).read_bytes(), subdir)
             except RepodataError as exc:
                 report.problems.append(Problem(f"{relative}/repodata.json", "metadata", str(exc)))
                 continue
@@ -243,7 +243,7 @@ async def _check_packages(
             if origin not in passive:
                 to_repair.append(Repair(channel, record, path, "missing", origin, origins))
             continue
-        relative = f"{channel.path}/{subdir}/{fn}"
+        relative = package_file_path(channel.path, subdir, fn)
         if await trio.to_thread.run_sync(report.matches, path, relative, record, False):
             continue
         if origin not in passive:

@@ -17,7 +17,7 @@ from pathlib import Path
 import zstandard
 
 from sitegen.conda.records import Record, Repodata
-from sitegen.layout import REPODATA_BZ2, metadata_files
+from sitegen.layout import REPODATA, REPODATA_BZ2, metadata_files
 from sitegen.store.interface import SiteStorage
 from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
 from sitegen.sync.publish import SubdirMetadata
@@ -33,7 +33,7 @@ def metadata_problems(
     """What is wrong with the files made from the ``repodata.json`` of ``directory`` (the
     subdir at ``relative`` in the site), whose ``records`` are given."""
     problems = []
-    body = (directory / "repodata.json").read_bytes()
+    body = (directory / REPODATA).read_bytes()
     expected = metadata_files(repodata_bz2)
     decoders = {
         "repodata.json.zst": lambda data: zstandard.ZstdDecompressor().stream_reader(data).read(),
@@ -92,7 +92,7 @@ def repair_metadata(
     """Rebuild the damaged siblings of ``repodata.json`` that ``names`` name (found by
     :func:`metadata_problems`) from it, and remove a .bz2 while ``repodata_bz2`` is off;
     returns the names repaired."""
-    body = (directory / "repodata.json").read_bytes()
+    body = (directory / REPODATA).read_bytes()
     meta = SubdirMetadata(
         subdir=repodata.subdir,
         records=repodata.records,

@@ -61,9 +61,9 @@ from urllib.parse import urlsplit
 import jinja2
 
 from sitegen.access.server_files import AccessPaths, private_channels
-from sitegen.conda.shards import SHARD_INDEX, SHARD_SUFFIX, SHARDS_DIR
+from sitegen.conda.shards import SHARD_INDEX, SHARD_SUFFIX
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
-from sitegen.layout import SITE_TOKEN_SCOPE
+from sitegen.layout import SHARDS_DIR, SITE_TOKEN_SCOPE
 from sitegen.resources import templates_dir
 from sitegen.stats.logline import APACHE_FORMAT, NGINX_FORMAT
 from sitegen.tools.webconf_values import (

@@ -57,7 +57,6 @@ class ChannelPages:
         writer: PageWriter,
         templates_dir: Path,
         old_channels: dict[str, ChannelState],
-        listings_dir: Path,
         base_url: str | None = None,
         stats: SiteStats | None = None,
         private: frozenset[str] = frozenset(),
@@ -69,7 +68,6 @@ class ChannelPages:
         self.templates_dir = templates_dir
         self.old_channels = old_channels
         self.channels: dict[str, ChannelState] = {}  # for the manifest
-        self.listings_dir = listings_dir
         self.base_url = base_url  # of the site: package pages' install lines
         self.stats = stats  # download statistics, for the package pages (None: none)
         self.private = private  # paths of the private channels: what a gated page links to
@@ -274,16 +272,8 @@ class ChannelPages:
                     [channel.path, subdir, metadata[subdir], row.stored],
                 )
                 if not writer.group_up_to_date(key):
-                    cache_dir = self.listings_dir / channel.path
                     write_listing(
-                        writer,
-                        cache_dir,
-                        key,
-                        channel.path,
-                        subdir,
-                        files,
-                        metadata[subdir],
-                        row.stored,
+                        writer, key, channel.path, subdir, files, metadata[subdir], row.stored
                     )
             for task, result in zip(tasks, results(), strict=True):
                 writer.check()  # between parts of the worker processes too

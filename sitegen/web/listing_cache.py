@@ -13,7 +13,6 @@ from typing import Any
 
 import msgspec
 
-from sitegen.layout import LISTING_CACHE_SUFFIXES
 from sitegen.store.site import Site
 
 LISTING_CACHE_VERSION = 1
@@ -30,11 +29,10 @@ class ListingCache:
     time once written), so that a page that comes out the same need not be read back to be
     compared while its file is as it was left."""
 
-    SUFFIXES = LISTING_CACHE_SUFFIXES
-
-    def __init__(self, site: Site, directory: Path, subdir: str) -> None:
+    def __init__(self, site: Site, paths: tuple[Path, ...]) -> None:
+        """``paths``: the rows and index files (see layout.listing_cache_paths)."""
         self.site = site
-        self.rows_path, self.index_path = (directory / f"{subdir}{s}" for s in self.SUFFIXES)
+        self.rows_path, self.index_path = paths
         self.index, self.pages = self._load_index()
         self.used: dict[str, list[int]] = {}
         self._exit = contextlib.ExitStack()

@@ -13,7 +13,6 @@ is compared with what is on disk and left alone when its bytes come out the same
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any
 
 import markupsafe
@@ -31,7 +30,6 @@ _ROWS_MARKER = "\x00sitegen-rows\x00"
 
 def write_listing(
     writer: PageWriter,
-    cache_dir: Path,
     key: str,
     channel: str,
     subdir: str,
@@ -45,7 +43,7 @@ def write_listing(
     a passive channel stores (None elsewhere)."""
     model = subdir_listing_head(channel, subdir, files, stats)
     model["stored"] = stored
-    cache = ListingCache(writer.site, cache_dir, subdir)
+    cache = ListingCache(writer.site, layout.listing_cache_paths(writer.site.root, channel, subdir))
     with contextlib.closing(cache):
         pages = paged(chunked(model.pop("records")))
         rendered = _rendered_chunks(writer, cache, pages)

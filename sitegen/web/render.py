@@ -60,7 +60,6 @@ from sitegen.web.history import (
 )
 from sitegen.web.installers import installer_page, landing_installers
 from sitegen.web.landing import landing_model
-from sitegen.web.listing_cache import ListingCache
 from sitegen.web.manifest import (
     MANIFEST_VERSION,
     RENDER_VERSION,
@@ -139,7 +138,6 @@ class _Renderer:
             self.writer,
             templates_dir,
             old.channels,
-            self.listings_dir,
             config.base_url,
             self.stats,
             private_paths(config),
@@ -238,7 +236,7 @@ class _Renderer:
         root = self.site.root
         directories = [root, root / layout.ASSETS_DIR, root / layout.HISTORY_DIR]
         directories.append(self.manifest_path.parent)
-        directories += [root / c.path / "packages" for c in self.config.channels]
+        directories += [root / layout.package_pages_dir(c.path) for c in self.config.channels]
         directories += [self.listings_dir / c.path for c in self.config.channels]
         for directory in directories:
             self.site.clean_temp_files(directory)
@@ -250,14 +248,14 @@ class _Renderer:
         for path in sorted(directory.rglob("*")):
             if path.is_file():
                 data = path.read_bytes()
-                relpath = "assets/" + path.relative_to(directory).as_posix()
+                relpath = f"{layout.ASSETS_DIR}/{path.relative_to(directory).as_posix()}"
                 self.writer.emit(relpath, digest(data), lambda data=data: data)
 
     def _package_names(self) -> dict[str, set[str]]:
         """Channel -> names that have a package page (for links from history pages)."""
         out: dict[str, set[str]] = {}
         for channel in self.config.channels:
-            prefix = f"{channel.path}/packages/"
+            prefix = f"{layout.package_pages_dir(channel.path)}/"
             out[channel.path] = {
                 p[len(prefix) : -len(".html")]
                 for p in self.writer.pages
@@ -284,7 +282,10 @@ class _Renderer:
         what channels.yaml no longer names (see sitegen.web.unconfigured)."""
         root = self.site.root
         found = unconfigured_pages(root, self.config)
-        places = [layout.HISTORY_DIR, *(f"{c.path}/packages" for c in self.config.channels)]
+        places = [
+            layout.HISTORY_DIR,
+            *(layout.package_pages_dir(c.path) for c in self.config.channels),
+        ]
         for place in places:
             with contextlib.suppress(OSError):
                 for entry in os.scandir(root / place):
@@ -302,14 +303,14 @@ class _Renderer:
         """The chunk caches of subdirs no longer configured (each can be as its page)."""
         directory = self.listings_dir
         kept = {
-            f"{channel.path}/{subdir}{suffix}"
+            path
             for channel in self.config.channels
             for subdir in channel.subdirs
-            for suffix in ListingCache.SUFFIXES
+            for path in layout.listing_cache_paths(self.site.root, channel.path, subdir)
         }
+        suffixes = layout.LISTING_CACHE_SUFFIXES
         for path in sorted(directory.rglob("*")) if directory.is_dir() else []:
-            relpath = path.relative_to(directory).as_posix()
-            if path.is_file() and path.name.endswith(ListingCache.SUFFIXES) and relpath not in kept:
+            if path.is_file() and path.name.endswith(suffixes) and path not in kept:
                 self.site.remove(path)
 
     # ------------------------------------------------------------------ history

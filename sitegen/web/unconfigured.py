@@ -49,7 +49,7 @@ def unconfigured_pages(root: Path, config: SiteConfig) -> set[str]:
             layout.pending_page_path(channel),
         ]
         found.update(page for page in own if (root / page).is_file())
-        packages = f"{channel}/{layout.PACKAGES_DIR}"
+        packages = layout.package_pages_dir(channel)
         with contextlib.suppress(OSError), os.scandir(root / packages) as entries:
             for entry in entries:
                 if entry.name.endswith(".html") and entry.is_file(follow_symlinks=False):
