@@ -20,9 +20,9 @@ from sitegen.config import (
     YamlNode,
     load_config,
     parse_config,
-    redact_url,
     sources,
 )
+from sitegen.config.urls import redact_url
 from sitegen.web.render import render_site
 from testkit.zone import local_zone
 

@@ -14,7 +14,6 @@ from sitegen.config.model import (
     SiteConfig,
     child_environment,
     make_scrub,
-    redact_url,
 )
 from sitegen.config.site_settings import HistoryRetention, NotifySettings, parse_size
 from sitegen.config.sources import SourceKind, register_source
@@ -39,6 +38,5 @@ __all__ = [
     "make_scrub",
     "parse_config",
     "parse_size",
-    "redact_url",
     "register_source",
 ]

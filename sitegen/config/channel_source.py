@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from sitegen.config.model import (
+from sitegen.config.urls import (
     ENV_REF_RE,
     MAX_LABEL,
     MAX_NAME,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from sitegen.conda.notices import ChannelNotice
 from sitegen.config.approval_model import ApprovalGate
@@ -19,21 +17,7 @@ from sitegen.config.site_settings import (
     NotifySettings,
     StatsSettings,
 )
-
-ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-# What DNS carries (RFC 1035): labels of 1 to 63 octets, names of at most 253 written out.
-MAX_LABEL = 63
-MAX_NAME = 253
-
-
-def is_host_name(raw_host: bytes) -> bool:
-    """Whether a URL's host (IDNA-encoded, an IP address without brackets) has the shape of a
-    DNS name; one dot at the end (a fully qualified name) is allowed."""
-    name = raw_host[:-1] if raw_host.endswith(b".") else raw_host
-    labels = name.split(b".")
-    return 0 < len(name) <= MAX_NAME and all(0 < len(label) <= MAX_LABEL for label in labels)
+from sitegen.config.urls import ENV_REF_RE, credential_names, fill_url, redact_url, scrub_names
 
 
 def real_path(path: Path) -> Path | None:
@@ -46,51 +30,6 @@ def real_path(path: Path) -> Path | None:
 
 
 LINK_LOOP = "a loop of symbolic links"
-
-
-def split_userinfo(url: str) -> tuple[str, str, str]:
-    """``url`` as (``scheme://``, its ``user:password`` part, the rest from the host on); the
-    middle one empty when it has none."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, _at, location = rest.rpartition("@")
-    if not sep or "/" in userinfo:  # no user:password part (an '@' may be in the path)
-        return "", "", url
-    return scheme + sep, userinfo, location
-
-
-def fill_url(url: str, env: Mapping[str, str]) -> str:
-    """``url`` with its ${ENV} references filled in from ``env`` (contains secrets: never log
-    it). A value in the user:password part is percent-encoded there: a password holding '/',
-    '?' or '#' would otherwise end the part early, and be read (and shown) as a host or a
-    path."""
-
-    def plain(match: re.Match[str]) -> str:
-        return env[match.group(1)]
-
-    def encoded(match: re.Match[str]) -> str:
-        return quote(env[match.group(1)], safe="")
-
-    start, userinfo, location = split_userinfo(url)
-    if not userinfo:
-        return ENV_REF_RE.sub(plain, url).rstrip("/")
-    userinfo, location = ENV_REF_RE.sub(encoded, userinfo), ENV_REF_RE.sub(plain, location)
-    return f"{start}{userinfo}@{location}".rstrip("/")
-
-
-# The path segment after a `/t/`: where anaconda.org-style channels take their token.
-_PATH_TOKEN_RE = re.compile(r"/t/([^/]+)")
-
-
-def credential_names(url: str) -> tuple[str, ...]:
-    """The ${ENV} names in the places of ``url`` that hold a credential: the token of
-    ``/t/<token>/``, the password of ``user:password@``, and a user name with no password
-    (``${KEY}@``: an API key, as some repositories take one, is the whole credential). A user
-    name beside a password, host or other path segment filled in from the environment is no
-    secret, and may be as common as ``conda``."""
-    _start, userinfo, location = split_userinfo(url)
-    user, _colon, password = userinfo.partition(":")
-    places = [password or user, *_PATH_TOKEN_RE.findall(location)]
-    return tuple(dict.fromkeys(name for place in places for name in ENV_REF_RE.findall(place)))
 
 
 @dataclass(frozen=True)
@@ -344,39 +283,6 @@ class SiteConfig:
         return tuple(dict.fromkeys(names))
 
 
-# A query parameter's value: signed URLs and token-in-query hosts (`?token=`, `?sig=`,
-# `X-Amz-Signature=`) carry secrets there, and which names do varies by host, so every value
-# is hidden and only the names stay readable.
-_QUERY_VALUE_RE = re.compile(r"([?&][^=&?#\s/]+=)[^&#\s'\"]+")
-
-
-def redact_url(url: str) -> str:
-    """Hide anaconda.org-style tokens, ${ENV} references, user:password parts and query
-    values."""
-    url = ENV_REF_RE.sub("***", url)
-    url = re.sub(r"/t/[^/]+", "/t/***", url)
-    url = _QUERY_VALUE_RE.sub(r"\1***", url)
-    return re.sub(r"//[^/@]+@", "//***@", url)
-
-
-# A shorter ${ENV} value is not told apart from ordinary text: hidden, it would garble every
-# message that happens to hold it.
-MIN_SECRET = 4
-# A credential (see MirrorConfig.credential_env) shorter than this refuses no upstream record
-# holding it. Unlike hiding, refusing is not undone: a short value turns up in ordinary record
-# text by chance (a password `test` in every record of `pytest`), and records that leak nothing
-# would be refused by the thousand, for a value too short to be a secret anyway (guessed in a
-# few million tries; anaconda.org tokens run to 30 characters and more).
-MIN_CREDENTIAL = 8
-
-
-def _secret_values(names: Iterable[str]) -> set[str]:
-    """The values of these ${ENV} references, also as they stand in a URL (percent-encoded,
-    see MirrorConfig.source_url); only values long enough to tell apart."""
-    values = {value for name in names if len(value := os.environ.get(name, "")) >= MIN_SECRET}
-    return values | {quote(value, safe="") for value in values}
-
-
 def child_environment(config: SiteConfig) -> dict[str, str]:
     """The environment for a command sitegen starts (a notification hook, a web server reload):
     its own, without the variables that hold the tokens and passwords of the configured URLs."""
@@ -393,18 +299,3 @@ def make_scrub(config: SiteConfig) -> Callable[[str], str]:
 def scrub_of(mirrors: Iterable[tuple[Any, MirrorConfig]]) -> Callable[[str], str]:
     """:func:`make_scrub` for the given (channel, mirror) pairs' secrets."""
     return scrub_names(name for _channel, mirror in mirrors for name in mirror.secret_env)
-
-
-def scrub_names(names: Iterable[str]) -> Callable[[str], str]:
-    """:func:`make_scrub` for the values of these ${ENV} names."""
-    secrets = sorted(_secret_values(names), key=len, reverse=True)
-
-    def scrub(text: str) -> str:
-        # The values first: the URL patterns could cut one in two (a '/' inside /t/<token>/,
-        # '&k=' read as a query) and leave a part no whole value matches.
-        text = str(text)
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return redact_url(text)
-
-    return scrub

@@ -37,7 +37,8 @@ from functools import cached_property, partial
 
 from sitegen.conda.records import Record
 from sitegen.config.channel_source import parse_url
-from sitegen.config.model import ENV_REF_RE, FilterSpec, redact_url
+from sitegen.config.model import FilterSpec
+from sitegen.config.urls import ENV_REF_RE, redact_url
 from sitegen.config.yaml_nodes import YamlNode
 from sitegen.filters.identities import NameKeys, read_mapping, record_purls
 from sitegen.filters.json_nodes import JsonFileError

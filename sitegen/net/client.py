@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from sitegen.config.model import is_host_name
+from sitegen.config.urls import is_host_name
 from sitegen.net.transport import EventLoopTransport, tls_context
 
 MAX_REDIRECTS = 10

@@ -17,7 +17,7 @@ import httpx
 import trio
 
 from sitegen.config import DownloadSettings
-from sitegen.config.model import MAX_LABEL, MAX_NAME
+from sitegen.config.urls import MAX_LABEL, MAX_NAME
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import InvalidHostName
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import httpx
 import trio
 
-from sitegen.config import DownloadSettings, redact_url
+from sitegen.config import DownloadSettings
+from sitegen.config.urls import redact_url
 from sitegen.layout import (
     FEED_ARCHIVE,
     FEED_VALIDATORS,

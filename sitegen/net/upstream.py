@@ -21,8 +21,9 @@ import httpx
 import trio
 import zstandard
 
-from sitegen.config import DownloadSettings, MirrorConfig, redact_url
+from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.config.model import scrub_of
+from sitegen.config.urls import redact_url
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient, open_client
 from sitegen.net.failures import Pace, UpstreamError, with_retries

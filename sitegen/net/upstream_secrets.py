@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import MirrorConfig
-from sitegen.config.model import MIN_CREDENTIAL, MIN_SECRET
+from sitegen.config.urls import MIN_CREDENTIAL, MIN_SECRET
 
 
 class UpstreamSecrets:

@@ -29,14 +29,8 @@ from pathlib import Path
 
 import trio
 
-from sitegen.config.model import (
-    ENV_REF_RE,
-    ChannelConfig,
-    MirrorConfig,
-    SiteConfig,
-    fill_url,
-    redact_url,
-)
+from sitegen.config.model import ChannelConfig, MirrorConfig, SiteConfig
+from sitegen.config.urls import ENV_REF_RE, fill_url, redact_url
 from sitegen.filters.advisories import policy_of
 from sitegen.filters.feeds import (
     encode_parsed,
