@@ -18,7 +18,8 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, FilterSpec, parse_config
 from sitegen.config.operator_files import OperatorFileError, tree_files
 from sitegen.filters import osv
-from sitegen.filters.advisories import package_advisories, policy_of
+from sitegen.filters.advisories import policy_of
+from sitegen.filters.advisory_notes import package_advisories
 from sitegen.filters.apply import apply_filters
 from sitegen.filters.osv import OsvError, cvss_score, load_files, parse_bytes
 from testkit.records import rec

@@ -14,7 +14,8 @@ from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, FilterSpec, parse_config
 from sitegen.filters import identities
-from sitegen.filters.advisories import package_advisories, policy_of
+from sitegen.filters.advisories import policy_of
+from sitegen.filters.advisory_notes import package_advisories
 from sitegen.filters.apply import apply_filters
 from sitegen.filters.purls import PurlError, ecosystem_key, package_key, parse_purl
 from testkit.records import rec

@@ -14,7 +14,7 @@ import pytest
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher, parse_version
 from sitegen.config import FilterSpec, parse_config
-from sitegen.filters.advisories import package_advisories
+from sitegen.filters.advisory_notes import package_advisories
 from sitegen.filters.apply import apply_filters
 from sitegen.filters.osv import Advisory, Affected
 from sitegen.filters.osv_versions import VersionIndex

@@ -7,7 +7,7 @@
   advisories newly blocked and newly cleared (:mod:`sitegen.sync.advisory_changes`); the
   history pages count them;
 * package pages list, per version, the advisories of the channel's filters that affect it,
-  blocked or not (:func:`sitegen.filters.advisories.package_advisories`).
+  blocked or not (:func:`sitegen.filters.advisory_notes.package_advisories`).
 
 Page models only; the templates escape every value.
 """
@@ -23,7 +23,8 @@ from sitegen.approvals.pages import approved_page, pending_page
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.config.model import FilterSpec
-from sitegen.filters.advisories import package_advisories, policy_of
+from sitegen.filters.advisories import policy_of
+from sitegen.filters.advisory_notes import package_advisories
 from sitegen.layout import REPODATA, approved_page_path, channel_index_path, pending_page_path
 from sitegen.sync.advisory_changes import advisory_changes
 from sitegen.sync.approvals import admissible, approve, load_candidates, pending
