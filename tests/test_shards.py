@@ -245,6 +245,47 @@ async def test_verify_finds_and_repairs_damaged_shards(
         assert_shards_match_repodata(site / CHANNEL / subdir)
 
 
+async def test_a_damaged_shard_of_an_unchanged_name_is_written_again_by_the_next_change(
+    example_upstream: ExampleUpstream, nginx_server_factory, tmp_path: Path
+) -> None:
+    """numpy's shard is cut short on disk; a run after another name changed upstream (which
+    reuses the shards of unchanged names) publishes an index whose every shard a client gets
+    hashes to its name, and leaves only intact shards, the one in its grace period too."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    linux = site / CHANNEL / "linux-64"
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    numpy = linux / SHARDS_DIR / f"{index.shards['numpy'].hex()}.msgpack.zst"
+    old_zlib = linux / SHARDS_DIR / f"{index.shards['zlib'].hex()}.msgpack.zst"
+    numpy.write_bytes(numpy.read_bytes()[:-7])
+
+    new_zlib = PackageSpec(name="zlib", version="1.3.2", build="h1234567_0", timestamp_ms=1)
+    write_channel(example_upstream.root, [*example_upstream.packages, new_zlib], zst=True)
+    await mirror(config)
+    nginx = nginx_server_factory(site)
+    status, _, body = _get(nginx.url, f"/{CHANNEL}/linux-64/{SHARD_INDEX}")
+    assert status == 200
+    served = decode_index(body)
+    assert served.shards["zlib"] != index.shards["zlib"]
+    for name, digest in served.shards.items():
+        status, _, data = _get(
+            nginx.url, f"/{CHANNEL}/linux-64/{SHARDS_DIR}/{digest.hex()}.msgpack.zst"
+        )
+        assert (status, hashlib.sha256(data).digest()) == (200, digest), name
+    gateway = sharded_gateway(tmp_path / "cache", sharded=True)
+    records = await trio.to_thread.run_sync(
+        lambda: asyncio.run(
+            solve_records(
+                [f"{nginx.url}/{CHANNEL}"], ["numpy"], cache_dir=tmp_path, gateway=gateway
+            )
+        )
+    )
+    assert "numpy" in {r.name.normalized for r in records}
+    assert old_zlib.is_file()  # unnamed, in its grace period: intact, so not reported
+    assert (await verify_site(config)).problems == []
+
+
 async def test_a_stale_index_is_reported(example_upstream: ExampleUpstream, tmp_path: Path) -> None:
     """An index that does not match repodata.json (a record changed behind its back)."""
     site = tmp_path / "site"

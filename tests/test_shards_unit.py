@@ -351,9 +351,15 @@ async def test_a_rerun_builds_only_the_shards_of_changed_names(tmp_path: Path) -
     now["pkg7-1-h0_0.conda"].raw["indexed_timestamp"] = 2
     assert set(published) - set(unchanged_shards(directory, changed_names(now, shared))) == {"pkg7"}
 
-    # A shard file gone from disk is built again.
+    # A shard file gone from disk, or cut short, or of other bytes of its size, is built again.
     (directory / SHARDS_DIR / f"{published['pkg0'].hex()}.msgpack.zst").unlink()
-    assert "pkg0" not in unchanged_shards(directory, changed_names(now, previous))
+    short = directory / SHARDS_DIR / f"{published['pkg1'].hex()}.msgpack.zst"
+    short.write_bytes(short.read_bytes()[:-1])
+    other = directory / SHARDS_DIR / f"{published['pkg2'].hex()}.msgpack.zst"
+    other.write_bytes(bytes(b ^ 1 for b in other.read_bytes()))
+    reused = unchanged_shards(directory, changed_names(now, previous))
+    assert {"pkg0", "pkg1", "pkg2"}.isdisjoint(reused)
+    assert "pkg6" in reused
 
 
 async def test_shards_no_longer_named_are_pruned_after_the_grace_period(tmp_path: Path) -> None:
