@@ -1,5 +1,6 @@
 """Shards reused across runs stay true to repodata.json: a site from before stamping, a
-value whose type alone changed, a replaced file published in two steps with no grace period."""
+value whose type alone changed, a replaced file published in two steps with no grace period,
+a shard of other bytes of its size found by the run after one stopped while publishing."""
 
 from __future__ import annotations
 
@@ -186,6 +187,21 @@ def test_a_run_stopped_between_the_renames_is_mended_by_the_next(tmp_path: Path)
     assert "license" not in current["packages.conda"]["pkg0-1-h0_0.conda"]
     assert problems(directory) == []
     assert not marker.exists()
+
+
+def test_a_stopped_run_then_a_damaged_shard_of_its_size_is_written_again(tmp_path: Path) -> None:
+    """After a run stopped while publishing, the next builds every shard again: one on disk of
+    the right size but other bytes is written again, not named by the new index."""
+    site = Site(tmp_path)
+    base = [raw(f"pkg{i}") for i in range(5)]
+    directory = run(site, base)
+    marker = publishing_marker_path(site.root, "chan", "linux-64")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_bytes(b"")
+    shard = directory / SHARDS_DIR / shard_filename(read_index(directory).shards["pkg0"])
+    shard.write_bytes(bytes(b ^ 1 for b in shard.read_bytes()))
+    run(site, base)
+    assert problems(directory) == []
 
 
 class _Stopped(BaseException):

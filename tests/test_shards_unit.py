@@ -238,8 +238,8 @@ class RecordingSite(Site):
             self.events.append(target.name)
         return written
 
-    def write_addressed(self, target: Path, data: bytes, *, reread: bool = False) -> bool:
-        written = super().write_addressed(target, data, reread=reread)
+    def write_addressed(self, target: Path, data: bytes) -> bool:
+        written = super().write_addressed(target, data)
         if written:
             self.events.append(target.name)
         return written
@@ -478,11 +478,11 @@ def test_a_failed_shard_write_stops_the_building_and_is_raised_as_itself(
     class FullDisk(Site):
         calls = 0
 
-        def write_addressed(self, target: Path, data: bytes, *, reread: bool = False) -> bool:
+        def write_addressed(self, target: Path, data: bytes) -> bool:
             FullDisk.calls += 1
             if FullDisk.calls >= 3:
                 raise OSError(errno.ENOSPC, "No space left on device")
-            return super().write_addressed(target, data, reread=reread)
+            return super().write_addressed(target, data)
 
     site = FullDisk(tmp_path)
     many = records(*(raw(f"pkg{i:04}", "1") for i in range(2000)))

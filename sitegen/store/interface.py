@@ -70,9 +70,9 @@ class SiteStorage(Protocol):
         """Replace ``target`` with ``data`` atomically unless it holds exactly that; True if
         written."""
 
-    def write_addressed(self, target: Path, data: bytes, *, reread: bool = False) -> bool:
-        """Write a file named by a hash of its bytes, unflushed, unless present with that size
-        (with ``reread``: those bytes); True if written."""
+    def write_addressed(self, target: Path, data: bytes) -> bool:
+        """Write a file named by a hash of its bytes, unflushed, unless it holds those bytes
+        already; True if written."""
 
     def write_many(self, items: list[tuple[Path, bytes | PendingWrite]]) -> list[Path]:
         """Write every file first, then publish them one after the other in the given order;

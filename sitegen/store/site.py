@@ -144,21 +144,19 @@ class Site:
             raise
         return True
 
-    def write_addressed(self, target: Path, data: bytes, *, reread: bool = False) -> bool:
-        """Write a file named by a hash of its bytes (a CEP-16 shard) unless it is there with
-        that size (with ``reread``: with those bytes); True if written. Not flushed: the caller
-        syncs the directory before anything names the file.
+    def write_addressed(self, target: Path, data: bytes) -> bool:
+        """Write a file named by a hash of its bytes (a CEP-16 shard) unless it holds those
+        bytes already; True if written. Not flushed: the caller syncs the directory before
+        anything names the file.
 
-        Written under its own name, with no temporary and rename (a first run at conda-forge
-        scale writes ~34,000 of them): nothing names the file before it is complete, and a
-        write cut short leaves it shorter than the bytes its name stands for, which the size
-        check finds and this writes again.
+        A new file is written under its own name, with no temporary and rename (a first run at
+        conda-forge scale writes ~34,000 of them): nothing names it before it is complete. One
+        there already is compared byte for byte, not only sized (a write cut short, or other
+        bytes of that size), and replaced atomically when it differs.
         """
         try:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except FileExistsError:
-            if not reread and target.stat().st_size == len(data):
-                return False
             return self.write_bytes(target, data, durable=False)
         try:
             with open(fd, "wb") as handle:

@@ -236,6 +236,6 @@ def write_new_shards(
         current = unchanged_shards(directory, changed)
     # A shard file already there but not named by the published index may have been left by
     # a run whose flush failed: its bytes are compared, and it is flushed with the new ones.
-    written = write_shards(site, directory, meta.records, reread=True, flush=False, current=current)
+    written = write_shards(site, directory, meta.records, flush=False, current=current)
     meta.shards = written.shards
     return directory if written.built else None

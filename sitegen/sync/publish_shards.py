@@ -50,7 +50,6 @@ def write_shards(
     directory: Path,
     records: Mapping[str, Record],
     *,
-    reread: bool = False,
     flush: bool = True,
     current: Mapping[str, bytes] | None = None,
 ) -> WrittenShards:
@@ -59,8 +58,9 @@ def write_shards(
     them before its single flush, see sitegen.sync.prepare.write_new_shards).
 
     ``current``: name -> sha256 of shards known to hold exactly what ``records`` say for those
-    names (see :func:`unchanged_shards`); they are neither built nor written again.
-    ``reread``: compare the bytes of shards already there, not only their size (a repair).
+    names (see :func:`unchanged_shards`); they are neither built nor written again. A shard
+    built whose file is there already is compared with it byte for byte: a file of the right
+    size may hold other bytes, and one left by a run whose flush failed is flushed again.
     """
     folder = shards_dir(directory)
     site.ensure_dir(folder)
@@ -76,9 +76,8 @@ def write_shards(
         shard = build_shard(name, group, compressor)
         built += 1
         index[name] = shard.digest
-        # Content-addressed: a file of this name and size already holds these bytes
-        # (`sitegen verify` re-hashes them). Not fsynced one by one.
-        written += site.write_addressed(folder / shard.filename, shard.data, reread=reread)
+        # Not fsynced one by one: the flush below, or the caller's, puts them all on disk.
+        written += site.write_addressed(folder / shard.filename, shard.data)
     if built and flush:
         # All on disk, in one flush of their filesystem, before the index naming them is
         # published (the caller writes it after this returns).
@@ -213,6 +212,6 @@ def rebuild_shards(
     """Make a subdir's shards and index what ``records`` say again (``sitegen verify --repair``):
     shards re-written where missing or damaged, then the index. ``retired``: the subdir's
     retired-shards state (see sitegen.sync.prune.unretire_shards)."""
-    written = write_shards(site, directory, records, reread=True)
+    written = write_shards(site, directory, records)
     unretire_shards(site, retired, {shard_filename(d) for d in written.shards.values()})
     site.write_bytes(directory / SHARD_INDEX, index_bytes(directory, subdir, written.shards))
