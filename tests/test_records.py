@@ -54,6 +54,9 @@ def record(**overrides):
         # Old channels' records carry md5 only: sound. Neither checksum: not.
         (record(sha256=None, md5="b" * 32), None),
         (record(sha256=None), REASON_NO_CHECKSUM),
+        # A line end after the hex digits: no client parses it (rattler refuses the record).
+        (record(sha256=SHA + "\n"), REASON_NO_CHECKSUM),
+        (record(sha256=None, md5="b" * 32 + "\n"), REASON_NO_CHECKSUM),
     ],
 )
 def test_check_record(raw, reason) -> None:

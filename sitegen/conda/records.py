@@ -26,8 +26,8 @@ from sitegen.conda.schema import (
 from sitegen.conda.version import InvalidVersionError, parse_version, timestamp_ms
 
 MAX_PACKAGE_SIZE = 1 << 40  # 1 TiB: larger claims are hostile or broken
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")  # fullmatch: "$" would let a final "\n" by
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 # Printable, no path separators, no leading dot: a name that can only ever be a file in the subdir.
 _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9_+!][A-Za-z0-9._+!=,-]*$")
 
@@ -252,9 +252,9 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     sha256, md5 = raw.get("sha256"), raw.get("md5")
     if sha256 is None and md5 is None:
         return REASON_NO_CHECKSUM
-    if sha256 is not None and (type(sha256) is not str or not _HEX64.match(sha256)):
+    if sha256 is not None and (type(sha256) is not str or not _HEX64.fullmatch(sha256)):
         return REASON_NO_CHECKSUM
-    if md5 is not None and (type(md5) is not str or not _HEX32.match(md5)):
+    if md5 is not None and (type(md5) is not str or not _HEX32.fullmatch(md5)):
         return REASON_NO_CHECKSUM
     depends = raw.get("depends", [])
     if type(depends) is not list or not _all_str(depends):
