@@ -489,3 +489,41 @@ def test_a_directory_redirect_keeps_the_path_token(server: str, private_site: Pr
             assert body == index.read_bytes()
     wait_for_log(running.state_dir / "access.log")
     assert_no_token_anywhere(private_site, running.state_dir)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize("prefix", [PREFIX, ""])
+def test_a_private_directory_without_its_slash_tells_nothing(
+    server: str, prefix: str, private_site: PrivateSite
+) -> None:
+    """In a public site, a private channel's directory asked for without its trailing slash
+    answers a client without a right token exactly as with the slash: the redirect to the
+    slash would tell anyone that the channel exists. A reader is redirected, for their own
+    cache only."""
+    require_server(server)
+    tokens = private_site.tokens
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=prefix
+    )
+    with running:
+        url = running.url
+        for rel in (PRIVATE, PULL, f"{PRIVATE}/linux-64"):
+            path = f"{prefix}/{rel}"
+            for what, target, headers in (
+                ("no token", path, {}),
+                ("wrong Bearer", path, bearer(wrong_token(tokens["ci"]))),
+                ("token of no reader", path, bearer(tokens["outsider"])),
+                ("revoked Bearer", path, bearer(tokens["gone"])),
+                ("wrong path token", f"{prefix}/t/{wrong_token(tokens['ci'])}/{rel}", {}),
+                ("revoked path token", f"/t/{tokens['gone']}{path}", {}),
+            ):
+                slashed = request(url, target + "/", headers)
+                got = request(url, target, headers)
+                assert got[0] in (401, 403), f"{server} {rel}: {what}: {got[0]}"
+                for answer in (slashed, got):
+                    answer[1].pop("date", None)
+                assert got == slashed, f"{server} {rel}: {what}"
+            status, headers, _ = request(url, path, bearer(tokens["ci"]))
+            assert status == 301 and headers["location"].endswith(f"{path}/"), (rel, status)
+            assert "public" not in headers.get("cache-control", ""), (rel, headers)
