@@ -466,6 +466,17 @@ def test_installer_folders_are_served_as_static_files(
             status, answer, body = _get(running.url, f"{head}/installers/miniconda/", headers)
             assert status == 200 and answer["content-type"].startswith("text/html")
             assert b"Miniconda3-latest-Linux-x86_64.sh" in body
+    # The folder taken out of channels.yaml stays served (see Installer folders), and a config
+    # written afterwards, for a channel now, still never calls its files immutable.
+    text = text.replace(
+        "channels: {}", f"channels: {{{CHANNEL}: {{url: {upstream.url}, subdirs: [linux-64]}}}}"
+    )
+    later = parse_config(textwrap.dedent(text.split("installers:")[0]), base_dir=site.parent)
+    with webconf_server(server, later, public_dir / "state", prefix=PREFIX) as running:
+        head, headers = ways[-1]
+        for name in ("Miniconda3-latest-Linux-x86_64.conda", "Miniconda3-latest-Linux-x86_64.sh"):
+            status, answer, _ = _get(running.url, f"{head}/installers/miniconda/{name}", headers)
+            assert (status, answer["cache-control"]) == (200, revalidated), name
 
 
 def _write(path: Path, text: str) -> Path:

@@ -8,10 +8,11 @@ directory at a URL prefix with what conda clients need:
   text/html, the history feed application/atom+xml; no ``Content-Encoding`` is ever added
   (clients hash the bytes as stored);
 * ``Cache-Control``: short (``public, max-age=60``) for repodata, ``current_repodata``,
-  ``channeldata``, pages and every other index; long and ``immutable`` for package files, whose
-  name always denotes the same bytes, but short for every file of an installer folder, which
-  upstream replaces under its name (``Miniconda3-latest-*``), whatever its suffix; only on
-  successful answers (a 404 or 502 is not cached);
+  ``channeldata``, pages and every other file; long and ``immutable`` for the package files
+  of the configured channels' subdirs (``<channel>/<subdir>/<file>.conda``), whose name always
+  denotes the same bytes, and for shards; so never for a file of an installer folder, which
+  upstream replaces under its name (``Miniconda3-latest-*``), whatever its suffix, configured
+  still or not; only on successful answers (a 404 or 502 is not cached);
   ``private`` instead of ``public`` for private channels (for the client's cache only);
 * no directory listings (``index.html`` pages rendered by sitegen replace them);
 * ``.sitegen/`` (private state) and any other dot-name (temporary downloads) denied;
@@ -133,8 +134,10 @@ class Webconf:
     listen: str | None
     server_name: str
     fetcher: str | None  # None when no channel has a passive mirror
+    # Configured channel paths: only their subdirs' package files are immutable (not an
+    # installer folder's, nor one left by a folder no longer configured).
+    channels: tuple[str, ...]
     passive_channels: tuple[str, ...]
-    installer_folders: tuple[str, ...]  # their files are revalidated, whatever their names
     access: AccessConf | None  # None when the site and every channel are public
     token_places: tuple[TokenPlace, ...]  # with private channels only
     hide_records: bool  # the ledger, filtered-out records and stats.json are not served
@@ -212,25 +215,12 @@ def token_places(prefix: str, channels: Iterable[str]) -> tuple[TokenPlace, ...]
     return tuple(places)
 
 
-def passive_channels(config: SiteConfig) -> tuple[str, ...]:
-    """Channel paths fed by at least one passive mirror (their missing packages are fetched)."""
-    out = []
+def channel_paths(config: SiteConfig) -> tuple[str, ...]:
+    """The configured channels' paths, each safe to write into a config."""
     for channel in config.channels:
-        if any(m.mode == "passive" for m in channel.mirrors):
-            segments = channel.path.split("/")
-            if not all(CHANNEL_SEGMENT_RE.match(s) for s in segments):
-                raise WebconfError(f"channel path {channel.path!r} is not safe for a web config")
-            out.append(channel.path)
-    return tuple(out)
-
-
-def installer_folders(config: SiteConfig) -> tuple[str, ...]:
-    """The installer folders' paths: files replaced upstream under the same name, so never
-    served as immutable, even when named like a package file."""
-    for folder in config.installers:
-        if not all(CHANNEL_SEGMENT_RE.match(s) for s in folder.path.split("/")):
-            raise WebconfError(f"installer folder {folder.path!r} is not safe for a web config")
-    return tuple(folder.path for folder in config.installers)
+        if not all(CHANNEL_SEGMENT_RE.match(s) for s in channel.path.split("/")):
+            raise WebconfError(f"channel path {channel.path!r} is not safe for a web config")
+    return tuple(channel.path for channel in config.channels)
 
 
 def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> Webconf:
@@ -248,7 +238,9 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         server_name = check_server_name(urlsplit(config.base_url).hostname or "")
     else:
         server_name = "_" if server == "nginx" else "localhost"
-    passive = passive_channels(config)
+    channels = channel_paths(config)
+    # Fed by at least one passive mirror: their missing packages are fetched.
+    passive = tuple(c.path for c in config.channels if any(m.mode == "passive" for m in c.mirrors))
     access = access_conf(config)
     fetcher = check_address(options.fetcher, "--fetcher") if passive else None
     prefix = normalize_prefix(options.prefix)
@@ -273,8 +265,8 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         listen=listen,
         server_name=server_name,
         fetcher=fetcher,
+        channels=channels,
         passive_channels=passive,
-        installer_folders=installer_folders(config),
         access=access,
         token_places=places,
         # A reader of a private site is not necessarily one of every private channel.
