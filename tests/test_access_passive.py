@@ -116,6 +116,9 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
             assert streamed.headers["x-sitegen-fetcher"] == "fetched"
             assert streamed.headers.get_list("cache-control") == ["private, no-cache"]
             assert streamed.content == (site / PULL / "linux-64" / slow).read_bytes()
+            # Whoever sent it, each answer says what the site's static ones say of Referers.
+            for answer in (head, got, again, streamed):
+                assert answer.headers.get("referrer-policy") == "no-referrer", answer.url
         # The fetcher itself, reached directly (any local user can): private files only for
         # a token that may read the channel.
         direct = f"/{PULL}/linux-64/{fn}"

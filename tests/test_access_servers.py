@@ -419,6 +419,8 @@ def test_private_files_are_for_the_client_cache_only(
                     status, got, _ = request(url, path, headers)
                     assert status == 200, (channel, rel)
                     assert got.get("cache-control") == f"{scope}, {lifetime}", (channel, rel)
+                    # As every answer of the site (see the page's test below).
+                    assert got.get("referrer-policy") == "no-referrer", (channel, rel)
         # The site-wide pages are public.
         status, got, _ = request(url, f"{PREFIX}/")
         assert (status, got.get("cache-control")) == (200, f"public, {short}")
