@@ -2,8 +2,8 @@
 
 Kept under ``<site>/.sitegen/upstream/<mirror>/<subdir>/`` so that an unchanged upstream costs
 one conditional request (304) and the body is read back from here. A body is kept as handed
-in: a run hands it in without the secrets of the mirror's URL (see upstream_secrets), and its
-validators say so; a body kept without that word may hold them, as an earlier sitegen kept it.
+in: a run hands it in without the secrets of the mirror's URL when it has some (see
+upstream_secrets), and its validators say so (:func:`UpstreamCache.hidden_form`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ from pathlib import Path
 from sitegen.layout import upstream_cache_dir
 from sitegen.net.upstream import CacheValidators
 from sitegen.store.interface import PendingWrite, SiteStorage
+
+# How a kept body holds the secrets of the mirror's URL: its validators' "secrets_hidden".
+AS_SERVED = 0  # not said: as upstream served it (a mirror without secrets, an earlier sitegen)
+# true: as their references, by an earlier sitegen, which left upstream's own text that reads
+# as one unescaped: the references it wrote are not told apart from upstream's.
+UNESCAPED = 1
+HIDDEN = 2  # as their references, upstream's own text escaped (see upstream_secrets)
 
 
 class UpstreamCache:
@@ -34,13 +41,15 @@ class UpstreamCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def secrets_hidden(self, mirror: str, subdir: str) -> bool:
-        """Whether the body kept was handed in without the secrets of the mirror's URL."""
+    def hidden_form(self, mirror: str, subdir: str) -> int:
+        """How the body kept holds the secrets of the mirror's URL: AS_SERVED, UNESCAPED or
+        HIDDEN."""
         try:
             path = self._dir(mirror, subdir) / "validators.json"
-            return json.loads(path.read_text()).get("secrets_hidden") is True
+            said = json.loads(path.read_text()).get("secrets_hidden")
         except (OSError, ValueError, AttributeError):
-            return False
+            return AS_SERVED
+        return UNESCAPED if said is True else HIDDEN if said == HIDDEN else AS_SERVED
 
     def body(self, mirror: str, subdir: str) -> bytes | None:
         validators = self.validators(mirror, subdir)
@@ -51,11 +60,14 @@ class UpstreamCache:
         except OSError:
             return None
 
-    def store(self, mirror: str, subdir: str, validators: CacheValidators, body: bytes) -> None:
+    def store(
+        self, mirror: str, subdir: str, validators: CacheValidators, body: bytes, hidden: bool
+    ) -> None:
+        """Keep ``body``; ``hidden``: handed in with the secrets hidden (see HIDDEN)."""
         directory = self._dir(mirror, subdir)
         # Body first: validators must never describe a body that is not on disk.
         self.site.write_bytes(directory / validators.variant, body)
-        self._write_validators(directory, validators)
+        self._write_validators(directory, validators, hidden)
 
     def stage(
         self, mirror: str, subdir: str, validators: CacheValidators, body: bytes
@@ -71,18 +83,25 @@ class UpstreamCache:
         return pending
 
     def keep(
-        self, mirror: str, subdir: str, validators: CacheValidators, pending: PendingWrite
+        self,
+        mirror: str,
+        subdir: str,
+        validators: CacheValidators,
+        pending: PendingWrite,
+        hidden: bool,
     ) -> None:
-        """Put a staged body in the cache, then the validators that describe it."""
+        """Put a staged body in the cache, then the validators that describe it (``hidden``:
+        as for :meth:`store`)."""
         pending.sync()
         pending.commit()
-        self._write_validators(self._dir(mirror, subdir), validators)
+        self._write_validators(self._dir(mirror, subdir), validators, hidden)
 
-    def _write_validators(self, directory: Path, validators: CacheValidators) -> None:
-        document = {
+    def _write_validators(self, directory: Path, validators: CacheValidators, hidden: bool) -> None:
+        document: dict[str, object] = {
             "variant": validators.variant,
             "etag": validators.etag,
             "last_modified": validators.last_modified,
-            "secrets_hidden": True,
         }
+        if hidden:
+            document["secrets_hidden"] = HIDDEN
         self.site.write_bytes(directory / "validators.json", json.dumps(document).encode())

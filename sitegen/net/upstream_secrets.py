@@ -9,17 +9,63 @@ where the value stood percent-encoded (as it does in a URL's user:password part)
 are filled in again where the body is parsed and where a request is made. Where it is parsed,
 a record holding a credential of the URL (its token or password) is refused: published, it
 would hand that credential to every reader of the site (see sitegen.conda.record_secrets).
+
+Upstream may write ``${NAME}`` itself, as text: filled in, it would hand the value of the
+variable to every reader of the site (a user name, a password too short to refuse records by),
+or send it where upstream's ``base_url`` points. So what upstream wrote is escaped where the
+references are written: a ``$`` before ``{`` is kept as ``${}``, and a ``%`` before ``24%7B``
+as ``%24%7B%7D`` (each the reference form of an empty name, which no reference has), and only
+what :meth:`UpstreamSecrets.hide` wrote is filled in again.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
 from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import MirrorConfig
 from sitegen.config.urls import MIN_CREDENTIAL, MIN_SECRET
+
+# Upstream's text that could be read as a reference, and the escape it is kept as: the
+# character, as a regular expression that takes it alone (a value may start right after it),
+# the text it is found by, and that text escaped.
+_ESCAPES = (
+    (r"\$(?=\{)", "$", "${}", "${"),
+    (r"%(?=24%7B)", "%", "%24%7B%7D", "%24%7B"),
+)
+
+
+class _Replace:
+    """Some texts each replaced by its own in one pass, left to right (at one place, the
+    first that is there, in order), as ``re.sub`` does with their alternation. A body of
+    hundreds of megabytes where only one of them occurs (the common case) is replaced at the
+    speed of ``bytes.replace``: for that one, the two are the same."""
+
+    def __init__(self, pattern: str, replacements: dict[str, str], found: dict[str, str]) -> None:
+        """``pattern`` finds what ``replacements`` replaces (the key being what it matched);
+        ``found`` maps each of the texts the pattern finds, as plain text, to its
+        replacement (so that ``str.replace`` does what the pattern does)."""
+        self._text = re.compile(pattern)
+        self._bytes = re.compile(pattern.encode())
+        self._replacements = replacements
+        self._encoded = {key.encode(): value.encode() for key, value in replacements.items()}
+        self._found = {key.encode(): value.encode() for key, value in found.items()}
+
+    def text(self, text: str) -> str:
+        return self._text.sub(lambda match: self._replacements[match[0]], text)
+
+    def bytes(self, data: bytes) -> bytes:
+        """The same object when nothing is replaced."""
+        # Each text's first byte is looked for first: memchr, where a longer one is searched.
+        present = [key for key in self._found if key[:1] in data and key in data]
+        if not present:
+            return data
+        if len(present) == 1:
+            return data.replace(present[0], self._found[present[0]])
+        return self._bytes.sub(lambda match: self._encoded[match[0]], data)
 
 
 class UpstreamSecrets:
@@ -35,9 +81,19 @@ class UpstreamSecrets:
             reference = f"${{{name}}}"
             pairs[value] = reference
             pairs.setdefault(quote(value, safe=""), quote(reference, safe=""))
-        # Longest first: a value holding another is replaced whole.
-        self._hide = sorted(pairs.items(), key=lambda pair: len(pair[0]), reverse=True)
-        self._reveal = [(reference, value) for value, reference in self._hide]
+        self._values = bool(pairs)
+        # Longest first: a value holding another is replaced whole; values before escapes,
+        # which take one character, so that an escape never cuts a value.
+        pairs = dict(sorted(pairs.items(), key=lambda pair: len(pair[0]), reverse=True))
+        patterns = [*map(re.escape, pairs), *(pattern for pattern, *_ in _ESCAPES)]
+        self._hide = _Replace(
+            "|".join(patterns),
+            {**pairs, **{char: escape for _p, char, escape, _t in _ESCAPES}},
+            {**pairs, **{text: escape + text[1:] for _p, _c, escape, text in _ESCAPES}},
+        )
+        references = {reference: value for value, reference in pairs.items()}
+        references |= {escape: char for _p, char, escape, _t in _ESCAPES}
+        self._reveal = _Replace("|".join(map(re.escape, references)), references, references)
         # What no published record may hold.
         self.in_records = SecretSearch(
             value for name in credentials if len(value := values.get(name, "")) >= MIN_CREDENTIAL
@@ -50,31 +106,21 @@ class UpstreamSecrets:
         return cls(values, mirror.credential_env)
 
     def __bool__(self) -> bool:
-        return bool(self._hide)
+        return self._values
 
     def hide(self, data: bytes) -> bytes:
-        """``data`` with each value written as its reference; the same object when it holds
-        none."""
-        for value, reference in self._hide:
-            if value.encode() in data:
-                data = data.replace(value.encode(), reference.encode())
-        return data
+        """``data`` with each value written as its reference, and what could be read as one
+        escaped; the same object when it holds neither."""
+        return self._hide.bytes(data)
 
     def reveal(self, data: bytes) -> bytes:
         """What :meth:`hide` gave, as it was (the same object when it holds no reference)."""
-        for reference, value in self._reveal:
-            if reference.encode() in data:
-                data = data.replace(reference.encode(), value.encode())
-        return data
+        return self._reveal.bytes(data)
 
     def hide_text(self, text: str) -> str:
         """:meth:`hide` for text (a URL)."""
-        for value, reference in self._hide:
-            text = text.replace(value, reference)
-        return text
+        return self._hide.text(text)
 
     def reveal_text(self, text: str) -> str:
         """:meth:`reveal` for text (a URL)."""
-        for reference, value in self._reveal:
-            text = text.replace(reference, value)
-        return text
+        return self._reveal.text(text)

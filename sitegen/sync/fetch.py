@@ -23,7 +23,7 @@ from sitegen.net.upstream import (
     UpstreamError,
     decode_body,
 )
-from sitegen.net.upstream_cache import UpstreamCache
+from sitegen.net.upstream_cache import AS_SERVED, UNESCAPED, UpstreamCache
 from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.store.interface import PendingWrite
 from sitegen.sync.metadata_compress import zstd_compress
@@ -40,8 +40,11 @@ class FetchResult:
     status: str  # FETCHED, UNCHANGED, MISSING or ERROR
     validators: CacheValidators | None = None  # with a body
     error: str = ""
-    # The body was read back as an earlier sitegen kept it, the secrets of the mirror's URL
-    # maybe in it: kept again without them (see store_body).
+    # The body holds the secrets of the mirror's URL as their references (see
+    # upstream_secrets): they are filled in again to parse it.
+    hidden: bool = False
+    # The body was read back as upstream served it, the secrets of the mirror's URL maybe in
+    # it: kept again without them (see store_body).
     rekeep: bool = False
 
 
@@ -111,6 +114,13 @@ async def _fetch_repodata(
 ) -> tuple[FetchResult, bytes]:
     mirror = upstream.mirror
     previous = cache.validators(mirror.name, subdir)
+    form = cache.hidden_form(mirror.name, subdir)
+    if form == UNESCAPED and not upstream.secrets:
+        form = AS_SERVED  # nothing in it is filled in
+    elif form == UNESCAPED and selected:
+        # The references an earlier sitegen wrote are not told apart from upstream's own text
+        # (see upstream_secrets): fetched whole again, and kept with that text escaped.
+        previous = None
     # Tens to hundreds of MB read from disk: not on the event loop, while the other subdirs'
     # fetches are in flight.
     cached_body = (
@@ -127,21 +137,26 @@ async def _fetch_repodata(
         response = await upstream.fetch_repodata(subdir, previous)
     body = response.body if response.changed else cached_body
     assert body is not None
-    # A body kept by an earlier sitegen may hold the secrets: read back, it is hidden once and
-    # kept again, so that an unchanged upstream does not leave them at rest under the site.
-    rekeep = not response.changed and not cache.secrets_hidden(mirror.name, subdir)
-    if upstream.secrets and (response.changed or rekeep):
+    hidden = not response.changed and form != AS_SERVED
+    # A body kept as served may hold the secrets (kept by an earlier sitegen, or before the
+    # URL had them): read back, it is hidden once and kept again, so that an unchanged
+    # upstream does not leave them at rest under the site.
+    rekeep = False
+    if upstream.secrets and not hidden:
         # Stored and hashed without them, as a body read back from the cache is.
         variant = response.validators.variant
         body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body)
+        hidden, rekeep = True, not response.changed
     status = FETCHED if response.changed else UNCHANGED
-    return FetchResult(status, validators=response.validators, rekeep=rekeep), body
+    result = FetchResult(status, validators=response.validators, hidden=hidden, rekeep=rekeep)
+    return result, body
 
 
 def hide_secrets(secrets: UpstreamSecrets, variant: str, body: bytes) -> bytes:
     """A fetched repodata body with the ``secrets`` of its mirror's URL written as their
-    ${ENV} references (see sitegen.net.upstream_secrets; revealed again once decoded, for the
-    parse): the same bytes when it holds none, or cannot be decoded (the parse says why)."""
+    ${ENV} references, and upstream's own text that reads as one escaped (see
+    sitegen.net.upstream_secrets; revealed again once decoded, for the parse): the same bytes
+    when it holds neither, or cannot be decoded (the parse says why)."""
     try:
         data = decode_body(variant, body)
     except UpstreamError:
@@ -177,7 +192,7 @@ async def store_body(
     assert fetched.validators is not None
     keep = cache.store if isinstance(body, bytes) else cache.keep
     try:
-        await trio.to_thread.run_sync(keep, *key, fetched.validators, body)
+        await trio.to_thread.run_sync(keep, *key, fetched.validators, body, fetched.hidden)
     except OSError as exc:  # only costs a full fetch next time
         log.warning("%s/%s: could not cache upstream repodata: %s", *key, exc)
 
@@ -215,7 +230,8 @@ async def _parse_one(
     staged = None if cache is None else await _stage_body(cache, key, fetched, body)
     try:
         data = await trio.to_thread.run_sync(decode_body, variant, body)
-        data = await trio.to_thread.run_sync(upstream.secrets.reveal, data)
+        if fetched.hidden:
+            data = await trio.to_thread.run_sync(upstream.secrets.reveal, data)
         if staged is not None:
             body = None
         repodata = await trio.to_thread.run_sync(
@@ -236,7 +252,7 @@ async def _parse_one(
     del body
     base_url = repodata.info.pop("base_url", None)
     # CEP-15 says a string; anything else names no place to fetch from. Kept in the origins
-    # map, it holds the mirror's secrets as their references.
+    # map, it holds the mirror's secrets as their references (upstream's own escaped).
     base_url = upstream.secrets.hide_text(base_url) if isinstance(base_url, str) else None
     # The version of the document sitegen publishes: 1, its records beside it and no
     # base_url (CEP-15's packages elsewhere are fetched from there and served here).
