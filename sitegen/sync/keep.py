@@ -8,7 +8,9 @@ channel's filters forbid still goes at once: a kept file goes as soon as a filte
 feeding its subdir would refuse its record (an exclude added, a licence rule, an advisory
 published), once no such mirror is left, when the setting is turned off, and with
 ``sitegen remove``. Allowlists and ``newest_versions`` decide what is listed, not what is
-forbidden, so a record they alone leave out is kept.
+forbidden, so a record they alone leave out is kept. Nor is a record kept that holds a
+credential of a mirror's URL (see sitegen.conda.record_secrets): an earlier sitegen published
+and kept such records before the parse refused them, and kept, one would stay under the site.
 
 Nothing published names a kept file, so its record is kept in the state
 (:func:`sitegen.layout.kept_records_path`), saved before the metadata that stops listing it
@@ -27,12 +29,13 @@ from typing import Any
 
 import msgspec
 
-from sitegen.conda.records import Record, Repodata
+from sitegen.conda.records import REASON_SECRET, Record, Repodata
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.filters.apply import apply_filters
 from sitegen.layout import kept_records_path
+from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
@@ -139,8 +142,26 @@ def judge_kept(
         package_files(directory).keys(),
         filters_allow(config, channel, subdir, matcher, published),
     )
+    kept = _without_credentials(channel, subdir, kept)
     log_kept(channel.path, subdir, len(kept))
     return kept
+
+
+def _without_credentials(
+    channel: ChannelConfig, subdir: str, kept: Mapping[str, Record]
+) -> dict[str, Record]:
+    """``kept`` but the records holding a credential of the URL of a mirror of ``channel``,
+    each named in the log (the credential hidden); their files go."""
+    searches = [search for m in channel.mirrors if (search := UpstreamSecrets.of(m).in_records)]
+    clean = {}
+    for fn, record in kept.items():
+        holding = next((s for s in searches if s.in_record(fn, None, record.raw)), None)
+        if holding is None:
+            clean[fn] = record
+        else:
+            shown = holding.hide(fn)
+            log.warning("%s/%s: %s is not kept: %s", channel.path, subdir, shown, REASON_SECRET)
+    return clean
 
 
 def log_kept(channel: str, subdir: str, count: int) -> None:
