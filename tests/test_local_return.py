@@ -237,6 +237,29 @@ def test_a_renamed_channel_or_mirror_publishes_what_the_old_name_moved(
         assert {fn: sha256_of(new_store / fn) for fn in digests} == digests
 
 
+def test_the_folder_recorded_follows_a_path_changed_once_moves_stopped(tmp_path: Path) -> None:
+    """The store records the folder its mirror last named: ``path:`` changed along with
+    ``move: true`` turned off, the store kept the old folder, so once the channel was renamed
+    its packages were given back to a folder nothing read (or no longer there) instead of the
+    one the mirror had read last, and went missing from the renamed channel."""
+    site = Site(tmp_path)
+    foo = drop(site.folder, FOO, "conda")
+    site.configure((OLD, site.folder))
+    site.mirror()
+    assert not foo.exists()
+    builds = tmp_path / "builds"
+    bar = drop(builds, BAR, "conda")
+    text = f"output: {site.root}\nchannels:\n  {{}}:\n    path: {builds}\n    subdirs: [linux-64]\n"
+    site.config.write_text(text.format(OLD))
+    site.mirror()
+    assert published(site.root, OLD, "linux-64") == {foo.name, bar.name}
+    site.config.write_text(text.format("internal/renamed"))
+    site.mirror()
+    assert published(site.root, "internal/renamed", "linux-64") == {foo.name, bar.name}
+    assert sorted(p.name for p in builds.iterdir()) == sorted([foo.name, bar.name])
+    assert not site.store().exists() and list(site.folder.iterdir()) == []
+
+
 @pytest.mark.parametrize("old_name", ["builds.conda", "builds.tar.bz2"])
 def test_a_file_kept_aside_is_ignored_whatever_the_old_mirror_is_named(
     tmp_path: Path, old_name: str

@@ -34,7 +34,7 @@ from sitegen.layout import (
 from sitegen.net.checksums import VerifyError, hash_file
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
-from sitegen.sync.local import LocalSources, folder_of, read_or_none, write_state
+from sitegen.sync.local import LocalSources, folder_of, has_store, read_or_none, write_state
 from sitegen.sync.local_index import decode_cache, encode_cache, keep_link_stamps
 
 log = logging.getLogger("sitegen")
@@ -154,12 +154,15 @@ async def move_published(
     site: Site, sources: LocalSources, mirrors: Iterable[tuple[ChannelConfig, MirrorConfig]]
 ) -> list[str]:
     """After a run published: move the published files of every ``move: true`` source out of
-    its folder; the errors (each file not moved stays where it was)."""
+    its folder; the errors (each file not moved stays where it was). The store of a source that
+    no longer moves files records its folder too: a changed ``path:`` is where they go back."""
     errors = []
     for channel, mirror in mirrors:
-        if not mirror.move or mirror.name not in sources.indexes:
+        if mirror.name not in sources.indexes or not has_store(site, mirror):
             continue
-        moves = await trio.to_thread.run_sync(moves_of, site, channel.path, mirror, sources)
+        moves: list[Move] = []
+        if mirror.move:
+            moves = await trio.to_thread.run_sync(moves_of, site, channel.path, mirror, sources)
         if not moves and not local_store_path(site.root, mirror.name).is_dir():
             continue
         try:
