@@ -88,6 +88,11 @@ class MissingPin(msgspec.Struct):
     why: str
 
 
+# Entries matching nothing named per mirror in the log, on the run page and by `sitegen
+# status` (a long list copied from another channel would bury the rest); the record has all.
+UNMATCHED_SHOWN = 10
+
+
 class UnmatchedEntry(msgspec.Struct):
     """An entry of a filter list that selects records (``names.include``, ``except``) and
     matched no record of any subdir of the mirrors its level applies to: most likely a typo."""
@@ -95,6 +100,15 @@ class UnmatchedEntry(msgspec.Struct):
     filters: str  # whose: "site", "channel <path>" or "mirror <name>"
     key: str  # names.include, except
     entry: str  # as channels.yaml writes it
+
+    @property
+    def whose(self) -> str:
+        """Whose filters, as a possessive: ``the site's``, ``channel <path>'s``."""
+        return "the site's" if self.filters == "site" else f"{self.filters}'s"
+
+    def text(self) -> str:
+        """``names.include entry 'nunpy' of the site's filters``, for the log and status."""
+        return f"{self.key} entry {self.entry!r} of {self.whose} filters"
 
 
 class ApprovalChange(msgspec.Struct, omit_defaults=True):

@@ -29,6 +29,7 @@ from sitegen.sync.publish import PublishOutcome
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
+    UNMATCHED_SHOWN,
     AddedDependency,
     BlockedFile,
     ChannelSubdirReport,
@@ -46,7 +47,6 @@ from sitegen.sync.selection import ClosureResult
 log = logging.getLogger("sitegen")
 
 REJECTED_EXAMPLES = 50  # refused records named in a mirror subdir's report
-UNMATCHED_LOGGED = 10  # filter entries matching nothing named in the log, per mirror
 
 
 @dataclass
@@ -354,13 +354,10 @@ def finish(report: RunReport) -> None:
 
 
 def _log_unmatched(mr: MirrorReport) -> None:
-    """The first few entries that matched nothing (a long list copied from another channel
-    would bury the rest of the log); the run record has them all."""
-    for u in mr.unmatched[:UNMATCHED_LOGGED]:
-        whose = "the site's" if u.filters == "site" else f"{u.filters}'s"
-        what = f"{u.key} entry {u.entry!r} of {whose} filters"
-        log.warning("%s: %s matches no record in any subdir", mr.name, what)
-    if (more := len(mr.unmatched) - UNMATCHED_LOGGED) > 0:
+    """The first few entries that matched nothing; the run record has them all."""
+    for u in mr.unmatched[:UNMATCHED_SHOWN]:
+        log.warning("%s: %s matches no record in any subdir", mr.name, u.text())
+    if (more := len(mr.unmatched) - UNMATCHED_SHOWN) > 0:
         log.warning(
             "%s: and %d more entries matching no record (see the run record)", mr.name, more
         )

@@ -24,7 +24,7 @@ from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
 from sitegen.sync.keep import still_kept
-from sitegen.sync.report import RUNNING, RunReport
+from sitegen.sync.report import RUNNING, RunReport, UnmatchedEntry
 from sitegen.tools.site_disk import (
     UnconfiguredChannel,
     UnconfiguredSubdir,
@@ -66,6 +66,8 @@ class LastRun:
     local_files: int  # added from local sources' folders, not downloaded
     local_bytes: int
     errors: tuple[str, ...]
+    # The entries of its filters' lists that matched no record (see UnmatchedEntry).
+    unmatched: tuple[UnmatchedEntry, ...]
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ def last_run_of(name: str, channel: str, run: RunReport) -> LastRun:
         local_files=sum(c.local_files for c in subdirs),
         local_bytes=sum(c.local_bytes for c in subdirs),
         errors=tuple(mirror.errors) + tuple(e for c in subdirs for e in c.errors),
+        unmatched=tuple(mirror.unmatched),
     )
 
 

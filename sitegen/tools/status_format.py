@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+import msgspec
+
 from sitegen.net.activity import counted
 from sitegen.sync.progress import human_bytes
-from sitegen.sync.report import excepted_text, iso_utc, new_files_text
+from sitegen.sync.report import UNMATCHED_SHOWN, excepted_text, iso_utc, new_files_text
 from sitegen.tools.status import LastRun, SiteStatus
 from sitegen.tools.status_filters import filters_text
 from sitegen.tools.status_installers import InstallerLastRun, InstallerStatus
@@ -28,7 +30,10 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
     def last(run: LastRun | InstallerLastRun | None) -> dict[str, Any] | None:
         if run is None:
             return None
-        return {**asdict(run), "started": iso_utc(run.started), "ended": iso_utc(run.ended)}
+        shown = {**asdict(run), "started": iso_utc(run.started), "ended": iso_utc(run.ended)}
+        if isinstance(run, LastRun):
+            shown["unmatched"] = [msgspec.structs.asdict(u) for u in run.unmatched]
+        return shown
 
     active = None
     if status.active is not None:
@@ -126,6 +131,13 @@ def format_status(status: SiteStatus) -> str:
             lines.extend(f"    error: {e}" for e in run.errors[:5])
             if len(run.errors) > 5:
                 lines.append(f"    ... {len(run.errors) - 5} more errors")
+            lines.extend(
+                f"    matched nothing: {u.text()}" for u in run.unmatched[:UNMATCHED_SHOWN]
+            )
+            if (more := len(run.unmatched) - UNMATCHED_SHOWN) > 0:
+                lines.append(
+                    f"    ... {more} more filter entries matched nothing (see the run record)"
+                )
         if m.last_completed is None and run is None:
             lines.append("  next due: now (never completed)")
         elif m.last_completed is None:

@@ -25,8 +25,10 @@ from sitegen.sync.report import (
     INTERRUPTED,
     RUNNING,
     STOPPED,
+    UNMATCHED_SHOWN,
     MirrorReport,
     RunReport,
+    UnmatchedEntry,
 )
 from sitegen.web.format import format_duration, format_time, iso_time, split_filename
 from sitegen.web.installers import installer_changes, installer_row
@@ -207,6 +209,9 @@ def run_detail(
     def scrubbed(row: msgspec.Struct) -> dict[str, str | None]:
         return {k: None if v is None else scrub(v) for k, v in msgspec.structs.asdict(row).items()}
 
+    def unmatched(u: UnmatchedEntry) -> dict[str, str]:
+        return {"key": u.key, "entry": scrub(u.entry), "whose": scrub(u.whose)}
+
     mirrors = []
     for m, row in zip(report.mirrors, summary["mirrors"], strict=True):
         mirrors.append(
@@ -229,6 +234,7 @@ def run_detail(
                     m.dependencies_added, DEPENDENCIES_MAX, scrubbed
                 ),
                 "conflict_rows": _capped(m.conflicts, DEPENDENCIES_MAX, scrub),
+                "unmatched": _capped(m.unmatched, UNMATCHED_SHOWN, unmatched),
                 "filtered_list": (
                     filtered_records_path(m.filtered_run) if m.filtered_run else None
                 ),
