@@ -1136,6 +1136,66 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "channels.cloud/x.subdirs[0]",
         "invalid subdir",
     ),
+    # A line end after a name ("$" alone would let it by): a directory, a state file, a line
+    # of the web server's config would hold it.
+    (
+        "a subdir name ending in a line end",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: ["linux-64\\n"]
+        """,
+        "subdirs:",
+        "channels.cloud/x.subdirs[0]",
+        "invalid subdir 'linux-64\\n'",
+    ),
+    (
+        "a channel path ending in a line end",
+        """
+        output: site
+        channels:
+          "cloud/x\\n":
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+        """,
+        "url:",
+        "channels.cloud/x\n",
+        "invalid channel path 'cloud/x\\n'",
+    ),
+    (
+        "a mirror name ending in a line end",
+        """
+        output: site
+        channels:
+          cloud/x:
+            mirrors:
+              - name: |
+                  forge
+                url: https://conda.anaconda.org/conda-forge
+                subdirs: [linux-64]
+        """,
+        "name: |",
+        "channels.cloud/x.mirrors[0].name",
+        "invalid mirror name 'forge\\n'",
+    ),
+    (
+        "an installer folder ending in a line end",
+        """
+        output: site
+        installers:
+          "miniconda\\n":
+            url: https://repo.anaconda.com/miniconda
+        channels:
+          cloud/x:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+        """,
+        "url: https://repo",
+        "installers.miniconda\n",
+        "invalid installer folder 'miniconda\\n'",
+    ),
     (
         "invalid MatchSpec in except",
         """

@@ -19,9 +19,10 @@ from sitegen.config.yaml_nodes import ConfigError, ParseState, YamlNode
 from sitegen.layout import RESERVED_IN_CHANNEL, RESERVED_TOP, TOKEN_SEGMENT
 
 # Up to 100 characters: each becomes a directory (names longer than a file system allows
-# would fail only when the site is written).
-CHANNEL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# would fail only when the site is written). Matched whole (fullmatch): "$" would also let a
+# final line end by, which YAML can spell ("a\n", a block scalar).
+CHANNEL_SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MODES = ("active", "passive")
 # Keys of a channel that no mirror has, in both the short and the long form.
 CHANNEL_ONLY_KEYS = ("frozen", "keep_removed", "mirror_of", "notices", *CHANNEL_ACCESS_KEYS)
@@ -183,7 +184,7 @@ def site_path_segments(node: YamlNode, path: str, kind: str, examples: str) -> l
     """The segments of ``path``, a folder of the site a ``kind`` of the config names (a
     channel path, an installer folder); a config error when it cannot be one."""
     segments = path.strip("/").split("/")
-    if not path.strip("/") or any(not CHANNEL_SEGMENT_RE.match(s) for s in segments):
+    if not path.strip("/") or any(not CHANNEL_SEGMENT_RE.fullmatch(s) for s in segments):
         raise node.error(
             f"invalid {kind} {path!r}: use segments of letters, digits, '.', '_', '-'"
             f" (up to 100 each) such as {examples}"
@@ -347,7 +348,7 @@ def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> Mir
 
 def _mirror_name(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> str:
     name = keys["name"].string() if "name" in keys else default_name
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise (keys.get("name") or node).error(f"invalid mirror name {name!r}")
     return name
 

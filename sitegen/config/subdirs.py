@@ -28,7 +28,8 @@ KNOWN_SUBDIRS = frozenset(
         "zos-z",
     ]
 )
-SUBDIR_RE = re.compile(r"^(noarch|[a-z0-9]{1,31}-[a-z0-9_]{1,31})$")
+# Matched whole (fullmatch): "$" would also let a final line end by.
+SUBDIR_RE = re.compile(r"noarch|[a-z0-9]{1,31}-[a-z0-9_]{1,31}")
 
 
 def parse_subdirs(node: YamlNode) -> tuple[str, ...]:
@@ -36,7 +37,7 @@ def parse_subdirs(node: YamlNode) -> tuple[str, ...]:
     out = []
     for item in node.items():
         subdir = item.string()
-        if not SUBDIR_RE.match(subdir):
+        if not SUBDIR_RE.fullmatch(subdir):
             raise item.error(
                 f"invalid subdir {subdir!r} (expected e.g. linux-64, osx-arm64, noarch)"
             )

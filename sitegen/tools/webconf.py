@@ -181,7 +181,7 @@ def access_conf(config: SiteConfig) -> AccessConf | None:
     if not channels and site is None:
         return None
     for path in channels:
-        if not all(CHANNEL_SEGMENT_RE.match(s) for s in path.split("/")):
+        if not all(CHANNEL_SEGMENT_RE.fullmatch(s) for s in path.split("/")):
             raise WebconfError(f"channel path {path!r} is not safe for a web config")
     paths = AccessPaths.of(config)
     return AccessConf(
@@ -209,7 +209,7 @@ def token_places(prefix: str, channels: Iterable[str]) -> tuple[TokenPlace, ...]
         {"/".join(path.split("/")[:i]) for path in channels for i in range(1, path.count("/") + 1)}
     )
     for head in heads:
-        if not all(CHANNEL_SEGMENT_RE.match(s) for s in head.split("/")):
+        if not all(CHANNEL_SEGMENT_RE.fullmatch(s) for s in head.split("/")):
             raise WebconfError(f"channel path {head!r} is not safe for a web config")
         places.append(TokenPlace(f"{prefix}/{head}", "", head))
     return tuple(places)
@@ -218,7 +218,7 @@ def token_places(prefix: str, channels: Iterable[str]) -> tuple[TokenPlace, ...]
 def channel_paths(config: SiteConfig) -> tuple[str, ...]:
     """The configured channels' paths, each safe to write into a config."""
     for channel in config.channels:
-        if not all(CHANNEL_SEGMENT_RE.match(s) for s in channel.path.split("/")):
+        if not all(CHANNEL_SEGMENT_RE.fullmatch(s) for s in channel.path.split("/")):
             raise WebconfError(f"channel path {channel.path!r} is not safe for a web config")
     return tuple(channel.path for channel in config.channels)
 
