@@ -105,6 +105,8 @@ def test_long_form_channels_take_access_too(tmp_path: Path) -> None:
         ("access: secret", "expected 'public' or 'private'"),
         ("readers: [ci]", "readers only apply to a channel with access: private"),
         ("access: private\nreaders: ['bad name']", "invalid token or group name"),
+        # A line end after the name ("$" alone would let it by).
+        ('access: private\nreaders: ["ci\\n"]', "invalid token or group name"),
     ],
 )
 def test_bad_access_settings_name_file_line_and_key(
@@ -113,6 +115,21 @@ def test_bad_access_settings_name_file_line_and_key(
     with pytest.raises(ConfigError, match=message) as info:
         parse_config(_config(tmp_path, channel=channel))
     assert "channels.yaml:" in str(info.value)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('access: {group: "www-data\\n"}', "invalid system group name"),
+        ('access: {groups: {"team\\n": [ci]}}', "invalid group name"),
+    ],
+)
+def test_a_group_name_ending_in_a_line_end_is_refused(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(_config(tmp_path, extra=extra))
 
 
 @pytest.mark.unit
@@ -413,7 +430,9 @@ def test_token_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     past = ["token", "add", "late", "--channel", "internal/licensed", "--expires", "2001-01-01"]
     assert main([*past, "-c", str(config)]) == 2
     assert main(["token", "add", "bad name", "-c", str(config)]) == 2
-    capsys.readouterr()
+    # A line end after the name would split its line of `token list` and `token check`.
+    assert main(["token", "add", "ops\n", "-c", str(config)]) == 2
+    assert "invalid token name" in capsys.readouterr().err
 
     assert main(["token", "list", "-c", str(config)]) == 0
     listing = capsys.readouterr().out

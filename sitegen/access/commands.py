@@ -98,7 +98,7 @@ def add_token_commands(add_parser: AddParser) -> None:
 
 def cmd_add(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if not TOKEN_NAME_RE.match(args.name):
+    if not TOKEN_NAME_RE.fullmatch(args.name):
         return _fail(f"invalid token name {args.name!r}: letters, digits, '.', '_', '-'")
     private = {c.path for c in config.channels if c.private}
     for path in args.channel:

@@ -63,7 +63,7 @@ def check_record(record: TokenRecord) -> TokenRecord:
     hand-edited store must not smuggle a quote or a path into the configuration."""
     basic = record.nginx_basic_md5s
     fields = (
-        TOKEN_NAME_RE.match(record.name),
+        TOKEN_NAME_RE.fullmatch(record.name),
         _ID_RE.match(record.id),
         _B64URL_RE.match(record.nginx_md5),
         len(basic) == len(BASIC_ALIGNMENTS),

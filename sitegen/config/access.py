@@ -30,8 +30,9 @@ from sitegen.config.yaml_nodes import YamlNode
 
 ACCESS_MODES = ("public", "private")
 CHANNEL_ACCESS_KEYS = ("access", "readers")
-TOKEN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_GROUP_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Matched whole (fullmatch): "$" would also let a final line end by.
+TOKEN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_GROUP_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 def parse_access(node: YamlNode, base_dir: Path | None) -> AccessSettings:
@@ -69,7 +70,7 @@ def _mode(node: YamlNode) -> str:
 
 def token_name(node: YamlNode) -> str:
     name = node.string()
-    if not TOKEN_NAME_RE.match(name):
+    if not TOKEN_NAME_RE.fullmatch(name):
         raise node.error(f"invalid token or group name {name!r}: letters, digits, '.', '_', '-'")
     return name
 
@@ -83,7 +84,7 @@ def _dir(node: YamlNode, base_dir: Path | None) -> Path:
 
 def _group(node: YamlNode) -> str:
     group = node.string()
-    if not _GROUP_RE.match(group):
+    if not _GROUP_RE.fullmatch(group):
         raise node.error(f"invalid system group name {group!r}")
     return group
 
@@ -91,7 +92,7 @@ def _group(node: YamlNode) -> str:
 def _groups(node: YamlNode) -> tuple[tuple[str, tuple[str, ...]], ...]:
     out = []
     for name, child in node.mapping(()).items():
-        if not TOKEN_NAME_RE.match(name):
+        if not TOKEN_NAME_RE.fullmatch(name):
             raise child.error(f"invalid group name {name!r}")
         out.append((name, tuple(token_name(item) for item in child.items())))
     return tuple(out)
