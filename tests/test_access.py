@@ -566,6 +566,22 @@ def test_token_files_are_not_world_readable_when_a_group_is_set(tmp_path: Path) 
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("field", ["id", "nginx_md5", "apache_sha1"])
+def test_a_stored_hash_or_id_ending_in_a_line_end_never_reaches_a_server_file(
+    tmp_path: Path, field: str
+) -> None:
+    """The id names the Apache files (a file name with a line end), the hashes are their
+    contents and the nginx map's values."""
+    _config_path, config, store, _token = _store_with_ci(tmp_path)
+    (record,) = store.load()
+    store.save([replace(record, **{field: getattr(record, field) + "\n"})])
+    with pytest.raises(AccessError, match="malformed"):
+        write_server_files(config)
+    apache = AccessPaths.of(config).apache_dir
+    assert not [p for p in apache.rglob("*") if "\n" in p.name]
+
+
+@pytest.mark.unit
 def test_a_tampered_store_or_an_unknown_group_never_reaches_a_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -44,10 +44,11 @@ from sitegen.layout import (
 )
 from sitegen.store.lock import taking_turns
 
-_ID_RE = re.compile(r"^[0-9a-f]{12}$")
-_B64URL_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
-_HEX40_RE = re.compile(r"^[0-9a-f]{40}$")
-_BASIC_KEY_RE = re.compile(r"^basic[012]:[A-Za-z0-9+/]{12}$")
+# Matched whole (fullmatch): "$" would also let a final line end by.
+_ID_RE = re.compile(r"[0-9a-f]{12}")
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]{22}")
+_HEX40_RE = re.compile(r"[0-9a-f]{40}")
+_BASIC_KEY_RE = re.compile(r"basic[012]:[A-Za-z0-9+/]{12}")
 
 REVOKED_EPOCH = 1  # secure_link treats any expiry in the past as expired; 0 would mean "none"
 APACHE_NEVER = "99991231235959"
@@ -64,12 +65,12 @@ def check_record(record: TokenRecord) -> TokenRecord:
     basic = record.nginx_basic_md5s
     fields = (
         TOKEN_NAME_RE.fullmatch(record.name),
-        _ID_RE.match(record.id),
-        _B64URL_RE.match(record.nginx_md5),
+        _ID_RE.fullmatch(record.id),
+        _B64URL_RE.fullmatch(record.nginx_md5),
         len(basic) == len(BASIC_ALIGNMENTS),
-        *(isinstance(md5, str) and _B64URL_RE.match(md5) for md5 in basic),
-        *(_BASIC_KEY_RE.match(key) for key in basic_keys(record.id)),
-        _HEX40_RE.match(record.apache_sha1),
+        *(isinstance(md5, str) and _B64URL_RE.fullmatch(md5) for md5 in basic),
+        *(_BASIC_KEY_RE.fullmatch(key) for key in basic_keys(record.id)),
+        _HEX40_RE.fullmatch(record.apache_sha1),
     )
     if not all(fields):
         raise AccessError(f"token store: the entry {record.name!r} is malformed")
