@@ -102,6 +102,31 @@ def test_unsafe_root_is_rejected(root: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--root", "/srv/site\n"],
+        ["--server-name", "conda.example.org\n"],
+        ["--standalone", "--state-dir", "/srv/state\n"],
+        ["--standalone", "--state-dir", "/srv/state", "--user", "www-data\n"],
+    ],
+)
+def test_a_value_ending_in_a_line_end_never_reaches_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str]
+) -> None:
+    """nginx reads `alias /srv/site<newline>/;` as two arguments and refuses the config."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        "output: site\nchannels:\n  pkgs/main:\n    url: http://127.0.0.1:9/main\n"
+        "    subdirs: [linux-64]\n"
+    )
+    for server in ("nginx", "apache"):
+        assert main(["webconf", server, "-c", str(config), *options]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and "must be" in err
+
+
+@pytest.mark.unit
 def test_addresses_and_prefixes_are_normalized() -> None:
     assert normalize_prefix("") == normalize_prefix("/") == ""
     assert normalize_prefix("conda/") == "/conda"

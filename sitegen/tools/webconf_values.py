@@ -9,16 +9,18 @@ import ipaddress
 import re
 from pathlib import Path
 
+# Paths, server and user names are matched whole (fullmatch): "$" would also let a final line
+# end by. A prefix is stripped first, and a host name comes out of a fullmatch.
 # An absolute filesystem path: segments of safe characters, never "." or "..".
-_PATH_RE = re.compile(r"^(?:/[A-Za-z0-9._@+-]+)+$")
+_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._@+-]+)+")
 # A URL path prefix: "" (the site at the root) or /segment[/segment...]; no dot-segments.
 _PREFIX_RE = re.compile(r"^(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
-_SERVER_NAME_RE = re.compile(r"^(?:_|\*\.)?[A-Za-z0-9.-]*$")
-_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_SERVER_NAME_RE = re.compile(r"(?:_|\*\.)?[A-Za-z0-9.-]*")
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 class WebconfError(ValueError):
@@ -30,7 +32,7 @@ def check_path(value: str | Path, what: str) -> str:
     text = str(value)
     if text != "/":
         text = text.rstrip("/")
-    if not _PATH_RE.match(text) or any(s in (".", "..") for s in text.split("/")):
+    if not _PATH_RE.fullmatch(text) or any(s in (".", "..") for s in text.split("/")):
         raise WebconfError(
             f"{what} {text!r} must be an absolute path of letters, digits and . _ @ + -"
             " (no spaces, quotes or other special characters)"
@@ -78,7 +80,7 @@ def check_address(value: str, what: str) -> str:
 
 
 def check_server_name(value: str) -> str:
-    if not value or not _SERVER_NAME_RE.match(value) or len(value) > 253:
+    if not value or not _SERVER_NAME_RE.fullmatch(value) or len(value) > 253:
         raise WebconfError(f"server name {value!r} must be a host name (or _ for any)")
     return value
 
@@ -87,6 +89,6 @@ def check_user(value: str) -> tuple[str, str]:
     """'user' or 'user:group' -> (user, group)."""
     user, _, group = value.partition(":")
     group = group or user
-    if not _USER_RE.match(user) or not _USER_RE.match(group):
+    if not _USER_RE.fullmatch(user) or not _USER_RE.fullmatch(group):
         raise WebconfError(f"user {value!r} must be a system user name, optionally :group")
     return user, group
