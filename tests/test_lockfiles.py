@@ -201,6 +201,11 @@ PREFIX = "channels.yaml:7: channels.cloud/forge.filters.lockfiles[0]: bad lockfi
             "lock:3: packages[0].sha256: expected a sha256 checksum (64 hex digits)",
         ),
         (
+            # A line end after the digits ("$" alone would let it by): no record ever matched.
+            f'packages:\n- conda: https://x.org/c/linux-64/a-1-0.conda\n  sha256: "{SHA_A}\\n"\n',
+            "lock:3: packages[0].sha256: expected a sha256 checksum (64 hex digits)",
+        ),
+        (
             "packages:\n- conda: https://x.org/a-1-0.conda\n",
             "lock:2: packages[0].conda: not a package URL",
         ),

@@ -23,7 +23,8 @@ from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNod
 # A lockfile of a large environment is a few megabytes.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 _DIGITS = {"md5": 32, "sha256": 64}
-_HEX = {kind: re.compile(f"^[0-9a-f]{{{n}}}$") for kind, n in _DIGITS.items()}
+# Matched whole (fullmatch): "$" would also let a final line end by, which YAML can spell.
+_HEX = {kind: re.compile(f"[0-9a-f]{{{n}}}") for kind, n in _DIGITS.items()}
 
 
 class LockfileError(ValueError):
@@ -151,7 +152,7 @@ def _yaml_pin(url: YamlNode, sha256: YamlNode | None, md5: YamlNode | None) -> P
     for kind, node in (("sha256", sha256), ("md5", md5)):
         if node is not None:
             value = node.string().lower()
-            if not _HEX[kind].match(value):
+            if not _HEX[kind].fullmatch(value):
                 raise node.error(f"expected a {kind} checksum ({_DIGITS[kind]} hex digits)")
             checksums[kind] = value
     pin = _pin(url.string(), checksums.get("sha256"), checksums.get("md5"))
@@ -173,6 +174,6 @@ def _pin(url: str, sha256: str | None, md5: str | None) -> Pin | str:
 
 
 def _checksum(kind: str, value: str, filename: str, number: int) -> str:
-    if not _HEX[kind].match(value):
+    if not _HEX[kind].fullmatch(value):
         raise LockfileError(f"{filename}:{number}: expected a {kind} checksum, got {value!r}")
     return value
