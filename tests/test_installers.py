@@ -672,6 +672,33 @@ def test_a_folder_taken_out_loses_its_page_also_without_the_last_manifest(
     assert (site / "cloud" / "example" / "linux-64" / "index.html").is_file()
 
 
+@pytest.mark.parametrize("target", ["cloud/example/linux-64", "tools"])
+def test_a_folder_taken_out_and_made_a_link_loses_no_page_through_the_link(
+    tmp_path: Path,
+    upstream: tuple[UpstreamServer, Path],
+    example_upstream: ExampleUpstream,
+    target: str,
+) -> None:
+    """With the last render's manifest naming the page of a folder channels.yaml no longer
+    names, a folder made a link since (to a channel's subdir, or any directory of the site)
+    keeps what the link leads to: the page the manifest names is not removed through it."""
+    server, _folder = upstream
+    site = tmp_path / "site"
+    channels = example_channel(example_upstream.url)
+    config_path = config_file(tmp_path, site, server.url, channels)
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    config_path.write_text(config_text(site, server.url, channels=channels).split("installers:")[0])
+    (site / "tools").mkdir()
+    (site / "tools" / "index.html").write_text("<p>the operator's own page</p>")
+    kept = {page: (site / page).read_bytes() for page in (f"{target}/index.html",)}
+    shutil.rmtree(site / "miniconda")
+    (site / "miniconda").symlink_to(site / target)
+    for command in (["mirror", "--no-progress"], ["render"]):
+        assert main([*command, "-c", str(config_path)]) == 0
+        assert {page: (site / page).read_bytes() for page in kept} == kept, command
+    assert (site / "miniconda").is_symlink()
+
+
 def test_a_folder_holding_a_repodata_json_is_no_channel_to_a_render(
     tmp_path: Path, upstream: tuple[UpstreamServer, Path]
 ) -> None:

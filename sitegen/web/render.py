@@ -269,10 +269,10 @@ class _Renderer:
         old = self.writer.old_pages.keys() or self._pages_on_disk()
         for relpath in sorted(set(old) - set(self.writer.pages)):
             try:
-                target = self.writer.files.target(relpath)
+                target = self.writer.files.removable(relpath)
             except UnsafePathError:
                 continue
-            if self.site.remove(target):
+            if target is not None and self.site.remove(target):
                 self.writer.stats.removed.append(relpath)
         self._remove_stale_listing_caches()
 

@@ -51,6 +51,7 @@ class PageFiles:
         self.root = str(site.root)
         self._directories: dict[str, Path] = {}
         self._files: dict[str, set[str]] = {}
+        self._own: dict[str, bool] = {}
 
     def target(self, relpath: str) -> Path:
         directory, _, name = relpath.rpartition("/")
@@ -63,6 +64,18 @@ class PageFiles:
         if os.path.islink(target):  # only a link could lead elsewhere: the full check
             return self.site.path(*relpath.split("/"))
         return target
+
+    def removable(self, relpath: str) -> Path | None:
+        """The page's path to remove it by; None where a directory on its way is a link (a
+        folder replaced by one since the page was written): removing through it would take
+        a file of wherever it leads, so the page is left as it is."""
+        directory = relpath.rpartition("/")[0]
+        own = self._own.get(directory)
+        if own is None:
+            top = os.path.realpath(self.root)
+            place = os.path.join(top, directory) if directory else top
+            own = self._own[directory] = os.path.realpath(place) == place
+        return self.target(relpath) if own else None
 
     def exists(self, relpath: str) -> bool:
         """Whether the page is a file (asked once per page, before it is written or not)."""
