@@ -17,6 +17,7 @@ import trio
 from sitegen.cli import main
 from sitegen.config import SiteConfig, parse_config
 from sitegen.layout import installer_state_path
+from sitegen.sync.progress import human_bytes
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
@@ -135,6 +136,46 @@ def test_a_first_run_downloads_the_selected_files_verified_and_a_rerun_nothing(
     assert again.downloaded_files == 0 and again.files == 3
     assert [r.path for r in server.requests] == ["/miniconda/"]  # the index only
     assert {p.name: p.stat().st_mtime_ns for p in (site / "miniconda").iterdir()} == mtimes
+
+
+def test_installer_downloads_report_their_progress_as_package_files_do(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Installers run to hundreds of MB: their downloads show the progress line (log lines
+    without a terminal) with their files and bytes, and keep the progress file `sitegen
+    status` reads while they last, as the channels' downloads do."""
+    from sitegen.layout import progress_path
+    from sitegen.tools.status import collect_status
+    from testkit.faults import delay
+
+    server, _folder = upstream
+    server.add_fault(f"/miniconda/{LATEST}", delay(1.0))
+    site = tmp_path / "site"
+    config = make_config(site, server.url)
+    seen: list[dict[str, Any]] = []
+
+    async def run() -> RunReport:
+        async def watch() -> None:
+            while not seen:
+                status = await trio.to_thread.run_sync(collect_status, config)
+                if status.active is not None and status.active.progress:
+                    seen.append(status.active.progress)
+                await trio.sleep(0.05)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            report = await run_mirror(config, MirrorOptions(progress=False))
+            nursery.cancel_scope.cancel()
+        return report
+
+    with caplog.at_level(logging.INFO, logger="sitegen"):
+        report = trio.run(run)
+    assert folder_report(report).downloaded_files == 3, report
+    total = sum(len(FILES[n]) for n in (OLD, MAC, LATEST))
+    assert seen and (seen[0]["total_files"], seen[0]["total_bytes"]) == (3, total), seen
+    shown = human_bytes(total)
+    assert f"download: 3/3 files, {shown}/{shown}" in caplog.text
+    assert not progress_path(site).exists()
 
 
 def test_an_upstream_change_replaces_and_removes_files(

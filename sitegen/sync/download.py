@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,17 +113,8 @@ async def download_all(
         outcomes[key] = DownloadOutcome()
     if not ordered:
         return
-    progress_file = progress_path(site.root)
-
-    def report(counts: dict[str, int]) -> None:
-        # What `sitegen status` shows of a run in progress; never worth failing a run over.
-        with contextlib.suppress(OSError):
-            document = {"pid": os.getpid(), "updated": time.time(), **counts}
-            site.write_bytes(progress_file, json.dumps(document).encode(), durable=False)
-
     total = sum(j.record.size for _k, j in ordered)
-    progress = Progress(len(ordered), total, show_progress, report)
-    log.info("downloading %s, %s", counted(len(ordered), "file"), human_bytes(progress.total_bytes))
+    log.info("downloading %s, %s", counted(len(ordered), "file"), human_bytes(total))
 
     def landed(key: TargetKey, result: DownloadResult) -> None:
         progress.file_done(result.ok)
@@ -137,8 +128,29 @@ async def download_all(
         outcome.errors.append(message)
         log.error("%s: %s", key[0], message)
 
-    try:
+    with download_progress(site, [job for _key, job in ordered], show_progress) as progress:
         await download_each(ordered, site, settings, landed, progress.add_bytes)
+
+
+@contextlib.contextmanager
+def download_progress(
+    site: Site, jobs: Sequence[DownloadJob], show_progress: bool | None
+) -> Iterator[Progress]:
+    """The progress of downloading ``jobs`` (files landed are told to it, bytes as they
+    come), shown live or logged, and kept in the progress file `sitegen status` reads while
+    they last."""
+    progress_file = progress_path(site.root)
+
+    def report(counts: dict[str, int]) -> None:
+        # What `sitegen status` shows of a run in progress; never worth failing a run over.
+        with contextlib.suppress(OSError):
+            document = {"pid": os.getpid(), "updated": time.time(), **counts}
+            site.write_bytes(progress_file, json.dumps(document).encode(), durable=False)
+
+    total = sum(job.record.size for job in jobs)
+    progress = Progress(len(jobs), total, show_progress, report)
+    try:
+        yield progress
     finally:
         progress.close()
         with contextlib.suppress(OSError):

@@ -31,6 +31,7 @@ from sitegen.net.failures import UpstreamError
 from sitegen.net.installer_index import fetch_index, file_size
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.store.site import UnsafePathError
+from sitegen.sync.download import download_progress
 from sitegen.sync.installer_listing import (
     ListedFile,
     Listing,
@@ -284,13 +285,16 @@ async def _download(scope: RunScope, folders: list[_Folder], report: RunReport) 
     log.info("installers: downloading %s, %s", counted(len(jobs), "file"), human_bytes(total))
 
     def landed(key: tuple[_Folder, ListedFile], result: DownloadResult) -> None:
+        progress.file_done(result.ok)
         folder, listed = key
         if result.ok:
             folder.landed[listed.name] = result.bytes
         else:
             _fail(folder.report, result.error)
 
-    await download_each(jobs, scope.site, scope.config.download, landed)
+    shown = scope.options.progress
+    with download_progress(scope.site, [job for _key, job in jobs], shown) as progress:
+        await download_each(jobs, scope.site, scope.config.download, landed, progress.add_bytes)
 
 
 async def _job(
