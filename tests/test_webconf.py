@@ -441,8 +441,9 @@ def test_installer_folders_are_served_as_static_files(
 ) -> None:
     """The generated configs serve an installer folder's files as stored (never compressed,
     revalidated: a "latest" installer changes under its name, whatever it is named, a package
-    file's suffix too) and its page; on a private site likewise, through a path token (nginx
-    serves those under its quiet head) and a Bearer token alike."""
+    file's or a shard's, in a folder named shards too) and its page; on a private site
+    likewise, through a path token (nginx serves those under its quiet head) and a Bearer token
+    alike."""
     require_server(server)
     folder = public_dir / "upstream" / "miniconda"
     files = {
@@ -451,6 +452,7 @@ def test_installer_folders_are_served_as_static_files(
         "Miniconda3-latest-MacOSX-arm64.pkg": b"xar!" * 900,
         "Miniconda3-latest-Linux-x86_64.conda": b"PK" * 700,
         "Miniconda3-latest-Linux-x86_64.tar.bz2": b"BZh9" * 500,
+        f"{'ab' * 32}.msgpack.zst": b"(not a shard)" * 100,
     }
     write_folder(folder, files)
     upstream = upstream_server_factory(folder.parent)
@@ -466,6 +468,8 @@ def test_installer_folders_are_served_as_static_files(
         channels: {{}}
         installers:
           installers/miniconda:
+            url: {upstream.url}/miniconda/
+          installers/shards:
             url: {upstream.url}/miniconda/
         """
     config_path = _write(public_dir / "channels.yaml", text)
@@ -483,11 +487,12 @@ def test_installer_folders_are_served_as_static_files(
     with running:
         for head, headers in ways:
             for name, data in files.items():
-                path = f"{head}/installers/miniconda/{name}"
-                status, answer, body = _get(running.url, path, headers)
-                assert (status, body) == (200, data), (head, name)
-                assert "content-encoding" not in answer, name
-                assert answer["cache-control"] == revalidated, (head, name)
+                for folder in ("installers/miniconda", "installers/shards"):
+                    path = f"{head}/{folder}/{name}"
+                    status, answer, body = _get(running.url, path, headers)
+                    assert (status, body) == (200, data), (head, path)
+                    assert "content-encoding" not in answer, path
+                    assert answer["cache-control"] == revalidated, (head, path)
             status, answer, body = _get(running.url, f"{head}/installers/miniconda/", headers)
             assert status == 200 and answer["content-type"].startswith("text/html")
             assert b"Miniconda3-latest-Linux-x86_64.sh" in body
@@ -499,8 +504,12 @@ def test_installer_folders_are_served_as_static_files(
     later = parse_config(textwrap.dedent(text.split("installers:")[0]), base_dir=site.parent)
     with webconf_server(server, later, public_dir / "state", prefix=PREFIX) as running:
         head, headers = ways[-1]
-        for name in ("Miniconda3-latest-Linux-x86_64.conda", "Miniconda3-latest-Linux-x86_64.sh"):
-            status, answer, _ = _get(running.url, f"{head}/installers/miniconda/{name}", headers)
+        for name in (
+            "miniconda/Miniconda3-latest-Linux-x86_64.conda",
+            "miniconda/Miniconda3-latest-Linux-x86_64.sh",
+            f"shards/{'ab' * 32}.msgpack.zst",
+        ):
+            status, answer, _ = _get(running.url, f"{head}/installers/{name}", headers)
             assert (status, answer["cache-control"]) == (200, revalidated), name
 
 

@@ -10,9 +10,10 @@ directory at a URL prefix with what conda clients need:
 * ``Cache-Control``: short (``public, max-age=60``) for repodata, ``current_repodata``,
   ``channeldata``, pages and every other file; long and ``immutable`` for the package files
   of the configured channels' subdirs (``<channel>/<subdir>/<file>.conda``), whose name always
-  denotes the same bytes, and for shards; so never for a file of an installer folder, which
-  upstream replaces under its name (``Miniconda3-latest-*``), whatever its suffix, configured
-  still or not; only on successful answers (a 404 or 502 is not cached);
+  denotes the same bytes, and for their shards (``<subdir>/shards/<sha256>.msgpack.zst``);
+  so never for a file of an installer folder, which upstream replaces under its name
+  (``Miniconda3-latest-*``), whatever it is named, configured still or not; only on
+  successful answers (a 404 or 502 is not cached);
   ``private`` instead of ``public`` for private channels (for the client's cache only);
 * no directory listings (``index.html`` pages rendered by sitegen replace them);
 * ``.sitegen/`` (private state) and any other dot-name (temporary downloads) denied;
@@ -62,7 +63,7 @@ from urllib.parse import urlsplit
 import jinja2
 
 from sitegen.access.server_files import AccessPaths, private_channels
-from sitegen.conda.shards import SHARD_INDEX, SHARD_SUFFIX
+from sitegen.conda.shards import SHARD_SUFFIX
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.layout import SHARDS_DIR, SITE_TOKEN_SCOPE
 from sitegen.resources import templates_dir
@@ -353,8 +354,8 @@ def render(conf: Webconf) -> str:
         private_short_cache=PRIVATE_SHORT_CACHE,
         private_long_cache=PRIVATE_LONG_CACHE,
         package_re=r"\.(?:conda|tar\.bz2)",
-        shard_index=SHARD_INDEX,
-        # CEP-16 shards: nginx matches the URI, Apache the file name.
+        # CEP-16 shards in a subdir's shards/ (the site's rules, after the subdir's path);
+        # a private channel's Apache section matches the file name alone.
         shard_re=f"/{SHARDS_DIR}/{_SHARD_NAME_RE}",
         shard_file_re=f"^{_SHARD_NAME_RE}$",
         log_format=NGINX_FORMAT if conf.server == "nginx" else APACHE_FORMAT,
