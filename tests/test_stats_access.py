@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sitegen import layout
-from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
+from sitegen.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, main
 from sitegen.config import load_config
 from sitegen.stats.run import run_stats
 from sitegen.stats.state import encode_state, load_state
@@ -206,3 +206,23 @@ def test_a_channel_turned_public_shows_no_count_of_its_private_days(stats_site: 
     }
     assert "secret" not in s.public_text()
     assert "<b>1</b> in all" in (s.site / "c/a/packages/zlib.html").read_text()
+
+
+@pytest.mark.integration
+def test_a_mirror_run_while_sitegen_stats_counts_fails_the_count_only(
+    stats_site: StatsSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The statistics' own lock held (a `sitegen stats` counting) when a run ends: the run
+    ended in a traceback, past its notification; now its count fails, said so, and the
+    lines wait for the next count."""
+    s = stats_site
+    s.configure(("c/x", False))
+    s.mirror()
+    s.served("/c/x/linux-64/zlib-1.3.1-h0_0.conda")
+    with SiteLock(layout.stats_dir(s.site)):
+        assert s.run("mirror", "--no-progress") == EXIT_FAILED
+    assert "counting downloads failed: another sitegen run" in caplog.text
+    assert (s.site / layout.STATS_PAGE).is_file()  # the pages were rendered all the same
+    assert s.counted() == set()
+    assert s.run("stats") == EXIT_OK
+    assert s.counted() == {"c/x|linux-64|zlib-1.3.1-h0_0.conda"}

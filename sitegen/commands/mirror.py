@@ -237,10 +237,12 @@ def warn_unconfigured_installers(config: SiteConfig) -> None:
 
 def count_downloads(config: SiteConfig) -> bool:
     from sitegen.stats.run import StatsError, run_stats
+    from sitegen.store.lock import SiteLocked
 
     try:
         run_stats(config)
-    except (StatsError, OSError) as exc:
+    except (StatsError, SiteLocked, OSError) as exc:
+        # SiteLocked: a `sitegen stats` of its own is counting; the lines are left to it.
         log.error("counting downloads failed: %s", exc)
         return False
     return True
