@@ -31,9 +31,10 @@ class StatsSite:
         self.config = tmp_path / "channels.yaml"
         self.url = upstream.url
 
-    def configure(self, *channels: tuple[str, bool]) -> None:
+    def configure(self, *channels: tuple[str, bool], keep_runs: int = 1000) -> None:
         """``channels``: (path, private)."""
         text = f"output: {self.site}\ndownload: {{retries: 0}}\nstats:\n  logs: [{self.log}]\n"
+        text += f"history: {{keep_runs: {keep_runs}}}\n"
         text += "channels:\n"
         for path, private in channels:
             text += f"  {path}:\n    url: {self.url}\n    subdirs: [linux-64]\n"
@@ -226,3 +227,39 @@ def test_a_mirror_run_while_sitegen_stats_counts_fails_the_count_only(
     assert s.counted() == set()
     assert s.run("stats") == EXIT_OK
     assert s.counted() == {"c/x|linux-64|zlib-1.3.1-h0_0.conda"}
+
+
+@pytest.mark.integration
+def test_a_run_whose_count_failed_keeps_the_records_that_note_a_channel_private(
+    stats_site: StatsSite,
+) -> None:
+    """A record noting a channel private is what tells a later count through which day the
+    channel served as private. Pruned by a run whose own count failed (here: a damaged record
+    stops every count), it was gone before any count noted it, and what the channel served
+    privately since the last count was shown on the public page once counted."""
+    s = stats_site
+    today = datetime.now(UTC).date()
+    s.configure(("c/x", False), ("c/a", True), keep_runs=1)
+    s.mirror()  # counts: c/a private through today
+    # As if that run and its count were two days ago: c/a noted private through then.
+    (private_run,) = layout.runs_dir(s.site).glob("*.json")
+    record = json.loads(private_run.read_text())
+    record["started"] -= 2 * 86400
+    record["ended"] -= 2 * 86400
+    private_run.write_text(json.dumps(record))
+    tally, cursors = load_state(layout.stats_state_path(s.site))
+    tally.private["c/a"] = (today - timedelta(days=2)).isoformat()
+    layout.stats_state_path(s.site).write_bytes(encode_state(tally, cursors))
+    s.served(f"/c/a/linux-64/{SECRET}", today - timedelta(days=1))  # with a token, yesterday
+
+    s.configure(("c/x", False), ("c/a", False), keep_runs=1)
+    damaged = layout.runs_dir(s.site) / "20200101T000000.000Z-1.json"
+    damaged.write_text('{"id": "20200101T000000.000Z-1", "access": {"chann')
+    assert s.run("mirror", "--no-progress") == EXIT_FAILED  # counting failed
+    assert private_run.is_file()  # kept past the retention until a count notes it
+    damaged.unlink()
+    s.mirror()  # counts, then prunes
+    assert not private_run.is_file()
+    assert f"c/a|linux-64|{SECRET}" in s.counted()  # counted, not shown
+    assert SECRET not in (s.site / layout.STATS_JSON).read_text()
+    assert "topsecret" not in s.public_text()

@@ -87,6 +87,10 @@ def run_mirror_command(args: argparse.Namespace) -> int:
     access_ok = args.dry_run or refresh_access(config)
     started = False  # the run held the lock and began: pages must show it
     counted = True
+    # With statistics, a run record noting a channel private tells the next count through
+    # which day that channel's downloads stay off the public page: records go past the
+    # retention only once a count has read them (see sitegen.stats.run.note_private).
+    noted = config.stats is None
     rendered = True
     try:
         report = trio.run(run_mirror, config, options)
@@ -117,7 +121,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         # this one render (the reverse order would need a second one). Not after a run that
         # raised (interrupted): its pages come first. ---
         if not args.dry_run and config.stats is not None:
-            counted = count_downloads(config)
+            noted = counted = count_downloads(config)
         # --- end of download statistics ---
         if report.mirrors and not args.dry_run:
             warn_unconfigured(config)
@@ -126,7 +130,10 @@ def run_mirror_command(args: argparse.Namespace) -> int:
     finally:
         # Pages show every run, failed and stopped ones too; a dry run changes nothing.
         if started and not args.dry_run:
-            prune_history_records(config)
+            if noted:
+                prune_history_records(config)
+            else:
+                log.info("history: run records are kept past the retention until a count")
             rendered = render_pages(config)
     # What failed after the run itself fails the exit status; the hook is told why.
     afterwards = [
