@@ -10,11 +10,12 @@ import shutil
 import textwrap
 import zlib
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from sitegen.cli import EXIT_OK, main
 from sitegen.config import parse_config
 from sitegen.stats.logfiles import (
     CHUNK,
@@ -262,3 +263,31 @@ def test_a_gzip_still_being_written_is_left_for_a_later_run(tmp_path: Path) -> N
     rotated.unlink()
     log.read()
     assert sorted(_numbers(log.read_lines)) == list(range(302))
+
+
+def test_a_time_off_the_clock_skips_its_own_line_only(tmp_path: Path) -> None:
+    """A minute past 59 is a bad time: its line is skipped, and only it. The day of a time
+    is cached by its hour (the minutes cannot move a whole-hour offset's day), so the bad
+    line's "no day" stood for every line of its hour after it, which were skipped as dated in
+    the future, never to be read again."""
+    log = tmp_path / "access.log"
+    day = datetime.now(UTC).strftime("%d/%b/%Y")
+    lines = [
+        f'192.0.2.1 - - [{day}:00:{minute} +0000] "GET /cloud/x/linux-64/a-1-0.conda'
+        f' HTTP/1.1" 200 10 "-" "conda/24.1.0"\n'
+        for minute in ("60:00", "30:00", "59:59")
+    ]
+    log.write_text("".join(lines))
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+            output: {tmp_path / "site"}
+            channels:
+              cloud/x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
+            stats: {{logs: [{log}]}}
+            """)
+    )
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
+    assert doc["skipped"] == {"bad_time": 1}
+    assert doc["totals"]["downloads"] == 2

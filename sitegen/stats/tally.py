@@ -219,7 +219,11 @@ class LineCounter:
         if day is None:
             if len(self._days) >= CACHE_LIMIT:  # 1440 keys a day with a part-hour offset
                 self._days.clear()
-            day = utc_day(stamp) or ""
+            day = utc_day(stamp)
+            if day is None:
+                # Not cached: the key leaves out the minutes, which a bad time (10:60) may
+                # hold; its "no day" would stand for the good lines of its hour.
+                return ""
             day = self._days[key] = "" if day > self.latest else day
         return day
 
