@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import textwrap
+import tracemalloc
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -17,6 +18,7 @@ import pytest
 
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import parse_config
+from sitegen.stats import logline, tally
 from sitegen.stats.logfiles import (
     CHUNK,
     FINGERPRINT_BYTES,
@@ -291,3 +293,36 @@ def test_a_time_off_the_clock_skips_its_own_line_only(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
     assert doc["skipped"] == {"bad_time": 1}
     assert doc["totals"]["downloads"] == 2
+
+
+def test_endless_distinct_paths_do_not_grow_the_runs_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request for a package file under a path of its own (anyone can ask for those)
+    was remembered for the rest of the run: a log of millions of them took gigabytes."""
+    monkeypatch.setattr(logline, "HEAD_CACHE_LIMIT", 100)
+    monkeypatch.setattr(tally, "CACHE_LIMIT", 100)
+    log = tmp_path / "access.log"
+    day = datetime.now(UTC).strftime("%d/%b/%Y")
+    with log.open("w") as out:
+        for i in range(10_000):
+            out.write(
+                f'192.0.2.1 - - [{day}:00:00:00 +0000] "GET /{i:05d}{"x" * 2000}'
+                f'/linux-64/a-1-0.conda HTTP/1.1" 404 10 "-" "conda/24.1.0"\n'
+            )
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+            output: {tmp_path / "site"}
+            channels:
+              cloud/x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
+            stats: {{logs: [{log}]}}
+            """)
+    )
+    tracemalloc.start()
+    try:
+        assert main(["stats", "-c", str(config)]) == EXIT_OK
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20  # the 20 MB of paths are not all held at once

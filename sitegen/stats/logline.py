@@ -134,6 +134,11 @@ def _longest_tail(head: tuple[str, ...], paths: frozenset[str]) -> str | None:
     return None
 
 
+# Heads (the segments before a subdir) cached before the cache is cleared: a log of endless
+# distinct paths does not grow the run's memory.
+HEAD_CACHE_LIMIT = 100_000
+
+
 class PathClassifier:
     """Tells what a request path points at, given the site's channel paths and installer
     folders.
@@ -152,6 +157,8 @@ class PathClassifier:
     def channel_of(self, head: tuple[str, ...]) -> str | None:
         if head in self._heads:
             return self._heads[head]
+        if len(self._heads) >= HEAD_CACHE_LIMIT:
+            self._heads.clear()
         found = self._heads[head] = _longest_tail(head, self.channels)
         return found
 
