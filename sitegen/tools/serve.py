@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,8 @@ from sitegen.store.site import TEMP_PREFIX
 from sitegen.web.render import TEMPLATES_DIR, render_site
 
 log = logging.getLogger("sitegen")
+
+QUIET = 0.5  # seconds without a change of the watched files before a render
 
 EXTRA_TYPES = {
     ".conda": "application/octet-stream",
@@ -87,21 +90,40 @@ def watch_and_render(
     stop_event: threading.Event | None = None,
     on_render: Callable[[], None] | None = None,
 ) -> None:
-    """Render again whenever a template or ``config_path`` changes, until ``stop_event``."""
+    """Render again whenever a template or ``config_path`` changes, once they have been quiet
+    for :data:`QUIET` seconds, until ``stop_event``."""
     config_path = Path(config_path).absolute()
     templates_dir = Path(templates_dir).absolute()
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # we log what changed ourselves
     watched = [templates_dir, config_path.parent]
     watched += [p for p in templates_dir.rglob("*") if p.is_dir()]
 
-    def relevant(_change: watchfiles.Change, path: str) -> bool:
+    def relevant(path: str) -> bool:
         candidate = Path(path)
         return candidate == config_path or templates_dir in candidate.parents
 
+    changed: set[str] = set()  # relevant paths changed since the last render
+    last_change = 0.0
+    # Every batch is yielded, filtered here (and an empty one after QUIET seconds without any):
+    # other files changing beside channels.yaml (a log written there) must not hold a render
+    # back, as they would if watchfiles dropped their batches before we saw them.
     for changes in watchfiles.watch(
-        *watched, watch_filter=relevant, recursive=False, stop_event=stop_event
+        *watched,
+        watch_filter=None,
+        recursive=False,
+        stop_event=stop_event,
+        rust_timeout=int(QUIET * 1000),
+        yield_on_timeout=True,
     ):
-        names = ", ".join(sorted({Path(p).name for _c, p in changes}))
+        now = time.monotonic()
+        fresh = {p for _c, p in changes if relevant(p)}
+        if fresh:
+            changed |= fresh
+            last_change = now
+        if not changed or now - last_change < QUIET:
+            continue  # a burst of saves (an editor, a checkout) is one render, once quiet
+        names = ", ".join(sorted({Path(p).name for p in changed}))
+        changed.clear()
         log.info("changed: %s; rendering", names)
         try:
             render_site(load(), templates_dir=templates_dir)
