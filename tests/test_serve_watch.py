@@ -1,8 +1,9 @@
-"""``sitegen serve --watch`` as a user runs it: a child process on 127.0.0.1, its config edited
+"""``sitegen serve [--watch]`` as a user runs it: a child process on 127.0.0.1, its config edited
 on disk, its answers read over HTTP and its log read as it goes."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
@@ -35,9 +36,12 @@ class Preview:
     def renders(self) -> int:
         return sum(1 for line in list(self.lines) if RENDERING.search(line))
 
-    def get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str, token: str | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(self.url + path)
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
             return exc.code, ""
@@ -58,36 +62,49 @@ def config_text(tmp_path: Path, title: str) -> str:
     )
 
 
-@pytest.fixture
-def preview(tmp_path: Path) -> Iterator[Preview]:
-    (tmp_path / "folder").mkdir()
+def sitegen(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sitegen", *args], cwd=cwd, text=True, capture_output=True
+    )
+
+
+@contextlib.contextmanager
+def running(tmp_path: Path, *options: str) -> Iterator[Preview]:
+    """``sitegen serve`` of tmp_path/channels.yaml on a free port, stopped on exit."""
     config = tmp_path / "channels.yaml"
-    config.write_text(config_text(tmp_path, "First"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sitegen", "serve", "--watch", "--port", "0", "-c", str(config)],
+        [sys.executable, "-m", "sitegen", "serve", *options, "--port", "0", "-c", str(config)],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    running = Preview(proc)
+    server = Preview(proc)
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            running.lines.append(line.rstrip("\n"))
+            server.lines.append(line.rstrip("\n"))
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        assert running.wait_for(r"Serving .* at http://"), running.lines
-        served = next(line for line in running.lines if line.startswith("Serving "))
-        running.url = re.search(r"(http://\S+)/ ", served).group(1)  # type: ignore[union-attr]
-        time.sleep(1)  # the watcher starts a moment after the server
-        yield running
+        assert server.wait_for(r"Serving .* at http://"), server.lines
+        served = next(line for line in server.lines if line.startswith("Serving "))
+        server.url = re.search(r"(http://\S+)/ ", served).group(1)  # type: ignore[union-attr]
+        yield server
     finally:
         terminate(proc, ((signal.SIGTERM, 10),))
         reader.join(10)
+
+
+@pytest.fixture
+def preview(tmp_path: Path) -> Iterator[Preview]:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "channels.yaml").write_text(config_text(tmp_path, "First"))
+    with running(tmp_path, "--watch") as server:
+        time.sleep(1)  # the watcher starts a moment after the server
+        yield server
 
 
 def test_a_burst_of_saves_is_one_render(tmp_path: Path, preview: Preview) -> None:
@@ -103,3 +120,38 @@ def test_a_burst_of_saves_is_one_render(tmp_path: Path, preview: Preview) -> Non
     assert preview.wait_for(r"pages: "), preview.lines
     status, body = preview.get("/")
     assert status == 200 and "Save 9" in body
+
+
+def test_private_channels_and_a_private_site_answer_only_to_tokens(tmp_path: Path) -> None:
+    """Every local user reaches 127.0.0.1: the preview guards what the web servers guard."""
+    (tmp_path / "folder").mkdir()
+    config = tmp_path / "channels.yaml"
+    body = config_text(tmp_path, "Private") + "    access: private\n"
+    config.write_text(body)
+    done = sitegen(tmp_path, "mirror", "--no-progress", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    added = sitegen(tmp_path, "token", "add", "reader", "--channel", "cloud/x", "-c", str(config))
+    other = sitegen(tmp_path, "token", "add", "other", "-c", str(config))
+    reader, stranger = added.stdout.strip(), other.stdout.strip()
+    assert reader and stranger, added.stderr + other.stderr
+    run_record = next((tmp_path / "site" / "history" / "runs").glob("*.json")).name
+    repodata = "/cloud/x/linux-64/repodata.json"
+    with running(tmp_path, "-v") as server:  # -v: every request logged
+        assert server.get(repodata)[0] == 401
+        assert server.get("/cloud/x/")[0] == 401
+        assert server.get(repodata, stranger)[0] == 401
+        assert server.get(repodata, reader)[0] == 200
+        assert server.get(f"/t/{reader}{repodata}")[0] == 200
+        assert server.get(f"/cloud/t/{reader}/x/linux-64/repodata.json")[0] == 200
+        assert server.get(f"/history/runs/{run_record}", reader)[0] == 404
+        assert server.get("/")[0] == 200  # the site itself is public
+        revoked = sitegen(tmp_path, "token", "revoke", "reader", "-c", str(config))
+        assert revoked.returncode == 0, revoked.stderr
+        assert server.get(repodata, reader)[0] == 403
+        assert not [line for line in server.lines if reader in line]
+
+    config.write_text("access: {site: private}\n" + body)
+    with running(tmp_path) as server:
+        assert server.get("/")[0] == 401
+        assert server.get("/", stranger)[0] == 200
+        assert server.get(repodata, stranger)[0] == 401  # still a reader's only

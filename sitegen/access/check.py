@@ -1,10 +1,12 @@
-"""sitegen's own token check, for the one process a request can reach: the fetcher.
+"""sitegen's own token check, for the processes a request can reach: the fetcher and the
+preview server (``sitegen serve``).
 
 The web server checks every request for a private channel before it hands one to the fetcher;
 the fetcher checks again, so that a local user who talks to it directly on 127.0.0.1 gets no
-private file either. The credential comes as the client sent it (``Authorization: Bearer`` or
-``Basic``, the password being the token) or as the web server forwards a path token
-(``X-Sitegen-Token``, or ``X-Sitegen-Uri``: the original request path holding ``/t/<token>/``).
+private file either. The preview server, on 127.0.0.1 too, checks every request itself. The
+credential comes as the client sent it (``Authorization: Bearer`` or ``Basic``, the password
+being the token) or as the web server forwards a path token (``X-Sitegen-Token``, or
+``X-Sitegen-Uri``: the original request path holding ``/t/<token>/``).
 The token is found in the store by comparing hashes in constant time
 (:meth:`~sitegen.access.tokens.TokenStore.find`).
 
@@ -110,6 +112,23 @@ class TokenCheck:
         channel = now_configured
         if not channel.private and not site_private:
             return None
+        return self._token_refusal(config, channel, headers, now)
+
+    def site_refusal(self, headers: Iterable[tuple[bytes, bytes]], now: dt.datetime) -> int | None:
+        """:meth:`refusal` for a path of the site outside every channel (pages, history,
+        assets): None on a public site, else as for a public channel of a private one."""
+        config = self.current()
+        if not config.access.site_private:
+            return None
+        return self._token_refusal(config, None, headers, now)
+
+    def _token_refusal(
+        self,
+        config: SiteConfig,
+        channel: ChannelConfig | None,
+        headers: Iterable[tuple[bytes, bytes]],
+        now: dt.datetime,
+    ) -> int | None:
         token = credential(headers)
         if token is None:
             return 401
@@ -120,6 +139,8 @@ class TokenCheck:
             # request, each logged; the message names tokens, never holds one.
             log.error("%s: %s", self.store.path, exc)
             return 401
-        if record is None or (channel.private and not readers_of(config, channel, [record])):
+        if record is None:
+            return 401
+        if channel is not None and channel.private and not readers_of(config, channel, [record]):
             return 401
         return None if record.state(now) == "active" else 403

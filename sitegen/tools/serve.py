@@ -1,14 +1,17 @@
 """``sitegen serve``: preview the site on 127.0.0.1, optionally re-rendering on changes.
 
 A stdlib HTTP server in a thread serves the site directory (never ``.sitegen/`` nor temporary
-files, no directory listings, as the nginx config does). With ``watch`` the main thread waits for
+files, no directory listings, as the nginx config does). It guards private channels and a
+private site as the web servers do: every other local user can reach 127.0.0.1 too. With ``watch`` the main thread waits for
 changes of the templates or of channels.yaml (watchfiles) and renders the pages again; the
 repodata itself changes only through ``sitegen mirror``, which renders when it finishes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,12 +23,21 @@ from urllib.parse import unquote, urlsplit
 
 import watchfiles
 
+from sitegen.access.check import TokenCheck
+from sitegen.access.server_files import private_channels
 from sitegen.config import ConfigError, SiteConfig
+from sitegen.config.urls import redact_url
 from sitegen.store.site import TEMP_PREFIX
+from sitegen.web.private import ledger_hides
 from sitegen.web.render import TEMPLATES_DIR, render_site
 
 log = logging.getLogger("sitegen")
 
+# conda's path token, wherever a client puts it (after the host, or in the channel's path).
+PATH_TOKEN_RE = re.compile(r"/t/[0-9a-f]{12}-[0-9a-f]{40}(?=/)")
+# Files for machines that name every channel's files: the run ledger, the records each run
+# filtered out, the download statistics (see sitegen.web.private).
+RECORDS_RE = re.compile(r"^(?:history/(?:runs|filtered)/|stats\.json$)")
 QUIET = 0.5  # seconds without a change of the watched files before a render
 
 EXTRA_TYPES = {
@@ -45,19 +57,33 @@ class ServeError(Exception):
 
 
 class _Handler(SimpleHTTPRequestHandler):
+    server: _Server
     extensions_map: ClassVar[dict[str, str]] = {
         **SimpleHTTPRequestHandler.extensions_map,
         **EXTRA_TYPES,
     }
 
-    def _hidden(self) -> bool:
-        segments = unquote(urlsplit(self.path).path).split("/")
-        return any(s.startswith(".") or s.startswith(TEMP_PREFIX) for s in segments if s)
+    def translate_path(self, path: str) -> str:
+        return super().translate_path(PATH_TOKEN_RE.sub("", path, count=1))
 
     def send_head(self) -> Any:
-        if self._hidden():
+        path = unquote(urlsplit(PATH_TOKEN_RE.sub("", self.path, count=1)).path)
+        segments = [s for s in path.split("/") if s]
+        if any(s.startswith(".") or s.startswith(TEMP_PREFIX) for s in segments):
             self.send_error(404, "Not found")
             return None
+        if self.server.access is not None:
+            # The path, token and all, as the fetcher gets it from the web server.
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+            headers.append((b"x-sitegen-uri", self.path.encode("latin-1", "replace")))
+            status = refusal(self.server.access, "/".join(segments), headers)
+            if status is not None:
+                self.send_response(status)
+                if status == 401:
+                    self.send_header("WWW-Authenticate", 'Basic realm="conda mirror"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
         return super().send_head()
 
     def list_directory(self, path: Any) -> Any:  # no listings: index.html or 404
@@ -65,20 +91,47 @@ class _Handler(SimpleHTTPRequestHandler):
         return None
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("serve: %s %s", self.address_string(), format % args)
+        log.debug("serve: %s %s", self.address_string(), redact_url(format % args))
+
+
+def refusal(access: TokenCheck, relpath: str, headers: list[tuple[bytes, bytes]]) -> int | None:
+    """None when the request may read the site's file ``relpath``, else the status the web
+    servers that ``sitegen webconf`` configures answer it with (see sitegen.tools.webconf):
+    a private channel's files take a token of its readers, every file of a private site one
+    of the store, and the records naming private channels' files are served to no one."""
+    config = access.current()
+    if RECORDS_RE.match(relpath) and (private_channels(config) or ledger_hides(config)):
+        return 404
+    channel = max(
+        (c for c in config.channels if relpath == c.path or relpath.startswith(c.path + "/")),
+        key=lambda c: len(c.path),
+        default=None,
+    )
+    now = dt.datetime.now(dt.UTC)
+    if channel is None:
+        return access.site_refusal(headers, now)
+    return access.refusal(channel, headers, now)
 
 
 class _Server(ThreadingHTTPServer):
     # conda, mamba and pixi open many connections at once; the socketserver default backlog
     # of 5 makes the rest wait a second or more for the kernel to retry their handshake.
     request_queue_size = 128
+    access: TokenCheck | None = None
 
 
-def make_server(directory: Path, port: int = 8000, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """An HTTP server for ``directory`` bound to ``host:port`` (port 0: any free port)."""
+def make_server(
+    directory: Path,
+    port: int = 8000,
+    host: str = "127.0.0.1",
+    access: TokenCheck | None = None,
+) -> ThreadingHTTPServer:
+    """An HTTP server for ``directory`` bound to ``host:port`` (port 0: any free port);
+    ``access``: the site's token check (None: every file is served to anyone)."""
     handler = partial(_Handler, directory=str(directory))
     server = _Server((host, port), handler)
     server.daemon_threads = True
+    server.access = access
     return server
 
 
@@ -147,7 +200,7 @@ def serve(
     config = load()
     render_site(config, templates_dir=templates_dir)
     try:
-        server = make_server(config.output, port)
+        server = make_server(config.output, port, access=TokenCheck(config))
     except OSError as exc:
         raise ServeError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
