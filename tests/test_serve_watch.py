@@ -46,10 +46,11 @@ class Preview:
         except urllib.error.HTTPError as exc:
             return exc.code, ""
 
-    def wait_for(self, pattern: str, timeout: float = 30) -> bool:
+    def wait_for(self, pattern: str, timeout: float = 30, since: int = 0) -> bool:
+        """Whether a line logged (from the ``since``-th on) matches, waiting for one."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(re.search(pattern, line) for line in list(self.lines)):
+            if any(re.search(pattern, line) for line in list(self.lines)[since:]):
                 return True
             time.sleep(0.05)
         return False
@@ -120,6 +121,22 @@ def test_a_burst_of_saves_is_one_render(tmp_path: Path, preview: Preview) -> Non
     assert preview.wait_for(r"pages: "), preview.lines
     status, body = preview.get("/")
     assert status == 200 and "Save 9" in body
+
+
+def test_a_new_output_is_not_rendered_where_nothing_serves_it(
+    tmp_path: Path, preview: Preview
+) -> None:
+    """channels.yaml's output changed under a running preview: no site is made elsewhere that
+    the server does not show; it says so and serves on the site it serves."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(config_text(tmp_path, "Moved").replace("output: site", "output: moved"))
+    assert preview.wait_for(r"restart sitegen serve"), preview.lines
+    assert not (tmp_path / "moved").exists()
+    assert "First" in preview.get("/")[1]
+    logged = len(preview.lines)
+    config.write_text(config_text(tmp_path, "Back"))
+    assert preview.wait_for(r"pages: .* written", since=logged), preview.lines
+    assert "Back" in preview.get("/")[1]
 
 
 def test_private_channels_and_a_private_site_answer_only_to_tokens(tmp_path: Path) -> None:

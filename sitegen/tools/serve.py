@@ -142,9 +142,11 @@ def watch_and_render(
     templates_dir: Path = TEMPLATES_DIR,
     stop_event: threading.Event | None = None,
     on_render: Callable[[], None] | None = None,
+    served: Path | None = None,
 ) -> None:
     """Render again whenever a template or ``config_path`` changes, once they have been quiet
-    for :data:`QUIET` seconds, until ``stop_event``."""
+    for :data:`QUIET` seconds, until ``stop_event``. ``served``: the site directory the server
+    serves; a configuration naming another output is not rendered (nothing would show it)."""
     config_path = Path(config_path).absolute()
     templates_dir = Path(templates_dir).absolute()
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # we log what changed ourselves
@@ -179,7 +181,16 @@ def watch_and_render(
         changed.clear()
         log.info("changed: %s; rendering", names)
         try:
-            render_site(load(), templates_dir=templates_dir)
+            config = load()
+            if served is not None and config.output != served:
+                log.error(
+                    "output is now %s, but this server serves %s: restart sitegen serve to"
+                    " preview it (pages not rendered)",
+                    config.output,
+                    served,
+                )
+            else:
+                render_site(config, templates_dir=templates_dir)
         except ConfigError as exc:
             log.error("configuration error: %s (pages not rendered)", exc)
         except Exception:
@@ -210,7 +221,13 @@ def serve(
     stop = threading.Event()
     try:
         if watch:
-            watch_and_render(load, config_path, templates_dir=templates_dir, stop_event=stop)
+            watch_and_render(
+                load,
+                config_path,
+                templates_dir=templates_dir,
+                stop_event=stop,
+                served=config.output,
+            )
         else:
             stop.wait()
     finally:
