@@ -16,6 +16,7 @@ from sitegen.stats.charts import bar_chart, hbar_chart, sparkline
 from sitegen.stats.logline import (
     Kind,
     PathClassifier,
+    split,
     split_package,
     strip_tokens,
     tool_of,
@@ -24,7 +25,7 @@ from sitegen.stats.logline import (
 from sitegen.stats.model import package_stats, stats_page
 from sitegen.stats.report import build_doc, decode_doc, encode_doc
 from sitegen.stats.state import StateError, decode_state, encode_state
-from sitegen.stats.tally import Tally, split
+from sitegen.stats.tally import Tally
 
 pytestmark = pytest.mark.unit
 

@@ -18,7 +18,7 @@ import trio
 from sitegen import layout
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import load_config
-from sitegen.stats.logline import Kind, PathClassifier
+from sitegen.stats.logline import Kind, PathClassifier, split
 from sitegen.stats.report import (
     InstallerFileRow,
     InstallerRow,
@@ -28,7 +28,7 @@ from sitegen.stats.report import (
 )
 from sitegen.stats.run import run_stats
 from sitegen.stats.state import decode_state, encode_state
-from sitegen.stats.tally import Tally, split
+from sitegen.stats.tally import Tally
 from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.installers import serve_index, write_folder

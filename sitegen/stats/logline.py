@@ -230,6 +230,19 @@ def strip_tokens(segments: list[str]) -> list[str]:
     return out
 
 
+# Joins the parts of a count's key (channel|subdir|file, folder|file, tool|version): no
+# channel path, subdir, file name, tool or version holds it (all are validated).
+SEP = "|"
+
+
+def join(*parts: str) -> str:
+    return SEP.join(parts)
+
+
+def split(key: str) -> list[str]:
+    return key.split(SEP)
+
+
 def split_package(fn: str) -> tuple[str, str, str]:
     """``numpy-2.1.0-py312h1_0.conda`` -> (name, version, build); ("", "", "") if not so."""
     for suffix in PACKAGE_SUFFIXES:

@@ -15,8 +15,9 @@ from datetime import date, timedelta
 
 import msgspec
 
-from sitegen.stats.logline import split_package
-from sitegen.stats.tally import FETCHED, FROM_DISK, STORED, Tally, join, split
+from sitegen.stats.logline import join, split, split_package
+from sitegen.stats.missing import KEEP, is_file
+from sitegen.stats.tally import FETCHED, FROM_DISK, STORED, Tally
 
 FORMAT = 1
 SERIES_DAYS = 30  # days of per-package downloads in stats.json (the trend charts)
@@ -118,7 +119,8 @@ class StatsDoc(msgspec.Struct):
     packages: list[PackageRow]  # most downloaded first
     files: list[FileRow]
     tools: list[ToolRow]
-    missing: list[MissingRow]  # most requested first
+    # The most requested first, KEEP at most (the totals and channels count every 404).
+    missing: list[MissingRow]
     skipped: dict[str, int]
     # The channels private when it was written: theirs are every count; of each other channel
     # only those of the days after it was last private. None in a document from before it said
@@ -289,7 +291,10 @@ def build_doc(
         tools=sorted(tools.values(), key=lambda r: (-r.client_days, r.tool, r.version)),
         missing=[
             MissingRow(*split(key), split_package(split(key)[2])[0], count)
-            for key, count in sorted(missing.items(), key=lambda item: (-item[1], item[0]))
+            for key, count in sorted(
+                ((key, count) for key, count in missing.items() if is_file(key)),
+                key=lambda item: (-item[1], item[0]),
+            )[:KEEP]
         ],
         skipped=dict(sorted(tally.skipped.items())),
         private=sorted(private),

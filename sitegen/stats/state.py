@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 
 from sitegen.stats.logfiles import Cursor
-from sitegen.stats.tally import SEP, OpenDay, Tally
+from sitegen.stats.logline import SEP
+from sitegen.stats.tally import OpenDay, Tally
 
 VERSION = 1
 
@@ -155,7 +156,7 @@ def load_state(path: Path) -> tuple[Tally, list[Cursor]]:
     return decode_state(data)
 
 
-# Per table: how many parts its keys have (see tally.join) and how many counts a row has
+# Per table: how many parts its keys have (see logline.join) and how many counts a row has
 # (0: a single count). A state that is msgpack of the right types can still be damaged.
 _SHAPES = {
     "files": (3, 3),

@@ -31,9 +31,11 @@ from sitegen.stats.logline import (
     Kind,
     PathClassifier,
     day_key,
+    join,
     tool_of,
     utc_day,
 )
+from sitegen.stats.missing import HELD, cut
 
 # Skip reasons, as shown in stats.json.
 MALFORMED = "malformed"  # not a log line of a known format (binary garbage, a cut line)
@@ -50,15 +52,6 @@ FETCHED, STORED, FROM_DISK = "fetched", "stored", "disk"
 _OUTCOMES = {b"fetched": FETCHED, b"stored": STORED}
 
 CACHE_LIMIT = 100_000  # entries per lookup cache before it is cleared
-SEP = "|"  # no channel path, subdir, file name, tool or version holds it (all are validated)
-
-
-def join(*parts: str) -> str:
-    return SEP.join(parts)
-
-
-def split(key: str) -> list[str]:
-    return key.split(SEP)
 
 
 @dataclass
@@ -90,7 +83,8 @@ class Tally:
     # installer folder|file -> [downloads, bytes, requests]: apart from the channels' counts
     # (the site-wide rows of days and tools count no installer download, nor its client)
     installers: Table = field(default_factory=dict)
-    # channel|subdir|package file -> 404 answers
+    # channel|subdir|package file -> 404 answers; the most requested files only, and
+    # channel|| -> those of the files cut (see sitegen.stats.missing)
     missing: Counts = field(default_factory=dict)
     # channel|fetcher outcome -> package files served with 200
     passive: Counts = field(default_factory=dict)
@@ -170,7 +164,9 @@ class Tally:
         return found
 
     def roll_up(self, today: date, keep_days: int) -> None:
-        """Merge the rows of days more than ``keep_days`` before ``today`` into their month."""
+        """Merge the rows of days more than ``keep_days`` before ``today`` into their month;
+        of the 404s, keep the most requested files of each period (see
+        :mod:`sitegen.stats.missing`)."""
         cutoff = (today - timedelta(days=keep_days)).isoformat()
         for table in (self.files, self.refreshes, self.installers):
             for day in _old_days(table, cutoff):
@@ -186,6 +182,8 @@ class Tally:
                 month_counts = counts.setdefault(day[:7], {})
                 for key, value in counts.pop(day).items():
                     month_counts[key] = month_counts.get(key, 0) + value
+        for rows in self.missing.values():
+            cut(rows)
         for day in _old_days(self.days, cutoff):
             row = self.days.pop(day)
             into = self.days.setdefault(day[:7], [0] * len(row))
@@ -350,6 +348,8 @@ class LineCounter:
             if kind is Kind.PACKAGE:
                 if status == b"404":
                     missing[key] = missing.get(key, 0) + 1
+                    if len(missing) >= HELD:  # anyone can ask for endless names
+                        cut(missing)
                     continue
                 if status == b"302" and fetcher and fetcher[0] in _OUTCOMES:
                     # Apache: the fetcher stored the file and sent the client back to the

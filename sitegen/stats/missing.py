@@ -1,0 +1,45 @@
+"""Which 404s of package files the counts keep: the most requested files of each period, and
+the requests of the others as one count per channel.
+
+Anyone can ask for a package file that is not there, under any name of the right shape: kept
+file by file, such requests would grow the state and ``stats.json`` by a row each, for good.
+So a period (a UTC day, or a month once its days are rolled up) keeps its :data:`KEEP` most
+requested files, and ``stats.json`` lists as many; the requests of the files cut go on
+counting in their channel's row of :func:`others`, so that the totals of 404s stay whole. While
+a count reads a day, its rows are cut back whenever they reach :data:`HELD`: one day's flood
+holds no more than that in memory. A file cut and asked for again counts from there on.
+"""
+
+from __future__ import annotations
+
+from sitegen.stats.logline import SEP, join, split
+
+KEEP = 1000  # missing package files per period, and in stats.json
+HELD = 2 * KEEP  # a day's rows during a count, at most
+
+
+def others(channel: str) -> str:
+    """The key of the requests of ``channel``'s missing files that were cut: no file's key
+    (a file's subdir and name are never empty)."""
+    return join(channel, "", "")
+
+
+def is_file(key: str) -> bool:
+    """Whether a key of the 404s is a file's, not a channel's :func:`others`."""
+    return not key.endswith(SEP + SEP)
+
+
+def cut(rows: dict[str, int]) -> None:
+    """Keep the :data:`KEEP` most requested files of a period's ``rows`` (in place); the
+    requests of the others are added to their channel's :func:`others`."""
+    if len(rows) <= KEEP:
+        return
+    files = sorted((item for item in rows.items() if is_file(item[0])), key=_by_requests)
+    for key, count in files[KEEP:]:
+        del rows[key]
+        rest = others(split(key)[0])
+        rows[rest] = rows.get(rest, 0) + count
+
+
+def _by_requests(item: tuple[str, int]) -> tuple[int, str]:
+    return (-item[1], item[0])

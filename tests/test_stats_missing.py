@@ -1,0 +1,119 @@
+"""The 404s of package files kept by ``sitegen stats``: anyone can ask for files under endless
+names, so each day and month keeps its most requested ones and counts the rest per channel."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import tracemalloc
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sitegen import layout
+from sitegen.cli import EXIT_OK, main
+from sitegen.stats import logline, tally
+from sitegen.stats.logline import split
+from sitegen.stats.missing import KEEP
+from sitegen.stats.state import load_state
+
+pytestmark = pytest.mark.unit
+
+CHANNEL = "cloud/x"
+WANTED, ALSO = "wanted-1.0-0.conda", "also-2.0-0.conda"
+
+
+def _line(day: date, fn: str, ip: str = "192.0.2.1") -> str:
+    stamp = day.strftime("%d/%b/%Y:12:00:00 +0000")
+    return (
+        f'{ip} - - [{stamp}] "GET /{CHANNEL}/linux-64/{fn} HTTP/1.1" 404 150 "-" "conda/24.1.0"\n'
+    )
+
+
+def _config(tmp_path: Path, log: Path) -> Path:
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+            output: {tmp_path / "site"}
+            channels:
+              {CHANNEL}: {{url: "https://conda.example/x", subdirs: [linux-64]}}
+            stats: {{logs: [{log}], retention_days: 30}}
+            """)
+    )
+    return config
+
+
+def _flood(day: date, batch: str, distinct: int) -> list[str]:
+    """``distinct`` files asked for once each, and the two wanted ones (7 and 3 times) among
+    them, first, in the middle and last."""
+    lines = [
+        _line(day, f"junk{batch}{i:05d}-1.0-0.conda", ip=f"192.0.2.{i % 200}")
+        for i in range(distinct)
+    ]
+    for at in (0, distinct // 2, len(lines)):
+        lines[at:at] = [_line(day, WANTED)] * 2 + [_line(day, ALSO)]
+    return [*lines, _line(day, WANTED)]
+
+
+def test_missing_files_are_bounded_per_day_and_month_keeping_the_most_requested(
+    tmp_path: Path,
+) -> None:
+    """Each distinct 404 added a row to the state and to stats.json for good: requests for
+    files under made-up names grew both without bound. Each day and each month keeps its
+    KEEP most requested files, stats.json lists KEEP; the totals still count every 404."""
+    today = datetime.now(UTC).date()
+    # Days rolled up into three or four months, and days still kept as days.
+    days = [today - timedelta(days=back) for back in (120, 119, 75, 45, 2, 0)]
+    log = tmp_path / "access.log"
+    lines = [text for n, day in enumerate(days) for text in _flood(day, f"a{n}", KEEP + 500)]
+    log.write_text("".join(lines))
+    config = _config(tmp_path, log)
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    # A later count: more of today and of a day already rolled into its month.
+    more = _flood(today, "b", KEEP) + _flood(days[0], "c", KEEP)
+    with log.open("a") as out:
+        out.write("".join(more))
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+
+    state, _cursors = load_state(layout.stats_state_path(tmp_path / "site"))
+    periods = {day.isoformat() for day in days[-2:]} | {day.isoformat()[:7] for day in days[:4]}
+    assert set(state.missing) == periods
+    for rows in state.missing.values():
+        assert len([key for key in rows if split(key)[2]]) <= KEEP
+        assert len(rows) <= KEEP + 1  # and the rest of the channel's, counted as one
+        assert rows[f"{CHANNEL}|linux-64|{WANTED}"] >= 7
+    doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
+    assert len(doc["missing"]) == KEEP
+    top = [(m["file"], m["requests"]) for m in doc["missing"][:2]]
+    assert top == [(WANTED, 7 * 8), (ALSO, 3 * 8)]  # each flood asked for them so often
+    assert doc["totals"]["missing"] == len(lines) + len(more)
+    assert doc["channels"][0]["missing"] == len(lines) + len(more)
+    assert all(m["requests"] == 1 for m in doc["missing"][2:])
+
+
+def test_a_days_flood_of_missing_files_does_not_grow_the_counts_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within one count a day's distinct 404s were all held until its end: a day of
+    millions of made-up names took gigabytes before any were cut."""
+    monkeypatch.setattr(logline, "HEAD_CACHE_LIMIT", 100)
+    monkeypatch.setattr(tally, "CACHE_LIMIT", 100)
+    today = datetime.now(UTC).date()
+    log = tmp_path / "access.log"
+    with log.open("w") as out:
+        for i in range(20 * KEEP):
+            out.write(_line(today, f"{i:06d}{'x' * 1000}-1.0-0.conda"))
+            if i % 10 == 0:
+                out.write(_line(today, WANTED))
+    tracemalloc.start()
+    try:
+        assert main(["stats", "-c", str(_config(tmp_path, log))]) == EXIT_OK
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20  # the 20 MB of names are not all held at once
+    doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
+    assert doc["missing"][0]["file"] == WANTED
+    assert doc["missing"][0]["requests"] == 2 * KEEP
+    assert doc["totals"]["missing"] == 22 * KEEP
