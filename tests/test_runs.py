@@ -46,7 +46,9 @@ def ts(text: str) -> float:
 
 @pytest.mark.unit
 def test_a_run_record_keeps_any_text_and_reads_back(tmp_path: Path) -> None:
-    """Errors quote upstream text and local paths, which may be neither ASCII nor UTF-8."""
+    """Errors quote upstream text and local paths, which may be neither ASCII nor UTF-8: the
+    record keeps them, and reads back with U+FFFD for what no page can hold (a lone
+    surrogate), so that every page rendered from the ledger can show it."""
     report = RunReport(id="20240101T000000.000Z-1", started=1.0, ended=2.0, status=COMPLETED)
     report.errors = ["mirror café: 404", "cannot publish it from /srv/caf\udce9/x.conda"]
     report.mirrors.append(MirrorReport(name="m", channel="c", source="https://example.org/c"))
@@ -56,7 +58,9 @@ def test_a_run_record_keeps_any_text_and_reads_back(tmp_path: Path) -> None:
     assert data.isascii()
     assert data == json.dumps(dataclasses.asdict(report), indent=1, sort_keys=True).encode()
     (again,) = history.runs()
-    assert again.errors == report.errors and again.to_json() == report.to_json()
+    assert again.errors == ["mirror café: 404", "cannot publish it from /srv/caf\ufffd/x.conda"]
+    again.errors = report.errors
+    assert again.to_json() == report.to_json()
 
 
 MIRROR = {"name": "cloud-x", "channel": "cloud/x", "source": "/srv/x"}

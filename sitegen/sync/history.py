@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 from sitegen.config import SiteConfig
 from sitegen.layout import filtered_records_path, runs_dir
@@ -23,6 +25,47 @@ def new_run_id(now: float | None = None) -> str:
     now = time.time() if now is None else now
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
     return f"{stamp}.{int(now * 1000) % 1000:03d}Z-{os.getpid()}"
+
+
+# JSON reads a surrogate escape ("\\ud800") as text no page can be written in when it is
+# alone (not half of a pair). sitegen writes one for a path that is not UTF-8 quoted in an
+# error, and a hand-edited or damaged record may hold any.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # once read, a surrogate is a lone one
+
+
+def _may_hold_surrogate(text: str) -> bool:
+    """Whether the JSON ``text`` may read as a lone surrogate: by an escape, or by the bytes of
+    a surrogate (which json.loads decodes too). Quick, as a first run's record is ~50 MB."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate of its text, keys included, as U+FFFD."""
+    if isinstance(value, str):
+        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def _read_record(path: Path) -> RunReport:
+    """The record in ``path``, its lone surrogates as U+FFFD (shown, not failing every page
+    rendered from the ledger). Its id stays as written: it is matched against the file's name
+    (a record is its ``<id>.json``), and the pages show only ids of a run's shape."""
+    raw = path.read_bytes()
+    text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
+    data = json.loads(text)
+    if isinstance(data, dict) and _may_hold_surrogate(text):
+        data = {k: v if k == "id" else _without_lone_surrogates(v) for k, v in data.items()}
+    return RunReport.from_json(data)
 
 
 def _ledger_name(run_id: str) -> bool:
@@ -135,7 +178,7 @@ class History:
 
     def save(self, report: RunReport) -> None:
         # Pure ASCII: a path that is not UTF-8 (a lone surrogate, quoted in an error) is kept,
-        # escaped, and the record reads back whatever the locale.
+        # escaped, and the record reads back whatever the locale (the surrogate as U+FFFD).
         data = json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
         self.site.write_bytes(self._path(report.id), data)
 
@@ -185,7 +228,7 @@ class History:
                 continue
             path = self.directory / name
             try:
-                report = RunReport.from_json(json.loads(path.read_bytes()))
+                report = _read_record(path)
             except FileNotFoundError:
                 continue  # removed since the listing (retention): no record any more
             except (OSError, ValueError, TypeError, RecursionError) as exc:

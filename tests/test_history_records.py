@@ -1,0 +1,73 @@
+"""Run records that sitegen did not write as they are (hand-edited, damaged, dated by a clock
+set wrong): real runs through the CLI go on, and the history pages and the feed show them
+safely or not at all."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sitegen.cli import EXIT_OK, main
+from testkit.upstream import ExampleUpstream
+
+pytestmark = pytest.mark.integration
+
+CHANNEL = "c/x"
+
+
+def configure(tmp_path: Path, url: str) -> tuple[Path, Path]:
+    site, config = tmp_path / "site", tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  {CHANNEL}:\n    url: {url}\n    subdirs: [linux-64]\n"
+        "    filters: {names: {include: [numpy, zlib]}}\n"
+    )
+    return site, config
+
+
+def mirror(config: Path) -> int:
+    return main(["mirror", "-c", str(config), "--no-progress"])
+
+
+def records(site: Path) -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_bytes()) for p in (site / "history/runs").glob("*.json")}
+
+
+def history_ids(site: Path) -> list[str]:
+    return [run["id"] for run in json.loads((site / "history/history.json").read_bytes())["runs"]]
+
+
+def write_record(site: Path, record: dict[str, Any], text: str | None = None) -> None:
+    """``record`` as the ledger file of its id; ``text``: the file's text instead of JSON's."""
+    path = site / "history/runs" / f"{record['id']}.json"
+    path.write_text(json.dumps(record, indent=1) if text is None else text)
+
+
+def test_a_lone_surrogate_in_a_record_is_shown_and_stops_no_render(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """JSON reads a lone surrogate escape ("\\ud800") as text no page can be written in: one
+    such record, hand-edited or damaged, stopped every later render (pages, history.json,
+    feed). The record is shown with U+FFFD in its place."""
+    site, config = configure(tmp_path, example_upstream.url)
+    assert mirror(config) == EXIT_OK
+    (first,) = records(site).values()
+    edited = {**first, "id": "20000101T000000.000Z-1", "started": first["started"] - 60}
+    edited["errors"] = ["PLACEHOLDER-1"]
+    edited["channels"][0]["added"][0] = "PLACEHOLDER-2"
+    text = json.dumps(edited, indent=1)
+    text = text.replace("PLACEHOLDER-1", "bad \\ud800 text").replace(
+        "PLACEHOLDER-2", "numpy\\udfff-9-0.conda"
+    )
+    write_record(site, edited, text)
+    assert main(["render", "-c", str(config)]) == EXIT_OK
+    assert mirror(config) == EXIT_OK
+    (newest,) = set(records(site)) - {first["id"], edited["id"]}
+    assert history_ids(site) == [newest, first["id"], edited["id"]]
+    page = (site / "history/20000101T000000.000Z-1.html").read_text(encoding="utf-8")
+    assert "bad \ufffd text" in page and "numpy\ufffd-9-0.conda" in page
+    assert newest in (site / "history/index.html").read_text(encoding="utf-8")
+    ET.fromstring((site / "history/feed.atom").read_bytes())
