@@ -71,3 +71,34 @@ def test_a_lone_surrogate_in_a_record_is_shown_and_stops_no_render(
     assert "bad \ufffd text" in page and "numpy\ufffd-9-0.conda" in page
     assert newest in (site / "history/index.html").read_text(encoding="utf-8")
     ET.fromstring((site / "history/feed.atom").read_bytes())
+
+
+def test_the_feed_stays_well_formed_xml_whatever_a_record_names(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """Characters XML 1.0 does not allow even escaped (C0 controls but tab and line ends,
+    U+FFFE, U+FFFF) in the files a record lists made the feed unreadable to every feed reader:
+    they are shown as U+FFFD."""
+    site, config = configure(tmp_path, example_upstream.url)
+    assert mirror(config) == EXIT_OK
+    (first,) = records(site).values()
+    edited = {**first, "id": "20000101T000000.000Z-1", "started": first["started"] + 1}
+    edited["ended"] = edited["started"] + 1
+    hostile = [
+        "ctl\x01-1\x08-0.conda",
+        "vt\x0b-1\x1f-0.conda",
+        "nul\x00-1-0.conda",
+        "ff\ufffe-1\uffff-0.conda",
+    ]
+    edited["channels"][0]["added"] = hostile
+    write_record(site, edited)
+    assert main(["render", "-c", str(config)]) == EXIT_OK
+    feed = ET.fromstring((site / "history/feed.atom").read_bytes())
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    titles = {e.findtext("a:title", namespaces=ns) for e in feed.findall("a:entry", ns)}
+    assert {
+        f"ctl\ufffd 1\ufffd in {CHANNEL}",
+        f"vt\ufffd 1\ufffd in {CHANNEL}",
+        f"nul\ufffd 1 in {CHANNEL}",
+        f"ff\ufffd 1\ufffd in {CHANNEL}",
+    } <= titles

@@ -152,6 +152,17 @@ def shown_text(value: Any) -> Any:
     return value
 
 
+# What XML 1.0 allows nowhere, not even as a character reference: the C0 controls but tab and
+# the line ends, surrogates, U+FFFE and U+FFFF. One of them in the feed leaves it unreadable to
+# every feed reader (a hand-edited run record may name anything).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: str) -> str:
+    """``value`` with each character XML cannot hold shown as U+FFFD."""
+    return _NOT_XML.sub("\ufffd", value)
+
+
 def clip(value: Any, limit: int) -> str:
     """Upstream free text as one bounded line ('' when it is not a string)."""
     if not isinstance(value, str):

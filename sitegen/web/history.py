@@ -8,7 +8,7 @@ from typing import Any
 
 from sitegen.layout import history_page_path, package_page_path, run_page_path
 from sitegen.sync.report import RUNNING, RunReport
-from sitegen.web.format import iso_time, split_filename
+from sitegen.web.format import iso_time, split_filename, xml_text
 from sitegen.web.run import Scrub, run_summary, same
 
 FEED_ENTRIES = 100
@@ -86,16 +86,17 @@ def feed_entries(
                 if name in package_pages.get(channel, set())
                 else run_page_path(report.id)
             )
+            # The feed is XML: what a record names is shown as XML can hold it.
             entries.append(
                 {
-                    "id": f"urn:sitegen:{report.id}:{channel}:{name}:{version}",
-                    "title": f"{name} {version} in {channel}",
-                    "channel": channel,
-                    "name": name,
-                    "version": version,
+                    "id": xml_text(f"urn:sitegen:{report.id}:{channel}:{name}:{version}"),
+                    "title": xml_text(f"{name} {version} in {channel}"),
+                    "channel": xml_text(channel),
+                    "name": xml_text(name),
+                    "version": xml_text(version),
                     "updated": updated,
                     "page": page,
-                    "files": list(files),
+                    "files": [xml_text(file) for file in files],
                 }
             )
         if len(entries) >= limit:
