@@ -5,13 +5,14 @@ safely or not at all."""
 from __future__ import annotations
 
 import json
+import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sitegen.cli import EXIT_OK, main
+from sitegen.cli import EXIT_FAILED, EXIT_OK, main
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -102,3 +103,34 @@ def test_the_feed_stays_well_formed_xml_whatever_a_record_names(
         f"nul\ufffd 1 in {CHANNEL}",
         f"ff\ufffd 1\ufffd in {CHANNEL}",
     } <= titles
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"  # nothing listens once the socket is closed
+
+
+def test_a_run_dated_in_the_future_is_not_the_last_run_the_pages_show(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """A run recorded while the clock ran ahead (set back since) counts as the oldest, as for
+    ``sitegen status`` and ``--due``: the landing page showed it as each mirror's last run and
+    last successful sync, and the history as the newest run, until the clock caught up, over
+    every run since (failing ones too)."""
+    site, config = configure(tmp_path, example_upstream.url)
+    assert mirror(config) == EXIT_OK
+    (first,) = records(site).values()
+    ahead = {**first, "id": "20900101T000000.000Z-1", "started": 3786912000.0}
+    ahead["ended"] = ahead["started"] + 1
+    write_record(site, ahead)
+    configure(tmp_path, closed_port_url())
+    assert mirror(config) == EXIT_FAILED
+    (failed,) = set(records(site)) - {first["id"], ahead["id"]}
+    assert history_ids(site) == [failed, first["id"], ahead["id"]]
+    landing = (site / "index.html").read_text(encoding="utf-8")
+    assert "badge-failed" in landing and "badge-completed" not in landing
+    assert "2090" not in landing
+    feed = ET.fromstring((site / "history/feed.atom").read_bytes())
+    assert not feed.findtext("{http://www.w3.org/2005/Atom}updated", "").startswith("2090")

@@ -199,8 +199,8 @@ class History:
         return self.site.remove(self.site.root / filtered_records_path(run_id))
 
     def runs(self, *, strict: bool = False) -> list[RunReport]:
-        """Every recorded run, newest first; unreadable records are skipped. ``strict``: as
-        for :meth:`read`."""
+        """Every recorded run, newest first (those dated after now last, see newest_first);
+        unreadable records are skipped. ``strict``: as for :meth:`read`."""
         return self.read(strict=strict)[0]
 
     def read(self, *, strict: bool = False) -> tuple[list[RunReport], list[Path]]:
@@ -239,8 +239,9 @@ class History:
                 out.append(report)
             else:
                 strays.append(path)
-        out.sort(key=lambda r: (r.started, r.id), reverse=True)
-        return out, sorted(strays)
+        # Every reader takes the first run of a mirror as its last (the landing page, status):
+        # one recorded while the clock ran ahead would be that over every run since.
+        return newest_first(out, time.time()), sorted(strays)
 
     def close_interrupted(self) -> list[str]:
         """Mark runs left 'running' by a killed process; call only while holding the lock."""
