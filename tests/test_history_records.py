@@ -134,3 +134,47 @@ def test_a_run_dated_in_the_future_is_not_the_last_run_the_pages_show(
     assert "2090" not in landing
     feed = ET.fromstring((site / "history/feed.atom").read_bytes())
     assert not feed.findtext("{http://www.w3.org/2005/Atom}updated", "").startswith("2090")
+
+
+def test_retention_keeps_the_removal_that_makes_a_mirror_due_again(
+    tmp_path: Path, example_upstream: ExampleUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A channel removed with `sitegen remove` and configured again is built by the next
+    `mirror --due`: its mirror's last completed run is older than the removal. Retention
+    removed the removal's record past keep_runs (its mirror's last completed run, which it
+    keeps, stayed), and the channel stayed away until the mirror's schedule came due again."""
+    site, config = tmp_path / "site", tmp_path / "channels.yaml"
+    busy = (
+        f"  c/busy:\n    mirrors:\n      - name: busy\n        url: {example_upstream.url}\n"
+        "        subdirs: [linux-64]\n        filters: {names: {include: [zlib]}}\n"
+    )
+    forge = (
+        f"  {CHANNEL}:\n    mirrors:\n      - name: forge\n        url: {example_upstream.url}\n"
+        "        subdirs: [linux-64]\n        schedule: '@monthly'\n"
+    )
+
+    def configure_channels(*channels: str) -> None:
+        config.write_text(
+            f"output: {site}\nhistory: {{keep_runs: 2}}\nchannels:\n{''.join(channels)}"
+        )
+
+    def forge_due() -> bool:
+        capsys.readouterr()
+        assert main(["status", "--json", "-c", str(config)]) == EXIT_OK
+        status = json.loads(capsys.readouterr().out)
+        (found,) = [m for m in status["mirrors"] if m["name"] == "forge"]
+        return found["due"]
+
+    configure_channels(forge, busy)
+    assert main(["mirror", "--due", "--no-progress", "-c", str(config)]) == EXIT_OK
+    assert (site / CHANNEL / "linux-64/repodata.json").is_file()
+    configure_channels(busy)
+    assert main(["remove", CHANNEL, "-c", str(config)]) == EXIT_OK
+    assert not (site / CHANNEL).exists()
+    for _ in range(3):  # the busy mirror runs on; the ledger keeps its newest two runs
+        assert mirror(config) == EXIT_OK
+    configure_channels(forge, busy)
+    assert forge_due()
+    assert main(["mirror", "--due", "--no-progress", "-c", str(config)]) == EXIT_OK
+    assert (site / CHANNEL / "linux-64/repodata.json").is_file()
+    assert not forge_due()

@@ -5,7 +5,9 @@ Two kinds of record stay whatever their age, because other commands read them: t
 record of each mirror (``sitegen status`` shows it) and the newest one in which each mirror
 completed (``sitegen mirror --due`` decides from it whether the mirror is due; without it a
 monthly mirror beside a busy one would run again once its record aged out); and the same two of
-each installer folder (its page shows them too). A record still
+each installer folder (its page shows them too); and the newest ``sitegen remove`` of each
+channel subdir (--due counts no run into it from before: a monthly mirror of a channel removed
+and configured again would wait out its schedule once the removal aged out). A record still
 ``running`` is never removed: its run may be alive, and the next run marks it interrupted.
 A run dated in the future (recorded while the clock ran ahead) protects nothing once its
 mirrors have runs dated since, and is the first to go past ``keep_runs``. A record under a
@@ -29,9 +31,10 @@ DAY = 86400.0
 
 def protected_runs(runs: list[RunReport], now: float) -> set[str]:
     """Ids of the newest run of each mirror (and installer folder) and of its newest completed
-    run, as ``sitegen status`` and ``--due`` see them (see newest_first): a run dated after
-    ``now`` (recorded while the clock ran ahead) is a mirror's newest only when the mirror has
-    no other, and never its newest completed one, which --due does not count either."""
+    run, and of the newest removal of each channel subdir, as ``sitegen status`` and ``--due``
+    see them (see newest_first): a run dated after ``now`` (recorded while the clock ran
+    ahead) is a mirror's newest only when the mirror has no other, and never its newest
+    completed one, which --due does not count either."""
     newest: dict[str, str] = {}
     completed: dict[str, str] = {}
     # The same of each installer folder, its completed runs counted as --due counts them (see
@@ -39,7 +42,13 @@ def protected_runs(runs: list[RunReport], now: float) -> set[str]:
     folders: dict[str, str] = {}
     folders_completed: dict[str, str] = {}
     removed: set[str] = set()
+    # The newest removal of each channel subdir: --due counts no completed run from before it
+    # (see last_completed), however long that run is kept.
+    removals: dict[tuple[str, str], str] = {}
     for run in newest_first(runs, now):
+        if run.removal and run.started <= now:
+            for part in run.channels:
+                removals.setdefault((part.channel, part.subdir), run.id)
         for mirror in run.mirrors:
             newest.setdefault(mirror.name, run.id)
             if mirror.status == COMPLETED and run.started <= now:
@@ -55,7 +64,13 @@ def protected_runs(runs: list[RunReport], now: float) -> set[str]:
                 and installer.path not in removed
             ):
                 folders_completed.setdefault(installer.path, run.id)
-    return {*newest.values(), *completed.values(), *folders.values(), *folders_completed.values()}
+    return {
+        *newest.values(),
+        *completed.values(),
+        *folders.values(),
+        *folders_completed.values(),
+        *removals.values(),
+    }
 
 
 def expired_runs(runs: list[RunReport], policy: HistoryRetention, now: float) -> list[str]:
