@@ -178,3 +178,19 @@ def test_retention_keeps_the_removal_that_makes_a_mirror_due_again(
     assert main(["mirror", "--due", "--no-progress", "-c", str(config)]) == EXIT_OK
     assert (site / CHANNEL / "linux-64/repodata.json").is_file()
     assert not forge_due()
+
+
+def test_a_record_whose_id_ends_in_a_line_end_gets_no_page(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """Only ids of a run's shape become page names: ``1\\n`` passed the check (a regular
+    expression's ``$`` matches before a final line end) and the site published a page whose
+    name ends in a line end."""
+    site, config = configure(tmp_path, example_upstream.url)
+    assert mirror(config) == EXIT_OK
+    (first,) = records(site).values()
+    write_record(site, {**first, "id": "1\n", "started": first["started"] - 60})
+    assert main(["render", "-c", str(config)]) == EXIT_OK
+    assert history_ids(site) == [first["id"]]
+    assert not [p.name for p in (site / "history").iterdir() if "\n" in p.name]
+    ET.fromstring((site / "history/feed.atom").read_bytes())

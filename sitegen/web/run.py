@@ -35,8 +35,9 @@ from sitegen.web.installers import installer_changes, installer_row
 
 LIST_MAX = 2000  # file names listed per change list on a run page; the JSON has them all
 DEPENDENCIES_MAX = 500  # rows of a dependency report shown on a run page
-# Run ids become page names beside history/index.html: they start with a digit (a date).
-RUN_ID_RE = re.compile(r"^[0-9][A-Za-z0-9_.-]{0,99}$")
+# Run ids become page names beside history/index.html: they start with a digit (a date). "\Z",
+# not "$", which would let a final line end by.
+RUN_ID_RE = re.compile(r"^[0-9][A-Za-z0-9_.-]{0,99}\Z")
 STATUS_WORDS = {
     RUNNING: "running",
     COMPLETED: "completed",
