@@ -12,6 +12,7 @@ from typing import Any
 
 from sitegen.conda.records import Record
 from sitegen.conda.schema import PACKAGE_SUFFIXES
+from sitegen.conda.version import timestamp_ms
 from sitegen.layout import package_file_path, package_page_path
 from sitegen.web.format import (
     clip,
@@ -71,14 +72,16 @@ def page_names(names: Iterable[str]) -> dict[str, str]:
     return pages
 
 
-def _file_entry(channel: str, record: Record) -> dict[str, Any]:
+def _file_entry(channel: str, record: Record, stored: bool | None) -> dict[str, Any]:
+    raw = record.raw
     return {
         "fn": record.fn,
         "format": ".conda" if record.fn.endswith(".conda") else ".tar.bz2",
         "href": package_file_path(channel, record.subdir, record.fn),
-        "size": record.size,
-        "sha256": record.sha256 or "",
-        "md5": record.md5 or "",
+        "size": raw["size"],
+        "sha256": raw.get("sha256") or "",
+        "md5": raw.get("md5") or "",
+        "stored": stored,  # None: every file is stored (an active channel)
     }
 
 
@@ -111,6 +114,7 @@ def package_model(
     for record in records:
         raw = record.raw
         key = (raw["version"], record.subdir, raw["build"])
+        ms = timestamp_ms(raw)
         row = builds.get(key)
         if row is None:
             row = builds[key] = {
@@ -118,26 +122,23 @@ def package_model(
                 "subdir": key[1],
                 "build": key[2],
                 "build_number": raw.get("build_number", 0),
-                "timestamp_ms": 0,
+                "timestamp_ms": ms,
                 "noarch": clip(raw.get("noarch"), 40),
                 "depends": strings(raw.get("depends")),
                 "constrains": strings(raw.get("constrains")),
-                "files": {},
+                "files": [None] * len(PACKAGE_SUFFIXES),  # one per format, in their order
             }
-        row["timestamp_ms"] = max(row["timestamp_ms"], record.timestamp_ms)
-        entry = _file_entry(channel, record)
-        # None: every file is stored (an active channel).
-        entry["stored"] = (
-            None if stored_set is None else f"{record.subdir}/{record.fn}" in stored_set
-        )
-        row["files"][entry["format"]] = entry
+        elif ms > row["timestamp_ms"]:
+            row["timestamp_ms"] = ms
+        stored_here = None if stored_set is None else f"{key[1]}/{record.fn}" in stored_set
+        entry = _file_entry(channel, record, stored_here)
+        row["files"][PACKAGE_SUFFIXES.index(entry["format"])] = entry
     versions: dict[str, list[dict[str, Any]]] = {}
     own = name.lower()
     page_of = known_names or {}
     links: dict[str, str | None] = {}  # spec -> the page it links to (the builds share specs)
     for row in builds.values():
         row["date"] = format_date_ms(row["timestamp_ms"])
-        row["files"] = [row["files"].get(s) for s in PACKAGE_SUFFIXES]
         # What the build's details hold, as one value (the page has some 30 per build).
         row["detail_summary"] = _counted(row["depends"], "dependency", "dependencies")
         if row["constrains"]:
