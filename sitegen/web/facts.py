@@ -23,12 +23,9 @@ class PackageFacts(NamedTuple):
 
 def package_facts(records: list[Record]) -> PackageFacts:
     summary = next((r.raw.get("summary") for r in records if r.raw.get("summary")), "")
-    dependencies = {
-        dep
-        for r in records
-        for spec in strings(r.raw.get("depends"))
-        if (dep := dependency_name(spec)) is not None
-    }
+    # The builds of a package repeat their specs: each is looked at once.
+    specs = {spec for r in records for spec in strings(r.raw.get("depends"))}
+    dependencies = {dep for spec in specs if (dep := dependency_name(spec)) is not None}
     return PackageFacts(
         version=newest_version({r.version for r in records}),
         subdirs=sorted({r.subdir for r in records}),
