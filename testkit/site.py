@@ -50,6 +50,23 @@ def files_on_disk(directory: Path) -> set[str]:
     return {p.name for p in directory.iterdir() if p.name.endswith(PACKAGE_SUFFIXES)}
 
 
+def files_holding(site: Path, secret: str) -> list[str]:
+    """The files under the site whose names or bytes hold ``secret``, compressed ones (the
+    repodata's .zst, the shards) read decompressed."""
+    found = []
+    for path in site.rglob("*"):
+        if secret in path.name:
+            found.append(str(path.relative_to(site)))
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".zst":
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        if secret.encode() in data:
+            found.append(str(path.relative_to(site)))
+    return sorted(found)
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

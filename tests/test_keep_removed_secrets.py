@@ -15,13 +15,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
-import zstandard
 
 from sitegen.cli import main
 from sitegen.layout import kept_records_path
 from sitegen.tools.example_channel import write_channel
 from testkit.faults import CHANNEL, set_repodata, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
+from testkit.site import files_holding
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -30,18 +30,6 @@ TOKEN = "tk-" + random.Random(20240604).randbytes(16).hex()
 ENV = "SITEGEN_TEST_TOKEN"
 LINUX = "linux-64"
 ALPHA, GAMMA = "alpha-1.0-h0_0.conda", "gamma-0.1-h2_0.tar.bz2"
-
-
-def _files_holding(site: Path, secret: str) -> list[str]:
-    """The files under the site whose names or bytes hold ``secret`` (``.zst`` decompressed)."""
-    found = []
-    for path in site.rglob("*"):
-        data = path.read_bytes() if path.is_file() else b""
-        if path.suffix == ".zst":
-            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-        if secret in path.name or secret.encode() in data:
-            found.append(str(path.relative_to(site)))
-    return sorted(found)
 
 
 def test_records_holding_the_token_are_not_kept_after_the_upgrade(
@@ -84,5 +72,5 @@ def test_records_holding_the_token_are_not_kept_after_the_upgrade(
         assert main(mirror) == 0
     assert not (folder / ALPHA).exists() and not (folder / GAMMA).exists()
     assert not kept.exists()
-    assert _files_holding(site, TOKEN) == []
+    assert files_holding(site, TOKEN) == []
     assert_site_invariant(site)

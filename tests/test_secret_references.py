@@ -16,7 +16,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import zstandard
 
 from sitegen.cli import main
 from sitegen.layout import upstream_cache_dir
@@ -24,6 +23,7 @@ from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.tools.example_channel import write_channel
 from testkit.faults import CHANNEL, set_repodata, small_packages
 from testkit.invariant import make_sandbox
+from testkit.site import files_holding
 from testkit.upstream import UpstreamServer
 
 LINUX = "linux-64"
@@ -34,18 +34,6 @@ TOKEN = "tk-" + random.Random(20240603).randbytes(16).hex()
 ENV = {"SITEGEN_TEST_USER": USER, "SITEGEN_TEST_PASS": PASSWORD, "SITEGEN_TEST_TOKEN": TOKEN}
 # Where noarch's CEP-15 base_url sends its packages, as upstream writes it.
 ELSEWHERE = "/elsewhere/${SITEGEN_TEST_TOKEN}/"
-
-
-def _files_holding(site: Path, secret: str) -> list[str]:
-    """The files under the site whose names or bytes hold ``secret`` (``.zst`` decompressed)."""
-    found = []
-    for path in site.rglob("*"):
-        data = path.read_bytes() if path.is_file() else b""
-        if path.suffix == ".zst":
-            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-        if secret in path.name or secret.encode() in data:
-            found.append(str(path.relative_to(site)))
-    return sorted(found)
 
 
 @pytest.mark.unit
@@ -129,7 +117,7 @@ def test_references_upstream_writes_are_published_as_written(
             assert licenses == written, run
             assert (site / CHANNEL / "noarch" / "delta-1.0-pyh0_0.conda").is_file(), run
             for secret in (USER, PASSWORD, quote(PASSWORD, safe=""), TOKEN):
-                assert _files_holding(site, secret) == [], (run, secret)
+                assert files_holding(site, secret) == [], (run, secret)
             if run == "read back from the cache":
                 assert server.count(repodata, status=304) == 1
                 # As an earlier sitegen kept it: upstream's bytes (no value to hide in them),

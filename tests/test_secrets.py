@@ -20,7 +20,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import zstandard
 
 from sitegen.cli import main
 from sitegen.conda.records import REASON_SECRET
@@ -31,6 +30,7 @@ from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.render import render_site
 from testkit.faults import CHANNEL, corrupt, filenames, redirect, set_repodata, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
+from testkit.site import files_holding
 from testkit.upstream import UpstreamServer, respond
 
 pytestmark = pytest.mark.integration
@@ -152,23 +152,6 @@ def test_token_not_in_log_records(channel: Channel, caplog: pytest.LogCaptureFix
     assert_site_invariant(channel.site)
 
 
-def _files_holding(site: Path, secret: str) -> list[str]:
-    """The files under the site whose names or bytes hold ``secret``, compressed ones (the
-    repodata's .zst, the shards) read decompressed."""
-    found = []
-    for path in site.rglob("*"):
-        if secret in path.name:
-            found.append(str(path.relative_to(site)))
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        if path.suffix == ".zst":
-            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-        if secret.encode() in data:
-            found.append(str(path.relative_to(site)))
-    return sorted(found)
-
-
 async def test_records_holding_the_token_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -228,7 +211,7 @@ async def test_records_holding_the_token_are_refused(
     }
     assert (site / CHANNEL / LINUX / "epsilon-3.1-h3_0.conda").is_file()
     assert any(site.rglob("*.msgpack.zst")) and any(site.rglob("*.html"))
-    assert _files_holding(site, TOKEN) == []
+    assert files_holding(site, TOKEN) == []
 
 
 def _alpha_and_beta_refused(report: RunReport, site: Path) -> None:
@@ -287,7 +270,7 @@ async def test_records_holding_the_password_are_refused_not_the_user_or_host(
     assert not report.failed, report.errors
     _alpha_and_beta_refused(report, site)
     assert not report.mirrors[0].subdirs["noarch"].rejected_examples
-    assert _files_holding(site, password) == _files_holding(site, encoded) == []
+    assert files_holding(site, password) == files_holding(site, encoded) == []
 
 
 async def test_records_holding_a_user_name_without_a_password_are_refused(
@@ -322,7 +305,7 @@ async def test_records_holding_a_user_name_without_a_password_are_refused(
     render_site(config)
     assert not report.failed, report.errors
     _alpha_and_beta_refused(report, site)
-    assert _files_holding(site, key) == _files_holding(site, encoded) == []
+    assert files_holding(site, key) == files_holding(site, encoded) == []
 
 
 async def test_the_token_outside_records_is_left_out(
@@ -372,4 +355,4 @@ async def test_the_token_outside_records_is_left_out(
     assert set(published["packages.conda"]) | set(published["packages"]) == filenames(
         small_packages(), LINUX
     )
-    assert _files_holding(site, TOKEN) == []
+    assert files_holding(site, TOKEN) == []
