@@ -533,3 +533,16 @@ def test_output_is_deterministic():
         ("linux-64", "x-2-0.conda"),
         ("noarch", "w-1.0-0.conda"),
     ]
+
+
+@pytest.mark.parametrize("spec", ["lib", "lib >=1", "lib >=1 h*"])
+def test_a_build_rattler_refuses_neither_satisfies_nor_hides_its_version(spec: str):
+    # "a-b" is no build string to rattler (CEP-26), and its file sorts before the sound build.
+    cf = selection(
+        "cf",
+        [rec("app", depends=(spec,)), rec("lib", "1.0", "a-b"), rec("lib", "1.0", "h0")],
+        allow=("app",),
+    )
+    report = close(cf)
+    assert kept(cf) == {"app-1.0-0.conda", "lib-1.0-h0.conda"}
+    assert report.unsatisfied == {}

@@ -132,9 +132,7 @@ def build_matches(pattern: str, build: str) -> bool:
     characters (none included). A build string rattler refuses (CEP-26: too long, or a
     character beyond ASCII letters, digits, ``_``, ``.`` and ``+``) matches nothing, as its
     record cannot be built."""
-    try:
-        BuildString(build)
-    except Exception:  # rattler raises its own exception classes
+    if not readable_build(build):
         return False
     pattern, build = pattern.lower(), build.lower()
     if "*" not in pattern:
@@ -149,6 +147,16 @@ def build_matches(pattern: str, build: str) -> bool:
         if found < 0:
             return False
         position = found + len(part)
+    return True
+
+
+def readable_build(build: str) -> bool:
+    """Whether rattler accepts a record's build string (CEP-26). A record whose build string it
+    refuses cannot be built as a rattler record, and so matches no spec that needs one."""
+    try:
+        BuildString(build)
+    except Exception:  # rattler raises its own exception classes
+        return False
     return True
 
 

@@ -32,6 +32,7 @@ from sitegen.conda.version import (
     RecordMatcher,
     parse_matchspec,
     parse_version,
+    readable_build,
     spec_exact_name,
     spec_kind,
 )
@@ -113,10 +114,15 @@ class _Match:
         self.by_version: dict[str, bool] = {}
 
     def __call__(self, record: Record) -> bool:
-        if self.kind == SPEC_ANY:
-            return True
         if self.kind == SPEC_FULL:
             return self.matches(self.spec, record.raw)
+        # As RecordMatcher.matches, a record rattler cannot build matches nothing. Its build
+        # string is all that sets it apart from the other builds of its version: judged apart,
+        # it neither satisfies the spec nor decides the answer for those builds.
+        if not readable_build(record.raw["build"]):
+            return False
+        if self.kind == SPEC_ANY:
+            return True
         version = record.raw["version"]
         known = self.by_version.get(version)
         if known is None:
