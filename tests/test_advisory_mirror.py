@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from sitegen.store.site import Site
-from sitegen.sync.advisory_changes import advisory_changes, previous_report
+from sitegen.sync.advisory_changes import advisory_changes, standing_before
 from sitegen.sync.history import History
 from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.web.gates import gate_changes
 from sitegen.web.render import render_site
 from testkit.advisories import write_zlib_advisory
 from testkit.site import channel_config, published, rewrite_repodata
-from testkit.upstream import ExampleUpstream
+from testkit.upstream import ExampleUpstream, respond
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +40,8 @@ async def test_advisories_block_and_the_history_tells_newly_blocked_and_cleared(
         report = await run_mirror(config, MirrorOptions(progress=False))
         assert not report.failed
         (mirror,) = report.mirrors
-        previous = previous_report(History(Site(site)).runs(), mirror.name, report)
-        return mirror, advisory_changes(mirror, previous)
+        standing = standing_before(History(Site(site)).runs(), mirror.name, report)
+        return mirror, advisory_changes(mirror, standing)
 
     write_zlib_advisory(advisory, fixed="1.3.1")
     mirror, changes = await run()
@@ -58,6 +59,38 @@ async def test_advisories_block_and_the_history_tells_newly_blocked_and_cleared(
     mirror, changes = await run(allow="[CVE-2022-37434]")  # accepted as mitigated, by alias
     assert published(site, CHANNEL, "linux-64") >= (OLD_ZLIB | NEW_ZLIB)
     assert changes.blocked == () and {b.file for b in changes.cleared} == OLD_ZLIB | NEW_ZLIB
+
+
+async def test_a_run_that_could_not_read_upstream_clears_nothing_and_the_next_blocks_nothing_anew(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    advisory = tmp_path / "zlib.json"
+    write_zlib_advisory(advisory, fixed="1.3.1")
+    config = channel_config(
+        site,
+        example_upstream.url,
+        extra=f"filters: {{advisories: {{files: [{advisory}], min_score: 7}}}}",
+    )
+    first = await run_mirror(config, MirrorOptions(progress=False))
+    assert not first.failed
+    for name in ("repodata.json", "repodata.json.zst", "repodata.json.bz2"):
+        example_upstream.server.add_fault(f"/linux-64/{name}", respond(503))
+    down = await run_mirror(config, MirrorOptions(progress=False))
+    assert down.failed and down.mirrors[0].subdirs["linux-64"].upstream == "error"
+    # The channel keeps publishing what it did: zlib 1.2.13 is still kept out.
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+    example_upstream.server.clear_faults()
+    up = await run_mirror(config, MirrorOptions(progress=False))
+    assert not up.failed
+
+    changes = gate_changes(History(Site(site)).runs())
+    assert changes[first.id]["gate_counts"]["blocked"] == 2
+    for run in (down, up):
+        assert changes[run.id]["advisory_changes"] == [], run.id
+    render_site(config)
+    history = (site / "history" / "index.html").read_text()
+    assert "newly cleared" not in history and history.count("2 newly blocked") == 1
 
 
 async def test_a_pypi_advisory_blocks_conda_records_through_identities_in_a_real_run(

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from sitegen.config import SiteConfig, load_config
-from sitegen.sync.report import ApprovalChange, BlockedFile, MirrorReport, RunReport
+from sitegen.sync.report import (
+    ApprovalChange,
+    BlockedFile,
+    MirrorReport,
+    MirrorSubdirReport,
+    RunReport,
+)
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web import gates
 from sitegen.web.environment import make_environment
@@ -29,15 +35,21 @@ def blocked(fn: str) -> BlockedFile:
     return BlockedFile("linux-64", fn, "TEST-1")
 
 
+def judged(name: str, channel: str) -> MirrorReport:
+    """A mirror's report whose run read and selected linux-64."""
+    subdir = MirrorSubdirReport(upstream="fetched", records=3, kept=1, excluded={"x": 2})
+    return MirrorReport(name, channel, "u", subdirs={"linux-64": subdir})
+
+
 @pytest.mark.unit
 def test_gate_changes_per_run_against_the_mirrors_previous_run() -> None:
-    first = RunReport(id="1", started=1.0, mirrors=[MirrorReport("m", "c", "u")])
+    first = RunReport(id="1", started=1.0, mirrors=[judged("m", "c")])
     first.mirrors[0].advisories_blocked = [blocked("a-1-0.conda"), blocked("b-1-0.conda")]
     other = RunReport(id="2", started=2.0, mirrors=[MirrorReport("n", "d", "u")])
     second = RunReport(
         id="3",
         started=3.0,
-        mirrors=[MirrorReport("m", "c", "u")],
+        mirrors=[judged("m", "c")],
         approvals=[
             ApprovalChange("approve", "g", "numpy", "a", "w"),
             ApprovalChange("revoke", "g", "zlib", "b", "cve"),
@@ -59,7 +71,7 @@ def test_gate_changes_per_run_against_the_mirrors_previous_run() -> None:
 @pytest.mark.unit
 def test_run_pages_list_at_most_changes_max_files_and_count_them_all(monkeypatch) -> None:
     monkeypatch.setattr(gates, "CHANGES_MAX", 1)
-    run = RunReport(id="1", started=1.0, mirrors=[MirrorReport("m", "c", "u")])
+    run = RunReport(id="1", started=1.0, mirrors=[judged("m", "c")])
     run.mirrors[0].advisories_blocked = [blocked("a-1-0.conda"), blocked("b-1-0.conda")]
     (changes,) = gate_changes([run])["1"]["advisory_changes"]
     assert [b.file for b in changes["blocked"]] == ["a-1-0.conda"]

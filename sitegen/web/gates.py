@@ -26,9 +26,9 @@ from sitegen.config.model import FilterSpec
 from sitegen.filters.advisories import policy_of
 from sitegen.filters.advisory_notes import package_advisories
 from sitegen.layout import REPODATA, approved_page_path, channel_index_path, pending_page_path
-from sitegen.sync.advisory_changes import advisory_changes
+from sitegen.sync.advisory_changes import Standing, advisory_changes, standing_after
 from sitegen.sync.approvals import admissible, approve, load_candidates, pending
-from sitegen.sync.report import MirrorReport, RunReport
+from sitegen.sync.report import RunReport
 from sitegen.web.format import format_date_ms, split_filename
 
 # Files listed per mirror as newly blocked or cleared on a run page; the page says how many more.
@@ -137,15 +137,16 @@ def approval_links(channel: ChannelConfig, private: Iterable[str]) -> dict[str, 
 
 def gate_changes(reports: Iterable[RunReport]) -> dict[str, dict[str, Any]]:
     """Per run id: the approvals it granted and revoked and, per mirror, the records advisories
-    newly blocked and newly cleared (against the mirror's previous run), with their counts.
-    One pass over the runs, oldest first."""
-    last: dict[str, MirrorReport] = {}
+    newly blocked and newly cleared (against what the mirror's earlier runs left standing), with
+    their counts. One pass over the runs, oldest first."""
+    standing: dict[str, Standing] = {}
     out: dict[str, dict[str, Any]] = {}
     for report in sorted(reports, key=lambda r: (r.started, r.id)):
         mirrors = []
         for mirror in report.mirrors:
-            changes = advisory_changes(mirror, last.get(mirror.name))
-            last[mirror.name] = mirror
+            before = standing.get(mirror.name, {})
+            changes = advisory_changes(mirror, before)
+            standing[mirror.name] = standing_after(before, mirror)
             if changes.blocked or changes.cleared:
                 mirrors.append(
                     {
