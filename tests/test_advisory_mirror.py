@@ -152,3 +152,44 @@ async def test_a_pypi_advisory_blocks_conda_records_through_identities_in_a_real
         page = (site / CHANNEL / "packages" / f"{name}.html").read_text()
         notes = page.split('id="advisories"', 1)[1].split("</section>", 1)[0]
         assert "GHSA-test-numpy" in notes and version in notes and "blocked" in notes, name
+
+
+async def test_a_local_upstream_version_falls_in_the_ranges_of_its_public_one(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    # PEP 440 places 1.16.0+cpu just above 1.16.0 (SemVer ignores build metadata), inside a
+    # range introduced at 1.16.0; conda's order would place it below, outside.
+    advisory = {
+        "id": "GHSA-test-six",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "six"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "1.16.0"}, {"fixed": "1.17"}]}
+                ],
+            },
+        ],
+    }
+    (tmp_path / "pypi.json").write_text(json.dumps(advisory))
+
+    def own_purls(document: dict) -> None:
+        for key in ("packages", "packages.conda"):
+            for fn, record in document[key].items():
+                if fn.startswith("six-"):
+                    record["purls"] = ["pkg:pypi/six@1.16.0+cpu"]
+
+    rewrite_repodata(example_upstream.root, "linux-64", own_purls)
+    site = tmp_path / "site"
+    config = channel_config(
+        site,
+        example_upstream.url,
+        extra=f"filters: {{advisories: {{files: [{tmp_path / 'pypi.json'}]}}}}",
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert not report.failed
+    upstream = set(example_upstream.repodata["linux-64"]["packages"]) | set(
+        example_upstream.repodata["linux-64"]["packages.conda"]
+    )
+    six = {fn for fn in upstream if fn.startswith("six-")}
+    assert six and not published(site, CHANNEL, "linux-64") & six
+    assert report.mirrors[0].subdirs["linux-64"].excluded == {"advisory GHSA-test-six": len(six)}

@@ -73,13 +73,29 @@ class Affected:
     unscored: bool = False
 
     def contains(self, version: str) -> bool:
-        return self._named.contains(version)
+        return self._named.contains(self._compared(version))
 
     @cached_property
     def _named(self) -> VersionIndex:
         """Its versions and ranges indexed (once, when first asked), so a check costs the same
         however many it lists."""
-        return VersionIndex(self.versions, (r.events for r in self.ranges if r.type != "GIT"))
+        compared = self._compared
+        return VersionIndex(
+            map(compared, self.versions),
+            (
+                tuple((kind, compared(text)) for kind, text in r.events)
+                for r in self.ranges
+                if r.type != "GIT"
+            ),
+        )
+
+    def _compared(self, version: str) -> str:
+        """A version as this entry's ranges compare it: a conda package's as it is; another
+        ecosystem's without its local part (``1.0+cpu`` as ``1.0``). PEP 440 places a local
+        version just above its public one and SemVer's build metadata does not count, while
+        conda places ``1.0+cpu`` below ``1.0``: compared whole, it would fall outside a range
+        introduced at ``1.0`` that affects it."""
+        return version.partition("+")[0] if "/" in self.name else version
 
 
 @dataclass(frozen=True)
