@@ -78,8 +78,13 @@ async def test_a_run_that_could_not_read_upstream_clears_nothing_and_the_next_bl
         example_upstream.server.add_fault(f"/linux-64/{name}", respond(503))
     down = await run_mirror(config, MirrorOptions(progress=False))
     assert down.failed and down.mirrors[0].subdirs["linux-64"].upstream == "error"
-    # The channel keeps publishing what it did: zlib 1.2.13 is still kept out.
+    # The channel keeps publishing what it did: zlib 1.2.13 is still kept out, and its
+    # package page still says for which advisory.
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+    render_site(config)
+    page = (site / CHANNEL / "packages" / "zlib.html").read_text()
+    notes = page.split('id="advisories"', 1)[1].split("</section>", 1)[0]
+    assert "1.2.13" in notes and "TEST-ZLIB-1" in notes and "blocked" in notes
     example_upstream.server.clear_faults()
     up = await run_mirror(config, MirrorOptions(progress=False))
     assert not up.failed

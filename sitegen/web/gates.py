@@ -15,7 +15,7 @@ Page models only; the templates escape every value.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from sitegen.filters.advisory_notes import package_advisories
 from sitegen.layout import REPODATA, approved_page_path, channel_index_path, pending_page_path
 from sitegen.sync.advisory_changes import Standing, advisory_changes, standing_after
 from sitegen.sync.approvals import admissible, approve, load_candidates, pending
-from sitegen.sync.report import RunReport
+from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.web.format import format_date_ms, split_filename
 
 # Files listed per mirror as newly blocked or cleared on a run page; the page says how many more.
@@ -189,21 +189,29 @@ def advisory_inputs(levels: Iterable[FilterSpec]) -> list[Any]:
     return [policy for policy in map(policy_of, levels) if policy is not None]
 
 
-def blocked_versions(reports: Iterable[RunReport], channel: str) -> dict[str, dict[str, list[str]]]:
-    """Package name -> version -> the ids of the advisories the newest run of each of the
-    channel's mirrors kept it out for (such a version has no record on the page, but its
-    advisories are listed)."""
-    seen: set[str] = set()
-    out: dict[str, dict[str, set[str]]] = {}
+def blocked_versions(reports: Sequence[RunReport], channel: str) -> dict[str, dict[str, list[str]]]:
+    """Package name -> version -> the ids of the advisories each of the channel's mirrors keeps
+    it out for (such a version has no record on the page, but its advisories are listed): as
+    its runs last judged each subdir its newest run covered, so a subdir whose upstream the
+    newest run could not read shows what its channel still keeps out."""
+    newest: dict[str, MirrorReport] = {}
     for report in reports:  # newest first
         for mirror in report.mirrors:
-            if mirror.channel != channel or mirror.name in seen or not mirror.subdirs:
-                continue
-            seen.add(mirror.name)
-            for blocked in mirror.advisories_blocked:
-                name, version, _build = split_filename(blocked.file)
-                ids = out.setdefault(name, {}).setdefault(version, set())
-                ids.add(blocked.advisory)
+            if mirror.name not in newest and mirror.subdirs:
+                newest[mirror.name] = mirror
+    standing: dict[str, Standing] = {}
+    for report in sorted(reports, key=lambda r: (r.started, r.id)):
+        for mirror in report.mirrors:
+            if mirror.channel == channel:
+                standing[mirror.name] = standing_after(standing.get(mirror.name, {}), mirror)
+    out: dict[str, dict[str, set[str]]] = {}
+    for name, latest in newest.items():
+        if latest.channel != channel:
+            continue
+        for subdir in latest.subdirs:
+            for blocked in standing.get(name, {}).get(subdir, ()):
+                name_, version, _build = split_filename(blocked.file)
+                out.setdefault(name_, {}).setdefault(version, set()).add(blocked.advisory)
     return {
         name: {version: sorted(ids) for version, ids in sorted(versions.items())}
         for name, versions in sorted(out.items())
