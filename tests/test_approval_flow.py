@@ -4,8 +4,13 @@ takes it away again."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +220,59 @@ def test_a_frozen_gated_channel_reports_what_its_published_packages_lack(
         ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.conda"),
         ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.tar.bz2"),
     ]
+
+
+def locks() -> list[str]:
+    return Path("/proc/locks").read_text().splitlines()
+
+
+def approve_changing_the_file_meanwhile(tmp_path: Path, data: bytes) -> tuple[int, str]:
+    """`sitegen approve` (a process of its own) reads the configuration, then waits for the
+    lock on the approvals file that another editor holds; meanwhile the file becomes ``data``.
+    The command's exit status and stderr."""
+    write_config(tmp_path, "https://conda.example.org/example")
+    approvals = tmp_path / "approvals.yaml"
+    approvals.write_text(
+        f'- channel: "{GATED}"\n  spec: "zlib"\n  by: "a"\n  when: "2026-12-01"\n  why: "b"\n'
+    )
+    fd = os.open(approvals, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        st = os.fstat(fd)
+        inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        args = ["approve", GATED, "python", "-c", "channels.yaml", "--by", "a", "--reason", "b"]
+        command = subprocess.Popen(
+            [sys.executable, "-m", "sitegen", *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        # A waiter for the lock shows in /proc/locks as "N: -> FLOCK ... <inode> ...".
+        while not any("->" in line and inode in line.split() for line in locks()):
+            assert command.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.pwrite(fd, data, 0)
+    finally:
+        os.close(fd)  # the lock goes with it
+    _out, err = command.communicate(timeout=120)
+    return command.returncode, err
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # Its first byte is not UTF-8 either: read whole, the file would fail on that.
+        (b"\xff" + b"#" * (16 * 1024 * 1024) + b"\n", "larger than 16 MiB"),
+        (b"\xff\xfe# x\n", "not UTF-8 text"),
+    ],
+)
+def test_an_approvals_file_changed_before_the_edit_is_read_within_the_cap(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    status, err = approve_changing_the_file_meanwhile(tmp_path, data)
+    assert status == 2, err
+    assert "Traceback" not in err
+    assert f"{tmp_path / 'approvals.yaml'}: bad approvals file: {message}" in err
+    assert (tmp_path / "approvals.yaml").read_bytes()[: len(data)] == data  # left as it was

@@ -17,6 +17,7 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config.approval_model import Approval, parse_expiry
 from sitegen.config.approvals import spec_problem
 from sitegen.config.model import ChannelConfig, SiteConfig
+from sitegen.config.operator_files import OperatorFileError, read_text_capped
 from sitegen.config.yaml_nodes import ConfigError
 from sitegen.filters.feeds import with_kept_feeds
 from sitegen.sync.approvals import (
@@ -112,8 +113,13 @@ def _edit(
 
 def _change(load: Callable[[], SiteConfig], path: Path, change: Callable[[str, str], str]) -> None:
     """Read, change, write and check the file (under the lock of :func:`editing`)."""
-    # Decoded as it is: read as text, CRLF would become LF and the file be written back so.
-    before = path.read_bytes().decode("utf-8")
+    # Read again under the lock, so within the cap the configuration's own reading keeps:
+    # the file may have changed since (grown, or turned binary). Decoded from bytes: read as
+    # text, CRLF would become LF and the file be written back so.
+    try:
+        before = read_text_capped(path)
+    except OperatorFileError as exc:
+        raise ConfigError(f"{path}: bad approvals file: {exc}") from None
     after = change(before, str(path))
     if after == before:
         return
