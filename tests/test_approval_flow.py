@@ -276,3 +276,24 @@ def test_an_approvals_file_changed_before_the_edit_is_read_within_the_cap(
     assert "Traceback" not in err
     assert f"{tmp_path / 'approvals.yaml'}: bad approvals file: {message}" in err
     assert (tmp_path / "approvals.yaml").read_bytes()[: len(data)] == data  # left as it was
+
+
+def test_a_public_gated_channel_of_a_private_source_names_no_file_it_does_not_publish(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """Its approved page is public, its candidates the private source's packages: what the
+    gated channel's filters leave out of them (zlib, by its licence) is published nowhere
+    public, so the page names none of them, as it has no pending page."""
+    config = write_config(tmp_path, example_upstream.url)
+    text = config.read_text().replace("[linux-64]\n", "[linux-64]\n    access: private\n", 1)
+    config.write_text(text + "    filters: {licenses: {exclude: [Zlib]}}\n")
+    args, site = ["-c", str(config)], tmp_path / "site"
+    for _ in range(2):  # the gated channel reads its source as published when a run starts
+        assert main(["mirror", *args, "--no-progress"]) == 0
+    approve = [*args, "--by", "alice", "--reason", "forecasting"]
+    assert main(["approve", GATED, "numpy 2.1.0", *approve, "--with-dependencies"]) == 0
+    assert main(["approve", GATED, "zlib 1.3.1", *approve]) == 0
+    assert not any(fn.startswith("zlib-") for fn in published(site, GATED, "linux-64"))
+    page = (site / approved_page_path(GATED)).read_text()
+    assert "linux-64/libopenblas-0.3.27" in page  # published: public anyway
+    assert "zlib-" not in page and "license excluded" not in page

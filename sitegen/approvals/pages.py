@@ -91,14 +91,19 @@ def approved_page(
     approved: Approved,
     now: float,
     left_out: Mapping[FileKey, tuple[Record, str]] | None = None,
+    *,
+    published_only: bool = False,
 ) -> ApprovedPage:
     """``left_out``: the candidates the gated channel's own filters leave out, with their
-    reason (see :func:`sitegen.sync.approvals.admissible`)."""
+    reason (see :func:`sitegen.sync.approvals.admissible`). ``published_only``: those are not
+    named at all, as a public page of a channel whose source is private must not name them."""
     dropped = left_out or {}
     rows = []
     for entry in sorted(entries, key=lambda e: e.key):
         files = tuple(
-            (f"{s}/{fn}", _reason(dropped, (s, fn))) for s, fn in approved.by_entry.get(entry, [])
+            (f"{s}/{fn}", _reason(dropped, (s, fn)))
+            for s, fn in approved.by_entry.get(entry, [])
+            if not (published_only and (s, fn) in dropped)
         )
         rows.append(
             ApprovedRow(
@@ -118,7 +123,8 @@ def approved_page(
     for key, why in sorted(approved.dependencies.items()):
         file = f"{key[0]}/{key[1]}"
         if key in dropped:
-            unpublished.append((file, why, dropped[key][1]))
+            if not published_only:
+                unpublished.append((file, why, dropped[key][1]))
         else:
             dependencies.append((file, why))
     return ApprovedPage(channel, tuple(rows), tuple(dependencies), tuple(unpublished))

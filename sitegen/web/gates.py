@@ -50,14 +50,20 @@ def approval_relpaths(channel: ChannelConfig, private: Iterable[str] = ()) -> li
     """The approval pages of a gated channel (none for another). A public gated channel whose
     source is private gets no pending page: its candidates are the private channel's packages
     (``private``: paths of private channels)."""
-    gate = channel.approval
-    if gate is None:
+    if channel.approval is None:
         return []
-    hidden = set(private)
     paths = [approved_page_path(channel.path)]
-    if not (gate.source in hidden and channel.path not in hidden):
+    if not _source_hidden(channel, private):
         paths.append(pending_page_path(channel.path))
     return paths
+
+
+def _source_hidden(channel: ChannelConfig, private: Iterable[str]) -> bool:
+    """Whether a gated channel's pages are public while its source is private: they may then
+    name no candidate the channel does not publish (``private``: paths of private channels)."""
+    hidden = set(private)
+    gate = channel.approval
+    return gate is not None and gate.source in hidden and channel.path not in hidden
 
 
 def approval_inputs(
@@ -100,9 +106,15 @@ def approval_pages(
     approved = approve(candidates, gate.entries, now, matcher)
     links = approval_links(channel, private)
     admitted = admissible(candidates, levels, matcher)
-    approved_model = dataclasses.asdict(
-        approved_page(channel.path, gate.entries, approved, now, admitted.left_out)
+    approved_rows = approved_page(
+        channel.path,
+        gate.entries,
+        approved,
+        now,
+        admitted.left_out,
+        published_only=_source_hidden(channel, private),
     )
+    approved_model = dataclasses.asdict(approved_rows)
     approved_model.update(links, source=gate.source)
     pages = [GatePage(approved_page_path(channel.path), "approvals.html", approved_model)]
     if pending_page_path(channel.path) in relpaths:
