@@ -576,3 +576,22 @@ def test_a_revocation_is_recorded_as_the_revokers_not_the_approvers(tmp_path):
     assert revoked.action == "revoke"
     # Without --by and --reason: whoever ran it, no reason; never alice's approval reason.
     assert (revoked.by, revoked.why) == (getpass.getuser(), "")
+
+
+def test_text_that_is_not_utf8_is_refused_before_the_file_or_the_history_takes_it(tmp_path, capsys):
+    # "Jörg" typed in a Latin-1 terminal: the byte 0xf6 reaches Python as a lone surrogate.
+    from sitegen.cli import main
+
+    config = _site_publishing_numpy(tmp_path)
+    args = ["-c", str(config)]
+    main(["approve", GATED, "numpy", *args, "--by", "alice", "--reason", "r"])
+    before = (tmp_path / "approvals.yaml").read_text()
+    assert 'spec: "numpy"' in before
+    capsys.readouterr()
+    assert main(["approve", GATED, "zlib", *args, "--by", "J\udcf6rg", "--reason", "r"]) == 2
+    assert "--by b'J\\xf6rg': not UTF-8 text" in capsys.readouterr().err
+    assert main(["revoke", GATED, "numpy", *args, "--by", "alice", "--reason", "\udcff"]) == 2
+    assert "--reason b'\\xff': not UTF-8 text" in capsys.readouterr().err
+    assert (tmp_path / "approvals.yaml").read_text() == before
+    # Nothing of it reached the history: the pages still render.
+    assert main(["render", *args]) == 0

@@ -117,12 +117,14 @@ def _add_approval_commands(add: AddCommand) -> None:
         return publish(args, entry.channel, [change_record("approve", entry)])
 
     def revoke(args: argparse.Namespace) -> int:
-        from sitegen.approvals.commands import change_record, withdraw
+        from sitegen.approvals.commands import change_record, check_text, withdraw
 
-        removed = withdraw(lambda: load(args), args.channel, args.spec)
         # The history names who revoked and why: never the approver and the approval's
         # reason, which would read as if the approver had revoked it for that reason.
         by, why = args.by or getpass.getuser(), args.reason or ""
+        check_text("--by", by)
+        check_text("--reason", why)
+        removed = withdraw(lambda: load(args), args.channel, args.spec)
         changes = [change_record("revoke", replace(e, by=by, why=why)) for e in removed]
         print(f"revoked {args.spec!r} for {removed[0].channel}")
         return publish(args, removed[0].channel, changes)
