@@ -595,3 +595,21 @@ def test_text_that_is_not_utf8_is_refused_before_the_file_or_the_history_takes_i
     assert (tmp_path / "approvals.yaml").read_text() == before
     # Nothing of it reached the history: the pages still render.
     assert main(["render", *args]) == 0
+
+
+@pytest.mark.parametrize(
+    "why",
+    [
+        "pasted\x85from a mainframe",  # NEL: a line break inside a quoted YAML string
+        "DEL\x7f and C1\x9b controls",  # refused by a YAML reader
+        "Jörg’s 😀 \ufeff",  # as it is
+    ],
+)
+def test_an_approval_reads_back_with_the_reason_it_was_given(tmp_path, why):
+    from sitegen.cli import main
+
+    config = _site_publishing_numpy(tmp_path)
+    main(["approve", GATED, "numpy", "-c", str(config), "--by", "alice", "--reason", why])
+    main(["approve", GATED, "zlib", "-c", str(config), "--by", "bob", "--reason", "b"])
+    (numpy, zlib) = load_config(config).channels[1].approval.entries
+    assert (numpy.spec, numpy.why, zlib.spec) == ("numpy", why, "zlib")

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,16 @@ HEADER = (
 )
 
 
+# What a YAML reader refuses in a file (DEL and the C1 controls) or, in a quoted string, reads
+# as a line break and folds into a space (NEL): written as escapes, which JSON does not make.
+UNQUOTABLE = re.compile("[\x7f-\x9f]")
+
+
 def render_entry(entry: Approval, newline: str = "\n") -> list[str]:
     def quote(text: str) -> str:
-        return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML scalar
+        # A JSON string is a YAML scalar, and its \uXXXX escapes are YAML's too.
+        quoted = json.dumps(text, ensure_ascii=False)
+        return UNQUOTABLE.sub(lambda char: f"\\u{ord(char.group()):04x}", quoted)
 
     lines = [
         f"- channel: {quote(entry.channel)}",
