@@ -613,3 +613,21 @@ def test_an_approval_reads_back_with_the_reason_it_was_given(tmp_path, why):
     main(["approve", GATED, "zlib", "-c", str(config), "--by", "bob", "--reason", "b"])
     (numpy, zlib) = load_config(config).channels[1].approval.entries
     assert (numpy.spec, numpy.why, zlib.spec) == ("numpy", why, "zlib")
+
+
+def test_an_approvals_file_that_is_a_link_is_edited_where_it_points(tmp_path):
+    # Kept in a repository the team reviews, and linked beside channels.yaml.
+    from sitegen.cli import main
+
+    config = _site_publishing_numpy(tmp_path)
+    (tmp_path / "repo").mkdir()
+    kept = tmp_path / "repo" / "approvals.yaml"
+    kept.write_text(FILE)
+    (tmp_path / "approvals.yaml").symlink_to(kept)
+    args = ["-c", str(config), "--by", "alice", "--reason", "r"]
+    main(["approve", GATED, "python", *args])
+    main(["revoke", GATED, "zlib", *args])
+    assert (tmp_path / "approvals.yaml").is_symlink()
+    approved = parse_approvals(kept.read_text(), "approvals.yaml")
+    assert [e.spec for e in approved] == ["numpy >=2", "python"]
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["approvals.yaml"]

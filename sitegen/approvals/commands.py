@@ -8,6 +8,7 @@ the history.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +113,10 @@ def _edit(
     load: Callable[[], SiteConfig], channel: ChannelConfig, change: Callable[[str, str], str]
 ) -> None:
     assert channel.approval is not None
-    path = Path(channel.approval.file)
+    # The file a link names, edited where it is: the rename that writes it would otherwise put
+    # a file in the link's place, and what the link points to (a reviewed repository's copy)
+    # would not get the change, nor the site the changes made there after.
+    path = Path(os.path.realpath(channel.approval.file))
     try:
         with editing(path):  # one editor at a time: none loses another's entry
             _change(load, path, change)
