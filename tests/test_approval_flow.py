@@ -28,14 +28,14 @@ pytestmark = pytest.mark.integration
 SOURCE, GATED = "cloud/example", "internal/approved"
 
 
-def write_config(tmp_path: Path, upstream: str) -> Path:
+def write_config(tmp_path: Path, upstream: str, max_fraction: float = 1.0) -> Path:
     config = tmp_path / "channels.yaml"
     config.write_text(
         textwrap.dedent(
             f"""\
             output: {tmp_path / "site"}
             download: {{concurrency: 4, per_host: 4, retries: 1, timeout: 10}}
-            prune: {{max_fraction: 1.0}}
+            prune: {{max_fraction: {max_fraction}}}
             channels:
               {SOURCE}:
                 url: {upstream}
@@ -46,6 +46,33 @@ def write_config(tmp_path: Path, upstream: str) -> Path:
         )
     )
     return config
+
+
+def test_a_revocation_the_deletion_guard_holds_names_the_command_and_force_delete_passes(
+    example_upstream: ExampleUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Held by the guard, a revocation has already left the approvals file: the guard's own
+    advice ("run again") would find nothing to revoke, so the command to publish it is named;
+    ``revoke --force-delete`` publishes at once."""
+    config = write_config(tmp_path, example_upstream.url, max_fraction=0.5)
+    args = ["-c", str(config)]
+    site = tmp_path / "site"
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    approve = ["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "r"]
+    assert main([*approve, "--with-dependencies"]) == 0
+    approved = published(site, GATED, "linux-64")
+    assert approved
+
+    caplog.clear()
+    assert main(["revoke", GATED, "numpy 2.1.0", *args]) == 1
+    assert published(site, GATED, "linux-64") == approved
+    assert "numpy" not in (tmp_path / "approvals.yaml").read_text()
+    assert "to publish it: sitegen mirror --only internal-approved --force-delete" in caplog.text
+
+    assert main([*approve, "--with-dependencies"]) == 0
+    assert main(["revoke", GATED, "numpy 2.1.0", *args, "--force-delete"]) == 0
+    assert published(site, GATED, "linux-64") == set()
 
 
 def test_approve_with_dependencies_installs_and_revoke_removes(

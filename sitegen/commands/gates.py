@@ -71,20 +71,34 @@ def _add_freeze_commands(add: AddCommand) -> None:
 
 def _add_approval_commands(add: AddCommand) -> None:
     def publish(args: argparse.Namespace, channel: str, changes: list[ApprovalChange]) -> int:
-        """Run the gated channel's mirror now, recording the changes in its history."""
+        """Run the gated channel's mirror now, recording the changes in its history (past the
+        deletion guard with ``--force-delete``, which its refusal names)."""
         from sitegen.approvals.commands import gated_channel
         from sitegen.store.lock import SiteLocked
+        from sitegen.sync.merge import HELD
         from sitegen.sync.run import MirrorOptions, run_mirror
 
         config = load(args)
         mirror = gated_channel(config, channel).mirrors[0].name
-        options = MirrorOptions(only=(mirror,), progress=False, approvals=tuple(changes))
+        options = MirrorOptions(
+            only=(mirror,),
+            progress=False,
+            approvals=tuple(changes),
+            force_delete=getattr(args, "force_delete", False),
+        )
         try:
             report = trio.run(run_mirror, config, options)
         except SiteLocked as exc:
             log.error("%s; the approvals file is updated and the next run publishes it", exc)
             return EXIT_LOCKED
         rendered = render_pages(config)
+        if any(c.status == HELD for c in report.channels) and not options.force_delete:
+            # The guard's advice, "run again", would find the approval changed already.
+            log.error(
+                "the change is in the approvals file; to publish it: sitegen mirror --only %s"
+                " --force-delete",
+                mirror,
+            )
         if report.failed:
             log.error("run %s finished with errors", report.id)
             return EXIT_FAILED
@@ -172,6 +186,11 @@ def _add_approval_commands(add: AddCommand) -> None:
         "--by", help="who revokes it, recorded in the history (default: the current user)"
     )
     revoke_parser.add_argument("--reason", help="why (recorded in the history)")
+    revoke_parser.add_argument(
+        "--force-delete",
+        action="store_true",
+        help="publish even when the channel would lose more than prune.max_fraction of its files",
+    )
     revoke_parser.set_defaults(func=revoke)
     pending_parser.add_argument(
         "--limit",
