@@ -61,9 +61,8 @@ from sitegen.sync.publish import (
     PublishTarget,
     SubdirMetadata,
     publish_all,
-    write_channeldata,
-    write_notices,
 )
+from sitegen.sync.publish_channel import write_channeldata, write_notices
 from sitegen.sync.repodata_map import published_records
 from sitegen.sync.report import RunReport
 from sitegen.sync.report_build import (

@@ -16,27 +16,20 @@ import math
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import trio
 
-from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.current_repodata import current_records
 from sitegen.conda.encode import PieceMap, repodata_pieces
-from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, shard_filename
 from sitegen.conda.version import RecordMatcher
-from sitegen.config import ChannelConfig
 from sitegen.layout import (
     REPODATA,
     REPODATA_BZ2,
-    channeldata_path,
     metadata_files,
-    notices_path,
     publishing_marker_path,
     repodata_map_path,
     retired_shards_path,
@@ -229,12 +222,6 @@ def empty_metadata(subdir: str) -> SubdirMetadata:
     return SubdirMetadata(subdir=subdir, records={}, extra={"repodata_version": 1})
 
 
-def write_json(site: Site, relative: str, document: Any) -> bool:
-    """Write a small JSON document (e.g. channeldata.json) if its content changed."""
-    parts = relative.split("/")
-    return site.write_bytes(site.path(*parts), msgspec.json.encode(document))
-
-
 # (channel path, metadata, staged, package bases, kept, listed now, withdrawn): see
 # publish_target.
 PublishTarget = tuple[
@@ -366,34 +353,3 @@ async def publish_all(
     async with trio.open_nursery() as nursery:
         for target in targets:
             nursery.start_soon(publish, *target)
-
-
-def write_notices(site: Site, channel: ChannelConfig) -> str | None:
-    """Publish the channel's active notices as its notices.json (CEP-6), or remove the file
-    when none is active; the error, if any."""
-    target = site.path(*notices_path(channel.path).split("/"))
-    body = encode_notices(channel.notices, datetime.now(UTC))
-    try:
-        if body is None:
-            site.remove(target)
-        else:
-            site.ensure_dir(target.parent)
-            site.write_bytes(target, body)
-    except OSError as exc:
-        log.error("%s: could not write %s: %s", channel.path, NOTICES_FILE, exc)
-        return f"{channel.path}: could not write {NOTICES_FILE}: {exc.strerror or exc}"
-    return None
-
-
-def write_channeldata(
-    site: Site, channel_path: str, published: dict[str, dict[str, Record]]
-) -> str | None:
-    """Write a channel's channeldata.json from its subdirs' records; the error, if any."""
-    if not published:
-        return None
-    try:
-        write_json(site, channeldata_path(channel_path), build_channeldata(published))
-    except OSError as exc:
-        log.error("%s: could not write channeldata.json: %s", channel_path, exc)
-        return f"{channel_path}: could not write channeldata.json: {exc.strerror or exc}"
-    return None
