@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from sitegen.conda.notices import NOTICES_FILE
+from sitegen.conda.run_exports import RUN_EXPORTS_FILE
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, shard_filename
 
@@ -40,6 +41,17 @@ def metadata_files(bz2: bool) -> tuple[str, ...]:
     if not bz2:
         return METADATA_FILES
     return (*METADATA_FILES[:2], REPODATA_BZ2, *METADATA_FILES[2:])
+
+
+# CEP-12, published while upstream serves one, before repodata.json;
+# listed after the files every subdir has.
+RUN_EXPORTS = RUN_EXPORTS_FILE
+RUN_EXPORTS_FILES = (RUN_EXPORTS, f"{RUN_EXPORTS}.zst")
+
+
+def present_metadata_files() -> tuple[str, ...]:
+    """Every metadata file a subdir may publish, whatever the settings and upstream."""
+    return (*metadata_files(True), *RUN_EXPORTS_FILES)
 
 
 CHANNELDATA = "channeldata.json"
@@ -188,6 +200,12 @@ LOCK_NAME = "lock"  # one run at a time per site: the advisory lock file, in the
 def upstream_cache_dir(root: Path, mirror: str, subdir: str) -> Path:
     """Upstream repodata last seen for one mirror subdir, with its HTTP validators."""
     return state_dir(root) / "upstream" / mirror / subdir
+
+
+def upstream_run_exports_dir(root: Path, mirror: str, subdir: str) -> Path:
+    """Upstream's run_exports.json last seen for one mirror subdir, with its validators
+    (inside the subdir's repodata cache: it goes with it)."""
+    return upstream_cache_dir(root, mirror, subdir) / "run-exports"
 
 
 def progress_path(root: Path) -> Path:

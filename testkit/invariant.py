@@ -175,7 +175,25 @@ def _check_subdir(directory: Path, settled: bool) -> None:
             )
         stray = listed["current_repodata.json"] - listed["repodata.json"]
         assert not stray, f"{directory}/current_repodata.json lists {sorted(stray)}"
+        _check_run_exports(directory, listed["repodata.json"])
     _check_shards(directory, json.loads(decoded["repodata.json"]) if settled else None)
+
+
+def _check_run_exports(directory: Path, records: set[str]) -> None:
+    """CEP-12: run_exports.json (with its .zst, or neither) names only files repodata.json
+    lists, each in the section of its format."""
+    path, packed = directory / "run_exports.json", directory / "run_exports.json.zst"
+    if not path.is_file():
+        assert not packed.exists(), f"{packed} without run_exports.json"
+        return
+    body = path.read_bytes()
+    assert zstandard.decompress(packed.read_bytes()) == body, f"{packed} does not hold it"
+    document = json.loads(body)
+    assert document["info"]["subdir"] == directory.name, f"{path}: info.subdir"
+    for section, suffix in (("packages", ".tar.bz2"), ("packages.conda", ".conda")):
+        for fn, entry in document[section].items():
+            assert fn in records and fn.endswith(suffix), f"{path} lists {fn} in {section}"
+            assert isinstance(entry["run_exports"], dict), f"{path}: {fn}: {entry}"
 
 
 def _unzstd(path: Path) -> Any:

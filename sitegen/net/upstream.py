@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -248,11 +248,22 @@ class Upstream:
         self, subdir: str, previous: CacheValidators | None
     ) -> RepodataResponse:
         """Fetch a subdir's repodata, conditionally when validators from a previous run exist."""
-        variants = list(REPODATA_VARIANTS)
-        if previous is not None and previous.variant in variants:
-            variants.remove(previous.variant)
-            variants.insert(0, previous.variant)
-        for variant in variants:
+        response = await self.fetch_variants(subdir, REPODATA_VARIANTS, previous)
+        if response is None:
+            raise SubdirMissing(f"{self.display(subdir)}: no repodata.json upstream (404)")
+        return response
+
+    async def fetch_variants(
+        self, subdir: str, variants: Sequence[str], previous: CacheValidators | None
+    ) -> RepodataResponse | None:
+        """Fetch the first of ``variants`` (names of one document, e.g. its .zst first) that
+        upstream serves, the one ``previous`` describes first and conditionally; None when
+        upstream serves none (404)."""
+        order = list(variants)
+        if previous is not None and previous.variant in order:
+            order.remove(previous.variant)
+            order.insert(0, previous.variant)
+        for variant in order:
             validators = previous if previous and previous.variant == variant else None
             if self.is_file:
                 response = await trio.to_thread.run_sync(
@@ -262,7 +273,7 @@ class Upstream:
                 response = await self._fetch_http(subdir, variant, validators)
             if response is not None:
                 return response
-        raise SubdirMissing(f"{self.display(subdir)}: no repodata.json upstream (404)")
+        return None
 
     def _read_local(
         self, subdir: str, variant: str, validators: CacheValidators | None

@@ -9,6 +9,7 @@ upstream_secrets), and its validators say so (:func:`UpstreamCache.hidden_form`)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from sitegen.layout import upstream_cache_dir
@@ -24,11 +25,17 @@ HIDDEN = 2  # as their references, upstream's own text escaped (see upstream_sec
 
 
 class UpstreamCache:
-    def __init__(self, site: SiteStorage) -> None:
+    """``where``: the folder of one mirror subdir's document (its repodata by default; its
+    CEP-12 run_exports.json is kept the same way, in a folder of its own)."""
+
+    def __init__(
+        self, site: SiteStorage, where: Callable[[Path, str, str], Path] = upstream_cache_dir
+    ) -> None:
         self.site = site
+        self.where = where
 
     def _dir(self, mirror: str, subdir: str) -> Path:
-        return upstream_cache_dir(self.site.root, mirror, subdir)
+        return self.where(self.site.root, mirror, subdir)
 
     def validators(self, mirror: str, subdir: str) -> CacheValidators | None:
         try:
@@ -95,6 +102,15 @@ class UpstreamCache:
         pending.sync()
         pending.commit()
         self._write_validators(self._dir(mirror, subdir), validators, hidden)
+
+    def forget(self, mirror: str, subdir: str) -> None:
+        """Forget what was kept (upstream no longer serves it): its validators go first, so
+        that nothing reads the body back."""
+        directory = self._dir(mirror, subdir)
+        validators = self.validators(mirror, subdir)
+        self.site.remove(directory / "validators.json")
+        if validators is not None:
+            self.site.remove(directory / validators.variant)
 
     def _write_validators(self, directory: Path, validators: CacheValidators, hidden: bool) -> None:
         document: dict[str, object] = {

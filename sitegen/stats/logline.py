@@ -24,7 +24,7 @@ from enum import Enum
 from urllib.parse import unquote
 
 from sitegen.conda.schema import PACKAGE_SUFFIXES
-from sitegen.layout import CHANNELDATA, INSTALLER_PAGE, SHARDS_DIR, metadata_files
+from sitegen.layout import CHANNELDATA, INSTALLER_PAGE, SHARDS_DIR, present_metadata_files
 from sitegen.sync.installer_listing import NAME_RE as INSTALLER_NAME_RE
 
 # The referer is never logged (nothing here reads it): a page browsed under /t/<token>/ is the
@@ -62,7 +62,7 @@ SITEGEN_RE = re.compile(_COMBINED + rb" " + _QUOTED + rb"(?: token=\S+)?\r?$")
 MAX_LINE = 16 * 1024  # longer lines are skipped unread (a request line is far shorter)
 
 # A .bz2 is metadata whether or not this site publishes it now (the shard index is one too).
-REFRESH_FILES = frozenset(metadata_files(True))
+REFRESH_FILES = frozenset(present_metadata_files())
 # Characters a package file name or shard name may hold; anything else (markup, quotes,
 # spaces) marks a path as hostile.
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+!-]*$")

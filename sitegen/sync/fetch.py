@@ -53,6 +53,8 @@ class ParseResult:
     repodata: Repodata | None  # None when the body could not be decoded or parsed
     error: str = ""
     base_url: str | None = None  # CEP-15: where upstream's packages live, as written
+    # CEP-12: fn -> run_exports served beside (see sitegen.sync.run_exports_fetch); None: none
+    run_exports: Mapping[str, bytes] | None = None
 
 
 def package_bases(parsed: Mapping[SubdirKey, ParseResult], subdir: str) -> dict[str, str]:

@@ -32,12 +32,14 @@ from sitegen import __version__
 from sitegen.conda.notices import active_notices
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import (
+    RUN_EXPORTS_FILES,
     channeldata_path,
     inputs_path,
     kept_records_path,
     metadata_files,
     notices_path,
     origins_path,
+    present_metadata_files,
 )
 from sitegen.store.site import Site
 from sitegen.sync.prune import package_files
@@ -74,7 +76,7 @@ class InputsDigest:
             # What a run publishes per subdir: a site built before a file joined the list
             # (the shard index), or before `repodata: {bz2}` was turned on or off, is rebuilt
             # once, even if nothing else changed.
-            "metadata": list(metadata_files(config.repodata_bz2)),
+            "metadata": [*metadata_files(config.repodata_bz2), *RUN_EXPORTS_FILES],
             # msgspec's builtins, the same values as dataclasses.asdict in C: a filter level's
             # advisories from a feed are tens of thousands of objects (asdict: seconds).
             "filters": msgspec.to_builtins(config.filters),
@@ -89,6 +91,11 @@ class InputsDigest:
         self._hash.update(msgspec.json.encode([mirror, subdir, body is not None]))
         if body is not None:
             self._hash.update(hashlib.sha256(body).digest())
+
+    def add_run_exports(self, mirror: str, subdir: str, state: str | None) -> None:
+        """A mirror subdir's CEP-12 run_exports.json as this run read it: the sha256 of its
+        body, or why there is none (see sitegen.sync.run_exports_fetch)."""
+        self._hash.update(msgspec.json.encode([mirror, subdir, "run_exports", state]))
 
     def add_published(self, channel: str, subdir: str, repodata: Path) -> None:
         """A channel subdir whose published records stand in for its mirrors in the dependency
@@ -133,7 +140,7 @@ def file_signature(
             directory = site.path(channel.path, subdir)
             # Every name that may be present: a .bz2 left or put there while the setting is
             # off makes the next run publish (which removes it).
-            paths.extend(directory / name for name in metadata_files(True))
+            paths.extend(directory / name for name in present_metadata_files())
             paths.append(origins_path(site.root, channel.path, subdir))
             paths.append(kept_records_path(site.root, channel.path, subdir))
             feeding = [m for m in channel.mirrors if subdir in m.subdirs]

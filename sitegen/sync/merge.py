@@ -36,6 +36,8 @@ class Feed:
     mirror: str
     repodata: Repodata | None  # None: not served upstream
     kept: Mapping[str, Record]  # fn -> record, after filters and closure
+    # CEP-12: fn -> run_exports upstream serves (sitegen.conda.run_exports); None: none served
+    run_exports: Mapping[str, bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,13 +122,30 @@ def merge_subdir(
         return None
     extra.setdefault("repodata_version", 1)
     refused = _refuse_unshardable(records, previous)
-    meta = SubdirMetadata(subdir=subdir, records=records, info=info, removed=removed, extra=extra)
+    meta = SubdirMetadata(
+        subdir, records, info, removed, extra, run_exports=_run_exports(records, feeds)
+    )
     lost = tuple(conflicts)
     if previous is not None and not guard.force:
         why = deletion_guard(previous.records, records, guard.max_fraction)
         if why:
             return MergedSubdir(channel, subdir, HELD, previous, None, (why,), lost, refused)
     return MergedSubdir(channel, subdir, MERGED, previous, meta, (), lost, refused)
+
+
+def _run_exports(records: Mapping[str, Record], feeds: Sequence[Feed]) -> dict[str, bytes] | None:
+    """Each record's run_exports, as the mirror it came from serves them; None when no mirror
+    of the subdir serves a run_exports.json."""
+    served = {feed.mirror: feed.run_exports for feed in feeds if feed.run_exports is not None}
+    if not served:
+        return None
+    chosen = {}
+    for fn, record in records.items():
+        entries = served.get(record.origin)
+        entry = entries.get(fn) if entries is not None else None
+        if entry is not None:
+            chosen[fn] = entry
+    return chosen
 
 
 def _refuse_unshardable(

@@ -127,4 +127,6 @@ def _feed(
     parsed: Mapping[SubdirKey, ParseResult], closure: ClosureResult, mirror: str, subdir: str
 ) -> Feed:
     result = parsed.get((mirror, subdir))
-    return Feed(mirror, result.repodata if result else None, closure.kept(mirror, subdir))
+    if result is None:
+        return Feed(mirror, None, closure.kept(mirror, subdir))
+    return Feed(mirror, result.repodata, closure.kept(mirror, subdir), result.run_exports)

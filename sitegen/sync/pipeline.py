@@ -72,6 +72,8 @@ from sitegen.sync.report_build import (
     finish,
     inputs_record,
 )
+from sitegen.sync.run_exports_fetch import read_all as read_run_exports
+from sitegen.sync.run_exports_fetch import with_run_exports
 from sitegen.sync.scope import RunScope
 from sitegen.sync.selection import (
     close,
@@ -119,6 +121,8 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
                 results.fetched,
                 bodies,
             )
+            exports = results.run_exports
+            await read_run_exports(upstreams, scope, results.fetched, exports, results.warnings)
             if not scope.options.dry_run:
                 await trio.to_thread.run_sync(
                     adopt_old_caches, scope.site, [m for _c, m in results.mirrors]
@@ -166,6 +170,8 @@ def _inputs_digest(
     for _channel, mirror in results.mirrors:
         for subdir in mirror.subdirs:
             digest.add_repodata(mirror.name, subdir, bodies.get((mirror.name, subdir)))
+            exports = results.run_exports.get((mirror.name, subdir))
+            digest.add_run_exports(mirror.name, subdir, exports.state if exports else None)
     # Every mirror of the run was read: the channels held are the frozen ones and, when a
     # mirror of the site pulls in dependencies, those the run does not rebuild.
     in_run = {m.name for _c, m in results.mirrors}
@@ -211,6 +217,7 @@ async def _rebuild(
     # Millions of long-lived record objects: keep the cyclic GC from rescanning them
     # (unfrozen when the run ends, for callers that run several mirrors in one process).
     results.parsed.update(local.parsed)
+    with_run_exports(results.parsed, results.run_exports)
     gc.freeze()
     matcher = RecordMatcher()
     sources = upstreams.keys() | local.names

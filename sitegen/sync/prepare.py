@@ -182,7 +182,13 @@ def without_failed(
             records[fn] = record
         elif (published := still_published.get(fn)) is not None:
             records[fn] = published
-    return SubdirMetadata(meta.subdir, records, meta.info, meta.removed, meta.extra)
+    # The run_exports of a failed file are those of its new bytes: none is published for it.
+    exports = meta.run_exports
+    if exports is not None:
+        exports = {fn: entry for fn, entry in exports.items() if fn not in failed}
+    return SubdirMetadata(
+        meta.subdir, records, meta.info, meta.removed, meta.extra, run_exports=exports
+    )
 
 
 def first_seen_now_ms() -> int:

@@ -1,8 +1,9 @@
 """Write a subdir's metadata files once its package files are in place and verified.
 
 ``repodata.json.zst``, ``current_repodata.json``, the shard index
-``repodata_shards.msgpack.zst`` (its shards written and flushed before it) and, with
-``repodata: {bz2: true}``, ``repodata.json.bz2`` are written before ``repodata.json`` itself. So
+``repodata_shards.msgpack.zst`` (its shards written and flushed before it), with
+``repodata: {bz2: true}`` ``repodata.json.bz2``, and CEP-12 ``run_exports.json`` (with its
+``.zst``) where there is one to publish, are written before ``repodata.json`` itself. So
 when ``repodata.json`` already holds the new bytes, every sibling was completed by an earlier run
 and the expensive compression is skipped; unless that run was stopped between two renames, which
 the publishing marker it left tells (``layout.publishing_marker_path``).
@@ -24,11 +25,13 @@ import trio
 from sitegen.conda.current_repodata import current_records
 from sitegen.conda.encode import PieceMap, repodata_pieces
 from sitegen.conda.records import Record
+from sitegen.conda.run_exports import encode_run_exports
 from sitegen.conda.shards import SHARD_INDEX, shard_filename
 from sitegen.conda.version import RecordMatcher
 from sitegen.layout import (
     REPODATA,
     REPODATA_BZ2,
+    RUN_EXPORTS_FILES,
     metadata_files,
     publishing_marker_path,
     repodata_map_path,
@@ -37,7 +40,7 @@ from sitegen.layout import (
 )
 from sitegen.store.interface import PendingWrite
 from sitegen.store.site import Site
-from sitegen.sync.metadata_compress import bz2_stream, zstd_stream
+from sitegen.sync.metadata_compress import bz2_stream, zstd_compress, zstd_stream
 from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir, unretire_shards
 from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_shards
 from sitegen.sync.publish_state import narrow_state, widen_state
@@ -58,6 +61,9 @@ class SubdirMetadata:
     # name -> shard sha256 for exactly ``records``, once their shards are on disk (see
     # write_new_shards); None: publish_subdir writes them.
     shards: dict[str, bytes] | None = None
+    # CEP-12: file name -> its run_exports as published (see sitegen.conda.run_exports), of
+    # which those of ``records`` are published; None: no run_exports.json.
+    run_exports: Mapping[str, bytes] | None = None
 
     def pieces(self, where: PieceMap | None = None) -> Iterator[bytes]:
         """repodata.json (see sitegen.conda.encode), a few MB at a time (made as they are
@@ -75,6 +81,14 @@ class SubdirMetadata:
 
     def encode_current(self) -> bytes:
         return b"".join(self.current_pieces())
+
+    def run_exports_files(self) -> dict[str, bytes]:
+        """``run_exports.json.zst`` and ``run_exports.json``, in that order; none when there
+        is no run_exports.json to publish."""
+        if self.run_exports is None:
+            return {}
+        body = encode_run_exports(self.subdir, self.run_exports, self.records)
+        return {RUN_EXPORTS_FILES[1]: zstd_compress(body), RUN_EXPORTS_FILES[0]: body}
 
 
 def write_pieces(pieces: Iterable[bytes], out: PendingWrite) -> None:
@@ -105,6 +119,7 @@ async def publish_subdir(
     # Where the parts of repodata.json lie, kept for the next run (see sync.repodata_map).
     where = PieceMap()
     map_path = repodata_map_path(site.root, channel_path, meta.subdir)
+    exports = await trio.to_thread.run_sync(meta.run_exports_files)
     with contextlib.ExitStack() as files:  # each discarded unless published
         target = directory / REPODATA
         if complete:
@@ -113,6 +128,10 @@ async def publish_subdir(
             if body is None:
                 # Only the setting changed, if anything: a .bz2 of this JSON may simply go.
                 withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
+                # The same records, but their run_exports may be new (or upstream's gone).
+                withdrawn += await trio.to_thread.run_sync(
+                    _put_run_exports, site, directory, exports
+                )
                 await trio.to_thread.run_sync(save_map, site, map_path, target, where)
                 await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
                 return withdrawn
@@ -165,10 +184,13 @@ async def publish_subdir(
         # be served beside it; a failure below then leaves the old JSON without its (unread)
         # .bz2.
         withdrawn = _withdraw_bz2(site, directory, repodata_bz2)
+        if not exports:  # likewise a run_exports.json upstream no longer serves
+            withdrawn += _put_run_exports(site, directory, exports)
+        results.update(exports)
         # All files are complete (synced) before the first rename, in one thread call (which
         # a cancellation cannot cut short): a full disk or a stop signal cannot leave a new
         # .zst beside an old repodata.json. repodata.json is renamed last.
-        order = names[1:] + names[:1]
+        order = [*exports, *names[1:], *names[:1]]
         # A shard named again is no longer retired, before the index naming it is published.
         retired = retired_shards_path(site.root, channel_path, meta.subdir)
         await trio.to_thread.run_sync(unretire_shards, site, retired, named)
@@ -188,6 +210,16 @@ async def publish_subdir(
         await trio.to_thread.run_sync(save_map, site, map_path, target, where)
         await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
     return withdrawn + [path.name for path in written]
+
+
+def _put_run_exports(site: Site, directory: Path, exports: dict[str, bytes]) -> list[str]:
+    """Publish the run_exports.json files given, or remove those published when none is;
+    the names of the files that changed."""
+    if exports:
+        return [
+            path.name for path in site.write_many([(directory / n, b) for n, b in exports.items()])
+        ]
+    return [name for name in reversed(RUN_EXPORTS_FILES) if site.remove(directory / name)]
 
 
 def _withdraw_bz2(site: Site, directory: Path, repodata_bz2: bool) -> list[str]:
@@ -273,7 +305,9 @@ async def publish_target(
         await publish_subdir(
             site,
             channel_path,
-            SubdirMetadata(subdir, interim, meta.info, meta.removed, meta.extra),
+            SubdirMetadata(
+                subdir, interim, meta.info, meta.removed, meta.extra, run_exports=meta.run_exports
+            ),
             # No shard retires here: the shards of the replacements, written before this,
             # are not named until the second step.
             math.inf,

@@ -42,6 +42,7 @@ from sitegen.sync.report import (
     excepted_text,
     new_files_text,
 )
+from sitegen.sync.run_exports_fetch import RunExportsRead
 from sitegen.sync.selection import ClosureResult
 
 log = logging.getLogger("sitegen")
@@ -59,6 +60,7 @@ class RunResults:
     warnings: dict[str, list[str]] = field(default_factory=dict)  # mirror -> what it ran without
     fetched: dict[SubdirKey, FetchResult] = field(default_factory=dict)
     parsed: dict[SubdirKey, ParseResult] = field(default_factory=dict)
+    run_exports: dict[SubdirKey, RunExportsRead] = field(default_factory=dict)  # CEP-12
     reused: BuiltFrom | None = None  # the unchanged-inputs shortcut was taken
     closure: ClosureResult | None = None
     merged: list[MergedSubdir] = field(default_factory=list)

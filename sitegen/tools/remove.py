@@ -48,9 +48,9 @@ from sitegen.layout import (
     approved_page_path,
     channel_index_path,
     channeldata_path,
-    metadata_files,
     notices_path,
     package_pages_dir,
+    present_metadata_files,
     removal_journal_path,
     search_index_path,
     shards_dir,
@@ -178,7 +178,7 @@ def remove_metadata(site: Site, removal: Removal) -> None:
         directory = site.path(removal.channel, subdir)
         if not (directory / REPODATA).is_file():
             continue  # past stage 5 in an earlier attempt: not published any more
-        for name in reversed(metadata_files(True)):  # the shard index first
+        for name in reversed(present_metadata_files()):  # run_exports, the shard index first
             if name != REPODATA:
                 site.remove(directory / name)
         empty = encode_repodata(subdir, {}, [], [], {"repodata_version": 1})

@@ -1,10 +1,14 @@
 """``sitegen verify`` over the files of a subdir made from its ``repodata.json``:
 ``repodata.json.zst`` (and ``repodata.json.bz2`` with ``repodata: {bz2: true}``) must decompress
 to exactly ``repodata.json``, with the setting off no ``.bz2`` may be left published, and
-``current_repodata.json`` must be there and list only records of ``repodata.json``.
+``current_repodata.json`` must be there and list only records of ``repodata.json``. A CEP-12
+``run_exports.json``, where one is published, must be sound, list only records of
+``repodata.json``, and have its ``.zst`` beside it holding exactly it.
 
 With ``--repair`` each one found wrong is rebuilt from ``repodata.json`` (the file published
-last, so the truth), and a ``.bz2`` published while the setting is off is removed.
+last, so the truth), and a ``.bz2`` published while the setting is off is removed; a
+``run_exports.json`` loses the entries of files ``repodata.json`` does not list (one that is
+not sound is removed, with its ``.zst``: the next run publishes it again).
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from pathlib import Path
 import zstandard
 
 from sitegen.conda.records import Record, Repodata
-from sitegen.layout import REPODATA, REPODATA_BZ2, metadata_files
+from sitegen.conda.run_exports import (
+    RunExportsError,
+    encode_run_exports,
+    listed_files,
+    parse_run_exports,
+)
+from sitegen.layout import REPODATA, REPODATA_BZ2, RUN_EXPORTS_FILES, metadata_files
 from sitegen.store.interface import SiteStorage
 from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
 from sitegen.sync.publish import SubdirMetadata
@@ -25,6 +35,7 @@ from sitegen.sync.publish import SubdirMetadata
 # (site-relative path, kind of problem, what is wrong), as
 # :class:`sitegen.tools.verify.Problem` takes them.
 Found = tuple[str, str, str]
+RUN_EXPORTS, RUN_EXPORTS_ZST = RUN_EXPORTS_FILES
 
 
 def metadata_problems(
@@ -79,7 +90,53 @@ def metadata_problems(
             )
     else:
         problems.append((f"{relative}/current_repodata.json", "metadata", "missing"))
+    return problems + _run_exports_problems(directory, relative, records)
+
+
+def _run_exports_problems(directory: Path, relative: str, records: Collection[str]) -> list[Found]:
+    document, packed = directory / RUN_EXPORTS, directory / RUN_EXPORTS_ZST
+    if not document.is_file():
+        if packed.exists():
+            return [(f"{relative}/{RUN_EXPORTS_ZST}", "metadata", f"without {RUN_EXPORTS}")]
+        return []
+    problems = []
+    body = document.read_bytes()
+    try:
+        stray = sorted(listed_files(body) - set(records))
+    except RunExportsError as exc:
+        problems.append((f"{relative}/{RUN_EXPORTS}", "metadata", f"not sound: {exc}"))
+    else:
+        if stray:
+            why = f"lists {len(stray)} files not in repodata.json, e.g. {stray[0]}"
+            problems.append((f"{relative}/{RUN_EXPORTS}", "metadata", why))
+    try:
+        same = zstandard.ZstdDecompressor().stream_reader(packed.read_bytes()).read() == body
+    except (OSError, zstandard.ZstdError):
+        same = False
+    if not same:
+        problems.append(
+            (f"{relative}/{RUN_EXPORTS_ZST}", "metadata", f"does not hold {RUN_EXPORTS}")
+        )
     return problems
+
+
+def _repair_run_exports(
+    site: SiteStorage, directory: Path, subdir: str, records: Collection[str]
+) -> None:
+    """Keep what is sound of run_exports.json, for the files repodata.json lists, with its
+    .zst; or remove both."""
+    try:
+        parsed = parse_run_exports((directory / RUN_EXPORTS).read_bytes())
+    except (OSError, RunExportsError):
+        parsed = None
+    if parsed is None:
+        site.remove(directory / RUN_EXPORTS_ZST)
+        site.remove(directory / RUN_EXPORTS)
+        return
+    body = encode_run_exports(subdir, parsed.entries, records)
+    site.write_many(
+        [(directory / RUN_EXPORTS_ZST, zstd_compress(body)), (directory / RUN_EXPORTS, body)]
+    )
 
 
 def repair_metadata(
@@ -107,6 +164,9 @@ def repair_metadata(
         "current_repodata.json": meta.encode_current,
     }
     repaired = set()
+    if RUN_EXPORTS in names or RUN_EXPORTS_ZST in names:
+        _repair_run_exports(site, directory, repodata.subdir, repodata.records)
+        repaired.update({RUN_EXPORTS, RUN_EXPORTS_ZST} & set(names))
     for name in names:
         if name in rebuild and name not in expected:
             site.remove(directory / name)

@@ -131,7 +131,7 @@ class ChannelPages:
         out: MetadataStats = {}
         for subdir in channel.subdirs:
             files = {}
-            for name in layout.metadata_files(True):  # every one that is present
+            for name in layout.present_metadata_files():  # every one that is present
                 try:
                     st = self.site.path(channel.path, subdir, name).stat()
                 except (FileNotFoundError, NotADirectoryError):

@@ -10,7 +10,7 @@ from operator import attrgetter
 from typing import Any
 
 from sitegen.conda.records import Record
-from sitegen.layout import metadata_files
+from sitegen.layout import present_metadata_files
 from sitegen.web.format import format_date_ms, format_time
 from sitegen.web.published import PublishedFile, values
 
@@ -38,7 +38,7 @@ def subdir_listing_head(
     """
     meta_rows = [
         {"fn": fn, "size": metadata[fn][0], "modified": format_time(metadata[fn][1])}
-        for fn in metadata_files(True)  # every one that is present
+        for fn in present_metadata_files()  # every one that is present
         if fn in metadata
     ]
     ordered = sorted(values(records), key=attrgetter("fn"))

@@ -1,0 +1,156 @@
+"""Each mirror subdir's CEP-12 ``run_exports.json`` (see sitegen.conda.run_exports), read
+once its repodata is: fetched as repodata is (conditionally, with the validators of the copy
+kept in the state; ``.zst`` first where upstream serves ``repodata.json.zst``), and kept the
+same way in a folder of its own, without the secrets of the mirror's URL.
+
+The file is optional: a subdir whose upstream serves none publishes none. One that cannot be
+fetched or read is no failure of the subdir: it is published without one, with a warning in
+the run report (build tools then read the packages themselves, as they do without one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import trio
+
+from sitegen.conda.run_exports import RUN_EXPORTS_FILE, RunExports, RunExportsError
+from sitegen.conda.run_exports import parse_run_exports as parse_document
+from sitegen.layout import upstream_run_exports_dir
+from sitegen.net.upstream import RepodataResponse, Upstream, UpstreamError, decode_body
+from sitegen.net.upstream_cache import HIDDEN, UpstreamCache
+from sitegen.sync.fetch import FetchResult, ParseResult, SubdirKey, hide_secrets
+from sitegen.sync.report import FETCHED, UNCHANGED
+from sitegen.sync.scope import RunScope
+
+log = logging.getLogger("sitegen")
+
+RUN_EXPORTS_VARIANTS = (f"{RUN_EXPORTS_FILE}.zst", RUN_EXPORTS_FILE)
+# How a subdir's run_exports.json was read, for the digest of the run's inputs.
+NONE_SERVED = "none"
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class RunExportsRead:
+    """A mirror subdir's run_exports: file name -> entry (None: none to publish), and what was
+    read (the sha256 of the body, or NONE_SERVED, UNREADABLE)."""
+
+    entries: Mapping[str, bytes] | None
+    state: str = NONE_SERVED
+    warnings: tuple[str, ...] = field(default=())
+
+
+async def read_all(
+    upstreams: Mapping[str, Upstream],
+    scope: RunScope,
+    fetched: Mapping[SubdirKey, FetchResult],
+    results: dict[SubdirKey, RunExportsRead],
+    warnings: dict[str, list[str]],
+) -> None:
+    """Read the run_exports.json of every mirror subdir of the run whose repodata was read
+    into ``results``, and what went wrong into ``warnings`` (by mirror, for the run report).
+    A mirror not selected uses the copy its last run kept; a dry run keeps none."""
+    cache = UpstreamCache(scope.site, upstream_run_exports_dir)
+    store = not scope.options.dry_run
+    async with trio.open_nursery() as nursery:
+        for _channel, mirror in scope.mirrors:
+            upstream = upstreams.get(mirror.name)
+            for subdir in mirror.subdirs if upstream is not None else ():
+                result = fetched.get((mirror.name, subdir))
+                if result is None or result.status not in (FETCHED, UNCHANGED):
+                    continue
+                selected = mirror.name in scope.selected
+                args = (upstream, subdir, selected, result, cache, store, results)
+                nursery.start_soon(_read_one, *args)
+    for (mirror_name, _subdir), read in sorted(results.items()):
+        if read.warnings:
+            warnings.setdefault(mirror_name, []).extend(read.warnings)
+
+
+def with_run_exports(
+    parsed: dict[SubdirKey, ParseResult], reads: Mapping[SubdirKey, RunExportsRead]
+) -> None:
+    """Give each parsed mirror subdir the run_exports its upstream serves beside."""
+    for key, read in reads.items():
+        result = parsed.get(key)
+        if result is not None and read.entries is not None:
+            parsed[key] = replace(result, run_exports=read.entries)
+
+
+async def _read_one(
+    upstream: Upstream,
+    subdir: str,
+    selected: bool,
+    repodata: FetchResult,
+    cache: UpstreamCache,
+    store: bool,
+    results: dict[SubdirKey, RunExportsRead],
+) -> None:
+    name = upstream.mirror.name
+    key = (name, subdir)
+    where = f"{subdir}: {RUN_EXPORTS_FILE}"
+    previous = cache.validators(name, subdir)
+    cached = await trio.to_thread.run_sync(cache.body, name, subdir) if previous else None
+    if cached is None:
+        previous = None
+    served_zst = repodata.validators is not None and repodata.validators.variant.endswith(".zst")
+    variants = RUN_EXPORTS_VARIANTS if served_zst else RUN_EXPORTS_VARIANTS[1:]
+    try:
+        if not selected:  # not run now: what its last run read, if anything
+            response = None if previous is None else RepodataResponse(False, None, previous)
+        else:
+            response = await upstream.fetch_variants(subdir, variants, previous)
+    except UpstreamError as exc:
+        results[key] = _unreadable(name, f"{where}: {exc}")
+        return
+    if response is None:
+        if selected and previous is not None and store:
+            cache.forget(name, subdir)  # gone upstream: never read back for a later run
+        results[key] = RunExportsRead(None)
+        return
+    body = response.body if response.changed else cached
+    assert body is not None
+    variant = response.validators.variant
+    hidden = not response.changed and cache.hidden_form(name, subdir) == HIDDEN
+    rekeep = False
+    if upstream.secrets and not hidden:
+        body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body)
+        hidden, rekeep = True, not response.changed
+    try:
+        parsed = await trio.to_thread.run_sync(_parse, upstream, variant, body, hidden)
+    except (UpstreamError, RunExportsError) as exc:
+        results[key] = _unreadable(name, f"{where}: {exc}")
+        return
+    if store and (response.changed or rekeep):
+        try:
+            await trio.to_thread.run_sync(
+                cache.store, name, subdir, response.validators, body, hidden
+            )
+        except OSError as exc:  # only costs a full fetch next time
+            log.warning("%s/%s: could not cache upstream %s: %s", name, subdir, variant, exc)
+    warnings = ()
+    if parsed.dropped:
+        reasons = ", ".join(f"{n} {why}" for why, n in Counter(parsed.dropped).most_common())
+        total = sum(parsed.dropped.values())
+        warnings = (f"{where}: left out {total} entries that are not sound ({reasons})",)
+        log.warning("%s: %s", name, warnings[0])
+    digest = hashlib.sha256(body).hexdigest()
+    results[key] = RunExportsRead(parsed.entries, digest, warnings)
+
+
+def _parse(upstream: Upstream, variant: str, body: bytes, hidden: bool) -> RunExports:
+    data = decode_body(variant, body)
+    if hidden:
+        data = upstream.secrets.reveal(data)
+    return parse_document(data, upstream.secrets.in_records)
+
+
+def _unreadable(mirror: str, why: str) -> RunExportsRead:
+    warning = f"{why}; published without it"
+    log.warning("%s: %s", mirror, warning)
+    return RunExportsRead(None, UNREADABLE, (warning,))

@@ -1,0 +1,322 @@
+"""CEP-12 ``run_exports.json``: what a mirror publishes of the one upstream serves beside its
+repodata, over real mirror runs against an HTTP upstream; and the format itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from sitegen.conda.run_exports import (
+    REASON_NOT_SPECS,
+    REASON_UNKNOWN_KIND,
+    REASON_WRONG_SECTION,
+    RunExportsError,
+    encode_run_exports,
+    parse_run_exports,
+)
+from sitegen.config import SiteConfig
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import write_channel
+from sitegen.tools.verify import verify_site
+from testkit.faults import CHANNEL, small_packages
+from testkit.invariant import assert_site_invariant, make_sandbox
+from testkit.site import channel_config
+from testkit.upstream import UpstreamServer
+
+ALPHA_CONDA = "alpha-1.0-h0_0.conda"
+ALPHA_TAR = "alpha-1.0-h0_0.tar.bz2"
+BETA = "beta-2.0-h1_0.conda"
+GAMMA = "gamma-0.1-h2_0.tar.bz2"  # left out by the filters below
+EPSILON = "epsilon-3.1-h3_0.conda"
+
+
+def _upstream_document() -> dict[str, Any]:
+    return {
+        "info": {"subdir": "linux-64", "version": 1},
+        "packages": {
+            ALPHA_TAR: {"run_exports": {"weak": ["alpha >=1.0,<2.0a0"]}},
+            GAMMA: {"run_exports": {"strong": ["gamma"]}},
+        },
+        "packages.conda": {
+            ALPHA_CONDA: {"run_exports": {"weak": ["alpha >=1.0,<2.0a0"]}},
+            BETA: {"run_exports": {}},
+            EPSILON: {"run_exports": {"weak": "not a list"}},  # not sound: left out
+            "zeta-1.0-0.conda": {"run_exports": {"noarch": ["zeta"]}},  # no such record
+        },
+    }
+
+
+def _serve(root: Path, document: Any, *, zst: bool, plain: bool = True) -> None:
+    data = document if isinstance(document, bytes) else json.dumps(document).encode()
+    directory = root / "linux-64"
+    if plain:
+        (directory / "run_exports.json").write_bytes(data)
+    if zst:
+        (directory / "run_exports.json.zst").write_bytes(zstandard.compress(data))
+
+
+def _withdraw(root: Path) -> None:
+    for name in ("run_exports.json", "run_exports.json.zst"):
+        (root / "linux-64" / name).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[tuple[Path, UpstreamServer]]:
+    root = tmp_path / "upstream"
+    write_channel(root, small_packages(), zst=True)
+    with UpstreamServer(root) as server:
+        yield root, server
+
+
+def _config(tmp_path: Path, url: str, extra: str = "") -> SiteConfig:
+    filters = "filters: {names: {exclude: [gamma]}}\n"
+    return channel_config(
+        make_sandbox(tmp_path), url, subdirs="[linux-64, noarch]", extra=filters + extra
+    )
+
+
+async def _run(config: SiteConfig, *, passive: bool = False) -> RunReport:
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert not report.failed, report.errors
+    if not passive:  # (a passive mirror's files are fetched on request)
+        assert_site_invariant(config.output)
+    return report
+
+
+def _published(config: SiteConfig, subdir: str = "linux-64") -> dict[str, Any] | None:
+    directory = config.output / CHANNEL / subdir
+    path = directory / "run_exports.json"
+    if not path.exists():
+        assert not (directory / "run_exports.json.zst").exists()
+        return None
+    body = path.read_bytes()
+    assert zstandard.decompress((directory / "run_exports.json.zst").read_bytes()) == body
+    return json.loads(body)
+
+
+KEPT = {
+    "info": {"subdir": "linux-64", "version": 1},
+    "packages": {ALPHA_TAR: {"run_exports": {"weak": ["alpha >=1.0,<2.0a0"]}}},
+    "packages.conda": {
+        ALPHA_CONDA: {"run_exports": {"weak": ["alpha >=1.0,<2.0a0"]}},
+        BETA: {"run_exports": {}},
+    },
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("variants", ["zst", "plain", "both"])
+async def test_the_entries_of_the_published_records_are_published(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path, variants: str
+) -> None:
+    """Only the records the subdir publishes: not the one the filters leave out, nor one
+    upstream does not list; an entry that is not sound is left out, with a warning."""
+    root, server = upstream
+    _serve(root, _upstream_document(), zst=variants != "plain", plain=variants != "zst")
+    config = _config(tmp_path, server.url)
+    report = await _run(config)
+    assert _published(config) == KEPT
+    assert _published(config, "noarch") is None  # upstream serves none there
+    (warning,) = report.mirrors[0].warnings
+    assert "linux-64: run_exports.json: left out 1 entries" in warning
+    assert REASON_NOT_SPECS in warning
+    repodata = json.loads((config.output / CHANNEL / "linux-64" / "repodata.json").read_bytes())
+    assert GAMMA not in repodata["packages"]
+
+
+@pytest.mark.integration
+async def test_a_second_run_asks_conditionally_and_keeps_it(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path
+) -> None:
+    root, server = upstream
+    _serve(root, _upstream_document(), zst=True)
+    config = _config(tmp_path, server.url)
+    await _run(config)
+    server.reset()
+    await _run(config)
+    asked = [r for r in server.requests if r.path == "/linux-64/run_exports.json.zst"]
+    assert [r.status for r in asked] == [304]
+    assert _published(config) == KEPT
+
+
+@pytest.mark.integration
+async def test_changed_or_withdrawn_upstream_while_the_repodata_stays(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path
+) -> None:
+    """Nothing else changes upstream: the run still publishes the new run_exports.json, and
+    removes the published one once upstream serves none."""
+    root, server = upstream
+    config = _config(tmp_path, server.url)
+    await _run(config)
+    assert _published(config) is None
+    _serve(root, _upstream_document(), zst=True)
+    await _run(config)
+    assert _published(config) == KEPT
+    changed = _upstream_document()
+    changed["packages.conda"][BETA] = {"run_exports": {"weak_constrains": ["beta <3"]}}
+    _serve(root, changed, zst=True)
+    await _run(config)
+    assert _published(config)["packages.conda"][BETA] == changed["packages.conda"][BETA]
+    _withdraw(root)
+    await _run(config)
+    assert _published(config) is None
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"packages": []}', "is not a JSON object"),
+    ],
+)
+async def test_a_broken_one_is_skipped_with_a_warning(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path, body: bytes, why: str
+) -> None:
+    """The subdir is published all the same, without one (one published before goes)."""
+    root, server = upstream
+    _serve(root, _upstream_document(), zst=False)
+    config = _config(tmp_path, server.url)
+    await _run(config)
+    assert _published(config) == KEPT
+    _serve(root, body, zst=False)
+    report = await _run(config)
+    assert _published(config) is None
+    (warning,) = report.mirrors[0].warnings
+    assert warning.startswith("linux-64: run_exports.json: ") and why in warning
+    assert "published without it" in warning
+    assert report.channels and all(c.status != "failed" for c in report.channels)
+
+
+@pytest.mark.integration
+async def test_a_broken_zst_is_skipped_with_a_warning(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path
+) -> None:
+    root, server = upstream
+    (root / "linux-64" / "run_exports.json.zst").write_bytes(b"\x28\xb5\x2f\xfd garbage")
+    config = _config(tmp_path, server.url)
+    report = await _run(config)
+    assert _published(config) is None
+    assert "run_exports.json.zst" in report.mirrors[0].warnings[0]
+
+
+@pytest.mark.integration
+async def test_a_passive_mirror_publishes_it_too(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path
+) -> None:
+    root, server = upstream
+    _serve(root, _upstream_document(), zst=True)
+    config = _config(tmp_path, server.url, "mode: passive\n")
+    await _run(config, passive=True)
+    assert _published(config) == KEPT
+
+
+@pytest.mark.integration
+async def test_verify_checks_and_repairs_it(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path
+) -> None:
+    root, server = upstream
+    _serve(root, _upstream_document(), zst=True)
+    config = _config(tmp_path, server.url)
+    await _run(config)
+    assert (await verify_site(config)).problems == []
+    directory = config.output / CHANNEL / "linux-64"
+    document, packed = directory / "run_exports.json", directory / "run_exports.json.zst"
+    where = f"{CHANNEL}/linux-64"
+
+    packed.write_bytes(zstandard.compress(b"{}"))
+    found = [(p.path, p.detail) for p in (await verify_site(config)).problems]
+    assert found == [(f"{where}/run_exports.json.zst", "does not hold run_exports.json")]
+    assert (await verify_site(config, repair=True)).ok
+    assert _published(config) == KEPT
+
+    stray = json.loads(document.read_bytes())
+    stray["packages"][GAMMA] = {"run_exports": {}}  # a file repodata.json does not list
+    _serve(config.output / CHANNEL, stray, zst=True)  # (both files, as a run would)
+    found = [(p.path, p.detail) for p in (await verify_site(config)).problems]
+    why = f"lists 1 files not in repodata.json, e.g. {GAMMA}"
+    assert found == [(f"{where}/run_exports.json", why)]
+    assert (await verify_site(config, repair=True)).ok
+    assert _published(config) == KEPT
+
+    document.unlink()
+    found = [(p.path, p.detail) for p in (await verify_site(config)).problems]
+    assert found == [(f"{where}/run_exports.json.zst", "without run_exports.json")]
+    assert (await verify_site(config, repair=True)).ok
+    assert not packed.exists()
+    assert (await verify_site(config)).problems == []
+
+
+@pytest.mark.integration
+async def test_an_entry_holding_the_mirror_s_credential_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nor is the credential kept anywhere under the site (the copy kept for conditional
+    requests holds it as its ${ENV} reference)."""
+    token = "tk-0123456789abcdef0123456789"
+    monkeypatch.setenv("SITEGEN_TEST_TOKEN", token)
+    chan = tmp_path / "upstream" / "t" / token / "chan"
+    write_channel(chan, small_packages(), zst=True)
+    document = _upstream_document()
+    document["packages.conda"][BETA] = {"run_exports": {"weak": [f"beta ?token={token}"]}}
+    document["packages"][ALPHA_TAR]["run_exports"]["weak"].append(f"see /t/{token}/")
+    _serve(chan, document, zst=True)
+    with UpstreamServer(tmp_path / "upstream") as server:
+        url = f"{server.url}/t/${{SITEGEN_TEST_TOKEN}}/chan"
+        config = _config(tmp_path, url)
+        report = await _run(config)
+        published = _published(config)
+        assert published is not None
+        assert set(published["packages.conda"]) == {ALPHA_CONDA}
+        assert published["packages"] == {}
+        assert "2 holds a credential of the mirror's URL" in report.mirrors[0].warnings[0]
+        await _run(config)  # read back from the copy kept
+        assert _published(config) == published
+    for path in config.output.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+
+
+# ------------------------------------------------------------------ the format (pure)
+
+
+@pytest.mark.unit
+def test_parse_counts_what_it_leaves_out() -> None:
+    document = {
+        "packages": {
+            "a-1-0.tar.bz2": {"run_exports": {"weak": ["a"], "strong_constrains": ["b"]}},
+            "b-1-0.conda": {"run_exports": {}},  # a .conda in the .tar.bz2 section
+            "c-1-0.tar.bz2": {"run_exports": {"weird": ["c"]}},
+            "d-1-0.tar.bz2": {"run_exports": {"weak": [1]}},
+            "e-1-0.tar.bz2": [],
+        },
+        "packages.conda": {"f-1-0.conda": {"run_exports": {}}},
+    }
+    parsed = parse_run_exports(json.dumps(document).encode())
+    assert set(parsed.entries) == {"a-1-0.tar.bz2", "f-1-0.conda"}
+    assert parsed.dropped == {
+        REASON_WRONG_SECTION: 1,
+        REASON_UNKNOWN_KIND: 1,
+        REASON_NOT_SPECS: 1,
+        "not an object with a run_exports object": 1,
+    }
+    body = encode_run_exports("linux-64", parsed.entries, ["f-1-0.conda", "a-1-0.tar.bz2"])
+    assert json.loads(body) == {
+        "info": {"subdir": "linux-64", "version": 1},
+        "packages": {"a-1-0.tar.bz2": {"run_exports": {"strong_constrains": ["b"], "weak": ["a"]}}},
+        "packages.conda": {"f-1-0.conda": {"run_exports": {}}},
+    }
+
+
+@pytest.mark.unit
+def test_parse_refuses_what_is_not_a_document() -> None:
+    for data in (b"", b"null", b'{"packages.conda": 3}'):
+        with pytest.raises(RunExportsError):
+            parse_run_exports(data)
