@@ -43,7 +43,7 @@ def metadata_files(bz2: bool) -> tuple[str, ...]:
     return (*METADATA_FILES[:2], REPODATA_BZ2, *METADATA_FILES[2:])
 
 
-# CEP-12, published while upstream serves one, before repodata.json;
+# CEP-12, published while upstream serves one (a local source's always), before repodata.json;
 # listed after the files every subdir has.
 RUN_EXPORTS = RUN_EXPORTS_FILE
 RUN_EXPORTS_FILES = (RUN_EXPORTS, f"{RUN_EXPORTS}.zst")

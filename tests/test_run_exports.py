@@ -17,6 +17,7 @@ from sitegen.conda.run_exports import (
     REASON_WRONG_SECTION,
     RunExportsError,
     encode_run_exports,
+    entry_of,
     parse_run_exports,
 )
 from sitegen.config import SiteConfig
@@ -26,6 +27,7 @@ from sitegen.tools.example_channel import write_channel
 from sitegen.tools.verify import verify_site
 from testkit.faults import CHANNEL, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
+from testkit.local import index_of, info_members, local_config, write_conda, write_tar_bz2
 from testkit.site import channel_config
 from testkit.upstream import UpstreamServer
 
@@ -90,7 +92,7 @@ async def _run(config: SiteConfig, *, passive: bool = False) -> RunReport:
 
 
 def _published(config: SiteConfig, subdir: str = "linux-64") -> dict[str, Any] | None:
-    directory = config.output / CHANNEL / subdir
+    directory = config.output / config.channels[0].path / subdir
     path = directory / "run_exports.json"
     if not path.exists():
         assert not (directory / "run_exports.json.zst").exists()
@@ -284,6 +286,62 @@ async def test_an_entry_holding_the_mirror_s_credential_is_left_out(
             assert token.encode() not in path.read_bytes(), path
 
 
+def _package(folder: Path, fn: str, exports: Any = None) -> None:
+    """A package built by hand, with ``exports`` as its info/run_exports.json (bytes as they
+    are, else as JSON; None: it has none)."""
+    name, version, build = fn.removesuffix(".conda").removesuffix(".tar.bz2").rsplit("-", 2)
+    info = info_members(index_of(name, version, build))
+    if exports is not None:
+        data = exports if isinstance(exports, bytes) else json.dumps(exports).encode()
+        info.append(("info/run_exports.json", data))
+    if fn.endswith(".conda"):
+        write_conda(folder / fn, info)
+    else:
+        write_tar_bz2(folder / fn, [*info, ("share/x.txt", b"x")])
+
+
+LOCAL_EXPORTS = {
+    "info": {"subdir": "linux-64", "version": 1},
+    "packages": {"rex-1.0-0.tar.bz2": {"run_exports": {"weak": ["rex"]}}},
+    "packages.conda": {
+        "plain-1.0-0.conda": {"run_exports": {}},
+        "rex-1.0-0.conda": {"run_exports": {"strong_constrains": ["b"], "weak": ["rex >=1.0"]}},
+    },
+}
+
+
+@pytest.mark.integration
+async def test_a_local_source_publishes_its_packages_own(tmp_path: Path) -> None:
+    """Each package's info/run_exports.json; ``{}`` for one without; no entry for one whose
+    file is not sound (a build tool reads that package itself). Kept with the index cache:
+    an entry an earlier version cached without them is read again."""
+    folder = tmp_path / "incoming"
+    _package(folder, "rex-1.0-0.conda", {"weak": ["rex >=1.0"], "strong_constrains": ["b"]})
+    _package(folder, "rex-1.0-0.tar.bz2", ["rex"])  # conda-build's old bare list: weak
+    _package(folder, "plain-1.0-0.conda")
+    _package(folder, "bad-1.0-0.conda", {"weak": "not a list"})
+    _package(folder, "broken-1.0-0.tar.bz2", b"{not json")
+    config = local_config(make_sandbox(tmp_path), folder)
+    await _run(config)
+    published = _published(config)
+    assert published == LOCAL_EXPORTS
+    repodata = json.loads((config.output / "internal/own/linux-64/repodata.json").read_bytes())
+    assert {"bad-1.0-0.conda", "broken-1.0-0.tar.bz2"} <= set(
+        repodata["packages"] | repodata["packages.conda"]
+    )
+
+    (cache,) = (config.output / ".sitegen" / "local-index").glob("*.json")
+    old = {
+        fn: {k: v for k, v in e.items() if k != "run_exports"}
+        for fn, e in json.loads(cache.read_bytes()).items()
+    }
+    cache.write_text(json.dumps(old))
+    (config.output / "internal/own/linux-64/run_exports.json").unlink()
+    (config.output / "internal/own/linux-64/run_exports.json.zst").unlink()
+    await _run(config)
+    assert _published(config) == LOCAL_EXPORTS
+
+
 # ------------------------------------------------------------------ the format (pure)
 
 
@@ -320,3 +378,12 @@ def test_parse_refuses_what_is_not_a_document() -> None:
     for data in (b"", b"null", b'{"packages.conda": 3}'):
         with pytest.raises(RunExportsError):
             parse_run_exports(data)
+
+
+@pytest.mark.unit
+def test_a_package_s_own_file() -> None:
+    assert entry_of({"weak": ["x >=1"]}) == b'{"weak":["x >=1"]}'
+    assert entry_of(["x >=1"]) == b'{"weak":["x >=1"]}'  # conda-build's old bare list
+    assert entry_of({}) == b"{}"
+    assert entry_of({"weak": "x"}) is None
+    assert entry_of("x") is None

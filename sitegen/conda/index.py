@@ -3,7 +3,8 @@
 The record is ``info/index.json`` as the package carries it, less the keys that describe the
 build machine, plus ``size``, ``md5`` and ``sha256`` of the file; ``info/about.json`` supplies
 the descriptive fields that ``channeldata.json`` and the pages show (which of either is
-published is :mod:`sitegen.conda.package_metadata`). Both are read with
+published is :mod:`sitegen.conda.package_metadata`), ``info/run_exports.json`` its entry in
+the subdir's CEP-12 ``run_exports.json`` (see :mod:`sitegen.conda.run_exports`). Both are read with
 ``conda-package-streaming`` (the conda project's own streaming reader), while the same pass over
 the file feeds the digests.
 
@@ -31,10 +32,12 @@ from typing import Any
 
 from sitegen.conda.package_metadata import about_fields, unwritable, without_build_keys
 from sitegen.conda.records import check_record
+from sitegen.conda.run_exports import EMPTY, entry_of
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX, section_of
 
 INDEX_JSON = "info/index.json"
 ABOUT_JSON = "info/about.json"
+RUN_EXPORTS_JSON = "info/run_exports.json"
 MAX_MEMBER = 8 << 20  # index.json / about.json larger than this are not metadata
 # A .conda's zip directory is read in one piece and held as one object per entry: a .conda
 # has three entries (a few hundred bytes); millions of them would take gigabytes.
@@ -99,6 +102,9 @@ class IndexedPackage:
     record: dict[str, Any]  # the repodata record
     about: dict[str, Any] = field(default_factory=dict)
     stat: FileStat | None = None
+    # CEP-12: its run_exports as published (``{}`` when it exports nothing); None when unknown
+    # (its info/run_exports.json is not sound, or lies past what is read).
+    run_exports: bytes | None = None
 
 
 def scan_limit(size: int) -> int:
@@ -175,7 +181,7 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
         if not stat.S_ISREG(before.st_mode):
             raise BadPackage(REASON_NOT_FILE)
         reader = _HashingReader(fd, pread)
-        index, about = _read_info(reader, fn, before.st_size)
+        index, about, exports = _read_info(reader, fn, before.st_size)
         size = reader.finish()
         after = os.fstat(fd)
     except OSError as exc:
@@ -197,7 +203,7 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
     reason = check_record(fn, record, section_of(fn), subdir if isinstance(subdir, str) else "")
     if reason is not None:
         raise BadPackage(reason, f"index.json names {_stem(index)}")
-    return IndexedPackage(fn, record["subdir"], record, about, FileStat.of(before))
+    return IndexedPackage(fn, record["subdir"], record, about, FileStat.of(before), exports)
 
 
 class _CappedReads:
@@ -229,8 +235,10 @@ def _stem(index: dict[str, Any]) -> str:
     return f"{index.get('name')}-{index.get('version')}-{index.get('build')}"
 
 
-def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """index.json and the about fields, through conda-package-streaming."""
+def _read_info(
+    reader: _HashingReader, fn: str, size: int
+) -> tuple[dict[str, Any], dict[str, Any], bytes | None]:
+    """index.json, the about fields and the run_exports, through conda-package-streaming."""
     # Imported on first use: only local sources read package files.
     from sitegen.conda.info_tar import HeadersTooLarge, conda_info_members, tar_bz2_members
 
@@ -252,7 +260,7 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
             components = conda_info_members(archive, info[0])
         else:
             components = tar_bz2_members(stream)
-        _collect(components, members, scan_limit(size))
+        whole = _collect(components, members, scan_limit(size))
     except BadPackage:
         raise
     except HeadersTooLarge as exc:
@@ -286,21 +294,29 @@ def _read_info(reader: _HashingReader, fn: str, size: int) -> tuple[dict[str, An
         about = _json(members[ABOUT_JSON]) if ABOUT_JSON in members else {}
     except BadPackage:
         about = {}
-    return index, about_fields(about)
+    if RUN_EXPORTS_JSON not in members:
+        return index, about_fields(about), EMPTY if whole else None
+    try:
+        read = json.loads(members[RUN_EXPORTS_JSON])
+    except (ValueError, RecursionError):
+        read = None  # not sound: costs a build tool the read of the package, nothing more
+    exports = entry_of(read) if unwritable(read) is None else None
+    return index, about_fields(about), exports
 
 
-def _collect(components: Any, members: dict[str, bytes], limit: int) -> None:
-    """Read index.json and about.json out of the info/ tar stream, checking every member
-    passed on the way; what is not found in the first ``limit`` decompressed bytes is not
-    looked for further. The info/ part is read to its end (a ``.tar.bz2``'s payload after it
-    is not): a second member extracting to index.json would leave the record to the reader."""
+def _collect(components: Any, members: dict[str, bytes], limit: int) -> bool:
+    """Read index.json, about.json and run_exports.json out of the info/ tar stream, checking
+    every member passed on the way; what is not found in the first ``limit`` decompressed bytes
+    is not looked for further (then False: the info/ part was not read whole). The info/ part
+    is read to its end (a ``.tar.bz2``'s payload after it is not): a second member extracting
+    to index.json would leave the record to the reader."""
     wanted = (INDEX_JSON, ABOUT_JSON)
     indexes = 0
     for tar, member in components:
         name = member.name
         landing = posixpath.normpath(name)  # where extracting the member writes it
         if all(w in members for w in wanted) and not landing.startswith("info/"):
-            return  # past the info/ part: the rest of the stream need not be decompressed
+            return True  # past the info/ part: the rest of the stream need not be decompressed
         if name.startswith("/") or ".." in name.split("/") or "\x00" in name:
             raise BadPackage(REASON_UNSAFE_PATH, repr(name)[:200])
         if landing == INDEX_JSON:
@@ -311,9 +327,11 @@ def _collect(components: Any, members: dict[str, bytes], limit: int) -> None:
             if INDEX_JSON in members:
                 # about.json is only descriptive: members of up to the limit each, one after
                 # another (a few KiB of bzip2 per terabyte), must not keep the read going.
-                return
+                return False
             raise BadPackage(REASON_TOO_LARGE, f"no {INDEX_JSON} in the first {limit} bytes")
-        if name not in wanted:
+        # run_exports.json only describes: one that is not a small file is left unread.
+        exports = name == RUN_EXPORTS_JSON and member.isfile() and member.size <= MAX_MEMBER
+        if name not in wanted and not exports:
             if member.size > limit:
                 raise BadPackage(REASON_TOO_LARGE, f"{name[:200]}: {member.size} bytes")
             continue
@@ -326,6 +344,7 @@ def _collect(components: Any, members: dict[str, bytes], limit: int) -> None:
         if len(data) != member.size:
             raise BadPackage(REASON_TRUNCATED, f"{name}: short read")
         members[name] = data
+    return True
 
 
 def _check_bz2_end(fd: int, size: int) -> None:

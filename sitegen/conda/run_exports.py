@@ -104,6 +104,15 @@ def _exports(exports: Any, secrets: SecretSearch | None) -> bytes | str:
     return REASON_TOO_LARGE if len(encoded) > MAX_ENTRY else encoded
 
 
+def entry_of(exports: Any) -> bytes | None:
+    """The canonical JSON of run_exports read from a package's ``info/run_exports.json``, or
+    None when it is not what CEP-12 defines. conda-build wrote a bare list for the weak ones."""
+    if type(exports) is list:
+        exports = {"weak": exports}
+    encoded = _exports(exports, None)
+    return encoded if isinstance(encoded, bytes) else None
+
+
 def encode_run_exports(subdir: str, entries: Mapping[str, bytes], files: Iterable[str]) -> bytes:
     """The ``run_exports.json`` of ``files`` (those published), with the entries known for
     them, sorted by file name."""

@@ -106,7 +106,9 @@ async def index_all(
         sources.indexes[mirror.name] = index
         for subdir, repodata in index.repodata.items():
             fetched[(mirror.name, subdir)] = FetchResult(FETCHED)
-            sources.parsed[(mirror.name, subdir)] = ParseResult(repodata)
+            # A run_exports.json for every subdir: the packages' own (CEP-12).
+            exports = index.run_exports.get(subdir, {})
+            sources.parsed[(mirror.name, subdir)] = ParseResult(repodata, run_exports=exports)
         for line in index.details[:20]:
             log.warning("%s: skipped %s", mirror.name, line)
     return sources

@@ -52,6 +52,9 @@ class CacheEntry(msgspec.Struct, omit_defaults=True):
     record: dict[str, Any] | None = None
     about: dict[str, Any] = msgspec.field(default_factory=dict)
     reason: str = ""
+    # CEP-12: the package's run_exports as published, "" when unknown (see IndexedPackage);
+    # None in an entry written before they were kept: the file is read once more.
+    run_exports: str | None = None
 
     @property
     def stat(self) -> FileStat:
@@ -126,6 +129,7 @@ def plain_name(found: FoundFile) -> bool:
 def needs_reading(found: FoundFile, cache: dict[str, CacheEntry]) -> bool:
     entry = cache.get(found.relpath)
     fresh = entry is None or entry.stat != found.stat
+    fresh = fresh or (entry.record is not None and entry.run_exports is None)
     return found.stat is not None and fresh and plain_name(found)
 
 
@@ -143,7 +147,10 @@ def read_one(folder: Path, found: FoundFile) -> CacheEntry:
     else:
         return CacheEntry(*_stat_fields(found.stat), reason=REASON_CHANGED)
     identity = package.stat or found.stat
-    return CacheEntry(*_stat_fields(identity), record=package.record, about=package.about)
+    exports = package.run_exports.decode() if package.run_exports is not None else ""
+    return CacheEntry(
+        *_stat_fields(identity), record=package.record, about=package.about, run_exports=exports
+    )
 
 
 def _stat_fields(value: FileStat) -> tuple[int, int, int, int]:
@@ -159,11 +166,16 @@ class FolderIndex:
     details: list[str] = field(default_factory=list)  # one line per rejected file, for logs
     # Each directory indexed and its cache file (none in a dry run): see keep_link_stamps.
     caches: list[tuple[Path, Path]] = field(default_factory=list)
+    # CEP-12: subdir -> fn -> run_exports as published, of the records whose are known.
+    run_exports: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
     def fingerprint(self, subdir: str) -> bytes:
         """What the published output of ``subdir`` depends on, for the run's inputs digest."""
         repodata = self.repodata[subdir]
-        records = {fn: [r.raw, r.about] for fn, r in sorted(repodata.records.items())}
+        exports = self.run_exports.get(subdir, {})
+        records = {
+            fn: [r.raw, r.about, exports.get(fn)] for fn, r in sorted(repodata.records.items())
+        }
         return msgspec.json.encode([records, sorted(repodata.rejected.items())])
 
 
@@ -215,6 +227,8 @@ def build_index(
         raw = without_build_keys(raw)
         records[fn] = Record(fn=fn, subdir=subdir, raw=raw, origin=mirror, about=about)
         index.files[(subdir, fn)] = folder / item.relpath
+        if entry.run_exports:
+            index.run_exports.setdefault(subdir, {})[fn] = entry.run_exports.encode()
     return index
 
 
@@ -228,6 +242,9 @@ def overlay(primary: FolderIndex, moved: FolderIndex) -> FolderIndex:
             if fn not in records:
                 records[fn] = record
                 primary.files[(subdir, fn)] = moved.files[(subdir, fn)]
+                exports = moved.run_exports.get(subdir, {}).get(fn)
+                if exports is not None:
+                    primary.run_exports.setdefault(subdir, {})[fn] = exports
         for fn, reason in repodata.rejected.items():
             primary.repodata[subdir].rejected.setdefault(fn, reason)
     primary.caches += moved.caches
