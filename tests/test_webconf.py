@@ -19,9 +19,11 @@ from typing import Any
 
 import pytest
 import trio
+import zstandard
 
 from sitegen.access.server_files import write_server_files
 from sitegen.cli import main
+from sitegen.conda.run_exports import encode_run_exports
 from sitegen.config import SiteConfig, parse_config
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.webconf import (
@@ -355,6 +357,10 @@ def test_real_server_serves_the_site_through_the_symlink(
     (subdir_dir / ".sitegen-tmp-numpy.conda.1234").write_bytes(b"partial")
     (link / ".sitegen").mkdir(exist_ok=True)
     (link / ".sitegen" / "token-test").write_text("private")
+    # CEP-12, as a mirror of an upstream serving one publishes it (this upstream has none).
+    exports = encode_run_exports("linux-64", {}, _published(link, "linux-64"))
+    (subdir_dir / "run_exports.json").write_bytes(exports)
+    (subdir_dir / "run_exports.json.zst").write_bytes(zstandard.compress(exports))
 
     with running:
         url = running.url
@@ -364,6 +370,8 @@ def test_real_server_serves_the_site_through_the_symlink(
             "repodata.json.zst": "application/zstd",
             "repodata.json.bz2": "application/x-bzip2",
             "current_repodata.json": "application/json",
+            "run_exports.json": "application/json",
+            "run_exports.json.zst": "application/zstd",
         }
         for name, ctype in expected_types.items():
             status, headers, body = _get(url, f"{base}/{name}")
@@ -389,6 +397,11 @@ def test_real_server_serves_the_site_through_the_symlink(
             assert headers["cache-control"] == LONG_CACHE, fn
             assert "content-encoding" not in headers, fn
             assert hashlib.sha256(body).hexdigest() == published[fn]["sha256"]
+
+        # A subdir without one: a plain 404, from which build tools read the packages.
+        for name in ("run_exports.json", "run_exports.json.zst"):
+            status, _, _ = _get(url, f"{PREFIX}/{CHANNEL}/noarch/{name}")
+            assert status == 404, name
 
         # Errors are never cached as if they were packages.
         status, headers, _ = _get(url, f"{base}/missing-1.0-0.conda")

@@ -8,7 +8,7 @@ directory at a URL prefix with what conda clients need:
   text/html, the history feed application/atom+xml; no ``Content-Encoding`` is ever added
   (clients hash the bytes as stored);
 * ``Cache-Control``: short (``public, max-age=60``) for repodata, ``current_repodata``,
-  ``channeldata``, pages and every other file; long and ``immutable`` for the package files
+  CEP-12 ``run_exports.json``, ``channeldata``, pages and every other file; long and ``immutable`` for the package files
   of the configured channels' subdirs (``<channel>/<subdir>/<file>.conda``), whose name always
   denotes the same bytes, and for their shards (``<subdir>/shards/<sha256>.msgpack.zst``);
   so never for a file of an installer folder, which upstream replaces under its name
