@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,35 @@ def test_unfreeze_refuses_a_freeze_written_in_the_configuration(tmp_path: Path, 
     assert "channels.yaml:4: channels.cloud/example.frozen: the channel is frozen" in err
     assert "(the freeze by command was lifted)" in err
     assert FrozenChannels(Site(tmp_path / "site")).load() == {}
+
+
+@pytest.mark.integration
+def test_freeze_refuses_text_that_is_not_utf8_naming_the_option(tmp_path: Path) -> None:
+    """A name typed in a Latin-1 terminal ("Jörg"): the byte 0xf6 reaches Python as a lone
+    surrogate, which the freeze file cannot hold. Refused as a usage error naming the option,
+    nothing written, rather than a traceback."""
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  {CHANNEL}:\n"
+        "    url: https://conda.example.org/x\n    subdirs: [linux-64]\n"
+    )
+
+    def freeze(*options: bytes) -> subprocess.CompletedProcess[bytes]:
+        command = [sys.executable, "-m", "sitegen", "freeze", CHANNEL, "-c", str(config)]
+        return subprocess.run([*command, *options], capture_output=True, timeout=60, check=False)
+
+    by = freeze(b"--by", b"J\xf6rg", b"--reason", b"release")
+    assert by.returncode == 2, by.stderr
+    assert by.stderr == b"sitegen: configuration error: --by b'J\\xf6rg': not UTF-8 text" + (
+        b" (is the terminal's?)\n"
+    )
+    reason = freeze(b"--by", b"alice", b"--reason", b"caf\xe9")
+    assert reason.returncode == 2, reason.stderr
+    assert b"--reason b'caf\\xe9': not UTF-8 text" in reason.stderr
+    assert FrozenChannels(Site(site)).load() == {}
+    assert freeze(b"--by", "Jörg".encode(), b"--reason", b"release").returncode == 0
+    assert FrozenChannels(Site(site)).load()[CHANNEL].by == "Jörg"
 
 
 @pytest.mark.unit

@@ -1,5 +1,5 @@
-"""What every subcommand shares: exit statuses, the -c/--out options, loading the
-configuration, rendering the pages after a run."""
+"""What every subcommand shares: exit statuses, the -c/--out options, free text from the
+command line checked, loading the configuration, rendering the pages after a run."""
 
 from __future__ import annotations
 
@@ -44,6 +44,18 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def check_text(option: str, value: str) -> None:
+    """Free text from the command line (who, why) is kept as UTF-8: in the approvals file,
+    the freeze file, the run's history. Bytes that are not (a name typed in a Latin-1
+    terminal) reach Python as lone surrogates, which none of them can hold: refused here,
+    naming the option, before anything is written."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogateescape")
+        raise ConfigError(f"{option} {raw!r}: not UTF-8 text (is the terminal's?)") from None
 
 
 def load(args: argparse.Namespace) -> SiteConfig:

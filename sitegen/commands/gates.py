@@ -17,6 +17,7 @@ from sitegen.commands.common import (
     EXIT_OK,
     AddCommand,
     add_site_options,
+    check_text,
     load,
     render_pages,
     whole_number,
@@ -46,6 +47,9 @@ def _add_freeze_commands(add: AddCommand) -> None:
         from sitegen.store.frozen import FrozenStateError
         from sitegen.tools.freeze import freeze, unfreeze
 
+        if args.command == "freeze":
+            check_text("--by", args.by or "")
+            check_text("--reason", args.reason)
         config = load(args)
         try:
             if args.command == "freeze":
@@ -107,6 +111,8 @@ def _add_approval_commands(add: AddCommand) -> None:
     def approve(args: argparse.Namespace) -> int:
         from sitegen.approvals.commands import change_record, gated_channel, grant, matches_now
 
+        check_text("--by", args.by)
+        check_text("--reason", args.reason)
         entry = grant(
             lambda: load(args),
             args.channel,
@@ -131,7 +137,7 @@ def _add_approval_commands(add: AddCommand) -> None:
         return publish(args, entry.channel, [change_record("approve", entry)])
 
     def revoke(args: argparse.Namespace) -> int:
-        from sitegen.approvals.commands import change_record, check_text, withdraw
+        from sitegen.approvals.commands import change_record, withdraw
 
         # The history names who revoked and why: never the approver and the approval's
         # reason, which would read as if the approver had revoked it for that reason.
