@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,6 +217,20 @@ def test_refusals_touch_nothing(
     assert m.everything() == before
     # The site's own absolute path of a removable channel is accepted.
     assert m.run("remove", str(m.site / "c/old"), "--dry-run") == EXIT_OK
+
+
+def test_a_path_that_is_not_utf8_is_refused_naming_it(built: Mirror) -> None:
+    """A path typed in a Latin-1 terminal reaches Python with a lone surrogate: no channel,
+    subdir or folder sitegen publishes has one. Refused as a usage error, not a traceback."""
+    before = built.everything()
+    command = [sys.executable, "-m", "sitegen", "remove", b"c/\xf6ld", "-c", str(built.config)]
+    for dry_run in ([], ["--dry-run"]):
+        done = subprocess.run([*command, *dry_run], capture_output=True, timeout=60, check=False)
+        assert done.returncode == EXIT_CONFIG, done.stderr
+        assert done.stderr == b"sitegen: configuration error: PATH b'c/\\xf6ld': not UTF-8 text" + (
+            b" (is the terminal's?)\n"
+        )
+    assert built.everything() == before
 
 
 def test_dry_run_lists_what_would_go_and_deletes_nothing(

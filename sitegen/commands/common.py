@@ -47,10 +47,11 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def check_text(option: str, value: str) -> None:
-    """Free text from the command line (who, why) is kept as UTF-8: in the approvals file,
-    the freeze file, the run's history. Bytes that are not (a name typed in a Latin-1
-    terminal) reach Python as lone surrogates, which none of them can hold: refused here,
-    naming the option, before anything is written."""
+    """Text from the command line is kept as UTF-8 (who and why: in the approvals file, the
+    freeze file, the run's history) or names what sitegen published under UTF-8 names.
+    Bytes that are not (a name typed in a Latin-1 terminal) reach Python as lone
+    surrogates, which none of them can hold: refused here, naming the option, before
+    anything is written."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

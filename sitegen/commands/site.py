@@ -18,6 +18,7 @@ from sitegen.commands.common import (
     EXIT_OK,
     AddCommand,
     add_site_options,
+    check_text,
     load,
     render_pages,
     whole_number,
@@ -209,6 +210,7 @@ def _remove(args: argparse.Namespace) -> int:
     from sitegen.tools.remove import RemovalRefused, dry_run, plan_removal, remove
     from sitegen.tools.remove_installers import folder_dry_run, installer_removal
 
+    check_text("PATH", args.path)  # what sitegen publishes has UTF-8 names only
     config = load(args)
     try:
         folder = installer_removal(config, args.path)
