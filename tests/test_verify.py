@@ -418,3 +418,26 @@ def test_repair_of_many_missing_files_keeps_to_the_download_concurrency(tmp_path
     assert done.returncode == 0 and not missing, f"{len(missing)} missing: {failures[:3]}"
     assert most <= concurrency
     assert_site_invariant(site)
+
+
+def test_a_package_file_no_record_lists_is_reported_and_repair_removes_it(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A package file in a subdir that neither repodata.json nor the kept records name is served
+    by the web server all the same (a run prunes it): verify names it, --repair removes it."""
+    config, site, _server = mirrored
+    directory = site / CHANNEL / LINUX
+    stray = directory / "zeta-9.9-h0_0.conda"
+    stray.write_bytes(b"not listed anywhere")
+    (directory / "eta-1.0-h0_0.tar.bz2").symlink_to(directory / CORRUPT)
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"extra: {CHANNEL}/{LINUX}/zeta-9.9-h0_0.conda: " in out, out
+    assert f"extra: {CHANNEL}/{LINUX}/eta-1.0-h0_0.tar.bz2: " in out, out
+    assert "2 problems" in out
+    assert main(["verify", "-c", str(config), "--repair"]) == 0
+    assert out.count("(repaired)") == 0 and capsys.readouterr().out.count("(repaired)") == 2
+    assert not stray.exists() and not (directory / "eta-1.0-h0_0.tar.bz2").is_symlink()
+    assert (directory / CORRUPT).is_file()
+    assert main(["verify", "-c", str(config)]) == 0

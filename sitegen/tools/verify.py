@@ -9,14 +9,17 @@ to exactly ``repodata.json``, and with the setting off no ``.bz2`` is left publi
 (:mod:`sitegen.tools.verify_metadata`); the shard index names
 exactly the shards ``repodata.json`` makes and each exists and hashes to its name; the
 files a ``keep_removed`` channel keeps unlisted match their kept records
-(:mod:`sitegen.tools.verify_kept`); the installer folders hold just the files their state
+(:mod:`sitegen.tools.verify_kept`); no other package file (nor a link named like one) is in
+a subdir, which the web server would serve though no record vouches for it; the installer folders hold just the files their state
 describes (:mod:`sitegen.tools.verify_installers`); no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always, ``download.concurrency`` at a time), those of local sources are linked or copied again from their folder (verified against
 the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
 them anew; ``.zst``, ``.bz2`` (when on), ``current_repodata.json`` and the shards are rebuilt
 from ``repodata.json`` (the file published last, so the truth), and left-over temporaries and a
-``.bz2`` published while the setting is off are removed. Repairs happen only while
+``.bz2`` published while the setting is off are removed, and so are package files no record
+names (as a run prunes them: a run stopped before publishing leaves the files it downloaded,
+which the next run would have reused, so that run fetches them again). Repairs happen only while
 holding the site lock, so a live ``sitegen mirror`` run is never disturbed. A site where
 nothing configured is published has nothing to verify, which the report says apart (and the
 command fails on): a check that vouched for nothing must not pass; left-over temporaries there
@@ -28,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +41,13 @@ import trio
 from sitegen.conda.records import Record, Repodata, RepodataError, parse_repodata
 from sitegen.conda.shards import ShardError
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.layout import LOCK_NAME, REPODATA, package_file_path, retired_shards_path
+from sitegen.layout import (
+    LOCK_NAME,
+    REPODATA,
+    is_package_file,
+    package_file_path,
+    retired_shards_path,
+)
 from sitegen.net.download import DownloadJob, DownloadResult, download_each
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
@@ -45,6 +55,7 @@ from sitegen.store.lock import SiteLock, SiteLocked, lock_holder
 from sitegen.store.origins import Origins, load_origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.sync.gates import with_gate_sources
+from sitegen.sync.keep import read_kept
 from sitegen.sync.local import is_local, restore
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
 from sitegen.tools.verify_installers import installer_problems, installers_published
@@ -207,6 +218,13 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 kept_problems, site, channel, subdir, report, repair
             )
             report.problems += [Problem(*problem) for problem in found]
+            extras = await trio.to_thread.run_sync(
+                _extra_files, site, channel, subdir, repodata.records.keys()
+            )
+            report.problems += extras
+            for problem in extras if repair else []:
+                site.remove(site.root / problem.path)
+                problem.repaired = True
     found = await installer_problems(config, site, report, repair)
     report.problems += [Problem(*problem) for problem in found]
     temporaries = await trio.to_thread.run_sync(_temporaries, site.root)
@@ -219,6 +237,31 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
         report.problems.append(Problem(repair_.relative, repair_.kind, detail))
     if repair and to_repair:
         await _repair(config, site, to_repair, report)
+
+
+def _extra_files(
+    site: Site, channel: ChannelConfig, subdir: str, listed: Collection[str]
+) -> list[Problem]:
+    """The package files (or links) of a subdir that neither ``listed`` (its repodata.json)
+    nor its kept records name: the web server serves them all the same, though no metadata
+    vouches for them (a run prunes them after publishing). Kept records that cannot be read
+    leave them unjudged: kept_problems reports those."""
+    kept = read_kept(site.root, channel.path, subdir)
+    if kept is None:
+        return []
+    directory = site.path(channel.path, subdir)
+    problems = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            name = entry.name
+            if not is_package_file(name) or name in listed or name in kept:
+                continue
+            if entry.is_symlink() or entry.is_file(follow_symlinks=False):
+                why = "served, but no record of repodata.json (nor a kept record) names it"
+                problems.append(
+                    Problem(package_file_path(channel.path, subdir, name), "extra", why)
+                )
+    return sorted(problems, key=lambda problem: problem.path)
 
 
 async def _check_packages(
