@@ -441,3 +441,29 @@ def test_a_package_file_no_record_lists_is_reported_and_repair_removes_it(
     assert not stray.exists() and not (directory / "eta-1.0-h0_0.tar.bz2").is_symlink()
     assert (directory / CORRUPT).is_file()
     assert main(["verify", "-c", str(config)]) == 0
+
+
+@pytest.mark.parametrize("damage", ["changed", "dropped"])
+def test_a_current_repodata_whose_records_differ_from_repodata_is_reported_and_repaired(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """conda reads current_repodata.json first: a record there with other dependencies than
+    repodata.json's, or the newest build left out, is the site disagreeing with itself."""
+    config, site, _server = mirrored
+    current = site / CHANNEL / LINUX / "current_repodata.json"
+    pristine = current.read_bytes()
+    document = json.loads(pristine)
+    if damage == "changed":
+        document["packages.conda"][CORRUPT]["depends"] = ["evil"]
+    else:
+        del document["packages.conda"][CORRUPT]
+    current.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert _problems(out) == {f"{CHANNEL}/{LINUX}/current_repodata.json": "metadata"}, out
+    assert CORRUPT in out
+    assert main(["verify", "-c", str(config), "--repair"]) == 0
+    assert current.read_bytes() == pristine
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 0

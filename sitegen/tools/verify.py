@@ -5,7 +5,7 @@ For every published subdir: each record of ``repodata.json`` refers to a file wi
 sha256 (md5 when no sha256; with ``--sample`` only a share of the files is hashed, see
 :mod:`sitegen.tools.verify_sample`); ``.zst`` (and ``.bz2`` with ``repodata: {bz2: true}``) decompress
 to exactly ``repodata.json``, and with the setting off no ``.bz2`` is left published;
-``current_repodata.json`` lists only records of ``repodata.json``
+``current_repodata.json`` holds what ``repodata.json`` makes of it
 (:mod:`sitegen.tools.verify_metadata`); the shard index names
 exactly the shards ``repodata.json`` makes and each exists and hashes to its name; the
 files a ``keep_removed`` channel keeps unlisted match their kept records
@@ -187,7 +187,7 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 report.problems.append(Problem(f"{relative}/repodata.json", "metadata", str(exc)))
                 continue
             found = await trio.to_thread.run_sync(
-                metadata_problems, directory, relative, repodata.records, config.repodata_bz2
+                metadata_problems, directory, relative, repodata, config.repodata_bz2
             )
             problems = [Problem(*problem) for problem in found]
             report.problems.extend(problems)

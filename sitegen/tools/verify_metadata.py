@@ -1,9 +1,10 @@
 """``sitegen verify`` over the files of a subdir made from its ``repodata.json``:
 ``repodata.json.zst`` (and ``repodata.json.bz2`` with ``repodata: {bz2: true}``) must decompress
 to exactly ``repodata.json``, with the setting off no ``.bz2`` may be left published, and
-``current_repodata.json`` must be there and list only records of ``repodata.json``. A CEP-12
-``run_exports.json``, where one is published, must be sound, list only records of
-``repodata.json``, and have its ``.zst`` beside it holding exactly it.
+``current_repodata.json`` must be there and hold what ``repodata.json`` makes of it: its newest
+records, each exactly as ``repodata.json`` lists it. A CEP-12 ``run_exports.json``, where one is
+published, must be sound, list only records of ``repodata.json``, and have its ``.zst`` beside
+it holding exactly it.
 
 With ``--repair`` each one found wrong is rebuilt from ``repodata.json`` (the file published
 last, so the truth), and a ``.bz2`` published while the setting is off is removed; a
@@ -20,13 +21,14 @@ from pathlib import Path
 
 import zstandard
 
-from sitegen.conda.records import Record, Repodata
+from sitegen.conda.records import Repodata
 from sitegen.conda.run_exports import (
     RunExportsError,
     encode_run_exports,
     listed_files,
     parse_run_exports,
 )
+from sitegen.conda.schema import RECORD_SECTIONS
 from sitegen.layout import REPODATA, REPODATA_BZ2, RUN_EXPORTS_FILES, metadata_files
 from sitegen.store.interface import SiteStorage
 from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
@@ -39,10 +41,10 @@ RUN_EXPORTS, RUN_EXPORTS_ZST = RUN_EXPORTS_FILES
 
 
 def metadata_problems(
-    directory: Path, relative: str, records: dict[str, Record], repodata_bz2: bool
+    directory: Path, relative: str, repodata: Repodata, repodata_bz2: bool
 ) -> list[Found]:
     """What is wrong with the files made from the ``repodata.json`` of ``directory`` (the
-    subdir at ``relative`` in the site), whose ``records`` are given."""
+    subdir at ``relative`` in the site), parsed as ``repodata``."""
     problems = []
     body = (directory / REPODATA).read_bytes()
     expected = metadata_files(repodata_bz2)
@@ -69,28 +71,12 @@ def metadata_problems(
             problems.append((f"{relative}/{name}", "metadata", "does not hold repodata.json"))
     current = directory / "current_repodata.json"
     if current.is_file():
-        try:
-            doc = json.loads(current.read_bytes())
-            if not isinstance(doc, dict):
-                raise ValueError("not a JSON object")
-            groups = [doc.get("packages", {}), doc.get("packages.conda", {})]
-            if not all(isinstance(group, dict) for group in groups):
-                raise ValueError("packages are not JSON objects")
-            listed = set(groups[0]) | set(groups[1])
-        except ValueError:
-            listed = {"<unreadable>"}
-        stray = sorted(listed - set(records))
-        if stray:
-            problems.append(
-                (
-                    f"{relative}/current_repodata.json",
-                    "metadata",
-                    f"lists {len(stray)} files not in repodata.json, e.g. {stray[0]}",
-                )
-            )
+        why = _current_problem(current.read_bytes(), repodata)
+        if why:
+            problems.append((f"{relative}/current_repodata.json", "metadata", why))
     else:
         problems.append((f"{relative}/current_repodata.json", "metadata", "missing"))
-    return problems + _run_exports_problems(directory, relative, records)
+    return problems + _run_exports_problems(directory, relative, repodata.records)
 
 
 def _run_exports_problems(directory: Path, relative: str, records: Collection[str]) -> list[Found]:
@@ -139,6 +125,49 @@ def _repair_run_exports(
     )
 
 
+def _current_problem(data: bytes, repodata: Repodata) -> str:
+    """What is wrong with ``current_repodata.json`` (``data``): it must hold what
+    ``repodata.json`` makes of it, the newest records with exactly their fields (conda reads
+    it first, so a record of other dependencies there is what clients install); "" if so."""
+    try:
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        groups = [doc.get(group, {}) for group in RECORD_SECTIONS]
+        if not all(isinstance(group, dict) for group in groups):
+            raise ValueError("packages are not JSON objects")
+    except ValueError:
+        return "unreadable"
+    listed = {fn: record for group in groups for fn, record in group.items()}
+    stray = sorted(listed.keys() - repodata.records.keys())
+    if stray:
+        return f"lists {len(stray)} files not in repodata.json, e.g. {stray[0]}"
+    expected = json.loads(_metadata(repodata).encode_current())
+    made = {
+        fn: record for group in RECORD_SECTIONS for fn, record in expected.get(group, {}).items()
+    }
+    left_out = sorted(made.keys() - listed.keys())
+    if left_out:
+        why = "leaves out {} current files of repodata.json, e.g. {}"
+        return why.format(len(left_out), left_out[0])
+    differ = sorted(fn for fn, record in listed.items() if record != made.get(fn))
+    if differ:
+        return f"lists {len(differ)} files other than repodata.json does, e.g. {differ[0]}"
+    if doc != expected:
+        return "does not hold what repodata.json makes of it"
+    return ""
+
+
+def _metadata(repodata: Repodata) -> SubdirMetadata:
+    return SubdirMetadata(
+        subdir=repodata.subdir,
+        records=repodata.records,
+        info=repodata.info,
+        removed=repodata.removed,
+        extra=repodata.extra,
+    )
+
+
 def repair_metadata(
     site: SiteStorage,
     directory: Path,
@@ -150,13 +179,7 @@ def repair_metadata(
     :func:`metadata_problems`) from it, and remove a .bz2 while ``repodata_bz2`` is off;
     returns the names repaired."""
     body = (directory / REPODATA).read_bytes()
-    meta = SubdirMetadata(
-        subdir=repodata.subdir,
-        records=repodata.records,
-        info=repodata.info,
-        removed=repodata.removed,
-        extra=repodata.extra,
-    )
+    meta = _metadata(repodata)
     expected = metadata_files(repodata_bz2)
     rebuild = {
         "repodata.json.zst": lambda: zstd_compress(body),
