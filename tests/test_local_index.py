@@ -537,6 +537,34 @@ def test_a_conda_with_a_huge_zip_directory_is_refused_before_it_is_held(tmp_path
     assert refusal_and_peak(path, 4 << 20) == (REASON_TOO_LARGE, True)
 
 
+def test_metadata_of_countless_tiny_values_is_refused_before_it_is_parsed(
+    tmp_path: Path,
+) -> None:
+    """8 MiB of empty JSON containers (a KiB or two compressed) became millions of Python
+    objects: some 200 MiB to parse an index.json, over 400 MiB per package kept through the
+    run, so a few dozen such files of a few KiB each took every package of the run down with
+    the process. Metadata of that many values is refused unparsed (about.json's only costs
+    the package its summary); the good packages are published."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, SPECS[:1])
+    containers = [{}] * ((MAX_MEMBER - 4096) // 4)
+    bomb = index_of("objects", x=containers)
+    path = write_conda(folder / "objects-1.0-0.conda", info_members(bomb))
+    assert path.stat().st_size < 64 << 10
+    # The 8 MiB read, not what parsing them would make of them.
+    assert refusal_and_peak(path, 32 << 20) == (REASON_TOO_LARGE, True)
+    about = info_members(index_of("about"), {"summary": "kept", "extra": containers})
+    about_fn = write_tar_bz2(folder / "about-1.0-0.tar.bz2", about).name
+    assert index_package(folder / about_fn).about == {}
+
+    site = tmp_path / "site"
+    report = run(local_config(site, folder))
+    assert not report.failed
+    assert published(site, CHANNEL, "linux-64") == {*good, about_fn}
+    examples = report.mirrors[0].subdirs["noarch"].rejected_examples
+    assert examples == {path.name: REASON_TOO_LARGE}
+
+
 def refusal_and_peak(path: Path, budget: int = 16 << 20) -> tuple[str, bool]:
     """Why indexing ``path`` refuses it, and whether that took less than ``budget`` bytes."""
     tracemalloc.start()

@@ -39,6 +39,10 @@ INDEX_JSON = "info/index.json"
 ABOUT_JSON = "info/about.json"
 RUN_EXPORTS_JSON = "info/run_exports.json"
 MAX_MEMBER = 8 << 20  # index.json / about.json larger than this are not metadata
+# ...nor are they with more values than this. Each JSON value becomes a Python object of 50 to
+# 100 bytes: 8 MiB of "{}," (a KiB compressed) would hold 200 MiB per package. A record's
+# values are a few dozen, its depends and constrains up to some thousands.
+MAX_JSON_VALUES = 100_000
 # A .conda's zip directory is read in one piece and held as one object per entry: a .conda
 # has three entries (a few hundred bytes); millions of them would take gigabytes.
 MAX_ZIP_READ = 1 << 20
@@ -362,6 +366,11 @@ def _check_bz2_end(fd: int, size: int) -> None:
 
 
 def _json(data: bytes) -> Any:
+    # Every value but the first follows a comma, a colon or an opening bracket: counted in
+    # the bytes (strings holding them count too), before a single object is made.
+    values = data.count(b",") + data.count(b":") + data.count(b"[") + 1
+    if values > MAX_JSON_VALUES:
+        raise BadPackage(REASON_TOO_LARGE, f"more than {MAX_JSON_VALUES} JSON values")
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
