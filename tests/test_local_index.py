@@ -10,6 +10,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -183,6 +184,21 @@ def test_build_machine_keys_stay_out_of_records_as_conda_index_leaves_them(
     assert not run(config).failed
     record = read_repodata(site / CHANNEL / "linux-64")["packages.conda"][path.name]
     assert not set(record) & set(BUILD_KEYS)
+
+
+def test_a_package_cannot_claim_when_the_channel_indexed_it(tmp_path: Path) -> None:
+    """``indexed_timestamp`` says when the channel first published a file (clients cut
+    ``exclude-newer`` windows by it): an index.json carrying one of its own, far in the past,
+    was published as it was, so a build dropped today passed as one indexed years ago."""
+    folder = tmp_path / "incoming"
+    claimed = 946_684_800_000  # 2000-01-01
+    spec = PackageSpec("old", "1.0", "0", extra={"indexed_timestamp": claimed})
+    path = drop(folder, spec, "conda")
+    site = tmp_path / "site"
+    before = int(time.time() * 1000)
+    assert not run(local_config(site, folder)).failed
+    record = read_repodata(site / CHANNEL / "linux-64")["packages.conda"][path.name]
+    assert record["indexed_timestamp"] >= before
 
 
 def test_files_are_hard_linked_and_the_folder_is_left_as_it_was(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sitegen.conda.package_metadata import about_fields, unwritable, without_build_keys
+from sitegen.conda.package_metadata import about_fields, published_index, unwritable
 from sitegen.conda.records import check_record
 from sitegen.conda.run_exports import EMPTY, entry_of
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX, section_of
@@ -200,7 +200,7 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
         raise BadPackage(REASON_CHANGED, "gone after the read") from None
     if now != FileStat.of(before):
         raise BadPackage(REASON_CHANGED, "replaced during the read")
-    record = without_build_keys(index)
+    record = published_index(index)
     record.update(md5=reader.md5.hexdigest(), sha256=reader.sha256.hexdigest())
     record["size"] = size
     subdir = record.get("subdir")

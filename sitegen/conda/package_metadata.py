@@ -1,5 +1,6 @@
 """What of a package's own metadata is published: ``info/index.json`` as its repodata record,
-less the keys that describe the machine it was built on, and the descriptive fields of
+less the keys that describe the machine it was built on and the one only the channel can
+know, and the descriptive fields of
 ``info/about.json`` for ``channeldata.json`` and the pages; neither with anything that cannot
 be written out as JSON in UTF-8.
 """
@@ -10,6 +11,7 @@ import json
 from typing import Any
 
 from sitegen.conda.records import REASON_BAD_FIELDS, REASON_BAD_TEXT
+from sitegen.conda.schema import INDEXED_TIMESTAMP
 
 # The descriptive fields of about.json that channeldata.json and the pages use.
 ABOUT_FIELDS = (
@@ -42,10 +44,14 @@ BUILD_KEYS = frozenset(
     }
 )
 
+# CEP-47's indexed_timestamp is when the channel first published the file (clients cut
+# exclude-newer windows by it): the channel sets it, a package claiming one does not.
+LEFT_OUT = BUILD_KEYS | {INDEXED_TIMESTAMP}
 
-def without_build_keys(index: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``index`` without :data:`BUILD_KEYS`, the rest in its order."""
-    return {key: value for key, value in index.items() if key not in BUILD_KEYS}
+
+def published_index(index: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``index`` without :data:`LEFT_OUT`, the rest in its order."""
+    return {key: value for key, value in index.items() if key not in LEFT_OUT}
 
 
 def unwritable(value: Any) -> str | None:

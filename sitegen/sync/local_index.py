@@ -29,7 +29,7 @@ from sitegen.conda.index import (
     FileStat,
     index_package,
 )
-from sitegen.conda.package_metadata import without_build_keys
+from sitegen.conda.package_metadata import published_index
 from sitegen.conda.records import REASON_BAD_FILENAME, REASON_SUBDIR_MISMATCH, Record, Repodata
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.config.subdirs import KNOWN_SUBDIRS
@@ -222,9 +222,9 @@ def build_index(
             reject(item, subdir, REASON_DUPLICATE)
             continue
         # A copy: the pipeline may adjust records (CEP-15, patches) and the cache must not see it.
-        # Without the build keys: a cache written before they were left out still has them.
+        # Without the keys left out: a cache written before they were still has them.
         about = dict(entry.about) if entry.about else None
-        raw = without_build_keys(raw)
+        raw = published_index(raw)
         records[fn] = Record(fn=fn, subdir=subdir, raw=raw, origin=mirror, about=about)
         index.files[(subdir, fn)] = folder / item.relpath
         if entry.run_exports:
