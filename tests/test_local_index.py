@@ -430,6 +430,31 @@ def test_a_package_with_two_index_jsons_is_refused(
         assert f"skipped {path.name}: {REASON_TWO_INDEXES}" in caplog.text
 
 
+def test_a_conda_whose_inner_archives_name_another_file_is_refused(tmp_path: Path) -> None:
+    """conda reads a .conda's inner archives by the file's own name (info-<stem>.tar.zst,
+    pkg-<stem>.tar.zst) and cannot install one whose archives carry another stem: such a
+    file, renamed with its index.json edited to agree, was published all the same."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, SPECS[:1])
+    built = write_conda(tmp_path / "src" / "orig-1.0-0.conda", info_members(index_of("edited")))
+    renamed = folder / "edited-1.0-0.conda"
+    shutil.copyfile(built, renamed)
+    with pytest.raises(BadPackage) as refused:
+        index_package(renamed)
+    assert refused.value.reason == REASON_NO_INFO
+    # What conda itself makes of it.
+    from conda_package_streaming.package_streaming import stream_conda_info
+
+    with pytest.raises(LookupError):
+        next(iter(stream_conda_info(str(renamed))))
+
+    site = tmp_path / "site"
+    report = run(local_config(site, folder))
+    assert not report.failed
+    assert published(site, CHANNEL, "linux-64") == set(good)
+    assert report.mirrors[0].subdirs["noarch"].rejected_examples == {renamed.name: REASON_NO_INFO}
+
+
 def test_metadata_that_repodata_cannot_carry_skips_the_package_not_the_run(
     tmp_path: Path,
 ) -> None:

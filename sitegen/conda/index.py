@@ -250,6 +250,7 @@ def _read_info(
         _check_bz2_end(reader.fd, size)
     stream = io.BufferedReader(reader, CHUNK)
     members: dict[str, bytes] = {}
+    names: list[str] = []  # a .conda's entries
     try:
         if fn.endswith(CONDA_SUFFIX):
             archive = zipfile.ZipFile(_CappedReads(stream))
@@ -293,6 +294,8 @@ def _read_info(
     problem = unwritable(index)
     if problem is not None:
         raise BadPackage(problem)
+    if fn == _stem(index) + CONDA_SUFFIX:
+        _check_conda_parts(names, fn.removesuffix(CONDA_SUFFIX))
     try:
         # Only descriptive: a broken about.json costs the package its summary, not its place.
         about = _json(members[ABOUT_JSON]) if ABOUT_JSON in members else {}
@@ -306,6 +309,16 @@ def _read_info(
         read = None  # not sound: costs a build tool the read of the package, nothing more
     exports = entry_of(read) if unwritable(read) is None else None
     return index, about_fields(about), exports
+
+
+def _check_conda_parts(names: list[str], stem: str) -> None:
+    """conda finds a .conda's inner archives by the file's own stem (the one entry whose name
+    starts with ``info-<stem>``, and ``pkg-<stem>``): without them, it cannot install the
+    file, whatever the archives named for another file hold."""
+    for part, reason in (("info", REASON_NO_INFO), ("pkg", REASON_NO_PKG)):
+        found = [n for n in names if n.startswith(f"{part}-{stem}")]
+        if found != [f"{part}-{stem}.tar.zst"]:
+            raise BadPackage(reason, f"no {part}-{stem}.tar.zst alone of its name")
 
 
 def _collect(components: Any, members: dict[str, bytes], limit: int) -> bool:
