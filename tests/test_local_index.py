@@ -597,6 +597,21 @@ def test_metadata_of_countless_tiny_values_is_refused_before_it_is_parsed(
     about = info_members(index_of("about"), {"summary": "kept", "extra": containers})
     about_fn = write_tar_bz2(folder / "about-1.0-0.tar.bz2", about).name
     assert index_package(folder / about_fn).about == {}
+    # A run_exports.json of as many values costs the package its entry (a build tool reads
+    # the package itself), not its place, and is not parsed either.
+    exports = [
+        *info_members(index_of("exports")),
+        ("info/run_exports.json", b"[" + b"[]," * ((MAX_MEMBER - 4096) // 3) + b"[]]"),
+    ]
+    exports_path = write_conda(tmp_path / "exports-1.0-0.conda", exports)
+    tracemalloc.start()
+    try:
+        indexed_exports = index_package(exports_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert indexed_exports.run_exports is None
+    assert peak < 32 << 20, peak
 
     site = tmp_path / "site"
     report = run(local_config(site, folder))

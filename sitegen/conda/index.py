@@ -304,8 +304,8 @@ def _read_info(
     if RUN_EXPORTS_JSON not in members:
         return index, about_fields(about), EMPTY if whole else None
     try:
-        read = json.loads(members[RUN_EXPORTS_JSON])
-    except (ValueError, RecursionError):
+        read = _json(members[RUN_EXPORTS_JSON])
+    except BadPackage:
         read = None  # not sound: costs a build tool the read of the package, nothing more
     exports = entry_of(read) if unwritable(read) is None else None
     return index, about_fields(about), exports
