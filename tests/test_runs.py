@@ -454,7 +454,9 @@ async def test_only_rebuilds_one_channel_and_keeps_the_other_mirrors_records(
     assert published(site, "merged/chan", "linux-64") == before
     # Only the selected mirror talked to the upstream: one repodata request per subdir.
     paths = sorted(r.path for r in example_upstream.server.requests)
-    assert paths == ["/linux-64/repodata.json.zst", "/noarch/repodata.json.zst"]
+    # Its repodata, and its CEP-12 run_exports.json (none upstream: the .zst, then the JSON).
+    names = ("repodata.json.zst", "run_exports.json", "run_exports.json.zst")
+    assert paths == [f"/{subdir}/{name}" for subdir in ("linux-64", "noarch") for name in names]
     assert (site / "other/chan/linux-64/repodata.json").stat().st_mtime_ns == other_before
 
 
