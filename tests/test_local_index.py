@@ -4,6 +4,7 @@ hard link, merged with upstream mirrors; broken and hostile packages are skipped
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -180,6 +181,7 @@ def test_build_machine_keys_stay_out_of_records_as_conda_index_leaves_them(
     cache_path = local_index_path(site, "internal-own")
     cache = json.loads(cache_path.read_text())
     cache[path.name]["record"].update(BUILD_KEYS)
+    del cache[path.name]["version"]
     cache_path.write_text(json.dumps(cache))
     assert not run(config).failed
     record = read_repodata(site / CHANNEL / "linux-64")["packages.conda"][path.name]
@@ -453,6 +455,43 @@ def test_a_conda_whose_inner_archives_name_another_file_is_refused(tmp_path: Pat
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == set(good)
     assert report.mirrors[0].subdirs["noarch"].rejected_examples == {renamed.name: REASON_NO_INFO}
+
+
+def test_an_entry_indexed_under_older_rules_is_indexed_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cache keeps each file's verdict under its size, mtime, inode and ctime: one written
+    under older rules (a package since refused, a record since made otherwise) was published
+    as it was until the file changed. Each entry carries the rules it was made by: the first
+    run after they change reads the folder once more, the next reads nothing."""
+    folder = tmp_path / "incoming"
+    good = drop(folder, SPECS[1], "conda").name
+    built = write_conda(tmp_path / "src" / "orig-1.0-0.conda", info_members(index_of("edited")))
+    renamed = folder / "edited-1.0-0.conda"
+    shutil.copyfile(built, renamed)
+    site = tmp_path / "site"
+    config = local_config(site, folder)
+    assert _indexed(caplog, config)
+    # As a sitegen of older rules left it: the renamed .conda accepted, with a record made the
+    # way the good file's is; the good file's record with an indexed_timestamp of its own.
+    cache_path = local_index_path(site, "internal-own")
+    cache = json.loads(cache_path.read_text())
+    claimed = 946_684_800_000  # 2000-01-01
+    cache[good]["record"]["indexed_timestamp"] = claimed
+    record = {**cache[good]["record"], **index_of("edited"), "size": renamed.stat().st_size}
+    record.update(md5=hashlib.md5(renamed.read_bytes()).hexdigest(), sha256=_sha256(renamed))
+    del cache[renamed.name]["reason"]
+    cache[renamed.name].update(record=record, run_exports="{}")
+    for entry in cache.values():
+        entry.pop("version", None)
+    cache_path.write_text(json.dumps(cache))
+    assert _indexed(caplog, config)
+    assert published(site, CHANNEL, "linux-64") == {good}
+    records = read_repodata(site / CHANNEL / "linux-64")["packages.conda"]
+    assert records[good]["indexed_timestamp"] != claimed
+    report = run(config)
+    assert report.mirrors[0].subdirs["noarch"].rejected_examples == {renamed.name: REASON_NO_INFO}
+    assert _indexed(caplog, config) == []
 
 
 def test_metadata_that_repodata_cannot_carry_skips_the_package_not_the_run(

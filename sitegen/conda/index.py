@@ -49,6 +49,12 @@ MAX_ZIP_READ = 1 << 20
 MIN_SCAN = 256 << 20  # decompressed bytes always allowed before index.json turns up
 SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 CHUNK = 1 << 20
+# The version of the rules index_package indexes by: bump it whenever what it accepts or what
+# it makes of a file changes (a check added or eased, a field of the record, about or
+# run_exports made otherwise). A local source's index cache keeps each verdict with the version
+# it was reached by and indexes the file again under another (see sitegen.sync.local_index);
+# else a package refused now stays published, or its record as made, until the file changes.
+INDEX_VERSION = 1
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"

@@ -6,9 +6,9 @@ Anything else is ignored: other names (``*.partial`` while a copy is under way),
 other directories. A file listed twice (top level and a subdir folder) counts once: the
 top-level one.
 
-Indexing a file costs a full read; the cache (``.sitegen/local/<mirror>.json``) keeps each
-file's record under its size, mtime, inode and ctime (:class:`FileStat`), so a re-index reads
-only new or changed files.
+Indexing a file costs a full read; the cache (``.sitegen/local-index/<mirror>.json``) keeps
+each file's record under its size, mtime, inode and ctime (:class:`FileStat`), so a re-index
+reads only new or changed files, and those indexed by other rules (:data:`INDEX_VERSION`).
 Files that cannot be published are cached with their reason too, and reported on every run.
 """
 
@@ -23,13 +23,13 @@ from typing import Any
 import msgspec
 
 from sitegen.conda.index import (
+    INDEX_VERSION,
     REASON_CHANGED,
     REASON_NOT_FILE,
     BadPackage,
     FileStat,
     index_package,
 )
-from sitegen.conda.package_metadata import published_index
 from sitegen.conda.records import REASON_BAD_FILENAME, REASON_SUBDIR_MISMATCH, Record, Repodata
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.config.subdirs import KNOWN_SUBDIRS
@@ -52,9 +52,10 @@ class CacheEntry(msgspec.Struct, omit_defaults=True):
     record: dict[str, Any] | None = None
     about: dict[str, Any] = msgspec.field(default_factory=dict)
     reason: str = ""
-    # CEP-12: the package's run_exports as published, "" when unknown (see IndexedPackage);
-    # None in an entry written before they were kept: the file is read once more.
-    run_exports: str | None = None
+    # CEP-12: the package's run_exports as published, "" when unknown (see IndexedPackage).
+    run_exports: str = ""
+    # The INDEX_VERSION the verdict was reached by; 0 in a cache written before it was kept.
+    version: int = 0
 
     @property
     def stat(self) -> FileStat:
@@ -128,8 +129,7 @@ def plain_name(found: FoundFile) -> bool:
 
 def needs_reading(found: FoundFile, cache: dict[str, CacheEntry]) -> bool:
     entry = cache.get(found.relpath)
-    fresh = entry is None or entry.stat != found.stat
-    fresh = fresh or (entry.record is not None and entry.run_exports is None)
+    fresh = entry is None or entry.stat != found.stat or entry.version != INDEX_VERSION
     return found.stat is not None and fresh and plain_name(found)
 
 
@@ -143,14 +143,22 @@ def read_one(folder: Path, found: FoundFile) -> CacheEntry:
             break
         except BadPackage as exc:
             if exc.reason != REASON_CHANGED or not (folder / found.relpath).exists():
-                return CacheEntry(*_stat_fields(found.stat), reason=exc.reason)
+                return _rejected(found.stat, exc.reason)
     else:
-        return CacheEntry(*_stat_fields(found.stat), reason=REASON_CHANGED)
+        return _rejected(found.stat, REASON_CHANGED)
     identity = package.stat or found.stat
     exports = package.run_exports.decode() if package.run_exports is not None else ""
     return CacheEntry(
-        *_stat_fields(identity), record=package.record, about=package.about, run_exports=exports
+        *_stat_fields(identity),
+        record=package.record,
+        about=package.about,
+        run_exports=exports,
+        version=INDEX_VERSION,
     )
+
+
+def _rejected(identity: FileStat, reason: str) -> CacheEntry:
+    return CacheEntry(*_stat_fields(identity), reason=reason, version=INDEX_VERSION)
 
 
 def _stat_fields(value: FileStat) -> tuple[int, int, int, int]:
@@ -222,9 +230,8 @@ def build_index(
             reject(item, subdir, REASON_DUPLICATE)
             continue
         # A copy: the pipeline may adjust records (CEP-15, patches) and the cache must not see it.
-        # Without the keys left out: a cache written before they were still has them.
         about = dict(entry.about) if entry.about else None
-        raw = published_index(raw)
+        raw = dict(raw)
         records[fn] = Record(fn=fn, subdir=subdir, raw=raw, origin=mirror, about=about)
         index.files[(subdir, fn)] = folder / item.relpath
         if entry.run_exports:
