@@ -10,7 +10,9 @@ to exactly ``repodata.json``, and with the setting off no ``.bz2`` is left publi
 exactly the shards ``repodata.json`` makes and each exists and hashes to its name; the
 files a ``keep_removed`` channel keeps unlisted match their kept records
 (:mod:`sitegen.tools.verify_kept`); no other package file (nor a link named like one) is in
-a subdir, which the web server would serve though no record vouches for it; the installer folders hold just the files their state
+a subdir, which the web server would serve though no record vouches for it; no subdir that was
+published lost its ``repodata.json`` (:mod:`sitegen.tools.verify_channel`: reported, never
+repaired); the installer folders hold just the files their state
 describes (:mod:`sitegen.tools.verify_installers`); no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always, ``download.concurrency`` at a time), those of local sources are linked or copied again from their folder (verified against
@@ -50,6 +52,7 @@ from sitegen.layout import (
 )
 from sitegen.net.download import DownloadJob, DownloadResult, download_each
 from sitegen.net.upstream import open_upstreams
+from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage
 from sitegen.store.lock import SiteLock, SiteLocked, lock_holder
 from sitegen.store.origins import Origins, load_origins
@@ -58,6 +61,7 @@ from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.keep import read_kept
 from sitegen.sync.local import is_local, restore
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
+from sitegen.tools.verify_channel import lost_repodata, lost_repodata_problems, published_subdirs
 from sitegen.tools.verify_installers import installer_problems, installers_published
 from sitegen.tools.verify_kept import kept_problems
 from sitegen.tools.verify_metadata import metadata_problems, repair_metadata
@@ -117,17 +121,14 @@ def _temporaries(root: Path) -> list[Problem]:
     return problems
 
 
-def _subdirs(site: SiteStorage, channel: ChannelConfig) -> list[str]:
-    root = site.path(channel.path)
-    return [s for s in channel.subdirs if (root / s / REPODATA).is_file()]
-
-
 async def verify_site(
     config: SiteConfig, repair: bool = False, sample: Sample | None = None
 ) -> VerifyReport:
     site = Site(config.output)
     report = VerifyReport(sample=sample)
-    published = any(_subdirs(site, c) for c in config.channels) or installers_published(config)
+    published = any(
+        published_subdirs(site, c) or lost_repodata(site, c) for c in config.channels
+    ) or installers_published(config)
     if not published and lock_holder(site.state_dir) is None:
         # (A first run under way is reported as locked, below.) Nothing is taken or made,
         # not even the lock of --repair: there may be no site at all. A first run killed
@@ -177,8 +178,12 @@ def _lock_state(site: Site) -> tuple[int, int] | None:
 
 async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: bool) -> None:
     to_repair: list[Repair] = []
+    by_command, _why = FrozenChannels(site).load_or_all(c.path for c in config.channels)
     for channel in config.channels:
-        for subdir in _subdirs(site, channel):
+        frozen = channel.frozen or channel.path in by_command
+        found = await trio.to_thread.run_sync(lost_repodata_problems, site, channel, frozen)
+        report.problems += [Problem(*problem) for problem in found]  # left for a run
+        for subdir in published_subdirs(site, channel):
             directory = site.path(channel.path, subdir)
             relative = f"{channel.path}/{subdir}"
             try:

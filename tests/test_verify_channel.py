@@ -1,0 +1,96 @@
+"""``sitegen verify [--repair]`` over what a channel publishes beyond each subdir's files:
+a subdir's ``repodata.json`` lost while the rest of the subdir stays, the channel's
+``notices.json`` and its ``channeldata.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import main
+from sitegen.tools.example_channel import write_channel
+from testkit.faults import CHANNEL, small_packages, write_config
+from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.upstream import UpstreamServer
+
+pytestmark = pytest.mark.integration
+
+LINUX = "linux-64"
+
+
+@pytest.fixture
+def mirrored(tmp_path: Path) -> Iterator[tuple[Path, Path, UpstreamServer]]:
+    """(config path, site, upstream server) of a freshly and cleanly mirrored site: linux-64
+    and noarch."""
+    root = tmp_path / "upstream"
+    write_channel(root, small_packages(), zst=True)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        config = write_config(tmp_path / "channels.yaml", site, server.url, retries=1)
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+        assert_site_invariant(site)
+        yield config, site, server
+
+
+def _verify(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["verify", "-c", str(config), *args])
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("subdir", ["noarch", LINUX])
+def test_a_published_subdir_that_lost_its_repodata_is_reported_and_left_for_a_run(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str], subdir: str
+) -> None:
+    """Its .zst, packages and shards stay; without repodata.json (noarch's: every conda client
+    of the channel fails) the subdir is broken. Nothing on disk can rebuild it safely, so
+    --repair says so and deletes nothing; a run of the channel publishes it again."""
+    config, site, _server = mirrored
+    (site / CHANNEL / subdir / "repodata.json").unlink()
+    before = site_digest(site)
+    code, out = _verify(config, capsys)
+    assert code == 1, out
+    line = f"metadata: {CHANNEL}/{subdir}/repodata.json: missing"
+    assert line in out, out
+    assert "sitegen mirror --only" in out
+    code, out = _verify(config, capsys, "--repair")
+    assert code == 1, out
+    assert line in out and "(repaired)" not in out, out
+    assert "cannot rebuild" in out, out
+    assert site_digest(site) == before, "--repair changed a subdir it cannot rebuild"
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    code, out = _verify(config, capsys)
+    assert code == 0, out
+
+
+def test_every_published_subdir_that_lost_its_repodata_is_named(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no repodata.json left at all the channel is not "nothing published": each lost
+    file is named."""
+    config, site, _server = mirrored
+    for subdir in ("noarch", LINUX):
+        (site / CHANNEL / subdir / "repodata.json").unlink()
+    code, out = _verify(config, capsys)
+    assert code == 1, out
+    assert "nothing to verify" not in out, out
+    for subdir in ("noarch", LINUX):
+        assert f"metadata: {CHANNEL}/{subdir}/repodata.json: missing" in out, out
+
+
+def test_a_configured_subdir_never_published_is_no_problem(
+    tmp_path: Path,
+    mirrored: tuple[Path, Path, UpstreamServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A subdir upstream does not serve is never published (but noarch): nothing is lost."""
+    _config, site, server = mirrored
+    config = write_config(
+        tmp_path / "more.yaml", site, server.url, retries=1, subdirs="[linux-64, osx-arm64]"
+    )
+    code, out = _verify(config, capsys)
+    assert code == 0, out
+    assert "osx-arm64" not in out
