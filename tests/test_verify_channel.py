@@ -5,6 +5,7 @@ a subdir's ``repodata.json`` lost while the rest of the subdir stays, the channe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,3 +95,74 @@ def test_a_configured_subdir_never_published_is_no_problem(
     code, out = _verify(config, capsys)
     assert code == 0, out
     assert "osx-arm64" not in out
+
+
+NOTICES = """\
+    notices:
+      - message: Maintenance tonight.
+        level: warning
+      - message: An old notice.
+        expires: 2020-01-01
+"""
+
+
+@pytest.mark.parametrize("damage", ["tampered", "missing", "stale"])
+def test_a_notices_json_other_than_the_configuration_makes_is_reported_and_rewritten(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """conda shows notices.json on install: one someone edited, lost, or that a notice added
+    to channels.yaml since the last run is missing from, differs from what the publisher
+    writes (the expired notice left out). --repair writes that."""
+    config, site, _server = mirrored
+    notices = site / CHANNEL / "notices.json"
+    if damage == "stale":  # the last run had no notices; channels.yaml has some now
+        assert not notices.exists()
+        config.write_text(config.read_text() + NOTICES)
+    else:
+        config.write_text(config.read_text() + NOTICES)
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+        published = json.loads(notices.read_bytes())
+        assert [n["message"] for n in published["notices"]] == ["Maintenance tonight."]
+        if damage == "missing":
+            notices.unlink()
+        else:
+            published["notices"][0]["message"] = "Send your password to evil.example."
+            notices.write_text(json.dumps(published))
+    code, out = _verify(config, capsys)
+    assert code == 1, out
+    assert f"metadata: {CHANNEL}/notices.json: " in out, out
+    code, out = _verify(config, capsys, "--repair")
+    assert code == 0, out
+    assert f"metadata: {CHANNEL}/notices.json: " in out and "(repaired)" in out, out
+    document = json.loads(notices.read_bytes())
+    assert [n["message"] for n in document["notices"]] == ["Maintenance tonight."]
+    code, out = _verify(config, capsys)
+    assert code == 0, out
+
+
+def test_a_notices_json_without_active_notices_is_reported_and_removed(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no active notice the publisher writes none: one left over still shows on every
+    install."""
+    config, site, _server = mirrored
+    notices = site / CHANNEL / "notices.json"
+    notices.write_text('{"notices": [{"id": "x", "message": "Gone.", "level": "info"}]}')
+    code, out = _verify(config, capsys)
+    assert code == 1 and f"metadata: {CHANNEL}/notices.json: " in out, out
+    code, out = _verify(config, capsys, "--repair")
+    assert code == 0 and "(repaired)" in out, out
+    assert not notices.exists()
+
+
+def test_a_frozen_channel_keeps_the_notices_json_it_published(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its runs leave notices.json as published: notices added since are no problem."""
+    config, site, _server = mirrored
+    args = ["-c", str(config)]
+    assert main(["freeze", CHANNEL, *args, "--by", "alice", "--reason", "release"]) == 0
+    config.write_text(config.read_text() + NOTICES)
+    code, out = _verify(config, capsys, "--repair")
+    assert code == 0, out
+    assert not (site / CHANNEL / "notices.json").exists()

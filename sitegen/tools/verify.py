@@ -12,13 +12,14 @@ files a ``keep_removed`` channel keeps unlisted match their kept records
 (:mod:`sitegen.tools.verify_kept`); no other package file (nor a link named like one) is in
 a subdir, which the web server would serve though no record vouches for it; no subdir that was
 published lost its ``repodata.json`` (:mod:`sitegen.tools.verify_channel`: reported, never
-repaired); the installer folders hold just the files their state
+repaired), and a channel's ``notices.json`` is what its ``notices:`` make now; the installer folders hold just the files their state
 describes (:mod:`sitegen.tools.verify_installers`); no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always, ``download.concurrency`` at a time), those of local sources are linked or copied again from their folder (verified against
 the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
 them anew; ``.zst``, ``.bz2`` (when on), ``current_repodata.json`` and the shards are rebuilt
-from ``repodata.json`` (the file published last, so the truth), and left-over temporaries and a
+from ``repodata.json`` (the file published last, so the truth), ``notices.json`` is written
+as a run writes it, and left-over temporaries and a
 ``.bz2`` published while the setting is off are removed, and so are package files no record
 names (as a run prunes them: a run stopped before publishing leaves the files it downloaded,
 which the next run would have reused, so that run fetches them again). Repairs happen only while
@@ -61,7 +62,7 @@ from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.keep import read_kept
 from sitegen.sync.local import is_local, restore
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
-from sitegen.tools.verify_channel import lost_repodata, lost_repodata_problems, published_subdirs
+from sitegen.tools.verify_channel import channel_problems, lost_repodata, published_subdirs
 from sitegen.tools.verify_installers import installer_problems, installers_published
 from sitegen.tools.verify_kept import kept_problems
 from sitegen.tools.verify_metadata import metadata_problems, repair_metadata
@@ -181,8 +182,8 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
     by_command, _why = FrozenChannels(site).load_or_all(c.path for c in config.channels)
     for channel in config.channels:
         frozen = channel.frozen or channel.path in by_command
-        found = await trio.to_thread.run_sync(lost_repodata_problems, site, channel, frozen)
-        report.problems += [Problem(*problem) for problem in found]  # left for a run
+        found = await trio.to_thread.run_sync(channel_problems, site, channel, frozen, repair)
+        report.problems += [Problem(*problem) for problem in found]
         for subdir in published_subdirs(site, channel):
             directory = site.path(channel.path, subdir)
             relative = f"{channel.path}/{subdir}"

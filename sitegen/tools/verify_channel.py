@@ -7,25 +7,35 @@ channel without ``noarch/repodata.json``, every one of them). ``--repair`` does 
 it: the ``.zst`` beside it may be of an older publication, and only upstream says what the
 subdir holds now, so the report says to run the channel instead and nothing is deleted. A
 configured subdir never published (its upstream serves none) is no problem.
+
+A published channel's CEP-6 ``notices.json`` must be what the publisher makes of its
+``notices:`` now (:func:`sitegen.conda.notices.encode_notices`: the expired ones left out, no
+file without an active notice), which ``--repair`` writes as a run does. A frozen channel
+keeps the one it published, as its runs do.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
+from sitegen.conda.notices import encode_notices
 from sitegen.config import ChannelConfig
 from sitegen.layout import (
     REPODATA,
     is_package_file,
+    notices_path,
     present_metadata_files,
     shards_dir,
     subdir_state_paths,
 )
 from sitegen.store.interface import SiteStorage
+from sitegen.store.site import Site
+from sitegen.sync.publish_channel import write_notices
 
-# (site-relative path, kind of problem, what is wrong), as
+# (site-relative path, kind of problem, what is wrong, repaired), as
 # :class:`sitegen.tools.verify.Problem` takes them.
-Found = tuple[str, str, str]
+Found = tuple[str, str, str, bool]
 
 NOARCH = "noarch"
 _SIBLINGS = frozenset(present_metadata_files()) - {REPODATA}
@@ -68,8 +78,19 @@ def _was_published(site: SiteStorage, channel: ChannelConfig, subdir: str) -> bo
         return False
 
 
-def lost_repodata_problems(site: SiteStorage, channel: ChannelConfig, frozen: bool) -> list[Found]:
-    """One problem per subdir of :func:`lost_repodata`, saying what publishes it again."""
+def channel_problems(site: Site, channel: ChannelConfig, frozen: bool, repair: bool) -> list[Found]:
+    """What is wrong with ``channel`` as a whole (nothing for a channel never published)."""
+    lost = lost_repodata(site, channel)
+    if not lost and not published_subdirs(site, channel):
+        return []
+    problems = _lost_problems(channel, lost, frozen)
+    if not frozen:
+        problems += _notices_problems(site, channel, repair)
+    return problems
+
+
+def _lost_problems(channel: ChannelConfig, lost: list[str], frozen: bool) -> list[Found]:
+    """One problem per subdir that lost its repodata.json, saying what publishes it again."""
     mirror = channel.mirrors[0].name  # a run of any mirror of a channel publishes all of it
     run = f"sitegen mirror --only {mirror}"
     if frozen:
@@ -78,6 +99,27 @@ def lost_repodata_problems(site: SiteStorage, channel: ChannelConfig, frozen: bo
         "missing, though the subdir was published (its files or state remain): conda clients"
         " fail on it, and --repair cannot rebuild it without upstream; run " + run
     )
-    return [
-        (f"{channel.path}/{s}/{REPODATA}", "metadata", why) for s in lost_repodata(site, channel)
-    ]
+    return [(f"{channel.path}/{s}/{REPODATA}", "metadata", why, False) for s in lost]
+
+
+def _notices_problems(site: Site, channel: ChannelConfig, repair: bool) -> list[Found]:
+    relative = notices_path(channel.path)
+    try:
+        published: bytes | None = site.path(*relative.split("/")).read_bytes()
+    except FileNotFoundError:
+        published = None
+    expected = encode_notices(channel.notices, datetime.now(UTC))
+    if published == expected:
+        return []
+    if expected is None:
+        why = "published though channels.yaml gives no active notice (conda shows it on install)"
+    elif published is None:
+        why = "missing, though channels.yaml gives active notices"
+    else:
+        why = "does not hold the active notices channels.yaml gives"
+    repaired = False
+    if repair:
+        error = write_notices(site, channel)
+        repaired = error is None
+        why += "" if error is None else f"; repair failed: {error}"
+    return [(relative, "metadata", why, repaired)]
