@@ -15,6 +15,7 @@ from sitegen.cli import main
 from sitegen.tools.example_channel import write_channel
 from testkit.faults import CHANNEL, small_packages, write_config
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.local import drop_all
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -166,3 +167,74 @@ def test_a_frozen_channel_keeps_the_notices_json_it_published(
     code, out = _verify(config, capsys, "--repair")
     assert code == 0, out
     assert not (site / CHANNEL / "notices.json").exists()
+
+
+def _entries(channeldata: Path) -> dict[str, tuple[list[str], str]]:
+    packages = json.loads(channeldata.read_bytes())["packages"]
+    return {name: (entry["subdirs"], entry["version"]) for name, entry in packages.items()}
+
+
+@pytest.mark.parametrize("damage", ["missing", "stale"])
+def test_a_channeldata_json_other_than_repodata_says_is_reported_and_rebuilt(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """Clients and tools read channeldata.json for what a channel holds: one lost, or that
+    leaves a package out, names a stale version or other subdirs, disagrees with the
+    channel's repodata.json. A mirror's records are all it is built from: --repair builds it
+    again as a run does."""
+    config, site, _server = mirrored
+    channeldata = site / CHANNEL / "channeldata.json"
+    pristine = channeldata.read_bytes()
+    if damage == "missing":
+        channeldata.unlink()
+    else:
+        document = json.loads(pristine)
+        del document["packages"]["beta"]
+        document["packages"]["alpha"]["version"] = "0.9"
+        document["packages"]["gamma"]["subdirs"] = ["noarch"]
+        document["packages"]["zeta"] = {"subdirs": [LINUX], "version": "1.0"}
+        channeldata.write_text(json.dumps(document))
+    code, out = _verify(config, capsys)
+    assert code == 1, out
+    line = f"metadata: {CHANNEL}/channeldata.json: "
+    assert line in out, out
+    if damage == "stale":
+        for name in ("alpha", "beta", "gamma", "zeta"):
+            assert name in out, out
+    code, out = _verify(config, capsys, "--repair")
+    assert code == 0 and line in out and "(repaired)" in out, out
+    assert channeldata.read_bytes() == pristine
+    code, out = _verify(config, capsys)
+    assert code == 0, out
+
+
+def test_a_local_sources_channeldata_is_reported_and_left_for_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A local source's package details (its about.json: summary, home ...) are in
+    channeldata.json and in no repodata.json: built from repodata.json alone they would be
+    lost, so --repair leaves it and names the run that rebuilds it."""
+    folder = tmp_path / "incoming"
+    drop_all(folder, small_packages()[:2])
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  internal/own:\n    path: {folder}\n    subdirs: [linux-64]\n"
+    )
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    channeldata = site / "internal/own/channeldata.json"
+    pristine = channeldata.read_bytes()
+    assert b"an example package for sitegen" in pristine  # from about.json
+    document = json.loads(pristine)
+    document["packages"]["alpha"]["version"] = "0.9"
+    channeldata.write_text(json.dumps(document))
+    for args in ((), ("--repair",)):
+        code, out = _verify(config, capsys, *args)
+        assert code == 1, out
+        assert "metadata: internal/own/channeldata.json: " in out, out
+        assert "sitegen mirror --only" in out and "(repaired)" not in out, out
+    assert json.loads(channeldata.read_bytes()) == document
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    assert channeldata.read_bytes() == pristine
+    code, out = _verify(config, capsys)
+    assert code == 0, out

@@ -12,14 +12,15 @@ files a ``keep_removed`` channel keeps unlisted match their kept records
 (:mod:`sitegen.tools.verify_kept`); no other package file (nor a link named like one) is in
 a subdir, which the web server would serve though no record vouches for it; no subdir that was
 published lost its ``repodata.json`` (:mod:`sitegen.tools.verify_channel`: reported, never
-repaired), and a channel's ``notices.json`` is what its ``notices:`` make now; the installer folders hold just the files their state
+repaired), a channel's ``notices.json`` is what its ``notices:`` make now and its
+``channeldata.json`` agrees with its subdirs' ``repodata.json``; the installer folders hold just the files their state
 describes (:mod:`sitegen.tools.verify_installers`); no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always, ``download.concurrency`` at a time), those of local sources are linked or copied again from their folder (verified against
 the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
 them anew; ``.zst``, ``.bz2`` (when on), ``current_repodata.json`` and the shards are rebuilt
 from ``repodata.json`` (the file published last, so the truth), ``notices.json`` is written
-as a run writes it, and left-over temporaries and a
+as a run writes it (and ``channeldata.json`` of a channel without a local source), and left-over temporaries and a
 ``.bz2`` published while the setting is off are removed, and so are package files no record
 names (as a run prunes them: a run stopped before publishing leaves the files it downloaded,
 which the next run would have reused, so that run fetches them again). Repairs happen only while
@@ -182,8 +183,8 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
     by_command, _why = FrozenChannels(site).load_or_all(c.path for c in config.channels)
     for channel in config.channels:
         frozen = channel.frozen or channel.path in by_command
-        found = await trio.to_thread.run_sync(channel_problems, site, channel, frozen, repair)
-        report.problems += [Problem(*problem) for problem in found]
+        # Each published subdir's records, for channeldata.json; None when one is unreadable.
+        records: dict[str, dict[str, Record]] | None = {}
         for subdir in published_subdirs(site, channel):
             directory = site.path(channel.path, subdir)
             relative = f"{channel.path}/{subdir}"
@@ -191,7 +192,10 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 repodata = parse_repodata((directory / REPODATA).read_bytes(), subdir)
             except RepodataError as exc:
                 report.problems.append(Problem(f"{relative}/repodata.json", "metadata", str(exc)))
+                records = None
                 continue
+            if records is not None:
+                records[subdir] = repodata.records
             found = await trio.to_thread.run_sync(
                 metadata_problems, directory, relative, repodata, config.repodata_bz2
             )
@@ -231,6 +235,10 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
             for problem in extras if repair else []:
                 site.remove(site.root / problem.path)
                 problem.repaired = True
+        found = await trio.to_thread.run_sync(
+            channel_problems, site, channel, records, frozen, repair
+        )
+        report.problems += [Problem(*problem) for problem in found]
     found = await installer_problems(config, site, report, repair)
     report.problems += [Problem(*problem) for problem in found]
     temporaries = await trio.to_thread.run_sync(_temporaries, site.root)

@@ -12,17 +12,30 @@ A published channel's CEP-6 ``notices.json`` must be what the publisher makes of
 ``notices:`` now (:func:`sitegen.conda.notices.encode_notices`: the expired ones left out, no
 file without an active notice), which ``--repair`` writes as a run does. A frozen channel
 keeps the one it published, as its runs do.
+
+``channeldata.json`` is checked for what the subdirs' ``repodata.json`` determine of it, as
+:func:`sitegen.conda.channeldata.build_channeldata` makes it of them: the channel's subdirs,
+and for every package name of their records, its subdirs and newest version, no other name
+listed. Its other details are not judged: a local source adds those of its packages'
+``about.json``, which no ``repodata.json`` holds. For the same reason ``--repair`` builds it
+again (as a run does) only for a channel without a local source; a local source's channel is
+left for a run, which the report names.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
+from typing import Any
 
+from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.notices import encode_notices
+from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig
 from sitegen.layout import (
     REPODATA,
+    channeldata_path,
     is_package_file,
     notices_path,
     present_metadata_files,
@@ -31,7 +44,8 @@ from sitegen.layout import (
 )
 from sitegen.store.interface import SiteStorage
 from sitegen.store.site import Site
-from sitegen.sync.publish_channel import write_notices
+from sitegen.sync.local import is_local
+from sitegen.sync.publish_channel import write_channeldata, write_notices
 
 # (site-relative path, kind of problem, what is wrong, repaired), as
 # :class:`sitegen.tools.verify.Problem` takes them.
@@ -78,28 +92,41 @@ def _was_published(site: SiteStorage, channel: ChannelConfig, subdir: str) -> bo
         return False
 
 
-def channel_problems(site: Site, channel: ChannelConfig, frozen: bool, repair: bool) -> list[Found]:
-    """What is wrong with ``channel`` as a whole (nothing for a channel never published)."""
+def channel_problems(
+    site: Site,
+    channel: ChannelConfig,
+    records: dict[str, dict[str, Record]] | None,
+    frozen: bool,
+    repair: bool,
+) -> list[Found]:
+    """What is wrong with ``channel`` as a whole (nothing for a channel never published);
+    ``records``: those of each of its published subdirs' ``repodata.json``, None when one
+    cannot be read (then channeldata.json is not judged)."""
     lost = lost_repodata(site, channel)
     if not lost and not published_subdirs(site, channel):
         return []
-    problems = _lost_problems(channel, lost, frozen)
+    problems = [
+        (f"{channel.path}/{s}/{REPODATA}", "metadata", _lost(channel, frozen), False) for s in lost
+    ]
     if not frozen:
         problems += _notices_problems(site, channel, repair)
+    if records and not lost:  # a lost repodata.json leaves the channel's records unknown
+        problems += _channeldata_problems(site, channel, records, frozen, repair)
     return problems
 
 
-def _lost_problems(channel: ChannelConfig, lost: list[str], frozen: bool) -> list[Found]:
-    """One problem per subdir that lost its repodata.json, saying what publishes it again."""
+def _run(channel: ChannelConfig, frozen: bool) -> str:
+    """The command that publishes ``channel`` again."""
     mirror = channel.mirrors[0].name  # a run of any mirror of a channel publishes all of it
     run = f"sitegen mirror --only {mirror}"
-    if frozen:
-        run = f"unfreeze {channel.path}, then {run}"
-    why = (
+    return f"unfreeze {channel.path}, then {run}" if frozen else run
+
+
+def _lost(channel: ChannelConfig, frozen: bool) -> str:
+    return (
         "missing, though the subdir was published (its files or state remain): conda clients"
-        " fail on it, and --repair cannot rebuild it without upstream; run " + run
+        " fail on it, and --repair cannot rebuild it without upstream; run " + _run(channel, frozen)
     )
-    return [(f"{channel.path}/{s}/{REPODATA}", "metadata", why, False) for s in lost]
 
 
 def _notices_problems(site: Site, channel: ChannelConfig, repair: bool) -> list[Found]:
@@ -123,3 +150,69 @@ def _notices_problems(site: Site, channel: ChannelConfig, repair: bool) -> list[
         repaired = error is None
         why += "" if error is None else f"; repair failed: {error}"
     return [(relative, "metadata", why, repaired)]
+
+
+def _channeldata_problems(
+    site: Site,
+    channel: ChannelConfig,
+    records: dict[str, dict[str, Record]],
+    frozen: bool,
+    repair: bool,
+) -> list[Found]:
+    relative = channeldata_path(channel.path)
+    made = build_channeldata(records)
+    try:
+        why = _channeldata_differs(site.path(*relative.split("/")).read_bytes(), made)
+    except FileNotFoundError:
+        why = "missing"
+    if not why:
+        return []
+    if any(is_local(mirror) for mirror in channel.mirrors):
+        # about.json's details are in the file and in no repodata.json: a run keeps them.
+        why += (
+            "; --repair cannot rebuild it from repodata.json, which lacks a local source's"
+            f" package details: run {_run(channel, frozen)}"
+        )
+        return [(relative, "metadata", why, False)]
+    repaired = False
+    if repair:
+        error = write_channeldata(site, channel.path, records)
+        repaired = error is None
+        why += "" if error is None else f"; repair failed: {error}"
+    return [(relative, "metadata", why, repaired)]
+
+
+def _channeldata_differs(data: bytes, made: dict[str, Any]) -> str:
+    """How channeldata.json (``data``) differs from ``made`` in what repodata.json determines;
+    "" if it does not."""
+    try:
+        document = json.loads(data)
+        packages = document["packages"]
+        if not isinstance(packages, dict):
+            raise TypeError("packages is not a JSON object")
+    except (ValueError, TypeError, KeyError):
+        return "unreadable"
+    expected = made["packages"]
+    differences = []
+    if document.get("subdirs") != made["subdirs"]:
+        differences.append(f"lists subdirs {document.get('subdirs')}, not {made['subdirs']}")
+    left_out = sorted(expected.keys() - packages.keys())
+    if left_out:
+        differences.append(f"leaves out {_some(left_out)} of repodata.json")
+    stray = sorted(packages.keys() - expected.keys())
+    if stray:
+        differences.append(f"lists {_some(stray)} that no repodata.json holds")
+    for key, what in (("version", "newest version"), ("subdirs", "subdirs")):
+        other = sorted(
+            name
+            for name in expected.keys() & packages.keys()
+            if not isinstance(packages[name], dict)
+            or packages[name].get(key) != expected[name][key]
+        )
+        if other:
+            differences.append(f"gives {_some(other)} another {what} than repodata.json")
+    return "; ".join(differences)
+
+
+def _some(names: list[str]) -> str:
+    return f"{len(names)} packages, e.g. {names[0]}" if len(names) > 1 else f"package {names[0]}"
