@@ -30,16 +30,19 @@ import textwrap
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import zstandard
 
+from sitegen.cli import main
 from sitegen.config import SiteConfig, parse_config
-from sitegen.tools.example_channel import PackageSpec
+from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit import StartStop
-from testkit.upstream import FaultHook, UpstreamHandler
+from testkit.invariant import assert_site_invariant, make_sandbox
+from testkit.upstream import FaultHook, UpstreamHandler, UpstreamServer
 
 
 def _file_bytes(handler: UpstreamHandler) -> bytes | None:
@@ -370,3 +373,17 @@ def set_repodata(root: Path, subdir: str, data: bytes, zst: bytes | None = None)
     (root / subdir / "repodata.json").write_bytes(data)
     compressed = zstandard.ZstdCompressor(level=3).compress(data) if zst is None else zst
     (root / subdir / "repodata.json.zst").write_bytes(compressed)
+
+
+@contextlib.contextmanager
+def mirrored_small(tmp_path: Path) -> Iterator[tuple[Path, Path, UpstreamServer]]:
+    """(config path, site, upstream server) of a site that mirrored :func:`small_packages`
+    (linux-64 and noarch) cleanly, its upstream still serving."""
+    root = tmp_path / "upstream"
+    write_channel(root, small_packages(), zst=True)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        config = write_config(tmp_path / "channels.yaml", site, server.url, retries=1)
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+        assert_site_invariant(site)
+        yield config, site, server

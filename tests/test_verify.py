@@ -27,7 +27,7 @@ from sitegen.cli import main
 from sitegen.store.lock import SiteLock
 from sitegen.tools import verify as verify_mod
 from sitegen.tools.example_channel import PackageSpec, write_channel
-from testkit.faults import CHANNEL, small_packages, write_config
+from testkit.faults import CHANNEL, mirrored_small, small_packages, write_config
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.site import record_fdatasync
 from testkit.upstream import UpstreamHandler, UpstreamServer, respond
@@ -42,15 +42,8 @@ TEMP = ".sitegen-tmp-beta-2.0-h1_0.conda.deadbeef"
 
 @pytest.fixture
 def mirrored(tmp_path: Path) -> Iterator[tuple[Path, Path, UpstreamServer]]:
-    """(config path, site, upstream server) of a freshly and cleanly mirrored site."""
-    root = tmp_path / "upstream"
-    write_channel(root, small_packages(), zst=True)
-    site = make_sandbox(tmp_path)
-    with UpstreamServer(root) as server:
-        config = write_config(tmp_path / "channels.yaml", site, server.url, retries=1)
-        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
-        assert_site_invariant(site)
-        yield config, site, server
+    with mirrored_small(tmp_path) as mirrored:
+        yield mirrored
 
 
 def _damage(site: Path) -> dict[str, str]:

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import main
-from sitegen.tools.example_channel import write_channel
-from testkit.faults import CHANNEL, small_packages, write_config
-from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.faults import CHANNEL, mirrored_small, small_packages, write_config
+from testkit.invariant import site_digest
 from testkit.local import drop_all
 from testkit.upstream import UpstreamServer
 
@@ -25,16 +24,8 @@ LINUX = "linux-64"
 
 @pytest.fixture
 def mirrored(tmp_path: Path) -> Iterator[tuple[Path, Path, UpstreamServer]]:
-    """(config path, site, upstream server) of a freshly and cleanly mirrored site: linux-64
-    and noarch."""
-    root = tmp_path / "upstream"
-    write_channel(root, small_packages(), zst=True)
-    site = make_sandbox(tmp_path)
-    with UpstreamServer(root) as server:
-        config = write_config(tmp_path / "channels.yaml", site, server.url, retries=1)
-        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
-        assert_site_invariant(site)
-        yield config, site, server
+    with mirrored_small(tmp_path) as mirrored:
+        yield mirrored
 
 
 def _verify(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
