@@ -137,7 +137,8 @@ async def _read_one(
     if parsed.dropped:
         reasons = ", ".join(f"{n} {why}" for why, n in Counter(parsed.dropped).most_common())
         total = sum(parsed.dropped.values())
-        warnings = (f"{where}: left out {total} entries that are not sound ({reasons})",)
+        entries = f"{total} entry that is" if total == 1 else f"{total} entries that are"
+        warnings = (f"{where}: left out {entries} not sound ({reasons})",)
         log.warning("%s: %s", name, warnings[0])
     digest = hashlib.sha256(body).hexdigest()
     results[key] = RunExportsRead(parsed.entries, digest, warnings)
