@@ -4,7 +4,9 @@ repodata, over real mirror runs against an HTTP upstream; and the format itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 import zstandard
 
 from sitegen.conda.run_exports import (
+    MAX_RUN_EXPORTS_BYTES,
     REASON_NOT_SPECS,
     REASON_UNKNOWN_KIND,
     REASON_WRONG_SECTION,
@@ -29,7 +32,7 @@ from testkit.faults import CHANNEL, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
 from testkit.local import index_of, info_members, local_config, write_conda, write_tar_bz2
 from testkit.site import channel_config
-from testkit.upstream import UpstreamServer
+from testkit.upstream import UpstreamServer, respond
 
 ALPHA_CONDA = "alpha-1.0-h0_0.conda"
 ALPHA_TAR = "alpha-1.0-h0_0.tar.bz2"
@@ -387,3 +390,39 @@ def test_a_package_s_own_file() -> None:
     assert entry_of({}) == b"{}"
     assert entry_of({"weak": "x"}) is None
     assert entry_of("x") is None
+
+
+def _zeros(compress: Callable[[], Any], size: int) -> bytes:
+    """``size`` zero bytes, compressed a MiB at a time (never held whole)."""
+    stream = compress()
+    piece = bytes(1 << 20)
+    return b"".join(stream.compress(piece) for _ in range(size >> 20)) + stream.flush()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["zst", "gzip"])
+async def test_a_huge_one_is_refused_before_it_is_held(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path, how: str
+) -> None:
+    """1 GiB of zeros, a few hundred KiB compressed (as a .zst, or sent gzip-encoded): the run
+    stops reading it at the cap, warns and publishes the subdir without one; it never holds
+    the whole inflated body."""
+    root, server = upstream
+    if how == "zst":
+        body = _zeros(lambda: zstandard.ZstdCompressor().compressobj(), 1 << 30)
+        (root / "linux-64" / "run_exports.json.zst").write_bytes(body)
+    else:
+        body = _zeros(lambda: zlib.compressobj(wbits=31), 1 << 30)
+        headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        server.add_fault("/linux-64/run_exports.json", respond(200, body, headers))
+    config = _config(tmp_path, server.url)
+    tracemalloc.start()
+    try:
+        report = await _run(config)
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MAX_RUN_EXPORTS_BYTES + (256 << 20), peak
+    assert _published(config) is None
+    (warning,) = report.mirrors[0].warnings
+    assert f"more than {MAX_RUN_EXPORTS_BYTES} bytes" in warning

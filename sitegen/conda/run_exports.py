@@ -32,6 +32,10 @@ RUN_EXPORTS_VERSION = 1  # CEP-12's info.version, as conda-index writes it
 KINDS = frozenset({"weak", "strong", "noarch", "weak_constrains", "strong_constrains"})
 MAX_ENTRY = 64 << 10  # bytes of one entry's JSON: a package's run_exports are a few specs
 EMPTY = b"{}"
+# A run_exports.json (decompressed) larger than this is refused unread: it holds an entry of a
+# hundred bytes or so per package file (a fifth of repodata's), so this is several times the
+# largest channel's, and far less than a hostile one could make the run hold.
+MAX_RUN_EXPORTS_BYTES = 512 << 20
 
 REASON_NOT_OBJECT = "not an object with a run_exports object"
 REASON_UNKNOWN_KIND = "a kind of run_exports CEP-12 does not define"

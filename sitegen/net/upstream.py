@@ -86,11 +86,13 @@ class RepodataResponse:
     validators: CacheValidators
 
 
-def decode_body(variant: str, body: bytes) -> bytes:
-    """The JSON bytes of a repodata body, decompressing the .zst variant with a size cap."""
+def decode_body(variant: str, body: bytes, limit: int = 0) -> bytes:
+    """The JSON bytes of a body, decompressing the .zst variant with a size cap (``limit``;
+    by default a repodata.json's)."""
     if not variant.endswith(".zst"):
         return body
-    whole = _decode_single_frame(body)
+    limit = limit or MAX_REPODATA_BYTES
+    whole = _decode_single_frame(body, limit)
     if whole is not None:
         return whole
     # zstd data is one or more frames (pzstd writes several), each decoded by its own object
@@ -105,7 +107,7 @@ def decode_body(variant: str, body: bytes) -> bytes:
     size = position = 0
     frame = None
     try:
-        while position < len(view) and size <= MAX_REPODATA_BYTES:
+        while position < len(view) and size <= limit:
             frame = frame or decompressor.decompressobj()
             chunk = view[position : position + feed]
             piece = frame.decompress(chunk)
@@ -117,8 +119,8 @@ def decode_body(variant: str, body: bytes) -> bytes:
                 frame = None
     except zstandard.ZstdError as exc:
         raise UpstreamError(f"{variant} is not valid zstd data: {exc}") from None
-    if size > MAX_REPODATA_BYTES:
-        raise UpstreamError(f"{variant} decompresses to more than {MAX_REPODATA_BYTES} bytes")
+    if size > limit:
+        raise UpstreamError(f"{variant} decompresses to more than {limit} bytes")
     if not body:
         raise UpstreamError(f"{variant} is empty (the file was cut short, upstream or on the way)")
     if frame is not None:
@@ -129,7 +131,7 @@ def decode_body(variant: str, body: bytes) -> bytes:
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
-def _decode_single_frame(body: bytes) -> bytes | None:
+def _decode_single_frame(body: bytes, limit: int) -> bytes | None:
     """The JSON of a body that is one zstd frame stating its size (what zstd writes by
     default), decoded in one call into a buffer of exactly that size; None for anything else
     (several frames, no size stated, a size beyond the cap, damage), which the piecewise
@@ -139,7 +141,7 @@ def _decode_single_frame(body: bytes) -> bytes | None:
         size = zstandard.frame_content_size(body)
     except zstandard.ZstdError:
         return None
-    if not 0 < size <= MAX_REPODATA_BYTES:
+    if not 0 < size <= limit:
         return None
     try:
         # A frame that decodes to more than it states stops at its stated size, with an error.
@@ -149,19 +151,19 @@ def _decode_single_frame(body: bytes) -> bytes | None:
 
 
 async def _read_capped(
-    response: httpx.Response, where: str, on_bytes: Callable[[int], None]
+    response: httpx.Response, where: str, on_bytes: Callable[[int], None], limit: int
 ) -> bytes:
     """A response body (decoded from its transfer compression a step at a time), refusing to
-    hold more than a repodata.json may be: a hostile upstream could send an endless body, or
-    a small one that inflates without end."""
+    hold more than ``limit`` bytes (what the document may be): a hostile upstream could send
+    an endless body, or a small one that inflates without end."""
     parts: list[bytes] = []
     size = 0
     async with aclosing(decoded_body(response, where)) as pieces:
         async for piece in pieces:
             on_bytes(len(piece))
             size += len(piece)
-            if size > MAX_REPODATA_BYTES:
-                raise UpstreamError(f"{where}: more than {MAX_REPODATA_BYTES} bytes")
+            if size > limit:
+                raise UpstreamError(f"{where}: more than {limit} bytes")
             parts.append(piece)
     return b"".join(parts)
 
@@ -254,11 +256,13 @@ class Upstream:
         return response
 
     async def fetch_variants(
-        self, subdir: str, variants: Sequence[str], previous: CacheValidators | None
+        self, subdir: str, variants: Sequence[str], previous: CacheValidators | None, limit: int = 0
     ) -> RepodataResponse | None:
         """Fetch the first of ``variants`` (names of one document, e.g. its .zst first) that
         upstream serves, the one ``previous`` describes first and conditionally; None when
-        upstream serves none (404)."""
+        upstream serves none (404). A body beyond ``limit`` bytes (default: a repodata.json's)
+        is refused before it is held."""
+        limit = limit or MAX_REPODATA_BYTES
         order = list(variants)
         if previous is not None and previous.variant in order:
             order.remove(previous.variant)
@@ -267,16 +271,16 @@ class Upstream:
             validators = previous if previous and previous.variant == variant else None
             if self.is_file:
                 response = await trio.to_thread.run_sync(
-                    self._read_local, subdir, variant, validators
+                    self._read_local, subdir, variant, validators, limit
                 )
             else:
-                response = await self._fetch_http(subdir, variant, validators)
+                response = await self._fetch_http(subdir, variant, validators, limit)
             if response is not None:
                 return response
         return None
 
     def _read_local(
-        self, subdir: str, variant: str, validators: CacheValidators | None
+        self, subdir: str, variant: str, validators: CacheValidators | None, limit: int
     ) -> RepodataResponse | None:
         path = self.local_path(subdir, variant)
         try:
@@ -289,6 +293,8 @@ class Upstream:
         current = CacheValidators(variant, etag=tag, last_modified=formatdate(stat.st_mtime))
         if validators is not None and validators.etag == tag:
             return RepodataResponse(changed=False, body=None, validators=current)
+        if stat.st_size > limit:
+            raise UpstreamError(f"{self.display(subdir, variant)}: more than {limit} bytes")
         try:
             body = path.read_bytes()
         except OSError as exc:  # unreadable (permissions, a directory, EIO): this subdir fails
@@ -296,12 +302,12 @@ class Upstream:
         return RepodataResponse(changed=True, body=body, validators=current)
 
     async def _fetch_http(
-        self, subdir: str, variant: str, validators: CacheValidators | None
+        self, subdir: str, variant: str, validators: CacheValidators | None, limit: int
     ) -> RepodataResponse | None:
         headers = (
             conditional_headers(validators.etag, validators.last_modified) if validators else {}
         )
-        response = await self.request(self.url(subdir, variant), headers=headers)
+        response = await self.request(self.url(subdir, variant), headers=headers, limit=limit)
         if response.status == 404:
             return None
         current = CacheValidators(
@@ -317,20 +323,22 @@ class Upstream:
             raise UpstreamError(f"{self.display(subdir, variant)}: HTTP {response.status}")
         return RepodataResponse(changed=True, body=response.body, validators=current)
 
-    async def request(self, url: str, headers: Mapping[str, str | bytes]) -> Answer:
-        """GET with retries on transient failures; the final answer, body read."""
+    async def request(self, url: str, headers: Mapping[str, str | bytes], limit: int = 0) -> Answer:
+        """GET with retries on transient failures; the final answer, body read (of at most
+        ``limit`` bytes, by default a repodata.json's)."""
+        limit = limit or MAX_REPODATA_BYTES
         what = self.safe_url(url)
         response, body = await with_retries(
             self.settings,
             what,
             self.host_limiter,
             self.activity,
-            lambda transfer: self._get(url, headers, what, transfer),
+            lambda transfer: self._get(url, headers, what, transfer, limit),
         )
         return Answer(response.status_code, response.headers, body)
 
     async def _get(
-        self, url: str, headers: Mapping[str, str | bytes], what: str, transfer: Transfer
+        self, url: str, headers: Mapping[str, str | bytes], what: str, transfer: Transfer, cap: int
     ) -> tuple[httpx.Response, bytes]:
         """One GET and its body, in four timeouts and the time its bytes earn at MIN_RATE:
         a large repodata.json on a slow link is not cut off (counted as sent: a gzip bomb
@@ -343,7 +351,7 @@ class Upstream:
                     self.activity.add(transfer, size)
                     pace.reached(response.num_bytes_downloaded)
 
-                body = await _read_capped(response, what, received)
+                body = await _read_capped(response, what, received, cap)
         return response, body
 
     def safe_url(self, url: str) -> str:

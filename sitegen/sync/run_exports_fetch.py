@@ -18,7 +18,12 @@ from dataclasses import dataclass, field, replace
 
 import trio
 
-from sitegen.conda.run_exports import RUN_EXPORTS_FILE, RunExports, RunExportsError
+from sitegen.conda.run_exports import (
+    MAX_RUN_EXPORTS_BYTES,
+    RUN_EXPORTS_FILE,
+    RunExports,
+    RunExportsError,
+)
 from sitegen.conda.run_exports import parse_run_exports as parse_document
 from sitegen.layout import upstream_run_exports_dir
 from sitegen.net.upstream import RepodataResponse, Upstream, UpstreamError, decode_body
@@ -104,7 +109,8 @@ async def _read_one(
         if not selected:  # not run now: what its last run read, if anything
             response = None if previous is None else RepodataResponse(False, None, previous)
         else:
-            response = await upstream.fetch_variants(subdir, variants, previous)
+            limit = MAX_RUN_EXPORTS_BYTES
+            response = await upstream.fetch_variants(subdir, variants, previous, limit)
     except UpstreamError as exc:
         results[key] = _unreadable(name, f"{where}: {exc}")
         return
@@ -145,7 +151,7 @@ async def _read_one(
 
 
 def _parse(upstream: Upstream, variant: str, body: bytes, hidden: bool) -> RunExports:
-    data = decode_body(variant, body)
+    data = decode_body(variant, body, MAX_RUN_EXPORTS_BYTES)
     if hidden:
         data = upstream.secrets.reveal(data)
     return parse_document(data, upstream.secrets.in_records)
