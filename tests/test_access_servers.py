@@ -73,8 +73,11 @@ def test_every_credential_form_on_every_kind_of_file(
         shard = site / channel / "linux-64" / "shards" / shard_name
         shard.parent.mkdir(exist_ok=True)
         shard.write_bytes(b"(shard)")
+    for channel in (PRIVATE, PUBLIC):  # CEP-12, as a mirror whose upstream serves one has it
+        (site / channel / "linux-64" / "run_exports.json").write_text('{"info": {}}')
     files = {
         "repodata": "linux-64/repodata.json",
+        "run_exports": "linux-64/run_exports.json",
         "shard": f"linux-64/shards/{shard_name}",
         "package": f"linux-64/{package_of(site, PRIVATE)}",
         "page": "",  # the channel's index.html
@@ -180,7 +183,8 @@ def test_every_credential_form_on_every_kind_of_file(
 
         # An authorised request for a missing optional file is a clean 404 (clients fall
         # back); without a token it is still 401: absence tells nothing.
-        for optional in ("repodata_shards.msgpack.zst", "current_repodata.json"):
+        optionals = ("repodata_shards.msgpack.zst", "current_repodata.json", "run_exports.json.zst")
+        for optional in optionals:
             path = f"{prefix}/{PRIVATE}/linux-64/{optional}"
             assert request(url, path, bearer(ci))[0] == 404, optional
             status, _, body = request(url, f"/t/{ci}{path}")
