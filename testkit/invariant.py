@@ -176,6 +176,8 @@ def _check_subdir(directory: Path, settled: bool) -> None:
         stray = listed["current_repodata.json"] - listed["repodata.json"]
         assert not stray, f"{directory}/current_repodata.json lists {sorted(stray)}"
         _check_run_exports(directory, listed["repodata.json"])
+    else:  # mid-run the two may be of two generations, and ahead of repodata.json
+        _check_run_exports_alone(directory)
     _check_shards(directory, json.loads(decoded["repodata.json"]) if settled else None)
 
 
@@ -194,6 +196,21 @@ def _check_run_exports(directory: Path, records: set[str]) -> None:
         for fn, entry in document[section].items():
             assert fn in records and fn.endswith(suffix), f"{path} lists {fn} in {section}"
             assert isinstance(entry["run_exports"], dict), f"{path}: {fn}: {entry}"
+
+
+def _check_run_exports_alone(directory: Path) -> None:
+    """CEP-12, at any moment: run_exports.json and its .zst, each where present, are whole
+    documents of this subdir."""
+    for name in ("run_exports.json", "run_exports.json.zst"):
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            document = json.loads(_decode(path))
+        except (ValueError, zstandard.ZstdError) as exc:
+            raise AssertionError(f"{path} is not a whole document: {exc}") from None
+        assert document["info"]["subdir"] == directory.name, f"{path}: info.subdir"
+        assert all(isinstance(document[s], dict) for s in ("packages", "packages.conda")), path
 
 
 def _unzstd(path: Path) -> Any:

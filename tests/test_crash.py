@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 import trio
+import zstandard
 
 from sitegen.cli import main
 from sitegen.config import SiteConfig, load_config
@@ -54,6 +55,7 @@ RANDOM_TRIALS = 12
 PACKAGE_DELAY = 0.03  # seconds the upstream waits before answering each new package
 SUBDIRS = ("linux-64", "noarch")
 METADATA = ("repodata.json.zst", "repodata.json.bz2", "current_repodata.json", "repodata.json")
+RUN_EXPORTS = ("run_exports.json.zst", "run_exports.json")  # CEP-12, renamed in before them
 DROPPED = {"readline", "ghostscript", "mystery-tool", "futures"}
 
 
@@ -88,6 +90,21 @@ def _hotfix(document: dict[str, Any]) -> None:
         for record in document[section].values():
             if record["name"] == "python":
                 record["license"] = "PSF-2.0"
+
+
+def _serve_run_exports(channel: Path, specs: list[PackageSpec], generation: str) -> None:
+    """Upstream's CEP-12 run_exports.json (and .zst) for every subdir: each file exports its
+    name, pinned by the generation, so that every file's entry changes between v1 and v2."""
+    for subdir in SUBDIRS:
+        sections: dict[str, dict[str, Any]] = {"packages": {}, "packages.conda": {}}
+        for spec in specs:
+            for fn in spec.filenames if spec.subdir == subdir else ():
+                section = "packages.conda" if fn.endswith(".conda") else "packages"
+                exports = {"weak": [f"{spec.name} >={spec.version} # {generation}"]}
+                sections[section][fn] = {"run_exports": exports}
+        body = json.dumps({"info": {"subdir": subdir, "version": 1}, **sections}).encode()
+        (channel / subdir / "run_exports.json").write_bytes(body)
+        (channel / subdir / "run_exports.json.zst").write_bytes(zstandard.compress(body))
 
 
 @dataclass
@@ -143,6 +160,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     write_channel(root / "v2", _v2(), zst=True)
     rewrite_repodata(root / "v2", "linux-64", _hotfix)
     write_channel(root / "v3", _v3(), zst=True)
+    _serve_run_exports(root / "v1", _v1(), "v1")
+    _serve_run_exports(root / "v2", _v2(), "v2")
     v1_files = {f"{s.subdir}/{fn}" for s in _v1() for fn in s.filenames}
     v2_files = {f"{s.subdir}/{fn}" for s in _v2() for fn in s.filenames}
     # Every run stamps the records new to it with this time (CEP-47 indexed_timestamp), so
@@ -291,7 +310,8 @@ def _trials(world: World) -> list[tuple[str, Trigger]]:
         ("noarch metadata temporary", metadata_temp("noarch")),
     ]
     trials += [
-        (f"linux-64 {name} replaced", replaced(world, "linux-64", name)) for name in METADATA
+        (f"linux-64 {name} replaced", replaced(world, "linux-64", name))
+        for name in RUN_EXPORTS + METADATA
     ]
     trials += [("first deletion", first_deletion(world))]
     return trials

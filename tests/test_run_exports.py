@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from sitegen.cli import main
 from sitegen.conda.run_exports import (
     MAX_RUN_EXPORTS_BYTES,
     REASON_NOT_SPECS,
@@ -426,3 +427,76 @@ async def test_a_huge_one_is_refused_before_it_is_held(
     assert _published(config) is None
     (warning,) = report.mirrors[0].warnings
     assert f"more than {MAX_RUN_EXPORTS_BYTES} bytes" in warning
+
+
+@pytest.mark.integration
+def test_an_approval_gated_channel_publishes_the_entries_of_what_it_approves(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path
+) -> None:
+    """The gated channel reads its source's published run_exports.json as its upstream: it
+    publishes the entries of exactly the files approved."""
+    root, server = upstream
+    _serve(root, _upstream_document(), zst=True)
+    site = make_sandbox(tmp_path)
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site}\n"
+        "download: {concurrency: 2, per_host: 2, retries: 1, timeout: 10}\n"
+        "channels:\n"
+        f"  {CHANNEL}:\n    url: {server.url}\n    subdirs: [linux-64]\n"
+        "  internal/approved:\n"
+        f"    approval: {{from: {CHANNEL}}}\n"
+    )
+    args = ["-c", str(config_path)]
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    approve = ["approve", "internal/approved", "alpha", *args, "--by", "a", "--reason", "r"]
+    assert main(approve) == 0
+    assert_site_invariant(site)
+    gated = site / "internal/approved/linux-64"
+    repodata = json.loads((gated / "repodata.json").read_bytes())
+    assert {*repodata["packages"], *repodata["packages.conda"]} == {ALPHA_TAR, ALPHA_CONDA}
+    body = (gated / "run_exports.json").read_bytes()
+    assert zstandard.decompress((gated / "run_exports.json.zst").read_bytes()) == body
+    assert json.loads(body) == {
+        "info": {"subdir": "linux-64", "version": 1},
+        "packages": KEPT["packages"],
+        "packages.conda": {ALPHA_CONDA: KEPT["packages.conda"][ALPHA_CONDA]},
+    }
+
+
+@pytest.mark.integration
+def test_a_frozen_channel_keeps_the_one_it_published(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path
+) -> None:
+    """While frozen, neither a changed nor a withdrawn upstream run_exports.json reaches the
+    site; once unfrozen, the next run publishes what upstream serves then."""
+    root, server = upstream
+    _serve(root, _upstream_document(), zst=True)
+    site = make_sandbox(tmp_path)
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site}\n"
+        "channels:\n"
+        f"  {CHANNEL}:\n    url: {server.url}\n    subdirs: [linux-64]\n"
+        "    filters: {names: {exclude: [gamma]}}\n"
+    )
+    args = ["-c", str(config_path)]
+    directory = site / CHANNEL / "linux-64"
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    published = {
+        n: (directory / n).read_bytes() for n in ("run_exports.json", "run_exports.json.zst")
+    }
+    assert main(["freeze", CHANNEL, *args, "--by", "a", "--reason", "r"]) == 0
+    changed = _upstream_document()
+    changed["packages.conda"][BETA] = {"run_exports": {"weak": ["beta"]}}
+    _serve(root, changed, zst=True)
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    _withdraw(root)
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert {n: (directory / n).read_bytes() for n in published} == published
+    _serve(root, changed, zst=True)
+    assert main(["unfreeze", CHANNEL, *args]) == 0
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert_site_invariant(site)
+    document = json.loads((directory / "run_exports.json").read_bytes())
+    assert document["packages.conda"][BETA] == {"run_exports": {"weak": ["beta"]}}
