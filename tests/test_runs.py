@@ -229,6 +229,33 @@ def test_invalid_cron_expression_names_key_and_line() -> None:
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "0 0 2 * * *",  # seconds first, daily at 02:00: croniter reads it as the 2nd monthly
+        "* * * * * *",  # croniter: every second
+        "0 2 * * * 2030",  # a year field
+        "R 2 * * *",  # croniter: a random minute, drawn anew on every reading
+        "r(0-30) 2 * * *",
+        "0 2 * * 1,R",
+        "H 2 * * *",
+        "@daily 5",
+    ],
+)
+def test_a_schedule_cron_would_not_read_is_a_config_error(expression: str) -> None:
+    assert not schedule.is_valid(expression)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "expression",
+    ["0 2 * * *", "*/15 1-5 1,15 jan-dec/2 mon-fri", "10-50/20 * * MAR,apr fri", "@hourly"],
+)
+def test_cron_expressions_with_names_steps_and_lists_are_valid(expression: str) -> None:
+    assert schedule.is_valid(expression)
+
+
+@pytest.mark.unit
 def test_schedules_check_with_croniter_before_6(monkeypatch: pytest.MonkeyPatch) -> None:
     """pyproject.toml allows croniter 2 to 5, whose package does not export CroniterError (its
     croniter.croniter module does, a ValueError): checking a schedule must not need it."""

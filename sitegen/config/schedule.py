@@ -14,7 +14,21 @@ DEFAULT_SCHEDULE = "@daily"
 
 def is_valid(expression: str) -> bool:
     """A cron expression that parses and fires (``0 0 31 2 *`` parses, but February never
-    has a 31st)."""
+    has a 31st): five fields or an ``@`` keyword, as cron reads them."""
+    fields = expression.split()
+    if fields and fields[0].startswith("@"):
+        if len(fields) != 1:
+            return False
+    elif len(fields) != 5:
+        # croniter also reads a sixth field as seconds and a seventh as the year: a
+        # seconds-first expression (``0 0 2 * * *``, daily at 02:00 where it is written so)
+        # would silently fire at other times than meant.
+        return False
+    # croniter's ``R`` (a random value, drawn anew on each reading: the schedule would be
+    # another each time --due asks) and ``H`` (hashed): no cron reads either. No month or day
+    # name starts with either letter.
+    if any(item[:1] in ("h", "r") for field in fields for item in field.lower().split(",")):
+        return False
     # On use: it costs ~0.1 s at start-up. Its CroniterError is a ValueError (and is exported
     # from the package only since croniter 6).
     from croniter import croniter
