@@ -219,6 +219,21 @@ def test_a_schedule_is_read_in_local_time_as_cron_reads_it(monkeypatch: pytest.M
 
 
 @pytest.mark.unit
+def test_a_run_in_the_repeated_hour_of_fall_back_is_not_followed_by_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On 2026-11-01 01:00-02:00 comes twice in a US zone. A run at 01:10 in the second one
+    (06:10 UTC; by --only, say) comes after 01:30 of the first (05:30 UTC) fired: the next
+    01:30 is the next day's, not the one already past, which would make every --due of the
+    hour run the mirror again."""
+    with local_zone(monkeypatch, "EST5EDT,M3.2.0,M11.1.0"):
+        last = ts("2026-11-01T06:10:00")
+        assert schedule.next_due("30 1 * * *", last) == ts("2026-11-02T06:30:00")
+        assert not schedule.is_due("30 1 * * *", last, ts("2026-11-01T06:20:00"))
+        assert schedule.next_due("*/15 * * * *", last) > last
+
+
+@pytest.mark.unit
 def test_invalid_cron_expression_names_key_and_line() -> None:
     text = (
         "output: site\nchannels:\n  a/b:\n    url: http://127.0.0.1:1/c\n"

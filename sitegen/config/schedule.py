@@ -49,7 +49,14 @@ def next_due(expression: str, last_completed: float) -> float:
     from croniter import croniter
 
     start = datetime.fromtimestamp(last_completed)  # local wall-clock time
-    return croniter(expression, start).get_next(datetime).timestamp()
+    times = croniter(expression, start)
+    due = times.get_next(datetime).timestamp()
+    # In the hour that comes twice when the clocks go back, the wall-clock times after a run
+    # in the second one are read as the first one's (fold 0), already past: those fired
+    # before the run, so the schedule goes on to the first time still to come.
+    while due <= last_completed:
+        due = times.get_next(datetime).timestamp()
+    return due
 
 
 def is_due(expression: str | None, last_completed: float | None, now: float) -> bool:
