@@ -219,6 +219,26 @@ def test_a_schedule_is_read_in_local_time_as_cron_reads_it(monkeypatch: pytest.M
 
 
 @pytest.mark.unit
+def test_day_of_month_and_weekday_combine_as_cron_combines_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both restricted: either day fires. But a field starting with ``*`` (``*/2``) leaves the
+    other in charge (both must match), as Vixie cron and cronie read it: ``0 0 */2 * mon`` is
+    the Mondays on an odd day of the month (2026-01-05 and 19), not also every odd day."""
+    with local_zone(monkeypatch, "UTC0"):
+        start = ts("2026-01-01T00:00:30")
+        assert schedule.next_due("0 0 13 * fri", start) == ts("2026-01-02T00:00:00")
+        assert schedule.next_due("0 0 1-31/2 * mon", start) == ts("2026-01-03T00:00:00")
+        assert schedule.next_due("0 0 */2 * mon", start) == ts("2026-01-05T00:00:00")
+        assert schedule.next_due("0 0 */2 * mon", ts("2026-01-05T00:00:30")) == ts(
+            "2026-01-19T00:00:00"
+        )
+        assert schedule.next_due("0 0 1 * */3", start) == ts("2026-02-01T00:00:00")  # a Sunday
+    assert schedule.is_valid("0 0 30 2 mon")
+    assert not schedule.is_valid("0 0 30 2 */2")  # cron: the 30th of February, some weekdays
+
+
+@pytest.mark.unit
 def test_a_run_in_the_repeated_hour_of_fall_back_is_not_followed_by_more(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -7,6 +7,10 @@ mirror's own frequency, as mirror managers with a per-mirror "frequency" do.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 # Mirrors without a schedule run once a day.
 DEFAULT_SCHEDULE = "@daily"
@@ -29,14 +33,9 @@ def is_valid(expression: str) -> bool:
     # name starts with either letter.
     if any(item[:1] in ("h", "r") for field in fields for item in field.lower().split(",")):
         return False
-    # On use: it costs ~0.1 s at start-up. Its CroniterError is a ValueError (and is exported
-    # from the package only since croniter 6).
-    from croniter import croniter
-
-    if not croniter.is_valid(expression):
-        return False
+    # Its CroniterError is a ValueError (and is exported from the package only since croniter 6).
     try:
-        croniter(expression, 0.0).get_next(float)
+        _times(expression, datetime.fromtimestamp(0.0)).get_next(float)
     except (ValueError, OverflowError):
         return False
     return True
@@ -46,10 +45,7 @@ def next_due(expression: str, last_completed: float) -> float:
     """The first time the schedule fires after the last completed run (epoch seconds). The
     expression is read in the machine's local time (``TZ``), as cron and systemd timers read
     theirs: ``0 2 * * *`` is 02:00 where the mirror runs, also across daylight saving."""
-    from croniter import croniter
-
-    start = datetime.fromtimestamp(last_completed)  # local wall-clock time
-    times = croniter(expression, start)
+    times = _times(expression, datetime.fromtimestamp(last_completed))  # local wall-clock time
     due = times.get_next(datetime).timestamp()
     # In the hour that comes twice when the clocks go back, the wall-clock times after a run
     # in the second one are read as the first one's (fold 0), already past: those fired
@@ -64,3 +60,13 @@ def is_due(expression: str | None, last_completed: float | None, now: float) -> 
     if last_completed is None:
         return True
     return next_due(expression or DEFAULT_SCHEDULE, last_completed) <= now
+
+
+def _times(expression: str, start: datetime) -> croniter:
+    """The times ``expression`` fires after ``start``. Day of month and day of week both
+    restricted fire on either, except where one of them starts with ``*`` (``*/2``): then
+    both must match, as Vixie cron and cronie read it (croniter would take either)."""
+    # On use: it costs ~0.1 s at start-up.
+    from croniter import croniter
+
+    return croniter(expression, start, implement_cron_bug=True)
