@@ -7,7 +7,8 @@ aside). An option given there with a value in lower case (``--port 8000``) state
 so it must be the parser's; an upper-case value (``--out DIR``) is a placeholder.
 
 Elsewhere, a command line in the README (``sitegen <command> ...``, in code) names only options
-that command has.
+that command has. And ``--help`` itself: an option whose help states ``(default: VALUE)`` has
+that default in the parser (one left None, computed when run, is described instead).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ SHARED = {"-h", "--help", "-v", "--verbose", "-q", "--quiet", "-c", "--config", 
 OPTION = re.compile(r"(?<![\w-])--?[a-z][a-z0-9-]*")
 # An option and the value written after it: `--port 8000`, `--only NAME`.
 OPTION_VALUE = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*) ((?!-)[^\s\[\]|]+)")
+# `(default: 60)`, `(default: 8000; 0: any)`: the value up to the first ';' or ')'.
+STATED_DEFAULT = re.compile(r"\(default: (?P<value>[^;)]*)[;)]")
 # `sitegen <word>`: a command line when the word is a command, or when it starts a line or a
 # span of code (after a path such as .venv/bin/), so that `sitegen mirrors` is found too.
 INVOCATION = re.compile(
@@ -110,6 +113,26 @@ def usage_problems(readme: str, parser: argparse.ArgumentParser) -> list[str]:
     return problems
 
 
+def help_default_problems(parser: argparse.ArgumentParser) -> list[str]:
+    problems = []
+    for name, command in commands(parser).items():
+        for action in command._actions:
+            stated = STATED_DEFAULT.search(action.help or "")
+            if stated is None or action.default is None:
+                continue
+            value, default = stated["value"], action.default
+            if isinstance(default, int | float) and not isinstance(default, bool):
+                same = re.fullmatch(r"-?[0-9.]+", value) is not None and float(value) == default
+            else:
+                same = value == str(default)
+            if not same:
+                option = action.option_strings[0]
+                problems.append(
+                    f"{name}: {option} help says {value}, but the default is {default!r}"
+                )
+    return problems
+
+
 def code_lines(readme: str) -> list[str]:
     """What README.md shows as code: the lines of fenced and indented blocks, and the inline
     code spans of the rest (each within its paragraph)."""
@@ -161,6 +184,23 @@ def readme() -> str:
 
 def test_the_usage_block_is_every_command_with_its_options() -> None:
     assert usage_problems(readme(), build_parser()) == []
+
+
+def test_every_default_a_help_states_is_the_parsers() -> None:
+    assert help_default_problems(build_parser()) == []
+
+
+def test_a_help_stating_another_default_is_found() -> None:
+    parser = argparse.ArgumentParser()
+    serve = parser.add_subparsers().add_parser("serve")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8080; 0: any)")
+    serve.add_argument("--timeout", type=float, default=60.0, help="seconds (default: 60)")
+    serve.add_argument("--prefix", default="", help="URL path (default: /)")
+    serve.add_argument("--root", help="directory (default: the site directory)")
+    assert help_default_problems(parser) == [
+        "serve: --port help says 8080, but the default is 8000",
+        "serve: --prefix help says /, but the default is ''",
+    ]
 
 
 def test_every_command_line_in_the_readme_names_real_options() -> None:

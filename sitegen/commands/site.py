@@ -89,7 +89,7 @@ def register(add: AddCommand) -> None:
     webconf.add_argument("server", choices=["nginx", "apache"])
     add_site_options(webconf)
     webconf.add_argument(
-        "--prefix", default="", help="URL path the site is served at, e.g. /conda (default: /)"
+        "--prefix", default="/", help="URL path the site is served at, e.g. /conda (default: /)"
     )
     webconf.add_argument(
         "--root",
