@@ -562,6 +562,29 @@ def test_approving_a_spec_that_matches_nothing_says_so(tmp_path, caplog):
     assert (tmp_path / "approvals.yaml").read_text().count("- channel:") == 2
 
 
+def test_approving_what_the_channels_own_filters_leave_out_says_it_publishes_nothing(
+    tmp_path, caplog
+):
+    # The source publishes numpy, but the gated channel's own filters drop it: the approval is
+    # kept (the filters may change), and the operator hears it publishes nothing now.
+    from sitegen.cli import main
+
+    config = _site_publishing_numpy(tmp_path)
+    config.write_text(config.read_text() + "    filters: {names: {exclude: [numpy]}}\n")
+    args = ["-c", str(config), "--by", "alice", "--reason", "r"]
+    assert main(["approve", GATED, "numpy", *args]) == 0
+    assert (
+        "'numpy' matches 1 packages of cloud/forge, but the channel's filters leave every one"
+        " out: it publishes nothing"
+    ) in caplog.text
+    assert "matches no package" not in caplog.text
+    assert (tmp_path / "approvals.yaml").read_text().count("- channel:") == 1
+    caplog.clear()
+    config.write_text(config.read_text().replace("[numpy]", "[zlib]"))
+    main(["approve", GATED, "numpy >=2", *args])
+    assert "publishes nothing" not in caplog.text
+
+
 def test_a_revocation_is_recorded_as_the_revokers_not_the_approvers(tmp_path):
     import getpass
 

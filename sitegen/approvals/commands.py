@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.approvals.edit import add_entry, editing, remove_entries, write_atomically
@@ -22,11 +23,12 @@ from sitegen.config.operator_files import OperatorFileError, read_text_capped
 from sitegen.config.yaml_nodes import ConfigError
 from sitegen.filters.feeds import with_kept_feeds
 from sitegen.sync.approvals import (
+    Admissible,
+    Candidates,
     PendingItem,
     admissible,
     approve,
     load_candidates,
-    matching,
     pending,
 )
 from sitegen.sync.report import ApprovalChange
@@ -140,30 +142,48 @@ def waiting(
 ) -> tuple[list[PendingItem], int]:
     """The channel's candidates that no active approval covers and its own filters let
     through, newest first; and how many candidates those filters leave out."""
-    root = config.output.absolute()
-    config = with_kept_feeds(config, root)  # the advisories the last run's feeds held
-    channel = gated_channel(config, channel_path)
+    channel, candidates, admitted, matcher = _gate(config, channel_path)
     assert channel.approval is not None
-    candidates = load_candidates(root, channel.approval.source, channel.subdirs)
-    matcher = RecordMatcher()
     approved = approve(
         candidates, channel.approval.entries, time.time() if now is None else now, matcher
     )
-    admitted = admissible(candidates, (config.filters, channel.filters), matcher)
     items = pending(
         admitted.publishable, approved, matcher, limit=limit, left_out=admitted.left_out
     )
     return items, len(admitted.left_out)
 
 
-def matches_now(config: SiteConfig, entry: Approval) -> int:
-    """How many files of what the gated channel's source publishes now the entry's spec
-    matches: none means a typo, or a version yet to come, which the operator should hear of."""
-    channel = gated_channel(config, entry.channel)
-    assert channel.approval is not None
+@dataclass(frozen=True)
+class Reach:
+    """What an approval entry covers of what the gated channel's source publishes now."""
+
+    matched: int  # the files its spec matches: none means a typo, or a version yet to come
+    # The files it approves (with what they need, if it says so) that the channel's own
+    # filters let through: none, with some matched, means the approval publishes nothing.
+    published: int
+
+
+def reach(config: SiteConfig, entry: Approval, now: float | None = None) -> Reach:
+    """What the entry approves now, and how much of it the gated channel would publish."""
+    _channel, candidates, admitted, matcher = _gate(config, entry.channel)
+    approved = approve(candidates, [entry], time.time() if now is None else now, matcher)
+    published = [k for k in approved.records if k[1] in admitted.publishable.get(k[0], {})]
+    return Reach(len(approved.by_entry.get(entry, [])), len(published))
+
+
+def _gate(
+    config: SiteConfig, channel_path: str
+) -> tuple[ChannelConfig, Candidates, Admissible, RecordMatcher]:
+    """A gated channel, what its source publishes now, and how its own filters split that,
+    as a run splits it."""
     root = config.output.absolute()
+    config = with_kept_feeds(config, root)  # the advisories the last run's feeds held
+    channel = gated_channel(config, channel_path)
+    assert channel.approval is not None
     candidates = load_candidates(root, channel.approval.source, channel.subdirs)
-    return len(matching(candidates, entry.spec, RecordMatcher()))
+    matcher = RecordMatcher()
+    admitted = admissible(candidates, (config.filters, channel.filters), matcher)
+    return channel, candidates, admitted, matcher
 
 
 def change_record(action: str, entry: Approval) -> ApprovalChange:

@@ -109,7 +109,7 @@ def _add_approval_commands(add: AddCommand) -> None:
         return EXIT_OK if rendered else EXIT_FAILED
 
     def approve(args: argparse.Namespace) -> int:
-        from sitegen.approvals.commands import change_record, gated_channel, grant, matches_now
+        from sitegen.approvals.commands import change_record, gated_channel, grant, reach
 
         check_text("--by", args.by)
         check_text("--reason", args.reason)
@@ -124,14 +124,24 @@ def _add_approval_commands(add: AddCommand) -> None:
         )
         print(f"approved {entry.spec!r} for {entry.channel}")
         config = load(args)
-        if not matches_now(config, entry):
+        covered = reach(config, entry)
+        source = gated_channel(config, entry.channel).approval
+        assert source is not None
+        if not covered.matched:
             # Kept (it approves a matching version once one arrives), but a typo such as
             # "nunpy" would otherwise pass unnoticed.
-            source = gated_channel(config, entry.channel).approval
-            assert source is not None
             log.warning(
                 "%r matches no package %s publishes now: it approves nothing until one arrives",
                 entry.spec,
+                source.source,
+            )
+        elif not covered.published:
+            # Kept too (the filters may change), but only the approved page would tell.
+            log.warning(
+                "%r matches %d packages of %s, but the channel's filters leave every one out:"
+                " it publishes nothing",
+                entry.spec,
+                covered.matched,
                 source.source,
             )
         return publish(args, entry.channel, [change_record("approve", entry)])
