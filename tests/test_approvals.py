@@ -601,6 +601,26 @@ def test_a_revocation_is_recorded_as_the_revokers_not_the_approvers(tmp_path):
     assert (revoked.by, revoked.why) == (getpass.getuser(), "")
 
 
+def test_a_revokers_login_name_that_is_not_utf8_is_recorded_with_its_bytes_replaced(
+    tmp_path, monkeypatch, capsys
+):
+    # Without --by: the login name, whose byte 0xf6 (a Latin-1 "Jörg") reaches Python as a
+    # lone surrogate. Recorded with that byte replaced, not refused as if --by were given.
+    import getpass
+
+    from sitegen.cli import main
+    from sitegen.store.site import Site
+    from sitegen.sync.history import History
+
+    config = _site_publishing_numpy(tmp_path)
+    main(["approve", GATED, "numpy", "-c", str(config), "--by", "alice", "--reason", "needed"])
+    monkeypatch.setattr(getpass, "getuser", lambda: "J\udcf6rg")
+    assert main(["revoke", GATED, "numpy", "-c", str(config)]) == 0
+    assert "--by" not in capsys.readouterr().err
+    (revoked,) = History(Site(tmp_path / "site")).runs()[0].approvals
+    assert revoked.by == "J\ufffdrg"
+
+
 def test_text_that_is_not_utf8_is_refused_before_the_file_or_the_history_takes_it(tmp_path, capsys):
     # "Jörg" typed in a Latin-1 terminal: the byte 0xf6 reaches Python as a lone surrogate.
     from sitegen.cli import main

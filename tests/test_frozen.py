@@ -193,6 +193,26 @@ def test_freeze_refuses_text_that_is_not_utf8_naming_the_option(tmp_path: Path) 
 
 
 @pytest.mark.unit
+def test_freeze_records_a_login_name_that_is_not_utf8_with_its_bytes_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --by, the login name is recorded; one that is not UTF-8 (the byte 0xf6 of a
+    Latin-1 "Jörg" reaches Python as a lone surrogate) is kept with that byte replaced, not a
+    traceback, nor a refusal naming an option the user never gave."""
+    import getpass
+
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  {CHANNEL}:\n"
+        "    url: https://conda.example.org/x\n    subdirs: [linux-64]\n"
+    )
+    monkeypatch.setattr(getpass, "getuser", lambda: "J\udcf6rg")
+    assert main(["freeze", CHANNEL, "-c", str(config)]) == 0
+    assert FrozenChannels(Site(site)).load()[CHANNEL].by == "J\ufffdrg"
+
+
+@pytest.mark.unit
 def test_frozen_key_in_both_forms_and_freezes_by_command() -> None:
     text = """\
 output: site

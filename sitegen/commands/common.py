@@ -1,11 +1,13 @@
 """What every subcommand shares: exit statuses, the -c/--out options, free text from the
-command line checked, loading the configuration, rendering the pages after a run."""
+command line checked, the login name, loading the configuration, rendering the pages after
+a run."""
 
 from __future__ import annotations
 
 import argparse
 import ctypes
 import gc
+import getpass
 import logging
 import threading
 from collections.abc import Callable
@@ -57,6 +59,14 @@ def check_text(option: str, value: str) -> None:
     except UnicodeEncodeError:
         raw = value.encode("utf-8", "surrogateescape")
         raise ConfigError(f"{option} {raw!r}: not UTF-8 text (is the terminal's?)") from None
+
+
+def login_name() -> str:
+    """Who runs the command, the default of an option such as ``--by``. A login name that is
+    not UTF-8 reaches Python as lone surrogates: the bytes are replaced (U+FFFD) rather than
+    refused, as the user typed nothing to correct."""
+    name = getpass.getuser()
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def load(args: argparse.Namespace) -> SiteConfig:

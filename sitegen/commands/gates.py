@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import sys
 from dataclasses import replace
@@ -19,6 +18,7 @@ from sitegen.commands.common import (
     add_site_options,
     check_text,
     load,
+    login_name,
     render_pages,
     whole_number,
 )
@@ -53,7 +53,7 @@ def _add_freeze_commands(add: AddCommand) -> None:
         config = load(args)
         try:
             if args.command == "freeze":
-                print(freeze(config, args.channel, args.by, args.reason))
+                print(freeze(config, args.channel, args.by or login_name(), args.reason))
             else:
                 print(unfreeze(config, args.channel))
         except FrozenStateError as exc:  # never written over: it holds freezes
@@ -149,11 +149,11 @@ def _add_approval_commands(add: AddCommand) -> None:
     def revoke(args: argparse.Namespace) -> int:
         from sitegen.approvals.commands import change_record, withdraw
 
+        check_text("--by", args.by or "")
+        check_text("--reason", args.reason or "")
         # The history names who revoked and why: never the approver and the approval's
         # reason, which would read as if the approver had revoked it for that reason.
-        by, why = args.by or getpass.getuser(), args.reason or ""
-        check_text("--by", by)
-        check_text("--reason", why)
+        by, why = args.by or login_name(), args.reason or ""
         removed = withdraw(lambda: load(args), args.channel, args.spec)
         changes = [change_record("revoke", replace(e, by=by, why=why)) for e in removed]
         print(f"revoked {args.spec!r} for {removed[0].channel}")

@@ -8,8 +8,6 @@ editing the file, and ``unfreeze`` says so instead of pretending.
 
 from __future__ import annotations
 
-import getpass
-
 from sitegen.config import ChannelConfig, ConfigError, SiteConfig
 from sitegen.store.frozen import FrozenChannels
 from sitegen.store.site import Site
@@ -24,10 +22,10 @@ def find_channel(config: SiteConfig, path: str) -> ChannelConfig:
     raise ConfigError(f"no channel {path!r} in the configuration; channels are: {known}")
 
 
-def freeze(config: SiteConfig, path: str, by: str | None, reason: str) -> str:
+def freeze(config: SiteConfig, path: str, by: str, reason: str) -> str:
     channel = find_channel(config, path)
     site = Site(config.output)
-    added = FrozenChannels(site).freeze(channel.path, by or getpass.getuser(), reason)
+    added = FrozenChannels(site).freeze(channel.path, by, reason)
     if not added:
         return f"{channel.path} was already frozen"
     also = " (channels.yaml freezes it as well)" if channel.frozen else ""
