@@ -574,7 +574,7 @@ def test_approving_what_the_channels_own_filters_leave_out_says_it_publishes_not
     args = ["-c", str(config), "--by", "alice", "--reason", "r"]
     assert main(["approve", GATED, "numpy", *args]) == 0
     assert (
-        "'numpy' matches 1 packages of cloud/forge, but the channel's filters leave every one"
+        "'numpy' matches 1 package of cloud/forge, but the channel's filters leave every one"
         " out: it publishes nothing"
     ) in caplog.text
     assert "matches no package" not in caplog.text

@@ -110,6 +110,7 @@ def _add_approval_commands(add: AddCommand) -> None:
 
     def approve(args: argparse.Namespace) -> int:
         from sitegen.approvals.commands import change_record, gated_channel, grant, reach
+        from sitegen.net.activity import counted
 
         check_text("--by", args.by)
         check_text("--reason", args.reason)
@@ -138,10 +139,10 @@ def _add_approval_commands(add: AddCommand) -> None:
         elif not covered.published:
             # Kept too (the filters may change), but only the approved page would tell.
             log.warning(
-                "%r matches %d packages of %s, but the channel's filters leave every one out:"
+                "%r matches %s of %s, but the channel's filters leave every one out:"
                 " it publishes nothing",
                 entry.spec,
-                covered.matched,
+                counted(covered.matched, "package"),
                 source.source,
             )
         return publish(args, entry.channel, [change_record("approve", entry)])
