@@ -33,7 +33,6 @@ import contextlib
 import logging
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -60,10 +59,10 @@ from sitegen.net.activity import counted
 from sitegen.stats.run import forget_counts, holds_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
-from sitegen.sync.history import History, new_run_id, noted_access
+from sitegen.sync.history import History, noted_access
 from sitegen.sync.local_return import StoreReturn, give_back
-from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunAccess, RunReport
-from sitegen.tools.remove_journal import Removal, begin, planned, read_journal
+from sitegen.sync.report import ChannelSubdirReport, RunAccess
+from sitegen.tools.remove_journal import Removal, begin, planned, read_journal, record_removal
 from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
 from sitegen.tools.remove_state import remove_empty_tree, remove_state, state_paths
 from sitegen.tools.site_disk import configured_subdirs, installer_folders, unconfigured_subdirs
@@ -360,33 +359,18 @@ def _record(site: Site, config: SiteConfig, report: RemovalReport, started: floa
     """A ledger record of the removal (counts only: file names of a channel that was private
     must not reach the public history pages), for the history pages and their feed."""
     removal = report.removal
-    history = History(site)
     access = RunAccess.of(config)
     # A whole channel removed is configured no more: its access is the one the ledger last
     # noted for it (private when none did, so that its removal stays off the public pages).
     if removal.channel not in access.channels:
-        access.channels[removal.channel] = noted_access(history.runs(), removal.channel)
-    run = RunReport(
-        id=new_run_id(started),
-        started=started,
-        ended=time.time(),
-        status=COMPLETED,
-        pid=os.getpid(),
-        options={"remove": removal.path},
-        channels=[
-            ChannelSubdirReport(
-                channel=removal.channel,
-                subdir=subdir,
-                status=REMOVED,
-                deleted_files=report.files.get(subdir, 0),
-            )
-            for subdir in removal.subdirs
-        ],
-        access=access,
-    )
-    try:
-        history.save(run)
-    except OSError as exc:
-        log.error("could not record the removal: %s", exc.strerror or exc)
-        return ""
-    return run.id
+        access.channels[removal.channel] = noted_access(History(site).runs(), removal.channel)
+    subdirs = [
+        ChannelSubdirReport(
+            channel=removal.channel,
+            subdir=subdir,
+            status=REMOVED,
+            deleted_files=report.files.get(subdir, 0),
+        )
+        for subdir in removal.subdirs
+    ]
+    return record_removal(site, removal.path, started, access, channels=subdirs)

@@ -24,11 +24,11 @@ from sitegen.net.activity import counted, human_bytes
 from sitegen.stats.run import forget_installer_counts, holds_installer_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site, UnsafePathError
-from sitegen.sync.history import History, new_run_id
 from sitegen.sync.installer_listing import NAME_RE
 from sitegen.sync.installer_state import read_state
-from sitegen.sync.report import COMPLETED, InstallerReport, RunAccess, RunReport
+from sitegen.sync.report import InstallerReport, RunAccess
 from sitegen.tools.remove import REMOVED, RemovalRefused, site_relative
+from sitegen.tools.remove_journal import record_removal
 from sitegen.tools.remove_state import remove_empty_tree
 
 log = logging.getLogger("sitegen")
@@ -169,17 +169,4 @@ def _record(site: Site, config: SiteConfig, removal: FolderRemoval, started: flo
     folder = InstallerReport(removal.path, removal.source, status=REMOVED)
     # The files a run put there (not its page, nor temporaries), as a run's record names them.
     folder.removed = [n for n in removal.names if NAME_RE.match(n) and n != INSTALLER_PAGE]
-    run = RunReport(
-        id=new_run_id(started),
-        started=started,
-        ended=time.time(),
-        status=COMPLETED,
-        pid=os.getpid(),
-        options={"remove": removal.path},
-        installers=[folder],
-        access=RunAccess.of(config),
-    )
-    try:
-        History(site).save(run)
-    except OSError as exc:
-        log.error("could not record the removal: %s", exc.strerror or exc)
+    record_removal(site, removal.path, started, RunAccess.of(config), installers=[folder])

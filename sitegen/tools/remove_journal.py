@@ -1,6 +1,7 @@
 """The journal of a ``sitegen remove`` under way (:mod:`sitegen.tools.remove`): its plan and
 the counts of what it deletes, written before the first deletion and dropped once the removal
-is recorded in the history. Past the last ``repodata.json`` nothing on disk names the removed
+is recorded in the history (:func:`record_removal`, which records an installer folder's
+removal too). Past the last ``repodata.json`` nothing on disk names the removed
 subdirs any more; the journal is what lets the same command finish and record the removal
 after a crash there.
 """
@@ -18,6 +19,14 @@ import msgspec
 from sitegen.layout import removal_journal_path, shards_dir
 from sitegen.net.activity import counted, human_bytes
 from sitegen.store.site import Site
+from sitegen.sync.history import History, new_run_id
+from sitegen.sync.report import (
+    COMPLETED,
+    ChannelSubdirReport,
+    InstallerReport,
+    RunAccess,
+    RunReport,
+)
 
 log = logging.getLogger("sitegen")
 
@@ -135,3 +144,34 @@ def measure(directory: Path) -> tuple[int, int]:
                 seen.add((st.st_dev, st.st_ino))
                 used += st.st_blocks * 512
     return files, used
+
+
+def record_removal(
+    site: Site,
+    path: str,
+    started: float,
+    access: RunAccess,
+    *,
+    channels: list[ChannelSubdirReport] | None = None,
+    installers: list[InstallerReport] | None = None,
+) -> str:
+    """Save the ledger record of a ``sitegen remove`` of ``path`` (what went, as ``channels``
+    or ``installers`` parts); its id, "" when it could not be saved (logged: the removal
+    itself stands)."""
+    run = RunReport(
+        id=new_run_id(started),
+        started=started,
+        ended=time.time(),
+        status=COMPLETED,
+        pid=os.getpid(),
+        options={"remove": path},
+        channels=channels or [],
+        installers=installers or [],
+        access=access,
+    )
+    try:
+        History(site).save(run)
+    except OSError as exc:
+        log.error("could not record the removal: %s", exc.strerror or exc)
+        return ""
+    return run.id
