@@ -152,6 +152,19 @@ def test_token_not_in_log_records(channel: Channel, caplog: pytest.LogCaptureFix
     assert_site_invariant(channel.site)
 
 
+async def _mirror_linux(tmp_path: Path, site: Path, url: str) -> RunReport:
+    """Mirror linux-64 of ``url`` (its secrets as ``${ENV}`` references) into ``site`` as
+    CHANNEL, render the pages, and return the run's report (a run that did not fail)."""
+    (tmp_path / "channels.yaml").write_text(
+        f"output: {site}\nchannels:\n  {CHANNEL}:\n    url: {url}\n    subdirs: [linux-64]\n"
+    )
+    config = load_config(tmp_path / "channels.yaml")
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    render_site(config)
+    assert not report.failed, report.errors
+    return report
+
+
 async def test_records_holding_the_token_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,17 +195,7 @@ async def test_records_holding_the_token_are_refused(
         spelt = "".join(f"\\u{ord(c):04x}" for c in TOKEN)
         noarch = json.dumps(documents["noarch"]).replace('"@@"', f'"{spelt}"')
         set_repodata(chan, "noarch", noarch.encode())
-        (tmp_path / "channels.yaml").write_text(
-            f"output: {site}\n"
-            "channels:\n"
-            f"  {CHANNEL}:\n"
-            f"    url: {server.url}/t/${{{ENV}}}/chan\n"
-            "    subdirs: [linux-64]\n"
-        )
-        config = load_config(tmp_path / "channels.yaml")
-        report = await run_mirror(config, MirrorOptions(progress=False))
-    render_site(config)
-    assert not report.failed, report.errors
+        report = await _mirror_linux(tmp_path, site, f"{server.url}/t/${{{ENV}}}/chan")
     linux = report.mirrors[0].subdirs[LINUX]
     refused = {
         "alpha-1.0-h0_0.conda",
@@ -256,18 +259,14 @@ async def test_records_holding_the_password_are_refused_not_the_user_or_host(
         )
         conda["beta-2.0-h1_0.conda"]["summary"] = f"password: {password}"
         set_repodata(root / "chan", LINUX, json.dumps(documents[LINUX]).encode())
-        (tmp_path / "channels.yaml").write_text(
-            f"output: {site}\n"
-            "channels:\n"
-            f"  {CHANNEL}:\n"
-            "    url: http://${SITEGEN_TEST_USER}:${SITEGEN_TEST_PASS}@${SITEGEN_TEST_HOST}:"
-            f"{server.port}/chan\n"
-            "    subdirs: [linux-64]\n"
+        report = await _mirror_linux(
+            tmp_path,
+            site,
+            (
+                "http://${SITEGEN_TEST_USER}:${SITEGEN_TEST_PASS}@${SITEGEN_TEST_HOST}:"
+                f"{server.port}/chan"
+            ),
         )
-        config = load_config(tmp_path / "channels.yaml")
-        report = await run_mirror(config, MirrorOptions(progress=False))
-    render_site(config)
-    assert not report.failed, report.errors
     _alpha_and_beta_refused(report, site)
     assert not report.mirrors[0].subdirs["noarch"].rejected_examples
     assert files_holding(site, password) == files_holding(site, encoded) == []
@@ -293,17 +292,9 @@ async def test_records_holding_a_user_name_without_a_password_are_refused(
         )
         conda["beta-2.0-h1_0.conda"]["summary"] = f"api key: {key}"
         set_repodata(root / "chan", LINUX, json.dumps(documents[LINUX]).encode())
-        (tmp_path / "channels.yaml").write_text(
-            f"output: {site}\n"
-            "channels:\n"
-            f"  {CHANNEL}:\n"
-            f"    url: http://${{SITEGEN_TEST_KEY}}@127.0.0.1:{server.port}/chan\n"
-            "    subdirs: [linux-64]\n"
+        report = await _mirror_linux(
+            tmp_path, site, f"http://${{SITEGEN_TEST_KEY}}@127.0.0.1:{server.port}/chan"
         )
-        config = load_config(tmp_path / "channels.yaml")
-        report = await run_mirror(config, MirrorOptions(progress=False))
-    render_site(config)
-    assert not report.failed, report.errors
     _alpha_and_beta_refused(report, site)
     assert files_holding(site, key) == files_holding(site, encoded) == []
 
@@ -331,17 +322,7 @@ async def test_the_token_outside_records_is_left_out(
         document["x-mirrors"] = [f"{server.url}/t/{TOKEN}/chan"]
         document["x-other"] = {"kept": True}
         set_repodata(chan, LINUX, json.dumps(document).encode())
-        (tmp_path / "channels.yaml").write_text(
-            f"output: {site}\n"
-            "channels:\n"
-            f"  {CHANNEL}:\n"
-            f"    url: {server.url}/t/${{{ENV}}}/chan\n"
-            "    subdirs: [linux-64]\n"
-        )
-        config = load_config(tmp_path / "channels.yaml")
-        report = await run_mirror(config, MirrorOptions(progress=False))
-    render_site(config)
-    assert not report.failed, report.errors
+        report = await _mirror_linux(tmp_path, site, f"{server.url}/t/${{{ENV}}}/chan")
     assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
         "[info.mirror-***]": REASON_SECRET,
         "[info.source]": REASON_SECRET,
