@@ -59,6 +59,7 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
     from sitegen.config import load_config
     from sitegen.filters.apply import apply_filters
     from sitegen.net import upstream
+    from sitegen.net.zstd_body import decode_body
     from sitegen.sync import metadata_compress
 
     config = load_config(config_path)
@@ -81,7 +82,7 @@ def sitegen_stages(config_path: str) -> dict[str, Any]:
     response = line.stage("fetch", trio.run, fetch)
     info["fetched_bytes"] = len(response.body)
     info["variant"] = response.validators.variant
-    data = line.stage("decode", upstream.decode_body, response.validators.variant, response.body)
+    data = line.stage("decode", decode_body, response.validators.variant, response.body)
     del response
     info["json_bytes"] = len(data)
     repodata = line.stage("parse_repodata", parse_repodata, data, subdir, mirror.name)

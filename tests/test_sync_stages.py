@@ -14,8 +14,8 @@ import zstandard
 from sitegen.conda.records import Record, Repodata
 from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig
 from sitegen.filters.apply import FilterResult
-from sitegen.net.upstream import decode_body
 from sitegen.net.upstream_secrets import UpstreamSecrets
+from sitegen.net.zstd_body import decode_body
 from sitegen.sync.closure import Addition, DependencyReport, MirrorSelection
 from sitegen.sync.download import DownloadOutcome
 from sitegen.sync.fetch import FetchResult, ParseResult, hide_secrets

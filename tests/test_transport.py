@@ -37,6 +37,7 @@ from sitegen.net import download as download_mod
 from sitegen.net import failures as failures_mod
 from sitegen.net import transport as transport_mod
 from sitegen.net import upstream as upstream_mod
+from sitegen.net import zstd_body
 from sitegen.net.client import UpstreamClient, credentials_go_to, open_client
 from sitegen.net.download import DownloadJob, DownloadResult, download
 from sitegen.net.transport import EventLoopTransport
@@ -885,7 +886,7 @@ async def test_a_large_repodata_coming_steadily_is_not_cut_off(
 
 DECODE_IN_LITTLE_MEMORY = """
 import resource, sys, zstandard
-from sitegen.net.upstream import decode_body
+from sitegen.net.zstd_body import decode_body
 vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:"))
 limit = vm * 1024 + (1 << 30)  # 1 GiB more address space than this process holds now
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -909,13 +910,13 @@ def test_a_repodata_zst_is_decoded_without_reserving_its_size_cap() -> None:
 def test_a_repodata_zst_beyond_the_cap_is_refused(
     monkeypatch: pytest.MonkeyPatch, pieces: int
 ) -> None:
-    monkeypatch.setattr(upstream_mod, "MAX_REPODATA_BYTES", 100_000)
-    monkeypatch.setattr(upstream_mod, "DECODE_PIECE", 100_000 // pieces)
+    monkeypatch.setattr(zstd_body, "MAX_REPODATA_BYTES", 100_000)
+    monkeypatch.setattr(zstd_body, "DECODE_PIECE", 100_000 // pieces)
     body = zstandard.ZstdCompressor().compress(b" " * 100_001)
     with pytest.raises(UpstreamError, match="decompresses to more than 100000 bytes"):
-        upstream_mod.decode_body("repodata.json.zst", body)
+        zstd_body.decode_body("repodata.json.zst", body)
     exact = zstandard.ZstdCompressor().compress(b" " * 100_000)
-    assert upstream_mod.decode_body("repodata.json.zst", exact) == b" " * 100_000
+    assert zstd_body.decode_body("repodata.json.zst", exact) == b" " * 100_000
 
 
 def test_a_repodata_zst_of_one_frame_is_decoded_into_one_buffer(
@@ -923,12 +924,12 @@ def test_a_repodata_zst_of_one_frame_is_decoded_into_one_buffer(
 ) -> None:
     """A body that is one frame stating its size (zstd's default) is decoded straight into a
     buffer of that size: not in pieces joined afterwards, which held about twice the JSON."""
-    monkeypatch.setattr(upstream_mod, "DECODE_PIECE", 1 << 20)
+    monkeypatch.setattr(zstd_body, "DECODE_PIECE", 1 << 20)
     document = b'{"info": {}, "packages": {}, "x": "' + bytes(range(97, 123)) * 320_000 + b'"}'
     body = zstandard.ZstdCompressor().compress(document)
     tracemalloc.start()
     try:
-        decoded = upstream_mod.decode_body("repodata.json.zst", body)
+        decoded = zstd_body.decode_body("repodata.json.zst", body)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -936,8 +937,8 @@ def test_a_repodata_zst_of_one_frame_is_decoded_into_one_buffer(
     assert peak < 1.25 * len(document), f"{peak} bytes held for {len(document)}"
     # Several frames, or none stating its size, are decoded piece by piece as before.
     unsized = zstandard.ZstdCompressor(write_content_size=False).compress(document)
-    assert upstream_mod.decode_body("repodata.json.zst", unsized) == document
-    assert upstream_mod.decode_body("repodata.json.zst", body + body) == document + document
+    assert zstd_body.decode_body("repodata.json.zst", unsized) == document
+    assert zstd_body.decode_body("repodata.json.zst", body + body) == document + document
 
 
 # --------------------------------------------------------------------------- split downloads

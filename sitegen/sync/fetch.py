@@ -21,10 +21,10 @@ from sitegen.net.upstream import (
     SubdirMissing,
     Upstream,
     UpstreamError,
-    decode_body,
 )
 from sitegen.net.upstream_cache import AS_SERVED, UNESCAPED, UpstreamCache
 from sitegen.net.upstream_secrets import UpstreamSecrets
+from sitegen.net.zstd_body import decode_body
 from sitegen.store.interface import PendingWrite
 from sitegen.sync.metadata_compress import zstd_compress
 from sitegen.sync.report import ERROR, FETCHED, MISSING, UNCHANGED

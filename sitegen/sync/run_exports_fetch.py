@@ -26,8 +26,9 @@ from sitegen.conda.run_exports import (
 )
 from sitegen.conda.run_exports import parse_run_exports as parse_document
 from sitegen.layout import upstream_run_exports_dir
-from sitegen.net.upstream import RepodataResponse, Upstream, UpstreamError, decode_body
+from sitegen.net.upstream import RepodataResponse, Upstream, UpstreamError
 from sitegen.net.upstream_cache import HIDDEN, UpstreamCache
+from sitegen.net.zstd_body import decode_body
 from sitegen.sync.fetch import FetchResult, ParseResult, SubdirKey, hide_secrets
 from sitegen.sync.report import FETCHED, UNCHANGED
 from sitegen.sync.scope import RunScope
