@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from sitegen.config import ConfigError, parse_config, schedule
 from sitegen.layout import runs_dir
 from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.store.site import Site
+from sitegen.sync import run as run_module
 from sitegen.sync.history import History
 from sitegen.sync.report import (
     COMPLETED,
@@ -436,6 +438,35 @@ async def test_due_run_skips_mirrors_that_ran_and_records_nothing(
     assert second.mirrors == [] and second.status == COMPLETED
     assert example_upstream.server.requests == []
     assert len(list(runs_dir.glob("*.json"))) == 1  # a run with nothing due leaves no record
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("due", [False, True])
+async def test_a_run_holds_no_record_of_earlier_runs_while_it_works(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch, due: bool
+) -> None:
+    """The ledger is read (with --due) to choose what runs, then let go of: a first sync of a
+    large channel leaves a record listing every file it added, tens of MB held through the
+    whole run (and its peak) otherwise."""
+    site = tmp_path / "site"
+    config = _two_mirror_config(site, example_upstream.url)
+    earlier = _run(ts("2026-01-02T10:00:00"), **{"one-a": COMPLETED})
+    History(Site(site)).save(dataclasses.replace(earlier, status=COMPLETED))
+    del earlier  # only a record read back from the ledger is looked for
+    held: list[list[str]] = []
+    pipeline = run_module.run_pipeline
+
+    async def watched(scope, report):
+        gc.collect()
+        held.append(
+            [o.id for o in gc.get_objects() if isinstance(o, RunReport) and o.id != report.id]
+        )
+        await pipeline(scope, report)
+
+    monkeypatch.setattr(run_module, "run_pipeline", watched)
+    run = await run_mirror(config, MirrorOptions(progress=False, due=due))
+    assert run.status == COMPLETED and {m.name for m in run.mirrors} == {"one-a", "two-b"}
+    assert held == [[]]
 
 
 @pytest.mark.integration
