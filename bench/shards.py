@@ -95,9 +95,13 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> dict
                 profiler.wrap(mirror_probe_argv(probe, config), f"shards-{state}"),
                 env=project_env(),
             ).check(f"sitegen mirror ({label})")
-            phases = json.loads(probe.read_text()).get("phases", {}) if probe.exists() else {}
+            report = json.loads(probe.read_text()) if probe.exists() else {}
+            phases = report.get("phases", {})
+            # The sitegen process's own peak, as the probe read it: under --profile the
+            # measured process is py-spy, whose peak is not sitegen's.
+            rss = report.get("peak_rss_mb") or measured.peak_rss_mb
             written = len(shard_files(site) - before)
-            out[state] = {"wall": measured.wall, "rss": measured.peak_rss_mb, "phases": phases}
+            out[state] = {"wall": measured.wall, "rss": rss, "phases": phases}
             out[state]["shards_written"] = written
             first = state == "v1"
             pages = phases.get("pages", 0.0)
@@ -113,10 +117,11 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> dict
             results.add(
                 W,
                 f"{label}: peak RSS",
-                fmt_mb(measured.peak_rss_mb),
-                "< 1.5 GB" if first else "",
-                ok=(measured.peak_rss_mb < 1536) if first else None,
-                raw=measured.peak_rss_mb,
+                fmt_mb(rss),
+                "< 1.5 GB",
+                ok=rss < 1536,
+                raw=rss,
+                note=_peak_stage(report.get("peak_rss_mb_after", {})),
             )
             results.add(
                 W,
@@ -167,6 +172,16 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> dict
     for old in work.glob("site*"):
         shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def _peak_stage(peaks: dict[str, float]) -> str:
+    """Which stage the peak was reached in: the first whose end saw it (peaks only grow)."""
+    if not peaks:
+        return ""
+    top = max(peaks.values())
+    stage = next(name for name, mb in peaks.items() if mb == top)
+    before = [mb for mb in peaks.values() if mb < top]
+    return f"reached in {stage} (before it: {fmt_mb(max(before)) if before else '-'})"
 
 
 async def _solve(url: str, specs: list[str], cache: Path, sharded: bool) -> int:
