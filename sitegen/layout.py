@@ -137,8 +137,13 @@ def subdir_page_path(channel: str, subdir: str, number: int = 1) -> str:
     return f"{channel}/{subdir}/{name}"
 
 
+def subdir_path(channel: str, subdir: str) -> str:
+    """A subdir's folder: its metadata files, package files and listing."""
+    return f"{channel}/{subdir}"
+
+
 def package_file_path(channel: str, subdir: str, fn: str) -> str:
-    return f"{channel}/{subdir}/{fn}"
+    return f"{subdir_path(channel, subdir)}/{fn}"
 
 
 def shards_dir(subdir_dir: Path) -> Path:

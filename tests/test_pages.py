@@ -220,11 +220,13 @@ def test_package_model_orders_versions_and_pairs_formats() -> None:
         ("osx-arm64", "h_0"),
     ]
     conda, bz2 = one[1]["files"]
-    assert conda["href"] == "c/x/linux-64/pkg-1.0-h_0.conda"
+    assert conda["href"] == "../linux-64/pkg-1.0-h_0.conda"  # from the page, c/x/packages/
     assert bz2["format"] == ".tar.bz2" and bz2["sha256"] == "b" * 64
     assert one[2]["files"][1] is None  # no .tar.bz2 twin
     assert model["versions"][0]["builds"][0]["files"][0] is None  # .tar.bz2 only
-    assert one[0]["dep_links"] == {"zlib >=1": "c/x/packages/zlib.html"}
+    depends, constrains = one[0]["requirements"]
+    assert depends == (("zlib >=1", "zlib.html"), ("python >=3.8", None), ("pkg-data", None))
+    assert constrains == ()
     assert model["files"] == 6 and model["subdirs"] == ["linux-64", "osx-arm64"]
 
 
@@ -267,11 +269,13 @@ def test_dependencies_link_to_the_page_of_the_name_as_published() -> None:
     records = [rec("top", "1.0", "h_0", depends=["foo >=1", "Foo", "TOP", "libX11", "missing"])]
     names = page_names(["Foo", "top", "libx11"])
     model = package_model("c/x", "top", records, known_names=names)
-    assert model["versions"][0]["builds"][0]["dep_links"] == {
-        "foo >=1": "c/x/packages/Foo.html",
-        "Foo": "c/x/packages/Foo.html",
-        "libX11": "c/x/packages/libx11.html",
-    }
+    assert model["versions"][0]["builds"][0]["requirements"][0] == (
+        ("foo >=1", "Foo.html"),
+        ("Foo", "Foo.html"),
+        ("TOP", None),
+        ("libX11", "libx11.html"),
+        ("missing", None),
+    )
 
 
 def test_package_list_and_search_index() -> None:

@@ -4,16 +4,20 @@ every page's input key)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from sitegen.resources import templates_dir
 from sitegen.web.format import FILTERS, relative_href, shown_text
 from sitegen.web.manifest import digest
 
 TEMPLATES_DIR = templates_dir()
+# Distinct requirements (a build's dependencies and constraints) kept rendered per environment.
+REQUIREMENTS_KEPT = 1 << 12
 
 
 def page_templates(directory: Path) -> list[Path]:
@@ -36,6 +40,20 @@ def _href(context: Any, target: str) -> str:
     return relative_href(target, context["page"])
 
 
+def _requirements_filter(env: jinja2.Environment) -> Callable[[Any], markupsafe.Markup]:
+    """The ``requirements`` filter of ``env``: a build's dependencies and constraints (its
+    ``requirements`` in a package page's model) as the macro of macros.html renders them,
+    once per distinct value: the builds of a package repeat them (as do many packages), and
+    they are most of the values a package page prints."""
+
+    @functools.lru_cache(maxsize=REQUIREMENTS_KEPT)
+    def requirements(value: Any) -> markupsafe.Markup:
+        depends, constrains = value
+        return env.get_template("macros.html").module.requirements(depends, constrains)
+
+    return requirements
+
+
 def build_environment(templates_dir: Path) -> jinja2.Environment:
     """A new jinja2 environment: autoescape always on, strict about undefined names, bidi
     controls in printed values made visible (see shown_text)."""
@@ -54,6 +72,7 @@ def build_environment(templates_dir: Path) -> jinja2.Environment:
     # directly (a global through Context.call), and this one is the cached function itself.
     env.filters["href"] = relative_href
     env.filters.update(FILTERS)
+    env.filters["requirements"] = _requirements_filter(env)
     return env
 
 

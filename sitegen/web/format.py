@@ -57,6 +57,14 @@ def relative_href(target: str, page: str) -> str:
     return url_quote(relative or "./") + anchor
 
 
+def directory_href(directory: str, page: str) -> str:
+    """The relative URL prefix from the page ``page`` to the site directory ``directory``:
+    :func:`url_quote` of it followed by a file name of that directory is the link
+    :func:`relative_href` makes to that file (a file name holds no ``#``). For pages that
+    link to many files of a few directories (a package page: a link per package file)."""
+    return _directory_step(page.rpartition("/")[0], directory)
+
+
 def url_quote(path: str) -> str:
     """Percent-encode a relative URL path (file names may hold '+', '!' or '=')."""
     return path if _PLAIN_URL.match(path) else quote(path)

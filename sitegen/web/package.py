@@ -13,14 +13,17 @@ from typing import Any
 from sitegen.conda.records import Record
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.conda.version import timestamp_ms
-from sitegen.layout import package_file_path, package_page_path
+from sitegen.layout import package_page_path, subdir_path
 from sitegen.web.format import (
     clip,
     dependency_name,
+    directory_href,
     format_date_ms,
     paragraphs,
+    relative_href,
     safe_link,
     strings,
+    url_quote,
     version_sort_key,
 )
 from sitegen.web.snippets import BASE_PLACEHOLDER, install_commands
@@ -72,12 +75,12 @@ def page_names(names: Iterable[str]) -> dict[str, str]:
     return pages
 
 
-def _file_entry(channel: str, record: Record, stored: bool | None) -> dict[str, Any]:
+def _file_entry(record: Record, folder_href: str, stored: bool | None) -> dict[str, Any]:
     raw = record.raw
     return {
         "fn": record.fn,
         "format": ".conda" if record.fn.endswith(".conda") else ".tar.bz2",
-        "href": package_file_path(channel, record.subdir, record.fn),
+        "href": url_quote(folder_href + record.fn),  # from the package's page
         "size": raw["size"],
         "sha256": raw.get("sha256") or "",
         "md5": raw.get("md5") or "",
@@ -85,7 +88,7 @@ def _file_entry(channel: str, record: Record, stored: bool | None) -> dict[str, 
     }
 
 
-def _counted(items: list[str], one: str, many: str) -> str:
+def _counted(items: tuple[str, ...], one: str, many: str) -> str:
     return f"{len(items)} {one if len(items) == 1 else many}"
 
 
@@ -111,12 +114,42 @@ def package_model(
     """
     builds: dict[tuple[str, str, str], dict[str, Any]] = {}
     stored_set = None if stored is None else set(stored)
+    # Links are made here, relative to the page, once per subdir folder and per dependency
+    # spec: not per link in the template (a page has a few per build, of 800,000 builds).
+    page = package_page_path(channel, name)
+    folder_hrefs: dict[str, str] = {}
+    own = name.lower()
+    page_of = known_names or {}
+    links: dict[str, str | None] = {}  # spec -> the page it links to (the builds share specs)
+    # Of each distinct dependencies and constraints (builds repeat them): each dependency with
+    # its link (or None), and the constraints, as one hashable value, which the template's
+    # ``requirements`` filter renders once; and what the build's details hold, as one value.
+    requirements: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[Any, str]] = {}
+
+    def link(spec: str) -> str | None:
+        if spec not in links:
+            dep = dependency_name(spec)
+            target = page_of.get(dep) if dep is not None and dep != own else None
+            links[spec] = (
+                None if target is None else relative_href(package_page_path(channel, target), page)
+            )
+        return links[spec]
+
     for record in records:
         raw = record.raw
         key = (raw["version"], record.subdir, raw["build"])
         ms = timestamp_ms(raw)
         row = builds.get(key)
         if row is None:
+            lists = (tuple(strings(raw.get("depends"))), tuple(strings(raw.get("constrains"))))
+            shown = requirements.get(lists)
+            if shown is None:
+                depends, constrains = lists
+                summary = _counted(depends, "dependency", "dependencies")
+                if constrains:
+                    summary += ", " + _counted(constrains, "constraint", "constraints")
+                linked = tuple((spec, link(spec)) for spec in depends)
+                shown = requirements[lists] = ((linked, constrains), summary)
             row = builds[key] = {
                 "version": key[0],
                 "subdir": key[1],
@@ -124,33 +157,23 @@ def package_model(
                 "build_number": raw.get("build_number", 0),
                 "timestamp_ms": ms,
                 "noarch": clip(raw.get("noarch"), 40),
-                "depends": strings(raw.get("depends")),
-                "constrains": strings(raw.get("constrains")),
+                "requirements": shown[0],
+                "detail_summary": shown[1],
                 "files": [None] * len(PACKAGE_SUFFIXES),  # one per format, in their order
             }
         elif ms > row["timestamp_ms"]:
             row["timestamp_ms"] = ms
         stored_here = None if stored_set is None else f"{key[1]}/{record.fn}" in stored_set
-        entry = _file_entry(channel, record, stored_here)
+        folder_href = folder_hrefs.get(record.subdir)
+        if folder_href is None:
+            folder_href = folder_hrefs[record.subdir] = directory_href(
+                subdir_path(channel, record.subdir), page
+            )
+        entry = _file_entry(record, folder_href, stored_here)
         row["files"][PACKAGE_SUFFIXES.index(entry["format"])] = entry
     versions: dict[str, list[dict[str, Any]]] = {}
-    own = name.lower()
-    page_of = known_names or {}
-    links: dict[str, str | None] = {}  # spec -> the page it links to (the builds share specs)
     for row in builds.values():
         row["date"] = format_date_ms(row["timestamp_ms"])
-        # What the build's details hold, as one value (the page has some 30 per build).
-        row["detail_summary"] = _counted(row["depends"], "dependency", "dependencies")
-        if row["constrains"]:
-            row["detail_summary"] += ", " + _counted(row["constrains"], "constraint", "constraints")
-        dep_links = row["dep_links"] = {}
-        for spec in row["depends"]:
-            if spec not in links:
-                dep = dependency_name(spec)
-                target = page_of.get(dep) if dep is not None and dep != own else None
-                links[spec] = None if target is None else package_page_path(channel, target)
-            if links[spec] is not None:
-                dep_links[spec] = links[spec]
         versions.setdefault(row["version"], []).append(row)
     ordered = sorted(versions, key=version_sort_key, reverse=True)
     version_rows = []
