@@ -68,8 +68,9 @@ def build_environment(templates_dir: Path) -> jinja2.Environment:
         finalize=shown_text,  # upstream text cannot reorder the page around it
     )
     env.globals["href"] = _href  # href('index.html'): a link from the page being rendered
-    # The same in the loops of the large pages, ``{{ path|href(page) }}``: a filter is called
-    # directly (a global through Context.call), and this one is the cached function itself.
+    # The same in what every page prints (base.html) and in the loops of the large pages,
+    # ``{{ path|href(page) }}``: a filter is called directly (a global through Context.call),
+    # and this one is the cached function itself.
     env.filters["href"] = relative_href
     env.filters.update(FILTERS)
     env.filters["requirements"] = _requirements_filter(env)
