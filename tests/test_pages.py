@@ -12,7 +12,7 @@ import yaml
 
 from sitegen.conda.records import Record
 from sitegen.config import ConfigError, parse_config
-from sitegen.layout import run_page_path
+from sitegen.layout import package_page_path, run_page_path
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
@@ -26,6 +26,7 @@ from sitegen.sync.report import (
     UnsatisfiedDependency,
 )
 from sitegen.web.channel import ChannelSummary, summarize_channel
+from sitegen.web.environment import TEMPLATES_DIR, make_environment
 from sitegen.web.facts import SEARCH_SUMMARY_MAX, PackageFacts, package_facts, package_row
 from sitegen.web.format import (
     clip,
@@ -48,6 +49,7 @@ from sitegen.web.published import PublishedFile, fingerprint, group_by_name
 from sitegen.web.run import run_detail, run_summary
 from sitegen.web.search import search_index
 from sitegen.web.snippets import usage_snippets
+from sitegen.web.writer import render_page
 
 pytestmark = pytest.mark.unit
 
@@ -276,6 +278,40 @@ def test_dependencies_link_to_the_page_of_the_name_as_published() -> None:
         ("libX11", "libx11.html"),
         ("missing", None),
     )
+
+
+def test_upstream_text_of_every_build_is_escaped_on_the_package_page() -> None:
+    """The versions table prints part of each build (dates, links, sizes, requirements) with
+    no escape of its own: upstream text must reach the page escaped all the same, in every
+    field of a build, its file names and links included."""
+    evil = '<b>"x"&'
+    records = [
+        rec(
+            "pkg",
+            "1.0",
+            f"h{evil}_0",
+            subdir=f"linux{evil}",
+            depends=[f"dep {evil}", f"pkg {evil}"],
+            constrains=[f"other {evil}"],
+            noarch=evil,
+            sha256=evil,
+            md5=evil,
+        )
+    ]
+    model = package_model("c/x", "pkg", records, known_names=page_names({"dep", "pkg"}))
+    env = make_environment(TEMPLATES_DIR)
+    page = render_page(env, "t", "package.html", package_page_path("c/x", "pkg"), model=model)
+    html = page.decode()
+    assert "<b>" not in html and '"x"' not in html
+    shown = "&lt;b&gt;&#34;x&#34;&amp;"
+    for text in (f"h{shown}_0", f"linux{shown}", f"dep {shown}", f"other {shown}"):
+        assert text in html, text
+    assert html.count(f"noarch: {shown}") == 1
+    assert html.count(f'<code class="hash">{shown}</code>') == 2  # sha256 and md5
+    quoted = "%3Cb%3E%22x%22%26"
+    link = f"../linux{quoted}/pkg-1.0-h{quoted}_0.conda"
+    assert html.count(f'<a href="{link}"') == 2  # its cell, and its checksums
+    assert '<a href="dep.html"><code>' in html
 
 
 def test_package_list_and_search_index() -> None:
