@@ -470,6 +470,17 @@ async def test_a_run_holds_no_record_of_earlier_runs_while_it_works(
 
 
 @pytest.mark.integration
+async def test_a_run_leaves_the_collector_running_with_nothing_frozen(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """A run parses with the cyclic GC paused and freezes the records it made: a process that
+    goes on (a scheduler, a test, another run) finds the collector as it was."""
+    config = _two_mirror_config(tmp_path / "site", example_upstream.url)
+    assert (await run_mirror(config, MirrorOptions(progress=False))).status == COMPLETED
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+@pytest.mark.integration
 def test_due_builds_a_channel_renamed_or_added_again_at_once(
     tmp_path: Path, example_upstream: ExampleUpstream, capsys: pytest.CaptureFixture[str]
 ) -> None:

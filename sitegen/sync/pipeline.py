@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 
 import trio
 
-from sitegen.conda.records import Record
+from sitegen.conda.records import Record, gc_paused
 from sitegen.conda.version import RecordMatcher, clear_caches
 from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.layout import REPODATA
@@ -211,14 +211,16 @@ async def _rebuild(
     """The full work: parse, select, close, merge, plan, then (unless a dry run) download,
     publish and prune."""
     options = scope.options
-    await parse_all(
-        upstreams, results.fetched, bodies, None if options.dry_run else cache, results.parsed
-    )
-    # Millions of long-lived record objects: keep the cyclic GC from rescanning them
-    # (unfrozen when the run ends, for callers that run several mirrors in one process).
-    results.parsed.update(local.parsed)
-    with_run_exports(results.parsed, results.run_exports)
-    gc.freeze()
+    # Millions of long-lived records: made with the cyclic GC paused throughout (one parse's own
+    # pause ends while others run on) and frozen before it resumes, which would scan them all
+    # then and at every full collection (unfrozen when the run ends: see run_pipeline).
+    with gc_paused():
+        await parse_all(
+            upstreams, results.fetched, bodies, None if options.dry_run else cache, results.parsed
+        )
+        results.parsed.update(local.parsed)
+        with_run_exports(results.parsed, results.run_exports)
+        gc.freeze()
     matcher = RecordMatcher()
     sources = upstreams.keys() | local.names
     readable = _readable(results.mirrors, sources, results.fetched, results.parsed)
