@@ -211,9 +211,8 @@ async def _rebuild(
     """The full work: parse, select, close, merge, plan, then (unless a dry run) download,
     publish and prune."""
     options = scope.options
-    # Millions of long-lived records: made with the cyclic GC paused throughout (one parse's own
-    # pause ends while others run on) and frozen before it resumes, which would scan them all
-    # then and at every full collection (unfrozen when the run ends: see run_pipeline).
+    # Millions of long-lived records, made with the cyclic GC paused throughout (one parse's
+    # pause ends while others run on) and frozen before it resumes (unfrozen at the run's end).
     with gc_paused():
         await parse_all(
             upstreams, results.fetched, bodies, None if options.dry_run else cache, results.parsed
