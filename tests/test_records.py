@@ -140,20 +140,22 @@ def test_load_published_rejects_what_sitegen_never_writes(body: bytes) -> None:
 
 def test_a_published_record_offered_again_unchanged_is_read_as_its_twin() -> None:
     """The previous publication holds no second copy of what a run publishes again."""
-    fns = ["same-1.0-h0_0.conda", "stamped-1.0-h0_0.conda", "changed-1.0-h0_0.conda"]
+    # Names longer than the strings msgspec caches as it decodes keys: each decode its own string.
+    long = "-with-a-name-longer-than-msgspec-caches"
+    fns = [f"{n}{long}-1.0-h0_0.conda" for n in ("same", "stamped", "changed")]
     published = {
-        fns[0]: record(name="same"),
-        fns[1]: {**record(name="stamped"), "indexed_timestamp": 1700000000000},
-        fns[2]: {**record(name="changed"), "indexed_timestamp": 1700000000000},
+        fns[0]: record(name="same" + long),
+        fns[1]: {**record(name="stamped" + long), "indexed_timestamp": 1700000000000},
+        fns[2]: {**record(name="changed" + long), "indexed_timestamp": 1700000000000},
     }
     body = msgspec.json.encode({"info": {"subdir": "linux-64"}, "packages.conda": published})
     offered = parse_repodata(
         msgspec.json.encode(
             {
                 "packages.conda": {
-                    fns[0]: record(name="same"),
-                    fns[1]: record(name="stamped"),
-                    fns[2]: record(name="changed", depends=["python >=3.9"]),
+                    fns[0]: record(name="same" + long),
+                    fns[1]: record(name="stamped" + long),
+                    fns[2]: record(name="changed" + long, depends=["python >=3.9"]),
                 }
             }
         ),
@@ -167,6 +169,10 @@ def test_a_published_record_offered_again_unchanged_is_read_as_its_twin() -> Non
     assert "indexed_timestamp" not in offered[fns[1]].raw
     # (the first was published before stamping existed: 0, so its stamp counts as new)
     assert previous.stamps == {fns[0]: 0, fns[1]: 1700000000000}
+    # Under the twin's own file name, not a second string of it decoded from the file.
+    twins = [fn for fn in loaded if loaded[fn] is offered[fn]]
+    assert twins == fns[:2] and all(fn is loaded[fn].fn for fn in twins)
+    assert all(fn is offered[fn].fn for fn in previous.stamps)
     # Changed: read on its own, as published, stamp and all; its twin untouched.
     assert loaded[fns[2]] is not offered[fns[2]]
     assert loaded[fns[2]].raw == published[fns[2]]

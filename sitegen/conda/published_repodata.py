@@ -95,23 +95,25 @@ def _load_published(data: bytes, subdir: str, known: Mapping[str, Record]) -> Re
 def _read_records(
     out: Repodata, section: dict[str, msgspec.Raw], subdir: str, known: Mapping[str, Record]
 ) -> None:
-    """Each published record of ``section`` into ``out``: its known twin where it is one."""
+    """Each published record of ``section`` into ``out``: its known twin where it is one,
+    under the twin's own file name (the one string for both maps: 800,000 names decoded
+    from the file would be ~75 MB more held through the publish)."""
     for fn, encoded in section.items():
         twin = known.get(fn)
         if twin is not None:
             stamp = _stamp_if_twin(encoded, twin)
             if stamp is not None:
-                out.records[fn] = twin
+                out.records[twin.fn] = twin
                 if stamp or INDEXED_TIMESTAMP not in twin.raw:  # not upstream's own
-                    out.stamps[fn] = stamp
+                    out.stamps[twin.fn] = stamp
                 continue
         raw = JSON_DECODER.decode(encoded)
         if type(raw) is not dict:
             raise RepodataError(f"published repodata: {fn!r} is not an object")
         if twin is not None and same_fields(twin.raw, raw, plus=INDEXED_TIMESTAMP):
             # A stamp written some other way than sitegen writes it.
-            out.records[fn] = twin
-            out.stamps[fn] = raw[INDEXED_TIMESTAMP]
+            out.records[twin.fn] = twin
+            out.stamps[twin.fn] = raw[INDEXED_TIMESTAMP]
         else:
             out.records[fn] = Record(fn=fn, subdir=subdir, raw=raw)
 
