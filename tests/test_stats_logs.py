@@ -57,6 +57,16 @@ class Log:
         return got
 
 
+def _config_text(tmp_path: Path, log: Path) -> str:
+    """channels.yaml of one channel whose downloads are counted from ``log``."""
+    return textwrap.dedent(f"""\
+        output: {tmp_path / "site"}
+        channels:
+          cloud/x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
+        stats: {{logs: [{log}]}}
+        """)
+
+
 def _numbers(lines: list[bytes]) -> list[int]:
     return [int(line.split()[1]) for line in lines]
 
@@ -228,14 +238,7 @@ def test_run_stats_survives_hostile_logs_and_counts_them_as_skipped(tmp_path: Pa
         out.write(good.replace(b"a-1-0.conda", b"%3Cscript%3E-1-0.conda"))
         out.write(good.replace(b"/cloud/x/", b"/cloud/x/../../"))
         out.write(good)
-    config = parse_config(
-        textwrap.dedent(f"""\
-            output: {tmp_path / "site"}
-            channels:
-              cloud/x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
-            stats: {{logs: [{log}]}}
-            """)
-    )
+    config = parse_config(_config_text(tmp_path, log))
     result = run_stats(config, today=date(2026, 12, 6))
     assert result.skipped == {"hostile": 3, "malformed": 1, "too_long": 1}
     assert result.downloads == 2 and result.lines == 6
@@ -281,14 +284,7 @@ def test_a_time_off_the_clock_skips_its_own_line_only(tmp_path: Path) -> None:
     ]
     log.write_text("".join(lines))
     config = tmp_path / "channels.yaml"
-    config.write_text(
-        textwrap.dedent(f"""\
-            output: {tmp_path / "site"}
-            channels:
-              cloud/x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
-            stats: {{logs: [{log}]}}
-            """)
-    )
+    config.write_text(_config_text(tmp_path, log))
     assert main(["stats", "-c", str(config)]) == EXIT_OK
     doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
     assert doc["skipped"] == {"bad_time": 1}
@@ -311,14 +307,7 @@ def test_endless_distinct_paths_do_not_grow_the_runs_memory(
                 f'/linux-64/a-1-0.conda HTTP/1.1" 404 10 "-" "conda/24.1.0"\n'
             )
     config = tmp_path / "channels.yaml"
-    config.write_text(
-        textwrap.dedent(f"""\
-            output: {tmp_path / "site"}
-            channels:
-              cloud/x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
-            stats: {{logs: [{log}]}}
-            """)
-    )
+    config.write_text(_config_text(tmp_path, log))
     tracemalloc.start()
     try:
         assert main(["stats", "-c", str(config)]) == EXIT_OK
