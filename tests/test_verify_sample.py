@@ -13,12 +13,9 @@ import trio
 
 from sitegen.cli import main
 from sitegen.config import load_config
-from sitegen.tools.example_channel import write_channel
 from sitegen.tools.verify import verify_site
 from sitegen.tools.verify_sample import Sample, parse_fraction
-from testkit.faults import CHANNEL, small_packages, write_config
-from testkit.invariant import make_sandbox
-from testkit.upstream import UpstreamServer
+from testkit.faults import CHANNEL, mirrored_small
 
 LINUX = "linux-64"
 
@@ -26,12 +23,7 @@ LINUX = "linux-64"
 @pytest.fixture
 def mirrored(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(config path, site) of a freshly and cleanly mirrored site."""
-    root = tmp_path / "upstream"
-    write_channel(root, small_packages(), zst=True)
-    site = make_sandbox(tmp_path)
-    with UpstreamServer(root) as server:
-        config = write_config(tmp_path / "channels.yaml", site, server.url, retries=1)
-        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    with mirrored_small(tmp_path) as (config, site, _server):
         yield config, site
 
 
