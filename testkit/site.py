@@ -17,12 +17,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import trio
 import zstandard
 
 from sitegen.config import SiteConfig, parse_config
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
+from sitegen.tools.status import collect_status
 
 PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
 
@@ -202,6 +204,25 @@ async def mirror_numpy_with_dependencies(site: Path, url: str) -> RunReport:
     report = await run_mirror(channel_config(site, url, extra=extra), MirrorOptions(progress=False))
     assert not report.failed
     return report
+
+
+async def mirror_watching_progress(config: SiteConfig) -> tuple[RunReport, list[dict[str, Any]]]:
+    """Run ``config``'s mirrors while asking ``sitegen status`` what the run reports, as an
+    operator would: the report and the first progress status showed (none if never)."""
+    seen: list[dict[str, Any]] = []
+
+    async def watch() -> None:
+        while not seen:
+            status = await trio.to_thread.run_sync(collect_status, config)
+            if status.active is not None and status.active.progress:
+                seen.append(status.active.progress)
+            await trio.sleep(0.05)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        report = await run_mirror(config, MirrorOptions(progress=False))
+        nursery.cancel_scope.cancel()
+    return report, seen
 
 
 def rewrite_repodata(root: Path, subdir: str, change: Callable[[dict[str, Any]], None]) -> None:

@@ -145,31 +145,15 @@ def test_installer_downloads_report_their_progress_as_package_files_do(
     without a terminal) with their files and bytes, and keep the progress file `sitegen
     status` reads while they last, as the channels' downloads do."""
     from sitegen.layout import progress_path
-    from sitegen.tools.status import collect_status
     from testkit.faults import delay
+    from testkit.site import mirror_watching_progress
 
     server, _folder = upstream
     server.add_fault(f"/miniconda/{LATEST}", delay(1.0))
     site = tmp_path / "site"
     config = make_config(site, server.url)
-    seen: list[dict[str, Any]] = []
-
-    async def run() -> RunReport:
-        async def watch() -> None:
-            while not seen:
-                status = await trio.to_thread.run_sync(collect_status, config)
-                if status.active is not None and status.active.progress:
-                    seen.append(status.active.progress)
-                await trio.sleep(0.05)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch)
-            report = await run_mirror(config, MirrorOptions(progress=False))
-            nursery.cancel_scope.cancel()
-        return report
-
     with caplog.at_level(logging.INFO, logger="sitegen"):
-        report = trio.run(run)
+        report, seen = trio.run(mirror_watching_progress, config)
     assert folder_report(report).downloaded_files == 3, report
     total = sum(len(FILES[n]) for n in (OLD, MAC, LATEST))
     assert seen and (seen[0]["total_files"], seen[0]["total_bytes"]) == (3, total), seen

@@ -355,13 +355,10 @@ def test_status_command_after_a_run_and_while_one_holds_the_lock(
 async def test_a_run_reports_its_downloads_to_status_while_they_last(tmp_path: Path) -> None:
     """While files download, the run keeps a progress file that `sitegen status` reads (its
     pid matches the lock holder); it is gone when the downloads are over."""
-    import trio
-
     from sitegen.layout import progress_path
-    from sitegen.sync.run import MirrorOptions, run_mirror
     from sitegen.tools.example_channel import write_channel
-    from sitegen.tools.status import collect_status
     from testkit.faults import delay, site_config, small_packages
+    from testkit.site import mirror_watching_progress
     from testkit.upstream import UpstreamServer
 
     root = tmp_path / "upstream"
@@ -369,22 +366,10 @@ async def test_a_run_reports_its_downloads_to_status_while_they_last(tmp_path: P
     write_channel(root, specs, zst=True)
     slow = next(fn for s in specs if s.subdir == "linux-64" for fn in s.filenames)
     site = tmp_path / "site"
-    seen: list[dict] = []
     with UpstreamServer(root) as server:
         server.add_fault(f"/linux-64/{slow}", delay(1.5))
         config = site_config(site, server.url, timeout=10)
-
-        async def watch() -> None:
-            while not seen:
-                status = await trio.to_thread.run_sync(collect_status, config)
-                if status.active is not None and status.active.progress:
-                    seen.append(status.active.progress)
-                await trio.sleep(0.05)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch)
-            report = await run_mirror(config, MirrorOptions(progress=False))
-            nursery.cancel_scope.cancel()
+        report, seen = await mirror_watching_progress(config)
     assert not report.failed, report.errors
     assert seen and seen[0]["pid"] == os.getpid()
     assert seen[0]["total_files"] == len({fn for s in specs for fn in s.filenames}), seen
