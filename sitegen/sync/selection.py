@@ -56,7 +56,7 @@ def held_sources(
 def _walks(config: SiteConfig) -> bool:
     """Whether a mirror of the site pulls in dependencies: only then does the closure look
     for anything, and so at what the channels a run does not rebuild publish."""
-    return any(_pulls_in(c, m, config.filter_levels(c, m)) for c, m in config.mirrors)
+    return any(_pulls_in(c, config.filter_levels(c, m)) for c, m in config.mirrors)
 
 
 def _stands_in(channel: ChannelConfig, rebuilt: bool, walked: bool) -> bool:
@@ -68,7 +68,7 @@ def _stands_in(channel: ChannelConfig, rebuilt: bool, walked: bool) -> bool:
     return channel.frozen or (not rebuilt and walked)
 
 
-def _pulls_in(channel: ChannelConfig, mirror: MirrorConfig, levels: tuple[FilterSpec, ...]) -> bool:
+def _pulls_in(channel: ChannelConfig, levels: tuple[FilterSpec, ...]) -> bool:
     # A gated channel pulls in nothing (only approvals put packages there).
     return channel.approval is None and include_dependencies(levels)
 
@@ -164,7 +164,7 @@ def _held_selection(
     }
     return MirrorSelection(
         mirror=mirror.name,
-        include_dependencies=_pulls_in(channel, mirror, levels),
+        include_dependencies=_pulls_in(channel, levels),
         newest_versions=effective_newest(levels),
         results=results,
         platforms=_channel_platforms(channel),
