@@ -18,7 +18,7 @@ from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.net.zstd_body import decode_body
 from sitegen.sync.closure import Addition, DependencyReport, MirrorSelection
 from sitegen.sync.download import DownloadOutcome
-from sitegen.sync.fetch import FetchResult, ParseResult, hide_secrets
+from sitegen.sync.fetch import FetchResult, ParseResult
 from sitegen.sync.filtered import filtered_document
 from sitegen.sync.merge import (
     FAILED,
@@ -35,6 +35,7 @@ from sitegen.sync.publish import PublishOutcome, SubdirMetadata
 from sitegen.sync.report import RunReport
 from sitegen.sync.report_build import RunResults, build_report, clean_rebuild
 from sitegen.sync.selection import ClosureResult
+from sitegen.sync.upstream_copy import hide_secrets
 from testkit.records import rec
 
 pytestmark = pytest.mark.unit

@@ -15,19 +15,12 @@ import trio
 
 from sitegen.conda.records import Repodata, RepodataError, parse_repodata
 from sitegen.config import MirrorConfig
-from sitegen.net.upstream import (
-    CacheValidators,
-    RepodataResponse,
-    SubdirMissing,
-    Upstream,
-    UpstreamError,
-)
+from sitegen.net.upstream import CacheValidators, SubdirMissing, Upstream, UpstreamError
 from sitegen.net.upstream_cache import AS_SERVED, UNESCAPED, UpstreamCache
-from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.net.zstd_body import decode_body
 from sitegen.store.interface import PendingWrite
-from sitegen.sync.metadata_compress import zstd_compress
 from sitegen.sync.report import ERROR, FETCHED, MISSING, UNCHANGED
+from sitegen.sync.upstream_copy import keep_copy, kept_copy, received
 
 log = logging.getLogger("sitegen")
 
@@ -115,58 +108,25 @@ async def _fetch_repodata(
     upstream: Upstream, subdir: str, selected: bool, cache: UpstreamCache
 ) -> tuple[FetchResult, bytes]:
     mirror = upstream.mirror
-    previous = cache.validators(mirror.name, subdir)
     form = cache.hidden_form(mirror.name, subdir)
     if form == UNESCAPED and not upstream.secrets:
         form = AS_SERVED  # nothing in it is filled in
-    elif form == UNESCAPED and selected:
-        # The references an earlier sitegen wrote are not told apart from upstream's own text
-        # (see upstream_secrets): fetched whole again, and kept with that text escaped.
-        previous = None
-    # Tens to hundreds of MB read from disk: not on the event loop, while the other subdirs'
-    # fetches are in flight.
-    cached_body = (
-        await trio.to_thread.run_sync(cache.body, mirror.name, subdir) if previous else None
-    )
-    if previous is not None and cached_body is None:
-        previous = None  # validators without the body they describe are useless
+    # The references an earlier sitegen wrote are not told apart from upstream's own text
+    # (see upstream_secrets): fetched whole again, and kept with that text escaped.
+    refetch = form == UNESCAPED and selected
+    kept = None if refetch else await kept_copy(cache, mirror.name, subdir)
     if not selected:
         # Not run now, but its channel is rebuilt: use what its last run fetched.
-        if previous is None:
+        if kept is None:
             raise UpstreamError(f"never fetched; run mirror {mirror.name} first")
-        response = RepodataResponse(False, None, previous)
+        response = kept.answer()
     else:
+        previous = None if kept is None else kept.validators
         response = await upstream.fetch_repodata(subdir, previous)
-    body = response.body if response.changed else cached_body
-    assert body is not None
-    hidden = not response.changed and form != AS_SERVED
-    # A body kept as served may hold the secrets (kept by an earlier sitegen, or before the
-    # URL had them): read back, it is hidden once and kept again, so that an unchanged
-    # upstream does not leave them at rest under the site.
-    rekeep = False
-    if upstream.secrets and not hidden:
-        # Stored and hashed without them, as a body read back from the cache is.
-        variant = response.validators.variant
-        body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body)
-        hidden, rekeep = True, not response.changed
-    status = FETCHED if response.changed else UNCHANGED
-    result = FetchResult(status, validators=response.validators, hidden=hidden, rekeep=rekeep)
-    return result, body
-
-
-def hide_secrets(secrets: UpstreamSecrets, variant: str, body: bytes) -> bytes:
-    """A fetched repodata body with the ``secrets`` of its mirror's URL written as their
-    ${ENV} references, and upstream's own text that reads as one escaped (see
-    sitegen.net.upstream_secrets; revealed again once decoded, for the parse): the same bytes
-    when it holds neither, or cannot be decoded (the parse says why)."""
-    try:
-        data = decode_body(variant, body)
-    except UpstreamError:
-        return body
-    hidden = secrets.hide(data)
-    if hidden is data:
-        return body
-    return zstd_compress(hidden) if variant.endswith(".zst") else hidden
+    got = await received(upstream, response, kept, kept_hidden=form != AS_SERVED)
+    status = FETCHED if got.changed else UNCHANGED
+    result = FetchResult(status, validators=got.validators, hidden=got.hidden, rekeep=got.rekeep)
+    return result, got.body
 
 
 async def _stage_body(
@@ -192,11 +152,7 @@ async def store_body(
     if fetched.status != FETCHED and not fetched.rekeep:
         return
     assert fetched.validators is not None
-    keep = cache.store if isinstance(body, bytes) else cache.keep
-    try:
-        await trio.to_thread.run_sync(keep, *key, fetched.validators, body, fetched.hidden)
-    except OSError as exc:  # only costs a full fetch next time
-        log.warning("%s/%s: could not cache upstream repodata: %s", *key, exc)
+    await keep_copy(cache, key, fetched.validators, body, fetched.hidden, "repodata")
 
 
 async def parse_all(

@@ -26,12 +26,13 @@ from sitegen.conda.run_exports import (
 )
 from sitegen.conda.run_exports import parse_run_exports as parse_document
 from sitegen.layout import upstream_run_exports_dir
-from sitegen.net.upstream import RepodataResponse, Upstream, UpstreamError
+from sitegen.net.upstream import Upstream, UpstreamError
 from sitegen.net.upstream_cache import HIDDEN, UpstreamCache
 from sitegen.net.zstd_body import decode_body
-from sitegen.sync.fetch import FetchResult, ParseResult, SubdirKey, hide_secrets
+from sitegen.sync.fetch import FetchResult, ParseResult, SubdirKey
 from sitegen.sync.report import FETCHED, UNCHANGED
 from sitegen.sync.scope import RunScope
+from sitegen.sync.upstream_copy import keep_copy, kept_copy, received
 
 log = logging.getLogger("sitegen")
 
@@ -100,46 +101,34 @@ async def _read_one(
     name = upstream.mirror.name
     key = (name, subdir)
     where = f"{subdir}: {RUN_EXPORTS_FILE}"
-    previous = cache.validators(name, subdir)
-    cached = await trio.to_thread.run_sync(cache.body, name, subdir) if previous else None
-    if cached is None:
-        previous = None
+    kept = await kept_copy(cache, name, subdir)
     served_zst = repodata.validators is not None and repodata.validators.variant.endswith(".zst")
     variants = RUN_EXPORTS_VARIANTS if served_zst else RUN_EXPORTS_VARIANTS[1:]
     try:
         if not selected:  # not run now: what its last run read, if anything
-            response = None if previous is None else RepodataResponse(False, None, previous)
+            response = None if kept is None else kept.answer()
         else:
+            previous = None if kept is None else kept.validators
             limit = MAX_RUN_EXPORTS_BYTES
             response = await upstream.fetch_variants(subdir, variants, previous, limit)
     except UpstreamError as exc:
         results[key] = _unreadable(name, f"{where}: {exc}")
         return
     if response is None:
-        if selected and previous is not None and store:
+        if selected and kept is not None and store:
             cache.forget(name, subdir)  # gone upstream: never read back for a later run
         results[key] = RunExportsRead(None)
         return
-    body = response.body if response.changed else cached
-    assert body is not None
-    variant = response.validators.variant
-    hidden = not response.changed and cache.hidden_form(name, subdir) == HIDDEN
-    rekeep = False
-    if upstream.secrets and not hidden:
-        body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body)
-        hidden, rekeep = True, not response.changed
+    kept_hidden = cache.hidden_form(name, subdir) == HIDDEN
+    got = await received(upstream, response, kept, kept_hidden)
+    variant, body = got.validators.variant, got.body
     try:
-        parsed = await trio.to_thread.run_sync(_parse, upstream, variant, body, hidden)
+        parsed = await trio.to_thread.run_sync(_parse, upstream, variant, body, got.hidden)
     except (UpstreamError, RunExportsError) as exc:
         results[key] = _unreadable(name, f"{where}: {exc}")
         return
-    if store and (response.changed or rekeep):
-        try:
-            await trio.to_thread.run_sync(
-                cache.store, name, subdir, response.validators, body, hidden
-            )
-        except OSError as exc:  # only costs a full fetch next time
-            log.warning("%s/%s: could not cache upstream %s: %s", name, subdir, variant, exc)
+    if store and got.to_keep:
+        await keep_copy(cache, key, got.validators, body, got.hidden, variant)
     warnings = ()
     if parsed.dropped:
         reasons = ", ".join(f"{n} {why}" for why, n in Counter(parsed.dropped).most_common())

@@ -1,0 +1,126 @@
+"""A mirror subdir's document read against the copy kept of it (see
+sitegen.net.upstream_cache), as its repodata (sitegen.sync.fetch) and its CEP-12
+run_exports.json (sitegen.sync.run_exports_fetch) both are: the copy read back for a
+conditional request, or to stand for a mirror the run does not fetch; upstream's answer made
+the body to use (the copy's on 304) without the secrets of the mirror's URL; and that body kept
+when it is new, or was kept with them.
+
+What each document does at the edges is its own: an old form of the copy, a mirror with no
+copy to stand for it, an upstream that serves none.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import trio
+
+from sitegen.net.upstream import CacheValidators, RepodataResponse, Upstream, UpstreamError
+from sitegen.net.upstream_cache import UpstreamCache
+from sitegen.net.upstream_secrets import UpstreamSecrets
+from sitegen.net.zstd_body import decode_body
+from sitegen.store.interface import PendingWrite
+from sitegen.sync.metadata_compress import zstd_compress
+
+log = logging.getLogger("sitegen")
+
+
+@dataclass(frozen=True)
+class KeptCopy:
+    """The body kept of a mirror subdir's document and the validators that describe it."""
+
+    validators: CacheValidators
+    body: bytes
+
+    def answer(self) -> RepodataResponse:
+        """Upstream's answer as this copy gives it, for a mirror the run does not fetch."""
+        return RepodataResponse(False, None, self.validators)
+
+
+async def kept_copy(cache: UpstreamCache, mirror: str, subdir: str) -> KeptCopy | None:
+    """The copy kept; None without one (validators without the body they describe are
+    useless)."""
+    validators = cache.validators(mirror, subdir)
+    if validators is None:
+        return None
+    # Tens to hundreds of MB of repodata read from disk: not on the event loop, while the
+    # other subdirs' fetches are in flight.
+    body = await trio.to_thread.run_sync(cache.body, mirror, subdir)
+    return None if body is None else KeptCopy(validators, body)
+
+
+@dataclass(frozen=True)
+class Received:
+    """Upstream's answer with the body a run uses of it."""
+
+    changed: bool
+    validators: CacheValidators
+    body: bytes  # as upstream served it, or with the secrets of the mirror's URL hidden
+    # The body holds those secrets as their references (see upstream_secrets): they are
+    # filled in again to parse it.
+    hidden: bool
+    # The body was read back as upstream served it, the secrets maybe in it: kept again
+    # without them.
+    rekeep: bool
+
+    @property
+    def to_keep(self) -> bool:
+        return self.changed or self.rekeep
+
+
+async def received(
+    upstream: Upstream, response: RepodataResponse, kept: KeptCopy | None, kept_hidden: bool
+) -> Received:
+    """``response`` (upstream's, or the kept copy's) with its body: the kept copy's when
+    unchanged, which holds the secrets as their references when ``kept_hidden``."""
+    if response.changed:
+        body = response.body
+    else:
+        assert kept is not None
+        body = kept.body
+    assert body is not None
+    hidden = not response.changed and kept_hidden
+    # A body kept as served may hold the secrets (kept by an earlier sitegen, or before the
+    # URL had them): read back, it is hidden once and kept again, so that an unchanged
+    # upstream does not leave them at rest under the site.
+    rekeep = False
+    if upstream.secrets and not hidden:
+        # Stored and hashed without them, as a body read back from the cache is.
+        variant = response.validators.variant
+        body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body)
+        hidden, rekeep = True, not response.changed
+    return Received(response.changed, response.validators, body, hidden, rekeep)
+
+
+def hide_secrets(secrets: UpstreamSecrets, variant: str, body: bytes) -> bytes:
+    """A fetched body with the ``secrets`` of its mirror's URL written as their ${ENV}
+    references, and upstream's own text that reads as one escaped (see
+    sitegen.net.upstream_secrets; revealed again once decoded, for the parse): the same bytes
+    when it holds neither, or cannot be decoded (the parse says why)."""
+    try:
+        data = decode_body(variant, body)
+    except UpstreamError:
+        return body
+    hidden = secrets.hide(data)
+    if hidden is data:
+        return body
+    return zstd_compress(hidden) if variant.endswith(".zst") else hidden
+
+
+async def keep_copy(
+    cache: UpstreamCache,
+    key: tuple[str, str],
+    validators: CacheValidators,
+    body: bytes | PendingWrite,
+    hidden: bool,
+    what: str,
+) -> None:
+    """Keep ``body`` (or the one staged for it, see UpstreamCache.stage) for the next run's
+    conditional request; ``hidden``: as :class:`Received` says; ``what``: the document, for
+    the warning when it cannot be kept."""
+    keep = cache.store if isinstance(body, bytes) else cache.keep
+    try:
+        await trio.to_thread.run_sync(keep, *key, validators, body, hidden)
+    except OSError as exc:  # only costs a full fetch next time
+        log.warning("%s/%s: could not cache upstream %s: %s", *key, what, exc)
