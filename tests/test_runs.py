@@ -34,8 +34,9 @@ from sitegen.sync.report import (
     RunReport,
 )
 from sitegen.sync.run import MirrorOptions, run_mirror, select_mirrors
-from testkit.site import published, site_config
-from testkit.upstream import ExampleUpstream
+from sitegen.tools.example_channel import PackageSpec, write_channel
+from testkit.site import published, site_config, snapshot
+from testkit.upstream import ExampleUpstream, UpstreamServer
 from testkit.zone import local_zone
 
 
@@ -588,6 +589,61 @@ async def test_only_one_mirror_of_a_channel_another_never_ran_holds_the_channel(
     assert errors == [
         f"second: {s}: never fetched; run mirror second first" for s in ("linux-64", "noarch")
     ]
+
+
+@pytest.mark.integration
+async def test_only_one_mirror_of_a_channel_another_s_subdir_gone_upstream_stays_gone(
+    tmp_path: Path,
+) -> None:
+    """A mirror whose last run found a subdir no longer served upstream contributes none of
+    its records there when it rides along: not those of the copy kept from before, which
+    its channel stopped publishing."""
+    roots = {name: tmp_path / name for name in ("one", "two")}
+    write_channel(roots["one"], [PackageSpec("alpha", "1.0", "h0_0")])
+    write_channel(roots["two"], [PackageSpec("beta", "2.0", "h0_0")])
+    with UpstreamServer(roots["one"]) as one, UpstreamServer(roots["two"]) as two:
+        site = tmp_path / "site"
+        mirrors = "".join(
+            f"      - name: {name}\n        url: {url}\n        subdirs: [linux-64]\n"
+            for name, url in (("first", one.url), ("second", two.url))
+        )
+        config = site_config(site, f"channels:\n  m/c:\n    mirrors:\n{mirrors}")
+        await run_mirror(config, MirrorOptions(progress=False))
+        alpha = {"alpha-1.0-h0_0.conda", "alpha-1.0-h0_0.tar.bz2"}
+        beta = {"beta-2.0-h0_0.conda", "beta-2.0-h0_0.tar.bz2"}
+        assert published(site, "m/c", "linux-64") == alpha | beta
+        # Upstream stops serving second's linux-64 (its package files are still there).
+        (roots["two"] / "linux-64" / "repodata.json").unlink()
+        before = snapshot(site, exclude={".sitegen/lock"})
+        await run_mirror(config, MirrorOptions(progress=False, only=("second",), dry_run=True))
+        assert snapshot(site, exclude={".sitegen/lock"}) == before  # a dry run notes nothing
+        report = await run_mirror(config, MirrorOptions(progress=False, only=("second",)))
+        assert not report.failed
+        assert published(site, "m/c", "linux-64") == alpha
+        report = await run_mirror(config, MirrorOptions(progress=False, only=("first",)))
+        assert not report.failed
+        assert published(site, "m/c", "linux-64") == alpha
+        # Served again, it is fetched whole when its mirror runs.
+        write_channel(roots["two"], [PackageSpec("beta", "2.0", "h0_0")])
+        await run_mirror(config, MirrorOptions(progress=False, only=("second",)))
+        assert published(site, "m/c", "linux-64") == alpha | beta
+
+
+@pytest.mark.integration
+async def test_only_one_mirror_of_a_channel_another_s_subdir_never_served_is_none(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """A subdir upstream has never served, riding along: none of its records, as its mirror's
+    last run found, not a mirror that never ran holding the channel."""
+    url = example_upstream.url
+    mirrors = "".join(
+        f"      - name: {name}\n        url: {url}\n        subdirs: [linux-64, osx-64]\n"
+        for name in ("first", "second")
+    )
+    config = site_config(tmp_path / "site", f"channels:\n  m/c:\n    mirrors:\n{mirrors}")
+    assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+    report = await run_mirror(config, MirrorOptions(progress=False, only=("first",)))
+    assert not report.failed, [c.errors for c in report.channels]
 
 
 def write_cli_config(tmp_path: Path, url: str, download: str = "") -> tuple[Path, Path]:

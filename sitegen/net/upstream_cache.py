@@ -22,6 +22,8 @@ AS_SERVED = 0  # not said: as upstream served it (a mirror without secrets, an e
 # as one unescaped: the references it wrote are not told apart from upstream's.
 UNESCAPED = 1
 HIDDEN = 2  # as their references, upstream's own text escaped (see upstream_secrets)
+# validators.json once upstream serves none: no variant, so no body is read back.
+_SERVED_NONE = b'{"served": false}'
 
 
 class UpstreamCache:
@@ -103,14 +105,26 @@ class UpstreamCache:
         pending.commit()
         self._write_validators(self._dir(mirror, subdir), validators, hidden)
 
-    def forget(self, mirror: str, subdir: str) -> None:
+    def forget(self, mirror: str, subdir: str, *, served_none: bool = False) -> None:
         """Forget what was kept (upstream no longer serves it): its validators go first, so
-        that nothing reads the body back."""
+        that nothing reads the body back. ``served_none``: they give way to a note that
+        upstream served none (see :meth:`served_none`)."""
         directory = self._dir(mirror, subdir)
         validators = self.validators(mirror, subdir)
-        self.site.remove(directory / "validators.json")
+        if served_none:
+            self.site.write_bytes(directory / "validators.json", _SERVED_NONE)
+        else:
+            self.site.remove(directory / "validators.json")
         if validators is not None:
             self.site.remove(directory / validators.variant)
+
+    def served_none(self, mirror: str, subdir: str) -> bool:
+        """Upstream served none when last asked: a mirror that does not ask it now stands for
+        none, not for what an earlier run kept."""
+        try:
+            return (self._dir(mirror, subdir) / "validators.json").read_bytes() == _SERVED_NONE
+        except OSError:
+            return False
 
     def _write_validators(self, directory: Path, validators: CacheValidators, hidden: bool) -> None:
         document: dict[str, object] = {

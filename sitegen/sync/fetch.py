@@ -66,18 +66,20 @@ async def fetch_all(
     cache: UpstreamCache,
     results: dict[SubdirKey, FetchResult],
     bodies: dict[SubdirKey, bytes],
+    *,
+    store: bool,
 ) -> None:
     """Fetch every subdir of the usable mirrors into ``results`` and ``bodies`` (filled as each
-    fetch ends, so that a stopped run still reports what it fetched)."""
+    fetch ends, so that a stopped run still reports what it fetched); ``store``: note in
+    ``cache`` a subdir upstream serves none of (a dry run writes nothing)."""
     async with trio.open_nursery() as nursery:
         for mirror in mirrors:
             upstream = upstreams.get(mirror.name)
             if upstream is None:
                 continue
             for subdir in mirror.subdirs:
-                nursery.start_soon(
-                    _fetch_one, upstream, subdir, mirror.name in selected, cache, results, bodies
-                )
+                args = (upstream, subdir, mirror.name in selected, cache, store, results, bodies)
+                nursery.start_soon(_fetch_one, *args)
 
 
 async def _fetch_one(
@@ -85,13 +87,14 @@ async def _fetch_one(
     subdir: str,
     selected: bool,
     cache: UpstreamCache,
+    store: bool,
     results: dict[SubdirKey, FetchResult],
     bodies: dict[SubdirKey, bytes],
 ) -> None:
     mirror = upstream.mirror
     key = (mirror.name, subdir)
     try:
-        result, body = await _fetch_repodata(upstream, subdir, selected, cache)
+        result, body = await _fetch_repodata(upstream, subdir, selected, cache, store)
     except SubdirMissing:
         log.info("%s: %s is not served upstream", mirror.name, subdir)
         results[key] = FetchResult(MISSING)
@@ -105,7 +108,7 @@ async def _fetch_one(
 
 
 async def _fetch_repodata(
-    upstream: Upstream, subdir: str, selected: bool, cache: UpstreamCache
+    upstream: Upstream, subdir: str, selected: bool, cache: UpstreamCache, store: bool
 ) -> tuple[FetchResult, bytes]:
     mirror = upstream.mirror
     form = cache.hidden_form(mirror.name, subdir)
@@ -117,16 +120,32 @@ async def _fetch_repodata(
     kept = None if refetch else await kept_copy(cache, mirror.name, subdir)
     if not selected:
         # Not run now, but its channel is rebuilt: use what its last run fetched.
+        if kept is None and cache.served_none(mirror.name, subdir):
+            raise SubdirMissing(f"{upstream.display(subdir)}: none upstream at the last run")
         if kept is None:
             raise UpstreamError(f"never fetched; run mirror {mirror.name} first")
         response = kept.answer()
     else:
         previous = None if kept is None else kept.validators
-        response = await upstream.fetch_repodata(subdir, previous)
+        try:
+            response = await upstream.fetch_repodata(subdir, previous)
+        except SubdirMissing:
+            if store:
+                _served_none(cache, mirror.name, subdir)
+            raise
     got = await received(upstream, response, kept, kept_hidden=form != AS_SERVED)
     status = FETCHED if got.changed else UNCHANGED
     result = FetchResult(status, validators=got.validators, hidden=got.hidden, rekeep=got.rekeep)
     return result, got.body
+
+
+def _served_none(cache: UpstreamCache, mirror: str, subdir: str) -> None:
+    """What was kept goes, for a note that upstream serves none: a later run that does not
+    fetch the mirror stands for none, not for the records it served before."""
+    try:
+        cache.forget(mirror, subdir, served_none=True)
+    except OSError as exc:
+        log.warning("%s/%s: could not forget upstream repodata: %s", mirror, subdir, exc)
 
 
 async def _stage_body(

@@ -120,6 +120,7 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
                 cache,
                 results.fetched,
                 bodies,
+                store=not scope.options.dry_run,
             )
             exports = results.run_exports
             await read_run_exports(upstreams, scope, results.fetched, exports, results.warnings)
