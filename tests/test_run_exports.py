@@ -416,7 +416,12 @@ async def test_a_huge_one_is_refused_before_it_is_held(
         body = _zeros(lambda: zlib.compressobj(wbits=31), 1 << 30)
         headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
         server.add_fault("/linux-64/run_exports.json", respond(200, body, headers))
-    config = _config(tmp_path, server.url)
+    await _refused_at_the_cap(_config(tmp_path, server.url))
+
+
+async def _refused_at_the_cap(config: SiteConfig) -> None:
+    """A run of ``config`` stops reading the huge run_exports.json its upstream serves at the
+    cap (the memory it ever holds says so), warns and publishes the subdir without one."""
     tracemalloc.start()
     try:
         report = await _run(config)
@@ -427,6 +432,22 @@ async def test_a_huge_one_is_refused_before_it_is_held(
     assert _published(config) is None
     (warning,) = report.mirrors[0].warnings
     assert f"more than {MAX_RUN_EXPORTS_BYTES} bytes" in warning
+
+
+@pytest.mark.integration
+async def test_a_huge_one_of_a_mirror_with_a_token_is_refused_before_it_is_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, where the mirror's URL holds a secret: the body, searched for it before it
+    is kept, is not inflated beyond the cap either."""
+    token = "tk-0123456789abcdef0123456789"
+    monkeypatch.setenv("SITEGEN_TEST_TOKEN", token)
+    chan = tmp_path / "upstream" / "t" / token / "chan"
+    write_channel(chan, small_packages(), zst=True)
+    body = _zeros(lambda: zstandard.ZstdCompressor().compressobj(), 1 << 30)
+    (chan / "linux-64" / "run_exports.json.zst").write_bytes(body)
+    with UpstreamServer(tmp_path / "upstream") as server:
+        await _refused_at_the_cap(_config(tmp_path, f"{server.url}/t/${{SITEGEN_TEST_TOKEN}}/chan"))
 
 
 @pytest.mark.integration

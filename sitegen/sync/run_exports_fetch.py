@@ -120,7 +120,7 @@ async def _read_one(
         results[key] = RunExportsRead(None)
         return
     kept_hidden = cache.hidden_form(name, subdir) == HIDDEN
-    got = await received(upstream, response, kept, kept_hidden)
+    got = await received(upstream, response, kept, kept_hidden, MAX_RUN_EXPORTS_BYTES)
     variant, body = got.validators.variant, got.body
     try:
         parsed = await trio.to_thread.run_sync(_parse, upstream, variant, body, got.hidden)

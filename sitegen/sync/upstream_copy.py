@@ -70,10 +70,15 @@ class Received:
 
 
 async def received(
-    upstream: Upstream, response: RepodataResponse, kept: KeptCopy | None, kept_hidden: bool
+    upstream: Upstream,
+    response: RepodataResponse,
+    kept: KeptCopy | None,
+    kept_hidden: bool,
+    limit: int = 0,
 ) -> Received:
     """``response`` (upstream's, or the kept copy's) with its body: the kept copy's when
-    unchanged, which holds the secrets as their references when ``kept_hidden``."""
+    unchanged, which holds the secrets as their references when ``kept_hidden``. ``limit``:
+    what the document may decode to (default: a repodata.json's)."""
     if response.changed:
         body = response.body
     else:
@@ -88,18 +93,19 @@ async def received(
     if upstream.secrets and not hidden:
         # Stored and hashed without them, as a body read back from the cache is.
         variant = response.validators.variant
-        body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body)
+        body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body, limit)
         hidden, rekeep = True, not response.changed
     return Received(response.changed, response.validators, body, hidden, rekeep)
 
 
-def hide_secrets(secrets: UpstreamSecrets, variant: str, body: bytes) -> bytes:
+def hide_secrets(secrets: UpstreamSecrets, variant: str, body: bytes, limit: int = 0) -> bytes:
     """A fetched body with the ``secrets`` of its mirror's URL written as their ${ENV}
     references, and upstream's own text that reads as one escaped (see
     sitegen.net.upstream_secrets; revealed again once decoded, for the parse): the same bytes
-    when it holds neither, or cannot be decoded (the parse says why)."""
+    when it holds neither, or cannot be decoded within ``limit`` (see decode_body; the parse
+    says why)."""
     try:
-        data = decode_body(variant, body)
+        data = decode_body(variant, body, limit)
     except UpstreamError:
         return body
     hidden = secrets.hide(data)
