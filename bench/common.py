@@ -419,11 +419,14 @@ def mirror_probe_argv(out: Path, config: Path, httpx: bool = False) -> list[str]
 
 
 def project_env(**extra: str) -> dict[str, str]:
-    """Environment for subprocesses: the project venv first on PATH, no proxies, C locale."""
+    """Environment for subprocesses: the project venv first on PATH, no proxies, C locale, and
+    bytecode cached as an installed sitegen has it (compiling every module from source again
+    costs a run ~0.2-0.4 s: a third of one with nothing new upstream)."""
     env = dict(os.environ)
     for key in list(env):
         if key.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
             del env[key]
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(REPO)  # `python -m bench.<probe>` from any cwd
     env.update(extra)
