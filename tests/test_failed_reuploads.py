@@ -81,7 +81,7 @@ def test_failed_replacements_keep_their_published_files(tmp_path: Path) -> None:
         f"output: {tmp_path}\nchannels: {{chan: {{url: 'http://127.0.0.1:1/c', subdirs: [linux-64]}}}}"
     )
     listable = filters_list(config, config.channels, RecordMatcher())
-    prepared, _sharded = trio.run(prepare_all, site, [merged], downloads, outcomes, listable)
+    prepared = trio.run(prepare_all, site, [merged], downloads, outcomes, listable)
     assert outcomes == {}
     final = prepared[KEY]
     listed = previous.records.keys()

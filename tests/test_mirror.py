@@ -130,7 +130,8 @@ async def test_new_files_reach_the_disk_before_the_repodata_naming_them(
     example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One flush per run with downloads, after every file is in place and before any repodata
-    is published; a run that downloads nothing flushes nothing."""
+    is published (each subdir's new shards get one of their own, before their index); a run
+    that downloads nothing and changes nothing flushes nothing."""
     site = tmp_path / "site"
     flushes: list[tuple[list[str], set[str], bool]] = []
 
@@ -149,12 +150,17 @@ async def test_new_files_reach_the_disk_before_the_repodata_naming_them(
     monkeypatch.setattr(os, "fdatasync", per_file.append)
     config = channel_config(site, example_upstream.url)
     await mirror(config)
-    assert flushes == [([f"{CHANNEL}/linux-64", f"{CHANNEL}/noarch"], set(LINUX), False)]
+    downloads, *shards = flushes
+    assert downloads == ([f"{CHANNEL}/linux-64", f"{CHANNEL}/noarch"], set(LINUX), False)
+    assert sorted(directories for directories, _files, _published in shards) == [
+        [f"{CHANNEL}/linux-64/shards"],
+        [f"{CHANNEL}/noarch/shards"],
+    ]
     assert per_file == []  # no flush per file: one for the run
     assert published(site, CHANNEL, "linux-64") == LINUX
 
     await mirror(config)  # nothing changed upstream
-    assert len(flushes) == 1
+    assert len(flushes) == 3
 
 
 async def test_a_failed_flush_publishes_nothing(

@@ -412,11 +412,12 @@ async def test_a_passive_mirror_publishes_shards_too(
     assert {"numpy", "python", "zlib"} <= set(index.shards)
 
 
-async def test_new_shards_reach_the_disk_in_the_runs_one_flush_before_any_index(
+async def test_new_shards_reach_the_disk_in_one_flush_before_the_index(
     example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No fsync per shard: a run writes its new shards before its single flush (here a passive
-    mirror's, which downloads nothing), and only then publishes the index naming them."""
+    """No fsync per shard: each subdir's new shards are written, then put on disk by one flush
+    of their filesystem (here a passive mirror's, which downloads nothing: no other flush),
+    and only then is the index naming them published."""
     site = tmp_path / "site"
     linux = site / "cloud/example" / "linux-64"
     flushes: list[tuple[list[str], int, bool]] = []
@@ -439,8 +440,13 @@ async def test_new_shards_reach_the_disk_in_the_runs_one_flush_before_any_index(
     monkeypatch.setattr(Site, "sync", record_flush)
     await mirror(channel_config(site, example_upstream.url, extra="mode: passive\n"))
     names = shard_names(linux)
-    expected = ["cloud/example/linux-64", "cloud/example/noarch"]
-    assert names and flushes == [(expected, len(names), False)]
+    assert names
+    assert sorted(directories for directories, _shards, _index in flushes) == [
+        ["cloud/example/linux-64/shards"],
+        ["cloud/example/noarch/shards"],
+    ]
+    (linux_flush,) = [f for f in flushes if f[0] == ["cloud/example/linux-64/shards"]]
+    assert linux_flush[1:] == (len(names), False)
     index = decode_index((linux / SHARD_INDEX).read_bytes())
     assert {f"{d.hex()}.msgpack.zst" for d in index.shards.values()} == names
     # The metadata files and the run's state are fsynced one by one, the shards are not.
@@ -491,7 +497,7 @@ async def test_a_record_no_shard_can_hold_is_refused_alone(
 async def test_shards_left_by_a_failed_flush_are_flushed_before_an_index_names_them(
     example_upstream: ExampleUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first run's flush fails (nothing is published); the next finds its shard files
+    """The first run's flush of its shards fails (nothing is published); the next finds them
     there, whole in size, and still flushes them before publishing an index that names them."""
     site = tmp_path / "site"
     linux = site / "cloud/example/linux-64"
@@ -503,7 +509,7 @@ async def test_shards_left_by_a_failed_flush_are_flushed_before_an_index_names_t
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Site, "sync", full_disk)
-    assert (await run_mirror(config, OPTIONS)).errors
+    assert (await run_mirror(config, OPTIONS)).failed
     left = {p.name for p in (linux / SHARDS_DIR).iterdir()}
     assert left and not (linux / SHARD_INDEX).exists()
 
@@ -515,4 +521,4 @@ async def test_shards_left_by_a_failed_flush_are_flushed_before_an_index_names_t
     assert not (await run_mirror(config, OPTIONS)).errors
     index = decode_index((linux / SHARD_INDEX).read_bytes())
     assert {f"{d.hex()}.msgpack.zst" for d in index.shards.values()} <= left
-    assert linux in flushed
+    assert linux / SHARDS_DIR in flushed

@@ -274,7 +274,7 @@ async def _rebuild(
             results.downloads[key].failed.add(job.record.fn)
             results.downloads[key].errors.append(too_large[job.target])
     await link_all(scope.site, local, results.plans, results.downloads)
-    to_publish, sharded = await prepare_all(
+    to_publish = await prepare_all(
         scope.site,
         results.merged,
         results.downloads,
@@ -284,8 +284,8 @@ async def _rebuild(
     downloaded = {
         scope.site.path(*key) for key, d in results.downloads.items() if d.files or d.local_files
     }
-    # One flush for the new package files and the new shards, before any index names them.
-    error = await flush(scope.site, sorted(downloaded | sharded))
+    # One flush for the new package files, before any repodata names them.
+    error = await flush(scope.site, sorted(downloaded))
     if error is not None:
         results.errors.append(error)
         return

@@ -3,9 +3,9 @@
 The records of a subdir are final once its downloads ended (a file that failed is left out,
 but for a re-upload of a published file: the published bytes, still in place, stay listed
 while the channel's filters would list them);
-they then get their CEP-47 ``indexed_timestamp`` (see sitegen.conda.indexed) and their new
-shards are written, unflushed, so that the run's one flush puts the new package files and the
-new shards on disk together, before any index or repodata names them.
+they then get their CEP-47 ``indexed_timestamp`` (see sitegen.conda.indexed), and the shards
+of the published index that still hold what they say are found: publishing builds only the
+others, while zstd compresses the subdir's repodata.json on the other core.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
-from pathlib import Path
 
 import msgspec
 import trio
 
 from sitegen.conda.indexed import decode_first_seen, encode_first_seen, stamp_records
 from sitegen.conda.records import Record, Repodata
-from sitegen.conda.shards import ShardError
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.filters.apply import apply_filters
@@ -32,7 +30,7 @@ from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey, check_files
 from sitegen.sync.merge import MergedSubdir
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata
-from sitegen.sync.publish_shards import changed_names, unchanged_shards, write_shards
+from sitegen.sync.publish_shards import changed_names, unchanged_shards
 
 log = logging.getLogger("sitegen")
 
@@ -76,14 +74,13 @@ async def prepare_all(
     downloads: Mapping[TargetKey, DownloadOutcome],
     outcomes: dict[TargetKey, PublishOutcome],
     listable: Listable,
-) -> tuple[dict[TargetKey, SubdirMetadata], set[Path]]:
+) -> dict[TargetKey, SubdirMetadata]:
     """What each merged subdir publishes (without the files that failed), its records stamped
-    and its new shards written; returns those and the directories whose shards need the flush.
-    A subdir whose stamps cannot be saved fails (in ``outcomes``) and keeps its state.
+    and the shards it can reuse found (see :func:`find_known_shards`). A subdir whose stamps
+    cannot be saved fails (in ``outcomes``) and keeps its state.
     ``listable``: which published records the filters would list in place of their failed
     replacements (see :func:`filters_list`)."""
     to_publish: dict[TargetKey, SubdirMetadata] = {}
-    sharded: set[Path] = set()
     for merged in merged_all:
         if merged.meta is None:
             continue
@@ -94,12 +91,9 @@ async def prepare_all(
         previous = merged.previous
         try:
             await trio.to_thread.run_sync(stamp_indexed, site, merged.channel, meta, previous)
-            directory = await trio.to_thread.run_sync(
-                write_new_shards, site, merged.channel, meta, previous
-            )
-        except (OSError, ShardError) as exc:
-            # A disk error, or a record no shard can hold (see encode_shard).
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            await trio.to_thread.run_sync(find_known_shards, site, merged.channel, meta, previous)
+        except OSError as exc:
+            why = exc.strerror or exc
             error = f"{merged.subdir}: could not publish: {why}"
             outcomes[merged.key] = PublishOutcome(
                 "failed", error=f"{error}; kept the previous state"
@@ -110,9 +104,7 @@ async def prepare_all(
             # them: an 800,000-entry map at conda-forge scale, not kept through publishing.
             previous.stamps = {}
         to_publish[merged.key] = meta
-        if directory is not None:
-            sharded.add(directory)
-    return to_publish, sharded
+    return to_publish
 
 
 async def still_in_place(
@@ -221,27 +213,17 @@ def stamp_indexed(
         site.write_bytes(path, encode_first_seen(first_seen))
 
 
-def write_new_shards(
+def find_known_shards(
     site: Site, channel_path: str, meta: SubdirMetadata, previous: Repodata | None
-) -> Path | None:
-    """Before a mirror run's single flush: write the shards of ``meta`` not on disk yet,
-    unflushed, and keep their index in ``meta.shards`` (so no shard waits for a flush of its
-    own when the subdir is published). The subdir's directory when any shard was built (not
-    named by the published index), to be flushed with the downloads; None when none was, or
-    when the records are those published (publish_subdir then has nothing to write)."""
-    changed = changed_names(meta.records, previous) if previous is not None else None
-    if changed is not None and not changed:
-        return None
-    directory = site.path(channel_path, meta.subdir)
-    site.ensure_dir(directory)
-    # A run in which ten names changed builds and writes ten shards, unless the last one
-    # stopped while publishing (its index may not be the one repodata.json was published with).
-    stopped = publishing_marker_path(site.root, channel_path, meta.subdir).exists()
-    current = None
-    if changed is not None and not stopped:
-        current = unchanged_shards(directory, changed)
-    # A shard file already there but not named by the published index may have been left by
-    # a run whose flush failed: its bytes are compared, and it is flushed with the new ones.
-    written = write_shards(site, directory, meta.records, flush=False, current=current)
-    meta.shards = written.shards
-    return directory if written.built else None
+) -> None:
+    """Which shards of the published index hold exactly what ``meta``'s records say for their
+    names, in ``meta.known_shards``: publish_subdir builds and writes only the others (a run in
+    which ten names changed, ten), beside the compression of repodata.json. None are known
+    when the records are those published, or when the last run stopped while publishing (its
+    index may not be the one repodata.json was published with)."""
+    if previous is None:
+        return
+    changed = changed_names(meta.records, previous)
+    if not changed or publishing_marker_path(site.root, channel_path, meta.subdir).exists():
+        return
+    meta.known_shards = unchanged_shards(site.path(channel_path, meta.subdir), changed)

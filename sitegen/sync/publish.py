@@ -12,6 +12,7 @@ the publishing marker it left tells (``layout.publishing_marker_path``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -26,7 +27,7 @@ from sitegen.conda.current_repodata import current_records
 from sitegen.conda.encode import PieceMap, repodata_pieces
 from sitegen.conda.records import Record
 from sitegen.conda.run_exports import encode_run_exports
-from sitegen.conda.shards import SHARD_INDEX, shard_filename
+from sitegen.conda.shards import SHARD_INDEX, ShardError, shard_filename
 from sitegen.conda.version import RecordMatcher
 from sitegen.layout import (
     REPODATA,
@@ -58,9 +59,9 @@ class SubdirMetadata:
     info: dict[str, Any] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    # name -> shard sha256 for exactly ``records``, once their shards are on disk (see
-    # write_new_shards); None: publish_subdir writes them.
-    shards: dict[str, bytes] | None = None
+    # name -> sha256 of the published shards known to hold exactly what ``records`` say for
+    # those names (see sync.prepare.find_known_shards): publish_subdir builds the others only.
+    known_shards: dict[str, bytes] | None = None
     # CEP-12: file name -> its run_exports as published (see sitegen.conda.run_exports), of
     # which those of ``records`` are published; None: no run_exports.json.
     run_exports: Mapping[str, bytes] | None = None
@@ -152,10 +153,12 @@ async def publish_subdir(
         named: set[str] = set()  # the shard files the new index names
 
         async def produce_shards() -> None:
-            shards = meta.shards
-            if shards is None:
-                written = await trio.to_thread.run_sync(write_shards, site, directory, meta.records)
-                shards = written.shards
+            # Built while zstd's threads compress repodata.json: the shards' work in Python
+            # takes one core, the compression the other. Flushed before the index is made.
+            write = functools.partial(
+                write_shards, site, directory, meta.records, current=meta.known_shards
+            )
+            shards = (await trio.to_thread.run_sync(write)).shards
             named.update(shard_filename(digest) for digest in shards.values())
             results[SHARD_INDEX] = await trio.to_thread.run_sync(
                 index_bytes, directory, meta.subdir, shards
@@ -164,12 +167,12 @@ async def publish_subdir(
         # A disk error in one of them (a full disk while a shard or the .zst is written) is
         # this subdir's failure, raised as itself once the others are done: not wrapped in
         # the nursery's ExceptionGroup, which would stop the whole run.
-        failures: list[OSError] = []
+        failures: list[OSError | ShardError] = []
 
         async def guarded(task, *args) -> None:
             try:
                 await task(*args)
-            except OSError as exc:
+            except (OSError, ShardError) as exc:
                 failures.append(exc)
 
         async with trio.open_nursery() as nursery:
@@ -374,12 +377,15 @@ async def publish_all(
                     listed=listed,
                     withdrawn=withdrawn,
                 )
-            except OSError as exc:
-                # A full disk or an I/O error: this subdir keeps its previous state.
+            except (OSError, ShardError) as exc:
+                # A full disk or an I/O error, or a record no shard can hold (see
+                # encode_shard): this subdir keeps its previous state.
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
                 outcome = PublishOutcome(
                     "failed",
-                    error=f"{meta.subdir}: could not publish: {exc.strerror or exc}"
-                    f"{f' ({exc.filename})' if exc.filename else ''}; kept the previous state",
+                    error=f"{meta.subdir}: could not publish: {why}{where}; kept the previous"
+                    " state",
                 )
                 log.error("%s/%s: %s", channel_path, meta.subdir, exc)
             outcomes[(channel_path, meta.subdir)] = outcome

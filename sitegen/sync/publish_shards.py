@@ -50,12 +50,10 @@ def write_shards(
     directory: Path,
     records: Mapping[str, Record],
     *,
-    flush: bool = True,
     current: Mapping[str, bytes] | None = None,
 ) -> WrittenShards:
     """Write every shard of ``records`` not yet in ``directory/shards/``; the new ones are on
-    disk when this returns, unless ``flush`` is false (the caller flushes: a mirror run writes
-    them before its single flush, see sitegen.sync.prepare.write_new_shards).
+    disk when this returns (in one flush of their filesystem).
 
     ``current``: name -> sha256 of shards known to hold exactly what ``records`` say for those
     names (see :func:`unchanged_shards`); they are neither built nor written again. A shard
@@ -76,9 +74,9 @@ def write_shards(
         shard = build_shard(name, group, compressor)
         built += 1
         index[name] = shard.digest
-        # Not fsynced one by one: the flush below, or the caller's, puts them all on disk.
+        # Not fsynced one by one: the flush below puts them all on disk.
         written += site.write_addressed(folder / shard.filename, shard.data)
-    if built and flush:
+    if built:
         # All on disk, in one flush of their filesystem, before the index naming them is
         # published (the caller writes it after this returns).
         site.sync([folder])
