@@ -23,7 +23,7 @@ from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, ShardError, shard_file
 from sitegen.layout import publishing_marker_path
 from sitegen.store.site import Site
 from sitegen.sync import publish as publish_module
-from sitegen.sync.prepare import find_known_shards, stamp_indexed
+from sitegen.sync.prepare import find_changed_names, stamp_indexed
 from sitegen.sync.publish import SubdirMetadata, publish_subdir, publish_target
 from sitegen.sync.publish_shards import read_index, shard_problems
 
@@ -64,7 +64,7 @@ def run(site: Site, raws: Iterable[dict[str, Any]], *, stamp: bool = True) -> Pa
     meta = SubdirMetadata("linux-64", dict(feed), extra={"repodata_version": 1})
     if stamp:
         stamp_indexed(site, "chan", meta, previous)
-        find_known_shards(site, "chan", meta, previous)
+        find_changed_names(site, "chan", meta, previous)
     trio.run(publish_subdir, site, "chan", meta)
     return directory
 
@@ -104,7 +104,7 @@ def test_grace_zero_with_a_staged_replacement(tmp_path: Path) -> None:
     previous = load_published((directory / "repodata.json").read_bytes(), "linux-64", feed)
     meta = SubdirMetadata("linux-64", dict(feed), extra={"repodata_version": 1})
     stamp_indexed(site, "chan", meta, previous)
-    find_known_shards(site, "chan", meta, previous)
+    find_changed_names(site, "chan", meta, previous)
     site.staging_for(directory / fn).write_bytes(b"new")
     listed = previous.records.keys()
     trio.run(partial(publish_target, site, "chan", meta, [fn], {}, 0.0, kept={}, listed=listed))
@@ -129,7 +129,7 @@ def test_replacements_are_published_only_once_their_bytes_are_in_place(
     previous = load_published((directory / "repodata.json").read_bytes(), "linux-64", feed)
     meta = SubdirMetadata("linux-64", dict(feed), extra={"repodata_version": 1})
     stamp_indexed(site, "chan", meta, previous)
-    find_known_shards(site, "chan", meta, previous)
+    find_changed_names(site, "chan", meta, previous)
     for fn in replaced:
         site.staging_for(directory / fn).write_bytes(b"new " + fn.encode())
 

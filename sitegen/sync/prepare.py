@@ -3,9 +3,9 @@
 The records of a subdir are final once its downloads ended (a file that failed is left out,
 but for a re-upload of a published file: the published bytes, still in place, stay listed
 while the channel's filters would list them);
-they then get their CEP-47 ``indexed_timestamp`` (see sitegen.conda.indexed), and the shards
-of the published index that still hold what they say are found: publishing builds only the
-others, while zstd compresses the subdir's repodata.json on the other core.
+they then get their CEP-47 ``indexed_timestamp`` (see sitegen.conda.indexed), and the names
+whose records changed are found: publishing builds only their shards, while zstd compresses
+the subdir's repodata.json on the other core.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey, check_files
 from sitegen.sync.merge import MergedSubdir
 from sitegen.sync.publish import PublishOutcome, SubdirMetadata
-from sitegen.sync.publish_shards import changed_names, unchanged_shards
+from sitegen.sync.publish_shards import changed_names
 
 log = logging.getLogger("sitegen")
 
@@ -76,7 +76,7 @@ async def prepare_all(
     listable: Listable,
 ) -> dict[TargetKey, SubdirMetadata]:
     """What each merged subdir publishes (without the files that failed), its records stamped
-    and the shards it can reuse found (see :func:`find_known_shards`). A subdir whose stamps
+    and the names whose shards change found (see :func:`find_changed_names`). A subdir whose stamps
     cannot be saved fails (in ``outcomes``) and keeps its state.
     ``listable``: which published records the filters would list in place of their failed
     replacements (see :func:`filters_list`)."""
@@ -91,7 +91,7 @@ async def prepare_all(
         previous = merged.previous
         try:
             await trio.to_thread.run_sync(stamp_indexed, site, merged.channel, meta, previous)
-            await trio.to_thread.run_sync(find_known_shards, site, merged.channel, meta, previous)
+            await trio.to_thread.run_sync(find_changed_names, site, merged.channel, meta, previous)
         except OSError as exc:
             why = exc.strerror or exc
             error = f"{merged.subdir}: could not publish: {why}"
@@ -213,17 +213,16 @@ def stamp_indexed(
         site.write_bytes(path, encode_first_seen(first_seen))
 
 
-def find_known_shards(
+def find_changed_names(
     site: Site, channel_path: str, meta: SubdirMetadata, previous: Repodata | None
 ) -> None:
-    """Which shards of the published index hold exactly what ``meta``'s records say for their
-    names, in ``meta.known_shards``: publish_subdir builds and writes only the others (a run in
-    which ten names changed, ten), beside the compression of repodata.json. None are known
-    when the records are those published, or when the last run stopped while publishing (its
-    index may not be the one repodata.json was published with)."""
+    """The package names whose records are not those published, in ``meta.changed_names``:
+    publishing builds and writes their shards (a run in which ten names changed, ten), and
+    keeps the published shards of the others that are on disk and whole. None when the
+    records are those published, or when the last run stopped while publishing (its index
+    may not be the one repodata.json was published with): then every shard is built."""
     if previous is None:
         return
     changed = changed_names(meta.records, previous)
-    if not changed or publishing_marker_path(site.root, channel_path, meta.subdir).exists():
-        return
-    meta.known_shards = unchanged_shards(site.path(channel_path, meta.subdir), changed)
+    if changed and not publishing_marker_path(site.root, channel_path, meta.subdir).exists():
+        meta.changed_names = changed

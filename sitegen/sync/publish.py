@@ -12,7 +12,6 @@ the publishing marker it left tells (``layout.publishing_marker_path``).
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 import time
@@ -43,7 +42,7 @@ from sitegen.store.interface import PendingWrite
 from sitegen.store.site import Site
 from sitegen.sync.metadata_compress import bz2_stream, zstd_compress, zstd_stream
 from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir, unretire_shards
-from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_shards
+from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_changed_shards
 from sitegen.sync.publish_state import narrow_state, widen_state
 from sitegen.sync.repodata_map import save_map
 
@@ -59,9 +58,10 @@ class SubdirMetadata:
     info: dict[str, Any] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    # name -> sha256 of the published shards known to hold exactly what ``records`` say for
-    # those names (see sync.prepare.find_known_shards): publish_subdir builds the others only.
-    known_shards: dict[str, bytes] | None = None
+    # The names whose records differ from those published (see sync.prepare.
+    # find_changed_names): publish_subdir builds their shards, and keeps the published ones of
+    # the others that are whole on disk; None: it builds every shard.
+    changed_names: set[str] | None = None
     # CEP-12: file name -> its run_exports as published (see sitegen.conda.run_exports), of
     # which those of ``records`` are published; None: no run_exports.json.
     run_exports: Mapping[str, bytes] | None = None
@@ -154,11 +154,10 @@ async def publish_subdir(
 
         async def produce_shards() -> None:
             # Built while zstd's threads compress repodata.json: the shards' work in Python
-            # takes one core, the compression the other. Flushed before the index is made.
-            write = functools.partial(
-                write_shards, site, directory, meta.records, current=meta.known_shards
-            )
-            shards = (await trio.to_thread.run_sync(write)).shards
+            # (and the hashing of those kept) takes one core, the compression the other.
+            # Flushed before the index is made.
+            write = (site, directory, meta.records, meta.changed_names)
+            shards = (await trio.to_thread.run_sync(write_changed_shards, *write)).shards
             named.update(shard_filename(digest) for digest in shards.values())
             results[SHARD_INDEX] = await trio.to_thread.run_sync(
                 index_bytes, directory, meta.subdir, shards

@@ -83,6 +83,15 @@ def write_shards(
     return WrittenShards(shards=index, written=written, built=built)
 
 
+def write_changed_shards(
+    site: Site, directory: Path, records: Mapping[str, Record], changed: set[str] | None
+) -> WrittenShards:
+    """:func:`write_shards` of ``records``, keeping the published shards of the names not
+    ``changed`` that are whole on disk (see :func:`unchanged_shards`); None: none kept."""
+    current = None if changed is None else unchanged_shards(directory, changed)
+    return write_shards(site, directory, records, current=current)
+
+
 def changed_names(records: Mapping[str, Record], previous: Repodata) -> set[str]:
     """The package names with a record added, changed (its stamp included) or removed since
     ``previous`` (what ``repodata.json`` publishes); none when the records are those published."""
