@@ -32,7 +32,7 @@ from sitegen.net.failures import (
     retry_after,
     retry_delay,
 )
-from sitegen.net.local_copy import NotInSource, copy_local, stored
+from sitegen.net.local_copy import NotInSource, copy_local
 from sitegen.net.upstream import Upstream, UpstreamError
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter, open_disk_writer
@@ -111,7 +111,9 @@ async def download(
 
         try:
             if upstream.is_file:
-                size = await trio.to_thread.run_sync(stored, job, site, partial(copy_local, job))
+                source = upstream.local_path(job.record.subdir, job.record.fn)
+                copy = partial(copy_local, durable=job.durable)
+                size = await trio.to_thread.run_sync(copy, site, source, job.record, job.target)
                 on_bytes(size)
             else:
                 size = await _fetch(job, site, writer, counted)
