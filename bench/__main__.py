@@ -9,19 +9,9 @@ import sys
 import time
 import traceback
 
-from bench.common import (
-    BUILD,
-    BenchError,
-    Results,
-    discard,
-    empty_trash,
-    load_average,
-    log,
-    start_spawner,
-    stop_spawner,
-    tree_state,
-)
+from bench.common import BUILD, BenchError, discard, empty_trash, log, start_spawner, stop_spawner
 from bench.profiling import Profiler
+from bench.results import Results, load_average, tree_state
 
 WORKLOADS = ("sync", "metadata", "shards", "render", "local", "stats")
 ALIASES = {"resync": "sync", "meta": "metadata"}

@@ -32,7 +32,6 @@ from bench.common import (
     SITEGEN,
     VENV_BIN,
     BenchError,
-    Results,
     fmt_mb,
     fmt_ratio,
     fmt_s,
@@ -42,6 +41,7 @@ from bench.common import (
     run_measured,
 )
 from bench.profiling import Profiler
+from bench.results import Results
 from sitegen.tools.example_channel import PackageSpec, build_package
 
 W = "local"

@@ -23,7 +23,6 @@ from pathlib import Path
 from bench.common import (
     BUILD,
     VENV_BIN,
-    Results,
     fmt_mb,
     fmt_s,
     fresh_dir,
@@ -34,6 +33,7 @@ from bench.common import (
 )
 from bench.nginx import Nginx
 from bench.profiling import Profiler
+from bench.results import Results
 from bench.synthetic import CHANNEL, MetaChannel, build_meta_channel
 
 W = "metadata"

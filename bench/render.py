@@ -27,7 +27,6 @@ from bench.common import (
     TRASH,
     VENV_BIN,
     BenchError,
-    Results,
     discard,
     fmt_mb,
     fmt_s,
@@ -40,6 +39,7 @@ from bench.common import (
 from bench.metadata import meta_channel, write_config
 from bench.nginx import Nginx
 from bench.profiling import Profiler
+from bench.results import Results
 from bench.synthetic import CHANNEL
 
 W = "render"

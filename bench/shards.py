@@ -27,7 +27,6 @@ from rattler import Channel, Gateway, MatchSpec, SourceConfig, Subdir, solve
 
 from bench.common import (
     BUILD,
-    Results,
     fmt_mb,
     fmt_s,
     fresh_dir,
@@ -39,6 +38,7 @@ from bench.common import (
 from bench.metadata import meta_channel
 from bench.nginx import Nginx
 from bench.profiling import Profiler
+from bench.results import Results
 from bench.solvable import CLIENT_SPECS
 from bench.synthetic import CHANNEL
 from testkit.client import make_client, virtual_packages

@@ -20,17 +20,8 @@ import random
 import shutil
 from pathlib import Path
 
-from bench.common import (
-    BUILD,
-    SITEGEN,
-    Results,
-    fmt_mb,
-    fmt_s,
-    fresh_dir,
-    log,
-    project_env,
-    run_measured,
-)
+from bench.common import BUILD, SITEGEN, fmt_mb, fmt_s, fresh_dir, log, project_env, run_measured
+from bench.results import Results
 
 W = "stats"
 LINES, QUICK_LINES, APPEND = 10_000_000, 200_000, 100_000

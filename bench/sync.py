@@ -31,7 +31,6 @@ from bench.common import (
     BUILD,
     BenchError,
     Measured,
-    Results,
     dir_stats,
     fmt_mb,
     fmt_ratio,
@@ -43,6 +42,7 @@ from bench.nginx import Nginx
 from bench.peer import run_floor, run_peer
 from bench.profiling import Profiler
 from bench.proxy import ProxyProcess
+from bench.results import Results
 from bench.sync_resync import noop, resync
 from bench.sync_runs import (
     CONCURRENCY,

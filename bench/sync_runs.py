@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.channel import SUBDIRS, SyncChannel
-from bench.common import SITEGEN, Measured, Results, mirror_probe_argv, project_env, run_measured
+from bench.common import SITEGEN, Measured, mirror_probe_argv, project_env, run_measured
 from bench.nginx import LogLine, Nginx
 from bench.profiling import Profiler
+from bench.results import Results
 
 CONCURRENCY = 32  # sitegen's default, written out
 W = "sync"
