@@ -4,7 +4,7 @@ Workloads (inputs generated here, reproducible from ``--seed``, cached under ``b
 
 - ``sync``: full sync of a ~2,100-file, ~300 MB channel over loopback nginx and through a
   delaying, bandwidth-capping proxy, against conda-mirror 0.10.0 and a ``curl --parallel``
-  floor; then a no-op resync and a 1 % resync (:mod:`bench.sync`).
+  floor; then a no-op resync and a 1 % resync (:mod:`bench.sync`, :mod:`bench.sync_resync`).
 - ``metadata``: an 800,000-record ``linux-64`` repodata, mirrored passively with heavy filters;
   stage times and peak RSS, and a stdlib ``json`` baseline (:mod:`bench.metadata`).
 - ``shards``: the same repodata mirrored whole with its ~34,000 shards, an incremental run after
@@ -12,5 +12,5 @@ Workloads (inputs generated here, reproducible from ``--seed``, cached under ``b
   shards and through ``repodata.json`` (:mod:`bench.shards`).
 - ``render``: pages for ~34,000 names, full and incremental (:mod:`bench.render`).
 
-Results print as a table and are written to ``bench-results/``.
+Results print as a table and are written to ``bench-results/`` (:mod:`bench.results`).
 """
