@@ -981,6 +981,47 @@ async def test_disk_full_during_publish_keeps_the_origins_of_the_previous_state(
     assert set(origins.files) == everything - {VICTIM_FN}
 
 
+async def test_disk_full_while_a_replacements_shards_are_written_keeps_previous_state(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream re-uploads beta (its only file) with other bytes; the disk has no room for the
+    shard of its new record. The subdir fails before anything of it is published: the old
+    repodata.json still lists beta, whose old bytes stay in place, as the report says; the
+    next run, with room again, publishes the new bytes."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    beta = "beta-2.0-h1_0.conda"
+    before = site_digest(site)
+    upstream.publish([replace(s, seed=1) if s.name == "beta" else s for s in upstream.specs])
+    write_addressed = Site.write_addressed
+
+    def full(self: Site, target: Path, data: bytes) -> bool:
+        if not target.exists():  # a shard new to the disk: no room for it
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        return write_addressed(self, target, data)
+
+    monkeypatch.setattr(Site, "write_addressed", full)
+    report = await mirror(cfg)
+    linux = channel_report(report, LINUX)
+    assert linux.status == "failed"
+    (error,) = linux.errors
+    assert error.startswith("linux-64: could not publish: No space left on device")
+    assert error.endswith("kept the previous state")
+    # Its new bytes wait under a staging name of this (live) process, for a later run to clear.
+    after = {path: digest for path, digest in site_digest(site).items() if "-staged-" not in path}
+    assert after == before
+    assert beta in listed(site)
+    assert_site_invariant(site, settled=False)
+
+    monkeypatch.setattr(Site, "write_addressed", write_addressed)
+    report = await mirror(cfg)
+    assert channel_report(report, LINUX).updated == [beta]
+    assert (site / CHANNEL / LINUX / beta).read_bytes() == (
+        upstream.root / LINUX / beta
+    ).read_bytes()
+    assert_site_invariant(site)
+
+
 @pytest.mark.parametrize("step", ["prune_shards", "prune_subdir"])
 async def test_disk_full_after_the_renames_reports_the_subdir_published(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str

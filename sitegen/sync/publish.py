@@ -104,11 +104,14 @@ async def publish_subdir(
     meta: SubdirMetadata,
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
+    shards: Mapping[str, bytes] | None = None,
 ) -> list[str]:
     """Publish the metadata of one subdir; returns the names of the files that changed
     (written, or removed: a ``repodata.json.bz2`` while ``repodata_bz2`` is off).
 
     Shards the index no longer names are deleted once unnamed for ``shard_grace_days``.
+    ``shards``: name -> sha256 of the shards of ``meta.records``, on disk already (see
+    publish_target); None: they are written here.
     """
     directory = site.path(channel_path, meta.subdir)
     site.ensure_dir(directory)
@@ -156,11 +159,13 @@ async def publish_subdir(
             # Built while zstd's threads compress repodata.json: the shards' work in Python
             # (and the hashing of those kept) takes one core, the compression the other.
             # Flushed before the index is made.
-            write = (site, directory, meta.records, meta.changed_names)
-            shards = (await trio.to_thread.run_sync(write_changed_shards, *write)).shards
-            named.update(shard_filename(digest) for digest in shards.values())
+            made = shards
+            if made is None:
+                write = (site, directory, meta.records, meta.changed_names)
+                made = (await trio.to_thread.run_sync(write_changed_shards, *write)).shards
+            named.update(shard_filename(digest) for digest in made.values())
             results[SHARD_INDEX] = await trio.to_thread.run_sync(
-                index_bytes, directory, meta.subdir, shards
+                index_bytes, directory, meta.subdir, made
             )
 
         # A disk error in one of them (a full disk while a shard or the .zst is written) is
@@ -298,10 +303,15 @@ async def publish_target(
     state = (site, channel_path, subdir, meta.records, package_bases, kept)
     widened = await trio.to_thread.run_sync(widen_state, *state, listed)
     directory = site.path(channel_path, subdir)
+    shards = None
     if staged or withdrawn:
         # Two steps keep every published record true: first publish without the replaced
         # files, then move the new bytes into place (or take the old ones of a passive mirror
-        # away, for the fetcher to get the new), then publish their new records.
+        # away, for the fetcher to get the new), then publish their new records. Their shards
+        # are written and flushed first, against the index published now: a full disk or a
+        # failing flush then fails the subdir before the first step changes anything.
+        write = (site, directory, meta.records, meta.changed_names)
+        shards = (await trio.to_thread.run_sync(write_changed_shards, *write)).shards
         replaced = {*staged, *withdrawn}
         interim = {fn: r for fn, r in meta.records.items() if fn not in replaced}
         await publish_subdir(
@@ -319,7 +329,9 @@ async def publish_target(
             site.commit(site.staging_for(directory / fn), directory / fn)
         for fn in withdrawn:
             site.remove(directory / fn)
-    written = await publish_subdir(site, channel_path, meta, shard_grace_days, repodata_bz2)
+    written = await publish_subdir(
+        site, channel_path, meta, shard_grace_days, repodata_bz2, shards=shards
+    )
     # Prune only after the new metadata is in place; shielded like the renames before it, so
     # that a stop now still reports this subdir as published.
     with trio.CancelScope(shield=True):
