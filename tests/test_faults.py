@@ -1022,7 +1022,9 @@ async def test_disk_full_while_a_replacements_shards_are_written_keeps_previous_
     assert_site_invariant(site)
 
 
-@pytest.mark.parametrize("step", ["prune_shards", "prune_subdir"])
+@pytest.mark.parametrize(
+    "step", ["sitegen.sync.publish_shards.prune_shards", "sitegen.sync.publish.prune_subdir"]
+)
 async def test_disk_full_after_the_renames_reports_the_subdir_published(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
@@ -1037,7 +1039,7 @@ async def test_disk_full_after_the_renames_reports_the_subdir_published(
     def full(*_args: object) -> list[str]:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(f"sitegen.sync.publish.{step}", full)
+    monkeypatch.setattr(step, full)
     report = await mirror(cfg)
     linux = channel_report(report, LINUX)
     assert (linux.status, linux.errors) == ("published", [])

@@ -224,11 +224,11 @@ def test_a_shard_named_again_gets_its_full_grace_period_even_after_a_stopped_run
     run(site, changed)
     now[0] += 6.9 * 86400
 
-    async def stopped(*args: Any) -> None:
+    def stopped(*args: Any) -> None:
         raise _Stopped
 
     with monkeypatch.context() as patch:
-        patch.setattr(publish_module, "_prune_shards", stopped)
+        patch.setattr(publish_module, "prune_unnamed", stopped)
         with pytest.raises(_Stopped):
             run(site, base)
     assert shard_filename(read_index(directory).shards["pkg0"]) == x

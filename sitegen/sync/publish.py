@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +35,12 @@ from sitegen.layout import (
     publishing_marker_path,
     repodata_map_path,
     retired_shards_path,
-    shards_dir,
 )
 from sitegen.store.interface import PendingWrite
 from sitegen.store.site import Site
 from sitegen.sync.metadata_compress import bz2_stream, zstd_compress, zstd_stream
-from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_shards, prune_subdir, unretire_shards
-from sitegen.sync.publish_shards import index_bytes, named_files, read_index, write_changed_shards
+from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_subdir, unretire_shards
+from sitegen.sync.publish_shards import index_bytes, prune_unnamed, write_changed_shards
 from sitegen.sync.publish_state import narrow_state, widen_state
 from sitegen.sync.repodata_map import save_map
 
@@ -137,7 +135,9 @@ async def publish_subdir(
                     _put_run_exports, site, directory, exports
                 )
                 await trio.to_thread.run_sync(save_map, site, map_path, target, where)
-                await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
+                await trio.to_thread.run_sync(
+                    prune_unnamed, site, channel_path, meta.subdir, shard_grace_days
+                )
                 return withdrawn
             files.enter_context(body)
         else:
@@ -215,7 +215,9 @@ async def publish_subdir(
         site.remove(marker)
         site.remove_empty_dirs(marker.parent, site.state_dir)  # its folders, once they hold none
         await trio.to_thread.run_sync(save_map, site, map_path, target, where)
-        await _prune_shards(site, channel_path, meta.subdir, shard_grace_days)
+        await trio.to_thread.run_sync(
+            prune_unnamed, site, channel_path, meta.subdir, shard_grace_days
+        )
     return withdrawn + [path.name for path in written]
 
 
@@ -234,27 +236,6 @@ def _withdraw_bz2(site: Site, directory: Path, repodata_bz2: bool) -> list[str]:
     if repodata_bz2 or not site.remove(directory / REPODATA_BZ2):
         return []
     return [REPODATA_BZ2]
-
-
-async def _prune_shards(site: Site, channel_path: str, subdir: str, grace_days: float) -> None:
-    """After the index is published: retire the shards it does not name (see prune_shards).
-    A disk error is logged: the subdir is published, and a later run prunes them."""
-    directory = site.path(channel_path, subdir)
-    index = await trio.to_thread.run_sync(read_index, directory)
-    if index is None:
-        return  # which shards are in use is unknown: keep them all
-    try:
-        await trio.to_thread.run_sync(
-            prune_shards,
-            site,
-            shards_dir(directory),
-            named_files(index),
-            retired_shards_path(site.root, channel_path, subdir),
-            time.time(),
-            grace_days * 86400,
-        )
-    except OSError as exc:
-        log.warning("%s/%s: could not prune shards: %s", channel_path, subdir, exc)
 
 
 def empty_metadata(subdir: str) -> SubdirMetadata:

@@ -11,6 +11,8 @@ when the names or hashes it lists change; otherwise it keeps its bytes (and ``cr
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +33,11 @@ from sitegen.conda.shards import (
     shard_compressor,
     shard_filename,
 )
-from sitegen.layout import shard_path, shards_dir
+from sitegen.layout import retired_shards_path, shard_path, shards_dir
 from sitegen.store.site import Site
-from sitegen.sync.prune import unretire_shards
+from sitegen.sync.prune import prune_shards, unretire_shards
+
+log = logging.getLogger("sitegen")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,3 +226,25 @@ def rebuild_shards(
     written = write_shards(site, directory, records)
     unretire_shards(site, retired, {shard_filename(d) for d in written.shards.values()})
     site.write_bytes(directory / SHARD_INDEX, index_bytes(directory, subdir, written.shards))
+
+
+def prune_unnamed(site: Site, channel_path: str, subdir: str, grace_days: float) -> None:
+    """After the index is published: retire the shards it does not name, and delete those
+    unnamed for ``grace_days`` (see sync.prune.prune_shards). A disk error is logged: the
+    subdir is published, and a later run prunes them."""
+    directory = site.path(channel_path, subdir)
+    index = read_index(directory)
+    if index is None:
+        return  # which shards are in use is unknown: keep them all
+    retired = retired_shards_path(site.root, channel_path, subdir)
+    try:
+        prune_shards(
+            site,
+            shards_dir(directory),
+            named_files(index),
+            retired,
+            time.time(),
+            grace_days * 86400,
+        )
+    except OSError as exc:
+        log.warning("%s/%s: could not prune shards: %s", channel_path, subdir, exc)
