@@ -23,6 +23,7 @@ from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, ShardError, shard_file
 from sitegen.layout import publishing_marker_path
 from sitegen.store.site import Site
 from sitegen.sync import publish as publish_module
+from sitegen.sync import publish_shards
 from sitegen.sync.prepare import find_changed_names, stamp_indexed
 from sitegen.sync.publish import SubdirMetadata, publish_subdir, publish_target
 from sitegen.sync.publish_shards import read_index, shard_problems
@@ -266,4 +267,63 @@ def test_a_record_no_shard_can_hold_keeps_the_subdir_as_published(tmp_path: Path
     assert "pkg0-1-h0_0.conda: holds an integer" in outcome.error
     assert outcome.error.endswith("kept the previous state")
     assert (directory / "repodata.json").read_bytes() == before
+    assert problems(directory) == []
+
+
+def _counting_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    built: list[str] = []
+    real = publish_shards.build_shard
+
+    def counted(name: str, *args: Any) -> Any:
+        built.append(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(publish_shards, "build_shard", counted)
+    return built
+
+
+def test_only_the_rest_of_repodata_changed_builds_no_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same records, repodata.json published again for the rest of it (a file upstream
+    lists as removed): the shards published are kept, none is built or written."""
+    site = Site(tmp_path)
+    base = [raw(f"pkg{i}") for i in range(3)]
+    directory = run(site, base)
+    index = (directory / SHARD_INDEX).read_bytes()
+    feed = upstream(base).records
+    previous = load_published((directory / "repodata.json").read_bytes(), "linux-64", feed)
+    meta = SubdirMetadata(
+        "linux-64", dict(feed), removed=["gone-1-h0_0.conda"], extra={"repodata_version": 1}
+    )
+    stamp_indexed(site, "chan", meta, previous)
+    find_changed_names(site, "chan", meta, previous)
+    built = _counting_builds(monkeypatch)
+    written = trio.run(publish_subdir, site, "chan", meta)
+    assert "repodata.json" in written
+    assert built == []
+    assert (directory / SHARD_INDEX).read_bytes() == index
+    assert problems(directory) == []
+
+
+def test_a_staged_replacement_builds_the_shards_of_its_name_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published in two steps (the replaced file unlisted, then listed with its new bytes):
+    neither step builds the shards of the names that did not change."""
+    site = Site(tmp_path)
+    base = [raw(f"pkg{i}") for i in range(3)]
+    directory = run(site, base)
+    fn = "pkg0-1-h0_0.conda"
+    (directory / fn).write_bytes(b"old")
+    feed = upstream([raw("pkg0", sha256="ab" * 32), *base[1:]]).records
+    previous = load_published((directory / "repodata.json").read_bytes(), "linux-64", feed)
+    meta = SubdirMetadata("linux-64", dict(feed), extra={"repodata_version": 1})
+    stamp_indexed(site, "chan", meta, previous)
+    find_changed_names(site, "chan", meta, previous)
+    site.staging_for(directory / fn).write_bytes(b"new")
+    built = _counting_builds(monkeypatch)
+    listed = previous.records.keys()
+    trio.run(partial(publish_target, site, "chan", meta, [fn], {}, kept={}, listed=listed))
+    assert built == ["pkg0"]
     assert problems(directory) == []

@@ -217,12 +217,12 @@ def find_changed_names(
     site: Site, channel_path: str, meta: SubdirMetadata, previous: Repodata | None
 ) -> None:
     """The package names whose records are not those published, in ``meta.changed_names``:
-    publishing builds and writes their shards (a run in which ten names changed, ten), and
-    keeps the published shards of the others that are on disk and whole. None when the
-    records are those published, or when the last run stopped while publishing (its index
-    may not be the one repodata.json was published with): then every shard is built."""
+    publishing builds and writes their shards (a run in which ten names changed, ten; none
+    when only the rest of repodata.json changed), and keeps the published shards of the
+    others that are on disk and whole. None when nothing was published, or when the last run
+    stopped while publishing (its index may not be the one repodata.json was published with):
+    then every shard is built."""
     if previous is None:
         return
-    changed = changed_names(meta.records, previous)
-    if changed and not publishing_marker_path(site.root, channel_path, meta.subdir).exists():
-        meta.changed_names = changed
+    if not publishing_marker_path(site.root, channel_path, meta.subdir).exists():
+        meta.changed_names = changed_names(meta.records, previous)

@@ -299,7 +299,14 @@ async def publish_target(
             site,
             channel_path,
             SubdirMetadata(
-                subdir, interim, meta.info, meta.removed, meta.extra, run_exports=meta.run_exports
+                subdir,
+                interim,
+                meta.info,
+                meta.removed,
+                meta.extra,
+                run_exports=meta.run_exports,
+                # The replaced files' names are among them: their shards differ in each step.
+                changed_names=meta.changed_names,
             ),
             # No shard retires here: the shards of the replacements, written before this,
             # are not named until the second step.
