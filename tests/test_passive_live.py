@@ -60,6 +60,9 @@ class Setup:
         return f"/forge/linux-64/{self.fn}"
 
     def package_requests(self) -> list[str]:
+        """The package files asked of upstream, once the first is logged: its handler logs it
+        just after the response went out, so the clients may have their file before."""
+        self.server.wait_for_count(1, ".conda")
         return [r.path for r in self.server.requests if r.path.endswith(".conda")]
 
     def leftovers(self) -> list[Path]:
