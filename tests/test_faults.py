@@ -35,6 +35,7 @@ from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.passive.listen import open_listeners, serve_fetcher
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
+from sitegen.sync import publish as publish_module
 from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
@@ -1016,6 +1017,45 @@ async def test_disk_full_while_a_replacements_shards_are_written_keeps_previous_
     monkeypatch.setattr(Site, "write_addressed", write_addressed)
     report = await mirror(cfg)
     assert channel_report(report, LINUX).updated == [beta]
+    assert (site / CHANNEL / LINUX / beta).read_bytes() == (
+        upstream.root / LINUX / beta
+    ).read_bytes()
+    assert_site_invariant(site)
+
+
+async def test_disk_full_in_a_replacements_second_step_says_what_is_published(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream re-uploads beta; its subdir is published without it first, then the disk
+    fills while the repodata listing its new bytes is compressed. The report says the subdir
+    is published without the replaced file (not that it kept its previous state), which the
+    repodata shows; the next run lists the new bytes."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    beta = "beta-2.0-h1_0.conda"
+    upstream.publish([replace(s, seed=1) if s.name == "beta" else s for s in upstream.specs])
+    compressions: list[str] = []
+    real = publish_module.zstd_stream
+
+    def second_fails(source: Any, out: Any) -> None:
+        compressions.append(source.size())
+        if len(compressions) == 2:  # the second step's .zst
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(source, out)
+
+    monkeypatch.setattr(publish_module, "zstd_stream", second_fails)
+    report = await mirror(cfg)
+    linux = channel_report(report, LINUX)
+    assert linux.status == "failed"
+    (error,) = linux.errors
+    assert error.startswith("linux-64: could not publish: No space left on device")
+    assert error.endswith("published without the files replaced upstream")
+    assert beta not in listed(site)
+    assert_site_invariant(site)
+
+    monkeypatch.setattr(publish_module, "zstd_stream", real)
+    report = await mirror(cfg)
+    assert channel_report(report, LINUX).added == [beta]
     assert (site / CHANNEL / LINUX / beta).read_bytes() == (
         upstream.root / LINUX / beta
     ).read_bytes()

@@ -285,7 +285,8 @@ async def publish_target(
     widened = await trio.to_thread.run_sync(widen_state, *state, listed)
     directory = site.path(channel_path, subdir)
     shards = None
-    if staged or withdrawn:
+    replaced = {*staged, *withdrawn}
+    if replaced:
         # Two steps keep every published record true: first publish without the replaced
         # files, then move the new bytes into place (or take the old ones of a passive mirror
         # away, for the fetcher to get the new), then publish their new records. Their shards
@@ -293,7 +294,6 @@ async def publish_target(
         # failing flush then fails the subdir before the first step changes anything.
         write = (site, directory, meta.records, meta.changed_names)
         shards = (await trio.to_thread.run_sync(write_changed_shards, *write)).shards
-        replaced = {*staged, *withdrawn}
         interim = {fn: r for fn, r in meta.records.items() if fn not in replaced}
         await publish_subdir(
             site,
@@ -317,9 +317,13 @@ async def publish_target(
             site.commit(site.staging_for(directory / fn), directory / fn)
         for fn in withdrawn:
             site.remove(directory / fn)
-    written = await publish_subdir(
-        site, channel_path, meta, shard_grace_days, repodata_bz2, shards=shards
-    )
+    last = (site, channel_path, meta, shard_grace_days, repodata_bz2)
+    try:
+        written = await publish_subdir(*last, shards=shards)
+    except (OSError, ShardError) as exc:
+        if not replaced:
+            raise  # else the first step is published: not the previous state
+        return failed(channel_path, subdir, exc, "published without the files replaced upstream")
     # Prune only after the new metadata is in place; shielded like the renames before it, so
     # that a stop now still reports this subdir as published.
     with trio.CancelScope(shield=True):
@@ -338,6 +342,14 @@ async def publish_target(
             removed = []
     status = "published" if written else "unchanged"
     return PublishOutcome(status, meta.records, deleted=len(removed))
+
+
+def failed(channel: str, subdir: str, exc: OSError | ShardError, kept: str) -> PublishOutcome:
+    """A subdir that could not be published, and what it publishes instead (``kept``)."""
+    log.error("%s/%s: %s", channel, subdir, exc)
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+    return PublishOutcome("failed", error=f"{subdir}: could not publish: {why}{where}; {kept}")
 
 
 async def publish_all(
@@ -379,14 +391,7 @@ async def publish_all(
             except (OSError, ShardError) as exc:
                 # A full disk or an I/O error, or a record no shard can hold (see
                 # encode_shard): this subdir keeps its previous state.
-                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-                outcome = PublishOutcome(
-                    "failed",
-                    error=f"{meta.subdir}: could not publish: {why}{where}; kept the previous"
-                    " state",
-                )
-                log.error("%s/%s: %s", channel_path, meta.subdir, exc)
+                outcome = failed(channel_path, meta.subdir, exc, "kept the previous state")
             outcomes[(channel_path, meta.subdir)] = outcome
 
     async with trio.open_nursery() as nursery:
