@@ -113,15 +113,9 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
                 await trio.to_thread.run_sync(scope.site.clean_temp_tree)
             cache = UpstreamCache(scope.site)
             bodies: dict[SubdirKey, bytes] = {}
-            await fetch_all(
-                upstreams,
-                (m for _c, m in results.mirrors),
-                scope.selected,
-                cache,
-                results.fetched,
-                bodies,
-                store=not scope.options.dry_run,
-            )
+            mirrors = [m for _c, m in results.mirrors]
+            fetching = (upstreams, mirrors, scope.selected, cache, results.fetched, bodies)
+            await fetch_all(*fetching, store=not scope.options.dry_run)
             exports = results.run_exports
             await read_run_exports(upstreams, scope, results.fetched, exports, results.warnings)
             if not scope.options.dry_run:
