@@ -1110,3 +1110,37 @@ def test_disk_full_during_publish_exits_1_with_a_clear_message(
     ]
     assert record["status"] == "failed"
     assert any("No space left on device" in e for c in record["channels"] for e in c["errors"])
+
+
+async def test_a_replacements_failed_second_step_reports_what_its_first_step_published(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream re-uploads beta and adds eta; the first step publishes eta (without beta),
+    then the second fails. The failed run's record says eta was added and how many files the
+    subdir publishes: the next run compares with the repodata that lists eta and never would."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    specs = [replace(s, seed=1) if s.name == "beta" else s for s in upstream.specs]
+    upstream.publish([*specs, BYSTANDER])
+    compressions: list[str] = []
+    real = publish_module.zstd_stream
+
+    def second_fails(source: Any, out: Any) -> None:
+        compressions.append(source.size())
+        if len(compressions) == 2:  # the second step's .zst
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(source, out)
+
+    monkeypatch.setattr(publish_module, "zstd_stream", second_fails)
+    report = await mirror(cfg)
+    linux = channel_report(report, LINUX)
+    assert linux.status == "failed"
+    assert BYSTANDER_FN in listed(site)
+    assert linux.added == [BYSTANDER_FN]
+    assert linux.packages == len(listed(site))
+    assert_site_invariant(site)
+
+    monkeypatch.setattr(publish_module, "zstd_stream", real)
+    report = await mirror(cfg)
+    assert channel_report(report, LINUX).added == ["beta-2.0-h1_0.conda"]
+    assert_site_invariant(site)

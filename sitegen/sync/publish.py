@@ -15,7 +15,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -253,8 +253,8 @@ PublishTarget = tuple[
 class PublishOutcome:
     """How publishing one channel subdir went."""
 
-    status: str  # "published", "unchanged" or "failed" (kept the previous state)
-    records: Mapping[str, Record] = field(default_factory=dict)  # as published, unless failed
+    status: str  # "published", "unchanged" or "failed"
+    records: Mapping[str, Record] | None = None  # as published; None: the previous state
     deleted: int = 0  # package files pruned after publishing
     error: str = ""
 
@@ -284,7 +284,7 @@ async def publish_target(
     state = (site, channel_path, subdir, meta.records, package_bases, kept)
     widened = await trio.to_thread.run_sync(widen_state, *state, listed)
     directory = site.path(channel_path, subdir)
-    shards = None
+    shards = interim = None
     replaced = {*staged, *withdrawn}
     if replaced:
         # Two steps keep every published record true: first publish without the replaced
@@ -321,9 +321,10 @@ async def publish_target(
     try:
         written = await publish_subdir(*last, shards=shards)
     except (OSError, ShardError) as exc:
-        if not replaced:
+        if interim is None:
             raise  # else the first step is published: not the previous state
-        return failed(channel_path, subdir, exc, "published without the files replaced upstream")
+        outcome = failed(channel_path, subdir, exc, "published without the files replaced upstream")
+        return replace(outcome, records=interim)
     # Prune only after the new metadata is in place; shielded like the renames before it, so
     # that a stop now still reports this subdir as published.
     with trio.CancelScope(shield=True):

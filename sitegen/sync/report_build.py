@@ -225,6 +225,7 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
     cr.status = outcome.status
     if outcome.error:
         cr.errors.append(outcome.error)
+    if outcome.records is None:  # failed, and kept its previous state
         return cr
     cr.deleted_files = outcome.deleted
     cr.kept_files = len(results.kept.get(key, ()))
