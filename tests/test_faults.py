@@ -1144,3 +1144,41 @@ async def test_a_replacements_failed_second_step_reports_what_its_first_step_pub
     report = await mirror(cfg)
     assert channel_report(report, LINUX).added == ["beta-2.0-h1_0.conda"]
     assert_site_invariant(site)
+
+
+async def test_a_replacement_that_cannot_be_moved_into_place_says_what_is_published(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream re-uploads beta; its subdir is published without it, then its new bytes
+    cannot be moved into place (an I/O error). The report says the subdir is published
+    without the replaced file, not that it kept its previous state; the next run lists the
+    new bytes."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    beta = "beta-2.0-h1_0.conda"
+    upstream.publish([replace(s, seed=1) if s.name == "beta" else s for s in upstream.specs])
+    real = Site.commit
+
+    def commit(self: Site, temp: Path, target: Path) -> None:
+        if target.name == beta:
+            raise OSError(errno.EIO, "Input/output error", str(target))
+        real(self, temp, target)
+
+    monkeypatch.setattr(Site, "commit", commit)
+    report = await mirror(cfg)
+    linux = channel_report(report, LINUX)
+    assert linux.status == "failed"
+    (error,) = linux.errors
+    assert error.endswith("published without the files replaced upstream")
+    assert beta not in listed(site)
+    assert linux.removed == [beta]
+    # Its new bytes wait under a staging name of this (live) process, for a later run to clear.
+    assert_site_invariant(site, settled=False)
+
+    monkeypatch.setattr(Site, "commit", real)
+    report = await mirror(cfg)
+    assert channel_report(report, LINUX).added == [beta]
+    assert (site / CHANNEL / LINUX / beta).read_bytes() == (
+        upstream.root / LINUX / beta
+    ).read_bytes()
+    assert_site_invariant(site)

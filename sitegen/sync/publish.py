@@ -313,12 +313,12 @@ async def publish_target(
             math.inf,
             repodata_bz2,
         )
+    last = (site, channel_path, meta, shard_grace_days, repodata_bz2)
+    try:
         for fn in staged:
             site.commit(site.staging_for(directory / fn), directory / fn)
         for fn in withdrawn:
             site.remove(directory / fn)
-    last = (site, channel_path, meta, shard_grace_days, repodata_bz2)
-    try:
         written = await publish_subdir(*last, shards=shards)
     except (OSError, ShardError) as exc:
         if interim is None:
