@@ -1088,6 +1088,39 @@ async def test_disk_full_after_the_renames_reports_the_subdir_published(
     assert_site_invariant(site)
 
 
+async def test_a_publishing_marker_that_cannot_be_removed_reports_the_subdir_published(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The subdir's files are renamed in, then its publishing marker cannot be removed (an I/O
+    error): the subdir is published, as the report says; the next run that publishes it,
+    finding the marker, writes its siblings again and removes it."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    upstream.publish([*upstream.specs, VICTIM])
+    remove = Site.remove
+
+    def failing(self: Site, path: Path) -> bool:
+        if path.parent.name == CHANNEL.rpartition("/")[2] and path.name == LINUX:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return remove(self, path)
+
+    monkeypatch.setattr(Site, "remove", failing)
+    report = await mirror(cfg)
+    linux = channel_report(report, LINUX)
+    assert (linux.status, linux.errors) == ("published", [])
+    assert VICTIM_FN in linux.added
+    assert VICTIM_FN in listed(site)
+    marker = site / ".sitegen" / "publishing" / CHANNEL / LINUX
+    assert marker.exists()
+
+    monkeypatch.setattr(Site, "remove", remove)
+    upstream.publish([s for s in upstream.specs if s != VICTIM])
+    report = await mirror(cfg)
+    assert channel_report(report, LINUX).removed == [VICTIM_FN]
+    assert not marker.exists()
+    assert_site_invariant(site)
+
+
 def test_disk_full_during_publish_exits_1_with_a_clear_message(
     upstream: Upstream, small_disk: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ the publishing marker it left tells (``layout.publishing_marker_path``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -109,12 +110,12 @@ async def publish_subdir(
 
     Shards the index no longer names are deleted once unnamed for ``shard_grace_days``.
     ``shards``: name -> sha256 of the shards of ``meta.records``, on disk already (see
-    publish_target); None: they are written here.
-    """
+    publish_target); None: they are written here."""
     directory = site.path(channel_path, meta.subdir)
     site.ensure_dir(directory)
     names = metadata_files(repodata_bz2)
     marker = publishing_marker_path(site.root, channel_path, meta.subdir)
+    prune = functools.partial(prune_unnamed, site, channel_path, meta.subdir, shard_grace_days)
     # After a run stopped between the renames below, the siblings may describe other records
     # than repodata.json, even one this run leaves as it is: then all are written again.
     complete = not marker.exists() and all((directory / name).is_file() for name in names)
@@ -135,9 +136,7 @@ async def publish_subdir(
                     _put_run_exports, site, directory, exports
                 )
                 await trio.to_thread.run_sync(save_map, site, map_path, target, where)
-                await trio.to_thread.run_sync(
-                    prune_unnamed, site, channel_path, meta.subdir, shard_grace_days
-                )
+                await trio.to_thread.run_sync(prune)
                 return withdrawn
             files.enter_context(body)
         else:
@@ -212,12 +211,13 @@ async def publish_subdir(
                 site.write_many, [(directory / name, results[name]) for name in order]
             )
     with trio.CancelScope(shield=True):
-        site.remove(marker)
+        try:  # published all the same: the next run, finding it, writes every sibling again
+            site.remove(marker)
+        except OSError as exc:
+            log.warning("%s/%s: could not remove %s: %s", channel_path, meta.subdir, marker, exc)
         site.remove_empty_dirs(marker.parent, site.state_dir)  # its folders, once they hold none
         await trio.to_thread.run_sync(save_map, site, map_path, target, where)
-        await trio.to_thread.run_sync(
-            prune_unnamed, site, channel_path, meta.subdir, shard_grace_days
-        )
+        await trio.to_thread.run_sync(prune)
     return withdrawn + [path.name for path in written]
 
 
