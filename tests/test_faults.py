@@ -982,6 +982,27 @@ async def test_disk_full_during_publish_keeps_the_origins_of_the_previous_state(
     assert set(origins.files) == everything - {VICTIM_FN}
 
 
+def _reuploaded_beta(specs: list[PackageSpec]) -> list[PackageSpec]:
+    """The channel with beta's file uploaded again under its name, with other bytes."""
+    return [replace(s, seed=1) if s.name == "beta" else s for s in specs]
+
+
+def _second_compression_fails(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any, Any], None]:
+    """The second repodata.json.zst of the run fails for a full disk (that of the second step
+    of a two-step publish); returns the real compression, to put back."""
+    compressions: list[int] = []
+    real = publish_module.zstd_stream
+
+    def second_fails(source: Any, out: Any) -> None:
+        compressions.append(source.size())
+        if len(compressions) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(source, out)
+
+    monkeypatch.setattr(publish_module, "zstd_stream", second_fails)
+    return real
+
+
 async def test_disk_full_while_a_replacements_shards_are_written_keeps_previous_state(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -993,7 +1014,7 @@ async def test_disk_full_while_a_replacements_shards_are_written_keeps_previous_
     cfg = await first_run(upstream, site)
     beta = "beta-2.0-h1_0.conda"
     before = site_digest(site)
-    upstream.publish([replace(s, seed=1) if s.name == "beta" else s for s in upstream.specs])
+    upstream.publish(_reuploaded_beta(upstream.specs))
     write_addressed = Site.write_addressed
 
     def full(self: Site, target: Path, data: bytes) -> bool:
@@ -1033,17 +1054,8 @@ async def test_disk_full_in_a_replacements_second_step_says_what_is_published(
     site = make_sandbox(tmp_path)
     cfg = await first_run(upstream, site)
     beta = "beta-2.0-h1_0.conda"
-    upstream.publish([replace(s, seed=1) if s.name == "beta" else s for s in upstream.specs])
-    compressions: list[str] = []
-    real = publish_module.zstd_stream
-
-    def second_fails(source: Any, out: Any) -> None:
-        compressions.append(source.size())
-        if len(compressions) == 2:  # the second step's .zst
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(source, out)
-
-    monkeypatch.setattr(publish_module, "zstd_stream", second_fails)
+    upstream.publish(_reuploaded_beta(upstream.specs))
+    real = _second_compression_fails(monkeypatch)
     report = await mirror(cfg)
     linux = channel_report(report, LINUX)
     assert linux.status == "failed"
@@ -1153,18 +1165,9 @@ async def test_a_replacements_failed_second_step_reports_what_its_first_step_pub
     subdir publishes: the next run compares with the repodata that lists eta and never would."""
     site = make_sandbox(tmp_path)
     cfg = await first_run(upstream, site)
-    specs = [replace(s, seed=1) if s.name == "beta" else s for s in upstream.specs]
+    specs = _reuploaded_beta(upstream.specs)
     upstream.publish([*specs, BYSTANDER])
-    compressions: list[str] = []
-    real = publish_module.zstd_stream
-
-    def second_fails(source: Any, out: Any) -> None:
-        compressions.append(source.size())
-        if len(compressions) == 2:  # the second step's .zst
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(source, out)
-
-    monkeypatch.setattr(publish_module, "zstd_stream", second_fails)
+    real = _second_compression_fails(monkeypatch)
     report = await mirror(cfg)
     linux = channel_report(report, LINUX)
     assert linux.status == "failed"
@@ -1189,7 +1192,7 @@ async def test_a_replacement_that_cannot_be_moved_into_place_says_what_is_publis
     site = make_sandbox(tmp_path)
     cfg = await first_run(upstream, site)
     beta = "beta-2.0-h1_0.conda"
-    upstream.publish([replace(s, seed=1) if s.name == "beta" else s for s in upstream.specs])
+    upstream.publish(_reuploaded_beta(upstream.specs))
     real = Site.commit
 
     def commit(self: Site, temp: Path, target: Path) -> None:
