@@ -3,6 +3,7 @@ repodata, over real mirror runs against an HTTP upstream; and the format itself.
 
 from __future__ import annotations
 
+import errno
 import json
 import tracemalloc
 import zlib
@@ -25,6 +26,7 @@ from sitegen.conda.run_exports import (
     parse_run_exports,
 )
 from sitegen.config import SiteConfig
+from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import write_channel
@@ -521,3 +523,27 @@ def test_a_frozen_channel_keeps_the_one_it_published(
     assert_site_invariant(site)
     document = json.loads((directory / "run_exports.json").read_bytes())
     assert document["packages.conda"][BETA] == {"run_exports": {"weak": ["beta"]}}
+
+
+@pytest.mark.integration
+async def test_a_copy_that_cannot_be_forgotten_costs_a_warning_not_the_run(
+    upstream: tuple[Path, UpstreamServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Upstream stops serving it and the copy kept cannot be forgotten (an I/O error): the
+    subdir is published without it, with a warning; the run goes on."""
+    root, server = upstream
+    _serve(root, _upstream_document(), zst=True)
+    config = _config(tmp_path, server.url)
+    await _run(config)
+    _withdraw(root)
+
+    def failing(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(UpstreamCache, "forget", failing)
+    await _run(config)
+    assert _published(config) is None
+    assert "could not forget upstream run_exports.json" in caplog.text

@@ -20,7 +20,7 @@ from sitegen.net.upstream_cache import AS_SERVED, UNESCAPED, UpstreamCache
 from sitegen.net.zstd_body import decode_body
 from sitegen.store.interface import PendingWrite
 from sitegen.sync.report import ERROR, FETCHED, MISSING, UNCHANGED
-from sitegen.sync.upstream_copy import keep_copy, kept_copy, received
+from sitegen.sync.upstream_copy import forget_copy, keep_copy, kept_copy, received
 
 log = logging.getLogger("sitegen")
 
@@ -130,22 +130,13 @@ async def _fetch_repodata(
         try:
             response = await upstream.fetch_repodata(subdir, previous)
         except SubdirMissing:
-            if store:
-                _served_none(cache, mirror.name, subdir)
+            if store:  # a later run that does not fetch the mirror stands for none
+                forget_copy(cache, (mirror.name, subdir), "repodata", served_none=True)
             raise
     got = await received(upstream, response, kept, kept_hidden=form != AS_SERVED)
     status = FETCHED if got.changed else UNCHANGED
     result = FetchResult(status, validators=got.validators, hidden=got.hidden, rekeep=got.rekeep)
     return result, got.body
-
-
-def _served_none(cache: UpstreamCache, mirror: str, subdir: str) -> None:
-    """What was kept goes, for a note that upstream serves none: a later run that does not
-    fetch the mirror stands for none, not for the records it served before."""
-    try:
-        cache.forget(mirror, subdir, served_none=True)
-    except OSError as exc:
-        log.warning("%s/%s: could not forget upstream repodata: %s", mirror, subdir, exc)
 
 
 async def _stage_body(

@@ -32,7 +32,7 @@ from sitegen.net.zstd_body import decode_body
 from sitegen.sync.fetch import FetchResult, ParseResult, SubdirKey
 from sitegen.sync.report import FETCHED, UNCHANGED
 from sitegen.sync.scope import RunScope
-from sitegen.sync.upstream_copy import keep_copy, kept_copy, received
+from sitegen.sync.upstream_copy import forget_copy, keep_copy, kept_copy, received
 
 log = logging.getLogger("sitegen")
 
@@ -116,7 +116,7 @@ async def _read_one(
         return
     if response is None:
         if selected and kept is not None and store:
-            cache.forget(name, subdir)  # gone upstream: never read back for a later run
+            forget_copy(cache, key, RUN_EXPORTS_FILE)  # gone upstream: never read back
         results[key] = RunExportsRead(None)
         return
     kept_hidden = cache.hidden_form(name, subdir) == HIDDEN

@@ -130,3 +130,15 @@ async def keep_copy(
         await trio.to_thread.run_sync(keep, *key, validators, body, hidden)
     except OSError as exc:  # only costs a full fetch next time
         log.warning("%s/%s: could not cache upstream %s: %s", *key, what, exc)
+
+
+def forget_copy(
+    cache: UpstreamCache, key: tuple[str, str], what: str, *, served_none: bool = False
+) -> None:
+    """Forget the copy kept (upstream serves none now; ``served_none``: leave a note that it
+    does, see UpstreamCache.forget); ``what``: the document, for the warning when it cannot
+    be forgotten (the run goes on: the next one tries again)."""
+    try:
+        cache.forget(*key, served_none=served_none)
+    except OSError as exc:
+        log.warning("%s/%s: could not forget upstream %s: %s", *key, what, exc)
