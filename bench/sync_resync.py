@@ -54,8 +54,8 @@ def noop(net: Network, config: Path) -> None:
         "< 1 s",
         ok=quickest.measured.wall < 1.0,
         raw=walls,
-        note=f"CPU {quickest.measured.cpu_s:.2f} s, peak RSS {fmt_mb(quickest.measured.peak_rss_mb)};"
-        f" {spread(walls)}",
+        note=f"CPU {quickest.measured.cpu_s:.2f} s, peak RSS "
+        f"{fmt_mb(quickest.measured.peak_rss_mb)}; {spread(walls)}",
     )
     net.add(
         "no-op resync upstream requests",

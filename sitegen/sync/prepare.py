@@ -76,8 +76,8 @@ async def prepare_all(
     listable: Listable,
 ) -> dict[TargetKey, SubdirMetadata]:
     """What each merged subdir publishes (without the files that failed), its records stamped
-    and the names whose shards change found (see :func:`find_changed_names`). A subdir whose stamps
-    cannot be saved fails (in ``outcomes``) and keeps its state.
+    and the names whose shards change found (see :func:`find_changed_names`). A subdir whose
+    stamps cannot be saved fails (in ``outcomes``) and keeps its state.
     ``listable``: which published records the filters would list in place of their failed
     replacements (see :func:`filters_list`)."""
     to_publish: dict[TargetKey, SubdirMetadata] = {}

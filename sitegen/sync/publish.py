@@ -360,10 +360,10 @@ async def publish_all(
     shard_grace_days: float = DEFAULT_SHARD_GRACE_DAYS,
     repodata_bz2: bool = False,
 ) -> None:
-    """Publish (channel path, metadata, staged, package bases, kept, listed now, withdrawn)
-    targets (see publish_target), two at a time, filling ``outcomes`` by (channel path,
-    subdir) as each ends: a failed subdir keeps its previous state (or its first step, see
-    publish_target). ``repodata_bz2``: also publish ``repodata.json.bz2`` (else remove any left published)."""
+    """Publish ``targets`` (see publish_target), two at a time, filling ``outcomes`` by
+    (channel path, subdir) as each ends: a failed subdir keeps its previous state (or its
+    first step, see publish_target). ``repodata_bz2``: also publish ``repodata.json.bz2``
+    (else remove any left published)."""
     limiter = trio.CapacityLimiter(2)  # compression is CPU-bound; two cores at most
 
     async def publish(
