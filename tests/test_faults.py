@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -36,7 +37,8 @@ from sitegen.passive.listen import open_listeners, serve_fetcher
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync import publish as publish_module
-from sitegen.sync.report import COMPLETED, FAILED, ChannelSubdirReport, RunReport
+from sitegen.sync.history import History
+from sitegen.sync.report import COMPLETED, FAILED, STOPPED, ChannelSubdirReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.faults import (
@@ -1217,4 +1219,46 @@ async def test_a_replacement_that_cannot_be_moved_into_place_says_what_is_publis
     assert (site / CHANNEL / LINUX / beta).read_bytes() == (
         upstream.root / LINUX / beta
     ).read_bytes()
+    assert_site_invariant(site)
+
+
+async def test_a_stop_between_a_replacements_two_steps_reports_what_its_first_step_published(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream re-uploads beta and adds eta; SIGINT lands once the first step (eta, without
+    beta) is renamed in. The stopped run's record says what that step published (eta added,
+    beta's old record gone) and that the subdir is published without the file replaced
+    upstream: the next run compares with the repodata that lists eta and never would."""
+    site = make_sandbox(tmp_path)
+    cfg = await first_run(upstream, site)
+    beta = "beta-2.0-h1_0.conda"
+    upstream.publish([*_reuploaded_beta(upstream.specs), BYSTANDER])
+    renaming = Site.write_many
+    sent: list[int] = []
+
+    def write_many(self: Site, items: list[tuple[Path, Any]]) -> list[Path]:
+        written = renaming(self, items)
+        if not sent and any(
+            target.name == "repodata.json" and target.parent.name == LINUX for target, _ in items
+        ):
+            sent.append(signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # the first step is renamed in; stop now
+        return written
+
+    monkeypatch.setattr(Site, "write_many", write_many)
+    report = await mirror(cfg)
+    assert sent and report.status == STOPPED
+    assert listed(site) == filenames(upstream.specs, LINUX) - {beta}
+    (record,) = [r for r in History(Site(site)).runs() if r.status == STOPPED]
+    linux = channel_report(record, LINUX)
+    assert (linux.added, linux.removed) == ([BYSTANDER_FN], [beta])
+    assert linux.packages == len(listed(site))
+    (error,) = linux.errors
+    assert error.endswith("published without the files replaced upstream")
+    assert_site_invariant(site)
+
+    monkeypatch.setattr(Site, "write_many", renaming)
+    report = await mirror(cfg)
+    assert channel_report(report, LINUX).added == [beta]
+    assert listed(site) == filenames(upstream.specs, LINUX)
     assert_site_invariant(site)

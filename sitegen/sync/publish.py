@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -249,6 +249,9 @@ PublishTarget = tuple[
 ]
 
 
+WITHOUT_REPLACED = "published without the files replaced upstream"  # its first step only
+
+
 @dataclass(frozen=True)
 class PublishOutcome:
     """How publishing one channel subdir went."""
@@ -271,6 +274,7 @@ async def publish_target(
     kept: Mapping[str, Record],
     listed: Collection[str],
     withdrawn: Collection[str] = (),
+    first_step: Callable[[PublishOutcome], None] = lambda _outcome: None,
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
     their staging names; ``withdrawn``: stored files of a passive mirror that upstream
@@ -279,7 +283,9 @@ async def publish_target(
     first too: which mirror serves each file (``Record.origin``) and from where
     (``package_bases``, mirror -> upstream ``info.base_url``), for the passive fetcher and
     `verify --repair`. Both also describe the state published now (whose metadata lists the
-    files ``listed``) until the new one is in (see sitegen.sync.publish_state)."""
+    files ``listed``) until the new one is in (see sitegen.sync.publish_state).
+    ``first_step`` gets the outcome of a two-step publish once its first step is published:
+    the subdir's outcome should a stop cut the second short (then nothing is returned)."""
     subdir = meta.subdir
     state = (site, channel_path, subdir, meta.records, package_bases, kept)
     widened = await trio.to_thread.run_sync(widen_state, *state, listed)
@@ -313,6 +319,9 @@ async def publish_target(
             math.inf,
             repodata_bz2,
         )
+        # From now on the run's record must list this step (the next run compares with it).
+        without = f"{subdir}: the run stopped; {WITHOUT_REPLACED}"
+        first_step(PublishOutcome("failed", records=interim, error=without))
     last = (site, channel_path, meta, shard_grace_days, repodata_bz2)
     try:
         for fn in staged:
@@ -323,7 +332,7 @@ async def publish_target(
     except (OSError, ShardError) as exc:
         if interim is None:
             raise  # else the first step is published: not the previous state
-        outcome = failed(channel_path, subdir, exc, "published without the files replaced upstream")
+        outcome = failed(channel_path, subdir, exc, WITHOUT_REPLACED)
         return replace(outcome, records=interim)
     # Prune only after the new metadata is in place; shielded like the renames before it, so
     # that a stop now still reports this subdir as published.
@@ -375,6 +384,7 @@ async def publish_all(
         listed: Collection[str],
         withdrawn: list[str],
     ) -> None:
+        key = (channel_path, meta.subdir)
         async with limiter:
             try:
                 outcome = await publish_target(
@@ -388,12 +398,13 @@ async def publish_all(
                     kept=kept,
                     listed=listed,
                     withdrawn=withdrawn,
+                    first_step=functools.partial(outcomes.__setitem__, key),
                 )
             except (OSError, ShardError) as exc:
                 # A full disk or an I/O error, or a record no shard can hold (see
                 # encode_shard): this subdir keeps its previous state.
                 outcome = failed(channel_path, meta.subdir, exc, "kept the previous state")
-            outcomes[(channel_path, meta.subdir)] = outcome
+            outcomes[key] = outcome
 
     async with trio.open_nursery() as nursery:
         for target in targets:
