@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,7 @@ import zstandard
 
 from sitegen.cli import main
 from sitegen.config import SiteConfig, load_config, parse_config
+from sitegen.layout import run_page_path
 from sitegen.net.failures import MAX_RETRY_AFTER, retry_after
 from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.passive.listen import open_listeners, serve_fetcher
@@ -41,6 +43,7 @@ from sitegen.sync.history import History
 from sitegen.sync.report import COMPLETED, FAILED, STOPPED, ChannelSubdirReport, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
+from sitegen.web.render import render_site
 from testkit.faults import (
     CHANNEL,
     RawServer,
@@ -1005,6 +1008,19 @@ def _second_compression_fails(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any,
     return real
 
 
+def _results_shown(cfg: SiteConfig, run_id: str) -> list[str]:
+    """The pages rendered now: what the run's page and the history page say of linux-64."""
+    render_site(cfg)
+    row = re.compile(
+        rf"<td>{re.escape(CHANNEL)}/{LINUX}</td>\s*<td data-label=\"Result\">"
+        r"<span class=\"badge badge-\w+\">([^<]*)</span>"
+    )
+    pages = (cfg.output / run_page_path(run_id), cfg.output / "history" / "index.html")
+    run_page, history = (page.read_text(encoding="utf-8") for page in pages)
+    # The history page shows the newest run first.
+    return [row.findall(run_page)[0], row.findall(history)[0]]
+
+
 async def test_disk_full_while_a_replacements_shards_are_written_keeps_previous_state(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1066,6 +1082,8 @@ async def test_disk_full_in_a_replacements_second_step_says_what_is_published(
     assert error.endswith("published without the files replaced upstream")
     assert beta not in listed(site)
     assert_site_invariant(site)
+    shown = "published without the files replaced upstream"
+    assert _results_shown(cfg, report.id) == [shown, shown]
 
     monkeypatch.setattr(publish_module, "zstd_stream", real)
     report = await mirror(cfg)
@@ -1256,6 +1274,8 @@ async def test_a_stop_between_a_replacements_two_steps_reports_what_its_first_st
     (error,) = linux.errors
     assert error.endswith("published without the files replaced upstream")
     assert_site_invariant(site)
+    shown = "published without the files replaced upstream"
+    assert _results_shown(cfg, record.id) == [shown, shown]
 
     monkeypatch.setattr(Site, "write_many", renaming)
     report = await mirror(cfg)

@@ -44,6 +44,7 @@ from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_subdir, unretire_
 from sitegen.sync.publish_shards import index_bytes, prune_unnamed, write_changed_shards
 from sitegen.sync.publish_state import narrow_state, widen_state
 from sitegen.sync.repodata_map import save_map
+from sitegen.sync.report import WITHOUT_REPLACED
 
 log = logging.getLogger("sitegen")
 
@@ -247,9 +248,6 @@ def empty_metadata(subdir: str) -> SubdirMetadata:
 PublishTarget = tuple[
     str, SubdirMetadata, list[str], dict[str, str], Mapping[str, Record], Collection[str], list[str]
 ]
-
-
-WITHOUT_REPLACED = "published without the files replaced upstream"  # its first step only
 
 
 @dataclass(frozen=True)

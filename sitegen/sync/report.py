@@ -173,6 +173,11 @@ class MirrorReport:
         return dict(sorted(total.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+# What a subdir publishes when the second of the two steps that publish its re-uploaded files
+# (see sitegen.sync.publish.publish_target) did not go out: its first step.
+WITHOUT_REPLACED = "published without the files replaced upstream"
+
+
 @dataclass
 class ChannelSubdirReport:
     """What changed in one published subdir of a channel."""
@@ -193,6 +198,9 @@ class ChannelSubdirReport:
     # Files no metadata lists any more that stay on disk (keep_removed, see sitegen.sync.keep).
     kept_files: int = 0
     errors: list[str] = field(default_factory=list)
+    # "failed", yet not at its previous state: published WITHOUT_REPLACED (the change lists
+    # say what that published).
+    first_step_only: bool = False
 
 
 def new_files_text(

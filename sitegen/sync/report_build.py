@@ -227,6 +227,7 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
         cr.errors.append(outcome.error)
     if outcome.records is None:  # failed, and kept its previous state
         return cr
+    cr.first_step_only = outcome.status == FAILED  # failed, with records: its first step
     cr.deleted_files = outcome.deleted
     cr.kept_files = len(results.kept.get(key, ()))
     _diff(cr, merged, outcome.records)

@@ -26,6 +26,8 @@ from sitegen.sync.report import (
     RUNNING,
     STOPPED,
     UNMATCHED_SHOWN,
+    WITHOUT_REPLACED,
+    ChannelSubdirReport,
     MirrorReport,
     RunReport,
     UnmatchedEntry,
@@ -55,6 +57,13 @@ SUBDIR_STATUS_WORDS = {
 }
 
 Scrub = Callable[[str], str]
+
+
+def _subdir_status_words(c: ChannelSubdirReport) -> str:
+    """A channel subdir's result in words; a failed one may have published its first step."""
+    if c.status == FAILED and c.first_step_only:
+        return WITHOUT_REPLACED
+    return SUBDIR_STATUS_WORDS.get(c.status, c.status)
 
 
 def same(text: str) -> str:
@@ -102,7 +111,7 @@ def run_summary(
             "channel": c.channel,
             "subdir": c.subdir,
             "status": c.status,
-            "status_words": SUBDIR_STATUS_WORDS.get(c.status, c.status),
+            "status_words": _subdir_status_words(c),
             "packages": c.packages,
             "added": len(c.added),
             "updated": len(c.updated),
