@@ -31,10 +31,11 @@ from sitegen.sync.merge import (
 )
 from sitegen.sync.plan import DiskSnapshot, files_to_check, plan_subdir
 from sitegen.sync.prune import deletion_guard
-from sitegen.sync.publish import PublishOutcome, SubdirMetadata
+from sitegen.sync.publish import PublishOutcome
 from sitegen.sync.report import RunReport
 from sitegen.sync.report_build import RunResults, build_report, clean_rebuild
 from sitegen.sync.selection import ClosureResult
+from sitegen.sync.subdir_metadata import SubdirMetadata
 from sitegen.sync.upstream_copy import hide_secrets
 from testkit.records import rec
 
@@ -327,6 +328,7 @@ def test_report_is_assembled_from_the_stage_results() -> None:
             "deleted_files": 1,
             "kept_files": 0,
             "errors": ["linux-64/b: 404"],
+            "first_step_only": False,
         }
     ]
     assert data["errors"] == ["earlier", "disk trouble"]
