@@ -32,7 +32,8 @@ from sitegen.sync.merge import (
 from sitegen.sync.plan import DiskSnapshot, plan_subdir
 from sitegen.sync.prepare import filters_list, prepare_all
 from sitegen.sync.prune import package_files
-from sitegen.sync.publish import PublishOutcome, SubdirMetadata, publish_target
+from sitegen.sync.publish import PublishOutcome, publish_target
+from sitegen.sync.subdir_metadata import SubdirMetadata
 from testkit.records import raw_record
 
 pytestmark = pytest.mark.unit

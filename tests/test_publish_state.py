@@ -21,8 +21,9 @@ from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync import publish as publish_module
 from sitegen.sync.keep import read_kept
-from sitegen.sync.publish import PublishOutcome, SubdirMetadata, publish_all
+from sitegen.sync.publish import PublishOutcome, publish_all
 from sitegen.sync.publish_state import narrow_state, widen_state
+from sitegen.sync.subdir_metadata import SubdirMetadata
 from sitegen.tools.verify_kept import kept_problems
 from sitegen.tools.verify_sample import Checked
 from testkit.records import raw_record

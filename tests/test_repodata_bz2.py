@@ -16,7 +16,8 @@ from sitegen.conda.records import Record
 from sitegen.config import ConfigError, parse_config
 from sitegen.layout import METADATA_FILES, REPODATA_BZ2, metadata_files
 from sitegen.store.site import Site
-from sitegen.sync.publish import SubdirMetadata, publish_subdir
+from sitegen.sync.publish import publish_subdir
+from sitegen.sync.subdir_metadata import SubdirMetadata
 from testkit.records import rec
 
 pytestmark = pytest.mark.unit

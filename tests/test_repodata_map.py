@@ -17,7 +17,8 @@ from sitegen.layout import repodata_map_path
 from sitegen.store.site import Site
 from sitegen.sync import repodata_map
 from sitegen.sync.merge import load_previous
-from sitegen.sync.publish import SubdirMetadata, publish_subdir
+from sitegen.sync.publish import publish_subdir
+from sitegen.sync.subdir_metadata import SubdirMetadata
 
 pytestmark = pytest.mark.unit
 

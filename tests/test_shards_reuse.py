@@ -25,8 +25,9 @@ from sitegen.store.site import Site
 from sitegen.sync import publish as publish_module
 from sitegen.sync import publish_shards
 from sitegen.sync.prepare import find_changed_names, stamp_indexed
-from sitegen.sync.publish import SubdirMetadata, publish_subdir, publish_target
+from sitegen.sync.publish import publish_subdir, publish_target
 from sitegen.sync.publish_shards import read_index, shard_problems
+from sitegen.sync.subdir_metadata import SubdirMetadata
 
 pytestmark = pytest.mark.unit
 

@@ -33,13 +33,14 @@ from sitegen.store.site import Site
 from sitegen.sync import inputs
 from sitegen.sync.inputs import InputsDigest
 from sitegen.sync.prune import expire_shards, prune_shards
-from sitegen.sync.publish import SubdirMetadata, publish_subdir
+from sitegen.sync.publish import publish_subdir
 from sitegen.sync.publish_shards import (
     changed_names,
     shard_problems,
     unchanged_shards,
     write_shards,
 )
+from sitegen.sync.subdir_metadata import SubdirMetadata
 from testkit.site import site_config
 
 pytestmark = pytest.mark.unit

@@ -18,7 +18,8 @@ from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.store.pending import PendingFile
 from sitegen.store.site import TEMP_PREFIX, Site
 from sitegen.sync import fetch
-from sitegen.sync.publish import empty_metadata, publish_all
+from sitegen.sync.publish import publish_all
+from sitegen.sync.subdir_metadata import empty_metadata
 
 pytestmark = pytest.mark.unit
 

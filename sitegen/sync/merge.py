@@ -18,8 +18,8 @@ from sitegen.conda.records import Record, Repodata, RepodataError
 from sitegen.conda.shards import REASON_UNSHARDABLE, unshardable
 from sitegen.layout import REPODATA
 from sitegen.sync.prune import deletion_guard
-from sitegen.sync.publish import SubdirMetadata
 from sitegen.sync.repodata_map import read_published
+from sitegen.sync.subdir_metadata import SubdirMetadata
 
 MERGED = "merged"
 HELD = "held"

@@ -56,12 +56,7 @@ from sitegen.sync.merging import merge_all, still_supplied
 from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
 from sitegen.sync.prepare import filters_list, prepare_all
 from sitegen.sync.prune import package_files
-from sitegen.sync.publish import (
-    PublishOutcome,
-    PublishTarget,
-    SubdirMetadata,
-    publish_all,
-)
+from sitegen.sync.publish import PublishOutcome, PublishTarget, publish_all
 from sitegen.sync.publish_channel import write_channeldata, write_notices
 from sitegen.sync.repodata_map import published_records
 from sitegen.sync.report import RunReport
@@ -83,6 +78,7 @@ from sitegen.sync.selection import (
     select_all,
 )
 from sitegen.sync.space import oversized, space_problems
+from sitegen.sync.subdir_metadata import SubdirMetadata
 
 log = logging.getLogger("sitegen")
 

@@ -29,8 +29,9 @@ from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey, check_files
 from sitegen.sync.merge import MergedSubdir
-from sitegen.sync.publish import PublishOutcome, SubdirMetadata
+from sitegen.sync.publish import PublishOutcome
 from sitegen.sync.publish_shards import changed_names
+from sitegen.sync.subdir_metadata import SubdirMetadata
 
 log = logging.getLogger("sitegen")
 

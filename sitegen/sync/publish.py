@@ -15,19 +15,15 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import trio
 
-from sitegen.conda.current_repodata import current_records
-from sitegen.conda.encode import PieceMap, repodata_pieces
+from sitegen.conda.encode import PieceMap
 from sitegen.conda.records import Record
-from sitegen.conda.run_exports import encode_run_exports
 from sitegen.conda.shards import SHARD_INDEX, ShardError, shard_filename
-from sitegen.conda.version import RecordMatcher
 from sitegen.layout import (
     REPODATA,
     REPODATA_BZ2,
@@ -39,63 +35,15 @@ from sitegen.layout import (
 )
 from sitegen.store.interface import PendingWrite
 from sitegen.store.site import Site
-from sitegen.sync.metadata_compress import bz2_stream, zstd_compress, zstd_stream
+from sitegen.sync.metadata_compress import bz2_stream, zstd_stream
 from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_subdir, unretire_shards
 from sitegen.sync.publish_shards import index_bytes, prune_unnamed, write_changed_shards
 from sitegen.sync.publish_state import narrow_state, widen_state
 from sitegen.sync.repodata_map import save_map
 from sitegen.sync.report import WITHOUT_REPLACED
+from sitegen.sync.subdir_metadata import SubdirMetadata, write_pieces
 
 log = logging.getLogger("sitegen")
-
-
-@dataclass
-class SubdirMetadata:
-    """Everything that goes into one published subdir's metadata."""
-
-    subdir: str
-    records: dict[str, Record]
-    info: dict[str, Any] = field(default_factory=dict)
-    removed: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    # The names whose records differ from those published (see sync.prepare.
-    # find_changed_names): publish_subdir builds their shards, and keeps the published ones of
-    # the others that are whole on disk; None: it builds every shard.
-    changed_names: set[str] | None = None
-    # CEP-12: file name -> its run_exports as published (see sitegen.conda.run_exports), of
-    # which those of ``records`` are published; None: no run_exports.json.
-    run_exports: Mapping[str, bytes] | None = None
-
-    def pieces(self, where: PieceMap | None = None) -> Iterator[bytes]:
-        """repodata.json (see sitegen.conda.encode), a few MB at a time (made as they are
-        asked for: never the whole of it in memory); ``where`` gets where its parts lie."""
-        return repodata_pieces(
-            self.subdir, self.info, self.records, self.removed, self.extra, where
-        )
-
-    def current_pieces(self) -> Iterator[bytes]:
-        """current_repodata.json (see sitegen.conda.current_repodata), likewise (~60 MB at
-        conda-forge scale, made while the .zst of repodata.json is compressed); its records
-        are chosen when the first piece is asked for."""
-        current = current_records(self.records, RecordMatcher(remember=False))
-        yield from repodata_pieces(self.subdir, self.info, current, self.removed, self.extra)
-
-    def encode_current(self) -> bytes:
-        return b"".join(self.current_pieces())
-
-    def run_exports_files(self) -> dict[str, bytes]:
-        """``run_exports.json.zst`` and ``run_exports.json``, in that order; none when there
-        is no run_exports.json to publish."""
-        if self.run_exports is None:
-            return {}
-        body = encode_run_exports(self.subdir, self.run_exports, self.records)
-        return {RUN_EXPORTS_FILES[1]: zstd_compress(body), RUN_EXPORTS_FILES[0]: body}
-
-
-def write_pieces(pieces: Iterable[bytes], out: PendingWrite) -> None:
-    """Each piece into ``out``, as it is made."""
-    for piece in pieces:
-        out.write(piece)
 
 
 async def publish_subdir(
@@ -237,10 +185,6 @@ def _withdraw_bz2(site: Site, directory: Path, repodata_bz2: bool) -> list[str]:
     if repodata_bz2 or not site.remove(directory / REPODATA_BZ2):
         return []
     return [REPODATA_BZ2]
-
-
-def empty_metadata(subdir: str) -> SubdirMetadata:
-    return SubdirMetadata(subdir=subdir, records={}, extra={"repodata_version": 1})
 
 
 # (channel path, metadata, staged, package bases, kept, listed now, withdrawn): see

@@ -32,7 +32,7 @@ from sitegen.conda.schema import RECORD_SECTIONS
 from sitegen.layout import REPODATA, REPODATA_BZ2, RUN_EXPORTS_FILES, metadata_files
 from sitegen.store.interface import SiteStorage
 from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
-from sitegen.sync.publish import SubdirMetadata
+from sitegen.sync.subdir_metadata import SubdirMetadata
 
 # (site-relative path, kind of problem, what is wrong), as
 # :class:`sitegen.tools.verify.Problem` takes them.
