@@ -385,6 +385,42 @@ def test_a_page_under_a_path_token_leaks_it_through_no_referer(
 
 @pytest.mark.integration
 @pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_every_answer_says_no_referrer(server: str, private_site: PrivateSite) -> None:
+    """Not only the files found: a 404 (a missing optional file, asked for under a path token
+    too), a refusal, a redirect and a denied name carry ``Referrer-Policy: no-referrer`` as
+    well, whatever page the server or an operator's ``error_page`` shows there."""
+    require_server(server)
+    site = private_site.config.output
+    tokens = private_site.tokens
+    ci = tokens["ci"]
+    (site / PRIVATE / "linux-64" / "current_repodata.json").unlink()
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    missing = f"{PRIVATE}/linux-64/current_repodata.json"
+    with running:
+        url = running.url
+        for path, headers, statuses in (
+            (f"{PREFIX}/{PRIVATE}/", bearer(ci), (200,)),
+            (f"{PREFIX}/{missing}", bearer(ci), (404,)),
+            (f"{PREFIX}/t/{ci}/{missing}", {}, (404,)),
+            (f"/t/{ci}{PREFIX}/{missing}", {}, (404,)),
+            (f"{PREFIX}/{PUBLIC}/linux-64/missing-1.0-0.conda", {}, (404,)),
+            (f"{PREFIX}/{PRIVATE}/linux-64/repodata.json", {}, (401,)),
+            (f"{PREFIX}/{PRIVATE}/linux-64/repodata.json", bearer(tokens["gone"]), (403,)),
+            (f"{PREFIX}/.sitegen/", {}, (403,)),
+            (f"{PREFIX}/stats.json", bearer(ci), (403, 404)),
+            (PREFIX, {}, (301,)),
+            (f"{PREFIX}/t/{ci}/{PRIVATE}", {}, (301,)),
+        ):
+            status, got, _ = request(url, path, headers)
+            shown = path.replace(ci, "<token>")
+            assert status in statuses, (shown, status)
+            assert got.get("referrer-policy") == "no-referrer", (shown, status)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
 def test_private_files_are_for_the_client_cache_only(
     server: str, private_site: PrivateSite
 ) -> None:

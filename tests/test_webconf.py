@@ -406,6 +406,15 @@ def test_real_server_serves_the_site_through_the_symlink(
         # Errors are never cached as if they were packages.
         status, headers, _ = _get(url, f"{base}/missing-1.0-0.conda")
         assert status == 404 and "immutable" not in headers.get("cache-control", "")
+        # An error says no-referrer as every other answer does.
+        for path, expected in (
+            (f"{base}/missing-1.0-0.conda", 404),
+            (f"{PREFIX}/missing.html", 404),
+            (f"{PREFIX}/.sitegen/", 403),
+            (PREFIX, 301),
+        ):
+            status, headers, _ = _get(url, path)
+            assert (status, headers.get("referrer-policy")) == (expected, "no-referrer"), path
 
         # Directory listings are off; index.html pages are served.
         status, _, body = _get(url, f"{PREFIX}/listing-test/")

@@ -39,8 +39,8 @@ directory at a URL prefix with what conda clients need:
 * an access log format for ``sitegen stats``, ``sitegen_stats`` (see
   :mod:`sitegen.stats.logline`): no user name or referer, ``/t/<token>/`` masked, the
   fetcher's outcome;
-* ``Referrer-Policy: no-referrer``: a page browsed under ``/t/<token>/`` never sends its
-  address as a Referer.
+* ``Referrer-Policy: no-referrer`` on every answer, errors and redirects too: a page browsed
+  under ``/t/<token>/`` never sends its address as a Referer.
 
 The default output is a snippet to include (an nginx ``server`` block; an Apache ``Alias`` +
 ``<Directory>`` block, wrapped in a ``<VirtualHost>`` when ``--listen`` is given).
