@@ -426,7 +426,8 @@ def test_private_files_are_for_the_client_cache_only(
 ) -> None:
     """A private channel's answers are ``private`` (RFC 9111 §3.5: a shared cache may store an
     answer to a request with Authorization when it is ``public``, and serve it to anyone);
-    a public channel's stay ``public``, with the same lifetimes."""
+    a public channel's stay ``public``, with the same lifetimes: long only for a subdir's
+    package files and its shards, not for a file named like one elsewhere in the channel."""
     require_server(server)
     site = private_site.config.output
     ci = private_site.tokens["ci"]
@@ -435,6 +436,10 @@ def test_private_files_are_for_the_client_cache_only(
         shard = site / channel / "linux-64" / "shards" / shard_name
         shard.parent.mkdir(exist_ok=True)
         shard.write_bytes(b"(shard)")
+        (site / channel / "linux-64" / shard_name).write_bytes(b"(not a shard)")
+        deeper = site / channel / "linux-64" / "old" / "x-1.0-0.conda"
+        deeper.parent.mkdir()
+        deeper.write_bytes(b"(not a package file)")
     running = webconf_server(
         server, private_site.config, private_site.root / "state", prefix=PREFIX
     )
@@ -448,6 +453,8 @@ def test_private_files_are_for_the_client_cache_only(
                 "linux-64/repodata_shards.msgpack.zst": short,
                 f"linux-64/shards/{shard_name}": long,
                 f"linux-64/{package_of(site, channel)}": long,
+                f"linux-64/{shard_name}": short,
+                "linux-64/old/x-1.0-0.conda": short,
                 "": short,  # the channel's page
                 "linux-64/": short,
             }

@@ -354,10 +354,8 @@ def render(conf: Webconf) -> str:
         private_short_cache=PRIVATE_SHORT_CACHE,
         private_long_cache=PRIVATE_LONG_CACHE,
         package_re=r"\.(?:conda|tar\.bz2)",
-        # CEP-16 shards in a subdir's shards/ (the site's rules, after the subdir's path);
-        # a private channel's Apache section matches the file name alone.
+        # CEP-16 shards in a subdir's shards/ (after the subdir's path).
         shard_re=f"/{SHARDS_DIR}/{_SHARD_NAME_RE}",
-        shard_file_re=f"^{_SHARD_NAME_RE}$",
         log_format=NGINX_FORMAT if conf.server == "nginx" else APACHE_FORMAT,
     )
     return re.sub(r"\n{3,}", "\n\n", text)
