@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -172,3 +173,19 @@ def test_private_channels_and_a_private_site_answer_only_to_tokens(tmp_path: Pat
         assert server.get("/")[0] == 401
         assert server.get("/", stranger)[0] == 200
         assert server.get(repodata, stranger)[0] == 401  # still a reader's only
+
+
+def test_a_port_in_use_is_reported_before_any_render(tmp_path: Path) -> None:
+    """The port is bound first: one taken fails at once (exit status 1, saying why), with no
+    render done in vain before it (on a large site, minutes)."""
+    (tmp_path / "folder").mkdir()
+    config = tmp_path / "channels.yaml"
+    config.write_text(config_text(tmp_path, "Taken"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = sitegen(tmp_path, "serve", "--port", port, "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert not (tmp_path / "site" / "index.html").exists()

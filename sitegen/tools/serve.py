@@ -207,30 +207,35 @@ def serve(
     watch: bool = False,
     templates_dir: Path = TEMPLATES_DIR,
 ) -> None:
-    """Render once, then serve the site on 127.0.0.1 until interrupted (Ctrl-C)."""
+    """Bind the port, render once, then serve the site on 127.0.0.1 until interrupted
+    (Ctrl-C). The port comes first: one that is taken fails at once, not after a render that
+    may take minutes."""
     config = load()
-    render_site(config, templates_dir=templates_dir)
     try:
         server = make_server(config.output, port, access=TokenCheck(config))
     except OSError as exc:
         raise ServeError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, bound = server.server_address[:2]
-    print(f"Serving {config.output} at http://{host}:{bound}/ (Ctrl-C stops)", flush=True)
-    stop = threading.Event()
     try:
-        if watch:
-            watch_and_render(
-                load,
-                config_path,
-                templates_dir=templates_dir,
-                stop_event=stop,
-                served=config.output,
-            )
-        else:
-            stop.wait()
+        # A client connecting meanwhile waits in the listen backlog for the pages.
+        render_site(config, templates_dir=templates_dir)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        host, bound = server.server_address[:2]
+        print(f"Serving {config.output} at http://{host}:{bound}/ (Ctrl-C stops)", flush=True)
+        stop = threading.Event()
+        try:
+            if watch:
+                watch_and_render(
+                    load,
+                    config_path,
+                    templates_dir=templates_dir,
+                    stop_event=stop,
+                    served=config.output,
+                )
+            else:
+                stop.wait()
+        finally:
+            stop.set()
+            server.shutdown()  # waits for serve_forever: only once it runs
     finally:
-        stop.set()
-        server.shutdown()
         server.server_close()
