@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,12 +14,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from sitegen.config import load_config
+from sitegen.tools.serve import watch_and_render
+from sitegen.web.render import TEMPLATES_DIR
 from testkit.server_process import terminate
 
 pytestmark = pytest.mark.integration
@@ -189,3 +193,44 @@ def test_a_port_in_use_is_reported_before_any_render(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert not (tmp_path / "site" / "index.html").exists()
+
+
+def test_a_folder_added_to_the_templates_is_watched_too(tmp_path: Path) -> None:
+    """A folder made under the templates while the preview runs (assets/fonts/): its files are
+    watched as the others, and an edit there renders the pages again."""
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES_DIR, templates)
+    (tmp_path / "folder").mkdir()
+    config = tmp_path / "channels.yaml"
+    config.write_text(config_text(tmp_path, "Fonts"))
+    renders: list[int] = []
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=watch_and_render,
+        args=(lambda: load_config(config), config),
+        kwargs={
+            "templates_dir": templates,
+            "stop_event": stop,
+            "on_render": lambda: renders.append(1),
+        },
+        daemon=True,
+    )
+    watcher.start()
+    served = tmp_path / "site" / "assets" / "fonts" / "extra.css"
+
+    def wait(done: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + 15
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return done()
+
+    try:
+        time.sleep(1)  # the watcher starts a moment after the thread
+        (templates / "assets" / "fonts").mkdir()
+        assert wait(lambda: len(renders) == 1)  # the new folder is a change itself
+        for text in ("b { }", "i { }"):
+            (templates / "assets" / "fonts" / "extra.css").write_text(text)
+            assert wait(lambda t=text: served.exists() and served.read_text() == t), renders
+    finally:
+        stop.set()
+        watcher.join(10)

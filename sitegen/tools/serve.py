@@ -150,53 +150,64 @@ def watch_and_render(
     config_path = Path(config_path).absolute()
     templates_dir = Path(templates_dir).absolute()
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # we log what changed ourselves
-    watched = [templates_dir, config_path.parent]
-    watched += [p for p in templates_dir.rglob("*") if p.is_dir()]
 
     def relevant(path: str) -> bool:
         candidate = Path(path)
         return candidate == config_path or templates_dir in candidate.parents
 
+    def folder_added(change: watchfiles.Change, path: str) -> bool:
+        return change == watchfiles.Change.added and relevant(path) and Path(path).is_dir()
+
     changed: set[str] = set()  # relevant paths changed since the last render
     last_change = 0.0
-    # Every batch is yielded, filtered here (and an empty one after QUIET seconds without any):
-    # other files changing beside channels.yaml (a log written there) must not hold a render
-    # back, as they would if watchfiles dropped their batches before we saw them.
-    for changes in watchfiles.watch(
-        *watched,
-        watch_filter=None,
-        recursive=False,
-        stop_event=stop_event,
-        rust_timeout=int(QUIET * 1000),
-        yield_on_timeout=True,
-    ):
-        now = time.monotonic()
-        fresh = {p for _c, p in changes if relevant(p)}
-        if fresh:
-            changed |= fresh
-            last_change = now
-        if not changed or now - last_change < QUIET:
-            continue  # a burst of saves (an editor, a checkout) is one render, once quiet
-        names = ", ".join(sorted({Path(p).name for p in changed}))
-        changed.clear()
-        log.info("changed: %s; rendering", names)
-        try:
-            config = load()
-            if served is not None and config.output != served:
-                log.error(
-                    "output is now %s, but this server serves %s: restart sitegen serve to"
-                    " preview it (pages not rendered)",
-                    config.output,
-                    served,
-                )
-            else:
-                render_site(config, templates_dir=templates_dir)
-        except ConfigError as exc:
-            log.error("configuration error: %s (pages not rendered)", exc)
-        except Exception:
-            log.exception("rendering failed")
-        if on_render is not None:
-            on_render()
+    while True:
+        # Not recursive: the site may lie beside channels.yaml, and every render writes there.
+        # So each folder of the templates is watched by name, and one made since (assets/fonts/)
+        # starts the watch again with it.
+        watched = [config_path.parent, templates_dir]
+        watched += [p for p in templates_dir.rglob("*") if p.is_dir()]
+        # Every batch is yielded, filtered here (and an empty one after QUIET seconds without
+        # any): other files changing beside channels.yaml (a log written there) must not hold a
+        # render back, as they would if watchfiles dropped their batches before we saw them.
+        for changes in watchfiles.watch(
+            *watched,
+            watch_filter=None,
+            recursive=False,
+            stop_event=stop_event,
+            rust_timeout=int(QUIET * 1000),
+            yield_on_timeout=True,
+        ):
+            now = time.monotonic()
+            fresh = {p for _c, p in changes if relevant(p)}
+            if fresh:
+                changed |= fresh
+                last_change = now
+            if any(folder_added(c, p) for c, p in changes):
+                break  # the render waits for quiet as ever, in the next watch
+            if not changed or now - last_change < QUIET:
+                continue  # a burst of saves (an editor, a checkout) is one render, once quiet
+            names = ", ".join(sorted({Path(p).name for p in changed}))
+            changed.clear()
+            log.info("changed: %s; rendering", names)
+            try:
+                config = load()
+                if served is not None and config.output != served:
+                    log.error(
+                        "output is now %s, but this server serves %s: restart sitegen serve to"
+                        " preview it (pages not rendered)",
+                        config.output,
+                        served,
+                    )
+                else:
+                    render_site(config, templates_dir=templates_dir)
+            except ConfigError as exc:
+                log.error("configuration error: %s (pages not rendered)", exc)
+            except Exception:
+                log.exception("rendering failed")
+            if on_render is not None:
+                on_render()
+        else:
+            return  # stop_event: the watch ended
 
 
 def serve(
