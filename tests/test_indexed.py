@@ -249,3 +249,24 @@ async def test_upstreams_stamp_is_published_and_a_new_record_gets_a_later_one(
     rewrite_repodata(example_upstream.root, "linux-64", restore)
     await _mirror(config)
     assert _stamps(site, "linux-64") == first
+
+
+@pytest.mark.integration
+async def test_stamps_that_cannot_be_saved_fail_only_their_subdir_and_say_where(
+    example_upstream: ExampleUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    # Where linux-64's first sightings are kept, a folder: the stamps cannot be read or saved.
+    state = indexed_timestamps_path(site, CHANNEL, "linux-64")
+    state.mkdir(parents=True)
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    rows = {c.subdir: c for c in report.channels}
+    assert rows["noarch"].status == "published"
+    assert rows["linux-64"].status == "failed"
+    assert not (site / CHANNEL / "linux-64" / "repodata.json").exists()
+    (error,) = rows["linux-64"].errors
+    assert error.startswith("linux-64: could not publish: Is a directory")
+    assert error.endswith(f"({state}); kept the previous state")
+    # Logged as the other publishing failures are, the file named.
+    assert any(str(state) in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)

@@ -29,7 +29,7 @@ from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync.download import DownloadOutcome, TargetKey, check_files
 from sitegen.sync.merge import MergedSubdir
-from sitegen.sync.publish import PublishOutcome
+from sitegen.sync.publish import KEPT_PREVIOUS, PublishOutcome, failure
 from sitegen.sync.publish_shards import changed_names
 from sitegen.sync.subdir_metadata import SubdirMetadata
 
@@ -94,11 +94,7 @@ async def prepare_all(
             await trio.to_thread.run_sync(stamp_indexed, site, merged.channel, meta, previous)
             await trio.to_thread.run_sync(find_changed_names, site, merged.channel, meta, previous)
         except OSError as exc:
-            why = exc.strerror or exc
-            error = f"{merged.subdir}: could not publish: {why}"
-            outcomes[merged.key] = PublishOutcome(
-                "failed", error=f"{error}; kept the previous state"
-            )
+            outcomes[merged.key] = failure(merged.channel, merged.subdir, exc, KEPT_PREVIOUS)
             continue
         if previous is not None:
             # The published stamps served the stamping and the shard reuse, and nothing after

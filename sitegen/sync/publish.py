@@ -274,7 +274,7 @@ async def publish_target(
     except (OSError, ShardError) as exc:
         if interim is None:
             raise  # else the first step is published: not the previous state
-        outcome = failed(channel_path, subdir, exc, WITHOUT_REPLACED)
+        outcome = failure(channel_path, subdir, exc, WITHOUT_REPLACED)
         return replace(outcome, records=interim)
     # Prune only after the new metadata is in place; shielded like the renames before it, so
     # that a stop now still reports this subdir as published.
@@ -296,7 +296,11 @@ async def publish_target(
     return PublishOutcome(status, meta.records, deleted=len(removed))
 
 
-def failed(channel: str, subdir: str, exc: OSError | ShardError, kept: str) -> PublishOutcome:
+# What a subdir that could not be published serves (see failure): what it served before.
+KEPT_PREVIOUS = "kept the previous state"
+
+
+def failure(channel: str, subdir: str, exc: OSError | ShardError, kept: str) -> PublishOutcome:
     """A subdir that could not be published, and what it publishes instead (``kept``)."""
     log.error("%s/%s: %s", channel, subdir, exc)
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
@@ -345,7 +349,7 @@ async def publish_all(
             except (OSError, ShardError) as exc:
                 # A full disk or an I/O error, or a record no shard can hold (see
                 # encode_shard): this subdir keeps its previous state.
-                outcome = failed(channel_path, meta.subdir, exc, "kept the previous state")
+                outcome = failure(channel_path, meta.subdir, exc, KEPT_PREVIOUS)
             outcomes[key] = outcome
 
     async with trio.open_nursery() as nursery:
