@@ -179,10 +179,13 @@ def _verify(args: argparse.Namespace) -> int:
             f" hashed {counted(report.hashed, 'file')}, {human_bytes(report.hashed_bytes)};"
             " sizes only for the rest)"
         )
-    # Kept files are checked against their kept records, not repodata: said apart.
-    kept = f" ({report.kept} kept unlisted)" if report.kept else ""
+    # Kept files are checked against their kept records, files awaiting publication against
+    # upstream's, not repodata: said apart.
+    unlisted = [f"{report.kept} kept unlisted"] if report.kept else []
+    unlisted += [f"{report.awaiting} awaiting publication"] if report.awaiting else []
+    apart = f" ({', '.join(unlisted)})" if unlisted else ""
     print(
-        f"checked {counted(report.files, 'file')}{kept}, {human_bytes(report.bytes)}{sampled};"
+        f"checked {counted(report.files, 'file')}{apart}, {human_bytes(report.bytes)}{sampled};"
         f" {counted(len(report.problems), 'problem')}"
     )
     if any(p.kind == "locked" for p in report.problems):

@@ -10,7 +10,8 @@ to exactly ``repodata.json``, and with the setting off no ``.bz2`` is left publi
 exactly the shards ``repodata.json`` makes and each exists and hashes to its name; the
 files a ``keep_removed`` channel keeps unlisted match their kept records
 (:mod:`sitegen.tools.verify_kept`); no other package file (nor a link named like one) is in
-a subdir, which the web server would serve though no record vouches for it; no subdir that was
+a subdir, which the web server would serve though no record vouches for it, but those a run
+downloaded and has not published yet, which upstream's records vouch for; no subdir that was
 published lost its ``repodata.json`` (:mod:`sitegen.tools.verify_channel`: reported, never
 repaired), a channel's ``notices.json`` is what its ``notices:`` make now and its
 ``channeldata.json`` agrees with its subdirs' ``repodata.json``; the installer folders hold just the files their state
@@ -22,8 +23,9 @@ them anew; ``.zst``, ``.bz2`` (when on), ``current_repodata.json`` and the shard
 from ``repodata.json`` (the file published last, so the truth), ``notices.json`` is written
 as a run writes it (and ``channeldata.json`` of a channel without a local source), and left-over temporaries and a
 ``.bz2`` published while the setting is off are removed, and so are package files no record
-names (as a run prunes them: a run stopped before publishing leaves the files it downloaded,
-which the next run would have reused, so that run fetches them again). Repairs happen only while
+vouches for (as a run prunes them); the files a run stopped before publishing downloaded,
+which match the upstream records they were verified by, are left for the next run to reuse
+(:mod:`sitegen.tools.verify_awaiting`). Repairs happen only while
 holding the site lock, so a live ``sitegen mirror`` run is never disturbed. A site where
 nothing configured is published has nothing to verify, which the report says apart (and the
 command fails on): a check that vouched for nothing must not pass; left-over temporaries there
@@ -63,6 +65,7 @@ from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.keep import read_kept
 from sitegen.sync.local import is_local, restore
 from sitegen.sync.publish_shards import rebuild_shards, shard_problems
+from sitegen.tools.verify_awaiting import awaiting_files
 from sitegen.tools.verify_channel import channel_problems, lost_repodata, published_subdirs
 from sitegen.tools.verify_installers import installer_problems, installers_published
 from sitegen.tools.verify_kept import kept_problems
@@ -229,7 +232,7 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
             )
             report.problems += [Problem(*problem) for problem in found]
             extras = await trio.to_thread.run_sync(
-                _extra_files, site, channel, subdir, repodata.records.keys()
+                _extra_files, site, channel, subdir, repodata.records.keys(), report
             )
             report.problems += extras
             for problem in extras if repair else []:
@@ -254,28 +257,33 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
 
 
 def _extra_files(
-    site: Site, channel: ChannelConfig, subdir: str, listed: Collection[str]
+    site: Site, channel: ChannelConfig, subdir: str, listed: Collection[str], checked: Checked
 ) -> list[Problem]:
-    """The package files (or links) of a subdir that neither ``listed`` (its repodata.json)
-    nor its kept records name: the web server serves them all the same, though no metadata
-    vouches for them (a run prunes them after publishing). Kept records that cannot be read
-    leave them unjudged: kept_problems reports those."""
+    """The package files (or links) of a subdir that neither ``listed`` (its repodata.json),
+    its kept records nor upstream's (a file a run downloaded and has not published yet, see
+    verify_awaiting) vouch for: the web server serves them all the same (a run prunes them
+    after publishing). Kept records that cannot be read leave them unjudged: kept_problems
+    reports those."""
     kept = read_kept(site.root, channel.path, subdir)
     if kept is None:
         return []
     directory = site.path(channel.path, subdir)
-    problems = []
+    links, files = [], []
     with os.scandir(directory) as entries:
         for entry in entries:
             name = entry.name
             if not is_package_file(name) or name in listed or name in kept:
                 continue
-            if entry.is_symlink() or entry.is_file(follow_symlinks=False):
-                why = "served, but no record of repodata.json (nor a kept record) names it"
-                problems.append(
-                    Problem(package_file_path(channel.path, subdir, name), "extra", why)
-                )
-    return sorted(problems, key=lambda problem: problem.path)
+            if entry.is_symlink():
+                links.append(name)  # a run never leaves one
+            elif entry.is_file(follow_symlinks=False):
+                files.append(name)
+    awaiting = awaiting_files(site, channel, subdir, files, checked)
+    why = "served, but no record of repodata.json (nor a kept or upstream record) vouches for it"
+    return [
+        Problem(package_file_path(channel.path, subdir, name), "extra", why)
+        for name in sorted(links + [name for name in files if name not in awaiting])
+    ]
 
 
 async def _check_packages(

@@ -52,8 +52,8 @@ def size_matches(path: Path, record: Record) -> bool:
 
 @dataclass
 class Checked:
-    """The package files a check found on disk, listed or kept unlisted (keep_removed), and of
-    those the ones it hashed (the others' sizes were checked)."""
+    """The package files a check found on disk, listed, kept unlisted (keep_removed) or
+    awaiting publication, and of those the ones it hashed (the others' sizes were checked)."""
 
     sample: Sample | None = None  # None: every file hashed
     files: int = 0
@@ -61,6 +61,8 @@ class Checked:
     hashed: int = 0  # of ``files``
     hashed_bytes: int = 0
     kept: int = 0  # of ``files``, those a keep_removed channel keeps unlisted
+    # Of ``files``, those a run downloaded and has not published yet (see verify_awaiting).
+    awaiting: int = 0
 
     def matches(self, path: Path, relative: str, record: Record, kept: bool) -> bool:
         """Whether the file at ``path`` (``relative``: ``channel/subdir/file``) matches

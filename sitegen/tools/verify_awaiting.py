@@ -1,0 +1,99 @@
+"""``sitegen verify`` over the package files a run downloaded but has not published yet.
+
+A run downloads each file straight to its name in the subdir, verified against upstream's
+record, and lists it in ``repodata.json`` only once all of the subdir's files are in; a run
+stopped (or killed, or failed) before that leaves them there, and the next run reuses every one
+that still matches its record instead of fetching it again. Such a file is no debris: the record
+it was verified against is in the copy of upstream's repodata the run kept (see
+:mod:`sitegen.net.upstream_cache`), for one of the channel's mirrors. A file that matches that
+record is counted as awaiting publication and left for the next run (which publishes it, or
+prunes it once it publishes without it); one that does not (other bytes, or a name no mirror of
+the channel lists) stays ``extra``, which ``--repair`` removes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import msgspec
+
+from sitegen.conda.records import Record
+from sitegen.conda.schema import CONDA_SUFFIX, RAW_DECODER, FileEntry
+from sitegen.config import ChannelConfig
+from sitegen.layout import package_file_path
+from sitegen.net.failures import UpstreamError
+from sitegen.net.upstream_cache import HIDDEN, UpstreamCache
+from sitegen.net.upstream_secrets import UpstreamSecrets
+from sitegen.net.zstd_body import decode_body
+from sitegen.store.interface import SiteStorage
+from sitegen.sync.local import is_local
+from sitegen.tools.verify_sample import Checked
+
+_ENTRY_DECODER = msgspec.json.Decoder(FileEntry)
+
+
+def awaiting_files(
+    site: SiteStorage,
+    channel: ChannelConfig,
+    subdir: str,
+    names: Iterable[str],
+    checked: Checked,
+) -> set[str]:
+    """Of ``names`` (regular files of the subdir that no published or kept record names), those
+    matching the record of a mirror's upstream repodata a run keeps; each of them counted into
+    ``checked`` (hashed, or by size outside its sample)."""
+    names = sorted(names)
+    if not names:
+        return set()
+    directory = site.path(channel.path, subdir)
+    found: set[str] = set()
+    cache = UpstreamCache(site)
+    for mirror in channel.mirrors:
+        if not names or is_local(mirror):  # a local source's files are linked in, not fetched
+            continue
+        hidden = cache.hidden_form(mirror.name, subdir) == HIDDEN
+        secrets = UpstreamSecrets.of(mirror) if hidden else None
+        records = _upstream_records(cache, mirror.name, subdir, names, secrets)
+        for fn, record in records.items():
+            relative = package_file_path(channel.path, subdir, fn)
+            if checked.matches(directory / fn, relative, record, kept=False):
+                checked.awaiting += 1
+                found.add(fn)
+        names = [fn for fn in names if fn not in found]
+    return found
+
+
+def _upstream_records(
+    cache: UpstreamCache,
+    mirror: str,
+    subdir: str,
+    names: Iterable[str],
+    secrets: UpstreamSecrets | None,
+) -> Mapping[str, Record]:
+    """The records of ``names`` in the copy kept of ``mirror``'s repodata of ``subdir`` (none
+    without a copy, or of one that cannot be read); ``secrets``: the copy holds the mirror's
+    secrets as their references, and upstream's own text that reads as one escaped, so a name
+    is looked up as the copy writes it."""
+    validators = cache.validators(mirror, subdir)
+    body = cache.body(mirror, subdir)
+    if validators is None or body is None:
+        return {}
+    try:
+        document = RAW_DECODER.decode(decode_body(validators.variant, body))
+    except (UpstreamError, msgspec.DecodeError):
+        return {}
+    del body
+    records = {}
+    for fn in names:
+        key = fn if secrets is None else secrets.hide_text(fn)
+        section = document.packages_conda if fn.endswith(CONDA_SUFFIX) else document.packages
+        raw = section.get(key)
+        if raw is None:
+            continue
+        try:
+            entry = _ENTRY_DECODER.decode(raw)
+        except msgspec.DecodeError:  # an unsound record vouches for nothing
+            continue
+        fields = {"size": entry.size, "sha256": entry.sha256, "md5": entry.md5}
+        records[fn] = Record(fn, subdir, {k: v for k, v in fields.items() if v is not None})
+    return records
