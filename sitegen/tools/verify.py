@@ -13,7 +13,8 @@ files a ``keep_removed`` channel keeps unlisted match their kept records
 a subdir, which the web server would serve though no record vouches for it, but those a run
 downloaded and has not published yet, which upstream's records vouch for; no subdir that was
 published lost its ``repodata.json`` (:mod:`sitegen.tools.verify_channel`: reported, never
-repaired), a channel's ``notices.json`` is what its ``notices:`` make now and its
+repaired), nor its origins map the mirror of a listed file (:mod:`sitegen.tools.verify_origins`:
+likewise), a channel's ``notices.json`` is what its ``notices:`` make now and its
 ``channeldata.json`` agrees with its subdirs' ``repodata.json``; the installer folders hold just the files their state
 describes (:mod:`sitegen.tools.verify_installers`); no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
@@ -59,7 +60,7 @@ from sitegen.net.upstream import open_upstreams
 from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage
 from sitegen.store.lock import SiteLock, SiteLocked, lock_holder
-from sitegen.store.origins import Origins, load_origins
+from sitegen.store.origins import Origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.keep import read_kept
@@ -70,6 +71,7 @@ from sitegen.tools.verify_channel import channel_problems, lost_repodata, publis
 from sitegen.tools.verify_installers import installer_problems, installers_published
 from sitegen.tools.verify_kept import kept_problems
 from sitegen.tools.verify_metadata import metadata_problems, repair_metadata
+from sitegen.tools.verify_origins import origins_problems
 from sitegen.tools.verify_sample import Checked, Sample
 
 log = logging.getLogger("sitegen")
@@ -226,7 +228,11 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                     )
                     for problem in shard_found:
                         problem.repaired = True
-            to_repair += await _check_packages(site, channel, repodata, report, repair)
+            origins, found = await trio.to_thread.run_sync(
+                origins_problems, site, channel, subdir, repodata.records.keys(), frozen
+            )
+            report.problems += [Problem(*problem) for problem in found]
+            to_repair += await _check_packages(site, channel, repodata, origins, report, repair)
             found = await trio.to_thread.run_sync(
                 kept_problems, site, channel, subdir, report, repair
             )
@@ -290,16 +296,17 @@ async def _check_packages(
     site: SiteStorage,
     channel: ChannelConfig,
     repodata: Repodata,
+    origins: Origins,
     report: VerifyReport,
     repair: bool,
 ) -> list[Repair]:
-    """Check every package file of a subdir; returns those to fetch again. A file of a passive
-    mirror is never fetched here: a missing one arrives on first request, a corrupt one is
-    removed (with ``repair``) so that it does."""
+    """Check every package file of a subdir; returns those to fetch again, each from the
+    mirror ``origins`` (the subdir's map) names. A file of a passive mirror is never fetched
+    here: a missing one arrives on first request, a corrupt one is removed (with ``repair``)
+    so that it does."""
     subdir = repodata.subdir
     directory = site.path(channel.path, subdir)
     passive = {m.name for m in channel.mirrors if m.mode == "passive"}
-    origins = load_origins(site, channel.path, subdir)
     to_repair: list[Repair] = []
     for fn, record in repodata.records.items():
         path = directory / fn

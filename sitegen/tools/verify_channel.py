@@ -115,7 +115,7 @@ def channel_problems(
     return problems
 
 
-def _run(channel: ChannelConfig, frozen: bool) -> str:
+def run_command(channel: ChannelConfig, frozen: bool) -> str:
     """The command that publishes ``channel`` again."""
     mirror = channel.mirrors[0].name  # a run of any mirror of a channel publishes all of it
     run = f"sitegen mirror --only {mirror}"
@@ -125,7 +125,8 @@ def _run(channel: ChannelConfig, frozen: bool) -> str:
 def _lost(channel: ChannelConfig, frozen: bool) -> str:
     return (
         "missing, though the subdir was published (its files or state remain): conda clients"
-        " fail on it, and --repair cannot rebuild it without upstream; run " + _run(channel, frozen)
+        " fail on it, and --repair cannot rebuild it without upstream; run "
+        + run_command(channel, frozen)
     )
 
 
@@ -171,7 +172,7 @@ def _channeldata_problems(
         # about.json's details are in the file and in no repodata.json: a run keeps them.
         why += (
             "; --repair cannot rebuild it from repodata.json, which lacks a local source's"
-            f" package details: run {_run(channel, frozen)}"
+            f" package details: run {run_command(channel, frozen)}"
         )
         return [(relative, "metadata", why, False)]
     repaired = False

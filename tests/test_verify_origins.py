@@ -1,0 +1,111 @@
+"""``sitegen verify`` over a subdir's origins map: which mirror supplied each file
+``repodata.json`` lists. The pull-through fetcher and ``verify --repair`` fetch a file from
+the mirror it names; one it cannot be read, or that names no mirror of the channel for a listed
+file, is reported (a run writes it again; ``--repair`` cannot tell which mirror supplied what)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import main
+from sitegen.layout import origins_path
+from sitegen.tools.example_channel import write_channel
+from testkit.faults import CHANNEL, mirrored_small, small_packages
+from testkit.invariant import assert_site_invariant, make_sandbox
+from testkit.upstream import UpstreamServer
+
+pytestmark = pytest.mark.integration
+
+LINUX = "linux-64"
+SECOND = "gamma-0.1-h2_0.tar.bz2"  # supplied by the second mirror
+
+
+@pytest.fixture
+def two_mirrors(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(config, site) of a channel fed by two mirrors, mirrored once."""
+    first_root, second_root = tmp_path / "first", tmp_path / "second"
+    write_channel(first_root, small_packages()[:1], zst=False)
+    write_channel(second_root, small_packages()[1:], zst=False)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(first_root) as first, UpstreamServer(second_root) as second:
+        config = tmp_path / "channels.yaml"
+        config.write_text(
+            f"output: {site}\n"
+            "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 5}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            "    mirrors:\n"
+            f"      - {{name: first, url: '{first.url}', subdirs: [{LINUX}]}}\n"
+            f"      - {{name: second, url: '{second.url}', subdirs: [{LINUX}]}}\n"
+        )
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+        yield config, site
+
+
+def _edit(path: Path, damage: str) -> None:
+    if damage == "lost":
+        path.unlink()
+        return
+    if damage == "unreadable":
+        path.write_bytes(b'{"files": ')
+        return
+    document = json.loads(path.read_bytes())
+    if damage == "dropped":
+        del document["files"][SECOND]
+    else:  # a mirror channels.yaml does not give the channel
+        document["files"][SECOND] = "gone"
+    path.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize("damage", ["lost", "unreadable", "dropped", "unknown"])
+def test_an_origins_map_that_names_no_mirror_of_a_listed_file_is_reported(
+    two_mirrors: tuple[Path, Path], capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    config, site = two_mirrors
+    path = origins_path(site, CHANNEL, LINUX)
+    relative = path.relative_to(site).as_posix()
+    assert main(["verify", "-c", str(config)]) == 0
+    _edit(path, damage)
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 1
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if relative in line]
+    assert line.startswith(f"metadata: {relative}: "), out
+    assert "sitegen mirror --only first" in line, line
+    if damage in ("dropped", "unknown"):
+        assert f"names no mirror of the channel for {SECOND} " in line, line
+    else:
+        assert "names no mirror of the channel for 5 files" in line, line
+    # --repair cannot tell which mirror supplied what: it leaves the map to the run it names.
+    assert main(["verify", "-c", str(config), "--repair"]) == 1
+    assert "(repaired)" not in capsys.readouterr().out
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    assert main(["verify", "-c", str(config)]) == 0
+    assert_site_invariant(site)
+
+
+def test_a_channel_with_one_mirror_needs_a_readable_map_not_an_entry_per_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With one mirror every file comes from it, whatever the map says of it: a lost map
+    (or entry) leaves nothing without a mirror, but one that cannot be read fails every
+    fetch that reads it."""
+    with mirrored_small(tmp_path) as (config, site, _server):
+        path = origins_path(site, CHANNEL, LINUX)
+        relative = path.relative_to(site).as_posix()
+        document = json.loads(path.read_bytes())
+        del document["files"][SECOND]
+        path.write_text(json.dumps(document))
+        assert main(["verify", "-c", str(config)]) == 0
+        path.unlink()
+        assert main(["verify", "-c", str(config)]) == 0
+        path.write_bytes(b"\xff")
+        capsys.readouterr()
+        assert main(["verify", "-c", str(config)]) == 1
+        out = capsys.readouterr().out
+        assert f"metadata: {relative}: cannot be read (" in out, out
+        assert f"run sitegen mirror --only {CHANNEL.replace('/', '-')}" in out, out
