@@ -146,6 +146,42 @@ def test_copytruncate_even_when_the_new_file_outgrew_the_old_offset(tmp_path: Pa
     assert _numbers(log.read_lines) == list(range(52))
 
 
+def test_a_count_between_copytruncates_copy_and_truncate_counts_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    log = Log(tmp_path / "access.log")
+    log.write(30)
+    log.read()
+    log.write(2)
+    shutil.copy(log.path, tmp_path / "access.log.1")
+    log.write(1)  # the server writes on between the copy and the truncation
+    log.read()  # a count lands there: the copy ends before where the live file was read to
+    os.truncate(log.path, 0)
+    log.write(3)
+    log.read()
+    log.read()
+    assert _numbers(log.read_lines) == list(range(36))
+
+
+def test_a_copy_still_being_made_is_not_read_again_from_its_start(tmp_path: Path) -> None:
+    log = Log(tmp_path / "access.log")
+    log.write(30)
+    log.read()
+    log.write(2)
+    data = log.path.read_bytes()
+    copy = tmp_path / "access.log.1"
+    # copytruncate's copy, two thirds of the way: past the fingerprint, not yet where the
+    # live file was read to
+    copy.write_bytes(data[: len(data) * 2 // 3])
+    assert FINGERPRINT_BYTES < copy.stat().st_size < log.cursors[0].offset
+    log.read()
+    copy.write_bytes(data)
+    os.truncate(log.path, 0)
+    log.write(3)
+    log.read()
+    assert _numbers(log.read_lines) == list(range(35))
+
+
 def test_gzip_of_the_old_file_is_not_read_again(tmp_path: Path) -> None:
     log = Log(tmp_path / "access.log")
     log.write(300)  # more than the fingerprint's bytes

@@ -8,7 +8,9 @@ rotation, the first bytes of a log never do, so:
 * rename + new file (``access.log`` -> ``access.log.1``): the old file is found by its
   fingerprint under its new name and read on from its offset; the new file is new;
 * copytruncate: the copy carries the old fingerprint and is read on from the offset; the
-  truncated live file starts with other lines (or is empty) and is new;
+  truncated live file starts with other lines (or is empty) and is new. A copy that ends
+  before the offset (the live file was read on after it was made, or it is still being made)
+  holds nothing unread;
 * compression of a rotated file (``access.log.1`` -> ``access.log.2.gz``): same fingerprint,
   decompressed and read on from the offset; a complete gzip whose trailer says it holds exactly
   the bytes already read is not even decompressed;
@@ -217,9 +219,11 @@ def read_file(
         return None, None  # a gzip still being written, too short to be recognised yet
     cursor = find_cursor(cursors, head, st)
     offset = cursor.offset if cursor is not None else 0
-    if cursor is not None and not is_gzip(path) and st.st_size < offset:
-        offset = 0  # rewritten from the start with the same first bytes: a new file
     report.files += 1
+    if cursor is not None and not is_gzip(path) and st.st_size < offset:
+        # A copy of the file read (copytruncate's, made before reading got this far, or still
+        # being made): its lines are the first ones of that file, every one read already.
+        return cursor, cursor
     if cursor is not None and is_gzip(path) and gzip_size_mod32(path) == offset % 2**32:
         return cursor, _updated(cursor, head, st, path, offset)  # complete, read already
     try:
