@@ -4,6 +4,7 @@ public statistics never show what a channel served while it was private."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -103,6 +104,48 @@ def test_a_removed_channels_counts_go_with_it(
     s.mirror()
     assert SECRET not in (s.site / layout.STATS_JSON).read_text()
     assert "topsecret" not in s.public_text() and "zlib" in s.public_text()
+
+
+@pytest.mark.integration
+def test_what_a_removed_subdir_served_before_its_removal_stays_uncounted(
+    stats_site: StatsSite,
+) -> None:
+    """Lines the web server wrote before the removal but no count had read yet: read after
+    it, they counted for the channel, which is still configured, and its removed subdir."""
+    s = stats_site
+    s.configure(("c/x", False))
+    s.mirror()
+    # Published before, no longer among the channel's subdirs.
+    shutil.copytree(s.site / "c/x/linux-64", s.site / "c/x/osx-64")
+    s.served("/c/x/osx-64/gone-1.0-0.conda")
+    s.served("/c/x/linux-64/zlib-1.3.1-h0_0.conda")
+    assert s.run("stats") == EXIT_OK
+    s.served("/c/x/osx-64/gone-1.0-0.conda")  # after that count, before the removal
+    assert s.run("remove", "c/x/osx-64") == EXIT_OK
+    assert s.counted() == {"c/x|linux-64|zlib-1.3.1-h0_0.conda"}
+    s.served("/c/x/linux-64/zlib-1.3.1-h0_0.conda")
+    assert s.run("stats") == EXIT_OK
+    assert s.counted() == {"c/x|linux-64|zlib-1.3.1-h0_0.conda"}
+    doc = json.loads((s.site / layout.STATS_JSON).read_text())
+    assert [(c["channel"], c["downloads"]) for c in doc["channels"]] == [("c/x", 2)]
+    assert [p["name"] for p in doc["packages"]] == ["zlib"]
+
+
+@pytest.mark.integration
+def test_a_channel_configured_again_after_its_removal_counts_nothing_of_the_old_one(
+    stats_site: StatsSite,
+) -> None:
+    s = stats_site
+    s.configure(("c/x", False), ("c/old", False))
+    s.mirror()
+    s.configure(("c/x", False))
+    s.mirror()
+    s.served("/c/old/linux-64/oldpkg-1.0-0.conda")  # served since that run's count
+    assert s.run("remove", "c/old") == EXIT_OK
+    s.configure(("c/x", False), ("c/old", False))
+    s.mirror()
+    assert s.counted() == set()
+    assert "oldpkg" not in (s.site / layout.STATS_JSON).read_text()
 
 
 @pytest.mark.unit

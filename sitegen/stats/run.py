@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from sitegen import layout
 from sitegen.config import SiteConfig
-from sitegen.stats.logfiles import read_logs
+from sitegen.config.site_settings import StatsSettings
+from sitegen.stats.logfiles import Cursor, ReadReport, read_logs
 from sitegen.stats.report import StatsDoc, build_doc, encode_doc
 from sitegen.stats.state import StateError, encode_state, load_state
 from sitegen.stats.tally import TOO_LONG, Tally
@@ -77,7 +78,8 @@ def _doc(tally: Tally, config: SiteConfig, today: date) -> StatsDoc:
 
 def forget_counts(config: SiteConfig, channel: str, subdirs: Collection[str] | None) -> None:
     """Drop the counts of ``channel`` or of these ``subdirs`` of it (``sitegen remove``, see
-    :meth:`~sitegen.stats.tally.Tally.forget`) from the state, then write
+    :meth:`~sitegen.stats.tally.Tally.forget`) from the state, with those of the lines the
+    logs hold so far (counted first, while ``stats:`` is configured), then write
     ``stats.json`` again from what is left, when there is one; the caller holds
     :func:`stats_lock`. Done again, it finishes what a crash between the two writes left. A
     state that cannot be read takes ``stats.json`` with it (no page shows counts it could not
@@ -103,15 +105,29 @@ def _forget(config: SiteConfig, forget: Callable[[Tally], bool]) -> None:
         site.remove(site.path(layout.STATS_JSON))
         return
     today = datetime.now(UTC).date()
+    counted = False
+    if config.stats is not None:
+        # The lines written before the removal are counted now, to be forgotten with the
+        # rest: read by a later count, they would count for the channel still configured (a
+        # subdir removed) or for one configured again under the path.
+        try:
+            cursors, read, _lines = _count(site, config, config.stats, tally, cursors, today)
+            counted = True
+        except StatsError as exc:
+            log.warning("stats: %s; what was served before the removal may count later", exc)
+            tally, cursors = load_state(state_path)
+        else:
+            if read.errors:
+                log.warning("stats: %d log file(s) could not be read in full", read.errors)
     forgot = forget(tally)
     try:
-        noted = note_private(site, config, tally, today)
+        noted = counted or note_private(site, config, tally, today)
     except StatsError as exc:  # the marks kept so far still hold; the next count adds these
         log.warning("stats: %s", exc)
         noted = False
     if noted or forgot:
         site.write_bytes(state_path, encode_state(tally, cursors))
-    if site.path(layout.STATS_JSON).exists():
+    if counted or site.path(layout.STATS_JSON).exists():
         site.write_bytes(site.path(layout.STATS_JSON), encode_doc(_doc(tally, config, today)))
 
 
@@ -135,6 +151,30 @@ def _holds(config: SiteConfig, forget: Callable[[Tally], bool]) -> bool:
     return forget(tally)  # on this copy only: nothing is written
 
 
+def _count(
+    site: Site,
+    config: SiteConfig,
+    stats: StatsSettings,
+    tally: Tally,
+    cursors: list[Cursor],
+    today: date,
+) -> tuple[list[Cursor], ReadReport, int]:
+    """Count the lines of the ``stats`` logs past ``cursors`` into ``tally``, on ``today``:
+    (the cursors after them, what was read, how many lines). The caller holds
+    :func:`stats_lock` and saves the two together; StatsError (from :func:`note_private`)
+    leaves ``tally`` holding lines the cursors do not: not to be saved."""
+    installers = (i.path for i in config.installers)
+    counter = tally.counter((c.path for c in config.channels), today, installers)
+    cursors, read = read_logs(stats.logs, cursors, counter.add)
+    if read.too_long:
+        tally.skip(TOO_LONG, read.too_long)
+    # Lines of yesterday may still arrive (a log rotated late); older days are over.
+    tally.close_days((today - timedelta(days=1)).isoformat())
+    tally.roll_up(today, stats.retention_days)
+    note_private(site, config, tally, today)
+    return cursors, read, counter.lines
+
+
 def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
     """Count the new lines of the configured logs; ``today`` (UTC) decides which days are
     closed (their salts forgotten), which are rolled into months, what "last 7 days" is and
@@ -150,15 +190,7 @@ def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
         except StateError as exc:
             # Starting over would count every line still in the logs a second time.
             raise StatsError(f"{state_path}: {exc}; move it away to count from scratch") from None
-        installers = (i.path for i in config.installers)
-        counter = tally.counter((c.path for c in config.channels), today, installers)
-        cursors, read = read_logs(config.stats.logs, cursors, counter.add)
-        if read.too_long:
-            tally.skip(TOO_LONG, read.too_long)
-        # Lines of yesterday may still arrive (a log rotated late); older days are over.
-        tally.close_days((today - timedelta(days=1)).isoformat())
-        tally.roll_up(today, config.stats.retention_days)
-        note_private(site, config, tally, today)
+        cursors, read, lines = _count(site, config, config.stats, tally, cursors, today)
         site.write_bytes(state_path, encode_state(tally, cursors))
         doc = _doc(tally, config, today)
         site.write_bytes(site.path(layout.STATS_JSON), encode_doc(doc), durable=False)
@@ -167,7 +199,7 @@ def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
     return StatsResult(
         files=read.files,
         bytes_read=read.bytes_read,
-        lines=counter.lines,
+        lines=lines,
         errors=read.errors,
         skipped=dict(doc.skipped),
         downloads=doc.totals.downloads,
