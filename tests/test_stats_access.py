@@ -32,9 +32,12 @@ class StatsSite:
         self.config = tmp_path / "channels.yaml"
         self.url = upstream.url
 
-    def configure(self, *channels: tuple[str, bool], keep_runs: int = 1000) -> None:
+    def configure(
+        self, *channels: tuple[str, bool], keep_runs: int = 1000, stats: bool = True
+    ) -> None:
         """``channels``: (path, private)."""
-        text = f"output: {self.site}\ndownload: {{retries: 0}}\nstats:\n  logs: [{self.log}]\n"
+        text = f"output: {self.site}\ndownload: {{retries: 0}}\n"
+        text += f"stats:\n  logs: [{self.log}]\n" if stats else ""
         text += f"history: {{keep_runs: {keep_runs}}}\n"
         text += "channels:\n"
         for path, private in channels:
@@ -303,6 +306,26 @@ def test_a_run_whose_count_failed_keeps_the_records_that_note_a_channel_private(
     damaged.unlink()
     s.mirror()  # counts, then prunes
     assert not private_run.is_file()
+    assert f"c/a|linux-64|{SECRET}" in s.counted()  # counted, not shown
+    assert SECRET not in (s.site / layout.STATS_JSON).read_text()
+    assert "topsecret" not in s.public_text()
+
+
+@pytest.mark.integration
+def test_statistics_configured_after_the_records_noting_a_channel_private_went(
+    stats_site: StatsSite,
+) -> None:
+    """Without `stats:`, the retention removed the record noting a channel private; the logs
+    still held what it served then, shown once `stats:` was configured."""
+    s = stats_site
+    s.configure(("c/x", False), ("c/a", True), keep_runs=1, stats=False)
+    s.served(f"/c/a/linux-64/{SECRET}")  # with a token
+    s.mirror()
+    s.configure(("c/x", False), ("c/a", False), keep_runs=1, stats=False)
+    s.mirror()  # the record noting c/a private goes past the retention
+    assert len(list(layout.runs_dir(s.site).glob("*.json"))) == 1
+    s.configure(("c/x", False), ("c/a", False), keep_runs=1)
+    s.mirror()
     assert f"c/a|linux-64|{SECRET}" in s.counted()  # counted, not shown
     assert SECRET not in (s.site / layout.STATS_JSON).read_text()
     assert "topsecret" not in s.public_text()

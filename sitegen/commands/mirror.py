@@ -87,10 +87,11 @@ def run_mirror_command(args: argparse.Namespace) -> int:
     access_ok = args.dry_run or refresh_access(config)
     started = False  # the run held the lock and began: pages must show it
     counted = True
-    # With statistics, a run record noting a channel private tells the next count through
-    # which day that channel's downloads stay off the public page: records go past the
-    # retention only once a count has read them (see sitegen.stats.run.note_private).
-    noted = config.stats is None
+    # A run record noting a channel private tells the next count through which day that
+    # channel's downloads stay off the public page: records go past the retention only once
+    # a count has read them (see sitegen.stats.run.note_private), or, without statistics,
+    # once their marks are kept for a count to come.
+    noted = False
     rendered = True
     try:
         report = trio.run(run_mirror, config, options)
@@ -130,6 +131,10 @@ def run_mirror_command(args: argparse.Namespace) -> int:
     finally:
         # Pages show every run, failed and stopped ones too; a dry run changes nothing.
         if started and not args.dry_run:
+            if config.stats is None:
+                from sitegen.stats.run import keep_private_marks
+
+                noted = keep_private_marks(config)
             if noted:
                 prune_history_records(config)
             else:

@@ -19,7 +19,7 @@ from sitegen.stats.logfiles import Cursor, ReadReport, read_logs
 from sitegen.stats.report import StatsDoc, build_doc, encode_doc
 from sitegen.stats.state import StateError, encode_state, load_state
 from sitegen.stats.tally import TOO_LONG, Tally
-from sitegen.store.lock import SiteLock
+from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.store.site import Site
 from sitegen.sync.history import History, private_through
 
@@ -67,6 +67,31 @@ def note_private(site: Site, config: SiteConfig, tally: Tally, today: date) -> b
             " known; nothing was counted"
         ) from None
     return tally.note_private(private_through(runs, now)) or moved
+
+
+def keep_private_marks(config: SiteConfig) -> bool:
+    """Without ``stats:`` configured: mark in the statistics' state the channels private now or
+    noted so by the run ledger (:func:`note_private`), before the history retention removes
+    the records that say so; the logs may outlast them and be counted once ``stats:`` is
+    configured. Whether the marks are kept (nothing to mark counts as kept); the records stay
+    past the retention otherwise."""
+    site = Site(config.output)
+    today = datetime.now(UTC).date()
+    try:
+        runs = History(site).runs(strict=True)
+        if not any(c.private for c in config.channels) and not private_through(
+            runs, today.isoformat()
+        ):
+            return True  # nothing was ever noted private: no state made for nothing
+        state_path = layout.stats_state_path(site.root)
+        with stats_lock(site):
+            tally, cursors = load_state(state_path)
+            if note_private(site, config, tally, today):
+                site.write_bytes(state_path, encode_state(tally, cursors))
+    except (StatsError, StateError, SiteLocked, OSError) as exc:
+        log.warning("stats: the private channels' marks could not be kept: %s", exc)
+        return False
+    return True
 
 
 def _doc(tally: Tally, config: SiteConfig, today: date) -> StatsDoc:
