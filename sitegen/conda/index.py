@@ -18,18 +18,17 @@ costs neither memory nor unbounded time.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import posixpath
 import stat
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sitegen.conda.hashing_reader import CHUNK, HashingReader, Pread
 from sitegen.conda.package_metadata import about_fields, published_index, unwritable
 from sitegen.conda.records import check_record
 from sitegen.conda.run_exports import EMPTY, entry_of
@@ -48,7 +47,6 @@ MAX_JSON_VALUES = 100_000
 MAX_ZIP_READ = 1 << 20
 MIN_SCAN = 256 << 20  # decompressed bytes always allowed before index.json turns up
 SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
-CHUNK = 1 << 20
 # The version of the rules index_package indexes by: bump it whenever what it accepts or what
 # it makes of a file changes (a check added or eased, a field of the record, about or
 # run_exports made otherwise). A local source's index cache keeps each verdict with the version
@@ -67,9 +65,6 @@ REASON_TOO_LARGE = "absurd size inside the archive"
 REASON_CHANGED = "changed or vanished while being read"
 REASON_NOT_FILE = "not a regular file"
 REASON_TWO_INDEXES = "info/index.json twice in the archive"
-
-# os.pread's shape: (fd, length, offset) -> bytes.
-Pread = Callable[[int, int, int], bytes]
 
 # bzip2's end-of-stream marker (48 bits, not byte aligned), then a 32-bit CRC and padding.
 _BZ2_EOS = 0x177245385090
@@ -122,57 +117,6 @@ def scan_limit(size: int) -> int:
     return max(MIN_SCAN, SCAN_RATIO * size)
 
 
-class _HashingReader(io.RawIOBase):
-    """A seekable view of the file that hashes every byte once, in order, as it is read.
-
-    The tar.bz2 stream reads front to back, so its one pass feeds the digests; the zip reader
-    of a ``.conda`` first seeks to the central directory at the end, and bytes read out of
-    order are hashed when :meth:`finish` reads on from where the in-order bytes stopped.
-    """
-
-    def __init__(self, fd: int, pread: Pread = os.pread) -> None:
-        self.fd = fd
-        self.pread = pread
-        self.pos = 0
-        self.hashed = 0
-        self.md5 = hashlib.md5()
-        self.sha256 = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self.pos = os.lseek(self.fd, offset, whence)
-        return self.pos
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.pread(self.fd, len(buffer), self.pos)
-        size = len(data)
-        buffer[:size] = data
-        self._feed(self.pos, data)
-        self.pos += size
-        return size
-
-    def _feed(self, start: int, data: bytes) -> None:
-        if start <= self.hashed < start + len(data):
-            fresh = memoryview(data)[self.hashed - start :]
-            self.md5.update(fresh)
-            self.sha256.update(fresh)
-            self.hashed += len(fresh)
-
-    def finish(self) -> int:
-        """Hash the rest of the file; its size as read."""
-        while chunk := self.pread(self.fd, CHUNK, self.hashed):
-            self._feed(self.hashed, chunk)
-        return self.hashed
-
-
 def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) -> IndexedPackage:
     """Index the package file at ``path`` (named ``fn``, default its own name); BadPackage when
     it cannot be published. ``pread`` reads the file's bytes (tests stand in a reader that
@@ -190,7 +134,7 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise BadPackage(REASON_NOT_FILE)
-        reader = _HashingReader(fd, pread)
+        reader = HashingReader(fd, pread)
         index, about, exports = _read_info(reader, fn, before.st_size)
         size = reader.finish()
         after = os.fstat(fd)
@@ -246,7 +190,7 @@ def _stem(index: dict[str, Any]) -> str:
 
 
 def _read_info(
-    reader: _HashingReader, fn: str, size: int
+    reader: HashingReader, fn: str, size: int
 ) -> tuple[dict[str, Any], dict[str, Any], bytes | None]:
     """index.json, the about fields and the run_exports, through conda-package-streaming."""
     # Imported on first use: only local sources read package files.
