@@ -33,7 +33,6 @@ from sitegen.conda.index import (
     REASON_UNREADABLE,
     REASON_UNSAFE_PATH,
     BadPackage,
-    IndexedPackage,
     index_package,
 )
 from sitegen.conda.records import (
@@ -579,27 +578,28 @@ def test_tar_extended_headers_are_refused_before_they_are_read(
     assert indexed.record["name"] == "long"
 
 
-def test_a_bomb_after_index_json_is_not_decompressed_looking_for_about_json(
-    tmp_path: Path,
-) -> None:
+def test_a_bomb_after_index_json_is_not_decompressed_to_its_end(tmp_path: Path) -> None:
     """The scan limit held only until index.json turned up: then the read went on for
     about.json through members of up to the limit each, however many. A terabyte of zeros in
     3 MiB of bzip2 behind index.json held the run (and a stop, which waits for the file) for
-    an hour. The read ends at the limit; the package keeps its record, without the about.json
-    that lies beyond."""
+    an hour. The read ends at the limit, and the package is refused: every member must be seen
+    (one written over index.json would be what is installed)."""
     path = write_payload_bomb(
         tmp_path / "late-1.0-0.tar.bz2", index_of("late"), 1 << 40, {"summary": "far away"}
     )
     assert path.stat().st_size < 4 << 20
-    indexed: list[object] = []
-    reader = threading.Thread(target=lambda: indexed.append(index_package(path)), daemon=True)
+    refused: list[BadPackage] = []
+
+    def read() -> None:
+        with pytest.raises(BadPackage) as caught:
+            index_package(path)
+        refused.append(caught.value)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(120)
     assert not reader.is_alive(), "still decompressing"
-    (package,) = indexed
-    assert isinstance(package, IndexedPackage)
-    assert package.record["name"] == "late"
-    assert package.about == {}
+    assert [exc.reason for exc in refused] == [REASON_TOO_LARGE]
     # Within the limit, about.json after index.json is read as ever.
     near = write_payload_bomb(
         tmp_path / "near-1.0-0.tar.bz2", index_of("near"), 0, {"summary": "close by"}

@@ -10,10 +10,13 @@ the file feeds the digests.
 
 Package files are untrusted input: every way one can be broken or hostile ends in
 :class:`BadPackage` with a short, categorical reason (counted in the run report), never in an
-exception that would stop the others. What is read is capped: a member of ``info/`` larger than
-:data:`MAX_MEMBER`, or more than :func:`scan_limit` decompressed bytes before ``index.json``,
-is refused, and ``about.json`` not found within that many is left out, so a decompression bomb
-costs neither memory nor unbounded time.
+exception that would stop the others. What is read is capped: a metadata member larger than
+:data:`MAX_MEMBER`, or an archive of more than :func:`scan_limit` decompressed bytes, is
+refused, so a decompression bomb costs neither memory nor unbounded time.
+
+Installing a package extracts it whole, every member in turn, so every member is looked at:
+one written later over the metadata read would have one record published and another
+installed.
 """
 
 from __future__ import annotations
@@ -23,16 +26,22 @@ import json
 import os
 import posixpath
 import stat
+import tarfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sitegen.conda.hashing_reader import CHUNK, HashingReader, Pread
 from sitegen.conda.package_metadata import about_fields, published_index, unwritable
 from sitegen.conda.records import check_record
 from sitegen.conda.run_exports import EMPTY, entry_of
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX, section_of
+
+if TYPE_CHECKING:
+    from sitegen.conda.info_tar import Members
 
 INDEX_JSON = "info/index.json"
 ABOUT_JSON = "info/about.json"
@@ -45,14 +54,14 @@ MAX_JSON_VALUES = 100_000
 # A .conda's zip directory is read in one piece and held as one object per entry: a .conda
 # has three entries (a few hundred bytes); millions of them would take gigabytes.
 MAX_ZIP_READ = 1 << 20
-MIN_SCAN = 256 << 20  # decompressed bytes always allowed before index.json turns up
+MIN_SCAN = 256 << 20  # decompressed bytes always allowed in an archive (a .conda's info/ part)
 SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 # The version of the rules index_package indexes by: bump it whenever what it accepts or what
 # it makes of a file changes (a check added or eased, a field of the record, about or
 # run_exports made otherwise). A local source's index cache keeps each verdict with the version
 # it was reached by and indexes the file again under another (see sitegen.sync.local_index);
 # else a package refused now stays published, or its record as made, until the file changes.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"
@@ -113,7 +122,7 @@ class IndexedPackage:
 
 
 def scan_limit(size: int) -> int:
-    """Decompressed bytes read, at most, before ``info/index.json`` must have turned up."""
+    """Decompressed bytes an archive (a ``.conda``'s info/ part) may hold."""
     return max(MIN_SCAN, SCAN_RATIO * size)
 
 
@@ -194,14 +203,14 @@ def _read_info(
 ) -> tuple[dict[str, Any], dict[str, Any], bytes | None]:
     """index.json, the about fields and the run_exports, through conda-package-streaming."""
     # Imported on first use: only local sources read package files.
-    from sitegen.conda.info_tar import HeadersTooLarge, conda_info_members, tar_bz2_members
+    from sitegen.conda.info_tar import conda_info_members, tar_bz2_members
 
     if fn.endswith(TAR_BZ2_SUFFIX):
         _check_bz2_end(reader.fd, size)
     stream = io.BufferedReader(reader, CHUNK)
     members: dict[str, bytes] = {}
-    names: list[str] = []  # a .conda's entries
-    try:
+    archive: zipfile.ZipFile | None = None
+    with _archive_errors():
         if fn.endswith(CONDA_SUFFIX):
             archive = zipfile.ZipFile(_CappedReads(stream))
             names = archive.namelist()
@@ -215,21 +224,7 @@ def _read_info(
             components = conda_info_members(archive, info[0])
         else:
             components = tar_bz2_members(stream)
-        whole = _collect(components, members, scan_limit(size))
-    except BadPackage:
-        raise
-    except HeadersTooLarge as exc:
-        raise BadPackage(REASON_TOO_LARGE, str(exc)) from None
-    except LookupError:
-        raise BadPackage(REASON_NO_INFO) from None
-    except EOFError as exc:
-        raise BadPackage(REASON_TRUNCATED, str(exc)) from None
-    except OSError as exc:
-        if exc.errno is not None:  # the file itself, not its contents
-            raise
-        raise BadPackage(REASON_UNREADABLE, str(exc)) from None
-    except Exception as exc:  # tarfile, zipfile, zstd and bz2 each raise their own
-        raise BadPackage(REASON_UNREADABLE, f"{type(exc).__name__}: {exc}") from None
+        exports_known = _collect(components, members, scan_limit(size))
     if INDEX_JSON not in members:
         raise BadPackage(REASON_NO_INDEX)
     index = _json(members[INDEX_JSON])
@@ -244,21 +239,45 @@ def _read_info(
     problem = unwritable(index)
     if problem is not None:
         raise BadPackage(problem)
-    if fn == _stem(index) + CONDA_SUFFIX:
-        _check_conda_parts(names, fn.removesuffix(CONDA_SUFFIX))
+    stem = fn.removesuffix(CONDA_SUFFIX)
+    if archive is not None and stem == _stem(index):
+        _check_conda_parts(archive.namelist(), stem)
     try:
         # Only descriptive: a broken about.json costs the package its summary, not its place.
         about = _json(members[ABOUT_JSON]) if ABOUT_JSON in members else {}
     except BadPackage:
         about = {}
     if RUN_EXPORTS_JSON not in members:
-        return index, about_fields(about), EMPTY if whole else None
+        return index, about_fields(about), EMPTY if exports_known else None
     try:
         read = _json(members[RUN_EXPORTS_JSON])
     except BadPackage:
         read = None  # not sound: costs a build tool the read of the package, nothing more
     exports = entry_of(read) if unwritable(read) is None else None
     return index, about_fields(about), exports
+
+
+@contextmanager
+def _archive_errors() -> Iterator[None]:
+    """What reading an archive's contents raises, as the BadPackage it makes of the file."""
+    from sitegen.conda.info_tar import HeadersTooLarge
+
+    try:
+        yield
+    except BadPackage:
+        raise
+    except HeadersTooLarge as exc:
+        raise BadPackage(REASON_TOO_LARGE, str(exc)) from None
+    except LookupError:
+        raise BadPackage(REASON_NO_INFO) from None
+    except EOFError as exc:
+        raise BadPackage(REASON_TRUNCATED, str(exc)) from None
+    except OSError as exc:
+        if exc.errno is not None:  # the file itself, not its contents
+            raise
+        raise BadPackage(REASON_UNREADABLE, str(exc)) from None
+    except Exception as exc:  # tarfile, zipfile, zstd and bz2 each raise their own
+        raise BadPackage(REASON_UNREADABLE, f"{type(exc).__name__}: {exc}") from None
 
 
 def _check_conda_parts(names: list[str], stem: str) -> None:
@@ -271,47 +290,49 @@ def _check_conda_parts(names: list[str], stem: str) -> None:
             raise BadPackage(reason, f"no {part}-{stem}.tar.zst alone of its name")
 
 
-def _collect(components: Any, members: dict[str, bytes], limit: int) -> bool:
-    """Read index.json, about.json and run_exports.json out of the info/ tar stream, checking
-    every member passed on the way; what is not found in the first ``limit`` decompressed bytes
-    is not looked for further (then False: the info/ part was not read whole). The info/ part
-    is read to its end (a ``.tar.bz2``'s payload after it is not): a second member extracting
-    to index.json would leave the record to the reader."""
-    wanted = (INDEX_JSON, ABOUT_JSON)
-    indexes = 0
+def _landing(member: tarfile.TarInfo, limit: int) -> str:
+    """Where extracting ``member`` writes it, once its name and its place in the archive are
+    checked (any member: the installer extracts them all)."""
+    name = member.name
+    if name.startswith("/") or ".." in name.split("/") or "\x00" in name:
+        raise BadPackage(REASON_UNSAFE_PATH, repr(name)[:200])
+    if member.offset_data > limit:
+        raise BadPackage(REASON_TOO_LARGE, f"more than {limit} decompressed bytes")
+    if member.size > limit:
+        raise BadPackage(REASON_TOO_LARGE, f"{name[:200]}: {member.size} bytes")
+    return posixpath.normpath(name)
+
+
+def _collect(components: Members, members: dict[str, bytes], limit: int) -> bool:
+    """Read index.json, about.json and run_exports.json out of the tar stream, checking every
+    member, to the stream's end: a ``.tar.bz2``'s payload too (bzip2 is slow to decompress,
+    but the file is read once), since the installer extracts every member in turn and the
+    last one written to a path stays. So a second index.json anywhere is refused, and the last
+    about.json and run_exports.json are the ones read. False when the last run_exports.json
+    could not be read (its entry is unknown, not none)."""
+    exports_known = True
     for tar, member in components:
-        name = member.name
-        landing = posixpath.normpath(name)  # where extracting the member writes it
-        if all(w in members for w in wanted) and not landing.startswith("info/"):
-            return True  # past the info/ part: the rest of the stream need not be decompressed
-        if name.startswith("/") or ".." in name.split("/") or "\x00" in name:
-            raise BadPackage(REASON_UNSAFE_PATH, repr(name)[:200])
-        if landing == INDEX_JSON:
-            indexes += 1
-            if indexes > 1:
-                raise BadPackage(REASON_TWO_INDEXES, repr(name)[:200])
-        if member.offset_data > limit:
-            if INDEX_JSON in members:
-                # about.json is only descriptive: members of up to the limit each, one after
-                # another (a few KiB of bzip2 per terabyte), must not keep the read going.
-                return False
-            raise BadPackage(REASON_TOO_LARGE, f"no {INDEX_JSON} in the first {limit} bytes")
-        # run_exports.json only describes: one that is not a small file is left unread.
-        exports = name == RUN_EXPORTS_JSON and member.isfile() and member.size <= MAX_MEMBER
-        if name not in wanted and not exports:
-            if member.size > limit:
-                raise BadPackage(REASON_TOO_LARGE, f"{name[:200]}: {member.size} bytes")
+        landing = _landing(member, limit)
+        if landing == INDEX_JSON and INDEX_JSON in members:
+            raise BadPackage(REASON_TWO_INDEXES, repr(member.name)[:200])
+        if landing == RUN_EXPORTS_JSON and not (member.isfile() and member.size <= MAX_MEMBER):
+            # run_exports.json only describes: one that is not a small file is left unread.
+            members.pop(RUN_EXPORTS_JSON, None)
+            exports_known = False
+            continue
+        if landing not in (INDEX_JSON, ABOUT_JSON, RUN_EXPORTS_JSON):
             continue
         if not member.isfile():
-            raise BadPackage(REASON_UNSAFE_PATH, f"{name} is not a regular file")
+            raise BadPackage(REASON_UNSAFE_PATH, f"{member.name} is not a regular file")
         if member.size > MAX_MEMBER:
-            raise BadPackage(REASON_TOO_LARGE, f"{name}: {member.size} bytes")
+            raise BadPackage(REASON_TOO_LARGE, f"{member.name}: {member.size} bytes")
         handle = tar.extractfile(member)
         data = handle.read(MAX_MEMBER + 1) if handle is not None else b""
         if len(data) != member.size:
-            raise BadPackage(REASON_TRUNCATED, f"{name}: short read")
-        members[name] = data
-    return True
+            raise BadPackage(REASON_TRUNCATED, f"{member.name}: short read")
+        members[landing] = data
+        exports_known = exports_known or landing == RUN_EXPORTS_JSON
+    return exports_known
 
 
 def _check_bz2_end(fd: int, size: int) -> None:

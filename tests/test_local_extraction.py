@@ -1,0 +1,126 @@
+"""Local sources: what a package publishes is what installing it leaves in its info/ folder.
+
+conda (conda-package-streaming) and rattler install a package by extracting it whole: every
+member of a ``.tar.bz2`` in turn, so the last one written to a path stays. A package whose
+later members write over its metadata would publish one record and install another: refused,
+or, for metadata that is only descriptive, read as installed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from sitegen.conda.index import (
+    REASON_TWO_INDEXES,
+    index_package,
+)
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec
+from testkit.local import (
+    drop_all,
+    index_of,
+    info_members,
+    local_config,
+    write_tar_bz2,
+)
+from testkit.site import published
+
+pytestmark = pytest.mark.unit
+
+CHANNEL = "internal/own"
+GOOD = [PackageSpec("good", "1.0", "0")]
+PAYLOAD = ("lib/libx.so", b"\x7fELF" * 4096)
+ABOUT = ("info/about.json", json.dumps({"summary": "as read first"}).encode())
+
+
+def _extract_conda(path: Path, dest: Path) -> None:
+    from conda_package_streaming.extract import extract
+
+    extract(str(path), dest)
+
+
+def _extract_rattler(path: Path, dest: Path) -> None:
+    import rattler.package_streaming
+
+    rattler.package_streaming.extract(path, dest)
+
+
+INSTALLERS: dict[str, Callable[[Path, Path], None]] = {
+    "conda": _extract_conda,
+    "rattler": _extract_rattler,
+}
+
+
+def installed(path: Path, dest: Path, installer: str, member: str) -> object:
+    """``info/<member>`` as installing ``path`` with ``installer`` leaves it."""
+    INSTALLERS[installer](path, dest / installer / path.name)
+    return json.loads((dest / installer / path.name / "info" / member).read_text())
+
+
+def other_index(name: str, version: str = "1.0") -> tuple[str, bytes]:
+    return ("info/index.json", json.dumps(index_of(name, version, depends=["other"])).encode())
+
+
+def run_and_refusals(tmp_path: Path, folder: Path) -> tuple[set[str], dict[str, str]]:
+    site = tmp_path / "site"
+    report = trio.run(run_mirror, local_config(site, folder), MirrorOptions(progress=False))
+    assert not report.failed
+    refused: dict[str, str] = {}
+    for sub in report.mirrors[0].subdirs.values():
+        refused.update(sub.rejected_examples)
+    return published(site, CHANNEL, "linux-64"), refused
+
+
+def test_an_index_json_after_a_tar_bz2s_payload_is_refused(tmp_path: Path) -> None:
+    """Once it had index.json and about.json, the read of a .tar.bz2 stopped at the first
+    member outside info/, and a second index.json after the payload was never seen: the first
+    was published, while extracting the file (conda, rattler) leaves the second."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, GOOD)
+    late = [
+        write_tar_bz2(
+            folder / "late-1.0-0.tar.bz2",
+            [*info_members(index_of("late")), ABOUT, PAYLOAD, other_index("late")],
+        ),
+        write_tar_bz2(
+            folder / "late-2.0-0.tar.bz2",
+            [
+                *info_members(index_of("late", "2.0")),
+                ABOUT,
+                PAYLOAD,
+                ("./" + other_index("late", "2.0")[0], other_index("late", "2.0")[1]),
+            ],
+        ),
+    ]
+    for installer in INSTALLERS:
+        index = installed(late[0], tmp_path / "x", installer, "index.json")
+        assert isinstance(index, dict) and index["depends"] == ["other"]
+    found, refused = run_and_refusals(tmp_path, folder)
+    assert found == set(good)
+    assert refused == {path.name: REASON_TWO_INDEXES for path in late}
+
+
+def test_metadata_a_tar_bz2_writes_again_is_read_as_installed(tmp_path: Path) -> None:
+    """about.json and run_exports.json written again after the payload: what is published
+    (summary, the CEP-12 entry) is the last one, which extracting the file leaves."""
+    path = write_tar_bz2(
+        tmp_path / "again-1.0-0.tar.bz2",
+        [
+            *info_members(index_of("again")),
+            ABOUT,
+            ("info/run_exports.json", b'{"weak": ["first"]}'),
+            PAYLOAD,
+            ("info/about.json", json.dumps({"summary": "as installed"}).encode()),
+            ("./info/run_exports.json", b'{"weak": ["last"]}'),
+        ],
+    )
+    for installer in INSTALLERS:
+        assert installed(path, tmp_path / "x", installer, "run_exports.json") == {"weak": ["last"]}
+    package = index_package(path)
+    assert package.about["summary"] == "as installed"
+    assert package.run_exports is not None
+    assert json.loads(package.run_exports) == {"weak": ["last"]}
