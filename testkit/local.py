@@ -139,17 +139,25 @@ def write_conda(
     path: Path,
     info: Iterable[tuple[str, bytes | int]] | None,
     pkg: bool = True,
+    pkg_members: Iterable[tuple[str, bytes | int]] = (("share/x.txt", b"x"),),
+    info_first: bool = False,
+    more: Iterable[tuple[str, Iterable[tuple[str, bytes | int]]]] = (),
 ) -> Path:
-    """A .conda: metadata.json, a pkg- and an info- archive (each left out on request)."""
+    """A .conda: metadata.json, a pkg- and an info- archive (each left out on request; the
+    info- one first, as conda-package-handling 1.x wrote them, on request), then ``more``
+    zip entries, each (name, the members of the zstd tar it holds)."""
     stem = path.name[: -len(".conda")]
     compress = zstandard.ZstdCompressor().compress
+    parts = []
+    if pkg:
+        parts.append((f"pkg-{stem}.tar.zst", pkg_members))
+    if info is not None:
+        parts.insert(0 if info_first else len(parts), (f"info-{stem}.tar.zst", info))
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr("metadata.json", json.dumps({"conda_pkg_format_version": 2}))
-        if pkg:
-            archive.writestr(f"pkg-{stem}.tar.zst", compress(tar_of([("share/x.txt", b"x")])))
-        if info is not None:
-            archive.writestr(f"info-{stem}.tar.zst", compress(tar_of(info)))
+        for name, members in [*parts, *more]:
+            archive.writestr(name, compress(tar_of(members)))
     return path
 
 

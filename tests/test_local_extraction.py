@@ -1,9 +1,10 @@
 """Local sources: what a package publishes is what installing it leaves in its info/ folder.
 
 conda (conda-package-streaming) and rattler install a package by extracting it whole: every
-member of a ``.tar.bz2`` in turn, so the last one written to a path stays. A package whose
-later members write over its metadata would publish one record and install another: refused,
-or, for metadata that is only descriptive, read as installed."""
+member of a ``.tar.bz2`` in turn, so the last one written to a path stays, and both inner
+archives of a ``.conda`` into one folder (rattler every ``.tar.zst`` entry, in the order the zip
+holds them). A package whose later members write over its metadata would publish one record
+and install another: refused, or, for metadata that is only descriptive, read as installed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 import trio
 
 from sitegen.conda.index import (
+    REASON_EXTRA_PART,
+    REASON_INFO_IN_PKG,
     REASON_TWO_INDEXES,
     index_package,
 )
@@ -25,6 +28,7 @@ from testkit.local import (
     index_of,
     info_members,
     local_config,
+    write_conda,
     write_tar_bz2,
 )
 from testkit.site import published
@@ -124,3 +128,43 @@ def test_metadata_a_tar_bz2_writes_again_is_read_as_installed(tmp_path: Path) ->
     assert package.about["summary"] == "as installed"
     assert package.run_exports is not None
     assert json.loads(package.run_exports) == {"weak": ["last"]}
+
+
+def test_a_conda_whose_pkg_part_writes_into_info_is_refused(tmp_path: Path) -> None:
+    """Only the info- archive of a .conda was read. Installing extracts the pkg- one into the
+    same folder, and rattler every .tar.zst entry in the zip's order: info/ files in the pkg-
+    archive, or in a third one, replace what was read (rattler, when they come after it) or add
+    to it (a run_exports.json published as none)."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, GOOD)
+    overwrites = write_conda(
+        folder / "over-1.0-0.conda",
+        info_members(index_of("over")),
+        pkg_members=[PAYLOAD, other_index("over")],
+        info_first=True,
+    )
+    adds = write_conda(
+        folder / "adds-1.0-0.conda",
+        info_members(index_of("adds")),
+        pkg_members=[PAYLOAD, ("info/run_exports.json", b'{"weak": ["hidden"]}')],
+    )
+    third = write_conda(
+        folder / "third-1.0-0.conda",
+        info_members(index_of("third")),
+        more=[("third.tar.zst", [other_index("third")])],
+    )
+    index = installed(overwrites, tmp_path / "x", "rattler", "index.json")
+    assert isinstance(index, dict) and index["depends"] == ["other"]
+    for installer in INSTALLERS:
+        exports = installed(adds, tmp_path / "x", installer, "run_exports.json")
+        assert exports == {"weak": ["hidden"]}
+    index = installed(third, tmp_path / "x", "rattler", "index.json")
+    assert isinstance(index, dict) and index["depends"] == ["other"]
+
+    found, refused = run_and_refusals(tmp_path, folder)
+    assert found == set(good)
+    assert refused == {
+        overwrites.name: REASON_INFO_IN_PKG,
+        adds.name: REASON_INFO_IN_PKG,
+        third.name: REASON_EXTRA_PART,
+    }

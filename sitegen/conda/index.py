@@ -14,9 +14,9 @@ exception that would stop the others. What is read is capped: a metadata member 
 :data:`MAX_MEMBER`, or an archive of more than :func:`scan_limit` decompressed bytes, is
 refused, so a decompression bomb costs neither memory nor unbounded time.
 
-Installing a package extracts it whole, every member in turn, so every member is looked at:
-one written later over the metadata read would have one record published and another
-installed.
+Installing a package extracts it whole, every member in turn into one folder (both inner
+archives of a ``.conda``), so every member is looked at: one written later over the metadata
+read would have one record published and another installed.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ MAX_JSON_VALUES = 100_000
 # A .conda's zip directory is read in one piece and held as one object per entry: a .conda
 # has three entries (a few hundred bytes); millions of them would take gigabytes.
 MAX_ZIP_READ = 1 << 20
-MIN_SCAN = 256 << 20  # decompressed bytes always allowed in an archive (a .conda's info/ part)
+MIN_SCAN = 256 << 20  # decompressed bytes always allowed in an archive (each of a .conda's)
 SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 # The version of the rules index_package indexes by: bump it whenever what it accepts or what
 # it makes of a file changes (a check added or eased, a field of the record, about or
@@ -74,6 +74,8 @@ REASON_TOO_LARGE = "absurd size inside the archive"
 REASON_CHANGED = "changed or vanished while being read"
 REASON_NOT_FILE = "not a regular file"
 REASON_TWO_INDEXES = "info/index.json twice in the archive"
+REASON_INFO_IN_PKG = "info/ files in the archive's pkg/ part"
+REASON_EXTRA_PART = "archive holds a part besides info/ and pkg/"
 
 # bzip2's end-of-stream marker (48 bits, not byte aligned), then a 32-bit CRC and padding.
 _BZ2_EOS = 0x177245385090
@@ -122,7 +124,7 @@ class IndexedPackage:
 
 
 def scan_limit(size: int) -> int:
-    """Decompressed bytes an archive (a ``.conda``'s info/ part) may hold."""
+    """Decompressed bytes an archive (each inner one of a ``.conda``) may hold."""
     return max(MIN_SCAN, SCAN_RATIO * size)
 
 
@@ -203,7 +205,7 @@ def _read_info(
 ) -> tuple[dict[str, Any], dict[str, Any], bytes | None]:
     """index.json, the about fields and the run_exports, through conda-package-streaming."""
     # Imported on first use: only local sources read package files.
-    from sitegen.conda.info_tar import conda_info_members, tar_bz2_members
+    from sitegen.conda.info_tar import conda_members, tar_bz2_members
 
     if fn.endswith(TAR_BZ2_SUFFIX):
         _check_bz2_end(reader.fd, size)
@@ -221,7 +223,7 @@ def _read_info(
             info = [n for n in names if n.startswith("info-") and n.endswith(".tar.zst")]
             if len(info) != 1:
                 raise BadPackage(REASON_NO_INFO)
-            components = conda_info_members(archive, info[0])
+            components = conda_members(archive, info[0])
         else:
             components = tar_bz2_members(stream)
         exports_known = _collect(components, members, scan_limit(size))
@@ -242,6 +244,8 @@ def _read_info(
     stem = fn.removesuffix(CONDA_SUFFIX)
     if archive is not None and stem == _stem(index):
         _check_conda_parts(archive.namelist(), stem)
+        with _archive_errors():
+            _check_pkg_part(conda_members(archive, f"pkg-{stem}.tar.zst"), scan_limit(size))
     try:
         # Only descriptive: a broken about.json costs the package its summary, not its place.
         about = _json(members[ABOUT_JSON]) if ABOUT_JSON in members else {}
@@ -283,11 +287,16 @@ def _archive_errors() -> Iterator[None]:
 def _check_conda_parts(names: list[str], stem: str) -> None:
     """conda finds a .conda's inner archives by the file's own stem (the one entry whose name
     starts with ``info-<stem>``, and ``pkg-<stem>``): without them, it cannot install the
-    file, whatever the archives named for another file hold."""
+    file, whatever the archives named for another file hold. rattler extracts every
+    ``.tar.zst`` entry into the package's folder: a third one would add to what is read."""
     for part, reason in (("info", REASON_NO_INFO), ("pkg", REASON_NO_PKG)):
         found = [n for n in names if n.startswith(f"{part}-{stem}")]
         if found != [f"{part}-{stem}.tar.zst"]:
             raise BadPackage(reason, f"no {part}-{stem}.tar.zst alone of its name")
+    parts = (f"info-{stem}.tar.zst", f"pkg-{stem}.tar.zst")
+    extra = [n for n in names if n.rstrip("/\\").endswith(".tar.zst") and n not in parts]
+    if extra:
+        raise BadPackage(REASON_EXTRA_PART, repr(extra[0])[:200])
 
 
 def _landing(member: tarfile.TarInfo, limit: int) -> str:
@@ -333,6 +342,16 @@ def _collect(components: Members, members: dict[str, bytes], limit: int) -> bool
         members[landing] = data
         exports_known = exports_known or landing == RUN_EXPORTS_JSON
     return exports_known
+
+
+def _check_pkg_part(components: Members, limit: int) -> None:
+    """A .conda's pkg- archive, checked member by member as the info- one is: none may land in
+    info/. conda extracts it into the folder the info- archive goes to (rattler in the zip's
+    order, after it when it comes later), where it would replace or add to what was read."""
+    for _tar, member in components:
+        landing = _landing(member, limit)
+        if landing == "info" or landing.startswith("info/"):
+            raise BadPackage(REASON_INFO_IN_PKG, repr(member.name)[:200])
 
 
 def _check_bz2_end(fd: int, size: int) -> None:

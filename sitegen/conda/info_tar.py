@@ -1,4 +1,4 @@
-"""The members of a package's info/ tar, read as a stream with the headers' size bounded.
+"""The members of a package's tars, read as a stream with the headers' size bounded.
 
 tarfile reads a member's extended headers whole before it yields the member: a pax header, a
 GNU long name or link, a sparse map, and a chain of them one after another (each applies to the
@@ -10,7 +10,7 @@ is not counted, so large payloads are unaffected.
 
 The stream itself is conda-package-streaming's :func:`tar_generator`, over ``bz2`` for a
 ``.tar.bz2`` and ``zstandard`` (a dependency of sitegen's own) for the ``.conda``'s inner
-archive.
+archives.
 """
 
 from __future__ import annotations
@@ -90,6 +90,6 @@ def tar_bz2_members(stream: IO[bytes]) -> Members:
     return _members(bz2.open(stream, mode="rb"))
 
 
-def conda_info_members(archive: zipfile.ZipFile, name: str) -> Members:
-    """The members of a ``.conda``'s ``info-*.tar.zst``, named ``name`` in ``archive``."""
+def conda_members(archive: zipfile.ZipFile, name: str) -> Members:
+    """The members of one of a ``.conda``'s inner archives, named ``name`` in ``archive``."""
     return _members(zstandard.ZstdDecompressor().stream_reader(archive.open(name)))
