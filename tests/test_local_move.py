@@ -17,6 +17,7 @@ from sitegen.config.yaml_nodes import ConfigError
 from sitegen.layout import local_store_path
 from sitegen.store.site import Site
 from sitegen.store.take import aside_of
+from sitegen.sync import local_move
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
 from sitegen.tools.verify import verify_site
@@ -401,3 +402,38 @@ def test_moved_files_stay_published_once_move_is_turned_off(
     (directory / foo.name).unlink()
     assert trio.run(verify_site, config, True).ok
     assert sha256_of(directory / foo.name) == digests[foo.name]
+
+
+def test_a_file_rewritten_in_place_before_its_move_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the run's read of a file and its move, the file is rewritten in place (same
+    inode and size) with its mtime set back (``cp -p``, ``rsync --times``). Size, mtime and
+    inode still matched the version read, so on one filesystem it was renamed into the store
+    unchecked, with the cache entry of the bytes read: the store's copy (the only one once
+    the folder's is gone) no longer matched the record published. Its ctime, which nobody can
+    set back, tells: it stays in the folder, and the next run reads it again."""
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = local_config(site, folder, extra="move: true\n")
+    foo = drop(folder, FOO, "conda")
+    foo.chmod(0o600)  # published as a copy: the site's file is not the folder's
+    seen = foo.stat()
+    rewritten = bytearray(foo.read_bytes())
+    rewritten[-100] ^= 0xFF
+    real_published_here = local_move.published_here
+
+    def rewrite_then_look(*args: object, **kwargs: object) -> dict[str, str]:
+        if foo.exists() and foo.read_bytes() != rewritten:
+            with open(foo, "r+b") as handle:  # in place: same inode
+                handle.write(rewritten)
+            os.utime(foo, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+        return real_published_here(*args, **kwargs)
+
+    monkeypatch.setattr(local_move, "published_here", rewrite_then_look)
+    report = run(config)
+    record = read_repodata(site / CHANNEL / "linux-64")["packages.conda"][foo.name]
+    stored = local_store_path(site, MIRROR) / "linux-64" / foo.name
+    assert foo.read_bytes() == rewritten
+    assert not stored.exists()
+    assert record["sha256"] != sha256_of(foo)
+    assert any("not moved from the folder" in line for line in report.errors)

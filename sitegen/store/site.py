@@ -297,9 +297,9 @@ class Site:
         identity: tuple[int, int, int],
         same_bytes: Path | None = None,
     ) -> None:
-        """Move ``source`` (outside the site) to ``target``: renamed on the same filesystem,
-        else copied, vetted by ``check``, synced and named before ``source`` is removed, so a
-        failure at any point leaves the file in one place at least. ``identity``: the (size,
+        """Move ``source`` (outside the site) to ``target``: vetted by ``check`` and renamed
+        on the same filesystem, else copied, the copy vetted, synced and named before
+        ``source`` is removed, so a failure at any point leaves the file in one place at least. ``identity``: the (size,
         mtime_ns, inode) of the version of ``source`` that ``check`` accepts; a source replaced
         since stays where it is, for the next run. ``same_bytes``: a file of the site with that
         content, hard-linked instead of copying ``source`` again."""

@@ -68,12 +68,17 @@ def _take_aside(
     check: Callable[[Path], object],
     same_bytes: Path | None,
 ) -> None:
-    try:
-        os.rename(aside, target)
-        return
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
+    if os.stat(aside).st_dev == os.stat(target.parent).st_dev:
+        # A rename keeps the bytes, which need not be those checked when the file was read:
+        # one rewritten in place since, its mtime set back (cp -p, rsync --times), keeps the
+        # size, mtime and inode that ``identity`` compares.
+        check(aside)
+        try:
+            os.rename(aside, target)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # a bind mount between: copied as across filesystems
+                raise
     temp = site.temp_for(target)
     try:
         try:
