@@ -134,6 +134,13 @@ async def index_folder(site: Site, mirror: MirrorConfig, save: bool = True) -> F
     return overlay(index, moved)
 
 
+def stoppable_pread(fd: int, size: int, offset: int) -> bytes:
+    """``os.pread``, in a thread of a trio task: raises trio.Cancelled once the task is
+    cancelled (a stop), before the read."""
+    trio.from_thread.check_cancelled()
+    return os.pread(fd, size, offset)
+
+
 async def index_directory(
     site: Site, mirror: MirrorConfig, folder: Path, cache_path: Path, save: bool
 ) -> FolderIndex | str:
@@ -152,8 +159,11 @@ async def index_directory(
 
     async def read(item: FoundFile) -> None:
         async with limiter:
-            # One file per thread call: a stop waits for one file at most.
-            entry: CacheEntry = await trio.to_thread.run_sync(read_one, folder, item)
+            # One file per thread call, which a stop ends at its next read of the file (a
+            # .tar.bz2 is decompressed to its end: minutes for a large one).
+            entry: CacheEntry = await trio.to_thread.run_sync(
+                read_one, folder, item, stoppable_pread
+            )
         cache[item.relpath] = entry
 
     async with trio.open_nursery() as nursery:

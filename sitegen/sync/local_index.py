@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from sitegen.conda.hashing_reader import Pread
 from sitegen.conda.index import (
     INDEX_VERSION,
     REASON_CHANGED,
@@ -133,13 +134,14 @@ def needs_reading(found: FoundFile, cache: dict[str, CacheEntry]) -> bool:
     return found.stat is not None and fresh and plain_name(found)
 
 
-def read_one(folder: Path, found: FoundFile) -> CacheEntry:
-    """Index one file (a full read); what the cache keeps of it. A file replaced while it was
-    read is read again (a few times): it is the replacement that must be published."""
+def read_one(folder: Path, found: FoundFile, pread: Pread = os.pread) -> CacheEntry:
+    """Index one file (a full read, each piece through ``pread``); what the cache keeps of it.
+    A file replaced while it was read is read again (a few times): it is the replacement that
+    must be published."""
     assert found.stat is not None
     for _attempt in range(READ_ATTEMPTS):
         try:
-            package = index_package(folder / found.relpath)
+            package = index_package(folder / found.relpath, pread=pread)
             break
         except BadPackage as exc:
             if exc.reason != REASON_CHANGED or not (folder / found.relpath).exists():
