@@ -213,6 +213,32 @@ def test_freeze_records_a_login_name_that_is_not_utf8_with_its_bytes_replaced(
 
 
 @pytest.mark.unit
+def test_freeze_without_a_login_name_records_the_user_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user id the password file does not list (a container's), with no USER in the
+    environment, has no login name: getpass raises. The freeze is recorded by the id, not a
+    traceback."""
+    import getpass
+    import os
+
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  {CHANNEL}:\n"
+        "    url: https://conda.example.org/x\n    subdirs: [linux-64]\n"
+    )
+
+    def no_login_name() -> str:
+        raise KeyError(f"getpwuid(): uid not found: {os.getuid()}")
+
+    monkeypatch.setattr(getpass, "getuser", no_login_name)
+    assert main(["freeze", CHANNEL, "-c", str(config)]) == 0
+    assert FrozenChannels(Site(site)).load()[CHANNEL].by == f"uid {os.getuid()}"
+    assert main(["unfreeze", CHANNEL, "-c", str(config)]) == 0
+
+
+@pytest.mark.unit
 def test_frozen_key_in_both_forms_and_freezes_by_command() -> None:
     text = """\
 output: site

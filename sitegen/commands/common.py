@@ -9,6 +9,7 @@ import ctypes
 import gc
 import getpass
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -64,8 +65,12 @@ def check_text(option: str, value: str) -> None:
 def login_name() -> str:
     """Who runs the command, the default of an option such as ``--by``. A login name that is
     not UTF-8 reaches Python as lone surrogates: the bytes are replaced (U+FFFD) rather than
-    refused, as the user typed nothing to correct."""
-    name = getpass.getuser()
+    refused, as the user typed nothing to correct. A user without one (a container's user id
+    that the password file does not list, no ``USER`` in the environment) is named by the id."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # KeyError up to Python 3.12, OSError from 3.13
+        return f"uid {os.getuid()}"
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
