@@ -710,10 +710,21 @@ def transit_encoded(encoding: str) -> bytes:
         return packer.compress(TRANSIT_DOCUMENT) + packer.flush()
     if encoding == "deflate":
         return zlib.compress(TRANSIT_DOCUMENT)
+    if encoding == "gzip (members)":
+        return gzip_members(TRANSIT_DOCUMENT)
     return gzip.compress(TRANSIT_DOCUMENT)
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "deflate", "deflate (raw)"])
+def gzip_members(data: bytes) -> bytes:
+    """``data`` as three gzip members one after another (RFC 1952 allows it; concatenated .gz
+    files, or a server compressing a body piece by piece, send it so)."""
+    third = len(data) // 3
+    return b"".join(gzip.compress(data[i : i + third]) for i in range(0, len(data), third))
+
+
+@pytest.mark.parametrize(
+    "encoding", ["gzip", "x-gzip", "deflate", "deflate (raw)", "gzip (members)"]
+)
 async def test_repodata_may_come_compressed_in_transit(
     server: UpstreamServer, encoding: str
 ) -> None:
@@ -724,7 +735,7 @@ async def test_repodata_may_come_compressed_in_transit(
         if "gzip" not in handler.headers.get("Accept-Encoding", ""):
             handler.respond(406)
             return
-        coding = encoding.removesuffix(" (raw)")
+        coding = encoding.removesuffix(" (raw)").removesuffix(" (members)")
         handler.respond(200, transit_encoded(encoding), {"Content-Encoding": coding})
 
     server.add_fault("/linux-64/repodata.json.zst", respond(404))
@@ -777,6 +788,49 @@ async def main(read):
 
 trio.run(main, int(sys.argv[1]))
 """
+
+
+MEMBERS = """
+import gzip, hashlib, sys, httpx, trio
+from sitegen.net.transit import decoded_body
+
+class Chunks(httpx.AsyncByteStream):
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    async def __aiter__(self):
+        for chunk in self.chunks:
+            yield chunk
+
+async def main(read):
+    data = b"".join(b'"pkg-%d": {},' % i for i in range(120_000))
+    body = gzip.compress(data[:700_000]) + gzip.compress(b"") + gzip.compress(data[700_000:])
+    chunks = [body[i : i + read] for i in range(0, len(body), read)]
+    response = httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=Chunks(chunks))
+    decoded = hashlib.sha256()
+    async for piece in decoded_body(response, "repodata.json"):
+        decoded.update(piece)
+    print(decoded.hexdigest() == hashlib.sha256(data).hexdigest())
+
+trio.run(main, int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("read", [1 << 20, 4096, 1])
+def test_gzip_members_one_after_another_decode_to_their_contents_however_they_arrive(
+    read: int,
+) -> None:
+    """A member may end anywhere in a read, or at its end; an empty one counts too."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", MEMBERS, str(read)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the decoding went round without end")
+    assert done.stdout.strip() == "True", done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("read", [1 << 20, 4096, 1])

@@ -62,6 +62,7 @@ class _Inflater:
         self.coding = coding
         self._zlib = zlib.decompressobj(_WINDOW_BITS[coding])
         self._started = False
+        self._next_member = False  # a gzip member begun after another, none of it read yet
 
     @property
     def ended(self) -> bool:
@@ -71,23 +72,30 @@ class _Inflater:
         """What ``data``, the next bytes of the stream, inflate to, at most STEP at a time."""
         more = bool(data)
         while more:
+            if self._zlib.eof:
+                if self.coding == "deflate":
+                    raise httpx.DecodingError(f"{self.coding} data goes on past its end")
+                # RFC 1952: gzip data may be several members one after another, whose contents
+                # join (as gzip(1), curl and Python's gzip read them).
+                self._zlib = zlib.decompressobj(_WINDOW_BITS[self.coding])
+                self._next_member = True
             try:
                 piece = self._zlib.decompress(data, STEP)
             except zlib.error as exc:
+                if self._next_member:  # what follows a member is no member's start
+                    raise httpx.DecodingError(f"{self.coding} data goes on past its end") from None
                 if self._started or self.coding != "deflate":
                     raise httpx.DecodingError(f"invalid {self.coding} data: {exc}") from None
                 self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
                 self._started = True
                 continue
             self._started = True
+            if piece or self._zlib.eof:
+                self._next_member = False
             if piece:
                 yield piece
-            if self._zlib.eof:
-                # (zlib leaves what follows the end in unconsumed_tail too when a step is
-                # given: asked again, it would hand it back for ever)
-                break
-            data = self._zlib.unconsumed_tail
+            # At the end, what follows it (zlib leaves it in unconsumed_tail too when a step is
+            # given: asked again, it would hand it back for ever).
+            data = self._zlib.unused_data if self._zlib.eof else self._zlib.unconsumed_tail
             # A full step may leave output inside zlib though no input is left: asked again.
-            more = bool(data) or len(piece) == STEP
-        if self._zlib.unused_data:
-            raise httpx.DecodingError(f"{self.coding} data goes on past its end")
+            more = bool(data) or (len(piece) == STEP and not self._zlib.eof)
