@@ -57,6 +57,14 @@ def record(**overrides):
         # A line end after the hex digits: no client parses it (rattler refuses the record).
         (record(sha256=SHA + "\n"), REASON_NO_CHECKSUM),
         (record(sha256=None, md5="b" * 32 + "\n"), REASON_NO_CHECKSUM),
+        # Of the right length, but blanks between the digits, or a letter past f, or digits
+        # of another script: not hex digits.
+        (record(sha256=SHA[:31] + " " + SHA[32:] + " "), REASON_NO_CHECKSUM),
+        (record(sha256=SHA[:62] + " \t"), REASON_NO_CHECKSUM),
+        (record(sha256=SHA[:63] + "g"), REASON_NO_CHECKSUM),
+        (record(sha256=SHA[:63] + "\u0663"), REASON_NO_CHECKSUM),
+        (record(sha256=SHA.upper()), None),
+        (record(sha256=None, md5="b" * 30 + "\u00a0b"), REASON_NO_CHECKSUM),
     ],
 )
 def test_check_record(raw, reason) -> None:
