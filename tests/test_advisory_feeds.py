@@ -336,8 +336,13 @@ channels:
     runs.append(sitegen("mirror", "-c", str(config), "--no-progress"))  # down
     server.add_fault(path, serve_bytes(b"not a zip " + TOKEN.encode()))
     runs.append(sitegen("mirror", "-c", str(config), "--no-progress"))  # a bad archive
+    # Refused by a member whose name echoes the secrets: the warning names it, hiding them.
+    echoing = write_zip({f"{TOKEN}-{PASSWORD}.json": b"{not json"})
+    server.add_fault(path, serve_bytes(echoing, "application/zip"))
+    runs.append(sitegen("mirror", "-c", str(config), "--no-progress"))
     runs.append(sitegen("render", "-c", str(config)))
-    assert [r.returncode for r in runs] == [0, 0, 0, 0, 0], runs[0].stderr.decode()
+    assert [r.returncode for r in runs] == [0, 0, 0, 0, 0, 0], runs[0].stderr.decode()
+    assert "cannot be used: member '***-***.json'" in runs[4].stderr.decode()
 
     statuses = [r.status for r in server.requests if r.path == path]
     assert statuses[:2] == [200, 304] and 503 in statuses

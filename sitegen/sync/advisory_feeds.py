@@ -30,7 +30,7 @@ from pathlib import Path
 import trio
 
 from sitegen.config.model import ChannelConfig, MirrorConfig, SiteConfig
-from sitegen.config.urls import ENV_REF_RE, fill_url, redact_url
+from sitegen.config.urls import ENV_REF_RE, fill_url, redact_url, scrub_names
 from sitegen.filters.advisories import policy_of
 from sitegen.filters.feeds import (
     encode_parsed,
@@ -123,7 +123,8 @@ async def _refresh(
 ) -> None:
     """One feed into ``feeds``: refreshed, or its last good copy, or nothing."""
     display = redact_url(url)
-    missing = [name for name in dict.fromkeys(ENV_REF_RE.findall(url)) if name not in os.environ]
+    names = list(dict.fromkeys(ENV_REF_RE.findall(url)))
+    missing = [name for name in names if name not in os.environ]
     if missing:
         why = f"environment variable {', '.join(missing)} is not set"
     else:
@@ -131,7 +132,9 @@ async def _refresh(
             feeds[url] = _Feed(await _fetch(client, copies, url, display, dry_run))
             return
         except (UpstreamError, ArchiveError) as exc:
-            why = str(exc).removeprefix(f"{display}: ")
+            # An archive's error quotes what the feed served (a member's name), which may
+            # echo the secrets of its URL.
+            why = scrub_names(names)(str(exc).removeprefix(f"{display}: "))
         except OSError as exc:  # the state directory: the copy cannot be written or read
             why = f"its copy cannot be kept: {exc.strerror or exc}"
     kept = await trio.to_thread.run_sync(kept_advisories, copies.archive(url))
