@@ -31,7 +31,7 @@ from sitegen.web.render import render_site
 from testkit.faults import CHANNEL, corrupt, filenames, redirect, set_repodata, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
 from testkit.site import files_holding
-from testkit.upstream import UpstreamServer, respond
+from testkit.upstream import UpstreamHandler, UpstreamServer, respond
 
 pytestmark = pytest.mark.integration
 
@@ -337,3 +337,25 @@ async def test_the_token_outside_records_is_left_out(
         small_packages(), LINUX
     )
     assert files_holding(site, TOKEN) == []
+
+
+def test_a_content_encoding_echoing_the_token_is_not_quoted(channel: Channel) -> None:
+    """Upstream answers a package file, then the repodata, with a ``Content-Encoding`` that
+    echoes the token of the URL asked for: each is refused, and the refusal says the coding
+    is not a registered one instead of quoting it into the log and the run record."""
+    echo = f"x-{TOKEN}"
+
+    def echoing(handler: UpstreamHandler) -> None:
+        handler.respond(200, b"compressed?", {"Content-Encoding": echo})
+
+    channel.server.add_fault(channel.path("alpha-1.0-h0_0.conda"), echoing)
+    first = _sitegen("mirror", "-c", str(channel.config), "--no-progress")
+    for variant in ("repodata.json.zst", "repodata.json"):
+        channel.server.add_fault(channel.path(variant), echoing)
+    second = _sitegen("mirror", "-c", str(channel.config), "--no-progress")
+    assert first.returncode == second.returncode == 1
+    errors = (first.stderr + second.stderr).decode()
+    assert "alpha-1.0-h0_0.conda: the server compressed the file in transit" in errors
+    assert "repodata.json.zst: compressed in transit as an unregistered coding" in errors
+    assert TOKEN not in errors, errors
+    assert _assert_no_token_in_tree(channel.site) > 10

@@ -33,6 +33,7 @@ from sitegen.net.failures import (
     retry_delay,
 )
 from sitegen.net.local_copy import NotInSource, copy_local
+from sitegen.net.transit import UNREGISTERED, registered_codings
 from sitegen.net.upstream import Upstream, UpstreamError
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter, open_disk_writer
@@ -192,9 +193,10 @@ def _check_encoding(headers: Mapping[str, str]) -> None:
     compresses them anyway sends other bytes than the checksums name, on every attempt."""
     encoding = headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity"):
+        named = registered_codings([c.strip() for c in encoding.split(",") if c.strip()])
         raise _Fatal(
-            f"the server compressed the file in transit (Content-Encoding: {encoding[:40]})"
-            " though it was asked for as stored"
+            f"the server compressed the file in transit (Content-Encoding:"
+            f" {named or UNREGISTERED}) though it was asked for as stored"
         )
 
 

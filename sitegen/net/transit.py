@@ -24,6 +24,23 @@ STEP = 1 << 20  # the most a piece of decoded body holds
 _WINDOW_BITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16}
 _WINDOW_BITS["deflate"] = zlib.MAX_WBITS
 
+# IANA's registry of content codings: what a message may name of a Content-Encoding. Any other
+# value is upstream's own text, which may echo what the request carried (the token of a
+# /t/<token>/ URL), and is not quoted.
+_REGISTERED = frozenset(
+    {"aes128gcm", "br", "compress", "dcb", "dcz", "deflate", "exi", "gzip", "identity"}
+    | {"pack200-gzip", "x-compress", "x-gzip", "zstd"}
+)
+UNREGISTERED = "an unregistered coding"  # what a message says of any other
+
+
+def registered_codings(codings: list[str]) -> str | None:
+    """The codings of a Content-Encoding (lower case) as a message may name them (at most 60
+    characters), when each is a registered one; None otherwise (see UNREGISTERED)."""
+    if all(coding in _REGISTERED for coding in codings):
+        return ", ".join(codings)[:60]
+    return None
+
 
 async def decoded_body(response: httpx.Response, what: str) -> AsyncIterator[bytes]:
     """The body of ``response`` in pieces of at most :data:`STEP` bytes once decoded (reads as
@@ -52,8 +69,10 @@ class _Inflater:
     @staticmethod
     def of(codings: list[str], what: str) -> _Inflater:
         if len(codings) > 1 or codings[0] not in _WINDOW_BITS:
+            named = registered_codings(codings)
+            shown = UNREGISTERED if named is None else repr(named)
             raise UpstreamError(
-                f"{what}: compressed in transit as {', '.join(codings)[:60]!r}, which sitegen"
+                f"{what}: compressed in transit as {shown}, which sitegen"
                 " does not accept (gzip or deflate, once)"
             )
         return _Inflater(codings[0])
