@@ -28,6 +28,7 @@ from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.render import render_site
+from testkit.advisories import write_feed, zlib_advisory
 from testkit.faults import CHANNEL, corrupt, filenames, redirect, set_repodata, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
 from testkit.site import files_holding
@@ -359,3 +360,43 @@ def test_a_content_encoding_echoing_the_token_is_not_quoted(channel: Channel) ->
     assert "repodata.json.zst: compressed in transit as an unregistered coding" in errors
     assert TOKEN not in errors, errors
     assert _assert_no_token_in_tree(channel.site) > 10
+
+
+async def test_a_secret_anywhere_in_a_url_stays_out_of_library_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """run_mirror used as a library, a proxy set in the environment: httpx's own client carries
+    the requests, and logs each URL at INFO. An API key as a folder of the mirror's URL and of
+    an advisory feed's, which no URL pattern tells from any other path segment, is not in
+    those lines (nor in any other)."""
+    key, feed_key = TOKEN.replace("tk-", "ak-"), TOKEN.replace("tk-", "fk-")
+    root = tmp_path / "upstream"
+    write_channel(root / "keys" / key / "chan", small_packages(), zst=True)
+    write_feed(root / "feeds" / feed_key / "all.zip", [zlib_advisory()])
+    monkeypatch.setenv("SITEGEN_TEST_KEY", key)
+    monkeypatch.setenv("SITEGEN_FEED_KEY", feed_key)
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("httpx", "httpcore"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.DEBUG)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        monkeypatch.setenv("HTTP_PROXY", server.url)  # the test server plays the proxy
+        (tmp_path / "channels.yaml").write_text(
+            f"output: {site}\n"
+            "filters: {advisories: {feeds: ['http://feeds.invalid/feeds/${SITEGEN_FEED_KEY}"
+            "/all.zip']}}\n"
+            f"channels:\n  {CHANNEL}:\n"
+            "    url: http://upstream.invalid/keys/${SITEGEN_TEST_KEY}/chan\n"
+            "    subdirs: [linux-64]\n"
+        )
+        with caplog.at_level(logging.DEBUG):
+            report = await run_mirror(load_config(tmp_path / "channels.yaml"))
+    assert not report.failed, report.errors
+    assert server.count(f"/keys/{key}/chan/{LINUX}/repodata.json.zst") == 1
+    assert server.count(f"/feeds/{feed_key}/all.zip") == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert any("/keys/***/chan/linux-64/repodata.json.zst" in line for line in lines), lines
+    assert any("/feeds/***/all.zip" in line for line in lines), lines
+    for secret in (key, feed_key):
+        assert secret not in caplog.text

@@ -22,7 +22,7 @@ import trio
 
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.config.model import scrub_of
-from sitegen.config.urls import redact_url
+from sitegen.config.urls import scrub_names
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient, open_client
 from sitegen.net.failures import Pace, UpstreamError, with_retries
@@ -38,20 +38,38 @@ REPODATA_VARIANTS = ("repodata.json.zst", "repodata.json")
 
 
 class _RedactTokens(logging.Filter):
-    """httpx logs every request URL at INFO; keep anaconda.org tokens, passwords and query
-    values (an advisory feed's URL may carry a token there) out."""
+    """httpx logs every request URL at INFO; keep the values of the ${ENV} references of the
+    URLs requested out (see hide_in_request_lines), wherever in a URL they stand (an API key
+    as a folder of its path looks like any other), then anaconda.org tokens, passwords and
+    query values (an advisory feed's URL may carry a token there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "/t/" in message or "@" in message or "?" in message:
-            record.msg, record.args = redact_url(message), None
+        record.msg, record.args = scrub_names(self.names)(record.getMessage()), None
         return True
+
+
+def _request_lines() -> _RedactTokens:
+    logger = logging.getLogger("httpx")
+    found = next((f for f in logger.filters if isinstance(f, _RedactTokens)), None)
+    if found is None:
+        found = _RedactTokens()
+        logger.addFilter(found)
+    return found
 
 
 # Whoever configures logging (the CLI, or an application embedding sitegen), token-bearing
 # request lines never reach a handler.
-if not any(isinstance(f, _RedactTokens) for f in logging.getLogger("httpx").filters):
-    logging.getLogger("httpx").addFilter(_RedactTokens())
+_REQUEST_LINES = _request_lines()
+
+
+def hide_in_request_lines(names: Iterable[str]) -> None:
+    """Keep the values of these ${ENV} names (those of a URL about to be requested) out of
+    httpx's request lines."""
+    _REQUEST_LINES.names.update(names)
 
 
 class SubdirMissing(UpstreamError):
@@ -150,6 +168,7 @@ class Upstream:
         self.activity = activity or Activity()
         self.base = mirror.source_url()  # holds secrets: only ever used for requests
         self.secrets = UpstreamSecrets.of(mirror)  # kept out of what is stored of upstream
+        hide_in_request_lines(mirror.secret_env)
         self._scrub = scrub_of([(None, mirror)])  # for messages (see safe_url)
         self.is_file = urlsplit(self.base).scheme == "file"
 

@@ -45,6 +45,7 @@ from sitegen.filters.osv import Advisory
 from sitegen.filters.osv_archive import ArchiveError
 from sitegen.net.failures import UpstreamError
 from sitegen.net.feed import FeedClient, FeedCopies, FeedValidators, open_feed_client
+from sitegen.net.upstream import hide_in_request_lines
 from sitegen.sync.report_build import RunResults
 from sitegen.sync.scope import RunScope
 
@@ -128,6 +129,7 @@ async def _refresh(
     if missing:
         why = f"environment variable {', '.join(missing)} is not set"
     else:
+        hide_in_request_lines(names)
         try:
             feeds[url] = _Feed(await _fetch(client, copies, url, display, dry_run))
             return
