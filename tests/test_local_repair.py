@@ -11,6 +11,7 @@ import pytest
 import trio
 
 import sitegen.sync.local_index as local_index
+from sitegen.conda.hashing_reader import Pread
 from sitegen.conda.index import (
     REASON_CHANGED,
     REASON_TRUNCATED,
@@ -98,10 +99,8 @@ def test_a_file_vanishing_mid_read_is_skipped_and_the_rest_publish(
                 os.truncate(victim, victim.stat().st_size // 2)
         return data
 
-    def indexer(path: Path, fn: str | None = None) -> object:
-        if path == victim:
-            return index_package(path, fn, pread=vanishing_pread)
-        return index_package(path, fn)
+    def indexer(path: Path, fn: str | None = None, pread: Pread = os.pread) -> object:
+        return index_package(path, fn, pread=vanishing_pread if path == victim else pread)
 
     monkeypatch.setattr(local_index, "index_package", indexer)
     report = run(local_config(site, folder))
