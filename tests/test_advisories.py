@@ -225,6 +225,21 @@ def test_range_boundaries_follow_conda_pre_and_post_release_order():
     versions = ("0.5", "1", "1.5", "2", "2.5")
     assert [v for v in versions if both.affects("pkg", v)] == ["0.5"]
     assert [v for v in versions if both.affects("cap", v)] == ["0.5", "1"]
+    # A PyPI entry orders a development release as PEP 440 does, below the pre-releases of
+    # its version (conda puts the dotted "1.0.dev1" above "1.0a1"); a conda entry as conda.
+    pypi = {"package": {"ecosystem": "PyPI", "name": "Pkg"}}
+    dev = parse_one(
+        advisory(
+            [
+                {**pypi, "ranges": [ecosystem({"introduced": "0"}, {"fixed": "1.0a1"})]},
+                conda("pkg", ecosystem({"introduced": "0"}, {"fixed": "1.0a1"})),
+            ]
+        )
+    )
+    early = ("1.0.dev1", "1.0-dev2", "1.0_DEV", "1.0.dev1+cpu", "1.0rc1.dev1")
+    assert [v for v in early if dev.affects("pypi/pkg", v)] == list(early[:4])
+    assert not dev.affects("pypi/pkg", "1.0a1") and not dev.affects("pypi/pkg", "1.0.post1.dev1")
+    assert not dev.affects("pkg", "1.0.dev1") and dev.affects("pkg", "0.9")
     # Events in any order, reintroduced after a fix.
     again = parse_one(
         advisory(

@@ -21,6 +21,7 @@ are not the operator's to fix, and the rest of the file still counts.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +46,9 @@ from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_pu
 # An advisory is a few kilobytes; a file far above this is not an advisory file.
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
 EVENT_KEYS = ("introduced", "fixed", "last_affected", "limit")
+# PEP 440's development release segment, always the last of a public version: ".dev1", "-dev",
+# "_DEV2" (see Affected._compared).
+_PEP440_DEV = re.compile(r"[._-]?dev(\d*)$", re.IGNORECASE)
 
 
 # An advisory file's errors are those of any operator JSON file: file and JSON path.
@@ -94,8 +98,13 @@ class Affected:
         ecosystem's without its local part (``1.0+cpu`` as ``1.0``). PEP 440 places a local
         version just above its public one and SemVer's build metadata does not count, while
         conda places ``1.0+cpu`` below ``1.0``: compared whole, it would fall outside a range
-        introduced at ``1.0`` that affects it."""
-        return version.partition("+")[0] if "/" in self.name else version
+        introduced at ``1.0`` that affects it. A PyPI entry's development release is written
+        as conda orders it (``1.0.dev1`` as ``1.0dev1``): PEP 440 places it below ``1.0a1``,
+        conda the dotted form above, which would take it out of a range fixed at ``1.0a1``."""
+        if "/" not in self.name:
+            return version
+        public = version.partition("+")[0]
+        return _PEP440_DEV.sub(r"dev\1", public) if self.name.startswith("pypi/") else public
 
 
 @dataclass(frozen=True)
