@@ -9,6 +9,7 @@ their output (stdout, stderr, log records) nor in any byte of any file below the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -338,6 +339,75 @@ async def test_the_token_outside_records_is_left_out(
         small_packages(), LINUX
     )
     assert files_holding(site, TOKEN) == []
+
+
+def _echoing_validators(handler: UpstreamHandler) -> None:
+    """Serve the file asked for with an ETag and a Last-Modified that echo the token of its
+    URL; 304 only to a request sending both back exactly as they were served."""
+    target = handler.resolve(handler.url_path)
+    assert target is not None
+    data = target.read_bytes()
+    etag = f'"{TOKEN}-{hashlib.sha256(data).hexdigest()[:16]}"'
+    validators = {"ETag": etag, "Last-Modified": f"Mon, 01 Jan 2024 00:00:00 GMT ({TOKEN})"}
+    sent = {name: handler.headers.get(f"If-{name}") for name in ("None-Match", "Modified-Since")}
+    if sent == {"None-Match": etag, "Modified-Since": validators["Last-Modified"]}:
+        handler.respond(304, headers=validators)
+    else:
+        handler.respond(200, data, validators)
+
+
+def _as_sent(state: Path) -> None:
+    """The validators kept under ``state`` written back as an earlier sitegen kept them: as
+    upstream sent them, saying nothing of secrets (those of a kept repodata body say how the
+    body holds them: left as they are)."""
+    for path in state.rglob("validators.json"):
+        kept = json.loads(path.read_bytes())
+        for key in ("etag", "last_modified"):
+            kept[key] = kept[key].replace(f"${{{ENV}}}", TOKEN)
+        kept.pop("validators_hidden", None)
+        if kept.get("secrets_hidden") is True:  # an advisory feed's
+            del kept["secrets_hidden"]
+        path.write_text(json.dumps(kept))
+
+
+async def test_validators_echoing_the_token_are_kept_as_its_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream, served under /t/<token>/, answers the repodata, the run_exports.json and an
+    advisory feed (under /t/<token>/ too) with an ETag and a Last-Modified that echo the
+    token. The validators kept for the next run's conditional requests hold its reference,
+    not the token; the next run sends the token back where upstream wrote it, and every
+    answer is a 304. Validators an earlier sitegen kept as upstream sent them are kept again
+    without the token by the next run, answered 304 all the same."""
+    monkeypatch.setenv(ENV, TOKEN)
+    root = tmp_path / "upstream"
+    chan = root / "t" / TOKEN / "chan"
+    write_channel(chan, small_packages(), zst=True)
+    exports = json.dumps({"info": {"subdir": LINUX}, "packages": {}, "packages.conda": {}})
+    (chan / LINUX / "run_exports.json").write_text(exports)
+    write_feed(root / "t" / TOKEN / "feeds" / "all.zip", [zlib_advisory()])
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        echoed = [f"/t/{TOKEN}/feeds/all.zip", f"/t/{TOKEN}/chan/{LINUX}/run_exports.json"]
+        echoed += [f"/t/{TOKEN}/chan/{s}/repodata.json.zst" for s in (LINUX, "noarch")]
+        for path in echoed:
+            server.add_fault(path, _echoing_validators)
+        (tmp_path / "channels.yaml").write_text(
+            f"output: {site}\n"
+            f"filters: {{advisories: {{feeds: ['{server.url}/t/${{{ENV}}}/feeds/all.zip']}}}}\n"
+            f"channels:\n  {CHANNEL}:\n    url: {server.url}/t/${{{ENV}}}/chan\n"
+            "    subdirs: [linux-64]\n"
+        )
+        config = load_config(tmp_path / "channels.yaml")
+        for run in range(3):
+            if run == 2:
+                _as_sent(site / ".sitegen")
+            server.reset()
+            report = await run_mirror(config, MirrorOptions(progress=False))
+            assert not report.failed, report.errors
+            answers = {r.path: r.status for r in server.requests if r.path in echoed}
+            assert answers == dict.fromkeys(echoed, 304 if run else 200), run
+            assert files_holding(site, TOKEN) == []
 
 
 def test_a_content_encoding_echoing_the_token_is_not_quoted(channel: Channel) -> None:

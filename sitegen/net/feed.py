@@ -40,6 +40,7 @@ from sitegen.net.failures import Pace, UpstreamError, with_retries
 from sitegen.net.transit import decoded_body
 from sitegen.net.transport import trusted_cas
 from sitegen.net.upstream import conditional_headers, make_client, validator
+from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.store.interface import SiteStorage
 
 # OSV's largest per-ecosystem archives are a few hundred MB; its archive of every ecosystem
@@ -184,9 +185,13 @@ class FeedCopies:
             if not (directory / FEED_ARCHIVE).is_file():
                 return None
             checked = float(data.get("checked", 0.0))
+            etag, last_modified = _text(data.get("etag")), _text(data.get("last_modified"))
+            if data.get("secrets_hidden") is True:
+                secrets = UpstreamSecrets.of_url(url)
+                etag, last_modified = map(secrets.reveal_validator, (etag, last_modified))
             return FeedValidators(
-                etag=_text(data.get("etag")),
-                last_modified=_text(data.get("last_modified")),
+                etag=etag,
+                last_modified=last_modified,
                 # A time a date can be made of (the warnings name the day), else unknown.
                 checked=checked if 0.0 <= checked < LATEST_TIME else 0.0,
             )
@@ -239,12 +244,16 @@ class FeedCopies:
         self.site.write_bytes(target, data, durable=False)
 
     def confirm(self, url: str, validators: FeedValidators) -> None:
-        """Record the validators of the kept copy (found current again, after a 304)."""
+        """Record the validators of the kept copy (found current again, after a 304): with
+        the secrets of the feed's URL, which the feed may echo in them, as their references
+        (see upstream_secrets)."""
+        secrets = UpstreamSecrets.of_url(url)
         document = {
             "url": redact_url(url),  # for a person looking in the state directory
-            "etag": validators.etag,
-            "last_modified": validators.last_modified,
+            "etag": secrets.hide_validator(validators.etag),
+            "last_modified": secrets.hide_validator(validators.last_modified),
             "checked": validators.checked,
+            "secrets_hidden": True,
         }
         target = advisory_feed_dir(self.site.root, url) / FEED_VALIDATORS
         self.site.write_bytes(target, json.dumps(document).encode())

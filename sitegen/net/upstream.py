@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -83,6 +83,23 @@ class CacheValidators:
     variant: str
     etag: str | None = None
     last_modified: str | None = None
+    # etag and last_modified hold the secrets of the mirror's URL as their references, as
+    # they are kept (see upstream_secrets); else as upstream sent them.
+    hidden: bool = False
+
+    def hidden_by(self, secrets: UpstreamSecrets) -> CacheValidators:
+        """These validators as they are kept: upstream may echo the URL asked for in them."""
+        if self.hidden or not secrets:
+            return self
+        etag, last_modified = map(secrets.hide_validator, (self.etag, self.last_modified))
+        return replace(self, etag=etag, last_modified=last_modified, hidden=True)
+
+    def revealed_by(self, secrets: UpstreamSecrets) -> CacheValidators:
+        """These validators as upstream sent them, to be sent back."""
+        if not self.hidden:
+            return self
+        etag, last_modified = map(secrets.reveal_validator, (self.etag, self.last_modified))
+        return replace(self, etag=etag, last_modified=last_modified, hidden=False)
 
 
 @dataclass
@@ -215,6 +232,7 @@ class Upstream:
         upstream serves none (404). A body beyond ``limit`` bytes (default: a repodata.json's)
         is refused before it is held."""
         limit = limit or MAX_REPODATA_BYTES
+        previous = None if previous is None else previous.revealed_by(self.secrets)
         order = list(variants)
         if previous is not None and previous.variant in order:
             order.remove(previous.variant)

@@ -3,7 +3,8 @@
 Kept under ``<site>/.sitegen/upstream/<mirror>/<subdir>/`` so that an unchanged upstream costs
 one conditional request (304) and the body is read back from here. A body is kept as handed
 in: a run hands it in without the secrets of the mirror's URL when it has some (see
-upstream_secrets), and its validators say so (:func:`UpstreamCache.hidden_form`).
+upstream_secrets), and its validators say so (:func:`UpstreamCache.hidden_form`); the
+validators themselves are kept as handed in too (see CacheValidators.hidden).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class UpstreamCache:
                 variant=data["variant"],
                 etag=data.get("etag"),
                 last_modified=data.get("last_modified"),
+                hidden=data.get("validators_hidden") is True,
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -134,4 +136,6 @@ class UpstreamCache:
         }
         if hidden:
             document["secrets_hidden"] = HIDDEN
+        if validators.hidden:
+            document["validators_hidden"] = True
         self.site.write_bytes(directory / "validators.json", json.dumps(document).encode())

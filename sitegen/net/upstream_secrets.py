@@ -16,18 +16,22 @@ or send it where upstream's ``base_url`` points. So what upstream wrote is escap
 references are written: a ``$`` before ``{`` is kept as ``${}``, and a ``%`` before ``24%7B``
 as ``%24%7B%7D`` (each the reference form of an empty name, which no reference has), and only
 what :meth:`UpstreamSecrets.hide` wrote is filled in again.
+
+The validators kept for a conditional request (an ETag, a Last-Modified) are upstream's text
+too, and may echo the URL asked for: they are kept the same way, and filled in again to be
+sent back.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote
 
 from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import MirrorConfig
-from sitegen.config.urls import MIN_CREDENTIAL, MIN_SECRET
+from sitegen.config.urls import ENV_REF_RE, MIN_CREDENTIAL, MIN_SECRET
 
 # Upstream's text that could be read as a reference, and the escape it is kept as: the
 # character, as a regular expression that takes it alone (a value may start right after it),
@@ -105,6 +109,13 @@ class UpstreamSecrets:
         values = {name: env[name] for name in mirror.secret_env if name in env}
         return cls(values, mirror.credential_env)
 
+    @classmethod
+    def of_url(cls, url: str, environ: Mapping[str, str] | None = None) -> UpstreamSecrets:
+        """The secrets of a URL other than a mirror's, as channels.yaml writes it (an advisory
+        feed's): every ${ENV} value it takes."""
+        env = os.environ if environ is None else environ
+        return cls({name: env[name] for name in ENV_REF_RE.findall(url) if name in env})
+
     def __bool__(self) -> bool:
         return self._values
 
@@ -124,3 +135,23 @@ class UpstreamSecrets:
     def reveal_text(self, text: str) -> str:
         """:meth:`reveal` for text (a URL)."""
         return self._reveal.text(text)
+
+    def hide_validator(self, value: str | None) -> str | None:
+        """:meth:`hide` for a validator kept one character per byte, as it came (see
+        sitegen.net.upstream.validator): a value is found as the bytes upstream sends."""
+        return _per_byte(value, self.hide, self.hide_text)
+
+    def reveal_validator(self, value: str | None) -> str | None:
+        """:meth:`reveal` for what :meth:`hide_validator` gave."""
+        return _per_byte(value, self.reveal, self.reveal_text)
+
+
+def _per_byte(
+    value: str | None, on_bytes: Callable[[bytes], bytes], on_text: Callable[[str], str]
+) -> str | None:
+    if value is None:
+        return None
+    try:
+        return on_bytes(value.encode("latin-1")).decode("latin-1")
+    except UnicodeEncodeError:  # not one byte per character: kept by an older version
+        return on_text(value)

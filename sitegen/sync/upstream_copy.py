@@ -95,7 +95,18 @@ async def received(
         variant = response.validators.variant
         body = await trio.to_thread.run_sync(hide_secrets, upstream.secrets, variant, body, limit)
         hidden, rekeep = True, not response.changed
-    return Received(response.changed, response.validators, body, hidden, rekeep)
+    # Validators kept as upstream sent them (by an earlier sitegen) may echo a secret too.
+    if not response.changed and kept is not None:
+        rekeep = rekeep or _echo_secrets(kept.validators, upstream.secrets)
+    validators = response.validators.hidden_by(upstream.secrets)
+    return Received(response.changed, validators, body, hidden, rekeep)
+
+
+def _echo_secrets(validators: CacheValidators, secrets: UpstreamSecrets) -> bool:
+    """Whether ``validators`` read back are not as they are kept now (see
+    CacheValidators.hidden_by)."""
+    kept = validators.hidden_by(secrets)
+    return (kept.etag, kept.last_modified) != (validators.etag, validators.last_modified)
 
 
 def hide_secrets(secrets: UpstreamSecrets, variant: str, body: bytes, limit: int = 0) -> bytes:
