@@ -219,6 +219,43 @@ async def test_records_holding_the_token_are_refused(
     assert files_holding(site, TOKEN) == []
 
 
+async def test_records_holding_the_token_percent_encoded_otherwise_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream writes the token percent-encoded as no URL of sitegen's would: every byte of
+    it, in lower case, in a record's ``url`` (a client sends it and upstream reads the token),
+    and only its ``-``, in another record's ``summary`` and in a package's name. Those records
+    are refused (the name is not a valid one either), named with the token hidden, and
+    nothing published holds it in any spelling."""
+    monkeypatch.setenv(ENV, TOKEN)
+    every = "".join(f"%{byte:02x}" for byte in TOKEN.encode())
+    dash = TOKEN.replace("-", "%2D")
+    root = tmp_path / "upstream"
+    chan = root / "t" / TOKEN / "chan"
+    documents = write_channel(chan, small_packages(), zst=True)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        conda = documents[LINUX]["packages.conda"]
+        conda["alpha-1.0-h0_0.conda"]["url"] = (
+            f"{server.url}/t/{every}/chan/{LINUX}/alpha-1.0-h0_0.conda"
+        )
+        conda["beta-2.0-h1_0.conda"]["summary"] = f"token {dash}"
+        leaking = f"leak-{dash}-1.0-h0_0.conda"
+        conda[leaking] = {**conda["epsilon-3.1-h3_0.conda"], "name": f"leak-{dash}"}
+        conda[leaking]["version"], conda[leaking]["build"] = "1.0", "h0_0"
+        set_repodata(chan, LINUX, json.dumps(documents[LINUX]).encode())
+        report = await _mirror_linux(tmp_path, site, f"{server.url}/t/${{{ENV}}}/chan")
+    rejected = report.mirrors[0].subdirs[LINUX].rejected_examples
+    assert set(rejected) == {
+        "alpha-1.0-h0_0.conda",
+        "beta-2.0-h1_0.conda",
+        "leak-***-1.0-h0_0.conda",
+    }
+    assert rejected["alpha-1.0-h0_0.conda"] == rejected["beta-2.0-h1_0.conda"] == REASON_SECRET
+    for spelling in (TOKEN, every, dash):
+        assert files_holding(site / CHANNEL, spelling) == []
+
+
 def _alpha_and_beta_refused(report: RunReport, site: Path) -> None:
     """alpha's .conda and beta's held the credential: both refused, everything else published."""
     assert report.mirrors[0].subdirs[LINUX].rejected_examples == {

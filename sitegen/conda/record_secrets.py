@@ -14,17 +14,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import msgspec
 
 # A JSON escape that may stand for any character (``\\uXXXX``), or for '/' (``\\/``).
 _ANY_ESCAPE = re.compile(rb"\\[u/]")
+# A percent-escape, which may stand for any byte of a value (``%74`` for ``t``, ``%2d`` for
+# ``-``): a URL spells a value so however it is encoded, not only as sitegen encodes it.
+_PERCENT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 
 
 class SecretSearch:
     """Finds any of some secret values, as they are or percent-encoded (as a URL's
-    ``user:password`` part holds them)."""
+    ``user:password`` part holds them, or any other way a URL may)."""
 
     def __init__(self, values: Iterable[str]) -> None:
         forms = {form for value in values if value for form in (value, quote(value, safe=""))}
@@ -48,7 +51,9 @@ class SecretSearch:
         if any(form in data for form in self._bytes):
             return True
         # One byte is found fastest: most documents hold no escape at all.
-        return b"\\" in data and _ANY_ESCAPE.search(data) is not None
+        if b"\\" in data and _ANY_ESCAPE.search(data) is not None:
+            return True
+        return b"%" in data and _PERCENT_ESCAPE.search(data) is not None
 
     def holds(self, value: Any) -> bool:
         """Whether a decoded JSON value holds a value in any text, key or number inside."""
@@ -63,9 +68,14 @@ class SecretSearch:
                 stack.extend(item)
             elif kind is str or kind is int or kind is float:
                 text = item if kind is str else repr(item)
-                if any(form in text for form in self._text):
+                if self._in_text(text):
                     return True
         return False
+
+    def _in_text(self, text: str) -> bool:
+        if any(form in text for form in self._text):
+            return True
+        return "%" in text and any(form in unquote(text) for form in self._text)
 
     def in_record(self, fn: str, encoded: object, raw: dict[str, Any]) -> bool:
         """Whether a record holds a value: in its file name (which joins name, version and
@@ -101,7 +111,11 @@ class SecretSearch:
         return parts + gone
 
     def hide(self, text: str) -> str:
-        """``text`` with each value written as ``***``."""
+        """``text`` with each value written as ``***``: percent-decoded first when that is how
+        it holds one (its own percent-encoding of it is no place to cut)."""
+        decoded = unquote(text)
+        if decoded != text and any(form in decoded for form in self._text):
+            text = decoded
         for form in self._text:
             text = text.replace(form, "***")
         return text
