@@ -72,6 +72,42 @@ def test_a_hidden_body_reads_back_exactly() -> None:
         assert secrets.reveal_text(secrets.hide_text(body.decode())) == body.decode()
 
 
+@pytest.mark.unit
+def test_a_value_spelt_with_json_escapes_is_hidden_and_decodes_the_same() -> None:
+    """A document spelling a value with JSON's escapes (all or some of its characters, hex in
+    either case, ``\\/`` alone or beside others, a surrogate pair, after an escaped
+    backslash) holds its reference instead, and decodes, filled in again, as it did. Escapes that spell no value (after a
+    backslash that is text, of a value JSON must escape) are left as they are."""
+    token, password, quoted = "tk-0123456789abcdef", "pa/ss\u00e9\U0001f600word", 'q"uoted-secret'
+    secrets = UpstreamSecrets({"TOKEN": token, "PASS": password, "QUOTED": quoted})
+
+    def spelt(text: str, every: int = 1) -> str:
+        return "".join(
+            json.dumps(c)[1:-1] if i % every else f"\\u{ord(c):04X}" if c < "\x7f" else c
+            for i, c in enumerate(text)
+        ).replace("/", "\\/")
+
+    bodies = [
+        {"a": spelt(token), "b": spelt(token, 3), "c": "x" + spelt(token, 5) + "y"},
+        {"p": spelt(password, 2), "e": json.dumps(password)[1:-1].replace("/", "\\/")},
+        {"l": "https:\\/\\/h\\/" + password.replace("/", "\\/")},  # each '/' as '\\/' alone
+        {"s": "\\\\" + spelt(token)},  # an escaped backslash, then the token
+    ]
+    for document in bodies:
+        body = ("{" + ", ".join(f'"{k}": "{v}"' for k, v in document.items()) + "}").encode()
+        hidden = secrets.hide_document(body)
+        held = json.dumps(json.loads(hidden), ensure_ascii=False)
+        assert token not in held and password not in held, hidden
+        assert json.loads(secrets.reveal(hidden)) == json.loads(body)
+    unchanged = [
+        b'{"t": "\\\\u0074k-0123456789abcdef"}',  # text: a backslash, "u0074k-01..."
+        json.dumps({"q": quoted}).encode(),  # the '"' must stay escaped: spelt as it is
+        b'{"n": "\\u0074\\u006b and no token"}',
+    ]
+    for body in unchanged:
+        assert secrets.hide_document(body) is body
+
+
 @pytest.mark.integration
 def test_references_upstream_writes_are_published_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

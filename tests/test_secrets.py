@@ -175,7 +175,8 @@ async def test_records_holding_the_token_are_refused(
     and in noarch, the only place it is there, spelt in JSON escapes (``\\u0074...``). Each is
     refused under its reason (its name reported with the token hidden) and the rest of the
     subdir is published; no byte of the site (repodata and its .zst, current_repodata, shards,
-    channeldata, pages, history) holds the token."""
+    channeldata, pages, history, the repodata kept for conditional requests) holds the token,
+    nor spells it so."""
     monkeypatch.setenv(ENV, TOKEN)
     root = tmp_path / "upstream"
     chan = root / "t" / TOKEN / "chan"
@@ -216,7 +217,7 @@ async def test_records_holding_the_token_are_refused(
     }
     assert (site / CHANNEL / LINUX / "epsilon-3.1-h3_0.conda").is_file()
     assert any(site.rglob("*.msgpack.zst")) and any(site.rglob("*.html"))
-    assert files_holding(site, TOKEN) == []
+    assert files_holding(site, TOKEN) == files_holding(site, spelt) == []
 
 
 async def test_records_holding_the_token_percent_encoded_otherwise_are_refused(

@@ -72,6 +72,74 @@ class _Replace:
         return self._bytes.sub(lambda match: self._encoded[match[0]], data)
 
 
+class _JsonSpellings:
+    """Some texts as a JSON string may spell them with escapes (``\\u0074`` for ``t``,
+    ``\\/`` for ``/``), at least one of their characters so (:class:`_Replace` has taken them
+    as they are), each replaced by its own. What replaces one stands for the text as it is,
+    which decodes the same where JSON allows each of its characters unescaped."""
+
+    def __init__(self, replacements: dict[str, str]) -> None:
+        """``replacements``: text -> its replacement, longest first; a text JSON must escape a
+        character of (``"``, ``\\``, a control character) is left out, as is one holding what
+        an escape of :data:`_ESCAPES` starts (a ``$``, a ``%24``), which may stand beside
+        what :class:`_Replace` wrote."""
+        usable = {
+            text: replacement.encode()
+            for text, replacement in replacements.items()
+            if not any(c in '"\\$' or c < " " for c in text) and "%24" not in text
+        }
+        self._replacements = list(usable.values())
+        # With each '/' as '\\/' and nothing else escaped, as some encoders write every '/':
+        # found as fast as :class:`_Replace` finds a text (that one more backslash before it
+        # would escape its first character changes nothing: that character is kept).
+        self._slashed = {
+            text.replace("/", "\\/").encode(): replacement
+            for text, replacement in usable.items()
+            if "/" in text
+        }
+        units = {unit for text in usable for char in text for unit in _utf16(char)}
+        self._spelt: re.Pattern[bytes] | None = None
+        if not usable:
+            return
+        # A \\u escape of one of their characters, which documents seldom hold (but of one
+        # beyond ASCII): the others are looked for only then.
+        codes = b"|".join(b"%04x" % unit for unit in units)
+        self._hint = re.compile(rb"\\u(?i:%b)" % codes)
+        # After an even run of backslashes (kept): one more would escape the first character.
+        spelt = b"|".join(b"(%b)" % b"".join(map(_spelt_char, text)) for text in usable)
+        self._spelt = re.compile(rb"(?<!\\)((?:\\\\)*)(?:%b)" % spelt)
+
+    def bytes(self, data: bytes) -> bytes:
+        """The same object when nothing is replaced."""
+        if self._spelt is None or b"\\" not in data:
+            return data
+        for slashed, replacement in self._slashed.items():
+            if slashed in data:
+                data = data.replace(slashed, replacement)
+        if self._hint.search(data) is None:
+            return data
+        replaced = self._spelt.sub(
+            lambda match: match[1] + self._replacements[(match.lastindex or 2) - 2], data
+        )
+        return data if replaced == data else replaced
+
+
+def _utf16(char: str) -> tuple[int, ...]:
+    """The UTF-16 code units of ``char``, which JSON's ``\\u`` escapes spell."""
+    code = ord(char)
+    if code < 0x10000:
+        return (code,)
+    code -= 0x10000
+    return (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
+
+
+def _spelt_char(char: str) -> bytes:
+    """A pattern of ``char`` as a JSON string may spell it."""
+    escape = b"".join(rb"\\u(?i:%04x)" % unit for unit in _utf16(char))
+    slash = rb"|\\/" if char == "/" else b""
+    return b"(?:%b|%b%b)" % (re.escape(char.encode()), escape, slash)
+
+
 class UpstreamSecrets:
     """The values of one mirror's ${ENV} references, and the references that stand for them."""
 
@@ -95,6 +163,7 @@ class UpstreamSecrets:
             {**pairs, **{char: escape for _p, char, escape, _t in _ESCAPES}},
             {**pairs, **{text: escape + text[1:] for _p, _c, escape, text in _ESCAPES}},
         )
+        self._spellings = _JsonSpellings(pairs)
         references = {reference: value for value, reference in pairs.items()}
         references |= {escape: char for _p, char, escape, _t in _ESCAPES}
         self._reveal = _Replace("|".join(map(re.escape, references)), references, references)
@@ -123,6 +192,14 @@ class UpstreamSecrets:
         """``data`` with each value written as its reference, and what could be read as one
         escaped; the same object when it holds neither."""
         return self._hide.bytes(data)
+
+    def hide_document(self, data: bytes) -> bytes:
+        """:meth:`hide` for a JSON document, where a value may be spelt with JSON's escapes
+        too: spelt so, it is written as its reference as well, which :meth:`reveal` fills in
+        as the value is, so that the document decodes as it did (a value holding a character
+        JSON must escape, or a ``$``, is left as it is spelt). The same object when it holds
+        none of them."""
+        return self._spellings.bytes(self.hide(data))
 
     def reveal(self, data: bytes) -> bytes:
         """What :meth:`hide` gave, as it was (the same object when it holds no reference)."""

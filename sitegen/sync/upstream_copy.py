@@ -119,7 +119,7 @@ def hide_secrets(secrets: UpstreamSecrets, variant: str, body: bytes, limit: int
         data = decode_body(variant, body, limit)
     except UpstreamError:
         return body
-    hidden = secrets.hide(data)
+    hidden = secrets.hide_document(data)
     if hidden is data:
         return body
     return zstd_compress(hidden) if variant.endswith(".zst") else hidden
