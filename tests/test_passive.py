@@ -408,6 +408,51 @@ async def test_the_resolver_follows_the_repodata_a_later_run_publishes(tmp_path:
     assert not (directory / "b-1.0-0.tar.bz2").exists()
 
 
+async def test_a_download_outrun_by_a_new_record_leaves_no_file_under_the_name(
+    tmp_path: Path,
+) -> None:
+    """A file re-uploaded upstream while the fetcher downloads it: a run publishes the new
+    record before the download (verified against the record of its start) ends. Those bytes
+    are not what the published record names: they do not stay under the name (a size check
+    would take them as stored for good), the clients get 502, and the next request fetches
+    the file the record names now."""
+    site, config, contents = resolver_site(tmp_path)
+    fn = "a-1.0-0.conda"
+    old, new = contents[fn], b"A" * len(contents[fn])
+    directory = site.path(CHANNEL, "linux-64")
+
+    def publish(data: bytes) -> None:
+        entry = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        document = {"packages": {}, "packages.conda": {fn: entry}}
+        site.write_bytes(directory / "repodata.json", json.dumps(document).encode())
+
+    publish(old)
+    fake = FakeFetch(dict(contents), gate=trio.Event())
+    path = f"/{CHANNEL}/linux-64/{fn}"
+    replies: list[Reply] = []
+    async with Resolver(site, passive_channels(config), fake).running() as resolver:
+
+        async def get() -> None:
+            replies.append(await resolver.resolve(path))
+
+        async with trio.open_nursery() as clients:
+            for _ in range(2):
+                clients.start_soon(get)
+            with trio.fail_after(5):
+                while not resolver.flights or next(iter(resolver.flights.values())).waiters < 2:
+                    await trio.sleep(0.001)
+            publish(new)  # the next run, while the old bytes are still coming
+            assert fake.gate is not None
+            fake.gate.set()
+        assert [r.status for r in replies] == [502, 502]
+        assert not (directory / fn).exists()
+        fake.contents[fn], fake.gate = new, None
+        again = await resolver.resolve(path)
+    assert (again.status, again.outcome) == (200, "fetched")
+    assert (directory / fn).read_bytes() == new
+    assert fake.calls == [fn, fn]
+
+
 async def test_requests_for_a_file_in_flight_join_it_even_at_the_limit(tmp_path: Path) -> None:
     """The download limit counts different files: more clients asking for the one file being
     fetched wait on that download instead of getting 503."""

@@ -14,7 +14,8 @@ a decoded URL path to a :class:`Reply`, fetching a missing file through a :data:
    it for the others. :class:`~sitegen.passive.mirror_fetch.MirrorFetch` downloads from the
    mirror the origins map names (with that mirror's CEP-15 ``base_url``), with
    :func:`sitegen.net.download.download`, exactly as ``sitegen mirror`` does: unverified bytes
-   never carry the published name. At most
+   never carry the published name. A download that a run outran, publishing another record
+   for the file before it ended (a re-upload), is not kept: its clients get 502. At most
    ``max_flights`` different files are being fetched at once (each download also waits for one
    of ``download.concurrency`` slots); past that a request for yet another file gets 503.
 5. A request that asks to (``live``) does not wait for a slow download to end: when the file is
@@ -295,10 +296,24 @@ class Resolver:
             flight.waiters -= 1
         return flight.error
 
+    async def _still_listed(self, job: FetchJob) -> bool:
+        """Whether the published repodata still lists ``job.fn`` as ``job.entry`` says."""
+        repodata = self.site.path(job.channel.path, job.subdir, "repodata.json")
+        try:
+            published = await self._cache.get(repodata, _read_published)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return True  # unreadable now: what it listed at the start stands
+        return published is not None and published.get(job.fn) == job.entry
+
     async def _fly(self, flight: Flight, job: FetchJob, fetch_file: FetchFile) -> None:
         error: str | None = "cancelled"
         try:
             error = await fetch_file(job)
+            if error is None and not await self._still_listed(job):
+                # Verified against the record of its start, which a run replaced meanwhile (a
+                # re-upload): a size check would take those bytes as stored for good.
+                await trio.to_thread.run_sync(self.site.remove, job.target)
+                error = "its published record changed during the download; try again"
         except Exception as exc:  # never let one file take the service down
             detail = f": {exc}" if isinstance(exc, OSError) else ""
             error = f"internal error ({type(exc).__name__}{detail})"
