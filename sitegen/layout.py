@@ -277,6 +277,17 @@ def frozen_lock_path(root: Path) -> Path:
     return state_dir(root) / "frozen.lock"
 
 
+def approvals_waiting_path(root: Path) -> Path:
+    """Approvals granted or revoked while another run held the site, which the next run of
+    their gated channel records in its history."""
+    return state_dir(root) / "approvals-waiting.json"
+
+
+def approvals_waiting_lock_path(root: Path) -> Path:
+    """Held while :func:`approvals_waiting_path` is changed."""
+    return state_dir(root) / "approvals-waiting.lock"
+
+
 def kept_records_path(root: Path, channel: str, subdir: str) -> Path:
     """The records of the package files a ``keep_removed`` channel subdir keeps past their
     upstream listing (msgpack list of {fn, origin, record})."""

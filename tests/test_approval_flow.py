@@ -324,3 +324,44 @@ def test_a_public_gated_channel_of_a_private_source_names_no_file_it_does_not_pu
     page = (site / approved_page_path(GATED)).read_text()
     assert "linux-64/libopenblas-0.3.27" in page  # published: public anyway
     assert "zlib-" not in page and "license excluded" not in page
+
+
+def test_an_approval_made_while_a_run_holds_the_site_is_recorded_by_the_run_publishing_it(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """Refused the site lock, `approve` and `revoke` leave their change to the next run: that
+    run's history names who granted or revoked what, and why, as their own run would have."""
+    from sitegen.store.lock import SiteLock
+
+    config = write_config(tmp_path, example_upstream.url)
+    args, site = ["-c", str(config)], tmp_path / "site"
+    for _ in range(2):
+        assert main(["mirror", *args, "--no-progress"]) == 0
+    with SiteLock(site / ".sitegen"):
+        assert main(["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "r"]) == 3
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert published(site, GATED, "linux-64")
+    (granted,) = History(Site(site)).runs()[0].approvals
+    assert (granted.action, granted.spec, granted.by, granted.why) == (
+        "approve",
+        "numpy 2.1.0",
+        "alice",
+        "r",
+    )
+
+    with SiteLock(site / ".sitegen"):
+        assert main(["revoke", GATED, "numpy 2.1.0", *args, "--by", "bob", "--reason", "cve"]) == 3
+    # A run of other mirrors leaves the change to the run that publishes the gated channel.
+    assert main(["mirror", *args, "--no-progress", "--only", "cloud-example"]) == 0
+    assert History(Site(site)).runs()[0].approvals == []
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert published(site, GATED, "linux-64") == set()
+    (revoked,) = History(Site(site)).runs()[0].approvals
+    assert (revoked.action, revoked.spec, revoked.by, revoked.why) == (
+        "revoke",
+        "numpy 2.1.0",
+        "bob",
+        "cve",
+    )
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert History(Site(site)).runs()[0].approvals == []  # recorded once

@@ -79,6 +79,8 @@ def _add_approval_commands(add: AddCommand) -> None:
         deletion guard with ``--force-delete``, which its refusal names)."""
         from sitegen.approvals.commands import gated_channel
         from sitegen.store.lock import SiteLocked
+        from sitegen.store.site import Site
+        from sitegen.sync import approvals_waiting
         from sitegen.sync.merge import HELD
         from sitegen.sync.run import MirrorOptions, run_mirror
 
@@ -93,6 +95,8 @@ def _add_approval_commands(add: AddCommand) -> None:
         try:
             report = trio.run(run_mirror, config, options)
         except SiteLocked as exc:
+            # The next run of the channel publishes the change: its history records it then.
+            approvals_waiting.leave(Site(config.output), changes)
             log.error("%s; the approvals file is updated and the next run publishes it", exc)
             return EXIT_LOCKED
         rendered = render_pages(config)

@@ -25,6 +25,7 @@ from sitegen.net.activity import heartbeat
 from sitegen.store.frozen import FrozenChannels, with_freezes
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
+from sitegen.sync import approvals_waiting
 from sitegen.sync.gates import resolve_gates
 from sitegen.sync.history import History, installers_completed, last_completed, new_run_id
 from sitegen.sync.installers import sync_installers
@@ -126,6 +127,10 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             for run_id in history.close_interrupted():
                 log.warning("run %s did not finish; recorded as interrupted", run_id)
         selected, installers = _selection(config, history, options)
+        # Changes `approve` and `revoke` left while another run held the site: this run
+        # publishes them, so its history names who made them.
+        gated = {c.path for c, m in config.mirrors if c.approval and m.name in selected}
+        waiting = [] if options.dry_run else approvals_waiting.take(site, gated)
         report = RunReport(
             id=new_run_id(),
             started=time.time(),
@@ -137,7 +142,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 "only": sorted(options.only),
                 "due": options.due,
             },
-            approvals=list(options.approvals),
+            approvals=[*waiting, *options.approvals],
             access=RunAccess.of(config),
         )
         if unreadable:
