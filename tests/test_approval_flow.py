@@ -365,3 +365,32 @@ def test_an_approval_made_while_a_run_holds_the_site_is_recorded_by_the_run_publ
     )
     assert main(["mirror", *args, "--no-progress"]) == 0
     assert History(Site(site)).runs()[0].approvals == []  # recorded once
+
+
+def test_approve_and_revoke_on_a_frozen_gated_channel_say_nothing_is_published_yet(
+    example_upstream: ExampleUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The file changes, the channel does not: a revocation (a CVE, say) must not read as if
+    the packages had left the channel while they are still served."""
+    config = write_config(tmp_path, example_upstream.url)
+    args, site = ["-c", str(config)], tmp_path / "site"
+    for _ in range(2):
+        assert main(["mirror", *args, "--no-progress"]) == 0
+    who = ["--by", "alice", "--reason", "r"]
+    assert main(["approve", GATED, "numpy 2.1.0", *args, *who]) == 0
+    approved = published(site, GATED, "linux-64")
+    assert main(["freeze", GATED, *args]) == 0
+
+    caplog.clear()
+    assert main(["revoke", GATED, "numpy 2.1.0", *args, *who]) == 0
+    assert published(site, GATED, "linux-64") == approved
+    frozen = f"{GATED} is frozen: the change is published when it is unfrozen"
+    assert frozen in caplog.text
+    caplog.clear()
+    assert main(["approve", GATED, "python", *args, *who]) == 0
+    assert frozen in caplog.text
+
+    assert main(["unfreeze", GATED, *args]) == 0
+    caplog.clear()
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    assert {fn.rsplit("-", 2)[0] for fn in published(site, GATED, "linux-64")} == {"python"}

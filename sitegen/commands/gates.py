@@ -81,11 +81,12 @@ def _add_approval_commands(add: AddCommand) -> None:
         from sitegen.store.lock import SiteLocked
         from sitegen.store.site import Site
         from sitegen.sync import approvals_waiting
-        from sitegen.sync.merge import HELD
+        from sitegen.sync.merge import FROZEN, HELD
         from sitegen.sync.run import MirrorOptions, run_mirror
 
         config = load(args)
-        mirror = gated_channel(config, channel).mirrors[0].name
+        gated = gated_channel(config, channel)
+        mirror = gated.mirrors[0].name
         options = MirrorOptions(
             only=(mirror,),
             progress=False,
@@ -100,6 +101,9 @@ def _add_approval_commands(add: AddCommand) -> None:
             log.error("%s; the approvals file is updated and the next run publishes it", exc)
             return EXIT_LOCKED
         rendered = render_pages(config)
+        if any(c.channel == gated.path and c.status == FROZEN for c in report.channels):
+            # A revocation (a CVE, say) must not read as done while its packages are served.
+            log.warning("%s is frozen: the change is published when it is unfrozen", gated.path)
         if any(c.status == HELD for c in report.channels) and not options.force_delete:
             # The guard's advice, "run again", would find the approval changed already.
             log.error(
