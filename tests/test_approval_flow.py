@@ -155,6 +155,9 @@ def test_a_dependency_the_gated_channels_filters_leave_out_is_reported_unsatisfi
     args, site = zlib_refused(tmp_path, example_upstream.url)
     approve = ["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "forecasting"]
     assert main([*approve, "--with-dependencies"]) == 0
+    assert "needs what internal/approved does not publish: zlib >=1.2.13,<2.0a0; see the run's" in (
+        caplog.text
+    )
     names = {fn.rsplit("-", 2)[0] for fn in published(site, GATED, "linux-64")}
     assert names == {"numpy", "python", "libopenblas"}
     latest = History(Site(site)).runs()[0]
@@ -394,3 +397,22 @@ def test_approve_and_revoke_on_a_frozen_gated_channel_say_nothing_is_published_y
     caplog.clear()
     assert main(["mirror", *args, "--no-progress"]) == 0
     assert {fn.rsplit("-", 2)[0] for fn in published(site, GATED, "linux-64")} == {"python"}
+
+
+def test_approving_a_package_without_what_it_needs_says_it_will_not_install(
+    example_upstream: ExampleUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Approved alone, numpy is published without python: a client of the gated channel finds
+    nothing to solve it with, so the command says so rather than exiting in silence."""
+    config = write_config(tmp_path, example_upstream.url)
+    args = ["-c", str(config)]
+    for _ in range(2):
+        assert main(["mirror", *args, "--no-progress"]) == 0
+    who = ["--by", "alice", "--reason", "r"]
+    caplog.clear()
+    assert main(["approve", GATED, "numpy 2.1.0", *args, *who]) == 0
+    assert f"'numpy 2.1.0' needs what {GATED} does not publish: " in caplog.text
+    assert "python >=3.12,<3.13.0a0" in caplog.text and "--with-dependencies" in caplog.text
+    caplog.clear()
+    assert main(["approve", GATED, "numpy 2.1.0", *args, *who, "--with-dependencies"]) == 0
+    assert "does not publish" not in caplog.text

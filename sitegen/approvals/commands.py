@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.approvals.edit import add_entry, editing, remove_entries, write_atomically
+from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config.approval_model import Approval, parse_expiry
 from sitegen.config.approvals import spec_problem
@@ -30,6 +31,7 @@ from sitegen.sync.approvals import (
     approve,
     load_candidates,
     pending,
+    unsatisfied,
 )
 from sitegen.sync.report import ApprovalChange
 
@@ -161,14 +163,27 @@ class Reach:
     # The files it approves (with what they need, if it says so) that the channel's own
     # filters let through: none, with some matched, means the approval publishes nothing.
     published: int
+    # The dependencies of the files it matches that nothing the channel publishes with every
+    # active approval satisfies: a client of the channel cannot install those files.
+    lacking: tuple[str, ...] = ()
 
 
 def reach(config: SiteConfig, entry: Approval, now: float | None = None) -> Reach:
-    """What the entry approves now, and how much of it the gated channel would publish."""
-    _channel, candidates, admitted, matcher = _gate(config, entry.channel)
-    approved = approve(candidates, [entry], time.time() if now is None else now, matcher)
+    """What the entry approves now, how much of it the gated channel would publish, and what
+    that lacks."""
+    channel, candidates, admitted, matcher = _gate(config, entry.channel)
+    assert channel.approval is not None
+    moment = time.time() if now is None else now
+    approved = approve(candidates, [entry], moment, matcher)
     published = [k for k in approved.records if k[1] in admitted.publishable.get(k[0], {})]
-    return Reach(len(approved.by_entry.get(entry, [])), len(published))
+    everything = approve(candidates, channel.approval.entries, moment, matcher).records
+    served: dict[str, dict[str, Record]] = {subdir: {} for subdir in candidates}
+    for (subdir, fn), record in everything.items():
+        if fn in admitted.publishable.get(subdir, {}):
+            served[subdir][fn] = record
+    missing = unsatisfied(served, approved.by_entry.get(entry, []), matcher)
+    lacking = tuple(sorted({spec for _where, spec, _needed_by in missing}))
+    return Reach(len(approved.by_entry.get(entry, [])), len(published), lacking)
 
 
 def _gate(

@@ -153,6 +153,19 @@ def _add_approval_commands(add: AddCommand) -> None:
                 counted(covered.matched, "package"),
                 source.source,
             )
+        elif covered.lacking:
+            # Published without what it needs, it does not install from the channel.
+            log.warning(
+                "%r needs what %s does not publish: %s; %s",
+                entry.spec,
+                entry.channel,
+                ", ".join(covered.lacking),
+                # Approved with its dependencies, what lacks is what the channel's filters
+                # leave out or the source lacks, which the run's dependency report tells.
+                "see the run's dependency report"
+                if entry.with_dependencies
+                else "approve that too, or this with --with-dependencies",
+            )
         return publish(args, entry.channel, [change_record("approve", entry)])
 
     def revoke(args: argparse.Namespace) -> int:
