@@ -33,9 +33,10 @@ class Plan:
     # Wrong files under names a passive mirror serves: removed, so that the pull-through
     # fetcher (which verifies what it fetches) replaces them on first request.
     to_remove: list[str]
-    # Stored files of a passive mirror re-uploaded upstream under their published name: the
-    # published record names them until the new one is, so they go only then (see
-    # publish_target); the fetcher gets the new bytes on first request.
+    # Files of a passive mirror re-uploaded upstream under their published name, stored or
+    # not: the published record names the old bytes until the new one is, so they go only
+    # then, after a first publishing step without them (see publish_target); the fetcher gets
+    # the new bytes on first request.
     to_withdraw: list[str]
     unreferenced: int = 0  # package files present that no record names: pruned after publishing
 
@@ -99,8 +100,12 @@ def plan_subdir(
                 continue
         replaced = before is not None and not before.same_file(record)
         if record.origin in passive:
-            if size is not None:
-                (to_withdraw if replaced else to_remove).append(fn)
+            if replaced:
+                # Even when not stored now: until the new record is published, the fetcher may
+                # store the old bytes, verified against the record published then.
+                to_withdraw.append(fn)
+            elif size is not None:
+                to_remove.append(fn)
             continue
         if replaced:
             # The published record still describes the old bytes: the new ones wait.

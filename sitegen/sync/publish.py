@@ -219,8 +219,8 @@ async def publish_target(
     first_step: Callable[[PublishOutcome], None] = lambda _outcome: None,
 ) -> PublishOutcome:
     """Publish one subdir whose files are on disk (``staged``: replacements waiting under
-    their staging names; ``withdrawn``: stored files of a passive mirror that upstream
-    replaced, to go), then prune the files nothing names any more but the ``kept`` ones
+    their staging names; ``withdrawn``: files of a passive mirror that upstream replaced,
+    stored or not, to go), then prune the files nothing names any more but the ``kept`` ones
     (see sitegen.sync.keep), whose records are saved first. Its origins map goes
     first too: which mirror serves each file (``Record.origin``) and from where
     (``package_bases``, mirror -> upstream ``info.base_url``), for the passive fetcher and
