@@ -415,3 +415,32 @@ def test_landing_lists_private_channels_by_path_and_label_only(tmp_path: Path) -
     assert snippet["channel"] == PRIVATE
     assert snippet["text"] == token_snippet(BASE, PRIVATE)
     assert f"{BASE.replace('/conda', '')}/conda/t/{TOKEN_PLACEHOLDER}/{PRIVATE}" in snippet["text"]
+
+
+@pytest.mark.integration
+async def test_a_landing_page_of_private_channels_only_has_no_search(tmp_path: Path) -> None:
+    """The landing page searches the public channels' indexes only: with every channel
+    private it has none, and a search box there could only say that search is unavailable."""
+    folder = tmp_path / "licensed"
+    write_licensed(folder)
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"""
+        channels:
+          {PRIVATE}:
+            access: private
+            mirrors:
+              - name: licensed
+                path: {folder}
+                subdirs: [linux-64, noarch]
+        """,
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    render_site(config)
+    landing = (site / "index.html").read_text()
+    assert f'<a href="{PRIVATE}/index.html">{PRIVATE}</a>' in landing
+    assert "data-search" not in landing and "Search every channel" not in landing
+    # The channel's own page (behind its token) still searches its packages.
+    assert "data-search" in (site / PRIVATE / "index.html").read_text()
