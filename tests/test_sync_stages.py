@@ -129,6 +129,11 @@ def test_plan_withdraws_a_stored_passive_file_its_upstream_replaced() -> None:
     # fetcher stores the old bytes, verified against the record published until then.
     absent = plan([new_a, passive_b], published, {B.fn: 5}, passive={"lazy"})
     assert (absent.to_withdraw, absent.to_remove) == ([A.fn], [B.fn])
+    # Stored with the new bytes already (put in by hand): the fetcher, which compares sizes
+    # with the record published until then, may store the old bytes over them meanwhile.
+    checked = {A.fn: True, B.fn: False}
+    new_stored = plan([new_a, passive_b], published, present, checked, passive={"lazy"})
+    assert (new_stored.to_withdraw, new_stored.to_remove) == ([A.fn], [B.fn])
 
 
 # --------------------------------------------------------------------------- merge

@@ -34,9 +34,9 @@ class Plan:
     # fetcher (which verifies what it fetches) replaces them on first request.
     to_remove: list[str]
     # Files of a passive mirror re-uploaded upstream under their published name, stored or
-    # not: the published record names the old bytes until the new one is, so they go only
-    # then, after a first publishing step without them (see publish_target); the fetcher gets
-    # the new bytes on first request.
+    # not, even with the new bytes: the published record names the old bytes until the new
+    # one is, so they go only then, after a first publishing step without them (see
+    # publish_target); the fetcher gets the new bytes on first request.
     to_withdraw: list[str]
     unreferenced: int = 0  # package files present that no record names: pruned after publishing
 
@@ -92,19 +92,20 @@ def plan_subdir(
     for fn, record in records.items():
         size = present.get(fn)
         before = published.get(fn)
+        replaced = before is not None and not before.same_file(record)
+        if replaced and record.origin in passive:
+            # Whatever is stored now, even the new bytes: until the new record is published,
+            # the fetcher may store the old bytes, verified against the record published then.
+            to_withdraw.append(fn)
+            continue
         if size == record.size:
             vouched = checked.get(fn)
             if vouched is None:  # not checked: only the published record can vouch for it
                 vouched = _trusted(record, before, verify)
             if vouched:
                 continue
-        replaced = before is not None and not before.same_file(record)
         if record.origin in passive:
-            if replaced:
-                # Even when not stored now: until the new record is published, the fetcher may
-                # store the old bytes, verified against the record published then.
-                to_withdraw.append(fn)
-            elif size is not None:
+            if size is not None:
                 to_remove.append(fn)
             continue
         if replaced:
