@@ -928,3 +928,73 @@ async def test_a_file_stored_with_the_new_bytes_of_a_reupload_takes_both_steps(
         reply = await _fetch_one(config, f"/{passive}/linux-64/{fn}")
         assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
         assert sha256(stored_file) == new
+
+
+async def test_a_download_outrun_by_a_new_record_never_takes_the_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run publishes a new record for a file (re-uploaded upstream) while the fetcher
+    downloads the old bytes, verified against the record of its start. Those bytes never take
+    the name, not even for the moment before the fetcher looks at the record again: the web
+    server would serve them under the new record meanwhile."""
+    root = tmp_path / "upstream"
+    write_channel(root, small_packages(), zst=True)
+    fn = "beta-2.0-h1_0.conda"
+    upstream_file = root / "linux-64" / fn
+    site = tmp_path / "site"
+    passive = "cloud/passive"
+    target = site / passive / "linux-64" / fn
+    arrived, release = threading.Event(), threading.Event()
+    named: list[str] = []  # the sha256 of what the name held after each link or rename
+
+    def noting(real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            if target.exists():
+                named.append(sha256(target))
+            return result
+
+        return call
+
+    def hold(handler: UpstreamHandler) -> bool:
+        arrived.set()
+        release.wait(10)
+        return False  # then served as usual
+
+    with UpstreamServer(root) as server:
+        config_path = tmp_path / "channels.yaml"
+        config_path.write_text(
+            f"output: {site}\n"
+            "download: {retries: 0, timeout: 30}\n"
+            "channels:\n"
+            f"  {passive}: {{url: '{server.url}', subdirs: [linux-64], mode: passive}}\n"
+        )
+        config = load_config(config_path)
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        old_bytes = upstream_file.read_bytes()
+        server.add_fault(f"/linux-64/{fn}", hold, times=1)
+        monkeypatch.setattr(os, "link", noting(os.link))
+        monkeypatch.setattr(os, "replace", noting(os.replace))
+        async with trio.open_nursery() as nursery:
+            replies: list[Reply] = []
+
+            async def get() -> None:
+                replies.append(await _fetch_one(config, f"/{passive}/linux-64/{fn}"))
+
+            nursery.start_soon(get)
+            with trio.fail_after(20):
+                await trio.to_thread.run_sync(arrived.wait)
+            write_channel(root, small_packages(seed=1), zst=True)  # re-uploaded upstream
+            new_bytes = upstream_file.read_bytes()
+            upstream_file.write_bytes(old_bytes)  # a CDN still serves the old bytes
+            assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+            named.clear()  # what the run itself published
+            release.set()
+        monkeypatch.undo()
+        assert [r.status for r in replies] == [502], replies[0].body
+        assert hashlib.sha256(old_bytes).hexdigest() not in named
+        assert not target.exists()
+        upstream_file.write_bytes(new_bytes)
+        reply = await _fetch_one(config, f"/{passive}/linux-64/{fn}")
+        assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
+        assert target.read_bytes() == new_bytes

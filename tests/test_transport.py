@@ -665,16 +665,15 @@ async def test_a_durable_commit_does_not_hold_up_other_files(
         (server.root / fn).write_bytes(data)
     entered, release = threading.Event(), threading.Event()
     order: list[str] = []
-    real_commit = PendingFile.commit
+    real_flush = PendingFile.flush
 
-    def gated_commit(self: PendingFile, durable: bool = False) -> None:
-        if durable:
-            entered.set()
-            release.wait(10)
-            order.append("durable file named")
-        real_commit(self, durable)
+    def gated_flush(self: PendingFile) -> None:
+        entered.set()
+        release.wait(10)
+        order.append("durable file flushed")
+        real_flush(self)
 
-    monkeypatch.setattr(PendingFile, "commit", gated_commit)
+    monkeypatch.setattr(PendingFile, "flush", gated_flush)
     site = Site(tmp_path / "site")
     (a, a_data), (b, b_data) = files.items()
     async with (
@@ -693,7 +692,7 @@ async def test_a_durable_commit_does_not_hold_up_other_files(
         assert (await download(job, site, writer, retries=0)).ok
         order.append("other file named")
         release.set()
-    assert order == ["other file named", "durable file named"]
+    assert order == ["other file named", "durable file flushed"]
 
 
 # Three reads of the transport and more: every step of the bounded decoding is taken.
@@ -1273,3 +1272,57 @@ async def test_a_drip_below_the_minimum_rate_is_cut_off_whatever_size_it_claims(
     assert not result.ok
     assert "TooSlowError" in result.error, result.error
     assert not target.exists() and not temporaries(target.parent)
+
+
+@pytest.mark.parametrize("source", ["whole", "parts", "file"])
+async def test_a_veto_before_naming_leaves_nothing_under_the_name(
+    server: UpstreamServer,
+    tmp_path: Path,
+    big: str,
+    source: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job's veto is asked once the file is verified and flushed, before it is named (over
+    HTTP in one piece or in parts, or from a file:// upstream): a reason there leaves nothing
+    under the name and no temporary, and is not retried; no reason, and the file is named."""
+    if source == "whole":
+        monkeypatch.setattr(download_mod, "SPLIT_PART", len(BIG))
+    (server.root / "linux-64").mkdir()
+    shutil.copy(server.root / big, server.root / "linux-64" / big)  # where no base_url leads
+    if source == "parts":
+        server.add_fault(f"/linux-64/{big}", serve_ranges())
+    site = Site(tmp_path / "site")
+    target = site.path("linux-64", big)
+    named_when_asked: list[bool] = []
+
+    async def veto(why: str | None) -> str | None:
+        named_when_asked.append(target.exists())
+        return why
+
+    @contextlib.asynccontextmanager
+    async def upstream() -> AsyncIterator[Upstream]:
+        if source != "file":
+            async with upstream_at(server) as upstream:
+                yield upstream
+            return
+        settings = DownloadSettings(concurrency=8, per_host=8, retries=0, timeout=60)
+        mirror = MirrorConfig(name="up", url=server.root.as_uri(), subdirs=("linux-64",))
+        client = make_client(settings)
+        try:
+            yield Upstream(mirror, client, settings, trio.CapacityLimiter(8))
+        finally:
+            await client.aclose()
+
+    async with upstream() as up, open_disk_writer() as writer:
+        job = DownloadJob(up, record_for(big, BIG), target, durable=True)
+        job.veto = lambda: veto("the record changed")
+        vetoed = await download(job, site, writer, retries=2)
+        assert (vetoed.ok, vetoed.error) == (False, f"{big}: the record changed")
+        assert not target.exists() and not temporaries(target.parent)
+        job.veto = lambda: veto(None)
+        named = await download(job, site, writer, retries=0)
+    assert named.ok, named.error
+    assert target.read_bytes() == BIG and not temporaries(target.parent)
+    assert named_when_asked == [False, False]
+    firsts = [r for r in server.requests if r.header("Range") in (None, "bytes=0-76799")]
+    assert len(firsts) == (0 if source == "file" else 2)  # the vetoed file was not fetched again

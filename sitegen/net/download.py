@@ -8,7 +8,7 @@ then reported; nothing unverified ever sits under a package's name.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
@@ -66,6 +66,10 @@ class DownloadJob:
     durable: bool = False
     base_url: str | None = None  # the upstream subdir's CEP-15 info.base_url, as written
     watch: Watch | None = None
+    # Asked once the file is verified (and flushed, when durable), right before it is named:
+    # a reason not to name it after all, or None. For a caller whose record may change while
+    # the bytes come (the pull-through fetcher: a run publishing another record meanwhile).
+    veto: Callable[[], Awaitable[str | None]] | None = None
 
 
 @dataclass
@@ -113,8 +117,10 @@ async def download(
         try:
             if upstream.is_file:
                 source = upstream.local_path(job.record.subdir, job.record.fn)
-                copy = partial(copy_local, durable=job.durable)
-                size = await trio.to_thread.run_sync(copy, site, source, job.record, job.target)
+                with site.pending(job.target) as pending:
+                    copy = partial(copy_local, source, job.record, pending)
+                    size = await trio.to_thread.run_sync(copy)
+                    await _name(job, pending)
                 on_bytes(size)
             else:
                 size = await _fetch(job, site, writer, counted)
@@ -244,16 +250,29 @@ async def _fetch(
                 # nor hold up another transfer.
                 await slot.aclose()
 
+                # A flush may take long, and a veto waits: not on a disk worker that other
+                # files' bytes wait for.
+                named_here = not job.durable and job.veto is None
+
                 def seal() -> None:
                     hasher.verify()
-                    if not job.durable:
+                    if named_here:
                         pending.commit()
 
                 await stream.finish(seal)
-            if job.durable:
-                # A flush may take long: not on a disk worker that other files' bytes wait for.
-                await trio.to_thread.run_sync(pending.commit, True)
+            if not named_here:
+                await _name(job, pending)
     return hasher.size
+
+
+async def _name(job: DownloadJob, pending: PendingFile) -> None:
+    """Give the verified ``pending`` its name: flushed first when the job is durable, and
+    only if the job's veto, asked right before, has nothing against it."""
+    if job.durable:
+        await trio.to_thread.run_sync(pending.flush)
+    if job.veto is not None and (why := await job.veto()) is not None:
+        raise _Fatal(why)  # the pending file is discarded: nothing takes the name
+    await trio.to_thread.run_sync(pending.commit)
 
 
 def _watched(job: DownloadJob, pending: PendingFile) -> Callable[[int, int], object] | None:
@@ -311,13 +330,10 @@ async def _fetch_split(
             if errors:
                 raise errors[0]
 
-            def seal() -> int:
-                size = hash_chunks(pending.chunks(), job.record)
-                pending.commit(job.durable)
-                return size
-
             # Hashing tens of MB would hold up every other transfer: a worker thread does it.
-            return await trio.to_thread.run_sync(seal)
+            size = await trio.to_thread.run_sync(hash_chunks, pending.chunks(), job.record)
+            await _name(job, pending)
+            return size
 
 
 class _Part:

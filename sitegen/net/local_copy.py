@@ -7,24 +7,16 @@ from pathlib import Path
 
 from sitegen.conda.records import Record
 from sitegen.net.checksums import Hasher
-from sitegen.store.site import PendingFile, Site
+from sitegen.store.site import PendingFile
 
 
 class NotInSource(Exception):
     """The file:// source does not hold the file: another attempt would end the same."""
 
 
-def copy_local(site: Site, source: Path, record: Record, target: Path, *, durable: bool) -> int:
-    """The file ``source`` (a file:// upstream's copy of ``record``), verified against the
-    record as it is copied into a pending file, which only then gets the name ``target``
-    (``durable``: flushed first). Whatever fails, nothing is left behind."""
-    with site.pending(target) as pending:
-        size = _copy(source, record, pending)
-        pending.commit(durable)
-    return size
-
-
-def _copy(source: Path, record: Record, pending: PendingFile) -> int:
+def copy_local(source: Path, record: Record, pending: PendingFile) -> int:
+    """The file ``source`` (a file:// upstream's copy of ``record``) written into ``pending``,
+    verified against the record as it is copied; its size. Naming it is the caller's."""
     if not source.is_file():
         raise NotInSource("not found in the file:// source")
     hasher = Hasher(record)

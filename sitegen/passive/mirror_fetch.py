@@ -98,6 +98,7 @@ class MirrorFetch:
             durable=True,
             base_url=base_url,
             watch=job.watch,
+            veto=job.veto,
         )
         async with self._limiter:
             result = await download(

@@ -15,7 +15,10 @@ a decoded URL path to a :class:`Reply`, fetching a missing file through a :data:
    mirror the origins map names (with that mirror's CEP-15 ``base_url``), with
    :func:`sitegen.net.download.download`, exactly as ``sitegen mirror`` does: unverified bytes
    never carry the published name. A download that a run outran, publishing another record
-   for the file before it ended (a re-upload), is not kept: its clients get 502. At most
+   for the file before it ended (a re-upload), is not kept: the published record is read
+   again right before the verified file would take its name (so the web server never serves
+   it under the new record), and once more after (a run may publish in between); its clients
+   get 502. At most
    ``max_flights`` different files are being fetched at once (each download also waits for one
    of ``download.concurrency`` slots); past that a request for yet another file gets 503.
 5. A request that asks to (``live``) does not wait for a slow download to end: when the file is
@@ -31,6 +34,7 @@ import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,6 +68,7 @@ PRIVATE_LONG_CACHE = "private, max-age=31536000, immutable"
 STREAMED_CACHE = "no-cache"
 PRIVATE_STREAMED_CACHE = "private, no-cache"
 MAX_FLIGHTS = 64  # different files being fetched at once; more answer 503
+OUTRUN = "its published record changed during the download; try again"
 
 T = TypeVar("T")
 
@@ -124,6 +129,8 @@ class FetchJob:
     entry: FileEntry
     target: Path
     watch: Watch | None = None  # told how the bytes land, for clients that follow them
+    # Asked right before the verified file takes its name (see DownloadJob.veto).
+    veto: Callable[[], Awaitable[str | None]] | None = None
 
     @property
     def where(self) -> str:
@@ -278,7 +285,8 @@ class Resolver:
                 raise RuntimeError("Resolver.running() is not active")
             flight = self.flights[job.target] = Flight(job.entry.size)
             # With the upstreams of now: channels.yaml may change them meanwhile.
-            self._nursery.start_soon(self._fly, flight, replace(job, watch=flight), self.fetch_file)
+            flying = replace(job, watch=flight, veto=partial(self._outrun, job))
+            self._nursery.start_soon(self._fly, flight, flying, self.fetch_file)
         flight.waiters += 1
         try:
             if live:
@@ -305,15 +313,21 @@ class Resolver:
             return True  # unreadable now: what it listed at the start stands
         return published is not None and published.get(job.fn) == job.entry
 
+    async def _outrun(self, job: FetchJob) -> str | None:
+        """Why the bytes of ``job``, verified against the record of its start, must not take
+        the name: a run published another record for the file meanwhile (a re-upload)."""
+        return None if await self._still_listed(job) else OUTRUN
+
     async def _fly(self, flight: Flight, job: FetchJob, fetch_file: FetchFile) -> None:
         error: str | None = "cancelled"
         try:
             error = await fetch_file(job)
             if error is None and not await self._still_listed(job):
-                # Verified against the record of its start, which a run replaced meanwhile (a
-                # re-upload): a size check would take those bytes as stored for good.
+                # Verified against the record of its start, which a run replaced between the
+                # veto and the naming (a re-upload): a size check would take those bytes as
+                # stored for good.
                 await trio.to_thread.run_sync(self.site.remove, job.target)
-                error = "its published record changed during the download; try again"
+                error = OUTRUN
         except Exception as exc:  # never let one file take the service down
             detail = f": {exc}" if isinstance(exc, OSError) else ""
             error = f"internal error ({type(exc).__name__}{detail})"

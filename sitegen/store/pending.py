@@ -100,11 +100,15 @@ class PendingFile:
         # is what a package file's durable commit costs).
         os.fsync(self.fd)
 
+    def flush(self) -> None:
+        """Put the file's bytes on disk (what ``commit(durable=True)`` does first)."""
+        os.fdatasync(self.fd)
+
     def commit(self, durable: bool = False) -> None:
         """Give the file its target name (replacing whatever had that name); ``durable``: put
         its bytes on disk first, for a file nothing else flushes before it is served."""
         if durable:
-            os.fdatasync(self.fd)
+            self.flush()
         if self.temp is None:
             self._link_unnamed()  # through its descriptor: closed only after
             self.done = True
