@@ -235,3 +235,24 @@ def test_serve_on_a_port_out_of_range_exits_2_before_it_renders(tmp_path: Path) 
     assert done.returncode == EXIT_CONFIG, done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_config_that_is_not_a_regular_file_exits_2_at_once(tmp_path: Path, kind: str) -> None:
+    """-c naming a FIFO (or a device such as /dev/zero) is refused at once: reading it would
+    wait for a writer forever, or never end, before anything was checked; nothing is written."""
+    config_path = tmp_path / "channels.yaml" if kind == "fifo" else Path("/dev/zero")
+    if kind == "fifo":
+        os.mkfifo(config_path)
+    for command in (["mirror"], ["render"], ["verify"], ["webconf", "nginx"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "sitegen", *command, "-c", str(config_path)],
+            cwd=tmp_path,
+            text=True,
+            capture_output=True,
+            timeout=20,
+        )
+        assert done.returncode == EXIT_CONFIG, (command, done.stderr)
+        assert f"configuration error: {config_path}: not a regular file" in done.stderr
+    assert list(tmp_path.iterdir()) == ([config_path] if kind == "fifo" else [])

@@ -26,6 +26,7 @@ from sitegen.config.model import (
     SiteConfig,
     real_path,
 )
+from sitegen.config.operator_files import OperatorFileError, read_capped
 from sitegen.config.site_settings import (
     parse_download,
     parse_free_space,
@@ -99,9 +100,13 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> S
     """Read and parse a channels.yaml; ``${VAR}``s must be set in environ (default: ours)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
+        # Bounded and checked to be a regular file first: a FIFO or a device given to -c
+        # would otherwise block or be read forever before anything was checked.
+        data = read_capped(path)
+    except FileNotFoundError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except OperatorFileError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
