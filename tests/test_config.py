@@ -5,6 +5,7 @@ created on disk."""
 from __future__ import annotations
 
 import textwrap
+import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1411,6 +1412,28 @@ def test_yaml_a_file_system_or_a_decoder_would_choke_on_names_the_line(tmp_path:
         ConfigError, match=rf"^{path}:1: output: .* cannot be created: .*/site' is not a directory"
     ):
         load_config(path)
+
+
+def test_aliases_that_multiply_the_document_are_refused_before_it_is_walked() -> None:
+    """A few kilobytes of anchors and aliases can stand for millions of values (one list of
+    specs aliased by every channel); walking them all would hold the command for minutes, so
+    a document that expands past a bound is refused, naming the line. Aliases used within
+    it (one filter set shared by a few channels) still read as written."""
+    specs = ", ".join(f'"pkg{i} >=1"' for i in range(1500))
+    first = f"  c/0: &c {{url: https://x.org/c, subdirs: [noarch], filters: {{specs: {{include: [{specs}]}}}}}}"
+    text = "\n".join(
+        ["output: site", "channels:", first, *(f"  c/{i}: *c" for i in range(1, 1500))]
+    )
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"^channels\.yaml:3: not valid YAML: its aliases expand"):
+        parse_config(text + "\n")
+    assert time.monotonic() - started < 5
+    shared = "\n".join(
+        ["output: site", "channels:", first, *(f"  c/{i}: *c" for i in range(1, 20))]
+    )
+    config = parse_config(shared + "\n")
+    assert len(config.channels) == 20
+    assert config.channels[19].filters == config.channels[0].filters
 
 
 def test_output_under_the_home_directory_may_be_written_with_a_tilde(

@@ -23,6 +23,11 @@ T = TypeVar("T")
 # More than this many errors are most likely one mistake repeated; the rest are not listed.
 MAX_ERRORS = 20
 
+# Values a document may stand for once its aliases are read out: far above what any
+# configuration spells (or shares through anchors), far below what a few kilobytes of aliases
+# can multiply into ("billion laughs"), each of which the parse would otherwise walk.
+MAX_EXPANDED_NODES = 1_000_000
+
 # What YAML's escapes ("\x01", "\e", "\uFFFE") can put in a string but no XML document can hold
 # (the history feed carries the title), nor a file name (NUL): the C0 controls but tab, newline
 # and carriage return, and the two noncharacters XML leaves out.
@@ -273,11 +278,38 @@ class YamlNode:
         return parts
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], filename: str) -> int:
+    """How many nodes ``node`` stands for once its aliases are read out (an alias composes to
+    the very node of its anchor, so ``sizes`` counts each node once); a ConfigError naming the
+    innermost node past MAX_EXPANDED_NODES. An alias inside its own anchor counts once: no
+    key takes a value nested without bound, so the walk stops at it."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # while its children are counted: an alias back to it adds one
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes, filename) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, sizes, filename) + _expanded_size(value, sizes, filename)
+    if size > MAX_EXPANDED_NODES:
+        raise ConfigError(
+            f"{filename}:{node.start_mark.line + 1}: not valid YAML: its aliases expand it to"
+            f" more than {MAX_EXPANDED_NODES:,} values"
+        )
+    sizes[id(node)] = size
+    return size
+
+
 def compose_yaml(text: str, filename: str) -> yaml.Node | None:
     """The node tree of a YAML text (None when it holds nothing); a text that is not YAML is a
     ConfigError naming the file and the line."""
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            _expanded_size(root, {}, filename)
+        return root
     except RecursionError:
         raise ConfigError(f"{filename}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
