@@ -1601,6 +1601,33 @@ def test_unset_variable_is_a_config_error_naming_it(tmp_path: Path) -> None:
     assert parse_config(dedent(TOKEN_CONFIG)).channels[0].mirrors[0].name == "org"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://conda.anaconda.org/t/${SITEGEN_CONFIG_TOKEN:-none}/org",
+        "https://conda.anaconda.org/t/${SITEGEN_CONFIG_TOKEN/org",
+        "https://conda.anaconda.org/t/${1TOKEN}/org",
+        "https://${}.example.org/org",
+    ],
+)
+def test_a_reference_that_is_not_one_is_a_config_error(tmp_path: Path, url: str) -> None:
+    """``${`` that does not open a ``${NAME}`` reference (shell's ``:-``, a brace left open)
+    is a mistake in the file, told as one (exit 2): it was sent upstream as written, so the
+    run failed on the upstream's answer (exit 1) or, under ``/t/``, slipped past the check
+    for a token written out."""
+    text = dedent(TOKEN_CONFIG).replace(
+        "https://conda.anaconda.org/t/${SITEGEN_CONFIG_TOKEN}/org", url
+    )
+    config_path = _write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(config_path, environ={"SITEGEN_CONFIG_TOKEN": "tk-1"})
+    assert str(info.value) == (
+        f"{config_path}:{line_of(text, 'url:')}: channels.private/org.mirrors[0].url:"
+        " '${' that does not open a ${NAME} reference (NAME: letters, digits and '_', not"
+        " starting with a digit, then '}')"
+    )
+
+
 def test_cli_exits_2_for_an_unset_variable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,6 +26,13 @@ def parse_url(
     hold secrets). ``query``: whether it may have a query string (a file's URL, fetched as it
     is, may; a channel's, which subdirs and file names are joined to, may not)."""
     url = node.string()
+    if "${" in ENV_REF_RE.sub("", url):
+        # Not filled in, it would be sent as written ('{' has no place in a URL) and under
+        # /t/ pass for a reference where the check for a token written out looks.
+        raise node.error(
+            "'${' that does not open a ${NAME} reference (NAME: letters, digits and '_', not"
+            " starting with a digit, then '}')"
+        )
     parts = node.url(ENV_REF_RE.sub("x", url))
     if parts.scheme not in schemes:
         names = [f"{scheme}://" for scheme in schemes]
