@@ -459,6 +459,11 @@ PREFIX = "channels.yaml:7: channels.cloud/forge.filters.advisories.files[0]: bad
             "bad.json: aliases[0]: expected an id of printable characters, got 'CVE-1\\x1b[2J'",
         ),
         ('{"id": "X", "affected": {}}', "bad.json: affected: expected a list"),
+        (
+            json.dumps(advisory([conda("p", ecosystem({"introduced": "0"}))]))[:-1]
+            + ', "affected": []}',
+            "bad.json: (top level): duplicate key 'affected'",
+        ),
         ('{"id": "X", "withdrawn": false}', "bad.json: withdrawn: expected a non-empty string"),
         ('{"id": "X", "withdrawn": "no"}', "bad.json: withdrawn: expected the time of withdrawal"),
         (

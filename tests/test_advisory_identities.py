@@ -338,6 +338,14 @@ PREFIX = (
         ('{"numpy": ["pkg:pypi/numpy"],\n"x": }', "purls.json: line 2: not valid JSON"),
         (b"\xff", "purls.json: not UTF-8 text"),
         ("7", "purls.json: (top level): expected an object"),
+        (
+            '{"numpy": ["pkg:pypi/numpy"], "numpy": ["pkg:pypi/numpy-stubs"]}',
+            "purls.json: (top level): duplicate key 'numpy'",
+        ),
+        (
+            '[{"name": "x", "purl": "pkg:pypi/x", "purl": "pkg:pypi/y"}]',
+            "purls.json: [0]: duplicate key 'purl'",
+        ),
         ('{"numpy": "pkg:pypi/numpy"}', "purls.json: numpy: expected a list"),
         ('{"numpy": ["pypi/numpy"]}', "purls.json: numpy[0]: not a package URL: 'pypi/numpy'"),
         ('{"numpy": ["pkg:pypi"]}', "purls.json: numpy[0]: package URL without a name"),

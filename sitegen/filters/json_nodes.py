@@ -36,7 +36,9 @@ def read_json_bytes(file: Path, limit: int) -> bytes:
 def load_json(data: bytes, file: Path) -> Any:
     """The JSON document of a file's bytes, strictly: UTF-8 text all the way through, no NaN."""
     try:
-        document = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(
+            data.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_object
+        )
     except UnicodeDecodeError:
         raise JsonFileError(file, "", "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -58,6 +60,28 @@ def load_json(data: bytes, file: Path) -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+class _Duplicated(dict[str, Any]):
+    """An object that named a key twice: JSON keeps the last value, so what the first said
+    (an advisory's affected versions, a package's mapping) would be dropped unseen. Told as
+    an error, with its path, when the object is read (:meth:`JsonNode.object`)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], duplicate: str) -> None:
+        super().__init__(pairs)
+        self.duplicate = duplicate
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields = dict(pairs)
+    if len(fields) == len(pairs):
+        return fields
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return _Duplicated(pairs, key)
+        seen.add(key)
+    raise AssertionError("fewer fields than pairs, yet no key twice")
 
 
 class JsonNode:
@@ -89,6 +113,8 @@ class JsonNode:
     def object(self) -> dict[str, Any]:
         if not isinstance(self.value, dict):
             raise self.error("expected an object")
+        if isinstance(self.value, _Duplicated):
+            raise self.error(f"duplicate key {self.value.duplicate!r}")
         return self.value
 
     def entries(self) -> Iterator[tuple[str, JsonNode]]:
