@@ -931,6 +931,32 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "not a valid URL",
     ),
     (
+        "base_url with an ${ENV} reference, which only a source's URL fills in",
+        """
+        output: site
+        base_url: "https://${SITEGEN_PUBLIC_HOST}/conda"
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "base_url",
+        "base_url",
+        "${ENV} references are filled in only in the URLs sitegen fetches",
+    ),
+    (
+        "mirror_of with an ${ENV} reference",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: "https://conda.anaconda.org/conda-forge"
+            mirror_of: "https://${SITEGEN_FORGE_HOST}/conda-forge"
+            subdirs: [linux-64]
+        """,
+        "mirror_of",
+        "channels.cloud/x.mirror_of",
+        "${ENV} references are filled in only in the URLs sitegen fetches",
+    ),
+    (
         "a size beyond any disk",
         """
         output: site

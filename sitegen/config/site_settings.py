@@ -115,6 +115,12 @@ def parse_ca_bundle(node: YamlNode) -> str:
 def parse_http_url(node: YamlNode) -> str:
     """An http(s) URL with a host, without a trailing slash (``base_url``, ``mirror_of``)."""
     url = node.string().rstrip("/")
+    if "${" in url:
+        # Shown to clients as written: a reference here would reach the pages unfilled.
+        raise node.error(
+            "${ENV} references are filled in only in the URLs sitegen fetches (a source's,"
+            " an installer folder's, an advisory feed's); write this URL out"
+        )
     parts = node.url(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise node.error(f"{node.path.rsplit('.', 1)[-1]} must be an http(s) URL")
