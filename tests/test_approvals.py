@@ -315,6 +315,23 @@ def test_approve_and_revoke_write_a_crlf_file_back_as_crlf(tmp_path):
     assert approvals.read_bytes() == FILE.replace("\n", "\r\n").encode()
 
 
+def test_approve_and_revoke_edit_a_file_that_opens_with_a_bom(tmp_path):
+    """A byte order mark (which Windows editors write) is no YAML the file holds: runs read
+    the file with it, and approve and revoke edit it as any other, keeping it first."""
+    path = tmp_path / "channels.yaml"
+    path.write_text(CONFIG)
+    approvals = tmp_path / "approvals.yaml"
+    entries = FILE.split("\n", 1)[1]  # the first line an entry's, right after the mark
+    approvals.write_bytes(b"\xef\xbb\xbf" + entries.encode())
+    load = lambda: load_config(path)  # noqa: E731
+    grant(load, GATED, "aaa", by="a", why="b", now=NOW)  # sorted first, above that line
+    data = approvals.read_bytes()
+    assert data.startswith(b'\xef\xbb\xbf- channel: "internal/approved"\n  spec: "aaa"')
+    assert data.count(b"\xef\xbb\xbf") == 1
+    assert [e.spec for e in withdraw(load, GATED, "aaa")] == ["aaa"]
+    assert approvals.read_bytes() == b"\xef\xbb\xbf" + entries.encode()
+
+
 def test_a_file_in_another_layout_is_not_edited():
     flow = '[{channel: internal/approved, spec: zlib, by: a, when: "2026-01-01", why: b}]\n'
     with pytest.raises(ConfigError, match="edit it by hand"):

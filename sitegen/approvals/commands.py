@@ -35,6 +35,8 @@ from sitegen.sync.approvals import (
 )
 from sitegen.sync.report import ApprovalChange
 
+BOM = "\ufeff"
+
 
 def gated_channel(config: SiteConfig, path: str) -> ChannelConfig:
     wanted = path.strip("/")
@@ -128,7 +130,10 @@ def _change(load: Callable[[], SiteConfig], path: Path, change: Callable[[str, s
         before = read_text_capped(path)
     except OperatorFileError as exc:
         raise ConfigError(f"{path}: bad approvals file: {exc}") from None
-    after = change(before, str(path))
+    # A byte order mark (Windows editors write one) is no part of the YAML: edited without
+    # it, the lines keep the layout the edit reads, and it goes back in front.
+    mark = BOM if before.startswith(BOM) else ""
+    after = mark + change(before.removeprefix(mark), str(path))
     if after == before:
         return
     write_atomically(path, after)
