@@ -114,6 +114,33 @@ def test_a_bad_notice_is_an_error_naming_its_line(notice: str, marker: str, word
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("notices", "marker", "words"),
+    [
+        (
+            "- message: Moving on 2027-01-31.\n  id: move\n- message: Moved.\n  id: move\n",
+            "Moved.",
+            "id 'move' is that of notices[0] too",
+        ),
+        (
+            "- message: Read the docs.\n  level: info\n- message: Read the docs.\n",
+            "- message: Read the docs.",
+            "the same message as notices[0], so the same id",
+        ),
+    ],
+)
+def test_two_notices_of_one_id_are_an_error(notices: str, marker: str, words: str) -> None:
+    """conda remembers the notices a user has seen by id: of two with one id, whoever saw one
+    would never be shown the other."""
+    text = config_text(textwrap.indent(notices, "      "))
+    line = [n for n, text_line in enumerate(text.splitlines(), 1) if marker in text_line][-1]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    message = str(caught.value)
+    assert f":{line}: channels.{CHANNEL}.notices[1]: " in message and words in message, message
+
+
+@pytest.mark.unit
 def test_notices_json_is_what_conda_reads_and_leaves_out_expired_notices() -> None:
     notices = [
         ChannelNotice("Gone.", "critical", expires=NOW - timedelta(seconds=1)),

@@ -24,8 +24,26 @@ NOTICE_KEYS = ("message", "level", "created", "expires", "interval", "id")
 
 
 def notices_of(keys: dict[str, YamlNode]) -> tuple[ChannelNotice, ...]:
-    """The notices of a channel's keys (none when it has no ``notices:``)."""
-    return tuple(_notice(item) for item in keys["notices"].items()) if "notices" in keys else ()
+    """The notices of a channel's keys (none when it has no ``notices:``). No two may have one
+    id: conda remembers by id which notices a user has seen, so whoever saw one of them would
+    never be shown the other."""
+    if "notices" not in keys:
+        return ()
+    notices: list[ChannelNotice] = []
+    ids: dict[str, int] = {}
+    for index, item in enumerate(keys["notices"].items()):
+        notice = _notice(item)
+        first = ids.setdefault(notice.notice_id, index)
+        if first != index:
+            raise item.error(
+                f"id {notice.id!r} is that of notices[{first}] too (conda shows one notice"
+                " of an id)"
+                if notice.id
+                else f"the same message as notices[{first}], so the same id (conda shows one"
+                " notice of an id); give one of them an 'id'"
+            )
+        notices.append(notice)
+    return tuple(notices)
 
 
 def _notice(node: YamlNode) -> ChannelNotice:
