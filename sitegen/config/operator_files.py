@@ -28,10 +28,15 @@ def read_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
         # like one of the files would otherwise hold the configuration's loading forever.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as stream:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
                 raise OperatorFileError("not a regular file")
             os.set_blocking(fd, True)
-            data = stream.read(limit + 1)
+            # As much as the file holds: a read of the cap would set aside all of it (16 MiB
+            # for each of a run's files, however small).
+            data = stream.read(min(status.st_size, limit) + 1)
+            if len(data) > status.st_size:  # it grew since: the rest, up to the cap
+                data += stream.read(limit + 1 - len(data))
     except FileNotFoundError:
         raise
     except OSError as exc:
