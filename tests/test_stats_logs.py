@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import textwrap
+import threading
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from sitegen.stats.logfiles import (
     CHUNK,
     FINGERPRINT_BYTES,
     Cursor,
+    ReadReport,
     read_logs,
     rotated_siblings,
     split_lines,
@@ -351,3 +353,36 @@ def test_endless_distinct_paths_do_not_grow_the_runs_memory(
     finally:
         tracemalloc.stop()
     assert peak < 10 * 2**20  # the 20 MB of paths are not all held at once
+
+
+def test_a_log_put_back_as_a_fifo_while_the_others_are_read_is_passed_over(
+    tmp_path: Path,
+) -> None:
+    """The files are listed first, then read: one replaced by a FIFO (or a symlink to one)
+    meanwhile was opened as it was, and the open waited for a writer that never came, the
+    count holding its lock for ever. It is passed over as a file that cannot be read."""
+    log = Log(tmp_path / "access.log")
+    old = log.write(3, tmp_path / "access.log.1")
+    os.utime(tmp_path / "access.log.1", (1, 1))
+    log.write(2)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def sink(batch: list[bytes]) -> None:
+        got.extend(batch)
+        if not log.path.is_symlink():
+            log.path.unlink()
+            log.path.symlink_to(fifo)
+
+    result: list[tuple[list[Cursor], ReadReport]] = []
+    reader = threading.Thread(target=lambda: result.append(read_logs([log.path], [], sink)))
+    reader.start()
+    reader.join(10)
+    stuck = reader.is_alive()
+    if stuck:  # let the reader go: open the FIFO's other end, and close it
+        os.close(os.open(fifo, os.O_WRONLY))
+        reader.join()
+    assert not stuck, "the reader waited on the FIFO"
+    assert got == old
+    assert result[0][1].errors == 1

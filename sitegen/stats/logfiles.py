@@ -24,8 +24,10 @@ ever being held in memory whole.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -116,25 +118,42 @@ def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
         count = 0
 
 
-def read_head(path: Path) -> bytes:
+def open_log(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    """A log opened for reading, and its status; OSError for anything but a regular file.
+
+    The files are listed before they are read, and one may be replaced meanwhile by a FIFO or
+    a device (or a symlink to one): opened as it is, a FIFO without a writer would hold the
+    count, and its lock, for ever. Nothing blocks the open; what was opened is what is read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb"), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_head(raw: BinaryIO, packed: bool) -> bytes:
     """The first bytes of a log (decompressed), for its fingerprint."""
-    with open(path, "rb") as raw:
-        if not is_gzip(path):
-            return raw.read(FINGERPRINT_BYTES)
-        head = b""
-        for chunk in gunzip(raw):
-            head += chunk
-            if len(head) >= FINGERPRINT_BYTES:
-                break
-        return head[:FINGERPRINT_BYTES]
+    raw.seek(0)
+    if not packed:
+        return raw.read(FINGERPRINT_BYTES)
+    head = b""
+    for chunk in gunzip(raw):
+        head += chunk
+        if len(head) >= FINGERPRINT_BYTES:
+            break
+    return head[:FINGERPRINT_BYTES]
 
 
-def gzip_size_mod32(path: Path) -> int | None:
+def gzip_size_mod32(raw: BinaryIO) -> int | None:
     """The gzip trailer's ISIZE: the uncompressed length modulo 2**32 (None if unreadable)."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(-4, os.SEEK_END)
-            return struct.unpack("<I", handle.read(4))[0]
+        raw.seek(-4, os.SEEK_END)
+        return struct.unpack("<I", raw.read(4))[0]
     except (OSError, struct.error):
         return None
 
@@ -208,31 +227,43 @@ def read_file(
     cursor is None when there is nothing to remember (an empty file, a broken one).
     """
     try:
-        st = path.stat()
-        head = read_head(path)
+        raw, st = open_log(path)
+    except OSError:
+        report.errors += 1
+        return None, None
+    with raw:
+        return _read_open(path, raw, st, cursors, sink, report)
+
+
+def _read_open(
+    path: Path,
+    raw: BinaryIO,
+    st: os.stat_result,
+    cursors: Sequence[Cursor],
+    sink: Callable[[list[bytes]], None],
+    report: ReadReport,
+) -> tuple[Cursor | None, Cursor | None]:
+    packed = is_gzip(path)
+    try:
+        head = read_head(raw, packed)
     except (OSError, zlib.error):
         report.errors += 1
         return None, None
     if not head:
         return None, None
-    if is_gzip(path) and len(head) < FINGERPRINT_BYTES and gzip_size_mod32(path) != len(head):
+    if packed and len(head) < FINGERPRINT_BYTES and gzip_size_mod32(raw) != len(head):
         return None, None  # a gzip still being written, too short to be recognised yet
     cursor = find_cursor(cursors, head, st)
     offset = cursor.offset if cursor is not None else 0
     report.files += 1
-    if cursor is not None and not is_gzip(path) and st.st_size < offset:
+    if cursor is not None and not packed and st.st_size < offset:
         # A copy of the file read (copytruncate's, made before reading got this far, or still
         # being made): its lines are the first ones of that file, every one read already.
         return cursor, cursor
-    if cursor is not None and is_gzip(path) and gzip_size_mod32(path) == offset % 2**32:
+    if cursor is not None and packed and gzip_size_mod32(raw) == offset % 2**32:
         return cursor, _updated(cursor, head, st, path, offset)  # complete, read already
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 -- closed below, after the gzip reader
-    except OSError:
-        report.errors += 1
-        return cursor, cursor
-    with raw:
-        consumed, too_long = split_lines(_guarded(raw, is_gzip(path), offset, report), sink)
+    raw.seek(0)
+    consumed, too_long = split_lines(_guarded(raw, packed, offset, report), sink)
     report.too_long += too_long
     report.bytes_read += consumed
     return cursor, _updated(cursor, head, st, path, offset + consumed)
