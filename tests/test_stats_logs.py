@@ -12,14 +12,15 @@ import threading
 import tracemalloc
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from sitegen import layout
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import parse_config
-from sitegen.stats import logline, tally
+from sitegen.stats import logline, missing, tally
 from sitegen.stats.logfiles import (
     CHUNK,
     FINGERPRINT_BYTES,
@@ -30,6 +31,7 @@ from sitegen.stats.logfiles import (
     split_lines,
 )
 from sitegen.stats.run import run_stats
+from sitegen.stats.state import load_state
 
 pytestmark = pytest.mark.unit
 
@@ -386,3 +388,30 @@ def test_a_log_put_back_as_a_fifo_while_the_others_are_read_is_passed_over(
     assert not stuck, "the reader waited on the FIFO"
     assert got == old
     assert result[0][1].errors == 1
+
+
+def test_endless_tool_versions_do_not_grow_the_counts(tmp_path: Path) -> None:
+    """A user agent names any version it likes (conda/1.0.<n>): each one was a row of the
+    state and of stats.json for good, however many. A period keeps its most used versions
+    (as many as it keeps 404s), stats.json lists as many, and the clients of the others
+    count under their tool with no version, so that each tool's count stays whole."""
+    log = tmp_path / "access.log"
+    today = datetime.now(UTC).date()
+    versions = 2 * missing.KEEP + 500
+    with log.open("w") as out:
+        for back in (200, 199, 0):  # two days rolled into their month, and today
+            day = (today - timedelta(days=back)).strftime("%d/%b/%Y")
+            for i in range(versions):
+                out.write(
+                    f'192.0.2.{i % 200} - - [{day}:00:00:00 +0000] "GET /cloud/x/linux-64/'
+                    f'repodata.json HTTP/1.1" 200 10 "-" "conda/{back}.0.{i}"\n'
+                )
+    config = tmp_path / "channels.yaml"
+    config.write_text(_config_text(tmp_path, log))
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    counts, _cursors = load_state(layout.stats_state_path(tmp_path / "site"))
+    assert all(len(rows) <= missing.KEEP + 1 for rows in counts.tools.values())
+    doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
+    assert len(doc["tools"]) <= missing.KEEP + 1
+    assert sum(row["client_days"] for row in doc["tools"]) == 3 * versions
+    assert sum(row["client_days_30d"] for row in doc["tools"]) == versions

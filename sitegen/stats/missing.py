@@ -8,9 +8,15 @@ requested files, and ``stats.json`` lists as many; the requests of the files cut
 counting in their channel's row of :func:`others`, so that the totals of 404s stay whole. While
 a count reads a day, its rows are cut back whenever they reach :data:`HELD`: one day's flood
 holds no more than that in memory. A file cut and asked for again counts from there on.
+
+The versions of the clients' tools are cut the same way: a user agent names any version it
+likes. The clients of a version cut count under its tool with no version
+(:func:`versionless`), so that each tool's count stays whole.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sitegen.stats.logline import SEP, join, split
 
@@ -29,16 +35,27 @@ def is_file(key: str) -> bool:
     return not key.endswith(SEP + SEP)
 
 
-def cut(rows: dict[str, int]) -> None:
-    """Keep the :data:`KEEP` most requested files of a period's ``rows`` (in place); the
-    requests of the others are added to their channel's :func:`others`."""
+def versionless(key: str) -> str:
+    """Where the clients of a cut version of a tool (``tool|version``) count: ``tool|`` (a
+    named tool's version is never empty; ``other|``, of the clients of no tool, is its own)."""
+    return join(split(key)[0], "")
+
+
+def _missing_rest(key: str) -> str:
+    return others(split(key)[0])
+
+
+def cut(rows: dict[str, int], rest: Callable[[str], str] = _missing_rest) -> None:
+    """Keep the :data:`KEEP` highest counts of a period's ``rows`` (in place); the count of
+    each other row is added to the row ``rest`` names for it (which is never cut): by default
+    a missing file's channel's :func:`others`."""
     if len(rows) <= KEEP:
         return
-    files = sorted((item for item in rows.items() if is_file(item[0])), key=_by_requests)
-    for key, count in files[KEEP:]:
+    ranked = sorted((item for item in rows.items() if rest(item[0]) != item[0]), key=_by_requests)
+    for key, count in ranked[KEEP:]:
         del rows[key]
-        rest = others(split(key)[0])
-        rows[rest] = rows.get(rest, 0) + count
+        into = rest(key)
+        rows[into] = rows.get(into, 0) + count
 
 
 def _by_requests(item: tuple[str, int]) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import msgspec
 
 from sitegen.stats.logline import join, split, split_package
-from sitegen.stats.missing import KEEP, is_file
+from sitegen.stats.missing import KEEP, cut, is_file, versionless
 from sitegen.stats.tally import FETCHED, FROM_DISK, STORED, Tally
 
 FORMAT = 1
@@ -271,9 +271,15 @@ def build_doc(
             counts = channel_rows[channel].passive if channel in channel_rows else None
             if counts is not None and outcome in (FETCHED, STORED, FROM_DISK):
                 setattr(counts, outcome, getattr(counts, outcome) + count)
+    client_days: dict[str, int] = {}
+    for rows in tally.tools.values():
+        for key, count in rows.items():
+            client_days[key] = client_days.get(key, 0) + count
+    cut(client_days, versionless)  # the versions of every period together: as many as one's
     tools: dict[str, ToolRow] = {}
     for period, rows in tally.tools.items():
-        for key, count in rows.items():
+        for listed, count in rows.items():
+            key = listed if listed in client_days else versionless(listed)
             row = tools.get(key)
             if row is None:
                 row = tools[key] = ToolRow(*split(key), 0, 0)

@@ -35,7 +35,7 @@ from sitegen.stats.logline import (
     tool_of,
     utc_day,
 )
-from sitegen.stats.missing import HELD, cut
+from sitegen.stats.missing import HELD, cut, versionless
 
 # Skip reasons, as shown in stats.json.
 MALFORMED = "malformed"  # not a log line of a known format (binary garbage, a cut line)
@@ -88,7 +88,7 @@ class Tally:
     missing: Counts = field(default_factory=dict)
     # channel|fetcher outcome -> package files served with 200
     passive: Counts = field(default_factory=dict)
-    # tool|version -> distinct clients (a month: the sum of its days)
+    # tool|version -> distinct clients (a month: the sum of its days); tool| -> versions cut
     tools: Counts = field(default_factory=dict)
     # period -> [requests, distinct clients of the channels, downloads, bytes of packages]
     days: dict[str, list[int]] = field(default_factory=dict)
@@ -165,7 +165,7 @@ class Tally:
 
     def roll_up(self, today: date, keep_days: int) -> None:
         """Merge the rows of days more than ``keep_days`` before ``today`` into their month;
-        of the 404s, keep the most requested files of each period (see
+        of the 404s and the tools' versions, keep the most counted of each period (see
         :mod:`sitegen.stats.missing`)."""
         cutoff = (today - timedelta(days=keep_days)).isoformat()
         for table in (self.files, self.refreshes, self.installers):
@@ -184,6 +184,8 @@ class Tally:
                     month_counts[key] = month_counts.get(key, 0) + value
         for rows in self.missing.values():
             cut(rows)
+        for rows in self.tools.values():
+            cut(rows, versionless)
         for day in _old_days(self.days, cutoff):
             row = self.days.pop(day)
             into = self.days.setdefault(day[:7], [0] * len(row))
@@ -265,6 +267,8 @@ class LineCounter:
             opened.tool_clients.add((client, tool))
             tools = tally.tools.setdefault(day, {})
             tools[tool] = tools.get(tool, 0) + 1
+            if len(tools) >= HELD:  # a user agent names any version it likes
+                cut(tools, versionless)
         return client
 
     def installer(self, day: str, key: str, status: bytes, size: bytes, seen: bytes) -> None:
