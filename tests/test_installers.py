@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,23 @@ def test_a_flood_of_bad_rows_is_logged_as_examples_and_a_count(
     lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(lines) == SKIPPED_EXAMPLES + 1, len(lines)
     assert lines[-1] == f"miniconda: skipped {2000 - SKIPPED_EXAMPLES} more rows of its index"
+
+
+def test_an_index_ending_in_unfinished_markup_is_read_in_linear_time(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    """A page whose tail is a run of markup that never ends (``<!--<!--...``, ``<a<a...``):
+    the HTML parser's end of input takes such a run apart piece by piece, each piece scanning
+    the rest of the page, which held a run for hours with a page under the 8 MB cap; the good
+    rows are read in moments and what follows them is nothing."""
+    server, folder = upstream
+    write_folder(folder, FILES)
+    page = folder / "index.html"
+    page.write_text(page.read_text().replace("</table>", "") + "<!--" * (64 << 10))
+    started = time.monotonic()
+    ir = folder_report(mirror(make_config(tmp_path / "site", server.url)))
+    assert time.monotonic() - started < 15
+    assert ir.status == COMPLETED and ir.added == sorted([OLD, MAC, LATEST]), ir.errors
 
 
 def test_a_row_holding_the_token_of_the_url_is_skipped_and_the_token_shown_nowhere(

@@ -155,7 +155,11 @@ class _Tables(HTMLParser):
         self._row = None
 
     def close(self) -> None:
-        super().close()
+        # Not HTMLParser.close(): what feed() leaves unparsed is an unfinished construct
+        # running to the end of the page (an unclosed comment or tag), which close() takes
+        # apart piece by piece, each piece scanning the rest of the page again: quadratic in
+        # many Python releases sitegen runs on, hours for an index page under its 8 MB cap.
+        # It holds no cell, as an unclosed comment runs to the end of a page for a browser too.
         self._end_row()
 
 
