@@ -5,6 +5,7 @@ the good rows stand; include, exclude and newest choose among them."""
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +17,7 @@ from sitegen.sync.installer_listing import (
     parse_listing,
     select,
 )
+from sitegen.sync.report import SKIPPED_EXAMPLES
 from testkit.installers import Row, index_page
 
 pytestmark = pytest.mark.unit
@@ -101,6 +103,24 @@ def test_rows_outside_the_listing_table_and_short_rows() -> None:
     listing = parse_listing(page)
     assert list(listing.files) == [GOOD.name]
     assert listing.skipped == [("row 4", "1 cells, not 4")]
+
+
+@pytest.mark.parametrize("flood", ["<td>", "<tr><td>"])
+def test_a_flood_of_cells_or_rows_is_read_in_memory_bounded_by_the_page(flood: str) -> None:
+    """Cells without end (one row of hundreds of thousands) or rows of one cell each, after a
+    good row: the page's rows are judged as they end and a row's cells past a listing's few
+    are passed over, so reading takes memory of the order of the page, not tens of times it
+    (an 8 MB page took half a gigabyte)."""
+    page = index_page([GOOD]).replace("</table>", "") + flood * ((512 << 10) // len(flood))
+    tracemalloc.start()
+    try:
+        listing = parse_listing(page)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+    assert list(listing.files) == [GOOD.name]
+    assert len(listing.skipped) == min(listing.skipped_total, SKIPPED_EXAMPLES)
 
 
 def test_columns_are_found_by_their_headers_in_any_order() -> None:

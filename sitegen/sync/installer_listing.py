@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import InstallerConfig
 from sitegen.layout import INSTALLER_PAGE
+from sitegen.sync.report import SKIPPED_EXAMPLES
 
 # The name of a stored file: letters and digits first (never a dot: hidden and temporary
 # files start with one), then what installer names use; bounded well below a file system's
@@ -54,6 +55,9 @@ _COLUMNS = {
     "sha256": "sha256",
 }
 SHOWN_NAME = 80  # characters of a skipped row's name kept for the report
+# Cells of a row read: a listing has 4; more are passed over (an index page of nothing but
+# "<td>" would otherwise be millions of cells in one row).
+MAX_CELLS = 32
 REASON_SECRET = "holds a secret of the folder's URL"
 
 
@@ -79,15 +83,22 @@ class ListedFile:
 
 @dataclass
 class Listing:
-    """What an index page lists: the files of its good rows by name, and why each other row
-    was skipped (``(what, why)``; ``what`` names the row's file, cut short)."""
+    """What an index page lists: the files of its good rows by name, and why other rows were
+    skipped (``(what, why)``; ``what`` names the row's file, cut short): the first
+    SKIPPED_EXAMPLES as examples, and how many in all."""
 
     files: dict[str, ListedFile] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_total: int = 0
     # Plain file names of skipped rows: a file stored under one stays (its row is unreadable
     # now, not gone).
     unreadable: set[str] = field(default_factory=set)
     found: bool = False  # a table with the columns was there at all
+
+    def skip(self, what: str, why: str) -> None:
+        self.skipped_total += 1
+        if len(self.skipped) < SKIPPED_EXAMPLES:
+            self.skipped.append((what, why))
 
 
 @dataclass
@@ -102,11 +113,12 @@ class _Cell:
 
 
 class _Tables(HTMLParser):
-    """The rows of every table in a page, in order, each with the number of its table."""
+    """The rows of every table in a page, in order, each handed to ``on_row`` with the number
+    of its table as it ends (a page's rows are never all held at once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_row: Callable[[int, list[_Cell]], None]) -> None:
         super().__init__(convert_charrefs=True)
-        self.rows: list[tuple[int, list[_Cell]]] = []
+        self._on_row = on_row
         self._tables = 0
         self._open: list[int] = []  # the tables open, innermost last
         self._row: list[_Cell] | None = None
@@ -124,7 +136,8 @@ class _Tables(HTMLParser):
             if self._row is None:
                 self._row = []  # a cell with no <tr> (HTML allows leaving it out)
             self._end_cell()
-            self._cell = _Cell(header=tag == "th")
+            if len(self._row) < MAX_CELLS:
+                self._cell = _Cell(header=tag == "th")
         elif tag == "a" and self._cell is not None:
             href = dict(attrs).get("href")
             if href is not None:
@@ -151,7 +164,7 @@ class _Tables(HTMLParser):
     def _end_row(self) -> None:
         self._end_cell()
         if self._row and self._open:
-            self.rows.append((self._open[-1], self._row))
+            self._on_row(self._open[-1], self._row)
         self._row = None
 
     def close(self) -> None:
@@ -167,52 +180,68 @@ def parse_listing(page: str, secrets: SecretSearch | None = None) -> Listing:
     """The files an index page lists, and why each row that is not one was skipped; a row
     holding one of ``secrets`` (the credentials of the folder's URL) is skipped too, its name
     shown with them hidden."""
-    parser = _Tables()
+    rows = _Rows(secrets)
+    parser = _Tables(rows.judge)
     parser.feed(page)
     parser.close()
-    listing = Listing()
-    columns: dict[str, int] | None = None
-    table = 0
-    seen: dict[str, ListedFile] = {}
-    twice: set[str] = set()
-    for number, (in_table, cells) in enumerate(parser.rows, 1):
-        if in_table != table:
-            table, columns = in_table, None
+    return rows.finished()
+
+
+class _Rows:
+    """The listing the rows of a page make, judged one by one as the parser ends them."""
+
+    def __init__(self, secrets: SecretSearch | None) -> None:
+        self.secrets = secrets
+        self.listing = Listing()
+        self.columns: dict[str, int] | None = None
+        self.table = 0
+        self.number = 0
+        self.seen: dict[str, ListedFile] = {}
+        self.twice: set[str] = set()
+
+    def judge(self, in_table: int, cells: list[_Cell]) -> None:
+        self.number += 1
+        listing, secrets = self.listing, self.secrets
+        if in_table != self.table:
+            self.table, self.columns = in_table, None
         heading = _heading(cells)
         if heading is not None:
-            columns = heading
+            self.columns = heading
             listing.found = True
-            continue
-        if columns is None:
-            continue  # a row of some other table
-        width = max(columns.values()) + 1
+            return
+        if self.columns is None:
+            return  # a row of some other table
+        width = max(self.columns.values()) + 1
         if len(cells) < width:
-            listing.skipped.append((f"row {number}", f"{len(cells)} cells, not {width}"))
-            continue
-        name_cell = cells[columns["name"]]
+            listing.skip(f"row {self.number}", f"{len(cells)} cells, not {width}")
+            return
+        name_cell = cells[self.columns["name"]]
         name = name_cell.value
-        values = {key: cells[index].value for key, index in columns.items()}
+        values = {key: cells[index].value for key, index in self.columns.items()}
         if secrets and secrets.holds(list(values.values())):
             # Before any other judgement: its reasons quote the cells, cut short.
-            listing.skipped.append((_shown(secrets.hide(name)), REASON_SECRET))
-            continue
+            listing.skip(_shown(secrets.hide(name)), REASON_SECRET)
+            return
         try:
             found = _row(name_cell, values)
         except ValueError as exc:
-            listing.skipped.append((_shown(name), str(exc)))
+            listing.skip(_shown(name), str(exc))
             if NAME_RE.match(name):
                 listing.unreadable.add(name)
-            continue
-        earlier = seen.get(name)
+            return
+        earlier = self.seen.get(name)
         if earlier is None:
-            seen[name] = found
+            self.seen[name] = found
         elif earlier.sha256 != found.sha256:
-            twice.add(name)
-    for name in sorted(twice):
-        listing.skipped.append((_shown(name), "listed twice, with different checksums"))
-        listing.unreadable.add(name)
-    listing.files = {name: f for name, f in seen.items() if name not in twice}
-    return listing
+            self.twice.add(name)
+
+    def finished(self) -> Listing:
+        listing = self.listing
+        for name in sorted(self.twice):
+            listing.skip(_shown(name), "listed twice, with different checksums")
+            listing.unreadable.add(name)
+        listing.files = {name: f for name, f in self.seen.items() if name not in self.twice}
+        return listing
 
 
 def _heading(cells: list[_Cell]) -> dict[str, int] | None:

@@ -173,6 +173,7 @@ async def _read_folder(
         return
     for what, why in listing.skipped:
         _skip(ir, what, why)
+    ir.skipped_total += listing.skipped_total - len(listing.skipped)  # past its examples
     _skipped_more(ir)
     ir.listed = len(listing.files)
     selected = select(listing.files, installer)
