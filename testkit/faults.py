@@ -387,3 +387,29 @@ def mirrored_small(tmp_path: Path) -> Iterator[tuple[Path, Path, UpstreamServer]
         assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
         assert_site_invariant(site)
         yield config, site, server
+
+
+@contextlib.contextmanager
+def mirrored_by_two(
+    tmp_path: Path,
+) -> Iterator[tuple[Path, Path, UpstreamServer, UpstreamServer]]:
+    """(config path, site, first server, second server) of a site whose channel is fed by two
+    mirrors, the first serving the first of :func:`small_packages`, the second the rest
+    (linux-64), mirrored once; both still serving."""
+    first_root, second_root = tmp_path / "first", tmp_path / "second"
+    write_channel(first_root, small_packages()[:1], zst=False)
+    write_channel(second_root, small_packages()[1:], zst=False)
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(first_root) as first, UpstreamServer(second_root) as second:
+        config = tmp_path / "channels.yaml"
+        config.write_text(
+            f"output: {site}\n"
+            "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 5}\n"
+            "channels:\n"
+            f"  {CHANNEL}:\n"
+            "    mirrors:\n"
+            f"      - {{name: first, url: '{first.url}', subdirs: [linux-64]}}\n"
+            f"      - {{name: second, url: '{second.url}', subdirs: [linux-64]}}\n"
+        )
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+        yield config, site, first, second

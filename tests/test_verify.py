@@ -27,7 +27,7 @@ from sitegen.cli import main
 from sitegen.store.lock import SiteLock
 from sitegen.tools import verify as verify_mod
 from sitegen.tools.example_channel import PackageSpec, write_channel
-from testkit.faults import CHANNEL, mirrored_small, small_packages, write_config
+from testkit.faults import CHANNEL, mirrored_by_two, mirrored_small, small_packages, write_config
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.site import record_fdatasync
 from testkit.upstream import UpstreamHandler, UpstreamServer, respond
@@ -331,22 +331,7 @@ def test_repair_fetches_from_the_cep15_package_host(tmp_path: Path) -> None:
 def test_repair_of_a_missing_file_asks_the_mirror_that_supplied_it(tmp_path: Path) -> None:
     """In a channel fed by two mirrors, a missing file comes back from its own mirror, not
     from the channel's first one."""
-    first_root, second_root = tmp_path / "first", tmp_path / "second"
-    write_channel(first_root, small_packages()[:1], zst=False)
-    write_channel(second_root, small_packages()[1:], zst=False)
-    site = make_sandbox(tmp_path)
-    with UpstreamServer(first_root) as first, UpstreamServer(second_root) as second:
-        config = tmp_path / "channels.yaml"
-        config.write_text(
-            f"output: {site}\n"
-            "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 5}\n"
-            "channels:\n"
-            f"  {CHANNEL}:\n"
-            "    mirrors:\n"
-            f"      - {{name: first, url: '{first.url}', subdirs: [{LINUX}]}}\n"
-            f"      - {{name: second, url: '{second.url}', subdirs: [{LINUX}]}}\n"
-        )
-        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    with mirrored_by_two(tmp_path) as (config, site, first, second):
         (site / CHANNEL / LINUX / MISSING).unlink()  # supplied by the second mirror
         first.reset()
         second.reset()

@@ -13,10 +13,8 @@ import pytest
 
 from sitegen.cli import main
 from sitegen.layout import origins_path
-from sitegen.tools.example_channel import write_channel
-from testkit.faults import CHANNEL, mirrored_small, small_packages
-from testkit.invariant import assert_site_invariant, make_sandbox
-from testkit.upstream import UpstreamServer
+from testkit.faults import CHANNEL, mirrored_by_two, mirrored_small
+from testkit.invariant import assert_site_invariant
 
 pytestmark = pytest.mark.integration
 
@@ -27,22 +25,7 @@ SECOND = "gamma-0.1-h2_0.tar.bz2"  # supplied by the second mirror
 @pytest.fixture
 def two_mirrors(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(config, site) of a channel fed by two mirrors, mirrored once."""
-    first_root, second_root = tmp_path / "first", tmp_path / "second"
-    write_channel(first_root, small_packages()[:1], zst=False)
-    write_channel(second_root, small_packages()[1:], zst=False)
-    site = make_sandbox(tmp_path)
-    with UpstreamServer(first_root) as first, UpstreamServer(second_root) as second:
-        config = tmp_path / "channels.yaml"
-        config.write_text(
-            f"output: {site}\n"
-            "download: {concurrency: 4, per_host: 4, retries: 1, timeout: 5}\n"
-            "channels:\n"
-            f"  {CHANNEL}:\n"
-            "    mirrors:\n"
-            f"      - {{name: first, url: '{first.url}', subdirs: [{LINUX}]}}\n"
-            f"      - {{name: second, url: '{second.url}', subdirs: [{LINUX}]}}\n"
-        )
-        assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    with mirrored_by_two(tmp_path) as (config, site, _first, _second):
         yield config, site
 
 
