@@ -807,6 +807,28 @@ async def test_a_reuploaded_file_stored_while_the_run_works_goes_with_its_old_re
     bytes, verified against the record published then. Once the run has published the new
     record, the file on disk is not those old bytes under it: it is gone, and the fetcher gets
     the new bytes on first request."""
+    await _reupload_raced_by_the_fetcher(tmp_path, stored_by_hand=False)
+
+
+async def test_a_file_stored_with_the_new_bytes_of_a_reupload_takes_both_steps(
+    tmp_path: Path,
+) -> None:
+    """A file of the passive channel is re-uploaded upstream under its name, and its new bytes
+    are put in the site by hand before the run publishes their record; the upstream (a CDN,
+    say) still serves the old ones. Checked against the new record, the stored file passes, yet
+    the published record names the old bytes: while the run works, a client asks for the file
+    and the fetcher, whose size check fails, stores the old bytes over it. Once the run has
+    published the new record, those old bytes are not under it: the file takes the two-step
+    publish of any re-upload, and the fetcher gets the new bytes on first request."""
+    await _reupload_raced_by_the_fetcher(tmp_path, stored_by_hand=True)
+
+
+async def _reupload_raced_by_the_fetcher(tmp_path: Path, *, stored_by_hand: bool) -> None:
+    """Beta re-uploaded upstream, the old bytes still served, while a run of a passive and an
+    active channel of that upstream is held in the active one's download of it (planned, not
+    published) and a client of the passive one asks for beta; with ``stored_by_hand``, beta's
+    new bytes were put in the passive channel before the run. Checks that the new record never
+    has the old bytes under it, and that the next request fetches the new ones."""
     root = tmp_path / "upstream"
     write_channel(root, small_packages(), zst=True)
     fn = "beta-2.0-h1_0.conda"
@@ -841,73 +863,9 @@ async def test_a_reuploaded_file_stored_while_the_run_works_goes_with_its_old_re
         old, old_bytes = listed_sha256(), upstream_file.read_bytes()
         write_channel(root, small_packages(seed=1), zst=True)  # other bytes under every name
         new_bytes = upstream_file.read_bytes()
-        upstream_file.write_bytes(old_bytes)  # still served as it was
-        # Holds the active channel's download of the file: the run has planned, not published.
-        server.add_fault(f"/linux-64/{fn}", hold, times=1)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_mirror, config, MirrorOptions(progress=False))
-            try:
-                with trio.fail_after(20):
-                    await trio.to_thread.run_sync(arrived.wait)
-                reply = await _fetch_one(config, f"/{passive}/linux-64/{fn}")
-                assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
-                assert sha256(stored_file) == old
-                upstream_file.write_bytes(new_bytes)  # the upstream serves the new bytes now
-            finally:
-                release.set()
-        new = listed_sha256()
-        assert new != old
-        assert not stored_file.exists() or sha256(stored_file) == new
-        reply = await _fetch_one(config, f"/{passive}/linux-64/{fn}")
-        assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
-        assert sha256(stored_file) == new
-
-
-async def test_a_file_stored_with_the_new_bytes_of_a_reupload_takes_both_steps(
-    tmp_path: Path,
-) -> None:
-    """A file of the passive channel is re-uploaded upstream under its name, and its new bytes
-    are put in the site by hand before the run publishes their record; the upstream (a CDN,
-    say) still serves the old ones. Checked against the new record, the stored file passes, yet
-    the published record names the old bytes: while the run works, a client asks for the file
-    and the fetcher, whose size check fails, stores the old bytes over it. Once the run has
-    published the new record, those old bytes are not under it: the file takes the two-step
-    publish of any re-upload, and the fetcher gets the new bytes on first request."""
-    root = tmp_path / "upstream"
-    write_channel(root, small_packages(), zst=True)
-    fn = "beta-2.0-h1_0.conda"
-    upstream_file = root / "linux-64" / fn
-    site = tmp_path / "site"
-    passive, active = "cloud/passive", "cloud/active"
-    arrived, release = threading.Event(), threading.Event()
-
-    def hold(handler: UpstreamHandler) -> bool:
-        arrived.set()
-        release.wait(10)
-        return False  # then served as usual
-
-    with UpstreamServer(root) as server:
-        config_path = tmp_path / "channels.yaml"
-        config_path.write_text(
-            f"output: {site}\n"
-            "download: {retries: 0, timeout: 30}\n"
-            "channels:\n"
-            f"  {passive}: {{url: '{server.url}', subdirs: [linux-64], mode: passive}}\n"
-            f"  {active}: {{url: '{server.url}', subdirs: [linux-64]}}\n"
-        )
-        config = load_config(config_path)
-        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
-        stored_file = site / passive / "linux-64" / fn
-
-        def listed_sha256() -> str:
-            document = json.loads((stored_file.parent / "repodata.json").read_bytes())
-            return str(document["packages.conda"][fn]["sha256"])
-
-        old, old_bytes = listed_sha256(), upstream_file.read_bytes()
-        write_channel(root, small_packages(seed=1), zst=True)  # other bytes under every name
-        new_bytes = upstream_file.read_bytes()
-        assert len(new_bytes) != len(old_bytes)
-        stored_file.write_bytes(new_bytes)  # put in by hand
+        if stored_by_hand:
+            assert len(new_bytes) != len(old_bytes)
+            stored_file.write_bytes(new_bytes)  # put in by hand
         upstream_file.write_bytes(old_bytes)  # still served as it was
         # Holds the active channel's download of the file: the run has planned, not published.
         server.add_fault(f"/linux-64/{fn}", hold, times=1)
