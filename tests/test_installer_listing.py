@@ -59,6 +59,8 @@ def test_a_listing_like_repo_anaconda_com_reads_as_its_files() -> None:
         (Row("a b.sh", "1.0K", "2025-01-01 00:00:00", SHA), "not a plain file name"),
         (Row("x" * 201, "1.0K", "2025-01-01 00:00:00", SHA), "not a plain file name"),
         (Row("index.html", "1.0K", "2025-01-01 00:00:00", SHA), "the folder's own page"),
+        # Stored on a case-insensitive file system, it would replace the folder's page.
+        (Row("Index.HTML", "1.0K", "2025-01-01 00:00:00", SHA), "the folder's own page"),
         (
             Row("ok.sh", "1.0K", "2025-01-01 00:00:00", SHA, href="../../etc/evil.sh"),
             "its link names another file",
@@ -80,7 +82,7 @@ def test_a_hostile_or_odd_row_is_skipped_with_its_reason(row: Row, why: str) -> 
     assert why in reason
     assert row.name[:20] in what
     # A plain name stays known: a file stored under it is not deleted for a row gone odd.
-    plain = row.name in {"index.html", "ok.sh", "huge.sh", "empty.sh", "nosize.sh"}
+    plain = row.name in {"index.html", "Index.HTML", "ok.sh", "huge.sh", "empty.sh", "nosize.sh"}
     plain = plain or row.name in {"decimals.sh", "date.sh", "short.sh", "nothex.sh"}
     assert listing.unreadable == ({row.name} if plain else set())
 

@@ -266,7 +266,7 @@ def _row(name_cell: _Cell, values: Mapping[str, str]) -> ListedFile:
     name = values["name"]
     if not NAME_RE.match(name):
         raise ValueError("not a plain file name (a path, a dot first, odd characters or too long)")
-    if name == INSTALLER_PAGE:
+    if name.lower() == INSTALLER_PAGE:  # also where file names ignore case
         raise ValueError(f"{INSTALLER_PAGE} is the folder's own page")
     for href in name_cell.links:
         # Files are fetched by the name the row shows; a link that names another file says
