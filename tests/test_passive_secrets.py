@@ -8,13 +8,15 @@ import secrets
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 import zstandard
 
+from sitegen.access.tokens import new_token
 from sitegen.config import load_config
 from sitegen.layout import upstream_cache_dir
-from sitegen.passive.listen import open_listeners, serve_fetcher
+from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.faults import set_repodata
@@ -200,3 +202,41 @@ async def test_a_kept_body_holding_the_token_is_kept_again_without_it_on_a_304(
         stored = (site / "cloud" / "forge" / "linux-64" / fn).read_bytes()
         assert stored == (pkgs / fn).read_bytes()
         assert files_holding(site, token) == []
+
+
+async def test_a_path_token_sent_straight_to_the_fetcher_stays_out_of_its_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The web server strips /t/<token>/ before it hands a request on, but any local user can
+    reach the fetcher directly with the path a client would send the web server. At -v the
+    fetcher logs every request: the token must not be in it, however the path encodes it."""
+    token = new_token()
+    site = tmp_path / "site"
+    (tmp_path / "channels.yaml").write_text(
+        f"output: {site}\n"
+        "channels:\n"
+        "  cloud/forge:\n"
+        "    url: http://upstream.invalid/forge\n"
+        "    subdirs: [linux-64]\n"
+        "    mode: passive\n"
+    )
+    config = load_config(tmp_path / "channels.yaml")
+    listeners = await open_listeners("127.0.0.1", 0)
+    targets = [
+        f"/t/{token}/cloud/forge/linux-64/a-1.0-0.conda",
+        f"/%74/{token}/cloud/forge/linux-64/a-1.0-0.conda",
+        f"/t%2F{token}%2Fcloud/forge/linux-64/a-1.0-0.conda",
+        f"/cloud/forge/linux-64/a-1.0-0.conda?token={token}",
+    ]
+    with caplog.at_level(logging.DEBUG, logger="sitegen"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_fetcher, config, listeners)
+            address = listener_address(listeners)
+            async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+                for target in targets:
+                    assert (await client.get(target)).status_code == 404, target
+            nursery.cancel_scope.cancel()
+    # The client's own log (httpx) is the test's, not the fetcher's.
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("sitegen")]
+    assert len([line for line in logged if "-> 404" in line]) == len(targets), logged
+    assert not [line for line in logged if token.split("-")[1] in line], logged

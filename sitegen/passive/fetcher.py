@@ -22,7 +22,8 @@ Once stored, a file is a static file again and the web server serves it without 
 files stay stored when the upstream is down later (a proxy feed that keeps serving).
 
 Tokens stay in the fetcher's environment (``${ENV}`` references in ``channels.yaml``); upstream
-URLs never appear in responses or logs, which name only the channel, subdir, file and mirror.
+URLs never appear in responses or logs, which name only the channel, subdir, file and mirror;
+a request path is logged with any ``/t/<token>/`` and query value hidden (see :func:`shown`).
 Request paths are resolved with :meth:`sitegen.store.site.Site.path`, so no path can leave the
 site, and only names listed in published repodata are ever written.
 
@@ -63,6 +64,7 @@ import trio
 
 from sitegen.access.check import TokenCheck
 from sitegen.config import SiteConfig
+from sitegen.config.urls import redact_url
 from sitegen.passive.following import Following
 from sitegen.passive.live import FlightFailed, Follower
 from sitegen.passive.resolver import MAX_FLIGHTS, Reply, Resolver, error_reply
@@ -119,6 +121,14 @@ def request_path(method: str, target: str) -> str | Reply:
         return unquote(path, errors="strict")
     except UnicodeDecodeError:
         return error_reply(400, "bad request target")
+
+
+def shown(target: str) -> str:
+    """A request target as the log shows it: decoded first, so that no percent-encoding
+    (``/%74/<token>/``, ``/t%2F<token>``) hides a path token or query value from
+    :func:`redact_url`, then encoded again, so that no decoded control character reaches the
+    log. A client may send the path it would send the web server straight to the fetcher."""
+    return quote(redact_url(unquote(target, errors="replace")), safe="/?&=*:@!$'()+,;~")
 
 
 class Fetcher:
@@ -245,7 +255,7 @@ class Fetcher:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
         reply = await self.reply(method, target, request.headers, live=method == "GET")
-        log.debug("%s %s -> %d %s", method, target, reply.status, reply.outcome)
+        log.debug("%s %s -> %d %s", method, shown(target), reply.status, reply.outcome)
         if reply.follow is not None:
             # Not stored yet, whatever the web server would like: it passes the bytes on.
             with reply.follow as follow:
@@ -307,7 +317,7 @@ async def _send_live(
         try:
             chunk = await follow.read()
         except FlightFailed as exc:
-            log.warning("%s: cut off after %d bytes: %s", target, follow.sent, exc)
+            log.warning("%s: cut off after %d bytes: %s", shown(target), follow.sent, exc)
             raise trio.BrokenResourceError("the download failed") from exc
         if not chunk:
             break
