@@ -23,8 +23,10 @@ import msgspec
 
 from sitegen import __version__
 from sitegen.conda import version
+from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import operator_files
 from sitegen.config.model import FilterSpec, SiteConfig
+from sitegen.config.urls import ENV_REF_RE, MIN_SECRET
 from sitegen.filters import json_nodes, osv, osv_archive, purls
 from sitegen.filters.advisories import KEY, AdvisoryPolicy, policy_of
 from sitegen.filters.osv import Advisory
@@ -53,7 +55,9 @@ def site_feeds(config: SiteConfig) -> list[str]:
 
 def with_feeds(config: SiteConfig, found: FeedAdvisories) -> SiteConfig:
     """``config`` with each advisory policy holding the advisories of its feeds in ``found``
-    (a feed not there adds none). A level without feeds stays the very same object."""
+    (a feed not there adds none), the secrets of each feed's URL hidden in them (see
+    :func:`_hidden`). A level without feeds stays the very same object."""
+    found = {url: _hidden(url, advisories) for url, advisories in found.items()}
 
     def level(spec: FilterSpec) -> FilterSpec:
         policy = policy_of(spec)
@@ -71,6 +75,29 @@ def with_feeds(config: SiteConfig, found: FeedAdvisories) -> SiteConfig:
         for channel in config.channels
     )
     return replace(config, filters=level(config.filters), channels=channels)
+
+
+def _hidden(url: str, advisories: tuple[Advisory, ...]) -> tuple[Advisory, ...]:
+    """The advisories of the feed at ``url`` (as written) with the values of its ${ENV}
+    references hidden in what is shown of them: the id (a record left out for one is counted
+    under ``advisory <id>`` in the log, the run records and pages), the aliases and the
+    summary (on the package pages). A feed may echo the token it is reached with, as any
+    upstream may. The advisory still applies: refusing it would let through what it names."""
+    environ = (os.environ.get(name, "") for name in ENV_REF_RE.findall(url))
+    search = SecretSearch(value for value in environ if len(value) >= MIN_SECRET)
+    if not search:
+        return advisories
+    return tuple(
+        replace(
+            advisory,
+            id=search.hide(advisory.id),
+            aliases=tuple(map(search.hide, advisory.aliases)),
+            summary=search.hide(advisory.summary),
+        )
+        if search.holds([advisory.id, *advisory.aliases, advisory.summary])
+        else advisory
+        for advisory in advisories
+    )
 
 
 def _with_policy(spec: FilterSpec, policy: AdvisoryPolicy) -> FilterSpec:
