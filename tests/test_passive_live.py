@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,13 @@ import trio
 
 from sitegen.config import SiteConfig, load_config
 from sitegen.net import download
+from sitegen.passive.fetcher import FetcherLimits
 from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
 from sitegen.tools.webconf import LONG_CACHE
 from testkit.apache import require_server, webconf_server, world_readable_dir
-from testkit.faults import reset_after, slow_drip
+from testkit.faults import hang, reset_after, slow_drip
 from testkit.upstream import FaultHook, UpstreamHandler, UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -85,10 +87,12 @@ async def passive_site(
     hook: FaultHook,
     extra: tuple[PackageSpec, ...] = (),
     times: int | None = 1,
+    settings: str = "{retries: 0, timeout: 30}",
+    limits: FetcherLimits | None = None,
 ) -> AsyncIterator[tuple[Setup, str]]:
     """A published passive mirror of the example channel (plus ``extra``), its largest linux-64
     package served by ``hook`` (``times`` times; None: always), and the address of a fetcher
-    for it on a port of its own."""
+    for it (with ``limits``) on a port of its own; ``settings``: its download settings."""
     root = tmp_path / "upstream"
     specs = [*example_packages(seed=0), *extra]
     repodata = write_channel(root / "forge", specs, zst=True)
@@ -101,7 +105,7 @@ async def passive_site(
             textwrap.dedent(
                 f"""\
                 output: {site}
-                download: {{retries: 0, timeout: 30}}
+                download: {settings}
                 channels:
                   {CHANNEL}:
                     url: {server.url}/forge
@@ -116,7 +120,7 @@ async def passive_site(
         server.add_fault(setup.upstream_path(), hook, times=times)
         listeners = await open_listeners("127.0.0.1", 0)
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_fetcher, config, listeners)
+            await nursery.start(partial(serve_fetcher, config, listeners, limits=limits))
             yield setup, listener_address(listeners)
             nursery.cancel_scope.cancel()
 
@@ -150,6 +154,42 @@ async def test_a_slow_download_reaches_a_client_with_a_short_read_timeout(
     assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
     assert hashlib.sha256(setup.target.read_bytes()).hexdigest() == setup.record["sha256"]
     assert setup.package_requests() == [setup.upstream_path()]
+
+
+async def test_an_upstream_that_never_answers_is_answered_before_the_client_gives_up(
+    tmp_path: Path,
+) -> None:
+    """An upstream that takes the request and says nothing would hold the client for every
+    attempt's timeout (3 attempts of 3 s here; 5 of 60 s by default): the fetcher answers 504
+    within ``answer_within``, before the client's own read timeout, and stores nothing."""
+    limits = FetcherLimits(answer_within=1.0)
+    silent = hang(max_seconds=30)
+    settings = "{retries: 2, timeout: 3}"
+    async with passive_site(tmp_path, silent, times=None, settings=settings, limits=limits) as (
+        setup,
+        address,
+    ):
+        got = Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, got)
+        assert got.error is None, repr(got.error)
+        assert got.status == 504, got
+        assert got.headers["cache-control"] == "no-store"
+        assert not setup.target.exists() and setup.leftovers() == []
+
+
+async def test_a_download_under_way_outlasts_the_time_to_answer(tmp_path: Path) -> None:
+    """What ``answer_within`` bounds is the wait for a first byte: a download that keeps
+    coming (some 4 s here) is followed to its end, not cut off at that deadline."""
+    limits = FetcherLimits(answer_within=1.0)
+    async with passive_site(tmp_path, slow_drip(**DRIP), limits=limits) as (setup, address):
+        got = Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, got)
+    assert got.error is None, repr(got.error)
+    assert got.status == 200 and got.headers["x-sitegen-fetcher"] == "fetched"
+    assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
+    assert hashlib.sha256(setup.target.read_bytes()).hexdigest() == setup.record["sha256"]
 
 
 def assert_cut_off(got: Got, setup: Setup) -> None:

@@ -13,7 +13,8 @@ hashed, and only when size and sha256 (md5 when the record has no sha256) match 
 get its published name (atomically). **This is how the site never serves a wrong file under a
 published name**: unverified bytes have no name at all (or, on filesystems without O_TMPFILE, a
 ``.sitegen-tmp-*`` name, which the web server refuses to serve), and are dropped on failure. A
-mismatch or an upstream failure answers 502 and stores nothing. Every waiter then streams the
+mismatch or an upstream failure answers 502 and stores nothing; an upstream that sends no byte
+within ``answer_within`` seconds (retries included) answers 504, before the client stops waiting. Every waiter then streams the
 stored file with its ``Content-Length``. A download slower than that is followed instead (see
 :mod:`sitegen.passive.live`): its bytes are sent as they land, all but the last, which goes only
 once the file is stored; a failure ends the connection before the body is complete.
@@ -67,7 +68,7 @@ from sitegen.config import SiteConfig
 from sitegen.config.urls import redact_url
 from sitegen.passive.following import Following
 from sitegen.passive.live import FlightFailed, Follower
-from sitegen.passive.resolver import MAX_FLIGHTS, Reply, Resolver, error_reply
+from sitegen.passive.resolver import ANSWER_WITHIN, MAX_FLIGHTS, Reply, Resolver, error_reply
 
 log = logging.getLogger("sitegen.passive.fetcher")
 
@@ -89,6 +90,7 @@ class FetcherLimits:
     max_connections: int = MAX_CONNECTIONS
     request_timeout: float = REQUEST_TIMEOUT
     max_downloads: int = MAX_FLIGHTS  # different files fetched at once
+    answer_within: float = ANSWER_WITHIN  # seconds a download may go without a byte (504)
 
 
 def send_deadline(size: int) -> float:
@@ -170,7 +172,8 @@ class Fetcher:
         limits = limits or FetcherLimits()
         # Every channel is checked: one may turn private in channels.yaml meanwhile.
         check = TokenCheck(config)
-        async with Following.running(config, check, limits.max_downloads) as following:
+        running = Following.running(config, check, limits.max_downloads, limits.answer_within)
+        async with running as following:
             yield cls(following.resolver, limits, check, following)
 
     async def reply(

@@ -22,7 +22,7 @@ import trio
 from sitegen.access.check import TokenCheck
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.passive.mirror_fetch import MirrorFetch
-from sitegen.passive.resolver import FetchJob, Resolver, passive_channels
+from sitegen.passive.resolver import ANSWER_WITHIN, FetchJob, Resolver, passive_channels
 from sitegen.store.site import Site
 
 log = logging.getLogger("sitegen.passive.fetcher")
@@ -63,11 +63,12 @@ async def _serve_mirrors(
     site: Site,
     config: SiteConfig,
     channels: Mapping[str, ChannelConfig],
+    answer_within: float,
     task_status: trio.TaskStatus[MirrorSet] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     # A task of its own: the upstreams and the disk writer are opened and closed in one task,
     # as trio wants, whichever request replaced them.
-    async with MirrorFetch.open(site, config, channels) as fetch:
+    async with MirrorFetch.open(site, config, channels, answer_within) as fetch:
         mirrors = MirrorSet(fetch)
         task_status.started(mirrors)
         await mirrors.done.wait()
@@ -84,8 +85,10 @@ class Following:
         mirrors: MirrorSet,
         config: SiteConfig,
         nursery: trio.Nursery,
+        answer_within: float,
     ) -> None:
         self.site = site
+        self.answer_within = answer_within
         self.check = check
         self.resolver = resolver
         self._mirrors = mirrors
@@ -97,19 +100,23 @@ class Following:
     @classmethod
     @asynccontextmanager
     async def running(
-        cls, config: SiteConfig, check: TokenCheck, max_downloads: int
+        cls,
+        config: SiteConfig,
+        check: TokenCheck,
+        max_downloads: int,
+        answer_within: float = ANSWER_WITHIN,
     ) -> AsyncIterator[Following]:
         site = Site(config.output)
         channels = passive_channels(config)
         async with trio.open_nursery() as nursery:
-            mirrors = await nursery.start(_serve_mirrors, site, config, channels)
+            mirrors = await nursery.start(_serve_mirrors, site, config, channels, answer_within)
             following = None
             try:
                 resolver = Resolver(
                     site, channels, mirrors, max_downloads, config.access.site_private
                 )
                 async with resolver.running():
-                    following = cls(site, check, resolver, mirrors, config, nursery)
+                    following = cls(site, check, resolver, mirrors, config, nursery, answer_within)
                     yield following
             finally:
                 # The resolver's downloads have ended: every set of upstreams may close.
@@ -126,7 +133,9 @@ class Following:
             channels = passive_channels(config)
             key = mirrors_key(config, channels)
             if key != self._key:
-                mirrors = await self._nursery.start(_serve_mirrors, self.site, config, channels)
+                mirrors = await self._nursery.start(
+                    _serve_mirrors, self.site, config, channels, self.answer_within
+                )
                 self._mirrors.replace()
                 self._mirrors, self._key = mirrors, key
                 self.resolver.fetch_file = mirrors

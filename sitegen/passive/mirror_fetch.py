@@ -5,12 +5,17 @@ The mirror is the one the channel's origins map names for the file (with that mi
 ``base_url``); the download is :func:`sitegen.net.download.download`, exactly as ``sitegen
 mirror`` does it, so unverified bytes never carry the published name. At most
 ``download.concurrency`` files are downloaded at once.
+
+Its clients wait for an answer meanwhile: a download is given up when no byte has landed within
+``answer_within`` seconds (see :class:`FirstBytes`), however many attempts and timeouts
+``download`` allows, so that they are answered before they stop waiting themselves.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
@@ -18,11 +23,11 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.layout import origins_path
-from sitegen.net.download import DownloadJob, download
+from sitegen.net.download import DownloadJob, DownloadResult, Watch, download
 from sitegen.net.upstream import Upstream, open_upstreams
-from sitegen.passive.resolver import FetchJob, StatCache
+from sitegen.passive.resolver import ANSWER_WITHIN, NO_ANSWER, FetchJob, StatCache
 from sitegen.store.origins import Origins, read_origins
-from sitegen.store.site import Site
+from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter, open_disk_writer
 from sitegen.sync.progress import human_bytes
 
@@ -38,6 +43,40 @@ def mirror_of(channel: ChannelConfig, origins: Origins, fn: str) -> MirrorConfig
     return next((m for m in channel.mirrors if m.name == name), None)
 
 
+class FirstBytes:
+    """A download's :class:`~sitegen.net.download.Watch` (passing on to ``watch`` what it is
+    told) that cancels ``scope`` when no byte lands for ``within`` seconds from the start,
+    waits for a connection slot and retries included; the deadline is lifted by the first
+    bytes and set again when an attempt begins after one that had some (whose clients were
+    cut off: the others wait for the new one's). Between bytes, the download's own timeouts
+    apply: its clients have their answer by then."""
+
+    def __init__(self, watch: Watch | None, scope: trio.CancelScope, within: float) -> None:
+        self.watch = watch
+        self.scope = scope
+        self.within = within
+        self.attempt = 0
+        self.has_bytes = False  # a byte of the current attempt is on disk
+        scope.deadline = trio.current_time() + within
+
+    def opened(self, pending: PendingFile) -> Callable[[int, int], object]:
+        self.attempt += 1
+        if self.has_bytes:
+            self.has_bytes = False
+            self.scope.deadline = trio.current_time() + self.within
+        told = None if self.watch is None else self.watch.opened(pending)
+        attempt = self.attempt
+
+        def landed(start: int, end: int) -> None:
+            if attempt == self.attempt and end > start and not self.has_bytes:
+                self.has_bytes = True
+                self.scope.deadline = math.inf
+            if told is not None:
+                told(start, end)
+
+        return landed
+
+
 class MirrorFetch:
     """Fetches a file from the mirror that supplied it, verified, into the site (a FetchFile)."""
 
@@ -48,8 +87,10 @@ class MirrorFetch:
         upstreams: dict[str, Upstream],
         unavailable: dict[str, str],  # mirror name -> why it cannot be used
         writer: DiskWriter,
+        answer_within: float = ANSWER_WITHIN,
     ) -> None:
         self.site = site
+        self.answer_within = answer_within
         self.config = config
         self.upstreams = upstreams
         self.unavailable = unavailable
@@ -60,7 +101,11 @@ class MirrorFetch:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, site: Site, config: SiteConfig, channels: Mapping[str, ChannelConfig]
+        cls,
+        site: Site,
+        config: SiteConfig,
+        channels: Mapping[str, ChannelConfig],
+        answer_within: float = ANSWER_WITHIN,
     ) -> AsyncIterator[MirrorFetch]:
         """Open the upstream clients of the channels' mirrors and a disk writer."""
         async with AsyncExitStack() as stack:
@@ -69,7 +114,7 @@ class MirrorFetch:
             for name, why in unavailable.items():
                 log.error("mirror %s: %s; its files cannot be fetched", name, why)
             writer = await stack.enter_async_context(open_disk_writer())
-            yield cls(site, config, upstreams, unavailable, writer)
+            yield cls(site, config, upstreams, unavailable, writer, answer_within)
 
     async def __call__(self, job: FetchJob) -> str | None:
         path = origins_path(self.site.root, job.channel.path, job.subdir)
@@ -91,19 +136,37 @@ class MirrorFetch:
             origin=mirror.name,
         )
         base_url = origins.base_url_of(mirror.name)
-        download_job = DownloadJob(
-            self.upstreams[mirror.name],
-            record,
-            job.target,
-            durable=True,
-            base_url=base_url,
-            watch=job.watch,
-            veto=job.veto,
-        )
-        async with self._limiter:
-            result = await download(
-                download_job, self.site, self.writer, self.config.download.retries
+        upstream = self.upstreams[mirror.name]
+        result: DownloadResult | None = None
+        with trio.CancelScope() as answering:
+            # A local copy waits on no upstream, and one given up would be given up again on
+            # every request: it runs to its end.
+            watch = (
+                job.watch
+                if upstream.is_file
+                else FirstBytes(job.watch, answering, self.answer_within)
             )
+            download_job = DownloadJob(
+                upstream,
+                record,
+                job.target,
+                durable=True,
+                base_url=base_url,
+                watch=watch,
+                veto=job.veto,
+            )
+            async with self._limiter:
+                result = await download(
+                    download_job, self.site, self.writer, self.config.download.retries
+                )
+        if result is None:
+            log.warning(
+                "%s: not stored, mirror %s sent nothing within %g s",
+                job.where,
+                mirror.name,
+                self.answer_within,
+            )
+            return NO_ANSWER
         if not result.ok:
             log.warning(
                 "%s: not stored, fetch from mirror %s failed: %s",

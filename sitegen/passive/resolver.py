@@ -18,7 +18,8 @@ a decoded URL path to a :class:`Reply`, fetching a missing file through a :data:
    for the file before it ended (a re-upload), is not kept: the published record is read
    again right before the verified file would take its name (so the web server never serves
    it under the new record), and once more after (a run may publish in between); its clients
-   get 502. At most
+   get 502. An upstream that sends no byte within ``answer_within`` seconds (see
+   :class:`~sitegen.passive.mirror_fetch.FirstBytes`) is given up, with 504. At most
    ``max_flights`` different files are being fetched at once (each download also waits for one
    of ``download.concurrency`` slots); past that a request for yet another file gets 503.
 5. A request that asks to (``live``) does not wait for a slow download to end: when the file is
@@ -69,6 +70,12 @@ STREAMED_CACHE = "no-cache"
 PRIVATE_STREAMED_CACHE = "private, no-cache"
 MAX_FLIGHTS = 64  # different files being fetched at once; more answer 503
 OUTRUN = "its published record changed during the download; try again"
+# The most a download may go without a byte its clients could be sent (from its start, retries
+# included): a client waiting for an answer gets one (504) before it gives up itself, as
+# conda's read timeout and mamba's low-speed limit do after 60 s. A download whose bytes keep
+# landing is not cut: they reach its clients.
+ANSWER_WITHIN = 45.0
+NO_ANSWER = "the upstream sent nothing in time; try again"
 
 T = TypeVar("T")
 
@@ -270,6 +277,8 @@ class Resolver:
         error = await self.fetch(FetchJob(channel, subdir, fn, entry, target), live)
         if isinstance(error, Follower):
             return follow_reply(error, entry, fn, private)
+        if error == NO_ANSWER:
+            return error_reply(504, f"cannot fetch {fn}: {error}")
         if error is not None:
             return error_reply(502, f"cannot fetch {fn}: {error}")
         if not stored(target, entry.size):  # replaced or pruned meanwhile
