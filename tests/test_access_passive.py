@@ -90,8 +90,9 @@ def test_the_fetcher_serves_a_private_channel_only_behind_the_check(
             # HEAD is answered without a download, GET fetches, verifies and stores once.
             head = client.head(path, headers=bearer(token))
             assert head.status_code == 200 and package_requests() == []
-            # Not stored yet: the fetcher's answer, which no cache may keep as the file's.
-            assert head.headers.get_list("cache-control") == ["no-cache"]
+            # Not stored yet: the fetcher's answer, which no cache may keep as the file's, and
+            # which a shared cache may not keep at all, as any answer of a private channel.
+            assert head.headers.get_list("cache-control") == ["private, no-cache"]
             got = client.get(f"/t/{token}{path}")
             assert got.status_code == 200
             assert got.content == target.read_bytes() and len(package_requests()) == 1

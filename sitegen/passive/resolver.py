@@ -65,7 +65,8 @@ CONTENT_TYPES = {CONDA_SUFFIX: "application/octet-stream", TAR_BZ2_SUFFIX: "appl
 # Authorization and hand it to anyone (RFC 9111, 3.5).
 LONG_CACHE = "public, max-age=31536000, immutable"
 PRIVATE_LONG_CACHE = "private, max-age=31536000, immutable"
-# Sent as it lands, a file may yet be cut off: a cache must check it again before each use.
+# A file not stored yet (sent as it lands, it may yet be cut off; a HEAD answer describes
+# what is not there): a cache must check it again before each use.
 STREAMED_CACHE = "no-cache"
 PRIVATE_STREAMED_CACHE = "private, no-cache"
 MAX_FLIGHTS = 64  # different files being fetched at once; more answer 503
@@ -265,7 +266,7 @@ class Resolver:
                 headers=[
                     ("Content-Type", CONTENT_TYPES[format_of(fn)]),
                     ("Content-Length", str(entry.size)),
-                    ("Cache-Control", "no-cache"),
+                    ("Cache-Control", PRIVATE_STREAMED_CACHE if private else STREAMED_CACHE),
                     ("X-Sitegen-Fetcher", "not stored yet"),
                 ],
                 outcome="head, not fetched",
