@@ -70,14 +70,14 @@ def test_plan_downloads_what_is_absent_or_of_the_wrong_size() -> None:
     assert result.to_stage == [] and result.to_remove == []
     assert (result.jobs, result.bytes) == (2, 2000)
     # A file of the wrong size is fetched again, never re-hashed.
-    assert files_to_check(by_fn(A, B, C), by_fn(A, B), {A.fn: 1000, B.fn: 999}, False) == []
+    assert files_to_check(by_fn(A, B, C), by_fn(A, B), {A.fn: 1000, B.fn: 999}, (), False) == []
 
 
 def test_plan_trusts_a_published_file_by_its_size_unless_verifying() -> None:
     present = {A.fn: 1000}
-    assert files_to_check(by_fn(A), by_fn(A), present, verify=False) == []
+    assert files_to_check(by_fn(A), by_fn(A), present, (), verify=False) == []
     assert plan([A], published=[A], present=present).jobs == 0
-    assert files_to_check(by_fn(A), by_fn(A), present, verify=True) == [A.fn]
+    assert files_to_check(by_fn(A), by_fn(A), present, (), verify=True) == [A.fn]
     bad = plan([A], published=[A], present=present, checked={A.fn: False}, verify=True)
     assert bad.to_download == [A]
     good = plan([A], published=[A], present=present, checked={A.fn: True}, verify=True)
@@ -86,7 +86,7 @@ def test_plan_trusts_a_published_file_by_its_size_unless_verifying() -> None:
 
 def test_plan_rehashes_a_file_no_published_record_vouches_for() -> None:
     present = {A.fn: 1000}
-    assert files_to_check(by_fn(A), {}, present, verify=False) == [A.fn]
+    assert files_to_check(by_fn(A), {}, present, (), verify=False) == [A.fn]
     assert plan([A], present=present, checked={A.fn: True}).jobs == 0
     assert plan([A], present=present, checked={A.fn: False}).to_download == [A]
     # Unchecked, nothing vouches for it: fetched.
@@ -95,7 +95,7 @@ def test_plan_rehashes_a_file_no_published_record_vouches_for() -> None:
 
 def test_plan_stages_a_reupload_under_a_published_name() -> None:
     new_a = at(A, sha256="1" * 64)
-    assert files_to_check(by_fn(new_a), by_fn(A), {A.fn: 1000}, False) == [A.fn]
+    assert files_to_check(by_fn(new_a), by_fn(A), {A.fn: 1000}, (), False) == [A.fn]
     result = plan([new_a], published=[A], present={A.fn: 1000}, checked={A.fn: False})
     assert result.to_stage == [new_a] and result.to_download == []
     # Staged bytes are fetched too: they count in what the run needs room for.
@@ -125,6 +125,10 @@ def test_plan_withdraws_a_stored_passive_file_its_upstream_replaced() -> None:
     result = plan([new_a, passive_b], published, present, {A.fn: False}, passive={"lazy"})
     assert (result.to_withdraw, result.to_remove) == ([A.fn], [B.fn])
     assert result.jobs == 0
+    # Withdrawn whatever bytes it holds: not re-hashed first, even when verifying.
+    for verify in (False, True):
+        records, before = by_fn(new_a, passive_b), by_fn(*published)
+        assert files_to_check(records, before, present, {"lazy"}, verify) == []
     # Not stored when the run looks, it may be before the new record is published: the
     # fetcher stores the old bytes, verified against the record published until then.
     absent = plan([new_a, passive_b], published, {B.fn: 5}, passive={"lazy"})

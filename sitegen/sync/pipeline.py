@@ -330,7 +330,7 @@ async def _plan_all(scope: RunScope, merged_all: list[MergedSubdir]) -> dict[Tar
         published = merged.previous.records if merged.previous else {}
         directory = scope.site.path(merged.channel, merged.subdir)
         present = await trio.to_thread.run_sync(package_files, directory)
-        unsure = files_to_check(records, published, present, verify)
+        unsure = files_to_check(records, published, present, passive, verify)
         replaced = {
             fn for fn in unsure if fn in published and not published[fn].same_file(records[fn])
         }

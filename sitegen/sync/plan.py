@@ -56,18 +56,31 @@ def _trusted(record: Record, before: Record | None, verify: bool) -> bool:
     return not verify and before is not None and before.same_file(record)
 
 
+def _withdrawn(record: Record, before: Record | None, passive: Collection[str]) -> bool:
+    """Whether the stored file of ``record`` goes whatever its bytes (see Plan.to_withdraw),
+    so that no checksum check is worth its time: a passive mirror's re-upload of a published
+    file."""
+    return record.origin in passive and before is not None and not before.same_file(record)
+
+
 def files_to_check(
     records: Mapping[str, Record],
     published: Mapping[str, Record],
     present: Mapping[str, int],
+    passive: Collection[str],
     verify: bool,
 ) -> list[str]:
-    """The files on disk that only a checksum check can vouch for, in record order."""
-    # Plain loops over up to a million records: no helper call per record.
+    """The files on disk that only a checksum check can vouch for, in record order (not those
+    withdrawn whatever their bytes)."""
+    # Plain loops over up to a million records: no helper call per record but for a file of
+    # the right size.
     unsure = []
     size_on_disk, published_record = present.get, published.get
     for fn, record in records.items():
-        if size_on_disk(fn) == record.size and not _trusted(record, published_record(fn), verify):
+        if size_on_disk(fn) != record.size:
+            continue
+        before = published_record(fn)
+        if not _trusted(record, before, verify) and not _withdrawn(record, before, passive):
             unsure.append(fn)
     return unsure
 
@@ -92,8 +105,7 @@ def plan_subdir(
     for fn, record in records.items():
         size = present.get(fn)
         before = published.get(fn)
-        replaced = before is not None and not before.same_file(record)
-        if replaced and record.origin in passive:
+        if _withdrawn(record, before, passive):
             # Whatever is stored now, even the new bytes: until the new record is published,
             # the fetcher may store the old bytes, verified against the record published then.
             to_withdraw.append(fn)
@@ -108,7 +120,7 @@ def plan_subdir(
             if size is not None:
                 to_remove.append(fn)
             continue
-        if replaced:
+        if before is not None and not before.same_file(record):
             # The published record still describes the old bytes: the new ones wait.
             to_stage.append(record)
         else:
