@@ -229,7 +229,7 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                     for problem in shard_found:
                         problem.repaired = True
             origins, found = await trio.to_thread.run_sync(
-                origins_problems, site, channel, subdir, repodata.records.keys(), frozen
+                origins_problems, site, channel, subdir, repodata.records.keys(), frozen, repair
             )
             report.problems += [Problem(*problem) for problem in found]
             to_repair += await _check_packages(site, channel, repodata, origins, report, repair)
