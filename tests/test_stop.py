@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, main
+from sitegen.layout import run_page_path
 from sitegen.store.lock import lock_holder
 from testkit.faults import hang
 from testkit.upstream import ExampleUpstream
@@ -101,7 +102,15 @@ def test_stop_ends_a_mirror_run_held_mid_download(
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err
         assert "received SIGTERM: stopping" in err
-        assert [r["status"] for r in records(site)] == ["stopped"]
+        (record,) = records(site)
+        assert record["status"] == "stopped"
+        # Its subdirs were merged, their downloads held: the run never published them, and
+        # its record and page say so, not that it found them unchanged.
+        rows = {c["subdir"]: c["status"] for c in record["channels"]}
+        assert rows == {"linux-64": "not-reached", "noarch": "not-reached"}, rows
+        page = (site / run_page_path(record["id"])).read_text()
+        assert page.count('<span class="badge badge-not-reached">not reached</span>') == 2
+        assert "unchanged" not in page
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -178,13 +178,20 @@ class MirrorReport:
 WITHOUT_REPLACED = "published without the files replaced upstream"
 
 
+# A channel subdir the run merged but ended before publishing (stopped by a signal, or failed
+# as a whole first): it serves its previous state, as it would "unchanged", but this run did
+# not find it so.
+NOT_REACHED = "not-reached"
+
+
 @dataclass
 class ChannelSubdirReport:
     """What changed in one published subdir of a channel."""
 
     channel: str
     subdir: str
-    status: str = "unchanged"  # "published", "unchanged", "held", "failed", "dry-run"
+    # "published", "unchanged", "held", "failed", "dry-run" or NOT_REACHED
+    status: str = "unchanged"
     packages: int = 0
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)

@@ -29,6 +29,7 @@ from sitegen.sync.publish import PublishOutcome
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
+    NOT_REACHED,
     UNMATCHED_SHOWN,
     AddedDependency,
     BlockedFile,
@@ -221,6 +222,9 @@ def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirR
         cr.errors.extend(downloaded.errors)
     outcome = results.publish.get(key)
     if outcome is None:
+        # The run ended before it published this subdir (a stop, or a failure of the run as
+        # a whole): nothing was found unchanged, and its downloads wait for the next run.
+        cr.status = NOT_REACHED
         return cr
     cr.status = outcome.status
     if outcome.error:
@@ -371,7 +375,7 @@ def log_channel_summary(cr: ChannelSubdirReport) -> None:
     """One line per channel subdir: records are counted as files (a record names one file).
     A subdir that kept its previous state says so, and why, like every failure."""
     where = f"{cr.channel}/{cr.subdir}"
-    if cr.status in (HELD, MERGE_FAILED):
+    if cr.status in (HELD, MERGE_FAILED, NOT_REACHED):
         if cr.status == HELD:  # the other failures were logged as they happened
             for error in cr.errors:
                 log.error("%s: %s", where, error)

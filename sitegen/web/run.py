@@ -23,6 +23,7 @@ from sitegen.sync.report import (
     COMPLETED,
     FAILED,
     INTERRUPTED,
+    NOT_REACHED,
     RUNNING,
     STOPPED,
     UNMATCHED_SHOWN,
@@ -54,6 +55,7 @@ SUBDIR_STATUS_WORDS = {
     "failed": "not updated",
     "dry-run": "dry run",
     "removed": "removed by sitegen remove",
+    NOT_REACHED: "not reached",
 }
 
 Scrub = Callable[[str], str]
