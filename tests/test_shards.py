@@ -245,6 +245,43 @@ async def test_verify_finds_and_repairs_damaged_shards(
         assert_shards_match_repodata(site / CHANNEL / subdir)
 
 
+async def test_verify_finds_a_damaged_shard_in_its_grace_period_and_repair_removes_it(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """A shard the index no longer names stays served for clients holding the previous index:
+    damaged, they would get bytes that do not hash to its name. The current index needs it
+    not, so --repair removes it; an intact one stays."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    linux = site / CHANNEL / "linux-64"
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    old_zlib = linux / SHARDS_DIR / f"{index.shards['zlib'].hex()}.msgpack.zst"
+    old_numpy = linux / SHARDS_DIR / f"{index.shards['numpy'].hex()}.msgpack.zst"
+    packages = example_upstream.packages
+    new = [
+        PackageSpec(name="zlib", version="1.3.2", build="h1234567_0", timestamp_ms=1),
+        PackageSpec(name="numpy", version="9.9.9", build="h7654321_0", timestamp_ms=1),
+    ]
+    write_channel(example_upstream.root, [*packages, *new], zst=True)
+    await mirror(config)
+    assert old_zlib.is_file() and old_numpy.is_file()  # in their grace period
+    old_zlib.write_bytes(old_zlib.read_bytes()[:-7])
+
+    report = await verify_site(config)
+    relative = f"{CHANNEL}/linux-64/{SHARDS_DIR}/{old_zlib.name}"
+    assert [(p.path, p.kind) for p in report.problems] == [(relative, "metadata")]
+    assert "does not hash to its name" in report.problems[0].detail
+
+    report = await verify_site(config, repair=True)
+    assert report.ok and [p.path for p in report.problems] == [relative]
+    assert not old_zlib.exists() and old_numpy.is_file()
+    assert (await verify_site(config)).problems == []
+    assert_site_invariant(site)
+    await mirror(config)  # the intact one stays for the rest of its grace period
+    assert old_numpy.is_file()
+
+
 async def test_a_damaged_shard_of_an_unchanged_name_is_written_again_by_the_next_change(
     example_upstream: ExampleUpstream, nginx_server_factory, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from sitegen.conda.shards import (
     build_shard,
     created_at_now,
     decode_index,
+    digest_of_filename,
     encode_index,
     iter_shards,
     names_of,
@@ -214,6 +216,38 @@ def shard_problems(
             continue
         if hashlib.sha256(data).digest() != digest:
             problems.append((relative, f"does not hash to its name (shard of {name!r})"))
+    return problems
+
+
+def grace_shard_problems(directory: Path) -> list[tuple[str, str]]:
+    """The shard files of a subdir the published index does not name (kept for clients that
+    hold an earlier index, until their grace period ends; see :func:`prune_unnamed`) whose
+    bytes do not hash to their name, each as (file relative to the subdir, detail): served all
+    the same, to clients that fetch a shard by the hash its name gives. None judged while the
+    index cannot be read (:func:`shard_problems` reports it; which shards are kept is unknown).
+    """
+    index = read_index(directory)
+    folder = shards_dir(directory)
+    if index is None or not folder.is_dir():
+        return []
+    named = named_files(index)
+    problems = []
+    with os.scandir(folder) as entries:
+        kept = sorted(
+            (entry.name, digest)
+            for entry in entries
+            if entry.name not in named
+            and (digest := digest_of_filename(entry.name)) is not None
+            and entry.is_file(follow_symlinks=False)
+        )
+    for name, digest in kept:
+        path = folder / name
+        if not path.exists():
+            continue  # pruned since it was listed: nothing served
+        if not _holds(path, digest):
+            relative = path.relative_to(directory).as_posix()
+            why = "does not hash to its name (a shard the index no longer names, kept a while)"
+            problems.append((relative, why))
     return problems
 
 

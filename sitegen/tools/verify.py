@@ -7,7 +7,8 @@ sha256 (md5 when no sha256; with ``--sample`` only a share of the files is hashe
 to exactly ``repodata.json``, and with the setting off no ``.bz2`` is left published;
 ``current_repodata.json`` holds what ``repodata.json`` makes of it
 (:mod:`sitegen.tools.verify_metadata`); the shard index names
-exactly the shards ``repodata.json`` makes and each exists and hashes to its name; the
+exactly the shards ``repodata.json`` makes and each exists and hashes to its name, as does
+each shard it no longer names that is kept for a while (for clients holding an earlier index); the
 files a ``keep_removed`` channel keeps unlisted match their kept records
 (:mod:`sitegen.tools.verify_kept`); no other package file (nor a link named like one) is in
 a subdir, which the web server would serve though no record vouches for it, but those a run
@@ -21,7 +22,8 @@ With ``--repair`` missing or corrupt files of active mirrors are downloaded agai
 always, ``download.concurrency`` at a time), those of local sources are linked or copied again from their folder (verified against
 the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
 them anew; ``.zst``, ``.bz2`` (when on), ``current_repodata.json`` and the shards are rebuilt
-from ``repodata.json`` (the file published last, so the truth), ``notices.json`` is written
+from ``repodata.json`` (the file published last, so the truth), a damaged shard no longer
+named is removed (the index served does not name it), ``notices.json`` is written
 as a run writes it (and ``channeldata.json`` of a channel without a local source), and left-over temporaries and a
 ``.bz2`` published while the setting is off are removed, and so are package files no record
 vouches for (as a run prunes them); the files a run stopped before publishing downloaded,
@@ -65,7 +67,7 @@ from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.keep import read_kept
 from sitegen.sync.local import is_local, restore
-from sitegen.sync.publish_shards import rebuild_shards, shard_problems
+from sitegen.sync.publish_shards import grace_shard_problems, rebuild_shards, shard_problems
 from sitegen.tools.verify_awaiting import awaiting_files
 from sitegen.tools.verify_channel import channel_problems, lost_repodata, published_subdirs
 from sitegen.tools.verify_installers import installer_problems, installers_published
@@ -228,6 +230,14 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                     )
                     for problem in shard_found:
                         problem.repaired = True
+            # Shards kept unnamed for clients holding an earlier index: the current index
+            # needs none, so --repair removes a damaged one (gone, as after its grace period).
+            grace = await trio.to_thread.run_sync(grace_shard_problems, directory)
+            grace_found = [Problem(f"{relative}/{path}", "metadata", why) for path, why in grace]
+            report.problems.extend(grace_found)
+            for problem in grace_found if repair else []:
+                site.remove(site.root / problem.path)
+                problem.repaired = True
             origins, found = await trio.to_thread.run_sync(
                 origins_problems, site, channel, subdir, repodata.records.keys(), frozen, repair
             )
