@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import textwrap
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from sitegen.cli import main
 from sitegen.config import SiteConfig, load_config
 from sitegen.sync.report import (
     ApprovalChange,
@@ -234,3 +236,77 @@ async def test_a_gated_channel_whose_source_is_private_links_to_no_pending_page(
     assert pending.exists() and linking() == ["channel", "approved"]
     render_site(private)
     assert not pending.exists() and linking() == []
+
+
+class _FrozenNotes(HTMLParser):
+    """The text of a page's freeze notes (``<p class="note frozen-note">``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[str] = []
+        self._depth = 0  # of the elements open inside a note
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._depth:
+            self._depth += 1
+        elif tag == "p" and "frozen-note" in (dict(attrs).get("class") or "").split():
+            self._depth = 1
+            self.notes.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.notes[-1] += data
+
+
+def frozen_notes(page: Path) -> list[str]:
+    parser = _FrozenNotes()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return [" ".join(note.split()) for note in parser.notes]
+
+
+@pytest.mark.integration
+async def test_the_pages_of_a_frozen_channel_say_since_when_and_by_whom_until_unfrozen(
+    gated_site: Path, tmp_path: Path
+) -> None:
+    """`sitegen freeze` renders the channel's page and its approval pages again, saying so
+    as `sitegen status` does; `sitegen unfreeze` takes it away. Other channels say nothing."""
+    args = ["-c", str(tmp_path / "channels.yaml")]
+    pages = [
+        gated_site / GATED / "index.html",
+        gated_site / GATED / "approvals" / "index.html",
+        gated_site / GATED / "approvals" / "pending.html",
+    ]
+    assert [frozen_notes(page) for page in pages] == [[], [], []]
+
+    reason = ["--reason", "release <b>2026.12</b>"]
+    assert main(["freeze", GATED, *args, "--by", "alice", *reason]) == 0
+    since = json.loads((gated_site / ".sitegen" / "frozen.json").read_bytes())
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(since["channels"][GATED]["when"]))
+    said = f"Frozen since {when} by alice: release <b>2026.12</b>."
+    (channel_note,) = frozen_notes(pages[0])
+    assert channel_note.startswith(said) and "until it is unfrozen" in channel_note
+    for page in pages[1:]:
+        (note,) = frozen_notes(page)
+        assert note.startswith(said) and "published then" in note
+    assert "release &lt;b&gt;2026.12&lt;/b&gt;" in pages[0].read_text()  # escaped
+    assert frozen_notes(gated_site / SOURCE / "index.html") == []
+
+    assert main(["unfreeze", GATED, *args]) == 0
+    assert [frozen_notes(page) for page in pages] == [[], [], []]
+    assert "alice" not in pages[0].read_text()
+
+    # Frozen by channels.yaml: no one is named (status names no one either).
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "approval: {from: cloud/example}", "approval: {from: cloud/example}\n    frozen: true"
+        )
+    )
+    assert main(["render", *args]) == 0
+    assert [frozen_notes(page)[0].split(".")[0] for page in pages] == [
+        "Frozen by frozen: true in the site's configuration"
+    ] * 3

@@ -59,7 +59,9 @@ def _add_freeze_commands(add: AddCommand) -> None:
         except FrozenStateError as exc:  # never written over: it holds freezes
             print(f"sitegen: {args.command}: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        return EXIT_OK
+        # The channel's pages say whether it is frozen, since when and by whom: now, not
+        # from the next run on.
+        return EXIT_OK if render_pages(config) else EXIT_FAILED
 
     freeze = add("freeze", "keep a channel's published state until it is unfrozen")
     unfreeze = add("unfreeze", "lift a freeze made by `sitegen freeze`")

@@ -77,6 +77,8 @@ class ChannelPages:
         self.advisories: dict[
             str, tuple[tuple[Any, ...], dict[str, dict[str, list[str]]], str]
         ] = {}
+        # Channel -> what its page says of its freeze (frozen channels only; web/frozen.py).
+        self.frozen: dict[str, dict[str, Any]] = {}
 
     def render(self, channel: ChannelConfig) -> ChannelSummary:
         """Every page of ``channel`` (none when its inputs did not change); its summary."""
@@ -90,9 +92,15 @@ class ChannelPages:
         # The notices shown: a notice posted, changed or expired renders the page again.
         notices = [n.to_json() for n in active_notices(channel.notices, datetime.now(UTC))]
         # What the page shows of the channel's settings beyond its files: a channel turned
-        # private (or public), or gated, renders the page again, with (or without) its token
-        # set-up and approval links.
-        extras = channel_extras(channel, self.base_url, self.private, self.site_private)
+        # private (or public), gated, frozen or unfrozen renders the page again, with (or
+        # without) its token set-up, approval links and freeze note.
+        extras = channel_extras(
+            channel,
+            self.base_url,
+            self.private,
+            self.site_private,
+            self.frozen.get(channel.path),
+        )
         signature = digest(
             self.global_key, metadata, cd_stat, mirrors, stored_stamp, notices, extras
         )
@@ -296,10 +304,15 @@ class ChannelPages:
 
 
 def channel_extras(
-    channel: ChannelConfig, base_url: str | None, private: frozenset[str], site_private: bool
+    channel: ChannelConfig,
+    base_url: str | None,
+    private: frozenset[str],
+    site_private: bool,
+    frozen: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A channel page's links to its approval pages and, when it answers only to a token (it
-    is private or ``site_private``), its token snippets (``private``: paths of the private
-    channels)."""
+    """A channel page's links to its approval pages, its freeze note (``frozen``, see
+    :mod:`sitegen.web.frozen`; None while it is not frozen) and, when it answers only to a
+    token (it is private or ``site_private``), its token snippets (``private``: paths of the
+    private channels)."""
     links = approval_links(channel, private)
-    return {**links, **private_channel_extras(channel, base_url, site_private)}
+    return {**links, "frozen": frozen, **private_channel_extras(channel, base_url, site_private)}

@@ -42,6 +42,7 @@ from sitegen.web.downloads import (
     stats_page_model,
 )
 from sitegen.web.environment import TEMPLATES_DIR, make_environment, templates_digest
+from sitegen.web.frozen import frozen_notes
 from sitegen.web.gates import (
     advisory_inputs,
     advisory_levels,
@@ -144,6 +145,9 @@ class _Renderer:
             config.access.site_private,
         )
         self.scrub = make_scrub(config)
+        # Read once: the channel pages and the approval pages say the same of a freeze.
+        self.frozen = frozen_notes(config, site, self.scrub)
+        self.channels.frozen = self.frozen
 
     def run(self) -> None:
         self._clean_temporaries()
@@ -208,12 +212,15 @@ class _Renderer:
             inputs = approval_inputs(self.site.root, channel, now, levels)
             relpaths = approval_relpaths(channel, private)
             # The pages link to each other: a pending page gone (the source turned private)
-            # renders the approved page again, without its link.
-            key = digest(writer.global_key, "approvals", inputs, relpaths)
+            # renders the approved page again, without its link. They say whether the channel
+            # is frozen (approvals are published once it is unfrozen).
+            frozen = self.frozen.get(channel.path)
+            key = digest(writer.global_key, "approvals", inputs, relpaths, frozen)
             if all([writer.up_to_date(relpath, key) for relpath in relpaths]):
                 continue
             for page in approval_pages(self.site.root, channel, now, private, levels):
-                data = writer.template(page.template, page.relpath, model=page.model)
+                model = {**page.model, "frozen": frozen}
+                data = writer.template(page.template, page.relpath, model=model)
                 writer.rendered(page.relpath, writer.files.write(page.relpath, data))
 
     def _advisories(self, reports: list[RunReport]) -> None:
