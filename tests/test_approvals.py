@@ -488,6 +488,31 @@ def test_grant_and_withdraw_check_before_writing(tmp_path):
     assert waiting(load(), GATED) == ([], 0)  # nothing published in the source yet
 
 
+def test_approving_a_spec_two_hand_written_entries_approve_is_refused_naming_them(tmp_path):
+    """Each entry reads as an approval of its own: a grant replacing both would erase a
+    reviewed entry, one replacing either would leave the other approving on its own terms."""
+    path = tmp_path / "channels.yaml"
+    path.write_text(CONFIG)
+    twice = FILE + FILE.split("# zlib", 1)[0].removeprefix("# Reviewed in pull requests.\n")
+    (tmp_path / "approvals.yaml").write_text(twice)
+    load = lambda: load_config(path)  # noqa: E731
+    assert [e.line for e in load().channels[1].approval.entries] == [2, 8, 14]
+    with pytest.raises(ConfigError) as raised:
+        grant(load, GATED, "numpy  >=2", by="carol", why="again", now=NOW)
+    assert str(raised.value) == (
+        f"{tmp_path / 'approvals.yaml'}:2: {GATED} approves 'numpy  >=2' in 2 entries"
+        " (lines 2, 14): keep one of them by hand, or revoke them all, before approving it again"
+    )
+    assert (tmp_path / "approvals.yaml").read_text() == twice  # nothing written
+    grant(load, GATED, "zlib", by="carol", why="again", now=NOW)  # one entry: replaced
+    assert [(e.spec, e.by) for e in load().channels[1].approval.entries] == [
+        ("numpy >=2", "alice"),
+        ("zlib", "carol"),
+        ("numpy >=2", "alice"),
+    ]
+    assert [e.spec for e in withdraw(load, GATED, "numpy >=2")] == ["numpy >=2"] * 2
+
+
 def test_an_approvals_file_that_cannot_be_written_is_a_configuration_error(tmp_path):
     path = tmp_path / "channels.yaml"
     path.write_text(CONFIG.replace("{from: cloud/forge}", "{from: cloud/forge, file: no/a.yaml}"))

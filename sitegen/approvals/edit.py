@@ -21,6 +21,7 @@ from pathlib import Path
 from sitegen.approvals.layout import Layout, line_break, read_layout, rewritten
 from sitegen.config.approval_model import Approval
 from sitegen.config.approvals import parse_approvals
+from sitegen.config.yaml_nodes import ConfigError
 
 HEADER = (
     "# Approvals of approval-gated channels (see channels.yaml), sorted by channel and spec.\n"
@@ -55,13 +56,26 @@ def render_entry(entry: Approval, newline: str = "\n") -> list[str]:
 
 def add_entry(text: str, entry: Approval, filename: str) -> str:
     """The file with ``entry`` added in sorted place, replacing one with the same channel and
-    spec (an approval granted again: its comments stay, each by its key). The lines added end
-    as the file's own do (CRLF stays CRLF)."""
+    spec (an approval granted again: its comments stay, each by its key); a ConfigError naming
+    their lines when more than one has them. The lines added end as the file's own do (CRLF
+    stays CRLF)."""
     if text.strip():
         layout = read_layout(text, filename)
     else:
         newline = line_break(text)
         layout = Layout([HEADER.replace("\n", newline)], [], [], newline)
+    # The file is read with each entry an approval of its own (both of two entries of one
+    # spec approve, and list apart on the pages): which one a grant replaces is the
+    # operator's to say, and replacing both would erase a reviewed entry.
+    same = [block.entry for block in layout.blocks if block.entry.key == entry.key]
+    if len(same) > 1:
+        lines = ", ".join(str(e.line) for e in same)
+        raise ConfigError(
+            f"{filename}:{same[0].line}: {entry.channel} approves {entry.spec!r} in"
+            f" {len(same)} entries (lines {lines}): keep one of them by hand, or revoke them"
+            " all, before approving it again",
+            line=same[0].line,
+        )
     new = render_entry(entry, layout.newline)
     out_blocks: list[list[str]] = []
     placed = False
