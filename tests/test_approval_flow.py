@@ -370,6 +370,42 @@ def test_an_approval_made_while_a_run_holds_the_site_is_recorded_by_the_run_publ
     assert History(Site(site)).runs()[0].approvals == []  # recorded once
 
 
+def test_a_waiting_change_a_failed_run_did_not_publish_is_recorded_by_the_run_that_does(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """A run that takes a waiting revocation and is held there by the deletion guard (it fails)
+    goes on serving the packages: its record does not list the revocation, which waits for the
+    run that publishes it, as does a change made on a frozen channel until the unfreeze."""
+    from sitegen.store.lock import SiteLock
+
+    config = write_config(tmp_path, example_upstream.url, max_fraction=0.5)
+    args, site = ["-c", str(config)], tmp_path / "site"
+    for _ in range(2):
+        assert main(["mirror", *args, "--no-progress"]) == 0
+    who = ["--by", "alice", "--reason", "r"]
+    assert main(["approve", GATED, "numpy 2.1.0", *args, *who, "--with-dependencies"]) == 0
+    approved = published(site, GATED, "linux-64")
+    with SiteLock(site / ".sitegen"):
+        assert main(["revoke", GATED, "numpy 2.1.0", *args, "--by", "bob", "--reason", "cve"]) == 3
+
+    assert main(["mirror", *args, "--no-progress"]) == 1  # held by the guard
+    assert published(site, GATED, "linux-64") == approved
+    assert History(Site(site)).runs()[0].approvals == []
+    force = ["--only", "internal-approved", "--force-delete"]
+    assert main(["mirror", *args, "--no-progress", *force]) == 0
+    assert published(site, GATED, "linux-64") == set()
+    (revoked,) = History(Site(site)).runs()[0].approvals
+    assert (revoked.action, revoked.spec, revoked.by) == ("revoke", "numpy 2.1.0", "bob")
+
+    assert main(["freeze", GATED, *args]) == 0
+    assert main(["approve", GATED, "python", *args, *who]) == 0
+    assert History(Site(site)).runs()[0].approvals == []
+    assert main(["unfreeze", GATED, *args]) == 0
+    assert main(["mirror", *args, "--no-progress"]) == 0
+    (granted,) = History(Site(site)).runs()[0].approvals
+    assert (granted.action, granted.spec, granted.by) == ("approve", "python", "alice")
+
+
 def test_approve_and_revoke_on_a_frozen_gated_channel_say_nothing_is_published_yet(
     example_upstream: ExampleUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -5,7 +5,8 @@ in the history of the run they start. While another run holds the site theirs ca
 the change is in the approvals file already and the next run of the gated channel publishes it:
 the change waits here so that run records it, rather than publishing it with no one's name. The
 commands add to the file without the site lock (they could not take it), taking turns; a run
-takes the changes of the gated channels it covers, under the site lock.
+takes the changes of the gated channels it covers, under the site lock, and leaves those it did
+not publish (see :func:`settle`) waiting again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import msgspec
 from sitegen.layout import approvals_waiting_lock_path, approvals_waiting_path
 from sitegen.store.lock import taking_turns
 from sitegen.store.site import Site
-from sitegen.sync.report import ApprovalChange
+from sitegen.sync.report import ApprovalChange, RunReport
 
 log = logging.getLogger("sitegen")
 
@@ -46,6 +47,35 @@ def take(site: Site, channels: Collection[str]) -> list[ApprovalChange]:
         if taken:
             _save(site, [c for c in waiting if c.channel not in channels])
     return taken
+
+
+# What a subdir of a run's report says when the run left it as the approvals file has it now.
+CURRENT = ("published", "unchanged")
+
+
+def settle(site: Site, report: RunReport, *, finished: bool) -> None:
+    """Keep in ``report`` the approval changes it published: those of the gated channels it
+    brought up to date, every subdir published or found current (``finished``: the run was
+    neither stopped nor ended by an unexpected error, after which a subdir it never reached
+    reads as unchanged). The others (the run failed, stopped or was held by the deletion guard
+    there, or the channel is frozen) were not published: they wait again, and the run that
+    publishes them records them."""
+    if not report.approvals:
+        return
+    statuses: dict[str, set[str]] = {}
+    for subdir in report.channels:
+        statuses.setdefault(subdir.channel, set()).add(subdir.status)
+    current = {c for c, seen in statuses.items() if finished and seen <= set(CURRENT)}
+    unpublished = [c for c in report.approvals if c.channel not in current]
+    if not unpublished:
+        return
+    try:
+        leave(site, unpublished)
+    except OSError as exc:
+        # Listed as this run's rather than lost: the approvals file holds the changes anyway.
+        log.error("approval changes left unrecorded for the next run: %s", exc)
+        return
+    report.approvals = [c for c in report.approvals if c.channel in current]
 
 
 @contextlib.contextmanager

@@ -194,6 +194,9 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 finally:
                     stop.over = True
                     report.ended = time.time()
+                    if record:
+                        finished = report.status != STOPPED and crash is None
+                        approvals_waiting.settle(site, report, finished=finished)
                     for part in (*report.mirrors, *report.installers):
                         if part.status == RUNNING:
                             part.status = (
