@@ -425,6 +425,17 @@ def test_a_time_whose_utc_day_is_off_the_calendar_is_a_bad_time(when: str) -> No
     assert count([line(pkg(), when=when)]).skipped == {"bad_time": 1}
 
 
+@pytest.mark.parametrize(
+    "clock", ["18:99:46", "18:34:60", "18:34:99", "18:6x:46", "18:34:4x", "18:-1:46"]
+)
+def test_a_time_off_the_clock_after_a_good_one_of_its_hour_is_a_bad_time(clock: str) -> None:
+    """The day of a time is cached by its hour: a good line of that hour first made any
+    minutes and seconds after it pass, 18:99 and 18:34:99 counted as downloads."""
+    tally = count([line(pkg()), line(pkg(), when=f"05/Dec/2026:{clock} +0000"), line(pkg())])
+    assert tally.skipped == {"bad_time": 1}
+    assert flat(tally.files) == {("2026-12-05", CHANNEL, "linux-64", PKG): [2, 2000, 2]}
+
+
 def test_a_line_dated_after_tomorrow_is_skipped_as_future() -> None:
     """A server clock set wrong, a log copied from another host: counted, the line would keep
     its day open (its salt and client hashes) until that date. A clock a little ahead, or a

@@ -84,7 +84,10 @@ _MONTHS = {
     b"Nov": 11,
     b"Dec": 12,
 }
-_TIME_RE = re.compile(rb"^(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):\d\d ([+-])(\d\d)(\d\d)$")
+_TIME_RE = re.compile(rb"^(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
+# The minutes and seconds of a time stamp, from its byte 14 on (``:MM:SS``): the keys of the
+# day cache (see day_key) leave them out, so a line's are checked apart, on every line.
+CLOCK_RE = re.compile(rb":[0-5]\d:[0-5]\d ")
 
 
 def utc_day(stamp: bytes) -> str | None:
@@ -92,10 +95,12 @@ def utc_day(stamp: bytes) -> str | None:
     match = _TIME_RE.match(stamp)
     if match is None or match.group(2) not in _MONTHS:
         return None
-    day, month, year, hour, minute, sign, off_h, off_m = match.groups()
+    day, month, year, hour, minute, second, sign, off_h, off_m = match.groups()
     offset = timedelta(hours=int(off_h), minutes=int(off_m))
     try:
-        local = datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), tzinfo=UTC)
+        local = datetime(
+            int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC
+        )
         moment = local - offset if sign == b"+" else local + offset
     except (ValueError, OverflowError):
         return None
@@ -106,7 +111,8 @@ def day_key(stamp: bytes) -> bytes:
     """The part of a time stamp its UTC day depends on, a cache key: day, hour and offset, and
     the minutes too when the offset has minutes of its own (05:45 +0530 is 00:15 UTC, 05:15
     the day before); with a whole-hour offset, nearly every log's, the minutes cannot move
-    the day, and leaving them out keeps the key to 24 a day."""
+    the day, and leaving them out keeps the key to 24 a day. The seconds, and mostly the
+    minutes, being left out, a stamp is looked up only once :data:`CLOCK_RE` passed them."""
     if stamp.endswith(b"00"):
         return stamp[:14] + stamp[20:]
     return stamp[:17] + stamp[20:]

@@ -26,6 +26,7 @@ from typing import Any
 
 from sitegen.layout import SHARDS_DIR
 from sitegen.stats.logline import (
+    CLOCK_RE,
     COMBINED_RE,
     SITEGEN_RE,
     Kind,
@@ -213,7 +214,8 @@ class LineCounter:
         self._formats = [SITEGEN_RE.match, COMBINED_RE.match]
 
     def day_of(self, stamp: bytes) -> str:
-        """The UTC day of a time stamp, "" when it is not one or is after :attr:`latest`."""
+        """The UTC day of a time stamp, "" when it is not one or is after :attr:`latest`; a
+        cached day answers for the seconds and mostly the minutes unchecked (see add)."""
         key = day_key(stamp)
         day = self._days.get(key)
         if day is None:
@@ -221,8 +223,7 @@ class LineCounter:
                 self._days.clear()
             day = utc_day(stamp)
             if day is None:
-                # Not cached: the key leaves out the minutes, which a bad time (10:60) may
-                # hold; its "no day" would stand for the good lines of its hour.
+                # Not cached: a bad time is its line's own, and the key leaves parts of it out.
                 return ""
             day = self._days[key] = "" if day > self.latest else day
         return day
@@ -318,9 +319,11 @@ class LineCounter:
                 self._formats = [first, second]
             address, stamp, request, status, size, agent, *fetcher = match.groups()
             # day_key inlined for a whole-hour offset, nearly every log's; a stamp with a
-            # part-hour offset is cached under a longer key only, so it misses here.
+            # part-hour offset is cached under a longer key only, so it misses here. The keys
+            # leave out the seconds and mostly the minutes: the day of 10:30 would stand for 10:99;
+            # utc_day tells a bad time from a future day, for these few lines only.
             day = day_cache.get(stamp[:14] + stamp[20:]) or self.day_of(stamp)
-            if not day:  # a bad time or a future day: utc_day tells, for these few lines only
+            if not day or not CLOCK_RE.match(stamp, 14):  # a bad time or a future day
                 tally.skip(FUTURE if utc_day(stamp) else BAD_TIME)
                 continue
             parts = request.split(b" ")
