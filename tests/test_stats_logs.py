@@ -254,6 +254,48 @@ def test_a_short_first_file_gets_a_longer_fingerprint_as_it_grows(tmp_path: Path
     assert _numbers(log.read_lines) == list(range(102))
 
 
+def test_a_copy_of_a_small_log_shorter_than_what_was_read_of_it_is_not_read_again(
+    tmp_path: Path,
+) -> None:
+    """A log shorter than the fingerprint's bytes is known by all of them: its copy
+    (copytruncate's, made before a count read the live file on) is shorter than that, so it
+    was not recognised, and read from its start a second time."""
+    log = Log(tmp_path / "access.log")
+    log.write(3)
+    log.read()
+    log.write(1)
+    shutil.copy(log.path, tmp_path / "access.log.1")
+    log.write(1)  # the server writes on between the copy and the truncation
+    log.read()
+    assert log.path.stat().st_size < FINGERPRINT_BYTES
+    os.truncate(log.path, 0)
+    log.write(2)
+    log.read()
+    log.read()
+    assert _numbers(log.read_lines) == list(range(7))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_small_log_part_copied_is_not_read_again_from_its_start(
+    tmp_path: Path, packed: bool
+) -> None:
+    """A copy (or its gzip) of a small log, still being made when a count comes, ends before
+    the fingerprint's bytes of what was read: it was read from its start as a new file."""
+    log = Log(tmp_path / "access.log")
+    log.write(4)
+    log.read()
+    data = log.path.read_bytes()
+    copy = tmp_path / ("access.log.1.gz" if packed else "access.log.1")
+    part = data[: len(data) // 2 + 5]  # two lines and a piece of the third, so far
+    copy.write_bytes(gzip.compress(part) if packed else part)
+    log.read()
+    copy.write_bytes(gzip.compress(data) if packed else data)
+    os.truncate(log.path, 0)
+    log.write(2)
+    log.read()
+    assert _numbers(log.read_lines) == list(range(6))
+
+
 def test_binary_garbage_and_an_unreadable_gzip_do_not_stop_the_others(tmp_path: Path) -> None:
     log = Log(tmp_path / "access.log")
     (tmp_path / "access.log.3.gz").write_bytes(b"not a gzip at all\x00\xff")

@@ -16,6 +16,13 @@ rotation, the first bytes of a log never do, so:
   the bytes already read is not even decompressed;
 * a log that vanished is forgotten; a gzip still being written is read as far as it goes.
 
+A log shorter than :data:`FINGERPRINT_BYTES` is known by all its bytes, and by more of them
+as it grows; an earlier copy of it (copytruncate's, when a count came between the copy and
+the truncation) or one still being made is shorter still. So a cursor keeps, too, a short
+fingerprint of its first bytes through each newline within its fingerprint's: a shorter file
+whose complete lines match one is a copy of that file, read on from the cursor's offset
+(which it seldom reaches), and the cursor keeps its longer fingerprint.
+
 Device and inode are kept too, only to prefer the same file when two share a fingerprint (a
 rotated file and its compressed copy, during compression). An incomplete last line is left for
 the next run; a line longer than :data:`~sitegen.stats.logline.MAX_LINE` is skipped without
@@ -52,6 +59,9 @@ class Cursor(msgspec.Struct):
     device: int = 0
     inode: int = 0
     path: str = ""  # where it was last seen, for messages
+    # Short fingerprints of the first bytes through each newline before fp_len, for a file
+    # shorter than fp_len (absent in older states).
+    lines: list[str] = []
 
 
 @dataclass
@@ -162,13 +172,30 @@ def fingerprint(head: bytes) -> str:
     return hashlib.sha256(head).hexdigest()
 
 
+LINE_PRINT = 16  # hex digits kept of the fingerprint of the first bytes through a newline
+
+
+def line_prints(head: bytes) -> list[str]:
+    """The short fingerprints of ``head`` through each of its newlines but a last byte's."""
+    digest, prints, start = hashlib.sha256(), [], 0
+    while end := head.find(b"\n", start, len(head) - 1) + 1:
+        digest.update(head[start:end])
+        prints.append(digest.copy().hexdigest()[:LINE_PRINT])
+        start = end
+    return prints
+
+
 def find_cursor(cursors: Sequence[Cursor], head: bytes, st: os.stat_result) -> Cursor | None:
-    """The cursor of the file whose first bytes are ``head``; the same inode wins a tie."""
+    """The cursor of the file whose first bytes are ``head``, or else of one whose first
+    bytes begin with the complete lines of a shorter ``head``; the same inode wins a tie."""
     matches = [
         c
         for c in cursors
         if c.fp_len <= len(head) and fingerprint(head[: c.fp_len]) == c.fingerprint
     ]
+    if not matches and (lines := head.rfind(b"\n") + 1):
+        short = fingerprint(head[:lines])[:LINE_PRINT]
+        matches = [c for c in cursors if c.fp_len > len(head) and short in c.lines]
     for cursor in matches:
         if (cursor.device, cursor.inode) == (st.st_dev, st.st_ino):
             return cursor
@@ -287,13 +314,19 @@ def _updated(
 ) -> Cursor | None:
     if offset == 0:
         return None
+    if cursor is not None and cursor.fp_len > len(head):
+        # A copy of an earlier state of the cursor's file: its first bytes tell less.
+        known, known_len, lines = cursor.fingerprint, cursor.fp_len, cursor.lines
+    else:
+        known, known_len, lines = fingerprint(head), len(head), line_prints(head)
     return Cursor(
-        fingerprint=fingerprint(head),
-        fp_len=len(head),
+        fingerprint=known,
+        fp_len=known_len,
         offset=offset,
         device=st.st_dev,
         inode=st.st_ino,
         path=str(path),
+        lines=lines,
     )
 
 
