@@ -14,13 +14,14 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from sitegen import layout
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import parse_config
-from sitegen.stats import logline, missing, tally
+from sitegen.stats import logfiles, logline, missing, tally
 from sitegen.stats.logfiles import (
     CHUNK,
     FINGERPRINT_BYTES,
@@ -78,9 +79,9 @@ def _numbers(lines: list[bytes]) -> list[int]:
 def test_split_lines_keeps_an_unfinished_line_for_later() -> None:
     batches: list[list[bytes]] = []
     chunks = iter([b"one\ntw", b"o\nthr", b"ee"])
-    consumed, too_long = split_lines(chunks, batches.append)
+    consumed, too_long, total = split_lines(chunks, batches.append)
     assert [line for batch in batches for line in batch] == [b"one", b"two"]
-    assert (consumed, too_long) == (8, 0)
+    assert (consumed, too_long, total) == (8, 0, 13)
 
 
 def test_a_10_mb_line_is_skipped_chunk_by_chunk() -> None:
@@ -98,7 +99,7 @@ def test_a_10_mb_line_is_skipped_chunk_by_chunk() -> None:
         seen_sizes.extend(len(line) for line in batch)
         lines.extend(batch)
 
-    consumed, too_long = split_lines(chunks(), sink, max_line=16 * 1024)
+    consumed, too_long, _total = split_lines(chunks(), sink, max_line=16 * 1024)
     assert lines == [b"before", b"after"] and too_long == 1
     assert consumed == 7 + 10 * CHUNK + 7
     assert max(seen_sizes) < 16 * 1024
@@ -294,6 +295,35 @@ def test_a_small_log_part_copied_is_not_read_again_from_its_start(
     log.write(2)
     log.read()
     assert _numbers(log.read_lines) == list(range(6))
+
+
+@pytest.mark.parametrize("lines_before", [0, 3])
+def test_a_gzip_ending_in_a_bomb_without_a_newline_is_decompressed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines_before: int
+) -> None:
+    """Decompressed, 64 MiB of one byte hold no line to count and no newline to read up to:
+    no cursor remembered having read them, and every run decompressed them all again."""
+    log = Log(tmp_path / "access.log")
+    lines = log.write(lines_before)
+    bomb = tmp_path / "access.log.2.gz"
+    bomb.write_bytes(gzip.compress(log.path.read_bytes() + b"A" * (64 << 20)))
+    log.path.unlink()
+    decompressed: list[int] = []
+    real_gunzip = logfiles.gunzip
+
+    def gunzip(raw: BinaryIO) -> Iterator[bytes]:
+        for chunk in real_gunzip(raw):
+            decompressed.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(logfiles, "gunzip", gunzip)
+    assert log.read() == lines
+    assert sum(decompressed) > 64 << 20
+    decompressed.clear()
+    assert log.read() == []
+    assert sum(decompressed) <= CHUNK  # the first bytes only, to know the file
+    fresh = log.write(2)
+    assert log.read() == fresh
 
 
 def test_binary_garbage_and_an_unreadable_gzip_do_not_stop_the_others(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ rotation, the first bytes of a log never do, so:
   holds nothing unread;
 * compression of a rotated file (``access.log.1`` -> ``access.log.2.gz``): same fingerprint,
   decompressed and read on from the offset; a complete gzip whose trailer says it holds exactly
-  the bytes already read is not even decompressed;
+  the bytes already read is not even decompressed, nor is one read to its end before and
+  unchanged since (past its last newline, if it has one, nothing was ever read: gigabytes of
+  one byte, say, that would be decompressed on every run);
 * a log that vanished is forgotten; a gzip still being written is read as far as it goes.
 
 A log shorter than :data:`FINGERPRINT_BYTES` is known by all its bytes, and by more of them
@@ -62,6 +64,7 @@ class Cursor(msgspec.Struct):
     # Short fingerprints of the first bytes through each newline before fp_len, for a file
     # shorter than fp_len (absent in older states).
     lines: list[str] = []
+    gzip_read: int = 0  # the size on disk of this complete gzip once read to its end, else 0
 
 
 @dataclass
@@ -209,10 +212,10 @@ def iter_chunks(stream: BinaryIO) -> Iterator[bytes]:
 
 def split_lines(
     chunks: Iterator[bytes], sink: Callable[[list[bytes]], None], max_line: int = MAX_LINE
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Hand complete lines to ``sink`` in batches; returns (bytes up to and including the last
-    newline, lines skipped as longer than ``max_line``). A line still growing at the end is
-    not consumed. Memory stays within one chunk plus ``max_line``.
+    newline, lines skipped as longer than ``max_line``, bytes in all). A line still growing at
+    the end is not consumed. Memory stays within one chunk plus ``max_line``.
     """
     consumed = total = too_long = 0
     partial: list[bytes] = []  # the start of the current line, while it is short enough
@@ -242,7 +245,7 @@ def split_lines(
         consumed = total - len(last)
         partial_len = len(last)
         partial = [last] if partial_len <= max_line else []
-    return consumed, too_long
+    return consumed, too_long, total
 
 
 def read_file(
@@ -287,13 +290,22 @@ def _read_open(
         # A copy of the file read (copytruncate's, made before reading got this far, or still
         # being made): its lines are the first ones of that file, every one read already.
         return cursor, cursor
-    if cursor is not None and packed and gzip_size_mod32(raw) == offset % 2**32:
-        return cursor, _updated(cursor, head, st, path, offset)  # complete, read already
+    if cursor is not None and packed:
+        if (cursor.device, cursor.inode, cursor.gzip_read) == (st.st_dev, st.st_ino, st.st_size):
+            # read to its end already, unchanged since: what follows offset holds no newline
+            return cursor, _updated(cursor, head, st, path, offset, cursor.gzip_read)
+        if gzip_size_mod32(raw) == offset % 2**32:
+            return cursor, _updated(cursor, head, st, path, offset)  # complete, read already
     raw.seek(0)
-    consumed, too_long = split_lines(_guarded(raw, packed, offset, report), sink)
+    errors = report.errors
+    consumed, too_long, total = split_lines(_guarded(raw, packed, offset, report), sink)
     report.too_long += too_long
     report.bytes_read += consumed
-    return cursor, _updated(cursor, head, st, path, offset + consumed)
+    # A gzip read to its end without a fault, whose trailer says it is complete.
+    whole = packed and report.errors == errors
+    whole = whole and gzip_size_mod32(raw) == (offset + total) % 2**32
+    gzip_read = st.st_size if whole else 0
+    return cursor, _updated(cursor, head, st, path, offset + consumed, gzip_read)
 
 
 def _guarded(raw: BinaryIO, packed: bool, offset: int, report: ReadReport) -> Iterator[bytes]:
@@ -310,9 +322,14 @@ def _guarded(raw: BinaryIO, packed: bool, offset: int, report: ReadReport) -> It
 
 
 def _updated(
-    cursor: Cursor | None, head: bytes, st: os.stat_result, path: Path, offset: int
+    cursor: Cursor | None,
+    head: bytes,
+    st: os.stat_result,
+    path: Path,
+    offset: int,
+    gzip_read: int = 0,
 ) -> Cursor | None:
-    if offset == 0:
+    if offset == 0 and not gzip_read:
         return None
     if cursor is not None and cursor.fp_len > len(head):
         # A copy of an earlier state of the cursor's file: its first bytes tell less.
@@ -327,6 +344,7 @@ def _updated(
         inode=st.st_ino,
         path=str(path),
         lines=lines,
+        gzip_read=gzip_read,
     )
 
 
@@ -335,9 +353,9 @@ def read_logs(
 ) -> tuple[list[Cursor], ReadReport]:
     """Read every log and its rotated files from where the last run stopped.
 
-    Returns the cursors to keep (one per file still present that holds a complete line) and
-    what was read. Files are read oldest first; a file seen under two names (``log.1`` and
-    ``log.1.gz``) shares one cursor, so its lines are read once.
+    Returns the cursors to keep (one per file still present that holds a complete line or is
+    a gzip read to its end) and what was read. Files are read oldest first; a file seen under
+    two names (``log.1`` and ``log.1.gz``) shares one cursor, so its lines are read once.
     """
     known: list[Cursor] = list(cursors)
     kept: list[Cursor] = []
