@@ -1110,6 +1110,20 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "invalid cron expression",
     ),
     (
+        "a schedule with a backwards range",
+        """
+        output: site
+        channels:
+          cloud/x:
+            url: https://conda.anaconda.org/conda-forge
+            subdirs: [linux-64]
+            schedule: "1-0 * * * *"
+        """,
+        "schedule:",
+        "channels.cloud/x.schedule",
+        "backwards range '1-0'",
+    ),
+    (
         "a build number beyond 64 bits",
         """
         output: site

@@ -264,6 +264,9 @@ def test_invalid_cron_expression_names_key_and_line() -> None:
     )
     with pytest.raises(ConfigError, match=r"channels.yaml:6: channels.a/b.schedule: invalid cron"):
         parse_config(text)
+    backwards = text.replace("61 * * * *", "30-10 * * * *")
+    with pytest.raises(ConfigError, match=r"channels.yaml:6: channels.a/b.schedule: .*'30-10'"):
+        parse_config(backwards)
 
 
 @pytest.mark.unit
@@ -278,6 +281,16 @@ def test_invalid_cron_expression_names_key_and_line() -> None:
         "0 2 * * 1,R",
         "H 2 * * *",
         "@daily 5",
+        # Backwards ranges: croniter wraps them around (30-59 and 0-10), cron refuses them.
+        "1-0 * * * *",
+        "30-10 * * * *",
+        "0 5-1 * * *",
+        "0 0 20-3 * *",
+        "0 0 * dec-jan *",
+        "0 0 * * fri-mon",
+        "0 0 * * 7-0",
+        "30-10/5 * * * *",
+        pytest.param("9" * 5000 + "-1 * * * *", id="a range from a number int() refuses"),
     ],
 )
 def test_a_schedule_cron_would_not_read_is_a_config_error(expression: str) -> None:
@@ -287,7 +300,15 @@ def test_a_schedule_cron_would_not_read_is_a_config_error(expression: str) -> No
 @pytest.mark.unit
 @pytest.mark.parametrize(
     "expression",
-    ["0 2 * * *", "*/15 1-5 1,15 jan-dec/2 mon-fri", "10-50/20 * * MAR,apr fri", "@hourly"],
+    [
+        "0 2 * * *",
+        "*/15 1-5 1,15 jan-dec/2 mon-fri",
+        "10-50/20 * * MAR,apr fri",
+        "@hourly",
+        "5-5 * * * *",
+        "0 0 * * 1-7",
+        "0 0 * * sun-sat",
+    ],
 )
 def test_cron_expressions_with_names_steps_and_lists_are_valid(expression: str) -> None:
     assert schedule.is_valid(expression)

@@ -362,6 +362,12 @@ def _mode(node: YamlNode) -> str:
 
 def parse_schedule(node: YamlNode) -> str:
     expression = node.string()
+    backwards = schedule.backwards_range(expression)
+    if backwards is not None:
+        raise node.error(
+            f"backwards range {backwards!r} in cron expression {expression!r}: a range runs"
+            " from low to high (one that wraps around is two, e.g. '30-59,0-10')"
+        )
     if not schedule.is_valid(expression):
         raise node.error(f"invalid cron expression {expression!r} (e.g. '0 2 * * *' or '@daily')")
     return expression

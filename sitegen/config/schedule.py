@@ -15,6 +15,17 @@ if TYPE_CHECKING:
 # Mirrors without a schedule run once a day.
 DEFAULT_SCHEDULE = "@daily"
 
+# The names cron reads for numbers, per field (minute, hour, day of month, month, day of week).
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_NAMES: tuple[dict[str, int], ...] = (
+    {},
+    {},
+    {},
+    {name: number for number, name in enumerate(_MONTHS, 1)},
+    {name: number for number, name in enumerate(_WEEKDAYS)},
+)
+
 
 def is_valid(expression: str) -> bool:
     """A cron expression that parses and fires (``0 0 31 2 *`` parses, but February never
@@ -28,6 +39,8 @@ def is_valid(expression: str) -> bool:
         # seconds-first expression (``0 0 2 * * *``, daily at 02:00 where it is written so)
         # would silently fire at other times than meant.
         return False
+    if backwards_range(expression) is not None:
+        return False
     # croniter's ``R`` (a random value, drawn anew on each reading: the schedule would be
     # another each time --due asks) and ``H`` (hashed): no cron reads either. No month or day
     # name starts with either letter.
@@ -39,6 +52,31 @@ def is_valid(expression: str) -> bool:
     except (ValueError, OverflowError):
         return False
     return True
+
+
+def backwards_range(expression: str) -> str | None:
+    """The first range of a five-field expression written high to low (``30-10``,
+    ``fri-mon``): croniter reads it wrapped around (30 to 59, then 0 to 10), cron refuses it."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return None
+    for names, field in zip(_NAMES, fields, strict=True):
+        for item in field.split(","):
+            low, dash, high = item.split("/")[0].partition("-")
+            start, stop = _number(low, names), _number(high, names)
+            if dash and start is not None and stop is not None and start > stop:
+                return item
+    return None
+
+
+def _number(text: str, names: dict[str, int]) -> int | None:
+    """A field's value as a number (a name read as cron reads it), or None for another form
+    (``*``, ``L``), which croniter judges."""
+    # No field goes past two digits: a longer number is left for croniter to refuse (int()
+    # refuses one of thousands of digits with a ValueError of its own).
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
+    return names.get(text.lower())
 
 
 def next_due(expression: str, last_completed: float) -> float:
