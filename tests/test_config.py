@@ -1377,6 +1377,38 @@ def test_error_names_line_and_key_path(text: str, marker: str, path: str, words:
     assert words in message
 
 
+@pytest.mark.parametrize(
+    ("setting", "path"),
+    [
+        ("download: {concurrency: N}", "download.concurrency"),
+        ("history: {keep_runs: N}", "history.keep_runs"),
+        ("shards: {grace_days: N}", "shards.grace_days"),
+        ("prune: {max_fraction: N}", "prune.max_fraction"),
+        ("min_free_space: N", "min_free_space"),
+        ("filters: {max_size: N}", "filters.max_size"),
+        ("download: {retries: xN}", "download.retries"),
+    ],
+)
+def test_an_oversized_number_is_quoted_clipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], setting: str, path: str
+) -> None:
+    """A value pasted by mistake (10,000 digits) is named by its start and its length, not
+    written out whole across the terminal."""
+    config_path = _write_config(
+        tmp_path,
+        f"output: site\n{setting.replace('N', '9' * 10_000)}\n"
+        "channels:\n  c/x: {url: http://127.0.0.1:1/c, subdirs: [noarch]}\n",
+    )
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"channels.yaml:2: {path}: " in err
+    assert len(err) < 300, err[:300]
+    if path.endswith(("concurrency", "keep_runs")):  # more digits than int() reads: a number
+        assert "must be at most" in err
+    else:
+        assert "9999999999'... (10,00" in err
+
+
 def test_the_whitespace_a_title_may_hold_leaves_the_feed_xml(tmp_path: Path) -> None:
     """Tab, newline and carriage return are what YAML's escapes may still put in a string:
     the history feed, which carries the title, stays well-formed XML."""

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_value
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
@@ -26,7 +26,7 @@ def parse_size(text: str) -> int:
     """'500MB', '1.5 GiB', '1024' -> bytes."""
     match = _SIZE_RE.match(text)
     if not match:
-        raise ValueError(f"expected a size like 500MB or 2GiB, got {text!r}")
+        raise ValueError(f"expected a size like 500MB or 2GiB, got {shown_value(text)}")
     number, unit = match.groups()
     unit = (unit or "").upper()
     base = unit[:1] if unit not in ("", "B") else unit
@@ -35,7 +35,7 @@ def parse_size(text: str) -> int:
         factor = 1024 ** {"K": 1, "M": 2, "G": 3, "T": 4}[base]
     size = float(number) * factor
     if not math.isfinite(size) or size >= 2**63:
-        raise ValueError(f"{text!r} is too large")
+        raise ValueError(f"{shown_value(text)} is too large")
     return int(size)
 
 

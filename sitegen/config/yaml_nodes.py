@@ -33,6 +33,17 @@ MAX_EXPANDED_NODES = 1_000_000
 # and carriage return, and the two noncharacters XML leaves out.
 _UNSHOWABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
+# The most of a value an error quotes: one pasted by mistake (a number of 10,000 digits) would
+# otherwise fill the terminal and the log with it.
+_SHOWN_CHARS = 40
+
+
+def shown_value(text: str) -> str:
+    """``text`` quoted for an error message: its start and its length when it is long."""
+    if len(text) <= _SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:_SHOWN_CHARS]!r}... ({len(text):,} characters)"
+
 
 class ConfigError(Exception):
     """Problems in channels.yaml, one per line, each naming the file, line and key path.
@@ -216,13 +227,19 @@ class YamlNode:
             return True
         if value in ("false", "no", "off"):
             return False
-        raise self.error(f"expected true or false, got {self.scalar()!r}")
+        raise self.error(f"expected true or false, got {shown_value(self.scalar())}")
 
     def integer(self, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+        text = self.scalar()
         try:
-            value = int(self.scalar())
+            value = int(text)
         except ValueError:
-            raise self.error(f"expected a whole number, got {self.scalar()!r}") from None
+            # int() refuses a number of more than 4,300 digits: still a number, just too large.
+            digits = text.strip().removeprefix("-").removeprefix("+")
+            if digits.isascii() and digits.isdigit():
+                value = -math.inf if text.strip().startswith("-") else math.inf
+            else:
+                raise self.error(f"expected a whole number, got {shown_value(text)}") from None
         if value < minimum:
             raise self.error(f"must be at least {minimum}")
         if value > maximum:
@@ -253,9 +270,9 @@ class YamlNode:
         try:
             value = float(self.scalar())
         except ValueError:
-            raise self.error(f"expected a number, got {self.scalar()!r}") from None
+            raise self.error(f"expected a number, got {shown_value(self.scalar())}") from None
         if not math.isfinite(value):
-            raise self.error(f"expected a finite number, got {self.scalar()!r}")
+            raise self.error(f"expected a finite number, got {shown_value(self.scalar())}")
         if value < minimum or (maximum is not None and value > maximum):
             raise self.error(
                 f"must be between {minimum} and {maximum}"
