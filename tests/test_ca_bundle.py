@@ -4,6 +4,7 @@ REQUESTS_CA_BUNDLE / SSL_CERT_FILE. Real HTTPS on 127.0.0.1 with a CA made by op
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sitegen.cli import main
 from sitegen.config import DownloadSettings, parse_config
 from sitegen.config.yaml_nodes import ConfigError
 from sitegen.net.failures import describe_error
@@ -204,3 +206,31 @@ def test_ca_bundle_and_connect_timeout_in_the_configuration() -> None:
             "download:\n  timeout: 5\n  ca_bundle: corp.pem\n"
             "channels: {a: {url: 'https://a.example', subdirs: [linux-64]}}\n"
         )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+@pytest.mark.parametrize("where", ["mirror", "site"])
+def test_a_ca_bundle_that_is_no_regular_file_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, where: str
+) -> None:
+    """A FIFO or a directory is no PEM file (and reading a FIFO would wait forever): the
+    configuration names it, its line and key, rather than a run calling it missing."""
+    bundle = tmp_path / "corp-ca.pem"
+    if kind == "fifo":
+        os.mkfifo(bundle)
+    else:
+        bundle.mkdir()
+    download = f"download: {{ca_bundle: {bundle}}}\n" if where == "site" else ""
+    mirror = f"    ca_bundle: {bundle}\n" if where == "mirror" else ""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\n{download}channels:\n"
+        f"  a:\n    url: https://a.example\n    subdirs: [linux-64]\n{mirror}"
+    )
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    key = "download.ca_bundle" if where == "site" else "channels.a.ca_bundle"
+    line = 2 if where == "site" else 6
+    assert f"channels.yaml:{line}: {key}: {bundle}: not a regular file" in err, err
+    assert not (tmp_path / "site").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 # Tens of thousands of approvals, advisories or pins are still far below this.
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -20,27 +21,37 @@ class OperatorFileError(ValueError):
     """Why a file could not be read; the caller names the file and its kind."""
 
 
-def read_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of ``path``, a regular file (or a link to one); FileNotFoundError passes
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` open for reading, a regular file (or a link to one); FileNotFoundError passes
     through, for callers to whom an absent file is fine."""
     try:
         # Opened without blocking and checked before reading: a FIFO (or a device) named
         # like one of the files would otherwise hold the configuration's loading forever.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as stream:
-            status = os.fstat(fd)
-            if not stat.S_ISREG(status.st_mode):
-                raise OperatorFileError("not a regular file")
-            os.set_blocking(fd, True)
-            # As much as the file holds: a read of the cap would set aside all of it (16 MiB
-            # for each of a run's files, however small).
-            data = stream.read(min(status.st_size, limit) + 1)
-            if len(data) > status.st_size:  # it grew since: the rest, up to the cap
-                data += stream.read(limit + 1 - len(data))
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise OperatorFileError(f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OperatorFileError("not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of ``path``, a regular file (or a link to one), as :func:`open_regular`
+    opens it."""
+    with open_regular(path) as stream:
+        try:
+            size = os.fstat(stream.fileno()).st_size
+            # As much as the file holds: a read of the cap would set aside all of it (16 MiB
+            # for each of a run's files, however small).
+            data = stream.read(min(size, limit) + 1)
+            if len(data) > size:  # it grew since: the rest, up to the cap
+                data += stream.read(limit + 1 - len(data))
+        except OSError as exc:
+            raise OperatorFileError(f"cannot read: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise OperatorFileError(f"larger than {limit // (1024 * 1024)} MiB")
     return data

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from sitegen.config.operator_files import OperatorFileError, open_regular
 from sitegen.config.yaml_nodes import YamlNode, shown_value
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -105,10 +106,18 @@ def parse_download(node: YamlNode) -> DownloadSettings:
 
 def parse_ca_bundle(node: YamlNode) -> str:
     """An absolute path, so that it means the same to cron, systemd and a shell; whether it
-    holds certificates is found out when the first connection needs them."""
+    holds certificates is found out when the first connection needs them, as is a file not
+    there (yet). What is there must be a file it can read: a FIFO would hold the run's first
+    connection forever, and a directory is no PEM file."""
     path = node.string()
     if not PurePosixPath(path).is_absolute():
         raise node.error(f"must be an absolute path to a PEM file, got {path!r}")
+    try:
+        open_regular(Path(path)).close()
+    except FileNotFoundError:
+        pass
+    except OperatorFileError as exc:
+        raise node.error(f"{path}: {exc}") from None
     return path
 
 
