@@ -342,6 +342,15 @@ def test_a_file_in_another_layout_is_not_edited():
     ("text", "message"),
     [
         ("- [", "approvals.yaml:1: not valid YAML"),
+        # Unclosed at the end of the file: PyYAML's mark is past the last line.
+        ("- channel: [a\n", "approvals.yaml:1: not valid YAML"),
+        (FILE + "- {channel: a\n", "approvals.yaml:14: not valid YAML"),
+        (
+            FILE + "- {channel: a,\n   spec: b\n",
+            "approvals.yaml:15: not valid YAML: expected ',' or '}', but got '<stream end>'"
+            " (while parsing a flow mapping started on line 14)",
+        ),
+        (FILE + "- channel: 'a\n\n", "approvals.yaml:15: not valid YAML"),
         ("channel: x\n", "approvals.yaml:1: (top level): expected a list"),
         ("- channel: a\n", "approvals.yaml:1: [0]: missing required key 'spec'"),
         (

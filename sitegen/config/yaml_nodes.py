@@ -333,10 +333,22 @@ def compose_yaml(text: str, filename: str) -> yaml.Node | None:
         mark = getattr(exc, "problem_mark", None)
         position = getattr(exc, "position", None)  # a character YAML does not allow
         if mark is not None:
-            line = f"{mark.line + 1}"
+            line = f"{_line_of_the_file(text, mark.line + 1)}"
         elif isinstance(position, int):
-            line = f"{text.count(chr(10), 0, position) + 1}"
+            line = f"{_line_of_the_file(text, text.count(chr(10), 0, position) + 1)}"
         else:
             line = "?"
         problem = getattr(exc, "problem", None) or str(exc)
+        # Something left open (a bracket, a quote) is noticed only at the end of the file:
+        # where it was opened is what to look at.
+        context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and opened is not None and f"{opened.line + 1}" != line:
+            problem += f" ({context} started on line {opened.line + 1})"
         raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None
+
+
+def _line_of_the_file(text: str, line: int) -> int:
+    """``line`` as a line the text has: PyYAML marks the end of a text that ends with a line
+    end on the line after it, which no editor shows."""
+    lines = text.count("\n") + (not text.endswith("\n"))
+    return max(1, min(line, lines))
