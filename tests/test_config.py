@@ -1110,6 +1110,52 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "invalid cron expression",
     ),
     (
+        "an ${ENV} reference in output (filled in only in URLs)",
+        """
+        output: ${SITE_DIR}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "output:",
+        "output",
+        "not in a path; write the path out",
+    ),
+    (
+        "an ${ENV} reference in a local source's path",
+        """
+        output: site
+        channels:
+          cloud/x: {path: "/srv/${BUILDS}/incoming", subdirs: [linux-64]}
+        """,
+        "BUILDS",
+        "channels.cloud/x.path",
+        "not in a path; write the path out",
+    ),
+    (
+        "an ${ENV} reference in a CA bundle",
+        """
+        output: site
+        download: {ca_bundle: "${CA_DIR}/corp.pem"}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "CA_DIR",
+        "download.ca_bundle",
+        "not in a path; write the path out",
+    ),
+    (
+        "an ${ENV} reference in the access directory",
+        """
+        output: site
+        access: {dir: "${STATE}/access"}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "STATE",
+        "access.dir",
+        "not in a path; write the path out",
+    ),
+    (
         "a schedule with a backwards range",
         """
         output: site

@@ -18,7 +18,7 @@ KIND = "local"
 def parse_path(node: YamlNode) -> str:
     """The folder as written: absolute, so that it means the same to cron, systemd and a
     shell (the site's ``output`` is resolved against channels.yaml, a source is not)."""
-    path = node.string()
+    path = node.path_text()
     if not PurePosixPath(path).is_absolute():
         raise node.error(f"path must be absolute, got {path!r}")
     if "\x00" in path:

@@ -109,7 +109,7 @@ def parse_ca_bundle(node: YamlNode) -> str:
     holds certificates is found out when the first connection needs them, as is a file not
     there (yet). What is there must be a file it can read: a FIFO would hold the run's first
     connection forever, and a directory is no PEM file."""
-    path = node.string()
+    path = node.path_text()
     if not PurePosixPath(path).is_absolute():
         raise node.error(f"must be an absolute path to a PEM file, got {path!r}")
     try:

@@ -246,10 +246,21 @@ class YamlNode:
             raise self.error(f"must be at most {maximum}")
         return value
 
+    def path_text(self) -> str:
+        """A path as written. Only the URLs sitegen fetches have their ${ENV} references filled
+        in: one in a path would silently name a directory of that very name (``${SITE}``)."""
+        text = self.string()
+        if "${" in text:
+            raise self.error(
+                "${ENV} references are filled in only in the URLs sitegen fetches (a source's,"
+                " an installer folder's, an advisory feed's), not in a path; write the path out"
+            )
+        return text
+
     def local_path(self) -> Path:
         """A path as written, within what a file system takes (a name up to 255 bytes, the
         whole up to 4,095), so that using it fails only for what is on disk."""
-        path = Path(self.string())
+        path = Path(self.path_text())
         if any(len(part.encode()) > 255 for part in path.parts):
             raise self.error("a name in the path is longer than 255 bytes")
         if len(str(path).encode()) > 4095:
