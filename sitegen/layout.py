@@ -390,7 +390,7 @@ def old_local_cache_paths(root: Path, mirror: str) -> tuple[tuple[Path, Path], .
 
 
 def advisory_feed_dir(root: Path, url: str) -> Path:
-    """An advisory feed's last good copy, its validators and its advisories as read, under a
+    """An advisory feed's last good copy (its advisories as read) and its validators, under a
     digest of its URL as channels.yaml writes it (``${ENV}`` unfilled: a name without secrets)."""
     return advisory_feeds_dir(root) / hashlib.sha256(url.encode()).hexdigest()[:24]
 
@@ -400,20 +400,25 @@ def advisory_feeds_dir(root: Path) -> Path:
     return state_dir(root) / "advisory-feeds"
 
 
-FEED_ARCHIVE = "feed.zip"
 FEED_VALIDATORS = "validators.json"
-_FEED_PARSED = re.compile(r"^advisories-[0-9a-f]{24}\.msgpack$")
+_FEED_COPY = re.compile(r"^feed-[0-9a-f]{24}\.msgpack$")
+# What earlier versions kept in a feed's folder: the archive as served and its advisories as
+# read, both with whatever secrets of the feed's URL the feed echoed.
+_FEED_LEGACY = re.compile(r"^(feed\.zip|advisories-[0-9a-f]{24}\.msgpack)$")
 
 
-def feed_parsed_copy(feed_dir: Path, key: str) -> Path:
-    """The advisories of a feed's kept copy as read (msgpack), for the runs and renders that
-    find it unchanged; ``key`` (24 hex digits) is a digest of the copy's identity and of the
-    reader's code, so a new copy or another reader never uses an older one."""
-    return feed_dir / f"advisories-{key}.msgpack"
+def feed_copy(feed_dir: Path, key: str) -> Path:
+    """A feed's last good copy: its advisories as read (msgpack); ``key`` (24 hex digits) is a
+    digest of the reader's code, so that another reader never takes an older one for its own."""
+    return feed_dir / f"feed-{key}.msgpack"
 
 
-def is_feed_parsed_copy(name: str) -> bool:
-    return _FEED_PARSED.match(name) is not None
+def is_feed_copy(name: str) -> bool:
+    return _FEED_COPY.match(name) is not None
+
+
+def is_legacy_feed_file(name: str) -> bool:
+    return _FEED_LEGACY.match(name) is not None
 
 
 def stats_dir(root: Path) -> Path:

@@ -20,7 +20,6 @@ from sitegen.filters import feeds, osv
 from sitegen.filters.advisories import policy_of, show
 from sitegen.filters.feeds import site_feeds, with_feeds, with_kept_feeds
 from sitegen.filters.osv_archive import ArchiveError, ArchiveLimits, read_archive
-from sitegen.layout import FEED_ARCHIVE, advisory_feed_dir
 from testkit.advisories import write_feed, zlib_advisory
 
 pytestmark = pytest.mark.unit
@@ -210,10 +209,22 @@ def test_a_feed_urls_secrets_are_scrubbed_and_kept_from_child_processes(monkeypa
     assert show(config.filters)["feeds"] == ["https://***@osv.example.org/t/***/all.zip?key=***"]
 
 
+def keep_copy(path: Path, advisories: list[dict]) -> tuple[osv.Advisory, ...]:
+    """A feed's copy at ``path``, as a run keeps one: its advisories as read."""
+    archive = path.parent / "served.zip"
+    write_feed(archive, advisories)
+    read = read_archive(archive)
+    path.write_bytes(feeds.encode_copy(read))
+    archive.unlink()
+    return read
+
+
 def test_the_pages_read_the_kept_copies_and_a_missing_copy_adds_nothing(tmp_path):
     config = parse_config(config_text(f"[{FEED}]"), environ={})
     assert policy_of(with_kept_feeds(config, tmp_path).filters).in_force == ()
-    write_feed(advisory_feed_dir(tmp_path, FEED) / FEED_ARCHIVE, [zlib_advisory()])
+    copy = feeds.kept_copy(tmp_path, FEED)
+    copy.parent.mkdir(parents=True)
+    keep_copy(copy, [zlib_advisory()])
     kept = with_kept_feeds(config, tmp_path)
     assert [a.id for a in policy_of(kept.filters).in_force] == ["TEST-ZLIB-1"]
     assert kept.channels[0].filters is config.channels[0].filters  # no feed: the same level
@@ -231,75 +242,65 @@ def test_httpx_request_lines_lose_query_values(caplog):
 
 
 @pytest.fixture
-def parsed(monkeypatch) -> list[Path]:
-    """The archives feeds.read_copy parses, in order."""
-    paths: list[Path] = []
+def decoded(monkeypatch) -> list[bytes]:
+    """The copies feeds.read_copy decodes, in order."""
+    decodes: list[bytes] = []
+    decoder = feeds._COPY
 
-    def counting(path: Path) -> tuple:
-        paths.append(path)
-        return read_archive(path)
+    class Counting:
+        def decode(self, data: bytes) -> tuple:
+            decodes.append(data)
+            return decoder.decode(data)
 
-    monkeypatch.setattr(feeds, "read_archive", counting)
-    return paths
+    monkeypatch.setattr(feeds, "_COPY", Counting())
+    return decodes
 
 
-def test_a_copy_is_parsed_once_as_it_is_on_disk_and_let_go_once_replaced(tmp_path, parsed):
-    kept = tmp_path / "feed.zip"
-    write_feed(kept, [zlib_advisory()])
+def test_a_copy_is_decoded_once_as_it_is_on_disk_and_let_go_once_replaced(tmp_path, decoded):
+    kept = tmp_path / "feed-copy.msgpack"
+    keep_copy(kept, [zlib_advisory()])
     first = feeds.read_copy(kept)
-    assert feeds.read_copy(kept) is first and parsed == [kept]
-    # A new copy read beside it, then renamed into place (as a run keeps one): read once.
-    scratch = tmp_path / "scratch.zip"
-    write_feed(scratch, [zlib_advisory(fixed="1.3.2")])
-    second = feeds.read_copy(scratch)
+    assert first is not None and feeds.read_copy(kept) is first and len(decoded) == 1
+    # A new copy written beside it, then renamed into place (as a run keeps one), and
+    # remembered as written: not decoded.
+    scratch = tmp_path / "scratch.msgpack"
+    second = keep_copy(scratch, [zlib_advisory(fixed="1.3.2")])
     scratch.rename(kept)
-    assert feeds.read_copy(kept) is second and parsed == [kept, scratch]
+    feeds.remember(kept, second)
+    assert feeds.read_copy(kept) is second and len(decoded) == 1
     # The first copy's advisories are let go once a later copy is read: the name holds another.
     gone = weakref.ref(first[0])
     del first
-    write_feed(scratch, [zlib_advisory(fixed="1.3.3")])
+    keep_copy(scratch, [zlib_advisory(fixed="1.3.3")])
     feeds.read_copy(scratch)
     gc.collect()
     assert gone() is None
 
 
-def test_the_advisories_kept_as_read_stand_in_for_the_archive_while_both_are_current(
-    tmp_path, monkeypatch, parsed
+def test_a_copy_another_sitegen_kept_stands_in_until_the_feed_is_fetched_again(
+    tmp_path, monkeypatch, decoded
 ):
-    """A run in a new process decodes the kept copy's parsed advisories instead of parsing the
-    archive; a copy replaced, a parsed copy made by another reader or a damaged one is not
-    used."""
-    kept = tmp_path / "feed.zip"
-    write_feed(kept, [zlib_advisory()])
-    first = feeds.read_copy(kept)
-    assert parsed == [kept]
-    # What the parsed copy says is what a new process reads (it holds another fix here, to
-    # tell the two apart).
-    write_feed(tmp_path / "other.zip", [zlib_advisory(fixed="9.9")])
-    other = read_archive(tmp_path / "other.zip")
-    feeds.parsed_copy(kept).write_bytes(feeds.encode_parsed(other))
-    monkeypatch.setattr(feeds, "_READ", {})  # a new process
-    assert feeds.read_copy(kept) == other and parsed == [kept]
-
-    # Another reader's (the key holds a digest of the reader's code): not used.
-    monkeypatch.setattr(feeds, "_READ", {})
+    """The copy's name holds a digest of the code that read it: this sitegen's is the one its
+    runs and renders read, one another sitegen kept stands in only while there is none, and
+    a damaged copy is no copy."""
+    ours = feeds.kept_copy(tmp_path, FEED)
+    ours.parent.mkdir(parents=True)
     with monkeypatch.context() as scoped:
         scoped.setattr(feeds, "_reader_digest", lambda: b"another sitegen")
-        assert feeds.read_copy(kept) == first and parsed == [kept, kept]
-
-    # Damaged: the archive is read.
-    feeds.parsed_copy(kept).write_bytes(b"\x93 not msgpack of advisories")
-    monkeypatch.setattr(feeds, "_READ", {})
-    assert feeds.read_copy(kept) == first and len(parsed) == 3
-
-    # A new copy renamed into place (as a run keeps one): its own key, so the old parsed
-    # copy is not used.
-    feeds.parsed_copy(kept).write_bytes(feeds.encode_parsed(other))
-    write_feed(tmp_path / "scratch.zip", [zlib_advisory(fixed="1.3.2")])
-    (tmp_path / "scratch.zip").rename(kept)
-    monkeypatch.setattr(feeds, "_READ", {})
-    assert feeds.read_copy(kept)[0].affected[0].ranges != first[0].affected[0].ranges
-    assert len(parsed) == 4
+        theirs = feeds.kept_copy(tmp_path, FEED)
+    assert theirs != ours and theirs.parent == ours.parent
+    assert feeds.kept_advisories(tmp_path, FEED) is None
+    other = keep_copy(theirs, [zlib_advisory(fixed="9.9")])
+    assert feeds.kept_advisories(tmp_path, FEED) == other
+    assert feeds.read_copy(ours) is None
+    current = keep_copy(ours, [zlib_advisory()])
+    assert feeds.kept_advisories(tmp_path, FEED) == current != other
+    # Damaged (cut short by a power cut): not read; the other copy stands in.
+    ours.write_bytes(ours.read_bytes()[:10])
+    assert feeds.read_copy(ours) is None
+    assert feeds.kept_advisories(tmp_path, FEED) == other
+    theirs.write_bytes(b"\x93 not msgpack of advisories")
+    assert feeds.kept_advisories(tmp_path, FEED) is None
 
 
 def test_a_severity_a_feed_scores_nothing_for_leaves_its_advisory_unscored_not_the_feed_refused(
@@ -354,3 +355,28 @@ def test_a_severity_a_feed_scores_nothing_for_leaves_its_advisory_unscored_not_t
     assert not good.unscored and third.score_for(good) == 5.3 and not policy.blocks(third, good)
     (tmp_path / "own.json").write_text(json.dumps({**entry, "affected": entry["affected"][1:]}))
     assert osv.read_file(tmp_path / "own.json")[0].affected[0].score == 5.3
+
+
+def test_a_served_archive_is_read_with_its_urls_secrets_hidden(tmp_path, monkeypatch):
+    """What is shown of an advisory holds the feed's secrets as ``***``; what it names is not
+    changed: an entry naming a credential refuses the archive, a user name is ordinary text."""
+    monkeypatch.setenv("FEED_TOKEN", "tk-feed-secret")
+    monkeypatch.setenv("FEED_USER", "reader")
+    url = "https://${FEED_USER}:x@osv.example.org/t/${FEED_TOKEN}/all.zip"
+    echoing = {
+        **zlib_advisory(),
+        "id": "GHSA-tk-feed-secret",
+        "summary": "${jndi:ldap://reader} through /t/tk%2Dfeed%2Dsecret/",
+    }
+    echoing["affected"][0]["package"] = {"purl": "pkg:pypi/pdfreader"}
+    archive = tmp_path / "all.zip"
+    write_feed(archive, [echoing])
+    (advisory,) = feeds.read_served(url, archive)
+    assert advisory.id == "GHSA-***" and advisory.summary == "${jndi:ldap://***} through /t/***/"
+    assert advisory.names == {"pypi/pdfreader"}
+    naming = {**zlib_advisory(), "affected": [{**echoing["affected"][0], "versions": ["1.0"]}]}
+    naming["affected"][0]["package"] = {"purl": "pkg:pypi/tk-feed-secret"}
+    write_feed(archive, [naming])
+    with pytest.raises(ArchiveError, match="an affected entry holds a credential"):
+        feeds.read_served(url, archive)
+    assert feeds.read_served(FEED, archive)[0].names == {"pypi/tk-feed-secret"}

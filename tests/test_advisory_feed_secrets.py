@@ -1,6 +1,7 @@
 """An advisory feed that echoes the secrets of its own URL in its advisories: what they say
 (an id, an alias, a summary) is shown as an exclusion reason, on package pages, in run
-records and in the log, and none of those may show the secret. The advisory still blocks."""
+records and in the log, and none of those may show the secret, nor may the copy of the feed
+kept in the site's state. The advisory still blocks."""
 
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from sitegen.layout import STATE_DIR
+from sitegen.layout import STATE_DIR, advisory_feed_dir
 from testkit.advisories import write_feed, zlib_advisory
 from testkit.site import published
-from testkit.upstream import ExampleUpstream, UpstreamServer
+from testkit.upstream import ExampleUpstream, UpstreamServer, respond
 
 pytestmark = pytest.mark.integration
 
 CHANNEL = "cloud/example"
 OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
 TOKEN = "tk-" + random.Random(20261207).randbytes(12).hex()
+# The token as a URL may spell it, every byte percent-encoded.
+ENCODED = "".join(f"%{byte:02X}" for byte in TOKEN.encode())
 
 
 def test_an_advisory_echoing_its_feeds_token_blocks_without_showing_it(
@@ -74,3 +77,98 @@ channels:
     assert holding == []
     pages = "".join(p.read_text() for p in site.rglob("*.html") if STATE_DIR not in p.parts)
     assert "GHSA-***" in pages
+
+
+def holding_the_token(site: Path) -> list[str]:
+    """The files under ``site`` (its state included) that hold the token, as it is or
+    percent-encoded."""
+    files = [p for p in site.rglob("*") if p.is_file()]
+    assert any(STATE_DIR in p.parts for p in files)
+    return [
+        str(p.relative_to(site))
+        for p in files
+        if TOKEN.encode() in p.read_bytes() or ENCODED.encode() in p.read_bytes()
+    ]
+
+
+def test_the_copy_kept_of_a_feed_echoing_its_token_holds_no_token(
+    example_upstream: ExampleUpstream,
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+) -> None:
+    """The kept copy is what the runs after a 304 and the renders read: the token it would
+    hold is written as ``***`` there, so that it stays hidden once the token is rotated. The
+    copies an earlier sitegen kept (the archive as served, and its advisories as read) go."""
+    feeds = tmp_path / "feeds"
+    served = feeds / "t" / TOKEN / "conda" / "all.zip"
+    path = f"/t/{TOKEN}/conda/all.zip"
+
+    def echoing(fixed: str) -> dict:
+        return {
+            **zlib_advisory(fixed),
+            "id": f"GHSA-{TOKEN}",
+            "aliases": [f"CVE-{ENCODED}"],
+            "summary": f"reported through /t/{TOKEN}/ (a ${{jndi:ldap://x}} lookup)",
+        }
+
+    write_feed(served, [echoing("1.3.1")])
+    server = upstream_server_factory(feeds)
+    url = f"{server.url}/t/${{FEED_TOKEN}}/conda/all.zip"
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"""\
+output: {site}
+download: {{retries: 0, timeout: 5}}
+filters:
+  advisories: {{feeds: ['{url}']}}
+channels:
+  {CHANNEL}:
+    url: {example_upstream.url}
+    subdirs: [linux-64]
+"""
+    )
+    env = {**os.environ, "FEED_TOKEN": TOKEN}
+
+    def sitegen(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sitegen", "-v", *args, "-c", str(config)],
+            capture_output=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
+        output = (proc.stdout + proc.stderr).decode(errors="replace")
+        assert proc.returncode == 0, output
+        assert TOKEN not in output and ENCODED not in output, output
+        return output
+
+    def statuses() -> list[int]:
+        return [r.status for r in server.requests if r.path == path]
+
+    sitegen("mirror", "--no-progress")  # fetched
+    sitegen("mirror", "--no-progress")  # unchanged: answered 304, read from the copy kept
+    sitegen("render")
+    assert statuses() == [200, 304]
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+    assert holding_the_token(site) == []
+    pages = (site / CHANNEL / "packages" / "zlib.html").read_text()
+    assert "GHSA-***" in pages and "${jndi:ldap://x}" in pages  # upstream's own ${...} stays
+
+    # The feed changes (1.3.1 affected too): fetched whole, kept the same way.
+    write_feed(served, [echoing("1.3.2")])
+    sitegen("mirror", "--no-progress")
+    assert statuses() == [200, 304, 200]
+    assert not published(site, CHANNEL, "linux-64") & {*OLD_ZLIB, "zlib-1.3.1-hecd8fb3_0.conda"}
+    assert holding_the_token(site) == []
+
+    # What an earlier sitegen kept: the archive as served and its advisories as read, both
+    # holding the token. The next run drops them, even with the feed down (the copy kept
+    # by this sitegen is used).
+    folder = advisory_feed_dir(site, url)
+    (folder / "feed.zip").write_bytes(served.read_bytes())
+    (folder / f"advisories-{'0' * 24}.msgpack").write_bytes(TOKEN.encode())
+    server.add_fault(path, respond(503))
+    assert "last good copy" in sitegen("mirror", "--no-progress")
+    assert holding_the_token(site) == []
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB

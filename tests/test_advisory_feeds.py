@@ -24,15 +24,9 @@ from pathlib import Path
 import pytest
 
 from sitegen.config import DownloadSettings, SiteConfig, make_scrub
-from sitegen.filters.feeds import encode_parsed, parsed_copy
+from sitegen.filters.feeds import encode_copy, kept_copy
 from sitegen.filters.osv_archive import read_archive
-from sitegen.layout import (
-    FEED_ARCHIVE,
-    FEED_VALIDATORS,
-    advisory_feed_dir,
-    is_feed_parsed_copy,
-    run_page_path,
-)
+from sitegen.layout import FEED_VALIDATORS, advisory_feed_dir, run_page_path
 from sitegen.net import feed as feed_mod
 from sitegen.net.activity import Activity
 from sitegen.net.failures import UpstreamError
@@ -118,12 +112,12 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
     assert first.status == 200 and first.body_bytes == len(archive)
     assert first.header("if-none-match") is None
     kept = advisory_feed_dir(site, url)
-    assert (kept / FEED_ARCHIVE).read_bytes() == archive
     assert json.loads((kept / FEED_VALIDATORS).read_bytes())["etag"]
-    # Beside it, the advisories as read, for the runs that find the feed unchanged.
-    (parsed,) = [p for p in kept.iterdir() if is_feed_parsed_copy(p.name)]
-    assert parsed == parsed_copy(kept / FEED_ARCHIVE)
-    assert parsed.read_bytes() == encode_parsed(read_archive(kept / FEED_ARCHIVE))
+    # The copy kept is the advisories as read, for the runs that find the feed unchanged; the
+    # archive itself is not kept.
+    copy = kept_copy(site, url)
+    assert sorted(p.name for p in kept.iterdir()) == [copy.name, FEED_VALIDATORS]
+    assert copy.read_bytes() == encode_copy(read_archive(feeds / "conda" / "all.zip"))
 
     # Unchanged: one conditional request, answered 304, and nothing downloaded.
     server.reset()
@@ -133,10 +127,6 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
     assert again.status == 304 and again.body_bytes == 0
     assert again.header("if-none-match") == f'"{hashlib.sha256(archive).hexdigest()}"'
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
-    # Its advisories as read, cut short (a power cut: they are not flushed): made again.
-    whole = parsed.read_bytes()
-    parsed.write_bytes(whole[:10])
-    assert not (await run(config)).failed and parsed.read_bytes() == whole
 
     # The package pages list the feed's advisories, from the copy the run kept.
     render_site(config)
@@ -152,9 +142,8 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
     assert {b.file for b in report.mirrors[0].advisories_blocked} == OLD_ZLIB | NEW_ZLIB
     assert server.requests[-1].status == 200
     # The new copy's advisories replaced the old copy's.
-    (newer,) = [p for p in kept.iterdir() if is_feed_parsed_copy(p.name)]
-    assert newer != parsed and newer == parsed_copy(kept / FEED_ARCHIVE)
-    assert newer.read_bytes() == encode_parsed(read_archive(kept / FEED_ARCHIVE))
+    assert sorted(p.name for p in kept.iterdir()) == [copy.name, FEED_VALIDATORS]
+    assert copy.read_bytes() == encode_copy(read_archive(feeds / "conda" / "all.zip"))
 
     # No filter names the feed any more: its copy goes (a dry run keeps it).
     unfiltered = channel_config(site, example_upstream.url)
@@ -171,12 +160,13 @@ async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in
 ) -> None:
     site = tmp_path / "site"
     feeds = tmp_path / "feeds"
-    archive = write_feed(feeds / "conda" / "all.zip", [zlib_advisory()])
+    write_feed(feeds / "conda" / "all.zip", [zlib_advisory()])
     server = upstream_server_factory(feeds)
     url = f"{server.url}{FEED_PATH}"
     config = feed_config(site, example_upstream.url, url)
     assert not (await run(config)).failed
-    kept = advisory_feed_dir(site, url) / FEED_ARCHIVE
+    kept = kept_copy(site, url)
+    good = kept.read_bytes()
 
     server.add_fault(FEED_PATH, respond(503))
     with caplog.at_level(logging.WARNING, logger="sitegen"):
@@ -203,11 +193,11 @@ async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in
         (warning,) = report.mirrors[0].warnings
         assert "the archive it served cannot be used" in warning, (what, warning)
         assert warning.isprintable(), (what, warning)
-        assert kept.read_bytes() == archive, what  # the good copy stays
+        assert kept.read_bytes() == good, what  # the good copy stays
         assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB, what
-    # The good copy, its validators and its advisories as read: no scratch file left.
+    # The good copy and its validators: no scratch file left.
     left = sorted(p.name for p in kept.parent.iterdir())
-    assert left == [parsed_copy(kept).name, FEED_ARCHIVE, FEED_VALIDATORS]
+    assert left == [kept.name, FEED_VALIDATORS]
     assert not list(tmp_path.rglob("cron.d"))  # nothing extracted anywhere
 
     # Back up: the next run is fresh again, without a warning.
@@ -215,14 +205,15 @@ async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in
     report = await run(config)
     assert not report.failed and report.mirrors[0].warnings == []
 
-    # A kept copy damaged on disk is not trusted after a 304: the feed is fetched whole again.
-    kept.write_bytes(archive[:100])
+    # A kept copy damaged on disk (cut short by a power cut) is not trusted after a 304: the
+    # feed is fetched whole again.
+    kept.write_bytes(good[:100])
     server.reset()
     report = await run(config)
     assert not report.failed and report.mirrors[0].warnings == []
     assert [r.status for r in server.requests] == [304, 200]
     assert server.requests[1].header("if-none-match") is None
-    assert kept.read_bytes() == archive
+    assert kept.read_bytes() == good
 
 
 @pytest.mark.parametrize("fault", ["down", "a bomb", "a name climbing out"])
@@ -281,7 +272,7 @@ async def test_a_feed_never_had_fails_closed_for_its_mirrors_only(
     # The previous publication stays, with what the feed would have had to decide on.
     assert (site / "cloud/guarded/linux-64/repodata.json").read_bytes() == before
     assert not published(site, "cloud/other", "linux-64") & OLD_ZLIB
-    assert not advisory_feed_dir(site, url).joinpath(FEED_ARCHIVE).exists()
+    assert not kept_copy(site, url).exists()
 
     server.clear_faults()  # the feed comes up: the mirror runs, and the feed blocks
     report = await run(config(setting))

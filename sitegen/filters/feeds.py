@@ -1,10 +1,11 @@
 """The advisories of the ``feeds`` the advisory filters name, joined to their policies.
 
-A feed's last good copy is a zip archive in the site's state (:func:`sitegen.layout.
-advisory_feed_dir`), which a run refreshes before it selects (:mod:`sitegen.sync.
-advisory_feeds`). :func:`with_feeds` gives each policy the advisories of its feeds'
-copies (:attr:`~sitegen.filters.advisories.AdvisoryPolicy.fed`), in a configuration of its
-own; the run filters with that one, and the renderer reads the same copies offline
+A feed is a zip archive at a URL, which a run fetches before it selects (:mod:`sitegen.sync.
+advisory_feeds`) and reads (:func:`read_served`); its last good copy is what was read of it,
+kept in the site's state (:func:`kept_copy`), with the secrets of the feed's URL hidden.
+:func:`with_feeds` gives each policy the advisories of its feeds
+(:attr:`~sitegen.filters.advisories.AdvisoryPolicy.fed`), in a configuration of its own; the
+run filters with that one, and the renderer reads the same copies offline
 (:func:`with_kept_feeds`) for the advisories the package pages list.
 """
 
@@ -26,12 +27,12 @@ from sitegen.conda import version
 from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import operator_files
 from sitegen.config.model import FilterSpec, SiteConfig
-from sitegen.config.urls import ENV_REF_RE, MIN_SECRET
+from sitegen.config.urls import ENV_REF_RE, MIN_CREDENTIAL, MIN_SECRET, credential_names
 from sitegen.filters import json_nodes, osv, osv_archive, purls
 from sitegen.filters.advisories import KEY, AdvisoryPolicy, policy_of
 from sitegen.filters.osv import Advisory
 from sitegen.filters.osv_archive import ArchiveError, read_archive
-from sitegen.layout import FEED_ARCHIVE, advisory_feed_dir, feed_parsed_copy
+from sitegen.layout import advisory_feed_dir, feed_copy, is_feed_copy
 
 FeedAdvisories = Mapping[str, tuple[Advisory, ...]]  # feed URL as written -> its advisories
 
@@ -55,9 +56,7 @@ def site_feeds(config: SiteConfig) -> list[str]:
 
 def with_feeds(config: SiteConfig, found: FeedAdvisories) -> SiteConfig:
     """``config`` with each advisory policy holding the advisories of its feeds in ``found``
-    (a feed not there adds none), the secrets of each feed's URL hidden in them (see
-    :func:`_hidden`). A level without feeds stays the very same object."""
-    found = {url: _hidden(url, advisories) for url, advisories in found.items()}
+    (a feed not there adds none). A level without feeds stays the very same object."""
 
     def level(spec: FilterSpec) -> FilterSpec:
         policy = policy_of(spec)
@@ -77,79 +76,150 @@ def with_feeds(config: SiteConfig, found: FeedAdvisories) -> SiteConfig:
     return replace(config, filters=level(config.filters), channels=channels)
 
 
-def _hidden(url: str, advisories: tuple[Advisory, ...]) -> tuple[Advisory, ...]:
-    """The advisories of the feed at ``url`` (as written) with the values of its ${ENV}
-    references hidden in what is shown of them: the id (a record left out for one is counted
-    under ``advisory <id>`` in the log, the run records and pages), the aliases and the
-    summary (on the package pages). A feed may echo the token it is reached with, as any
-    upstream may. The advisory still applies: refusing it would let through what it names."""
-    environ = (os.environ.get(name, "") for name in ENV_REF_RE.findall(url))
-    search = SecretSearch(value for value in environ if len(value) >= MIN_SECRET)
-    if not search:
-        return advisories
-    return tuple(
-        replace(
-            advisory,
-            id=search.hide(advisory.id),
-            aliases=tuple(map(search.hide, advisory.aliases)),
-            summary=search.hide(advisory.summary),
-        )
-        if search.holds([advisory.id, *advisory.aliases, advisory.summary])
-        else advisory
-        for advisory in advisories
-    )
-
-
 def _with_policy(spec: FilterSpec, policy: AdvisoryPolicy) -> FilterSpec:
     return replace(spec, extra=tuple((k, policy if k == KEY else v) for k, v in spec.extra))
 
 
-def kept_archive(root: Path, url: str) -> Path:
-    """Where the last good copy of the feed at ``url`` (as written) is kept."""
-    return advisory_feed_dir(root, url) / FEED_ARCHIVE
+def read_served(url: str, archive: Path) -> tuple[Advisory, ...]:
+    """The advisories of an archive the feed at ``url`` (as written) served (ArchiveError when
+    it cannot be used), with the secrets of its URL hidden (see :func:`_hidden`)."""
+    return _hidden(url, read_archive(archive))
 
 
-def kept_advisories(archive: Path) -> tuple[Advisory, ...] | None:
-    """The advisories of a feed's kept copy; None when there is none, or it cannot be read."""
+def _hidden(url: str, advisories: tuple[Advisory, ...]) -> tuple[Advisory, ...]:
+    """The advisories of the feed at ``url`` with the values of its ${ENV} references (as they
+    are or percent-encoded) written as ``***`` in what is shown or kept of them as text: the id
+    (a record left out for one is counted under ``advisory <id>`` in the log, the run records
+    and pages), the aliases, the summary (on the package pages), the vectors and the notes of
+    what was skipped or unscored. A feed may echo the token it is reached with, as any
+    upstream may; hidden before the copy is kept, a value stays hidden once it is rotated.
+    The advisory still applies: refusing it would let through what it names.
+
+    What it names (its affected entries' names, versions and events) is not text to hide:
+    changed, it would block something else. An entry holding a credential of the URL (see
+    :func:`sitegen.config.urls.credential_names`) refuses the archive, as a record holding one
+    is refused; shorter values and user names are ordinary text there (``reader``)."""
+    environ = (os.environ.get(name, "") for name in ENV_REF_RE.findall(url))
+    search = SecretSearch(value for value in environ if len(value) >= MIN_SECRET)
+    if not search:
+        return advisories
+    credentials = (os.environ.get(name, "") for name in credential_names(url))
+    named = SecretSearch(value for value in credentials if len(value) >= MIN_CREDENTIAL)
+    kept: list[Advisory] = []
+    for advisory in advisories:
+        if named and named.holds(_names(advisory)):
+            raise ArchiveError(
+                f"advisory {search.hide(advisory.id)!r}: an affected entry holds a credential of"
+                " the feed's URL"
+            )
+        shown = [advisory.id, *advisory.aliases, advisory.summary, *advisory.vectors]
+        if search.holds([*shown, *advisory.skipped, *advisory.unscored]):
+            advisory = replace(
+                advisory,
+                id=search.hide(advisory.id),
+                aliases=tuple(map(search.hide, advisory.aliases)),
+                summary=search.hide(advisory.summary),
+                vectors=tuple(map(search.hide, advisory.vectors)),
+                skipped=tuple(map(search.hide, advisory.skipped)),
+                unscored=tuple(map(search.hide, advisory.unscored)),
+            )
+        kept.append(advisory)
+    return tuple(kept)
+
+
+def _names(advisory: Advisory) -> list[str]:
+    """The text of what an advisory names: its entries' package keys, versions and events."""
+    return [
+        text
+        for entry in advisory.affected
+        for text in (
+            entry.name,
+            *entry.versions,
+            *(version for r in entry.ranges for _kind, version in r.events),
+        )
+    ]
+
+
+def kept_copy(root: Path, url: str) -> Path:
+    """Where the last good copy of the feed at ``url`` (as written) is kept, as this sitegen
+    reads advisories: a run that finds the feed unchanged (a 304), and the renders, decode it
+    in a tenth of the time parsing the archive takes, which at tens of thousands of advisories
+    is seconds. Its name holds a digest of the reader's code: a copy read by other code
+    (another sitegen, another release of cvss or of py-rattler, whose versions decide which
+    are valid) is not taken for one, and the feed is fetched whole again."""
+    key = _reader_digest().hex()[:24]
+    return feed_copy(advisory_feed_dir(root, url), key)
+
+
+def kept_advisories(root: Path, url: str) -> tuple[Advisory, ...] | None:
+    """The advisories of the last good copy of the feed at ``url``: this sitegen's, else one
+    another sitegen kept (the newest that can be read), until a run has fetched the feed again;
+    None when there is none."""
+    current = kept_copy(root, url)
+    advisories = read_copy(current)
+    if advisories is not None:
+        return advisories
     try:
-        return read_copy(archive)
-    except (ArchiveError, OSError):
+        with os.scandir(current.parent) as entries:
+            others = [
+                Path(e.path) for e in entries if is_feed_copy(e.name) and e.name != current.name
+            ]
+    except OSError:
         return None
+    for other in sorted(others, key=_mtime, reverse=True):
+        advisories = read_copy(other)
+        if advisories is not None:
+            return advisories
+    return None
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 # A run reads its feeds' copies, then the render after it in the same process reads them again:
-# a large archive is parsed (seconds) once per file as it is on disk, by its identity, which a
-# rename into place keeps. An entry goes once the name it was last read under holds another
-# file, so a long-lived process (sitegen watch) keeps about one copy per feed.
+# a large copy is decoded (a second at tens of thousands of advisories) once per file as it is
+# on disk, by its identity, which a rename into place keeps. An entry goes once the name it was
+# last read under holds another file, so a long-lived process (sitegen watch) keeps about one
+# copy per feed.
 Identity = tuple[int, int, int, int]
 _READ: dict[Identity, tuple[Path, tuple[Advisory, ...]]] = {}
 _READ_KEPT = 16
 
 
-def read_copy(archive: Path) -> tuple[Advisory, ...]:
-    """The advisories of a copy of a feed (ArchiveError when it cannot be used, OSError when it
-    cannot be opened): from its parsed copy when that is current (see :func:`parsed_copy`),
-    else read from the archive."""
-    identity = _identity(archive)
-    if identity in _READ:
-        advisories = _READ[identity][1]
-    else:
-        parsed = _decode_parsed(parsed_copy(archive, identity))
-        advisories = read_archive(archive) if parsed is None else parsed
-        for known, (path, _advisories) in list(_READ.items()):
-            if _identity_or_none(path) not in (known, None):  # None: renamed into place
-                del _READ[known]
-        while len(_READ) >= _READ_KEPT:
-            del _READ[next(iter(_READ))]
-    _READ[identity] = (archive, advisories)
+def read_copy(path: Path) -> tuple[Advisory, ...] | None:
+    """The advisories of a feed's copy kept at ``path``; None when there is none, or it cannot
+    be decoded (cut short by a power cut, or written by a sitegen whose advisories differ)."""
+    try:
+        identity = _identity(path)
+        if identity in _READ:
+            return _READ[identity][1]
+        advisories = _COPY.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None
+    remember(path, advisories, identity)
     return advisories
 
 
-# The code that decides what an archive reads as: a parsed copy made by other code (another
-# sitegen, another release of cvss or of py-rattler, whose versions decide which are valid) is
-# not used.
+def remember(
+    path: Path, advisories: tuple[Advisory, ...], identity: Identity | None = None
+) -> None:
+    """Note that the copy at ``path`` holds ``advisories`` (just written there, or read)."""
+    identity = identity or _identity(path)
+    for known, (other, _advisories) in list(_READ.items()):
+        if _identity_or_none(other) not in (known, None):  # None: renamed into place
+            del _READ[known]
+    while len(_READ) >= _READ_KEPT:
+        del _READ[next(iter(_READ))]
+    _READ[identity] = (path, advisories)
+
+
+# The code that decides what an archive reads as.
 _READER = (osv, osv_archive, purls, json_nodes, operator_files, version)
-_PARSED = msgspec.msgpack.Decoder(tuple[Advisory, ...])
+_COPY = msgspec.msgpack.Decoder(tuple[Advisory, ...])
 
 
 @functools.cache
@@ -161,28 +231,8 @@ def _reader_digest() -> bytes:
     return digest.digest()
 
 
-def parsed_copy(archive: Path, identity: Identity | None = None) -> Path:
-    """Where the advisories of ``archive`` as read are kept (beside it): a run that finds its
-    feed unchanged (a 304), and the renders, decode them there in a tenth of the time parsing
-    the archive takes, which at tens of thousands of advisories is seconds. Named by the
-    archive's identity (which renaming a checked new copy into place keeps) and the reader's
-    code; :mod:`sitegen.sync.advisory_feeds` writes it."""
-    identity = identity or _identity(archive)
-    key = hashlib.sha256(_reader_digest() + repr(identity).encode()).hexdigest()[:24]
-    return feed_parsed_copy(archive.parent, key)
-
-
-def encode_parsed(advisories: tuple[Advisory, ...]) -> bytes:
+def encode_copy(advisories: tuple[Advisory, ...]) -> bytes:
     return msgspec.msgpack.encode(advisories)
-
-
-def _decode_parsed(path: Path) -> tuple[Advisory, ...] | None:
-    """The advisories kept at ``path``; None when there are none (or they cannot be read: the
-    archive is read instead)."""
-    try:
-        return _PARSED.decode(path.read_bytes())
-    except (OSError, msgspec.DecodeError):
-        return None
 
 
 def _identity(path: Path) -> Identity:
@@ -203,5 +253,5 @@ def with_kept_feeds(config: SiteConfig, root: Path) -> SiteConfig:
     urls = site_feeds(config)
     if not urls:
         return config
-    found = {url: kept for url in urls if (kept := kept_advisories(kept_archive(root, url)))}
+    found = {url: kept for url in urls if (kept := kept_advisories(root, url))}
     return with_feeds(config, found)

@@ -4,10 +4,12 @@ A feed is asked for with the validators of the copy kept (``If-None-Match``,
 ``If-Modified-Since``), so an unchanged feed costs one 304 and no download; with the download
 settings' timeouts and retries, through the upstreams' client (proxies, the site's
 ``ca_bundle``, credentials from the URL sent to its own host only). A new body is streamed
-into a temporary file beside the kept copy, at most :data:`MAX_FEED_BYTES`; the caller checks
-it, then :meth:`FeedCopies.keep` renames it over the copy (a reader sees the old copy or the
-new one, never half of one) and writes the validators after it, so they never describe a copy
-that is not there.
+into a temporary file beside the kept copy, at most :data:`MAX_FEED_BYTES`; the caller reads
+it whole, then :meth:`FeedCopies.keep` writes what it read over the copy (a reader sees the
+old copy or the new one, never half of one) and the validators after it, so they never
+describe a copy that is not there. The archive itself is not kept: it holds whatever the feed
+echoed of the secrets of its URL, which the copy holds hidden (see
+:func:`sitegen.filters.feeds.read_served`).
 
 The URL holds secrets once its ``${ENV}`` references are filled in: it is only ever used for
 the request; messages name the feed by its ``display`` form.
@@ -27,12 +29,13 @@ import trio
 
 from sitegen.config import DownloadSettings
 from sitegen.config.urls import redact_url
+from sitegen.filters.feeds import kept_copy
 from sitegen.layout import (
-    FEED_ARCHIVE,
     FEED_VALIDATORS,
     advisory_feed_dir,
     advisory_feeds_dir,
-    is_feed_parsed_copy,
+    is_feed_copy,
+    is_legacy_feed_file,
 )
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient
@@ -174,15 +177,16 @@ class FeedCopies:
     def __init__(self, site: SiteStorage) -> None:
         self.site = site
 
-    def archive(self, url: str) -> Path:
-        return advisory_feed_dir(self.site.root, url) / FEED_ARCHIVE
+    def copy(self, url: str) -> Path:
+        return kept_copy(self.site.root, url)
 
     def validators(self, url: str) -> FeedValidators | None:
-        """The validators of the kept copy; None without one (they are useless without it)."""
+        """The validators of the kept copy; None without one this sitegen reads (they are
+        useless without it: the feed is fetched whole)."""
         directory = advisory_feed_dir(self.site.root, url)
         try:
             data = json.loads((directory / FEED_VALIDATORS).read_bytes())
-            if not (directory / FEED_ARCHIVE).is_file():
+            if not self.copy(url).is_file():
                 return None
             checked = float(data.get("checked", 0.0))
             etag, last_modified = _text(data.get("etag")), _text(data.get("last_modified"))
@@ -200,14 +204,18 @@ class FeedCopies:
 
     def scratch(self, url: str) -> Path:
         """A temporary file beside the kept copy, for a new body (removed if the run dies)."""
-        return self.site.temp_for(self.archive(url))
+        return self.site.temp_for(self.copy(url))
 
-    def keep(self, url: str, scratch: Path, validators: FeedValidators) -> None:
-        """Make the checked new body in ``scratch`` the kept copy, on disk before it has the
-        name, then the validators that describe it."""
-        with scratch.open("rb") as handle:
-            os.fsync(handle.fileno())
-        self.site.commit(scratch, self.archive(url))
+    def keep(self, url: str, data: bytes, validators: FeedValidators) -> None:
+        """Make ``data`` (the advisories read of a new body) the kept copy, on disk before it
+        has the name, then the validators that describe it; the copies another sitegen kept
+        go."""
+        target = self.copy(url)
+        self.site.write_bytes(target, data)
+        with os.scandir(target.parent) as entries:
+            others = [e.path for e in entries if is_feed_copy(e.name) and e.name != target.name]
+        for path in others:
+            self.site.remove(Path(path))
         self.confirm(url, validators)
 
     def forget_unnamed(self, urls: list[str]) -> list[str]:
@@ -231,17 +239,21 @@ class FeedCopies:
             folder.rmdir()
         return [folder.name for folder in folders]
 
-    def keep_parsed(self, target: Path, data: bytes) -> None:
-        """Keep the kept copy's advisories as read (``data``) at ``target``, beside it (not
-        rewritten when it holds them already), and drop those of earlier copies. Not flushed:
-        they are made again from the copy if lost."""
-        with os.scandir(target.parent) as entries:
-            stale = [
-                e.path for e in entries if is_feed_parsed_copy(e.name) and e.name != target.name
-            ]
-        for path in stale:
-            self.site.remove(Path(path))
-        self.site.write_bytes(target, data, durable=False)
+    def drop_legacy(self) -> int:
+        """Delete what earlier versions kept in the feeds' folders (the archive as served and
+        its advisories as read, with whatever the feed echoed of its URL's secrets); returns
+        how many files went. A feed left without a copy is fetched whole by the run."""
+        try:
+            with os.scandir(advisory_feeds_dir(self.site.root)) as entries:
+                folders = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return 0
+        dropped = 0
+        for folder in folders:
+            with os.scandir(folder) as entries:
+                legacy = [Path(e.path) for e in entries if is_legacy_feed_file(e.name)]
+            dropped += sum(self.site.remove(path) for path in legacy)
+        return dropped
 
     def confirm(self, url: str, validators: FeedValidators) -> None:
         """Record the validators of the kept copy (found current again, after a 304): with

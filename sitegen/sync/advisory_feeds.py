@@ -2,8 +2,8 @@
 filters their advisories.
 
 Each feed is asked for conditionally (a 304 keeps the copy, see :mod:`sitegen.net.feed`); a new
-archive is read whole (:func:`sitegen.filters.osv_archive.read_archive`) before it replaces
-the copy kept in the site's state, so the copy is always one that was usable. A feed that
+archive is read whole (:func:`sitegen.filters.feeds.read_served`) before what was read of it
+replaces the copy kept in the site's state, so the copy is always one that was usable. A feed that
 cannot be fetched, or that serves an archive that cannot be used, leaves its last good copy in
 force: the run goes on with it and warns, naming the feed. A feed never had whole fails
 closed: every mirror whose filters name it is unusable for this run (its channel subdirs keep
@@ -33,11 +33,12 @@ from sitegen.config.model import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.config.urls import ENV_REF_RE, fill_url, redact_url, scrub_names
 from sitegen.filters.advisories import policy_of
 from sitegen.filters.feeds import (
-    encode_parsed,
+    encode_copy,
     feed_urls,
     kept_advisories,
-    parsed_copy,
     read_copy,
+    read_served,
+    remember,
     site_feeds,
     with_feeds,
 )
@@ -139,7 +140,7 @@ async def _refresh(
             why = scrub_names(names)(str(exc).removeprefix(f"{display}: "))
         except OSError as exc:  # the state directory: the copy cannot be written or read
             why = f"its copy cannot be kept: {exc.strerror or exc}"
-    kept = await trio.to_thread.run_sync(kept_advisories, copies.archive(url))
+    kept = await trio.to_thread.run_sync(kept_advisories, copies.site.root, url)
     if kept is None:
         message = (
             f"advisory feed {display}: {why}; there is no good copy of it yet, so the mirrors"
@@ -183,22 +184,18 @@ async def _attempt(
     try:
         answer = await client.fetch(fill_url(url, os.environ), display, previous, scratch)
         if not answer.changed:
-            kept = await trio.to_thread.run_sync(kept_advisories, copies.archive(url))
+            kept = await trio.to_thread.run_sync(read_copy, copies.copy(url))
             if kept is not None:
                 if not dry_run:
                     await trio.to_thread.run_sync(copies.confirm, url, answer.validators)
-                    await trio.to_thread.run_sync(_keep_parsed, copies, url, kept)
                 log.info("advisory feed %s: unchanged, %s", display, _count(kept))
             return kept
         try:
-            advisories = await trio.to_thread.run_sync(read_copy, scratch)
+            advisories = await trio.to_thread.run_sync(read_served, url, scratch)
         except ArchiveError as exc:
             raise ArchiveError(f"the archive it served cannot be used: {exc}") from None
         if not dry_run:
-            await trio.to_thread.run_sync(copies.keep, url, scratch, answer.validators)
-            # The same file under its name now: what was read is remembered under that name.
-            advisories = await trio.to_thread.run_sync(read_copy, copies.archive(url))
-            await trio.to_thread.run_sync(_keep_parsed, copies, url, advisories)
+            await trio.to_thread.run_sync(_keep, copies, url, advisories, answer.validators)
         skipped = sum(len(a.skipped) for a in advisories)
         unscored = sum(bool(a.unscored) for a in advisories)
         log.info(
@@ -212,31 +209,33 @@ async def _attempt(
         )
         return advisories
     finally:
-        with contextlib.suppress(FileNotFoundError):  # renamed into place, or never written
+        with contextlib.suppress(FileNotFoundError):  # read, or never written (a 304)
             scratch.unlink()
+
+
+def _keep(
+    copies: FeedCopies, url: str, advisories: tuple[Advisory, ...], validators: FeedValidators
+) -> None:
+    """Keep what was read of a new archive as the feed's copy; the renders after the run in
+    this process take the advisories as they are, without decoding the copy."""
+    copies.keep(url, encode_copy(advisories), validators)
+    remember(copies.copy(url), advisories)
 
 
 def _forget_unnamed(copies: FeedCopies, named: list[str]) -> None:
     """Delete the copies of feeds the configuration names nowhere any more (by any mirror,
-    also those this run does not cover): a feed named again later starts as a new one."""
+    also those this run does not cover): a feed named again later starts as a new one; and
+    what earlier versions kept of the others, which may hold the secrets of their URLs."""
     try:
         forgotten = copies.forget_unnamed(named)
+        dropped = copies.drop_legacy()
     except OSError as exc:  # tried again by the next run
-        log.warning("advisory feeds: cannot delete a copy no filter names: %s", exc)
+        log.warning("advisory feeds: cannot delete a copy: %s", exc)
         return
     for name in forgotten:
         log.info("advisory feed copy %s: no filter names its feed any more; deleted", name)
-
-
-def _keep_parsed(copies: FeedCopies, url: str, advisories: tuple[Advisory, ...]) -> None:
-    """The kept copy's advisories as read, beside it (rewritten only when what is there
-    differs, e.g. cut short by a power cut): the next run that finds the feed unchanged, and
-    the renders, decode them instead of parsing the archive again."""
-    target = parsed_copy(copies.archive(url))
-    try:
-        copies.keep_parsed(target, encode_parsed(advisories))
-    except OSError as exc:  # the next run reads the archive again: slower, not wrong
-        log.warning("%s: cannot keep the advisories as read: %s", target, exc.strerror or exc)
+    if dropped:
+        log.info("advisory feeds: %d files an earlier sitegen kept of them deleted", dropped)
 
 
 def _scratch(copies: FeedCopies, url: str, dry_run: bool) -> Path:
