@@ -1455,6 +1455,30 @@ def test_an_oversized_number_is_quoted_clipped(
         assert "9999999999'... (10,00" in err
 
 
+# A value of a channel's (L: 100,000 characters pasted by mistake) and the line it is on.
+_CHANNEL = "channels:\n  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [noarch]\n"
+LONG_VALUES = [
+    pytest.param(_CHANNEL + "    schedule: 'L'\n", 6, "channels.c/x.schedule", id="cron"),
+    pytest.param(
+        _CHANNEL + "    schedule: '30-10/L * * * *'\n", 6, "channels.c/x.schedule", id="cron-range"
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "path"), LONG_VALUES)
+def test_a_long_value_is_quoted_clipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: int, path: str
+) -> None:
+    """A value refused for what it holds is quoted by its start and its length: 100,000
+    characters pasted by mistake would otherwise fill the terminal and the log."""
+    config_path = _write_config(tmp_path, "output: site\n" + text.replace("L", "9" * 100_000))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"channels.yaml:{line}: {path}: " in err, err[:300]
+    assert len(err) < 400, err[:400]
+    assert "... (100,0" in err, err
+
+
 def test_the_whitespace_a_title_may_hold_leaves_the_feed_xml(tmp_path: Path) -> None:
     """Tab, newline and carriage return are what YAML's escapes may still put in a string:
     the history feed, which carries the title, stays well-formed XML."""

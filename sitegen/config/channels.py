@@ -15,7 +15,7 @@ from sitegen.config.model import ChannelConfig, FilterSpec, MirrorConfig
 from sitegen.config.notices import notices_of
 from sitegen.config.site_settings import parse_ca_bundle, parse_http_url
 from sitegen.config.subdirs import KNOWN_SUBDIRS, parse_subdirs
-from sitegen.config.yaml_nodes import ConfigError, ParseState, YamlNode
+from sitegen.config.yaml_nodes import ConfigError, ParseState, YamlNode, shown_value
 from sitegen.layout import RESERVED_IN_CHANNEL, RESERVED_TOP, TOKEN_SEGMENT
 
 # Up to 100 characters: each becomes a directory (names longer than a file system allows
@@ -365,9 +365,12 @@ def parse_schedule(node: YamlNode) -> str:
     backwards = schedule.backwards_range(expression)
     if backwards is not None:
         raise node.error(
-            f"backwards range {backwards!r} in cron expression {expression!r}: a range runs"
+            f"backwards range {shown_value(backwards)} in cron expression"
+            f" {shown_value(expression)}: a range runs"
             " from low to high (one that wraps around is two, e.g. '30-59,0-10')"
         )
     if not schedule.is_valid(expression):
-        raise node.error(f"invalid cron expression {expression!r} (e.g. '0 2 * * *' or '@daily')")
+        raise node.error(
+            f"invalid cron expression {shown_value(expression)} (e.g. '0 2 * * *' or '@daily')"
+        )
     return expression
