@@ -377,6 +377,23 @@ def test_bad_approvals_files_name_line_and_key(text, message):
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ('"2026-11-02T09:00:00Z"', "'L'", "approvals.yaml:11: [1].when: "),
+        ("with_dependencies: true", "expires: 'L'", "approvals.yaml:13: [1].expires: "),
+    ],
+)
+def test_a_long_value_of_an_approval_is_quoted_clipped(old: str, new: str, where: str) -> None:
+    """100,000 characters pasted by mistake are quoted by their start and their length."""
+    with pytest.raises(ConfigError) as caught:
+        parse_approvals(FILE.replace(old, new.replace("L", "9" * 100_000)), "approvals.yaml")
+    message = str(caught.value)
+    assert message.startswith(where), message[:300]
+    assert len(message) < 300, message[:300]
+    assert "... (100,0" in message
+
+
 # --------------------------------------------------------------------------- channels.yaml
 
 

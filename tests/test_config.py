@@ -1462,6 +1462,18 @@ LONG_VALUES = [
     pytest.param(
         _CHANNEL + "    schedule: '30-10/L * * * *'\n", 6, "channels.c/x.schedule", id="cron-range"
     ),
+    pytest.param(
+        _CHANNEL + "    notices:\n      - {message: m, created: 'L'}\n",
+        7,
+        "channels.c/x.notices[0].created",
+        id="notice-date",
+    ),
+    pytest.param(
+        _CHANNEL + "    filters:\n      dates: {after: 'L'}\n",
+        7,
+        "channels.c/x.filters.dates.after",
+        id="filter-date",
+    ),
 ]
 
 

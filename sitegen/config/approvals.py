@@ -36,7 +36,14 @@ from sitegen.conda.version import InvalidSpecError, parse_matchspec, untested_ke
 from sitegen.config.approval_model import Approval, ApprovalGate, parse_expiry
 from sitegen.config.model import ChannelConfig
 from sitegen.config.operator_files import MAX_FILE_BYTES, OperatorFileError, read_text_capped
-from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode, compose_yaml
+from sitegen.config.yaml_nodes import (
+    ConfigError,
+    ParseState,
+    Reported,
+    YamlNode,
+    compose_yaml,
+    shown_value,
+)
 
 APPROVALS_FILE = "approvals.yaml"
 NULL_TAG = "tag:yaml.org,2002:null"  # what YAML reads an empty document as
@@ -106,14 +113,14 @@ def _entry(node: YamlNode) -> Approval:
     try:
         dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
     except ValueError:
-        raise keys["when"].error(f"expected an ISO 8601 time, got {when!r}") from None
+        raise keys["when"].error(f"expected an ISO 8601 time, got {shown_value(when)}") from None
     expires = keys["expires"].string() if "expires" in keys else None
     if expires is not None:
         try:
             parse_expiry(expires)
         except ValueError:
             raise keys["expires"].error(
-                f"expected a date (2027-06-30) or an ISO 8601 time, got {expires!r}"
+                f"expected a date (2027-06-30) or an ISO 8601 time, got {shown_value(expires)}"
             ) from None
     with_dependencies = (
         keys["with_dependencies"].boolean() if "with_dependencies" in keys else False

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sitegen.conda.notices import LEVELS, ChannelNotice
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_value
 
 NOTICE_KEYS = ("message", "level", "created", "expires", "interval", "id")
 
@@ -77,4 +77,4 @@ def _moment(node: YamlNode) -> datetime:
         return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
     except (ValueError, OverflowError):
         example = "2027-01-31 or 2027-01-31T12:00Z"
-        raise node.error(f"expected a date such as {example}, got {text!r}") from None
+        raise node.error(f"expected a date such as {example}, got {shown_value(text)}") from None

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from sitegen.conda.records import Record
 from sitegen.conda.version import timestamp_ms
 from sitegen.config.model import FilterSpec, MirrorConfig
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_value
 from sitegen.filters.kind import Check, FilterContext, FilterKind
 
 REASON_TOO_OLD = "older than date range"
@@ -23,7 +23,7 @@ def parse_timestamp_ms(node: YamlNode) -> int:
         else:
             moment = datetime.fromisoformat(text)
     except ValueError:
-        raise node.error(f"expected a date like 2024-01-31, got {text!r}") from None
+        raise node.error(f"expected a date like 2024-01-31, got {shown_value(text)}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
