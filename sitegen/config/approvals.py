@@ -42,6 +42,7 @@ from sitegen.config.yaml_nodes import (
     Reported,
     YamlNode,
     compose_yaml,
+    shown_reason,
     shown_value,
 )
 
@@ -90,11 +91,11 @@ def spec_problem(spec: str) -> str | None:
     try:
         parsed = parse_matchspec(spec)
     except InvalidSpecError as exc:
-        return f"invalid MatchSpec {spec!r}: {exc}"
+        return f"invalid MatchSpec {shown_value(spec)}: {shown_reason(str(exc))}"
     if parsed.channel is not None or parsed.subdir is not None:
-        return f"MatchSpec {spec!r}: channel:: and [subdir=...] are not used"
+        return f"MatchSpec {shown_value(spec)}: channel:: and [subdir=...] are not used"
     if (untested := untested_keys(parsed)) is not None:
-        return f"MatchSpec {spec!r}: {untested}"
+        return f"MatchSpec {shown_value(spec)}: {untested}"
     return None
 
 

@@ -36,6 +36,7 @@ _UNSHOWABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # The most of a value an error quotes: one pasted by mistake (a number of 10,000 digits) would
 # otherwise fill the terminal and the log with it.
 _SHOWN_CHARS = 40
+_SHOWN_REASON_CHARS = 200
 
 
 def shown_value(text: str) -> str:
@@ -43,6 +44,14 @@ def shown_value(text: str) -> str:
     if len(text) <= _SHOWN_CHARS:
         return repr(text)
     return f"{text[:_SHOWN_CHARS]!r}... ({len(text):,} characters)"
+
+
+def shown_reason(text: str) -> str:
+    """A parser's reason for refusing a value, for an error message: it may quote the value
+    whole, so a long one is cut after its first 200 characters."""
+    if len(text) <= _SHOWN_REASON_CHARS:
+        return text
+    return f"{text[:_SHOWN_REASON_CHARS]}... ({len(text):,} characters)"
 
 
 class ConfigError(Exception):

@@ -15,7 +15,7 @@ from sitegen.conda.version import (
     untested_keys,
 )
 from sitegen.config.model import FilterSpec
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_reason, shown_value
 from sitegen.filters.kind import (
     Allowed,
     Check,
@@ -41,14 +41,16 @@ def parse_spec(node: YamlNode) -> str:
     try:
         spec = parse_matchspec(text)
     except InvalidSpecError as exc:
-        raise node.error(f"invalid MatchSpec {text!r}: {exc}") from None
+        raise node.error(
+            f"invalid MatchSpec {shown_value(text)}: {shown_reason(str(exc))}"
+        ) from None
     if spec.channel is not None or spec.subdir is not None:
         raise node.error(
-            f"MatchSpec {text!r}: channel:: and [subdir=...] are not supported in filters;"
+            f"MatchSpec {shown_value(text)}: channel:: and [subdir=...] are not supported in filters;"
             " use the mirror's url and the subdirs filter"
         )
     if (untested := untested_keys(spec)) is not None:
-        raise node.error(f"MatchSpec {text!r}: {untested}")
+        raise node.error(f"MatchSpec {shown_value(text)}: {untested}")
     return text
 
 
