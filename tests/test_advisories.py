@@ -506,6 +506,49 @@ def test_bad_advisory_files_name_file_path_and_key(tmp_path, content, where):
     assert f"{tmp_path}/{where}" in message, message
 
 
+LONG = "9" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ({"id": "X\n" + LONG}, "id: expected an id of printable characters"),
+        ({"id": "X", "withdrawn": LONG}, "withdrawn: expected the time of withdrawal"),
+        (advisory([], severity=[{"type": "CVSS_V3", "score": LONG}]), "severity[0].score: score"),
+        (
+            advisory([], severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/" + LONG}]),
+            "severity[0].score: invalid CVSS_V3 vector",
+        ),
+        (
+            advisory([conda("p", ecosystem({"introduced": "0"}, kind=LONG))]),
+            "affected[0].ranges[0].type: unknown range type",
+        ),
+        (
+            advisory([conda("p", ecosystem({"introduced": "0"}, {LONG: "1"}))]),
+            "affected[0].ranges[0].events[1]: an event is one of",
+        ),
+        (
+            advisory([conda("p", ecosystem({"introduced": "0"}, {"fixed": "1 " + LONG}))]),
+            "affected[0].ranges[0].events[1].fixed: invalid conda version",
+        ),
+        (advisory([conda("p", versions=("1.0-" + LONG + "-a-b",))]), "affected[0].versions[0]"),
+        (advisory([{"package": {"purl": LONG}}]), "affected[0].package.purl: not a package URL"),
+    ],
+)
+def test_a_long_value_of_an_advisory_is_quoted_clipped(tmp_path, content, where):
+    """100,000 characters of an advisory file are quoted by their start and their length."""
+    message = bad(tmp_path, json.dumps(content))
+    assert f"{tmp_path}/bad.json: {where}" in message, message[:500]
+    assert len(message.replace(str(tmp_path), "")) < 500, message[:500]
+    assert "... (100,0" in message, message[:500]
+
+
+def test_a_long_duplicate_key_of_an_advisory_file_is_quoted_clipped(tmp_path):
+    message = bad(tmp_path, f'{{"id": "X", "{LONG}": 1, "{LONG}": 2}}')
+    assert f"{tmp_path}/bad.json: (top level): duplicate key '999" in message, message[:500]
+    assert len(message.replace(str(tmp_path), "")) < 500, message[:500]
+
+
 def test_huge_file_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
     monkeypatch.setattr(osv, "MAX_FILE_BYTES", 1024)
     message = bad(tmp_path, json.dumps(advisory([], summary="x" * 2000)))

@@ -143,6 +143,23 @@ def test_a_member_that_is_no_valid_advisory_refuses_the_archive_naming_it(tmp_pa
         read_archive(archive)
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("a/" + "x" * 60_000 + "/../../escape.json", advisory(2), "unsafe member name 'a/xxx"),
+        ("x" * 60_000 + ".json", b"{not json", "member 'xxx"),
+    ],
+)
+def test_a_long_member_name_is_quoted_clipped(tmp_path, name, data, words):
+    """A zip member's name may be 65,535 bytes long: quoted by its start and its length."""
+    archive = zip_of(tmp_path / "all.zip", {"TEST-1.json": advisory(1), name: data})
+    with pytest.raises(ArchiveError) as caught:
+        read_archive(archive)
+    message = str(caught.value)
+    assert words in message and "... (60,0" in message, message[:300]
+    assert len(message) < 300, message[:300]
+
+
 def test_an_encrypted_member_refuses_the_archive(tmp_path):
     data = bytearray(zip_of(tmp_path / "all.zip", {"TEST-1.json": advisory(1)}).read_bytes())
     for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # general purpose flags

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.config.operator_files import OperatorFileError, read_capped
+from sitegen.config.yaml_nodes import shown_value
 
 
 class JsonFileError(ValueError):
@@ -114,7 +115,7 @@ class JsonNode:
         if not isinstance(self.value, dict):
             raise self.error("expected an object")
         if isinstance(self.value, _Duplicated):
-            raise self.error(f"duplicate key {self.value.duplicate!r}")
+            raise self.error(f"duplicate key {shown_value(self.value.duplicate)}")
         return self.value
 
     def entries(self) -> Iterator[tuple[str, JsonNode]]:

@@ -39,6 +39,7 @@ from sitegen.config.operator_files import (
     OperatorFileError,
     tree_files,
 )
+from sitegen.config.yaml_nodes import shown_reason, shown_value
 from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json, read_json_bytes
 from sitegen.filters.osv_versions import VersionIndex
 from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_purl
@@ -228,9 +229,9 @@ def id_problem(text: str) -> str | None:
     under ``advisory <id>``): one holding a newline or a terminal escape could forge log lines
     or rewrite the operator's screen, and one of only blanks would read as no id at all."""
     if not text.isprintable():
-        return f"expected an id of printable characters, got {text!r}"
+        return f"expected an id of printable characters, got {shown_value(text)}"
     if not text.strip():
-        return f"expected an id, got {text!r}"
+        return f"expected an id, got {shown_value(text)}"
     return None
 
 
@@ -252,7 +253,9 @@ def _withdrawn(node: JsonNode | None) -> bool:
     try:
         datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError:
-        raise node.error(f"expected the time of withdrawal (RFC 3339), got {text!r}") from None
+        raise node.error(
+            f"expected the time of withdrawal (RFC 3339), got {shown_value(text)}"
+        ) from None
     return True
 
 
@@ -292,12 +295,12 @@ def cvss_score(kind: str, text: str) -> float | str | None:
         pass
     else:
         if not math.isfinite(number) or not 0.0 <= number <= 10.0:
-            return f"score {text!r} is not between 0 and 10"
+            return f"score {shown_value(text)} is not between 0 and 10"
         return number
     try:
         parsed = parser(text)
     except (CVSSError, ValueError, KeyError, IndexError) as exc:
-        return f"invalid {kind} vector {text!r}: {exc}"
+        return f"invalid {kind} vector {shown_value(text)}: {shown_reason(str(exc))}"
     return float(parsed.base_score if isinstance(parsed, CVSS4) else parsed.scores()[0])
 
 
@@ -375,13 +378,16 @@ def _range(node: JsonNode) -> VersionRange:
     kind = node.require("type").string()
     if kind not in RANGE_TYPES:
         raise node.require("type").error(
-            f"unknown range type {kind!r}; expected one of {', '.join(RANGE_TYPES)}"
+            f"unknown range type {shown_value(kind)}; expected one of {', '.join(RANGE_TYPES)}"
         )
     events: list[tuple[str, str]] = []
     for item in node.require("events").items():
         fields = item.object()
         if len(fields) != 1 or next(iter(fields)) not in EVENT_KEYS:
-            raise item.error(f"an event is one of {', '.join(EVENT_KEYS)}, got {sorted(fields)}")
+            raise item.error(
+                f"an event is one of {', '.join(EVENT_KEYS)},"
+                f" got {shown_value(', '.join(sorted(fields)))}"
+            )
         key = next(iter(fields))
         value = item.require(key)
         text = value.string()
@@ -402,4 +408,6 @@ def _version(text: Any, path: str, file: Path) -> None:
     try:
         parse_version(str(text))
     except InvalidVersionError as exc:
-        raise OsvError(file, path, f"invalid conda version {text!r}: {exc}") from None
+        raise OsvError(
+            file, path, f"invalid conda version {shown_value(str(text))}: {shown_reason(str(exc))}"
+        ) from None

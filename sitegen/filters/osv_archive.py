@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from sitegen.config.operator_files import MAX_FILE_BYTES
+from sitegen.config.yaml_nodes import shown_value
 from sitegen.filters.json_nodes import JsonFileError
 from sitegen.filters.osv import Advisory, parse_bytes
 
@@ -59,7 +60,9 @@ def read_archive(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> tuple[A
     except ArchiveError:
         raise
     except JsonFileError as exc:
-        raise ArchiveError(f"member {str(exc.file)!r}: {_where(exc)}{exc.message}") from None
+        raise ArchiveError(
+            f"member {shown_value(str(exc.file))}: {_where(exc)}{exc.message}"
+        ) from None
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,
@@ -88,18 +91,22 @@ def _advisories(archive: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[Adviso
         name = info.filename
         unsafe = unsafe_name(name)
         if unsafe:
-            raise ArchiveError(f"unsafe member name {name!r}: {unsafe}")
+            raise ArchiveError(f"unsafe member name {shown_value(name)}: {unsafe}")
         if info.is_dir() or not name.lower().endswith(".json"):
             continue
         if info.flag_bits & 0x1:
-            raise ArchiveError(f"member {name!r} is encrypted")
+            raise ArchiveError(f"member {shown_value(name)} is encrypted")
         if info.file_size > limits.member_bytes:
-            raise ArchiveError(f"member {name!r} is larger than {_mib(limits.member_bytes)}")
+            raise ArchiveError(
+                f"member {shown_value(name)} is larger than {_mib(limits.member_bytes)}"
+            )
         # The sizes the archive states may lie: what is read is what counts.
         with archive.open(info) as stream:
             data = stream.read(limits.member_bytes + 1)
         if len(data) > limits.member_bytes:
-            raise ArchiveError(f"member {name!r} is larger than {_mib(limits.member_bytes)}")
+            raise ArchiveError(
+                f"member {shown_value(name)} is larger than {_mib(limits.member_bytes)}"
+            )
         total += len(data)
         if total > limits.total_bytes:
             raise ArchiveError(f"its members decompress to more than {_mib(limits.total_bytes)}")

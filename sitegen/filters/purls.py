@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from sitegen.config.yaml_nodes import shown_value
+
 # OSV ecosystem (https://ossf.github.io/osv-schema/#affectedpackage-field) -> purl type, for
 # those with a registered purl type. Advisories of the others (Linux distributions, whose
 # versions are no conda versions, among them) cannot be joined with a purl mapping.
@@ -57,7 +59,7 @@ def parse_purl(text: str) -> Purl:
     """The type, key and version of a package URL (qualifiers and subpath dropped)."""
     # The scheme is case-insensitive, as URL schemes are (the spec writes it lower-case).
     if text[:4].lower() != "pkg:":
-        raise PurlError(f"not a package URL: {text!r}")
+        raise PurlError(f"not a package URL: {shown_value(text)}")
     body = text[4:].lstrip("/").split("#")[0].split("?")[0]
     kind, _, rest = body.partition("/")
     # The version follows the last "@" (the spec splits from the right), in the last segment:
@@ -67,7 +69,7 @@ def parse_purl(text: str) -> Purl:
     path = namespace + slash + name
     parts = [unquote(p) for p in path.strip("/").split("/") if p]
     if not kind or not parts:
-        raise PurlError(f"package URL without a name: {text!r}")
+        raise PurlError(f"package URL without a name: {shown_value(text)}")
     kind = kind.lower()
     return Purl(kind, package_key(kind, "/".join(parts)), unquote(version) or None)
 
