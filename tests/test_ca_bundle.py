@@ -8,15 +8,19 @@ import os
 import shutil
 import ssl
 import subprocess
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
 import pytest
+import trio
 
 from sitegen.cli import main
 from sitegen.config import DownloadSettings, parse_config
 from sitegen.config.yaml_nodes import ConfigError
-from sitegen.net.failures import describe_error
+from sitegen.net.activity import Activity
+from sitegen.net.failures import UpstreamError, describe_error
+from sitegen.net.feed import open_feed_client
 from sitegen.net.transport import EventLoopTransport, trusted_cas
 from sitegen.net.upstream import make_client
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -173,6 +177,36 @@ async def test_a_missing_ca_bundle_is_named_and_nothing_is_fetched(
     assert report.mirrors[0].errors == [
         f"REQUESTS_CA_BUNDLE {missing}: no such file (a PEM file of CAs)"
     ]
+    assert https_upstream.requests == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"])
+async def test_a_ca_bundle_of_the_environment_that_is_no_regular_file_is_named_so(
+    tmp_path: Path,
+    https_upstream: UpstreamServer,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    variable: str,
+) -> None:
+    """A FIFO or a directory named by the environment is said to be what it is, not missing;
+    the FIFO is never read (TLS would wait on it forever), and nothing is fetched."""
+    bundle = tmp_path / "corp-ca.pem"
+    if kind == "fifo":
+        os.mkfifo(bundle)
+    else:
+        bundle.mkdir()
+    monkeypatch.setenv(variable, str(bundle))
+    why = f"{variable} {bundle}: not a regular file (a PEM file of CAs)"
+    with trio.fail_after(30):
+        report = await _run(tmp_path / "site", https_upstream.url)
+        async with AsyncExitStack() as stack:
+            feeds = await open_feed_client(DownloadSettings(retries=0), stack, Activity())
+            with pytest.raises(UpstreamError, match="the feed: ") as caught:
+                await feeds.fetch(https_upstream.url, "the feed", None, tmp_path / "feed.zip")
+    assert report.mirrors[0].errors == [why]
+    assert str(caught.value) == f"the feed: {why}"
     assert https_upstream.requests == []
 
 

@@ -42,7 +42,12 @@ from sitegen.net.client import UpstreamClient
 from sitegen.net.failures import Pace, UpstreamError, with_retries
 from sitegen.net.transit import decoded_body
 from sitegen.net.transport import trusted_cas
-from sitegen.net.upstream import conditional_headers, make_client, validator
+from sitegen.net.upstream import (
+    ca_bundle_problem,
+    conditional_headers,
+    make_client,
+    validator,
+)
 from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.store.interface import SiteStorage
 
@@ -163,8 +168,7 @@ async def open_feed_client(
     """The client for the run's feeds, closed with ``stack``: TLS verified against the site's
     ``ca_bundle`` (or the environment's, or the system's CAs)."""
     cas = trusted_cas(settings.ca_bundle, os.environ)
-    if cas is not None and not os.path.isfile(cas[0]):
-        why = f"{cas[1]} {cas[0]}: no such file (a PEM file of CAs)"
+    if cas is not None and (why := ca_bundle_problem(*cas)) is not None:
         return FeedClient(None, settings, activity, why)
     client = make_client(settings, verify=True, ca_bundle=cas[0] if cas else None)
     stack.push_async_callback(client.aclose)

@@ -22,6 +22,7 @@ import trio
 
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.config.model import scrub_of
+from sitegen.config.operator_files import OperatorFileError, open_regular
 from sitegen.config.urls import scrub_names
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient, open_client
@@ -154,6 +155,22 @@ USER_AGENT = "sitegen/0.1 (conda mirror)"
 
 def _timeout(settings: DownloadSettings) -> httpx.Timeout:
     return httpx.Timeout(settings.timeout, connect=min(settings.timeout, settings.connect_timeout))
+
+
+def ca_bundle_problem(path: str, named_by: str) -> str | None:
+    """Why the PEM file of CAs ``named_by`` (``ca_bundle``, REQUESTS_CA_BUNDLE, SSL_CERT_FILE)
+    names cannot verify upstreams, or None. Checked as the operator's files are: what is there
+    but is no regular file (a FIFO, which TLS would wait on forever; a directory) is said to
+    be so, not missing."""
+    try:
+        open_regular(Path(path)).close()
+    except FileNotFoundError:
+        why = "no such file"
+    except OperatorFileError as exc:
+        why = str(exc)
+    else:
+        return None
+    return f"{named_by} {path}: {why} (a PEM file of CAs)"
 
 
 def make_client(
@@ -366,8 +383,8 @@ async def open_upstreams(
         cas = trusted_cas(mirror.ca_bundle or settings.ca_bundle, os.environ)
         if not (mirror.verify_tls and source.scheme == "https"):
             cas = None  # nothing to verify
-        elif cas is not None and not os.path.isfile(cas[0]):
-            unusable[mirror.name] = f"{cas[1]} {cas[0]}: no such file (a PEM file of CAs)"
+        elif cas is not None and (why := ca_bundle_problem(*cas)) is not None:
+            unusable[mirror.name] = why
             continue
         key = (mirror.verify_tls, cas[0] if cas else None)
         if key not in clients:
