@@ -236,6 +236,28 @@ def test_bad_lockfiles_name_file_line_and_key(tmp_path, content, expected):
     assert f"{tmp_path}/{expected}" in message, message
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "packages:\n- conda: https://x.org/_L_.conda\n",
+            "lock:2: packages[0].conda: not a package",
+        ),
+        ("packages:\n- conda: https://x.org/c/noarch/_L_\n", "lock:2: packages[0].conda: not a "),
+        ("@EXPLICIT\nhttps://x.org/c/linux-64/a-1-0.conda#_L_\n", "lock:2: expected a md5"),
+        ("@EXPLICIT\nhttps://x.org/_L_\n", "lock:2: not a package URL"),
+    ],
+)
+def test_a_long_value_of_a_lockfile_is_quoted_clipped(tmp_path, content, expected):
+    """100,000 characters of a lockfile's line are quoted by their start and their length."""
+    with pytest.raises(ConfigError) as caught:
+        config_with(tmp_path, {"lock": content.replace("_L_", "9" * 100_000)}, "[lock]")
+    message = str(caught.value)
+    assert f"{tmp_path}/{expected}" in message, message[:500]
+    assert len(message.replace(str(tmp_path), "")) < 400, message[:500]
+    assert "... (100,0" in message
+
+
 def test_a_level_allowing_names_and_lockfiles_may_see_its_names_excluded(tmp_path):
     # The level's allowlist is the union of both: the lockfile's pins can still be mirrored.
     (tmp_path / "env.txt").write_text(EXPLICIT)

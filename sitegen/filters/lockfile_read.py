@@ -18,7 +18,14 @@ from urllib.parse import unquote, urlsplit
 
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.config.operator_files import OperatorFileError, read_text_capped
-from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode, compose_yaml
+from sitegen.config.yaml_nodes import (
+    ConfigError,
+    ParseState,
+    Reported,
+    YamlNode,
+    compose_yaml,
+    shown_value,
+)
 
 # A lockfile of a large environment is a few megabytes.
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -166,14 +173,16 @@ def _pin(url: str, sha256: str | None, md5: str | None) -> Pin | str:
     parts = urlsplit(url)
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if parts.scheme not in ("http", "https", "file") or len(segments) < 2:
-        return f"not a package URL: {url!r}"
+        return f"not a package URL: {shown_value(url)}"
     fn, subdir = segments[-1], segments[-2]
     if not fn.endswith(PACKAGE_SUFFIXES):
-        return f"not a .conda or .tar.bz2 file: {url!r}"
+        return f"not a .conda or .tar.bz2 file: {shown_value(url)}"
     return Pin(subdir=subdir, fn=fn, url=url, sha256=sha256, md5=md5)
 
 
 def _checksum(kind: str, value: str, filename: str, number: int) -> str:
     if not _HEX[kind].fullmatch(value):
-        raise LockfileError(f"{filename}:{number}: expected a {kind} checksum, got {value!r}")
+        raise LockfileError(
+            f"{filename}:{number}: expected a {kind} checksum, got {shown_value(value)}"
+        )
     return value
