@@ -1492,6 +1492,75 @@ LONG_VALUES = [
         "channels.c/x.filters.specs.include[0]",
         id="matchspec-channel",
     ),
+    pytest.param(_CHANNEL + "    mode: L\n", 6, "channels.c/x.mode", id="mode"),
+    pytest.param(_CHANNEL + "    access: L\n", 6, "channels.c/x.access", id="access"),
+    pytest.param(
+        _CHANNEL + "    access: private\n    readers: [L]\n",
+        7,
+        "channels.c/x.readers[0]",
+        id="reader",
+    ),
+    pytest.param(
+        _CHANNEL + "    notices:\n      - {message: m, level: L}\n",
+        7,
+        "channels.c/x.notices[0].level",
+        id="notice-level",
+    ),
+    pytest.param(
+        _CHANNEL + "    notices:\n      - {message: m, id: L}\n      - {message: n, id: L}\n",
+        8,
+        "channels.c/x.notices[1]",
+        id="notice-id",
+    ),
+    pytest.param(_CHANNEL + "    ca_bundle: L.pem\n", 6, "channels.c/x.ca_bundle", id="ca-bundle"),
+    pytest.param(
+        _CHANNEL + "    filters:\n      names: {include: ['[L']}\n",
+        7,
+        "channels.c/x.filters.names.include[0]",
+        id="glob",
+    ),
+    pytest.param(
+        _CHANNEL + "    filters:\n      names: {include: [aL], exclude: [a*]}\n",
+        7,
+        "channels.c/x.filters",
+        id="glob-excluded",
+    ),
+    pytest.param(
+        _CHANNEL + "    filters:\n      formats: L\n",
+        7,
+        "channels.c/x.filters.formats",
+        id="formats",
+    ),
+    pytest.param(
+        "channels:\n  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [L]\n",
+        5,
+        "channels.c/x.subdirs[0]",
+        id="subdir",
+    ),
+    pytest.param(
+        "channels:\n  c/x:\n    url: ftp://L\n    subdirs: [noarch]\n",
+        4,
+        "channels.c/x.url",
+        id="url",
+    ),
+    pytest.param(
+        "channels:\n  c/x:\n    path: relL\n    subdirs: [noarch]\n",
+        4,
+        "channels.c/x.path",
+        id="local-path",
+    ),
+    pytest.param(
+        "channels:\n  c/x:\n    mirrors:\n      - {name: 'L', url: 'http://127.0.0.1:1/c', subdirs: [noarch]}\n",
+        5,
+        "channels.c/x.mirrors[0].name",
+        id="mirror-name",
+    ),
+    pytest.param(
+        "installers:\n  m: {url: 'http://127.0.0.1:1/m/', include: ['[L']}\n" + _CHANNEL,
+        3,
+        "installers.m.include[0]",
+        id="installer-glob",
+    ),
 ]
 
 

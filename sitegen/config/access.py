@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 
 from sitegen.config.model import AccessSettings
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_value
 
 ACCESS_MODES = ("public", "private")
 CHANNEL_ACCESS_KEYS = ("access", "readers")
@@ -64,14 +64,16 @@ def parse_channel_access(keys: dict[str, YamlNode]) -> tuple[str, tuple[str, ...
 def _mode(node: YamlNode) -> str:
     mode = node.string()
     if mode not in ACCESS_MODES:
-        raise node.error(f"expected 'public' or 'private', got {mode!r}")
+        raise node.error(f"expected 'public' or 'private', got {shown_value(mode)}")
     return mode
 
 
 def token_name(node: YamlNode) -> str:
     name = node.string()
     if not TOKEN_NAME_RE.fullmatch(name):
-        raise node.error(f"invalid token or group name {name!r}: letters, digits, '.', '_', '-'")
+        raise node.error(
+            f"invalid token or group name {shown_value(name)}: letters, digits, '.', '_', '-'"
+        )
     return name
 
 
@@ -85,7 +87,7 @@ def _dir(node: YamlNode, base_dir: Path | None) -> Path:
 def _group(node: YamlNode) -> str:
     group = node.string()
     if not _GROUP_RE.fullmatch(group):
-        raise node.error(f"invalid system group name {group!r}")
+        raise node.error(f"invalid system group name {shown_value(group)}")
     return group
 
 
@@ -93,7 +95,7 @@ def _groups(node: YamlNode) -> tuple[tuple[str, tuple[str, ...]], ...]:
     out = []
     for name, child in node.mapping(()).items():
         if not TOKEN_NAME_RE.fullmatch(name):
-            raise child.error(f"invalid group name {name!r}")
+            raise child.error(f"invalid group name {shown_value(name)}")
         out.append((name, tuple(token_name(item) for item in child.items())))
     return tuple(out)
 

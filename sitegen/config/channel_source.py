@@ -13,7 +13,7 @@ from sitegen.config.urls import (
     is_host_name,
     redact_url,
 )
-from sitegen.config.yaml_nodes import ConfigError, YamlNode
+from sitegen.config.yaml_nodes import ConfigError, YamlNode, shown_value
 
 # A literal anaconda.org token in a URL: /t/<token>/ where <token> is not an ${ENV} reference.
 LITERAL_TOKEN_RE = re.compile(r"/t/(?!\$\{)[^/]+(/|$)")
@@ -37,13 +37,13 @@ def parse_url(
     if parts.scheme not in schemes:
         names = [f"{scheme}://" for scheme in schemes]
         listed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
-        raise node.error(f"URL must start with {listed}, got {redact_url(url)!r}")
+        raise node.error(f"URL must start with {listed}, got {shown_value(redact_url(url))}")
     if parts.scheme != "file" and not parts.netloc:
-        raise node.error(f"URL has no host: {redact_url(url)!r}")
+        raise node.error(f"URL has no host: {shown_value(redact_url(url))}")
     if parts.scheme != "file" and not _host_name(parts.hostname or ""):
         raise node.error(
             f"not a valid host name: an empty label, a label over {MAX_LABEL} characters or a"
-            f" name over {MAX_NAME}: {redact_url(url)!r}"
+            f" name over {MAX_NAME}: {shown_value(redact_url(url))}"
         )
     if parts.scheme == "file" and not parts.path:
         raise node.error("file:// URL has no path")

@@ -176,7 +176,7 @@ def _gated_channel(path: str, node: YamlNode, default_name: str) -> ChannelConfi
 def _channel_path(node: YamlNode, path: str) -> str:
     segments = site_path_segments(node, path, "channel path", "cloud/conda-forge or pkgs/main")
     if any(s in KNOWN_SUBDIRS for s in segments):
-        raise node.error(f"channel path {path!r} has a subdir name as a segment")
+        raise node.error(f"channel path {shown_value(path)} has a subdir name as a segment")
     return "/".join(segments)
 
 
@@ -186,16 +186,16 @@ def site_path_segments(node: YamlNode, path: str, kind: str, examples: str) -> l
     segments = path.strip("/").split("/")
     if not path.strip("/") or any(not CHANNEL_SEGMENT_RE.fullmatch(s) for s in segments):
         raise node.error(
-            f"invalid {kind} {path!r}: use segments of letters, digits, '.', '_', '-'"
+            f"invalid {kind} {shown_value(path)}: use segments of letters, digits, '.', '_', '-'"
             f" (up to 100 each) such as {examples}"
         )
     if segments[0] in RESERVED_TOP:
-        raise node.error(f"{kind} {path!r} collides with the site's own {segments[0]!r}")
+        raise node.error(f"{kind} {shown_value(path)} collides with the site's own {segments[0]!r}")
     if TOKEN_SEGMENT in segments:
         # The servers' log masks and the statistics take `t/<next segment>` for a token
         # wherever it appears: a/t/b would be logged masked and counted as a.
         raise node.error(
-            f"{kind} {path!r} has {TOKEN_SEGMENT!r} as a segment, which is conda's path"
+            f"{kind} {shown_value(path)} has {TOKEN_SEGMENT!r} as a segment, which is conda's path"
             " token (/t/<token>/) wherever it appears"
         )
     return segments
@@ -349,14 +349,14 @@ def _mirror(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> Mir
 def _mirror_name(keys: dict[str, YamlNode], node: YamlNode, default_name: str) -> str:
     name = keys["name"].string() if "name" in keys else default_name
     if not NAME_RE.fullmatch(name):
-        raise (keys.get("name") or node).error(f"invalid mirror name {name!r}")
+        raise (keys.get("name") or node).error(f"invalid mirror name {shown_value(name)}")
     return name
 
 
 def _mode(node: YamlNode) -> str:
     mode = node.string()
     if mode not in MODES:
-        raise node.error(f"expected 'active' or 'passive', got {mode!r}")
+        raise node.error(f"expected 'active' or 'passive', got {shown_value(mode)}")
     return mode
 
 

@@ -16,7 +16,7 @@ from functools import partial
 from sitegen.config.channel_source import parse_url
 from sitegen.config.channels import parse_schedule, site_path_segments
 from sitegen.config.model import ChannelConfig, InstallerConfig
-from sitegen.config.yaml_nodes import ConfigError, ParseState, YamlNode
+from sitegen.config.yaml_nodes import ConfigError, ParseState, YamlNode, shown_reason, shown_value
 
 INSTALLER_KEYS = ("url", "include", "exclude", "newest", "schedule")
 MAX_NEWEST = 1000
@@ -80,13 +80,15 @@ def _globs(node: YamlNode) -> tuple[str, ...]:
     for item in node.items():
         pattern = item.string()
         if "/" in pattern:
-            raise item.error(f"invalid glob {pattern!r}: a file name holds no '/'")
+            raise item.error(f"invalid glob {shown_value(pattern)}: a file name holds no '/'")
         if pattern.count("[") != pattern.count("]"):
-            raise item.error(f"invalid glob {pattern!r}: unbalanced brackets")
+            raise item.error(f"invalid glob {shown_value(pattern)}: unbalanced brackets")
         try:
             re.compile(fnmatch.translate(pattern))
         except re.error as exc:
-            raise item.error(f"invalid glob {pattern!r}: {exc}") from None
+            raise item.error(
+                f"invalid glob {shown_value(pattern)}: {shown_reason(str(exc))}"
+            ) from None
         out.append(pattern)
     return tuple(out)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from sitegen.config.model import LINK_LOOP, ChannelConfig, MirrorConfig, real_path
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_value
 
 KIND = "local"
 
@@ -20,7 +20,7 @@ def parse_path(node: YamlNode) -> str:
     shell (the site's ``output`` is resolved against channels.yaml, a source is not)."""
     path = node.path_text()
     if not PurePosixPath(path).is_absolute():
-        raise node.error(f"path must be absolute, got {path!r}")
+        raise node.error(f"path must be absolute, got {shown_value(path)}")
     if "\x00" in path:
         raise node.error("path holds a NUL character")
     return path.rstrip("/") or "/"

@@ -36,7 +36,7 @@ def notices_of(keys: dict[str, YamlNode]) -> tuple[ChannelNotice, ...]:
         first = ids.setdefault(notice.notice_id, index)
         if first != index:
             raise item.error(
-                f"id {notice.id!r} is that of notices[{first}] too (conda shows one notice"
+                f"id {shown_value(notice.id)} is that of notices[{first}] too (conda shows one notice"
                 " of an id)"
                 if notice.id
                 else f"the same message as notices[{first}], so the same id (conda shows one"
@@ -52,7 +52,7 @@ def _notice(node: YamlNode) -> ChannelNotice:
         raise node.error("a notice needs a 'message'")
     level = keys["level"].string() if "level" in keys else "info"
     if level not in LEVELS:
-        raise keys["level"].error(f"expected one of {', '.join(LEVELS)}, got {level!r}")
+        raise keys["level"].error(f"expected one of {', '.join(LEVELS)}, got {shown_value(level)}")
     created = _moment(keys["created"]) if "created" in keys else None
     expires = _moment(keys["expires"]) if "expires" in keys else None
     if created is not None and expires is not None and expires <= created:

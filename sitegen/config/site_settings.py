@@ -111,7 +111,7 @@ def parse_ca_bundle(node: YamlNode) -> str:
     connection forever, and a directory is no PEM file."""
     path = node.path_text()
     if not PurePosixPath(path).is_absolute():
-        raise node.error(f"must be an absolute path to a PEM file, got {path!r}")
+        raise node.error(f"must be an absolute path to a PEM file, got {shown_value(path)}")
     try:
         open_regular(Path(path)).close()
     except FileNotFoundError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_value
 
 KNOWN_SUBDIRS = frozenset(
     [
@@ -39,7 +39,7 @@ def parse_subdirs(node: YamlNode) -> tuple[str, ...]:
         subdir = item.string()
         if not SUBDIR_RE.fullmatch(subdir):
             raise item.error(
-                f"invalid subdir {subdir!r} (expected e.g. linux-64, osx-arm64, noarch)"
+                f"invalid subdir {shown_value(subdir)} (expected e.g. linux-64, osx-arm64, noarch)"
             )
         out.append(subdir)
     return tuple(dict.fromkeys(out))

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.config.model import FilterSpec, MirrorConfig
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_value
 from sitegen.filters.kind import Check, FilterContext, FilterKind, FilterResult, Step, show_field
 
 REASON_FORMAT = "format not mirrored"
@@ -19,7 +19,7 @@ FORMATS = ("both", "conda", "prefer-conda", "tar.bz2")
 def parse(node: YamlNode) -> Mapping[str, object]:
     fmt = node.string()
     if fmt not in FORMATS:
-        raise node.error(f"expected one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise node.error(f"expected one of {', '.join(FORMATS)}, got {shown_value(fmt)}")
     return {"formats": fmt}
 
 

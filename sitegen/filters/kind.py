@@ -42,7 +42,7 @@ from functools import cached_property
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config.model import FilterSpec, MirrorConfig
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_reason, shown_value
 
 # (record, lower-cased name) -> the reason it fails, or None.
 Check = Callable[[Record, str], str | None]
@@ -201,11 +201,11 @@ def parse_glob(node: YamlNode, *, lower: bool = False) -> str:
     """One fnmatch glob, checked to compile."""
     pattern = node.string()
     if pattern.count("[") != pattern.count("]"):
-        raise node.error(f"invalid glob {pattern!r}: unbalanced brackets")
+        raise node.error(f"invalid glob {shown_value(pattern)}: unbalanced brackets")
     try:
         re.compile(fnmatch.translate(pattern))
     except re.error as exc:
-        raise node.error(f"invalid glob {pattern!r}: {exc}") from None
+        raise node.error(f"invalid glob {shown_value(pattern)}: {shown_reason(str(exc))}") from None
     return pattern.lower() if lower else pattern
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from functools import partial
 
 from sitegen.config.model import FilterSpec, MirrorConfig
-from sitegen.config.yaml_nodes import YamlNode
+from sitegen.config.yaml_nodes import YamlNode, shown_value
 from sitegen.filters.exceptions import may_take_back
 from sitegen.filters.kind import (
     Allowed,
@@ -36,7 +36,7 @@ def check_level(spec: FilterSpec) -> Iterator[str]:
     for pattern in spec.include_names:
         if is_literal(pattern) and _excluded_for_good(pattern, spec):
             yield (
-                f"names.include {pattern!r} is also excluded by names.exclude,"
+                f"names.include {shown_value(pattern)} is also excluded by names.exclude,"
                 " so nothing it names can be mirrored"
             )
 
