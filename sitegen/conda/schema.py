@@ -72,14 +72,11 @@ class FilesDoc(msgspec.Struct):
         return (self.packages_conda if fn.endswith(CONDA_SUFFIX) else self.packages).get(fn)
 
 
-class UpstreamInfo(msgspec.Struct):
-    base_url: str | None = None
-
-
 class UpstreamInfoDoc(msgspec.Struct):
-    """Of upstream repodata, only ``info.base_url`` (CEP-15: where its packages live)."""
+    """Of upstream repodata, only ``info`` (for CEP-15's ``base_url``: where its packages
+    live), whatever upstream wrote there: the parse judges it (a string, an object)."""
 
-    info: UpstreamInfo = msgspec.field(default_factory=UpstreamInfo)
+    info: Any = None
 
 
 LISTED_ENTRY_DECODER = msgspec.json.Decoder(ListedEntry)

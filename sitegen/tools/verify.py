@@ -15,7 +15,7 @@ a subdir, which the web server would serve though no record vouches for it, but 
 downloaded and has not published yet, which upstream's records vouch for; no subdir that was
 published lost its ``repodata.json`` (:mod:`sitegen.tools.verify_channel`: reported, never
 repaired), nor its origins map the mirror of a listed file (:mod:`sitegen.tools.verify_origins`:
-likewise), a channel's ``notices.json`` is what its ``notices:`` make now and its
+written again only for a channel fed by one mirror), a channel's ``notices.json`` is what its ``notices:`` make now and its
 ``channeldata.json`` agrees with its subdirs' ``repodata.json``; the installer folders hold just the files their state
 describes (:mod:`sitegen.tools.verify_installers`); no temporary files linger.
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
