@@ -1,23 +1,30 @@
-"""``sitegen verify`` after a run stopped mid-download: the files it downloaded and verified
-but did not publish yet are sound, and the next run reuses them. verify vouches for them by
-upstream's record (the copy of upstream's repodata the run kept), and ``--repair`` leaves them
-for that run; a file upstream's record does not vouch for is still ``extra`` and removed."""
+"""``sitegen verify`` after a run stopped before it published: the files it downloaded, or
+linked in from a local source's folder, and verified are sound, and the next run reuses them.
+verify vouches for them by the record they were verified by (of the copy of upstream's repodata
+the run kept, or of the index of the folder), and ``--repair`` leaves them for that run; a file
+no such record vouches for is still ``extra`` and removed."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
 
 from sitegen.cli import main
+from sitegen.sync import pipeline
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.faults import CHANNEL, hang, mirrored_small, small_packages
 from testkit.invariant import assert_site_invariant
+from testkit.local import drop
 from testkit.upstream import UpstreamHandler, UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -125,3 +132,91 @@ def test_a_file_upstream_lists_with_other_bytes_is_still_extra_and_removed(
     assert capsys.readouterr().out.count("(repaired)") == 2
     assert not path.exists() and not stray.exists() and (directory / kept).is_file()
     assert main(["verify", "-c", str(config)]) == 0
+
+
+LOCAL = "internal/own"
+OWN = PackageSpec("own", "1.0", "h1_0")
+# Dropped after the first run, linked into the channel by a run stopped before it published.
+LINKED = [PackageSpec("mine", "1.0", "h2_0"), PackageSpec("yours", "2.0", "h3_0")]
+
+
+@pytest.fixture
+def stopped_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, Path, list[str]]]:
+    """(config, site, files linked and not published) of a channel fed by a local folder,
+    published once, then a run stopped by SIGTERM once it linked new files into the channel,
+    before it published them."""
+    folder, site = tmp_path / "incoming", tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  {LOCAL}:\n    path: {folder}\n    subdirs: [linux-64]\n"
+    )
+    drop(folder, OWN, "conda")
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    linked = [drop(folder, LINKED[0], "conda").name]
+    linked.append(drop(folder, LINKED[1], "tar.bz2", by_subdir=True).name)
+    link_all = pipeline.link_all
+
+    async def link_then_stop(*args: Any) -> None:
+        await link_all(*args)
+        os.kill(os.getpid(), signal.SIGTERM)  # as `sitegen stop` or a service manager does
+        await trio.sleep(60)  # until the stop lands
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "link_all", link_then_stop)
+        assert main(["mirror", "-c", str(config), "--no-progress"]) == 130
+    directory = site / LOCAL / LINUX
+    listed = (directory / "repodata.json").read_text()
+    assert all((directory / fn).is_file() and fn not in listed for fn in linked)
+    yield config, site, linked
+
+
+def test_repair_keeps_the_files_a_stopped_run_linked_from_a_local_source(
+    stopped_local: tuple[Path, Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A local source's files are linked into the subdir before it is published, each verified
+    against the record the folder's index gave it: a stopped run leaves them there as it
+    leaves downloaded files, and verify vouches for them by that record."""
+    config, site, linked = stopped_local
+    directory = site / LOCAL / LINUX
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "extra:" not in out and "(2 awaiting publication)" in out, out
+    assert main(["verify", "-c", str(config), "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert "extra:" not in out and "(repaired)" not in out, out
+    assert all((directory / fn).is_file() for fn in linked)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    listed = (directory / "repodata.json").read_text()
+    assert all(fn in listed for fn in linked)
+    assert main(["verify", "-c", str(config)]) == 0
+    assert_site_invariant(site)
+
+
+def test_a_linked_file_the_local_index_does_not_vouch_for_is_still_extra(
+    stopped_local: tuple[Path, Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The folder's index vouches for its own bytes only, of the subdir it names: other bytes
+    under a linked name, or a name the folder does not hold, are extra and removed."""
+    config, site, linked = stopped_local
+    directory = site / LOCAL / LINUX
+    damaged, kept = directory / linked[0], directory / linked[1]
+    data = bytes(b ^ 0xFF for b in damaged.read_bytes())  # same size
+    damaged.unlink()  # (a new file: the folder's, linked, stays intact)
+    damaged.write_bytes(data)
+    stray = directory / "zeta-9.9-h0_0.conda"
+    stray.write_bytes(b"not in the folder")
+    capsys.readouterr()
+    assert main(["verify", "-c", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"extra: {LOCAL}/{LINUX}/{damaged.name}: " in out, out
+    assert f"extra: {LOCAL}/{LINUX}/{stray.name}: " in out, out
+    assert kept.name not in out and "(1 awaiting publication)" in out, out
+    assert main(["verify", "-c", str(config), "--repair"]) == 0
+    assert capsys.readouterr().out.count("(repaired)") == 2
+    assert not damaged.exists() and not stray.exists() and kept.is_file()
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    assert main(["verify", "-c", str(config)]) == 0
+    assert_site_invariant(site)

@@ -12,8 +12,8 @@ each shard it no longer names that is kept for a while (for clients holding an e
 files a ``keep_removed`` channel keeps unlisted match their kept records
 (:mod:`sitegen.tools.verify_kept`); no other package file (nor a link named like one) is in
 a subdir, which the web server would serve though no record vouches for it, but those a run
-downloaded and has not published yet, which upstream's records vouch for; no subdir that was
-published lost its ``repodata.json`` (:mod:`sitegen.tools.verify_channel`: reported, never
+downloaded or linked in and has not published yet, which upstream's records or a local
+source's index vouch for; no subdir that was published lost its ``repodata.json`` (:mod:`sitegen.tools.verify_channel`: reported, never
 repaired), nor its origins map the mirror of a listed file (:mod:`sitegen.tools.verify_origins`:
 written again only for a channel fed by one mirror), a channel's ``notices.json`` is what its ``notices:`` make now and its
 ``channeldata.json`` agrees with its subdirs' ``repodata.json``; the installer folders hold just the files their state
@@ -26,8 +26,8 @@ from ``repodata.json`` (the file published last, so the truth), a damaged shard 
 named is removed (the index served does not name it), ``notices.json`` is written
 as a run writes it (and ``channeldata.json`` of a channel without a local source), and left-over temporaries and a
 ``.bz2`` published while the setting is off are removed, and so are package files no record
-vouches for (as a run prunes them); the files a run stopped before publishing downloaded,
-which match the upstream records they were verified by, are left for the next run to reuse
+vouches for (as a run prunes them); the files a run stopped before publishing downloaded or
+linked in, which match the records they were verified by, are left for the next run to reuse
 (:mod:`sitegen.tools.verify_awaiting`). Repairs happen only while
 holding the site lock, so a live ``sitegen mirror`` run is never disturbed. A site where
 nothing configured is published has nothing to verify, which the report says apart (and the
@@ -276,10 +276,10 @@ def _extra_files(
     site: Site, channel: ChannelConfig, subdir: str, listed: Collection[str], checked: Checked
 ) -> list[Problem]:
     """The package files (or links) of a subdir that neither ``listed`` (its repodata.json),
-    its kept records nor upstream's (a file a run downloaded and has not published yet, see
-    verify_awaiting) vouch for: the web server serves them all the same (a run prunes them
-    after publishing). Kept records that cannot be read leave them unjudged: kept_problems
-    reports those."""
+    its kept records, upstream's nor a local source's index (a file a run downloaded or linked
+    in and has not published yet, see verify_awaiting) vouch for: the web server serves them all
+    the same (a run prunes them after publishing). Kept records that cannot be read leave them
+    unjudged: kept_problems reports those."""
     kept = read_kept(site.root, channel.path, subdir)
     if kept is None:
         return []
@@ -295,7 +295,7 @@ def _extra_files(
             elif entry.is_file(follow_symlinks=False):
                 files.append(name)
     awaiting = awaiting_files(site, channel, subdir, files, checked)
-    why = "served, but no record of repodata.json (nor a kept or upstream record) vouches for it"
+    why = "served, but no record (of repodata.json, kept, upstream's or indexed) vouches for it"
     return [
         Problem(package_file_path(channel.path, subdir, name), "extra", why)
         for name in sorted(links + [name for name in files if name not in awaiting])

@@ -1,32 +1,42 @@
-"""``sitegen verify`` over the package files a run downloaded but has not published yet.
+"""``sitegen verify`` over the package files a run put in a subdir but has not published yet.
 
 A run downloads each file straight to its name in the subdir, verified against upstream's
-record, and lists it in ``repodata.json`` only once all of the subdir's files are in; a run
-stopped (or killed, or failed) before that leaves them there, and the next run reuses every one
-that still matches its record instead of fetching it again. Such a file is no debris: the record
-it was verified against is in the copy of upstream's repodata the run kept (see
-:mod:`sitegen.net.upstream_cache`), for one of the channel's mirrors. A file that matches that
-record is counted as awaiting publication and left for the next run (which publishes it, or
-prunes it once it publishes without it); one that does not (other bytes, or a name no mirror of
-the channel lists) stays ``extra``, which ``--repair`` removes.
+record, and links (or copies) each file of a local source's folder there, verified against the
+record the folder's index gave it; it lists them in ``repodata.json`` only once all of the
+subdir's files are in. A run stopped (or killed, or failed) before that leaves them there, and
+the next run reuses every one that still matches its record instead of fetching or linking it
+again. Such a file is no debris: the record it was verified against is in what the run kept of
+one of the channel's mirrors, the copy of upstream's repodata (see
+:mod:`sitegen.net.upstream_cache`), or the index of a local source's folder and of its store
+(see :mod:`sitegen.sync.local_index`). A file that matches that record is counted as awaiting
+publication and left for the next run (which publishes it, or prunes it once it publishes
+without it); one that does not (other bytes, or a name no mirror of the channel lists) stays
+``extra``, which ``--repair`` removes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import msgspec
 
 from sitegen.conda.records import Record
 from sitegen.conda.schema import CONDA_SUFFIX, RAW_DECODER, FileEntry
-from sitegen.config import ChannelConfig
-from sitegen.layout import package_file_path
+from sitegen.config import ChannelConfig, MirrorConfig
+from sitegen.layout import (
+    local_index_path,
+    local_store_index_path,
+    local_store_path,
+    package_file_path,
+)
 from sitegen.net.failures import UpstreamError
 from sitegen.net.upstream_cache import HIDDEN, UpstreamCache
 from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.net.zstd_body import decode_body
 from sitegen.store.interface import SiteStorage
-from sitegen.sync.local import is_local
+from sitegen.sync.local import is_local, read_or_none
+from sitegen.sync.local_index import CacheEntry, decode_cache
 from sitegen.tools.verify_sample import Checked
 
 _ENTRY_DECODER = msgspec.json.Decoder(FileEntry)
@@ -49,11 +59,14 @@ def awaiting_files(
     found: set[str] = set()
     cache = UpstreamCache(site)
     for mirror in channel.mirrors:
-        if not names or is_local(mirror):  # a local source's files are linked in, not fetched
-            continue
-        hidden = cache.hidden_form(mirror.name, subdir) == HIDDEN
-        secrets = UpstreamSecrets.of(mirror) if hidden else None
-        records = _upstream_records(cache, mirror.name, subdir, names, secrets)
+        if not names:
+            break
+        if is_local(mirror):
+            records = _indexed_records(site, mirror, subdir, names)
+        else:
+            hidden = cache.hidden_form(mirror.name, subdir) == HIDDEN
+            secrets = UpstreamSecrets.of(mirror) if hidden else None
+            records = _upstream_records(cache, mirror.name, subdir, names, secrets)
         for fn, record in records.items():
             relative = package_file_path(channel.path, subdir, fn)
             if checked.matches(directory / fn, relative, record, kept=False):
@@ -97,3 +110,34 @@ def _upstream_records(
         fields = {"size": entry.size, "sha256": entry.sha256, "md5": entry.md5}
         records[fn] = Record(fn, subdir, {k: v for k, v in fields.items() if v is not None})
     return records
+
+
+def _indexed_records(
+    site: SiteStorage, mirror: MirrorConfig, subdir: str, names: Iterable[str]
+) -> Mapping[str, Record]:
+    """The records of ``names`` in the index a run keeps of a local source's folder, and of
+    its store (none without one, or of one that cannot be read): each the record a run links
+    that name of ``subdir`` by, as it builds them (see build_index and overlay): the folder's
+    top-level file, then its ``<subdir>/`` one, then the store's."""
+    if subdir not in mirror.subdirs:
+        return {}
+    caches = [decode_cache(read_or_none(local_index_path(site.root, mirror.name)))]
+    if local_store_path(site.root, mirror.name).is_dir():  # indexed beside the folder
+        caches.append(decode_cache(read_or_none(local_store_index_path(site.root, mirror.name))))
+    records = {}
+    for fn in names:
+        for cache in caches:
+            raw = _indexed_raw(cache, fn, subdir)
+            if raw is not None:
+                records[fn] = Record(fn, subdir, raw)
+                break
+    return records
+
+
+def _indexed_raw(cache: Mapping[str, CacheEntry], fn: str, subdir: str) -> dict[str, Any] | None:
+    """The record of one directory's index that ``fn`` of ``subdir`` is linked by, if any."""
+    for relpath in (fn, f"{subdir}/{fn}"):
+        entry = cache.get(relpath)
+        if entry is not None and entry.record is not None and entry.record["subdir"] == subdir:
+            return entry.record
+    return None
