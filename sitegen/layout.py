@@ -421,6 +421,11 @@ def is_legacy_feed_file(name: str) -> bool:
     return _FEED_LEGACY.match(name) is not None
 
 
+def legacy_feed_archive(feed_dir: Path) -> Path:
+    """The archive as served that earlier versions kept as a feed's last good copy."""
+    return feed_dir / "feed.zip"
+
+
 def stats_dir(root: Path) -> Path:
     """Download statistics: where each access log was read up to, and the counts so far."""
     return state_dir(root) / "stats"

@@ -5,6 +5,9 @@ kept in the site's state. The advisory still blocks."""
 
 from __future__ import annotations
 
+import calendar
+import hashlib
+import json
 import os
 import random
 import subprocess
@@ -172,3 +175,126 @@ channels:
     assert "last good copy" in sitegen("mirror", "--no-progress")
     assert holding_the_token(site) == []
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+
+
+def test_the_archive_an_earlier_sitegen_kept_stands_in_while_the_feed_is_down(
+    example_upstream: ExampleUpstream,
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+) -> None:
+    """The first run after an upgrade, with the feed down: the archive the earlier sitegen
+    kept is read as a served one is (the token hidden) into the copy, and is the feed's last
+    good copy; the archive and its advisories as read go. Once the feed is back it is fetched
+    whole, not confirmed by a 304: the archive may echo a value since rotated."""
+    feeds = tmp_path / "feeds"
+    served = feeds / "t" / TOKEN / "conda" / "all.zip"
+    path = f"/t/{TOKEN}/conda/all.zip"
+    write_feed(served, [{**zlib_advisory(), "id": f"GHSA-{TOKEN}", "summary": f"/t/{TOKEN}/"}])
+    server = upstream_server_factory(feeds)
+    server.add_fault(path, respond(503))
+    url = f"{server.url}/t/${{FEED_TOKEN}}/conda/all.zip"
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"""\
+output: {site}
+download: {{retries: 0, timeout: 5}}
+filters:
+  advisories: {{feeds: ['{url}']}}
+channels:
+  {CHANNEL}:
+    url: {example_upstream.url}
+    subdirs: [linux-64]
+"""
+    )
+    # The feed's folder as the earlier sitegen left it.
+    folder = advisory_feed_dir(site, url)
+    folder.mkdir(parents=True)
+    (folder / "feed.zip").write_bytes(served.read_bytes())
+    (folder / f"advisories-{'0' * 24}.msgpack").write_bytes(TOKEN.encode())
+    etag = '"' + hashlib.sha256(served.read_bytes()).hexdigest() + '"'
+    checked = calendar.timegm((2026, 11, 2, 8, 30, 0))
+    (folder / "validators.json").write_text(
+        json.dumps(
+            {
+                "url": "…",
+                "etag": etag,
+                "last_modified": None,
+                "checked": checked,
+                "secrets_hidden": True,
+            }
+        )
+    )
+    env = {**os.environ, "FEED_TOKEN": TOKEN}
+
+    def sitegen(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sitegen", "-v", *args, "-c", str(config)],
+            capture_output=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
+        output = (proc.stdout + proc.stderr).decode(errors="replace")
+        assert proc.returncode == 0, output
+        assert TOKEN not in output, output
+        return output
+
+    output = sitegen("mirror", "--no-progress")
+    assert "its last good copy, current at 2026-11-02 08:30 UTC, is used" in output
+    assert "zlib-1.3.1-hecd8fb3_0.conda" in published(site, CHANNEL, "linux-64")
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+    assert holding_the_token(site) == []
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("feed-")) == [
+        "validators.json"
+    ]
+    sitegen("render")
+    assert "GHSA-***" in (site / CHANNEL / "packages" / "zlib.html").read_text()
+
+    server.clear_faults()
+    sitegen("mirror", "--no-progress")
+    assert [r.status for r in server.requests if r.path == path] == [503, 200]
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+    assert holding_the_token(site) == []
+
+
+def test_an_archive_an_earlier_sitegen_kept_that_cannot_be_used_is_only_deleted(
+    example_upstream: ExampleUpstream,
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+) -> None:
+    server = upstream_server_factory(tmp_path / "feeds")
+    path = f"/t/{TOKEN}/conda/all.zip"
+    server.add_fault(path, respond(503))
+    url = f"{server.url}/t/${{FEED_TOKEN}}/conda/all.zip"
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"""\
+output: {site}
+download: {{retries: 0, timeout: 5}}
+filters:
+  advisories: {{feeds: ['{url}']}}
+channels:
+  {CHANNEL}:
+    url: {example_upstream.url}
+    subdirs: [linux-64]
+"""
+    )
+    folder = advisory_feed_dir(site, url)
+    folder.mkdir(parents=True)
+    (folder / "feed.zip").write_bytes(b"PK\x03\x04 cut short " + TOKEN.encode())
+    proc = subprocess.run(
+        [sys.executable, "-m", "sitegen", "mirror", "--no-progress", "-c", str(config)],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "FEED_TOKEN": TOKEN},
+        check=False,
+    )
+    output = (proc.stdout + proc.stderr).decode(errors="replace")
+    assert proc.returncode == 1, output  # the mirror it filters is not run
+    assert "kept of it cannot be used: not a readable zip archive" in output
+    assert "there is no good copy of it yet" in output
+    assert TOKEN not in output
+    assert list(folder.iterdir()) == []
+    assert holding_the_token(site) == []

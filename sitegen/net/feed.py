@@ -36,6 +36,7 @@ from sitegen.layout import (
     advisory_feeds_dir,
     is_feed_copy,
     is_legacy_feed_file,
+    legacy_feed_archive,
 )
 from sitegen.net.activity import Activity, Transfer
 from sitegen.net.client import UpstreamClient
@@ -187,11 +188,13 @@ class FeedCopies:
     def validators(self, url: str) -> FeedValidators | None:
         """The validators of the kept copy; None without one this sitegen reads (they are
         useless without it: the feed is fetched whole)."""
+        return self._recorded(url) if self.copy(url).is_file() else None
+
+    def _recorded(self, url: str) -> FeedValidators | None:
+        """The validators recorded of the feed's copy, whether it is there or not."""
         directory = advisory_feed_dir(self.site.root, url)
         try:
             data = json.loads((directory / FEED_VALIDATORS).read_bytes())
-            if not self.copy(url).is_file():
-                return None
             checked = float(data.get("checked", 0.0))
             etag, last_modified = _text(data.get("etag")), _text(data.get("last_modified"))
             if data.get("secrets_hidden") is True:
@@ -221,6 +224,32 @@ class FeedCopies:
         for path in others:
             self.site.remove(Path(path))
         self.confirm(url, validators)
+
+    def legacy_archive(self, url: str) -> Path | None:
+        """The archive an earlier version kept as the feed's last good copy, when there is no
+        copy as read (this sitegen's or another's, which is then the last good one, and the
+        archive only goes)."""
+        directory = advisory_feed_dir(self.site.root, url)
+        try:
+            with os.scandir(directory) as entries:
+                names = {e.name for e in entries}
+        except FileNotFoundError:
+            return None
+        archive = legacy_feed_archive(directory)
+        if archive.name not in names or any(is_feed_copy(name) for name in names):
+            return None
+        return archive
+
+    def adopt(self, url: str, data: bytes) -> None:
+        """Make ``data`` (the advisories read of the archive an earlier version kept) the
+        feed's copy. Its validators keep when it was last current, for the warnings of the runs
+        that use it, but not what would make the feed answer 304: the archive may echo a value
+        of the URL's secrets since rotated, which nothing hides, so the copy only stands in
+        until the feed is fetched whole. They are written first: the copy is never described
+        by those of the archive."""
+        previous = self._recorded(url)
+        self.confirm(url, FeedValidators(checked=previous.checked if previous else 0.0))
+        self.site.write_bytes(self.copy(url), data)
 
     def forget_unnamed(self, urls: list[str]) -> list[str]:
         """Delete the kept copies (their folders) of the feeds that are none of ``urls``; the

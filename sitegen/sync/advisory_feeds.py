@@ -68,7 +68,7 @@ async def refresh_feeds(scope: RunScope, results: RunResults) -> RunScope:
     urls = list(dict.fromkeys(url for names in used.values() for url in names))
     copies = FeedCopies(scope.site)
     if not scope.options.dry_run:
-        await trio.to_thread.run_sync(_forget_unnamed, copies, site_feeds(scope.config))
+        await trio.to_thread.run_sync(_tidy_copies, copies, site_feeds(scope.config))
     if not urls:
         return scope
     feeds: dict[str, _Feed] = {}
@@ -222,12 +222,15 @@ def _keep(
     remember(copies.copy(url), advisories)
 
 
-def _forget_unnamed(copies: FeedCopies, named: list[str]) -> None:
+def _tidy_copies(copies: FeedCopies, named: list[str]) -> None:
     """Delete the copies of feeds the configuration names nowhere any more (by any mirror,
     also those this run does not cover): a feed named again later starts as a new one; and
-    what earlier versions kept of the others, which may hold the secrets of their URLs."""
+    what earlier versions kept of the others, which may hold the secrets of their URLs, once
+    the archive they kept is read into the copy of a feed that has none (see :func:`_adopt`)."""
     try:
         forgotten = copies.forget_unnamed(named)
+        for url in named:
+            _adopt(copies, url)
         dropped = copies.drop_legacy()
     except OSError as exc:  # tried again by the next run
         log.warning("advisory feeds: cannot delete a copy: %s", exc)
@@ -236,6 +239,47 @@ def _forget_unnamed(copies: FeedCopies, named: list[str]) -> None:
         log.info("advisory feed copy %s: no filter names its feed any more; deleted", name)
     if dropped:
         log.info("advisory feeds: %d files an earlier sitegen kept of them deleted", dropped)
+
+
+def _adopt(copies: FeedCopies, url: str) -> None:
+    """Read the archive an earlier version kept as the last good copy of the feed at ``url``
+    into the copy, as an archive the feed serves is read (its URL's secrets hidden, refused
+    alike), when no copy of today is there: the first run after an upgrade, with the feed down,
+    goes on with it as with any last good copy instead of not running the mirrors it filters.
+    An archive that cannot be used is only deleted, as the rest of what was kept with it."""
+    archive = copies.legacy_archive(url)
+    if archive is None:
+        return
+    display = redact_url(url)
+    names = list(dict.fromkeys(ENV_REF_RE.findall(url)))
+    missing = [name for name in names if name not in os.environ]
+    try:
+        if missing:  # its secrets cannot be hidden
+            raise ArchiveError(f"environment variable {', '.join(missing)} is not set")
+        advisories = read_served(url, archive)
+        copies.adopt(url, encode_copy(advisories))
+    except ArchiveError as exc:
+        why = scrub_names(names)(str(exc))
+        log.warning(
+            "advisory feed %s: the archive an earlier sitegen kept of it cannot be used: %s; deleted",
+            display,
+            why,
+        )
+        return
+    except OSError as exc:
+        log.warning(
+            "advisory feed %s: the archive an earlier sitegen kept of it cannot be read: %s",
+            display,
+            exc.strerror or exc,
+        )
+        return
+    remember(copies.copy(url), advisories)
+    log.info(
+        "advisory feed %s: the archive an earlier sitegen kept of it is read (%s), its copy"
+        " until the feed is fetched whole",
+        display,
+        _count(advisories),
+    )
 
 
 def _scratch(copies: FeedCopies, url: str, dry_run: bool) -> Path:
