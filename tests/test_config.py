@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sitegen.cli import main
+from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import (
     ConfigError,
     FilterSpec,
@@ -24,7 +25,8 @@ from sitegen.config import (
     sources,
     yaml_nodes,
 )
-from sitegen.config.urls import redact_url
+from sitegen.config.urls import redact_url, scrub_names
+from sitegen.config.yaml_nodes import shown_reason, shown_value
 from sitegen.web.render import render_site
 from testkit.zone import local_zone
 
@@ -2119,3 +2121,23 @@ def test_source_url_fills_references_and_encodes_only_the_user_part() -> None:
 )
 def test_redact_url_hides_query_values(url: str, expected: str) -> None:
     assert redact_url(url) == expected
+
+
+def test_a_secret_cut_short_in_an_error_message_is_hidden(monkeypatch) -> None:
+    """Error messages quote only the start of a long value (shown_value, shown_reason), before
+    anything hides the secrets it holds: a secret the cut went through is no whole value, yet
+    its start must not show."""
+    secret = "tk-5f1e9a7c3b2d4e6f8a0b"
+    monkeypatch.setenv("FEED_TOKEN", secret)
+    for kept in (4, 10, 20):  # characters of the secret before the cut
+        value = "x" * (40 - kept) + secret + "-advisory.json"
+        for message in (
+            f"member {shown_value(value)}: not valid JSON",
+            f"cannot read: {shown_reason('y' * (200 - kept) + secret)}",
+        ):
+            for hide in (scrub_names(["FEED_TOKEN"]), SecretSearch([secret]).hide):
+                shown = hide(message)
+                assert secret[:3] not in shown, (kept, shown)
+                assert "***" in shown and "characters)" in shown
+    # A start of the secret that does not end at a cut is ordinary text.
+    assert scrub_names(["FEED_TOKEN"])("tk-5 and tk-5f1e...") == "tk-5 and tk-5f1e..."

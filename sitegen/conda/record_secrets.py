@@ -24,6 +24,35 @@ _ANY_ESCAPE = re.compile(rb"\\[u/]")
 # ``-``): a URL spells a value so however it is encoded, not only as sitegen encodes it.
 _PERCENT_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 
+# What an error message puts after a value it quotes only the start of (see
+# sitegen.config.yaml_nodes.shown_value): ``'abc...' (1,234 characters)``.
+CLIPPED = "... ("
+# The least of a value's start taken for the value where a message cut it off.
+_CUT_START = 3
+_CUT = re.compile("['\"]?" + re.escape(CLIPPED))
+
+
+def hide_value(text: str, value: str) -> str:
+    """``text`` with ``value`` written as ``***``: where it is whole, and where a message cut
+    it off after its first characters (before :data:`CLIPPED`), which no search for the whole
+    value finds. Error messages quote only the start of a long value, and a value holding a
+    secret is quoted before anything hides it."""
+    text = text.replace(value, "***")
+    if CLIPPED not in text:
+        return text
+    parts = []
+    start = 0
+    for cut in _CUT.finditer(text):
+        before = text[start : cut.start()]
+        for size in range(min(len(value) - 1, len(before)), _CUT_START - 1, -1):
+            if before.endswith(value[:size]):
+                before = before[:-size] + "***"
+                break
+        parts += [before, cut.group()]
+        start = cut.end()
+    parts.append(text[start:])
+    return "".join(parts)
+
 
 class SecretSearch:
     """Finds any of some secret values, as they are or percent-encoded (as a URL's
@@ -117,5 +146,5 @@ class SecretSearch:
         if decoded != text and any(form in decoded for form in self._text):
             text = decoded
         for form in self._text:
-            text = text.replace(form, "***")
+            text = hide_value(text, form)
         return text

@@ -8,6 +8,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote
 
+from sitegen.conda.record_secrets import hide_value
+
 ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -112,7 +114,7 @@ def scrub_names(names: Iterable[str]) -> Callable[[str], str]:
         # '&k=' read as a query) and leave a part no whole value matches.
         text = str(text)
         for secret in secrets:
-            text = text.replace(secret, "***")
+            text = hide_value(text, secret)
         return redact_url(text)
 
     return scrub

@@ -18,6 +18,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
+from sitegen.conda.record_secrets import CLIPPED
+
 T = TypeVar("T")
 
 # More than this many errors are most likely one mistake repeated; the rest are not listed.
@@ -43,7 +45,7 @@ def shown_value(text: str) -> str:
     """``text`` quoted for an error message: its start and its length when it is long."""
     if len(text) <= _SHOWN_CHARS:
         return repr(text)
-    return f"{text[:_SHOWN_CHARS]!r}... ({len(text):,} characters)"
+    return f"{text[:_SHOWN_CHARS]!r}{CLIPPED}{len(text):,} characters)"
 
 
 def shown_reason(text: str) -> str:
@@ -51,7 +53,7 @@ def shown_reason(text: str) -> str:
     whole, so a long one is cut after its first 200 characters."""
     if len(text) <= _SHOWN_REASON_CHARS:
         return text
-    return f"{text[:_SHOWN_REASON_CHARS]}... ({len(text):,} characters)"
+    return f"{text[:_SHOWN_REASON_CHARS]}{CLIPPED}{len(text):,} characters)"
 
 
 class ConfigError(Exception):
