@@ -576,3 +576,38 @@ def test_a_private_directory_without_its_slash_tells_nothing(
             status, headers, _ = request(url, path, bearer(tokens["ci"]))
             assert status == 301 and headers["location"].endswith(f"{path}/"), (rel, status)
             assert "public" not in headers.get("cache-control", ""), (rel, headers)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_a_redirect_to_the_slash_is_cached_as_the_directory(
+    server: str, private_site: PrivateSite
+) -> None:
+    """Every redirect of a directory to its slash (the prefix's, a folder's, a private
+    channel's parent folder's, a channel's, a subdir's; under a path token too) is kept a
+    minute, as the directory's own answer: public where the directory is, for the client's
+    cache only in a private channel. Both servers answer alike; a redirect without a lifetime
+    would be kept as long as a cache guesses."""
+    require_server(server)
+    ci = private_site.tokens["ci"]
+    parent = PRIVATE.split("/")[0]
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    with running:
+        for path, headers, scope in (
+            (PREFIX, {}, "public"),
+            (f"{PREFIX}/{parent}", {}, "public"),
+            (f"{PREFIX}/{parent}", bearer(ci), "public"),
+            (f"{PREFIX}/t/{ci}/{parent}", {}, "public"),
+            (f"{PREFIX}/{PUBLIC}", {}, "public"),
+            (f"{PREFIX}/{PUBLIC}/linux-64", {}, "public"),
+            (f"/t/{ci}{PREFIX}/{PUBLIC}", {}, "public"),
+            (f"{PREFIX}/history", {}, "public"),
+            (f"{PREFIX}/{PRIVATE}", bearer(ci), "private"),
+            (f"{PREFIX}/t/{ci}/{PRIVATE}/linux-64", {}, "private"),
+        ):
+            status, got, _ = request(running.url, path, headers)
+            shown = path.replace(ci, "<token>")
+            assert status == 301, (shown, status)
+            assert got.get("cache-control") == f"{scope}, max-age=60", (shown, got)

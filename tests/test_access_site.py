@@ -383,7 +383,8 @@ def test_a_directory_without_its_slash_answers_only_to_a_token(
     server: str, private_site: PrivateSite
 ) -> None:
     """The redirect to a directory's slash tells that it exists: a channel's, a subdir's, a
-    private channel's name. It is for a token holder only, as a missing path's 404 is."""
+    private channel's name. It is for a token holder only, as a missing path's 404 is, and
+    for their own cache only."""
     require_server(server)
     outsider = private_site.tokens["outsider"]
     running = webconf_server(
@@ -400,4 +401,6 @@ def test_a_directory_without_its_slash_answers_only_to_a_token(
                 got, response_headers, _ = request(running.url, target, headers)
                 assert got == 401, f"{server} {rel}: {what}: {got}"
                 assert "location" not in response_headers, f"{rel}: {what}"
-            assert request(running.url, path, bearer(private_site.tokens["ci"]))[0] == 301
+            got, response_headers, _ = request(running.url, path, bearer(private_site.tokens["ci"]))
+            # Kept a minute, as the directory, by the client only.
+            assert (got, response_headers.get("cache-control")) == (301, "private, max-age=60")

@@ -13,7 +13,8 @@ directory at a URL prefix with what conda clients need:
   denotes the same bytes, and for their shards (``<subdir>/shards/<sha256>.msgpack.zst``);
   so never for a file of an installer folder, which upstream replaces under its name
   (``Miniconda3-latest-*``), whatever it is named, configured still or not; only on
-  successful answers (a 404 or 502 is not cached);
+  successful answers (a 404 or 502 is not cached), and short on a directory's redirect to its
+  slash (the same on both servers);
   ``private`` instead of ``public`` for private channels (for the client's cache only);
 * no directory listings (``index.html`` pages rendered by sitegen replace them);
 * ``.sitegen/`` (private state) and any other dot-name (temporary downloads) denied;
