@@ -519,20 +519,25 @@ def test_installer_folders_are_served_as_static_files(
             assert status == 200 and answer["content-type"].startswith("text/html")
             assert b"Miniconda3-latest-Linux-x86_64.sh" in body
     # The folder taken out of channels.yaml stays served (see Installer folders), and a config
-    # written afterwards, for a channel now, still never calls its files immutable.
-    text = text.replace(
-        "channels: {}", f"channels: {{{CHANNEL}: {{url: {upstream.url}, subdirs: [linux-64]}}}}"
-    )
-    later = parse_config(textwrap.dedent(text.split("installers:")[0]), base_dir=site.parent)
-    with webconf_server(server, later, public_dir / "state", prefix=PREFIX) as running:
-        head, headers = ways[-1]
-        for name in (
-            "miniconda/Miniconda3-latest-Linux-x86_64.conda",
-            "miniconda/Miniconda3-latest-Linux-x86_64.sh",
-            f"shards/{'ab' * 32}.msgpack.zst",
-        ):
-            status, answer, _ = _get(running.url, f"{head}/installers/{name}", headers)
-            assert (status, answer["cache-control"]) == (200, revalidated), name
+    # written afterwards, for a channel now, still never calls its files immutable: another
+    # channel, or the very folder the installer folders are left in (where a folder stands
+    # in a subdir's place), active or passive.
+    head, headers = ways[-1]
+    for channel, mode in ((CHANNEL, "active"), ("installers", "active"), ("installers", "passive")):
+        spec = f"{{url: {upstream.url}, subdirs: [linux-64], mode: {mode}}}"
+        later_text = text.replace("channels: {}", f"channels: {{{channel}: {spec}}}")
+        later = parse_config(
+            textwrap.dedent(later_text.split("installers:\n")[0]), base_dir=site.parent
+        )
+        with webconf_server(server, later, public_dir / "state", prefix=PREFIX) as running:
+            for name in (
+                "miniconda/Miniconda3-latest-Linux-x86_64.conda",
+                "miniconda/Miniconda3-latest-Linux-x86_64.tar.bz2",
+                "miniconda/Miniconda3-latest-Linux-x86_64.sh",
+                f"shards/{'ab' * 32}.msgpack.zst",
+            ):
+                status, answer, _ = _get(running.url, f"{head}/installers/{name}", headers)
+                assert (status, answer["cache-control"]) == (200, revalidated), (channel, name)
 
 
 def _write(path: Path, text: str) -> Path:

@@ -66,6 +66,7 @@ import jinja2
 from sitegen.access.server_files import AccessPaths, private_channels
 from sitegen.conda.shards import SHARD_SUFFIX
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
+from sitegen.config.subdirs import SUBDIR_RE
 from sitegen.layout import SHARDS_DIR, SITE_TOKEN_SCOPE
 from sitegen.resources import templates_dir
 from sitegen.stats.logline import APACHE_FORMAT, NGINX_FORMAT
@@ -136,9 +137,10 @@ class Webconf:
     listen: str | None
     server_name: str
     fetcher: str | None  # None when no channel has a passive mirror
-    # Configured channel paths: only their subdirs' package files are immutable (not an
-    # installer folder's, nor one left by a folder no longer configured).
-    channels: tuple[str, ...]
+    # The configured channels' subdirs, "<channel>/<subdir>": only their package files and
+    # shards are immutable, not those of any other folder of a channel's directory (an
+    # installer folder left there from before it was a channel).
+    package_dirs: tuple[str, ...]
     passive_channels: tuple[str, ...]
     access: AccessConf | None  # None when the site and every channel are public
     token_places: tuple[TokenPlace, ...]  # with private channels only
@@ -160,6 +162,16 @@ class Webconf:
         if self.access:
             modules += ["rewrite", "setenvif"]
         return tuple(dict.fromkeys(modules))
+
+    def package_dirs_rx(self, channel: str | None = None) -> str:
+        """A regex group of the subdirs' directories: every channel's ``<channel>/<subdir>``,
+        or with ``channel``, its subdirs' names alone (a path relative to it)."""
+        dirs = self.package_dirs
+        if channel is not None:
+            # A subdir's name holds no slash: what stands before the last one is the channel.
+            split = (d.rpartition("/") for d in dirs)
+            dirs = tuple(name for head, _, name in split if head == channel)
+        return "(?:" + "|".join(_regex(d) for d in dirs) + ")"
 
 
 @dataclass(frozen=True)
@@ -217,12 +229,16 @@ def token_places(prefix: str, channels: Iterable[str]) -> tuple[TokenPlace, ...]
     return tuple(places)
 
 
-def channel_paths(config: SiteConfig) -> tuple[str, ...]:
-    """The configured channels' paths, each safe to write into a config."""
+def package_dirs(config: SiteConfig) -> tuple[str, ...]:
+    """Every configured channel's subdirs, ``<channel>/<subdir>``, each safe to write into a
+    config."""
     for channel in config.channels:
         if not all(CHANNEL_SEGMENT_RE.fullmatch(s) for s in channel.path.split("/")):
             raise WebconfError(f"channel path {channel.path!r} is not safe for a web config")
-    return tuple(channel.path for channel in config.channels)
+        for subdir in channel.subdirs:
+            if not SUBDIR_RE.fullmatch(subdir):
+                raise WebconfError(f"subdir {subdir!r} is not safe for a web config")
+    return tuple(f"{c.path}/{subdir}" for c in config.channels for subdir in c.subdirs)
 
 
 def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> Webconf:
@@ -240,7 +256,7 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         server_name = check_server_name(urlsplit(config.base_url).hostname or "")
     else:
         server_name = "_" if server == "nginx" else "localhost"
-    channels = channel_paths(config)
+    dirs = package_dirs(config)
     # Fed by at least one passive mirror: their missing packages are fetched.
     passive = tuple(c.path for c in config.channels if any(m.mode == "passive" for m in c.mirrors))
     access = access_conf(config)
@@ -267,7 +283,7 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         listen=listen,
         server_name=server_name,
         fetcher=fetcher,
-        channels=channels,
+        package_dirs=dirs,
         passive_channels=passive,
         access=access,
         token_places=places,
