@@ -195,14 +195,16 @@ def test_a_port_in_use_is_reported_before_any_render(tmp_path: Path) -> None:
     assert not (tmp_path / "site" / "index.html").exists()
 
 
-def test_a_folder_added_to_the_templates_is_watched_too(tmp_path: Path) -> None:
-    """A folder made under the templates while the preview runs (assets/fonts/): its files are
-    watched as the others, and an edit there renders the pages again."""
+@contextlib.contextmanager
+def watching(tmp_path: Path, title: str) -> Iterator[tuple[Path, list[int]]]:
+    """``watch_and_render`` in a thread on a copy of the templates (tmp_path/templates) and
+    tmp_path/channels.yaml: the templates' folder and the renders done so far, one entry
+    each; stopped on exit."""
     templates = tmp_path / "templates"
     shutil.copytree(TEMPLATES_DIR, templates)
     (tmp_path / "folder").mkdir()
     config = tmp_path / "channels.yaml"
-    config.write_text(config_text(tmp_path, "Fonts"))
+    config.write_text(config_text(tmp_path, title))
     renders: list[int] = []
     stop = threading.Event()
     watcher = threading.Thread(
@@ -216,21 +218,46 @@ def test_a_folder_added_to_the_templates_is_watched_too(tmp_path: Path) -> None:
         daemon=True,
     )
     watcher.start()
-    served = tmp_path / "site" / "assets" / "fonts" / "extra.css"
-
-    def wait(done: Callable[[], bool]) -> bool:
-        deadline = time.monotonic() + 15
-        while not done() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return done()
-
     try:
         time.sleep(1)  # the watcher starts a moment after the thread
+        yield templates, renders
+    finally:
+        stop.set()
+        watcher.join(10)
+
+
+def wait(done: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 15
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return done()
+
+
+def test_a_folder_added_to_the_templates_is_watched_too(tmp_path: Path) -> None:
+    """A folder made under the templates while the preview runs (assets/fonts/): its files are
+    watched as the others, and an edit there renders the pages again."""
+    served = tmp_path / "site" / "assets" / "fonts" / "extra.css"
+    with watching(tmp_path, "Fonts") as (templates, renders):
         (templates / "assets" / "fonts").mkdir()
         assert wait(lambda: len(renders) == 1)  # the new folder is a change itself
         for text in ("b { }", "i { }"):
             (templates / "assets" / "fonts" / "extra.css").write_text(text)
             assert wait(lambda t=text: served.exists() and served.read_text() == t), renders
-    finally:
-        stop.set()
-        watcher.join(10)
+
+
+def test_only_the_page_templates_render_the_pages(tmp_path: Path) -> None:
+    """The web server configurations' templates (webconf/) make no page: editing one, adding
+    one or a folder beside them renders nothing. A page template's edit still renders."""
+    with watching(tmp_path, "Pages") as (templates, renders):
+        nginx = templates / "webconf" / "nginx.conf.j2"
+        nginx.write_text(nginx.read_text() + "# edited\n")
+        (templates / "webconf" / "caddy.conf.j2").write_text("# new\n")
+        (templates / "webconf" / "more").mkdir()
+        (templates / "webconf" / "more" / "x.j2").write_text("# new\n")
+        time.sleep(3)  # six times the quiet time: a render would have started
+        assert renders == []
+        base = templates / "base.html"
+        base.write_text(base.read_text().replace("</body>", "<!-- edited --></body>"))
+        assert wait(lambda: len(renders) == 1), renders
+        page = tmp_path / "site" / "index.html"
+        assert "<!-- edited -->" in page.read_text()

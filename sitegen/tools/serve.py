@@ -3,7 +3,7 @@
 A stdlib HTTP server in a thread serves the site directory (never ``.sitegen/`` nor temporary
 files, no directory listings, as the nginx config does). It guards private channels and a
 private site as the web servers do: every other local user can reach 127.0.0.1 too. With ``watch`` the main thread waits for
-changes of the templates or of channels.yaml (watchfiles) and renders the pages again; the
+changes of the page templates or of channels.yaml (watchfiles) and renders the pages again; the
 repodata itself changes only through ``sitegen mirror``, which renders when it finishes.
 """
 
@@ -28,6 +28,7 @@ from sitegen.access.server_files import private_channels
 from sitegen.config import ConfigError, SiteConfig
 from sitegen.config.urls import redact_url
 from sitegen.store.site import TEMP_PREFIX
+from sitegen.web.environment import is_page_template, page_template_dirs
 from sitegen.web.private import ledger_hides
 from sitegen.web.render import TEMPLATES_DIR, render_site
 
@@ -144,8 +145,9 @@ def watch_and_render(
     on_render: Callable[[], None] | None = None,
     served: Path | None = None,
 ) -> None:
-    """Render again whenever a template or ``config_path`` changes, once they have been quiet
-    for :data:`QUIET` seconds, until ``stop_event``. ``served``: the site directory the server
+    """Render again whenever a page template (an asset too) or ``config_path`` changes, once
+    they have been quiet for :data:`QUIET` seconds, until ``stop_event``; not for the other
+    tools' templates beside them (webconf/), which make no page. ``served``: the site directory the server
     serves; a configuration naming another output is not rendered (nothing would show it)."""
     config_path = Path(config_path).absolute()
     templates_dir = Path(templates_dir).absolute()
@@ -153,7 +155,7 @@ def watch_and_render(
 
     def relevant(path: str) -> bool:
         candidate = Path(path)
-        return candidate == config_path or templates_dir in candidate.parents
+        return candidate == config_path or is_page_template(templates_dir, candidate)
 
     def folder_added(change: watchfiles.Change, path: str) -> bool:
         return change == watchfiles.Change.added and relevant(path) and Path(path).is_dir()
@@ -162,10 +164,9 @@ def watch_and_render(
     last_change = 0.0
     while True:
         # Not recursive: the site may lie beside channels.yaml, and every render writes there.
-        # So each folder of the templates is watched by name, and one made since (assets/fonts/)
-        # starts the watch again with it.
-        watched = [config_path.parent, templates_dir]
-        watched += [p for p in templates_dir.rglob("*") if p.is_dir()]
+        # So each folder of the page templates is watched by name, and one made since
+        # (assets/fonts/) starts the watch again with it.
+        watched = [config_path.parent, *page_template_dirs(templates_dir)]
         # Every batch is yielded, filtered here (and an empty one after QUIET seconds without
         # any): other files changing beside channels.yaml (a log written there) must not hold a
         # render back, as they would if watchfiles dropped their batches before we saw them.

@@ -20,14 +20,35 @@ TEMPLATES_DIR = templates_dir()
 REQUIREMENTS_KEPT = 1 << 12
 
 
+ASSETS = "assets"
+
+
 def page_templates(directory: Path) -> list[Path]:
     """The files pages are made of: the templates at the top and assets/ (other tools keep
     their own templates in subdirectories, e.g. webconf/)."""
     files = [p for p in directory.iterdir() if p.is_file()]
-    assets = directory / "assets"
+    assets = directory / ASSETS
     if assets.is_dir():
         files += [p for p in assets.rglob("*") if p.is_file()]
     return sorted(files)
+
+
+def page_template_dirs(directory: Path) -> list[Path]:
+    """The folders :func:`page_templates` reads: ``directory`` and assets/ with its own."""
+    assets = directory / ASSETS
+    found = [assets, *(p for p in assets.rglob("*") if p.is_dir())] if assets.is_dir() else []
+    return [directory, *sorted(found)]
+
+
+def is_page_template(directory: Path, path: Path) -> bool:
+    """Whether ``path``, there or gone, is or holds one of :func:`page_templates`: a file at
+    the top or anything under assets/, not another tool's folder nor what it holds."""
+    if path == directory or directory not in path.parents:
+        return False
+    top = path.relative_to(directory).parts[0]
+    if top == ASSETS:
+        return True
+    return path.parent == directory and not path.is_dir()
 
 
 def templates_digest(directory: Path) -> str:
