@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
+from sitegen.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, main
 from sitegen.config import ConfigError, parse_config, schedule
 from sitegen.layout import runs_dir
 from sitegen.store.lock import SiteLock, SiteLocked
@@ -818,6 +818,36 @@ def test_sigterm_stops_the_run_and_records_it(
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_OK
     fetched = {r.path.rsplit("/", 1)[-1] for r in example_upstream.server.requests}
     assert not (kept & fetched)
+
+
+@pytest.mark.integration
+def test_a_run_failing_as_a_whole_before_its_merge_lists_its_subdirs_as_not_reached(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """A channel added whose directory links out of the site ends the run while it merges,
+    before any subdir was: the record still lists every subdir the run was to rebuild, not
+    reached, each with the files it goes on serving."""
+    site, config_path = write_cli_config(tmp_path, example_upstream.url)
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_OK
+    (first,) = History(Site(site)).runs()
+    served = {c.subdir: c.packages for c in first.channels}
+    assert served["linux-64"], served
+    with config_path.open("a") as config:
+        config.write(f"  c/y:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (site / "c" / "y").symlink_to(outside)
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_FAILED
+    (record,) = [r for r in History(Site(site)).runs() if r.id != first.id]
+    assert record.status == FAILED
+    assert any("resolves outside" in e for e in record.errors), record.errors
+    rows = {(c.channel, c.subdir): (c.status, c.packages) for c in record.channels}
+    assert rows == {
+        ("c/x", "linux-64"): ("not-reached", served["linux-64"]),
+        ("c/x", "noarch"): ("not-reached", served["noarch"]),
+        ("c/y", "linux-64"): ("not-reached", 0),
+        ("c/y", "noarch"): ("not-reached", 0),
+    }, rows
 
 
 @pytest.mark.integration

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, main
-from sitegen.layout import run_page_path
+from sitegen.layout import history_page_path, run_page_path
 from sitegen.store.lock import lock_holder
 from testkit.faults import hang
 from testkit.upstream import ExampleUpstream
@@ -116,6 +116,57 @@ def test_stop_ends_a_mirror_run_held_mid_download(
             proc.kill()
             proc.wait()
     assert main(["stop", "-c", str(config)]) == EXIT_FAILED  # nothing runs any more
+
+
+@pytest.mark.integration
+def test_a_run_stopped_while_it_fetches_lists_every_subdir_as_not_reached(
+    tmp_path: Path, example_upstream: ExampleUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stopped before it merged anything, the run still says what it was to rebuild: each
+    subdir not reached, serving the files the run before published, as the rows of a stop
+    after the merge do; its page and the history page show them."""
+    site, config = write_config(tmp_path, example_upstream.url)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
+    (first,) = records(site)
+    served = {c["subdir"]: c["packages"] for c in first["channels"]}
+    assert served["linux-64"] and served["noarch"], served
+
+    held = threading.Event()
+    hold = hang(max_seconds=120)
+
+    def held_fetch(handler) -> None:
+        held.set()
+        hold(handler)
+
+    for subdir in ("linux-64", "noarch"):
+        for name in ("repodata.json", "repodata.json.zst"):
+            example_upstream.server.add_fault(f"/{subdir}/{name}", held_fetch)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sitegen", "mirror", "-c", str(config), "--no-progress"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(held.is_set, "a held repodata fetch")
+        assert main(["stop", "-c", str(config), "--timeout", "120"]) == EXIT_OK
+        capsys.readouterr()
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (record,) = [r for r in records(site) if r["id"] != first["id"]]
+    assert record["status"] == "stopped"
+    rows = {c["subdir"]: (c["status"], c["packages"]) for c in record["channels"]}
+    assert rows == {s: ("not-reached", n) for s, n in served.items()}, rows
+    badge = '<span class="badge badge-not-reached">not reached</span>'
+    page = (site / run_page_path(record["id"])).read_text()
+    assert page.count(badge) == 2, page
+    history = (site / history_page_path(1)).read_text()
+    assert history.count(badge) == 2
+    article = history.split(f'id="run-{record["id"]}"')[1].split("</article>")[0]
+    assert f'<td class="n" data-label="Files">{served["linux-64"]}</td>' in article
 
 
 @pytest.mark.integration

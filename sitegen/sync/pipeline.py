@@ -79,6 +79,7 @@ from sitegen.sync.selection import (
 )
 from sitegen.sync.space import oversized, space_problems
 from sitegen.sync.subdir_metadata import SubdirMetadata
+from sitegen.sync.unreached import unreached_rows
 
 log = logging.getLogger("sitegen")
 
@@ -140,6 +141,10 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
             if results.reused is None:
                 await _rebuild(scope, upstreams, local, cache, bodies, built_from, results)
     finally:
+        if results.reused is None and not results.merged:  # every merge gives noarch a row
+            # Ended before its merge (a stop, a failure of the run as a whole): every subdir
+            # serves what it did, and the record says so.
+            report.channels.extend(unreached_rows(scope.site, scope.channels))
         mirror_reports = build_report(report, set(scope.selected), results)
     if not scope.options.dry_run and results.reused is None:
         await save_filtered(scope.site, report.id, results, mirror_reports)
