@@ -182,6 +182,16 @@ class History:
         data = json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
         self.site.write_bytes(self._path(report.id), data)
 
+    def record(self, run_id: str) -> RunReport | None:
+        """The record of one run; None when there is none (or none readable) of that id."""
+        if not _ledger_name(run_id):
+            return None
+        try:
+            report = _read_record(self._path(run_id))
+        except (OSError, ValueError, TypeError, RecursionError):
+            return None
+        return report if report.id == run_id else None
+
     def remove(self, run_id: str, keep_filtered: bool = False) -> bool:
         """Delete one run's record (history retention); its pages go at the next render. Its
         filtered-out records go with it (most runs have none) unless ``keep_filtered``: later

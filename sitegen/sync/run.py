@@ -127,10 +127,6 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             for run_id in history.close_interrupted():
                 log.warning("run %s did not finish; recorded as interrupted", run_id)
         selected, installers = _selection(config, history, options)
-        # Changes `approve` and `revoke` left while another run held the site: this run
-        # publishes them, so its history names who made them.
-        gated = {c.path for c, m in config.mirrors if c.approval and m.name in selected}
-        waiting = [] if options.dry_run else approvals_waiting.take(site, gated)
         report = RunReport(
             id=new_run_id(),
             started=time.time(),
@@ -142,7 +138,6 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 "only": sorted(options.only),
                 "due": options.due,
             },
-            approvals=[*waiting, *options.approvals],
             access=RunAccess.of(config),
         )
         if unreadable:
@@ -154,6 +149,15 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
             report.status, report.ended = COMPLETED, time.time()
             return report
         record = not options.dry_run
+        # Changes `approve` and `revoke` left while another run held the site, and the one of
+        # the command that started this run: this run publishes them, so its history names who
+        # made them. Its records list them only once it is over (see approvals_waiting).
+        gated = {c.path for c, m in config.mirrors if c.approval and m.name in selected}
+        approvals = (
+            approvals_waiting.take(site, report.id, gated, options.approvals)
+            if record
+            else list(options.approvals)
+        )
         crash: Exception | None = None
         escaping: BaseException | None = None  # raised once the listener is gone
         # From before the record says "running" (which `sitegen stop` looks for) until after
@@ -194,16 +198,18 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 finally:
                     stop.over = True
                     report.ended = time.time()
+                    report.approvals = approvals
                     if record:
                         finished = report.status != STOPPED and crash is None
-                        approvals_waiting.settle(site, report, finished=finished)
+                        approvals_waiting.settle(report, finished=finished)
                     for part in (*report.mirrors, *report.installers):
                         if part.status == RUNNING:
                             part.status = (
                                 report.status if report.status != COMPLETED else part.status
                             )
                     if record:
-                        _save(history, report)
+                        saved = _save(history, report)
+                        approvals_waiting.release(site, report, recorded=saved)
                     with trio.CancelScope(shield=True):
                         # A signal that came during the save reaches the listener first.
                         await trio.lowlevel.checkpoint()
@@ -245,7 +251,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _save(history: History, report: RunReport) -> None:
+def _save(history: History, report: RunReport) -> bool:
+    """Save the run's record; False when it could not be."""
     try:
         history.save(report)
     except OSError as exc:
@@ -253,6 +260,8 @@ def _save(history: History, report: RunReport) -> None:
         # interrupted by the next run.
         report.errors.append(f"could not record the run: {exc.strerror or exc}")
         log.error("could not record run %s: %s", report.id, exc)
+        return False
+    return True
 
 
 def _signals():
