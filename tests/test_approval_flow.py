@@ -452,3 +452,32 @@ def test_approving_a_package_without_what_it_needs_says_it_will_not_install(
     caplog.clear()
     assert main(["approve", GATED, "numpy 2.1.0", *args, *who, "--with-dependencies"]) == 0
     assert "does not publish" not in caplog.text
+
+
+def test_a_secret_written_in_an_approvals_reason_is_hidden_on_the_pages_and_in_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reason is the operator's free text, shown on the approved page and the run's page
+    and kept in the run's record (served as JSON): the value of a ${ENV} the configuration
+    holds as a secret is hidden there, as it is in a freeze's reason."""
+    from sitegen.tools.example_channel import example_packages, write_channel
+    from testkit.upstream import UpstreamServer
+
+    token, env = "tk-8c1f55d02e7a4b39", "SITEGEN_APPROVALS_TOKEN"
+    monkeypatch.setenv(env, token)
+    root = tmp_path / "upstream"
+    write_channel(root / "t" / token / "chan", example_packages(seed=0), zst=True)
+    with UpstreamServer(root) as server:
+        config = write_config(tmp_path, f"{server.url}/t/${{{env}}}/chan")
+        args, site = ["-c", str(config)], tmp_path / "site"
+        for _ in range(2):
+            assert main(["mirror", *args, "--no-progress"]) == 0
+        why = f"built with {token} for the release"
+        assert main(["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", why]) == 0
+    assert published(site, GATED, "linux-64")
+    page = (site / approved_page_path(GATED)).read_text()
+    assert "built with *** for the release" in page
+    run = History(Site(site)).runs()[0]
+    assert [a.why for a in run.approvals] == ["built with *** for the release"]
+    for path in (approved_page_path(GATED), run_page_path(run.id), f"history/runs/{run.id}.json"):
+        assert token not in (site / path).read_text(), path

@@ -96,6 +96,16 @@ def test_run_pages_show_an_approval_without_expiry_or_dependencies() -> None:
 
 
 @pytest.mark.unit
+def test_run_pages_hide_the_secrets_a_record_holds_in_who_approved_and_why() -> None:
+    """A record written before changes were recorded through the configuration's scrub."""
+    change = ApprovalChange("approve", "g", "zlib", "a SECRET", "for SECRET")
+    run = RunReport(id="1", started=1.0, approvals=[change])
+    (shown,) = gate_changes([run], lambda text: text.replace("SECRET", "***"))["1"]["approvals"]
+    assert (shown.by, shown.why, shown.spec) == ("a ***", "for ***", "zlib")
+    assert run.approvals == [change]  # the record itself is left as it is
+
+
+@pytest.mark.unit
 def test_package_pages_list_blocked_versions_after_the_shown_ones() -> None:
     model = {"versions": [{"version": "1.3.1"}, {"version": "1.2.13"}]}
     assert versions_of(model, ["1.2.11", "1.2.13"]) == ["1.3.1", "1.2.13", "1.2.11"]

@@ -206,14 +206,16 @@ def _gate(
     return channel, candidates, admitted, matcher
 
 
-def change_record(action: str, entry: Approval) -> ApprovalChange:
-    """How a run's history records an approval granted or revoked."""
+def change_record(action: str, entry: Approval, scrub: Callable[[str], str]) -> ApprovalChange:
+    """How a run's history records an approval granted or revoked. Who and why are the
+    operator's text, and the run records are served: ``scrub`` (the configuration's, see
+    sitegen.config.make_scrub) hides the secrets it holds in them, as the pages do."""
     return ApprovalChange(
         action,
         entry.channel,
         entry.spec,
-        entry.by,
-        entry.why,
+        scrub(entry.by),
+        scrub(entry.why),
         expires=entry.expires or None,
         with_dependencies="true" if entry.with_dependencies else None,
     )

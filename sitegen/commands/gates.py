@@ -120,6 +120,7 @@ def _add_approval_commands(add: AddCommand) -> None:
 
     def approve(args: argparse.Namespace) -> int:
         from sitegen.approvals.commands import change_record, gated_channel, grant, reach
+        from sitegen.config import make_scrub
         from sitegen.net.activity import counted
 
         check_text("--by", args.by)
@@ -168,10 +169,11 @@ def _add_approval_commands(add: AddCommand) -> None:
                 if entry.with_dependencies
                 else "approve that too, or this with --with-dependencies",
             )
-        return publish(args, entry.channel, [change_record("approve", entry)])
+        return publish(args, entry.channel, [change_record("approve", entry, make_scrub(config))])
 
     def revoke(args: argparse.Namespace) -> int:
         from sitegen.approvals.commands import change_record, withdraw
+        from sitegen.config import make_scrub
 
         check_text("--by", args.by or "")
         check_text("--reason", args.reason or "")
@@ -179,7 +181,8 @@ def _add_approval_commands(add: AddCommand) -> None:
         # reason, which would read as if the approver had revoked it for that reason.
         by, why = args.by or login_name(), args.reason or ""
         removed = withdraw(lambda: load(args), args.channel, args.spec)
-        changes = [change_record("revoke", replace(e, by=by, why=why)) for e in removed]
+        scrub = make_scrub(load(args))
+        changes = [change_record("revoke", replace(e, by=by, why=why), scrub) for e in removed]
         print(f"revoked {args.spec!r} for {removed[0].channel}")
         return publish(args, removed[0].channel, changes)
 

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from sitegen.approvals.pages import approved_page, pending_page
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, SiteConfig
@@ -30,6 +32,7 @@ from sitegen.sync.advisory_changes import Standing, advisory_changes, standing_a
 from sitegen.sync.approvals import admissible, approve, load_candidates, pending
 from sitegen.sync.report import MirrorReport, RunReport
 from sitegen.web.format import format_date_ms, split_filename
+from sitegen.web.run import Scrub, same
 
 # Files listed per mirror as newly blocked or cleared on a run page; the page says how many more.
 CHANGES_MAX = 500
@@ -67,11 +70,15 @@ def _source_hidden(channel: ChannelConfig, private: Iterable[str]) -> bool:
 
 
 def approval_inputs(
-    site_root: Path, channel: ChannelConfig, now: float, levels: tuple[FilterSpec, ...] = ()
+    site_root: Path,
+    channel: ChannelConfig,
+    now: float,
+    levels: tuple[FilterSpec, ...] = (),
+    scrub: Scrub = same,
 ) -> list[Any]:
     """What a gated channel's approval pages are made of, cheaply: the source's repodata files
-    (size, mtime), the entries and which of them are active now, and the filters the pending
-    page applies (part of the pages' key)."""
+    (size, mtime), the entries (as shown, through ``scrub``) and which of them are active now,
+    and the filters the pending page applies (part of the pages' key)."""
     gate = channel.approval
     if gate is None:
         return []
@@ -82,7 +89,7 @@ def approval_inputs(
             stats.append([subdir, st.st_size, st.st_mtime_ns])
         except OSError:
             stats.append([subdir, None, None])
-    entries = [[dataclasses.asdict(e), e.active(now)] for e in gate.entries]
+    entries = [[_shown(dataclasses.asdict(e), scrub), e.active(now)] for e in gate.entries]
     return [channel.path, gate.source, stats, entries, PENDING_MAX, levels]
 
 
@@ -92,11 +99,13 @@ def approval_pages(
     now: float,
     private: Iterable[str] = (),
     levels: tuple[FilterSpec, ...] = (),
+    scrub: Scrub = same,
 ) -> list[GatePage]:
     """The pages of :func:`approval_relpaths`: the approved list and what waits. ``levels``:
     the gated channel's own filters (the site's and its own); what they leave out is not
     listed as waiting, as approving it would publish nothing, and is marked as left out where
-    it is approved as a dependency."""
+    it is approved as a dependency. Who approved and why is the operator's text: ``scrub``
+    hides what the configuration holds as secrets in it, as in a freeze's."""
     gate = channel.approval
     relpaths = approval_relpaths(channel, private)
     if gate is None:
@@ -115,6 +124,7 @@ def approval_pages(
         published_only=_source_hidden(channel, private),
     )
     approved_model = dataclasses.asdict(approved_rows)
+    approved_model["rows"] = [_shown(row, scrub) for row in approved_model["rows"]]
     approved_model.update(links, source=gate.source)
     pages = [GatePage(approved_page_path(channel.path), "approvals.html", approved_model)]
     if pending_page_path(channel.path) in relpaths:
@@ -128,6 +138,11 @@ def approval_pages(
         model.update(links, waiting=len(waiting), more=more, left_out=len(admitted.left_out))
         pages.append(GatePage(pending_page_path(channel.path), "pending.html", model))
     return pages
+
+
+def _shown(entry: dict[str, Any], scrub: Scrub) -> dict[str, Any]:
+    """An approval entry (or a row of one) with who made it and why through ``scrub``."""
+    return {**entry, "by": scrub(entry["by"]), "why": scrub(entry["why"])}
 
 
 def approval_links(channel: ChannelConfig, private: Iterable[str]) -> dict[str, Any]:
@@ -147,10 +162,10 @@ def approval_links(channel: ChannelConfig, private: Iterable[str]) -> dict[str, 
     }
 
 
-def gate_changes(reports: Iterable[RunReport]) -> dict[str, dict[str, Any]]:
-    """Per run id: the approvals it granted and revoked and, per mirror, the records advisories
-    newly blocked and newly cleared (against what the mirror's earlier runs left standing), with
-    their counts. One pass over the runs, oldest first."""
+def gate_changes(reports: Iterable[RunReport], scrub: Scrub = same) -> dict[str, dict[str, Any]]:
+    """Per run id: the approvals it granted and revoked (who and why through ``scrub``) and, per
+    mirror, the records advisories newly blocked and newly cleared (against what the mirror's
+    earlier runs left standing), with their counts. One pass over the runs, oldest first."""
     standing: dict[str, Standing] = {}
     out: dict[str, dict[str, Any]] = {}
     for report in sorted(reports, key=lambda r: (r.started, r.id)):
@@ -172,7 +187,9 @@ def gate_changes(reports: Iterable[RunReport]) -> dict[str, dict[str, Any]]:
                         },
                     }
                 )
-        approvals = report.approvals
+        approvals = [
+            msgspec.structs.replace(a, by=scrub(a.by), why=scrub(a.why)) for a in report.approvals
+        ]
         out[report.id] = {
             "approvals": approvals,
             "advisory_changes": mirrors,

@@ -209,7 +209,7 @@ class _Renderer:
         for channel in config.channels:
             # Keyed by their inputs: the pending page costs a dependency walk per candidate.
             levels = (config.filters, channel.filters)
-            inputs = approval_inputs(self.site.root, channel, now, levels)
+            inputs = approval_inputs(self.site.root, channel, now, levels, self.scrub)
             relpaths = approval_relpaths(channel, private)
             # The pages link to each other: a pending page gone (the source turned private)
             # renders the approved page again, without its link. They say whether the channel
@@ -218,7 +218,8 @@ class _Renderer:
             key = digest(writer.global_key, "approvals", inputs, relpaths, frozen)
             if all([writer.up_to_date(relpath, key) for relpath in relpaths]):
                 continue
-            for page in approval_pages(self.site.root, channel, now, private, levels):
+            pages = approval_pages(self.site.root, channel, now, private, levels, self.scrub)
+            for page in pages:
                 model = {**page.model, "frozen": frozen}
                 data = writer.template(page.template, page.relpath, model=model)
                 writer.rendered(page.relpath, writer.files.write(page.relpath, data))
@@ -352,7 +353,7 @@ class _Renderer:
     ) -> None:
         """The history pages, run pages, history.json and feed; ``folders``: the installer
         folders with a page, which they link."""
-        gates = gate_changes(reports)
+        gates = gate_changes(reports, self.scrub)
         summaries = [
             {**run_summary(r, self.scrub, folders), "gate_counts": gates[r.id]["gate_counts"]}
             for r in reports
