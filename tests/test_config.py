@@ -1580,6 +1580,49 @@ def test_a_long_value_is_quoted_clipped(
     assert "... (100,0" in err, err
 
 
+# A key of 200,000 characters, which YAML's explicit form (`? key`) lets past PyYAML's limit of
+# 1,024 on a plain key (<K>), and what the errors under it say: its first 200 characters (<S>;
+# of a channel's "c/<K>": "c/" and <T>, 198 of them).
+LONG_KEYS = [
+    pytest.param(
+        "? '<K>'\n: 1\n" + _CHANNEL,
+        [
+            "channels.yaml:2: <S>... (200,000 characters): unknown key '<S>'... (200,000 characters);"
+        ],
+        id="top",
+    ),
+    pytest.param(
+        "channels:\n  ? 'c/<K>'\n  : {url: 'ftp://x', subdirs: [noarch], bogus: 1, mode: x}\n",
+        [
+            "channels.yaml:4: channels.c/<T>... (200,002 characters): invalid channel path",
+            "channels.yaml:4: channels.c/<T>... (200,002 characters).bogus: unknown key 'bogus'",
+            "channels.yaml:4: channels.c/<T>... (200,002 characters).mode: expected 'active'",
+            "channels.yaml:4: channels.c/<T>... (200,002 characters).url: URL must start with",
+        ],
+        id="channel",
+    ),
+    pytest.param(
+        _CHANNEL + "    filters:\n      ? '<K>'\n      : 1\n",
+        ["channels.yaml:7: channels.c/x.filters.<S>... (200,000 characters): unknown key '<S>'..."],
+        id="filter",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "errors"), LONG_KEYS)
+def test_a_long_key_is_shown_clipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, errors: list[str]
+) -> None:
+    """A key is shown by its start and its length in the key path of every error under it and
+    in the error that refuses it, not written out whole in each."""
+    config_path = _write_config(tmp_path, "output: site\n" + text.replace("<K>", "9" * 200_000))
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    for error in errors:
+        assert error.replace("<S>", "9" * 200).replace("<T>", "9" * 198) in err, err[:2000]
+    assert len(err.replace(str(tmp_path), "")) < 800 * len(errors), err[:2000]
+
+
 def test_the_whitespace_a_title_may_hold_leaves_the_feed_xml(tmp_path: Path) -> None:
     """Tab, newline and carriage return are what YAML's escapes may still put in a string:
     the history feed, which carries the title, stays well-formed XML."""

@@ -39,13 +39,25 @@ _UNSHOWABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # otherwise fill the terminal and the log with it.
 _SHOWN_CHARS = 40
 _SHOWN_REASON_CHARS = 200
+# The most of a mapping key a key path or a message shows: every key a configuration spells
+# (a channel path of a few segments of up to 100 characters) is shown whole, while YAML's
+# explicit form (``? key``) lets a key of any length past PyYAML's limit of 1,024 characters
+# on a plain one, and the key path repeats it in every error beneath it.
+_SHOWN_KEY_CHARS = 200
 
 
-def shown_value(text: str) -> str:
+def shown_value(text: str, chars: int = _SHOWN_CHARS) -> str:
     """``text`` quoted for an error message: its start and its length when it is long."""
-    if len(text) <= _SHOWN_CHARS:
+    if len(text) <= chars:
         return repr(text)
-    return f"{text[:_SHOWN_CHARS]!r}{CLIPPED}{len(text):,} characters)"
+    return f"{text[:chars]!r}{CLIPPED}{len(text):,} characters)"
+
+
+def shown_key(key: str) -> str:
+    """A mapping key as a key path shows it: as written, or its start and its length."""
+    if len(key) <= _SHOWN_KEY_CHARS:
+        return key
+    return f"{key[:_SHOWN_KEY_CHARS]}{CLIPPED}{len(key):,} characters)"
 
 
 def shown_reason(text: str) -> str:
@@ -126,14 +138,16 @@ def unknown_key(key: str, allowed: tuple[str, ...], nested: Mapping[str, tuple[s
     for parent, keys in nested.items():
         if key in keys and parent in allowed:
             return f"unknown key {key!r} here; it belongs under {parent!r} (indent it there)"
+    shown = shown_value(key, _SHOWN_KEY_CHARS)
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
     if close:
-        return f"unknown key {key!r}; did you mean {close[0]!r}? {choices}"
-    return f"unknown key {key!r}; {choices}"
+        return f"unknown key {shown}; did you mean {close[0]!r}? {choices}"
+    return f"unknown key {shown}; {choices}"
 
 
 class YamlNode:
-    """A YAML node plus the key path that led to it, for precise error messages."""
+    """A YAML node plus the key path that led to it, for precise error messages (only: a
+    long key is clipped in it, see :func:`shown_key`)."""
 
     def __init__(self, node: yaml.Node, path: str, state: ParseState) -> None:
         self.node = node
@@ -164,7 +178,8 @@ class YamlNode:
         if isinstance(key, int):
             path = f"{self.path}[{key}]"
         else:
-            path = f"{self.path}.{key}" if self.path else key
+            shown = shown_key(key)
+            path = f"{self.path}.{shown}" if self.path else shown
         return YamlNode(node, path, self.state)
 
     def mapping(
