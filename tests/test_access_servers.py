@@ -542,6 +542,33 @@ def test_a_directory_redirect_keeps_the_path_token(server: str, private_site: Pr
 
 @pytest.mark.integration
 @pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_a_path_token_that_ends_the_path_reaches_no_log(
+    server: str, private_site: PrivateSite
+) -> None:
+    """A token with nothing after it (``.../t/<token>``, which no client sends: the servers
+    read a path token only from ``/t/<token>/``) is masked in the access log all the same,
+    written plainly or not, as every ``/t/`` segment is."""
+    require_server(server)
+    ci = private_site.tokens["ci"]
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    with running:
+        for path in (
+            f"{PREFIX}/t/{ci}",
+            f"{PREFIX}/t/{ci}?x=1",
+            f"{PREFIX}/internal/t/{ci}",
+            f"/t/{ci}",
+            f"{PREFIX}/%74/{ci}",
+        ):
+            status, _, _ = request(running.url, path)
+            assert status in (401, 403, 404), (path.replace(ci, "<token>"), status)
+    wait_for_log(running.state_dir / "access.log")
+    assert_no_token_anywhere(private_site, running.state_dir)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
 @pytest.mark.parametrize("prefix", [PREFIX, ""])
 def test_a_private_directory_without_its_slash_tells_nothing(
     server: str, prefix: str, private_site: PrivateSite

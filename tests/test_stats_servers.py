@@ -121,6 +121,9 @@ def test_stats_count_exactly_what_the_real_server_served(
             (curl(f"{base}/missing-1.0-0.conda", CONDA), 404),
             (curl(f"{base}/missing-1.0-0.conda", PIXI), 404),
             (curl(f"{running.url}{PREFIX}/t/{TOKEN}/{CHANNEL}/linux-64/{conda}", CONDA), 404),
+            # A token with nothing after it, written plainly or not.
+            (curl(f"{running.url}{PREFIX}/t/{TOKEN}", CONDA), 404),
+            (curl(f"{running.url}{PREFIX}/%74/{TOKEN}", CONDA), 404),
             (curl(f"{base}/%3Cscript%3Ealert(1)%3C%2Fscript%3E-1-0.conda", CONDA), 404),
             (curl(f"{running.url}{PREFIX}/index.html", "Mozilla/5.0"), 200),
         ]
