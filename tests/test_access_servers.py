@@ -542,6 +542,51 @@ def test_a_directory_redirect_keeps_the_path_token(server: str, private_site: Pr
 
 @pytest.mark.integration
 @pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize("site", [False, True], ids=["public-site", "private-site"])
+def test_the_site_root_under_a_path_token_is_redirected_to_its_slash(
+    server: str, site: bool, example_upstream: ExampleUpstream
+) -> None:
+    """The site's root asked for under a path token without its trailing slash (the token
+    after the host, or inside a prefix of two segments) is redirected to the slash, the token
+    still in the address, as every other folder is, and kept a minute; a private site's only
+    for a right token, and for the client's cache only. A wrong token gets what it gets with
+    the slash."""
+    require_server(server)
+    with open_private_site(example_upstream, site=site) as private_site:
+        ci = private_site.tokens["ci"]
+        index = (private_site.config.output / "index.html").read_bytes()
+        scope = "private" if site else "public"
+        for prefix, places in (
+            (PREFIX, [f"/t/<token>{PREFIX}"]),
+            ("/mirror/conda", ["/t/<token>/mirror/conda", "/mirror/t/<token>/conda"]),
+        ):
+            running = webconf_server(
+                server, private_site.config, private_site.root / "state", prefix=prefix
+            )
+            with running:
+                for place in places:
+                    path = place.replace("<token>", ci)
+                    status, headers, _ = request(running.url, path)
+                    assert status == 301, (server, place, status)
+                    assert headers.get("cache-control") == f"{scope}, max-age=60", headers
+                    assert headers.get("referrer-policy") == "no-referrer", headers
+                    target = httpx.URL(running.url + path).join(headers["location"])
+                    assert target.path == path + "/", (place, headers["location"])
+                    status, _, body = request(running.url, target.raw_path.decode())
+                    assert (status, body) == (200, index), (place, status)
+                    if site:
+                        wrong = place.replace("<token>", wrong_token(ci))
+                        got = request(running.url, wrong)
+                        slashed = request(running.url, wrong + "/")
+                        for answer in (got, slashed):
+                            answer[1].pop("date", None)
+                        assert got[0] == 401 and got == slashed, (place, got[0])
+            wait_for_log(running.state_dir / "access.log")
+            assert_no_token_anywhere(private_site, running.state_dir)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
 def test_a_path_token_that_ends_the_path_reaches_no_log(
     server: str, private_site: PrivateSite
 ) -> None:
