@@ -374,6 +374,14 @@ def test_bad_mapping_files_name_file_and_json_path(tmp_path, content, where):
     assert f"{tmp_path}/{where}" in message, message
 
 
+def test_a_long_name_of_a_mapping_is_shown_by_its_start(tmp_path):
+    """A JSON key is the path of every error under it: 100,000 characters of it are not."""
+    name = "n" * 100_000
+    message = bad(tmp_path, json.dumps({name: "pkg:pypi/x"}))
+    assert f"{tmp_path}/purls.json: {'n' * 200}... (100,000 characters): expected a list" in message
+    assert len(message.replace(str(tmp_path), "")) < 500, message[:500]
+
+
 def test_huge_mapping_is_refused_and_a_missing_one_named(tmp_path, monkeypatch):
     monkeypatch.setattr(identities, "MAX_MAPPING_BYTES", 1024)
     message = bad(tmp_path, json.dumps({"x": ["pkg:pypi/x"] * 200}))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.config.operator_files import OperatorFileError, read_capped
-from sitegen.config.yaml_nodes import shown_value
+from sitegen.config.yaml_nodes import shown_key, shown_value
 
 
 class JsonFileError(ValueError):
@@ -97,6 +97,7 @@ class JsonNode:
         return JsonFileError(self.file, self.path or "(top level)", message)
 
     def child(self, value: Any, key: str) -> JsonNode:
+        key = shown_key(key)  # the path names it in every error under it
         return JsonNode(value, f"{self.path}.{key}" if self.path else key, self.file)
 
     def get(self, key: str) -> JsonNode | None:
