@@ -249,8 +249,9 @@ def test_passive_outcomes_come_from_the_fetcher_field() -> None:
         ]
     )
     day = "2026-12-05"
-    assert flat(tally.passive) == {(day, CHANNEL, "fetched"): 1, (day, CHANNEL, "stored"): 1,
-                             (day, CHANNEL, "disk"): 1}  # fmt: skip
+    assert flat(tally.passive) == {(day, CHANNEL, "linux-64", "fetched"): 1,
+                             (day, CHANNEL, "linux-64", "stored"): 1,
+                             (day, CHANNEL, "linux-64", "disk"): 1}  # fmt: skip
 
 
 def test_a_redirect_and_the_download_after_it_may_be_read_in_two_runs() -> None:
@@ -263,7 +264,7 @@ def test_a_redirect_and_the_download_after_it_may_be_read_in_two_runs() -> None:
     again, _ = decode_state(encode_state(first, []))
     again.counter((CHANNEL,), TODAY).add([served])
     day = "2026-12-05"
-    assert flat(whole.passive) == flat(again.passive) == {(day, CHANNEL, "stored"): 1}
+    assert flat(whole.passive) == flat(again.passive) == {(day, CHANNEL, "linux-64", "stored"): 1}
     assert flat(again.files) == flat(whole.files) == {(day, CHANNEL, "linux-64", PKG): [1, 1000, 1]}
     assert again.open_days[day].redirected == {}
 

@@ -8,13 +8,15 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from sitegen import layout
 from sitegen.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, main
 from sitegen.config import load_config
+from sitegen.stats.report import PassiveCounts, build_doc
 from sitegen.stats.run import run_stats
-from sitegen.stats.state import encode_state, load_state
+from sitegen.stats.state import StatsState, decode_state, encode_state, load_state
 from sitegen.stats.tally import Tally
 from sitegen.store.lock import SiteLock
 from testkit.upstream import ExampleUpstream
@@ -329,3 +331,37 @@ def test_statistics_configured_after_the_records_noting_a_channel_private_went(
     assert f"c/a|linux-64|{SECRET}" in s.counted()  # counted, not shown
     assert SECRET not in (s.site / layout.STATS_JSON).read_text()
     assert "topsecret" not in s.public_text()
+
+
+@pytest.mark.unit
+def test_forgetting_a_subdir_of_a_passive_channel_drops_its_fetcher_outcomes() -> None:
+    """The fetcher's outcomes are kept per subdir: removing one leaves the channel's outcomes
+    those of the downloads it still counts (they added up to more before)."""
+    stamp = "05/Dec/2026:10:00:00 +0000"
+    lines = [
+        f'192.0.2.1 - - [{stamp}] "GET /c/a/{path} HTTP/1.1" 200 9 "-" "conda" "{told}"'
+        for path, told in [
+            ("osx-64/a-1-0.conda", "fetched"),
+            ("osx-64/b-1-0.conda", "stored"),
+            ("noarch/c-1-0.conda", "-"),
+        ]
+    ]
+    tally = Tally()
+    tally.counter(["c/a"], date(2026, 12, 5)).add([text.encode() for text in lines])
+    assert tally.forget("c/a", ["osx-64"])
+    doc = build_doc(tally, ["c/a"], ["c/a"], date(2026, 12, 5))
+    (channel,) = doc.channels
+    assert channel.downloads == 1
+    assert channel.passive == PassiveCounts(fetched=0, stored=0, disk=1)
+
+
+@pytest.mark.unit
+def test_outcomes_an_older_state_kept_by_channel_stay_the_channels() -> None:
+    """Counted by channel only, they belong to no subdir: a subdir's removal leaves them."""
+    old = StatsState(passive={"2026-12-05": {"c/a|fetched": 2}})
+    tally, _ = decode_state(msgspec.msgpack.encode(old))
+    assert tally.passive == {"2026-12-05": {"c/a||fetched": 2}}
+    doc = build_doc(tally, ["c/a"], ["c/a"], date(2026, 12, 5))
+    assert doc.channels[0].passive == PassiveCounts(fetched=2)
+    assert not tally.forget("c/a", ["linux-64"])
+    assert tally.forget("c/a") and tally.passive == {"2026-12-05": {}}

@@ -265,7 +265,7 @@ def build_doc(
             channel_rows[channel].missing += count
     for period, rows in tally.passive.items():
         for key, count in rows.items():
-            channel, outcome = split(key)
+            channel, _subdir, outcome = split(key)
             if not shown(channel, period):
                 continue
             counts = channel_rows[channel].passive if channel in channel_rows else None

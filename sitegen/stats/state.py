@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from sitegen.stats.logfiles import Cursor
-from sitegen.stats.logline import SEP
+from sitegen.stats.logline import SEP, join
 from sitegen.stats.tally import OpenDay, Tally
 
 VERSION = 1
@@ -38,6 +38,7 @@ class StatsState(msgspec.Struct):
     refreshes: dict[str, dict[str, list[int]]] = {}
     installers: dict[str, dict[str, list[int]]] = {}  # absent in states from before
     missing: dict[str, dict[str, int]] = {}
+    # channel|subdir|outcome (channel|outcome in older states: see _passive_by_subdir)
     passive: dict[str, dict[str, int]] = {}
     tools: dict[str, dict[str, int]] = {}
     days: dict[str, list[int]] = {}
@@ -121,6 +122,7 @@ def decode_state(data: bytes) -> tuple[Tally, list[Cursor]]:
         raise StateError(f"unreadable: {exc}") from None
     if state.version != VERSION:
         raise StateError(f"version {state.version}, expected {VERSION}")
+    state.passive = _passive_by_subdir(state.passive)
     _check_shapes(state)
     tally = Tally(
         files=state.files,
@@ -147,6 +149,19 @@ def decode_state(data: bytes) -> tuple[Tally, list[Cursor]]:
     return tally, state.cursors
 
 
+def _passive_by_subdir(passive: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The fetcher's outcomes of an older state, counted by channel only, as those of no
+    subdir (``channel||outcome``): which subdir they were of is not known, so no subdir's
+    removal takes them (a channel's does)."""
+    return {
+        period: {
+            join(key.split(SEP)[0], "", key.split(SEP)[1]) if key.count(SEP) == 1 else key: count
+            for key, count in rows.items()
+        }
+        for period, rows in passive.items()
+    }
+
+
 def load_state(path: Path) -> tuple[Tally, list[Cursor]]:
     """The saved counts and cursors; empty ones when there is no state yet."""
     try:
@@ -163,7 +178,7 @@ _SHAPES = {
     "refreshes": (3, 3),
     "installers": (2, 3),
     "missing": (3, 0),
-    "passive": (2, 0),
+    "passive": (3, 0),
     "tools": (2, 0),
 }
 

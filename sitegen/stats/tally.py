@@ -71,7 +71,8 @@ class OpenDay:
 
 Table = dict[str, dict[str, list[int]]]  # period -> key -> counts
 Counts = dict[str, dict[str, int]]  # period -> key -> count
-# What the line counter caches per request target: kind, channel|subdir|file, channel.
+# What the line counter caches per request target: kind, channel|subdir|file, and
+# channel|subdir| (or channel| for an installer), which a fetcher outcome's key starts with.
 CountedTarget = tuple[Kind, str, str]
 
 
@@ -87,7 +88,9 @@ class Tally:
     # channel|subdir|package file -> 404 answers; the most requested files only, and
     # channel|| -> those of the files cut (see sitegen.stats.missing)
     missing: Counts = field(default_factory=dict)
-    # channel|fetcher outcome -> package files served with 200
+    # channel|subdir|fetcher outcome -> package files served with 200 (by subdir, so that a
+    # subdir's removal takes its outcomes with its downloads; channel||outcome: counted before
+    # they were kept by subdir)
     passive: Counts = field(default_factory=dict)
     # tool|version -> distinct clients (a month: the sum of its days); tool| -> versions cut
     tools: Counts = field(default_factory=dict)
@@ -138,9 +141,12 @@ class Tally:
         def mine(key: str) -> bool:
             return key.startswith(prefixes)
 
-        tables: list[dict[str, dict[str, Any]]] = [self.files, self.refreshes, self.missing]
-        if whole:
-            tables.append(self.passive)  # channel|outcome: by channel only
+        tables: list[dict[str, dict[str, Any]]] = [
+            self.files,
+            self.refreshes,
+            self.missing,
+            self.passive,
+        ]
         found = False
         for rows in [self.all_time, *(r for table in tables for r in table.values())]:
             for key in [k for k in rows if mine(k)]:
@@ -238,8 +244,8 @@ class LineCounter:
             else:
                 kind, channel, subdir, fn = self.classifier.classify(text)
                 fn = SHARDS_DIR if kind is Kind.SHARD else fn
-                key = join(channel, fn) if kind is Kind.INSTALLER else join(channel, subdir, fn)
-                target = (kind, key, channel)
+                place = join(channel, "") if kind is Kind.INSTALLER else join(channel, subdir, "")
+                target = (kind, place + fn, place)
             if len(self._targets) >= CACHE_LIMIT:
                 self._targets.clear()
             self._targets[raw] = target
@@ -330,7 +336,7 @@ class LineCounter:
             if len(parts) not in (2, 3) or not parts[0].isalpha():
                 tally.skip(MALFORMED)
                 continue
-            kind, key, channel = targets.get(parts[1]) or target_of(parts[1])
+            kind, key, place = targets.get(parts[1]) or target_of(parts[1])
             if kind is Kind.HOSTILE:
                 tally.skip(HOSTILE)
                 continue
@@ -379,7 +385,7 @@ class LineCounter:
                 if status == b"200":
                     if fetcher:
                         told = tally.open_days[day].redirected.pop((client, key), fetcher[0])
-                        outcome = join(channel, _OUTCOMES.get(told, FROM_DISK))
+                        outcome = place + _OUTCOMES.get(told, FROM_DISK)
                         passive = tally.passive.setdefault(day, {})
                         passive[outcome] = passive.get(outcome, 0) + 1
                 else:
