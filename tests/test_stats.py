@@ -483,7 +483,8 @@ def test_the_user_agent_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
     counter = Tally().counter([CHANNEL], TODAY)
     agents = [f"x/{i} " + "A" * 100 for i in range(100)]
     counter.add([line(pkg(), agent=agent, ip=f"192.0.2.{i}") for i, agent in enumerate(agents)])
-    counter.add([line(pkg(), agent=agents[0], ip="192.0.2.0")])
+    # A new client with the first agent (one the day knows has its tool counted already)
+    counter.add([line(pkg(), agent=agents[0], ip="192.0.2.200")])
     assert calls.count(agents[0]) == 2  # forgotten since, so read again
 
 

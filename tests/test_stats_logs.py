@@ -487,3 +487,51 @@ def test_endless_tool_versions_do_not_grow_the_counts(tmp_path: Path) -> None:
     assert len(doc["tools"]) <= missing.KEEP + 1
     assert sum(row["client_days"] for row in doc["tools"]) == 3 * versions
     assert sum(row["client_days_30d"] for row in doc["tools"]) == versions
+
+
+def _clients_log(log: Path, day: str, clients: range, *, repeat: int = 1) -> None:
+    """Append one download per client of ``clients`` (a distinct user agent each, from one
+    address, as anyone can send them), ``repeat`` times over."""
+    with log.open("a") as out:
+        for _ in range(repeat):
+            for i in clients:
+                out.write(
+                    f'192.0.2.1 - - [{day}:10:00:00 +0000] "GET /cloud/x/linux-64/a-1-0.conda'
+                    f' HTTP/1.1" 200 10 "-" "conda/24.1.0 bot/{i}"\n'
+                )
+
+
+def test_endless_distinct_clients_in_a_day_do_not_grow_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each distinct address and user agent of a day still open was kept (as a hash) until
+    the day closed: a log of millions of them in one day grew the memory of the count and
+    the state file by as many. A day tells apart so many clients; past them its count is a
+    lower bound, and stats.json and the page say so."""
+    monkeypatch.setattr(tally, "CLIENTS_KEPT", 1000)
+    log = tmp_path / "access.log"
+    config = tmp_path / "channels.yaml"
+    config.write_text(_config_text(tmp_path, log))
+    today = datetime.now(UTC).date()
+    yesterday = (today - timedelta(days=1)).strftime("%d/%b/%Y")
+    _clients_log(log, yesterday, range(900), repeat=2)  # fewer than kept: exact
+    _clients_log(log, today.strftime("%d/%b/%Y"), range(5000))
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    state = layout.stats_state_path(tmp_path / "site")
+    size = state.stat().st_size
+    _clients_log(log, today.strftime("%d/%b/%Y"), range(5000, 50_000))
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    assert state.stat().st_size < size + 4096  # 45,000 more clients, no more room
+    counts, _cursors = load_state(state)
+    assert all(len(opened.clients) <= 1000 for opened in counts.open_days.values())
+    doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
+    periods = {row["period"]: row for row in doc["periods"]}
+    old, new = periods[(today - timedelta(days=1)).isoformat()], periods[today.isoformat()]
+    assert (old["clients"], old["clients_capped"]) == (900, False)
+    assert (new["clients"], new["clients_capped"]) == (1000, True)
+    assert new["downloads"] == 50_000  # every download counts still
+    assert sum(row["client_days"] for row in doc["tools"]) == 1900
+    assert main(["render", "-c", str(config)]) == EXIT_OK
+    page = (tmp_path / "site" / layout.STATS_PAGE).read_text()
+    note = page.split('id="clients-capped">')[1].split("</p>")[0]
+    assert note.startswith(f"At least these: on {today.isoformat()}, more distinct clients")

@@ -55,6 +55,8 @@ class StatsPage:
     per_day: list[tuple[str, int]]  # downloads, the last 30 days, oldest first
     per_day_chart: str
     tools: list[ToolCount]  # client-days over the last 30 days, by tool
+    # Days of the last 30 with more distinct clients than a day tells apart: at least as many
+    capped_days: list[str]
     tools_chart: str
     downloads: int
     bytes_total: int
@@ -118,6 +120,7 @@ def stats_page(doc: StatsDoc) -> StatsPage:
         per_day=per_day,
         per_day_chart=bar_chart(per_day, f"Downloads per day, last {len(days)} days"),
         tools=tool_counts,
+        capped_days=[d for d in days if d in by_period and by_period[d].clients_capped],
         tools_chart=hbar_chart(
             [(t.tool, t.client_days) for t in tool_counts], "Clients by tool, last 30 days"
         ),

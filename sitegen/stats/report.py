@@ -54,6 +54,9 @@ class PeriodRow(msgspec.Struct):
     refreshes: int = 0
     requests: int = 0
     clients: int = 0
+    # More distinct clients came on a day of it than a day tells apart: ``clients`` (and its
+    # tools' client-days) are at least as counted
+    clients_capped: bool = False
 
 
 class PackageRow(msgspec.Struct):
@@ -209,7 +212,7 @@ def build_doc(
         for c in channels
     }
     periods = {
-        period: PeriodRow(period, downloads, sent, 0, requests, clients)
+        period: PeriodRow(period, downloads, sent, 0, requests, clients, period in tally.capped)
         for period, (requests, clients, downloads, sent) in tally.days.items()
     }
     files: list[FileRow] = []

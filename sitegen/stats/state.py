@@ -22,9 +22,10 @@ VERSION = 1
 
 
 class SavedDay(msgspec.Struct):
+    # (Older states also hold the pairs of client and tool: each client has one tool, so they
+    # tell nothing its clients do not, and are left unread.)
     salt: bytes
     clients: list[bytes]
-    tool_clients: list[tuple[bytes, str]]
     ranges: list[tuple[bytes, str]]
     # (client, file, fetcher outcome) of Apache redirects whose 200 has not been read yet: the
     # two lines may fall on either side of the end of a log read (absent in older states).
@@ -48,6 +49,7 @@ class StatsState(msgspec.Struct):
     # absent in older states: their counts of channels private back then are known only as
     # long as the run ledger still notes them
     private: dict[str, str] = {}
+    capped: list[str] = []  # absent in older states
 
 
 class StateError(Exception):
@@ -101,11 +103,11 @@ def _encode_state(tally: Tally, cursors: list[Cursor]) -> bytes:
         all_time=tally.all_time,
         skipped=tally.skipped,
         private=tally.private,
+        capped=sorted(tally.capped),
         open_days={
             day: SavedDay(
                 salt=opened.salt,
                 clients=list(opened.clients),
-                tool_clients=list(opened.tool_clients),
                 ranges=list(opened.ranges),
                 redirected=[(*pair, told) for pair, told in opened.redirected.items()],
             )
@@ -135,11 +137,11 @@ def decode_state(data: bytes) -> tuple[Tally, list[Cursor]]:
         all_time=state.all_time,
         skipped=state.skipped,
         private=state.private,
+        capped=set(state.capped),
         open_days={
             day: OpenDay(
                 salt=saved.salt,
                 clients=set(saved.clients),
-                tool_clients=set(saved.tool_clients),
                 ranges=set(saved.ranges),
                 redirected={(client, key): told for client, key, told in saved.redirected},
             )

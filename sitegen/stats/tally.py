@@ -12,7 +12,9 @@ salt of its day (keyed BLAKE2b, 8 bytes). The raw address is never stored; the s
 hashes of a day are kept only while that day is *open* (its lines may still arrive) and are
 dropped by :meth:`Tally.close_days`, after which nobody can tell which hash was which address.
 Only the counts remain. (Lines of a closed day that turn up later, in a log rotated in after
-it closed, are counted under a new salt: their clients may count twice for that day.)
+it closed, are counted under a new salt: their clients may count twice for that day.) Anyone can
+send endless user agents, each a client: a day tells apart :data:`CLIENTS_KEPT`, past which its
+clients and tools are a lower bound (:attr:`Tally.capped`); its downloads all count.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ FETCHED, STORED, FROM_DISK = "fetched", "stored", "disk"
 _OUTCOMES = {b"fetched": FETCHED, b"stored": STORED}
 
 CACHE_LIMIT = 100_000  # entries per lookup cache before it is cleared
+# Distinct clients an open day tells apart: far more than a mirror serves in a day; reached,
+# about 70 MB of hashes in memory and 10 MB of state (yesterday and today may both be open).
+CLIENTS_KEPT = 1_000_000
 
 
 @dataclass
@@ -60,8 +65,8 @@ class OpenDay:
     """A day whose lines may still arrive: its salt and what was seen, for deduplication."""
 
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    # Each client's tool is its user agent's: a client new to the day is new to its tool too.
     clients: set[bytes] = field(default_factory=set)
-    tool_clients: set[tuple[bytes, str]] = field(default_factory=set)  # (client, tool|version)
     # (client, channel|subdir|file or folder|installer file)
     ranges: set[tuple[bytes, str]] = field(default_factory=set)
     # (client, file) -> the fetcher's outcome of a redirect back to the static URL (Apache),
@@ -105,6 +110,9 @@ class Tally:
     # channel -> the last day (ISO) its counts may hold requests served while it was private;
     # kept past a removal (lines the old channel served may still be read after it)
     private: dict[str, str] = field(default_factory=dict)
+    # Periods with a day of more distinct clients than it tells apart (CLIENTS_KEPT): their
+    # clients, and their tools' clients, are at least as counted.
+    capped: set[str] = field(default_factory=set)
 
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
@@ -193,6 +201,7 @@ class Tally:
             cut(rows)
         for rows in self.tools.values():
             cut(rows, versionless)
+        self.capped = {p[:7] if len(p) == 10 and p < cutoff else p for p in self.capped}
         for day in _old_days(self.days, cutoff):
             row = self.days.pop(day)
             into = self.days.setdefault(day[:7], [0] * len(row))
@@ -252,7 +261,8 @@ class LineCounter:
         return target
 
     def new_client(self, day: str, key: bytes, agent: bytes) -> bytes:
-        """Hash a client first seen in this run on ``day``; count it if the day is new to it."""
+        """Hash a client first seen in this run on ``day``; count it, and its tool, if the day
+        is new to it and tells apart one more."""
         tally = self.tally
         opened = tally.open_days.get(day)
         if opened is None:
@@ -262,20 +272,22 @@ class LineCounter:
         if len(clients) >= CACHE_LIMIT:
             clients.clear()
         clients[key] = client
-        if client not in opened.clients:
-            opened.clients.add(client)
-            tally.days[day][1] += 1
+        if client in opened.clients:
+            return client
+        if len(opened.clients) >= CLIENTS_KEPT:
+            tally.capped.add(day)
+            return client
+        opened.clients.add(client)
+        tally.days[day][1] += 1
         tool = self._agents.get(agent)
         if tool is None:
             if len(self._agents) >= CACHE_LIMIT:
                 self._agents.clear()
             tool = self._agents[agent] = join(*tool_of(agent.decode("latin-1")))
-        if (client, tool) not in opened.tool_clients:
-            opened.tool_clients.add((client, tool))
-            tools = tally.tools.setdefault(day, {})
-            tools[tool] = tools.get(tool, 0) + 1
-            if len(tools) >= HELD:  # a user agent names any version it likes
-                cut(tools, versionless)
+        tools = tally.tools.setdefault(day, {})
+        tools[tool] = tools.get(tool, 0) + 1
+        if len(tools) >= HELD:  # a user agent names any version it likes
+            cut(tools, versionless)
         return client
 
     def installer(self, day: str, key: str, status: bytes, size: bytes, seen: bytes) -> None:

@@ -32,6 +32,7 @@ from sitegen import layout
 from sitegen.config import SiteConfig
 from sitegen.stats.model import PackageStats, StatsPage, package_stats, stats_page
 from sitegen.stats.report import InstallerRow, StatsDoc, decode_doc
+from sitegen.stats.tally import CLIENTS_KEPT
 from sitegen.store.site import Site, UnsafePathError
 
 log = logging.getLogger("sitegen")
@@ -200,6 +201,8 @@ def stats_page_model(
         "per_day_chart": page.per_day_chart,
         "peak": max(page.per_day, key=lambda day: (day[1], day[0]), default=None),
         "tools": [[t.tool, t.client_days] for t in page.tools],
+        "clients_capped": page.capped_days,
+        "clients_kept": f"{CLIENTS_KEPT:,}",
         "tools_chart": page.tools_chart,
         "top": [
             {"id": "top-7d", "title": "Last 7 days", "rows": _top_rows(page.top_7d, pages)},
