@@ -4,11 +4,14 @@ Kept under ``<site>/.sitegen/upstream/<mirror>/<subdir>/`` so that an unchanged 
 one conditional request (304) and the body is read back from here. A body is kept as handed
 in: a run hands it in without the secrets of the mirror's URL when it has some (see
 upstream_secrets), and its validators say so (:func:`UpstreamCache.hidden_form`); the
-validators themselves are kept as handed in too (see CacheValidators.hidden).
+validators themselves are kept as handed in too (see CacheValidators.hidden). The validators
+also record the sha256 of the body they describe: a body read back that is not those bytes
+(cut short, a bit flipped on disk) is no copy, and the next request is made whole.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -62,23 +65,47 @@ class UpstreamCache:
             return AS_SERVED
         return UNESCAPED if said is True else HIDDEN if said == HIDDEN else AS_SERVED
 
+    def sha256(self, mirror: str, subdir: str) -> str | None:
+        """The sha256 (hex) recorded of the body kept; None when none is (an earlier sitegen
+        kept it), and then nothing tells a damaged body from a sound one but its parse."""
+        try:
+            path = self._dir(mirror, subdir) / "validators.json"
+            said = json.loads(path.read_text()).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return said if isinstance(said, str) and said else None
+
     def body(self, mirror: str, subdir: str) -> bytes | None:
+        """The body kept; None without one, or when it is not the bytes kept (their sha256,
+        where it is recorded; a run's inputs digest takes it then rather than hashing them
+        again, see sitegen.sync.fetch)."""
         validators = self.validators(mirror, subdir)
         if validators is None:
             return None
         try:
-            return (self._dir(mirror, subdir) / validators.variant).read_bytes()
+            body = (self._dir(mirror, subdir) / validators.variant).read_bytes()
         except OSError:
             return None
+        recorded = self.sha256(mirror, subdir)
+        if recorded is not None and hashlib.sha256(body).hexdigest() != recorded:
+            return None
+        return body
 
     def store(
-        self, mirror: str, subdir: str, validators: CacheValidators, body: bytes, hidden: bool
+        self,
+        mirror: str,
+        subdir: str,
+        validators: CacheValidators,
+        body: bytes,
+        hidden: bool,
+        sha256: str,
     ) -> None:
-        """Keep ``body``; ``hidden``: handed in with the secrets hidden (see HIDDEN)."""
+        """Keep ``body``; ``sha256``: its sha256 (hex), checked when it is read back (empty:
+        none known, it is not); ``hidden``: handed in with the secrets hidden (see HIDDEN)."""
         directory = self._dir(mirror, subdir)
         # Body first: validators must never describe a body that is not on disk.
         self.site.write_bytes(directory / validators.variant, body)
-        self._write_validators(directory, validators, hidden)
+        self._write_validators(directory, validators, hidden, sha256)
 
     def stage(
         self, mirror: str, subdir: str, validators: CacheValidators, body: bytes
@@ -100,12 +127,13 @@ class UpstreamCache:
         validators: CacheValidators,
         pending: PendingWrite,
         hidden: bool,
+        sha256: str,
     ) -> None:
-        """Put a staged body in the cache, then the validators that describe it (``hidden``:
-        as for :meth:`store`)."""
+        """Put a staged body in the cache, then the validators that describe it (``hidden``,
+        ``sha256``: as for :meth:`store`)."""
         pending.sync()
         pending.commit()
-        self._write_validators(self._dir(mirror, subdir), validators, hidden)
+        self._write_validators(self._dir(mirror, subdir), validators, hidden, sha256)
 
     def forget(self, mirror: str, subdir: str, *, served_none: bool = False) -> None:
         """Forget what was kept (upstream no longer serves it): its validators go first, so
@@ -128,12 +156,16 @@ class UpstreamCache:
         except OSError:
             return False
 
-    def _write_validators(self, directory: Path, validators: CacheValidators, hidden: bool) -> None:
+    def _write_validators(
+        self, directory: Path, validators: CacheValidators, hidden: bool, sha256: str
+    ) -> None:
         document: dict[str, object] = {
             "variant": validators.variant,
             "etag": validators.etag,
             "last_modified": validators.last_modified,
         }
+        if sha256:
+            document["sha256"] = sha256
         if hidden:
             document["secrets_hidden"] = HIDDEN
         if validators.hidden:

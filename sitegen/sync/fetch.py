@@ -20,7 +20,7 @@ from sitegen.net.upstream_cache import AS_SERVED, UNESCAPED, UpstreamCache
 from sitegen.net.zstd_body import decode_body
 from sitegen.store.interface import PendingWrite
 from sitegen.sync.report import ERROR, FETCHED, MISSING, UNCHANGED
-from sitegen.sync.upstream_copy import forget_copy, keep_copy, kept_copy, received
+from sitegen.sync.upstream_copy import forget_copy, keep_copy, kept_copy, received, sha256_of
 
 log = logging.getLogger("sitegen")
 
@@ -39,6 +39,11 @@ class FetchResult:
     # The body was read back as upstream served it, the secrets of the mirror's URL maybe in
     # it: kept again without them (see store_body).
     rekeep: bool = False
+    # The body's sha256 (hex): recorded with the copy kept of it, and taken by the digest of
+    # the run's inputs (see sitegen.sync.inputs) rather than hashed again.
+    sha256: str = ""
+    # The copy kept stands for a mirror the run does not fetch: upstream was not asked.
+    stand_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,8 @@ async def _fetch_repodata(
         # Not run now, but its channel is rebuilt: use what its last run fetched.
         if kept is None and cache.served_none(mirror.name, subdir):
             raise SubdirMissing(f"{upstream.display(subdir)}: none upstream at the last run")
+        if kept is None and cache.validators(mirror.name, subdir) is not None:
+            raise UpstreamError(f"the copy kept is lost or damaged; run mirror {mirror.name}")
         if kept is None:
             raise UpstreamError(f"never fetched; run mirror {mirror.name} first")
         response = kept.answer()
@@ -134,9 +141,28 @@ async def _fetch_repodata(
                 forget_copy(cache, (mirror.name, subdir), "repodata", served_none=True)
             raise
     got = await received(upstream, response, kept, kept_hidden=form != AS_SERVED)
-    status = FETCHED if got.changed else UNCHANGED
-    result = FetchResult(status, validators=got.validators, hidden=got.hidden, rekeep=got.rekeep)
+    if kept is not None and got.body is kept.body:
+        digest = kept.sha256
+    else:
+        digest = await trio.to_thread.run_sync(sha256_of, got.body)
+    result = FetchResult(
+        FETCHED if got.changed else UNCHANGED,
+        validators=got.validators,
+        hidden=got.hidden,
+        rekeep=got.rekeep,
+        sha256=digest,
+        stand_in=not selected,
+    )
     return result, got.body
+
+
+async def _fetch_whole(upstream: Upstream, subdir: str) -> tuple[FetchResult, bytes]:
+    """The subdir's repodata asked for without validators: the copy kept, found current by
+    upstream, did not parse."""
+    response = await upstream.fetch_repodata(subdir, None)
+    got = await received(upstream, response, None, kept_hidden=False)
+    digest = await trio.to_thread.run_sync(sha256_of, got.body)
+    return FetchResult(FETCHED, got.validators, hidden=got.hidden, sha256=digest), got.body
 
 
 async def _stage_body(
@@ -162,7 +188,9 @@ async def store_body(
     if fetched.status != FETCHED and not fetched.rekeep:
         return
     assert fetched.validators is not None
-    await keep_copy(cache, key, fetched.validators, body, fetched.hidden, "repodata")
+    await keep_copy(
+        cache, key, fetched.validators, body, fetched.hidden, fetched.sha256, "repodata"
+    )
 
 
 async def parse_all(
@@ -173,23 +201,72 @@ async def parse_all(
     results: dict[SubdirKey, ParseResult],
 ) -> None:
     """Parse every fetched body into ``results``, taking it out of ``bodies``; ``cache``: where
-    usable new bodies are kept (None in a dry run)."""
+    usable new bodies are kept (None in a dry run). A copy kept that does not parse is
+    forgotten; after a 304 the subdir is fetched whole once more (its ``fetched`` entry then
+    says so), and a body upstream serves that does not parse fails it."""
     async with trio.open_nursery() as nursery:
         for key in list(bodies):
-            nursery.start_soon(
-                _parse_one, upstreams[key[0]], key, fetched[key], bodies, cache, results
-            )
+            nursery.start_soon(_parse_one, upstreams[key[0]], key, fetched, bodies, cache, results)
 
 
 async def _parse_one(
     upstream: Upstream,
     key: SubdirKey,
-    fetched: FetchResult,
+    fetched: dict[SubdirKey, FetchResult],
     bodies: dict[SubdirKey, bytes],
     cache: UpstreamCache | None,
     results: dict[SubdirKey, ParseResult],
 ) -> None:
     mirror, subdir = upstream.mirror, key[1]
+    repodata: Repodata | None = None
+    try:
+        repodata = await _parse(upstream, key, fetched[key], bodies, cache)
+    except (UpstreamError, RepodataError) as exc:
+        read_back = fetched[key].status == UNCHANGED
+        if read_back and cache is not None:
+            # The copy kept (damaged where no sha256 of it was recorded, or read otherwise
+            # by the sitegen that kept it) is not trusted again, whatever upstream says.
+            forget_copy(cache, key, "repodata")
+        if not read_back or fetched[key].stand_in:
+            _failed(key, exc, results)
+            return
+        log.warning("%s: %s: the copy kept of upstream's repodata: %s", mirror.name, subdir, exc)
+    if repodata is None:
+        # Out of the handler, which held the copy's bytes: upstream asked once more, whole.
+        try:
+            fetched[key], bodies[key] = await _fetch_whole(upstream, subdir)
+            repodata = await _parse(upstream, key, fetched[key], bodies, cache)
+        except (UpstreamError, RepodataError) as exc:
+            _failed(key, exc, results)
+            return
+    base_url = repodata.info.pop("base_url", None)
+    # CEP-15 says a string; anything else names no place to fetch from. Kept in the origins
+    # map, it holds the mirror's secrets as their references (upstream's own escaped).
+    base_url = upstream.secrets.hide_text(base_url) if isinstance(base_url, str) else None
+    # The version of the document sitegen publishes: 1, its records beside it and no
+    # base_url (CEP-15's packages elsewhere are fetched from there and served here).
+    # Upstream's own (2 with a base_url, or one no client knows) describes upstream's.
+    repodata.extra["repodata_version"] = 1
+    results[key] = ParseResult(repodata, base_url=base_url)
+    for fn, reason in list(repodata.rejected.items())[:20]:
+        log.warning("%s/%s: skipped %s: %s", mirror.name, subdir, fn, reason)
+
+
+def _failed(key: SubdirKey, exc: Exception, results: dict[SubdirKey, ParseResult]) -> None:
+    log.error("%s: %s: %s", *key, exc)
+    results[key] = ParseResult(None, error=str(exc))
+
+
+async def _parse(
+    upstream: Upstream,
+    key: SubdirKey,
+    fetched: FetchResult,
+    bodies: dict[SubdirKey, bytes],
+    cache: UpstreamCache | None,
+) -> Repodata:
+    """The records of the body ``fetched`` describes, taken out of ``bodies`` (nothing else
+    holds it: see below); a new body is kept once it parsed, unless ``cache`` is None."""
+    subdir = key[1]
     body: bytes | None = bodies.pop(key)
     assert fetched.validators is not None and body is not None
     variant = fetched.validators.variant
@@ -203,29 +280,14 @@ async def _parse_one(
         if staged is not None:
             body = None
         repodata = await trio.to_thread.run_sync(
-            parse_repodata, data, subdir, mirror.name, upstream.secrets.in_records
+            parse_repodata, data, subdir, upstream.mirror.name, upstream.secrets.in_records
         )
         del data
         if staged is not None:
             await store_body(cache, key, fetched, staged)
-    except (UpstreamError, RepodataError) as exc:
-        log.error("%s: %s: %s", mirror.name, subdir, exc)
-        results[key] = ParseResult(None, error=str(exc))
-        return
     finally:
         if staged is not None:
             staged.discard()  # unless kept: after a failed parse, a failed keep or a stop
     if staged is None and cache is not None and body is not None:
         await store_body(cache, key, fetched, body)
-    del body
-    base_url = repodata.info.pop("base_url", None)
-    # CEP-15 says a string; anything else names no place to fetch from. Kept in the origins
-    # map, it holds the mirror's secrets as their references (upstream's own escaped).
-    base_url = upstream.secrets.hide_text(base_url) if isinstance(base_url, str) else None
-    # The version of the document sitegen publishes: 1, its records beside it and no
-    # base_url (CEP-15's packages elsewhere are fetched from there and served here).
-    # Upstream's own (2 with a base_url, or one no client knows) describes upstream's.
-    repodata.extra["repodata_version"] = 1
-    results[key] = ParseResult(repodata, base_url=base_url)
-    for fn, reason in list(repodata.rejected.items())[:20]:
-        log.warning("%s/%s: skipped %s: %s", mirror.name, subdir, fn, reason)
+    return repodata

@@ -84,13 +84,13 @@ class InputsDigest:
         }
         self._hash.update(msgspec.json.encode(_canonical(settings)))
 
-    def add_repodata(self, mirror: str, subdir: str, body: bytes | None) -> None:
+    def add_repodata(self, mirror: str, subdir: str, body: bytes | None, sha256: str = "") -> None:
         """One mirror subdir as this run read it: the exact bytes served, or None when upstream
-        does not serve it. Whether they came with a 200 or from the cache after a 304 does not
-        matter."""
+        does not serve it; ``sha256``: theirs (hex), when already taken. Whether they came
+        with a 200 or from the cache after a 304 does not matter."""
         self._hash.update(msgspec.json.encode([mirror, subdir, body is not None]))
         if body is not None:
-            self._hash.update(hashlib.sha256(body).digest())
+            self._hash.update(bytes.fromhex(sha256) if sha256 else hashlib.sha256(body).digest())
 
     def add_run_exports(self, mirror: str, subdir: str, state: str | None) -> None:
         """A mirror subdir's CEP-12 run_exports.json as this run read it: the sha256 of its

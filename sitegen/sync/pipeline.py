@@ -165,7 +165,10 @@ def _inputs_digest(
     digest = InputsDigest(scope.config, list(scope.channels))
     for _channel, mirror in results.mirrors:
         for subdir in mirror.subdirs:
-            digest.add_repodata(mirror.name, subdir, bodies.get((mirror.name, subdir)))
+            key = (mirror.name, subdir)
+            # The sha256 the fetch took of an upstream body (checking the copy kept of it).
+            known = results.fetched[key].sha256 if key in results.fetched else ""
+            digest.add_repodata(mirror.name, subdir, bodies.get(key), known)
             exports = results.run_exports.get((mirror.name, subdir))
             digest.add_run_exports(mirror.name, subdir, exports.state if exports else None)
     # Every mirror of the run was read: the channels held are the frozen ones and, when a

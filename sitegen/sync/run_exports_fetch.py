@@ -127,8 +127,9 @@ async def _read_one(
     except (UpstreamError, RunExportsError) as exc:
         results[key] = _unreadable(name, f"{where}: {exc}")
         return
+    digest = hashlib.sha256(body).hexdigest()
     if store and got.to_keep:
-        await keep_copy(cache, key, got.validators, body, got.hidden, variant)
+        await keep_copy(cache, key, got.validators, body, got.hidden, digest, variant)
     warnings = ()
     if parsed.dropped:
         reasons = ", ".join(f"{n} {why}" for why, n in Counter(parsed.dropped).most_common())
@@ -136,7 +137,6 @@ async def _read_one(
         entries = f"{total} entry that is" if total == 1 else f"{total} entries that are"
         warnings = (f"{where}: left out {entries} not sound ({reasons})",)
         log.warning("%s: %s", name, warnings[0])
-    digest = hashlib.sha256(body).hexdigest()
     results[key] = RunExportsRead(parsed.entries, digest, warnings)
 
 

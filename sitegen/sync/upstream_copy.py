@@ -11,6 +11,7 @@ copy to stand for it, an upstream that serves none.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ class KeptCopy:
 
     validators: CacheValidators
     body: bytes
+    sha256: str  # of the body, hex
 
     def answer(self) -> RepodataResponse:
         """Upstream's answer as this copy gives it, for a mirror the run does not fetch."""
@@ -40,14 +42,30 @@ class KeptCopy:
 
 async def kept_copy(cache: UpstreamCache, mirror: str, subdir: str) -> KeptCopy | None:
     """The copy kept; None without one (validators without the body they describe are
-    useless)."""
+    useless), or when its body is not the bytes kept (see UpstreamCache.body): upstream is
+    then asked for the document whole, never whether the damaged copy is current."""
     validators = cache.validators(mirror, subdir)
     if validators is None:
         return None
     # Tens to hundreds of MB of repodata read from disk: not on the event loop, while the
     # other subdirs' fetches are in flight.
     body = await trio.to_thread.run_sync(cache.body, mirror, subdir)
-    return None if body is None else KeptCopy(validators, body)
+    if body is None:
+        log.warning(
+            "%s/%s: the copy kept of upstream's %s is lost or damaged",
+            mirror,
+            subdir,
+            validators.variant,
+        )
+        return None
+    # Recorded when it was kept, and checked as it was read back; else (an earlier sitegen
+    # kept it) taken now.
+    digest = cache.sha256(mirror, subdir) or await trio.to_thread.run_sync(sha256_of, body)
+    return KeptCopy(validators, body, digest)
+
+
+def sha256_of(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -131,14 +149,16 @@ async def keep_copy(
     validators: CacheValidators,
     body: bytes | PendingWrite,
     hidden: bool,
+    sha256: str,
     what: str,
 ) -> None:
     """Keep ``body`` (or the one staged for it, see UpstreamCache.stage) for the next run's
-    conditional request; ``hidden``: as :class:`Received` says; ``what``: the document, for
-    the warning when it cannot be kept."""
+    conditional request; ``hidden``: as :class:`Received` says; ``sha256``: the body's (hex),
+    checked when it is read back; ``what``: the document, for the warning when it cannot be
+    kept."""
     keep = cache.store if isinstance(body, bytes) else cache.keep
     try:
-        await trio.to_thread.run_sync(keep, *key, validators, body, hidden)
+        await trio.to_thread.run_sync(keep, *key, validators, body, hidden, sha256)
     except OSError as exc:  # only costs a full fetch next time
         log.warning("%s/%s: could not cache upstream %s: %s", *key, what, exc)
 
