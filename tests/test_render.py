@@ -1101,6 +1101,30 @@ async def test_listing_rows_come_from_a_checked_cache(
     assert not any(path.exists() for path in gone)
 
 
+async def test_a_listing_cache_that_is_a_symlink_is_replaced_not_written_through(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """The rows of a listing cache are appended to in place: never through a symlink out of
+    the site (written through the store, as every other file of it)."""
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
+    await mirror(config)
+    render_site(config)
+    listing = f"{FULL}/linux-64/index.html"
+    before = (site / listing).read_bytes()
+    cache = site / ".sitegen" / "render" / "listings" / FULL / "linux-64.rows"
+    outside = tmp_path / "elsewhere.rows"
+    outside.write_bytes(b"not rows")
+    cache.unlink()
+    cache.symlink_to(outside)
+    repodata_path = site / FULL / "linux-64" / "repodata.json"
+    os.utime(repodata_path, ns=(1_600_000_000 * 10**9,) * 2)  # the listing is made again
+    assert listing in render_site(config).written
+    assert outside.read_bytes() == b"not rows"
+    assert not cache.is_symlink() and cache.is_file()
+    assert page_text(site, listing).count("<tr>") == before.decode().count("<tr>")
+
+
 async def test_processes_render_the_same_pages(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -560,3 +560,25 @@ def test_a_write_many_failing_at_a_later_file_discards_the_earlier_ones(
         )
     assert _entries(directory) == ["repodata.json"]
     assert (directory / "repodata.json").read_bytes() == b"old"
+
+
+@pytest.mark.unit
+def test_append_adds_in_place_and_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    """The one write in place (a listing cache's rows): the offset of what it added, and
+    nothing outside the site or through a symlink, which a rename would have replaced."""
+    site = Site(tmp_path / "site")
+    target = site.state_dir / "rows"
+    site.ensure_dir(target.parent)
+    target.write_bytes(b"abc")
+    assert site.append(target, [b"de", memoryview(b"f")]) == 3
+    assert target.read_bytes() == b"abcdef"
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"kept")
+    link = site.state_dir / "link"
+    link.symlink_to(outside)
+    with pytest.raises(OSError):
+        site.append(link, [b"x"])
+    for elsewhere in (outside, site.root / ".." / "outside"):
+        with pytest.raises(storage.UnsafePathError):
+            site.append(elsewhere, [b"x"])
+    assert outside.read_bytes() == b"kept"

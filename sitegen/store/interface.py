@@ -74,6 +74,10 @@ class SiteStorage(Protocol):
         """Write a file named by a hash of its bytes, unflushed, unless it holds those bytes
         already; True if written."""
 
+    def append(self, target: Path, pieces: Iterable[bytes | memoryview]) -> int:
+        """Add ``pieces`` at the end of ``target`` (a file of the private state that only
+        grows), never through a symlink; returns the offset of the first."""
+
     def write_many(self, items: list[tuple[Path, bytes | PendingWrite]]) -> list[Path]:
         """Write every file first, then publish them one after the other in the given order;
         returns those that changed. A failure while writing leaves every target as it was.

@@ -32,9 +32,8 @@ from sitegen.store.give import give_back_file
 from sitegen.store.interface import PendingWrite
 from sitegen.store.pending import PendingFile, directory_fd, link_fd
 from sitegen.store.take import NO_LINK, take_file
-from sitegen.store.temp_names import short_name
+from sitegen.store.temp_names import TEMP_PREFIX, short_name, temp_writer_alive
 
-TEMP_PREFIX = ".sitegen-tmp-"
 # How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
 _NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
 
@@ -166,6 +165,25 @@ class Site:
                 target.unlink()
             raise
         return True
+
+    def append(self, target: Path, pieces: Iterable[bytes | memoryview]) -> int:
+        """Add ``pieces`` at the end of ``target`` in place, unflushed (a file of the private
+        state that only grows: a listing cache's rows); returns the offset of the first.
+
+        The one write that is not a rename, so it checks what a rename need not: a target
+        outside the site is refused (:class:`UnsafePathError`), and so (OSError) is one that is
+        a symlink or no regular file, where a rename would have replaced it, not written
+        through it."""
+        if self.root not in target.parents or ".." in target.parts:
+            raise UnsafePathError(f"{target} is not a file of {self.root}")
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        with open(os.open(target, flags | os.O_CLOEXEC, 0o666), "ab") as handle:
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(target))
+            for piece in pieces:
+                handle.write(piece)
+        return status.st_size
 
     def write_many(self, items: list[tuple[Path, bytes | PendingWrite]]) -> list[Path]:
         """Write several files as nearly at once as POSIX allows; returns those written.
@@ -328,7 +346,7 @@ class Site:
                     follow_symlinks=False
                 ):
                     continue
-                if _writer_alive(entry.name[len(TEMP_PREFIX) :]):
+                if temp_writer_alive(entry.name):
                     continue
                 self.discard(Path(entry.path))
                 removed += 1
@@ -372,25 +390,4 @@ def _can_link_unnamed(directory: Path) -> bool:
         os.close(fd)
     with contextlib.suppress(FileNotFoundError):
         probe.unlink()
-    return True
-
-
-def temp_writer_alive(name: str) -> bool:
-    """True when the temporary file ``name`` belongs to a process that is still running."""
-    return name.startswith(TEMP_PREFIX) and _writer_alive(name[len(TEMP_PREFIX) :])
-
-
-def _writer_alive(rest: str) -> bool:
-    pid_text = rest.split("-", 1)[0]
-    if not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # this process has no write in flight when it cleans up
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

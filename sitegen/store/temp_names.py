@@ -1,9 +1,13 @@
 """Names of temporary files beside a file: they must fit the file system's 255 bytes however
-long the file's own name is."""
+long the file's own name is, and those of the site carry their writer's pid, so that only a
+dead writer's are cleaned up."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+
+TEMP_PREFIX = ".sitegen-tmp-"
 
 
 def short_name(name: str) -> str:
@@ -14,3 +18,24 @@ def short_name(name: str) -> str:
         return name
     head = raw[:60].decode("utf-8", "ignore")  # a character cut in two is left out
     return f"{head}~{hashlib.sha256(raw).hexdigest()[:32]}"
+
+
+def temp_writer_alive(name: str) -> bool:
+    """True when the temporary file ``name`` belongs to a process that is still running."""
+    return name.startswith(TEMP_PREFIX) and _writer_alive(name[len(TEMP_PREFIX) :])
+
+
+def _writer_alive(rest: str) -> bool:
+    pid_text = rest.split("-", 1)[0]
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # this process has no write in flight when it cleans up
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -16,6 +16,8 @@ import msgspec
 from sitegen.store.site import Site
 
 LISTING_CACHE_VERSION = 1
+# Not through a symlink, as the store appends; a FIFO is not waited on.
+NO_FOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class ListingCache:
@@ -56,9 +58,9 @@ class ListingCache:
 
     def _open(self) -> None:
         try:
-            with open(self.rows_path, "rb") as handle:
+            with open(os.open(self.rows_path, NO_FOLLOW_READ), "rb") as handle:
                 mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # absent, or empty
+        except (OSError, ValueError):  # absent, empty, a symlink or no regular file
             return
         self._exit.callback(mapped.close)  # after the views on it are released (in reverse)
         self._rows = memoryview(mapped)
@@ -91,12 +93,10 @@ class ListingCache:
         added = sum(len(data) for _key, data in new)
         index: dict[str, list[int]] = {}
         if self._rows is not None and self._size + added <= 2 * live:
-            with open(self.rows_path, "ab") as handle:
-                offset = os.fstat(handle.fileno()).st_size
-                for key, data in new:
-                    handle.write(data)
-                    index[key] = [offset, len(data), zlib.crc32(data)]
-                    offset += len(data)
+            offset = self.site.append(self.rows_path, [data for _key, data in new])
+            for key, data in new:
+                index[key] = [offset, len(data), zlib.crc32(data)]
+                offset += len(data)
             index.update(self.used)
         else:
             with self.site.pending(self.rows_path) as pending:
