@@ -213,6 +213,12 @@ def upstream_run_exports_dir(root: Path, mirror: str, subdir: str) -> Path:
     return upstream_cache_dir(root, mirror, subdir) / "run-exports"
 
 
+def upstream_validators_path(cache_dir: Path) -> Path:
+    """What a cache of an upstream document (either folder above) keeps of it beside its body:
+    which variant the body is and its HTTP validators, or that upstream served none."""
+    return cache_dir / "validators.json"
+
+
 def progress_path(root: Path) -> Path:
     """How far the downloads of the run holding the site have come (``sitegen status``)."""
     return state_dir(root) / "progress.json"

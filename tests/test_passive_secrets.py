@@ -15,7 +15,7 @@ import zstandard
 
 from sitegen.access.tokens import new_token
 from sitegen.config import load_config
-from sitegen.layout import upstream_cache_dir
+from sitegen.layout import upstream_cache_dir, upstream_validators_path
 from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
@@ -183,9 +183,9 @@ async def test_a_kept_body_holding_the_token_is_kept_again_without_it_on_a_304(
         # The copy as an earlier sitegen kept it: upstream's bytes as served, token and all,
         # and the validators it wrote with them.
         cache = upstream_cache_dir(site, "cloud-forge", "linux-64")
-        validators = json.loads((cache / "validators.json").read_bytes())
+        validators = json.loads(upstream_validators_path(cache).read_bytes())
         earlier = {k: validators[k] for k in ("variant", "etag", "last_modified")}
-        (cache / "validators.json").write_text(json.dumps(earlier))
+        upstream_validators_path(cache).write_text(json.dumps(earlier))
         kept = cache / validators["variant"]
         kept.write_bytes((forge / "linux-64" / kept.name).read_bytes())
         assert files_holding(site, token) == [str(kept.relative_to(site))]

@@ -26,6 +26,7 @@ from sitegen.conda.run_exports import (
     parse_run_exports,
 )
 from sitegen.config import SiteConfig
+from sitegen.layout import upstream_run_exports_dir, upstream_validators_path
 from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -146,6 +147,11 @@ async def test_a_second_run_asks_conditionally_and_keeps_it(
     _serve(root, _upstream_document(), zst=True)
     config = _config(tmp_path, server.url)
     await _run(config)
+    # Kept where layout says, beside the validators to ask again with.
+    (mirror,) = config.channels[0].mirrors
+    cache = upstream_run_exports_dir(config.output, mirror.name, "linux-64")
+    kept = json.loads(upstream_validators_path(cache).read_bytes())["variant"]
+    assert kept == "run_exports.json.zst" and (cache / kept).is_file()
     server.reset()
     await _run(config)
     asked = [r for r in server.requests if r.path == "/linux-64/run_exports.json.zst"]

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from sitegen.cli import main
-from sitegen.layout import upstream_cache_dir
+from sitegen.layout import upstream_cache_dir, upstream_validators_path
 from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.tools.example_channel import write_channel
 from testkit.faults import CHANNEL, set_repodata, small_packages
@@ -159,8 +159,8 @@ def test_references_upstream_writes_are_published_as_written(
                 # As an earlier sitegen kept it: upstream's bytes (no value to hide in them),
                 # their references unescaped, said to be hidden. Fetched whole again.
                 cache = upstream_cache_dir(site, "cloud-example", LINUX)
-                validators = json.loads((cache / "validators.json").read_bytes())
-                (cache / "validators.json").write_text(
+                validators = json.loads(upstream_validators_path(cache).read_bytes())
+                upstream_validators_path(cache).write_text(
                     json.dumps({**validators, "secrets_hidden": True})
                 )
                 (cache / validators["variant"]).write_bytes(

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from sitegen.layout import upstream_cache_dir
+from sitegen.layout import upstream_cache_dir, upstream_validators_path
 from sitegen.net.upstream import CacheValidators
 from sitegen.store.interface import PendingWrite, SiteStorage
 
@@ -45,7 +45,7 @@ class UpstreamCache:
 
     def validators(self, mirror: str, subdir: str) -> CacheValidators | None:
         try:
-            data = json.loads((self._dir(mirror, subdir) / "validators.json").read_text())
+            data = json.loads(upstream_validators_path(self._dir(mirror, subdir)).read_text())
             return CacheValidators(
                 variant=data["variant"],
                 etag=data.get("etag"),
@@ -59,7 +59,7 @@ class UpstreamCache:
         """How the body kept holds the secrets of the mirror's URL: AS_SERVED, UNESCAPED or
         HIDDEN."""
         try:
-            path = self._dir(mirror, subdir) / "validators.json"
+            path = upstream_validators_path(self._dir(mirror, subdir))
             said = json.loads(path.read_text()).get("secrets_hidden")
         except (OSError, ValueError, AttributeError):
             return AS_SERVED
@@ -69,7 +69,7 @@ class UpstreamCache:
         """The sha256 (hex) recorded of the body kept; None when none is (an earlier sitegen
         kept it), and then nothing tells a damaged body from a sound one but its parse."""
         try:
-            path = self._dir(mirror, subdir) / "validators.json"
+            path = upstream_validators_path(self._dir(mirror, subdir))
             said = json.loads(path.read_text()).get("sha256")
         except (OSError, ValueError, AttributeError):
             return None
@@ -142,9 +142,9 @@ class UpstreamCache:
         directory = self._dir(mirror, subdir)
         validators = self.validators(mirror, subdir)
         if served_none:
-            self.site.write_bytes(directory / "validators.json", _SERVED_NONE)
+            self.site.write_bytes(upstream_validators_path(directory), _SERVED_NONE)
         else:
-            self.site.remove(directory / "validators.json")
+            self.site.remove(upstream_validators_path(directory))
         if validators is not None:
             self.site.remove(directory / validators.variant)
 
@@ -152,7 +152,7 @@ class UpstreamCache:
         """Upstream served none when last asked: a mirror that does not ask it now stands for
         none, not for what an earlier run kept."""
         try:
-            return (self._dir(mirror, subdir) / "validators.json").read_bytes() == _SERVED_NONE
+            return upstream_validators_path(self._dir(mirror, subdir)).read_bytes() == _SERVED_NONE
         except OSError:
             return False
 
@@ -170,4 +170,4 @@ class UpstreamCache:
             document["secrets_hidden"] = HIDDEN
         if validators.hidden:
             document["validators_hidden"] = True
-        self.site.write_bytes(directory / "validators.json", json.dumps(document).encode())
+        self.site.write_bytes(upstream_validators_path(directory), json.dumps(document).encode())
