@@ -21,7 +21,8 @@ from sitegen.filters import osv
 from sitegen.filters.advisories import policy_of
 from sitegen.filters.advisory_notes import package_advisories
 from sitegen.filters.apply import apply_filters
-from sitegen.filters.osv import OsvError, cvss_score, load_files, parse_bytes
+from sitegen.filters.osv import OsvError, load_files, parse_bytes
+from sitegen.filters.osv_severity import cvss_score
 from testkit.records import rec
 
 pytestmark = pytest.mark.unit

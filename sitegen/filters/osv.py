@@ -20,7 +20,6 @@ are not the operator's to fix, and the rest of the file still counts.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,9 +29,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from cvss import CVSS2, CVSS3, CVSS4
-from cvss.exceptions import CVSSError
-
 from sitegen.conda.version import InvalidVersionError, parse_version
 from sitegen.config.operator_files import (
     MAX_FILE_BYTES,
@@ -41,6 +37,7 @@ from sitegen.config.operator_files import (
 )
 from sitegen.config.yaml_nodes import shown_reason, shown_value
 from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json, read_json_bytes
+from sitegen.filters.osv_severity import severity_scores
 from sitegen.filters.osv_versions import VersionIndex
 from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_purl
 
@@ -199,7 +196,7 @@ def _advisory(node: JsonNode, unscored_ok: bool) -> Advisory:
     aliases = node.get("aliases")
     summary = node.get("summary")
     severity = node.get("severity")
-    vectors, score, unscored = _severity(severity, unscored_ok)
+    vectors, score, unscored = severity_scores(severity, unscored_ok)
     affected_node = node.get("affected")
     affected, skipped = [], []
     for item in affected_node.items() if affected_node else ():
@@ -259,51 +256,6 @@ def _withdrawn(node: JsonNode | None) -> bool:
     return True
 
 
-def _severity(
-    node: JsonNode | None, unscored_ok: bool
-) -> tuple[tuple[str, ...], float | None, list[str]]:
-    """The vectors and the highest base score of a ``severity`` list (none without one), and
-    (``unscored_ok``) why entries could not be scored: then the score is None, since the
-    entry that cannot be read may be the highest."""
-    vectors, scores, unscored = [], [], []
-    for item in node.items() if node else ():
-        kind = item.require("type").string()
-        score_node = item.require("score")
-        text = score_node.string()
-        score = cvss_score(kind, text)
-        if score is None:
-            continue  # a qualitative scale such as Ubuntu's: no number to compare
-        if isinstance(score, str):
-            if not unscored_ok:
-                raise score_node.error(score)
-            unscored.append(f"{score_node.path}: {score}")
-            continue
-        vectors.append(text)
-        scores.append(score)
-    return tuple(vectors), None if unscored else max(scores, default=None), unscored
-
-
-def cvss_score(kind: str, text: str) -> float | str | None:
-    """The base score of a CVSS vector (or a plain number); an error message when the text is
-    not valid; None for severity types that carry no CVSS score."""
-    parser = {"CVSS_V2": CVSS2, "CVSS_V3": CVSS3, "CVSS_V4": CVSS4}.get(kind)
-    if parser is None:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(number) or not 0.0 <= number <= 10.0:
-            return f"score {shown_value(text)} is not between 0 and 10"
-        return number
-    try:
-        parsed = parser(text)
-    except (CVSSError, ValueError, KeyError, IndexError) as exc:
-        return f"invalid {kind} vector {shown_value(text)}: {shown_reason(str(exc))}"
-    return float(parsed.base_score if isinstance(parsed, CVSS4) else parsed.scores()[0])
-
-
 class _Skipped(Exception):
     """An entry of another ecosystem that is malformed: left out, not an error of the file."""
 
@@ -335,7 +287,7 @@ def _affected(node: JsonNode, unscored_ok: bool, unscored: list[str]) -> Affecte
             listed.append(purl_version)
         parsed_ranges = tuple(_range(r) for r in ranges.items()) if ranges else ()
         severity = node.get("severity")
-        _vectors, score, problems = _severity(severity, unscored_ok)
+        _vectors, score, problems = severity_scores(severity, unscored_ok)
         unscored.extend(problems)  # the entry is kept from here on
         return Affected(
             name=key,
