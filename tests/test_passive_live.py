@@ -27,7 +27,7 @@ import pytest
 import trio
 
 from sitegen.config import SiteConfig, load_config
-from sitegen.net import download
+from sitegen.net import download_http
 from sitegen.passive.fetcher import FetcherLimits
 from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -301,13 +301,13 @@ async def test_a_download_in_parallel_ranges_streams_in_order_and_whole(
     """A file big enough to come in parallel ranges (parts of 64 KiB here, not the 8 MiB of
     ``SPLIT_PART``, to keep it small) reaches its client from the first byte on, in order and
     whole: nothing of a later part, landed early, before the parts before it."""
-    monkeypatch.setattr(download, "SPLIT_PART", 64 << 10)
+    monkeypatch.setattr(download_http, "SPLIT_PART", 64 << 10)
     big = PackageSpec("bigdata", "1.0", "h0_0", formats=("conda",), payload_size=600_000)
     # The first part takes some 3 s, longer than the client waits for a byte; the others
     # land within a fraction of a second.
     hook = drip_ranges(first=0.3, others=0.02)
     async with passive_site(tmp_path, hook, extra=(big,), times=None) as (setup, address):
-        parts = download.split_spans(setup.record["size"])
+        parts = download_http.split_spans(setup.record["size"])
         assert len(parts) == 4
         got = Got()
         with trio.fail_after(30):

@@ -33,11 +33,10 @@ import zstandard
 from sitegen.cli import main
 from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings, MirrorConfig
-from sitegen.net import download as download_mod
+from sitegen.net import download_http, zstd_body
 from sitegen.net import failures as failures_mod
 from sitegen.net import transport as transport_mod
 from sitegen.net import upstream as upstream_mod
-from sitegen.net import zstd_body
 from sitegen.net.client import UpstreamClient, credentials_go_to, open_client
 from sitegen.net.download import DownloadJob, DownloadResult, download
 from sitegen.net.transport import EventLoopTransport
@@ -637,7 +636,7 @@ async def test_a_slow_disk_after_the_last_byte_is_not_a_timeout(
         set_at.append(time.monotonic())
         return 1.0  # ample for 5,000 bytes over loopback
 
-    monkeypatch.setattr(download_mod, "_deadline", deadline)
+    monkeypatch.setattr(download_http, "deadline", deadline)
     real_commit = PendingFile.commit
 
     def slow_commit(self: PendingFile, durable: bool = False) -> None:
@@ -1024,7 +1023,7 @@ def serve_ranges(
 
 @pytest.fixture
 def big(server: UpstreamServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(download_mod, "SPLIT_PART", 64 << 10)
+    monkeypatch.setattr(download_http, "SPLIT_PART", 64 << 10)
     fn = "big-1.0-0.conda"
     (server.root / fn).write_bytes(BIG)
     return fn
@@ -1052,7 +1051,7 @@ async def test_a_large_file_comes_in_parallel_ranges(
         (r.header("Range") or "" for r in requests),
         key=lambda text: int(text.removeprefix("bytes=").split("-")[0]),
     )
-    assert len(ranges) == len(download_mod.split_spans(len(BIG))) == 4
+    assert len(ranges) == len(download_http.split_spans(len(BIG))) == 4
     assert [r.status for r in requests] == [206] * 4
     assert ranges[0] == "bytes=0-76799" and ranges[-1] == "bytes=230400-307199"
     assert not temporaries(target.parent)
@@ -1112,7 +1111,7 @@ async def test_the_whole_file_through_the_first_request_has_the_whole_file_deadl
         sizes.append(size)
         return 60.0 if size == len(BIG) else 0.0  # a part's deadline has passed at once
 
-    monkeypatch.setattr(download_mod, "_deadline", deadline)
+    monkeypatch.setattr(download_http, "deadline", deadline)
     result, target = await fetch(server, tmp_path, big)
     assert result.ok, result.error
     assert target.read_bytes() == BIG
@@ -1286,7 +1285,7 @@ async def test_a_veto_before_naming_leaves_nothing_under_the_name(
     HTTP in one piece or in parts, or from a file:// upstream): a reason there leaves nothing
     under the name and no temporary, and is not retried; no reason, and the file is named."""
     if source == "whole":
-        monkeypatch.setattr(download_mod, "SPLIT_PART", len(BIG))
+        monkeypatch.setattr(download_http, "SPLIT_PART", len(BIG))
     (server.root / "linux-64").mkdir()
     shutil.copy(server.root / big, server.root / "linux-64" / big)  # where no base_url leads
     if source == "parts":
