@@ -11,7 +11,7 @@ import pytest
 
 from sitegen import layout
 from sitegen.config import ConfigError, parse_config
-from sitegen.stats import tally as tally_module
+from sitegen.stats import counter as counter_module
 from sitegen.stats.charts import bar_chart, hbar_chart, sparkline
 from sitegen.stats.logline import (
     Kind,
@@ -471,15 +471,15 @@ def test_counts_beyond_64_bits_are_held_at_the_largest_the_state_keeps() -> None
 def test_the_user_agent_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every distinct user agent is read once while cached; the cache is cleared at its limit
     (a log of endless distinct agents does not grow the run's memory)."""
-    monkeypatch.setattr(tally_module, "CACHE_LIMIT", 10)
+    monkeypatch.setattr(counter_module, "CACHE_LIMIT", 10)
     calls: list[str] = []
-    real = tally_module.tool_of
+    real = counter_module.tool_of
 
     def counted(agent: str) -> tuple[str, str]:
         calls.append(agent)
         return real(agent)
 
-    monkeypatch.setattr(tally_module, "tool_of", counted)
+    monkeypatch.setattr(counter_module, "tool_of", counted)
     counter = Tally().counter([CHANNEL], TODAY)
     agents = [f"x/{i} " + "A" * 100 for i in range(100)]
     counter.add([line(pkg(), agent=agent, ip=f"192.0.2.{i}") for i, agent in enumerate(agents)])

@@ -21,7 +21,7 @@ import pytest
 from sitegen import layout
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import parse_config
-from sitegen.stats import logfiles, logline, missing, tally
+from sitegen.stats import counter, logfiles, logline, missing
 from sitegen.stats.logfiles import (
     CHUNK,
     FINGERPRINT_BYTES,
@@ -409,7 +409,7 @@ def test_endless_distinct_paths_do_not_grow_the_runs_memory(
     """Each request for a package file under a path of its own (anyone can ask for those)
     was remembered for the rest of the run: a log of millions of them took gigabytes."""
     monkeypatch.setattr(logline, "HEAD_CACHE_LIMIT", 100)
-    monkeypatch.setattr(tally, "CACHE_LIMIT", 100)
+    monkeypatch.setattr(counter, "CACHE_LIMIT", 100)
     log = tmp_path / "access.log"
     day = datetime.now(UTC).strftime("%d/%b/%Y")
     with log.open("w") as out:
@@ -508,7 +508,7 @@ def test_endless_distinct_clients_in_a_day_do_not_grow_the_state(
     the day closed: a log of millions of them in one day grew the memory of the count and
     the state file by as many. A day tells apart so many clients; past them its count is a
     lower bound, and stats.json and the page say so."""
-    monkeypatch.setattr(tally, "CLIENTS_KEPT", 1000)
+    monkeypatch.setattr(counter, "CLIENTS_KEPT", 1000)
     log = tmp_path / "access.log"
     config = tmp_path / "channels.yaml"
     config.write_text(_config_text(tmp_path, log))

@@ -13,7 +13,7 @@ import pytest
 
 from sitegen import layout
 from sitegen.cli import EXIT_OK, main
-from sitegen.stats import logline, tally
+from sitegen.stats import counter, logline
 from sitegen.stats.logline import split
 from sitegen.stats.missing import KEEP
 from sitegen.stats.state import load_state
@@ -98,7 +98,7 @@ def test_a_days_flood_of_missing_files_does_not_grow_the_counts_memory(
     """Within one count a day's distinct 404s were all held until its end: a day of
     millions of made-up names took gigabytes before any were cut."""
     monkeypatch.setattr(logline, "HEAD_CACHE_LIMIT", 100)
-    monkeypatch.setattr(tally, "CACHE_LIMIT", 100)
+    monkeypatch.setattr(counter, "CACHE_LIMIT", 100)
     today = datetime.now(UTC).date()
     log = tmp_path / "access.log"
     with log.open("w") as out:

@@ -15,9 +15,10 @@ from datetime import date, timedelta
 
 import msgspec
 
+from sitegen.stats.counter import FETCHED, FROM_DISK, STORED
 from sitegen.stats.logline import join, split, split_package
 from sitegen.stats.missing import KEEP, cut, is_file, versionless
-from sitegen.stats.tally import FETCHED, FROM_DISK, STORED, Tally
+from sitegen.stats.tally import Tally
 
 FORMAT = 1
 SERIES_DAYS = 30  # days of per-package downloads in stats.json (the trend charts)

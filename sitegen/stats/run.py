@@ -15,10 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 from sitegen import layout
 from sitegen.config import SiteConfig
 from sitegen.config.site_settings import StatsSettings
+from sitegen.stats.counter import TOO_LONG
 from sitegen.stats.logfiles import Cursor, ReadReport, read_logs
 from sitegen.stats.report import StatsDoc, build_doc, encode_doc
 from sitegen.stats.state import StateError, encode_state, load_state
-from sitegen.stats.tally import TOO_LONG, Tally
+from sitegen.stats.tally import Tally
 from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.store.site import Site
 from sitegen.sync.history import History, private_through

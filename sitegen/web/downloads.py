@@ -30,9 +30,9 @@ import msgspec
 
 from sitegen import layout
 from sitegen.config import SiteConfig
+from sitegen.stats.counter import CLIENTS_KEPT
 from sitegen.stats.model import PackageStats, StatsPage, package_stats, stats_page
 from sitegen.stats.report import InstallerRow, StatsDoc, decode_doc
-from sitegen.stats.tally import CLIENTS_KEPT
 from sitegen.store.site import Site, UnsafePathError
 
 log = logging.getLogger("sitegen")
