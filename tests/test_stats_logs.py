@@ -535,3 +535,37 @@ def test_endless_distinct_clients_in_a_day_do_not_grow_the_state(
     page = (tmp_path / "site" / layout.STATS_PAGE).read_text()
     note = page.split('id="clients-capped">')[1].split("</p>")[0]
     assert note.startswith(f"At least these: on {today.isoformat()}, more distinct clients")
+
+
+def test_endless_clients_asking_for_ranges_do_not_grow_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 206 is counted once per client and file a day, which the day remembers: endless user
+    agents each asking for a range (of a package file or an installer) grew the memory of the
+    count and the state file without bound past the clients a day tells apart."""
+    monkeypatch.setattr(tally, "CLIENTS_KEPT", 1000)
+    log = tmp_path / "access.log"
+    config = tmp_path / "channels.yaml"
+    config.write_text(_config_text(tmp_path, log))
+    day = datetime.now(UTC).strftime("%d/%b/%Y")
+
+    def ranges(clients: range) -> None:
+        with log.open("a") as out:
+            for i in clients:
+                out.write(
+                    f'192.0.2.1 - - [{day}:10:00:00 +0000] "GET /cloud/x/linux-64/a-1-0.conda'
+                    f' HTTP/1.1" 206 10 "-" "conda/24.1.0 bot/{i}"\n'
+                )
+
+    ranges(range(5000))
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    state = layout.stats_state_path(tmp_path / "site")
+    size = state.stat().st_size
+    ranges(range(5000, 50_000))
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    assert state.stat().st_size < size + 4096  # 45,000 more clients, no more room
+    counts, _cursors = load_state(state)
+    assert all(len(opened.ranges) <= 1000 for opened in counts.open_days.values())
+    doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
+    today = {row["period"]: row for row in doc["periods"]}[datetime.now(UTC).date().isoformat()]
+    assert today["downloads"] == 50_000  # every client's range still counts

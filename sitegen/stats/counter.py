@@ -68,6 +68,16 @@ class OpenDay:
     # until the request that follows it (kept across runs with the day).
     redirected: dict[tuple[bytes, str], bytes] = field(default_factory=dict)
 
+    def first_range(self, client: bytes, key: str) -> bool:
+        """Whether a 206 of ``key`` by ``client`` counts: the first the day has of the pair. It
+        holds as many pairs as it tells apart clients; past them (endless user agents, each
+        asking for a range), each range of a pair not held counts."""
+        if (client, key) in self.ranges:
+            return False
+        if len(self.ranges) < CLIENTS_KEPT:
+            self.ranges.add((client, key))
+        return True
+
 
 # What the line counter caches per request target: kind, channel|subdir|file, and
 # channel|subdir| (or channel| for an installer), which a fetcher outcome's key starts with.
@@ -171,9 +181,8 @@ class LineCounter:
             if opened is None:
                 opened = tally.open_days[day] = OpenDay()
             client = hashlib.blake2b(seen, key=opened.salt, digest_size=8).digest()
-            if (client, key) in opened.ranges:
+            if not opened.first_range(client, key):
                 return
-            opened.ranges.add((client, key))
         row[0] += 1
 
     def add(self, lines: Iterable[bytes]) -> None:
@@ -262,11 +271,8 @@ class LineCounter:
                         outcome = place + _OUTCOMES.get(told, FROM_DISK)
                         passive = tally.passive.setdefault(day, {})
                         passive[outcome] = passive.get(outcome, 0) + 1
-                else:
-                    ranges = tally.open_days[day].ranges
-                    if (client, key) in ranges:
-                        continue
-                    ranges.add((client, key))
+                elif not tally.open_days[day].first_range(client, key):
+                    continue
                 row[0] += 1
                 whole[0] += 1
                 totals[2] += 1
