@@ -2184,3 +2184,20 @@ def test_a_secret_cut_short_in_an_error_message_is_hidden(monkeypatch) -> None:
                 assert "***" in shown and "characters)" in shown
     # A start of the secret that does not end at a cut is ordinary text.
     assert scrub_names(["FEED_TOKEN"])("tk-5 and tk-5f1e...") == "tk-5 and tk-5f1e..."
+
+
+def test_a_secret_percent_encoded_otherwise_in_an_error_message_is_hidden(monkeypatch) -> None:
+    """A URL spells a value in any percent-encoding (``%74`` for ``t``), not only as sitegen
+    encodes it: an error message quoting what an upstream served (a feed archive's member
+    name) may hold a secret so, whole or cut short."""
+    secret = "tk-5f1e9a7c3b2d4e6f8a0b"
+    monkeypatch.setenv("FEED_TOKEN", secret)
+    spelt = "%74%6B%2d" + secret[3:]
+    for value in (spelt + ".json", "x" * 20 + spelt + "-advisory.json"):
+        message = f"member {shown_value(value)}: not valid JSON"
+        for hide in (scrub_names(["FEED_TOKEN"]), SecretSearch([secret]).hide):
+            shown = hide(message)
+            assert secret[3:8] not in shown, shown
+            assert "***" in shown
+    # Text whose percent-escapes spell no secret is shown as it is.
+    assert scrub_names(["FEED_TOKEN"])("a%20b tk-5f") == "a%20b tk-5f"

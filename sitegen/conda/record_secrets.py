@@ -54,6 +54,23 @@ def hide_value(text: str, value: str) -> str:
     return "".join(parts)
 
 
+def hide_values(text: str, values: Iterable[str]) -> str:
+    """``text`` with each of ``values`` (longest first, each also as sitegen percent-encodes
+    it) hidden by :func:`hide_value`, then again in ``text`` percent-decoded when that finds
+    one: a URL spells a value in any percent-encoding (``%74`` for ``t``), whole or cut short
+    by a message quoting it. Text whose escapes spell no value is left as it is."""
+    values = tuple(values)
+    for value in values:
+        text = hide_value(text, value)
+    decoded = unquote(text)
+    if decoded == text:
+        return text
+    hidden = decoded
+    for value in values:
+        hidden = hide_value(hidden, value)
+    return hidden if hidden != decoded else text
+
+
 class SecretSearch:
     """Finds any of some secret values, as they are or percent-encoded (as a URL's
     ``user:password`` part holds them, or any other way a URL may)."""
@@ -140,11 +157,6 @@ class SecretSearch:
         return parts + gone
 
     def hide(self, text: str) -> str:
-        """``text`` with each value written as ``***``: percent-decoded first when that is how
-        it holds one (its own percent-encoding of it is no place to cut)."""
-        decoded = unquote(text)
-        if decoded != text and any(form in decoded for form in self._text):
-            text = decoded
-        for form in self._text:
-            text = hide_value(text, form)
-        return text
+        """``text`` with each value written as ``***``, however percent-encoded (see
+        :func:`hide_values`)."""
+        return hide_values(text, self._text)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote
 
-from sitegen.conda.record_secrets import hide_value
+from sitegen.conda.record_secrets import hide_values
 
 ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -112,9 +112,6 @@ def scrub_names(names: Iterable[str]) -> Callable[[str], str]:
     def scrub(text: str) -> str:
         # The values first: the URL patterns could cut one in two (a '/' inside /t/<token>/,
         # '&k=' read as a query) and leave a part no whole value matches.
-        text = str(text)
-        for secret in secrets:
-            text = hide_value(text, secret)
-        return redact_url(text)
+        return redact_url(hide_values(str(text), secrets))
 
     return scrub
