@@ -543,7 +543,7 @@ def test_endless_clients_asking_for_ranges_do_not_grow_the_state(
     """A 206 is counted once per client and file a day, which the day remembers: endless user
     agents each asking for a range (of a package file or an installer) grew the memory of the
     count and the state file without bound past the clients a day tells apart."""
-    monkeypatch.setattr(tally, "CLIENTS_KEPT", 1000)
+    monkeypatch.setattr(counter, "CLIENTS_KEPT", 1000)
     log = tmp_path / "access.log"
     config = tmp_path / "channels.yaml"
     config.write_text(_config_text(tmp_path, log))
