@@ -41,7 +41,6 @@ from sitegen.filters.osv_severity import severity_scores
 from sitegen.filters.osv_versions import VersionIndex
 from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_purl
 
-# An advisory is a few kilobytes; a file far above this is not an advisory file.
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
 EVENT_KEYS = ("introduced", "fixed", "last_affected", "limit")
 # PEP 440's development release segment, always the last of a public version: ".dev1", "-dev",
