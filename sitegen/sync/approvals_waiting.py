@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Collection, Iterator, Sequence
 
 import msgspec
 
 from sitegen.layout import approvals_waiting_lock_path, approvals_waiting_path
-from sitegen.store.lock import taking_turns
+from sitegen.store.lock import Stopped, taking_turns
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from sitegen.sync.report import ApprovalChange, RunReport
@@ -38,22 +39,27 @@ class Waiting(msgspec.Struct, omit_defaults=True):
 
 def leave(site: Site, changes: Sequence[ApprovalChange]) -> None:
     """Keep ``changes`` for the next run of their gated channel."""
-    with _turn(site):
+    with _turn(site, None):
         waiting = _load(site)
         waiting.changes.extend(changes)
         _save(site, waiting)
 
 
 def take(
-    site: Site, run_id: str, channels: Collection[str], own: Sequence[ApprovalChange] = ()
+    site: Site,
+    run_id: str,
+    channels: Collection[str],
+    own: Sequence[ApprovalChange] = (),
+    stop: threading.Event | None = None,
 ) -> list[ApprovalChange]:
     """The waiting changes of these gated channels, oldest first, then ``own`` (those of the
     `approve` or `revoke` that started the run), taken by run ``run_id`` until it releases them.
     Call under the site lock: the changes any other run took and did not release are those of
-    a killed run, back to waiting first but for those its record lists (recorded already)."""
+    a killed run, back to waiting first but for those its record lists (recorded already).
+    Raises Stopped when ``stop`` is set while another holds the file."""
     if not own and not approvals_waiting_path(site.root).exists():
         return []
-    with _turn(site):
+    with _turn(site, stop):
         waiting = _load(site)
         changed = _recover(site, waiting)
         taken = [c for c in waiting.changes if c.channel in channels]
@@ -83,11 +89,14 @@ def settle(report: RunReport, *, finished: bool) -> None:
     report.approvals = [c for c in report.approvals if c.channel in current]
 
 
-def release(site: Site, report: RunReport, *, recorded: bool) -> None:
+def release(
+    site: Site, report: RunReport, *, recorded: bool, stop: threading.Event | None = None
+) -> None:
     """The changes the run took are no longer its: those its record lists once it is saved
-    (``recorded``) wait no more, the others wait again."""
+    (``recorded``) wait no more, the others wait again. Given up when ``stop`` is set while
+    another holds the file."""
     try:
-        with _turn(site):
+        with _turn(site, stop):
             waiting = _load(site)
             taken = waiting.taken.pop(report.id, None)
             if taken is None:
@@ -95,9 +104,10 @@ def release(site: Site, report: RunReport, *, recorded: bool) -> None:
             listed = report.approvals if recorded else []
             waiting.changes[:0] = _unlisted(taken, listed)
             _save(site, waiting)
-    except OSError as exc:
+    except (OSError, Stopped) as exc:
         # Left noted as this run's: the next run settles them from this run's record.
-        log.error("approval changes of run %s left taken: %s", report.id, exc)
+        why = exc if isinstance(exc, OSError) else "the file was not free in time"
+        log.error("approval changes of run %s left taken: %s", report.id, why)
 
 
 def _recover(site: Site, waiting: Waiting) -> bool:
@@ -137,10 +147,10 @@ def _unlisted(
 
 
 @contextlib.contextmanager
-def _turn(site: Site) -> Iterator[None]:
+def _turn(site: Site, stop: threading.Event | None) -> Iterator[None]:
     lock = approvals_waiting_lock_path(site.root)
     site.ensure_dir(lock.parent)
-    with taking_turns(lock):
+    with taking_turns(lock, stop=stop):
         yield
 
 

@@ -14,8 +14,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
+from functools import partial
+from typing import TypeVar
 
 import trio
 
@@ -37,6 +39,12 @@ from sitegen.sync.scope import RunScope
 __all__ = ["MirrorOptions", "RunError", "run_mirror", "select_installers", "select_mirrors"]
 
 log = logging.getLogger("sitegen")
+
+T = TypeVar("T")
+
+# How long a run that is over waits for its turn at the approval changes it took: the commands
+# that add to them hold it only while they write, and a run stopped must end promptly.
+RELEASE_SECONDS = 10.0
 
 
 class RunError(Exception):
@@ -154,7 +162,9 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         # made them. Its records list them only once it is over (see approvals_waiting).
         gated = {c.path for c, m in config.mirrors if c.approval and m.name in selected}
         approvals = (
-            approvals_waiting.take(site, report.id, gated, options.approvals)
+            await _in_turn(
+                partial(approvals_waiting.take, site, report.id, gated, options.approvals)
+            )
             if record
             else list(options.approvals)
         )
@@ -209,7 +219,10 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                             )
                     if record:
                         saved = _save(history, report)
-                        approvals_waiting.release(site, report, recorded=saved)
+                        # Shielded: a run cancelled from outside releases them too.
+                        with trio.move_on_after(RELEASE_SECONDS, shield=True):
+                            release = partial(approvals_waiting.release, site, report)
+                            await _in_turn(partial(release, recorded=saved))
                     with trio.CancelScope(shield=True):
                         # A signal that came during the save reaches the listener first.
                         await trio.lowlevel.checkpoint()
@@ -242,6 +255,18 @@ class _StopListener:
             elif not self.run_scope.cancel_called:
                 log.warning("received %s: stopping", signal.Signals(signum).name)
                 self.run_scope.cancel()
+
+
+async def _in_turn(work: Callable[..., T]) -> T:
+    """``work(stop=...)`` in a worker thread: it waits on a lock (``store.lock.taking_turns``)
+    that another process may hold, which must not hold up the event loop (the stop listener
+    among others). Cancelled, this returns at once and ``stop`` tells the thread to give up
+    within a moment; where it got its turn first, it finishes what it does under it."""
+    stop = threading.Event()
+    try:
+        return await trio.to_thread.run_sync(partial(work, stop=stop), abandon_on_cancel=True)
+    finally:
+        stop.set()
 
 
 def _describe(exc: BaseException) -> str:
