@@ -144,7 +144,7 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
         if results.reused is None and not results.merged:  # every merge gives noarch a row
             # Ended before its merge (a stop, a failure of the run as a whole): every subdir
             # serves what it did, and the record says so.
-            report.channels.extend(unreached_rows(scope.site, scope.channels))
+            report.channels.extend(await unreached_rows(scope.site, scope.channels, built_from))
         mirror_reports = build_report(report, set(scope.selected), results)
     if not scope.options.dry_run and results.reused is None:
         await save_filtered(scope.site, report.id, results, mirror_reports)
