@@ -38,7 +38,8 @@ from sitegen.sync.report import (
     MirrorSubdirReport,
     RunReport,
 )
-from sitegen.sync.report_build import RunResults, build_report, finish, log_channel_summary
+from sitegen.sync.report_build import RunResults, build_report
+from sitegen.sync.report_log import finish, log_channel_summary
 from testkit.faults import RawServer
 from testkit.records import rec
 from testkit.upstream import UpstreamHandler, UpstreamServer

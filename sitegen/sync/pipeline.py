@@ -64,9 +64,9 @@ from sitegen.sync.report_build import (
     RunResults,
     build_report,
     clean_rebuild,
-    finish,
     inputs_record,
 )
+from sitegen.sync.report_log import finish
 from sitegen.sync.run_exports_fetch import read_all as read_run_exports
 from sitegen.sync.run_exports_fetch import with_run_exports
 from sitegen.sync.scope import RunScope

@@ -7,7 +7,6 @@ read. A run stopped part-way is reported from the stages it finished.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -17,20 +16,16 @@ from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.config.local_source import KIND as LOCAL_KIND
 from sitegen.filters.advisories import REASON_PREFIX as ADVISORY
-from sitegen.net.activity import counted
 from sitegen.sync.download import DownloadOutcome, TargetKey
 from sitegen.sync.fetch import ERROR, FetchResult, ParseResult, SubdirKey
 from sitegen.sync.inputs import BuiltFrom
 from sitegen.sync.keep import log_kept
-from sitegen.sync.merge import FAILED as MERGE_FAILED
-from sitegen.sync.merge import HELD, MERGED, MergedSubdir
+from sitegen.sync.merge import MERGED, MergedSubdir
 from sitegen.sync.plan import Plan
 from sitegen.sync.publish import PublishOutcome
 from sitegen.sync.report import (
-    COMPLETED,
     FAILED,
     NOT_REACHED,
-    UNMATCHED_SHOWN,
     AddedDependency,
     BlockedFile,
     ChannelSubdirReport,
@@ -40,13 +35,9 @@ from sitegen.sync.report import (
     RunReport,
     UnmatchedEntry,
     UnsatisfiedDependency,
-    excepted_text,
-    new_files_text,
 )
 from sitegen.sync.run_exports_fetch import RunExportsRead
 from sitegen.sync.selection import ClosureResult
-
-log = logging.getLogger("sitegen")
 
 REJECTED_EXAMPLES = 50  # refused records named in a mirror subdir's report
 
@@ -323,80 +314,3 @@ def inputs_record(
         for c in report.channels
     ]
     return BuiltFrom(digest=digest, files=files, mirrors=mirrors, channels=channels)
-
-
-def finish(report: RunReport) -> None:
-    """Settle the status of each mirror of a run that went to its end, and log the summary."""
-    for mr in report.mirrors:
-        mr.status = FAILED if mr.errors else COMPLETED
-        if mr.errors and not mr.read_upstream():
-            source = "the folder" if mr.local else "upstream"
-            # Its counts are nil. A mirror with no subdir tried was not run at all (an ${ENV}
-            # unset, an advisory feed never had): its error, logged already, says why.
-            why = f"{source} could not be read" if mr.subdirs else "not run"
-            log.info("%s: failed: %s", mr.name, why)
-        else:
-            excluded = ", ".join(f"{n} {r}" for r, n in mr.excluded_totals().items())
-            kept = sum(s.kept for s in mr.subdirs.values())
-            log.info(
-                "%s: kept %s%s%s",
-                mr.name,
-                counted(kept, "record"),
-                excepted_text(mr.excepted_totals()),
-                f"; excluded: {excluded}" * bool(excluded),
-            )
-        if mr.unsatisfied:
-            log.warning("%s: %d dependencies could not be satisfied", mr.name, len(mr.unsatisfied))
-        for pin in mr.pins_missing:
-            log.warning(
-                "%s: %s pins %s/%s: %s",
-                mr.name,
-                pin.lockfile,
-                pin.subdir,
-                pin.file,
-                pin.why,
-            )
-        _log_unmatched(mr)
-    for cr in report.channels:
-        log_channel_summary(cr)
-
-
-def _log_unmatched(mr: MirrorReport) -> None:
-    """The first few entries that matched nothing; the run record has them all."""
-    for u in mr.unmatched[:UNMATCHED_SHOWN]:
-        log.warning("%s: %s matches no record in any subdir", mr.name, u.text())
-    if (more := len(mr.unmatched) - UNMATCHED_SHOWN) > 0:
-        log.warning(
-            "%s: and %d more entries matching no record (see the run record)", mr.name, more
-        )
-
-
-def log_channel_summary(cr: ChannelSubdirReport) -> None:
-    """One line per channel subdir: records are counted as files (a record names one file).
-    A subdir that kept its previous state says so, and why, like every failure."""
-    where = f"{cr.channel}/{cr.subdir}"
-    if cr.status in (HELD, MERGE_FAILED, NOT_REACHED):
-        if cr.status == HELD:  # the other failures were logged as they happened
-            for error in cr.errors:
-                log.error("%s: %s", where, error)
-        kept = (
-            f"still publishes its previous {counted(cr.packages, 'file')}"
-            if cr.packages
-            else "kept its previous state (no files)"
-        )
-        log.info("%s: %s, %s", where, cr.status, kept)
-        return
-    log.info(
-        "%s: %s, %s (+%d ~%d -%d), %s",
-        where,
-        cr.status,
-        counted(cr.packages, "file"),
-        len(cr.added),
-        len(cr.updated),
-        len(cr.removed),
-        new_files_text(
-            (cr.downloaded_files, cr.downloaded_bytes),
-            (cr.local_files, cr.local_bytes),
-            dry_run=cr.status == "dry-run",
-        ),
-    )
