@@ -192,6 +192,46 @@ async def test_a_download_under_way_outlasts_the_time_to_answer(tmp_path: Path) 
     assert hashlib.sha256(setup.target.read_bytes()).hexdigest() == setup.record["sha256"]
 
 
+def other_package(setup: Setup) -> str:
+    """A linux-64 .conda of the channel other than ``setup.fn`` (served without a fault)."""
+    repodata = json.loads((setup.target.parent / "repodata.json").read_bytes())
+    return next(fn for fn in sorted(repodata["packages.conda"]) if fn != setup.fn)
+
+
+@pytest.mark.parametrize(
+    ("slots", "waited_for"),
+    [("concurrency: 1", "download slot"), ("per_host: 1", "connections to mirror cloud-forge")],
+)
+async def test_a_download_waiting_for_a_slot_is_answered_as_busy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, slots: str, waited_for: str
+) -> None:
+    """A request that waited ``answer_within`` for one of the ``download.concurrency`` slots
+    or of the ``download.per_host`` connections (one here, held by a download that keeps
+    coming) is answered before its client gives up: 503, sitegen being busy, not 504, as if
+    the mirror had said nothing; the mirror was never asked, and the log says what the
+    download waited for."""
+    limits = FetcherLimits(answer_within=1.0)
+    settings = f"{{retries: 0, timeout: 30, {slots}}}"
+    site = passive_site(tmp_path, slow_drip(**DRIP), settings=settings, limits=limits)
+    async with site as (setup, address):
+        other = other_package(setup)
+        slow, queued = Got(), Got()
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(get, address, setup.fn, slow)
+                while not slow.body:  # the slow download holds the slot
+                    await trio.sleep(0.05)
+                await get(address, other, queued)
+        assert setup.package_requests() == [setup.upstream_path()]
+    assert slow.error is None and slow.status == 200, slow
+    assert queued.error is None, repr(queued.error)
+    assert queued.status == 503, queued
+    assert queued.headers["retry-after"] == "5"
+    assert queued.headers["cache-control"] == "no-store"
+    said = [r.getMessage() for r in caplog.records if other in r.getMessage()]
+    assert len(said) == 1 and waited_for in said[0] and "not asked" in said[0], said
+
+
 def assert_cut_off(got: Got, setup: Setup) -> None:
     """The client was told the record's size and got less: an error, not a file."""
     assert got.status == 200, got

@@ -54,6 +54,9 @@ class DownloadJob:
     # a reason not to name it after all, or None. For a caller whose record may change while
     # the bytes come (the pull-through fetcher: a run publishing another record meanwhile).
     veto: Callable[[], Awaitable[str | None]] | None = None
+    # Told as each attempt begins, before it waits for a connection slot: what the download
+    # waits for then (the pull-through fetcher tells its clients why they got no byte).
+    on_attempt: Callable[[], object] | None = None
 
 
 @dataclass
@@ -81,6 +84,8 @@ async def download(
     attempts = retries + 1
     last_error = ""
     for attempt in range(1, attempts + 1):
+        if job.on_attempt is not None:
+            job.on_attempt()
         received = 0
         asked = None
 

@@ -14,7 +14,8 @@ get its published name (atomically). **This is how the site never serves a wrong
 published name**: unverified bytes have no name at all (or, on filesystems without O_TMPFILE, a
 ``.sitegen-tmp-*`` name, which the web server refuses to serve), and are dropped on failure. A
 mismatch or an upstream failure answers 502 and stores nothing; an upstream that sends no byte
-within ``answer_within`` seconds (retries included) answers 504, before the client stops waiting. Every waiter then streams the
+within ``answer_within`` seconds (retries included) answers 504, before the client stops waiting
+(503 when the download spent them waiting for a slot, busy with others). Every waiter then streams the
 stored file with its ``Content-Length``. A download slower than that is followed instead (see
 :mod:`sitegen.passive.live`): its bytes are sent as they land, all but the last, which goes only
 once the file is stored; a failure ends the connection before the body is complete.
@@ -90,7 +91,7 @@ class FetcherLimits:
     max_connections: int = MAX_CONNECTIONS
     request_timeout: float = REQUEST_TIMEOUT
     max_downloads: int = MAX_FLIGHTS  # different files fetched at once
-    answer_within: float = ANSWER_WITHIN  # seconds a download may go without a byte (504)
+    answer_within: float = ANSWER_WITHIN  # seconds a download may go without a byte (504/503)
 
 
 def send_deadline(size: int) -> float:

@@ -8,7 +8,9 @@ mirror`` does it, so unverified bytes never carry the published name. At most
 
 Its clients wait for an answer meanwhile: a download is given up when no byte has landed within
 ``answer_within`` seconds (see :class:`FirstBytes`), however many attempts and timeouts
-``download`` allows, so that they are answered before they stop waiting themselves.
+``download`` allows, so that they are answered before they stop waiting themselves: 504 when
+the mirror was asked and sent none, 503 when the download was still waiting for a slot
+(``download.concurrency``, ``download.per_host``), busy with other downloads.
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.layout import origins_path
 from sitegen.net.download import DownloadJob, DownloadResult, Watch, download
 from sitegen.net.upstream import Upstream, open_upstreams
-from sitegen.passive.resolver import ANSWER_WITHIN, NO_ANSWER, FetchJob, StatCache
+from sitegen.passive.resolver import ANSWER_WITHIN, NO_ANSWER, NO_SLOT, FetchJob, StatCache
 from sitegen.store.origins import Origins, read_origins
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter, open_disk_writer
 from sitegen.sync.progress import human_bytes
 
 log = logging.getLogger("sitegen.passive.fetcher")  # the fetcher service's one log
+
+# What a download waits for (FirstBytes.waiting): one of the download.concurrency slots, a
+# connection to its mirror's host (download.per_host), or bytes from the mirror it asked.
+SLOT, CONNECTION, BYTES = "slot", "connection", "bytes"
 
 
 def mirror_of(channel: ChannelConfig, origins: Origins, fn: str) -> MirrorConfig | None:
@@ -49,7 +55,8 @@ class FirstBytes:
     waits for a connection slot and retries included; the deadline is lifted by the first
     bytes and set again when an attempt begins after one that had some (whose clients were
     cut off: the others wait for the new one's). Between bytes, the download's own timeouts
-    apply: its clients have their answer by then."""
+    apply: its clients have their answer by then. What the download waits for when the
+    deadline passes says why it had no byte: :attr:`waiting` (SLOT, CONNECTION or BYTES)."""
 
     def __init__(self, watch: Watch | None, scope: trio.CancelScope, within: float) -> None:
         self.watch = watch
@@ -57,9 +64,16 @@ class FirstBytes:
         self.within = within
         self.attempt = 0
         self.has_bytes = False  # a byte of the current attempt is on disk
+        self.waiting = SLOT  # until the first attempt begins
+        self.asked = False  # an attempt asked the mirror
         scope.deadline = trio.current_time() + within
 
+    def begins(self) -> None:
+        """An attempt begins (a DownloadJob's ``on_attempt``): it waits for a connection."""
+        self.waiting = CONNECTION
+
     def opened(self, pending: PendingFile) -> Callable[[int, int], object]:
+        self.waiting, self.asked = BYTES, True
         self.attempt += 1
         if self.has_bytes:
             self.has_bytes = False
@@ -141,32 +155,26 @@ class MirrorFetch:
         with trio.CancelScope() as answering:
             # A local copy waits on no upstream, and one given up would be given up again on
             # every request: it runs to its end.
-            watch = (
-                job.watch
-                if upstream.is_file
-                else FirstBytes(job.watch, answering, self.answer_within)
-            )
+            first = None
+            if not upstream.is_file:
+                first = FirstBytes(job.watch, answering, self.answer_within)
             download_job = DownloadJob(
                 upstream,
                 record,
                 job.target,
                 durable=True,
                 base_url=base_url,
-                watch=watch,
+                watch=job.watch if first is None else first,
                 veto=job.veto,
+                on_attempt=None if first is None else first.begins,
             )
             async with self._limiter:
                 result = await download(
                     download_job, self.site, self.writer, self.config.download.retries
                 )
         if result is None:
-            log.warning(
-                "%s: not stored, mirror %s sent nothing within %g s",
-                job.where,
-                mirror.name,
-                self.answer_within,
-            )
-            return NO_ANSWER
+            assert first is not None  # only its deadline cancels
+            return self.unanswered(job, mirror.name, upstream, first)
         if not result.ok:
             log.warning(
                 "%s: not stored, fetch from mirror %s failed: %s",
@@ -182,3 +190,34 @@ class MirrorFetch:
             human_bytes(result.bytes),
         )
         return None
+
+    def unanswered(self, job: FetchJob, mirror: str, upstream: Upstream, first: FirstBytes) -> str:
+        """Why ``job`` had no byte within ``answer_within`` seconds, logged; for its clients:
+        the mirror sent none (504), or the download still waited for a slot (503), and then
+        the mirror may never have been asked."""
+        within = self.answer_within
+        if first.waiting == BYTES:
+            log.warning(
+                "%s: not stored, mirror %s sent no byte of it within %g s",
+                job.where,
+                mirror,
+                within,
+            )
+            return NO_ANSWER
+        if first.waiting == SLOT:
+            slots = f"the {self._limiter.total_tokens} download slots (download.concurrency)"
+        else:
+            slots = (
+                f"the {upstream.host_limiter.total_tokens} connections to mirror {mirror}'s"
+                " host (download.per_host)"
+            )
+        asked = "an attempt before had failed" if first.asked else f"mirror {mirror} was not asked"
+        log.warning(
+            "%s: not stored, no byte of it within %g s: still waiting for one of %s, all busy"
+            " with other downloads; %s",
+            job.where,
+            within,
+            slots,
+            asked,
+        )
+        return NO_SLOT

@@ -18,8 +18,9 @@ a decoded URL path to a :class:`Reply`, fetching a missing file through a :data:
    for the file before it ended (a re-upload), is not kept: the published record is read
    again right before the verified file would take its name (so the web server never serves
    it under the new record), and once more after (a run may publish in between); its clients
-   get 502. An upstream that sends no byte within ``answer_within`` seconds (see
-   :class:`~sitegen.passive.mirror_fetch.FirstBytes`) is given up, with 504. At most
+   get 502. A download with no byte within ``answer_within`` seconds (see
+   :class:`~sitegen.passive.mirror_fetch.FirstBytes`) is given up: with 504 when the upstream
+   was asked and sent none, with 503 when it was still waiting for a slot of its own. At most
    ``max_flights`` different files are being fetched at once (each download also waits for one
    of ``download.concurrency`` slots); past that a request for yet another file gets 503.
 5. A request that asks to (``live``) does not wait for a slow download to end: when the file is
@@ -77,6 +78,8 @@ OUTRUN = "its published record changed during the download; try again"
 # landing is not cut: they reach its clients.
 ANSWER_WITHIN = 45.0
 NO_ANSWER = "the upstream sent nothing in time; try again"
+# Given up the same, still waiting for a download or connection slot: sitegen is busy.
+NO_SLOT = "no download slot came free in time; try again shortly"
 
 T = TypeVar("T")
 
@@ -96,6 +99,13 @@ class Reply:
 
 def error_reply(status: int, message: str) -> Reply:
     return Reply(status, (message + "\n").encode(), headers=[("Cache-Control", "no-store")])
+
+
+def busy_reply(message: str) -> Reply:
+    """503: too much is being downloaded at once to take this on now."""
+    reply = error_reply(503, message)
+    reply.headers.append(("Retry-After", "5"))
+    return reply
 
 
 def file_reply(path: Path, outcome: str, private: bool) -> Reply:
@@ -272,14 +282,14 @@ class Resolver:
                 outcome="head, not fetched",
             )
         if target not in self.flights and len(self.flights) >= self.max_flights:
-            reply = error_reply(503, "too many downloads at once; try again shortly")
-            reply.headers.append(("Retry-After", "5"))
-            return reply
+            return busy_reply("too many downloads at once; try again shortly")
         error = await self.fetch(FetchJob(channel, subdir, fn, entry, target), live)
         if isinstance(error, Follower):
             return follow_reply(error, entry, fn, private)
         if error == NO_ANSWER:
             return error_reply(504, f"cannot fetch {fn}: {error}")
+        if error == NO_SLOT:
+            return busy_reply(f"cannot fetch {fn}: {error}")
         if error is not None:
             return error_reply(502, f"cannot fetch {fn}: {error}")
         if not stored(target, entry.size):  # replaced or pruned meanwhile
