@@ -232,6 +232,35 @@ async def test_a_download_waiting_for_a_slot_is_answered_as_busy(
     assert len(said) == 1 and waited_for in said[0] and "not asked" in said[0], said
 
 
+async def test_a_retry_waiting_for_a_connection_is_answered_in_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attempt that had bytes and broke off lifted ``answer_within``; the retry sets it
+    again as it begins, not once it has a connection: here the one connection to the host
+    (``per_host: 1``) went meanwhile to a download that keeps coming (some 4 s), and the
+    retry, waiting for it, is given up in time rather than after that download."""
+    limits = FetcherLimits(answer_within=1.0)
+    settings = "{retries: 1, timeout: 30, per_host: 1}"
+    broken = reset_after(keep=600, pause=0.5)
+    site = passive_site(tmp_path, broken, settings=settings, limits=limits)
+    async with site as (setup, address):
+        other = other_package(setup)
+        setup.server.add_fault(f"/forge/linux-64/{other}", slow_drip(**DRIP), times=1)
+        first, slow = Got(), Got()
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(get, address, setup.fn, first)
+                await trio.sleep(0.2)  # the first attempt has its connection and sends
+                # This download waits for the connection and has it once that attempt breaks.
+                await get(address, other, slow)
+        assert slow.error is None and slow.status == 200, slow
+        assert not setup.target.exists() and setup.leftovers() == []
+    said = [m for r in caplog.records if setup.fn in (m := r.getMessage()) and "not stored" in m]
+    assert len(said) == 1, said
+    assert "connections to mirror cloud-forge's host" in said[0], said
+    assert "an attempt before had failed" in said[0], said
+
+
 def assert_cut_off(got: Got, setup: Setup) -> None:
     """The client was told the record's size and got less: an error, not a file."""
     assert got.status == 200, got
@@ -367,6 +396,56 @@ async def test_a_download_in_parallel_ranges_streams_in_order_and_whole(
             break
         await trio.sleep(0.05)
     assert ranges == {f"bytes={start}-{end - 1}" for start, end in parts}
+
+
+def first_range_silent(seconds: float) -> FaultHook:
+    """Answer the Range request from byte 0 with its 206 head and then no byte for ``seconds``
+    (or until the client hangs up), every other one at once: the later parts of a file
+    fetched in parallel ranges land, the first never does."""
+    others = drip_ranges(first=0, others=0)
+    silent = hang(max_seconds=seconds)
+
+    def hook(handler: UpstreamHandler) -> bool | None:
+        wanted = handler.headers.get("Range", "")
+        if not wanted.startswith("bytes=0-"):
+            return others(handler)
+        start, last = (int(x) for x in wanted.removeprefix("bytes=").split("-"))
+        target = handler.resolve(handler.url_path)
+        if target is None:
+            return False
+        handler.send_response(206)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(last + 1 - start))
+        handler.send_header("Content-Range", f"bytes {start}-{last}/{target.stat().st_size}")
+        handler.end_headers()
+        handler.wfile.flush()
+        silent(handler)
+        return None
+
+    return hook
+
+
+async def test_bytes_of_a_later_range_do_not_answer_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file fetched in parallel ranges whose first range sends nothing: the later ranges'
+    bytes, landed, are none its clients can be sent (a file goes from its first byte on), so
+    they do not lift ``answer_within``: 504 in time, not a wait for the first range's own
+    timeout (10 s here) past the client's read timeout."""
+    monkeypatch.setattr(download_http, "SPLIT_PART", 64 << 10)
+    big = PackageSpec("bigdata", "1.0", "h0_0", formats=("conda",), payload_size=600_000)
+    limits = FetcherLimits(answer_within=1.0)
+    hook = first_range_silent(seconds=15)
+    settings = "{retries: 0, timeout: 10}"
+    site = passive_site(tmp_path, hook, extra=(big,), times=None, settings=settings, limits=limits)
+    async with site as (setup, address):
+        assert len(download_http.split_spans(setup.record["size"])) == 4
+        got = Got()
+        with trio.fail_after(30):
+            await get(address, setup.fn, got)
+        assert got.error is None, repr(got.error)
+        assert got.status == 504, got
+        assert not setup.target.exists() and setup.leftovers() == []
 
 
 @pytest.fixture

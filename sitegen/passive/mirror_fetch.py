@@ -51,39 +51,42 @@ def mirror_of(channel: ChannelConfig, origins: Origins, fn: str) -> MirrorConfig
 
 class FirstBytes:
     """A download's :class:`~sitegen.net.download.Watch` (passing on to ``watch`` what it is
-    told) that cancels ``scope`` when no byte lands for ``within`` seconds from the start,
-    waits for a connection slot and retries included; the deadline is lifted by the first
-    bytes and set again when an attempt begins after one that had some (whose clients were
-    cut off: the others wait for the new one's). Between bytes, the download's own timeouts
-    apply: its clients have their answer by then. What the download waits for when the
-    deadline passes says why it had no byte: :attr:`waiting` (SLOT, CONNECTION or BYTES)."""
+    told) that cancels ``scope`` when no byte its clients can be sent lands for ``within``
+    seconds from the start, waits for slots and retries included. Only bytes from the file's
+    start count: clients are sent it in order, so bytes of a later range of a file fetched in
+    parallel ranges, however many, give them nothing. The deadline is lifted by the first of
+    them, and set again as an attempt begins after one that had some (whose clients were cut
+    off: the others wait for the new one's), its wait for a connection included; ``begins``
+    must be the job's ``on_attempt``. Between bytes, the download's own timeouts apply: its
+    clients have their answer by then. What the download waits for when the deadline passes
+    says why it had no byte: :attr:`waiting` (SLOT, CONNECTION or BYTES)."""
 
     def __init__(self, watch: Watch | None, scope: trio.CancelScope, within: float) -> None:
         self.watch = watch
         self.scope = scope
         self.within = within
         self.attempt = 0
-        self.has_bytes = False  # a byte of the current attempt is on disk
+        self.lifted = False  # bytes of the current attempt's start are on disk
         self.waiting = SLOT  # until the first attempt begins
         self.asked = False  # an attempt asked the mirror
         scope.deadline = trio.current_time() + within
 
     def begins(self) -> None:
         """An attempt begins (a DownloadJob's ``on_attempt``): it waits for a connection."""
+        self.attempt += 1
         self.waiting = CONNECTION
+        if self.lifted:
+            self.lifted = False
+            self.scope.deadline = trio.current_time() + self.within
 
     def opened(self, pending: PendingFile) -> Callable[[int, int], object]:
         self.waiting, self.asked = BYTES, True
-        self.attempt += 1
-        if self.has_bytes:
-            self.has_bytes = False
-            self.scope.deadline = trio.current_time() + self.within
         told = None if self.watch is None else self.watch.opened(pending)
         attempt = self.attempt
 
         def landed(start: int, end: int) -> None:
-            if attempt == self.attempt and end > start and not self.has_bytes:
-                self.has_bytes = True
+            if attempt == self.attempt and start == 0 and end > 0 and not self.lifted:
+                self.lifted = True
                 self.scope.deadline = math.inf
             if told is not None:
                 told(start, end)
@@ -198,7 +201,7 @@ class MirrorFetch:
         within = self.answer_within
         if first.waiting == BYTES:
             log.warning(
-                "%s: not stored, mirror %s sent no byte of it within %g s",
+                "%s: not stored, mirror %s sent no byte from its start within %g s",
                 job.where,
                 mirror,
                 within,
@@ -213,7 +216,7 @@ class MirrorFetch:
             )
         asked = "an attempt before had failed" if first.asked else f"mirror {mirror} was not asked"
         log.warning(
-            "%s: not stored, no byte of it within %g s: still waiting for one of %s, all busy"
+            "%s: not stored, no byte from its start within %g s: still waiting for one of %s, all busy"
             " with other downloads; %s",
             job.where,
             within,
