@@ -4,6 +4,7 @@ repodata, over real mirror runs against an HTTP upstream; and the format itself.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import tracemalloc
 import zlib
@@ -553,3 +554,81 @@ async def test_a_copy_that_cannot_be_forgotten_costs_a_warning_not_the_run(
     await _run(config)
     assert _published(config) is None
     assert "could not forget upstream run_exports.json" in caplog.text
+
+
+def _as_earlier_sitegen_kept_it(config: SiteConfig, variant: str) -> tuple[Path, bytes]:
+    """The copy kept cut short, its validators without the sha256 of the body they describe
+    (an earlier sitegen recorded none): only its parse, after a 304, tells it is damaged.
+    The folder of the copy and the body it held, sound."""
+    (mirror,) = config.channels[0].mirrors
+    cache = upstream_run_exports_dir(config.output, mirror.name, "linux-64")
+    validators = upstream_validators_path(cache)
+    document = json.loads(validators.read_bytes())
+    assert document.pop("sha256") and document["variant"] == variant
+    validators.write_text(json.dumps(document))
+    good = (cache / variant).read_bytes()
+    (cache / variant).write_bytes(good[: len(good) // 2])
+    return cache, good
+
+
+def _asked(server: UpstreamServer, variant: str) -> list[tuple[int, str | None]]:
+    path = f"/linux-64/{variant}"
+    return [(r.status, r.header("if-none-match")) for r in server.requests if r.path == path]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("variant", ["run_exports.json.zst", "run_exports.json"])
+async def test_a_damaged_copy_kept_without_its_sha256_is_fetched_whole_again(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path, variant: str
+) -> None:
+    """Upstream answers 304 and the copy does not parse: it is forgotten and the document
+    fetched whole once more in the same run, published and kept sound; the next run asks
+    conditionally again."""
+    root, server = upstream
+    _serve(root, _upstream_document(), zst=variant.endswith(".zst"), plain=True)
+    config = _config(tmp_path, server.url)
+    first = await _run(config)
+    cache, good = _as_earlier_sitegen_kept_it(config, variant)
+    etag = f'"{hashlib.sha256((root / "linux-64" / variant).read_bytes()).hexdigest()}"'
+    server.reset()
+
+    report = await _run(config)
+    assert _asked(server, variant) == [(304, etag), (200, None)]
+    assert _published(config) == KEPT
+    assert report.mirrors[0].warnings == first.mirrors[0].warnings  # the unsound entry's
+    assert (cache / variant).read_bytes() == good
+    recorded = json.loads(upstream_validators_path(cache).read_bytes())["sha256"]
+    assert recorded == hashlib.sha256(good).hexdigest()
+
+    server.reset()
+    await _run(config)
+    assert _asked(server, variant) == [(304, etag)]
+    assert _published(config) == KEPT
+
+
+@pytest.mark.integration
+async def test_a_bad_body_fetched_in_place_of_a_damaged_copy_is_asked_for_once(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path
+) -> None:
+    """Upstream's own body, fetched whole, does not parse either: the subdir is published
+    without it, with one warning, after that one request (never a loop)."""
+    root, server = upstream
+    variant = "run_exports.json"
+    _serve(root, _upstream_document(), zst=False)
+    config = _config(tmp_path, server.url)
+    await _run(config)
+    _as_earlier_sitegen_kept_it(config, variant)
+
+    def bad_unless_conditional(handler: Any) -> bool | None:
+        if handler.headers.get("If-None-Match"):
+            return False  # served as the file is: 304
+        handler.respond(200, b"<html>502</html>", {})
+        return None
+
+    server.add_fault(f"/linux-64/{variant}", bad_unless_conditional)
+    server.reset()
+    report = await _run(config)
+    assert [status for status, _tag in _asked(server, variant)] == [304, 200]
+    assert _published(config) is None
+    (warning,) = report.mirrors[0].warnings
+    assert warning.startswith(f"linux-64: {variant}: ") and "published without it" in warning

@@ -32,7 +32,7 @@ from sitegen.net.zstd_body import decode_body
 from sitegen.sync.fetch import FetchResult, ParseResult, SubdirKey
 from sitegen.sync.report import FETCHED, UNCHANGED
 from sitegen.sync.scope import RunScope
-from sitegen.sync.upstream_copy import forget_copy, keep_copy, kept_copy, received
+from sitegen.sync.upstream_copy import Received, forget_copy, keep_copy, kept_copy, received
 
 log = logging.getLogger("sitegen")
 
@@ -121,12 +121,34 @@ async def _read_one(
         return
     kept_hidden = cache.hidden_form(name, subdir) == HIDDEN
     got = await received(upstream, response, kept, kept_hidden, MAX_RUN_EXPORTS_BYTES)
-    variant, body = got.validators.variant, got.body
+    parsed: RunExports | None = None
     try:
-        parsed = await trio.to_thread.run_sync(_parse, upstream, variant, body, got.hidden)
+        parsed = await _parse_received(upstream, got)
     except (UpstreamError, RunExportsError) as exc:
-        results[key] = _unreadable(name, f"{where}: {exc}")
-        return
+        if got.changed or not selected:
+            # Upstream's own body; or the copy stands for a mirror not run now, and is kept
+            # for that mirror's own run to ask about (forgotten, its absence would read as
+            # "none served" and publish without it silently).
+            results[key] = _unreadable(name, f"{where}: {exc}")
+            return
+        # The copy kept, found current by upstream, does not parse (damaged where no sha256
+        # of it was recorded, or read otherwise by the sitegen that kept it): it is not
+        # trusted again, and upstream is asked once more, whole.
+        log.warning("%s: %s: the copy kept: %s", name, where, exc)
+        if store:
+            forget_copy(cache, key, RUN_EXPORTS_FILE)
+    if parsed is None:
+        try:
+            response = await upstream.fetch_variants(subdir, variants, None, MAX_RUN_EXPORTS_BYTES)
+            if response is None:
+                results[key] = RunExportsRead(None)
+                return
+            got = await received(upstream, response, None, False, MAX_RUN_EXPORTS_BYTES)
+            parsed = await _parse_received(upstream, got)
+        except (UpstreamError, RunExportsError) as exc:
+            results[key] = _unreadable(name, f"{where}: {exc}")
+            return
+    variant, body = got.validators.variant, got.body
     digest = hashlib.sha256(body).hexdigest()
     if store and got.to_keep:
         await keep_copy(cache, key, got.validators, body, got.hidden, digest, variant)
@@ -138,6 +160,11 @@ async def _read_one(
         warnings = (f"{where}: left out {entries} not sound ({reasons})",)
         log.warning("%s: %s", name, warnings[0])
     results[key] = RunExportsRead(parsed.entries, digest, warnings)
+
+
+async def _parse_received(upstream: Upstream, got: Received) -> RunExports:
+    variant, body = got.validators.variant, got.body
+    return await trio.to_thread.run_sync(_parse, upstream, variant, body, got.hidden)
 
 
 def _parse(upstream: Upstream, variant: str, body: bytes, hidden: bool) -> RunExports:
