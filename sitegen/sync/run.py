@@ -182,7 +182,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                 listening.start_soon(stop.listen, signals)
                 try:
                     if record:
-                        _save(history, report)
+                        await _save(history, report)
                     with stop.run_scope:
                         async with trio.open_nursery() as nursery:
                             scope = RunScope.of(config, options, site, selected, installers)
@@ -218,7 +218,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                                 report.status if report.status != COMPLETED else part.status
                             )
                     if record:
-                        saved = _save(history, report)
+                        saved = await _save(history, report)
                         # Shielded: a run cancelled from outside releases them too.
                         with trio.move_on_after(RELEASE_SECONDS, shield=True):
                             release = partial(approvals_waiting.release, site, report)
@@ -276,10 +276,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _save(history: History, report: RunReport) -> bool:
-    """Save the run's record; False when it could not be."""
+async def _save(history: History, report: RunReport) -> bool:
+    """Save the run's record; False when it could not be. In a worker thread: after a first
+    sync of a large channel it is ~35 MB of JSON, encoded and made durable, which on the event
+    loop froze every task (the stop listener among others). Shielded and not bounded: a run
+    cancelled from outside saves its last record too, as the next run goes on from it (one
+    left "running" is recorded as interrupted). The write is atomic: a kill at any point leaves
+    this record or the one before."""
     try:
-        history.save(report)
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(history.save, report)
     except OSError as exc:
         # The ledger is not worth failing a run over; a record stuck at "running" is shown as
         # interrupted by the next run.
