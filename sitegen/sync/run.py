@@ -130,11 +130,13 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         config = with_freezes(config, frozen)
         config = await trio.to_thread.run_sync(resolve_gates, config, time.time())
         history = History(site)
+        # The ledger is read in worker threads: a record is ~35 MB after a first sync of a
+        # large channel, and a watch runs this beside its other tasks, run after run.
         # A dry run changes nothing on disk: a killed run's record is the next real run's.
         if not options.dry_run:
-            for run_id in history.close_interrupted():
+            for run_id in await trio.to_thread.run_sync(history.close_interrupted):
                 log.warning("run %s did not finish; recorded as interrupted", run_id)
-        selected, installers = _selection(config, history, options)
+        selected, installers = await trio.to_thread.run_sync(_selection, config, history, options)
         report = RunReport(
             id=new_run_id(),
             started=time.time(),
