@@ -9,9 +9,11 @@ gives the channel), leaves such a file with nowhere to come from. A lost map of 
 one mirror leaves every file its mirror, but not where that mirror's packages live (CEP-15's
 ``base_url``, which the map keeps): every run writes a map, so one missing is reported too.
 Which mirror supplied what is upstream's to say, and a run writes the map again, so the report
-names the run. The maps ``--repair`` writes are those of a channel fed by one mirror, lost or
-unreadable: every file is that mirror's, and where it keeps its packages is known without
-upstream. A local source's folder has no ``base_url``; a remote mirror's is in the copy of its
+names the run. The maps ``--repair`` writes are those of a channel fed by one mirror: every
+file is that mirror's, and where it keeps its packages is known without upstream. A local
+source's folder has no ``base_url``: its map is written again whatever is wrong with it. A remote
+mirror's map is written again when it is lost or unreadable (one that names another mirror may be
+that of a channel fed by more mirrors before); its ``base_url`` is in the copy of its
 repodata the last run that fetched it kept (:mod:`sitegen.net.upstream_cache`), read as that run
 read it. Without a sound copy the map is left to the run. A map wider than the publication (a
 run killed while it published) is sound: only the listed files are judged.
