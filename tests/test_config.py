@@ -960,6 +960,18 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "${ENV} references are filled in only in the URLs sitegen fetches",
     ),
     (
+        "a stats log with an ${ENV} reference, which only a fetched URL fills in",
+        """
+        output: site
+        stats: {logs: ["${LOG_DIR}/access.log"]}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "logs:",
+        "stats.logs[0]",
+        "${ENV} references are filled in only in the URLs sitegen fetches",
+    ),
+    (
         "a size beyond any disk",
         """
         output: site

@@ -202,7 +202,7 @@ def parse_stats(node: YamlNode, base_dir: Path | None) -> StatsSettings:
         raise node.error("missing required key 'logs' (the web server's access log files)")
     logs = []
     for item in keys["logs"].items():
-        path = Path(item.string())
+        path = Path(item.path_text())
         logs.append(base_dir / path if not path.is_absolute() and base_dir else path)
     if not logs:
         raise keys["logs"].error("name at least one access log")
