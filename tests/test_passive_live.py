@@ -27,7 +27,7 @@ import pytest
 import trio
 
 from sitegen.config import SiteConfig, load_config
-from sitegen.net import download_http
+from sitegen.net import download, download_http
 from sitegen.passive.fetcher import FetcherLimits
 from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -125,9 +125,11 @@ async def passive_site(
             nursery.cancel_scope.cancel()
 
 
-async def get(address: str, fn: str, got: Got, prefix: str = "") -> None:
-    """GET the file as a client with a short read timeout would."""
-    timeout = httpx.Timeout(30, read=READ_TIMEOUT)
+async def get(
+    address: str, fn: str, got: Got, prefix: str = "", read: float = READ_TIMEOUT
+) -> None:
+    """GET the file as a client with a short read timeout (``read``) would."""
+    timeout = httpx.Timeout(30, read=read)
     async with httpx.AsyncClient(base_url=f"http://{address}", timeout=timeout) as client:
         try:
             async with client.stream("GET", f"{prefix}/{CHANNEL}/linux-64/{fn}") as response:
@@ -308,6 +310,38 @@ async def test_a_client_joining_a_download_under_way_gets_the_verified_file_too(
         assert got.status == 200 and got.headers["x-sitegen-fetcher"] == "fetched"
         assert hashlib.sha256(got.body).hexdigest() == setup.record["sha256"]
     assert setup.package_requests() == [setup.upstream_path()]  # one download for both
+
+
+async def test_a_client_asking_between_a_broken_attempt_and_its_retry_gets_the_retry_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt breaks off after some bytes, which a client following it got; a client
+    asking after that, before the retry has its file (3 s of backoff here, longer than a
+    request waits before it follows), is not handed the broken attempt's bytes, to be cut off
+    as the retry starts: it follows the retry and gets the verified file whole (waiting for
+    its first byte as long as the backoff: ``answer_within`` bounds that wait)."""
+    monkeypatch.setattr(download, "retry_delay", lambda attempt, asked: 3.0)
+    # Some bytes, followed after FOLLOW_AFTER (1 s) by the first client, then a reset.
+    broken = reset_after(keep=600, pause=1.5)
+    settings = "{retries: 1, timeout: 30}"
+    async with passive_site(tmp_path, broken, settings=settings) as (setup, address):
+        first, second = Got(), Got()
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(get, address, setup.fn, first)
+                while not setup.server.count(".conda"):  # logged once the reset is sent
+                    await trio.sleep(0.05)
+                await get(address, setup.fn, second, read=10)
+        assert setup.server.wait_for_count(2, ".conda") == 2  # the broken attempt, the retry
+    assert second.error is None, repr(second.error)
+    assert second.status == 200 and second.headers["x-sitegen-fetcher"] == "fetched"
+    assert hashlib.sha256(second.body).hexdigest() == setup.record["sha256"]
+    # Cut off as the attempt broke off, not left waiting for the retry past its read timeout.
+    assert first.status == 200 and isinstance(first.error, httpx.RemoteProtocolError), first
+    assert 0 < len(first.body) <= 600
+    assert hashlib.sha256(setup.target.read_bytes()).hexdigest() == setup.record["sha256"]
+    cut = [m for r in caplog.records if "cut off after" in (m := r.getMessage())]
+    assert len(cut) == 1, cut
 
 
 async def test_the_next_fetch_after_a_slow_download_is_answered(tmp_path: Path) -> None:

@@ -39,6 +39,11 @@ class Watch(Protocol):
         ``end``."""
         ...
 
+    def retrying(self) -> None:
+        """The attempt under way failed and another follows, after a delay: the bytes of the
+        file it opened, if any, are void from now on."""
+        ...
+
 
 @dataclass
 class DownloadJob:
@@ -126,6 +131,8 @@ async def download(
             last_error = f"cannot store it: {exc.strerror or exc}"
             break
         if attempt < attempts:
+            if job.watch is not None:
+                job.watch.retrying()
             delay = retry_delay(attempt - 1, asked)
             log_retry(what, attempt, attempts, last_error, delay)
             await trio.sleep(delay)

@@ -9,9 +9,9 @@ verified and stored. When verification fails or the upstream breaks off, the fol
 and the client's connection is ended before its body is complete: the client sees a truncated
 answer and errors out; it never holds unverified bytes as a complete file.
 
-An attempt that fails after a client got some of its bytes ends that client too (a retry
-writes a new file, whose bytes it has no way of checking against what it was sent); a client
-that got none yet follows the next attempt.
+An attempt that fails before the last ends the clients that got some of its bytes as it fails
+(a retry writes a new file, whose bytes they have no way of checking against what they were
+sent); a client that got none yet, or asks before the retry has its file, follows the retry.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class Flight:
         self.error: str | None = None
         self.waiters = 0
         self.attempt = 0  # the attempt whose file `fd` is, counted from 1
-        self.fd: int | None = None  # a descriptor of that file, the flight's own
+        # A descriptor of that file, the flight's own; None until it opens, and once it failed.
+        self.fd: int | None = None
         self.ready = 0  # bytes [0, ready) of it are on disk
         self._parts: dict[int, int] = {}  # start -> end on disk, of each part being written
         self._changed = trio.Event()
@@ -58,7 +59,7 @@ class Flight:
         attempt = self.attempt
 
         def landed(start: int, end: int) -> None:
-            if attempt != self.attempt:
+            if attempt != self.attempt or self.fd is None:
                 return  # a late word of an attempt given up
             self._parts[start] = end
             ready = 0
@@ -68,6 +69,15 @@ class Flight:
             self._changed_now()
 
         return landed
+
+    def retrying(self) -> None:
+        """The attempt under way failed and a retry follows: its followers are cut off now,
+        not once the retry has its file (after a backoff and a wait for a connection), and
+        nobody follows it from now on."""
+        self._close()
+        self.ready = 0
+        self._parts = {}
+        self._changed_now()
 
     def finish(self, error: str | None) -> None:
         self.error = error
@@ -120,7 +130,8 @@ class Follower:
         """The next bytes; b"" once the whole verified file was read. Raises FlightFailed."""
         flight = self.flight
         while self.sent < self.size:
-            if flight.attempt != self._attempt:
+            # Another attempt opened a file, or the one read failed and a retry is to come.
+            if flight.attempt != self._attempt or (flight.fd is None and not flight.done.is_set()):
                 raise FlightFailed("the download started over")
             if flight.done.is_set():
                 if flight.error is not None:

@@ -93,6 +93,10 @@ class FirstBytes:
 
         return landed
 
+    def retrying(self) -> None:
+        if self.watch is not None:
+            self.watch.retrying()
+
 
 class MirrorFetch:
     """Fetches a file from the mirror that supplied it, verified, into the site (a FetchFile)."""
