@@ -81,3 +81,37 @@ def test_no_path_token_reaches_the_access_log_whatever_the_line_holds(
         assert secret.encode() not in logged + unquote_to_bytes(logged)
     if private:  # nor anywhere else (a public site's error log may name what was asked)
         assert_no_token_anywhere(private_site, running.state_dir)
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_no_path_token_reaches_the_error_log_of_a_public_site(
+    server: str, private_site: PrivateSite
+) -> None:
+    """A site with no private channel takes no path token, but a client may still send one
+    (configured for the host before, or for another site on it): what it asks for is missing,
+    or its name too long for the filesystem, and the server's error log must not quote it."""
+    require_server(server)
+    config = replace(
+        private_site.config,
+        channels=tuple(c for c in private_site.config.channels if c.path == PUBLIC),
+    )
+    ci = private_site.tokens["ci"]
+    forms = [
+        f"/anaconda/t/{ci}/{PUBLIC}/{REL}",  # conda: after the prefix
+        f"/t/{ci}/anaconda/{PUBLIC}/{REL}",  # pixi, mamba: after the host
+        f"/t/{ci}/{PUBLIC}/{REL}",
+        f"/anaconda/{PUBLIC}/t/{ci}/linux-64/missing.json",
+        f"/anaconda/t/{ci}/{PUBLIC}/linux-64/" + "n" * 300,  # ENAMETOOLONG
+        f"/anaconda/t/{ci}/",
+        f"/anaconda/t/{ci}",
+    ]
+    running = webconf_server(server, config, private_site.root / "state", prefix="/anaconda")
+    with running:
+        for form in forms:
+            status, _, _ = request(running.url, form)
+            assert status in (403, 404), (form, status)
+    wait_for_log(running.state_dir / "access.log")
+    error_log = running.state_dir / "error.log"
+    logged = error_log.read_bytes() if error_log.exists() else b""
+    for secret in (ci, ci[13:]):
+        assert secret.encode() not in logged + unquote_to_bytes(logged), logged[-600:]
