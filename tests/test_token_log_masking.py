@@ -1,7 +1,8 @@
 """Path tokens never reach the access log of real nginx and real Apache running the configs of
 ``sitegen webconf --standalone``, whatever the request line holds before or after the token:
 other ``/t/`` segments (a decoy, a site prefix holding a ``t`` segment, the
-token twice, more ``/t/`` segments than any fixed count), with private channels and without.
+token twice, more ``/t/`` segments than any fixed count, the query), with private channels and
+without.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def _forms(channel: str) -> list[str]:
         f"{PREFIX}/{channel}/t/t/{{}}/{REL}",
         f"{many}/t/{{}}{PREFIX}/{channel}/{REL}",
         f"{PREFIX}/t/{{}}{many}/{channel}/{REL}",
+        f"{PREFIX}/{channel}/{REL}?q=/t/{{}}/",  # in the query: logged as well
+        f"{PREFIX}/{channel}/{REL}?a=1&q=/t/{{}}",
+        f"{PREFIX}/{channel}/{REL}?q=%2Ft%2F{{}}",  # not written plainly: masked whole
     ]
 
 

@@ -35,10 +35,11 @@ NGINX_FORMAT = (
     '$remote_addr - - [$time_local] "$sitegen_request" $status $body_bytes_sent'
     ' "-" "$http_user_agent" "$sitegen_fetcher"'
 )
-# Apache: SITEGEN_URI is the path with any /t/<token>/ masked, set by SetEnvIf rules webconf
-# emits; %b writes "-" for no body, as combined does. Quotes escaped for a LogFormat string.
+# Apache: SITEGEN_URI is the target (path and query) with any /t/<token>/ masked, set by
+# SetEnvIfExpr rules webconf emits; %b writes "-" for no body, as combined does. Quotes escaped
+# for a LogFormat string.
 APACHE_FORMAT = (
-    '%a - - %t \\"%m %{SITEGEN_URI}e%q %H\\" %>s %b \\"-\\" \\"%{User-Agent}i\\"'
+    '%a - - %t \\"%m %{SITEGEN_URI}e %H\\" %>s %b \\"-\\" \\"%{User-Agent}i\\"'
     ' \\"%{X-Sitegen-Fetcher}o\\"'
 )
 
