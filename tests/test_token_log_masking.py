@@ -1,8 +1,7 @@
 """Path tokens never reach the access log of real nginx and real Apache running the configs of
 ``sitegen webconf --standalone``, whatever the request line holds before or after the token:
-other ``/t/`` segments (a decoy, a site prefix holding a ``t`` segment, the
-token twice, more ``/t/`` segments than any fixed count, the query), with private channels and
-without.
+other ``/t/`` segments (a decoy, a ``t`` segment right before the token's, the token twice,
+more ``/t/`` segments than any fixed count, the query), with private channels and without.
 """
 
 from __future__ import annotations
@@ -27,9 +26,7 @@ from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
 
-# A prefix holding a t segment: conda puts the token right after it, so the request line
-# reads /mirror/t/t/<token>/..., a /t/ segment before the token's.
-PREFIX = "/mirror/t"
+PREFIX = "/mirror"
 REL = "linux-64/repodata.json"
 
 
@@ -44,6 +41,7 @@ def _forms(channel: str) -> list[str]:
     many = "".join(f"/t/d{i}" for i in range(12))
     return [
         f"{PREFIX}/t/{{}}/{channel}/{REL}",  # location: the site's prefix
+        f"{PREFIX}/t/t/{{}}/{channel}/{REL}",
         f"/t/{{}}{PREFIX}/{channel}/{REL}",  # pixi, mamba: after the host
         f"/t/x/t/{{}}{PREFIX}/{channel}/{REL}",
         f"{PREFIX}/t/x/t/{{}}/{channel}/{REL}",

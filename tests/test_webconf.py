@@ -199,6 +199,13 @@ def test_cli_prints_config_and_rejects_bad_values(
     assert main(["webconf", "apache", "-c", str(config), "--prefix", "/co;nda"]) == 2
     assert "prefix" in capsys.readouterr().err
     assert main(["webconf", "nginx", "-c", str(config), "--state-dir", "/tmp"]) == 2
+    capsys.readouterr()
+    # A t segment stands for conda's path token: the logs mask the segment after it and the
+    # statistics drop both, so a channel's path after it would be misread.
+    for prefix in ("/mirror/t", "/t/conda", "t", "/a/t/b/"):
+        assert main(["webconf", "nginx", "-c", str(config), "--prefix", prefix]) == 2, prefix
+        assert "segment 't'" in capsys.readouterr().err
+    assert main(["webconf", "apache", "-c", str(config), "--prefix", "/mirror/tt"]) == 0
 
 
 @pytest.mark.unit

@@ -51,6 +51,14 @@ def normalize_prefix(value: str) -> str:
             f"prefix {value!r} must be a URL path like /conda or /mirrors/conda: segments of"
             " letters, digits and . _ - that do not start with a dot"
         )
+    if "t" in text.split("/"):
+        # /t/ is where conda's path token stands: the servers' logs mask the segment after
+        # every t segment and `sitegen stats` drops both, so the channel paths after it would
+        # be misread (as README says of channel paths).
+        raise WebconfError(
+            f"prefix {value!r} must not have a segment 't': /t/<token>/ is conda's path token,"
+            " and the logs and download statistics read the segment after it as one"
+        )
     return text
 
 
