@@ -37,9 +37,12 @@ format: $(STAMP)
 
 # Two kinds of tests (markers in pyproject.toml): unit tests are pure and take seconds;
 # integration tests run real servers, browsers and conda installs on 127.0.0.1 (minutes).
-# Test files are spread over one worker process per core (at most 4; every test starts its
-# own servers on free ports and works in its own temporary directory).
-PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
+# Tests are spread over two worker processes per core (at most 8; every test starts its own
+# servers on free ports and works in its own temporary directory): the integration tests
+# mostly wait on real servers and subprocesses, so one worker per core leaves the cores half
+# idle. A worker that runs out of tests takes some from another (worksteal).
+TEST_WORKERS := $(shell n=$$(nproc 2>/dev/null || echo 1); w=$$((n * 2)); echo $$((w > 8 ? 8 : w)))
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test: lint
 	$(PYTEST)
