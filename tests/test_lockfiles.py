@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sitegen.cli import EXIT_CONFIG, main
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, FilterSpec, parse_config
 from sitegen.filters import lockfile_read
@@ -282,3 +283,39 @@ def test_huge_missing_and_empty_lists(tmp_path, monkeypatch):
     assert "lockfiles[1]: bad lockfile: " in message and "nowhere.lock: cannot read" in message
     with pytest.raises(ConfigError, match=r"lockfiles: expected at least one lockfile"):
         config_with(tmp_path, {}, "[]")
+
+
+TOKEN = "tk-0123456789abcdefghijklmnopqrstuv"
+
+
+@pytest.mark.parametrize(
+    ("content", "shown"),
+    [
+        (f"@EXPLICIT\nhttps://u:{TOKEN}@x.org/c/linux-64/a-1-0.whl\n", "https://***@x.org/c/"),
+        (f"@EXPLICIT\nhttps://x.org/t/{TOKEN}/c/a-1-0.whl\n", "https://x.org/t/***/c/a-1-0.whl"),
+        (f"@EXPLICIT\nhttps://x.org/a-1-0.conda?token={TOKEN}\n", "https://x.org/a-1-0.conda?to"),
+        (f"packages:\n- conda: https://{TOKEN}@x.org/c/noarch/a\n", "https://***@x.org/c/noarch/"),
+        (
+            f"version: 1\npackage:\n- url: https://x.org/t/{TOKEN}/x/a.whl\n",
+            "https://x.org/t/***/x/a.whl",
+        ),
+    ],
+)
+def test_a_refused_lockfile_url_never_shows_its_credential(
+    tmp_path: Path, content: str, shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lockfile written against a private channel holds its token in every URL: the error
+    that refuses one names the URL with the token hidden, and hides it before the URL is cut
+    short, so not even the token's start reaches the terminal."""
+    (tmp_path / "lock").write_text(content)
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\nchannels:\n  cloud/forge:\n"
+        "    url: https://conda.example.org/forge\n    subdirs: [linux-64]\n"
+        f"    filters:\n      lockfiles: [{tmp_path / 'lock'}]\n"
+    )
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "bad lockfile" in err, err
+    assert shown in err, err
+    assert TOKEN[:6] not in err, err

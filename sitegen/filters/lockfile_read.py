@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.config.operator_files import OperatorFileError, read_text_capped
+from sitegen.config.urls import redact_url
 from sitegen.config.yaml_nodes import (
     ConfigError,
     ParseState,
@@ -169,14 +170,16 @@ def _yaml_pin(url: YamlNode, sha256: YamlNode | None, md5: YamlNode | None) -> P
 
 
 def _pin(url: str, sha256: str | None, md5: str | None) -> Pin | str:
-    """The pin of a package URL, or why the URL is not one."""
+    """The pin of a package URL, or why the URL is not one. A lockfile solved against a private
+    channel holds its token in every URL: the URL is shown with it hidden, and hidden before
+    it is cut short, which could leave the token's start."""
     parts = urlsplit(url)
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if parts.scheme not in ("http", "https", "file") or len(segments) < 2:
-        return f"not a package URL: {shown_value(url)}"
+        return f"not a package URL: {shown_value(redact_url(url))}"
     fn, subdir = segments[-1], segments[-2]
     if not fn.endswith(PACKAGE_SUFFIXES):
-        return f"not a .conda or .tar.bz2 file: {shown_value(url)}"
+        return f"not a .conda or .tar.bz2 file: {shown_value(redact_url(url))}"
     return Pin(subdir=subdir, fn=fn, url=url, sha256=sha256, md5=md5)
 
 
