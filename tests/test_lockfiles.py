@@ -226,6 +226,11 @@ PREFIX = "channels.yaml:7: channels.cloud/forge.filters.lockfiles[0]: bad lockfi
         ("https://x.org/c/linux-64/a-1-0.conda\n@EXPLICIT\n", "lock:1: a package line before"),
         ("@EXPLICIT\nhttps://x.org/c/linux-64/a-1-0.conda#xyz\n", "lock:2: expected a md5"),
         ("@EXPLICIT\nnot-a-url\n", "lock:2: not a package URL"),
+        ("@EXPLICIT\nhttps://[x.org/c/linux-64/a-1-0.conda\n", "lock:2: not a package URL"),
+        (
+            "packages:\n- conda: https://x.org]/c/linux-64/a-1-0.conda\n",
+            "lock:2: packages[0].conda: not a package URL",
+        ),
         (b"\xff\xfe", "lock: not UTF-8 text"),
     ],
 )

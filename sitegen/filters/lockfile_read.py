@@ -173,7 +173,10 @@ def _pin(url: str, sha256: str | None, md5: str | None) -> Pin | str:
     """The pin of a package URL, or why the URL is not one. A lockfile solved against a private
     channel holds its token in every URL: the URL is shown with it hidden, and hidden before
     it is cut short, which could leave the token's start."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a '[' that opens no IPv6 host
+        return f"not a package URL: {shown_value(redact_url(url))}"
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if parts.scheme not in ("http", "https", "file") or len(segments) < 2:
         return f"not a package URL: {shown_value(redact_url(url))}"
