@@ -1663,6 +1663,23 @@ def test_literal_token_is_not_echoed() -> None:
     assert "abc123" not in str(info.value)
 
 
+@pytest.mark.parametrize("password", ["Zx9Secret/kq7", "Zx9Secret\u2100kq7"])
+def test_a_url_urllib_refuses_is_refused_without_quoting_its_password(
+    tmp_path: Path, password: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A password written out with a '/' (or a character that Unicode normalization turns into
+    one) ends the host part early: urllib's reason quotes what it then reads as the port, or
+    the whole host part, and so the password's start or all of it."""
+    url = f"https://mirror:{password}@conda.example.org/forge"
+    config_path = _write_config(
+        tmp_path, dedent(SHORT).replace("https://conda.anaconda.org/conda-forge", url)
+    )
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "channels.cloud/conda-forge.url: not a valid URL: " in err, err
+    assert "Zx9" not in err, err
+
+
 def test_empty_file() -> None:
     for text in ("", "\n", "# only a comment\n"):
         with pytest.raises(ConfigError, match=r"^channels\.yaml:1: the file is empty"):

@@ -328,7 +328,16 @@ class YamlNode:
             parts = urlsplit(text)
             parts.port  # noqa: B018 (parsed on access: raises for a port that is not a number)
         except ValueError as exc:
-            raise self.error(f"not a valid URL: {exc}") from None
+            # Not urllib's reason: it quotes the host part, or what it read as the port, and
+            # either may hold a password written out whose '/' or '?' ended the host early.
+            why = str(exc)
+            if "IPv6" in why:
+                why = "a '[' or ']' that makes no IPv6 host"
+            elif "Port" in why:
+                why = "the port is not a number up to 65535"
+            else:
+                why = "its host part holds characters that Unicode normalization changes"
+            raise self.error(f"not a valid URL: {why}") from None
         return parts
 
 
