@@ -263,6 +263,36 @@ async def test_a_retry_waiting_for_a_connection_is_answered_in_time(
     assert "an attempt before had failed" in said[0], said
 
 
+async def test_a_client_asking_in_a_retrys_backoff_is_answered_in_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt that had bytes breaks off; its retry follows after a backoff (6 s here)
+    longer than ``answer_within`` (1 s). The backoff counts: a client asking during it is
+    answered 504 within ``answer_within``, not held until the retry has its bytes."""
+    monkeypatch.setattr(download, "retry_delay", lambda attempt, asked: 6.0)
+    limits = FetcherLimits(answer_within=1.0)
+    # Some bytes, followed after FOLLOW_AFTER (1 s) by the first client, then a reset.
+    broken = reset_after(keep=600, pause=1.5)
+    settings = "{retries: 1, timeout: 30}"
+    site = passive_site(tmp_path, broken, settings=settings, limits=limits)
+    async with site as (setup, address):
+        first, second = Got(), Got()
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(get, address, setup.fn, first)
+                while not setup.server.count(".conda"):  # logged once the reset is sent
+                    await trio.sleep(0.05)
+                asked = trio.current_time()
+                await get(address, setup.fn, second, read=10)
+                answered = trio.current_time() - asked
+        assert second.status == 504, second
+        assert answered < 3.0, answered  # answer_within, not the backoff
+        assert not setup.target.exists() and setup.leftovers() == []
+    assert first.status == 200 and isinstance(first.error, httpx.RemoteProtocolError), first
+    said = [m for r in caplog.records if setup.fn in (m := r.getMessage()) and "not stored" in m]
+    assert len(said) == 1 and "its retry had not begun" in said[0], said
+
+
 def assert_cut_off(got: Got, setup: Setup) -> None:
     """The client was told the record's size and got less: an error, not a file."""
     assert got.status == 200, got

@@ -9,7 +9,8 @@ mirror`` does it, so unverified bytes never carry the published name. At most
 Its clients wait for an answer meanwhile: a download is given up when no byte has landed within
 ``answer_within`` seconds (see :class:`FirstBytes`), however many attempts and timeouts
 ``download`` allows, so that they are answered before they stop waiting themselves: 504 when
-the mirror was asked and sent none, 503 when the download was still waiting for a slot
+the mirror was asked and sent none (or an attempt failed and the retry was in its backoff),
+503 when the download was still waiting for a slot
 (``download.concurrency``, ``download.per_host``), busy with other downloads.
 """
 
@@ -36,8 +37,9 @@ from sitegen.sync.progress import human_bytes
 log = logging.getLogger("sitegen.passive.fetcher")  # the fetcher service's one log
 
 # What a download waits for (FirstBytes.waiting): one of the download.concurrency slots, a
-# connection to its mirror's host (download.per_host), or bytes from the mirror it asked.
-SLOT, CONNECTION, BYTES = "slot", "connection", "bytes"
+# connection to its mirror's host (download.per_host), bytes from the mirror it asked, or the
+# end of the backoff before a retry.
+SLOT, CONNECTION, BYTES, BACKOFF = "slot", "connection", "bytes", "backoff"
 
 
 def mirror_of(channel: ChannelConfig, origins: Origins, fn: str) -> MirrorConfig | None:
@@ -55,17 +57,18 @@ class FirstBytes:
     seconds from the start, waits for slots and retries included. Only bytes from the file's
     start count: clients are sent it in order, so bytes of a later range of a file fetched in
     parallel ranges, however many, give them nothing. The deadline is lifted by the first of
-    them, and set again as an attempt begins after one that had some (whose clients were cut
-    off: the others wait for the new one's), its wait for a connection included; ``begins``
-    must be the job's ``on_attempt``. Between bytes, the download's own timeouts apply: its
-    clients have their answer by then. What the download waits for when the deadline passes
-    says why it had no byte: :attr:`waiting` (SLOT, CONNECTION or BYTES)."""
+    them, and set again as an attempt that had some fails and a retry is to follow (its
+    clients were cut off: the others wait for the retry's), so the retry's backoff and its
+    wait for a connection count; ``begins`` must be the job's ``on_attempt``. Between bytes,
+    the download's own timeouts apply: its clients have their answer by then. What the
+    download waits for when the deadline passes says why it had no byte: :attr:`waiting`
+    (SLOT, CONNECTION, BYTES or BACKOFF)."""
 
     def __init__(self, watch: Watch | None, scope: trio.CancelScope, within: float) -> None:
         self.watch = watch
         self.scope = scope
         self.within = within
-        self.attempt = 0
+        self.attempt = 0  # failed attempts so far: a late word of one of them is void
         self.lifted = False  # bytes of the current attempt's start are on disk
         self.waiting = SLOT  # until the first attempt begins
         self.asked = False  # an attempt asked the mirror
@@ -73,11 +76,7 @@ class FirstBytes:
 
     def begins(self) -> None:
         """An attempt begins (a DownloadJob's ``on_attempt``): it waits for a connection."""
-        self.attempt += 1
         self.waiting = CONNECTION
-        if self.lifted:
-            self.lifted = False
-            self.scope.deadline = trio.current_time() + self.within
 
     def opened(self, pending: PendingFile) -> Callable[[int, int], object]:
         self.waiting, self.asked = BYTES, True
@@ -94,6 +93,12 @@ class FirstBytes:
         return landed
 
     def retrying(self) -> None:
+        """An attempt failed and a retry follows after a backoff, which counts."""
+        self.attempt += 1
+        self.waiting = BACKOFF
+        if self.lifted:
+            self.lifted = False
+            self.scope.deadline = trio.current_time() + self.within
         if self.watch is not None:
             self.watch.retrying()
 
@@ -200,7 +205,7 @@ class MirrorFetch:
 
     def unanswered(self, job: FetchJob, mirror: str, upstream: Upstream, first: FirstBytes) -> str:
         """Why ``job`` had no byte within ``answer_within`` seconds, logged; for its clients:
-        the mirror sent none (504), or the download still waited for a slot (503), and then
+        the mirror sent none or a retry was in its backoff (504), or the download still waited for a slot (503), and then
         the mirror may never have been asked."""
         within = self.answer_within
         if first.waiting == BYTES:
@@ -209,6 +214,15 @@ class MirrorFetch:
                 job.where,
                 mirror,
                 within,
+            )
+            return NO_ANSWER
+        if first.waiting == BACKOFF:
+            log.warning(
+                "%s: not stored, no byte from its start within %g s: an attempt at mirror %s"
+                " failed and its retry had not begun",
+                job.where,
+                within,
+                mirror,
             )
             return NO_ANSWER
         if first.waiting == SLOT:
