@@ -221,10 +221,13 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
                             )
                     if record:
                         saved = await _save(history, report)
-                        # Shielded: a run cancelled from outside releases them too.
-                        with trio.move_on_after(RELEASE_SECONDS, shield=True):
-                            release = partial(approvals_waiting.release, site, report)
-                            await _in_turn(partial(release, recorded=saved))
+                        # A run that took no changes has none noted as its own: it leaves the
+                        # file (and its lock, on a site without approvals) alone.
+                        if approvals:
+                            # Shielded: a run cancelled from outside releases them too.
+                            with trio.move_on_after(RELEASE_SECONDS, shield=True):
+                                release = partial(approvals_waiting.release, site, report)
+                                await _in_turn(partial(release, recorded=saved))
                     with trio.CancelScope(shield=True):
                         # A signal that came during the save reaches the listener first.
                         await trio.lowlevel.checkpoint()
