@@ -198,6 +198,29 @@ def hang(max_seconds: float = 10.0) -> FaultHook:
     return hook
 
 
+def held_hang(max_seconds: float = 10.0) -> tuple[threading.Event, FaultHook]:
+    """:func:`hang`, with an event set as a request arrives: a test waits on it to act while
+    the client is held (stop the run, kill it)."""
+    held = threading.Event()
+    hold = hang(max_seconds)
+
+    def hook(handler: UpstreamHandler) -> None:
+        held.set()
+        hold(handler)
+
+    return held, hook
+
+
+def hold_repodata(server: UpstreamServer, max_seconds: float = 120.0) -> threading.Event:
+    """Every request for the repodata of the example channel's subdirs (linux-64, noarch; plain
+    or .zst) held by :func:`held_hang`: a run stays in its fetch until it is stopped."""
+    held, hook = held_hang(max_seconds)
+    for subdir in ("linux-64", "noarch"):
+        for name in ("repodata.json", "repodata.json.zst"):
+            server.add_fault(f"/{subdir}/{name}", hook)
+    return held
+
+
 def redirect(location: str, status: int = 302) -> FaultHook:
     """Answer with a redirect to ``location`` (a path or URL)."""
 

@@ -17,7 +17,7 @@ from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from sitegen.sync.report import ApprovalChange
-from testkit.faults import hang
+from testkit.faults import hold_repodata
 from testkit.site import published
 from testkit.upstream import ExampleUpstream
 
@@ -112,16 +112,7 @@ def test_a_waiting_change_taken_by_a_run_killed_while_it_fetches_is_recorded_by_
     with SiteLock(site / ".sitegen"):
         assert main(["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "r"]) == 3
 
-    held = threading.Event()
-    hold = hang(max_seconds=120)
-
-    def held_fetch(handler) -> None:
-        held.set()
-        hold(handler)
-
-    for subdir in ("linux-64", "noarch"):
-        for name in ("repodata.json", "repodata.json.zst"):
-            example_upstream.server.add_fault(f"/{subdir}/{name}", held_fetch)
+    held = hold_repodata(example_upstream.server)
     kill_when_held([sys.executable, "-m", "sitegen", "mirror", *args, "--no-progress"], held)
     example_upstream.server.clear_faults()
 

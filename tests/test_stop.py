@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from sitegen.cli import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, main
 from sitegen.layout import history_page_path, run_page_path
 from sitegen.store.lock import lock_holder
-from testkit.faults import hang
+from testkit.faults import held_hang, hold_repodata
 from testkit.upstream import ExampleUpstream
 
 
@@ -77,13 +76,7 @@ def test_stop_ends_a_mirror_run_held_mid_download(
 
     # Every package download of the run hangs until the run hangs up: it holds the site
     # until something stops it.
-    held = threading.Event()
-    hold = hang(max_seconds=120)
-
-    def held_download(handler) -> None:
-        held.set()
-        hold(handler)
-
+    held, held_download = held_hang(max_seconds=120)
     for spec in example_upstream.packages:
         for fn in spec.filenames:
             example_upstream.server.add_fault(f"/{spec.subdir}/{fn}", held_download)
@@ -131,16 +124,7 @@ def test_a_run_stopped_while_it_fetches_lists_every_subdir_as_not_reached(
     served = {c["subdir"]: c["packages"] for c in first["channels"]}
     assert served["linux-64"] and served["noarch"], served
 
-    held = threading.Event()
-    hold = hang(max_seconds=120)
-
-    def held_fetch(handler) -> None:
-        held.set()
-        hold(handler)
-
-    for subdir in ("linux-64", "noarch"):
-        for name in ("repodata.json", "repodata.json.zst"):
-            example_upstream.server.add_fault(f"/{subdir}/{name}", held_fetch)
+    held = hold_repodata(example_upstream.server)
     proc = subprocess.Popen(
         [sys.executable, "-m", "sitegen", "mirror", "-c", str(config), "--no-progress"],
         stderr=subprocess.PIPE,

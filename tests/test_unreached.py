@@ -21,7 +21,7 @@ from sitegen.sync.history import History
 from sitegen.sync.report import STOPPED
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.sync.unreached import NOT_COUNTED
-from testkit.faults import hang
+from testkit.faults import hold_repodata
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -62,16 +62,7 @@ def test_a_run_stopped_in_its_fetch_counts_its_rows_off_the_event_loop_for_a_bou
     noarch.unlink()
     os.mkfifo(noarch)
 
-    held = threading.Event()
-    hold = hang(max_seconds=120)
-
-    def held_fetch(handler) -> None:
-        held.set()
-        hold(handler)
-
-    for subdir in ("linux-64", "noarch"):
-        for name in ("repodata.json", "repodata.json.zst"):
-            example_upstream.server.add_fault(f"/{subdir}/{name}", held_fetch)
+    held = hold_repodata(example_upstream.server)
 
     ticks: list[float] = []
     stopped_at: list[float] = []

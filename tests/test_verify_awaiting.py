@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +21,10 @@ import trio
 from sitegen.cli import main
 from sitegen.sync import pipeline
 from sitegen.tools.example_channel import PackageSpec, write_channel
-from testkit.faults import CHANNEL, hang, mirrored_small, small_packages
+from testkit.faults import CHANNEL, held_hang, mirrored_small, small_packages
 from testkit.invariant import assert_site_invariant
 from testkit.local import drop
-from testkit.upstream import UpstreamHandler, UpstreamServer
+from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +42,7 @@ def stopped(tmp_path: Path) -> Iterator[tuple[Path, Path, UpstreamServer]]:
     download hangs and the others have landed."""
     with mirrored_small(tmp_path) as (config, site, server):
         write_channel(tmp_path / "upstream", small_packages(extra=(*LANDING, HELD)), zst=True)
-        held = threading.Event()
-        hold = hang(max_seconds=60)
-
-        def held_download(handler: UpstreamHandler) -> None:
-            held.set()
-            hold(handler)
-
+        held, held_download = held_hang(max_seconds=60)
         (held_fn,) = HELD.filenames
         server.add_fault(f"/{LINUX}/{held_fn}", held_download)
         directory = site / CHANNEL / LINUX
