@@ -31,6 +31,36 @@ TOKEN = "tk-" + random.Random(20261207).randbytes(12).hex()
 ENCODED = "".join(f"%{byte:02X}" for byte in TOKEN.encode())
 
 
+def feed_site(tmp_path: Path, feed_url: str, upstream_url: str) -> tuple[Path, Path]:
+    """The site and the channels.yaml of a channel filtered by the feed at ``feed_url``."""
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"""\
+output: {site}
+download: {{retries: 0, timeout: 5}}
+filters:
+  advisories: {{feeds: ['{feed_url}']}}
+channels:
+  {CHANNEL}:
+    url: {upstream_url}
+    subdirs: [linux-64]
+"""
+    )
+    return site, config
+
+
+def run_sitegen(config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``sitegen -v ARGS -c CONFIG`` with the feed's token in the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "sitegen", "-v", *args, "-c", str(config)],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "FEED_TOKEN": TOKEN},
+        check=False,
+    )
+
+
 def test_an_advisory_echoing_its_feeds_token_blocks_without_showing_it(
     example_upstream: ExampleUpstream,
     upstream_server_factory: Callable[..., UpstreamServer],
@@ -45,29 +75,10 @@ def test_an_advisory_echoing_its_feeds_token_blocks_without_showing_it(
     }
     write_feed(feeds / "t" / TOKEN / "conda" / "all.zip", [echoing])
     host = upstream_server_factory(feeds).url
-    site = tmp_path / "site"
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        f"""\
-output: {site}
-filters:
-  advisories: {{feeds: ['{host}/t/${{FEED_TOKEN}}/conda/all.zip']}}
-channels:
-  {CHANNEL}:
-    url: {example_upstream.url}
-    subdirs: [linux-64]
-"""
-    )
-    env = {**os.environ, "FEED_TOKEN": TOKEN}
+    feed_url = f"{host}/t/${{FEED_TOKEN}}/conda/all.zip"
+    site, config = feed_site(tmp_path, feed_url, example_upstream.url)
     runs = [
-        subprocess.run(
-            [sys.executable, "-m", "sitegen", "-v", *args, "-c", str(config)],
-            capture_output=True,
-            timeout=120,
-            env=env,
-            check=False,
-        )
-        for args in (["mirror", "--no-progress"], ["status"], ["render"])
+        run_sitegen(config, *args) for args in (["mirror", "--no-progress"], ["status"], ["render"])
     ]
     assert [r.returncode for r in runs] == [0, 0, 0], runs[0].stderr.decode()
     assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
@@ -117,30 +128,10 @@ def test_the_copy_kept_of_a_feed_echoing_its_token_holds_no_token(
     write_feed(served, [echoing("1.3.1")])
     server = upstream_server_factory(feeds)
     url = f"{server.url}/t/${{FEED_TOKEN}}/conda/all.zip"
-    site = tmp_path / "site"
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        f"""\
-output: {site}
-download: {{retries: 0, timeout: 5}}
-filters:
-  advisories: {{feeds: ['{url}']}}
-channels:
-  {CHANNEL}:
-    url: {example_upstream.url}
-    subdirs: [linux-64]
-"""
-    )
-    env = {**os.environ, "FEED_TOKEN": TOKEN}
+    site, config = feed_site(tmp_path, url, example_upstream.url)
 
     def sitegen(*args: str) -> str:
-        proc = subprocess.run(
-            [sys.executable, "-m", "sitegen", "-v", *args, "-c", str(config)],
-            capture_output=True,
-            timeout=120,
-            env=env,
-            check=False,
-        )
+        proc = run_sitegen(config, *args)
         output = (proc.stdout + proc.stderr).decode(errors="replace")
         assert proc.returncode == 0, output
         assert TOKEN not in output and ENCODED not in output, output
@@ -193,20 +184,7 @@ def test_the_archive_an_earlier_sitegen_kept_stands_in_while_the_feed_is_down(
     server = upstream_server_factory(feeds)
     server.add_fault(path, respond(503))
     url = f"{server.url}/t/${{FEED_TOKEN}}/conda/all.zip"
-    site = tmp_path / "site"
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        f"""\
-output: {site}
-download: {{retries: 0, timeout: 5}}
-filters:
-  advisories: {{feeds: ['{url}']}}
-channels:
-  {CHANNEL}:
-    url: {example_upstream.url}
-    subdirs: [linux-64]
-"""
-    )
+    site, config = feed_site(tmp_path, url, example_upstream.url)
     # The feed's folder as the earlier sitegen left it.
     folder = advisory_feed_dir(site, url)
     folder.mkdir(parents=True)
@@ -225,16 +203,9 @@ channels:
             }
         )
     )
-    env = {**os.environ, "FEED_TOKEN": TOKEN}
 
     def sitegen(*args: str) -> str:
-        proc = subprocess.run(
-            [sys.executable, "-m", "sitegen", "-v", *args, "-c", str(config)],
-            capture_output=True,
-            timeout=120,
-            env=env,
-            check=False,
-        )
+        proc = run_sitegen(config, *args)
         output = (proc.stdout + proc.stderr).decode(errors="replace")
         assert proc.returncode == 0, output
         assert TOKEN not in output, output
@@ -267,30 +238,11 @@ def test_an_archive_an_earlier_sitegen_kept_that_cannot_be_used_is_only_deleted(
     path = f"/t/{TOKEN}/conda/all.zip"
     server.add_fault(path, respond(503))
     url = f"{server.url}/t/${{FEED_TOKEN}}/conda/all.zip"
-    site = tmp_path / "site"
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        f"""\
-output: {site}
-download: {{retries: 0, timeout: 5}}
-filters:
-  advisories: {{feeds: ['{url}']}}
-channels:
-  {CHANNEL}:
-    url: {example_upstream.url}
-    subdirs: [linux-64]
-"""
-    )
+    site, config = feed_site(tmp_path, url, example_upstream.url)
     folder = advisory_feed_dir(site, url)
     folder.mkdir(parents=True)
     (folder / "feed.zip").write_bytes(b"PK\x03\x04 cut short " + TOKEN.encode())
-    proc = subprocess.run(
-        [sys.executable, "-m", "sitegen", "mirror", "--no-progress", "-c", str(config)],
-        capture_output=True,
-        timeout=120,
-        env={**os.environ, "FEED_TOKEN": TOKEN},
-        check=False,
-    )
+    proc = run_sitegen(config, "mirror", "--no-progress")
     output = (proc.stdout + proc.stderr).decode(errors="replace")
     assert proc.returncode == 1, output  # the mirror it filters is not run
     assert "kept of it cannot be used: not a readable zip archive" in output
