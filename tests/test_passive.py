@@ -736,6 +736,38 @@ async def test_a_file_is_fetched_from_the_mirror_that_supplied_it_and_checked_by
     assert sha256(site / CHANNEL / "linux-64" / fn) == record["sha256"]
 
 
+PASSIVE = "cloud/passive"
+
+
+def _held_until_released() -> tuple[threading.Event, threading.Event, Any]:
+    """A fault hook holding a request until ``release`` is set (``arrived`` is set as it comes),
+    then letting it be served as usual; returns (arrived, release, hook)."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold(handler: UpstreamHandler) -> bool:
+        arrived.set()
+        release.wait(10)
+        return False
+
+    return arrived, release, hold
+
+
+def _passive_beside(tmp_path: Path, site: Path, url: str, active: str | None = None) -> SiteConfig:
+    """The configuration of PASSIVE (mode: passive) mirroring linux-64 of ``url``, with an
+    ``active`` channel of the same upstream beside it when one is named."""
+    lines = [
+        f"output: {site}",
+        "download: {retries: 0, timeout: 30}",
+        "channels:",
+        f"  {PASSIVE}: {{url: '{url}', subdirs: [linux-64], mode: passive}}",
+    ]
+    if active is not None:
+        lines.append(f"  {active}: {{url: '{url}', subdirs: [linux-64]}}")
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text("\n".join(lines) + "\n")
+    return load_config(config_path)
+
+
 async def test_a_reuploaded_stored_file_stays_until_the_metadata_naming_it_changes(
     tmp_path: Path,
 ) -> None:
@@ -749,24 +781,10 @@ async def test_a_reuploaded_stored_file_stays_until_the_metadata_naming_it_chang
     write_channel(root, specs, zst=True)
     fn = "beta-2.0-h1_0.conda"
     site = tmp_path / "site"
-    passive, active = "cloud/passive", "cloud/active"
-    arrived, release = threading.Event(), threading.Event()
-
-    def hold(handler: UpstreamHandler) -> bool:
-        arrived.set()
-        release.wait(10)
-        return False  # then served as usual
-
+    passive, active = PASSIVE, "cloud/active"
+    arrived, release, hold = _held_until_released()
     with UpstreamServer(root) as server:
-        config_path = tmp_path / "channels.yaml"
-        config_path.write_text(
-            f"output: {site}\n"
-            "download: {retries: 0, timeout: 30}\n"
-            "channels:\n"
-            f"  {passive}: {{url: '{server.url}', subdirs: [linux-64], mode: passive}}\n"
-            f"  {active}: {{url: '{server.url}', subdirs: [linux-64]}}\n"
-        )
-        config = load_config(config_path)
+        config = _passive_beside(tmp_path, site, server.url, active)
         assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
         reply = await _fetch_one(config, f"/{passive}/linux-64/{fn}")
         assert (reply.status, reply.outcome) == (200, "fetched"), reply.body
@@ -834,24 +852,10 @@ async def _reupload_raced_by_the_fetcher(tmp_path: Path, *, stored_by_hand: bool
     fn = "beta-2.0-h1_0.conda"
     upstream_file = root / "linux-64" / fn
     site = tmp_path / "site"
-    passive, active = "cloud/passive", "cloud/active"
-    arrived, release = threading.Event(), threading.Event()
-
-    def hold(handler: UpstreamHandler) -> bool:
-        arrived.set()
-        release.wait(10)
-        return False  # then served as usual
-
+    passive, active = PASSIVE, "cloud/active"
+    arrived, release, hold = _held_until_released()
     with UpstreamServer(root) as server:
-        config_path = tmp_path / "channels.yaml"
-        config_path.write_text(
-            f"output: {site}\n"
-            "download: {retries: 0, timeout: 30}\n"
-            "channels:\n"
-            f"  {passive}: {{url: '{server.url}', subdirs: [linux-64], mode: passive}}\n"
-            f"  {active}: {{url: '{server.url}', subdirs: [linux-64]}}\n"
-        )
-        config = load_config(config_path)
+        config = _passive_beside(tmp_path, site, server.url, active)
         assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
         stored_file = site / passive / "linux-64" / fn
         assert not stored_file.exists()
@@ -900,9 +904,9 @@ async def test_a_download_outrun_by_a_new_record_never_takes_the_name(
     fn = "beta-2.0-h1_0.conda"
     upstream_file = root / "linux-64" / fn
     site = tmp_path / "site"
-    passive = "cloud/passive"
+    passive = PASSIVE
     target = site / passive / "linux-64" / fn
-    arrived, release = threading.Event(), threading.Event()
+    arrived, release, hold = _held_until_released()
     named: list[str] = []  # the sha256 of what the name held after each link or rename
 
     def noting(real: Any) -> Any:
@@ -914,20 +918,8 @@ async def test_a_download_outrun_by_a_new_record_never_takes_the_name(
 
         return call
 
-    def hold(handler: UpstreamHandler) -> bool:
-        arrived.set()
-        release.wait(10)
-        return False  # then served as usual
-
     with UpstreamServer(root) as server:
-        config_path = tmp_path / "channels.yaml"
-        config_path.write_text(
-            f"output: {site}\n"
-            "download: {retries: 0, timeout: 30}\n"
-            "channels:\n"
-            f"  {passive}: {{url: '{server.url}', subdirs: [linux-64], mode: passive}}\n"
-        )
-        config = load_config(config_path)
+        config = _passive_beside(tmp_path, site, server.url)
         assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
         old_bytes = upstream_file.read_bytes()
         server.add_fault(f"/linux-64/{fn}", hold, times=1)
