@@ -762,8 +762,10 @@ async def test_repodata_that_does_not_decode_from_transit_fails(
             await upstream.fetch_repodata("linux-64", None)
 
 
-PAST_THE_END = """
-import gzip, sys, httpx, trio
+# What the two scripts below (each run in a process of its own, so that a decoding loop that
+# never ends cannot hang the suite) start with: a response body arriving in given chunks.
+CHUNKED_BODY = """
+import gzip, hashlib, sys, httpx, trio
 from sitegen.net.transit import decoded_body
 
 class Chunks(httpx.AsyncByteStream):
@@ -773,7 +775,11 @@ class Chunks(httpx.AsyncByteStream):
     async def __aiter__(self):
         for chunk in self.chunks:
             yield chunk
+"""
 
+PAST_THE_END = (
+    CHUNKED_BODY
+    + """
 async def main(read):
     body = gzip.compress(b"".join(b'"pkg-%d": {},' % i for i in range(120_000))) + b"<html>"
     chunks = [body[i : i + read] for i in range(0, len(body), read)]
@@ -786,20 +792,12 @@ async def main(read):
 
 trio.run(main, int(sys.argv[1]))
 """
+)
 
 
-MEMBERS = """
-import gzip, hashlib, sys, httpx, trio
-from sitegen.net.transit import decoded_body
-
-class Chunks(httpx.AsyncByteStream):
-    def __init__(self, chunks):
-        self.chunks = chunks
-
-    async def __aiter__(self):
-        for chunk in self.chunks:
-            yield chunk
-
+MEMBERS = (
+    CHUNKED_BODY
+    + """
 async def main(read):
     data = b"".join(b'"pkg-%d": {},' % i for i in range(120_000))
     body = gzip.compress(data[:700_000]) + gzip.compress(b"") + gzip.compress(data[700_000:])
@@ -812,6 +810,7 @@ async def main(read):
 
 trio.run(main, int(sys.argv[1]))
 """
+)
 
 
 @pytest.mark.parametrize("read", [1 << 20, 4096, 1])
