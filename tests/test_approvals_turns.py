@@ -5,12 +5,10 @@ the file, and its lock, alone."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -77,22 +75,18 @@ def held_after_take(monkeypatch: pytest.MonkeyPatch, site: Path) -> list[subproc
     return holders
 
 
-async def run_ticking(config: Path, own: tuple[ApprovalChange, ...] = (OWN,)) -> tuple[str, float]:
-    """Run the mirror (publishing ``own``) beside a task that ticks every 20 ms; the run's
-    status, and the longest the ticks stopped for."""
-    ticks: list[float] = []
-
-    async def tick() -> None:
-        while True:
-            ticks.append(time.monotonic())
-            await trio.sleep(0.02)
-
+async def run_beside(
+    config: Path, own: tuple[ApprovalChange, ...] = (OWN,), task: Any = None
+) -> str:
+    """Run the mirror (publishing ``own``) beside ``task`` (an async function, if any); the
+    run's status."""
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(tick)
+        if task is not None:
+            nursery.start_soon(task)
         options = MirrorOptions(progress=False, approvals=own)
         report = await run_mirror(load_config(config), options)
         nursery.cancel_scope.cancel()
-    return report.status, max(b - a for a, b in itertools.pairwise(ticks))
+    return report.status
 
 
 def recorded_over(site: Path) -> bool:
@@ -105,29 +99,34 @@ def test_the_event_loop_runs_on_while_a_run_waits_for_its_turn(
     config = write_config(tmp_path, example_upstream.url)
     site = tmp_path / "site"
     holders = held_after_take(monkeypatch, site)
+    let_go_by: list[str] = []
 
-    def let_go() -> None:
-        # Once the run's record is saved it waits for its turn: two seconds later, the file
-        # is free again.
-        deadline = time.monotonic() + 60
-        while not recorded_over(site) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(2)
+    async def let_go_once_recorded() -> None:
+        # Once the run's record is saved it waits for its turn: a task of the event loop frees
+        # the file then, which it can only do if the loop runs on while the run waits.
+        while not recorded_over(site):
+            await trio.sleep(0.01)
+        let_go_by.append("the loop")
         for holder in holders:
             holder.kill()
 
-    releasing = threading.Thread(target=let_go)
-    releasing.start()
+    def let_go_by_timer() -> None:  # where the wait holds the event loop
+        let_go_by.append("the timer")
+        for holder in holders:
+            holder.kill()
+
+    safety = threading.Timer(30, let_go_by_timer)
+    safety.start()
     try:
-        status, longest_pause = trio.run(run_ticking, config)
+        status = trio.run(run_beside, config, (OWN,), let_go_once_recorded)
     finally:
-        releasing.join()
+        safety.cancel()
         for holder in holders:
             holder.kill()
             holder.wait()
     assert status == COMPLETED
     assert len(holders) == 1
-    assert longest_pause < 1, longest_pause
+    assert let_go_by == ["the loop"], let_go_by
     assert not approvals_waiting_path(site).exists()  # released once the file was free
 
 
@@ -142,17 +141,19 @@ def test_a_run_whose_turn_does_not_come_ends_all_the_same(
     site = tmp_path / "site"
     holders = held_after_take(monkeypatch, site)
 
+    let_go_by_timer: list[bool] = []
+
     def let_go() -> None:
+        let_go_by_timer.append(True)
         for holder in holders:
             holder.kill()
 
-    # Kept from hanging the tests where the run would wait for good.
+    # Kept from hanging the tests where the run would wait for good: it must end without it.
     safety = threading.Timer(30, let_go)
     safety.start()
-    started = time.monotonic()
     try:
         with caplog.at_level(logging.ERROR, logger="sitegen"):
-            status, _pause = trio.run(run_ticking, config)
+            status = trio.run(run_beside, config)
     finally:
         safety.cancel()
         for holder in holders:
@@ -160,7 +161,7 @@ def test_a_run_whose_turn_does_not_come_ends_all_the_same(
             holder.wait()
     assert status == COMPLETED
     assert len(holders) == 1
-    assert time.monotonic() - started < 15
+    assert let_go_by_timer == []
     assert "left taken: the file was not free in time" in caplog.text
 
 
@@ -169,7 +170,7 @@ def test_a_run_that_took_no_changes_leaves_the_file_and_its_lock_alone(
 ) -> None:
     config = write_config(tmp_path, example_upstream.url)  # no gated channel
     site = tmp_path / "site"
-    status, _pause = trio.run(run_ticking, config, ())
+    status = trio.run(run_beside, config, ())
     assert status == COMPLETED
     assert recorded_over(site)
     assert not approvals_waiting_lock_path(site).exists()

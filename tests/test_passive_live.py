@@ -282,11 +282,9 @@ async def test_a_client_asking_in_a_retrys_backoff_is_answered_in_time(
                 nursery.start_soon(get, address, setup.fn, first)
                 while not setup.server.count(".conda"):  # logged once the reset is sent
                     await trio.sleep(0.05)
-                asked = trio.current_time()
                 await get(address, setup.fn, second, read=10)
-                answered = trio.current_time() - asked
+        # Given up by answer_within, in the backoff: held until the retry, it would be a 200.
         assert second.status == 504, second
-        assert answered < 3.0, answered  # answer_within, not the backoff
         assert not setup.target.exists() and setup.leftovers() == []
     assert first.status == 200 and isinstance(first.error, httpx.RemoteProtocolError), first
     said = [m for r in caplog.records if setup.fn in (m := r.getMessage()) and "not stored" in m]
