@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sitegen.layout import upstream_cache_dir, upstream_validators_path
 from sitegen.net.upstream import CacheValidators
@@ -43,50 +44,41 @@ class UpstreamCache:
     def _dir(self, mirror: str, subdir: str) -> Path:
         return self.where(self.site.root, mirror, subdir)
 
-    def validators(self, mirror: str, subdir: str) -> CacheValidators | None:
+    def _said(self, mirror: str, subdir: str) -> dict[str, Any]:
+        """What validators.json says of the body kept; nothing when it is missing or unreadable."""
         try:
-            data = json.loads(upstream_validators_path(self._dir(mirror, subdir)).read_text())
-            return CacheValidators(
-                variant=data["variant"],
-                etag=data.get("etag"),
-                last_modified=data.get("last_modified"),
-                hidden=data.get("validators_hidden") is True,
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+            said = json.loads(upstream_validators_path(self._dir(mirror, subdir)).read_text())
+        except (OSError, ValueError):
+            return {}
+        return said if isinstance(said, dict) else {}
+
+    def validators(self, mirror: str, subdir: str) -> CacheValidators | None:
+        return _validators_of(self._said(mirror, subdir))
 
     def hidden_form(self, mirror: str, subdir: str) -> int:
         """How the body kept holds the secrets of the mirror's URL: AS_SERVED, UNESCAPED or
         HIDDEN."""
-        try:
-            path = upstream_validators_path(self._dir(mirror, subdir))
-            said = json.loads(path.read_text()).get("secrets_hidden")
-        except (OSError, ValueError, AttributeError):
-            return AS_SERVED
+        said = self._said(mirror, subdir).get("secrets_hidden")
         return UNESCAPED if said is True else HIDDEN if said == HIDDEN else AS_SERVED
 
     def sha256(self, mirror: str, subdir: str) -> str | None:
         """The sha256 (hex) recorded of the body kept; None when none is (an earlier sitegen
         kept it), and then nothing tells a damaged body from a sound one but its parse."""
-        try:
-            path = upstream_validators_path(self._dir(mirror, subdir))
-            said = json.loads(path.read_text()).get("sha256")
-        except (OSError, ValueError, AttributeError):
-            return None
-        return said if isinstance(said, str) and said else None
+        return _sha256_of(self._said(mirror, subdir))
 
     def body(self, mirror: str, subdir: str) -> bytes | None:
         """The body kept; None without one, or when it is not the bytes kept (their sha256,
         where it is recorded; a run's inputs digest takes it then rather than hashing them
         again, see sitegen.sync.fetch)."""
-        validators = self.validators(mirror, subdir)
+        said = self._said(mirror, subdir)
+        validators = _validators_of(said)
         if validators is None:
             return None
         try:
             body = (self._dir(mirror, subdir) / validators.variant).read_bytes()
         except OSError:
             return None
-        recorded = self.sha256(mirror, subdir)
+        recorded = _sha256_of(said)
         if recorded is not None and hashlib.sha256(body).hexdigest() != recorded:
             return None
         return body
@@ -171,3 +163,20 @@ class UpstreamCache:
         if validators.hidden:
             document["validators_hidden"] = True
         self.site.write_bytes(upstream_validators_path(directory), json.dumps(document).encode())
+
+
+def _validators_of(said: dict[str, Any]) -> CacheValidators | None:
+    try:
+        return CacheValidators(
+            variant=said["variant"],
+            etag=said.get("etag"),
+            last_modified=said.get("last_modified"),
+            hidden=said.get("validators_hidden") is True,
+        )
+    except (KeyError, TypeError):
+        return None
+
+
+def _sha256_of(said: dict[str, Any]) -> str | None:
+    recorded = said.get("sha256")
+    return recorded if isinstance(recorded, str) and recorded else None
