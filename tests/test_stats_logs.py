@@ -569,3 +569,44 @@ def test_endless_clients_asking_for_ranges_do_not_grow_the_state(
     doc = json.loads((tmp_path / "site" / "stats.json").read_bytes())
     today = {row["period"]: row for row in doc["periods"]}[datetime.now(UTC).date().isoformat()]
     assert today["downloads"] == 50_000  # every client's range still counts
+
+
+def test_endless_clients_redirected_and_not_following_do_not_grow_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apache logs the fetcher's outcome on a 302 back to the static URL, held per client and
+    file until the 200 that follows: endless user agents each redirected, and never
+    following, grew the memory of the count and the state file without bound. Past the pairs
+    a day holds, the 200 after a redirect not held counts as served from disk."""
+    monkeypatch.setattr(counter, "CLIENTS_KEPT", 1000)
+    log = tmp_path / "access.log"
+    config = tmp_path / "channels.yaml"
+    config.write_text(_config_text(tmp_path, log))
+    day = datetime.now(UTC).strftime("%d/%b/%Y")
+
+    def requests(clients: range, status: int, fetcher: str) -> None:
+        with log.open("a") as out:
+            for i in clients:
+                out.write(
+                    f'192.0.2.1 - - [{day}:10:00:00 +0000] "GET /cloud/x/linux-64/a-1-0.conda'
+                    f' HTTP/1.1" {status} 10 "-" "conda/24.1.0 bot/{i}" "{fetcher}"\n'
+                )
+
+    requests(range(5000), 302, "stored")
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    state = layout.stats_state_path(tmp_path / "site")
+    size = state.stat().st_size
+    requests(range(5000, 50_000), 302, "stored")
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    assert state.stat().st_size < size + 4096  # 45,000 more redirects, no more room
+    counts, _cursors = load_state(state)
+    assert all(len(opened.redirected) <= 1000 for opened in counts.open_days.values())
+    requests(range(999, 1001), 200, "-")  # the last pair held, the first not
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    counts, _cursors = load_state(state)
+    assert counts.passive == {
+        datetime.now(UTC).date().isoformat(): {
+            "cloud/x|linux-64|stored": 1,
+            "cloud/x|linux-64|disk": 1,
+        }
+    }

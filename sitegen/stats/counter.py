@@ -7,7 +7,9 @@ dropped by :meth:`Tally.close_days`, after which nobody can tell which hash was 
 Only the counts remain. (Lines of a closed day that turn up later, in a log rotated in after
 it closed, are counted under a new salt: their clients may count twice for that day.) Anyone can
 send endless user agents, each a client: a day tells apart :data:`CLIENTS_KEPT`, past which its
-clients and tools are a lower bound (:attr:`Tally.capped`); its downloads all count.
+clients and tools are a lower bound (:attr:`Tally.capped`); its downloads all count. It holds
+as many pairs of a client and a file for ranges (:meth:`OpenDay.first_range`) and for
+redirects (:meth:`OpenDay.redirect`).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class OpenDay:
     # (client, channel|subdir|file or folder|installer file)
     ranges: set[tuple[bytes, str]] = field(default_factory=set)
     # (client, file) -> the fetcher's outcome of a redirect back to the static URL (Apache),
-    # until the request that follows it (kept across runs with the day).
+    # until the request that follows it (kept across runs with the day); see redirect.
     redirected: dict[tuple[bytes, str], bytes] = field(default_factory=dict)
 
     def first_range(self, client: bytes, key: str) -> bool:
@@ -77,6 +79,15 @@ class OpenDay:
         if len(self.ranges) < CLIENTS_KEPT:
             self.ranges.add((client, key))
         return True
+
+    def redirect(self, client: bytes, key: str, told: bytes) -> None:
+        """Hold the fetcher's outcome ``told`` of a redirect of ``client`` to ``key`` for the
+        200 that follows it. A client need not follow a redirect, so the pairs are held as
+        many as the day tells apart clients; past them (endless user agents, each redirected),
+        the 200 after a redirect of a pair not held counts as served from disk."""
+        pair = (client, key)
+        if pair in self.redirected or len(self.redirected) < CLIENTS_KEPT:
+            self.redirected[pair] = told
 
 
 # What the line counter caches per request target: kind, channel|subdir|file, and
@@ -250,7 +261,7 @@ class LineCounter:
                 if status == b"302" and fetcher and fetcher[0] in _OUTCOMES:
                     # Apache: the fetcher stored the file and sent the client back to the
                     # static URL; the 200 that follows tells this outcome, not "from disk".
-                    tally.open_days[day].redirected[(client, key)] = fetcher[0]
+                    tally.open_days[day].redirect(client, key, fetcher[0])
                     continue
                 if status != b"200" and status != b"206":
                     continue
