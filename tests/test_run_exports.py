@@ -607,6 +607,32 @@ async def test_a_damaged_copy_kept_without_its_sha256_is_fetched_whole_again(
 
 
 @pytest.mark.integration
+async def test_a_copy_kept_without_its_sha256_gets_it_once_it_parses(
+    upstream: tuple[Path, UpstreamServer], tmp_path: Path
+) -> None:
+    """A sound copy an earlier sitegen kept without its sha256, found current by upstream,
+    parses: its sha256 is recorded then, so damage to it is told when it is read back."""
+    root, server = upstream
+    variant = "run_exports.json.zst"
+    _serve(root, _upstream_document(), zst=True)
+    config = _config(tmp_path, server.url)
+    await _run(config)
+    (mirror,) = config.channels[0].mirrors
+    cache = upstream_run_exports_dir(config.output, mirror.name, "linux-64")
+    validators = upstream_validators_path(cache)
+    document = json.loads(validators.read_bytes())
+    recorded = document.pop("sha256")
+    validators.write_text(json.dumps(document))
+    server.reset()
+
+    await _run(config)
+    etag = f'"{hashlib.sha256((root / "linux-64" / variant).read_bytes()).hexdigest()}"'
+    assert _asked(server, variant) == [(304, etag)]
+    assert json.loads(validators.read_bytes()) == {**document, "sha256": recorded}
+    assert _published(config) == KEPT
+
+
+@pytest.mark.integration
 async def test_a_bad_body_fetched_in_place_of_a_damaged_copy_is_asked_for_once(
     upstream: tuple[Path, UpstreamServer], tmp_path: Path
 ) -> None:

@@ -274,3 +274,31 @@ async def test_a_damaged_copy_of_a_mirror_not_run_is_not_used(
     assert (200, None) in second
     assert site_digest(site / "m/c") == published
     assert_site_invariant(site)
+
+
+async def test_a_copy_kept_without_its_sha256_gets_it_once_it_parses(
+    server: UpstreamServer, tmp_path: Path
+) -> None:
+    """A sound copy an earlier sitegen kept without its sha256, found current by upstream,
+    parses: its sha256 is recorded then, so damage a parse does not see (a bit flipped) is
+    told when it is read back, before upstream is asked whether it is current."""
+    site = make_sandbox(tmp_path)
+    cfg = config(site, server.url)
+    assert (await mirror(cfg)).status == COMPLETED
+    good = (kept(site) / ZST).read_bytes()
+    as_earlier_sitegen_kept_it(site)
+    server.reset()
+
+    assert (await mirror(cfg)).status == COMPLETED
+    etag = f'"{hashlib.sha256(good).hexdigest()}"'  # the test upstream's
+    assert repodata_requests(server) == [(304, etag)]
+    validators = json.loads((kept(site) / "validators.json").read_bytes())
+    assert validators["sha256"] == hashlib.sha256(good).hexdigest()
+    assert validators["variant"] == ZST and validators["etag"] == etag
+
+    (kept(site) / ZST).write_bytes(_flip_a_bit(good))
+    server.reset()
+    assert (await mirror(cfg)).status == COMPLETED
+    assert repodata_requests(server) == [(200, None)]
+    assert (kept(site) / ZST).read_bytes() == good
+    assert_mirrored(site, small_packages())

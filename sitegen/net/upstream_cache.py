@@ -6,7 +6,8 @@ in: a run hands it in without the secrets of the mirror's URL when it has some (
 upstream_secrets), and its validators say so (:func:`UpstreamCache.hidden_form`); the
 validators themselves are kept as handed in too (see CacheValidators.hidden). The validators
 also record the sha256 of the body they describe: a body read back that is not those bytes
-(cut short, a bit flipped on disk) is no copy, and the next request is made whole.
+(cut short, a bit flipped on disk) is no copy, and the next request is made whole. A body an
+earlier sitegen kept without its sha256 gets it once a run has read it back and parsed it.
 """
 
 from __future__ import annotations
@@ -98,6 +99,16 @@ class UpstreamCache:
         # Body first: validators must never describe a body that is not on disk.
         self.site.write_bytes(directory / validators.variant, body)
         self._write_validators(directory, validators, hidden, sha256)
+
+    def record_sha256(self, mirror: str, subdir: str, sha256: str) -> None:
+        """Record ``sha256`` (hex) as that of the body kept, where validators.json records none
+        (an earlier sitegen kept it): from then on damage to it is told when it is read back,
+        not only by a parse that fails. The caller took it of the body read back, which parsed."""
+        said = self._said(mirror, subdir)
+        if _validators_of(said) is None or _sha256_of(said) is not None:
+            return
+        document = json.dumps({**said, "sha256": sha256}).encode()
+        self.site.write_bytes(upstream_validators_path(self._dir(mirror, subdir)), document)
 
     def stage(
         self, mirror: str, subdir: str, validators: CacheValidators, body: bytes

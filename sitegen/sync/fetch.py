@@ -20,7 +20,14 @@ from sitegen.net.upstream_cache import AS_SERVED, UNESCAPED, UpstreamCache
 from sitegen.net.zstd_body import decode_body
 from sitegen.store.interface import PendingWrite
 from sitegen.sync.report import ERROR, FETCHED, MISSING, UNCHANGED
-from sitegen.sync.upstream_copy import forget_copy, keep_copy, kept_copy, received, sha256_of
+from sitegen.sync.upstream_copy import (
+    forget_copy,
+    keep_copy,
+    kept_copy,
+    received,
+    record_sha256,
+    sha256_of,
+)
 
 log = logging.getLogger("sitegen")
 
@@ -44,6 +51,9 @@ class FetchResult:
     sha256: str = ""
     # The copy kept stands for a mirror the run does not fetch: upstream was not asked.
     stand_in: bool = False
+    # The body is the copy kept, whose validators record no sha256 (an earlier sitegen kept
+    # it): recorded once the body parses (see store_body).
+    unrecorded: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,8 +151,9 @@ async def _fetch_repodata(
                 forget_copy(cache, (mirror.name, subdir), "repodata", served_none=True)
             raise
     got = await received(upstream, response, kept, kept_hidden=form != AS_SERVED)
+    unrecorded = False
     if kept is not None and got.body is kept.body:
-        digest = kept.sha256
+        digest, unrecorded = kept.sha256, not kept.recorded
     else:
         digest = await trio.to_thread.run_sync(sha256_of, got.body)
     result = FetchResult(
@@ -152,6 +163,7 @@ async def _fetch_repodata(
         rekeep=got.rekeep,
         sha256=digest,
         stand_in=not selected,
+        unrecorded=unrecorded,
     )
     return result, got.body
 
@@ -184,8 +196,10 @@ async def store_body(
 ) -> None:
     """Keep a newly fetched body (or the one staged for it, see UpstreamCache.stage) for
     conditional requests, once it is known to be usable; and one read back that an earlier
-    sitegen kept, without the secrets of its mirror's URL."""
+    sitegen kept, without the secrets of its mirror's URL, or at least with its sha256."""
     if fetched.status != FETCHED and not fetched.rekeep:
+        if fetched.unrecorded:  # just parsed, so sound: damage from now on is told
+            await record_sha256(cache, key, fetched.sha256, "repodata")
         return
     assert fetched.validators is not None
     await keep_copy(

@@ -32,7 +32,14 @@ from sitegen.net.zstd_body import decode_body
 from sitegen.sync.fetch import FetchResult, ParseResult, SubdirKey
 from sitegen.sync.report import FETCHED, UNCHANGED
 from sitegen.sync.scope import RunScope
-from sitegen.sync.upstream_copy import Received, forget_copy, keep_copy, kept_copy, received
+from sitegen.sync.upstream_copy import (
+    Received,
+    forget_copy,
+    keep_copy,
+    kept_copy,
+    received,
+    record_sha256,
+)
 
 log = logging.getLogger("sitegen")
 
@@ -152,6 +159,9 @@ async def _read_one(
     digest = hashlib.sha256(body).hexdigest()
     if store and got.to_keep:
         await keep_copy(cache, key, got.validators, body, got.hidden, digest, variant)
+    elif store and kept is not None and body is kept.body and not kept.recorded:
+        # The copy an earlier sitegen kept without its sha256 just parsed, so it is sound.
+        await record_sha256(cache, key, digest, variant)
     warnings = ()
     if parsed.dropped:
         reasons = ", ".join(f"{n} {why}" for why, n in Counter(parsed.dropped).most_common())

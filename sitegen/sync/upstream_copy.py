@@ -34,6 +34,8 @@ class KeptCopy:
     validators: CacheValidators
     body: bytes
     sha256: str  # of the body, hex
+    # Its validators record that sha256; else an earlier sitegen kept it, and it was taken now.
+    recorded: bool = True
 
     def answer(self) -> RepodataResponse:
         """Upstream's answer as this copy gives it, for a mirror the run does not fetch."""
@@ -60,8 +62,9 @@ async def kept_copy(cache: UpstreamCache, mirror: str, subdir: str) -> KeptCopy 
         return None
     # Recorded when it was kept, and checked as it was read back; else (an earlier sitegen
     # kept it) taken now.
-    digest = cache.sha256(mirror, subdir) or await trio.to_thread.run_sync(sha256_of, body)
-    return KeptCopy(validators, body, digest)
+    recorded = cache.sha256(mirror, subdir)
+    digest = recorded or await trio.to_thread.run_sync(sha256_of, body)
+    return KeptCopy(validators, body, digest, recorded is not None)
 
 
 def sha256_of(body: bytes) -> str:
@@ -161,6 +164,16 @@ async def keep_copy(
         await trio.to_thread.run_sync(keep, *key, validators, body, hidden, sha256)
     except OSError as exc:  # only costs a full fetch next time
         log.warning("%s/%s: could not cache upstream %s: %s", *key, what, exc)
+
+
+async def record_sha256(cache: UpstreamCache, key: tuple[str, str], sha256: str, what: str) -> None:
+    """Record the sha256 of a copy an earlier sitegen kept without it (see
+    UpstreamCache.record_sha256), once its body read back parsed; ``what``: the document, for
+    the warning when it cannot be recorded (the run goes on: the next one tries again)."""
+    try:
+        await trio.to_thread.run_sync(cache.record_sha256, *key, sha256)
+    except OSError as exc:
+        log.warning("%s/%s: could not record the sha256 of upstream %s: %s", *key, what, exc)
 
 
 def forget_copy(
