@@ -23,7 +23,8 @@ import trio.testing
 from sitegen.conda.records import Repodata
 from sitegen.config import DownloadSettings, MirrorConfig
 from sitegen.net.activity import Activity, heartbeat
-from sitegen.net.download import DownloadJob, download
+from sitegen.net.download import download
+from sitegen.net.download_job import DownloadJob
 from sitegen.net.failures import describe_error
 from sitegen.net.upstream import Upstream, UpstreamError, make_client
 from sitegen.store.site import Site

@@ -38,7 +38,8 @@ from sitegen.net import failures as failures_mod
 from sitegen.net import transport as transport_mod
 from sitegen.net import upstream as upstream_mod
 from sitegen.net.client import UpstreamClient, credentials_go_to, open_client
-from sitegen.net.download import DownloadJob, DownloadResult, download
+from sitegen.net.download import download
+from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.transport import EventLoopTransport
 from sitegen.net.upstream import Upstream, UpstreamError, make_client
 from sitegen.store.site import TEMP_PREFIX, PendingFile, Site

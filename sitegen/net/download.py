@@ -7,69 +7,25 @@ then reported; nothing unverified ever sits under a package's name.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import httpx
 import trio
 
-from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings
 from sitegen.net.checksums import VerifyError
 from sitegen.net.client import InvalidHostName
 from sitegen.net.download_http import Fatal, Retryable, fetch, name_verified, package_url
+from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.failures import describe_error, log_retry, retry_delay
 from sitegen.net.local_copy import NotInSource, copy_local
-from sitegen.net.upstream import Upstream, UpstreamError
-from sitegen.store.site import PendingFile, Site
+from sitegen.net.upstream import UpstreamError
+from sitegen.store.site import Site
 from sitegen.store.writer import DiskWriter, open_disk_writer
 
 K = TypeVar("K")  # what a caller of download_each keeps beside each job
-
-
-class Watch(Protocol):
-    """Someone reading a file while it downloads (the passive fetcher's waiting clients)."""
-
-    def opened(self, pending: PendingFile) -> Callable[[int, int], object]:
-        """An attempt begins writing ``pending`` (empty); the answer is told ``(start, end)``
-        in the event loop whenever bytes of the part written from ``start`` are on disk up to
-        ``end``."""
-        ...
-
-    def retrying(self) -> None:
-        """The attempt under way failed and another follows, after a delay: the bytes of the
-        file it opened, if any, are void from now on."""
-        ...
-
-
-@dataclass
-class DownloadJob:
-    upstream: Upstream
-    record: Record
-    target: Path  # final published path inside the site
-    # On disk before it is named: for files served as they are named, with no flush
-    # of the whole run after them (the pull-through fetcher, repairs).
-    durable: bool = False
-    base_url: str | None = None  # the upstream subdir's CEP-15 info.base_url, as written
-    watch: Watch | None = None
-    # Asked once the file is verified (and flushed, when durable), right before it is named:
-    # a reason not to name it after all, or None. For a caller whose record may change while
-    # the bytes come (the pull-through fetcher: a run publishing another record meanwhile).
-    veto: Callable[[], Awaitable[str | None]] | None = None
-    # Told as each attempt begins, before it waits for a connection slot: what the download
-    # waits for then (the pull-through fetcher tells its clients why they got no byte).
-    on_attempt: Callable[[], object] | None = None
-
-
-@dataclass
-class DownloadResult:
-    job: DownloadJob
-    ok: bool
-    bytes: int = 0
-    error: str = ""
 
 
 async def download(

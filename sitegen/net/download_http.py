@@ -9,20 +9,17 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 
 from sitegen.net.activity import Transfer
 from sitegen.net.checksums import Hasher, VerifyError, hash_chunks
+from sitegen.net.download_job import DownloadJob
 from sitegen.net.failures import MIN_RATE, RETRY_STATUS, Pace, retry_after
 from sitegen.net.transit import UNREGISTERED, registered_codings
 from sitegen.net.upstream import Upstream
 from sitegen.store.site import PendingFile, Site
 from sitegen.store.writer import DiskWriter
-
-if TYPE_CHECKING:
-    from sitegen.net.download import DownloadJob
 
 # Files of at least two parts are fetched as byte ranges over parallel connections, so one large
 # file is not held to a single connection's bandwidth (CDNs and proxies often cap those).

@@ -26,7 +26,8 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, MirrorConfig, SiteConfig
 from sitegen.layout import origins_path
-from sitegen.net.download import DownloadJob, DownloadResult, Watch, download
+from sitegen.net.download import download
+from sitegen.net.download_job import DownloadJob, DownloadResult, Watch
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.passive.resolver import ANSWER_WITHIN, NO_ANSWER, NO_SLOT, FetchJob, StatCache
 from sitegen.store.origins import Origins, read_origins

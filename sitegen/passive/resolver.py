@@ -53,7 +53,7 @@ from sitegen.conda.schema import (
 )
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import package_file_path
-from sitegen.net.download import Watch
+from sitegen.net.download_job import Watch
 from sitegen.passive.live import FOLLOW_AFTER, Flight, Follower
 from sitegen.store.interface import SiteStorage
 from sitegen.store.site import UnsafePathError

@@ -22,7 +22,8 @@ from sitegen.config import DownloadSettings
 from sitegen.layout import progress_path
 from sitegen.net.activity import counted
 from sitegen.net.checksums import file_matches
-from sitegen.net.download import DownloadJob, DownloadResult, download_each
+from sitegen.net.download import download_each
+from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.upstream import Upstream
 from sitegen.store.site import Site
 from sitegen.sync.plan import Plan

@@ -26,7 +26,8 @@ from sitegen.conda.records import Record
 from sitegen.config import InstallerConfig
 from sitegen.layout import installer_file_path
 from sitegen.net.activity import counted, human_bytes
-from sitegen.net.download import DownloadJob, DownloadResult, download_each
+from sitegen.net.download import download_each
+from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.failures import UpstreamError
 from sitegen.net.installer_index import fetch_index, file_size
 from sitegen.net.upstream import Upstream, open_upstreams

@@ -19,7 +19,7 @@ from sitegen.conda.records import Record, gc_paused
 from sitegen.conda.version import RecordMatcher, clear_caches
 from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.layout import REPODATA
-from sitegen.net.download import DownloadJob
+from sitegen.net.download_job import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams
 from sitegen.net.upstream_cache import UpstreamCache
 from sitegen.sync.advisory_feeds import refresh_feeds

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sitegen.net.download import DownloadJob
+from sitegen.net.download_job import DownloadJob
 from sitegen.sync.progress import human_bytes
 
 log = logging.getLogger("sitegen")

@@ -57,7 +57,8 @@ from sitegen.layout import (
     package_file_path,
     retired_shards_path,
 )
-from sitegen.net.download import DownloadJob, DownloadResult, download_each
+from sitegen.net.download import download_each
+from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage

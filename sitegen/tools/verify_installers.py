@@ -28,7 +28,8 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.config import InstallerConfig, SiteConfig
 from sitegen.layout import INSTALLER_PAGE, installer_file_path, installer_state_path
-from sitegen.net.download import DownloadJob, DownloadResult, download_each
+from sitegen.net.download import download_each
+from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.upstream import open_upstreams
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.installer_listing import NAME_RE
