@@ -2230,3 +2230,22 @@ def test_a_secret_percent_encoded_otherwise_in_an_error_message_is_hidden(monkey
             assert "***" in shown
     # Text whose percent-escapes spell no secret is shown as it is.
     assert scrub_names(["FEED_TOKEN"])("a%20b tk-5f") == "a%20b tk-5f"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # A password holding an unencoded '/' or '@': hidden up to the last '@' before the path.
+        ("https://user:pa/ss@h.example/x", "https://***@h.example/x"),
+        ("get 'https://me:a/b/c@h.example/c' failed", "get 'https://***@h.example/c' failed"),
+        ("https://user:pa/t/ss@h.example/x", "https://***@h.example/x"),
+        ("https://u:pa@ss@h.example/x", "https://***@h.example/x"),
+        # An '@' in the path after a host (and port) is no user:password part.
+        ("https://h.example/a@b/chan", "https://h.example/a@b/chan"),
+        ("https://h.example:8443/a@b/chan", "https://h.example:8443/a@b/chan"),
+        ("https://[::1]:8443/a@b", "https://[::1]:8443/a@b"),
+        ("https://u:pw@h.example/a@b/chan", "https://***@h.example/a@b/chan"),
+    ],
+)
+def test_redact_url_hides_the_whole_user_password_part(url: str, expected: str) -> None:
+    assert redact_url(url) == expected

@@ -77,13 +77,45 @@ def credential_names(url: str) -> tuple[str, ...]:
 _QUERY_VALUE_RE = re.compile(r"([?&][^=&?#\s/]+=)[^&#\s'\"]+")
 
 
+# A URL's user:password part, up to the last '@' before the path: a password may hold an
+# unencoded '@' or '/', and the host is what follows the last '@'. With an '@' before the
+# first '/', the part runs to the last '@' before that '/' (as RFC 3986 and urllib read it),
+# then on through any further '@' of the same word before a '/'.
+_USERINFO_RE = re.compile(r"//[^/@]+@(?:[^/@\s]*@)*")
+# With no '@' before the first '/', but `user:password` standing there rather than
+# `host:port` (what follows the ':' is not a port's digits; an IPv6 address is in brackets),
+# the password holds a '/': the part runs to the last '@' of the word, wherever the path
+# starts. A path holding an '@' after such a password is hidden with it: the two cannot be
+# told apart, and hiding too much shows no secret. A password of digits up to a '/' reads as
+# a port, a user name holding a '/' as a host: those are left as they are, and only
+# :func:`scrub_names`, which knows the values, hides them.
+_SLASHED_USERINFO_RE = re.compile(r"//(?!\[)[^/@:\s]*:(?!\d+[/?#])[^/?#@\s]*/")
+_WORD_RE = re.compile(r"\S+")
+
+
+def _hide_slashed_userinfo(word: re.Match[str]) -> str:
+    # Word by word, and only from the first such start: a regex running from every start to
+    # the word's last '@' would take time growing with the square of a word (a request line
+    # that serve logs) holding many of them and no '@'.
+    text = word.group()
+    start = _SLASHED_USERINFO_RE.search(text)
+    if start is None:
+        return text
+    at = text.rfind("@")
+    return text if at < start.end() else f"{text[: start.start()]}//***@{text[at + 1 :]}"
+
+
 def redact_url(url: str) -> str:
     """Hide anaconda.org-style tokens, ${ENV} references, user:password parts and query
     values."""
     url = ENV_REF_RE.sub("***", url)
+    # The user:password part first: a password holding '/t/' or '?k=' would otherwise be cut
+    # by the patterns below, and the rest of it no longer read as a user:password part.
+    url = _USERINFO_RE.sub("//***@", url)
+    if "//" in url:
+        url = _WORD_RE.sub(_hide_slashed_userinfo, url)
     url = re.sub(r"/t/[^/]+", "/t/***", url)
-    url = _QUERY_VALUE_RE.sub(r"\1***", url)
-    return re.sub(r"//[^/@]+@", "//***@", url)
+    return _QUERY_VALUE_RE.sub(r"\1***", url)
 
 
 # A shorter ${ENV} value is not told apart from ordinary text: hidden, it would garble every
