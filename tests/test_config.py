@@ -4,6 +4,7 @@ created on disk."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -2249,3 +2250,24 @@ def test_a_secret_percent_encoded_otherwise_in_an_error_message_is_hidden(monkey
 )
 def test_redact_url_hides_the_whole_user_password_part(url: str, expected: str) -> None:
     assert redact_url(url) == expected
+
+
+@pytest.mark.parametrize("secret", ["tk\\5f1e9a'7c3b\"2d", "p\u00e4ssw\u00f6rd-5f1e9a7c3b2d"])
+def test_a_secret_escaped_in_an_error_message_is_hidden(monkeypatch, secret: str) -> None:
+    """A message quoting a value with repr() or as JSON spells a backslash, a quote or a
+    character outside ASCII escaped: a search for the value as it is finds no such spelling."""
+    monkeypatch.setenv("FEED_TOKEN", secret)
+    value = "x" * 20 + secret + "-advisory.json"
+    messages = [
+        f"member {value!r}: not valid JSON",
+        f"member {[value]!r}: not valid JSON",
+        f"member {shown_value(value)}: not valid JSON",
+        f"member {shown_value(value, 30)}: not valid JSON",  # cut in the secret
+        f"body {json.dumps({'name': value})} refused",
+        f"body {json.dumps({'name': value}, ensure_ascii=False)} refused",
+    ]
+    for message in messages:
+        for hide in (scrub_names(["FEED_TOKEN"]), SecretSearch([secret]).hide):
+            shown = hide(message)
+            assert "5f1e" not in shown and "tk" not in shown and "ssw" not in shown, shown
+            assert "***" in shown

@@ -11,8 +11,10 @@ looked at one by one only when it may hold one.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -32,22 +34,53 @@ _CUT_START = 3
 _CUT = re.compile("['\"]?" + re.escape(CLIPPED))
 
 
+# Cached: text is hidden message by message (one for each record refused, of hundreds of
+# thousands), always for the same few values.
+@lru_cache(maxsize=256)
+def spellings(value: str) -> tuple[str, ...]:
+    """``value`` as a message may quote it, longest first: as it is, as ``repr()`` (or
+    ``!r``) escapes it within either quote, and as JSON escapes it, characters outside ASCII
+    as they are or as ``\\uXXXX``. There a backslash, a quote or a control character is spelt
+    escaped, and no search for the value as it is finds it."""
+    # With a '"' appended, repr() quotes with "'" and escapes each "'" of the value; within
+    # '"' (how repr() quotes a value holding "'" but no '"') an "'" stands unescaped.
+    in_single = repr(value + '"')[1:-2]
+    forms = {
+        value,
+        in_single,
+        in_single.replace("\\'", "'"),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    }
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def _cut_size(before: str, form: str) -> int:
+    """How many of ``form``'s first characters (at least :data:`_CUT_START`, not all of them)
+    ``before`` ends with; 0 for fewer."""
+    for size in range(min(len(form) - 1, len(before)), _CUT_START - 1, -1):
+        if before.endswith(form[:size]):
+            return size
+    return 0
+
+
 def hide_value(text: str, value: str) -> str:
-    """``text`` with ``value`` written as ``***``: where it is whole, and where a message cut
-    it off after its first characters (before :data:`CLIPPED`), which no search for the whole
-    value finds. Error messages quote only the start of a long value, and a value holding a
-    secret is quoted before anything hides it."""
-    text = text.replace(value, "***")
+    """``text`` with ``value`` written as ``***``, in any of its :func:`spellings`: where it is
+    whole, and where a message cut it off after its first characters (before
+    :data:`CLIPPED`), which no search for the whole value finds. Error messages quote only the
+    start of a long value, and a value holding a secret is quoted before anything hides it."""
+    forms = spellings(value)
+    for form in forms:
+        text = text.replace(form, "***")
     if CLIPPED not in text:
         return text
     parts = []
     start = 0
     for cut in _CUT.finditer(text):
         before = text[start : cut.start()]
-        for size in range(min(len(value) - 1, len(before)), _CUT_START - 1, -1):
-            if before.endswith(value[:size]):
-                before = before[:-size] + "***"
-                break
+        size = max(_cut_size(before, form) for form in forms)
+        if size:
+            before = before[:-size] + "***"
         parts += [before, cut.group()]
         start = cut.end()
     parts.append(text[start:])
