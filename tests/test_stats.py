@@ -13,6 +13,7 @@ from sitegen import layout
 from sitegen.config import ConfigError, parse_config
 from sitegen.stats import counter as counter_module
 from sitegen.stats.charts import bar_chart, hbar_chart, sparkline
+from sitegen.stats.counter import line_counter
 from sitegen.stats.logline import (
     Kind,
     PathClassifier,
@@ -72,7 +73,7 @@ TODAY = date(2026, 12, 5)  # the day of line()'s time
 
 def count(lines: list[bytes], channels: tuple[str, ...] = (CHANNEL,), today: date = TODAY) -> Tally:
     tally = Tally()
-    tally.counter(channels, today).add(lines)
+    line_counter(tally, channels, today).add(lines)
     return tally
 
 
@@ -262,7 +263,7 @@ def test_a_redirect_and_the_download_after_it_may_be_read_in_two_runs() -> None:
     whole = count([redirect, served])
     first = count([redirect])
     again, _ = decode_state(encode_state(first, []))
-    again.counter((CHANNEL,), TODAY).add([served])
+    line_counter(again, (CHANNEL,), TODAY).add([served])
     day = "2026-12-05"
     assert flat(whole.passive) == flat(again.passive) == {(day, CHANNEL, "linux-64", "stored"): 1}
     assert flat(again.files) == flat(whole.files) == {(day, CHANNEL, "linux-64", PKG): [1, 1000, 1]}
@@ -480,7 +481,7 @@ def test_the_user_agent_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
         return real(agent)
 
     monkeypatch.setattr(counter_module, "tool_of", counted)
-    counter = Tally().counter([CHANNEL], TODAY)
+    counter = line_counter(Tally(), [CHANNEL], TODAY)
     agents = [f"x/{i} " + "A" * 100 for i in range(100)]
     counter.add([line(pkg(), agent=agent, ip=f"192.0.2.{i}") for i, agent in enumerate(agents)])
     # A new client with the first agent (one the day knows has its tool counted already)

@@ -14,6 +14,7 @@ import pytest
 from sitegen import layout
 from sitegen.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, main
 from sitegen.config import load_config
+from sitegen.stats.counter import line_counter
 from sitegen.stats.report import PassiveCounts, build_doc
 from sitegen.stats.run import run_stats
 from sitegen.stats.state import StatsState, decode_state, encode_state, load_state
@@ -165,7 +166,7 @@ def test_forgetting_a_subdir_keeps_the_rest_of_its_channel() -> None:
             ("noarch/gone-1-0.conda", 404),
         ]
     ]
-    tally.counter(["c/a", "c/ab"], date(2026, 12, 5)).add([text.encode() for text in lines])
+    line_counter(tally, ["c/a", "c/ab"], date(2026, 12, 5)).add([text.encode() for text in lines])
     assert tally.forget("c/a", ["linux-64"])
     assert set(tally.all_time) == {"c/a|noarch|b-1-0.conda"}
     assert tally.open_days["2026-12-05"].ranges == set()
@@ -347,7 +348,7 @@ def test_forgetting_a_subdir_of_a_passive_channel_drops_its_fetcher_outcomes() -
         ]
     ]
     tally = Tally()
-    tally.counter(["c/a"], date(2026, 12, 5)).add([text.encode() for text in lines])
+    line_counter(tally, ["c/a"], date(2026, 12, 5)).add([text.encode() for text in lines])
     assert tally.forget("c/a", ["osx-64"])
     doc = build_doc(tally, ["c/a"], ["c/a"], date(2026, 12, 5))
     (channel,) = doc.channels

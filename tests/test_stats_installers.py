@@ -18,6 +18,7 @@ import trio
 from sitegen import layout
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import load_config
+from sitegen.stats.counter import line_counter
 from sitegen.stats.logline import Kind, PathClassifier, split
 from sitegen.stats.report import (
     InstallerFileRow,
@@ -67,7 +68,7 @@ def line(
 
 def count(lines: list[bytes], today: date = TODAY) -> Tally:
     tally = Tally()
-    tally.counter([CHANNEL], today, [FOLDER, NESTED]).add(lines)
+    line_counter(tally, [CHANNEL], today, [FOLDER, NESTED]).add(lines)
     return tally
 
 
@@ -151,7 +152,7 @@ def test_installer_counts_are_kept_rolled_up_and_forgotten_by_folder() -> None:
     again, _cursors = decode_state(encode_state(tally, []))
     assert again.installers == tally.installers and again.open_days == tally.open_days
     # The ranges seen stay with their day: the same client's next range is no new download.
-    again.counter([CHANNEL], TODAY, [FOLDER, NESTED]).add([line(f"/{FOLDER}/{MAC}", 206, 10)])
+    line_counter(again, [CHANNEL], TODAY, [FOLDER, NESTED]).add([line(f"/{FOLDER}/{MAC}", 206, 10)])
     assert again.installers["2026-12-05"][f"{FOLDER}|{MAC}"] == [1, 20, 2]
     again.roll_up(TODAY, keep_days=30)
     assert flat(again.installers) == {

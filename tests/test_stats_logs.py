@@ -21,7 +21,7 @@ import pytest
 from sitegen import layout
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import parse_config
-from sitegen.stats import counter, logfiles, logline, missing
+from sitegen.stats import counter, logfiles, logline, missing, open_day
 from sitegen.stats.logfiles import (
     CHUNK,
     FINGERPRINT_BYTES,
@@ -508,7 +508,7 @@ def test_endless_distinct_clients_in_a_day_do_not_grow_the_state(
     the day closed: a log of millions of them in one day grew the memory of the count and
     the state file by as many. A day tells apart so many clients; past them its count is a
     lower bound, and stats.json and the page say so."""
-    monkeypatch.setattr(counter, "CLIENTS_KEPT", 1000)
+    monkeypatch.setattr(open_day, "CLIENTS_KEPT", 1000)
     log = tmp_path / "access.log"
     config = tmp_path / "channels.yaml"
     config.write_text(_config_text(tmp_path, log))
@@ -543,7 +543,7 @@ def test_endless_clients_asking_for_ranges_do_not_grow_the_state(
     """A 206 is counted once per client and file a day, which the day remembers: endless user
     agents each asking for a range (of a package file or an installer) grew the memory of the
     count and the state file without bound past the clients a day tells apart."""
-    monkeypatch.setattr(counter, "CLIENTS_KEPT", 1000)
+    monkeypatch.setattr(open_day, "CLIENTS_KEPT", 1000)
     log = tmp_path / "access.log"
     config = tmp_path / "channels.yaml"
     config.write_text(_config_text(tmp_path, log))
@@ -578,7 +578,7 @@ def test_endless_clients_redirected_and_not_following_do_not_grow_the_state(
     file until the 200 that follows: endless user agents each redirected, and never
     following, grew the memory of the count and the state file without bound. Past the pairs
     a day holds, the 200 after a redirect not held counts as served from disk."""
-    monkeypatch.setattr(counter, "CLIENTS_KEPT", 1000)
+    monkeypatch.setattr(open_day, "CLIENTS_KEPT", 1000)
     log = tmp_path / "access.log"
     config = tmp_path / "channels.yaml"
     config.write_text(_config_text(tmp_path, log))

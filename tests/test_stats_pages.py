@@ -16,6 +16,7 @@ import trio
 from sitegen import layout
 from sitegen.cli import main
 from sitegen.config import SiteConfig, parse_config
+from sitegen.stats.counter import line_counter
 from sitegen.stats.report import StatsDoc, build_doc
 from sitegen.stats.run import run_stats
 from sitegen.stats.tally import Tally
@@ -52,7 +53,7 @@ def line(path: str, day: date, status: int = 200, size: int = 1000, ip: str = "1
 
 def doc_of(lines: list[str], today: date = TODAY) -> StatsDoc:
     tally = Tally()
-    tally.counter([PUBLIC, PRIVATE], today).add([text.encode() for text in lines])
+    line_counter(tally, [PUBLIC, PRIVATE], today).add([text.encode() for text in lines])
     return build_doc(tally, [PUBLIC, PRIVATE], [], today)
 
 
@@ -154,7 +155,7 @@ def test_statistics_page_shows_each_installer_folder_configured(tmp_path: Path) 
         line(f"/{PUBLIC}/linux-64/numpy-2.1.0-py312_0.conda", TODAY),
     ]
     tally = Tally()
-    tally.counter([PUBLIC], TODAY, folders).add([text.encode() for text in lines])
+    line_counter(tally, [PUBLIC], TODAY, folders).add([text.encode() for text in lines])
     doc = build_doc(tally, [PUBLIC], [], TODAY, installers=folders)
     config = parse_config(
         f"output: {tmp_path / 'site'}\n"

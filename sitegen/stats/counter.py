@@ -6,19 +6,17 @@ hashes of a day are kept only while that day is *open* (its lines may still arri
 dropped by :meth:`Tally.close_days`, after which nobody can tell which hash was which address.
 Only the counts remain. (Lines of a closed day that turn up later, in a log rotated in after
 it closed, are counted under a new salt: their clients may count twice for that day.) Anyone can
-send endless user agents, each a client: a day tells apart :data:`CLIENTS_KEPT`, past which its
+send endless user agents, each a client: a day tells apart :data:`~sitegen.stats.open_day.CLIENTS_KEPT`, past which its
 clients and tools are a lower bound (:attr:`Tally.capped`); its downloads all count. It holds
-as many pairs of a client and a file for ranges (:meth:`OpenDay.first_range`) and for
-redirects (:meth:`OpenDay.redirect`).
+as many pairs of a client and a file for ranges (:meth:`~sitegen.stats.open_day.OpenDay.first_range`) and for
+redirects (:meth:`~sitegen.stats.open_day.OpenDay.redirect`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import date, timedelta
 
 from sitegen.layout import SHARDS_DIR
 from sitegen.stats.logline import (
@@ -33,9 +31,8 @@ from sitegen.stats.logline import (
     utc_day,
 )
 from sitegen.stats.missing import HELD, cut, versionless
-
-if TYPE_CHECKING:
-    from sitegen.stats.tally import Tally
+from sitegen.stats.open_day import OpenDay
+from sitegen.stats.tally import Tally
 
 # Skip reasons, as shown in stats.json.
 MALFORMED = "malformed"  # not a log line of a known format (binary garbage, a cut line)
@@ -52,47 +49,18 @@ FETCHED, STORED, FROM_DISK = "fetched", "stored", "disk"
 _OUTCOMES = {b"fetched": FETCHED, b"stored": STORED}
 
 CACHE_LIMIT = 100_000  # entries per lookup cache before it is cleared
-# Distinct clients an open day tells apart: far more than a mirror serves in a day; reached,
-# about 70 MB of hashes in memory and 10 MB of state (yesterday and today may both be open).
-CLIENTS_KEPT = 1_000_000
-
-
-@dataclass
-class OpenDay:
-    """A day whose lines may still arrive: its salt and what was seen, for deduplication."""
-
-    salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
-    # Each client's tool is its user agent's: a client new to the day is new to its tool too.
-    clients: set[bytes] = field(default_factory=set)
-    # (client, channel|subdir|file or folder|installer file)
-    ranges: set[tuple[bytes, str]] = field(default_factory=set)
-    # (client, file) -> the fetcher's outcome of a redirect back to the static URL (Apache),
-    # until the request that follows it (kept across runs with the day); see redirect.
-    redirected: dict[tuple[bytes, str], bytes] = field(default_factory=dict)
-
-    def first_range(self, client: bytes, key: str) -> bool:
-        """Whether a 206 of ``key`` by ``client`` counts: the first the day has of the pair. It
-        holds as many pairs as it tells apart clients; past them (endless user agents, each
-        asking for a range), each range of a pair not held counts."""
-        if (client, key) in self.ranges:
-            return False
-        if len(self.ranges) < CLIENTS_KEPT:
-            self.ranges.add((client, key))
-        return True
-
-    def redirect(self, client: bytes, key: str, told: bytes) -> None:
-        """Hold the fetcher's outcome ``told`` of a redirect of ``client`` to ``key`` for the
-        200 that follows it. A client need not follow a redirect, so the pairs are held as
-        many as the day tells apart clients; past them (endless user agents, each redirected),
-        the 200 after a redirect of a pair not held counts as served from disk."""
-        pair = (client, key)
-        if pair in self.redirected or len(self.redirected) < CLIENTS_KEPT:
-            self.redirected[pair] = told
-
-
 # What the line counter caches per request target: kind, channel|subdir|file, and
 # channel|subdir| (or channel| for an installer), which a fetcher outcome's key starts with.
 CountedTarget = tuple[Kind, str, str]
+
+
+def line_counter(
+    tally: Tally, channels: Iterable[str], today: date, installers: Iterable[str] = ()
+) -> LineCounter:
+    """A counter of lines into ``tally`` for the channels and installer folders, on ``today``
+    (UTC): lines of a later day than the next are skipped (:data:`FUTURE`)."""
+    classifier = PathClassifier(channels, installers)
+    return LineCounter(tally, classifier, (today + timedelta(days=1)).isoformat())
 
 
 class LineCounter:
@@ -155,12 +123,11 @@ class LineCounter:
         if len(clients) >= CACHE_LIMIT:
             clients.clear()
         clients[key] = client
-        if client in opened.clients:
-            return client
-        if len(opened.clients) >= CLIENTS_KEPT:
+        taken = opened.take_client(client)
+        if taken is None:
             tally.capped.add(day)
+        if not taken:
             return client
-        opened.clients.add(client)
         tally.days[day][1] += 1
         tool = self._agents.get(agent)
         if tool is None:

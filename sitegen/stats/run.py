@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from sitegen import layout
 from sitegen.config import SiteConfig
 from sitegen.config.site_settings import StatsSettings
-from sitegen.stats.counter import TOO_LONG
+from sitegen.stats.counter import TOO_LONG, line_counter
 from sitegen.stats.logfiles import Cursor, ReadReport, read_logs
 from sitegen.stats.report import StatsDoc, build_doc, encode_doc
 from sitegen.stats.state import StateError, encode_state, load_state
@@ -190,7 +190,7 @@ def _count(
     :func:`stats_lock` and saves the two together; StatsError (from :func:`note_private`)
     leaves ``tally`` holding lines the cursors do not: not to be saved."""
     installers = (i.path for i in config.installers)
-    counter = tally.counter((c.path for c in config.channels), today, installers)
+    counter = line_counter(tally, (c.path for c in config.channels), today, installers)
     cursors, read = read_logs(stats.logs, cursors, counter.add)
     if read.too_long:
         tally.skip(TOO_LONG, read.too_long)

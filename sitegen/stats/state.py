@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
-from sitegen.stats.counter import OpenDay
 from sitegen.stats.logfiles import Cursor
 from sitegen.stats.logline import SEP, join
+from sitegen.stats.open_day import OpenDay
 from sitegen.stats.tally import Tally
 
 VERSION = 1

@@ -6,19 +6,19 @@ installers; see :func:`join`): ten
 million lines cost a few dict updates each, and the tables are saved and loaded as they are,
 without conversion (:mod:`sitegen.stats.state`). Rows of days older than the retention are
 merged into their month by :meth:`Tally.roll_up`. The lines are counted into them by a
-:class:`~sitegen.stats.counter.LineCounter` (:meth:`Tally.counter`).
+:class:`~sitegen.stats.counter.LineCounter` (:func:`~sitegen.stats.counter.line_counter`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sitegen.stats.counter import LineCounter, OpenDay
-from sitegen.stats.logline import PathClassifier, join
+from sitegen.stats.logline import join
 from sitegen.stats.missing import cut, versionless
+from sitegen.stats.open_day import OpenDay
 
 Table = dict[str, dict[str, list[int]]]  # period -> key -> counts
 Counts = dict[str, dict[str, int]]  # period -> key -> count
@@ -53,20 +53,12 @@ class Tally:
     # channel -> the last day (ISO) its counts may hold requests served while it was private;
     # kept past a removal (lines the old channel served may still be read after it)
     private: dict[str, str] = field(default_factory=dict)
-    # Periods with a day of more distinct clients than it tells apart (counter.CLIENTS_KEPT):
+    # Periods with a day of more distinct clients than it tells apart (open_day.CLIENTS_KEPT):
     # their clients, and their tools' clients, are at least as counted.
     capped: set[str] = field(default_factory=set)
 
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
-
-    def counter(
-        self, channels: Iterable[str], today: date, installers: Iterable[str] = ()
-    ) -> LineCounter:
-        """A counter of lines for the channels and installer folders, on ``today`` (UTC):
-        lines of a later day than the next are skipped (:data:`~sitegen.stats.counter.FUTURE`)."""
-        classifier = PathClassifier(channels, installers)
-        return LineCounter(self, classifier, (today + timedelta(days=1)).isoformat())
 
     def close_days(self, keep_from: str) -> None:
         """Forget the salt and hashes of every open day before ``keep_from`` (ISO date)."""

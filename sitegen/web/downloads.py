@@ -30,8 +30,8 @@ import msgspec
 
 from sitegen import layout
 from sitegen.config import SiteConfig
-from sitegen.stats.counter import CLIENTS_KEPT
 from sitegen.stats.model import PackageStats, StatsPage, package_stats, stats_page
+from sitegen.stats.open_day import CLIENTS_KEPT
 from sitegen.stats.report import InstallerRow, StatsDoc, decode_doc
 from sitegen.store.site import Site, UnsafePathError
 
