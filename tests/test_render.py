@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from sitegen.access.tokens import new_token
 from sitegen.cli import main
 from sitegen.config import SiteConfig
 from sitegen.layout import METADATA_FILES, run_page_path
@@ -863,6 +864,9 @@ def test_preview_server_serves_pages_but_not_private_state(preview: tuple[str, P
     assert get(url + "/pkg.conda")[2] == "application/octet-stream"
     assert get(url + "/.sitegen/secret.json")[0] == 404
     assert get(url + "/%2Esitegen/secret.json")[0] == 404
+    # A path token taken out of the path leaves "//" before the rest, which is checked all the
+    # same: any token-shaped string would do.
+    assert get(url + f"/t/{new_token()}//.sitegen/secret.json")[0] == 404
     assert get(url + "/history/runs/")[0] == 404  # no directory listings
 
 

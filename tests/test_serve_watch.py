@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from sitegen.access.tokens import new_token
 from sitegen.config import load_config
 from sitegen.tools.serve import watch_and_render
 from sitegen.web.render import TEMPLATES_DIR
@@ -165,6 +166,10 @@ def test_private_channels_and_a_private_site_answer_only_to_tokens(tmp_path: Pat
         assert server.get(repodata, reader)[0] == 200
         assert server.get(f"/t/{reader}{repodata}")[0] == 200
         assert server.get(f"/cloud/t/{reader}/x/linux-64/repodata.json")[0] == 200
+        # A path token taken out of the path leaves "//" before the rest: still the channel's
+        # path, checked as such, and the token a made-up one.
+        assert server.get(f"/t/{new_token()}/{repodata}")[0] == 401
+        assert server.get(f"/t/{new_token()}//.sitegen/lock")[0] == 404
         assert server.get(f"/history/runs/{run_record}", reader)[0] == 404
         assert server.get("/")[0] == 200  # the site itself is public
         revoked = sitegen(tmp_path, "token", "revoke", "reader", "-c", str(config))

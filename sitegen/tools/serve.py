@@ -19,7 +19,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import watchfiles
 
@@ -68,8 +68,7 @@ class _Handler(SimpleHTTPRequestHandler):
         return super().translate_path(PATH_TOKEN_RE.sub("", path, count=1))
 
     def send_head(self) -> Any:
-        path = unquote(urlsplit(PATH_TOKEN_RE.sub("", self.path, count=1)).path)
-        segments = [s for s in path.split("/") if s]
+        segments = [s for s in served_path(self.path).split("/") if s]
         if any(s.startswith(".") or s.startswith(TEMP_PREFIX) for s in segments):
             self.send_error(404, "Not found")
             return None
@@ -93,6 +92,15 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("serve: %s %s", self.address_string(), redact_url(format % args))
+
+
+def served_path(target: str) -> str:
+    """The decoded path of a request target, its path token taken out, read as
+    :meth:`SimpleHTTPRequestHandler.translate_path` reads it to find the file: what is checked
+    is what is served. (urlsplit would read a path left starting with "//", as
+    ``/t/<token>//internal/...`` leaves it, as a host and the rest, and check that rest.)"""
+    path = PATH_TOKEN_RE.sub("", target, count=1).split("?", 1)[0].split("#", 1)[0]
+    return unquote(path, errors="surrogatepass")
 
 
 def refusal(access: TokenCheck, relpath: str, headers: list[tuple[bytes, bytes]]) -> int | None:
