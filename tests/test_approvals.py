@@ -209,6 +209,22 @@ def test_remove_keeps_the_rest_as_it_was():
     assert (same, none) == (FILE, [])
 
 
+def test_a_spec_spelled_another_way_is_the_same_approval():
+    """conda reads all of these as numpy >=2: approved in one spelling and revoked in another,
+    a second entry would outlive the revocation and go on approving numpy."""
+    again = add_entry(FILE, entry("NumPy>=2", by="carol"), "approvals.yaml")
+    assert [(e.spec, e.by) for e in parse_approvals(again, "a")] == [
+        ("NumPy>=2", "carol"),
+        ("zlib", "bob"),
+    ]
+    for spelling in ("numpy>=2", "numpy[version='>=2']", "NumPy >= 2"):
+        _new, removed = remove_entries(FILE, GATED, spelling, "approvals.yaml")
+        assert [e.spec for e in removed] == ["numpy >=2"]
+    # Another version range is another approval.
+    _same, none = remove_entries(FILE, GATED, "numpy >=2.0.1", "approvals.yaml")
+    assert none == []
+
+
 def test_the_last_entry_of_a_file_opened_by_a_document_marker_can_be_revoked():
     """A file that begins with '---' (as many YAML files do) holds an empty document once its
     last entry is revoked: that reads as no approvals, and a new one can be added to it."""

@@ -85,7 +85,7 @@ def grant(
 
 
 def withdraw(load: Callable[[], SiteConfig], channel_path: str, spec: str) -> list[Approval]:
-    """Remove the entries of a channel with this spec (whitespace aside)."""
+    """Remove the entries of a channel with this spec, as conda reads it (however spelled)."""
     channel = gated_channel(load(), channel_path)
     removed: list[Approval] = []
 

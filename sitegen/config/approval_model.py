@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
+
+from sitegen.conda.version import InvalidSpecError, parse_matchspec
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,16 @@ class ApprovalGate:
     dependency_roots: tuple[tuple[str, str], ...] = ()
 
 
+@lru_cache(maxsize=1 << 12)
 def normalize_spec(spec: str) -> str:
-    return " ".join(spec.split())
+    """The spec as conda reads it (``NumPy>=2``, ``numpy >= 2`` and ``numpy[version='>=2']``
+    are one ``numpy >=2``): one approval however it is spelled, so that the spelling a revoke
+    is given removes the entry an approve wrote in another. A spec that does not parse (never
+    one of a file that reads) is compared with its runs of spaces made one."""
+    try:
+        return str(parse_matchspec(spec))
+    except InvalidSpecError:
+        return " ".join(spec.split())
 
 
 def parse_expiry(text: str) -> float:
