@@ -94,6 +94,7 @@ def test_notices_parse_from_channels_yaml() -> None:
     [
         ("- message: x\n  level: urgent\n", "urgent", "expected one of info, warning, critical"),
         ("- level: info\n", "level", "a notice needs a 'message'"),
+        ('- message: " \\t "\n', "message", "a message of blanks only"),
         ("- message: x\n  expires: next week\n", "next week", "expected a date"),
         ("- message: x\n  colour: red\n", "colour", "unknown key 'colour'"),
         (

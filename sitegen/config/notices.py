@@ -50,6 +50,10 @@ def _notice(node: YamlNode) -> ChannelNotice:
     keys = node.mapping(NOTICE_KEYS)
     if "message" not in keys:
         raise node.error("a notice needs a 'message'")
+    message = keys["message"].string()
+    if not message.strip():
+        # conda would show it as an empty notice, and the page an empty box.
+        raise keys["message"].error("a message of blanks only: a notice needs some text")
     level = keys["level"].string() if "level" in keys else "info"
     if level not in LEVELS:
         raise keys["level"].error(f"expected one of {', '.join(LEVELS)}, got {shown_value(level)}")
@@ -58,7 +62,7 @@ def _notice(node: YamlNode) -> ChannelNotice:
     if created is not None and expires is not None and expires <= created:
         raise keys["expires"].error("a notice must expire after it was created")
     return ChannelNotice(
-        message=keys["message"].string(),
+        message=message,
         level=level,
         created=created,
         expires=expires,
