@@ -89,6 +89,29 @@ def test_notices_parse_from_channels_yaml() -> None:
 
 
 @pytest.mark.unit
+def test_a_notice_expiring_on_a_date_is_shown_through_that_day() -> None:
+    """An expiry given as a date ends with that day (UTC), as a token's or an approval's
+    does; one given as a time ends then; ``created`` as a date is that day's start."""
+    config = parse_config(
+        config_text(
+            """      - message: Through the last day of January.
+        created: 2027-01-31
+        expires: 2027-01-31
+      - message: Until noon.
+        expires: 2027-01-31T12:00Z
+"""
+        )
+    )
+    whole_day, until_noon = config.channels[0].notices
+    assert whole_day.created == datetime(2027, 1, 31, tzinfo=UTC)
+    assert whole_day.expires == datetime(2027, 2, 1, tzinfo=UTC)
+    assert until_noon.expires == datetime(2027, 1, 31, 12, tzinfo=UTC)
+    late_that_day = datetime(2027, 1, 31, 23, 59, tzinfo=UTC)
+    shown = read_like_conda(encode_notices([whole_day, until_noon], late_that_day) or b"")
+    assert [n["message"] for n in shown] == ["Through the last day of January."]
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("notice", "marker", "words"),
     [

@@ -8,14 +8,14 @@ channels:
       - message: This mirror moves to https://conda.example.org on 2027-01-31.
         level: warning          # info (default), warning or critical
         created: 2026-12-01     # optional: shown beside the message
-        expires: 2027-02-01     # optional: gone from the channel after it
+        expires: 2027-02-01     # optional: shown through that day (UTC), gone after it
         interval: 86400         # optional: seconds before conda shows it again
         id: move-2027           # optional: default derived from the message
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sitegen.conda.notices import LEVELS, ChannelNotice
 from sitegen.config.yaml_nodes import YamlNode, shown_value
@@ -58,7 +58,7 @@ def _notice(node: YamlNode) -> ChannelNotice:
     if level not in LEVELS:
         raise keys["level"].error(f"expected one of {', '.join(LEVELS)}, got {shown_value(level)}")
     created = _moment(keys["created"]) if "created" in keys else None
-    expires = _moment(keys["expires"]) if "expires" in keys else None
+    expires = _moment(keys["expires"], through_the_day=True) if "expires" in keys else None
     if created is not None and expires is not None and expires <= created:
         raise keys["expires"].error("a notice must expire after it was created")
     return ChannelNotice(
@@ -71,14 +71,32 @@ def _notice(node: YamlNode) -> ChannelNotice:
     )
 
 
-def _moment(node: YamlNode) -> datetime:
-    """A date (midnight UTC) or a date and time (UTC unless it says otherwise)."""
+def _moment(node: YamlNode, through_the_day: bool = False) -> datetime:
+    """A date (midnight UTC) or a date and time (UTC unless it says otherwise). An expiry
+    given as a date (``through_the_day``) is the end of that day, as for tokens and approvals:
+    a notice to expire on 2027-01-31 is still shown that day."""
     text = node.string()
+    example = "2027-01-31 or 2027-01-31T12:00Z"
     try:
         moment = datetime.fromisoformat(text)
         # In UTC here, as it is compared and published: a time at the very ends of the
         # calendar may have no UTC equivalent.
-        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(
+            UTC
+        )
     except (ValueError, OverflowError):
-        example = "2027-01-31 or 2027-01-31T12:00Z"
         raise node.error(f"expected a date such as {example}, got {shown_value(text)}") from None
+    if not (through_the_day and _is_date(text)):
+        return moment
+    try:
+        return moment + timedelta(days=1)
+    except OverflowError:
+        raise node.error(f"a date before 9999-12-31, got {shown_value(text)}") from None
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
