@@ -381,6 +381,8 @@ def test_a_file_in_another_layout_is_not_edited():
         ("[" * 5000 + "]" * 5000, "approvals.yaml: not valid YAML: nested too deeply"),
         (FILE.replace("with_dependencies: true", "with_dependencies: 3"), "expected true or false"),
         (FILE + "  who: me\n", "[1].who: unknown key 'who'"),
+        (FILE.replace("by: bob", "by: '  '"), "approvals.yaml:10: [1].by: 'by' is blank"),
+        (FILE.replace("why: base", 'why: " \\t"'), "approvals.yaml:12: [1].why: 'why' is blank"),
         (
             "- channel: a\n  spec: [x]\n  by: a\n  when: b\n  why: c\n",
             "[0].spec: expected a single",

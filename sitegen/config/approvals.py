@@ -107,6 +107,11 @@ def _entry(node: YamlNode) -> Approval:
         if required not in keys:
             state.add(node.error(f"missing required key {required!r}"))
     state.settle(start)
+    for audit in ("by", "why"):
+        # Who approved and why are the approval's record (the approvals page, the history):
+        # `sitegen approve` refuses them blank, and so does the file.
+        if not keys[audit].string().strip():
+            raise keys[audit].error(f"{audit!r} is blank: an approval says who approved it and why")
     spec = keys["spec"].string()
     if (why := spec_problem(spec)) is not None:
         raise keys["spec"].error(why)
