@@ -61,7 +61,7 @@ SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 # run_exports made otherwise). A local source's index cache keeps each verdict with the version
 # it was reached by and indexes the file again under another (see sitegen.sync.local_index);
 # else a package refused now stays published, or its record as made, until the file changes.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"
@@ -375,6 +375,8 @@ def _json(data: bytes) -> Any:
     if values > MAX_JSON_VALUES:
         raise BadPackage(REASON_TOO_LARGE, f"more than {MAX_JSON_VALUES} JSON values")
     try:
-        return json.loads(data)
+        # Decoded as UTF-8 first: given bytes, Python's reader also takes UTF-16, UTF-32 and a
+        # byte order mark, which rattler (and JSON as exchanged, RFC 8259) does not.
+        return json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError):
         raise BadPackage(REASON_BAD_INDEX) from None

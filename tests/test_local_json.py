@@ -1,0 +1,67 @@
+"""Local sources: a package's metadata is read as JSON text the way its other readers read it.
+
+Python's JSON reader takes more than they do: bytes in UTF-16 or UTF-32, or led by a byte order
+mark, which it recognises before it decodes. rattler (its indexer, and its readers of a
+package's info/ files) refuses them, so sitegen would publish a record no other tool makes of
+the package."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+from rattler import IndexJson
+
+from sitegen.conda.index import REASON_BAD_INDEX, index_package
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.tools.example_channel import PackageSpec
+from testkit.local import drop_all, index_of, local_config, write_conda, write_tar_bz2
+from testkit.site import published
+
+pytestmark = pytest.mark.unit
+
+CHANNEL = "internal/own"
+GOOD = [PackageSpec("good", "1.0", "0")]
+
+
+def _refusals(tmp_path: Path, folder: Path) -> tuple[set[str], dict[str, str]]:
+    site = tmp_path / "site"
+    report = trio.run(run_mirror, local_config(site, folder), MirrorOptions(progress=False))
+    assert not report.failed
+    refused: dict[str, str] = {}
+    for sub in report.mirrors[0].subdirs.values():
+        refused.update(sub.rejected_examples)
+    return published(site, CHANNEL, "linux-64"), refused
+
+
+def test_metadata_that_is_not_utf8_json_text_is_not_read(tmp_path: Path) -> None:
+    """An index.json in UTF-16 or UTF-32, or led by a UTF-8 byte order mark, was published as
+    if it were JSON text, while rattler cannot read the package's metadata at all: refused. An
+    about.json so written costs the package its summary, not its place."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, GOOD)
+    encodings = {
+        "utf16-1.0-0.conda": lambda text: text.encode("utf-16"),
+        "utf32-1.0-0.tar.bz2": lambda text: text.encode("utf-32"),
+        "bom-1.0-0.conda": lambda text: b"\xef\xbb\xbf" + text.encode(),
+    }
+    refused = []
+    for fn, encode in encodings.items():
+        name = fn.split("-")[0]
+        members = [("info/index.json", encode(json.dumps(index_of(name))))]
+        writer = write_conda if fn.endswith(".conda") else write_tar_bz2
+        refused.append(writer(folder / fn, members))
+    with pytest.raises(Exception, match="expected value"):
+        IndexJson.from_package_archive(refused[0])
+    about = json.dumps({"summary": "in UTF-16"}).encode("utf-16")
+    kept = write_conda(
+        folder / "about-1.0-0.conda",
+        [("info/index.json", json.dumps(index_of("about")).encode()), ("info/about.json", about)],
+    )
+    assert index_package(kept).about == {}
+
+    found, reasons = _refusals(tmp_path, folder)
+    assert found == {*good, kept.name}
+    assert reasons == {path.name: REASON_BAD_INDEX for path in refused}
