@@ -14,7 +14,7 @@ import pytest
 import trio
 from rattler import IndexJson
 
-from sitegen.conda.index import REASON_BAD_INDEX, index_package
+from sitegen.conda.index import REASON_BAD_INDEX, REASON_KEY_TWICE, index_package
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
 from testkit.local import drop_all, index_of, local_config, write_conda, write_tar_bz2
@@ -65,3 +65,30 @@ def test_metadata_that_is_not_utf8_json_text_is_not_read(tmp_path: Path) -> None
     found, reasons = _refusals(tmp_path, folder)
     assert found == {*good, kept.name}
     assert reasons == {path.name: REASON_BAD_INDEX for path in refused}
+
+
+def test_metadata_naming_a_key_twice_is_not_read(tmp_path: Path) -> None:
+    """An index.json naming a key twice was published with the last value (Python's reader),
+    while rattler refuses it and other readers take the first: which depends the package has
+    would depend on who reads it. Refused, as two index.json members are; an about.json so
+    written costs the package its fields, a run_exports.json its CEP-12 entry."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, GOOD)
+    twice = json.dumps(index_of("twice", depends=["safe"]))[:-1] + ', "depends": ["other"]}'
+    refused = write_conda(folder / "twice-1.0-0.conda", [("info/index.json", twice.encode())])
+    with pytest.raises(Exception, match="duplicate field"):
+        IndexJson.from_package_archive(refused)
+    kept = write_tar_bz2(
+        folder / "about-1.0-0.tar.bz2",
+        [
+            ("info/index.json", json.dumps(index_of("about")).encode()),
+            ("info/about.json", b'{"summary": "one", "summary": "two"}'),
+            ("info/run_exports.json", b'{"weak": ["a"], "weak": ["b"]}'),
+        ],
+    )
+    package = index_package(kept)
+    assert (package.about, package.run_exports) == ({}, None)
+
+    found, reasons = _refusals(tmp_path, folder)
+    assert found == {*good, kept.name}
+    assert reasons == {refused.name: REASON_KEY_TWICE}

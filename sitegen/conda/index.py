@@ -61,13 +61,14 @@ SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 # run_exports made otherwise). A local source's index cache keeps each verdict with the version
 # it was reached by and indexes the file again under another (see sitegen.sync.local_index);
 # else a package refused now stays published, or its record as made, until the file changes.
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"
 REASON_NO_PKG = "archive lacks its pkg/ part"
 REASON_NO_INDEX = "info/index.json missing"
 REASON_BAD_INDEX = "info/index.json is not a JSON object"
+REASON_KEY_TWICE = "info/index.json names a key twice"
 REASON_INDEX_KEYS = "info/index.json lacks name, version, build or subdir"
 REASON_UNSAFE_PATH = "unsafe path inside the archive"
 REASON_TOO_LARGE = "absurd size inside the archive"
@@ -377,6 +378,23 @@ def _json(data: bytes) -> Any:
     try:
         # Decoded as UTF-8 first: given bytes, Python's reader also takes UTF-16, UTF-32 and a
         # byte order mark, which rattler (and JSON as exchanged, RFC 8259) does not.
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except _KeyTwice as exc:
+        raise BadPackage(REASON_KEY_TWICE, repr(exc.args[0])[:200]) from None
     except (ValueError, RecursionError):
         raise BadPackage(REASON_BAD_INDEX) from None
+
+
+class _KeyTwice(Exception):
+    """An object of the JSON names this key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Which of two values counts depends on the reader (Python's takes the last, others the
+    # first, rattler refuses the file): the record published would not be the package's.
+    made: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in made:
+            raise _KeyTwice(key)
+        made[key] = value
+    return made
