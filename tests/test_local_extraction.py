@@ -19,6 +19,7 @@ from sitegen.conda.index import (
     REASON_EXTRA_PART,
     REASON_INFO_IN_PKG,
     REASON_TWO_INDEXES,
+    REASON_UNSAFE_PATH,
     index_package,
 )
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -167,4 +168,41 @@ def test_a_conda_whose_pkg_part_writes_into_info_is_refused(tmp_path: Path) -> N
         overwrites.name: REASON_INFO_IN_PKG,
         adds.name: REASON_INFO_IN_PKG,
         third.name: REASON_EXTRA_PART,
+    }
+
+
+def test_members_landing_on_metadata_on_windows_or_macos_are_seen_there(tmp_path: Path) -> None:
+    """Where a member lands was judged by its name as Linux reads it. Windows also splits a
+    path at a backslash and drops a component's trailing dots and spaces, a drive letter makes
+    it absolute, and Windows and macOS (by default) compare names without case: there
+    ``INFO\\Index.json`` is written over info/index.json, ``..\\x`` outside the folder, and a
+    .conda's ``Info/...`` into its info/ part. Refused as their Linux spellings are."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, GOOD)
+    second = other_index("x")[1]
+    cases = {
+        "upper-1.0-0.tar.bz2": (("INFO/Index.JSON", second), REASON_TWO_INDEXES),
+        "slash-1.0-0.tar.bz2": (("info\\index.json", second), REASON_TWO_INDEXES),
+        "dots-1.0-0.tar.bz2": (("info/index.json. ", second), REASON_TWO_INDEXES),
+        "up-1.0-0.tar.bz2": (("lib\\..\\..\\evil.dll", b"x"), REASON_UNSAFE_PATH),
+        "drive-1.0-0.tar.bz2": (("C:\\evil.dll", b"x"), REASON_UNSAFE_PATH),
+    }
+    for fn, (member, _reason) in cases.items():
+        name = fn.split("-")[0]
+        write_tar_bz2(folder / fn, [*info_members(index_of(name)), PAYLOAD, member])
+    into_info = write_conda(
+        folder / "intoinfo-1.0-0.conda",
+        info_members(index_of("intoinfo")),
+        pkg_members=[PAYLOAD, ("Info/run_exports.json", b'{"weak": ["hidden"]}')],
+    )
+    # Case in a payload's own names is no reason to refuse.
+    mixed = write_tar_bz2(
+        folder / "mixed-1.0-0.tar.bz2", [*info_members(index_of("mixed")), ("Lib/README.TXT", b"x")]
+    )
+
+    found, refused = run_and_refusals(tmp_path, folder)
+    assert found == {*good, mixed.name}
+    assert refused == {
+        **{fn: reason for fn, (_member, reason) in cases.items()},
+        into_info.name: REASON_INFO_IN_PKG,
     }

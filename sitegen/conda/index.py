@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import posixpath
 import stat
 import tarfile
 import zipfile
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sitegen.conda.hashing_reader import CHUNK, HashingReader, Pread
+from sitegen.conda.member_path import landing
 from sitegen.conda.package_metadata import about_fields, published_index, unwritable
 from sitegen.conda.records import check_record
 from sitegen.conda.run_exports import EMPTY, entry_of
@@ -61,7 +61,7 @@ SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 # run_exports made otherwise). A local source's index cache keeps each verdict with the version
 # it was reached by and indexes the file again under another (see sitegen.sync.local_index);
 # else a package refused now stays published, or its record as made, until the file changes.
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"
@@ -301,16 +301,16 @@ def _check_conda_parts(names: list[str], stem: str) -> None:
 
 
 def _landing(member: tarfile.TarInfo, limit: int) -> str:
-    """Where extracting ``member`` writes it, once its name and its place in the archive are
-    checked (any member: the installer extracts them all)."""
-    name = member.name
-    if name.startswith("/") or ".." in name.split("/") or "\x00" in name:
-        raise BadPackage(REASON_UNSAFE_PATH, repr(name)[:200])
+    """Where extracting ``member`` writes it (see :func:`landing`), once its name and its
+    place in the archive are checked (any member: the installer extracts them all)."""
+    where = landing(member.name)
+    if where is None:
+        raise BadPackage(REASON_UNSAFE_PATH, repr(member.name)[:200])
     if member.offset_data > limit:
         raise BadPackage(REASON_TOO_LARGE, f"more than {limit} decompressed bytes")
     if member.size > limit:
-        raise BadPackage(REASON_TOO_LARGE, f"{name[:200]}: {member.size} bytes")
-    return posixpath.normpath(name)
+        raise BadPackage(REASON_TOO_LARGE, f"{member.name[:200]}: {member.size} bytes")
+    return where
 
 
 def _collect(components: Members, members: dict[str, bytes], limit: int) -> bool:
