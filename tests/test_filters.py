@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from sitegen.conda.records import Record, check_record
+from sitegen.conda.record_check import check_record
+from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ConfigError, FilterSpec, YamlNode, parse_config
 from sitegen.filters import apply as f

@@ -35,7 +35,7 @@ from sitegen.conda.index import (
     BadPackage,
     index_package,
 )
-from sitegen.conda.records import (
+from sitegen.conda.record_check import (
     REASON_BAD_FIELDS,
     REASON_BAD_FILENAME,
     REASON_BAD_TEXT,

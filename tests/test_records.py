@@ -8,16 +8,14 @@ import pytest
 from sitegen.conda import encode as encode_module
 from sitegen.conda.encode import PIECE_RECORDS, PieceMap, encode_repodata, repodata_pieces
 from sitegen.conda.published_repodata import load_published, load_published_parts
-from sitegen.conda.records import (
+from sitegen.conda.record_check import (
     REASON_BAD_FIELDS,
     REASON_BAD_FILENAME,
     REASON_NAME_MISMATCH,
     REASON_NO_CHECKSUM,
-    Record,
-    RepodataError,
     check_record,
-    parse_repodata,
 )
+from sitegen.conda.records import Record, RepodataError, parse_repodata
 
 pytestmark = pytest.mark.unit
 
@@ -65,6 +63,26 @@ def record(**overrides):
         (record(sha256=SHA[:63] + "\u0663"), REASON_NO_CHECKSUM),
         (record(sha256=SHA.upper()), None),
         (record(sha256=None, md5="b" * 30 + "\u00a0b"), REASON_NO_CHECKSUM),
+        # Optional fields of a type no client reads: rattler fails every solve asking for the
+        # package's name over one such record, and conda's record model refuses it.
+        (record(constrains="abc"), REASON_BAD_FIELDS),
+        (record(constrains=["ok", None]), REASON_BAD_FIELDS),
+        (record(timestamp="1700000000000"), REASON_BAD_FIELDS),
+        (record(timestamp=True), REASON_BAD_FIELDS),
+        (record(noarch=[1]), REASON_BAD_FIELDS),
+        (record(noarch="perl"), REASON_BAD_FIELDS),
+        (record(noarch=1), REASON_BAD_FIELDS),
+        (record(platform={"os": "linux"}), REASON_BAD_FIELDS),
+        (record(arch=64), REASON_BAD_FIELDS),
+        (record(features=["mkl"]), REASON_BAD_FIELDS),
+        (record(track_features=7), REASON_BAD_FIELDS),
+        (record(track_features=["mkl", 1]), REASON_BAD_FIELDS),
+        # ... and what they are in real channels, or were: all read.
+        (record(constrains=[], timestamp=1700000000000, noarch="python"), None),
+        (record(timestamp=1517521155.3, noarch="generic", license=None, license_family=7), None),
+        (record(noarch=True, platform=None, arch=None, features="", track_features=""), None),
+        (record(noarch=False, platform="linux", arch="x86_64", track_features=["mkl"]), None),
+        (record(constrains=None, timestamp=None, noarch=None, track_features=None), None),
     ],
 )
 def test_check_record(raw, reason) -> None:
@@ -293,12 +311,13 @@ def test_records_share_one_string_per_distinct_dependency_and_license() -> None:
         }
         | {"foo-1.9-h0_0.conda": record(version="1.9", constrains="not a list")},
     }
-    parsed = parse_repodata(msgspec.json.encode(upstream), "linux-64").records
-    a, b, odd = (parsed[f"foo-1.{i}-h0_0.conda"].raw for i in (0, 1, 9))
+    repodata = parse_repodata(msgspec.json.encode(upstream), "linux-64")
+    a, b = (repodata.records[f"foo-1.{i}-h0_0.conda"].raw for i in (0, 1))
     assert a["depends"] == b["depends"] == [spec]
     assert a["depends"][0] is b["depends"][0] is a["constrains"][0]
     assert a["license"] is b["license"]
-    assert odd["constrains"] == "not a list"  # kept as upstream wrote it
+    # Constraints that are not a list of specs: no client reads the record.
+    assert repodata.rejected == {"foo-1.9-h0_0.conda": REASON_BAD_FIELDS}
 
 
 def test_repodata_in_pieces_is_the_document_encoded_whole() -> None:

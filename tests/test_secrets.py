@@ -23,7 +23,7 @@ from urllib.parse import quote
 import pytest
 
 from sitegen.cli import main
-from sitegen.conda.records import REASON_SECRET
+from sitegen.conda.record_check import REASON_SECRET
 from sitegen.config import load_config
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror

@@ -19,7 +19,7 @@ import pytest
 import trio
 from rattler import Gateway, SourceConfig, Subdir, install
 
-from sitegen.conda.records import REASON_UNMIRRORED_SECTION
+from sitegen.conda.record_check import REASON_UNMIRRORED_SECTION
 from sitegen.conda.shards import (
     REASON_UNSHARDABLE,
     SHARD_INDEX,

@@ -14,7 +14,8 @@ import msgspec
 import pytest
 import zstandard
 
-from sitegen.conda.records import REASON_UNMIRRORED_SECTION, Record, Repodata, parse_repodata
+from sitegen.conda.record_check import REASON_UNMIRRORED_SECTION
+from sitegen.conda.records import Record, Repodata, parse_repodata
 from sitegen.conda.shards import (
     SHARD_INDEX,
     SHARDS_DIR,

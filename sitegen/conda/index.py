@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sitegen.conda.hashing_reader import CHUNK, HashingReader, Pread
 from sitegen.conda.member_path import landing
 from sitegen.conda.package_metadata import about_fields, published_index, unwritable
-from sitegen.conda.records import check_record
+from sitegen.conda.record_check import check_record
 from sitegen.conda.run_exports import EMPTY, entry_of
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX, section_of
 
@@ -61,7 +61,7 @@ SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 # run_exports made otherwise). A local source's index cache keeps each verdict with the version
 # it was reached by and indexes the file again under another (see sitegen.sync.local_index);
 # else a package refused now stays published, or its record as made, until the file changes.
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"

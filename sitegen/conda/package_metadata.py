@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sitegen.conda.records import REASON_BAD_FIELDS, REASON_BAD_TEXT
+from sitegen.conda.record_check import REASON_BAD_FIELDS, REASON_BAD_TEXT
 from sitegen.conda.schema import INDEXED_TIMESTAMP
 
 # The descriptive fields of about.json that channeldata.json and the pages use.

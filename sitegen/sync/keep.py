@@ -29,7 +29,8 @@ from typing import Any
 
 import msgspec
 
-from sitegen.conda.records import REASON_SECRET, Record, Repodata
+from sitegen.conda.record_check import REASON_SECRET
+from sitegen.conda.records import Record, Repodata
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, SiteConfig

@@ -31,7 +31,8 @@ from sitegen.conda.index import (
     FileStat,
     index_package,
 )
-from sitegen.conda.records import REASON_BAD_FILENAME, REASON_SUBDIR_MISMATCH, Record, Repodata
+from sitegen.conda.record_check import REASON_BAD_FILENAME, REASON_SUBDIR_MISMATCH
+from sitegen.conda.records import Record, Repodata
 from sitegen.conda.schema import PACKAGE_SUFFIXES
 from sitegen.config.subdirs import KNOWN_SUBDIRS
 
