@@ -1,0 +1,128 @@
+"""A path segment longer than any file name (255 bytes) under a private channel, on real nginx
+and Apache: without a valid token it answers 401 whether the folders around it exist or not,
+so an outsider learns nothing of what the channel holds; with one, 404, as any missing file
+(clients fall back on 404 only). Under a public channel: 404. Left to itself, Apache refuses
+such a name while it maps the path to a file, before any access check, with a 403 where the
+folders before it exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from testkit.apache import require_server, webconf_server
+from testkit.private_site import (
+    PREFIX,
+    PRIVATE,
+    PUBLIC,
+    PrivateSite,
+    bearer,
+    request,
+)
+from testkit.private_site import private_site as open_private_site
+from testkit.upstream import ExampleUpstream
+
+LONG = "a" * 300  # longer than a file name may be: the file system refuses it (ENAMETOOLONG)
+WIDE = "%C3%A9" * 128  # 128 characters, 256 bytes: too long too
+# Where the long segment stands in a channel: last, under a folder that exists and under one
+# that does not, and right under the channel; in the middle of a path; a name with fewer
+# characters than bytes.
+PLACES = (
+    f"linux-64/{LONG}",
+    f"nosuchdir/{LONG}",
+    f"{LONG}",
+    f"linux-64/{LONG}/repodata.json",
+    f"{LONG}/linux-64/repodata.json",
+    f"linux-64/{WIDE}",
+)
+
+
+@pytest.fixture
+def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
+    with open_private_site(example_upstream) as site:
+        yield site
+
+
+@pytest.fixture
+def private_whole_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
+    with open_private_site(example_upstream, site=True) as site:
+        yield site
+
+
+def forms(prefix: str, channel: str, token: str) -> list[str]:
+    """A channel's location with the path token ``token`` where each client puts it."""
+    head, _, last = channel.rpartition("/")
+    return [
+        f"/t/{token}{prefix}/{channel}",
+        f"{prefix}/t/{token}/{channel}",
+        f"{prefix}/{head}/t/{token}/{last}",
+    ]
+
+
+def mismatches(
+    url: str, paths: list[str], status: int, headers: dict[str, str] | None = None
+) -> list[tuple[str, int]]:
+    """The paths (the long segment shown as <long>) that do not answer ``status``, with what
+    they answer."""
+    answers = ((path, request(url, path, headers)[0]) for path in paths)
+    return [
+        (path.replace(LONG, "<long>").replace(WIDE, "<wide>"), got)
+        for path, got in answers
+        if got != status
+    ]
+
+
+def assert_private(url: str, prefix: str, channel: str, reader: str, other: str) -> None:
+    """Under ``channel``, a long segment anywhere answers 401 without a token or with ``other``
+    (a live token that does not read it), in a header or in the path, and 404 with
+    ``reader``'s."""
+    bare = [f"{prefix}/{channel}/{p}" for p in PLACES]
+    refused = [f"{f}/{p}" for p in PLACES for f in forms(prefix, channel, other)]
+    let_in = [f"{f}/{p}" for p in PLACES for f in forms(prefix, channel, reader)]
+    wrong = [
+        *mismatches(url, bare, 401),
+        *mismatches(url, bare, 401, bearer(other)),
+        *mismatches(url, refused, 401),
+        *mismatches(url, bare, 404, bearer(reader)),
+        *mismatches(url, let_in, 404),
+    ]
+    assert wrong == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize("prefix", [PREFIX, ""])
+def test_an_over_long_name_in_a_private_channel_tells_nothing_without_a_token(
+    server: str, prefix: str, private_site: PrivateSite
+) -> None:
+    require_server(server)
+    tokens = private_site.tokens
+    running = webconf_server(
+        server, private_site.config, private_site.root / "state", prefix=prefix
+    )
+    with running:
+        assert_private(running.url, prefix, PRIVATE, tokens["ci"], tokens["outsider"])
+        # A public channel has nothing to hide: a name that cannot exist is missing.
+        public = [f"{prefix}/{PUBLIC}/{p}" for p in PLACES]
+        assert mismatches(running.url, public, 404) == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_an_over_long_name_in_a_private_site_tells_nothing_without_a_token(
+    server: str, private_whole_site: PrivateSite
+) -> None:
+    require_server(server)
+    site = private_whole_site
+    tokens = site.tokens
+    running = webconf_server(server, site.config, site.root / "state", prefix=PREFIX)
+    with running:
+        url = running.url
+        # Everywhere: any live token reads the site, the private channel only its readers.
+        anywhere = [f"{PREFIX}/{p}" for p in (LONG, f"{LONG}/index.html", f"cloud/{LONG}")]
+        anywhere += [f"{PREFIX}/{PUBLIC}/{p}" for p in PLACES]
+        outsider = bearer(tokens["outsider"])
+        assert mismatches(url, anywhere, 401) + mismatches(url, anywhere, 404, outsider) == []
+        assert_private(url, PREFIX, PRIVATE, tokens["ci"], tokens["outsider"])
