@@ -109,11 +109,12 @@ def test_rows_outside_the_listing_table_and_short_rows() -> None:
 
 @pytest.mark.parametrize("flood", ["<td>", "<tr><td>"])
 def test_a_flood_of_cells_or_rows_is_read_in_memory_bounded_by_the_page(flood: str) -> None:
-    """Cells without end (one row of hundreds of thousands) or rows of one cell each, after a
+    """Cells without end (one row of tens of thousands) or rows of one cell each, after a
     good row: the page's rows are judged as they end and a row's cells past a listing's few
     are passed over, so reading takes memory of the order of the page, not tens of times it
-    (an 8 MB page took half a gigabyte)."""
-    page = index_page([GOOD]).replace("</table>", "") + flood * ((512 << 10) // len(flood))
+    (an 8 MB page took half a gigabyte). 256 KiB is enough: a row's every cell kept, or every
+    row held until the page ends, takes 11 MiB or more of it, well past the bound."""
+    page = index_page([GOOD]).replace("</table>", "") + flood * ((256 << 10) // len(flood))
     tracemalloc.start()
     try:
         listing = parse_listing(page)
