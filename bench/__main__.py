@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench",
         description="sitegen benchmarks: full sync and resyncs against conda-mirror and a curl "
         "floor over real nginx (plain loopback and through a delaying proxy), conda-forge-scale "
-        "metadata, sharded repodata for the mirror and a client, page rendering, a local source of 5,000 packages beside rattler's indexer. "
+        "metadata, sharded repodata for the mirror (beside a msgspec + zstd floor) and a client, page rendering, a local source of 5,000 packages beside rattler's indexer. "
         "Prints a table; writes bench-results/.",
     )
     parser.add_argument(

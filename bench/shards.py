@@ -6,6 +6,10 @@ metadata, no package files):
 
 - the first run, the whole pipeline including the shards (one per name): wall and peak RSS of
   the ``sitegen mirror`` process (targets: < 25 s, < 1.5 GB), its stages, the shards written;
+- the floor beside the first run (:mod:`bench.shards_floor`, its own process, measured the same
+  way): the least any mirror must do to publish those shards from the same upstream file (read,
+  decode, group by name, encode, compress, write, index), its wall and peak RSS, and sitegen's
+  first run over it, whole and without the pages stage;
 - an incremental run after 10 names changed upstream: the shards it wrote (target: <= 10);
 - a client: py-rattler solving ``python 3.12.* numpy pandas`` (:mod:`bench.solvable`) against the mirror served by nginx, once reading the
   shards and once the whole ``repodata.json.zst`` (``SourceConfig(sharded_enabled=...)``), each
@@ -27,7 +31,9 @@ from rattler import Channel, Gateway, MatchSpec, SourceConfig, Subdir, solve
 
 from bench.common import (
     BUILD,
+    VENV_BIN,
     fmt_mb,
+    fmt_ratio,
     fmt_s,
     fresh_dir,
     log,
@@ -132,6 +138,8 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> dict
                 raw=written,
                 note=", ".join(f"{k} {v:.1f}" for k, v in phases.items() if v >= 0.05) + " s",
             )
+            if first:
+                out["floor"] = _floor(results, channel.repodata_path(), work, out[state])
     with Nginx(site, fresh_dir(work / "nginx-site")) as served:
         url = f"{served.url}/{MIRRORED}"
         specs = CLIENT_SPECS
@@ -169,9 +177,47 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> dict
             W, "client: sharded vs monolithic bytes", f"{smaller:.0f}x", ">= 20x", smaller >= 20
         )
         out["client"] = {"specs": specs, **client}
-    for old in work.glob("site*"):
+    for old in (*work.glob("site*"), *work.glob("floor*")):
         shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def _floor(results: Results, repodata: Path, work: Path, first: dict) -> dict:
+    """The floor (:mod:`bench.shards_floor`) on the upstream file of the first run, beside it."""
+    log("shards: the floor (msgspec + zstd, no sitegen pipeline)")
+    # Its own directory, as the site has, for the same reason (see run).
+    target = work / f"floor-{time.time_ns()}"
+    report = work / "floor.json"
+    os.sync()
+    measured = run_measured(
+        [str(VENV_BIN / "python"), "-m", "bench.shards_floor", repodata, target, report],
+        env=project_env(),
+    ).check("bench.shards_floor")
+    doc = json.loads(report.read_text())
+    wall, rss = measured.wall, measured.peak_rss_mb
+    results.add(
+        W,
+        "floor: wall",
+        fmt_s(wall),
+        raw=wall,
+        note=f"{doc['shards']:,} shards + index, {doc['checked']!r} and the index read back; "
+        + ", ".join(f"{s['stage']} {s['s']:.1f}" for s in doc["stages"])
+        + " s",
+    )
+    results.add(W, "floor: peak RSS", fmt_mb(rss), raw=rss)
+    pages = first["phases"].get("pages", 0.0)
+    ratio = first["wall"] / wall
+    results.add(
+        W,
+        "first run / floor: wall",
+        fmt_ratio(ratio),
+        raw=ratio,
+        note=f"without the pages stage / floor: {fmt_ratio((first['wall'] - pages) / wall)}"
+        if pages
+        else "",
+    )
+    results.add(W, "first run / floor: peak RSS", fmt_ratio(first["rss"] / rss))
+    return {"wall": wall, "rss": rss, **doc}
 
 
 def _peak_stage(peaks: dict[str, float]) -> str:
