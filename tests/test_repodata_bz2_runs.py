@@ -110,3 +110,21 @@ async def test_a_frozen_channel_keeps_its_bz2_until_the_run_after_the_unfreeze(
     assert {path: path.read_bytes() for path in _bz2s(on.output)} == kept
     await _run(off)
     assert not any(path.exists() for path in _bz2s(on.output))
+
+
+@pytest.mark.parametrize("published", [True, False])
+async def test_verify_takes_a_frozen_channels_bz2_as_it_was_published(
+    upstream: str, tmp_path: Path, published: bool
+) -> None:
+    """Turned either way while the channel is frozen, the setting waits for the unfreeze: the
+    .bz2 published before (or its absence) is no problem, and --repair leaves it as it is."""
+    before = site_config(make_sandbox(tmp_path), upstream, repodata_bz2=published)
+    await _run(before)
+    kept = {path: path.read_bytes() for path in _bz2s(before.output) if path.exists()}
+    now = replace(before, repodata_bz2=not published)
+    frozen = replace(now, channels=[replace(c, frozen=True) for c in now.channels])
+    await _run(frozen)
+
+    assert (await verify_site(frozen)).problems == []
+    assert (await verify_site(frozen, repair=True)).problems == []
+    assert {path: path.read_bytes() for path in _bz2s(before.output) if path.exists()} == kept

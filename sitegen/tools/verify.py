@@ -53,6 +53,7 @@ from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import (
     LOCK_NAME,
     REPODATA,
+    REPODATA_BZ2,
     is_package_file,
     package_file_path,
     retired_shards_path,
@@ -204,15 +205,18 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 continue
             if records is not None:
                 records[subdir] = repodata.records
+            # A frozen channel keeps the .bz2 (or its absence) of the setting it was published
+            # with, as its runs do: a present one must hold repodata.json, none is missed.
+            bz2 = (directory / REPODATA_BZ2).exists() if frozen else config.repodata_bz2
             found = await trio.to_thread.run_sync(
-                metadata_problems, directory, relative, repodata, config.repodata_bz2
+                metadata_problems, directory, relative, repodata, bz2
             )
             problems = [Problem(*problem) for problem in found]
             report.problems.extend(problems)
             if repair and problems:
                 names = [problem.path[len(relative) + 1 :] for problem in problems]
                 repaired = await trio.to_thread.run_sync(
-                    repair_metadata, site, directory, repodata, names, config.repodata_bz2
+                    repair_metadata, site, directory, repodata, names, bz2
                 )
                 for problem, name in zip(problems, names, strict=True):
                     problem.repaired = name in repaired
