@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +53,6 @@ from sitegen.layout import (
     LOCK_NAME,
     REPODATA,
     REPODATA_BZ2,
-    is_package_file,
     package_file_path,
     retired_shards_path,
 )
@@ -67,10 +65,9 @@ from sitegen.store.lock import SiteLock, SiteLocked, lock_holder
 from sitegen.store.origins import Origins
 from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
 from sitegen.sync.gates import with_gate_sources
-from sitegen.sync.keep import read_kept
 from sitegen.sync.local import is_local, restore
 from sitegen.sync.publish_shards import grace_shard_problems, rebuild_shards, shard_problems
-from sitegen.tools.verify_awaiting import awaiting_files
+from sitegen.tools.verify_awaiting import extra_files
 from sitegen.tools.verify_channel import channel_problems, lost_repodata, published_subdirs
 from sitegen.tools.verify_installers import installer_problems, installers_published
 from sitegen.tools.verify_kept import kept_problems
@@ -252,9 +249,10 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
                 kept_problems, site, channel, subdir, report, repair
             )
             report.problems += [Problem(*problem) for problem in found]
-            extras = await trio.to_thread.run_sync(
-                _extra_files, site, channel, subdir, repodata.records.keys(), report
+            found = await trio.to_thread.run_sync(
+                extra_files, site, channel, subdir, repodata.records.keys(), report
             )
+            extras = [Problem(*problem) for problem in found]
             report.problems += extras
             for problem in extras if repair else []:
                 site.remove(site.root / problem.path)
@@ -275,36 +273,6 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
         report.problems.append(Problem(repair_.relative, repair_.kind, detail))
     if repair and to_repair:
         await _repair(config, site, to_repair, report)
-
-
-def _extra_files(
-    site: Site, channel: ChannelConfig, subdir: str, listed: Collection[str], checked: Checked
-) -> list[Problem]:
-    """The package files (or links) of a subdir that neither ``listed`` (its repodata.json),
-    its kept records, upstream's nor a local source's index (a file a run downloaded or linked
-    in and has not published yet, see verify_awaiting) vouch for: the web server serves them all
-    the same (a run prunes them after publishing). Kept records that cannot be read leave them
-    unjudged: kept_problems reports those."""
-    kept = read_kept(site.root, channel.path, subdir)
-    if kept is None:
-        return []
-    directory = site.path(channel.path, subdir)
-    links, files = [], []
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            name = entry.name
-            if not is_package_file(name) or name in listed or name in kept:
-                continue
-            if entry.is_symlink():
-                links.append(name)  # a run never leaves one
-            elif entry.is_file(follow_symlinks=False):
-                files.append(name)
-    awaiting = awaiting_files(site, channel, subdir, files, checked)
-    why = "served, but no record (of repodata.json, kept, upstream's or indexed) vouches for it"
-    return [
-        Problem(package_file_path(channel.path, subdir, name), "extra", why)
-        for name in sorted(links + [name for name in files if name not in awaiting])
-    ]
 
 
 async def _check_packages(

@@ -16,7 +16,8 @@ without it); one that does not (other bytes, or a name no mirror of the channel 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -25,6 +26,7 @@ from sitegen.conda.records import Record
 from sitegen.conda.schema import CONDA_SUFFIX, RAW_DECODER, FileEntry
 from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.layout import (
+    is_package_file,
     local_index_path,
     local_store_index_path,
     local_store_path,
@@ -35,11 +37,47 @@ from sitegen.net.upstream_cache import HIDDEN, UpstreamCache
 from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.net.zstd_body import decode_body
 from sitegen.store.interface import SiteStorage
+from sitegen.sync.keep import read_kept
 from sitegen.sync.local import is_local, read_or_none
 from sitegen.sync.local_index import CacheEntry, decode_cache
 from sitegen.tools.verify_sample import Checked
 
 _ENTRY_DECODER = msgspec.json.Decoder(FileEntry)
+
+
+def extra_files(
+    site: SiteStorage,
+    channel: ChannelConfig,
+    subdir: str,
+    listed: Collection[str],
+    checked: Checked,
+) -> list[tuple[str, str, str]]:
+    """The package files (or links) of a subdir that neither ``listed`` (its repodata.json),
+    its kept records, upstream's nor a local source's index (a file a run downloaded or linked
+    in and has not published yet: :func:`awaiting_files`) vouch for: the web server serves
+    them all the same (a run prunes them after publishing). Kept records that cannot be read
+    leave them unjudged: kept_problems reports those. As (site-relative path, kind, what is
+    wrong), as :class:`sitegen.tools.verify.Problem` takes them."""
+    kept = read_kept(site.root, channel.path, subdir)
+    if kept is None:
+        return []
+    directory = site.path(channel.path, subdir)
+    links, files = [], []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            name = entry.name
+            if not is_package_file(name) or name in listed or name in kept:
+                continue
+            if entry.is_symlink():
+                links.append(name)  # a run never leaves one
+            elif entry.is_file(follow_symlinks=False):
+                files.append(name)
+    awaiting = awaiting_files(site, channel, subdir, files, checked)
+    why = "served, but no record (of repodata.json, kept, upstream's or indexed) vouches for it"
+    return [
+        (package_file_path(channel.path, subdir, name), "extra", why)
+        for name in sorted(links + [name for name in files if name not in awaiting])
+    ]
 
 
 def awaiting_files(
