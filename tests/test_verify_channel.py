@@ -229,3 +229,22 @@ def test_a_local_sources_channeldata_is_reported_and_left_for_a_run(
     assert channeldata.read_bytes() == pristine
     code, out = _verify(config, capsys)
     assert code == 0, out
+
+
+def test_a_damaged_freeze_file_is_reported_and_left_for_the_operator(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every run keeps every channel as published while .sitegen/frozen.json cannot be read,
+    and fails: verify says so too. Which channels were frozen is the operator's to say, so
+    --repair leaves the file as it is."""
+    config, site, _server = mirrored
+    frozen = site / ".sitegen/frozen.json"
+    frozen.write_text("{not json")
+    line = "metadata: .sitegen/frozen.json: "
+    for args in [(), ("--repair",)]:
+        code, out = _verify(config, capsys, *args)
+        assert code == 1 and line in out and "(repaired)" not in out, out
+    assert frozen.read_text() == "{not json"
+    frozen.unlink()
+    code, out = _verify(config, capsys)
+    assert code == 0, out

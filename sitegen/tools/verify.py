@@ -59,7 +59,6 @@ from sitegen.layout import (
 from sitegen.net.download import download_each
 from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.upstream import open_upstreams
-from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage
 from sitegen.store.lock import SiteLock, SiteLocked, lock_holder
 from sitegen.store.origins import Origins
@@ -68,7 +67,12 @@ from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.local import is_local, restore
 from sitegen.sync.publish_shards import grace_shard_problems, rebuild_shards, shard_problems
 from sitegen.tools.verify_awaiting import extra_files
-from sitegen.tools.verify_channel import channel_problems, lost_repodata, published_subdirs
+from sitegen.tools.verify_channel import (
+    channel_problems,
+    frozen_by_command,
+    lost_repodata,
+    published_subdirs,
+)
 from sitegen.tools.verify_installers import installer_problems, installers_published
 from sitegen.tools.verify_kept import kept_problems
 from sitegen.tools.verify_metadata import metadata_problems, repair_metadata
@@ -186,7 +190,8 @@ def _lock_state(site: Site) -> tuple[int, int] | None:
 
 async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: bool) -> None:
     to_repair: list[Repair] = []
-    by_command, _why = FrozenChannels(site).load_or_all(c.path for c in config.channels)
+    by_command, found = frozen_by_command(site, config)
+    report.problems += [Problem(*problem) for problem in found]
     for channel in config.channels:
         frozen = channel.frozen or channel.path in by_command
         # Each published subdir's records, for channeldata.json; None when one is unreadable.

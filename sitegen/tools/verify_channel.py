@@ -8,6 +8,10 @@ it: the ``.zst`` beside it may be of an older publication, and only upstream say
 subdir holds now, so the report says to run the channel instead and nothing is deleted. A
 configured subdir never published (its upstream serves none) is no problem.
 
+A freeze file (``.sitegen/frozen.json``) that cannot be read is reported, never repaired:
+every run then keeps every channel as published and fails, and which channels were frozen is
+the operator's to say. The check takes them all as frozen meanwhile, as the runs do.
+
 A published channel's CEP-6 ``notices.json`` must be what the publisher makes of its
 ``notices:`` now (:func:`sitegen.conda.notices.encode_notices`: the expired ones left out, no
 file without an active notice), which ``--repair`` writes as a run does. A frozen channel
@@ -32,16 +36,18 @@ from typing import Any
 from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.notices import encode_notices
 from sitegen.conda.records import Record
-from sitegen.config import ChannelConfig
+from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.layout import (
     REPODATA,
     channeldata_path,
+    frozen_path,
     is_package_file,
     notices_path,
     present_metadata_files,
     shards_dir,
     subdir_state_paths,
 )
+from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage
 from sitegen.store.site import Site
 from sitegen.sync.local import is_local
@@ -53,6 +59,14 @@ Found = tuple[str, str, str, bool]
 
 NOARCH = "noarch"
 _SIBLINGS = frozenset(present_metadata_files()) - {REPODATA}
+
+
+def frozen_by_command(site: Site, config: SiteConfig) -> tuple[set[str], list[Found]]:
+    """The channels frozen by ``sitegen freeze``: all of them, with the problem, when the
+    freeze file cannot be read."""
+    frozen, why = FrozenChannels(site).load_or_all(c.path for c in config.channels)
+    path = frozen_path(site.root).relative_to(site.root).as_posix()
+    return frozen, [(path, "metadata", why, False)] if why else []
 
 
 def published_subdirs(site: SiteStorage, channel: ChannelConfig) -> list[str]:
