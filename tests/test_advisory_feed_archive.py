@@ -113,6 +113,21 @@ def test_member_count_and_total_size_are_capped(tmp_path):
         read_archive(entries, ArchiveLimits(directory_bytes=1000, member_bytes=500))
 
 
+def test_the_versions_and_events_the_advisories_keep_are_capped(tmp_path):
+    """What an advisory keeps of a member (its listed versions and range events) takes ten
+    times the member's bytes in memory: a member of ``"1",`` repeated deflates a thousandfold,
+    so the decompressed cap alone let an archive of a few megabytes hold tens of gigabytes."""
+    listed = {**zlib_advisory(), "id": "TEST-LISTED"}
+    listed["affected"] = [{**listed["affected"][0], "versions": ["1"] * 3000}]
+    archive = zip_of(
+        tmp_path / "all.zip", {"TEST-1.json": advisory(1), "L.json": json.dumps(listed).encode()}
+    )
+    assert archive.stat().st_size < 5000
+    assert len(read_archive(archive, ArchiveLimits(versions=3004))) == 2  # 3000 + 2 + 2 events
+    with pytest.raises(ArchiveError, match="more than 3,003 versions and range events"):
+        read_archive(archive, ArchiveLimits(versions=3003))
+
+
 def test_a_damaged_or_empty_archive_is_refused(tmp_path):
     good = write_feed(tmp_path / "good.zip", [zlib_advisory()])
     (tmp_path / "cut.zip").write_bytes(good[: len(good) // 2])

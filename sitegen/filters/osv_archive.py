@@ -5,13 +5,14 @@ Nothing is extracted: each ``*.json`` member is read into memory (at most
 :attr:`ArchiveLimits.member_bytes`, about an advisory file's own cap) and parsed by
 :func:`sitegen.filters.osv.parse_bytes`, so an advisory from an archive is checked exactly as
 one from a file, but for a severity vector that cannot be scored: that advisory counts as
-unscored (blocking at any ``min_score``) instead of refusing the archive. Other members (directories, a README) are passed over unread. What would make
-the archive a bomb or a trap is refused, and the whole archive with it: more members than
-:attr:`ArchiveLimits.members`, a member or a total decompressed size past the caps, a member
-name that is absolute or climbs out (``..``) or holds control characters, an encrypted member.
-A damaged archive (not a zip, cut short, a CRC that does not match) and a member that is not a
-valid advisory are refused likewise: an archive is used whole or not at all, since an advisory
-left out would let what it names through.
+unscored (blocking at any ``min_score``) instead of refusing the archive. Other members
+(directories, a README) are passed over unread. What would make the archive a bomb or a trap
+is refused, and the whole archive with it: more members than :attr:`ArchiveLimits.members`, a
+member or a total decompressed size past the caps, more versions and range events kept than
+:attr:`ArchiveLimits.versions`, a member name that is absolute or climbs out (``..``) or holds
+control characters, an encrypted member. A damaged archive (not a zip, cut short, a CRC that
+does not match) and a member that is not a valid advisory are refused likewise: an archive is
+used whole or not at all, since an advisory left out would let what it names through.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class ArchiveLimits:
     # zipfile reads the central directory in one read before it makes an object of each
     # entry: one far larger than ``members`` entries need is refused before that.
     directory_bytes: int = 256 << 20
+    # The versions listed and range events of every affected entry, all told: they are what
+    # an advisory keeps of its file, some 60 to 110 bytes of memory each against a few bytes
+    # of JSON, so ``total_bytes`` of a member repeating ``"1",`` would hold twenty gigabytes.
+    # OSV's archives list a few million (PyPI's and Maven's enumerate affected versions).
+    versions: int = 20_000_000
 
 
 def read_archive(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> tuple[Advisory, ...]:
@@ -86,7 +92,7 @@ def _advisories(archive: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[Adviso
     if len(members) > limits.members:
         raise ArchiveError(f"more than {limits.members} members")
     advisories: list[Advisory] = []
-    total = 0
+    total = kept = 0
     for info in members:
         name = info.filename
         unsafe = unsafe_name(name)
@@ -113,12 +119,26 @@ def _advisories(archive: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[Adviso
         # A severity vector the scorer cannot read (a feed's data, no operator can fix it)
         # makes its advisory unscored, which blocks at any min_score, rather than refuse the
         # whole feed.
-        advisories.extend(parse_bytes(data, Path(name), unscored_ok=True))
+        parsed = parse_bytes(data, Path(name), unscored_ok=True)
+        kept += sum(_versions(advisory) for advisory in parsed)
+        if kept > limits.versions:
+            raise ArchiveError(
+                f"its advisories list more than {limits.versions:,} versions and range events"
+            )
+        advisories.extend(parsed)
     if not advisories:
         # A feed that suddenly holds nothing (an error page zipped, a wrong path) must not
         # clear every block its last copy kept.
         raise ArchiveError("holds no advisories (no *.json member)")
     return tuple(advisories)
+
+
+def _versions(advisory: Advisory) -> int:
+    """How many versions and range events an advisory keeps."""
+    return sum(
+        len(entry.versions) + sum(len(r.events) for r in entry.ranges)
+        for entry in advisory.affected
+    )
 
 
 def unsafe_name(name: str) -> str | None:
