@@ -514,6 +514,8 @@ LONG = "9" * 100_000
     ("content", "where"),
     [
         ({"id": "X\n" + LONG}, "id: expected an id of printable characters"),
+        ({"id": LONG}, "id: expected an id of at most 200 characters"),
+        ({"id": "X", "aliases": [LONG]}, "aliases[0]: expected an id of at most 200 characters"),
         ({"id": "X", "withdrawn": LONG}, "withdrawn: expected the time of withdrawal"),
         (advisory([], severity=[{"type": "CVSS_V3", "score": LONG}]), "severity[0].score: score"),
         (

@@ -46,6 +46,9 @@ EVENT_KEYS = ("introduced", "fixed", "last_affected", "limit")
 # PEP 440's development release segment, always the last of a public version: ".dev1", "-dev",
 # "_DEV2" (see Affected._compared).
 _PEP440_DEV = re.compile(r"[._-]?dev(\d*)$", re.IGNORECASE)
+# Published ids are a few tens of characters (GHSA-xxxx-xxxx-xxxx, PYSEC-2023-74); a record
+# kept out names its advisory in the run's record, once per file, and on the history pages.
+MAX_ID_CHARS = 200
 
 
 # An advisory file's errors are those of any operator JSON file: file and JSON path.
@@ -223,11 +226,15 @@ def id_problem(text: str) -> str | None:
     """Why ``text`` cannot be an advisory's id or alias (or an ``allow`` entry naming one);
     None when it can. Ids are shown in the run's log (a record kept out for one is counted
     under ``advisory <id>``): one holding a newline or a terminal escape could forge log lines
-    or rewrite the operator's screen, and one of only blanks would read as no id at all."""
+    or rewrite the operator's screen, and one of only blanks would read as no id at all. A
+    longer one than :data:`MAX_ID_CHARS` would be written once per file it blocks: an id of
+    megabytes blocking a package of many builds would make each run's record gigabytes."""
     if not text.isprintable():
         return f"expected an id of printable characters, got {shown_value(text)}"
     if not text.strip():
         return f"expected an id, got {shown_value(text)}"
+    if len(text) > MAX_ID_CHARS:
+        return f"expected an id of at most {MAX_ID_CHARS} characters, got {shown_value(text)}"
     return None
 
 
