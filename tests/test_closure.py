@@ -379,6 +379,28 @@ def test_newest_versions_limits_added_dependencies():
     assert set(cf.results["linux-64"].candidates) == {"b-1.0-0.conda"}
 
 
+def test_newest_versions_add_an_older_dependency_the_needing_build_can_install_beside():
+    # ignite's py35 build needs a torch for python 3.5: the newest torch is for 3.8 only.
+    cf = selection(
+        "cf",
+        [
+            rec("ignite", "0.4", "py35", depends=("python 3.5.*", "torch")),
+            rec("ignite", "0.4", "py38", depends=("python 3.8.*", "torch")),
+            rec("torch", "1.0", "py35", depends=("python 3.5.*",)),
+            rec("torch", "1.1", "py35", depends=("python 3.5.*",)),
+            rec("torch", "2.0", "py38", depends=("python 3.8.*",)),
+            rec("python", "3.5.4"),
+            rec("python", "3.8.1"),
+        ],
+        allow=("ignite",),
+        newest=1,
+    )
+    report = close(cf)
+    assert kept(cf) >= {"torch-2.0-py38.conda", "torch-1.1-py35.conda", "python-3.5.4-0.conda"}
+    assert "torch-1.0-py35.conda" not in kept(cf)
+    assert report.unsatisfied == {}
+
+
 def test_newest_versions_with_conda_ordering_and_narrow_specs():
     cf = selection(
         "cf",

@@ -22,21 +22,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from rattler import MatchSpec
-
 from sitegen.conda.records import Record
-from sitegen.conda.version import (
-    SPEC_ANY,
-    SPEC_FULL,
-    InvalidSpecError,
-    RecordMatcher,
-    parse_matchspec,
-    parse_version,
-    readable_build,
-    spec_exact_name,
-    spec_kind,
-)
+from sitegen.conda.version import RecordMatcher, parse_version
 from sitegen.filters.apply import FilterResult
+from sitegen.sync.closure_specs import DependencySpec, SpecCache, SpecMatch
 
 NOARCH = "noarch"
 
@@ -97,39 +86,6 @@ class DependencyReport:
 _Node = tuple[int, str, Record]
 
 
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    spec: MatchSpec
-    name: str  # normalized package name
-    kind: str
-
-
-class _Match:
-    """Whether records match one spec, asking rattler as the spec allows."""
-
-    def __init__(self, parsed: _Spec, matcher: RecordMatcher) -> None:
-        self.spec = parsed.spec
-        self.kind = parsed.kind
-        self.matches = matcher.matches
-        self.by_version: dict[str, bool] = {}
-
-    def __call__(self, record: Record) -> bool:
-        if self.kind == SPEC_FULL:
-            return self.matches(self.spec, record.raw)
-        # As RecordMatcher.matches, a record rattler cannot build matches nothing. Its build
-        # string is all that sets it apart from the other builds of its version: judged apart,
-        # it neither satisfies the spec nor decides the answer for those builds.
-        if not readable_build(record.raw["build"]):
-            return False
-        if self.kind == SPEC_ANY:
-            return True
-        version = record.raw["version"]
-        known = self.by_version.get(version)
-        if known is None:
-            known = self.by_version[version] = self.matches(self.spec, record.raw)
-        return known
-
-
 class _Closure:
     def __init__(self, selections: list[MirrorSelection], matcher: RecordMatcher) -> None:
         self.selections = selections
@@ -145,7 +101,12 @@ class _Closure:
         self.candidates = [_index(sel.results, kept=False) for sel in selections]
         # (mirror, platform) -> spec text -> satisfied; platform records and noarch ones share it.
         self.resolved: dict[tuple[int, str], dict[str, bool]] = {}
-        self.specs: dict[str, _Spec | None] = {}
+        self.specs = SpecCache()
+        # (mirror, platform, spec text) -> (mirror resolved in, scope, spec) where
+        # newest_versions left older matching records out; see _fit.
+        self.trimmed: dict[tuple[int, str, str], tuple[int, list[str], DependencySpec]] = {}
+        # (mirror, platform, spec text, spec text) -> whether one record matches both.
+        self.overlaps: dict[tuple[int, str, str, str], bool] = {}
         # (mirror, platform, name) -> the mirror the name resolves in.
         self.chosen: dict[tuple[int, str, str], int | None] = {}
         # Per mirror, where its records' dependencies are looked for: itself, the other mirrors
@@ -204,6 +165,9 @@ class _Closure:
         satisfied = memo.get(dep)
         if satisfied is None:
             satisfied = memo[dep] = self._resolve(index, platform, record, dep)
+        trimmed = self.trimmed.get((index, platform, dep))
+        if trimmed is not None:
+            self._fit(index, platform, record, *trimmed)
         return satisfied
 
     def _visit(self, index: int, subdir: str, record: Record) -> None:
@@ -219,7 +183,7 @@ class _Closure:
         matches it."""
         if dep.lstrip().startswith("__"):
             return True  # virtual packages (__glibc, __cuda, ...) come from the system
-        parsed = self._spec(dep)
+        parsed = self.specs.parse(dep)
         if parsed is None:
             return False
         if parsed.name.startswith("__"):
@@ -227,27 +191,13 @@ class _Closure:
         scope = [NOARCH] if platform == NOARCH else [platform, NOARCH]
         target = self._choose_mirror(index, platform, scope, parsed.name)
         why = f"needed by {record.fn} ({dep})"
-        return target is not None and self._satisfy(
-            target, scope, parsed, why, self.selections[index].mirror
-        )
-
-    def _spec(self, dep: str) -> _Spec | None:
-        # parse_matchspec caches successes only; remember failures too.
-        try:
-            return self.specs[dep]
-        except KeyError:
-            pass
-        parsed: _Spec | None = None
-        try:
-            spec = parse_matchspec(dep)
-        except InvalidSpecError:
-            pass
-        else:
-            name = spec_exact_name(spec)
-            if name is not None:
-                parsed = _Spec(spec, name, spec_kind(spec, name))
-        self.specs[dep] = parsed
-        return parsed
+        mirror = self.selections[index].mirror
+        if target is None:
+            return False
+        satisfied, trimmed = self._satisfy(target, scope, parsed, why, mirror)
+        if trimmed:
+            self.trimmed[(index, platform, dep)] = (target, scope, parsed)
+        return satisfied
 
     def _choose_mirror(self, index: int, platform: str, scope: list[str], name: str) -> int | None:
         key = (index, platform, name)
@@ -265,10 +215,12 @@ class _Closure:
         return any(s in kept or s in candidates for s in scope)
 
     def _satisfy(
-        self, index: int, scope: list[str], parsed: _Spec, why: str, needed_by: str
-    ) -> bool:
+        self, index: int, scope: list[str], parsed: DependencySpec, why: str, needed_by: str
+    ) -> tuple[bool, bool]:
+        """Whether `parsed` is satisfied, and whether newest_versions left some matching
+        candidates out."""
         name = parsed.name
-        match = _Match(parsed, self.matcher)
+        match = SpecMatch(parsed, self.matcher)
         kept_in = self.kept[index].get(name, {})
         candidates_in = self.candidates[index].get(name, {})
         candidates = [
@@ -282,6 +234,7 @@ class _Closure:
         selection = self.selections[index]
         newest = selection.newest_versions
         kept: list[tuple[str, Record]] = []
+        trimmed = False
         if selection.include_dependencies and (newest is None or not candidates):
             # All kept records of this mirror are walked anyway: only ask whether one matches.
             satisfied = bool(candidates) or any(match(r) for _, r in in_scope)
@@ -293,12 +246,101 @@ class _Closure:
             # the mirror's newest versions adds nothing, however many specs name the package.
             versions = {parse_version(r.version) for _, r in (*kept, *candidates)}
             top = set(sorted(versions, reverse=True)[:newest])
+            matching = len(candidates)
             candidates = [(s, r) for s, r in candidates if parse_version(r.version) in top]
+            trimmed = len(candidates) < matching
+        self._take(index, candidates, kept, name, why, needed_by)
+        return satisfied, trimmed
+
+    def _take(
+        self,
+        index: int,
+        candidates: list[tuple[str, Record]],
+        kept: list[tuple[str, Record]],
+        name: str,
+        why: str,
+        needed_by: str,
+    ) -> None:
         for subdir, record in candidates:
             self._add(index, subdir, name, record, why, needed_by)
         for subdir, record in (*kept, *candidates):
             self._visit(index, subdir, record)
-        return satisfied
+
+    # ------------------------------------------------------------------ co-installable
+
+    def _fit(
+        self,
+        index: int,
+        platform: str,
+        record: Record,
+        target: int,
+        scope: list[str],
+        parsed: DependencySpec,
+    ) -> None:
+        """With newest_versions, the newest records matching a dependency may all need what
+        `record` itself rules out (ignite for python 3.5 needs `pytorch`: the newest pytorch
+        builds are for python 3.8 and later), so a client could not install `record`. Then
+        the newest versions among the matching candidates whose dependencies can agree with
+        `record`'s are added too."""
+        name = parsed.name
+        match = SpecMatch(parsed, self.matcher)
+        kept_in = self.kept[target].get(name, {})
+        # Lazily: the first kept build that agrees settles it, as it mostly does.
+        kept = (r for s in scope for r in kept_in.get(s, {}).values() if match(r))
+        if any(self._agree(index, platform, record, other) for other in kept):
+            return
+        candidates_in = self.candidates[target].get(name, {})
+        fitting = [
+            (s, r)
+            for s in scope
+            for r in candidates_in.get(s, {}).values()
+            if match(r) and self._agree(index, platform, record, r)
+        ]
+        newest = self.selections[target].newest_versions or len(fitting)
+        top = set(sorted({parse_version(r.version) for _, r in fitting}, reverse=True)[:newest])
+        fitting = [(s, r) for s, r in fitting if parse_version(r.version) in top]
+        why = f"needed by {record.fn} (with its other dependencies)"
+        self._take(target, fitting, [], name, why, self.selections[index].mirror)
+
+    def _agree(self, index: int, platform: str, record: Record, other: Record) -> bool:
+        """Whether each name both records depend on has a record matching both their specs
+        (a name no mirror has for the platform is taken to agree: the client looks
+        elsewhere)."""
+        own: dict[str, list[str]] = {}
+        for dep in record.raw.get("depends") or ():
+            parsed = self.specs.parse(dep)
+            if parsed is not None:
+                own.setdefault(parsed.name, []).append(dep)
+        for dep in other.raw.get("depends") or ():
+            parsed = self.specs.parse(dep)
+            if parsed is None or parsed.name.startswith("__"):
+                continue
+            for mine in own.get(parsed.name, ()):
+                if mine != dep and not self._overlap(index, platform, parsed.name, mine, dep):
+                    return False
+        return True
+
+    def _overlap(self, index: int, platform: str, name: str, first: str, second: str) -> bool:
+        key = (index, platform, first, second)
+        known = self.overlaps.get(key)
+        if known is not None:
+            return known
+        scope = [NOARCH] if platform == NOARCH else [platform, NOARCH]
+        target = self._choose_mirror(index, platform, scope, name)
+        a, b = self.specs.parse(first), self.specs.parse(second)
+        if target is None or a is None or b is None:
+            known = True
+        else:
+            match_a, match_b = SpecMatch(a, self.matcher), SpecMatch(b, self.matcher)
+            records = [
+                r
+                for pool in (self.kept[target], self.candidates[target])
+                for s in scope
+                for r in pool.get(name, {}).get(s, {}).values()
+            ]
+            known = any(match_a(r) and match_b(r) for r in records)
+        self.overlaps[key] = known
+        return known
 
     def _add(
         self, index: int, subdir: str, name: str, record: Record, why: str, needed_by: str
