@@ -98,17 +98,21 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
 _TEXT_FIELDS = ("platform", "arch", "features")
 _TEXT_OR_NONE = frozenset((str, type(None)))
 _NOARCH_KINDS = ("python", "generic")
+# The optional fields checked here that most records lack (none of them, at conda-forge).
+_RARE_FIELDS = (*_TEXT_FIELDS, "noarch", "track_features")
 
 
 def _readable_fields(raw: dict[str, Any]) -> bool:
     """Whether the record's optional fields are of the types clients read: ``constrains`` a
     list of text, ``noarch`` a kind (``python``, ``generic``) or a legacy boolean,
-    ``track_features`` text or a list of it, and the text fields text. One pass of C-level
-    lookups over the text fields: this runs for every upstream record."""
-    if not _TEXT_OR_NONE.issuperset(map(type, map(raw.get, _TEXT_FIELDS))):
-        return False
+    ``track_features`` text or a list of it, and the text fields text. Runs for every upstream
+    record: a record with none of the rare fields is done after one C-level look at its keys."""
     constrains = raw.get("constrains")
     if constrains is not None and (type(constrains) is not list or not all_str(constrains)):
+        return False
+    if raw.keys().isdisjoint(_RARE_FIELDS):
+        return True
+    if not _TEXT_OR_NONE.issuperset(map(type, map(raw.get, _TEXT_FIELDS))):
         return False
     noarch = raw.get("noarch")
     if noarch is not None and type(noarch) is not bool and noarch not in _NOARCH_KINDS:
