@@ -108,18 +108,22 @@ class AdvisoryPolicy:
         return tuple(i for i in self.allow if i.casefold() not in borne)
 
     @cached_property
-    def by_id(self) -> dict[str, Advisory]:
-        """The advisories in force by id (the last of an id)."""
-        return {advisory.id: advisory for advisory in self.in_force}
+    def by_id(self) -> dict[str, list[Advisory]]:
+        """The advisories in force by id, in the order read: two files or feeds may each hold
+        one of an id, and each blocks what it names (see :attr:`blocking`)."""
+        index: dict[str, list[Advisory]] = {}
+        for advisory in self.in_force:
+            index.setdefault(advisory.id, []).append(advisory)
+        return index
 
     @cached_property
-    def naming(self) -> dict[str, set[str]]:
-        """Per package key, the ids of the advisories of :attr:`by_id` with an entry naming
-        it: a package page meets only the advisories of its package."""
-        index: dict[str, set[str]] = {}
-        for advisory in self.by_id.values():
+    def naming(self) -> dict[str, list[Advisory]]:
+        """Per package key, the advisories in force with an entry naming it, in the order
+        read: a package page meets only the advisories of its package."""
+        index: dict[str, list[Advisory]] = {}
+        for advisory in self.in_force:
             for key in advisory.names:
-                index.setdefault(key, set()).add(advisory.id)
+                index.setdefault(key, []).append(advisory)
         return index
 
     @cached_property

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from sitegen.config.model import FilterSpec
 from sitegen.filters.advisories import AdvisoryPolicy, policy_of
-from sitegen.filters.osv import Advisory
 
 
 @dataclass(frozen=True)
@@ -33,14 +32,17 @@ def package_advisories(
     mirrors) that affect it, by id; versions no advisory names are left out. ``blocked_by``:
     version -> ids of the advisories a run kept it out for, listed even where the name and
     the mappings do not reach them (a record's own purls did, and the page has no record of a
-    blocked version to read them from). Pure, for the package pages."""
+    blocked version to read them from). Advisories sharing an id (from two files or feeds)
+    each block what they name, so each is listed as itself; one read twice (the same in a
+    file and a feed, or in two levels) is listed once. Pure, for the package pages."""
     policies = [p for p in map(policy_of, levels) if p is not None]
     name = name.lower()
     # The package's name and its identities in any of the levels' mappings.
     keys = {key for p in policies for key in p.keys_for(name)}
-    ids = {i for p in policies for key in keys for i in p.naming.get(key, ())}
-    found = [advisory for i in sorted(ids) if (advisory := _last(policies, i)) is not None]
-    blocked_notes: dict[str, AdvisoryNote] = {}
+    # By identity: a level's advisory is one object however many keys name it.
+    naming = {id(a): a for p in policies for key in keys for a in p.naming.get(key, ())}
+    found = sorted(naming.values(), key=lambda a: a.id)
+    blocked_notes: dict[str, tuple[AdvisoryNote, ...]] = {}
     out: dict[str, tuple[AdvisoryNote, ...]] = {}
     for version in versions:
         notes = []
@@ -58,27 +60,25 @@ def package_advisories(
             )
         listed = {note.id for note in notes}
         for advisory_id in sorted(set((blocked_by or {}).get(version, ())) - listed):
-            note = blocked_notes.get(advisory_id)
-            if note is None and (advisory := _last(policies, advisory_id)) is not None:
-                note = blocked_notes[advisory_id] = _blocked_note(advisory, policies)
-            if note is not None:
-                notes.append(note)
+            if advisory_id not in blocked_notes:
+                blocked_notes[advisory_id] = _blocked_notes(policies, advisory_id)
+            notes.extend(blocked_notes[advisory_id])
         if notes:
-            out[version] = tuple(notes)
+            out[version] = tuple(dict.fromkeys(notes))
     return out
 
 
-def _last(policies: Iterable[AdvisoryPolicy], advisory_id: str) -> Advisory | None:
-    """The advisory of this id as the pages take it: the last the levels hold."""
-    found = None
-    for policy in policies:
-        found = policy.by_id.get(advisory_id, found)
-    return found
-
-
-def _blocked_note(advisory: Advisory, policies: Iterable[AdvisoryPolicy]) -> AdvisoryNote:
-    """The note of an advisory a run blocked a version for, scored as its first entry that
-    blocks (a record's purl matched one of them, which one the run did not say)."""
-    entries = [e for p in policies for e in advisory.affected if p.blocks(advisory, e)]
-    score = advisory.score_for(entries[0]) if entries else advisory.score
-    return AdvisoryNote(advisory.id, advisory.aliases, advisory.summary, score, True)
+def _blocked_notes(policies: list[AdvisoryPolicy], advisory_id: str) -> tuple[AdvisoryNote, ...]:
+    """The notes of the advisories of an id a run blocked a version for: those of the id with
+    an entry that blocks (the run names only the id, and which advisory's entry a record's
+    purl matched it did not say), each scored as its first such entry; all of the id when
+    none blocks now."""
+    advisories = [a for p in policies for a in p.by_id.get(advisory_id, ())]
+    notes = []
+    for advisory in advisories:
+        entries = [e for p in policies for e in advisory.affected if p.blocks(advisory, e)]
+        score = advisory.score_for(entries[0]) if entries else advisory.score
+        note = AdvisoryNote(advisory.id, advisory.aliases, advisory.summary, score, True)
+        notes.append((bool(entries), note))
+    blocking = [note for blocks, note in notes if blocks]
+    return tuple(dict.fromkeys(blocking or [note for _, note in notes]))
