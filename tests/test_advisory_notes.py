@@ -13,6 +13,8 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config import FilterSpec, parse_config
 from sitegen.filters.advisory_notes import package_advisories
 from sitegen.filters.apply import apply_filters
+from sitegen.web.environment import make_environment
+from sitegen.web.gates import ADVISORY_SUMMARY_MAX, ALIASES_MAX, advisory_notes
 from testkit.advisories import zlib_advisory
 from testkit.records import rec
 
@@ -71,3 +73,20 @@ def test_an_advisory_read_twice_is_listed_once(tmp_path):
     spec = level(tmp_path, {"a.json": zlib_advisory(), "b.json": zlib_advisory()})
     (note,) = package_advisories([spec, spec], "zlib", ["1.2.13"])["1.2.13"]
     assert note.blocked
+
+
+def test_a_long_summary_and_many_aliases_are_shown_bounded_on_each_row(tmp_path):
+    """A feed's member may hold megabytes of summary and thousands of aliases; each affected
+    version's row repeats what is shown of them, so a page would be gigabytes."""
+    aliases = [f"CVE-2024-{i:05}" for i in range(5_000)]
+    hostile = {**zlib_advisory(), "summary": "overflow " * 100_000, "aliases": aliases}
+    spec = level(tmp_path, {"a.json": hostile})
+    versions = [f"1.2.{i}" for i in range(20)]
+    rows = advisory_notes([spec], "zlib", versions)
+    assert [row["version"] for row in rows] == versions
+    macros = make_environment().get_template("_gates.html").make_module({"page": "package.html"})
+    html = str(macros.package_advisories(rows))
+    assert html.count("CVE-2024-00000") == len(versions)
+    assert html.count(f"and {len(aliases) - ALIASES_MAX} more") == len(versions)
+    assert f"CVE-2024-{ALIASES_MAX:05}" not in html
+    assert len(html) < len(versions) * (ADVISORY_SUMMARY_MAX + 40 * ALIASES_MAX + 1_000)

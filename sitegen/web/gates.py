@@ -26,12 +26,12 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.config.model import FilterSpec
 from sitegen.filters.advisories import policy_of
-from sitegen.filters.advisory_notes import package_advisories
+from sitegen.filters.advisory_notes import AdvisoryNote, package_advisories
 from sitegen.layout import REPODATA, approved_page_path, channel_index_path, pending_page_path
 from sitegen.sync.advisory_changes import Standing, advisory_changes, standing_after
 from sitegen.sync.approvals import admissible, approve, load_candidates, pending
 from sitegen.sync.report import MirrorReport, RunReport
-from sitegen.web.format import format_date_ms, split_filename
+from sitegen.web.format import clip, format_date_ms, split_filename
 from sitegen.web.run import Scrub, same
 
 # Files listed per mirror as newly blocked or cleared on a run page; the page says how many more.
@@ -40,6 +40,10 @@ CHANGES_MAX = 500
 # source's records each, done again only when the source or the approvals change); the page
 # says how many more wait.
 PENDING_MAX = 100
+# What a package page shows of an advisory, on the row of each version it affects: a feed's
+# summary may be megabytes and its aliases thousands, repeated on every row.
+ADVISORY_SUMMARY_MAX = 300  # characters, as a package's own summary (see web.package)
+ALIASES_MAX = 5  # aliases listed; the row says how many more
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,12 +259,28 @@ def advisory_notes(
 ) -> list[dict[str, Any]]:
     """The advisories section of a package page: per version (as given), the advisories that
     affect it, blocked or not (``blocked_by``: those a run blocked versions for, see
-    :func:`blocked_versions`)."""
+    :func:`blocked_versions`), each bounded (see :data:`ADVISORY_SUMMARY_MAX`)."""
     notes = package_advisories(levels, name, versions, blocked_by)
+    summaries: dict[str, str] = {}  # clipped once per advisory, not once per row
     return [
-        {"version": version, "advisories": [dataclasses.asdict(n) for n in found]}
+        {"version": version, "advisories": [_shown_note(n, summaries) for n in found]}
         for version, found in notes.items()
     ]
+
+
+def _shown_note(note: AdvisoryNote, summaries: dict[str, str]) -> dict[str, Any]:
+    """A note as a row shows it: its summary clipped and its first aliases, with the count of
+    the others."""
+    if note.summary not in summaries:
+        summaries[note.summary] = clip(note.summary, ADVISORY_SUMMARY_MAX)
+    return {
+        "id": note.id,
+        "aliases": note.aliases[:ALIASES_MAX],
+        "more_aliases": max(0, len(note.aliases) - ALIASES_MAX),
+        "summary": summaries[note.summary],
+        "score": note.score,
+        "blocked": note.blocked,
+    }
 
 
 def versions_of(model: Mapping[str, Any], extra: Iterable[str]) -> list[str]:
