@@ -521,3 +521,35 @@ def test_the_last_channel_of_a_site_can_be_removed(
         assert m.run("remove", channel) == EXIT_OK
         assert_gone(m, channel, mirror)
     assert not (m.site / "c").exists()
+
+
+def test_a_removal_given_up_then_built_again_is_planned_and_recorded_anew(
+    built: Mirror, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopped midway, then the channel configured and built again, then taken out once more:
+    the earlier removal's journal (its start, its counts) no longer describes the site, and
+    the removal that follows records what it found itself."""
+    m = built
+    site = Site(m.site)
+    removal = plan_removal(load_config(m.config), "c/old")
+    begin(site, removal)
+    remove_metadata(site, removal)
+    m.configure(("c/x", "linux-64"), ("c/old", "linux-64"))
+    assert m.run("unfreeze", "c/old") == EXIT_OK
+    m.mirror()
+    [rebuilt] = [r for r in History(site).runs() if not r.removal][:1]
+    m.configure(("c/x", "linux-64"))
+    (m.site / "c/old/linux-64/extra.conda").write_bytes(b"dropped since")
+    on_disk = {
+        s: sum(1 for p in (m.site / "c/old" / s).rglob("*") if not p.is_dir())
+        for s in ("linux-64", "noarch")
+    }
+
+    with caplog.at_level("WARNING", logger="sitegen"):
+        assert m.run("remove", "c/old") == EXIT_OK
+    set_aside = [r for r in caplog.records if "journal of an unfinished removal" in r.message]
+    assert len(set_aside) == 1 and rebuilt.id in set_aside[0].message
+    assert_gone(m, "c/old", "c-old")
+    [record] = [r for r in History(site).runs() if r.removal]
+    assert record.started > rebuilt.started
+    assert {c.subdir: c.deleted_files for c in record.channels} == on_disk

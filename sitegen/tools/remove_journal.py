@@ -70,19 +70,47 @@ class Journal:
     bytes: int
 
 
-def read_journal(site: Site, path: str) -> Journal | None:
-    """The journal of an unfinished removal of ``path`` (None: none, or unreadable)."""
+def read_journal(site: Site, path: str, *, warn: bool = True) -> Journal | None:
+    """The journal of an unfinished removal of ``path`` (None: none, unreadable, or no
+    longer describing the site: see :func:`configured_since`; said in the log when ``warn``)."""
     try:
         data = msgspec.json.decode(removal_journal_path(site.root, path).read_bytes())
         removal = Removal(
             path, str(data["channel"]), tuple(data["subdirs"]), bool(data["whole_channel"])
         )
-        return Journal(removal, float(data["started"]), dict(data["files"]), int(data["bytes"]))
+        journal = Journal(removal, float(data["started"]), dict(data["files"]), int(data["bytes"]))
     except FileNotFoundError:
         return None
     except (OSError, msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
         log.warning("%s: the journal of an earlier removal is unreadable: %s", path, exc)
         return None
+    run = configured_since(site, journal)
+    if not run:
+        return journal
+    if warn:
+        # Left on disk: the removal planned now writes its own journal over it.
+        log.warning(
+            "%s: the journal of an unfinished removal is set aside: run %s built %s again since",
+            path,
+            run,
+            removal.channel,
+        )
+    return None
+
+
+def configured_since(site: Site, journal: Journal) -> str:
+    """The id of a mirror run that built a subdir of the journal's removal after the removal
+    began (the channel configured again, then taken out once more), or "". Such a run
+    published the subdir anew: the journal's start and counts describe what the abandoned
+    removal found, not what a removal deletes now, and its history record would say so."""
+    removal = journal.removal
+    subdirs = set(removal.subdirs)
+    for run in History(site).runs():
+        if run.removal or run.started <= journal.started:
+            continue
+        if any(c.channel == removal.channel and c.subdir in subdirs for c in run.channels):
+            return run.id
+    return ""
 
 
 def _write(site: Site, journal: Journal) -> None:
@@ -103,7 +131,8 @@ def _write(site: Site, journal: Journal) -> None:
 def planned(site: Site, removal: Removal) -> Journal:
     """The journal :func:`begin` writes, unwritten (what ``--dry-run`` counts): an earlier
     one's counts and start, plus what is found in the subdirs it did not hold."""
-    journal = read_journal(site, removal.path) or Journal(removal, time.time(), {}, 0)
+    # The removal was planned from the journal already, which said why it was set aside.
+    journal = read_journal(site, removal.path, warn=False) or Journal(removal, time.time(), {}, 0)
     journal.removal = removal
     for subdir in removal.subdirs:
         if subdir not in journal.files:
