@@ -3,6 +3,7 @@ texts, and the exit statuses cron sees through the documented command."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
@@ -256,3 +257,49 @@ def test_a_config_that_is_not_a_regular_file_exits_2_at_once(tmp_path: Path, kin
         assert done.returncode == EXIT_CONFIG, (command, done.stderr)
         assert f"configuration error: {config_path}: not a regular file" in done.stderr
     assert list(tmp_path.iterdir()) == ([config_path] if kind == "fifo" else [])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "command",
+    [["freeze", "c/x"], ["unfreeze", "c/x"], ["render"], ["status"], ["verify"], ["stop"]],
+    ids=lambda c: c[0],
+)
+@pytest.mark.parametrize("out", ["missing", "not a site"])
+def test_a_command_working_on_a_site_refuses_an_out_that_holds_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], out: str
+) -> None:
+    """A mistyped ``--out`` is refused (exit 2) with nothing created or written there; the
+    same directory once it holds a site is taken."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\n"
+        "channels:\n  c/x: {url: http://127.0.0.1:1/c, subdirs: [noarch]}\n"
+    )
+    typo = tmp_path / "stie"
+    if out == "not a site":
+        typo.mkdir()
+        (typo / "notes.txt").write_text("someone else's")
+    before = sorted(typo.rglob("*")) if typo.exists() else None
+    assert main([*command, "-c", str(config), "--out", str(typo)]) == EXIT_CONFIG
+    assert f"--out: '{typo}' holds no site (no .sitegen/ in it)" in capsys.readouterr().err
+    assert (sorted(typo.rglob("*")) if typo.exists() else None) == before
+    assert not (tmp_path / "site").exists()
+    if command[0] == "freeze":
+        (typo / ".sitegen").mkdir(parents=True)
+        assert main([*command, "-c", str(config), "--out", str(typo)]) == 0
+        assert (typo / ".sitegen/frozen.json").is_file()
+
+
+@pytest.mark.unit
+def test_only_commands_that_publish_or_describe_a_server_take_an_out_holding_no_site() -> None:
+    """Every other command taking ``--out`` works on a site that exists."""
+    parser = build_parser()
+    [subcommands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    taking = {
+        name: sub.get_default("new_site")
+        for name, sub in subcommands.choices.items()
+        if any("--out" in a.option_strings for a in sub._actions)
+    }
+    assert {name for name, new in taking.items() if new} == {"mirror", "add", "watch", "webconf"}
+    assert {name for name, new in taking.items() if not new} >= {"freeze", "unfreeze", "render"}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sitegen.config import ConfigError, SiteConfig, load_config
 from sitegen.config.load import folders_in_site, unfit_output
+from sitegen.layout import STATE_DIR, state_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -26,9 +27,13 @@ AddCommand = Callable[[str, str], argparse.ArgumentParser]
 log = logging.getLogger("sitegen")
 
 
-def add_site_options(parser: argparse.ArgumentParser) -> None:
+def add_site_options(parser: argparse.ArgumentParser, *, new_site: bool = False) -> None:
+    """``-c`` and ``--out``. ``new_site``: ``--out`` may name a directory that holds no site
+    yet (the command publishes one, or only describes it); for every other command it must
+    name a site (see :func:`load`)."""
     parser.add_argument("-c", "--config", default="channels.yaml", help="path to channels.yaml")
     parser.add_argument("--out", help="site directory (overrides 'output' in the config)")
+    parser.set_defaults(new_site=new_site)
 
 
 def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -81,6 +86,13 @@ def load(args: argparse.Namespace) -> SiteConfig:
         why = unfit_output(output)  # as for `output` in the file
         if why is not None:
             raise ConfigError(f"--out: {why}")
+        # A command that works on a site would otherwise create the directory a mistyped
+        # --out names, and write its state and pages there.
+        if not getattr(args, "new_site", False) and not state_dir(output).is_dir():
+            raise ConfigError(
+                f"--out: {str(output)!r} holds no site (no {STATE_DIR}/ in it);"
+                " `sitegen mirror --out` makes one"
+            )
         config = replace(config, output=output)
         inside = [
             f"--out: channel {channel.path!r}, mirror {mirror.name!r}: {why}"

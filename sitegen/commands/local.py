@@ -26,11 +26,11 @@ def register(add: AddCommand) -> None:
     files = add("add", "check package files, copy them into a channel's local source, publish")
     files.add_argument("channel", help="the channel, e.g. internal/builds")
     files.add_argument("files", nargs="+", metavar="FILE", help=".conda or .tar.bz2 files")
-    add_site_options(files)
+    add_site_options(files, new_site=True)
     files.set_defaults(func=_add)
 
     watch = add("watch", "publish what lands in the local sources' folders within seconds")
-    add_site_options(watch)
+    add_site_options(watch, new_site=True)
     watch.set_defaults(func=_watch)
 
 
@@ -47,6 +47,7 @@ def _add(args: argparse.Namespace) -> int:
     run = argparse.Namespace(
         config=args.config,
         out=args.out,
+        new_site=True,
         verify=False,
         force_delete=False,
         dry_run=False,

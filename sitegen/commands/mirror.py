@@ -27,7 +27,7 @@ log = logging.getLogger("sitegen")
 
 def register(add: AddCommand) -> None:
     mirror = add("mirror", "sync every mirror and publish the site")
-    add_site_options(mirror)
+    add_site_options(mirror, new_site=True)
     mirror.add_argument("--verify", action="store_true", help="re-hash files already present")
     mirror.add_argument(
         "--force-delete",

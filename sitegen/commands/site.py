@@ -87,7 +87,7 @@ def register(add: AddCommand) -> None:
 
     webconf = add("webconf", "print an nginx or Apache config serving the site (and the fetcher)")
     webconf.add_argument("server", choices=["nginx", "apache"])
-    add_site_options(webconf)
+    add_site_options(webconf, new_site=True)  # a server set up before the first run
     webconf.add_argument(
         "--prefix", default="/", help="URL path the site is served at, e.g. /conda (default: /)"
     )
