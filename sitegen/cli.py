@@ -1,5 +1,7 @@
 """Command line: parses arguments and hands each subcommand to the module that does its work
 (:mod:`sitegen.commands`; a new subcommand is a module there plus a line in ``COMMANDS``).
+Building the parser imports no more than argument definitions need, so that ``--help``,
+``--version`` and a quick command start fast (see :mod:`sitegen.commands` for the rule).
 
 Exit status: 0 all good, 1 some mirror or file failed, 2 bad configuration or usage,
 3 another run holds the site lock, 130 interrupted.
@@ -27,7 +29,6 @@ from sitegen.commands.common import (
     EXIT_OK,
     AddCommand,
 )
-from sitegen.config import ConfigError
 
 __all__ = [
     "EXIT_CONFIG",
@@ -95,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     for noisy in ("httpx", "httpcore"):  # their request lines would show token URLs
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Here, not at the top: the configuration's modules are a large share of start-up, and
+    # `--help`, `--version` and a usage error exit in parse_args without them.
+    from sitegen.config import ConfigError
+
     with _terminate_as_interrupt():
         try:
             return args.func(args)

@@ -15,20 +15,11 @@ import argparse
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from sitegen.access.refresh import reload_server
-from sitegen.access.server_files import (
-    AccessError,
-    AccessPaths,
-    readers_of,
-    unknown_readers,
-    unknown_readers_lines,
-    write_server_files,
-)
-from sitegen.access.tokens import TokenError, TokenRecord, parse_expiry
-from sitegen.access.usage import last_used
-from sitegen.config import SiteConfig, load_config
-from sitegen.config.access import TOKEN_NAME_RE
+if TYPE_CHECKING:
+    from sitegen.access.tokens import TokenRecord
+    from sitegen.config import SiteConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -97,6 +88,11 @@ def add_token_commands(add_parser: AddParser) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from sitegen.access.server_files import AccessPaths
+    from sitegen.access.tokens import parse_expiry
+    from sitegen.config import load_config
+    from sitegen.config.access import TOKEN_NAME_RE
+
     config = load_config(args.config)
     if not TOKEN_NAME_RE.fullmatch(args.name):
         return _fail(f"invalid token name {args.name!r}: letters, digits, '.', '_', '-'")
@@ -125,6 +121,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
+    from sitegen.access.server_files import AccessPaths
+    from sitegen.config import load_config
+
     config = load_config(args.config)
     store = AccessPaths.of(config).store
     if args.stdin == bool(args.name):
@@ -142,6 +141,9 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Name, state and channels of the token on stdin (never an argument: argv is public)."""
+    from sitegen.access.server_files import AccessPaths
+    from sitegen.config import load_config
+
     config = load_config(args.config)
     record = AccessPaths.of(config).store.find(_read_token())
     if record is None:
@@ -157,6 +159,10 @@ def _read_token() -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from sitegen.access.server_files import AccessPaths, unknown_readers
+    from sitegen.access.usage import last_used
+    from sitegen.config import load_config
+
     config = load_config(args.config)
     when = now()
     records = AccessPaths.of(config).store.load()
@@ -194,12 +200,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _scope(config: SiteConfig, record: TokenRecord) -> list[str]:
     """What the token may read: ``(site)`` when the whole site is private (every token may),
     and the private channels whose readers it is among."""
+    from sitegen.access.server_files import readers_of
+
     site = [SITE_SCOPE_LABEL] if config.access.site_private else []
     return site + [c.path for c in config.channels if c.private and readers_of(config, c, [record])]
 
 
 def _apply(config: SiteConfig, reload: bool) -> int:
     """Rewrite the web server's files; reload the server when asked, else say how."""
+    from sitegen.access.refresh import reload_server
+    from sitegen.access.server_files import write_server_files
+
     written = write_server_files(config)
     paths = written.paths
     _warn_unknown_readers(written.unknown)
@@ -221,6 +232,8 @@ def _apply(config: SiteConfig, reload: bool) -> int:
 
 
 def _warn_unknown_readers(unknown: Iterable[tuple[str, tuple[str, ...]]]) -> None:
+    from sitegen.access.server_files import unknown_readers_lines
+
     for line in unknown_readers_lines(unknown):
         print(f"sitegen: token: warning: {line}", file=sys.stderr)
 
@@ -230,6 +243,9 @@ def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argpars
     unknown group) reported in one line instead of a traceback."""
 
     def run(args: argparse.Namespace) -> int:
+        from sitegen.access.server_files import AccessError
+        from sitegen.access.tokens import TokenError
+
         try:
             return command(args)
         except (TokenError, AccessError) as exc:

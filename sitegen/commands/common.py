@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sitegen.config import ConfigError, SiteConfig, load_config
-from sitegen.config.load import folders_in_site, unfit_output
-from sitegen.layout import STATE_DIR, state_dir
+if TYPE_CHECKING:
+    from sitegen.config import SiteConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -60,6 +60,8 @@ def check_text(option: str, value: str) -> None:
     Bytes that are not (a name typed in a Latin-1 terminal) reach Python as lone
     surrogates, which none of them can hold: refused here, naming the option, before
     anything is written."""
+    from sitegen.config import ConfigError
+
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -80,6 +82,10 @@ def login_name() -> str:
 
 
 def load(args: argparse.Namespace) -> SiteConfig:
+    from sitegen.config import ConfigError, load_config
+    from sitegen.config.load import folders_in_site, unfit_output
+    from sitegen.layout import STATE_DIR, state_dir
+
     config = load_config(args.config)
     if getattr(args, "out", None):
         output = Path(args.out).absolute()

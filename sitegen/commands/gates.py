@@ -8,8 +8,6 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import trio
-
 from sitegen.commands.common import (
     EXIT_FAILED,
     EXIT_LOCKED,
@@ -79,6 +77,8 @@ def _add_approval_commands(add: AddCommand) -> None:
     def publish(args: argparse.Namespace, channel: str, changes: list[ApprovalChange]) -> int:
         """Run the gated channel's mirror now, recording the changes in its history (past the
         deletion guard with ``--force-delete``, which its refusal names)."""
+        import trio
+
         from sitegen.approvals.commands import gated_channel
         from sitegen.store.lock import SiteLocked
         from sitegen.store.site import Site

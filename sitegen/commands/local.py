@@ -6,8 +6,7 @@ import argparse
 import sys
 import threading
 from pathlib import Path
-
-import trio
+from typing import TYPE_CHECKING
 
 from sitegen.commands.common import (
     EXIT_CONFIG,
@@ -19,7 +18,9 @@ from sitegen.commands.common import (
     render_pages,
 )
 from sitegen.commands.mirror import run_mirror_command
-from sitegen.config import SiteConfig
+
+if TYPE_CHECKING:
+    from sitegen.config import SiteConfig
 
 
 def register(add: AddCommand) -> None:
@@ -59,6 +60,8 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    import trio
+
     from sitegen.sync.local import is_local
     from sitegen.tools.watch import run_watch
 
@@ -88,6 +91,8 @@ class _StoppableRender:
         self.done.set()
 
     async def __call__(self) -> None:
+        import trio
+
         stop, done = threading.Event(), threading.Event()
         self.done = done
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-
-import trio
+from typing import TYPE_CHECKING
 
 from sitegen.commands.common import (
     EXIT_CONFIG,
@@ -20,7 +19,9 @@ from sitegen.commands.common import (
     load,
     render_pages,
 )
-from sitegen.config import ConfigError, SiteConfig
+
+if TYPE_CHECKING:
+    from sitegen.config import SiteConfig
 
 log = logging.getLogger("sitegen")
 
@@ -69,7 +70,10 @@ def register(add: AddCommand) -> None:
 
 
 def run_mirror_command(args: argparse.Namespace) -> int:
+    import trio
+
     from sitegen.access.refresh import refresh_access
+    from sitegen.config import ConfigError
     from sitegen.store.lock import SiteLocked
     from sitegen.sync.report import STOPPED, new_files_text
     from sitegen.sync.run import MirrorOptions, RunError, run_mirror

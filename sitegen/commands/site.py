@@ -8,8 +8,7 @@ import logging
 import sys
 from functools import partial
 from pathlib import Path
-
-import trio
+from typing import TYPE_CHECKING
 
 from sitegen.commands.common import (
     EXIT_CONFIG,
@@ -23,7 +22,9 @@ from sitegen.commands.common import (
     render_pages,
     whole_number,
 )
-from sitegen.config import SiteConfig
+
+if TYPE_CHECKING:
+    from sitegen.config import SiteConfig
 
 log = logging.getLogger("sitegen")
 
@@ -155,6 +156,8 @@ def _fraction(text: str) -> float:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    import trio
+
     from sitegen.net.activity import counted, human_bytes
     from sitegen.tools.verify import verify_site
     from sitegen.tools.verify_sample import Sample
@@ -334,6 +337,8 @@ def _webconf(args: argparse.Namespace) -> int:
 
 def _fetcher(args: argparse.Namespace) -> int:
     import signal
+
+    import trio
 
     from sitegen.net.activity import counted
     from sitegen.passive.fetcher import FetcherLimits
