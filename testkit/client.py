@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -216,3 +216,26 @@ def solve_only(
         solve_records(channel_urls, specs, platform=platform, cache_dir=cache_dir, virtual=virtual)
     )
     return sorted((_installed(r) for r in records), key=lambda p: p.name)
+
+
+def solver(
+    channel_urls: Sequence[str],
+    cache_dir: Path,
+    *,
+    virtual: Sequence[tuple[str, str, str]] = DEFAULT_VIRTUAL_PACKAGES,
+) -> Callable[[str], list[tuple[str, str]] | None]:
+    """spec -> the (channel URL, filename)s of its linux-64 solution from ``channel_urls``,
+    or None when the solve fails; one repodata cache for every call."""
+    gateway = make_gateway(cache_dir)
+
+    def solve_one(spec: str) -> list[tuple[str, str]] | None:
+        coroutine = solve_records(
+            channel_urls, [spec], cache_dir=cache_dir, virtual=virtual, gateway=gateway
+        )
+        try:
+            records = asyncio.run(coroutine)
+        except Exception:  # py-rattler's SolverError: unsatisfiable
+            return None
+        return [(r.channel or "", r.file_name) for r in records]
+
+    return solve_one

@@ -13,7 +13,6 @@ solution.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
@@ -25,7 +24,7 @@ import pytest
 import trio
 
 from sitegen.sync.run import MirrorOptions, run_mirror
-from testkit.client import make_gateway, solve_records
+from testkit.client import solver
 from testkit.records import raw_record
 from testkit.site import published, site_config
 from testkit.upstream import UpstreamServer
@@ -100,21 +99,8 @@ async def _site(site: Path, url: str, filters: str) -> None:
     assert not report.failed, report.errors
 
 
-def _solver(site: Path, cache: Path) -> Any:
-    """spec -> the solution's (channel URL, filename)s from the site's two channels, or None
-    when the solve fails."""
-    gateway = make_gateway(cache)
-    channels = [(site / TORCH).as_uri(), (site / DEPS).as_uri()]
-
-    def solve(spec: str) -> list[tuple[str, str]] | None:
-        coroutine = solve_records(channels, [spec], cache_dir=cache, gateway=gateway)
-        try:
-            records = asyncio.run(coroutine)
-        except Exception:  # py-rattler's SolverError: unsatisfiable
-            return None
-        return [(r.channel or "", r.file_name) for r in records]
-
-    return solve
+def _channels(site: Path) -> list[str]:
+    return [(site / TORCH).as_uri(), (site / DEPS).as_uri()]
 
 
 # id: (the filters, the hard filters among them)
@@ -156,8 +142,8 @@ async def test_a_kept_record_installs_as_it_does_from_upstream(
     step = max(1, len(kept) // SAMPLE)
     sample = sorted(kept)[::step]
 
-    from_site = _solver(site, tmp_path / "cache-site")
-    from_reference = _solver(reference, tmp_path / "cache-reference")
+    from_site = solver(_channels(site), tmp_path / "cache-site")
+    from_reference = solver(_channels(reference), tmp_path / "cache-reference")
     uninstallable = []
     for fn in sample:
         record = kept[fn]
