@@ -6,7 +6,8 @@ from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.config import FilterSpec
 from sitegen.filters.apply import REASON_NOT_ALLOWED, REASON_OLDER_VERSION, apply_filters
-from sitegen.sync.closure import DependencyReport, MirrorSelection, close_dependencies
+from sitegen.sync.closure import close_dependencies
+from sitegen.sync.closure_model import DependencyReport, MirrorSelection
 from testkit.records import rec
 
 pytestmark = pytest.mark.unit

@@ -16,7 +16,7 @@ from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig
 from sitegen.filters.apply import FilterResult
 from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.net.zstd_body import decode_body
-from sitegen.sync.closure import Addition, DependencyReport, MirrorSelection
+from sitegen.sync.closure_model import Addition, DependencyReport, MirrorSelection
 from sitegen.sync.download import DownloadOutcome
 from sitegen.sync.fetch import FetchResult, ParseResult
 from sitegen.sync.filtered import filtered_document

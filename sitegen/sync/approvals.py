@@ -25,7 +25,8 @@ from sitegen.config.approval_model import Approval
 from sitegen.config.model import FilterSpec
 from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult, apply_filters
 from sitegen.layout import REPODATA
-from sitegen.sync.closure import NOARCH, DependencyReport, MirrorSelection, close_dependencies
+from sitegen.sync.closure import NOARCH, close_dependencies
+from sitegen.sync.closure_model import DependencyReport, MirrorSelection
 
 # (subdir, file name): one package file of the channel.
 FileKey = tuple[str, str]

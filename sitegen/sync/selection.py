@@ -18,7 +18,8 @@ from sitegen.filters.apply import (
 from sitegen.filters.kind import FilterResult
 from sitegen.filters.lockfiles import missing_pins, policy_of
 from sitegen.sync.approvals import unsatisfied
-from sitegen.sync.closure import NOARCH, DependencyReport, MirrorSelection, close_dependencies
+from sitegen.sync.closure import NOARCH, close_dependencies
+from sitegen.sync.closure_model import DependencyReport, MirrorSelection
 from sitegen.sync.fetch import ParseResult, SubdirKey
 from sitegen.sync.report import MissingPin, UnmatchedEntry
 
