@@ -569,3 +569,32 @@ def test_a_build_rattler_refuses_neither_satisfies_nor_hides_its_version(spec: s
     report = close(cf)
     assert kept(cf) == {"app-1.0-0.conda", "lib-1.0-h0.conda"}
     assert report.unsatisfied == {}
+
+
+def test_a_constraint_adds_what_it_allows_of_a_needed_name_only():
+    cf = selection(
+        "cf",
+        [
+            rec("app", depends=("lib", "zlib")),
+            rec("app2", depends=("lib", "zlib >=1.3")),
+            rec("tool", constrains=["other >=2"]),
+            rec("lib", "2.0", constrains=["zlib <1.3"]),
+            rec("lib", "1.0"),
+            rec("zlib", "1.3"),
+            rec("zlib", "1.2"),
+            rec("other", "2.0"),
+        ],
+        allow=("app", "app2", "tool"),
+        newest=1,
+    )
+    close(cf)
+    # zlib 1.2 installs beside lib 2.0, lib 1.0 beside app2's zlib; nothing needs `other`.
+    assert kept(cf) == {
+        "app-1.0-0.conda",
+        "app2-1.0-0.conda",
+        "tool-1.0-0.conda",
+        "lib-2.0-0.conda",
+        "lib-1.0-0.conda",
+        "zlib-1.3-0.conda",
+        "zlib-1.2-0.conda",
+    }

@@ -1,7 +1,7 @@
 """``include_dependencies`` judged by a real solver (py-rattler) on small hand-made channels, each
-case aimed at one way a dependency can be written or reached: from ``linux-64`` into
-``noarch``, with the spec forms conda accepts, through virtual packages, and past a licence or
-build filter.
+case aimed at one way a dependency can be written or reached: beside another package's
+``constrains``, from ``linux-64`` into ``noarch``, with the spec forms conda accepts, through
+virtual packages, and past a licence or build filter.
 
 As in test_closure_solver, the reference is a site of the same upstream under the case's hard
 filters alone; every root the reference installs, the filtered site installs, from files both
@@ -42,6 +42,18 @@ def _noarch(name: str, version: str, **extra: Any) -> dict[str, Any]:
 
 
 RECORDS = [
+    # constrains: lib 2.0 rules out the newest zlib, which app needs beside it (an older one
+    # installs); app2 needs that zlib, so only lib 1.0 installs beside it. Nothing depends on
+    # `other`: tool's constraint must not bring it in.
+    _r("app", depends=["lib", "zlib"]),
+    _r("app2", depends=["lib", "zlib >=1.3"]),
+    _r("lib", "2.0", constrains=["zlib <1.3"]),
+    _r("lib", "1.0"),
+    _r("zlib", "1.3"),
+    _r("zlib", "1.2"),
+    _r("tool", constrains=["other >=2"]),
+    _r("other", "2.0"),
+    _r("other", "1.0"),
     # noarch: a linux-64 package needing a noarch one, which needs a linux-64 one again.
     _r("cli", depends=["helper >=1.5", "__glibc >=2.17"]),
     _noarch("helper", "2.0", depends=["base >=2", "__unix"]),
@@ -98,8 +110,10 @@ RECORDS = [
 HARD = "licenses: {exclude: ['*GPL*']}, builds: {exclude: ['*debug*']}"
 # id: (the allowlisted roots, those the reference cannot install either), sorted
 CASES = {
+    "constrains": (["app", "tool"], []),
+    "constrains against depends": (["app2"], []),
     "noarch": (["cli"], []),
-    "spec forms": (["forms", "chan"], ["chan"]),
+    "spec forms": (["chan", "forms"], ["chan"]),
     "hard filters": (["dbgapp", "gplapp", "mixapp"], ["dbgapp", "gplapp"]),
 }
 
@@ -157,8 +171,9 @@ async def test_a_kept_root_installs_as_it_does_from_upstream(
     await _site(reference, upstream, HARD)
     kept, allowed = _published(site), _published(reference)
     assert set(kept) <= set(allowed)
-    # A virtual package is no package.
-    assert not any(fn.startswith("__") for fn in kept)
+    # Only what some kept record depends on is added: a constraint brings nothing in, and a
+    # virtual package is no package.
+    assert not any(fn.startswith(("other-", "__")) for fn in kept)
 
     from_site = solver([(site / CHANNEL).as_uri()], tmp_path / "cache-site", virtual=VIRTUAL)
     from_reference = solver(

@@ -10,7 +10,9 @@ candidates (records dropped only by an allowlist or newest_versions) are added t
 limited to the mirror's newest N versions when it sets newest_versions. A platform record's
 dependencies resolve for its own platform; a noarch record's for each platform of its channel,
 each on its own (a client of that platform decides as much), and a dependency missing for some
-of them only is reported for each.
+of them only is reported for each. A ``constrains`` entry adds nothing by itself, but once a
+walked record depends on its name for the platform, the records it allows are added as a
+dependency's are, so that the constraining record installs beside that name.
 
 Pure over plain data: the FilterResults are updated in place and a report says what was added
 and what no mirror could satisfy.
@@ -19,6 +21,7 @@ and what no mirror could satisfy.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher, parse_version
@@ -69,6 +72,12 @@ class _Closure:
         ]
         self.queue: deque[_Node] = deque()
         self.seen: set[tuple[int, str, str]] = set()
+        # (platform, name)s some walked record depends on, and the `constrains` entries of
+        # walked records on names not depended on yet: (platform, name) -> [(mirror, record,
+        # spec text)]. A constraint brings nothing in by itself, but once the name is
+        # installed beside its record, only the builds it allows can be.
+        self.needed: set[tuple[str, str]] = set()
+        self.pending: dict[tuple[str, str], list[tuple[int, Record, str]]] = {}
 
     # ------------------------------------------------------------------ walk
 
@@ -86,8 +95,11 @@ class _Closure:
         while self.queue:
             index, subdir, record = self.queue.popleft()
             platforms = self._platforms(index) if subdir == NOARCH else (subdir,)
+            for constraint in record.raw.get("constrains") or ():
+                for platform in platforms:
+                    self._constrain(index, platform, record, constraint)
             for dep in record.raw.get("depends") or ():
-                missing = [p for p in platforms if not self._resolved(index, p, record, dep)]
+                missing = [p for p in platforms if not self._depend(index, p, record, dep)]
                 if not missing:
                     continue
                 unsatisfied = self.report.unsatisfied.setdefault(self.selections[index].mirror, [])
@@ -104,6 +116,28 @@ class _Closure:
 
     def _platforms(self, index: int) -> tuple[str, ...]:
         return self.selections[index].platforms or self.run_platforms
+
+    def _depend(self, index: int, platform: str, record: Record, dep: str) -> bool:
+        satisfied = self._resolved(index, platform, record, dep)
+        parsed = self.specs.parse(dep)
+        key = (platform, parsed.name) if parsed is not None else None
+        if key is not None and key not in self.needed:
+            self.needed.add(key)
+            for other, constrained, constraint in self.pending.pop(key, ()):
+                self._resolved(other, platform, constrained, constraint)
+        return satisfied
+
+    def _constrain(self, index: int, platform: str, record: Record, constraint: str) -> None:
+        """Add the builds `constraint` allows of a name some record needs, so that `record`
+        can be installed beside it; one nothing matches only rules the pair out."""
+        parsed = self.specs.parse(constraint)
+        if parsed is None or parsed.name.startswith("__"):
+            return
+        key = (platform, parsed.name)
+        if key in self.needed:
+            self._resolved(index, platform, record, constraint)
+        else:
+            self.pending.setdefault(key, []).append((index, record, constraint))
 
     def _resolved(self, index: int, platform: str, record: Record, dep: str) -> bool:
         # Resolving is idempotent because the kept/candidate union is fixed, so each
@@ -250,20 +284,30 @@ class _Closure:
         self._take(target, fitting, [], name, why, self.selections[index].mirror)
 
     def _agree(self, index: int, platform: str, record: Record, other: Record) -> bool:
-        """Whether each name both records depend on has a record matching both their specs
-        (a name no mirror has for the platform is taken to agree: the client looks
-        elsewhere)."""
-        own: dict[str, list[str]] = {}
-        for dep in record.raw.get("depends") or ():
-            parsed = self.specs.parse(dep)
+        """Whether each name both records depend on has a record matching both their specs,
+        and so has each name one depends on and the other constrains: installed, the name
+        is held to the constraint (a name no mirror has for the platform is taken to agree:
+        the client looks elsewhere)."""
+        needs, limits = record.raw.get("depends") or (), record.raw.get("constrains") or ()
+        its_needs, its_limits = other.raw.get("depends") or (), other.raw.get("constrains") or ()
+        pairs = ((needs, its_needs), (needs, its_limits), (limits, its_needs))
+        return all(self._compatible(index, platform, a, b) for a, b in pairs)
+
+    def _compatible(
+        self, index: int, platform: str, specs: Iterable[str], others: Iterable[str]
+    ) -> bool:
+        """Whether each name both lists of specs write has a record matching both specs."""
+        by_name: dict[str, list[str]] = {}
+        for text in specs:
+            parsed = self.specs.parse(text)
             if parsed is not None:
-                own.setdefault(parsed.name, []).append(dep)
-        for dep in other.raw.get("depends") or ():
-            parsed = self.specs.parse(dep)
+                by_name.setdefault(parsed.name, []).append(text)
+        for text in others:
+            parsed = self.specs.parse(text)
             if parsed is None or parsed.name.startswith("__"):
                 continue
-            for mine in own.get(parsed.name, ()):
-                if mine != dep and not self._overlap(index, platform, parsed.name, mine, dep):
+            for mine in by_name.get(parsed.name, ()):
+                if mine != text and not self._overlap(index, platform, parsed.name, mine, text):
                     return False
         return True
 
