@@ -34,6 +34,17 @@ REASON_SECRET = "holds a secret of the mirror's URL"
 REASON_UNMIRRORED_SECTION = "section lists packages sitegen does not mirror (e.g. CEP-48 v3)"
 
 
+# Fields conda and rattler read as text (or absent, or null): of another type, a client
+# cannot read the record, and rattler then fails every solve that asks for its package name.
+# (``license`` and ``license_family`` are the licenses filter's to judge: upstreams write a
+# package's licences as a list, which it reads.)
+_TEXT_FIELDS = ("platform", "arch", "features")
+_TEXT_OR_NONE = frozenset((str, type(None)))
+_NOARCH_KINDS = ("python", "generic")
+# The optional fields checked that most records lack (none of them, at conda-forge).
+_RARE_FIELDS = (*_TEXT_FIELDS, "noarch", "track_features")
+
+
 def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     """Why this record must not be mirrored, or None when it is sound.
 
@@ -82,7 +93,11 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     # A non-negative 64-bit integer, as conda and rattler read it (rattler refuses the record).
     if type(build_number) is not int or not 0 <= build_number < 1 << 64:
         return REASON_BAD_FIELDS
-    if not _readable_fields(raw):
+    constrains = raw.get("constrains")
+    if constrains is not None and (type(constrains) is not list or not all_str(constrains)):
+        return REASON_BAD_FIELDS
+    # Most records have none of the rare fields: one look at the keys, no call.
+    if not raw.keys().isdisjoint(_RARE_FIELDS) and not _readable_rare_fields(raw):
         return REASON_BAD_FIELDS
     try:
         parse_version(version)
@@ -91,27 +106,10 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     return None
 
 
-# Fields conda and rattler read as text (or absent, or null): of another type, a client
-# cannot read the record, and rattler then fails every solve that asks for its package name.
-# (``license`` and ``license_family`` are the licenses filter's to judge: upstreams write a
-# package's licences as a list, which it reads.)
-_TEXT_FIELDS = ("platform", "arch", "features")
-_TEXT_OR_NONE = frozenset((str, type(None)))
-_NOARCH_KINDS = ("python", "generic")
-# The optional fields checked here that most records lack (none of them, at conda-forge).
-_RARE_FIELDS = (*_TEXT_FIELDS, "noarch", "track_features")
-
-
-def _readable_fields(raw: dict[str, Any]) -> bool:
-    """Whether the record's optional fields are of the types clients read: ``constrains`` a
-    list of text, ``noarch`` a kind (``python``, ``generic``) or a legacy boolean,
-    ``track_features`` text or a list of it, and the text fields text. Runs for every upstream
-    record: a record with none of the rare fields is done after one C-level look at its keys."""
-    constrains = raw.get("constrains")
-    if constrains is not None and (type(constrains) is not list or not all_str(constrains)):
-        return False
-    if raw.keys().isdisjoint(_RARE_FIELDS):
-        return True
+def _readable_rare_fields(raw: dict[str, Any]) -> bool:
+    """Whether the record's rare optional fields are of the types clients read: ``noarch`` a
+    kind (``python``, ``generic``) or a legacy boolean, ``track_features`` text or a list of
+    it, and the text fields text or null."""
     if not _TEXT_OR_NONE.issuperset(map(type, map(raw.get, _TEXT_FIELDS))):
         return False
     noarch = raw.get("noarch")
