@@ -223,14 +223,15 @@ def solver(
     cache_dir: Path,
     *,
     virtual: Sequence[tuple[str, str, str]] = DEFAULT_VIRTUAL_PACKAGES,
-) -> Callable[[str], list[tuple[str, str]] | None]:
-    """spec -> the (channel URL, filename)s of its linux-64 solution from ``channel_urls``,
-    or None when the solve fails; one repodata cache for every call."""
+) -> Callable[..., list[tuple[str, str]] | None]:
+    """specs -> the (channel URL, filename)s of their linux-64 solution (one environment
+    holding them all) from ``channel_urls``, or None when the solve fails; one repodata cache
+    for every call."""
     gateway = make_gateway(cache_dir)
 
-    def solve_one(spec: str) -> list[tuple[str, str]] | None:
+    def solve_one(*specs: str) -> list[tuple[str, str]] | None:
         coroutine = solve_records(
-            channel_urls, [spec], cache_dir=cache_dir, virtual=virtual, gateway=gateway
+            channel_urls, specs, cache_dir=cache_dir, virtual=virtual, gateway=gateway
         )
         try:
             records = asyncio.run(coroutine)

@@ -571,6 +571,28 @@ def test_a_build_rattler_refuses_neither_satisfies_nor_hides_its_version(spec: s
     assert report.unsatisfied == {}
 
 
+def test_a_constraint_between_kept_names_adds_what_it_allows():
+    # Nothing depends on zlib, but a client may ask for lib and zlib together: lib 2.0 rules
+    # out the one zlib newest_versions keeps, so the zlib it allows comes in for it.
+    cf = selection(
+        "cf",
+        [
+            rec("lib", "2.0", constrains=["zlib <1.3"]),
+            rec("lib", "1.0"),
+            rec("zlib", "1.3"),
+            rec("zlib", "1.2"),
+            rec("zlib", "1.1"),
+        ],
+        allow=("lib", "zlib"),
+        newest=1,
+    )
+    report = close(cf)
+    assert kept(cf) == {"lib-2.0-0.conda", "zlib-1.3-0.conda", "zlib-1.2-0.conda"}
+    why = "for a constraint of lib-2.0-0.conda (zlib <1.3)"
+    assert report.added == {"cf": [("linux-64", "zlib-1.2-0.conda", why, "cf")]}
+    assert report.unsatisfied == {}
+
+
 def test_a_constraint_adds_what_it_allows_of_a_needed_name_only():
     cf = selection(
         "cf",

@@ -43,8 +43,9 @@ def _noarch(name: str, version: str, **extra: Any) -> dict[str, Any]:
 
 RECORDS = [
     # constrains: lib 2.0 rules out the newest zlib, which app needs beside it (an older one
-    # installs); app2 needs that zlib, so only lib 1.0 installs beside it. Nothing depends on
-    # `other`: tool's constraint must not bring it in.
+    # installs), as does a client asking for lib and zlib together; app2 needs that zlib, so
+    # only lib 1.0 installs beside it. Nothing depends on or keeps `other`: tool's constraint
+    # must not bring it in.
     _r("app", depends=["lib", "zlib"]),
     _r("app2", depends=["lib", "zlib >=1.3"]),
     _r("lib", "2.0", constrains=["zlib <1.3"]),
@@ -112,6 +113,7 @@ HARD = "licenses: {exclude: ['*GPL*']}, builds: {exclude: ['*debug*']}"
 CASES = {
     "constrains": (["app", "tool"], []),
     "constrains against depends": (["app2"], []),
+    "constrains between roots": (["lib", "zlib"], []),
     "noarch": (["cli"], []),
     "spec forms": (["chan", "forms"], ["chan"]),
     "hard filters": (["dbgapp", "gplapp", "mixapp"], ["dbgapp", "gplapp"]),
@@ -171,8 +173,8 @@ async def test_a_kept_root_installs_as_it_does_from_upstream(
     await _site(reference, upstream, HARD)
     kept, allowed = _published(site), _published(reference)
     assert set(kept) <= set(allowed)
-    # Only what some kept record depends on is added: a constraint brings nothing in, and a
-    # virtual package is no package.
+    # Only what some kept record depends on or constrains is added: a constraint on a name
+    # nothing needs or keeps brings nothing in, and a virtual package is no package.
     assert not any(fn.startswith(("other-", "__")) for fn in kept)
 
     from_site = solver([(site / CHANNEL).as_uri()], tmp_path / "cache-site", virtual=VIRTUAL)
@@ -193,6 +195,9 @@ async def test_a_kept_root_installs_as_it_does_from_upstream(
             continue
         assert {name for _, name in solution} <= set(kept), fn
     assert (not_upstream, uninstallable) == (uninstallable_upstream, [])
+    # The roots asked for together, as a client installing the allowlist does.
+    if await trio.to_thread.run_sync(from_reference, *roots) is not None:
+        assert await trio.to_thread.run_sync(from_site, *roots) is not None
 
     # What the hard filters leave no build of is reported, as the README promises.
     [mirror] = report.mirrors

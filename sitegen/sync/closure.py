@@ -11,8 +11,9 @@ limited to the mirror's newest N versions when it sets newest_versions. A platfo
 dependencies resolve for its own platform; a noarch record's for each platform of its channel,
 each on its own (a client of that platform decides as much), and a dependency missing for some
 of them only is reported for each. A ``constrains`` entry adds nothing by itself, but once a
-walked record depends on its name for the platform, the records it allows are added as a
-dependency's are, so that the constraining record installs beside that name.
+walked record depends on its name for the platform, or the mirror the name resolves in keeps
+it (an allowlist keeping both names), the records it allows are added as a dependency's are,
+so that the constraining record installs beside that name.
 
 Pure over plain data: the FilterResults are updated in place and a report says what was added
 and what no mirror could satisfy.
@@ -30,6 +31,10 @@ from sitegen.sync.closure_model import Addition, DependencyReport, MirrorSelecti
 from sitegen.sync.closure_specs import DependencySpec, SpecCache, SpecMatch
 
 NOARCH = "noarch"
+# How an addition's report names the record it was added for: one depending on it, or one
+# constraining its name (the constraint's builds, added so that the two install together).
+NEEDED = "needed by"
+CONSTRAINT = "for a constraint of"
 
 
 # (mirror index, subdir, record): one node of the walk.
@@ -73,9 +78,9 @@ class _Closure:
         self.queue: deque[_Node] = deque()
         self.seen: set[tuple[int, str, str]] = set()
         # (platform, name)s some walked record depends on, and the `constrains` entries of
-        # walked records on names not depended on yet: (platform, name) -> [(mirror, record,
-        # spec text)]. A constraint brings nothing in by itself, but once the name is
-        # installed beside its record, only the builds it allows can be.
+        # walked records on names neither depended on yet nor kept: (platform, name) ->
+        # [(mirror, record, spec text)]. A constraint brings nothing in by itself, but once
+        # the name is installed beside its record, only the builds it allows can be.
         self.needed: set[tuple[str, str]] = set()
         self.pending: dict[tuple[str, str], list[tuple[int, Record, str]]] = {}
 
@@ -124,31 +129,44 @@ class _Closure:
         if key is not None and key not in self.needed:
             self.needed.add(key)
             for other, constrained, constraint in self.pending.pop(key, ()):
-                self._resolved(other, platform, constrained, constraint)
+                self._resolved(other, platform, constrained, constraint, CONSTRAINT)
         return satisfied
 
     def _constrain(self, index: int, platform: str, record: Record, constraint: str) -> None:
-        """Add the builds `constraint` allows of a name some record needs, so that `record`
-        can be installed beside it; one nothing matches only rules the pair out."""
+        """Add the builds `constraint` allows of a name some record needs or a mirror keeps,
+        so that `record` can be installed beside it; one nothing matches only rules the pair
+        out."""
         parsed = self.specs.parse(constraint)
         if parsed is None or parsed.name.startswith("__"):
             return
         key = (platform, parsed.name)
-        if key in self.needed:
-            self._resolved(index, platform, record, constraint)
+        if key in self.needed or self._keeps(index, platform, parsed.name):
+            self._resolved(index, platform, record, constraint, CONSTRAINT)
         else:
             self.pending.setdefault(key, []).append((index, record, constraint))
 
-    def _resolved(self, index: int, platform: str, record: Record, dep: str) -> bool:
+    def _keeps(self, index: int, platform: str, name: str) -> bool:
+        """Whether the mirror `name` resolves in, for mirror `index`'s records, keeps a record
+        of it: a client may then ask for it beside a record constraining it."""
+        scope = [NOARCH] if platform == NOARCH else [platform, NOARCH]
+        target = self._choose_mirror(index, platform, scope, name)
+        if target is None:
+            return False
+        kept = self.kept[target].get(name, {})
+        return any(kept.get(s) for s in scope)
+
+    def _resolved(
+        self, index: int, platform: str, record: Record, dep: str, role: str = NEEDED
+    ) -> bool:
         # Resolving is idempotent because the kept/candidate union is fixed, so each
         # (mirror, platform, spec text) is resolved once; the first needing record is named.
         memo = self.resolved.setdefault((index, platform), {})
         satisfied = memo.get(dep)
         if satisfied is None:
-            satisfied = memo[dep] = self._resolve(index, platform, record, dep)
+            satisfied = memo[dep] = self._resolve(index, platform, record, dep, role)
         trimmed = self.trimmed.get((index, platform, dep))
         if trimmed is not None:
-            self._fit(index, platform, record, *trimmed)
+            self._fit(index, platform, record, role, *trimmed)
         return satisfied
 
     def _visit(self, index: int, subdir: str, record: Record) -> None:
@@ -159,9 +177,9 @@ class _Closure:
 
     # ------------------------------------------------------------------ one dependency
 
-    def _resolve(self, index: int, platform: str, record: Record, dep: str) -> bool:
+    def _resolve(self, index: int, platform: str, record: Record, dep: str, role: str) -> bool:
         """Satisfy `dep` of `record` for `platform`, adding candidates; False when nothing
-        matches it."""
+        matches it. `role`: how the report names `record`, needing `dep` or constraining."""
         if dep.lstrip().startswith("__"):
             return True  # virtual packages (__glibc, __cuda, ...) come from the system
         parsed = self.specs.parse(dep)
@@ -171,7 +189,7 @@ class _Closure:
             return True
         scope = [NOARCH] if platform == NOARCH else [platform, NOARCH]
         target = self._choose_mirror(index, platform, scope, parsed.name)
-        why = f"needed by {record.fn} ({dep})"
+        why = f"{role} {record.fn} ({dep})"
         mirror = self.selections[index].mirror
         if target is None:
             return False
@@ -254,6 +272,7 @@ class _Closure:
         index: int,
         platform: str,
         record: Record,
+        role: str,
         target: int,
         scope: list[str],
         parsed: DependencySpec,
@@ -280,7 +299,7 @@ class _Closure:
         newest = self.selections[target].newest_versions or len(fitting)
         top = set(sorted({parse_version(r.version) for _, r in fitting}, reverse=True)[:newest])
         fitting = [(s, r) for s, r in fitting if parse_version(r.version) in top]
-        why = f"needed by {record.fn} (with its other dependencies)"
+        why = f"{role} {record.fn} (with its other dependencies)"
         self._take(target, fitting, [], name, why, self.selections[index].mirror)
 
     def _agree(self, index: int, platform: str, record: Record, other: Record) -> bool:

@@ -42,7 +42,7 @@ class Addition(NamedTuple):
 
     subdir: str
     fn: str
-    why: str  # "needed by <fn> (<spec>)"
+    why: str  # "needed by <fn> (<spec>)", or "for a constraint of <fn> (<spec>)"
     # The mirror of the needing record: another mirror's, maybe of another channel, when the
     # dependency resolved elsewhere. Kept apart from `why` so that a page can tell whose file
     # `why` names without reading the text.

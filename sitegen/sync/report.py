@@ -65,7 +65,7 @@ class AddedDependency(msgspec.Struct, omit_defaults=True):
 
     subdir: str
     file: str
-    why: str  # "needed by <file> (<spec>)"
+    why: str  # "needed by <file> (<spec>)", or "for a constraint of <file> (<spec>)"
     # The channel of the file `why` names (the public pages leave it out for a private one);
     # None in records written before runs noted it.
     needed_by_channel: str | None = None
