@@ -1,6 +1,6 @@
 """What package pages show of the advisories affecting a version: each advisory as itself when
-two files or feeds hold one of the same id, and no more of an advisory's text per row than a
-page can carry, however much of it a feed holds."""
+two files or feeds hold one of the same id, and no more of an advisory's text per row, nor
+more rows, than a page can carry, however much a feed holds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from sitegen.config import FilterSpec, parse_config
 from sitegen.filters.advisory_notes import package_advisories
 from sitegen.filters.apply import apply_filters
 from sitegen.web.environment import make_environment
-from sitegen.web.gates import ADVISORY_SUMMARY_MAX, ALIASES_MAX, advisory_notes
+from sitegen.web.gates import (
+    ADVISORIES_MAX,
+    ADVISORY_ROWS_MAX,
+    ADVISORY_SUMMARY_MAX,
+    ALIASES_MAX,
+    advisory_notes,
+)
 from testkit.advisories import zlib_advisory
 from testkit.records import rec
 
@@ -38,6 +44,11 @@ def renamed(name: str, summary: str) -> dict[str, object]:
     advisory = zlib_advisory()
     advisory["affected"][0]["package"] = {"purl": f"pkg:conda/{name}"}
     return {**advisory, "summary": summary}
+
+
+def rendered(notes: object) -> str:
+    macros = make_environment().get_template("_gates.html").make_module({"page": "package.html"})
+    return str(macros.package_advisories(notes))
 
 
 def test_advisories_sharing_an_id_are_each_shown_as_themselves(tmp_path):
@@ -82,11 +93,61 @@ def test_a_long_summary_and_many_aliases_are_shown_bounded_on_each_row(tmp_path)
     hostile = {**zlib_advisory(), "summary": "overflow " * 100_000, "aliases": aliases}
     spec = level(tmp_path, {"a.json": hostile})
     versions = [f"1.2.{i}" for i in range(20)]
-    rows = advisory_notes([spec], "zlib", versions)
-    assert [row["version"] for row in rows] == versions
-    macros = make_environment().get_template("_gates.html").make_module({"page": "package.html"})
-    html = str(macros.package_advisories(rows))
+    notes = advisory_notes([spec], "zlib", versions)
+    assert [row["version"] for row in notes["rows"]] == versions
+    html = rendered(notes)
     assert html.count("CVE-2024-00000") == len(versions)
     assert html.count(f"and {len(aliases) - ALIASES_MAX} more") == len(versions)
     assert f"CVE-2024-{ALIASES_MAX:05}" not in html
     assert len(html) < len(versions) * (ADVISORY_SUMMARY_MAX + 40 * ALIASES_MAX + 1_000)
+
+
+def naming_pkg(count: int, critical_every: int = 0) -> list[dict[str, object]]:
+    """``count`` small advisories, each affecting every version of ``pkg``; every
+    ``critical_every``-th one critical, the others unscored."""
+    critical = zlib_advisory()["severity"]
+    affected = [
+        {
+            "package": {"purl": "pkg:conda/pkg"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}],
+        }
+    ]
+    return [
+        {
+            "id": f"FLOOD-{i:05}",
+            "summary": "flood",
+            "affected": affected,
+            **({"severity": critical} if critical_every and i % critical_every == 0 else {}),
+        }
+        for i in range(count)
+    ]
+
+
+def test_a_flood_of_advisories_naming_a_package_lists_the_most_severe_per_version(tmp_path):
+    """A feed may hold tens of thousands of small advisories naming one package: listed in
+    full, each of its versions would repeat them all (here a million rows, some 260 MB)."""
+    spec = level(tmp_path, {"a.json": naming_pkg(20_000, critical_every=1_000)})
+    versions = [f"1.{i}" for i in range(50)]
+    html = rendered(advisory_notes([spec], "pkg", versions))
+    # At most ADVISORIES_MAX rows per version, plus the line saying how many more.
+    assert html.count("<tr>") <= len(versions) * (ADVISORIES_MAX + 1) + 1
+    assert len(html) < len(versions) * (ADVISORIES_MAX + 1) * 1_000
+    assert html.count(f"and {20_000 - ADVISORIES_MAX} more") == len(versions)
+    # The critical ones (blocked: unscored ones block too, but score lower) first, then by id.
+    first = html.split("</tbody>", 1)[0].split("<tr>")[2 : 2 + 22]
+    ids = [row.split("<code>", 1)[1].split("</code>", 1)[0] for row in first]
+    assert ids == [f"FLOOD-{i:05}" for i in range(0, 20_000, 1_000)] + [
+        "FLOOD-00001",
+        "FLOOD-00002",
+    ]
+
+
+def test_a_page_lists_the_advisories_of_at_most_advisory_rows_max_rows(tmp_path):
+    spec = level(tmp_path, {"a.json": naming_pkg(ADVISORIES_MAX)})
+    listed = ADVISORY_ROWS_MAX // ADVISORIES_MAX
+    versions = [f"1.{i}" for i in range(listed + 30)]
+    notes = advisory_notes([spec], "pkg", versions)
+    assert [row["version"] for row in notes["rows"]] == versions[:listed]
+    assert (notes["count"], notes["more"]) == (len(versions), 30)
+    html = rendered(notes)
+    assert f"{len(versions)} versions" in html and "and 30 more versions" in html

@@ -64,7 +64,7 @@ def test_a_huge_advisory_costs_a_look_up_per_version_checked(tmp_path):
     before = parses()
     assert excluded(spec, records) == {f"pkg-{v}-0.conda": "advisory HUGE-1" for v in affected}
     notes = advisory_notes([spec], "pkg", versions)
-    assert [note["version"] for note in notes] == affected
+    assert [note["version"] for note in notes["rows"]] == affected
     # The advisory's versions once, to index them, and each version checked about once by
     # the filter and once by the page. Comparing each with every listed version and range
     # instead took a parse per listed version and several per range, for every version: some

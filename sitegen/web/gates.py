@@ -44,6 +44,13 @@ PENDING_MAX = 100
 # summary may be megabytes and its aliases thousands, repeated on every row.
 ADVISORY_SUMMARY_MAX = 300  # characters, as a package's own summary (see web.package)
 ALIASES_MAX = 5  # aliases listed; the row says how many more
+# How many advisories a package page lists: a feed may hold tens of thousands of small ones
+# naming one package, each repeated on the row of every version it affects. A real version has
+# a handful, a few dozen at most (an old release of a big framework, through a PyPI feed that
+# holds each CVE twice, as PYSEC and GHSA); a real page some thousands of rows at most (a
+# package with hundreds of versions below a fix). Past these, the page says how many more.
+ADVISORIES_MAX = 100  # per version: those that block it first, then the most severe, then by id
+ADVISORY_ROWS_MAX = 10_000  # per page: whole versions, in the page's order, while they fit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,16 +263,35 @@ def advisory_notes(
     name: str,
     versions: Iterable[str],
     blocked_by: Mapping[str, Iterable[str]] | None = None,
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     """The advisories section of a package page: per version (as given), the advisories that
     affect it, blocked or not (``blocked_by``: those a run blocked versions for, see
-    :func:`blocked_versions`), each bounded (see :data:`ADVISORY_SUMMARY_MAX`)."""
+    :func:`blocked_versions`), each bounded (see :data:`ADVISORY_SUMMARY_MAX`), as ``rows``;
+    how many versions have advisories (``count``) and how many of them are not listed
+    (``more``, see :data:`ADVISORY_ROWS_MAX`)."""
     notes = package_advisories(levels, name, versions, blocked_by)
     summaries: dict[str, str] = {}  # clipped once per advisory, not once per row
-    return [
-        {"version": version, "advisories": [_shown_note(n, summaries) for n in found]}
-        for version, found in notes.items()
-    ]
+    rows = []
+    budget = ADVISORY_ROWS_MAX
+    for version, found in notes.items():
+        listed = sorted(found, key=_severity_order)[:ADVISORIES_MAX]
+        if len(listed) > budget:
+            break
+        budget -= len(listed)
+        rows.append(
+            {
+                "version": version,
+                "advisories": [_shown_note(n, summaries) for n in listed],
+                "more": len(found) - len(listed),
+            }
+        )
+    return {"rows": rows, "count": len(notes), "more": len(notes) - len(rows)}
+
+
+def _severity_order(note: AdvisoryNote) -> tuple[bool, float, str]:
+    """Which of a version's advisories a page lists first: those keeping it out, then the
+    highest scores (unscored last), then by id."""
+    return (not note.blocked, -(note.score if note.score is not None else -1.0), note.id)
 
 
 def _shown_note(note: AdvisoryNote, summaries: dict[str, str]) -> dict[str, Any]:
