@@ -24,6 +24,7 @@ from sitegen.sync.report import (
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.private import (
+    CONSTRAINED_BY_HIDDEN,
     NEEDED_BY_HIDDEN,
     PRIVATE_ERRORS_ONLY,
     landing_private,
@@ -302,6 +303,7 @@ def test_public_report_names_no_hidden_file_a_dependency_was_added_for() -> None
         row("zlib-1-0.conda", "needed by acme-1-0.conda (zlib)", PRIVATE),
         row("xz-1-0.conda", "needed by numpy-2-0.conda (xz)", PUBLIC),
         row("bz2-1-0.conda", "needed by acme-1-0.conda (bz2)", None),
+        row("zstd-1-0.conda", "for a constraint of acme-1-0.conda (zstd <2)", PRIVATE),
     ]
     data = RunReport(
         id="20261205T000000Z",
@@ -318,12 +320,13 @@ def test_public_report_names_no_hidden_file_a_dependency_was_added_for() -> None
         ("zlib-1-0.conda", NEEDED_BY_HIDDEN),
         ("xz-1-0.conda", "needed by numpy-2-0.conda (xz)"),
         ("bz2-1-0.conda", NEEDED_BY_HIDDEN),
+        ("zstd-1-0.conda", CONSTRAINED_BY_HIDDEN),
     ]
     model = run_detail(public_report(report, NOW))
     assert "acme" not in str(model) and PRIVATE not in str(model)
     (shown_rows,) = [m["dependencies_added_rows"]["items"] for m in model["mirror_details"]]
     # A row with no channel noted has none in the page model either, not the text "None".
-    assert [r["needed_by_channel"] for r in shown_rows] == [None, PUBLIC, None]
+    assert [r["needed_by_channel"] for r in shown_rows] == [None, PUBLIC, None, None]
     assert report.mirrors[1].dependencies_added == rows  # the original is left as is
     # With nothing hidden, every reason stays.
     everyone = RunAccess(channels={PUBLIC: "public"}, mirrors={"ex": "public"})

@@ -21,6 +21,7 @@ import msgspec
 from sitegen.access.pages import PRIVATE_LABEL, TOKEN_PLACEHOLDER, token_snippets
 from sitegen.config import ChannelConfig, SiteConfig
 from sitegen.store.site import Site
+from sitegen.sync.closure import CONSTRAINT
 from sitegen.sync.history import History
 from sitegen.sync.report import (
     PRIVATE,
@@ -61,6 +62,7 @@ def hidden_channels(report: RunReport, now: RunAccess) -> frozenset[str]:
 # of a channel the page leaves out (or, in a record from before runs noted whose it was, when
 # the page leaves any channel out). The file added stays listed: its channel publishes it.
 NEEDED_BY_HIDDEN = "needed by a package not shown here"
+CONSTRAINED_BY_HIDDEN = f"{CONSTRAINT} a package not shown here"
 
 
 def _public_needs(mirror: MirrorReport, hidden: frozenset[str]) -> MirrorReport:
@@ -72,11 +74,11 @@ def _public_needs(mirror: MirrorReport, hidden: frozenset[str]) -> MirrorReport:
     for row in mirror.dependencies_added:
         # A row written before runs noted the channel may name any file: when unsure, hide.
         channel = row.needed_by_channel
-        rows.append(
-            row
-            if channel is not None and channel not in hidden
-            else msgspec.structs.replace(row, why=NEEDED_BY_HIDDEN, needed_by_channel=None)
-        )
+        if channel is not None and channel not in hidden:
+            rows.append(row)
+            continue
+        why = CONSTRAINED_BY_HIDDEN if row.why.startswith(CONSTRAINT) else NEEDED_BY_HIDDEN
+        rows.append(msgspec.structs.replace(row, why=why, needed_by_channel=None))
     return dataclasses.replace(mirror, dependencies_added=rows)
 
 
