@@ -81,6 +81,33 @@ def test_building_the_parser_imports_no_handlers_modules() -> None:
     assert done.stdout.split() == []
 
 
+@pytest.mark.integration  # a process of its own
+def test_loading_a_config_without_specs_imports_no_runtime_libraries(tmp_path: Path) -> None:
+    """What `sitegen status` and a `mirror --due` with nothing due load before they answer:
+    filters that name no MatchSpec are read without rattler (specs would need it), and the
+    configuration alone needs neither trio nor jinja2 nor httpx."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\n"
+        "channels:\n"
+        "  cloud/example:\n"
+        "    url: https://conda.example.org/example\n"
+        "    subdirs: [linux-64, noarch]\n"
+        "    filters:\n"
+        "      names: {exclude: [openssl]}\n"
+        "      licenses: {exclude: ['*GPL*'], allow_missing: false}\n"
+        "      builds: {exclude: ['py2*']}\n"
+    )
+    code = (
+        f"import sys; from sitegen.config import load_config; load_config({str(config)!r})\n"
+        "print(' '.join(m for m in ('rattler', 'trio', 'jinja2', 'httpx') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == []
+
+
 @pytest.mark.unit
 def test_quiet_after_the_subcommand_silences_info(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

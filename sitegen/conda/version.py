@@ -10,10 +10,15 @@ them exactly).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import Any
+from functools import cache, lru_cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from rattler import BuildString, MatchSpec, PackageRecord, Version, VersionSpec
+if TYPE_CHECKING:
+    from rattler import MatchSpec, PackageRecord, Version, VersionSpec
+
+    # A spec without its license keys, for rattler, and those keys as (key, pattern).
+    _Split = tuple[MatchSpec, tuple[tuple[str, str], ...]]
 
 
 class InvalidSpecError(ValueError):
@@ -22,6 +27,17 @@ class InvalidSpecError(ValueError):
 
 class InvalidVersionError(ValueError):
     """A record version that does not parse as a conda version."""
+
+
+@cache
+def rattler() -> ModuleType:
+    """py-rattler, imported when a spec, version or record is first parsed: importing it takes
+    ~0.2 s, which a command that loads channels.yaml without specs (``sitegen status``,
+    ``sitegen mirror --due`` with nothing due) would otherwise spend at every start. A call
+    here costs far less than an import statement in a function that runs once per record."""
+    import rattler as module
+
+    return module
 
 
 # Timestamps above this are milliseconds (year 9999 in seconds), as conda-index decides it.
@@ -37,8 +53,9 @@ _HUGE_BUILD_NUMBER = re.compile(r"build_number[^\],]*\d{20}")
 def parse_matchspec(text: str) -> MatchSpec:
     if _HUGE_BUILD_NUMBER.search(text):
         raise InvalidSpecError(f"{text!r}: build number beyond 64 bits")
+    module = rattler()  # outside the try: a failed import is no invalid spec
     try:
-        return MatchSpec(text, strict=False)
+        return module.MatchSpec(text, strict=False)
     except Exception as exc:  # rattler raises its own exception classes
         raise InvalidSpecError(str(exc)) from None
     except BaseException as exc:  # a panic in rattler (pyo3's PanicException) is an error too
@@ -50,16 +67,18 @@ def parse_matchspec(text: str) -> MatchSpec:
 @lru_cache(maxsize=1 << 16)
 def parse_version_spec(text: str) -> VersionSpec | None:
     """A version constraint such as ``>=1.2,<2``; None when rattler does not accept it."""
+    module = rattler()
     try:
-        return VersionSpec(text)
+        return module.VersionSpec(text)
     except Exception:  # rattler raises its own exception classes
         return None
 
 
 @lru_cache(maxsize=1 << 20)
 def parse_version(text: str) -> Version:
+    module = rattler()
     try:
-        return Version(text)
+        return module.Version(text)
     except Exception as exc:
         raise InvalidVersionError(str(exc)) from None
 
@@ -153,8 +172,9 @@ def build_matches(pattern: str, build: str) -> bool:
 def readable_build(build: str) -> bool:
     """Whether rattler accepts a record's build string (CEP-26). A record whose build string it
     refuses cannot be built as a rattler record, and so matches no spec that needs one."""
+    module = rattler()
     try:
-        BuildString(build)
+        module.BuildString(build)
     except Exception:  # rattler raises its own exception classes
         return False
     return True
@@ -173,10 +193,6 @@ def milliseconds(value: Any) -> int:
     if not number or value <= 0:
         return 0
     return int(value if value > MAX_SECONDS else value * 1000)
-
-
-# A spec without its license keys, for rattler, and those keys as (key, pattern).
-_Split = tuple[MatchSpec, tuple[tuple[str, str], ...]]
 
 
 class RecordMatcher:
@@ -198,11 +214,12 @@ class RecordMatcher:
             return self._cache[key][1]
         except KeyError:
             pass
+        module = rattler()
         try:
-            built: PackageRecord | None = PackageRecord(
+            built: PackageRecord | None = module.PackageRecord(
                 name=record["name"],
                 version=record["version"],
-                build=BuildString(record.get("build", "")),
+                build=module.BuildString(record.get("build", "")),
                 build_number=int(record.get("build_number", 0)),
                 subdir=record.get("subdir") or "noarch",
                 license=_text(record.get("license")),
@@ -283,7 +300,7 @@ def _split_text_keys(spec: MatchSpec) -> _Split:
     rest, texts = _split_canonical(canonical)
     if not texts:
         return spec, ()
-    return MatchSpec(rest, strict=False), texts
+    return rattler().MatchSpec(rest, strict=False), texts
 
 
 def _text_matches(pattern: str, value: Any) -> bool:

@@ -18,10 +18,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
 from operator import itemgetter
-
-from rattler import Version
+from typing import TYPE_CHECKING
 
 from sitegen.conda.version import parse_version
+
+if TYPE_CHECKING:
+    from rattler import Version
 
 INTRODUCED = "introduced"
 FIXED = "fixed"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
-
-from rattler import MatchSpec
+from typing import TYPE_CHECKING, Any
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import (
@@ -25,10 +23,14 @@ from sitegen.filters.kind import (
     show_fields,
 )
 
-REASON_SPEC = "spec excluded"
+if TYPE_CHECKING:
+    from rattler import MatchSpec
 
-# (spec, raw record) -> whether the spec takes the record (RecordMatcher.matches or .excludes).
-SpecTest = Callable[[MatchSpec, dict[str, Any]], bool]
+    # (spec, raw record) -> whether the spec takes the record (RecordMatcher.matches or
+    # .excludes).
+    SpecTest = Callable[[MatchSpec, dict[str, Any]], bool]
+
+REASON_SPEC = "spec excluded"
 
 
 def parse_specs(node: YamlNode) -> tuple[str, ...]:
