@@ -81,11 +81,12 @@ def test_building_the_parser_imports_no_handlers_modules() -> None:
     assert done.stdout.split() == []
 
 
-@pytest.mark.integration  # a process of its own
-def test_loading_a_config_without_specs_imports_no_runtime_libraries(tmp_path: Path) -> None:
-    """What `sitegen status` and a `mirror --due` with nothing due load before they answer:
-    filters that name no MatchSpec are read without rattler (specs would need it), and the
-    configuration alone needs neither trio nor jinja2 nor httpx."""
+# Libraries a run needs that reading channels.yaml, and showing what it says, do not.
+RUN_LIBRARIES = ("rattler", "trio", "jinja2", "httpx")
+
+
+def config_without_specs(tmp_path: Path) -> Path:
+    """A channels.yaml whose filters name no MatchSpec, for a site not made yet."""
     config = tmp_path / "channels.yaml"
     config.write_text(
         f"output: {tmp_path / 'site'}\n"
@@ -98,14 +99,37 @@ def test_loading_a_config_without_specs_imports_no_runtime_libraries(tmp_path: P
         "      licenses: {exclude: ['*GPL*'], allow_missing: false}\n"
         "      builds: {exclude: ['py2*']}\n"
     )
-    code = (
-        f"import sys; from sitegen.config import load_config; load_config({str(config)!r})\n"
-        "print(' '.join(m for m in ('rattler', 'trio', 'jinja2', 'httpx') if m in sys.modules))"
-    )
+    return config
+
+
+def run_libraries_imported(code: str) -> list[str]:
+    """Which of RUN_LIBRARIES ``code`` imports, in a fresh interpreter (this one has them all)."""
+    listing = f"print('imported:', *(m for m in {RUN_LIBRARIES!r} if m in sys.modules))"
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", f"import sys\n{code}\n{listing}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
-    assert done.stdout.split() == []
+    return done.stdout.splitlines()[-1].split()[1:]
+
+
+@pytest.mark.integration  # a process of its own
+def test_loading_a_config_without_specs_imports_no_run_libraries(tmp_path: Path) -> None:
+    """What `sitegen status` and a `mirror --due` with nothing due load before they answer:
+    filters that name no MatchSpec are read without rattler (specs would need it)."""
+    config = config_without_specs(tmp_path)
+    code = f"from sitegen.config import load_config; load_config({str(config)!r})"
+    assert run_libraries_imported(code) == []
+
+
+@pytest.mark.integration  # a process of its own
+def test_status_imports_no_run_libraries(tmp_path: Path) -> None:
+    """`sitegen status` reads the run records and the site's state, and runs nothing."""
+    config = config_without_specs(tmp_path)
+    code = f"from sitegen.cli import main; main(['status', '-c', {str(config)!r}])"
+    assert run_libraries_imported(code) == []
 
 
 @pytest.mark.unit

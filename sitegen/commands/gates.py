@@ -121,7 +121,7 @@ def _add_approval_commands(add: AddCommand) -> None:
     def approve(args: argparse.Namespace) -> int:
         from sitegen.approvals.commands import change_record, gated_channel, grant, reach
         from sitegen.config import make_scrub
-        from sitegen.net.activity import counted
+        from sitegen.wording import counted
 
         check_text("--by", args.by)
         check_text("--reason", args.reason)

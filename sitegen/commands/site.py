@@ -158,9 +158,9 @@ def _fraction(text: str) -> float:
 def _verify(args: argparse.Namespace) -> int:
     import trio
 
-    from sitegen.net.activity import counted, human_bytes
     from sitegen.tools.verify import verify_site
     from sitegen.tools.verify_sample import Sample
+    from sitegen.wording import counted, human_bytes
 
     sample = None if args.sample is None else Sample.today(args.sample)
     config = load(args)
@@ -211,10 +211,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from sitegen.net.activity import counted
     from sitegen.store.lock import SiteLocked
     from sitegen.tools.remove import RemovalRefused, dry_run, plan_removal, remove
     from sitegen.tools.remove_installers import folder_dry_run, installer_removal
+    from sitegen.wording import counted
 
     check_text("PATH", args.path)  # what sitegen publishes has UTF-8 names only
     config = load(args)
@@ -340,7 +340,6 @@ def _fetcher(args: argparse.Namespace) -> int:
 
     import trio
 
-    from sitegen.net.activity import counted
     from sitegen.passive.fetcher import FetcherLimits
     from sitegen.passive.listen import (
         listener_address,
@@ -348,6 +347,7 @@ def _fetcher(args: argparse.Namespace) -> int:
         parse_listen,
         serve_fetcher,
     )
+    from sitegen.wording import counted
 
     config = load(args)
     try:

@@ -15,23 +15,12 @@ from dataclasses import dataclass, field
 
 import trio
 
+from sitegen.wording import human_bytes
+
 log = logging.getLogger("sitegen")
 
 HEARTBEAT_SECONDS = 10.0
 SHOWN = 3  # requests named in one heartbeat line; the rest are counted
-
-
-def counted(n: int, noun: str) -> str:
-    """``1 file``, ``2 files``: a count and its noun, as people write it."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 @dataclass

@@ -20,7 +20,6 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.config import DownloadSettings
 from sitegen.layout import progress_path
-from sitegen.net.activity import counted
 from sitegen.net.checksums import file_matches
 from sitegen.net.download import download_each
 from sitegen.net.download_job import DownloadJob, DownloadResult
@@ -28,6 +27,7 @@ from sitegen.net.upstream import Upstream
 from sitegen.store.site import Site
 from sitegen.sync.plan import Plan
 from sitegen.sync.progress import Progress, human_bytes
+from sitegen.wording import counted
 
 log = logging.getLogger("sitegen")
 

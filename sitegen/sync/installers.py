@@ -25,7 +25,6 @@ import trio
 from sitegen.conda.records import Record
 from sitegen.config import InstallerConfig
 from sitegen.layout import installer_file_path
-from sitegen.net.activity import counted, human_bytes
 from sitegen.net.download import download_each
 from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.failures import UpstreamError
@@ -57,6 +56,7 @@ from sitegen.sync.report import (
 )
 from sitegen.sync.scope import RunScope
 from sitegen.sync.space import oversized, space_problems
+from sitegen.wording import counted, human_bytes
 
 log = logging.getLogger("sitegen")
 

@@ -33,12 +33,12 @@ from sitegen.layout import (
     local_store_path,
     local_stores,
 )
-from sitegen.net.activity import counted
 from sitegen.store.compare import same_files
 from sitegen.store.site import Site
 from sitegen.store.temp_names import short_name
 from sitegen.sync.local import folder_of, has_store, is_local
 from sitegen.sync.local_move import recorded_folder
+from sitegen.wording import counted
 
 log = logging.getLogger("sitegen")
 

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from sitegen.net.activity import human_bytes
+from sitegen.wording import human_bytes
 
 __all__ = ["Progress", "human_bytes"]
 

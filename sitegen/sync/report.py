@@ -12,7 +12,7 @@ import msgspec
 
 from sitegen.config import SiteConfig
 from sitegen.config.local_source import KIND as LOCAL_KIND
-from sitegen.net.activity import counted, human_bytes
+from sitegen.wording import counted, human_bytes
 
 RUNNING = "running"
 COMPLETED = "completed"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 
-from sitegen.net.activity import counted
 from sitegen.sync.merge import FAILED as MERGE_FAILED
 from sitegen.sync.merge import HELD
 from sitegen.sync.report import (
@@ -20,6 +19,7 @@ from sitegen.sync.report import (
     excepted_text,
     new_files_text,
 )
+from sitegen.wording import counted
 
 log = logging.getLogger("sitegen")
 

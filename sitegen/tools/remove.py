@@ -55,7 +55,6 @@ from sitegen.layout import (
     shards_dir,
     stats_state_path,
 )
-from sitegen.net.activity import counted
 from sitegen.stats.run import forget_counts, holds_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
@@ -66,6 +65,7 @@ from sitegen.tools.remove_journal import Removal, begin, planned, read_journal, 
 from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
 from sitegen.tools.remove_state import remove_empty_tree, remove_state, state_paths
 from sitegen.tools.site_disk import configured_subdirs, installer_folders, unconfigured_subdirs
+from sitegen.wording import counted
 
 log = logging.getLogger("sitegen")
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from sitegen.config import SiteConfig
 from sitegen.layout import INSTALLER_PAGE, REPODATA, installer_state_path, stats_state_path
-from sitegen.net.activity import counted, human_bytes
 from sitegen.stats.run import forget_installer_counts, holds_installer_counts, stats_lock
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site, UnsafePathError
@@ -30,6 +29,7 @@ from sitegen.sync.report import InstallerReport, RunAccess
 from sitegen.tools.remove import REMOVED, RemovalRefused, site_relative
 from sitegen.tools.remove_journal import record_removal
 from sitegen.tools.remove_state import remove_empty_tree
+from sitegen.wording import counted, human_bytes
 
 log = logging.getLogger("sitegen")
 

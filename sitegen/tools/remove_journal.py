@@ -17,7 +17,6 @@ from pathlib import Path
 import msgspec
 
 from sitegen.layout import removal_journal_path, shards_dir
-from sitegen.net.activity import counted, human_bytes
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id
 from sitegen.sync.report import (
@@ -27,6 +26,7 @@ from sitegen.sync.report import (
     RunAccess,
     RunReport,
 )
+from sitegen.wording import counted, human_bytes
 
 log = logging.getLogger("sitegen")
 

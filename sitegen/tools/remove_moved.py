@@ -6,11 +6,11 @@ the removal is refused where they cannot, unless told to delete them."""
 from __future__ import annotations
 
 from sitegen.config import SiteConfig
-from sitegen.net.activity import counted
 from sitegen.store.site import Site
 from sitegen.sync.local_return import StoreReturn, plan_return
 from sitegen.tools.remove_journal import Removal
 from sitegen.tools.remove_state import gone_mirrors
+from sitegen.wording import counted
 
 SHOWN = 20  # files named in a refusal; the store lists them all
 

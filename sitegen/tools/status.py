@@ -23,7 +23,6 @@ from sitegen.store.frozen import FreezeEntry, FrozenChannels, FrozenStateError
 from sitegen.store.lock import lock_holder
 from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
-from sitegen.sync.keep import still_kept
 from sitegen.sync.report import RUNNING, RunReport, UnmatchedEntry
 from sitegen.tools.site_disk import (
     UnconfiguredChannel,
@@ -300,11 +299,7 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         freezes,
         freezes_error,
         unconfigured,
-        {
-            c.path: sum(len(still_kept(site, c, s)) for s in c.subdirs)
-            for c in config.channels
-            if c.keep_removed
-        },
+        _kept_counts(site, config),
         {i.path: folder_disk(site.root / i.path) for i in config.installers},
         tuple(
             UnconfiguredFolder(path, *folder_disk(site.root / path))
@@ -312,6 +307,18 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         ),
         unconfigured_roots,
     )
+
+
+def _kept_counts(site: Site, config: SiteConfig) -> dict[str, int]:
+    """The files each channel that keeps removed ones keeps unlisted now."""
+    keeping = [c for c in config.channels if c.keep_removed]
+    if not keeping:
+        return {}
+    # Imported here: the run's keep logic brings the filters with it, which status needs for
+    # no channel but one that keeps removed files.
+    from sitegen.sync.keep import still_kept
+
+    return {c.path: sum(len(still_kept(site, c, s)) for s in c.subdirs) for c in keeping}
 
 
 def _read_progress(path: Path) -> dict[str, Any] | None:

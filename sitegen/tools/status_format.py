@@ -8,12 +8,12 @@ from typing import Any
 
 import msgspec
 
-from sitegen.net.activity import counted
 from sitegen.sync.progress import human_bytes
 from sitegen.sync.report import UNMATCHED_SHOWN, excepted_text, iso_utc, new_files_text
 from sitegen.tools.status import LastRun, SiteStatus
 from sitegen.tools.status_filters import filters_text
 from sitegen.tools.status_installers import InstallerLastRun, InstallerStatus
+from sitegen.wording import counted
 
 
 def span(seconds: float) -> str:
