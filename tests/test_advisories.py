@@ -575,11 +575,11 @@ def test_package_page_model_lists_advisories_per_version_blocked_or_not(tmp_path
     spec = config(tmp_path, "{files: [osv], min_score: 7.0, allow: [CVE-2023-43804]}")
     by_version = package_advisories([spec, FilterSpec()], "urllib3", ["1.26.16", "2.0.5", "2.2.0"])
     assert list(by_version) == ["1.26.16", "2.0.5"]
-    (note,) = by_version["2.0.5"]
+    (note,) = by_version["2.0.5"].notes
     assert (note.id, note.score, note.blocked) == ("GHSA-v845-jxx5-vc9f", 8.2, False)
     assert note.aliases == ("CVE-2023-43804",)
-    (requests,) = package_advisories([spec], "requests", ["2.30.0"])["2.30.0"]
+    (requests,) = package_advisories([spec], "requests", ["2.30.0"])["2.30.0"].notes
     assert (requests.score, requests.blocked) == (6.1, False)  # below the threshold
-    (openssl,) = package_advisories([spec], "openssl", ["3.0.1"])["3.0.1"]
+    (openssl,) = package_advisories([spec], "openssl", ["3.0.1"])["3.0.1"].notes
     assert openssl.blocked
     assert package_advisories([FilterSpec()], "openssl", ["3.0.1"]) == {}

@@ -293,14 +293,14 @@ def test_package_pages_list_advisories_found_through_identities(tmp_path):
     filters = spec(tmp_path, advisories, {"requests": ["pkg:pypi/requests"]})
     notes = package_advisories([filters], "Requests", ["2.30.0", "2.31.0"])
     assert list(notes) == ["2.30.0"]
-    assert [(n.id, n.blocked) for n in notes["2.30.0"]] == [("GHSA-requests", True)]
+    assert [(n.id, n.blocked) for n in notes["2.30.0"].notes] == [("GHSA-requests", True)]
     # A level that allows the advisory, and one that would block it but has no mapping for
     # requests: the advisory is listed and blocks nothing.
     allowed = spec(
         tmp_path / "a", advisories, {"requests": ["pkg:pypi/requests"]}, ", allow: [GHSA-requests]"
     )
     unmapped = spec(tmp_path / "b", advisories, {"urllib3": ["pkg:pypi/urllib3"]})
-    (note,) = package_advisories([allowed, unmapped], "requests", ["2.30.0"])["2.30.0"]
+    (note,) = package_advisories([allowed, unmapped], "requests", ["2.30.0"])["2.30.0"].notes
     assert (note.id, note.blocked) == ("GHSA-requests", False)
 
 

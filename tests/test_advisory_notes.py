@@ -5,6 +5,8 @@ more rows, than a page can carry, however much a feed holds."""
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from sitegen.conda.version import RecordMatcher
 from sitegen.config import FilterSpec, parse_config
 from sitegen.filters.advisory_notes import package_advisories
 from sitegen.filters.apply import apply_filters
+from sitegen.filters.osv import Affected
 from sitegen.web.environment import make_environment
 from sitegen.web.gates import (
     ADVISORIES_MAX,
@@ -65,7 +68,7 @@ def test_advisories_sharing_an_id_are_each_shown_as_themselves(tmp_path):
         "bar-1.0-0.conda": "advisory TEST-ZLIB-1",
     }
     for name, summary in (("foo", "foo overflows"), ("bar", "bar leaks")):
-        (note,) = package_advisories([spec], name, ["1.0"])["1.0"]
+        (note,) = package_advisories([spec], name, ["1.0"])["1.0"].notes
         assert (note.id, note.summary, note.blocked) == ("TEST-ZLIB-1", summary, True)
 
 
@@ -76,13 +79,13 @@ def test_a_version_a_run_blocked_lists_each_advisory_of_the_id_it_names(tmp_path
         tmp_path,
         {"a.json": renamed("foo", "foo overflows"), "b.json": renamed("bar", "bar leaks")},
     )
-    notes = package_advisories([spec], "baz", ["1.0"], {"1.0": ["TEST-ZLIB-1"]})["1.0"]
+    notes = package_advisories([spec], "baz", ["1.0"], {"1.0": ["TEST-ZLIB-1"]})["1.0"].notes
     assert sorted(n.summary for n in notes) == ["bar leaks", "foo overflows"]
 
 
 def test_an_advisory_read_twice_is_listed_once(tmp_path):
     spec = level(tmp_path, {"a.json": zlib_advisory(), "b.json": zlib_advisory()})
-    (note,) = package_advisories([spec, spec], "zlib", ["1.2.13"])["1.2.13"]
+    (note,) = package_advisories([spec, spec], "zlib", ["1.2.13"])["1.2.13"].notes
     assert note.blocked
 
 
@@ -141,6 +144,33 @@ def test_a_flood_of_advisories_naming_a_package_lists_the_most_severe_per_versio
         "FLOOD-00001",
         "FLOOD-00002",
     ]
+
+
+def test_a_flood_of_advisories_costs_a_look_up_per_advisory_not_per_version(tmp_path, monkeypatch):
+    """Each advisory naming the package is asked once which of the page's versions it affects:
+    checked against each version instead, 20,000 of them over 50 versions made a million
+    checks for one page, most of them for advisories the page only counts."""
+    spec = level(tmp_path, {"a.json": naming_pkg(20_000, critical_every=100)})
+    versions = [f"1.{i}" for i in range(50)]
+    asked: Counter[str] = Counter()
+    for method in ("contains", "among"):  # one version, or many at once
+        real = getattr(Affected, method)
+
+        def counted(
+            self: Affected, arg: object, method: str = method, real: Callable[..., object] = real
+        ) -> object:
+            asked[method] += 1
+            return real(self, arg)
+
+        monkeypatch.setattr(Affected, method, counted)
+    notes = advisory_notes([spec], "pkg", versions)
+    assert asked == {"among": 20_000}
+    assert [row["version"] for row in notes["rows"]] == versions
+    assert {len(row["advisories"]) for row in notes["rows"]} == {ADVISORIES_MAX}
+    assert {row["more"] for row in notes["rows"]} == {20_000 - ADVISORIES_MAX}
+    # The first hundred of the 200 critical ones, by id.
+    critical = [f"FLOOD-{i:05}" for i in range(0, 100 * ADVISORIES_MAX, 100)]
+    assert all([n["id"] for n in row["advisories"]] == critical for row in notes["rows"])
 
 
 def test_a_page_lists_the_advisories_of_at_most_advisory_rows_max_rows(tmp_path):

@@ -4,11 +4,17 @@ each advisory that affects it, its score, and whether a filter keeps the version
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import itemgetter, or_
 
+from rattler import Version
+
+from sitegen.conda.version import parse_version
 from sitegen.config.model import FilterSpec
 from sitegen.filters.advisories import AdvisoryPolicy, policy_of
+from sitegen.filters.osv import Affected
 
 
 @dataclass(frozen=True)
@@ -22,50 +28,156 @@ class AdvisoryNote:
     blocked: bool  # whether a filter of the channel keeps this version out because of it
 
 
+@dataclass(frozen=True)
+class VersionNotes:
+    """The advisories affecting one version."""
+
+    # Those that block it first, then the highest scores, then by id; at most the limit asked.
+    notes: tuple[AdvisoryNote, ...]
+    count: int  # how many affect it in all
+
+
+def _severity_order(note: AdvisoryNote) -> tuple[bool, float, str]:
+    """Which of a version's advisories a page lists first: those keeping it out, then the
+    highest scores (unscored last), then by id."""
+    return (not note.blocked, -(note.score if note.score is not None else -1.0), note.id)
+
+
 def package_advisories(
     levels: Iterable[FilterSpec],
     name: str,
     versions: Iterable[str],
     blocked_by: Mapping[str, Iterable[str]] | None = None,
-) -> dict[str, tuple[AdvisoryNote, ...]]:
+    limit: int | None = None,
+) -> dict[str, VersionNotes]:
     """Per version of a package, the advisories of these filter levels (those of a channel's
-    mirrors) that affect it, by id; versions no advisory names are left out. ``blocked_by``:
-    version -> ids of the advisories a run kept it out for, listed even where the name and
-    the mappings do not reach them (a record's own purls did, and the page has no record of a
-    blocked version to read them from). Advisories sharing an id (from two files or feeds)
-    each block what they name, so each is listed as itself; one read twice (the same in a
-    file and a feed, or in two levels) is listed once. Pure, for the package pages."""
+    mirrors) that affect it: the first ``limit`` (all by default) in severity order, and how
+    many there are; versions no advisory names are left out. ``blocked_by``: version -> ids of
+    the advisories a run kept it out for, listed even where the name and the mappings do not
+    reach them (a record's own purls did, and the page has no record of a blocked version to
+    read them from). Advisories sharing an id (from two files or feeds) each block what they
+    name, so each is listed as itself; one read twice (the same in a file and a feed, or in
+    two levels) is listed once. Pure, for the package pages.
+
+    A feed may hold tens of thousands of advisories naming one package, so none is checked
+    version by version: each entry is asked once which of the versions it names (as a set of
+    them, an int's bits), its note made once, and a version's notes are gathered in severity
+    order only until ``limit`` are found; the rest are only counted."""
     policies = [p for p in map(policy_of, levels) if p is not None]
     name = name.lower()
     # The package's name and its identities in any of the levels' mappings.
     keys = {key for p in policies for key in p.keys_for(name)}
     # By identity: a level's advisory is one object however many keys name it.
     naming = {id(a): a for p in policies for key in keys for a in p.naming.get(key, ())}
-    found = sorted(naming.values(), key=lambda a: a.id)
-    blocked_notes: dict[str, tuple[AdvisoryNote, ...]] = {}
-    out: dict[str, tuple[AdvisoryNote, ...]] = {}
-    for version in versions:
-        notes = []
-        for advisory in found:
-            entry = None if advisory.withdrawn else advisory.affects(keys, version)
-            if entry is None:
+    page = _PageVersions(list(dict.fromkeys(versions)))
+    # (note, position, versions): position orders notes of equal severity as a version reads
+    # them: advisories by id, each once (its first entry naming a version affects it), then
+    # those a run blocked it for.
+    read: list[tuple[AdvisoryNote, int, int]] = []
+    listed_ids: dict[str, int] = {}
+    for position, advisory in enumerate(sorted(naming.values(), key=lambda a: a.id)):
+        if advisory.withdrawn:
+            continue
+        left = page.every
+        for entry in advisory.entries_for(keys):
+            named = page.named_by(entry) & left
+            if not named:
                 continue
+            left &= ~named
             # Blocked by a level whose own mapping (or the name itself) reaches the entry.
             blocked = any(
                 entry.name in p.keys_for(name) and p.blocks(advisory, entry) for p in policies
             )
             score = advisory.score_for(entry)
-            notes.append(
-                AdvisoryNote(advisory.id, advisory.aliases, advisory.summary, score, blocked)
+            note = AdvisoryNote(advisory.id, advisory.aliases, advisory.summary, score, blocked)
+            read.append((note, position, named))
+            listed_ids[advisory.id] = listed_ids.get(advisory.id, 0) | named
+    wanted: dict[str, int] = {}  # id -> the versions a run blocked for it
+    for version, ids in (blocked_by or {}).items():
+        for advisory_id in set(ids):
+            wanted[advisory_id] = wanted.get(advisory_id, 0) | page.bit.get(version, 0)
+    position = len(naming)
+    for advisory_id in sorted(wanted):
+        unlisted = wanted[advisory_id] & ~listed_ids.get(advisory_id, 0)
+        for note in _blocked_notes(policies, advisory_id) if unlisted else ():
+            read.append((note, position, unlisted))
+            position += 1
+    # Each note once per version, at its first reading there.
+    seen: dict[AdvisoryNote, int] = {}
+    notes = []
+    for note, position, named in read:
+        first = named & ~seen.get(note, 0)
+        if first:
+            seen[note] = seen.get(note, 0) | first
+            notes.append((note, position, first))
+    gathered: list[list[AdvisoryNote]] = [[] for _ in page.versions]
+    unfilled = page.every if limit is None or limit > 0 else 0
+    for note, _position, named in sorted(notes, key=lambda n: (_severity_order(n[0]), n[1])):
+        if not unfilled:
+            break
+        for i in _members(named & unfilled):
+            gathered[i].append(note)
+            if len(gathered[i]) == limit:
+                unfilled &= ~(1 << i)
+    counts = _counts((named for _note, _position, named in notes), len(page.versions))
+    return {
+        version: VersionNotes(tuple(found), count)
+        for version, found, count in zip(page.versions, gathered, counts, strict=True)
+        if count
+    }
+
+
+class _PageVersions:
+    """A page's versions, a set of them as an int's bits (the i-th version, the i-th bit), and
+    which of them an entry names."""
+
+    def __init__(self, versions: list[str]) -> None:
+        self.versions = versions
+        self.every = (1 << len(versions)) - 1
+        self.bit = {version: 1 << i for i, version in enumerate(versions)}
+        # Per package key: the versions as its entries compare them, parsed and in conda
+        # order, and the sets of the first k of them (for each k), so a run of them is a set
+        # in two look-ups.
+        self._orders: dict[str, tuple[list[Version], list[int]]] = {}
+
+    def named_by(self, entry: Affected) -> int:
+        """The versions an entry names, as a set."""
+        order = self._orders.get(entry.name)
+        if order is None:
+            ranked = sorted(
+                ((parse_version(entry.compared(v)), i) for i, v in enumerate(self.versions)),
+                key=itemgetter(0),
             )
-        listed = {note.id for note in notes}
-        for advisory_id in sorted(set((blocked_by or {}).get(version, ())) - listed):
-            if advisory_id not in blocked_notes:
-                blocked_notes[advisory_id] = _blocked_notes(policies, advisory_id)
-            notes.extend(blocked_notes[advisory_id])
-        if notes:
-            out[version] = tuple(dict.fromkeys(notes))
-    return out
+            firsts = list(accumulate((1 << i for _v, i in ranked), or_, initial=0))
+            order = self._orders[entry.name] = ([v for v, _i in ranked], firsts)
+        parsed, firsts = order
+        named = 0
+        for start, end in entry.among(parsed):
+            named |= firsts[end] ^ firsts[start]
+        return named
+
+
+def _members(bits: int) -> Iterator[int]:
+    """The positions of a set's bits, lowest first."""
+    while bits:
+        low = bits & -bits
+        yield low.bit_length() - 1
+        bits ^= low
+
+
+def _counts(sets: Iterable[int], size: int) -> list[int]:
+    """How many of these sets hold each of ``size`` positions. The counts are added in binary,
+    every position at once (``digits[j]``: the positions whose count has bit j set), so a set
+    costs a few operations on ints however many positions it holds."""
+    digits: list[int] = []
+    for carry in sets:
+        j = 0
+        while carry:
+            if j == len(digits):
+                digits.append(0)
+            digits[j], carry = digits[j] ^ carry, digits[j] & carry
+            j += 1
+    return [sum(((d >> i) & 1) << j for j, d in enumerate(digits)) for i in range(size)]
 
 
 def _blocked_notes(policies: list[AdvisoryPolicy], advisory_id: str) -> tuple[AdvisoryNote, ...]:

@@ -21,13 +21,15 @@ are not the operator's to fix, and the rest of the file still counts.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+from rattler import Version
 
 from sitegen.conda.version import InvalidVersionError, parse_version
 from sitegen.config.operator_files import (
@@ -44,7 +46,7 @@ from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_pu
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
 EVENT_KEYS = ("introduced", "fixed", "last_affected", "limit")
 # PEP 440's development release segment, always the last of a public version: ".dev1", "-dev",
-# "_DEV2" (see Affected._compared).
+# "_DEV2" (see Affected.compared).
 _PEP440_DEV = re.compile(r"[._-]?dev(\d*)$", re.IGNORECASE)
 # Published ids are a few tens of characters (GHSA-xxxx-xxxx-xxxx, PYSEC-2023-74); a record
 # kept out names its advisory in the run's record, once per file, and on the history pages.
@@ -77,13 +79,18 @@ class Affected:
     unscored: bool = False
 
     def contains(self, version: str) -> bool:
-        return self._named.contains(self._compared(version))
+        return self._named.contains(self.compared(version))
+
+    def among(self, versions: Sequence[Version]) -> list[tuple[int, int]]:
+        """Which of these versions it names, as runs of their positions (start, end): each
+        version as this entry compares it (see :meth:`compared`), parsed, in conda order."""
+        return self._named.among(versions)
 
     @cached_property
     def _named(self) -> VersionIndex:
         """Its versions and ranges indexed (once, when first asked), so a check costs the same
         however many it lists."""
-        compared = self._compared
+        compared = self.compared
         return VersionIndex(
             map(compared, self.versions),
             (
@@ -93,14 +100,15 @@ class Affected:
             ),
         )
 
-    def _compared(self, version: str) -> str:
-        """A version as this entry's ranges compare it: a conda package's as it is; another
-        ecosystem's without its local part (``1.0+cpu`` as ``1.0``). PEP 440 places a local
-        version just above its public one and SemVer's build metadata does not count, while
-        conda places ``1.0+cpu`` below ``1.0``: compared whole, it would fall outside a range
-        introduced at ``1.0`` that affects it. A PyPI entry's development release is written
-        as conda orders it (``1.0.dev1`` as ``1.0dev1``): PEP 440 places it below ``1.0a1``,
-        conda the dotted form above, which would take it out of a range fixed at ``1.0a1``."""
+    def compared(self, version: str) -> str:
+        """A version as this entry's ranges compare it (its package key alone decides how): a
+        conda package's as it is; another ecosystem's without its local part (``1.0+cpu`` as
+        ``1.0``). PEP 440 places a local version just above its public one and SemVer's build
+        metadata does not count, while conda places ``1.0+cpu`` below ``1.0``: compared whole,
+        it would fall outside a range introduced at ``1.0`` that affects it. A PyPI entry's
+        development release is written as conda orders it (``1.0.dev1`` as ``1.0dev1``): PEP
+        440 places it below ``1.0a1``, conda the dotted form above, which would take it out of
+        a range fixed at ``1.0a1``."""
         if "/" not in self.name:
             return version
         public = version.partition("+")[0]
@@ -137,15 +145,18 @@ class Advisory:
             return None
         return affected.score if affected.score is not None else self.score
 
-    def affects(self, name: str | Iterable[str], version: str) -> Affected | None:
-        """The affected entry naming this package version, or None: ``name`` is a package key,
-        or several keys of one package (its conda name and its upstream identities)."""
+    def entries_for(self, name: str | Iterable[str]) -> list[Affected]:
+        """The affected entries naming a package, in the advisory's order (the first naming a
+        version is the one that affects it): ``name`` is a package key, or several keys of one
+        package (its conda name and its upstream identities)."""
         keys = (name,) if isinstance(name, str) else set(name)
         named = [e for key in keys for e in self._by_name.get(key, ())]
-        for _position, entry in sorted(named, key=itemgetter(0)):
-            if entry.contains(version):
-                return entry
-        return None
+        return [entry for _position, entry in sorted(named, key=itemgetter(0))]
+
+    def affects(self, name: str | Iterable[str], version: str) -> Affected | None:
+        """The affected entry naming this package version, or None (``name``: as for
+        :meth:`entries_for`)."""
+        return next((e for e in self.entries_for(name) if e.contains(version)), None)
 
     @cached_property
     def _by_name(self) -> dict[str, list[tuple[int, Affected]]]:

@@ -14,8 +14,10 @@ as the schema describes, and of comparing each listed version for conda equality
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
 from itertools import accumulate
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -70,10 +72,40 @@ class VersionIndex:
         self._named = bytes(count > 0 for count in accumulate(changes[:cells]))
 
     def contains(self, version: str) -> bool:
-        parsed = parse_version(version)
+        return bool(self._named[self._cell(parse_version(version))])
+
+    def among(self, versions: Sequence[Version]) -> list[tuple[int, int]]:
+        """Which of these versions (parsed, in conda order) it names, as runs of their
+        positions (start, end): two binary searches among them per run of named cells, or one
+        among the points per version where the versions are fewer. A package page asks once
+        per entry for all its versions, rather than once per version and entry."""
+        if len(self._runs) > len(versions):
+            named = [bool(self._named[self._cell(v)]) for v in versions]
+            return [m.span() for m in re.finditer(b"\x01+", bytes(named))]
+        spans = [
+            (self._first_in(start, versions), self._first_in(end, versions))
+            for start, end in self._runs
+        ]
+        return [(start, end) for start, end in spans if start < end]
+
+    def _cell(self, parsed: Version) -> int:
         i = bisect_left(self._points, parsed)
         on_point = i < len(self._points) and self._points[i] == parsed
-        return bool(self._named[2 * i + 1 if on_point else 2 * i])
+        return 2 * i + 1 if on_point else 2 * i
+
+    @cached_property
+    def _runs(self) -> list[tuple[int, int]]:
+        """The runs of named cells (start, end)."""
+        return [m.span() for m in re.finditer(b"\x01+", self._named)]
+
+    def _first_in(self, cell: int, versions: Sequence[Version]) -> int:
+        """The position of the first of these versions (in conda order) in this cell or above."""
+        if cell == len(self._named):
+            return len(versions)
+        i, on_point = divmod(cell, 2)
+        if on_point:
+            return bisect_left(versions, self._points[i])
+        return bisect_right(versions, self._points[i - 1]) if i else 0
 
 
 def _range_cells(

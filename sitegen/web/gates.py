@@ -269,12 +269,12 @@ def advisory_notes(
     :func:`blocked_versions`), each bounded (see :data:`ADVISORY_SUMMARY_MAX`), as ``rows``;
     how many versions have advisories (``count``) and how many of them are not listed
     (``more``, see :data:`ADVISORY_ROWS_MAX`)."""
-    notes = package_advisories(levels, name, versions, blocked_by)
+    notes = package_advisories(levels, name, versions, blocked_by, ADVISORIES_MAX)
     summaries: dict[str, str] = {}  # clipped once per advisory, not once per row
     rows = []
     budget = ADVISORY_ROWS_MAX
     for version, found in notes.items():
-        listed = sorted(found, key=_severity_order)[:ADVISORIES_MAX]
+        listed = found.notes
         if len(listed) > budget:
             break
         budget -= len(listed)
@@ -282,16 +282,10 @@ def advisory_notes(
             {
                 "version": version,
                 "advisories": [_shown_note(n, summaries) for n in listed],
-                "more": len(found) - len(listed),
+                "more": found.count - len(listed),
             }
         )
     return {"rows": rows, "count": len(notes), "more": len(notes) - len(rows)}
-
-
-def _severity_order(note: AdvisoryNote) -> tuple[bool, float, str]:
-    """Which of a version's advisories a page lists first: those keeping it out, then the
-    highest scores (unscored last), then by id."""
-    return (not note.blocked, -(note.score if note.score is not None else -1.0), note.id)
 
 
 def _shown_note(note: AdvisoryNote, summaries: dict[str, str]) -> dict[str, Any]:
