@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from sitegen.filters.osv import Advisory, Affected
 
 
 def zlib_advisory(fixed: str = "1.3.1") -> dict[str, Any]:
@@ -45,3 +48,9 @@ def write_feed(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer.getvalue())
     return buffer.getvalue()
+
+
+def affected_entry(advisory: Advisory, name: str | Iterable[str], version: str) -> Affected | None:
+    """The entry of ``advisory`` naming this package version, or None: the first of those naming
+    the package (:meth:`~sitegen.filters.osv.Advisory.entries_for`) that holds the version."""
+    return next((e for e in advisory.entries_for(name) if e.contains(version)), None)

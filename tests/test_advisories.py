@@ -23,6 +23,7 @@ from sitegen.filters.advisory_notes import package_advisories
 from sitegen.filters.apply import apply_filters
 from sitegen.filters.osv import OsvError, load_files, parse_bytes
 from sitegen.filters.osv_severity import cvss_score
+from testkit.advisories import affected_entry
 from testkit.records import rec
 
 pytestmark = pytest.mark.unit
@@ -172,23 +173,23 @@ def test_every_range_type_in_conda_version_order():
     assert [
         v
         for v in ("2.2.1", "2.3.0", "2.30.0", "2.31.0", "2.32.3")
-        if requests.affects("requests", v)
+        if affected_entry(requests, "requests", v)
     ] == ["2.3.0", "2.30.0"]
     urllib3 = by_id["GHSA-v845-jxx5-vc9f"]  # two ranges; introduced "0"
     assert [
         v
         for v in ("1.0", "1.26.16", "1.26.17", "2.0.0a1", "2.0.5", "2.0.6", "2.2.0")
-        if urllib3.affects("urllib3", v)
+        if affected_entry(urllib3, "urllib3", v)
     ] == ["1.0", "1.26.16", "2.0.5"]
     openssl = by_id["OSV-2024-openssl-1"]  # SEMVER with last_affected, GIT, listed versions
     assert [
         v
         for v in ("1.1.1w", "1.1.1v", "3.0.0", "3.0.14", "3.0.15", "3.1.0")
-        if openssl.affects("openssl", v)
+        if affected_entry(openssl, "openssl", v)
     ] == ["1.1.1w", "3.0.0", "3.0.14"]
     zlib = by_id["OSV-2024-zlib-limit"]  # a purl version, and a limit
     assert [
-        v for v in ("1.2.11", "1.2.12", "1.2.13", "1.3", "1.3.1") if zlib.affects("zlib", v)
+        v for v in ("1.2.11", "1.2.12", "1.2.13", "1.3", "1.3.1") if affected_entry(zlib, "zlib", v)
     ] == ["1.2.11", "1.2.12", "1.2.13"]
 
 
@@ -196,14 +197,14 @@ def test_range_boundaries_follow_conda_pre_and_post_release_order():
     fixed = parse_one(
         advisory([conda("pkg", ecosystem({"introduced": "1.0"}, {"fixed": "1.0.post1"}))])
     )
-    assert not fixed.affects("pkg", "1.0a1")
-    assert fixed.affects("pkg", "1.0") and fixed.affects("pkg", "1.0.0")
-    assert not fixed.affects("pkg", "1.0.post1")
+    assert not affected_entry(fixed, "pkg", "1.0a1")
+    assert affected_entry(fixed, "pkg", "1.0") and affected_entry(fixed, "pkg", "1.0.0")
+    assert not affected_entry(fixed, "pkg", "1.0.post1")
     last = parse_one(
         advisory([conda("pkg", ecosystem({"introduced": "1.0a1"}, {"last_affected": "1.0"}))])
     )
     assert [
-        v for v in ("0.9", "1.0a1", "1.0rc1", "1.0", "1.0.post1") if last.affects("pkg", v)
+        v for v in ("0.9", "1.0a1", "1.0rc1", "1.0", "1.0.post1") if affected_entry(last, "pkg", v)
     ] == [
         "1.0a1",
         "1.0rc1",
@@ -224,8 +225,8 @@ def test_range_boundaries_follow_conda_pre_and_post_release_order():
         )
     )
     versions = ("0.5", "1", "1.5", "2", "2.5")
-    assert [v for v in versions if both.affects("pkg", v)] == ["0.5"]
-    assert [v for v in versions if both.affects("cap", v)] == ["0.5", "1"]
+    assert [v for v in versions if affected_entry(both, "pkg", v)] == ["0.5"]
+    assert [v for v in versions if affected_entry(both, "cap", v)] == ["0.5", "1"]
     # A PyPI entry orders a development release as PEP 440 does, below the pre-releases of
     # its version (conda puts the dotted "1.0.dev1" above "1.0a1"); a conda entry as conda.
     pypi = {"package": {"ecosystem": "PyPI", "name": "Pkg"}}
@@ -238,9 +239,11 @@ def test_range_boundaries_follow_conda_pre_and_post_release_order():
         )
     )
     early = ("1.0.dev1", "1.0-dev2", "1.0_DEV", "1.0.dev1+cpu", "1.0rc1.dev1")
-    assert [v for v in early if dev.affects("pypi/pkg", v)] == list(early[:4])
-    assert not dev.affects("pypi/pkg", "1.0a1") and not dev.affects("pypi/pkg", "1.0.post1.dev1")
-    assert not dev.affects("pkg", "1.0.dev1") and dev.affects("pkg", "0.9")
+    assert [v for v in early if affected_entry(dev, "pypi/pkg", v)] == list(early[:4])
+    assert not affected_entry(dev, "pypi/pkg", "1.0a1") and not affected_entry(
+        dev, "pypi/pkg", "1.0.post1.dev1"
+    )
+    assert not affected_entry(dev, "pkg", "1.0.dev1") and affected_entry(dev, "pkg", "0.9")
     # Events in any order, reintroduced after a fix.
     again = parse_one(
         advisory(
@@ -257,9 +260,12 @@ def test_range_boundaries_follow_conda_pre_and_post_release_order():
             ]
         )
     )
-    assert [v for v in ("1.0", "1.1", "2.0", "2.1") if again.affects("pkg", v)] == ["1.0", "2.0"]
+    assert [v for v in ("1.0", "1.1", "2.0", "2.1") if affected_entry(again, "pkg", v)] == [
+        "1.0",
+        "2.0",
+    ]
     git = parse_one(advisory([conda("pkg", ecosystem({"introduced": "0"}, kind="GIT"))]))
-    assert not git.affects("pkg", "1.0")
+    assert not affected_entry(git, "pkg", "1.0")
 
 
 # --------------------------------------------------------------------------- the filter

@@ -153,11 +153,6 @@ class Advisory:
         named = [e for key in keys for e in self._by_name.get(key, ())]
         return [entry for _position, entry in sorted(named, key=itemgetter(0))]
 
-    def affects(self, name: str | Iterable[str], version: str) -> Affected | None:
-        """The affected entry naming this package version, or None (``name``: as for
-        :meth:`entries_for`)."""
-        return next((e for e in self.entries_for(name) if e.contains(version)), None)
-
     @cached_property
     def _by_name(self) -> dict[str, list[tuple[int, Affected]]]:
         """Its entries by package key, with their positions: a check meets only the entries of
