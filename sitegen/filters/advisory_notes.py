@@ -8,13 +8,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import itemgetter, or_
-
-from rattler import Version
+from typing import TYPE_CHECKING
 
 from sitegen.conda.version import parse_version
 from sitegen.config.model import FilterSpec
 from sitegen.filters.advisories import AdvisoryPolicy, policy_of
 from sitegen.filters.osv import Affected
+
+if TYPE_CHECKING:
+    from rattler import Version  # for annotations: rattler loads when a version is parsed
 
 
 @dataclass(frozen=True)

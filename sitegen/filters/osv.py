@@ -27,9 +27,7 @@ from datetime import datetime
 from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
-
-from rattler import Version
+from typing import TYPE_CHECKING, Any
 
 from sitegen.conda.version import InvalidVersionError, parse_version
 from sitegen.config.operator_files import (
@@ -42,6 +40,9 @@ from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json, read_
 from sitegen.filters.osv_severity import severity_scores
 from sitegen.filters.osv_versions import VersionIndex
 from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_purl
+
+if TYPE_CHECKING:
+    from rattler import Version  # for annotations: rattler loads when a version is parsed
 
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
 EVENT_KEYS = ("introduced", "fixed", "last_affected", "limit")
