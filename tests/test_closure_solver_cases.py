@@ -22,7 +22,7 @@ from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.client import DEFAULT_VIRTUAL_PACKAGES, solver
 from testkit.records import raw_record
-from testkit.site import published, site_config
+from testkit.site import read_repodata, record_filenames, site_config
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -156,9 +156,9 @@ async def _site(site: Path, url: str, filters: str) -> RunReport:
 def _published(site: Path) -> dict[str, dict[str, Any]]:
     records = {}
     for subdir in SUBDIRS:
-        document = json.loads((site / CHANNEL / subdir / "repodata.json").read_bytes())
+        document = read_repodata(site / CHANNEL / subdir)
         records.update(document["packages"])
-        assert published(site, CHANNEL, subdir) == set(document["packages"])
+        assert record_filenames(document) == set(document["packages"])
     return records
 
 
