@@ -13,10 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import trio
 import zstandard
 
 from sitegen.config import SiteConfig, parse_config
+from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import Format, PackageSpec, build_package
+from testkit.site import published
 
 
 def drop(folder: Path, spec: PackageSpec, fmt: Format, by_subdir: bool = False) -> Path:
@@ -51,6 +54,18 @@ def local_config(
         subdirs: {subdirs}
     """
     return parse_config(textwrap.dedent(text) + textwrap.indent(textwrap.dedent(extra), "    "))
+
+
+def run_and_refusals(tmp_path: Path, folder: Path) -> tuple[set[str], dict[str, str]]:
+    """Mirror ``folder`` (:func:`local_config`) into ``tmp_path/site``: the file names its
+    ``linux-64`` publishes, and the refused ones with their reasons."""
+    site = tmp_path / "site"
+    report = trio.run(run_mirror, local_config(site, folder), MirrorOptions(progress=False))
+    assert not report.failed
+    refused: dict[str, str] = {}
+    for sub in report.mirrors[0].subdirs.values():
+        refused.update(sub.rejected_examples)
+    return published(site, "internal/own", "linux-64"), refused
 
 
 # --------------------------------------------------------------------------- hand-made archives

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import trio
 
 from sitegen.conda.index import (
     REASON_EXTRA_PART,
@@ -22,21 +21,18 @@ from sitegen.conda.index import (
     REASON_UNSAFE_PATH,
     index_package,
 )
-from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
 from testkit.local import (
     drop_all,
     index_of,
     info_members,
-    local_config,
+    run_and_refusals,
     write_conda,
     write_tar_bz2,
 )
-from testkit.site import published
 
 pytestmark = pytest.mark.unit
 
-CHANNEL = "internal/own"
 GOOD = [PackageSpec("good", "1.0", "0")]
 PAYLOAD = ("lib/libx.so", b"\x7fELF" * 4096)
 ABOUT = ("info/about.json", json.dumps({"summary": "as read first"}).encode())
@@ -68,16 +64,6 @@ def installed(path: Path, dest: Path, installer: str, member: str) -> object:
 
 def other_index(name: str, version: str = "1.0") -> tuple[str, bytes]:
     return ("info/index.json", json.dumps(index_of(name, version, depends=["other"])).encode())
-
-
-def run_and_refusals(tmp_path: Path, folder: Path) -> tuple[set[str], dict[str, str]]:
-    site = tmp_path / "site"
-    report = trio.run(run_mirror, local_config(site, folder), MirrorOptions(progress=False))
-    assert not report.failed
-    refused: dict[str, str] = {}
-    for sub in report.mirrors[0].subdirs.values():
-        refused.update(sub.rejected_examples)
-    return published(site, CHANNEL, "linux-64"), refused
 
 
 def test_an_index_json_after_a_tar_bz2s_payload_is_refused(tmp_path: Path) -> None:

@@ -11,29 +11,21 @@ import json
 from pathlib import Path
 
 import pytest
-import trio
 from rattler import IndexJson
 
 from sitegen.conda.index import REASON_BAD_INDEX, REASON_KEY_TWICE, index_package
-from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
-from testkit.local import drop_all, index_of, local_config, write_conda, write_tar_bz2
-from testkit.site import published
+from testkit.local import (
+    drop_all,
+    index_of,
+    run_and_refusals,
+    write_conda,
+    write_tar_bz2,
+)
 
 pytestmark = pytest.mark.unit
 
-CHANNEL = "internal/own"
 GOOD = [PackageSpec("good", "1.0", "0")]
-
-
-def _refusals(tmp_path: Path, folder: Path) -> tuple[set[str], dict[str, str]]:
-    site = tmp_path / "site"
-    report = trio.run(run_mirror, local_config(site, folder), MirrorOptions(progress=False))
-    assert not report.failed
-    refused: dict[str, str] = {}
-    for sub in report.mirrors[0].subdirs.values():
-        refused.update(sub.rejected_examples)
-    return published(site, CHANNEL, "linux-64"), refused
 
 
 def test_metadata_that_is_not_utf8_json_text_is_not_read(tmp_path: Path) -> None:
@@ -62,7 +54,7 @@ def test_metadata_that_is_not_utf8_json_text_is_not_read(tmp_path: Path) -> None
     )
     assert index_package(kept).about == {}
 
-    found, reasons = _refusals(tmp_path, folder)
+    found, reasons = run_and_refusals(tmp_path, folder)
     assert found == {*good, kept.name}
     assert reasons == {path.name: REASON_BAD_INDEX for path in refused}
 
@@ -89,6 +81,6 @@ def test_metadata_naming_a_key_twice_is_not_read(tmp_path: Path) -> None:
     package = index_package(kept)
     assert (package.about, package.run_exports) == ({}, None)
 
-    found, reasons = _refusals(tmp_path, folder)
+    found, reasons = run_and_refusals(tmp_path, folder)
     assert found == {*good, kept.name}
     assert reasons == {refused.name: REASON_KEY_TWICE}
