@@ -121,7 +121,10 @@ def package_advisories(
             gathered[i].append(note)
             if len(gathered[i]) == limit:
                 unfilled &= ~(1 << i)
-    counts = _counts((named for _note, _position, named in notes), len(page.versions))
+    counts = [0] * len(page.versions)
+    for _note, _position, named in notes:
+        for i in _members(named):
+            counts[i] += 1
     return {
         version: VersionNotes(tuple(found), count)
         for version, found, count in zip(page.versions, gathered, counts, strict=True)
@@ -165,21 +168,6 @@ def _members(bits: int) -> Iterator[int]:
         low = bits & -bits
         yield low.bit_length() - 1
         bits ^= low
-
-
-def _counts(sets: Iterable[int], size: int) -> list[int]:
-    """How many of these sets hold each of ``size`` positions. The counts are added in binary,
-    every position at once (``digits[j]``: the positions whose count has bit j set), so a set
-    costs a few operations on ints however many positions it holds."""
-    digits: list[int] = []
-    for carry in sets:
-        j = 0
-        while carry:
-            if j == len(digits):
-                digits.append(0)
-            digits[j], carry = digits[j] ^ carry, digits[j] & carry
-            j += 1
-    return [sum(((d >> i) & 1) << j for j, d in enumerate(digits)) for i in range(size)]
 
 
 def _blocked_notes(policies: list[AdvisoryPolicy], advisory_id: str) -> tuple[AdvisoryNote, ...]:
