@@ -7,7 +7,7 @@ import errno
 import hashlib
 import os
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import Any
 
 import msgspec
@@ -37,6 +37,7 @@ from sitegen.sync.prune import expire_shards, prune_shards
 from sitegen.sync.publish import publish_subdir
 from sitegen.sync.publish_shards import (
     changed_names,
+    grace_shard_problems,
     shard_problems,
     unchanged_shards,
     write_shards,
@@ -374,6 +375,36 @@ async def test_shards_no_longer_named_are_pruned_after_the_grace_period(tmp_path
     await publish(site, records(raw("zlib", "2")), grace_days=0)
     assert old not in shard_files(directory)
     assert len(shard_files(directory)) == 1
+
+
+class PrunedWhileRead(PosixPath):
+    """A path whose shard files a run prunes just as they are read: after they were listed."""
+
+    def read_bytes(self) -> bytes:
+        if self.parent.name == SHARDS_DIR:
+            self.unlink()
+        return super().read_bytes()
+
+
+async def test_a_shard_pruned_while_verify_reads_it_is_damage_only_when_named(
+    tmp_path: Path,
+) -> None:
+    """A run beside ``sitegen verify`` prunes a shard whose grace period ended: gone, it is
+    served to no one, so nothing is wrong with it. A shard the index names is missed."""
+    site = Site(tmp_path)
+    directory = tmp_path / "chan" / "linux-64"
+    await publish(site, records(raw("zlib", "1")))
+    (old,) = shard_files(directory)
+    now = records(raw("zlib", "2"))
+    await publish(site, now, grace_days=7)
+    assert old in shard_files(directory)  # within the grace period
+
+    assert grace_shard_problems(PrunedWhileRead(directory)) == []
+    assert old not in shard_files(directory)
+    (named,) = shard_files(directory)
+    assert shard_problems(PrunedWhileRead(directory), "linux-64", now) == [
+        (f"{SHARDS_DIR}/{named}", "missing (shard of 'zlib')")
+    ]
 
 
 def test_expiry_counts_from_when_a_shard_was_first_seen_unnamed() -> None:

@@ -242,13 +242,25 @@ def grace_shard_problems(directory: Path) -> list[tuple[str, str]]:
         )
     for name, digest in kept:
         path = folder / name
-        if not path.exists():
-            continue  # pruned since it was listed: nothing served
-        if not _holds(path, digest):
+        if _damaged(path, digest):
             relative = path.relative_to(directory).as_posix()
             why = "does not hash to its name (a shard the index no longer names, kept a while)"
             problems.append((relative, why))
     return problems
+
+
+def _damaged(path: Path, digest: bytes) -> bool:
+    """Whether the shard file at ``path`` is served with bytes that do not hash to ``digest``
+    (or cannot be read). One gone is not: a run beside ``sitegen verify`` prunes the shards
+    whose grace period ended, between the listing and the read as well, and then nothing is
+    served."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return hashlib.sha256(data).digest() != digest
 
 
 def rebuild_shards(
