@@ -18,6 +18,7 @@ from sitegen.layout import subdir_state_paths
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History
+from sitegen.sync.report import RunReport
 from sitegen.tools.remove import (
     plan_removal,
     remove_directories,
@@ -550,6 +551,75 @@ def test_a_removal_given_up_then_built_again_is_planned_and_recorded_anew(
     set_aside = [r for r in caplog.records if "journal of an unfinished removal" in r.message]
     assert len(set_aside) == 1 and rebuilt.id in set_aside[0].message
     assert_gone(m, "c/old", "c-old")
-    [record] = [r for r in History(site).runs() if r.removal]
+    # Before it: the earlier removal, recorded by the run as interrupted (see below).
+    unfinished, record = removals(m)
+    assert unfinished.status == "interrupted" and unfinished.started < rebuilt.started
     assert record.started > rebuilt.started
     assert {c.subdir: c.deleted_files for c in record.channels} == on_disk
+
+
+def files_in(m: Mirror, channel: str) -> dict[str, int]:
+    return {
+        s: sum(1 for p in (m.site / channel / s).rglob("*") if not p.is_dir())
+        for s in ("linux-64", "noarch")
+    }
+
+
+def stop_after_the_files(m: Mirror) -> tuple[float, dict[str, int]]:
+    """A removal of c/old stopped once its files went: its start, and what it deleted of each
+    subdir (all but the repodata.json naming nothing)."""
+    site = Site(m.site)
+    removal = plan_removal(load_config(m.config), "c/old")
+    journal = begin(site, removal)
+    remove_metadata(site, removal)
+    remove_files(site, removal)
+    assert files_in(m, "c/old") == {"linux-64": 1, "noarch": 1}
+    return journal.started, {s: files - 1 for s, files in journal.files.items()}
+
+
+def removals(m: Mirror) -> list[RunReport]:
+    return sorted((r for r in History(Site(m.site)).runs() if r.removal), key=lambda r: r.started)
+
+
+def test_what_a_removal_given_up_deleted_is_recorded_by_the_run_that_builds_it_again(
+    built: Mirror,
+) -> None:
+    """Stopped midway, then the channel configured and built again: once it is published anew
+    nothing tells what the removal had deleted, so the run records it first, as that removal
+    interrupted; the removal that follows records what it found itself, each file once."""
+    m = built
+    started, deleted = stop_after_the_files(m)
+    m.configure(("c/x", "linux-64"), ("c/old", "linux-64"))
+    assert m.run("unfreeze", "c/old") == EXIT_OK
+    m.mirror()
+    m.mirror()  # the journal is set aside: nothing more to record
+    m.configure(("c/x", "linux-64"))
+    on_disk = files_in(m, "c/old")
+
+    assert m.run("remove", "c/old") == EXIT_OK
+    assert_gone(m, "c/old", "c-old")
+    unfinished, finished = removals(m)
+    assert unfinished.options == finished.options == {"remove": "c/old"}
+    assert (unfinished.status, unfinished.started) == ("interrupted", started)
+    assert {c.subdir: (c.status, c.deleted_files) for c in unfinished.channels} == {
+        s: ("removed", n) for s, n in deleted.items()
+    }
+    assert {c.subdir: c.deleted_files for c in finished.channels} == on_disk
+
+
+def test_a_removal_given_up_and_finished_unbuilt_counts_each_file_once(built: Mirror) -> None:
+    """The channel configured again, but not built before it is taken out once more: the
+    removal that finishes the one recorded as interrupted counts only what was left."""
+    m = built
+    started, deleted = stop_after_the_files(m)
+    m.configure(("c/x", "linux-64"), ("c/old", "linux-64"))
+    assert m.run("mirror", "--no-progress", "--only", "c-x") == EXIT_OK
+    m.configure(("c/x", "linux-64"))
+
+    assert m.run("remove", "c/old") == EXIT_OK
+    assert_gone(m, "c/old", "c-old")
+    unfinished, finished = removals(m)
+    assert (unfinished.status, unfinished.started) == ("interrupted", started)
+    assert {c.subdir: c.deleted_files for c in unfinished.channels} == deleted
+    assert finished.status == "completed" and finished.started > started
+    assert {c.subdir: c.deleted_files for c in finished.channels} == {"linux-64": 1, "noarch": 1}

@@ -168,7 +168,17 @@ def removal_journal_path(root: Path, path: str) -> Path:
     """What ``sitegen remove PATH`` is removing (its plan and counts), kept from before its
     first deletion until its record is in the history: a re-run after a crash anywhere finds
     the removal by it, even once nothing of the channel is left on disk."""
-    return state_dir(root) / "removing" / f"{quote(path, safe='')}.json"
+    return removal_journals_dir(root) / f"{quote(path, safe='')}.json"
+
+
+def removal_journals_dir(root: Path) -> Path:
+    """The journals of the removals under way, one file each (:func:`removal_journal_path`)."""
+    return state_dir(root) / "removing"
+
+
+def removal_of_journal(name: str) -> str | None:
+    """The path whose removal the journal called ``name`` is of; None for another file."""
+    return unquote(name.removesuffix(".json")) if name.endswith(".json") else None
 
 
 def local_index_path(root: Path, mirror: str) -> Path:

@@ -35,6 +35,8 @@ from sitegen.sync.options import MirrorOptions
 from sitegen.sync.pipeline import run_pipeline
 from sitegen.sync.report import COMPLETED, FAILED, RUNNING, STOPPED, RunAccess, RunReport
 from sitegen.sync.scope import RunScope
+from sitegen.tools.remove_journal import record_unfinished
+from sitegen.tools.site_disk import configured_subdirs
 
 __all__ = ["MirrorOptions", "RunError", "run_mirror", "select_installers", "select_mirrors"]
 
@@ -136,6 +138,9 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         if not options.dry_run:
             for run_id in await trio.to_thread.run_sync(history.close_interrupted):
                 log.warning("run %s did not finish; recorded as interrupted", run_id)
+            unfinished = partial(record_unfinished, site, configured_subdirs(config))
+            for path in await trio.to_thread.run_sync(unfinished):
+                log.warning("the removal of %s did not finish; recorded as interrupted", path)
         selected, installers = await trio.to_thread.run_sync(_selection, config, history, options)
         report = RunReport(
             id=new_run_id(),

@@ -61,15 +61,20 @@ from sitegen.store.site import Site
 from sitegen.sync.history import History, noted_access
 from sitegen.sync.local_return import StoreReturn, give_back
 from sitegen.sync.report import ChannelSubdirReport, RunAccess
-from sitegen.tools.remove_journal import Removal, begin, planned, read_journal, record_removal
+from sitegen.tools.remove_journal import (
+    REMOVED,
+    Removal,
+    begin,
+    planned,
+    read_journal,
+    record_removal,
+)
 from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
 from sitegen.tools.remove_state import remove_empty_tree, remove_state, state_paths
 from sitegen.tools.site_disk import configured_subdirs, installer_folders, unconfigured_subdirs
 from sitegen.wording import counted
 
 log = logging.getLogger("sitegen")
-
-REMOVED = "removed"  # a subdir's status in the run record of a removal
 
 
 class RemovalRefused(Exception):

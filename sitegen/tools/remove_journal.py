@@ -4,6 +4,10 @@ is recorded in the history (:func:`record_removal`, which records an installer f
 removal too). Past the last ``repodata.json`` nothing on disk names the removed
 subdirs any more; the journal is what lets the same command finish and record the removal
 after a crash there.
+
+A run that publishes a subdir of an unfinished removal again (its channel configured once more)
+sets the journal aside (:func:`configured_since`); before it publishes, it records what the
+removal had deleted (:func:`record_unfinished`), which nothing else would count.
 """
 
 from __future__ import annotations
@@ -11,16 +15,24 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
-from sitegen.layout import removal_journal_path, shards_dir
+from sitegen.layout import (
+    REPODATA,
+    removal_journal_path,
+    removal_journals_dir,
+    removal_of_journal,
+    shards_dir,
+)
 from sitegen.store.site import Site
-from sitegen.sync.history import History, new_run_id
+from sitegen.sync.history import History, new_run_id, noted_access
 from sitegen.sync.report import (
     COMPLETED,
+    INTERRUPTED,
     ChannelSubdirReport,
     InstallerReport,
     RunAccess,
@@ -29,6 +41,10 @@ from sitegen.sync.report import (
 from sitegen.wording import counted, human_bytes
 
 log = logging.getLogger("sitegen")
+
+REMOVED = "removed"  # a subdir's status in the run record of a removal
+# The error of the record of a removal that a run found unfinished (see record_unfinished).
+UNFINISHED = "the removal was interrupted before it finished, and its channel configured again"
 
 
 @dataclass(frozen=True)
@@ -149,30 +165,47 @@ def begin(site: Site, removal: Removal) -> Journal:
     return journal
 
 
-def measure(directory: Path) -> tuple[int, int]:
-    """(files, bytes) the removal deletes from a subdir's folder: every file in it and in its
-    shards folder, ``repodata.json`` too; bytes as du counts them (hard links once), as
-    ``sitegen status`` does. A folder of anything else stays, and is not counted."""
-    files = used = 0
-    seen: set[tuple[int, int]] = set()
+def subdir_files(directory: Path) -> list[tuple[Path, os.stat_result]]:
+    """The files the removal deletes from a subdir's folder, with their stat: every file in it
+    and in its shards folder, ``repodata.json`` too. A folder of anything else stays."""
     shards = shards_dir(directory)
     folders = [directory, shards] if shards.is_dir() and not shards.is_symlink() else [directory]
+    found = []
     for folder in folders:
         try:
             with os.scandir(folder) as entries:
-                found = [
-                    e.stat(follow_symlinks=False)
+                found += [
+                    (Path(e.path), e.stat(follow_symlinks=False))
                     for e in entries
                     if not e.is_dir(follow_symlinks=False)
                 ]
         except FileNotFoundError:
             continue
-        for st in found:
-            files += 1
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                used += st.st_blocks * 512
+    return found
+
+
+def measure(directory: Path) -> tuple[int, int]:
+    """(files, bytes) the removal deletes from a subdir's folder (:func:`subdir_files`);
+    bytes as du counts them (hard links once), as ``sitegen status`` does."""
+    files = used = 0
+    seen: set[tuple[int, int]] = set()
+    for _path, st in subdir_files(directory):
+        files += 1
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            used += st.st_blocks * 512
     return files, used
+
+
+def still_there(directory: Path, started: float) -> int:
+    """How many of the files a removal that began at ``started`` counted in a subdir's folder
+    are still there: those not written since, and ``repodata.json``, which it rewrites (naming
+    nothing) and deletes last. A page rendered into the folder meanwhile is none of them."""
+    return sum(
+        1
+        for path, st in subdir_files(directory)
+        if st.st_mtime < started or (path.name == REPODATA and path.parent == directory)
+    )
 
 
 def record_removal(
@@ -183,18 +216,20 @@ def record_removal(
     *,
     channels: list[ChannelSubdirReport] | None = None,
     installers: list[InstallerReport] | None = None,
+    interrupted: bool = False,
 ) -> str:
     """Save the ledger record of a ``sitegen remove`` of ``path`` (what went, as ``channels``
     or ``installers`` parts); its id, "" when it could not be saved (logged: the removal
-    itself stands)."""
+    itself stands). An ``interrupted`` one is recorded as a killed run is: its end unknown."""
     run = RunReport(
         id=new_run_id(started),
         started=started,
-        ended=time.time(),
-        status=COMPLETED,
+        ended=None if interrupted else time.time(),
+        status=INTERRUPTED if interrupted else COMPLETED,
         pid=os.getpid(),
         options={"remove": path},
         channels=channels or [],
+        errors=[UNFINISHED] if interrupted else [],
         installers=installers or [],
         access=access,
     )
@@ -204,3 +239,54 @@ def record_removal(
         log.error("could not record the removal: %s", exc.strerror or exc)
         return ""
     return run.id
+
+
+def record_unfinished(site: Site, configured: Set[str]) -> list[str]:
+    """Record, as an interrupted removal, what each unfinished removal of a subdir in
+    ``configured`` (``<channel>/<subdir>``) deleted before it stopped: the run about to
+    publish the subdir anew sets its journal aside, after which nothing on disk tells what
+    went. The journal then counts only what is left, from now on, so that the removal that
+    finishes it (the subdir not built meanwhile) records each file once. Call under the site
+    lock, before anything is published; returns the paths whose removals were recorded."""
+    recorded: list[str] = []
+    try:
+        names = sorted(os.listdir(removal_journals_dir(site.root)))
+    except OSError:
+        return recorded  # no removal under way
+    for name in names:
+        path = removal_of_journal(name)
+        journal = read_journal(site, path, warn=False) if path else None
+        # Set aside already (None): built since, what it deleted is not known any more.
+        if journal is None or configured.isdisjoint(journal.removal.subdir_paths()):
+            continue
+        removal = journal.removal
+        folders = {s: site.path(removal.channel, s) for s in removal.subdirs}
+        gone = {
+            s: journal.files.get(s, 0) - still_there(d, journal.started) for s, d in folders.items()
+        }
+        parts = [
+            ChannelSubdirReport(channel=removal.channel, subdir=s, status=REMOVED, deleted_files=n)
+            for s, n in gone.items()
+            if n > 0
+        ]
+        if not parts:
+            continue  # stopped before its first deletion, or recorded so already
+        # As the removal would have recorded it: the channel's access when it was last built.
+        access = RunAccess(
+            channels={removal.channel: noted_access(History(site).runs(), removal.channel)}
+        )
+        if not record_removal(
+            site, path, journal.started, access, channels=parts, interrupted=True
+        ):
+            continue
+        # A new start, so that the record of the removal that finishes it has an id of its own.
+        journal.started = time.time()
+        left = {s: measure(d) for s, d in folders.items()}
+        journal.files = {s: files for s, (files, _used) in left.items()}
+        journal.bytes = sum(used for _files, used in left.values())
+        try:
+            _write(site, journal)
+        except OSError as exc:
+            log.error("%s: could not update the journal of its removal: %s", path, exc)
+        recorded.append(path)
+    return recorded
