@@ -18,6 +18,7 @@ from sitegen.layout import subdir_state_paths
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History
+from sitegen.sync.removal_journal import begin
 from sitegen.sync.report import RunReport
 from sitegen.tools.remove import (
     plan_removal,
@@ -26,7 +27,6 @@ from sitegen.tools.remove import (
     remove_metadata,
     remove_pages,
 )
-from sitegen.tools.remove_journal import begin
 from sitegen.tools.remove_state import remove_state
 from testkit.site import assert_channel_consistent, read_repodata, record_filenames, snapshot
 from testkit.upstream import ExampleUpstream

@@ -221,12 +221,11 @@ def warn_unconfigured(config: SiteConfig) -> None:
     never touch it again, so without this a channel taken out of the file would stay
     installable, unseen, as last published (a run with nothing due says nothing)."""
     from sitegen.tools.site_disk import (
-        configured_subdirs,
         installer_folders,
         unconfigured_subdirs,
     )
 
-    configured, folders = configured_subdirs(config), installer_folders(config)
+    configured, folders = config.subdir_paths(), installer_folders(config)
     for stale in unconfigured_subdirs(config.output, configured, False, folders):
         log.warning(
             "%s is still published but no channel in the configuration names it: clients can"

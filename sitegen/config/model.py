@@ -271,6 +271,10 @@ class SiteConfig:
     def filter_levels(self, channel: ChannelConfig, mirror: MirrorConfig) -> tuple[FilterSpec, ...]:
         return (self.filters, channel.filters, mirror.filters)
 
+    def subdir_paths(self) -> set[str]:
+        """Every ``<channel>/<subdir>`` a run of this configuration publishes."""
+        return {f"{c.path}/{subdir}" for c in self.channels for subdir in c.subdirs}
+
     @property
     def secret_env(self) -> tuple[str, ...]:
         """The ${ENV} names whose values are secrets: those of the mirrors' URLs, of the URLs

@@ -33,10 +33,9 @@ from sitegen.sync.history import History, installers_completed, last_completed, 
 from sitegen.sync.installers import sync_installers
 from sitegen.sync.options import MirrorOptions
 from sitegen.sync.pipeline import run_pipeline
+from sitegen.sync.removal_journal import record_unfinished
 from sitegen.sync.report import COMPLETED, FAILED, RUNNING, STOPPED, RunAccess, RunReport
 from sitegen.sync.scope import RunScope
-from sitegen.tools.remove_journal import record_unfinished
-from sitegen.tools.site_disk import configured_subdirs
 
 __all__ = ["MirrorOptions", "RunError", "run_mirror", "select_installers", "select_mirrors"]
 
@@ -138,7 +137,7 @@ async def run_mirror(config: SiteConfig, options: MirrorOptions | None = None) -
         if not options.dry_run:
             for run_id in await trio.to_thread.run_sync(history.close_interrupted):
                 log.warning("run %s did not finish; recorded as interrupted", run_id)
-            unfinished = partial(record_unfinished, site, configured_subdirs(config))
+            unfinished = partial(record_unfinished, site, config.subdir_paths())
             for path in await trio.to_thread.run_sync(unfinished):
                 log.warning("the removal of %s did not finish; recorded as interrupted", path)
         selected, installers = await trio.to_thread.run_sync(_selection, config, history, options)

@@ -9,7 +9,7 @@ run works on the site meanwhile.
 
 The stages go in an order a crash can stop anywhere: what is left is still found as a
 published, unconfigured subdir, and the same command finishes it. Before the first deletion the
-plan and the counts of what goes are kept in a journal (:mod:`sitegen.tools.remove_journal`),
+plan and the counts of what goes are kept in a journal (:mod:`sitegen.sync.removal_journal`),
 by which the same command finishes the removal even past its last ``repodata.json``.
 
 1. metadata: the shard index, ``current_repodata.json``, ``repodata.json.zst`` (and ``.bz2``),
@@ -60,8 +60,7 @@ from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History, noted_access
 from sitegen.sync.local_return import StoreReturn, give_back
-from sitegen.sync.report import ChannelSubdirReport, RunAccess
-from sitegen.tools.remove_journal import (
+from sitegen.sync.removal_journal import (
     REMOVED,
     Removal,
     begin,
@@ -69,9 +68,10 @@ from sitegen.tools.remove_journal import (
     read_journal,
     record_removal,
 )
+from sitegen.sync.report import ChannelSubdirReport, RunAccess
 from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
 from sitegen.tools.remove_state import remove_empty_tree, remove_state, state_paths
-from sitegen.tools.site_disk import configured_subdirs, installer_folders, unconfigured_subdirs
+from sitegen.tools.site_disk import installer_folders, unconfigured_subdirs
 from sitegen.wording import counted
 
 log = logging.getLogger("sitegen")
@@ -135,7 +135,7 @@ def _published_removal(config: SiteConfig, path: str) -> Removal | None:
     """The removal of ``path`` as the site's published subdirs show it (None: nothing is
     published there); :class:`RemovalRefused` for a path the configuration still names."""
     channels = {c.path for c in config.channels}
-    configured = configured_subdirs(config)
+    configured = config.subdir_paths()
     source = str(config.source) if config.source else "channels.yaml"
     if path in channels or path in configured:
         what = "channel" if path in channels else "subdir"

@@ -25,9 +25,9 @@ from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.installer_listing import NAME_RE
 from sitegen.sync.installer_state import read_state
+from sitegen.sync.removal_journal import REMOVED, record_removal
 from sitegen.sync.report import InstallerReport, RunAccess
 from sitegen.tools.remove import RemovalRefused, site_relative
-from sitegen.tools.remove_journal import REMOVED, record_removal
 from sitegen.tools.remove_state import remove_empty_tree
 from sitegen.wording import counted, human_bytes
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sitegen.config import SiteConfig
 from sitegen.store.site import Site
 from sitegen.sync.local_return import StoreReturn, plan_return
-from sitegen.tools.remove_journal import Removal
+from sitegen.sync.removal_journal import Removal
 from sitegen.tools.remove_state import gone_mirrors
 from sitegen.wording import counted
 

@@ -76,11 +76,6 @@ def _listing(directory: Path) -> list[os.DirEntry[str]]:
         return []
 
 
-def configured_subdirs(config: SiteConfig) -> set[str]:
-    """Every ``<channel>/<subdir>`` a run of ``config`` publishes."""
-    return {f"{c.path}/{subdir}" for c in config.channels for subdir in c.subdirs}
-
-
 def unconfigured_subdirs(
     root: Path, configured: set[str], measure: bool = True, folders: Collection[str] = ()
 ) -> list[UnconfiguredSubdir]:

@@ -27,7 +27,6 @@ from sitegen.sync.report import RUNNING, RunReport, UnmatchedEntry
 from sitegen.tools.site_disk import (
     UnconfiguredChannel,
     UnconfiguredSubdir,
-    configured_subdirs,
     disk_usage,
     installer_folders,
     unconfigured_channels,
@@ -274,7 +273,7 @@ def build_status(
 def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
     site = Site(config.output)
     folders = installer_folders(config)
-    unconfigured = tuple(unconfigured_subdirs(site.root, configured_subdirs(config), True, folders))
+    unconfigured = tuple(unconfigured_subdirs(site.root, config.subdir_paths(), True, folders))
     roots = {c.path: site.root / c.path for c in config.channels}
     gone = {path: site.root / path for path in unconfigured_channels(unconfigured, roots)}
     # Nested channels count as themselves, and subdirs no longer configured on their own line;
