@@ -22,15 +22,20 @@ and what no mirror could satisfy.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 
 from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher, parse_version
 from sitegen.filters.apply import FilterResult
+from sitegen.sync.closure_agree import Agreement
 from sitegen.sync.closure_model import Addition, DependencyReport, MirrorSelection
-from sitegen.sync.closure_specs import DependencySpec, SpecCache, SpecMatch
+from sitegen.sync.closure_specs import (
+    NOARCH,
+    DependencySpec,
+    SpecCache,
+    SpecMatch,
+    dependency_scope,
+)
 
-NOARCH = "noarch"
 # How an addition's report names the record it was added for: one depending on it, or one
 # constraining its name (the constraint's builds, added so that the two install together).
 NEEDED = "needed by"
@@ -60,8 +65,6 @@ class _Closure:
         # (mirror, platform, spec text) -> (mirror resolved in, scope, spec) where
         # newest_versions left older matching records out; see _fit.
         self.trimmed: dict[tuple[int, str, str], tuple[int, list[str], DependencySpec]] = {}
-        # (mirror, platform, spec text, spec text) -> whether one record matches both.
-        self.overlaps: dict[tuple[int, str, str, str], bool] = {}
         # (mirror, platform, name) -> the mirror the name resolves in.
         self.chosen: dict[tuple[int, str, str], int | None] = {}
         # Per mirror, where its records' dependencies are looked for: itself, the other mirrors
@@ -75,6 +78,10 @@ class _Closure:
             ]
             for index, sel in enumerate(selections)
         ]
+        # Whether two records install together, judged where the names resolve.
+        self.agreement = Agreement(
+            self.specs, matcher, self.kept, self.candidates, self._choose_mirror
+        )
         self.queue: deque[_Node] = deque()
         self.seen: set[tuple[int, str, str]] = set()
         # (platform, name)s some walked record depends on, and the `constrains` entries of
@@ -148,8 +155,8 @@ class _Closure:
     def _keeps(self, index: int, platform: str, name: str) -> bool:
         """Whether the mirror `name` resolves in, for mirror `index`'s records, keeps a record
         of it: a client may then ask for it beside a record constraining it."""
-        scope = [NOARCH] if platform == NOARCH else [platform, NOARCH]
-        target = self._choose_mirror(index, platform, scope, name)
+        scope = dependency_scope(platform)
+        target = self._choose_mirror(index, platform, name)
         if target is None:
             return False
         kept = self.kept[target].get(name, {})
@@ -187,8 +194,8 @@ class _Closure:
             return False
         if parsed.name.startswith("__"):
             return True
-        scope = [NOARCH] if platform == NOARCH else [platform, NOARCH]
-        target = self._choose_mirror(index, platform, scope, parsed.name)
+        scope = dependency_scope(platform)
+        target = self._choose_mirror(index, platform, parsed.name)
         why = f"{role} {record.fn} ({dep})"
         mirror = self.selections[index].mirror
         if target is None:
@@ -198,12 +205,13 @@ class _Closure:
             self.trimmed[(index, platform, dep)] = (target, scope, parsed)
         return satisfied
 
-    def _choose_mirror(self, index: int, platform: str, scope: list[str], name: str) -> int | None:
+    def _choose_mirror(self, index: int, platform: str, name: str) -> int | None:
         key = (index, platform, name)
         try:
             return self.chosen[key]
         except KeyError:
             pass
+        scope = dependency_scope(platform)
         target = next((i for i in self.order[index] if self._has_name(i, scope, name)), None)
         self.chosen[key] = target
         return target
@@ -287,70 +295,20 @@ class _Closure:
         kept_in = self.kept[target].get(name, {})
         # Lazily: the first kept build that agrees settles it, as it mostly does.
         kept = (r for s in scope for r in kept_in.get(s, {}).values() if match(r))
-        if any(self._agree(index, platform, record, other) for other in kept):
+        if any(self.agreement.agree(index, platform, record, other) for other in kept):
             return
         candidates_in = self.candidates[target].get(name, {})
         fitting = [
             (s, r)
             for s in scope
             for r in candidates_in.get(s, {}).values()
-            if match(r) and self._agree(index, platform, record, r)
+            if match(r) and self.agreement.agree(index, platform, record, r)
         ]
         newest = self.selections[target].newest_versions or len(fitting)
         top = set(sorted({parse_version(r.version) for _, r in fitting}, reverse=True)[:newest])
         fitting = [(s, r) for s, r in fitting if parse_version(r.version) in top]
         why = f"{role} {record.fn} (with its other dependencies)"
         self._take(target, fitting, [], name, why, self.selections[index].mirror)
-
-    def _agree(self, index: int, platform: str, record: Record, other: Record) -> bool:
-        """Whether each name both records depend on has a record matching both their specs,
-        and so has each name one depends on and the other constrains: installed, the name
-        is held to the constraint (a name no mirror has for the platform is taken to agree:
-        the client looks elsewhere)."""
-        needs, limits = record.raw.get("depends") or (), record.raw.get("constrains") or ()
-        its_needs, its_limits = other.raw.get("depends") or (), other.raw.get("constrains") or ()
-        pairs = ((needs, its_needs), (needs, its_limits), (limits, its_needs))
-        return all(self._compatible(index, platform, a, b) for a, b in pairs)
-
-    def _compatible(
-        self, index: int, platform: str, specs: Iterable[str], others: Iterable[str]
-    ) -> bool:
-        """Whether each name both lists of specs write has a record matching both specs."""
-        by_name: dict[str, list[str]] = {}
-        for text in specs:
-            parsed = self.specs.parse(text)
-            if parsed is not None:
-                by_name.setdefault(parsed.name, []).append(text)
-        for text in others:
-            parsed = self.specs.parse(text)
-            if parsed is None or parsed.name.startswith("__"):
-                continue
-            for mine in by_name.get(parsed.name, ()):
-                if mine != text and not self._overlap(index, platform, parsed.name, mine, text):
-                    return False
-        return True
-
-    def _overlap(self, index: int, platform: str, name: str, first: str, second: str) -> bool:
-        key = (index, platform, first, second)
-        known = self.overlaps.get(key)
-        if known is not None:
-            return known
-        scope = [NOARCH] if platform == NOARCH else [platform, NOARCH]
-        target = self._choose_mirror(index, platform, scope, name)
-        a, b = self.specs.parse(first), self.specs.parse(second)
-        if target is None or a is None or b is None:
-            known = True
-        else:
-            match_a, match_b = SpecMatch(a, self.matcher), SpecMatch(b, self.matcher)
-            records = [
-                r
-                for pool in (self.kept[target], self.candidates[target])
-                for s in scope
-                for r in pool.get(name, {}).get(s, {}).values()
-            ]
-            known = any(match_a(r) and match_b(r) for r in records)
-        self.overlaps[key] = known
-        return known
 
     def _add(
         self, index: int, subdir: str, name: str, record: Record, why: str, needed_by: str

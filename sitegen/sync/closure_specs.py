@@ -19,6 +19,14 @@ from sitegen.conda.version import (
     spec_kind,
 )
 
+NOARCH = "noarch"
+
+
+def dependency_scope(platform: str) -> list[str]:
+    """The subdirs a dependency of a record for `platform` is looked for in: the platform's
+    and noarch, or noarch alone (NOARCH standing in for the platform in a noarch-only run)."""
+    return [NOARCH] if platform == NOARCH else [platform, NOARCH]
+
 
 @dataclass(frozen=True, slots=True)
 class DependencySpec:
