@@ -10,10 +10,12 @@ candidates (records dropped only by an allowlist or newest_versions) are added t
 limited to the mirror's newest N versions when it sets newest_versions. A platform record's
 dependencies resolve for its own platform; a noarch record's for each platform of its channel,
 each on its own (a client of that platform decides as much), and a dependency missing for some
-of them only is reported for each. A ``constrains`` entry adds nothing by itself, but once a
-walked record depends on its name for the platform, or the mirror the name resolves in keeps
-it (an allowlist keeping both names), the records it allows are added as a dependency's are,
-so that the constraining record installs beside that name.
+of them only is reported for each. A ``constrains`` entry adds nothing by itself, but the
+records it allows are added as a dependency's are, so that the constraining record installs
+beside its name, in each mirror a walked record's dependency on the name resolves in for the
+platform (the client of that record takes the name from there, whichever mirror holds the
+constraining record), and in the mirror the name resolves in for the constraining record when
+that mirror keeps it (an allowlist keeping both names).
 
 Pure over plain data: the FilterResults are updated in place and a report says what was added
 and what no mirror could satisfy.
@@ -59,12 +61,13 @@ class _Closure:
         # to `kept`; their union, and so every name lookup below, never changes.
         self.kept = [_index(sel.results, kept=True) for sel in selections]
         self.candidates = [_index(sel.results, kept=False) for sel in selections]
-        # (mirror, platform) -> spec text -> satisfied; platform records and noarch ones share it.
-        self.resolved: dict[tuple[int, str], dict[str, bool]] = {}
+        # (mirror resolved in, platform, spec text) -> satisfied; platform records and noarch
+        # ones share it.
+        self.resolved: dict[tuple[int, str, str], bool] = {}
         self.specs = SpecCache()
-        # (mirror, platform, spec text) -> (mirror resolved in, scope, spec) where
-        # newest_versions left older matching records out; see _fit.
-        self.trimmed: dict[tuple[int, str, str], tuple[int, list[str], DependencySpec]] = {}
+        # The (mirror resolved in, platform, spec text)s where newest_versions left older
+        # matching records out; see _fit.
+        self.trimmed: set[tuple[int, str, str]] = set()
         # (mirror, platform, name) -> the mirror the name resolves in.
         self.chosen: dict[tuple[int, str, str], int | None] = {}
         # Per mirror, where its records' dependencies are looked for: itself, the other mirrors
@@ -84,12 +87,12 @@ class _Closure:
         )
         self.queue: deque[_Node] = deque()
         self.seen: set[tuple[int, str, str]] = set()
-        # (platform, name)s some walked record depends on, and the `constrains` entries of
-        # walked records on names neither depended on yet nor kept: (platform, name) ->
-        # [(mirror, record, spec text)]. A constraint brings nothing in by itself, but once
-        # the name is installed beside its record, only the builds it allows can be.
-        self.needed: set[tuple[str, str]] = set()
-        self.pending: dict[tuple[str, str], list[tuple[int, Record, str]]] = {}
+        # (platform, name) -> the mirrors walked records' dependencies on it resolve in, and
+        # the `constrains` entries of walked records on it: [(mirror, record, spec text)]. A
+        # constraint brings nothing in by itself, but wherever the name is installed from
+        # beside its record, only the builds it allows can be.
+        self.sources: dict[tuple[str, str], set[int]] = {}
+        self.constraints: dict[tuple[str, str], list[tuple[int, Record, str]]] = {}
 
     # ------------------------------------------------------------------ walk
 
@@ -132,11 +135,15 @@ class _Closure:
     def _depend(self, index: int, platform: str, record: Record, dep: str) -> bool:
         satisfied = self._resolved(index, platform, record, dep)
         parsed = self.specs.parse(dep)
-        key = (platform, parsed.name) if parsed is not None else None
-        if key is not None and key not in self.needed:
-            self.needed.add(key)
-            for other, constrained, constraint in self.pending.pop(key, ()):
-                self._resolved(other, platform, constrained, constraint, CONSTRAINT)
+        if parsed is None or parsed.name.startswith("__"):
+            return satisfied
+        target = self._choose_mirror(index, platform, parsed.name)
+        key = (platform, parsed.name)
+        sources = self.sources.setdefault(key, set())
+        if target is not None and target not in sources:
+            sources.add(target)
+            for other, constrained, constraint in self.constraints.get(key, ()):
+                self._resolved(other, platform, constrained, constraint, CONSTRAINT, target)
         return satisfied
 
     def _constrain(self, index: int, platform: str, record: Record, constraint: str) -> None:
@@ -147,33 +154,61 @@ class _Closure:
         if parsed is None or parsed.name.startswith("__"):
             return
         key = (platform, parsed.name)
-        if key in self.needed or self._keeps(index, platform, parsed.name):
-            self._resolved(index, platform, record, constraint, CONSTRAINT)
-        else:
-            self.pending.setdefault(key, []).append((index, record, constraint))
+        self.constraints.setdefault(key, []).append((index, record, constraint))
+        targets = set(self.sources.get(key, ()))
+        kept_in = self._keeps(index, platform, parsed.name)
+        if kept_in is not None:
+            targets.add(kept_in)
+        for target in sorted(targets):
+            self._resolved(index, platform, record, constraint, CONSTRAINT, target)
 
-    def _keeps(self, index: int, platform: str, name: str) -> bool:
-        """Whether the mirror `name` resolves in, for mirror `index`'s records, keeps a record
+    def _keeps(self, index: int, platform: str, name: str) -> int | None:
+        """The mirror `name` resolves in, for mirror `index`'s records, when it keeps a record
         of it: a client may then ask for it beside a record constraining it."""
-        scope = dependency_scope(platform)
         target = self._choose_mirror(index, platform, name)
         if target is None:
-            return False
+            return None
         kept = self.kept[target].get(name, {})
-        return any(kept.get(s) for s in scope)
+        return target if any(kept.get(s) for s in dependency_scope(platform)) else None
 
     def _resolved(
-        self, index: int, platform: str, record: Record, dep: str, role: str = NEEDED
+        self,
+        index: int,
+        platform: str,
+        record: Record,
+        dep: str,
+        role: str = NEEDED,
+        target: int | None = None,
     ) -> bool:
+        """Satisfy `dep` of `record` (of mirror `index`) for `platform` in mirror `target`,
+        by default the one the name resolves in for `index`, adding candidates; False when
+        nothing matches it. `role`: how the report names `record`, needing `dep` or
+        constraining."""
+        if dep.lstrip().startswith("__"):
+            return True  # virtual packages (__glibc, __cuda, ...) come from the system
+        parsed = self.specs.parse(dep)
+        if parsed is None:
+            return False
+        if parsed.name.startswith("__"):
+            return True
+        if target is None:
+            target = self._choose_mirror(index, platform, parsed.name)
+            if target is None:
+                return False
         # Resolving is idempotent because the kept/candidate union is fixed, so each
         # (mirror, platform, spec text) is resolved once; the first needing record is named.
-        memo = self.resolved.setdefault((index, platform), {})
-        satisfied = memo.get(dep)
+        key = (target, platform, dep)
+        scope = dependency_scope(platform)
+        satisfied = self.resolved.get(key)
         if satisfied is None:
-            satisfied = memo[dep] = self._resolve(index, platform, record, dep, role)
-        trimmed = self.trimmed.get((index, platform, dep))
-        if trimmed is not None:
-            self._fit(index, platform, record, role, *trimmed)
+            why = f"{role} {record.fn} ({dep})"
+            mirror = self.selections[index].mirror
+            satisfied, trimmed = self._satisfy(target, scope, parsed, why, mirror)
+            self.resolved[key] = satisfied
+            if trimmed:
+                self.trimmed.add(key)
+        if key in self.trimmed:
+            self._fit(index, platform, record, role, target, scope, parsed)
         return satisfied
 
     def _visit(self, index: int, subdir: str, record: Record) -> None:
@@ -183,27 +218,6 @@ class _Closure:
             self.queue.append((index, subdir, record))
 
     # ------------------------------------------------------------------ one dependency
-
-    def _resolve(self, index: int, platform: str, record: Record, dep: str, role: str) -> bool:
-        """Satisfy `dep` of `record` for `platform`, adding candidates; False when nothing
-        matches it. `role`: how the report names `record`, needing `dep` or constraining."""
-        if dep.lstrip().startswith("__"):
-            return True  # virtual packages (__glibc, __cuda, ...) come from the system
-        parsed = self.specs.parse(dep)
-        if parsed is None:
-            return False
-        if parsed.name.startswith("__"):
-            return True
-        scope = dependency_scope(platform)
-        target = self._choose_mirror(index, platform, parsed.name)
-        why = f"{role} {record.fn} ({dep})"
-        mirror = self.selections[index].mirror
-        if target is None:
-            return False
-        satisfied, trimmed = self._satisfy(target, scope, parsed, why, mirror)
-        if trimmed:
-            self.trimmed[(index, platform, dep)] = (target, scope, parsed)
-        return satisfied
 
     def _choose_mirror(self, index: int, platform: str, name: str) -> int | None:
         key = (index, platform, name)
