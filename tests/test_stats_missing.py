@@ -15,8 +15,9 @@ from sitegen import layout
 from sitegen.cli import EXIT_OK, main
 from sitegen.stats import counter, logline
 from sitegen.stats.logline import split
-from sitegen.stats.missing import KEEP
+from sitegen.stats.missing import HELD, KEEP, cut, is_file
 from sitegen.stats.state import load_state
+from sitegen.stats.tally import Tally
 
 pytestmark = pytest.mark.unit
 
@@ -24,10 +25,10 @@ CHANNEL = "cloud/x"
 WANTED, ALSO = "wanted-1.0-0.conda", "also-2.0-0.conda"
 
 
-def _line(day: date, fn: str, ip: str = "192.0.2.1") -> str:
+def _line(day: date, fn: str, ip: str = "192.0.2.1", channel: str = CHANNEL) -> str:
     stamp = day.strftime("%d/%b/%Y:12:00:00 +0000")
     return (
-        f'{ip} - - [{stamp}] "GET /{CHANNEL}/linux-64/{fn} HTTP/1.1" 404 150 "-" "conda/24.1.0"\n'
+        f'{ip} - - [{stamp}] "GET /{channel}/linux-64/{fn} HTTP/1.1" 404 150 "-" "conda/24.1.0"\n'
     )
 
 
@@ -117,3 +118,35 @@ def test_a_days_flood_of_missing_files_does_not_grow_the_counts_memory(
     assert doc["missing"][0]["file"] == WANTED
     assert doc["missing"][0]["requests"] == 2 * KEEP
     assert doc["totals"]["missing"] == 22 * KEEP
+
+
+def test_a_site_of_many_channels_cuts_a_days_missing_files_once_per_keep_new_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rows of the files cut, one per channel, are never cut: counted by its rows alone,
+    a day of KEEP channels or more holding one is at HELD rows after each cut, and is cut
+    again at each 404 line, sorting them all. Its files are cut when they reach HELD, so
+    the rows the cuts go through come to a few per line, however many lines there are."""
+    handled: list[int] = []
+
+    def counted_cut(rows: dict[str, int]) -> None:
+        handled.append(len(rows))
+        cut(rows)
+
+    monkeypatch.setattr(counter, "cut", counted_cut)
+    day = date(2026, 12, 5)
+    channels = [f"c/{n:04d}" for n in range(2 * KEEP)]
+    # Two files asked for in each channel, a run of new files in the first one, then one
+    # file of the last channel asked for five times.
+    lines = [_line(day, f"f{i}-1.0-0.conda", channel=c) for c in channels for i in range(2)]
+    lines += [_line(day, f"g{i:05d}-1.0-0.conda", channel=channels[0]) for i in range(3 * KEEP)]
+    lines += [_line(day, WANTED, channel=channels[-1])] * 5
+    tally = Tally()
+    counter.line_counter(tally, channels, day).add(text.encode() for text in lines)
+
+    assert sum(handled) <= 10 * len(lines)
+    rows = tally.missing[day.isoformat()]
+    assert sum(rows.values()) == len(lines)  # the files cut count in their channel's row
+    assert len([key for key in rows if is_file(key)]) < HELD
+    # A file first asked for once the channels hold rows of the files cut still comes in.
+    assert rows[f"{channels[-1]}|linux-64|{WANTED}"] == 5

@@ -30,7 +30,7 @@ from sitegen.stats.logline import (
     tool_of,
     utc_day,
 )
-from sitegen.stats.missing import HELD, cut, versionless
+from sitegen.stats.missing import HELD, cut, cut_at, versionless
 from sitegen.stats.open_day import OpenDay
 from sitegen.stats.tally import Tally
 
@@ -76,6 +76,7 @@ class LineCounter:
         self._targets: dict[bytes, CountedTarget] = {}
         self._agents: dict[bytes, str] = {}
         self._clients: dict[str, dict[bytes, bytes]] = {}  # day -> address+agent -> hash
+        self._cut_at: dict[str, int] = {}  # day -> the size of its 404 rows that cuts them
         # The regex that matched last goes first: a log holds one format, mostly.
         self._formats = [SITEGEN_RE.match, COMBINED_RE.match]
 
@@ -173,6 +174,7 @@ class LineCounter:
         files: dict[str, list[int]] = {}
         refreshes: dict[str, list[int]] = {}
         missing: dict[str, int] = {}
+        cut_missing = HELD
         count = 0
         for line in lines:
             count += 1
@@ -207,6 +209,7 @@ class LineCounter:
                 files = tally.files.setdefault(day, {})
                 refreshes = tally.refreshes.setdefault(day, {})
                 missing = tally.missing.setdefault(day, {})
+                cut_missing = self._cut_at.get(day) or self._cut_at.setdefault(day, cut_at(missing))
                 clients = self._clients.get(day) or {}
             totals[0] += 1
             if kind is Kind.OTHER or parts[0] != b"GET":
@@ -222,8 +225,9 @@ class LineCounter:
             if kind is Kind.PACKAGE:
                 if status == b"404":
                     missing[key] = missing.get(key, 0) + 1
-                    if len(missing) >= HELD:  # anyone can ask for endless names
+                    if len(missing) >= cut_missing:  # anyone can ask for endless names
                         cut(missing)
+                        cut_missing = self._cut_at[day] = cut_at(missing)
                     continue
                 if status == b"302" and fetcher and fetcher[0] in _OUTCOMES:
                     # Apache: the fetcher stored the file and sent the client back to the

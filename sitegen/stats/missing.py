@@ -6,8 +6,9 @@ file by file, such requests would grow the state and ``stats.json`` by a row eac
 So a period (a UTC day, or a month once its days are rolled up) keeps its :data:`KEEP` most
 requested files, and ``stats.json`` lists as many; the requests of the files cut go on
 counting in their channel's row of :func:`others`, so that the totals of 404s stay whole. While
-a count reads a day, its rows are cut back whenever they reach :data:`HELD`: one day's flood
-holds no more than that in memory. A file cut and asked for again counts from there on.
+a count reads a day, its files are cut back whenever they reach :data:`HELD` (:func:`cut_at`):
+one day's flood holds no more than that in memory, besides a row of :func:`others` per channel.
+A file cut and asked for again counts from there on.
 
 The versions of the clients' tools are cut the same way: a user agent names any version it
 likes. The clients of a version cut count under its tool with no version
@@ -39,6 +40,14 @@ def versionless(key: str) -> str:
     """Where the clients of a cut version of a tool (``tool|version``) count: ``tool|`` (a
     named tool's version is never empty; ``other|``, of the clients of no tool, is its own)."""
     return join(split(key)[0], "")
+
+
+def cut_at(rows: dict[str, int]) -> int:
+    """How many rows a day's 404s ``rows`` hold once their files reach :data:`HELD`, when only
+    files are added: the rows of :func:`others` come on top. Counted by the rows alone, a
+    site of :data:`KEEP` channels or more would hold as many after each cut, and cut again
+    (sorting them all) at each line."""
+    return HELD + sum(1 for key in rows if not is_file(key))
 
 
 def _missing_rest(key: str) -> str:
