@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from sitegen import __version__
-from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, build_parser, main
+from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, build_parser, main
 from sitegen.commands.common import release_memory
 from sitegen.store.lock import SiteLock
 from sitegen.tools.demo import own_command
+from testkit.upstream import ExampleUpstream
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,14 +86,14 @@ def test_building_the_parser_imports_no_handlers_modules() -> None:
 RUN_LIBRARIES = ("rattler", "trio", "jinja2", "httpx")
 
 
-def config_without_specs(tmp_path: Path) -> Path:
+def config_without_specs(tmp_path: Path, url: str = "https://conda.example.org/example") -> Path:
     """A channels.yaml whose filters name no MatchSpec, for a site not made yet."""
     config = tmp_path / "channels.yaml"
     config.write_text(
         f"output: {tmp_path / 'site'}\n"
         "channels:\n"
         "  cloud/example:\n"
-        "    url: https://conda.example.org/example\n"
+        f"    url: {url}\n"
         "    subdirs: [linux-64, noarch]\n"
         "    filters:\n"
         "      names: {exclude: [openssl]}\n"
@@ -102,9 +103,9 @@ def config_without_specs(tmp_path: Path) -> Path:
     return config
 
 
-def run_libraries_imported(code: str) -> list[str]:
-    """Which of RUN_LIBRARIES ``code`` imports, in a fresh interpreter (this one has them all)."""
-    listing = f"print('imported:', *(m for m in {RUN_LIBRARIES!r} if m in sys.modules))"
+def run_libraries_imported(code: str, modules: tuple[str, ...] = RUN_LIBRARIES) -> list[str]:
+    """Which of ``modules`` ``code`` imports, in a fresh interpreter (this one has them all)."""
+    listing = f"print('imported:', *(m for m in {modules!r} if m in sys.modules))"
     done = subprocess.run(
         [sys.executable, "-c", f"import sys\n{code}\n{listing}"],
         capture_output=True,
@@ -130,6 +131,22 @@ def test_status_imports_no_run_libraries(tmp_path: Path) -> None:
     config = config_without_specs(tmp_path)
     code = f"from sitegen.cli import main; main(['status', '-c', {str(config)!r}])"
     assert run_libraries_imported(code) == []
+
+
+# What only a run that has something to do needs: its stages, and the HTTP client under them.
+STAGES = ("sitegen.sync.pipeline", "sitegen.sync.installers", "sitegen.net.download", "httpx")
+
+
+@pytest.mark.integration  # a process of its own, and an upstream served over HTTP
+def test_mirror_due_with_nothing_due_loads_no_stages(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """Cron may start `sitegen mirror --due` every minute, and nearly always nothing is due:
+    it counts downloads and renders the pages, but loads none of what runs a mirror."""
+    config = config_without_specs(tmp_path, example_upstream.url)
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_OK
+    code = f"from sitegen.cli import main; main(['mirror', '-c', {str(config)!r}, '--due'])"
+    assert run_libraries_imported(code, STAGES) == []
 
 
 @pytest.mark.unit

@@ -22,7 +22,7 @@ from sitegen.config import ConfigError, parse_config, schedule
 from sitegen.layout import runs_dir
 from sitegen.store.lock import SiteLock, SiteLocked
 from sitegen.store.site import Site
-from sitegen.sync import run as run_module
+from sitegen.sync import running
 from sitegen.sync.history import History
 from sitegen.sync.report import (
     COMPLETED,
@@ -478,7 +478,7 @@ async def test_a_run_holds_no_record_of_earlier_runs_while_it_works(
     History(Site(site)).save(dataclasses.replace(earlier, id=ledger_id, status=COMPLETED))
     del earlier  # only the record read back from the ledger is looked for
     held: list[list[str]] = []
-    pipeline = run_module.run_pipeline
+    pipeline = running.run_pipeline
 
     async def watched(scope, report):
         gc.collect()
@@ -487,7 +487,7 @@ async def test_a_run_holds_no_record_of_earlier_runs_while_it_works(
         )
         await pipeline(scope, report)
 
-    monkeypatch.setattr(run_module, "run_pipeline", watched)
+    monkeypatch.setattr(running, "run_pipeline", watched)
     run = await run_mirror(config, MirrorOptions(progress=False, due=due))
     assert run.status == COMPLETED and {m.name for m in run.mirrors} == {"one-a", "two-b"}
     assert held == [[]]

@@ -342,3 +342,13 @@ def iso_utc(moment: float | None) -> str | None:
     if moment is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+class RunError(Exception):
+    """A run ended by an unexpected error (the cause is chained); ``report`` is its record,
+    saved as failed, so that the caller can still render, notify and exit as after any
+    failed run."""
+
+    def __init__(self, report: RunReport) -> None:
+        super().__init__(report.errors[-1] if report.errors else "unexpected error")
+        self.report = report
