@@ -1,4 +1,5 @@
-"""Shared fixtures (the example upstream over real HTTP, real nginx) and the two kinds of tests.
+"""Shared fixtures (the example upstream and a small one over real HTTP, a site with private
+channels, real nginx) and the two kinds of tests.
 
 Every test is marked ``unit`` or ``integration`` (see :mod:`testkit.kinds`): collection stops
 when one is marked neither or both, and a unit test fails when it binds or connects a socket or
@@ -17,7 +18,10 @@ import pytest
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.kinds import UnitGuard, kind_problem
 from testkit.nginx import NginxServer, nginx_binary
+from testkit.private_site import PrivateSite
+from testkit.private_site import private_site as open_private_site
 from testkit.require import require_tool
+from testkit.small_channel import small_packages
 from testkit.upstream import ExampleUpstream, UpstreamServer
 
 UNIT_GUARD = UnitGuard()
@@ -74,6 +78,13 @@ def example_upstream(tmp_path: Path) -> Iterator[ExampleUpstream]:
 
 
 @pytest.fixture
+def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
+    """A site of a public channel and private ones, tokens issued (:mod:`testkit.private_site`)."""
+    with open_private_site(example_upstream) as site:
+        yield site
+
+
+@pytest.fixture
 def upstream_server_factory() -> Iterator[Callable[..., UpstreamServer]]:
     """``factory(root, **kwargs)`` -> a started :class:`UpstreamServer`, stopped after."""
     servers: list[UpstreamServer] = []
@@ -107,3 +118,12 @@ def nginx_server_factory(
     yield factory
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def small_upstream(tmp_path: Path) -> Iterator[tuple[Path, UpstreamServer]]:
+    """(root, server): :func:`testkit.small_channel.small_packages` served over HTTP, .zst too."""
+    root = tmp_path / "upstream"
+    write_channel(root, small_packages(), zst=True)
+    with UpstreamServer(root) as server:
+        yield root, server

@@ -28,7 +28,7 @@ from testkit.apache import (
     webconf_server,
     world_readable_dir,
 )
-from testkit.faults import RawServer, slow_drip
+from testkit.faults import slow_drip
 from testkit.nginx import nginx_binary
 from testkit.private_site import (
     PREFIX,
@@ -48,6 +48,7 @@ from testkit.private_site import (
     wrong_token,
 )
 from testkit.private_site import private_site as open_private_site
+from testkit.raw_server import RawServer
 from testkit.upstream import ExampleUpstream
 
 

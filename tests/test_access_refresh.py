@@ -14,7 +14,7 @@ from sitegen.access.server_files import AccessPaths
 from sitegen.cli import main
 from sitegen.config import load_config
 from sitegen.tools.example_channel import write_channel
-from testkit.faults import CHANNEL, small_packages
+from testkit.small_channel import CHANNEL, small_packages
 
 pytestmark = pytest.mark.integration
 

@@ -41,7 +41,7 @@ from sitegen.sync.report import (
 )
 from sitegen.sync.report_build import RunResults, build_report
 from sitegen.sync.report_log import finish, log_channel_summary
-from testkit.faults import RawServer
+from testkit.raw_server import RawServer
 from testkit.records import rec
 from testkit.upstream import UpstreamHandler, UpstreamServer
 

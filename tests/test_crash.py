@@ -43,9 +43,10 @@ from sitegen.store.site import TEMP_PREFIX
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
-from testkit.faults import CHANNEL, delay
+from testkit.faults import delay
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest, temporaries
 from testkit.site import rewrite_repodata
+from testkit.small_channel import CHANNEL
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Flaky and hostile upstreams cannot corrupt the mirror.
 
 Every scenario runs sitegen against a misbehaving server on 127.0.0.1 (fault hooks of
-:class:`testkit.upstream.UpstreamServer`, or :class:`testkit.faults.RawServer` for an upstream
+:class:`testkit.upstream.UpstreamServer`, or :class:`testkit.raw_server.RawServer` for an upstream
 that accepts connections and never answers), then checks the site invariant
 (:func:`testkit.invariant.assert_site_invariant`) and the exact outcome: which files exist and
 what the run reported. Retries and timeouts are configured small, so each test takes seconds.
@@ -44,26 +44,20 @@ from sitegen.sync.report import COMPLETED, FAILED, STOPPED, ChannelSubdirReport,
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.render import render_site
-from testkit.faults import (
+from testkit.faults import corrupt, hang, oversize, redirect, reset_after, short_length, slow_drip
+from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.raw_server import RawServer
+from testkit.require import in_ci
+from testkit.site import rewrite_repodata
+from testkit.small_channel import (
     CHANNEL,
-    RawServer,
     config_text,
-    corrupt,
     filenames,
-    hang,
-    oversize,
-    redirect,
-    reset_after,
     set_repodata,
-    short_length,
     site_config,
-    slow_drip,
     small_packages,
     write_config,
 )
-from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
-from testkit.require import in_ci
-from testkit.site import rewrite_repodata
 from testkit.upstream import (
     FaultHook,
     UpstreamHandler,

@@ -38,10 +38,10 @@ from sitegen.sync.report import COMPLETED, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.render import render_site
-from testkit.faults import CHANNEL, filenames, set_repodata, small_packages
 from testkit.invariant import METADATA, assert_site_invariant, make_sandbox, shard_files
 from testkit.records import as_upstream
 from testkit.site import channel_config
+from testkit.small_channel import CHANNEL, filenames, set_repodata, small_packages
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,9 @@ import pytest
 from sitegen.cli import main
 from sitegen.layout import kept_records_path
 from sitegen.tools.example_channel import write_channel
-from testkit.faults import CHANNEL, set_repodata, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
 from testkit.site import files_holding
+from testkit.small_channel import CHANNEL, set_repodata, small_packages
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ import pytest
 
 from sitegen.cli import main
 from sitegen.tools.example_channel import PackageSpec, write_channel
-from testkit.faults import small_packages
 from testkit.local import drop_all
+from testkit.small_channel import small_packages
 
 pytestmark = pytest.mark.unit
 

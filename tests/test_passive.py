@@ -34,9 +34,9 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.client import solve_and_install
-from testkit.faults import small_packages
 from testkit.fetcher import FakeFetch, fetcher_process
 from testkit.site import record_fdatasync
+from testkit.small_channel import small_packages
 from testkit.upstream import UpstreamHandler, UpstreamServer, serve_bytes
 
 pytestmark = pytest.mark.integration

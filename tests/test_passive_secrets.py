@@ -19,7 +19,7 @@ from sitegen.layout import upstream_cache_dir, upstream_validators_path
 from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
-from testkit.faults import set_repodata
+from testkit.small_channel import set_repodata
 from testkit.upstream import UpstreamServer, respond
 
 pytestmark = pytest.mark.integration

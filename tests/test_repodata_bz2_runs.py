@@ -15,8 +15,8 @@ from sitegen.layout import REPODATA_BZ2
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import write_channel
 from sitegen.tools.verify import verify_site
-from testkit.faults import CHANNEL, site_config, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
+from testkit.small_channel import CHANNEL, site_config, small_packages
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,9 @@ from sitegen.cli import main
 from sitegen.layout import upstream_cache_dir, upstream_validators_path
 from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.tools.example_channel import write_channel
-from testkit.faults import CHANNEL, set_repodata, small_packages
 from testkit.invariant import make_sandbox
 from testkit.site import files_holding
+from testkit.small_channel import CHANNEL, set_repodata, small_packages
 from testkit.upstream import UpstreamServer
 
 LINUX = "linux-64"

@@ -30,9 +30,10 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.web.render import render_site
 from testkit.advisories import write_feed, zlib_advisory
-from testkit.faults import CHANNEL, corrupt, filenames, redirect, set_repodata, small_packages
+from testkit.faults import corrupt, redirect
 from testkit.invariant import assert_site_invariant, make_sandbox
 from testkit.site import files_holding
+from testkit.small_channel import CHANNEL, filenames, set_repodata, small_packages
 from testkit.upstream import UpstreamHandler, UpstreamServer, respond
 
 pytestmark = pytest.mark.integration

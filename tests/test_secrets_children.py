@@ -13,8 +13,8 @@ import pytest
 
 from sitegen.cli import main
 from sitegen.tools.example_channel import write_channel
-from testkit.faults import CHANNEL, small_packages
 from testkit.invariant import make_sandbox
+from testkit.small_channel import CHANNEL, small_packages
 from testkit.upstream import UpstreamServer, respond
 
 pytestmark = pytest.mark.integration

@@ -357,8 +357,9 @@ async def test_a_run_reports_its_downloads_to_status_while_they_last(tmp_path: P
     pid matches the lock holder); it is gone when the downloads are over."""
     from sitegen.layout import progress_path
     from sitegen.tools.example_channel import write_channel
-    from testkit.faults import delay, site_config, small_packages
+    from testkit.faults import delay
     from testkit.site import mirror_watching_progress
+    from testkit.small_channel import site_config, small_packages
     from testkit.upstream import UpstreamServer
 
     root = tmp_path / "upstream"

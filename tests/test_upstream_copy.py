@@ -24,8 +24,8 @@ from sitegen.layout import upstream_cache_dir
 from sitegen.sync.report import COMPLETED, FAILED, RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
-from testkit.faults import filenames, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.small_channel import filenames, small_packages
 from testkit.upstream import UpstreamHandler, UpstreamServer
 
 pytestmark = pytest.mark.integration

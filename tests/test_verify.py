@@ -27,9 +27,15 @@ from sitegen.cli import main
 from sitegen.store.lock import SiteLock
 from sitegen.tools import verify as verify_mod
 from sitegen.tools.example_channel import PackageSpec, write_channel
-from testkit.faults import CHANNEL, mirrored_by_two, mirrored_small, small_packages, write_config
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.site import record_fdatasync
+from testkit.small_channel import (
+    CHANNEL,
+    mirrored_by_two,
+    mirrored_small,
+    small_packages,
+    write_config,
+)
 from testkit.upstream import UpstreamHandler, UpstreamServer, respond
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,10 @@ import trio
 from sitegen.cli import main
 from sitegen.sync import pipeline
 from sitegen.tools.example_channel import PackageSpec, write_channel
-from testkit.faults import CHANNEL, held_hang, mirrored_small, small_packages
+from testkit.faults import held_hang
 from testkit.invariant import assert_site_invariant
 from testkit.local import drop
+from testkit.small_channel import CHANNEL, mirrored_small, small_packages
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import main
-from testkit.faults import CHANNEL, mirrored_small, small_packages, write_config
 from testkit.invariant import site_digest
 from testkit.local import drop_all
+from testkit.small_channel import CHANNEL, mirrored_small, small_packages, write_config
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration

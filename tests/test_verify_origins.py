@@ -20,9 +20,15 @@ from sitegen.config import load_config
 from sitegen.layout import origins_path, upstream_cache_dir
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.tools.verify import verify_site
-from testkit.faults import CHANNEL, mirrored_by_two, mirrored_small, set_repodata, small_packages
 from testkit.invariant import assert_site_invariant, make_sandbox
 from testkit.local import drop
+from testkit.small_channel import (
+    CHANNEL,
+    mirrored_by_two,
+    mirrored_small,
+    set_repodata,
+    small_packages,
+)
 from testkit.upstream import UpstreamServer
 
 pytestmark = pytest.mark.integration

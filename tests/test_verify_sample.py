@@ -15,7 +15,7 @@ from sitegen.cli import main
 from sitegen.config import load_config
 from sitegen.tools.verify import verify_site
 from sitegen.tools.verify_sample import Sample, parse_fraction
-from testkit.faults import CHANNEL, mirrored_small
+from testkit.small_channel import CHANNEL, mirrored_small
 
 LINUX = "linux-64"
 
