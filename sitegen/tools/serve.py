@@ -65,7 +65,7 @@ class _Handler(SimpleHTTPRequestHandler):
     }
 
     def translate_path(self, path: str) -> str:
-        return super().translate_path(PATH_TOKEN_RE.sub("", path, count=1))
+        return super().translate_path(without_path_token(path))
 
     def send_head(self) -> Any:
         segments = [s for s in served_path(self.path).split("/") if s]
@@ -94,12 +94,19 @@ class _Handler(SimpleHTTPRequestHandler):
         log.debug("serve: %s %s", self.address_string(), redact_url(format % args))
 
 
+def without_path_token(target: str) -> str:
+    """A request target (still encoded) with its path token taken out: the one place that
+    does, for both the file served (:meth:`_Handler.translate_path`) and the path checked
+    (:func:`served_path`), so the two cannot come to read different paths."""
+    return PATH_TOKEN_RE.sub("", target, count=1)
+
+
 def served_path(target: str) -> str:
     """The decoded path of a request target, its path token taken out, read as
     :meth:`SimpleHTTPRequestHandler.translate_path` reads it to find the file: what is checked
     is what is served. (urlsplit would read a path left starting with "//", as
     ``/t/<token>//internal/...`` leaves it, as a host and the rest, and check that rest.)"""
-    path = PATH_TOKEN_RE.sub("", target, count=1).split("?", 1)[0].split("#", 1)[0]
+    path = without_path_token(target).split("?", 1)[0].split("#", 1)[0]
     return unquote(path, errors="surrogatepass")
 
 
