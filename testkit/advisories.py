@@ -1,4 +1,5 @@
-"""An OSV advisory for the example channel's zlib, as an operator would write one."""
+"""An OSV advisory for the example channel's zlib, as an operator would write one, and the
+feed archives that carry such advisories."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.filters.osv import Advisory, Affected
+
+# The example channel's zlib builds that zlib_advisory() blocks.
+OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
+# Where a test's feed server serves the feed written to ``<its root>/conda/all.zip``.
+FEED_PATH = "/conda/all.zip"
 
 
 def zlib_advisory(fixed: str = "1.3.1") -> dict[str, Any]:
@@ -47,6 +53,15 @@ def write_feed(
             archive.writestr(name, data)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_zip(members: dict[str, bytes | str]) -> bytes:
+    """A zip archive holding ``members`` (name -> content), as bytes: a feed whatever it holds."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
     return buffer.getvalue()
 
 

@@ -173,11 +173,15 @@ def site_config(site: Path, body: str, *, download: str | None = None) -> SiteCo
     return parse_config(text)
 
 
+# The channel path channel_config mirrors to unless told another.
+CHANNEL = "cloud/example"
+
+
 def channel_config(
     site: Path,
     url: str,
     *,
-    channel: str = "cloud/example",
+    channel: str = CHANNEL,
     subdirs: str = "[linux-64]",
     extra: str = "",
 ) -> SiteConfig:
@@ -190,6 +194,11 @@ channels:
     subdirs: {subdirs}
 """
     return site_config(site, body + textwrap.indent(textwrap.dedent(extra).lstrip("\n"), "    "))
+
+
+async def run(config: SiteConfig, **options: bool) -> RunReport:
+    """``config``'s mirrors run once without progress output; ``options`` are MirrorOptions'."""
+    return await run_mirror(config, MirrorOptions(progress=False, **options))
 
 
 async def mirror_numpy_with_dependencies(site: Path, url: str) -> RunReport:
