@@ -16,6 +16,10 @@ from sitegen.filters.osv import Advisory, Affected
 OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
 # Where a test's feed server serves the feed written to ``<its root>/conda/all.zip``.
 FEED_PATH = "/conda/all.zip"
+# Advisory files in the OSV format, as advisory databases publish them (tests/data/osv).
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "osv"
+# The CVSS v3 vector of the requests advisory in DATA (GHSA-j8r2-6x86-q33q), scoring 6.1.
+V3_REQUESTS = "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"
 
 
 def zlib_advisory(fixed: str = "1.3.1") -> dict[str, Any]:
@@ -34,6 +38,24 @@ def zlib_advisory(fixed: str = "1.3.1") -> dict[str, Any]:
             }
         ],
     }
+
+
+def advisory(affected: list[dict], **fields: object) -> dict:
+    """An OSV advisory TEST-1 with ``affected`` entries and any other ``fields``."""
+    return {"id": "TEST-1", "affected": affected, **fields}
+
+
+def conda(name: str, *ranges: dict, versions: tuple[str, ...] = ()) -> dict:
+    """An affected entry for conda package ``name`` with these ranges and listed versions."""
+    entry: dict = {"package": {"purl": f"pkg:conda/{name}"}, "ranges": list(ranges)}
+    if versions:
+        entry["versions"] = list(versions)
+    return entry
+
+
+def ecosystem(*events: dict, kind: str = "ECOSYSTEM") -> dict:
+    """A range of ``kind`` made of these events (``{"introduced": "1.0"}``...)."""
+    return {"type": kind, "events": list(events)}
 
 
 def write_zlib_advisory(path: Path, fixed: str = "1.3.1") -> None:
