@@ -528,7 +528,8 @@ async def test_a_fetched_file_is_on_disk_before_it_is_named(
     token_upstream: TokenUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fetcher serves a file the moment it is named, and no run flushes after it: each one
-    is fdatasynced first. (An active run flushes its downloads once instead, see test_mirror.)"""
+    is fdatasynced first. (An active run flushes its downloads once instead, see
+    test_mirror_first_run.)"""
     site = tmp_path / "site"
     config = write_config(tmp_path / "channels.yaml", site, token_upstream, "passive")
     await run_mirror(config, MirrorOptions(progress=False))
