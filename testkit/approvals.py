@@ -1,10 +1,13 @@
 """An approval-gated channel, ``internal/approved``, taking its packages from
 ``cloud/forge``: its channels.yaml, an approvals file of two entries, the candidates its
-source offers, and approvals of it built by hand."""
+source offers, and approvals of it built by hand; and the same channel taking the example
+channel, ``cloud/example``, from a real upstream (:func:`write_config`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
+from pathlib import Path
 from typing import Any
 
 from sitegen.config.approval_model import Approval
@@ -12,6 +15,7 @@ from testkit.records import JAN_2024, rec
 
 NOW = dt.datetime(2026, 12, 5, tzinfo=dt.UTC).timestamp()
 GATED = "internal/approved"
+SOURCE = "cloud/example"  # the gated channel's source in write_config
 
 # What cloud/forge offers: numpy with its dependency chain down to zlib, and pip in noarch.
 CANDIDATES = {
@@ -71,3 +75,26 @@ def entry(spec: str, **fields: Any) -> Approval:
     """An approval of ``spec`` in the gated channel, by alice unless ``fields`` say otherwise."""
     values = {"by": "alice", "when": "2026-12-01T10:00:00Z", "why": "needed"} | fields
     return Approval(GATED, spec, **values)
+
+
+def write_config(tmp_path: Path, upstream: str, max_fraction: float = 1.0) -> Path:
+    """``tmp_path/channels.yaml``: the site ``tmp_path/site`` mirrors ``upstream`` as
+    :data:`SOURCE` (linux-64) and gates :data:`GATED` on it; ``max_fraction`` is the deletion
+    guard's."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            output: {tmp_path / "site"}
+            download: {{concurrency: 4, per_host: 4, retries: 1, timeout: 10}}
+            prune: {{max_fraction: {max_fraction}}}
+            channels:
+              {SOURCE}:
+                url: {upstream}
+                subdirs: [linux-64]
+              {GATED}:
+                approval: {{from: {SOURCE}}}
+            """
+        )
+    )
+    return config
