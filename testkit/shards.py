@@ -1,0 +1,45 @@
+"""Sharded repodata (CEP-16) of a mirrored site: a run that must succeed, the subdirs it
+publishes, and the check that every shard says exactly what ``repodata.json`` says."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
+from sitegen.config import SiteConfig
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from testkit.site import read_repodata
+
+SUBDIRS = ("linux-64", "noarch")
+
+
+async def mirror(config: SiteConfig) -> RunReport:
+    """Run ``config``'s mirrors without progress output; the run must not fail."""
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert not report.failed
+    return report
+
+
+def shard_names(directory: Path) -> set[str]:
+    """The names of the files in the shards folder of the subdir ``directory``."""
+    return {p.name for p in (directory / SHARDS_DIR).iterdir()}
+
+
+def assert_shards_match_repodata(directory: Path) -> None:
+    """Every name of repodata.json has a shard in the index holding exactly its records."""
+    repodata = read_repodata(directory)
+    by_name: dict[str, dict[str, dict[str, Any]]] = {}
+    for key in ("packages", "packages.conda"):
+        for fn, record in repodata[key].items():
+            by_name.setdefault(record["name"], {"packages": {}, "packages.conda": {}})
+            by_name[record["name"]][key][fn] = record
+    index = decode_index((directory / SHARD_INDEX).read_bytes())
+    assert index.subdir == directory.name
+    assert set(index.shards) == set(by_name)
+    for name, digest in index.shards.items():
+        data = (directory / SHARDS_DIR / f"{digest.hex()}.msgpack.zst").read_bytes()
+        assert hashlib.sha256(data).digest() == digest
+        assert decode_shard(data) == by_name[name], name

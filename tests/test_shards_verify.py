@@ -1,0 +1,110 @@
+"""CEP-16 end to end: ``sitegen verify`` finds and repairs damaged shards, minds their grace
+period, and reports an index that no longer matches repodata.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sitegen.conda.shards import (
+    SHARD_INDEX,
+    SHARDS_DIR,
+    decode_index,
+)
+from sitegen.tools.example_channel import PackageSpec, write_channel
+from sitegen.tools.verify import verify_site
+from testkit.example_mirror import CHANNEL
+from testkit.invariant import assert_site_invariant
+from testkit.shards import SUBDIRS, assert_shards_match_repodata, mirror
+from testkit.site import channel_config
+from testkit.upstream import ExampleUpstream
+
+pytestmark = pytest.mark.integration
+
+
+async def test_verify_finds_and_repairs_damaged_shards(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    linux = site / CHANNEL / "linux-64"
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    missing = linux / SHARDS_DIR / f"{index.shards['zlib'].hex()}.msgpack.zst"
+    corrupt = linux / SHARDS_DIR / f"{index.shards['numpy'].hex()}.msgpack.zst"
+    missing.unlink()
+    corrupt.write_bytes(bytes(b ^ 0xFF for b in corrupt.read_bytes()))
+    noarch_index = site / CHANNEL / "noarch" / SHARD_INDEX
+    noarch_index.unlink()
+
+    report = await verify_site(config)
+    found = {p.path: p.detail for p in report.problems}
+    assert not report.ok
+    assert set(found) == {
+        f"{CHANNEL}/linux-64/{SHARDS_DIR}/{missing.name}",
+        f"{CHANNEL}/linux-64/{SHARDS_DIR}/{corrupt.name}",
+        f"{CHANNEL}/noarch/{SHARD_INDEX}",
+    }, found
+    assert "missing" in found[f"{CHANNEL}/linux-64/{SHARDS_DIR}/{missing.name}"]
+
+    report = await verify_site(config, repair=True)
+    assert report.ok and report.problems
+    assert (await verify_site(config)).problems == []
+    assert_site_invariant(site)
+    for subdir in SUBDIRS:
+        assert_shards_match_repodata(site / CHANNEL / subdir)
+
+
+async def test_verify_finds_a_damaged_shard_in_its_grace_period_and_repair_removes_it(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """A shard the index no longer names stays served for clients holding the previous index:
+    damaged, they would get bytes that do not hash to its name. The current index needs it
+    not, so --repair removes it; an intact one stays."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    linux = site / CHANNEL / "linux-64"
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    old_zlib = linux / SHARDS_DIR / f"{index.shards['zlib'].hex()}.msgpack.zst"
+    old_numpy = linux / SHARDS_DIR / f"{index.shards['numpy'].hex()}.msgpack.zst"
+    packages = example_upstream.packages
+    new = [
+        PackageSpec(name="zlib", version="1.3.2", build="h1234567_0", timestamp_ms=1),
+        PackageSpec(name="numpy", version="9.9.9", build="h7654321_0", timestamp_ms=1),
+    ]
+    write_channel(example_upstream.root, [*packages, *new], zst=True)
+    await mirror(config)
+    assert old_zlib.is_file() and old_numpy.is_file()  # in their grace period
+    old_zlib.write_bytes(old_zlib.read_bytes()[:-7])
+
+    report = await verify_site(config)
+    relative = f"{CHANNEL}/linux-64/{SHARDS_DIR}/{old_zlib.name}"
+    assert [(p.path, p.kind) for p in report.problems] == [(relative, "metadata")]
+    assert "does not hash to its name" in report.problems[0].detail
+
+    report = await verify_site(config, repair=True)
+    assert report.ok and [p.path for p in report.problems] == [relative]
+    assert not old_zlib.exists() and old_numpy.is_file()
+    assert (await verify_site(config)).problems == []
+    assert_site_invariant(site)
+    await mirror(config)  # the intact one stays for the rest of its grace period
+    assert old_numpy.is_file()
+
+
+async def test_a_stale_index_is_reported(example_upstream: ExampleUpstream, tmp_path: Path) -> None:
+    """An index that does not match repodata.json (a record changed behind its back)."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    linux = site / CHANNEL / "linux-64"
+    document = json.loads((linux / "repodata.json").read_bytes())
+    record = next(iter(document["packages.conda"].values()))
+    record["depends"] = [*record.get("depends", []), "extra-dep"]
+    (linux / "repodata.json").write_bytes(json.dumps(document).encode())
+    report = await verify_site(config)
+    details = [p.detail for p in report.problems if p.path.endswith(SHARD_INDEX)]
+    assert details and "does not match repodata.json" in details[0], report.problems
+    assert record["name"] in details[0]
