@@ -1,5 +1,7 @@
-"""Sharded repodata (CEP-16) of a mirrored site: a run that must succeed, the subdirs it
-publishes, and the check that every shard says exactly what ``repodata.json`` says."""
+"""Sharded repodata (CEP-16): records built by hand whose checksums differ from record to
+record (a shard holds them in binary), and of a mirrored site, a run that must succeed, the
+subdirs it publishes, and the check that every shard says exactly what ``repodata.json``
+says."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
 from sitegen.config import SiteConfig
 from sitegen.sync.report import RunReport
@@ -14,6 +17,33 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.site import read_repodata
 
 SUBDIRS = ("linux-64", "noarch")
+
+
+def raw(name: str, version: str, build: str = "h0_0", **fields: Any) -> dict[str, Any]:
+    """The linux-64 repodata entry of ``name-version-build``, its checksums and size derived
+    from that name; ``fields`` set any other field (or override these)."""
+    seed = f"{name}-{version}-{build}".encode()
+    return {
+        "name": name,
+        "version": version,
+        "build": build,
+        "build_number": 0,
+        "depends": [],
+        "md5": hashlib.md5(seed).hexdigest(),
+        "sha256": hashlib.sha256(seed).hexdigest(),
+        "size": 100 + len(seed),
+        "subdir": "linux-64",
+        **fields,
+    }
+
+
+def records(*raws: dict[str, Any], suffix: str = ".conda") -> dict[str, Record]:
+    """The linux-64 records of ``raws`` by filename, each a ``suffix`` file."""
+    out = {}
+    for r in raws:
+        fn = f"{r['name']}-{r['version']}-{r['build']}{suffix}"
+        out[fn] = Record(fn=fn, subdir="linux-64", raw=r)
+    return out
 
 
 async def mirror(config: SiteConfig) -> RunReport:
