@@ -1,0 +1,152 @@
+"""The example upstream mirrored and rendered: the channels.yaml of the render tests, and
+readers of the pages that land on disk."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from sitegen.config import SiteConfig
+from sitegen.sync.report import RunReport
+from sitegen.sync.run import MirrorOptions, run_mirror
+from sitegen.web.run import RUN_ID_RE
+from testkit.site import site_config
+
+if TYPE_CHECKING:  # annotations only: the benchmarks use testkit without pytest
+    import pytest
+
+FULL = "cloud/example"
+APPROVED = "internal/approved"
+# The example upstream mirrored whole into FULL, and filtered into APPROVED.
+CHANNELS = f"""
+channels:
+  {FULL}:
+    url: {{url}}
+    subdirs: [linux-64, noarch]
+  {APPROVED}:
+    filters:
+      licenses: {{{{exclude: ["*GPL*"], allow_missing: false}}}}
+      builds: {{{{exclude: ["py2*"]}}}}
+    mirrors:
+      - name: approved-example
+        url: {{url}}
+        subdirs: [linux-64, noarch]
+        filters:
+          specs: {{{{include: ["numpy >=1.26", "pkg-that-does-not-exist"]}}}}
+          include_dependencies: true
+"""
+# The example upstream mirrored whole, the one channel.
+ONE_CHANNEL = f"""
+channels:
+  {FULL}:
+    url: {{url}}
+    subdirs: [linux-64, noarch]
+"""
+
+
+def demo_config(site: Path, url: str, body: str = CHANNELS, extra: str = "") -> SiteConfig:
+    """The config of a site at ``site`` with the channels of ``body`` on the upstream at ``url``
+    (``extra`` goes before them)."""
+    return site_config(site, extra + body.format(url=url))
+
+
+async def mirror(config: SiteConfig) -> RunReport:
+    """One mirror run of ``config``, without progress output."""
+    return await run_mirror(config, MirrorOptions(progress=False))
+
+
+class _Links(HTMLParser):
+    """The links (href, src) and the search indexes (data-index) of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self.data_urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in ("href", "src"):
+                self.links.append((tag, name, value))
+            elif name == "data-index":
+                self.data_urls.append(value)
+
+
+def parse_links(path: Path) -> _Links:
+    """The links of the page at ``path``."""
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def html_pages(site: Path) -> list[Path]:
+    """Every HTML page of the site, outside its ``.sitegen`` state."""
+    return sorted(p for p in site.rglob("*.html") if ".sitegen" not in p.parts)
+
+
+def assert_links_resolve(site: Path) -> int:
+    """Every local href/src of every page names an existing file; returns how many links."""
+    checked = 0
+    for page in html_pages(site):
+        found = parse_links(page)
+        for tag, attribute, value in found.links:
+            parts = urlsplit(value)
+            if parts.scheme in ("http", "https"):
+                assert tag == "a", f"{page}: external {tag} {attribute}={value} (must be offline)"
+                continue
+            assert not parts.scheme, f"{page}: {attribute}={value!r}"
+            if not parts.path:
+                continue  # "#anchor"
+            target = (page.parent / unquote(parts.path)).resolve()
+            if value.endswith("/"):
+                target = target / "index.html"
+            assert target.is_file(), f"{page.relative_to(site)}: broken link {value!r}"
+            assert site.resolve() in target.parents, f"{page}: link leaves the site: {value}"
+            checked += 1
+        for value in found.data_urls:
+            assert (page.parent / unquote(value)).is_file(), f"{page}: data-index {value!r}"
+    return checked
+
+
+def mtimes(site: Path) -> dict[str, int]:
+    """The modification time of every file of the site (outside ``.sitegen``), by path."""
+    return {
+        p.relative_to(site).as_posix(): p.stat().st_mtime_ns
+        for p in site.rglob("*")
+        if p.is_file() and ".sitegen" not in p.parts
+    }
+
+
+def repodata(site: Path, channel: str, subdir: str) -> dict[str, Any]:
+    """The published repodata.json of a channel's subdir."""
+    return json.loads((site / channel / subdir / "repodata.json").read_bytes())
+
+
+def records_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The records of both sections of a repodata document, by filename."""
+    return {**document["packages"], **document["packages.conda"]}
+
+
+def page_text(site: Path, relpath: str) -> str:
+    """The text of the site's file at ``relpath``."""
+    return (site / relpath).read_text(encoding="utf-8")
+
+
+def distinct_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gives every run of the test a distinct id: run ids have one-second resolution per
+    process, and a test runs several runs a second."""
+    counter = itertools.count(1)
+    real = RUN_ID_RE  # ids must still look like run ids
+
+    def new_run_id() -> str:
+        run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{next(counter)}"
+        assert real.match(run_id)
+        return run_id
+
+    monkeypatch.setattr("sitegen.sync.run.new_run_id", new_run_id)
