@@ -1,0 +1,157 @@
+"""The generated snippets (not standalone) with private channels, checked by the servers
+themselves, and Apache's quieting of the site's own token paths."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from sitegen.access.server_files import write_server_files
+from sitegen.config import load_config
+from sitegen.tools.webconf import WebconfOptions, render_webconf
+from testkit.apache import (
+    ApacheServer,
+    apache_binary,
+    apache_modules_dir,
+    require_server,
+    server_user,
+    world_readable_dir,
+)
+from testkit.nginx import nginx_binary
+from testkit.private_site import (
+    PREFIX,
+    PRIVATE,
+    PUBLIC,
+    PULL,
+    PrivateSite,
+    assert_no_token_anywhere,
+    package_of,
+)
+from testkit.private_site import private_site as open_private_site
+from testkit.upstream import ExampleUpstream
+
+
+@pytest.fixture
+def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
+    with open_private_site(example_upstream) as site:
+        yield site
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+def test_snippets_with_private_channels_pass_the_servers_own_check(server: str) -> None:
+    """The non-standalone outputs, included the way a sysadmin would include them."""
+    require_server(server)
+    with world_readable_dir() as root:
+        (root / "channels.yaml").write_text(
+            textwrap.dedent(f"""\
+                output: site
+                channels:
+                  {PUBLIC}: {{url: https://example.org/a, subdirs: [noarch]}}
+                  {PULL}:
+                    url: https://example.org/b
+                    subdirs: [noarch]
+                    mode: passive
+                    access: private
+                """)
+        )
+        config = load_config(root / "channels.yaml")
+        write_server_files(config)
+        state = root / "state"
+        state.mkdir()
+        user = server_user()
+        snippet = state / "sitegen.conf"
+        if server == "nginx":
+            for prefix in ("", "/conda"):
+                options = WebconfOptions(prefix=prefix, listen="127.0.0.1:8080")
+                snippet.write_text(render_webconf("nginx", config, options))
+                wrapper = state / "nginx.conf"
+                wrapper.write_text(
+                    (f"user {user.replace(':', ' ')};\n" if user else "")
+                    + f"pid {state}/nginx.pid;\nerror_log {state}/error.log;\nevents {{}}\n"
+                    f"http {{\n  client_body_temp_path {state}/cb;\n"
+                    f"  proxy_temp_path {state}/p;\n  fastcgi_temp_path {state}/f;\n"
+                    f"  uwsgi_temp_path {state}/u;\n  scgi_temp_path {state}/s;\n"
+                    f"  include {snippet};\n}}\n"
+                )
+                command = [nginx_binary() or "nginx", "-t", "-p", f"{state}/", "-c", str(wrapper)]
+                result = subprocess.run(command, capture_output=True, text=True, check=False)
+                assert result.returncode == 0, result.stderr
+            return
+        modules = apache_modules_dir()
+        names = ["mpm_event", "authz_core", "alias", "dir", "mime", "headers", "rewrite"]
+        names += ["proxy", "proxy_http", "setenvif"]
+        loads = "".join(f"LoadModule {m}_module {modules}/mod_{m}.so\n" for m in names)
+        for prefix, listen in (("", None), ("/conda", None), ("/conda", "127.0.0.1:8080")):
+            options = WebconfOptions(prefix=prefix, listen=listen)
+            snippet.write_text(render_webconf("apache", config, options))
+            wrapper = state / "apache.conf"
+            wrapper.write_text(
+                f"ServerRoot {state}\nServerName localhost\nListen 127.0.0.1:8080\n"
+                f"PidFile {state}/a.pid\nErrorLog {state}/error.log\n{loads}"
+                f"TypesConfig /dev/null\nInclude {snippet}\n"
+            )
+            command = [apache_binary() or "apache2", "-t", "-f", str(wrapper)]
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.integration
+def test_the_apache_snippet_quiets_only_the_sites_own_token_paths(
+    private_site: PrivateSite,
+) -> None:
+    """The snippet without --listen is included at the server's top level, beside whatever
+    else the server serves: its quiet error log for paths holding a /t/ segment covers the
+    site's own paths (a path token wherever conda puts it: before, in or after the prefix, or
+    in a channel's path), never another site's /t/ path, whose errors are logged as usual."""
+    require_server("apache")
+    token = private_site.tokens["ci"]
+    other = private_site.root / "other"
+    (other / "t").mkdir(parents=True)
+    state = private_site.root / "state"
+    state.mkdir()
+    snippet = state / "sitegen.conf"
+    snippet.write_text(render_webconf("apache", private_site.config, WebconfOptions(prefix=PREFIX)))
+    modules = apache_modules_dir()
+    names = ["mpm_event", "authz_core", "alias", "dir", "mime", "headers", "rewrite"]
+    names += ["proxy", "proxy_http", "setenvif"]
+    loads = "".join(f"LoadModule {m}_module {modules}/mod_{m}.so\n" for m in names)
+    user = server_user()
+    users = "User {}\nGroup {}\n".format(*user.split(":")) if user else ""
+
+    def make_config(port: int) -> str:
+        return (
+            f"ServerRoot {state}\nServerName localhost\nListen 127.0.0.1:{port}\n"
+            f"PidFile {state}/apache2.pid\nErrorLog {state}/error.log\nLogLevel warn\n"
+            f"{users}{loads}TypesConfig /dev/null\n"
+            f"<Directory />\n  Require all denied\n</Directory>\n"
+            f"Alias /other {other}\n<Directory {other}>\n  Require all granted\n</Directory>\n"
+            f"Include {snippet}\nCustomLog {state}/access.log sitegen_stats\n"
+        )
+
+    # Core logs the path of one it cannot walk: a directory it may not search (AH00035) in the
+    # site, a name longer than the filesystem allows (AH00036) elsewhere (the site answers 404
+    # for one without walking it).
+    site = private_site.config.output
+    (site / PRIVATE / "linux-64").chmod(0o700)  # the server's user may not search it
+    fn = package_of(site, PRIVATE)
+    long_name = "x" * 300
+    site_paths = [
+        f"/t/{token}{PREFIX}/{PRIVATE}/linux-64/{fn}",
+        f"{PREFIX}/t/{token}/{PRIVATE}/linux-64/{fn}",
+        f"{PREFIX}/internal/t/{token}/licensed/linux-64/{fn}",
+    ]
+    running = ApacheServer(make_config, state)
+    with running, httpx.Client(base_url=running.url) as client:
+        for path in site_paths:
+            assert client.get(path).status_code == 403, path
+        assert client.get(f"/other/t/{long_name}").status_code == 403
+    logged = running.error_log.read_text()
+    assert "AH00035" not in logged, logged
+    assert logged.count("AH00036") == 1, logged
+    assert f"/other/t/{long_name}" in logged
+    assert_no_token_anywhere(private_site, state)
