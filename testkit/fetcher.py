@@ -14,7 +14,9 @@ from pathlib import Path
 
 import trio
 
-from sitegen.passive.resolver import FetchJob
+from sitegen.config import SiteConfig
+from sitegen.passive.listen import open_listeners, serve_fetcher
+from sitegen.passive.resolver import FetchJob, Reply
 
 
 @dataclass
@@ -81,3 +83,13 @@ class FakeFetch:
             await self.gate.wait()
         job.target.write_bytes(self.contents[job.fn])
         return None
+
+
+async def fetch_one(config: SiteConfig, path: str) -> Reply:
+    """One GET through a fetcher serving ``config`` in this process, on a port of its own."""
+    listeners = await open_listeners("127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        fetcher = await nursery.start(serve_fetcher, config, listeners)
+        reply = await fetcher.reply("GET", path)
+        nursery.cancel_scope.cancel()
+    return reply
