@@ -259,3 +259,15 @@ def record_fdatasync(monkeypatch: Any, observe: Callable[[int], Any]) -> list[An
 
     monkeypatch.setattr(os, "fdatasync", recording)
     return calls
+
+
+def write_cli_config(tmp_path: Path, url: str, download: str = "") -> tuple[Path, Path]:
+    """channels.yaml in tmp_path, mirroring linux-64 of url as c/x into tmp_path/site;
+    returns (site, config path)."""
+    site = tmp_path / "site"
+    config_path = tmp_path / "channels.yaml"
+    settings = f"download: {download}\n" if download else ""
+    config_path.write_text(
+        f"output: {site}\n{settings}channels:\n  c/x:\n    url: {url}\n    subdirs: [linux-64]\n"
+    )
+    return site, config_path

@@ -1,10 +1,11 @@
-"""The process's local time zone, set for the length of a test."""
+"""Time in tests: the process's local time zone, set for the length of a test, and UTC instants."""
 
 from __future__ import annotations
 
 import contextlib
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -20,3 +21,8 @@ def local_zone(monkeypatch: pytest.MonkeyPatch, zone: str) -> Iterator[None]:
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def ts(text: str) -> float:
+    """The POSIX timestamp of ``text``, an ISO date and time read as UTC."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
