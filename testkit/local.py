@@ -17,6 +17,7 @@ import trio
 import zstandard
 
 from sitegen.config import SiteConfig, parse_config
+from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import Format, PackageSpec, build_package
 from testkit.site import published
@@ -40,6 +41,32 @@ def drop_all(
             path = drop(folder, spec, fmt, by_subdir)
             out[path.name] = path
     return out
+
+
+CHANNEL = "internal/own"  # the channel of local_config
+
+# Good packages of both subdirs, with the fields an index must carry over.
+SPECS = [
+    PackageSpec(
+        "foo",
+        "1.0",
+        "h1_0",
+        depends=("bar >=1", "libc"),
+        constrains=("baz <2",),
+        license="MIT",
+        license_family="MIT",
+        timestamp_ms=1_700_000_000_123,
+        extra={"track_features": "", "features": ""},
+    ),
+    PackageSpec("foo", "1.1", "h2_1", build_number=1, timestamp_ms=1_700_000_100_000),
+    PackageSpec("bar", "2.0", "py_0", subdir="noarch", noarch="python", depends=("python",)),
+    PackageSpec("gen", "0.1", "0", subdir="noarch", noarch="generic", license="BSD-3-Clause"),
+]
+
+
+def run(config: SiteConfig) -> RunReport:
+    """One mirror run of ``config``, from synchronous code."""
+    return trio.run(run_mirror, config, MirrorOptions(progress=False))
 
 
 def local_config(
