@@ -44,6 +44,10 @@ def drop_all(
 
 
 CHANNEL = "internal/own"  # the channel of local_config
+MIRROR = "internal-own"  # the name of its one mirror, the folder
+# Two linux-64 packages, one build each, for a folder a test drops files into one by one.
+FOO = PackageSpec("foo", "1.0", "h1_0")
+BAR = PackageSpec("bar", "2.0", "h2_0")
 
 # Good packages of both subdirs, with the fields an index must carry over.
 SPECS = [
