@@ -1,26 +1,19 @@
-"""Download statistics on the pages: the statistics page model (private channels named only),
-the downloads of package pages and their keys, the renderer following ``stats.json``, and
-``sitegen mirror`` showing the counts of its own run; descriptions of local packages."""
+"""Download statistics on the pages, their models: the statistics page (private channels
+named only, installer folders configured), the downloads of package pages and their keys."""
 
 from __future__ import annotations
 
-import gc
-import json
 import textwrap
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-import trio
 
 from sitegen import layout
-from sitegen.cli import main
 from sitegen.config import SiteConfig, parse_config
 from sitegen.stats.counter import line_counter
 from sitegen.stats.report import StatsDoc, build_doc
-from sitegen.stats.run import run_stats
 from sitegen.stats.tally import Tally
-from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.downloads import (
     NONE_COUNTED,
     PackageDownloads,
@@ -30,25 +23,14 @@ from sitegen.web.downloads import (
 )
 from sitegen.web.environment import make_environment
 from sitegen.web.facts import PackageFacts
-from sitegen.web.format import paragraphs
 from sitegen.web.manifest import KnownPackage, package_key
-from sitegen.web.package import DESCRIPTION_MAX, about_package, package_model, page_names
-from sitegen.web.render import TEMPLATES_DIR, render_site
+from sitegen.web.package import package_model
+from sitegen.web.render import TEMPLATES_DIR
 from sitegen.web.writer import render_page
-from testkit.local import index_of, info_members, write_conda
 from testkit.records import rec
-from testkit.site import site_config
-from testkit.upstream import ExampleUpstream
+from testkit.stats_pages import PUBLIC, TODAY, line
 
-PUBLIC = "cloud/example"
 PRIVATE = "internal/secret"
-CONDA = "conda/24.1.2 requests/2.31.0 CPython/3.12.4 Linux/6.5.0"
-TODAY = date(2026, 12, 5)
-
-
-def line(path: str, day: date, status: int = 200, size: int = 1000, ip: str = "192.0.2.1") -> str:
-    stamp = day.strftime("%d/%b/%Y:10:00:00 +0000")
-    return f'{ip} - - [{stamp}] "GET {path} HTTP/1.1" {status} {size} "-" "{CONDA}"'
 
 
 def doc_of(lines: list[str], today: date = TODAY) -> StatsDoc:
@@ -242,173 +224,3 @@ def test_package_page_shows_downloads_and_a_trend(tmp_path: Path) -> None:
     none = page(NONE_COUNTED)
     assert "none counted yet" in none and "<svg" not in none
     assert "<dt>Downloads</dt>" not in page(None)
-
-
-# --------------------------------------------------------------------------- descriptions
-
-
-@pytest.mark.unit
-def test_descriptions_are_bounded_paragraphs() -> None:
-    text = "First  line\r\nsecond line\n\n\n  \n<b>Second</b>   paragraph\n"
-    assert paragraphs(text, 100) == ["First line\nsecond line", "<b>Second</b> paragraph"]
-    assert paragraphs(text, 15) == ["First line\nsec…"]
-    assert paragraphs(["not", "text"], 100) == [] and paragraphs(None, 100) == []
-    records = [rec("pkg", "1.0", "0", summary="Short", description="From the record")]
-    about = about_package(records, {"description": "Long\n\ntext"})
-    assert about["description"] == ["Long", "text"]
-    assert about_package(records, None)["description"] == ["From the record"]
-    assert about_package(records, {"description": "Short"})["description"] == []  # = summary
-    assert len("".join(about_package(records, {"description": "x" * 9000})["description"])) == (
-        DESCRIPTION_MAX
-    )
-
-
-@pytest.mark.integration
-def test_local_package_page_shows_summary_description_and_links(tmp_path: Path) -> None:
-    folder = tmp_path / "incoming"
-    about = {
-        "summary": "Our <internal> library",
-        "description": "Does things.\n\nSee the <script>alert(1)</script> docs\nfor more.",
-        "home": "https://lib.example.org",
-        "dev_url": "https://git.example.org/lib",
-        "doc_url": "javascript:alert(1)",
-        "license": "Proprietary",
-    }
-    write_conda(folder / "ourlib-1.0-0.conda", info_members(index_of("ourlib"), about))
-    site = tmp_path / "site"
-    config = parse_config(
-        f"output: {site}\nchannels:\n  internal/own:\n    path: {folder}\n    subdirs: [linux-64]\n"
-    )
-    report = trio.run(run_mirror, config, MirrorOptions(progress=False))
-    assert not report.failed, report.errors
-    render_site(config)
-    page = (site / "internal/own/packages/ourlib.html").read_text()
-    assert '<p class="lead">Our &lt;internal&gt; library</p>' in page
-    assert (
-        '<div class="description"><p>Does things.</p><p>See the &lt;script&gt;alert(1)'
-        "&lt;/script&gt; docs\nfor more.</p></div>"
-    ) in page
-    assert '<a href="https://lib.example.org" rel="nofollow noopener noreferrer"' in page
-    assert '<a href="https://git.example.org/lib" rel="nofollow noopener noreferrer"' in page
-    assert "javascript:" not in page and "<dt>Documentation</dt>" not in page
-    assert "<script>alert" not in page
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def write_log(path: Path, lines: list[str]) -> None:
-    with path.open("a") as handle:
-        handle.writelines(text + "\n" for text in lines)
-
-
-def files_of(site: Path) -> dict[str, str]:
-    repodata = json.loads((site / PUBLIC / "linux-64" / "repodata.json").read_bytes())
-    records = {**repodata["packages"], **repodata["packages.conda"]}
-    return {r["name"]: fn for fn, r in sorted(records.items()) if fn.endswith(".conda")}
-
-
-@pytest.mark.integration
-async def test_render_follows_stats_json(tmp_path: Path, example_upstream: ExampleUpstream):
-    site = tmp_path / "site"
-    log = tmp_path / "access.log"
-    log.touch()
-    config = site_config(
-        site,
-        f"""
-channels:
-  {PUBLIC}:
-    url: {example_upstream.url}
-    subdirs: [linux-64]
-stats:
-  logs: [{log}]
-""",
-    )
-    report = await run_mirror(config, MirrorOptions(progress=False))
-    assert report.status == "completed", report.errors
-    render_site(config)
-    assert not (site / layout.STATS_PAGE).exists()
-    assert "Download statistics" not in (site / "index.html").read_text()
-    packages = sorted(p.relative_to(site).as_posix() for p in (site / PUBLIC).glob("packages/*"))
-    fn = files_of(site)
-
-    write_log(log, [line(f"/{PUBLIC}/linux-64/{fn['numpy']}", TODAY)])
-    run_stats(config, TODAY)
-    first = render_site(config)
-    # The statistics page, the landing page's link and every package page's downloads.
-    assert set(first.written) == {layout.STATS_PAGE, "index.html", *packages}
-    assert '<b data-stat="downloads">1</b>' in (site / layout.STATS_PAGE).read_text()
-    assert "none counted yet" in (site / PUBLIC / "packages" / "zlib.html").read_text()
-
-    again = render_site(config)
-    assert again.rendered == []
-
-    # zlib is downloaded: its page, the statistics and the landing page change, nothing else.
-    write_log(log, [line(f"/{PUBLIC}/linux-64/{fn['zlib']}", TODAY)])
-    run_stats(config, TODAY)
-    changed = render_site(config)
-    zlib = f"{PUBLIC}/packages/zlib.html"
-    assert sorted(changed.rendered) == sorted([layout.STATS_PAGE, "index.html", zlib])
-    assert "<b>1</b> in all" in (site / zlib).read_text()
-
-    # A day later numpy's trend moves on; zlib and numpy pages, nothing else.
-    run_stats(config, TODAY + timedelta(days=1))
-    later = render_site(config)
-    numpy = f"{PUBLIC}/packages/numpy.html"
-    assert sorted(p for p in later.rendered if "/packages/" in p) == [numpy, zlib]
-
-    # Without stats.json the statistics page goes, and the package pages lose their block.
-    (site / layout.STATS_JSON).unlink()
-    gone = render_site(config)
-    assert gone.removed == [layout.STATS_PAGE]
-    assert "<dt>Downloads</dt>" not in (site / zlib).read_text()
-    assert "Download statistics" not in (site / "index.html").read_text()
-
-
-@pytest.mark.integration
-def test_mirror_pages_show_the_downloads_counted_in_the_same_run(
-    tmp_path: Path, example_upstream: ExampleUpstream
-) -> None:
-    log = tmp_path / "access.log"
-    day = datetime.now(UTC).date()
-    log.write_text(line(f"/{PUBLIC}/linux-64/zlib-1.3.1-h0_0.conda", day) + "\n")
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(
-        f"output: {tmp_path / 'site'}\n"
-        "download: {retries: 0}\n"
-        "channels:\n"
-        f"  {PUBLIC}:\n"
-        f"    url: {example_upstream.url}\n"
-        "    subdirs: [linux-64]\n"
-        "stats:\n"
-        f"  logs: [{log}]\n"
-    )
-    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
-    site = tmp_path / "site"
-    assert '<b data-stat="downloads">1</b>' in (site / layout.STATS_PAGE).read_text()
-    assert "<b>1</b> in all" in (site / PUBLIC / "packages" / "zlib.html").read_text()
-    landing = (site / "index.html").read_text()
-    assert '<a href="stats.html">Download statistics</a>' in landing
-
-
-@pytest.mark.unit
-def test_a_package_page_leaves_no_cyclic_garbage() -> None:
-    """Package pages are rendered with the cyclic GC paused: garbage in cycles would keep each
-    page's model (every build of the package) alive until the render ends. A macro module
-    imported ``with context`` makes such a cycle on every render."""
-    env = make_environment(TEMPLATES_DIR)
-    records = [rec("numpy", "2.1.0", "py312_0", depends=["python >=3.12"])]
-    relpath = layout.package_page_path(PUBLIC, "numpy")
-    model = package_model(PUBLIC, "numpy", records, known_names=page_names(["numpy", "python"]))
-    model["advisories"] = []
-    render_page(env, "t", "package.html", relpath, model=model)  # templates compiled
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        render_page(env, "t", "package.html", relpath, model=model)
-        gc.collect()
-        left = [type(o).__name__ for o in gc.garbage]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-    assert left == []
