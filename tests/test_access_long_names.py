@@ -40,12 +40,6 @@ PLACES = (
 
 
 @pytest.fixture
-def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
-    with open_private_site(example_upstream) as site:
-        yield site
-
-
-@pytest.fixture
 def private_whole_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
     with open_private_site(example_upstream, site=True) as site:
         yield site

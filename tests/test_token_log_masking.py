@@ -6,7 +6,6 @@ more ``/t/`` segments than any fixed count, the query), with private channels an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from urllib.parse import unquote_to_bytes
 
@@ -21,19 +20,11 @@ from testkit.private_site import (
     request,
     wait_for_log,
 )
-from testkit.private_site import private_site as open_private_site
-from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
 
 PREFIX = "/mirror"
 REL = "linux-64/repodata.json"
-
-
-@pytest.fixture
-def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
-    with open_private_site(example_upstream) as site:
-        yield site
 
 
 def _forms(channel: str) -> list[str]:
