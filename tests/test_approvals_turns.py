@@ -18,7 +18,7 @@ import trio
 from sitegen.config import load_config
 from sitegen.layout import approvals_waiting_lock_path, approvals_waiting_path
 from sitegen.store.site import Site
-from sitegen.sync import approvals_waiting, run
+from sitegen.sync import approvals_waiting, running
 from sitegen.sync.history import History
 from sitegen.sync.report import COMPLETED, RUNNING, ApprovalChange
 from sitegen.sync.run import MirrorOptions, run_mirror
@@ -146,7 +146,7 @@ class Told(logging.Handler):
 def test_a_run_whose_turn_does_not_come_ends_all_the_same(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(run, "RELEASE_SECONDS", 0.5)
+    monkeypatch.setattr(running, "RELEASE_SECONDS", 0.5)
     config = write_config(tmp_path, example_upstream.url)
     site = tmp_path / "site"
     holders = held_after_take(monkeypatch, site)
