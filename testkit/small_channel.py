@@ -121,3 +121,10 @@ def mirrored_by_two(
         )
         assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
         yield config, site, first, second
+
+
+def keep_mirrored_small(tmp_path: Path) -> Iterator[tuple[Path, Path, UpstreamServer]]:
+    """:func:`mirrored_small` for the length of a test: a module takes it as its ``mirrored``
+    fixture, ``pytest.fixture(name="mirrored")(keep_mirrored_small)``."""
+    with mirrored_small(tmp_path) as mirrored:
+        yield mirrored
