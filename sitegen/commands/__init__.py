@@ -6,5 +6,5 @@ the standard library, :mod:`sitegen.commands.common`, and under ``TYPE_CHECKING`
 annotations name. A handler imports what it runs (trio, the configuration, the sync, web and
 access code) in its own body, when it is called: imported at the top, those made up four
 fifths of every start, ``--help`` and ``--version`` included, and cron starts
-``sitegen mirror --due`` often. A test in ``tests/test_cli.py`` holds the modules to it.
+``sitegen mirror --due`` often. A test in ``tests/test_cli_startup.py`` holds the modules to it.
 """
