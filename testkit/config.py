@@ -3,8 +3,13 @@ looked up by what they hold, and written where a CLI run may create nothing besi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import textwrap
 from pathlib import Path
+
+from sitegen.cli import main
+from sitegen.config import ConfigError, parse_config
 
 # One channel with one mirror, in the short form (a ``url:`` directly under the channel path).
 SHORT = """
@@ -36,3 +41,31 @@ def write_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "channels.yaml"
     path.write_text(text.replace("output: site", f"output: {site}"))
     return path
+
+
+def check_named_error(text: str, marker: str, path: str, words: str) -> None:
+    """Parsing the config ``text`` fails with an error naming the line holding ``marker``
+    and the key ``path``, saying ``words``."""
+    text = dedent(text)
+    try:
+        parse_config(text)
+    except ConfigError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("the config was accepted")
+    assert message.startswith(f"channels.yaml:{line_of(text, marker)}: {path}: "), message
+    assert words in message
+
+
+def check_refused_run(tmp_path: Path, text: str, marker: str, path: str, words: str) -> None:
+    """``sitegen mirror`` over the config ``text`` exits 2, names the line and key on
+    stderr and creates nothing (not even the site's parent directory)."""
+    config_path = write_config(tmp_path, dedent(text))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main(["mirror", "-c", str(config_path), "--no-progress"])
+    assert status == 2
+    line = line_of(config_path.read_text(), marker)
+    assert f"channels.yaml:{line}: {path}: " in err.getvalue()
+    assert words in err.getvalue()
+    assert not (tmp_path / "out").exists()

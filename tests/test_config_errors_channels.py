@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sitegen.cli import main
-from sitegen.config import ConfigError, parse_config
-from testkit.config import dedent, line_of, write_config
+from testkit.config import check_named_error, check_refused_run
 
 pytestmark = pytest.mark.unit
 
@@ -297,12 +295,7 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
     [pytest.param(t, m, p, w, id=case) for case, t, m, p, w in ERRORS],
 )
 def test_error_names_line_and_key_path(text: str, marker: str, path: str, words: str) -> None:
-    text = dedent(text)
-    with pytest.raises(ConfigError) as info:
-        parse_config(text)
-    message = str(info.value)
-    assert message.startswith(f"channels.yaml:{line_of(text, marker)}: {path}: "), message
-    assert words in message
+    check_named_error(text, marker, path, words)
 
 
 @pytest.mark.parametrize(
@@ -310,13 +303,6 @@ def test_error_names_line_and_key_path(text: str, marker: str, path: str, words:
     [pytest.param(t, m, p, w, id=case) for case, t, m, p, w in ERRORS],
 )
 def test_cli_exits_2_and_touches_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], text, marker, path, words
+    tmp_path: Path, text: str, marker: str, path: str, words: str
 ) -> None:
-    config_path = write_config(tmp_path, dedent(text))
-    status = main(["mirror", "-c", str(config_path), "--no-progress"])
-    err = capsys.readouterr().err
-    assert status == 2
-    line = line_of(config_path.read_text(), marker)
-    assert f"channels.yaml:{line}: {path}: " in err
-    assert words in err
-    assert not (tmp_path / "out").exists()  # not even the parent of the site directory
+    check_refused_run(tmp_path, text, marker, path, words)
