@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from sitegen.conda.shards import (
     SHARD_INDEX,
     SHARDS_DIR,
+    compress,
     decode_index,
 )
 from sitegen.tools.example_channel import PackageSpec, write_channel
@@ -108,3 +110,36 @@ async def test_a_stale_index_is_reported(example_upstream: ExampleUpstream, tmp_
     details = [p.detail for p in report.problems if p.path.endswith(SHARD_INDEX)]
     assert details and "does not match repodata.json" in details[0], report.problems
     assert record["name"] in details[0]
+
+
+async def test_an_index_naming_packages_elsewhere_is_reported_and_repaired(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """conda and rattler fetch a package from the index's ``info.base_url`` joined to the
+    index's own URL: one that is not the "" sitegen writes (packages beside the index) sends
+    every install elsewhere, though the shards themselves match repodata.json."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror(config)
+    path = site / CHANNEL / "linux-64" / SHARD_INDEX
+    published = decode_index(path.read_bytes())
+    document = {
+        "version": 1,
+        "info": {
+            "base_url": "https://elsewhere.example.org/linux-64/",
+            "shards_base_url": published.shards_base_url,
+            "subdir": published.subdir,
+            "created_at": published.created_at,
+        },
+        "shards": published.shards,
+    }
+    path.write_bytes(compress(msgspec.msgpack.encode(document)))
+
+    report = await verify_site(config)
+    found = {p.path: p.detail for p in report.problems}
+    assert list(found) == [f"{CHANNEL}/linux-64/{SHARD_INDEX}"], found
+    assert "https://elsewhere.example.org/linux-64/" in found[f"{CHANNEL}/linux-64/{SHARD_INDEX}"]
+
+    assert (await verify_site(config, repair=True)).ok
+    assert decode_index(path.read_bytes()).base_url == ""
+    assert (await verify_site(config)).problems == []

@@ -35,6 +35,8 @@ SHARD_SUFFIX = ".msgpack.zst"
 # Relative to the index, so the mirror can be served under any URL; the trailing slash makes
 # "<base><hex>.msgpack.zst" resolve inside the directory (a reader joins, not concatenates).
 SHARDS_BASE_URL = f"./{SHARDS_DIR}/"
+# Packages sit beside the index: "" joined to the index's URL is its directory.
+BASE_URL = ""
 INDEX_VERSION = 1
 # zstd's default level: on conda-forge-like shards level 9 is ~2% smaller for ~2.3x the time,
 # paid for every name on each run that changes a subdir. A level change renames every shard
@@ -76,7 +78,7 @@ class ShardIndex:
     subdir: str
     shards: dict[str, bytes]
     created_at: str = ""
-    base_url: str = ""
+    base_url: str = BASE_URL
     shards_base_url: str = SHARDS_BASE_URL
 
 
@@ -203,7 +205,7 @@ def encode_index(subdir: str, shards: Mapping[str, bytes], created_at: str) -> b
     document = {
         "version": INDEX_VERSION,
         "info": {
-            "base_url": "",  # packages sit beside the index
+            "base_url": BASE_URL,
             "shards_base_url": SHARDS_BASE_URL,
             "subdir": subdir,
             "created_at": created_at,

@@ -21,6 +21,7 @@ from pathlib import Path
 from sitegen.conda.indexed import same_as_published
 from sitegen.conda.records import Record, Repodata
 from sitegen.conda.shards import (
+    BASE_URL,
     SHARD_INDEX,
     SHARDS_BASE_URL,
     ShardError,
@@ -162,7 +163,7 @@ def index_bytes(directory: Path, subdir: str, shards: Mapping[str, bytes]) -> by
         published is not None
         and published.subdir == subdir
         and published.shards == dict(shards)
-        and published.base_url == ""
+        and published.base_url == BASE_URL
         and published.shards_base_url == SHARDS_BASE_URL
     ):
         return data
@@ -179,8 +180,9 @@ def shard_problems(
 ) -> list[tuple[str, str]]:
     """What is wrong with a subdir's shards, each as (file relative to the subdir, detail).
 
-    The index must list exactly the shards ``records`` (from ``repodata.json``) make, and every
-    shard it names must exist and hash to its name.
+    The index must describe ``subdir`` with the ``base_url`` and ``shards_base_url`` sitegen
+    writes, list exactly the shards ``records`` (from ``repodata.json``) make, and every shard
+    it names must exist and hash to its name.
     """
     try:
         index = decode_index((directory / SHARD_INDEX).read_bytes())
@@ -189,8 +191,19 @@ def shard_problems(
     except ShardError as exc:
         return [(SHARD_INDEX, str(exc))]
     problems: list[tuple[str, str]] = []
-    if index.subdir != subdir or index.shards_base_url != SHARDS_BASE_URL:
-        problems.append((SHARD_INDEX, f"describes {index.subdir!r} at {index.shards_base_url!r}"))
+    if (
+        index.subdir != subdir
+        or index.shards_base_url != SHARDS_BASE_URL
+        or index.base_url != BASE_URL
+    ):
+        # base_url is where clients fetch the packages from (joined to the index's URL).
+        problems.append(
+            (
+                SHARD_INDEX,
+                f"describes {index.subdir!r} at {index.shards_base_url!r}, its packages at"
+                f" {index.base_url!r}",
+            )
+        )
     try:
         expected = {shard.name: shard.digest for shard in iter_shards(records)}
     except ShardError as exc:  # repodata.json holds a record no shard can (not as published)
