@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 
-from sitegen.conda.notices import LEVELS, ChannelNotice, encode_notices
+from sitegen.conda.notices import LEVELS, NEVER, ChannelNotice, encode_notices
 from sitegen.config import ConfigError, parse_config
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.channel import channel_model, summarize_channel
@@ -27,7 +27,11 @@ NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 def read_like_conda(data: bytes) -> list[dict[str, Any]]:
     """What conda's reader (conda.notices.types.ChannelNoticeResponse) makes of the bytes, with
     everything it would silently replace by a default made an error instead: an unknown level
-    (read as info), a time ``datetime.fromisoformat`` cannot read (read as none)."""
+    (read as info), a time ``datetime.fromisoformat`` cannot read or a time missing (read as
+    none). Both times are required: ``conda notices --json`` (ChannelNotice.to_dict) calls
+    ``isoformat()`` on each, and fails on a notice without one; conda's cache of a channel's
+    notices counts one without ``expired_at`` as expired. conda up to 26.7.0 reads the expiry
+    from ``expired_at`` only, later ones from ``expires_at`` first, then ``expired_at``."""
     document = json.loads(data)
     notices = document.get("notices", ())
     assert isinstance(notices, list)
@@ -36,11 +40,11 @@ def read_like_conda(data: bytes) -> list[dict[str, Any]]:
         assert isinstance(notice["id"], str) and notice["id"]
         assert isinstance(notice["message"], str)
         assert notice["level"] in ("info", "warning", "critical")
+        assert "expires_at" not in notice  # would stand in for expired_at in later conda only
         parsed = dict(notice)
         for key in ("created_at", "expired_at"):
-            if notice.get(key) is not None:
-                parsed[key] = datetime.fromisoformat(notice[key])
-                assert parsed[key].tzinfo is not None
+            parsed[key] = datetime.fromisoformat(notice[key])
+            assert parsed[key].tzinfo is not None
         interval = notice.get("interval")
         assert interval is None or (type(interval) is int and interval > 0)
         out.append(parsed)
@@ -175,7 +179,7 @@ def test_notices_json_is_what_conda_reads_and_leaves_out_expired_notices() -> No
     assert [n["message"] for n in read] == ["Read me.", "Soon gone."]
     first, second = read
     assert first["level"] == "warning" and first["interval"] == 3600
-    assert first["created_at"] == NOW - timedelta(days=1) and "expired_at" not in first
+    assert first["created_at"] == NOW - timedelta(days=1) and first["expired_at"] == NEVER
     assert second["id"] == "soon" and second["expired_at"] == NOW + timedelta(days=1)
     # Ids are stable (conda remembers which ones a user has seen) and distinct.
     again = read_like_conda(encode_notices(notices, NOW) or b"")
@@ -183,6 +187,28 @@ def test_notices_json_is_what_conda_reads_and_leaves_out_expired_notices() -> No
     assert len({n["id"] for n in read}) == 2
     assert encode_notices(notices[:1], NOW) is None  # nothing active: nothing to publish
     assert set(LEVELS) == {"info", "warning", "critical"}
+
+
+@pytest.mark.unit
+def test_a_notice_without_its_times_is_published_with_both() -> None:
+    """conda fails on a notice without ``created_at`` or ``expired_at`` (see read_like_conda):
+    one without ``expires`` never expires, and one without ``created`` carries the time it was
+    first published, kept by every later run that publishes it (read back from the
+    notices.json published before)."""
+    notices = [ChannelNotice("Plain."), ChannelNotice("Dated.", created=NOW - timedelta(days=2))]
+    first = encode_notices(notices, NOW) or b""
+    plain, dated = read_like_conda(first)
+    assert (plain["created_at"], plain["expired_at"]) == (NOW, NEVER)
+    assert (dated["created_at"], dated["expired_at"]) == (NOW - timedelta(days=2), NEVER)
+    later = NOW + timedelta(days=3)
+    assert encode_notices(notices, later, published=first) == first
+    # Another notice in the file is published as it was first, the new one from now.
+    added = [*notices, ChannelNotice("New.")]
+    *_, new = read_like_conda(encode_notices(added, later, published=first) or b"")
+    assert new["created_at"] == later
+    # A published file that cannot be read vouches for no time.
+    (plain,) = read_like_conda(encode_notices(notices[:1], later, published=b"{") or b"")
+    assert plain["created_at"] == later
 
 
 @pytest.mark.unit

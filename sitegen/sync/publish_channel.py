@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -28,8 +29,8 @@ def write_notices(site: Site, channel: ChannelConfig) -> str | None:
     """Publish the channel's active notices as its notices.json (CEP-6), or remove the file
     when none is active; the error, if any."""
     target = site.path(*notices_path(channel.path).split("/"))
-    body = encode_notices(channel.notices, datetime.now(UTC))
     try:
+        body = encode_notices(channel.notices, datetime.now(UTC), published_notices(target))
         if body is None:
             site.remove(target)
         else:
@@ -39,6 +40,14 @@ def write_notices(site: Site, channel: ChannelConfig) -> str | None:
         log.error("%s: could not write %s: %s", channel.path, NOTICES_FILE, exc)
         return f"{channel.path}: could not write {NOTICES_FILE}: {exc.strerror or exc}"
     return None
+
+
+def published_notices(target: Path) -> bytes | None:
+    """The notices.json published at ``target``, or None when there is none."""
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def write_channeldata(

@@ -14,8 +14,9 @@ the operator's to say. The check takes them all as frozen meanwhile, as the runs
 
 A published channel's CEP-6 ``notices.json`` must be what the publisher makes of its
 ``notices:`` now (:func:`sitegen.conda.notices.encode_notices`: the expired ones left out, no
-file without an active notice), which ``--repair`` writes as a run does. A frozen channel
-keeps the one it published, as its runs do.
+file without an active notice, a notice without ``created`` at the time it was first
+published), which ``--repair`` writes as a run does. A frozen channel keeps the one it
+published, as its runs do.
 
 ``channeldata.json`` is checked for what the subdirs' ``repodata.json`` determine of it, as
 :func:`sitegen.conda.channeldata.build_channeldata` makes it of them: the channel's subdirs,
@@ -51,7 +52,7 @@ from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage
 from sitegen.store.site import Site
 from sitegen.sync.local import is_local
-from sitegen.sync.publish_channel import write_channeldata, write_notices
+from sitegen.sync.publish_channel import published_notices, write_channeldata, write_notices
 
 # (site-relative path, kind of problem, what is wrong, repaired), as
 # :class:`sitegen.tools.verify.Problem` takes them.
@@ -146,11 +147,8 @@ def _lost(channel: ChannelConfig, frozen: bool) -> str:
 
 def _notices_problems(site: Site, channel: ChannelConfig, repair: bool) -> list[Found]:
     relative = notices_path(channel.path)
-    try:
-        published: bytes | None = site.path(*relative.split("/")).read_bytes()
-    except FileNotFoundError:
-        published = None
-    expected = encode_notices(channel.notices, datetime.now(UTC))
+    published = published_notices(site.path(*relative.split("/")))
+    expected = encode_notices(channel.notices, datetime.now(UTC), published)
     if published == expected:
         return []
     if expected is None:

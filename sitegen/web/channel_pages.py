@@ -90,7 +90,7 @@ class ChannelPages:
         mirrors = [[m.name, m.display_url(), list(m.subdirs)] for m in channel.mirrors]
         stored_stamp = self._stored_stamp(channel)
         # The notices shown: a notice posted, changed or expired renders the page again.
-        notices = [n.to_json() for n in active_notices(channel.notices, datetime.now(UTC))]
+        notices = active_notices(channel.notices, datetime.now(UTC))
         # What the page shows of the channel's settings beyond its files: a channel turned
         # private (or public), gated, frozen or unfrozen renders the page again, with (or
         # without) its token set-up, approval links and freeze note.
