@@ -3,7 +3,6 @@ hard link, and indexed again only where a file is new, changed or read under old
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -32,13 +31,10 @@ from testkit.local import (
     run,
     write_conda,
 )
+from testkit.rattler_index import assert_record_as_rattlers, rattler_indexed
 from testkit.site import assert_channel_consistent, published, read_repodata, sha256_of, snapshot
 
 pytestmark = pytest.mark.unit
-
-# Fields rattler's indexer writes that sitegen leaves out on purpose (see README, Local sources).
-RATTLER_ONLY = {"indexed_timestamp", "arch", "platform", "run_exports"}
-
 
 # What old and current build tools write into index.json about the build machine and the old
 # package format; conda-index leaves all of it out of repodata.
@@ -57,33 +53,14 @@ BUILD_KEYS = {
 
 
 def rattler_records(folder: Path, tmp_path: Path) -> dict[str, dict[str, dict]]:
-    """What rattler's indexer writes for the same packages (run on a copy laid out by subdir,
-    the layout it reads): subdir -> fn -> record."""
-    import rattler.index
-
-    copy = tmp_path / "rattler-copy"
-    for path in folder.rglob("*"):
-        if path.is_file():
-            subdir = json.loads(read_index_json(path))["subdir"]
-            (copy / subdir).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, copy / subdir / path.name)
-    (copy / "noarch").mkdir(exist_ok=True)
-    asyncio.run(rattler.index.index_fs(copy, write_zst=False, write_shards=False))
+    """What rattler's indexer writes for the same packages: subdir -> fn -> record."""
+    copy = rattler_indexed(folder, tmp_path / "rattler-copy", shards=False)
     out = {}
     for subdir_dir in copy.iterdir():
         if (subdir_dir / "repodata.json").is_file():
             document = read_repodata(subdir_dir)
             out[subdir_dir.name] = {**document["packages"], **document["packages.conda"]}
     return out
-
-
-def read_index_json(path: Path) -> bytes:
-    from conda_package_streaming.package_streaming import stream_conda_info
-
-    for tar, member in stream_conda_info(str(path)):
-        if member.name == "info/index.json":
-            return tar.extractfile(member).read()
-    raise AssertionError(f"{path} has no index.json")
 
 
 @pytest.mark.parametrize("by_subdir", [False, True], ids=["flat", "by-subdir"])
@@ -108,13 +85,7 @@ def test_records_equal_rattlers_indexer_field_by_field(tmp_path: Path, by_subdir
         theirs = expected[subdir]
         assert set(ours) == set(theirs) and ours
         for fn, record in ours.items():
-            reference = theirs[fn]
-            for key in set(reference) - RATTLER_ONLY:
-                assert record.get(key) == reference[key], (fn, key)
-            # What only we write: what index.json holds and rattler drops when empty or null.
-            for key in set(record) - set(reference):
-                assert key in ("constrains", "features", "depends", "license"), (fn, key)
-                assert record[key] in ([], "", None), (fn, key)
+            assert_record_as_rattlers(fn, record, theirs[fn])
 
 
 def test_build_machine_keys_stay_out_of_records_as_conda_index_leaves_them(
