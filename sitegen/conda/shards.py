@@ -8,7 +8,9 @@ what older writers got wrong, so this module keeps to what they accept:
   never arrays of integers;
 - every zstd frame carries its content size (conda decompresses with the size from the frame);
 - ``shards_base_url`` is relative to the index and ends in ``/``;
-- a shard always has a ``packages`` map, even an empty one (rattler requires the key).
+- a shard always has a ``packages`` map, even an empty one (rattler requires the key);
+- no ``removed`` list: CEP-16 names it for files a shard's records lost, which a shard built
+  from the current records never has (rattler reads it as empty when absent).
 
 Output is deterministic: the same records give the same bytes (maps sorted by key), so a shard
 whose records did not change keeps its name and is never written again. Shards are built one
