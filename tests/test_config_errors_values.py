@@ -138,6 +138,18 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
         "must be at most 100",
     ),
     (
+        "a grace period shorter than a client keeps the shard index",
+        """
+        output: site
+        shards: {grace_days: 0.5}
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "shards",
+        "shards.grace_days",
+        "must be between 1.0 and",
+    ),
+    (
         "a grace period of forever",
         """
         output: site

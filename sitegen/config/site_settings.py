@@ -18,6 +18,10 @@ from sitegen.config.yaml_nodes import YamlNode, shown_value
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
 DEFAULT_SHARD_GRACE_DAYS = 7.0
+# mamba reuses a shard index it fetched for up to 24 hours (its repodata_shards_ttl), whatever
+# the server's Cache-Control says: a shard pruned sooner than that after the index stopped
+# naming it answers 404 to such a client, which then falls back to the whole repodata.json.
+MIN_SHARD_GRACE_DAYS = 1.0
 # Upper bounds of settings in seconds and in days: a day to wait; a century to keep.
 MAX_TIMEOUT = 86400.0
 MAX_DAYS = 36500
@@ -174,7 +178,7 @@ def parse_shards(node: YamlNode) -> float:
     """``shards: {grace_days}``: days a shard the index no longer names stays served."""
     shards = node.mapping(("grace_days",))
     return (
-        shards["grace_days"].number(0.0, MAX_DAYS)
+        shards["grace_days"].number(MIN_SHARD_GRACE_DAYS, MAX_DAYS)
         if "grace_days" in shards
         else DEFAULT_SHARD_GRACE_DAYS
     )

@@ -64,8 +64,6 @@ def prune_subdir(site: Site, directory: Path, referenced: AbstractSet[str]) -> l
 # shard index, and one no longer named must outlive it by a grace period, because a client may
 # have fetched the previous index a moment ago and ask for its shards afterwards.
 
-DEFAULT_SHARD_GRACE_DAYS = 7.0
-
 
 def expire_shards(
     unnamed: set[str], since: dict[str, float], now: float, grace: float

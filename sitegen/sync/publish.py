@@ -24,6 +24,7 @@ import trio
 from sitegen.conda.encode import PieceMap
 from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, ShardError, shard_filename
+from sitegen.config.site_settings import DEFAULT_SHARD_GRACE_DAYS
 from sitegen.layout import (
     REPODATA,
     REPODATA_BZ2,
@@ -36,7 +37,7 @@ from sitegen.layout import (
 from sitegen.store.interface import PendingWrite
 from sitegen.store.site import Site
 from sitegen.sync.metadata_compress import bz2_stream, zstd_stream
-from sitegen.sync.prune import DEFAULT_SHARD_GRACE_DAYS, prune_subdir, unretire_shards
+from sitegen.sync.prune import prune_subdir, unretire_shards
 from sitegen.sync.publish_shards import index_bytes, prune_unnamed, write_changed_shards
 from sitegen.sync.publish_state import narrow_state, widen_state
 from sitegen.sync.repodata_map import save_map
