@@ -3,7 +3,6 @@ real browser."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -42,11 +41,6 @@ def sync_playwright_or_skip(chromium: str = CHROMIUM) -> Any:
             pytest.fail(f"CI=true: {message}", pytrace=False)
         pytest.skip(message)
     return sync_playwright
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of the file at ``path``, in hex."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def no_horizontal_scroll(page: Any) -> bool:

@@ -35,6 +35,8 @@ from typing import Any
 import msgspec
 import zstandard
 
+from testkit.site import sha256_of
+
 TEMP_PREFIX = ".sitegen-tmp-"
 METADATA = ("repodata.json", "repodata.json.zst", "repodata.json.bz2", "current_repodata.json")
 OPTIONAL = frozenset({"repodata.json.bz2"})  # published only with `repodata: {bz2: true}`
@@ -68,14 +70,6 @@ def make_sandbox(tmp_path: Path, name: str = "sandbox") -> Path:
     return site
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _tree(root: Path, skip: Path | None = None) -> dict[str, tuple[str, int, str]]:
     """relative path -> (kind, size, sha256) for everything below root, except ``skip``."""
     out: dict[str, tuple[str, int, str]] = {}
@@ -91,7 +85,7 @@ def _tree(root: Path, skip: Path | None = None) -> dict[str, tuple[str, int, str
             elif path.is_dir():
                 out[rel] = ("dir", 0, "")
             else:
-                out[rel] = ("file", path.stat().st_size, _sha256(path))
+                out[rel] = ("file", path.stat().st_size, sha256_of(path))
     return out
 
 
@@ -136,7 +130,7 @@ def _check_records(directory: Path, name: str, document: Any, hashes: dict[str, 
             size = path.stat().st_size
             assert size == record["size"], f"{where}: {fn} has {size} bytes, not {record['size']}"
             if fn not in hashes:
-                hashes[fn] = _sha256(path)
+                hashes[fn] = sha256_of(path)
             if record.get("sha256"):
                 assert hashes[fn] == record["sha256"].lower(), f"{where}: {fn}: sha256 differs"
             else:
@@ -233,7 +227,7 @@ def _check_shards(directory: Path, repodata: dict[str, Any] | None) -> None:
     for name, digest in index["shards"].items():
         path = directory / "shards" / f"{digest.hex()}.msgpack.zst"
         assert path.is_file(), f"{index_path} names {name!r}, whose shard {path.name} is missing"
-        assert _sha256(path) == digest.hex(), f"{path} does not hash to its name"
+        assert sha256_of(path) == digest.hex(), f"{path} does not hash to its name"
         shards[name] = path
     if repodata is None:
         return

@@ -70,7 +70,12 @@ def files_holding(site: Path, secret: str) -> list[str]:
 
 
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The sha256 of the file at ``path``, in hex; read in chunks, as packages can be large."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def snapshot(root: Path, exclude: Iterable[str] = ()) -> dict[str, tuple[int, str]]:

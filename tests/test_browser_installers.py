@@ -14,11 +14,10 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.render import render_site
 from testkit.axe import axe_source, axe_violations, seo_problems
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE
-from testkit.browser import file_sha256 as _sha256
 from testkit.browser import no_horizontal_scroll as _no_horizontal_scroll
 from testkit.browser import sync_playwright_or_skip as _playwright
 from testkit.installers import Row, serve_index, write_folder
-from testkit.site import site_config
+from testkit.site import sha256_of, site_config
 
 
 @pytest.mark.integration
@@ -61,7 +60,7 @@ def test_installer_pages_list_the_files_to_download_and_pass_the_audits(
                 assert row.locator("code.hash").inner_text() == hashlib.sha256(data).hexdigest()
                 with page.expect_download() as info:
                     row.get_by_role("link", name=name).click(modifiers=["Alt"])
-                assert _sha256(Path(info.value.path())) == hashlib.sha256(data).hexdigest()
+                assert sha256_of(Path(info.value.path())) == hashlib.sha256(data).hexdigest()
             quality = []
             phone = browser.new_context(viewport=PHONE, is_mobile=True).new_page()
             for viewer in (page, phone):

@@ -25,10 +25,9 @@ from sitegen.web import listing as listing_module
 from sitegen.web.render import render_site
 from testkit.axe import LAYOUT_SHIFT_MAX, axe_source, axe_violations, layout_shift, seo_problems
 from testkit.browser import ARTIFACTS, CHANNEL, CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE
-from testkit.browser import file_sha256 as _sha256
 from testkit.browser import no_horizontal_scroll as _no_horizontal_scroll
 from testkit.browser import sync_playwright_or_skip as _playwright
-from testkit.site import rewrite_repodata, site_config
+from testkit.site import rewrite_repodata, sha256_of, site_config
 from testkit.upstream import ExampleUpstream
 
 
@@ -176,7 +175,7 @@ channels:
                     link.click()
                 download = info.value
                 assert download.suggested_filename == fn
-                assert _sha256(Path(download.path())) == records[fn]["sha256"], fn
+                assert sha256_of(Path(download.path())) == records[fn]["sha256"], fn
             page.locator("details summary").first.click()  # dependencies and checksums
             first_sha = page.locator("code.hash").first.inner_text()
             assert first_sha in {r["sha256"] for r in records.values()}
