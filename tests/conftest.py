@@ -1,5 +1,5 @@
 """Shared fixtures (the example upstream and a small one over real HTTP, a site with private
-channels, real nginx) and the two kinds of tests.
+channels, real nginx, a directory the web servers can read) and the two kinds of tests.
 
 Every test is marked ``unit`` or ``integration`` (see :mod:`testkit.kinds`): collection stops
 when one is marked neither or both, and a unit test fails when it binds or connects a socket or
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from sitegen.tools.example_channel import example_packages, write_channel
+from testkit.apache import world_readable_dir
 from testkit.kinds import UnitGuard, kind_problem
 from testkit.nginx import NginxServer, nginx_binary
 from testkit.private_site import PrivateSite
@@ -127,3 +128,11 @@ def small_upstream(tmp_path: Path) -> Iterator[tuple[Path, UpstreamServer]]:
     write_channel(root, small_packages(), zst=True)
     with UpstreamServer(root) as server:
         yield root, server
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A directory nginx and Apache, running as another user, can read: the tests serving a
+    site through a real web server build it there rather than in ``tmp_path``."""
+    with world_readable_dir() as path:
+        yield path

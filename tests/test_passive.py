@@ -31,7 +31,7 @@ from sitegen.passive.listen import listener_address, open_listeners, serve_fetch
 from sitegen.sync.prune import package_files
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
-from testkit.apache import require_server, webconf_server, world_readable_dir
+from testkit.apache import require_server, webconf_server
 from testkit.client import solve_and_install
 from testkit.fetcher import fetch_one, fetcher_process
 from testkit.site import record_fdatasync, sha256_of
@@ -82,12 +82,6 @@ def token_upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     repodata = write_channel(root / "t" / token / "forge", example_packages(seed=0), zst=True)
     with UpstreamServer(root) as server:
         yield TokenUpstream(server, root, token, repodata)
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    with world_readable_dir() as path:
-        yield path
 
 
 def write_config(path: Path, site: Path, upstream: TokenUpstream, mode: str) -> SiteConfig:

@@ -4,7 +4,7 @@ webconf`` prints: each piece passed on as it comes, and a cut-off answer as cut 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from sitegen.tools.webconf import LONG_CACHE
-from testkit.apache import require_server, webconf_server, world_readable_dir
+from testkit.apache import require_server, webconf_server
 from testkit.faults import reset_after, slow_drip
 from testkit.live_fetcher import (
     DRIP,
@@ -27,12 +27,6 @@ from testkit.upstream import FaultHook
 pytestmark = pytest.mark.integration
 
 PREFIX = "/conda"
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    with world_readable_dir() as path:
-        yield path
 
 
 @asynccontextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import http.client
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from sitegen.tools.example_channel import PackageSpec, example_packages, write_c
 from sitegen.tools.verify import verify_site
 from sitegen.tools.webconf import LONG_CACHE, SHORT_CACHE
 from sitegen.web.render import render_site
-from testkit.apache import require_server, webconf_server, world_readable_dir
+from testkit.apache import require_server, webconf_server
 from testkit.client import make_client, make_gateway, solve_records
 from testkit.example_mirror import CHANNEL
 from testkit.invariant import assert_site_invariant
@@ -228,12 +227,6 @@ def _get(url: str, path: str) -> tuple[int, dict[str, str], bytes]:
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    with world_readable_dir() as path:
-        yield path
 
 
 @pytest.mark.parametrize("server", ["nginx", "apache"])

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from sitegen.config import SiteConfig, load_config
 from sitegen.stats.report import PassiveCounts, StatsDoc, decode_doc
 from sitegen.stats.run import run_stats
 from sitegen.sync.run import MirrorOptions, run_mirror
-from testkit.apache import require_server, webconf_server, world_readable_dir
+from testkit.apache import require_server, webconf_server
 from testkit.client import solve_and_install
 from testkit.faults import slow_drip
 from testkit.fetcher import fetcher_process
@@ -38,12 +37,6 @@ TOKEN = "tk-Secret-0042"
 CONDA = "conda/24.1.2 requests/2.31.0 CPython/3.12.4 Linux/6.5.0 debian/12 glibc/2.36"
 PIXI = "pixi/0.39.0"
 MICROMAMBA = "micromamba/2.0.5"
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    with world_readable_dir() as path:
-        yield path
 
 
 def _write_config(public_dir: Path, upstream: str, log: Path, mode: str = "active") -> Path:

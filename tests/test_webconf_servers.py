@@ -13,7 +13,6 @@ import http.client
 import json
 import subprocess
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ from testkit.apache import (
     require_server,
     server_user,
     webconf_server,
-    world_readable_dir,
 )
 from testkit.client import solve_and_install
 from testkit.installers import serve_index, write_folder
@@ -63,12 +61,6 @@ def _get(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    with world_readable_dir() as path:
-        yield path
 
 
 @pytest.mark.integration
