@@ -14,6 +14,8 @@ from sitegen.filters.osv import Advisory, Affected
 
 # The example channel's zlib builds that zlib_advisory() blocks.
 OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
+# The example channel's newest zlib builds, which zlib_advisory() lets through by default.
+NEW_ZLIB = {"zlib-1.3.1-hecd8fb3_0.conda", "zlib-1.3.1-hecd8fb3_0.tar.bz2"}
 # Where a test's feed server serves the feed written to ``<its root>/conda/all.zip``.
 FEED_PATH = "/conda/all.zip"
 # Advisory files in the OSV format, as advisory databases publish them (tests/data/osv).

@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 
 from sitegen.layout import STATE_DIR, advisory_feed_dir
-from testkit.advisories import write_feed, zlib_advisory
+from testkit.advisories import OLD_ZLIB, write_feed, zlib_advisory
 from testkit.site import published
 from testkit.upstream import ExampleUpstream, UpstreamServer, respond
 
 pytestmark = pytest.mark.integration
 
 CHANNEL = "cloud/example"
-OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
 TOKEN = "tk-" + random.Random(20261207).randbytes(12).hex()
 # The token as a URL may spell it, every byte percent-encoded.
 ENCODED = "".join(f"%{byte:02X}" for byte in TOKEN.encode())

@@ -16,13 +16,11 @@ from sitegen.filters.osv_archive import read_archive
 from sitegen.layout import FEED_VALIDATORS, advisory_feed_dir, run_page_path
 from sitegen.sync.notify import run_summary
 from sitegen.web.render import render_site
-from testkit.advisories import FEED_PATH, OLD_ZLIB, write_feed, write_zip, zlib_advisory
+from testkit.advisories import FEED_PATH, NEW_ZLIB, OLD_ZLIB, write_feed, write_zip, zlib_advisory
 from testkit.site import CHANNEL, channel_config, published, rewrite_repodata, run, site_config
 from testkit.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
 
 pytestmark = pytest.mark.integration
-
-NEW_ZLIB = {"zlib-1.3.1-hecd8fb3_0.conda", "zlib-1.3.1-hecd8fb3_0.tar.bz2"}
 
 
 def feed_config(site: Path, upstream: str, feed: str) -> SiteConfig:

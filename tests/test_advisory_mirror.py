@@ -14,15 +14,13 @@ from sitegen.sync.history import History
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.gates import gate_changes
 from sitegen.web.render import render_site
-from testkit.advisories import write_zlib_advisory
+from testkit.advisories import NEW_ZLIB, OLD_ZLIB, write_zlib_advisory
 from testkit.site import channel_config, published, rewrite_repodata
 from testkit.upstream import ExampleUpstream, respond
 
 pytestmark = pytest.mark.integration
 
 CHANNEL = "cloud/example"
-OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
-NEW_ZLIB = {"zlib-1.3.1-hecd8fb3_0.conda", "zlib-1.3.1-hecd8fb3_0.tar.bz2"}
 
 
 async def test_advisories_block_and_the_history_tells_newly_blocked_and_cleared(
