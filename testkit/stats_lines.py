@@ -58,8 +58,14 @@ def flat(table: dict[str, dict[str, Any]]) -> dict[tuple[str, ...], Any]:
 TODAY = date(2026, 12, 5)  # the day of line()'s time
 
 
-def count(lines: list[bytes], channels: tuple[str, ...] = (CHANNEL,), today: date = TODAY) -> Tally:
-    """A new tally of ``lines`` for ``channels``, counted on ``today``."""
+def count(
+    lines: list[bytes],
+    channels: tuple[str, ...] = (CHANNEL,),
+    today: date = TODAY,
+    installers: tuple[str, ...] = (),
+) -> Tally:
+    """A new tally of ``lines`` for ``channels`` and the ``installers`` folders, counted on
+    ``today``."""
     tally = Tally()
-    line_counter(tally, channels, today).add(lines)
+    line_counter(tally, channels, today, installers).add(lines)
     return tally

@@ -8,7 +8,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -19,7 +20,7 @@ from sitegen import layout
 from sitegen.cli import EXIT_OK, main
 from sitegen.config import load_config
 from sitegen.stats.counter import line_counter
-from sitegen.stats.logline import Kind, PathClassifier, split
+from sitegen.stats.logline import Kind, PathClassifier
 from sitegen.stats.report import (
     InstallerFileRow,
     InstallerRow,
@@ -29,55 +30,23 @@ from sitegen.stats.report import (
 )
 from sitegen.stats.run import run_stats
 from sitegen.stats.state import decode_state, encode_state
-from sitegen.stats.tally import Tally
 from sitegen.sync.run import MirrorOptions, run_mirror
+from testkit import stats_lines
 from testkit.apache import require_server, webconf_server, world_readable_dir
 from testkit.installers import serve_index, write_folder
 from testkit.require import require_tool
+from testkit.stats_lines import CHANNEL, CONDA_UA, PKG, TODAY, count, flat
 from testkit.upstream import UpstreamServer
 
-CHANNEL = "cloud/example"
 FOLDER = "miniconda"
 NESTED = "installers/anaconda"
 LATEST = "Miniconda3-latest-Linux-x86_64.sh"
 MAC = "Miniconda3-latest-MacOSX-arm64.pkg"
 ARCHIVE = "Anaconda3-2024.10-1-Linux-x86_64.sh"
-PKG = "numpy-2.1.0-py312h1_0.conda"
-CONDA = "conda/24.1.2 requests/2.31.0 CPython/3.12.4 Linux/6.5.0"
+FOLDERS = (FOLDER, NESTED)
 CURL = "curl/8.5.0"
-TODAY = date(2026, 12, 5)
-
-
-def line(
-    path: str,
-    status: int = 200,
-    size: int = 1000,
-    *,
-    ip: str = "192.0.2.1",
-    agent: str = CURL,
-    when: str = "05/Dec/2026:18:34:46 +0000",
-    fetcher: str | None = None,
-    method: str = "GET",
-) -> bytes:
-    """A log line in ``combined`` or, with ``fetcher``, in ``sitegen_stats`` format."""
-    text = f'{ip} - - [{when}] "{method} {path} HTTP/1.1" {status} {size} "-" "{agent}"' + (
-        f' "{fetcher}"' if fetcher is not None else ""
-    )
-    return text.encode()
-
-
-def count(lines: list[bytes], today: date = TODAY) -> Tally:
-    tally = Tally()
-    line_counter(tally, [CHANNEL], today, [FOLDER, NESTED]).add(lines)
-    return tally
-
-
-def flat(table: dict[str, dict[str, list[int]]]) -> dict[tuple[str, ...], list[int]]:
-    return {
-        (period, *split(key)): value
-        for period, rows in table.items()
-        for key, value in rows.items()
-    }
+# Installers are downloaded by curl and browsers rather than by conda.
+line = partial(stats_lines.line, agent=CURL)
 
 
 # --------------------------------------------------------------------------- paths
@@ -102,7 +71,7 @@ def flat(table: dict[str, dict[str, list[int]]]) -> dict[tuple[str, ...], list[i
     ],
 )  # fmt: skip
 def test_installer_paths_are_classified(path: str, expected: tuple) -> None:
-    assert PathClassifier([CHANNEL], [FOLDER, NESTED]).classify(path) == expected
+    assert PathClassifier([CHANNEL], FOLDERS).classify(path) == expected
 
 
 # --------------------------------------------------------------------------- counting
@@ -122,8 +91,9 @@ def test_installer_downloads_are_counted_per_folder_and_file_apart_from_the_chan
             line(f"/{FOLDER}/gone.sh", 404, 150),
             line(f"/{FOLDER}/index.html", 200, 900),
             line(f"/{NESTED}/{ARCHIVE}", 200, 7000, when="06/Dec/2026:01:00:00 +0000"),
-            line(f"/{CHANNEL}/linux-64/{PKG}", 200, 3000, agent=CONDA),
-        ]
+            line(f"/{CHANNEL}/linux-64/{PKG}", 200, 3000, agent=CONDA_UA),
+        ],
+        installers=FOLDERS,
     )
     day, next_day = "2026-12-05", "2026-12-06"
     assert flat(tally.installers) == {
@@ -147,12 +117,13 @@ def test_installer_counts_are_kept_rolled_up_and_forgotten_by_folder() -> None:
             line(f"/{FOLDER}/{LATEST}", when="02/Sep/2026:10:00:00 +0000"),
             line(f"/{FOLDER}/{MAC}", 206, 10),
             line(f"/{NESTED}/{ARCHIVE}"),
-        ]
+        ],
+        installers=FOLDERS,
     )
     again, _cursors = decode_state(encode_state(tally, []))
     assert again.installers == tally.installers and again.open_days == tally.open_days
     # The ranges seen stay with their day: the same client's next range is no new download.
-    line_counter(again, [CHANNEL], TODAY, [FOLDER, NESTED]).add([line(f"/{FOLDER}/{MAC}", 206, 10)])
+    line_counter(again, [CHANNEL], TODAY, FOLDERS).add([line(f"/{FOLDER}/{MAC}", 206, 10)])
     assert again.installers["2026-12-05"][f"{FOLDER}|{MAC}"] == [1, 20, 2]
     again.roll_up(TODAY, keep_days=30)
     assert flat(again.installers) == {
@@ -176,8 +147,9 @@ def test_stats_json_lists_each_folder_and_file_in_all_and_over_30_days() -> None
             line(f"/{FOLDER}/{LATEST}", 200, 5000),
             line(f"/{FOLDER}/{LATEST}", 200, 5000, when="20/Nov/2026:10:00:00 +0000"),
             line(f"/{FOLDER}/{MAC}", 200, 4000, when="01/Oct/2026:10:00:00 +0000"),
-            line(f"/{CHANNEL}/linux-64/{PKG}", 200, 3000, agent=CONDA),
-        ]
+            line(f"/{CHANNEL}/linux-64/{PKG}", 200, 3000, agent=CONDA_UA),
+        ],
+        installers=FOLDERS,
     )
     tally.roll_up(TODAY, keep_days=30)
     doc = build_doc(tally, [CHANNEL], [], TODAY, installers=[NESTED, FOLDER])
