@@ -1,14 +1,10 @@
 """The example channel (``example_packages(seed=0)``) mirrored as ``cloud/example``: its
-filenames per subdir, a run without progress output, and what a run report and the upstream's
-request log say about such a run."""
+filenames per subdir, and what a run report and the upstream's request log say about such a
+run."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sitegen.config import SiteConfig
 from sitegen.sync.report import ChannelSubdirReport, RunReport
-from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages
 from testkit.site import fns
 from testkit.upstream import UpstreamServer
@@ -17,11 +13,6 @@ CHANNEL = "cloud/example"
 PACKAGES = example_packages(seed=0)
 LINUX = fns(PACKAGES, subdir="linux-64")
 NOARCH = fns(PACKAGES, subdir="noarch")
-
-
-async def mirror(config: SiteConfig, **options: Any) -> RunReport:
-    """Run ``config``'s mirrors with these :class:`MirrorOptions`, showing no progress."""
-    return await run_mirror(config, MirrorOptions(progress=False, **options))
 
 
 def channel_report(report: RunReport, subdir: str, channel: str = CHANNEL) -> ChannelSubdirReport:

@@ -1,8 +1,9 @@
 """Runs of sitegen against a small channel served on 127.0.0.1, as the fault tests make them.
 
 :class:`Upstream` serves :func:`testkit.faults.small_packages` (and whatever a test publishes
-instead); :func:`first_run` mirrors it cleanly, :func:`mirror` runs again, and
-:func:`listed`, :func:`on_disk` and :func:`channel_report` read what a run left and said.
+instead); :func:`first_run` mirrors it cleanly (the tests make the next runs with
+:func:`testkit.site.mirror_unchecked`), and :func:`listed`, :func:`on_disk` and
+:func:`channel_report` read what a run left and said.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 from sitegen.config import SiteConfig
 from sitegen.sync.report import COMPLETED, ChannelSubdirReport, RunReport
-from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.invariant import assert_site_invariant
+from testkit.site import mirror_unchecked
 from testkit.small_channel import CHANNEL, filenames, site_config, small_packages
 from testkit.upstream import UpstreamServer
 
@@ -55,11 +56,6 @@ def small_upstream(tmp_path: Path) -> Iterator[Upstream]:
         yield Upstream(root, server, specs)
 
 
-async def mirror(config: SiteConfig, **options: Any) -> RunReport:
-    """One run without a progress display; ``options`` for :class:`MirrorOptions`."""
-    return await run_mirror(config, MirrorOptions(progress=False, **options))
-
-
 def channel_report(report: RunReport, subdir: str) -> ChannelSubdirReport:
     """What the run says of :data:`CHANNEL`'s ``subdir``."""
     (found,) = [c for c in report.channels if c.channel == CHANNEL and c.subdir == subdir]
@@ -81,7 +77,7 @@ def on_disk(site: Path, subdir: str = LINUX) -> set[str]:
 async def first_run(upstream: Upstream, site: Path, **config: Any) -> SiteConfig:
     """Mirror the initial channel cleanly; returns the config for the next runs."""
     cfg = site_config(site, upstream.server.url, **config)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert report.status == COMPLETED and not report.failed, report
     assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
     assert_site_invariant(site)

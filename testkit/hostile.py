@@ -3,7 +3,7 @@
 :data:`GOOD` is the small channel with a package of markup-laden fields (:data:`XSS`) and one
 of junk fields (:data:`ODD`), all of them to be mirrored; :func:`serialise` writes a repodata
 document with the raw bytes of :data:`RAW` in place of its placeholders, which no JSON encoder
-writes; :func:`run_config` and :func:`mirror` configure and run the mirror of it.
+writes; :func:`run_config` configures the mirror of it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.config import SiteConfig, parse_config
-from sitegen.sync.report import RunReport
-from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
 from testkit.small_channel import CHANNEL, small_packages
 
@@ -54,8 +52,3 @@ channels:
       licenses: {{exclude: ["*GPL*"]}}
 """
     )
-
-
-async def mirror(config: SiteConfig) -> RunReport:
-    """One run without a progress display."""
-    return await run_mirror(config, MirrorOptions(progress=False))

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from sitegen.config import SiteConfig
-from sitegen.sync.report import RunReport
-from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web.run import RUN_ID_RE
 from testkit.site import site_config
 
@@ -53,11 +51,6 @@ def demo_config(site: Path, url: str, body: str = CHANNELS, extra: str = "") -> 
     """The config of a site at ``site`` with the channels of ``body`` on the upstream at ``url``
     (``extra`` goes before them)."""
     return site_config(site, extra + body.format(url=url))
-
-
-async def mirror(config: SiteConfig) -> RunReport:
-    """One mirror run of ``config``, without progress output."""
-    return await run_mirror(config, MirrorOptions(progress=False))
 
 
 class _Links(HTMLParser):

@@ -1,7 +1,6 @@
 """Sharded repodata (CEP-16): records built by hand whose checksums differ from record to
-record (a shard holds them in binary), and of a mirrored site, a run that must succeed, the
-subdirs it publishes, and the check that every shard says exactly what ``repodata.json``
-says."""
+record (a shard holds them in binary), and of a mirrored site, the subdirs it publishes and
+the check that every shard says exactly what ``repodata.json`` says."""
 
 from __future__ import annotations
 
@@ -11,9 +10,6 @@ from typing import Any
 
 from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
-from sitegen.config import SiteConfig
-from sitegen.sync.report import RunReport
-from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.site import read_repodata
 
 SUBDIRS = ("linux-64", "noarch")
@@ -44,13 +40,6 @@ def records(*raws: dict[str, Any], suffix: str = ".conda") -> dict[str, Record]:
         fn = f"{r['name']}-{r['version']}-{r['build']}{suffix}"
         out[fn] = Record(fn=fn, subdir="linux-64", raw=r)
     return out
-
-
-async def mirror(config: SiteConfig) -> RunReport:
-    """Run ``config``'s mirrors without progress output; the run must not fail."""
-    report = await run_mirror(config, MirrorOptions(progress=False))
-    assert not report.failed
-    return report
 
 
 def shard_names(directory: Path) -> set[str]:

@@ -201,9 +201,17 @@ channels:
     return site_config(site, body + textwrap.indent(textwrap.dedent(extra).lstrip("\n"), "    "))
 
 
-async def run(config: SiteConfig, **options: bool) -> RunReport:
-    """``config``'s mirrors run once without progress output; ``options`` are MirrorOptions'."""
+async def mirror_unchecked(config: SiteConfig, **options: Any) -> RunReport:
+    """``config``'s mirrors run once without progress output, whatever the outcome: the report
+    says how it went. ``options`` are :class:`MirrorOptions`'."""
     return await run_mirror(config, MirrorOptions(progress=False, **options))
+
+
+async def mirror_checked(config: SiteConfig, **options: Any) -> RunReport:
+    """:func:`mirror_unchecked`, and the run must not have failed."""
+    report = await mirror_unchecked(config, **options)
+    assert not report.failed, report.errors
+    return report
 
 
 async def mirror_numpy_with_dependencies(site: Path, url: str) -> RunReport:

@@ -17,7 +17,14 @@ from sitegen.layout import FEED_VALIDATORS, advisory_feed_dir, run_page_path
 from sitegen.sync.notify import run_summary
 from sitegen.web.render import render_site
 from testkit.advisories import FEED_PATH, NEW_ZLIB, OLD_ZLIB, write_feed, write_zip, zlib_advisory
-from testkit.site import CHANNEL, channel_config, published, rewrite_repodata, run, site_config
+from testkit.site import (
+    CHANNEL,
+    channel_config,
+    mirror_unchecked,
+    published,
+    rewrite_repodata,
+    site_config,
+)
 from testkit.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
 
 pytestmark = pytest.mark.integration
@@ -57,14 +64,14 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
     config = feed_config(site, example_upstream.url, url)
 
     # A dry run fetches and applies the feed, and keeps nothing.
-    dry = await run(config, dry_run=True)
+    dry = await mirror_unchecked(config, dry_run=True)
     assert not dry.failed and dry.mirrors[0].subdirs["linux-64"].excluded == {
         "advisory TEST-ZLIB-1": 2
     }
     assert not site.exists()
     server.reset()
 
-    report = await run(config)
+    report = await mirror_unchecked(config)
     assert not report.failed, report.errors
     (mirror,) = report.mirrors
     assert mirror.subdirs["linux-64"].excluded == {"advisory TEST-ZLIB-1": 2}
@@ -84,7 +91,7 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
 
     # Unchanged: one conditional request, answered 304, and nothing downloaded.
     server.reset()
-    report = await run(config)
+    report = await mirror_unchecked(config)
     assert not report.failed and report.mirrors[0].warnings == []
     (again,) = server.requests
     assert again.status == 304 and again.body_bytes == 0
@@ -99,7 +106,7 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
 
     # The feed changes upstream: 1.3.1 is affected too, and the next run selects again.
     write_feed(feeds / "conda" / "all.zip", [zlib_advisory(fixed="1.3.2")])
-    report = await run(config)
+    report = await mirror_unchecked(config)
     assert not report.failed
     assert not published(site, CHANNEL, "linux-64") & (OLD_ZLIB | NEW_ZLIB)
     assert {b.file for b in report.mirrors[0].advisories_blocked} == OLD_ZLIB | NEW_ZLIB
@@ -110,8 +117,8 @@ async def test_a_feed_blocks_refreshes_itself_and_costs_a_304_when_unchanged(
 
     # No filter names the feed any more: its copy goes (a dry run keeps it).
     unfiltered = channel_config(site, example_upstream.url)
-    assert not (await run(unfiltered, dry_run=True)).failed and kept.is_dir()
-    assert not (await run(unfiltered)).failed
+    assert not (await mirror_unchecked(unfiltered, dry_run=True)).failed and kept.is_dir()
+    assert not (await mirror_unchecked(unfiltered)).failed
     assert not kept.exists() and kept.parent.is_dir()
 
 
@@ -127,13 +134,13 @@ async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in
     server = upstream_server_factory(feeds)
     url = f"{server.url}{FEED_PATH}"
     config = feed_config(site, example_upstream.url, url)
-    assert not (await run(config)).failed
+    assert not (await mirror_unchecked(config)).failed
     kept = kept_copy(site, url)
     good = kept.read_bytes()
 
     server.add_fault(FEED_PATH, respond(503))
     with caplog.at_level(logging.WARNING, logger="sitegen"):
-        report = await run(config)
+        report = await mirror_unchecked(config)
     assert not report.failed, report.errors  # a warning, not a failure
     (warning,) = report.mirrors[0].warnings
     assert warning.startswith(f"advisory feed {url} could not be refreshed: HTTP 503")
@@ -151,7 +158,7 @@ async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in
     for what, body in bad_archives().items():
         server.clear_faults()
         server.add_fault(FEED_PATH, serve_bytes(body, "application/zip"))
-        report = await run(config)
+        report = await mirror_unchecked(config)
         assert not report.failed, (what, report.errors)
         (warning,) = report.mirrors[0].warnings
         assert "the archive it served cannot be used" in warning, (what, warning)
@@ -165,14 +172,14 @@ async def test_a_feed_down_or_serving_a_bad_archive_leaves_its_last_good_copy_in
 
     # Back up: the next run is fresh again, without a warning.
     server.clear_faults()
-    report = await run(config)
+    report = await mirror_unchecked(config)
     assert not report.failed and report.mirrors[0].warnings == []
 
     # A kept copy damaged on disk (cut short by a power cut) is not trusted after a 304: the
     # feed is fetched whole again.
     kept.write_bytes(good[:100])
     server.reset()
-    report = await run(config)
+    report = await mirror_unchecked(config)
     assert not report.failed and report.mirrors[0].warnings == []
     assert [r.status for r in server.requests] == [304, 200]
     assert server.requests[1].header("if-none-match") is None
@@ -209,7 +216,9 @@ async def test_a_feed_never_had_fails_closed_for_its_mirrors_only(
             """,
         )
 
-    assert not (await run(config(""))).failed  # published before the feed was configured
+    assert not (
+        await mirror_unchecked(config(""))
+    ).failed  # published before the feed was configured
     before = (site / "cloud/guarded/linux-64/repodata.json").read_bytes()
     assert published(site, "cloud/guarded", "linux-64") >= OLD_ZLIB
 
@@ -221,7 +230,7 @@ async def test_a_feed_never_had_fails_closed_for_its_mirrors_only(
 
     rewrite_repodata(example_upstream.root, "linux-64", drop_old_zlib)
     setting = f"filters: {{advisories: {{feeds: ['{url}']}}}}"
-    report = await run(config(setting))
+    report = await mirror_unchecked(config(setting))
 
     assert report.failed
     mirrors = {m.name: m for m in report.mirrors}
@@ -238,7 +247,7 @@ async def test_a_feed_never_had_fails_closed_for_its_mirrors_only(
     assert not kept_copy(site, url).exists()
 
     server.clear_faults()  # the feed comes up: the mirror runs, and the feed blocks
-    report = await run(config(setting))
+    report = await mirror_unchecked(config(setting))
     assert not report.failed, report.errors
     assert published(site, "cloud/guarded", "linux-64") >= NEW_ZLIB
     assert not published(site, "cloud/guarded", "linux-64") & OLD_ZLIB

@@ -24,7 +24,7 @@ from sitegen.net.failures import UpstreamError
 from sitegen.net.feed import open_feed_client
 from testkit.advisories import FEED_PATH, OLD_ZLIB, write_feed, write_zip, zlib_advisory
 from testkit.faults import inflating
-from testkit.site import CHANNEL, channel_config, published, run
+from testkit.site import CHANNEL, channel_config, mirror_unchecked, published
 from testkit.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
 
 pytestmark = pytest.mark.integration
@@ -161,7 +161,7 @@ async def test_a_feeds_allow_ids_match_in_any_case_and_one_matching_nothing_is_w
     config = channel_config(tmp_path / "site", example_upstream.url, extra=setting)
 
     with caplog.at_level(logging.WARNING, logger="sitegen"):
-        report = await run(config)
+        report = await mirror_unchecked(config)
 
     assert not report.failed, report.errors
     assert report.mirrors[0].advisories_blocked == []

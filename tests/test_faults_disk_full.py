@@ -32,13 +32,12 @@ from testkit.fault_runs import (
     channel_report,
     first_run,
     listed,
-    mirror,
     on_disk,
     small_upstream,
 )
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.require import in_ci
-from testkit.site import rewrite_repodata
+from testkit.site import mirror_unchecked, rewrite_repodata
 from testkit.small_channel import CHANNEL, filenames, write_config
 from testkit.upstream import UpstreamHandler, UpstreamServer
 
@@ -117,7 +116,7 @@ async def test_disk_full_during_download_fails_cleanly(
         return False
 
     upstream.server.add_fault(upstream.path(big.filename("conda")), fill_then_serve, times=1)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
 
     assert report.status == FAILED
     linux = channel_report(report, LINUX)
@@ -147,7 +146,7 @@ async def test_disk_full_during_publish_keeps_previous_state(
     assert (upstream.root / LINUX / "repodata.json.zst").stat().st_size < 16 * 1024
     fill_disk(small_disk, leave=640 * 1024)  # room for the .zst; not the JSON files
 
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
 
     assert report.status == FAILED
     linux = channel_report(report, LINUX)
@@ -184,7 +183,7 @@ async def test_disk_full_during_publish_keeps_the_origins_of_the_previous_state(
             f"channels:\n  {CHANNEL}:\n    mirrors:\n{mirrors}"
         )
         cfg = load_config(config_path)
-        report = await mirror(cfg)
+        report = await mirror_unchecked(cfg)
         assert not report.failed, report.channels
         everything = filenames(upstream.specs, LINUX) | {VICTIM_FN}
         assert listed(site) == everything and on_disk(site) == set()
@@ -195,7 +194,7 @@ async def test_disk_full_during_publish_keeps_the_origins_of_the_previous_state(
         # than the disk holds once the filler goes.
         rewrite_repodata(upstream.root, LINUX, partial(_bloat, times=12_000))
         fill_disk(small_disk, leave=640 * 1024)
-        report = await mirror(cfg)
+        report = await mirror_unchecked(cfg)
         linux = channel_report(report, LINUX)
         assert linux.status == "failed"
         (error,) = linux.errors
@@ -211,7 +210,7 @@ async def test_disk_full_during_publish_keeps_the_origins_of_the_previous_state(
         assert on_disk(site) == {VICTIM_FN}
 
         (small_disk / "filler").unlink()
-        report = await mirror(cfg)
+        report = await mirror_unchecked(cfg)
         assert channel_report(report, LINUX).status == "published", report.channels
     assert listed(site) == everything - {VICTIM_FN} and on_disk(site) == set()
     origins = load_origins(Site(site), CHANNEL, LINUX)

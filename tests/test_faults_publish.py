@@ -33,10 +33,10 @@ from testkit.fault_runs import (
     channel_report,
     first_run,
     listed,
-    mirror,
     small_upstream,
 )
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.site import mirror_unchecked
 from testkit.small_channel import CHANNEL, filenames
 
 pytestmark = pytest.mark.integration
@@ -112,7 +112,7 @@ async def test_disk_full_while_a_replacements_shards_are_written_keeps_previous_
         return write_addressed(self, target, data)
 
     monkeypatch.setattr(Site, "write_addressed", full)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     linux = channel_report(report, LINUX)
     assert linux.status == "failed"
     (error,) = linux.errors
@@ -125,7 +125,7 @@ async def test_disk_full_while_a_replacements_shards_are_written_keeps_previous_
     assert_site_invariant(site, settled=False)
 
     monkeypatch.setattr(Site, "write_addressed", write_addressed)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert channel_report(report, LINUX).updated == [beta]
     assert _serves_upstreams_bytes(site, upstream, beta)
     assert_site_invariant(site)
@@ -143,7 +143,7 @@ async def test_disk_full_in_a_replacements_second_step_says_what_is_published(
     beta = "beta-2.0-h1_0.conda"
     upstream.publish(_reuploaded_beta(upstream.specs))
     real = _second_compression_fails(monkeypatch)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     linux = channel_report(report, LINUX)
     assert linux.status == "failed"
     (error,) = linux.errors
@@ -155,7 +155,7 @@ async def test_disk_full_in_a_replacements_second_step_says_what_is_published(
     assert _results_shown(cfg, report.id) == [shown, shown]
 
     monkeypatch.setattr(publish_module, "zstd_stream", real)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert channel_report(report, LINUX).added == [beta]
     assert _serves_upstreams_bytes(site, upstream, beta)
     assert_site_invariant(site)
@@ -179,7 +179,7 @@ async def test_disk_full_after_the_renames_reports_the_subdir_published(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(step, full)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     linux = channel_report(report, LINUX)
     assert (linux.status, linux.errors) == ("published", [])
     assert VICTIM_FN in linux.added
@@ -204,7 +204,7 @@ async def test_a_publishing_marker_that_cannot_be_removed_reports_the_subdir_pub
         return remove(self, path)
 
     monkeypatch.setattr(Site, "remove", failing)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     linux = channel_report(report, LINUX)
     assert (linux.status, linux.errors) == ("published", [])
     assert VICTIM_FN in linux.added
@@ -214,7 +214,7 @@ async def test_a_publishing_marker_that_cannot_be_removed_reports_the_subdir_pub
 
     monkeypatch.setattr(Site, "remove", remove)
     upstream.publish([s for s in upstream.specs if s != VICTIM])
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert channel_report(report, LINUX).removed == [VICTIM_FN]
     assert not marker.exists()
     assert_site_invariant(site)
@@ -231,7 +231,7 @@ async def test_a_replacements_failed_second_step_reports_what_its_first_step_pub
     specs = _reuploaded_beta(upstream.specs)
     upstream.publish([*specs, BYSTANDER])
     real = _second_compression_fails(monkeypatch)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     linux = channel_report(report, LINUX)
     assert linux.status == "failed"
     assert BYSTANDER_FN in listed(site)
@@ -240,7 +240,7 @@ async def test_a_replacements_failed_second_step_reports_what_its_first_step_pub
     assert_site_invariant(site)
 
     monkeypatch.setattr(publish_module, "zstd_stream", real)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert channel_report(report, LINUX).added == ["beta-2.0-h1_0.conda"]
     assert_site_invariant(site)
 
@@ -264,7 +264,7 @@ async def test_a_replacement_that_cannot_be_moved_into_place_says_what_is_publis
         real(self, temp, target)
 
     monkeypatch.setattr(Site, "commit", commit)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     linux = channel_report(report, LINUX)
     assert linux.status == "failed"
     (error,) = linux.errors
@@ -275,7 +275,7 @@ async def test_a_replacement_that_cannot_be_moved_into_place_says_what_is_publis
     assert_site_invariant(site, settled=False)
 
     monkeypatch.setattr(Site, "commit", real)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert channel_report(report, LINUX).added == [beta]
     assert _serves_upstreams_bytes(site, upstream, beta)
     assert_site_invariant(site)
@@ -305,7 +305,7 @@ async def test_a_stop_between_a_replacements_two_steps_reports_what_its_first_st
         return written
 
     monkeypatch.setattr(Site, "write_many", write_many)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert sent and report.status == STOPPED
     assert listed(site) == filenames(upstream.specs, LINUX) - {beta}
     (record,) = [r for r in History(Site(site)).runs() if r.status == STOPPED]
@@ -319,7 +319,7 @@ async def test_a_stop_between_a_replacements_two_steps_reports_what_its_first_st
     assert _results_shown(cfg, record.id) == [shown, shown]
 
     monkeypatch.setattr(Site, "write_many", renaming)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert channel_report(report, LINUX).added == [beta]
     assert listed(site) == filenames(upstream.specs, LINUX)
     assert_site_invariant(site)

@@ -27,14 +27,13 @@ from testkit.fault_runs import (
     channel_report,
     first_run,
     listed,
-    mirror,
     on_disk,
     small_upstream,
 )
 from testkit.faults import redirect
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.raw_server import RawServer
-from testkit.site import rewrite_repodata
+from testkit.site import mirror_unchecked, rewrite_repodata
 from testkit.small_channel import filenames, set_repodata, site_config, small_packages, write_config
 from testkit.upstream import FaultHook, UpstreamHandler, drop_connection, respond, truncate
 
@@ -128,12 +127,12 @@ async def test_bad_repodata_keeps_previous_state(
     good = (upstream.root / LINUX / "repodata.json").read_bytes()
     set_repodata(upstream.root, LINUX, *damage(good))
     upstream.server.reset()
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     _assert_previous_state_kept(site, before, report)
     assert upstream.server.count(".conda") == upstream.server.count(".tar.bz2") == 0
     # The broken body was not cached as "last seen": a fixed upstream is picked up next time.
     set_repodata(upstream.root, LINUX, good)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert not report.failed
     assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
     assert_site_invariant(site)
@@ -163,7 +162,7 @@ async def test_a_repodata_zst_cut_short_is_reported_as_cut(
     whole = _zst(b" ") + second
     end = cut(len(whole), len(second))
     set_repodata(upstream.root, LINUX, data, whole[:end])
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     _assert_previous_state_kept(site, before, report)
     (error,) = report.mirrors[0].errors
     assert f"repodata.json.zst is {'truncated' if end else 'empty'}" in error, error
@@ -181,7 +180,7 @@ async def test_repodata_zst_of_several_frames_is_read_whole(
     data = (upstream.root / LINUX / "repodata.json").read_bytes()
     half = len(data) // 2
     set_repodata(upstream.root, LINUX, data, _zst(data[:half]) + _zst(data[half:]))
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert report.status == COMPLETED and not report.failed, report.mirrors[0].errors
     assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
     assert_site_invariant(site)
@@ -204,7 +203,7 @@ async def test_a_validator_with_bytes_beyond_ascii_is_sent_back_as_it_came(
     upstream.server.add_fault("/linux-64/repodata.json.zst", tagged)
     site = make_sandbox(tmp_path)
     cfg = await first_run(upstream, site)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert report.status == COMPLETED and not report.failed, report.mirrors[0].errors
     asked = [r for r in upstream.server.requests if r.path == "/linux-64/repodata.json.zst"]
     assert [(r.header("If-None-Match"), r.status) for r in asked] == [(None, 200), (etag, 304)]
@@ -224,7 +223,7 @@ async def test_repodata_transfer_failure_keeps_previous_state(
     before = site_digest(site)
     upstream.publish([*upstream.specs, VICTIM])
     upstream.server.add_fault("/linux-64/repodata.json.zst", hook)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     _assert_previous_state_kept(site, before, report)
     (error,) = report.mirrors[0].errors
     assert error.startswith(f"linux-64: {upstream.server.url}/linux-64/repodata.json.zst: ")
@@ -240,7 +239,7 @@ async def test_upstream_that_never_answers_keeps_previous_state(
     with RawServer(mode) as raw:
         url = raw.url
         cfg = site_config(site, url, retries=1, timeout=0.5)
-        report = await mirror(cfg)
+        report = await mirror_unchecked(cfg)
         assert raw.connections >= 2
     _assert_previous_state_kept(site, before, report)
     expected = ("ReadTimeout",) if mode == "silent" else ("ReadError", "RemoteProtocolError")
@@ -290,7 +289,7 @@ async def test_cached_repodata_is_read_off_the_event_loop(
         return real_body(self, mirror, subdir)
 
     monkeypatch.setattr(UpstreamCache, "body", body)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert report.status == COMPLETED and not report.failed, report
     assert read_in_loop == [False, False]  # linux-64 and noarch, each from a worker thread
 
@@ -335,7 +334,7 @@ async def test_deletion_guard_holds_a_shrunken_subdir(
             (upstream.root / LINUX / name).unlink()
     else:
         rewrite_repodata(upstream.root, LINUX, shrink_to)
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
 
     linux = channel_report(report, LINUX)
     assert linux.status == "held"
@@ -351,7 +350,7 @@ async def test_deletion_guard_holds_a_shrunken_subdir(
         assert report.mirrors[0].subdirs[LINUX].upstream == "missing"
 
     # Forced, the subdir follows upstream, metadata first and deletions after.
-    report = await mirror(cfg, force_delete=True)
+    report = await mirror_unchecked(cfg, force_delete=True)
     assert channel_report(report, LINUX).status == "published"
     assert not report.failed
     expected = set(keep) if shrink == "90% fewer" else set()

@@ -29,11 +29,11 @@ from testkit.fault_runs import (
     channel_report,
     first_run,
     listed,
-    mirror,
     on_disk,
     small_upstream,
 )
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.site import mirror_unchecked
 from testkit.small_channel import (
     CHANNEL,
     config_text,
@@ -68,7 +68,7 @@ async def test_package_5xx_then_success_is_published(
     site = make_sandbox(tmp_path)
     upstream.publish([*upstream.specs, VICTIM])
     upstream.server.add_fault(upstream.path(VICTIM_FN), respond(status), times=2)
-    report = await mirror(site_config(site, upstream.server.url, retries=2))
+    report = await mirror_unchecked(site_config(site, upstream.server.url, retries=2))
     assert report.status == COMPLETED and not report.failed
     assert upstream.server.count(upstream.path(VICTIM_FN), status=status) == 2
     assert upstream.server.count(upstream.path(VICTIM_FN), status=200) == 1
@@ -80,7 +80,7 @@ async def test_package_5xx_then_success_is_published(
 async def test_repodata_5xx_then_success_is_published(upstream: Upstream, tmp_path: Path) -> None:
     site = make_sandbox(tmp_path)
     upstream.server.add_fault("/linux-64/repodata.json.zst", respond(503), times=2)
-    report = await mirror(site_config(site, upstream.server.url, retries=2))
+    report = await mirror_unchecked(site_config(site, upstream.server.url, retries=2))
     assert report.status == COMPLETED and not report.failed
     assert upstream.server.count("/linux-64/repodata.json.zst", status=503) == 2
     assert upstream.server.count("/linux-64/repodata.json.zst", status=200) == 1
@@ -99,7 +99,7 @@ async def test_a_retry_waits_as_long_as_retry_after_asks(
     path = upstream.path(VICTIM_FN) if what == "package" else "/linux-64/repodata.json.zst"
     upstream.server.add_fault(path, respond(429, headers={"Retry-After": "1"}), times=1)
     with caplog.at_level(logging.WARNING, logger="sitegen"):
-        report = await mirror(site_config(site, upstream.server.url, retries=1))
+        report = await mirror_unchecked(site_config(site, upstream.server.url, retries=1))
     assert report.status == COMPLETED and not report.failed
     (retry,) = [r.getMessage() for r in caplog.records if "attempt 1 of 2" in r.getMessage()]
     assert retry.endswith("HTTP 429; trying again in 1.0 s"), retry
@@ -115,7 +115,7 @@ async def test_a_package_compressed_in_transit_fails_at_once_saying_why(
     body = gzip.compress((upstream.root / "linux-64" / VICTIM_FN).read_bytes())
     answer = respond(200, body, headers={"Content-Encoding": "gzip"})
     upstream.server.add_fault(upstream.path(VICTIM_FN), answer)
-    report = await mirror(site_config(site, upstream.server.url, retries=2))
+    report = await mirror_unchecked(site_config(site, upstream.server.url, retries=2))
     assert upstream.server.count(upstream.path(VICTIM_FN)) == 1
     (error,) = channel_report(report, LINUX).errors
     assert error.endswith("compressed the file in transit (Content-Encoding: gzip) though it"
@@ -144,7 +144,7 @@ async def test_package_5xx_beyond_retries_is_not_published(
     upstream.publish([*upstream.specs, VICTIM, BYSTANDER])
     upstream.server.add_fault(upstream.path(VICTIM_FN), respond(503))
     upstream.server.reset()
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert report.status == FAILED and report.failed
     assert upstream.server.count(upstream.path(VICTIM_FN)) == 3  # 1 + 2 retries
     linux = channel_report(report, LINUX)
@@ -171,7 +171,7 @@ async def test_a_reupload_that_cannot_be_downloaded_leaves_the_published_file(
     assert len(failing) / len(everything) > 0.5  # more than the guard would ever let go
     for fn in failing:
         upstream.server.add_fault(upstream.path(fn), respond(503))
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
 
     assert report.status == FAILED and report.failed
     linux = channel_report(report, LINUX)
@@ -191,7 +191,7 @@ async def test_a_reupload_that_cannot_be_downloaded_leaves_the_published_file(
     assert_site_invariant(site)
 
     upstream.server.clear_faults()
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert not report.failed, report.channels
     assert channel_report(report, LINUX).updated == failing
     assert listed(site) == on_disk(site) == everything
@@ -224,7 +224,7 @@ async def test_a_failed_reupload_keeps_the_published_file_only_if_the_filters_st
         upstream.server.add_fault(upstream.path(fn), respond(503))
     text = config_text(site, upstream.server.url, retries=1)
     filtered = parse_config(text + "    filters: {licenses: {exclude: [GPL-*]}}\n")
-    report = await mirror(filtered)
+    report = await mirror_unchecked(filtered)
 
     assert report.status == FAILED and report.failed
     linux = channel_report(report, LINUX)
@@ -249,7 +249,7 @@ async def test_listed_file_404_is_reported_and_others_published(
     upstream.publish([*upstream.specs, VICTIM, BYSTANDER])
     (upstream.root / LINUX / VICTIM_FN).unlink()  # listed, but upstream has no such file
     upstream.server.reset()
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert report.failed
     # A just-listed file may 404 while a CDN catches up: it is retried, then reported.
     assert upstream.server.count(upstream.path(VICTIM_FN), status=404) == 2

@@ -26,12 +26,12 @@ from testkit.fault_runs import (
     channel_report,
     first_run,
     listed,
-    mirror,
     on_disk,
     small_upstream,
 )
 from testkit.faults import corrupt, hang, oversize, redirect, reset_after, short_length, slow_drip
 from testkit.invariant import assert_site_invariant, make_sandbox
+from testkit.site import mirror_unchecked
 from testkit.small_channel import CHANNEL, filenames, site_config, write_config
 from testkit.upstream import FaultHook, UpstreamServer, drop_connection, truncate
 
@@ -111,7 +111,7 @@ async def test_broken_transfers_are_never_published(upstream: Upstream, tmp_path
             upstream.server, upstream.path(victims[transfer.name].filename("conda")), None
         )
     upstream.server.reset()
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
 
     assert report.status == FAILED and report.failed
     assert [m.status for m in report.mirrors] == [COMPLETED]  # the mirror itself was read fine
@@ -149,7 +149,7 @@ async def test_transient_broken_transfers_are_retried(upstream: Upstream, tmp_pa
         transfer.install(
             upstream.server, upstream.path(victims[transfer.name].filename("conda")), 1
         )
-    report = await mirror(site_config(site, upstream.server.url, retries=1, timeout=0.5))
+    report = await mirror_unchecked(site_config(site, upstream.server.url, retries=1, timeout=0.5))
     assert report.status == COMPLETED and not report.failed, report.channels
     assert listed(site) == on_disk(site) == filenames(upstream.specs, LINUX)
     for victim in victims.values():
@@ -166,7 +166,7 @@ async def test_metadata_twins_match_after_faulty_runs(upstream: Upstream, tmp_pa
     site = make_sandbox(tmp_path)
     upstream.publish([*upstream.specs, VICTIM, BYSTANDER])
     upstream.server.add_fault(upstream.path(VICTIM_FN), corrupt())
-    report = await mirror(site_config(site, upstream.server.url, repodata_bz2=True))
+    report = await mirror_unchecked(site_config(site, upstream.server.url, repodata_bz2=True))
     assert report.failed
     directory = site / CHANNEL / LINUX
     body = (directory / "repodata.json").read_bytes()

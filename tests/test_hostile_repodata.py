@@ -20,9 +20,9 @@ from sitegen.conda.record_check import REASON_BAD_FIELDS, REASON_BAD_SIZE
 from sitegen.sync.report import COMPLETED, RunReport
 from sitegen.tools.example_channel import write_channel
 from sitegen.web.render import render_site
-from testkit.hostile import GOOD, LINUX, mirror, run_config, serialise
+from testkit.hostile import GOOD, LINUX, run_config, serialise
 from testkit.invariant import assert_site_invariant, make_sandbox
-from testkit.site import channel_config
+from testkit.site import channel_config, mirror_unchecked
 from testkit.small_channel import CHANNEL, filenames, set_repodata
 from testkit.upstream import UpstreamServer
 
@@ -44,7 +44,7 @@ async def test_non_utf8_outside_records_does_not_break_the_subdir(
     set_repodata(root, LINUX, serialise(document))
     site = make_sandbox(tmp_path)
     with UpstreamServer(root) as server:
-        report = await mirror(run_config(site, server.url))
+        report = await mirror_unchecked(run_config(site, server.url))
     assert not report.failed, (report.errors, report.mirrors[0].errors)
     raw = (site / CHANNEL / LINUX / "repodata.json").read_bytes()
     published = json.loads(raw.decode("utf-8"))  # strict UTF-8
@@ -63,7 +63,7 @@ async def test_huge_numbers_do_not_break_the_subdir(tmp_path: Path) -> None:
     set_repodata(root, LINUX, serialise(document))
     site = make_sandbox(tmp_path)
     with UpstreamServer(root) as server:
-        report = await mirror(run_config(site, server.url))
+        report = await mirror_unchecked(run_config(site, server.url))
     assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
         "alpha-1.0-h0_0.conda": REASON_BAD_SIZE,
         "beta-2.0-h1_0.conda": REASON_BAD_FIELDS,  # an infinite timestamp
@@ -85,7 +85,7 @@ async def test_upstream_changing_bytes_under_the_same_name_and_size(
     site = make_sandbox(tmp_path)
     with UpstreamServer(root) as server:
         config = run_config(site, server.url)
-        assert not (await mirror(config)).failed
+        assert not (await mirror_unchecked(config)).failed
         fn = "beta-2.0-h1_0.conda"
         path = root / LINUX / fn
         data = bytes(b ^ 0x55 for b in path.read_bytes())  # same size, other bytes
@@ -96,7 +96,7 @@ async def test_upstream_changing_bytes_under_the_same_name_and_size(
         record["md5"] = hashlib.md5(data).hexdigest()
         set_repodata(root, LINUX, serialise(document))
         with caplog.at_level(logging.INFO, logger="sitegen"):
-            report = await mirror(config)
+            report = await mirror_unchecked(config)
     assert not report.failed
     assert (site / CHANNEL / LINUX / fn).read_bytes() == data
     assert_site_invariant(site)
@@ -118,7 +118,7 @@ async def test_hostile_base_url_reads_nothing_local(tmp_path: Path) -> None:
     set_repodata(root, LINUX, serialise(document))
     site = make_sandbox(tmp_path)
     with UpstreamServer(root) as server:
-        report = await mirror(run_config(site, server.url))
+        report = await mirror_unchecked(run_config(site, server.url))
     linux = next(c for c in report.channels if c.subdir == LINUX)
     assert report.failed and len(linux.errors) == len(filenames(GOOD, LINUX))
     published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
@@ -140,7 +140,7 @@ async def test_finite_timestamp_beyond_64_bits_costs_that_record_at_most(
     set_repodata(root, LINUX, serialise(document))
     site = make_sandbox(tmp_path)
     with UpstreamServer(root) as server:
-        report = await mirror(run_config(site, server.url))
+        report = await mirror_unchecked(run_config(site, server.url))
     assert report.status == COMPLETED, (report.errors, report.mirrors[0].errors)
     published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
     listed = set(published["packages.conda"]) | set(published["packages"])
@@ -159,7 +159,7 @@ async def _mirror_with_base_url(tmp_path: Path, site: Path, base_url: Any) -> An
     document["info"]["base_url"] = base_url
     set_repodata(root, LINUX, serialise(document))
     with UpstreamServer(root) as server:
-        return await mirror(run_config(site, server.url))
+        return await mirror_unchecked(run_config(site, server.url))
 
 
 @pytest.mark.parametrize("base_url", [5, True, ["http://x/"], {"a": 1}], ids=repr)
@@ -192,7 +192,7 @@ async def test_package_name_longer_than_a_file_name_does_not_stop_the_render(
     site = make_sandbox(tmp_path)
     with UpstreamServer(root) as server:
         config = channel_config(site, server.url, extra="mode: passive\n")
-        report = await mirror(config)
+        report = await mirror_unchecked(config)
     assert report.status == COMPLETED, report.errors
     published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
     assert f"{long_name}-2.0-h1_0.conda" not in published["packages.conda"]
@@ -225,7 +225,7 @@ async def test_a_file_name_of_255_bytes_mirrors_renders_and_is_replaced(
     site = make_sandbox(tmp_path)
     with UpstreamServer(root) as server:
         config = run_config(site, server.url)
-        report = await mirror(config)
+        report = await mirror_unchecked(config)
         assert report.status == COMPLETED, (report.errors, report.channels)
         await trio.to_thread.run_sync(render_site, config)
         assert (site / CHANNEL / "packages" / f"{long_name}.html").is_file()
@@ -235,7 +235,7 @@ async def test_a_file_name_of_255_bytes_mirrors_renders_and_is_replaced(
         record["sha256"] = hashlib.sha256(data).hexdigest()
         record["md5"] = hashlib.md5(data).hexdigest()
         set_repodata(root, LINUX, serialise(document))
-        report = await mirror(config)
+        report = await mirror_unchecked(config)
     assert report.status == COMPLETED, (report.errors, report.channels)
     assert (site / CHANNEL / LINUX / fn).read_bytes() == data
     await trio.to_thread.run_sync(render_site, config)
@@ -253,7 +253,7 @@ async def test_one_record_claiming_a_tebibyte_fails_alone(tmp_path: Path) -> Non
     set_repodata(root, LINUX, serialise(document))
     site = make_sandbox(tmp_path)
     with UpstreamServer(root) as server:
-        report = await mirror(run_config(site, server.url))
+        report = await mirror_unchecked(run_config(site, server.url))
     linux = next(c for c in report.channels if c.subdir == LINUX)
     assert any("beta-2.0-h1_0.conda: not downloaded" in e for e in linux.errors), linux.errors
     assert (site / CHANNEL / "noarch" / "repodata.json").is_file()

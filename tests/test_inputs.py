@@ -21,8 +21,13 @@ from sitegen.store.site import Site
 from sitegen.sync import fetch as mirror_mod
 from sitegen.sync.inputs import InputsDigest, file_signature
 from sitegen.sync.report import RunReport
-from sitegen.sync.run import MirrorOptions, run_mirror
-from testkit.site import assert_channel_consistent, rewrite_repodata, site_config, snapshot
+from testkit.site import (
+    assert_channel_consistent,
+    mirror_unchecked,
+    rewrite_repodata,
+    site_config,
+    snapshot,
+)
 from testkit.upstream import ExampleUpstream, respond
 
 CHANNEL = "cloud/example"
@@ -53,10 +58,6 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-async def mirror(config: Any, **options: Any) -> RunReport:
-    return await run_mirror(config, MirrorOptions(progress=False, **options))
-
-
 def kept(report: RunReport) -> dict[str, int]:
     return {s: sub.kept for s, sub in report.mirrors[0].subdirs.items()}
 
@@ -70,14 +71,14 @@ async def test_unchanged_rerun_skips_the_work_and_reports_the_same(
 ) -> None:
     site = tmp_path / "site"
     config = config_for(site, example_upstream.url)
-    first = await mirror(config)
+    first = await mirror_unchecked(config)
     assert sorted(parses) == ["linux-64", "noarch"]
     before = snapshot(site / CHANNEL)
     parses.clear()
     caplog.clear()
 
     with caplog.at_level(logging.INFO, logger="sitegen"):
-        second = await mirror(config)
+        second = await mirror_unchecked(config)
 
     assert parses == []
     assert sum(" kept " in r.getMessage() for r in caplog.records) == 1  # one summary
@@ -96,13 +97,13 @@ async def test_a_changed_upstream_is_parsed_again(
 ) -> None:
     site = tmp_path / "site"
     config = config_for(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     linux = example_upstream.root / "linux-64"
     dropped = sorted(example_upstream.repodata["linux-64"]["packages.conda"])[0]
     rewrite_repodata(example_upstream.root, "linux-64", lambda d: d["packages.conda"].pop(dropped))
     parses.clear()
 
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
 
     assert "linux-64" in parses
     assert not (site / CHANNEL / "linux-64" / dropped).exists()
@@ -117,25 +118,25 @@ async def test_a_touched_site_is_rebuilt(
 ) -> None:
     site = tmp_path / "site"
     config = config_for(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     directory = site / CHANNEL / "linux-64"
     victim = sorted(directory.glob("*.conda"))[0]
     victim.unlink()
     parses.clear()
 
-    await mirror(config)
+    await mirror_unchecked(config)
 
     assert sorted(parses) == ["linux-64", "noarch"]
     assert victim.is_file()  # downloaded again
     parses.clear()
     (site / CHANNEL / "noarch" / "current_repodata.json").unlink()
 
-    await mirror(config)
+    await mirror_unchecked(config)
 
     assert sorted(parses) == ["linux-64", "noarch"]
     assert_channel_consistent(site, CHANNEL)
     parses.clear()
-    await mirror(config)
+    await mirror_unchecked(config)
     assert parses == []
 
 
@@ -144,21 +145,21 @@ async def test_configuration_changes_count_but_schedules_do_not(
     example_upstream: ExampleUpstream, tmp_path: Path, parses: list[str]
 ) -> None:
     site = tmp_path / "site"
-    await mirror(config_for(site, example_upstream.url))
+    await mirror_unchecked(config_for(site, example_upstream.url))
     parses.clear()
 
-    await mirror(config_for(site, example_upstream.url, schedule="0 * * * *"))
+    await mirror_unchecked(config_for(site, example_upstream.url, schedule="0 * * * *"))
     assert parses == []
 
     filtered = config_for(
         site, example_upstream.url, extra="    filters: {names: {exclude: [ghostscript]}}\n"
     )
-    report = await mirror(filtered)
+    report = await mirror_unchecked(filtered)
     assert sorted(parses) == ["linux-64", "noarch"]
     assert report.mirrors[0].excluded_totals()
     assert not list((site / CHANNEL).glob("*/ghostscript-*"))
     parses.clear()
-    await mirror(filtered)
+    await mirror_unchecked(filtered)
     assert parses == []
 
 
@@ -168,10 +169,10 @@ async def test_options_that_ask_for_work_always_do_it(
 ) -> None:
     site = tmp_path / "site"
     config = config_for(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     for options in ({"verify": True}, {"dry_run": True}, {"force_delete": True}):
         parses.clear()
-        await mirror(config, **options)
+        await mirror_unchecked(config, **options)
         assert sorted(parses) == ["linux-64", "noarch"], options
 
 
@@ -183,13 +184,13 @@ async def test_a_run_with_failures_is_not_taken_as_a_base(
     config = config_for(site, example_upstream.url)
     missing = sorted(example_upstream.repodata["linux-64"]["packages.conda"])[0]
     example_upstream.server.add_fault(f"/linux-64/{missing}", respond(403))
-    first = await mirror(config)
+    first = await mirror_unchecked(config)
     assert first.failed
     assert not (site / CHANNEL / "linux-64" / missing).exists()
     example_upstream.server.clear_faults()
     parses.clear()
 
-    second = await mirror(config)
+    second = await mirror_unchecked(config)
 
     assert sorted(parses) == ["linux-64", "noarch"]
     assert not second.failed

@@ -18,12 +18,12 @@ from testkit.example_mirror import (
     LINUX,
     PACKAGES,
     channel_report,
-    mirror,
     package_gets,
     spec,
 )
 from testkit.site import (
     channel_config,
+    mirror_unchecked,
     published,
     snapshot,
 )
@@ -37,7 +37,7 @@ async def test_dry_run_changes_nothing_and_counts(
 ) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     readline = spec("readline")
     new_zlib = PackageSpec(name="zlib", version="1.3.2", build="h1234567_0", license="Zlib")
     write_channel(
@@ -47,7 +47,7 @@ async def test_dry_run_changes_nothing_and_counts(
     server = example_upstream.server
     server.reset()
 
-    report = await mirror(config, dry_run=True)
+    report = await mirror_unchecked(config, dry_run=True)
 
     assert snapshot(site, exclude={".sitegen/lock"}) == before
     assert package_gets(server) == []
@@ -64,7 +64,7 @@ async def test_dry_run_changes_nothing_and_counts(
     assert (noarch.status, noarch.downloaded_files, noarch.deleted_files) == ("dry-run", 0, 0)
 
     # The real run afterwards still sees upstream as changed (dry-run stored no validators).
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
     assert channel_report(report, "linux-64").downloaded_files == 2
     assert published(site, CHANNEL, "linux-64") == (LINUX - set(readline.filenames)) | set(
         new_zlib.filenames
@@ -79,19 +79,19 @@ async def test_a_dry_run_leaves_the_record_of_a_killed_run_to_the_next_run(
     next real run records it as interrupted."""
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     history = History(Site(site))
     killed = RunReport(id="20990101T000000Z-99", started=time.time(), status=RUNNING, pid=99)
     history.save(killed)
     before = snapshot(site, exclude={".sitegen/lock"})
 
-    assert not (await mirror(config, dry_run=True)).failed
+    assert not (await mirror_unchecked(config, dry_run=True)).failed
 
     after = snapshot(site, exclude={".sitegen/lock"})
     assert {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)} == set()
     [record] = [r for r in history.runs() if r.id == killed.id]
     assert record.status == RUNNING
-    await mirror(config)
+    await mirror_unchecked(config)
     [record] = [r for r in history.runs() if r.id == killed.id]
     assert record.status == INTERRUPTED
 

@@ -19,7 +19,6 @@ from testkit.example_mirror import (
     LINUX,
     PACKAGES,
     channel_report,
-    mirror,
     package_gets,
     spec,
 )
@@ -27,6 +26,7 @@ from testkit.records import as_upstream
 from testkit.site import (
     assert_channel_consistent,
     channel_config,
+    mirror_unchecked,
     published,
     read_repodata,
     sha256_of,
@@ -79,11 +79,11 @@ async def test_a_failing_mirror_keeps_its_previous_state(
     server = upstream_server_factory(root)
     site = tmp_path / "site"
     config = channel_config(site, server.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     before = snapshot(site / CHANNEL)
     server.stop()  # upstream goes away entirely
 
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
 
     assert report.failed
     assert all(c.status == "failed" for c in report.channels)
@@ -115,7 +115,7 @@ async def test_two_mirrors_merge_and_the_first_wins_a_conflict(
                 subdirs: [linux-64]
         """,
     )
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
 
     repodata = assert_channel_consistent(site, CHANNEL)
     expected = {fn for p in (*first_specs, *second_specs) for fn in p.filenames}
@@ -145,7 +145,7 @@ async def test_checksum_mismatch_is_not_published(
     server = example_upstream.server
     server.add_fault(f"/linux-64/{bad}", serve_bytes(b"\0" * good_size))  # every attempt
     site = tmp_path / "site"
-    report = await mirror(channel_config(site, example_upstream.url))
+    report = await mirror_unchecked(channel_config(site, example_upstream.url))
 
     assert report.failed and report.status == "failed"
     assert server.count(f"/linux-64/{bad}") == 2  # retried once (retries: 1), then given up
@@ -159,7 +159,7 @@ async def test_checksum_mismatch_is_not_published(
 
     # Once upstream serves the right bytes, the next run completes the subdir.
     server.clear_faults()
-    report = await mirror(channel_config(site, example_upstream.url))
+    report = await mirror_unchecked(channel_config(site, example_upstream.url))
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == LINUX
     assert_channel_consistent(site, CHANNEL)
@@ -170,19 +170,19 @@ async def test_verify_replaces_a_corrupted_file_of_the_same_size(
 ) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     victim = site / CHANNEL / "linux-64" / spec("zlib", version="1.3.1").filename("tar.bz2")
     good = victim.read_bytes()
     victim.write_bytes(bytes(b ^ 0xFF for b in good))  # same size, other bytes
     server = example_upstream.server
     server.reset()
 
-    await mirror(config)  # trusts the size: nothing fetched
+    await mirror_unchecked(config)  # trusts the size: nothing fetched
     assert package_gets(server) == []
     assert victim.read_bytes() != good
 
     with caplog.at_level(logging.INFO, logger="sitegen"):
-        report = await mirror(config, verify=True)
+        report = await mirror_unchecked(config, verify=True)
     assert not report.failed
     assert f"{victim.name} fails its checksum" in caplog.text  # damaged: a warning
     assert package_gets(server) == [f"/linux-64/{victim.name}"]

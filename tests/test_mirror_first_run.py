@@ -22,7 +22,6 @@ from testkit.example_mirror import (
     NOARCH,
     PACKAGES,
     channel_report,
-    mirror,
     package_gets,
     spec,
 )
@@ -31,6 +30,7 @@ from testkit.site import (
     assert_channel_consistent,
     channel_config,
     fns,
+    mirror_unchecked,
     published,
     read_repodata,
 )
@@ -46,7 +46,7 @@ async def test_mirror_publishes_the_whole_channel(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    report = await mirror(channel_config(site, example_upstream.url))
+    report = await mirror_unchecked(channel_config(site, example_upstream.url))
 
     assert report.status == "completed" and not report.failed
     repodata = assert_channel_consistent(site, CHANNEL)
@@ -108,7 +108,7 @@ async def test_new_files_reach_the_disk_before_the_repodata_naming_them(
     per_file: list[int] = []
     monkeypatch.setattr(os, "fdatasync", per_file.append)
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     downloads, *shards = flushes
     assert downloads == ([f"{CHANNEL}/linux-64", f"{CHANNEL}/noarch"], set(LINUX), False)
     assert sorted(directories for directories, _files, _published in shards) == [
@@ -118,7 +118,7 @@ async def test_new_files_reach_the_disk_before_the_repodata_naming_them(
     assert per_file == []  # no flush per file: one for the run
     assert published(site, CHANNEL, "linux-64") == LINUX
 
-    await mirror(config)  # nothing changed upstream
+    await mirror_unchecked(config)  # nothing changed upstream
     assert len(flushes) == 3
 
 
@@ -130,14 +130,14 @@ async def test_a_failed_flush_publishes_nothing(
 
     monkeypatch.setattr(Site, "sync", failing_flush)
     site = tmp_path / "site"
-    report = await mirror(channel_config(site, example_upstream.url))
+    report = await mirror_unchecked(channel_config(site, example_upstream.url))
     assert report.failed and report.status == "failed"
     assert any("Input/output error" in e and "nothing was published" in e for e in report.errors)
     assert not (site / CHANNEL / "linux-64" / "repodata.json").exists()
 
     monkeypatch.undo()  # the disk recovered: the next run publishes, downloading nothing again
     example_upstream.server.reset()
-    report = await mirror(channel_config(site, example_upstream.url))
+    report = await mirror_unchecked(channel_config(site, example_upstream.url))
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == LINUX
     assert package_gets(example_upstream.server) == []
@@ -150,7 +150,7 @@ async def test_plain_repodata_json_when_upstream_has_no_zst(
     write_channel(root, PACKAGES, zst=False)
     server = upstream_server_factory(root)
     site = tmp_path / "site"
-    report = await mirror(channel_config(site, server.url))
+    report = await mirror_unchecked(channel_config(site, server.url))
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == LINUX
     assert server.count("/linux-64/repodata.json.zst", status=404) == 1
@@ -177,7 +177,7 @@ async def test_info_removed_and_unknown_keys_are_kept(
     site = tmp_path / "site"
     # Filter some records away: the document's other keys must survive that too.
     config = channel_config(site, server.url, extra="filters: {names: {exclude: [readline]}}")
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
     assert not report.failed
     repodata = assert_channel_consistent(site, CHANNEL)
     for subdir in ("linux-64", "noarch"):
@@ -196,7 +196,7 @@ async def test_noarch_is_published_even_when_filtered_away(
 ) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url, extra="filters: {subdirs: [linux-64]}")
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
     assert not report.failed
     assert_channel_consistent(site, CHANNEL)
     assert published(site, CHANNEL, "noarch") == set()
@@ -218,7 +218,7 @@ async def test_noarch_is_published_even_when_upstream_lacks_it(
         (root / "noarch" / name).unlink()
     server = upstream_server_factory(root)
     site = tmp_path / "site"
-    report = await mirror(channel_config(site, server.url))
+    report = await mirror_unchecked(channel_config(site, server.url))
     assert not report.failed
     assert report.mirrors[0].subdirs["noarch"].upstream == "missing"
     assert_channel_consistent(site, CHANNEL)
@@ -230,7 +230,7 @@ async def test_subdir_missing_upstream_is_not_a_failure(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    report = await mirror(
+    report = await mirror_unchecked(
         channel_config(site, example_upstream.url, subdirs="[linux-64, osx-arm64]")
     )
     assert report.status == "completed" and not report.failed

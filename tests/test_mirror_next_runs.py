@@ -19,7 +19,6 @@ from testkit.example_mirror import (
     LINUX,
     PACKAGES,
     channel_report,
-    mirror,
     package_gets,
     spec,
 )
@@ -28,6 +27,7 @@ from testkit.site import (
     channel_config,
     files_on_disk,
     fns,
+    mirror_unchecked,
     published,
     rewrite_repodata,
     snapshot,
@@ -43,12 +43,12 @@ pytestmark = pytest.mark.integration
 async def test_rerun_is_a_no_op(example_upstream: ExampleUpstream, tmp_path: Path) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     before = snapshot(site / CHANNEL)
     server = example_upstream.server
     server.reset()
 
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
 
     assert not report.failed
     assert package_gets(server) == []
@@ -81,7 +81,7 @@ async def test_a_run_leaves_no_empty_publishing_folders(
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_bytes(b"")
 
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
 
     assert not report.failed
     left = sorted(p.relative_to(publishing).as_posix() for p in publishing.rglob("*"))
@@ -93,7 +93,7 @@ async def test_upstream_changes_are_reflected(
 ) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     root, server = example_upstream.root, example_upstream.server
 
     # Upstream: a new zlib, readline removed, numpy's depends patched in repodata only.
@@ -117,7 +117,7 @@ async def test_upstream_changes_are_reflected(
     rewrite_repodata(root, "linux-64", patch)
     server.reset()
 
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
 
     assert not report.failed
     repodata = assert_channel_consistent(site, CHANNEL)
@@ -145,7 +145,7 @@ async def test_a_replaced_upstream_file_of_the_same_size_is_downloaded_again(
     the mirror must not keep serving the old bytes under the new sha256."""
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     root = example_upstream.root
     fn = spec("zlib", version="1.3.1").filename("tar.bz2")
     old = (root / "linux-64" / fn).read_bytes()
@@ -160,7 +160,7 @@ async def test_a_replaced_upstream_file_of_the_same_size_is_downloaded_again(
     rewrite_repodata(root, "linux-64", replace_checksums)
     example_upstream.server.reset()
 
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
 
     assert not report.failed
     assert package_gets(example_upstream.server) == [f"/linux-64/{fn}"]
@@ -215,10 +215,10 @@ async def test_deletion_guard_allows_a_small_loss(
 ) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     # Losing 38 of 42 linux-64 files is far beyond 50 %, but losing numpy 1.26 (6) is not.
     write_channel(example_upstream.root, [p for p in PACKAGES if p.version != "1.26.4"], zst=True)
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == LINUX - fns(PACKAGES, "numpy", "1.26.4")
     assert_channel_consistent(site, CHANNEL)

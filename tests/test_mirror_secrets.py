@@ -17,12 +17,12 @@ from testkit.example_mirror import (
     LINUX,
     NOARCH,
     PACKAGES,
-    mirror,
     spec,
 )
 from testkit.site import (
     channel_config,
     fns,
+    mirror_unchecked,
     published,
 )
 from testkit.upstream import ExampleUpstream, respond
@@ -87,7 +87,7 @@ async def test_unset_token_variable_fails_the_mirror_without_requests(
     monkeypatch.delenv("SITEGEN_TEST_UNSET", raising=False)
     site = tmp_path / "site"
     config = channel_config(site, f"{example_upstream.url}/t/${{SITEGEN_TEST_UNSET}}/chan")
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
     assert report.failed
     assert any("SITEGEN_TEST_UNSET" in e for e in report.mirrors[0].errors)
     assert example_upstream.server.requests == []
@@ -102,7 +102,7 @@ async def test_a_variable_making_the_url_invalid_fails_the_mirror_cleanly(
     monkeypatch.setenv("SITEGEN_TEST_HOST", "127.0.0.1:no-port-secret")
     site = tmp_path / "site"
     config = channel_config(site, "http://${SITEGEN_TEST_HOST}/chan")
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
     assert report.failed
     errors = report.mirrors[0].errors
     assert any("not a valid URL once SITEGEN_TEST_HOST" in e for e in errors), errors
@@ -128,7 +128,7 @@ async def test_token_stays_out_of_library_logs(
     for name in ("httpx", "httpcore"):
         monkeypatch.setattr(logging.getLogger(name), "level", logging.DEBUG)
     site = tmp_path / "site"
-    report = await mirror(
+    report = await mirror_unchecked(
         channel_config(site, "http://upstream.invalid/t/${SITEGEN_TEST_TOKEN}/chan")
     )
     assert not report.failed

@@ -27,10 +27,10 @@ from testkit.rendered import (
     assert_links_resolve,
     demo_config,
     distinct_run_ids,
-    mirror,
     mtimes,
     page_text,
 )
+from testkit.site import mirror_unchecked
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ async def test_history_shows_completed_failed_running_and_interrupted_runs(
 ) -> None:
     site = tmp_path / "site"
     good = demo_config(site, example_upstream.url)
-    completed = await mirror(good)
+    completed = await mirror_unchecked(good)
     assert completed.status == "completed"
 
     # A run killed outright leaves its record 'running'.
@@ -68,7 +68,7 @@ async def test_history_shows_completed_failed_running_and_interrupted_runs(
 
     # The next run cannot reach upstream: it fails and marks the killed run interrupted.
     bad = demo_config(site, closed_port_url())
-    failed = await mirror(bad)
+    failed = await mirror_unchecked(bad)
     assert failed.status == "failed"
     render_site(bad)
     runs = json.loads(page_text(site, "history/history.json"))["runs"]
@@ -116,7 +116,7 @@ async def test_a_run_record_with_a_damaged_row_is_left_out_and_its_records_unser
     drop_all(folder, [PackageSpec("zlib", "1.0", "h0_0")])
     site = tmp_path / "site"
     config = local_config(site, folder)
-    good = await mirror(config)
+    good = await mirror_unchecked(config)
     assert not ledger_hides(config)
     damaged = {"id": "20990101T000000Z", "started": good.started + 1, "status": "completed"}
     row = DAMAGED_ROWS[what]

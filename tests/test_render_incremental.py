@@ -22,11 +22,10 @@ from testkit.rendered import (
     demo_config,
     distinct_run_ids,
     html_pages,
-    mirror,
     mtimes,
     page_text,
 )
-from testkit.site import rewrite_repodata
+from testkit.site import mirror_unchecked, rewrite_repodata
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -41,7 +40,7 @@ def unique_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_render_is_incremental(tmp_path: Path, example_upstream: ExampleUpstream) -> None:
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     first = render_site(config)
     assert first.written and not first.skipped
     before = mtimes(site)
@@ -59,7 +58,7 @@ async def test_render_is_incremental(tmp_path: Path, example_upstream: ExampleUp
                     record["depends"] = ["libzlib-ng >=2"]
 
     rewrite_repodata(example_upstream.root, "linux-64", patch)
-    report = await mirror(config)
+    report = await mirror_unchecked(config)
     assert report.status == "completed", report.errors
     changed = render_site(config)
     package_pages = sorted(p for p in changed.rendered if "/packages/" in p)
@@ -81,7 +80,7 @@ async def test_render_is_incremental(tmp_path: Path, example_upstream: ExampleUp
                 del document[key][fn]
 
     rewrite_repodata(example_upstream.root, "linux-64", remove)
-    await mirror(config)
+    await mirror_unchecked(config)
     removed = render_site(config)
     assert removed.removed == [f"{FULL}/packages/mystery-tool.html"]
     assert not (site / FULL / "packages" / "mystery-tool.html").exists()
@@ -98,7 +97,7 @@ async def test_pages_of_what_left_channels_yaml_go_also_without_the_last_manifes
     and the same ones; their published metadata and package files stay (that is for
     ``sitegen remove``)."""
     with_manifest = tmp_path / "site"
-    await mirror(demo_config(with_manifest, example_upstream.url))
+    await mirror_unchecked(demo_config(with_manifest, example_upstream.url))
     render_site(demo_config(with_manifest, example_upstream.url))
     without = tmp_path / "lost"
     shutil.copytree(with_manifest, without, symlinks=True)
@@ -152,7 +151,7 @@ async def test_dependency_links_reach_pages_of_names_with_capitals(tmp_path: Pat
     drop_all(folder, [PackageSpec(n, "1.0", "h0_0") for n in names] + [top])
     site = tmp_path / "site"
     config = local_config(site, folder)
-    assert (await mirror(config)).status == "completed"
+    assert (await mirror_unchecked(config)).status == "completed"
     render_site(config)
     packages = site / "internal/own/packages"
     assert {p.name for p in packages.iterdir()} >= {f"{n}.html" for n in names}
@@ -163,7 +162,7 @@ async def test_dependency_links_reach_pages_of_names_with_capitals(tmp_path: Pat
     for path in folder.glob("libX11-*"):
         path.unlink()
     drop_all(folder, [PackageSpec("libx11", "1.0", "h0_0")])
-    assert (await mirror(config)).status == "completed"
+    assert (await mirror_unchecked(config)).status == "completed"
     again = render_site(config)
     assert "internal/own/packages/top.html" in again.written
     assert 'href="libx11.html"' in page_text(site, "internal/own/packages/top.html")
@@ -175,7 +174,7 @@ async def test_template_change_renders_everything_again(
 ) -> None:
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     templates = tmp_path / "templates"
     source = Path(__file__).resolve().parent.parent / "templates"
     for path in source.rglob("*"):
@@ -197,7 +196,7 @@ async def test_render_removes_temporaries_of_a_killed_render(
 ) -> None:
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     render_site(config)
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

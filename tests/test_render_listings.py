@@ -20,11 +20,11 @@ from testkit.rendered import (
     ONE_CHANNEL,
     demo_config,
     distinct_run_ids,
-    mirror,
     page_text,
     records_of,
     repodata,
 )
+from testkit.site import mirror_unchecked
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ async def test_listing_rows_come_from_a_checked_cache(
     monkeypatch.setattr(listing_pages, "listing_rows", spy)
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
-    await mirror(config)
+    await mirror_unchecked(config)
     render_site(config)
     listing = f"{FULL}/linux-64/index.html"
     files = len(records_of(repodata(site, FULL, "linux-64")))
@@ -100,7 +100,7 @@ async def test_a_listing_cache_that_is_a_symlink_is_replaced_not_written_through
     the site (written through the store, as every other file of it)."""
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
-    await mirror(config)
+    await mirror_unchecked(config)
     render_site(config)
     listing = f"{FULL}/linux-64/index.html"
     before = (site / listing).read_bytes()
@@ -160,7 +160,7 @@ async def test_a_large_listing_is_split_into_pages(
     monkeypatch.setattr(listing_module, "PAGE_ROWS_MAX", 4)
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
-    await mirror(config)
+    await mirror_unchecked(config)
     first = render_site(config)
     directory = site / FULL / "linux-64"
     fns = sorted(records_of(repodata(site, FULL, "linux-64")))

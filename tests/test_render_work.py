@@ -13,8 +13,8 @@ import pytest
 from sitegen.web import package_pages
 from sitegen.web.published import PublishedFile
 from sitegen.web.render import render_site
-from testkit.rendered import FULL, ONE_CHANNEL, demo_config, distinct_run_ids, mirror
-from testkit.site import rewrite_repodata
+from testkit.rendered import FULL, ONE_CHANNEL, demo_config, distinct_run_ids
+from testkit.site import mirror_unchecked, rewrite_repodata
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -87,7 +87,7 @@ async def test_render_parses_only_the_packages_that_changed(
     monkeypatch.setattr(package_pages, "parse_records", spy)
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
-    await mirror(config)
+    await mirror_unchecked(config)
     first = render_site(config)
     names = sorted(p.stem for p in (site / FULL / "packages").glob("*.html"))
     assert sorted(parsed) == names  # once each: the facts and the page from one parse
@@ -100,7 +100,7 @@ async def test_render_parses_only_the_packages_that_changed(
                     record["depends"] = ["libzlib-ng >=2"]
 
     rewrite_repodata(example_upstream.root, "linux-64", patch)
-    await mirror(config)
+    await mirror_unchecked(config)
     parsed.clear()
     again = render_site(config)
     assert parsed == ["zlib"]
@@ -114,7 +114,7 @@ async def test_site_repodata_not_as_sitegen_writes_it_is_checked_again(
 ) -> None:
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
-    await mirror(config)
+    await mirror_unchecked(config)
     render_site(config)
     before = site_pages(site)
     path = site / FULL / "linux-64" / "repodata.json"
@@ -137,7 +137,7 @@ async def test_processes_render_the_same_pages(
 ) -> None:
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_unchecked(config)
     here = render_site(config)
     expected = site_pages(site)
     for path in site.rglob("*.html"):

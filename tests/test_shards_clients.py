@@ -29,8 +29,8 @@ from testkit.apache import require_server, webconf_server
 from testkit.client import make_client, make_gateway, solve_records
 from testkit.example_mirror import CHANNEL
 from testkit.invariant import assert_site_invariant
-from testkit.shards import SUBDIRS, assert_shards_match_repodata, mirror, shard_names
-from testkit.site import channel_config
+from testkit.shards import SUBDIRS, assert_shards_match_repodata, shard_names
+from testkit.site import channel_config, mirror_checked
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ async def test_rattler_solves_and_installs_from_shards_alone(
     example_upstream: ExampleUpstream, nginx_server_factory, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    await mirror(channel_config(site, example_upstream.url))
+    await mirror_checked(channel_config(site, example_upstream.url))
     nginx = nginx_server_factory(site)
     url = f"{nginx.url}/{CHANNEL}"
 
@@ -104,7 +104,7 @@ async def test_every_shard_says_what_repodata_says_and_a_rerun_writes_one_shard(
 ) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url, subdirs="[linux-64, noarch]")
-    await mirror(config)
+    await mirror_checked(config)
     assert_site_invariant(site)
     for subdir in SUBDIRS:
         assert_shards_match_repodata(site / CHANNEL / subdir)
@@ -112,7 +112,7 @@ async def test_every_shard_says_what_repodata_says_and_a_rerun_writes_one_shard(
     before = shard_names(linux)
     index_before = (linux / SHARD_INDEX).read_bytes()
 
-    await mirror(config)  # no change upstream
+    await mirror_checked(config)  # no change upstream
     assert shard_names(linux) == before
     assert (linux / SHARD_INDEX).read_bytes() == index_before
 
@@ -120,7 +120,7 @@ async def test_every_shard_says_what_repodata_says_and_a_rerun_writes_one_shard(
     packages = example_upstream.packages
     new_zlib = PackageSpec(name="zlib", version="1.3.2", build="h1234567_0", timestamp_ms=1)
     write_channel(example_upstream.root, [*packages, new_zlib], zst=True)
-    await mirror(config)
+    await mirror_checked(config)
     assert_site_invariant(site)
     added = shard_names(linux) - before
     assert len(added) == 1
@@ -152,7 +152,7 @@ async def test_odd_names_and_unicode_fields(
     write_channel(root, [*example_packages(seed=0), *specs], zst=True)
     upstream = upstream_server_factory(root)
     site = tmp_path / "site"
-    await mirror(channel_config(site, upstream.url))
+    await mirror_checked(channel_config(site, upstream.url))
     linux = site / CHANNEL / "linux-64"
     assert_shards_match_repodata(linux)
     index = decode_index((linux / SHARD_INDEX).read_bytes())
@@ -182,7 +182,7 @@ async def test_a_damaged_shard_of_an_unchanged_name_is_written_again_by_the_next
     hashes to its name, and leaves only intact shards, the one in its grace period too."""
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_checked(config)
     linux = site / CHANNEL / "linux-64"
     index = decode_index((linux / SHARD_INDEX).read_bytes())
     numpy = linux / SHARDS_DIR / f"{index.shards['numpy'].hex()}.msgpack.zst"
@@ -191,7 +191,7 @@ async def test_a_damaged_shard_of_an_unchanged_name_is_written_again_by_the_next
 
     new_zlib = PackageSpec(name="zlib", version="1.3.2", build="h1234567_0", timestamp_ms=1)
     write_channel(example_upstream.root, [*example_upstream.packages, new_zlib], zst=True)
-    await mirror(config)
+    await mirror_checked(config)
     nginx = nginx_server_factory(site)
     status, _, body = _get(nginx.url, f"/{CHANNEL}/linux-64/{SHARD_INDEX}")
     assert status == 200
@@ -236,7 +236,7 @@ def test_webconf_serves_shards_immutable_and_the_index_short_lived(
     require_server(server)
     site = public_dir / "site"
     config = channel_config(site, example_upstream.url)
-    trio.run(mirror, config)
+    trio.run(mirror_checked, config)
     prefix = "/conda"
     running = webconf_server(server, config, public_dir / "state", prefix=prefix)
     linux = site / CHANNEL / "linux-64"
@@ -277,7 +277,7 @@ async def test_the_subdir_page_lists_the_shard_index_not_the_shards(
 ) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_checked(config)
     await trio.to_thread.run_sync(render_site, config)
     page = (site / CHANNEL / "linux-64" / "index.html").read_text(encoding="utf-8")
     assert SHARD_INDEX in page

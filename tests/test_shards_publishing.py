@@ -22,8 +22,14 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.example_mirror import CHANNEL
 from testkit.invariant import assert_site_invariant
-from testkit.shards import SUBDIRS, assert_shards_match_repodata, mirror, shard_names
-from testkit.site import channel_config, read_repodata, record_filenames, rewrite_repodata
+from testkit.shards import SUBDIRS, assert_shards_match_repodata, shard_names
+from testkit.site import (
+    channel_config,
+    mirror_checked,
+    read_repodata,
+    record_filenames,
+    rewrite_repodata,
+)
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -45,7 +51,7 @@ async def test_a_v3_section_is_not_published_and_the_run_says_why(
     write_channel(root, example_packages(seed=0), extra, zst=True)
     server = upstream_server_factory(root)
     site = tmp_path / "site"
-    report = await mirror(channel_config(site, server.url))
+    report = await mirror_checked(channel_config(site, server.url))
     for subdir in SUBDIRS:
         document = read_repodata(site / CHANNEL / subdir)
         assert "v3" not in document and "repodata_revisions" not in document["info"]
@@ -59,7 +65,7 @@ async def test_a_passive_mirror_publishes_shards_too(
     example_upstream: ExampleUpstream, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    await mirror(channel_config(site, example_upstream.url, extra="mode: passive"))
+    await mirror_checked(channel_config(site, example_upstream.url, extra="mode: passive"))
     for subdir in SUBDIRS:
         assert_shards_match_repodata(site / CHANNEL / subdir)
     index = decode_index((site / CHANNEL / "linux-64" / SHARD_INDEX).read_bytes())
@@ -92,7 +98,7 @@ async def test_new_shards_reach_the_disk_in_one_flush_before_the_index(
 
     monkeypatch.setattr(os, "fsync", record_fsync)
     monkeypatch.setattr(Site, "sync", record_flush)
-    await mirror(channel_config(site, example_upstream.url, extra="mode: passive\n"))
+    await mirror_checked(channel_config(site, example_upstream.url, extra="mode: passive\n"))
     names = shard_names(linux)
     assert names
     assert sorted(directories for directories, _shards, _index in flushes) == [

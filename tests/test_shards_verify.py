@@ -19,8 +19,8 @@ from sitegen.tools.example_channel import PackageSpec, write_channel
 from sitegen.tools.verify import verify_site
 from testkit.example_mirror import CHANNEL
 from testkit.invariant import assert_site_invariant
-from testkit.shards import SUBDIRS, assert_shards_match_repodata, mirror
-from testkit.site import channel_config
+from testkit.shards import SUBDIRS, assert_shards_match_repodata
+from testkit.site import channel_config, mirror_checked
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ async def test_verify_finds_and_repairs_damaged_shards(
 ) -> None:
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_checked(config)
     linux = site / CHANNEL / "linux-64"
     index = decode_index((linux / SHARD_INDEX).read_bytes())
     missing = linux / SHARDS_DIR / f"{index.shards['zlib'].hex()}.msgpack.zst"
@@ -67,7 +67,7 @@ async def test_verify_finds_a_damaged_shard_in_its_grace_period_and_repair_remov
     not, so --repair removes it; an intact one stays."""
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_checked(config)
     linux = site / CHANNEL / "linux-64"
     index = decode_index((linux / SHARD_INDEX).read_bytes())
     old_zlib = linux / SHARDS_DIR / f"{index.shards['zlib'].hex()}.msgpack.zst"
@@ -78,7 +78,7 @@ async def test_verify_finds_a_damaged_shard_in_its_grace_period_and_repair_remov
         PackageSpec(name="numpy", version="9.9.9", build="h7654321_0", timestamp_ms=1),
     ]
     write_channel(example_upstream.root, [*packages, *new], zst=True)
-    await mirror(config)
+    await mirror_checked(config)
     assert old_zlib.is_file() and old_numpy.is_file()  # in their grace period
     old_zlib.write_bytes(old_zlib.read_bytes()[:-7])
 
@@ -92,7 +92,7 @@ async def test_verify_finds_a_damaged_shard_in_its_grace_period_and_repair_remov
     assert not old_zlib.exists() and old_numpy.is_file()
     assert (await verify_site(config)).problems == []
     assert_site_invariant(site)
-    await mirror(config)  # the intact one stays for the rest of its grace period
+    await mirror_checked(config)  # the intact one stays for the rest of its grace period
     assert old_numpy.is_file()
 
 
@@ -100,7 +100,7 @@ async def test_a_stale_index_is_reported(example_upstream: ExampleUpstream, tmp_
     """An index that does not match repodata.json (a record changed behind its back)."""
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_checked(config)
     linux = site / CHANNEL / "linux-64"
     document = json.loads((linux / "repodata.json").read_bytes())
     record = next(iter(document["packages.conda"].values()))

@@ -21,10 +21,11 @@ import zstandard
 
 from sitegen.config import SiteConfig, parse_config
 from sitegen.layout import upstream_cache_dir
-from sitegen.sync.report import COMPLETED, FAILED, RunReport
+from sitegen.sync.report import COMPLETED, FAILED
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
+from testkit.site import mirror_unchecked
 from testkit.small_channel import filenames, small_packages
 from testkit.upstream import UpstreamHandler, UpstreamServer
 
@@ -53,10 +54,6 @@ def config(site: Path, url: str) -> SiteConfig:
     for channel, folder in CHANNELS.items():
         lines.append(f"  {channel}: {{url: '{url}/{folder}', subdirs: [{LINUX}]}}")
     return parse_config("\n".join(lines) + "\n")
-
-
-async def mirror(cfg: SiteConfig) -> RunReport:
-    return await run_mirror(cfg, MirrorOptions(progress=False))
 
 
 def kept(site: Path, mirror: str = "cloud-example") -> Path:
@@ -120,7 +117,7 @@ async def test_a_damaged_copy_is_fetched_whole_again_in_the_same_run(
 ) -> None:
     site = make_sandbox(tmp_path)
     cfg = config(site, server.url)
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     good = (kept(site) / ZST).read_bytes()
     assert good == (tmp_path / "upstream" / "one" / LINUX / ZST).read_bytes()
     assert json.loads((kept(site) / "validators.json").read_bytes())["sha256"]
@@ -130,7 +127,7 @@ async def test_a_damaged_copy_is_fetched_whole_again_in_the_same_run(
     (kept(site) / ZST).write_bytes(DAMAGE[damage](good))
     server.reset()
 
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert report.status == COMPLETED and not report.failed, report
     etag = f'"{hashlib.sha256(good).hexdigest()}"'  # the test upstream's
     # A copy whose sha256 is not the one kept is not asked about; one that cannot be told
@@ -143,7 +140,7 @@ async def test_a_damaged_copy_is_fetched_whole_again_in_the_same_run(
     assert site_digest(site) == published
 
     server.reset()
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     assert repodata_requests(server) == [(304, etag)]
 
 
@@ -162,7 +159,7 @@ async def test_a_bad_body_fetched_in_place_of_a_damaged_copy_fails_its_mirror_on
 ) -> None:
     site = make_sandbox(tmp_path)
     cfg = config(site, server.url)
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     published = {c: site_digest(site / c) for c in CHANNELS}
     good = (kept(site) / ZST).read_bytes()
     if not recorded:
@@ -171,7 +168,7 @@ async def test_a_bad_body_fetched_in_place_of_a_damaged_copy_fails_its_mirror_on
     server.add_fault(f"/one/{LINUX}/{ZST}", _bad_unless_conditional)
     server.reset()
 
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     statuses = {m.name: m.status for m in report.mirrors}
     assert statuses == {"cloud-example": FAILED, "cloud-other": COMPLETED}, report
     (error,) = next(m for m in report.mirrors if m.name == "cloud-example").errors
@@ -185,14 +182,14 @@ async def test_a_bad_body_fetched_in_place_of_a_damaged_copy_fails_its_mirror_on
 
     # The damaged copy is trusted no more: the next run asks for the body whole, once.
     server.reset()
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert [m.status for m in report.mirrors] == [FAILED, COMPLETED]
     assert repodata_requests(server) == [(200, None)]
 
     # Upstream mended: the next run publishes and keeps a sound copy.
     server.clear_faults()
     server.reset()
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     assert repodata_requests(server) == [(200, None)]
     assert (kept(site) / ZST).read_bytes() == good
     assert_mirrored(site, small_packages())
@@ -207,7 +204,7 @@ async def test_a_copy_changed_on_disk_that_still_parses_is_not_published(
         (tmp_path / "upstream" / folder / LINUX / ZST).unlink()
     site = make_sandbox(tmp_path)
     cfg = config(site, server.url)
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     copy = kept(site) / "repodata.json"
     good = copy.read_bytes()
     document = json.loads(good)
@@ -216,7 +213,7 @@ async def test_a_copy_changed_on_disk_that_still_parses_is_not_published(
     copy.write_bytes(good.replace(record["sha256"].encode(), wrong.encode()))
     server.reset()
 
-    report = await mirror(cfg)
+    report = await mirror_unchecked(cfg)
     assert report.status == COMPLETED and not report.failed, report
     path = f"/one/{LINUX}/repodata.json"
     assert [(r.status, r.header("if-none-match")) for r in server.requests if r.path == path] == [
@@ -241,7 +238,7 @@ async def test_a_damaged_copy_of_a_mirror_not_run_is_not_used(
         for name in ("first", "second")
     )
     cfg = parse_config(f"output: {site}\nchannels:\n  m/c:\n    mirrors:\n{mirrors}")
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     copy = kept(site, "second")
     if recorded:
         (copy / ZST).write_bytes(b"\x00" * 64)
@@ -269,7 +266,7 @@ async def test_a_damaged_copy_of_a_mirror_not_run_is_not_used(
         assert not (copy / "validators.json").exists()
     # The mirror's own run fetches it whole, and the channel is whole again.
     server.reset()
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     second = [(r.status, r.header("if-none-match")) for r in server.requests]
     assert (200, None) in second
     assert site_digest(site / "m/c") == published
@@ -284,12 +281,12 @@ async def test_a_copy_kept_without_its_sha256_gets_it_once_it_parses(
     told when it is read back, before upstream is asked whether it is current."""
     site = make_sandbox(tmp_path)
     cfg = config(site, server.url)
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     good = (kept(site) / ZST).read_bytes()
     as_earlier_sitegen_kept_it(site)
     server.reset()
 
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     etag = f'"{hashlib.sha256(good).hexdigest()}"'  # the test upstream's
     assert repodata_requests(server) == [(304, etag)]
     validators = json.loads((kept(site) / "validators.json").read_bytes())
@@ -298,7 +295,7 @@ async def test_a_copy_kept_without_its_sha256_gets_it_once_it_parses(
 
     (kept(site) / ZST).write_bytes(_flip_a_bit(good))
     server.reset()
-    assert (await mirror(cfg)).status == COMPLETED
+    assert (await mirror_unchecked(cfg)).status == COMPLETED
     assert repodata_requests(server) == [(200, None)]
     assert (kept(site) / ZST).read_bytes() == good
     assert_mirrored(site, small_packages())
