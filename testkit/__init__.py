@@ -1,8 +1,11 @@
 """Real-parts infrastructure shared by the tests and the benchmarks (``bench/``).
 
 An HTTP upstream, real nginx and Apache on free ports of 127.0.0.1, process termination,
-repodata records built by hand and a real conda client. Not part of the sitegen wheel. Only
-:mod:`testkit.require` imports pytest, so the benchmarks can use the rest without it.
+repodata records built by hand and a real conda client. Not part of the sitegen wheel. At run
+time only :mod:`testkit.require` imports pytest (a missing tool skips a test, or fails it in
+CI); only the modules that may skip a test import it in turn (:mod:`testkit.apache` and
+:mod:`testkit.private_site` through it, :mod:`testkit.axe`, :mod:`testkit.browser`), so the
+benchmarks use the rest without pytest.
 """
 
 from __future__ import annotations

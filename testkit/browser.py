@@ -7,9 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from testkit.require import in_ci, require_tool
+from testkit.require import missing, require_tool
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,10 +34,7 @@ def sync_playwright_or_skip(chromium: str = CHROMIUM) -> Any:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        message = "the playwright Python package is missing (pip install -e '.[test]')"
-        if in_ci():
-            pytest.fail(f"CI=true: {message}", pytrace=False)
-        pytest.skip(message)
+        missing("the playwright Python package is missing (pip install -e '.[test]')")
     return sync_playwright
 
 

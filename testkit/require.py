@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 import pytest
 
@@ -14,9 +15,12 @@ def in_ci() -> bool:
 
 def require_tool(available: bool, what: str, package: str | None = None) -> None:
     """Skip when a real tool is missing locally; in CI (``CI=true``) that is a failure."""
-    if available:
-        return
-    message = f"{what} is not installed (run .ci/run, or apt-get install -y {package or what})"
+    if not available:
+        missing(f"{what} is not installed (run .ci/run, or apt-get install -y {package or what})")
+
+
+def missing(message: str) -> NoReturn:
+    """Skip the test for want of what ``message`` names; in CI (``CI=true``) fail it."""
     if in_ci():
         pytest.fail(f"CI=true: {message}", pytrace=False)
     pytest.skip(message)

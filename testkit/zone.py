@@ -6,8 +6,10 @@ import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import pytest
+if TYPE_CHECKING:  # annotations only: at run time only testkit.require imports pytest
+    import pytest
 
 
 @contextlib.contextmanager
