@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import main
+from sitegen.config import SiteConfig
 from sitegen.store.lock import SiteLock
+from sitegen.store.site import Site
 from sitegen.tools import verify as verify_mod
+from sitegen.tools.verify_channel import Found
 from testkit.small_channel import CHANNEL, keep_mirrored_small
 from testkit.upstream import UpstreamServer
 from testkit.verify import MISSING, TEMP, verify_problems
@@ -79,14 +82,15 @@ def test_verify_while_a_run_works_on_the_site_says_so_instead_of_reporting_its_f
     out = capsys.readouterr().out
     assert "locked: .sitegen/lock: a run (pid" in out and verify_problems(out) == {}
 
-    checking = verify_mod._verify
+    reading_freezes = verify_mod.frozen_by_command
 
-    async def run_starts_meanwhile(*args: object, **kwargs: object) -> None:
-        with SiteLock(site / ".sitegen"):  # a run takes the site and lets it go
+    def run_starts_meanwhile(site_: Site, config_: SiteConfig) -> tuple[set[str], list[Found]]:
+        # The check's first step: a run takes the site and lets it go as the check begins.
+        with SiteLock(site / ".sitegen"):
             pass
-        await checking(*args, **kwargs)
+        return reading_freezes(site_, config_)
 
-    monkeypatch.setattr(verify_mod, "_verify", run_starts_meanwhile)
+    monkeypatch.setattr(verify_mod, "frozen_by_command", run_starts_meanwhile)
     assert main(["verify", "-c", str(config)]) == 3
     out = capsys.readouterr().out
     assert "a run worked on the site during the check" in out
