@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,15 +23,7 @@ from testkit.private_site import (
     package_of,
     request,
 )
-from testkit.private_site import private_site as open_private_site
 from testkit.raw_server import RawServer
-from testkit.upstream import ExampleUpstream
-
-
-@pytest.fixture
-def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
-    with open_private_site(example_upstream) as site:
-        yield site
 
 
 @pytest.mark.integration

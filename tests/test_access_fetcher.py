@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -33,14 +32,6 @@ from testkit.private_site import (
     wait_status,
     wrong_token,
 )
-from testkit.private_site import private_site as open_private_site
-from testkit.upstream import ExampleUpstream
-
-
-@pytest.fixture
-def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
-    with open_private_site(example_upstream) as site:
-        yield site
 
 
 @pytest.mark.integration

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -31,14 +30,6 @@ from testkit.private_site import (
     assert_no_token_anywhere,
     package_of,
 )
-from testkit.private_site import private_site as open_private_site
-from testkit.upstream import ExampleUpstream
-
-
-@pytest.fixture
-def private_site(example_upstream: ExampleUpstream) -> Iterator[PrivateSite]:
-    with open_private_site(example_upstream) as site:
-        yield site
 
 
 @pytest.mark.integration
