@@ -5,7 +5,8 @@
 ``state_dir``), runs ``apache2 -f <conf> -DFOREGROUND`` in its own session, waits until the
 port accepts connections and stops Apache on exit. ``GeneratedNginx`` does the same for nginx on
 top of :class:`testkit.nginx.NginxServer`. ``check()`` validates the config (``apache2 -t`` /
-``nginx -t``) without starting anything; :func:`webconf_server` builds either from
+``nginx -t``) without starting anything, and :func:`check_snippet` does so for an output
+without ``--standalone`` inside a main config; :func:`webconf_server` builds either from
 ``sitegen.tools.webconf`` options, :func:`require_server` skips (fails when ``CI=true``) when the
 binary is missing.
 
@@ -21,6 +22,7 @@ import grp
 import os
 import pwd
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +36,9 @@ from testkit.server_process import ServerProcess
 
 DEBIAN_APACHE = "/usr/sbin/apache2"
 MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules")
+# What a snippet of ``sitegen webconf`` may use, loaded by the main config that includes it.
+SNIPPET_MODULES = ("mpm_event", "authz_core", "alias", "dir", "mime", "headers", "rewrite")
+SNIPPET_MODULES += ("proxy", "proxy_http", "setenvif")
 
 
 class ApacheError(RuntimeError):
@@ -66,6 +71,36 @@ def server_user() -> str | None:
             continue
         return f"{user}:{grp.getgrgid(entry.pw_gid).gr_name}"
     return None
+
+
+def check_snippet(server: str, snippet: Path, state: Path) -> None:
+    """The server's own check (``-t``) of ``snippet``, a ``sitegen webconf`` output without
+    ``--standalone``, included as a sysadmin includes it: nginx's inside ``http {}``, Apache's
+    at the top level of a main config loading :data:`SNIPPET_MODULES`; pid file, logs and
+    temporary paths go to ``state``. Asserts that the server accepts it."""
+    if server == "nginx":
+        user = server_user()
+        wrapper = state / "nginx.conf"
+        wrapper.write_text(
+            (f"user {user.replace(':', ' ')};\n" if user else "")
+            + f"pid {state}/nginx.pid;\nerror_log {state}/error.log;\nevents {{}}\n"
+            f"http {{\n  client_body_temp_path {state}/cb;\n  proxy_temp_path {state}/p;\n"
+            f"  fastcgi_temp_path {state}/f;\n  uwsgi_temp_path {state}/u;\n"
+            f"  scgi_temp_path {state}/s;\n  include {snippet};\n}}\n"
+        )
+        command = [nginx_binary() or "nginx", "-t", "-p", f"{state}/", "-c", str(wrapper)]
+    else:
+        modules = apache_modules_dir()
+        loads = "".join(f"LoadModule {m}_module {modules}/mod_{m}.so\n" for m in SNIPPET_MODULES)
+        wrapper = state / "apache.conf"
+        wrapper.write_text(
+            f"ServerRoot {state}\nServerName localhost\nListen 127.0.0.1:8080\n"
+            f"PidFile {state}/a.pid\nErrorLog {state}/error.log\n{loads}"
+            f"TypesConfig /dev/null\nInclude {snippet}\n"
+        )
+        command = [apache_binary() or "apache2", "-t", "-f", str(wrapper)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
 
 
 @contextlib.contextmanager

@@ -16,11 +16,11 @@ from testkit.apache import (
     ApacheServer,
     apache_binary,
     apache_modules_dir,
+    check_snippet,
     require_server,
     server_user,
     world_readable_dir,
 )
-from testkit.nginx import nginx_binary
 from testkit.private_site import (
     PREFIX,
     PRIVATE,
@@ -54,24 +54,15 @@ def test_snippets_with_private_channels_pass_the_servers_own_check(server: str) 
         write_server_files(config)
         state = root / "state"
         state.mkdir()
-        user = server_user()
         snippet = state / "sitegen.conf"
         if server == "nginx":
-            for prefix in ("", "/conda"):
-                options = WebconfOptions(prefix=prefix, listen="127.0.0.1:8080")
-                snippet.write_text(render_webconf("nginx", config, options))
-                wrapper = state / "nginx.conf"
-                wrapper.write_text(
-                    (f"user {user.replace(':', ' ')};\n" if user else "")
-                    + f"pid {state}/nginx.pid;\nerror_log {state}/error.log;\nevents {{}}\n"
-                    f"http {{\n  client_body_temp_path {state}/cb;\n"
-                    f"  proxy_temp_path {state}/p;\n  fastcgi_temp_path {state}/f;\n"
-                    f"  uwsgi_temp_path {state}/u;\n  scgi_temp_path {state}/s;\n"
-                    f"  include {snippet};\n}}\n"
-                )
-                command = [nginx_binary() or "nginx", "-t", "-p", f"{state}/", "-c", str(wrapper)]
-                result = subprocess.run(command, capture_output=True, text=True, check=False)
-                assert result.returncode == 0, result.stderr
+            cases = [("", "127.0.0.1:8080"), ("/conda", "127.0.0.1:8080")]
+        else:  # Apache's conf-available snippet as well as a <VirtualHost>
+            cases = [("", None), ("/conda", None), ("/conda", "127.0.0.1:8080")]
+        for prefix, listen in cases:
+            options = WebconfOptions(prefix=prefix, listen=listen)
+            snippet.write_text(render_webconf(server, config, options))
+            check_snippet(server, snippet, state)
             return
         modules = apache_modules_dir()
         names = ["mpm_event", "authz_core", "alias", "dir", "mime", "headers", "rewrite"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,13 @@ from sitegen.tools.webconf import (
     render_webconf,
 )
 from testkit.apache import (
-    apache_binary,
-    apache_modules_dir,
+    check_snippet,
     require_server,
     server_user,
     webconf_server,
 )
 from testkit.client import solve_and_install
 from testkit.installers import serve_index, write_folder
-from testkit.nginx import nginx_binary
 from testkit.private_site import token_add
 from testkit.upstream import ExampleUpstream
 from testkit.webconf import CHANNEL
@@ -85,52 +82,13 @@ def test_snippets_pass_the_servers_own_check(server: str, public_dir: Path) -> N
     config = _config(public_dir / "site", mode="passive")
     state = public_dir / "state"
     state.mkdir()
-    user = server_user()
-    if server == "nginx":
-        snippet = state / "sitegen-nginx.conf"
-        opts = WebconfOptions(prefix="/conda", listen="127.0.0.1:8080")
-        snippet.write_text(render_webconf("nginx", config, opts))
-        wrapper = state / "nginx.conf"
-        wrapper.write_text(
-            (f"user {user.replace(':', ' ')};\n" if user else "")
-            + f"pid {state}/nginx.pid;\nerror_log {state}/error.log;\nevents {{}}\n"
-            f"http {{\n  client_body_temp_path {state}/cb;\n  proxy_temp_path {state}/p;\n"
-            f"  fastcgi_temp_path {state}/f;\n  uwsgi_temp_path {state}/u;\n"
-            f"  scgi_temp_path {state}/s;\n  include {snippet};\n}}\n"
-        )
-        command = [nginx_binary() or "nginx", "-t", "-p", f"{state}/", "-c", str(wrapper)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        assert result.returncode == 0, result.stderr
-        return
-    modules = apache_modules_dir()
-    loads = "".join(
-        f"LoadModule {m}_module {modules}/mod_{m}.so\n"
-        for m in [
-            "mpm_event",
-            "authz_core",
-            "alias",
-            "dir",
-            "mime",
-            "headers",
-            "rewrite",
-            "proxy",
-            "proxy_http",
-        ]
-    )
-    for listen in (None, "127.0.0.1:8080"):  # conf-available snippet, then a <VirtualHost>
-        snippet = state / "sitegen-apache.conf"
-        snippet.write_text(
-            render_webconf("apache", config, WebconfOptions(prefix="/conda", listen=listen))
-        )
-        wrapper = state / "apache.conf"
-        wrapper.write_text(
-            f"ServerRoot {state}\nServerName localhost\nListen 127.0.0.1:8080\n"
-            f"PidFile {state}/a.pid\nErrorLog {state}/error.log\n{loads}"
-            f"TypesConfig /dev/null\nInclude {snippet}\n"
-        )
-        command = [apache_binary() or "apache2", "-t", "-f", str(wrapper)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        assert result.returncode == 0, result.stderr
+    snippet = state / f"sitegen-{server}.conf"
+    # nginx's with a listen address; Apache's as a conf-available snippet, then a <VirtualHost>
+    listens = ["127.0.0.1:8080"] if server == "nginx" else [None, "127.0.0.1:8080"]
+    for listen in listens:
+        options = WebconfOptions(prefix="/conda", listen=listen)
+        snippet.write_text(render_webconf(server, config, options))
+        check_snippet(server, snippet, state)
 
 
 @pytest.fixture
