@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from rattler import Client, Gateway, SourceConfig, Subdir, install
 from rattler.networking import AuthenticationMiddleware
 
 from testkit.client import solve_records
-from testkit.server_process import free_port, wait_for_port
+from testkit.server_process import free_port, terminate, wait_for_port
 
 
 def rattler_auth_file(path: Path, host: str, entry: dict[str, Any]) -> Path:
@@ -82,9 +83,4 @@ def fetcher_subprocess(config: Path, log_path: Path) -> Iterator[str]:
             raise RuntimeError(f"the fetcher did not start:\n{log_path.read_text()}")
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, ((signal.SIGTERM, 15),))

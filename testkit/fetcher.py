@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import trio
 from sitegen.config import SiteConfig
 from sitegen.passive.listen import open_listeners, serve_fetcher
 from sitegen.passive.resolver import FetchJob, Reply
+from testkit.server_process import terminate
 
 
 @dataclass
@@ -57,12 +59,7 @@ def fetcher_process(config: Path, logs: Path) -> Iterator[FetcherProcess]:
         process = FetcherProcess(address, proc, log_path, line.strip())
         yield process
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, ((signal.SIGTERM, 15),))
         if proc.stdout is not None:
             proc.stdout.close()
     assert proc.returncode == 0, process.log_text()  # SIGTERM is a clean stop

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from testkit import StartStop
 
@@ -39,7 +39,7 @@ def wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], deadline:
 
 
 def terminate(
-    proc: subprocess.Popen[bytes], signals: tuple[tuple[signal.Signals, float], ...]
+    proc: subprocess.Popen[Any], signals: tuple[tuple[signal.Signals, float], ...]
 ) -> None:
     """Send each signal in turn, waiting that many seconds for proc to exit, then SIGKILL its
     whole session (a server started with ``start_new_session``: master and workers)."""
