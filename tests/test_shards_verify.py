@@ -120,7 +120,7 @@ async def test_an_index_naming_packages_elsewhere_is_reported_and_repaired(
     every install elsewhere, though the shards themselves match repodata.json."""
     site = tmp_path / "site"
     config = channel_config(site, example_upstream.url)
-    await mirror(config)
+    await mirror_checked(config)
     path = site / CHANNEL / "linux-64" / SHARD_INDEX
     published = decode_index(path.read_bytes())
     document = {
