@@ -303,3 +303,50 @@ def test_only_commands_that_publish_or_describe_a_server_take_an_out_holding_no_
     }
     assert {name for name, new in taking.items() if new} == {"mirror", "add", "watch", "webconf"}
     assert {name for name, new in taking.items() if not new} >= {"freeze", "unfreeze", "render"}
+
+
+def _synopsis() -> dict[str, str]:
+    """Each command's entry in README.md's synopsis (under ``## Running it``), continuation
+    lines included, by its words after ``sitegen`` (``token add``)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Running it\n", 1)[1]
+    block = section.split("\n```\n", 2)[1]
+    entries: dict[str, str] = {}
+    command = ""
+    for line in block.splitlines():
+        if line.startswith("sitegen "):
+            words = line.removeprefix("sitegen ").split()[:2]
+            command = " ".join(w for w in words if w.isalpha() and w.islower())
+            entries[command] = line
+        else:
+            entries[command] += line
+    return entries
+
+
+def _options(parser: argparse.ArgumentParser, words: str = "") -> dict[str, set[str]]:
+    """Each command's long options, by its words after ``sitegen``, less those every command
+    shares, which the prose above the synopsis covers."""
+    shared = {"--help", "--verbose", "--quiet", "--config", "--out"}
+    found: dict[str, set[str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= _options(sub, f"{words} {name}".strip())
+    if words and not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
+        found[words] = {
+            option
+            for action in parser._actions
+            for option in action.option_strings
+            if option.startswith("--") and option not in shared
+        }
+    return found
+
+
+@pytest.mark.unit
+def test_the_readme_synopsis_names_every_command_and_option_and_no_other() -> None:
+    synopsis = _synopsis()
+    options = _options(build_parser())
+    assert sorted(synopsis) == sorted(options)
+    for command, entry in synopsis.items():
+        named = set(re.findall(r"--[a-z][a-z-]*", entry)) - {"--out"}
+        assert named == options[command], command
