@@ -26,6 +26,7 @@ from sitegen.conda.record_check import (
     REASON_BAD_FIELDS,
     REASON_BAD_FILENAME,
     REASON_BAD_SIZE,
+    REASON_BAD_SPEC,
     REASON_BAD_TEXT,
     REASON_BAD_VERSION,
     REASON_NAME_MISMATCH,
@@ -53,10 +54,8 @@ XSS_FIELDS = {
     "description": "</textarea><svg onload=alert(3)>",
 }
 # Sound records whose other fields are junk: still mirrored, must not break any later stage.
-# Odd, but mirrored as upstream wrote them: specs no client parses (a client skips the
-# record), and licence fields, which the licenses filter judges.
+# Odd, but mirrored as upstream wrote them: licence fields, which the licenses filter judges.
 ODD_FIELDS = {
-    "depends": ["numpy >>>1 <<", "", "python"],
     "license": ["MIT"],
     "license_family": 7,
 }
@@ -120,6 +119,13 @@ def _noarch_hostile(template: dict[str, Any]) -> list[tuple[str, str, Any, str]]
     out.append(("packages.conda", "list-1.0-pyh0_0.conda", [1, 2], REASON_BAD_FIELDS))
     bad_depends = {**copy.deepcopy(template), "name": "deps", "depends": "python"}
     out.append(("packages.conda", "deps-1.0-pyh0_0.conda", bad_depends, REASON_BAD_FIELDS))
+    # Specs no client parses: mamba would fail to load the whole subdir over one.
+    for name, key, specs in (
+        ("psi", "depends", ["numpy >>>1 <<", "python"]),
+        ("omega", "constrains", [""]),
+    ):
+        unreadable = {**copy.deepcopy(template), "name": name, key: specs}
+        out.append(("packages.conda", f"{name}-1.0-pyh0_0.conda", unreadable, REASON_BAD_SPEC))
     return out
 
 

@@ -1,5 +1,6 @@
 """Whether an upstream record may be mirrored: a plain file name that agrees with its name,
-version and build, a sane size, a checksum, and fields of the types conda and rattler read.
+version and build, a sane size, a checksum, fields of the types conda and rattler read, and
+dependency specs they parse.
 
 Upstream metadata is untrusted (and a local source's packages are the operator's, not
 checked by anyone else): a record that fails here is kept out with the reason, never
@@ -12,7 +13,7 @@ import re
 from typing import Any
 
 from sitegen.conda.schema import SUFFIX_OF_KEY
-from sitegen.conda.version import InvalidVersionError, parse_version
+from sitegen.conda.version import InvalidVersionError, parse_version, readable_specs
 
 MAX_PACKAGE_SIZE = 1 << 40  # 1 TiB: larger claims are hostile or broken
 # Printable, no path separators, no leading dot: a name that can only ever be a file in the subdir.
@@ -26,6 +27,9 @@ REASON_NO_CHECKSUM = "missing or malformed checksum"
 REASON_BAD_VERSION = "invalid version"
 REASON_BAD_FIELDS = "malformed record"
 REASON_BAD_TEXT = "text is not valid UTF-8"
+# A `depends` or `constrains` entry that is no MatchSpec (``numpy >=>= 1``, ``(((``, empty):
+# mamba fails to load the whole subdir over it, rattler the solve, conda the record.
+REASON_BAD_SPEC = "unreadable dependency spec"
 # The token or password the mirror's URL is filled in with (see sitegen.conda.record_secrets):
 # a record, or an entry beside the records, that holds one.
 REASON_SECRET = "holds a secret of the mirror's URL"
@@ -103,6 +107,9 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
         parse_version(version)
     except InvalidVersionError:
         return REASON_BAD_VERSION
+    # Last: rattler is asked only about spec strings no record checked before had.
+    if not readable_specs(depends) or (constrains and not readable_specs(constrains)):
+        return REASON_BAD_SPEC
     return None
 
 

@@ -51,6 +51,10 @@ _HUGE_BUILD_NUMBER = re.compile(r"build_number[^\],]*\d{20}")
 
 @lru_cache(maxsize=1 << 20)
 def parse_matchspec(text: str) -> MatchSpec:
+    return _new_matchspec(text)
+
+
+def _new_matchspec(text: str) -> MatchSpec:
     if _HUGE_BUILD_NUMBER.search(text):
         raise InvalidSpecError(f"{text!r}: build number beyond 64 bits")
     module = rattler()  # outside the try: a failed import is no invalid spec
@@ -62,6 +66,36 @@ def parse_matchspec(text: str) -> MatchSpec:
         if type(exc).__name__ != "PanicException":
             raise
         raise InvalidSpecError(f"{text!r}: rattler could not parse it ({exc})") from None
+
+
+# The dependency spec strings rattler has read, and those it refused, in records checked so far.
+# Records share their specs (~50,000 distinct strings among conda-forge's 800,000 records):
+# each is parsed once, and a record whose specs were all met before is judged by one C-level
+# set look-up. Truth values only, no MatchSpec kept: 50,000 of those would hold native memory
+# for nothing.
+_readable_specs: set[str] = set()
+_unreadable_specs: set[str] = set()
+
+
+def readable_specs(specs: list[str]) -> bool:
+    """Whether rattler reads each of a record's dependency specs (``depends`` or
+    ``constrains``, a list of text) as a MatchSpec, leniently, as clients read repodata
+    (``numpy 1.2 py3*_0`` is ``numpy ==1.2 py3*_0``). One it cannot read makes mamba fail to
+    load the whole subdir (or shard), rattler fail the solve, and conda fail on the record."""
+    if _readable_specs.issuperset(specs):
+        return True
+    for text in specs:
+        if text in _readable_specs:
+            continue
+        if text in _unreadable_specs:
+            return False
+        try:
+            _new_matchspec(text)
+        except InvalidSpecError:
+            _unreadable_specs.add(text)
+            return False
+        _readable_specs.add(text)
+    return True
 
 
 @lru_cache(maxsize=1 << 16)
@@ -88,6 +122,8 @@ def clear_caches() -> None:
     one or two per page of memory: while they live, CPython can hand back none of the
     records' memory once the run is over (~0.6 GB at 800,000 records)."""
     parse_matchspec.cache_clear()
+    _readable_specs.clear()
+    _unreadable_specs.clear()
     parse_version_spec.cache_clear()
     parse_version.cache_clear()
     _split_canonical.cache_clear()
