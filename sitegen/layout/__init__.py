@@ -34,7 +34,6 @@ from sitegen.layout.published import (
     RESERVED_TOP,
     RUN_EXPORTS,
     RUN_EXPORTS_FILES,
-    SEARCH_DIR,
     SEARCH_INDEX,
     SHARDS_DIR,  # (from conda.shards) the folder of a subdir's shards
     STATS_JSON,
@@ -137,7 +136,6 @@ __all__ = [
     "RESERVED_TOP",
     "RUN_EXPORTS",
     "RUN_EXPORTS_FILES",
-    "SEARCH_DIR",
     "SEARCH_INDEX",
     "SHARDS_DIR",
     "SITE_TOKEN_SCOPE",

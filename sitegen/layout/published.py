@@ -50,7 +50,6 @@ HISTORY_DIR = "history"
 LANDING_PAGE = "index.html"
 FEED = "history/feed.atom"
 HISTORY_JSON = "history/history.json"  # every run, for machines
-SEARCH_DIR = "search"
 # conda's path token: /t/<token>/ wherever clients put it, never a segment of a channel.
 TOKEN_SEGMENT = "t"
 # Download statistics for machines (`sitegen stats`); the page for people is rendered from it.
@@ -63,7 +62,6 @@ RESERVED_TOP = frozenset(
         ASSETS_DIR,
         STATE_DIR,
         LANDING_PAGE,
-        SEARCH_DIR,
         TOKEN_SEGMENT,
         STATS_JSON,
         STATS_PAGE,
