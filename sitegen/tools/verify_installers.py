@@ -41,13 +41,10 @@ from sitegen.sync.installer_state import (
     save_state,
     stored_names,
 )
+from sitegen.tools.verify_channel import Found
 from sitegen.tools.verify_sample import Checked
 
 log = logging.getLogger("sitegen")
-
-# (site-relative path, kind of problem, what is wrong, repaired), as
-# :class:`sitegen.tools.verify.Problem` takes them.
-Found = tuple[str, str, str, bool]
 
 
 @dataclasses.dataclass
