@@ -33,7 +33,7 @@ def test_sync_flushes_each_filesystem_once(tmp_path: Path, monkeypatch: pytest.M
         calls.append(os.fstat(fd).st_dev)
         return 0
 
-    monkeypatch.setattr(storage, "_syncfs", lambda: fake_syncfs)
+    monkeypatch.setattr(storage, "libc_syncfs", lambda: fake_syncfs)
     site.sync([tmp_path / "a", tmp_path / "b", tmp_path])
     assert calls == [os.stat(tmp_path).st_dev]
 
@@ -44,7 +44,7 @@ def test_a_failed_flush_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ctypes.set_errno(errno.EIO)
         return -1
 
-    monkeypatch.setattr(storage, "_syncfs", lambda: failing_syncfs)
+    monkeypatch.setattr(storage, "libc_syncfs", lambda: failing_syncfs)
     with pytest.raises(OSError) as info:
         Site(tmp_path).sync([tmp_path])
     assert info.value.errno == errno.EIO

@@ -354,7 +354,7 @@ class Site:
 
 
 def _flush_filesystem(fd: int, where: Path) -> None:
-    syncfs = _syncfs()
+    syncfs = libc_syncfs()
     if syncfs is None:
         os.sync()
     elif syncfs(fd) != 0:  # a failed writeback (EIO, ENOSPC): those bytes are not on disk
@@ -363,7 +363,8 @@ def _flush_filesystem(fd: int, where: Path) -> None:
 
 
 @functools.cache
-def _syncfs() -> Callable[[int], int] | None:
+def libc_syncfs() -> Callable[[int], int] | None:
+    """The C library's syncfs(2), setting errno on failure; None where it has none."""
     try:
         return ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError):
