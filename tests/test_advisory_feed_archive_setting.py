@@ -16,6 +16,7 @@ from sitegen.filters import feeds, osv
 from sitegen.filters.advisories import policy_of, show
 from sitegen.filters.feeds import site_feeds, with_feeds, with_kept_feeds
 from sitegen.filters.osv_archive import ArchiveError, read_archive
+from sitegen.layout import advisory_feed_dir, feed_copy
 from testkit.advisories import write_feed, zlib_advisory
 
 pytestmark = pytest.mark.unit
@@ -144,17 +145,14 @@ def test_a_copy_is_decoded_once_as_it_is_on_disk_and_let_go_once_replaced(tmp_pa
     assert gone() is None
 
 
-def test_a_copy_another_sitegen_kept_stands_in_until_the_feed_is_fetched_again(
-    tmp_path, monkeypatch, decoded
-):
+def test_a_copy_another_sitegen_kept_stands_in_until_the_feed_is_fetched_again(tmp_path, decoded):
     """The copy's name holds a digest of the code that read it: this sitegen's is the one its
     runs and renders read, one another sitegen kept stands in only while there is none, and
     a damaged copy is no copy."""
     ours = feeds.kept_copy(tmp_path, FEED)
     ours.parent.mkdir(parents=True)
-    with monkeypatch.context() as scoped:
-        scoped.setattr(feeds, "_reader_digest", lambda: b"another sitegen")
-        theirs = feeds.kept_copy(tmp_path, FEED)
+    # Another sitegen's reader has another digest: its copy has another key in the same folder.
+    theirs = feed_copy(advisory_feed_dir(tmp_path, FEED), "0" * 24)
     assert theirs != ours and theirs.parent == ours.parent
     assert feeds.kept_advisories(tmp_path, FEED) is None
     other = keep_copy(theirs, [zlib_advisory(fixed="9.9")])
