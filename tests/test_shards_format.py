@@ -50,7 +50,7 @@ def test_a_shard_holds_each_record_with_binary_checksums_and_a_sized_frame() -> 
     assert shard.digest == hashlib.sha256(shard.data).digest()
     assert shard.filename == f"{shard.digest.hex()}.msgpack.zst"
     plain = zstandard.ZstdDecompressor().decompress(shard.data)
-    # conda decompresses with the size from the frame header: it must be there.
+    # A reader that sizes its output from the frame header (as above) needs it there.
     assert zstandard.frame_content_size(shard.data) == len(plain)
     document = msgspec.msgpack.decode(plain)
     assert set(document) == {"packages", "packages.conda"}
@@ -125,7 +125,7 @@ def _sized(document: Any) -> bytes:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        # conda decompresses with the size from the frame header: a frame without it is unread.
+        # A reader that sizes its output from the frame header cannot read one without it.
         (
             zstandard.ZstdCompressor(write_content_size=False).compress(
                 msgspec.msgpack.encode(_index_document())

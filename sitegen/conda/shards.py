@@ -6,7 +6,9 @@ what older writers got wrong, so this module keeps to what they accept:
 
 - checksums (``md5``, ``sha256`` in records, shard hashes in the index) are msgpack ``bin``,
   never arrays of integers;
-- every zstd frame carries its content size (conda decompresses with the size from the frame);
+- every zstd frame carries its content size: a reader that sizes its output from the frame
+  header (python-zstandard's ``decompress`` without ``max_output_size``) reads no frame
+  without it;
 - ``shards_base_url`` is relative to the index and ends in ``/``;
 - a shard always has a ``packages`` map, even an empty one (rattler requires the key);
 - no ``removed`` list: CEP-16 names it for files a shard's records lost, which a shard built
@@ -108,7 +110,8 @@ def compress(data: bytes) -> bytes:
 
 
 def decompress(data: bytes) -> bytes:
-    """Decompress one frame, requiring the content size a conda reader needs."""
+    """Decompress one frame, requiring the content size a reader sizing its output from the
+    frame header needs."""
     try:
         if zstandard.frame_content_size(data) < 0:
             raise ShardError("zstd frame without its content size")
