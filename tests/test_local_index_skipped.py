@@ -181,15 +181,23 @@ def test_metadata_that_repodata_cannot_carry_skips_the_package_not_the_run(
 ) -> None:
     """Python's JSON reader takes a lone surrogate escape and NaN or 1e999 in index.json: the
     first cannot be written as UTF-8 (it ended the whole run, no mirror published), the others
-    would be published as null. Such packages are skipped as upstream records are; a broken
-    about.json field only costs the package that field."""
+    would be published as null. Such packages are skipped as upstream records are, and so is
+    one without a build_number; a broken about.json field only costs the package that field."""
     folder = tmp_path / "incoming"
     good = drop_all(folder, SPECS[:2])
     stem = '"version": "1.0", "build": "0", "subdir": "linux-64", "depends": []'
     bad = {
-        "surrogate-1.0-0.conda": ('{"name": "surrogate", "license": "\\ud800", ', REASON_BAD_TEXT),
+        "surrogate-1.0-0.conda": (
+            '{"name": "surrogate", "build_number": 0, "license": "\\ud800", ',
+            REASON_BAD_TEXT,
+        ),
         "nan-1.0-0.tar.bz2": ('{"name": "nan", "build_number": 0, "x": NaN, ', REASON_BAD_FIELDS),
-        "huge-1.0-0.conda": ('{"name": "huge", "x": [1e999], ', REASON_BAD_FIELDS),
+        "huge-1.0-0.conda": (
+            '{"name": "huge", "build_number": 0, "x": [1e999], ',
+            REASON_BAD_FIELDS,
+        ),
+        # No build_number: conda and rattler refuse the record.
+        "nonumber-1.0-0.conda": ('{"name": "nonumber", ', REASON_BAD_FIELDS),
     }
     for fn, (head, _reason) in bad.items():
         members = [("info/index.json", (head + stem + "}").encode())]

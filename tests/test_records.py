@@ -44,6 +44,12 @@ def record(**overrides):
         (record(depends=["ok", 3]), REASON_BAD_FIELDS),
         (record(depends=[]), None),
         (record(build_number="1"), REASON_BAD_FIELDS),
+        # Required: conda and rattler refuse a record without one, and mamba reads it as 0
+        # from a shard but drops it from repodata.json. Of another type: rattler refuses it.
+        ({k: v for k, v in record().items() if k != "build_number"}, REASON_BAD_FIELDS),
+        (record(build_number=None), REASON_BAD_FIELDS),
+        (record(build_number=True), REASON_BAD_FIELDS),
+        (record(build_number=1.0), REASON_BAD_FIELDS),
         # Non-negative and 64-bit, as rattler reads it: it refuses the record otherwise.
         (record(build_number=-1), REASON_BAD_FIELDS),
         (record(build_number=1 << 64), REASON_BAD_FIELDS),

@@ -93,8 +93,10 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     depends = raw.get("depends", [])
     if type(depends) is not list or not all_str(depends):
         return REASON_BAD_FIELDS
-    build_number = raw.get("build_number", 0)
-    # A non-negative 64-bit integer, as conda and rattler read it (rattler refuses the record).
+    build_number = raw.get("build_number")
+    # Required, and a non-negative 64-bit integer: rattler refuses the record otherwise, conda
+    # one without it (or with text or a float). mamba drops a record without one from
+    # repodata.json but reads it from a shard as build number 0: the two would disagree.
     if type(build_number) is not int or not 0 <= build_number < 1 << 64:
         return REASON_BAD_FIELDS
     constrains = raw.get("constrains")
