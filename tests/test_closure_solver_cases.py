@@ -1,8 +1,7 @@
 """``include_dependencies`` judged by a real solver (py-rattler) on small hand-made channels, each
 case aimed at one way a dependency can be written or reached: beside another package's
 ``constrains``, from ``linux-64`` into ``noarch``, with the spec forms conda accepts, through
-virtual packages, past a licence or build filter, and down to the older dependencies of an
-older dependency that newest_versions leaves out.
+virtual packages, and past a licence or build filter.
 
 As in test_closure_solver, the reference is a site of the same upstream under the case's hard
 filters alone; every root the reference installs, the filtered site installs, from files both
@@ -107,16 +106,6 @@ RECORDS = [
     _r("mixapp", depends=["mixed"]),
     _r("mixed", "2.0", license="GPL-2.0-or-later"),
     _r("mixed", "1.0"),
-    # newest_versions, transitively: plugin pins interp 3.5; the newest engine needs an arr
-    # for interp 3.8 only, and the arr the older engine allows first is for 3.6 and later.
-    _r("plugin", depends=["interp 3.5.*", "engine"]),
-    _r("engine", "2.0", depends=["arr >=2"]),
-    _r("engine", "1.0", depends=["arr <2"]),
-    _r("arr", "2.0", depends=["interp >=3.8"]),
-    _r("arr", "1.9", depends=["interp >=3.6"]),
-    _r("arr", "1.0", depends=["interp 3.5.*"]),
-    _r("interp", "3.8"),
-    _r("interp", "3.5"),
 ]
 
 HARD = "licenses: {exclude: ['*GPL*']}, builds: {exclude: ['*debug*']}"
@@ -128,7 +117,6 @@ CASES = {
     "noarch": (["cli"], []),
     "spec forms": (["chan", "forms"], ["chan"]),
     "hard filters": (["dbgapp", "gplapp", "mixapp"], ["dbgapp", "gplapp"]),
-    "older dependencies of an older dependency": (["plugin"], []),
 }
 
 

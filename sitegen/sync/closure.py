@@ -208,7 +208,7 @@ class _Closure:
             if trimmed:
                 self.trimmed.add(key)
         if key in self.trimmed:
-            self._fit(index, platform, record, role, target, dep)
+            self._fit(index, platform, record, role, target, scope, parsed)
         return satisfied
 
     def _visit(self, index: int, subdir: str, record: Record) -> None:
@@ -296,51 +296,33 @@ class _Closure:
         record: Record,
         role: str,
         target: int,
-        dep: str,
-        seen: set[tuple[int, str]] | None = None,
+        scope: list[str],
+        parsed: DependencySpec,
     ) -> None:
         """With newest_versions, the newest records matching a dependency may all need what
         `record` itself rules out (ignite for python 3.5 needs `pytorch`: the newest pytorch
         builds are for python 3.8 and later), so a client could not install `record`. Then
-        the newest versions among the matching candidates installable beside `record` are
-        added too, and so on down their dependencies (and those of the first kept build
-        installable beside it, when there is one): the older pytorch may need an older numpy
-        than its own newest one, the one for python 3.5."""
-        seen = set() if seen is None else seen
-        parsed = self.specs.parse(dep)
-        if parsed is None or (target, dep) in seen:
+        the newest versions among the matching candidates whose dependencies can agree with
+        `record`'s are added too."""
+        name = parsed.name
+        match = SpecMatch(parsed, self.matcher)
+        kept_in = self.kept[target].get(name, {})
+        # Lazily: the first kept build that agrees settles it, as it mostly does.
+        kept = (r for s in scope for r in kept_in.get(s, {}).values() if match(r))
+        if any(self.agreement.agree(index, platform, record, other) for other in kept):
             return
-        seen.add((target, dep))
-        builds = self.agreement.builds(target, platform, record, dep)
-        installable = self.agreement.installable
-        # Lazily: the first kept build installable beside `record` settles it, as it mostly
-        # does; candidates are only looked at when none is.
-        kept = (
+        candidates_in = self.candidates[target].get(name, {})
+        fitting = [
             (s, r)
-            for s, r, is_kept in builds
-            if is_kept and installable(index, platform, record, target, r)
-        )
-        chosen = [first] if (first := next(kept, None)) is not None else []
-        if not chosen:
-            chosen = [
-                (s, r)
-                for s, r, is_kept in builds
-                if not is_kept and installable(index, platform, record, target, r)
-            ]
-            newest = self.selections[target].newest_versions or len(chosen)
-            versions = sorted({parse_version(r.version) for _, r in chosen}, reverse=True)
-            top = set(versions[:newest])
-            chosen = [(s, r) for s, r in chosen if parse_version(r.version) in top]
-            why = f"{role} {record.fn} (with its other dependencies)"
-            self._take(target, chosen, [], parsed.name, why, self.selections[index].mirror)
-        for _, build in chosen:
-            for text in build.raw.get("depends") or ():
-                parsed = self.specs.parse(text)
-                if parsed is None or parsed.name.startswith("__"):
-                    continue
-                source = self._choose_mirror(target, platform, parsed.name)
-                if source is not None:
-                    self._fit(index, platform, record, role, source, text, seen)
+            for s in scope
+            for r in candidates_in.get(s, {}).values()
+            if match(r) and self.agreement.agree(index, platform, record, r)
+        ]
+        newest = self.selections[target].newest_versions or len(fitting)
+        top = set(sorted({parse_version(r.version) for _, r in fitting}, reverse=True)[:newest])
+        fitting = [(s, r) for s, r in fitting if parse_version(r.version) in top]
+        why = f"{role} {record.fn} (with its other dependencies)"
+        self._take(target, fitting, [], name, why, self.selections[index].mirror)
 
     def _add(
         self, index: int, subdir: str, name: str, record: Record, why: str, needed_by: str
