@@ -133,14 +133,16 @@ class _Closure:
         return self.selections[index].platforms or self.run_platforms
 
     def _depend(self, index: int, platform: str, record: Record, dep: str) -> bool:
-        satisfied = self._resolved(index, platform, record, dep)
         parsed = self.specs.parse(dep)
         if parsed is None or parsed.name.startswith("__"):
-            return satisfied
+            return self._resolved(index, platform, record, dep)
         target = self._choose_mirror(index, platform, parsed.name)
+        if target is None:
+            return False  # no mirror has the name: nothing to resolve, nor to constrain
+        satisfied = self._resolved(index, platform, record, dep, NEEDED, target)
         key = (platform, parsed.name)
         sources = self.sources.setdefault(key, set())
-        if target is not None and target not in sources:
+        if target not in sources:
             sources.add(target)
             for other, constrained, constraint in self.constraints.get(key, ()):
                 self._resolved(other, platform, constrained, constraint, CONSTRAINT, target)
