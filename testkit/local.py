@@ -22,6 +22,21 @@ from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import Format, PackageSpec, build_package
 from testkit.site import published
 
+# What old and current build tools write into index.json about the build machine and the old
+# package format; conda-index leaves all of it out of repodata.
+BUILD_KEYS = {
+    "arch": "x86_64",
+    "platform": "linux",
+    "has_prefix": True,
+    "mtime": 1_600_000_000,
+    "ucs": 4,
+    "requires_features": {},
+    "binstar": {"channel": "main"},
+    "target-triplet": "x86_64-any-linux",
+    "machine": "x86_64",
+    "operatingsystem": "linux",
+}
+
 
 def drop(folder: Path, spec: PackageSpec, fmt: Format, by_subdir: bool = False) -> Path:
     """Build one real package into the folder (top level, or its ``<subdir>/`` folder)."""

@@ -21,6 +21,7 @@ from sitegen.layout import local_index_path
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec
 from testkit.local import (
+    BUILD_KEYS,
     CHANNEL,
     SPECS,
     drop,
@@ -31,61 +32,9 @@ from testkit.local import (
     run,
     write_conda,
 )
-from testkit.rattler_index import assert_record_as_rattlers, rattler_indexed
 from testkit.site import assert_channel_consistent, published, read_repodata, sha256_of, snapshot
 
 pytestmark = pytest.mark.unit
-
-# What old and current build tools write into index.json about the build machine and the old
-# package format; conda-index leaves all of it out of repodata.
-BUILD_KEYS = {
-    "arch": "x86_64",
-    "platform": "linux",
-    "has_prefix": True,
-    "mtime": 1_600_000_000,
-    "ucs": 4,
-    "requires_features": {},
-    "binstar": {"channel": "main"},
-    "target-triplet": "x86_64-any-linux",
-    "machine": "x86_64",
-    "operatingsystem": "linux",
-}
-
-
-def rattler_records(folder: Path, tmp_path: Path) -> dict[str, dict[str, dict]]:
-    """What rattler's indexer writes for the same packages: subdir -> fn -> record."""
-    copy = rattler_indexed(folder, tmp_path / "rattler-copy", shards=False)
-    out = {}
-    for subdir_dir in copy.iterdir():
-        if (subdir_dir / "repodata.json").is_file():
-            document = read_repodata(subdir_dir)
-            out[subdir_dir.name] = {**document["packages"], **document["packages.conda"]}
-    return out
-
-
-@pytest.mark.parametrize("by_subdir", [False, True], ids=["flat", "by-subdir"])
-def test_records_equal_rattlers_indexer_field_by_field(tmp_path: Path, by_subdir: bool) -> None:
-    folder = tmp_path / "incoming"
-    drop_all(folder, SPECS, by_subdir=by_subdir)
-    # What build tools write beside: the build machine's keys, a null license, run_exports.
-    drop(folder, PackageSpec("old", "1.0", "0", extra=BUILD_KEYS), "tar.bz2", by_subdir)
-    index = index_of("rex", license=None)
-    run_exports = ("info/run_exports.json", json.dumps({"weak": ["rex >=1.0"]}).encode())
-    paths = ("info/paths.json", json.dumps({"paths": [], "paths_version": 1}).encode())
-    rex = folder / "linux-64" if by_subdir else folder
-    write_conda(rex / "rex-1.0-0.conda", [*info_members(index), run_exports, paths])
-    site = tmp_path / "site"
-    report = run(local_config(site, folder))
-    assert not report.failed
-    assert_channel_consistent(site, CHANNEL)
-    expected = rattler_records(folder, tmp_path)
-    for subdir in ("linux-64", "noarch"):
-        ours = read_repodata(site / CHANNEL / subdir)
-        ours = {**ours["packages"], **ours["packages.conda"]}
-        theirs = expected[subdir]
-        assert set(ours) == set(theirs) and ours
-        for fn, record in ours.items():
-            assert_record_as_rattlers(fn, record, theirs[fn])
 
 
 def test_build_machine_keys_stay_out_of_records_as_conda_index_leaves_them(
