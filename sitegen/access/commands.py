@@ -17,11 +17,11 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from sitegen.commands.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+
 if TYPE_CHECKING:
     from sitegen.access.tokens import TokenRecord
     from sitegen.config import SiteConfig
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # What a token reads when the whole site is private (``access: {site: private}``), in the
 # CHANNELS column of ``token list`` and ``token check``: no channel path has parentheses.
@@ -256,4 +256,5 @@ def _reported(command: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
 def _fail(message: str) -> int:
     print(f"sitegen: token: {message}", file=sys.stderr)
-    return EXIT_USAGE
+    # An unknown name, an unreadable store or an unknown group is bad usage or configuration.
+    return EXIT_CONFIG
