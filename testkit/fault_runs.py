@@ -1,8 +1,9 @@
 """Runs of sitegen against a small channel served on 127.0.0.1, as the fault tests make them.
 
 :class:`Upstream` serves :func:`testkit.faults.small_packages` (and whatever a test publishes
-instead); :func:`first_run` mirrors it cleanly (the tests make the next runs with
-:func:`testkit.site.mirror_unchecked`), and :func:`listed`, :func:`on_disk` and
+instead), :func:`serve_small_upstream` for one test; :func:`seed_jitter` makes the retries'
+backoff jitter the same in every run; :func:`first_run` mirrors it cleanly (the tests make the
+next runs with :func:`testkit.site.mirror_unchecked`), and :func:`listed`, :func:`on_disk` and
 :func:`channel_report` read what a run left and said.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,20 @@ def small_upstream(tmp_path: Path) -> Iterator[Upstream]:
     write_channel(root, specs, zst=True)
     with UpstreamServer(root) as server:
         yield Upstream(root, server, specs)
+
+
+def serve_small_upstream(tmp_path: Path) -> Iterator[Upstream]:
+    """:func:`small_upstream` for the length of a test: a module takes it as its ``upstream``
+    fixture, ``pytest.fixture(name="upstream")(serve_small_upstream)``."""
+    with small_upstream(tmp_path) as upstream:
+        yield upstream
+
+
+def seed_jitter() -> None:
+    """Seeds ``random`` for the backoff jitter: deterministic, not that any outcome depends
+    on it. A module takes it as a fixture of every test,
+    ``pytest.fixture(autouse=True, name="seeded")(seed_jitter)``."""
+    random.seed(1234)
 
 
 def channel_report(report: RunReport, subdir: str) -> ChannelSubdirReport:

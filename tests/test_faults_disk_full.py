@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import random
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -33,7 +32,8 @@ from testkit.fault_runs import (
     first_run,
     listed,
     on_disk,
-    small_upstream,
+    seed_jitter,
+    serve_small_upstream,
 )
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.require import missing
@@ -44,15 +44,8 @@ from testkit.upstream import UpstreamHandler, UpstreamServer
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _seeded() -> None:
-    random.seed(1234)  # backoff jitter: deterministic, not that any outcome depends on it
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[Upstream]:
-    with small_upstream(tmp_path) as upstream:
-        yield upstream
+seeded = pytest.fixture(autouse=True, name="seeded")(seed_jitter)
+upstream = pytest.fixture(name="upstream")(serve_small_upstream)
 
 
 # --------------------------------------------------------------------------- disk full

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import errno
 import os
-import random
 import re
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,8 @@ from testkit.fault_runs import (
     channel_report,
     first_run,
     listed,
-    small_upstream,
+    seed_jitter,
+    serve_small_upstream,
 )
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.site import mirror_unchecked
@@ -42,15 +42,8 @@ from testkit.small_channel import CHANNEL, filenames
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _seeded() -> None:
-    random.seed(1234)  # backoff jitter: deterministic, not that any outcome depends on it
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[Upstream]:
-    with small_upstream(tmp_path) as upstream:
-        yield upstream
+seeded = pytest.fixture(autouse=True, name="seeded")(seed_jitter)
+upstream = pytest.fixture(name="upstream")(serve_small_upstream)
 
 
 def _reuploaded_beta(specs: list[PackageSpec]) -> list[PackageSpec]:

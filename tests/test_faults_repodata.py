@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from testkit.fault_runs import (
     first_run,
     listed,
     on_disk,
-    small_upstream,
+    seed_jitter,
+    serve_small_upstream,
 )
 from testkit.faults import redirect
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
@@ -40,15 +41,8 @@ from testkit.upstream import FaultHook, UpstreamHandler, drop_connection, respon
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _seeded() -> None:
-    random.seed(1234)  # backoff jitter: deterministic, not that any outcome depends on it
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[Upstream]:
-    with small_upstream(tmp_path) as upstream:
-        yield upstream
+seeded = pytest.fixture(autouse=True, name="seeded")(seed_jitter)
+upstream = pytest.fixture(name="upstream")(serve_small_upstream)
 
 
 # --------------------------------------------------------------------------- repodata

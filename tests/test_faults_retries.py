@@ -6,8 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import random
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +28,8 @@ from testkit.fault_runs import (
     first_run,
     listed,
     on_disk,
-    small_upstream,
+    seed_jitter,
+    serve_small_upstream,
 )
 from testkit.invariant import assert_site_invariant, make_sandbox, site_digest
 from testkit.site import mirror_unchecked
@@ -47,15 +46,8 @@ from testkit.upstream import respond
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _seeded() -> None:
-    random.seed(1234)  # backoff jitter: deterministic, not that any outcome depends on it
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[Upstream]:
-    with small_upstream(tmp_path) as upstream:
-        yield upstream
+seeded = pytest.fixture(autouse=True, name="seeded")(seed_jitter)
+upstream = pytest.fixture(name="upstream")(serve_small_upstream)
 
 
 # --------------------------------------------------------------------------- transient 5xx

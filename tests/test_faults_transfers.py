@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import bz2
 import logging
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from testkit.fault_runs import (
     first_run,
     listed,
     on_disk,
-    small_upstream,
+    seed_jitter,
+    serve_small_upstream,
 )
 from testkit.faults import corrupt, hang, oversize, redirect, reset_after, short_length, slow_drip
 from testkit.invariant import assert_site_invariant, make_sandbox
@@ -38,15 +38,8 @@ from testkit.upstream import FaultHook, UpstreamServer, drop_connection, truncat
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _seeded() -> None:
-    random.seed(1234)  # backoff jitter: deterministic, not that any outcome depends on it
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[Upstream]:
-    with small_upstream(tmp_path) as upstream:
-        yield upstream
+seeded = pytest.fixture(autouse=True, name="seeded")(seed_jitter)
+upstream = pytest.fixture(name="upstream")(serve_small_upstream)
 
 
 # --------------------------------------------------------------------------- broken transfers
