@@ -1,15 +1,22 @@
 """channels.yaml text for the configuration tests: written indented in a test, its lines
-looked up by what they hold, and written where a CLI run may create nothing beside it."""
+looked up by what they hold, and written where a CLI run may create nothing beside it; and
+:func:`config_error_tests`, the two tests every module of config errors runs over its cases."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from sitegen.cli import main
 from sitegen.config import ConfigError, parse_config
+
+# (id, config text, marker on the line the error must name, key path, words of the message)
+ConfigErrorCase = tuple[str, str, str, str, str]
 
 # One channel with one mirror, in the short form (a ``url:`` directly under the channel path).
 SHORT = """
@@ -69,3 +76,29 @@ def check_refused_run(tmp_path: Path, text: str, marker: str, path: str, words: 
     assert f"channels.yaml:{line}: {path}: " in err.getvalue()
     assert words in err.getvalue()
     assert not (tmp_path / "out").exists()
+
+
+def config_error_tests(
+    errors: list[ConfigErrorCase],
+) -> tuple[Callable[..., None], Callable[..., None]]:
+    """The tests of a module of config errors, over its cases ``errors``: the parser names
+    the line and the key (:func:`check_named_error`), and ``sitegen mirror`` exits 2 and
+    creates nothing (:func:`check_refused_run`). The module binds them to the names
+    returned, ``test_error_names_line_and_key_path, test_cli_exits_2_and_touches_nothing =
+    config_error_tests(ERRORS)``, so that pytest collects them there, under its marks."""
+    cases = pytest.mark.parametrize(
+        ("text", "marker", "path", "words"),
+        [pytest.param(t, m, p, w, id=case) for case, t, m, p, w in errors],
+    )
+
+    @cases
+    def test_error_names_line_and_key_path(text: str, marker: str, path: str, words: str) -> None:
+        check_named_error(text, marker, path, words)
+
+    @cases
+    def test_cli_exits_2_and_touches_nothing(
+        tmp_path: Path, text: str, marker: str, path: str, words: str
+    ) -> None:
+        check_refused_run(tmp_path, text, marker, path, words)
+
+    return test_error_names_line_and_key_path, test_cli_exits_2_and_touches_nothing

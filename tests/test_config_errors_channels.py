@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from testkit.config import check_named_error, check_refused_run
+from testkit.config import ConfigErrorCase, config_error_tests
 
 pytestmark = pytest.mark.unit
 
-# (id, config text, marker on the line the error must name, key path, words of the message)
-ERRORS: list[tuple[str, str, str, str, str]] = [
+ERRORS: list[ConfigErrorCase] = [
     (
         "channel nested where its parent keeps its pages",
         """
@@ -290,19 +287,6 @@ ERRORS: list[tuple[str, str, str, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "marker", "path", "words"),
-    [pytest.param(t, m, p, w, id=case) for case, t, m, p, w in ERRORS],
+test_error_names_line_and_key_path, test_cli_exits_2_and_touches_nothing = config_error_tests(
+    ERRORS
 )
-def test_error_names_line_and_key_path(text: str, marker: str, path: str, words: str) -> None:
-    check_named_error(text, marker, path, words)
-
-
-@pytest.mark.parametrize(
-    ("text", "marker", "path", "words"),
-    [pytest.param(t, m, p, w, id=case) for case, t, m, p, w in ERRORS],
-)
-def test_cli_exits_2_and_touches_nothing(
-    tmp_path: Path, text: str, marker: str, path: str, words: str
-) -> None:
-    check_refused_run(tmp_path, text, marker, path, words)
