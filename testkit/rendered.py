@@ -133,7 +133,8 @@ def page_text(site: Path, relpath: str) -> str:
 
 def distinct_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     """Gives every run of the test a distinct id: run ids have one-second resolution per
-    process, and a test runs several runs a second."""
+    process, and a test runs several runs a second. A module takes it as a fixture of every
+    test, ``pytest.fixture(autouse=True, name="unique_run_ids")(distinct_run_ids)``."""
     counter = itertools.count(1)
     real = RUN_ID_RE  # ids must still look like run ids
 

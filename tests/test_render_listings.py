@@ -30,10 +30,7 @@ from testkit.upstream import ExampleUpstream
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def unique_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ids have one-second resolution per process; tests run several runs a second."""
-    distinct_run_ids(monkeypatch)
+unique_run_ids = pytest.fixture(autouse=True, name="unique_run_ids")(distinct_run_ids)
 
 
 async def test_listing_rows_come_from_a_checked_cache(

@@ -28,10 +28,7 @@ from testkit.site import mirror_unchecked, rewrite_repodata
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def unique_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ids have one-second resolution per process; tests run several runs a second."""
-    distinct_run_ids(monkeypatch)
+unique_run_ids = pytest.fixture(autouse=True, name="unique_run_ids")(distinct_run_ids)
 
 
 async def test_untrusted_metadata_is_escaped_and_tokens_hidden(
