@@ -54,14 +54,15 @@ XSS_FIELDS = {
     "description": "</textarea><svg onload=alert(3)>",
 }
 # Sound records whose other fields are junk: still mirrored, must not break any later stage.
-# Odd, but mirrored as upstream wrote them: licence fields, which the licenses filter judges.
+# Odd, but mirrored as upstream wrote them: descriptive fields whose type no client checks.
 ODD_FIELDS = {
-    "license": ["MIT"],
-    "license_family": 7,
+    "summary": 7,
+    "home": ["https://a.example", "https://b.example"],
 }
 # Fields of types no client reads: rattler fails every solve asking for the package's name over
-# one such record. Each makes a record of its own that is refused (test_records has them all;
-# a run logs the first 20 refused of a subdir, which this test reads whole).
+# one such record. Each makes a record of its own that is refused (test_records and
+# test_record_fields have them all; a run logs the first 20 refused of a subdir, which this
+# test reads whole).
 UNREADABLE_FIELDS = {"constrains": "not a list", "noarch": 5}
 
 

@@ -13,7 +13,12 @@ import re
 from typing import Any
 
 from sitegen.conda.schema import SUFFIX_OF_KEY
-from sitegen.conda.version import InvalidVersionError, parse_version, readable_specs
+from sitegen.conda.version import (
+    MAX_SECONDS,
+    InvalidVersionError,
+    parse_version,
+    readable_specs,
+)
 
 MAX_PACKAGE_SIZE = 1 << 40  # 1 TiB: larger claims are hostile or broken
 # Printable, no path separators, no leading dot: a name that can only ever be a file in the subdir.
@@ -40,13 +45,31 @@ REASON_UNMIRRORED_SECTION = "section lists packages sitegen does not mirror (e.g
 
 # Fields conda and rattler read as text (or absent, or null): of another type, a client
 # cannot read the record, and rattler then fails every solve that asks for its package name.
-# (``license`` and ``license_family`` are the licenses filter's to judge: upstreams write a
-# package's licences as a list, which it reads.)
-_TEXT_FIELDS = ("platform", "arch", "features")
+_TEXT_FIELDS = ("platform", "arch", "features", "python_site_packages_path")
 _TEXT_OR_NONE = frozenset((str, type(None)))
 _NOARCH_KINDS = ("python", "generic")
 # The optional fields checked that most records lack (none of them, at conda-forge).
-_RARE_FIELDS = (*_TEXT_FIELDS, "noarch", "track_features")
+_RARE_FIELDS = frozenset(
+    (
+        *_TEXT_FIELDS,
+        "run_exports",
+        "extra_depends",
+        "noarch",
+        "track_features",
+        "legacy_bz2_md5",
+        "legacy_bz2_size",
+        "purls",
+        "indexed_timestamp",
+    )
+)
+# The times rattler reads (an integer, as conda writes it: rattler refuses a float), in
+# milliseconds or (at most MAX_SECONDS) seconds: about the years -9999 to 9999, as measured with
+# py-rattler 0.28; it refuses the record over a time outside them.
+_FIRST_MS = MAX_SECONDS + 1
+_LAST_MS = 253_402_207_200_000
+_FIRST_SECOND = -377_705_023_201
+_LAST_SECOND = _LAST_MS // 1000
+_FIRST_INDEXED_MS = _FIRST_SECOND * 1000
 
 
 def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
@@ -73,14 +96,21 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     record_subdir = raw.get("subdir")
     if record_subdir is not None and record_subdir != subdir:
         return REASON_SUBDIR_MISMATCH
+    if record_subdir is None and "subdir" in raw:  # null: rattler reads text or nothing
+        return REASON_BAD_FIELDS
     size = raw.get("size")
     if type(size) is not int or not 0 < size <= MAX_PACKAGE_SIZE:
         return REASON_BAD_SIZE
-    # A time in float seconds or milliseconds must fit the 64 bits it is published in (an
-    # infinite or NaN one does not either).
     timestamp = raw.get("timestamp")
     if timestamp is not None and (
-        type(timestamp) not in (int, float) or not -(2.0**63) < timestamp < 2.0**63
+        type(timestamp) is not int
+        or not (_FIRST_MS <= timestamp <= _LAST_MS or _FIRST_SECOND <= timestamp <= _LAST_SECOND)
+    ):
+        return REASON_BAD_FIELDS
+    # Text (an SPDX expression), or null: rattler refuses a list of licences, or a number.
+    if (
+        type(raw.get("license")) not in _TEXT_OR_NONE
+        or type(raw.get("license_family")) not in _TEXT_OR_NONE
     ):
         return REASON_BAD_FIELDS
     sha256, md5 = raw.get("sha256"), raw.get("md5")
@@ -99,8 +129,9 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     # repodata.json but reads it from a shard as build number 0: the two would disagree.
     if type(build_number) is not int or not 0 <= build_number < 1 << 64:
         return REASON_BAD_FIELDS
-    constrains = raw.get("constrains")
-    if constrains is not None and (type(constrains) is not list or not all_str(constrains)):
+    # A list, if there: rattler refuses a null one, as it does a null ``depends``.
+    constrains = raw.get("constrains", [])
+    if type(constrains) is not list or not all_str(constrains):
         return REASON_BAD_FIELDS
     # Most records have none of the rare fields: one look at the keys, no call.
     if not raw.keys().isdisjoint(_RARE_FIELDS) and not _readable_rare_fields(raw):
@@ -116,16 +147,45 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
 
 
 def _readable_rare_fields(raw: dict[str, Any]) -> bool:
-    """Whether the record's rare optional fields are of the types clients read: ``noarch`` a
+    """Whether the record's rare optional fields are of the types rattler reads: ``noarch`` a
     kind (``python``, ``generic``) or a legacy boolean, ``track_features`` text or a list of
-    it, and the text fields text or null."""
+    it (not null), the text fields text or null, the others as commented below."""
     if not _TEXT_OR_NONE.issuperset(map(type, map(raw.get, _TEXT_FIELDS))):
         return False
     noarch = raw.get("noarch")
     if noarch is not None and type(noarch) is not bool and noarch not in _NOARCH_KINDS:
         return False
-    tracked = raw.get("track_features")
-    return tracked is None or type(tracked) is str or (type(tracked) is list and all_str(tracked))
+    tracked = raw.get("track_features", "")
+    if type(tracked) is not str and (type(tracked) is not list or not all_str(tracked)):
+        return False
+    bz2_md5, bz2_size = raw.get("legacy_bz2_md5"), raw.get("legacy_bz2_size")
+    if bz2_md5 is not None and not _is_hex(bz2_md5, 16):
+        return False
+    if bz2_size is not None and (type(bz2_size) is not int or not 0 <= bz2_size < 1 << 64):
+        return False
+    # Only the type: rattler also parses each package URL, which this does not.
+    purls = raw.get("purls")
+    if purls is not None and (type(purls) is not list or not all_str(purls)):
+        return False
+    # An integer, as CEP-47 has it: a positive one from upstream is published as it is (see
+    # sitegen.conda.indexed), so it must be in rattler's range.
+    indexed = raw.get("indexed_timestamp")
+    if indexed is not None and (
+        type(indexed) is not int or not _FIRST_INDEXED_MS <= indexed <= _LAST_MS
+    ):
+        return False
+    # Lists of text by name (run_exports: weak, strong...; extra_depends: an extra's
+    # dependencies); rattler reads a null run_exports as none, not a null extra_depends.
+    exports = raw.get("run_exports")
+    return (exports is None or _map_of_text_lists(exports)) and _map_of_text_lists(
+        raw.get("extra_depends", {})
+    )
+
+
+def _map_of_text_lists(value: Any) -> bool:
+    return type(value) is dict and all(
+        type(items) is list and all_str(items) for items in value.values()
+    )
 
 
 def _is_hex(value: Any, size: int) -> bool:
