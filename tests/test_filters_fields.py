@@ -122,32 +122,11 @@ def test_license_checks_in_order():
     assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_NOT_INCLUDED}
 
 
-def test_license_list_is_judged_entry_by_entry():
-    # Upstream sometimes writes a package's licences as a list: each entry counts, so an
-    # exclude of any of them leaves the record out, and an include must name all of them.
-    records = [
-        rec("gpl", license=["GPL-3.0-only"]),
-        rec("dual", license=["MIT", " GPL-2.0 "], license_family=["MIT", "GPL2"]),
-        rec("mit", license=["MIT", "BSD-3-Clause"]),
-        rec("blank", license=[" ", ""]),
-    ]
-    result = run(records, FilterSpec(exclude_licenses=("*gpl*",)))
-    assert result.excluded == {
-        "gpl-1.0-0.conda": f.REASON_LICENSE_EXCLUDED,
-        "dual-1.0-0.conda": f.REASON_LICENSE_EXCLUDED,
-    }
-    result = run(records, FilterSpec(include_licenses=("mit", "bsd*")))
-    assert result.excluded == {
-        "gpl-1.0-0.conda": f.REASON_LICENSE_NOT_INCLUDED,
-        "dual-1.0-0.conda": f.REASON_LICENSE_NOT_INCLUDED,
-    }
-    result = run(records, FilterSpec(exclude_license_families=("gpl*",)))
-    assert result.excluded == {"dual-1.0-0.conda": f.REASON_LICENSE_FAMILY}
-    result = run(records, FilterSpec(allow_missing_license=False))
-    assert result.excluded == {"blank-1.0-0.conda": f.REASON_LICENSE_MISSING}
-
-
-@pytest.mark.parametrize("value", [7, {"spdx": "GPL-3.0"}, ["MIT", 3], [["GPL-3.0"]], True])
+# Not text: check_record refuses such a record, but one kept past its upstream listing may hold
+# any value an earlier sitegen let through.
+@pytest.mark.parametrize(
+    "value", [7, {"spdx": "GPL-3.0"}, ["MIT"], ["MIT", "GPL-3.0"], ["MIT", 3], True]
+)
 def test_license_of_another_type_is_malformed_not_missing(value: object):
     record = rec("x", license=value)
     for level in (

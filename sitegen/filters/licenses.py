@@ -82,7 +82,7 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
             return decided[key]
         except KeyError:
             pass
-        except TypeError:  # an unhashable value from upstream: decide without caching
+        except TypeError:  # an unhashable value (see _entries): decide without caching
             return decide(*key)
         reason = decided[key] = decide(*key)
         return reason
@@ -91,17 +91,17 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
 
 
 def _entries(value: Any) -> tuple[str, ...] | None:
-    """The licences (or families) a record's field names, stripped and lower-cased, blank ones
-    left out: one string, or a list of them (a package under several licences; each is
-    judged). None (absent, or null) names none; any other value is malformed: None. Reading
-    a malformed value as missing would let it past every exclude."""
+    """The licence (or family) a record's field names, stripped and lower-cased: none when it
+    is absent, null or blank. Any other value than text is malformed: None. check_record
+    refuses such a record (rattler cannot read it), but one kept past its upstream listing
+    (keep_removed) was checked by an earlier sitegen that let it through; reading its value as
+    missing would let it past every exclude."""
     if value is None:
         return ()
-    if type(value) is str:
-        value = [value]
-    elif type(value) is not list or not all(type(item) is str for item in value):
+    if type(value) is not str:
         return None
-    return tuple(text for item in value if (text := item.strip().lower()))
+    text = value.strip().lower()
+    return (text,) if text else ()
 
 
 KIND = FilterKind(
