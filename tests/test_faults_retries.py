@@ -266,3 +266,24 @@ def test_listed_file_404_exits_1(upstream: Upstream, tmp_path: Path) -> None:
     record = json.loads(run.read_bytes())
     assert record["status"] == "failed"
     assert record["channels"][0]["errors"] == [f"linux-64/{VICTIM_FN}: HTTP 404"]
+
+
+@pytest.mark.parametrize("what", ["package", "repodata"])
+async def test_a_retry_after_in_other_digits_is_retried_as_without_one(
+    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture, what: str
+) -> None:
+    """``Retry-After: ²`` (latin-1 0xB2): a digit to str.isdigit, not to float() nor to RFC
+    9110, whose delay-seconds are ASCII digits. The answer is a 503 like any other: retried
+    after the backoff, not an error of sitegen's own."""
+    site = make_sandbox(tmp_path)
+    upstream.publish([*upstream.specs, VICTIM])
+    path = upstream.path(VICTIM_FN) if what == "package" else "/linux-64/repodata.json.zst"
+    upstream.server.add_fault(path, respond(503, headers={"Retry-After": "\u00b2"}), times=1)
+    with caplog.at_level(logging.WARNING, logger="sitegen"):
+        report = await mirror_unchecked(site_config(site, upstream.server.url, retries=1))
+    assert report.status == COMPLETED and not report.failed, report
+    assert upstream.server.count(path, status=503) == 1
+    assert VICTIM_FN in listed(site) and VICTIM_FN in on_disk(site)
+    (retry,) = [r.getMessage() for r in caplog.records if "attempt 1 of 2" in r.getMessage()]
+    assert "HTTP 503; trying again in" in retry, retry
+    assert_site_invariant(site)

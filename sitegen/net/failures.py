@@ -139,7 +139,9 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     value = headers.get("retry-after", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    # RFC 9110's delay-seconds are ASCII digits; str.isdigit takes others too (², ①), which
+    # float() refuses.
+    if value.isascii() and value.isdigit():
         seconds = float(value)
     else:
         try:
