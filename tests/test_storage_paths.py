@@ -96,3 +96,18 @@ def test_cleaning_spares_the_temporaries_of_a_live_writer(tmp_path: Path) -> Non
         live.wait()
     assert site.clean_temp_tree() == 1
     assert entries(directory) == []
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("pid", ["0", "²", "٣", "99999999999999999999", "-1", ""], ids=repr)
+def test_a_temporary_named_for_no_process_is_cleaned(tmp_path: Path, pid: str) -> None:
+    """A dot-name no sitegen process wrote (a pid of 0, which kill() reads as the caller's own
+    process group, other digits than ASCII, a number no pid reaches) belongs to no live writer:
+    cleaned like a dead writer's, not an error that stops the run, and never kept forever."""
+    site = Site(tmp_path / "site")
+    directory = site.root / "chan" / "linux-64"
+    site.ensure_dir(directory)
+    (directory / f"{TEMP_PREFIX}{pid}-a-1.0-0.conda.0000").write_bytes(b"x")
+    assert storage.temp_writer_alive(f"{TEMP_PREFIX}{pid}-a") is False
+    assert site.clean_temp_tree() == 1
+    assert entries(directory) == []

@@ -8,6 +8,8 @@ import hashlib
 import os
 
 TEMP_PREFIX = ".sitegen-tmp-"
+# Linux's PID_MAX_LIMIT: no process id reaches it.
+_PID_LIMIT = 1 << 22
 
 
 def short_name(name: str) -> str:
@@ -27,9 +29,14 @@ def temp_writer_alive(name: str) -> bool:
 
 def _writer_alive(rest: str) -> bool:
     pid_text = rest.split("-", 1)[0]
-    if not pid_text.isdigit():
+    # Only the ASCII pid of a process sitegen names its temporaries for: other digits
+    # (str.isdigit takes "²" and "٣"), 0 (kill() would test the caller's own process group) or
+    # a number past any pid (kill() overflows) name no writer, whoever made the file.
+    if not (pid_text.isascii() and pid_text.isdigit() and len(pid_text) <= len(str(_PID_LIMIT))):
         return False
     pid = int(pid_text)
+    if not 0 < pid < _PID_LIMIT:
+        return False
     if pid == os.getpid():
         return False  # this process has no write in flight when it cleans up
     try:
