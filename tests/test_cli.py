@@ -17,6 +17,7 @@ import pytest
 from sitegen import __version__
 from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, build_parser, main
 from sitegen.commands.common import release_memory
+from sitegen.passive.listen import parse_listen
 from sitegen.store.lock import SiteLock
 from sitegen.tools.demo import own_command
 
@@ -222,6 +223,16 @@ def test_a_number_out_of_range_is_a_usage_error(
         build_parser().parse_args(argv)
     assert info.value.code == EXIT_CONFIG
     assert f"error: argument {why}" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("value", ["127.0.0.1:²", "²", "[::1]:٣", "127.0.0.1:", "x:80x"], ids=repr)
+def test_a_fetcher_address_whose_port_is_not_ascii_digits_is_refused(value: str) -> None:
+    """`fetcher --listen`: a port in other digits ("²" is a digit to str.isdigit, not to int();
+    "٣" would silently listen on port 3) is refused with the usage line."""
+    with pytest.raises(ValueError, match="must be HOST:PORT"):
+        parse_listen(value)
+    assert parse_listen("[::1]:8901") == ("::1", 8901)
 
 
 @pytest.mark.integration

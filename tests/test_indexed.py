@@ -4,6 +4,7 @@ the record, stable across reruns, re-downloads and a site rebuilt from its state
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, SHARDS_DIR, decode_index, decode_shard
 from sitegen.conda.version import timestamp_ms
 from sitegen.layout import indexed_timestamps_path
+from sitegen.sync.prepare import first_seen_now_ms
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from testkit.records import JAN_2024, raw_record
@@ -270,3 +272,20 @@ async def test_stamps_that_cannot_be_saved_fail_only_their_subdir_and_say_where(
     assert error.endswith(f"({state}); kept the previous state")
     # Logged as the other publishing failures are, the file named.
     assert any(str(state) in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("value", ["1700000000", "²", "١٧٠٠٠٠٠٠٠٠", "soon", ""], ids=repr)
+def test_source_date_epoch_is_read_in_ascii_digits_only(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SOURCE_DATE_EPOCH fixes the first-seen stamp (reproducible sites) when it is what the
+    convention says, ASCII digits; any other value is no time at all, never an error that stops
+    the run ("²" is a digit to str.isdigit, not to int())."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    before = time.time() * 1000
+    stamp = first_seen_now_ms()
+    if value == "1700000000":
+        assert stamp == 1_700_000_000_000
+    else:
+        assert before - 1 <= stamp <= time.time() * 1000 + 1

@@ -22,7 +22,8 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep:
         host, port = DEFAULT_LISTEN[0], text
     host = host.strip("[]") or DEFAULT_LISTEN[0]
-    if not port.isdigit() or not 0 <= int(port) < 65536:
+    # ASCII digits only: str.isdigit takes others too ("²", which int() refuses; "٣", a 3).
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536:
         raise ValueError(f"--listen {value!r} must be HOST:PORT, e.g. 127.0.0.1:8901")
     return host, int(port)
 

@@ -185,7 +185,9 @@ def first_seen_now_ms() -> int:
     reproducible-builds convention, in seconds) where set, so two sites built from the same
     inputs publish the same bytes."""
     fixed = os.environ.get("SOURCE_DATE_EPOCH", "")
-    return int(fixed) * 1000 if fixed.isdigit() else int(time.time() * 1000)
+    # ASCII digits, as the convention says: str.isdigit takes others ("²") that int() refuses.
+    valid = fixed.isascii() and fixed.isdigit()
+    return int(fixed) * 1000 if valid else int(time.time() * 1000)
 
 
 def stamp_indexed(
