@@ -21,14 +21,8 @@ from typing import Any
 from sitegen import __version__
 from sitegen.access.commands import add_token_commands
 from sitegen.commands import gates, local, mirror, site
-from sitegen.commands.common import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_LOCKED,
-    EXIT_OK,
-    AddCommand,
-)
+from sitegen.commands.common import AddCommand
+from sitegen.exit_status import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK
 
 __all__ = [
     "EXIT_CONFIG",

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from sitegen.commands.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from sitegen.exit_status import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from sitegen.access.tokens import TokenRecord

@@ -1,4 +1,4 @@
-"""What every subcommand shares: exit statuses, the -c/--out options, free text from the
+"""What every subcommand shares: the -c/--out options, free text from the
 command line checked, the login name, loading the configuration, rendering the pages after
 a run."""
 
@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sitegen.config import SiteConfig
-
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # add(name, help) -> the subcommand's parser (with the shared -v/-q and a description).
 AddCommand = Callable[[str, str], argparse.ArgumentParser]

@@ -9,9 +9,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sitegen.commands.common import (
-    EXIT_FAILED,
-    EXIT_LOCKED,
-    EXIT_OK,
     AddCommand,
     add_site_options,
     check_text,
@@ -20,6 +17,7 @@ from sitegen.commands.common import (
     render_pages,
     whole_number,
 )
+from sitegen.exit_status import EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 
 if TYPE_CHECKING:  # the subcommands import what they run when they run
     from sitegen.sync.report import ApprovalChange

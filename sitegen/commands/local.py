@@ -8,16 +8,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sitegen.commands.common import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    EXIT_OK,
-    AddCommand,
-    add_site_options,
-    load,
-    render_pages,
-)
+from sitegen.commands.common import AddCommand, add_site_options, load, render_pages
 from sitegen.commands.mirror import run_mirror_command
+from sitegen.exit_status import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from sitegen.config import SiteConfig

@@ -8,17 +8,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from sitegen.commands.common import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_LOCKED,
-    EXIT_OK,
-    AddCommand,
-    add_site_options,
-    load,
-    render_pages,
-)
+from sitegen.commands.common import AddCommand, add_site_options, load, render_pages
+from sitegen.exit_status import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK
 
 if TYPE_CHECKING:
     from sitegen.config import SiteConfig

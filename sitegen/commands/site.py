@@ -11,10 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sitegen.commands.common import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    EXIT_LOCKED,
-    EXIT_OK,
     AddCommand,
     add_site_options,
     check_text,
@@ -22,6 +18,7 @@ from sitegen.commands.common import (
     render_pages,
     whole_number,
 )
+from sitegen.exit_status import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 
 if TYPE_CHECKING:
     from sitegen.config import SiteConfig
