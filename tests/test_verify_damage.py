@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,46 @@ def test_a_current_repodata_whose_records_differ_from_repodata_is_reported_and_r
     assert current.read_bytes() == pristine
     capsys.readouterr()
     assert main(["verify", "-c", str(config)]) == 0
+
+
+@pytest.mark.parametrize("linked", [CHANNEL, f"{CHANNEL}/{LINUX}"])
+def test_a_channel_folder_that_is_a_link_out_of_the_site_is_reported_and_left_alone(
+    mirrored: tuple[Path, Path, UpstreamServer],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    linked: str,
+) -> None:
+    """A channel or subdir folder made a link to a directory out of the site: nothing is read,
+    written or removed through it, not even with --repair and damage there to repair; the
+    link is named and the command exits 1."""
+    config, site, _server = mirrored
+    outside = tmp_path / "outside"
+    (site / linked).rename(outside)
+    (site / linked).symlink_to(outside)
+    subdir = outside if linked.endswith(LINUX) else outside / LINUX
+    (subdir / "repodata.json.zst").write_bytes(b"not zstd")
+    (subdir / "zeta-9.9-h0_0.conda").write_bytes(b"not listed anywhere")
+    (subdir / TEMP).write_bytes(b"half a download")
+    before = site_digest(outside)
+    for args in ([], ["--repair"]):
+        capsys.readouterr()
+        assert main(["verify", "-c", str(config), *args]) == 1, args
+        out = capsys.readouterr().out
+        assert verify_problems(out) == {linked: "metadata"}, out
+        assert f"metadata: {linked}: " in out and "left alone" in out, out
+        assert site_digest(outside) == before and (subdir / TEMP).exists()
+        assert (site / linked).is_symlink()
+
+
+def test_a_channel_folder_that_is_a_loop_of_links_is_reported(
+    mirrored: tuple[Path, Path, UpstreamServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, site, _server = mirrored
+    shutil.rmtree(site / CHANNEL)
+    (site / CHANNEL).symlink_to(site / CHANNEL)
+    for args in ([], ["--repair"]):
+        capsys.readouterr()
+        assert main(["verify", "-c", str(config), *args]) == 1, args
+        out = capsys.readouterr().out
+        assert f"metadata: {CHANNEL}: a loop of symbolic links: left alone\n" in out, out
+        assert (site / CHANNEL).is_symlink()

@@ -17,7 +17,9 @@ source's index vouch for; no subdir that was published lost its ``repodata.json`
 repaired), nor its origins map the mirror of a listed file (:mod:`sitegen.tools.verify_origins`:
 written again only for a channel fed by one mirror), a channel's ``notices.json`` is what its ``notices:`` make now and its
 ``channeldata.json`` agrees with its subdirs' ``repodata.json``; the installer folders hold just the files their state
-describes (:mod:`sitegen.tools.verify_installers`); no temporary files linger.
+describes (:mod:`sitegen.tools.verify_installers`); no temporary files linger. A channel whose
+folder, or a subdir's, is a link out of the site (or a loop of links) is named and left alone
+(:func:`sitegen.tools.verify_channel.links_out`).
 With ``--repair`` missing or corrupt files of active mirrors are downloaded again (verified as
 always, ``download.concurrency`` at a time), those of local sources are linked or copied again from their folder (verified against
 the published record), and corrupt files of passive mirrors are removed, so the fetcher fetches
@@ -70,6 +72,7 @@ from sitegen.tools.verify_awaiting import extra_files
 from sitegen.tools.verify_channel import (
     channel_problems,
     frozen_by_command,
+    links_out,
     lost_repodata,
     published_subdirs,
 )
@@ -138,8 +141,10 @@ async def verify_site(
 ) -> VerifyReport:
     site = Site(config.output)
     report = VerifyReport(sample=sample)
+    # A link out of the site where a channel is is something to report (and leave alone).
     published = any(
-        published_subdirs(site, c) or lost_repodata(site, c) for c in config.channels
+        links_out(site, c) or published_subdirs(site, c) or lost_repodata(site, c)
+        for c in config.channels
     ) or installers_published(config)
     if not published and lock_holder(site.state_dir) is None:
         # (A first run under way is reported as locked, below.) Nothing is taken or made,
@@ -193,6 +198,10 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
     by_command, found = frozen_by_command(site, config)
     report.problems += [Problem(*problem) for problem in found]
     for channel in config.channels:
+        linked = links_out(site, channel)
+        if linked:
+            report.problems += [Problem(*problem) for problem in linked]
+            continue
         frozen = channel.frozen or channel.path in by_command
         # Each published subdir's records, for channeldata.json; None when one is unreadable.
         records: dict[str, dict[str, Record]] | None = {}

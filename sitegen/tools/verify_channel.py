@@ -38,6 +38,7 @@ from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.notices import encode_notices
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.config.model import LINK_LOOP, real_path
 from sitegen.layout import (
     REPODATA,
     channeldata_path,
@@ -50,7 +51,7 @@ from sitegen.layout import (
 )
 from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage
-from sitegen.store.site import Site
+from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.local import is_local
 from sitegen.sync.publish_channel import published_notices, write_channeldata, write_notices
 
@@ -68,6 +69,32 @@ def frozen_by_command(site: Site, config: SiteConfig) -> tuple[set[str], list[Fo
     frozen, why = FrozenChannels(site).load_or_all(c.path for c in config.channels)
     path = frozen_path(site.root).relative_to(site.root).as_posix()
     return frozen, [(path, "metadata", why, False)] if why else []
+
+
+def links_out(site: SiteStorage, channel: ChannelConfig) -> list[Found]:
+    """The folder of ``channel``, or else those of its configured subdirs, that a link leads
+    out of the site or into a loop: the site's writer never writes there (a run fails on
+    them), so nothing of the channel is checked or repaired through them; reported, never
+    repaired."""
+    found = []
+    for parts in [(channel.path,)] + [(channel.path, subdir) for subdir in channel.subdirs]:
+        why = _leads_out(site, parts)
+        if why is None:
+            continue
+        found.append(("/".join(parts), "metadata", f"{why}: left alone", False))
+        if len(parts) == 1:  # its subdirs lead out through it: named once
+            break
+    return found
+
+
+def _leads_out(site: SiteStorage, parts: tuple[str, ...]) -> str | None:
+    if real_path(site.root.joinpath(*parts)) is None:
+        return LINK_LOOP
+    try:
+        site.path(*parts)
+    except UnsafePathError as exc:
+        return str(exc)
+    return None
 
 
 def published_subdirs(site: SiteStorage, channel: ChannelConfig) -> list[str]:
