@@ -143,3 +143,30 @@ async def test_an_index_naming_packages_elsewhere_is_reported_and_repaired(
     assert (await verify_site(config, repair=True)).ok
     assert decode_index(path.read_bytes()).base_url == ""
     assert (await verify_site(config)).problems == []
+
+
+async def test_repair_writes_no_shard_through_a_link_out_of_the_site(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """A subdir's shards folder made a link to a directory out of the site: verify --repair
+    rebuilds nothing through it (the site's writer writes only within the site), and the
+    missing shard stays reported."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await mirror_checked(config)
+    linux = site / CHANNEL / "linux-64"
+    outside = tmp_path / "outside"
+    (linux / SHARDS_DIR).rename(outside)
+    (linux / SHARDS_DIR).symlink_to(outside)
+    index = decode_index((linux / SHARD_INDEX).read_bytes())
+    missing = outside / f"{index.shards['zlib'].hex()}.msgpack.zst"
+    missing.unlink()
+    before = sorted(outside.iterdir())
+
+    report = await verify_site(config, repair=True)
+    assert not report.ok
+    assert [p.path for p in report.problems if not p.repaired] == [
+        f"{CHANNEL}/linux-64/{SHARDS_DIR}/{missing.name}"
+    ]
+    assert sorted(outside.iterdir()) == before
+    assert (linux / SHARDS_DIR).is_symlink()

@@ -24,6 +24,7 @@ from sitegen.conda.shards import (
     BASE_URL,
     SHARD_INDEX,
     SHARDS_BASE_URL,
+    SHARDS_DIR,
     ShardError,
     ShardIndex,
     build_shard,
@@ -37,7 +38,7 @@ from sitegen.conda.shards import (
     shard_filename,
 )
 from sitegen.layout import retired_shards_path, shard_path, shards_dir
-from sitegen.store.site import Site
+from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.prune import prune_shards, unretire_shards
 
 log = logging.getLogger("sitegen")
@@ -67,7 +68,7 @@ def write_shards(
     built whose file is there already is compared with it byte for byte: a file of the right
     size may hold other bytes, and one left by a run whose flush failed is flushed again.
     """
-    folder = shards_dir(directory)
+    folder = _checked_shards_dir(site, directory)
     site.ensure_dir(folder)
     known = current or {}
     index: dict[str, bytes] = {}
@@ -88,6 +89,13 @@ def write_shards(
         # published (the caller writes it after this returns).
         site.sync([folder])
     return WrittenShards(shards=index, written=written, built=built)
+
+
+def _checked_shards_dir(site: Site, directory: Path) -> Path:
+    """The shards folder of the subdir ``directory`` (a folder of the site), refused with
+    :class:`UnsafePathError` when it is a link leading out of the site: no shard is written or
+    pruned through it."""
+    return site.path(directory.relative_to(site.root).as_posix(), SHARDS_DIR)
 
 
 def write_changed_shards(
@@ -290,11 +298,11 @@ def prune_unnamed(site: Site, channel_path: str, subdir: str, grace_days: float)
     try:
         prune_shards(
             site,
-            shards_dir(directory),
+            _checked_shards_dir(site, directory),
             named_files(index),
             retired,
             time.time(),
             grace_days * 86400,
         )
-    except OSError as exc:
+    except (OSError, UnsafePathError) as exc:
         log.warning("%s/%s: could not prune shards: %s", channel_path, subdir, exc)

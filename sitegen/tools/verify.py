@@ -64,7 +64,7 @@ from sitegen.net.upstream import open_upstreams
 from sitegen.store.interface import SiteStorage
 from sitegen.store.lock import SiteLock, SiteLocked, lock_holder
 from sitegen.store.origins import Origins
-from sitegen.store.site import TEMP_PREFIX, Site, temp_writer_alive
+from sitegen.store.site import TEMP_PREFIX, Site, UnsafePathError, temp_writer_alive
 from sitegen.sync.gates import with_gate_sources
 from sitegen.sync.local import is_local, restore
 from sitegen.sync.publish_shards import grace_shard_problems, rebuild_shards, shard_problems
@@ -239,7 +239,9 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
             shard_found = [Problem(f"{relative}/{path}", "metadata", why) for path, why in shards]
             report.problems.extend(shard_found)
             if repair and shard_found:
-                with contextlib.suppress(ShardError):  # then left as found, not repaired
+                # Left as found, not repaired: shards that cannot be built, or a shards folder
+                # that is a link out of the site (never written through).
+                with contextlib.suppress(ShardError, UnsafePathError):
                     retired = retired_shards_path(site.root, channel.path, subdir)
                     await trio.to_thread.run_sync(
                         rebuild_shards, site, directory, subdir, repodata.records, retired
