@@ -348,7 +348,7 @@ PREFIX = (
         ),
         ('{"numpy": "pkg:pypi/numpy"}', "purls.json: numpy: expected a list"),
         ('{"numpy": ["pypi/numpy"]}', "purls.json: numpy[0]: not a package URL: 'pypi/numpy'"),
-        ('{"numpy": ["pkg:pypi"]}', "purls.json: numpy[0]: package URL without a name"),
+        ('{"numpy": ["pkg:pypi"]}', "purls.json: numpy[0]: invalid package URL: purl is missing"),
         ('{"": ["pkg:pypi/x"]}', "purls.json: (top level): a conda package name is"),
         ("[3]", "purls.json: [0]: expected an object"),
         ('[{"purl": "pkg:pypi/x"}]', "purls.json: [0]: missing required key 'name'"),

@@ -145,8 +145,8 @@ def kept_copy(root: Path, url: str) -> Path:
     reads advisories: a run that finds the feed unchanged (a 304), and the renders, decode it
     in a tenth of the time parsing the archive takes, which at tens of thousands of advisories
     is seconds. Its name holds a digest of the reader's code: a copy read by other code
-    (another sitegen, another release of cvss or of py-rattler, whose versions decide which
-    are valid) is not taken for one, and the feed is fetched whole again."""
+    (another sitegen, another release of cvss, of py-rattler or of packageurl-python, whose
+    versions decide which are valid and what their purls read as) is not taken for one, and the feed is fetched whole again."""
     key = _reader_digest().hex()[:24]
     return feed_copy(advisory_feed_dir(root, url), key)
 
@@ -224,7 +224,12 @@ _COPY = msgspec.msgpack.Decoder(tuple[Advisory, ...])
 
 @functools.cache
 def _reader_digest() -> bytes:
-    libraries = (__version__, cvss.__version__, metadata.version("py-rattler"))
+    libraries = (
+        __version__,
+        cvss.__version__,
+        metadata.version("py-rattler"),
+        metadata.version("packageurl-python"),
+    )
     digest = hashlib.sha256(repr(libraries).encode())
     for module in _READER:
         digest.update(Path(module.__file__ or "").read_bytes())

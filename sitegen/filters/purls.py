@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote
 
-from sitegen.config.yaml_nodes import shown_value
+from packageurl import PackageURL
+
+from sitegen.config.yaml_nodes import shown_reason, shown_value
 
 # OSV ecosystem (https://ossf.github.io/osv-schema/#affectedpackage-field) -> purl type, for
 # those with a registered purl type. Advisories of the others (Linux distributions, whose
@@ -57,21 +58,17 @@ class Purl:
 
 def parse_purl(text: str) -> Purl:
     """The type, key and version of a package URL (qualifiers and subpath dropped)."""
-    # The scheme is case-insensitive, as URL schemes are (the spec writes it lower-case).
+    # The spec lower-cases the scheme before comparing it with "pkg" (URL schemes are
+    # case-insensitive); packageurl-python compares it as written, so it is given "pkg:".
     if text[:4].lower() != "pkg:":
         raise PurlError(f"not a package URL: {shown_value(text)}")
-    body = text[4:].lstrip("/").split("#")[0].split("?")[0]
-    kind, _, rest = body.partition("/")
-    # The version follows the last "@" (the spec splits from the right), in the last segment:
-    # a namespace may hold an "@" unencoded, as npm scopes are often written (@babel/core).
-    namespace, slash, last = rest.rpartition("/")
-    name, _, version = last.rpartition("@") if "@" in last else (last, "", "")
-    path = namespace + slash + name
-    parts = [unquote(p) for p in path.strip("/").split("/") if p]
-    if not kind or not parts:
-        raise PurlError(f"package URL without a name: {shown_value(text)}")
-    kind = kind.lower()
-    return Purl(kind, package_key(kind, "/".join(parts)), unquote(version) or None)
+    try:
+        purl = PackageURL.from_string("pkg:" + text[4:])
+    except ValueError as exc:
+        # The library's reason quotes the text: cut, as a long one would flood the message.
+        raise PurlError(f"invalid package URL: {shown_reason(str(exc))}") from None
+    path = f"{purl.namespace}/{purl.name}" if purl.namespace else purl.name
+    return Purl(purl.type, package_key(purl.type, path), purl.version)
 
 
 def package_key(kind: str, name: str) -> str:
