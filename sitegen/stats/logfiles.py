@@ -77,11 +77,15 @@ class ReadReport:
 
 def rotated_siblings(log: Path) -> list[Path]:
     """``log`` and its rotated files (``log.1``, ``log.2.gz``, ``log-20261205.gz``), oldest
-    first (by modification time, the live log last on a tie)."""
+    first (by modification time, the live log last on a tie).
+
+    A directory that is gone holds none; one that cannot be listed (permissions) raises
+    OSError: its files may still be there. A file that cannot be looked at (a link into a
+    directory without permission) is listed first, for its reading to fail."""
     found: dict[Path, tuple[int, int]] = {}
     try:
         entries = list(os.scandir(log.parent))
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     for entry in entries:
         name = entry.name
@@ -91,8 +95,10 @@ def rotated_siblings(log: Path) -> list[Path]:
             if not entry.is_file():
                 continue
             mtime = entry.stat().st_mtime_ns
-        except OSError:
+        except FileNotFoundError:  # gone since the listing (a link's target too)
             continue
+        except OSError:
+            mtime = -1
         found[log.parent / name] = (mtime, 1 if name == log.name else 0)
     return sorted(found, key=lambda p: (*found[p], p.name))
 
@@ -361,7 +367,12 @@ def read_logs(
     kept: list[Cursor] = []
     report = ReadReport()
     for log in logs:
-        for path in rotated_siblings(log):
+        try:
+            paths = rotated_siblings(log)
+        except OSError:
+            report.errors += 1  # its files' cursors are kept, below
+            continue
+        for path in paths:
             matched, updated = read_file(path, known, sink, report)
             if updated is None:
                 continue

@@ -1,0 +1,93 @@
+"""Logs that cannot be read for a while (a directory or a link's target without permission for
+the user counting): the count fails, the cursors stay, and nothing is counted twice once they
+can be read again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import EXIT_FAILED, EXIT_OK
+from testkit.require import missing
+
+pytestmark = pytest.mark.integration
+
+
+def _unprivileged() -> list[str]:
+    """A command prefix under which file permissions bind: none for a user; for root a user
+    namespace of its own (``unshare -U``), where root keeps its own files' owner rights but
+    no power over permissions."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        probe = subprocess.run(["unshare", "-U", "true"], capture_output=True, timeout=30)
+    except FileNotFoundError:
+        missing("unshare is not installed (apt-get install -y util-linux)")
+    if probe.returncode != 0:
+        missing(f"no user namespace for root to drop its powers in: {probe.stderr!r}")
+    return ["unshare", "-U"]
+
+
+def _stats(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*_unprivileged(), sys.executable, "-m", "sitegen", "stats", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _downloads(site: Path) -> int:
+    return int(json.loads((site / "stats.json").read_bytes())["totals"]["downloads"])
+
+
+@pytest.mark.parametrize("shut", ["directory", "link"])
+def test_a_log_unreadable_for_a_while_fails_the_count_and_is_not_counted_twice(
+    tmp_path: Path, shut: str
+) -> None:
+    """``directory``: the log's directory cannot be listed (Apache's /var/log/apache2 is root's
+    and adm's only); ``link``: the log is a link into a directory that cannot be entered."""
+    logs, held = tmp_path / "logs", tmp_path / "held"
+    logs.mkdir()
+    held.mkdir()
+    log = logs / "access.log"
+    if shut == "link":
+        log.symlink_to(held / "access.log")
+    stamp = (datetime.now(UTC) - timedelta(days=1)).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    log.write_bytes(
+        f'192.0.2.1 - - [{stamp}] "GET /x/linux-64/a-1-0.conda HTTP/1.1" 200 10 "-"'
+        ' "pixi/0.39.0"\n'.encode()
+    )
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+            output: {tmp_path / "site"}
+            channels:
+              x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
+            stats: {{logs: [{log}]}}
+            """)
+    )
+    counted = _stats(config)
+    assert counted.returncode == EXIT_OK, counted.stderr
+    assert _downloads(tmp_path / "site") == 1
+
+    shut_dir = logs if shut == "directory" else held
+    shut_dir.chmod(0)
+    try:
+        refused = _stats(config)
+    finally:
+        shut_dir.chmod(0o755)
+    assert refused.returncode == EXIT_FAILED, refused.stdout + refused.stderr
+    assert "could not be read" in refused.stderr
+
+    again = _stats(config)
+    assert again.returncode == EXIT_OK, again.stderr
+    assert _downloads(tmp_path / "site") == 1
