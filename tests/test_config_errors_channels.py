@@ -91,6 +91,35 @@ ERRORS: list[ConfigErrorCase] = [
         "https://, http:// or file://",
     ),
     (
+        # Two slashes where three are meant: 'srv' would be read as a host and dropped, and
+        # the run would find nothing at /conda/channel (an empty channel, published).
+        "file URL with a host",
+        """
+        output: site
+        channels:
+          local/a:
+            url: file://srv/conda/channel
+            subdirs: [linux-64]
+        """,
+        "file://srv",
+        "channels.local/a.url",
+        "a file:// URL names no host",
+    ),
+    (
+        # Read against whatever directory the run starts in (cron's is not the operator's).
+        "file URL with a relative path",
+        """
+        output: site
+        channels:
+          local/a:
+            url: file:conda/channel
+            subdirs: [linux-64]
+        """,
+        "file:conda",
+        "channels.local/a.url",
+        "the path of a file:// URL must be absolute",
+    ),
+    (
         "literal token in URL",
         """
         output: site

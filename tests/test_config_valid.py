@@ -183,11 +183,16 @@ def test_file_url_and_http_url_are_accepted() -> None:
           local/b:
             url: http://127.0.0.1:8080/b/
             subdirs: [noarch]
+          local/c:
+            url: file://localhost/srv/channels/c
+            subdirs: [noarch]
     """)
-    a, b = parse_config(text).channels
+    a, b, c = parse_config(text).channels
     assert a.mirrors[0].source_url({}) == "file:///srv/channels/a"
     assert a.mirrors[0].subdirs == ("noarch",)
     assert b.mirrors[0].source_url({}) == "http://127.0.0.1:8080/b"  # trailing slash dropped
+    # 'localhost' is the one host a file:// URL may name: the machine the run is on.
+    assert c.mirrors[0].source_url({}) == "file://localhost/srv/channels/c"
 
 
 def test_passive_mode_is_parsed() -> None:

@@ -175,3 +175,21 @@ def test_source_url_fills_references_and_encodes_only_the_user_part() -> None:
     for url, expected in cases.items():
         mirror = MirrorConfig(name="m", url=url, subdirs=("linux-64",))
         assert mirror.source_url(env) == expected, url
+
+
+def test_a_file_url_that_its_variable_makes_name_a_host_is_an_error(tmp_path: Path) -> None:
+    """``file://${ROOT}/conda`` with ROOT=srv (its '/' forgotten) reads as the host 'srv' and
+    the path /conda: refused as the same URL written out would be, naming the variable."""
+    path = tmp_path / "channels.yaml"
+    text = "output: site\nchannels:\n  a/one:\n    url: file://${SITEGEN_CONFIG_ROOT}/conda\n"
+    path.write_text(text + "    subdirs: [linux-64]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"SITEGEN_CONFIG_ROOT": "srv"})
+    assert str(info.value) == (
+        f"{path}:4: channels.a/one.url: not a valid URL once SITEGEN_CONFIG_ROOT from the"
+        " environment are filled in"
+    )
+    config = load_config(path, environ={"SITEGEN_CONFIG_ROOT": "/srv"})
+    assert config.channels[0].mirrors[0].source_url({"SITEGEN_CONFIG_ROOT": "/srv"}) == (
+        "file:///srv/conda"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import SplitResult
 
 from sitegen.config.urls import (
     ENV_REF_RE,
@@ -47,6 +48,10 @@ def parse_url(
         )
     if parts.scheme == "file" and not parts.path:
         raise node.error("file:// URL has no path")
+    if parts.scheme == "file" and not ENV_REF_RE.search(url):
+        problem = _file_url_problem(parts)
+        if problem is not None:
+            raise node.error(f"{problem}, got {shown_value(redact_url(url))}")
     if LITERAL_TOKEN_RE.search(url):
         raise node.error(
             "the URL holds a literal token (/t/<token>/); write /t/${ENV_VAR}/ and set the"
@@ -70,6 +75,18 @@ def parse_url(
     return url
 
 
+def _file_url_problem(parts: SplitResult) -> str | None:
+    """Why a file:// URL names no directory of this machine, or None. The run reads its path
+    alone: a host ('file://srv/conda', two slashes for three) would be dropped unseen, and a
+    relative path read against whatever directory the run starts in (cron's, not the
+    operator's); either way the run finds no channel there and publishes an empty one."""
+    if parts.netloc not in ("", "localhost"):
+        return "a file:// URL names no host: write three slashes before the absolute path"
+    if not parts.path.startswith("/"):
+        return "the path of a file:// URL must be absolute (file:///srv/conda/channel)"
+    return None
+
+
 def _host_name(host: str) -> bool:
     try:
         raw = host.encode("ascii") if host.isascii() else host.encode("idna")
@@ -88,6 +105,8 @@ def _check_filled(node: YamlNode, url: str, environ: Mapping[str, str]) -> None:
         parts = node.url(fill_url(url, environ))
         if parts.scheme != "file" and not _host_name(parts.hostname or ""):
             raise ConfigError("not a valid host name")
+        if parts.scheme == "file" and _file_url_problem(parts) is not None:
+            raise ConfigError("not a directory of this machine")
     except ConfigError:
         # Only the variables' names go into the message: a value may be a secret.
         raise node.error(
