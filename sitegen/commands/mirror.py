@@ -289,7 +289,9 @@ def _render(args: argparse.Namespace) -> int:
         log.error("rendering the pages failed: %s", exc)
         return EXIT_FAILED
     print(f"pages: {stats}")
-    return EXIT_OK
+    # A channel whose pages were left as they were (its folder a link out of the site, named
+    # in a warning) is a site not rendered whole.
+    return EXIT_FAILED if stats.left_out else EXIT_OK
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -25,7 +25,15 @@ from sitegen.sync.history import History
 from sitegen.sync.installers import sync_installers
 from sitegen.sync.options import MirrorOptions
 from sitegen.sync.pipeline import run_pipeline
-from sitegen.sync.report import COMPLETED, FAILED, RUNNING, STOPPED, RunError, RunReport
+from sitegen.sync.report import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    STOPPED,
+    MirrorReport,
+    RunError,
+    RunReport,
+)
 from sitegen.sync.scope import RunScope
 
 log = logging.getLogger("sitegen")
@@ -76,6 +84,8 @@ async def run_selected(
                 with stop.run_scope:
                     async with trio.open_nursery() as nursery:
                         scope = RunScope.of(config, options, site, selected, installers)
+                        scope, linked = scope.without_links_out()
+                        report.mirrors.extend(_linked_out(config, selected, linked))
                         # A run waiting on the network says so, every few seconds.
                         nursery.start_soon(heartbeat, scope.activity)
                         if scope.selected:
@@ -128,6 +138,25 @@ async def run_selected(
         # as it does on a signal that comes a moment later.
         raise KeyboardInterrupt
     return report
+
+
+def _linked_out(
+    config: SiteConfig, selected: set[str], linked: dict[str, str]
+) -> list[MirrorReport]:
+    """The reports of the selected mirrors of channels a link leads out of the site: failed,
+    saying which folder, before the rest of the run."""
+    out = []
+    for channel, mirror in config.mirrors:
+        if channel.path in linked and mirror.name in selected:
+            why = f"{linked[channel.path]}: the channel is left alone"
+            log.error("%s: %s", mirror.name, why)
+            mr = MirrorReport(
+                mirror.name, channel.path, mirror.display_url(), mirror.mode, mirror.kind
+            )
+            mr.status = FAILED
+            mr.errors.append(why)
+            out.append(mr)
+    return out
 
 
 class _StopListener:

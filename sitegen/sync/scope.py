@@ -3,10 +3,11 @@ whose mirrors were selected."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sitegen.config import ChannelConfig, InstallerConfig, MirrorConfig, SiteConfig
 from sitegen.net.activity import Activity
+from sitegen.store.links_out import channel_link_out
 from sitegen.store.site import Site
 from sitegen.sync.inputs import file_signature
 from sitegen.sync.options import MirrorOptions
@@ -39,6 +40,18 @@ class RunScope:
         channels = tuple(c for c in config.channels if any(m.name in selected for m in c.mirrors))
         folders = tuple(i for i in config.installers if i.path in installers)
         return cls(config, options, site, frozenset(selected), channels, installers=folders)
+
+    def without_links_out(self) -> tuple[RunScope, dict[str, str]]:
+        """This scope less the channels whose folder (or a subdir's) a link leads out of the
+        site or into a loop, and those channels' ``<folder>: <why>`` by path: the site's
+        writer refuses every path through them, so they fail before anything is fetched, and
+        the other channels run."""
+        linked = {c.path: why for c in self.channels if (why := channel_link_out(self.site, c))}
+        if not linked:
+            return self, linked
+        channels = tuple(c for c in self.channels if c.path not in linked)
+        names = {m.name for c in channels for m in c.mirrors}
+        return replace(self, channels=channels, selected=self.selected & names), linked
 
     @property
     def mirrors(self) -> list[tuple[ChannelConfig, MirrorConfig]]:

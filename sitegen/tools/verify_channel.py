@@ -38,7 +38,6 @@ from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.notices import encode_notices
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.config.model import LINK_LOOP, real_path
 from sitegen.layout import (
     REPODATA,
     channeldata_path,
@@ -51,7 +50,8 @@ from sitegen.layout import (
 )
 from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage
-from sitegen.store.site import Site, UnsafePathError
+from sitegen.store.links_out import channel_links_out
+from sitegen.store.site import Site
 from sitegen.sync.local import is_local
 from sitegen.sync.publish_channel import published_notices, write_channeldata, write_notices
 
@@ -76,25 +76,10 @@ def links_out(site: SiteStorage, channel: ChannelConfig) -> list[Found]:
     out of the site or into a loop: the site's writer never writes there (a run fails on
     them), so nothing of the channel is checked or repaired through them; reported, never
     repaired."""
-    found = []
-    for parts in [(channel.path,)] + [(channel.path, subdir) for subdir in channel.subdirs]:
-        why = _leads_out(site, parts)
-        if why is None:
-            continue
-        found.append(("/".join(parts), "metadata", f"{why}: left alone", False))
-        if len(parts) == 1:  # its subdirs lead out through it: named once
-            break
-    return found
-
-
-def _leads_out(site: SiteStorage, parts: tuple[str, ...]) -> str | None:
-    if real_path(site.root.joinpath(*parts)) is None:
-        return LINK_LOOP
-    try:
-        site.path(*parts)
-    except UnsafePathError as exc:
-        return str(exc)
-    return None
+    return [
+        (folder, "metadata", f"{why}: left alone", False)
+        for folder, why in channel_links_out(site, channel)
+    ]
 
 
 def published_subdirs(site: SiteStorage, channel: ChannelConfig) -> list[str]:

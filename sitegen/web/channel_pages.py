@@ -134,6 +134,18 @@ class ChannelPages:
         )
         return summary
 
+    def keep(self, channel: ChannelConfig) -> ChannelSummary:
+        """The pages of ``channel`` as the last render left them, not read or written: its
+        folder (or a subdir's) is a link out of the site, which pages never go through."""
+        cached = self.old_channels.get(channel.path)
+        if cached is None:
+            return ChannelSummary(path=channel.path)
+        for relpath in cached.pages:
+            if (old := self.writer.old_pages.get(relpath)) is not None:
+                self.writer.produced(relpath, old)
+        self.channels[channel.path] = cached
+        return ChannelSummary.from_json(cached.summary)
+
     def _metadata_stats(self, channel: ChannelConfig) -> MetadataStats:
         """Per subdir: present metadata file -> (size, mtime), the inputs of its pages."""
         out: MetadataStats = {}

@@ -28,6 +28,7 @@ from sitegen.conda.records import gc_paused
 from sitegen.config import SiteConfig, make_scrub
 from sitegen.filters.feeds import with_kept_feeds
 from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_path
+from sitegen.store.links_out import channel_link_out
 from sitegen.store.lock import taking_turns
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History
@@ -148,6 +149,14 @@ class _Renderer:
         # Read once: the channel pages and the approval pages say the same of a freeze.
         self.frozen = frozen_notes(config, site, self.scrub)
         self.channels.frozen = self.frozen
+        # Channels whose folder (or a subdir's) a link leads out of the site: their pages
+        # are left as they are, since writing or removing them would go through the link.
+        self.links_out = {
+            c.path: why for c in config.channels if (why := channel_link_out(site, c))
+        }
+        for why in self.links_out.values():
+            log.warning("pages: %s: its pages are left as they are", why)
+        self.writer.stats.left_out = sorted(self.links_out.values())
 
     def run(self) -> None:
         self._clean_temporaries()
@@ -155,7 +164,10 @@ class _Renderer:
         reports = [r for r in History(self.site).runs() if RUN_ID_RE.match(r.id)]
         self._approval_pages()
         self._advisories(reports)
-        summaries = {c.path: self.channels.render(c) for c in self.config.channels}
+        summaries = {
+            c.path: self.channels.keep(c) if c.path in self.links_out else self.channels.render(c)
+            for c in self.config.channels
+        }
         package_pages = self._package_names()
         # Site-wide pages are public: private channels' runs stay out of them.
         reports = public_reports(reports, self.config)
@@ -207,10 +219,15 @@ class _Renderer:
         # The advisories of the feeds too, from the copies the last run kept.
         config = with_kept_feeds(self.config, self.site.root)
         for channel in config.channels:
+            relpaths = approval_relpaths(channel, private)
+            if channel.path in self.links_out:
+                for relpath in relpaths:
+                    if (old := writer.old_pages.get(relpath)) is not None:
+                        writer.produced(relpath, old)
+                continue
             # Keyed by their inputs: the pending page costs a dependency walk per candidate.
             levels = (config.filters, channel.filters)
             inputs = approval_inputs(self.site.root, channel, now, levels, self.scrub)
-            relpaths = approval_relpaths(channel, private)
             # The pages link to each other: a pending page gone (the source turned private)
             # renders the approved page again, without its link. They say whether the channel
             # is frozen (approvals are published once it is unfrozen).
@@ -244,8 +261,9 @@ class _Renderer:
         root = self.site.root
         directories = [root, root / layout.ASSETS_DIR, root / layout.HISTORY_DIR]
         directories.append(self.manifest_path.parent)
-        directories += [root / layout.package_pages_dir(c.path) for c in self.config.channels]
-        directories += [self.listings_dir / c.path for c in self.config.channels]
+        channels = [c.path for c in self.config.channels if c.path not in self.links_out]
+        directories += [root / layout.package_pages_dir(path) for path in channels]
+        directories += [self.listings_dir / path for path in channels]
         for directory in directories:
             self.site.clean_temp_files(directory)
 

@@ -31,6 +31,8 @@ class RenderStats:
     written: list[str] = field(default_factory=list)
     skipped: int = 0
     removed: list[str] = field(default_factory=list)
+    # The channels whose pages were left as they were, each "<folder>: <why>".
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def unchanged(self) -> int:

@@ -1,0 +1,50 @@
+"""Folders of a channel that a symbolic link leads out of the site, or into a loop of links.
+
+The site's writer refuses every path through such a folder (:meth:`Site.path`), so each
+command finds them first and leaves the channel alone, naming the folder: a run fails the
+channel, a render leaves its pages out, ``verify`` reports it, ``remove`` refuses it. Nothing
+is read, written or deleted through them, since what lies at the end of the link is not the
+site's.
+"""
+
+from __future__ import annotations
+
+from sitegen.config import ChannelConfig
+from sitegen.config.model import LINK_LOOP, real_path
+from sitegen.store.interface import SiteStorage
+from sitegen.store.site import UnsafePathError
+
+
+def leads_out(site: SiteStorage, *parts: str) -> str | None:
+    """Why the folder ``parts`` of the site is not the site's (a link out of it, or a loop of
+    links); None when it is (or is not there)."""
+    folder = site.root.joinpath(*parts)
+    resolved = real_path(folder)
+    if resolved is None:
+        return LINK_LOOP
+    try:
+        site.path(*parts)
+    except UnsafePathError:
+        return f"a link out of the site, to {resolved}"
+    return None
+
+
+def channel_links_out(site: SiteStorage, channel: ChannelConfig) -> list[tuple[str, str]]:
+    """(site-relative folder, why) for the folder of ``channel`` when it leads out, else for
+    each of its configured subdirs that does."""
+    found = []
+    for parts in [(channel.path,)] + [(channel.path, subdir) for subdir in channel.subdirs]:
+        why = leads_out(site, *parts)
+        if why is None:
+            continue
+        found.append(("/".join(parts), why))
+        if len(parts) == 1:  # its subdirs lead out through it: named once
+            break
+    return found
+
+
+def channel_link_out(site: SiteStorage, channel: ChannelConfig) -> str | None:
+    """``<folder>: <why>`` for the first folder of ``channel`` that leads out; None when none
+    does."""
+    found = channel_links_out(site, channel)
+    return None if not found else f"{found[0][0]}: {found[0][1]}"
