@@ -150,6 +150,24 @@ def test_pep_503_names_match_across_advisory_and_mapping(tmp_path):
     }
 
 
+def test_an_ecosystem_written_in_another_case_names_its_packages(tmp_path):
+    # OSV spells them "PyPI" and "npm"; an advisory written by hand may not, and an entry
+    # passed over as of an unknown ecosystem would block nothing.
+    lower = pypi("requests", "2.31.0")
+    lower["package"]["ecosystem"] = "pypi"
+    upper = {"package": {"ecosystem": "NPM", "name": "left-pad"}, "versions": ["1.0.0"]}
+    advisories = [
+        {"id": "GHSA-lower", "affected": [lower]},
+        {"id": "GHSA-upper", "affected": [upper]},
+    ]
+    mapping = {"requests": ["pkg:pypi/requests"], "left-pad": ["pkg:npm/left-pad"]}
+    records = [rec("requests", "2.30.0"), rec("requests", "2.31.0"), rec("left-pad", "1.0.0")]
+    assert excluded(spec(tmp_path, advisories, mapping), records) == {
+        "requests-2.30.0-0.conda": "advisory GHSA-lower",
+        "left-pad-1.0.0-0.conda": "advisory GHSA-upper",
+    }
+
+
 def test_purl_associator_records_count_primary_alternative_and_identity_purls(tmp_path):
     advisories = [
         {"id": "A-primary", "affected": [pypi("pillow", "10.0")]},

@@ -37,6 +37,9 @@ ECOSYSTEM_TYPES = {
     "SwiftURL": "swift",
 }
 PURL_TYPES = frozenset(ECOSYSTEM_TYPES.values())
+# The schema spells each ecosystem one way, but no two differ only in case: an advisory written
+# by hand with "pypi" or "NPM" names those packages, where left unread it would block nothing.
+_ECOSYSTEM_TYPES_FOLDED = {name.casefold(): kind for name, kind in ECOSYSTEM_TYPES.items()}
 
 # Registries whose names are case-insensitive (the purl spec lower-cases them).
 _CASE_INSENSITIVE = frozenset(
@@ -85,9 +88,9 @@ def package_key(kind: str, name: str) -> str:
 
 
 def ecosystem_key(ecosystem: str, name: str) -> str | None:
-    """The key of an OSV ``{ecosystem, name}`` package; None for an ecosystem without a purl
-    type."""
-    kind = ECOSYSTEM_TYPES.get(ecosystem.split(":")[0])
+    """The key of an OSV ``{ecosystem, name}`` package (the ecosystem in any case); None for an
+    ecosystem without a purl type."""
+    kind = _ECOSYSTEM_TYPES_FOLDED.get(ecosystem.split(":")[0].casefold())
     if kind is None:
         return None
     if kind == "maven":
