@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tracemalloc
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import sitegen
 from sitegen.config import DownloadSettings
 from sitegen.net import feed as feed_mod
 from sitegen.net.activity import Activity
@@ -168,3 +170,35 @@ async def test_a_feeds_allow_ids_match_in_any_case_and_one_matching_nothing_is_w
     assert published(tmp_path / "site", CHANNEL, "linux-64") >= OLD_ZLIB
     warned = [r.getMessage() for r in caplog.records if "allows nothing" in r.getMessage()]
     assert len(warned) == 1 and "'GHSA-typo-0000-0000'" in warned[0], warned
+
+
+@pytest.mark.parametrize("module", ["osv.py", "osv_severity.py", "purls.py"])
+def test_a_change_to_the_code_that_scores_or_names_what_a_copy_holds_renews_its_key(
+    tmp_path, module
+):
+    """The copy keeps each advisory's score and its entries' package keys as read: a sitegen
+    whose reading of them differs (its version string unchanged, as between two commits) must
+    not take the copy for its own. Each tree is imported by a Python process of its own."""
+    source = Path(sitegen.__file__).resolve().parent
+    url = "https://osv.example.org/conda/all.zip"
+
+    def key_of(tree: Path) -> str:
+        code = "from pathlib import Path; from sitegen.filters.feeds import kept_copy;"
+        code += f" print(kept_copy(Path('site'), {url!r}).name)"
+        environ = {**os.environ, "PYTHONPATH": str(tree)}
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tree,  # "-c" puts the working directory first on the path
+            env=environ,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    before, after = tmp_path / "before", tmp_path / "after"
+    for tree in (before, after):
+        shutil.copytree(source, tree / "sitegen", ignore=shutil.ignore_patterns("__pycache__"))
+    with (after / "sitegen" / "filters" / module).open("a") as handle:
+        handle.write("\n# another release of this module\n")
+    assert key_of(before) != key_of(after)

@@ -28,7 +28,7 @@ from sitegen.conda.record_secrets import SecretSearch
 from sitegen.config import operator_files
 from sitegen.config.model import FilterSpec, SiteConfig
 from sitegen.config.urls import ENV_REF_RE, MIN_CREDENTIAL, MIN_SECRET, credential_names
-from sitegen.filters import json_nodes, osv, osv_archive, purls
+from sitegen.filters import json_nodes, osv, osv_archive, osv_severity, purls
 from sitegen.filters.advisories import KEY, AdvisoryPolicy, policy_of
 from sitegen.filters.osv import Advisory
 from sitegen.filters.osv_archive import ArchiveError, read_archive
@@ -217,8 +217,9 @@ def remember(
     _READ[identity] = (path, advisories)
 
 
-# The code that decides what an archive reads as.
-_READER = (osv, osv_archive, purls, json_nodes, operator_files, version)
+# The code that decides what an archive reads as: its scores (osv_severity) and package keys
+# (purls) are kept in the copy as read.
+_READER = (osv, osv_archive, osv_severity, purls, json_nodes, operator_files, version)
 _COPY = msgspec.msgpack.Decoder(tuple[Advisory, ...])
 
 
