@@ -91,3 +91,25 @@ def test_a_log_unreadable_for_a_while_fails_the_count_and_is_not_counted_twice(
     again = _stats(config)
     assert again.returncode == EXIT_OK, again.stderr
     assert _downloads(tmp_path / "site") == 1
+
+
+def test_a_configured_log_of_which_no_file_is_there_is_named_in_a_warning(
+    tmp_path: Path,
+) -> None:
+    """A typo in stats.logs (or a web server not started yet) reads nothing: the count still
+    succeeds, and says which log it found no file of, rotated or not."""
+    present, absent = tmp_path / "access.log", tmp_path / "acess.log"
+    present.write_bytes(b"")
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+            output: {tmp_path / "site"}
+            channels:
+              x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
+            stats: {{logs: [{present}, {absent}]}}
+            """)
+    )
+    counted = _stats(config)
+    assert counted.returncode == EXIT_OK, counted.stderr
+    warned = [line for line in counted.stderr.splitlines() if "no log at" in line]
+    assert len(warned) == 1 and str(absent) in warned[0], counted.stderr

@@ -40,7 +40,7 @@ import stat
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -73,6 +73,9 @@ class ReadReport:
     bytes_read: int = 0  # uncompressed bytes read this run
     too_long: int = 0  # lines skipped for their length
     errors: int = 0  # files that could not be read (a broken gzip, permissions)
+    # Configured logs of which no file is there, rotated or not (a typo in stats.logs, a web
+    # server not started yet): nothing to read, which the operator is told.
+    absent: list[Path] = field(default_factory=list)
 
 
 def rotated_siblings(log: Path) -> list[Path]:
@@ -372,6 +375,8 @@ def read_logs(
         except OSError:
             report.errors += 1  # its files' cursors are kept, below
             continue
+        if not paths:
+            report.absent.append(log)
         for path in paths:
             matched, updated = read_file(path, known, sink, report)
             if updated is None:

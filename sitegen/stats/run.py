@@ -222,6 +222,8 @@ def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
         site.write_bytes(site.path(layout.STATS_JSON), encode_doc(doc), durable=False)
     if read.errors:
         log.warning("stats: %d log file(s) could not be read in full", read.errors)
+    for path in read.absent:
+        log.warning("stats: no log at %s, rotated or not: nothing read from it", path)
     return StatsResult(
         files=read.files,
         bytes_read=read.bytes_read,
