@@ -6,7 +6,7 @@ package through its link and checks the bytes against repodata's sha256, and rea
 Screenshots (desktop and phone) land in ``test-artifacts/`` for people to look at. Every
 page kind passes axe-core's accessibility rules (those of Lighthouse's audits, touch targets
 included) on a desktop and a phone, and has what search engines read (title, description).
-Long names wrap on a phone instead of pushing pages sideways.
+Long names, dependency specs and licenses wrap on a phone instead of pushing pages sideways.
 """
 
 from __future__ import annotations
@@ -306,6 +306,54 @@ async def test_long_unbreakable_names_do_not_push_pages_sideways(
             for relpath in (f"{CHANNEL}/packages/{name}.html", run["page"]):
                 page.goto(f"{base}/{relpath}")
                 assert name in page.locator("main").inner_text()
+                if not _no_horizontal_scroll(page):
+                    wide.append(relpath)
+            assert wide == []
+        finally:
+            browser.close()
+
+
+@pytest.mark.integration
+async def test_long_dependency_specs_and_licenses_wrap_on_a_phone(
+    tmp_path: Path, nginx_server_factory
+) -> None:
+    """A dependency spec whose versions leave no place to break (a noarch Python package's
+    ``python >=2.7,!=3.0.*,!=3.1.*...``), on the package page and in a run's report of the
+    dependencies it could not satisfy, and a license that is one long word wrap inside the
+    page on a phone instead of making it scroll sideways."""
+    sync_playwright = _playwright()
+    excluded = ",".join(f"!=1.2.{n}" for n in range(14, 30))
+    python = "python >=2.7,!=3.0.*,!=3.1.*,!=3.2.*,!=3.3.*,!=3.4.*,!=3.5.*"
+    upstream = tmp_path / "upstream"
+    package = PackageSpec(
+        "wordy",
+        "1.0",
+        "h0_0",
+        depends=(f"zlib >=1.2.13,{excluded}", python),
+        license="LicenseRef-" + "Proprietary" * 8,
+        license_family="Other" * 20,
+    )
+    write_channel(upstream, [package, PackageSpec("zlib", "1.2.13", "h0_0")])
+    site = tmp_path / "site"
+    config = site_config(
+        site,
+        f"channels:\n  {CHANNEL}:\n    url: {upstream.as_uri()}\n    subdirs: [linux-64]\n"
+        "    filters: {specs: {include: [wordy]}, include_dependencies: true}\n",
+    )
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert [u.spec for u in report.mirrors[0].unsatisfied] == [python, python]
+    render_site(config)
+    base = nginx_server_factory(site).url
+    (run,) = json.loads((site / "history" / "history.json").read_bytes())["runs"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport=PHONE).new_page()
+            wide = []
+            for relpath in (f"{CHANNEL}/packages/wordy.html", run["page"]):
+                page.goto(f"{base}/{relpath}")
+                page.locator("details").first.evaluate("d => { d.open = true; }")
+                assert python in page.locator("main").inner_text()
                 if not _no_horizontal_scroll(page):
                     wide.append(relpath)
             assert wide == []
