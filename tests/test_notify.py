@@ -3,8 +3,11 @@ blocks or fails the run, and the summary never carries a token."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
 import sys
 import time
 import tracemalloc
@@ -16,6 +19,7 @@ from sitegen.cli import EXIT_FAILED, EXIT_OK, main
 from sitegen.config import ConfigError, NotifySettings, make_scrub, parse_config
 from sitegen.sync.notify import run_hook, run_summary
 from sitegen.sync.report import FAILED, ChannelSubdirReport, MirrorReport, RunReport
+from testkit.crash import start_mirror
 from testkit.upstream import ExampleUpstream
 
 CHANNELS = "channels:\n  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n"
@@ -255,3 +259,40 @@ def test_every_non_zero_exit_runs_on_failure_and_says_why(
         assert (summary["page"] is None) == (not recorded), summary["page"]
         failed.unlink()
     assert not ok.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_command_stopped_while_its_hook_runs_takes_the_hook_with_it(
+    tmp_path: Path, signum: int
+) -> None:
+    """The hook runs in a session of its own, out of reach of a terminal's Ctrl-C: a
+    ``sitegen mirror`` stopped while a hook hangs (a webhook that never answers) must end it
+    rather than leave it running on its own, timeout and all."""
+    pid_file = tmp_path / "hook.pid"
+    code = (
+        "import os, time; "
+        f"open({str(pid_file)!r} + '.new', 'w').write(str(os.getpid())); "
+        f"os.replace({str(pid_file)!r} + '.new', {str(pid_file)!r}); time.sleep(300)"
+    )
+    hooks = f"notify:\n  on_failure: {json.dumps([sys.executable, '-c', code])}\n  timeout: 300\n"
+    config = _write_config(tmp_path, "http://127.0.0.1:1/c", hooks)
+    proc = start_mirror(config, tmp_path / "site")
+    hook = 0
+    try:
+        deadline = time.monotonic() + 60  # a hang guard: the failed run starts the hook
+        while not pid_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        hook = int(pid_file.read_text())
+        proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        with pytest.raises(ProcessLookupError):
+            os.kill(hook, 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if hook:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hook, signal.SIGKILL)

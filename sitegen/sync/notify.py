@@ -2,7 +2,8 @@
 with its summary as JSON on stdin, so cron users get mail or chat alerts with their own tools.
 
 A hook never blocks or fails the run: it runs with a timeout in a session of its own (killed
-whole, with whatever it started, when the time is up), and anything that goes wrong is logged.
+whole, with whatever it started, when the time is up or the command is stopped), and anything
+that goes wrong is logged.
 The summary passes through the same scrub as the pages, so it never carries a token.
 """
 
@@ -164,10 +165,13 @@ def run_hook(
         finished = not threads[1].is_alive()
     except subprocess.TimeoutExpired:
         finished = False
+    except BaseException:
+        # The command is stopped while the hook runs (Ctrl-C, SIGTERM): in a session of its
+        # own the hook hears neither, and would run on after the command, unbounded.
+        _kill(process)
+        raise
     if not finished:
-        with contextlib.suppress(ProcessLookupError):  # it ended just now
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        _kill(process)
         # A grandchild that left the group may hold the pipe: stop reading after a while.
         threads[1].join(5)
         log.error("notify: %s did not finish within %.0f s; killed", name, timeout)
@@ -179,6 +183,13 @@ def run_hook(
     if text:
         log.info("notify: %s: %s", name, text[-2000:])
     return True
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill the hook with everything it started (its process group), and reap it."""
+    with contextlib.suppress(ProcessLookupError):  # it ended just now
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def notify_run(
