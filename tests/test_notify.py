@@ -190,12 +190,12 @@ def test_a_broken_hook_neither_blocks_nor_fails_the_run(
 
 
 @pytest.mark.integration
-def test_a_run_ended_by_an_unexpected_error_exits_1_and_notifies(
+def test_a_run_failed_on_a_channel_left_alone_exits_1_and_notifies(
     tmp_path: Path, example_upstream: ExampleUpstream
 ) -> None:
     """The channel's directory is a link out of the site, which sitegen refuses to write
-    through: the run ends on that error, yet like any failed run it is recorded, exits 1 and
-    runs on_failure, never a traceback."""
+    through: its mirror fails, naming the link, and like any failed run the run is recorded,
+    exits 1 and runs on_failure, never a traceback."""
     failed = tmp_path / "failed.json"
     config = _write_config(
         tmp_path, example_upstream.url, f"notify:\n  on_failure: {_recorder(failed)}\n"
@@ -207,7 +207,8 @@ def test_a_run_ended_by_an_unexpected_error_exits_1_and_notifies(
     assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_FAILED
     summary = json.loads(failed.read_text())
     assert summary["status"] == FAILED and summary["exit_status"] == EXIT_FAILED
-    assert any("resolves outside" in error for error in summary["errors"]), summary["errors"]
+    (mirror,) = summary["mirrors"]
+    assert any("a link out of the site" in error for error in mirror["errors"]), mirror
     (record,) = (tmp_path / "site" / "history" / "runs").glob("*.json")
     assert json.loads(record.read_text())["status"] == FAILED
     assert list(outside.iterdir()) == []
