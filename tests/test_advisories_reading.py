@@ -112,6 +112,9 @@ def test_withdrawn_advisories_name_the_time_they_were_withdrawn():
     assert parse_one(advisory(affected, withdrawn="2024-06-16T18:49:54Z")).withdrawn
     assert not parse_one(advisory(affected)).withdrawn
     assert not parse_one(advisory(affected, withdrawn=None)).withdrawn
+    # RFC 3339 allows a leap second: read as the last second of its minute, not refused.
+    for leap in ("2016-12-31T23:59:60Z", "2016-12-31t23:59:60.5z", "2017-01-01T05:29:60+05:30"):
+        assert parse_one(advisory(affected, withdrawn=leap)).withdrawn, leap
 
 
 def test_every_range_type_in_conda_version_order():

@@ -251,3 +251,27 @@ async def test_a_feed_never_had_fails_closed_for_its_mirrors_only(
     assert not report.failed, report.errors
     assert published(site, "cloud/guarded", "linux-64") >= NEW_ZLIB
     assert not published(site, "cloud/guarded", "linux-64") & OLD_ZLIB
+
+
+async def test_an_advisory_withdrawn_at_a_leap_second_is_read_beside_the_others(
+    example_upstream: ExampleUpstream,
+    upstream_server_factory: Callable[..., UpstreamServer],
+    tmp_path: Path,
+) -> None:
+    """RFC 3339 allows a leap second (``23:59:60``): the advisory withdrawn then reads as
+    withdrawn, and the feed's other advisories block, on the first run as on any."""
+    site = tmp_path / "site"
+    feeds = tmp_path / "feeds"
+    withdrawn = {**zlib_advisory(fixed="1.3.2"), "id": "TEST-ZLIB-2"}
+    withdrawn["withdrawn"] = "2016-12-31T23:59:60Z"
+    write_feed(feeds / "conda" / "all.zip", [zlib_advisory(), withdrawn])
+    server = upstream_server_factory(feeds)
+    config = feed_config(site, example_upstream.url, f"{server.url}{FEED_PATH}")
+
+    report = await mirror_unchecked(config)
+
+    assert not report.failed, report.errors
+    assert report.mirrors[0].warnings == []
+    assert report.mirrors[0].subdirs["linux-64"].excluded == {"advisory TEST-ZLIB-1": 2}
+    assert not published(site, CHANNEL, "linux-64") & OLD_ZLIB
+    assert published(site, CHANNEL, "linux-64") >= NEW_ZLIB  # what only the withdrawn one names

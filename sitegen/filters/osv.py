@@ -49,6 +49,8 @@ EVENT_KEYS = ("introduced", "fixed", "last_affected", "limit")
 # PEP 440's development release segment, always the last of a public version: ".dev1", "-dev",
 # "_DEV2" (see Affected.compared).
 _PEP440_DEV = re.compile(r"[._-]?dev(\d*)$", re.IGNORECASE)
+# A leap second's seconds field ("23:59:60Z"): RFC 3339 allows it, datetime has no such second.
+_LEAP_SECOND = re.compile(r"(?<=[T ]\d\d:\d\d:)60(?=(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$)")
 # Published ids are a few tens of characters (GHSA-xxxx-xxxx-xxxx, PYSEC-2023-74); a record
 # kept out names its advisory in the run's record, once per file, and on the history pages.
 MAX_ID_CHARS = 200
@@ -254,14 +256,17 @@ def _identifier(node: JsonNode) -> str:
 
 
 def _withdrawn(node: JsonNode | None) -> bool:
-    """Whether the advisory is withdrawn: ``withdrawn`` holds the time it was (RFC 3339). A
-    withdrawn advisory blocks nothing, so anything else there (``false``, ``0``, ``""``) is an
-    error rather than a withdrawal."""
+    """Whether the advisory is withdrawn: ``withdrawn`` holds the time it was (RFC 3339, a
+    leap second such as ``2016-12-31T23:59:60Z`` included). A withdrawn advisory blocks
+    nothing, so anything else there (``false``, ``0``, ``""``) is an error rather than a
+    withdrawal."""
     if node is None:
         return False
     text = node.string()
+    # A leap second is read as the last second of its minute: only whether it is a time counts.
+    moment = _LEAP_SECOND.sub("59", text.upper())
     try:
-        datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+        datetime.fromisoformat(moment.replace("Z", "+00:00"))
     except ValueError:
         raise node.error(
             f"expected the time of withdrawal (RFC 3339), got {shown_value(text)}"
