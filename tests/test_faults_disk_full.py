@@ -13,12 +13,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
 from sitegen.cli import main
 from sitegen.config import load_config
-from sitegen.passive.listen import open_listeners, serve_fetcher
+from sitegen.passive.listen import listener_address, open_listeners, serve_fetcher
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 from sitegen.sync.report import FAILED
@@ -205,6 +206,36 @@ async def test_disk_full_during_publish_keeps_the_origins_of_the_previous_state(
     assert listed(site) == everything - {VICTIM_FN} and on_disk(site) == set()
     origins = load_origins(Site(site), CHANNEL, LINUX)
     assert set(origins.files) == everything - {VICTIM_FN}
+
+
+async def test_disk_full_during_a_pull_through_fetch_is_not_told_to_the_client(
+    upstream: Upstream, small_disk: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fetcher cannot store a file it downloads (the disk fills): its client gets 502 and
+    a reason that says nothing of the site's disk; the fetcher's log says what failed."""
+    big = PackageSpec("big", "1.0", "h0_0", formats=("conda",), payload_size=1_200_000)
+    upstream.publish([*upstream.specs, big])
+    site = make_sandbox(small_disk)
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {site}\ndownload: {{retries: 0, timeout: 5}}\n"
+        f"channels:\n  {CHANNEL}:\n    url: {upstream.server.url}\n"
+        "    subdirs: [linux-64]\n    mode: passive\n"
+    )
+    cfg = load_config(config_path)
+    assert not (await mirror_unchecked(cfg)).failed
+    fill_disk(small_disk, leave=192 * 1024)
+    listeners = await open_listeners("127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_fetcher, cfg, listeners)
+        async with httpx.AsyncClient(base_url=f"http://{listener_address(listeners)}") as client:
+            reply = await client.get(f"/{CHANNEL}/{LINUX}/{big.filename('conda')}")
+        nursery.cancel_scope.cancel()
+    assert reply.status_code == 502
+    assert "cannot store it on this server" in reply.text, reply.text
+    assert "No space" not in reply.text and str(small_disk) not in reply.text, reply.text
+    assert "No space left on device" in caplog.text
+    assert not _temps(site) and big.filename("conda") not in on_disk(site)
 
 
 def test_disk_full_during_publish_exits_1_with_a_clear_message(

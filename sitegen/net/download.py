@@ -44,6 +44,7 @@ async def download(
         return DownloadResult(job, ok=False, error=f"{job.record.fn}: {exc}")
     attempts = retries + 1
     last_error = ""
+    local = False
     for attempt in range(1, attempts + 1):
         if job.on_attempt is not None:
             job.on_attempt()
@@ -85,6 +86,7 @@ async def download(
             # Our side failed (a full disk, an I/O error): another attempt would only download
             # the same bytes again to fail the same way.
             last_error = f"cannot store it: {exc.strerror or exc}"
+            local = True
             break
         if attempt < attempts:
             if job.watch is not None:
@@ -92,7 +94,7 @@ async def download(
             delay = retry_delay(attempt - 1, asked)
             log_retry(what, attempt, attempts, last_error, delay)
             await trio.sleep(delay)
-    return DownloadResult(job, ok=False, error=f"{job.record.fn}: {last_error}")
+    return DownloadResult(job, ok=False, error=f"{job.record.fn}: {last_error}", local=local)
 
 
 async def download_each(

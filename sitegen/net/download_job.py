@@ -54,3 +54,6 @@ class DownloadResult:
     ok: bool
     bytes: int = 0
     error: str = ""
+    # It failed on this side (the disk: full, read-only, an I/O error), not upstream's: its
+    # error names the site's troubles, which a client of the pull-through fetcher is not told.
+    local: bool = False

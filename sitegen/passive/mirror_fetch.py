@@ -41,6 +41,8 @@ log = logging.getLogger("sitegen.passive.fetcher")  # the fetcher service's one 
 # connection to its mirror's host (download.per_host), bytes from the mirror it asked, or the
 # end of the backoff before a retry.
 SLOT, CONNECTION, BYTES, BACKOFF = "slot", "connection", "bytes", "backoff"
+# Why a file downloaded was not stored, as its clients are told (the log says what failed).
+CANNOT_STORE = "cannot store it on this server"
 
 
 def mirror_of(channel: ChannelConfig, origins: Origins, fn: str) -> MirrorConfig | None:
@@ -195,6 +197,9 @@ class MirrorFetch:
                 mirror.name,
                 result.error,
             )
+            if result.local:
+                # The log has the OS's reason; a client is not told of the site's disk.
+                return CANNOT_STORE
             return result.error.removeprefix(f"{job.fn}: ")
         log.info(
             "%s: fetched from mirror %s, verified, stored (%s)",
