@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.config import SiteConfig, load_config
+from sitegen.layout import origins_path
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import example_packages, write_channel
 from testkit.fetcher import fetch_one
@@ -126,3 +127,26 @@ async def test_a_file_is_fetched_from_the_mirror_that_supplied_it_and_checked_by
         assert [r.path for r in two.requests] == [f"/linux-64/{fn}"]
         assert not one.requests
     assert sha256_of(site / CHANNEL / "linux-64" / fn) == record["sha256"]
+
+
+async def test_an_origins_map_the_fetcher_cannot_read_is_not_described_to_the_client(
+    tmp_path: Path,
+) -> None:
+    """The subdir's origins map cannot be read (a folder stands in its place here): the file
+    is answered 502 as an internal error, whose text (the OS's, with the map's path in the
+    site) is the fetcher's log's alone."""
+    one_root, two_root = tmp_path / "one", tmp_path / "two"
+    records = write_channel(one_root, example_packages(seed=0), zst=False)
+    write_channel(two_root, example_packages(seed=1), zst=False)
+    site = tmp_path / "site"
+    fn = next(iter(records["linux-64"]["packages.conda"]))
+    with UpstreamServer(one_root) as one, UpstreamServer(two_root) as two:
+        config = _two_passive_mirrors(tmp_path, site, one=one.url, two=two.url)
+        assert not (await run_mirror(config, MirrorOptions(progress=False))).failed
+        origins = origins_path(site, CHANNEL, "linux-64")
+        origins.unlink()
+        origins.mkdir()
+        reply = await fetch_one(config, f"/{CHANNEL}/linux-64/{fn}")
+    assert reply.status == 502, reply.body
+    assert b"internal error" in reply.body
+    assert str(tmp_path).encode() not in reply.body and b"Errno" not in reply.body, reply.body

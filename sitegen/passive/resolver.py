@@ -348,9 +348,9 @@ class Resolver:
                 # stored for good.
                 await trio.to_thread.run_sync(self.site.remove, job.target)
                 error = OUTRUN
-        except Exception as exc:  # never let one file take the service down
-            detail = f": {exc}" if isinstance(exc, OSError) else ""
-            error = f"internal error ({type(exc).__name__}{detail})"
+        except Exception:  # never let one file take the service down
+            # Its clients are told no more: an OSError's text names a path of the site.
+            error = "internal error"
             log.exception("%s: unexpected error while fetching", job.where)
         finally:
             del self.flights[job.target]
