@@ -39,7 +39,7 @@ from sitegen.config.yaml_nodes import shown_reason, shown_value
 from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json, read_json_bytes
 from sitegen.filters.osv_severity import severity_scores
 from sitegen.filters.osv_versions import VersionIndex
-from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, parse_purl
+from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, may_name_conda, parse_purl
 
 if TYPE_CHECKING:
     from rattler import Version  # for annotations: rattler loads when a version is parsed
@@ -287,7 +287,14 @@ def _affected(node: JsonNode, unscored_ok: bool, unscored: list[str]) -> Affecte
     ecosystems (Debian's ``1:2.3-4``, commits) need not be conda versions. With
     ``unscored_ok``, why its own severity cannot be scored goes to ``unscored``."""
     package = node.get("package")
-    found = _package_key(package) if package else None
+    try:
+        found = _package_key(package) if package else None
+    except JsonFileError as exc:
+        # A purl or name that cannot be read: skipped as the entry's other faults are, unless
+        # it may name a conda package (then it refuses the file, as a conda entry's faults do).
+        if package is None or may_name_conda(package.value):
+            raise
+        raise _Skipped(exc) from None
     if found is None:
         return None
     assert package is not None

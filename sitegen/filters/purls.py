@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from packageurl import PackageURL
 
@@ -96,3 +97,21 @@ def ecosystem_key(ecosystem: str, name: str) -> str | None:
     if kind == "maven":
         name = name.replace(":", "/")  # OSV writes group:artifact, purl group/artifact
     return package_key(kind, name)
+
+
+def may_name_conda(package: Any) -> bool:
+    """Whether an OSV entry's ``package`` whose identity could not be read may still name a
+    conda package, read as leniently as can be: its ecosystem says conda, its purl is of type
+    conda, of no type or no purl at all, or either is no text (or the package no object)."""
+    if type(package) is not dict:
+        return True
+    ecosystem, purl = package.get("ecosystem"), package.get("purl")
+    if ecosystem is not None and (
+        type(ecosystem) is not str or ecosystem.lower().startswith("conda")
+    ):
+        return True
+    if purl is None:
+        return False
+    if type(purl) is not str or purl[:4].lower() != "pkg:":
+        return True
+    return purl[4:].lstrip("/").split("/")[0].lower() in ("conda", "")
