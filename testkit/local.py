@@ -11,7 +11,7 @@ import textwrap
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 import zstandard
@@ -117,13 +117,28 @@ def run_and_refusals(tmp_path: Path, folder: Path) -> tuple[set[str], dict[str, 
 # --------------------------------------------------------------------------- hand-made archives
 
 
-def tar_of(members: Iterable[tuple[str, bytes | int]]) -> bytes:
+class Link(NamedTuple):
+    """A tar member that is a link to ``target``: a symlink, or a hard link."""
+
+    target: str
+    hard: bool = False
+
+
+Member = tuple[str, bytes | int | Link]
+
+
+def tar_of(members: Iterable[Member]) -> bytes:
     """An uncompressed tar; a member given as an int claims that size and holds no bytes (the
     archive ends right after its header)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, data in members:
             info = tarfile.TarInfo(name)
+            if isinstance(data, Link):
+                info.type = tarfile.LNKTYPE if data.hard else tarfile.SYMTYPE
+                info.linkname = data.target
+                tar.addfile(info)
+                continue
             if isinstance(data, int):
                 info.size = data
                 buffer.write(info.tobuf(tarfile.GNU_FORMAT))
@@ -133,15 +148,15 @@ def tar_of(members: Iterable[tuple[str, bytes | int]]) -> bytes:
     return buffer.getvalue()
 
 
-def info_members(index: Any, about: Any = None) -> list[tuple[str, bytes | int]]:
+def info_members(index: Any, about: Any = None) -> list[Member]:
     text = index if isinstance(index, bytes) else json.dumps(index).encode()
-    members: list[tuple[str, bytes | int]] = [("info/index.json", text)]
+    members: list[Member] = [("info/index.json", text)]
     if about is not None:
         members.append(("info/about.json", json.dumps(about).encode()))
     return members
 
 
-def write_tar_bz2(path: Path, members: Iterable[tuple[str, bytes | int]]) -> Path:
+def write_tar_bz2(path: Path, members: Iterable[Member]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bz2.compress(tar_of(members)))
     return path
@@ -198,11 +213,11 @@ def write_payload_bomb(
 
 def write_conda(
     path: Path,
-    info: Iterable[tuple[str, bytes | int]] | None,
+    info: Iterable[Member] | None,
     pkg: bool = True,
-    pkg_members: Iterable[tuple[str, bytes | int]] = (("share/x.txt", b"x"),),
+    pkg_members: Iterable[Member] = (("share/x.txt", b"x"),),
     info_first: bool = False,
-    more: Iterable[tuple[str, Iterable[tuple[str, bytes | int]]]] = (),
+    more: Iterable[tuple[str, Iterable[Member]]] = (),
 ) -> Path:
     """A .conda: metadata.json, a pkg- and an info- archive (each left out on request; the
     info- one first, as conda-package-handling 1.x wrote them, on request), then ``more``

@@ -23,6 +23,7 @@ from sitegen.conda.index import (
 )
 from sitegen.tools.example_channel import PackageSpec
 from testkit.local import (
+    Link,
     drop_all,
     index_of,
     info_members,
@@ -192,3 +193,46 @@ def test_members_landing_on_metadata_on_windows_or_macos_are_seen_there(tmp_path
         **{fn: reason for fn, (_member, reason) in cases.items()},
         into_info.name: REASON_INFO_IN_PKG,
     }
+
+
+def test_members_written_through_a_link_the_archive_made_are_refused(tmp_path: Path) -> None:
+    """Each member was judged by its own name, never by what an earlier member had made of
+    its path. Extracting a symlink ``x`` to info/ and then ``x/index.json`` writes a second
+    index.json over the one read (conda and rattler), and so does a member written over an
+    earlier hard link to it, or a symlink, of its name (conda opens the path and writes into
+    the file it leads to)."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, GOOD)
+    second = other_index("x")[1]
+    cases = {
+        "folder-1.0-0.tar.bz2": [("x", Link("info")), ("x/index.json", second)],
+        "hard-1.0-0.tar.bz2": [("h", Link("info/index.json", hard=True)), ("h", second)],
+        "sym-1.0-0.tar.bz2": [("s", Link("info/index.json")), ("s", second)],
+    }
+    paths = {
+        fn: write_tar_bz2(folder / fn, [*info_members(index_of(fn.split("-")[0])), *members])
+        for fn, members in cases.items()
+    }
+    pkg_link = write_conda(
+        folder / "pkglink-1.0-0.conda",
+        info_members(index_of("pkglink")),
+        pkg_members=[PAYLOAD, ("y", Link("info")), ("y/index.json", second)],
+        info_first=True,
+    )
+    for installer in INSTALLERS:
+        index = installed(paths["folder-1.0-0.tar.bz2"], tmp_path / "x", installer, "index.json")
+        assert isinstance(index, dict) and index["depends"] == ["other"]
+    for fn in ("hard-1.0-0.tar.bz2", "sym-1.0-0.tar.bz2"):
+        index = installed(paths[fn], tmp_path / "x", "conda", "index.json")
+        assert isinstance(index, dict) and index["depends"] == ["other"]
+    index = installed(pkg_link, tmp_path / "x", "rattler", "index.json")
+    assert isinstance(index, dict) and index["depends"] == ["other"]
+    # A link among a package's files, and files beside it, are no reason to refuse.
+    linked = write_tar_bz2(
+        folder / "linked-1.0-0.tar.bz2",
+        [*info_members(index_of("linked")), PAYLOAD, ("lib/liby.so", Link("libx.so"))],
+    )
+
+    found, refused = run_and_refusals(tmp_path, folder)
+    assert found == {*good, linked.name}
+    assert refused == {fn: REASON_UNSAFE_PATH for fn in [*cases, pkg_link.name]}

@@ -24,6 +24,7 @@ from sitegen.sync.local_index import FoundFile, read_one, scan_folder
 from testkit.local import (
     CHANNEL,
     SPECS,
+    Link,
     drop,
     drop_all,
     index_of,
@@ -143,6 +144,14 @@ def test_metadata_of_countless_tiny_values_is_refused_before_it_is_parsed(
     assert published(site, CHANNEL, "linux-64") == {*good, about_fn}
     examples = report.mirrors[0].subdirs["noarch"].rejected_examples
     assert examples == {path.name: REASON_TOO_LARGE}
+
+
+def test_links_of_countless_places_are_refused_before_they_are_held(tmp_path: Path) -> None:
+    """Where each link lies is kept, to see members written through one: links of long names
+    (thousands of folders deep, a few KiB compressed) are refused before they take gigabytes."""
+    links = [(f"l{i}/" + "a/" * 9_999 + "x", Link("y")) for i in range(8)]
+    path = write_tar_bz2(tmp_path / "deep-1.0-0.tar.bz2", [*info_members(index_of("deep")), *links])
+    assert refusal_and_peak(path) == (REASON_TOO_LARGE, True)
 
 
 def refusal_and_peak(path: Path, budget: int = 16 << 20) -> tuple[str, bool]:

@@ -3,10 +3,9 @@
 The record is ``info/index.json`` as the package carries it, less the keys that describe the
 build machine, plus ``size``, ``md5`` and ``sha256`` of the file; ``info/about.json`` supplies
 the descriptive fields that ``channeldata.json`` and the pages show (which of either is
-published is :mod:`sitegen.conda.package_metadata`), ``info/run_exports.json`` its entry in
-the subdir's CEP-12 ``run_exports.json`` (see :mod:`sitegen.conda.run_exports`). Both are read with
-``conda-package-streaming`` (the conda project's own streaming reader), while the same pass over
-the file feeds the digests.
+published is :mod:`sitegen.conda.package_metadata`), ``info/run_exports.json`` its entry in the
+subdir's CEP-12 ``run_exports.json`` (see :mod:`sitegen.conda.run_exports`). All are read with
+``conda-package-streaming`` (the conda project's own reader) in the pass that feeds the digests.
 
 Package files are untrusted input: every way one can be broken or hostile ends in
 :class:`BadPackage` with a short, categorical reason (counted in the run report), never in an
@@ -16,7 +15,7 @@ refused, so a decompression bomb costs neither memory nor unbounded time.
 
 Installing a package extracts it whole, every member in turn into one folder (both inner
 archives of a ``.conda``), so every member is looked at: one written later over the metadata
-read would have one record published and another installed.
+read (by name, or through a link: see :class:`Links`) would publish one record and install another.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sitegen.conda.hashing_reader import CHUNK, HashingReader, Pread
-from sitegen.conda.member_path import landing
+from sitegen.conda.member_path import Links, TooManyLinks, landing
 from sitegen.conda.package_metadata import about_fields, published_index, unwritable
 from sitegen.conda.record_check import check_record
 from sitegen.conda.run_exports import EMPTY, entry_of
@@ -61,7 +60,7 @@ SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 # run_exports made otherwise). A local source's index cache keeps each verdict with the version
 # it was reached by and indexes the file again under another (see sitegen.sync.local_index);
 # else a package refused now stays published, or its record as made, until the file changes.
-INDEX_VERSION = 9
+INDEX_VERSION = 10
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"
@@ -212,6 +211,7 @@ def _read_info(
         _check_bz2_end(reader.fd, size)
     stream = io.BufferedReader(reader, CHUNK)
     members: dict[str, bytes] = {}
+    links = Links()  # both inner archives of a .conda are extracted into one folder
     archive: zipfile.ZipFile | None = None
     with _archive_errors():
         if fn.endswith(CONDA_SUFFIX):
@@ -227,7 +227,7 @@ def _read_info(
             components = conda_members(archive, info[0])
         else:
             components = tar_bz2_members(stream)
-        exports_known = _collect(components, members, scan_limit(size))
+        exports_known = _collect(components, members, scan_limit(size), links)
     if INDEX_JSON not in members:
         raise BadPackage(REASON_NO_INDEX)
     index = _json(members[INDEX_JSON])
@@ -246,7 +246,7 @@ def _read_info(
     if archive is not None and stem == _stem(index):
         _check_conda_parts(archive.namelist(), stem)
         with _archive_errors():
-            _check_pkg_part(conda_members(archive, f"pkg-{stem}.tar.zst"), scan_limit(size))
+            _check_pkg_part(conda_members(archive, f"pkg-{stem}.tar.zst"), scan_limit(size), links)
     try:
         # Only descriptive: a broken about.json costs the package its summary, not its place.
         about = _json(members[ABOUT_JSON]) if ABOUT_JSON in members else {}
@@ -271,7 +271,7 @@ def _archive_errors() -> Iterator[None]:
         yield
     except BadPackage:
         raise
-    except HeadersTooLarge as exc:
+    except (HeadersTooLarge, TooManyLinks) as exc:
         raise BadPackage(REASON_TOO_LARGE, str(exc)) from None
     except LookupError:
         raise BadPackage(REASON_NO_INFO) from None
@@ -300,11 +300,11 @@ def _check_conda_parts(names: list[str], stem: str) -> None:
         raise BadPackage(REASON_EXTRA_PART, repr(extra[0])[:200])
 
 
-def _landing(member: tarfile.TarInfo, limit: int) -> str:
-    """Where extracting ``member`` writes it (see :func:`landing`), once its name and its
-    place in the archive are checked (any member: the installer extracts them all)."""
+def _landing(member: tarfile.TarInfo, limit: int, links: Links) -> str:
+    """Where extracting ``member`` writes it (see :func:`landing`), once its name, the links
+    before it and its place in the archive are checked (any: the installer extracts all)."""
     where = landing(member.name)
-    if where is None:
+    if where is None or links.through(where, member):
         raise BadPackage(REASON_UNSAFE_PATH, repr(member.name)[:200])
     if member.offset_data > limit:
         raise BadPackage(REASON_TOO_LARGE, f"more than {limit} decompressed bytes")
@@ -313,7 +313,7 @@ def _landing(member: tarfile.TarInfo, limit: int) -> str:
     return where
 
 
-def _collect(components: Members, members: dict[str, bytes], limit: int) -> bool:
+def _collect(components: Members, members: dict[str, bytes], limit: int, links: Links) -> bool:
     """Read index.json, about.json and run_exports.json out of the tar stream, checking every
     member, to the stream's end: a ``.tar.bz2``'s payload too (bzip2 is slow to decompress,
     but the file is read once), since the installer extracts every member in turn and the
@@ -322,7 +322,7 @@ def _collect(components: Members, members: dict[str, bytes], limit: int) -> bool
     could not be read (its entry is unknown, not none)."""
     exports_known = True
     for tar, member in components:
-        landing = _landing(member, limit)
+        landing = _landing(member, limit, links)
         if landing == INDEX_JSON and INDEX_JSON in members:
             raise BadPackage(REASON_TWO_INDEXES, repr(member.name)[:200])
         if landing == RUN_EXPORTS_JSON and not (member.isfile() and member.size <= MAX_MEMBER):
@@ -345,12 +345,12 @@ def _collect(components: Members, members: dict[str, bytes], limit: int) -> bool
     return exports_known
 
 
-def _check_pkg_part(components: Members, limit: int) -> None:
+def _check_pkg_part(components: Members, limit: int, links: Links) -> None:
     """A .conda's pkg- archive, checked member by member as the info- one is: none may land in
     info/. conda extracts it into the folder the info- archive goes to (rattler in the zip's
     order, after it when it comes later), where it would replace or add to what was read."""
     for _tar, member in components:
-        landing = _landing(member, limit)
+        landing = _landing(member, limit, links)
         if landing == "info" or landing.startswith("info/"):
             raise BadPackage(REASON_INFO_IN_PKG, repr(member.name)[:200])
 

@@ -6,12 +6,19 @@ and spaces, and takes a drive letter as the start of an absolute path; Windows a
 default) compare names without case. So ``INFO\\Index.json`` lands on ``info/index.json``
 there, and ``..\\x`` outside the folder extracted to. The index judges every member by the
 place it lands on any of them.
+
+Extracting follows the links earlier members made: after a symlink ``x`` to ``info``, the
+member ``x/index.json`` is written into info/index.json (conda and rattler alike), and conda
+writes a member into the file an earlier hard link or symlink of its name leads to.
+:class:`Links` tells such members apart.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+import tarfile
+from typing import Any
 
 _DRIVE = re.compile(r"[A-Za-z]:")
 
@@ -27,3 +34,49 @@ def landing(name: str) -> str | None:
     if ".." in parts:
         return None
     return posixpath.normpath("/".join(parts)).lower()
+
+
+# Marks a place in Links' tree as a link: no component of a path holds a "/".
+_LINK = "/"
+# Places in Links' tree, all links' components together (a dict each): a package has some
+# hundreds of links at most; names of a thousand components each, a few KiB of bzip2, would
+# take gigabytes.
+MAX_LINK_PLACES = 50_000
+
+
+class TooManyLinks(Exception):
+    """The links' places take more than :data:`MAX_LINK_PLACES`."""
+
+
+class Links:
+    """The places the members extracted so far made links at, one package's folder over: a
+    tree of path components, so a member is looked up in steps of its own length (a long
+    name, up to the headers' bound, would cost the square of it by prefixes)."""
+
+    def __init__(self) -> None:
+        self.tree: dict[str, Any] = {}
+        self.places = 0
+
+    def through(self, where: str, member: tarfile.TarInfo) -> bool:
+        """Whether ``member``, landing at ``where`` (see :func:`landing`), is written at or
+        under a link an earlier member made; ``member`` is taken as extracted. A package's
+        own files never are: a tar made from a folder holds nothing under its links."""
+        parts = where.split("/")
+        node = self.tree
+        for part in parts:
+            if part not in node:
+                break
+            node = node[part]
+            if _LINK in node:
+                return True
+        if member.issym() or member.islnk():
+            node = self.tree
+            for part in parts:
+                if part not in node:
+                    self.places += 1
+                    if self.places > MAX_LINK_PLACES:
+                        raise TooManyLinks(f"links of more than {MAX_LINK_PLACES} places")
+                    node[part] = {}
+                node = node[part]
+            node[_LINK] = {}
+        return False
