@@ -25,6 +25,9 @@ MIN_SHARD_GRACE_DAYS = 1.0
 # Upper bounds of settings in seconds and in days: a day to wait; a century to keep.
 MAX_TIMEOUT = 86400.0
 MAX_DAYS = 36500
+# A `/t/<token>/` path segment: where anaconda.org-style channels, and sitegen's own private
+# channels, take a token.
+_TOKEN_SEGMENT_RE = re.compile(r"/t/[^/]")
 
 
 def parse_size(text: str) -> int:
@@ -135,8 +138,17 @@ def parse_http_url(node: YamlNode) -> str:
             " an installer folder's, an advisory feed's); write this URL out"
         )
     parts = node.url(url)
+    key = node.path.rsplit(".", 1)[-1]
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise node.error(f"{node.path.rsplit('.', 1)[-1]} must be an http(s) URL")
+        raise node.error(f"{key} must be an http(s) URL")
+    if "@" in parts.netloc or _TOKEN_SEGMENT_RE.search(parts.path) or parts.query:
+        # The pages show this URL to every visitor, in the snippets clients copy. Not quoted:
+        # the message would put the secret into logs and cron mail.
+        raise node.error(
+            f"{key} holds a credential (a user:password@, a /t/<token>/ or a query string),"
+            " and the pages publish it as written: write the URL without it (clients send"
+            " their own credentials)"
+        )
     return url
 
 
