@@ -130,6 +130,21 @@ channels:
     assert channels == ["https://m.example/internal/approved", "https://m.example/internal/two"]
 
 
+def test_pixi_mirrors_key_is_the_upstream_without_its_login() -> None:
+    """pixi matches a channel's URL, credentials apart, against its ``[mirrors]`` keys: a login
+    written into the source URL is left out of the key, never shown hidden as ``***@``."""
+    text = """
+output: /tmp/site
+channels:
+  cloud/private:
+    url: https://reader:s3cretCredential42@conda.example.org/private
+    subdirs: [linux-64]
+"""
+    snippets = usage_snippets(parse_config(text), "https://m.example")
+    mirrors = tomllib.loads(snippets["pixi"])["mirrors"]
+    assert mirrors == {"https://conda.example.org/private": ["https://m.example/cloud/private"]}
+
+
 def test_usage_snippets_leave_private_channels_out() -> None:
     """A private channel is set up with its token snippet: the public snippets name neither
     its upstream (it mirrors one unfiltered) nor its token-less URL."""

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.config.urls import split_userinfo
 
 # Where the site's address goes in snippets when base_url is not set (site.js fills it in).
 BASE_PLACEHOLDER = "http://MIRROR-HOST"
@@ -40,10 +41,12 @@ def upstream_mirrored(config: SiteConfig, channel: ChannelConfig) -> str | None:
     mirror = channel.mirrors[0]
     if any(level.drops_records for level in config.filter_levels(channel, mirror)):
         return None
-    source = mirror.display_url()
-    if mirror.secret_env or not source.startswith(("http://", "https://")):
+    if mirror.secret_env or not mirror.url.startswith(("http://", "https://")):
         return None  # a token or a local path is no name clients know the channel by
-    return source
+    # A login written out in the URL is no part of the name: pixi matches a channel's URL,
+    # its credentials kept apart, against these keys (and the pages never show a password).
+    start, _userinfo, location = split_userinfo(mirror.url)
+    return f"{start}{location}".rstrip("/")
 
 
 def custom_channels(paths: list[str], base: str) -> tuple[dict[str, str], list[str]]:
