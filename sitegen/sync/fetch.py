@@ -8,13 +8,16 @@ megabytes) and yields a `ParseResult` per subdir that was served.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import trio
 
 from sitegen.conda.records import Repodata, RepodataError, parse_repodata
-from sitegen.config import MirrorConfig
+from sitegen.config import ChannelConfig, MirrorConfig
 from sitegen.net.upstream import CacheValidators, SubdirMissing, Upstream, UpstreamError
 from sitegen.net.upstream_cache import AS_SERVED, UNESCAPED, UpstreamCache
 from sitegen.net.zstd_body import decode_body
@@ -72,6 +75,30 @@ def package_bases(parsed: Mapping[SubdirKey, ParseResult], subdir: str) -> dict[
         for (mirror, s), result in parsed.items()
         if s == subdir and result.base_url
     }
+
+
+async def missing_folders(
+    mirrors: Iterable[tuple[ChannelConfig, MirrorConfig]], selected: Collection[str]
+) -> dict[str, str]:
+    """Why each selected mirror of a ``file://`` URL whose folder is not there (a typo in the
+    path, a share not mounted) cannot be read, by mirror name. Read as a channel that serves
+    none of its subdirs it would publish an empty channel; like an upstream that cannot be
+    reached, it fails its mirror instead. A folder that lacks some subdir is read as usual.
+    An approval-gated channel reads a channel of this site, which may not be published yet."""
+    unusable = {}
+    for channel, mirror in mirrors:
+        if mirror.name not in selected or channel.approval is not None:
+            continue
+        if any(name not in os.environ for name in mirror.secret_env):
+            continue  # no URL to read: open_upstreams says which variable is missing
+        parts = urlsplit(mirror.source_url())
+        if parts.scheme != "file":
+            continue
+        # In a worker thread: a stat on a hung network mount would hold every other mirror.
+        if not await trio.to_thread.run_sync(Path(unquote(parts.path)).is_dir):
+            unusable[mirror.name] = f"{mirror.display_url()}: no such folder"
+            log.error("%s: %s", mirror.name, unusable[mirror.name])
+    return unusable
 
 
 async def fetch_all(

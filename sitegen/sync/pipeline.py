@@ -38,6 +38,7 @@ from sitegen.sync.fetch import (
     ParseResult,
     SubdirKey,
     fetch_all,
+    missing_folders,
     package_bases,
     parse_all,
     store_body,
@@ -48,10 +49,7 @@ from sitegen.sync.local import LocalSources, adopt_old_caches, index_all, is_loc
 from sitegen.sync.local_move import move_published
 from sitegen.sync.local_recover import recover_all
 from sitegen.sync.local_return import return_orphans
-from sitegen.sync.merge import (
-    FROZEN,
-    MergedSubdir,
-)
+from sitegen.sync.merge import FROZEN, MergedSubdir
 from sitegen.sync.merging import merge_all, still_supplied
 from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
 from sitegen.sync.prepare import filters_list, prepare_all
@@ -95,6 +93,7 @@ async def run_pipeline(scope: RunScope, report: RunReport) -> None:
             stack.callback(clear_caches)  # so the records' memory goes back with them
             # The filters get their feeds' advisories; a mirror lacking one is not run.
             scope = await refresh_feeds(scope, results)
+            results.unusable.update(await missing_folders(results.mirrors, scope.selected))
             upstreams, unusable = await open_upstreams(
                 (m for _c, m in results.mirrors if not (is_local(m) or m.name in results.unusable)),
                 scope.config.download,
