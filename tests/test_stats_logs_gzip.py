@@ -16,6 +16,7 @@ import pytest
 
 from sitegen.stats import logfiles
 from sitegen.stats.logfiles import CHUNK
+from sitegen.stats.packed import Ending
 from testkit.stats_logs import Log, line_numbers
 
 pytestmark = pytest.mark.unit
@@ -76,14 +77,14 @@ def test_a_gzip_ending_in_a_bomb_without_a_newline_is_decompressed_once(
     bomb.write_bytes(gzip.compress(log.path.read_bytes() + b"A" * (64 << 20)))
     log.path.unlink()
     decompressed: list[int] = []
-    real_gunzip = logfiles.gunzip
+    real_decompressed = logfiles.decompressed
 
-    def gunzip(raw: BinaryIO) -> Iterator[bytes]:
-        for chunk in real_gunzip(raw):
+    def counted(raw: BinaryIO, packed: str, ending: Ending) -> Iterator[bytes]:
+        for chunk in real_decompressed(raw, packed, ending):
             decompressed.append(len(chunk))
             yield chunk
 
-    monkeypatch.setattr(logfiles, "gunzip", gunzip)
+    monkeypatch.setattr(logfiles, "decompressed", counted)
     assert log.read() == lines
     assert sum(decompressed) > 64 << 20
     decompressed.clear()

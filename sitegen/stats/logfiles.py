@@ -1,7 +1,8 @@
-"""Reading access logs incrementally: each line once, across rotation, truncation and gzip.
+"""Reading access logs incrementally: each line once, across rotation, truncation and
+compression (gzip, bzip2, xz, zstd: :mod:`sitegen.stats.packed`).
 
 A log file is known by a *fingerprint*: the SHA-256 of its first bytes (up to
-:data:`FINGERPRINT_BYTES`, decompressed for ``.gz``), together with how far it was read (an
+:data:`FINGERPRINT_BYTES`, decompressed for a compressed file), together with how far it was read (an
 offset into the uncompressed text, always just after a newline). Names and inodes change with
 rotation, the first bytes of a log never do, so:
 
@@ -11,12 +12,14 @@ rotation, the first bytes of a log never do, so:
   truncated live file starts with other lines (or is empty) and is new. A copy that ends
   before the offset (the live file was read on after it was made, or it is still being made)
   holds nothing unread;
-* compression of a rotated file (``access.log.1`` -> ``access.log.2.gz``): same fingerprint,
-  decompressed and read on from the offset; a complete gzip whose trailer says it holds exactly
-  the bytes already read is not even decompressed, nor is one read to its end before and
-  unchanged since (past its last newline, if it has one, nothing was ever read: gigabytes of
-  one byte, say, that would be decompressed on every run);
-* a log that vanished is forgotten; a gzip still being written is read as far as it goes.
+* compression of a rotated file (``access.log.1`` -> ``access.log.2.gz``, ``.bz2``, ``.xz``,
+  ``.zst``): same fingerprint, decompressed and read on from the offset; a complete gzip whose
+  trailer says it holds exactly the bytes already read is not even decompressed, nor is any
+  compressed file read to its end before and unchanged since (past its last newline, if it
+  has one, nothing was ever read: gigabytes of one byte, say, that would be decompressed on
+  every run);
+* a log that vanished is forgotten; a compressed file still being written is read as far as
+  it goes.
 
 A log shorter than :data:`FINGERPRINT_BYTES` is known by all its bytes, and by more of them
 as it grows; an earlier copy of it (copytruncate's, when a count came between the copy and
@@ -38,7 +41,6 @@ import hashlib
 import os
 import stat
 import struct
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +49,9 @@ from typing import BinaryIO
 import msgspec
 
 from sitegen.stats.logline import MAX_LINE
+from sitegen.stats.packed import CHUNK, DECODE_ERRORS, Ending, compression, decompressed
 
 FINGERPRINT_BYTES = 1024
-CHUNK = 1 << 20
 
 
 class Cursor(msgspec.Struct):
@@ -64,7 +66,9 @@ class Cursor(msgspec.Struct):
     # Short fingerprints of the first bytes through each newline before fp_len, for a file
     # shorter than fp_len (absent in older states).
     lines: list[str] = []
-    gzip_read: int = 0  # the size on disk of this complete gzip once read to its end, else 0
+    # The size on disk of this compressed file once read to its end, else 0 (named for gzip,
+    # the first compression read, in the states kept).
+    packed_read: int = msgspec.field(default=0, name="gzip_read")
 
 
 @dataclass
@@ -72,7 +76,7 @@ class ReadReport:
     files: int = 0  # files read from (or checked and found complete)
     bytes_read: int = 0  # uncompressed bytes read this run
     too_long: int = 0  # lines skipped for their length
-    errors: int = 0  # files that could not be read (a broken gzip, permissions)
+    errors: int = 0  # files that could not be read (broken compressed data, permissions)
     # Configured logs of which no file is there, rotated or not (a typo in stats.logs, a web
     # server not started yet): nothing to read, which the operator is told.
     absent: list[Path] = field(default_factory=list)
@@ -106,30 +110,6 @@ def rotated_siblings(log: Path) -> list[Path]:
     return sorted(found, key=lambda p: (*found[p], p.name))
 
 
-def is_gzip(path: Path) -> bool:
-    return path.name.endswith(".gz")
-
-
-def gunzip(raw: BinaryIO) -> Iterator[bytes]:
-    """The decompressed bytes of a gzip stream (all its members), at most CHUNK at a time.
-
-    A gzip cut short (still being written) simply ends early; a broken one raises zlib.error.
-    """
-    decompressor = zlib.decompressobj(wbits=31)
-    while data := raw.read(CHUNK):
-        while True:
-            out = decompressor.decompress(data, CHUNK)
-            if out:
-                yield out
-            if decompressor.eof:
-                data = decompressor.unused_data.lstrip(b"\0")  # another member, or padding
-                decompressor = zlib.decompressobj(wbits=31)
-            else:
-                data = decompressor.unconsumed_tail
-            if not data and not out:
-                break
-
-
 def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
     """The chunks without their first ``count`` bytes."""
     for chunk in chunks:
@@ -158,13 +138,15 @@ def open_log(path: Path) -> tuple[BinaryIO, os.stat_result]:
         raise
 
 
-def read_head(raw: BinaryIO, packed: bool) -> bytes:
-    """The first bytes of a log (decompressed), for its fingerprint."""
+def read_head(raw: BinaryIO, packed: str, ending: Ending) -> bytes:
+    """The first bytes of a log (decompressed), for its fingerprint. Fewer than
+    FINGERPRINT_BYTES of a compressed file are all of it: ``ending`` tells whether its data
+    was complete."""
     raw.seek(0)
     if not packed:
         return raw.read(FINGERPRINT_BYTES)
     head = b""
-    for chunk in gunzip(raw):
+    for chunk in decompressed(raw, packed, ending):
         head += chunk
         if len(head) >= FINGERPRINT_BYTES:
             break
@@ -282,16 +264,16 @@ def _read_open(
     sink: Callable[[list[bytes]], None],
     report: ReadReport,
 ) -> tuple[Cursor | None, Cursor | None]:
-    packed = is_gzip(path)
+    packed, ending = compression(path), Ending()
     try:
-        head = read_head(raw, packed)
-    except (OSError, zlib.error):
+        head = read_head(raw, packed, ending)
+    except (OSError, *DECODE_ERRORS):
         report.errors += 1
         return None, None
     if not head:
         return None, None
-    if packed and len(head) < FINGERPRINT_BYTES and gzip_size_mod32(raw) != len(head):
-        return None, None  # a gzip still being written, too short to be recognised yet
+    if packed and len(head) < FINGERPRINT_BYTES and not ending.complete:
+        return None, None  # still being written, too short to be recognised yet
     cursor = find_cursor(cursors, head, st)
     offset = cursor.offset if cursor is not None else 0
     report.files += 1
@@ -300,33 +282,35 @@ def _read_open(
         # being made): its lines are the first ones of that file, every one read already.
         return cursor, cursor
     if cursor is not None and packed:
-        if (cursor.device, cursor.inode, cursor.gzip_read) == (st.st_dev, st.st_ino, st.st_size):
+        if (cursor.device, cursor.inode, cursor.packed_read) == (st.st_dev, st.st_ino, st.st_size):
             # read to its end already, unchanged since: what follows offset holds no newline
-            return cursor, _updated(cursor, head, st, path, offset, cursor.gzip_read)
-        if gzip_size_mod32(raw) == offset % 2**32:
+            return cursor, _updated(cursor, head, st, path, offset, cursor.packed_read)
+        if packed == ".gz" and gzip_size_mod32(raw) == offset % 2**32:
             return cursor, _updated(cursor, head, st, path, offset)  # complete, read already
     raw.seek(0)
     errors = report.errors
-    consumed, too_long, total = split_lines(_guarded(raw, packed, offset, report), sink)
+    chunks = _guarded(raw, packed, offset, report, ending)
+    consumed, too_long, _ = split_lines(chunks, sink)
     report.too_long += too_long
     report.bytes_read += consumed
-    # A gzip read to its end without a fault, whose trailer says it is complete.
-    whole = packed and report.errors == errors
-    whole = whole and gzip_size_mod32(raw) == (offset + total) % 2**32
-    gzip_read = st.st_size if whole else 0
-    return cursor, _updated(cursor, head, st, path, offset + consumed, gzip_read)
+    # Compressed data read to its end without a fault, and complete.
+    whole = packed and report.errors == errors and ending.complete
+    packed_read = st.st_size if whole else 0
+    return cursor, _updated(cursor, head, st, path, offset + consumed, packed_read)
 
 
-def _guarded(raw: BinaryIO, packed: bool, offset: int, report: ReadReport) -> Iterator[bytes]:
-    """The (decompressed) chunks from ``offset`` on. A broken gzip or a read error ends the
-    file quietly: what came before counts, a later run reads on from there."""
+def _guarded(
+    raw: BinaryIO, packed: str, offset: int, report: ReadReport, ending: Ending
+) -> Iterator[bytes]:
+    """The (decompressed) chunks from ``offset`` on. Broken compressed data or a read error
+    ends the file quietly: what came before counts, a later run reads on from there."""
     try:
         if packed:
-            yield from _skip(gunzip(raw), offset)
+            yield from _skip(decompressed(raw, packed, ending), offset)
         else:
             raw.seek(offset)
             yield from iter_chunks(raw)
-    except (OSError, zlib.error):
+    except (OSError, *DECODE_ERRORS):
         report.errors += 1
 
 
@@ -336,9 +320,9 @@ def _updated(
     st: os.stat_result,
     path: Path,
     offset: int,
-    gzip_read: int = 0,
+    packed_read: int = 0,
 ) -> Cursor | None:
-    if offset == 0 and not gzip_read:
+    if offset == 0 and not packed_read:
         return None
     if cursor is not None and cursor.fp_len > len(head):
         # A copy of an earlier state of the cursor's file: its first bytes tell less.
@@ -353,7 +337,7 @@ def _updated(
         inode=st.st_ino,
         path=str(path),
         lines=lines,
-        gzip_read=gzip_read,
+        packed_read=packed_read,
     )
 
 
@@ -363,7 +347,7 @@ def read_logs(
     """Read every log and its rotated files from where the last run stopped.
 
     Returns the cursors to keep (one per file still present that holds a complete line or is
-    a gzip read to its end) and what was read. Files are read oldest first; a file seen under
+    compressed and read to its end) and what was read. Files are read oldest first; a file seen under
     two names (``log.1`` and ``log.1.gz``) shares one cursor, so its lines are read once.
     """
     known: list[Cursor] = list(cursors)
