@@ -10,7 +10,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+from xml.etree import ElementTree
 
+from sitegen import layout
 from sitegen.config import SiteConfig
 from sitegen.web.run import RUN_ID_RE
 from testkit.site import site_config
@@ -18,6 +20,7 @@ from testkit.site import site_config
 if TYPE_CHECKING:  # annotations only: the benchmarks use testkit without pytest
     import pytest
 
+ATOM = "{http://www.w3.org/2005/Atom}"  # the Atom namespace, as ElementTree names tags
 FULL = "cloud/example"
 APPROVED = "internal/approved"
 # The example upstream mirrored whole into FULL, and filtered into APPROVED.
@@ -54,7 +57,8 @@ def demo_config(site: Path, url: str, body: str = CHANNELS, extra: str = "") -> 
 
 
 class _Links(HTMLParser):
-    """The links (href, src) and the search indexes (data-index) of a page."""
+    """The links (href, src) of a page, and the files its script fetches (data-index: a
+    search index; data-src: a run's filtered-out list)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,7 +71,7 @@ class _Links(HTMLParser):
                 continue
             if name in ("href", "src"):
                 self.links.append((tag, name, value))
-            elif name == "data-index":
+            elif name in ("data-index", "data-src"):
                 self.data_urls.append(value)
 
 
@@ -83,8 +87,28 @@ def html_pages(site: Path) -> list[Path]:
     return sorted(p for p in site.rglob("*.html") if ".sitegen" not in p.parts)
 
 
+def feed_links(feed: Path) -> list[str]:
+    """The href of every ``<link>`` of an Atom feed, the feed's own and its entries'."""
+    root = ElementTree.parse(feed).getroot()
+    return [link.get("href", "") for link in root.iter(f"{ATOM}link")]
+
+
+def _assert_local(site: Path, source: Path, what: str, value: str) -> None:
+    """``value``, a link of the file ``source``, names a file of the site."""
+    parts = urlsplit(value)
+    assert not parts.scheme and not parts.netloc, f"{source}: {what}={value!r}"
+    assert parts.path, f"{source}: {what}={value!r} names no file"
+    target = (source.parent / unquote(parts.path)).resolve()
+    if value.endswith("/"):
+        target = target / "index.html"
+    assert target.is_file(), f"{source.relative_to(site)}: broken {what} {value!r}"
+    assert site.resolve() in target.parents, f"{source}: {what} leaves the site: {value}"
+
+
 def assert_links_resolve(site: Path) -> int:
-    """Every local href/src of every page names an existing file; returns how many links."""
+    """Every local href/src of every page, every file a page's script fetches (data-index,
+    data-src) and every link of the Atom feed names an existing file of the site; returns how
+    many links."""
     checked = 0
     for page in html_pages(site):
         found = parse_links(page)
@@ -93,17 +117,18 @@ def assert_links_resolve(site: Path) -> int:
             if parts.scheme in ("http", "https"):
                 assert tag == "a", f"{page}: external {tag} {attribute}={value} (must be offline)"
                 continue
-            assert not parts.scheme, f"{page}: {attribute}={value!r}"
-            if not parts.path:
+            if not parts.scheme and not parts.path:
                 continue  # "#anchor"
-            target = (page.parent / unquote(parts.path)).resolve()
-            if value.endswith("/"):
-                target = target / "index.html"
-            assert target.is_file(), f"{page.relative_to(site)}: broken link {value!r}"
-            assert site.resolve() in target.parents, f"{page}: link leaves the site: {value}"
+            _assert_local(site, page, f"{tag} {attribute}", value)
             checked += 1
         for value in found.data_urls:
-            assert (page.parent / unquote(value)).is_file(), f"{page}: data-index {value!r}"
+            _assert_local(site, page, "data-index/data-src", value)
+            checked += 1
+    feed = site / layout.FEED
+    if feed.is_file():
+        for value in feed_links(feed):
+            _assert_local(site, feed, "feed link", value)
+            checked += 1
     return checked
 
 

@@ -71,6 +71,26 @@ async def test_every_page_kind_exists_and_links_resolve(mirrored: tuple[SiteConf
         assert '<meta name="viewport"' in text, page
 
 
+async def test_the_link_check_reaches_what_scripts_fetch_and_the_feed(
+    mirrored: tuple[SiteConfig, Path],
+) -> None:
+    """A run page's data-src (its filtered-out list, fetched by the page's script) and the
+    Atom feed's links name files of the site too: one that names none is a broken link."""
+    _config, site = mirrored
+    (run_id,) = [r["id"] for r in json.loads(page_text(site, "history/history.json"))["runs"]]
+    run_page = site / "history" / f"{run_id}.html"
+    feed = site / "history" / "feed.atom"
+    for path, attribute in ((run_page, "data-src"), (feed, "href")):
+        text = path.read_text(encoding="utf-8")
+        start = text.index(f'{attribute}="', text.index("<entry>") if path == feed else 0)
+        end = text.index('"', start + len(attribute) + 2)
+        path.write_text(f'{text[:start]}{attribute}="gone-file{text[end:]}', encoding="utf-8")
+        with pytest.raises(AssertionError, match=r"broken .*gone-file"):
+            assert_links_resolve(site)
+        path.write_text(text, encoding="utf-8")
+    assert_links_resolve(site)
+
+
 async def test_counts_on_pages_match_repodata(mirrored: tuple[SiteConfig, Path]) -> None:
     _config, site = mirrored
     for channel in (FULL, APPROVED):
