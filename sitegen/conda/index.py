@@ -77,9 +77,6 @@ REASON_TWO_INDEXES = "info/index.json twice in the archive"
 REASON_INFO_IN_PKG = "info/ files in the archive's pkg/ part"
 REASON_EXTRA_PART = "archive holds a part besides info/ and pkg/"
 
-# bzip2's end-of-stream marker (48 bits, not byte aligned), then a 32-bit CRC and padding.
-_BZ2_EOS = 0x177245385090
-
 
 class BadPackage(Exception):
     """A package file that cannot be indexed; ``reason`` is categorical, ``detail`` specific."""
@@ -205,10 +202,12 @@ def _read_info(
 ) -> tuple[dict[str, Any], dict[str, Any], bytes | None]:
     """index.json, the about fields and the run_exports, through conda-package-streaming."""
     # Imported on first use: only local sources read package files.
-    from sitegen.conda.info_tar import conda_members, tar_bz2_members
+    from sitegen.conda.info_tar import bz2_ends, conda_members, tar_bz2_members
 
-    if fn.endswith(TAR_BZ2_SUFFIX):
-        _check_bz2_end(reader.fd, size)
+    # The info/ part usually comes first: a .tar.bz2 cut short whose metadata is intact would
+    # be indexed (the digests taken of its shorter bytes) without ever decompressing the rest.
+    if fn.endswith(TAR_BZ2_SUFFIX) and not bz2_ends(reader.fd, size):
+        raise BadPackage(REASON_TRUNCATED, "no bzip2 end-of-stream marker")
     stream = io.BufferedReader(reader, CHUNK)
     members: dict[str, bytes] = {}
     links = Links()  # both inner archives of a .conda are extracted into one folder
@@ -353,20 +352,6 @@ def _check_pkg_part(components: Members, limit: int, links: Links) -> None:
         landing = _landing(member, limit, links)
         if landing == "info" or landing.startswith("info/"):
             raise BadPackage(REASON_INFO_IN_PKG, repr(member.name)[:200])
-
-
-def _check_bz2_end(fd: int, size: int) -> None:
-    """A .tar.bz2 cut short lacks bzip2's end-of-stream marker in its last bytes. The info/
-    part usually comes first, so without this check a truncated file whose metadata is intact
-    would be indexed (the digests taken of its shorter bytes) without ever decompressing the
-    rest."""
-    tail = os.pread(fd, 11, max(0, size - 11))
-    value = int.from_bytes(tail, "big")
-    for padding in range(8):
-        shifted = value >> padding
-        if (shifted >> 32) & ((1 << 48) - 1) == _BZ2_EOS:
-            return
-    raise BadPackage(REASON_TRUNCATED, "no bzip2 end-of-stream marker")
 
 
 def _json(data: bytes) -> Any:

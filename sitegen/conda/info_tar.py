@@ -10,7 +10,7 @@ is not counted, so large payloads are unaffected.
 
 The stream itself is conda-package-streaming's :func:`tar_generator`, over ``bz2`` for a
 ``.tar.bz2`` and ``zstandard`` (a dependency of sitegen's own) for the ``.conda``'s inner
-archives.
+archives. :func:`bz2_ends` tells a ``.tar.bz2`` cut short by its last bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import bz2
 import functools
 import io
+import os
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ import zstandard
 from conda_package_streaming.package_streaming import tar_generator
 
 MAX_HEADERS = 1 << 20
+# bzip2's end-of-stream marker (48 bits, not byte aligned), then a 32-bit CRC and padding.
+_BZ2_EOS = 0x177245385090
 
 Members = Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]
 
@@ -93,3 +96,11 @@ def tar_bz2_members(stream: IO[bytes]) -> Members:
 def conda_members(archive: zipfile.ZipFile, name: str) -> Members:
     """The members of one of a ``.conda``'s inner archives, named ``name`` in ``archive``."""
     return _members(zstandard.ZstdDecompressor().stream_reader(archive.open(name)))
+
+
+def bz2_ends(fd: int, size: int) -> bool:
+    """Whether the .tar.bz2 open as ``fd``, of ``size`` bytes, ends in bzip2's end-of-stream
+    marker, which one cut short lacks."""
+    tail = os.pread(fd, 11, max(0, size - 11))
+    value = int.from_bytes(tail, "big")
+    return any((value >> padding >> 32) & ((1 << 48) - 1) == _BZ2_EOS for padding in range(8))
