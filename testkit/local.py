@@ -124,7 +124,13 @@ class Link(NamedTuple):
     hard: bool = False
 
 
-Member = tuple[str, bytes | int | Link]
+class Directory(NamedTuple):
+    """A tar member that is a directory."""
+
+    mode: int = 0o755
+
+
+Member = tuple[str, bytes | int | Link | Directory]
 
 
 def tar_of(members: Iterable[Member]) -> bytes:
@@ -137,6 +143,10 @@ def tar_of(members: Iterable[Member]) -> bytes:
             if isinstance(data, Link):
                 info.type = tarfile.LNKTYPE if data.hard else tarfile.SYMTYPE
                 info.linkname = data.target
+                tar.addfile(info)
+                continue
+            if isinstance(data, Directory):
+                info.type, info.mode = tarfile.DIRTYPE, data.mode
                 tar.addfile(info)
                 continue
             if isinstance(data, int):

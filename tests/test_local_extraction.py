@@ -23,6 +23,7 @@ from sitegen.conda.index import (
 )
 from sitegen.tools.example_channel import PackageSpec
 from testkit.local import (
+    Directory,
     Link,
     drop_all,
     index_of,
@@ -236,3 +237,34 @@ def test_members_written_through_a_link_the_archive_made_are_refused(tmp_path: P
     found, refused = run_and_refusals(tmp_path, folder)
     assert found == {*good, linked.name}
     assert refused == {fn: REASON_UNSAFE_PATH for fn in [*cases, pkg_link.name]}
+
+
+def test_a_conda_whose_info_part_writes_outside_info_is_refused(tmp_path: Path) -> None:
+    """conda extracts a .conda's pkg- archive first, then its info- one (rattler in the zip's
+    order, here the same): a member of the info- archive outside info/ may then be written
+    through a link the pkg- archive made, which reading the info- archive first cannot see.
+    A build tool puts nothing but info/ in that archive."""
+    folder = tmp_path / "incoming"
+    good = drop_all(folder, GOOD)
+    second = other_index("x")[1]
+    through = write_conda(
+        folder / "through-1.0-0.conda",
+        [*info_members(index_of("through")), ("x/index.json", second)],
+        pkg_members=[PAYLOAD, ("x", Link("info"))],
+    )
+    beside = write_conda(
+        folder / "beside-1.0-0.conda",
+        [*info_members(index_of("beside")), ("lib/extra.so", b"x")],
+    )
+    for installer in INSTALLERS:
+        index = installed(through, tmp_path / "x", installer, "index.json")
+        assert isinstance(index, dict) and index["depends"] == ["other"]
+    # A directory member for info/ itself, or for the archive's top, is no reason to refuse.
+    dirs = write_conda(
+        folder / "dirs-1.0-0.conda",
+        [(".", Directory()), ("info", Directory()), *info_members(index_of("dirs"))],
+    )
+
+    found, refused = run_and_refusals(tmp_path, folder)
+    assert found == {*good, dirs.name}
+    assert refused == {through.name: REASON_UNSAFE_PATH, beside.name: REASON_UNSAFE_PATH}

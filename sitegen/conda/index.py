@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sitegen.conda.hashing_reader import CHUNK, HashingReader, Pread
-from sitegen.conda.member_path import Links, TooManyLinks, landing
+from sitegen.conda.member_path import Links, TooManyLinks, in_info, in_info_part, landing
 from sitegen.conda.package_metadata import about_fields, published_index, unwritable
 from sitegen.conda.record_check import check_record
 from sitegen.conda.run_exports import EMPTY, entry_of
@@ -60,7 +60,7 @@ SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 # run_exports made otherwise). A local source's index cache keeps each verdict with the version
 # it was reached by and indexes the file again under another (see sitegen.sync.local_index);
 # else a package refused now stays published, or its record as made, until the file changes.
-INDEX_VERSION = 10
+INDEX_VERSION = 11
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"
@@ -226,7 +226,7 @@ def _read_info(
             components = conda_members(archive, info[0])
         else:
             components = tar_bz2_members(stream)
-        exports_known = _collect(components, members, scan_limit(size), links)
+        exports_known = _collect(components, members, scan_limit(size), links, archive is not None)
     if INDEX_JSON not in members:
         raise BadPackage(REASON_NO_INDEX)
     index = _json(members[INDEX_JSON])
@@ -312,16 +312,21 @@ def _landing(member: tarfile.TarInfo, limit: int, links: Links) -> str:
     return where
 
 
-def _collect(components: Members, members: dict[str, bytes], limit: int, links: Links) -> bool:
+def _collect(
+    components: Members, members: dict[str, bytes], limit: int, links: Links, conda: bool
+) -> bool:
     """Read index.json, about.json and run_exports.json out of the tar stream, checking every
     member, to the stream's end: a ``.tar.bz2``'s payload too (bzip2 is slow to decompress,
     but the file is read once), since the installer extracts every member in turn and the
     last one written to a path stays. So a second index.json anywhere is refused, and the last
     about.json and run_exports.json are the ones read. False when the last run_exports.json
-    could not be read (its entry is unknown, not none)."""
+    could not be read (its entry is unknown, not none). ``conda``: the stream is a .conda's
+    info- archive (see :func:`in_info_part`)."""
     exports_known = True
     for tar, member in components:
         landing = _landing(member, limit, links)
+        if conda and not in_info_part(landing, member):
+            raise BadPackage(REASON_UNSAFE_PATH, repr(member.name)[:200])
         if landing == INDEX_JSON and INDEX_JSON in members:
             raise BadPackage(REASON_TWO_INDEXES, repr(member.name)[:200])
         if landing == RUN_EXPORTS_JSON and not (member.isfile() and member.size <= MAX_MEMBER):
@@ -350,7 +355,7 @@ def _check_pkg_part(components: Members, limit: int, links: Links) -> None:
     order, after it when it comes later), where it would replace or add to what was read."""
     for _tar, member in components:
         landing = _landing(member, limit, links)
-        if landing == "info" or landing.startswith("info/"):
+        if in_info(landing):
             raise BadPackage(REASON_INFO_IN_PKG, repr(member.name)[:200])
 
 

@@ -36,6 +36,20 @@ def landing(name: str) -> str | None:
     return posixpath.normpath("/".join(parts)).lower()
 
 
+def in_info(where: str) -> bool:
+    """Whether a member landing at ``where`` (see :func:`landing`) is in the info/ folder."""
+    return where == "info" or where.startswith("info/")
+
+
+def in_info_part(where: str, member: tarfile.TarInfo) -> bool:
+    """Whether a member of a ``.conda``'s info- archive, landing at ``where``, belongs there:
+    in info/, or the archive's top as a directory. conda extracts the pkg- archive first, so
+    any other member could be written through a link that one made (``x`` to ``info``, then
+    ``x/index.json``), which reading the info- archive first cannot see; a build tool puts
+    nothing else there."""
+    return in_info(where) or (where == "." and member.isdir())
+
+
 # Marks a place in Links' tree as a link: no component of a path holds a "/".
 _LINK = "/"
 # Places in Links' tree, all links' components together (a dict each): a package has some
