@@ -128,3 +128,22 @@ def test_a_package_whose_file_name_is_near_the_limit_is_added_and_moved(tmp_path
     assert published(site, CHANNEL, "linux-64") == {package.name}
     assert not (folder / "linux-64" / package.name).exists()  # moved to the store
     assert sha256_of(site / CHANNEL / "linux-64" / package.name) == sha256_of(package)
+
+
+def test_a_file_named_by_a_link_is_added_under_its_own_name(tmp_path: Path) -> None:
+    """A CI job names its build by a link (``dist/latest.conda``) as often as by itself. A link
+    named on the command line is followed, as cp and rsync do: the file it leads to is checked
+    and copied, under the name the package is built under (the link's is an alias, which
+    would disagree with its index.json), as a file, never a link."""
+    folder = tmp_path / "incoming"
+    config = _config(tmp_path, folder)
+    built = drop(tmp_path / "build", PackageSpec("alpha", "1.0", "h0"), "conda")
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "alpha.conda").symlink_to(Path("..") / "build" / built.name)
+    (dist / "latest.conda").symlink_to("alpha.conda")  # a link to a link
+    assert main(["add", CHANNEL, str(dist / "latest.conda"), "-c", str(config)]) == EXIT_OK
+    assert published(tmp_path / "site", CHANNEL, "linux-64") == {built.name}
+    added = folder / "linux-64" / built.name
+    assert not added.is_symlink() and sha256_of(added) == sha256_of(built)
+    assert sorted(p.name for p in (folder / "linux-64").iterdir()) == [built.name]

@@ -4,7 +4,8 @@ Every file is checked first (a readable conda package whose name, version, build
 agree with its file name, for a subdir the source publishes); only when all pass are they
 copied, each atomically (written beside under a dot-name ending in ``.partial``, which indexing
 ignores, flushed, then renamed), into the source folder. A file of that name already in the
-folder is replaced where it is; a new one goes to ``<folder>/<subdir>/``. Publishing is then a
+folder is replaced where it is; a new one goes to ``<folder>/<subdir>/``. A file named by a
+link is the file the link leads to, added under its own name. Publishing is then a
 mirror run of that source (the caller's part).
 """
 
@@ -81,8 +82,20 @@ def check_files(mirror: MirrorConfig, paths: list[Path]) -> tuple[list[Checked],
     good: list[Checked] = []
     problems: list[str] = []
     for path in paths:
+        # A link named on the command line is the operator's to name: followed, as cp and
+        # rsync do, to the file it leads to, which is checked and copied under its own name,
+        # the package's (the link's is often an alias, such as latest.conda). A run never
+        # follows a link it finds in a source folder.
         try:
-            package = index_package(path)
+            real = path.resolve(strict=True)
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror or exc}")
+            continue
+        except RuntimeError as exc:  # a loop of links
+            problems.append(f"{path}: {exc}")
+            continue
+        try:
+            package = index_package(real)
         except BadPackage as exc:
             problems.append(f"{path}: {exc}")
             continue
@@ -91,7 +104,7 @@ def check_files(mirror: MirrorConfig, paths: list[Path]) -> tuple[list[Checked],
             subdir = package.subdir if package.subdir.isprintable() else repr(package.subdir)
             problems.append(f"{path}: subdir {subdir} is not published ({listed})")
             continue
-        good.append(Checked(path, package))
+        good.append(Checked(real, package))
     return good, problems
 
 
