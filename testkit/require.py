@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from typing import NoReturn
 
 import pytest
@@ -24,3 +25,18 @@ def missing(message: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"CI=true: {message}", pytrace=False)
     pytest.skip(message)
+
+
+def unprivileged() -> list[str]:
+    """A command prefix under which file permissions bind: none for a user; for root a user
+    namespace of its own (``unshare -U``), where root keeps its own files' owner rights but
+    no power over permissions."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        probe = subprocess.run(["unshare", "-U", "true"], capture_output=True, timeout=30)
+    except FileNotFoundError:
+        missing("unshare is not installed (apt-get install -y util-linux)")
+    if probe.returncode != 0:
+        missing(f"no user namespace for root to drop its powers in: {probe.stderr!r}")
+    return ["unshare", "-U"]

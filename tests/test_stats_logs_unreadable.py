@@ -5,7 +5,6 @@ can be read again."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,29 +14,14 @@ from pathlib import Path
 import pytest
 
 from sitegen.cli import EXIT_FAILED, EXIT_OK
-from testkit.require import missing
+from testkit.require import unprivileged
 
 pytestmark = pytest.mark.integration
 
 
-def _unprivileged() -> list[str]:
-    """A command prefix under which file permissions bind: none for a user; for root a user
-    namespace of its own (``unshare -U``), where root keeps its own files' owner rights but
-    no power over permissions."""
-    if os.geteuid() != 0:
-        return []
-    try:
-        probe = subprocess.run(["unshare", "-U", "true"], capture_output=True, timeout=30)
-    except FileNotFoundError:
-        missing("unshare is not installed (apt-get install -y util-linux)")
-    if probe.returncode != 0:
-        missing(f"no user namespace for root to drop its powers in: {probe.stderr!r}")
-    return ["unshare", "-U"]
-
-
 def _stats(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*_unprivileged(), sys.executable, "-m", "sitegen", "stats", "-c", str(config)],
+        [*unprivileged(), sys.executable, "-m", "sitegen", "stats", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=120,
