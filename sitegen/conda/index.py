@@ -20,6 +20,7 @@ read (by name, or through a link: see :class:`Links`) would publish one record a
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -60,7 +61,7 @@ SCAN_RATIO = 100  # ...and beyond that, this many times the file's own size
 # run_exports made otherwise). A local source's index cache keeps each verdict with the version
 # it was reached by and indexes the file again under another (see sitegen.sync.local_index);
 # else a package refused now stays published, or its record as made, until the file changes.
-INDEX_VERSION = 11
+INDEX_VERSION = 12
 REASON_UNREADABLE = "unreadable or corrupt archive"
 REASON_TRUNCATED = "truncated archive"
 REASON_NO_INFO = "archive lacks its info/ part"
@@ -72,6 +73,7 @@ REASON_INDEX_KEYS = "info/index.json lacks name, version, build or subdir"
 REASON_UNSAFE_PATH = "unsafe path inside the archive"
 REASON_TOO_LARGE = "absurd size inside the archive"
 REASON_CHANGED = "changed or vanished while being read"
+REASON_CANNOT_READ = "cannot be read"  # followed by what the OS said
 REASON_NOT_FILE = "not a regular file"
 REASON_TWO_INDEXES = "info/index.json twice in the archive"
 REASON_INFO_IN_PKG = "info/ files in the archive's pkg/ part"
@@ -137,7 +139,7 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
         # open wait for a writer (reads of a regular file ignore the flag).
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
-        raise BadPackage(REASON_CHANGED, exc.strerror or str(exc)) from None
+        raise _unreadable(exc) from None
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
@@ -147,7 +149,7 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
         size = reader.finish()
         after = os.fstat(fd)
     except OSError as exc:
-        raise BadPackage(REASON_CHANGED, exc.strerror or str(exc)) from None
+        raise _unreadable(exc) from None
     finally:
         os.close(fd)
     if size != before.st_size or FileStat.of(after) != FileStat.of(before):
@@ -166,6 +168,14 @@ def index_package(path: Path, fn: str | None = None, pread: Pread = os.pread) ->
     if reason is not None:
         raise BadPackage(reason, f"index.json names {_stem(index)}")
     return IndexedPackage(fn, record["subdir"], record, about, FileStat.of(before), exports)
+
+
+def _unreadable(exc: OSError) -> BadPackage:
+    """A file gone, or swapped for a link, since it was listed changed; any other error
+    (permissions, the disk) is the OS's to say, which tells the operator what to do."""
+    if exc.errno in (errno.ENOENT, errno.ELOOP):
+        return BadPackage(REASON_CHANGED, exc.strerror or str(exc))
+    return BadPackage(f"{REASON_CANNOT_READ}: {exc.strerror or type(exc).__name__}")
 
 
 class _CappedReads:
