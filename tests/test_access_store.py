@@ -70,6 +70,14 @@ DAMAGED_STORES = [
     ("a name that is not text", lambda entry: _stored({"tokens": [{**entry, "name": 7}]})),
     ("channels a string", lambda entry: _stored({"tokens": [{**entry, "channels": "x/y"}]})),
     ("an unknown key", lambda entry: _stored({"tokens": [{**entry, "colour": "red"}]})),
+    # Well-typed, but no token add writes it: a name no command takes (a rename by hand), an
+    # id or a hash of another form.
+    ("a name with a space", lambda entry: _stored({"tokens": [{**entry, "name": "ci runner"}]})),
+    (
+        "an id in capitals",
+        lambda entry: _stored({"tokens": [{**entry, "id": entry["id"].upper()}]}),
+    ),
+    ("a hash cut short", lambda entry: _stored({"tokens": [{**entry, "apache_sha1": "ab"}]})),
     (
         "an expiry that is no time",
         lambda entry: _stored({"tokens": [{**entry, "expires": "soon"}]}),
@@ -155,6 +163,7 @@ def test_a_tampered_store_or_an_unknown_group_never_reaches_a_config(
         write_server_files(config)
     assert main(["webconf", "nginx", "-c", str(config_path)]) == 2
     assert "malformed" in capsys.readouterr().err
+    store.save([record])  # intact again: the group alone stops the next command
     grouped = _config(tmp_path, extra="access: {group: no-such-group-here}")
     config_path.write_text(grouped)
     assert (

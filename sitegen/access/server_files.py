@@ -25,15 +25,19 @@ from __future__ import annotations
 import contextlib
 import grp
 import os
-import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sitegen.access.tokens import BASIC_ALIGNMENTS, TokenError, TokenRecord, TokenStore, basic_keys
+from sitegen.access.tokens import (
+    TokenError,
+    TokenRecord,
+    TokenStore,
+    basic_keys,
+    malformed_field,
+)
 from sitegen.config import ChannelConfig, SiteConfig
-from sitegen.config.access import TOKEN_NAME_RE
 from sitegen.layout import (
     ACCESS_LOCK,
     APACHE_TOKENS_DIR,
@@ -43,12 +47,6 @@ from sitegen.layout import (
     access_dir,
 )
 from sitegen.store.lock import taking_turns
-
-# Matched whole (fullmatch): "$" would also let a final line end by.
-_ID_RE = re.compile(r"[0-9a-f]{12}")
-_B64URL_RE = re.compile(r"[A-Za-z0-9_-]{22}")
-_HEX40_RE = re.compile(r"[0-9a-f]{40}")
-_BASIC_KEY_RE = re.compile(r"basic[012]:[A-Za-z0-9+/]{12}")
 
 REVOKED_EPOCH = 1  # secure_link treats any expiry in the past as expired; 0 would mean "none"
 APACHE_NEVER = "99991231235959"
@@ -62,17 +60,7 @@ class AccessError(ValueError):
 def check_record(record: TokenRecord) -> TokenRecord:
     """Everything written into a server file must be exactly what ``token add`` stores: a
     hand-edited store must not smuggle a quote or a path into the configuration."""
-    basic = record.nginx_basic_md5s
-    fields = (
-        TOKEN_NAME_RE.fullmatch(record.name),
-        _ID_RE.fullmatch(record.id),
-        _B64URL_RE.fullmatch(record.nginx_md5),
-        len(basic) == len(BASIC_ALIGNMENTS),
-        *(isinstance(md5, str) and _B64URL_RE.fullmatch(md5) for md5 in basic),
-        *(_BASIC_KEY_RE.fullmatch(key) for key in basic_keys(record.id)),
-        _HEX40_RE.fullmatch(record.apache_sha1),
-    )
-    if not all(fields):
+    if malformed_field(record) is not None:
         raise AccessError(f"token store: the entry {record.name!r} is malformed")
     return record
 

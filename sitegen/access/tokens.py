@@ -47,6 +47,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from sitegen.config.access import TOKEN_NAME_RE
 from sitegen.layout import ACCESS_LOCK
 from sitegen.store.lock import taking_turns
 
@@ -56,6 +57,14 @@ TOKEN_RE = re.compile(rf"^([0-9a-f]{{{ID_HEX}}})-[0-9a-f]{{{SECRET_HEX}}}$")
 STORE_MODE = 0o600
 BASIC_ALIGNMENTS = (0, 1, 2)  # where the first base64 group boundary falls inside the token
 BASIC_KEY_BYTES = 9  # encoded as 12 base64 characters, all inside the id for any alignment
+
+
+# What ``token add`` writes into each field a server file is made of, matched whole
+# (fullmatch: "$" would also let a final line end by).
+_ID_RE = re.compile(rf"[0-9a-f]{{{ID_HEX}}}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_B64URL_MD5_RE = re.compile(r"[A-Za-z0-9_-]{22}")
+_SHA1_RE = re.compile(r"[0-9a-f]{40}")
 
 
 class TokenError(ValueError):
@@ -153,6 +162,27 @@ class TokenRecord:
         return "active"
 
 
+def malformed_field(record: TokenRecord) -> str | None:
+    """The first field of ``record`` that ``token add`` would not have written so, else None.
+    The id names Apache's files and keys the nginx map, the hashes are their contents and the
+    map's values: a hand edit must not carry a quote, a line end or a path into them. A name
+    no command takes (a rename by hand) could not be revoked by name."""
+    basic = record.nginx_basic_md5s
+    checks = (
+        ("name", TOKEN_NAME_RE.fullmatch(record.name)),
+        ("id", _ID_RE.fullmatch(record.id)),
+        ("sha256", _SHA256_RE.fullmatch(record.sha256)),
+        ("nginx_md5", _B64URL_MD5_RE.fullmatch(record.nginx_md5)),
+        (
+            "nginx_basic_md5s",
+            len(basic) == len(BASIC_ALIGNMENTS)
+            and all(isinstance(md5, str) and _B64URL_MD5_RE.fullmatch(md5) for md5 in basic),
+        ),
+        ("apache_sha1", _SHA1_RE.fullmatch(record.apache_sha1)),
+    )
+    return next((field for field, ok in checks if not ok), None)
+
+
 def _lookup_keys(tid: str) -> set[str]:
     # nginx's map compares strings ignoring case and refuses to load one with equal keys.
     return {key.lower() for key in (tid, *basic_keys(tid))}
@@ -213,6 +243,9 @@ def _record(entry: object) -> TokenRecord:
         o is not None and not isinstance(o, str) for o in optional
     ):
         raise TypeError("a value that is not text")
+    field = malformed_field(record)
+    if field is not None:
+        raise ValueError(f"{field}: not as `sitegen token add` writes it")
     expires = record.expires_at  # ValueError when not ISO 8601
     if expires is not None and expires.tzinfo is None:
         raise ValueError(f"expires {record.expires!r} lacks its UTC offset")
