@@ -108,6 +108,31 @@ def test_explicit_file_pins_urls_with_md5_or_sha256():
     )
 
 
+def test_explicit_file_of_conda_list_sha256_pins_by_sha256(tmp_path):
+    # `conda list --explicit --sha256` writes the bare digest after `#` (CEP 23 allows it with
+    # or without `sha256:`): 64 hex digits are a sha256, not a malformed md5.
+    text = f"@EXPLICIT\n{FORGE}/linux-64/zlib-1.3.1-0.conda#{SHA_A}\n"
+    spec = config_with(tmp_path, {"env.txt": text}, "[env.txt]")
+    pinned = rec("zlib", "1.3.1", sha256=SHA_A)
+    other = rec("zlib", "1.3.1", build="1", sha256=SHA_A)  # another file name: not pinned
+    result = apply_filters(
+        {r.fn: r for r in (pinned, other)},
+        "linux-64",
+        (spec, FilterSpec(), FilterSpec()),
+        RecordMatcher(),
+    )
+    assert set(result.kept) == {pinned.fn}
+    changed = rec("zlib", "1.3.1", sha256=SHA_B)  # the same name, other bytes
+    assert missing_pins([spec], ["linux-64"], {("linux-64", changed.fn): [changed]}) == [
+        {
+            "lockfile": str(tmp_path / "env.txt"),
+            "subdir": "linux-64",
+            "file": changed.fn,
+            "why": CHECKSUM_DIFFERS,
+        }
+    ]
+
+
 @pytest.mark.parametrize("text", [PIXI, PIXI_V5, CONDA_LOCK])
 def test_yaml_lockfiles_pin_conda_packages_only(text):
     (pin,) = parse_yaml_lockfile(text, "lock")

@@ -72,8 +72,8 @@ def read_lockfile(path: Path) -> tuple[Pin, ...]:
 
 
 def parse_explicit(text: str, filename: str) -> tuple[Pin, ...]:
-    """``conda list --explicit [--md5]``: one URL a line, optionally ``#<md5>`` or
-    ``#sha256:<hex>``, after an ``@EXPLICIT`` line."""
+    """``conda list --explicit [--md5 | --sha256]``: one URL a line, optionally ``#<md5>``,
+    ``#<sha256>`` or ``#sha256:<sha256>`` (CEP 23), after an ``@EXPLICIT`` line."""
     pins = []
     started = False
     for number, line in enumerate(text.splitlines(), 1):
@@ -89,6 +89,9 @@ def parse_explicit(text: str, filename: str) -> tuple[Pin, ...]:
         md5 = sha256 = None
         if checksum.startswith("sha256:"):
             sha256 = _checksum("sha256", checksum[len("sha256:") :].lower(), filename, number)
+        elif len(checksum) == _DIGITS["sha256"]:
+            # conda's --sha256 writes the digest bare: told from an md5 by its length.
+            sha256 = _checksum("sha256", checksum.lower(), filename, number)
         elif checksum:
             md5 = _checksum("md5", checksum.lower(), filename, number)
         pin = _pin(url.strip(), sha256, md5)
