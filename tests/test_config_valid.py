@@ -166,7 +166,16 @@ def test_env_token_is_accepted_and_never_displayed() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("500MB", 500_000_000), ("2GiB", 2 * 1024**3), ("1024", 1024), ("10 kB", 10_000)],
+    [
+        ("500MB", 500_000_000),
+        ("2GiB", 2 * 1024**3),
+        ("1024", 1024),
+        ("10 kB", 10_000),
+        # A decimal fraction is exact: a file of exactly that size is not larger than it.
+        ("2.01MB", 2_010_000),
+        ("1.005kB", 1_005),
+        ("4.1GB", 4_100_000_000),
+    ],
 )
 def test_max_size_units(text: str, expected: int) -> None:
     config = parse_config(dedent(SHORT) + f"    filters: {{max_size: {text}}}\n")

@@ -4,9 +4,9 @@ parsed from its own top-level key."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import partial
 from pathlib import Path, PurePosixPath
 
@@ -41,8 +41,10 @@ def parse_size(text: str) -> int:
     factor = _SIZE_UNITS[base]
     if "I" in unit:
         factor = 1024 ** {"K": 1, "M": 2, "G": 3, "T": 4}[base]
-    size = float(number) * factor
-    if not math.isfinite(size) or size >= 2**63:
+    # Decimal, not float: 2.01 * 10**6 in binary floating point is 2009999.99..., which would
+    # set the limit one byte below the size written.
+    size = Decimal(number) * factor
+    if size >= 2**63:
         raise ValueError(f"{shown_value(text)} is too large")
     return int(size)
 
