@@ -50,10 +50,21 @@ def deletion_guard(
     )
 
 
+def package_links(directory: Path) -> set[str]:
+    """Names of the symbolic links in a subdir directory named like package files. A run never
+    makes one, but the web server serves what each leads to, which no record vouches for."""
+    if not directory.is_dir():
+        return set()
+    with os.scandir(directory) as entries:
+        return {e.name for e in entries if is_package_file(e.name) and e.is_symlink()}
+
+
 def prune_subdir(site: Site, directory: Path, referenced: AbstractSet[str]) -> list[str]:
-    """Remove package files in directory that are not referenced; returns their names."""
+    """Remove the package files in directory that are not referenced, and the links named like
+    one (the link, never what it leads to); returns their names."""
     removed = []
-    for name in sorted(package_files(directory).keys() - referenced):
+    unreferenced = (package_files(directory).keys() | package_links(directory)) - referenced
+    for name in sorted(unreferenced):
         if site.remove(directory / name):
             removed.append(name)
     return removed
