@@ -45,6 +45,7 @@ from testkit.webconf import CHANNEL
 from testkit.webconf import webconf_config as _config
 
 PREFIX = "/anaconda"
+OCTETS = "application/octet-stream"
 
 
 def _get(
@@ -238,7 +239,9 @@ def test_installer_folders_are_served_as_static_files(
     revalidated: a "latest" installer changes under its name, whatever it is named, a package
     file's or a shard's, in a folder named shards too) and its page; on a private site
     likewise, through a path token (nginx serves those under its quiet head) and a Bearer token
-    alike."""
+    alike. A file's type is its name's last extension's, plain bytes for one the site does not
+    serve otherwise: never none (a browser would guess one from the bytes), nor that of an
+    extension before the last (an upstream's ``setup.html.sh`` is no page of the site)."""
     require_server(server)
     folder = public_dir / "upstream" / "miniconda"
     files = {
@@ -248,7 +251,11 @@ def test_installer_folders_are_served_as_static_files(
         "Miniconda3-latest-Linux-x86_64.conda": b"PK" * 700,
         "Miniconda3-latest-Linux-x86_64.tar.bz2": b"BZh9" * 500,
         f"{'ab' * 32}.msgpack.zst": b"(not a shard)" * 100,
+        "setup.html.sh": b"<html><script>alert(1)</script></html>" * 100,
+        "setup.svg.exe": b"<svg xmlns='http://www.w3.org/2000/svg'/>" * 100,
     }
+    bzip2 = ("Miniconda3-latest-Linux-x86_64.tar.bz2",)
+    types = {name: "application/x-bzip2" if name in bzip2 else OCTETS for name in files}
     write_folder(folder, files)
     upstream = upstream_server_factory(folder.parent)
     serve_index(upstream, "/miniconda/")
@@ -288,6 +295,7 @@ def test_installer_folders_are_served_as_static_files(
                     assert (status, body) == (200, data), (head, path)
                     assert "content-encoding" not in answer, path
                     assert answer["cache-control"] == revalidated, (head, path)
+                    assert answer.get("content-type") == types[name], (head, path)
             status, answer, body = _get(running.url, f"{head}/installers/miniconda/", headers)
             assert status == 200 and answer["content-type"].startswith("text/html")
             assert b"Miniconda3-latest-Linux-x86_64.sh" in body

@@ -5,8 +5,9 @@ directory at a URL prefix with what conda clients need:
 
 * MIME types: ``.conda`` application/octet-stream, ``.tar.bz2`` and ``.json.bz2``
   application/x-bzip2, ``.json`` application/json, ``.json.zst`` application/zstd, pages
-  text/html, the history feed application/atom+xml; no ``Content-Encoding`` is ever added
-  (clients hash the bytes as stored);
+  text/html, the history feed application/atom+xml, by a name's last extension alone, and
+  application/octet-stream for every other file (an installer's ``.sh``, ``.exe``, ``.pkg``);
+  no ``Content-Encoding`` is ever added (clients hash the bytes as stored);
 * ``Cache-Control``: short (``public, max-age=60``) for repodata, ``current_repodata``,
   CEP-12 ``run_exports.json``, ``channeldata``, pages and every other file; long and ``immutable`` for the package files
   of the configured channels' subdirs (``<channel>/<subdir>/<file>.conda``), whose name always
