@@ -4,6 +4,7 @@ the record, stable across reruns, re-downloads and a site rebuilt from its state
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,28 @@ def test_a_site_whose_state_was_lost_keeps_its_published_values() -> None:
     fresh = record("a")
     assert stamp_records([fresh], first_seen, NOW, {fresh.fn: published}) == 1
     assert fresh.raw[INDEXED_TIMESTAMP] == JAN_2024 + 7 == first_seen[fresh.fn]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("state", ["kept", "lost"])
+def test_other_bytes_under_a_published_name_are_stamped_when_they_first_appear(state: str) -> None:
+    """CEP-47: the time an artifact first appears in the channel. A package rebuilt and
+    uploaded again under its file name is another artifact: it takes the time it appears
+    (whether the map of first sightings was kept or lost), not its predecessor's, which would
+    let it past a client's exclude-newer cooldown as an old package; it keeps that time later."""
+    published = record("a")
+    published.raw[INDEXED_TIMESTAMP] = JAN_2024 + 7
+    first_seen = {published.fn: JAN_2024 + 7} if state == "kept" else {}
+    other = record("a", sha256="1" * 64)
+    assert stamp_records([other], first_seen, NOW, {other.fn: published}) == 1
+    assert other.raw[INDEXED_TIMESTAMP] == NOW == first_seen[other.fn]
+    again = record("a", sha256="1" * 64)
+    assert stamp_records([again], first_seen, NOW + 5000, {again.fn: other}) == 0
+    assert again.raw[INDEXED_TIMESTAMP] == NOW
+    same = record("a")  # the same bytes again beside a published copy: nothing new
+    kept = {same.fn: JAN_2024 + 7}
+    assert stamp_records([same], kept, NOW, {same.fn: published}) == 0
+    assert same.raw[INDEXED_TIMESTAMP] == JAN_2024 + 7
 
 
 @pytest.mark.unit
@@ -251,6 +274,37 @@ async def test_upstreams_stamp_is_published_and_a_new_record_gets_a_later_one(
     rewrite_repodata(example_upstream.root, "linux-64", restore)
     await _mirror(config)
     assert _stamps(site, "linux-64") == first
+
+
+@pytest.mark.integration
+async def test_a_package_uploaded_again_with_other_bytes_is_stamped_anew(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    await _mirror(config)
+    first = _stamps(site, "linux-64")
+    fn = sorted(f for f in first if f.endswith(".tar.bz2"))[0]
+    path = example_upstream.root / "linux-64" / fn
+    old = path.read_bytes()
+    new = old[:-1] + bytes([old[-1] ^ 0xFF])  # same name and size, other bytes
+    path.write_bytes(new)
+
+    def reupload(document: dict[str, Any]) -> None:
+        document["packages"][fn]["sha256"] = hashlib.sha256(new).hexdigest()
+        document["packages"][fn]["md5"] = hashlib.md5(new).hexdigest()
+
+    rewrite_repodata(example_upstream.root, "linux-64", reupload)
+    await trio.sleep(0.01)  # a later clock
+    await _mirror(config)
+    stamps = _stamps(site, "linux-64")
+    assert stamps[fn] > first[fn]
+    assert {f: t for f, t in stamps.items() if f != fn} == {
+        f: t for f, t in first.items() if f != fn
+    }
+    assert _shard_stamps(site / CHANNEL / "linux-64") == stamps
+    await _mirror(config)
+    assert _stamps(site, "linux-64") == stamps
 
 
 @pytest.mark.integration

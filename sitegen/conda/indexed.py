@@ -7,7 +7,8 @@ record's value from it:
 - upstream's ``indexed_timestamp`` is kept where the record carries one;
 - otherwise the time this mirror first published the record, remembered in the map the first
   time it is seen and never changed afterwards (a re-download or a site rebuilt from its state
-  gives the same value);
+  gives the same value), unless the file under that name is replaced by other bytes: another
+  artifact, first published then;
 - never smaller than the record's own ``timestamp`` (in milliseconds: conda's ``timestamp``
   may be in seconds, :func:`~sitegen.conda.version.timestamp_ms` reads both).
 """
@@ -60,10 +61,14 @@ def stamp_records(
                 raw[INDEXED_TIMESTAMP] = own
             continue
         seen = first_seen.get(record.fn)
-        if seen is None:
-            before = previous.get(record.fn) if previous else None
+        before = previous.get(record.fn) if previous else None
+        # Other bytes under a published name (a package rebuilt and uploaded again): another
+        # artifact, which first appears now. Its predecessor's time would let it past a
+        # client's exclude-newer cooldown as an old package.
+        replaced = before is not None and before is not record and not record.same_file(before)
+        if seen is None or replaced:
             published = stamps.get(record.fn) or (indexed_ms(before.raw) if before else 0)
-            seen = published or max(now_ms, own)
+            seen = (0 if replaced else published) or max(now_ms, own)
             first_seen[record.fn] = seen
             added += 1
         raw[INDEXED_TIMESTAMP] = max(seen, own)
