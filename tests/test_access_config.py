@@ -4,12 +4,15 @@ the pages make of them."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from sitegen.config import ConfigError, parse_config
+from sitegen.exit_status import EXIT_CONFIG
 from sitegen.layout import access_dir
 from testkit.tokens import access_config as _config
 
@@ -114,3 +117,32 @@ def test_page_model_for_private_channels(tmp_path: Path) -> None:
         token_snippets("http://127.0.0.1:8080", "x").conda_url
         == "http://127.0.0.1:8080/t/<TOKEN>/x"
     )
+
+
+@pytest.mark.integration
+def test_every_server_refuses_a_public_channel_inside_a_private_one(tmp_path: Path) -> None:
+    """nginx and Apache guard internal/open as a file of the private internal; sitegen serve
+    and the fetcher took it for a public channel and answered anyone. Each of them refuses
+    such a configuration before it serves anything."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+            output: {tmp_path}/site
+            channels:
+              internal: {{url: https://example.org/a, subdirs: [noarch], access: private}}
+              internal/open: {{url: https://example.org/b, subdirs: [noarch]}}
+            """)
+    )
+    for command in (["webconf", "nginx"], ["webconf", "apache"], ["serve"], ["fetcher"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "sitegen", *command, "-c", str(config)],
+            cwd=tmp_path,
+            text=True,
+            capture_output=True,
+            timeout=60,  # a hang guard: each exits at once
+        )
+        assert done.returncode == EXIT_CONFIG, (command, done.stderr)
+        assert f"{config}:4: channels.internal/open: inside channel 'internal'" in done.stderr
+        assert "such as 'internal-open'" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "site").exists()

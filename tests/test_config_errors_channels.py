@@ -65,6 +65,48 @@ ERRORS: list[ConfigErrorCase] = [
         "inside channel 'internal/approved' (line 5), 'linux-loong64' is one of its subdirs",
     ),
     (
+        # nginx and Apache guard internal/open as a file of internal; sitegen serve and the
+        # fetcher took it for a public channel of its own.
+        "public channel inside a private one",
+        """
+        output: site
+        channels:
+          internal: {url: https://example.org/internal, subdirs: [noarch], access: private}
+          internal/open: {url: https://example.org/open, subdirs: [noarch]}
+        """,
+        "internal/open:",
+        "channels.internal/open",
+        "inside channel 'internal' (line 3), which is private: a private channel's folder is"
+        " guarded whole, by its own readers, so it can neither hold a channel nor lie inside"
+        " one; give this one a path outside 'internal/', such as 'internal-open'",
+    ),
+    (
+        "private channel inside a public one",
+        """
+        output: site
+        channels:
+          open: {url: https://example.org/open, subdirs: [noarch]}
+          open/secret: {url: https://example.org/secret, subdirs: [noarch], access: private}
+        """,
+        "open/secret:",
+        "channels.open/secret",
+        "inside channel 'open' (line 3), and this one is private:",
+    ),
+    (
+        "private channel inside another private one",
+        """
+        output: site
+        channels:
+          internal:
+            {url: https://example.org/internal, subdirs: [noarch], access: private, readers: [a]}
+          internal/a/b:
+            {url: https://example.org/b, subdirs: [noarch], access: private, readers: [b]}
+        """,
+        "example.org/b",  # a channel's line is that of its mapping
+        "channels.internal/a/b",
+        "inside channel 'internal' (line 4), and both are private: a private channel's folder",
+    ),
+    (
         "bad URL scheme",
         """
         output: site

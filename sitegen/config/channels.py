@@ -48,6 +48,7 @@ def parse_channels(
     _check_unique([channel for channel, _ in out], node)
     out = check_gates(out)
     _check_nested_subdirs([channel for channel, _ in out], node)  # gated ones have theirs now
+    _check_nested_access([channel for channel, _ in out], node)
     return out
 
 
@@ -252,6 +253,28 @@ def _check_nested_subdirs(channels: list[ChannelConfig], node: YamlNode) -> None
             # the like, beside the folders of the channels inside it.
             why = f"{segment!r} is named like the state files of its subdir {stem!r}"
             _inside_error(node.state, channel, outer, why)
+
+
+def _check_nested_access(channels: list[ChannelConfig], node: YamlNode) -> None:
+    """A private channel neither holds another channel nor lies inside one. nginx and Apache
+    guard a private channel's folder whole, sitegen serve and the fetcher take a file to the
+    innermost channel: a public channel inside a private one would be open on one, closed on
+    the other. Two private ones each have their own tokens (readers, `token add --channel`):
+    which guards the inner folder would be one more rule for every server to agree on."""
+    for channel, outer, _ in _enclosing(channels):
+        if not (channel.private or outer.private):
+            continue
+        if channel.private and outer.private:
+            which = "and both are private"
+        else:
+            which = "which is private" if outer.private else "and this one is private"
+        beside = f"{outer.path}-{channel.path[len(outer.path) + 1 :].replace('/', '-')}"
+        why = (
+            f"{which}: a private channel's folder is guarded whole, by its own readers, so it"
+            f" can neither hold a channel nor lie inside one; give this one a path outside"
+            f" {outer.path + '/'!r}, such as {beside!r}"
+        )
+        _inside_error(node.state, channel, outer, why)
 
 
 def _enclosing(channels: list[ChannelConfig]) -> Iterator[tuple[ChannelConfig, ChannelConfig, str]]:
