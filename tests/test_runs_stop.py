@@ -15,6 +15,7 @@ import pytest
 
 from sitegen.cli import EXIT_FAILED, EXIT_OK, main
 from sitegen.store.site import Site
+from sitegen.sync import merging
 from sitegen.sync.history import History
 from sitegen.sync.report import (
     FAILED,
@@ -75,11 +76,11 @@ def test_sigterm_stops_the_run_and_records_it(
 
 @pytest.mark.integration
 def test_a_run_failing_as_a_whole_before_its_merge_lists_its_subdirs_as_not_reached(
-    tmp_path: Path, example_upstream: ExampleUpstream
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A channel added whose directory links out of the site ends the run while it merges,
-    before any subdir was: the record still lists every subdir the run was to rebuild, not
-    reached, each with the files it goes on serving."""
+    """A defect ends the run while it merges, before any subdir was (the merge stage raises
+    what no stage expects; a channel added meanwhile): the record still lists every subdir
+    the run was to rebuild, not reached, each with the files it goes on serving."""
     site, config_path = write_cli_config(tmp_path, example_upstream.url)
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_OK
     (first,) = History(Site(site)).runs()
@@ -87,13 +88,15 @@ def test_a_run_failing_as_a_whole_before_its_merge_lists_its_subdirs_as_not_reac
     assert served["linux-64"], served
     with config_path.open("a") as config:
         config.write(f"  c/y:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (site / "c" / "y").symlink_to(outside)
+
+    def defect(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a defect in the merge")
+
+    monkeypatch.setattr(merging, "merge_subdir", defect)
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == EXIT_FAILED
     (record,) = [r for r in History(Site(site)).runs() if r.id != first.id]
     assert record.status == FAILED
-    assert any("resolves outside" in e for e in record.errors), record.errors
+    assert any("unexpected error" in e and "a defect" in e for e in record.errors), record.errors
     rows = {(c.channel, c.subdir): (c.status, c.packages) for c in record.channels}
     assert rows == {
         ("c/x", "linux-64"): ("not-reached", served["linux-64"]),
