@@ -3,15 +3,22 @@ themselves, and Apache's quieting of the site's own token paths."""
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import subprocess
 import textwrap
+from pathlib import Path
 
 import httpx
 import pytest
 
+from sitegen.access.pages import TOKEN_PLACEHOLDER
 from sitegen.access.server_files import write_server_files
 from sitegen.config import load_config
 from sitegen.tools.webconf import WebconfOptions, render_webconf
+from sitegen.web.render import render_site
+from testkit.access import install_with_auth
 from testkit.apache import (
     ApacheServer,
     apache_binary,
@@ -19,6 +26,7 @@ from testkit.apache import (
     check_snippet,
     require_server,
     server_user,
+    webconf_server,
     world_readable_dir,
 )
 from testkit.private_site import (
@@ -137,3 +145,42 @@ def test_the_apache_snippet_quiets_only_the_sites_own_token_paths(
     assert logged.count("AH00036") == 1, logged
     assert f"/other/t/{long_name}" in logged
     assert_no_token_anywhere(private_site, state)
+
+
+def _token_snippet(page: str, channel: str) -> list[str]:
+    """The lines of ``channel``'s token snippet on the landing page, as a reader copies them."""
+    label = re.escape(html.escape(f"private channel {channel}: with a token"))
+    found = re.search(rf'<pre[^>]*aria-label="{label}"[^>]*><code>(.*?)</code></pre>', page, re.S)
+    assert found, f"no token snippet for {channel}"
+    return html.unescape(found.group(1)).splitlines()
+
+
+@pytest.mark.integration
+def test_the_token_snippet_of_a_site_on_a_port_authenticates_rattler(
+    private_site: PrivateSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site whose base_url names a port: the credentials the landing page says to store,
+    by ``pixi auth login`` or in a RATTLER_AUTH_FILE, are keyed as rattler looks them up (by
+    the host alone), so the client sends the token and installs from the plain channel URL."""
+    require_server("nginx")
+    token = private_site.tokens["ci"]
+    running = webconf_server(
+        "nginx", private_site.config, private_site.root / "state", prefix=PREFIX
+    )
+    with running:
+        text = private_site.config_path.read_text()
+        private_site.config_path.write_text(f"base_url: {running.url}{PREFIX}\n{text}")
+        render_site(load_config(private_site.config_path))
+        lines = _token_snippet((private_site.config.output / "index.html").read_text(), PRIVATE)
+        (auth_line,) = [lines[i + 1] for i, line in enumerate(lines) if "RATTLER_AUTH_FILE" in line]
+        (login,) = [line.split() for line in lines if line.startswith("pixi auth login ")]
+        (channel,) = [line.split(": ", 1)[1] for line in lines if "by its plain URL" in line]
+        assert channel == f"{running.url}{PREFIX}/{PRIVATE}"
+        entries = json.loads(auth_line.replace(TOKEN_PLACEHOLDER, token))
+        # What `pixi auth login HOST --token T` stores: T under HOST, a host with dots as is.
+        assert login[4:] == ["--token", TOKEN_PLACEHOLDER] and list(entries) == [login[3]]
+        auth_file = tmp_path / "auth.json"
+        auth_file.write_text(json.dumps(entries))
+        monkeypatch.setenv("RATTLER_AUTH_FILE", str(auth_file))
+        assert "numpy" in install_with_auth(channel, ["numpy"], tmp_path / "client")
+    assert_no_token_anywhere(private_site, running.state_dir)

@@ -72,10 +72,12 @@ async def test_pending_approval_page(
                 card = page.locator("article.channel.private")
                 assert card.locator("h3").inner_text() == "internal/approved private"
                 setup = page.locator("#use pre", has_text="<TOKEN>").inner_text()
-                host = base.split("://", 1)[1]
+                # Credentials are keyed by the host name: rattler never looks up "host:port".
+                host = base.split("://", 1)[1].split(":")[0]
                 assert f"{base}/t/<TOKEN>/internal/approved" in setup
                 assert f"pixi auth login {host} --token <TOKEN>" in setup
-                assert f"machine {host.split(':')[0]} login <NAME> password <TOKEN>" in setup
+                assert f'{{"{host}": {{"BearerToken": "<TOKEN>"}}}}' in setup
+                assert f"machine {host} login <NAME> password <TOKEN>" in setup
                 assert "MIRROR-HOST" not in setup
                 for problem in axe_violations(page, axe) + seo_problems(page):
                     quality.append(f"landing ({viewport['width']}px): {problem}")

@@ -47,7 +47,7 @@ class TokenSnippets:
 
     channel_url: str  # plain: for Bearer and Basic credentials
     conda_url: str  # conda's path token, after the channel location
-    host: str  # what pixi/mamba/netrc key credentials by
+    host: str  # what pixi/mamba/netrc key credentials by: the host name, never a port
     netrc: str
     pixi_login: str
     rattler_auth_file: str
@@ -58,13 +58,18 @@ def token_snippets(base_url: str, channel: str) -> TokenSnippets:
     base = base_url.rstrip("/")
     scheme, _, rest = base.partition("://")
     host, _, prefix = rest.partition("/")
-    hostname = host.rsplit("@", 1)[-1]
+    # rattler (pixi, mamba) looks credentials up by the URL's host name alone: an entry keyed
+    # "host:port" is never found, and the client sends no token. netrc has no port either,
+    # and names an IPv6 address without the brackets a URL (and rattler's key) puts round it.
+    authority = host.rsplit("@", 1)[-1]
+    hostname = authority.split("]")[0] + "]" if "[" in authority else authority.split(":")[0]
+    name = hostname.strip("[]")
     prefix_part = f"/{prefix}" if prefix else ""
     return TokenSnippets(
         channel_url=f"{base}/{channel}",
         conda_url=f"{scheme}://{host}{prefix_part}/t/{TOKEN_PLACEHOLDER}/{channel}",
         host=hostname,
-        netrc=f"machine {hostname.split(':')[0]} login <NAME> password {TOKEN_PLACEHOLDER}",
+        netrc=f"machine {name} login <NAME> password {TOKEN_PLACEHOLDER}",
         pixi_login=f"pixi auth login {hostname} --token {TOKEN_PLACEHOLDER}",
         rattler_auth_file=f'{{"{hostname}": {{"BearerToken": "{TOKEN_PLACEHOLDER}"}}}}',
     )

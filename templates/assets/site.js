@@ -19,11 +19,11 @@
     var base = siteRoot();
     document.querySelectorAll("pre[data-placeholder]").forEach(function (pre) {
       var placeholder = pre.getAttribute("data-placeholder");
-      // The host alone (.netrc, pixi auth login): the placeholder's host, without its scheme.
+      // The host alone (.netrc, pixi auth login, an auth file's key): the placeholder's host,
+      // without its scheme, becomes the host name without a port, the key clients look up.
       var host = placeholder.replace(/^[a-z]+:\/\//, "");
       pre.textContent = pre.textContent.split(placeholder).join(base)
-        .split("machine " + host).join("machine " + window.location.hostname)
-        .split(host).join(window.location.host);
+        .split(host).join(window.location.hostname);
     });
   }
 
