@@ -3,6 +3,7 @@ history and feed, passive channels and absolute snippets."""
 
 from __future__ import annotations
 
+import html
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -268,14 +269,15 @@ async def test_base_url_makes_snippets_absolute(tmp_path: Path, example_upstream
     assert feed.get("{http://www.w3.org/XML/1998/namespace}base") == (
         "https://conda.example.org/history/"
     )
-    # A package page's install lines are the landing page's, for that package.
+    # A package page's install lines are the landing page's, for that package. `pixi add`
+    # has no channel option (it refuses --channel): the channel joins the workspace first.
     package = page_text(site, f"{FULL}/packages/numpy.html")
     url = f"https://conda.example.org/{FULL}"
     for line in (
         f"conda install --override-channels -c {url} numpy",
         f"mamba install --override-channels -c {url} numpy",
-        f"pixi add --channel {url} numpy",
+        f"pixi workspace channel add {url} && pixi add numpy",
     ):
-        assert line.replace("numpy", "&lt;package&gt;") in landing
-        assert line in package
+        assert html.escape(line.replace("numpy", "<package>"), quote=False) in landing
+        assert html.escape(line, quote=False) in package
     assert "data-copy" in package  # a copy button, shown by the page's script

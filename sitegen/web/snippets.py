@@ -23,7 +23,8 @@ def install_commands(url: str, package: str = "<package>") -> dict[str, str]:
     return {
         "conda": f"conda install --override-channels -c {url} {package}",
         "mamba": f"mamba install --override-channels -c {url} {package}",
-        "pixi": f"pixi add --channel {url} {package}",
+        # `pixi add` takes no channel option: it solves against the workspace's channels.
+        "pixi": f"pixi workspace channel add {url} && pixi add {package}",
     }
 
 
