@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.access.server_files import AccessPaths
-from sitegen.cli import EXIT_LOCKED, EXIT_OK
+from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK
 from sitegen.config import load_config
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
@@ -197,3 +197,24 @@ def test_the_last_channel_of_a_site_can_be_removed(
         assert m.run("remove", channel) == EXIT_OK
         assert_gone(m, channel, mirror)
     assert not (m.site / "c").exists()
+
+
+@pytest.mark.parametrize("linked", ["c/old/linux-64", "c/old/noarch", "c/old"])
+def test_a_channel_with_a_folder_linked_out_of_the_site_is_refused_whole(
+    built: Mirror, tmp_path: Path, capsys: pytest.CaptureFixture[str], linked: str
+) -> None:
+    """What the link serves is not the site's to delete, and its channel cannot go without it
+    (its state gone, the link still served): a channel whose subdir is a link out is refused
+    as one that is itself a link is, the folder named and nothing touched."""
+    m = built
+    outside = tmp_path / "outside"
+    (m.site / linked).rename(outside)
+    (m.site / linked).symlink_to(outside)
+    before, kept = m.everything(), snapshot(outside)
+    capsys.readouterr()
+    for args in (("--dry-run",), ()):
+        assert m.run("remove", "c/old", *args) == EXIT_CONFIG
+        said = capsys.readouterr().err
+        assert f"{linked}: a link out of the site, to {outside}" in said, said
+        assert "nothing was removed" in said
+    assert m.everything() == before and snapshot(outside) == kept

@@ -9,8 +9,11 @@ site's.
 
 from __future__ import annotations
 
+import os
+
 from sitegen.config import ChannelConfig
 from sitegen.config.model import LINK_LOOP, real_path
+from sitegen.layout import REPODATA
 from sitegen.store.interface import SiteStorage
 from sitegen.store.site import UnsafePathError
 
@@ -48,3 +51,26 @@ def channel_link_out(site: SiteStorage, channel: ChannelConfig) -> str | None:
     does."""
     found = channel_links_out(site, channel)
     return None if not found else f"{found[0][0]}: {found[0][1]}"
+
+
+def removal_link_out(site: SiteStorage, path: str) -> str | None:
+    """``<folder>: <why>`` for the site's folder ``path`` (a channel or subdir) when it or a
+    folder above it leads out, or when a subdir in it does (a link whose end holds a
+    ``repodata.json``, which the web server serves as published); None when none does.
+    ``sitegen remove`` refuses such a path whole: what lies past the link is not the site's to
+    delete, and the channel's state gone with it still served would be found by nothing."""
+    parts = path.split("/")
+    for end in range(1, len(parts) + 1):
+        why = leads_out(site, *parts[:end])
+        if why is not None:
+            return f"{'/'.join(parts[:end])}: {why}"
+    try:
+        with os.scandir(site.root.joinpath(*parts)) as listing:
+            links = sorted(entry.name for entry in listing if entry.is_symlink())
+    except OSError:
+        return None  # not a folder (or not there): nothing in it is served
+    for name in links:
+        why = leads_out(site, *parts, name)
+        if why is not None and site.root.joinpath(*parts, name, REPODATA).is_file():
+            return f"{path}/{name}: {why}"
+    return None

@@ -56,6 +56,7 @@ from sitegen.layout import (
     stats_state_path,
 )
 from sitegen.stats.run import forget_counts, holds_counts, stats_lock
+from sitegen.store.links_out import removal_link_out
 from sitegen.store.lock import SiteLock
 from sitegen.store.site import Site
 from sitegen.sync.history import History, noted_access
@@ -115,6 +116,9 @@ def plan_removal(config: SiteConfig, path: str) -> Removal:
     an earlier removal left unfinished (its journal, merged with what is still published)."""
     path = site_relative(config, path)
     found = _published_removal(config, path)
+    linked = removal_link_out(Site(config.output), path)
+    if linked is not None:
+        raise RemovalRefused(linked)
     journal = read_journal(Site(config.output), path)
     if journal is None:
         if found is None:
