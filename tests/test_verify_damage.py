@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -251,3 +253,60 @@ def test_a_channel_folder_that_is_a_loop_of_links_is_reported(
         out = capsys.readouterr().out
         assert f"metadata: {CHANNEL}: a loop of symbolic links: left alone\n" in out, out
         assert (site / CHANNEL).is_symlink()
+
+
+def _verify(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "sitegen", "verify", "-c", str(config), *args]
+    # A hang guard: a named pipe read would block the command for good.
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"{LINUX}/current_repodata.json",
+        f"{LINUX}/repodata.json.zst",
+        f"{LINUX}/repodata_shards.msgpack.zst",
+        "channeldata.json",
+        "notices.json",
+    ],
+)
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_metadata_file_that_is_a_directory_or_a_named_pipe_is_reported_and_the_rest_repaired(
+    mirrored: tuple[Path, Path, UpstreamServer], name: str, kind: str
+) -> None:
+    """Never read (a named pipe would hold verify forever), named, and the rest repaired: a
+    named pipe is written over; a directory is left with what it holds, not the site's, and
+    --repair exits 1 naming it."""
+    config, site, _server = mirrored
+    place = site / CHANNEL / name
+    place.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(place)
+    else:
+        place.mkdir()
+        (place / "notes.txt").write_text("someone's")
+    (site / CHANNEL / LINUX / TEMP).write_bytes(b"half a download")
+    relative = f"{CHANNEL}/{name}"
+    done = _verify(config)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert verify_problems(done.stdout) == {
+        relative: "metadata",
+        f"{CHANNEL}/{LINUX}/{TEMP}": "temporary",
+    }, done.stdout
+    repaired = _verify(config, "--repair")
+    assert "Traceback" not in repaired.stderr, repaired.stderr
+    assert not (site / CHANNEL / LINUX / TEMP).exists()  # the rest repaired
+    after = _verify(config)
+    if kind == "fifo":
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        # No notice is configured: a notices.json goes; the others are published again.
+        published = name != "notices.json"
+        assert place.is_file() if published else not os.path.lexists(place)
+        assert after.returncode == 0, after.stdout
+    else:
+        assert repaired.returncode == 1, repaired.stdout + repaired.stderr
+        assert f"metadata: {relative}: " in repaired.stdout
+        assert "repair failed" in repaired.stdout, repaired.stdout
+        assert (place / "notes.txt").read_text() == "someone's"
+        assert verify_problems(after.stdout) == {relative: "metadata"}, after.stdout

@@ -4,6 +4,7 @@ content would not change is left alone (its mtime, hence its ETag, kept)."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -11,6 +12,27 @@ from typing import BinaryIO
 from sitegen.store.interface import PendingWrite
 
 _CHUNK = 1 << 22
+
+
+class NotAFileError(OSError):
+    """A name of the site where a file is published that holds something else: a directory,
+    a named pipe, a device."""
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the file ``path`` (a link to one followed); FileNotFoundError when nothing
+    is there, :class:`NotAFileError` saying what is there instead. Opened without blocking and
+    checked before reading: a named pipe under a published file's name would otherwise hold
+    the command reading it forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "a named pipe or a device"
+        raise NotAFileError(f"{what} in its place, not a file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as stream:
+        return stream.read()
 
 
 def same_content(path: Path, data: bytes) -> bool:

@@ -14,6 +14,7 @@ from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record
 from sitegen.config import ChannelConfig
 from sitegen.layout import channeldata_path, notices_path
+from sitegen.store.compare import NotAFileError, read_regular
 from sitegen.store.site import Site
 
 log = logging.getLogger("sitegen")
@@ -43,10 +44,11 @@ def write_notices(site: Site, channel: ChannelConfig) -> str | None:
 
 
 def published_notices(target: Path) -> bytes | None:
-    """The notices.json published at ``target``, or None when there is none."""
+    """The notices.json published at ``target``, or None when there is none (nothing there,
+    or no file: a named pipe is written over, never read)."""
     try:
-        return target.read_bytes()
-    except FileNotFoundError:
+        return read_regular(target)
+    except (FileNotFoundError, NotAFileError):
         return None
 
 

@@ -38,6 +38,7 @@ from sitegen.conda.shards import (
     shard_filename,
 )
 from sitegen.layout import retired_shards_path, shard_path, shards_dir
+from sitegen.store.compare import NotAFileError, read_regular
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.prune import prune_shards, unretire_shards
 
@@ -157,8 +158,8 @@ def _hashes_to(path: Path, digest: bytes) -> bool | None:
 def read_index(directory: Path) -> ShardIndex | None:
     """The published shard index of a subdir, or None when absent or unreadable."""
     try:
-        return decode_index((directory / SHARD_INDEX).read_bytes())
-    except (FileNotFoundError, ShardError):
+        return decode_index(read_regular(directory / SHARD_INDEX))
+    except (FileNotFoundError, NotAFileError, ShardError):
         return None
 
 
@@ -166,9 +167,9 @@ def index_bytes(directory: Path, subdir: str, shards: Mapping[str, bytes]) -> by
     """The shard index to publish: the current file when it lists exactly ``shards``."""
     current = directory / SHARD_INDEX
     try:
-        data = current.read_bytes()
+        data = read_regular(current)
         published = decode_index(data)
-    except (FileNotFoundError, ShardError):
+    except (FileNotFoundError, NotAFileError, ShardError):
         published = None
     if (
         published is not None
@@ -196,10 +197,10 @@ def shard_problems(
     it names must exist and hash to its name.
     """
     try:
-        index = decode_index((directory / SHARD_INDEX).read_bytes())
+        index = decode_index(read_regular(directory / SHARD_INDEX))
     except FileNotFoundError:
         return [(SHARD_INDEX, "missing")]
-    except ShardError as exc:
+    except (NotAFileError, ShardError) as exc:
         return [(SHARD_INDEX, str(exc))]
     problems: list[tuple[str, str]] = []
     if (

@@ -39,7 +39,6 @@ are reported all the same (not removed: nothing is repaired on such a site).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from contextlib import AsyncExitStack
@@ -226,11 +225,13 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
             report.problems.extend(problems)
             if repair and problems:
                 names = [problem.path[len(relative) + 1 :] for problem in problems]
-                repaired = await trio.to_thread.run_sync(
+                outcome = await trio.to_thread.run_sync(
                     repair_metadata, site, directory, repodata, names, bz2
                 )
                 for problem, name in zip(problems, names, strict=True):
-                    problem.repaired = name in repaired
+                    failed = outcome.get(name)
+                    problem.repaired = failed == ""
+                    problem.detail += f"; repair failed: {failed}" if failed else ""
             # CEP-16: every named shard exists and hashes to its name; the index matches
             # repodata.json. Repaired by rebuilding them from repodata.json.
             shards = await trio.to_thread.run_sync(
@@ -239,13 +240,20 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
             shard_found = [Problem(f"{relative}/{path}", "metadata", why) for path, why in shards]
             report.problems.extend(shard_found)
             if repair and shard_found:
-                # Left as found, not repaired: shards that cannot be built, or a shards folder
-                # that is a link out of the site (never written through).
-                with contextlib.suppress(ShardError, UnsafePathError):
+                # Left as found, not repaired: shards that cannot be built, a shards folder
+                # that is a link out of the site (never written through), or a directory in
+                # the index's place (what it holds is not the site's).
+                try:
                     retired = retired_shards_path(site.root, channel.path, subdir)
                     await trio.to_thread.run_sync(
                         rebuild_shards, site, directory, subdir, repodata.records, retired
                     )
+                except (ShardError, UnsafePathError):
+                    pass
+                except OSError as exc:
+                    for problem in shard_found:
+                        problem.detail += f"; repair failed: {exc.strerror or exc}"
+                else:
                     for problem in shard_found:
                         problem.repaired = True
             # Shards kept unnamed for clients holding an earlier index: the current index

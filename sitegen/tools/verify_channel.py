@@ -48,6 +48,7 @@ from sitegen.layout import (
     shards_dir,
     subdir_state_paths,
 )
+from sitegen.store.compare import NotAFileError, read_regular
 from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage
 from sitegen.store.links_out import channel_links_out
@@ -159,11 +160,16 @@ def _lost(channel: ChannelConfig, frozen: bool) -> str:
 
 def _notices_problems(site: Site, channel: ChannelConfig, repair: bool) -> list[Found]:
     relative = notices_path(channel.path)
-    published = published_notices(site.path(*relative.split("/")))
+    target = site.path(*relative.split("/"))
+    published = published_notices(target)
     expected = encode_notices(channel.notices, datetime.now(UTC), published)
-    if published == expected:
+    # Something there that is no file: a directory, a named pipe, a device.
+    other = published is None and os.path.lexists(target)
+    if published == expected and not other:
         return []
-    if expected is None:
+    if other:
+        why = "something in its place that is not a file"
+    elif expected is None:
         why = "published though channels.yaml gives no active notice (conda shows it on install)"
     elif published is None:
         why = "missing, though channels.yaml gives active notices"
@@ -187,9 +193,11 @@ def _channeldata_problems(
     relative = channeldata_path(channel.path)
     made = build_channeldata(records)
     try:
-        why = _channeldata_differs(site.path(*relative.split("/")).read_bytes(), made)
+        why = _channeldata_differs(read_regular(site.path(*relative.split("/"))), made)
     except FileNotFoundError:
         why = "missing"
+    except NotAFileError as exc:
+        why = str(exc)
     if not why:
         return []
     if any(is_local(mirror) for mirror in channel.mirrors):

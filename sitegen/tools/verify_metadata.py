@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import bz2
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
@@ -30,6 +31,7 @@ from sitegen.conda.run_exports import (
 )
 from sitegen.conda.schema import RECORD_SECTIONS
 from sitegen.layout import REPODATA, REPODATA_BZ2, RUN_EXPORTS_FILES, metadata_files
+from sitegen.store.compare import NotAFileError, read_regular
 from sitegen.store.interface import SiteStorage
 from sitegen.sync.metadata_compress import bz2_compress, zstd_compress
 from sitegen.sync.subdir_metadata import SubdirMetadata
@@ -60,23 +62,31 @@ def metadata_problems(
                 why = "published though the configuration leaves it out (repodata: {bz2: false})"
                 problems.append((f"{relative}/{name}", "metadata", why))
             continue
-        if not path.is_file():
-            problems.append((f"{relative}/{name}", "metadata", "missing"))
-            continue
         try:
-            same = decode(path.read_bytes()) == body
+            same = decode(read_regular(path)) == body
+        except (FileNotFoundError, NotAFileError) as exc:
+            problems.append((f"{relative}/{name}", "metadata", _absent(exc)))
+            continue
         except (OSError, ValueError, zstandard.ZstdError):
             same = False
         if not same:
             problems.append((f"{relative}/{name}", "metadata", "does not hold repodata.json"))
-    current = directory / "current_repodata.json"
-    if current.is_file():
-        why = _current_problem(current.read_bytes(), repodata)
-        if why:
-            problems.append((f"{relative}/current_repodata.json", "metadata", why))
-    else:
-        problems.append((f"{relative}/current_repodata.json", "metadata", "missing"))
+    try:
+        why = _current_problem(read_regular(directory / "current_repodata.json"), repodata)
+    except OSError as exc:
+        why = _absent(exc)
+    if why:
+        problems.append((f"{relative}/current_repodata.json", "metadata", why))
     return problems + _run_exports_problems(directory, relative, repodata.records)
+
+
+def _absent(exc: OSError) -> str:
+    """What is wrong with a file that could not be read as one: missing, something else in its
+    place (repaired over, but for a directory, which may hold files not the site's), or a
+    name that cannot be opened (a loop of links)."""
+    if isinstance(exc, FileNotFoundError):
+        return "missing"
+    return str(exc) if isinstance(exc, NotAFileError) else f"unreadable: {exc.strerror or exc}"
 
 
 def _run_exports_problems(directory: Path, relative: str, records: Collection[str]) -> list[Found]:
@@ -96,7 +106,7 @@ def _run_exports_problems(directory: Path, relative: str, records: Collection[st
             why = f"lists {len(stray)} files not in repodata.json, e.g. {stray[0]}"
             problems.append((f"{relative}/{RUN_EXPORTS}", "metadata", why))
     try:
-        same = zstandard.ZstdDecompressor().stream_reader(packed.read_bytes()).read() == body
+        same = zstandard.ZstdDecompressor().stream_reader(read_regular(packed)).read() == body
     except (OSError, zstandard.ZstdError):
         same = False
     if not same:
@@ -174,10 +184,11 @@ def repair_metadata(
     repodata: Repodata,
     names: Collection[str],
     repodata_bz2: bool,
-) -> set[str]:
+) -> dict[str, str]:
     """Rebuild the damaged siblings of ``repodata.json`` that ``names`` name (found by
     :func:`metadata_problems`) from it, and remove a .bz2 while ``repodata_bz2`` is off;
-    returns the names repaired."""
+    returns for each name it took on why its repair failed, "" when it did not. A directory
+    in a file's place is left, and its repair fails: what it holds is not the site's."""
     body = (directory / REPODATA).read_bytes()
     meta = _metadata(repodata)
     expected = metadata_files(repodata_bz2)
@@ -186,15 +197,23 @@ def repair_metadata(
         REPODATA_BZ2: lambda: bz2_compress(body),
         "current_repodata.json": meta.encode_current,
     }
-    repaired = set()
+    outcome: dict[str, str] = {}
     if RUN_EXPORTS in names or RUN_EXPORTS_ZST in names:
-        _repair_run_exports(site, directory, repodata.subdir, repodata.records)
-        repaired.update({RUN_EXPORTS, RUN_EXPORTS_ZST} & set(names))
+        why = _failure(_repair_run_exports, site, directory, repodata.subdir, repodata.records)
+        outcome.update(dict.fromkeys({RUN_EXPORTS, RUN_EXPORTS_ZST} & set(names), why))
     for name in names:
         if name in rebuild and name not in expected:
-            site.remove(directory / name)
-            repaired.add(name)
+            outcome[name] = _failure(site.remove, directory / name)
         elif name in rebuild:
-            site.write_bytes(directory / name, rebuild[name]())
-            repaired.add(name)
-    return repaired
+            outcome[name] = _failure(site.write_bytes, directory / name, rebuild[name]())
+    return outcome
+
+
+def _failure(repair: Callable[..., object], *args: Any) -> str:
+    """Why ``repair(*args)`` failed on disk (a directory in the file's place), "" when it did
+    not."""
+    try:
+        repair(*args)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
