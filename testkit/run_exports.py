@@ -41,6 +41,14 @@ def upstream_document() -> dict[str, Any]:
     }
 
 
+def conda_build_lookup(channeldata: dict[str, Any], name: str, version: str) -> Any:
+    """The run_exports conda-build's ``--use-channeldata`` takes of a dependency from a
+    channel's channeldata.json (conda_build.render.get_upstream_pins): a version missing is
+    read as one exporting nothing, and the package is not looked into."""
+    assert "packages" in channeldata  # else conda-build reads the package instead
+    return channeldata["packages"].get(name, {}).get("run_exports", {}).get(version, {})
+
+
 def serve_exports(root: Path, document: Any, *, zst: bool, plain: bool = True) -> None:
     """Serve ``document`` (bytes as they are, else as JSON) as linux-64's run_exports.json,
     plain and/or as .zst."""

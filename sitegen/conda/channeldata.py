@@ -7,21 +7,33 @@ has each of them. Repodata records rarely carry the about-fields (conda-index re
 the package files), so most entries hold just version, subdirs and timestamp; that is fine for
 clients and for our browse pages.
 
+``run_exports`` maps each version (its text as the records give it) to what it exports, as
+conda-index writes it: conda-build's ``--use-channeldata`` looks a dependency's run_exports up
+there (``packages[name]["run_exports"][version]``) and takes a version missing from it for one
+that exports nothing, never reading the package. They come from each subdir's CEP-12
+``run_exports.json`` entries (upstream's, or read from a local source's package files). As
+conda-index decides, a version's exports are those of its newest build (by timestamp) in a
+subdir, the subdirs taken in name order and a later one's non-empty exports replacing an
+earlier one's; a version whose chosen builds export nothing or are not known is left out, and
+a name with no such version has no ``run_exports``.
+
 Like conda-index, a ``.tar.bz2`` whose ``.conda`` twin sits in the same subdir is ignored: both
 describe the same build and conda prefers the ``.conda``. Unlike conda-index this is built from
 scratch each run from the published (filtered, patched) records, so nothing we no longer
-publish can linger in it, and run_exports are left out (CEP-38 calls that part unreliable;
-clients read ``run_exports.json`` or shards instead).
+publish can linger in it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from rattler import Version
 
 from sitegen.conda.records import Record, gc_paused
+from sitegen.conda.run_exports import EMPTY
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.conda.version import InvalidVersionError, parse_version, timestamp_ms
 
@@ -93,15 +105,64 @@ def _about(ordered: list[Record]) -> dict[str, str]:
     return found
 
 
-def build_channeldata(subdir_records: dict[str, dict[str, Record]]) -> dict[str, Any]:
-    """channeldata.json for a channel, from each subdir's published records (keyed by fn)."""
+# subdir -> fn -> the canonical JSON of its run_exports (see sitegen.conda.run_exports).
+SubdirExports = Mapping[str, Mapping[str, bytes]]
+
+
+def _build_age(candidate: _Candidate) -> tuple[int, int, bool, str]:
+    """Newest by timestamp, as conda-index picks a version's build; the rest only makes a tie
+    independent of input order."""
+    return (candidate[1], candidate[0], candidate[2], candidate[4])
+
+
+def _run_exports(
+    candidates: list[_Candidate], exports: SubdirExports, raws: dict[bytes, msgspec.Raw]
+) -> dict[str, msgspec.Raw]:
+    """One name's run_exports by version, as conda-index chooses them (see above)."""
+    newest: dict[tuple[str, str], _Candidate] = {}
+    for candidate in candidates:
+        subdir = candidate[3]
+        if subdir not in exports:
+            continue  # none known in that subdir: it has nothing to say
+        key = (subdir, candidate[5].raw["version"])
+        best = newest.get(key)
+        # Timestamps mostly differ: the whole comparison only where they do not.
+        if (
+            best is None
+            or candidate[1] > best[1]
+            or (candidate[1] == best[1] and _build_age(candidate) > _build_age(best))
+        ):
+            newest[key] = candidate
+    found: dict[str, msgspec.Raw] = {}
+    for (subdir, version), candidate in sorted(newest.items(), key=lambda item: item[0]):
+        entry = exports[subdir].get(candidate[4])
+        if entry is not None and entry != EMPTY:
+            # Entries are canonical JSON already: written as they are, one Raw per text
+            # (most versions of a channel export one of a few texts).
+            raw = raws.get(entry)
+            if raw is None:
+                raw = raws[entry] = msgspec.Raw(entry)
+            found[version] = raw
+    return dict(sorted(found.items()))
+
+
+def build_channeldata(
+    subdir_records: dict[str, dict[str, Record]], run_exports: SubdirExports | None = None
+) -> dict[str, Any]:
+    """channeldata.json for a channel, from each subdir's published records (keyed by fn) and
+    the run_exports known of them (``run_exports``: by subdir, then fn; a subdir without
+    any left out)."""
     # A tuple per record and a list per name, none in a cycle: the cyclic GC, which they
     # would set off over and over (~1 s at 800,000 records), has nothing to find in them.
     with gc_paused():
-        return _build_channeldata(subdir_records)
+        return _build_channeldata(subdir_records, run_exports or {})
 
 
-def _build_channeldata(subdir_records: dict[str, dict[str, Record]]) -> dict[str, Any]:
+def _build_channeldata(
+    subdir_records: dict[str, dict[str, Record]], run_exports: SubdirExports
+) -> dict[str, Any]:
+    exports = {subdir: known for subdir, known in run_exports.items() if known}
+    raws: dict[bytes, msgspec.Raw] = {}
     candidates: defaultdict[str, list[_Candidate]] = defaultdict(list)
     subdirs_of: defaultdict[str, set[str]] = defaultdict(set)
     newest_ms: defaultdict[str, int] = defaultdict(int)
@@ -138,6 +199,10 @@ def _build_channeldata(subdir_records: dict[str, dict[str, Record]]) -> dict[str
             # second-based values, so one division serves both).
             entry["timestamp"] = newest_ms[name] // 1000
         entry["version"] = ordered[0].version
+        if exports:
+            by_version = _run_exports(candidates[name], exports, raws)
+            if by_version:
+                entry["run_exports"] = by_version
         packages[name] = dict(sorted(entry.items()))
 
     return {

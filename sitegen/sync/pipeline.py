@@ -55,7 +55,7 @@ from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
 from sitegen.sync.prepare import filters_list, prepare_all
 from sitegen.sync.prune import package_files
 from sitegen.sync.publish import PublishOutcome, PublishTarget, publish_all
-from sitegen.sync.publish_channel import write_channeldata, write_notices
+from sitegen.sync.publish_channel import channel_contents, write_channeldata, write_notices
 from sitegen.sync.repodata_map import published_records
 from sitegen.sync.report import RunReport
 from sitegen.sync.report_build import (
@@ -380,17 +380,9 @@ async def _publish_all(
     for channel in scope.channels:
         if channel.path in frozen:
             continue  # its channeldata.json stays as published, too
-        subdirs = {}
-        for merged in merged_all:
-            if merged.channel != channel.path:
-                continue
-            meta = to_publish.get(merged.key)
-            if meta is not None:  # even when publishing it failed, as ever
-                subdirs[merged.subdir] = meta.records
-            elif merged.previous is not None:
-                subdirs[merged.subdir] = merged.previous.records
+        subdirs, exports = channel_contents(scope.site, channel.path, merged_all, to_publish)
         for error in (
-            write_channeldata(scope.site, channel.path, subdirs),
+            write_channeldata(scope.site, channel.path, subdirs, exports),
             write_notices(scope.site, channel),
         ):
             if error is not None:

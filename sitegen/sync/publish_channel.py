@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from sitegen.conda.channeldata import build_channeldata
+from sitegen.conda.channeldata import SubdirExports, build_channeldata
 from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record
+from sitegen.conda.run_exports import RunExportsError, parse_run_exports
 from sitegen.config import ChannelConfig
-from sitegen.layout import channeldata_path, notices_path
+from sitegen.layout import RUN_EXPORTS, channeldata_path, notices_path
 from sitegen.store.compare import NotAFileError, read_regular
 from sitegen.store.site import Site
+
+if TYPE_CHECKING:
+    from sitegen.sync.merge import MergedSubdir
+    from sitegen.sync.subdir_metadata import SubdirMetadata
 
 log = logging.getLogger("sitegen")
 
@@ -52,14 +58,53 @@ def published_notices(target: Path) -> bytes | None:
         return None
 
 
+def published_run_exports(directory: Path) -> dict[str, bytes]:
+    """The entries of the ``run_exports.json`` published in a subdir ``directory``; none when
+    there is none or it cannot be read (its sound entries when some are not)."""
+    try:
+        return parse_run_exports((directory / RUN_EXPORTS).read_bytes()).entries
+    except (OSError, RunExportsError):
+        return {}
+
+
+def channel_contents(
+    site: Site,
+    channel_path: str,
+    merged_all: Sequence[MergedSubdir],
+    to_publish: Mapping[tuple[str, str], SubdirMetadata],
+) -> tuple[dict[str, dict[str, Record]], dict[str, Mapping[str, bytes]]]:
+    """What a run leaves published in each subdir of a channel, for its channeldata.json: the
+    records, and the run_exports known of them."""
+    records: dict[str, dict[str, Record]] = {}
+    exports: dict[str, Mapping[str, bytes]] = {}
+    for merged in merged_all:
+        if merged.channel != channel_path:
+            continue
+        meta = to_publish.get(merged.key)
+        if meta is not None:  # even when publishing it failed, as ever
+            records[merged.subdir] = meta.records
+            exports[merged.subdir] = meta.run_exports or {}
+        elif merged.previous is not None:
+            # Kept as published, with the run_exports.json published beside it.
+            records[merged.subdir] = merged.previous.records
+            directory = site.path(channel_path, merged.subdir)
+            exports[merged.subdir] = published_run_exports(directory)
+    return records, exports
+
+
 def write_channeldata(
-    site: Site, channel_path: str, published: dict[str, dict[str, Record]]
+    site: Site,
+    channel_path: str,
+    published: dict[str, dict[str, Record]],
+    run_exports: SubdirExports,
 ) -> str | None:
-    """Write a channel's channeldata.json from its subdirs' records; the error, if any."""
+    """Write a channel's channeldata.json from its subdirs' records and the run_exports known
+    of them (by subdir, then file name); the error, if any."""
     if not published:
         return None
     try:
-        write_json(site, channeldata_path(channel_path), build_channeldata(published))
+        document = build_channeldata(published, run_exports)
+        write_json(site, channeldata_path(channel_path), document)
     except OSError as exc:
         log.error("%s: could not write channeldata.json: %s", channel_path, exc)
         return f"{channel_path}: could not write channeldata.json: {exc.strerror or exc}"

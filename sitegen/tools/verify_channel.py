@@ -22,9 +22,10 @@ published, as its runs do.
 :func:`sitegen.conda.channeldata.build_channeldata` makes it of them: the channel's subdirs,
 and for every package name of their records, its subdirs and newest version, no other name
 listed. Its other details are not judged: a local source adds those of its packages'
-``about.json``, which no ``repodata.json`` holds. For the same reason ``--repair`` builds it
-again (as a run does) only for a channel without a local source; a local source's channel is
-left for a run, which the report names.
+``about.json``, which no ``repodata.json`` holds, and its run_exports are those of the
+subdirs' ``run_exports.json``, checked there. ``--repair`` builds it again as a run does (with
+the run_exports of the subdirs' ``run_exports.json``), but only for a channel without a local
+source: a local source's channel is left for a run, which the report names.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ from sitegen.store.interface import SiteStorage
 from sitegen.store.links_out import channel_links_out
 from sitegen.store.site import Site
 from sitegen.sync.local import is_local
-from sitegen.sync.publish_channel import published_notices, write_channeldata, write_notices
+from sitegen.sync.publish_channel import (
+    published_notices,
+    published_run_exports,
+    write_channeldata,
+    write_notices,
+)
 
 # (site-relative path, kind of problem, what is wrong, repaired), as
 # :class:`sitegen.tools.verify.Problem` takes them.
@@ -209,7 +215,9 @@ def _channeldata_problems(
         return [(relative, "metadata", why, False)]
     repaired = False
     if repair:
-        error = write_channeldata(site, channel.path, records)
+        # Read after the subdirs' checks, which repair a run_exports.json first.
+        exports = {s: published_run_exports(site.path(channel.path, s)) for s in records}
+        error = write_channeldata(site, channel.path, records, exports)
         repaired = error is None
         why += "" if error is None else f"; repair failed: {error}"
     return [(relative, "metadata", why, repaired)]
