@@ -3,6 +3,7 @@ what is gone."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -215,3 +216,25 @@ async def test_render_removes_temporaries_of_a_killed_render(
     render_site(config)
     assert not [p for p in stale if p.exists()]
     assert live.exists()  # another process may still be writing it
+
+
+async def test_run_exports_in_channeldata_render_no_page(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """No page shows a package's run_exports: their change in channeldata.json renders none
+    of its pages again (its summary's change does)."""
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url)
+    await mirror_unchecked(config)
+    render_site(config)
+    path = site / FULL / "channeldata.json"
+    document = json.loads(path.read_bytes())
+    numpy = document["packages"]["numpy"]
+    numpy["run_exports"] = {numpy["version"]: {"weak": ["numpy >=1"]}}
+    path.write_text(json.dumps(document))
+    again = render_site(config)
+    assert not [p for p in again.rendered if "/packages/" in p]
+    numpy["summary"] = "Arrays, and more arrays"
+    path.write_text(json.dumps(document))
+    changed = render_site(config)
+    assert f"{FULL}/packages/numpy.html" in changed.rendered

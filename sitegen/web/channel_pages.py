@@ -26,7 +26,7 @@ from sitegen.conda.records import RepodataError
 from sitegen.config import ChannelConfig
 from sitegen.web.channel import ChannelSummary, channel_model, summarize_channel
 from sitegen.web.downloads import NONE_COUNTED, SiteStats
-from sitegen.web.facts import package_row
+from sitegen.web.facts import package_row, page_entries
 from sitegen.web.gates import approval_links
 from sitegen.web.listing_pages import write_listing
 from sitegen.web.manifest import ChannelState, KnownPackage, digest, package_key
@@ -182,13 +182,9 @@ class ChannelPages:
     def _channeldata(self, channel: ChannelConfig) -> dict[str, Any]:
         """The ``packages`` of the channel's channeldata.json (summary, license, home...)."""
         try:
-            document = msgspec.json.decode(
-                self.site.path(channel.path, layout.CHANNELDATA).read_bytes()
-            )
+            return page_entries(self.site.path(channel.path, layout.CHANNELDATA).read_bytes())
         except (OSError, msgspec.DecodeError):
             return {}
-        packages = document.get("packages") if isinstance(document, dict) else None
-        return packages if isinstance(packages, dict) else {}
 
     def _read_subdir(self, channel: ChannelConfig, subdir: str) -> list[PublishedFile]:
         """The records of the site's own repodata.json, in file order: decoded lightly, or

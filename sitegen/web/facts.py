@@ -5,11 +5,35 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import msgspec
+
 from sitegen.conda.records import Record
 from sitegen.web.format import clip, dependency_name, newest_version, strings
 
 SEARCH_SUMMARY_MAX = 80  # characters of an upstream summary kept in the search index
 SEARCH_LICENSE_MAX = 40  # characters of a license kept in the search index
+
+
+class _Channeldata(msgspec.Struct):
+    # Each entry is decoded on its own, so a malformed one costs only itself.
+    packages: dict[str, msgspec.Raw] = {}
+
+
+_CHANNELDATA = msgspec.json.Decoder(_Channeldata)
+
+
+def page_entries(data: bytes) -> dict[str, Any]:
+    """The ``packages`` of a channeldata.json as the pages use them; raises
+    :class:`msgspec.DecodeError` when it is not one. An entry keeps all but its run_exports,
+    which no page shows: at a large channel's scale they outweigh the rest of the file, and
+    they would make a page's key change with what the page does not hold."""
+    entries: dict[str, Any] = {}
+    for name, raw in _CHANNELDATA.decode(data).packages.items():
+        entry = msgspec.json.decode(raw)
+        if isinstance(entry, dict):
+            entry.pop("run_exports", None)
+        entries[name] = entry
+    return entries
 
 
 class PackageFacts(NamedTuple):
