@@ -160,6 +160,20 @@ def test_a_long_member_name_is_quoted_clipped(tmp_path, name, data, words):
     assert len(message) < 300, message[:300]
 
 
+def test_a_damaged_archive_quoting_long_member_names_is_refused_clipped(tmp_path):
+    """zipfile's own reason may quote a member's name twice, as the central directory and the
+    member's header each give it (up to 65,535 bytes apiece): cut like any other reason."""
+    name = "x" * 60_000 + ".json"
+    data = bytearray(zip_of(tmp_path / "all.zip", {name: advisory(1)}).read_bytes())
+    at = data.index(name.encode())  # the member's own header comes first
+    data[at : at + 60_000] = b"y" * 60_000
+    (tmp_path / "all.zip").write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="not a readable zip archive") as caught:
+        read_archive(tmp_path / "all.zip")
+    message = str(caught.value)
+    assert len(message) < 300, message[:300]
+
+
 def test_an_encrypted_member_refuses_the_archive(tmp_path):
     data = bytearray(zip_of(tmp_path / "all.zip", {"TEST-1.json": advisory(1)}).read_bytes())
     for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # general purpose flags

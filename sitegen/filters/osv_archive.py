@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from sitegen.config.operator_files import MAX_FILE_BYTES
-from sitegen.config.yaml_nodes import shown_value
+from sitegen.config.yaml_nodes import shown_reason, shown_value
 from sitegen.filters.json_nodes import JsonFileError
 from sitegen.filters.osv import Advisory, parse_bytes
 
@@ -78,7 +78,9 @@ def read_archive(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> tuple[A
         lzma.LZMAError,
         NotImplementedError,  # a compression method zipfile does not know
     ) as exc:
-        raise ArchiveError(f"not a readable zip archive: {exc}") from None
+        # zipfile's reason may quote member names as the archive spells them, twice, each up
+        # to 65,535 bytes: it goes into the log and every mirror's run record.
+        raise ArchiveError(f"not a readable zip archive: {shown_reason(str(exc))}") from None
     except OSError as exc:
         raise ArchiveError(f"cannot read: {exc.strerror or exc}") from None
 
