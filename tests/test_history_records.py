@@ -105,6 +105,32 @@ def test_the_feed_stays_well_formed_xml_whatever_a_record_names(
     } <= titles
 
 
+def test_a_version_with_a_huge_number_of_builds_gives_the_feed_a_bounded_entry(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """The feed names a few files per package version: a first run of an upstream serving
+    200,000 builds of one version listed them all in its one entry (7 MB of feed, each time a
+    reader polls it, and as much kept by the render between runs)."""
+    site, config = configure(tmp_path, example_upstream.url)
+    assert mirror(config) == EXIT_OK
+    (first,) = records(site).values()
+    edited = {**first, "id": "20000101T000000.000Z-1", "started": first["started"] + 1}
+    edited["ended"] = edited["started"] + 1
+    edited["channels"][0]["added"] = [f"many-1.0-h{n:08x}_0.conda" for n in range(200_000)]
+    write_record(site, edited)
+    assert main(["render", "-c", str(config)]) == EXIT_OK
+    assert (site / "history/feed.atom").stat().st_size < 100_000
+    assert sum(p.stat().st_size for p in (site / ".sitegen/render").iterdir()) < 1_000_000
+    feed = ET.fromstring((site / "history/feed.atom").read_bytes())
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    (entry,) = (
+        e for e in feed.findall("a:entry", ns) if "many 1.0" in e.findtext("a:title", "", ns)
+    )
+    summary = entry.findtext("a:summary", "", ns)
+    assert summary.startswith("linux-64/many-1.0-h00000000_0.conda, ")
+    assert summary.endswith(", and 199,980 more")
+
+
 def closed_port_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -98,6 +98,7 @@ def test_feed_entries_group_files_by_version() -> None:
         "a",
         "1",
         ["linux-64/a-1-h_0.conda", "linux-64/a-1-h_0.tar.bz2"],
+        0,
     ]
     for limit in (1, 2, 3, 100):
         assert feed_entries(reports, {"c/x": {"a"}}, limit, groups=groups) == (

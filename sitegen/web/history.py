@@ -12,6 +12,9 @@ from sitegen.web.format import iso_time, split_filename, xml_text
 from sitegen.web.run import Scrub, run_summary, same
 
 FEED_ENTRIES = 100
+# Files named per feed entry: one upstream may serve any number of builds of a version, which
+# a first run adds all at once.
+FEED_FILES = 20
 HISTORY_PAGE_SIZE = 50
 
 
@@ -43,8 +46,9 @@ def history_pages(summaries: list[dict[str, Any]], size: int = HISTORY_PAGE_SIZE
 
 def feed_groups(report: RunReport, limit: int = FEED_ENTRIES) -> list[list[Any]]:
     """The files a run added, grouped by channel, name and version: the first ``limit`` groups
-    in that order, as [channel, name, version, files]. (A first run adds every file of the
-    channel; the feed shows a few groups.)"""
+    in that order, as [channel, name, version, files, more]: the first FEED_FILES files and how
+    many more there are. (A first run adds every file of the channel; the feed shows a few
+    groups.)"""
     grouped: dict[tuple[str, str, str], list[str]] = {}
     for c in report.channels:
         prefix = f"{c.subdir}/"
@@ -57,7 +61,9 @@ def feed_groups(report: RunReport, limit: int = FEED_ENTRIES) -> list[list[Any]]
             else:
                 files.append(prefix + fn)
     keys = heapq.nsmallest(limit, grouped) if limit < len(grouped) else sorted(grouped)
-    return [[*key, grouped[key]] for key in keys]
+    return [
+        [*key, grouped[key][:FEED_FILES], max(0, len(grouped[key]) - FEED_FILES)] for key in keys
+    ]
 
 
 def feed_entries(
@@ -80,7 +86,7 @@ def feed_entries(
         if found is None:
             found = feed_groups(report, wanted)
         updated = iso_time(report.ended or report.started)
-        for channel, name, version, files in found[:wanted]:
+        for channel, name, version, files, more in found[:wanted]:
             page = (
                 package_page_path(channel, name)
                 if name in package_pages.get(channel, set())
@@ -97,6 +103,7 @@ def feed_entries(
                     "updated": updated,
                     "page": page,
                     "files": [xml_text(file) for file in files],
+                    "more": more,
                 }
             )
         if len(entries) >= limit:

@@ -20,7 +20,7 @@ from sitegen.web.facts import PackageFacts
 # Bump when the page models change shape, or what pages make of the same inputs, so every page
 # is rendered again (and the facts kept per package are computed again).
 RENDER_VERSION = "5"
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4
 
 
 def digest(*parts: Any) -> str:
@@ -82,7 +82,7 @@ class FeedState(msgspec.Struct):
     the public pages show the same channels of it (``shown``: see sitegen.web.private)."""
 
     stamp: list[int]
-    groups: list[tuple[str, str, str, list[str]]]  # channel, name, version, files
+    groups: list[tuple[str, str, str, list[str], int]]  # channel, name, version, files, more
     shown: list[str] = []
 
 
