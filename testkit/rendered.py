@@ -3,8 +3,10 @@ readers of the pages that land on disk."""
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
+import re
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -154,6 +156,16 @@ def records_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def page_text(site: Path, relpath: str) -> str:
     """The text of the site's file at ``relpath``."""
     return (site / relpath).read_text(encoding="utf-8")
+
+
+def snippet_text(page: str, label: str) -> str | None:
+    """The text of the snippet labelled ``label`` on ``page`` (HTML), as a reader copies it
+    (no JavaScript: placeholders as written), or None when the page has none."""
+    pattern = (
+        rf'<pre[^>]*aria-label="{re.escape(html.escape(label))}"[^>]*><code>(.*?)</code></pre>'
+    )
+    found = re.search(pattern, page, re.S)
+    return html.unescape(found.group(1)) if found else None
 
 
 def distinct_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:

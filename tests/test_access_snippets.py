@@ -3,9 +3,7 @@ themselves, and Apache's quieting of the site's own token paths."""
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import subprocess
 import textwrap
 from pathlib import Path
@@ -38,6 +36,7 @@ from testkit.private_site import (
     assert_no_token_anywhere,
     package_of,
 )
+from testkit.rendered import snippet_text
 
 
 @pytest.mark.integration
@@ -149,10 +148,9 @@ def test_the_apache_snippet_quiets_only_the_sites_own_token_paths(
 
 def _token_snippet(page: str, channel: str) -> list[str]:
     """The lines of ``channel``'s token snippet on the landing page, as a reader copies them."""
-    label = re.escape(html.escape(f"private channel {channel}: with a token"))
-    found = re.search(rf'<pre[^>]*aria-label="{label}"[^>]*><code>(.*?)</code></pre>', page, re.S)
-    assert found, f"no token snippet for {channel}"
-    return html.unescape(found.group(1)).splitlines()
+    text = snippet_text(page, f"private channel {channel}: with a token")
+    assert text is not None, f"no token snippet for {channel}"
+    return text.splitlines()
 
 
 @pytest.mark.integration

@@ -66,6 +66,8 @@ def test_landing_model_without_base_url_uses_a_placeholder() -> None:
     model = landing_model(config(), {}, [])
     assert model["base_placeholder"] == BASE_PLACEHOLDER
     assert BASE_PLACEHOLDER in model["snippets"]["condarc_alias"]
+    mirrored = yaml.safe_load(model["snippets"]["mamba"])["mirrored_channels"]
+    assert mirrored["conda-forge"] == [f"{BASE_PLACEHOLDER}/cloud/conda-forge"]
     private = model["channels"][3]["mirrors"][0]
     assert private["source"] == "https://conda.anaconda.org/t/***/my-org"
     assert private["last_status"] is None and private["last_status_words"] == "never run"
@@ -130,6 +132,63 @@ channels:
     assert channels == ["https://m.example/internal/approved", "https://m.example/internal/two"]
 
 
+def test_mamba_mirrored_channels_name_each_upstream_as_mamba_does() -> None:
+    """mamba 2.x matches a channel as written against the keys of ``mirrored_channels``: an
+    upstream under conda.anaconda.org by its name, any other by its URL (a YAML key quoted).
+    Only the channels that stand in for their upstream are there, as in pixi's [mirrors]."""
+    snippets = usage_snippets(config(), "https://mirror.example")
+    assert (
+        snippets["mamba"].splitlines()[0] == "# mamba, micromamba 2.x: ~/.mambarc (or ~/.condarc)"
+    )
+    assert yaml.safe_load(snippets["mamba"]) == {
+        "mirrored_channels": {
+            "conda-forge": ["https://mirror.example/cloud/conda-forge"],
+            "bioconda": ["https://mirror.example/cloud/bioconda"],
+            "https://repo.anaconda.com/pkgs/main": ["https://mirror.example/pkgs/main"],
+        }
+    }
+    assert "my-org" not in snippets["mamba"]  # a token-bearing upstream is no public name
+    text = """
+output: /tmp/site
+channels:
+  cloud/conda-forge:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  internal/approved:
+    url: https://conda.anaconda.org/conda-forge
+    subdirs: [linux-64]
+  internal/curated:
+    url: https://conda.anaconda.org/bioconda
+    subdirs: [linux-64]
+    filters:
+      names: {include: [samtools]}
+  internal/dev:
+    mirror_of: https://conda.anaconda.org/conda-forge/label/dev/
+    mirrors:
+      - url: https://conda.anaconda.org/conda-forge/label/dev
+        subdirs: [linux-64]
+"""
+    mirrored = yaml.safe_load(usage_snippets(parse_config(text), "https://m.example")["mamba"])
+    assert mirrored["mirrored_channels"] == {
+        "conda-forge": [
+            "https://m.example/cloud/conda-forge",
+            "https://m.example/internal/approved",
+        ],
+        "conda-forge/label/dev": ["https://m.example/internal/dev"],
+    }
+    # A curated channel alone: no mapping to copy at all.
+    curated_only = """
+output: /tmp/site
+channels:
+  internal/curated:
+    url: https://conda.anaconda.org/bioconda
+    subdirs: [linux-64]
+    filters:
+      names: {include: [samtools]}
+"""
+    assert usage_snippets(parse_config(curated_only), "https://m.example")["mamba"] == ""
+
+
 def test_pixi_mirrors_key_is_the_upstream_without_its_login() -> None:
     """pixi matches a channel's URL, credentials apart, against its ``[mirrors]`` keys: a login
     written into the source URL is left out of the key, never shown hidden as ``***@``."""
@@ -165,6 +224,9 @@ channels:
         "https://conda.anaconda.org/conda-forge": ["https://m.example/cloud/conda-forge"]
     }
     assert [c["channel"] for c in snippets["commands"]] == ["cloud/conda-forge"]
+    assert yaml.safe_load(snippets["mamba"])["mirrored_channels"] == {
+        "conda-forge": ["https://m.example/cloud/conda-forge"]
+    }
     assert not any("licensed" in str(value) for value in snippets.values())
     only_private = text.replace(
         "  cloud/conda-forge:\n", "  cloud/conda-forge:\n    access: private\n"

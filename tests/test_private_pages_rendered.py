@@ -202,6 +202,7 @@ async def test_the_landing_page_names_no_upstream_of_a_private_channel(
         in landing
     )
     assert "[mirrors]" not in landing and "channel_alias" not in landing
+    assert "mirrored_channels" not in landing
 
 
 @pytest.mark.integration

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import yaml
 
 from sitegen.config import SiteConfig
 from sitegen.layout import METADATA_FILES
@@ -25,9 +26,12 @@ from testkit.rendered import (
     page_text,
     records_of,
     repodata,
+    snippet_text,
 )
 from testkit.site import mirror_unchecked
 from testkit.upstream import ExampleUpstream
+
+MAMBA_SNIPPET = "mamba, micromamba: mirrored_channels"
 
 pytestmark = pytest.mark.integration
 
@@ -207,6 +211,10 @@ async def test_landing_history_and_feed(mirrored: tuple[SiteConfig, Path], examp
     assert "badge-completed" in landing
     assert "Use this mirror" in landing and "channel_alias:" in landing
     assert BASE_PLACEHOLDER in landing  # no base_url configured
+    # mamba reads the unfiltered channel in place of its upstream, known by its URL; the
+    # filtered one holds less than its upstream and is no mirror of it.
+    mamba = yaml.safe_load(snippet_text(landing, MAMBA_SNIPPET) or "")
+    assert mamba == {"mirrored_channels": {example_upstream.url: [f"{BASE_PLACEHOLDER}/{FULL}"]}}
     history = json.loads(page_text(site, "history/history.json"))
     (run,) = history["runs"]
     assert run["status"] == "completed"
@@ -265,6 +273,10 @@ async def test_base_url_makes_snippets_absolute(tmp_path: Path, example_upstream
     landing = page_text(site, "index.html")
     assert "channel_alias: https://conda.example.org/cloud" in landing
     assert BASE_PLACEHOLDER not in landing
+    mamba = yaml.safe_load(snippet_text(landing, MAMBA_SNIPPET) or "")
+    assert mamba == {
+        "mirrored_channels": {example_upstream.url: [f"https://conda.example.org/{FULL}"]}
+    }
     feed = ET.fromstring((site / "history/feed.atom").read_bytes())
     assert feed.get("{http://www.w3.org/XML/1998/namespace}base") == (
         "https://conda.example.org/history/"

@@ -1,9 +1,10 @@
-"""The "use this mirror" snippets of the landing page: `.condarc`, pixi, conda/mamba/pixi
+"""The "use this mirror" snippets of the landing page: `.condarc`, pixi, mamba, conda/mamba/pixi
 command lines, built from the site's base URL."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sitegen.config import ChannelConfig, SiteConfig
@@ -50,6 +51,39 @@ def upstream_mirrored(config: SiteConfig, channel: ChannelConfig) -> str | None:
     return f"{start}{location}".rstrip("/")
 
 
+# Where channel names resolve by default (conda's and mamba's channel_alias).
+DEFAULT_ALIAS = "https://conda.anaconda.org/"
+_PLAIN_YAML_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+
+
+def mamba_channel_name(upstream: str) -> str:
+    """The name mamba knows ``upstream`` by, as a ``mirrored_channels`` key.
+
+    mamba matches a channel as written (``-c``, ``channels:``) against these keys, string for
+    string: an upstream under the default channel alias goes by its name (``conda-forge``),
+    any other by its URL, which is then how it must be written to reach the mirror.
+    """
+    name = upstream.rstrip("/")
+    return name.removeprefix(DEFAULT_ALIAS) if name.startswith(DEFAULT_ALIAS) else name
+
+
+def mamba_mirrors(sources: dict[str, list[str]]) -> str:
+    """``mirrored_channels`` for mamba and micromamba 2.x, or "" when no channel stands in for
+    its upstream (an empty mapping would only be a snippet to copy for nothing)."""
+    if not sources:
+        return ""
+    lines = [
+        "# mamba, micromamba 2.x: ~/.mambarc (or ~/.condarc)",
+        "# mamba loads every entry in each solve: keep those you use",
+        "mirrored_channels:",
+    ]
+    for source, urls in sources.items():
+        name = mamba_channel_name(source)
+        key = name if _PLAIN_YAML_KEY.fullmatch(name) else json.dumps(name)
+        lines.append(f"  {key}: {json.dumps(urls)}")  # a JSON list is a YAML flow sequence
+    return "\n".join(lines)
+
+
 def custom_channels(paths: list[str], base: str) -> tuple[dict[str, str], list[str]]:
     """``custom_channels`` entries (name -> URL the name resolves under) and the
     ``default_channels`` URLs (``pkgs/...``) for the channels at ``paths``.
@@ -73,12 +107,12 @@ def custom_channels(paths: list[str], base: str) -> tuple[dict[str, str], list[s
 
 
 def usage_snippets(config: SiteConfig, base: str) -> dict[str, Any] | None:
-    """`.condarc`, pixi and mamba/conda snippets for the site's public channels, built from
-    ``base``; None when every channel is private.
+    """`.condarc`, pixi, mamba ``mirrored_channels`` and mamba/conda snippets for the site's
+    public channels, built from ``base``; None when every channel is private.
 
     The landing page is public: a private channel is shown by its path only, and set up with
     its token snippet (sitegen.web.private), so neither its upstream (in pixi's
-    ``[mirrors]``) nor a token-less URL of it belongs here.
+    ``[mirrors]``, mamba's ``mirrored_channels``) nor a token-less URL of it belongs here.
     """
     channels = [c for c in config.channels if not c.private]
     if not channels:
@@ -134,6 +168,7 @@ def usage_snippets(config: SiteConfig, base: str) -> dict[str, Any] | None:
         "condarc_custom": "\n".join(custom_lines),
         "pixi": "\n".join(pixi_lines),
         "pixi_channels": "\n".join(pixi_channels) if curated else "",
+        "mamba": mamba_mirrors(sources),
         "commands": commands,
         "example": _channel_url(base, first),
     }
