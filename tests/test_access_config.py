@@ -117,6 +117,17 @@ def test_page_model_for_private_channels(tmp_path: Path) -> None:
         token_snippets("http://127.0.0.1:8080", "x").conda_url
         == "http://127.0.0.1:8080/t/<TOKEN>/x"
     )
+    # libmamba looks a Bearer token up under the request URL's lower-cased host with its port,
+    # if the URL names one (rattler by the host name alone).
+    for base, key in [
+        ("https://mirror.example.org/conda/", "mirror.example.org"),
+        ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+        ("https://Mirror.Example.org:8443/conda", "mirror.example.org:8443"),
+        ("http://[::1]:8080", "[::1]:8080"),
+    ]:
+        assert json.loads(token_snippets(base, "x").mamba_auth_file) == {
+            key: {"type": "BearerToken", "token": TOKEN_PLACEHOLDER}
+        }, base
 
 
 @pytest.mark.integration

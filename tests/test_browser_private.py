@@ -78,6 +78,10 @@ async def test_pending_approval_page(
                 assert f"pixi auth login {host} --token <TOKEN>" in setup
                 assert f'{{"{host}": {{"BearerToken": "<TOKEN>"}}}}' in setup
                 assert f"machine {host} login <NAME> password <TOKEN>" in setup
+                # libmamba, though, looks a request's credentials up by "host:port".
+                authority = base.split("://", 1)[1]
+                mamba = f'{{"{authority}": {{"type": "BearerToken", "token": "<TOKEN>"}}}}'
+                assert mamba in setup
                 assert "MIRROR-HOST" not in setup
                 for problem in axe_violations(page, axe) + seo_problems(page):
                     quality.append(f"landing ({viewport['width']}px): {problem}")

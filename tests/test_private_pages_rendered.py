@@ -211,6 +211,8 @@ async def test_private_snippets_carry_the_placeholder_forms(private_site: Path) 
         f"https://mirror.example.org/conda/t/{TOKEN_PLACEHOLDER}/{PRIVATE}",  # path token
         f"pixi auth login mirror.example.org --token {TOKEN_PLACEHOLDER}",  # Bearer
         f'{{"mirror.example.org": {{"BearerToken": "{TOKEN_PLACEHOLDER}"}}}}',
+        # libmamba reads ~/.mamba/auth/authentication.json: the type is a field of the entry.
+        f'{{"mirror.example.org": {{"type": "BearerToken", "token": "{TOKEN_PLACEHOLDER}"}}}}',
         f"machine mirror.example.org login <NAME> password {TOKEN_PLACEHOLDER}",  # Basic
     ]
     for relpath in ("index.html", f"{PRIVATE}/index.html"):

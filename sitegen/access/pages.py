@@ -13,6 +13,7 @@ Nothing is rendered here. The rule the pages follow:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sitegen.config import SiteConfig
@@ -47,10 +48,11 @@ class TokenSnippets:
 
     channel_url: str  # plain: for Bearer and Basic credentials
     conda_url: str  # conda's path token, after the channel location
-    host: str  # what pixi/mamba/netrc key credentials by: the host name, never a port
+    host: str  # what pixi/rattler and netrc key credentials by: the host name, never a port
     netrc: str
     pixi_login: str
     rattler_auth_file: str
+    mamba_auth_file: str  # a line of ~/.mamba/auth/authentication.json
 
 
 def token_snippets(base_url: str, channel: str) -> TokenSnippets:
@@ -58,12 +60,15 @@ def token_snippets(base_url: str, channel: str) -> TokenSnippets:
     base = base_url.rstrip("/")
     scheme, _, rest = base.partition("://")
     host, _, prefix = rest.partition("/")
-    # rattler (pixi, mamba) looks credentials up by the URL's host name alone: an entry keyed
+    # rattler (pixi) looks credentials up by the URL's host name alone: an entry keyed
     # "host:port" is never found, and the client sends no token. netrc has no port either,
     # and names an IPv6 address without the brackets a URL (and rattler's key) puts round it.
     authority = host.rsplit("@", 1)[-1]
     hostname = authority.split("]")[0] + "]" if "[" in authority else authority.split(":")[0]
     name = hostname.strip("[]")
+    # libmamba looks a Bearer token up by the request URL's host, lower-cased, with ":port"
+    # when the URL names one: its key is the authority as the channel URLs write it.
+    mamba_key = authority.lower()
     prefix_part = f"/{prefix}" if prefix else ""
     return TokenSnippets(
         channel_url=f"{base}/{channel}",
@@ -72,4 +77,7 @@ def token_snippets(base_url: str, channel: str) -> TokenSnippets:
         netrc=f"machine {name} login <NAME> password {TOKEN_PLACEHOLDER}",
         pixi_login=f"pixi auth login {hostname} --token {TOKEN_PLACEHOLDER}",
         rattler_auth_file=f'{{"{hostname}": {{"BearerToken": "{TOKEN_PLACEHOLDER}"}}}}',
+        mamba_auth_file=json.dumps(
+            {mamba_key: {"type": "BearerToken", "token": TOKEN_PLACEHOLDER}}
+        ),
     )

@@ -137,12 +137,14 @@ def token_snippet(base_url: str | None, channel: str) -> str:
         "# conda (~/.condarc): the token in the channel URL",
         "channels:",
         f"  - {s.conda_url}",
-        "# or Bearer (pixi, mamba, rattler): log in once ...",
+        "# or Bearer (pixi, rattler): log in once ...",
         s.pixi_login,
         "# ... or, in CI, RATTLER_AUTH_FILE=auth.json holding",
         s.rattler_auth_file,
+        "# or Bearer (mamba, micromamba 2.x): ~/.mamba/auth/authentication.json holding",
+        s.mamba_auth_file,
         f"# and the channel by its plain URL: {s.channel_url}",
-        "# or Basic (~/.netrc, read by conda and pixi); any login, the token as password",
+        "# or Basic (~/.netrc, read by conda, mamba and pixi); any login, the token as password",
         s.netrc,
     ]
     return "\n".join(lines)

@@ -21,8 +21,12 @@
       var placeholder = pre.getAttribute("data-placeholder");
       // The host alone (.netrc, pixi auth login, an auth file's key): the placeholder's host,
       // without its scheme, becomes the host name without a port, the key clients look up.
+      // mamba's authentication.json is the exception: it keys by the host, lower-cased, with
+      // its port if any (window.location.host), as libmamba looks a request's credentials up.
       var host = placeholder.replace(/^[a-z]+:\/\//, "");
+      var mambaKey = '"' + host.toLowerCase() + '": {"type"';
       pre.textContent = pre.textContent.split(placeholder).join(base)
+        .split(mambaKey).join('"' + window.location.host + '": {"type"')
         .split(host).join(window.location.hostname);
     });
   }
