@@ -59,6 +59,29 @@ def test_a_path_through_a_symlink_leading_out_of_the_site_is_refused(tmp_path: P
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("looped", "asked"),
+    [
+        (("chan",), ("chan", "linux-64", "repodata.json")),
+        (("chan", "linux-64"), ("chan", "linux-64", "repodata.json")),
+        (("chan", "packages", "name.html"), ("chan", "packages", "name.html")),
+    ],
+)
+def test_a_path_through_a_loop_of_symlinks_is_refused_as_unsafe(
+    tmp_path: Path, looped: tuple[str, ...], asked: tuple[str, ...]
+) -> None:
+    """A loop of links is refused as a link out is (Python's resolve raises RuntimeError for
+    it before 3.13): every caller that leaves a link out alone leaves a loop alone too."""
+    site = Site(tmp_path / "site")
+    site.ensure_dir(site.root.joinpath(*looped[:-1]))
+    looping = site.root.joinpath(*looped)
+    looping.symlink_to(looping.with_name("other"))
+    looping.with_name("other").symlink_to(looping)
+    with pytest.raises(storage.UnsafePathError, match="a loop of symbolic links"):
+        site.path(*asked)
+
+
+@pytest.mark.unit
 def test_temporaries_and_staged_files_are_dot_names_of_their_writer(site: Site) -> None:
     """Every temporary (a staged replacement too) is a dot-name the web server configs deny,
     never a published name, carries its writer's pid, and two are never the same file."""

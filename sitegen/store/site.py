@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sitegen import layout
+from sitegen.config.model import LINK_LOOP, real_path
 from sitegen.store.compare import (
     copy_prefix,
     matching_prefix,
@@ -54,14 +55,17 @@ class Site:
         self.unnamed_files: bool | None = None
 
     def path(self, *parts: str) -> Path:
-        """Join parts under the root, refusing anything that escapes it."""
+        """Join parts under the root, refusing anything that escapes it (a link out of the
+        site, or a loop of links)."""
         for part in parts:
             for segment in part.split("/"):
                 if segment in ("", ".", "..") or "\\" in segment or "\x00" in segment:
                     raise UnsafePathError(f"unsafe path segment {segment!r} in {part!r}")
         candidate = self.root.joinpath(*parts)
-        resolved = candidate.resolve()
+        resolved = real_path(candidate)
         root = self.root.resolve()
+        if resolved is None:  # refused as a link out is: what it leads to is nowhere
+            raise UnsafePathError(f"{candidate} cannot be resolved: {LINK_LOOP}")
         if resolved != root and root not in resolved.parents:
             raise UnsafePathError(f"{candidate} resolves outside {root}")
         return candidate
