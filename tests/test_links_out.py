@@ -1,9 +1,12 @@
 """A channel or subdir folder of the site that is a symbolic link out of it: ``render`` and
 ``mirror`` (run as the command-line program) leave that channel alone, name the folder, exit 1
-and do the rest; nothing is written, read into the site or removed through the link."""
+and do the rest; nothing is written, read into the site or removed through the link. A page or
+a folder of pages that is such a link (or a loop of links) is left as it is by the render,
+named, and the rest rendered."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +77,71 @@ def test_mirror_fails_a_channel_linked_out_and_publishes_the_others(
     assert snapshot(outside) == before and (site / linked).is_symlink()
     status = _sitegen("status", "-c", str(config))
     assert f"error: {linked}: a link out of the site" in status.stdout, status.stdout
+
+
+PAGE = f"{CHANNEL}/packages/alpha.html"
+PAGES = f"{CHANNEL}/packages"
+# Pages (and folders of pages) that a link out of the site, or a loop of links, replaces.
+PLANTED = [PAGE, PAGES, "history/index.html", "history"]
+
+
+def _plant(site: Path, planted: str, outside: Path, loop: bool) -> str:
+    """Put a link out of the site (or a loop of links) in place of the page or folder of pages
+    ``planted``, with files past the link that a render would otherwise write over or remove;
+    returns what the render's warning says of it."""
+    target = site / planted
+    is_page = planted.endswith(".html")
+    if is_page:
+        target.unlink()
+    else:
+        shutil.rmtree(target)
+    outside.mkdir()
+    (outside / TEMP).write_bytes(b"half a page")
+    (outside / "page.html").write_text("not the site's")
+    (outside / "index.html").write_text("not the site's")
+    if loop:
+        target.symlink_to(target.with_name("looped"))
+        target.with_name("looped").symlink_to(target)
+        return f"{planted}: a loop of symbolic links: "
+    end = outside / "page.html" if is_page else outside
+    target.symlink_to(end)
+    return f"{planted}: a link out of the site, to {end}: "
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["out", "loop"])
+@pytest.mark.parametrize("planted", PLANTED)
+def test_render_leaves_a_page_or_a_folder_of_pages_linked_out_and_renders_the_rest(
+    mirrored: tuple[Path, Path, UpstreamServer], tmp_path: Path, planted: str, loop: bool
+) -> None:
+    config, site, _server = mirrored
+    outside = tmp_path / "outside"
+    warning = _plant(site, planted, outside, loop)
+    others = [f"{CHANNEL}/packages/beta.html", "history/history.json"]
+    rest = ["index.html", f"{CHANNEL}/index.html", f"{CHANNEL}/{LINUX}/index.html"]
+    rest += [page for page in others if not page.startswith(planted)]
+    for page in rest:
+        (site / page).unlink()
+    before = snapshot(outside)
+    done = _sitegen("render", "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"WARNING pages: {warning}" in done.stderr
+    assert all((site / page).is_file() for page in rest)  # the rest is rendered
+    assert snapshot(outside) == before and (site / planted).is_symlink()
+
+
+@pytest.mark.parametrize("planted", [PAGES, PAGE])
+def test_mirror_publishes_and_fails_its_render_with_pages_linked_out(
+    mirrored: tuple[Path, Path, UpstreamServer], tmp_path: Path, planted: str
+) -> None:
+    config, site, _server = mirrored
+    warning = _plant(site, planted, tmp_path / "outside", loop=False)
+    (site / "index.html").unlink()
+    before = snapshot(tmp_path / "outside")
+    done = _sitegen("mirror", "--no-progress", "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "unexpected error" not in done.stderr
+    assert f"WARNING pages: {warning}" in done.stderr
+    assert "ERROR rendering the pages left 1 as they were" in done.stderr
+    assert (site / "index.html").is_file()
+    assert snapshot(tmp_path / "outside") == before and (site / planted).is_symlink()

@@ -119,18 +119,23 @@ def release_memory() -> None:
 
 def render_pages(config: SiteConfig, stop: threading.Event | None = None) -> bool:
     """Render the pages after a run in this process, with the run's freed memory returned;
-    ``stop`` as for render_site."""
+    ``stop`` as for render_site. False when the render failed or left pages out."""
     from sitegen.store.lock import Stopped
     from sitegen.web.render import render_site
 
     release_memory()
     try:
-        render_site(config, stop=stop)
+        stats = render_site(config, stop=stop)
     except Stopped:
         log.info("rendering the pages stopped")
         return False
     except Exception as exc:
         log.debug("rendering failed", exc_info=True)
         log.error("rendering the pages failed: %s: %s", type(exc).__name__, exc)
+        return False
+    # Pages left as they were (a folder or page leading out of the site, each named in a
+    # warning) make a site not rendered whole, as for `sitegen render`.
+    if stats.left_out:
+        log.error("rendering the pages left %d as they were (named above)", len(stats.left_out))
         return False
     return True

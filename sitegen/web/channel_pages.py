@@ -253,14 +253,19 @@ class ChannelPages:
             if stored is not None:
                 kept = sorted(f"{f.subdir}/{f.fn}" for f in files if f.fn in stored[f.subdir])
             counted = None if downloads is None else downloads.get(name, NONE_COUNTED)
+            left_out = writer.leave_out(relpath)
             if known is None or known.fingerprint != fp:
                 # New facts, then the key: computed with the page.
                 old_key = writer.old_pages.get(relpath)
                 tasks.append(
-                    PackageTask(relpath, name, files, fp, entry, None, old_key, kept, counted)
+                    PackageTask(
+                        relpath, name, files, fp, entry, None, old_key, kept, counted, left_out
+                    )
                 )
                 continue
             names[name] = known
+            if left_out:
+                continue
             key = package_key(
                 package_global, channel.path, name, known, entry, pages_of, kept, counted
             )
@@ -295,6 +300,8 @@ class ChannelPages:
                 writer.check()  # between parts of the worker processes too
                 if result.known is not None:
                     names[task.name] = result.known
+                if task.left_out:
+                    continue
                 if result.key is not None:
                     writer.pages[task.relpath] = result.key
                 if result.written is None:

@@ -59,6 +59,8 @@ def write_listing(
         digests: dict[str, str] = {}
         for number, (path, chunks) in enumerate(zip(paths, rendered, strict=True), start=1):
             writer.produced(path, key)
+            if writer.leave_out(path):
+                continue
             page_model = {**model, "number": number, "pages": nav if len(pages) > 1 else []}
             parts = _page_parts(writer, path, page_model, [data for _key, data in chunks])
             # What the page is made of (its ends and the keys of its chunks, their rows), and

@@ -46,6 +46,8 @@ class PackageTask(NamedTuple):
     old_key: str | None
     stored: list[str] | None = None  # its files stored (subdir/fn) in a passive channel
     downloads: PackageDownloads | None = None  # while the site has download statistics
+    # The page leads out of the site (see PageWriter.leave_out): its facts only, no page.
+    left_out: bool = False
 
 
 class PackageResult(NamedTuple):
@@ -88,6 +90,8 @@ class PackagePages:
         if known is None:
             records = parse_records(task.files)
             known = KnownPackage(task.fingerprint, package_facts(records))
+            if task.left_out:
+                return PackageResult(None, None, known)
             key = package_key(
                 c.global_key,
                 c.channel,

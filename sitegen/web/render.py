@@ -183,6 +183,7 @@ class _Renderer:
             self.writer.page(layout.STATS_PAGE, "stats.html", model)
         self._history(reports, package_pages, set(folder_pages))
         self._remove_stale()
+        self.writer.name_left_out()
         manifest = Manifest(
             version=MANIFEST_VERSION,
             pages=self.writer.pages,
@@ -237,6 +238,8 @@ class _Renderer:
                 continue
             pages = approval_pages(self.site.root, channel, now, private, levels, self.scrub)
             for page in pages:
+                if writer.leave_out(page.relpath):
+                    continue
                 model = {**page.model, "frozen": frozen}
                 data = writer.template(page.template, page.relpath, model=model)
                 writer.rendered(page.relpath, writer.files.write(page.relpath, data))
@@ -265,7 +268,10 @@ class _Renderer:
         directories += [root / layout.package_pages_dir(path) for path in channels]
         directories += [self.listings_dir / path for path in channels]
         for directory in directories:
-            self.site.clean_temp_files(directory)
+            # Never through a link out of the site: what it holds is not the site's to delete.
+            relpath = directory.relative_to(root).as_posix()
+            if relpath == "." or self.writer.files.folder_leads_out(relpath) is None:
+                self.site.clean_temp_files(directory)
 
     def _assets(self) -> None:
         directory = self.templates_dir / layout.ASSETS_DIR

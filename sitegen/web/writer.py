@@ -6,6 +6,7 @@ alone (no fsync: a page lost to a crash is rendered again from the same inputs).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -16,10 +17,13 @@ from typing import Any
 import jinja2
 import msgspec
 
+from sitegen.store.links_out import leads_out
 from sitegen.store.lock import Stopped
 from sitegen.store.site import Site
 from sitegen.web.format import root_prefix
 from sitegen.web.manifest import digest
+
+log = logging.getLogger("sitegen")
 
 
 @dataclass
@@ -31,7 +35,8 @@ class RenderStats:
     written: list[str] = field(default_factory=list)
     skipped: int = 0
     removed: list[str] = field(default_factory=list)
-    # The channels whose pages were left as they were, each "<folder>: <why>".
+    # What was left as it was, each "<folder or page>: <why>": the channels whose folder
+    # leads out of the site, the folders of pages and the pages that do.
     left_out: list[str] = field(default_factory=list)
 
     @property
@@ -54,6 +59,30 @@ class PageFiles:
         self._directories: dict[str, Path] = {}
         self._files: dict[str, set[str]] = {}
         self._own: dict[str, bool] = {}
+        self._leading_out: dict[str, str | None] = {}
+
+    def folder_leads_out(self, directory: str) -> str | None:
+        """Why the folder of pages ``directory`` ("" for the root) is not the site's (a link
+        out of it, or a loop of links); None when it is."""
+        if directory not in self._leading_out:
+            parts = directory.split("/") if directory else []
+            self._leading_out[directory] = leads_out(self.site, *parts) if parts else None
+        return self._leading_out[directory]
+
+    def leads_out(self, relpath: str) -> tuple[str, str] | None:
+        """(the folder or the page, why) when the page ``relpath`` cannot be written or
+        removed without going through a link out of the site (or a loop of links); None when
+        it can."""
+        directory = relpath.rpartition("/")[0]
+        why = self.folder_leads_out(directory)
+        if why is not None:
+            return directory, why
+        # Only a link could lead elsewhere: one lstat per page, resolved only for a link.
+        if os.path.islink(os.path.join(self.root, relpath)):
+            why = leads_out(self.site, *relpath.split("/"))
+            if why is not None:
+                return relpath, why
+        return None
 
     def target(self, relpath: str) -> Path:
         directory, _, name = relpath.rpartition("/")
@@ -82,14 +111,21 @@ class PageFiles:
     def exists(self, relpath: str) -> bool:
         """Whether the page is a file (asked once per page, before it is written or not)."""
         # relpaths are made of validated names; Site.path (which resolves) guards the writes.
+        # A link is no page of the site: written over (a link within the site), or left out
+        # (one leading out), never taken as up to date. Nor is what a folder leading out holds.
         directory, _, name = relpath.rpartition("/")
+        if self.folder_leads_out(directory) is not None:
+            return False
         files = self._files.get(directory)
         if files is None:  # one listing of the directory rather than a stat per page
             try:
                 with os.scandir(os.path.join(self.root, directory)) as entries:
-                    files = self._files[directory] = {e.name for e in entries if e.is_file()}
+                    files = self._files[directory] = {
+                        e.name for e in entries if e.is_file(follow_symlinks=False)
+                    }
             except OSError:
-                return os.path.isfile(os.path.join(self.root, relpath))
+                path = os.path.join(self.root, relpath)
+                return os.path.isfile(path) and not os.path.islink(path)
         return name in files
 
     def stamp(self, relpath: str) -> str | None:
@@ -161,6 +197,33 @@ class PageWriter:
         self.stats = RenderStats()
         self.files = PageFiles(site)
         self.stop = stop
+        # Pages left as they are, since writing them would go through a link out of the site
+        # (or a loop of links); and each such folder or page, with why.
+        self.left_pages: set[str] = set()
+        self.leading_out: dict[str, str] = {}
+
+    def leave_out(self, relpath: str) -> bool:
+        """Whether the page ``relpath`` is left as it is, its folder or itself a link out of
+        the site (or a loop of links): then it keeps the key it had (the manifest goes on
+        naming what is there) and is neither written nor removed."""
+        found = self.files.leads_out(relpath)
+        if found is None:
+            return False
+        self.leading_out.setdefault(*found)
+        self.left_pages.add(relpath)
+        if (old := self.old_pages.get(relpath)) is not None:
+            self.pages[relpath] = old
+        else:
+            self.pages.pop(relpath, None)
+        return True
+
+    def name_left_out(self) -> None:
+        """Warn of each folder of pages, or page, left as it was since it leads out of the
+        site (:meth:`leave_out`): a render that leaves them is not a whole one."""
+        for place, why in sorted(self.leading_out.items()):
+            what = "left as it is" if place.endswith(".html") else "its pages are left as they are"
+            log.warning("pages: %s: %s: %s", place, why, what)
+            self.stats.left_out.append(f"{place}: {why}")
 
     def check(self) -> None:
         """Raise Stopped once the render is to stop."""
@@ -205,7 +268,10 @@ class PageWriter:
             self.stats.written.append(relpath)
 
     def emit(self, relpath: str, key: str, build: Callable[[], bytes]) -> None:
-        """Write the page ``relpath`` unless its input key is the one it was last rendered from."""
+        """Write the page ``relpath`` unless its input key is the one it was last rendered from
+        (or it is left out, see :meth:`leave_out`)."""
+        if self.leave_out(relpath):
+            return
         if not self.up_to_date(relpath, key):
             self.rendered(relpath, self.files.write(relpath, build()))
 
