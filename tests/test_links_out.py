@@ -86,11 +86,11 @@ PLANTED = [PAGE, PAGES, "history/index.html", "history"]
 
 
 def _plant(site: Path, planted: str, outside: Path, loop: bool) -> str:
-    """Put a link out of the site (or a loop of links) in place of the page or folder of pages
+    """Put a link out of the site (or a loop of links) in place of the file or folder
     ``planted``, with files past the link that a render would otherwise write over or remove;
     returns what the render's warning says of it."""
     target = site / planted
-    is_page = planted.endswith(".html")
+    is_page = Path(planted).suffix != ""
     if is_page:
         target.unlink()
     else:
@@ -145,3 +145,23 @@ def test_mirror_publishes_and_fails_its_render_with_pages_linked_out(
     assert "ERROR rendering the pages left 1 as they were" in done.stderr
     assert (site / "index.html").is_file()
     assert snapshot(tmp_path / "outside") == before and (site / planted).is_symlink()
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["out", "loop"])
+@pytest.mark.parametrize("planted", [f"{CHANNEL}/{LINUX}/current_repodata.json"])
+def test_render_reads_no_metadata_file_linked_out_and_renders_the_rest(
+    mirrored: tuple[Path, Path, UpstreamServer], tmp_path: Path, planted: str, loop: bool
+) -> None:
+    config, site, _server = mirrored
+    outside = tmp_path / "outside"
+    warning = _plant(site, planted, outside, loop)
+    rest = ["index.html", f"{CHANNEL}/index.html", f"{CHANNEL}/{LINUX}/index.html"]
+    for page in rest:
+        (site / page).unlink()
+    before = snapshot(outside)
+    done = _sitegen("render", "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"WARNING pages: {warning}not read for the pages" in done.stderr
+    assert all((site / page).is_file() for page in rest)
+    assert snapshot(outside) == before and (site / planted).is_symlink()

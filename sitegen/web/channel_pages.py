@@ -24,6 +24,8 @@ from sitegen import layout
 from sitegen.conda.notices import active_notices
 from sitegen.conda.records import RepodataError
 from sitegen.config import ChannelConfig
+from sitegen.store.links_out import leads_out
+from sitegen.store.site import UnsafePathError
 from sitegen.web.channel import ChannelSummary, channel_model, summarize_channel
 from sitegen.web.downloads import NONE_COUNTED, SiteStats
 from sitegen.web.facts import package_row, page_entries
@@ -85,7 +87,7 @@ class ChannelPages:
         metadata = self._metadata_stats(channel)
         cd_stat = None
         with contextlib.suppress(OSError):
-            st = self.site.path(channel.path, layout.CHANNELDATA).stat()
+            st = self._input(channel.path, layout.CHANNELDATA).stat()
             cd_stat = (st.st_size, st.st_mtime_ns)
         mirrors = [[m.name, m.display_url(), list(m.subdirs)] for m in channel.mirrors]
         stored_stamp = self._stored_stamp(channel)
@@ -153,13 +155,24 @@ class ChannelPages:
             files = {}
             for name in layout.present_metadata_files():  # every one that is present
                 try:
-                    st = self.site.path(channel.path, subdir, name).stat()
+                    st = self._input(channel.path, subdir, name).stat()
                 except (FileNotFoundError, NotADirectoryError):
                     continue
                 files[name] = (st.st_size, st.st_mtime_ns / 1e9)
             if layout.REPODATA in files:
                 out[subdir] = files
         return out
+
+    def _input(self, *parts: str) -> Path:
+        """The file of the site ``parts`` that pages are made from; one that leads out of the
+        site (or into a loop of links) is named and taken as missing (FileNotFoundError):
+        what lies past the link is not the site's to show."""
+        try:
+            return self.site.path(*parts)
+        except UnsafePathError:
+            relpath = "/".join(parts)
+            self.writer.unread[relpath] = leads_out(self.site, *parts) or "not the site's"
+            raise FileNotFoundError(relpath) from None
 
     def _stored_stamp(self, channel: ChannelConfig) -> dict[str, int] | None:
         """Where a passive mirror feeds the channel, files arrive whenever someone asks for
@@ -182,7 +195,7 @@ class ChannelPages:
     def _channeldata(self, channel: ChannelConfig) -> dict[str, Any]:
         """The ``packages`` of the channel's channeldata.json (summary, license, home...)."""
         try:
-            return page_entries(self.site.path(channel.path, layout.CHANNELDATA).read_bytes())
+            return page_entries(self._input(channel.path, layout.CHANNELDATA).read_bytes())
         except (OSError, msgspec.DecodeError):
             return {}
 

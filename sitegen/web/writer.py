@@ -201,6 +201,8 @@ class PageWriter:
         # (or a loop of links); and each such folder or page, with why.
         self.left_pages: set[str] = set()
         self.leading_out: dict[str, str] = {}
+        # Files of the site the pages are made from that lead out of it, with why: not read.
+        self.unread: dict[str, str] = {}
 
     def leave_out(self, relpath: str) -> bool:
         """Whether the page ``relpath`` is left as it is, its folder or itself a link out of
@@ -219,11 +221,15 @@ class PageWriter:
 
     def name_left_out(self) -> None:
         """Warn of each folder of pages, or page, left as it was since it leads out of the
-        site (:meth:`leave_out`): a render that leaves them is not a whole one."""
+        site (:meth:`leave_out`), and of each file not read for that (:attr:`unread`): a
+        render that leaves them is not a whole one."""
         for place, why in sorted(self.leading_out.items()):
             what = "left as it is" if place.endswith(".html") else "its pages are left as they are"
             log.warning("pages: %s: %s: %s", place, why, what)
             self.stats.left_out.append(f"{place}: {why}")
+        for relpath, why in sorted(self.unread.items()):
+            log.warning("pages: %s: %s: not read for the pages", relpath, why)
+            self.stats.left_out.append(f"{relpath}: {why}")
 
     def check(self) -> None:
         """Raise Stopped once the render is to stop."""
