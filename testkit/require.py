@@ -40,3 +40,25 @@ def unprivileged() -> list[str]:
     if probe.returncode != 0:
         missing(f"no user namespace for root to drop its powers in: {probe.stderr!r}")
     return ["unshare", "-U"]
+
+
+def without_inotify() -> tuple[str, ...]:
+    """A command prefix under which no inotify instance can be made, as when a user's
+    ``fs.inotify.max_user_instances`` are taken: a user namespace of its own (``unshare -U
+    -r``) whose limit is set to 0; the rest of the machine keeps its limits."""
+    prefix = (
+        "unshare",
+        "-U",
+        "-r",
+        "sh",
+        "-c",
+        'echo 0 > /proc/sys/user/max_inotify_instances && exec "$@"',
+        "sh",
+    )
+    try:
+        probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=30)
+    except FileNotFoundError:
+        missing("unshare is not installed (apt-get install -y util-linux)")
+    if probe.returncode != 0:
+        missing(f"no user namespace with an inotify limit of its own: {probe.stderr!r}")
+    return prefix

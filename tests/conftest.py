@@ -1,5 +1,5 @@
 """Shared fixtures (the example upstream and a small one over real HTTP, a site with private
-channels, real nginx, a directory the web servers can read) and the two kinds of tests.
+channels, real nginx, a directory the web servers can read, ``sitegen watch`` processes) and the two kinds of tests.
 
 Every test is marked ``unit`` or ``integration`` (see :mod:`testkit.kinds`): collection stops
 when one is marked neither or both, and a unit test fails when it binds or connects a socket or
@@ -24,6 +24,7 @@ from testkit.private_site import private_site as open_private_site
 from testkit.require import require_tool
 from testkit.small_channel import small_packages
 from testkit.upstream import ExampleUpstream, UpstreamServer
+from testkit.watch import Watch
 
 UNIT_GUARD = UnitGuard()
 
@@ -136,3 +137,20 @@ def public_dir() -> Iterator[Path]:
     site through a real web server build it there rather than in ``tmp_path``."""
     with world_readable_dir() as path:
         yield path
+
+
+@pytest.fixture
+def watch_factory(tmp_path: Path) -> Iterator[Callable[..., Watch]]:
+    """Starts ``sitegen watch`` processes (:class:`testkit.watch.Watch`), stopped after the test."""
+    started: list[Watch] = []
+
+    def factory(
+        folder: Path, move: bool = False, site: Path | None = None, prefix: tuple[str, ...] = ()
+    ) -> Watch:
+        watch = Watch(tmp_path, folder, move, site, prefix)
+        started.append(watch)
+        return watch
+
+    yield factory
+    for watch in started:
+        watch.stop()

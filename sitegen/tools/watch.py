@@ -7,7 +7,8 @@ read until it is complete and a burst of drops is one publish. Then it runs the 
 as ``sitegen mirror --only`` would, under the site lock (waiting while another run holds it),
 and renders the pages.
 
-A folder absent at start, or removed and recreated, is waited for and watched again. SIGINT
+A folder absent at start, or removed and recreated, is waited for and watched again; one the
+system will not watch (inotify's limits reached) is polled instead. SIGINT
 and SIGTERM stop the watch; a publish under way stops as a mirror run does, and the command's
 render (``sitegen watch``: a worker thread) is abandoned and told to stop.
 """
@@ -86,32 +87,56 @@ async def watch_folder(
     folder: Path, trigger: Trigger, relevant: Callable[[watchfiles.Change, str], bool]
 ) -> None:
     """Watch one folder for ever: wait for it to exist, watch it until it is replaced or gone;
-    ``relevant`` (see change_filter) picks the changes that set ``trigger``."""
-    unwatchable = False
+    ``relevant`` (see change_filter) picks the changes that set ``trigger``. A folder the
+    system will not watch (inotify's limits on watches or instances reached) is polled."""
+    unwatchable: str | None = None  # why the folder, still there, could not be watched
+    polling = False
     while True:
         identity = _identity(folder)
         if identity is None:
             await trio.sleep(POLL)
             continue
-        if not unwatchable:
+        if unwatchable is None:
             # There at start, or back: what landed while nothing watched is published too.
             trigger.set()
-        log.info("watching %s", folder)
-        unwatchable = False
+            log.info("watching %s%s", folder, " by polling" if polling else "")
+        failed: str | None = None
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_notice_replacement, folder, identity, scope)
                 try:
                     async for _changes in watchfiles.awatch(
-                        folder, watch_filter=relevant, rust_timeout=RUST_TIMEOUT_MS
+                        folder,
+                        watch_filter=relevant,
+                        rust_timeout=RUST_TIMEOUT_MS,
+                        # None, not False: WATCHFILES_FORCE_POLLING still applies.
+                        force_polling=True if polling else None,
+                        poll_delay_ms=int(POLL * 1000),
                     ):
                         trigger.set()
                 except (OSError, RuntimeError) as exc:
-                    log.debug("watching %s ended: %s", folder, exc)
-                    # Still there, yet not watchable (permissions): no publish per retry.
-                    unwatchable = _identity(folder) == identity
+                    if _identity(folder) == identity:  # still there, yet not watchable
+                        failed = str(exc)
                 scope.cancel()
-        log.warning("%s is gone or cannot be watched; looking again", folder)
+        if failed is not None and not polling:
+            # The operator learns why (else a limit reached looks like a watch that works),
+            # and drops are published all the same, found by looking every POLL seconds.
+            log.warning(
+                "cannot watch %s: %s; looking for changes every %s s instead (raise"
+                " fs.inotify.max_user_watches or fs.inotify.max_user_instances to watch it)",
+                folder,
+                failed,
+                POLL,
+            )
+            polling = True
+            continue
+        if failed is not None:
+            if failed != unwatchable:  # once, not on every retry
+                log.error("cannot watch %s: %s; trying again", folder, failed)
+            unwatchable = failed
+        else:
+            log.warning("%s is gone or was replaced; looking again", folder)
+            polling, unwatchable = False, None
         await trio.sleep(POLL)
 
 

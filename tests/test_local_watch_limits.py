@@ -1,0 +1,32 @@
+"""``sitegen watch`` where the system will not watch a folder (inotify's limits reached): it
+says why and polls the folder, so drops are still published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from testkit.require import without_inotify
+from testkit.site import assert_channel_consistent
+from testkit.watch import CHANNEL, place, spec
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_folder_inotify_will_not_watch_is_polled(tmp_path: Path, watch_factory) -> None:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    first = place(tmp_path, folder, spec("first"))
+    watch = watch_factory(folder, prefix=without_inotify())
+    watch.wait_for(lambda: first.name in watch.listed(), timeout=20)
+    before = watch.settled_runs()
+    second = place(tmp_path, folder, spec("second"))
+    watch.wait_for(lambda: second.name in watch.listed())
+    assert watch.settled_runs() == before + 1
+    # The reason is logged once, with what to raise; no warning on every look.
+    output = watch.output()
+    assert output.count("cannot watch") == 1, output
+    assert "Too many open files" in output and "max_user_instances" in output, output
+    assert_channel_consistent(watch.site, CHANNEL)
+    assert watch.stop() == 0
