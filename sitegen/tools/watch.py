@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -175,12 +174,6 @@ async def settle(folders: list[Path], trigger: Trigger) -> None:
         before = now
 
 
-@dataclass
-class WatchState:
-    publishes: int = 0
-    reports: list[RunReport] = field(default_factory=list)
-
-
 async def publish(
     config: SiteConfig, mirrors: list[MirrorConfig], render: Callable[[], Awaitable[None]]
 ) -> RunReport | None:
@@ -214,12 +207,10 @@ async def publish(
 async def watch_site(
     config: SiteConfig,
     render: Callable[[], Awaitable[None]],
-    state: WatchState | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Watch every local source of the site and publish its changes, until cancelled or a
     signal stops a publish under way."""
-    state = state or WatchState()
     mirrors = [m for _c, m in config.mirrors if is_local(m)]
     folders = list(dict.fromkeys(folder_of(m) for m in mirrors))
     trigger = Trigger()
@@ -232,12 +223,10 @@ async def watch_site(
             await trigger.wait()
             await settle(folders, trigger)
             report = await publish(config, mirrors, render)
-            state.publishes += 1
             if report is None:
                 log.info("watch: a stop signal came as the run ended; stopping")
                 nursery.cancel_scope.cancel()
                 return
-            state.reports.append(report)
             log.info("published: run %s %s", report.id, report.status)
             if report.status == STOPPED:
                 nursery.cancel_scope.cancel()
