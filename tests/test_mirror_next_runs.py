@@ -32,7 +32,7 @@ from testkit.site import (
     rewrite_repodata,
     snapshot,
 )
-from testkit.upstream import ExampleUpstream
+from testkit.upstream import ExampleUpstream, respond
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +65,27 @@ async def test_rerun_is_a_no_op(example_upstream: ExampleUpstream, tmp_path: Pat
         assert (cr.status, cr.downloaded_files, cr.deleted_files) == ("unchanged", 0, 0)
         assert cr.added == cr.removed == cr.updated == []
     assert len(list((site / "history" / "runs").glob("*.json"))) >= 1
+
+
+async def test_a_zst_missing_for_one_run_is_asked_for_again_by_the_next(
+    example_upstream: ExampleUpstream, tmp_path: Path
+) -> None:
+    """A run that found no repodata.json.zst upstream (a CDN's outage, an index being rebuilt)
+    reads repodata.json; the runs after it ask for the .zst first again (a fifth of the bytes),
+    not the whole JSON for as long as upstream serves both."""
+    site = tmp_path / "site"
+    config = channel_config(site, example_upstream.url)
+    server = example_upstream.server
+    server.add_fault("/linux-64/repodata.json.zst", respond(404), times=1)
+    assert not (await mirror_unchecked(config)).failed
+    assert server.count("/linux-64/repodata.json", status=200) == 1
+
+    for status in (200, 304):  # the .zst fetched whole once, then unchanged
+        server.reset()
+        assert not (await mirror_unchecked(config)).failed
+        asked = [(r.path, r.status) for r in server.requests if "linux-64/repodata" in r.path]
+        assert asked == [("/linux-64/repodata.json.zst", status)]
+    assert_channel_consistent(site, CHANNEL)
 
 
 async def test_a_run_leaves_no_empty_publishing_folders(

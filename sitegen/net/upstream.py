@@ -245,16 +245,14 @@ class Upstream:
         self, subdir: str, variants: Sequence[str], previous: CacheValidators | None, limit: int = 0
     ) -> RepodataResponse | None:
         """Fetch the first of ``variants`` (names of one document, e.g. its .zst first) that
-        upstream serves, the one ``previous`` describes first and conditionally; None when
-        upstream serves none (404). A body beyond ``limit`` bytes (default: a repodata.json's)
-        is refused before it is held."""
+        upstream serves, the one ``previous`` describes conditionally; None when upstream
+        serves none (404). Always in the order given, not the variant kept first: a run that
+        fell back to the plain JSON when the .zst was missing (an outage, an index being
+        rebuilt) would otherwise fetch the whole JSON from then on, several times the bytes. A
+        body beyond ``limit`` bytes (default: a repodata.json's) is refused before it is held."""
         limit = limit or MAX_REPODATA_BYTES
         previous = None if previous is None else previous.revealed_by(self.secrets)
-        order = list(variants)
-        if previous is not None and previous.variant in order:
-            order.remove(previous.variant)
-            order.insert(0, previous.variant)
-        for variant in order:
+        for variant in variants:
             validators = previous if previous and previous.variant == variant else None
             if self.is_file:
                 response = await trio.to_thread.run_sync(
