@@ -12,6 +12,7 @@ import pytest
 import zstandard
 
 from sitegen.cli import main
+from sitegen.layout import upstream_cache_dir
 from sitegen.store.site import Site
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.example_mirror import (
@@ -86,6 +87,13 @@ async def test_a_zst_missing_for_one_run_is_asked_for_again_by_the_next(
         asked = [(r.path, r.status) for r in server.requests if "linux-64/repodata" in r.path]
         assert asked == [("/linux-64/repodata.json.zst", status)]
     assert_channel_consistent(site, CHANNEL)
+    # The JSON that run kept (several times the .zst's size) is not kept beside it.
+    ((_channel, mirror),) = config.mirrors
+    kept = upstream_cache_dir(site, mirror.name, "linux-64")
+    assert sorted(p.name for p in kept.iterdir() if p.is_file()) == [
+        "repodata.json.zst",
+        "validators.json",
+    ]
 
 
 async def test_a_run_leaves_no_empty_publishing_folders(

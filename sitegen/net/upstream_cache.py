@@ -99,6 +99,7 @@ class UpstreamCache:
         # Body first: validators must never describe a body that is not on disk.
         self.site.write_bytes(directory / validators.variant, body)
         self._write_validators(directory, validators, hidden, sha256)
+        self.site.remove(directory / _other_form(validators.variant))
 
     def record_sha256(self, mirror: str, subdir: str, sha256: str) -> None:
         """Record ``sha256`` (hex) as that of the body kept, where validators.json records none
@@ -136,7 +137,9 @@ class UpstreamCache:
         ``sha256``: as for :meth:`store`)."""
         pending.sync()
         pending.commit()
-        self._write_validators(self._dir(mirror, subdir), validators, hidden, sha256)
+        directory = self._dir(mirror, subdir)
+        self._write_validators(directory, validators, hidden, sha256)
+        self.site.remove(directory / _other_form(validators.variant))
 
     def forget(self, mirror: str, subdir: str, *, served_none: bool = False) -> None:
         """Forget what was kept (upstream no longer serves it): its validators go first, so
@@ -174,6 +177,14 @@ class UpstreamCache:
         if validators.hidden:
             document["validators_hidden"] = True
         self.site.write_bytes(upstream_validators_path(directory), json.dumps(document).encode())
+
+
+def _other_form(variant: str) -> str:
+    """The document's other form (``repodata.json`` and ``repodata.json.zst``): the one kept
+    before upstream served this one (a run that fell back to the plain JSON while the .zst
+    was missing) goes once this one is kept, rather than lie beside it for good, several
+    times its size."""
+    return variant.removesuffix(".zst") if variant.endswith(".zst") else f"{variant}.zst"
 
 
 def _validators_of(said: dict[str, Any]) -> CacheValidators | None:
