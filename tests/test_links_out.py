@@ -165,3 +165,33 @@ def test_render_reads_no_metadata_file_linked_out_and_renders_the_rest(
     assert f"WARNING pages: {warning}not read for the pages" in done.stderr
     assert all((site / page).is_file() for page in rest)
     assert snapshot(outside) == before and (site / planted).is_symlink()
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["out", "loop"])
+@pytest.mark.parametrize("linked", ["history", "history/runs"])
+def test_mirror_keeps_no_record_through_a_ledger_linked_out(
+    mirrored: tuple[Path, Path, UpstreamServer], tmp_path: Path, linked: str, loop: bool
+) -> None:
+    config, site, _server = mirrored
+    # A filter that leaves a record out: the run writes its list into history/filtered too.
+    config.write_text(config.read_text() + "    filters: {names: {exclude: [gamma]}}\n")
+    outside = tmp_path / "outside"
+    (site / linked).rename(outside)  # the records of the run before, past the link
+    if loop:
+        (site / linked).symlink_to(site / f"{linked}.looped")
+        (site / f"{linked}.looped").symlink_to(site / linked)
+        why = f"{linked}: a loop of symbolic links"
+    else:
+        (site / linked).symlink_to(outside)
+        why = f"{linked}: a link out of the site, to {outside}"
+    before = snapshot(outside)
+    done = _sitegen("mirror", "--no-progress", "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "unexpected error" not in done.stderr
+    assert "could not record run " in done.stderr and why in done.stderr
+    assert (site / CHANNEL / LINUX / "repodata.json").is_file()  # published all the same
+    assert snapshot(outside) == before and (site / linked).is_symlink()
+    # Nor is the ledger past the link read: no run of it is the mirror's last.
+    status = _sitegen("status", "-c", str(config))
+    assert status.returncode == 0, status.stderr
+    assert all(record.stem not in status.stdout for record in outside.rglob("*.json"))

@@ -10,6 +10,7 @@ site's.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from sitegen.config import ChannelConfig
 from sitegen.config.model import LINK_LOOP, real_path
@@ -30,6 +31,31 @@ def leads_out(site: SiteStorage, *parts: str) -> str | None:
     except UnsafePathError:
         return f"a link out of the site, to {resolved}"
     return None
+
+
+def path_link_out(site: SiteStorage, path: str) -> str | None:
+    """``<folder>: <why>`` for the first folder of the site's ``path`` (``path`` itself
+    included) that leads out (see :func:`leads_out`); None when none does."""
+    parts = path.split("/")
+    for end in range(1, len(parts) + 1):
+        why = leads_out(site, *parts[:end])
+        if why is not None:
+            return f"{'/'.join(parts[:end])}: {why}"
+    return None
+
+
+class LeadsOutError(OSError):
+    """A path of the site through a link out of it, or a loop of links. An OSError: to its
+    readers and writers it is a file that cannot be read or written, as it is not the site's."""
+
+
+def within(site: SiteStorage, path: str) -> Path:
+    """The site's file or folder ``path``; :class:`LeadsOutError`, naming the folder, when a
+    folder of it leads out (see :func:`path_link_out`)."""
+    why = path_link_out(site, path)
+    if why is not None:
+        raise LeadsOutError(why)
+    return site.root / path
 
 
 def channel_links_out(site: SiteStorage, channel: ChannelConfig) -> list[tuple[str, str]]:
@@ -59,11 +85,10 @@ def removal_link_out(site: SiteStorage, path: str) -> str | None:
     ``repodata.json``, which the web server serves as published); None when none does.
     ``sitegen remove`` refuses such a path whole: what lies past the link is not the site's to
     delete, and the channel's state gone with it still served would be found by nothing."""
+    why = path_link_out(site, path)
+    if why is not None:
+        return why
     parts = path.split("/")
-    for end in range(1, len(parts) + 1):
-        why = leads_out(site, *parts[:end])
-        if why is not None:
-            return f"{'/'.join(parts[:end])}: {why}"
     try:
         with os.scandir(site.root.joinpath(*parts)) as listing:
             links = sorted(entry.name for entry in listing if entry.is_symlink())

@@ -16,6 +16,7 @@ import msgspec
 import trio
 
 from sitegen import layout
+from sitegen.store.links_out import within
 from sitegen.store.site import Site
 from sitegen.sync.report import MirrorReport
 from sitegen.sync.report_build import RunResults
@@ -74,7 +75,8 @@ async def save_filtered(
         document = filtered_document(run_id, results)
         if document is None:
             return set()
-        path = site.root / layout.filtered_records_path(run_id)
+        # Refused (an OSError) through a link out of the site: the list is left out.
+        path = within(site, layout.filtered_records_path(run_id))
         site.ensure_dir(path.parent)
         site.write_bytes(path, msgspec.json.encode(document))
         return {m["mirror"] for m in document["mirrors"]}

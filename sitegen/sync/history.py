@@ -16,6 +16,7 @@ from typing import Any
 
 from sitegen.config import SiteConfig
 from sitegen.layout import filtered_records_path, runs_dir
+from sitegen.store.links_out import within
 from sitegen.store.site import Site
 from sitegen.sync.report import COMPLETED, INTERRUPTED, PRIVATE, RUNNING, RunReport
 
@@ -173,21 +174,24 @@ class History:
         self.site = site
         self.directory = runs_dir(site.root)
 
-    def _path(self, run_id: str) -> Path:
-        return self.directory / f"{run_id}.json"
+    def _ledger(self) -> Path:
+        """The ledger folder; :class:`~sitegen.store.links_out.LeadsOutError` (an OSError)
+        when it, or ``history/``, is a link out of the site or a loop of links: what lies past
+        it is not the site's, to write records into or to read them from."""
+        return within(self.site, self.directory.relative_to(self.site.root).as_posix())
 
     def save(self, report: RunReport) -> None:
         # Pure ASCII: a path that is not UTF-8 (a lone surrogate, quoted in an error) is kept,
         # escaped, and the record reads back whatever the locale (the surrogate as U+FFFD).
         data = json.dumps(report.to_json(), indent=1, sort_keys=True).encode()
-        self.site.write_bytes(self._path(report.id), data)
+        self.site.write_bytes(self._ledger() / f"{report.id}.json", data)
 
     def record(self, run_id: str) -> RunReport | None:
         """The record of one run; None when there is none (or none readable) of that id."""
         if not _ledger_name(run_id):
             return None
         try:
-            report = _read_record(self._path(run_id))
+            report = _read_record(self._ledger() / f"{run_id}.json")
         except (OSError, ValueError, TypeError, RecursionError):
             return None
         return report if report.id == run_id else None
@@ -200,13 +204,19 @@ class History:
             return False  # not a name this ledger gave: never reach outside it
         if not keep_filtered:
             self.remove_filtered(run_id)
-        return self.site.remove(self._path(run_id))
+        try:
+            return self.site.remove(self._ledger() / f"{run_id}.json")
+        except OSError:
+            return False  # a ledger linked out: nothing of it is the site's to delete
 
     def remove_filtered(self, run_id: str) -> bool:
         """Delete the filtered-out records a run wrote (kept past its record while pointed at)."""
         if not _ledger_name(run_id):
             return False
-        return self.site.remove(self.site.root / filtered_records_path(run_id))
+        try:
+            return self.site.remove(within(self.site, filtered_records_path(run_id)))
+        except OSError:
+            return False
 
     def runs(self, *, strict: bool = False) -> list[RunReport]:
         """Every recorded run, newest first (those dated after now last, see newest_first);
@@ -219,14 +229,14 @@ class History:
         as a run it would show that run twice, and outlive it, as retention removes a run's
         record by its id (see prune_history).
 
-        No ledger folder reads as no runs. A folder that cannot be listed does too, and a
-        record that cannot be read or parsed is passed over, unless ``strict``: then either
+        No ledger folder reads as no runs. A folder that cannot be listed (or is a link out of
+        the site, or a loop of links) does too, and a record that cannot be read or parsed is passed over, unless ``strict``: then either
         raises OSError, for a caller that must not take "cannot tell" for "no runs" or "names
         nothing" (whether the records may be served: a damaged one may name anything)."""
         out: list[RunReport] = []
         strays: list[Path] = []
         try:
-            names = os.listdir(self.directory)
+            names = os.listdir(self._ledger())
         except FileNotFoundError:
             return out, strays
         except OSError:
