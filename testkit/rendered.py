@@ -169,9 +169,10 @@ def snippet_text(page: str, label: str) -> str | None:
 
 
 def distinct_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Gives every run of the test a distinct id: run ids have one-second resolution per
-    process, and a test runs several runs a second. A module takes it as a fixture of every
-    test, ``pytest.fixture(autouse=True, name="unique_run_ids")(distinct_run_ids)``."""
+    """Gives every run of the test a distinct id, in the order the runs start: a run id is the
+    time to the millisecond and the process id, so two runs of one test within a millisecond
+    would share one. A module takes it as a fixture of every test,
+    ``pytest.fixture(autouse=True, name="unique_run_ids")(distinct_run_ids)``."""
     counter = itertools.count(1)
     real = RUN_ID_RE  # ids must still look like run ids
 
