@@ -1,4 +1,4 @@
-"""The exit statuses of every sitegen command (README, Exit statuses), one set for all rooms:
+"""The exit statuses of every sitegen command (README, Running it), one set for all rooms:
 cron and systemd read them, so two commands never mean different things by one number."""
 
 from __future__ import annotations
