@@ -375,6 +375,16 @@ async def _publish_all(
     await publish_all(
         scope.site, targets, outcomes, scope.config.shard_grace_days, scope.config.repodata_bz2
     )
+    return await trio.to_thread.run_sync(_write_channel_files, scope, merged_all, to_publish)
+
+
+def _write_channel_files(
+    scope: RunScope,
+    merged_all: list[MergedSubdir],
+    to_publish: Mapping[TargetKey, SubdirMetadata],
+) -> list[str]:
+    """Each channel's channeldata.json and notices.json, but a frozen one's; their errors. In a
+    worker thread: a large channel's run_exports.json and channeldata.json take seconds."""
     errors = []
     frozen = {m.channel for m in merged_all if m.status == FROZEN}
     for channel in scope.channels:
