@@ -146,7 +146,8 @@ def kept_copy(root: Path, url: str) -> Path:
     in a tenth of the time parsing the archive takes, which at tens of thousands of advisories
     is seconds. Its name holds a digest of the reader's code: a copy read by other code
     (another sitegen, another release of cvss, of py-rattler or of packageurl-python, whose
-    versions decide which are valid and what their purls read as) is not taken for one, and the feed is fetched whole again."""
+    versions decide which are valid and what their purls read as) is not taken for one, and
+    the feed is fetched whole again."""
     key = _reader_digest().hex()[:24]
     return feed_copy(advisory_feed_dir(root, url), key)
 

@@ -2,9 +2,9 @@
 compression (gzip, bzip2, xz, zstd: :mod:`sitegen.stats.packed`).
 
 A log file is known by a *fingerprint*: the SHA-256 of its first bytes (up to
-:data:`FINGERPRINT_BYTES`, decompressed for a compressed file), together with how far it was read (an
-offset into the uncompressed text, always just after a newline). Names and inodes change with
-rotation, the first bytes of a log never do, so:
+:data:`FINGERPRINT_BYTES`, decompressed for a compressed file), together with how far it was
+read (an offset into the uncompressed text, always just after a newline). Names and inodes
+change with rotation, the first bytes of a log never do, so:
 
 * rename + new file (``access.log`` -> ``access.log.1``): the old file is found by its
   fingerprint under its new name and read on from its offset; the new file is new;
@@ -347,8 +347,9 @@ def read_logs(
     """Read every log and its rotated files from where the last run stopped.
 
     Returns the cursors to keep (one per file still present that holds a complete line or is
-    compressed and read to its end) and what was read. Files are read oldest first; a file seen under
-    two names (``log.1`` and ``log.1.gz``) shares one cursor, so its lines are read once.
+    compressed and read to its end) and what was read. Files are read oldest first; a file
+    seen under two names (``log.1`` and ``log.1.gz``) shares one cursor, so its lines are read
+    once.
     """
     known: list[Cursor] = list(cursors)
     kept: list[Cursor] = []
