@@ -3,6 +3,8 @@ removed one, symlinks, tokens, the lock, and the last channel of a site."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -218,3 +220,49 @@ def test_a_channel_with_a_folder_linked_out_of_the_site_is_refused_whole(
         assert f"{linked}: a link out of the site, to {outside}" in said, said
         assert "nothing was removed" in said
     assert m.everything() == before and snapshot(outside) == kept
+
+
+def cli(m: Mirror, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "sitegen", *args, "-c", str(m.config)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(
+    "linked",
+    [".sitegen/origins/c/old", ".sitegen/origins/c", ".sitegen/indexed", ".sitegen/upstream/c-old"],
+)
+def test_a_channel_whose_state_folder_is_linked_out_of_the_site_is_refused_whole(
+    built: Mirror, tmp_path: Path, linked: str
+) -> None:
+    """What lies past a link planted in the private state is not the site's to delete: the
+    removal is refused whole, the folder named, as for a link among the channel's folders."""
+    m = built
+    outside = tmp_path / "outside"
+    if (m.site / linked).exists():
+        (m.site / linked).rename(outside)
+    outside.mkdir(exist_ok=True)
+    (outside / "precious.txt").write_text("not the site's")
+    (outside / "linux-64.json").write_text("{}")
+    (m.site / linked).symlink_to(outside)
+    before, kept = m.everything(), snapshot(outside)
+    for args in (("--dry-run",), ()):
+        done = cli(m, "remove", "c/old", *args)
+        assert done.returncode == EXIT_CONFIG, done.stderr
+        assert f"{linked}: a link out of the site, to {outside}" in done.stderr, done.stderr
+        assert "nothing was removed" in done.stderr
+    assert m.everything() == before and snapshot(outside) == kept
+
+
+def test_a_state_folder_that_is_itself_a_link_still_takes_removals(
+    built: Mirror, tmp_path: Path
+) -> None:
+    """``.sitegen`` on another disk, through a link: the operator's choice, which a removal
+    works through as it does in place."""
+    m = built
+    elsewhere = tmp_path / "state-disk"
+    (m.site / ".sitegen").rename(elsewhere)
+    (m.site / ".sitegen").symlink_to(elsewhere)
+    done = cli(m, "remove", "c/old")
+    assert done.returncode == EXIT_OK, done.stderr
+    assert_gone(m, "c/old", "c-old")
+    assert (m.site / ".sitegen").is_symlink()

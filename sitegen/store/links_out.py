@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sitegen.config import ChannelConfig
 from sitegen.config.model import LINK_LOOP, real_path
-from sitegen.layout import REPODATA
+from sitegen.layout import REPODATA, STATE_DIR, state_dir
 from sitegen.store.interface import SiteStorage
 from sitegen.store.site import UnsafePathError
 
@@ -98,4 +98,26 @@ def removal_link_out(site: SiteStorage, path: str) -> str | None:
         why = leads_out(site, *parts, name)
         if why is not None and site.root.joinpath(*parts, name, REPODATA).is_file():
             return f"{path}/{name}: {why}"
+    return None
+
+
+def state_link_out(site: SiteStorage, folder: Path) -> str | None:
+    """``<folder>: <why>`` for the first folder from ``.sitegen/`` down to ``folder`` (a folder
+    of the private state, itself included) that is reached through a link, or a loop of links;
+    None when none is. ``.sitegen/`` itself may be a link (the state kept on another disk, the
+    operator's choice); a link planted below it is never followed, as what it leads to is not
+    the state's."""
+    top = state_dir(site.root)
+    real_top = real_path(top)
+    if real_top is None:
+        return f"{STATE_DIR}: {LINK_LOOP}"
+    parts = folder.relative_to(top).parts
+    for end in range(1, len(parts) + 1):
+        name = "/".join((STATE_DIR, *parts[:end]))
+        resolved = real_path(top.joinpath(*parts[:end]))
+        if resolved is None:
+            return f"{name}: {LINK_LOOP}"
+        if resolved != real_top.joinpath(*parts[:end]):
+            ours = resolved.is_relative_to(real_top) or resolved.is_relative_to(site.root.resolve())
+            return f"{name}: {'a link' if ours else 'a link out of the site'}, to {resolved}"
     return None

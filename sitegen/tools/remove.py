@@ -71,7 +71,12 @@ from sitegen.sync.removal_journal import (
 )
 from sitegen.sync.report import ChannelSubdirReport, RunAccess
 from sitegen.tools.remove_moved import moved_lines, moved_stores, refusal
-from sitegen.tools.remove_state import remove_empty_tree, remove_state, state_paths
+from sitegen.tools.remove_state import (
+    remove_empty_tree,
+    remove_state,
+    state_link_out_of,
+    state_paths,
+)
 from sitegen.tools.site_disk import installer_folders, unconfigured_subdirs
 from sitegen.wording import counted
 
@@ -113,8 +118,18 @@ def site_relative(config: SiteConfig, path: str) -> str:
 def plan_removal(config: SiteConfig, path: str) -> Removal:
     """What removing ``path`` deletes; :class:`RemovalRefused` for a path the configuration
     still names, or that is neither a published channel or subdir it does not name nor one
-    an earlier removal left unfinished (its journal, merged with what is still published)."""
-    path = site_relative(config, path)
+    an earlier removal left unfinished (its journal, merged with what is still published),
+    or that a link leads out of the site from, or from the private state it deletes."""
+    removal = _removal_of(config, site_relative(config, path))
+    linked = state_link_out_of(
+        Site(config.output), config, removal.channel, removal.subdirs, removal.whole_channel
+    )
+    if linked is not None:
+        raise RemovalRefused(linked)
+    return removal
+
+
+def _removal_of(config: SiteConfig, path: str) -> Removal:
     found = _published_removal(config, path)
     linked = removal_link_out(Site(config.output), path)
     if linked is not None:

@@ -30,6 +30,7 @@ from sitegen.layout import (
     upstream_cache_dir,
 )
 from sitegen.store.frozen import FrozenChannels, FrozenStateError
+from sitegen.store.links_out import state_link_out
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
 
@@ -134,6 +135,27 @@ def state_paths(
             except OSError:
                 continue
     return list(dict.fromkeys(paths))
+
+
+def state_link_out_of(
+    site: Site, config: SiteConfig, channel: str, subdirs: Iterable[str], whole_channel: bool
+) -> str | None:
+    """``<folder>: <why>`` for a folder of the private state that the removal of these subdirs
+    (and of the channel) would delete from and that a link leads elsewhere, or into a loop
+    (see :func:`~sitegen.store.links_out.state_link_out`); None when there is none. The
+    channel's own folders first: the origins maps found through them name the mirrors whose
+    state goes too."""
+    subdirs = list(subdirs)
+    for directory in channel_state_dirs(site.root, channel):
+        why = state_link_out(site, directory)
+        if why is not None:
+            return why
+    for path in state_paths(site, config, channel, subdirs, whole_channel):
+        # A link that is itself one of the paths is removed, not followed: its folder counts.
+        why = state_link_out(site, path.parent)
+        if why is not None:
+            return why
+    return None
 
 
 def remove_state(
