@@ -2,7 +2,8 @@
 ``mirror`` (run as the command-line program) leave that channel alone, name the folder, exit 1
 and do the rest; nothing is written, read into the site or removed through the link. A page or
 a folder of pages that is such a link (or a loop of links) is left as it is by the render,
-named, and the rest rendered."""
+named, and the rest rendered; a folder of the private state that is such a link is not
+followed either."""
 
 from __future__ import annotations
 
@@ -195,3 +196,28 @@ def test_mirror_keeps_no_record_through_a_ledger_linked_out(
     status = _sitegen("status", "-c", str(config))
     assert status.returncode == 0, status.stderr
     assert all(record.stem not in status.stdout for record in outside.rglob("*.json"))
+
+
+@pytest.mark.parametrize("linked", [".sitegen/render/listings", ".sitegen/render/listings/cloud"])
+def test_render_neither_deletes_nor_writes_listing_caches_through_a_link_in_the_state(
+    mirrored: tuple[Path, Path, UpstreamServer], tmp_path: Path, linked: str
+) -> None:
+    """What a link planted in the private state leads to is not the site's: the render's
+    clean-up of listing caches no subdir uses does not reach past it, nor do its caches."""
+    config, site, _server = mirrored
+    outside = tmp_path / "outside"
+    (site / linked).rename(outside)
+    (site / linked).symlink_to(outside)
+    (outside / "precious.json").write_text("not the site's")
+    (outside / "nested").mkdir()
+    (outside / "nested" / "linux-64.rows").write_text("not the site's")
+    page = site / CHANNEL / LINUX / "index.html"
+    listing = page.read_text()
+    page.unlink()  # made again, its cache kept anew
+    before = snapshot(outside)
+    done = _sitegen("render", "-c", str(config))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    said = f"pages: {linked}: a link out of the site, to {outside}: the listing cache of"
+    assert said in done.stderr, done.stderr
+    assert snapshot(outside) == before and (site / linked).is_symlink()
+    assert page.read_text() == listing

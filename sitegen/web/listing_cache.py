@@ -8,11 +8,14 @@ import contextlib
 import mmap
 import os
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from sitegen.layout import LISTING_CACHE_SUFFIXES, listing_cache_paths, listings_dir
+from sitegen.store.links_out import state_link_out
 from sitegen.store.site import Site
 
 LISTING_CACHE_VERSION = 1
@@ -31,11 +34,13 @@ class ListingCache:
     time once written), so that a page that comes out the same need not be read back to be
     compared while its file is as it was left."""
 
-    def __init__(self, site: Site, paths: tuple[Path, ...]) -> None:
-        """``paths``: the rows and index files (see layout.listing_cache_paths)."""
+    def __init__(self, site: Site, paths: tuple[Path, ...], kept: bool = True) -> None:
+        """``paths``: the rows and index files (see layout.listing_cache_paths); not
+        ``kept``: they are neither read nor written (every chunk is rendered)."""
         self.site = site
         self.rows_path, self.index_path = paths
-        self.index, self.pages = self._load_index()
+        self.kept = kept
+        self.index, self.pages = self._load_index() if kept else ({}, {})
         self.used: dict[str, list[int]] = {}
         self._exit = contextlib.ExitStack()
         self._rows: memoryview | None = None
@@ -87,8 +92,9 @@ class ListingCache:
         chunks are appended, unless most of the file would then be chunks no longer used (then
         it is written afresh)."""
         new = [(key, data) for key, data in chunks if key not in self.used]
-        if not new and len(self.used) == len(self.index) and pages == self.pages:
+        if not self.kept or (not new and len(self.used) == len(self.index) and pages == self.pages):
             return
+        self.site.ensure_dir(self.rows_path.parent)
         live = sum(len(data) for _key, data in chunks)
         added = sum(len(data) for _key, data in new)
         index: dict[str, list[int]] = {}
@@ -111,3 +117,20 @@ class ListingCache:
 
     def close(self) -> None:
         self._exit.close()
+
+
+def remove_stale_caches(site: Site, subdirs: Iterable[str]) -> None:
+    """Remove the caches of the subdirs not among ``subdirs`` (``<channel>/<subdir>``: those
+    configured), each of which can be as large as its listing; never past a link planted in the
+    private state (rglob itself descends into none), what it leads to not being the site's."""
+    directory = listings_dir(site.root)
+    if not directory.is_dir() or state_link_out(site, directory) is not None:
+        return
+    kept = {
+        path
+        for relpath in subdirs
+        for path in listing_cache_paths(site.root, *relpath.rsplit("/", 1))
+    }
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name.endswith(LISTING_CACHE_SUFFIXES) and path not in kept:
+            site.remove(path)

@@ -13,11 +13,13 @@ is compared with what is on disk and left alone when its bytes come out the same
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import markupsafe
 
 from sitegen import layout
+from sitegen.store.links_out import state_link_out
 from sitegen.web.listing import chunked, listing_rows, paged, subdir_listing_head
 from sitegen.web.listing_cache import ListingCache
 from sitegen.web.manifest import digest
@@ -26,6 +28,8 @@ from sitegen.web.writer import PageWriter
 
 # Where the rows of a page go in the rendered subdir.html: replaced by the rows' chunks.
 _ROWS_MARKER = "\x00sitegen-rows\x00"
+
+log = logging.getLogger("sitegen")
 
 
 def write_listing(
@@ -43,7 +47,13 @@ def write_listing(
     a passive channel stores (None elsewhere)."""
     model = subdir_listing_head(channel, subdir, files, stats)
     model["stored"] = stored
-    cache = ListingCache(writer.site, layout.listing_cache_paths(writer.site.root, channel, subdir))
+    paths = layout.listing_cache_paths(writer.site.root, channel, subdir)
+    # Past a link planted in the private state lies what is not the site's: the listing is
+    # then rendered whole, its cache neither read nor kept.
+    linked = state_link_out(writer.site, paths[0].parent)
+    if linked is not None:
+        log.warning("pages: %s: the listing cache of %s/%s is not kept", linked, channel, subdir)
+    cache = ListingCache(writer.site, paths, kept=linked is None)
     with contextlib.closing(cache):
         pages = paged(chunked(model.pop("records")))
         rendered = _rendered_chunks(writer, cache, pages)
@@ -73,7 +83,6 @@ def write_listing(
                 writer.rendered(path, writer.files.write_parts(path, parts))
                 stamp = writer.files.stamp(path)
             digests[path] = f"{made} {stamp}"
-        writer.site.ensure_dir(cache.rows_path.parent)
         cache.save([chunk for page in rendered for chunk in page], digests)
 
 

@@ -62,6 +62,7 @@ from sitegen.web.history import (
 )
 from sitegen.web.installers import installer_page, landing_installers
 from sitegen.web.landing import landing_model
+from sitegen.web.listing_cache import remove_stale_caches
 from sitegen.web.manifest import (
     MANIFEST_VERSION,
     RENDER_VERSION,
@@ -306,7 +307,7 @@ class _Renderer:
                 continue
             if target is not None and self.site.remove(target):
                 self.writer.stats.removed.append(relpath)
-        self._remove_stale_listing_caches()
+        remove_stale_caches(self.site, self.config.subdir_paths())
 
     def _pages_on_disk(self) -> set[str]:
         """The history pages and the package pages on disk, the listing pages of each
@@ -330,20 +331,6 @@ class _Renderer:
                     found.add(layout.subdir_page_path(channel.path, subdir, number))
                     number += 1
         return found
-
-    def _remove_stale_listing_caches(self) -> None:
-        """The chunk caches of subdirs no longer configured (each can be as its page)."""
-        directory = self.listings_dir
-        kept = {
-            path
-            for channel in self.config.channels
-            for subdir in channel.subdirs
-            for path in layout.listing_cache_paths(self.site.root, channel.path, subdir)
-        }
-        suffixes = layout.LISTING_CACHE_SUFFIXES
-        for path in sorted(directory.rglob("*")) if directory.is_dir() else []:
-            if path.is_file() and path.name.endswith(suffixes) and path not in kept:
-                self.site.remove(path)
 
     # ------------------------------------------------------------------ history
 
