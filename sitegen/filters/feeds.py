@@ -33,6 +33,8 @@ from sitegen.filters.advisories import KEY, AdvisoryPolicy, policy_of
 from sitegen.filters.osv import Advisory
 from sitegen.filters.osv_archive import ArchiveError, read_archive
 from sitegen.layout import advisory_feed_dir, feed_copy, is_feed_copy
+from sitegen.store.links_out import state_link_out
+from sitegen.store.site import Site
 
 FeedAdvisories = Mapping[str, tuple[Advisory, ...]]  # feed URL as written -> its advisories
 
@@ -155,7 +157,10 @@ def kept_copy(root: Path, url: str) -> Path:
 def kept_advisories(root: Path, url: str) -> tuple[Advisory, ...] | None:
     """The advisories of the last good copy of the feed at ``url``: this sitegen's, else one
     another sitegen kept (the newest that can be read), until a run has fetched the feed again;
-    None when there is none."""
+    None when there is none, as when the feed's folder is reached through a link planted in the
+    state (see :func:`~sitegen.store.links_out.state_link_out`), which is never read through."""
+    if state_link_out(Site(root), advisory_feed_dir(root, url)) is not None:
+        return None
     current = kept_copy(root, url)
     advisories = read_copy(current)
     if advisories is not None:

@@ -51,6 +51,7 @@ from sitegen.net.upstream import (
 )
 from sitegen.net.upstream_secrets import UpstreamSecrets
 from sitegen.store.interface import SiteStorage
+from sitegen.store.links_out import LeadsOutError, state_link_out
 
 # OSV's largest per-ecosystem archives are a few hundred MB; its archive of every ecosystem
 # at once is larger, and is not what a conda mirror's filter needs.
@@ -177,7 +178,11 @@ async def open_feed_client(
 
 
 class FeedCopies:
-    """The last good copy of each feed in the site's state, with its validators."""
+    """The last good copy of each feed in the site's state, with its validators.
+
+    A feed's folder reached through a link planted in the state (the feeds' folder or its
+    own, see :func:`~sitegen.store.links_out.state_link_out`) holds no copy of it: nothing is
+    read, written or deleted through the link, as what it leads to is not the state's."""
 
     def __init__(self, site: SiteStorage) -> None:
         self.site = site
@@ -185,9 +190,26 @@ class FeedCopies:
     def copy(self, url: str) -> Path:
         return kept_copy(self.site.root, url)
 
+    def link_out(self, url: str) -> str | None:
+        """``<folder>: <why>`` when the feed's folder is reached through such a link."""
+        return state_link_out(self.site, advisory_feed_dir(self.site.root, url))
+
+    def folders_link_out(self) -> str | None:
+        """``<folder>: <why>`` when the feeds' folder is reached through such a link."""
+        return state_link_out(self.site, advisory_feeds_dir(self.site.root))
+
+    def _folder(self, url: str) -> Path:
+        """The feed's folder, to write in; LeadsOutError when it is behind such a link."""
+        why = self.link_out(url)
+        if why is not None:
+            raise LeadsOutError(why)
+        return advisory_feed_dir(self.site.root, url)
+
     def validators(self, url: str) -> FeedValidators | None:
         """The validators of the kept copy; None without one this sitegen reads (they are
         useless without it: the feed is fetched whole)."""
+        if self.link_out(url) is not None:
+            return None
         return self._recorded(url) if self.copy(url).is_file() else None
 
     def _recorded(self, url: str) -> FeedValidators | None:
@@ -211,13 +233,13 @@ class FeedCopies:
 
     def scratch(self, url: str) -> Path:
         """A temporary file beside the kept copy, for a new body (removed if the run dies)."""
-        return self.site.temp_for(self.copy(url))
+        return self.site.temp_for(self._folder(url) / self.copy(url).name)
 
     def keep(self, url: str, data: bytes, validators: FeedValidators) -> None:
         """Make ``data`` (the advisories read of a new body) the kept copy, on disk before it
         has the name, then the validators that describe it; the copies another sitegen kept
         go."""
-        target = self.copy(url)
+        target = self._folder(url) / self.copy(url).name
         self.site.write_bytes(target, data)
         with os.scandir(target.parent) as entries:
             others = [e.path for e in entries if is_feed_copy(e.name) and e.name != target.name]
@@ -229,6 +251,8 @@ class FeedCopies:
         """The archive an earlier version kept as the feed's last good copy, when there is no
         copy as read (this sitegen's or another's, which is then the last good one, and the
         archive only goes)."""
+        if self.link_out(url) is not None:
+            return None
         directory = advisory_feed_dir(self.site.root, url)
         try:
             with os.scandir(directory) as entries:
@@ -249,11 +273,13 @@ class FeedCopies:
         by those of the archive."""
         previous = self._recorded(url)
         self.confirm(url, FeedValidators(checked=previous.checked if previous else 0.0))
-        self.site.write_bytes(self.copy(url), data)
+        self.site.write_bytes(self._folder(url) / self.copy(url).name, data)
 
     def forget_unnamed(self, urls: list[str]) -> list[str]:
         """Delete the kept copies (their folders) of the feeds that are none of ``urls``; the
         names of the folders deleted."""
+        if self.folders_link_out() is not None:
+            return []
         named = {advisory_feed_dir(self.site.root, url).name for url in urls}
         try:
             with os.scandir(advisory_feeds_dir(self.site.root)) as entries:
@@ -276,6 +302,8 @@ class FeedCopies:
         """Delete what earlier versions kept in the feeds' folders (the archive as served and
         its advisories as read, with whatever the feed echoed of its URL's secrets); returns
         how many files went. A feed left without a copy is fetched whole by the run."""
+        if self.folders_link_out() is not None:
+            return 0
         try:
             with os.scandir(advisory_feeds_dir(self.site.root)) as entries:
                 folders = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
@@ -300,7 +328,7 @@ class FeedCopies:
             "checked": validators.checked,
             "secrets_hidden": True,
         }
-        target = advisory_feed_dir(self.site.root, url) / FEED_VALIDATORS
+        target = self._folder(url) / FEED_VALIDATORS
         self.site.write_bytes(target, json.dumps(document).encode())
 
 

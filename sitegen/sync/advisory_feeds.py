@@ -127,12 +127,17 @@ async def _refresh(
     display = redact_url(url)
     names = list(dict.fromkeys(ENV_REF_RE.findall(url)))
     missing = [name for name in names if name not in os.environ]
+    linked = copies.link_out(url)
+    if linked is not None:
+        # A feed without a copy, as a dry run keeps none: fetched whole, used, not kept.
+        log.warning("advisory feed %s: %s: its copy is neither read nor kept", display, linked)
     if missing:
         why = f"environment variable {', '.join(missing)} is not set"
     else:
         hide_in_request_lines(names)
+        keeps = not dry_run and linked is None
         try:
-            feeds[url] = _Feed(await _fetch(client, copies, url, display, dry_run))
+            feeds[url] = _Feed(await _fetch(client, copies, url, display, keeps))
             return
         except (UpstreamError, ArchiveError) as exc:
             # An archive's error quotes what the feed served (a member's name), which may
@@ -160,14 +165,14 @@ async def _refresh(
 
 
 async def _fetch(
-    client: FeedClient, copies: FeedCopies, url: str, display: str, dry_run: bool
+    client: FeedClient, copies: FeedCopies, url: str, display: str, keeps: bool
 ) -> tuple[Advisory, ...]:
     """The feed's advisories as it serves them now: unchanged (304) from the kept copy, or a
-    new archive, kept once read whole (not in a dry run)."""
-    advisories = await _attempt(client, copies, url, display, dry_run, copies.validators(url))
+    new archive, kept once read whole when ``keeps`` (not in a dry run)."""
+    advisories = await _attempt(client, copies, url, display, keeps, copies.validators(url))
     if advisories is None:  # answered 304, but the kept copy cannot be read: fetched whole
         log.warning("advisory feed %s: its kept copy cannot be read; fetching it again", display)
-        advisories = await _attempt(client, copies, url, display, dry_run, None)
+        advisories = await _attempt(client, copies, url, display, keeps, None)
     assert advisories is not None  # an unconditional GET is never answered 304
     return advisories
 
@@ -177,16 +182,16 @@ async def _attempt(
     copies: FeedCopies,
     url: str,
     display: str,
-    dry_run: bool,
+    keeps: bool,
     previous: FeedValidators | None,
 ) -> tuple[Advisory, ...] | None:
-    scratch = _scratch(copies, url, dry_run)
+    scratch = _scratch(copies, url, keeps)
     try:
         answer = await client.fetch(fill_url(url, os.environ), display, previous, scratch)
         if not answer.changed:
             kept = await trio.to_thread.run_sync(read_copy, copies.copy(url))
             if kept is not None:
-                if not dry_run:
+                if keeps:
                     await trio.to_thread.run_sync(copies.confirm, url, answer.validators)
                 log.info("advisory feed %s: unchanged, %s", display, _count(kept))
             return kept
@@ -194,7 +199,7 @@ async def _attempt(
             advisories = await trio.to_thread.run_sync(read_served, url, scratch)
         except ArchiveError as exc:
             raise ArchiveError(f"the archive it served cannot be used: {exc}") from None
-        if not dry_run:
+        if keeps:
             await trio.to_thread.run_sync(_keep, copies, url, advisories, answer.validators)
         skipped = sum(len(a.skipped) for a in advisories)
         unscored = sum(bool(a.unscored) for a in advisories)
@@ -227,6 +232,10 @@ def _tidy_copies(copies: FeedCopies, named: list[str]) -> None:
     also those this run does not cover): a feed named again later starts as a new one; and
     what earlier versions kept of the others, which may hold the secrets of their URLs, once
     the archive they kept is read into the copy of a feed that has none (see :func:`_adopt`)."""
+    linked = copies.folders_link_out()
+    if linked is not None:
+        log.warning("advisory feeds: %s: nothing in it is read, written or deleted", linked)
+        return
     try:
         forgotten = copies.forget_unnamed(named)
         for url in named:
@@ -282,10 +291,10 @@ def _adopt(copies: FeedCopies, url: str) -> None:
     )
 
 
-def _scratch(copies: FeedCopies, url: str, dry_run: bool) -> Path:
+def _scratch(copies: FeedCopies, url: str, keeps: bool) -> Path:
     """Where a new body is written: beside the kept copy, or (a dry run writes nothing in the
-    site) in the system's temporary directory."""
-    if not dry_run:
+    site, nor a run in a feed's folder behind a link) in the system's temporary directory."""
+    if keeps:
         return copies.scratch(url)
     handle, name = tempfile.mkstemp(prefix="sitegen-feed-", suffix=".zip")
     os.close(handle)
