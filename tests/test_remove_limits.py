@@ -229,7 +229,13 @@ def cli(m: Mirror, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "linked",
-    [".sitegen/origins/c/old", ".sitegen/origins/c", ".sitegen/indexed", ".sitegen/upstream/c-old"],
+    [
+        ".sitegen/origins/c/old",
+        ".sitegen/origins/c",
+        ".sitegen/indexed",
+        ".sitegen/upstream/c-old",
+        ".sitegen/removing",  # where its journal is written, then deleted
+    ],
 )
 def test_a_channel_whose_state_folder_is_linked_out_of_the_site_is_refused_whole(
     built: Mirror, tmp_path: Path, linked: str

@@ -4,6 +4,7 @@ finished by the next, one given up is recorded by the run that builds the channe
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ from sitegen.tools.remove import (
 )
 from sitegen.tools.remove_state import remove_state
 from testkit.removal import Mirror, assert_gone, build_with_old_taken_out
-from testkit.site import assert_channel_consistent, read_repodata, record_filenames
+from testkit.site import assert_channel_consistent, read_repodata, record_filenames, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -203,3 +204,25 @@ def test_a_removal_given_up_and_finished_unbuilt_counts_each_file_once(built: Mi
     assert {c.subdir: c.deleted_files for c in unfinished.channels} == deleted
     assert finished.status == "completed" and finished.started > started
     assert {c.subdir: c.deleted_files for c in finished.channels} == {"linux-64": 1, "noarch": 1}
+
+
+def test_journals_behind_a_link_out_of_the_site_are_neither_read_nor_written_by_a_run(
+    built: Mirror, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The journals' folder a link planted in the state: what lies past it is not the state's,
+    so the run that builds the channel again neither records a removal from it nor writes
+    there, and says so."""
+    m = built
+    stop_after_the_files(m)
+    outside = tmp_path / "outside"
+    (m.site / ".sitegen/removing").rename(outside)
+    (m.site / ".sitegen/removing").symlink_to(outside)
+    kept = snapshot(outside)
+    m.configure(("c/x", "linux-64"), ("c/old", "linux-64"))
+    assert m.run("unfreeze", "c/old") == EXIT_OK
+    with caplog.at_level("WARNING", logger="sitegen"):
+        m.mirror()
+    assert removals(m) == []
+    assert snapshot(outside) == kept
+    said = caplog.text
+    assert f".sitegen/removing: a link out of the site, to {outside}" in said, said

@@ -28,6 +28,7 @@ from sitegen.layout import (
     removal_of_journal,
     shards_dir,
 )
+from sitegen.store.links_out import LeadsOutError, state_link_out
 from sitegen.store.site import Site
 from sitegen.sync.history import History, new_run_id, noted_access
 from sitegen.sync.report import (
@@ -86,9 +87,19 @@ class Journal:
     bytes: int
 
 
+def journals_link_out(site: Site) -> str | None:
+    """``<folder>: <why>`` when the journals' folder is reached through a link planted in the
+    private state (see :func:`~sitegen.store.links_out.state_link_out`): nothing is read,
+    written or deleted through it, as what it leads to is not the state's."""
+    return state_link_out(site, removal_journals_dir(site.root))
+
+
 def read_journal(site: Site, path: str, *, warn: bool = True) -> Journal | None:
-    """The journal of an unfinished removal of ``path`` (None: none, unreadable, or no
-    longer describing the site: see :func:`configured_since`; said in the log when ``warn``)."""
+    """The journal of an unfinished removal of ``path`` (None: none, unreadable, behind a link
+    (:func:`journals_link_out`), or no longer describing the site: see
+    :func:`configured_since`; said in the log when ``warn``)."""
+    if journals_link_out(site) is not None:
+        return None
     try:
         data = msgspec.json.decode(removal_journal_path(site.root, path).read_bytes())
         removal = Removal(
@@ -130,6 +141,9 @@ def configured_since(site: Site, journal: Journal) -> str:
 
 
 def _write(site: Site, journal: Journal) -> None:
+    why = journals_link_out(site)
+    if why is not None:
+        raise LeadsOutError(why)
     removal = journal.removal
     target = removal_journal_path(site.root, removal.path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -249,6 +263,10 @@ def record_unfinished(site: Site, configured: Set[str]) -> list[str]:
     finishes it (the subdir not built meanwhile) records each file once. Call under the site
     lock, before anything is published; returns the paths whose removals were recorded."""
     recorded: list[str] = []
+    linked = journals_link_out(site)
+    if linked is not None:
+        log.warning("%s: the journals of removals under way are not read through it", linked)
+        return recorded
     try:
         names = sorted(os.listdir(removal_journals_dir(site.root)))
     except OSError:

@@ -33,6 +33,7 @@ from sitegen.store.frozen import FrozenChannels, FrozenStateError
 from sitegen.store.links_out import state_link_out
 from sitegen.store.origins import load_origins
 from sitegen.store.site import Site
+from sitegen.sync.removal_journal import journals_link_out
 
 log = logging.getLogger("sitegen")
 
@@ -143,9 +144,13 @@ def state_link_out_of(
     """``<folder>: <why>`` for a folder of the private state that the removal of these subdirs
     (and of the channel) would delete from and that a link leads elsewhere, or into a loop
     (see :func:`~sitegen.store.links_out.state_link_out`); None when there is none. The
-    channel's own folders first: the origins maps found through them name the mirrors whose
-    state goes too."""
+    journals' folder first (the removal's journal is written there, then deleted), then the
+    channel's own folders: the origins maps found through them name the mirrors whose state
+    goes too."""
     subdirs = list(subdirs)
+    why = journals_link_out(site)
+    if why is not None:
+        return why
     for directory in channel_state_dirs(site.root, channel):
         why = state_link_out(site, directory)
         if why is not None:
