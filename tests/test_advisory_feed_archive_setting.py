@@ -19,6 +19,9 @@ from sitegen.filters.osv_archive import ArchiveError, read_archive
 from sitegen.layout import advisory_feed_dir, feed_copy
 from testkit.advisories import write_feed, zlib_advisory
 
+# Every folder of the state reached through no link (the store judges it in a run).
+REACHABLE = bool
+
 pytestmark = pytest.mark.unit
 
 FEED = "https://osv.example.org/conda/all.zip"
@@ -89,11 +92,11 @@ def keep_copy(path: Path, advisories: list[dict]) -> tuple[osv.Advisory, ...]:
 
 def test_the_pages_read_the_kept_copies_and_a_missing_copy_adds_nothing(tmp_path):
     config = parse_config(config_text(f"[{FEED}]"), environ={})
-    assert policy_of(with_kept_feeds(config, tmp_path).filters).in_force == ()
+    assert policy_of(with_kept_feeds(config, tmp_path, REACHABLE).filters).in_force == ()
     copy = feeds.kept_copy(tmp_path, FEED)
     copy.parent.mkdir(parents=True)
     keep_copy(copy, [zlib_advisory()])
-    kept = with_kept_feeds(config, tmp_path)
+    kept = with_kept_feeds(config, tmp_path, REACHABLE)
     assert [a.id for a in policy_of(kept.filters).in_force] == ["TEST-ZLIB-1"]
     assert kept.channels[0].filters is config.channels[0].filters  # no feed: the same level
     assert with_feeds(config, {}) == config
@@ -140,18 +143,18 @@ def test_a_copy_another_sitegen_kept_stands_in_until_the_feed_is_fetched_again(t
     # Another sitegen's reader has another digest: its copy has another key in the same folder.
     theirs = feed_copy(advisory_feed_dir(tmp_path, FEED), "0" * 24)
     assert theirs != ours and theirs.parent == ours.parent
-    assert feeds.kept_advisories(tmp_path, FEED) is None
+    assert feeds.kept_advisories(tmp_path, FEED, REACHABLE) is None
     other = keep_copy(theirs, [zlib_advisory(fixed="9.9")])
-    assert feeds.kept_advisories(tmp_path, FEED) == other
+    assert feeds.kept_advisories(tmp_path, FEED, REACHABLE) == other
     assert feeds.read_copy(ours) is None
     current = keep_copy(ours, [zlib_advisory()])
-    assert feeds.kept_advisories(tmp_path, FEED) == current != other
+    assert feeds.kept_advisories(tmp_path, FEED, REACHABLE) == current != other
     # Damaged (cut short by a power cut): not read; the other copy stands in.
     ours.write_bytes(ours.read_bytes()[:10])
     assert feeds.read_copy(ours) is None
-    assert feeds.kept_advisories(tmp_path, FEED) == other
+    assert feeds.kept_advisories(tmp_path, FEED, REACHABLE) == other
     theirs.write_bytes(b"\x93 not msgpack of advisories")
-    assert feeds.kept_advisories(tmp_path, FEED) is None
+    assert feeds.kept_advisories(tmp_path, FEED, REACHABLE) is None
 
 
 def test_a_severity_a_feed_scores_nothing_for_leaves_its_advisory_unscored_not_the_feed_refused(

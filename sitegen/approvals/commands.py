@@ -8,6 +8,7 @@ the history.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from sitegen.config.model import ChannelConfig, SiteConfig
 from sitegen.config.operator_files import OperatorFileError, read_text_capped
 from sitegen.config.yaml_nodes import ConfigError
 from sitegen.filters.feeds import with_kept_feeds
+from sitegen.store.links_out import own_state_folder
+from sitegen.store.site import Site
 from sitegen.sync.approvals import (
     Admissible,
     Candidates,
@@ -197,7 +200,8 @@ def _gate(
     """A gated channel, what its source publishes now, and how its own filters split that,
     as a run splits it."""
     root = config.output.absolute()
-    config = with_kept_feeds(config, root)  # the advisories the last run's feeds held
+    # The advisories the last run's feeds held.
+    config = with_kept_feeds(config, root, functools.partial(own_state_folder, Site(root)))
     channel = gated_channel(config, channel_path)
     assert channel.approval is not None
     candidates = load_candidates(root, channel.approval.source, channel.subdirs)

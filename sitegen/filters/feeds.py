@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
@@ -33,8 +33,6 @@ from sitegen.filters.advisories import KEY, AdvisoryPolicy, policy_of
 from sitegen.filters.osv import Advisory
 from sitegen.filters.osv_archive import ArchiveError, read_archive
 from sitegen.layout import advisory_feed_dir, feed_copy, is_feed_copy
-from sitegen.store.links_out import state_link_out
-from sitegen.store.site import Site
 
 FeedAdvisories = Mapping[str, tuple[Advisory, ...]]  # feed URL as written -> its advisories
 
@@ -154,12 +152,15 @@ def kept_copy(root: Path, url: str) -> Path:
     return feed_copy(advisory_feed_dir(root, url), key)
 
 
-def kept_advisories(root: Path, url: str) -> tuple[Advisory, ...] | None:
+def kept_advisories(
+    root: Path, url: str, reachable: Callable[[Path], bool]
+) -> tuple[Advisory, ...] | None:
     """The advisories of the last good copy of the feed at ``url``: this sitegen's, else one
     another sitegen kept (the newest that can be read), until a run has fetched the feed again;
-    None when there is none, as when the feed's folder is reached through a link planted in the
-    state (see :func:`~sitegen.store.links_out.state_link_out`), which is never read through."""
-    if state_link_out(Site(root), advisory_feed_dir(root, url)) is not None:
+    None when there is none, as when ``reachable`` refuses the feed's folder (one reached
+    through a link planted in the state, which is never read through: the store judges it,
+    see :func:`~sitegen.store.links_out.own_state_folder`)."""
+    if not reachable(advisory_feed_dir(root, url)):
         return None
     current = kept_copy(root, url)
     advisories = read_copy(current)
@@ -259,11 +260,13 @@ def _identity_or_none(path: Path) -> Identity | None:
         return None
 
 
-def with_kept_feeds(config: SiteConfig, root: Path) -> SiteConfig:
+def with_kept_feeds(
+    config: SiteConfig, root: Path, reachable: Callable[[Path], bool]
+) -> SiteConfig:
     """``config`` with the advisories of the feeds' kept copies in the site at ``root`` (read
-    offline: for the pages)."""
+    offline: for the pages), those in folders ``reachable`` refuses left out."""
     urls = site_feeds(config)
     if not urls:
         return config
-    found = {url: kept for url in urls if (kept := kept_advisories(root, url))}
+    found = {url: kept for url in urls if (kept := kept_advisories(root, url, reachable))}
     return with_feeds(config, found)

@@ -101,6 +101,12 @@ def removal_link_out(site: SiteStorage, path: str) -> str | None:
     return None
 
 
+def own_state_folder(site: SiteStorage, folder: Path) -> bool:
+    """Whether ``folder`` of the private state is reached through no link planted in it (see
+    :func:`state_link_out`): what the rooms that read state beside the store are handed."""
+    return state_link_out(site, folder) is None
+
+
 def state_link_out(site: SiteStorage, folder: Path) -> str | None:
     """``<folder>: <why>`` for the first folder from ``.sitegen/`` down to ``folder`` (a folder
     of the private state, itself included) that is reached through a link, or a loop of links;

@@ -18,6 +18,7 @@ holds them, so a changed feed makes the run select again as an edited advisory f
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import tempfile
@@ -47,6 +48,7 @@ from sitegen.filters.osv_archive import ArchiveError
 from sitegen.net.failures import UpstreamError
 from sitegen.net.feed import FeedClient, FeedCopies, FeedValidators, open_feed_client
 from sitegen.net.upstream import hide_in_request_lines
+from sitegen.store.links_out import own_state_folder
 from sitegen.sync.report_build import RunResults
 from sitegen.sync.scope import RunScope
 
@@ -145,7 +147,8 @@ async def _refresh(
             why = scrub_names(names)(str(exc).removeprefix(f"{display}: "))
         except OSError as exc:  # the state directory: the copy cannot be written or read
             why = f"its copy cannot be kept: {exc.strerror or exc}"
-    kept = await trio.to_thread.run_sync(kept_advisories, copies.site.root, url)
+    reachable = functools.partial(own_state_folder, copies.site)
+    kept = await trio.to_thread.run_sync(kept_advisories, copies.site.root, url, reachable)
     if kept is None:
         message = (
             f"advisory feed {display}: {why}; there is no good copy of it yet, so the mirrors"

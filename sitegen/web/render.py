@@ -14,6 +14,7 @@ Pages that are no longer produced (a package that left the channel) are removed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -28,7 +29,7 @@ from sitegen.conda.records import gc_paused
 from sitegen.config import SiteConfig, make_scrub
 from sitegen.filters.feeds import with_kept_feeds
 from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_path
-from sitegen.store.links_out import channel_link_out
+from sitegen.store.links_out import channel_link_out, own_state_folder
 from sitegen.store.lock import taking_turns
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History
@@ -122,6 +123,8 @@ class _Renderer:
     ) -> None:
         self.config = config
         self.site = site
+        # The feeds' kept copies are read only in folders of the state reached through no link.
+        self._state_folder = functools.partial(own_state_folder, site)
         self.templates_dir = templates_dir
         digest_of_templates = templates_digest(templates_dir)
         env = make_environment(templates_dir, digest_of_templates)
@@ -219,7 +222,7 @@ class _Renderer:
         private = private_paths(self.config)
         writer = self.writer
         # The advisories of the feeds too, from the copies the last run kept.
-        config = with_kept_feeds(self.config, self.site.root)
+        config = with_kept_feeds(self.config, self.site.root, self._state_folder)
         for channel in config.channels:
             relpaths = approval_relpaths(channel, private)
             if channel.path in self.links_out:
@@ -248,7 +251,7 @@ class _Renderer:
     def _advisories(self, reports: list[RunReport]) -> None:
         """What package pages need to list the advisories affecting each version (those of
         the feeds too, from the copies the last run kept)."""
-        config = with_kept_feeds(self.config, self.site.root)
+        config = with_kept_feeds(self.config, self.site.root, self._state_folder)
         for channel in config.channels:
             levels = advisory_levels(config, channel)
             if levels:
