@@ -4,19 +4,23 @@ the records the filters left out."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from sitegen.conda.records import Repodata
 from sitegen.config import ChannelConfig, FilterSpec, MirrorConfig
 from sitegen.filters.apply import FilterResult
+from sitegen.layout import runs_dir
+from sitegen.store.site import Site
 from sitegen.sync.closure_model import Addition, DependencyReport, MirrorSelection
 from sitegen.sync.download import DownloadOutcome
 from sitegen.sync.fetch import FetchResult, ParseResult
 from sitegen.sync.filtered import filtered_document
+from sitegen.sync.history import History
 from sitegen.sync.merge import DeletionGuard, Feed, merge_subdir
 from sitegen.sync.publish import PublishOutcome
-from sitegen.sync.report import RunReport
+from sitegen.sync.report import MESSAGE_CHARS, MESSAGES_KEPT, RunReport, recorded_text
 from sitegen.sync.report_build import RunResults, build_report, clean_rebuild
 from sitegen.sync.selection import ClosureResult
 from sitegen.sync.subdir_metadata import SubdirMetadata
@@ -220,3 +224,35 @@ def test_filtered_records_are_kept_by_name_version_build_and_reason() -> None:
         {"one": MirrorSelection("one", False, None, {"linux-64": unfiltered})}, DependencyReport()
     )
     assert filtered_document("r2", results) is None
+
+
+def test_errors_and_warnings_are_recorded_cut_and_counted(tmp_path: Path) -> None:
+    """An error quoting a long upstream text (1 MB here) is kept as its start and its length,
+    and a mirror keeps its first MESSAGES_KEPT errors and warnings with a count of the rest:
+    the run's record, and history.json with every run kept, stay small."""
+    long_text = "<html>" + "x" * 1_000_000
+    one = mirror("one", tuple(f"sub-{n}" for n in range(MESSAGES_KEPT + 5)))
+    fresh = merge_subdir("c", "noarch", [Feed("one", repodata(A), by_fn(A))], [], None, GUARD)
+    assert fresh is not None
+    results = RunResults(
+        mirrors=[(channel(one), one)],
+        fetched={(one.name, s): FetchResult("error", error=long_text) for s in one.subdirs},
+        warnings={one.name: [f"feed {n}: {long_text}" for n in range(MESSAGES_KEPT + 2)]},
+        merged=[fresh],
+        downloads={("c", "noarch"): DownloadOutcome(0, 0, {A.fn}, [long_text])},
+        publish={("c", "noarch"): PublishOutcome("failed", None, error=long_text)},
+        errors=[long_text],
+    )
+    report = RunReport(id="20240101T000000.000Z-1", started=0.0)
+    build_report(report, {one.name}, results)
+    (m_one,) = report.mirrors
+    assert len(m_one.errors) == len(m_one.warnings) == MESSAGES_KEPT + 1
+    error = f"sub-0: {long_text}"
+    assert m_one.errors[0] == f"{error[:MESSAGE_CHARS]}... ({len(error):,} characters)"
+    assert m_one.errors[-1] == "and 5 more errors, not recorded"
+    assert m_one.warnings[-1] == "and 2 more warnings, not recorded"
+    assert report.errors == [recorded_text(long_text)]
+    assert all(len(e) < MESSAGE_CHARS + 30 for e in [*m_one.errors, *m_one.warnings])
+    assert report.channels[0].errors == [recorded_text(long_text)] * 2
+    History(Site(tmp_path)).save(report)
+    assert (runs_dir(tmp_path) / f"{report.id}.json").stat().st_size < 500_000

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
 
+from sitegen.conda.record_secrets import CLIPPED
 from sitegen.config import SiteConfig
 from sitegen.config.local_source import KIND as LOCAL_KIND
 from sitegen.wording import counted, human_bytes
@@ -21,6 +22,32 @@ STOPPED = "stopped"
 INTERRUPTED = "interrupted"
 
 LATEST_TIME = 253402300800.0  # 10000-01-01 UTC: a run's times lie before it
+
+
+# A recorded error or warning is cut after this many characters: one quoting a long upstream
+# text (an error page, a body that is no repodata) would otherwise be kept whole in the run's
+# record, and once per run in history/history.json, which holds every run kept.
+MESSAGE_CHARS = 2_000
+# The most errors (and as many warnings) a mirror's record keeps; the rest are counted.
+MESSAGES_KEPT = 50
+
+
+def recorded_text(message: str) -> str:
+    """``message`` as a run record keeps it: its start and its length when it is long (cut as
+    error messages cut a value, which the pages' hiding of secrets knows)."""
+    if len(message) <= MESSAGE_CHARS:
+        return message
+    return f"{message[:MESSAGE_CHARS]}{CLIPPED}{len(message):,} characters)"
+
+
+def recorded_list(messages: Sequence[str], noun: str) -> list[str]:
+    """``messages`` as a run record keeps them: the first :data:`MESSAGES_KEPT`, each by
+    :func:`recorded_text`, and a last line counting the rest (``and 3 more errors``)."""
+    kept = [recorded_text(m) for m in messages[:MESSAGES_KEPT]]
+    if len(messages) > MESSAGES_KEPT:
+        rest = counted(len(messages) - MESSAGES_KEPT, f"more {noun}")
+        kept.append(f"and {rest}, not recorded")
+    return kept
 
 
 # How a mirror's subdir was read upstream (MirrorSubdirReport.upstream).

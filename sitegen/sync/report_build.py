@@ -35,6 +35,8 @@ from sitegen.sync.report import (
     RunReport,
     UnmatchedEntry,
     UnsatisfiedDependency,
+    recorded_list,
+    recorded_text,
 )
 from sitegen.sync.run_exports_fetch import RunExportsRead
 from sitegen.sync.selection import ClosureResult
@@ -92,7 +94,9 @@ def build_report(report: RunReport, selected: set[str], results: RunResults) -> 
                 _add_rejected(mirror_reports[mirror], merged.subdir, fn, reason)
             report.channels.append(_channel_report(merged, results))
     report.mirrors.extend(mr for mr in mirror_reports.values() if mr.name in selected)
-    report.errors.extend(results.errors)
+    report.errors.extend(recorded_text(e) for e in results.errors)
+    for cr in report.channels:
+        cr.errors = [recorded_text(e) for e in cr.errors]
     return list(mirror_reports.values())
 
 
@@ -130,6 +134,8 @@ def _mirror_report(
         sub.rejected = dict(Counter(repodata.rejected.values()))
         sub.rejected_examples = dict(list(repodata.rejected.items())[:REJECTED_EXAMPLES])
     mr.errors.extend(parse_errors)  # the parse stage runs after every fetch
+    mr.errors = recorded_list(mr.errors, "error")
+    mr.warnings = recorded_list(mr.warnings, "warning")
     return mr
 
 
