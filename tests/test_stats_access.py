@@ -315,6 +315,28 @@ def test_a_run_whose_count_failed_keeps_the_records_that_note_a_channel_private(
 
 
 @pytest.mark.integration
+def test_a_damaged_record_stops_the_retention_and_the_warning_names_it(
+    stats_site: StatsSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without `stats:`, a record that cannot be read stops every run's retention (it may be
+    the one noting a channel private) until someone moves it away: the warning says which
+    file, and that."""
+    s = stats_site
+    s.configure(("c/x", False), keep_runs=1, stats=False)
+    s.mirror()
+    (first,) = layout.runs_dir(s.site).glob("*.json")
+    damaged = layout.runs_dir(s.site) / "20200101T000000.000Z-1.json"
+    damaged.write_text('{"id": "20200101T000000.000Z-1", "access": {"chann')
+    s.mirror()
+    assert first.is_file()  # kept past the retention
+    assert f"{damaged}: an unreadable run record" in caplog.text
+    assert "check it, then move it out of history/runs/" in caplog.text
+    damaged.unlink()
+    s.mirror()
+    assert not first.is_file()
+
+
+@pytest.mark.integration
 def test_statistics_configured_after_the_records_noting_a_channel_private_went(
     stats_site: StatsSite,
 ) -> None:

@@ -253,7 +253,13 @@ class History:
                 continue  # removed since the listing (retention): no record any more
             except (OSError, ValueError, TypeError, RecursionError) as exc:
                 if strict:
-                    raise OSError(f"{path}: an unreadable run record") from exc
+                    # Not passed over: it may be the one that notes a channel private, which
+                    # only a person can tell by looking at it.
+                    raise OSError(
+                        f"{path}: an unreadable run record (it may be the one that notes a"
+                        " channel private); check it, then move it out of history/runs/:"
+                        " until then the history retention removes no record"
+                    ) from exc
                 continue  # damaged or not a record (RecursionError: absurdly nested JSON)
             if path.name == f"{report.id}.json":
                 out.append(report)
