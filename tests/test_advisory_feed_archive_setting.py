@@ -211,6 +211,47 @@ def test_a_severity_a_feed_scores_nothing_for_leaves_its_advisory_unscored_not_t
     assert osv.read_file(tmp_path / "own.json")[0].affected[0].score == 5.3
 
 
+# Severity entries a feed may carry that name no vector to score: no type, no score, neither.
+INCOMPLETE_SEVERITY = [
+    {"score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"},
+    {"type": "CVSS_V3"},
+    {},
+]
+
+
+def test_a_feed_severity_entry_without_type_or_score_is_unscored_not_the_feed_refused(tmp_path):
+    """What such an entry scores is as unknown as for a vector that does not parse: its
+    advisory (or affected entry) is unscored and blocks at any min_score, counted with the
+    others, and the rest of the feed is read."""
+    odd = zlib_advisory()
+    odd["severity"] = [*odd["severity"], *INCOMPLETE_SEVERITY]
+    odd["affected"][0]["severity"] = [{"type": "CVSS_V3"}]
+    other = {**zlib_advisory(), "id": "TEST-ZLIB-2"}
+    archive = tmp_path / "feed.zip"
+    write_feed(archive, [odd, other])
+    first, second = read_archive(archive)
+    assert first.score is None and first.vectors == (odd["severity"][0]["score"],)
+    assert first.unscored == (
+        "severity[1]: missing required key 'type'",
+        "severity[2]: missing required key 'score'",
+        "severity[3]: missing required key 'type'",
+        "affected[0].severity[0]: missing required key 'score'",
+    )
+    (entry,) = first.affected
+    assert entry.unscored and first.score_for(entry) is None
+    assert second.score == 9.8 and second.unscored == ()
+
+
+@pytest.mark.parametrize("entry", INCOMPLETE_SEVERITY)
+def test_an_operator_file_severity_entry_without_type_or_score_is_an_error(tmp_path, entry):
+    """An operator's own file is theirs to fix: the entry refuses it, naming where."""
+    odd = zlib_advisory()
+    odd["severity"] = [*odd["severity"], entry]
+    (tmp_path / "own.json").write_text(json.dumps(odd))
+    with pytest.raises(ValueError, match=r"severity\[1\]: missing required key"):
+        osv.read_file(tmp_path / "own.json")
+
+
 def test_a_served_archive_is_read_with_its_urls_secrets_hidden(tmp_path, monkeypatch):
     """What is shown of an advisory holds the feed's secrets as ``***``; what it names is not
     changed: an entry naming a credential refuses the archive, a user name is ordinary text."""

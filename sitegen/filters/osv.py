@@ -190,7 +190,8 @@ def read_file(file: Path) -> list[Advisory]:
 
 def parse_bytes(data: bytes, file: Path, *, unscored_ok: bool = False) -> list[Advisory]:
     """The advisories of one file's bytes: one OSV object or a list of them. With
-    ``unscored_ok``, a severity vector that cannot be scored makes its advisory unscored (see
+    ``unscored_ok``, a severity entry that cannot be scored (its vector unreadable, its
+    ``type`` or ``score`` missing) makes its advisory unscored (see
     :attr:`Advisory.unscored`) instead of an error."""
     document = load_json(data, file)
     if isinstance(document, list):

@@ -4,9 +4,10 @@ advisory JSON per member), read in memory and within bounds.
 Nothing is extracted: each ``*.json`` member is read into memory (at most
 :attr:`ArchiveLimits.member_bytes`, about an advisory file's own cap) and parsed by
 :func:`sitegen.filters.osv.parse_bytes`, so an advisory from an archive is checked exactly as
-one from a file, but for a severity vector that cannot be scored: that advisory counts as
-unscored (blocking at any ``min_score``) instead of refusing the archive. Other members
-(directories, a README) are passed over unread. What would make the archive a bomb or a trap
+one from a file, but for a severity entry that cannot be scored (a vector that does not parse,
+a ``type`` or ``score`` missing): that advisory counts as unscored (blocking at any
+``min_score``) instead of refusing the archive. Other members (directories, a README) are
+passed over unread. What would make the archive a bomb or a trap
 is refused, and the whole archive with it: more members than :attr:`ArchiveLimits.members`, a
 member or a total decompressed size past the caps, more versions and range events kept than
 :attr:`ArchiveLimits.versions`, a member name that is absolute or climbs out (``..``) or holds
@@ -118,7 +119,7 @@ def _advisories(archive: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[Adviso
         total += len(data)
         if total > limits.total_bytes:
             raise ArchiveError(f"its members decompress to more than {_mib(limits.total_bytes)}")
-        # A severity vector the scorer cannot read (a feed's data, no operator can fix it)
+        # A severity entry the scorer cannot read (a feed's data, no operator can fix it)
         # makes its advisory unscored, which blocks at any min_score, rather than refuse the
         # whole feed.
         parsed = parse_bytes(data, Path(name), unscored_ok=True)

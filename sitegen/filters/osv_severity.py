@@ -9,7 +9,7 @@ from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
 from sitegen.config.yaml_nodes import shown_reason, shown_value
-from sitegen.filters.json_nodes import JsonNode
+from sitegen.filters.json_nodes import JsonFileError, JsonNode
 
 
 def severity_scores(
@@ -17,12 +17,20 @@ def severity_scores(
 ) -> tuple[tuple[str, ...], float | None, list[str]]:
     """The vectors and the highest base score of a ``severity`` list (none without one), and
     (``unscored_ok``) why entries could not be scored: then the score is None, since the
-    entry that cannot be read may be the highest."""
+    entry that cannot be read may be the highest. An entry without a readable ``type`` or
+    ``score`` is one of those: what it would score is as unknown as for a vector that does
+    not parse."""
     vectors, scores, unscored = [], [], []
     for item in node.items() if node else ():
-        kind = item.require("type").string()
-        score_node = item.require("score")
-        text = score_node.string()
+        try:
+            kind = item.require("type").string()
+            score_node = item.require("score")
+            text = score_node.string()
+        except JsonFileError as exc:
+            if not unscored_ok:
+                raise
+            unscored.append(f"{exc.where}: {exc.message}")
+            continue
         score = cvss_score(kind, text)
         if score is None:
             continue  # a qualitative scale such as Ubuntu's: no number to compare
