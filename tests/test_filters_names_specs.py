@@ -182,7 +182,7 @@ def test_spec_license_keys_compare_as_conda_compares_them():
     # conda compares license and license_family ignoring case, `*` for any run of characters.
     records = [
         rec("gsl", "2.7", license="GPL-3.0-or-later", license_family="GPL3"),
-        rec("gsl", "2.8", license=["MIT", "gpl-2.0-only"], license_family="Other"),
+        rec("gsl", "2.8", license="gpl-2.0-only", license_family="Other"),
         rec("gsl", "2.9", license="MIT", license_family="other"),
         rec("gsl", "3.0", license=None),  # no licence: no pattern names it
     ]
@@ -197,6 +197,24 @@ def test_spec_license_keys_compare_as_conda_compares_them():
         assert set(result.excluded) == excluded, specs
         allowed = run(records, FilterSpec(include_specs=specs))
         assert kept(allowed) == excluded, specs
+
+
+def test_a_spec_reading_a_licence_that_is_not_text_excludes_it_and_includes_nothing():
+    """A licence list (in a record kept by keep_removed) is no text: it matches no pattern,
+    not entry by entry. No include reading it takes the record; an exclude reading it
+    leaves the record out when the rest of the spec matches, as the licenses filter does."""
+    listed = rec("gsl", "2.8", license=["MIT", "BSD-3-Clause"], license_family="Other")
+    records = [listed, rec("gsl", "2.9", license="MIT", license_family="other")]
+    for specs, excluded in [
+        (('gsl[license="gpl*"]',), {listed.fn}),
+        (('gsl >=2.9[license="gpl*"]',), set()),  # the rest of the spec does not match
+        (('gsl[license="*", license_family="gpl"]',), set()),  # nor a key it can read
+        (("gsl[license_family=OTHER]",), {listed.fn, "gsl-2.9-0.conda"}),  # reads no list
+    ]:
+        assert set(run(records, FilterSpec(exclude_specs=specs)).excluded) == excluded, specs
+    for spec in ('gsl[license="*"]', 'gsl[license="mit"]'):
+        included = run(records, FilterSpec(include_specs=(spec,)))
+        assert kept(included) == {"gsl-2.9-0.conda"}, spec
 
 
 @pytest.mark.parametrize("build", ["py27-0", "h0!", "h=1", "h,1", "a" * 65])

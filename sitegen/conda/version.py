@@ -14,6 +14,9 @@ from functools import cache, lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from sitegen.conda import spec_licenses
+from sitegen.conda.spec_licenses import licences_match, split_canonical, unreadable_licence
+
 if TYPE_CHECKING:
     from rattler import MatchSpec, PackageRecord, Version, VersionSpec
 
@@ -126,8 +129,7 @@ def clear_caches() -> None:
     _unreadable_specs.clear()
     parse_version_spec.cache_clear()
     parse_version.cache_clear()
-    _split_canonical.cache_clear()
-    _text_pattern.cache_clear()
+    spec_licenses.clear_caches()
 
 
 def spec_exact_name(spec: MatchSpec) -> str | None:
@@ -282,7 +284,7 @@ class RecordMatcher:
         if built is None:
             return False
         rest, texts = self._split(match_spec)
-        return rest.matches(built) and all(_text_matches(p, record.get(k)) for k, p in texts)
+        return rest.matches(built) and licences_match(texts, record)
 
     def _split(self, spec: MatchSpec) -> _Split:
         # Keyed by id() like the records; the spec is kept in the value for the same reason.
@@ -299,58 +301,31 @@ class RecordMatcher:
         """Whether an exclude of ``spec`` leaves the record out: it matches, or rattler cannot
         build the record and the spec names its package. Such a record cannot be told apart
         from the builds the exclude is after, so it is left out with them rather than let
-        through (check_record, which runs on every upstream record, does not ask rattler)."""
+        through (check_record, which runs on every upstream record, does not ask rattler).
+        So is a record whose licence field the spec reads is not text when the rest matches:
+        the licenses filter drops it as malformed, and no pattern can tell what it names."""
         match_spec = parse_matchspec(spec) if isinstance(spec, str) else spec
         if self.matches(match_spec, record):
             return True
-        if self._package_record(record) is not None:
-            return False
+        if (built := self._package_record(record)) is not None:
+            rest, texts = self._split(match_spec)
+            return (
+                unreadable_licence(texts, record)
+                and licences_match(texts, record, unreadable=True)
+                and rest.matches(built)
+            )
         name = spec_exact_name(match_spec)
         return name is None or name == str(record.get("name", "")).lower()
 
 
-# Keys conda compares ignoring case, where ``*`` stands for any run of characters (its
-# CaseInsensitiveStrMatch): ``gsl[license_family=gpl]`` is a GPL package, and
-# ``[license="GPL-3.0*"]`` any GPL-3.0 variant. rattler compares them exactly, as written, so
-# a spec naming one in another case, or with a ``*``, would match nothing.
-_TEXT_KEYS = ("license", "license_family")
-# One key="value" of a canonical spec's brackets (rattler quotes every value).
-_BRACKET_ITEM = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-@lru_cache(maxsize=1 << 16)
-def _split_canonical(canonical: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    head, bracket, body = canonical.partition("[")
-    if not bracket or not any(f'{key}="' in body for key in _TEXT_KEYS):
-        return canonical, ()
-    items = _BRACKET_ITEM.findall(body)
-    texts = tuple((key, value) for key, value in items if key in _TEXT_KEYS)
-    rest = ",".join(f'{key}="{value}"' for key, value in items if key not in _TEXT_KEYS)
-    return (f"{head}[{rest}]" if rest else head), texts
-
-
 def _split_text_keys(spec: MatchSpec) -> _Split:
     """The spec without its ``license`` and ``license_family`` keys, for rattler, and those
-    keys as (key, pattern), matched by :func:`_text_matches` as conda matches them."""
+    keys as (key, pattern), matched by :func:`licences_match` as conda matches them."""
     canonical = spec.to_canonical_string()
-    rest, texts = _split_canonical(canonical)
+    rest, texts = split_canonical(canonical)
     if not texts:
         return spec, ()
     return rattler().MatchSpec(rest, strict=False), texts
-
-
-def _text_matches(pattern: str, value: Any) -> bool:
-    """Whether a record's ``license`` (or ``license_family``) matches a spec's pattern as conda
-    matches it: ignoring case, ``*`` for any run of characters. A list of them (a package
-    under several licences) matches when one entry does; an absent value never does."""
-    texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-    regex = _text_pattern(pattern)
-    return any(isinstance(t, str) and regex.fullmatch(t.lower()) is not None for t in texts)
-
-
-@lru_cache(maxsize=1 << 10)
-def _text_pattern(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(map(re.escape, pattern.lower().split("*"))), re.DOTALL)
 
 
 def _text(value: Any) -> str | None:

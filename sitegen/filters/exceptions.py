@@ -51,6 +51,7 @@ KEY = "except"
 # The repodata keys a conda-mirror style entry may name: the fields a package is told apart by
 # (conda-mirror reads any key, but a glob over the text of a list such as depends means little).
 KEYS = ("name", "version", "build", "build_number", "license", "license_family", "subdir")
+_LICENCE_KEYS = ("license", "license_family")
 
 # The settings an exception overrides, as a level without them has them: conda-mirror's
 # blacklist as sitegen writes it (see the README's translation table).
@@ -221,26 +222,27 @@ def _entry_test(entry: Entry) -> Allowed:
     def test(record: Record, name: str) -> bool:
         raw = record.raw
         for key, match in matchers:
-            texts = _texts(raw.get(key))
-            if texts is None or not all(match(text.lower()) for text in texts):
+            text = _text_of(key, raw.get(key))
+            if text is None or not match(text.lower()):
                 return False
         return True
 
     return test
 
 
-def _texts(value: Any) -> tuple[str, ...] | None:
-    """The texts a glob is matched against, as conda-mirror reads a field: an absent one as
-    empty text (which only ``*`` matches), a number as written (build_number); a list (of
-    licences) entry by entry, every entry to match. None (no match) for any other value."""
+def _text_of(key: str, value: Any) -> str | None:
+    """The text a glob is matched against, as conda-mirror reads a field: an absent one as
+    empty text (which only ``*`` matches), a number as written (build_number). None (no
+    match) for any other value, and for a licence field that is not text: a list or number,
+    which a record kept by ``keep_removed`` may hold from when upstream wrote one, is
+    malformed to the licenses filter, and an exception does not take back what that filter
+    cannot read."""
     if value is None:
-        return ("",)
+        return ""
     if type(value) is str:
-        return (value,)
-    if type(value) is int:
-        return (str(value),)
-    if type(value) is list and all(type(item) is str for item in value):
-        return tuple(value) or ("",)
+        return value
+    if type(value) is int and key not in _LICENCE_KEYS:
+        return str(value)
     return None
 
 
