@@ -50,7 +50,7 @@ def test_the_index_page_is_fetched_and_retried(folder: Path, upstream_server_fac
     server.add_fault("/miniconda/", lambda handler: next(answers)(handler))
     page = with_upstream(f"{server.url}/miniconda", fetch_index)
     assert list(parse_listing(page.decode()).files) == ["Miniconda3-latest-Linux-x86_64.sh"]
-    assert [r.status for r in server.requests] == [503, 200]
+    assert [r.status for r in server.wait_for_requests(2)] == [503, 200]
 
 
 def test_an_index_page_past_its_cap_or_missing_fails(folder: Path, upstream_server_factory):
