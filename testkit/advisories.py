@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.filters.osv import Advisory, Affected
+from testkit.site import CHANNEL
 
 # The example channel's zlib builds that zlib_advisory() blocks.
 OLD_ZLIB = {"zlib-1.2.13-h446ffa6_0.conda", "zlib-1.2.13-h446ffa6_0.tar.bz2"}
@@ -93,3 +94,26 @@ def affected_entry(advisory: Advisory, name: str | Iterable[str], version: str) 
     """The entry of ``advisory`` naming this package version, or None: the first of those naming
     the package (:meth:`~sitegen.filters.osv.Advisory.entries_for`) that holds the version."""
     return next((e for e in advisory.entries_for(name) if e.contains(version)), None)
+
+
+def feed_site(
+    tmp_path: Path, feed_url: str, upstream_url: str, *, retries: int = 1
+) -> tuple[Path, Path]:
+    """The site and the channels.yaml of the example channel (``CHANNEL`` of testkit.site, from
+    ``upstream_url``) filtered by the advisory feed at ``feed_url``, a request tried ``retries``
+    more times."""
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"""\
+output: {site}
+download: {{retries: {retries}, timeout: 5}}
+filters:
+  advisories: {{feeds: ['{feed_url}']}}
+channels:
+  {CHANNEL}:
+    url: {upstream_url}
+    subdirs: [linux-64]
+"""
+    )
+    return site, config

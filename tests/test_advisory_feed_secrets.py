@@ -18,35 +18,15 @@ from pathlib import Path
 import pytest
 
 from sitegen.layout import STATE_DIR, advisory_feed_dir
-from testkit.advisories import OLD_ZLIB, write_feed, zlib_advisory
-from testkit.site import published
+from testkit.advisories import OLD_ZLIB, feed_site, write_feed, zlib_advisory
+from testkit.site import CHANNEL, published
 from testkit.upstream import ExampleUpstream, UpstreamServer, respond
 
 pytestmark = pytest.mark.integration
 
-CHANNEL = "cloud/example"
 TOKEN = "tk-" + random.Random(20261207).randbytes(12).hex()
 # The token as a URL may spell it, every byte percent-encoded.
 ENCODED = "".join(f"%{byte:02X}" for byte in TOKEN.encode())
-
-
-def feed_site(tmp_path: Path, feed_url: str, upstream_url: str) -> tuple[Path, Path]:
-    """The site and the channels.yaml of a channel filtered by the feed at ``feed_url``."""
-    site = tmp_path / "site"
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        f"""\
-output: {site}
-download: {{retries: 0, timeout: 5}}
-filters:
-  advisories: {{feeds: ['{feed_url}']}}
-channels:
-  {CHANNEL}:
-    url: {upstream_url}
-    subdirs: [linux-64]
-"""
-    )
-    return site, config
 
 
 def run_sitegen(config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -75,7 +55,7 @@ def test_an_advisory_echoing_its_feeds_token_blocks_without_showing_it(
     write_feed(feeds / "t" / TOKEN / "conda" / "all.zip", [echoing])
     host = upstream_server_factory(feeds).url
     feed_url = f"{host}/t/${{FEED_TOKEN}}/conda/all.zip"
-    site, config = feed_site(tmp_path, feed_url, example_upstream.url)
+    site, config = feed_site(tmp_path, feed_url, example_upstream.url, retries=0)
     runs = [
         run_sitegen(config, *args) for args in (["mirror", "--no-progress"], ["status"], ["render"])
     ]
@@ -127,7 +107,7 @@ def test_the_copy_kept_of_a_feed_echoing_its_token_holds_no_token(
     write_feed(served, [echoing("1.3.1")])
     server = upstream_server_factory(feeds)
     url = f"{server.url}/t/${{FEED_TOKEN}}/conda/all.zip"
-    site, config = feed_site(tmp_path, url, example_upstream.url)
+    site, config = feed_site(tmp_path, url, example_upstream.url, retries=0)
 
     def sitegen(*args: str) -> str:
         proc = run_sitegen(config, *args)
@@ -183,7 +163,7 @@ def test_the_archive_an_earlier_sitegen_kept_stands_in_while_the_feed_is_down(
     server = upstream_server_factory(feeds)
     server.add_fault(path, respond(503))
     url = f"{server.url}/t/${{FEED_TOKEN}}/conda/all.zip"
-    site, config = feed_site(tmp_path, url, example_upstream.url)
+    site, config = feed_site(tmp_path, url, example_upstream.url, retries=0)
     # The feed's folder as the earlier sitegen left it.
     folder = advisory_feed_dir(site, url)
     folder.mkdir(parents=True)
@@ -237,7 +217,7 @@ def test_an_archive_an_earlier_sitegen_kept_that_cannot_be_used_is_only_deleted(
     path = f"/t/{TOKEN}/conda/all.zip"
     server.add_fault(path, respond(503))
     url = f"{server.url}/t/${{FEED_TOKEN}}/conda/all.zip"
-    site, config = feed_site(tmp_path, url, example_upstream.url)
+    site, config = feed_site(tmp_path, url, example_upstream.url, retries=0)
     folder = advisory_feed_dir(site, url)
     folder.mkdir(parents=True)
     (folder / "feed.zip").write_bytes(b"PK\x03\x04 cut short " + TOKEN.encode())

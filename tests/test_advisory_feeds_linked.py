@@ -11,7 +11,7 @@ import pytest
 
 from sitegen.cli import EXIT_FAILED, EXIT_OK
 from sitegen.layout import advisory_feed_dir
-from testkit.advisories import FEED_PATH, OLD_ZLIB, write_feed, zlib_advisory
+from testkit.advisories import FEED_PATH, OLD_ZLIB, feed_site, write_feed, zlib_advisory
 from testkit.site import CHANNEL, published, snapshot
 from testkit.upstream import ExampleUpstream, UpstreamServer, respond
 
@@ -37,20 +37,7 @@ def test_a_feed_folder_linked_out_of_the_site_is_neither_read_written_nor_cleane
     write_feed(feeds / "conda" / "all.zip", [zlib_advisory()])
     server = upstream_server_factory(feeds)
     url = f"{server.url}{FEED_PATH}"
-    site = tmp_path / "site"
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        f"""\
-output: {site}
-download: {{retries: 1, timeout: 5}}
-filters:
-  advisories: {{feeds: ['{url}']}}
-channels:
-  {CHANNEL}:
-    url: {example_upstream.url}
-    subdirs: [linux-64]
-"""
-    )
+    site, config = feed_site(tmp_path, url, example_upstream.url)
 
     def sitegen() -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "sitegen", "mirror", "-c", str(config), "--no-progress"]

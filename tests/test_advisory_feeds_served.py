@@ -24,7 +24,14 @@ from sitegen.net import feed as feed_mod
 from sitegen.net.activity import Activity
 from sitegen.net.failures import UpstreamError
 from sitegen.net.feed import open_feed_client
-from testkit.advisories import FEED_PATH, OLD_ZLIB, write_feed, write_zip, zlib_advisory
+from testkit.advisories import (
+    FEED_PATH,
+    OLD_ZLIB,
+    feed_site,
+    write_feed,
+    write_zip,
+    zlib_advisory,
+)
 from testkit.faults import inflating
 from testkit.site import CHANNEL, channel_config, mirror_unchecked, published
 from testkit.upstream import ExampleUpstream, UpstreamServer, respond, serve_bytes
@@ -46,20 +53,7 @@ def test_the_secrets_of_a_feed_url_never_reach_logs_pages_or_the_site(
     server = upstream_server_factory(feeds)
     host = server.url.removeprefix("http://")
     url = f"http://reader:${{FEED_PASSWORD}}@{host}/t/${{FEED_TOKEN}}/conda/all.zip?key=${{FEED_TOKEN}}"
-    site = tmp_path / "site"
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        f"""\
-output: {site}
-download: {{retries: 1, timeout: 5}}
-filters:
-  advisories: {{feeds: ['{url}']}}
-channels:
-  {CHANNEL}:
-    url: {example_upstream.url}
-    subdirs: [linux-64]
-"""
-    )
+    site, config = feed_site(tmp_path, url, example_upstream.url)
     env = {**os.environ, "FEED_TOKEN": TOKEN, "FEED_PASSWORD": PASSWORD}
 
     def sitegen(*args: str) -> subprocess.CompletedProcess[bytes]:
