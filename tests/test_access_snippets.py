@@ -4,7 +4,6 @@ themselves, and Apache's quieting of the site's own token paths."""
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from sitegen.web.render import render_site
 from testkit.access import install_with_auth
 from testkit.apache import (
     ApacheServer,
-    apache_binary,
     apache_modules_dir,
     check_snippet,
     require_server,
@@ -70,23 +68,6 @@ def test_snippets_with_private_channels_pass_the_servers_own_check(server: str) 
             options = WebconfOptions(prefix=prefix, listen=listen)
             snippet.write_text(render_webconf(server, config, options))
             check_snippet(server, snippet, state)
-            return
-        modules = apache_modules_dir()
-        names = ["mpm_event", "authz_core", "alias", "dir", "mime", "headers", "rewrite"]
-        names += ["proxy", "proxy_http", "setenvif"]
-        loads = "".join(f"LoadModule {m}_module {modules}/mod_{m}.so\n" for m in names)
-        for prefix, listen in (("", None), ("/conda", None), ("/conda", "127.0.0.1:8080")):
-            options = WebconfOptions(prefix=prefix, listen=listen)
-            snippet.write_text(render_webconf("apache", config, options))
-            wrapper = state / "apache.conf"
-            wrapper.write_text(
-                f"ServerRoot {state}\nServerName localhost\nListen 127.0.0.1:8080\n"
-                f"PidFile {state}/a.pid\nErrorLog {state}/error.log\n{loads}"
-                f"TypesConfig /dev/null\nInclude {snippet}\n"
-            )
-            command = [apache_binary() or "apache2", "-t", "-f", str(wrapper)]
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
-            assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.integration
