@@ -29,6 +29,20 @@ def _stats(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _config(tmp_path: Path, *logs: Path) -> Path:
+    """The channels.yaml of a site in ``tmp_path`` counting downloads from ``logs``."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+            output: {tmp_path / "site"}
+            channels:
+              x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
+            stats: {{logs: [{", ".join(map(str, logs))}]}}
+            """)
+    )
+    return config
+
+
 def _downloads(site: Path) -> int:
     return int(json.loads((site / "stats.json").read_bytes())["totals"]["downloads"])
 
@@ -50,15 +64,7 @@ def test_a_log_unreadable_for_a_while_fails_the_count_and_is_not_counted_twice(
         f'192.0.2.1 - - [{stamp}] "GET /x/linux-64/a-1-0.conda HTTP/1.1" 200 10 "-"'
         ' "pixi/0.39.0"\n'.encode()
     )
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        textwrap.dedent(f"""\
-            output: {tmp_path / "site"}
-            channels:
-              x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
-            stats: {{logs: [{log}]}}
-            """)
-    )
+    config = _config(tmp_path, log)
     counted = _stats(config)
     assert counted.returncode == EXIT_OK, counted.stderr
     assert _downloads(tmp_path / "site") == 1
@@ -84,15 +90,7 @@ def test_a_configured_log_of_which_no_file_is_there_is_named_in_a_warning(
     succeeds, and says which log it found no file of, rotated or not."""
     present, absent = tmp_path / "access.log", tmp_path / "acess.log"
     present.write_bytes(b"")
-    config = tmp_path / "channels.yaml"
-    config.write_text(
-        textwrap.dedent(f"""\
-            output: {tmp_path / "site"}
-            channels:
-              x: {{url: "https://conda.example/x", subdirs: [linux-64]}}
-            stats: {{logs: [{present}, {absent}]}}
-            """)
-    )
+    config = _config(tmp_path, present, absent)
     counted = _stats(config)
     assert counted.returncode == EXIT_OK, counted.stderr
     warned = [line for line in counted.stderr.splitlines() if "no log at" in line]
