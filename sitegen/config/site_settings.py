@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from sitegen.config.operator_files import OperatorFileError, open_regular
+from sitegen.config.urls import PATH_TOKEN_RE
 from sitegen.config.yaml_nodes import YamlNode, shown_value
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -25,9 +26,6 @@ MIN_SHARD_GRACE_DAYS = 1.0
 # Upper bounds of settings in seconds and in days: a day to wait; a century to keep.
 MAX_TIMEOUT = 86400.0
 MAX_DAYS = 36500
-# A `/t/<token>/` path segment: where anaconda.org-style channels, and sitegen's own private
-# channels, take a token.
-_TOKEN_SEGMENT_RE = re.compile(r"/t/[^/]")
 
 
 def parse_size(text: str) -> int:
@@ -143,7 +141,7 @@ def parse_http_url(node: YamlNode) -> str:
     key = node.path.rsplit(".", 1)[-1]
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise node.error(f"{key} must be an http(s) URL")
-    if "@" in parts.netloc or _TOKEN_SEGMENT_RE.search(parts.path) or parts.query:
+    if "@" in parts.netloc or PATH_TOKEN_RE.search(parts.path) or parts.query:
         # The pages show this URL to every visitor, in the snippets clients copy. Not quoted:
         # the message would put the secret into logs and cron mail.
         raise node.error(

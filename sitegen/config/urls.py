@@ -55,8 +55,9 @@ def fill_url(url: str, env: Mapping[str, str]) -> str:
     return f"{start}{userinfo}@{location}".rstrip("/")
 
 
-# The path segment after a `/t/`: where anaconda.org-style channels take their token.
-_PATH_TOKEN_RE = re.compile(r"/t/([^/]+)")
+# The path segment after a `/t/`: where anaconda.org-style channels, and sitegen's own private
+# channels, take a token.
+PATH_TOKEN_RE = re.compile(r"/t/([^/]+)")
 
 
 def credential_names(url: str) -> tuple[str, ...]:
@@ -67,7 +68,7 @@ def credential_names(url: str) -> tuple[str, ...]:
     secret, and may be as common as ``conda``."""
     _start, userinfo, location = split_userinfo(url)
     user, _colon, password = userinfo.partition(":")
-    places = [password or user, *_PATH_TOKEN_RE.findall(location)]
+    places = [password or user, *PATH_TOKEN_RE.findall(location)]
     return tuple(dict.fromkeys(name for place in places for name in ENV_REF_RE.findall(place)))
 
 
@@ -114,7 +115,7 @@ def redact_url(url: str) -> str:
     url = _USERINFO_RE.sub("//***@", url)
     if "//" in url:
         url = _WORD_RE.sub(_hide_slashed_userinfo, url)
-    url = re.sub(r"/t/[^/]+", "/t/***", url)
+    url = PATH_TOKEN_RE.sub("/t/***", url)
     return _QUERY_VALUE_RE.sub(r"\1***", url)
 
 
