@@ -24,6 +24,7 @@ from sitegen.sync.report import (
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.web import gates
 from sitegen.web.environment import make_environment
+from sitegen.web.forms import VersionRow
 from sitegen.web.gates import approval_inputs, approval_pages, gate_changes, versions_of
 from sitegen.web.render import render_site
 from testkit.advisories import write_zlib_advisory
@@ -107,7 +108,7 @@ def test_run_pages_hide_the_secrets_a_record_holds_in_who_approved_and_why() -> 
 
 @pytest.mark.unit
 def test_package_pages_list_blocked_versions_after_the_shown_ones() -> None:
-    model = {"versions": [{"version": "1.3.1"}, {"version": "1.2.13"}]}
+    model = {"versions": [VersionRow("v1", "1.3.1", "", []), VersionRow("v2", "1.2.13", "", [])]}
     assert versions_of(model, ["1.2.11", "1.2.13"]) == ["1.3.1", "1.2.13", "1.2.11"]
 
 

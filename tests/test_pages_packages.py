@@ -102,20 +102,21 @@ def test_package_model_orders_versions_and_pairs_formats() -> None:
     ]
     model = package_model("c/x", "pkg", records, known_names=page_names({"zlib", "pkg"}))
     assert model["latest"] == "1.0.post1"
-    assert [v["version"] for v in model["versions"]] == ["1.0.post1", "1.0", "1.0a1"]
-    one = model["versions"][1]["builds"]
+    assert [v.version for v in model["versions"]] == ["1.0.post1", "1.0", "1.0a1"]
+    one = model["versions"][1].builds
     # subdir first, then the highest build number
-    assert [(b["subdir"], b["build"]) for b in one] == [
+    assert [(b.subdir, b.build) for b in one] == [
         ("linux-64", "h_1"),
         ("linux-64", "h_0"),
         ("osx-arm64", "h_0"),
     ]
-    conda, bz2 = one[1]["files"]
-    assert conda["href"] == "../linux-64/pkg-1.0-h_0.conda"  # from the page, c/x/packages/
-    assert bz2["format"] == ".tar.bz2" and bz2["sha256"] == "b" * 64
-    assert one[2]["files"][1] is None  # no .tar.bz2 twin
-    assert model["versions"][0]["builds"][0]["files"][0] is None  # .tar.bz2 only
-    depends, constrains = one[0]["requirements"]
+    both = one[1]
+    assert both.conda_href == "../linux-64/pkg-1.0-h_0.conda"  # from the page, c/x/packages/
+    assert both.bz2_fn == "pkg-1.0-h_0.tar.bz2" and both.bz2_sha256 == "b" * 64
+    assert one[2].bz2_fn == "" and one[2].conda_fn  # no .tar.bz2 twin
+    only_bz2 = model["versions"][0].builds[0]
+    assert only_bz2.conda_fn == "" and only_bz2.bz2_fn  # .tar.bz2 only
+    depends, constrains = one[0].requirements
     assert depends == (("zlib >=1", "zlib.html"), ("python >=3.8", None), ("pkg-data", None))
     assert constrains == ()
     assert model["files"] == 6 and model["subdirs"] == ["linux-64", "osx-arm64"]
@@ -160,7 +161,7 @@ def test_dependencies_link_to_the_page_of_the_name_as_published() -> None:
     records = [rec("top", "1.0", "h_0", depends=["foo >=1", "Foo", "TOP", "libX11", "missing"])]
     names = page_names(["Foo", "top", "libx11"])
     model = package_model("c/x", "top", records, known_names=names)
-    assert model["versions"][0]["builds"][0]["requirements"][0] == (
+    assert model["versions"][0].builds[0].requirements[0] == (
         ("foo >=1", "Foo.html"),
         ("Foo", "Foo.html"),
         ("TOP", None),
@@ -246,8 +247,8 @@ def test_subdir_listing_of_published_files_is_the_listing_of_records() -> None:
     metadata = {"repodata.json": (20, 1_700_000_000.0)}
     listing = subdir_listing("c/x", "linux-64", records, metadata)
     assert subdir_listing("c/x", "linux-64", published, metadata) == listing
-    assert [row[0] for row in listing["packages"]] == sorted(records)
-    assert listing["packages"][0][3] == ""  # no sha256
+    assert [row.fn for row in listing["packages"]] == sorted(records)
+    assert listing["packages"][0].sha256 == ""  # no sha256
     assert listing["files"] == 3 and listing["size"] == 2005
     head = subdir_listing_head("c/x", "linux-64", published, metadata)
     assert listing_rows(head.pop("records")) == listing.pop("packages")
@@ -268,5 +269,5 @@ def test_subdir_listing_puts_metadata_first() -> None:
         {"current_repodata.json": (10, 0.0), "repodata.json": (20, 1_700_000_000.0)},
     )
     assert [m["fn"] for m in listing["metadata"]] == ["repodata.json", "current_repodata.json"]
-    assert [row[0] for row in listing["packages"]] == ["a-1-h_0.conda", "b-1-h_0.conda"]
-    assert listing["packages"][0][3] == SHA
+    assert [row.fn for row in listing["packages"]] == ["a-1-h_0.conda", "b-1-h_0.conda"]
+    assert listing["packages"][0].sha256 == SHA

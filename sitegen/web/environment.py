@@ -13,6 +13,7 @@ import markupsafe
 
 from sitegen.resources import templates_dir
 from sitegen.web.format import FILTERS, relative_href, shown_text
+from sitegen.web.forms import BuildRow, Forms, ListingRow, VersionRow
 from sitegen.web.manifest import digest
 
 TEMPLATES_DIR = templates_dir()
@@ -94,7 +95,10 @@ def build_environment(templates_dir: Path) -> jinja2.Environment:
     # and this one is the cached function itself.
     env.filters["href"] = relative_href
     env.filters.update(FILTERS)
-    env.filters["requirements"] = _requirements_filter(env)
+    requirements = env.filters["requirements"] = _requirements_filter(env)
+    builds = Forms(env, "_build.html", "b", BuildRow, requirements)
+    env.filters["version_rows"] = Forms(env, "_version.html", "v", VersionRow, builds)
+    env.filters["listing_rows"] = Forms(env, "_listing_row.html", "f", ListingRow)
     return env
 
 

@@ -305,5 +305,5 @@ def _shown_note(note: AdvisoryNote, summaries: dict[str, str]) -> dict[str, Any]
 
 def versions_of(model: Mapping[str, Any], extra: Iterable[str]) -> list[str]:
     """The versions a package page shows, then ``extra`` ones (blocked) it does not."""
-    shown = [row["version"] for row in model["versions"]]
+    shown = [row.version for row in model["versions"]]
     return shown + sorted(set(extra) - set(shown))

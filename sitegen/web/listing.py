@@ -11,7 +11,8 @@ from typing import Any
 
 from sitegen.conda.records import Record
 from sitegen.layout import present_metadata_files
-from sitegen.web.format import format_date_ms, format_time
+from sitegen.web.format import format_bytes, format_date_ms, format_time, url_quote
+from sitegen.web.forms import ListingRow
 from sitegen.web.published import PublishedFile, values
 
 # A listing is rendered in chunks of rows that end where a file name's hash says so (about 1
@@ -52,9 +53,18 @@ def subdir_listing_head(
     }
 
 
-def listing_rows(records: Iterable[Any]) -> list[tuple[str, int, str, str]]:
-    """Rows of a subdir listing: (fn, size, date, sha256) of each record, in order."""
-    return [(r.fn, r.size, format_date_ms(r.timestamp_ms), r.sha256 or "") for r in records]
+def listing_rows(records: Iterable[Any]) -> list[ListingRow]:
+    """Rows of a subdir listing, one per record, in order."""
+    return [
+        ListingRow(
+            url_quote(r.fn),
+            r.fn,
+            format_bytes(r.size),
+            format_date_ms(r.timestamp_ms),
+            r.sha256 or "",
+        )
+        for r in records
+    ]
 
 
 def chunked(files: list[PublishedFile]) -> Iterator[list[PublishedFile]]:

@@ -1,5 +1,5 @@
 """The pages of a subdir listing, written from their parts: a head and a tail rendered from
-``subdir.html`` around chunks of rows rendered by ``_listing_rows.html``, each chunk taken from
+``subdir.html`` around chunks of rows rendered from ``_listing_row.html``, each chunk taken from
 the listing cache when its rows did not change.
 
 Every page of one listing is produced from the same input key: the listing is rendered again,
@@ -91,7 +91,7 @@ def _rendered_chunks(
 ) -> list[list[tuple[str, bytes | memoryview]]]:
     """The rows of every chunk of every page, with the chunk's key: rendered, or from the
     cache."""
-    rows_template = writer.env.get_template("_listing_rows.html")
+    rows_html = writer.env.filters["listing_rows"]
     out: list[list[tuple[str, bytes | memoryview]]] = []
     for page in pages:
         out.append([])
@@ -101,7 +101,7 @@ def _rendered_chunks(
             chunk_key = digest(writer.global_key, [f[:6] for f in chunk])
             data = cache.get(chunk_key)
             if data is None:
-                data = rows_template.render(packages=listing_rows(chunk)).encode("utf-8")
+                data = rows_html(listing_rows(chunk)).encode("utf-8")
             out[-1].append((chunk_key, data))
     return out
 

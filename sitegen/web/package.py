@@ -11,13 +11,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sitegen.conda.records import Record
-from sitegen.conda.schema import PACKAGE_SUFFIXES
+from sitegen.conda.schema import CONDA_SUFFIX
 from sitegen.conda.version import timestamp_ms
 from sitegen.layout import package_page_path, subdir_path
 from sitegen.web.format import (
     clip,
     dependency_name,
     directory_href,
+    format_bytes,
     format_date_ms,
     paragraphs,
     relative_href,
@@ -26,12 +27,14 @@ from sitegen.web.format import (
     url_quote,
     version_sort_key,
 )
+from sitegen.web.forms import BuildRow, VersionRow
 from sitegen.web.snippets import BASE_PLACEHOLDER, install_commands
 
 SUMMARY_MAX = 300  # characters of an upstream summary shown on a package page
 DESCRIPTION_MAX = 5000  # characters of an upstream description (about.json's, local sources')
 _ABOUT_KEYS = ("summary", "license", "license_family", "home", "doc_url", "dev_url")
 _URL_KEYS = ("home", "doc_url", "dev_url")
+_NO_FILE = ("",) * 7  # the values of a build row for a format it has no file of
 
 
 def about_package(records: list[Record], channeldata_entry: Any) -> dict[str, Any]:
@@ -75,19 +78,6 @@ def page_names(names: Iterable[str]) -> dict[str, str]:
     return pages
 
 
-def _file_entry(record: Record, folder_href: str, stored: bool | None) -> dict[str, Any]:
-    raw = record.raw
-    return {
-        "fn": record.fn,
-        "format": ".conda" if record.fn.endswith(".conda") else ".tar.bz2",
-        "href": url_quote(folder_href + record.fn),  # from the package's page
-        "size": raw["size"],
-        "sha256": raw.get("sha256") or "",
-        "md5": raw.get("md5") or "",
-        "stored": stored,  # None: every file is stored (an active channel)
-    }
-
-
 def _counted(items: tuple[str, ...], one: str, many: str) -> str:
     return f"{len(items)} {one if len(items) == 1 else many}"
 
@@ -112,7 +102,6 @@ def package_model(
     fetched from upstream when first requested. ``downloads`` (a
     :class:`~sitegen.web.downloads.PackageDownloads`) while the site has download statistics.
     """
-    builds: dict[tuple[str, str, str], dict[str, Any]] = {}
     stored_set = None if stored is None else set(stored)
     # Links are made here, relative to the page, once per subdir folder and per dependency
     # spec: not per link in the template (a page has a few per build, of 800,000 builds).
@@ -135,55 +124,81 @@ def package_model(
             )
         return links[spec]
 
-    for record in records:
+    def shown(raw: dict[str, Any]) -> tuple[Any, str]:
+        lists = (tuple(strings(raw.get("depends"))), tuple(strings(raw.get("constrains"))))
+        found = requirements.get(lists)
+        if found is None:
+            depends, constrains = lists
+            summary = _counted(depends, "dependency", "dependencies")
+            if constrains:
+                summary += ", " + _counted(constrains, "constraint", "constraints")
+            linked = tuple((spec, link(spec)) for spec in depends)
+            found = requirements[lists] = ((linked, constrains), summary)
+        return found
+
+    def file_cells(record: Record | None) -> tuple[Any, ...]:
+        """A format's values of a build row: file name, link, size, size as shown, sha256,
+        md5, whether fetched on request; all "" when the build has no file of that format."""
+        if record is None:
+            return _NO_FILE
         raw = record.raw
-        key = (raw["version"], record.subdir, raw["build"])
-        ms = timestamp_ms(raw)
-        row = builds.get(key)
-        if row is None:
-            lists = (tuple(strings(raw.get("depends"))), tuple(strings(raw.get("constrains"))))
-            shown = requirements.get(lists)
-            if shown is None:
-                depends, constrains = lists
-                summary = _counted(depends, "dependency", "dependencies")
-                if constrains:
-                    summary += ", " + _counted(constrains, "constraint", "constraints")
-                linked = tuple((spec, link(spec)) for spec in depends)
-                shown = requirements[lists] = ((linked, constrains), summary)
-            row = builds[key] = {
-                "version": key[0],
-                "subdir": key[1],
-                "build": key[2],
-                "build_number": raw.get("build_number", 0),
-                "timestamp_ms": ms,
-                "noarch": clip(raw.get("noarch"), 40),
-                "requirements": shown[0],
-                "detail_summary": shown[1],
-                "files": [None] * len(PACKAGE_SUFFIXES),  # one per format, in their order
-            }
-        elif ms > row["timestamp_ms"]:
-            row["timestamp_ms"] = ms
-        stored_here = None if stored_set is None else f"{key[1]}/{record.fn}" in stored_set
         folder_href = folder_hrefs.get(record.subdir)
         if folder_href is None:
             folder_href = folder_hrefs[record.subdir] = directory_href(
                 subdir_path(channel, record.subdir), page
             )
-        entry = _file_entry(record, folder_href, stored_here)
-        row["files"][PACKAGE_SUFFIXES.index(entry["format"])] = entry
-    versions: dict[str, list[dict[str, Any]]] = {}
-    for row in builds.values():
-        row["date"] = format_date_ms(row["timestamp_ms"])
-        versions.setdefault(row["version"], []).append(row)
+        size = raw["size"]
+        return (
+            record.fn,
+            url_quote(folder_href + record.fn),  # from the package's page
+            str(size),
+            format_bytes(size),
+            raw.get("sha256") or "",
+            raw.get("md5") or "",
+            # Not stored yet in a channel a passive mirror feeds (in others, every file is).
+            "" if stored_set is None or f"{record.subdir}/{record.fn}" in stored_set else "yes",
+        )
+
+    # (version, subdir, build) -> [newest time, its record of each format, its first record]
+    builds: dict[tuple[str, str, str], list[Any]] = {}
+    for record in records:
+        raw = record.raw
+        key = (raw["version"], record.subdir, raw["build"])
+        ms = timestamp_ms(raw)
+        slot = builds.get(key)
+        if slot is None:
+            slot = builds[key] = [ms, None, None, raw]
+        elif ms > slot[0]:
+            slot[0] = ms
+        slot[1 if record.fn.endswith(CONDA_SUFFIX) else 2] = record
+    versions: dict[str, list[tuple[str, str, str]]] = {}
+    for key in builds:
+        versions.setdefault(key[0], []).append(key)
     ordered = sorted(versions, key=version_sort_key, reverse=True)
     version_rows = []
     for version in ordered:
-        rows = sorted(
+        keys = sorted(
             versions[version],
-            key=lambda r: (r["subdir"], -int(r["build_number"] or 0), r["build"]),
+            key=lambda k: (k[1], -int(builds[k][3].get("build_number", 0) or 0), k[2]),
         )
+        rows = []
+        for key in keys:
+            ms, conda, bz2, first = builds[key]
+            shown_requirements, summary = shown(first)
+            rows.append(
+                BuildRow(
+                    key[2],
+                    clip(first.get("noarch"), 40),
+                    key[1],
+                    format_date_ms(ms),
+                    summary,
+                    *file_cells(conda),
+                    *file_cells(bz2),
+                    shown_requirements,
+                )
+            )
         version_rows.append(
-            {"version": version, "builds": rows, "date": max(r["date"] for r in rows)}
+            VersionRow(f"v{len(version_rows) + 1}", version, max(r.date for r in rows), rows)
         )
     return {
         "channel": channel,
