@@ -13,8 +13,16 @@ def counted(n: int, noun: str) -> str:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+    # Unrolled: pages print it for each of up to a million package files.
+    if -1000 < n < 1000:
+        return f"{n:.0f} B"
+    n /= 1000
+    if -1000 < n < 1000:
+        return f"{n:.1f} KB"
+    n /= 1000
+    if -1000 < n < 1000:
+        return f"{n:.1f} MB"
+    n /= 1000
+    if -1000 < n < 1000:
+        return f"{n:.1f} GB"
+    return f"{n / 1000:.1f} TB"

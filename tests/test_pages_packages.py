@@ -271,3 +271,21 @@ def test_subdir_listing_puts_metadata_first() -> None:
     assert [m["fn"] for m in listing["metadata"]] == ["repodata.json", "current_repodata.json"]
     assert [row.fn for row in listing["packages"]] == ["a-1-h_0.conda", "b-1-h_0.conda"]
     assert listing["packages"][0].sha256 == SHA
+
+
+def test_requirements_show_only_the_strings_of_the_lists() -> None:
+    """What is no string in a record's depends or constrains (which sitegen never publishes,
+    but a site's repodata may hold by hand) is left out of its page, hashable or not."""
+    records = [
+        rec("a", "1.0", "h_0", depends=["zlib", {"x": 1}, 42], constrains=[["y"], "b <2"]),
+        rec("a", "1.0", "h_1", depends=["zlib", 42], constrains="b <2"),
+        rec("a", "1.0", "h_2", depends=["zlib"], constrains=["b <2"]),
+    ]
+    model = package_model("c/x", "a", records, known_names=page_names({"zlib"}))
+    shown = {b.build: (b.requirements, b.detail_summary) for b in model["versions"][0].builds}
+    linked = (("zlib", "zlib.html"),)
+    assert shown == {
+        "h_0": ((linked, ("b <2",)), "1 dependency, 1 constraint"),
+        "h_1": ((linked, ()), "1 dependency"),
+        "h_2": ((linked, ("b <2",)), "1 dependency, 1 constraint"),
+    }

@@ -45,7 +45,12 @@ def about_package(records: list[Record], channeldata_entry: Any) -> dict[str, An
     list of paragraphs (none when it only repeats the summary).
     """
     entry = channeldata_entry if isinstance(channeldata_entry, dict) else {}
-    newest = max(records, key=lambda r: (version_sort_key(r.version), r.timestamp_ms))
+    # The newest record: of the newest version (each distinct version ordered once), the
+    # latest.
+    order = {version: version_sort_key(version) for version in {r.version for r in records}}
+    top = max(order.values())
+    newest_versions = {version for version, key in order.items() if key == top}
+    newest = max((r for r in records if r.version in newest_versions), key=lambda r: r.timestamp_ms)
 
     def field(key: str) -> Any:
         value = entry.get(key)
@@ -113,7 +118,7 @@ def package_model(
     # Of each distinct dependencies and constraints (builds repeat them): each dependency with
     # its link (or None), and the constraints, as one hashable value, which the template's
     # ``requirements`` filter renders once; and what the build's details hold, as one value.
-    requirements: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[Any, str]] = {}
+    requirements: dict[tuple[tuple[Any, ...], tuple[Any, ...]], tuple[Any, str]] = {}
 
     def link(spec: str) -> str | None:
         if spec not in links:
@@ -125,15 +130,25 @@ def package_model(
         return links[spec]
 
     def shown(raw: dict[str, Any]) -> tuple[Any, str]:
-        lists = (tuple(strings(raw.get("depends"))), tuple(strings(raw.get("constrains"))))
-        found = requirements.get(lists)
+        depends, constrains = raw.get("depends"), raw.get("constrains")
+        # Keyed by the lists as they are (strings, in the site's own repodata): what is shown
+        # of them follows from them. An entry that is no string is left out of what is shown.
+        key = (
+            tuple(depends) if type(depends) is list else (),
+            tuple(constrains) if type(constrains) is list else (),
+        )
+        try:
+            found = requirements.get(key)
+        except TypeError:  # an entry that cannot be a key (a list, a map): the strings only
+            key = (tuple(strings(depends)), tuple(strings(constrains)))
+            found = requirements.get(key)
         if found is None:
-            depends, constrains = lists
+            depends, constrains = tuple(strings(depends)), tuple(strings(constrains))
             summary = _counted(depends, "dependency", "dependencies")
             if constrains:
                 summary += ", " + _counted(constrains, "constraint", "constraints")
             linked = tuple((spec, link(spec)) for spec in depends)
-            found = requirements[lists] = ((linked, constrains), summary)
+            found = requirements[key] = ((linked, constrains), summary)
         return found
 
     def file_cells(record: Record | None) -> tuple[Any, ...]:
