@@ -99,10 +99,10 @@ async def test_disk_full_while_a_replacements_shards_are_written_keeps_previous_
     upstream.publish(_reuploaded_beta(upstream.specs))
     write_addressed = Site.write_addressed
 
-    def full(self: Site, target: Path, data: bytes) -> bool:
-        if not target.exists():  # a shard new to the disk: no room for it
-            raise OSError(errno.ENOSPC, "No space left on device", str(target))
-        return write_addressed(self, target, data)
+    def full(self: Site, folder: Path, name: str, data: bytes) -> bool:
+        if not (folder / name).exists():  # a shard new to the disk: no room for it
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / name))
+        return write_addressed(self, folder, name, data)
 
     monkeypatch.setattr(Site, "write_addressed", full)
     report = await mirror_unchecked(cfg)

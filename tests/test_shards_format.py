@@ -254,11 +254,11 @@ def test_a_failed_shard_write_stops_the_building_and_is_raised_as_itself(
     class FullDisk(Site):
         calls = 0
 
-        def write_addressed(self, target: Path, data: bytes) -> bool:
+        def write_addressed(self, folder: Path, name: str, data: bytes) -> bool:
             FullDisk.calls += 1
             if FullDisk.calls >= 3:
                 raise OSError(errno.ENOSPC, "No space left on device")
-            return super().write_addressed(target, data)
+            return super().write_addressed(folder, name, data)
 
     site = FullDisk(tmp_path)
     many = records(*(raw(f"pkg{i:04}", "1") for i in range(2000)))

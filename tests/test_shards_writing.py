@@ -58,10 +58,10 @@ class RecordingSite(Site):
             self.events.append(target.name)
         return written
 
-    def write_addressed(self, target: Path, data: bytes) -> bool:
-        written = super().write_addressed(target, data)
+    def write_addressed(self, folder: Path, name: str, data: bytes) -> bool:
+        written = super().write_addressed(folder, name, data)
         if written:
-            self.events.append(target.name)
+            self.events.append(name)
         return written
 
     def write_many(self, items: list[tuple[Path, bytes]]) -> list[Path]:

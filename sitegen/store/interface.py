@@ -70,9 +70,9 @@ class SiteStorage(Protocol):
         """Replace ``target`` with ``data`` atomically unless it holds exactly that; True if
         written."""
 
-    def write_addressed(self, target: Path, data: bytes) -> bool:
-        """Write a file named by a hash of its bytes, unflushed, unless it holds those bytes
-        already; True if written."""
+    def write_addressed(self, folder: Path, name: str, data: bytes) -> bool:
+        """Write a file named by a hash of its bytes as ``name`` in ``folder``, unflushed,
+        unless it holds those bytes already; True if written."""
 
     def append(self, target: Path, pieces: Iterable[bytes | memoryview]) -> int:
         """Add ``pieces`` at the end of ``target`` (a file of the private state that only
