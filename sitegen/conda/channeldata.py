@@ -25,8 +25,9 @@ publish can linger in it.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from itertools import chain, repeat
+from operator import attrgetter, contains, itemgetter
 from typing import Any
 
 import msgspec
@@ -35,7 +36,13 @@ from rattler import Version
 from sitegen.conda.records import Record, gc_paused
 from sitegen.conda.run_exports import EMPTY
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
-from sitegen.conda.version import InvalidVersionError, parse_version, timestamp_ms
+from sitegen.conda.version import (
+    MAX_SECONDS,
+    InvalidVersionError,
+    milliseconds,
+    parse_version,
+    timestamp_ms,
+)
 
 CHANNELDATA_VERSION = 1
 # Descriptive fields copied from the newest record that has a (non-empty string) value.
@@ -57,52 +64,120 @@ _ABOUT_SET = frozenset(ABOUT_FIELDS)
 # prefers the higher build number, then the newer build; the rest only makes the choice
 # independent of input order ((subdir, fn) is unique, so the record itself is never compared).
 _Candidate = tuple[int, int, bool, str, str, Record]
+# (subdir, fn, record): a record that speaks for its build (no .tar.bz2 with a .conda twin).
+_Found = tuple[str, str, Record]
 
 
-def _newest_first(candidates: list[_Candidate]) -> list[Record]:
-    """One name's records, newest first by conda ordering, deterministically."""
-    by_text: defaultdict[str, list[_Candidate]] = defaultdict(list)
-    for candidate in candidates:
-        by_text[candidate[5].raw["version"]].append(candidate)
-    parsed: list[tuple[Version, list[_Candidate]]] = []
+def _candidate(found: _Found) -> _Candidate:
+    subdir, fn, record = found
+    raw = record.raw
+    build_number = raw.get("build_number", 0)
+    if not isinstance(build_number, int):
+        build_number = 0
+    return (build_number, timestamp_ms(raw), fn.endswith(CONDA_SUFFIX), subdir, fn, record)
+
+
+def _releases(by_text: dict[str, list[_Found]]) -> list[list[_Found]]:
+    """One name's records (by version text) by release, newest first by conda ordering
+    ("1.0" and "1.0.0" are one release); within a release in no particular order (see
+    :func:`_ranked`)."""
+    parsed: list[tuple[Version, list[_Found]]] = []
     for text, group in by_text.items():
         try:
             parsed.append((parse_version(text), group))
         except InvalidVersionError:
             continue  # cannot be ordered; parse_repodata already rejects these
-    # Versions are compared once per distinct string; within a version only plain ints and
-    # strings remain, which sort far faster than rattler Versions.
+    # Versions are compared once per distinct string.
     parsed.sort(key=lambda item: item[0], reverse=True)
-    ordered: list[Record] = []
-    index = 0
-    while index < len(parsed):
-        version, release = parsed[index][0], list(parsed[index][1])
-        index += 1
-        # "1.0" and "1.0.0" are one version to conda: order their builds together.
-        while index < len(parsed) and parsed[index][0] == version:
-            release.extend(parsed[index][1])
-            index += 1
-        release.sort(reverse=True)
-        ordered.extend(candidate[5] for candidate in release)
-    return ordered
+    releases: list[list[_Found]] = []
+    previous: Version | None = None
+    for version, group in parsed:
+        if previous is not None and version == previous:
+            releases[-1].extend(group)
+        else:
+            releases.append(list(group))
+        previous = version
+    return releases
 
 
-def _about(ordered: list[Record]) -> dict[str, str]:
-    """Each about-field from the newest record that has it."""
+def _ranked(release: list[_Found]) -> list[Record]:
+    """A release's records, newest build first, deterministically."""
+    return [candidate[5] for candidate in sorted(map(_candidate, release), reverse=True)]
+
+
+def _fields(record: Record) -> dict[str, Any]:
+    # A package indexed here brings its about.json; the record's own fields come first.
+    return record.raw if record.about is None else {**record.about, **record.raw}
+
+
+def _take_about(record: Record, found: dict[str, str]) -> None:
+    """The about-fields of ``record`` that ``found`` lacks, into it."""
+    fields = _fields(record)
+    # Most repodata records carry few of these: one C-level set operation finds them.
+    for field in _ABOUT_SET.intersection(fields.keys()):
+        value = fields[field]
+        # Only strings: the values are upstream's and end up in pages and clients that
+        # expect text, so a list or object here is dropped rather than passed on.
+        if field not in found and isinstance(value, str) and value.strip():
+            found[field] = value
+
+
+def _about_and_version(
+    releases: list[list[_Found]], records: list[Record], held: frozenset[str]
+) -> tuple[dict[str, str], str]:
+    """Each about-field from the newest record that has it, and the newest record's version.
+
+    Records are ranked a release at a time, newest first, and only as far as a field may
+    still be found: ``held`` are the about-fields any record of the channel holds (as keys),
+    of which those none of the name's ``records`` holds are never looked for, so in most names
+    the older releases are never ranked."""
     found: dict[str, str] = {}
-    for record in ordered:
-        # A package indexed here brings its about.json; the record's own fields come first.
-        fields = record.raw if record.about is None else {**record.about, **record.raw}
-        # Most repodata records carry none of these: one C-level set operation rules them out.
-        for field in _ABOUT_SET.intersection(fields.keys()):
-            value = fields[field]
-            # Only strings: the values are upstream's and end up in pages and clients that
-            # expect text, so a list or object here is dropped rather than passed on.
-            if field not in found and isinstance(value, str) and value.strip():
-                found[field] = value
-        if len(found) == len(ABOUT_FIELDS):
+    newest = _ranked(releases[0])
+    version = newest[0].version
+    for record in newest:
+        _take_about(record, found)
+    missing = held.difference(found)
+    if not missing or len(releases) == 1:
+        return found, version
+    # In C, field by field: whether any record of the name holds it (its value may still
+    # not count, then every release is looked through, as the rule asks).
+    fields = list(map(_fields, records)) if any(map(_ABOUT, records)) else list(map(_RAW, records))
+    missing = {field for field in missing if any(map(contains, fields, repeat(field)))}
+    for release in releases[1:]:
+        if missing.issubset(found):
             break
-    return found
+        for record in _ranked(release):
+            _take_about(record, found)
+            if len(found) == len(ABOUT_FIELDS):
+                return found, version
+    return found, version
+
+
+def _held(records: Iterable[Record]) -> frozenset[str]:
+    """The about-fields any of ``records`` holds, as keys (in C: no bytecode per record)."""
+    held = _ABOUT_SET.intersection(chain.from_iterable(map(dict.keys, map(_RAW, records))))
+    abouts = filter(None, map(_ABOUT, records))
+    return held.union(_ABOUT_SET.intersection(chain.from_iterable(map(dict.keys, abouts))))
+
+
+_RAW = attrgetter("raw")
+_ABOUT = attrgetter("about")
+_SECOND = itemgetter(1)
+
+
+def _newest_ms(stamps: list[Any]) -> int:
+    """The largest of :func:`timestamp_ms` over records whose ``timestamp`` values are
+    ``stamps``: in C when all are numbers in milliseconds (as every recent record's are)."""
+    try:
+        low, high = min(stamps), max(stamps)
+    except TypeError:  # of several kinds (an absent one is None): each is read on its own
+        return max(map(milliseconds, stamps))
+    if type(low) in _NUMBERS and type(high) in _NUMBERS and low > MAX_SECONDS:
+        return int(high)  # all numbers, all milliseconds: the largest as milliseconds() reads it
+    return max(map(milliseconds, stamps))
+
+
+_NUMBERS = (int, float)
 
 
 # subdir -> fn -> the canonical JSON of its run_exports (see sitegen.conda.run_exports).
@@ -163,44 +238,55 @@ def _build_channeldata(
 ) -> dict[str, Any]:
     exports = {subdir: known for subdir, known in run_exports.items() if known}
     raws: dict[bytes, msgspec.Raw] = {}
-    candidates: defaultdict[str, list[_Candidate]] = defaultdict(list)
-    subdirs_of: defaultdict[str, set[str]] = defaultdict(set)
-    newest_ms: defaultdict[str, int] = defaultdict(int)
-    for subdir, records in subdir_records.items():
-        conda_stems = {fn[: -len(CONDA_SUFFIX)] for fn in records if fn.endswith(CONDA_SUFFIX)}
-        for fn, record in records.items():
-            raw = record.raw
-            name = raw["name"]
-            ms = timestamp_ms(raw)
-            subdirs_of[name].add(subdir)
-            if ms > newest_ms[name]:
-                newest_ms[name] = ms
-            is_conda = fn.endswith(CONDA_SUFFIX)
-            if (
-                not is_conda
-                and fn.endswith(TAR_BZ2_SUFFIX)
-                and fn[: -len(TAR_BZ2_SUFFIX)] in conda_stems
-            ):
-                continue  # its .conda twin speaks for the same build
-            build_number = raw.get("build_number", 0)
-            if not isinstance(build_number, int):
-                build_number = 0
-            candidates[name].append((build_number, ms, is_conda, subdir, fn, record))
+    # subdir -> name -> (fn, record) of its records there: grouped once, then each name is
+    # judged from its groups (800,000 records at conda-forge scale; per-record work is kept to
+    # the grouping and the .conda twin check).
+    by_subdir: dict[str, dict[str, list[tuple[str, Record]]]] = {}
+    for subdir in sorted(subdir_records):
+        grouped: dict[str, list[tuple[str, Record]]] = {}
+        add = grouped.setdefault
+        for item in subdir_records[subdir].items():
+            add(item[1].raw["name"], []).append(item)
+        by_subdir[subdir] = grouped
+    names = sorted(set().union(*by_subdir.values()))
+    held = frozenset().union(*(_held(records.values()) for records in subdir_records.values()))
 
     packages: dict[str, dict[str, Any]] = {}
-    for name in sorted(candidates):
-        ordered = _newest_first(candidates[name])
-        if not ordered:
+    for name in names:
+        subdirs: list[str] = []
+        records: list[Record] = []  # every record of the name, twins too
+        stamps: list[Any] = []  # their timestamp values
+        by_text: dict[str, list[_Found]] = {}
+        add = by_text.setdefault
+        for subdir, grouped in by_subdir.items():
+            items = grouped.get(name)
+            if items is None:
+                continue
+            subdirs.append(subdir)
+            records.extend(map(_SECOND, items))
+            published = subdir_records[subdir]
+            for fn, record in items:
+                stamps.append(record.raw.get("timestamp"))
+                if fn.endswith(TAR_BZ2_SUFFIX) and fn[: -len(TAR_BZ2_SUFFIX)] + CONDA_SUFFIX in (
+                    published
+                ):
+                    continue  # its .conda twin speaks for the same build
+                add(record.raw["version"], []).append((subdir, fn, record))
+        releases = _releases(by_text)
+        if not releases:
             continue
-        entry: dict[str, Any] = _about(ordered)
-        entry["subdirs"] = sorted(subdirs_of[name])
-        if newest_ms[name]:
+        entry: dict[str, Any]
+        entry, version = _about_and_version(releases, records, held)
+        entry["subdirs"] = subdirs
+        newest = _newest_ms(stamps)
+        if newest:
             # CEP-38 wants seconds; records hold ms (timestamp_ms already lifted old
             # second-based values, so one division serves both).
-            entry["timestamp"] = newest_ms[name] // 1000
-        entry["version"] = ordered[0].version
-        if exports:
-            by_version = _run_exports(candidates[name], exports, raws)
+            entry["timestamp"] = newest // 1000
+        entry["version"] = version
+        if exports.keys() & subdirs:
+            found = [item for release in by_text.values() for item in release]
+            by_version = _run_exports(list(map(_candidate, found)), exports, raws)
             if by_version:
                 entry["run_exports"] = by_version
         packages[name] = dict(sorted(entry.items()))
