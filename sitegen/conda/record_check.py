@@ -10,19 +10,26 @@ published, so that one bad record cannot keep a client from reading the rest of 
 from __future__ import annotations
 
 import re
-from typing import Any
+from bisect import bisect_right
+from itertools import chain, repeat
+from operator import attrgetter
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from sitegen.conda.schema import SUFFIX_OF_KEY
 from sitegen.conda.version import (
     MAX_SECONDS,
-    InvalidVersionError,
-    parse_version,
     readable_specs,
+    readable_versions,
 )
 
 MAX_PACKAGE_SIZE = 1 << 40  # 1 TiB: larger claims are hostile or broken
 # Printable, no path separators, no leading dot: a name that can only ever be a file in the subdir.
-_SAFE_FILENAME = re.compile(r"^[A-Za-z0-9_+!][A-Za-z0-9._+!=,-]*$")
+_SAFE_NAME = r"[A-Za-z0-9_+!][A-Za-z0-9._+!=,-]*"
+_SAFE_FILENAME = re.compile(f"^{_SAFE_NAME}$")
+# Safe file names joined by "/" (which none holds), for fullmatch: one call for a batch.
+_SAFE_FILENAMES = re.compile(f"{_SAFE_NAME}(?:/{_SAFE_NAME})*")
 
 REASON_BAD_FILENAME = "invalid filename"
 REASON_NAME_MISMATCH = "filename disagrees with name-version-build"
@@ -75,8 +82,8 @@ _FIRST_INDEXED_MS = _FIRST_SECOND * 1000
 def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     """Why this record must not be mirrored, or None when it is sound.
 
-    Runs once per upstream record (500,000 for conda-forge linux-64), hence the plain type()
-    comparisons and C-level map() over generator expressions.
+    The authority: plainly_sound (which parse_repodata asks first, of many records at once)
+    accepts only records this accepts, and this alone gives a refused record its reason.
     """
     # A file name is at most 255 bytes (ASCII here: characters), and so stays a package's page.
     if type(fn) is not str or len(fn) > 255 or not _SAFE_FILENAME.match(fn) or ".." in fn:
@@ -136,9 +143,7 @@ def check_record(fn: Any, raw: Any, key: str, subdir: str) -> str | None:
     # Most records have none of the rare fields: one look at the keys, no call.
     if not raw.keys().isdisjoint(_RARE_FIELDS) and not _readable_rare_fields(raw):
         return REASON_BAD_FIELDS
-    try:
-        parse_version(version)
-    except InvalidVersionError:
+    if not readable_versions((version,)):
         return REASON_BAD_VERSION
     # Last: rattler is asked only about spec strings no record checked before had.
     if not readable_specs(depends) or (constrains and not readable_specs(constrains)):
@@ -202,3 +207,113 @@ def _is_hex(value: Any, size: int) -> bool:
 
 def all_str(items: list[Any]) -> bool:
     return not items or set(map(type, items)) == {str}
+
+
+# ------------------------------------------------------------------ many records at once
+
+# Integers within 63 bits: msgspec bounds an integer by int64 only (a build number or legacy
+# size beyond it is left to check_record).
+_INT63 = (1 << 63) - 1
+
+
+class _Checked(msgspec.Struct, gc=False):
+    """The fields check_record reads, each of a type (and range) it accepts: a record msgspec
+    converts to this needs only the checks that relate fields (see plainly_sound)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    version: Annotated[str, msgspec.Meta(min_length=1)]
+    build: Annotated[str, msgspec.Meta(min_length=1)]
+    build_number: Annotated[int, msgspec.Meta(ge=0, le=_INT63)]
+    size: Annotated[int, msgspec.Meta(gt=0, le=MAX_PACKAGE_SIZE)]
+    # Milliseconds or seconds; the gap between the two ranges is for plainly_sound.
+    timestamp: Annotated[int, msgspec.Meta(ge=_FIRST_SECOND, le=_LAST_MS)] | None = None
+    subdir: str | msgspec.UnsetType = msgspec.UNSET  # not null
+    license: str | None = None
+    license_family: str | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    depends: list[str] = []
+    constrains: list[str] = []
+    # The rare fields, as _readable_rare_fields reads them.
+    platform: str | None = None
+    arch: str | None = None
+    features: str | None = None
+    python_site_packages_path: str | None = None
+    noarch: bool | Literal["python", "generic"] | None = None
+    track_features: str | list[str] = ""
+    legacy_bz2_md5: Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-fA-F]{32}\Z")] | None = None
+    legacy_bz2_size: Annotated[int, msgspec.Meta(ge=0, le=_INT63)] | None = None
+    purls: list[str] | None = None
+    indexed_timestamp: Annotated[int, msgspec.Meta(ge=_FIRST_INDEXED_MS, le=_LAST_MS)] | None = None
+    run_exports: dict[str, list[str]] | None = None
+    extra_depends: dict[str, list[str]] = {}
+
+
+_NAMES = attrgetter("name")
+_VERSIONS = attrgetter("version")
+_BUILDS = attrgetter("build")
+_TIMESTAMPS = attrgetter("timestamp")
+_SUBDIRS = attrgetter("subdir")
+_SHA256S = attrgetter("sha256")
+_MD5S = attrgetter("md5")
+_DEPENDS = attrgetter("depends")
+_CONSTRAINS = attrgetter("constrains")
+
+
+def plainly_sound(fns: list[str], raws: list[Any], key: str, subdir: str) -> bool:
+    """True only when check_record accepts every one of these records (file names and
+    records of one section); False when it refuses one, and for some it accepts (a build
+    number beyond 63 bits). What check_record asks of each record in Python, this asks of
+    them all in a few calls to C (msgspec, map, set and list operations): at conda-forge
+    scale, check_record alone takes ~8 s for 800,000 records on a shared server."""
+    try:
+        checked = msgspec.convert(raws, list[_Checked])
+    except msgspec.ValidationError:
+        return False
+    versions = list(map(_VERSIONS, checked))
+    parts = zip(
+        map(_NAMES, checked),
+        repeat("-"),
+        versions,
+        repeat("-"),
+        map(_BUILDS, checked),
+        repeat(SUFFIX_OF_KEY[key]),
+    )
+    if fns != list(map("".join, parts)) or max(map(len, fns), default=0) > 255:
+        return False
+    # As many "/" as there are names but one: none holds one, so that each part is a name
+    # (and no ".." spans two).
+    joined = "/".join(fns)
+    if joined.count("/") >= len(fns) or not _SAFE_FILENAMES.fullmatch(joined) or ".." in joined:
+        return False
+    if not {msgspec.UNSET, subdir}.issuperset(map(_SUBDIRS, checked)):
+        return False
+    stamps = sorted(filter(None, map(_TIMESTAMPS, checked)))
+    after_seconds = bisect_right(stamps, _LAST_SECOND)
+    if after_seconds < len(stamps) and stamps[after_seconds] < _FIRST_MS:
+        return False
+    sha256s, md5s = list(map(_SHA256S, checked)), list(map(_MD5S, checked))
+    if (None, None) in zip(sha256s, md5s, strict=True):
+        return False
+    if not _all_hex(sha256s, 32) or not _all_hex(md5s, 16):
+        return False
+    depends = list(chain.from_iterable(map(_DEPENDS, checked)))
+    constrains = list(chain.from_iterable(map(_CONSTRAINS, checked)))
+    return (
+        readable_versions(set(versions))
+        and readable_specs(depends)
+        and (not constrains or readable_specs(constrains))
+    )
+
+
+def _all_hex(values: list[str | None], size: int) -> bool:
+    """Whether each of the values that is not None is text of ``2 * size`` hex digits: all
+    of them together make ``size`` bytes each exactly when none holds whitespace (which
+    bytes.fromhex skips) or anything else."""
+    digests = [value for value in values if value is not None]
+    if not set(map(len, digests)).issubset((2 * size,)):
+        return False
+    try:
+        return len(bytes.fromhex("".join(digests))) == size * len(digests)
+    except ValueError:
+        return False

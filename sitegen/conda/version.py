@@ -10,6 +10,7 @@ them exactly).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from functools import cache, lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -78,18 +79,18 @@ def _new_matchspec(text: str) -> MatchSpec:
 # for nothing.
 _readable_specs: set[str] = set()
 _unreadable_specs: set[str] = set()
+# The same for record versions (~4,000 distinct among conda-forge's 800,000 records).
+_readable_versions: set[str] = set()
 
 
-def readable_specs(specs: list[str]) -> bool:
-    """Whether rattler reads each of a record's dependency specs (``depends`` or
-    ``constrains``, a list of text) as a MatchSpec, leniently, as clients read repodata
+def readable_specs(specs: Collection[str]) -> bool:
+    """Whether rattler reads each of the dependency specs of a record or several (``depends``
+    or ``constrains``, text) as a MatchSpec, leniently, as clients read repodata
     (``numpy 1.2 py3*_0`` is ``numpy ==1.2 py3*_0``). One it cannot read makes mamba fail to
     load the whole subdir (or shard), rattler fail the solve, and conda fail on the record."""
     if _readable_specs.issuperset(specs):
         return True
-    for text in specs:
-        if text in _readable_specs:
-            continue
+    for text in set(specs).difference(_readable_specs):
         if text in _unreadable_specs:
             return False
         try:
@@ -98,6 +99,19 @@ def readable_specs(specs: list[str]) -> bool:
             _unreadable_specs.add(text)
             return False
         _readable_specs.add(text)
+    return True
+
+
+def readable_versions(texts: Collection[str]) -> bool:
+    """Whether rattler reads each of these record versions (remembered for those it does)."""
+    if _readable_versions.issuperset(texts):
+        return True
+    for text in set(texts).difference(_readable_versions):
+        try:
+            parse_version(text)
+        except InvalidVersionError:
+            return False
+        _readable_versions.add(text)
     return True
 
 
@@ -127,6 +141,7 @@ def clear_caches() -> None:
     parse_matchspec.cache_clear()
     _readable_specs.clear()
     _unreadable_specs.clear()
+    _readable_versions.clear()
     parse_version_spec.cache_clear()
     parse_version.cache_clear()
     spec_licenses.clear_caches()
