@@ -7,6 +7,11 @@ so is ``sitegen.web.render.render_site`` as the CLI calls it (the pages rendered
 stage, the process's peak RSS when each stage ended, when ``main`` was entered (to separate
 interpreter start and imports from the run) and the exit status. A stage that a refactoring renamed is simply not reported.
 
+The peak RSS is the process's own: the worker processes the pages stage forks are not in it.
+So a thread also samples, every 100 ms, the proportional set size (PSS: each page shared
+between processes counted once, split between them) of the process and all its descendants,
+summed: the peak memory of the whole run, workers included (Linux; none elsewhere).
+
 With ``--httpx``, upstream HTTP goes through a plain ``httpx.AsyncClient`` (httpx's default
 transport) instead of sitegen's own: the same run, to measure what that transport is worth.
 """
@@ -16,8 +21,10 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import resource
 import sys
+import threading
 import time
 
 # The pipeline's stages as it names them; a per-subdir stage (merge, plan) sums over subdirs.
@@ -42,8 +49,63 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _pss_kb(pid: int) -> int:
+    """The PSS of ``pid`` and its descendants, in kB (0 for what ended meanwhile)."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        children = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                children += [int(c) for c in handle.read().split()]
+    except (OSError, ValueError):
+        return total
+    return total + sum(_pss_kb(child) for child in children)
+
+
+class TreeMemory:
+    """Samples the PSS of this process and its descendants in a thread; ``peak_mb``."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        self.peak_mb = 0.0
+        self.every = every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
+        self.available = os.path.exists(f"/proc/{os.getpid()}/smaps_rollup")
+
+    def start(self) -> None:
+        if self.available:
+            self.thread.start()
+
+    def sample(self) -> float:
+        if self.available:
+            self.peak_mb = max(self.peak_mb, _pss_kb(os.getpid()) / 1024)
+        return self.peak_mb
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.every):
+            self.sample()
+
+    def stop(self) -> float | None:
+        if not self.available:
+            return None
+        self.stopped.set()
+        self.thread.join()
+        return self.sample()
+
+
 def _wrap(
-    module: object, name: str, phase: str, phases: dict[str, float], peaks: dict[str, float]
+    module: object,
+    name: str,
+    phase: str,
+    phases: dict[str, float],
+    peaks: dict[str, float],
+    tree: TreeMemory,
+    tree_peaks: dict[str, float],
 ) -> None:
     original = getattr(module, name, None)
     if original is None:
@@ -58,6 +120,7 @@ def _wrap(
             finally:
                 phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
                 peaks[phase] = _peak_mb()
+                tree_peaks[phase] = tree.sample()
 
         setattr(module, name, timed_async)
     else:
@@ -70,6 +133,7 @@ def _wrap(
             finally:
                 phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
                 peaks[phase] = _peak_mb()
+                tree_peaks[phase] = tree.sample()
 
         setattr(module, name, timed)
 
@@ -110,18 +174,22 @@ def main() -> int:
 
     phases: dict[str, float] = {}
     peaks: dict[str, float] = {}  # the process's peak RSS (MB) when each stage last ended
+    tree = TreeMemory()
+    tree_peaks: dict[str, float] = {}  # the same of the process and its workers (PSS)
     for name, phase in STAGES.items():
         # The merge stage calls merge_subdir and load_previous from its own module.
         for module in (pipeline, merging):
-            _wrap(module, name, phase, phases, peaks)
+            _wrap(module, name, phase, phases, peaks, tree, tree_peaks)
     # `sitegen mirror` renders the pages after the run.
-    _wrap(render, "render_site", "pages", phases, peaks)
+    _wrap(render, "render_site", "pages", phases, peaks, tree, tree_peaks)
     entered = time.time()
     t0 = time.perf_counter()
     status = 1
+    tree.start()
     try:
         status = cli.main(argv)
     finally:
+        tree_peak = tree.stop()
         document = {
             "probe_started": imported,
             "main_entered": entered,
@@ -130,6 +198,8 @@ def main() -> int:
             "status": status,
             "peak_rss_mb": _peak_mb(),
             "peak_rss_mb_after": peaks,
+            "peak_tree_pss_mb": tree_peak,
+            "peak_tree_pss_mb_after": tree_peaks,
         }
         with open(out_path, "w") as handle:
             json.dump(document, handle)

@@ -129,6 +129,19 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> dict
                 raw=rss,
                 note=_peak_stage(report.get("peak_rss_mb_after", {})),
             )
+            tree = report.get("peak_tree_pss_mb")
+            if tree is not None:  # the pages stage forks workers: their memory counts too
+                out[state]["tree_pss"] = tree
+                results.add(
+                    W,
+                    f"{label}: peak memory with workers",
+                    fmt_mb(tree),
+                    "< 1.5 GB",
+                    ok=tree < 1536,
+                    raw=tree,
+                    note="PSS of the process and its page workers, sampled every 0.1 s; "
+                    + _peak_stage(report.get("peak_tree_pss_mb_after", {})),
+                )
             results.add(
                 W,
                 f"{label}: shards written",
