@@ -76,6 +76,22 @@ def _requirements_filter(env: jinja2.Environment) -> Callable[[Any], markupsafe.
     return requirements
 
 
+class TemplateMacros:
+    """The macros of a template, called as its attributes; its module (made without context,
+    from the environment's globals) is made once, when a macro is first asked for."""
+
+    def __init__(self, env: jinja2.Environment, name: str) -> None:
+        self.env = env
+        self.name = name
+
+    @functools.cached_property
+    def module(self) -> Any:
+        return self.env.get_template(self.name).module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
 def build_environment(templates_dir: Path) -> jinja2.Environment:
     """A new jinja2 environment: autoescape always on, strict about undefined names, bidi
     controls in printed values made visible (see shown_text)."""
@@ -99,6 +115,9 @@ def build_environment(templates_dir: Path) -> jinja2.Environment:
     builds = Forms(env, "_build.html", "b", BuildRow, requirements)
     env.filters["version_rows"] = Forms(env, "_version.html", "v", VersionRow, builds)
     env.filters["listing_rows"] = Forms(env, "_listing_row.html", "f", ListingRow)
+    # Macros the package pages call, made once (see package.html).
+    env.globals["macros"] = TemplateMacros(env, "macros.html")
+    env.globals["gates"] = TemplateMacros(env, "_gates.html")
     return env
 
 

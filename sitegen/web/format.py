@@ -38,13 +38,28 @@ def _directory_step(from_dir: str, to_dir: str) -> str:
     return "../" * (len(source) - common) + "".join(f"{segment}/" for segment in rest)
 
 
-@lru_cache(maxsize=1 << 16)
 def relative_href(target: str, page: str) -> str:
     """A URL from the page ``page`` to the site path ``target`` (both relative to the root).
 
     A pure string operation (no file system), called for every link of every page: cached,
-    as a package page links to the same dependencies from build after build.
+    per target and the page's directory (what the link depends on, but for a link to the page
+    itself or to an anchor), as every page of a directory links to the same files (the
+    stylesheet, the history) and a package page to the same dependencies build after build.
     """
+    if target and "#" not in target:
+        return _relative_from(target, page.rpartition("/")[0])
+    return _relative_href(target, page)
+
+
+@lru_cache(maxsize=1 << 16)
+def _relative_from(target: str, page_dir: str) -> str:
+    """The URL from a page of the directory ``page_dir`` to ``target`` (a file, no anchor)."""
+    target_dir, _, name = target.rpartition("/")
+    return url_quote(_directory_step(page_dir, target_dir) + name or "./")
+
+
+@lru_cache(maxsize=1 << 12)
+def _relative_href(target: str, page: str) -> str:
     anchor = ""
     if "#" in target:
         target, anchor = target.split("#", 1)
@@ -52,9 +67,7 @@ def relative_href(target: str, page: str) -> str:
     page_dir, _, page_name = page.rpartition("/")
     if not target:
         return quote(page_name) + anchor
-    target_dir, _, name = target.rpartition("/")
-    relative = _directory_step(page_dir, target_dir) + name
-    return url_quote(relative or "./") + anchor
+    return _relative_from(target, page_dir) + anchor
 
 
 def directory_href(directory: str, page: str) -> str:
