@@ -12,13 +12,12 @@ from typing import Any
 
 from sitegen.conda.records import Record
 from sitegen.conda.schema import CONDA_SUFFIX
-from sitegen.conda.version import timestamp_ms
+from sitegen.conda.version import MAX_SECONDS, milliseconds
 from sitegen.layout import package_page_path, subdir_path
 from sitegen.web.format import (
     clip,
     dependency_name,
     directory_href,
-    format_bytes,
     format_date_ms,
     paragraphs,
     relative_href,
@@ -29,6 +28,7 @@ from sitegen.web.format import (
 )
 from sitegen.web.forms import BuildRow, VersionRow
 from sitegen.web.snippets import BASE_PLACEHOLDER, install_commands
+from sitegen.wording import human_bytes
 
 SUMMARY_MAX = 300  # characters of an upstream summary shown on a package page
 DESCRIPTION_MAX = 5000  # characters of an upstream description (about.json's, local sources')
@@ -167,7 +167,7 @@ def package_model(
             record.fn,
             url_quote(folder_href + record.fn),  # from the package's page
             str(size),
-            format_bytes(size),
+            human_bytes(size),
             raw.get("sha256") or "",
             raw.get("md5") or "",
             # Not stored yet in a channel a passive mirror feeds (in others, every file is).
@@ -176,45 +176,49 @@ def package_model(
 
     # (version, subdir, build) -> [newest time, its record of each format, its first record]
     builds: dict[tuple[str, str, str], list[Any]] = {}
+    found = builds.get
     for record in records:
         raw = record.raw
+        stamp = raw.get("timestamp")
+        ms = stamp if type(stamp) is int and stamp > MAX_SECONDS else milliseconds(stamp)
         key = (raw["version"], record.subdir, raw["build"])
-        ms = timestamp_ms(raw)
-        slot = builds.get(key)
+        slot = found(key)
         if slot is None:
             slot = builds[key] = [ms, None, None, raw]
         elif ms > slot[0]:
             slot[0] = ms
         slot[1 if record.fn.endswith(CONDA_SUFFIX) else 2] = record
-    versions: dict[str, list[tuple[str, str, str]]] = {}
-    for key in builds:
-        versions.setdefault(key[0], []).append(key)
+    versions: dict[str, list[tuple[str, int, str, tuple[str, str, str]]]] = {}
+    for key, slot in builds.items():
+        # Subdir first, then the highest build number, then the build string.
+        number = slot[3].get("build_number", 0)
+        versions.setdefault(key[0], []).append((key[1], -int(number or 0), key[2], key))
     ordered = sorted(versions, key=version_sort_key, reverse=True)
+    make = tuple.__new__  # the named tuples without their keyword-argument constructors
     version_rows = []
     for version in ordered:
-        keys = sorted(
-            versions[version],
-            key=lambda k: (k[1], -int(builds[k][3].get("build_number", 0) or 0), k[2]),
-        )
         rows = []
-        for key in keys:
+        for *_, key in sorted(versions[version]):
             ms, conda, bz2, first = builds[key]
             shown_requirements, summary = shown(first)
+            noarch = first.get("noarch")
             rows.append(
-                BuildRow(
-                    key[2],
-                    clip(first.get("noarch"), 40),
-                    key[1],
-                    format_date_ms(ms),
-                    summary,
-                    *file_cells(conda),
-                    *file_cells(bz2),
-                    shown_requirements,
+                make(
+                    BuildRow,
+                    (
+                        key[2],
+                        clip(noarch, 40) if noarch else "",
+                        key[1],
+                        format_date_ms(ms),
+                        summary,
+                        *file_cells(conda),
+                        *file_cells(bz2),
+                        shown_requirements,
+                    ),
                 )
             )
-        version_rows.append(
-            VersionRow(f"v{len(version_rows) + 1}", version, max(r.date for r in rows), rows)
-        )
+        date = max([row.date for row in rows])
+        version_rows.append(make(VersionRow, (f"v{len(version_rows) + 1}", version, date, rows)))
     return {
         "channel": channel,
         "name": name,
