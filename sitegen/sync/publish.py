@@ -22,7 +22,7 @@ from pathlib import Path
 import trio
 
 from sitegen.conda.encode import PieceMap
-from sitegen.conda.records import Record
+from sitegen.conda.records import Record, gc_paused
 from sitegen.conda.shards import SHARD_INDEX, ShardError, shard_filename
 from sitegen.config.site_settings import DEFAULT_SHARD_GRACE_DAYS
 from sitegen.layout import (
@@ -332,21 +332,24 @@ async def publish_all(
         withdrawn: list[str],
     ) -> None:
         key = (channel_path, meta.subdir)
+        # One pause of the cyclic GC over the whole of it: its parts run in threads at once,
+        # each walking the subdir's records (shards, current_repodata, repodata.json).
         async with limiter:
             try:
-                outcome = await publish_target(
-                    site,
-                    channel_path,
-                    meta,
-                    staged,
-                    bases,
-                    shard_grace_days,
-                    repodata_bz2,
-                    kept=kept,
-                    listed=listed,
-                    withdrawn=withdrawn,
-                    first_step=functools.partial(outcomes.__setitem__, key),
-                )
+                with gc_paused():
+                    outcome = await publish_target(
+                        site,
+                        channel_path,
+                        meta,
+                        staged,
+                        bases,
+                        shard_grace_days,
+                        repodata_bz2,
+                        kept=kept,
+                        listed=listed,
+                        withdrawn=withdrawn,
+                        first_step=functools.partial(outcomes.__setitem__, key),
+                    )
             except (OSError, ShardError) as exc:
                 # A full disk or an I/O error, or a record no shard can hold (see
                 # encode_shard): this subdir keeps its previous state.
