@@ -40,13 +40,14 @@ for records a dependency spec is actually tested against.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Mapping
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from rattler import MatchSpec, Version, VersionSpec
 
-from sitegen.conda.records import Record, gc_paused
+from sitegen.conda.records import Record, gc_paused, names_of
 from sitegen.conda.version import (
     SPEC_FULL,
     InvalidSpecError,
@@ -66,15 +67,79 @@ class _Release:
     """All records (every build, both formats) of one version of one name.
 
     Versions are merged by conda equality, so ``1.0`` and ``1.0.0`` form one release;
-    ``spellings`` holds each of its version strings parsed (a version spec may tell them apart).
+    ``spellings`` holds each of its version strings parsed (a version spec may tell them apart),
+    ``texts`` those strings. Its records are found when first asked for (see :class:`_Name`):
+    the dependency back-fill decides most specs from the versions alone.
     """
 
-    __slots__ = ("records", "spellings", "version")
+    __slots__ = ("_name", "_records", "spellings", "texts", "version")
 
-    def __init__(self, version: Version, records: list[Record]) -> None:
+    def __init__(self, name: _Name, version: Version, text: str) -> None:
+        self._name = name
         self.version = version
-        self.records = records
         self.spellings = [version]
+        self.texts = [text]
+        self._records: list[Record] | None = None
+
+    @property
+    def records(self) -> list[Record]:
+        if self._records is None:
+            self._records = self._name.records_of(self.texts)
+        return self._records
+
+
+class _Name:
+    """One package name's records, and the version text of each (in the same order)."""
+
+    __slots__ = ("_asked", "_by_text", "records", "versions")
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+        self.versions: list[str] = list(map(_VERSION, map(_RAW, records)))
+        self._by_text: dict[str, list[Record]] | None = None
+        self._asked = False
+
+    def releases(self) -> list[_Release]:
+        """The name's releases, newest first (none when no version parses)."""
+        parsed: list[tuple[Version, str]] = []
+        for text in dict.fromkeys(self.versions):
+            try:
+                parsed.append((parse_version(text), text))
+            except InvalidVersionError:
+                # Cannot be ordered against its siblings, so it can be neither "newest" nor a
+                # candidate; parse_repodata already rejects these, this is a backstop.
+                continue
+        parsed.sort(key=itemgetter(0), reverse=True)
+        releases: list[_Release] = []
+        for version, text in parsed:
+            # "1.0" and "1.0.0" are one version to conda: merge them into one release.
+            if releases and releases[-1].version == version:
+                releases[-1].spellings.append(version)
+                releases[-1].texts.append(text)
+            else:
+                releases.append(_Release(self, version, text))
+        return releases
+
+    def records_of(self, texts: list[str]) -> list[Record]:
+        """The records whose version text is one of ``texts``."""
+        if self._by_text is None:
+            if not self._asked:
+                # The first release asked for (most often the only one, the newest): picked
+                # out in C, no bytecode per record.
+                self._asked = True
+                wanted = set(texts)
+                return list(compress(self.records, map(wanted.__contains__, self.versions)))
+            # A second one: the name's older releases are looked into, each record placed once.
+            by_text: dict[str, list[Record]] = {}
+            add = by_text.setdefault
+            for text, record in zip(self.versions, self.records, strict=True):
+                add(text, []).append(record)
+            self._by_text = by_text
+        return [record for text in texts for record in self._by_text[text]]
+
+
+_RAW = attrgetter("raw")
+_VERSION = itemgetter("version")
 
 
 def has_features(raw: dict[str, Any]) -> bool:
@@ -92,90 +157,87 @@ def has_features(raw: dict[str, Any]) -> bool:
     return False
 
 
-def _releases_by_name(records: Iterable[Record]) -> dict[str, list[_Release]]:
-    """Each name's releases, newest first."""
-    # Group on the version *string* first: str hashing is far cheaper than rattler's Version
-    # hashing, and there are several records (builds x formats) per string.
-    by_text: defaultdict[str, defaultdict[str, list[Record]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for record in records:
-        raw = record.raw  # the properties cost a call each, 500k times over
-        # MatchSpec names are normalised to lower case; group the same way so lookups agree.
-        by_text[raw["name"].lower()][raw["version"]].append(record)
+def _releases_by_name(names: Mapping[str, list[Record]]) -> dict[str, list[_Release]]:
+    """Each name's releases, newest first, from the records grouped by name."""
+    # MatchSpec names are normalised to lower case; group the same way so lookups agree.
+    lowered: dict[str, list[Record]] = {}
+    for name, group in names.items():
+        key = name.lower()
+        lowered[key] = [*lowered[key], *group] if key in lowered else group
     out: dict[str, list[_Release]] = {}
-    for name, texts in by_text.items():
-        parsed: list[tuple[Version, list[Record]]] = []
-        for text, group in texts.items():
-            try:
-                parsed.append((parse_version(text), group))
-            except InvalidVersionError:
-                # Cannot be ordered against its siblings, so it can be neither "newest" nor a
-                # candidate; parse_repodata already rejects these, this is a backstop.
-                continue
-        parsed.sort(key=lambda item: item[0], reverse=True)
-        releases: list[_Release] = []
-        for version, group in parsed:
-            # "1.0" and "1.0.0" are one version to conda: merge them into one release.
-            if releases and releases[-1].version == version:
-                releases[-1].records.extend(group)
-                releases[-1].spellings.append(version)
-            else:
-                releases.append(_Release(version, list(group)))
+    for name, group in lowered.items():
+        releases = _Name(group).releases()
         if releases:
             out[name] = releases
     return out
 
 
-def current_records(records: dict[str, Record], matcher: RecordMatcher) -> dict[str, Record]:
+def current_records(
+    records: dict[str, Record],
+    matcher: RecordMatcher,
+    names: Mapping[str, list[Record]] | None = None,
+) -> dict[str, Record]:
     """The subset of one subdir's records that conda-index would put in current_repodata.json.
 
     ``records`` are the subdir's published records (already filtered and patched: a hotfix only
-    reaches classic-solver users if the patched record is what lands here). The result keeps the
-    input's keys and order; the records are the same objects, unchanged.
+    reaches classic-solver users if the patched record is what lands here); ``names``, the same
+    grouped by name (:func:`sitegen.conda.records.names_of`), when the caller has them. The
+    result keeps the input's keys and order; the records are the same objects, unchanged.
     """
     # Groups, releases and sets by the hundred thousand, none in a cycle: without the pause
     # they set off full collections over and over (~2 s at 800,000 records).
     with gc_paused():
-        return _current_records(records, matcher)
+        return _current_records(records, names_of(records) if names is None else names, matcher)
 
 
-def _current_records(records: dict[str, Record], matcher: RecordMatcher) -> dict[str, Record]:
-    releases = _releases_by_name(records.values())
+def _current_records(
+    records: dict[str, Record], names: Mapping[str, list[Record]], matcher: RecordMatcher
+) -> dict[str, Record]:
+    releases = _releases_by_name(names)
     # Step 1: all builds of each name's newest version (index 0 of each name's releases).
     kept: dict[str, set[int]] = {name: {0} for name in releases}
 
     # Step 2: one pass of dependency back-fill over step-1 records, judged against step 1 only.
-    seen: set[str] = set()
+    # Each distinct spec once; the specs are gathered in C (no bytecode per record).
+    specs: set[Any] = set()
     for name_releases in releases.values():
-        for record in name_releases[0].records:
-            for spec in record.raw.get("depends") or ():
-                if not isinstance(spec, str) or spec in seen:
-                    continue
-                seen.add(spec)
-                found = _backfill(spec, releases, matcher)
-                if found is not None:
-                    kept[found[0]].add(found[1])
+        raws = list(map(_RAW, name_releases[0].records))
+        for depends in filter(None, map(dict.get, raws, repeat("depends"))):
+            specs.update(compress(depends, map(isinstance, depends, repeat(str))))
+    for spec in specs:
+        found = _backfill(spec, releases, matcher)
+        if found is not None:
+            kept[found[0]].add(found[1])
 
     chosen: set[int] = set()
     for name, indexes in kept.items():
         name_releases = releases[name]
         for index in indexes:
-            chosen.update(id(r) for r in name_releases[index].records)
+            chosen.update(map(id, name_releases[index].records))
         # Step 3: the featureless builds of the newest version that has any, beside featured
         # ones. (conda-index looks at versions <= the newest kept one: that is all of them,
         # since step 1 kept the newest.)
-        if any(has_features(r.raw) for i in indexes for r in name_releases[i].records):
+        if any(_featured(name_releases[i].records) for i in indexes):
             for release in name_releases:
                 featureless = [r for r in release.records if not has_features(r.raw)]
                 if featureless:
-                    chosen.update(id(r) for r in featureless)
+                    chosen.update(map(id, featureless))
                     break
 
     # .conda records go out exactly as upstream wrote them. conda-index adds legacy_bz2_md5 from
     # the .tar.bz2 twin "to prevent package churn", but the upstream record is the truth: we do
     # not invent fields, and every record must read the same here as in repodata.json.
-    return {fn: record for fn, record in records.items() if id(record) in chosen}
+    return dict(compress(records.items(), map(chosen.__contains__, map(id, records.values()))))
+
+
+def _featured(records: list[Record]) -> bool:
+    """Whether any of ``records`` has features; in C for the many that hold neither key set."""
+    raws = list(map(_RAW, records))
+    if not any(map(dict.get, raws, repeat("track_features"))) and not any(
+        map(dict.get, raws, repeat("features"))
+    ):
+        return False
+    return any(map(has_features, raws))
 
 
 def _backfill(

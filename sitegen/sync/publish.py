@@ -38,7 +38,12 @@ from sitegen.store.interface import PendingWrite
 from sitegen.store.site import Site
 from sitegen.sync.metadata_compress import bz2_stream, zstd_stream
 from sitegen.sync.prune import prune_subdir, unretire_shards
-from sitegen.sync.publish_shards import index_bytes, prune_unnamed, write_changed_shards
+from sitegen.sync.publish_shards import (
+    WrittenShards,
+    index_bytes,
+    prune_unnamed,
+    write_changed_shards,
+)
 from sitegen.sync.publish_state import narrow_state, widen_state
 from sitegen.sync.repodata_map import save_map
 from sitegen.sync.report import WITHOUT_REPLACED
@@ -110,8 +115,7 @@ async def publish_subdir(
             # Flushed before the index is made.
             made = shards
             if made is None:
-                write = (site, directory, meta.records, meta.changed_names)
-                made = (await trio.to_thread.run_sync(write_changed_shards, *write)).shards
+                made = (await trio.to_thread.run_sync(_write_shards, site, directory, meta)).shards
             named.update(shard_filename(digest) for digest in made.values())
             results[SHARD_INDEX] = await trio.to_thread.run_sync(
                 index_bytes, directory, meta.subdir, made
@@ -169,6 +173,12 @@ async def publish_subdir(
         await trio.to_thread.run_sync(save_map, site, map_path, target, where)
         await trio.to_thread.run_sync(prune)
     return withdrawn + [path.name for path in written]
+
+
+def _write_shards(site: Site, directory: Path, meta: SubdirMetadata) -> WrittenShards:
+    """The shards of ``meta`` (see write_changed_shards), from its records grouped by name
+    (grouped here, in the worker thread, when not yet)."""
+    return write_changed_shards(site, directory, meta.records, meta.changed_names, meta.names())
 
 
 def _put_run_exports(site: Site, directory: Path, exports: dict[str, bytes]) -> list[str]:
@@ -241,8 +251,7 @@ async def publish_target(
         # away, for the fetcher to get the new), then publish their new records. Their shards
         # are written and flushed first, against the index published now: a full disk or a
         # failing flush then fails the subdir before the first step changes anything.
-        write = (site, directory, meta.records, meta.changed_names)
-        shards = (await trio.to_thread.run_sync(write_changed_shards, *write)).shards
+        shards = (await trio.to_thread.run_sync(_write_shards, site, directory, meta)).shards
         interim = {fn: r for fn, r in meta.records.items() if fn not in replaced}
         await publish_subdir(
             site,

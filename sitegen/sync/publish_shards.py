@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.conda.indexed import same_as_published
-from sitegen.conda.records import Record, Repodata, gc_paused
+from sitegen.conda.records import Record, Repodata, gc_paused, names_of
 from sitegen.conda.shards import (
     BASE_URL,
     SHARD_INDEX,
@@ -33,7 +33,6 @@ from sitegen.conda.shards import (
     digest_of_filename,
     encode_index,
     iter_shards,
-    names_of,
     shard_compressor,
     shard_filename,
 )
@@ -60,6 +59,7 @@ def write_shards(
     records: Mapping[str, Record],
     *,
     current: Mapping[str, bytes] | None = None,
+    names: Mapping[str, list[Record]] | None = None,
 ) -> WrittenShards:
     """Write every shard of ``records`` not yet in ``directory/shards/``; the new ones are on
     disk when this returns (in one flush of their filesystem).
@@ -68,6 +68,7 @@ def write_shards(
     names (see :func:`unchanged_shards`); they are neither built nor written again. A shard
     built whose file is there already is compared with it byte for byte: a file of the right
     size may hold other bytes, and one left by a run whose flush failed is flushed again.
+    ``names``: ``records`` grouped by name (see names_of), when the caller has them.
     """
     folder = _checked_shards_dir(site, directory)
     site.ensure_dir(folder)
@@ -78,7 +79,7 @@ def write_shards(
     # A list per name and a dict per record packed, none in a cycle: without the pause they set
     # off collections over the 800,000 records again and again (~2 s at conda-forge scale).
     with gc_paused():
-        for name, group in names_of(records).items():
+        for name, group in (names_of(records) if names is None else names).items():
             digest = known.get(name)
             if digest is not None:
                 index[name] = digest
@@ -103,12 +104,17 @@ def _checked_shards_dir(site: Site, directory: Path) -> Path:
 
 
 def write_changed_shards(
-    site: Site, directory: Path, records: Mapping[str, Record], changed: set[str] | None
+    site: Site,
+    directory: Path,
+    records: Mapping[str, Record],
+    changed: set[str] | None,
+    names: Mapping[str, list[Record]] | None = None,
 ) -> WrittenShards:
-    """:func:`write_shards` of ``records``, keeping the published shards of the names not
-    ``changed`` that are whole on disk (see :func:`unchanged_shards`); None: none kept."""
+    """:func:`write_shards` of ``records`` (``names``: grouped by name, if at hand), keeping
+    the published shards of the names not ``changed`` that are whole on disk (see
+    :func:`unchanged_shards`); None: none kept."""
     current = None if changed is None else unchanged_shards(directory, changed)
-    return write_shards(site, directory, records, current=current)
+    return write_shards(site, directory, records, current=current, names=names)
 
 
 def changed_names(records: Mapping[str, Record], previous: Repodata) -> set[str]:

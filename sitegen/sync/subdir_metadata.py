@@ -4,13 +4,14 @@ the publishing stage asks for them: ``repodata.json``, ``current_repodata.json``
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sitegen.conda.current_repodata import current_records
 from sitegen.conda.encode import PieceMap, repodata_pieces
-from sitegen.conda.records import Record
+from sitegen.conda.records import Record, names_of
 from sitegen.conda.run_exports import encode_run_exports
 from sitegen.conda.version import RecordMatcher
 from sitegen.layout import RUN_EXPORTS_FILES
@@ -34,6 +35,18 @@ class SubdirMetadata:
     # CEP-12: file name -> its run_exports as published (see sitegen.conda.run_exports), of
     # which those of ``records`` are published; None: no run_exports.json.
     run_exports: Mapping[str, bytes] | None = None
+    # ``records`` grouped by name, made when first asked for (see names).
+    _names: dict[str, list[Record]] | None = field(default=None, init=False, repr=False)
+    _names_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def names(self) -> dict[str, list[Record]]:
+        """``records`` grouped by package name (see sitegen.conda.records.names_of): made once
+        for the shards, current_repodata.json and channeldata.json, which all judge the
+        records a name at a time (references, not copies: ~10 MB at 800,000 records)."""
+        with self._names_lock:  # the shards' and current_repodata's threads ask at once
+            if self._names is None:
+                self._names = names_of(self.records)
+            return self._names
 
     def pieces(self, where: PieceMap | None = None) -> Iterator[bytes]:
         """repodata.json (see sitegen.conda.encode), a few MB at a time (made as they are
@@ -46,7 +59,7 @@ class SubdirMetadata:
         """current_repodata.json (see sitegen.conda.current_repodata), likewise (~60 MB at
         conda-forge scale, made while the .zst of repodata.json is compressed); its records
         are chosen when the first piece is asked for."""
-        current = current_records(self.records, RecordMatcher(remember=False))
+        current = current_records(self.records, RecordMatcher(remember=False), self.names())
         yield from repodata_pieces(self.subdir, self.info, current, self.removed, self.extra)
 
     def encode_current(self) -> bytes:
