@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from itertools import chain, repeat
-from operator import attrgetter, contains, itemgetter
+from operator import attrgetter, contains
 from typing import Any
 
 import msgspec
 from rattler import Version
 
-from sitegen.conda.records import Record, gc_paused
+from sitegen.conda.records import Record, gc_paused, names_of
 from sitegen.conda.run_exports import EMPTY
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.conda.version import (
@@ -162,7 +162,6 @@ def _held(records: Iterable[Record]) -> frozenset[str]:
 
 _RAW = attrgetter("raw")
 _ABOUT = attrgetter("about")
-_SECOND = itemgetter(1)
 
 
 def _newest_ms(stamps: list[Any]) -> int:
@@ -222,32 +221,34 @@ def _run_exports(
 
 
 def build_channeldata(
-    subdir_records: dict[str, dict[str, Record]], run_exports: SubdirExports | None = None
+    subdir_records: dict[str, dict[str, Record]],
+    run_exports: SubdirExports | None = None,
+    names: Mapping[str, Mapping[str, list[Record]]] | None = None,
 ) -> dict[str, Any]:
     """channeldata.json for a channel, from each subdir's published records (keyed by fn) and
     the run_exports known of them (``run_exports``: by subdir, then fn; a subdir without
-    any left out)."""
+    any left out). ``names``: by subdir, its records grouped by name (see names_of), for
+    the subdirs where the caller has them."""
     # A tuple per record and a list per name, none in a cycle: the cyclic GC, which they
     # would set off over and over (~1 s at 800,000 records), has nothing to find in them.
     with gc_paused():
-        return _build_channeldata(subdir_records, run_exports or {})
+        return _build_channeldata(subdir_records, run_exports or {}, names or {})
 
 
 def _build_channeldata(
-    subdir_records: dict[str, dict[str, Record]], run_exports: SubdirExports
+    subdir_records: dict[str, dict[str, Record]],
+    run_exports: SubdirExports,
+    names: Mapping[str, Mapping[str, list[Record]]],
 ) -> dict[str, Any]:
     exports = {subdir: known for subdir, known in run_exports.items() if known}
     raws: dict[bytes, msgspec.Raw] = {}
-    # subdir -> name -> (fn, record) of its records there: grouped once, then each name is
+    # subdir -> name -> its records there: grouped once (or by the caller), then each name is
     # judged from its groups (800,000 records at conda-forge scale; per-record work is kept to
     # the grouping and the .conda twin check).
-    by_subdir: dict[str, dict[str, list[tuple[str, Record]]]] = {}
+    by_subdir: dict[str, Mapping[str, list[Record]]] = {}
     for subdir in sorted(subdir_records):
-        grouped: dict[str, list[tuple[str, Record]]] = {}
-        add = grouped.setdefault
-        for item in subdir_records[subdir].items():
-            add(item[1].raw["name"], []).append(item)
-        by_subdir[subdir] = grouped
+        grouped = names.get(subdir)
+        by_subdir[subdir] = names_of(subdir_records[subdir]) if grouped is None else grouped
     names = sorted(set().union(*by_subdir.values()))
     held = frozenset().union(*(_held(records.values()) for records in subdir_records.values()))
 
@@ -263,9 +264,10 @@ def _build_channeldata(
             if items is None:
                 continue
             subdirs.append(subdir)
-            records.extend(map(_SECOND, items))
+            records.extend(items)
             published = subdir_records[subdir]
-            for fn, record in items:
+            for record in items:
+                fn = record.fn
                 stamps.append(record.raw.get("timestamp"))
                 if fn.endswith(TAR_BZ2_SUFFIX) and fn[: -len(TAR_BZ2_SUFFIX)] + CONDA_SUFFIX in (
                     published

@@ -390,9 +390,9 @@ def _write_channel_files(
     for channel in scope.channels:
         if channel.path in frozen:
             continue  # its channeldata.json stays as published, too
-        subdirs, exports = channel_contents(scope.site, channel.path, merged_all, to_publish)
+        contents = channel_contents(scope.site, channel.path, merged_all, to_publish)
         for error in (
-            write_channeldata(scope.site, channel.path, subdirs, exports),
+            write_channeldata(scope.site, channel.path, contents),
             write_notices(scope.site, channel),
         ):
             if error is not None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from sitegen.conda.channeldata import SubdirExports, build_channeldata
+from sitegen.conda.channeldata import build_channeldata
 from sitegen.conda.notices import NOTICES_FILE, encode_notices
 from sitegen.conda.records import Record
 from sitegen.conda.run_exports import RunExportsError, parse_run_exports
@@ -67,43 +68,48 @@ def published_run_exports(directory: Path) -> dict[str, bytes]:
         return {}
 
 
+@dataclass
+class ChannelContents:
+    """What a run leaves published in each subdir of a channel, for its channeldata.json."""
+
+    records: dict[str, dict[str, Record]] = field(default_factory=dict)
+    # The run_exports known of them.
+    exports: dict[str, Mapping[str, bytes]] = field(default_factory=dict)
+    # The records grouped by name, of the subdirs this run published (made for their shards).
+    names: dict[str, Mapping[str, list[Record]]] = field(default_factory=dict)
+
+
 def channel_contents(
     site: Site,
     channel_path: str,
     merged_all: Sequence[MergedSubdir],
     to_publish: Mapping[tuple[str, str], SubdirMetadata],
-) -> tuple[dict[str, dict[str, Record]], dict[str, Mapping[str, bytes]]]:
-    """What a run leaves published in each subdir of a channel, for its channeldata.json: the
-    records, and the run_exports known of them."""
-    records: dict[str, dict[str, Record]] = {}
-    exports: dict[str, Mapping[str, bytes]] = {}
+) -> ChannelContents:
+    """What a run leaves published in each subdir of a channel (see ChannelContents)."""
+    contents = ChannelContents()
     for merged in merged_all:
         if merged.channel != channel_path:
             continue
         meta = to_publish.get(merged.key)
         if meta is not None:  # even when publishing it failed, as ever
-            records[merged.subdir] = meta.records
-            exports[merged.subdir] = meta.run_exports or {}
+            contents.records[merged.subdir] = meta.records
+            contents.exports[merged.subdir] = meta.run_exports or {}
+            contents.names[merged.subdir] = meta.names()
         elif merged.previous is not None:
             # Kept as published, with the run_exports.json published beside it.
-            records[merged.subdir] = merged.previous.records
+            contents.records[merged.subdir] = merged.previous.records
             directory = site.path(channel_path, merged.subdir)
-            exports[merged.subdir] = published_run_exports(directory)
-    return records, exports
+            contents.exports[merged.subdir] = published_run_exports(directory)
+    return contents
 
 
-def write_channeldata(
-    site: Site,
-    channel_path: str,
-    published: dict[str, dict[str, Record]],
-    run_exports: SubdirExports,
-) -> str | None:
+def write_channeldata(site: Site, channel_path: str, contents: ChannelContents) -> str | None:
     """Write a channel's channeldata.json from its subdirs' records and the run_exports known
-    of them (by subdir, then file name); the error, if any."""
-    if not published:
+    of them (see channel_contents); the error, if any."""
+    if not contents.records:
         return None
     try:
-        document = build_channeldata(published, run_exports)
+        document = build_channeldata(contents.records, contents.exports, contents.names)
         write_json(site, channeldata_path(channel_path), document)
     except OSError as exc:
         log.error("%s: could not write channeldata.json: %s", channel_path, exc)

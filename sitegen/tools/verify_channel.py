@@ -56,6 +56,7 @@ from sitegen.store.links_out import channel_links_out
 from sitegen.store.site import Site
 from sitegen.sync.local import is_local
 from sitegen.sync.publish_channel import (
+    ChannelContents,
     published_notices,
     published_run_exports,
     write_channeldata,
@@ -217,7 +218,7 @@ def _channeldata_problems(
     if repair:
         # Read after the subdirs' checks, which repair a run_exports.json first.
         exports = {s: published_run_exports(site.path(channel.path, s)) for s in records}
-        error = write_channeldata(site, channel.path, records, exports)
+        error = write_channeldata(site, channel.path, ChannelContents(records, exports))
         repaired = error is None
         why += "" if error is None else f"; repair failed: {error}"
     return [(relative, "metadata", why, repaired)]
