@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from sitegen.conda.records import gc_paused
+from sitegen.gc_pause import gc_paused
 
 pytestmark = pytest.mark.unit
 

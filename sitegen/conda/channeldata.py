@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 from rattler import Version
 
-from sitegen.conda.records import Record, gc_paused, names_of
+from sitegen.conda.records import Record, names_of
 from sitegen.conda.run_exports import EMPTY
 from sitegen.conda.schema import CONDA_SUFFIX, TAR_BZ2_SUFFIX
 from sitegen.conda.version import (
@@ -43,6 +43,7 @@ from sitegen.conda.version import (
     parse_version,
     timestamp_ms,
 )
+from sitegen.gc_pause import gc_paused
 
 CHANNELDATA_VERSION = 1
 # Descriptive fields copied from the newest record that has a (non-empty string) value.

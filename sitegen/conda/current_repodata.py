@@ -47,7 +47,7 @@ from typing import Any
 
 from rattler import MatchSpec, Version, VersionSpec
 
-from sitegen.conda.records import Record, gc_paused, names_of
+from sitegen.conda.records import Record, names_of
 from sitegen.conda.version import (
     SPEC_FULL,
     InvalidSpecError,
@@ -61,6 +61,7 @@ from sitegen.conda.version import (
     spec_kind,
     spec_name,
 )
+from sitegen.gc_pause import gc_paused
 
 
 class _Release:

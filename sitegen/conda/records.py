@@ -7,11 +7,8 @@ checksum. Everything else is kept out and counted under a reason.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import re
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,34 +32,7 @@ from sitegen.conda.schema import (
     section_of,
 )
 from sitegen.conda.version import timestamp_ms
-
-# How many gc_paused blocks are open, in any thread, and whether the GC was on before the
-# first: it is one switch for the whole process, so it goes back on when the last block ends,
-# never while another thread's block still runs.
-_pause_lock = threading.Lock()
-_pauses = 0
-_resume = False
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: building or walking millions of record dicts
-    triggers it over and over (more than doubling the time at 500k records), and records
-    form no cycles. Blocks may overlap, in one thread or several: the GC resumes when the
-    last ends (and only if it was on when the first began)."""
-    global _pauses, _resume
-    with _pause_lock:
-        if _pauses == 0:
-            _resume = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pauses -= 1
-            if _pauses == 0 and _resume:
-                gc.enable()
+from sitegen.gc_pause import gc_paused
 
 
 def same_fields(a: dict[str, Any], b: dict[str, Any], plus: str | None = None) -> bool:

@@ -15,9 +15,10 @@ from contextlib import AsyncExitStack
 
 import trio
 
-from sitegen.conda.records import Record, gc_paused
+from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher, clear_caches
 from sitegen.config import ChannelConfig, MirrorConfig
+from sitegen.gc_pause import gc_paused
 from sitegen.layout import REPODATA
 from sitegen.net.download_job import DownloadJob
 from sitegen.net.upstream import Upstream, open_upstreams

@@ -22,9 +22,10 @@ from pathlib import Path
 import trio
 
 from sitegen.conda.encode import PieceMap
-from sitegen.conda.records import Record, gc_paused
+from sitegen.conda.records import Record
 from sitegen.conda.shards import SHARD_INDEX, ShardError, shard_filename
 from sitegen.config.site_settings import DEFAULT_SHARD_GRACE_DAYS
+from sitegen.gc_pause import gc_paused
 from sitegen.layout import (
     REPODATA,
     REPODATA_BZ2,

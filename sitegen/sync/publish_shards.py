@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.conda.indexed import same_as_published
-from sitegen.conda.records import Record, Repodata, gc_paused, names_of
+from sitegen.conda.records import Record, Repodata, names_of
 from sitegen.conda.shards import (
     BASE_URL,
     SHARD_INDEX,
@@ -36,6 +36,7 @@ from sitegen.conda.shards import (
     shard_compressor,
     shard_filename,
 )
+from sitegen.gc_pause import gc_paused
 from sitegen.layout import retired_shards_path, shard_path, shards_dir
 from sitegen.store.compare import NotAFileError, read_regular
 from sitegen.store.site import Site, UnsafePathError

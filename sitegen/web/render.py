@@ -25,9 +25,9 @@ from pathlib import Path
 import msgspec
 
 from sitegen import layout
-from sitegen.conda.records import gc_paused
 from sitegen.config import SiteConfig, make_scrub
 from sitegen.filters.feeds import with_kept_feeds
+from sitegen.gc_pause import gc_paused
 from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_path
 from sitegen.store.links_out import channel_link_out, own_state_folder
 from sitegen.store.lock import taking_turns
