@@ -4,6 +4,7 @@ on disk, its answers read over HTTP and its log read as it goes."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import shutil
 import signal
@@ -110,7 +111,9 @@ def preview(tmp_path: Path) -> Iterator[Preview]:
     (tmp_path / "folder").mkdir()
     (tmp_path / "channels.yaml").write_text(config_text(tmp_path, "First"))
     with running(tmp_path, "--watch") as server:
-        time.sleep(1)  # the watcher starts a moment after the server
+        # The watcher starts a moment after the server: a change made before it watches is
+        # never seen.
+        assert server.wait_for(r"watching channels.yaml .* for changes"), server.lines
         yield server
 
 
@@ -222,13 +225,24 @@ def watching(tmp_path: Path, title: str) -> Iterator[tuple[Path, list[int]]]:
         },
         daemon=True,
     )
+    # The watcher starts a moment after the thread: a change made before it watches is never
+    # seen. It says when it watches.
+    ready = threading.Event()
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: ready.set() if "for changes" in record.getMessage() else None
+    logger = logging.getLogger("sitegen")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
     watcher.start()
     try:
-        time.sleep(1)  # the watcher starts a moment after the thread
+        assert ready.wait(30), "the watcher did not start"
         yield templates, renders
     finally:
         stop.set()
         watcher.join(10)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def wait(done: Callable[[], bool]) -> bool:

@@ -177,6 +177,7 @@ def watch_and_render(
 
     changed: set[str] = set()  # relevant paths changed since the last render
     last_change = 0.0
+    ready = False
     while True:
         # Not recursive: the site may lie beside channels.yaml, and every render writes there.
         # So each folder of the page templates is watched by name, and one made since
@@ -193,6 +194,9 @@ def watch_and_render(
             rust_timeout=int(QUIET * 1000),
             yield_on_timeout=True,
         ):
+            if not ready:  # the first batch: the watches are set, a change from now on is seen
+                ready = True
+                log.info("watching %s and the page templates for changes", config_path.name)
             now = time.monotonic()
             fresh = {p for _c, p in changes if relevant(p)}
             if fresh:
