@@ -89,3 +89,18 @@ def test_listing_rows_through_forms_are_what_the_template_renders() -> None:
     got = env.filters["listing_rows"](rows)
     assert got == "".join(direct(env, "_listing_row.html", "f", row) for row in rows)
     assert "&lt;b&gt;" in got and "<b>" not in got
+
+
+def test_a_value_that_is_no_text_is_printed_as_the_template_prints_it() -> None:
+    """A row's values are text as the models make them; one that is not (a build or an md5
+    of a number, in a site's repodata edited by hand) is printed as jinja2 would print it."""
+    env = build_environment(TEMPLATES_DIR)
+    requirements = env.filters["requirements"]
+    (row,) = [r for r in build_rows() if r.conda_md5 and r.build == TEXTS[0]][:1]
+    odd = row._replace(build=12, conda_md5=3.5, noarch=True)
+    builds = env.filters["version_rows"].markup
+    expected = direct(
+        env, "_build.html", "b", odd._replace(requirements=requirements(odd.requirements))
+    )
+    assert builds([odd]) == expected
+    assert "<code>12</code>" in expected and ">3.5</code>" in expected

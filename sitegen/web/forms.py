@@ -111,7 +111,7 @@ class Forms:
         order = [int(part) if i % 2 else len(values) + i // 2 for i, part in enumerate(parts)]
         return tuple(parts[0::2]), operator.itemgetter(*order)
 
-    def printed(self, values: tuple[str, ...]) -> tuple[str, ...]:
+    def printed(self, values: tuple[Any, ...]) -> tuple[str, ...]:
         """``values`` as the template prints them: each finalized, then escaped."""
         finalize = self.finalize
         return tuple(str(markupsafe.escape(finalize(v))) for v in values)
@@ -130,8 +130,12 @@ class Forms:
             if form is None:
                 form = forms[empty] = self.form(empty)
             literals, pick = form
-            # One look at all of the row's text: it is nearly always plain.
-            if not plain("".join(values)):
+            # One look at all of the row's text: it is nearly always plain. A value that is no
+            # text (from a repodata edited by hand) is printed as jinja2 prints it.
+            try:
+                if not plain("".join(values)):
+                    values = self.printed(values)
+            except TypeError:
                 values = self.printed(values)
             if markup is None:
                 out.append("".join(pick((*values, *literals))))
