@@ -40,7 +40,7 @@ STAGES = {
     "load_previous": "previous",
     "prepare_all": "prepare",
     "publish_all": "publish",
-    "write_channeldata": "channeldata",
+    "write_channel_files": "channeldata",
     "build_report": "report",
 }
 

@@ -50,13 +50,13 @@ from sitegen.sync.local import LocalSources, adopt_old_caches, index_all, is_loc
 from sitegen.sync.local_move import move_published
 from sitegen.sync.local_recover import recover_all
 from sitegen.sync.local_return import return_orphans
-from sitegen.sync.merge import FROZEN, MergedSubdir
+from sitegen.sync.merge import MergedSubdir
 from sitegen.sync.merging import merge_all, still_supplied
 from sitegen.sync.plan import DiskSnapshot, Plan, files_to_check, plan_subdir
 from sitegen.sync.prepare import filters_list, prepare_all
 from sitegen.sync.prune import package_files
 from sitegen.sync.publish import PublishOutcome, PublishTarget, publish_all
-from sitegen.sync.publish_channel import channel_contents, write_channeldata, write_notices
+from sitegen.sync.publish_channel import write_channel_files
 from sitegen.sync.repodata_map import published_records
 from sitegen.sync.report import RunReport
 from sitegen.sync.report_build import (
@@ -376,26 +376,6 @@ async def _publish_all(
     await publish_all(
         scope.site, targets, outcomes, scope.config.shard_grace_days, scope.config.repodata_bz2
     )
-    return await trio.to_thread.run_sync(_write_channel_files, scope, merged_all, to_publish)
-
-
-def _write_channel_files(
-    scope: RunScope,
-    merged_all: list[MergedSubdir],
-    to_publish: Mapping[TargetKey, SubdirMetadata],
-) -> list[str]:
-    """Each channel's channeldata.json and notices.json, but a frozen one's; their errors. In a
-    worker thread: a large channel's run_exports.json and channeldata.json take seconds."""
-    errors = []
-    frozen = {m.channel for m in merged_all if m.status == FROZEN}
-    for channel in scope.channels:
-        if channel.path in frozen:
-            continue  # its channeldata.json stays as published, too
-        contents = channel_contents(scope.site, channel.path, merged_all, to_publish)
-        for error in (
-            write_channeldata(scope.site, channel.path, contents),
-            write_notices(scope.site, channel),
-        ):
-            if error is not None:
-                errors.append(error)
-    return errors
+    return await trio.to_thread.run_sync(
+        write_channel_files, scope.site, scope.channels, merged_all, to_publish
+    )

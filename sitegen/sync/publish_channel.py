@@ -19,9 +19,9 @@ from sitegen.config import ChannelConfig
 from sitegen.layout import RUN_EXPORTS, channeldata_path, notices_path
 from sitegen.store.compare import NotAFileError, read_regular
 from sitegen.store.site import Site
+from sitegen.sync.merge import FROZEN, MergedSubdir
 
 if TYPE_CHECKING:
-    from sitegen.sync.merge import MergedSubdir
     from sitegen.sync.subdir_metadata import SubdirMetadata
 
 log = logging.getLogger("sitegen")
@@ -115,3 +115,26 @@ def write_channeldata(site: Site, channel_path: str, contents: ChannelContents) 
         log.error("%s: could not write channeldata.json: %s", channel_path, exc)
         return f"{channel_path}: could not write channeldata.json: {exc.strerror or exc}"
     return None
+
+
+def write_channel_files(
+    site: Site,
+    channels: Sequence[ChannelConfig],
+    merged_all: Sequence[MergedSubdir],
+    to_publish: Mapping[tuple[str, str], SubdirMetadata],
+) -> list[str]:
+    """Each channel's channeldata.json and notices.json, but a frozen one's; their errors. In a
+    worker thread: a large channel's run_exports.json and channeldata.json take seconds."""
+    errors = []
+    frozen = {m.channel for m in merged_all if m.status == FROZEN}
+    for channel in channels:
+        if channel.path in frozen:
+            continue  # its channeldata.json stays as published, too
+        contents = channel_contents(site, channel.path, merged_all, to_publish)
+        for error in (
+            write_channeldata(site, channel.path, contents),
+            write_notices(site, channel),
+        ):
+            if error is not None:
+                errors.append(error)
+    return errors
