@@ -62,20 +62,6 @@ def _href(context: Any, target: str) -> str:
     return relative_href(target, context["page"])
 
 
-def _requirements_filter(env: jinja2.Environment) -> Callable[[Any], markupsafe.Markup]:
-    """The ``requirements`` filter of ``env``: a build's dependencies and constraints (its
-    ``requirements`` in a package page's model) as the macro of macros.html renders them,
-    once per distinct value: the builds of a package repeat them (as do many packages), and
-    they are most of the values a package page prints."""
-
-    @functools.lru_cache(maxsize=REQUIREMENTS_KEPT)
-    def requirements(value: Any) -> markupsafe.Markup:
-        depends, constrains = value
-        return env.get_template("macros.html").module.requirements(depends, constrains)
-
-    return requirements
-
-
 class TemplateMacros:
     """The macros of a template, called as its attributes; its module (made without context,
     from the environment's globals) is made once, when a macro is first asked for."""
@@ -90,6 +76,20 @@ class TemplateMacros:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.module, name)
+
+
+def _requirements_filter(macros: TemplateMacros) -> Callable[[Any], markupsafe.Markup]:
+    """The ``requirements`` filter of the environment whose macros.html is ``macros``: a
+    build's dependencies and constraints (its ``requirements`` in a package page's model) as
+    that macro renders them, once per distinct value: the builds of a package repeat them (as
+    do many packages), and they are most of the values a package page prints."""
+
+    @functools.lru_cache(maxsize=REQUIREMENTS_KEPT)
+    def requirements(value: Any) -> markupsafe.Markup:
+        depends, constrains = value
+        return macros.requirements(depends, constrains)
+
+    return requirements
 
 
 def build_environment(templates_dir: Path) -> jinja2.Environment:
@@ -111,13 +111,13 @@ def build_environment(templates_dir: Path) -> jinja2.Environment:
     # and this one is the cached function itself.
     env.filters["href"] = relative_href
     env.filters.update(FILTERS)
-    requirements = env.filters["requirements"] = _requirements_filter(env)
+    # Macros the package pages call, made once (see package.html).
+    macros = env.globals["macros"] = TemplateMacros(env, "macros.html")
+    env.globals["gates"] = TemplateMacros(env, "_gates.html")
+    requirements = env.filters["requirements"] = _requirements_filter(macros)
     builds = Forms(env, "_build.html", "b", BuildRow, requirements)
     env.filters["version_rows"] = Forms(env, "_version.html", "v", VersionRow, builds)
     env.filters["listing_rows"] = Forms(env, "_listing_row.html", "f", ListingRow)
-    # Macros the package pages call, made once (see package.html).
-    env.globals["macros"] = TemplateMacros(env, "macros.html")
-    env.globals["gates"] = TemplateMacros(env, "_gates.html")
     return env
 
 
