@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sitegen.web import package_pages
-from sitegen.web.published import PublishedFile
-from sitegen.web.render import render_site
+from sitegen.web.published import PackageRecords
+from sitegen.web.render import TEMPLATES_DIR, render_site
 from testkit.rendered import FULL, ONE_CHANNEL, demo_config, distinct_run_ids
 from testkit.site import mirror_unchecked, rewrite_repodata
 from testkit.upstream import ExampleUpstream
@@ -77,9 +78,10 @@ async def test_render_parses_only_the_packages_that_changed(
     parsed: list[str] = []
     real = package_pages.parse_records
 
-    def spy(files: list[PublishedFile]) -> Any:
-        parsed.extend(sorted({f.name for f in files}))
-        return real(files)
+    def spy(package: PackageRecords) -> Any:
+        records = real(package)
+        parsed.extend(sorted({r.name for r in records}))
+        return records
 
     monkeypatch.setattr(package_pages, "parse_records", spy)
     site = tmp_path / "site"
@@ -150,10 +152,14 @@ async def test_processes_render_the_same_pages(
     assert sorted(p for p in forked.written if p.endswith(".html")) == html
     assert render_site(config).rendered == []
 
-    def broken(channel: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        raise ValueError(f"no model for {name}")
-
-    monkeypatch.setattr(package_pages, "package_model", broken)
+    # A page that fails in a worker (a fresh process: a template, not a patch, breaks it)
+    # fails the render.
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES_DIR, templates)
+    package = templates / "package.html"
+    text = package.read_text()
+    block = text.index("{% block content %}") + len("{% block content %}")
+    package.write_text(text[:block] + "{{ model.no_such_field.at_all }}" + text[block:])
     (site / FULL / "packages" / "numpy.html").unlink()
-    with pytest.raises(RuntimeError, match="no model for numpy"):
-        render_site(config)
+    with pytest.raises(RuntimeError, match=r"a worker process failed: .*no_such_field"):
+        render_site(config, templates_dir=templates)

@@ -1,78 +1,148 @@
-"""The worker pool of the package pages: results in order, from other processes, from any
-thread; failures raised in the render's process; no worker left behind."""
+"""The worker pool of the package pages: results in order, from other processes (fresh ones,
+which share no memory with the render's), from any thread; payloads made only a few parts
+ahead; failures raised in the render's process; no worker left behind."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from sitegen.web.pool import can_fork, parts_in_processes
+from sitegen.web import pool
+from sitegen.web.pool import parts_in_processes
 
-pytestmark = [
-    pytest.mark.integration,  # worker processes
-    pytest.mark.skipif(not can_fork(), reason="workers are forked (Linux)"),
-]
+pytestmark = pytest.mark.integration  # worker processes
 
 
 def child_processes() -> set[int]:
-    """The processes this one started and has not reaped (any thread's)."""
+    """The processes this one started and has not reaped (any thread's), but for
+    multiprocessing's resource tracker: one per process, for as long as it lives."""
     out: set[int] = set()
     for task in Path("/proc/self/task").iterdir():
         with contextlib.suppress(OSError):
             out.update(int(pid) for pid in (task / "children").read_text().split())
-    return out
+    return {pid for pid in out if b"resource_tracker" not in command_line(pid)}
 
 
-def test_results_come_in_order_from_workers_started_by_any_thread() -> None:
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone meanwhile
+        return b""
+
+
+# The works below are made in the workers from their setup: module-level, as a worker
+# imports them by name.
+
+
+def squares(offset: int) -> Callable[[list[int]], list[tuple[int, int, int]]]:
+    return lambda part: [(os.getpid(), os.getppid(), n * n + offset) for n in part]
+
+
+def failing_at(bad: int) -> Callable[[int], int]:
+    def work(part: int) -> int:
+        if part == bad:
+            raise ValueError(f"no page for part {bad}")
+        return part
+
+    return work
+
+
+def touching(directory: str) -> Callable[[int], None]:
+    def work(part: int) -> None:
+        time.sleep(0.2)
+        (Path(directory) / str(part)).touch()
+
+    return work
+
+
+# A value the render's process sets: a fresh worker does not see it (a forked one would).
+MARK = "as imported"
+
+
+def marks(_setup: None) -> Callable[[int], str]:
+    return lambda _part: MARK
+
+
+def test_results_come_in_order_from_workers_started_by_any_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pool, "AHEAD_PER_PROCESS", 1)
     before = child_processes()
-    inputs = list(range(40))  # reaches the workers by the fork, not pickled
-    found: list[list[tuple[int, int]]] = []
+    inputs = list(range(40))
+    made: list[int] = []  # the parts whose payload was made, when a result is taken
+    seen: list[int] = []
 
-    def work(part: int) -> list[tuple[int, int]]:
-        return [(os.getpid(), n * n) for n in inputs[part * 4 : (part + 1) * 4]]
+    def payloads() -> Iterator[list[int]]:
+        for start in range(0, len(inputs), 4):
+            made.append(start // 4)
+            yield inputs[start : start + 4]
+
+    found: list[list[tuple[int, int, int]]] = []
 
     def render() -> None:
-        with parts_in_processes(work, 10, 2) as results:
-            found.extend(results())
+        with parts_in_processes(squares, 1, payloads(), 2) as results:
+            for part in results():
+                seen.append(len(made))
+                found.append(part)
 
     thread = threading.Thread(target=render)  # as `sitegen serve --watch` renders
     thread.start()
     thread.join(60)
     assert not thread.is_alive()
-    assert [square for part in found for _pid, square in part] == [n * n for n in inputs]
-    assert os.getpid() not in {pid for part in found for pid, _square in part}
+    assert [square for part in found for _pid, _parent, square in part] == [
+        n * n + 1 for n in inputs
+    ]
+    assert os.getpid() not in {pid for part in found for pid, _parent, _square in part}
+    assert {parent for part in found for _pid, parent, _square in part} == {os.getpid()}
+    # Two processes, one part ahead each: the tenth payload was not made with the first
+    # result already there.
+    assert seen[0] < 10
     assert child_processes() == before
+
+
+def test_workers_start_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "MARK", "set here")
+    with parts_in_processes(marks, None, range(4), 2) as results:
+        assert list(results()) == ["as imported"] * 4
 
 
 def test_a_failing_part_raises_here_and_leaves_no_worker() -> None:
     before = child_processes()
-
-    def work(part: int) -> int:
-        if part == 3:
-            raise ValueError("no page for part 3")
-        return part
-
     with (
         pytest.raises(RuntimeError, match="no page for part 3"),
-        parts_in_processes(work, 6, 2) as results,
+        parts_in_processes(failing_at, 3, range(6), 2) as results,
     ):
+        list(results())
+    assert child_processes() == before
+
+
+def test_a_failing_payload_raises_here_and_leaves_no_worker() -> None:
+    before = child_processes()
+
+    def payloads() -> Iterator[int]:
+        yield 1
+        raise KeyError("no records for part 2")
+
+    with (
+        pytest.raises(KeyError, match="no records for part 2"),
+        parts_in_processes(failing_at, -1, payloads(), 2) as results,
+    ):
+        assert next(results()) == 1
         list(results())
     assert child_processes() == before
 
 
 def test_an_error_meanwhile_cancels_the_parts_not_started(tmp_path: Path) -> None:
     before = child_processes()
-
-    def work(part: int) -> None:
-        time.sleep(0.2)
-        (tmp_path / str(part)).touch()
-
-    with pytest.raises(KeyError), parts_in_processes(work, 30, 2):
+    with pytest.raises(KeyError), parts_in_processes(touching, str(tmp_path), range(30), 2):
+        time.sleep(0.5)  # the workers started
         raise KeyError("the listings failed")  # while the workers render
     assert child_processes() == before
     assert len(list(tmp_path.iterdir())) < 10  # 30 parts would take 3 s

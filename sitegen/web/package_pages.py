@@ -1,10 +1,11 @@
 """The package pages of a channel: each rendered (with the facts of its package, when they
-changed) in the render's process, or split between worker processes when there are many."""
+changed) in the render's process, or split between worker processes when there are many:
+each part of them sent as its tasks without their records' objects, the records of each
+package in one piece (:class:`PackageRecords`)."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -20,8 +21,13 @@ from sitegen.web.facts import package_facts
 from sitegen.web.gates import advisory_notes, versions_of
 from sitegen.web.manifest import KnownPackage, package_key
 from sitegen.web.package import package_model
-from sitegen.web.pool import can_fork, parts_in_processes
-from sitegen.web.published import PublishedFile, parse_records
+from sitegen.web.pool import parts_in_processes
+from sitegen.web.published import (
+    PackageRecords,
+    PublishedFile,
+    package_records,
+    parse_records,
+)
 from sitegen.web.writer import PageFiles, render_page
 
 log = logging.getLogger("sitegen")
@@ -39,7 +45,7 @@ class PackageTask(NamedTuple):
 
     relpath: str
     name: str
-    files: list[PublishedFile]
+    files: list[PublishedFile]  # none in a part sent to a worker: its records go beside it
     fingerprint: str
     entry: Any  # its channeldata.json entry
     known: KnownPackage | None
@@ -82,13 +88,13 @@ class PackagePages:
         self.env = env
         self.files = PageFiles(context.site)
 
-    def run(self, task: PackageTask) -> PackageResult:
+    def run(self, task: PackageTask, package: PackageRecords) -> PackageResult:
         c = self.context
         records = None
         key = None
         known = task.known
         if known is None:
-            records = parse_records(task.files)
+            records = parse_records(package)
             known = KnownPackage(task.fingerprint, package_facts(records))
             if task.left_out:
                 return PackageResult(None, None, known)
@@ -107,7 +113,7 @@ class PackagePages:
         model = package_model(
             c.channel,
             task.name,
-            records or parse_records(task.files),
+            records or parse_records(package),
             task.entry,
             c.names,
             c.base_url,
@@ -132,23 +138,15 @@ def package_pages(
     order. Many pages are split between worker processes, which render while the body of the
     with statement runs."""
     processes = min(PAGE_PROCESSES, os.cpu_count() or 1)
-    if len(tasks) < PROCESSES_FROM or processes < 2 or not can_fork():
+    if len(tasks) < PROCESSES_FROM or processes < 2:
         yield _here(context, env, tasks)
         return
-
-    @functools.cache
-    def worker_pages() -> PackagePages:
-        # Once per worker: a jinja2 environment of its own (no lock shared with the parent).
-        return PackagePages(context, build_environment(context.templates_dir))
-
-    def work(part: int) -> list[PackageResult]:
-        mine = worker_pages()
-        return [mine.run(task) for task in tasks[part * PART_PAGES : (part + 1) * PART_PAGES]]
-
-    parts = -(-len(tasks) // PART_PAGES)
+    payloads = (
+        _part(tasks[start : start + PART_PAGES]) for start in range(0, len(tasks), PART_PAGES)
+    )
     with contextlib.ExitStack() as stack:
         try:
-            results = stack.enter_context(parts_in_processes(work, parts, processes))
+            results = stack.enter_context(parts_in_processes(_worker, context, payloads, processes))
         except OSError as exc:  # no more processes: all here, then
             log.debug("rendering package pages in one process: %s", exc)
             results = None
@@ -158,8 +156,20 @@ def package_pages(
             yield lambda: (result for part in results() for result in part)
 
 
+def _part(tasks: list[PackageTask]) -> list[tuple[PackageTask, PackageRecords]]:
+    """What a worker is sent of ``tasks``."""
+    return [(task._replace(files=[]), package_records(task.files)) for task in tasks]
+
+
+def _worker(context: PackageContext) -> Callable[[list[tuple[PackageTask, PackageRecords]]], list]:
+    """The work of a worker process: the pages of a part (see :func:`_part`), rendered with a
+    jinja2 environment of its own, made once."""
+    pages = PackagePages(context, build_environment(context.templates_dir))
+    return lambda part: [pages.run(task, package) for task, package in part]
+
+
 def _here(
     context: PackageContext, env: jinja2.Environment, tasks: list[PackageTask]
 ) -> Callable[[], Iterator[PackageResult]]:
     pages = PackagePages(context, env)
-    return lambda: map(pages.run, tasks)
+    return lambda: (pages.run(task, package_records(task.files)) for task in tasks)

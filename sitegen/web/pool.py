@@ -1,62 +1,114 @@
 """Work split between worker processes (``concurrent.futures``), for the package pages of a
 first render: a page costs about as much CPU to write as to render, so threads would not help.
 
-The workers are forked (Linux), so the work and its inputs (every record of a channel) reach
-them without being pickled; only each part's result travels back. A worker runs nothing but
-the work it was given: it builds its own state (e.g. its own jinja2 environment) rather than
-use an object whose lock another thread of the parent (``sitegen serve --watch`` renders from
-a thread) might have held at the fork. Workers are shut down with the pool, on errors too:
-parts not started are cancelled and the ones running are waited for (each is small).
+The workers are fresh interpreters (started, not forked): a forked worker would share the
+render's whole heap, every record of the channel, and copy each page of it whose objects it
+so much as counted a reference to (at 800,000 records, ~0.25 GB per worker). So each part of
+the work travels to a worker as one compact, pickled payload, made only when a worker is about
+to need it, a few parts ahead: the payloads never add up to a second copy of the records. Each
+worker makes its own state once (e.g. its own jinja2 environment) from the ``setup`` it is
+given. Workers are shut down with the pool, on errors too: parts not sent are dropped and the
+ones running are waited for (each is small).
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import sys
-from collections.abc import Callable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-# The work of this process, when it is a worker: set by its initializer (a forked worker
-# inherits it with no pickling).
-_work: Callable[[int], Any] | None = None
+# Parts sent to the workers and not yet done, per worker: enough that none waits for its next
+# part, few enough that their payloads stay a small share of the records.
+AHEAD_PER_PROCESS = 2
+
+# The work of this process, when it is a worker: made by its initializer.
+_work: Callable[[Any], Any] | None = None
 
 
-def _install(work: Callable[[int], Any]) -> None:
+def _install(make_work: Callable[[Any], Callable[[Any], Any]], setup: Any) -> None:
     global _work
-    _work = work
+    _work = make_work(setup)
 
 
-def _run_part(part: int) -> Any:
+def _run_part(payload: Any) -> Any:
     assert _work is not None, "a part run outside a worker of the pool"
-    return _work(part)
+    return _work(payload)
 
 
-def can_fork() -> bool:
-    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+def _started() -> None:
+    """Nothing: submitted once per worker, so that all are started at once (see below)."""
 
 
 @contextlib.contextmanager
 def parts_in_processes(
-    work: Callable[[int], Any], parts: int, processes: int
+    make_work: Callable[[Any], Callable[[Any], Any]],
+    setup: Any,
+    payloads: Iterable[Any],
+    processes: int,
 ) -> Iterator[Callable[[], Iterator[Any]]]:
-    """Run ``work(part)`` for each part in ``range(parts)`` in ``processes`` forked worker
-    processes, which work while the body of the with statement runs; yields a function giving
-    the results in the order of the parts. A part that fails raises RuntimeError there."""
+    """Run ``work(payload)`` for each of ``payloads`` in ``processes`` worker processes, where
+    ``work = make_work(setup)`` is made once per worker (``make_work`` a module-level function,
+    ``setup`` and the payloads picklable). The workers work while the body of the with
+    statement runs; yields a function giving the results in the order of the payloads. A part
+    that fails raises RuntimeError there. Raises OSError when the processes cannot start."""
     executor = ProcessPoolExecutor(
         max_workers=processes,
-        mp_context=multiprocessing.get_context("fork"),
+        mp_context=multiprocessing.get_context("spawn"),
         initializer=_install,
-        initargs=(work,),
+        initargs=(make_work, setup),
     )
     try:
-        futures = [executor.submit(_run_part, part) for part in range(parts)]
-        yield lambda: map(_result, futures)
+        # Every worker started now (a process for each part submitted while none is idle),
+        # where an error in starting one can still be met by doing the work here instead.
+        for _ in range(processes):
+            executor.submit(_started)
     except BaseException:
         executor.shutdown(wait=True, cancel_futures=True)
         raise
+    sent: queue.SimpleQueue[Future | BaseException | None] = queue.SimpleQueue()
+    room = threading.Semaphore(processes * AHEAD_PER_PROCESS)
+    done = threading.Event()
+
+    def feed() -> None:
+        # The payloads are made here, one part at a time, while the render's thread goes on.
+        try:
+            for payload in payloads:
+                while not room.acquire(timeout=0.1):
+                    if done.is_set():
+                        return
+                if done.is_set():
+                    return
+                future = executor.submit(_run_part, payload)
+                future.add_done_callback(lambda _future: room.release())
+                sent.put(future)
+        except BaseException as exc:  # making a payload failed: raised in the results
+            sent.put(exc)
+        finally:
+            sent.put(None)
+
+    feeder = threading.Thread(target=feed, name="sitegen-page-parts", daemon=True)
+    feeder.start()
+
+    def results() -> Iterator[Any]:
+        while (item := sent.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield _result(item)
+
+    try:
+        yield results
+    except BaseException:
+        done.set()
+        feeder.join()
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    done.set()
+    feeder.join()
     executor.shutdown(wait=True)
 
 

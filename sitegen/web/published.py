@@ -76,10 +76,31 @@ def checked_files(data: bytes, subdir: str) -> list[PublishedFile]:
     ]
 
 
-def parse_records(files: list[PublishedFile]) -> list[Record]:
+class PackageRecords(NamedTuple):
+    """The records of a package in one piece, as they travel to a worker process (one bytes
+    object rather than an object or more per record): their file names and subdirs, and their
+    JSON texts as one JSON array."""
+
+    fns: list[str]
+    subdirs: list[str]
+    text: bytes
+
+
+def package_records(files: list[PublishedFile]) -> PackageRecords:
+    return PackageRecords(
+        [f.fn for f in files],
+        [f.subdir for f in files],
+        b"[" + b",".join(f.raw for f in files) + b"]",
+    )
+
+
+def parse_records(records: PackageRecords) -> list[Record]:
     """The records of a package, parsed (only when its page or its facts are needed)."""
-    raws = msgspec.json.decode(b"[" + b",".join(f.raw for f in files) + b"]")
-    return [Record(fn=f.fn, subdir=f.subdir, raw=raw) for f, raw in zip(files, raws, strict=True)]
+    raws = msgspec.json.decode(records.text)
+    return [
+        Record(fn=fn, subdir=subdir, raw=raw)
+        for fn, subdir, raw in zip(records.fns, records.subdirs, raws, strict=True)
+    ]
 
 
 def fingerprint(files: list[PublishedFile]) -> str:
