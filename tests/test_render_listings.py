@@ -3,15 +3,19 @@ and go, and a large listing split into pages."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sitegen.store.pending import PendingFile
 from sitegen.web import listing as listing_module
-from sitegen.web import listing_pages
+from sitegen.web import listing_cache, listing_pages
 from sitegen.web.published import PublishedFile
 from sitegen.web.render import render_site
 from sitegen.web.writer import PageFiles
@@ -242,3 +246,68 @@ async def test_a_large_listing_is_split_into_pages(
     assert all(path.exists() for path in kept)
     assert re.findall(r'<tr><td><a href="([^"]+)">', (directory / "index.html").read_text()) == fns
     assert 'class="pager"' not in (directory / "index.html").read_text()
+
+
+async def test_a_listing_with_many_new_rows_writes_its_cache_as_it_goes(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past HELD_MAX bytes of new rows, the listing cache's rows file is written afresh, a
+    page's rows at a time, rather than held whole until the end; the pages and the cache come
+    out as when the rows are held."""
+    monkeypatch.setattr(listing_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(listing_module, "PAGE_CHUNKS", 2)
+    monkeypatch.setattr(listing_module, "PAGE_ROWS_MAX", 4)
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
+    await mirror_unchecked(config)
+    held = tmp_path / "held"
+    shutil.copytree(site, held, symlinks=True)
+    render_site(replace(config, output=held))
+
+    events: list[str] = []  # rows rendered, rows written to a cache's file, in order
+    real_rows = listing_module.listing_rows
+    real_write = PendingFile.write
+
+    def rows(records: Any) -> Any:
+        events.append("rendered")
+        return real_rows(records)
+
+    def write(self: PendingFile, data: bytes | memoryview) -> None:
+        if self.target.suffix == ".rows":
+            events.append("cached")
+        real_write(self, data)
+
+    monkeypatch.setattr(listing_pages, "listing_rows", rows)
+    monkeypatch.setattr(PendingFile, "write", write)
+    monkeypatch.setattr(listing_cache, "HELD_MAX", 1)
+    render_site(config)
+    # linux-64's rows went to its cache's file before its last rows were rendered.
+    assert events.index("cached") < len(events) - 1 - events[::-1].index("rendered")
+    assert html_pages(site) == html_pages(held)
+    rows_file = f".sitegen/render/listings/{FULL}/linux-64.rows"
+    assert (site / rows_file).read_bytes()
+
+    # Every row from that cache when the listing is made again; a file shown with another
+    # size changes its chunk, rendered anew, the others from the cache.
+    events.clear()
+    repodata_path = site / FULL / "linux-64" / "repodata.json"
+    os.utime(repodata_path, ns=(1_600_000_000 * 10**9,) * 2)
+    render_site(config)
+    assert "rendered" not in events
+    document = json.loads(repodata_path.read_bytes())
+    fn = sorted(document["packages.conda"])[0]
+    document["packages.conda"][fn]["size"] = 123_456_789
+    repodata_path.write_bytes(json.dumps(document).encode())
+    render_site(config)
+    assert events.count("rendered") == 1
+    events.clear()
+    os.utime(repodata_path, ns=(1_500_000_000 * 10**9,) * 2)
+    render_site(config)
+    assert "rendered" not in events
+    shown = "".join(p.read_text() for p in (site / FULL / "linux-64").glob("*.html"))
+    assert "123.5 MB" in shown
+    assert all(f'<a href="{other}">' in shown for other in document["packages.conda"])
+
+
+def html_pages(site: Path) -> dict[str, bytes]:
+    return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*.html")}

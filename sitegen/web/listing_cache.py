@@ -1,6 +1,11 @@
 """The rendered chunks of a subdir listing's rows, kept between renders beside the manifest
 (in ``.sitegen/render/listings/``): a chunk whose rows did not change is taken from there
-rather than rendered again."""
+rather than rendered again.
+
+The chunks of the listing being rendered are handed to the cache as they are written; the
+new ones are held until the end, to be appended, unless they pass HELD_MAX: then the rows file
+is written afresh as they come (a first render of conda-forge's ``linux-64`` has ~0.2 GB of
+rows, which the render need never hold)."""
 
 from __future__ import annotations
 
@@ -16,9 +21,12 @@ import msgspec
 
 from sitegen.layout import LISTING_CACHE_SUFFIXES, listing_cache_paths, listings_dir
 from sitegen.store.links_out import state_link_out
+from sitegen.store.pending import PendingFile
 from sitegen.store.site import Site
 
 LISTING_CACHE_VERSION = 1
+# New chunks held for appending, at most (bytes): past it, the rows file is written afresh.
+HELD_MAX = 16 << 20
 # Not through a symlink, as the store appends; a FIFO is not waited on.
 NO_FOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -45,6 +53,15 @@ class ListingCache:
         self._exit = contextlib.ExitStack()
         self._rows: memoryview | None = None
         self._size = 0
+        # The chunks of the listing being rendered, in order, while the rows file may still
+        # be appended to (``_held`` bytes of them new); else ``_fresh``, the rows file being
+        # written afresh, and ``_fresh_index`` where its chunks are.
+        self._chunks: list[tuple[str, Any]] = []
+        self._held = 0
+        self._live = 0
+        self._fresh: PendingFile | None = None
+        self._fresh_index: dict[str, list[int]] = {}
+        self._fresh_size = 0
         if self.index:
             self._open()
 
@@ -87,18 +104,49 @@ class ListingCache:
         self._exit.callback(chunk.release)
         return chunk
 
-    def save(self, chunks: list[tuple[str, Any]], pages: dict[str, str]) -> None:
-        """Keep the chunks of the listing just rendered, and the digests of its ``pages``: new
-        chunks are appended, unless most of the file would then be chunks no longer used (then
-        it is written afresh)."""
+    def keep(self, key: str, data: bytes | memoryview) -> None:
+        """A chunk of the listing just rendered (new, or from :meth:`get`), in order."""
+        if not self.kept:
+            return
+        self._live += len(data)
+        if self._fresh is not None:
+            self._write_fresh(key, data)
+            return
+        self._chunks.append((key, data))
+        if key not in self.used:
+            self._held += len(data)
+            if self._held > HELD_MAX:
+                self.site.ensure_dir(self.rows_path.parent)
+                self._fresh = self._exit.enter_context(self.site.pending(self.rows_path))
+                for held_key, held in self._chunks:
+                    self._write_fresh(held_key, held)
+                self._chunks = []
+
+    def _write_fresh(self, key: str, data: bytes | memoryview) -> None:
+        assert self._fresh is not None
+        offset = self._fresh_size
+        self._fresh.write(data)
+        self._fresh_size += len(data)
+        self._fresh_index[key] = [offset, len(data), zlib.crc32(data)]
+
+    def save(self, pages: dict[str, str]) -> None:
+        """Keep the chunks of the listing just rendered (see :meth:`keep`), and the digests of
+        its ``pages``: new chunks are appended, unless they were too many to hold or most of
+        the file would then be chunks no longer used (then it is written afresh)."""
+        if not self.kept:
+            return
+        if self._fresh is not None:
+            self._fresh.commit()
+            self._write_index(self._fresh_index, pages)
+            return
+        chunks = self._chunks
         new = [(key, data) for key, data in chunks if key not in self.used]
-        if not self.kept or (not new and len(self.used) == len(self.index) and pages == self.pages):
+        if not new and len(self.used) == len(self.index) and pages == self.pages:
             return
         self.site.ensure_dir(self.rows_path.parent)
-        live = sum(len(data) for _key, data in chunks)
         added = sum(len(data) for _key, data in new)
         index: dict[str, list[int]] = {}
-        if self._rows is not None and self._size + added <= 2 * live:
+        if self._rows is not None and self._size + added <= 2 * self._live:
             offset = self.site.append(self.rows_path, [data for _key, data in new])
             for key, data in new:
                 index[key] = [offset, len(data), zlib.crc32(data)]
@@ -112,6 +160,9 @@ class ListingCache:
                     index[key] = [offset, len(data), zlib.crc32(data)]
                     offset += len(data)
                 pending.commit()
+        self._write_index(index, pages)
+
+    def _write_index(self, index: dict[str, list[int]], pages: dict[str, str]) -> None:
         document = {"version": LISTING_CACHE_VERSION, "chunks": index, "pages": pages}
         self.site.write_bytes(self.index_path, msgspec.json.encode(document), durable=False)
 

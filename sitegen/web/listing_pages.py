@@ -56,7 +56,6 @@ def write_listing(
     cache = ListingCache(writer.site, paths, kept=linked is None)
     with contextlib.closing(cache):
         pages = paged(chunked(model.pop("records")))
-        rendered = _rendered_chunks(writer, cache, pages)
         paths = [layout.subdir_page_path(channel, subdir, n) for n in range(1, len(pages) + 1)]
         # Guide words, as in a dictionary: the package each page starts with. The pages are
         # in one directory: each links the others by file name (a hundred links on each of a
@@ -67,42 +66,55 @@ def write_listing(
             if page
         ]
         digests: dict[str, str] = {}
-        for number, (path, chunks) in enumerate(zip(paths, rendered, strict=True), start=1):
+        for number, (path, page) in enumerate(zip(paths, pages, strict=True), start=1):
+            # A page's rows at a time, handed to the cache once the page is written.
+            chunks = _rendered_chunks(writer, cache, page)
             writer.produced(path, key)
-            if writer.leave_out(path):
-                continue
-            page_model = {**model, "number": number, "pages": nav if len(pages) > 1 else []}
-            parts = _page_parts(writer, path, page_model, [data for _key, data in chunks])
-            # What the page is made of (its ends and the keys of its chunks, their rows), and
-            # the size and time of its file once written.
-            made = digest(parts[0], parts[-1], [chunk_key for chunk_key, _ in chunks])
-            stamp = writer.files.stamp(path)
-            if stamp is not None and cache.pages.get(path) == f"{made} {stamp}":
-                writer.rendered(path, False)  # as written last time: not read back
-            else:
-                writer.rendered(path, writer.files.write_parts(path, parts))
-                stamp = writer.files.stamp(path)
-            digests[path] = f"{made} {stamp}"
-        cache.save([chunk for page in rendered for chunk in page], digests)
+            if not writer.leave_out(path):
+                page_model = {**model, "number": number, "pages": nav if len(pages) > 1 else []}
+                digests[path] = _write_page(writer, cache, path, page_model, chunks)
+            for chunk_key, data in chunks:
+                cache.keep(chunk_key, data)
+        cache.save(digests)
+
+
+def _write_page(
+    writer: PageWriter,
+    cache: ListingCache,
+    path: str,
+    model: dict[str, Any],
+    chunks: list[tuple[str, bytes | memoryview]],
+) -> str:
+    """Write a page of the listing (unless it is as written last time); its digest for the
+    cache."""
+    parts = _page_parts(writer, path, model, [data for _key, data in chunks])
+    # What the page is made of (its ends and the keys of its chunks, their rows), and the
+    # size and time of its file once written.
+    made = digest(parts[0], parts[-1], [chunk_key for chunk_key, _ in chunks])
+    stamp = writer.files.stamp(path)
+    if stamp is not None and cache.pages.get(path) == f"{made} {stamp}":
+        writer.rendered(path, False)  # as written last time: not read back
+    else:
+        writer.rendered(path, writer.files.write_parts(path, parts))
+        stamp = writer.files.stamp(path)
+    return f"{made} {stamp}"
 
 
 def _rendered_chunks(
-    writer: PageWriter, cache: ListingCache, pages: list[list[list[PublishedFile]]]
-) -> list[list[tuple[str, bytes | memoryview]]]:
-    """The rows of every chunk of every page, with the chunk's key: rendered, or from the
+    writer: PageWriter, cache: ListingCache, page: list[list[PublishedFile]]
+) -> list[tuple[str, bytes | memoryview]]:
+    """The rows of every chunk of a page, with the chunk's key: rendered, or from the
     cache."""
     rows_html = writer.env.filters["listing_rows"]
-    out: list[list[tuple[str, bytes | memoryview]]] = []
-    for page in pages:
-        out.append([])
-        for chunk in page:
-            # The key: what the rows show of each file (fn, size, timestamp, sha256), and a
-            # bit more (the subdir and the name, which follow from them), as sliced.
-            chunk_key = digest(writer.global_key, [f[:6] for f in chunk])
-            data = cache.get(chunk_key)
-            if data is None:
-                data = rows_html(listing_rows(chunk)).encode("utf-8")
-            out[-1].append((chunk_key, data))
+    out: list[tuple[str, bytes | memoryview]] = []
+    for chunk in page:
+        # The key: what the rows show of each file (fn, size, timestamp, sha256), and a bit
+        # more (the subdir and the name, which follow from them), as sliced.
+        chunk_key = digest(writer.global_key, [f[:6] for f in chunk])
+        data = cache.get(chunk_key)
+        if data is None:
+            data = rows_html(listing_rows(chunk)).encode("utf-8")
+        out.append((chunk_key, data))
     return out
 
 
