@@ -215,6 +215,29 @@ def test_a_run_failed_on_a_channel_left_alone_exits_1_and_notifies(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("exit_code", [0, 4])
+def test_what_a_hook_prints_is_logged_without_a_token(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    exit_code: int,
+) -> None:
+    """A hook naming a URL with its credentials (``curl -v``), or a configured token it read
+    elsewhere, has them hidden in the log as everything else the run logs."""
+    monkeypatch.setenv("KNOBS_TOKEN", SECRET)
+    printed = f"posted to https://bot:pw-77aa19@chat.example/hook as {SECRET}"
+    code = f"import sys; print({printed!r}); sys.exit({exit_code})"
+    hooks = f"notify:\n  on_failure: {json.dumps([sys.executable, '-c', code])}\n"
+    config = _write_config(tmp_path, "http://127.0.0.1:1/t/${KNOBS_TOKEN}/org", hooks)
+    caplog.set_level(logging.INFO, logger="sitegen")
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == EXIT_FAILED
+    (logged,) = [m for m in caplog.messages if "posted to" in m]
+    assert "pw-77aa19" not in logged and SECRET not in logged
+    assert "chat.example/hook" in logged
+    assert ("exited with status 4" in logged) == bool(exit_code)
+
+
+@pytest.mark.integration
 def test_a_hook_that_prints_a_lot_keeps_only_the_end_of_its_output(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

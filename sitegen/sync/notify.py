@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from sitegen import layout
 from sitegen.config import SiteConfig, child_environment, make_scrub
+from sitegen.config.urls import redact_url
 from sitegen.sync.report import RunReport, iso_utc
 
 log = logging.getLogger("sitegen")
@@ -131,10 +132,15 @@ def _drain(stdout: io.BufferedReader, tail: bytearray) -> None:
 
 
 def run_hook(
-    argv: tuple[str, ...], data: bytes, timeout: float, env: dict[str, str] | None = None
+    argv: tuple[str, ...],
+    data: bytes,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    scrub: Callable[[str], str] = redact_url,
 ) -> bool:
     """Run one hook command with ``data`` on stdin (in ``env``, see child_environment);
-    False (and logged) when it failed."""
+    False (and logged) when it failed. What it prints is logged through ``scrub``: a hook
+    that names a URL (``curl -v``) names its credentials with it."""
     name = argv[0]
     try:
         process = subprocess.Popen(
@@ -176,7 +182,7 @@ def run_hook(
         threads[1].join(5)
         log.error("notify: %s did not finish within %.0f s; killed", name, timeout)
         return False
-    text = bytes(tail).decode(errors="replace").strip()
+    text = scrub(bytes(tail).decode(errors="replace").strip())
     if process.returncode != 0:
         log.error("notify: %s exited with status %d: %s", name, process.returncode, text[-2000:])
         return False
@@ -200,11 +206,12 @@ def notify_run(
     if not argv:
         return
 
-    summary = run_summary(report, config, exit_status, make_scrub(config), afterwards)
+    scrub = make_scrub(config)
+    summary = run_summary(report, config, exit_status, scrub, afterwards)
     if not (layout.runs_dir(config.output) / f"{report.id}.json").is_file():
         summary["page"] = None  # nothing was recorded (nothing was due): no page shows it
     data = json.dumps(summary, indent=1).encode()
     try:
-        run_hook(argv, data, config.notify.timeout, child_environment(config))
+        run_hook(argv, data, config.notify.timeout, child_environment(config), scrub)
     except Exception as exc:  # whatever happens, the run's own outcome stands
         log.error("notify: %s failed: %s: %s", argv[0], type(exc).__name__, exc)
