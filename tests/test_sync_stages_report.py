@@ -239,9 +239,14 @@ def test_errors_and_warnings_are_recorded_cut_and_counted(tmp_path: Path) -> Non
         fetched={(one.name, s): FetchResult("error", error=long_text) for s in one.subdirs},
         warnings={one.name: [f"feed {n}: {long_text}" for n in range(MESSAGES_KEPT + 2)]},
         merged=[fresh],
-        downloads={("c", "noarch"): DownloadOutcome(0, 0, {A.fn}, [long_text])},
+        # A failed download is an error each: an upstream failing mid-run makes thousands.
+        downloads={
+            ("c", "noarch"): DownloadOutcome(
+                0, 0, {A.fn}, [long_text] + [f"f-{n}: 503" for n in range(MESSAGES_KEPT + 7)]
+            )
+        },
         publish={("c", "noarch"): PublishOutcome("failed", None, error=long_text)},
-        errors=[long_text],
+        errors=[long_text] * (MESSAGES_KEPT + 3),
     )
     report = RunReport(id="20240101T000000.000Z-1", started=0.0)
     build_report(report, {one.name}, results)
@@ -251,8 +256,13 @@ def test_errors_and_warnings_are_recorded_cut_and_counted(tmp_path: Path) -> Non
     assert m_one.errors[0] == f"{error[:MESSAGE_CHARS]}... ({len(error):,} characters)"
     assert m_one.errors[-1] == "and 5 more errors, not recorded"
     assert m_one.warnings[-1] == "and 2 more warnings, not recorded"
-    assert report.errors == [recorded_text(long_text)]
+    assert report.errors == [recorded_text(long_text)] * MESSAGES_KEPT + [
+        "and 3 more errors, not recorded"
+    ]
     assert all(len(e) < MESSAGE_CHARS + 30 for e in [*m_one.errors, *m_one.warnings])
-    assert report.channels[0].errors == [recorded_text(long_text)] * 2
+    (c_noarch,) = report.channels
+    assert c_noarch.errors[:2] == [recorded_text(long_text), "f-0: 503"]
+    assert len(c_noarch.errors) == MESSAGES_KEPT + 1
+    assert c_noarch.errors[-1] == "and 9 more errors, not recorded"
     History(Site(tmp_path)).save(report)
     assert (runs_dir(tmp_path) / f"{report.id}.json").stat().st_size < 500_000

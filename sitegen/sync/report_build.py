@@ -36,7 +36,6 @@ from sitegen.sync.report import (
     UnmatchedEntry,
     UnsatisfiedDependency,
     recorded_list,
-    recorded_text,
 )
 from sitegen.sync.run_exports_fetch import RunExportsRead
 from sitegen.sync.selection import ClosureResult
@@ -94,9 +93,10 @@ def build_report(report: RunReport, selected: set[str], results: RunResults) -> 
                 _add_rejected(mirror_reports[mirror], merged.subdir, fn, reason)
             report.channels.append(_channel_report(merged, results))
     report.mirrors.extend(mr for mr in mirror_reports.values() if mr.name in selected)
-    report.errors.extend(recorded_text(e) for e in results.errors)
+    report.errors.extend(recorded_list(results.errors, "error"))
     for cr in report.channels:
-        cr.errors = [recorded_text(e) for e in cr.errors]
+        # A failed download is an error each: thousands when an upstream fails mid-run.
+        cr.errors = recorded_list(cr.errors, "error")
     return list(mirror_reports.values())
 
 
