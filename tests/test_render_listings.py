@@ -152,16 +152,24 @@ def test_listing_pages_start_where_the_names_say() -> None:
     assert pages([]) == [()]
 
 
-async def test_a_large_listing_is_split_into_pages(
+async def mirrored_in_small_pages(
     tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Pages of a few rows, to have several from the example channel.
+) -> tuple[Path, Any]:
+    """The example channel mirrored, its listings to be rendered in pages of a few rows (to
+    have several of them); the site and its config."""
     monkeypatch.setattr(listing_module, "CHUNK_ROWS", 2)
     monkeypatch.setattr(listing_module, "PAGE_CHUNKS", 2)
     monkeypatch.setattr(listing_module, "PAGE_ROWS_MAX", 4)
     site = tmp_path / "site"
     config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
     await mirror_unchecked(config)
+    return site, config
+
+
+async def test_a_large_listing_is_split_into_pages(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site, config = await mirrored_in_small_pages(tmp_path, example_upstream, monkeypatch)
     first = render_site(config)
     directory = site / FULL / "linux-64"
     fns = sorted(records_of(repodata(site, FULL, "linux-64")))
@@ -254,12 +262,7 @@ async def test_a_listing_with_many_new_rows_writes_its_cache_as_it_goes(
     """Past HELD_MAX bytes of new rows, the listing cache's rows file is written afresh, a
     page's rows at a time, rather than held whole until the end; the pages and the cache come
     out as when the rows are held."""
-    monkeypatch.setattr(listing_module, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(listing_module, "PAGE_CHUNKS", 2)
-    monkeypatch.setattr(listing_module, "PAGE_ROWS_MAX", 4)
-    site = tmp_path / "site"
-    config = demo_config(site, example_upstream.url, body=ONE_CHANNEL)
-    await mirror_unchecked(config)
+    site, config = await mirrored_in_small_pages(tmp_path, example_upstream, monkeypatch)
     held = tmp_path / "held"
     shutil.copytree(site, held, symlinks=True)
     render_site(replace(config, output=held))
