@@ -55,7 +55,7 @@ from sitegen.sync.report import (
     RunReport,
 )
 from sitegen.sync.scope import RunScope
-from sitegen.sync.space import oversized, space_problems
+from sitegen.sync.space import arrivals, oversized, space_problems
 from sitegen.wording import counted, human_bytes
 
 log = logging.getLogger("sitegen")
@@ -275,7 +275,7 @@ async def _download(scope: RunScope, folders: list[_Folder], report: RunReport) 
             _fail(folder.report, too_large[job.target])
     jobs = [(key, job) for key, job in jobs if job.target not in too_large]
     shortage = await trio.to_thread.run_sync(
-        space_problems, [job for _key, job in jobs], scope.config.min_free_space
+        space_problems, arrivals(job for _key, job in jobs), scope.config.min_free_space
     )
     if shortage:
         report.errors.extend(shortage)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from sitegen.sync.local_index import (
     scan_folder,
 )
 from sitegen.sync.plan import Plan
+from sitegen.sync.space import existing_directory
 
 log = logging.getLogger("sitegen")
 
@@ -221,34 +222,60 @@ async def link_all(
     whose outcomes these add to)."""
     # By mirror: the files published by hard link, each as it was once hashed and published.
     linked: dict[str, list[tuple[Path, os.stat_result]]] = {}
+    for key, record, source, target in _arrivals(site, sources, plans):
+        outcome = outcomes.setdefault(key, DownloadOutcome())
+        link = readable_as_published(source)
+        try:
+            stamp = await trio.to_thread.run_sync(adopt_source, site, source, target, record, link)
+        except (OSError, VerifyError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            message = f"{key[1]}/{record.fn}: cannot publish it from {source}: {reason}"
+            log.error("%s: %s", key[0], message)
+            outcome.failed.add(record.fn)
+            outcome.errors.append(message)
+            continue
+        outcome.local_files += 1
+        outcome.local_bytes += record.size
+        if link and stamp is not None:
+            linked.setdefault(record.origin, []).append((source, stamp))
+    for name, paths in linked.items():
+        await trio.to_thread.run_sync(keep_stamps, site, name, sources.indexes[name], paths)
+
+
+def _arrivals(
+    site: Site, sources: LocalSources, plans: Mapping[TargetKey, Plan]
+) -> Iterator[tuple[TargetKey, Record, Path, Path]]:
+    """The planned files of local mirrors: (subdir, record, its file in the folder, where
+    it is published)."""
     for key, plan in plans.items():
         directory = site.path(*key)
         targets = [(r, directory / r.fn) for r in plan.to_download]
         targets += [(r, site.staging_for(directory / r.fn)) for r in plan.to_stage]
         for record, target in targets:
             index = sources.indexes.get(record.origin)
-            if index is None:
-                continue
-            outcome = outcomes.setdefault(key, DownloadOutcome())
-            source = index.files[(record.subdir, record.fn)]
-            link = readable_as_published(source)
-            try:
-                stamp = await trio.to_thread.run_sync(
-                    adopt_source, site, source, target, record, link
-                )
-            except (OSError, VerifyError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                message = f"{key[1]}/{record.fn}: cannot publish it from {source}: {reason}"
-                log.error("%s: %s", key[0], message)
-                outcome.failed.add(record.fn)
-                outcome.errors.append(message)
-                continue
-            outcome.local_files += 1
-            outcome.local_bytes += record.size
-            if link and stamp is not None:
-                linked.setdefault(record.origin, []).append((source, stamp))
-    for name, paths in linked.items():
-        await trio.to_thread.run_sync(keep_stamps, site, name, sources.indexes[name], paths)
+            if index is not None:
+                yield key, record, index.files[(record.subdir, record.fn)], target
+
+
+def copied_in(
+    site: Site, sources: LocalSources, plans: Mapping[TargetKey, Plan]
+) -> list[tuple[Path, int]]:
+    """The planned files of local mirrors that :func:`link_all` will copy rather than
+    hard-link (from another filesystem, or not readable as published), each with where it
+    goes and its size: the room they take, which the free-space guard weighs."""
+    devices: dict[Path, int] = {}  # a target's directory -> its filesystem
+    out = []
+    for _key, record, source, target in _arrivals(site, sources, plans):
+        try:
+            device = os.stat(source, follow_symlinks=False).st_dev
+        except OSError:  # link_all reports it
+            continue
+        parent = target.parent
+        if parent not in devices:
+            devices[parent] = existing_directory(parent).stat().st_dev
+        if device != devices[parent] or not readable_as_published(source):
+            out.append((target, record.size))
+    return out
 
 
 def adopt_source(

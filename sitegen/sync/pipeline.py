@@ -46,7 +46,14 @@ from sitegen.sync.fetch import (
 )
 from sitegen.sync.filtered import save_filtered
 from sitegen.sync.inputs import BuiltFrom, BuiltFromStore, InputsDigest
-from sitegen.sync.local import LocalSources, adopt_old_caches, index_all, is_local, link_all
+from sitegen.sync.local import (
+    LocalSources,
+    adopt_old_caches,
+    copied_in,
+    index_all,
+    is_local,
+    link_all,
+)
 from sitegen.sync.local_move import move_published
 from sitegen.sync.local_recover import recover_all
 from sitegen.sync.local_return import return_orphans
@@ -76,7 +83,7 @@ from sitegen.sync.selection import (
     lockfile_pins_missing,
     select_all,
 )
-from sitegen.sync.space import oversized, space_problems
+from sitegen.sync.space import arrivals, oversized, space_problems
 from sitegen.sync.subdir_metadata import SubdirMetadata
 from sitegen.sync.unreached import unreached_rows
 
@@ -258,7 +265,11 @@ async def _rebuild(
     dropped = {key: [j for j in js if j.target in too_large] for key, js in jobs.items()}
     jobs = {key: [j for j in js if j.target not in too_large] for key, js in jobs.items()}
     all_jobs = [job for subdir_jobs in jobs.values() for job in subdir_jobs]
-    shortage = await trio.to_thread.run_sync(space_problems, all_jobs, scope.config.min_free_space)
+    # What arrives: the downloads, and the local sources' files copied in.
+    files = arrivals(all_jobs) + await trio.to_thread.run_sync(
+        copied_in, scope.site, local, results.plans
+    )
+    shortage = await trio.to_thread.run_sync(space_problems, files, scope.config.min_free_space)
     if shortage:
         results.errors.extend(shortage)
         return

@@ -1,11 +1,12 @@
-"""The free-space guard: a run whose downloads would not fit, or would leave less than
+"""The free-space guard: a run whose new files would not fit, or would leave less than
 ``min_free_space`` free, stops before its first download and publishes nothing. A single file
 larger than all the free space of its filesystem (an upstream record claiming a tebibyte) can
 never be stored: it alone fails, and the guard weighs the rest.
 
 Checked per filesystem, since a channel directory may be a mount or a symlink of its own. Only
-the downloads count: the metadata a run writes is small beside them, and the files it prunes
-go only after the new metadata is published, so they free nothing while downloads run.
+the new package files count (the downloads, and the files of local sources copied in rather
+than hard-linked): the metadata a run writes is small beside them, and the files it prunes go
+only after the new metadata is published, so they free nothing while the new ones arrive.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ class Filesystem:
     free: int
 
 
+# A file to arrive: where it will be stored, and its size.
+Arrival = tuple[Path, int]
+
+
 def space_problem(fs: Filesystem, minimum: int) -> str | None:
-    """Why the downloads cannot go ahead on this filesystem, or None when they fit."""
+    """Why the new files cannot be stored on this filesystem, or None when they fit."""
     left = fs.free - fs.needed
     if fs.needed > fs.free:
         why = "they would not fit"
@@ -42,7 +47,8 @@ def space_problem(fs: Filesystem, minimum: int) -> str | None:
     else:
         return None
     return (
-        f"not enough free space on the filesystem mounted at {fs.where}: downloads need {human_bytes(fs.needed)}"
+        f"not enough free space on the filesystem mounted at {fs.where}: the run's new files"
+        f" need {human_bytes(fs.needed)}"
         f" ({fs.needed} bytes), {human_bytes(fs.free)} ({fs.free} bytes) are free and {why};"
         " nothing was downloaded or published"
     )
@@ -72,12 +78,17 @@ def free_bytes(directory: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
-def filesystems(jobs: Iterable[DownloadJob]) -> list[Filesystem]:
-    """The downloads' total size per filesystem of their destinations."""
+def arrivals(jobs: Iterable[DownloadJob]) -> list[Arrival]:
+    """The files downloads will store."""
+    return [(job.target, job.record.size) for job in jobs]
+
+
+def filesystems(files: Iterable[Arrival]) -> list[Filesystem]:
+    """The total size of ``files`` per filesystem of their destinations."""
     by_directory: dict[Path, int] = {}
-    for job in jobs:
-        parent = job.target.parent
-        by_directory[parent] = by_directory.get(parent, 0) + job.record.size
+    for target, size in files:
+        parent = target.parent
+        by_directory[parent] = by_directory.get(parent, 0) + size
     needed: dict[int, int] = {}
     where: dict[int, Path] = {}
     for parent, size in by_directory.items():  # a few per channel subdir, not one per file
@@ -89,9 +100,9 @@ def filesystems(jobs: Iterable[DownloadJob]) -> list[Filesystem]:
     return [Filesystem(where[d], needed[d], free_bytes(where[d])) for d in sorted(needed)]
 
 
-def space_problems(jobs: Iterable[DownloadJob], minimum: int) -> list[str]:
-    """Why the downloads cannot go ahead, per filesystem short of room (none when they fit)."""
-    problems = [p for fs in filesystems(jobs) if (p := space_problem(fs, minimum))]
+def space_problems(files: Iterable[Arrival], minimum: int) -> list[str]:
+    """Why ``files`` cannot be stored, per filesystem short of room (none when they fit)."""
+    problems = [p for fs in filesystems(files) if (p := space_problem(fs, minimum))]
     for problem in problems:
         log.error("%s", problem)
     return problems
