@@ -198,6 +198,30 @@ def test_mirror_keeps_no_record_through_a_ledger_linked_out(
     assert all(record.stem not in status.stdout for record in outside.rglob("*.json"))
 
 
+def test_render_keeps_no_lock_or_manifest_through_a_link_in_the_state(
+    mirrored: tuple[Path, Path, UpstreamServer], tmp_path: Path
+) -> None:
+    """The render's own folder of the state planted as a link: the render stops, naming it,
+    before it writes its lock, its manifest or a page; once the link is gone it renders."""
+    config, site, _server = mirrored
+    outside = tmp_path / "outside"
+    (site / ".sitegen/render").rename(outside)
+    (site / ".sitegen/render").symlink_to(outside)
+    page = site / CHANNEL / LINUX / "index.html"
+    listing = page.read_text()
+    page.unlink()
+    before = snapshot(outside)
+    refused = _sitegen("render", "-c", str(config))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    said = f".sitegen/render: a link out of the site, to {outside}: the render keeps its lock"
+    assert said in refused.stderr, refused.stderr
+    assert snapshot(outside) == before and not page.exists()
+    (site / ".sitegen/render").unlink()
+    done = _sitegen("render", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert page.read_text() == listing and snapshot(outside) == before
+
+
 @pytest.mark.parametrize("linked", [".sitegen/render/listings", ".sitegen/render/listings/cloud"])
 def test_render_neither_deletes_nor_writes_listing_caches_through_a_link_in_the_state(
     mirrored: tuple[Path, Path, UpstreamServer], tmp_path: Path, linked: str

@@ -29,7 +29,7 @@ from sitegen.config import SiteConfig, make_scrub
 from sitegen.filters.feeds import with_kept_feeds
 from sitegen.gc_pause import gc_paused
 from sitegen.layout import LOCK_NAME, listings_dir, render_dir, render_manifest_path
-from sitegen.store.links_out import channel_link_out, own_state_folder
+from sitegen.store.links_out import channel_link_out, own_state_folder, state_link_out
 from sitegen.store.lock import taking_turns
 from sitegen.store.site import Site, UnsafePathError
 from sitegen.sync.history import History
@@ -104,6 +104,11 @@ def render_site(
 def _render_lock(site: Site, stop: threading.Event | None) -> Iterator[None]:
     """One render at a time per site (`sitegen serve --watch` beside a cron run)."""
     directory = render_dir(site.root)
+    # The render's lock and manifest are never reached through a link planted in the private
+    # state: what it leads to is not the site's (nor are the listing caches below it).
+    linked = state_link_out(site, directory)
+    if linked is not None:
+        raise OSError(f"{linked}: the render keeps its lock and manifest there (remove the link)")
     directory.mkdir(parents=True, exist_ok=True)
 
     def waiting() -> None:
