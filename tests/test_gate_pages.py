@@ -5,6 +5,7 @@ affecting each version on package pages."""
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 import time
 from html.parser import HTMLParser
@@ -22,7 +23,7 @@ from sitegen.sync.report import (
     RunReport,
 )
 from sitegen.sync.run import MirrorOptions, run_mirror
-from sitegen.web import gates
+from sitegen.web import gates, package_pages
 from sitegen.web.environment import make_environment
 from sitegen.web.forms import VersionRow
 from sitegen.web.gates import approval_inputs, approval_pages, gate_changes, versions_of
@@ -186,6 +187,24 @@ async def test_package_pages_list_advisories_and_runs_what_they_blocked(gated_si
     changes = run_page.split("<h2>Advisories</h2>", 1)[1]
     assert f"linux-64/{OLD_ZLIB}" in changes.split("Newly cleared", 1)[0]
     assert "advisories: 2 newly blocked" in (gated_site / "history" / "index.html").read_text()
+
+
+@pytest.mark.integration
+async def test_worker_processes_list_the_advisories_a_run_judged_with(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sitegen mirror` renders with the configuration its run judged the records with (each
+    advisory's versions parsed and indexed by then): the package pages' worker processes are
+    sent its advisories all the same."""
+    config = gated_config(tmp_path, example_upstream.url)
+    report = await run_mirror(config, MirrorOptions(progress=False))
+    assert report.status == "completed", report.errors
+    monkeypatch.setattr(package_pages, "PROCESSES_FROM", 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    render_site(config)
+    page = (tmp_path / "site" / SOURCE / "packages" / "zlib.html").read_text()
+    advisories = page.split('id="advisories"', 1)[1].split("</section>", 1)[0]
+    assert "TEST-ZLIB-1" in advisories and "blocked" in advisories
 
 
 @pytest.mark.integration

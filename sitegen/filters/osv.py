@@ -103,6 +103,13 @@ class Affected:
             ),
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (the package pages' worker processes are sent it) without its index:
+        # rattler's versions cannot be pickled, and the index is made again when first asked.
+        state = dict(self.__dict__)
+        state.pop("_named", None)
+        return state
+
     def compared(self, version: str) -> str:
         """A version as this entry's ranges compare it (its package key alone decides how): a
         conda package's as it is; another ecosystem's without its local part (``1.0+cpu`` as
