@@ -4,6 +4,7 @@ changed, checking metadata not written by sitegen, and rendering in worker proce
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from sitegen.web import package_pages
+from sitegen.web.pool import NoWorkers
 from sitegen.web.published import PackageRecords
 from sitegen.web.render import TEMPLATES_DIR, render_site
 from testkit.rendered import FULL, ONE_CHANNEL, demo_config, distinct_run_ids
@@ -163,3 +165,30 @@ async def test_processes_render_the_same_pages(
     (site / FULL / "packages" / "numpy.html").unlink()
     with pytest.raises(RuntimeError, match=r"a worker process failed: .*no_such_field"):
         render_site(config, templates_dir=templates)
+
+
+async def test_pages_are_rendered_here_when_no_worker_can_start(
+    tmp_path: Path,
+    example_upstream: ExampleUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    site = tmp_path / "site"
+    config = demo_config(site, example_upstream.url)
+    await mirror_unchecked(config)
+    render_site(config)
+    expected = site_pages(site)
+    for path in site.rglob("*.html"):
+        path.unlink()
+    (site / ".sitegen" / "render" / "manifest.json").unlink()
+
+    def no_workers(*args: Any) -> Any:
+        raise NoWorkers("TypeError: cannot pickle '_thread.lock' object")
+
+    monkeypatch.setattr(package_pages, "PROCESSES_FROM", 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(package_pages, "parts_in_processes", no_workers)
+    caplog.set_level(logging.WARNING, logger="sitegen")
+    assert render_site(config).rendered
+    assert site_pages(site) == expected
+    assert any("package pages in one process: TypeError" in m for m in caplog.messages)

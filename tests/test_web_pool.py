@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sitegen.web import pool
-from sitegen.web.pool import parts_in_processes
+from sitegen.web.pool import NoWorkers, parts_in_processes
 
 pytestmark = pytest.mark.integration  # worker processes
 
@@ -146,3 +146,15 @@ def test_an_error_meanwhile_cancels_the_parts_not_started(tmp_path: Path) -> Non
         raise KeyError("the listings failed")  # while the workers render
     assert child_processes() == before
     assert len(list(tmp_path.iterdir())) < 10  # 30 parts would take 3 s
+
+
+def test_a_setup_that_does_not_pickle_starts_no_worker() -> None:
+    """Each worker is sent its setup as it starts: one that cannot be pickled (say, a value
+    holding a lock) is NoWorkers at once, for the caller to do the work itself."""
+    before = child_processes()
+    with (
+        pytest.raises(NoWorkers, match="pickle"),
+        parts_in_processes(squares, threading.Lock(), range(4), 2),
+    ):
+        pytest.fail("no workers to work with")
+    assert child_processes() == before

@@ -21,7 +21,7 @@ from sitegen.web.facts import package_facts
 from sitegen.web.gates import advisory_notes, versions_of
 from sitegen.web.manifest import KnownPackage, package_key
 from sitegen.web.package import package_model
-from sitegen.web.pool import parts_in_processes
+from sitegen.web.pool import NoWorkers, parts_in_processes
 from sitegen.web.published import (
     PackageRecords,
     PublishedFile,
@@ -147,8 +147,8 @@ def package_pages(
     with contextlib.ExitStack() as stack:
         try:
             results = stack.enter_context(parts_in_processes(_worker, context, payloads, processes))
-        except OSError as exc:  # no more processes: all here, then
-            log.debug("rendering package pages in one process: %s", exc)
+        except NoWorkers as exc:  # all here, then
+            log.warning("pages: rendering the package pages in one process: %s", exc)
             results = None
         if results is None:
             yield _here(context, env, tasks)

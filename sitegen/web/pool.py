@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import pickle
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,11 @@ AHEAD_PER_PROCESS = 2
 
 # The work of this process, when it is a worker: made by its initializer.
 _work: Callable[[Any], Any] | None = None
+
+
+class NoWorkers(Exception):
+    """The worker processes cannot be started: none may be made now, or what they are to be
+    made from cannot be sent to them. The caller does the work itself."""
 
 
 def _install(make_work: Callable[[Any], Callable[[Any], Any]], setup: Any) -> None:
@@ -55,7 +61,7 @@ def parts_in_processes(
     ``work = make_work(setup)`` is made once per worker (``make_work`` a module-level function,
     ``setup`` and the payloads picklable). The workers work while the body of the with
     statement runs; yields a function giving the results in the order of the payloads. A part
-    that fails raises RuntimeError there. Raises OSError when the processes cannot start."""
+    that fails raises RuntimeError there. Raises NoWorkers when the processes cannot start."""
     executor = ProcessPoolExecutor(
         max_workers=processes,
         mp_context=multiprocessing.get_context("spawn"),
@@ -67,6 +73,11 @@ def parts_in_processes(
         # where an error in starting one can still be met by doing the work here instead.
         for _ in range(processes):
             executor.submit(_started)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
+        # No process left to this user; or a setup that does not pickle (each worker is sent
+        # it as it starts).
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise NoWorkers(f"{type(exc).__name__}: {exc}") from exc
     except BaseException:
         executor.shutdown(wait=True, cancel_futures=True)
         raise
