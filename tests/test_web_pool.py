@@ -62,6 +62,15 @@ def touching(directory: str) -> Callable[[int], None]:
     return work
 
 
+def dying(_setup: None) -> Callable[[int], int]:
+    def work(part: int) -> int:
+        if part == 0:
+            os._exit(3)  # as a worker the kernel kills for memory
+        return part
+
+    return work
+
+
 # A value the render's process sets: a fresh worker does not see it (a forked one would).
 MARK = "as imported"
 
@@ -157,4 +166,19 @@ def test_a_setup_that_does_not_pickle_starts_no_worker() -> None:
         parts_in_processes(squares, threading.Lock(), range(4), 2),
     ):
         pytest.fail("no workers to work with")
+    assert child_processes() == before
+
+
+def test_a_worker_that_dies_is_named_as_such_and_leaves_no_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whether the results meet the broken pool first, or the feeder does as it sends the
+    next part, the render hears that a worker died."""
+    monkeypatch.setattr(pool, "AHEAD_PER_PROCESS", 1)
+    before = child_processes()
+    with (
+        pytest.raises(RuntimeError, match="a worker process died"),
+        parts_in_processes(dying, None, range(50), 2) as results,
+    ):
+        list(results())
     assert child_processes() == before

@@ -107,6 +107,8 @@ def parts_in_processes(
 
     def results() -> Iterator[Any]:
         while (item := sent.get()) is not None:
+            if isinstance(item, BrokenProcessPool):  # met by the feeder, sending a part
+                raise RuntimeError(f"a worker process died: {item}") from item
             if isinstance(item, BaseException):
                 raise item
             yield _result(item)
