@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -182,3 +185,57 @@ def test_a_worker_that_dies_is_named_as_such_and_leaves_no_worker(
     ):
         list(results())
     assert child_processes() == before
+
+
+# A render that starts its workers, names them, and waits.
+RENDER = textwrap.dedent("""\
+    import os, sys, time
+    from pathlib import Path
+    from sitegen.web.pool import parts_in_processes
+
+    def napping(_setup):
+        return lambda part: time.sleep(600)
+
+    if __name__ == "__main__":
+        with parts_in_processes(napping, None, range(4), 2) as results:
+            children = set()
+            for task in Path("/proc/self/task").iterdir():
+                children.update((task / "children").read_text().split())
+            print(" ".join(sorted(children)), flush=True)
+            list(results())
+    """)
+
+
+def test_workers_leave_once_their_render_is_killed(tmp_path: Path) -> None:
+    """A render killed with SIGKILL (the OOM killer) leaves no worker waiting for ever for
+    its next part, holding the render's output (a cron job's, a test's pipe) open."""
+    script = tmp_path / "render.py"
+    script.write_text(RENDER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    render = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        assert render.stdout is not None
+        started = {int(pid) for pid in render.stdout.readline().split()}
+        assert len(started) >= 2  # the two workers (and the resource tracker)
+        render.send_signal(signal.SIGKILL)
+        # Its output ends once the workers are gone (this waits for their end: a hang guard).
+        render.communicate(timeout=60)
+    finally:
+        if render.poll() is None:
+            render.kill()
+            render.wait()
+    assert not [pid for pid in started if running(pid)]
+
+
+def running(pid: int) -> bool:
+    """Whether the process ``pid`` runs: it exists and is no zombie (ended, not yet reaped
+    by the process it was handed to when its parent died)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # gone
+        return False
+    return not any(
+        line.split()[1:2] == ["Z"] for line in status.splitlines() if line.startswith("State:")
+    )

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import pickle
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +28,9 @@ from typing import Any
 # Parts sent to the workers and not yet done, per worker: enough that none waits for its next
 # part, few enough that their payloads stay a small share of the records.
 AHEAD_PER_PROCESS = 2
+
+# How often a worker looks whether the process that started it is still there.
+PARENT_CHECK_SECONDS = 0.5
 
 # The work of this process, when it is a worker: made by its initializer.
 _work: Callable[[Any], Any] | None = None
@@ -36,9 +41,20 @@ class NoWorkers(Exception):
     made from cannot be sent to them. The caller does the work itself."""
 
 
-def _install(make_work: Callable[[Any], Callable[[Any], Any]], setup: Any) -> None:
+def _install(make_work: Callable[[Any], Callable[[Any], Any]], setup: Any, parent: int) -> None:
     global _work
+    # A worker whose render was killed (SIGKILL, the OOM killer) would wait for its next part
+    # for ever, holding the render's stderr (and a cron job's, or a test's, pipe) open: it
+    # leaves once the process that started it (``parent``, named by that process itself, as
+    # it may be gone before this runs) is gone.
+    threading.Thread(target=_leave_with, args=(parent,), daemon=True).start()
     _work = make_work(setup)
+
+
+def _leave_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def _run_part(payload: Any) -> Any:
@@ -66,7 +82,7 @@ def parts_in_processes(
         max_workers=processes,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_install,
-        initargs=(make_work, setup),
+        initargs=(make_work, setup, os.getpid()),
     )
     try:
         # Every worker started now (a process for each part submitted while none is idle),
