@@ -3,6 +3,7 @@ and go, and a large listing split into pages."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -314,3 +315,29 @@ async def test_a_listing_with_many_new_rows_writes_its_cache_as_it_goes(
 
 def html_pages(site: Path) -> dict[str, bytes]:
     return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*.html")}
+
+
+async def test_a_listing_cache_write_that_fails_fails_the_render_with_its_own_error(
+    tmp_path: Path, example_upstream: ExampleUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills while the rows file is written afresh, cached rows among what is
+    written: the render fails with the disk's error, not one about the cache's views."""
+    site, config = await mirrored_in_small_pages(tmp_path, example_upstream, monkeypatch)
+    render_site(config)
+    real_write = PendingFile.write
+
+    def full(self: PendingFile, data: bytes | memoryview) -> None:
+        if self.target.suffix == ".rows" and isinstance(data, memoryview):
+            view = memoryview(data)  # as the write holds it, when os.write fails
+            raise OSError(errno.ENOSPC, "No space left on device", len(view))
+        real_write(self, data)
+
+    monkeypatch.setattr(PendingFile, "write", full)
+    monkeypatch.setattr(listing_cache, "HELD_MAX", 1)
+    repodata_path = site / FULL / "linux-64" / "repodata.json"
+    document = json.loads(repodata_path.read_bytes())
+    fn = sorted(document["packages.conda"])[0]
+    document["packages.conda"][fn]["size"] = 123_456_789  # a new chunk: written afresh
+    repodata_path.write_bytes(json.dumps(document).encode())
+    with pytest.raises(OSError, match="No space left on device"):
+        render_site(config)

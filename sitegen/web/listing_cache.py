@@ -84,7 +84,10 @@ class ListingCache:
                 mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # absent, empty, a symlink or no regular file
             return
-        self._exit.callback(mapped.close)  # after the views on it are released (in reverse)
+        # After the views on it are released (in reverse); one may outlive the cache in the
+        # traceback of a write that failed: the map then goes with it, rather than raise
+        # BufferError over the error being reported.
+        self._exit.callback(_close_quietly, mapped)
         self._rows = memoryview(mapped)
         self._exit.callback(self._rows.release)
         self._size = len(mapped)
@@ -168,6 +171,11 @@ class ListingCache:
 
     def close(self) -> None:
         self._exit.close()
+
+
+def _close_quietly(mapped: mmap.mmap) -> None:
+    with contextlib.suppress(BufferError):
+        mapped.close()
 
 
 def remove_stale_caches(site: Site, subdirs: Iterable[str]) -> None:
