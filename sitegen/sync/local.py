@@ -222,9 +222,10 @@ async def link_all(
     whose outcomes these add to)."""
     # By mirror: the files published by hard link, each as it was once hashed and published.
     linked: dict[str, list[tuple[Path, os.stat_result]]] = {}
+    wanted = published_read_bits()  # read once, not per file
     for key, record, source, target in _arrivals(site, sources, plans):
         outcome = outcomes.setdefault(key, DownloadOutcome())
-        link = readable_as_published(source)
+        link = readable_as_published(source, wanted)
         try:
             stamp = await trio.to_thread.run_sync(adopt_source, site, source, target, record, link)
         except (OSError, VerifyError) as exc:
@@ -264,6 +265,7 @@ def copied_in(
     hard-link (from another filesystem, or not readable as published), each with where it
     goes and its size: the room they take, which the free-space guard weighs."""
     devices: dict[Path, int] = {}  # a target's directory -> its filesystem
+    wanted = published_read_bits()
     out = []
     for _key, record, source, target in _arrivals(site, sources, plans):
         try:
@@ -273,7 +275,7 @@ def copied_in(
         parent = target.parent
         if parent not in devices:
             devices[parent] = existing_directory(parent).stat().st_dev
-        if device != devices[parent] or not readable_as_published(source):
+        if device != devices[parent] or not readable_as_published(source, wanted):
             out.append((target, record.size))
     return out
 
@@ -312,12 +314,19 @@ def process_umask() -> int:
     return 0o022
 
 
-def readable_as_published(source: Path) -> bool:
+def published_read_bits() -> int:
+    """Who may read a file sitegen writes: the read bits its umask lets through."""
+    return 0o444 & ~process_umask()
+
+
+def readable_as_published(source: Path, wanted: int | None = None) -> bool:
     """Whether a folder's file may be published by hard link: only when it is readable by all
-    a file sitegen writes is readable by (its umask). A link shares the file's mode, so a
-    package dropped as 0600 would be published unreadable to the web server; it is copied,
-    with the mode of sitegen's own files, instead."""
-    wanted = 0o444 & ~process_umask()
+    a file sitegen writes is readable by (``wanted``, :func:`published_read_bits`; read here
+    unless given). A link shares the file's mode, so a package dropped as 0600 would be
+    published unreadable to the web server; it is copied, with the mode of sitegen's own
+    files, instead."""
+    if wanted is None:
+        wanted = published_read_bits()
     try:
         return os.stat(source, follow_symlinks=False).st_mode & wanted == wanted
     except OSError:
