@@ -89,13 +89,12 @@ def parts_in_processes(
         # where an error in starting one can still be met by doing the work here instead.
         for _ in range(processes):
             executor.submit(_started)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
+    except BaseException as exc:
+        executor.shutdown(wait=True, cancel_futures=True)
         # No process left to this user; or a setup that does not pickle (each worker is sent
         # it as it starts).
-        executor.shutdown(wait=True, cancel_futures=True)
-        raise NoWorkers(f"{type(exc).__name__}: {exc}") from exc
-    except BaseException:
-        executor.shutdown(wait=True, cancel_futures=True)
+        if isinstance(exc, (OSError, pickle.PicklingError, TypeError, AttributeError)):
+            raise NoWorkers(f"{type(exc).__name__}: {exc}") from exc
         raise
     sent: queue.SimpleQueue[Future | BaseException | None] = queue.SimpleQueue()
     room = threading.Semaphore(processes * AHEAD_PER_PROCESS)
@@ -124,27 +123,30 @@ def parts_in_processes(
     def results() -> Iterator[Any]:
         while (item := sent.get()) is not None:
             if isinstance(item, BrokenProcessPool):  # met by the feeder, sending a part
-                raise RuntimeError(f"a worker process died: {item}") from item
+                raise _died(item) from item
             if isinstance(item, BaseException):
                 raise item
             yield _result(item)
 
+    completed = False
     try:
         yield results
-    except BaseException:
+        completed = True
+    finally:
         done.set()
         feeder.join()
-        executor.shutdown(wait=True, cancel_futures=True)
-        raise
-    done.set()
-    feeder.join()
-    executor.shutdown(wait=True)
+        # After an error, the parts not sent are dropped; the running ones are waited for.
+        executor.shutdown(wait=True, cancel_futures=not completed)
 
 
 def _result(future: Future) -> Any:
     try:
         return future.result()
     except BrokenProcessPool as exc:
-        raise RuntimeError(f"a worker process died: {exc}") from exc
+        raise _died(exc) from exc
     except Exception as exc:  # raised by the work, in the worker
         raise RuntimeError(f"a worker process failed: {exc}") from exc
+
+
+def _died(exc: BrokenProcessPool) -> RuntimeError:
+    return RuntimeError(f"a worker process died: {exc}")
