@@ -198,10 +198,15 @@ RENDER = textwrap.dedent("""\
 
     if __name__ == "__main__":
         with parts_in_processes(napping, None, range(4), 2) as results:
-            children = set()
-            for task in Path("/proc/self/task").iterdir():
-                children.update((task / "children").read_text().split())
-            print(" ".join(sorted(children)), flush=True)
+            children = []  # every process whose parent this is
+            for entry in Path("/proc").iterdir():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:  # no process, or gone
+                    continue
+                if int(stat.rpartition(")")[2].split()[1]) == os.getpid():
+                    children.append(entry.name)
+            print(" ".join(children), flush=True)
             list(results())
     """)
 
@@ -226,7 +231,12 @@ def test_workers_leave_once_their_render_is_killed(tmp_path: Path) -> None:
         if render.poll() is None:
             render.kill()
             render.wait()
-    assert not [pid for pid in started if running(pid)]
+    # A process's output closes as it exits, a moment before it is done: wait for that (a
+    # hang guard: a worker left behind runs on for ever).
+    deadline = time.monotonic() + 30
+    while (left := [pid for pid in started if running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left
 
 
 def running(pid: int) -> bool:
