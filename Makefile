@@ -60,5 +60,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# What make built, and the demo. Not ./site: it is the mirror `make mirror` published (what the
+# web server serves, with its history and state), which no target here makes again.
 clean:
-	rm -rf $(VENV) site demo build *.egg-info
+	rm -rf $(VENV) demo build *.egg-info
