@@ -200,10 +200,10 @@ def test_a_file_in_another_layout_is_not_edited():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("- [", "approvals.yaml:1: not valid YAML"),
+        ("- [", "approvals.yaml:1: [0]: not valid YAML"),
         # Unclosed at the end of the file: PyYAML's mark is past the last line.
-        ("- channel: [a\n", "approvals.yaml:1: not valid YAML"),
-        (FILE + "- {channel: a\n", "approvals.yaml:14: not valid YAML"),
+        ("- channel: [a\n", "approvals.yaml:1: [0].channel: not valid YAML"),
+        (FILE + "- {channel: a\n", "approvals.yaml:14: [2]: not valid YAML"),
         (
             FILE + "- {channel: a,\n   spec: b\n",
             "approvals.yaml:15: not valid YAML: expected ',' or '}', but got '<stream end>'"

@@ -9,7 +9,7 @@ import pytest
 
 from sitegen.cli import main
 from sitegen.config import ConfigError, load_config, parse_config, yaml_nodes
-from testkit.config import dedent, line_of, write_config
+from testkit.config import check_refused_run, dedent, line_of, write_config
 
 pytestmark = pytest.mark.unit
 
@@ -39,6 +39,57 @@ def test_invalid_yaml_names_the_line() -> None:
     assert line >= line_of(text, "[linux-64")
 
 
+QUOTE = "is read as YAML syntax: put it in quotes"
+
+
+@pytest.mark.parametrize(
+    ("line", "marker", "path", "words"),
+    [
+        ("    schedule: */10 * * * *", "schedule:", "channels.cloud/x.schedule", f"'*' {QUOTE}"),
+        ("    schedule: @daily", "schedule:", "channels.cloud/x.schedule", f"'@' {QUOTE}"),
+        (
+            "    filters: {names: {exclude: [*-nightly]}}",
+            "filters:",
+            "channels.cloud/x.filters",
+            f"'*' {QUOTE}",
+        ),
+        ("    mode: `passive`", "mode:", "channels.cloud/x.mode", f"'`' {QUOTE}"),
+        (
+            "    notices: [{message: Moved: use pkgs/main}]",
+            "notices:",
+            "channels.cloud/x.notices",
+            "not valid YAML",
+        ),
+    ],
+)
+def test_a_value_yaml_cannot_read_is_named_by_its_key(
+    tmp_path: Path, line: str, marker: str, path: str, words: str
+) -> None:
+    """Cron expressions and globs start with '*', and schedule keywords with '@': unquoted,
+    YAML reads them as its own syntax (an alias, a reserved character) and refuses the whole
+    file. The error names the key whose value it is, as every other error does, and says to
+    quote a value that starts with a character YAML reserves."""
+    text = """
+        output: site
+        channels:
+          cloud/x:
+            url: https://x.org/c
+            subdirs: [linux-64]
+        LINE
+    """.replace("LINE", line)
+    check_refused_run(tmp_path, text, marker, path, words)
+
+
+def test_yaml_that_no_one_value_spoils_names_only_the_line() -> None:
+    """An indentation or structure error is the document's, not one value's: no key is
+    named for it, rather than the wrong one."""
+    text = "output: site\nchannels:\n  cloud/x:\n    url: https://x.org/c\n   subdirs: [a]\n"
+    with pytest.raises(
+        ConfigError, match=r"^channels\.yaml:5: not valid YAML: expected <block end>"
+    ):
+        parse_config(text)
+
+
 def test_yaml_a_file_system_or_a_decoder_would_choke_on_names_the_line(tmp_path: Path) -> None:
     """Nesting too deep for the parser, a character YAML does not allow, bytes that are not
     UTF-8, an output that is a file: each an error naming the file (and the line where the
@@ -46,7 +97,9 @@ def test_yaml_a_file_system_or_a_decoder_would_choke_on_names_the_line(tmp_path:
     body = "output: site\nchannels:\n  cloud/x: {url: https://x.org/c, subdirs: [linux-64]}\n"
     with pytest.raises(ConfigError, match=r"^channels.yaml: not valid YAML: nested too deep"):
         parse_config("title: " + "[" * 5000 + "]" * 5000 + "\n" + body)
-    with pytest.raises(ConfigError, match=r"^channels.yaml:3: not valid YAML: unacceptable"):
+    with pytest.raises(
+        ConfigError, match=r"^channels.yaml:3: channels.cloud/x: not valid YAML: unacceptable"
+    ):
         parse_config(body.replace("linux-64", "linux-64\x01"))
     path = tmp_path / "channels.yaml"
     path.write_bytes(body.encode() + b"title: caf\xe9\n")

@@ -218,7 +218,7 @@ PREFIX = "channels.yaml:7: channels.cloud/forge.filters.lockfiles[0]: bad lockfi
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("packages: [", "lock:1: not valid YAML"),
+        ("packages: [", "lock:1: packages: not valid YAML"),
         ("- just\n- a list\n", "lock:1: (top level): expected a mapping"),
         ("version: 1\n", "lock:1: (top level): not a pixi.lock ('packages'), conda-lock.yml"),
         ("packages: {a: 1}\n", "lock:1: packages: expected a list"),

@@ -18,7 +18,8 @@ import yaml
 
 from sitegen.config.approval_model import Approval
 from sitegen.config.approvals import parse_approvals
-from sitegen.config.yaml_nodes import ConfigError, compose_yaml
+from sitegen.config.yaml_nodes import ConfigError
+from sitegen.config.yaml_syntax import compose_yaml
 
 # What YAML reads as a line break (its marks count lines by these, str.splitlines by more).
 LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")

@@ -41,10 +41,10 @@ from sitegen.config.yaml_nodes import (
     ParseState,
     Reported,
     YamlNode,
-    compose_yaml,
     shown_reason,
     shown_value,
 )
+from sitegen.config.yaml_syntax import compose_yaml
 
 APPROVALS_FILE = "approvals.yaml"
 NULL_TAG = "tag:yaml.org,2002:null"  # what YAML reads an empty document as

@@ -37,7 +37,8 @@ from sitegen.config.site_settings import (
     parse_shards,
     parse_stats,
 )
-from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode, compose_yaml
+from sitegen.config.yaml_nodes import ConfigError, ParseState, Reported, YamlNode
+from sitegen.config.yaml_syntax import compose_yaml
 
 if TYPE_CHECKING:
     pass

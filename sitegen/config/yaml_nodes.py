@@ -25,11 +25,6 @@ T = TypeVar("T")
 # More than this many errors are most likely one mistake repeated; the rest are not listed.
 MAX_ERRORS = 20
 
-# Values a document may stand for once its aliases are read out: far above what any
-# configuration spells (or shares through anchors), far below what a few kilobytes of aliases
-# can multiply into ("billion laughs"), each of which the parse would otherwise walk.
-MAX_EXPANDED_NODES = 1_000_000
-
 # What YAML's escapes ("\x01", "\e", "\uFFFE") can put in a string but no XML document can hold
 # (the history feed carries the title), nor a file name (NUL): the C0 controls but tab, newline
 # and carriage return, and the two noncharacters XML leaves out.
@@ -339,62 +334,3 @@ class YamlNode:
                 why = "its host part holds characters that Unicode normalization changes"
             raise self.error(f"not a valid URL: {why}") from None
         return parts
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], filename: str) -> int:
-    """How many nodes ``node`` stands for once its aliases are read out (an alias composes to
-    the very node of its anchor, so ``sizes`` counts each node once); a ConfigError naming the
-    innermost node past MAX_EXPANDED_NODES. An alias inside its own anchor counts once: no
-    key takes a value nested without bound, so the walk stops at it."""
-    known = sizes.get(id(node))
-    if known is not None:
-        return known
-    sizes[id(node)] = 1  # while its children are counted: an alias back to it adds one
-    size = 1
-    if isinstance(node, yaml.SequenceNode):
-        size += sum(_expanded_size(child, sizes, filename) for child in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            size += _expanded_size(key, sizes, filename) + _expanded_size(value, sizes, filename)
-    if size > MAX_EXPANDED_NODES:
-        raise ConfigError(
-            f"{filename}:{node.start_mark.line + 1}: not valid YAML: its aliases expand it to"
-            f" more than {MAX_EXPANDED_NODES:,} values"
-        )
-    sizes[id(node)] = size
-    return size
-
-
-def compose_yaml(text: str, filename: str) -> yaml.Node | None:
-    """The node tree of a YAML text (None when it holds nothing); a text that is not YAML is a
-    ConfigError naming the file and the line."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is not None:
-            _expanded_size(root, {}, filename)
-        return root
-    except RecursionError:
-        raise ConfigError(f"{filename}: not valid YAML: nested too deeply") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        position = getattr(exc, "position", None)  # a character YAML does not allow
-        if mark is not None:
-            line = f"{_line_of_the_file(text, mark.line + 1)}"
-        elif isinstance(position, int):
-            line = f"{_line_of_the_file(text, text.count(chr(10), 0, position) + 1)}"
-        else:
-            line = "?"
-        problem = getattr(exc, "problem", None) or str(exc)
-        # Something left open (a bracket, a quote) is noticed only at the end of the file:
-        # where it was opened is what to look at.
-        context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and opened is not None and f"{opened.line + 1}" != line:
-            problem += f" ({context} started on line {opened.line + 1})"
-        raise ConfigError(f"{filename}:{line}: not valid YAML: {problem}") from None
-
-
-def _line_of_the_file(text: str, line: int) -> int:
-    """``line`` as a line the text has: PyYAML marks the end of a text that ends with a line
-    end on the line after it, which no editor shows."""
-    lines = text.count("\n") + (not text.endswith("\n"))
-    return max(1, min(line, lines))

@@ -24,9 +24,9 @@ from sitegen.config.yaml_nodes import (
     ParseState,
     Reported,
     YamlNode,
-    compose_yaml,
     shown_value,
 )
+from sitegen.config.yaml_syntax import compose_yaml
 
 # A lockfile of a large environment is a few megabytes.
 MAX_FILE_BYTES = 64 * 1024 * 1024
