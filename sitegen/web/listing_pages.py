@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import markupsafe
 
@@ -30,6 +30,16 @@ from sitegen.web.writer import PageWriter
 _ROWS_MARKER = "\x00sitegen-rows\x00"
 
 log = logging.getLogger("sitegen")
+
+
+class PagerLink(NamedTuple):
+    """A page of the listing as its pager shows it, on each of its pages: attributes rather
+    than dict items, which the template's ``p.href`` would look up as an attribute first (a
+    failed lookup, an exception, for each of ~100 links on each of ~100 pages)."""
+
+    href: str  # its file name: the pages are in one directory
+    label: str  # the package it starts with
+    first: str  # the file it starts with
 
 
 def write_listing(
@@ -61,7 +71,7 @@ def write_listing(
         # in one directory: each links the others by file name (a hundred links on each of a
         # hundred pages at conda-forge scale; no relative path to work out for each).
         nav = [
-            {"href": path.rpartition("/")[2], "label": page[0][0].name, "first": page[0][0].fn}
+            PagerLink(path.rpartition("/")[2], page[0][0].name, page[0][0].fn)
             for path, page in zip(paths, pages, strict=True)
             if page
         ]
