@@ -113,6 +113,14 @@ def test_package_pages_list_blocked_versions_after_the_shown_ones() -> None:
     assert versions_of(model, ["1.2.11", "1.2.13"]) == ["1.3.1", "1.2.13", "1.2.11"]
 
 
+@pytest.mark.unit
+def test_blocked_versions_follow_in_condas_order_newest_first() -> None:
+    """Ordered as the shown ones are, not as strings: 1.2.10 between 1.2.11 and 1.2.9."""
+    model = {"versions": [VersionRow("v1", "1.3.1", "", [])]}
+    blocked = ["1.2.9", "1.2.10", "2.0", "1.2.11", "1.2.8"]
+    assert versions_of(model, blocked) == ["1.3.1", "2.0", "1.2.11", "1.2.10", "1.2.9", "1.2.8"]
+
+
 def gated_config(tmp_path: Path, upstream: str, source_access: str = "public") -> SiteConfig:
     write_zlib_advisory(tmp_path / "zlib.json")
     (tmp_path / "approvals.yaml").write_text(

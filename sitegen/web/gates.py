@@ -31,7 +31,7 @@ from sitegen.layout import REPODATA, approved_page_path, channel_index_path, pen
 from sitegen.sync.advisory_changes import Standing, advisory_changes, standing_after
 from sitegen.sync.approvals import admissible, approve, load_candidates, pending
 from sitegen.sync.report import MirrorReport, RunReport
-from sitegen.web.format import clip, format_date_ms, split_filename
+from sitegen.web.format import clip, format_date_ms, split_filename, version_sort_key
 from sitegen.web.run import Scrub, same
 
 # Files listed per mirror as newly blocked or cleared on a run page; the page says how many more.
@@ -304,6 +304,7 @@ def _shown_note(note: AdvisoryNote, summaries: dict[str, str]) -> dict[str, Any]
 
 
 def versions_of(model: Mapping[str, Any], extra: Iterable[str]) -> list[str]:
-    """The versions a package page shows, then ``extra`` ones (blocked) it does not."""
+    """The versions a package page shows, then ``extra`` ones (blocked) it does not, each
+    part newest first in conda's order (as strings, 1.2.10 would come before 1.2.9)."""
     shown = [row.version for row in model["versions"]]
-    return shown + sorted(set(extra) - set(shown))
+    return shown + sorted(set(extra) - set(shown), key=version_sort_key, reverse=True)
