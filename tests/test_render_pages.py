@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import unquote
@@ -293,3 +294,25 @@ async def test_base_url_makes_snippets_absolute(tmp_path: Path, example_upstream
         assert html.escape(line.replace("numpy", "<package>"), quote=False) in landing
         assert html.escape(line, quote=False) in package
     assert "data-copy" in package  # a copy button, shown by the page's script
+
+
+async def test_a_channel_of_one_package_and_one_file_counts_them_in_the_singular(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    site = tmp_path / "site"
+    one = "channels:\n  single/one:\n    url: {url}\n    subdirs: [linux-64]\n"
+    only_futures = "    filters: {{names: {{include: [futures]}}}}\n"  # one .tar.bz2 file
+    config = demo_config(site, example_upstream.url, body=one + only_futures)
+    report = await mirror_unchecked(config)
+    assert report.status == "completed", report.errors
+    render_site(config)
+    landing, channel = page_text(site, "index.html"), page_text(site, "single/one/index.html")
+    for text in (landing, channel):
+        assert "<b>1</b> package</span>" in text and "<b>1</b> file</span>" in text
+    assert "packages, 1 files" not in channel  # the description
+    assert 'placeholder="Search 1 package by name or summary"' in channel
+    listing = page_text(site, "single/one/linux-64/index.html")
+    assert "<b>1</b> package file</span>" in listing and ": 1 file with" in listing
+    for text in (landing, channel, listing):
+        found = re.search(r"\b1(</b>)? (package|file)s\b", text)
+        assert found is None, found
