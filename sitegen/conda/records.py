@@ -8,6 +8,7 @@ checksum. Everything else is kept out and counted under a reason.
 from __future__ import annotations
 
 import json
+import mmap
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -162,7 +163,7 @@ def _decode_leniently(data: bytes) -> Any:
     decodes: bad bytes become lone surrogates, and the records holding them (or non-finite
     numbers) are then rejected one by one instead of the whole document."""
     try:
-        return json.loads(data.decode("utf-8", "surrogateescape"))
+        return json.loads(str(data, "utf-8", "surrogateescape"))  # bytes or a map alike
     except RecursionError:
         raise RepodataError("repodata is not valid JSON: nested too deeply") from None
     except ValueError as exc:
@@ -226,22 +227,37 @@ def lists_packages(value: Any) -> bool:
 
 
 def parse_repodata(
-    data: bytes, subdir: str, origin: str = "", secrets: SecretSearch | None = None
+    data: bytes | mmap.mmap,
+    subdir: str,
+    origin: str = "",
+    secrets: SecretSearch | None = None,
+    release: Callable[[], None] = lambda: None,
 ) -> Repodata:
     """Turn upstream repodata bytes into a :class:`Repodata`; hostile records are rejected,
-    and so are those holding one of the ``secrets`` of the mirror's URL."""
+    and so are those holding one of the ``secrets`` of the mirror's URL. ``data`` read
+    through a map (sitegen.store.spill) comes with ``release``, which drops the pages read so
+    far from memory: called as the records are built, so that the whole document is never
+    resident beside them."""
     # One search of the whole document: in the common case, no record needs a look.
     look = secrets if secrets and secrets.may_spell(data) else None
     with gc_paused():
-        return _parse_repodata(data, subdir, origin, look)
+        return _parse_repodata(data, subdir, origin, look, release)
 
 
-def _parse_repodata(data: bytes, subdir: str, origin: str, look: SecretSearch | None) -> Repodata:
+def _parse_repodata(
+    data: bytes | mmap.mmap,
+    subdir: str,
+    origin: str,
+    look: SecretSearch | None,
+    release: Callable[[], None],
+) -> Repodata:
     try:
-        return _parse_document(_decode_lazily(data), False, subdir, origin, look)
+        document = _decode_lazily(data)
+        release()  # the whole document was read to find its records: none is needed yet
+        return _parse_document(document, False, subdir, origin, look, release)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         pass  # something msgspec refuses, perhaps in one record: all of it again, leniently
-    return _parse_document(_decode_leniently(data), True, subdir, origin, look)
+    return _parse_document(_decode_leniently(data), True, subdir, origin, look, release)
 
 
 # Fields whose values repeat across a subdir's records: the records share one string object
@@ -254,6 +270,9 @@ _Share = Callable[[str, str], str]  # a table's setdefault
 # Records are checked, shared and kept this many at a time: each step is then a few calls
 # to C for all of them (see plainly_sound), while the records not yet shared stay few.
 _BATCH = 256
+# A document read through a map drops the pages read so far after this many batches (a few MB
+# of its text at a time; see parse_repodata).
+_RELEASE_BATCHES = 64
 # Below this many, records plainly_sound turned down are each checked by check_record: a
 # batch holding a bad record is split in halves down to there.
 _SPLIT_DOWN_TO = 8
@@ -296,7 +315,12 @@ def _share(raws: list[dict[str, Any]], subdir: str, shares: dict[str, _Share]) -
 
 
 def _parse_document(
-    document: Any, lenient: bool, subdir: str, origin: str, look: SecretSearch | None
+    document: Any,
+    lenient: bool,
+    subdir: str,
+    origin: str,
+    look: SecretSearch | None,
+    release: Callable[[], None],
 ) -> Repodata:
     if not isinstance(document, dict):
         raise RepodataError("repodata is not a JSON object")
@@ -336,7 +360,11 @@ def _parse_document(
         if not isinstance(section, dict):
             raise RepodataError(f"repodata {key!r} is not an object")
         names, values = iter(section), iter(section.values())
+        batches = 0
         while fns := list(islice(names, _BATCH)):
+            batches += 1
+            if batches % _RELEASE_BATCHES == 0:
+                release()
             encoded = list(islice(values, _BATCH))
             # Each record is a Raw (decoded here) but in a lenient decode (decoded whole).
             raws = encoded if lenient else list(map(JSON_DECODER.decode, encoded))

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -18,10 +19,13 @@ import trio
 
 from sitegen.conda.records import Repodata, RepodataError, parse_repodata
 from sitegen.config import ChannelConfig, MirrorConfig
+from sitegen.layout import upstream_cache_dir
 from sitegen.net.upstream import CacheValidators, SubdirMissing, Upstream, UpstreamError
 from sitegen.net.upstream_cache import AS_SERVED, UNESCAPED, UpstreamCache
 from sitegen.net.zstd_body import decode_body
 from sitegen.store.interface import PendingWrite
+from sitegen.store.links_out import state_link_out
+from sitegen.store.spill import Spilled, spill
 from sitegen.sync.report import ERROR, FETCHED, MISSING, UNCHANGED
 from sitegen.sync.upstream_copy import (
     forget_copy,
@@ -314,21 +318,45 @@ async def _parse(
     # A new body goes to the cache's door first: the compressed bytes are then not held
     # while the records are built (~75 MB at conda-forge scale).
     staged = None if cache is None else await _stage_body(cache, key, fetched, body)
+    spilled = None
     try:
         data = await trio.to_thread.run_sync(decode_body, variant, body)
         if fetched.hidden:
             data = await trio.to_thread.run_sync(upstream.secrets.reveal, data)
         if staged is not None:
             body = None
-        repodata = await trio.to_thread.run_sync(
-            parse_repodata, data, subdir, upstream.mirror.name, upstream.secrets.in_records
+            # Out of the heap while the records are built (see sitegen.store.spill), where
+            # nothing else holds it: staged, the body is on disk already.
+            spilled = await trio.to_thread.run_sync(_spill, cache, key, data)
+        parsed = partial(
+            parse_repodata,
+            data if spilled is None else spilled.data,
+            subdir,
+            upstream.mirror.name,
+            upstream.secrets.in_records,
+            release=(lambda: None) if spilled is None else spilled.release,
         )
         del data
+        repodata = await trio.to_thread.run_sync(parsed)
+        del parsed
         if staged is not None:
             await store_body(cache, key, fetched, staged)
     finally:
+        if spilled is not None:
+            spilled.close()
         if staged is not None:
             staged.discard()  # unless kept: after a failed parse, a failed keep or a stop
     if staged is None and cache is not None and body is not None:
         await store_body(cache, key, fetched, body)
     return repodata
+
+
+def _spill(cache: UpstreamCache | None, key: SubdirKey, data: bytes) -> Spilled | None:
+    """``data`` spilled beside the cache's copy of the subdir's document, unless that folder
+    leads out of the site (or cannot take it): None, and it is read from the heap."""
+    if cache is None:
+        return None
+    directory = upstream_cache_dir(cache.site.root, *key)
+    if state_link_out(cache.site, directory) is not None:
+        return None
+    return spill(directory, data)

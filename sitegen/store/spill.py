@@ -1,0 +1,54 @@
+"""A large body moved out of the process's heap into an unnamed file of the site's private
+state, and read back through a read-only map.
+
+An upstream's decompressed repodata (385 MB at conda-forge scale) is read once from start to
+end while its records are built (~1 GB of objects). Held as bytes, the whole of it stays
+resident beside them until the last record is built: the run's peak. Mapped from a file, the
+pages read so far can be dropped from the process (:meth:`Spilled.release`): they are clean
+file pages, which the kernel reads again from its cache (or the disk) should they be touched
+again, and which it may reclaim under pressure, unlike the heap's.
+
+The file has no name (``O_TMPFILE``): nothing is left behind by a run that is killed, and no
+other process can open it. It lives in the site's private state, beside what it came from.
+"""
+
+from __future__ import annotations
+
+import mmap
+import tempfile
+from pathlib import Path
+
+
+class Spilled:
+    """The bytes of a body, read through :attr:`data` (a read-only map, which msgspec and
+    ``re`` read as they read bytes) until :meth:`close`."""
+
+    def __init__(self, directory: Path, data: bytes) -> None:
+        with tempfile.TemporaryFile(dir=directory) as file:
+            file.write(data)
+            file.flush()
+            # The map holds the file open on its own: the file object may go.
+            self.data = mmap.mmap(file.fileno(), 0, prot=mmap.PROT_READ)
+
+    def release(self) -> None:
+        """Drop every page of the map from the process's memory; reading one again reads it
+        back from the file."""
+        self.data.madvise(mmap.MADV_DONTNEED)
+
+    def close(self) -> None:
+        """Unmap the body (its file is then gone). Raises BufferError while a view of it is
+        still held (a ``msgspec.Raw`` of a record not yet decoded)."""
+        self.data.close()
+
+
+def spill(directory: Path, data: bytes) -> Spilled | None:
+    """``data`` in an unnamed file of ``directory``, mapped; None when it is empty or cannot
+    be written there (a full disk, a file system without unnamed files): it is then read
+    from the heap, as it is."""
+    if not data:
+        return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return Spilled(directory, data)
+    except (OSError, ValueError):
+        return None
