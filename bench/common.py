@@ -249,8 +249,14 @@ def fmt_s(seconds: float | None) -> str:
     return f"{seconds:.3f} s" if seconds < 10 else f"{seconds:.1f} s"
 
 
+# Memory is measured in MiB (the kernel's KiB / 1024); targets in GB are 10**9 bytes, as
+# sitegen reads a size (``1.5GB``): this many MiB.
+MIB_PER_GB = 1e9 / 2**20
+
+
 def fmt_mb(mb: float | None) -> str:
-    return "-" if mb is None else f"{mb:,.0f} MB"
+    """A measure in MiB, as such."""
+    return "-" if mb is None else f"{mb:,.0f} MiB"
 
 
 def fmt_ratio(value: float | None) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.common import (
     BUILD,
+    MIB_PER_GB,
     VENV_BIN,
     fmt_mb,
     fmt_s,
@@ -216,9 +217,9 @@ def run(results: Results, *, seed: int, quick: bool, profiler: Profiler) -> dict
                     f"{run_kind}: peak RSS",
                     fmt_mb(m.peak_rss_mb),
                     "< 3 GB (stretch < 1.5 GB)" if first else "",
-                    ok=(m.peak_rss_mb < 3072) if (judged and first) else None,
+                    ok=(m.peak_rss_mb < 3 * MIB_PER_GB) if (judged and first) else None,
                     raw=m.peak_rss_mb,
-                    note=("stretch met" if m.peak_rss_mb < 1536 else "stretch missed")
+                    note=("stretch met" if m.peak_rss_mb < 1.5 * MIB_PER_GB else "stretch missed")
                     if (judged and first)
                     else "",
                 )
