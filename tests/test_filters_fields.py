@@ -142,6 +142,23 @@ def test_license_of_another_type_is_malformed_not_missing(value: object):
     assert run([family], FilterSpec(exclude_licenses=("*gpl*",))).excluded == {}
 
 
+def test_license_expression_with_an_exception_is_its_licence_and_more():
+    record = rec("x", license="GPL-2.0-or-later WITH Classpath-exception-2.0")
+    assert run([record], FilterSpec(include_licenses=("gpl-2.0-or-later",))).excluded == {}
+    level = FilterSpec(include_licenses=("mit",))
+    assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_NOT_INCLUDED}
+
+
+def test_license_nested_past_reason_is_read_word_by_word():
+    # Upstream writes the text: deep nesting must not exhaust the stack, nor hide a licence.
+    text = "(" * 5000 + "MIT OR AGPL-3.0-only" + ")" * 5000
+    record = rec("x", license=text)
+    level = FilterSpec(exclude_licenses=("agpl*",))
+    assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_EXCLUDED}
+    level = FilterSpec(include_licenses=("mit", "agpl*"))
+    assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_NOT_INCLUDED}
+
+
 # --------------------------------------------------------------------------- dates
 
 

@@ -253,3 +253,47 @@ async def test_max_size(tmp_path: Path, upstream_server_factory) -> None:
     assert_channel_consistent(site, CHANNEL)
     check(report, site, "linux-64", LINUX, {"too large": 2})
     check(report, site, "noarch", NOARCH, {})
+
+
+# Licences as conda-forge writes them: SPDX expressions, judged by the licences they name.
+SPDX = [
+    PackageSpec(name="dual", version="1.0", build="h0_0", license="MIT OR Apache-2.0"),
+    PackageSpec(
+        name="nested", version="1.0", build="h0_0", license="(MIT OR Apache-2.0) AND BSD-3-Clause"
+    ),
+    PackageSpec(name="mixed", version="1.0", build="h0_0", license="Apache-2.0 AND AGPL-3.0-only"),
+    PackageSpec(
+        name="classpath",
+        version="1.0",
+        build="h0_0",
+        license="GPL-2.0-or-later WITH Classpath-exception-2.0",
+    ),
+    PackageSpec(name="unbalanced", version="1.0", build="h0_0", license="(MIT OR AGPL-3.0"),
+]
+SPDX_CASES = {
+    # Used under MIT, Apache-2.0 or BSD alone; mixed needs AGPL too, classpath GPL.
+    "include": (
+        '{licenses: {include: [MIT, Apache-2.0, "BSD-*"]}}',
+        fns(SPDX, "dual") | fns(SPDX, "nested"),
+        {"license not included": 6},
+    ),
+    # The committed channels.yaml's exclude: AGPL code is in mixed, whatever else is; text
+    # that is no expression still names its licences.
+    "exclude": (
+        '{licenses: {exclude: ["AGPL*", "GPL-*"]}}',
+        fns(SPDX, "dual") | fns(SPDX, "nested"),
+        {"license excluded": 6},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SPDX_CASES)
+async def test_licenses_read_spdx_expressions(
+    case: str, tmp_path: Path, upstream_server_factory
+) -> None:
+    filters, linux_kept, linux_reasons = SPDX_CASES[case]
+    write_channel(tmp_path / "upstream", SPDX, zst=True)
+    server = upstream_server_factory(tmp_path / "upstream")
+    site = tmp_path / "site"
+    report = await mirror(config_at(site, server.url, "mirror", filters))
+    check(report, site, "linux-64", linux_kept, linux_reasons)

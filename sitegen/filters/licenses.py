@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sitegen.conda.records import Record
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
+from sitegen.filters import spdx
 from sitegen.filters.exceptions import may_take_back
 from sitegen.filters.kind import (
     Check,
@@ -63,9 +64,9 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
             if not texts:
                 if not allow_missing:
                     return REASON_LICENSE_MISSING
-            elif exclude is not None and any(map(exclude, texts)):
+            elif exclude is not None and _names_any(texts[0], exclude):
                 return REASON_LICENSE_EXCLUDED
-            elif include is not None and not all(map(include, texts)):
+            elif include is not None and not _allowed_by(texts[0], include):
                 return REASON_LICENSE_NOT_INCLUDED
         if family is not None:
             families = _entries(family_value)
@@ -88,6 +89,25 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
         return reason
 
     return check_license
+
+
+def _names_any(text: str, glob: Callable[[str], bool]) -> bool:
+    """Whether the glob matches the licence text whole (conda-mirror's reading, so
+    ``*gpl*`` works as it did there) or any licence its SPDX expression names, whichever a
+    user would take: ``AGPL*`` leaves out ``Apache-2.0 AND AGPL-3.0-only``, whose package
+    carries AGPL code, and ``MIT OR GPL-3.0-only`` too, which a GPL clause still covers, and
+    text that is no expression but names one (``(MIT OR AGPL-3.0``)."""
+    return glob(text) or any(map(glob, spdx.named(text)))
+
+
+def _allowed_by(text: str, glob: Callable[[str], bool]) -> bool:
+    """Whether the glob matches the licence text whole, or the package may be used under
+    licences it matches only: ``[MIT, Apache-2.0]`` takes ``MIT OR Apache-2.0`` and
+    ``MIT OR GPL-3.0-only`` (used as MIT), not ``MIT AND GPL-3.0-only``."""
+    if glob(text):
+        return True
+    expression = spdx.parse(text)
+    return expression is not None and spdx.allowed(expression, glob)
 
 
 def _entries(value: Any) -> tuple[str, ...] | None:
