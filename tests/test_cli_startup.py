@@ -41,7 +41,7 @@ def test_building_the_parser_imports_no_handlers_modules() -> None:
 
 
 # Libraries a run needs that reading channels.yaml, and showing what it says, do not.
-RUN_LIBRARIES = ("rattler", "trio", "jinja2", "httpx")
+RUN_LIBRARIES = ("rattler", "trio", "jinja2", "httpx", "license_expression")
 
 
 def config_without_specs(tmp_path: Path, url: str = "https://conda.example.org/example") -> Path:

@@ -149,13 +149,33 @@ def test_license_expression_with_an_exception_is_its_licence_and_more():
     assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_NOT_INCLUDED}
 
 
-def test_license_nested_past_reason_is_read_word_by_word():
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 5000 + "MIT OR AGPL-3.0-only" + ")" * 5000,
+        # Each level one deeper in the expression: walking it would exhaust the stack.
+        "(GPL-3.0-only OR (MIT AND " * 2000 + "AGPL-3.0-only" + "))" * 2000,
+    ],
+    ids=["parentheses", "operators"],
+)
+def test_license_nested_past_reason_is_read_word_by_word(text: str):
     # Upstream writes the text: deep nesting must not exhaust the stack, nor hide a licence.
-    text = "(" * 5000 + "MIT OR AGPL-3.0-only" + ")" * 5000
     record = rec("x", license=text)
     level = FilterSpec(exclude_licenses=("agpl*",))
     assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_EXCLUDED}
     level = FilterSpec(include_licenses=("mit", "agpl*"))
+    assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_NOT_INCLUDED}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(MIT OR AGPL-3.0", "MIT/X11 OR AGPL-3.0", "AGPL-3.0 AND", "(OR AGPL-3.0", "( )) AGPL-3.0"],
+)
+def test_license_text_that_is_no_expression_names_its_licences_and_grants_none(text: str):
+    record = rec("x", license=text)
+    level = FilterSpec(exclude_licenses=("agpl*",))
+    assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_EXCLUDED}
+    level = FilterSpec(include_licenses=("mit", "mit/x11", "agpl-3.0"))
     assert run([record], level).excluded == {record.fn: f.REASON_LICENSE_NOT_INCLUDED}
 
 

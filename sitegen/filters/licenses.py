@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sitegen.conda.records import Record
 from sitegen.config.model import FilterSpec
 from sitegen.config.yaml_nodes import YamlNode
-from sitegen.filters import spdx
 from sitegen.filters.exceptions import may_take_back
 from sitegen.filters.kind import (
     Check,
@@ -53,6 +52,10 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
     if exclude is None and include is None and family is None and allow_missing:
         return None
     judge_license = exclude is not None or include is not None or not allow_missing
+    # Imported when a run builds the filter: reading channels.yaml (status, mirror --due) does
+    # without license-expression, a share of every sitegen process's start.
+    from sitegen.filters.license_terms import read
+
     # A channel has few distinct licence strings, so decide each (license, family) pair once.
     decided: dict[tuple[Any, Any], str | None] = {}
 
@@ -64,9 +67,13 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
             if not texts:
                 if not allow_missing:
                     return REASON_LICENSE_MISSING
-            elif exclude is not None and _names_any(texts[0], exclude):
+            # A glob matching the text whole is conda-mirror's reading, so ``*gpl*`` works as
+            # it did there; the licences the text names are what a user means: ``AGPL*`` leaves
+            # out ``Apache-2.0 AND AGPL-3.0-only``, and ``[MIT, Apache-2.0]`` takes
+            # ``MIT OR Apache-2.0``.
+            elif exclude is not None and (exclude(texts[0]) or read(texts[0]).names_any(exclude)):
                 return REASON_LICENSE_EXCLUDED
-            elif include is not None and not _allowed_by(texts[0], include):
+            elif include is not None and not (include(texts[0]) or read(texts[0]).allowed(include)):
                 return REASON_LICENSE_NOT_INCLUDED
         if family is not None:
             families = _entries(family_value)
@@ -89,25 +96,6 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
         return reason
 
     return check_license
-
-
-def _names_any(text: str, glob: Callable[[str], bool]) -> bool:
-    """Whether the glob matches the licence text whole (conda-mirror's reading, so
-    ``*gpl*`` works as it did there) or any licence its SPDX expression names, whichever a
-    user would take: ``AGPL*`` leaves out ``Apache-2.0 AND AGPL-3.0-only``, whose package
-    carries AGPL code, and ``MIT OR GPL-3.0-only`` too, which a GPL clause still covers, and
-    text that is no expression but names one (``(MIT OR AGPL-3.0``)."""
-    return glob(text) or any(map(glob, spdx.named(text)))
-
-
-def _allowed_by(text: str, glob: Callable[[str], bool]) -> bool:
-    """Whether the glob matches the licence text whole, or the package may be used under
-    licences it matches only: ``[MIT, Apache-2.0]`` takes ``MIT OR Apache-2.0`` and
-    ``MIT OR GPL-3.0-only`` (used as MIT), not ``MIT AND GPL-3.0-only``."""
-    if glob(text):
-        return True
-    expression = spdx.parse(text)
-    return expression is not None and spdx.allowed(expression, glob)
 
 
 def _entries(value: Any) -> tuple[str, ...] | None:
