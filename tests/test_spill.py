@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from sitegen.conda.record_secrets import SecretSearch
-from sitegen.conda.records import parse_repodata
+from sitegen.conda.records import RepodataError, parse_repodata
 from sitegen.store.spill import spill
 from testkit.records import raw_record
 
@@ -90,6 +90,21 @@ def test_release_drops_the_pages_read_from_memory(tmp_path: Path) -> None:
     spilled.close()
     assert read - before > 32 << 10
     assert read - after > 32 << 10
+
+
+def test_a_parse_that_fails_reports_its_own_error_once_the_map_is_closed(tmp_path: Path) -> None:
+    """The failed parse's traceback still holds views of the map (the records not yet
+    decoded): closing it must not raise over the parse's error."""
+    data = msgspec.json.encode(
+        {"packages.conda": {"a-1.0-0.conda": raw_record("a")}, "packages": 5}
+    )
+    spilled = spill(tmp_path, data)
+    assert spilled is not None
+    with pytest.raises(RepodataError, match="'packages' is not an object"):
+        try:
+            parse_repodata(spilled.data, "linux-64", release=spilled.release)
+        finally:
+            spilled.close()
 
 
 def test_nothing_to_spill_or_nowhere_to_spill_it_is_read_from_the_heap(tmp_path: Path) -> None:

@@ -36,9 +36,14 @@ class Spilled:
         self.data.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
-        """Unmap the body (its file is then gone). Raises BufferError while a view of it is
-        still held (a ``msgspec.Raw`` of a record not yet decoded)."""
-        self.data.close()
+        """Unmap the body (its file is then gone). A view of it still held (a ``msgspec.Raw``
+        of a record, in the traceback of a parse that failed) holds the map until it goes;
+        its pages are dropped meanwhile. Never raises: the parse's own error is what the
+        caller is to hear of."""
+        try:
+            self.data.close()
+        except BufferError:
+            self.release()
 
 
 def spill(directory: Path, data: bytes) -> Spilled | None:
