@@ -80,6 +80,16 @@ def _packages_not_an_object(data: bytes) -> tuple[bytes, bytes]:
     return bad, _zst(bad)
 
 
+def _a_list_beside_records(data: bytes) -> tuple[bytes, bytes]:
+    """Refused after its records were found: what was read of them is still held (a map of
+    the body, see sitegen.store.spill) when the parse fails."""
+    document = json.loads(data)
+    assert document["packages.conda"]
+    document["packages"] = [1, 2]
+    bad = json.dumps(document).encode()
+    return bad, _zst(bad)
+
+
 def _nested_too_deep(data: bytes) -> tuple[bytes, bytes]:
     document = json.loads(data)
     document["packages.conda"]["alpha-1.0-h0_0.conda"]["depends"] = ["@@DEEP@@"]
@@ -94,6 +104,7 @@ BAD_REPODATA = {
     "truncated zst": _truncated_zst,
     "not an object": _not_an_object,
     "packages is a list": _packages_not_an_object,
+    "packages is a list beside records": _a_list_beside_records,
     "nested too deep": _nested_too_deep,
 }
 
