@@ -54,6 +54,9 @@ def test_a_url_urllib_refuses_is_refused_without_quoting_its_password(
             "error: https://***@h.example/c/x.conda?X-Amz-Signature=*** returned 403",
         ),
         ("https://h.example/c?flag", "https://h.example/c?flag"),
+        # A value in quotes (as written in a config, or %22 decoded from a request line).
+        ('https://h.example/c?token="s3cr3t-42"', 'https://h.example/c?token="***"'),
+        ("https://h.example/c?a=1&token='s3cr3t-42'", "https://h.example/c?a=***&token='***'"),
     ],
 )
 def test_redact_url_hides_query_values(url: str, expected: str) -> None:

@@ -227,6 +227,8 @@ async def test_a_path_token_sent_straight_to_the_fetcher_stays_out_of_its_log(
         f"/%74/{token}/cloud/forge/linux-64/a-1.0-0.conda",
         f"/t%2F{token}%2Fcloud/forge/linux-64/a-1.0-0.conda",
         f"/cloud/forge/linux-64/a-1.0-0.conda?token={token}",
+        f"/cloud/forge/linux-64/a-1.0-0.conda?token=%22{token}%22",
+        f"/cloud/forge/linux-64/a-1.0-0.conda?token=%27{token}",
     ]
     with caplog.at_level(logging.DEBUG, logger="sitegen"):
         async with trio.open_nursery() as nursery:

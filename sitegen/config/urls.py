@@ -74,8 +74,10 @@ def credential_names(url: str) -> tuple[str, ...]:
 
 # A query parameter's value: signed URLs and token-in-query hosts (`?token=`, `?sig=`,
 # `X-Amz-Signature=`) carry secrets there, and which names do varies by host, so every value
-# is hidden and only the names stay readable.
-_QUERY_VALUE_RE = re.compile(r"([?&][^=&?#\s/]+=)[^&#\s'\"]+")
+# is hidden and only the names stay readable. A quote ends a value (the closing quote of a URL
+# quoted in a message stays), but one opening it is kept and the value after it hidden: a value
+# may be written in quotes, or a request line's %22 decoded into one.
+_QUERY_VALUE_RE = re.compile(r"([?&][^=&?#\s/]+=['\"]?)[^&#\s'\"]+")
 
 
 # A URL's user:password part, up to the last '@' before the path: a password may hold an
