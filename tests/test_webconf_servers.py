@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import zstandard
@@ -227,6 +228,29 @@ def test_real_server_serves_the_site_through_the_symlink(
     assert {"numpy", "python"} <= set(names)
     for package in installed:
         assert package.url.startswith(f"{url}{PREFIX}/{CHANNEL}/")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx"])
+def test_a_folder_redirect_keeps_the_clients_scheme_and_host(server: str, public_dir: Path) -> None:
+    """The prefix and a folder asked for without their slash are redirected to it at the
+    address the client asked for: behind a TLS proxy (https, another host and port than the
+    server listens on), never to the server's own scheme, host or port."""
+    require_server(server)
+    site = public_dir / "site"
+    (site / "folder").mkdir(parents=True)
+    (site / "index.html").write_text("<p>root</p>")
+    (site / "folder" / "index.html").write_text("<p>folder</p>")
+    asked = "https://mirror.example"
+    config = _config(site, base_url=f"{asked}{PREFIX}")
+    running = webconf_server(server, config, public_dir / "state", prefix=PREFIX)
+    proxied = {"Host": "mirror.example", "X-Forwarded-Proto": "https"}
+    with running:
+        for path in (PREFIX, f"{PREFIX}/folder"):
+            status, headers, _ = _get(running.url, path, proxied)
+            assert status == 301, path
+            target = httpx.URL(asked + path).join(headers["location"])
+            assert str(target) == f"{asked}{path}/", (path, headers["location"])
 
 
 @pytest.mark.integration
