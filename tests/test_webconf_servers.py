@@ -231,7 +231,7 @@ def test_real_server_serves_the_site_through_the_symlink(
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("server", ["nginx"])
+@pytest.mark.parametrize("server", ["nginx", "apache"])
 def test_a_folder_redirect_keeps_the_clients_scheme_and_host(server: str, public_dir: Path) -> None:
     """The prefix and a folder asked for without their slash are redirected to it at the
     address the client asked for: behind a TLS proxy (https, another host and port than the

@@ -137,6 +137,9 @@ class Webconf:
     prefix: str
     listen: str | None
     server_name: str
+    # base_url is https: the site is reached over TLS (often a proxy's in front of the server),
+    # the scheme Apache's redirects of a folder to its slash must name (ServerName https://).
+    https: bool
     fetcher: str | None  # None when no channel has a passive mirror
     # The configured channels' subdirs, "<channel>/<subdir>": only their package files and
     # shards are immutable, not those of any other folder of a channel's directory (an
@@ -283,6 +286,7 @@ def build_webconf(server: str, config: SiteConfig, options: WebconfOptions) -> W
         prefix=prefix,
         listen=listen,
         server_name=server_name,
+        https=urlsplit(config.base_url or "").scheme == "https",
         fetcher=fetcher,
         package_dirs=dirs,
         passive_channels=passive,
