@@ -1,11 +1,12 @@
 """Download statistics on rendered pages: the renderer following ``stats.json``, ``sitegen
-mirror`` showing the counts of its own run, package pages leaving no cyclic garbage;
-descriptions of local packages."""
+mirror`` showing the counts of its own run (one in the singular), package pages leaving no
+cyclic garbage; descriptions of local packages."""
 
 from __future__ import annotations
 
 import gc
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sitegen.web.format import paragraphs
 from sitegen.web.package import DESCRIPTION_MAX, about_package, package_model, page_names
 from sitegen.web.render import TEMPLATES_DIR, render_site
 from sitegen.web.writer import render_page
+from testkit.installers import serve_index, write_folder
 from testkit.local import index_of, info_members, write_conda
 from testkit.records import rec
 from testkit.site import site_config
@@ -173,6 +175,40 @@ def test_mirror_pages_show_the_downloads_counted_in_the_same_run(
     assert "<b>1</b> in all" in (site / PUBLIC / "packages" / "zlib.html").read_text()
     landing = (site / "index.html").read_text()
     assert '<a href="stats.html">Download statistics</a>' in landing
+
+
+@pytest.mark.integration
+def test_one_installer_and_one_download_are_counted_in_the_singular(
+    tmp_path: Path, example_upstream: ExampleUpstream, upstream_server_factory
+) -> None:
+    folder = tmp_path / "upstream" / "miniconda"
+    write_folder(folder, {"Miniconda3-latest-Linux-x86_64.sh": b"#!/bin/sh\n" * 100})
+    installers = upstream_server_factory(folder.parent)
+    serve_index(installers, "/miniconda/")
+    log = tmp_path / "access.log"
+    day = datetime.now(UTC).date()
+    log.write_text(line(f"/{PUBLIC}/linux-64/zlib-1.3.1-h0_0.conda", day) + "\n")
+    config_path = tmp_path / "channels.yaml"
+    config_path.write_text(
+        f"output: {tmp_path / 'site'}\n"
+        "download: {retries: 0}\n"
+        f"channels:\n  {PUBLIC}:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
+        f"installers:\n  miniconda:\n    url: {installers.url}/miniconda/\n"
+        f"stats:\n  logs: [{log}]\n"
+    )
+    assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
+    site = tmp_path / "site"
+    stats = (site / layout.STATS_PAGE).read_text()
+    assert '<b data-stat="downloads-30d">1</b> download in the last 30 days' in stats
+    landing = (site / "index.html").read_text()
+    assert "<b>1</b> download in the last 30 days" in landing
+    assert "<b>1</b> installer</span>" in landing
+    page = (site / "miniconda" / "index.html").read_text()
+    assert "<b>1</b> installer</span>" in page
+    assert ": 1 file with sizes" in page  # the description
+    for text in (stats, landing, page):
+        found = re.search(r"\b1(</b>)? (installer|file|download)s\b", text)
+        assert found is None, found
 
 
 @pytest.mark.unit
