@@ -182,3 +182,12 @@ def test_a_page_lists_the_advisories_of_at_most_advisory_rows_max_rows(tmp_path)
     assert (notes["count"], notes["more"]) == (len(versions), 30)
     html = rendered(notes)
     assert f"{len(versions)} versions" in html and "and 30 more versions" in html
+
+
+def test_one_version_left_out_is_counted_in_the_singular(tmp_path):
+    spec = level(tmp_path, {"a.json": naming_pkg(ADVISORIES_MAX)})
+    listed = ADVISORY_ROWS_MAX // ADVISORIES_MAX
+    notes = advisory_notes([spec], "pkg", [f"1.{i}" for i in range(listed + 1)])
+    assert notes["more"] == 1
+    html = rendered(notes)
+    assert "and 1 more version with advisories" in html and "1 more versions" not in html
