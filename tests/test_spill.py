@@ -111,3 +111,16 @@ def test_nothing_to_spill_or_nowhere_to_spill_it_is_read_from_the_heap(tmp_path:
     assert spill(tmp_path, b"") is None
     (tmp_path / "file").write_bytes(b"")
     assert spill(tmp_path / "file" / "below", b"{}") is None
+
+
+def test_without_unnamed_files_the_body_is_spilled_to_a_file_unnamed_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "O_TMPFILE")  # as on a filesystem without it
+    data = _document(100)
+    spilled = spill(tmp_path, data)
+    assert spilled is not None
+    assert os.listdir(tmp_path) == []
+    got = parse_repodata(spilled.data, "linux-64", release=spilled.release)
+    spilled.close()
+    assert len(got.records) == 100

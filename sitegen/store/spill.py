@@ -8,15 +8,22 @@ pages read so far can be dropped from the process (:meth:`Spilled.release`): the
 file pages, which the kernel reads again from its cache (or the disk) should they be touched
 again, and which it may reclaim under pressure, unlike the heap's.
 
-The file has no name (``O_TMPFILE``): nothing is left behind by a run that is killed, and no
-other process can open it. It lives in the site's private state, beside what it came from.
+The file has no name (``O_TMPFILE``; elsewhere it loses its name at once): nothing is left
+behind by a run that is killed, and no other process can open it. It lives in the site's private state, beside what it came from.
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
-import tempfile
+import os
+import secrets
 from pathlib import Path
+
+from sitegen.store.temp_names import TEMP_PREFIX
+
+# How opening an unnamed file fails where the filesystem (or kernel) has none.
+_NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
 
 
 class Spilled:
@@ -24,11 +31,14 @@ class Spilled:
     ``re`` read as they read bytes) until :meth:`close`."""
 
     def __init__(self, directory: Path, data: bytes) -> None:
-        with tempfile.TemporaryFile(dir=directory) as file:
-            file.write(data)
-            file.flush()
-            # The map holds the file open on its own: the file object may go.
-            self.data = mmap.mmap(file.fileno(), 0, prot=mmap.PROT_READ)
+        fd = _unnamed_file(directory)
+        try:
+            with open(fd, "wb", closefd=False) as file:
+                file.write(data)
+            # The map holds the file open on its own: the descriptor may go.
+            self.data = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         """Drop every page of the map from the process's memory; reading one again reads it
@@ -57,3 +67,19 @@ def spill(directory: Path, data: bytes) -> Spilled | None:
         return Spilled(directory, data)
     except (OSError, ValueError):
         return None
+
+
+def _unnamed_file(directory: Path) -> int:
+    """A new file of ``directory`` without a name, open for writing. Where the filesystem
+    has no such files, one named as the site's temporaries are (which a later run removes,
+    should a kill come between the two calls) and unnamed at once."""
+    if hasattr(os, "O_TMPFILE"):
+        try:
+            return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno not in _NO_TMPFILE:
+                raise
+    path = directory / f"{TEMP_PREFIX}{os.getpid()}-spill.{secrets.token_hex(4)}"
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    os.unlink(path)
+    return fd
