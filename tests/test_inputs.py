@@ -50,9 +50,9 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The subdirs parsed by mirror runs, in order."""
     seen: list[str] = []
 
-    def counting(data: bytes, subdir: str, *args: Any) -> Any:
+    def counting(data: bytes, subdir: str, *args: Any, **kwargs: Any) -> Any:
         seen.append(subdir)
-        return parse_repodata(data, subdir, *args)
+        return parse_repodata(data, subdir, *args, **kwargs)
 
     monkeypatch.setattr(mirror_mod, "parse_repodata", counting)
     return seen

@@ -65,8 +65,8 @@ def test_a_stop_right_after_the_parse_leaves_no_staged_body(
     scope = trio.CancelScope()
     real_parse = fetch.parse_repodata
 
-    def parse_then_stop(*args: Any):
-        parsed = real_parse(*args)
+    def parse_then_stop(*args: Any, **kwargs: Any):
+        parsed = real_parse(*args, **kwargs)
         trio.from_thread.run_sync(scope.cancel)  # a stop signal, as the parse ends
         return parsed
 
