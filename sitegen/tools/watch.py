@@ -231,6 +231,9 @@ async def watch_site(
             if report.status == STOPPED:
                 nursery.cancel_scope.cancel()
                 return
+            # Not held while the next change is awaited and published: a watch runs for
+            # months, and a report may list every file of its channels.
+            del report
 
 
 async def run_watch(config: SiteConfig, render: Callable[[], Awaitable[None]]) -> None:
