@@ -3,15 +3,22 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= channels.yaml
+# sitegen and what it runs on; then, for the tests, lint and benchmarks only, their tools
+# (pytest, ruff, playwright...): a mirror's host never needs those.
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup mirror test test-fast test-integration lint format demo bench render serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --quiet -e '.[test]'
+	touch $(TEST_STAMP)
 
 # What cron runs: `make -s setup && .venv/bin/sitegen mirror` passes sitegen's own exit status on
 # (make reports any failed recipe as 2). Silent when it succeeds, so cron mails nothing: pip runs
@@ -27,11 +34,11 @@ render: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/sitegen serve -c $(CONFIG)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
@@ -50,14 +57,14 @@ test: lint
 test-fast: lint
 	$(PYTEST) -m unit
 
-test-integration: $(STAMP)
+test-integration: $(TEST_STAMP)
 	$(PYTEST) -m integration
 
 demo: $(STAMP)
 	$(BIN)/sitegen demo --dir demo
 
 # Benchmarks (minutes; not part of `make test`): make bench BENCH_ARGS='--quick --only sync'
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # What make built, and the demo. Not ./site: it is the mirror `make mirror` published (what the
