@@ -151,24 +151,29 @@ stats:
     assert "Download statistics" not in (site / "index.html").read_text()
 
 
-@pytest.mark.integration
-def test_mirror_pages_show_the_downloads_counted_in_the_same_run(
-    tmp_path: Path, example_upstream: ExampleUpstream
-) -> None:
+def _one_download_counted(tmp_path: Path, url: str, more: str = "") -> Path:
+    """channels.yaml of the example upstream at ``url`` as PUBLIC (linux-64), its statistics
+    read from an access log of one download of zlib today; ``more``: further settings."""
     log = tmp_path / "access.log"
-    day = datetime.now(UTC).date()
-    log.write_text(line(f"/{PUBLIC}/linux-64/zlib-1.3.1-h0_0.conda", day) + "\n")
+    log.write_text(
+        line(f"/{PUBLIC}/linux-64/zlib-1.3.1-h0_0.conda", datetime.now(UTC).date()) + "\n"
+    )
     config_path = tmp_path / "channels.yaml"
     config_path.write_text(
         f"output: {tmp_path / 'site'}\n"
         "download: {retries: 0}\n"
-        "channels:\n"
-        f"  {PUBLIC}:\n"
-        f"    url: {example_upstream.url}\n"
-        "    subdirs: [linux-64]\n"
-        "stats:\n"
-        f"  logs: [{log}]\n"
+        f"channels:\n  {PUBLIC}:\n    url: {url}\n    subdirs: [linux-64]\n"
+        f"{more}"
+        f"stats:\n  logs: [{log}]\n"
     )
+    return config_path
+
+
+@pytest.mark.integration
+def test_mirror_pages_show_the_downloads_counted_in_the_same_run(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    config_path = _one_download_counted(tmp_path, example_upstream.url)
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     site = tmp_path / "site"
     assert '<b data-stat="downloads">1</b>' in (site / layout.STATS_PAGE).read_text()
@@ -185,16 +190,10 @@ def test_one_installer_and_one_download_are_counted_in_the_singular(
     write_folder(folder, {"Miniconda3-latest-Linux-x86_64.sh": b"#!/bin/sh\n" * 100})
     installers = upstream_server_factory(folder.parent)
     serve_index(installers, "/miniconda/")
-    log = tmp_path / "access.log"
-    day = datetime.now(UTC).date()
-    log.write_text(line(f"/{PUBLIC}/linux-64/zlib-1.3.1-h0_0.conda", day) + "\n")
-    config_path = tmp_path / "channels.yaml"
-    config_path.write_text(
-        f"output: {tmp_path / 'site'}\n"
-        "download: {retries: 0}\n"
-        f"channels:\n  {PUBLIC}:\n    url: {example_upstream.url}\n    subdirs: [linux-64]\n"
-        f"installers:\n  miniconda:\n    url: {installers.url}/miniconda/\n"
-        f"stats:\n  logs: [{log}]\n"
+    config_path = _one_download_counted(
+        tmp_path,
+        example_upstream.url,
+        f"installers:\n  miniconda:\n    url: {installers.url}/miniconda/\n",
     )
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     site = tmp_path / "site"
