@@ -33,10 +33,7 @@ from sitegen.store.give import give_back_file
 from sitegen.store.interface import PendingWrite
 from sitegen.store.pending import PendingFile, directory_fd, link_fd
 from sitegen.store.take import NO_LINK, take_file
-from sitegen.store.temp_names import TEMP_PREFIX, short_name, temp_writer_alive
-
-# How opening an O_TMPFILE file fails where the filesystem (or kernel) has none.
-_NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
+from sitegen.store.temp_names import NO_TMPFILE, TEMP_PREFIX, short_name, temp_writer_alive
 
 
 # A hard link fails, where a copy works, across filesystems, without link support, at the link
@@ -98,7 +95,7 @@ class Site:
                 return PendingFile.unnamed(self, target)
         except OSError as exc:
             # Another filesystem mounted below the site may lack O_TMPFILE.
-            if exc.errno not in _NO_TMPFILE:
+            if exc.errno not in NO_TMPFILE:
                 raise
         return PendingFile.named(self, target)
 
@@ -386,7 +383,7 @@ def _can_link_unnamed(directory: Path) -> bool:
     try:
         fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        if exc.errno in _NO_TMPFILE:
+        if exc.errno in NO_TMPFILE:
             return False
         raise  # out of file descriptors, no permission...: a real error, not an answer
     try:

@@ -9,21 +9,18 @@ file pages, which the kernel reads again from its cache (or the disk) should the
 again, and which it may reclaim under pressure, unlike the heap's.
 
 The file has no name (``O_TMPFILE``; elsewhere it loses its name at once): nothing is left
-behind by a run that is killed, and no other process can open it. It lives in the site's private state, beside what it came from.
+behind by a run that is killed, and no other process can open it. It lives in the site's
+private state, beside what it came from.
 """
 
 from __future__ import annotations
 
-import errno
 import mmap
 import os
 import secrets
 from pathlib import Path
 
-from sitegen.store.temp_names import TEMP_PREFIX
-
-# How opening an unnamed file fails where the filesystem (or kernel) has none.
-_NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
+from sitegen.store.temp_names import NO_TMPFILE, TEMP_PREFIX
 
 
 class Spilled:
@@ -58,8 +55,7 @@ class Spilled:
 
 def spill(directory: Path, data: bytes) -> Spilled | None:
     """``data`` in an unnamed file of ``directory``, mapped; None when it is empty or cannot
-    be written there (a full disk, a file system without unnamed files): it is then read
-    from the heap, as it is."""
+    be written there (a full disk): it is then read from the heap, as it is."""
     if not data:
         return None
     try:
@@ -77,7 +73,7 @@ def _unnamed_file(directory: Path) -> int:
         try:
             return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            if exc.errno not in _NO_TMPFILE:
+            if exc.errno not in NO_TMPFILE:
                 raise
     path = directory / f"{TEMP_PREFIX}{os.getpid()}-spill.{secrets.token_hex(4)}"
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)

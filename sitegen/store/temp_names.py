@@ -4,10 +4,14 @@ dead writer's are cleaned up."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 
 TEMP_PREFIX = ".sitegen-tmp-"
+# How opening a file without a name (O_TMPFILE) fails where the filesystem (or kernel) has
+# none: a temporary name is used instead.
+NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
 # Linux's PID_MAX_LIMIT: no process id reaches it.
 _PID_LIMIT = 1 << 22
 
