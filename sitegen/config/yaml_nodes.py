@@ -55,6 +55,15 @@ def shown_key(key: str) -> str:
     return f"{key[:_SHOWN_KEY_CHARS]}{CLIPPED}{len(key):,} characters)"
 
 
+def child_path(path: str, key: str | int) -> str:
+    """The key path of a mapping's ``key`` (text) or a list's item ``key`` (its index) below
+    the node at ``path``."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    shown = shown_key(key)
+    return f"{path}.{shown}" if path else shown
+
+
 def shown_reason(text: str) -> str:
     """A parser's reason for refusing a value, for an error message: it may quote the value
     whole, so a long one is cut after its first 200 characters."""
@@ -170,12 +179,7 @@ class YamlNode:
         return ConfigError(f"{self.state.filename}:{self.line}: {where}: {message}", line=self.line)
 
     def child(self, node: yaml.Node, key: str | int) -> YamlNode:
-        if isinstance(key, int):
-            path = f"{self.path}[{key}]"
-        else:
-            shown = shown_key(key)
-            path = f"{self.path}.{shown}" if self.path else shown
-        return YamlNode(node, path, self.state)
+        return YamlNode(node, child_path(self.path, key), self.state)
 
     def mapping(
         self, allowed: tuple[str, ...], nested: Mapping[str, tuple[str, ...]] | None = None

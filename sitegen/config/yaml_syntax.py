@@ -13,7 +13,7 @@ import re
 
 import yaml
 
-from sitegen.config.yaml_nodes import ConfigError, shown_key
+from sitegen.config.yaml_nodes import ConfigError, child_path
 
 # Values a document may stand for once its aliases are read out: far above what any
 # configuration spells (or shares through anchors), far below what a few kilobytes of aliases
@@ -136,12 +136,12 @@ def _path_at(node: yaml.Node, line: int, path: str, seen: set[int]) -> str | Non
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         children = [
-            (f"{path}.{shown_key(key.value)}" if path else shown_key(key.value), key, value)
+            (child_path(path, key.value), key, value)
             for key, value in node.value
             if isinstance(key, yaml.ScalarNode)
         ]
     elif isinstance(node, yaml.SequenceNode):
-        children = [(f"{path}[{i}]", item, item) for i, item in enumerate(node.value)]
+        children = [(child_path(path, i), item, item) for i, item in enumerate(node.value)]
     else:
         return None
     for child, start, value in children:
