@@ -101,6 +101,20 @@ def test_time_fields_read_as_milliseconds(value: Any, expected: int) -> None:
 
 
 @pytest.mark.unit
+def test_records_stamped_with_one_value_share_one_number() -> None:
+    """A stamp is one object per distinct value (a few per subdir, one per run that first
+    saw records), not one per record: 800,000 of them, or the map's own numbers, would stay
+    in memory through publishing. The map here is decoded, as a run reads it."""
+    old = [record(f"old{i}") for i in range(50)]
+    new = [record(f"new{i}") for i in range(50)]
+    first_seen = decode_first_seen(encode_first_seen({r.fn: JAN_2024 + 1000 for r in old}))
+    assert stamp_records([*old, *new], first_seen, NOW) == 50
+    stamps = [r.raw[INDEXED_TIMESTAMP] for r in (*old, *new)]
+    assert stamps == [JAN_2024 + 1000] * 50 + [NOW] * 50
+    assert len({id(stamp) for stamp in stamps}) == 2
+
+
+@pytest.mark.unit
 def test_a_site_whose_state_was_lost_keeps_its_published_values() -> None:
     published = record("a")
     published.raw[INDEXED_TIMESTAMP] = JAN_2024 + 7

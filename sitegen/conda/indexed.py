@@ -52,6 +52,10 @@ def stamp_records(
     """
     stamps = published_stamps or {}
     added = 0
+    # One int object per distinct stamp (a handful: one per run that first saw records), not
+    # one per record: 800,000 of them would be ~30 MB held through publishing, and taken from
+    # the map's own, they would keep its memory (~100 MB of names) from going back.
+    shared: dict[int, int] = {}
     # Once per record (800,000 at conda-forge scale): the common cases (a time in
     # milliseconds, no stamp of upstream's, no previous publication) without a call.
     for record in records:
@@ -62,7 +66,7 @@ def stamp_records(
         upstream = raw.get(INDEXED_TIMESTAMP)
         if upstream is not None and (upstream := milliseconds(upstream)):
             if upstream < own:  # inconsistent upstream: the rule clients rely on wins
-                raw[INDEXED_TIMESTAMP] = own
+                raw[INDEXED_TIMESTAMP] = shared.setdefault(own, own)
             continue
         seen = first_seen.get(fn)
         before = previous.get(fn) if previous else None
@@ -75,7 +79,8 @@ def stamp_records(
             seen = (0 if replaced else published) or (now_ms if now_ms > own else own)
             first_seen[fn] = seen
             added += 1
-        raw[INDEXED_TIMESTAMP] = seen if seen > own else own
+        value = seen if seen > own else own
+        raw[INDEXED_TIMESTAMP] = shared.setdefault(value, value)
     return added
 
 
