@@ -14,6 +14,7 @@ from sitegen.conda.version import (
     InvalidSpecError,
     RecordMatcher,
     parse_matchspec,
+    parse_version_spec,
 )
 
 pytestmark = pytest.mark.unit
@@ -306,3 +307,47 @@ def test_a_dependency_with_a_build_number_beyond_64_bits_adds_nothing() -> None:
     assert kept == {"app-1.0-0.conda", "zlib-1.3-0.conda"}
     with pytest.raises(InvalidSpecError, match="beyond 64 bits"):
         parse_matchspec('zlib[version=">=1", build_number="<99999999999999999999"]')
+
+
+def test_the_specs_read_for_the_back_fill_are_not_kept_in_the_parse_caches() -> None:
+    """Each distinct dependency spec is read for the back-fill once: kept in the caches of
+    the run's parsing, 40,000 of them would hold their native memory through publishing."""
+    records = index(
+        rec("app", "1", depends=("lib <2", "lib >=1,<3", "other 4.*", "reg * ^0_cp3.*$")),
+        rec("lib", "2"),
+        rec("lib", "1"),
+        rec("other", "4.1"),
+        rec("reg", "1", "0_cp38"),
+    )
+    parse_matchspec.cache_clear()
+    parse_version_spec.cache_clear()
+    kept = set(current_records(records, RecordMatcher(remember=False)))
+    assert kept == {"app-1-0.conda", "lib-2-0.conda", "lib-1-0.conda", "other-4.1-0.conda"} | {
+        "reg-1-0_cp38.conda"
+    }
+    assert parse_matchspec.cache_info().currsize == 0
+    assert parse_version_spec.cache_info().currsize == 0
+
+
+def test_a_back_filled_release_holds_every_spelling_of_its_version() -> None:
+    """Older releases are made only for a name whose newest one does not meet a spec; made
+    then, a release is every spelling of its version, with each one's builds."""
+    newest_only = rec("solo", "3")
+    records = index(
+        rec("app", "1", depends=("solo", "lib <2")),
+        newest_only,
+        rec("solo", "2"),
+        rec("solo", "1"),
+        rec("lib", "2"),
+        rec("lib", "1.1", "a"),
+        rec("lib", "1.1.0", "b"),  # the same release as 1.1 to conda
+        rec("lib", "1.0"),
+    )
+    kept = set(current_records(records, RecordMatcher()))
+    assert kept == {
+        "app-1-0.conda",
+        "solo-3-0.conda",
+        "lib-2-0.conda",
+        "lib-1.1-a.conda",
+        "lib-1.1.0-b.conda",
+    }

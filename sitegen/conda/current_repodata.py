@@ -54,12 +54,11 @@ from sitegen.conda.version import (
     InvalidVersionError,
     RecordMatcher,
     build_matches,
-    parse_matchspec,
     parse_version,
-    parse_version_spec,
     plain_build_pattern,
+    read_matchspec,
+    read_version_spec,
     spec_kind,
-    spec_name,
 )
 from sitegen.gc_pause import gc_paused
 
@@ -90,18 +89,26 @@ class _Release:
 
 
 class _Name:
-    """One package name's records, and the version text of each (in the same order)."""
+    """One package name's records, and the version text of each (in the same order).
 
-    __slots__ = ("_asked", "_by_text", "records", "versions")
+    ``newest`` is its newest release, all that step 1 needs of most names; the older ones are
+    made only for a name that a dependency spec looks past its newest version in (the full
+    list of every name would be ~250,000 releases at conda-forge scale, held through the
+    publishing of the subdir)."""
+
+    __slots__ = ("_asked", "_by_text", "_releases", "newest", "records", "versions")
 
     def __init__(self, records: list[Record]) -> None:
         self.records = records
         self.versions: list[str] = list(map(_VERSION, map(_RAW, records)))
         self._by_text: dict[str, list[Record]] | None = None
         self._asked = False
+        self._releases: list[_Release] | None = None
+        parsed = self._parsed()
+        self.newest = self._merged(parsed[: 1 + _equal_to_first(parsed)])[0] if parsed else None
 
-    def releases(self) -> list[_Release]:
-        """The name's releases, newest first (none when no version parses)."""
+    def _parsed(self) -> list[tuple[Version, str]]:
+        """Each distinct version text parsed, newest first."""
         parsed: list[tuple[Version, str]] = []
         for text in dict.fromkeys(self.versions):
             try:
@@ -111,6 +118,9 @@ class _Name:
                 # candidate; parse_repodata already rejects these, this is a backstop.
                 continue
         parsed.sort(key=itemgetter(0), reverse=True)
+        return parsed
+
+    def _merged(self, parsed: list[tuple[Version, str]]) -> list[_Release]:
         releases: list[_Release] = []
         for version, text in parsed:
             # "1.0" and "1.0.0" are one version to conda: merge them into one release.
@@ -120,6 +130,22 @@ class _Name:
             else:
                 releases.append(_Release(self, version, text))
         return releases
+
+    def release(self, index: int) -> _Release:
+        """The release at ``index`` in newest-first order (0: ``newest``)."""
+        if index == 0 and self.newest is not None:
+            return self.newest
+        return self.releases()[index]
+
+    def releases(self) -> list[_Release]:
+        """The name's releases, newest first (none when no version parses); ``newest`` is
+        the first of them."""
+        if self._releases is None:
+            releases = self._merged(self._parsed())
+            if releases:
+                releases[0] = self.newest  # the one whose records may be known already
+            self._releases = releases
+        return self._releases
 
     def records_of(self, texts: list[str]) -> list[Record]:
         """The records whose version text is one of ``texts``."""
@@ -137,6 +163,17 @@ class _Name:
                 add(text, []).append(record)
             self._by_text = by_text
         return [record for text in texts for record in self._by_text[text]]
+
+
+def _equal_to_first(parsed: list[tuple[Version, str]]) -> int:
+    """How many versions after the first of ``parsed`` (sorted) equal it."""
+    first = parsed[0][0]
+    count = 0
+    for version, _text in parsed[1:]:
+        if version != first:
+            break
+        count += 1
+    return count
 
 
 _RAW = attrgetter("raw")
@@ -158,18 +195,18 @@ def has_features(raw: dict[str, Any]) -> bool:
     return False
 
 
-def _releases_by_name(names: Mapping[str, list[Record]]) -> dict[str, list[_Release]]:
-    """Each name's releases, newest first, from the records grouped by name."""
-    # MatchSpec names are normalised to lower case; group the same way so lookups agree.
+def _names_by_key(names: Mapping[str, list[Record]]) -> dict[str, _Name]:
+    """Each name (lower case, as MatchSpec names are normalised) with its records, from the
+    records grouped by name; a name none of whose versions parses is left out."""
     lowered: dict[str, list[Record]] = {}
     for name, group in names.items():
         key = name.lower()
         lowered[key] = [*lowered[key], *group] if key in lowered else group
-    out: dict[str, list[_Release]] = {}
+    out: dict[str, _Name] = {}
     for name, group in lowered.items():
-        releases = _Name(group).releases()
-        if releases:
-            out[name] = releases
+        entry = _Name(group)
+        if entry.newest is not None:
+            out[name] = entry
     return out
 
 
@@ -194,32 +231,32 @@ def current_records(
 def _current_records(
     records: dict[str, Record], names: Mapping[str, list[Record]], matcher: RecordMatcher
 ) -> dict[str, Record]:
-    releases = _releases_by_name(names)
-    # Step 1: all builds of each name's newest version (index 0 of each name's releases).
-    kept: dict[str, set[int]] = {name: {0} for name in releases}
+    by_name = _names_by_key(names)
+    # Step 1: all builds of each name's newest version (release 0 of each name).
+    kept: dict[str, set[int]] = {name: {0} for name in by_name}
 
     # Step 2: one pass of dependency back-fill over step-1 records, judged against step 1 only.
     # Each distinct spec once; the specs are gathered in C (no bytecode per record).
     specs: set[Any] = set()
-    for name_releases in releases.values():
-        raws = list(map(_RAW, name_releases[0].records))
+    for entry in by_name.values():
+        raws = list(map(_RAW, entry.newest.records))
         for depends in filter(None, map(dict.get, raws, repeat("depends"))):
             specs.update(compress(depends, map(isinstance, depends, repeat(str))))
     for spec in specs:
-        found = _backfill(spec, releases, matcher)
+        found = _backfill(spec, by_name, matcher)
         if found is not None:
             kept[found[0]].add(found[1])
 
     chosen: set[int] = set()
     for name, indexes in kept.items():
-        name_releases = releases[name]
+        entry = by_name[name]
         for index in indexes:
-            chosen.update(map(id, name_releases[index].records))
+            chosen.update(map(id, entry.release(index).records))
         # Step 3: the featureless builds of the newest version that has any, beside featured
         # ones. (conda-index looks at versions <= the newest kept one: that is all of them,
         # since step 1 kept the newest.)
-        if any(_featured(name_releases[i].records) for i in indexes):
-            for release in name_releases:
+        if any(_featured(entry.release(i).records) for i in indexes):
+            for release in entry.releases():
                 featureless = [r for r in release.records if not has_features(r.raw)]
                 if featureless:
                     chosen.update(map(id, featureless))
@@ -242,25 +279,27 @@ def _featured(records: list[Record]) -> bool:
 
 
 def _backfill(
-    spec: str, releases: dict[str, list[_Release]], matcher: RecordMatcher
+    spec: str, by_name: dict[str, _Name], matcher: RecordMatcher
 ) -> tuple[str, int] | None:
     """(name, release index) to add for a spec that step 1 leaves unsatisfied, else None.
 
     Releases are scanned newest first, so the first one with a matching build is the newest
-    satisfying version; when that is release 0 (step 1's own), nothing needs adding.
+    satisfying version; when that is release 0 (step 1's own), nothing needs adding. The spec
+    is parsed here for this once (see version.read_matchspec): the 40,000 distinct specs of
+    conda-forge's records, kept, would be ~40 MB held through the publishing of the subdir.
     """
     try:
-        name = spec_name(spec)
-        match_spec = parse_matchspec(spec)
+        match_spec = read_matchspec(spec)
     except InvalidSpecError:
         # conda would refuse such a record at solve time anyway; nothing sensible to add.
         return None
+    name = match_spec.name.normalized
     if name.startswith("__"):
         return None
-    name_releases = releases.get(name)
-    if name_releases is None:
+    entry = by_name.get(name)
+    if entry is None:
         return None
-    version_spec = parse_version_spec(str(match_spec.version)) if match_spec.version else None
+    version_spec = read_version_spec(str(match_spec.version)) if match_spec.version else None
     # A spec of a name and a version only (most are) is decided by the versions, one of a
     # name, a version and a plain build string pattern by those and the build strings: no
     # build need be built as a rattler record (at 800,000 records those took ~0.4 GB and
@@ -268,15 +307,19 @@ def _backfill(
     understood = version_spec is not None or not match_spec.version
     by_version = understood and spec_kind(match_spec, name) != SPEC_FULL
     pattern = plain_build_pattern(match_spec, name) if understood and not by_version else None
-    for index, release in enumerate(name_releases):
+
+    def found(release: _Release) -> bool:
         if by_version:
-            found = version_spec is None or any(map(version_spec.matches, release.spellings))
-        elif pattern is not None:
-            found = _any_build_match(pattern, version_spec, release)
-        else:
-            found = _any_match(match_spec, version_spec, release, matcher)
-        if found:
-            return (name, index) if index else None
+            return version_spec is None or any(map(version_spec.matches, release.spellings))
+        if pattern is not None:
+            return _any_build_match(pattern, version_spec, release)
+        return _any_match(match_spec, version_spec, release, matcher)
+
+    if found(entry.newest):
+        return None
+    for index, release in enumerate(entry.releases()[1:], start=1):
+        if found(release):
+            return name, index
     return None
 
 

@@ -55,10 +55,12 @@ _HUGE_BUILD_NUMBER = re.compile(r"build_number[^\],]*\d{20}")
 
 @lru_cache(maxsize=1 << 20)
 def parse_matchspec(text: str) -> MatchSpec:
-    return _new_matchspec(text)
+    return read_matchspec(text)
 
 
-def _new_matchspec(text: str) -> MatchSpec:
+def read_matchspec(text: str) -> MatchSpec:
+    """:func:`parse_matchspec` without its cache, for a spec used once: a MatchSpec holds
+    native memory, and one kept among a run's records keeps their pages from going back."""
     if _HUGE_BUILD_NUMBER.search(text):
         raise InvalidSpecError(f"{text!r}: build number beyond 64 bits")
     module = rattler()  # outside the try: a failed import is no invalid spec
@@ -94,7 +96,7 @@ def readable_specs(specs: Collection[str]) -> bool:
         if text in _unreadable_specs:
             return False
         try:
-            _new_matchspec(text)
+            read_matchspec(text)
         except InvalidSpecError:
             _unreadable_specs.add(text)
             return False
@@ -118,6 +120,11 @@ def readable_versions(texts: Collection[str]) -> bool:
 @lru_cache(maxsize=1 << 16)
 def parse_version_spec(text: str) -> VersionSpec | None:
     """A version constraint such as ``>=1.2,<2``; None when rattler does not accept it."""
+    return read_version_spec(text)
+
+
+def read_version_spec(text: str) -> VersionSpec | None:
+    """:func:`parse_version_spec` without its cache, for a constraint used once."""
     module = rattler()
     try:
         return module.VersionSpec(text)
