@@ -8,10 +8,12 @@ import errno
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from sitegen.layout import origins_path
 from sitegen.store import site as storage
+from sitegen.store.compare import same_content
 from sitegen.store.interface import PendingWrite
 from sitegen.store.origins import Origins, read_origins, write_origins
 from sitegen.store.site import Site
@@ -193,14 +195,52 @@ def test_the_origins_map_is_written_sorted_whatever_its_order(site: Site) -> Non
     bases = {"main": "https://main.example/pkgs/", "forge": ""}
     written = []
     for order in (files, dict(reversed(files.items()))):
-        origins = Origins(files=order, package_bases=dict(reversed(bases.items())))
-        write_origins(site, "ch", "linux-64", origins)
+        write_origins(site, "ch", "linux-64", order, dict(reversed(bases.items())))
         written.append(origins_path(site.root, "ch", "linux-64").read_bytes())
     assert written[0] == written[1]
     assert written[0].index(b'"a-1-0') < written[0].index(b'"b-1-0') < written[0].index(b'"c-2-0')
     assert written[0].index(b'"forge":""') < written[0].index(b'"main":"https')
     back = read_origins(origins_path(site.root, "ch", "linux-64"))
     assert back.files == files and back.package_bases == bases
+
+
+@pytest.mark.unit
+def test_a_large_origins_map_is_written_in_pieces_as_one_encoding_of_it(site: Site) -> None:
+    """Made and compared a piece at a time, the map is byte for byte what msgspec encodes of
+    the whole (names that need escaping, past the first piece, in code point order), and an
+    unchanged one is left alone."""
+    names = [f"p{i:05d}-1-0.conda" for i in range(20_000)]
+    names += ['q"uote-1-0.conda', "zé-1-0.conda", "Z\\back-1-0.conda", "\u2028-1-0.conda"]
+    files = {fn: ("main" if i % 3 else "forge\t") for i, fn in enumerate(reversed(names))}
+    bases = {"main": "https://main.example/pkgs/", "forge\t": ""}
+    write_origins(site, "ch", "linux-64", files, bases)
+    path = origins_path(site.root, "ch", "linux-64")
+    whole = msgspec.json.encode(Origins(files=files, package_bases=bases), order="sorted")
+    assert path.read_bytes() == whole
+    before = path.stat()
+    write_origins(site, "ch", "linux-64", dict(sorted(files.items())), bases)
+    assert path.stat().st_ino == before.st_ino and path.stat().st_mtime_ns == before.st_mtime_ns
+    files[names[-3]] = "main"
+    write_origins(site, "ch", "linux-64", files, bases)
+    assert read_origins(path).files == files
+    assert entries(path.parent) == [path.name]
+
+
+@pytest.mark.unit
+def test_same_content_compares_a_large_file_to_its_last_byte(tmp_path: Path) -> None:
+    """Compared a piece at a time: a difference in the last piece counts; something other
+    than a file under the name is not the same, and a named pipe is not opened."""
+    data = bytes(range(256)) * 40_000  # ~10 MB: past two pieces
+    target = tmp_path / "map.json"
+    target.write_bytes(data)
+    assert same_content(target, data)
+    assert not same_content(target, data[:-1] + b"x")
+    assert not same_content(target, data + b"x")
+    assert same_content(tmp_path / "empty", b"") is False
+    (tmp_path / "empty").write_bytes(b"")
+    assert same_content(tmp_path / "empty", b"")
+    os.mkfifo(tmp_path / "pipe")
+    assert not same_content(tmp_path / "pipe", b"")
 
 
 @pytest.mark.unit

@@ -36,10 +36,19 @@ def read_regular(path: Path) -> bytes:
 
 
 def same_content(path: Path, data: bytes) -> bool:
+    """Whether ``path`` holds exactly ``data``; read a piece at a time, so that comparing a
+    large file (a 50 MB state map) does not hold a second copy of it."""
     try:
-        if path.stat().st_size != len(data):
+        status = path.stat()
+        # Something else under the name (a named pipe would block the open) is replaced.
+        if not stat.S_ISREG(status.st_mode) or status.st_size != len(data):
             return False
-        return path.read_bytes() == data
+        with open(path, "rb") as handle:
+            view = memoryview(data)
+            return all(
+                handle.read(_CHUNK) == view[start : start + _CHUNK]
+                for start in range(0, len(data), _CHUNK)
+            )
     except FileNotFoundError:
         return False
 

@@ -11,12 +11,16 @@ URL can hold a token), but for the secrets of the mirror's URL, kept as their ${
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import msgspec
 
 from sitegen.layout import origins_path
 from sitegen.store.interface import SiteStorage
+
+# File names per encoded piece of the map.
+_PIECE = 8192
 
 
 class Origins(msgspec.Struct, forbid_unknown_fields=False):
@@ -43,9 +47,30 @@ def load_origins(site: SiteStorage, channel: str, subdir: str) -> Origins:
         return Origins()
 
 
-def write_origins(site: SiteStorage, channel: str, subdir: str, origins: Origins) -> None:
-    # Keys sorted by the encoder (the same bytes from the same map, whatever its order): at
-    # conda-forge scale ~4x faster than building a sorted copy of 800,000 items first.
-    site.write_bytes(
-        origins_path(site.root, channel, subdir), msgspec.json.encode(origins, order="sorted")
-    )
+def write_origins(
+    site: SiteStorage,
+    channel: str,
+    subdir: str,
+    files: Mapping[str, str],
+    package_bases: Mapping[str, str],
+) -> None:
+    """Write the origins map of ``files`` (file name -> mirror name) unless it holds that
+    already. Made and compared a piece at a time: at conda-forge scale the map is ~50 MB of
+    JSON, and ``files`` may be a view of the records that builds no dict of them."""
+    path = origins_path(site.root, channel, subdir)
+    pending = site.pending_unless_same(path, _pieces(files, package_bases))
+    if pending is not None:
+        with pending:
+            pending.commit(durable=True)
+
+
+def _pieces(files: Mapping[str, str], package_bases: Mapping[str, str]) -> Iterator[bytes]:
+    """The bytes of ``Origins(files, package_bases)`` as msgspec encodes it with its keys
+    sorted (the same bytes from the same map, whatever its order), in pieces."""
+    encode = msgspec.json.encode
+    names = sorted(files)
+    yield b'{"files":{'
+    for start in range(0, len(names), _PIECE):
+        piece = encode({fn: files[fn] for fn in names[start : start + _PIECE]})
+        yield (b"," if start else b"") + piece[1:-1]
+    yield b'},"package_bases":' + encode(dict(package_bases), order="sorted") + b"}"

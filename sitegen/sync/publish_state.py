@@ -16,10 +16,10 @@ metadata lists, and the next run judges every kept record again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from sitegen.conda.records import Record
-from sitegen.store.origins import Origins, load_origins, write_origins
+from sitegen.store.origins import load_origins, write_origins
 from sitegen.store.site import Site
 from sitegen.sync.keep import read_kept, save_kept
 
@@ -86,8 +86,26 @@ def _write_map(
     bases: dict[str, str],
     older: dict[str, str],
 ) -> None:
-    """The origins map of ``records`` plus ``older`` (file -> mirror of a state still served);
-    it lives only while it is written."""
-    files = {fn: record.origin for fn, record in records.items()}
-    files.update(older)
-    write_origins(site, channel_path, subdir, Origins(files, bases))
+    """The origins map of ``records`` plus ``older`` (file -> mirror of a state still served,
+    none of them in ``records``)."""
+    write_origins(site, channel_path, subdir, _FileOrigins(records, older), bases)
+
+
+class _FileOrigins(Mapping[str, str]):
+    """File name -> mirror of ``records`` plus ``older``, read from the records as it is
+    asked for: a dict of 800,000 of them would be ~30 MB more while the map is written."""
+
+    def __init__(self, records: Mapping[str, Record], older: Mapping[str, str]) -> None:
+        self.records = records
+        self.older = older
+
+    def __getitem__(self, fn: str) -> str:
+        mirror = self.older.get(fn)
+        return self.records[fn].origin if mirror is None else mirror
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.records
+        yield from (fn for fn in self.older if fn not in self.records)
+
+    def __len__(self) -> int:
+        return len(self.records) + sum(fn not in self.records for fn in self.older)

@@ -96,7 +96,7 @@ def origins_problems(
         why.append(f"written again from the copy of upstream's repodata in {copy} (it {said})")
     # As a run writes it, the map names each file's mirror.
     origins = Origins(dict.fromkeys(listed, mirror.name), bases)
-    write_origins(site, channel.path, subdir, origins)
+    write_origins(site, channel.path, subdir, origins.files, origins.package_bases)
     return origins, [(relative, "metadata", "; ".join(why), True)]
 
 
