@@ -80,6 +80,34 @@ def test_cli_exits_2_for_an_unset_variable(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["status"], 0),
+        (["render"], 0),
+        (["stop", "--timeout", "0"], 1),  # no run to stop
+        (["freeze", "private/org", "--reason", "audit"], 0),
+        (["mirror", "--no-progress"], 2),
+    ],
+)
+def test_only_commands_that_reach_upstream_need_its_variables(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    expected: int,
+) -> None:
+    """A shell without the token a timer's service is given can still ask for the status,
+    stop a run, render the pages or freeze a channel: only a command that reaches upstream
+    is refused for an unset variable."""
+    monkeypatch.delenv("SITEGEN_CONFIG_TOKEN", raising=False)
+    config_path = write_config(tmp_path, dedent(TOKEN_CONFIG))
+    status = main([argv[0], "-c", str(config_path), *argv[1:]])
+    err = capsys.readouterr().err
+    assert status == expected, err
+    assert ("SITEGEN_CONFIG_TOKEN is not set" in err) == (expected == 2)
+
+
 def test_variable_values_never_appear_in_errors(tmp_path: Path) -> None:
     secret = "tk-very-secret-value"
     text = dedent("""

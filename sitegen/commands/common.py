@@ -79,12 +79,14 @@ def login_name() -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def load(args: argparse.Namespace) -> SiteConfig:
+def load(args: argparse.Namespace, *, upstream: bool = True) -> SiteConfig:
+    """The configuration ``args`` name; ``upstream`` False for a command that reaches no
+    upstream, which runs without the secrets its ``${VAR}`` references name."""
     from sitegen.config import ConfigError, load_config
     from sitegen.config.load import folders_in_site, unfit_output
     from sitegen.layout import STATE_DIR, state_dir
 
-    config = load_config(args.config)
+    config = load_config(args.config, upstream=upstream)
     if getattr(args, "out", None):
         output = Path(args.out).absolute()
         why = unfit_output(output)  # as for `output` in the file

@@ -46,7 +46,7 @@ def _add_freeze_commands(add: AddCommand) -> None:
         if args.command == "freeze":
             check_text("--by", args.by or "")
             check_text("--reason", args.reason)
-        config = load(args)
+        config = load(args, upstream=False)
         try:
             if args.command == "freeze":
                 print(freeze(config, args.channel, args.by or login_name(), args.reason))

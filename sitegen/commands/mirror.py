@@ -259,7 +259,7 @@ def _stats(args: argparse.Namespace) -> int:
     from sitegen.store.lock import SiteLocked
 
     try:
-        result = run_stats(load(args))
+        result = run_stats(load(args, upstream=False))
     except SiteLocked as exc:
         log.error("%s", exc)
         return EXIT_LOCKED
@@ -281,7 +281,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from sitegen.web.render import render_site
 
-    config = load(args)
+    config = load(args, upstream=False)
     try:
         stats = render_site(config)
     except OSError as exc:  # e.g. an `output` the file system refuses to create (under /proc)
@@ -300,7 +300,7 @@ def _stop(args: argparse.Namespace) -> int:
     if not args.timeout >= 0:
         print("sitegen: --timeout must be 0 or more seconds", file=sys.stderr)
         return EXIT_CONFIG
-    result = stop.stop_run(load(args), args.timeout)
+    result = stop.stop_run(load(args, upstream=False), args.timeout)
     print(result.describe())
     if result.outcome == stop.STOPPED_RUN:
         return EXIT_OK

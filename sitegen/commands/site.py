@@ -199,7 +199,7 @@ def _status(args: argparse.Namespace) -> int:
     from sitegen.tools.status import collect_status
     from sitegen.tools.status_format import format_status, status_json
 
-    status = collect_status(load(args))
+    status = collect_status(load(args, upstream=False))
     if args.json:
         print(json.dumps(status_json(status), indent=1))
     else:
@@ -214,7 +214,7 @@ def _remove(args: argparse.Namespace) -> int:
     from sitegen.wording import counted
 
     check_text("PATH", args.path)  # what sitegen publishes has UTF-8 names only
-    config = load(args)
+    config = load(args, upstream=False)
     try:
         folder = installer_removal(config, args.path)
         if args.dry_run:

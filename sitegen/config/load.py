@@ -97,8 +97,12 @@ def parse_config(
     raise state.failure()
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> SiteConfig:
-    """Read and parse a channels.yaml; ``${VAR}``s must be set in environ (default: ours)."""
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, upstream: bool = True
+) -> SiteConfig:
+    """Read and parse a channels.yaml; ``${VAR}``s must be set in environ (default: ours),
+    unless the command will not reach ``upstream``: then they are left as they are written
+    (``sitegen status`` run from a shell that lacks a token the timer's service is given)."""
     path = Path(path)
     try:
         # Bounded and checked to be a regular file first: a FIFO or a device given to -c
@@ -117,7 +121,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> S
         text,
         filename=str(path),
         base_dir=path.parent.resolve(),
-        environ=os.environ if environ is None else environ,
+        environ=None if not upstream else os.environ if environ is None else environ,
     )
 
 
