@@ -19,7 +19,7 @@ from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, build_parser, main
 from sitegen.commands.common import release_memory
 from sitegen.passive.listen import parse_listen
 from sitegen.store.lock import SiteLock
-from sitegen.tools.demo import own_command
+from sitegen.tools.demo import WRITTEN_RECORD, demo_config, own_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,6 +128,25 @@ def test_demo_hints_name_the_command_that_runs_here(tmp_path: Path) -> None:
     ).stdout
     assert f"{REPO / '.venv/bin/sitegen'} serve -c" in out
     assert f"`{REPO / '.venv/bin/sitegen'} mirror -c" in out
+
+
+@pytest.mark.unit
+def test_the_demo_keeps_a_channels_yaml_edited_since_it_wrote_it(tmp_path: Path) -> None:
+    """The demo's hints invite editing its channels.yaml; running the demo again must not
+    throw the edits away. One it wrote and nobody touched is written again (a newer sitegen's
+    demo may differ)."""
+    path = tmp_path / "channels.yaml"
+    assert demo_config(path, "output: site\n") and path.read_text() == "output: site\n"
+    assert demo_config(path, "output: site\ntitle: newer\n")
+    assert path.read_text() == "output: site\ntitle: newer\n"
+    path.write_text("output: site\ntitle: mine\n")
+    assert not demo_config(path, "output: site\n")
+    assert path.read_text() == "output: site\ntitle: mine\n"
+    # Without the record (a demo folder made before it): the demo's own text only is its.
+    (tmp_path / WRITTEN_RECORD).unlink()
+    assert not demo_config(path, "output: site\n")
+    path.write_text("output: site\n")
+    assert demo_config(path, "output: site\n")
 
 
 @pytest.mark.unit

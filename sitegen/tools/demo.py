@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import sys
@@ -39,12 +40,21 @@ channels:
 """
 
 
+# Beside the demo's channels.yaml: the sha256 of the one it wrote last. A file that no longer
+# hashes to it was edited (as the hints invite) and is kept.
+WRITTEN_RECORD = ".channels.yaml.written"
+
+
 def run_demo(directory: Path) -> int:
     directory = directory.absolute()
     upstream = directory / "upstream"
     write_example_channel(upstream, zst=True)
     config_path = directory / "channels.yaml"
-    config_path.write_text(DEMO_CONFIG.format(upstream=upstream.as_uri()))
+    if not demo_config(config_path, DEMO_CONFIG.format(upstream=upstream.as_uri())):
+        logging.getLogger("sitegen").warning(
+            "%s was edited since the demo wrote it: kept as it is (delete it for the demo's)",
+            config_path,
+        )
     config = load_config(config_path)
     report = trio.run(run_mirror, config, MirrorOptions())
     render_site(config)
@@ -64,6 +74,27 @@ Config:     {config_path} (edit it and run `{command} mirror -c {config_path}`)
 """
     )
     return 1 if report.failed else 0
+
+
+def demo_config(path: Path, text: str) -> bool:
+    """Write the demo's ``text`` to ``path`` unless the file there was edited since the demo
+    last wrote it; False when it was, and is kept."""
+    record = path.parent / WRITTEN_RECORD
+    try:
+        current = path.read_bytes()
+    except FileNotFoundError:
+        current = None
+    if current is not None:
+        try:
+            written = record.read_text().strip()
+        except FileNotFoundError:
+            written = ""
+        # A file without a record is the demo's when it holds exactly the demo's text.
+        if hashlib.sha256(current).hexdigest() != written and current != text.encode():
+            return False
+    path.write_text(text)
+    record.write_text(hashlib.sha256(text.encode()).hexdigest() + "\n")
+    return True
 
 
 def own_command(argv0: str | None = None) -> str:
