@@ -57,6 +57,11 @@ def test_a_url_urllib_refuses_is_refused_without_quoting_its_password(
         # A value in quotes (as written in a config, or %22 decoded from a request line).
         ('https://h.example/c?token="s3cr3t-42"', 'https://h.example/c?token="***"'),
         ("https://h.example/c?a=1&token='s3cr3t-42'", "https://h.example/c?a=***&token='***'"),
+        # A quote inside a value does not end it; one closing a URL quoted in a message stays.
+        ('https://h.example/c?key=s3cr"3t-42', "https://h.example/c?key=***"),
+        ("https://h.example/c?key=s3cr'3t-42&a=1", "https://h.example/c?key=***&a=***"),
+        ('GET "https://h.example/c?key=s3cr"3t-42": 404', 'GET "https://h.example/c?key=***": 404'),
+        ("('https://h.example/c?a=\"1\"&b=2',)", "('https://h.example/c?a=\"***\"&b=***',)"),
     ],
 )
 def test_redact_url_hides_query_values(url: str, expected: str) -> None:

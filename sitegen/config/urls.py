@@ -74,10 +74,15 @@ def credential_names(url: str) -> tuple[str, ...]:
 
 # A query parameter's value: signed URLs and token-in-query hosts (`?token=`, `?sig=`,
 # `X-Amz-Signature=`) carry secrets there, and which names do varies by host, so every value
-# is hidden and only the names stay readable. A quote ends a value (the closing quote of a URL
-# quoted in a message stays), but one opening it is kept and the value after it hidden: a value
-# may be written in quotes, or a request line's %22 decoded into one.
-_QUERY_VALUE_RE = re.compile(r"([?&][^=&?#\s/]+=['\"]?)[^&#\s'\"]+")
+# is hidden and only the names stay readable. A quote opening a value is kept and the value
+# after it hidden: a value may be written in quotes, or a request line's %22 decoded into one.
+# A quote ends a value only where the URL ends after it (a few closing marks, then a space, the
+# text's end, '&' or '#'), so that the closing quote of a URL quoted in a message stays; one
+# inside a value (`?key=ab"cd`) is hidden with the rest of it. The marks are bounded: a quote
+# looks only a few characters on, and a long run of quotes takes linear time.
+_QUERY_VALUE_RE = re.compile(
+    r"([?&][^=&?#\s/]+=['\"]?)(?:[^&#\s'\"]|['\"](?![)\]}>,.;:!?'\"]{0,4}(?:[\s&#]|$)))+"
+)
 
 
 # A URL's user:password part, up to the last '@' before the path: a password may hold an
