@@ -242,3 +242,43 @@ async def test_a_path_token_sent_straight_to_the_fetcher_stays_out_of_its_log(
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("sitegen")]
     assert len([line for line in logged if "-> 404" in line]) == len(targets), logged
     assert not [line for line in logged if token.split("-")[1] in line], logged
+
+
+async def test_a_query_value_holding_an_escaped_separator_or_a_quote_is_hidden_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fetcher decodes a request target before hiding its query values: an escaped '&' or
+    '#' (``%26``, ``%23``) or a quote (``%22``, ``'``) inside a value does not end it, and
+    the rest of the secret after it is not logged. Ordinary targets still read plainly."""
+    secret = secrets.token_hex(16)
+    (tmp_path / "channels.yaml").write_text(
+        f"output: {tmp_path / 'site'}\n"
+        "channels:\n"
+        "  cloud/forge:\n"
+        "    url: http://upstream.invalid/forge\n"
+        "    subdirs: [linux-64]\n"
+        "    mode: passive\n"
+    )
+    config = load_config(tmp_path / "channels.yaml")
+    listeners = await open_listeners("127.0.0.1", 0)
+    fn = "/cloud/forge/linux-64/a-1.0-0.conda"
+    targets = [f"{fn}?token=ab{escape}{secret}" for escape in ("%26", "%23", "%22", "'")]
+    ordinary = {
+        "/cloud/forge/linux-64/a%20b%26c-1.0-0.conda?x=1&y=2": (
+            "/cloud/forge/linux-64/a%20b%26c-1.0-0.conda?x=***&y=***"
+        ),
+        f"{fn}?token=%22ab%22&y=2": f"{fn}?token=%22***%22&y=***",
+    }
+    with caplog.at_level(logging.DEBUG, logger="sitegen"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_fetcher, config, listeners)
+            address = listener_address(listeners)
+            async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+                for target in [*targets, *ordinary]:
+                    assert (await client.get(target)).status_code == 404, target
+            nursery.cancel_scope.cancel()
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("sitegen")]
+    assert len([line for line in logged if "-> 404" in line]) == len(targets) + 2, logged
+    assert not [line for line in logged if secret in line], logged
+    for shown_target in ordinary.values():
+        assert any(f"GET {shown_target} -> 404" in line for line in logged), logged

@@ -78,6 +78,7 @@ MAX_HEAD = 16 * 1024  # request line + headers
 MAX_BODY = 64 * 1024  # GET has no body; tolerate a small one
 REQUEST_TIMEOUT = 15.0  # to receive a request head; an idle keep-alive connection is closed
 MAX_CONNECTIONS = 256
+KEPT_ESCAPE_RE = re.compile(r"(%2[36])", re.IGNORECASE)  # '&' and '#', which end a value
 SEND_GRACE = 30.0  # a response body gets this long, plus the time at MIN_SEND_RATE
 MIN_SEND_RATE = 256 * 1024  # bytes per second
 ACCEL_RE = re.compile(r"^(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$")
@@ -130,8 +131,11 @@ def shown(target: str) -> str:
     """A request target as the log shows it: decoded first, so that no percent-encoding
     (``/%74/<token>/``, ``/t%2F<token>``) hides a path token or query value from
     :func:`redact_url`, then encoded again, so that no decoded control character reaches the
-    log. A client may send the path it would send the web server straight to the fetcher."""
-    return quote(redact_url(unquote(target, errors="replace")), safe="/?&=*:@!$'()+,;~")
+    log. A client may send the path it would send the web server straight to the fetcher.
+    ``%26`` and ``%23`` stay (no UTF-8 sequence holds their bytes): ``?k=a%26b`` is hidden whole."""
+    pieces = KEPT_ESCAPE_RE.split(target)
+    decoded = "".join(p if i % 2 else unquote(p, errors="replace") for i, p in enumerate(pieces))
+    return quote(redact_url(decoded), safe="/?&=*:@!$'()+,;~%")
 
 
 class Fetcher:
