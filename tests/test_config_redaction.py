@@ -62,6 +62,10 @@ def test_a_url_urllib_refuses_is_refused_without_quoting_its_password(
         ("https://h.example/c?key=s3cr'3t-42&a=1", "https://h.example/c?key=***&a=***"),
         ('GET "https://h.example/c?key=s3cr"3t-42": 404', 'GET "https://h.example/c?key=***": 404'),
         ("('https://h.example/c?a=\"1\"&b=2',)", "('https://h.example/c?a=\"***\"&b=***',)"),
+        # Whatever the parameter is named: a '/' in its name, or no name at all.
+        ("https://h.example/c?a/b=s3cr3t-42", "https://h.example/c?a/b=***"),
+        ("https://h.example/c?=s3cr3t-42&b=1", "https://h.example/c?=***&b=***"),
+        ("https://h.example/c?a=1&=s3cr3t-42", "https://h.example/c?a=***&=***"),
     ],
 )
 def test_redact_url_hides_query_values(url: str, expected: str) -> None:

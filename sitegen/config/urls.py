@@ -81,7 +81,7 @@ def credential_names(url: str) -> tuple[str, ...]:
 # inside a value (`?key=ab"cd`) is hidden with the rest of it. The marks are bounded: a quote
 # looks only a few characters on, and a long run of quotes takes linear time.
 _QUERY_VALUE_RE = re.compile(
-    r"([?&][^=&?#\s/]+=['\"]?)(?:[^&#\s'\"]|['\"](?![)\]}>,.;:!?'\"]{0,4}(?:[\s&#]|$)))+"
+    r"([?&][^=&?#\s]*=['\"]?)(?:[^&#\s'\"]|['\"](?![)\]}>,.;:!?'\"]{0,4}(?:[\s&#]|$)))+"
 )
 
 
