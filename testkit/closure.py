@@ -21,16 +21,22 @@ def selection(
     newest: int | None = None,
     subdirs: tuple[str, ...] = ("linux-64", "noarch"),
     platforms: tuple[str, ...] = (),
+    filters: FilterSpec | None = None,
 ) -> MirrorSelection:
-    """Filter `records` like the pipeline would: allowlist `allow`/`specs` and newest N.
-    `platforms`: those of the mirror's channel (empty: every platform of the run)."""
+    """Filter `records` like the pipeline would: allowlist `allow`/`specs` and newest N, and
+    `filters` as a channel's level. `platforms`: those of the mirror's channel (empty: every
+    platform of the run)."""
     level = FilterSpec(include_names=allow, include_specs=specs, newest_versions=newest)
+    levels = (level,) if filters is None else (filters, level)
     matcher = RecordMatcher()
     results = {}
+    upstream = {}
     for subdir in subdirs:
-        mine = {r.fn: r for r in records if r.subdir == subdir}
-        results[subdir] = apply_filters(mine, subdir, (level,), matcher)
-    return MirrorSelection(mirror, include_dependencies, newest, results, platforms)
+        mine = upstream[subdir] = {r.fn: r for r in records if r.subdir == subdir}
+        results[subdir] = apply_filters(mine, subdir, levels, matcher)
+    return MirrorSelection(
+        mirror, include_dependencies, newest, results, platforms, upstream=upstream
+    )
 
 
 def close(*selections: MirrorSelection) -> DependencyReport:

@@ -44,11 +44,14 @@ def test_a_dependency_the_gated_channels_filters_leave_out_is_reported_unsatisfi
     latest = History(Site(site)).runs()[0]
     (gated,) = latest.mirrors
     blas = "libopenblas-0.3.27-pthreads_hefa10cb_0"
-    assert [(u.subdir, u.spec, u.needed_by) for u in gated.unsatisfied] == [
-        ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.conda"),
-        ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.tar.bz2"),
+    assert [(u.subdir, u.spec, u.needed_by, u.reason) for u in gated.unsatisfied] == [
+        ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.conda", "license excluded"),
+        ("linux-64", "zlib >=1.2.13,<2.0a0", f"{blas}.tar.bz2", "license excluded"),
     ]
-    assert "internal-approved: 2 dependencies could not be satisfied" in caplog.text
+    assert (
+        "internal-approved: 2 dependencies could not be satisfied (2 license excluded)"
+        in caplog.text
+    )
     page = (site / run_page_path(latest.id)).read_text()
     assert "2 dependencies could not be satisfied" in page and "zlib &gt;=1.2.13" in page
 

@@ -3,11 +3,15 @@ filters."""
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import pytest
 
+from sitegen.layout import run_page_path
 from sitegen.tools.example_channel import PackageSpec, write_channel
+from sitegen.web.render import render_site
 from testkit.mirror_filters import (
     CHANNEL,
     NOT_ALLOWED,
@@ -17,6 +21,7 @@ from testkit.mirror_filters import (
     mirror,
     serve_example_channel,
 )
+from testkit.rendered import page_text
 from testkit.site import assert_channel_consistent, fns, published, site_config
 
 pytestmark = pytest.mark.integration
@@ -160,5 +165,24 @@ async def test_dependencies_must_pass_the_other_filters(upstream: str, tmp_path:
         fns(P, "ghostscript"),
         {"name excluded": 4, NOT_ALLOWED: 42 - 4 - 2},
     )
-    (missing,) = {(u.spec, u.needed_by.split("-")[0]) for u in report.mirrors[0].unsatisfied}
-    assert missing == ("zlib >=1.3.1,<2.0a0", "ghostscript")
+    rows = report.mirrors[0].unsatisfied
+    (missing,) = {(u.spec, u.needed_by.split("-")[0], u.reason) for u in rows}
+    assert missing == ("zlib >=1.3.1,<2.0a0", "ghostscript", "name excluded")
+
+
+async def test_the_run_page_and_the_log_say_why_a_dependency_is_unsatisfied(
+    upstream: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = tmp_path / "site"
+    # ghostscript needs zlib >=1.3.1, which upstream has but the names filter drops.
+    filters = "{names: {include: [ghostscript], exclude: [zlib]}, include_dependencies: true}"
+    config = config_at(site, upstream, "mirror", filters)
+    with caplog.at_level(logging.WARNING, logger="sitegen"):
+        report = await mirror(config)
+    # Two ghostscript builds need it.
+    assert "example: 2 dependencies could not be satisfied (2 name excluded)" in caplog.text
+    render_site(config)
+    page = page_text(site, run_page_path(report.id))
+    row = re.search(r"<td[^>]*><code[^>]*>zlib &gt;=1\.3\.1,&lt;2\.0a0</code>.*?</tr>", page)
+    assert row is not None, page
+    assert '<td data-label="Why">name excluded</td>' in row.group(0)

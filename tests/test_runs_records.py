@@ -89,7 +89,10 @@ def test_run_records_read_back_as_every_version_wrote_their_rows(tmp_path: Path)
     again the same."""
     mirror = {
         **MIRROR,
-        "unsatisfied": [{"needed_by": "app-1-0.conda", "spec": "lib >=2", "subdir": "linux-64"}],
+        "unsatisfied": [
+            {"needed_by": "app-1-0.conda", "spec": "lib >=2", "subdir": "linux-64"},
+            {"needed_by": "app-1-0.conda", "reason": "build excluded", "spec": "b", "subdir": "x"},
+        ],
         "dependencies_added": [{"file": "lib-2-0.conda", "subdir": "noarch", "why": "lib >=2"}],
         "advisories_blocked": [{"advisory": "GHSA-1", "file": "zlib-1-0.conda", "subdir": "x"}],
         "pins_missing": [
@@ -107,7 +110,7 @@ def test_run_records_read_back_as_every_version_wrote_their_rows(tmp_path: Path)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(record))
     (report,) = history.runs(strict=True)
-    assert report.mirrors[0].unsatisfied[0].spec == "lib >=2"
+    assert [u.reason for u in report.mirrors[0].unsatisfied] == ["", "build excluded"]
     assert report.approvals[1].with_dependencies == "true" and report.approvals[0].expires is None
     data = report.to_json()
     assert data["approvals"] == approvals

@@ -30,6 +30,7 @@ from sitegen.conda.version import RecordMatcher, parse_version
 from sitegen.filters.apply import FilterResult
 from sitegen.sync.closure_agree import Agreement
 from sitegen.sync.closure_model import Addition, DependencyReport, MirrorSelection
+from sitegen.sync.closure_reasons import Question, explain, looked_in, reason_text
 from sitegen.sync.closure_specs import (
     NOARCH,
     DependencySpec,
@@ -93,13 +94,21 @@ class _Closure:
         # beside its record, only the builds it allows can be.
         self.sources: dict[tuple[str, str], set[int]] = {}
         self.constraints: dict[tuple[str, str], list[tuple[int, Record, str]]] = {}
+        # (mirror, subdir, dependency) of each unsatisfied entry -> platform -> why to ask.
+        self.questions: dict[tuple[str, str, str], dict[str, Question]] = {}
 
     # ------------------------------------------------------------------ walk
 
     def run(self) -> DependencyReport:
-        for sel in self.selections:
+        for index, sel in enumerate(self.selections):
             if sel.unsatisfied:
                 self.report.unsatisfied.setdefault(sel.mirror, []).extend(sel.unsatisfied)
+            for where, dep, _fn in sel.unsatisfied:
+                # A gated channel's approved files are to install from the channel itself.
+                subdir, _, platform = where.partition(" (")
+                platforms = (platform.rstrip(")"),) if platform else self._platforms(index)
+                for p in platforms if subdir == NOARCH else (subdir,):
+                    self._ask(index, where, Question((index,), p, dep))
         for index, sel in enumerate(self.selections):
             if not sel.include_dependencies:
                 continue
@@ -118,16 +127,37 @@ class _Closure:
                 if not missing:
                     continue
                 unsatisfied = self.report.unsatisfied.setdefault(self.selections[index].mirror, [])
-                if len(missing) == len(platforms):
-                    unsatisfied.append((subdir, dep, record.fn))
-                else:
-                    unsatisfied.extend((f"{subdir} ({p})", dep, record.fn) for p in missing)
+                for p in missing:
+                    # Listed once when missing for every platform (the duplicates go below).
+                    where = subdir if len(missing) == len(platforms) else f"{subdir} ({p})"
+                    unsatisfied.append((where, dep, record.fn))
+                    self._ask(index, where, self._question(index, p, dep))
         for entries in self.report.added.values():
             entries.sort()
         for mirror, missing in self.report.unsatisfied.items():
-            # A gated mirror's own finding may be found again by another mirror's walk.
+            # A gated mirror's own finding may be found again by another mirror's walk; a
+            # dependency missing for every platform is listed once per platform above.
             self.report.unsatisfied[mirror] = sorted(set(missing))
+        self._explain()
         return self.report
+
+    def _question(self, index: int, platform: str, dep: str) -> Question:
+        parsed = self.specs.parse(dep)
+        target = None if parsed is None else self._choose_mirror(index, platform, parsed.name)
+        return Question(looked_in(self.order[index], target), platform, dep)
+
+    def _ask(self, index: int, where: str, question: Question) -> None:
+        """Note why (subdir `where`, dependency) of mirror `index` is to be explained: each
+        needing record there asks the same, so the first to ask stands for them."""
+        key = (self.selections[index].mirror, where, question.dep)
+        self.questions.setdefault(key, {}).setdefault(question.platform, question)
+
+    def _explain(self) -> None:
+        everything = (q for asked in self.questions.values() for q in asked.values())
+        answers = explain(self.selections, self.matcher, self.specs, everything)
+        for (mirror, where, dep), asked in self.questions.items():
+            why = reason_text(r for q in asked.values() for r in answers[q])
+            self.report.reasons.setdefault(mirror, {})[(where, dep)] = why
 
     def _platforms(self, index: int) -> tuple[str, ...]:
         return self.selections[index].platforms or self.run_platforms

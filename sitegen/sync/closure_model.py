@@ -3,9 +3,11 @@ each mirror's filter outcome, the records it added and the dependencies nothing 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from sitegen.conda.records import Record
 from sitegen.filters.apply import FilterResult
 
 
@@ -30,6 +32,12 @@ class MirrorSelection:
     # channel's approved packages whose dependencies its filters leave out), as in
     # DependencyReport.unsatisfied.
     unsatisfied: list[tuple[str, str, str]] = field(default_factory=list)
+    # Every record read for the mirror, by subdir (those the filters left out included), which
+    # tells why a dependency found nothing. None: `results` hold every record there is (what a
+    # channel publishes, standing in for the mirror).
+    upstream: dict[str, Mapping[str, Record]] | None = None
+    # An approval-gated channel's mirror: what its allowlist leaves out is not approved.
+    gated: bool = False
 
     @property
     def outcome(self) -> dict[str, FilterResult]:
@@ -59,3 +67,6 @@ class DependencyReport:
     # record's dependency missing for some platforms only is listed for each of them, its
     # subdir written "noarch (<platform>)".
     unsatisfied: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    # mirror -> (subdir, dependency spec) of its unsatisfied entries -> why nothing satisfies
+    # it (see sitegen.sync.closure_reasons): the same for every record needing it there.
+    reasons: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict)

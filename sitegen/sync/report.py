@@ -79,12 +79,16 @@ class MirrorSubdirReport:
 # written as the plain dict it always was (the optional ones without their empty values).
 
 
-class UnsatisfiedDependency(msgspec.Struct):
+class UnsatisfiedDependency(msgspec.Struct, omit_defaults=True):
     """A dependency the include_dependencies closure found nothing for."""
 
     subdir: str
     spec: str
     needed_by: str  # the file that depends on it
+    # Why (see sitegen.sync.closure_reasons): "not upstream", "no matching version upstream",
+    # the filters' reasons for the matching records, "not approved"; "" in records written
+    # before runs noted it.
+    reason: str = ""
 
 
 class AddedDependency(msgspec.Struct, omit_defaults=True):

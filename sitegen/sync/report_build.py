@@ -175,8 +175,10 @@ def _add_closure(mirror_reports: Mapping[str, MirrorReport], closure: ClosureRes
             mr.dependencies_added.append(
                 AddedDependency(added.subdir, added.fn, added.why, needed_by)
             )
+        reasons = dependencies.reasons.get(name, {})
         for subdir, spec, needed_by in dependencies.unsatisfied.get(name, []):
-            mr.unsatisfied.append(UnsatisfiedDependency(subdir, spec, needed_by))
+            reason = reasons.get((subdir, spec), "")
+            mr.unsatisfied.append(UnsatisfiedDependency(subdir, spec, needed_by, reason))
 
 
 def _channel_report(merged: MergedSubdir, results: RunResults) -> ChannelSubdirReport:

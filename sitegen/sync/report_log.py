@@ -5,6 +5,7 @@ the report these read)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from sitegen.sync.merge import FAILED as MERGE_FAILED
 from sitegen.sync.merge import HELD
@@ -22,6 +23,9 @@ from sitegen.sync.report import (
 from sitegen.wording import counted
 
 log = logging.getLogger("sitegen")
+
+# The reasons the line of a mirror's unsatisfied dependencies counts; the record has each row's.
+REASONS_LOGGED = 5
 
 
 def finish(report: RunReport) -> None:
@@ -45,7 +49,12 @@ def finish(report: RunReport) -> None:
                 f"; excluded: {excluded}" * bool(excluded),
             )
         if mr.unsatisfied:
-            log.warning("%s: %d dependencies could not be satisfied", mr.name, len(mr.unsatisfied))
+            log.warning(
+                "%s: %d dependencies could not be satisfied%s",
+                mr.name,
+                len(mr.unsatisfied),
+                _reasons_text(mr),
+            )
         for pin in mr.pins_missing:
             log.warning(
                 "%s: %s pins %s/%s: %s",
@@ -58,6 +67,18 @@ def finish(report: RunReport) -> None:
         _log_unmatched(mr)
     for cr in report.channels:
         log_channel_summary(cr)
+
+
+def _reasons_text(mr: MirrorReport) -> str:
+    """`` (2 not upstream, 1 license excluded)``: how many entries the most frequent reasons
+    have; the run record and page give them row by row."""
+    counts = Counter(u.reason for u in mr.unsatisfied if u.reason).most_common()
+    if not counts:
+        return ""
+    parts = [f"{n} {why}" for why, n in counts[:REASONS_LOGGED]]
+    if len(counts) > REASONS_LOGGED:
+        parts.append(f"{len(counts) - REASONS_LOGGED} more reasons")
+    return f" ({', '.join(parts)})"
 
 
 def _log_unmatched(mr: MirrorReport) -> None:

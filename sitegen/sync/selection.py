@@ -127,9 +127,11 @@ def _filtered(
     # in a record its allowlist of approved files leaves out.
     gated = channel.approval is not None
     results = {}
+    upstream = {}
     for subdir in mirror.subdirs:
         result = parsed.get((mirror.name, subdir))
         records = result.repodata.records if result and result.repodata else {}
+        upstream[subdir] = records
         results[subdir] = apply_filters(records, subdir, levels, matcher)
         if gated:
             results[subdir].candidates.clear()
@@ -143,6 +145,8 @@ def _filtered(
         # What an approval with dependencies approved may still be left out by the channel's
         # own filters (a licence, an advisory).
         unsatisfied=_approved_lacking(channel, results, matcher),
+        upstream=upstream,
+        gated=gated,
     )
 
 
