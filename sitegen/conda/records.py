@@ -28,10 +28,7 @@ from sitegen.conda.record_check import (
     plainly_sound,
 )
 from sitegen.conda.record_secrets import SecretSearch
-from sitegen.conda.schema import (
-    RECORD_SECTIONS,
-    section_of,
-)
+from sitegen.conda.schema import RECORD_SECTIONS, section_of
 from sitegen.conda.version import timestamp_ms
 from sitegen.gc_pause import gc_paused
 
