@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
 from pathlib import Path
 
 import msgspec
@@ -263,3 +264,33 @@ def test_append_adds_in_place_and_never_writes_through_a_symlink(tmp_path: Path)
         with pytest.raises(storage.UnsafePathError):
             site.append(elsewhere, [b"x"])
     assert outside.read_bytes() == b"kept"
+
+
+@pytest.mark.unit
+def test_a_named_pipe_under_a_file_written_in_pieces_is_replaced_without_waiting(
+    site: Site,
+) -> None:
+    """A named pipe where repodata.json or the origins map is written must not hold the run
+    (and its site lock) waiting for a writer: it is not the file, and the new one replaces it."""
+    directory = site.path("chan")
+    site.ensure_dir(directory)
+    target = directory / "repodata.json"
+    os.mkfifo(target)
+    outcome: list[bytes] = []
+
+    def write() -> None:
+        pending = site.pending_unless_same(target, iter([b"ab", b"cd"]))
+        assert pending is not None
+        with pending:
+            pending.commit(durable=True)
+        outcome.append(target.read_bytes())
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(30)
+    blocked = writer.is_alive()
+    if blocked:  # let the thread go: a writer that closes at once
+        os.close(os.open(target, os.O_WRONLY | os.O_NONBLOCK))
+        writer.join()
+    assert not blocked
+    assert outcome == [b"abcd"]

@@ -21,9 +21,16 @@ class NotAFileError(OSError):
 
 def read_regular(path: Path) -> bytes:
     """The bytes of the file ``path`` (a link to one followed); FileNotFoundError when nothing
-    is there, :class:`NotAFileError` saying what is there instead. Opened without blocking and
-    checked before reading: a named pipe under a published file's name would otherwise hold
-    the command reading it forever."""
+    is there, :class:`NotAFileError` saying what is there instead (see :func:`open_regular`)."""
+    with open_regular(path) as stream:
+        return stream.read()
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """The file ``path`` open for reading (a link to one followed); FileNotFoundError when
+    nothing is there, :class:`NotAFileError` saying what is there instead. Opened without
+    blocking and checked before reading: a named pipe under a published file's name would
+    otherwise hold the command reading it forever."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
@@ -31,8 +38,7 @@ def read_regular(path: Path) -> bytes:
         what = "a directory" if stat.S_ISDIR(mode) else "a named pipe or a device"
         raise NotAFileError(f"{what} in its place, not a file")
     os.set_blocking(fd, True)
-    with os.fdopen(fd, "rb") as stream:
-        return stream.read()
+    return os.fdopen(fd, "rb")
 
 
 def same_content(path: Path, data: bytes) -> bool:

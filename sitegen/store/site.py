@@ -24,8 +24,10 @@ from pathlib import Path
 from sitegen import layout
 from sitegen.config.model import LINK_LOOP, real_path
 from sitegen.store.compare import (
+    NotAFileError,
     copy_prefix,
     matching_prefix,
+    open_regular,
     same_content,
     same_file_content,
 )
@@ -230,8 +232,8 @@ class Site:
         pieces = iter(pieces)
         with contextlib.ExitStack() as stack:
             try:
-                handle = stack.enter_context(open(target, "rb"))
-            except FileNotFoundError:
+                handle = stack.enter_context(open_regular(target))
+            except (FileNotFoundError, NotAFileError):  # nothing to keep: it is replaced
                 handle = None
             matched, first = 0, b""
             if handle is not None:
