@@ -5,7 +5,7 @@ through a fault hook, a real fetcher for it on 127.0.0.1, and clients with a sho
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -111,13 +111,25 @@ async def passive_site(
 
 
 async def get(
-    address: str, fn: str, got: Got, prefix: str = "", read: float = READ_TIMEOUT
+    address: str,
+    fn: str,
+    got: Got,
+    prefix: str = "",
+    read: float = READ_TIMEOUT,
+    headers: Mapping[str, str] | None = None,
+    follow: bool = False,
 ) -> None:
-    """GET the file as a client with a short read timeout (``read``) would."""
+    """GET the file as a client with a short read timeout (``read``) would, with ``headers``
+    (a ``Range`` resuming a download, say); ``follow``: follow redirects, as conda does
+    (Apache answers for a file the fetcher stored with one, to the same URL)."""
     timeout = httpx.Timeout(30, read=read)
-    async with httpx.AsyncClient(base_url=f"http://{address}", timeout=timeout) as client:
+    client = httpx.AsyncClient(
+        base_url=f"http://{address}", timeout=timeout, follow_redirects=follow
+    )
+    async with client:
         try:
-            async with client.stream("GET", f"{prefix}/{CHANNEL}/linux-64/{fn}") as response:
+            path = f"{prefix}/{CHANNEL}/linux-64/{fn}"
+            async with client.stream("GET", path, headers=headers) as response:
                 got.status, got.headers = response.status_code, dict(response.headers)
                 async for chunk in response.aiter_raw():
                     got.body += chunk

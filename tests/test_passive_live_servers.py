@@ -4,10 +4,12 @@ webconf`` prints: each piece passed on as it comes, and a cut-off answer as cut 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -22,7 +24,7 @@ from testkit.live_fetcher import (
     get,
     passive_site,
 )
-from testkit.upstream import FaultHook
+from testkit.upstream import FaultHook, UpstreamHandler
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +33,12 @@ PREFIX = "/conda"
 
 @asynccontextmanager
 async def through_server(
-    server: str, root: Path, hook: FaultHook
+    server: str, root: Path, hook: FaultHook, times: int | None = 1
 ) -> AsyncIterator[tuple[Setup, str]]:
     """:func:`passive_site` in ``root`` behind ``server`` running the generated config at
-    :data:`PREFIX`; the address of the web server."""
+    :data:`PREFIX`, ``hook`` used ``times`` times; the address of the web server."""
     require_server(server)
-    async with passive_site(root, hook) as (setup, fetcher):
+    async with passive_site(root, hook, times=times) as (setup, fetcher):
         web = webconf_server(server, setup.config, root / "state", prefix=PREFIX, fetcher=fetcher)
         with web:
             yield setup, web.url.removeprefix("http://")
@@ -78,3 +80,48 @@ async def test_a_failed_download_reaches_the_web_servers_client_cut_off(
         with trio.fail_after(30):
             await get(address, setup.fn, got, PREFIX)
     assert_cut_off(got, setup)
+
+
+def broken_off_then_slow() -> FaultHook:
+    """The first request for the file broken off after 600 bytes; every later one dripped, so
+    that the fetcher streams it as it lands."""
+    calls = itertools.count()
+    broken, slow = reset_after(keep=600, pause=2.5), slow_drip(**DRIP)
+
+    def hook(handler: UpstreamHandler) -> bool | None:
+        return (broken if next(calls) == 0 else slow)(handler)
+
+    return hook
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+async def test_a_resume_after_a_broken_off_download_ends_with_the_package(
+    server: str, public_dir: Path
+) -> None:
+    """A client cut off by an upstream that broke off resumes as conda does (``Range:
+    bytes=N-``, no ``If-Range``). With nothing stored, the fetcher sends the whole file from
+    its first byte (a 200, which conda takes as a new start), never a part of an attempt
+    joined to another's; once the file is stored, the web server sends the rest of the
+    verified file (206), and joined to what the client had it is the package."""
+    hook = broken_off_then_slow()
+    async with through_server(server, public_dir, hook, times=None) as (setup, address):
+        cut, whole, rest = Got(), Got(), Got()
+        with trio.fail_after(60):
+            await get(address, setup.fn, cut, PREFIX)
+            resume = {"Range": f"bytes={len(cut.body)}-"}
+            await get(address, setup.fn, whole, PREFIX, headers=resume, follow=True)
+            await get(address, setup.fn, rest, PREFIX, headers=resume, follow=True)
+        data = setup.target.read_bytes()
+    assert isinstance(cut.error, httpx.RemoteProtocolError), repr(cut.error)
+    assert 0 < len(cut.body) < setup.record["size"]
+    assert cut.body == data[: len(cut.body)]
+    # Nothing stored: a download under way, streamed from its start.
+    assert whole.error is None, repr(whole.error)
+    assert (whole.status, whole.headers["cache-control"]) == (200, "no-cache")
+    assert "content-range" not in whole.headers
+    assert hashlib.sha256(whole.body).hexdigest() == setup.record["sha256"]
+    # Stored: the rest of the very bytes the client began with.
+    assert rest.error is None, repr(rest.error)
+    assert rest.status == 206, rest
+    assert rest.headers["content-range"] == f"bytes {len(cut.body)}-{len(data) - 1}/{len(data)}"
+    assert hashlib.sha256(cut.body + rest.body).hexdigest() == setup.record["sha256"]
