@@ -248,8 +248,9 @@ async def test_a_query_value_holding_an_escaped_separator_or_a_quote_is_hidden_w
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The fetcher decodes a request target before hiding its query values: an escaped '&' or
-    '#' (``%26``, ``%23``) or a quote (``%22``, ``'``) inside a value does not end it, and
-    the rest of the secret after it is not logged. Ordinary targets still read plainly."""
+    '#' (``%26``, ``%23``), a quote (``%22``, ``'``) or white space (``%20``, ``%0A``, a
+    no-break space) inside a value does not end it, and the rest of the secret after it is not
+    logged. Ordinary targets still read plainly."""
     secret = secrets.token_hex(16)
     (tmp_path / "channels.yaml").write_text(
         f"output: {tmp_path / 'site'}\n"
@@ -262,7 +263,8 @@ async def test_a_query_value_holding_an_escaped_separator_or_a_quote_is_hidden_w
     config = load_config(tmp_path / "channels.yaml")
     listeners = await open_listeners("127.0.0.1", 0)
     fn = "/cloud/forge/linux-64/a-1.0-0.conda"
-    targets = [f"{fn}?token=ab{escape}{secret}" for escape in ("%26", "%23", "%22", "'")]
+    escapes = ("%26", "%23", "%22", "'", "%20", "%0A", "%09", "%C2%A0")
+    targets = [f"{fn}?token=ab{escape}{secret}" for escape in escapes]
     ordinary = {
         "/cloud/forge/linux-64/a%20b%26c-1.0-0.conda?x=1&y=2": (
             "/cloud/forge/linux-64/a%20b%26c-1.0-0.conda?x=***&y=***"

@@ -66,9 +66,9 @@ import trio
 
 from sitegen.access.check import TokenCheck
 from sitegen.config import SiteConfig
-from sitegen.config.urls import redact_url
 from sitegen.passive.following import Following
 from sitegen.passive.live import FlightFailed, Follower
+from sitegen.passive.logged_target import shown_target
 from sitegen.passive.resolver import ANSWER_WITHIN, MAX_FLIGHTS, Reply, Resolver, error_reply
 
 log = logging.getLogger("sitegen.passive.fetcher")
@@ -78,7 +78,6 @@ MAX_HEAD = 16 * 1024  # request line + headers
 MAX_BODY = 64 * 1024  # GET has no body; tolerate a small one
 REQUEST_TIMEOUT = 15.0  # to receive a request head; an idle keep-alive connection is closed
 MAX_CONNECTIONS = 256
-KEPT_ESCAPE_RE = re.compile(r"(%2[36])", re.IGNORECASE)  # '&' and '#', which end a value
 SEND_GRACE = 30.0  # a response body gets this long, plus the time at MIN_SEND_RATE
 MIN_SEND_RATE = 256 * 1024  # bytes per second
 ACCEL_RE = re.compile(r"^(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$")
@@ -125,17 +124,6 @@ def request_path(method: str, target: str) -> str | Reply:
         return unquote(path, errors="strict")
     except UnicodeDecodeError:
         return error_reply(400, "bad request target")
-
-
-def shown(target: str) -> str:
-    """A request target as the log shows it: decoded first, so that no percent-encoding
-    (``/%74/<token>/``, ``/t%2F<token>``) hides a path token or query value from
-    :func:`redact_url`, then encoded again, so that no decoded control character reaches the
-    log. A client may send the path it would send the web server straight to the fetcher.
-    ``%26`` and ``%23`` stay (no UTF-8 sequence holds their bytes): ``?k=a%26b`` is hidden whole."""
-    pieces = KEPT_ESCAPE_RE.split(target)
-    decoded = "".join(p if i % 2 else unquote(p, errors="replace") for i, p in enumerate(pieces))
-    return quote(redact_url(decoded), safe="/?&=*:@!$'()+,;~%")
 
 
 class Fetcher:
@@ -263,7 +251,7 @@ class Fetcher:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
         reply = await self.reply(method, target, request.headers, live=method == "GET")
-        log.debug("%s %s -> %d %s", method, shown(target), reply.status, reply.outcome)
+        log.debug("%s %s -> %d %s", method, shown_target(target), reply.status, reply.outcome)
         if reply.follow is not None:
             # Not stored yet, whatever the web server would like: it passes the bytes on.
             with reply.follow as follow:
@@ -325,7 +313,7 @@ async def _send_live(
         try:
             chunk = await follow.read()
         except FlightFailed as exc:
-            log.warning("%s: cut off after %d bytes: %s", shown(target), follow.sent, exc)
+            log.warning("%s: cut off after %d bytes: %s", shown_target(target), follow.sent, exc)
             raise trio.BrokenResourceError("the download failed") from exc
         if not chunk:
             break
