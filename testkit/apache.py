@@ -6,9 +6,9 @@
 port accepts connections and stops Apache on exit. ``GeneratedNginx`` does the same for nginx on
 top of :class:`testkit.nginx.NginxServer`. ``check()`` validates the config (``apache2 -t`` /
 ``nginx -t``) without starting anything, and :func:`check_snippet` does so for an output
-without ``--standalone`` inside a main config; :func:`webconf_server` builds either from
-``sitegen.tools.webconf`` options, :func:`require_server` skips (fails when ``CI=true``) when the
-binary is missing.
+without ``--standalone`` inside a main config, which :func:`snippet_server` runs;
+:func:`webconf_server` builds either from ``sitegen.tools.webconf`` options,
+:func:`require_server` skips (fails when ``CI=true``) when the binary is missing.
 
 Apache refuses to run its workers as root, so when the tests run as root the workers run as
 :func:`server_user` (``www-data`` on Debian) and everything they serve must be readable by that
@@ -90,17 +90,41 @@ def check_snippet(server: str, snippet: Path, state: Path) -> None:
         )
         command = [nginx_binary() or "nginx", "-t", "-p", f"{state}/", "-c", str(wrapper)]
     else:
-        modules = apache_modules_dir()
-        loads = "".join(f"LoadModule {m}_module {modules}/mod_{m}.so\n" for m in SNIPPET_MODULES)
         wrapper = state / "apache.conf"
-        wrapper.write_text(
-            f"ServerRoot {state}\nServerName localhost\nListen 127.0.0.1:8080\n"
-            f"PidFile {state}/a.pid\nErrorLog {state}/error.log\n{loads}"
-            f"TypesConfig /dev/null\nInclude {snippet}\n"
-        )
+        wrapper.write_text(snippet_main_config(snippet, state))
         command = [apache_binary() or "apache2", "-t", "-f", str(wrapper)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def snippet_main_config(snippet: Path, state: Path, listen: str = "127.0.0.1:8080") -> str:
+    """An Apache main config including ``snippet`` (a ``sitegen webconf apache`` output without
+    ``--standalone``) at its top level, as a sysadmin includes it: loading
+    :data:`SNIPPET_MODULES`, listening on ``listen``, its pid file and logs in ``state``, its
+    workers run as :func:`server_user`."""
+    modules = apache_modules_dir()
+    loads = "".join(f"LoadModule {m}_module {modules}/mod_{m}.so\n" for m in SNIPPET_MODULES)
+    user = server_user()
+    users = "User {}\nGroup {}\n".format(*user.split(":")) if user else ""
+    return (
+        f"ServerRoot {state}\nServerName localhost\nListen {listen}\n"
+        f"PidFile {state}/a.pid\nErrorLog {state}/error.log\n{users}{loads}"
+        f"TypesConfig /dev/null\nInclude {snippet}\n"
+    )
+
+
+def snippet_server(render: Callable[[int], str], state_dir: Path) -> ApacheServer:
+    """Apache (not started yet) running the snippet ``render(port)`` (a ``sitegen webconf
+    apache`` output without ``--standalone``; with ``--listen 127.0.0.1:<port>`` a
+    ``<VirtualHost>``) inside :func:`snippet_main_config`, on a free port."""
+    snippet = state_dir / "sitegen.conf"
+
+    def make_config(port: int) -> str:
+        snippet.write_text(render(port))
+        return snippet_main_config(snippet, state_dir, f"127.0.0.1:{port}")
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return ApacheServer(make_config, state_dir)
 
 
 @contextlib.contextmanager

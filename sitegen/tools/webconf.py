@@ -138,7 +138,8 @@ class Webconf:
     listen: str | None
     server_name: str
     # base_url is https: the site is reached over TLS (often a proxy's in front of the server),
-    # the scheme Apache's redirects of a folder to its slash must name (ServerName https://).
+    # the scheme mod_dir's redirect of a folder to its slash must name (ServerName https://),
+    # on an Apache before 2.4.58 (a later one redirects by the path alone).
     https: bool
     fetcher: str | None  # None when no channel has a passive mirror
     # The configured channels' subdirs, "<channel>/<subdir>": only their package files and
