@@ -75,7 +75,8 @@ DAMAGED_STORES = [
     ("a name with a space", lambda entry: _stored({"tokens": [{**entry, "name": "ci runner"}]})),
     (
         "an id in capitals",
-        lambda entry: _stored({"tokens": [{**entry, "id": entry["id"].upper()}]}),
+        # Not .upper() alone: a random id of digits only has no letter to raise.
+        lambda entry: _stored({"tokens": [{**entry, "id": "A" + entry["id"][1:].upper()}]}),
     ),
     ("a hash cut short", lambda entry: _stored({"tokens": [{**entry, "apache_sha1": "ab"}]})),
     (
