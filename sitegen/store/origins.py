@@ -61,7 +61,8 @@ def write_origins(
     pending = site.pending_unless_same(path, _pieces(files, package_bases))
     if pending is not None:
         with pending:
-            pending.commit(durable=True)
+            pending.sync()  # on disk before it is named, as Site.write_bytes writes state
+            pending.commit()
 
 
 def _pieces(files: Mapping[str, str], package_bases: Mapping[str, str]) -> Iterator[bytes]:
