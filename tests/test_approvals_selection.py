@@ -8,9 +8,11 @@ import pytest
 from sitegen.approvals.commands import grant
 from sitegen.approvals.pages import approved_page, pending_page
 from sitegen.conda.version import RecordMatcher
-from sitegen.config import ConfigError, load_config
+from sitegen.config import ConfigError, FilterSpec, load_config
 from sitegen.config.approval_model import parse_expiry
-from sitegen.sync.approvals import approve, pending
+from sitegen.filters.apply import REASON_LICENSE_EXCLUDED
+from sitegen.sync.approvals import admissible, approve, pending
+from sitegen.sync.closure_reasons import NO_MATCH_UPSTREAM, NOT_UPSTREAM
 from testkit.approvals import CANDIDATES, CONFIG, GATED, NOW, entry
 from testkit.records import JAN_2024, rec
 
@@ -87,6 +89,26 @@ def test_pending_lists_newest_first_with_what_approving_adds():
     )
     assert items[2].would_add == ()  # past the limit: not worked out
     assert "python-3.12.4-0.conda" not in {i.record.fn for i in items}
+
+
+def test_pending_says_why_a_candidate_would_lack_a_dependency_as_the_run_does():
+    matcher = RecordMatcher()
+    app = rec("app", depends=["missing", "zlib >=9"])
+    tool = rec("tool", subdir="noarch", depends=["lib"])
+    # lib is there for linux-64 only, where the gated channel's filters refuse its licence:
+    # what a noarch record needs is looked for on each platform, as a run looks for it.
+    lib = rec("lib", license="GPL-3.0-only")
+    zlib = rec("zlib", "1.3.1")
+    candidates = {
+        "linux-64": {r.fn: r for r in (app, lib, zlib)},
+        "noarch": {tool.fn: tool},
+    }
+    admitted = admissible(candidates, (FilterSpec(exclude_licenses=("GPL*",)),), matcher)
+    approved = approve(candidates, [], NOW, matcher)
+    items = pending(admitted.publishable, approved, matcher, left_out=admitted.left_out)
+    lacks = {item.record.name: item.would_lack for item in items}
+    assert lacks["app"] == (f"missing ({NOT_UPSTREAM})", f"zlib >=9 ({NO_MATCH_UPSTREAM})")
+    assert lacks["tool"] == (f"lib ({REASON_LICENSE_EXCLUDED})",)
 
 
 def test_page_models():

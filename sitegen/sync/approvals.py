@@ -15,7 +15,6 @@ from pathlib import Path
 from sitegen.conda.published_repodata import load_published
 from sitegen.conda.records import Record, RepodataError
 from sitegen.conda.version import (
-    InvalidSpecError,
     RecordMatcher,
     parse_matchspec,
     spec_exact_name,
@@ -27,6 +26,8 @@ from sitegen.filters.apply import REASON_NOT_ALLOWED, FilterResult, apply_filter
 from sitegen.layout import REPODATA
 from sitegen.sync.closure import NOARCH, close_dependencies
 from sitegen.sync.closure_model import DependencyReport, MirrorSelection
+from sitegen.sync.closure_reasons import asked_by, explain, reason_text
+from sitegen.sync.closure_specs import SpecCache
 
 # (subdir, file name): one package file of the channel.
 FileKey = tuple[str, str]
@@ -169,7 +170,14 @@ def _walk(
                 result.excluded[fn] = REASON_NOT_ALLOWED
                 result.candidates[fn] = record
         results[subdir] = result
-    return close_dependencies([MirrorSelection(_WALK, True, None, results)], matcher)
+    selection = MirrorSelection(_WALK, True, None, results, _platforms(candidates))
+    return close_dependencies([selection], matcher)
+
+
+def _platforms(candidates: Candidates) -> tuple[str, ...]:
+    """The platforms a walk among ``candidates`` resolves a noarch record's dependencies for,
+    as a run of their subdirs would: each platform subdir there (noarch alone: noarch)."""
+    return tuple(sorted(set(candidates) - {NOARCH})) or (NOARCH,)
 
 
 @dataclass(frozen=True)
@@ -197,7 +205,6 @@ def pending(
     for the first ``limit`` of them (all when None), as they cost a dependency walk each.
     ``left_out``: the source's records the filters dropped from ``candidates``, with their
     reason (see :func:`admissible`), which tell why a dependency would be lacking."""
-    dropped = _by_name(left_out or {})
     waiting = [
         (subdir, record)
         for subdir, records in candidates.items()
@@ -205,50 +212,51 @@ def pending(
         if (subdir, fn) not in approved.records
     ]
     waiting.sort(key=lambda item: (-timestamp_ms(item[1].raw), item[1].fn))
-    out = []
-    for index, (subdir, record) in enumerate(waiting):
-        extra: tuple[FileKey, ...] = ()
-        lack: tuple[str, ...] = ()
-        if limit is None or index < limit:
-            report = _walk(candidates, [(subdir, record.fn)], matcher)
-            needed = [(a.subdir, a.fn) for a in report.added.get(_WALK, [])]
-            extra = tuple(sorted(k for k in needed if k not in approved.records))
-            lack = _lacking(report.unsatisfied.get(_WALK, []), dropped, matcher)
-        out.append(PendingItem(subdir, record, extra, lack))
-    return out
-
-
-# Lower-cased name -> (subdir, record, the filters' reason) of the records they left out.
-_Dropped = dict[str, list[tuple[str, Record, str]]]
-
-
-def _by_name(left_out: Mapping[FileKey, tuple[Record, str]]) -> _Dropped:
-    out: _Dropped = {}
-    for (subdir, _fn), (record, reason) in left_out.items():
-        out.setdefault(record.name.lower(), []).append((subdir, record, reason))
+    walked = waiting[:limit]
+    adds: list[tuple[FileKey, ...]] = []
+    missing: list[list[tuple[str, str, str]]] = []
+    for subdir, record in walked:
+        report = _walk(candidates, [(subdir, record.fn)], matcher)
+        needed = [(a.subdir, a.fn) for a in report.added.get(_WALK, [])]
+        adds.append(tuple(sorted(k for k in needed if k not in approved.records)))
+        missing.append(report.unsatisfied.get(_WALK, []))
+    lacks = _lacking(missing, candidates, left_out or {}, matcher)
+    out = [
+        PendingItem(subdir, record, extra, lack)
+        for (subdir, record), extra, lack in zip(walked, adds, lacks, strict=True)
+    ]
+    out.extend(PendingItem(subdir, record, ()) for subdir, record in waiting[len(walked) :])
     return out
 
 
 def _lacking(
-    unsatisfied: Iterable[tuple[str, str, str]], dropped: _Dropped, matcher: RecordMatcher
-) -> tuple[str, ...]:
-    """Each dependency a walk left unsatisfied, once, with why: the reasons the filters left
-    out the source's records that match it, or that the source has none."""
-    reasons: dict[str, set[str]] = {}
-    for where, dep, _needed_by in unsatisfied:
-        # "linux-64", or "noarch (linux-64)" for a noarch record lacking it on one platform.
-        subdir, _, platform = where.partition(" (")
-        scope = {subdir, platform.rstrip(")"), NOARCH}
-        try:
-            spec = parse_matchspec(dep)
-        except InvalidSpecError:
-            reasons.setdefault(dep, set()).add("not a valid spec")
-            continue
-        name = spec_exact_name(spec)
-        found = {
-            reason
-            for s, record, reason in dropped.get((name or "").lower(), [])
-            if s in scope and matcher.matches(spec, record.raw)
-        }
-        reasons.setdefault(dep, set()).update(found or {"not in the source"})
-    return tuple(f"{dep} ({', '.join(sorted(why))})" for dep, why in sorted(reasons.items()))
+    walks: list[list[tuple[str, str, str]]],
+    candidates: Candidates,
+    left_out: Mapping[FileKey, tuple[Record, str]],
+    matcher: RecordMatcher,
+) -> list[tuple[str, ...]]:
+    """For each walk, each dependency it left unsatisfied, once, with why, as a run's
+    dependency report says it (:mod:`sitegen.sync.closure_reasons`): the filters' reasons for
+    the source's records that match it, or that the source has none. The walks' questions are
+    answered together, in one pass over the source's records."""
+    # The source as one mirror: every record it publishes, those left out with their reason.
+    results = {subdir: FilterResult() for subdir in candidates}
+    records = {subdir: dict(published) for subdir, published in candidates.items()}
+    for (subdir, fn), (record, reason) in left_out.items():
+        results.setdefault(subdir, FilterResult()).excluded[fn] = reason
+        records.setdefault(subdir, {})[fn] = record
+    source = MirrorSelection(_WALK, False, None, results, upstream=records)
+    platforms = _platforms(candidates)
+    asked = [
+        {(where, dep): asked_by(where, dep, (0,), platforms) for where, dep, _ in walk}
+        for walk in walks
+    ]
+    every = (q for rows in asked for questions in rows.values() for q in questions)
+    answers = explain([source], matcher, SpecCache(), every)
+    out = []
+    for rows in asked:
+        reasons: dict[str, set[str]] = {}
+        for (_where, dep), questions in rows.items():
+            reasons.setdefault(dep, set()).update(r for q in questions for r in answers[q])
+        out.append(tuple(f"{dep} ({reason_text(why)})" for dep, why in sorted(reasons.items())))
+    return out

@@ -30,7 +30,7 @@ from sitegen.conda.version import RecordMatcher, parse_version
 from sitegen.filters.apply import FilterResult
 from sitegen.sync.closure_agree import Agreement
 from sitegen.sync.closure_model import Addition, DependencyReport, MirrorSelection
-from sitegen.sync.closure_reasons import Question, explain, looked_in, reason_text
+from sitegen.sync.closure_reasons import Question, asked_by, explain, looked_in, reason_text
 from sitegen.sync.closure_specs import (
     NOARCH,
     DependencySpec,
@@ -105,10 +105,8 @@ class _Closure:
                 self.report.unsatisfied.setdefault(sel.mirror, []).extend(sel.unsatisfied)
             for where, dep, _fn in sel.unsatisfied:
                 # A gated channel's approved files are to install from the channel itself.
-                subdir, _, platform = where.partition(" (")
-                platforms = (platform.rstrip(")"),) if platform else self._platforms(index)
-                for p in platforms if subdir == NOARCH else (subdir,):
-                    self._ask(index, where, Question((index,), p, dep))
+                for question in asked_by(where, dep, (index,), self._platforms(index)):
+                    self._ask(index, where, question)
         for index, sel in enumerate(self.selections):
             if not sel.include_dependencies:
                 continue

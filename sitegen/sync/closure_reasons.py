@@ -1,7 +1,8 @@
 """Why the dependency closure (:mod:`sitegen.sync.closure`) found nothing for a dependency:
 upstream has no record of the name, or none whose version matches; or the filters left the
 matching records out (their reasons, as the filtered lists name them); or, in an
-approval-gated channel, they wait for approval.
+approval-gated channel, they wait for approval. ``sitegen pending`` asks the same of what a
+gated channel's candidates would lack (:func:`sitegen.sync.approvals.pending`).
 
 Worked out from the records the run read, once the walk is over: only the names of the
 dependencies left unsatisfied are looked up, so the cost stays that of one pass over the
@@ -17,7 +18,7 @@ from sitegen.conda.records import Record
 from sitegen.conda.version import RecordMatcher
 from sitegen.filters.apply import REASON_NOT_ALLOWED
 from sitegen.sync.closure_model import MirrorSelection
-from sitegen.sync.closure_specs import SpecCache, dependency_scope
+from sitegen.sync.closure_specs import NOARCH, SpecCache, dependency_scope
 
 NOT_UPSTREAM = "not upstream"
 NO_MATCH_UPSTREAM = "no matching version upstream"
@@ -42,6 +43,19 @@ class Question(NamedTuple):
 def looked_in(order: Sequence[int], target: int | None) -> tuple[int, ...]:
     """The mirrors of a :class:`Question`, from the needing mirror's priority ``order``."""
     return tuple(order) if target is None else tuple(order[: order.index(target) + 1])
+
+
+def asked_by(
+    where: str, dep: str, mirrors: tuple[int, ...], platforms: Sequence[str]
+) -> list[Question]:
+    """The questions one entry of a dependency report asks, looked for in ``mirrors``:
+    ``where`` is its subdir, or "noarch (<platform>)" for a noarch record lacking ``dep`` on
+    that platform only; a noarch record lacking it on every platform asks for each of
+    ``platforms`` (those its dependencies resolve for)."""
+    subdir, _, platform = where.partition(" (")
+    if subdir != NOARCH:
+        return [Question(mirrors, subdir, dep)]
+    return [Question(mirrors, p, dep) for p in ((platform.rstrip(")"),) if platform else platforms)]
 
 
 def explain(
