@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -107,6 +108,22 @@ def test_a_secret_percent_encoded_otherwise_in_an_error_message_is_hidden(monkey
             assert "***" in shown
     # Text whose percent-escapes spell no secret is shown as it is.
     assert scrub_names(["FEED_TOKEN"])("a%20b tk-5f") == "a%20b tk-5f"
+
+
+def test_a_percent_encoded_secret_cut_inside_an_escape_is_hidden(monkeypatch) -> None:
+    """A message cutting a percent-encoded value may cut it inside an escape (``%6``, ``%``)
+    or between the UTF-8 bytes of one character: what stands before the cut is still the
+    secret's start."""
+    secret = "tk-5f1e9a7c3b2d4e6f8a0b-\u00e4\u00f6"
+    monkeypatch.setenv("FEED_TOKEN", secret)
+    spelt = "".join(f"%{byte:02X}" for byte in secret.encode())
+    value = "x" * 20 + spelt + "-advisory.json"
+    for cut in range(9, len(spelt)):  # from 3 characters of the secret on
+        message = f"member {shown_value(value, 20 + cut)}: not valid JSON"
+        for hide in (scrub_names(["FEED_TOKEN"]), SecretSearch([secret]).hide):
+            shown = hide(message)
+            assert secret[:3] not in unquote(shown), (cut, shown)
+            assert "***" in shown and "characters)" in shown
 
 
 @pytest.mark.parametrize(

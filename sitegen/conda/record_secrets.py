@@ -33,6 +33,9 @@ CLIPPED = "... ("
 # The least of a value's start taken for the value where a message cut it off.
 _CUT_START = 3
 _CUT = re.compile("['\"]?" + re.escape(CLIPPED))
+# What a cut leaves of a percent-escape it went through (``%6``, ``%``), or of a character
+# whose UTF-8 bytes it went between (decoded, U+FFFD): the value's start stands before it.
+_CUT_ESCAPE = re.compile("\ufffd*(?:%[0-9A-Fa-f]?)?\\Z")
 
 
 # Cached: text is hidden message by message (one for each record refused, of hundreds of
@@ -79,9 +82,10 @@ def hide_value(text: str, value: str) -> str:
     start = 0
     for cut in _CUT.finditer(text):
         before = text[start : cut.start()]
-        size = max(_cut_size(before, form) for form in forms)
+        whole = _CUT_ESCAPE.sub("", before)
+        size = max(_cut_size(whole, form) for form in forms)
         if size:
-            before = before[:-size] + "***"
+            before = whole[:-size] + "***"
         parts += [before, cut.group()]
         start = cut.end()
     parts.append(text[start:])
