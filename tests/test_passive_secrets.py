@@ -204,16 +204,13 @@ async def test_a_kept_body_holding_the_token_is_kept_again_without_it_on_a_304(
         assert files_holding(site, token) == []
 
 
-async def test_a_path_token_sent_straight_to_the_fetcher_stays_out_of_its_log(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The web server strips /t/<token>/ before it hands a request on, but any local user can
-    reach the fetcher directly with the path a client would send the web server. At -v the
-    fetcher logs every request: the token must not be in it, however the path encodes it."""
-    token = new_token()
-    site = tmp_path / "site"
+async def fetcher_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, targets: list[str]
+) -> list[str]:
+    """What a fetcher of a passive channel (its upstream never reached) logs at -v while it
+    answers each of ``targets`` 404."""
     (tmp_path / "channels.yaml").write_text(
-        f"output: {site}\n"
+        f"output: {tmp_path / 'site'}\n"
         "channels:\n"
         "  cloud/forge:\n"
         "    url: http://upstream.invalid/forge\n"
@@ -222,14 +219,6 @@ async def test_a_path_token_sent_straight_to_the_fetcher_stays_out_of_its_log(
     )
     config = load_config(tmp_path / "channels.yaml")
     listeners = await open_listeners("127.0.0.1", 0)
-    targets = [
-        f"/t/{token}/cloud/forge/linux-64/a-1.0-0.conda",
-        f"/%74/{token}/cloud/forge/linux-64/a-1.0-0.conda",
-        f"/t%2F{token}%2Fcloud/forge/linux-64/a-1.0-0.conda",
-        f"/cloud/forge/linux-64/a-1.0-0.conda?token={token}",
-        f"/cloud/forge/linux-64/a-1.0-0.conda?token=%22{token}%22",
-        f"/cloud/forge/linux-64/a-1.0-0.conda?token=%27{token}",
-    ]
     with caplog.at_level(logging.DEBUG, logger="sitegen"):
         async with trio.open_nursery() as nursery:
             await nursery.start(serve_fetcher, config, listeners)
@@ -239,7 +228,25 @@ async def test_a_path_token_sent_straight_to_the_fetcher_stays_out_of_its_log(
                     assert (await client.get(target)).status_code == 404, target
             nursery.cancel_scope.cancel()
     # The client's own log (httpx) is the test's, not the fetcher's.
-    logged = [r.getMessage() for r in caplog.records if r.name.startswith("sitegen")]
+    return [r.getMessage() for r in caplog.records if r.name.startswith("sitegen")]
+
+
+async def test_a_path_token_sent_straight_to_the_fetcher_stays_out_of_its_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The web server strips /t/<token>/ before it hands a request on, but any local user can
+    reach the fetcher directly with the path a client would send the web server. At -v the
+    fetcher logs every request: the token must not be in it, however the path encodes it."""
+    token = new_token()
+    targets = [
+        f"/t/{token}/cloud/forge/linux-64/a-1.0-0.conda",
+        f"/%74/{token}/cloud/forge/linux-64/a-1.0-0.conda",
+        f"/t%2F{token}%2Fcloud/forge/linux-64/a-1.0-0.conda",
+        f"/cloud/forge/linux-64/a-1.0-0.conda?token={token}",
+        f"/cloud/forge/linux-64/a-1.0-0.conda?token=%22{token}%22",
+        f"/cloud/forge/linux-64/a-1.0-0.conda?token=%27{token}",
+    ]
+    logged = await fetcher_log(tmp_path, caplog, targets)
     assert len([line for line in logged if "-> 404" in line]) == len(targets), logged
     assert not [line for line in logged if token.split("-")[1] in line], logged
 
@@ -252,16 +259,6 @@ async def test_a_query_value_holding_an_escaped_separator_or_a_quote_is_hidden_w
     no-break space) inside a value does not end it, and the rest of the secret after it is not
     logged. Ordinary targets still read plainly."""
     secret = secrets.token_hex(16)
-    (tmp_path / "channels.yaml").write_text(
-        f"output: {tmp_path / 'site'}\n"
-        "channels:\n"
-        "  cloud/forge:\n"
-        "    url: http://upstream.invalid/forge\n"
-        "    subdirs: [linux-64]\n"
-        "    mode: passive\n"
-    )
-    config = load_config(tmp_path / "channels.yaml")
-    listeners = await open_listeners("127.0.0.1", 0)
     fn = "/cloud/forge/linux-64/a-1.0-0.conda"
     escapes = ("%26", "%23", "%22", "'", "%20", "%0A", "%09", "%C2%A0")
     targets = [f"{fn}?token=ab{escape}{secret}" for escape in escapes]
@@ -271,15 +268,7 @@ async def test_a_query_value_holding_an_escaped_separator_or_a_quote_is_hidden_w
         ),
         f"{fn}?token=%22ab%22&y=2": f"{fn}?token=%22***%22&y=***",
     }
-    with caplog.at_level(logging.DEBUG, logger="sitegen"):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(serve_fetcher, config, listeners)
-            address = listener_address(listeners)
-            async with httpx.AsyncClient(base_url=f"http://{address}") as client:
-                for target in [*targets, *ordinary]:
-                    assert (await client.get(target)).status_code == 404, target
-            nursery.cancel_scope.cancel()
-    logged = [r.getMessage() for r in caplog.records if r.name.startswith("sitegen")]
+    logged = await fetcher_log(tmp_path, caplog, [*targets, *ordinary])
     assert len([line for line in logged if "-> 404" in line]) == len(targets) + 2, logged
     assert not [line for line in logged if secret in line], logged
     for shown_target in ordinary.values():
