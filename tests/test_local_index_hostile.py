@@ -21,6 +21,7 @@ from sitegen.conda.index import (
     index_package,
 )
 from sitegen.sync.local_index import FoundFile, read_one, scan_folder
+from testkit.fifo import finished_without_writer
 from testkit.local import (
     CHANNEL,
     SPECS,
@@ -188,12 +189,5 @@ def test_a_file_replaced_by_a_fifo_before_it_is_read_does_not_block(tmp_path: Pa
         except BadPackage as exc:
             outcome.append(exc.reason)
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(30)
-    blocked = reader.is_alive()
-    if blocked:  # let the thread go: a writer that closes at once
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        reader.join()
-    assert not blocked
+    assert finished_without_writer(fifo, read)
     assert outcome == [REASON_NOT_FILE]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import threading
 from pathlib import Path
 
 import msgspec
@@ -18,6 +17,7 @@ from sitegen.store.compare import same_content
 from sitegen.store.interface import PendingWrite
 from sitegen.store.origins import Origins, read_origins, write_origins
 from sitegen.store.site import Site
+from testkit.fifo import finished_without_writer
 from testkit.storage import entries, site_of_kind
 
 site = pytest.fixture(params=["unnamed", "named"], name="site")(site_of_kind)
@@ -285,12 +285,5 @@ def test_a_named_pipe_under_a_file_written_in_pieces_is_replaced_without_waiting
             pending.commit(durable=True)
         outcome.append(target.read_bytes())
 
-    writer = threading.Thread(target=write, daemon=True)
-    writer.start()
-    writer.join(30)
-    blocked = writer.is_alive()
-    if blocked:  # let the thread go: a writer that closes at once
-        os.close(os.open(target, os.O_WRONLY | os.O_NONBLOCK))
-        writer.join()
-    assert not blocked
+    assert finished_without_writer(target, write)
     assert outcome == [b"abcd"]

@@ -21,19 +21,10 @@ from sitegen.sync.report import STOPPED
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.sync.unreached import NOT_COUNTED
 from testkit.faults import hold_repodata
+from testkit.fifo import let_reader_go
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
-
-
-def let_reader_go(fifo: Path) -> bool:
-    """Open ``fifo`` for writing and close it, so a reader blocked on it reads an empty file;
-    False when nobody reads it (yet)."""
-    try:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-    except OSError:
-        return False
-    return True
 
 
 def test_a_run_stopped_in_its_fetch_counts_its_rows_off_the_event_loop_for_a_bounded_time(
