@@ -125,16 +125,18 @@ class _Closure:
                 if not missing:
                     continue
                 unsatisfied = self.report.unsatisfied.setdefault(self.selections[index].mirror, [])
+                every = len(missing) == len(platforms)
+                if every:
+                    unsatisfied.append((subdir, dep, record.fn))
+                else:
+                    unsatisfied.extend((f"{subdir} ({p})", dep, record.fn) for p in missing)
                 for p in missing:
-                    # Listed once when missing for every platform (the duplicates go below).
-                    where = subdir if len(missing) == len(platforms) else f"{subdir} ({p})"
-                    unsatisfied.append((where, dep, record.fn))
+                    where = subdir if every else f"{subdir} ({p})"
                     self._ask(index, where, self._question(index, p, dep))
         for entries in self.report.added.values():
             entries.sort()
         for mirror, missing in self.report.unsatisfied.items():
-            # A gated mirror's own finding may be found again by another mirror's walk; a
-            # dependency missing for every platform is listed once per platform above.
+            # A gated mirror's own finding may be found again by another mirror's walk.
             self.report.unsatisfied[mirror] = sorted(set(missing))
         self._explain()
         return self.report
