@@ -49,12 +49,10 @@ def same_content(path: Path, data: bytes) -> bool:
         # Something else under the name (a named pipe would block the open) is replaced.
         if not stat.S_ISREG(status.st_mode) or status.st_size != len(data):
             return False
+        view = memoryview(data)
         with open(path, "rb") as handle:
-            view = memoryview(data)
-            return all(
-                handle.read(_CHUNK) == view[start : start + _CHUNK]
-                for start in range(0, len(data), _CHUNK)
-            )
+            pieces = (view[start : start + _CHUNK] for start in range(0, len(data), _CHUNK))
+            return matching_prefix(handle, pieces)[1] is None
     except FileNotFoundError:
         return False
 
@@ -86,7 +84,9 @@ def same_file_content(path: Path, pending: PendingWrite) -> bool:
         return False
 
 
-def matching_prefix(handle: BinaryIO, pieces: Iterator[bytes]) -> tuple[int, bytes | None]:
+def matching_prefix(
+    handle: BinaryIO, pieces: Iterator[bytes | memoryview]
+) -> tuple[int, bytes | memoryview | None]:
     """Read ``handle`` along ``pieces`` while they match: how many bytes matched, and the first
     piece that did not (b"" when the file goes on past the last piece); None in its place when
     the file holds exactly the pieces. The pieces after a difference are left in ``pieces``."""
