@@ -36,9 +36,8 @@ def test_a_dependency_the_gated_channels_filters_leave_out_is_reported_unsatisfi
     args, site = zlib_refused(tmp_path, example_upstream.url)
     approve = ["approve", GATED, "numpy 2.1.0", *args, "--by", "alice", "--reason", "forecasting"]
     assert main([*approve, "--with-dependencies"]) == 0
-    assert "needs what internal/approved does not publish: zlib >=1.2.13,<2.0a0; see the run's" in (
-        caplog.text
-    )
+    lacks = "zlib >=1.2.13,<2.0a0 (license excluded)"
+    assert f"needs what internal/approved does not publish: {lacks}; see the run's" in caplog.text
     names = {fn.rsplit("-", 2)[0] for fn in published(site, GATED, "linux-64")}
     assert names == {"numpy", "python", "libopenblas"}
     latest = History(Site(site)).runs()[0]
@@ -54,6 +53,22 @@ def test_a_dependency_the_gated_channels_filters_leave_out_is_reported_unsatisfi
     )
     page = (site / run_page_path(latest.id)).read_text()
     assert "2 dependencies could not be satisfied" in page and "zlib &gt;=1.2.13" in page
+
+
+def test_approve_says_why_each_dependency_would_be_lacking(
+    example_upstream: ExampleUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # libopenblas approved alone: published, but not zlib, which the channel's filters refuse.
+    args, _site = zlib_refused(tmp_path, example_upstream.url)
+    who = [*args, "--by", "alice", "--reason", "forecasting"]
+    assert main(["approve", GATED, "libopenblas", *who]) == 0
+    caplog.clear()
+    assert main(["approve", GATED, "numpy 2.1.0", *who]) == 0
+    (warning,) = [r.getMessage() for r in caplog.records if "does not publish" in r.getMessage()]
+    # python is upstream and let through, only not approved; zlib (what libopenblas needs) the
+    # filters leave out: the reasons the run's dependency report gives.
+    assert "python >=3.12,<3.13.0a0 (not approved)" in warning
+    assert "zlib >=1.2.13,<2.0a0 (license excluded)" in warning
 
 
 def test_pending_leaves_out_what_the_gated_channels_filters_drop(

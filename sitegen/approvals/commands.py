@@ -32,10 +32,12 @@ from sitegen.sync.approvals import (
     PendingItem,
     admissible,
     approve,
+    lacking,
     load_candidates,
     pending,
     unsatisfied,
 )
+from sitegen.sync.closure_reasons import NOT_APPROVED
 from sitegen.sync.report import ApprovalChange
 
 BOM = "\ufeff"
@@ -172,7 +174,9 @@ class Reach:
     # filters let through: none, with some matched, means the approval publishes nothing.
     published: int
     # The dependencies of the files it matches that nothing the channel publishes with every
-    # active approval satisfies: a client of the channel cannot install those files.
+    # active approval satisfies, each with why, as the run's dependency report says it
+    # ("zlib >=1.2 (license excluded)", "python >=3.12 (not approved)"): a client of the
+    # channel cannot install those files.
     lacking: tuple[str, ...] = ()
 
 
@@ -190,8 +194,15 @@ def reach(config: SiteConfig, entry: Approval, now: float | None = None) -> Reac
         if fn in admitted.publishable.get(subdir, {}):
             served[subdir][fn] = record
     missing = unsatisfied(served, approved.by_entry.get(entry, []), matcher)
-    lacking = tuple(sorted({spec for _where, spec, _needed_by in missing}))
-    return Reach(len(approved.by_entry.get(entry, [])), len(published), lacking)
+    # What the source publishes besides: what the filters let through but no active entry
+    # approves, and what they leave out, each with the reason the dependency report gives.
+    unserved = dict(admitted.left_out)
+    for subdir, records in admitted.publishable.items():
+        for fn, record in records.items():
+            if fn not in served[subdir]:
+                unserved[(subdir, fn)] = (record, NOT_APPROVED)
+    (lacks,) = lacking([missing], served, unserved, matcher)
+    return Reach(len(approved.by_entry.get(entry, [])), len(published), lacks)
 
 
 def _gate(

@@ -220,7 +220,7 @@ def pending(
         needed = [(a.subdir, a.fn) for a in report.added.get(_WALK, [])]
         adds.append(tuple(sorted(k for k in needed if k not in approved.records)))
         missing.append(report.unsatisfied.get(_WALK, []))
-    lacks = _lacking(missing, candidates, left_out or {}, matcher)
+    lacks = lacking(missing, candidates, left_out or {}, matcher)
     out = [
         PendingItem(subdir, record, extra, lack)
         for (subdir, record), extra, lack in zip(walked, adds, lacks, strict=True)
@@ -229,16 +229,19 @@ def pending(
     return out
 
 
-def _lacking(
+def lacking(
     walks: list[list[tuple[str, str, str]]],
     candidates: Candidates,
     left_out: Mapping[FileKey, tuple[Record, str]],
     matcher: RecordMatcher,
 ) -> list[tuple[str, ...]]:
-    """For each walk, each dependency it left unsatisfied, once, with why, as a run's
-    dependency report says it (:mod:`sitegen.sync.closure_reasons`): the filters' reasons for
-    the source's records that match it, or that the source has none. The walks' questions are
-    answered together, in one pass over the source's records."""
+    """For each walk (its unsatisfied rows, as :func:`unsatisfied` gives them), each
+    dependency it left unsatisfied, once, with why, as a run's dependency report says it
+    (:mod:`sitegen.sync.closure_reasons`): ``zlib >=1.2 (license excluded)``. Why: the
+    reasons ``left_out`` gives the source's records that match it (a filter's, or
+    :data:`~sitegen.sync.closure_reasons.NOT_APPROVED`), else that the source (``candidates``
+    and ``left_out``) has no record of it, or none of a matching version. The walks'
+    questions are answered together, in one pass over the source's records."""
     # The source as one mirror: every record it publishes, those left out with their reason.
     results = {subdir: FilterResult() for subdir in candidates}
     records = {subdir: dict(published) for subdir, published in candidates.items()}
