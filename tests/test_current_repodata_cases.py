@@ -233,15 +233,36 @@ def test_a_spec_testing_each_build_looks_at_every_build_of_a_release() -> None:
     }
 
 
-def test_record_names_in_upper_case_are_found_by_lower_case_specs() -> None:
-    # MatchSpec names are normalised to lower case: a dependency on "pyyaml" is about records
-    # named "PyYAML" too (old channels hold such names).
+def test_names_differing_only_in_case_each_keep_their_newest_version() -> None:
+    # Old channels hold both "PyYAML" and "pyyaml". conda's solver finds only the lower-case
+    # one, so its newest must be here even when the other spelling has a newer version.
     kept = current(
         rec("PyYAML", "6.0"),
         rec("PyYAML", "5.4"),
-        rec("app", "1.0", depends=("pyyaml <6",)),
+        rec("pyyaml", "5.3"),
+        rec("pyyaml", "5.1"),
     )
-    assert kept == {"PyYAML-6.0-0.conda", "PyYAML-5.4-0.conda", "app-1.0-0.conda"}
+    assert kept == {"PyYAML-6.0-0.conda", "pyyaml-5.3-0.conda"}
+
+
+def test_record_names_in_upper_case_satisfy_no_spec() -> None:
+    # conda lower-cases a spec's name and compares it with the record's as written, so
+    # "pyyaml <6" is about the records named "pyyaml" only, as conda-index back-fills it.
+    kept = current(
+        rec("PyYAML", "6.0"),
+        rec("PyYAML", "5.4"),
+        rec("pyyaml", "5.3"),
+        rec("pyyaml", "5.1"),
+        rec("app", "1.0", depends=("pyyaml <5.2",)),
+        rec("tool", "1.0", depends=("pyyaml <6",)),
+    )
+    assert kept == {
+        "PyYAML-6.0-0.conda",
+        "pyyaml-5.3-0.conda",
+        "pyyaml-5.1-0.conda",
+        "app-1.0-0.conda",
+        "tool-1.0-0.conda",
+    }
 
 
 def test_empty_subdir() -> None:

@@ -30,6 +30,12 @@ Differences from conda-index, on purpose:
   ``.conda`` twin exists, so its output drops those ``.tar.bz2`` records. We keep both twins:
   clients running with ``use_only_tar_bz2`` must find the ``.tar.bz2`` in every index we
   publish.
+- Names are the records' ``name`` as written, so ``Foo`` and ``foo`` each keep their newest
+  version. conda-index groups by that name too, but picks each group's newest builds with a
+  ``MatchSpec``, whose name conda lower-cases and then compares with the record's as written:
+  records named in capitals never reach its output (nor can conda's solver use them). We keep
+  them, as every reader of repodata.json finds them there. For the back-fill we follow conda: a
+  spec (lower case) is satisfied only by records whose name is spelled exactly so.
 - No "pins" (conda-index's ``--current-index-versions-file``) yet.
 
 Speed: conda-index needs ~171 s for 500k records because it builds a conda record object for
@@ -195,15 +201,12 @@ def has_features(raw: dict[str, Any]) -> bool:
     return False
 
 
-def _names_by_key(names: Mapping[str, list[Record]]) -> dict[str, _Name]:
-    """Each name (lower case, as MatchSpec names are normalised) with its records, from the
-    records grouped by name; a name none of whose versions parses is left out."""
-    lowered: dict[str, list[Record]] = {}
-    for name, group in names.items():
-        key = name.lower()
-        lowered[key] = [*lowered[key], *group] if key in lowered else group
+def _names_by_name(names: Mapping[str, list[Record]]) -> dict[str, _Name]:
+    """Each name with its records, from the records grouped by their exact ``name`` (``Foo``
+    and ``foo`` are two names, as in conda's ``Resolve.groups``); a name none of whose versions
+    parses is left out."""
     out: dict[str, _Name] = {}
-    for name, group in lowered.items():
+    for name, group in names.items():
         entry = _Name(group)
         if entry.newest is not None:
             out[name] = entry
@@ -231,7 +234,7 @@ def current_records(
 def _current_records(
     records: dict[str, Record], names: Mapping[str, list[Record]], matcher: RecordMatcher
 ) -> dict[str, Record]:
-    by_name = _names_by_key(names)
+    by_name = _names_by_name(names)
     # Step 1: all builds of each name's newest version (release 0 of each name).
     kept: dict[str, set[int]] = {name: {0} for name in by_name}
 
@@ -296,6 +299,8 @@ def _backfill(
     name = match_spec.name.normalized
     if name.startswith("__"):
         return None
+    # The spec's name is lower case; conda compares it with a record's name as written, so a
+    # record named "PyYAML" satisfies no spec and only the group spelled in lower case counts.
     entry = by_name.get(name)
     if entry is None:
         return None
