@@ -82,9 +82,12 @@ def raw_reply(data: bytes, close: bool = True) -> FaultHook:
 
 
 @contextlib.asynccontextmanager
-async def upstream_at(server: UpstreamServer, timeout: float = 60) -> AsyncIterator[Upstream]:
-    """An Upstream for the server; jobs made by :func:`job_at` fetch files from its root."""
-    settings = DownloadSettings(concurrency=8, per_host=8, retries=0, timeout=timeout)
+async def upstream_at(
+    server: UpstreamServer, timeout: float = 60, retries: int = 0
+) -> AsyncIterator[Upstream]:
+    """An Upstream for the server; jobs made by :func:`job_at` fetch files from its root.
+    ``retries`` are its requests' (``download`` is given its own)."""
+    settings = DownloadSettings(concurrency=8, per_host=8, retries=retries, timeout=timeout)
     mirror = MirrorConfig(name="up", url=server.url, subdirs=("linux-64",))
     client = make_client(settings)
     try:

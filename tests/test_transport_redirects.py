@@ -11,6 +11,7 @@ import pytest
 
 from sitegen.net.client import credentials_go_to
 from sitegen.net.download import download
+from sitegen.net.failures import UpstreamError
 from sitegen.store.site import Site
 from sitegen.store.writer import open_disk_writer
 from testkit.faults import redirect
@@ -109,6 +110,47 @@ async def test_a_bad_redirect_fails_the_download_not_the_run(
     assert not result.ok
     assert result.error.startswith("gone-1-0.conda: not a valid host name: ")
     assert len(server.wait_for_requests(1)) == 1  # not asked again: no retry reaches it
+
+
+@pytest.mark.parametrize(
+    ("location", "base_url", "words"),
+    [
+        ("ftp://mirror.example/x.conda", None, "redirected to a URL of scheme 'ftp'"),
+        ("file:///etc/passwd", None, "redirected to a URL of scheme 'file'"),
+        (None, "ftp://mirror.example/linux-64", "a URL of scheme 'ftp'"),  # upstream's CEP-15
+    ],
+    ids=["ftp redirect", "file redirect", "ftp base_url"],
+)
+async def test_a_url_away_from_http_fails_the_download_at_once_saying_so(
+    server: UpstreamServer, tmp_path: Path, location: str | None, base_url: str | None, words: str
+) -> None:
+    server.add_fault("/away-1-0.conda", redirect(location or "/away-1-0.conda", 302))
+    site = Site(tmp_path / "site")
+    target = site.path("linux-64", "away-1-0.conda")
+    async with upstream_at(server) as upstream, open_disk_writer() as writer:
+        job = job_at(upstream, record_for(target.name, b"x" * 10), target)
+        job.base_url = base_url or job.base_url
+        result = await download(job, site, writer, retries=3)
+    assert not result.ok and not target.exists()
+    assert result.error == (
+        f"away-1-0.conda: {words}; only http and https are fetched (UnsupportedScheme)"
+    )
+    # Every retry would be sent there again: none is made.
+    assert len(server.wait_for_requests(1)) == 1 if location else server.requests == []
+
+
+async def test_a_repodata_redirect_away_from_http_fails_at_once_saying_so(
+    server: UpstreamServer,
+) -> None:
+    server.add_fault("/linux-64/repodata.json", redirect("ftp://mirror.example/r.json", 302))
+    async with upstream_at(server, retries=3) as upstream:
+        with pytest.raises(UpstreamError) as raised:
+            await upstream.request(upstream.url("linux-64", "repodata.json"), {})
+    assert str(raised.value) == (
+        f"{server.url}/linux-64/repodata.json: redirected to a URL of scheme 'ftp';"
+        " only http and https are fetched (UnsupportedScheme)"
+    )
+    assert len(server.wait_for_requests(1)) == 1
 
 
 async def test_endless_redirects_end(server: UpstreamServer) -> None:

@@ -31,6 +31,17 @@ class InvalidHostName(httpx.ConnectError):
     does not resolve."""
 
 
+class UnsupportedScheme(httpx.UnsupportedProtocol):
+    """A URL of a scheme other than http and https (ftp, file, data), reached by a redirect
+    or given by upstream (a CEP-15 base_url): nothing is fetched from it, and another try
+    would be led there again."""
+
+    def __init__(self, scheme: str, request: httpx.Request, *, redirected: bool) -> None:
+        super().__init__(f"unsupported scheme {scheme!r}", request=request)
+        self.scheme = scheme
+        self.redirected = redirected
+
+
 class ClientTransport(httpx.AsyncBaseTransport):
     """httpx's own client seen as a transport: it applies the environment's proxy settings."""
 
@@ -71,13 +82,15 @@ class UpstreamClient:
     async def _send(self, url: httpx.URL, headers: Mapping[str, str | bytes]) -> httpx.Response:
         origin = (url.scheme, url.host, url.port)
         credentials = _basic_auth(url)
-        for _ in range(MAX_REDIRECTS + 1):
+        for redirects in range(MAX_REDIRECTS + 1):
             request = httpx.Request(
                 "GET",
                 url,
                 headers={**self._headers, **headers},
                 extensions={"timeout": self._timeout},
             )
+            if url.scheme not in ("http", "https"):
+                raise UnsupportedScheme(url.scheme, request, redirected=redirects > 0)
             if credentials and credentials_go_to(url, origin):
                 request.headers["Authorization"] = credentials
             # The URL may come from upstream (a redirect, a CEP-15 base_url) or hold a host
@@ -100,10 +113,6 @@ class UpstreamClient:
                 raise httpx.RemoteProtocolError(
                     "redirect to an invalid URL", request=request
                 ) from exc
-            if url.scheme not in ("http", "https"):
-                raise httpx.UnsupportedProtocol(
-                    f"redirect to unsupported scheme {url.scheme!r}", request=request
-                )
         raise httpx.TooManyRedirects("too many redirects", request=request)
 
     async def aclose(self) -> None:

@@ -16,7 +16,7 @@ import trio
 
 from sitegen.config import DownloadSettings
 from sitegen.net.checksums import VerifyError
-from sitegen.net.client import InvalidHostName
+from sitegen.net.client import InvalidHostName, UnsupportedScheme
 from sitegen.net.download_http import Fatal, Retryable, fetch, name_verified, package_url
 from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.failures import describe_error, log_retry, retry_delay
@@ -71,7 +71,7 @@ async def download(
             last_error = f"checksum mismatch: {exc}"
         except Retryable as exc:
             last_error, asked = str(exc), exc.asked
-        except InvalidHostName as exc:  # no request left: another try ends the same
+        except (InvalidHostName, UnsupportedScheme) as exc:  # another try ends the same
             last_error = describe_error(exc, received)
             break
         except (httpx.TransportError, trio.TooSlowError) as exc:

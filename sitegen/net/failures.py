@@ -19,7 +19,7 @@ import trio
 from sitegen.config import DownloadSettings
 from sitegen.config.urls import MAX_LABEL, MAX_NAME
 from sitegen.net.activity import Activity, Transfer
-from sitegen.net.client import InvalidHostName
+from sitegen.net.client import InvalidHostName, UnsupportedScheme
 
 log = logging.getLogger("sitegen")
 
@@ -74,6 +74,9 @@ def _plain_words(exc: BaseException, received: int) -> str | None:
             f"not a valid host name: an empty label, a label over {MAX_LABEL} characters"
             f" or a name over {MAX_NAME}"
         )
+    if isinstance(exc, UnsupportedScheme):
+        url = "redirected to a URL" if exc.redirected else "a URL"
+        return f"{url} of scheme {exc.scheme!r}; only http and https are fetched"
     chain: list[BaseException] = []
     cause: BaseException | None = exc
     while cause is not None and len(chain) < 10:  # the OS or TLS error httpx raises from
@@ -182,7 +185,8 @@ async def with_retries(
                     response, result = await attempt(transfer)
                 except httpx.TooManyRedirects:
                     raise UpstreamError(f"{what}: too many redirects") from None
-                except InvalidHostName as exc:  # no request left: another try ends the same
+                except (InvalidHostName, UnsupportedScheme) as exc:
+                    # No request left to send: another try ends the same.
                     raise UpstreamError(f"{what}: {describe_error(exc)}") from None
                 except (httpx.RequestError, trio.TooSlowError) as exc:
                     # RequestError: transport failures and bodies that do not decode
