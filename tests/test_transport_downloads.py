@@ -128,10 +128,15 @@ BIG = bytes(range(256)) * 1200  # 307,200 bytes: four parts of 64 KiB parts at m
 
 
 def serve_ranges(
-    corrupt_at: int | None = None, content_range: str | None = None, length: str | None = None
+    corrupt_at: int | None = None,
+    content_range: str | None = None,
+    length: str | None = None,
+    ignored_from: int | None = None,
 ):
     """Answer Range requests with 206 (the test server itself ignores Range); ``length``: the
-    complete length the Content-Range states (default: the file's)."""
+    complete length the Content-Range states (default: the file's); ``ignored_from``: ranges
+    starting there or later are answered as the server does, with the whole file (a server
+    pool where only some honour ranges)."""
 
     def hook(handler: UpstreamHandler) -> bool | None:
         target = handler.resolve(handler.url_path)
@@ -140,6 +145,8 @@ def serve_ranges(
             return False
         data = target.read_bytes()
         first, last = (int(x) for x in wanted.removeprefix("bytes=").split("-"))
+        if ignored_from is not None and first >= ignored_from:
+            return False
         body = bytearray(data[first : last + 1])
         if corrupt_at is not None and first <= corrupt_at <= last:
             body[corrupt_at - first] ^= 0xFF
@@ -246,6 +253,18 @@ async def test_the_whole_file_through_the_first_request_has_the_whole_file_deadl
     assert target.read_bytes() == BIG
     assert sizes == [len(BIG)]
     assert [r.status for r in server.wait_for_requests(1)] == [200]
+
+
+async def test_a_server_ignoring_some_ranges_gets_the_file_asked_for_whole_next(
+    server: UpstreamServer, tmp_path: Path, big: str
+) -> None:
+    """The first part's 206 says ranges work, a later part's 200 says not always: the retry
+    does not ask for ranges again (each one would fail alike), it asks for the whole file."""
+    server.add_fault(f"/{big}", serve_ranges(ignored_from=1))
+    result, target = await fetch(server, tmp_path, big, retries=1)
+    assert result.ok, result.error
+    assert target.read_bytes() == BIG
+    assert not temporaries(target.parent)
 
 
 @pytest.mark.parametrize(

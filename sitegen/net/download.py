@@ -17,7 +17,14 @@ import trio
 from sitegen.config import DownloadSettings
 from sitegen.net.checksums import VerifyError
 from sitegen.net.client import InvalidHostName, UnsupportedScheme
-from sitegen.net.download_http import Fatal, Retryable, fetch, name_verified, package_url
+from sitegen.net.download_http import (
+    Fatal,
+    RangesIgnored,
+    Retryable,
+    fetch,
+    name_verified,
+    package_url,
+)
 from sitegen.net.download_job import DownloadJob, DownloadResult
 from sitegen.net.failures import describe_error, log_retry, retry_delay
 from sitegen.net.local_copy import NotInSource, copy_local
@@ -45,6 +52,7 @@ async def download(
     attempts = retries + 1
     last_error = ""
     local = False
+    whole = False  # the next attempt asks for the file in one request, not in ranges
     for attempt in range(1, attempts + 1):
         if job.on_attempt is not None:
             job.on_attempt()
@@ -65,10 +73,12 @@ async def download(
                     await name_verified(job, pending)
                 on_bytes(size)
             else:
-                size = await fetch(job, site, writer, counted)
+                size = await fetch(job, site, writer, counted, whole)
             return DownloadResult(job, ok=True, bytes=size)
         except VerifyError as exc:
             last_error = f"checksum mismatch: {exc}"
+        except RangesIgnored as exc:
+            last_error, whole = str(exc), True
         except Retryable as exc:
             last_error, asked = str(exc), exc.asked
         except (InvalidHostName, UnsupportedScheme) as exc:  # another try ends the same

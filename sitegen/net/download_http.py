@@ -44,6 +44,12 @@ class Retryable(Exception):
         self.asked = asked  # what the server's Retry-After asked for
 
 
+class RangesIgnored(Retryable):
+    """A part of a file fetched in ranges came whole (200) after the first part's range was
+    honoured (206): a server pool where some answer ranges and some not. Asked in ranges
+    again, the file would fail alike; the next attempt asks for it whole."""
+
+
 class Fatal(Exception):
     """An attempt failed in a way every other would too: no retry."""
 
@@ -74,12 +80,17 @@ def deadline(upstream: Upstream, size: int) -> float:
 
 
 async def fetch(
-    job: DownloadJob, site: Site, writer: DiskWriter, on_bytes: Callable[[int], None]
+    job: DownloadJob,
+    site: Site,
+    writer: DiskWriter,
+    on_bytes: Callable[[int], None],
+    whole: bool = False,
 ) -> int:
     """One GET streamed into a pending file: the event loop receives, a DiskWriter worker
-    writes, hashes, verifies and names the file."""
+    writes, hashes, verifies and names the file. A large file comes in parallel ranges unless
+    asked for ``whole``."""
     upstream = job.upstream
-    spans = split_spans(job.record.size)
+    spans = [(0, job.record.size)] if whole else split_spans(job.record.size)
     if len(spans) > 1:
         return await fetch_parts(job, site, writer, spans, on_bytes)
     record = job.record
@@ -245,7 +256,7 @@ class Part:
             elif response.status_code == 200 and start == 0:
                 end = record.size  # no range support: the whole file comes here
             elif response.status_code == 200:
-                raise Retryable("server ignored the Range header")
+                raise RangesIgnored("server ignored the Range header")
             else:
                 raise refusal(response.status_code, response.headers)
             written = 0
