@@ -314,26 +314,28 @@ async def test_long_unbreakable_names_do_not_push_pages_sideways(
 
 
 @pytest.mark.integration
-async def test_long_dependency_specs_and_licenses_wrap_on_a_phone(
+async def test_long_specs_licenses_versions_and_builds_wrap_on_a_phone(
     tmp_path: Path, nginx_server_factory
 ) -> None:
     """A dependency spec whose versions leave no place to break (a noarch Python package's
     ``python >=2.7,!=3.0.*,!=3.1.*...``), on the package page and in a run's report of the
-    dependencies it could not satisfy, and a license that is one long word wrap inside the
-    page on a phone instead of making it scroll sideways."""
+    dependencies it could not satisfy, a license that is one long word, and versions and
+    build strings with no place to break (upstream's to choose, in file names of up to 255
+    characters), on the package page and in a run's report of the dependencies it added,
+    wrap inside the page on a phone instead of making it scroll sideways."""
     sync_playwright = _playwright()
     excluded = ",".join(f"!=1.2.{n}" for n in range(14, 30))
     python = "python >=2.7,!=3.0.*,!=3.1.*,!=3.2.*,!=3.3.*,!=3.4.*,!=3.5.*"
     upstream = tmp_path / "upstream"
     package = PackageSpec(
         "wordy",
-        "1.0",
-        "h0_0",
+        "1.0.dev" + "0" * 30,
+        "py312h" + "0" * 44 + "_0",
         depends=(f"zlib >=1.2.13,{excluded}", python),
         license="LicenseRef-" + "Proprietary" * 8,
         license_family="Other" * 20,
     )
-    write_channel(upstream, [package, PackageSpec("zlib", "1.2.13", "h0_0")])
+    write_channel(upstream, [package, PackageSpec("zlib", "1.2.13", "h" + "0" * 44 + "_0")])
     site = tmp_path / "site"
     config = site_config(
         site,
@@ -352,7 +354,7 @@ async def test_long_dependency_specs_and_licenses_wrap_on_a_phone(
             wide = []
             for relpath in (f"{CHANNEL}/packages/wordy.html", run["page"]):
                 page.goto(f"{base}/{relpath}")
-                page.locator("details").first.evaluate("d => { d.open = true; }")
+                page.locator("details").evaluate_all("ds => ds.forEach(d => { d.open = true; })")
                 assert python in page.locator("main").inner_text()
                 if not _no_horizontal_scroll(page):
                     wide.append(relpath)
