@@ -321,8 +321,9 @@ async def test_long_specs_licenses_versions_and_builds_wrap_on_a_phone(
     ``python >=2.7,!=3.0.*,!=3.1.*...``), on the package page and in a run's report of the
     dependencies it could not satisfy, a license that is one long word, and versions and
     build strings with no place to break (upstream's to choose, in file names of up to 255
-    characters), on the package page and in a run's report of the dependencies it added,
-    wrap inside the page on a phone instead of making it scroll sideways."""
+    characters), on the package page, in a run's report of the dependencies it added and
+    among its filtered-out records, wrap inside the page on a phone instead of making it
+    scroll sideways."""
     sync_playwright = _playwright()
     excluded = ",".join(f"!=1.2.{n}" for n in range(14, 30))
     python = "python >=2.7,!=3.0.*,!=3.1.*,!=3.2.*,!=3.3.*,!=3.4.*,!=3.5.*"
@@ -335,7 +336,9 @@ async def test_long_specs_licenses_versions_and_builds_wrap_on_a_phone(
         license="LicenseRef-" + "Proprietary" * 8,
         license_family="Other" * 20,
     )
-    write_channel(upstream, [package, PackageSpec("zlib", "1.2.13", "h" + "0" * 44 + "_0")])
+    zlib = PackageSpec("zlib", "1.2.13", "h" + "0" * 44 + "_0")
+    unwanted = PackageSpec("unwanted", "2.0.dev" + "0" * 30, "h" + "0" * 44 + "_0")
+    write_channel(upstream, [package, zlib, unwanted])
     site = tmp_path / "site"
     config = site_config(
         site,
@@ -358,6 +361,12 @@ async def test_long_specs_licenses_versions_and_builds_wrap_on_a_phone(
                 assert python in page.locator("main").inner_text()
                 if not _no_horizontal_scroll(page):
                     wide.append(relpath)
+            # The run page's script lists the filtered-out records searched for.
+            page.locator("[data-filtered] input").press_sequentially("unwanted")
+            page.wait_for_selector("[data-filtered][data-ready]", state="attached")
+            assert len(page.locator("[data-filtered] .search-results tbody tr").all()) == 1
+            if not _no_horizontal_scroll(page):
+                wide.append("filtered-out records")
             assert wide == []
         finally:
             browser.close()
