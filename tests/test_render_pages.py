@@ -316,3 +316,21 @@ async def test_a_channel_of_one_package_and_one_file_counts_them_in_the_singular
     for text in (landing, channel, listing):
         found = re.search(r"\b1(</b>)? (package|file)s\b", text)
         assert found is None, found
+
+
+async def test_metadata_nested_too_deeply_costs_only_what_it_describes(
+    mirrored: tuple[SiteConfig, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A channeldata.json or repodata.json edited into JSON nested deeper than a decoder goes
+    is read as no file: the render goes on, and the other subdirs keep their pages."""
+    config, site = mirrored
+    deep = b"[" * 100_000 + b"]" * 100_000
+    (site / FULL / "channeldata.json").write_bytes(b'{"packages": {"zlib": ' + deep + b"}}")
+    (site / FULL / "noarch" / "repodata.json").write_bytes(
+        b'{"packages": {"a-1-0.tar.bz2": {"name": "a", "size": 1, "x": ' + deep + b"}}}"
+    )
+    render_site(config)
+    assert "cannot read repodata.json for pages" in caplog.text
+    listing = page_text(site, f"{FULL}/linux-64/index.html")
+    assert all(fn in listing for fn in records_of(repodata(site, FULL, "linux-64")))
+    assert "zlib" in page_text(site, f"{FULL}/index.html")

@@ -196,7 +196,7 @@ class ChannelPages:
         """The ``packages`` of the channel's channeldata.json (summary, license, home...)."""
         try:
             return page_entries(self._input(channel.path, layout.CHANNELDATA).read_bytes())
-        except (OSError, msgspec.DecodeError):
+        except (OSError, msgspec.DecodeError, RecursionError):  # nested too deeply
             return {}
 
     def _read_subdir(self, channel: ChannelConfig, subdir: str) -> list[PublishedFile]:
@@ -210,7 +210,9 @@ class ChannelPages:
             return []
         try:
             return published_files(data, subdir)
-        except msgspec.DecodeError:  # also msgspec.ValidationError: not as sitegen writes it
+        # Also msgspec.ValidationError: not as sitegen writes it; RecursionError: nested
+        # deeper than a decoder goes (which the checked parse says).
+        except (msgspec.DecodeError, RecursionError):
             pass
         try:
             return checked_files(data, subdir)
