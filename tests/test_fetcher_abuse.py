@@ -1,5 +1,5 @@
-"""The pull-through fetcher under abuse: idle sockets, slow senders, HEAD probes, many files at
-once, and stored files sent by the web server rather than through Python."""
+"""The pull-through fetcher under abuse: idle sockets, slow senders and readers, HEAD probes,
+many files at once, and stored files sent by the web server rather than through Python."""
 
 from __future__ import annotations
 
@@ -191,5 +191,37 @@ async def test_requests_whose_body_never_comes_do_not_lock_out_a_real_request(
                 head = await client.head(f"/{CHANNEL}/linux-64/a-1.0-0.conda")
         for stream in stalled:
             await stream.aclose()
+        nursery.cancel_scope.cancel()
+    assert head.status_code == 200, head.status_code
+
+
+@pytest.mark.integration
+async def test_a_client_that_never_reads_its_answers_does_not_hold_a_slot_for_good(
+    tmp_path: Path,
+) -> None:
+    """Requests pipelined by a client that reads no answer: once the answers fill the socket
+    buffers, sending the next one stalls, and the fetcher drops the connection rather than
+    wait for good, so the client's writes fail (the hang guard fires otherwise)."""
+    _unused, config, _contents = _site(tmp_path)
+    listeners = await open_listeners("127.0.0.1", 0)
+    # Small buffers both ways (a connection takes the listener's): the answers nobody reads
+    # fill them after a few dozen requests.
+    listeners[0].socket.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_SNDBUF, 4096)
+    limits = FetcherLimits(max_connections=1, request_timeout=1.0)
+    request = f"HEAD /{CHANNEL}/linux-64/a-1.0-0.conda HTTP/1.1\r\nHost: a\r\n\r\n".encode()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda **kw: serve_fetcher(config, listeners, limits=limits, **kw))
+        host, port = listener_address(listeners).split(":")
+        sock = trio.socket.socket()
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+        await sock.connect((host, int(port)))
+        stalled = trio.SocketStream(sock)
+        with trio.fail_after(30), pytest.raises(trio.BrokenResourceError):
+            while True:
+                await stalled.send_all(request * 1000)
+        await stalled.aclose()
+        with trio.fail_after(10):
+            async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+                head = await client.head(f"/{CHANNEL}/linux-64/a-1.0-0.conda")
         nursery.cancel_scope.cancel()
     assert head.status_code == 200, head.status_code

@@ -38,7 +38,9 @@ channels before it passes a request on. It holds under abuse:
   head), so idle sockets cannot lock real requests out; when none is idle it gets 503;
 * a request head must arrive within ``request_timeout`` (slowloris), and so must a request
   body (a fetch has none; one announced and never sent closes the connection); a response body is
-  sent within a deadline that grows with its size (a reader that stalls is dropped);
+  sent within a deadline that grows with its size, and a response head or a short answer within
+  ``request_timeout`` (a reader that stalls is dropped: one that pipelines requests and reads
+  no answer would otherwise hold its connection for good once the socket buffers are full);
 * ``HEAD`` never starts a download (see :class:`~sitegen.passive.resolver.Resolver`);
 * the stored file is sent by the web server, not through Python: nginx asks for
   ``X-Accel-Redirect`` (header ``X-Sitegen-Accel: <internal location>``), Apache for a
@@ -58,7 +60,6 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any
 from urllib.parse import quote, unquote
 
 import h11
@@ -70,16 +71,21 @@ from sitegen.passive.following import Following
 from sitegen.passive.live import FlightFailed, Follower
 from sitegen.passive.logged_target import shown_target
 from sitegen.passive.resolver import ANSWER_WITHIN, MAX_FLIGHTS, Reply, Resolver, error_reply
+from sitegen.passive.wire import (
+    drain_body,
+    receive_request,
+    send,
+    send_deadline,
+    send_simple,
+    send_within,
+    stream_file,
+)
 
 log = logging.getLogger("sitegen.passive.fetcher")
 
-CHUNK = 1 << 18
 MAX_HEAD = 16 * 1024  # request line + headers
-MAX_BODY = 64 * 1024  # GET has no body; tolerate a small one
 REQUEST_TIMEOUT = 15.0  # to receive a request head; an idle keep-alive connection is closed
 MAX_CONNECTIONS = 256
-SEND_GRACE = 30.0  # a response body gets this long, plus the time at MIN_SEND_RATE
-MIN_SEND_RATE = 256 * 1024  # bytes per second
 ACCEL_RE = re.compile(r"^(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$")
 REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
@@ -92,11 +98,6 @@ class FetcherLimits:
     request_timeout: float = REQUEST_TIMEOUT
     max_downloads: int = MAX_FLIGHTS  # different files fetched at once
     answer_within: float = ANSWER_WITHIN  # seconds a download may go without a byte (504/503)
-
-
-def send_deadline(size: int) -> float:
-    """Seconds to send a body of ``size`` bytes to a reader that is not stalling."""
-    return SEND_GRACE + size / MIN_SEND_RATE
 
 
 def delivery(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
@@ -213,7 +214,7 @@ class Fetcher:
                 with trio.move_on_after(self.request_timeout) as waiting:
                     self._idle[key] = waiting
                     try:
-                        request = await _receive_request(conn, stream)
+                        request = await receive_request(conn, stream)
                     finally:
                         self._idle.pop(key, None)
                 if request is None:
@@ -222,11 +223,12 @@ class Fetcher:
                 # head's deadline (and the connection is closed when it runs out).
                 drained = None
                 with trio.move_on_after(self.request_timeout):
-                    drained = await _drain_body(conn, stream)
+                    drained = await drain_body(conn, stream)
                 if drained is None:
                     return
                 if not drained:
-                    await _send_simple(conn, stream, error_reply(413, "request body too large"))
+                    too_large = error_reply(413, "request body too large")
+                    await send_simple(conn, stream, too_large, within=self.request_timeout)
                     return
                 await self._answer(conn, stream, request)
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
@@ -235,7 +237,8 @@ class Fetcher:
         except h11.RemoteProtocolError:
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 with contextlib.suppress(Exception):
-                    await _send_simple(conn, stream, error_reply(400, "bad request"))
+                    bad = error_reply(400, "bad request")
+                    await send_simple(conn, stream, bad, within=self.request_timeout)
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
             pass  # the client went away, or the connection cannot go on
         except Exception:  # one connection must never take the service down
@@ -251,14 +254,15 @@ class Fetcher:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
         reply = await self.reply(method, target, request.headers, live=method == "GET")
+        within = self.request_timeout  # for a response head or a short answer
         log.debug("%s %s -> %d %s", method, shown_target(target), reply.status, reply.outcome)
         if reply.follow is not None:
             # Not stored yet, whatever the web server would like: it passes the bytes on.
             with reply.follow as follow:
-                await _send_live(conn, stream, reply, follow, target)
+                await _send_live(conn, stream, reply, follow, target, within)
             return
         if reply.file is None:
-            await _send_simple(conn, stream, reply, head=method == "HEAD")
+            await send_simple(conn, stream, reply, within, head=method == "HEAD")
             return
         how, accel = delivery(request.headers)
         path = request_path(method, target)
@@ -269,7 +273,7 @@ class Fetcher:
             # nginx would keep this answer's as well: a second header.
             headers = [h for h in reply.headers if h[0] != "Cache-Control"]
             headers.append(("X-Accel-Redirect", f"{accel}/{reply.outcome}{path}"))
-            await _send_simple(conn, stream, Reply(200, headers=headers), head=True)
+            await send_simple(conn, stream, Reply(200, headers=headers), within, head=True)
             return
         if how == "redirect":
             # Back to the very URL, relative (prefix and path token stay as the client sent
@@ -280,12 +284,12 @@ class Fetcher:
                 ("Cache-Control", "no-store"),
                 ("X-Sitegen-Fetcher", reply.outcome),  # for the access log (sitegen stats)
             ]
-            await _send_simple(conn, stream, Reply(302, headers=headers))
+            await send_simple(conn, stream, Reply(302, headers=headers), within)
             return
         try:
             handle = await trio.open_file(reply.file, "rb")
         except FileNotFoundError:
-            await _send_simple(conn, stream, error_reply(502, "gone after download"))
+            await send_simple(conn, stream, error_reply(502, "gone after download"), within)
             return
         async with handle:
             st = os.fstat(handle.fileno())
@@ -294,21 +298,27 @@ class Fetcher:
                 ("Content-Length", str(st.st_size)),
                 ("Last-Modified", formatdate(st.st_mtime, usegmt=True)),
             ]
-            await _send(conn, stream, h11.Response(status_code=200, headers=headers))
+            await send_within(conn, stream, within, h11.Response(status_code=200, headers=headers))
             if method != "HEAD":
                 with trio.move_on_after(send_deadline(st.st_size)) as sending:
-                    await _stream_file(conn, stream, handle, st.st_size)
+                    await stream_file(conn, stream, handle, st.st_size)
                 if sending.cancelled_caught:
                     raise trio.BrokenResourceError("the reader is too slow")
-        await _send(conn, stream, h11.EndOfMessage())
+        await send(conn, stream, h11.EndOfMessage())
 
 
 async def _send_live(
-    conn: h11.Connection, stream: trio.abc.Stream, reply: Reply, follow: Follower, target: str
+    conn: h11.Connection,
+    stream: trio.abc.Stream,
+    reply: Reply,
+    follow: Follower,
+    target: str,
+    within: float,
 ) -> None:
-    """A file as its download lands (see :mod:`sitegen.passive.live`): on failure the
-    connection is ended before the body is complete, and the client sees it cut off."""
-    await _send(conn, stream, h11.Response(status_code=200, headers=reply.headers))
+    """A file as its download lands (see :mod:`sitegen.passive.live`), its head sent within
+    ``within`` seconds: on failure the connection is ended before the body is complete, and
+    the client sees it cut off."""
+    await send_within(conn, stream, within, h11.Response(status_code=200, headers=reply.headers))
     while True:
         try:
             chunk = await follow.read()
@@ -318,70 +328,5 @@ async def _send_live(
         if not chunk:
             break
         # The upstream sets the pace; each piece must still leave within its own deadline.
-        with trio.move_on_after(send_deadline(len(chunk))) as sending:
-            await _send(conn, stream, h11.Data(data=chunk))
-        if sending.cancelled_caught:
-            raise trio.BrokenResourceError("the reader is too slow")
-    await _send(conn, stream, h11.EndOfMessage())
-
-
-async def _stream_file(
-    conn: h11.Connection, stream: trio.abc.Stream, handle: Any, size: int
-) -> None:
-    remaining = size
-    while remaining > 0:
-        chunk = await handle.read(min(CHUNK, remaining))
-        if not chunk:
-            raise trio.BrokenResourceError("file shorter than announced")
-        remaining -= len(chunk)
-        await _send(conn, stream, h11.Data(data=chunk))
-
-
-async def _send(conn: h11.Connection, stream: trio.abc.Stream, event: Any) -> None:
-    data = conn.send(event)
-    if data:
-        await stream.send_all(data)
-
-
-async def _send_simple(
-    conn: h11.Connection, stream: trio.abc.Stream, reply: Reply, head: bool = False
-) -> None:
-    headers = [("Content-Type", "text/plain; charset=utf-8"), *reply.headers]
-    names = {name.lower() for name, _ in headers}
-    if "content-length" not in names:  # a HEAD answer may carry the size of the file
-        headers.append(("Content-Length", str(len(reply.body))))
-    if sum(name.lower() == "content-type" for name, _ in headers) > 1:
-        headers = headers[1:]  # the reply's own type wins
-    if reply.status >= 400 and reply.status not in (404, 405):
-        headers.append(("Connection", "close"))
-    await _send(conn, stream, h11.Response(status_code=reply.status, headers=headers))
-    if reply.body and not head:
-        await _send(conn, stream, h11.Data(data=reply.body))
-    await _send(conn, stream, h11.EndOfMessage())
-
-
-async def _receive_request(conn: h11.Connection, stream: trio.abc.Stream) -> h11.Request | None:
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            data = await stream.receive_some(CHUNK)
-            conn.receive_data(data)  # b"" signals the end of the connection
-            continue
-        if isinstance(event, h11.Request):
-            return event
-        return None  # ConnectionClosed, or PAUSED after a response that closes
-
-
-async def _drain_body(conn: h11.Connection, stream: trio.abc.Stream) -> bool:
-    received = 0
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            conn.receive_data(await stream.receive_some(CHUNK))
-            continue
-        if isinstance(event, h11.Data):
-            received += len(event.data)
-            if received > MAX_BODY:
-                return False
-            continue
-        return True  # EndOfMessage (or ConnectionClosed, handled by the caller)
+        await send_within(conn, stream, send_deadline(len(chunk)), h11.Data(data=chunk))
+    await send(conn, stream, h11.EndOfMessage())
