@@ -90,6 +90,27 @@ def test_a_channel_no_longer_configured_inside_a_configured_one_counts_its_own_f
 
 
 @pytest.mark.unit
+def test_disk_lines_count_one_file_as_one_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A channel, a subdir and a channel no longer configured, each of one file: "in 1 file"."""
+    site = tmp_path / "site"
+    for subdir in ("c/x/linux-64", "c/old/linux-64"):
+        (site / subdir).mkdir(parents=True)
+        (site / subdir / "repodata.json").write_text("{}")
+    (site / "c/old/index.html").write_text("<html></html>")
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n"
+        "  c/x:\n    url: http://127.0.0.1:1/c\n    subdirs: [linux-64]\n"
+    )
+    assert main(["status", "-c", str(config)]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert " in 1 files" not in text
+    assert text.count(" in 1 file") == 3
+
+
+@pytest.mark.unit
 def test_lock_holder_reads_the_lock_without_taking_it(tmp_path: Path) -> None:
     state = tmp_path / ".sitegen"
     assert lock_holder(state) is None  # no site yet

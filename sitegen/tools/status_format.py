@@ -120,8 +120,8 @@ def format_status(status: SiteStatus) -> str:
                 f"  last run: {run.id}, {run.status}, started {iso_utc(run.started)}{took}"
             )
             lines.append(
-                f"    {run.records_kept} records kept{excepted_text(run.excepted)};"
-                f" channel: {run.packages} files published"
+                f"    {counted(run.records_kept, 'record')} kept{excepted_text(run.excepted)};"
+                f" channel: {counted(run.packages, 'file')} published"
                 f" (+{run.added} ~{run.updated} -{run.removed}), "
                 + new_files_text(
                     (run.downloaded_files, run.downloaded_bytes),
@@ -170,24 +170,27 @@ def format_status(status: SiteStatus) -> str:
     width = max((len(c.channel) for c in status.channels), default=0)
     for c in status.channels:
         kept = f" ({c.kept} kept unlisted)" if c.kept else ""
-        lines.append(f"  {c.channel:<{width}}  {human_bytes(c.bytes)} in {c.files} files{kept}")
+        lines.append(
+            f"  {c.channel:<{width}}  {human_bytes(c.bytes)} in {counted(c.files, 'file')}{kept}"
+        )
     lines.extend(
-        f"not configured, still served: {u.path} ({human_bytes(u.bytes)} in {u.files} files):"
-        " no channel in the configuration publishes it, so runs leave it as it is and clients"
-        f" still read it; `sitegen remove {u.path}` stops serving it"
+        f"not configured, still served: {u.path} ({human_bytes(u.bytes)} in"
+        f" {counted(u.files, 'file')}): no channel in the configuration publishes it, so runs"
+        f" leave it as it is and clients still read it; `sitegen remove {u.path}` stops"
+        " serving it"
         for u in status.unconfigured
     )
     lines.extend(
-        f"channel not configured, still served: {u.path} ({human_bytes(u.bytes)} in {u.files}"
-        " files beside its subdirs: channeldata.json, pages): the configuration does not name"
-        f" it, so runs leave it as it is; `sitegen remove {u.path}` stops serving it and its"
-        " subdirs"
+        f"channel not configured, still served: {u.path} ({human_bytes(u.bytes)} in"
+        f" {counted(u.files, 'file')} beside its subdirs: channeldata.json, pages): the"
+        " configuration does not name it, so runs leave it as it is; `sitegen remove"
+        f" {u.path}` stops serving it and its subdirs"
         for u in status.unconfigured_channels
     )
     lines.extend(
         f"installer folder not configured, still served: {u.path} ({human_bytes(u.bytes)} in"
-        f" {u.files} files): channels.yaml no longer names it, so runs leave it as it is and"
-        f" the web server still serves it; `sitegen remove {u.path}` stops serving it"
+        f" {counted(u.files, 'file')}): channels.yaml no longer names it, so runs leave it as"
+        f" it is and the web server still serves it; `sitegen remove {u.path}` stops serving it"
         for u in status.unconfigured_installers
     )
     return "\n".join(lines) + "\n"
