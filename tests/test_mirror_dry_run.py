@@ -115,3 +115,20 @@ def test_dry_run_via_cli_prints_counts(
     assert package_gets(example_upstream.server) == []
     assert not (site / CHANNEL).exists()
     assert not (site / "history").exists()
+
+
+def test_dry_run_lines_count_one_file_as_one_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A subdir of one package file prints ``publish 1 file``."""
+    one = PackageSpec(name="zlib", version="1.3.2", build="h1234567_0", formats=("conda",))
+    write_channel(tmp_path / "up", [one])
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\n"
+        f"channels:\n  x/y: {{url: 'file://{tmp_path}/up', subdirs: [linux-64]}}\n"
+    )
+    assert main(["mirror", "-c", str(config), "--dry-run", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "x/y/linux-64: would download 1 file" in out
+    assert "publish 1 file\n" in out

@@ -4,9 +4,11 @@ state; hostile times, sizes and counts skipped or bounded."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
+from sitegen.cli import EXIT_OK, main
 from sitegen.stats import counter as counter_module
 from sitegen.stats.counter import line_counter
 from sitegen.stats.state import StateError, decode_state, encode_state
@@ -249,3 +251,20 @@ def test_a_damaged_state_is_refused_not_a_crash() -> None:
     damaged = data.replace(b"example|linux-64", b"example/linux-64")  # same length: decodes
     with pytest.raises(StateError, match="damaged"):
         decode_state(damaged)
+
+
+def test_the_summary_counts_one_line_file_and_download_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "access.log"
+    log.write_bytes(line(pkg(), 200, 5000) + b"\n")
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {tmp_path / 'site'}\n"
+        f"channels:\n  {CHANNEL}: {{url: 'https://conda.example/x', subdirs: [linux-64]}}\n"
+        f"stats: {{logs: [{log}]}}\n"
+    )
+    assert main(["stats", "-c", str(config)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "read 1 new line (" in out
+    assert ") from 1 file; 1 download counted in all; 0 lines skipped in all" in out

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sitegen.commands.common import AddCommand, add_site_options, load, render_pages
 from sitegen.exit_status import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK
+from sitegen.wording import counted
 
 if TYPE_CHECKING:
     from sitegen.config import SiteConfig
@@ -81,7 +82,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
     # Readers taken out of channels.yaml lose access at the next scheduled run.
     access_ok = args.dry_run or refresh_access(config)
     started = False  # the run held the lock and began: pages must show it
-    counted = True
+    downloads_counted = True
     # A run record noting a channel private tells the next count through which day that
     # channel's downloads stay off the public page: records go past the retention only once
     # a count has read them (see sitegen.stats.run.note_private), or, without statistics,
@@ -117,7 +118,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         # this one render (the reverse order would need a second one). Not after a run that
         # raised (interrupted): its pages come first. ---
         if not args.dry_run and config.stats is not None:
-            noted = counted = count_downloads(config)
+            noted = downloads_counted = count_downloads(config)
         # --- end of download statistics ---
         if report.mirrors and not args.dry_run:
             warn_unconfigured(config)
@@ -140,12 +141,12 @@ def run_mirror_command(args: argparse.Namespace) -> int:
         why
         for ok, why in (
             (access_ok, "the web server's token files could not be brought in line"),
-            (counted, "counting downloads failed"),
+            (downloads_counted, "counting downloads failed"),
             (rendered, "rendering the pages failed"),
         )
         if not ok
     ]
-    rendered = counted and rendered and access_ok
+    rendered = downloads_counted and rendered and access_ok
     if args.dry_run:
         for channel in report.channels:
             new_files = new_files_text(
@@ -157,7 +158,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
             print(
                 f"{channel.channel}/{channel.subdir}: {new_files}, delete {channel.deleted_files},"
                 + (f" keep {channel.kept_files} unlisted," if channel.kept_files else "")
-                + f" publish {channel.packages} files"
+                + f" publish {counted(channel.packages, 'file')}"
                 + (f" [{channel.status}: {'; '.join(channel.errors)}]" if channel.errors else "")
             )
         for installer in report.installers:
@@ -171,7 +172,7 @@ def run_mirror_command(args: argparse.Namespace) -> int:
             errors = "; ".join(installer.errors)
             print(
                 f"{installer.path}/: {new_files}, delete {len(installer.removed)},"
-                f" publish {installer.files} files"
+                f" publish {counted(installer.files, 'file')}"
                 + (f" [{installer.status}: {errors}]" if errors else "")
             )
     if report.status == STOPPED:
@@ -271,9 +272,9 @@ def _stats(args: argparse.Namespace) -> int:
         f" (and {result.installer_downloads} of installers)" if result.installer_downloads else ""
     )
     print(
-        f"stats: read {result.lines} new lines ({result.bytes_read} bytes) from {result.files}"
-        f" files; {result.downloads} downloads counted in all{installers};"
-        f" {skipped} lines skipped in all"
+        f"stats: read {counted(result.lines, 'new line')} ({result.bytes_read} bytes) from"
+        f" {counted(result.files, 'file')}; {counted(result.downloads, 'download')} counted in"
+        f" all{installers}; {counted(skipped, 'line')} skipped in all"
     )
     return EXIT_FAILED if result.errors else EXIT_OK
 
