@@ -82,6 +82,9 @@ def test_pending_leaves_out_what_the_gated_channels_filters_drop(
     # (only named as what it would lack).
     assert "zlib-" not in listing
     assert "linux-64/numpy-2.1.0-py312hf9d485c_0.conda" in listing
+    # What waits is counted as what is listed: files, not package names.
+    files = [line for line in listing.splitlines() if "/" in line.split()[0]]
+    assert f"{len(files)} files wait for approval" in listing
     assert "4 more are not listed: the channel's filters leave them out" in listing
     page = (site / pending_page_path(GATED)).read_text()
     assert "zlib-" not in page and "py312hf9d485c_0" in page and "libopenblas" in page

@@ -18,6 +18,7 @@ from sitegen.commands.common import (
     whole_number,
 )
 from sitegen.exit_status import EXIT_FAILED, EXIT_LOCKED, EXIT_OK
+from sitegen.wording import counted
 
 if TYPE_CHECKING:  # the subcommands import what they run when they run
     from sitegen.sync.report import ApprovalChange
@@ -201,7 +202,8 @@ def _add_approval_commands(add: AddCommand) -> None:
                     # Approved, it would not install: what it needs cannot be published.
                     line += f"  would lack: {', '.join(item.would_lack)}"
             print(line)
-        print(f"{len(items)} packages wait for approval")
+        verb = "waits" if len(items) == 1 else "wait"
+        print(f"{counted(len(items), 'file')} {verb} for approval")
         if left_out:
             # Approving these would publish nothing: the gated channel's filters drop them.
             print(f"{left_out} more are not listed: the channel's filters leave them out")
