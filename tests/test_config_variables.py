@@ -80,6 +80,23 @@ def test_cli_exits_2_for_an_unset_variable(
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_exits_2_for_a_variable_set_but_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Environment=SITEGEN_CONFIG_TOKEN=`` in a unit, or ``export`` of a file not there:
+    filled in, the URL asks upstream for ``/t//org``, and what the run reports shows the
+    token as ``***`` like any other, so nothing there says it was empty."""
+    monkeypatch.setenv("SITEGEN_CONFIG_TOKEN", "")
+    config_path = write_config(tmp_path, dedent(TOKEN_CONFIG))
+    status = main(["mirror", "-c", str(config_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    line = line_of(config_path.read_text(), "url:")
+    assert f"channels.yaml:{line}: channels.private/org.mirrors[0].url: " in err
+    assert "environment variable SITEGEN_CONFIG_TOKEN is set but empty" in err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -71,6 +71,15 @@ def parse_url(
             plural = "s" if len(missing) > 1 else ""
             verb = "are" if len(missing) > 1 else "is"
             raise node.error(f"environment variable{plural} {', '.join(missing)} {verb} not set")
+        # An empty token, user or host is never meant (a unit's `Environment=TOKEN=`): the URL
+        # would reach upstream as /t//org, and every message shows the token as *** all the same.
+        empty = list(dict.fromkeys(v for v in ENV_REF_RE.findall(url) if environ[v] == ""))
+        if empty:
+            plural = "s" if len(empty) > 1 else ""
+            verb = "are" if len(empty) > 1 else "is"
+            raise node.error(
+                f"environment variable{plural} {', '.join(empty)} {verb} set but empty"
+            )
         _check_filled(node, url, environ)
     return url
 
