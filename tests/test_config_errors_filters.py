@@ -40,6 +40,34 @@ ERRORS: list[ConfigErrorCase] = [
         "'after' must be earlier than 'before'",
     ),
     (
+        # Year 1 at +14:00 is still year 0 in UTC, past what a date can hold: the range is
+        # shown in UTC (sitegen status), which would fail on it.
+        "date whose UTC time is before year 1",
+        """
+        output: site
+        filters:
+          dates: {after: "0001-01-01T00:00:00+14:00"}
+        channels:
+          cloud/conda-forge: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "after:",
+        "filters.dates.after",
+        "no UTC time",
+    ),
+    (
+        "date whose UTC time is after 9999",
+        """
+        output: site
+        filters:
+          dates: {before: "9999-12-31T23:59:59-14:00"}
+        channels:
+          cloud/conda-forge: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "before:",
+        "filters.dates.before",
+        "no UTC time",
+    ),
+    (
         "builds.exclude '*'",
         """
         output: site

@@ -26,6 +26,14 @@ def parse_timestamp_ms(node: YamlNode) -> int:
         raise node.error(f"expected a date like 2024-01-31, got {shown_value(text)}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    try:
+        # The range is compared and shown in UTC: a time at the very ends of the calendar
+        # whose offset takes it past them has no UTC equivalent.
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise node.error(
+            f"{shown_value(text)} has no UTC time within the years 1 to 9999"
+        ) from None
     return int(moment.timestamp() * 1000)
 
 
