@@ -73,6 +73,20 @@ ERRORS: list[ConfigErrorCase] = [
         "${ENV} references are filled in only in the URLs sitegen fetches",
     ),
     (
+        # The pages join channel paths to it: clients would read them as part of the fragment
+        # and ask the site's root for every channel.
+        "base_url with a fragment",
+        """
+        output: site
+        base_url: https://conda.example.org/#mirror
+        channels:
+          cloud/x: {url: "https://conda.anaconda.org/conda-forge", subdirs: [linux-64]}
+        """,
+        "base_url",
+        "base_url",
+        "base_url must not have a fragment",
+    ),
+    (
         "mirror_of with an ${ENV} reference",
         """
         output: site

@@ -149,6 +149,9 @@ def parse_http_url(node: YamlNode) -> str:
             " and the pages publish it as written: write the URL without it (clients send"
             " their own credentials)"
         )
+    if "#" in url:
+        # Channel paths are joined to it: after a '#' they are no part of what clients request.
+        raise node.error(f"{key} must not have a fragment ('#' and what follows)")
     return url
 
 
