@@ -117,6 +117,19 @@ def test_yaml_a_file_system_or_a_decoder_would_choke_on_names_the_line(tmp_path:
         load_config(path)
 
 
+def test_a_character_yaml_does_not_allow_is_told_in_one_line() -> None:
+    """A stray control character (a form feed, an ESC pasted from a terminal) is one error on
+    one line, as every other: the parser's own text adds where it was read from, a second
+    line naming no file ('in "<unicode string>", position 83')."""
+    body = "output: site\nchannels:\n  cloud/x: {url: https://x.org/c, subdirs: [linux-64]}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(body.replace("linux-64", "linux-64\x1b"))
+    assert info.value.errors == (
+        "channels.yaml:3: channels.cloud/x: not valid YAML: unacceptable character #x001b:"
+        " special characters are not allowed",
+    )
+
+
 def test_aliases_that_multiply_the_document_are_refused_before_it_is_walked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -64,6 +64,10 @@ def _not_yaml(text: str, filename: str, exc: yaml.YAMLError) -> ConfigError:
     mark = getattr(exc, "problem_mark", None)
     position = getattr(exc, "position", None)  # a character YAML does not allow
     problem = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, yaml.reader.ReaderError):
+        # Its text goes on to a second line of where it was read from ('<unicode string>'):
+        # the file and the line are what this message names.
+        problem = str(exc).split("\n", 1)[0]
     if mark is not None:
         line = _line_of_the_file(text, mark.line + 1)
     elif isinstance(position, int):
