@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,8 @@ import pytest
 import zstandard
 
 from sitegen.cli import main
-from sitegen.layout import upstream_cache_dir
+from sitegen.conda.shards import SHARD_INDEX, decode_index
+from sitegen.layout import shard_path, upstream_cache_dir
 from sitegen.store.site import Site
 from sitegen.tools.example_channel import PackageSpec, write_channel
 from testkit.example_mirror import (
@@ -23,6 +27,7 @@ from testkit.example_mirror import (
     package_gets,
     spec,
 )
+from testkit.invariant import assert_site_invariant
 from testkit.site import (
     assert_channel_consistent,
     channel_config,
@@ -33,6 +38,7 @@ from testkit.site import (
     rewrite_repodata,
     snapshot,
 )
+from testkit.small_channel import mirrored_small, small_packages
 from testkit.upstream import ExampleUpstream, respond
 
 pytestmark = pytest.mark.integration
@@ -251,3 +257,23 @@ async def test_deletion_guard_allows_a_small_loss(
     assert not report.failed
     assert published(site, CHANNEL, "linux-64") == LINUX - fns(PACKAGES, "numpy", "1.26.4")
     assert_channel_consistent(site, CHANNEL)
+
+
+def test_a_named_pipe_in_a_shards_place_is_written_over_by_the_next_run(tmp_path: Path) -> None:
+    """A run that changed some names hashes the shards of the others to keep them: a named
+    pipe where one of them is would hold the run forever if opened blocking; it is built and
+    written again instead."""
+    with mirrored_small(tmp_path) as (config, site, _server):
+        directory = site / CHANNEL / "linux-64"
+        index = decode_index((directory / SHARD_INDEX).read_bytes())
+        shard = directory / shard_path(index.shards["alpha"])
+        shard.unlink()
+        os.mkfifo(shard)
+        extra = (PackageSpec("zeta", "1.0", "h9_0", formats=("conda",)),)
+        write_channel(tmp_path / "upstream", small_packages(extra=extra), zst=True)
+        command = [sys.executable, "-m", "sitegen", "mirror", "-c", str(config), "--no-progress"]
+        # A hang guard: the read of a named pipe blocks until a writer comes.
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert shard.is_file()
+        assert_site_invariant(site)

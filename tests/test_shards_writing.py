@@ -3,6 +3,7 @@ grace-period pruning and its configuration."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path, PosixPath
@@ -195,12 +196,14 @@ async def test_shards_no_longer_named_are_pruned_after_the_grace_period(tmp_path
 
 
 class PrunedWhileRead(PosixPath):
-    """A path whose shard files a run prunes just as they are read: after they were listed."""
+    """A path whose shard files a run prunes just as they are opened: after they were listed."""
 
-    def read_bytes(self) -> bytes:
+    def __fspath__(self) -> str:
+        text = str(self)
         if self.parent.name == SHARDS_DIR:
-            self.unlink()
-        return super().read_bytes()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(text)
+        return text
 
 
 async def test_a_shard_pruned_while_verify_reads_it_is_damage_only_when_named(

@@ -21,6 +21,8 @@ import pytest
 import zstandard
 
 from sitegen.cli import main
+from sitegen.conda.shards import SHARD_INDEX, decode_index
+from sitegen.layout import shard_path
 from testkit.invariant import assert_site_invariant, site_digest
 from testkit.site import record_fdatasync
 from testkit.small_channel import CHANNEL, keep_mirrored_small
@@ -309,4 +311,45 @@ def test_a_metadata_file_that_is_a_directory_or_a_named_pipe_is_reported_and_the
         assert f"metadata: {relative}: " in repaired.stdout
         assert "repair failed" in repaired.stdout, repaired.stdout
         assert (place / "notes.txt").read_text() == "someone's"
+        assert verify_problems(after.stdout) == {relative: "metadata"}, after.stdout
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_shard_that_is_a_directory_or_a_named_pipe_is_reported_and_the_rest_checked(
+    mirrored: tuple[Path, Path, UpstreamServer], kind: str
+) -> None:
+    """A shard the index names is read to hash it: a named pipe in its place would hold
+    verify (and its --repair) forever, a directory would end the check on its first shard.
+    Named instead, the other files still checked; a named pipe is written over by --repair,
+    a directory (what it holds is not the site's) is left and the repair fails."""
+    config, site, _server = mirrored
+    directory = site / CHANNEL / LINUX
+    index = decode_index((directory / SHARD_INDEX).read_bytes())
+    shard = directory / shard_path(index.shards["alpha"])
+    shard.unlink()
+    if kind == "fifo":
+        os.mkfifo(shard)
+    else:
+        shard.mkdir()
+        (shard / "notes.txt").write_text("someone's")
+    (directory / MISSING).unlink()
+    relative = f"{CHANNEL}/{LINUX}/{shard_path(index.shards['alpha'])}"
+    damage = {relative: "metadata", f"{CHANNEL}/{LINUX}/{MISSING}": "missing"}
+    done = _verify(config)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert verify_problems(done.stdout) == damage, done.stdout + done.stderr
+    assert "shard of 'alpha'" in done.stdout
+    repaired = _verify(config, "--repair")
+    assert "Traceback" not in repaired.stderr, repaired.stderr
+    assert verify_problems(repaired.stdout) == damage, repaired.stdout + repaired.stderr
+    assert (directory / MISSING).is_file()  # the rest repaired
+    after = _verify(config)
+    if kind == "fifo":
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        assert after.returncode == 0, after.stdout
+        assert_site_invariant(site)
+    else:
+        assert repaired.returncode == 1, repaired.stdout + repaired.stderr
+        assert "repair failed" in repaired.stdout, repaired.stdout
+        assert (shard / "notes.txt").read_text() == "someone's"
         assert verify_problems(after.stdout) == {relative: "metadata"}, after.stdout
