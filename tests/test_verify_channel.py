@@ -248,3 +248,32 @@ def test_a_damaged_freeze_file_is_reported_and_left_for_the_operator(
     frozen.unlink()
     code, out = _verify(config, capsys)
     assert code == 0, out
+
+
+@pytest.mark.parametrize("name", ["notices.json", "channeldata.json"])
+def test_a_channel_file_that_is_a_link_out_of_the_site_is_reported_and_left_alone(
+    mirrored: tuple[Path, Path, UpstreamServer],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    """A channel's notices.json or channeldata.json made a link to a file out of the site
+    (shared between sites, say): the site's writer refuses it, so verify names the link and
+    exits 1, with --repair too, writing nothing through it; the rest is checked and repaired."""
+    config, site, _server = mirrored
+    outside = tmp_path / "shared.json"
+    outside.write_text('{"someone": "else"}')
+    link = site / CHANNEL / name
+    link.unlink(missing_ok=True)
+    link.symlink_to(outside)
+    stale = site / CHANNEL / LINUX / "repodata.json.zst"
+    stale.write_bytes(b"not zstd")
+    relative = f"{CHANNEL}/{name}"
+    for args in ([], ["--repair"]):
+        code, out = _verify(config, capsys, *args)
+        assert code == 1, out
+        assert f"metadata: {relative}: a link out of the site, to {outside}: left alone" in out
+        assert "(repaired)" not in out.split(relative)[1].splitlines()[0], out
+        assert outside.read_text() == '{"someone": "else"}' and link.is_symlink()
+    code, out = _verify(config, capsys)
+    assert f"{CHANNEL}/{LINUX}/repodata.json.zst" not in out, out  # the rest repaired

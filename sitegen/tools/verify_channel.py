@@ -26,6 +26,9 @@ listed. Its other details are not judged: a local source adds those of its packa
 subdirs' ``run_exports.json``, checked there. ``--repair`` builds it again as a run does (with
 the run_exports of the subdirs' ``run_exports.json``), but only for a channel without a local
 source: a local source's channel is left for a run, which the report names.
+
+Either file made a link out of the site (or into a loop of links) is named and left alone,
+neither read nor written through: the site's writer refuses it, and so does a run.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from sitegen.layout import (
 from sitegen.store.compare import NotAFileError, read_regular
 from sitegen.store.frozen import FrozenChannels
 from sitegen.store.interface import SiteStorage
-from sitegen.store.links_out import channel_links_out
+from sitegen.store.links_out import channel_links_out, leads_out
 from sitegen.store.site import Site
 from sitegen.sync.local import is_local
 from sitegen.sync.publish_channel import (
@@ -143,11 +146,23 @@ def channel_problems(
     problems = [
         (f"{channel.path}/{s}/{REPODATA}", "metadata", _lost(channel, frozen), False) for s in lost
     ]
-    if not frozen:
+    notices, channeldata = notices_path(channel.path), channeldata_path(channel.path)
+    linked = [_file_link_out(site, path) for path in (notices, channeldata)]
+    problems += [found for found in linked if found is not None]
+    if not frozen and linked[0] is None:
         problems += _notices_problems(site, channel, repair)
-    if records and not lost:  # a lost repodata.json leaves the channel's records unknown
+    # A lost repodata.json leaves the channel's records unknown.
+    if records and not lost and linked[1] is None:
         problems += _channeldata_problems(site, channel, records, frozen, repair)
     return problems
+
+
+def _file_link_out(site: Site, relative: str) -> Found | None:
+    """The problem of a channel file of the site's that is a link out of it (or into a loop
+    of links): the site's writer refuses it, as a run does, so it is named and left alone,
+    neither read nor written through; None when it is not."""
+    why = leads_out(site, *relative.split("/"))
+    return None if why is None else (relative, "metadata", f"{why}: left alone", False)
 
 
 def run_command(channel: ChannelConfig, frozen: bool) -> str:
