@@ -277,3 +277,27 @@ def test_a_channel_file_that_is_a_link_out_of_the_site_is_reported_and_left_alon
         assert outside.read_text() == '{"someone": "else"}' and link.is_symlink()
     code, out = _verify(config, capsys)
     assert f"{CHANNEL}/{LINUX}/repodata.json.zst" not in out, out  # the rest repaired
+
+
+def test_a_repodata_json_that_is_a_link_out_of_the_site_is_reported_and_left_for_a_run(
+    mirrored: tuple[Path, Path, UpstreamServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The site's repodata.json made a link to a file out of it, even one holding what was
+    published: what is checked against it is not the site's. Named, not read; once it is
+    removed, a run publishes the subdir's own again."""
+    config, site, _server = mirrored
+    published = site / CHANNEL / LINUX / "repodata.json"
+    outside = tmp_path / "repodata.json"
+    outside.write_bytes(published.read_bytes())
+    published.unlink()
+    published.symlink_to(outside)
+    line = f"metadata: {CHANNEL}/{LINUX}/repodata.json: a link out of the site, to {outside}"
+    for args in ([], ["--repair"]):
+        code, out = _verify(config, capsys, *args)
+        assert code == 1, out
+        assert line in out and "remove it, then run sitegen mirror --only" in out, out
+        assert published.is_symlink()
+    published.unlink()
+    assert main(["mirror", "-c", str(config), "--no-progress"]) == 0
+    assert not published.is_symlink()
+    assert _verify(config, capsys)[0] == 0

@@ -74,6 +74,7 @@ from sitegen.tools.verify_channel import (
     links_out,
     lost_repodata,
     published_subdirs,
+    repodata_link_out,
 )
 from sitegen.tools.verify_installers import installer_problems, installers_published
 from sitegen.tools.verify_kept import kept_problems
@@ -207,6 +208,11 @@ async def _verify(config: SiteConfig, site: Site, report: VerifyReport, repair: 
         for subdir in published_subdirs(site, channel):
             directory = site.path(channel.path, subdir)
             relative = f"{channel.path}/{subdir}"
+            linked_out = repodata_link_out(site, channel, subdir, frozen)
+            if linked_out is not None:
+                report.problems.append(Problem(*linked_out))
+                records = None
+                continue
             try:
                 repodata = parse_repodata((directory / REPODATA).read_bytes(), subdir)
             except RepodataError as exc:

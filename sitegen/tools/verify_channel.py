@@ -8,6 +8,10 @@ it: the ``.zst`` beside it may be of an older publication, and only upstream say
 subdir holds now, so the report says to run the channel instead and nothing is deleted. A
 configured subdir never published (its upstream serves none) is no problem.
 
+A ``repodata.json`` that is a link out of the site (or into a loop of links) is not read
+(what it holds is not the site's): reported, its subdir left unchecked, for the operator to
+remove and a run to publish again.
+
 A freeze file (``.sitegen/frozen.json``) that cannot be read is reported, never repaired:
 every run then keeps every channel as published and fails, and which channels were frozen is
 the operator's to say. The check takes them all as frozen meanwhile, as the runs do.
@@ -155,6 +159,21 @@ def channel_problems(
     if records and not lost and linked[1] is None:
         problems += _channeldata_problems(site, channel, records, frozen, repair)
     return problems
+
+
+def repodata_link_out(
+    site: SiteStorage, channel: ChannelConfig, subdir: str, frozen: bool
+) -> Found | None:
+    """The problem of a subdir's ``repodata.json`` that is a link out of the site (or into a
+    loop of links): what would be checked against it is not the site's, so it is not read;
+    reported, never repaired: once the link is removed, a run publishes the subdir's own
+    (one holding what the run would write is kept by it, as a file would be)."""
+    relative = f"{channel.path}/{subdir}/{REPODATA}"
+    why = leads_out(site, *relative.split("/"))
+    if why is None:
+        return None
+    fix = f"remove it, then run {run_command(channel, frozen)}"
+    return (relative, "metadata", f"{why}: left alone; {fix}", False)
 
 
 def _file_link_out(site: Site, relative: str) -> Found | None:
