@@ -197,6 +197,25 @@ def write_header_bomb(
     return path
 
 
+def write_member_flood(path: Path, index: dict[str, Any], count: int) -> Path:
+    """A .tar.bz2 of info/index.json and then ``count`` empty members, all named ``share/x``:
+    half a KiB of tar each, a few bytes of bzip2 per thousand."""
+    compressor = bz2.BZ2Compressor(9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        data = json.dumps(index).encode()
+        header = tarfile.TarInfo("info/index.json")
+        header.size = len(data)
+        padding = bytes(-len(data) % tarfile.BLOCKSIZE)
+        out.write(compressor.compress(header.tobuf(tarfile.GNU_FORMAT) + data + padding))
+        block = tarfile.TarInfo("share/x").tobuf(tarfile.GNU_FORMAT) * 1000
+        for _ in range(count // 1000):
+            out.write(compressor.compress(block))
+        out.write(compressor.compress(bytes(2 * tarfile.BLOCKSIZE)))
+        out.write(compressor.flush())
+    return path
+
+
 def write_payload_bomb(
     path: Path, index: dict[str, Any], payload: int, about: dict[str, Any] | None = None
 ) -> Path:

@@ -6,7 +6,9 @@ next header). Their size is whatever the archive claims, so a few KiB of bzip2 o
 it hold gigabytes at once, before :func:`sitegen.conda.index._collect` sees any member to
 check. Here every member's headers together may take at most :data:`MAX_HEADERS` decompressed
 bytes (a long name is at most a path, a pax record a few attributes); skipping a member's data
-is not counted, so large payloads are unaffected.
+is not counted, so large payloads are unaffected. Nor is a member kept once it is read (tarfile
+keeps them all, to look them up by name): an archive of countless empty members costs no more
+than one of a few.
 
 The stream itself is conda-package-streaming's :func:`tar_generator`, over ``bz2`` for a
 ``.tar.bz2`` and ``zstandard`` (a dependency of sitegen's own) for the ``.conda``'s inner
@@ -80,6 +82,14 @@ class _InfoTarFile(tarfile.TarFile):
         # Set first: the constructor already reads the first member's headers.
         self.sitegen_meter = sitegen_meter
         super().__init__(*args, **kwargs)
+
+    def next(self) -> tarfile.TarInfo | None:
+        # Read as a stream, each member once and none looked up again by name. tarfile keeps
+        # every member it reads for such lookups: half a KiB each, and a few KiB of bzip2 make
+        # hundreds of thousands of empty ones (hundreds of MiB) within the scan limit.
+        member = super().next()
+        self.members.clear()
+        return member
 
 
 def _members(decompressed: IO[bytes]) -> Members:
