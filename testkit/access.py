@@ -12,10 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +20,7 @@ from rattler import Client, Gateway, SourceConfig, Subdir, install
 from rattler.networking import AuthenticationMiddleware
 
 from testkit.client import solve_records
-from testkit.server_process import free_port, terminate, wait_for_port
+from testkit.fetcher import fetcher_process
 
 
 def rattler_auth_file(path: Path, host: str, entry: dict[str, Any]) -> Path:
@@ -67,20 +63,7 @@ def install_with_auth(channel_url: str, specs: Sequence[str], workdir: Path) -> 
 
 @contextlib.contextmanager
 def fetcher_subprocess(config: Path, log_path: Path) -> Iterator[str]:
-    """``sitegen fetcher -c config`` on a free port; yields its ``host:port``."""
-    port = free_port()
-    command = [sys.executable, "-m", "sitegen", "fetcher", "-c", str(config)]
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [*command, "--listen", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        if not wait_for_port("127.0.0.1", port, proc, time.monotonic() + 30):
-            raise RuntimeError(f"the fetcher did not start:\n{log_path.read_text()}")
-        yield f"127.0.0.1:{port}"
-    finally:
-        terminate(proc, ((signal.SIGTERM, 15),))
+    """``sitegen fetcher -c config`` on a port of its own (see
+    :func:`testkit.fetcher.fetcher_process`); yields its ``host:port``."""
+    with fetcher_process(config, log_path) as fetcher:
+        yield fetcher.address

@@ -33,9 +33,11 @@ class FetcherProcess:
 
 
 @contextlib.contextmanager
-def fetcher_process(config: Path, logs: Path) -> Iterator[FetcherProcess]:
-    """``sitegen fetcher -c config --listen 127.0.0.1:0`` with the token in its environment."""
-    log_path = logs / "fetcher.log"
+def fetcher_process(config: Path, log_path: Path) -> Iterator[FetcherProcess]:
+    """``sitegen fetcher -c config --listen 127.0.0.1:0`` with the token in its environment,
+    its log in ``log_path``. It binds a port of its own and says which: a free port probed
+    beforehand could be taken by another test's server before the fetcher binds it, and the
+    test would then talk to that server."""
     command = [sys.executable, "-m", "sitegen", "fetcher", "-c", str(config)]
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(

@@ -153,7 +153,7 @@ def test_passive_mirror_fetches_on_demand_and_keeps_serving_when_upstream_is_dow
     assert records and stored(site) == set()  # metadata only
     assert token_upstream.package_requests() == []
 
-    with fetcher_process(config_path, tmp_path) as fetcher:
+    with fetcher_process(config_path, tmp_path / "fetcher.log") as fetcher:
         web = webconf_server(
             server, config, public_dir / "state", prefix=PREFIX, fetcher=fetcher.address
         )
@@ -212,7 +212,7 @@ def test_hostile_upstream_gets_an_error_or_a_cut_off_body_and_nothing_is_stored(
     url_path = f"{PREFIX}/{CHANNEL}/{target}"
 
     with (
-        fetcher_process(config_path, tmp_path) as fetcher,
+        fetcher_process(config_path, tmp_path / "fetcher.log") as fetcher,
         webconf_server(
             "nginx", config, public_dir / "state", prefix=PREFIX, fetcher=fetcher.address
         ) as web,

@@ -27,7 +27,7 @@ def test_the_fetcher_says_once_where_it_listens(tmp_path: Path) -> None:
         f"channels:\n  {CHANNEL}: {{url: https://up.invalid/forge, subdirs: [linux-64],"
         " mode: passive}\n"
     )
-    with fetcher_process(config_path, tmp_path) as fetcher:
+    with fetcher_process(config_path, tmp_path / "fetcher.log") as fetcher:
         assert "listening" not in fetcher.log_text()  # on stderr: not a second time
         assert fetcher.announcement == (
             f"sitegen fetcher: 1 passive channel of {tmp_path / 'site'};"

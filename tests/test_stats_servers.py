@@ -220,7 +220,7 @@ def test_a_passive_channel_tells_fetched_from_served_from_disk(
     state = public_dir / "state"
     log = state / "access.log"
     conda = sorted(fn for fn in _published(config) if fn.endswith(".conda"))[0]
-    with fetcher_process(config_path, tmp_path) as fetcher:
+    with fetcher_process(config_path, tmp_path / "fetcher.log") as fetcher:
         web = webconf_server(server, config, state, prefix=PREFIX, fetcher=fetcher.address)
         with web:
             url = f"{web.url}{PREFIX}/{CHANNEL}/linux-64/{conda}"
@@ -249,7 +249,7 @@ def test_a_file_the_fetcher_streams_as_it_lands_is_counted_as_fetched(
     # Some 3 s for the file: past the fetcher's wait for a download to end before it streams.
     interval = 3.0 / -(-published[conda] // 256)
     example_upstream.server.add_fault(f"/linux-64/{conda}", slow_drip(256, interval))
-    with fetcher_process(config_path, tmp_path) as fetcher:
+    with fetcher_process(config_path, tmp_path / "fetcher.log") as fetcher:
         web = webconf_server(server, config, state, prefix=PREFIX, fetcher=fetcher.address)
         with web:
             assert curl(f"{web.url}{PREFIX}/{CHANNEL}/linux-64/{conda}", CONDA) == 200
