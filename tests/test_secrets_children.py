@@ -111,3 +111,30 @@ def test_token_holding_url_delimiters_not_in_the_log(tmp_path, segment, token):
         )
     assert proc.returncode == 1 and f"{fn}: attempt 1 of 2 failed" in proc.stderr
     assert "PWpart" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("password", ["PWpartONE/PWpartTWO", "PWpartONE?PWpartTWO"])
+def test_a_proxy_url_that_does_not_parse_is_named_not_quoted(tmp_path, password):
+    """A proxy password holding '/' or '?' unencoded makes the proxy's URL read as a host and
+    a port: the run says which variable is wrong, and no part of the password reaches the
+    log, the run's record or its pages, for the mirror nor for the advisory feed."""
+    write_channel(tmp_path / "up/chan", small_packages(), zst=True)
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["HTTPS_PROXY"] = f"http://user:{password}@127.0.0.1:9"
+    with UpstreamServer(tmp_path / "up") as server:
+        feeds = f"filters: {{advisories: {{feeds: ['{server.url}/all.zip']}}}}"
+        cfg = _config(tmp_path, f"{server.url}/chan", feeds)
+        proc = subprocess.run(
+            [sys.executable, "-m", "sitegen", "-v", "mirror", "-c", str(cfg), "--no-progress"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "PWpart" not in output, output
+    assert "HTTPS_PROXY" in output and "unexpected error" not in output
+    site = tmp_path / "sandbox"
+    files = [p for p in site.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".html" for p in files)
+    assert [p for p in files if b"PWpart" in p.read_bytes()] == []

@@ -152,8 +152,35 @@ def _basic_auth(url: httpx.URL) -> str | None:
     return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+# The schemes of the proxy variables httpx's own client reads (``<scheme>_proxy``, either case,
+# as urllib's getproxies finds them).
+PROXY_SCHEMES = ("http", "https", "all")
+
+
 def proxy_configured() -> bool:
-    return any(k in urllib.request.getproxies() for k in ("http", "https", "all"))
+    return any(k in urllib.request.getproxies() for k in PROXY_SCHEMES)
+
+
+def proxy_problem() -> str | None:
+    """Why httpx's own client cannot read the environment's proxy settings, or None. Names the
+    variable, never its value: a proxy URL holds the proxy's password, and one holding '/' or
+    '?' unencoded ends the user:password part early, leaving a part of the password where
+    httpx's error then quotes it as the port."""
+    proxies = urllib.request.getproxies()
+    if "*" in (host.strip() for host in proxies.get("no", "").split(",")):
+        return None  # no proxy for any host: httpx reads none of them
+    for scheme in PROXY_SCHEMES:
+        url = proxies.get(scheme)
+        if not url:
+            continue
+        try:
+            httpx.Proxy(url if "://" in url else f"http://{url}")  # as httpx's client reads it
+        except (httpx.InvalidURL, ValueError):
+            return (
+                f"{scheme.upper()}_PROXY in the environment is no proxy URL"
+                " (a password holding '/', '?', '#' or '@' is written percent-encoded)"
+            )
+    return None
 
 
 def open_client(

@@ -39,7 +39,7 @@ from sitegen.layout import (
     legacy_feed_archive,
 )
 from sitegen.net.activity import Activity, Transfer
-from sitegen.net.client import UpstreamClient
+from sitegen.net.client import UpstreamClient, proxy_problem
 from sitegen.net.failures import Pace, UpstreamError, with_retries
 from sitegen.net.transit import decoded_body
 from sitegen.net.transport import trusted_cas
@@ -89,7 +89,8 @@ class FeedClient:
         self.client = client
         self.settings = settings
         self.activity = activity
-        self.unusable = unusable  # why no feed can be fetched (the CA bundle is missing)
+        # Why no feed can be fetched (the CA bundle is missing, the proxy is no URL).
+        self.unusable = unusable
         self.limiter = trio.CapacityLimiter(FEEDS_AT_ONCE)
 
     async def fetch(
@@ -170,7 +171,7 @@ async def open_feed_client(
     """The client for the run's feeds, closed with ``stack``: TLS verified against the site's
     ``ca_bundle`` (or the environment's, or the system's CAs)."""
     cas = trusted_cas(settings.ca_bundle, os.environ)
-    if cas is not None and (why := ca_bundle_problem(*cas)) is not None:
+    if (why := proxy_problem() or (ca_bundle_problem(*cas) if cas else None)) is not None:
         return FeedClient(None, settings, activity, why)
     client = make_client(settings, verify=True, ca_bundle=cas[0] if cas else None)
     stack.push_async_callback(client.aclose)

@@ -25,7 +25,7 @@ from sitegen.config.model import scrub_of
 from sitegen.config.operator_files import OperatorFileError, open_regular
 from sitegen.config.urls import scrub_names
 from sitegen.net.activity import Activity, Transfer
-from sitegen.net.client import UpstreamClient, open_client
+from sitegen.net.client import UpstreamClient, open_client, proxy_problem
 from sitegen.net.failures import Pace, UpstreamError, with_retries
 from sitegen.net.transit import decoded_body
 from sitegen.net.transport import trusted_cas
@@ -358,13 +358,14 @@ async def open_upstreams(
 
     Returns (upstreams by mirror name, why a mirror is unusable by name): a mirror whose URL
     needs an environment variable that is not set, or whose CA bundle is missing, gets no
-    upstream.
+    upstream; nor does any when the environment's proxy is no URL.
     """
     activity = activity or Activity()
     clients: dict[tuple[bool, str | None], UpstreamClient] = {}
     host_limiters: dict[str, trio.CapacityLimiter] = {}
     upstreams: dict[str, Upstream] = {}
     unusable: dict[str, str] = {}
+    proxy = proxy_problem()  # the client reads the proxy settings: none is made past one
     for mirror in mirrors:
         missing = [v for v in mirror.secret_env if v not in os.environ]
         if missing:
@@ -381,7 +382,7 @@ async def open_upstreams(
         cas = trusted_cas(mirror.ca_bundle or settings.ca_bundle, os.environ)
         if not (mirror.verify_tls and source.scheme == "https"):
             cas = None  # nothing to verify
-        elif cas is not None and (why := ca_bundle_problem(*cas)) is not None:
+        if (why := proxy or (ca_bundle_problem(*cas) if cas else None)) is not None:
             unusable[mirror.name] = why
             continue
         key = (mirror.verify_tls, cas[0] if cas else None)
