@@ -95,3 +95,25 @@ def test_a_configured_log_of_which_no_file_is_there_is_named_in_a_warning(
     assert counted.returncode == EXIT_OK, counted.stderr
     warned = [line for line in counted.stderr.splitlines() if "no log at" in line]
     assert len(warned) == 1 and str(absent) in warned[0], counted.stderr
+
+
+def test_each_log_that_could_not_be_read_is_named_with_its_fault(tmp_path: Path) -> None:
+    """A rotated log that does not decompress fails every count until the operator deals with
+    it: the warning names each such file and what went wrong, not only how many there were."""
+    log = tmp_path / "access.log"
+    stamp = datetime.now(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    log.write_bytes(
+        f'192.0.2.1 - - [{stamp}] "GET /x/linux-64/a-1-0.conda HTTP/1.1" 200 10 "-"'
+        ' "pixi/0.39.0"\n'.encode()
+    )
+    broken = [tmp_path / "access.log.2.gz", tmp_path / "access.log.3.xz"]
+    for path in broken:
+        path.write_bytes(b"not compressed at all\n" * 3)
+    refused = _stats(_config(tmp_path, log))
+    assert refused.returncode == EXIT_FAILED, refused.stdout + refused.stderr
+    assert _downloads(tmp_path / "site") == 1  # the good log counted all the same
+    warned = [line for line in refused.stderr.splitlines() if "could not be read" in line]
+    for path in broken:
+        named = [line for line in warned if str(path) in line]
+        assert len(named) == 1, refused.stderr
+        assert named[0].split("in full: ", 1)[1].strip(), named[0]  # and why

@@ -76,10 +76,22 @@ class ReadReport:
     files: int = 0  # files read from (or checked and found complete)
     bytes_read: int = 0  # uncompressed bytes read this run
     too_long: int = 0  # lines skipped for their length
-    errors: int = 0  # files that could not be read (broken compressed data, permissions)
+    # Files that could not be read (broken compressed data, permissions), each with what went
+    # wrong: a broken one fails every count until the operator deals with it, who is told
+    # which it is.
+    failed: list[tuple[Path, str]] = field(default_factory=list)
     # Configured logs of which no file is there, rotated or not (a typo in stats.logs, a web
     # server not started yet): nothing to read, which the operator is told.
     absent: list[Path] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return len(self.failed)
+
+    def fail(self, path: Path, exc: Exception) -> None:
+        """Note that ``path`` could not be read (in full), for ``exc``."""
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        self.failed.append((path, reason or type(exc).__name__))
 
 
 def rotated_siblings(log: Path) -> list[Path]:
@@ -249,8 +261,8 @@ def read_file(
     """
     try:
         raw, st = open_log(path)
-    except OSError:
-        report.errors += 1
+    except OSError as exc:
+        report.fail(path, exc)
         return None, None
     with raw:
         return _read_open(path, raw, st, cursors, sink, report)
@@ -267,8 +279,8 @@ def _read_open(
     packed, ending = compression(path), Ending()
     try:
         head = read_head(raw, packed, ending)
-    except (OSError, *DECODE_ERRORS):
-        report.errors += 1
+    except (OSError, *DECODE_ERRORS) as exc:
+        report.fail(path, exc)
         return None, None
     if not head:
         return None, None
@@ -289,7 +301,7 @@ def _read_open(
             return cursor, _updated(cursor, head, st, path, offset)  # complete, read already
     raw.seek(0)
     errors = report.errors
-    chunks = _guarded(raw, packed, offset, report, ending)
+    chunks = _guarded(path, raw, packed, offset, report, ending)
     consumed, too_long, _ = split_lines(chunks, sink)
     report.too_long += too_long
     report.bytes_read += consumed
@@ -300,7 +312,7 @@ def _read_open(
 
 
 def _guarded(
-    raw: BinaryIO, packed: str, offset: int, report: ReadReport, ending: Ending
+    path: Path, raw: BinaryIO, packed: str, offset: int, report: ReadReport, ending: Ending
 ) -> Iterator[bytes]:
     """The (decompressed) chunks from ``offset`` on. Broken compressed data or a read error
     ends the file quietly: what came before counts, a later run reads on from there."""
@@ -310,8 +322,8 @@ def _guarded(
         else:
             raw.seek(offset)
             yield from iter_chunks(raw)
-    except (OSError, *DECODE_ERRORS):
-        report.errors += 1
+    except (OSError, *DECODE_ERRORS) as exc:
+        report.fail(path, exc)
 
 
 def _updated(
@@ -357,8 +369,8 @@ def read_logs(
     for log in logs:
         try:
             paths = rotated_siblings(log)
-        except OSError:
-            report.errors += 1  # its files' cursors are kept, below
+        except OSError as exc:
+            report.fail(log.parent, exc)  # its files' cursors are kept, below
             continue
         if not paths:
             report.absent.append(log)

@@ -95,6 +95,12 @@ def keep_private_marks(config: SiteConfig) -> bool:
     return True
 
 
+def warn_unread(read: ReadReport) -> None:
+    """Name each log file that could not be read (in full), and why."""
+    for path, reason in read.failed:
+        log.warning("stats: %s could not be read in full: %s", path, reason)
+
+
 def _doc(tally: Tally, config: SiteConfig, today: date) -> StatsDoc:
     private = [c.path for c in config.channels if c.private]
     channels = [c.path for c in config.channels]
@@ -143,8 +149,7 @@ def _forget(config: SiteConfig, forget: Callable[[Tally], bool]) -> None:
             log.warning("stats: %s; what was served before the removal may count later", exc)
             tally, cursors = load_state(state_path)
         else:
-            if read.errors:
-                log.warning("stats: %d log file(s) could not be read in full", read.errors)
+            warn_unread(read)
     forgot = forget(tally)
     try:
         noted = counted or note_private(site, config, tally, today)
@@ -220,8 +225,7 @@ def run_stats(config: SiteConfig, today: date | None = None) -> StatsResult:
         site.write_bytes(state_path, encode_state(tally, cursors))
         doc = _doc(tally, config, today)
         site.write_bytes(site.path(layout.STATS_JSON), encode_doc(doc), durable=False)
-    if read.errors:
-        log.warning("stats: %d log file(s) could not be read in full", read.errors)
+    warn_unread(read)
     for path in read.absent:
         log.warning("stats: no log at %s, rotated or not: nothing read from it", path)
     return StatsResult(
