@@ -18,9 +18,9 @@ from sitegen.stats.logfiles import (
     Cursor,
     ReadReport,
     read_logs,
-    rotated_siblings,
     split_lines,
 )
+from sitegen.stats.rotated import rotated_siblings
 from testkit.stats_logs import Log, line_numbers
 
 pytestmark = pytest.mark.unit
@@ -235,3 +235,31 @@ def test_a_log_put_back_as_a_fifo_while_the_others_are_read_is_passed_over(
     assert not stuck, "the reader waited on the FIFO"
     assert got == old
     assert result[0][1].errors == 1
+
+
+def test_a_log_rotated_between_the_listing_and_its_reading_is_read_once(
+    tmp_path: Path,
+) -> None:
+    """A log's files are listed, then read oldest first; the live log renamed meanwhile
+    (logrotate running while an older file is read) is not opened under its old name, which
+    now holds the new log. Its cursor went with the count as that of a log gone, and the next
+    count read it again from its start: every line of it counted twice."""
+    log = Log(tmp_path / "access.log")
+    log.write(300)  # more than the fingerprint's bytes
+    log.read()
+    older = tmp_path / "access.log.1"
+    log.write(3, older)  # an older file, with lines to read before the live log
+    os.utime(older, (1, 1))
+    log.write(2)
+
+    def sink(batch: list[bytes]) -> None:
+        log.read_lines.extend(batch)
+        if not (tmp_path / "access.log.2").exists():
+            older.rename(tmp_path / "access.log.2")
+            log.path.rename(older)
+            log.write(1)  # the server reopened: a new access.log
+
+    log.cursors, _report = read_logs([log.path], log.cursors, sink)
+    log.read()
+    log.read()
+    assert sorted(line_numbers(log.read_lines)) == list(range(306))

@@ -18,8 +18,9 @@ change with rotation, the first bytes of a log never do, so:
   compressed file read to its end before and unchanged since (past its last newline, if it
   has one, nothing was ever read: gigabytes of one byte, say, that would be decompressed on
   every run);
-* a log that vanished is forgotten; a compressed file still being written is read as far as
-  it goes.
+* a log that vanished is forgotten, once a count finds its files as it listed them (one
+  renamed while the others were read is found under its new name by the next count); a
+  compressed file still being written is read as far as it goes.
 
 A log shorter than :data:`FINGERPRINT_BYTES` is known by all its bytes, and by more of them
 as it grows; an earlier copy of it (copytruncate's, when a count came between the copy and
@@ -50,6 +51,7 @@ import msgspec
 
 from sitegen.stats.logline import MAX_LINE
 from sitegen.stats.packed import CHUNK, DECODE_ERRORS, Ending, compression, decompressed
+from sitegen.stats.rotated import list_siblings, moved_since, oldest_first
 
 FINGERPRINT_BYTES = 1024
 
@@ -92,34 +94,6 @@ class ReadReport:
         """Note that ``path`` could not be read (in full), for ``exc``."""
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         self.failed.append((path, reason or type(exc).__name__))
-
-
-def rotated_siblings(log: Path) -> list[Path]:
-    """``log`` and its rotated files (``log.1``, ``log.2.gz``, ``log-20261205.gz``), oldest
-    first (by modification time, the live log last on a tie).
-
-    A directory that is gone holds none; one that cannot be listed (permissions) raises
-    OSError: its files may still be there. A file that cannot be looked at (a link into a
-    directory without permission) is listed first, for its reading to fail."""
-    found: dict[Path, tuple[int, int]] = {}
-    try:
-        entries = list(os.scandir(log.parent))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    for entry in entries:
-        name = entry.name
-        if name != log.name and not name.startswith((log.name + ".", log.name + "-")):
-            continue
-        try:
-            if not entry.is_file():
-                continue
-            mtime = entry.stat().st_mtime_ns
-        except FileNotFoundError:  # gone since the listing (a link's target too)
-            continue
-        except OSError:
-            mtime = -1
-        found[log.parent / name] = (mtime, 1 if name == log.name else 0)
-    return sorted(found, key=lambda p: (*found[p], p.name))
 
 
 def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
@@ -366,15 +340,16 @@ def read_logs(
     known: list[Cursor] = list(cursors)
     kept: list[Cursor] = []
     report = ReadReport()
+    moved = False
     for log in logs:
         try:
-            paths = rotated_siblings(log)
+            listed = list_siblings(log)
         except OSError as exc:
             report.fail(log.parent, exc)  # its files' cursors are kept, below
             continue
-        if not paths:
+        if not listed:
             report.absent.append(log)
-        for path in paths:
+        for path in oldest_first(listed):
             matched, updated = read_file(path, known, sink, report)
             if updated is None:
                 continue
@@ -382,7 +357,11 @@ def read_logs(
             # more bytes), for the names still to come and for the next run.
             known = [c for c in known if c is not matched] + [updated]
             kept = [c for c in kept if c is not matched] + [updated]
-    if report.errors:
+        # A file rotated after the listing (the live log renamed while an older file was
+        # read) was not opened under its new name: its cursor goes only once a count sees
+        # the files stay as listed, or its lines would be read again from the start.
+        moved = moved or moved_since(log, listed)
+    if report.errors or moved:
         # A file that could not be read this time may be readable next time: keep its cursor
         # rather than read it again from the start.
         kept += [c for c in known if c not in kept]
