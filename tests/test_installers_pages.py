@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,10 @@ def test_the_folder_page_lists_each_file_and_the_landing_page_links_it(
     write_folder(folder, FILES, extra=[Row(hostile, "1.0K", "2025-01-01 00:00:00", "0" * 64)])
     site = tmp_path / "site"
     config_path = tmp_path / "channels.yaml"
-    config_path.write_text(config_text(site, server.url))
+    summary_path = tmp_path / "summary.json"
+    save_stdin = f"import sys; open({str(summary_path)!r}, 'wb').write(sys.stdin.buffer.read())"
+    notify = f"notify:\n  on_success: {json.dumps([sys.executable, '-c', save_stdin])}\n"
+    config_path.write_text(notify + config_text(site, server.url))
     assert main(["mirror", "-c", str(config_path), "--no-progress"]) == 0
     page = (site / "miniconda" / "index.html").read_text()
     for name in (OLD, MAC, LATEST):
@@ -59,6 +63,10 @@ def test_the_folder_page_lists_each_file_and_the_landing_page_links_it(
     (row,) = history["runs"][0]["installers"]
     assert (row["path"], row["added"], row["files"], row["skipped"]) == ("miniconda", 3, 3, 1)
     assert history["runs"][0]["totals"]["downloaded_files"] == 3
+    # The notification hook hears of the skipped row too: a run that completes says so nowhere
+    # else a hook reads.
+    (summary,) = json.loads(summary_path.read_bytes())["installers"]
+    assert (summary["added"], summary["files"], summary["skipped"]) == (3, 3, 1)
 
     # Taken out of channels.yaml: its page goes with the next render, its files stay.
     config_path.write_text(config_text(site, server.url).split("installers:")[0])

@@ -78,6 +78,9 @@ def run_summary(
             "removed": len(i.removed),
             "downloaded_files": i.downloaded_files,
             "downloaded_bytes": i.downloaded_bytes,
+            # Rows of the index that are no file to mirror: in a run that completes, the only
+            # word a hook gets of an index gone odd.
+            "skipped": i.skipped_total,
             "errors": [scrub(e) for e in i.errors],
         }
         for i in report.installers
