@@ -21,6 +21,7 @@ from sitegen.sync.progress import human_bytes
 from sitegen.sync.report import (
     COMPLETED,
     FAILED,
+    MESSAGES_KEPT,
     SKIPPED_EXAMPLES,
 )
 from testkit.installer_site import (
@@ -172,6 +173,26 @@ def test_a_flood_of_bad_rows_is_logged_as_examples_and_a_count(
     lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(lines) == SKIPPED_EXAMPLES + 1, len(lines)
     assert lines[-1] == f"miniconda: skipped {2000 - SKIPPED_EXAMPLES} more rows of its index"
+
+
+def test_a_flood_of_files_that_fail_is_recorded_as_the_first_errors_and_a_count(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Path]
+) -> None:
+    """Rows that read well but whose files upstream never serves fail one download each: the
+    run's record (and history.json, which holds every run kept) keeps the first errors and a
+    count of the rest, as a mirror's, while the good rows are published."""
+    server, folder = upstream
+    gone = [
+        Row(f"Miniconda3-gone-{n}.sh", "1000", "2025-01-01 00:00:00", "0" * 64)
+        for n in range(MESSAGES_KEPT + 5)
+    ]
+    write_folder(folder, FILES, extra=gone)
+    site = tmp_path / "site"
+    ir = folder_report(mirror(make_config(site, server.url)))
+    assert ir.status == FAILED and ir.added == sorted([OLD, MAC, LATEST])
+    assert len(ir.errors) == MESSAGES_KEPT + 1, len(ir.errors)
+    assert all("Miniconda3-gone-" in error for error in ir.errors[:-1])
+    assert ir.errors[-1] == "and 5 more errors, not recorded"
 
 
 def test_an_index_ending_in_unfinished_markup_is_read_in_linear_time(

@@ -53,6 +53,7 @@ from sitegen.sync.report import (
     SKIPPED_EXAMPLES,
     InstallerReport,
     RunReport,
+    recorded_list,
 )
 from sitegen.sync.scope import RunScope
 from sitegen.sync.space import arrivals, oversized, space_problems
@@ -110,6 +111,9 @@ async def sync_installers(scope: RunScope, report: RunReport) -> None:
         ir.status = DRY_RUN if scope.options.dry_run else FAILED if ir.errors else COMPLETED
         if ir.status == DRY_RUN and ir.errors:
             ir.status = FAILED
+        # An index of many rows whose files fail makes an error each: the run's record keeps
+        # the first and counts the rest, as a mirror's (history.json holds every run kept).
+        ir.errors = recorded_list(ir.errors, "error")
 
 
 def _fail(ir: InstallerReport, error: str) -> None:
