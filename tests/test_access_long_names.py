@@ -3,23 +3,29 @@ and Apache: without a valid token it answers 401 whether the folders around it e
 so an outsider learns nothing of what the channel holds; with one, 404, as any missing file
 (clients fall back on 404 only). Under a public channel: 404. Left to itself, Apache refuses
 such a name while it maps the path to a file, before any access check, with a 403 where the
-folders before it exist.
+folders before it exist. A private channel's path as long as the config allows is served by
+both servers, checked as any other.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 
 import pytest
 
-from testkit.apache import require_server, webconf_server
+from sitegen.access.server_files import write_server_files
+from sitegen.config import load_config
+from testkit.apache import require_server, server_user, webconf_server, world_readable_dir
 from testkit.private_site import (
     PREFIX,
     PRIVATE,
     PUBLIC,
     PrivateSite,
+    basic,
     bearer,
     request,
+    token_add,
 )
 from testkit.private_site import private_site as open_private_site
 from testkit.upstream import ExampleUpstream
@@ -120,3 +126,52 @@ def test_an_over_long_name_in_a_private_site_tells_nothing_without_a_token(
         outsider = bearer(tokens["outsider"])
         assert mismatches(url, anywhere, 401) + mismatches(url, anywhere, 404, outsider) == []
         assert_private(url, PREFIX, PRIVATE, tokens["ci"], tokens["outsider"])
+
+
+# A channel path of 49 characters, as an operator may well write one.
+LONG_CHANNEL = "internal/licensed-vendor-builds/data-science-team"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize("site", ["", "site: private"], ids=["private-channel", "private-site"])
+def test_a_private_channel_with_a_long_path_answers_to_its_readers_tokens(
+    server: str, site: str
+) -> None:
+    """nginx looks a token up under the channel's path in a hash whose buckets hold 64 bytes
+    (the usual default): a longer path (over 26 characters) must still make a config it runs."""
+    require_server(server)
+    user = server_user()
+    with world_readable_dir() as root:
+        config_path = root / "channels.yaml"
+        config_path.write_text(
+            textwrap.dedent(f"""\
+                output: site
+                access:
+                  {site}
+                  dir: {root}/access
+                  {f"group: {user.split(':')[1]}" if user else ""}
+                channels:
+                  {LONG_CHANNEL}:
+                    url: https://example.org/long
+                    subdirs: [noarch]
+                    access: private
+                    readers: [ci]
+                """)
+        )
+        config = load_config(config_path)
+        repodata = config.output / LONG_CHANNEL / "noarch" / "repodata.json"
+        repodata.parent.mkdir(parents=True)
+        repodata.write_text("{}")
+        tokens = {name: token_add(config_path, name) for name in ("ci", "outsider")}
+        write_server_files(config)
+        path = f"/{LONG_CHANNEL}/noarch/repodata.json"
+        with webconf_server(server, config, root / "state") as running:
+            answers = {
+                "none": request(running.url, path)[0],
+                "bearer": request(running.url, path, bearer(tokens["ci"]))[0],
+                "basic": request(running.url, path, basic("ci", tokens["ci"]))[0],
+                "path": request(running.url, f"/t/{tokens['ci']}{path}")[0],
+                "outsider": request(running.url, path, bearer(tokens["outsider"]))[0],
+            }
+    assert answers == {"none": 401, "bearer": 200, "basic": 200, "path": 200, "outsider": 401}

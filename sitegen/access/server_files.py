@@ -5,6 +5,7 @@ outside the site:
 
 * ``nginx-tokens.map``: ``map`` entries, included by the config ``sitegen webconf nginx``
   prints. Key: ``"<scope> <token id>"`` (path token, Bearer) or ``"<scope> basic<a>:<key>"``
+  (the scope as :func:`nginx_scope` names it)
   (HTTP Basic with any login: one entry per alignment ``a``, see :mod:`sitegen.access.tokens`;
   the key is base64, ``[A-Za-z0-9+/]``, nothing nginx unquotes in a double-quoted string);
   value: ``"<md5>[,<expiry epoch>]"`` for ``secure_link``, which then answers
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import hashlib
 import os
 import shutil
 from collections.abc import Iterable
@@ -48,6 +50,10 @@ from sitegen.layout import (
 )
 from sitegen.store.lock import taking_turns
 
+# nginx finds a map's exact keys in a hash whose buckets hold 64 bytes on most machines (its
+# map_hash_bucket_size, a CPU cache line): a key longer than 46 characters fits in none, and
+# nginx refuses the whole configuration. "<who>" takes up to 19 ("basic<a>:<key>").
+NGINX_SCOPE_MAX = 46 - 1 - 19
 REVOKED_EPOCH = 1  # secure_link treats any expiry in the past as expired; 0 would mean "none"
 APACHE_NEVER = "99991231235959"
 APACHE_REVOKED = "00000000000000"
@@ -166,9 +172,19 @@ def scopes(config: SiteConfig, records: list[TokenRecord]) -> list[tuple[str, li
     return out
 
 
+def nginx_scope(scope: str) -> str:
+    """A scope as the nginx map names it: itself when its keys fit nginx's hash, else "_" and
+    a digest of it, which no channel path can be (each starts with a letter or digit) nor
+    the whole site's. Short scopes keep their names, so the configs of those stay valid."""
+    if len(scope) <= NGINX_SCOPE_MAX:
+        return scope
+    return "_" + hashlib.sha256(scope.encode()).hexdigest()[:16]
+
+
 def nginx_map_text(config: SiteConfig, records: list[TokenRecord]) -> str:
     lines = ["# written by sitegen from the token store: hashes only; do not edit\n"]
-    for scope, readers in scopes(config, records):
+    for path, readers in scopes(config, records):
+        scope = nginx_scope(path)
         for record in readers:
             if record.revoked:
                 expiry = f",{REVOKED_EPOCH}"

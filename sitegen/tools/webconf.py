@@ -64,7 +64,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from sitegen.access.server_files import AccessPaths, private_channels
+from sitegen.access.server_files import AccessPaths, nginx_scope, private_channels
 from sitegen.conda.shards import SHARD_SUFFIX
 from sitegen.config import CHANNEL_SEGMENT_RE, SiteConfig
 from sitegen.config.subdirs import SUBDIR_RE
@@ -363,6 +363,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["rx"] = _regex
     env.filters["q"] = _quote
+    env.filters["nginx_scope"] = nginx_scope  # as the token map names a scope
     return env
 
 
