@@ -146,6 +146,25 @@ def test_cli_prints_config_and_rejects_bad_values(
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("server", ["nginx", "apache"])
+@pytest.mark.parametrize(
+    "prefix", ["/__sitegen_stored", "/__sitegen_quiet/conda", "/a/__sitegen_x"]
+)
+def test_a_prefix_named_like_the_configs_own_locations_is_refused(
+    server: str, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """nginx's config has internal locations of its own under /__sitegen_*: served there, a
+    private site with a passive mirror would be read as the fetcher's stored files, unchecked."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        "output: site\naccess: {site: private}\nchannels:\n  pkgs/main:\n"
+        "    url: http://127.0.0.1:9/main\n    subdirs: [linux-64]\n    mode: passive\n"
+    )
+    assert main(["webconf", server, "-c", str(config), "--prefix", prefix]) == 2
+    assert f"prefix {prefix!r}" in capsys.readouterr().err
+
+
+@pytest.mark.unit
 def test_a_root_a_stock_server_serves_as_it_is_is_warned_about(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -59,6 +59,15 @@ def normalize_prefix(value: str) -> str:
             f"prefix {value!r} must not have a segment 't': /t/<token>/ is conda's path token,"
             " and the logs and download statistics read the segment after it as one"
         )
+    if any(s.startswith("__sitegen") for s in text.split("/")):
+        # The nginx config's own internal locations (/__sitegen_stored/, /__sitegen_quiet/,
+        # /__sitegen_denied/) are at the server's root: a site served there would be read as
+        # the fetcher's stored files, past the token check, and a path token's rewrite never
+        # leads under __sitegen names.
+        raise WebconfError(
+            f"prefix {value!r} must not have a segment starting with '__sitegen': the web"
+            " server config's own internal locations are named so"
+        )
     return text
 
 
