@@ -8,11 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from sitegen.cli import EXIT_OK, main
+from sitegen.layout import progress_path
 from sitegen.sync.report import COMPLETED
 from testkit.upstream import ExampleUpstream
 
@@ -60,6 +62,52 @@ def test_status_command_after_a_run_and_while_one_holds_the_lock(
         text = capsys.readouterr().out
         assert f"running: pid {holder.pid} holds the site lock" in text
         assert "mirror c-x (channel c/x, schedule @daily)" in text
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.integration
+def test_status_does_not_take_a_killed_runs_record_for_a_holder_that_reused_its_pid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run killed outright (a reboot, the OOM killer) leaves its record "running" and its
+    progress file naming its pid until the next mirror run; a process that got that pid since
+    (a dry run, a verify --repair, after a reboot) and holds the lock started after the record
+    did: it is not that run, whose record is an unfinished one, as ``sitegen stop`` tells."""
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  c/x:\n    url: http://127.0.0.1:1/c\n"
+        "    subdirs: [linux-64]\n"
+    )
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from pathlib import Path; from sitegen.store.lock import SiteLock\n"
+            f"SiteLock(Path({str(site / '.sitegen')!r})).acquire(); print('locked', flush=True)\n"
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        killed = "20260102T104000.000Z-1"
+        started = time.time() - 3600
+        (site / "history" / "runs").mkdir(parents=True)
+        (site / "history" / "runs" / f"{killed}.json").write_text(
+            json.dumps({"id": killed, "started": started, "status": "running", "pid": holder.pid})
+        )
+        progress_path(site).write_text(
+            json.dumps({"pid": holder.pid, "updated": started + 60, "files": 3, "total_files": 9})
+        )
+        assert main(["status", "-c", str(config), "--json"]) == EXIT_OK
+        data = json.loads(capsys.readouterr().out)
+        assert data["running"]["pid"] == holder.pid
+        assert data["running"]["id"] is None and data["running"]["progress"] is None, data
+        assert [u["id"] for u in data["unfinished"]] == [killed]
     finally:
         holder.kill()
         holder.wait()

@@ -17,6 +17,10 @@ from pathlib import Path
 from sitegen.layout import LOCK_NAME
 
 TURN_POLL = 0.2  # seconds between tries of a wait for a turn that can be stopped
+# How much later than a record's stamp a process may seem to have started and still have
+# written it: /proc gives the boot time in whole seconds, and a clock stepped forward meanwhile
+# moves every process's start as computed from it.
+START_SLACK = 60.0
 
 
 class SiteLocked(Exception):
@@ -99,6 +103,31 @@ def lock_holder(state_dir: Path) -> int | None:
         if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
             return int(fields[4])
     return None
+
+
+def process_started(pid: int) -> float | None:
+    """When the process ``pid`` started, in seconds since the epoch (from ``/proc``); None when
+    that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            line.split()[1]
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        # After the command name (in parentheses, which it may hold too): state is field 3,
+        # starttime field 22, in clock ticks since boot.
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+        return int(boot) + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def may_have_written(started: float | None, stamp: float) -> bool:
+    """Whether a process that started at ``started`` (None: not known) can have written what
+    is stamped ``stamp`` under its pid: a run killed outright leaves its record and progress
+    file naming a pid that a later process (after a reboot, say) may hold now."""
+    return started is None or started <= stamp + START_SLACK
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from typing import Any
 from sitegen.config import SiteConfig, schedule
 from sitegen.layout import progress_path
 from sitegen.store.frozen import FreezeEntry, FrozenChannels, FrozenStateError
-from sitegen.store.lock import lock_holder
+from sitegen.store.lock import lock_holder, may_have_written, process_started
 from sitegen.store.site import Site
 from sitegen.sync.history import History, last_completed, newest_first
 from sitegen.sync.report import RUNNING, RunReport, UnmatchedEntry
@@ -190,10 +190,12 @@ def build_status(
     installer_disk: dict[str, tuple[int, int]] | None = None,
     unconfigured_folders: tuple[UnconfiguredFolder, ...] = (),
     unconfigured_roots: tuple[UnconfiguredChannel, ...] = (),
+    holder_started: float | None = None,
 ) -> SiteStatus:
     """The status of every configured mirror from the ledger (any order), the pid holding the
-    lock (None: no run), channel -> (bytes, files) on disk and -> files kept unlisted, and of
-    every installer folder from the ledger and its path -> (bytes, files) on disk."""
+    lock (None: no run) and when that process started (None: not known), channel -> (bytes,
+    files) on disk and -> files kept unlisted, and of every installer folder from the ledger
+    and its path -> (bytes, files) on disk."""
     # Runs recorded while the clock ran ahead go last, and do not count as completed: as
     # for `mirror --due` (see sitegen.sync.history.last_completed).
     ordered = newest_first(runs, now)
@@ -222,15 +224,30 @@ def build_status(
     active = None
     if holder is not None:
         # The ledger names the run by its pid; a record still "running" from a killed run
-        # has another pid (or the same one reused, hence the newest).
-        record = next((r for r in ordered if r.status == RUNNING and r.pid == holder), None)
+        # has another pid, or the same one reused by a process started since (a dry run or
+        # a verify --repair after a reboot): not the holder's record, nor its progress file.
+        record = next(
+            (
+                r
+                for r in ordered
+                if r.status == RUNNING
+                and r.pid == holder
+                and may_have_written(holder_started, r.started)
+            ),
+            None,
+        )
+        ours = (
+            progress is not None
+            and progress.get("pid") == holder
+            and isinstance(updated := progress.get("updated"), (int, float))
+            and may_have_written(holder_started, updated)
+        )
         active = ActiveRun(
             pid=holder,
             id=record.id if record else None,
             started=record.started if record else None,
             options=dict(record.options) if record else {},
-            # A file left by a killed run names another pid: not this run's progress.
-            progress=progress if progress and progress.get("pid") == holder else None,
+            progress=progress if ours else None,
         )
     kept = kept or {}
     channels = tuple(
@@ -288,10 +305,11 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
         freezes, freezes_error = FrozenChannels(site).load(), None
     except FrozenStateError as exc:
         freezes, freezes_error = {}, str(exc)
+    holder = lock_holder(site.state_dir)
     return build_status(
         config,
         History(site).runs(),
-        lock_holder(site.state_dir),
+        holder,
         disk,
         time.time() if now is None else now,
         _read_progress(progress_path(site.root)),
@@ -305,6 +323,7 @@ def collect_status(config: SiteConfig, now: float | None = None) -> SiteStatus:
             for path in unconfigured_installers(config)
         ),
         unconfigured_roots,
+        None if holder is None else process_started(holder),
     )
 
 

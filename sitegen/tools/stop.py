@@ -6,7 +6,7 @@ A lock holder without such a record (``verify --repair``, a dry run, a run that 
 recorded itself yet) is left alone, and so is a pid a record names that does not hold the lock
 (a killed run's pid, perhaps reused by an unrelated process). A killed run's record stays
 ``running`` until the next mirror run: a holder that got its pid since started after the run
-did (as :func:`process_started` tells), and is left alone too. The signal goes through a pidfd
+did (as :func:`sitegen.store.lock.process_started` tells), and is left alone too. The signal goes through a pidfd
 opened before the lock is read again, so it reaches the process that held the lock even if
 that process exits meanwhile and its pid is reused.
 
@@ -23,10 +23,9 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from sitegen.config import SiteConfig
-from sitegen.store.lock import lock_holder
+from sitegen.store.lock import lock_holder, may_have_written, process_started
 from sitegen.store.site import Site
 from sitegen.sync.history import History
 from sitegen.sync.report import RUNNING, RunReport
@@ -42,10 +41,6 @@ TIMED_OUT = "timed out"  # signalled; still holds the site
 # right after it takes the lock (and reads the freezes and approvals).
 RECORD_GRACE = 5.0
 POLL = 0.1
-# How much later than its record's start a process may seem to have started and still be that
-# run: /proc gives the boot time in whole seconds, and a clock stepped forward during the run
-# moves every process's start as computed from it.
-START_SLACK = 60.0
 
 
 @dataclass(frozen=True)
@@ -79,29 +74,9 @@ def running_record(history: History, pid: int) -> RunReport | None:
     mine = [
         r
         for r in history.runs()
-        if r.status == RUNNING
-        and r.pid == pid
-        and (started is None or started <= r.started + START_SLACK)
+        if r.status == RUNNING and r.pid == pid and may_have_written(started, r.started)
     ]
     return max(mine, key=lambda r: r.started, default=None)
-
-
-def process_started(pid: int) -> float | None:
-    """When the process ``pid`` started, in seconds since the epoch (from ``/proc``); None when
-    that cannot be read."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(
-            line.split()[1]
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        # After the command name (in parentheses, which it may hold too): state is field 3,
-        # starttime field 22, in clock ticks since boot.
-        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
-        return int(boot) + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
 
 
 def _find_run(site: Site, history: History, grace: float) -> tuple[int, RunReport] | StopResult:
