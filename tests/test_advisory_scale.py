@@ -17,7 +17,7 @@ from sitegen.config import FilterSpec, parse_config
 from sitegen.filters.advisory_notes import package_advisories
 from sitegen.filters.apply import apply_filters
 from sitegen.filters.osv import Advisory, Affected
-from sitegen.filters.osv_versions import VersionIndex
+from sitegen.filters.osv_versions import FirstNaming, VersionIndex
 from sitegen.web.gates import advisory_notes
 from testkit.advisories import affected_entry
 from testkit.records import rec
@@ -170,3 +170,61 @@ def test_an_advisory_naming_many_packages_is_searched_by_name():
     ]
     assert _CountedEntries.walks <= 1
     assert found == ["1.5"]
+
+
+ENTRIES = 2_000
+
+
+@pytest.mark.parametrize("shape", ["one advisory", "one advisory each"])
+def test_many_entries_naming_a_package_cost_a_look_up_per_version_checked(tmp_path, shape):
+    """A file's entries for one package, within its size cap, may be tens of thousands (in
+    one advisory, or one each): a version checked costs about one look-up, not one per entry,
+    and is kept out for the first advisory by id naming it."""
+    entries = [
+        {
+            "package": {"purl": "pkg:conda/pkg"},
+            "ranges": [
+                {"type": "ECOSYSTEM", "events": [{"introduced": f"1.{i}"}, {"fixed": f"1.{i}.1"}]}
+            ],
+        }
+        for i in range(ENTRIES)
+    ]
+    if shape == "one advisory":
+        advisories = [{"id": "MANY-1", "affected": entries}]
+    else:  # the highest ids name the lowest versions: the first named is not the first read
+        advisories = [
+            {"id": f"MANY-{ENTRIES - i:05}", "affected": [entry]} for i, entry in enumerate(entries)
+        ]
+    spec = level(tmp_path, advisories)
+    versions = [f"1.{j}" for j in range(0, ENTRIES, 20)] + [f"1.{j}.1" for j in range(100)]
+    versions += ["0.5", "3.0"]
+    records = [rec("pkg", v) for v in versions]
+
+    before = parses()
+    kept_out = excluded(spec, records)
+    # Each entry's two versions, to index them, and each version checked about once. Checking
+    # a version against each entry in turn took one parse per entry and version: 400,000.
+    assert parses() - before < 3 * 2 * ENTRIES + 10 * len(versions)
+    reason = {v: f"advisory MANY-{ENTRIES - int(v[2:]):05}" for v in versions[: ENTRIES // 20]}
+    if shape == "one advisory":
+        reason = dict.fromkeys(reason, "advisory MANY-1")
+    assert kept_out == {f"pkg-{v}-0.conda": why for v, why in reason.items()}
+
+
+def test_the_first_group_naming_a_version_is_the_first_whose_index_names_it():
+    rng = random.Random(20250101)
+    for _trial in range(300):
+        groups = []
+        for _group in range(rng.randint(0, 5)):
+            ranges = [
+                tuple(
+                    (rng.choice(["introduced", "fixed", "last_affected"]), rng.choice(VERSIONS))
+                    for _event in range(rng.randint(1, 4))
+                )
+                for _range in range(rng.randint(0, 2))
+            ]
+            groups.append((rng.sample(VERSIONS, rng.randint(0, 2)), ranges))
+        first = FirstNaming(groups)
+        for version in VERSIONS:
+            naming = [i for i, group in enumerate(groups) if VersionIndex(*group).contains(version)]
+            assert first.first(version) == (naming[0] if naming else None), (groups, version)

@@ -44,6 +44,7 @@ from sitegen.filters.identities import NameKeys, read_mapping, record_purls
 from sitegen.filters.json_nodes import JsonFileError
 from sitegen.filters.kind import Check, FilterContext, FilterKind
 from sitegen.filters.osv import Advisory, Affected, id_problem, load_files
+from sitegen.filters.osv_versions import FirstNaming
 
 log = logging.getLogger("sitegen")
 
@@ -143,18 +144,26 @@ class AdvisoryPolicy:
         own purls may name, whatever their conda name)."""
         return any("/" in key for key in self.blocking)
 
-    def reason(self, keys: tuple[tuple[str, str], ...]) -> str | None:
+    def reason(
+        self, keys: tuple[tuple[str, str], ...], indexes: dict[str, FirstNaming]
+    ) -> str | None:
         """The reason for the first advisory (by id) that blocks any of these (key, version)
-        pairs: a record's keys with its version, or a version its own purl names."""
-        found = [
-            (advisory.id, entry, version)
-            for key, version in keys
-            for advisory, entry in self.blocking.get(key, ())
-        ]
-        for advisory_id, entry, version in sorted(found, key=lambda f: f[0]):
-            if entry.contains(version):
-                return REASON_PREFIX + advisory_id
-        return None
+        pairs: a record's keys with its version, or a version its own purls name. ``indexes``
+        holds the index of each key's blocking entries, made when a record first needs it (the
+        caller keeps them for one pass of the filter): a version costs one look-up per key
+        however many entries name it, and keys the site does not have cost nothing."""
+        found = []
+        for key, version in keys:
+            entries = self.blocking.get(key)
+            if not entries:
+                continue
+            if key not in indexes:
+                indexes[key] = FirstNaming(entry.compared_events for _a, entry in entries)
+            # The entries of one key compare versions alike (the key decides how).
+            position = indexes[key].first(entries[0][1].compared(version))
+            if position is not None:
+                found.append(entries[position][0].id)
+        return REASON_PREFIX + min(found) if found else None
 
 
 def parse(node: YamlNode) -> Mapping[str, object]:
@@ -314,6 +323,7 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
         return None
     # Builds of one version share the verdict: decide once per (name, version, own purls).
     verdicts: dict[tuple[str, str, tuple[tuple[str, str | None], ...]], str | None] = {}
+    indexes: dict[str, FirstNaming] = {}
 
     def check(record: Record, name: str) -> str | None:
         own = record_purls(record.raw) if policy.upstream else ()
@@ -325,7 +335,7 @@ def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
             keys = [(key, version) for key in policy.keys_for(name)]
             # A version in the record's purl is the upstream one, which may differ from conda's.
             keys += [(key, purl_version or version) for key, purl_version in own]
-            verdicts[verdict_key] = policy.reason(tuple(keys))
+            verdicts[verdict_key] = policy.reason(tuple(keys), indexes)
         return verdicts[verdict_key]
 
     return check

@@ -38,7 +38,7 @@ from sitegen.config.operator_files import (
 from sitegen.config.yaml_nodes import shown_reason, shown_value
 from sitegen.filters.json_nodes import JsonFileError, JsonNode, load_json, read_json_bytes
 from sitegen.filters.osv_severity import severity_scores
-from sitegen.filters.osv_versions import VersionIndex
+from sitegen.filters.osv_versions import Events, VersionIndex
 from sitegen.filters.purls import PURL_TYPES, PurlError, ecosystem_key, may_name_conda, parse_purl
 
 if TYPE_CHECKING:
@@ -93,14 +93,16 @@ class Affected:
     def _named(self) -> VersionIndex:
         """Its versions and ranges indexed (once, when first asked), so a check costs the same
         however many it lists."""
+        return VersionIndex(*self.compared_events)
+
+    @property
+    def compared_events(self) -> tuple[tuple[str, ...], tuple[Events, ...]]:
+        """Its listed versions and the events of its ranges but GIT ones, as it compares them."""
         compared = self.compared
-        return VersionIndex(
-            map(compared, self.versions),
-            (
-                tuple((kind, compared(text)) for kind, text in r.events)
-                for r in self.ranges
-                if r.type != "GIT"
-            ),
+        return tuple(map(compared, self.versions)), tuple(
+            tuple((kind, compared(text)) for kind, text in r.events)
+            for r in self.ranges
+            if r.type != "GIT"
         )
 
     def __getstate__(self) -> dict[str, Any]:

@@ -43,32 +43,13 @@ class VersionIndex:
     def __init__(self, listed: Iterable[str], ranges: Iterable[Events]) -> None:
         listed = tuple(listed)
         ranges = tuple(ranges)
-        texts = {*listed}
-        texts.update(
-            text for events in ranges for kind, text in events if (kind, text) != (LIMIT, "*")
-        )
-        # The distinct versions in conda order (conda-equal texts share one), and where each
-        # text sits among them.
-        self._points: list[Version] = []
-        point_of: dict[str, int] = {}
-        for text in sorted(texts, key=parse_version):
-            version = parse_version(text)
-            if not self._points or self._points[-1] < version:
-                self._points.append(version)
-            point_of[text] = len(self._points) - 1
-        # Cell 2i is the stretch just below point i, cell 2i + 1 the point itself; the last
-        # cell is above every point. Runs of named cells are added up as +1 where a run
-        # starts and -1 where it ends.
+        self._points, point_of = _points(listed, ranges)
+        # Runs of named cells are added up as +1 where a run starts and -1 where it ends.
         cells = 2 * len(self._points) + 1
         changes = [0] * (cells + 1)
-        for text in listed:
-            cell = 2 * point_of[text] + 1
-            changes[cell] += 1
-            changes[cell + 1] -= 1
-        for events in ranges:
-            for start, end in _range_cells(events, point_of, cells):
-                changes[start] += 1
-                changes[end] -= 1
+        for start, end in _named_cells(listed, ranges, point_of, cells):
+            changes[start] += 1
+            changes[end] -= 1
         self._named = bytes(count > 0 for count in accumulate(changes[:cells]))
 
     def contains(self, version: str) -> bool:
@@ -89,9 +70,7 @@ class VersionIndex:
         return [(start, end) for start, end in spans if start < end]
 
     def _cell(self, parsed: Version) -> int:
-        i = bisect_left(self._points, parsed)
-        on_point = i < len(self._points) and self._points[i] == parsed
-        return 2 * i + 1 if on_point else 2 * i
+        return _cell_of(self._points, parsed)
 
     @cached_property
     def _runs(self) -> list[tuple[int, int]]:
@@ -106,6 +85,79 @@ class VersionIndex:
         if on_point:
             return bisect_left(versions, self._points[i])
         return bisect_right(versions, self._points[i - 1]) if i else 0
+
+
+class FirstNaming:
+    """Of several groups of versions named alike (each its ``listed`` and ``ranges``, as
+    :class:`VersionIndex` takes them), the position of the first naming a version, looked up
+    by one binary search: however many groups a package has (the entries of a flood of
+    advisories), a version costs one look-up rather than one per group."""
+
+    def __init__(self, groups: Iterable[tuple[Sequence[str], Sequence[Events]]]) -> None:
+        groups = tuple(groups)
+        self._points, point_of = _points(
+            (text for listed, _ranges in groups for text in listed),
+            (events for _listed, ranges in groups for events in ranges),
+        )
+        cells = 2 * len(self._points) + 1
+        first = [-1] * cells
+        # The next cell at or above each that no group has named yet (path-halved), so each
+        # cell is given a group once, whatever the runs of the later groups cover.
+        unnamed = list(range(cells + 1))
+
+        def next_unnamed(cell: int) -> int:
+            while unnamed[cell] != cell:
+                unnamed[cell] = unnamed[unnamed[cell]]
+                cell = unnamed[cell]
+            return cell
+
+        for position, (listed, ranges) in enumerate(groups):
+            for start, end in _named_cells(listed, ranges, point_of, cells):
+                cell = next_unnamed(start)
+                while cell < end:
+                    first[cell] = position
+                    unnamed[cell] = cell + 1
+                    cell = next_unnamed(cell + 1)
+        self._first = first
+
+    def first(self, version: str) -> int | None:
+        """The position of the first group naming ``version``; None when none does."""
+        position = self._first[_cell_of(self._points, parse_version(version))]
+        return None if position < 0 else position
+
+
+def _cell_of(points: Sequence[Version], parsed: Version) -> int:
+    i = bisect_left(points, parsed)
+    on_point = i < len(points) and points[i] == parsed
+    return 2 * i + 1 if on_point else 2 * i
+
+
+def _points(
+    listed: Iterable[str], ranges: Iterable[Events]
+) -> tuple[list[Version], dict[str, int]]:
+    """The distinct versions of these (conda-equal texts share one) in conda order, and where
+    each text sits among them. Cell 2i is then the stretch just below point i, cell 2i + 1 the
+    point itself; the last cell is above every point."""
+    texts = {*listed}
+    texts.update(text for events in ranges for kind, text in events if (kind, text) != (LIMIT, "*"))
+    points: list[Version] = []
+    point_of: dict[str, int] = {}
+    for version, text in sorted(((parse_version(t), t) for t in texts), key=itemgetter(0)):
+        if not points or points[-1] < version:
+            points.append(version)
+        point_of[text] = len(points) - 1
+    return points, point_of
+
+
+def _named_cells(
+    listed: Iterable[str], ranges: Iterable[Events], point_of: Mapping[str, int], cells: int
+) -> Iterator[tuple[int, int]]:
+    """The runs of cells (start, end) that listed versions and ranges name, overlapping."""
+    for text in listed:
+        cell = 2 * point_of[text] + 1
+        yield cell, cell + 1
+    for events in ranges:
+        yield from _range_cells(events, point_of, cells)
 
 
 def _range_cells(
