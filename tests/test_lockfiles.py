@@ -139,6 +139,34 @@ def test_yaml_lockfiles_pin_conda_packages_only(text):
     assert (pin.subdir, pin.fn, pin.sha256) == ("linux-64", "zlib-1.3.1-0.conda", SHA_A)
 
 
+PIXI_SOURCES = f"""\
+version: 6
+packages:
+- conda: {FORGE}/linux-64/zlib-1.3.1-0.conda
+  sha256: {SHA_A}
+- conda: git+https://github.com/example/thing.git?subdirectory=recipe#0123456789abcdef
+  name: thing
+  version: 0.1.0
+  build: hb0f4dca_0
+  subdir: linux-64
+- conda: https://example.org/releases/other-2.0.tar.gz
+  name: other
+  version: 2.0.0
+  build: hb0f4dca_0
+  subdir: noarch
+  input:
+    hash: {SHA_B}
+    globs: [recipe.yaml]
+"""
+
+
+def test_pixi_source_packages_from_git_or_an_archive_pin_nothing():
+    # pixi writes a package it builds from source under `conda:` too, located by a git URL or a
+    # source archive's; what tells it from a package file is its location's file name.
+    (pin,) = parse_yaml_lockfile(PIXI_SOURCES, "pixi.lock")
+    assert (pin.subdir, pin.fn, pin.sha256) == ("linux-64", "zlib-1.3.1-0.conda", SHA_A)
+
+
 def test_allowlist_matches_subdir_file_name_and_checksum_across_channels():
     pins = parse_yaml_lockfile(PIXI, "lock")
     spec = FilterSpec.from_values({"lockfiles": LockfilePolicy((("pixi.lock", pins),))})

@@ -3,8 +3,9 @@ files (``conda list --explicit --md5``).
 
 Each pin is a package URL with its checksums. What identifies the file on a mirror is its
 subdir (the URL's last directory) and file name, plus the checksum: the channel part of the URL
-is where the environment was solved, which a mirror need not be. PyPI entries and locally built
-source packages (a path, not a URL) pin nothing a conda channel serves and are skipped.
+is where the environment was solved, which a mirror need not be. PyPI entries and packages pixi
+builds from source (a local path, a git repository, a source archive) pin nothing a conda
+channel serves and are skipped.
 
 Every problem is a :class:`LockfileError` naming the file, the line and (for YAML) the key path.
 """
@@ -153,9 +154,23 @@ def _pixi_entry(item: YamlNode) -> Pin | None:
         url_node = keys["url"]
     else:
         return None  # pypi
-    if "://" not in url_node.string():
-        return None  # a source package built from a local path
+    if _is_source(url_node.string(), "name" in keys):
+        return None
     return _yaml_pin(url_node, keys.get("sha256"), keys.get("md5"))
+
+
+def _is_source(location: str, named: bool) -> bool:
+    """Whether a pixi ``conda:`` location is a package pixi builds from source: a local path,
+    or (format 6) a git repository or source archive, told by a file name that is no package
+    file, as pixi tells it. A source package always names itself (its location cannot), so a
+    location without a name is a package file's URL mistyped, for :func:`_pin` to refuse."""
+    if "://" not in location:
+        return True
+    try:
+        path = urlsplit(location).path
+    except ValueError:  # for _pin to refuse, naming the URL
+        return False
+    return named and not unquote(path.rsplit("/", 1)[-1]).endswith(PACKAGE_SUFFIXES)
 
 
 def _yaml_pin(url: YamlNode, sha256: YamlNode | None, md5: YamlNode | None) -> Pin:
