@@ -225,6 +225,15 @@ def config_with(tmp_path: Path, files: dict[str, str | bytes], entries: str) -> 
     )
 
 
+@pytest.mark.parametrize("text", [EXPLICIT, "@EXPLICIT\n" + EXPLICIT.split("@EXPLICIT\n")[1]])
+def test_an_explicit_file_saved_with_a_byte_order_mark_is_read(tmp_path, text):
+    # Windows tools (PowerShell's `Out-File -Encoding utf8`, Notepad) start UTF-8 with a BOM.
+    spec = config_with(tmp_path, {"env.txt": "\ufeff" + text}, "[env.txt]")
+    policy = spec.setting("lockfiles")
+    assert isinstance(policy, LockfilePolicy)
+    assert policy.files == ((str(tmp_path / "env.txt"), parse_explicit(EXPLICIT, "env.txt")),)
+
+
 def test_missing_pins_are_reported_with_why(tmp_path):
     spec = config_with(tmp_path, {"env.txt": EXPLICIT, "pixi.lock": PIXI}, "[env.txt, pixi.lock]")
     zlib = rec("zlib", "1.3.1", md5=MD5_A, sha256=SHA_A)

@@ -67,6 +67,9 @@ def read_lockfile(path: Path) -> tuple[Pin, ...]:
         raise LockfileError(f"{path}: cannot read: {exc.strerror}") from None
     except OperatorFileError as exc:
         raise LockfileError(f"{path}: {exc}") from None
+    # Windows tools start UTF-8 with a byte order mark, which would hide a first '#' or
+    # '@EXPLICIT' (YAML skips it by itself).
+    text = text.removeprefix("\ufeff")
     if any(line.strip() == "@EXPLICIT" for line in text.splitlines()):
         return parse_explicit(text, str(path))
     return parse_yaml_lockfile(text, str(path))
