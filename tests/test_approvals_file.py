@@ -191,10 +191,34 @@ def test_approve_and_revoke_edit_a_file_that_opens_with_a_bom(tmp_path):
     assert approvals.read_bytes() == b"\xef\xbb\xbf" + entries.encode()
 
 
-def test_a_file_in_another_layout_is_not_edited():
-    flow = '[{channel: internal/approved, spec: zlib, by: a, when: "2026-01-01", why: b}]\n'
-    with pytest.raises(ConfigError, match="edit it by hand"):
-        add_entry(flow, entry("numpy"), "approvals.yaml")
+FLOW_ENTRY = '{channel: internal/approved, spec: xz, by: a, when: "2026-01-01", why: b}'
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (f"[{FLOW_ENTRY}]\n", 1),
+        (f"{FILE}- {FLOW_ENTRY}\n", 14),  # one entry pasted in flow style
+        (
+            FILE.replace(
+                "- channel: internal/approved\n  spec: zlib", "-\n  channel: x\n  spec: zlib"
+            ),
+            9,
+        ),
+        ("".join(f"  {line}" for line in FILE.splitlines(keepends=True)), 2),  # all indented
+    ],
+)
+def test_a_file_in_another_layout_is_not_edited_and_the_line_to_fix_is_named(text, line):
+    """Which entry is laid out otherwise is told by its line: in a long file edited by hand,
+    "edit it by hand" alone leaves the operator looking for it."""
+    for edit in (
+        lambda: add_entry(text, entry("numpy"), "approvals.yaml"),
+        lambda: remove_entries(text, GATED, "zlib", "approvals.yaml"),
+    ):
+        with pytest.raises(ConfigError, match="edit it by hand") as caught:
+            edit()
+        assert str(caught.value).startswith(f"approvals.yaml:{line}: "), str(caught.value)
+        assert caught.value.line == line
 
 
 @pytest.mark.parametrize(

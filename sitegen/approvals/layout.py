@@ -107,11 +107,18 @@ def read_layout(text: str, filename: str) -> Layout:
     lines = split_lines(text, newline)
     root = compose_yaml(text, filename)
     items = list(root.value) if isinstance(root, yaml.SequenceNode) else []
-    unfit = ConfigError(
-        f"{filename}: not laid out as one '- channel: ...' block per entry; edit it by hand"
-    )
-    if len(items) != len(entries) or (entries and root is not None and root.flow_style):
-        raise unfit
+
+    def unfit(line: int) -> ConfigError:
+        # The line of the entry laid out otherwise: in a long file edited by hand, which one
+        # it is would otherwise be the operator's to find.
+        return ConfigError(
+            f"{filename}:{line + 1}: not laid out as one '- channel: ...' block per entry;"
+            " edit it by hand",
+            line=line + 1,
+        )
+
+    if entries and root is not None and (len(items) != len(entries) or root.flow_style):
+        raise unfit(root.start_mark.line)
     blocks: list[Block] = []
     spans: list[tuple[int, int]] = []
     for entry, item in zip(entries, items, strict=True):
@@ -122,7 +129,7 @@ def read_layout(text: str, filename: str) -> Layout:
             or not lines[start].startswith("- ")
             or (spans and start < spans[-1][1])
         ):
-            raise unfit
+            raise unfit(start)
         block = Block(entry, [], [])
         cursor = start
         for key, value in item.value:
@@ -146,8 +153,9 @@ def read_layout(text: str, filename: str) -> Layout:
         block.body = lines[start:end]
         if index:
             gap = lines[spans[index - 1][1] : start]
-            if not all(_is_note(line) for line in gap):
-                raise unfit
+            for offset, line in enumerate(gap):
+                if not _is_note(line):
+                    raise unfit(spans[index - 1][1] + offset)
             block.leading = gap
     return Layout(lines[: spans[0][0]], blocks, lines[spans[-1][1] :], newline)
 
