@@ -80,6 +80,37 @@ def test_the_last_entry_of_a_file_opened_by_a_document_marker_can_be_revoked():
     assert [e.spec for e in parse_approvals(again, "approvals.yaml")] == ["zlib"]
 
 
+@pytest.mark.parametrize(
+    "empty",
+    [
+        "[]\n",
+        "[]  # none yet\n",
+        "--- []\n",
+        "~\n",
+        "null\n",
+        "---\n...\n",
+        "%YAML 1.1\n---\n# none yet\n...\n",
+    ],
+)
+def test_an_approvals_file_written_empty_by_hand_takes_a_first_entry(empty):
+    """An empty list, a null or a document end marker all read as no approvals: the first
+    approval goes in their place, not after them where it would not be YAML."""
+    assert parse_approvals(empty, "approvals.yaml") == ()
+    added = add_entry(empty, entry("numpy"), "approvals.yaml")
+    assert [e.spec for e in parse_approvals(added, "approvals.yaml")] == ["numpy"]
+    assert "".join(_rendered("numpy")) in added
+    for comment in ("# none yet", "%YAML 1.1"):
+        assert added.count(comment) == empty.count(comment)
+
+
+def test_a_file_ending_with_a_document_end_marker_is_emptied_and_filled_again():
+    text = "---\n" + "".join(_rendered("zlib")) + "...\n"
+    empty, _ = remove_entries(text, GATED, "zlib", "approvals.yaml")
+    assert empty == "---\n...\n"
+    again = add_entry(empty, entry("zlib"), "approvals.yaml")
+    assert again == text
+
+
 MULTILINE = """\
 # header
 - channel: internal/approved

@@ -25,6 +25,8 @@ from sitegen.config.yaml_syntax import compose_yaml
 LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
 # A block scalar's header: its indicator, then perhaps a comment.
 BLOCK_HEADER = re.compile(r"[|>][0-9+-]*\s+(#.*?)\s*$")
+# A document end marker: what follows it is another document, never this one's entries.
+DOCUMENT_END = re.compile(r"\.\.\.(\s|$)")
 AFTER_LAST_KEY = ""  # the key of the comments that follow an entry's last key
 
 
@@ -99,6 +101,16 @@ def _inline_comment(lines: list[str], key: yaml.Node, value: yaml.Node) -> str:
     return rest if rest.startswith("#") else ""
 
 
+def _empty_layout(text: str, root: yaml.Node | None, newline: str) -> Layout:
+    """A file of no entries, as a layout whose first entry goes where the document's value
+    was and before its end marker: an entry after ``[]``, ``null`` or ``...`` is no YAML."""
+    if root is not None and root.end_mark.index > root.start_mark.index:
+        text = text[: root.start_mark.index] + text[root.end_mark.index :]
+    lines = split_lines(text, newline)
+    end = next((i for i, line in enumerate(lines) if DOCUMENT_END.match(line)), len(lines))
+    return Layout(lines[:end], [], lines[end:], newline)
+
+
 def read_layout(text: str, filename: str) -> Layout:
     """The file's lines sorted out; a ConfigError when it does not read as approvals, or is not
     laid out as one ``- channel: ...`` block per entry (the layout the commands write)."""
@@ -146,7 +158,7 @@ def read_layout(text: str, filename: str) -> Layout:
         spans.append((start, end))
         blocks.append(block)
     if not blocks:
-        return Layout(lines, [], [], newline)
+        return _empty_layout(text, root, newline)
     # Between two entries: the lines above the next one are its own (comments, blank lines).
     for index, block in enumerate(blocks):
         start, end = spans[index]
