@@ -162,6 +162,26 @@ def test_an_approvals_file_that_cannot_be_written_is_a_configuration_error(tmp_p
     assert not (tmp_path / "no").exists()
 
 
+def test_an_approvals_file_made_read_only_is_not_replaced(tmp_path):
+    """A file its operator made read-only (reviewed in a repository, changed there only) is
+    refused as one that cannot be written: the rename that writes it needs no right to the
+    file, and would replace it all the same."""
+    path = tmp_path / "channels.yaml"
+    path.write_text(CONFIG)
+    approvals = tmp_path / "approvals.yaml"
+    approvals.write_text(FILE)
+    approvals.chmod(0o444)
+    load = lambda: load_config(path)  # noqa: E731
+    for edit in (
+        lambda: grant(load, GATED, "python", by="a", why="b", now=NOW),
+        lambda: withdraw(load, GATED, "zlib"),
+    ):
+        with pytest.raises(ConfigError, match=r"approvals\.yaml: cannot write the approvals file"):
+            edit()
+    assert approvals.read_text() == FILE
+    assert approvals.stat().st_mode & 0o777 == 0o444
+
+
 def test_huge_or_binary_approvals_files_are_refused(tmp_path, monkeypatch):
     from sitegen.config import approvals
 

@@ -10,6 +10,7 @@ Every edit is checked by parsing the result before it is written, and written at
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -113,7 +114,12 @@ def _check(text: str, filename: str) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace the file in one rename, so a reader sees the old or the new file, whole."""
+    """Replace the file in one rename, so a reader sees the old or the new file, whole; a
+    PermissionError if the file may not be written."""
+    # The rename needs no right to the file itself: one made read-only, or that this user may
+    # not write, would be replaced all the same (and then owned by whoever replaced it).
+    if path.exists() and (not path.stat().st_mode & 0o222 or not os.access(path, os.W_OK)):
+        raise PermissionError(errno.EACCES, "the file is read-only", str(path))
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         # newline="": the text's line breaks as they are, CRLF included, never translated.
