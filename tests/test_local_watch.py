@@ -166,6 +166,30 @@ def test_waits_for_the_lock_and_for_the_folder(tmp_path: Path, watch_factory) ->
     assert time.monotonic() - started < 5
 
 
+def test_a_folder_removed_and_made_again_at_once_is_watched_again(
+    tmp_path: Path, watch_factory
+) -> None:
+    """``rm -rf incoming && mkdir incoming``: the filesystem (ext4) may give the new folder the
+    inode number of the one just removed, so it looks like the same folder; it is watched all
+    the same, and what is dropped into it is published."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    first = place(tmp_path, folder, spec("first"))
+    watch = watch_factory(folder)
+    watch.wait_for(lambda: first.name in watch.listed(), timeout=20)
+    runs = watch.runs()
+    shutil.rmtree(folder)
+    folder.mkdir()
+    # The removal's publish (held by the deletion guard) comes and goes first: what is dropped
+    # next is the new folder's to announce.
+    watch.wait_for(lambda: watch.runs() > runs)
+    watch.settled_runs()
+    place(tmp_path, folder, spec("first"))
+    second = place(tmp_path, folder, spec("second"))
+    watch.wait_for(lambda: second.name in watch.listed(), timeout=WITHIN + 2)
+    assert watch.stop() == 0
+
+
 def test_a_publish_that_fails_on_an_unexpected_error_does_not_end_the_watch(
     tmp_path: Path, watch_factory
 ) -> None:

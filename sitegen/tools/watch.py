@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import trio
@@ -82,6 +83,26 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     return (result.st_dev, result.st_ino)
 
 
+@contextmanager
+def _held(folder: Path) -> Iterator[tuple[int, int] | None]:
+    """The folder's identity (None while it is absent), its inode held open meanwhile. A
+    folder removed and made again at once (``rm -rf`` then ``mkdir``) may get the inode number
+    just freed (ext4 hands it out again), and would pass for the one watched, whose watch has
+    ended; a number still held is not handed out. O_PATH: no read permission is needed."""
+    try:
+        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        fd = None
+    if fd is None:
+        yield None
+        return
+    try:
+        result = os.fstat(fd)
+        yield (result.st_dev, result.st_ino)
+    finally:
+        os.close(fd)
+
+
 async def watch_folder(
     folder: Path, trigger: Trigger, relevant: Callable[[watchfiles.Change, str], bool]
 ) -> None:
@@ -91,32 +112,15 @@ async def watch_folder(
     unwatchable: str | None = None  # why the folder, still there, could not be watched
     polling = False
     while True:
-        identity = _identity(folder)
-        if identity is None:
-            await trio.sleep(POLL)
-            continue
-        if unwatchable is None:
-            # There at start, or back: what landed while nothing watched is published too.
-            trigger.set()
-            log.info("watching %s%s", folder, " by polling" if polling else "")
-        failed: str | None = None
-        with trio.CancelScope() as scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_notice_replacement, folder, identity, scope)
-                try:
-                    async for _changes in watchfiles.awatch(
-                        folder,
-                        watch_filter=relevant,
-                        rust_timeout=RUST_TIMEOUT_MS,
-                        # None, not False: WATCHFILES_FORCE_POLLING still applies.
-                        force_polling=True if polling else None,
-                        poll_delay_ms=int(POLL * 1000),
-                    ):
-                        trigger.set()
-                except (OSError, RuntimeError) as exc:
-                    if _identity(folder) == identity:  # still there, yet not watchable
-                        failed = str(exc)
-                scope.cancel()
+        with _held(folder) as identity:
+            if identity is None:
+                await trio.sleep(POLL)
+                continue
+            if unwatchable is None:
+                # There at start, or back: what landed while nothing watched is published too.
+                trigger.set()
+                log.info("watching %s%s", folder, " by polling" if polling else "")
+            failed = await _watch_while_there(folder, identity, trigger, relevant, polling)
         if failed is not None and not polling:
             # The operator learns why (else a limit reached looks like a watch that works),
             # and drops are published all the same, found by looking every POLL seconds.
@@ -137,6 +141,35 @@ async def watch_folder(
             log.warning("%s is gone or was replaced; looking again", folder)
             polling, unwatchable = False, None
         await trio.sleep(POLL)
+
+
+async def _watch_while_there(
+    folder: Path,
+    identity: tuple[int, int],
+    trigger: Trigger,
+    relevant: Callable[[watchfiles.Change, str], bool],
+    polling: bool,
+) -> str | None:
+    """Watch the folder until it is gone or replaced (None), or why the system will not."""
+    failed: str | None = None
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_notice_replacement, folder, identity, scope)
+            try:
+                async for _changes in watchfiles.awatch(
+                    folder,
+                    watch_filter=relevant,
+                    rust_timeout=RUST_TIMEOUT_MS,
+                    # None, not False: WATCHFILES_FORCE_POLLING still applies.
+                    force_polling=True if polling else None,
+                    poll_delay_ms=int(POLL * 1000),
+                ):
+                    trigger.set()
+            except (OSError, RuntimeError) as exc:
+                if _identity(folder) == identity:  # still there, yet not watchable
+                    failed = str(exc)
+            scope.cancel()
+    return failed
 
 
 async def _notice_replacement(
