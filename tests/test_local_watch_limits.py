@@ -1,5 +1,6 @@
-"""``sitegen watch`` where the system will not watch a folder (inotify's limits reached): it
-says why and polls the folder, so drops are still published."""
+"""``sitegen watch`` where the system will not watch a folder, wholly (inotify's limits reached:
+it says why and polls the folder, so drops are still published) or in part (a subfolder it
+may not read)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.require import without_inotify
+from testkit.require import unprivileged, without_inotify
 from testkit.site import assert_channel_consistent
 from testkit.watch import CHANNEL, place, spec
 
@@ -29,4 +30,21 @@ def test_a_folder_inotify_will_not_watch_is_polled(tmp_path: Path, watch_factory
     assert output.count("cannot watch") == 1, output
     assert "Too many open files" in output and "max_user_instances" in output, output
     assert_channel_consistent(watch.site, CHANNEL)
+    assert watch.stop() == 0
+
+
+def test_a_subfolder_the_watch_may_not_read_is_left_out_of_the_watch(
+    tmp_path: Path, watch_factory
+) -> None:
+    """A folder that is a volume of its own holds ``lost+found``, which only root may read:
+    the rest of the folder is watched all the same."""
+    folder = tmp_path / "incoming"
+    (folder / "lost+found").mkdir(parents=True)
+    (folder / "lost+found").chmod(0)
+    first = place(tmp_path, folder, spec("first"))
+    watch = watch_factory(folder, prefix=tuple(unprivileged()))
+    watch.wait_for(lambda: first.name in watch.listed(), timeout=20)
+    second = place(tmp_path, folder, spec("second"))
+    watch.wait_for(lambda: second.name in watch.listed())
+    assert "cannot watch" not in watch.output()
     assert watch.stop() == 0

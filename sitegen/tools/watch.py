@@ -163,6 +163,9 @@ async def _watch_while_there(
                     # None, not False: WATCHFILES_FORCE_POLLING still applies.
                     force_polling=True if polling else None,
                     poll_delay_ms=int(POLL * 1000),
+                    # A subfolder it may not read (lost+found) holds nothing it could publish;
+                    # else inotify refuses the whole folder.
+                    ignore_permission_denied=True,
                 ):
                     trigger.set()
             except (OSError, RuntimeError) as exc:
