@@ -48,3 +48,20 @@ def test_a_subfolder_the_watch_may_not_read_is_left_out_of_the_watch(
     watch.wait_for(lambda: second.name in watch.listed())
     assert "cannot watch" not in watch.output()
     assert watch.stop() == 0
+
+
+def test_a_polled_folder_the_watch_may_not_read_all_of_is_named_and_the_watch_goes_on(
+    tmp_path: Path, watch_factory
+) -> None:
+    """Polling (forced here as on WSL, where watchfiles polls) walks the whole folder and fails
+    on a subfolder it may not read: the watch names it and goes on, and stops cleanly."""
+    folder = tmp_path / "incoming"
+    (folder / "lost+found").mkdir(parents=True)
+    (folder / "lost+found").chmod(0)
+    place(tmp_path, folder, spec("first"))
+    prefix = (*unprivileged(), "env", "WATCHFILES_FORCE_POLLING=1")
+    watch = watch_factory(folder, prefix=prefix)
+    watch.wait_for(lambda: "trying again" in watch.output(), timeout=20)
+    output = watch.output()
+    assert "lost+found: Permission denied" in output and "Traceback" not in output, output
+    assert watch.stop() == 0

@@ -168,11 +168,19 @@ async def _watch_while_there(
                     ignore_permission_denied=True,
                 ):
                     trigger.set()
-            except (OSError, RuntimeError) as exc:
+            # except*: the watcher's own errors come bare from its start, and wrapped in an
+            # exception group from its later looks (by polling: a subfolder it may not read).
+            except* (OSError, RuntimeError) as group:
                 if _identity(folder) == identity:  # still there, yet not watchable
-                    failed = str(exc)
+                    failed = _first(group)
             scope.cancel()
     return failed
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> str:
+    """What the first error of a (nested) exception group says."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else str(first)
 
 
 async def _notice_replacement(
