@@ -25,6 +25,8 @@ LINUX = "linux-64"
 RAW = {
     '"@@INF@@"': b"1e999",
     '"@@HUGE@@"': b"1" + b"0" * 40,
+    # More digits than Python turns into an int (sys.get_int_max_str_digits(): 4300).
+    '"@@VAST@@"': b"1" + b"0" * 5000,
     "@@FF@@": b"\xff\xfe",
 }
 

@@ -74,6 +74,32 @@ async def test_huge_numbers_do_not_break_the_subdir(tmp_path: Path) -> None:
     assert_site_invariant(site)
 
 
+async def test_an_integer_of_thousands_of_digits_costs_that_record_at_most(
+    tmp_path: Path,
+) -> None:
+    """An integer of more digits than a decoder turns into a number (5,000) in one record, in
+    ``info`` and beside the records: that record is refused, those entries are left out, and
+    the rest of the subdir is published."""
+    root = tmp_path / "upstream"
+    documents = write_channel(root, GOOD, zst=True)
+    document = copy.deepcopy(documents[LINUX])
+    document["packages.conda"]["beta-2.0-h1_0.conda"]["build_number"] = "@@VAST@@"
+    document["info"]["x_count"] = "@@VAST@@"
+    document["x_total"] = "@@VAST@@"
+    set_repodata(root, LINUX, serialise(document))
+    site = make_sandbox(tmp_path)
+    with UpstreamServer(root) as server:
+        report = await mirror_unchecked(run_config(site, server.url))
+    assert report.mirrors[0].subdirs[LINUX].rejected_examples == {
+        "beta-2.0-h1_0.conda": REASON_BAD_FIELDS,
+    }, report.mirrors[0].errors
+    published = json.loads((site / CHANNEL / LINUX / "repodata.json").read_bytes())
+    listed = set(published["packages.conda"]) | set(published["packages"])
+    assert listed == filenames(GOOD, LINUX) - {"beta-2.0-h1_0.conda"}
+    assert "x_count" not in published["info"] and "x_total" not in published
+    assert_site_invariant(site)
+
+
 async def test_upstream_changing_bytes_under_the_same_name_and_size(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,7 +7,6 @@ checksum. Everything else is kept out and counted under a reason.
 
 from __future__ import annotations
 
-import json
 import mmap
 import re
 from collections import deque
@@ -19,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from sitegen.conda.lenient_json import has_bad_number, has_bad_text, loads, sound
 from sitegen.conda.record_check import (
     REASON_BAD_FIELDS,
     REASON_BAD_TEXT,
@@ -155,37 +155,13 @@ def _decode_lazily(data: bytes) -> dict[str, Any]:
 
 
 def _decode_leniently(data: bytes) -> Any:
-    """What msgspec refuses in a document that is otherwise JSON (bytes that are not UTF-8;
-    lone surrogate escapes; numbers beyond a double such as ``1e999``), the standard library
-    decodes: bad bytes become lone surrogates, and the records holding them (or non-finite
-    numbers) are then rejected one by one instead of the whole document."""
+    """The document as :func:`sitegen.conda.lenient_json.loads` reads what msgspec refuses."""
     try:
-        return json.loads(str(data, "utf-8", "surrogateescape"))  # bytes or a map alike
+        return loads(data)
     except RecursionError:
         raise RepodataError("repodata is not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise RepodataError(f"repodata is not valid JSON: {exc}") from None
-
-
-def _has_bad_text(value: Any) -> bool:
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _has_bad_number(value: Any) -> bool:
-    """True when value holds NaN or an infinity (only the lenient decoder produces them)."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except ValueError:
-        return True
-    return False
-
-
-def _sound(value: Any) -> bool:
-    return not _has_bad_text(value) and not _has_bad_number(value)
 
 
 def _label(fn: Any, secrets: SecretSearch | None = None) -> str:
@@ -326,17 +302,17 @@ def _parse_document(
         raise RepodataError("repodata 'info' is not an object")
     # Outside the records, text that is not UTF-8 (or a non-finite number) could never be
     # written out again: such entries are dropped, the rest is kept.
-    info = {k: v for k, v in info.items() if not lenient or (_sound(k) and _sound(v))}
+    info = {k: v for k, v in info.items() if not lenient or (sound(k) and sound(v))}
     info["subdir"] = subdir
     removed = document.get("removed") or []
     if not isinstance(removed, list):
         raise RepodataError("repodata 'removed' is not a list")
-    removed = [r for r in removed if isinstance(r, str) and (not lenient or _sound(r))]
+    removed = [r for r in removed if isinstance(r, str) and (not lenient or sound(r))]
     out = Repodata(subdir=subdir, info=info, removed=removed)
     for top_key, value in document.items():
         if top_key in ("info", "removed", *RECORD_SECTIONS):
             continue
-        if lenient and not (_sound(top_key) and _sound(value)):
+        if lenient and not (sound(top_key) and sound(value)):
             continue
         if is_revision_key(top_key) or lists_packages(value):
             out.rejected[f"[{_label(top_key, look)}]"] = REASON_UNMIRRORED_SECTION
@@ -392,9 +368,9 @@ def _closer_look(
 ) -> str | None:
     """Why a record check_record accepted is refused all the same: text that is not UTF-8 or
     a non-finite number (only in a lenient decode), or a secret of the mirror's URL."""
-    if reason is None and lenient and _has_bad_text(raw):
+    if reason is None and lenient and has_bad_text(raw):
         reason = REASON_BAD_TEXT
-    if reason is None and lenient and _has_bad_number(raw):
+    if reason is None and lenient and has_bad_number(raw):
         reason = REASON_BAD_FIELDS
     if reason is None and look is not None and look.in_record(fn, encoded, raw):
         reason = REASON_SECRET
