@@ -232,6 +232,25 @@ def test_a_revision_section_is_dropped_even_empty_and_a_v3_shape_under_any_key()
     assert parsed.extra == {"v2": {"note": "not a revision"}}
 
 
+def test_a_section_listing_packages_as_a_list_is_dropped_too() -> None:
+    """Records in a list rather than keyed by file name are listed packages all the same:
+    none of them was filtered or downloaded."""
+    record = raw("example", "3.0.0", build="0")
+    document = {
+        "packages.conda": {"example-1.0-h0_0.conda": raw("example", "1.0")},
+        "packages.whl": [{"fn": "example-3.0.0-py3-none-any.whl", **record}],
+        "x_channels": {"next": [record]},  # a map of such lists
+        "x_list": [1, {"name": "not a record"}],
+    }
+    parsed = parse_repodata(msgspec.json.encode(document), "linux-64")
+    assert set(parsed.records) == {"example-1.0-h0_0.conda"}
+    assert parsed.rejected == {
+        "[packages.whl]": REASON_UNMIRRORED_SECTION,
+        "[x_channels]": REASON_UNMIRRORED_SECTION,
+    }
+    assert parsed.extra == {"x_list": [1, {"name": "not a record"}]}
+
+
 def test_a_site_built_before_shards_existed_is_rebuilt_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -186,17 +186,19 @@ def _is_record(value: Any) -> bool:
     return type(value) is dict and "name" in value and ("version" in value or "build" in value)
 
 
+def _holds_records(value: Any) -> bool:
+    """A map or a list with a record among its values."""
+    if type(value) is dict:
+        return any(map(_is_record, value.values()))
+    return type(value) is list and any(map(_is_record, value))
+
+
 def lists_packages(value: Any) -> bool:
-    """True for a top-level value that holds package records: a map of them (like
-    ``packages``) or a map of such maps (CEP-48 ``v3``: extension -> stem -> record)."""
-    if type(value) is not dict:
-        return False
-    for inner in value.values():
-        if _is_record(inner):
-            return True
-        if type(inner) is dict and any(_is_record(v) for v in inner.values()):
-            return True
-    return False
+    """True for a top-level value that holds package records: a map or a list of them (like
+    ``packages``), or a map of such (CEP-48 ``v3``: extension -> stem -> record)."""
+    if _holds_records(value):
+        return True
+    return type(value) is dict and any(map(_holds_records, value.values()))
 
 
 def parse_repodata(
