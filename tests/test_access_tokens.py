@@ -177,3 +177,25 @@ def test_store_changes_wait_for_the_access_lock(tmp_path: Path) -> None:
     assert [(r.name, bool(r.revoked)) for r in store.load()] == [("first", True), ("second", False)]
     assert store.drop_channel("c/p") == ["first", "second"]
     assert store.drop_channel("c/p") == [] and store.scoped_to("c/p") == []
+
+
+@pytest.mark.unit
+def test_an_expiry_at_the_end_of_the_year_9999_is_written_in_any_local_zone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apache's files hold the expiry in local time: east of UTC the last day of 9999 ends in
+    a year no date holds. An offset that puts the expiry itself past 9999 in UTC is refused."""
+    config = tmp_path / "channels.yaml"
+    config.write_text(_config(tmp_path))
+    add = ["token", "add", "--channel", "internal/licensed", "-c", str(config)]
+    with local_zone(monkeypatch, "JST-9"):
+        assert main([*add, "forever", "--expires", "9999-12-31"]) == 0
+        (record,) = TokenStore(tmp_path / "site-access" / "tokens.json").load()
+        until = tmp_path / "site-access" / "apache" / "internal" / "licensed" / f"{record.id}.until"
+        assert until.read_text() == "99991231235959"
+        capsys.readouterr()
+        assert main([*add, "later", "--expires", "9999-12-31T23:00-05:00"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and "--expires" in err and "Traceback" not in err
+        assert main(["token", "revoke", "forever", "-c", str(config)]) == 0
+        assert until.read_text() == "00000000000000"

@@ -24,6 +24,7 @@ Every token of the store may read the site; a private channel's readers only, th
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import grp
 import hashlib
 import os
@@ -204,7 +205,13 @@ def apache_until(record: TokenRecord) -> str:
     expires = record.expires_at
     if expires is None:
         return APACHE_NEVER
-    return expires.astimezone().strftime("%Y%m%d%H%M%S")  # local time, as %{TIME} is
+    try:
+        local = expires.astimezone()  # local time, as %{TIME} is
+    except OverflowError:
+        # Local time east of UTC puts the end of 9999 in a year no date holds, past every
+        # %{TIME}; west of it, the start of year 1 before every one.
+        return APACHE_NEVER if expires.year == dt.MAXYEAR else APACHE_REVOKED
+    return local.strftime("%Y%m%d%H%M%S")
 
 
 def apache_files(config: SiteConfig, records: list[TokenRecord]) -> dict[str, str]:

@@ -213,7 +213,12 @@ def parse_expiry(text: str) -> dt.datetime:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         raise TokenError(f"--expires {text!r}: expected a date like 2027-01-31") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    try:
+        # The store keeps it in UTC, where an offset west of it may carry it past 9999.
+        return when.astimezone(dt.UTC)
+    except OverflowError:
+        raise TokenError(f"--expires {text!r}: after the year 9999 in UTC") from None
 
 
 _LISTS = ("channels", "nginx_basic_md5s")
