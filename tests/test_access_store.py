@@ -79,6 +79,14 @@ DAMAGED_STORES = [
         lambda entry: _stored({"tokens": [{**entry, "id": "A" + entry["id"][1:].upper()}]}),
     ),
     ("a hash cut short", lambda entry: _stored({"tokens": [{**entry, "apache_sha1": "ab"}]})),
+    # Two entries no two `token add` write: `token revoke NAME` would revoke one of them and
+    # leave the other active; nginx refuses a map with a key twice, every private channel.
+    ("an entry twice", lambda entry: _stored({"tokens": [entry, entry]})),
+    (
+        "a name twice",
+        lambda entry: _stored({"tokens": [entry, {**entry, "id": "0" * 12, "sha256": "0" * 64}]}),
+    ),
+    ("an id twice", lambda entry: _stored({"tokens": [entry, {**entry, "name": "ci-copy"}]})),
     (
         "an expiry that is no time",
         lambda entry: _stored({"tokens": [{**entry, "expires": "soon"}]}),

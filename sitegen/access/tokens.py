@@ -291,11 +291,22 @@ class TokenStore:
                 " token (the old one stops working)"
             )
         records = []
+        taken: dict[tuple[str, str], int] = {}  # (name or id, value) -> its entry's number
         for number, entry in enumerate(entries, 1):
             try:
-                records.append(_record(entry))
+                record = _record(entry)
             except (TypeError, ValueError) as exc:
                 raise TokenError(f"{self.path}: malformed entry {number} ({exc})") from None
+            # A copied entry: revoking its name would leave the other active, and nginx
+            # refuses a token map with a key twice (every private channel with it).
+            for key in (("name", record.name), *(("id", k) for k in _lookup_keys(record.id))):
+                if key in taken:
+                    raise TokenError(
+                        f"{self.path}: entries {taken[key]} and {number} have the same {key[0]}"
+                        " (no two tokens do: delete one)"
+                    )
+                taken[key] = number
+            records.append(record)
         return records
 
     def save(self, records: list[TokenRecord]) -> None:
