@@ -4,6 +4,7 @@ every request is denied, and nothing of it reaches a server file."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from sitegen.access.server_files import (
 from sitegen.access.tokens import TokenError, TokenStore
 from sitegen.cli import main
 from sitegen.config import SiteConfig, parse_config
+from testkit.fifo import finished_without_writer
 from testkit.tokens import NOW
 from testkit.tokens import access_config as _config
 
@@ -142,7 +144,7 @@ def test_a_store_that_cannot_be_read_is_reported(
     store.path.mkdir()
     assert main(["token", "list", "-c", str(config_path)]) == 2
     err = capsys.readouterr().err
-    assert f"{store.path}: cannot read it" in err and "Traceback" not in err
+    assert f"{store.path}: not a regular file" in err and "Traceback" not in err
 
 
 @pytest.mark.unit
@@ -181,3 +183,26 @@ def test_a_tampered_store_or_an_unknown_group_never_reaches_a_config(
     out, err = capsys.readouterr()
     assert "not a group" in err and out == ""  # no token was issued
     assert [r.name for r in store.load()] == ["ci"]
+
+
+@pytest.mark.unit
+def test_a_named_pipe_in_place_of_the_store_or_a_token_file_holds_nothing_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read as it is, a FIFO would hold every command, run (with the access lock, so all that
+    come after it too) and fetcher check for ever: one where tokens.json is is a store that
+    cannot be read, one where a token file is is replaced by the file."""
+    config_path, config, store, _token = _store_with_ci(tmp_path)
+    paths = AccessPaths.of(config)
+    os.mkfifo(paths.nginx_map)
+    assert finished_without_writer(paths.nginx_map, lambda: write_server_files(config))
+    assert paths.nginx_map.is_file() and "internal/licensed" in paths.nginx_map.read_text()
+
+    store.path.unlink()
+    os.mkfifo(store.path)
+    status: list[int] = []
+    assert finished_without_writer(
+        store.path, lambda: status.append(main(["token", "list", "-c", str(config_path)]))
+    )
+    assert status == [2]
+    assert f"{store.path}: not a regular file" in capsys.readouterr().err

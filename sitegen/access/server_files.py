@@ -41,6 +41,7 @@ from sitegen.access.tokens import (
     malformed_field,
 )
 from sitegen.config import ChannelConfig, SiteConfig
+from sitegen.config.operator_files import OperatorFileError, read_text_capped
 from sitegen.layout import (
     ACCESS_LOCK,
     APACHE_TOKENS_DIR,
@@ -275,8 +276,9 @@ def _make_dir(path: Path, mode: int, gid: int) -> None:
 
 def _write(path: Path, text: str, mode: int, gid: int) -> bool:
     """Write ``path`` unless it holds ``text`` already; whether it was written."""
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        if path.read_text(encoding="utf-8") == text:
+    # Read without blocking: a FIFO in its place must not hold the writers' lock for ever.
+    with contextlib.suppress(OSError, OperatorFileError):
+        if read_text_capped(path) == text:
             os.chmod(path, mode)
             if gid >= 0:
                 os.chown(path, -1, gid)

@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sitegen.config.access import TOKEN_NAME_RE
+from sitegen.config.operator_files import OperatorFileError, read_text_capped
 from sitegen.layout import ACCESS_LOCK
 from sitegen.store.lock import taking_turns
 
@@ -268,12 +269,13 @@ class TokenStore:
         holds anything ``token add`` would not have written (a hand-edited or damaged store),
         so that every command reports it in one line and the fetcher denies."""
         try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
+            # Opened without blocking: a FIFO in its place must not hold the reader for ever.
+            document = json.loads(read_text_capped(self.path))
         except FileNotFoundError:
             return []
-        except OSError as exc:
-            raise TokenError(f"{self.path}: cannot read it: {exc.strerror}") from None
-        except ValueError as exc:  # not UTF-8, not JSON
+        except OperatorFileError as exc:  # not a regular file, not UTF-8, unreadable
+            raise TokenError(f"{self.path}: {exc}") from None
+        except ValueError as exc:  # not JSON
             raise TokenError(f"{self.path}: not a token store: {exc}") from None
         entries = document.get("tokens", []) if isinstance(document, dict) else None
         if not isinstance(entries, list):
