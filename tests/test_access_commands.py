@@ -30,6 +30,9 @@ def test_token_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "not a private channel" in capsys.readouterr().err
     past = ["token", "add", "late", "--channel", "internal/licensed", "--expires", "2001-01-01"]
     assert main([*past, "-c", str(config)]) == 2
+    # An empty value (a script's unset variable) is no date, not a token that never expires.
+    assert main([*past[:-1], "", "-c", str(config)]) == 2
+    assert "expected a date" in capsys.readouterr().err
     assert main(["token", "add", "bad name", "-c", str(config)]) == 2
     # A line end after the name would split its line of `token list` and `token check`.
     assert main(["token", "add", "ops\n", "-c", str(config)]) == 2

@@ -100,7 +100,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     for path in args.channel:
         if path.strip("/") not in private:
             return _fail(f"{path!r} is not a private channel of {args.config}")
-    expires = parse_expiry(args.expires) if args.expires else None
+    # An empty --expires (a script's unset variable) is refused, not taken for no expiry.
+    expires = parse_expiry(args.expires) if args.expires is not None else None
     when = now()
     if expires is not None and expires <= when:
         return _fail(f"--expires {args.expires} is in the past")
