@@ -5,7 +5,10 @@ safely or not at all."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import pytest
 
 from sitegen.cli import EXIT_FAILED, EXIT_OK, main
+from sitegen.layout import runs_dir
 from testkit.upstream import ExampleUpstream
 
 pytestmark = pytest.mark.integration
@@ -220,3 +224,26 @@ def test_a_record_whose_id_ends_in_a_line_end_gets_no_page(
     assert history_ids(site) == [first["id"]]
     assert not [p.name for p in (site / "history").iterdir() if "\n" in p.name]
     ET.fromstring((site / "history/feed.atom").read_bytes())
+
+
+def test_a_named_pipe_named_like_a_record_holds_no_command(
+    tmp_path: Path, example_upstream: ExampleUpstream
+) -> None:
+    """A named pipe under a record's name held every command reading the ledger (render,
+    status, mirror) until a writer came, a stop signal included. It is passed over as any
+    unreadable record is (as a device, through a link, is: read, it would never end)."""
+    site, config = configure(tmp_path, example_upstream.url)
+    assert mirror(config) == EXIT_OK
+    (first,) = records(site)
+    os.mkfifo(runs_dir(site) / "20000101T000000.000Z-1.json")
+    for command in (["render"], ["status", "--json"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "sitegen", *command, "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,  # a hang guard: reading the pipe waits for a writer
+            check=False,
+        )
+        assert done.returncode == EXIT_OK, done.stderr
+    assert history_ids(site) == [first]
+    assert json.loads(done.stdout)["mirrors"][0]["last_run"]["id"] == first

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,17 +138,17 @@ def test_a_ledger_that_cannot_be_read_reads_empty_or_raises_when_strict(
         history.runs(strict=True)
     # A record deleted between the listing and its reading (retention) is simply gone.
     damaged.unlink()
-    read_bytes = Path.read_bytes
+    open_file = os.open
 
-    def retained(path: Path) -> bytes:
-        if path.name == f"{good.id}.json":
+    def retained(path: str | os.PathLike[str], flags: int, *args: Any) -> int:
+        if os.path.basename(path) == f"{good.id}.json":
             raise FileNotFoundError(path)
-        return read_bytes(path)
+        return open_file(path, flags, *args)
 
     later = RunReport(id="20240103T000000.000Z-1", started=3.0, ended=4.0, status=COMPLETED)
     history.save(later)
     with monkeypatch.context() as patched:
-        patched.setattr(Path, "read_bytes", retained)
+        patched.setattr(os, "open", retained)
         assert [r.id for r in history.runs(strict=True)] == [later.id]
     for record in history.directory.iterdir():
         record.unlink()

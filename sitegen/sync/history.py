@@ -16,6 +16,7 @@ from typing import Any
 
 from sitegen.config import SiteConfig
 from sitegen.layout import filtered_records_path, runs_dir
+from sitegen.store.compare import read_regular
 from sitegen.store.links_out import within
 from sitegen.store.site import Site
 from sitegen.sync.report import COMPLETED, INTERRUPTED, PRIVATE, RUNNING, RunReport
@@ -60,8 +61,10 @@ def _without_lone_surrogates(value: Any) -> Any:
 def _read_record(path: Path) -> RunReport:
     """The record in ``path``, its lone surrogates as U+FFFD (shown, not failing every page
     rendered from the ledger). Its id stays as written: it is matched against the file's name
-    (a record is its ``<id>.json``), and the pages show only ids of a run's shape."""
-    raw = path.read_bytes()
+    (a record is its ``<id>.json``), and the pages show only ids of a run's shape. A named pipe
+    or a device under a record's name (or a link to one) is an OSError, not read: it would hold
+    every command that reads the ledger, a stop signal included, or never end."""
+    raw = read_regular(path)
     text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
     data = json.loads(text)
     if isinstance(data, dict) and _may_hold_surrogate(text):
