@@ -169,6 +169,41 @@ def test_two_notices_of_one_id_are_an_error(notices: str, marker: str, words: st
 
 
 @pytest.mark.unit
+def test_two_channels_notices_of_one_id_with_other_messages_are_an_error() -> None:
+    """conda keeps the ids of the notices a user has seen in one list, whatever the channel:
+    of two channels' notices with one id, whoever saw one would never be shown the other. One
+    notice posted on several channels (one message, one id) is shown once, as it should be."""
+    text = f"""
+output: /tmp/site
+channels:
+  {CHANNEL}:
+    url: https://conda.example.org/example
+    subdirs: [linux-64]
+    notices:
+      - message: Maintenance on 2027-01-31.
+        id: maintenance
+      - message: Moving to a new host.
+        id: move
+  cloud/other:
+    url: https://conda.example.org/other
+    subdirs: [linux-64]
+    notices:
+      - message: Maintenance on 2027-01-31.
+        id: maintenance
+      - message: Read-only from 2027-02-01.
+        id: move
+"""
+    line = text.splitlines().index("      - message: Read-only from 2027-02-01.") + 1
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    (message,) = caught.value.errors
+    assert message.startswith(f"channels.yaml:{line}: channels.cloud/other.notices[1]: "), message
+    assert f"id 'move' is that of a notice of channel '{CHANNEL}' too" in message
+    shared = text.replace("Read-only from 2027-02-01.", "Moving to a new host.")
+    assert [len(c.notices) for c in parse_config(shared).channels] == [2, 2]
+
+
+@pytest.mark.unit
 def test_notices_json_is_what_conda_reads_and_leaves_out_expired_notices() -> None:
     notices = [
         ChannelNotice("Gone.", "critical", expires=NOW - timedelta(seconds=1)),

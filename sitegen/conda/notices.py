@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ class ChannelNotice:
     expires: datetime | None = None  # aware (UTC); gone from the channel after it
     interval: int | None = None  # seconds conda waits before showing it again
     id: str = ""  # stable across runs: conda remembers which ids a user has seen
+    line: int = field(default=0, compare=False)  # where channels.yaml gives it, for its errors
 
     @property
     def notice_id(self) -> str:

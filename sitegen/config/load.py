@@ -26,6 +26,7 @@ from sitegen.config.model import (
     SiteConfig,
     real_path,
 )
+from sitegen.config.notices import check_notice_ids
 from sitegen.config.operator_files import OperatorFileError, read_capped
 from sitegen.config.site_settings import (
     parse_download,
@@ -156,6 +157,7 @@ def _site(top: YamlNode, base_dir: Path | None) -> SiteConfig:
         state.attempt(partial(parse_installers, keys["installers"])) if "installers" in keys else []
     ) or []
     check_installers(installers, (channel for channel, _ in channels), state)
+    check_notice_ids((channel for channel, _ in channels), state)
     refused = folders_moved_from(c for c, _ in channels)
     if output is not None:
         refused += folders_in_site([c for c, _ in channels], output)

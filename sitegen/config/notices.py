@@ -15,10 +15,12 @@ channels:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from sitegen.conda.notices import LEVELS, ChannelNotice
-from sitegen.config.yaml_nodes import YamlNode, shown_value
+from sitegen.config.model import ChannelConfig
+from sitegen.config.yaml_nodes import ConfigError, ParseState, YamlNode, child_path, shown_value
 
 NOTICE_KEYS = ("message", "level", "created", "expires", "interval", "id")
 
@@ -68,7 +70,30 @@ def _notice(node: YamlNode) -> ChannelNotice:
         expires=expires,
         interval=keys["interval"].integer(minimum=1) if "interval" in keys else None,
         id=keys["id"].string() if "id" in keys else "",
+        line=node.line,
     )
+
+
+def check_notice_ids(channels: Iterable[ChannelConfig], state: ParseState) -> None:
+    """No two channels' notices may share an id unless they say the same. conda keeps the ids
+    of the notices a user has seen in one list for all channels, so whoever saw one of them
+    would never be shown the other; one notice posted on several channels is shown once."""
+    first: dict[str, tuple[str, ChannelNotice]] = {}
+    for channel in channels:
+        for index, notice in enumerate(channel.notices):
+            path, other = first.setdefault(notice.notice_id, (channel.path, notice))
+            if path == channel.path or other.message == notice.message:
+                continue  # one channel's own are told apart by notices_of
+            where = child_path(child_path(child_path("channels", channel.path), "notices"), index)
+            state.add(
+                ConfigError(
+                    f"{state.filename}:{notice.line}: {where}: id {shown_value(notice.notice_id)}"
+                    f" is that of a notice of channel {path!r} too (line {other.line}), with"
+                    " another message (conda remembers the ids of the notices a user has seen,"
+                    " whatever the channel); give one of them another 'id'",
+                    line=notice.line,
+                )
+            )
 
 
 def _moment(node: YamlNode, through_the_day: bool = False) -> datetime:
