@@ -38,6 +38,9 @@ def read_like_conda(data: bytes) -> list[dict[str, Any]]:
     out = []
     for notice in notices:
         assert isinstance(notice["id"], str) and notice["id"]
+        # conda keeps the ids a user has seen one a line (str.splitlines): one of several
+        # lines would never be found there, and the notice shown again and again.
+        assert notice["id"].splitlines() == [notice["id"]]
         assert isinstance(notice["message"], str)
         assert notice["level"] in ("info", "warning", "critical")
         assert "expires_at" not in notice  # would stand in for expired_at in later conda only
@@ -124,6 +127,8 @@ def test_a_notice_expiring_on_a_date_is_shown_through_that_day() -> None:
         ('- message: " \\t "\n', "message", "a message of blanks only"),
         ("- message: x\n  expires: next week\n", "next week", "expected a date"),
         ("- message: x\n  colour: red\n", "colour", "unknown key 'colour'"),
+        ('- message: x\n  id: "move\\n2027"\n', "move\\n2027", "a line break"),
+        ('- message: x\n  id: "move\\u20282027"\n', "move\\u20282027", "a line break"),
         (
             "- message: x\n  created: 2027-01-02\n  expires: 2027-01-01\n",
             "2027-01-01",

@@ -63,13 +63,18 @@ def _notice(node: YamlNode) -> ChannelNotice:
     expires = _moment(keys["expires"], through_the_day=True) if "expires" in keys else None
     if created is not None and expires is not None and expires <= created:
         raise keys["expires"].error("a notice must expire after it was created")
+    notice_id = keys["id"].string() if "id" in keys else ""
+    if notice_id and notice_id.splitlines() != [notice_id]:
+        # conda keeps the ids a user has seen one a line (read back with str.splitlines): an
+        # id of several lines is never found there, and the notice is shown again and again.
+        raise keys["id"].error("holds a line break: conda would show the notice again and again")
     return ChannelNotice(
         message=message,
         level=level,
         created=created,
         expires=expires,
         interval=keys["interval"].integer(minimum=1) if "interval" in keys else None,
-        id=keys["id"].string() if "id" in keys else "",
+        id=notice_id,
         line=node.line,
     )
 
