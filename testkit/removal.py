@@ -3,11 +3,27 @@ edited in between, and what a removal must leave of a channel."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from sitegen.cli import EXIT_OK, main
 from testkit.site import snapshot
 from testkit.upstream import ExampleUpstream
+
+# A sitegen command that kills itself (SIGKILL) as it renames into place a file whose path holds
+# argv[1]: a crash at that point, wherever the command reaches it first.
+KILLED_AT = """
+import os, signal, sys
+from sitegen.cli import main
+
+def crash(event, args):
+    if event == "os.rename" and sys.argv[1] in os.fsdecode(args[0]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(crash)
+sys.exit(main(sys.argv[2:]))
+"""
 
 
 class Mirror:
@@ -26,6 +42,12 @@ class Mirror:
 
     def run(self, *args: str) -> int:
         return main([*args, "-c", str(self.config)])
+
+    def killed(self, at: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """The command in a process of its own, killed as it renames a file whose path holds
+        ``at`` into place (see :data:`KILLED_AT`)."""
+        command = [sys.executable, "-c", KILLED_AT, at, *args, "-c", str(self.config)]
+        return subprocess.run(command, capture_output=True, timeout=120, check=False)
 
     def mirror(self) -> None:
         assert self.run("mirror", "--no-progress") == EXIT_OK

@@ -4,6 +4,7 @@ finished by the next, one given up is recorded by the run that builds the channe
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,23 @@ def test_a_removal_stopped_past_its_last_repodata_is_finished_and_recorded(
     assert not (m.site / ".sitegen/removing").exists()
     # Finished: the same command now finds nothing to do.
     assert m.run("remove", "c/old") == EXIT_CONFIG
+
+
+def test_a_removal_killed_writing_its_journal_is_finished_and_leaves_no_temporary(
+    built: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed before the journal had its name: its temporary is the killed removal's debris,
+    which the removal run again clears with the rest, so that the site verifies clean."""
+    m = built
+    killed = m.killed(".sitegen/removing/", "remove", "c/old")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [p.name for p in (m.site / ".sitegen/removing").iterdir()] != []
+
+    assert m.run("remove", "c/old") == EXIT_OK
+    assert_gone(m, "c/old", "c-old")
+    assert not (m.site / ".sitegen/removing").exists()
+    capsys.readouterr()
+    assert m.run("verify") == EXIT_OK, capsys.readouterr().out
 
 
 def test_a_removal_given_up_then_built_again_is_planned_and_recorded_anew(

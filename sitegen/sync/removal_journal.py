@@ -147,6 +147,9 @@ def _write(site: Site, journal: Journal) -> None:
     removal = journal.removal
     target = removal_journal_path(site.root, removal.path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A removal killed while writing its journal left a temporary: cleared by the removal
+    # that finishes it, or it would keep the emptied folder (and fail verify) until a run.
+    site.clean_temp_files(target.parent)
     data = {
         "channel": removal.channel,
         "subdirs": list(removal.subdirs),
