@@ -17,7 +17,7 @@ from sitegen.store.site import Site
 from sitegen.sync.report import RunReport
 from sitegen.sync.run import MirrorOptions, run_mirror
 from sitegen.tools.example_channel import PackageSpec, example_packages, write_channel
-from testkit.site import channel_config, published, snapshot
+from testkit.site import channel_config, files_holding, published, snapshot
 from testkit.upstream import ExampleUpstream
 
 CHANNEL = "cloud/example"
@@ -192,6 +192,39 @@ def test_freeze_refuses_text_that_is_not_utf8_naming_the_option(tmp_path: Path) 
     assert FrozenChannels(Site(site)).load() == {}
     assert freeze(b"--by", "Jörg".encode(), b"--reason", b"release").returncode == 0
     assert FrozenChannels(Site(site)).load()[CHANNEL].by == "Jörg"
+
+
+@pytest.mark.unit
+def test_a_secret_of_a_mirror_url_typed_into_a_freeze_is_kept_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The freeze's text is the operator's, and may hold the token of a mirror's URL (pasted
+    in to say which one leaked): it stays out of every file of the site, the freeze file
+    under .sitegen/ too, and out of what status prints."""
+    token = "tok-4f9a2c7e1b"
+    monkeypatch.setenv("MIRROR_TOKEN", token)
+    site = tmp_path / "site"
+    config = tmp_path / "channels.yaml"
+    config.write_text(
+        f"output: {site}\nchannels:\n  {CHANNEL}:\n"
+        "    url: https://conda.example.org/t/${MIRROR_TOKEN}/x\n    subdirs: [linux-64]\n"
+    )
+    freeze = ["freeze", CHANNEL, "--by", f"ops {token}", "--reason", f"{token} leaked"]
+    assert main([*freeze, "-c", str(config)]) == 0
+    assert files_holding(site, token) == []
+    entry = FrozenChannels(Site(site)).load()[CHANNEL]
+    assert entry.by.startswith("ops ") and entry.reason.endswith(" leaked")
+    # A freeze file an earlier sitegen wrote holds the text as typed: status hides it all the same.
+    FrozenChannels(Site(site)).freeze("other/channel", f"ops {token}", f"{token} leaked")
+    config.write_text(
+        config.read_text()
+        + "  other/channel:\n    url: https://conda.example.org/y\n    subdirs: [linux-64]\n"
+    )
+    capsys.readouterr()
+    for options in ([], ["--json"]):
+        assert main(["status", *options, "-c", str(config)]) == 0
+        said = capsys.readouterr().out
+        assert "other/channel" in said and " leaked" in said and token not in said
 
 
 @pytest.mark.unit

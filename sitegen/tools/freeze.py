@@ -8,7 +8,7 @@ editing the file, and ``unfreeze`` says so instead of pretending.
 
 from __future__ import annotations
 
-from sitegen.config import ChannelConfig, ConfigError, SiteConfig
+from sitegen.config import ChannelConfig, ConfigError, SiteConfig, make_scrub
 from sitegen.store.frozen import FrozenChannels
 from sitegen.store.site import Site
 
@@ -25,7 +25,10 @@ def find_channel(config: SiteConfig, path: str) -> ChannelConfig:
 def freeze(config: SiteConfig, path: str, by: str, reason: str) -> str:
     channel = find_channel(config, path)
     site = Site(config.output)
-    added = FrozenChannels(site).freeze(channel.path, by, reason)
+    # The text is the operator's, kept in the site and shown by status and the pages: the
+    # secrets the configuration holds (a leaked token named in the reason) are hidden in it.
+    scrub = make_scrub(config)
+    added = FrozenChannels(site).freeze(channel.path, scrub(by), scrub(reason))
     if not added:
         return f"{channel.path} was already frozen"
     also = " (channels.yaml freezes it as well)" if channel.frozen else ""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sitegen.config import SiteConfig, schedule
+from sitegen.config import SiteConfig, make_scrub, schedule
 from sitegen.layout import progress_path
 from sitegen.store.frozen import FreezeEntry, FrozenChannels, FrozenStateError
 from sitegen.store.lock import lock_holder, may_have_written, process_started
@@ -261,10 +261,12 @@ def build_status(
         if r.status == RUNNING and (active is None or r.id != active.id)
     )
     freezes = freezes or {}
+    # A freeze file an earlier sitegen wrote holds the operator's text as typed.
+    scrub = make_scrub(config)
     frozen = tuple(
         FrozenChannel(c.path, True)
         if c.frozen
-        else FrozenChannel(c.path, False, entry.by, entry.reason, entry.when)
+        else FrozenChannel(c.path, False, scrub(entry.by), scrub(entry.reason), entry.when)
         for c in config.channels
         if c.frozen or (entry := freezes.get(c.path)) is not None
     )
