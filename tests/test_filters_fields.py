@@ -40,6 +40,22 @@ def test_include_builds():
     assert result.candidates == {}
 
 
+def test_build_globs_compare_in_any_case_as_a_spec_and_conda_mirror_do():
+    # conda-mirror's `build: 'PY2*'` translates to builds.exclude (or a spec `six * PY2*`);
+    # each must leave out what conda-mirror did, and what the other leaves out.
+    records = [
+        rec("six", "1.16.0", "py27_0"),
+        rec("six", "1.16.0", "Py2_1"),
+        rec("six", "2", "h1_0"),
+    ]
+    py2 = {"six-1.16.0-py27_0.conda", "six-1.16.0-Py2_1.conda"}
+    by_spec = run(records, FilterSpec(exclude_specs=("six * PY2*",)))
+    assert set(by_spec.excluded) == py2
+    result = run(records, FilterSpec(exclude_builds=("PY2*",)))
+    assert result.excluded == dict.fromkeys(py2, f.REASON_BUILD_EXCLUDED)
+    assert kept(run(records, FilterSpec(include_builds=("PY2*",)))) == py2
+
+
 def test_build_exclude_is_checked_before_include():
     records = [rec("a", build="py27_cuda")]
     result = run(records, FilterSpec(include_builds=("*cuda",), exclude_builds=("py2*",)))

@@ -1,4 +1,4 @@
-"""``builds``: include and exclude records by build string glob (case-sensitive)."""
+"""``builds``: include and exclude records by build string glob, in any case."""
 
 from __future__ import annotations
 
@@ -32,13 +32,15 @@ def check_level(spec: FilterSpec) -> Iterator[str]:
 
 
 def predicate(spec: FilterSpec, context: FilterContext) -> Check | None:
-    exclude = glob_matcher(spec.exclude_builds)
-    include = glob_matcher(spec.include_builds)
+    # Folded as a spec's build glob and conda-mirror's blacklist compare it, so that
+    # ``builds.exclude`` leaves out what their ``py2*`` does.
+    exclude = glob_matcher(spec.exclude_builds, lower=True)
+    include = glob_matcher(spec.include_builds, lower=True)
     if exclude is None and include is None:
         return None
 
     def check_build(record: Record, name: str) -> str | None:
-        build = record.build
+        build = record.build.lower()
         if exclude is not None and exclude(build):
             return REASON_BUILD_EXCLUDED
         if include is not None and not include(build):
