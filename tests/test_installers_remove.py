@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from sitegen.store.site import Site
 from sitegen.sync.history import History
 from testkit.installers import serve_index, write_folder
 from testkit.site import snapshot
+from testkit.site_lock import lock_held
 from testkit.upstream import ExampleUpstream, UpstreamServer
 
 pytestmark = pytest.mark.integration
@@ -158,23 +157,8 @@ def test_refusals_touch_nothing(factory, capsys: pytest.CaptureFixture[str]) -> 
 def test_a_run_holding_the_lock_keeps_the_removal_out(factory) -> None:
     s = factory()
     before = s.everything()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; from pathlib import Path; from sitegen.store.lock import SiteLock\n"
-            f"SiteLock(Path({str(s.site / '.sitegen')!r})).acquire(); print('locked', flush=True)\n"
-            "time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with lock_held(s.site / ".sitegen"):
         assert s.run("remove", "miniconda") == EXIT_LOCKED
-    finally:
-        holder.kill()
-        holder.wait()
     assert s.everything() == before
 
 

@@ -4,8 +4,6 @@ write none."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from sitegen.cli import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK, main
 from sitegen.store.lock import SiteLock, SiteLocked
 from testkit.site import write_cli_config
+from testkit.site_lock import lock_held
 from testkit.upstream import ExampleUpstream
 
 
@@ -31,19 +30,7 @@ def test_second_concurrent_run_exits_3(tmp_path: Path, example_upstream: Example
 @pytest.mark.integration
 def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     state = tmp_path / "site" / ".sitegen"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from sitegen.store.lock import SiteLock\n"
-            f"SiteLock(Path({str(state)!r})).acquire(); print('locked', flush=True); time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held(state) as holder:
         with pytest.raises(SiteLocked):
             SiteLock(state).acquire()
         holder.kill()
@@ -51,9 +38,6 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
         lock = SiteLock(state)
         lock.acquire()  # the kernel released the dead holder's flock: no stale lock
         lock.release()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.unit

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from sitegen.cli import EXIT_OK, main
 from sitegen.layout import progress_path
 from sitegen.sync.report import COMPLETED
+from testkit.site_lock import lock_held
 from testkit.upstream import ExampleUpstream
 
 
@@ -45,26 +44,11 @@ def test_status_command_after_a_run_and_while_one_holds_the_lock(
     assert data["running"] is None
     assert data["channels"][0]["bytes"] > 0 and data["channels"][0]["files"] > 0
 
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; from pathlib import Path; from sitegen.store.lock import SiteLock\n"
-            f"SiteLock(Path({str(site / '.sitegen')!r})).acquire(); print('locked', flush=True)\n"
-            "time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with lock_held(site / ".sitegen") as holder:
         assert main(["status", "-c", str(config)]) == EXIT_OK
         text = capsys.readouterr().out
         assert f"running: pid {holder.pid} holds the site lock" in text
         assert "mirror c-x (channel c/x, schedule @daily)" in text
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.integration
@@ -81,19 +65,7 @@ def test_status_does_not_take_a_killed_runs_record_for_a_holder_that_reused_its_
         f"output: {site}\nchannels:\n  c/x:\n    url: http://127.0.0.1:1/c\n"
         "    subdirs: [linux-64]\n"
     )
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; from pathlib import Path; from sitegen.store.lock import SiteLock\n"
-            f"SiteLock(Path({str(site / '.sitegen')!r})).acquire(); print('locked', flush=True)\n"
-            "time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with lock_held(site / ".sitegen") as holder:
         killed = "20260102T104000.000Z-1"
         started = time.time() - 3600
         (site / "history" / "runs").mkdir(parents=True)
@@ -108,9 +80,6 @@ def test_status_does_not_take_a_killed_runs_record_for_a_holder_that_reused_its_
         assert data["running"]["pid"] == holder.pid
         assert data["running"]["id"] is None and data["running"]["progress"] is None, data
         assert [u["id"] for u in data["unfinished"]] == [killed]
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.integration
