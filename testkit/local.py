@@ -197,17 +197,22 @@ def write_header_bomb(
     return path
 
 
+def index_member(index: dict[str, Any]) -> bytes:
+    """info/index.json as the first member of a tar (its header, text and padding), with no end
+    of archive: what follows it is the caller's."""
+    data = json.dumps(index).encode()
+    header = tarfile.TarInfo("info/index.json")
+    header.size = len(data)
+    return header.tobuf(tarfile.GNU_FORMAT) + data + bytes(-len(data) % tarfile.BLOCKSIZE)
+
+
 def write_member_flood(path: Path, index: dict[str, Any], count: int) -> Path:
     """A .tar.bz2 of info/index.json and then ``count`` empty members, all named ``share/x``:
     half a KiB of tar each, a few bytes of bzip2 per thousand."""
     compressor = bz2.BZ2Compressor(9)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as out:
-        data = json.dumps(index).encode()
-        header = tarfile.TarInfo("info/index.json")
-        header.size = len(data)
-        padding = bytes(-len(data) % tarfile.BLOCKSIZE)
-        out.write(compressor.compress(header.tobuf(tarfile.GNU_FORMAT) + data + padding))
+        out.write(compressor.compress(index_member(index)))
         block = tarfile.TarInfo("share/x").tobuf(tarfile.GNU_FORMAT) * 1000
         for _ in range(count // 1000):
             out.write(compressor.compress(block))
@@ -226,11 +231,7 @@ def write_payload_bomb(
     zeros = bz2.compress(bytes(block))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as out:
-        data = json.dumps(index).encode()
-        header = tarfile.TarInfo("info/index.json")
-        header.size = len(data)
-        padding = bytes(-len(data) % tarfile.BLOCKSIZE)
-        out.write(bz2.compress(header.tobuf(tarfile.GNU_FORMAT) + data + padding))
+        out.write(bz2.compress(index_member(index)))
         for number in range(payload // member):
             header = tarfile.TarInfo(f"info/pad{number}")
             header.size = member
